@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { InvalidInstanceError } from '../errors.ts';
+import { INSTANCE_PROTOCOLS, type Instance, type InstanceProtocol } from './instance.ts';
+
+/** Highest weight accepted from a registry; larger values are refused as likely mistakes. */
+export const MAX_INSTANCE_WEIGHT = 1_000_000;
+
+/** A registry entry before decoding: the service it sits under, its node or key name, its raw value. */
+export interface RawInstance {
+  readonly service: string;
+  /** The last path segment: znode name or the key's suffix after `<prefix>/<service>/`. */
+  readonly name: string;
+  readonly data: Uint8Array | string | null | undefined;
+}
+
+/** Outcome of decoding one entry: failures are values so one bad entry never stops its siblings. */
+export type DecodeResult = { ok: true; instance: Instance } | { ok: false; error: InvalidInstanceError };
+
+const host = z.string().min(1).max(253).regex(/^[^\s/]+$/, 'must be a host name or IP address without spaces or slashes');
+const port = z.int().min(1).max(65_535);
+const weight = z.number().int().min(0).max(MAX_INSTANCE_WEIGHT);
+const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
+
+const nativePayload = z.object({
+  id: z.string().min(1).max(256).optional(),
+  service: z.string().min(1).optional(),
+  host,
+  port,
+  weight: weight.optional(),
+  protocol: z.enum(INSTANCE_PROTOCOLS).optional(),
+  metadata: metadata.optional(),
+});
+
+/** Curator `ServiceInstance` as Spring Cloud Zookeeper writes it (`payload` is a `ZookeeperInstance`). */
+const curatorPayload = z.object({
+  name: z.string().min(1),
+  id: z.string().min(1).max(256),
+  address: host,
+  port: port.nullable().optional(),
+  sslPort: port.nullable().optional(),
+  payload: z
+    .object({ metadata: metadata.nullable().optional() })
+    .loose()
+    .nullable()
+    .optional(),
+});
+
+/**
+ * Decodes one registry entry. Accepts, in order: the native JSON payload, Curator / Spring Cloud
+ * Zookeeper `ServiceInstance` JSON, and a bare `host:port` name with empty data (weight 1).
+ */
+export function decodeInstance(raw: RawInstance): DecodeResult {
+  try {
+    return { ok: true, instance: decodeOrThrow(raw) };
+  } catch (error) {
+    const invalid =
+      error instanceof InvalidInstanceError
+        ? error
+        : new InvalidInstanceError(`${raw.service}/${raw.name}: ${String(error)}`, { cause: error });
+    return { ok: false, error: invalid };
+  }
+}
+
+/** The native JSON payload the registry agent writes for an instance. */
+export function encodeInstance(instance: Instance): string {
+  const { id, service, host, port, weight, protocol, metadata } = instance;
+  return JSON.stringify({ id, service, host, port, weight, protocol, metadata });
+}
+
+function decodeOrThrow(raw: RawInstance): Instance {
+  const text = typeof raw.data === 'string' ? raw.data : raw.data ? Buffer.from(raw.data).toString('utf8') : '';
+  const where = `${raw.service}/${raw.name}`;
+  if (text.trim() === '') return decodeHostPortName(raw, where);
+
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidInstanceError(`${where}: data is not JSON (${(error as Error).message})`, { cause: error });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new InvalidInstanceError(`${where}: data must be a JSON object`);
+  }
+  if ('address' in json && 'name' in json) return decodeCurator(raw, json, where);
+
+  const parsed = nativePayload.safeParse(json);
+  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const value = parsed.data;
+  return {
+    id: value.id ?? raw.name,
+    service: raw.service,
+    host: value.host,
+    port: value.port,
+    weight: value.weight ?? 1,
+    protocol: value.protocol ?? 'http',
+    metadata: value.metadata ?? {},
+  };
+}
+
+function decodeCurator(raw: RawInstance, json: object, where: string): Instance {
+  const parsed = curatorPayload.safeParse(json);
+  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  const value = parsed.data;
+  const plainPort = value.port ?? undefined;
+  const sslPort = value.sslPort ?? undefined;
+  const chosenPort = plainPort ?? sslPort;
+  if (chosenPort === undefined) throw new InvalidInstanceError(`${where}: Curator instance has neither port nor sslPort`);
+  const meta: Record<string, string> = { ...(value.payload?.metadata ?? {}) };
+  const metaWeight = meta.weight === undefined ? undefined : Number(meta.weight);
+  const protocol: InstanceProtocol = plainPort === undefined ? 'https' : 'http';
+  return {
+    id: value.id,
+    service: raw.service,
+    host: value.address,
+    port: chosenPort,
+    weight: metaWeight !== undefined && weight.safeParse(metaWeight).success ? metaWeight : 1,
+    protocol,
+    metadata: meta,
+  };
+}
+
+function decodeHostPortName(raw: RawInstance, where: string): Instance {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.name);
+  if (!match) throw new InvalidInstanceError(`${where}: empty data and the name is not host:port`);
+  const parsedHost = host.safeParse(match[1] ?? match[2]);
+  const parsedPort = port.safeParse(Number(match[3]));
+  if (!parsedHost.success || !parsedPort.success) throw new InvalidInstanceError(`${where}: name is not a valid host:port`);
+  return {
+    id: raw.name,
+    service: raw.service,
+    host: parsedHost.data,
+    port: parsedPort.data,
+    weight: 1,
+    protocol: 'http',
+    metadata: {},
+  };
+}

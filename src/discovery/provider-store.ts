@@ -1,0 +1,101 @@
+import { BehaviorSubject, Observable, Subject } from 'rxjs';
+import type { Logger } from '../logger.ts';
+import { invalidInstancesTotal, providerSnapshotsTotal, providerStale } from '../metrics.ts';
+import { decodeInstance, type RawInstance } from './instance-codec.ts';
+import { sameInstances, sortInstances, type Instance } from './instance.ts';
+import type { ProviderSnapshot, ProviderState, ProviderStatus } from './provider.ts';
+
+/**
+ * The state every provider shares: latest snapshot per service, status, decoding with
+ * skip-and-count of bad entries, and deduplication so that an unchanged set is never re-emitted.
+ * Providers only read their registry and call `publish`, `setStatus` and `complete`.
+ */
+export class ProviderStore {
+  readonly snapshots$: Observable<ProviderSnapshot>;
+  readonly status$: Observable<ProviderStatus>;
+
+  private readonly latest = new Map<string, ProviderSnapshot>();
+  private readonly changes = new Subject<ProviderSnapshot>();
+  private readonly status: BehaviorSubject<ProviderStatus>;
+  /** Bad entries already reported, keyed by service, name and data, so a re-list does not log them again. */
+  private readonly reportedInvalid = new Set<string>();
+
+  constructor(
+    readonly provider: string,
+    private readonly log: Logger,
+  ) {
+    this.status = new BehaviorSubject<ProviderStatus>({ provider, state: 'connecting', since: Date.now() });
+    this.status$ = this.status.asObservable();
+    this.snapshots$ = new Observable<ProviderSnapshot>((subscriber) => {
+      for (const snapshot of this.latest.values()) subscriber.next(snapshot);
+      return this.changes.subscribe(subscriber);
+    });
+  }
+
+  /** Services with a published snapshot, including those whose last snapshot is empty. */
+  services(): string[] {
+    return [...this.latest.keys()];
+  }
+
+  /** The last snapshot published for `service`. */
+  get(service: string): ProviderSnapshot | undefined {
+    return this.latest.get(service);
+  }
+
+  /**
+   * Decodes `entries` and publishes the resulting set for `service` unless it equals the last one.
+   * Bad entries are skipped, logged once per distinct payload, and counted.
+   */
+  publishRaw(service: string, entries: readonly RawInstance[], revision: string): void {
+    const instances: Instance[] = [];
+    let invalid = 0;
+    for (const entry of entries) {
+      const result = decodeInstance(entry);
+      if (result.ok) {
+        instances.push(result.instance);
+        continue;
+      }
+      invalid += 1;
+      const key = `${service}\0${entry.name}\0${typeof entry.data === 'string' ? entry.data : Buffer.from(entry.data ?? []).toString('base64')}`;
+      if (!this.reportedInvalid.has(key)) {
+        this.reportedInvalid.add(key);
+        invalidInstancesTotal.inc({ provider: this.provider, service });
+        this.log.warn({ service, entry: entry.name, err: result.error.message }, 'skipping invalid registry entry');
+      }
+    }
+    this.publish(service, instances, revision, invalid);
+  }
+
+  /** Publishes an already decoded set for `service` unless it equals the last one. */
+  publish(service: string, instances: Iterable<Instance>, revision: string, invalid = 0): void {
+    const sorted = sortInstances(instances);
+    const previous = this.latest.get(service);
+    if (previous && previous.invalid === invalid && sameInstances(previous.instances, sorted)) return;
+    const snapshot: ProviderSnapshot = { provider: this.provider, service, instances: sorted, revision, invalid };
+    this.latest.set(service, snapshot);
+    providerSnapshotsTotal.inc({ provider: this.provider });
+    this.changes.next(snapshot);
+  }
+
+  /** Moves to `state`; a repeated state is not re-emitted. */
+  setStatus(state: ProviderState, reason?: string): void {
+    const current = this.status.getValue();
+    if (current.state === state) return;
+    providerStale.set({ provider: this.provider }, state === 'stale' ? 1 : 0);
+    if (state === 'connected') this.log.info({ from: current.state }, 'registry connected');
+    else this.log.warn({ from: current.state, reason }, `registry ${state}`);
+    this.status.next({ provider: this.provider, state, since: Date.now(), ...(reason === undefined ? {} : { reason }) });
+  }
+
+  /** The current status. */
+  currentStatus(): ProviderStatus {
+    return this.status.getValue();
+  }
+
+  /** Marks the provider closed and completes both streams. */
+  complete(): void {
+    this.setStatus('closed');
+    this.status.complete();
+    this.changes.complete();
+  }
+}

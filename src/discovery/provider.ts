@@ -1,0 +1,53 @@
+import type { Observable } from 'rxjs';
+import type { Instance } from './instance.ts';
+
+/**
+ * Connection state of a provider. `stale` means the registry is unreachable and the last good
+ * instance sets are still served; nothing is cleared because a registry went away.
+ */
+export type ProviderState = 'connecting' | 'connected' | 'stale' | 'closed';
+
+/** A provider's state and since when it holds; emitted on every change. */
+export interface ProviderStatus {
+  readonly provider: string;
+  readonly state: ProviderState;
+  /** Epoch milliseconds of the transition into `state`. */
+  readonly since: number;
+  /** Why the provider left `connected`, when it did. */
+  readonly reason?: string;
+}
+
+/**
+ * The whole instance set of one service as one provider sees it (never a delta). An empty
+ * `instances` means the registry itself says the service has no instances.
+ */
+export interface ProviderSnapshot {
+  readonly provider: string;
+  readonly service: string;
+  /** Sorted by id; equal sets are equal arrays. */
+  readonly instances: readonly Instance[];
+  /** Registry revision the set was read at (ZooKeeper zxid, etcd revision, file mtime), as text. */
+  readonly revision: string;
+  /** Entries under the service that were skipped because their payload failed validation. */
+  readonly invalid: number;
+}
+
+/**
+ * A source of per-service snapshots: ZooKeeper, etcd or a file. Implementations share one core
+ * (`ProviderStore`) for decoding, deduplication, status and metrics.
+ */
+export interface DiscoveryProvider {
+  /** Unique among the configured providers, e.g. `zk:127.0.0.1:2181/services`; tags snapshots. */
+  readonly name: string;
+  /**
+   * Replays the latest snapshot of every known service on subscribe, then emits each changed
+   * set. Never errors; completes after `close()`.
+   */
+  readonly snapshots$: Observable<ProviderSnapshot>;
+  /** Replays the current status on subscribe, then each transition. Completes after `close()`. */
+  readonly status$: Observable<ProviderStatus>;
+  /** Connects and starts watching; failures are retried with backoff and reported on `status$`. */
+  start(): void;
+  /** Stops watching and releases connections; idempotent. Snapshots already emitted stay valid. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,40 @@
+/** Base of every Switchboard error: a stable machine-readable `code`, the original error on `cause`. */
+export class SwitchboardError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A registry entry that could not be decoded; the entry is skipped, its siblings still serve. */
+export class InvalidInstanceError extends SwitchboardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SB_INVALID_INSTANCE', message, options);
+  }
+}
+
+/** A configuration or list file that was refused; `path` names the file, the message the reason. */
+export class ConfigFileError extends SwitchboardError {
+  readonly path: string;
+
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super('SB_CONFIG_INVALID', `${path}: ${reason}`, options);
+    this.path = path;
+  }
+}
+
+/** A registry that could not be reached or answered with an error. */
+export class RegistryError extends SwitchboardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SB_REGISTRY', message, options);
+  }
+}
+
+/** Best-effort human text for any thrown value, for logs. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
