@@ -1,0 +1,110 @@
+import { TestScheduler } from 'rxjs/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DiscoveryAggregator } from './discovery-aggregator.ts';
+import type { RawInstance } from './instance-codec.ts';
+import type { ServiceConf } from './load-balance-conf.ts';
+import { StaticProvider } from './static/index.ts';
+
+function entries(...ports: number[]): RawInstance[] {
+  return ports.map((port) => ({ service: 'user', name: `127.0.0.1:${port}`, data: null }));
+}
+
+const ports = (conf: ServiceConf) => conf.instances.map((instance) => instance.port);
+
+describe('DiscoveryAggregator', () => {
+  const open: DiscoveryAggregator[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((aggregator) => aggregator.close()));
+  });
+
+  function aggregate(providers: StaticProvider[], scheduler?: TestScheduler): DiscoveryAggregator {
+    const aggregator = new DiscoveryAggregator(providers, { throttleMs: 10, ...(scheduler ? { scheduler } : {}) });
+    open.push(aggregator);
+    aggregator.start();
+    return aggregator;
+  }
+
+  it('passes the first change at once and collapses a burst into its newest set', () => {
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(({ cold, expectObservable }) => {
+      const provider = new StaticProvider('p');
+      const aggregator = aggregate([provider], scheduler);
+      // Five updates at frames 0-4, then one at 30: the window of 10 lets through 0, the trailing 4, then 30.
+      cold('abcde 25ms f').subscribe((step) => {
+        const sets: Record<string, number[]> = { a: [1], b: [1, 2], c: [1, 2, 3], d: [1, 2, 3, 4], e: [1, 2, 3, 4, 5], f: [9] };
+        provider.replace(new Map([['user', entries(...sets[step]!)]]));
+      });
+      expectObservable(aggregator.service('user').conf$, '^ 40ms !').toBe('a 9ms b 19ms c', {
+        a: expect.objectContaining({ version: 1, instances: [expect.objectContaining({ port: 1 })] }),
+        b: expect.objectContaining({ version: 2, instances: entries(1, 2, 3, 4, 5).map((e) => expect.objectContaining({ id: e.name })) }),
+        c: expect.objectContaining({ version: 3, instances: [expect.objectContaining({ port: 9 })] }),
+      });
+    });
+  });
+
+  it('drops a value whose instances equal the current ones', () => {
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(({ cold, expectObservable }) => {
+      const first = new StaticProvider('first');
+      const second = new StaticProvider('second');
+      const aggregator = aggregate([first, second], scheduler);
+      cold('a 20ms b').subscribe((step) => {
+        if (step === 'a') first.replace(new Map([['user', entries(1)]]));
+        // The second provider lists the same address: the union is unchanged, so nothing is emitted.
+        else second.replace(new Map([['user', entries(1)]]));
+      });
+      expectObservable(aggregator.service('user').conf$, '^ 40ms !').toBe('a', {
+        a: expect.objectContaining({ version: 1 }),
+      });
+    });
+  });
+
+  it('unions providers and keeps the first-listed provider on an address clash', async () => {
+    const zk = new StaticProvider('zk');
+    const etcd = new StaticProvider('etcd');
+    const aggregator = aggregate([zk, etcd]);
+    etcd.replace(new Map([['user', [{ service: 'user', name: 'e', data: '{"host":"127.0.0.1","port":1,"weight":7}' }, ...entries(2)]]]));
+    zk.replace(new Map([['user', [{ service: 'user', name: 'z', data: '{"host":"127.0.0.1","port":1,"weight":3}' }]]]));
+    const conf = await new Promise<ServiceConf>((resolve) => {
+      aggregator.service('user').conf$.subscribe((value) => {
+        if (value.instances.length === 2 && value.sources.get('127.0.0.1:1') === 'zk') resolve(value);
+      });
+    });
+    expect(ports(conf)).toEqual([2, 1]);
+    expect(conf.instances.find((instance) => instance.port === 1)?.weight).toBe(3);
+    expect(conf.sources.get('127.0.0.1:2')).toBe('etcd');
+  });
+
+  it('replays the current conf to an observer that attaches late and lists known services', async () => {
+    const provider = new StaticProvider('p');
+    const aggregator = aggregate([provider]);
+    provider.replace(new Map([['user', entries(5)], ['order', []]]));
+    const late = await new Promise<ServiceConf>((resolve) => {
+      const poll = () => {
+        if (aggregator.service('user').current()) aggregator.service('user').conf$.subscribe(resolve);
+        else setImmediate(poll);
+      };
+      poll();
+    });
+    expect(ports(late)).toEqual([5]);
+    const names = await new Promise<readonly string[]>((resolve) => aggregator.services$.subscribe(resolve));
+    expect(names).toEqual(['order', 'user']);
+  });
+
+  it('reports every provider status in configuration order', async () => {
+    const aggregator = aggregate([new StaticProvider('a'), new StaticProvider('b')]);
+    const statuses = await new Promise<readonly string[]>((resolve) =>
+      aggregator.statuses$.subscribe((list) => resolve(list.map((status) => `${status.provider}:${status.state}`))),
+    );
+    expect(statuses).toEqual(['a:connected', 'b:connected']);
+  });
+
+  it('completes conf$ for observers on close', async () => {
+    const aggregator = aggregate([new StaticProvider('p')]);
+    let completed = false;
+    aggregator.service('user').conf$.subscribe({ complete: () => (completed = true) });
+    await aggregator.close();
+    open.length = 0;
+    expect(completed).toBe(true);
+  });
+});

@@ -1,0 +1,115 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { firstValueFrom, filter, type Observable } from 'rxjs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ProviderSnapshot, ProviderStatus } from '../provider.ts';
+import { FileProvider, parseInstanceList } from './index.ts';
+
+const DEADLINE_MS = 5_000;
+
+function until<T>(source$: Observable<T>, predicate: (value: T) => boolean): Promise<T> {
+  return firstValueFrom(source$.pipe(filter(predicate)), { defaultValue: undefined as T }).then((value) => {
+    if (value === undefined) throw new Error('stream completed before the condition held');
+    return value;
+  });
+}
+
+function withDeadline<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${DEADLINE_MS} ms: ${what}`)), DEADLINE_MS);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+describe('FileProvider', () => {
+  let dir: string;
+  let path: string;
+  let provider: FileProvider;
+  let seen: ProviderSnapshot[];
+
+  /** Writes the file the way editors do: a temporary file renamed over the old one. */
+  async function save(text: string): Promise<void> {
+    const temporary = join(dir, `.tmp-${Math.random()}`);
+    await writeFile(temporary, text);
+    await rename(temporary, path);
+  }
+
+  const snapshotOf = (service: string, predicate: (snapshot: ProviderSnapshot) => boolean) =>
+    withDeadline(until(provider.snapshots$, (s) => s.service === service && predicate(s)), `snapshot of ${service}`);
+  const statusWhere = (predicate: (status: ProviderStatus) => boolean) => withDeadline(until(provider.status$, predicate), 'status');
+  const ports = (snapshot: ProviderSnapshot) => snapshot.instances.map((instance) => instance.port);
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-file-'));
+    path = join(dir, 'instances.yaml');
+    await save('services:\n  user:\n    - 127.0.0.1:8081\n    - { host: 127.0.0.1, port: 8082, weight: 5 }\n  order: []\n');
+    provider = new FileProvider({ path, debounceMs: 10 });
+    seen = [];
+    provider.snapshots$.subscribe((snapshot) => seen.push(snapshot));
+    provider.start();
+    await statusWhere((status) => status.state === 'connected');
+  });
+
+  afterEach(async () => {
+    await provider.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('publishes every service of the file with its weights', async () => {
+    const user = await snapshotOf('user', () => true);
+    expect(user.instances.map((i) => [i.port, i.weight])).toEqual([[8081, 1], [8082, 5]]);
+    expect((await snapshotOf('order', () => true)).instances).toEqual([]);
+  });
+
+  it('applies an edit and empties a service that left the file', async () => {
+    await save('services:\n  user:\n    - 127.0.0.1:9001\n');
+    expect(ports(await snapshotOf('user', (s) => ports(s).includes(9001)))).toEqual([9001]);
+    const order = seen.filter((snapshot) => snapshot.service === 'order');
+    expect(order.at(-1)?.instances).toEqual([]);
+  });
+
+  it('refuses a broken file with its path and reason, keeps the lists, and applies the next good version', async () => {
+    const before = seen.length;
+    await save('services:\n  user: [127.0.0.1:1\n');
+    const refused = await statusWhere((status) => status.state === 'stale');
+    expect(refused.reason).toContain(path);
+    expect(refused.reason).toMatch(/not valid YAML or JSON/);
+    expect(seen.length).toBe(before);
+
+    await save('services:\n  user:\n    - 127.0.0.1:9002\n');
+    await statusWhere((status) => status.state === 'connected');
+    expect(ports(await snapshotOf('user', (s) => ports(s).includes(9002)))).toEqual([9002]);
+  });
+
+  it('refuses a deleted file and keeps serving the last lists', async () => {
+    await rm(path);
+    const refused = await statusWhere((status) => status.state === 'stale');
+    expect(refused.reason).toMatch(/cannot be read/);
+    expect(seen.every((snapshot) => snapshot.service !== 'user' || snapshot.instances.length === 2)).toBe(true);
+  });
+
+  it('skips a bad entry and serves its siblings', async () => {
+    await save('services:\n  user:\n    - 127.0.0.1:8081\n    - { host: 127.0.0.1, port: 99999 }\n    - 127.0.0.1:8083\n');
+    const user = await snapshotOf('user', (s) => s.invalid === 1);
+    expect(ports(user)).toEqual([8081, 8083]);
+  });
+});
+
+describe('parseInstanceList', () => {
+  it.each([
+    { text: 'services: 3', reason: /services: / },
+    { text: 'servics: {}', reason: /services: .*expected record.*; \(root\): Unrecognized key.*servics/ },
+    { text: 'services:\n  user: {a: 1}', reason: /services\.user: / },
+    { text: '{"services": {"user": [1]}}', reason: /services\.user\.0: / },
+  ])('refuses $text naming the path and the place', ({ text, reason }) => {
+    expect(() => parseInstanceList('/etc/sb/list.yaml', text)).toThrow(/^\/etc\/sb\/list\.yaml: /);
+    expect(() => parseInstanceList('/etc/sb/list.yaml', text)).toThrow(reason);
+  });
+
+  it('reads JSON as well as YAML and names object entries by id or address', () => {
+    const list = parseInstanceList('x.json', '{"services":{"user":[{"id":"u1","host":"h","port":1},{"host":"h","port":2},"h:3"]}}');
+    expect(list.get('user')?.map((entry) => entry.name)).toEqual(['u1', 'h:2', 'h:3']);
+  });
+});

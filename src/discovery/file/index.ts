@@ -1,0 +1,97 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { componentLogger } from '../../logger.ts';
+import { errorMessage } from '../../errors.ts';
+import { StaticProvider } from '../static/index.ts';
+import { parseInstanceList } from './instance-list.ts';
+
+export { parseInstanceList } from './instance-list.ts';
+
+/** Quiet time after the last file-system event before the file is read again. */
+export const FILE_RELOAD_DEBOUNCE_MS = 50;
+
+/** Options of the file provider. */
+export interface FileProviderOptions {
+  path: string;
+  /** Defaults to `file:<absolute path>`. */
+  name?: string;
+  debounceMs?: number;
+}
+
+/**
+ * Client-side discovery from a YAML or JSON instance list that is watched for changes. A file that
+ * cannot be read or parsed is refused with its path and the reason (status `stale`, logged) and
+ * the previous lists stay; the next good version is applied.
+ */
+export class FileProvider extends StaticProvider {
+  private readonly path: string;
+  private readonly debounceMs: number;
+  private readonly log;
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastText: string | undefined;
+  private reading: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: FileProviderOptions) {
+    const path = resolve(options.path);
+    super(options.name ?? `file:${path}`);
+    this.path = path;
+    this.debounceMs = options.debounceMs ?? FILE_RELOAD_DEBOUNCE_MS;
+    this.log = componentLogger('provider', { provider: this.name });
+  }
+
+  /** Reads the file and watches its folder (editors replace files by rename, which a file watch would miss). */
+  override start(): void {
+    if (this.watcher || this.closed) return;
+    const file = basename(this.path);
+    this.watcher = watch(dirname(this.path), (_event, changed) => {
+      if (changed === null || changed === file) this.schedule();
+    });
+    this.watcher.on('error', (error) => this.log.error({ err: errorMessage(error) }, 'watching the instance list failed'));
+    this.schedule(0);
+  }
+
+  override async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.watcher?.close();
+    await this.reading;
+    await super.close();
+  }
+
+  private schedule(delayMs = this.debounceMs): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.reading = this.reading.then(() => this.reload());
+    }, delayMs);
+  }
+
+  private async reload(): Promise<void> {
+    if (this.closed) return;
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (error) {
+      this.refuse(`${this.path}: cannot be read (${errorMessage(error)})`);
+      return;
+    }
+    if (text === this.lastText && this.store.currentStatus().state === 'connected') return;
+    try {
+      this.replace(parseInstanceList(this.path, text));
+    } catch (error) {
+      this.refuse(errorMessage(error));
+      return;
+    }
+    this.lastText = text;
+    this.store.setStatus('connected');
+    this.log.info('instance list applied');
+  }
+
+  private refuse(reason: string): void {
+    this.log.error({ reason }, 'instance list refused; the previous lists stay');
+    this.store.setStatus('stale', reason);
+  }
+}

@@ -1,0 +1,46 @@
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigFileError } from '../../errors.ts';
+import type { RawInstance } from '../instance-codec.ts';
+
+const entry = z.union([z.string(), z.record(z.string(), z.unknown())]);
+const listFile = z.object({ services: z.record(z.string().min(1), z.array(entry).nullable()) }).strict();
+
+/**
+ * Parses an instance list file (YAML or JSON; JSON is YAML):
+ * `services: { <name>: [ "host:port" | { host, port, weight?, id?, protocol?, metadata? } ] }`.
+ * The file's structure must be right or it is refused whole with a `ConfigFileError` naming the
+ * path and the place; single entries are only checked later, by the instance codec, so one bad
+ * entry is skipped and counted while its siblings serve.
+ */
+export function parseInstanceList(path: string, text: string): Map<string, RawInstance[]> {
+  let document: unknown;
+  try {
+    document = parseYaml(text, { prettyErrors: true });
+  } catch (error) {
+    throw new ConfigFileError(path, `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  const parsed = listFile.safeParse(document ?? {});
+  if (!parsed.success) {
+    const reasons = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`);
+    throw new ConfigFileError(path, reasons.join('; '));
+  }
+  const services = new Map<string, RawInstance[]>();
+  for (const [service, entries] of Object.entries(parsed.data.services)) {
+    services.set(
+      service,
+      (entries ?? []).map((item, index) =>
+        typeof item === 'string'
+          ? { service, name: item, data: null }
+          : { service, name: entryName(item, index), data: JSON.stringify(item) },
+      ),
+    );
+  }
+  return services;
+}
+
+function entryName(item: Record<string, unknown>, index: number): string {
+  if (typeof item.id === 'string' && item.id !== '') return item.id;
+  if (item.host !== undefined && item.port !== undefined) return `${String(item.host)}:${String(item.port)}`;
+  return `#${index}`;
+}

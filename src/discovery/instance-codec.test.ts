@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { decodeInstance, encodeInstance, type RawInstance } from './instance-codec.ts';
+import type { Instance } from './instance.ts';
+
+const curator = {
+  name: 'user',
+  id: '5b1f8c0e-6a3c-4d9e-9b1a-2f4e7c1d0a11',
+  address: '10.0.0.5',
+  port: 8080,
+  sslPort: null,
+  payload: {
+    '@class': 'org.springframework.cloud.zookeeper.discovery.ZookeeperInstance',
+    id: 'user',
+    name: 'user',
+    metadata: { instance_status: 'UP', weight: '3' },
+  },
+  registrationTimeUTC: 1_700_000_000_000,
+  serviceType: 'DYNAMIC',
+  uriSpec: { parts: [{ value: 'scheme', variable: true }] },
+};
+
+describe('decodeInstance accepts every registry format', () => {
+  const cases: Array<{ name: string; raw: RawInstance; expected: Instance }> = [
+    {
+      name: 'the native payload with every field',
+      raw: {
+        service: 'user',
+        name: 'user-1',
+        data: '{"id":"user-1","service":"user","host":"127.0.0.1","port":8081,"weight":5,"protocol":"h2c","metadata":{"version":"v2","canary":true}}',
+      },
+      expected: { id: 'user-1', service: 'user', host: '127.0.0.1', port: 8081, weight: 5, protocol: 'h2c', metadata: { version: 'v2', canary: 'true' } },
+    },
+    {
+      name: 'the native payload with defaults for id, weight, protocol and metadata',
+      raw: { service: 'user', name: 'node-7', data: Buffer.from('{"host":"::1","port":9000}') },
+      expected: { id: 'node-7', service: 'user', host: '::1', port: 9000, weight: 1, protocol: 'http', metadata: {} },
+    },
+    {
+      name: 'a Curator ServiceInstance written by Spring Cloud Zookeeper',
+      raw: { service: 'user', name: curator.id, data: JSON.stringify(curator) },
+      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 3, protocol: 'http', metadata: { instance_status: 'UP', weight: '3' } },
+    },
+    {
+      name: 'a Curator ServiceInstance with only an sslPort as https',
+      raw: { service: 'pay', name: 'x', data: JSON.stringify({ ...curator, port: null, sslPort: 8443, payload: null }) },
+      expected: { id: curator.id, service: 'pay', host: '10.0.0.5', port: 8443, weight: 1, protocol: 'https', metadata: {} },
+    },
+    {
+      name: 'a bare host:port node name with empty data',
+      raw: { service: 'greeter', name: '127.0.0.1:8082', data: null },
+      expected: { id: '127.0.0.1:8082', service: 'greeter', host: '127.0.0.1', port: 8082, weight: 1, protocol: 'http', metadata: {} },
+    },
+    {
+      name: 'a bracketed IPv6 host:port node name with whitespace-only data',
+      raw: { service: 'greeter', name: '[::1]:8083', data: '  ' },
+      expected: { id: '[::1]:8083', service: 'greeter', host: '::1', port: 8083, weight: 1, protocol: 'http', metadata: {} },
+    },
+  ];
+
+  it.each(cases)('decodes $name', ({ raw, expected }) => {
+    expect(decodeInstance(raw)).toEqual({ ok: true, instance: expected });
+  });
+
+  it('round-trips what encodeInstance writes', () => {
+    const instance: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 0, protocol: 'grpc', metadata: { zone: 'eu' } };
+    expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance(instance) })).toEqual({ ok: true, instance });
+  });
+});
+
+describe('decodeInstance refuses bad entries with a reason that names the entry', () => {
+  const cases: Array<{ name: string; raw: RawInstance; reason: RegExp }> = [
+    { name: 'data that is not JSON', raw: { service: 'user', name: 'u1', data: '{host: 1' }, reason: /user\/u1: data is not JSON/ },
+    { name: 'a JSON array', raw: { service: 'user', name: 'u1', data: '[1,2]' }, reason: /must be a JSON object/ },
+    { name: 'a missing port', raw: { service: 'user', name: 'u1', data: '{"host":"a"}' }, reason: /port/ },
+    { name: 'a port out of range', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":70000}' }, reason: /port/ },
+    { name: 'a negative weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":-1}' }, reason: /weight/ },
+    { name: 'a fractional weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":1.5}' }, reason: /weight/ },
+    { name: 'an unknown protocol', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"protocol":"ftp"}' }, reason: /protocol/ },
+    { name: 'a host with a slash', raw: { service: 'user', name: 'u1', data: '{"host":"a/b","port":1}' }, reason: /host/ },
+    { name: 'empty data under a name that is not host:port', raw: { service: 'user', name: 'u1', data: '' }, reason: /not host:port/ },
+    { name: 'a host:port name with a bad port', raw: { service: 'user', name: 'h:0', data: null }, reason: /not a valid host:port/ },
+    { name: 'a Curator instance without any port', raw: { service: 'user', name: 'c', data: JSON.stringify({ ...curator, port: null }) }, reason: /neither port nor sslPort/ },
+  ];
+
+  it.each(cases)('refuses $name', ({ raw, reason }) => {
+    const result = decodeInstance(raw);
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.error.code).toBe('SB_INVALID_INSTANCE');
+      expect(result.error.message).toMatch(reason);
+    }
+  });
+});

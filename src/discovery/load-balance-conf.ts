@@ -1,0 +1,47 @@
+import { BehaviorSubject, filter, type Observable } from 'rxjs';
+import type { Instance } from './instance.ts';
+
+/** The routable instance set of one service after merging every provider. */
+export interface ServiceConf {
+  readonly service: string;
+  /** Merged across providers, one entry per address, sorted by id. */
+  readonly instances: readonly Instance[];
+  /** The provider each instance came from, keyed by `instanceAddress`. */
+  readonly sources: ReadonlyMap<string, string>;
+  /** Counts the changes delivered for this service, starting at 1. */
+  readonly version: number;
+}
+
+/**
+ * The observable configuration of one service: the subject balancers observe. Holds the latest
+ * `ServiceConf` and replays it to each new observer, so a balancer attached late starts from the
+ * current set. Only the aggregator that created it may push.
+ */
+export class LoadBalanceConf {
+  /**
+   * Replays the current conf (once one exists), then every change; never errors; completes when
+   * the aggregator closes. Consecutive values always differ in their instances.
+   */
+  readonly conf$: Observable<ServiceConf>;
+
+  private readonly state = new BehaviorSubject<ServiceConf | undefined>(undefined);
+
+  constructor(readonly service: string) {
+    this.conf$ = this.state.pipe(filter((conf): conf is ServiceConf => conf !== undefined));
+  }
+
+  /** The latest conf, or undefined while no provider has reported this service. */
+  current(): ServiceConf | undefined {
+    return this.state.getValue();
+  }
+
+  /** @internal Called by the aggregator only, with a conf that differs from the current one. */
+  push(conf: ServiceConf): void {
+    this.state.next(conf);
+  }
+
+  /** @internal Completes `conf$` for every observer. */
+  complete(): void {
+    this.state.complete();
+  }
+}

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { parseRegistryUrl } from './registry-url.ts';
+
+describe('parseRegistryUrl', () => {
+  it.each([
+    { url: 'zk://127.0.0.1:2181/services', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' } },
+    { url: 'zk://a:1,b:2,c:3', expected: { kind: 'zookeeper', connectString: 'a:1,b:2,c:3', root: '/services' } },
+    { url: 'zk://[::1]:2181/apps/prod/', expected: { kind: 'zookeeper', connectString: '[::1]:2181', root: '/apps/prod' } },
+    { url: 'etcd://127.0.0.1:2379/registry', expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/registry' } },
+    { url: 'etcds://e1:2379,e2:2379', expected: { kind: 'etcd', endpoints: ['https://e1:2379', 'https://e2:2379'], prefix: '/services' } },
+    { url: 'file:./instances.yaml', expected: { kind: 'file', path: './instances.yaml' } },
+    { url: 'file:///etc/sb/instances.yaml', expected: { kind: 'file', path: '/etc/sb/instances.yaml' } },
+  ])('parses $url', ({ url, expected }) => {
+    expect(parseRegistryUrl(url)).toEqual(expected);
+  });
+
+  it.each([
+    { url: '127.0.0.1:2181', reason: /expected zk:\/\/, etcd:\/\/ or file:/ },
+    { url: 'consul://a:1', reason: /unknown scheme "consul"/ },
+    { url: 'zk:a:1', reason: /expected zk:\/\/host:port/ },
+    { url: 'zk:///services', reason: /no host:port/ },
+    { url: 'zk://a/services', reason: /"a" is not host:port/ },
+    { url: 'etcd://a:70000', reason: /out of range/ },
+    { url: 'zk://a:1/x//y', reason: /not a valid path/ },
+    { url: 'file:', reason: /needs a path/ },
+  ])('refuses $url with a reason', ({ url, reason }) => {
+    expect(() => parseRegistryUrl(url)).toThrow(reason);
+  });
+});
