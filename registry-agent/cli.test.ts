@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { parseAgentArgs } from './cli.ts';
+
+const BASE = ['--registry', 'zk://127.0.0.1:2181/services', '--service', 'user', '--port', '8081'];
+
+describe('parseAgentArgs', () => {
+  it('fills defaults around the three required flags', () => {
+    const options = parseAgentArgs(BASE, {});
+    expect(options).toMatchObject({
+      registry: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' },
+      service: 'user',
+      host: '127.0.0.1',
+      port: 8081,
+      weight: 1,
+      id: 'user-127.0.0.1-8081',
+      probe: { kind: 'tcp' },
+      intervalMs: 2_000,
+      rise: 2,
+      fall: 3,
+      drainMs: 5_000,
+      command: [],
+    });
+  });
+
+  it('reads every flag and keeps the command after --', () => {
+    const options = parseAgentArgs(
+      [...BASE, '--host', '10.0.0.5', '--weight', '10', '--metadata', 'version=v2', '--metadata', 'zone=eu-1', '--id', 'user-1',
+        '--health', 'http:/healthz', '--interval', '500ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '3s',
+        '--', 'node', 'server.js', '--port', '8081'],
+      {},
+    );
+    expect(options).toMatchObject({
+      host: '10.0.0.5', weight: 10, metadata: { version: 'v2', zone: 'eu-1' }, id: 'user-1', probe: { kind: 'http', path: '/healthz' },
+      intervalMs: 500, rise: 1, fall: 2, drainMs: 0, ttlMs: 3_000, command: ['node', 'server.js', '--port', '8081'],
+    });
+  });
+
+  it('reads SWITCHBOARD_* environment variables, and flags win over them', () => {
+    const env = { SWITCHBOARD_REGISTRY: 'etcd://e1:2379,e2:2379/reg', SWITCHBOARD_SERVICE: 'order', SWITCHBOARD_PORT: '9000', SWITCHBOARD_METADATA: 'a=1,b=2', SWITCHBOARD_WEIGHT: '4' };
+    expect(parseAgentArgs(['--weight', '7'], env)).toMatchObject({
+      registry: { kind: 'etcd', endpoints: ['http://e1:2379', 'http://e2:2379'], prefix: '/reg' },
+      service: 'order', port: 9000, weight: 7, metadata: { a: '1', b: '2' },
+    });
+  });
+
+  it.each([
+    { args: ['--service', 'user', '--port', '1'], error: /^--registry: is required \(or set SWITCHBOARD_REGISTRY\)$/ },
+    { args: ['--registry', 'zk//x', '--service', 'user', '--port', '1'], error: /^--registry: invalid registry URL/ },
+    { args: ['--registry', 'file:x.yaml', '--service', 'user', '--port', '1'], error: /^--registry: the agent registers in zk:\/\/ or etcd:\/\// },
+    { args: [...BASE.slice(0, 2), '--port', '1'], error: /^--service: is required/ },
+    { args: [...BASE.slice(0, 4), '--port', '0'], error: /^--port: "0" must be a whole number from 1 to 65535$/ },
+    { args: [...BASE, '--weight', '-1'], error: /^--weight: / },
+    { args: [...BASE, '--interval', 'soon'], error: /^--interval: "soon" is not a duration/ },
+    { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp or http:\/path$/ },
+    { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
+    { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
+  ])('refuses $args with one line naming the flag', ({ args, error }) => {
+    expect(() => parseAgentArgs(args, {})).toThrow(error);
+  });
+});

@@ -1,0 +1,158 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseDurationMs } from '../src/duration.ts';
+import { SwitchboardError } from '../src/errors.ts';
+import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
+
+/** How the agent decides the backend is healthy. */
+export type AgentProbe = { kind: 'http'; path: string } | { kind: 'tcp' };
+
+/** Everything the agent needs, after flags and environment variables are merged and checked. */
+export interface AgentOptions {
+  registry: RegistryLocation;
+  registryUrl: string;
+  service: string;
+  host: string;
+  port: number;
+  weight: number;
+  id: string;
+  metadata: Record<string, string>;
+  probe: AgentProbe;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  drainMs: number;
+  /** etcd lease TTL, and the ZooKeeper session timeout the agent asks for. */
+  ttlMs: number;
+  /** The backend to start as a child, when given after `--`. */
+  command: string[];
+  help: boolean;
+}
+
+/** A flag that is missing or wrong: the message names it; the program exits with code 2. */
+export class AgentUsageError extends SwitchboardError {
+  constructor(
+    readonly flag: string,
+    reason: string,
+  ) {
+    super('SB_AGENT_USAGE', `--${flag}: ${reason}`);
+  }
+}
+
+const FLAGS = {
+  registry: { type: 'string' },
+  service: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  weight: { type: 'string' },
+  metadata: { type: 'string', multiple: true },
+  id: { type: 'string' },
+  health: { type: 'string' },
+  interval: { type: 'string' },
+  timeout: { type: 'string' },
+  rise: { type: 'string' },
+  fall: { type: 'string' },
+  drain: { type: 'string' },
+  ttl: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Flag = keyof typeof FLAGS;
+
+/** Environment variable that stands in for `--flag`: `SWITCHBOARD_` and the flag in capitals. */
+export function envNameOf(flag: string): string {
+  return `SWITCHBOARD_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+/**
+ * Merges flags (which win) with `SWITCHBOARD_*` environment variables and checks every value.
+ * Throws `AgentUsageError` naming the first bad flag.
+ */
+export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+  const split = argv.indexOf('--');
+  const own = split === -1 ? argv : argv.slice(0, split);
+  const command = split === -1 ? [] : argv.slice(split + 1);
+  let values: Partial<Record<Flag, string | string[] | boolean>>;
+  try {
+    ({ values } = parseArgs({ args: [...own], options: FLAGS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    const flag = /'(--?[\w-]+)/.exec((error as Error).message)?.[1]?.replace(/^-+/, '') ?? 'arguments';
+    throw new AgentUsageError(flag, (error as Error).message.split('.')[0]!.replace(/^Unknown option/, 'unknown option'));
+  }
+  const get = (flag: Flag): string | undefined => {
+    const value = values[flag];
+    if (typeof value === 'string') return value;
+    return env[envNameOf(flag)];
+  };
+  if (values.help) return { help: true } as AgentOptions;
+
+  const registryUrl = required('registry', get('registry'));
+  let registry: RegistryLocation;
+  try {
+    registry = parseRegistryUrl(registryUrl);
+  } catch (error) {
+    throw new AgentUsageError('registry', (error as Error).message);
+  }
+  if (registry.kind === 'file') throw new AgentUsageError('registry', 'the agent registers in zk:// or etcd://, not in a file');
+  const service = required('service', get('service'));
+  if (!/^[A-Za-z0-9][\w.-]*$/.test(service)) throw new AgentUsageError('service', `"${service}" must be letters, digits, ".", "_" or "-"`);
+  const port = integer('port', required('port', get('port')), 1, 65_535);
+  const host = get('host') ?? '127.0.0.1';
+  const id = get('id') ?? `${service}-${host}-${port}`;
+  if (!/^[\w.:-]+$/.test(id)) throw new AgentUsageError('id', `"${id}" must be letters, digits, ".", ":", "_" or "-"`);
+
+  return {
+    registry,
+    registryUrl,
+    service,
+    host,
+    port,
+    weight: integer('weight', get('weight') ?? '1', 0, 1_000_000),
+    id,
+    metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
+    probe: probe(get('health') ?? 'tcp'),
+    intervalMs: duration('interval', get('interval') ?? '2s'),
+    timeoutMs: duration('timeout', get('timeout') ?? '1s'),
+    rise: integer('rise', get('rise') ?? '2', 1, 100),
+    fall: integer('fall', get('fall') ?? '3', 1, 100),
+    drainMs: duration('drain', get('drain') ?? '5s'),
+    ttlMs: duration('ttl', get('ttl') ?? '10s'),
+    command,
+    help: false,
+  };
+}
+
+function required(flag: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw new AgentUsageError(flag, `is required (or set ${envNameOf(flag)})`);
+  return value;
+}
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) throw new AgentUsageError(flag, `"${text}" must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+function duration(flag: string, text: string): number {
+  const value = parseDurationMs(text);
+  if (value === undefined || (value <= 0 && flag !== 'drain')) throw new AgentUsageError(flag, `"${text}" is not a duration such as 500ms, 2s or 1m`);
+  return value;
+}
+
+function probe(text: string): AgentProbe {
+  if (text === 'tcp') return { kind: 'tcp' };
+  const match = /^http:(\/\S*)$/.exec(text);
+  if (!match) throw new AgentUsageError('health', `"${text}" must be tcp or http:/path`);
+  return { kind: 'http', path: match[1]! };
+}
+
+function metadata(flags: string[] | undefined, fromEnv: string | undefined): Record<string, string> {
+  const pairs = flags ?? (fromEnv ? fromEnv.split(',') : []);
+  const result: Record<string, string> = {};
+  for (const pair of pairs) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new AgentUsageError('metadata', `"${pair}" must be key=value`);
+    result[pair.slice(0, equals)] = pair.slice(equals + 1);
+  }
+  return result;
+}
