@@ -1,21 +1,77 @@
-import { parseArgs } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+import { constants } from 'node:os';
+import { componentLogger } from '../src/logger.ts';
+import { Agent } from './agent.ts';
+import { AgentUsageError, parseAgentArgs, type AgentOptions } from './cli.ts';
+import { AGENT_HELP } from './help.ts';
 
-const HELP = `switchboard-agent: registers a backend in ZooKeeper or etcd while it is healthy
+/** How long a child may take to exit after the forwarded signal before it is killed. */
+const CHILD_STOP_TIMEOUT_MS = 10_000;
 
-Usage: switchboard-agent --registry <url> --service <name> --port <port> [-- command...]
+const log = componentLogger('agent-main');
 
-Options:
-  --registry <url>   zk://host:port[,host:port]/root or etcd://host:port[,host:port]/prefix
-  --service <name>   service name to register under
-  --port <port>      backend port
-  -h, --help         print this help
-`;
-
-const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: false });
-
-if (values.help) {
-  process.stdout.write(HELP);
+let options: AgentOptions;
+try {
+  options = parseAgentArgs(process.argv.slice(2));
+} catch (error) {
+  if (!(error instanceof AgentUsageError)) throw error;
+  process.stderr.write(`switchboard-agent: ${error.message}\n`);
+  process.exit(2);
+}
+if (options.help) {
+  process.stdout.write(AGENT_HELP);
   process.exit(0);
 }
-process.stdout.write(HELP);
-process.exit(2);
+
+const agent = new Agent(options);
+let child: ChildProcess | undefined;
+let shuttingDown = false;
+
+if (options.command.length > 0) {
+  const [command, ...args] = options.command as [string, ...string[]];
+  child = spawn(command, args, { stdio: 'inherit' });
+  child.on('error', (error) => {
+    log.error({ err: error.message, command }, 'backend could not be started');
+    void shutdown(undefined, 127);
+  });
+  child.on('exit', (code, signal) => {
+    if (shuttingDown) return;
+    log.warn({ code, signal }, 'backend exited; deregistering');
+    void shutdown(undefined, exitStatus(code, signal));
+  });
+}
+agent.start();
+log.info({ service: options.service, id: options.id, registry: options.registryUrl }, 'agent started');
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void shutdown(signal));
+process.on('SIGHUP', () => child?.kill('SIGHUP'));
+
+/**
+ * Deregisters first, waits `--drain` so gateways stop sending, then stops the backend with the
+ * signal the agent received and exits with the backend's status.
+ */
+async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  log.info({ signal }, 'deregistering before the backend stops');
+  await agent.deregister();
+  log.info({ drainMs: options.drainMs }, 'deregistered; draining');
+  if (signal && options.drainMs > 0) await delay(options.drainMs);
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    child.kill(signal ?? 'SIGTERM');
+    const timer = setTimeout(() => child?.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
+    const [code, childSignal] = await exited;
+    clearTimeout(timer);
+    status = exitStatus(code, childSignal);
+  }
+  await agent.close();
+  process.exit(status);
+}
+
+function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal ? (constants.signals[signal] ?? 1) : 1);
+}

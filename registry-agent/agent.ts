@@ -1,0 +1,106 @@
+import type { Subscription } from 'rxjs';
+import type { Instance } from '../src/discovery/instance.ts';
+import { componentLogger } from '../src/logger.ts';
+import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
+import { BackendHealth } from './backend-health.ts';
+import type { AgentOptions } from './cli.ts';
+import { EtcdRegistration } from './registration-etcd.ts';
+import { ZooKeeperRegistration } from './registration-zookeeper.ts';
+import type { Registration } from './registration.ts';
+
+/** Creates the registration for a ZooKeeper or etcd location. */
+export function createRegistration(location: RegistryLocation, ttlMs: number): Registration {
+  if (location.kind === 'zookeeper') return new ZooKeeperRegistration({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs });
+  if (location.kind === 'etcd') return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs });
+  throw new Error('an agent registers in ZooKeeper or etcd, not in a file');
+}
+
+/**
+ * The agent's core: registers the backend while its probe says healthy (after `rise` passes) and
+ * deregisters after `fall` failures. `stop()` deregisters first, so the gateway stops routing
+ * before anything else happens to the backend.
+ */
+export class Agent {
+  readonly registration: Registration;
+  readonly health: BackendHealth;
+  readonly instance: Instance;
+  private subscription: Subscription | undefined;
+
+  constructor(options: Omit<AgentOptions, 'command' | 'help' | 'registryUrl' | 'drainMs'>) {
+    this.instance = {
+      id: options.id,
+      service: options.service,
+      host: options.host,
+      port: options.port,
+      weight: options.weight,
+      protocol: 'http',
+      metadata: options.metadata,
+    };
+    const log = componentLogger('agent', { service: options.service, id: options.id });
+    this.registration = createRegistration(options.registry, options.ttlMs);
+    this.health = new BackendHealth(options, log);
+  }
+
+  /** Starts probing; registration follows the verdict. */
+  start(): void {
+    this.subscription = this.health.healthy$.subscribe((healthy) => {
+      if (healthy) this.registration.register(this.instance);
+      else void this.registration.deregister();
+    });
+    this.health.start();
+  }
+
+  /** Stops probing and removes the entry; resolves once the registry confirmed or gave up. */
+  async deregister(): Promise<void> {
+    this.subscription?.unsubscribe();
+    this.health.stop();
+    await this.registration.deregister();
+  }
+
+  /** Deregisters and closes the registry connection. */
+  async close(): Promise<void> {
+    await this.deregister();
+    await this.registration.close();
+  }
+}
+
+/** Options of the in-process registration API. */
+export interface RegisterOptions {
+  /** `zk://…` or `etcd://…`. */
+  registry: string;
+  service: string;
+  port: number;
+  host?: string;
+  id?: string;
+  weight?: number;
+  metadata?: Record<string, string>;
+  protocol?: Instance['protocol'];
+  /** Session timeout (ZooKeeper) or lease TTL (etcd); 10 s by default. */
+  ttlMs?: number;
+}
+
+/** What `register()` returns: the live registration and a `close()` that deregisters. */
+export interface RegistrationHandle {
+  readonly registration: Registration;
+  /** Deregisters, then closes the registry connection; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * For Node backends that register themselves in-process: registers at once (the process is its own
+ * health signal) and keeps the entry through session expiry or lease loss until `close()`.
+ */
+export function register(options: RegisterOptions): RegistrationHandle {
+  const host = options.host ?? '127.0.0.1';
+  const registration = createRegistration(parseRegistryUrl(options.registry), options.ttlMs ?? 10_000);
+  registration.register({
+    id: options.id ?? `${options.service}-${host}-${options.port}`,
+    service: options.service,
+    host,
+    port: options.port,
+    weight: options.weight ?? 1,
+    protocol: options.protocol ?? 'http',
+    metadata: options.metadata ?? {},
+  });
+  return { registration, close: () => registration.close() };
+}

@@ -1,0 +1,92 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import { instanceAddress } from '../src/discovery/instance.ts';
+import type { Logger } from '../src/logger.ts';
+import { probeTimeoutReason, type HealthProbe, type ProbeTarget } from '../src/health/probe.ts';
+import { httpProbe } from '../src/health/probe-http.ts';
+import { tcpProbe } from '../src/health/probe-tcp.ts';
+import type { AgentProbe } from './cli.ts';
+
+/** Options of the agent's backend health watch. */
+export interface BackendHealthOptions {
+  host: string;
+  port: number;
+  probe: AgentProbe;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+}
+
+/**
+ * Probes the one backend an agent stands beside, one check at a time. Unlike the gateway's
+ * checker it starts *unhealthy*: the backend is registered only after `rise` consecutive passes,
+ * and deregistered after `fall` consecutive failures.
+ */
+export class BackendHealth {
+  /** Replays the current verdict, then each flip. Completes after `stop()`. */
+  readonly healthy$: Observable<boolean>;
+
+  private readonly state = new BehaviorSubject(false);
+  private readonly probe: HealthProbe;
+  private readonly target: ProbeTarget;
+  private streak = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private controller: AbortController | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly options: BackendHealthOptions,
+    private readonly log: Logger,
+  ) {
+    this.healthy$ = this.state.asObservable();
+    this.probe = options.probe.kind === 'http' ? httpProbe({ path: options.probe.path }) : tcpProbe();
+    this.target = { address: instanceAddress(options), host: options.host, port: options.port, protocol: 'http' };
+  }
+
+  /** The current verdict. */
+  get healthy(): boolean {
+    return this.state.getValue();
+  }
+
+  /** Probes at once, then every interval. */
+  start(): void {
+    void this.run();
+  }
+
+  /** Stops probing; a running probe is aborted. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.controller?.abort(new Error('stopped'));
+    this.state.complete();
+  }
+
+  private async run(): Promise<void> {
+    const controller = new AbortController();
+    this.controller = controller;
+    const timeout = setTimeout(() => controller.abort(probeTimeoutReason(this.options.timeoutMs)), this.options.timeoutMs);
+    let result;
+    try {
+      result = await this.probe(this.target, controller.signal);
+    } catch (error) {
+      result = { healthy: false, detail: String(error) };
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (this.stopped) return;
+    this.apply(result.healthy, result.detail);
+    this.timer = setTimeout(() => void this.run(), this.options.intervalMs);
+  }
+
+  private apply(passed: boolean, detail: string): void {
+    const healthy = this.state.getValue();
+    // A streak counts results that disagree with the current verdict; one agreeing result resets it.
+    this.streak = passed === healthy ? 0 : this.streak + 1;
+    const needed = healthy ? this.options.fall : this.options.rise;
+    if (this.streak < needed) return;
+    this.streak = 0;
+    this.log.info({ healthy: passed, detail }, passed ? 'backend healthy' : 'backend unhealthy');
+    this.state.next(passed);
+  }
+}

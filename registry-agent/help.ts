@@ -1,0 +1,32 @@
+/** The agent's `--help` text. */
+export const AGENT_HELP = `switchboard-agent: registers a backend in ZooKeeper or etcd while it is healthy
+
+Usage:
+  switchboard-agent --registry <url> --service <name> --port <port> [options] [-- command...]
+
+Required:
+  --registry <url>     zk://host:port[,host:port...]/root or etcd://host:port[,...]/prefix
+  --service <name>     service to register under
+  --port <port>        backend port
+
+Options:
+  --host <host>        backend host as gateways reach it (127.0.0.1)
+  --weight <n>         relative share of traffic, 0 drains (1)
+  --metadata k=v       metadata entry; repeat for more
+  --id <id>            instance id (<service>-<host>-<port>)
+  --health <probe>     tcp, or http:/path expecting 2xx (tcp)
+  --interval <dur>     time between probes (2s)
+  --timeout <dur>      probe timeout (1s)
+  --rise <n>           passes before registering (2)
+  --fall <n>           failures before deregistering (3)
+  --drain <dur>        wait after deregistering before stopping the backend (5s)
+  --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s)
+  -h, --help           print this help
+
+Every flag can also be set as an environment variable: --service is SWITCHBOARD_SERVICE,
+--metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win.
+
+With "-- command...", the agent starts the backend as its child, registers it once healthy,
+forwards signals, and exits with the child's status. On SIGTERM or SIGINT it deregisters first,
+waits --drain, then stops the backend.
+`;

@@ -1,0 +1,85 @@
+import { Etcd3, type Lease } from 'etcd3';
+import { encodeInstance } from '../src/discovery/instance-codec.ts';
+import type { Instance } from '../src/discovery/instance.ts';
+import { errorMessage } from '../src/errors.ts';
+import { componentLogger } from '../src/logger.ts';
+import { Registration } from './registration.ts';
+
+/** Options of an etcd registration. */
+export interface EtcdRegistrationOptions {
+  endpoints: string[];
+  prefix: string;
+  /** Lease TTL; the key goes at most this long after the agent dies. Whole seconds, at least 1 s. */
+  ttlMs: number;
+  /** Deadline of one grant-and-put attempt. */
+  attemptTimeoutMs?: number;
+}
+
+/**
+ * Registers an instance as `<prefix>/<service>/<id>` attached to a lease kept alive by etcd3.
+ * A lost lease (expired during a partition, or revoked by someone else) is replaced by a new lease
+ * and the key is put again.
+ */
+export class EtcdRegistration extends Registration {
+  private readonly client: Etcd3;
+  private lease: Lease | undefined;
+  private readonly ttlSeconds: number;
+  private readonly attemptTimeoutMs: number;
+
+  constructor(private readonly options: EtcdRegistrationOptions) {
+    super(componentLogger('agent-registration', { registry: 'etcd', endpoints: options.endpoints }));
+    this.client = new Etcd3({ hosts: options.endpoints });
+    this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
+  }
+
+  /** The key this registration writes for `instance`. */
+  keyOf(instance: Pick<Instance, 'service' | 'id'>): string {
+    return `${this.options.prefix}/${instance.service}/${instance.id}`;
+  }
+
+  protected async ensure(instance: Instance): Promise<void> {
+    this.dropLease();
+    const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    this.lease = lease;
+    lease.on('lost', (error) => {
+      if (this.lease !== lease) return;
+      this.lease = undefined;
+      this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+      this.reconcile();
+    });
+    try {
+      await withDeadline(lease.put(this.keyOf(instance)).value(encodeInstance(instance)).exec(), this.attemptTimeoutMs, 'etcd lease put');
+    } catch (error) {
+      if (this.lease === lease) this.dropLease();
+      throw error;
+    }
+  }
+
+  protected async remove(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (lease) await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
+  }
+
+  protected async release(): Promise<void> {
+    this.client.close();
+  }
+
+  private dropLease(): void {
+    const lease = this.lease;
+    this.lease = undefined;
+    // Revoking an old lease that may never have been granted; its key expires with it anyway.
+    lease?.revoke().catch(() => undefined);
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,132 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../src/backoff.ts';
+import { errorMessage } from '../src/errors.ts';
+import type { Instance } from '../src/discovery/instance.ts';
+import type { Logger } from '../src/logger.ts';
+
+/** Where one registration stands; `retrying` means the registry refused or could not be reached. */
+export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'closed';
+
+/** Delay between registration attempts while the registry is unreachable: capped at 5 s, jittered. */
+export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 5_000 };
+
+/**
+ * Keeps one instance registered while it is wanted: a desired state and a loop that converges
+ * the registry to it, retrying with capped, jittered backoff and logging once per state change.
+ * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
+ * (session expiry, lease loss).
+ */
+export abstract class Registration {
+  /** Replays the current state, then each change; completes after `close()`. */
+  readonly state$: Observable<RegistrationState>;
+
+  protected desired: Instance | undefined;
+  private readonly state = new BehaviorSubject<RegistrationState>('unregistered');
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wakeRetry: (() => void) | undefined;
+  private attempt = 0;
+  protected closed = false;
+
+  constructor(
+    protected readonly log: Logger,
+    private readonly backoff: BackoffOptions = REGISTRATION_BACKOFF,
+  ) {
+    this.state$ = this.state.asObservable();
+  }
+
+  /** The current state. */
+  currentState(): RegistrationState {
+    return this.state.getValue();
+  }
+
+  /** Wants `instance` registered from now on; returns at once, the loop does the work. */
+  register(instance: Instance): void {
+    if (this.closed) return;
+    this.desired = instance;
+    this.reconcile();
+  }
+
+  /** Removes the entry and resolves once the registry confirmed it or gave up; never rejects. */
+  async deregister(): Promise<void> {
+    this.desired = undefined;
+    this.cancelRetry();
+    await this.running;
+    try {
+      await this.remove();
+    } catch (error) {
+      this.log.warn({ err: errorMessage(error) }, 'deregistration failed; the entry goes when the session or lease ends');
+    }
+    if (!this.closed) this.setState('unregistered');
+  }
+
+  /** Deregisters and releases the registry connection; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.deregister();
+    this.closed = true;
+    await this.release();
+    this.setState('closed');
+    this.state.complete();
+  }
+
+  /** Converges now: coalesced, so a call during a running attempt causes one more pass. */
+  protected reconcile(): void {
+    if (this.running) {
+      this.again = true;
+      this.wakeRetry?.();
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Writes `instance` to the registry, replacing a stale entry under the same id. */
+  protected abstract ensure(instance: Instance): Promise<void>;
+  /** Deletes the entry if this registration wrote it. */
+  protected abstract remove(): Promise<void>;
+  /** Closes the registry client. */
+  protected abstract release(): Promise<void>;
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      const instance = this.desired;
+      if (!instance || this.closed) return;
+      if (this.currentState() !== 'retrying') this.setState('registering');
+      try {
+        await this.ensure(instance);
+        if (this.desired === instance) {
+          this.attempt = 0;
+          this.setState('registered');
+        }
+      } catch (error) {
+        if (this.desired === undefined || this.closed) return;
+        const delayMs = backoffDelay(this.attempt++, this.backoff);
+        this.setState('retrying', error);
+        this.log.debug({ err: errorMessage(error), delayMs }, 'registration attempt failed');
+        await new Promise<void>((resolve) => {
+          this.wakeRetry = resolve;
+          this.retryTimer = setTimeout(resolve, delayMs);
+        });
+        this.wakeRetry = undefined;
+        this.again = true;
+      }
+    } while (this.again && this.desired);
+  }
+
+  private cancelRetry(): void {
+    clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
+  }
+
+  private setState(state: RegistrationState, error?: unknown): void {
+    if (this.currentState() === state) return;
+    const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
+    if (state === 'retrying') this.log.warn(fields, 'registry unreachable; retrying with backoff');
+    else this.log.info(fields, `registration ${state}`);
+    this.state.next(state);
+  }
+}

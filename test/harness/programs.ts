@@ -1,0 +1,69 @@
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeTempDir, ManagedProcess, readTail } from './process.ts';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+/** The repository root, where the program bins live. */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend.mjs');
+const AGENT_BIN = join(REPO_ROOT, 'bin/switchboard-agent.js');
+
+/** A real test backend process (test/fixtures/backend.mjs) on a loopback port. */
+export interface BackendProcess {
+  readonly port: number;
+  readonly process: ManagedProcess;
+}
+
+/** True when a TCP connection to 127.0.0.1:`port` is accepted right now. */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePromise(true);
+    });
+    socket.once('error', () => resolvePromise(false));
+  });
+}
+
+/** Starts a backend on a free port (or `port`) and waits until it accepts connections. */
+export async function startBackend(options: { port?: number; name?: string; delayMs?: number } = {}): Promise<BackendProcess> {
+  const port = options.port ?? (await freePort());
+  const dir = await makeTempDir('sb-backend-');
+  const process = new ManagedProcess({
+    name: `backend:${port}`,
+    command: globalThis.process.execPath,
+    args: [BACKEND_SCRIPT, '--port', String(port), ...(options.name ? ['--name', options.name] : []), '--delay-ms', String(options.delayMs ?? 0)],
+    logFile: join(dir, 'backend.log'),
+  });
+  process.start();
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `backend on port ${port} to listen` });
+  return { port, process };
+}
+
+/** The command line that starts a backend, for `switchboard-agent … -- <command>`. */
+export function backendCommand(port: number, name?: string): string[] {
+  return [globalThis.process.execPath, BACKEND_SCRIPT, '--port', String(port), ...(name ? ['--name', name] : [])];
+}
+
+/** Starts `switchboard-agent` with `args` as a real process; its log is in `process.logFile`. */
+export async function startAgent(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ManagedProcess> {
+  const dir = await makeTempDir('sb-agent-');
+  const agent = new ManagedProcess({
+    name: `agent:${args.join(' ').slice(0, 60)}`,
+    command: globalThis.process.execPath,
+    args: [AGENT_BIN, ...args],
+    logFile: join(dir, 'agent.log'),
+    env: { ...globalThis.process.env, SWITCHBOARD_LOG_LEVEL: 'debug', ...env },
+    cwd: REPO_ROOT,
+  });
+  agent.start();
+  return agent;
+}
+
+/** The log of a managed process, for assertion messages. */
+export function logOf(process: ManagedProcess): Promise<string> {
+  return readTail(process.logFile);
+}

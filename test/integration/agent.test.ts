@@ -1,0 +1,312 @@
+import { Etcd3 } from 'etcd3';
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { register } from '../../registry-agent/index.ts';
+import { exists, getData } from '../../src/zookeeper/index.ts';
+import {
+  acceptsConnections,
+  backendCommand,
+  freePort,
+  logOf,
+  startAgent,
+  startBackend,
+  startEtcd,
+  startTcpProxy,
+  startZooKeeper,
+  startZooKeeperEnsemble,
+  waitFor,
+  type BackendProcess,
+  type EtcdCluster,
+  type ManagedProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+const SESSION_TIMEOUT_MS = 2_000;
+const FAST = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2', '--drain', '0s'];
+
+function connect(connectString: string): Promise<Client> {
+  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000 });
+  return new Promise((resolve) => {
+    client.once('connected', () => resolve(client));
+    client.connect();
+  });
+}
+
+async function zkPayload(client: Client, path: string): Promise<Record<string, unknown> | undefined> {
+  if (!(await exists(client, path))) return undefined;
+  const { data } = await getData(client, path).catch(() => ({ data: null }));
+  return data ? JSON.parse(data.toString()) : undefined;
+}
+
+describe('switchboard-agent with ZooKeeper', () => {
+  let zk: ZooKeeperCluster;
+  let reader: Client;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    reader = await connect(zk.connectString);
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+  afterAll(async () => {
+    reader?.close();
+    await zk?.close();
+  });
+
+  async function agentBeside(backend: BackendProcess, extra: string[] = [], connectString = zk.connectString): Promise<ManagedProcess> {
+    const agent = await startAgent([
+      '--registry', `zk://${connectString}/services`, '--service', 'user', '--port', String(backend.port),
+      '--id', `user-${backend.port}`, '--ttl', `${SESSION_TIMEOUT_MS}ms`, ...FAST, ...extra,
+    ]);
+    cleanup.push(() => agent.kill());
+    return agent;
+  }
+
+  async function backend(): Promise<BackendProcess> {
+    const started = await startBackend();
+    cleanup.push(() => started.process.kill());
+    return started;
+  }
+
+  it('registers the backend with its payload once healthy and deregisters it on SIGTERM', async () => {
+    const user = await backend();
+    const agent = await agentBeside(user, ['--weight', '7', '--metadata', 'version=v2', '--health', 'http:/healthz']);
+    const path = `/services/user/user-${user.port}`;
+    const payload = await waitFor(() => zkPayload(reader, path), { timeoutMs: 10_000, message: `${path} to appear` }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect(payload).toEqual({ id: `user-${user.port}`, service: 'user', host: '127.0.0.1', port: user.port, weight: 7, protocol: 'http', metadata: { version: 'v2' } });
+
+    await agent.stop();
+    expect(agent.exitInfo?.code).toBe(0);
+    expect(await exists(reader, path)).toBeNull();
+  });
+
+  it('removes the node before the backend it started stops accepting connections', async () => {
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'drained',
+      ...FAST.slice(0, -2), '--drain', '500ms', '--', ...backendCommand(port),
+    ]);
+    cleanup.push(() => agent.kill());
+    const path = '/services/user/drained';
+    await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
+
+    let nodeGoneAt: number | undefined;
+    let portClosedAt: number | undefined;
+    const watching = (async () => {
+      while (portClosedAt === undefined) {
+        const now = Date.now();
+        if (nodeGoneAt === undefined && !(await exists(reader, path))) nodeGoneAt = now;
+        if (!(await acceptsConnections(port))) portClosedAt = Date.now();
+      }
+    })();
+    await agent.stop();
+    await watching;
+    expect(agent.exitInfo?.code).toBe(0);
+    expect(nodeGoneAt).toBeDefined();
+    expect(nodeGoneAt!).toBeLessThan(portClosedAt!);
+    // The drain (500 ms) separates them.
+    expect(portClosedAt! - nodeGoneAt!).toBeGreaterThanOrEqual(400);
+  });
+
+  it('loses the node within the session timeout when the agent is killed with SIGKILL', async () => {
+    const user = await backend();
+    const agent = await agentBeside(user);
+    const path = `/services/user/user-${user.port}`;
+    await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
+    const killedAt = Date.now();
+    await agent.kill();
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: SESSION_TIMEOUT_MS * 2 + 1_000, message: 'the node to go' });
+    expect(Date.now() - killedAt).toBeLessThan(SESSION_TIMEOUT_MS * 2 + 1_000);
+  });
+
+  it('deregisters a backend that fails its health path and registers it again once it recovers', async () => {
+    const user = await backend();
+    const agent = await agentBeside(user, ['--health', 'http:/healthz']);
+    const path = `/services/user/user-${user.port}`;
+    await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
+
+    await fetch(`http://127.0.0.1:${user.port}/health/fail`, { method: 'POST' });
+    const failedAt = Date.now();
+    // fall (2) × interval (200 ms) plus one interval, and the probe timeout as slack for a loaded machine.
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: 3 * 200 + 1_000, message: 'the node to go' });
+    expect(Date.now() - failedAt).toBeLessThan(3 * 200 + 1_000);
+
+    await fetch(`http://127.0.0.1:${user.port}/health/ok`, { method: 'POST' });
+    await waitFor(() => exists(reader, path), { timeoutMs: 3_000, message: 'the node to come back' });
+    expect(agent.running).toBe(true);
+  });
+
+  it('re-creates the node on a new session after its session expired behind a partition', async () => {
+    const user = await backend();
+    const [host, port] = zk.nodes[0]!.connectString.split(':');
+    const proxy = await startTcpProxy({ host: host!, port: Number(port) });
+    cleanup.push(() => proxy.close());
+    const agent = await agentBeside(user, [], proxy.address);
+    const path = `/services/user/user-${user.port}`;
+    const first = await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
+
+    proxy.blackhole();
+    // The server expires the silent session and deletes its ephemeral node.
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: SESSION_TIMEOUT_MS * 3, message: 'the old session to expire' });
+    proxy.restore();
+    const second = await waitFor(() => exists(reader, path), { timeoutMs: 15_000, message: 'the node to come back' }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect(Buffer.from(second.ephemeralOwner).equals(Buffer.from(first.ephemeralOwner))).toBe(false);
+    expect(agent.running).toBe(true);
+  });
+
+  it('registers within one backoff step once ZooKeeper comes up after the agent started', async () => {
+    const user = await backend();
+    await zk.nodes[0]!.stop();
+    try {
+      const agent = await agentBeside(user);
+      const path = `/services/user/user-${user.port}`;
+      // Ten seconds without a registry; the agent keeps retrying.
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      expect(agent.running).toBe(true);
+      await zk.nodes[0]!.restart();
+      const upAt = Date.now();
+      reader.close();
+      reader = await connect(zk.connectString);
+      await waitFor(() => exists(reader, path), { timeoutMs: 8_000, message: 'the node after the registry came up' });
+      // One backoff step is at most 5 s; the client also needs a moment for its own connect attempt.
+      expect(Date.now() - upAt).toBeLessThan(7_000);
+      const log = await logOf(agent);
+      // Logged once per state change, not on every attempt.
+      expect(log.split('\n').filter((line) => line.includes('registry unreachable')).length).toBeLessThanOrEqual(2);
+    } finally {
+      if (!zk.nodes[0]!.running) await zk.nodes[0]!.restart();
+    }
+  });
+});
+
+describe('switchboard-agent with etcd', () => {
+  let etcd: EtcdCluster;
+  let reader: Etcd3;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    reader = new Etcd3({ hosts: etcd.endpoints });
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+  afterAll(async () => {
+    reader?.close();
+    await etcd?.close();
+  });
+
+  async function agentFor(port: number, extra: string[] = []): Promise<ManagedProcess> {
+    const endpoint = etcd.endpoints[0]!.replace('http://', '');
+    const agent = await startAgent(['--registry', `etcd://${endpoint}/services`, '--service', 'order', '--port', String(port), '--id', `order-${port}`, '--ttl', '2s', ...FAST, ...extra]);
+    cleanup.push(() => agent.kill());
+    return agent;
+  }
+
+  it('puts a leased key with the payload and deletes it on SIGTERM', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port, ['--metadata', 'zone=eu']);
+    const key = `/services/order/order-${order.port}`;
+    const value = await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    expect(JSON.parse(value)).toMatchObject({ id: `order-${order.port}`, service: 'order', port: order.port, metadata: { zone: 'eu' } });
+    const { kvs } = await reader.get(key).exec();
+    expect(kvs[0]?.lease).not.toBe('0');
+
+    await agent.stop();
+    expect(agent.exitInfo?.code).toBe(0);
+    expect(await reader.get(key).string()).toBeNull();
+  });
+
+  it('loses the key within the lease TTL when the agent is killed with SIGKILL', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    await agent.kill();
+    // TTL 2 s; etcd may keep a lease up to one more election timeout and keep-alive interval.
+    await waitFor(async () => (await reader.get(key).string()) === null, { timeoutMs: 4_000, message: 'the key to go' });
+  });
+
+  it('puts the key again on a new lease when its lease is revoked from another client', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    const before = (await reader.get(key).exec()).kvs[0]!.lease;
+    await reader.leaseClient.leaseRevoke({ ID: before });
+    const after = await waitFor(async () => {
+      const lease = (await reader.get(key).exec()).kvs[0]?.lease;
+      return lease && lease !== before ? lease : undefined;
+    }, { timeoutMs: 5_000, message: 'the key on a new lease' }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect(after).not.toBe(before);
+  });
+});
+
+describe('switchboard-agent with a ZooKeeper ensemble', () => {
+  let zk: ZooKeeperCluster;
+
+  beforeAll(async () => {
+    zk = await startZooKeeperEnsemble(3, { tickTimeMs: 500 });
+  });
+  afterAll(async () => {
+    await zk?.close();
+  });
+
+  it('keeps the node when the leader is killed, because the session moves to a follower', async () => {
+    const user = await startBackend();
+    const agent = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(user.port), '--id', 'stays', '--ttl', '6s', ...FAST]);
+    const leader = await zk.leader();
+    // Read through a follower, so that the observer itself is not cut off by the kill.
+    const follower = zk.nodes.find((node) => node !== leader)!;
+    const reader = await connect(follower.connectString);
+    try {
+      await waitFor(() => exists(reader, '/services/user/stays'), { timeoutMs: 15_000, message: 'the node to appear' });
+      let deleted = false;
+      void getData(reader, '/services/user/stays', (event) => {
+        if (event.getType() === zookeeper.Event.NODE_DELETED) deleted = true;
+      });
+      await leader.kill();
+      const newLeader = await zk.leader();
+      expect(newLeader).not.toBe(leader);
+      // Watch for longer than the session timeout: an expired session would have removed the node by then.
+      const until = Date.now() + 7_000;
+      await waitFor(() => deleted || Date.now() > until, { timeoutMs: 10_000, intervalMs: 100 });
+      expect(deleted).toBe(false);
+      expect(await exists(reader, '/services/user/stays')).not.toBeNull();
+      expect(agent.running).toBe(true);
+    } finally {
+      reader.close();
+      await agent.kill();
+      await user.process.kill();
+    }
+  });
+});
+
+describe('register(), the in-process API', () => {
+  it('registers the calling process and removes the node on close()', async () => {
+    const zk = await startZooKeeper();
+    const reader = await connect(zk.connectString);
+    try {
+      const handle = register({ registry: `zk://${zk.connectString}/services`, service: 'inproc', port: 4321, weight: 3 });
+      const payload = await waitFor(() => zkPayload(reader, '/services/inproc/inproc-127.0.0.1-4321'), { message: 'the node to appear' });
+      expect(payload).toMatchObject({ service: 'inproc', port: 4321, weight: 3 });
+      await handle.close();
+      expect(await exists(reader, '/services/inproc/inproc-127.0.0.1-4321')).toBeNull();
+      expect(handle.registration.currentState()).toBe('closed');
+    } finally {
+      reader.close();
+      await zk.close();
+    }
+  });
+});
