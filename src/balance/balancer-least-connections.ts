@@ -1,0 +1,55 @@
+import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
+import { BalancerBase } from './balancer-base.ts';
+import type { PickResult, Picker } from './picker.ts';
+import { WeightedMember } from './balancer-weighted-round-robin.ts';
+
+/**
+ * One pick of nginx's weighted least-connections (ngx_http_upstream_least_conn_module.c): the member
+ * with the fewest in-flight requests per unit of weight wins; members tied with it share by smooth
+ * weighted round-robin, so an idle service still gets the weighted distribution. O(n) per pick.
+ * `members` must be non-empty with weights above 0.
+ */
+export function leastConnectionsStep(members: readonly WeightedMember[]): WeightedMember {
+  let best = members[0]!;
+  let bestIndex = 0;
+  let tied = false;
+  for (let index = 1; index < members.length; index += 1) {
+    const member = members[index]!;
+    // Cross-multiplied so that no division rounds: a.inFlight / a.weight < b.inFlight / b.weight.
+    const left = member.inFlight * best.weight;
+    const right = best.inFlight * member.weight;
+    if (left < right) {
+      best = member;
+      bestIndex = index;
+      tied = false;
+    } else if (left === right) {
+      tied = true;
+    }
+  }
+  if (!tied) return best;
+  // Only members after the first best can tie with it: a smaller one would have replaced it.
+  let chosen = best;
+  let total = 0;
+  for (let index = bestIndex; index < members.length; index += 1) {
+    const member = members[index]!;
+    if (member.inFlight * best.weight !== best.inFlight * member.weight) continue;
+    member.current += member.weight;
+    total += member.weight;
+    if (member.current > chosen.current) chosen = member;
+  }
+  chosen.current -= total;
+  return chosen;
+}
+
+/** Weighted least-connections after nginx; in-flight counts and tie-break weights survive updates. */
+export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
+  readonly algorithm: BalancerAlgorithm = 'least-connections';
+
+  protected createMember(endpoint: BalancerEndpoint): WeightedMember {
+    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
+  }
+
+  protected buildPicker(eligible: readonly WeightedMember[]): Picker {
+    return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
+  }
+}

@@ -1,0 +1,53 @@
+import type { Instance } from '../discovery/instance.ts';
+import type { PickedEndpoint, PickOutcome } from './picker.ts';
+
+/** The state a balancer keeps for one address across updates; subclasses add their own fields. */
+export class Member {
+  /** Picks whose `done` has not been called yet. */
+  inFlight = 0;
+
+  constructor(
+    readonly address: string,
+    /** The latest registry value for this address. */
+    public instance: Instance,
+    public routable: boolean,
+  ) {}
+
+  /** The registry weight; 0 means no traffic. */
+  get weight(): number {
+    return this.instance.weight;
+  }
+}
+
+/** Receives the outcome of an attempt exactly once. */
+export interface AttemptSettler<M extends Member> {
+  settle(member: M, outcome: PickOutcome): void;
+}
+
+/**
+ * One picked attempt. A class rather than a closure per pick: `done` lives on the prototype, so call
+ * it as a method (`pick.done(outcome)`), which is how the proxy holds it anyway.
+ */
+export class Attempt<M extends Member> implements PickedEndpoint {
+  readonly kind = 'endpoint';
+  readonly instance: Instance;
+  readonly address: string;
+  private open = true;
+
+  constructor(
+    private readonly member: M,
+    private readonly settler: AttemptSettler<M>,
+  ) {
+    this.instance = member.instance;
+    this.address = member.address;
+    member.inFlight += 1;
+  }
+
+  /** Releases the in-flight slot and reports the outcome; calls after the first do nothing. */
+  done(outcome: PickOutcome): void {
+    if (!this.open) return;
+    this.open = false;
+    this.member.inFlight -= 1;
+    this.settler.settle(this.member, outcome);
+  }
+}

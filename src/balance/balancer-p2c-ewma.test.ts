@@ -1,0 +1,86 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceAddress, type Instance } from '../discovery/instance.ts';
+import { P2cEwmaBalancer } from './balancer-p2c-ewma.ts';
+import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
+import type { PickedEndpoint } from './picker.ts';
+
+const EXTRA_DELAY_MS = 20;
+const REQUESTS = 300;
+const CONCURRENCY = 4;
+
+/** An HTTP server on a free port that answers 200 after `delayMs`. */
+async function backend(delayMs: number): Promise<Server> {
+  const server = createServer((_request, response) => {
+    const answer = () => response.end('ok');
+    if (delayMs === 0) answer();
+    else setTimeout(answer, delayMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+function instanceOf(id: string, server: Server): Instance {
+  return { id, service: 'svc', host: '127.0.0.1', port: (server.address() as AddressInfo).port, weight: 1, protocol: 'http', metadata: {} };
+}
+
+describe('P2cEwmaBalancer', () => {
+  const servers: Server[] = [];
+  const agent = new Agent({ connections: CONCURRENCY });
+  beforeAll(async () => {
+    servers.push(await backend(0), await backend(EXTRA_DELAY_MS));
+  });
+  afterAll(async () => {
+    await agent.close();
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it('sends most traffic away from a real HTTP backend that answers 20 ms slower', async () => {
+    const [fast, slow] = [instanceOf('fast', servers[0]!), instanceOf('slow', servers[1]!)];
+    const balancer = new P2cEwmaBalancer();
+    balancer.update([fast, slow].map((instance) => ({ address: instanceAddress(instance), instance, routable: true })));
+    const counts = { fast: 0, slow: 0 };
+    let next = 0;
+    const worker = async () => {
+      while (next < REQUESTS) {
+        next += 1;
+        const pick = balancer.picker.pick({}) as PickedEndpoint;
+        const started = performance.now();
+        const response = await request(`http://${pick.address}/`, { dispatcher: agent });
+        await response.body.text();
+        pick.done({ ok: response.statusCode < 500, latencyMs: performance.now() - started });
+        counts[pick.instance.id as 'fast' | 'slow'] += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    expect(counts.fast + counts.slow).toBe(REQUESTS);
+    expect(counts.fast / REQUESTS).toBeGreaterThan(0.8);
+    expect(balancer.member(instanceAddress(slow))!.inFlight).toBe(0);
+  });
+
+  it('prefers the member with fewer requests in flight when latencies are equal', () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now, random: seededRandom(4) });
+    balancer.update(testEndpoints('a', 'b'));
+    for (let index = 0; index < 10; index += 1) {
+      const pick = balancer.picker.pick({}) as PickedEndpoint;
+      now += 1;
+      pick.done({ ok: true, latencyMs: 10 });
+    }
+    const held = balancer.picker.pick({}) as PickedEndpoint;
+    const other = pickedId(balancer.picker.pick({}));
+    expect(other).not.toBe(held.instance.id);
+  });
+
+  it('ignores the latency of a cancelled request, which says nothing about the upstream', () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now });
+    balancer.update(testEndpoints('a'));
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: true, latencyMs: 10 });
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 5_000, errorClass: 'cancelled' });
+    now += 1;
+    expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
+  });
+});

@@ -1,0 +1,88 @@
+import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
+import { BalancerBase } from './balancer-base.ts';
+import { Member } from './balancer-member.ts';
+import { PeakEwma } from './peak-ewma.ts';
+import type { PickOutcome, PickResult, Picker } from './picker.ts';
+import { WeightedSampler } from './weighted-sampler.ts';
+
+/** Finagle's and Linkerd's default decay window of the latency estimate. */
+export const DEFAULT_EWMA_DECAY_MS = 10_000;
+
+/** Options of the power-of-two-choices balancer. */
+export interface P2cEwmaOptions extends BalancerOptions {
+  /** Window of the latency estimate; shorter reacts faster and forgets faster. */
+  readonly decayMs?: number;
+}
+
+/** A member with its latency estimate. */
+export class EwmaMember extends Member {
+  constructor(
+    endpoint: BalancerEndpoint,
+    /** Survives updates while the address stays. */
+    readonly ewma: PeakEwma,
+  ) {
+    super(endpoint.address, endpoint.instance, endpoint.routable);
+  }
+}
+
+/** Redraws for a second candidate distinct from the first before settling for a uniform one. */
+const DISTINCT_DRAWS = 4;
+
+/**
+ * Costs closer than this share count as a tie, which the first (weighted) draw wins. Decay alone
+ * makes two members with identical history differ by parts per million; that is noise, and it must
+ * not override the weights. Any difference in requests in flight is far above it.
+ */
+export const COST_TIE_TOLERANCE = 0.01;
+
+/**
+ * Power of two choices over peak-EWMA load, as Finagle's `P2CPeakEwma` and Linkerd do
+ * (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001): draw two distinct
+ * members in proportion to weight, send to the one with the lower latency estimate × (in flight + 1).
+ * On a tie (within `COST_TIE_TOLERANCE`) the first draw wins, so a service whose members behave
+ * alike gets the weighted distribution. Outcomes feed
+ * the estimate; a client cancel does not, since its latency says nothing of the upstream.
+ */
+export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
+  readonly algorithm: BalancerAlgorithm = 'p2c-ewma';
+
+  private readonly decayMs: number;
+
+  constructor(options: P2cEwmaOptions = {}) {
+    super(options);
+    this.decayMs = options.decayMs ?? DEFAULT_EWMA_DECAY_MS;
+  }
+
+  protected createMember(endpoint: BalancerEndpoint): EwmaMember {
+    return new EwmaMember(endpoint, new PeakEwma(this.decayMs, this.now()));
+  }
+
+  protected override observe(member: EwmaMember, outcome: PickOutcome): void {
+    if (outcome.errorClass === 'cancelled') return;
+    member.ewma.observe(Math.max(outcome.latencyMs, 0), this.now());
+  }
+
+  protected buildPicker(eligible: readonly EwmaMember[]): Picker {
+    const size = eligible.length;
+    if (size === 1) {
+      const only = eligible[0]!;
+      return { pick: (): PickResult => this.attempt(only) };
+    }
+    const sampler = new WeightedSampler(eligible.map((member) => member.weight));
+    return {
+      pick: (): PickResult => {
+        const first = sampler.sample(this.random);
+        let second = sampler.sample(this.random);
+        for (let draw = 1; second === first && draw < DISTINCT_DRAWS; draw += 1) second = sampler.sample(this.random);
+        // A very heavy member keeps being redrawn: compare against a uniform other one instead.
+        if (second === first) second = (first + 1 + Math.floor(this.random() * (size - 1))) % size;
+        const a = eligible[first]!;
+        const b = eligible[second]!;
+        const now = this.now();
+        const costA = a.ewma.cost(a.inFlight, now);
+        const costB = b.ewma.cost(b.inFlight, now);
+        return this.attempt(costB < costA * (1 - COST_TIE_TOLERANCE) ? b : a);
+      },
+    };
+  }
+}

@@ -1,0 +1,21 @@
+import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
+import { BalancerBase } from './balancer-base.ts';
+import { Member } from './balancer-member.ts';
+import type { PickResult, Picker } from './picker.ts';
+import { WeightedSampler } from './weighted-sampler.ts';
+
+/** Weighted random: each pick draws a member with probability weight / total weight, in O(1). */
+export class RandomBalancer extends BalancerBase<Member> {
+  readonly algorithm: BalancerAlgorithm = 'random';
+
+  protected createMember(endpoint: BalancerEndpoint): Member {
+    return new Member(endpoint.address, endpoint.instance, endpoint.routable);
+  }
+
+  protected buildPicker(eligible: readonly Member[]): Picker {
+    const sampler = new WeightedSampler(eligible.map((member) => member.weight));
+    return {
+      pick: (): PickResult => this.attempt(eligible[sampler.sample(this.random)]!),
+    };
+  }
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { BALANCER_ALGORITHMS, type BalancerEndpoint } from './balancer.ts';
+import type { BalancerBase } from './balancer-base.ts';
+import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import type { EwmaMember } from './balancer-p2c-ewma.ts';
+import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
+import type { PickedEndpoint } from './picker.ts';
+
+const CONFIGS: Record<(typeof BALANCER_ALGORITHMS)[number], BalancerConfig> = {
+  random: { algorithm: 'random' },
+  'round-robin': { algorithm: 'round-robin' },
+  'weighted-round-robin': { algorithm: 'weighted-round-robin' },
+  'least-connections': { algorithm: 'least-connections' },
+  'p2c-ewma': { algorithm: 'p2c-ewma' },
+  'consistent-hash': { algorithm: 'consistent-hash', key: { from: 'header', name: 'x-user' } },
+};
+const ALL = BALANCER_ALGORITHMS.map((algorithm) => ({ algorithm, config: CONFIGS[algorithm] }));
+
+const address = (id: string) => `${id}.svc.test:8080`;
+const unroutable = (endpoints: BalancerEndpoint[], ...ids: string[]) =>
+  endpoints.map((endpoint) => (ids.includes(endpoint.instance.id) ? { ...endpoint, routable: false } : endpoint));
+
+function pickMany(balancer: ReturnType<typeof createBalancer>, count: number): PickedEndpoint[] {
+  return Array.from({ length: count }, (_, index) => {
+    const result = balancer.picker.pick({ headers: { 'x-user': `user-${index}` } });
+    if (result.kind !== 'endpoint') throw new Error(`expected an endpoint, got ${result.reason}`);
+    return result;
+  });
+}
+
+describe.each(ALL)('$algorithm balancer', ({ config }) => {
+  it('answers no-instances before any update and for an empty set', () => {
+    const balancer = createBalancer(config);
+    expect(balancer.picker.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+    expect(balancer.update([]).pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+  });
+
+  it('answers no-healthy-instances when no member is routable, without throwing', () => {
+    const balancer = createBalancer(config);
+    const picker = balancer.update(unroutable(testEndpoints('a', 'b'), 'a', 'b'));
+    expect(picker.pick({ headers: { 'x-user': 'u' } })).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
+  });
+
+  it('answers no-healthy-instances when every member has weight 0', () => {
+    const balancer = createBalancer(config);
+    expect(balancer.update(testEndpoints(['a', 0], ['b', 0])).pick({})).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
+  });
+
+  it('never picks an unroutable member or one with weight 0', () => {
+    const balancer = createBalancer(config, { random: seededRandom(3) });
+    balancer.update(unroutable(testEndpoints('a', 'b', ['c', 0], 'd'), 'b'));
+    const picked = new Set(pickMany(balancer, 2_000).map(pickedId));
+    expect(picked).toEqual(new Set(['a', 'd']));
+  });
+
+  it('counts a pick in flight until done, and ignores a second done', () => {
+    const outcomes: string[] = [];
+    const balancer = createBalancer(config, { onOutcome: (picked, outcome) => outcomes.push(`${picked}:${outcome.ok}`) });
+    balancer.update(testEndpoints('a'));
+    const [pick] = pickMany(balancer, 1);
+    const member = balancer.member(address('a'))!;
+    expect(member.inFlight).toBe(1);
+    pick!.done({ ok: false, latencyMs: 3, errorClass: 'http-5xx' });
+    pick!.done({ ok: true, latencyMs: 3 });
+    expect(member.inFlight).toBe(0);
+    expect(outcomes).toEqual([`${address('a')}:false`]);
+  });
+
+  it('keeps in-flight counts of unchanged members when an unrelated member joins', () => {
+    const balancer = createBalancer(config, { random: seededRandom(5) });
+    balancer.update(testEndpoints('a', 'b'));
+    pickMany(balancer, 40);
+    const before = ['a', 'b'].map((id) => balancer.member(address(id))!.inFlight);
+    expect(before.reduce((sum, count) => sum + count, 0)).toBe(40);
+    balancer.update(testEndpoints('a', 'b', 'c'));
+    expect(['a', 'b'].map((id) => balancer.member(address(id))!.inFlight)).toEqual(before);
+  });
+
+  it('routes to a member again once it is routable again, with its state intact', () => {
+    const balancer = createBalancer(config, { random: seededRandom(9) });
+    balancer.update(testEndpoints('a', 'b'));
+    const picks = pickMany(balancer, 10).filter((pick) => pick.instance.id === 'b');
+    const member = balancer.member(address('b'))!;
+    balancer.update(unroutable(testEndpoints('a', 'b'), 'b'));
+    expect(new Set(pickMany(balancer, 200).map(pickedId))).toEqual(new Set(['a']));
+    balancer.update(testEndpoints('a', 'b'));
+    expect(balancer.member(address('b'))).toBe(member);
+    expect(member.inFlight).toBe(picks.length);
+    expect(pickMany(balancer, 200).map(pickedId)).toContain('b');
+  });
+});
+
+describe('state that survives updates', () => {
+  it('keeps the latency estimate of a p2c-ewma member when an unrelated member joins', () => {
+    let now = 0;
+    const balancer = createBalancer({ algorithm: 'p2c-ewma' }, { now: () => now, random: seededRandom(1) });
+    balancer.update(testEndpoints('a', 'b'));
+    for (const pick of pickMany(balancer, 20)) pick.done({ ok: true, latencyMs: pick.instance.id === 'a' ? 10 : 40 });
+    now += 1;
+    const estimate = (id: string) => ((balancer as BalancerBase<EwmaMember>).member(address(id))!.ewma.latencyMs);
+    const before = [estimate('a'), estimate('b')];
+    expect(before[0]).toBeGreaterThan(0);
+    balancer.update(testEndpoints('a', 'b', 'c'));
+    expect([estimate('a'), estimate('b')]).toEqual(before);
+  });
+
+  it('drops the state of a member that leaves, so a returning address starts afresh', () => {
+    const balancer = createBalancer({ algorithm: 'least-connections' });
+    balancer.update(testEndpoints('a', 'b'));
+    pickMany(balancer, 4);
+    balancer.update(testEndpoints('a'));
+    balancer.update(testEndpoints('a', 'b'));
+    expect(balancer.member(address('b'))!.inFlight).toBe(0);
+  });
+});

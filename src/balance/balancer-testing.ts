@@ -1,0 +1,35 @@
+// Fixtures shared by the balancer tests; not exported from index.ts.
+import { instanceAddress, type Instance } from '../discovery/instance.ts';
+import type { BalancerEndpoint } from './balancer.ts';
+import type { PickResult } from './picker.ts';
+
+/** An instance named `id` at `<id>.svc.test:8080`, so the address follows from the id. */
+export function testInstance(id: string, weight = 1): Instance {
+  return { id, service: 'svc', host: `${id}.svc.test`, port: 8080, weight, protocol: 'http', metadata: {} };
+}
+
+/** Routable endpoints from `[id, weight]` pairs, in the order given. */
+export function testEndpoints(...members: Array<[id: string, weight: number] | string>): BalancerEndpoint[] {
+  return members.map((member) => {
+    const [id, weight] = typeof member === 'string' ? [member, 1] : member;
+    const instance = testInstance(id, weight);
+    return { address: instanceAddress(instance), instance, routable: true };
+  });
+}
+
+/** The id picked, or the `none` reason. */
+export function pickedId(result: PickResult): string {
+  return result.kind === 'endpoint' ? result.instance.id : `none:${result.reason}`;
+}
+
+/** A seeded PRNG (mulberry32) so distribution tests are reproducible. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,59 @@
+import type { Instance } from '../discovery/instance.ts';
+import type { PickOutcome, Picker } from './picker.ts';
+
+/** Names of every balancing algorithm, as configuration spells them. */
+export const BALANCER_ALGORITHMS = ['random', 'round-robin', 'weighted-round-robin', 'least-connections', 'p2c-ewma', 'consistent-hash'] as const;
+
+/** One of `BALANCER_ALGORITHMS`. */
+export type BalancerAlgorithm = (typeof BALANCER_ALGORITHMS)[number];
+
+/**
+ * One endpoint as a balancer is fed it. `routable: false` keeps the endpoint's state (weights,
+ * counts, latency, ring points) but sends it no traffic; weight 0 does the same.
+ * `EndpointHealth` from the health layer fits this shape.
+ */
+export interface BalancerEndpoint {
+  /** `instanceAddress(instance)`; members are matched across updates by it. */
+  readonly address: string;
+  readonly instance: Instance;
+  readonly routable: boolean;
+}
+
+/** Told of every reported outcome after the balancer has used it; passive health listens here. */
+export type OutcomeListener = (address: string, outcome: PickOutcome) => void;
+
+/** Options every balancer accepts. */
+export interface BalancerOptions {
+  /** Called synchronously from `done()` of every pick. */
+  readonly onOutcome?: OutcomeListener;
+  /** For tests: uniform random source in [0, 1). */
+  readonly random?: () => number;
+  /** For tests: monotonic clock in milliseconds (`performance.now` by default). */
+  readonly now?: () => number;
+}
+
+/** What a balancer reports of one member, e.g. for the admin view. */
+export interface MemberView {
+  readonly address: string;
+  readonly instance: Instance;
+  readonly routable: boolean;
+  /** Picks whose `done` has not been called yet. */
+  readonly inFlight: number;
+}
+
+/**
+ * A load-balancing state machine (grpc-js style): fed whole endpoint sets, it keeps per-member
+ * state across updates (matched by address) and publishes an immutable `Picker` per update.
+ */
+export interface Balancer {
+  readonly algorithm: BalancerAlgorithm;
+  /** The picker of the latest update; before the first, one that answers `no-instances`. */
+  readonly picker: Picker;
+  /**
+   * Replaces the endpoint set and returns the new picker (also `picker` from now on). Members whose
+   * address persists keep their state; a duplicate address after the first is ignored. Never throws.
+   */
+  update(endpoints: readonly BalancerEndpoint[]): Picker;
+  /** The state kept for `address`, or undefined when it is not a member. */
+  member(address: string): MemberView | undefined;
+}

@@ -1,0 +1,59 @@
+import type { Instance } from '../discovery/instance.ts';
+import type { UpstreamOutcome } from '../health/upstream-outcome.ts';
+
+/** What a picker may read of a request. Every field is optional: a balancer that needs a missing one falls back to its own choice. */
+export interface PickContext {
+  /** The client address as the gateway sees it (after trusted `X-Forwarded-For` handling). */
+  readonly clientIp?: string;
+  /** The request target: path and optional query, e.g. `/users/7?tenant=a`. */
+  readonly url?: string;
+  /** Request headers with lower-case names, as node:http gives them. */
+  readonly headers?: Readonly<Record<string, string | readonly string[] | undefined>>;
+}
+
+/** The outcome the proxy reports for a pick; alias of the health layer's `UpstreamOutcome`. */
+export type PickOutcome = UpstreamOutcome;
+
+/** A chosen endpoint. The caller must call `done` exactly once when the attempt ends, however it ends. */
+export interface PickedEndpoint {
+  readonly kind: 'endpoint';
+  readonly instance: Instance;
+  /** `instanceAddress(instance)`. */
+  readonly address: string;
+  /**
+   * Reports how the attempt went: releases the in-flight slot, feeds latency estimates and
+   * passive health. Calls after the first are ignored, so a cleanup path may call it again safely.
+   */
+  done(outcome: PickOutcome): void;
+}
+
+/**
+ * Why nothing was picked: the service lists no instances (`no-instances`), or none may take
+ * traffic now because of health or weight 0 (`no-healthy-instances`). The proxy answers 503.
+ */
+export interface NoEndpoint {
+  readonly kind: 'none';
+  readonly reason: 'no-instances' | 'no-healthy-instances';
+}
+
+/** The answer of a pick: never thrown, always one of these. */
+export type PickResult = PickedEndpoint | NoEndpoint;
+
+/**
+ * The data-path face of a balancer (grpc-js style). A picker's endpoint set never changes; a new
+ * set means a new picker. Per-endpoint counters it shares with its balancer (in-flight counts,
+ * latency, smooth-WRR weights) do move, which is how state survives from one picker to the next.
+ */
+export interface Picker {
+  /** Chooses an endpoint for one attempt; synchronous, never throws. */
+  pick(context: PickContext): PickResult;
+}
+
+const NO_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-instances' });
+const NO_HEALTHY_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-healthy-instances' });
+
+/** A picker that always answers `none` for `reason`; shared, allocation-free. */
+export function nonePicker(reason: NoEndpoint['reason']): Picker {
+  const result = reason === 'no-instances' ? NO_INSTANCES : NO_HEALTHY_INSTANCES;
+  return { pick: () => result };
+}

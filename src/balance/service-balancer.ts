@@ -1,0 +1,80 @@
+import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
+import { sameInstance } from '../discovery/instance.ts';
+import type { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
+import { EndpointSet, type EndpointSetOptions } from '../health/endpoint-set.ts';
+import type { HealthView } from '../health/health-view.ts';
+import type { Balancer, BalancerEndpoint } from './balancer.ts';
+import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import { nonePicker, type Picker } from './picker.ts';
+
+/**
+ * Drives one balancer from a health view: every snapshot that changes what the balancer sees
+ * (addresses, instances, routability) becomes one `update()`. Exposes the current picker.
+ */
+export class ServiceBalancer {
+  /** Replays the current picker, then each new one. Completes on `close()`. */
+  readonly picker$: Observable<Picker>;
+
+  private readonly pickers = new BehaviorSubject<Picker>(nonePicker('no-instances'));
+  private current: Picker = this.pickers.getValue();
+  private readonly subscription: Subscription;
+  private fed: readonly BalancerEndpoint[] = [];
+  private closed = false;
+
+  constructor(
+    view: HealthView,
+    readonly balancer: Balancer,
+    private readonly teardown: () => void = () => undefined,
+  ) {
+    this.picker$ = this.pickers.asObservable();
+    this.subscription = view.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
+  }
+
+  /** The picker to use for the next request; `no-instances` until the registry lists the service. */
+  get picker(): Picker {
+    return this.current;
+  }
+
+  /** Unsubscribes, runs the owner's teardown (checks, timers) and completes `picker$`; the last picker stays usable. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscription.unsubscribe();
+    this.teardown();
+    this.pickers.complete();
+  }
+
+  private feed(endpoints: readonly BalancerEndpoint[]): void {
+    if (sameEndpoints(this.fed, endpoints)) return;
+    this.fed = endpoints;
+    this.current = this.balancer.update(endpoints);
+    this.pickers.next(this.current);
+  }
+}
+
+/** Settings of `createServiceBalancer`. */
+export interface ServiceBalancerOptions {
+  readonly balancer: BalancerConfig;
+  readonly health?: EndpointSetOptions;
+}
+
+/**
+ * The whole per-service composition: an `EndpointSet` over `conf.conf$` (active checks, outlier
+ * detection, Envoy's rule, panic) feeding a balancer built from `options.balancer`, with every
+ * pick's outcome reported to outlier detection. `close()` tears all of it down.
+ */
+export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
+  const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
+  const balancer = createBalancer(options.balancer, { onOutcome: (address, outcome) => endpoints.record(address, outcome) });
+  return new ServiceBalancer(endpoints, balancer, () => endpoints.close());
+}
+
+function sameEndpoints(a: readonly BalancerEndpoint[], b: readonly BalancerEndpoint[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((left, index) => {
+      const right = b[index]!;
+      return left.address === right.address && left.routable === right.routable && sameInstance(left.instance, right.instance);
+    })
+  );
+}

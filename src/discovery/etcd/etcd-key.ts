@@ -1,0 +1,28 @@
+/** Where a registry key sits: the service it belongs to and the instance id it names. */
+export interface InstanceKey {
+  readonly service: string;
+  readonly instanceId: string;
+}
+
+/**
+ * The prefix in canonical form: trailing slashes removed, so `/services/` and `/services` name the
+ * same keys. The keys under it start with `<prefix>/`.
+ */
+export function normalizePrefix(prefix: string): string {
+  return prefix.replace(/\/+$/, '');
+}
+
+/**
+ * Splits `<prefix>/<service>/<instanceId>` into its parts; any other shape (a key directly under
+ * the prefix, a deeper key, an empty segment, a key outside the prefix) yields `undefined`.
+ * `prefix` must be normalised.
+ */
+export function parseInstanceKey(prefix: string, key: string): InstanceKey | undefined {
+  const head = `${prefix}/`;
+  if (!key.startsWith(head)) return undefined;
+  const segments = key.slice(head.length).split('/');
+  if (segments.length !== 2) return undefined;
+  const [service, instanceId] = segments as [string, string];
+  if (service === '' || instanceId === '') return undefined;
+  return { service, instanceId };
+}

@@ -1,0 +1,16 @@
+export type { Instance, InstanceProtocol } from './instance.ts';
+export { INSTANCE_PROTOCOLS, instanceAddress, sameInstance, sameInstances, sortInstances } from './instance.ts';
+export { decodeInstance, encodeInstance, MAX_INSTANCE_WEIGHT } from './instance-codec.ts';
+export type { DecodeResult, RawInstance } from './instance-codec.ts';
+export type { DiscoveryProvider, ProviderSnapshot, ProviderState, ProviderStatus } from './provider.ts';
+export { ProviderStore } from './provider-store.ts';
+export { DiscoveryAggregator, DEFAULT_THROTTLE_MS } from './discovery-aggregator.ts';
+export type { DiscoveryAggregatorOptions } from './discovery-aggregator.ts';
+export { LoadBalanceConf } from './load-balance-conf.ts';
+export type { ServiceConf } from './load-balance-conf.ts';
+export { StaticProvider } from './static/index.ts';
+export { FileProvider, parseInstanceList } from './file/index.ts';
+export type { FileProviderOptions } from './file/index.ts';
+export { createZooKeeperProvider } from './zookeeper/index.ts';
+export type { ZooKeeperProviderOptions } from './zookeeper/index.ts';
+export { createProvider } from './provider-factory.ts';

@@ -1,0 +1,17 @@
+import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
+import { FileProvider } from './file/index.ts';
+import type { DiscoveryProvider } from './provider.ts';
+import { createZooKeeperProvider } from './zookeeper/index.ts';
+
+/** Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location; not started. */
+export function createProvider(registry: string | RegistryLocation): DiscoveryProvider {
+  const location = typeof registry === 'string' ? parseRegistryUrl(registry) : registry;
+  switch (location.kind) {
+    case 'zookeeper':
+      return createZooKeeperProvider({ connectString: location.connectString, root: location.root });
+    case 'etcd':
+      throw new Error('etcd provider: not wired yet');
+    case 'file':
+      return new FileProvider({ path: location.path });
+  }
+}

@@ -1,0 +1,147 @@
+import { Subscription } from 'rxjs';
+import type { BackoffOptions } from '../../backoff.ts';
+import { errorMessage } from '../../errors.ts';
+import { componentLogger, type Logger } from '../../logger.ts';
+import { providerResyncsTotal } from '../../metrics.ts';
+import { ZooKeeperSessionSupervisor, readerFor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../zookeeper/index.ts';
+import { ProviderStore } from '../provider-store.ts';
+import type { DiscoveryProvider } from '../provider.ts';
+import { ZooKeeperTreeSync } from './zookeeper-tree-sync.ts';
+
+/** Root under which services register when none is configured (the Curator / Spring Cloud Zookeeper default). */
+export const DEFAULT_ZOOKEEPER_ROOT = '/services';
+
+/** Options of `createZooKeeperProvider`; only `connectString` is required. */
+export interface ZooKeeperProviderOptions {
+  /** `host:port[,host:port…]`, as node-zookeeper-client takes it (no chroot). */
+  readonly connectString: string;
+  /** Parent of the service znodes; `/services` by default. */
+  readonly root?: string;
+  /** Requested session timeout; also how long a disconnection lasts before the session counts as expired. */
+  readonly sessionTimeoutMs?: number;
+  /** Deadline for a new client's handshake; the session timeout by default. */
+  readonly connectTimeoutMs?: number;
+  /** Retry delays for connections and failed reads. */
+  readonly backoff?: BackoffOptions;
+  /** Provider name tagging snapshots; `zk:<connectString><root>` by default. */
+  readonly name?: string;
+}
+
+/**
+ * A discovery provider over ZooKeeper: `<root>/<service>/<instance>` znodes, one instance per
+ * znode with its payload as data. Emits whole per-service snapshots; keeps the last good sets and
+ * reports `stale` while the registry is unreachable; re-reads everything on each new session.
+ */
+export function createZooKeeperProvider(options: ZooKeeperProviderOptions): DiscoveryProvider {
+  const root = normalizeRoot(options.root ?? DEFAULT_ZOOKEEPER_ROOT);
+  const name = options.name ?? `zk:${options.connectString}${root}`;
+  const log = componentLogger('provider-zookeeper', { provider: name });
+  const store = new ProviderStore(name, log);
+  const subscriptions = new Subscription();
+  let supervisor: ZooKeeperSessionSupervisor | undefined;
+  let tree: ZooKeeperTreeSync | undefined;
+  let sessions = 0;
+  /** Set while disconnected: the next `connected` on the same session re-lists before reporting `connected`. */
+  let reconnecting = false;
+  let everConnected = false;
+  let closing: Promise<void> | undefined;
+
+  const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
+    void sync.then(() => {
+      if (synced !== tree || reconnecting || supervisor?.currentState() !== 'connected') return;
+      everConnected = true;
+      store.setStatus('connected');
+    });
+  };
+
+  const onSession = (session: ZooKeeperSession): void => {
+    tree?.dispose();
+    sessions += 1;
+    if (sessions > 1) providerResyncsTotal.inc({ provider: name, reason: 'new-session' });
+    reconnecting = false;
+    const current = new ZooKeeperTreeSync({
+      provider: name,
+      reader: readerFor(session.client),
+      root,
+      log,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      knownServices: () => store.services(),
+      publish: (service, entries, revision) => store.publishRaw(service, entries, revision),
+    });
+    tree = current;
+    settle(current, current.sync());
+  };
+
+  const onState = (state: ZooKeeperSessionState): void => {
+    switch (state) {
+      case 'connected':
+        if (reconnecting && tree) {
+          reconnecting = false;
+          providerResyncsTotal.inc({ provider: name, reason: 'reconnect' });
+          settle(tree, tree.sync());
+        }
+        return;
+      case 'disconnected':
+        reconnecting = true;
+        if (everConnected) store.setStatus('stale', 'disconnected from ZooKeeper');
+        return;
+      case 'expired':
+        tree?.dispose();
+        tree = undefined;
+        if (everConnected) store.setStatus('stale', 'ZooKeeper session expired');
+        return;
+      case 'connecting':
+        if (everConnected) store.setStatus('stale', 'connecting to ZooKeeper');
+        return;
+      case 'closed':
+        return;
+    }
+  };
+
+  return {
+    name,
+    snapshots$: store.snapshots$,
+    status$: store.status$,
+    start() {
+      if (supervisor || closing) return;
+      supervisor = new ZooKeeperSessionSupervisor({
+        connectString: options.connectString,
+        name,
+        log,
+        ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+        ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+      });
+      subscriptions.add(supervisor.session$.subscribe(guarded(log, onSession)));
+      subscriptions.add(supervisor.state$.subscribe(guarded(log, onState)));
+      supervisor.start();
+    },
+    close() {
+      closing ??= (async () => {
+        subscriptions.unsubscribe();
+        tree?.dispose();
+        tree = undefined;
+        await supervisor?.close();
+        store.complete();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** `/services/` → `/services`; a root is always absolute. */
+export function normalizeRoot(root: string): string {
+  const trimmed = `/${root}`.replace(/\/+/g, '/').replace(/\/$/, '');
+  return trimmed === '' ? '/' : trimmed;
+}
+
+/** Wraps a subscriber so that a bug in it is logged instead of escaping into the library's socket handler. */
+function guarded<T>(log: Logger, handler: (value: T) => void): (value: T) => void {
+  return (value) => {
+    try {
+      handler(value);
+    } catch (error) {
+      log.error({ err: errorMessage(error) }, 'ZooKeeper provider failed to handle a session event');
+    }
+  };
+}

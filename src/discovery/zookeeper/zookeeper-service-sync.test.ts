@@ -1,0 +1,169 @@
+import type { Stat } from 'node-zookeeper-client';
+import { describe, expect, it } from 'vitest';
+import { ZooKeeperError, type ZooKeeperReader } from '../../zookeeper/index.ts';
+import type { RawInstance } from '../instance-codec.ts';
+import { ZooKeeperServiceSync } from './zookeeper-service-sync.ts';
+
+const SERVICE_PATH = '/services/web';
+
+function stat(zxid: number): Stat {
+  const buffer = Buffer.alloc(8);
+  buffer.writeBigUInt64BE(BigInt(zxid));
+  return { mzxid: buffer, pzxid: buffer } as Stat;
+}
+
+/**
+ * An in-memory `<service>/<child>` tree. `hold('reply')` parks getData answers already read;
+ * `hold('read')` parks the requests themselves (the server reads later); `release()` lets them go.
+ */
+function fakeTree() {
+  const children = new Map<string, string>();
+  const dataReads: string[] = [];
+  const held: Array<() => void> = [];
+  let hold: false | 'reply' | 'read' = false;
+  let zxid = 1;
+  const reader: ZooKeeperReader = {
+    async getChildren(path) {
+      if (path !== SERVICE_PATH) throw new ZooKeeperError('NO_NODE', path);
+      return { children: [...children.keys()], stat: stat(zxid) };
+    },
+    async getData(path) {
+      const name = path.slice(SERVICE_PATH.length + 1);
+      dataReads.push(name);
+      if (hold === 'read') await new Promise<void>((resolve) => held.push(resolve));
+      const value = children.get(name);
+      if (hold === 'reply') await new Promise<void>((resolve) => held.push(resolve));
+      if (value === undefined) throw new ZooKeeperError('NO_NODE', path);
+      return { data: Buffer.from(value), stat: stat(zxid) };
+    },
+    async exists() {
+      return null;
+    },
+  };
+  return {
+    reader,
+    dataReads,
+    set(name: string, port: number) {
+      zxid += 1;
+      children.set(name, JSON.stringify({ host: '10.0.0.1', port }));
+    },
+    delete(name: string) {
+      zxid += 1;
+      children.delete(name);
+    },
+    hold(mode: false | 'reply' | 'read') {
+      hold = mode;
+    },
+    release() {
+      for (const resolve of held.splice(0)) resolve();
+    },
+  };
+}
+
+function setup() {
+  const tree = fakeTree();
+  const published: RawInstance[][] = [];
+  const gone: string[] = [];
+  const sync = new ZooKeeperServiceSync('web', SERVICE_PATH, {
+    reader: tree.reader,
+    watcher: () => undefined,
+    publish: (_service, entries) => published.push([...entries]),
+    gone: (service) => gone.push(service),
+    failed: () => undefined,
+  });
+  const ports = () => published.at(-1)!.map((entry) => `${entry.name}=${(JSON.parse(String(entry.data)) as { port: number }).port}`).sort();
+  return { tree, sync, published, gone, ports };
+}
+
+describe('ZooKeeperServiceSync', () => {
+  it('reads only the children it has not cached when membership changes', async () => {
+    const { tree, sync, published } = setup();
+    for (let i = 0; i < 500; i += 1) tree.set(`i${i}`, 8000 + i);
+    await sync.refresh();
+    expect(tree.dataReads).toHaveLength(500);
+    expect(published.at(-1)).toHaveLength(500);
+
+    tree.set('i500', 9000);
+    await sync.refresh();
+    expect(tree.dataReads).toHaveLength(501);
+    expect(published.at(-1)).toHaveLength(501);
+
+    tree.delete('i0');
+    await sync.refresh();
+    expect(tree.dataReads).toHaveLength(501);
+    expect(published.at(-1)).toHaveLength(500);
+  });
+
+  it('re-reads a child whose data watch fired and publishes its new value', async () => {
+    const { tree, sync, ports } = setup();
+    tree.set('a', 80);
+    tree.set('b', 81);
+    await sync.refresh();
+    tree.set('a', 90);
+    sync.invalidate('a');
+    await sync.refresh();
+    expect(ports()).toEqual(['a=90', 'b=81']);
+    expect(tree.dataReads).toEqual(['a', 'b', 'a']);
+  });
+
+  it('does not cache a value read before a data event that arrived during the read', async () => {
+    const { tree, sync, ports } = setup();
+    tree.set('a', 80);
+    tree.hold('reply');
+    const first = sync.refresh();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(tree.dataReads).toEqual(['a']);
+    // The change lands while the answer with the old value is on its way.
+    tree.set('a', 90);
+    sync.invalidate('a');
+    tree.hold(false);
+    tree.release();
+    await first;
+    expect(ports()).toEqual(['a=90']);
+  });
+
+  it('keeps a cached child in the snapshot when its data watch fires during a re-list', async () => {
+    const { tree, sync, published } = setup();
+    tree.set('a', 80);
+    await sync.refresh();
+    tree.set('b', 81);
+    tree.hold('read');
+    const relist = sync.refresh();
+    await new Promise((resolve) => setImmediate(resolve));
+    sync.invalidate('a');
+    tree.hold(false);
+    tree.release();
+    await relist;
+    expect(published.every((entries) => entries.some((entry) => entry.name === 'a'))).toBe(true);
+    expect(published.at(-1)!.map((entry) => entry.name).sort()).toEqual(['a', 'b']);
+  });
+
+  it('skips a child deleted between the listing and its read', async () => {
+    const { tree, sync, published } = setup();
+    tree.set('a', 80);
+    tree.set('b', 81);
+    tree.hold('read');
+    const relist = sync.refresh();
+    await new Promise((resolve) => setImmediate(resolve));
+    tree.delete('b');
+    tree.hold(false);
+    tree.release();
+    await relist;
+    expect(published.at(-1)!.map((entry) => entry.name)).toEqual(['a']);
+  });
+
+  it('reports the service gone when its znode no longer exists, and publishes nothing itself', async () => {
+    const { sync, published, gone } = setup();
+    const orphan = new ZooKeeperServiceSync('old', '/services/old', {
+      reader: fakeTree().reader,
+      watcher: () => undefined,
+      publish: (_service, entries) => published.push([...entries]),
+      gone: (service) => gone.push(service),
+      failed: () => undefined,
+    });
+    await orphan.refresh();
+    expect(gone).toEqual(['old']);
+    expect(published).toEqual([]);
+    sync.dispose();
+  });
+});

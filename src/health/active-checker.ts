@@ -1,0 +1,119 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import { componentLogger, type Logger } from '../logger.ts';
+import { ActiveCheckLoop, type CheckLoopSettings } from './active-check-loop.ts';
+import { healthChecksTotal, healthTransitionsTotal } from './health-metrics.ts';
+import type { ActiveHealth } from './health-view.ts';
+import type { HealthProbe, ProbeResult, ProbeTarget } from './probe.ts';
+
+/** Default time between checks of a healthy or unchecked endpoint. */
+export const DEFAULT_CHECK_INTERVAL_MS = 10_000;
+/** Default time a probe may take before it counts as a failure. */
+export const DEFAULT_CHECK_TIMEOUT_MS = 1_000;
+/** Default consecutive passes that bring an unhealthy endpoint back (HAProxy's `rise`). */
+export const DEFAULT_HEALTHY_THRESHOLD = 2;
+/** Default consecutive failures that mark an endpoint unhealthy (HAProxy's `fall`). */
+export const DEFAULT_UNHEALTHY_THRESHOLD = 3;
+
+/** Active health check settings of one service. */
+export interface ActiveCheckOptions {
+  /** What one check does: `httpProbe({ path })`, `tcpProbe()` or a custom probe. */
+  readonly probe: HealthProbe;
+  readonly intervalMs?: number;
+  /** Interval while an endpoint is unhealthy (Envoy's `unhealthy_interval`); `intervalMs` by default. */
+  readonly unhealthyIntervalMs?: number;
+  /** Up to this much is added at random to every interval, so checks do not march in step; a tenth of the interval by default. */
+  readonly jitterMs?: number;
+  readonly timeoutMs?: number;
+  readonly healthyThreshold?: number;
+  readonly unhealthyThreshold?: number;
+}
+
+/**
+ * Runs active checks for the endpoints of one service. `track()` sets the targets: new ones start
+ * checking, departed ones stop (their probe is aborted and its result dropped). Results feed
+ * `status$`; transitions are logged and counted.
+ */
+export class ActiveHealthChecker {
+  /** Replays the health of every tracked address, then emits a new map whenever one changes or targets change. */
+  readonly status$: Observable<ReadonlyMap<string, ActiveHealth>>;
+
+  private readonly statuses = new BehaviorSubject<ReadonlyMap<string, ActiveHealth>>(new Map());
+  private readonly loops = new Map<string, ActiveCheckLoop>();
+  private readonly settings: CheckLoopSettings;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(
+    private readonly service: string,
+    options: ActiveCheckOptions,
+    random: () => number = Math.random,
+  ) {
+    const intervalMs = options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
+    this.settings = {
+      probe: options.probe,
+      intervalMs,
+      unhealthyIntervalMs: options.unhealthyIntervalMs ?? intervalMs,
+      jitterMs: options.jitterMs ?? intervalMs / 10,
+      timeoutMs: options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS,
+      healthyThreshold: Math.max(1, options.healthyThreshold ?? DEFAULT_HEALTHY_THRESHOLD),
+      unhealthyThreshold: Math.max(1, options.unhealthyThreshold ?? DEFAULT_UNHEALTHY_THRESHOLD),
+      random,
+    };
+    this.status$ = this.statuses.asObservable();
+    this.log = componentLogger('health-checker', { service });
+  }
+
+  /** The health of `address`, or undefined when it is not tracked. */
+  health(address: string): ActiveHealth | undefined {
+    return this.loops.get(address)?.health;
+  }
+
+  /** Makes `targets` the checked set: starts new addresses, stops departed ones. Ignored after `close()`. */
+  track(targets: Iterable<ProbeTarget>): void {
+    if (this.closed) return;
+    const wanted = new Map<string, ProbeTarget>();
+    for (const target of targets) wanted.set(target.address, target);
+    let changed = false;
+    for (const [address, loop] of this.loops) {
+      if (wanted.has(address)) continue;
+      loop.stop();
+      this.loops.delete(address);
+      changed = true;
+    }
+    for (const [address, target] of wanted) {
+      const loop = this.loops.get(address);
+      if (loop) {
+        loop.target = target;
+        continue;
+      }
+      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous));
+      this.loops.set(address, created);
+      created.start();
+      changed = true;
+    }
+    if (changed) this.publish();
+  }
+
+  /** Stops every check and completes `status$`. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const loop of this.loops.values()) loop.stop();
+    this.loops.clear();
+    this.statuses.complete();
+  }
+
+  private onResult(loop: ActiveCheckLoop, result: ProbeResult, previous: ActiveHealth): void {
+    healthChecksTotal.inc({ service: this.service, result: result.healthy ? 'pass' : 'fail' });
+    if (loop.health === previous) return;
+    healthTransitionsTotal.inc({ service: this.service, state: loop.health });
+    // A first pass only confirms what was presumed; at start-up there is one per endpoint.
+    const level = loop.health === 'unhealthy' ? 'warn' : previous === 'unknown' ? 'debug' : 'info';
+    this.log[level]({ address: loop.target.address, health: loop.health, detail: result.detail }, 'endpoint health changed');
+    this.publish();
+  }
+
+  private publish(): void {
+    this.statuses.next(new Map([...this.loops].map(([address, loop]) => [address, loop.health])));
+  }
+}

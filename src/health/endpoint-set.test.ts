@@ -1,0 +1,194 @@
+import { BehaviorSubject } from 'rxjs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Instance } from '../discovery/instance.ts';
+import type { ServiceConf } from '../discovery/load-balance-conf.ts';
+import { EndpointSet, type EndpointSetOptions } from './endpoint-set.ts';
+import type { HealthSnapshot } from './health-view.ts';
+import { healthAddress, healthInstance, ScriptedProbe } from './health-testing.ts';
+
+const CHECK_MS = 100;
+const GRACE_MS = 1_000;
+const FAIL = { ok: false, latencyMs: 1, errorClass: 'http-5xx' } as const;
+
+function confOf(instances: Instance[], version = 1): ServiceConf {
+  return { service: 'svc', instances, sources: new Map(), version };
+}
+
+/** A service whose registry, checks and traffic the test drives by hand. */
+function harness(octets: number[], options: Partial<EndpointSetOptions> = {}) {
+  const scripted = new ScriptedProbe();
+  const conf$ = new BehaviorSubject(confOf(octets.map((octet) => healthInstance(octet))));
+  const set = new EndpointSet('svc', conf$, {
+    active: { probe: scripted.probe, intervalMs: CHECK_MS, jitterMs: 0, healthyThreshold: 1, unhealthyThreshold: 1 },
+    outlier: { consecutiveErrors: 1, baseEjectionMs: 10_000, maxEjectionPercent: 100 },
+    removalGraceMs: GRACE_MS,
+    random: () => 0,
+    now: () => Date.now(),
+    ...options,
+  });
+  const snapshots: HealthSnapshot[] = [];
+  set.endpoints$.subscribe((snapshot) => snapshots.push(snapshot));
+  const latest = () => snapshots.at(-1)!;
+  return {
+    scripted,
+    set,
+    snapshots,
+    list: (...listed: number[]) => conf$.next(confOf(listed.map((octet) => healthInstance(octet)), conf$.getValue().version + 1)),
+    /** Lets every pending check run once. */
+    check: () => vi.advanceTimersByTimeAsync(CHECK_MS),
+    routable: () => latest().endpoints.filter((endpoint) => endpoint.routable).map((endpoint) => endpoint.instance.id),
+    present: () => latest().endpoints.map((endpoint) => endpoint.instance.id),
+    endpoint: (octet: number) => latest().endpoints.find((endpoint) => endpoint.address === healthAddress(octet)),
+    latest,
+  };
+}
+
+describe('EndpointSet', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('routes to registry members presumed healthy before their first check', () => {
+    const { set, routable, latest } = harness([1, 2]);
+    expect(routable()).toEqual(['i-1', 'i-2']);
+    expect(latest().endpoints.map((endpoint) => endpoint.active)).toEqual(['unknown', 'unknown']);
+    set.close();
+  });
+
+  it('takes traffic away from a member that fails its checks and gives it back when it passes', async () => {
+    const { set, scripted, check, routable } = harness([1, 2, 3]);
+    scripted.set(healthAddress(2), false);
+    await check();
+    expect(routable()).toEqual(['i-1', 'i-3']);
+    scripted.set(healthAddress(2), true);
+    await check();
+    expect(routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    set.close();
+  });
+
+  it('takes traffic away from a member that outlier detection ejects', () => {
+    const { set, routable, endpoint } = harness([1, 2, 3]);
+    set.record(healthAddress(3), FAIL);
+    expect(endpoint(3)?.ejected).toBe(true);
+    expect(routable()).toEqual(['i-1', 'i-2']);
+    set.close();
+  });
+
+  it('keeps a member that left the registry but passes its checks until the grace period ends, then stops checking it', async () => {
+    const { set, scripted, check, list, routable, endpoint, present } = harness([1, 2, 3]);
+    await check();
+    list(1, 2);
+    expect(endpoint(3)).toMatchObject({ inRegistry: false, routable: true });
+    expect(routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    await vi.advanceTimersByTimeAsync(GRACE_MS - CHECK_MS);
+    expect(present()).toContain('i-3');
+    const checks = scripted.count(healthAddress(3));
+    await vi.advanceTimersByTimeAsync(CHECK_MS);
+    expect(present()).toEqual(['i-1', 'i-2']);
+    await vi.advanceTimersByTimeAsync(CHECK_MS * 5);
+    expect(scripted.count(healthAddress(3))).toBeLessThanOrEqual(checks + 1);
+    set.close();
+  });
+
+  it('drops a departed member at once when it fails a check during its grace period', async () => {
+    const { set, scripted, check, list, present } = harness([1, 2, 3]);
+    await check();
+    list(1, 2);
+    scripted.set(healthAddress(3), false);
+    await check();
+    expect(present()).toEqual(['i-1', 'i-2']);
+    set.close();
+  });
+
+  it.each([
+    { name: 'failing its checks', prepare: (h: ReturnType<typeof harness>) => h.scripted.set(healthAddress(3), false) },
+    { name: 'ejected', prepare: (h: ReturnType<typeof harness>) => h.set.record(healthAddress(3), FAIL) },
+    { name: 'never checked yet', prepare: () => undefined, skipCheck: true },
+  ])('drops a member that leaves the registry while $name', async ({ prepare, skipCheck }) => {
+    const h = harness([1, 2, 3]);
+    prepare(h);
+    if (!skipCheck) await h.check();
+    h.list(1, 2);
+    expect(h.present()).toEqual(['i-1', 'i-2']);
+    h.set.close();
+  });
+
+  it('drops a departed member at once when no active checks are configured', () => {
+    const { set, list, present } = harness([1, 2, 3], { active: undefined });
+    list(1, 2);
+    expect(present()).toEqual(['i-1', 'i-2']);
+    set.close();
+  });
+
+  it('makes a departed member a registry member again when it returns within the grace period', async () => {
+    const { set, check, list, endpoint } = harness([1, 2, 3]);
+    await check();
+    list(1, 2);
+    list(1, 2, 3);
+    await vi.advanceTimersByTimeAsync(GRACE_MS * 2);
+    expect(endpoint(3)).toMatchObject({ inRegistry: true, routable: true });
+    set.close();
+  });
+
+  it.each([
+    { unhealthy: [1], panic: false, routable: ['i-2', 'i-3', 'i-4'] },
+    { unhealthy: [1, 2], panic: false, routable: ['i-3', 'i-4'] },
+    { unhealthy: [1, 2, 3], panic: true, routable: ['i-1', 'i-2', 'i-3', 'i-4'] },
+    { unhealthy: [1, 2, 3, 4], panic: true, routable: ['i-1', 'i-2', 'i-3', 'i-4'] },
+  ])('with $unhealthy.length of 4 unhealthy and a 50% panic threshold, panic is $panic', async ({ unhealthy, panic, routable: expected }) => {
+    const { set, scripted, check, routable, latest } = harness([1, 2, 3, 4], { panicThresholdPercent: 50 });
+    for (const octet of unhealthy) scripted.set(healthAddress(octet), false);
+    await check();
+    expect(latest().panic).toBe(panic);
+    expect(routable()).toEqual(expected);
+    set.close();
+  });
+
+  it('leaves members with weight 0 out of the healthy share', async () => {
+    const scripted = new ScriptedProbe();
+    const conf$ = new BehaviorSubject(confOf([healthInstance(1), healthInstance(2), healthInstance(3, 0), healthInstance(4, 0)]));
+    const set = new EndpointSet('svc', conf$, { active: { probe: scripted.probe, intervalMs: CHECK_MS, jitterMs: 0, unhealthyThreshold: 1 }, random: () => 0 });
+    scripted.set(healthAddress(1), false);
+    await vi.advanceTimersByTimeAsync(CHECK_MS);
+    // One of two weighted members is healthy: 50% is not below 50%, and the drained ones do not dilute it.
+    expect(set.current()?.panic).toBe(false);
+    set.close();
+  });
+
+  it('never panics with the threshold at 0, so failing members get no traffic at all', async () => {
+    const { set, scripted, check, routable } = harness([1, 2], { panicThresholdPercent: 0 });
+    scripted.set(healthAddress(1), false);
+    scripted.set(healthAddress(2), false);
+    await check();
+    expect(routable()).toEqual([]);
+    set.close();
+  });
+
+  it('emits only when something a balancer or operator sees changes', async () => {
+    const { set, check, snapshots } = harness([1, 2]);
+    await check();
+    const count = snapshots.length;
+    await check();
+    await check();
+    expect(snapshots).toHaveLength(count);
+    set.close();
+  });
+
+  it('stops every check and timer and completes its stream when closed', async () => {
+    const { set, scripted, check, list } = harness([1, 2, 3]);
+    await check();
+    list(1, 2);
+    set.record(healthAddress(1), FAIL);
+    let completed = false;
+    set.endpoints$.subscribe({ complete: () => (completed = true) });
+    set.close();
+    expect(completed).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+    const calls = scripted.calls.length;
+    await vi.advanceTimersByTimeAsync(CHECK_MS * 10);
+    expect(scripted.calls).toHaveLength(calls);
+  });
+});

@@ -1,0 +1,165 @@
+import { BehaviorSubject, filter, Subscription, type Observable } from 'rxjs';
+import { instanceAddress, type Instance } from '../discovery/instance.ts';
+import type { ServiceConf } from '../discovery/load-balance-conf.ts';
+import { ActiveHealthChecker, type ActiveCheckOptions } from './active-checker.ts';
+import { healthPanic } from './health-metrics.ts';
+import type { EndpointHealth, HealthSnapshot, HealthView } from './health-view.ts';
+import { OutlierDetector, type OutlierDetectionOptions } from './outlier-detector.ts';
+import { sameSnapshot, snapshotOf } from './endpoint-verdict.ts';
+import type { UpstreamOutcome } from './upstream-outcome.ts';
+
+/** Envoy's default panic threshold: below half healthy, route to all. */
+export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
+/** How long an endpoint gone from the registry but still passing checks keeps traffic. */
+export const DEFAULT_REMOVAL_GRACE_MS = 30_000;
+
+/** Health settings of one service. */
+export interface EndpointSetOptions {
+  /** Active checks; none when absent (every registry member is then presumed healthy). */
+  readonly active?: ActiveCheckOptions;
+  /** Passive outlier detection; on with Envoy's defaults when absent, off with `false`. */
+  readonly outlier?: OutlierDetectionOptions | false;
+  /** Below this share of healthy weighted members (percent) every member gets traffic; 0 turns panic off. */
+  readonly panicThresholdPercent?: number;
+  /** Upper bound on Envoy's keep-while-passing rule for endpoints that left the registry; 0 drops them at once. */
+  readonly removalGraceMs?: number;
+  /** For tests: jitter source of the active checker. */
+  readonly random?: () => number;
+  /** For tests: clock of the outlier detector (epoch ms). */
+  readonly now?: () => number;
+}
+
+interface Departed {
+  readonly instance: Instance;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * The health of one service's endpoints: the registry set from `conf$` combined with active
+ * checks and passive outlier detection by Envoy's rule. A registry member that is healthy gets
+ * traffic; one failing checks or ejected gets none; one gone from the registry that still passes
+ * active checks keeps traffic until it fails or `removalGraceMs` ends (its checks stop then). When
+ * the healthy share of weighted members falls below the panic threshold, every member is routable.
+ * Subscribes on construction; `close()` stops checks, timers and the stream.
+ */
+export class EndpointSet implements HealthView {
+  readonly endpoints$: Observable<HealthSnapshot>;
+
+  private readonly snapshots = new BehaviorSubject<HealthSnapshot | undefined>(undefined);
+  private readonly subscription = new Subscription();
+  private readonly departed = new Map<string, Departed>();
+  private readonly checker: ActiveHealthChecker | undefined;
+  private readonly detector: OutlierDetector | undefined;
+  private readonly panicThresholdPercent: number;
+  private readonly removalGraceMs: number;
+  private members: readonly Instance[] = [];
+  private listed = false;
+  private closed = false;
+
+  constructor(
+    readonly service: string,
+    conf$: Observable<ServiceConf>,
+    options: EndpointSetOptions = {},
+  ) {
+    this.panicThresholdPercent = options.panicThresholdPercent ?? DEFAULT_PANIC_THRESHOLD_PERCENT;
+    this.removalGraceMs = options.removalGraceMs ?? DEFAULT_REMOVAL_GRACE_MS;
+    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random) : undefined;
+    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now);
+    this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
+    if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));
+    if (this.detector) this.subscription.add(this.detector.ejected$.subscribe(() => this.onHealthChange()));
+    this.subscription.add(conf$.subscribe((conf) => this.onConf(conf)));
+  }
+
+  /** The latest snapshot, or undefined until the registry has listed the service. */
+  current(): HealthSnapshot | undefined {
+    return this.snapshots.getValue();
+  }
+
+  /** Feeds one traffic outcome to passive outlier detection; a no-op when it is off. */
+  record(address: string, outcome: UpstreamOutcome): void {
+    this.detector?.record(address, outcome);
+  }
+
+  /** Stops checks and timers, completes `endpoints$`. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscription.unsubscribe();
+    for (const { timer } of this.departed.values()) clearTimeout(timer);
+    this.departed.clear();
+    this.checker?.close();
+    this.detector?.close();
+    healthPanic.remove({ service: this.service });
+    this.snapshots.complete();
+  }
+
+  private onConf(conf: ServiceConf): void {
+    const next = new Set(conf.instances.map(instanceAddress));
+    for (const instance of this.members) {
+      const address = instanceAddress(instance);
+      if (!next.has(address)) this.depart(address, instance);
+    }
+    for (const address of next) this.forget(address);
+    this.members = conf.instances;
+    this.listed = true;
+    this.syncTargets();
+    this.recompute();
+  }
+
+  /** Envoy's removal rule: an endpoint outside the registry stays only while it passes checks and is not ejected. */
+  private stillPassing(address: string): boolean {
+    return this.checker?.health(address) === 'healthy' && !this.detector?.isEjected(address);
+  }
+
+  private depart(address: string, instance: Instance): void {
+    if (this.removalGraceMs <= 0 || !this.stillPassing(address)) return;
+    const timer = setTimeout(() => {
+      this.departed.delete(address);
+      this.syncTargets();
+      this.recompute();
+    }, this.removalGraceMs);
+    timer.unref();
+    this.departed.set(address, { instance, timer });
+  }
+
+  private forget(address: string): boolean {
+    const entry = this.departed.get(address);
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    this.departed.delete(address);
+    return true;
+  }
+
+  private onHealthChange(): void {
+    let dropped = false;
+    for (const address of [...this.departed.keys()]) {
+      if (!this.stillPassing(address)) dropped = this.forget(address) || dropped;
+    }
+    if (dropped) this.syncTargets();
+    this.recompute();
+  }
+
+  private syncTargets(): void {
+    const instances = [...this.members, ...[...this.departed.values()].map((entry) => entry.instance)];
+    this.detector?.setMembers(instances.map(instanceAddress));
+    this.checker?.track(instances.map((instance) => ({ address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
+  }
+
+  private recompute(): void {
+    if (!this.listed || this.closed) return;
+    const describe = (instance: Instance, inRegistry: boolean): Omit<EndpointHealth, 'routable'> => {
+      const address = instanceAddress(instance);
+      return { address, instance, inRegistry, active: this.checker?.health(address) ?? 'unknown', ejected: this.detector?.isEjected(address) ?? false };
+    };
+    const endpoints = [
+      ...this.members.map((instance) => describe(instance, true)),
+      ...[...this.departed.values()].map((entry) => describe(entry.instance, false)),
+    ];
+    const snapshot = snapshotOf(this.service, endpoints, this.panicThresholdPercent);
+    const previous = this.snapshots.getValue();
+    if (previous && sameSnapshot(previous, snapshot)) return;
+    if (snapshot.panic !== previous?.panic) healthPanic.set({ service: this.service }, snapshot.panic ? 1 : 0);
+    this.snapshots.next(snapshot);
+  }
+}

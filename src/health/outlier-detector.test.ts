@@ -1,0 +1,139 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OutlierDetector, type OutlierDetectionOptions } from './outlier-detector.ts';
+import type { UpstreamOutcome } from './upstream-outcome.ts';
+
+const FAIL: UpstreamOutcome = { ok: false, latencyMs: 1, errorClass: 'http-5xx' };
+const REFUSED: UpstreamOutcome = { ok: false, latencyMs: 1, errorClass: 'connect-refused' };
+const OK: UpstreamOutcome = { ok: true, latencyMs: 1 };
+const CANCELLED: UpstreamOutcome = { ok: false, latencyMs: 1, errorClass: 'cancelled' };
+
+const members = (count: number) => Array.from({ length: count }, (_, index) => `10.3.0.${index}:80`);
+
+function detector(options: OutlierDetectionOptions = {}, count = 10): OutlierDetector {
+  const created = new OutlierDetector('svc', { consecutiveErrors: 3, baseEjectionMs: 1_000, maxEjectionMs: 2_500, decayIntervalMs: 10_000, ...options }, () => Date.now());
+  created.setMembers(members(count));
+  return created;
+}
+
+function feed(target: OutlierDetector, address: string, ...outcomes: UpstreamOutcome[]): void {
+  for (const outcome of outcomes) target.record(address, outcome);
+}
+
+describe('OutlierDetector', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it.each([
+    { name: 'three 5xx in a row eject', outcomes: [FAIL, FAIL, FAIL], ejected: true },
+    { name: 'connect errors count like 5xx', outcomes: [REFUSED, FAIL, REFUSED], ejected: true },
+    { name: 'two failures do not eject', outcomes: [FAIL, FAIL], ejected: false },
+    { name: 'a success resets the count', outcomes: [FAIL, FAIL, OK, FAIL, FAIL], ejected: false },
+    { name: 'a client cancel neither counts nor resets', outcomes: [FAIL, CANCELLED, FAIL, CANCELLED, FAIL], ejected: true },
+    { name: 'a failure without a class counts', outcomes: [{ ok: false, latencyMs: 1 }, FAIL, FAIL], ejected: true },
+  ])('$name', ({ outcomes, ejected }) => {
+    const target = detector();
+    feed(target, members(1)[0]!, ...outcomes);
+    expect(target.isEjected(members(1)[0]!)).toBe(ejected);
+    target.close();
+  });
+
+  it('ejects for base time × times ejected, capped at the maximum', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    const durations: number[] = [];
+    for (let round = 0; round < 4; round += 1) {
+      feed(target, address, FAIL, FAIL, FAIL);
+      const start = Date.now();
+      expect(target.isEjected(address)).toBe(true);
+      while (target.isEjected(address)) await vi.advanceTimersByTimeAsync(100);
+      durations.push(Date.now() - start);
+    }
+    expect(durations).toEqual([1_000, 2_000, 2_500, 2_500]);
+    target.close();
+  });
+
+  it('forgives one past ejection per decay interval spent back in service', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    for (let round = 0; round < 3; round += 1) {
+      feed(target, address, FAIL, FAIL, FAIL);
+      await vi.advanceTimersByTimeAsync(2_500);
+    }
+    // Three ejections so far; two decay intervals in service forgive two, so the next counts as the second.
+    await vi.advanceTimersByTimeAsync(20_000);
+    feed(target, address, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(target.isEjected(address)).toBe(true);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(target.isEjected(address)).toBe(false);
+    target.close();
+  });
+
+  it('ignores outcomes while ejected, so requests still finishing do not extend the ejection', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    feed(target, address, FAIL, FAIL, FAIL, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(target.isEjected(address)).toBe(false);
+    feed(target, address, FAIL, FAIL);
+    expect(target.isEjected(address)).toBe(false);
+    target.close();
+  });
+
+  it.each([
+    { members: 10, percent: 10, failing: 3, ejected: 1 },
+    { members: 4, percent: 50, failing: 4, ejected: 2 },
+    { members: 3, percent: 10, failing: 3, ejected: 1 },
+    { members: 10, percent: 100, failing: 10, ejected: 10 },
+  ])('with $members members and at most $percent% ejected, $failing failing members lead to $ejected ejections', ({ members: count, percent, failing, ejected }) => {
+    const target = detector({ maxEjectionPercent: percent }, count);
+    for (const address of members(count).slice(0, failing)) feed(target, address, FAIL, FAIL, FAIL);
+    expect(members(count).filter((address) => target.isEjected(address))).toHaveLength(ejected);
+    target.close();
+  });
+
+  it('ejects a member held back by the cap on its next failure once another returns', async () => {
+    const target = detector({ maxEjectionPercent: 10 });
+    const [first, second] = members(2) as [string, string];
+    feed(target, first, FAIL, FAIL, FAIL);
+    feed(target, second, FAIL, FAIL, FAIL);
+    expect(target.isEjected(second)).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    feed(target, second, FAIL);
+    expect(target.isEjected(second)).toBe(true);
+    target.close();
+  });
+
+  it('emits the ejected set on every ejection and return', async () => {
+    const target = detector();
+    const sets: string[][] = [];
+    target.ejected$.subscribe((set) => sets.push([...set]));
+    feed(target, members(1)[0]!, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sets).toEqual([[], [members(1)[0]], []]);
+    target.close();
+  });
+
+  it('forgets a member that leaves, ejection included, and ignores outcomes for addresses it does not know', () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    feed(target, address, FAIL, FAIL, FAIL);
+    target.setMembers(members(10).slice(1));
+    expect(target.isEjected(address)).toBe(false);
+    feed(target, 'stranger:1', FAIL, FAIL, FAIL);
+    expect(target.isEjected('stranger:1')).toBe(false);
+    target.close();
+  });
+
+  it('cancels every return timer when closed', () => {
+    const target = detector();
+    feed(target, members(1)[0]!, FAIL, FAIL, FAIL);
+    expect(vi.getTimerCount()).toBe(1);
+    target.close();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});

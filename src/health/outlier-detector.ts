@@ -1,0 +1,136 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import { componentLogger, type Logger } from '../logger.ts';
+import { outlierEjectionsSkippedTotal, outlierEjectionsTotal } from './health-metrics.ts';
+import { isUpstreamFailure, type UpstreamOutcome } from './upstream-outcome.ts';
+
+/** Envoy's default: five failures in a row eject. */
+export const DEFAULT_CONSECUTIVE_ERRORS = 5;
+/** Envoy's default base ejection time. */
+export const DEFAULT_BASE_EJECTION_MS = 30_000;
+/** Envoy's default cap on one ejection. */
+export const DEFAULT_MAX_EJECTION_MS = 300_000;
+/** Envoy's default maximum share of a service that may be ejected at once. */
+export const DEFAULT_MAX_EJECTION_PERCENT = 10;
+/** Envoy's default analysis interval: each one spent back in service forgives one past ejection. */
+export const DEFAULT_EJECTION_DECAY_INTERVAL_MS = 10_000;
+
+/** Passive outlier detection settings of one service. */
+export interface OutlierDetectionOptions {
+  readonly consecutiveErrors?: number;
+  readonly baseEjectionMs?: number;
+  readonly maxEjectionMs?: number;
+  readonly maxEjectionPercent?: number;
+  readonly decayIntervalMs?: number;
+}
+
+interface Tracker {
+  consecutive: number;
+  timesEjected: number;
+  returnedAt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Passive health from real traffic, after Envoy's consecutive-5xx outlier detection: after
+ * `consecutiveErrors` failures in a row (5xx or transport errors; client cancels do not count) an
+ * endpoint is ejected for `baseEjectionMs × times ejected`, capped at `maxEjectionMs`. Each
+ * `decayIntervalMs` spent back in service forgives one past ejection. No ejection happens while
+ * it would put more than `maxEjectionPercent` of the members out, except that one endpoint may
+ * always be ejected (as Envoy does).
+ */
+export class OutlierDetector {
+  /** Replays the ejected addresses, then emits a new set on every ejection and return. */
+  readonly ejected$: Observable<ReadonlySet<string>>;
+
+  private readonly ejected = new BehaviorSubject<ReadonlySet<string>>(new Set());
+  private readonly trackers = new Map<string, Tracker>();
+  private readonly settings: Required<OutlierDetectionOptions>;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(
+    private readonly service: string,
+    options: OutlierDetectionOptions = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.settings = {
+      consecutiveErrors: Math.max(1, options.consecutiveErrors ?? DEFAULT_CONSECUTIVE_ERRORS),
+      baseEjectionMs: options.baseEjectionMs ?? DEFAULT_BASE_EJECTION_MS,
+      maxEjectionMs: Math.max(options.maxEjectionMs ?? DEFAULT_MAX_EJECTION_MS, options.baseEjectionMs ?? DEFAULT_BASE_EJECTION_MS),
+      maxEjectionPercent: options.maxEjectionPercent ?? DEFAULT_MAX_EJECTION_PERCENT,
+      decayIntervalMs: options.decayIntervalMs ?? DEFAULT_EJECTION_DECAY_INTERVAL_MS,
+    };
+    this.ejected$ = this.ejected.asObservable();
+    this.log = componentLogger('outlier-detector', { service });
+  }
+
+  /** True while `address` is ejected. */
+  isEjected(address: string): boolean {
+    return this.ejected.getValue().has(address);
+  }
+
+  /** Sets the endpoints outcomes may be recorded for; departed ones lose their history and any ejection. */
+  setMembers(addresses: Iterable<string>): void {
+    if (this.closed) return;
+    const wanted = new Set(addresses);
+    for (const [address, tracker] of this.trackers) {
+      if (wanted.has(address)) continue;
+      clearTimeout(tracker.timer);
+      this.trackers.delete(address);
+    }
+    for (const address of wanted) {
+      if (!this.trackers.has(address)) this.trackers.set(address, { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined });
+    }
+    const current = this.ejected.getValue();
+    if ([...current].some((address) => !wanted.has(address))) this.ejected.next(new Set([...current].filter((address) => wanted.has(address))));
+  }
+
+  /** Counts one outcome of traffic to `address`; ignored for non-members and while it is ejected. */
+  record(address: string, outcome: UpstreamOutcome): void {
+    const tracker = this.trackers.get(address);
+    if (!tracker || tracker.timer !== undefined) return;
+    if (!isUpstreamFailure(outcome)) {
+      if (outcome.ok) tracker.consecutive = 0;
+      return;
+    }
+    tracker.consecutive += 1;
+    if (tracker.consecutive >= this.settings.consecutiveErrors) this.eject(address, tracker);
+  }
+
+  /** Cancels every return timer and completes `ejected$`. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const tracker of this.trackers.values()) clearTimeout(tracker.timer);
+    this.trackers.clear();
+    this.ejected.complete();
+  }
+
+  private eject(address: string, tracker: Tracker): void {
+    const current = this.ejected.getValue();
+    const { maxEjectionPercent } = this.settings;
+    if (current.size > 0 && (current.size + 1) * 100 > maxEjectionPercent * this.trackers.size) {
+      outlierEjectionsSkippedTotal.inc({ service: this.service });
+      return;
+    }
+    const now = this.now();
+    const forgiven = Math.floor((now - tracker.returnedAt) / this.settings.decayIntervalMs);
+    tracker.timesEjected = Math.max(0, tracker.timesEjected - forgiven) + 1;
+    const durationMs = Math.min(this.settings.baseEjectionMs * tracker.timesEjected, this.settings.maxEjectionMs);
+    tracker.timer = setTimeout(() => this.restore(address, tracker), durationMs);
+    tracker.timer.unref();
+    outlierEjectionsTotal.inc({ service: this.service });
+    this.log.warn({ address, durationMs, timesEjected: tracker.timesEjected, consecutive: tracker.consecutive }, 'endpoint ejected');
+    this.ejected.next(new Set([...current, address]));
+  }
+
+  private restore(address: string, tracker: Tracker): void {
+    tracker.timer = undefined;
+    tracker.consecutive = 0;
+    tracker.returnedAt = this.now();
+    this.log.info({ address }, 'ejected endpoint returned');
+    const next = new Set(this.ejected.getValue());
+    next.delete(address);
+    this.ejected.next(next);
+  }
+}

@@ -1,0 +1,80 @@
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSwitchableBackend, type SwitchableBackend } from './health-testing.ts';
+import { httpProbe } from './probe-http.ts';
+import { tcpProbe } from './probe-tcp.ts';
+import type { ProbeTarget } from './probe.ts';
+
+/** A loopback port nothing listens on: bound once, then released. */
+async function closedPort(): Promise<number> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const targetAt = (port: number): ProbeTarget => ({ address: `127.0.0.1:${port}`, host: '127.0.0.1', port, protocol: 'http' });
+
+describe('httpProbe', () => {
+  const backends: SwitchableBackend[] = [];
+  const silent: TcpServer[] = [];
+  afterEach(async () => {
+    await Promise.all(backends.splice(0).map((backend) => backend.close()));
+    await Promise.all(silent.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it.each([
+    { status: 200, expected: undefined, healthy: true },
+    { status: 299, expected: undefined, healthy: true },
+    { status: 500, expected: undefined, healthy: false },
+    { status: 301, expected: undefined, healthy: false },
+    { status: 204, expected: [204, { from: 300, to: 399 }], healthy: true },
+    { status: 302, expected: [204, { from: 300, to: 399 }], healthy: true },
+    { status: 200, expected: [204, { from: 300, to: 399 }], healthy: false },
+  ])('judges status $status against $expected as healthy: $healthy', async ({ status, expected, healthy }) => {
+    const backend = await startSwitchableBackend(status);
+    backends.push(backend);
+    const probe = httpProbe(expected ? { expectedStatuses: expected } : {});
+    expect(await probe(backend.target, new AbortController().signal)).toEqual({ healthy, detail: `status ${status}` });
+  });
+
+  it('requests the configured path with the target as Host unless told otherwise', async () => {
+    const backend = await startSwitchableBackend();
+    backends.push(backend);
+    await httpProbe({ path: '/ready?deep=1' })(backend.target, new AbortController().signal);
+    await httpProbe({ hostHeader: 'api.internal' })(backend.target, new AbortController().signal);
+    expect(backend.requests).toEqual([
+      { path: '/ready?deep=1', host: backend.target.address },
+      { path: '/health', host: 'api.internal' },
+    ]);
+  });
+
+  it('fails with ECONNREFUSED when nothing listens', async () => {
+    expect(await httpProbe()(targetAt(await closedPort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+  });
+
+  it('fails with a timeout when the server accepts but never answers', async () => {
+    // Reads (so it notices the client hanging up) but never answers.
+    const server = createTcpServer((socket) => socket.resume());
+    silent.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const result = await httpProbe()(targetAt((server.address() as AddressInfo).port), AbortSignal.timeout(50));
+    expect(result).toEqual({ healthy: false, detail: 'timeout' });
+  });
+});
+
+describe('tcpProbe', () => {
+  it('passes when a connection opens', async () => {
+    const backend = await startSwitchableBackend();
+    try {
+      expect(await tcpProbe()(backend.target, new AbortController().signal)).toEqual({ healthy: true, detail: 'connected' });
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('fails with ECONNREFUSED when nothing listens', async () => {
+    expect(await tcpProbe()(targetAt(await closedPort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+  });
+});

@@ -1,0 +1,46 @@
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { describe, expect, it } from 'vitest';
+import { ZooKeeperError } from './zookeeper-errors.ts';
+import { exists, getChildren, getData, maxZxid, zxidToString } from './zookeeper-ops.ts';
+
+/** A client whose every call answers with `error` (or throws it synchronously when `sync`). */
+function failingClient(error: unknown, sync = false): Client {
+  const answer = (...args: unknown[]) => {
+    if (sync) throw error;
+    const callback = args.at(-1) as (error: unknown) => void;
+    callback(error);
+  };
+  return { getChildren: answer, getData: answer, exists: answer } as unknown as Client;
+}
+
+describe('ZooKeeper operation helpers', () => {
+  it.each([
+    ['NO_NODE', zookeeper.Exception.NO_NODE, 'SB_ZK_NO_NODE', false],
+    ['CONNECTION_LOSS', zookeeper.Exception.CONNECTION_LOSS, 'SB_ZK_CONNECTION_LOSS', true],
+    ['SESSION_EXPIRED', zookeeper.Exception.SESSION_EXPIRED, 'SB_ZK_SESSION_EXPIRED', true],
+    ['NO_AUTH', zookeeper.Exception.NO_AUTH, 'SB_ZK_NO_AUTH', false],
+  ])('maps the library result %s to a ZooKeeperError with a stable code', async (reason, code, stableCode, transient) => {
+    const cause = Object.assign(new Error(`Exception: ${reason}[${code}]`), { code });
+    const error = await getData(failingClient(cause), '/services/web/a').catch((rejected: unknown) => rejected);
+    expect(error).toBeInstanceOf(ZooKeeperError);
+    expect(error).toMatchObject({ reason, code: stableCode, path: '/services/web/a', transient, cause });
+  });
+
+  it('rejects instead of throwing when the library throws synchronously, as it does for a bad path', async () => {
+    const error = await getChildren(failingClient(new Error('Node path must start with / character.'), true), 'bad').catch((rejected: unknown) => rejected);
+    expect(error).toMatchObject({ reason: 'UNKNOWN', code: 'SB_ZK_UNKNOWN' });
+  });
+
+  it('resolves exists() with null for a missing node', async () => {
+    const client = { exists: (_path: string, callback: (error: null, stat: undefined) => void) => callback(null, undefined) } as unknown as Client;
+    expect(await exists(client, '/missing')).toBeNull();
+  });
+
+  it('renders zxids as decimal text and compares them numerically', () => {
+    const zxid = Buffer.alloc(8);
+    zxid.writeBigUInt64BE(0x1_0000_0002n);
+    expect(zxidToString(zxid)).toBe('4294967298');
+    expect(zxidToString(undefined)).toBe('0');
+    expect(maxZxid('9', '10')).toBe('10');
+  });
+});

@@ -1,0 +1,85 @@
+import type { Client, Event, Stat } from 'node-zookeeper-client';
+import { toZooKeeperError } from './zookeeper-errors.ts';
+
+/**
+ * A one-shot ZooKeeper watch callback. The library keeps one registration per function and path,
+ * so passing the same function again while a watch is armed does not stack notifications.
+ */
+export type ZooKeeperWatcher = (event: Event) => void;
+
+/** Children of a node and the node's stat (`pzxid` moves with every child change). */
+export interface ChildrenResult {
+  readonly children: readonly string[];
+  readonly stat: Stat;
+}
+
+/** Data of a node (null or empty when the node holds none) and its stat. */
+export interface DataResult {
+  readonly data: Buffer | null;
+  readonly stat: Stat;
+}
+
+/**
+ * The reads a watcher needs, bound to one session's client. Every method rejects with a
+ * `ZooKeeperError` (never throws synchronously) and arms `watcher` only when the read succeeds.
+ */
+export interface ZooKeeperReader {
+  getChildren(path: string, watcher?: ZooKeeperWatcher): Promise<ChildrenResult>;
+  getData(path: string, watcher?: ZooKeeperWatcher): Promise<DataResult>;
+  /** Resolves null for a missing node; with a watcher, the watch then fires when the node is created. */
+  exists(path: string, watcher?: ZooKeeperWatcher): Promise<Stat | null>;
+}
+
+/** Lists the children of `path`, arming a child watch when `watcher` is given. */
+export function getChildren(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<ChildrenResult> {
+  return call('getChildren', path, (done: (error: unknown, children: string[], stat: Stat) => void) => {
+    if (watcher) client.getChildren(path, watcher, done);
+    else client.getChildren(path, done);
+  }).then(([children, stat]) => ({ children: children ?? [], stat }));
+}
+
+/** Reads the data of `path`, arming a data watch (change or deletion) when `watcher` is given. */
+export function getData(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<DataResult> {
+  return call('getData', path, (done: (error: unknown, data: Buffer, stat: Stat) => void) => {
+    if (watcher) client.getData(path, watcher, done);
+    else client.getData(path, done);
+  }).then(([data, stat]) => ({ data: data ?? null, stat }));
+}
+
+/** Stat of `path` or null when it does not exist, arming a data or existence watch when `watcher` is given. */
+export function exists(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<Stat | null> {
+  return call('exists', path, (done: (error: unknown, stat: Stat) => void) => {
+    if (watcher) client.exists(path, watcher, done);
+    else client.exists(path, done);
+  }).then(([stat]) => stat ?? null);
+}
+
+/** A `ZooKeeperReader` over `client`, for code that should not know the library. */
+export function readerFor(client: Client): ZooKeeperReader {
+  return {
+    getChildren: (path, watcher) => getChildren(client, path, watcher),
+    getData: (path, watcher) => getData(client, path, watcher),
+    exists: (path, watcher) => exists(client, path, watcher),
+  };
+}
+
+/** A zxid (8 bytes, big-endian) as decimal text, the form snapshots carry as `revision`. */
+export function zxidToString(zxid: Buffer | undefined): string {
+  return zxid && zxid.length >= 8 ? zxid.readBigUInt64BE(0).toString() : '0';
+}
+
+/** The larger of two zxids in `zxidToString` form. */
+export function maxZxid(a: string, b: string): string {
+  return BigInt(a) >= BigInt(b) ? a : b;
+}
+
+function call<A extends unknown[]>(operation: string, path: string, start: (done: (error: unknown, ...results: A) => void) => void): Promise<A> {
+  return new Promise((resolve, reject) => {
+    try {
+      // The library validates paths and asserts arguments by throwing synchronously.
+      start((error, ...results) => (error ? reject(toZooKeeperError(error, operation, path)) : resolve(results)));
+    } catch (error) {
+      reject(toZooKeeperError(error, operation, path));
+    }
+  });
+}
