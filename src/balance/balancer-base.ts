@@ -41,10 +41,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
         next.set(endpoint.address, this.createMember(endpoint));
         continue;
       }
-      const previousWeight = member.weight;
-      member.instance = endpoint.instance;
-      member.routable = endpoint.routable;
-      if (member.weight !== previousWeight) this.weightChanged(member, previousWeight);
+      member.refresh(endpoint.instance, endpoint.routable);
       next.set(endpoint.address, member);
     }
     this.members = next;
@@ -68,9 +65,6 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
 
   /** Builds the picker over `eligible` (non-empty, registry order); `all` includes members that take no traffic. */
   protected abstract buildPicker(eligible: readonly M[], all: readonly M[]): Picker;
-
-  /** Hook: a kept member's weight changed (the new weight is already in place). */
-  protected weightChanged(_member: M, _previousWeight: number): void {}
 
   /** Hook: an attempt on `member` finished; its in-flight count is already released. */
   protected observe(_member: M, _outcome: PickOutcome): void {}

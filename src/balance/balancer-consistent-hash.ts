@@ -1,11 +1,11 @@
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
-import { hashKeyOf, type HashKeySource } from './hash-key.ts';
+import { ConsistentHashPicker } from './consistent-hash-picker.ts';
+import type { HashKeySource } from './hash-key.ts';
 import { murmur3 } from './hash-murmur3.ts';
 import { HashRing } from './hash-ring.ts';
-import type { PickContext, PickResult, Picker } from './picker.ts';
-import { WeightedSampler } from './weighted-sampler.ts';
+import type { Picker } from './picker.ts';
 
 /** Ring points per unit of weight, as ketama (libmemcached) places 160 per server. */
 export const DEFAULT_POINTS_PER_WEIGHT = 160;
@@ -27,10 +27,14 @@ export interface ConsistentHashOptions extends BalancerOptions {
   readonly balanceFactor?: number;
 }
 
-/** A member with the weight and scale its ring points were made for (0: not on the ring). */
+/** A member with its place on the ring. */
 export class HashMember extends Member {
+  /** Index into the balancer's slot table while on the ring, -1 otherwise. */
+  slot = -1;
+  /** Weight, scale and point count the ring points were made for. */
   ringWeight = 0;
   ringScale = 0;
+  ringPoints = 0;
 }
 
 /**
@@ -39,6 +43,8 @@ export class HashMember extends Member {
  * member to 10 moves only the keys the newcomer takes, and removing one moves only its keys. The
  * scale changes (halving or doubling, remapping everything once) only when the ring would outgrow
  * `maxRingPoints`, or when doubling would leave it at most half full; the gap avoids flapping.
+ * The ring holds every member with weight above 0; pickers skip the unroutable ones, which maps
+ * keys exactly as a ring without them would.
  */
 export class ConsistentHashBalancer extends BalancerBase<HashMember> {
   readonly algorithm: BalancerAlgorithm = 'consistent-hash';
@@ -48,8 +54,10 @@ export class ConsistentHashBalancer extends BalancerBase<HashMember> {
   private readonly maxRingPoints: number;
   private readonly balanceFactor: number | undefined;
   private scale: number;
-  private ring = HashRing.empty<HashMember>();
-  private readonly onRing = new Set<HashMember>();
+  private ring = HashRing.EMPTY;
+  /** Slot → member on the ring; freed slots are reused. */
+  private readonly slots: Array<HashMember | undefined> = [];
+  private readonly freeSlots: number[] = [];
 
   constructor(options: ConsistentHashOptions) {
     super(options);
@@ -72,24 +80,19 @@ export class ConsistentHashBalancer extends BalancerBase<HashMember> {
   protected buildPicker(eligible: readonly HashMember[], all: readonly HashMember[]): Picker {
     const weighted = all.filter((member) => member.weight > 0);
     this.rescale(weighted.reduce((total, member) => total + member.weight, 0));
-    const current = new Set(weighted);
-    const stale = (member: HashMember) => !current.has(member) || member.ringWeight !== member.weight || member.ringScale !== this.scale;
-    const leaving = new Set([...this.onRing].filter(stale));
-    if (leaving.size > 0) this.ring = this.ring.filter((owner) => !leaving.has(owner));
-    for (const member of leaving) {
-      member.ringWeight = 0;
-      this.onRing.delete(member);
+    const drop = this.takeOffStale(new Set(weighted));
+    this.ring = this.ring.change(drop, weighted.filter((member) => member.slot === -1).map((member) => this.place(member)));
+
+    const owners: Array<HashMember | undefined> = new Array<HashMember | undefined>(this.slots.length).fill(undefined);
+    let eligiblePoints = 0;
+    for (const member of eligible) {
+      owners[member.slot] = member;
+      eligiblePoints += member.ringPoints;
     }
-    const joining = weighted.filter((member) => !this.onRing.has(member));
-    this.ring = this.ring.with(joining.map((member) => ({ owner: member, points: this.pointsOf(member) })));
-    for (const member of joining) {
-      member.ringWeight = member.weight;
-      member.ringScale = this.scale;
-      this.onRing.add(member);
-    }
-    const routable = new Set(eligible);
-    const ring = eligible.length === weighted.length ? this.ring : this.ring.filter((owner) => routable.has(owner));
-    return new ConsistentHashPicker(ring, eligible, {
+    let ring = this.ring;
+    // Pickers walk past unroutable points; when most are unroutable, a ring without them keeps walks short.
+    if (eligiblePoints * 2 < ring.size) ring = ring.change(Uint8Array.from(owners, (owner) => (owner ? 0 : 1)), []);
+    return new ConsistentHashPicker(ring, owners, eligible, {
       key: this.key,
       balanceFactor: this.balanceFactor,
       start: (member) => this.attempt(member),
@@ -98,60 +101,35 @@ export class ConsistentHashBalancer extends BalancerBase<HashMember> {
     });
   }
 
+  /** Frees the slots of every member that left, changed weight, or was placed at another scale; returns them marked for dropping. */
+  private takeOffStale(current: ReadonlySet<HashMember>): Uint8Array | undefined {
+    const drop = new Uint8Array(this.slots.length);
+    let dropping = false;
+    this.slots.forEach((member, slot) => {
+      if (!member || (current.has(member) && member.ringWeight === member.weight && member.ringScale === this.scale)) return;
+      drop[slot] = 1;
+      dropping = true;
+      member.slot = -1;
+      this.slots[slot] = undefined;
+      this.freeSlots.push(slot);
+    });
+    return dropping ? drop : undefined;
+  }
+
+  private place(member: HashMember): { slot: number; points: Uint32Array } {
+    const slot = this.freeSlots.pop() ?? this.slots.length;
+    this.slots[slot] = member;
+    const points = new Uint32Array(Math.max(1, Math.round(member.weight * this.scale)));
+    for (let index = 0; index < points.length; index += 1) points[index] = murmur3(`${member.address}-${index}`);
+    member.slot = slot;
+    member.ringWeight = member.weight;
+    member.ringScale = this.scale;
+    member.ringPoints = points.length;
+    return { slot, points };
+  }
+
   private rescale(totalWeight: number): void {
     while (this.scale > 1 && totalWeight * this.scale > this.maxRingPoints) this.scale = Math.max(1, Math.floor(this.scale / 2));
     while (this.scale < this.pointsPerWeight && totalWeight * this.scale * 4 <= this.maxRingPoints) this.scale = Math.min(this.pointsPerWeight, this.scale * 2);
-  }
-
-  private pointsOf(member: HashMember): Uint32Array {
-    const points = new Uint32Array(Math.max(1, Math.round(member.weight * this.scale)));
-    for (let index = 0; index < points.length; index += 1) points[index] = murmur3(`${member.address}-${index}`);
-    return points;
-  }
-}
-
-interface HashPickerContext {
-  readonly key: HashKeySource;
-  readonly balanceFactor: number | undefined;
-  readonly start: (member: HashMember) => PickResult;
-  readonly random: () => number;
-  /** Requests in flight across the balancer, for the bounded-load capacity. */
-  readonly inFlight: () => number;
-}
-
-/** Looks keys up on one immutable ring. */
-class ConsistentHashPicker implements Picker {
-  private readonly fallback: WeightedSampler;
-  private readonly totalWeight: number;
-
-  constructor(
-    private readonly ring: HashRing<HashMember>,
-    private readonly members: readonly HashMember[],
-    private readonly context: HashPickerContext,
-  ) {
-    this.fallback = new WeightedSampler(members.map((member) => member.weight));
-    this.totalWeight = members.reduce((total, member) => total + member.weight, 0);
-  }
-
-  pick(request: PickContext): PickResult {
-    const { start, balanceFactor } = this.context;
-    const key = hashKeyOf(this.context.key, request);
-    if (key === undefined) return start(this.members[this.fallback.sample(this.context.random)]!);
-    const first = this.ring.locate(murmur3(key));
-    if (balanceFactor === undefined) return start(this.ring.owners[first]!);
-    return start(this.boundedOwner(first, balanceFactor));
-  }
-
-  /** Walks clockwise from `start` to the first member below its capacity. */
-  private boundedOwner(start: number, factor: number): HashMember {
-    const inFlight = this.context.inFlight();
-    const size = this.ring.size;
-    for (let step = 0, index = start; step < size; step += 1, index = index + 1 === size ? 0 : index + 1) {
-      const owner = this.ring.owners[index]!;
-      const capacity = Math.ceil((factor * (inFlight + 1) * owner.weight) / this.totalWeight);
-      if (owner.inFlight < capacity) return owner;
-    }
-    // Unreachable while factor > 1 (capacities then sum above the load); kept for safety.
-    return this.ring.owners[start]!;
   }
 }

@@ -5,17 +5,23 @@ import type { PickedEndpoint, PickOutcome } from './picker.ts';
 export class Member {
   /** Picks whose `done` has not been called yet. */
   inFlight = 0;
+  /** `instance.weight`, copied into a field because pick loops read it for every member. 0 means no traffic. */
+  weight: number;
 
   constructor(
     readonly address: string,
     /** The latest registry value for this address. */
     public instance: Instance,
     public routable: boolean,
-  ) {}
+  ) {
+    this.weight = instance.weight;
+  }
 
-  /** The registry weight; 0 means no traffic. */
-  get weight(): number {
-    return this.instance.weight;
+  /** Takes the latest registry value and routability for this address. */
+  refresh(instance: Instance, routable: boolean): void {
+    this.instance = instance;
+    this.weight = instance.weight;
+    this.routable = routable;
   }
 }
 

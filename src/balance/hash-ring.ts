@@ -1,29 +1,28 @@
-/** Points of one owner to merge into a ring; any order. */
-export interface RingAddition<T> {
-  readonly owner: T;
+/** Points of one owner slot to merge into a ring; any order. */
+export interface RingAddition {
+  readonly slot: number;
   readonly points: Uint32Array;
 }
 
-/** Owners per merge are indexed in the low bits of a float64 sort key: 2^21 owners at once. */
-const OWNER_BITS = 2 ** 21;
+/** Slots are packed into the low bits of a float64 sort key next to the 32-bit point. */
+const SLOT_LIMIT = 2 ** 21;
 
 /**
- * An immutable hash ring: sorted 32-bit points, each owned by one owner. Rings are derived from
- * rings, so unchanged owners keep their points (Karger et al., "Consistent Hashing and Random
- * Trees", 1997) and only the keys of owners that come or go move. Merges and filters are linear in
- * the ring size; only the new points are sorted.
+ * An immutable hash ring: sorted 32-bit points, each owned by a small integer slot that the caller
+ * maps to an owner. Rings are derived from rings, so unchanged owners keep their points (Karger et
+ * al., "Consistent Hashing and Random Trees", 1997) and only the keys of owners that come or go
+ * move. A change costs one pass over the ring, copying runs of kept points in bulk; only new points
+ * are sorted.
  */
-export class HashRing<T> {
+export class HashRing {
   /** A ring without points. */
-  static empty<T>(): HashRing<T> {
-    return new HashRing<T>(new Uint32Array(0), []);
-  }
+  static readonly EMPTY = new HashRing(new Uint32Array(0), new Int32Array(0));
 
   private constructor(
     /** Sorted ascending; equal points keep the order they were merged in. */
     readonly points: Uint32Array,
-    /** `owners[i]` owns `points[i]`. */
-    readonly owners: readonly T[],
+    /** `slots[i]` owns `points[i]`. */
+    readonly slots: Int32Array,
   ) {}
 
   /** Number of points. */
@@ -44,47 +43,66 @@ export class HashRing<T> {
     return low === points.length ? 0 : low;
   }
 
-  /** The ring with only the points of owners `keep` accepts. */
-  filter(keep: (owner: T) => boolean): HashRing<T> {
-    const points = new Uint32Array(this.points.length);
-    const owners: T[] = [];
-    for (let index = 0; index < this.points.length; index += 1) {
-      const owner = this.owners[index]!;
-      if (!keep(owner)) continue;
-      points[owners.length] = this.points[index]!;
-      owners.push(owner);
-    }
-    return new HashRing(points.slice(0, owners.length), owners);
-  }
-
-  /** The ring with `additions` merged in; on equal points the existing one comes first. */
-  with(additions: readonly RingAddition<T>[]): HashRing<T> {
-    if (additions.length === 0) return this;
-    if (additions.length > OWNER_BITS) throw new RangeError(`cannot merge more than ${OWNER_BITS} owners at once`);
-    const incoming = new Float64Array(additions.reduce((count, addition) => count + addition.points.length, 0));
-    let fill = 0;
-    additions.forEach((addition, ownerIndex) => {
-      for (const point of addition.points) incoming[fill++] = point * OWNER_BITS + ownerIndex;
-    });
-    incoming.sort();
-    const size = this.points.length + incoming.length;
-    const points = new Uint32Array(size);
-    const owners: T[] = new Array<T>(size);
-    let mine = 0;
-    let theirs = 0;
-    for (let out = 0; out < size; out += 1) {
-      const next = theirs < incoming.length ? incoming[theirs]! : Number.POSITIVE_INFINITY;
-      const nextPoint = Math.floor(next / OWNER_BITS);
-      if (mine < this.points.length && this.points[mine]! <= nextPoint) {
-        points[out] = this.points[mine]!;
-        owners[out] = this.owners[mine]!;
-        mine += 1;
-      } else {
-        points[out] = nextPoint;
-        owners[out] = additions[next - nextPoint * OWNER_BITS]!.owner;
-        theirs += 1;
+  /**
+   * The ring without the points of slots marked non-zero in `drop` (indexed by slot), with
+   * `additions` merged in; on equal points the existing one comes first. Slots must be below 2^21.
+   */
+  change(drop: Uint8Array | undefined, additions: readonly RingAddition[]): HashRing {
+    if (!drop && additions.length === 0) return this;
+    const incoming = sortedAdditions(additions);
+    const { points: fromPoints, slots: fromSlots } = this;
+    let kept = fromPoints.length;
+    if (drop) for (let index = 0; index < fromPoints.length; index += 1) if (drop[fromSlots[index]!]) kept -= 1;
+    const points = new Uint32Array(kept + incoming.length);
+    const slots = new Int32Array(points.length);
+    let out = 0;
+    /** Copies [from, to) of this ring minus dropped points, in runs. */
+    const copyKept = (from: number, to: number) => {
+      let runStart = from;
+      for (let index = from; index <= to; index += 1) {
+        if (index < to && !drop?.[fromSlots[index]!]) continue;
+        if (index > runStart) {
+          points.set(fromPoints.subarray(runStart, index), out);
+          slots.set(fromSlots.subarray(runStart, index), out);
+          out += index - runStart;
+        }
+        runStart = index + 1;
       }
+    };
+    let mine = 0;
+    for (const packed of incoming) {
+      const point = Math.floor(packed / SLOT_LIMIT);
+      const upTo = upperBound(fromPoints, point, mine);
+      copyKept(mine, upTo);
+      mine = upTo;
+      points[out] = point;
+      slots[out] = packed - point * SLOT_LIMIT;
+      out += 1;
     }
-    return new HashRing(points, owners);
+    copyKept(mine, fromPoints.length);
+    return new HashRing(points, slots);
   }
+}
+
+/** New points packed with their slot and sorted (a float64 holds a 32-bit point and a 21-bit slot exactly). */
+function sortedAdditions(additions: readonly RingAddition[]): Float64Array {
+  const packed = new Float64Array(additions.reduce((count, addition) => count + addition.points.length, 0));
+  let fill = 0;
+  for (const { slot, points } of additions) {
+    if (slot < 0 || slot >= SLOT_LIMIT) throw new RangeError(`ring slot ${slot} out of range`);
+    for (const point of points) packed[fill++] = point * SLOT_LIMIT + slot;
+  }
+  return packed.sort();
+}
+
+/** Index of the first entry of sorted `points` above `point`, searching from `from`. */
+function upperBound(points: Uint32Array, point: number, from: number): number {
+  let low = from;
+  let high = points.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (points[middle]! <= point) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }

@@ -23,6 +23,8 @@ export interface PickedEndpoint {
   /**
    * Reports how the attempt went: releases the in-flight slot, feeds latency estimates and
    * passive health. Calls after the first are ignored, so a cleanup path may call it again safely.
+   * A pick that is not used (a retry wanting another address) is released with
+   * `{ ok: false, latencyMs: 0, errorClass: 'cancelled' }`, which counts neither for nor against it.
    */
   done(outcome: PickOutcome): void;
 }

@@ -13,4 +13,6 @@ export { FileProvider, parseInstanceList } from './file/index.ts';
 export type { FileProviderOptions } from './file/index.ts';
 export { createZooKeeperProvider } from './zookeeper/index.ts';
 export type { ZooKeeperProviderOptions } from './zookeeper/index.ts';
+export { createEtcdProvider } from './etcd/index.ts';
+export type { EtcdProviderOptions } from './etcd/index.ts';
 export { createProvider } from './provider-factory.ts';

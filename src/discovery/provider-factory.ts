@@ -1,5 +1,6 @@
 import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
 import { FileProvider } from './file/index.ts';
+import { createEtcdProvider } from './etcd/index.ts';
 import type { DiscoveryProvider } from './provider.ts';
 import { createZooKeeperProvider } from './zookeeper/index.ts';
 
@@ -10,7 +11,7 @@ export function createProvider(registry: string | RegistryLocation): DiscoveryPr
     case 'zookeeper':
       return createZooKeeperProvider({ connectString: location.connectString, root: location.root });
     case 'etcd':
-      throw new Error('etcd provider: not wired yet');
+      return createEtcdProvider({ endpoints: location.endpoints, prefix: location.prefix });
     case 'file':
       return new FileProvider({ path: location.path });
   }

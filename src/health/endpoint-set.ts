@@ -1,11 +1,12 @@
 import { BehaviorSubject, filter, Subscription, type Observable } from 'rxjs';
 import { instanceAddress, type Instance } from '../discovery/instance.ts';
 import type { ServiceConf } from '../discovery/load-balance-conf.ts';
+import { componentLogger, type Logger } from '../logger.ts';
 import { ActiveHealthChecker, type ActiveCheckOptions } from './active-checker.ts';
 import { healthPanic } from './health-metrics.ts';
 import type { EndpointHealth, HealthSnapshot, HealthView } from './health-view.ts';
 import { OutlierDetector, type OutlierDetectionOptions } from './outlier-detector.ts';
-import { sameSnapshot, snapshotOf } from './endpoint-verdict.ts';
+import { isHealthy, sameSnapshot, snapshotOf } from './endpoint-verdict.ts';
 import type { UpstreamOutcome } from './upstream-outcome.ts';
 
 /** Envoy's default panic threshold: below half healthy, route to all. */
@@ -52,6 +53,7 @@ export class EndpointSet implements HealthView {
   private readonly detector: OutlierDetector | undefined;
   private readonly panicThresholdPercent: number;
   private readonly removalGraceMs: number;
+  private readonly log: Logger;
   private members: readonly Instance[] = [];
   private listed = false;
   private closed = false;
@@ -65,6 +67,7 @@ export class EndpointSet implements HealthView {
     this.removalGraceMs = options.removalGraceMs ?? DEFAULT_REMOVAL_GRACE_MS;
     this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random) : undefined;
     this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now);
+    this.log = componentLogger('endpoint-set', { service });
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
     if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));
     if (this.detector) this.subscription.add(this.detector.ejected$.subscribe(() => this.onHealthChange()));
@@ -159,7 +162,12 @@ export class EndpointSet implements HealthView {
     const snapshot = snapshotOf(this.service, endpoints, this.panicThresholdPercent);
     const previous = this.snapshots.getValue();
     if (previous && sameSnapshot(previous, snapshot)) return;
-    if (snapshot.panic !== previous?.panic) healthPanic.set({ service: this.service }, snapshot.panic ? 1 : 0);
+    if (snapshot.panic !== previous?.panic) {
+      healthPanic.set({ service: this.service }, snapshot.panic ? 1 : 0);
+      const healthy = snapshot.endpoints.filter((endpoint) => endpoint.inRegistry && isHealthy(endpoint)).length;
+      if (snapshot.panic) this.log.warn({ healthy, members: this.members.length, thresholdPercent: this.panicThresholdPercent }, 'panic: too few healthy endpoints, routing to all');
+      else if (previous) this.log.info({ healthy, members: this.members.length }, 'panic over');
+    }
     this.snapshots.next(snapshot);
   }
 }

@@ -149,7 +149,12 @@ export class ManagedProcess {
   #signal(signal: NodeJS.Signals): void {
     const child = this.#child;
     if (!child || !this.running || child.pid === undefined) throw new HarnessError(`${this.name} is not running`);
-    process.kill(child.pid, signal);
+    try {
+      process.kill(child.pid, signal);
+    } catch (error) {
+      // ESRCH: it died an instant ago and its 'exit' event is still queued; waitForExit will see it.
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
   }
 }
 

@@ -25,17 +25,22 @@ interface Relay {
 }
 
 class TcpRelay implements TcpProxy {
-  readonly port: number;
-  readonly address: string;
   readonly #target: { host: string; port: number };
   readonly #relays = new Set<Relay>();
+  #port = 0;
   #server: Server | undefined;
   #state: ProxyState = 'open';
 
-  constructor(port: number, target: { host: string; port: number }) {
-    this.port = port;
-    this.address = `${HOST}:${port}`;
+  constructor(target: { host: string; port: number }) {
     this.#target = target;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get address(): string {
+    return `${HOST}:${this.#port}`;
   }
 
   async listen(): Promise<void> {
@@ -43,8 +48,13 @@ class TcpRelay implements TcpProxy {
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: HOST, port: this.port }, () => {
+      // Port 0 the first time; after cut() the same port again, so the client's address stays valid.
+      server.listen({ host: HOST, port: this.#port }, () => {
         server.off('error', reject);
+        // cut() or close() ran while this listen was pending: give the port up again.
+        if (this.#server !== server) server.close();
+        const address = server.address();
+        if (typeof address === 'object' && address) this.#port = address.port;
         resolve();
       });
     });
@@ -75,8 +85,8 @@ class TcpRelay implements TcpProxy {
       this.#state = 'open';
       for (const relay of this.#relays) {
         if (relay.upstream) {
-          relay.client.resume();
-          relay.upstream.resume();
+          resumeUnlessBlocked(relay.client, relay.upstream);
+          resumeUnlessBlocked(relay.upstream, relay.client);
         } else {
           this.#connectUpstream(relay);
         }
@@ -115,13 +125,27 @@ class TcpRelay implements TcpProxy {
     relay.upstream = upstream;
     upstream.on('error', () => this.#drop(relay));
     upstream.on('close', () => this.#drop(relay));
-    // pipe() keeps backpressure; pause() on either end stops the flow in that direction.
-    relay.client.pipe(upstream);
-    upstream.pipe(relay.client);
+    this.#forward(relay.client, upstream);
+    this.#forward(upstream, relay.client);
     if (this.#state === 'blackholed') {
       relay.client.pause();
       upstream.pause();
+    } else {
+      // A connection held during a blackhole was paused explicitly; a new 'data' listener does not undo that.
+      relay.client.resume();
     }
+  }
+
+  // Not pipe(): pipe resumes its source on 'drain', which would leak bytes through a blackhole.
+  #forward(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (to.write(chunk)) return;
+      from.pause();
+      to.once('drain', () => {
+        if (this.#state === 'open') from.resume();
+      });
+    });
+    from.on('end', () => to.end());
   }
 
   #drop(relay: Relay): void {
@@ -137,16 +161,11 @@ class TcpRelay implements TcpProxy {
 
 /** Starts a relay on a free loopback port that forwards every connection to `target` until told otherwise. */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  const probe = createServer();
-  const port = await new Promise<number>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen({ host: HOST, port: 0 }, () => {
-      const address = probe.address();
-      probe.close();
-      resolve(typeof address === 'object' && address ? address.port : 0);
-    });
-  });
-  const proxy = new TcpRelay(port, target);
+  const proxy = new TcpRelay(target);
   await proxy.listen();
   return proxy;
+}
+
+function resumeUnlessBlocked(from: Socket, to: Socket): void {
+  if (!to.writableNeedDrain) from.resume();
 }

@@ -1,0 +1,102 @@
+import type { ServiceBalancerOptions } from '../../src/balance/service-balancer.ts';
+import type { RawInstance } from '../../src/discovery/instance-codec.ts';
+import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
+import { httpProbe } from '../../src/health/probe-http.ts';
+import { tcpProbe } from '../../src/health/probe-tcp.ts';
+import type { UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
+import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
+
+/** The settings of `service`: its `services` entry merged over `defaults`, or `defaults` when it is not declared. */
+export function serviceSettings(config: GatewayConfig, service: string): ServiceSettings {
+  return config.services.get(service) ?? config.defaults;
+}
+
+/** The core's options for `createServiceBalancer`: the balancer, active checks (with a built probe), outlier detection, panic, grace. */
+export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalancerOptions {
+  return {
+    balancer: settings.balancer,
+    health: {
+      ...(settings.healthCheck ? { active: activeCheckOptions(settings.healthCheck) } : {}),
+      outlier: settings.outlierDetection,
+      panicThresholdPercent: settings.panicThresholdPercent,
+      removalGraceMs: settings.removalGraceMs,
+    },
+  };
+}
+
+function activeCheckOptions(check: HealthCheckSettings): ActiveCheckOptions {
+  const probe =
+    check.type === 'tcp'
+      ? tcpProbe()
+      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
+  return {
+    probe,
+    intervalMs: check.intervalMs,
+    unhealthyIntervalMs: check.unhealthyIntervalMs,
+    timeoutMs: check.timeoutMs,
+    healthyThreshold: check.healthyThreshold,
+    unhealthyThreshold: check.unhealthyThreshold,
+  };
+}
+
+/** What the proxy needs for one request: attempts and timeouts of the service with the route's overrides applied. */
+export interface UpstreamPolicy {
+  /** Further attempts after the first (`attempts - 1`). */
+  readonly retries: number;
+  readonly retryOn: readonly RetryCondition[];
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+}
+
+/** The policy for a request to a service with `settings` through `route`; cheap, but callers may cache it per route and service. */
+export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): UpstreamPolicy {
+  const attempts = route?.retries?.attempts ?? settings.retries.attempts;
+  return {
+    retries: Math.max(0, attempts - 1),
+    retryOn: route?.retries?.retryOn ?? settings.retries.retryOn,
+    connectTimeoutMs: settings.timeouts.connectMs,
+    headersTimeoutMs: route?.timeouts?.headersMs ?? settings.timeouts.headersMs,
+    bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
+  };
+}
+
+/**
+ * The retry condition an upstream failure falls under, or undefined when none does (a failure
+ * after response headers, a 5xx answer or a client cancel are never retried). Whether the method
+ * and the consumed request body allow the retry is the proxy's separate question.
+ */
+export function retryConditionOf(errorClass: UpstreamErrorClass | 'upstream-protocol'): RetryCondition | undefined {
+  switch (errorClass) {
+    case 'connect-refused':
+    case 'connect-timeout':
+      return 'connect-failure';
+    case 'reset-before-headers':
+    case 'upstream-protocol':
+      return 'reset';
+    case 'headers-timeout':
+      return 'headers-timeout';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The static `instances` of every declared service, as raw registry entries for `StaticProvider.replace`
+ * (services without static instances are left out). Entries are decoded by the core's instance codec.
+ */
+export function staticInstanceLists(config: GatewayConfig): Map<string, RawInstance[]> {
+  const lists = new Map<string, RawInstance[]>();
+  for (const [service, settings] of config.services) {
+    if (settings.instances.length === 0) continue;
+    lists.set(
+      service,
+      settings.instances.map((instance) => {
+        const address = instance.host.includes(':') ? `[${instance.host}]:${instance.port}` : `${instance.host}:${instance.port}`;
+        const payload = Object.fromEntries(Object.entries({ ...instance, service }).filter(([, value]) => value !== undefined));
+        return { service, name: instance.id ?? address, data: JSON.stringify(payload) };
+      }),
+    );
+  }
+  return lists;
+}

@@ -1,0 +1,61 @@
+import { DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS, DEFAULT_HEALTHY_THRESHOLD, DEFAULT_UNHEALTHY_THRESHOLD } from '../../src/health/active-checker.ts';
+import { DEFAULT_PANIC_THRESHOLD_PERCENT, DEFAULT_REMOVAL_GRACE_MS } from '../../src/health/endpoint-set.ts';
+import {
+  DEFAULT_BASE_EJECTION_MS,
+  DEFAULT_CONSECUTIVE_ERRORS,
+  DEFAULT_EJECTION_DECAY_INTERVAL_MS,
+  DEFAULT_MAX_EJECTION_MS,
+  DEFAULT_MAX_EJECTION_PERCENT,
+} from '../../src/health/outlier-detector.ts';
+import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, RetryPolicy, ServerLimits, UpstreamTimeouts } from './types.ts';
+
+/** Every interface, port 8080. */
+export const DEFAULT_LISTEN: ListenAddress = { host: undefined, port: 8080 };
+/** The admin API answers on loopback only unless configured otherwise (it exposes internals). */
+export const DEFAULT_ADMIN: ListenAddress = { host: '127.0.0.1', port: 9180 };
+
+/** Weights from the registry matter by default: nginx's smooth weighted round-robin. */
+export const DEFAULT_BALANCER = { algorithm: 'weighted-round-robin' } as const;
+
+/**
+ * Connect 2 s (above the 1 s of a first SYN retransmission, short enough to fail over fast),
+ * response headers 30 s, idle body 60 s (nginx's `proxy_read_timeout`).
+ */
+export const DEFAULT_UPSTREAM_TIMEOUTS: UpstreamTimeouts = { connectMs: 2_000, headersMs: 30_000, idleBodyMs: 60_000 };
+
+/** Three attempts in all, after failures that cannot have reached a handler (plus resets of idempotent requests). */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 3, retryOn: ['connect-failure', 'reset'] };
+
+/** Used when a service turns `healthCheck` on; active checks are off by default (registry agents probe). */
+export const DEFAULT_HEALTH_CHECK: HealthCheckSettings = {
+  type: 'http',
+  path: '/health',
+  expectedStatuses: [{ from: 200, to: 299 }],
+  hostHeader: undefined,
+  intervalMs: DEFAULT_CHECK_INTERVAL_MS,
+  unhealthyIntervalMs: DEFAULT_CHECK_INTERVAL_MS,
+  timeoutMs: DEFAULT_CHECK_TIMEOUT_MS,
+  healthyThreshold: DEFAULT_HEALTHY_THRESHOLD,
+  unhealthyThreshold: DEFAULT_UNHEALTHY_THRESHOLD,
+};
+
+/** Envoy's outlier detection defaults; on by default. */
+export const DEFAULT_OUTLIER_DETECTION: OutlierDetectionSettings = {
+  consecutiveErrors: DEFAULT_CONSECUTIVE_ERRORS,
+  baseEjectionMs: DEFAULT_BASE_EJECTION_MS,
+  maxEjectionMs: DEFAULT_MAX_EJECTION_MS,
+  maxEjectionPercent: DEFAULT_MAX_EJECTION_PERCENT,
+  decayIntervalMs: DEFAULT_EJECTION_DECAY_INTERVAL_MS,
+};
+
+export { DEFAULT_PANIC_THRESHOLD_PERCENT, DEFAULT_REMOVAL_GRACE_MS };
+
+/**
+ * Node's 16 KiB header limit; 10 s to send headers (HAProxy's usual `timeout http-request`, against
+ * slowloris); 5 min for a whole request (Node's default, room for uploads); 75 s keep-alive
+ * (nginx's, above the 60 s idle timeout of common cloud load balancers in front).
+ */
+export const DEFAULT_SERVER_LIMITS: ServerLimits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 75_000 };
+
+/** Below Kubernetes' default 30 s termination grace, so the drain ends before SIGKILL. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;

@@ -1,0 +1,111 @@
+import { isMap, isScalar, type Document, type LineCounter, type Node } from 'yaml';
+import type { z } from 'zod';
+import { KNOWN_KEYS } from './schema-values.ts';
+
+/** One reason a configuration file was refused: where (key path and line) and why. */
+export interface ConfigIssue {
+  /** Dotted key path in the file (`routes.1.service`), `(root)` for the whole document, empty when no key is involved (syntax, unreadable file). */
+  readonly keyPath: string;
+  /** 1-based line, when the place (or its nearest parent) exists in the file. */
+  readonly line: number | undefined;
+  readonly reason: string;
+}
+
+type Path = readonly PropertyKey[];
+
+/** Turns zod issues into located config issues, sorted by line; union failures report the branch that fits the value. */
+export function locateIssues(issues: readonly z.core.$ZodIssue[], document: Document, lines: LineCounter): ConfigIssue[] {
+  const located: ConfigIssue[] = [];
+  const visit = (issue: z.core.$ZodIssue, prefix: Path) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) located.push(at([...path, key], lineOfKey(document, lines, path, key), unknownKeyReason(key)));
+      return;
+    }
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      const fitting = issue.errors.find((branch) => branch.every((inner) => !isTypeMismatch(inner)));
+      if (fitting) {
+        for (const inner of fitting) visit(inner, path);
+        return;
+      }
+    }
+    located.push(at(path, lineOfValue(document, lines, path), reasonOf(issue)));
+  };
+  for (const issue of issues) visit(issue, []);
+  return located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}
+
+/** `key (line N): reason` issues joined by `; ` for one error message. */
+export function describeIssues(issues: readonly ConfigIssue[]): string {
+  return issues
+    .map((issue) => {
+      const line = issue.line === undefined ? '' : issue.keyPath ? ` (line ${issue.line})` : `line ${issue.line}`;
+      const where = `${issue.keyPath}${line}`;
+      return where ? `${where}: ${issue.reason}` : issue.reason;
+    })
+    .join('; ');
+}
+
+function at(path: Path, line: number | undefined, reason: string): ConfigIssue {
+  return { keyPath: path.length === 0 ? '(root)' : path.map(String).join('.'), line, reason };
+}
+
+/** A branch failed on the value's type itself (not deeper), so it is not the branch the author meant. */
+function isTypeMismatch(issue: z.core.$ZodIssue): boolean {
+  return issue.path.length === 0 && (issue.code === 'invalid_type' || issue.code === 'invalid_value');
+}
+
+function reasonOf(issue: z.core.$ZodIssue): string {
+  return issue.message.replace(/^Invalid (input|option): /, '');
+}
+
+function unknownKeyReason(key: string): string {
+  const suggestion = closestKey(key);
+  if (suggestion === key) return `unknown field "${key}" (it belongs in another section)`;
+  return `unknown field "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`;
+}
+
+/** The known key within edit distance 2 of `key`, if any. */
+function closestKey(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of KNOWN_KEYS) {
+    const distance = editDistance(key.toLowerCase(), known.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [known, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** Line of the node at `path`, or of its nearest ancestor present in the file (a missing key is reported at its parent). */
+function lineOfValue(document: Document, lines: LineCounter, path: Path): number | undefined {
+  for (let length = path.length; length >= 0; length -= 1) {
+    const node = nodeAt(document, path.slice(0, length));
+    if (node?.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function lineOfKey(document: Document, lines: LineCounter, path: Path, key: string): number | undefined {
+  const map = nodeAt(document, path);
+  if (isMap(map)) {
+    const pair = map.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+    if (isScalar(pair?.key) && pair.key.range) return lines.linePos(pair.key.range[0]).line;
+  }
+  return lineOfValue(document, lines, path);
+}
+
+function nodeAt(document: Document, path: Path): Node | undefined {
+  if (path.length === 0) return document.contents ?? undefined;
+  const node = document.getIn(path as unknown[], true);
+  return node && typeof node === 'object' && 'range' in node ? (node as Node) : undefined;
+}

@@ -1,0 +1,126 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigFileError } from '../../src/errors.ts';
+import { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
+
+/** The minimal file of issue 5, which must work as it stands. */
+const MINIMAL = `listen: 127.0.0.1:8080
+admin: 127.0.0.1:9180
+registries: [zk://127.0.0.1:2181/services]
+services:
+  user: { balancer: weighted-round-robin }
+routes:
+  - { path: /api/user, service: user, stripPrefix: true }
+  - { namespace: true }          # /<service>/rest → service <service>, path /rest
+`;
+
+function errorOf(text: string, path = '/etc/sb/gateway.yaml'): GatewayConfigError {
+  try {
+    parseConfig(path, text);
+  } catch (error) {
+    return error as GatewayConfigError;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('parseConfig', () => {
+  it('accepts the minimal file of the issue as it stands', () => {
+    const config = parseConfig('gateway.yaml', MINIMAL);
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9180 });
+    expect(config.registries).toEqual([{ url: 'zk://127.0.0.1:2181/services', location: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' } }]);
+    expect(config.services.get('user')?.balancer).toEqual({ algorithm: 'weighted-round-robin' });
+    expect(config.routes).toMatchObject([
+      { name: 'routes.0', path: '/api/user', service: 'user', stripPrefix: true, namespace: false },
+      { name: 'routes.1', namespace: true, service: undefined },
+    ]);
+  });
+
+  it('reads the same file written as JSON', () => {
+    const json = JSON.stringify({
+      listen: '127.0.0.1:8080',
+      admin: '127.0.0.1:9180',
+      registries: ['zk://127.0.0.1:2181/services'],
+      services: { user: { balancer: 'weighted-round-robin' } },
+      routes: [{ path: '/api/user', service: 'user', stripPrefix: true }, { namespace: true }],
+    });
+    expect(parseConfig('gateway.json', json)).toEqual(parseConfig('gateway.yaml', MINIMAL));
+  });
+
+  it('fills every default for an empty file', () => {
+    const config = parseConfig('gateway.yaml', '');
+    expect(config).toMatchObject({ listen: { host: undefined, port: 8080 }, admin: { host: '127.0.0.1', port: 9180 }, registries: [], routes: [], accessLog: true });
+    expect(config.forwarding.trustedProxies).toEqual([]);
+    expect(config.defaults.balancer).toEqual({ algorithm: 'weighted-round-robin' });
+  });
+
+  it('ignores top-level x- keys, so settings can be shared through YAML anchors and merge keys', () => {
+    const text = 'x-common: &common { stripPrefix: true, hostHeader: upstream }\nroutes:\n  - { <<: *common, path: /a, service: a }\n';
+    expect(parseConfig('gateway.yaml', text).routes[0]).toMatchObject({ stripPrefix: true, hostHeader: 'upstream' });
+  });
+});
+
+describe('parseConfig errors', () => {
+  it('names the file, the key path, its line and the unknown field', () => {
+    const error = errorOf(MINIMAL.replace('- { namespace: true }          #', '- { path: /x, servce: user }  #'));
+    expect(error.message).toBe(
+      '/etc/sb/gateway.yaml: routes.1.servce (line 8): unknown field "servce" (did you mean "service"?); routes.1.service (line 8): a route needs a service, or namespace: true',
+    );
+  });
+
+  it.each([
+    ['listen: 127.0.0.1', 'listen (line 1): expected "host:port", ":port", "[ipv6]:port" or a port number'],
+    ['registries: [redis://x:1]', 'registries.0 (line 1): invalid registry URL "redis://x:1": unknown scheme "redis"'],
+    ['defaults:\n  timeouts:\n    headers: "500"', 'defaults.timeouts.headers (line 3): expected a duration'],
+    ['defaults: { balancer: fastest }', 'defaults.balancer (line 1): expected one of random, round-robin'],
+    ['services:\n  a:\n    balancer: { algorithm: consistent-hash, key: "header:" }', 'services.a.balancer.key (line 3): expected client-ip, path, header:<name>'],
+    ['services:\n  a: { healthCheck: { path: health } }', 'services.a.healthCheck.path (line 2): must start with /'],
+    ['services:\n  a: { instances: [ "10.0.0.1" ] }', 'services.a.instances.0 (line 2): expected "host:port"'],
+    ['services:\n  a/b: {}', 'services.a/b'],
+    ['routes:\n  - { path: /a, pathRegex: "^/a", service: a }', 'routes.0.pathRegex (line 2): a route has either path or pathRegex, not both'],
+    ['routes:\n  - { pathRegex: "(", service: a }', 'routes.0.pathRegex (line 2): is not a valid regular expression'],
+    ['routes:\n  - { host: "api.example.com:80", service: a }', 'routes.0.host (line 2): expected a host name'],
+    ['routes:\n  - { service: a, stripPrefix: true }', 'routes.0.stripPrefix (line 2): stripPrefix needs a path prefix to strip'],
+    ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header'],
+    ['routes:\n  - { service: a, responseHeaders: { set: { x-a: "v\\r\\nSet-Cookie: y" } } }', 'must not contain CR, LF or NUL'],
+    ['routes:\n  - { name: a, service: a }\n  - { name: a, service: b }', 'routes.1.name (line 3): route name "a" is already used by routes.0'],
+    ['forwarding: { trustedProxies: [10.0.0.0/33] }', 'forwarding.trustedProxies.0 (line 1): expected an IP address, a CIDR'],
+    ['limits: { headersTimeout: 10m, requestTimeout: 1m }', 'limits.headersTimeout (line 1): must not exceed limits.requestTimeout'],
+    ['Listen: 8080', 'Listen (line 1): unknown field "Listen" (did you mean "listen"?)'],
+    ['balancer: random', 'balancer (line 1): unknown field "balancer" (it belongs in another section)'],
+    ['- 1', '(root) (line 1): expected object, received array'],
+    ['listen: [1\nadmin: 2', 'line 2: not valid YAML or JSON'],
+    ['listen: 1\nlisten: 2', 'line 2: not valid YAML or JSON: Map keys must be unique'],
+  ])('refuses %j with "%s"', (text, expected) => {
+    const error = errorOf(text);
+    expect(error).toBeInstanceOf(GatewayConfigError);
+    expect(error).toBeInstanceOf(ConfigFileError);
+    expect(error.code).toBe('SB_CONFIG_INVALID');
+    expect(error.message).toContain(`/etc/sb/gateway.yaml: `);
+    expect(error.message).toContain(expected);
+  });
+
+  it('reports every problem of the file at once, in line order', () => {
+    const error = errorOf('routes:\n  - { service: a, methodz: [GET] }\nlisten: x\n');
+    expect(error.issues.map((issue) => [issue.keyPath, issue.line])).toEqual([
+      ['routes.0.methodz', 2],
+      ['listen', 3],
+    ]);
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads and parses a file, and names a missing one in its error', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'sb-config-'));
+    try {
+      const path = join(folder, 'gateway.yaml');
+      await writeFile(path, MINIMAL);
+      expect((await loadConfig(path)).listen.port).toBe(8080);
+      await expect(loadConfig(join(folder, 'missing.yaml'))).rejects.toThrow(`${join(folder, 'missing.yaml')}: cannot read the file (ENOENT)`);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument } from 'yaml';
+import { ConfigFileError } from '../../src/errors.ts';
+import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
+import { resolveConfig } from './resolve.ts';
+import { configSchema } from './schema.ts';
+import type { GatewayConfig } from './types.ts';
+
+/**
+ * A refused gateway configuration: a `ConfigFileError` (code `SB_CONFIG_INVALID`) whose message
+ * reads `<file>: <key path> (line N): <reason>[; …]` and whose `issues` list every problem found.
+ */
+export class GatewayConfigError extends ConfigFileError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(path: string, issues: readonly ConfigIssue[], options?: { cause?: unknown }) {
+    super(path, describeIssues(issues), options);
+    this.issues = issues;
+  }
+}
+
+/**
+ * Parses the text of a gateway configuration file (YAML, or JSON which is YAML) and applies every
+ * default. Throws `GatewayConfigError` naming `path`, the key path, its line and the reason; every
+ * problem in the file is reported at once, and unknown keys are errors.
+ */
+export function parseConfig(path: string, text: string): GatewayConfig {
+  const lines = new LineCounter();
+  // `merge` lets a file share settings through YAML anchors (`<<: *common`).
+  const document = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    const issues = document.errors.map((error) => ({
+      keyPath: '',
+      line: lines.linePos(error.pos[0]).line,
+      reason: `not valid YAML or JSON: ${error.message.split('\n')[0]}`,
+    }));
+    throw new GatewayConfigError(path, issues, { cause: document.errors[0] });
+  }
+  let content: unknown;
+  try {
+    content = document.toJS({ maxAliasCount: 1_000 });
+  } catch (error) {
+    throw new GatewayConfigError(path, [{ keyPath: '(root)', line: undefined, reason: (error as Error).message }], { cause: error });
+  }
+  const parsed = configSchema.safeParse(withoutExtensions(content ?? {}));
+  if (!parsed.success) throw new GatewayConfigError(path, locateIssues(parsed.error.issues, document, lines));
+  return resolveConfig(parsed.data);
+}
+
+/** Top-level `x-…` keys are the author's own (YAML anchors to share, notes), as in Docker Compose files. */
+function withoutExtensions(content: unknown): unknown {
+  if (typeof content !== 'object' || content === null || Array.isArray(content)) return content;
+  return Object.fromEntries(Object.entries(content).filter(([key]) => !key.startsWith('x-')));
+}
+
+/** Reads and parses the configuration file at `path`; an unreadable file is a `GatewayConfigError` too. */
+export async function loadConfig(path: string): Promise<GatewayConfig> {
+  return parseConfig(path, await readConfigText(path));
+}
+
+/** The text of the file at `path`, or a `GatewayConfigError` saying why it cannot be read. */
+export async function readConfigText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new GatewayConfigError(path, [{ keyPath: '', line: undefined, reason: `cannot read the file (${code ?? (error as Error).message})` }], { cause: error });
+  }
+}

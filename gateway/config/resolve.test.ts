@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { decodeInstance } from '../../src/discovery/instance-codec.ts';
+import { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamPolicy } from './convert.ts';
+import { DEFAULT_HEALTH_CHECK, DEFAULT_OUTLIER_DETECTION, DEFAULT_RETRY_POLICY, DEFAULT_UPSTREAM_TIMEOUTS } from './defaults.ts';
+import { parseConfig } from './load.ts';
+
+const FULL = `
+defaults:
+  timeouts: { headers: 5s }
+  healthCheck: { path: /ready, interval: 2s }
+  retries: { attempts: 2 }
+services:
+  user:
+    timeouts: { connect: 250ms }
+    healthCheck: { type: tcp, timeout: 1500 }
+  orders:
+    healthCheck: false
+    outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 10s }
+    retries: false
+  search:
+    balancer: { algorithm: consistent-hash, key: "header:X-User", boundedLoadFactor: 1.25 }
+    panicThreshold: 0
+    removalGrace: 0
+  pricing:
+    balancer: { algorithm: p2c-ewma, decay: 5s }
+    outlierDetection: false
+    instances:
+      - 10.0.0.1:8080
+      - { id: p-2, host: "::1", port: 8081, weight: 3, metadata: { zone: a } }
+routes:
+  - { path: /search, service: search, timeouts: { headers: 100ms }, retries: { attempts: 1 } }
+`;
+
+describe('resolved service settings', () => {
+  const config = parseConfig('gateway.yaml', FULL);
+
+  it('merges each service over the defaults section by section', () => {
+    expect(serviceSettings(config, 'user').timeouts).toEqual({ connectMs: 250, headersMs: 5_000, idleBodyMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs });
+    expect(serviceSettings(config, 'user').healthCheck).toEqual({ ...DEFAULT_HEALTH_CHECK, type: 'tcp', path: '/ready', intervalMs: 2_000, unhealthyIntervalMs: 2_000, timeoutMs: 1_500 });
+    expect(serviceSettings(config, 'user').retries).toEqual({ ...DEFAULT_RETRY_POLICY, attempts: 2 });
+  });
+
+  it('gives a service that is not declared the defaults', () => {
+    expect(serviceSettings(config, 'never-declared')).toBe(config.defaults);
+    expect(config.defaults.healthCheck).toMatchObject({ path: '/ready', intervalMs: 2_000 });
+  });
+
+  it('turns sections off with false and keeps the rest', () => {
+    const orders = serviceSettings(config, 'orders');
+    expect(orders.healthCheck).toBe(false);
+    expect(orders.outlierDetection).toEqual({ ...DEFAULT_OUTLIER_DETECTION, consecutiveErrors: 3, baseEjectionMs: 10_000 });
+    expect(orders.retries.attempts).toBe(1);
+  });
+
+  it('leaves active checks off and outlier detection on when nothing is said', () => {
+    const bare = parseConfig('gateway.yaml', 'services: { a: }');
+    expect(serviceSettings(bare, 'a')).toMatchObject({ healthCheck: false, outlierDetection: DEFAULT_OUTLIER_DETECTION, panicThresholdPercent: 50, removalGraceMs: 30_000 });
+    expect(serviceSettings(parseConfig('gateway.yaml', 'defaults: { healthCheck: true }'), 'a').healthCheck).toEqual(DEFAULT_HEALTH_CHECK);
+  });
+});
+
+describe('serviceBalancerOptions', () => {
+  const config = parseConfig('gateway.yaml', FULL);
+
+  it('converts a consistent-hash balancer with its key source and bounded-load factor', () => {
+    const options = serviceBalancerOptions(serviceSettings(config, 'search'));
+    expect(options.balancer).toEqual({ algorithm: 'consistent-hash', key: { from: 'header', name: 'X-User' }, balanceFactor: 1.25 });
+    expect(options.health).toMatchObject({ panicThresholdPercent: 0, removalGraceMs: 0 });
+  });
+
+  it('builds the active check with its probe and intervals, and passes outlier settings through', () => {
+    const options = serviceBalancerOptions(serviceSettings(config, 'user'));
+    expect(options.health?.active).toMatchObject({ intervalMs: 2_000, unhealthyIntervalMs: 2_000, timeoutMs: 1_500, healthyThreshold: 2, unhealthyThreshold: 3 });
+    expect(options.health?.active?.probe).toBeTypeOf('function');
+    expect(options.health?.outlier).toEqual(DEFAULT_OUTLIER_DETECTION);
+  });
+
+  it('passes decay of p2c-ewma, a disabled outlier detection and the active check inherited from defaults', () => {
+    const options = serviceBalancerOptions(serviceSettings(config, 'pricing'));
+    expect(options.balancer).toEqual({ algorithm: 'p2c-ewma', decayMs: 5_000 });
+    expect(options.health?.outlier).toBe(false);
+    expect(options.health?.active).toMatchObject({ intervalMs: 2_000 });
+  });
+
+  it('defaults the consistent-hash key to the client IP', () => {
+    const named = parseConfig('gateway.yaml', 'services: { a: { balancer: consistent-hash } }');
+    expect(serviceBalancerOptions(serviceSettings(named, 'a')).balancer).toEqual({ algorithm: 'consistent-hash', key: { from: 'client-ip' } });
+  });
+});
+
+describe('upstreamPolicy', () => {
+  const config = parseConfig('gateway.yaml', FULL);
+
+  it('applies the route overrides over the service settings', () => {
+    expect(upstreamPolicy(serviceSettings(config, 'search'), config.routes[0])).toEqual({
+      retries: 0,
+      retryOn: DEFAULT_RETRY_POLICY.retryOn,
+      connectTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.connectMs,
+      headersTimeoutMs: 100,
+      bodyTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs,
+    });
+  });
+
+  it('uses the service settings alone without a route', () => {
+    expect(upstreamPolicy(serviceSettings(config, 'user'))).toMatchObject({ retries: 1, connectTimeoutMs: 250, headersTimeoutMs: 5_000 });
+  });
+
+  it.each([
+    ['connect-refused', 'connect-failure'],
+    ['connect-timeout', 'connect-failure'],
+    ['reset-before-headers', 'reset'],
+    ['upstream-protocol', 'reset'],
+    ['headers-timeout', 'headers-timeout'],
+    ['reset-after-headers', undefined],
+    ['body-timeout', undefined],
+    ['http-5xx', undefined],
+    ['cancelled', undefined],
+  ] as const)('files upstream failure %s under retry condition %s', (errorClass, condition) => {
+    expect(retryConditionOf(errorClass)).toBe(condition);
+  });
+});
+
+describe('staticInstanceLists', () => {
+  it('turns static instances into registry entries the instance codec decodes', () => {
+    const lists = staticInstanceLists(parseConfig('gateway.yaml', FULL));
+    expect([...lists.keys()]).toEqual(['pricing']);
+    const decoded = lists.get('pricing')!.map((raw) => decodeInstance(raw));
+    expect(decoded.map((result) => (result.ok ? result.instance : result.error.message))).toEqual([
+      { id: '10.0.0.1:8080', service: 'pricing', host: '10.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} },
+      { id: 'p-2', service: 'pricing', host: '::1', port: 8081, weight: 3, protocol: 'http', metadata: { zone: 'a' } },
+    ]);
+  });
+});
+
+describe('values', () => {
+  it.each([
+    ['500ms', 500],
+    ['2s', 2_000],
+    ['1.5m', 90_000],
+    ['1h', 3_600_000],
+    ['1500', undefined],
+    [1500, 1_500],
+    [0, 0],
+  ])('reads duration %j as %s ms', (value, ms) => {
+    const text = `shutdown: { drainTimeout: ${JSON.stringify(value)} }`;
+    if (ms === undefined) expect(() => parseConfig('g.yaml', text)).toThrow('expected a duration');
+    else expect(parseConfig('g.yaml', text).shutdown.drainTimeoutMs).toBe(ms);
+  });
+
+  it.each([
+    ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
+    ['"[::1]:9000"', { host: '::1', port: 9000 }],
+    ['":8080"', { host: undefined, port: 8080 }],
+    ['0', { host: undefined, port: 0 }],
+  ])('reads listen address %s', (value, expected) => {
+    expect(parseConfig('g.yaml', `listen: ${value}`).listen).toEqual(expected);
+  });
+
+  it.each([
+    ['16384', 16_384],
+    ['"32KiB"', 32_768],
+    ['"1m"', 1_048_576],
+  ])('reads header size %s as %d bytes', (value, bytes) => {
+    expect(parseConfig('g.yaml', `limits: { maxHeaderSize: ${value} }`).limits.maxHeaderSize).toBe(bytes);
+  });
+
+  it('turns the admin listener off with false', () => {
+    expect(parseConfig('g.yaml', 'admin: false').admin).toBeUndefined();
+  });
+});

@@ -1,0 +1,162 @@
+import type { BalancerConfig } from '../../src/balance/balancer-factory.ts';
+import {
+  DEFAULT_ADMIN,
+  DEFAULT_BALANCER,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HEALTH_CHECK,
+  DEFAULT_LISTEN,
+  DEFAULT_OUTLIER_DETECTION,
+  DEFAULT_PANIC_THRESHOLD_PERCENT,
+  DEFAULT_REMOVAL_GRACE_MS,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_SERVER_LIMITS,
+  DEFAULT_UPSTREAM_TIMEOUTS,
+} from './defaults.ts';
+import type { ConfigInput } from './schema.ts';
+import type { RouteInput } from './schema-route.ts';
+import type { ServiceSettingsInput } from './schema-service.ts';
+import type { GatewayConfig, HeaderPolicy, HealthCheckSettings, OutlierDetectionSettings, RetryPolicy, RouteConfig, ServiceSettings, StaticInstance } from './types.ts';
+
+const BUILT_IN: ServiceSettings = {
+  balancer: DEFAULT_BALANCER,
+  healthCheck: false,
+  outlierDetection: DEFAULT_OUTLIER_DETECTION,
+  panicThresholdPercent: DEFAULT_PANIC_THRESHOLD_PERCENT,
+  removalGraceMs: DEFAULT_REMOVAL_GRACE_MS,
+  timeouts: DEFAULT_UPSTREAM_TIMEOUTS,
+  retries: DEFAULT_RETRY_POLICY,
+  instances: [],
+};
+
+/** Applies every default to a parsed file: built-ins ← `defaults` ← each `services` entry, section by section. */
+export function resolveConfig(input: ConfigInput): GatewayConfig {
+  const defaults = mergeSettings(BUILT_IN, input.defaults ?? {});
+  const services = new Map<string, ServiceSettings>();
+  for (const [name, settings] of Object.entries(input.services ?? {})) services.set(name, mergeSettings(defaults, settings ?? {}));
+  const limits = input.limits ?? {};
+  return {
+    listen: input.listen ?? DEFAULT_LISTEN,
+    admin: input.admin === false ? undefined : (input.admin ?? DEFAULT_ADMIN),
+    registries: input.registries ?? [],
+    defaults,
+    services,
+    routes: (input.routes ?? []).map(resolveRoute),
+    forwarding: { trustedProxies: input.forwarding?.trustedProxies ?? [] },
+    accessLog: input.accessLog ?? true,
+    limits: {
+      maxHeaderSize: limits.maxHeaderSize ?? DEFAULT_SERVER_LIMITS.maxHeaderSize,
+      headersTimeoutMs: limits.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs,
+      requestTimeoutMs: limits.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
+      keepAliveTimeoutMs: limits.keepAliveTimeout ?? DEFAULT_SERVER_LIMITS.keepAliveTimeoutMs,
+    },
+    shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
+  };
+}
+
+/** One layer over another: a section the layer leaves out is inherited whole, a section it sets is merged key by key. */
+function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): ServiceSettings {
+  return {
+    balancer: layer.balancer ? balancerConfig(layer.balancer) : base.balancer,
+    healthCheck: mergeHealthCheck(base.healthCheck, layer.healthCheck),
+    outlierDetection: mergeOutlierDetection(base.outlierDetection, layer.outlierDetection),
+    panicThresholdPercent: layer.panicThreshold ?? base.panicThresholdPercent,
+    removalGraceMs: layer.removalGrace ?? base.removalGraceMs,
+    timeouts: { ...base.timeouts, ...defined({ connectMs: layer.timeouts?.connect, headersMs: layer.timeouts?.headers, idleBodyMs: layer.timeouts?.idleBody }) },
+    retries: layer.retries === undefined ? base.retries : { ...base.retries, ...retryOverride(layer.retries) },
+    instances: (layer.instances ?? []).map(staticInstance),
+  };
+}
+
+function mergeOutlierDetection(base: OutlierDetectionSettings | false, layer: ServiceSettingsInput['outlierDetection']): OutlierDetectionSettings | false {
+  if (layer === undefined) return base;
+  if (layer === false) return false;
+  const start = base || DEFAULT_OUTLIER_DETECTION;
+  if (layer === true) return start;
+  return {
+    ...start,
+    ...defined({
+      consecutiveErrors: layer.consecutiveErrors,
+      baseEjectionMs: layer.baseEjectionTime,
+      maxEjectionMs: layer.maxEjectionTime,
+      maxEjectionPercent: layer.maxEjectionPercent,
+      decayIntervalMs: layer.decayInterval,
+    }),
+  };
+}
+
+function mergeHealthCheck(base: HealthCheckSettings | false, layer: ServiceSettingsInput['healthCheck']): HealthCheckSettings | false {
+  if (layer === undefined) return base;
+  if (layer === false) return false;
+  const start = base || DEFAULT_HEALTH_CHECK;
+  if (layer === true) return start;
+  const followsInterval = start.unhealthyIntervalMs === start.intervalMs;
+  const merged = {
+    ...start,
+    ...defined({
+      type: layer.type,
+      path: layer.path,
+      expectedStatuses: layer.expectedStatuses,
+      hostHeader: layer.hostHeader,
+      intervalMs: layer.interval,
+      unhealthyIntervalMs: layer.unhealthyInterval,
+      timeoutMs: layer.timeout,
+      healthyThreshold: layer.healthyThreshold,
+      unhealthyThreshold: layer.unhealthyThreshold,
+    }),
+  };
+  // Unless set on its own, the unhealthy interval follows the interval, as the core's checker does.
+  if (followsInterval && layer.unhealthyInterval === undefined) merged.unhealthyIntervalMs = merged.intervalMs;
+  return merged;
+}
+
+function balancerConfig(input: NonNullable<ServiceSettingsInput['balancer']>): BalancerConfig {
+  switch (input.algorithm) {
+    case 'p2c-ewma':
+      return { algorithm: 'p2c-ewma', ...defined({ decayMs: input.decay }) };
+    case 'consistent-hash':
+      return {
+        algorithm: 'consistent-hash',
+        key: input.key ?? { from: 'client-ip' },
+        ...defined({ pointsPerWeight: input.pointsPerWeight, maxRingPoints: input.maxRingPoints, balanceFactor: input.boundedLoadFactor }),
+      };
+    default:
+      return { algorithm: input.algorithm };
+  }
+}
+
+function retryOverride(input: NonNullable<ServiceSettingsInput['retries']>): Partial<RetryPolicy> {
+  return input === false ? { attempts: 1 } : defined({ attempts: input.attempts, retryOn: input.retryOn });
+}
+
+function staticInstance(entry: NonNullable<ServiceSettingsInput['instances']>[number]): StaticInstance {
+  if (typeof entry !== 'string') return { id: entry.id, host: entry.host, port: entry.port, weight: entry.weight, protocol: entry.protocol, metadata: entry.metadata };
+  const colon = entry.lastIndexOf(':');
+  return { id: undefined, host: entry.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(entry.slice(colon + 1)), weight: undefined, protocol: undefined, metadata: undefined };
+}
+
+function resolveRoute(input: RouteInput, index: number): RouteConfig {
+  const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined =>
+    policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
+  const common = {
+    name: input.name ?? `routes.${index}`,
+    index,
+    host: input.host,
+    path: input.path,
+    pathRegex: input.pathRegex,
+    methods: input.methods,
+    headers: input.headers,
+    rewrite: input.rewrite,
+    requestHeaders: headerPolicy(input.requestHeaders),
+    responseHeaders: headerPolicy(input.responseHeaders),
+    hostHeader: input.hostHeader ?? 'pass',
+    timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody }),
+    retries: input.retries === undefined ? undefined : retryOverride(input.retries),
+  };
+  if (input.namespace) return { ...common, namespace: true, service: undefined, stripPrefix: true };
+  return { ...common, namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false };
+}
+
+/** A copy without the keys whose value is undefined, so spreading it never erases a default. */
+function defined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}

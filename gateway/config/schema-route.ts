@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { retries } from './schema-service.ts';
+import { duration, headerName, headerValue, hostWithPort, regexSource, section } from './schema-values.ts';
+
+/** A service name as registries spell it: no slash, no whitespace. */
+export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
+
+const LABEL = '[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?';
+const HOST_PATTERN = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*\\.?$`, 'i');
+
+/** A route's host condition: exact (`api.example.com`) or a wildcard suffix (`*.example.com`), lowercased. */
+const hostCondition = z
+  .string()
+  .regex(HOST_PATTERN, 'expected a host name such as api.example.com or *.example.com (no port)')
+  .transform((host) => host.toLowerCase().replace(/\.$/, ''));
+
+/** A path prefix: starts with `/`, no query; a trailing slash is dropped since matching is by whole segments. */
+const pathPrefix = z
+  .string()
+  .regex(/^\/[^\s?#]*$/, 'expected a path starting with / (no query, no spaces)')
+  .transform((path) => (path.length > 1 ? path.replace(/\/+$/, '') || '/' : path));
+
+const method = z
+  .string()
+  .regex(/^[A-Za-z]+$/, 'is not an HTTP method')
+  .transform((name) => name.toUpperCase());
+
+const headerPolicy = section({
+  set: z.record(headerName, headerValue).optional(),
+  remove: z.array(headerName).optional(),
+});
+
+/** One entry of `routes`, before the cross-field rules below. */
+const routeFields = section({
+  name: z.string().min(1).max(128).optional(),
+  host: hostCondition.optional(),
+  path: pathPrefix.optional(),
+  pathRegex: regexSource.optional(),
+  methods: z.union([method.transform((name) => [name]), z.array(method).min(1)], { error: 'expected a method or a list of methods' }).optional(),
+  headers: z.record(headerName, headerValue).optional(),
+  service: serviceName.optional(),
+  namespace: z.literal(true, { error: 'expected true (leave it out for a route to one service)' }).optional(),
+  stripPrefix: z.boolean().optional(),
+  rewrite: section({ pattern: regexSource, replacement: z.string() }).optional(),
+  requestHeaders: headerPolicy.optional(),
+  responseHeaders: headerPolicy.optional(),
+  hostHeader: z.union([z.enum(['pass', 'upstream']), hostWithPort], { error: 'expected pass, upstream or a host name' }).optional(),
+  timeouts: section({ headers: duration.optional(), idleBody: duration.optional() }).optional(),
+  retries: retries.optional(),
+});
+
+/** A route: one target (`service` or `namespace: true`), one path condition at most, and options that fit them. */
+export const routeSchema = routeFields.superRefine((route, context) => {
+  const problem = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
+  if (route.service === undefined && route.namespace === undefined) problem('service', 'a route needs a service, or namespace: true');
+  if (route.service !== undefined && route.namespace) problem('namespace', 'a route has either a service or namespace: true, not both');
+  if (route.path !== undefined && route.pathRegex !== undefined) problem('pathRegex', 'a route has either path or pathRegex, not both');
+  if (route.stripPrefix && route.path === undefined) problem('stripPrefix', 'stripPrefix needs a path prefix to strip');
+  if (route.stripPrefix && route.namespace) problem('stripPrefix', 'a namespace route always strips its prefix and service segment');
+  if (route.namespace && route.pathRegex !== undefined) problem('pathRegex', 'a namespace route takes a path prefix, not a regex');
+});
+
+/** One `routes` entry as parsed. */
+export type RouteInput = z.output<typeof routeSchema>;

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { BALANCER_ALGORITHMS } from '../../src/balance/balancer.ts';
+import type { HashKeySource } from '../../src/balance/hash-key.ts';
+import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
+import { MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
+import { count, duration, percent, section } from './schema-values.ts';
+
+/** Failures after which the proxy may try another instance (Envoy's `retry_on` names). */
+export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'headers-timeout'] as const;
+
+const HASH_KEY_HINT = 'expected client-ip, path, header:<name>, cookie:<name>, query:<name> or { from, name }';
+
+/** `client-ip`, `path`, `header:X-User`, `cookie:session`, `query:user`, or the object form of `HashKeySource`. */
+const hashKey = z.union(
+  [
+    z.string().transform((text, context): HashKeySource => {
+      const [from, name] = text.includes(':') ? [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)] : [text, ''];
+      if ((from === 'client-ip' || from === 'path') && name === '') return { from };
+      if ((from === 'header' || from === 'cookie' || from === 'query') && name !== '') return { from, name };
+      context.addIssue({ code: 'custom', message: HASH_KEY_HINT });
+      return z.NEVER;
+    }),
+    z.discriminatedUnion('from', [
+      section({ from: z.literal('client-ip') }),
+      section({ from: z.literal('path') }),
+      section({ from: z.enum(['header', 'cookie', 'query']), name: z.string().min(1) }),
+    ]),
+  ],
+  { error: HASH_KEY_HINT },
+);
+
+const balancerObject = z.discriminatedUnion('algorithm', [
+  section({ algorithm: z.enum(['random', 'round-robin', 'weighted-round-robin', 'least-connections']) }),
+  section({ algorithm: z.literal('p2c-ewma'), decay: duration.optional() }),
+  section({
+    algorithm: z.literal('consistent-hash'),
+    key: hashKey.optional(),
+    pointsPerWeight: count(1, 10_000).optional(),
+    maxRingPoints: count(1, 2 ** 24).optional(),
+    boundedLoadFactor: z.number().gt(1, 'must be above 1 (1.25 lets a member take 25% above its share)').optional(),
+  }),
+]);
+
+/** A balancer: an algorithm name, or `{ algorithm, … }` with the algorithm's own settings. */
+const balancer = z.union([z.enum(BALANCER_ALGORITHMS).transform((algorithm) => ({ algorithm }) as z.output<typeof balancerObject>), balancerObject], {
+  error: `expected one of ${BALANCER_ALGORITHMS.join(', ')}, or { algorithm, … }`,
+});
+
+const statusRange = z.union(
+  [
+    z.int().min(100).max(599),
+    z.string().transform((text, context) => {
+      const match = /^([1-5]\d\d)\s*-\s*([1-5]\d\d)$/.exec(text.trim());
+      if (match && Number(match[1]) <= Number(match[2])) return { from: Number(match[1]), to: Number(match[2]) };
+      context.addIssue({ code: 'custom', message: 'expected a status such as 200 or a range such as "200-399"' });
+      return z.NEVER;
+    }),
+  ],
+  { error: 'expected a status such as 200 or a range such as "200-399"' },
+);
+
+const healthCheck = section({
+  type: z.enum(['http', 'tcp']).optional(),
+  path: z.string().startsWith('/', 'must start with /').optional(),
+  expectedStatuses: z.array(statusRange).min(1).optional(),
+  hostHeader: z.string().min(1).optional(),
+  interval: duration.optional(),
+  unhealthyInterval: duration.optional(),
+  timeout: duration.optional(),
+  healthyThreshold: count(1, 100).optional(),
+  unhealthyThreshold: count(1, 100).optional(),
+});
+
+const outlierDetection = section({
+  consecutiveErrors: count(1, 1_000).optional(),
+  baseEjectionTime: duration.optional(),
+  maxEjectionTime: duration.optional(),
+  maxEjectionPercent: percent.optional(),
+  decayInterval: duration.optional(),
+});
+
+/** Upstream timeouts of a service; 0 turns one off. */
+export const serviceTimeouts = section({ connect: duration.optional(), headers: duration.optional(), idleBody: duration.optional() });
+
+/** Retries of a service or route; `false` means one attempt only. */
+export const retries = z.union([z.literal(false), section({ attempts: count(1, 10).optional(), retryOn: z.array(z.enum(RETRY_CONDITIONS)).optional() })], {
+  error: 'expected false or { attempts, retryOn }',
+});
+
+const instanceEntry = z.union(
+  [
+    z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'expected "host:port"'),
+    section({
+      id: z.string().min(1).max(256).optional(),
+      host: z.string().min(1).max(253).regex(/^[^\s/]+$/, 'must be a host name or IP address'),
+      port: z.int().min(1).max(65_535),
+      weight: z.int().min(0).max(MAX_INSTANCE_WEIGHT).optional(),
+      protocol: z.enum(INSTANCE_PROTOCOLS).optional(),
+      metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
+    }),
+  ],
+  { error: 'expected "host:port" or { host, port, weight?, id?, protocol?, metadata? }' },
+);
+
+const settingsShape = {
+  balancer: balancer.optional(),
+  healthCheck: z.union([z.boolean(), healthCheck], { error: 'expected true, false or { type, path, interval, … }' }).optional(),
+  outlierDetection: z.union([z.boolean(), outlierDetection], { error: 'expected true, false or { consecutiveErrors, … }' }).optional(),
+  panicThreshold: percent.optional(),
+  removalGrace: duration.optional(),
+  timeouts: serviceTimeouts.optional(),
+  retries: retries.optional(),
+};
+
+/** Settings every service inherits (`defaults`): everything a service may set except its instances. */
+export const serviceDefaultsSchema = section(settingsShape);
+
+/** One entry of `services`: the defaults' keys plus an optional static `instances` list. */
+export const serviceSettingsSchema = section({ ...settingsShape, instances: z.array(instanceEntry).optional() });
+
+/** `defaults` as parsed: file keys, durations already in milliseconds, nothing filled in yet. */
+export type ServiceDefaultsInput = z.output<typeof serviceDefaultsSchema>;
+/** One `services` entry as parsed. */
+export type ServiceSettingsInput = z.output<typeof serviceSettingsSchema>;

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { parseDurationMs } from '../../src/duration.ts';
+import { parseIpRanges } from './ip-range.ts';
+
+/** Every key any section of the file knows, for "did you mean" hints on unknown keys. */
+export const KNOWN_KEYS = new Set<string>();
+
+/** A strict object (an unknown key is an error, so typos never pass silently) whose keys feed `KNOWN_KEYS`. */
+export function section<Shape extends z.ZodRawShape>(shape: Shape) {
+  for (const key of Object.keys(shape)) KNOWN_KEYS.add(key);
+  return z.strictObject(shape);
+}
+
+const DURATION_HINT = 'expected a duration such as "500ms", "2s", "1m", or a number of milliseconds';
+
+/** A duration: `"500ms"`, `"2s"`, `"1.5m"`, `"1h"` or a number of milliseconds; output in milliseconds. */
+export const duration = z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((value, context) => {
+  // A bare number in a string is refused: "500" could mean seconds (nginx) or milliseconds (here).
+  const ms = typeof value === 'number' ? value : /[a-z]\s*$/i.test(value) ? parseDurationMs(value) : undefined;
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    context.addIssue({ code: 'custom', message: DURATION_HINT });
+    return z.NEVER;
+  }
+  return Math.round(ms);
+});
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
+const SIZE_HINT = 'expected a size such as 16384, "16KiB" or "1MiB"';
+
+/** A byte size: a number of bytes or `"16KiB"`, `"16k"`, `"1MiB"` (binary units); output in bytes. */
+export const byteSize = z.union([z.number(), z.string()], { error: SIZE_HINT }).transform((value, context) => {
+  const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim()) : undefined;
+  const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : 1;
+  const bytes = typeof value === 'number' ? value : match && factor ? Number(match[1]) * factor : NaN;
+  if (!Number.isInteger(bytes) || bytes <= 0) {
+    context.addIssue({ code: 'custom', message: SIZE_HINT });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** A whole number at least `min`. */
+export const count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
+
+/** A percentage from 0 to 100. */
+export const percent = z.number().min(0).max(100);
+
+/** Where a listener binds: `host` undefined means every interface (Node's dual-stack default). */
+export interface ListenAddress {
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
+const LISTEN_HINT = 'expected "host:port", ":port", "[ipv6]:port" or a port number';
+
+/** A listen address: `127.0.0.1:8080`, `[::1]:8080`, `:8080` or `8080` (port 0 picks a free port). */
+export const listenAddress = z.union([z.int(), z.string()], { error: LISTEN_HINT }).transform((value, context): ListenAddress => {
+  const match = typeof value === 'number' ? ['', '', String(value)] : /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number(match[3] ?? match[2]) : NaN;
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65_535) {
+    context.addIssue({ code: 'custom', message: LISTEN_HINT });
+    return z.NEVER;
+  }
+  const host = typeof value === 'number' ? undefined : (match[1] ?? match[2]) || undefined;
+  return { host, port };
+});
+
+/** An HTTP header name (RFC 9110 token), lowercased. */
+export const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name')
+  .transform((name) => name.toLowerCase());
+
+/** A header value: strings, numbers and booleans (YAML reads `1` as a number) as text; CR, LF and NUL refused. */
+export const headerValue = z
+  .union([z.string(), z.number(), z.boolean()], { error: 'expected a header value (text)' })
+  .transform(String)
+  .refine((value) => !/[\r\n\0]/.test(value), 'must not contain CR, LF or NUL');
+
+/** A host name or IP address with an optional port, as a literal Host header carries it. */
+export const hostWithPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/, 'is not a host name with an optional :port');
+
+/** An IP address, a CIDR or `loopback` / `private`; output as the text given. */
+export const ipRangeText = z.string().refine((text) => parseIpRanges(text) !== undefined, 'expected an IP address, a CIDR such as 10.0.0.0/8, "loopback" or "private"');
+
+/** A JavaScript regular expression source that compiles. */
+export const regexSource = z.string().min(1).superRefine((source, context) => {
+  try {
+    new RegExp(source);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: `is not a valid regular expression: ${(error as Error).message}` });
+  }
+});

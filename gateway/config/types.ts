@@ -1,0 +1,172 @@
+import type { BalancerConfig } from '../../src/balance/balancer-factory.ts';
+import type { InstanceProtocol } from '../../src/discovery/instance.ts';
+import type { StatusRange } from '../../src/health/probe-http.ts';
+import type { RegistryLocation } from '../../src/registry-url.ts';
+import type { RETRY_CONDITIONS } from './schema-service.ts';
+import type { ListenAddress } from './schema-values.ts';
+
+export type { ListenAddress };
+
+/** The gateway configuration with every default applied; durations are in milliseconds. Never mutated once parsed. */
+export interface GatewayConfig {
+  readonly listen: ListenAddress;
+  /** The admin listener; undefined when `admin: false`. */
+  readonly admin: ListenAddress | undefined;
+  readonly registries: readonly RegistryConfig[];
+  /** Settings of every service not declared in `services`. */
+  readonly defaults: ServiceSettings;
+  /** Declared services, each merged over `defaults`. */
+  readonly services: ReadonlyMap<string, ServiceSettings>;
+  /** In file order; the router orders them by specificity. */
+  readonly routes: readonly RouteConfig[];
+  readonly forwarding: ForwardingSettings;
+  readonly accessLog: boolean;
+  readonly limits: ServerLimits;
+  readonly shutdown: ShutdownSettings;
+}
+
+/** One registry as written and as parsed by `parseRegistryUrl`. */
+export interface RegistryConfig {
+  readonly url: string;
+  readonly location: RegistryLocation;
+}
+
+/** A failure the proxy may retry on another instance; see `retryConditionOf`. */
+export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
+
+/** Everything the gateway needs to balance, check and call one service. */
+export interface ServiceSettings {
+  readonly balancer: BalancerConfig;
+  readonly healthCheck: HealthCheckSettings | false;
+  readonly outlierDetection: OutlierDetectionSettings | false;
+  readonly panicThresholdPercent: number;
+  readonly removalGraceMs: number;
+  readonly timeouts: UpstreamTimeouts;
+  readonly retries: RetryPolicy;
+  /** Static instances from the file, served beside whatever the registries list. */
+  readonly instances: readonly StaticInstance[];
+}
+
+/** Active health check settings (the core's `ActiveCheckOptions` with its probe described, not built). */
+export interface HealthCheckSettings {
+  readonly type: 'http' | 'tcp';
+  /** HTTP only. */
+  readonly path: string;
+  /** HTTP only. */
+  readonly expectedStatuses: readonly (number | StatusRange)[];
+  /** HTTP only; the instance's `host:port` when undefined. */
+  readonly hostHeader: string | undefined;
+  readonly intervalMs: number;
+  readonly unhealthyIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+}
+
+/** Passive outlier detection settings (Envoy's consecutive-errors detection). */
+export interface OutlierDetectionSettings {
+  readonly consecutiveErrors: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+  readonly decayIntervalMs: number;
+}
+
+/** Upstream timeouts; 0 turns one off. */
+export interface UpstreamTimeouts {
+  /** Opening a connection to an instance. */
+  readonly connectMs: number;
+  /** From the request being sent to the response headers. */
+  readonly headersMs: number;
+  /** Longest silence between two response body chunks. */
+  readonly idleBodyMs: number;
+}
+
+/** How often one request may be tried, and after which failures. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; 1 means no retry. */
+  readonly attempts: number;
+  readonly retryOn: readonly RetryCondition[];
+}
+
+/** A static instance from the file, in the native registry payload's shape. */
+export interface StaticInstance {
+  readonly id: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number | undefined;
+  readonly protocol: InstanceProtocol | undefined;
+  readonly metadata: Readonly<Record<string, string>> | undefined;
+}
+
+/** Header edits: set (replace) then remove; names lowercased. */
+export interface HeaderPolicy {
+  readonly set: Readonly<Record<string, string>>;
+  readonly remove: readonly string[];
+}
+
+/** What a route sends upstream as Host: the client's, the instance's `host:port`, or a literal. */
+export type HostHeaderPolicy = 'pass' | 'upstream' | (string & {});
+
+interface RouteCommon {
+  /** From the file, or `routes.<index>`. */
+  readonly name: string;
+  /** Position in the file; ties in specificity keep this order. */
+  readonly index: number;
+  /** Exact (`api.example.com`) or wildcard (`*.example.com`), lowercased, without port. */
+  readonly host: string | undefined;
+  /** Path prefix matched by whole segments; no trailing slash (except `/`). */
+  readonly path: string | undefined;
+  /** Regex source tested against the path without query; exclusive with `path`. */
+  readonly pathRegex: string | undefined;
+  /** Uppercased; undefined matches every method. */
+  readonly methods: readonly string[] | undefined;
+  /** Lowercased names to exact values. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly rewrite: { readonly pattern: string; readonly replacement: string } | undefined;
+  readonly requestHeaders: HeaderPolicy | undefined;
+  readonly responseHeaders: HeaderPolicy | undefined;
+  readonly hostHeader: HostHeaderPolicy;
+  /** Overrides of the service's timeouts for this route (connect timeouts belong to the instance pools). */
+  readonly timeouts: Partial<Pick<UpstreamTimeouts, 'headersMs' | 'idleBodyMs'>> | undefined;
+  /** Overrides of the service's retry policy for this route. */
+  readonly retries: Partial<RetryPolicy> | undefined;
+}
+
+/** A route to one named service, optionally stripping its path prefix. */
+export interface ServiceRouteConfig extends RouteCommon {
+  readonly namespace: false;
+  readonly service: string;
+  readonly stripPrefix: boolean;
+}
+
+/** A namespace route: the first path segment after `path` names the service (go-micro's API gateway). */
+export interface NamespaceRouteConfig extends RouteCommon {
+  readonly namespace: true;
+  readonly service: undefined;
+  readonly stripPrefix: true;
+}
+
+/** One route, with every default applied. */
+export type RouteConfig = ServiceRouteConfig | NamespaceRouteConfig;
+
+/** Which peers may speak for the client in X-Forwarded-* headers. */
+export interface ForwardingSettings {
+  /** IPs, CIDRs or `loopback` / `private`, as written; empty trusts nobody. */
+  readonly trustedProxies: readonly string[];
+}
+
+/** Limits of the client-facing HTTP server (Node `http.Server` options). */
+export interface ServerLimits {
+  readonly maxHeaderSize: number;
+  readonly headersTimeoutMs: number;
+  /** 0 turns it off. */
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** Graceful shutdown settings. */
+export interface ShutdownSettings {
+  /** How long in-flight requests may finish after SIGTERM before they are cut. */
+  readonly drainTimeoutMs: number;
+}

@@ -1,0 +1,112 @@
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Subscription } from 'rxjs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/wait.ts';
+import { watchConfig, type ConfigResult } from './watch.ts';
+
+const DEBOUNCE_MS = 20;
+
+describe('watchConfig', () => {
+  let folder: string;
+  let path: string;
+  let subscription: Subscription | undefined;
+  const results: ConfigResult[] = [];
+
+  beforeEach(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'sb-watch-'));
+    path = join(folder, 'gateway.yaml');
+    await writeFile(path, 'listen: 1000\n');
+    results.length = 0;
+  });
+
+  afterEach(async () => {
+    subscription?.unsubscribe();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  /** Subscribes and waits for the current file's result, so that later edits are changes. */
+  const watchResults = async () => {
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length === 1);
+  };
+  const ports = () => results.map((result) => (result.ok ? result.config.listen.port : 'refused'));
+
+  it('emits the current file first, for a race-free start', async () => {
+    await watchResults();
+    expect(ports()).toEqual([1000]);
+  });
+
+  it('only takes the file as a baseline when the current result is not wanted', async () => {
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, emitCurrent: false }).subscribe((result) => results.push(result));
+    // An observation window: the current file's result would arrive in it.
+    await delay(DEBOUNCE_MS * 10);
+    await writeFile(path, 'listen: 1500\n');
+    await waitFor(() => results.length >= 1);
+    expect(ports()).toEqual([1500]);
+  });
+
+  it('emits a config for a valid edit, a refusal for an invalid one, and a config again once fixed', async () => {
+    await watchResults();
+    await writeFile(path, 'listen: 2000\n');
+    await waitFor(() => results.length === 2);
+    await writeFile(path, 'listen: 3000\nlistn: typo\n');
+    await waitFor(() => results.length === 3);
+    await writeFile(path, 'listen: 3000\n');
+    await waitFor(() => results.length === 4);
+    expect(ports()).toEqual([1000, 2000, 'refused', 3000]);
+    const refused = results[2] as Extract<ConfigResult, { ok: false }>;
+    expect(refused.error.message).toBe(`${path}: listn (line 2): unknown field "listn" (did you mean "listen"?)`);
+  });
+
+  it('sees a file an editor replaced by rename', async () => {
+    await watchResults();
+    const temporary = join(folder, '.gateway.yaml.swp');
+    await writeFile(temporary, 'listen: 4000\n');
+    await rename(temporary, path);
+    await waitFor(() => results.length === 2);
+    expect(ports()).toEqual([1000, 4000]);
+  });
+
+  it('skips a write that leaves the text unchanged', async () => {
+    await watchResults();
+    await writeFile(path, 'listen: 1000\n');
+    // An observation window, not synchronisation: a result for the unchanged text would arrive in it.
+    await delay(DEBOUNCE_MS * 10);
+    await writeFile(path, 'listen: 5000\n');
+    await waitFor(() => results.length >= 2);
+    expect(ports()).toEqual([1000, 5000]);
+  });
+
+  it('reports a deleted file once and recovers when it comes back', async () => {
+    await watchResults();
+    await rm(path);
+    await waitFor(() => results.length === 2);
+    await writeFile(path, 'listen: 6000\n');
+    await waitFor(() => results.length === 3);
+    expect(ports()).toEqual([1000, 'refused', 6000]);
+    expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain('cannot read the file (ENOENT)');
+  });
+
+  it('reports a missing folder once and picks the file up when the folder appears', async () => {
+    const later = join(folder, 'later');
+    path = join(later, 'gateway.yaml');
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, rewatchBackoff: { initialMs: 20, maxMs: 40 } }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length === 2);
+    await mkdir(later);
+    await writeFile(path, 'listen: 8000\n');
+    await waitFor(() => results.length === 3);
+    const reasons = results.map((result) => (result.ok ? result.config.listen.port : result.error.message.replace(`${path}: `, '')));
+    expect(reasons).toEqual([expect.stringContaining('cannot watch the folder'), 'cannot read the file (ENOENT)', 8000]);
+  });
+
+  it('emits nothing after unsubscribing', async () => {
+    await watchResults();
+    subscription!.unsubscribe();
+    await writeFile(path, 'listen: 7000\n');
+    await delay(DEBOUNCE_MS * 10);
+    expect(ports()).toEqual([1000]);
+  });
+});

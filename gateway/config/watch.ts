@@ -1,0 +1,114 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Observable } from 'rxjs';
+import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
+import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import { parseConfig, readConfigText } from './load.ts';
+import type { GatewayConfig } from './types.ts';
+
+/** One reading of the configuration file: a config to apply, or the reason it was refused. */
+export type ConfigResult = { readonly ok: true; readonly config: GatewayConfig } | { readonly ok: false; readonly error: ConfigFileError };
+
+/** Settings of `watchConfig`. */
+export interface WatchConfigOptions {
+  /** Quiet time after the last change event before the file is read; editors write in bursts. */
+  readonly debounceMs?: number;
+  /**
+   * Emit the file's current result first (true by default): the race-free start is to apply that
+   * first result (or exit on a refusal) and then each change. With false, the file as read at
+   * subscription is only the baseline, and an edit made between an earlier `loadConfig` and the
+   * subscription would go unnoticed.
+   */
+  readonly emitCurrent?: boolean;
+  /** Backoff between attempts to watch the folder again after its watcher failed. */
+  readonly rewatchBackoff?: BackoffOptions;
+}
+
+/** Default quiet time before a changed file is read. */
+export const CONFIG_DEBOUNCE_MS = 200;
+const REWATCH_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+
+/**
+ * Watches the configuration file: emits the current result, then one each time the text changes.
+ * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
+ * both of which a file watch would lose. Every event in the folder is debounced, then the file is
+ * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
+ * is reported once). The caller applies `ok` results and keeps its running config on refused ones.
+ * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
+ * stops the watch.
+ */
+export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
+  const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
+  const rewatchBackoff = options.rewatchBackoff ?? REWATCH_BACKOFF;
+  const log = componentLogger('config-watch', { path });
+  return new Observable<ConfigResult>((subscriber) => {
+    let watcher: FSWatcher | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    let watchFailures = 0;
+    // undefined: not read yet; null: the last read failed; else the last text read.
+    let last: string | null | undefined;
+    let reads = Promise.resolve();
+
+    const read = async (emit: boolean) => {
+      let text: string;
+      try {
+        text = await readConfigText(path);
+      } catch (error) {
+        if (last !== null && emit && !closed) subscriber.next({ ok: false, error: error as ConfigFileError });
+        last = null;
+        return;
+      }
+      if (text === last) return;
+      last = text;
+      if (emit && !closed) subscriber.next(parse(path, text));
+    };
+    // Reads run one at a time, in order, so an older read never overtakes a newer one.
+    const enqueue = (emit: boolean) => {
+      reads = reads.then(() => read(emit)).catch((error: unknown) => log.error({ err: error }, 'reading the configuration failed'));
+    };
+    const schedule = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => enqueue(true), debounceMs);
+    };
+    const start = () => {
+      if (closed) return;
+      try {
+        watcher = watch(dirname(resolve(path)), { persistent: false }, schedule);
+      } catch (error) {
+        onWatchError(error);
+        return;
+      }
+      watcher.on('error', onWatchError);
+      // The folder may have changed while it was not watched.
+      if (watchFailures > 0) schedule();
+      watchFailures = 0;
+    };
+    const onWatchError = (error: unknown) => {
+      watcher?.close();
+      watcher = undefined;
+      log.warn({ err: error, attempt: watchFailures }, 'watching the configuration folder failed; retrying');
+      // Reported once per outage, not once per attempt.
+      if (watchFailures === 0 && !closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
+      timer = setTimeout(start, backoffDelay(watchFailures, rewatchBackoff));
+      watchFailures += 1;
+    };
+
+    start();
+    enqueue(options.emitCurrent ?? true);
+    return () => {
+      closed = true;
+      clearTimeout(timer);
+      watcher?.close();
+    };
+  });
+}
+
+function parse(path: string, text: string): ConfigResult {
+  try {
+    return { ok: true, config: parseConfig(path, text) };
+  } catch (error) {
+    return { ok: false, error: error instanceof ConfigFileError ? error : new ConfigFileError(path, errorMessage(error), { cause: error }) };
+  }
+}

@@ -1,0 +1,67 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Logger } from '../src/logger.ts';
+
+/** How the gateway ended a request: the status the client saw and, for upstream failures, the error class. */
+export interface RequestOutcome {
+  status: number;
+  /** Set when the gateway answered instead of an upstream (no route, no instance, upstream error…). */
+  errorClass?: string;
+  /** `host:port` of the last upstream tried. */
+  upstream?: string;
+  /** Upstream attempts made (1 + retries). */
+  attempts: number;
+  /** Response body bytes sent to the client. */
+  bytesOut: number;
+}
+
+/** Rewrites the upstream response's headers before they reach the client; runs in registration order. */
+export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders) => void;
+
+/**
+ * Transforms a whole (decoded) upstream response body. Registering one makes the proxy buffer the
+ * body; `content-encoding: gzip` bodies are decoded before and encoded after the transforms.
+ */
+export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders) => Buffer | Promise<Buffer>;
+
+/**
+ * One request's state as it passes through the middleware onion. Middleware read the client side
+ * (`request`), edit the `upstream` side (path, headers), and register response hooks; the proxy at the
+ * centre sends `upstream` to a picked instance and streams the answer to `response`.
+ */
+export interface GatewayContext {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  /** From `X-Request-Id` when the client sent a sane one, else generated. */
+  requestId: string;
+  /** The client address after trusted `X-Forwarded-For` handling. */
+  clientIp: string;
+  /** `performance.now()` when the request arrived. */
+  readonly startedAt: number;
+  /** The service the matched route sends to. */
+  service: string;
+  /** Name of the matched route, for logs and metrics. */
+  routeName: string;
+  /** What will be sent upstream; middleware edit it in place. */
+  readonly upstream: {
+    method: string;
+    /** Path and query. */
+    path: string;
+    headers: IncomingHttpHeaders;
+    /** Host header to send; undefined passes the client's Host through. */
+    host?: string;
+    /**
+     * When true the proxy sends the picked instance's `host:port` as Host (route `hostHeader:
+     * upstream`), overriding `host`; only the proxy knows the instance, so middleware cannot set it.
+     */
+    useInstanceHost?: boolean;
+  };
+  readonly responseHeaderHooks: ResponseHeadersHook[];
+  readonly responseBodyTransforms: ResponseBodyTransform[];
+  /** Filled in by the proxy (or whoever answers) as the request ends. */
+  outcome: RequestOutcome;
+  /** Logger bound to this request's id. */
+  log: Logger;
+}
+
+/** A middleware: do work, `await next()` to run the inner layers, then do more work (Koa/Hono onion). */
+export type Middleware = (context: GatewayContext, next: () => Promise<void>) => Promise<void>;

@@ -1,0 +1,67 @@
+import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { ipRangeMatcher, parseIpRanges, plainIp } from '../../config/ip-range.ts';
+import type { Middleware } from '../../context.ts';
+
+/** Settings of the forwarded middleware. */
+export interface ForwardedOptions {
+  /** Peers whose X-Forwarded-* headers are believed: IPs, CIDRs, `loopback`, `private`. None by default. */
+  readonly trustedProxies?: readonly string[];
+}
+
+/**
+ * Sets the forwarding headers upstream and `context.clientIp`. A direct peer that is not a
+ * trusted proxy speaks for nobody: its X-Forwarded-* and Forwarded headers are dropped, the
+ * client is the peer, and X-Forwarded-For becomes the peer alone. From a trusted proxy the
+ * incoming X-Forwarded-For is kept with the peer appended, and the client is the right-most
+ * address that is not a trusted proxy (an entry that is not an IP ends the walk: the hop that
+ * reported it is taken as the client). X-Forwarded-Proto and -Host are kept from a trusted proxy
+ * and otherwise set from this connection; X-Real-IP is always the client.
+ */
+export function forwarded(options: ForwardedOptions = {}): Middleware {
+  const texts = options.trustedProxies ?? [];
+  const ranges = texts.flatMap((text) => {
+    const parsed = parseIpRanges(text);
+    if (!parsed) throw new Error(`forwarded: "${text}" is not an IP address or CIDR`);
+    return parsed;
+  });
+  const isTrusted = ipRangeMatcher(ranges);
+  return async function forwarded(context, next) {
+    const { request } = context;
+    const headers = context.upstream.headers;
+    const peer = plainIp(request.socket.remoteAddress ?? '');
+    const fromTrusted = ranges.length > 0 && isTrusted(peer);
+    if (fromTrusted) {
+      const incoming = headerText(headers['x-forwarded-for']);
+      context.clientIp = incoming ? clientFromChain(incoming, peer, isTrusted) : peer;
+      headers['x-forwarded-for'] = incoming ? `${incoming}, ${peer}` : peer;
+    } else {
+      for (const name in headers) if (name.startsWith('x-forwarded-')) delete headers[name];
+      delete headers.forwarded;
+      context.clientIp = peer;
+      headers['x-forwarded-for'] = peer;
+    }
+    if (!fromTrusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = (request.socket as TLSSocket).encrypted ? 'https' : 'http';
+    if ((!fromTrusted || headers['x-forwarded-host'] === undefined) && request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host;
+    headers['x-real-ip'] = context.clientIp;
+    await next();
+  };
+}
+
+/** The client of an X-Forwarded-For chain that ends at `peer`: right to left, the first hop that is not trusted. */
+export function clientFromChain(chain: string, peer: string, isTrusted: (address: string) => boolean): string {
+  let client = peer;
+  const hops = chain.split(',');
+  for (let index = hops.length - 1; index >= 0; index -= 1) {
+    const hop = plainIp(hops[index]!.trim());
+    if (isIP(hop) === 0) return client;
+    client = hop;
+    if (!isTrusted(hop)) return hop;
+  }
+  return client;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  return text?.trim() || undefined;
+}

@@ -1,0 +1,59 @@
+// Built-in middleware and the chains the gateway builds from its configuration.
+import type { Logger } from 'pino';
+import type { GatewayConfig, RouteConfig } from '../config/types.ts';
+import type { Middleware } from '../context.ts';
+import { accessLog } from './access-log/index.ts';
+import { forwarded } from './forwarded/index.ts';
+import { headers } from './headers/index.ts';
+import { requestId } from './request-id/index.ts';
+import { rewrite } from './rewrite/index.ts';
+
+export { accessLog, accessLogLine, createAccessLogger } from './access-log/index.ts';
+export type { AccessLogLine, AccessLogOptions } from './access-log/index.ts';
+export { compose } from './compose.ts';
+export { clientFromChain, forwarded } from './forwarded/index.ts';
+export type { ForwardedOptions } from './forwarded/index.ts';
+export { headers } from './headers/index.ts';
+export type { HeadersOptions } from './headers/index.ts';
+export { REQUEST_ID_HEADER, requestId } from './request-id/index.ts';
+export type { RequestIdOptions } from './request-id/index.ts';
+export { responseTransform, transformBody } from './response-transform/index.ts';
+export { rewrite, rewritePath } from './rewrite/index.ts';
+export type { RewriteOptions } from './rewrite/index.ts';
+export { stripPrefix } from './strip-prefix/index.ts';
+
+/** Options of `globalMiddleware` that do not come from the file. */
+export interface GlobalMiddlewareOptions {
+  /** Access log destination; `createAccessLogger()` (stdout) by default. */
+  readonly accessLogger?: Logger;
+}
+
+/**
+ * The layers every request passes, outermost first: request id, forwarding headers (which set
+ * `clientIp`), then the access log (which needs both and logs after the response ended). Build it
+ * once per configuration; it sits outside routing so that 404s are logged too.
+ */
+export function globalMiddleware(config: GatewayConfig, options: GlobalMiddlewareOptions = {}): Middleware[] {
+  const chain = [requestId(), forwarded({ trustedProxies: config.forwarding.trustedProxies })];
+  if (config.accessLog) chain.push(accessLog(options.accessLogger ? { logger: options.accessLogger } : {}));
+  return chain;
+}
+
+const routeChains = new WeakMap<RouteConfig, readonly Middleware[]>();
+
+/**
+ * The layers of one route, from its config: the regex rewrite, then header and Host policy. Path
+ * prefix stripping and namespace mapping are not here: the router returns the upstream path with
+ * them applied. Built once per route object and cached, so calling it per request is cheap.
+ */
+export function routeMiddleware(route: RouteConfig, _config?: GatewayConfig): readonly Middleware[] {
+  const cached = routeChains.get(route);
+  if (cached) return cached;
+  const chain: Middleware[] = [];
+  if (route.rewrite) chain.push(rewrite(route.rewrite));
+  if (route.requestHeaders || route.responseHeaders || route.hostHeader !== 'pass') {
+    chain.push(headers({ request: route.requestHeaders, response: route.responseHeaders, host: route.hostHeader }));
+  }
+  routeChains.set(route, chain);
+  return chain;
+}

@@ -1,0 +1,39 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from '../../context.ts';
+
+/** The header that carries the request id both ways. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** An incoming id is kept only when it is this sane: it ends up in logs and upstream headers. */
+const SANE_REQUEST_ID = /^[\w.-]{1,128}$/;
+
+/** Settings of the request-id middleware. */
+export interface RequestIdOptions {
+  /** Header name; `x-request-id` by default. */
+  readonly header?: string;
+  /** Id generator; `crypto.randomUUID` by default. */
+  readonly generate?: () => string;
+}
+
+/**
+ * Gives every request an id: the client's `X-Request-Id` when it is 1–128 characters of
+ * `[A-Za-z0-9_.-]`, else a fresh UUID. Sets it on the context (and binds `context.log` to it), on
+ * the upstream request, and on the response (also over an id the upstream sent back).
+ */
+export function requestId(options: RequestIdOptions = {}): Middleware {
+  const header = (options.header ?? REQUEST_ID_HEADER).toLowerCase();
+  const generate = options.generate ?? randomUUID;
+  return async function requestId(context, next) {
+    const incoming = context.request.headers[header];
+    const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : generate();
+    context.requestId = id;
+    context.log = context.log.child({ requestId: id });
+    context.upstream.headers[header] = id;
+    // setHeader covers answers the gateway writes itself; the hook wins over an upstream's own id.
+    context.response.setHeader(header, id);
+    context.responseHeaderHooks.push((_status, headers) => {
+      headers[header] = id;
+    });
+    await next();
+  };
+}

@@ -1,0 +1,37 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { rewrite, rewritePath } from './index.ts';
+
+describe('rewrite', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it('rewrites the upstream path with numbered groups and keeps the query', async () => {
+    server = await serveMiddleware([rewrite({ pattern: '^/v(\\d+)/users/(\\w+)$', replacement: '/api/users/$2?version=$1' })]);
+    expect(echoed(await server.send('/v2/users/ada?fields=name')).path).toBe('/api/users/ada?version=2&fields=name');
+  });
+
+  it('leaves a path the pattern does not match alone', async () => {
+    server = await serveMiddleware([rewrite({ pattern: '^/legacy', replacement: '/modern' })]);
+    expect(echoed(await server.send('/current/x?y=1')).path).toBe('/current/x?y=1');
+  });
+});
+
+describe('rewritePath', () => {
+  it.each([
+    ['/old/page', /^\/old/, '/new', '/new/page'],
+    ['/old/page?x=1', /^\/old/, '/new', '/new/page?x=1'],
+    ['/users/42', /^\/users\/(?<id>\d+)$/, '/people/$<id>', '/people/42'],
+    ['/strip/me', /^\/strip/, '', '/me'],
+    ['/a/a/a', /a/g, 'b', '/b/b/b'],
+    ['/search', /^\/search$/, '/find?q=all', '/find?q=all'],
+  ])('rewrites %s with %s and "%s" to %s', (path, pattern, replacement, expected) => {
+    expect(rewritePath(path, pattern, replacement)).toBe(expected);
+  });
+
+  it('does not carry state between calls with a global regex', () => {
+    const pattern = /x/g;
+    expect(rewritePath('/x', pattern, 'y')).toBe('/y');
+    expect(rewritePath('/x', pattern, 'y')).toBe('/y');
+  });
+});

@@ -1,0 +1,39 @@
+import type { GatewayContext } from '../context.ts';
+import { STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+
+const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
+  'no-route': 'no route matches this request',
+  'no-instances': 'the service has no registered instances',
+  'no-healthy-instances': 'no healthy upstream',
+  'connect-refused': 'the upstream refused the connection',
+  'connect-timeout': 'the upstream did not accept the connection in time',
+  'reset-before-headers': 'the upstream closed the connection before answering',
+  'reset-after-headers': 'the upstream closed the connection while answering',
+  'upstream-protocol': 'the upstream sent an invalid HTTP response',
+  'http-5xx': 'the upstream failed',
+  'headers-timeout': 'the upstream did not answer in time',
+  'body-timeout': 'the upstream stopped sending its response',
+  cancelled: 'the client closed the request',
+  internal: 'internal gateway error',
+};
+
+/**
+ * Answers the client on the gateway's behalf with the class's status and a small JSON body
+ * carrying the request id; records the outcome. Does nothing once headers were sent.
+ */
+export function sendGatewayError(context: GatewayContext, errorClass: GatewayErrorClass): void {
+  const status = STATUS_BY_CLASS[errorClass];
+  context.outcome.status = status;
+  context.outcome.errorClass = errorClass;
+  const response = context.response;
+  if (response.headersSent || response.destroyed) return;
+  const body = JSON.stringify({ error: errorClass, message: MESSAGES[errorClass], status, requestId: context.requestId, service: context.service || undefined });
+  context.outcome.bytesOut = Buffer.byteLength(body);
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': context.outcome.bytesOut,
+    'x-request-id': context.requestId,
+    ...(status === 503 ? { 'retry-after': '1' } : {}),
+  });
+  response.end(body);
+}

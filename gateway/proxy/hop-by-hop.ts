@@ -1,0 +1,21 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies strip (nginx, Envoy). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/**
+ * Copies `headers` without hop-by-hop headers, including any named in `Connection`. `keep`
+ * names ones to let through anyway (`upgrade` and `connection` for a WebSocket handshake).
+ */
+export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): OutgoingHttpHeaders {
+  const named = headers.connection;
+  const extra = named ? new Set(String(named).toLowerCase().split(',').map((token) => token.trim())) : undefined;
+  const result: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if ((HOP_BY_HOP.has(name) || extra?.has(name)) && !keep?.has(name)) continue;
+    result[name] = value;
+  }
+  return result;
+}

@@ -1,0 +1,72 @@
+import type { Picker } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import { sendGatewayError } from './error-response.ts';
+import { attemptUpstream, type AttemptTimeouts } from './upstream-attempt.ts';
+import { isIdempotent, isRetryable, type GatewayErrorClass } from './upstream-error.ts';
+import type { UpstreamPools } from './upstream-pools.ts';
+
+/** What the proxy needs per request, resolved from the route and the service settings. */
+export interface ProxyPolicy extends AttemptTimeouts {
+  /** Further attempts after the first, each on a freshly picked instance. */
+  retries: number;
+}
+
+/** The proxy's view of the rest of the gateway. */
+export interface ProxyDependencies {
+  /** The current picker of `service`; undefined when the service is unknown. */
+  pickerFor(service: string): Picker | undefined;
+  /** The retry and timeout policy for this request. */
+  policyFor(context: GatewayContext): ProxyPolicy;
+  pools: UpstreamPools;
+}
+
+/** Attempts to find an instance not tried yet before accepting a repeat. */
+const DISTINCT_PICK_TRIES = 3;
+
+/**
+ * The centre of the onion: picks an instance, sends the request, streams the answer, and on a
+ * retryable failure tries another instance within the policy's budget. Failures the client must
+ * see become a JSON answer with the mapped status (503 none, 502 refused/reset, 504 timeout).
+ */
+export function createProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {
+  return async function proxy(context) {
+    const picker = dependencies.pickerFor(context.service);
+    if (!picker) return sendGatewayError(context, 'no-instances');
+    const policy = dependencies.policyFor(context);
+    const { request } = context;
+    const hasBody = request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
+    const idempotent = isIdempotent(context.upstream.method);
+    const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
+    const tried = new Set<string>();
+    let lastError: GatewayErrorClass | undefined;
+
+    for (let attempt = 1; ; attempt += 1) {
+      let pick = picker.pick(pickContext);
+      for (let again = 1; pick.kind === 'endpoint' && tried.has(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+        // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
+        pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+        pick = picker.pick(pickContext);
+      }
+      // After a failed attempt, what the client needs to hear is that failure, not "none left".
+      if (pick.kind === 'none') return sendGatewayError(context, lastError ?? pick.reason);
+      tried.add(pick.address);
+      context.outcome.attempts = attempt;
+      context.outcome.upstream = pick.address;
+      const pool = dependencies.pools.get(pick.instance, pick.address);
+      const result = await attemptUpstream(context, pool, pick, policy, hasBody ? request : null);
+      if (result.ok) return;
+      lastError = result.errorClass;
+      context.outcome.errorClass = result.errorClass;
+      if (result.responseStarted) {
+        // Part of the answer is already with the client: all that is left is to cut it off.
+        context.response.destroy(result.error);
+        return;
+      }
+      const bodyConsumed = hasBody && request.readableDidRead;
+      if (attempt > policy.retries || !isRetryable(result.errorClass, idempotent, bodyConsumed) || context.response.destroyed) {
+        return sendGatewayError(context, result.errorClass);
+      }
+      context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
+    }
+  };
+}

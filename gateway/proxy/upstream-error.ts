@@ -1,0 +1,87 @@
+import type { UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
+
+/**
+ * Why the gateway answered instead of an upstream. Upstream transport failures use the health
+ * layer's classes, so retries, passive health, metrics and the status the client sees agree.
+ */
+export type GatewayErrorClass = UpstreamErrorClass | 'no-route' | 'no-instances' | 'no-healthy-instances' | 'upstream-protocol' | 'internal';
+
+/** Status the client sees for each class (503 nothing to send to, 502 refused/reset/bad answer, 504 timeout). */
+export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
+  'no-route': 404,
+  'no-instances': 503,
+  'no-healthy-instances': 503,
+  'connect-refused': 502,
+  'reset-before-headers': 502,
+  'reset-after-headers': 502,
+  'upstream-protocol': 502,
+  'http-5xx': 502,
+  'connect-timeout': 504,
+  'headers-timeout': 504,
+  'body-timeout': 504,
+  cancelled: 499,
+  internal: 500,
+};
+
+/** Classes after which no byte of the request reached an upstream, so any method may be retried. */
+const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused', 'connect-timeout']);
+
+/**
+ * Classifies an error of one upstream attempt at the socket boundary (undici and Node codes).
+ * `responseStarted` tells a reset before the response headers from one in the middle of the body.
+ */
+export function classifyUpstreamError(error: unknown, responseStarted: boolean): GatewayErrorClass {
+  const code = (error as { code?: unknown } | null)?.code;
+  const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  switch (code ?? causeCode) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return 'connect-refused';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'connect-timeout';
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return 'headers-timeout';
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'body-timeout';
+    case 'UND_ERR_ABORTED':
+    case 'UND_ERR_ABORT':
+      return 'cancelled';
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_STATUS':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+      return responseStarted ? 'reset-after-headers' : 'upstream-protocol';
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
+    default:
+      if ((error as Error | null)?.name === 'HTTPParserError') return responseStarted ? 'reset-after-headers' : 'upstream-protocol';
+      return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
+  }
+}
+
+/**
+ * True when an attempt that failed with `errorClass` may go to another instance: always when
+ * nothing was sent; for a reset before any response only when the method is idempotent and the
+ * request body was not consumed (a keep-alive socket the backend had closed lands here).
+ */
+export function isRetryable(errorClass: GatewayErrorClass, idempotent: boolean, bodyConsumed: boolean): boolean {
+  if (NOTHING_SENT.has(errorClass)) return !bodyConsumed || idempotent;
+  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol') return idempotent && !bodyConsumed;
+  return false;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** RFC 9110 §9.2.2 idempotent methods. */
+export function isIdempotent(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}

@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load.ts';
+import { createRouter, normalizeHost, type RouteRequest } from './router.ts';
+
+/** A router over routes written as YAML flow maps, one per line, so tests read like the config file. */
+function routerOf(routes: string[], services: string[] = []) {
+  const config = parseConfig('test.yaml', `routes:\n${routes.map((route) => `  - ${route}`).join('\n')}\n`);
+  return createRouter(config.routes, { hasService: (name) => services.includes(name) });
+}
+
+function request(path: string, extra: Partial<RouteRequest> = {}): RouteRequest {
+  return { method: 'GET', host: 'gateway.local', path, headers: {}, ...extra };
+}
+
+describe('Router path prefixes', () => {
+  const router = routerOf(['{ path: /api/user, service: user, stripPrefix: true }', '{ path: /api, service: api }']);
+
+  it.each([
+    ['/api/user', 'user', '/'],
+    ['/api/user/', 'user', '/'],
+    ['/api/user/42/orders', 'user', '/42/orders'],
+    ['/api/user?active=1', 'user', '/?active=1'],
+    ['/api/username', 'api', '/api/username'],
+    ['/api', 'api', '/api'],
+    ['/apix', undefined, undefined],
+  ])('routes %s to service %s with upstream path %s', (path, service, upstream) => {
+    const match = router.route(request(path));
+    expect(match?.service).toBe(service);
+    expect(match?.path).toBe(upstream);
+  });
+
+  it('prefers the longer prefix whatever the file order', () => {
+    const reversed = routerOf(['{ path: /api, service: api }', '{ path: /api/user, service: user }']);
+    expect(reversed.route(request('/api/user/1'))?.service).toBe('user');
+  });
+
+  it('treats a route without path, or with path /, as a catch-all that loses to any prefix', () => {
+    const catchAll = routerOf(['{ service: fallback }', '{ path: /docs, service: docs }']);
+    expect(catchAll.route(request('/docs/intro'))?.service).toBe('docs');
+    expect(catchAll.route(request('/anything'))?.service).toBe('fallback');
+  });
+
+  it('names a route by its name, or by its place in the file', () => {
+    const named = routerOf(['{ name: users, path: /u, service: user }', '{ path: /o, service: orders }']);
+    expect(named.route(request('/u'))?.name).toBe('users');
+    expect(named.route(request('/o'))?.name).toBe('routes.1');
+  });
+
+  it('routes an absolute-form request target by its path and host', () => {
+    const hosted = routerOf(['{ host: api.example.com, path: /v1, service: v1 }']);
+    expect(hosted.route(request('http://API.example.com:8080/v1/x?y=1', { host: 'other' }))).toMatchObject({ service: 'v1', path: '/v1/x?y=1' });
+  });
+});
+
+describe('Router specificity', () => {
+  it('lets a regex beat a prefix, and tests it against the path without the query', () => {
+    const router = routerOf(['{ path: /files, service: files }', '{ pathRegex: "^/files/.*\\\\.json$", service: json }']);
+    expect(router.route(request('/files/a.json?download=1'))?.service).toBe('json');
+    expect(router.route(request('/files/a.txt'))?.service).toBe('files');
+  });
+
+  it('ranks an exact host above a wildcard host above no host', () => {
+    const router = routerOf([
+      '{ path: /, service: any }',
+      '{ host: "*.example.com", service: wildcard }',
+      '{ host: "*.eu.example.com", service: eu }',
+      '{ host: api.example.com, service: exact }',
+    ]);
+    expect(router.route(request('/x', { host: 'API.Example.com:443' }))?.service).toBe('exact');
+    expect(router.route(request('/x', { host: 'web.example.com' }))?.service).toBe('wildcard');
+    expect(router.route(request('/x', { host: 'web.eu.example.com' }))?.service).toBe('eu');
+    expect(router.route(request('/x', { host: 'example.com' }))?.service).toBe('any');
+    expect(router.route(request('/x', { host: undefined }))?.service).toBe('any');
+  });
+
+  it('ranks a host condition above a longer path', () => {
+    const router = routerOf(['{ path: /api/user/profile, service: deep }', '{ host: api.example.com, path: /api, service: hosted }']);
+    expect(router.route(request('/api/user/profile', { host: 'api.example.com' }))?.service).toBe('hosted');
+  });
+
+  it('lets a header condition win over the same path without one, with exact values only', () => {
+    const router = routerOf(['{ path: /api, methods: [GET], service: stable }', '{ path: /api, headers: { x-canary: 1 }, service: canary }']);
+    expect(router.route(request('/api', { headers: { 'x-canary': '1' } }))?.service).toBe('canary');
+    expect(router.route(request('/api', { headers: { 'x-canary': '10' } }))?.service).toBe('stable');
+  });
+
+  it('lets a method condition win over the same path without one and skips it for other methods', () => {
+    const router = routerOf(['{ path: /api, service: all }', '{ path: /api, methods: [post, PUT], service: writes }']);
+    expect(router.route(request('/api', { method: 'POST' }))?.service).toBe('writes');
+    expect(router.route(request('/api', { method: 'GET' }))?.service).toBe('all');
+  });
+
+  it('keeps file order between equally specific routes', () => {
+    const router = routerOf(['{ path: /api, service: first }', '{ path: /api, service: second }']);
+    expect(router.route(request('/api'))?.service).toBe('first');
+  });
+
+  it('returns undefined when no route matches', () => {
+    const router = routerOf(['{ host: api.example.com, service: api }']);
+    expect(router.route(request('/', { host: 'other.example.com' }))).toBeUndefined();
+  });
+});
+
+describe('Router namespace routes', () => {
+  const router = routerOf(['{ namespace: true }', '{ path: /greeter/admin, service: admin }', '{ path: /api, namespace: true }'], ['greeter', 'orders']);
+
+  it.each([
+    ['/greeter/say/hello', 'greeter', '/say/hello'],
+    ['/greeter', 'greeter', '/'],
+    ['/greeter?name=x', 'greeter', '/?name=x'],
+    ['/api/orders/7', 'orders', '/7'],
+    ['/greeter/admin/x', 'admin', '/greeter/admin/x'],
+  ])('maps %s to service %s with path %s', (path, service, upstream) => {
+    expect(router.route(request(path))).toMatchObject({ service, path: upstream });
+  });
+
+  it.each(['/unknown/x', '/', '/api', '//greeter'])('does not route %s, whose segment names no known service', (path) => {
+    expect(router.route(request(path))).toBeUndefined();
+  });
+
+  it('tries namespace routes only after every route to a named service', () => {
+    const withFallback = routerOf(['{ host: api.example.com, namespace: true }', '{ service: catch-all }'], ['greeter']);
+    expect(withFallback.route(request('/greeter/x', { host: 'api.example.com' }))?.service).toBe('catch-all');
+  });
+});
+
+describe('normalizeHost', () => {
+  it.each([
+    ['Example.COM:8080', 'example.com'],
+    ['example.com.', 'example.com'],
+    ['[::1]:8080', '[::1]'],
+    ['[::1]', '[::1]'],
+    [undefined, ''],
+  ])('normalizes %s to %s', (host, expected) => {
+    expect(normalizeHost(host)).toBe(expected);
+  });
+});

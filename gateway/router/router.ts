@@ -1,0 +1,153 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RouteConfig } from '../config/types.ts';
+import { compareSpecificity, compileRoute, HostKind, matchesPrefix, stripLeading, type CompiledRoute } from './route-compile.ts';
+
+/** What the router looks at in a request. */
+export interface RouteRequest {
+  readonly method: string;
+  /** The Host header (or `:authority`); port and case do not matter. */
+  readonly host: string | undefined;
+  /** The request target as received: path and query (`request.url`). */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** Where a request goes. */
+export interface RouteMatch {
+  readonly route: RouteConfig;
+  /** The route's service, or for a namespace route the service named by the path. */
+  readonly service: string;
+  /** Path and query to send upstream, after strip-prefix or namespace mapping. */
+  readonly path: string;
+  /** The route's name, for logs and metrics. */
+  readonly name: string;
+}
+
+/** What the router needs to know of the world. */
+export interface RouterOptions {
+  /** True when a service of that name exists (is declared or listed by a registry); asked by namespace routes only. */
+  hasService(name: string): boolean;
+}
+
+/**
+ * Routes requests by the most specific matching route (order in `compareSpecificity`), then,
+ * when no route to a named service matches, by namespace routes: the first path segment after the
+ * route's prefix names the service (`/greeter/say/hello` → `greeter`, `/say/hello`), as go-micro's
+ * API gateway does, if `hasService` knows it. Routes are compiled once; a lookup allocates only the
+ * match (and a path without query when a regex route is tried). Immutable: build a new router when
+ * the routes change.
+ */
+export class Router {
+  /** Routes to a named service, most specific first. */
+  readonly routes: readonly RouteConfig[];
+
+  private readonly byHost = new Map<string, readonly CompiledRoute[]>();
+  private readonly anyHost: readonly CompiledRoute[];
+  private readonly namespaces: readonly CompiledRoute[];
+  private readonly usesHost: boolean;
+
+  constructor(
+    routes: readonly RouteConfig[],
+    private readonly options: RouterOptions,
+  ) {
+    const compiled = routes.map(compileRoute).sort(compareSpecificity);
+    const direct = compiled.filter((route) => !route.config.namespace);
+    this.routes = direct.map((route) => route.config);
+    this.namespaces = compiled.filter((route) => route.config.namespace);
+    this.anyHost = direct.filter((route) => route.hostKind !== HostKind.Exact);
+    // Requests for a host with exact routes try those first, then the wildcard and host-less ones.
+    for (const route of direct) {
+      if (route.hostKind !== HostKind.Exact || this.byHost.has(route.host)) continue;
+      this.byHost.set(route.host, [...direct.filter((other) => other.hostKind === HostKind.Exact && other.host === route.host), ...this.anyHost]);
+    }
+    this.usesHost = compiled.some((route) => route.hostKind !== HostKind.Any);
+  }
+
+  /** The route for `request`, or undefined when none matches (the caller answers 404). */
+  route(request: RouteRequest): RouteMatch | undefined {
+    let path = request.path;
+    let hostHeader = request.host;
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // Absolute-form target (`GET http://host/path`), as a client talking to a proxy sends it.
+      const absolute = parseAbsoluteTarget(path);
+      if (!absolute) return undefined;
+      ({ path, host: hostHeader } = absolute);
+    }
+    const host = this.usesHost ? normalizeHost(hostHeader) : '';
+    const candidates = (this.usesHost && this.byHost.get(host)) || this.anyHost;
+    let pathname: string | undefined;
+    for (const route of candidates) {
+      if (!this.matchesRequest(route, request, host)) continue;
+      if (route.regex) {
+        pathname ??= withoutQuery(path);
+        if (!route.regex.test(pathname)) continue;
+      } else if (route.prefix !== undefined && !matchesPrefix(path, route.prefix)) continue;
+      const config = route.config;
+      const upstreamPath = config.stripPrefix && route.prefix !== undefined ? stripLeading(path, route.prefix.length) : path;
+      return { route: config, service: config.service!, path: upstreamPath, name: config.name };
+    }
+    for (const route of this.namespaces) {
+      if (!this.matchesRequest(route, request, host)) continue;
+      if (route.prefix !== undefined && !matchesPrefix(path, route.prefix)) continue;
+      const start = route.prefix?.length ?? 0;
+      const match = this.namespaceMatch(route, path, start);
+      if (match) return match;
+    }
+    return undefined;
+  }
+
+  private matchesRequest(route: CompiledRoute, request: RouteRequest, host: string): boolean {
+    if (route.hostKind === HostKind.Exact ? host !== route.host : route.hostKind === HostKind.Wildcard && !host.endsWith(route.host)) return false;
+    if (route.methods && !route.methods.has(request.method)) return false;
+    for (const [name, value] of route.headers) {
+      const actual = request.headers[name];
+      if (actual === undefined || (typeof actual === 'string' ? actual !== value : !actual.includes(value))) return false;
+    }
+    return true;
+  }
+
+  /** `path` from `start` must read `/<service>[/rest][?query]` with a service `hasService` knows. */
+  private namespaceMatch(route: CompiledRoute, path: string, start: number): RouteMatch | undefined {
+    if (path.charCodeAt(start) !== 47) return undefined;
+    let end = start + 1;
+    while (end < path.length) {
+      const code = path.charCodeAt(end);
+      if (code === 47 || code === 63) break;
+      end += 1;
+    }
+    if (end === start + 1) return undefined;
+    const service = path.slice(start + 1, end);
+    if (!this.options.hasService(service)) return undefined;
+    return { route: route.config, service, path: stripLeading(path, end), name: route.config.name };
+  }
+}
+
+/** Compiles `routes` into a `Router`. */
+export function createRouter(routes: readonly RouteConfig[], options: RouterOptions): Router {
+  return new Router(routes, options);
+}
+
+/** Lowercased host without port or trailing dot; `[::1]:8080` becomes `[::1]`. */
+export function normalizeHost(host: string | undefined): string {
+  if (!host) return '';
+  let end = host.length;
+  const colon = host.lastIndexOf(':');
+  if (colon !== -1 && host.indexOf(']', colon) === -1) end = colon;
+  if (host.charCodeAt(end - 1) === 46 /* . */) end -= 1;
+  return host.slice(0, end).toLowerCase();
+}
+
+function withoutQuery(path: string): string {
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
+}
+
+function parseAbsoluteTarget(target: string): { path: string; host: string } | undefined {
+  if (!/^https?:\/\//i.test(target)) return undefined;
+  try {
+    const url = new URL(target);
+    return { path: `${url.pathname}${url.search}`, host: url.host };
+  } catch {
+    return undefined;
+  }
+}

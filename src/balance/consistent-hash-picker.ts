@@ -1,0 +1,59 @@
+import type { Member } from './balancer-member.ts';
+import { hashKeyOf, type HashKeySource } from './hash-key.ts';
+import { murmur3 } from './hash-murmur3.ts';
+import type { HashRing } from './hash-ring.ts';
+import type { PickContext, PickResult, Picker } from './picker.ts';
+import { WeightedSampler } from './weighted-sampler.ts';
+
+/** What a consistent-hash picker needs from its balancer. */
+export interface HashPickerContext<M extends Member> {
+  readonly key: HashKeySource;
+  readonly balanceFactor: number | undefined;
+  /** Starts an attempt on the chosen member. */
+  readonly start: (member: M) => PickResult;
+  readonly random: () => number;
+  /** Requests in flight across the balancer, for the bounded-load capacity. */
+  readonly inFlight: () => number;
+}
+
+/**
+ * Looks keys up on one immutable ring: the first point clockwise from the key's hash whose owner is
+ * routable (and, with bounded loads, below its capacity) wins. `owners` maps ring slots to the
+ * routable members; unroutable slots are empty.
+ */
+export class ConsistentHashPicker<M extends Member> implements Picker {
+  private readonly fallback: WeightedSampler;
+  private readonly totalWeight: number;
+
+  constructor(
+    private readonly ring: HashRing,
+    private readonly owners: ReadonlyArray<M | undefined>,
+    private readonly members: readonly M[],
+    private readonly context: HashPickerContext<M>,
+  ) {
+    this.fallback = new WeightedSampler(members.map((member) => member.weight));
+    this.totalWeight = members.reduce((total, member) => total + member.weight, 0);
+  }
+
+  pick(request: PickContext): PickResult {
+    const { start, balanceFactor } = this.context;
+    const key = hashKeyOf(this.context.key, request);
+    if (key === undefined) return start(this.members[this.fallback.sample(this.context.random)]!);
+    const { ring, owners } = this;
+    const size = ring.size;
+    const load = balanceFactor === undefined ? 0 : balanceFactor * (this.context.inFlight() + 1);
+    let first: M | undefined;
+    let index = ring.locate(murmur3(key));
+    for (let step = 0; step < size; step += 1) {
+      const owner = owners[ring.slots[index]!];
+      if (owner) {
+        if (balanceFactor === undefined) return start(owner);
+        first ??= owner;
+        if (owner.inFlight < Math.ceil((load * owner.weight) / this.totalWeight)) return start(owner);
+      }
+      index = index + 1 === size ? 0 : index + 1;
+    }
+    // Only reached with bounded loads when every member is full, which c > 1 rules out; stay on the key's member.
+    return start(first ?? this.members[0]!);
+  }
+}

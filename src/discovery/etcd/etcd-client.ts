@@ -1,0 +1,54 @@
+import { Etcd3, type IOptions } from 'etcd3';
+
+type FaultHandling = NonNullable<IOptions['faultHandling']>;
+type FaultPolicy = NonNullable<FaultHandling['global']>;
+type WatchBackoff = NonNullable<FaultHandling['watchBackoff']>;
+
+/**
+ * gRPC keepalive ping interval on the client's connections. etcd answers pings more frequent than
+ * its `--grpc-keepalive-min-time` (5 s by default) with GOAWAY, so this stays above it.
+ */
+export const ETCD_KEEPALIVE_TIME_MS = 10_000;
+
+/** Options of `createEtcdClient`. */
+export interface EtcdClientOptions {
+  /** One member, `http://host:port` or `host:port`: a session talks to a single member. */
+  readonly endpoint: string;
+  /** Deadline of every unary call (reads, probes), and how long a keepalive ping may go unanswered. */
+  readonly requestTimeoutMs: number;
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * Runs each call exactly once. etcd3 otherwise retries three times and opens a per-host breaker
+ * for 5 s; the provider's own backoff loop is the only retry, so recovery is not delayed by a
+ * breaker that still remembers the outage.
+ */
+const SINGLE_ATTEMPT = {
+  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => fn({ signal: NEVER_ABORTED }),
+} as unknown as FaultPolicy;
+
+/**
+ * etcd3 re-establishes a broken watch stream by itself after this delay. The provider replaces the
+ * whole client instead, so the only effect is how soon a dropped client's last timer runs out.
+ */
+const WATCH_STREAM_RETRY: WatchBackoff = { duration: 100, next: () => WATCH_STREAM_RETRY };
+
+/**
+ * A fresh etcd3 client bound to one member: every unary call has a deadline, no hidden retries or
+ * breakers, keepalive pings on its connections, and connections of its own (a local subchannel
+ * pool), so closing it drops its sockets instead of leaving a possibly dead one for the next client.
+ */
+export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
+  return new Etcd3({
+    hosts: options.endpoint,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs }),
+    grpcOptions: {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.keepalive_time_ms': ETCD_KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': options.requestTimeoutMs,
+    },
+    faultHandling: { host: () => SINGLE_ATTEMPT, global: SINGLE_ATTEMPT, watchBackoff: WATCH_STREAM_RETRY },
+  });
+}

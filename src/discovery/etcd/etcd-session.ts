@@ -1,0 +1,115 @@
+import type { Etcd3, IWatchResponse } from 'etcd3';
+import { RegistryError } from '../../errors.ts';
+import { createEtcdClient } from './etcd-client.ts';
+import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
+import { openPrefixWatch, type PrefixWatch } from './etcd-watch.ts';
+import { StallDetector } from './stall-detector.ts';
+
+/** How long a closing session waits for etcd to confirm the watch cancel before closing the client anyway. */
+export const WATCH_CANCEL_GRACE_MS = 1_000;
+
+/** Why a session ended; every reason but `closed` calls for a new session and a full re-list. */
+export type SessionEndReason = 'compacted' | 'broken' | 'stalled' | 'closed';
+
+/** The outcome of one session. */
+export interface SessionEnd {
+  readonly reason: SessionEndReason;
+  /** How long the session served after its listing; undefined when it never completed one. */
+  readonly listedForMs: number | undefined;
+  readonly error?: unknown;
+}
+
+/** Options of one session. */
+export interface EtcdSessionOptions {
+  readonly endpoint: string;
+  /** `<prefix>/`: the range that is listed and watched. */
+  readonly keyPrefix: string;
+  readonly requestTimeoutMs: number;
+  readonly stallTimeoutMs: number;
+  readonly listPageSize?: number;
+}
+
+/** Where a session delivers what it reads; neither callback may throw. */
+export interface EtcdSessionHandlers {
+  /** The full listing, before the watch starts. */
+  onListed(listing: PrefixListing): void;
+  /** Each watch response, in revision order. */
+  onWatchResponse(response: IWatchResponse): void;
+}
+
+/**
+ * One client's life: list the prefix, watch it from the listing's revision + 1, and probe for
+ * stalls, until the first failure or `close()`. A session never recovers in place; the provider
+ * starts a new one (new client, new connections, full re-list), which keeps every path the same.
+ */
+export class EtcdSession {
+  private readonly client: Etcd3;
+  private readonly detector: StallDetector;
+  private readonly ended: Promise<SessionEnd>;
+  private finish: (reason: SessionEndReason, error?: unknown) => void = () => undefined;
+  private watch: PrefixWatch | undefined;
+  private createTimer: NodeJS.Timeout | undefined;
+  private listedAt: number | undefined;
+  private done = false;
+
+  constructor(
+    private readonly options: EtcdSessionOptions,
+    private readonly handlers: EtcdSessionHandlers,
+  ) {
+    this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs });
+    // A linearizable single-key read: it needs a leader, so it also fails on a member cut off from its quorum.
+    const probeKey = options.keyPrefix;
+    this.detector = new StallDetector({
+      stallTimeoutMs: options.stallTimeoutMs,
+      probe: () => this.client.get(probeKey).exists(),
+      onStall: (silentMs) => this.finish('stalled', new RegistryError(`etcd ${options.endpoint} silent for ${silentMs} ms`)),
+    });
+    this.ended = new Promise((resolve) => {
+      this.finish = (reason, error) => {
+        if (this.done) return;
+        this.done = true;
+        const listedForMs = this.listedAt === undefined ? undefined : Date.now() - this.listedAt;
+        resolve({ reason, listedForMs, ...(error === undefined ? {} : { error }) });
+      };
+    });
+  }
+
+  /** Runs the session to its end and releases the client; never rejects. */
+  async run(): Promise<SessionEnd> {
+    this.start().catch((error: unknown) => this.finish(isCompactedError(error) ? 'compacted' : 'broken', error));
+    const end = await this.ended;
+    this.detector.stop();
+    clearTimeout(this.createTimer);
+    await this.watch?.cancel(end.reason === 'closed' ? WATCH_CANCEL_GRACE_MS : 0);
+    this.client.close();
+    return end;
+  }
+
+  /** Ends the session; `run()` resolves with reason `closed`. */
+  close(): void {
+    this.finish('closed');
+  }
+
+  private async start(): Promise<void> {
+    const listing = await listPrefix(this.client, this.options.keyPrefix, this.options.listPageSize);
+    if (this.done) return;
+    this.listedAt = Date.now();
+    this.handlers.onListed(listing);
+    this.createTimer = setTimeout(
+      () => this.finish('broken', new RegistryError(`etcd ${this.options.endpoint} did not create the watch within ${this.options.requestTimeoutMs} ms`)),
+      this.options.requestTimeoutMs,
+    );
+    this.watch = openPrefixWatch(this.client, this.options.keyPrefix, String(BigInt(listing.revision) + 1n), {
+      onCreated: () => {
+        clearTimeout(this.createTimer);
+        this.detector.alive();
+      },
+      onResponse: (response) => {
+        this.detector.alive();
+        this.handlers.onWatchResponse(response);
+      },
+      onEnd: (reason, error) => this.finish(reason, error),
+    });
+    this.detector.start();
+  }
+}

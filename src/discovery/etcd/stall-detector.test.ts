@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { StallDetector } from './stall-detector.ts';
+
+describe('StallDetector', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('reports a stall once no probe has answered for longer than the timeout', async () => {
+    const onStall = vi.fn();
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise(() => undefined), onStall });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(onStall).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(250);
+    expect(onStall).toHaveBeenCalledTimes(1);
+    expect(onStall.mock.calls[0]?.[0]).toBeGreaterThan(1_000);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(onStall).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('never reports a stall while probes keep answering', async () => {
+    const onStall = vi.fn();
+    const probe = vi.fn(() => Promise.resolve());
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe, onStall });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(onStall).not.toHaveBeenCalled();
+    expect(probe.mock.calls.length).toBeGreaterThanOrEqual(30);
+    detector.stop();
+  });
+
+  it('counts failed probes as silence', async () => {
+    const onStall = vi.fn();
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => Promise.reject(new Error('deadline')), onStall });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(1_250);
+    expect(onStall).toHaveBeenCalledTimes(1);
+  });
+
+  it('keeps at most one probe in flight', async () => {
+    const probe = vi.fn(() => new Promise(() => undefined));
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe, onStall: () => undefined });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(900);
+    expect(probe).toHaveBeenCalledTimes(1);
+    detector.stop();
+  });
+
+  it('treats watch responses reported with alive() as signs of life', async () => {
+    const onStall = vi.fn();
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise(() => undefined), onStall });
+    detector.start();
+    for (let i = 0; i < 10; i += 1) {
+      await vi.advanceTimersByTimeAsync(500);
+      detector.alive();
+    }
+    expect(onStall).not.toHaveBeenCalled();
+    detector.stop();
+  });
+
+  it('ignores a probe that answers after stop()', async () => {
+    const onStall = vi.fn();
+    let answer: () => void = () => undefined;
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise<void>((resolve) => (answer = resolve)), onStall });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(250);
+    detector.stop();
+    answer();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(onStall).not.toHaveBeenCalled();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});

@@ -1,0 +1,73 @@
+/** Options of `StallDetector`. */
+export interface StallDetectorOptions {
+  /** Silence longer than this counts as a stall. */
+  readonly stallTimeoutMs: number;
+  /** A cheap read through the same client; resolving counts as a sign of life. Must carry its own deadline. */
+  readonly probe: () => Promise<unknown>;
+  /** Called once, with how long the registry had been silent; the detector is stopped by then. */
+  readonly onStall: (silentMs: number) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * Notices a watch stream that went silent, as one does behind a partition that drops packets
+ * without closing the socket. A quiet prefix is silent too, so the detector probes the registry
+ * every quarter of the timeout and counts a probe answer, like any watch response reported with
+ * `alive()`, as a sign of life; a stall is reported when none arrived for `stallTimeoutMs`.
+ * Detection takes between `stallTimeoutMs` and `1.25 × stallTimeoutMs` after the last sign of life.
+ */
+export class StallDetector {
+  private lastAliveAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: StallDetectorOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Starts the clock now; idempotent. */
+  start(): void {
+    if (this.timer) return;
+    this.lastAliveAt = this.now();
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.stallTimeoutMs / 4)));
+  }
+
+  /** Records a sign of life (a watch response, a created watch). */
+  alive(): void {
+    this.lastAliveAt = this.now();
+  }
+
+  /** Stops probing; a probe in flight is ignored when it settles. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private tick(): void {
+    const silentMs = this.now() - this.lastAliveAt;
+    if (silentMs > this.options.stallTimeoutMs) {
+      this.stop();
+      this.options.onStall(silentMs);
+      return;
+    }
+    if (this.probing) return;
+    this.probing = true;
+    let probe: Promise<unknown>;
+    try {
+      probe = this.options.probe();
+    } catch (error) {
+      probe = Promise.reject(error);
+    }
+    probe.then(
+      () => {
+        this.probing = false;
+        if (this.timer) this.alive();
+      },
+      () => {
+        // A failed probe is not a sign of life; the silence keeps growing until it counts as a stall.
+        this.probing = false;
+      },
+    );
+  }
+}
