@@ -1,6 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type zookeeper from 'node-zookeeper-client';
-import { DiscoveryAggregator } from '../../src/discovery/discovery-aggregator.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DEFAULT_THROTTLE_MS, DiscoveryAggregator } from '../../src/discovery/discovery-aggregator.ts';
 import type { DiscoveryProvider } from '../../src/discovery/provider.ts';
 
 /** Per-write latencies in milliseconds from the write call to each observer seeing it. */
@@ -10,7 +11,7 @@ export interface ConvergenceSamples {
   conf: number[];
 }
 
-/** Writes `id` to the registry; resolves when the write was acknowledged. */
+/** Writes `id` (`c<n>`, a distinct address each) to the registry; resolves when the write was acknowledged. */
 type Write = (id: string) => Promise<void>;
 
 /** A raw watch of the same client library: calls `seen` with the time each new id was first noticed. */
@@ -57,6 +58,9 @@ export async function measureConvergence(
       samples.raw.push(entry.raw!);
       samples.provider.push(entry.provider!);
       samples.conf.push(entry.conf!);
+      // Pacing, not synchronisation: each write is an isolated change, as registrations usually are,
+      // rather than part of a burst that the aggregator's throttle window would coalesce.
+      await delay(DEFAULT_THROTTLE_MS + 20);
     }
   } finally {
     stopRaw();

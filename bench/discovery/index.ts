@@ -35,7 +35,7 @@ try {
     await measureConvergence(
       createProvider(`zk://${zk.connectString}/services`),
       SERVICE,
-      (id) => zkCreate(writer, `/services/${SERVICE}/${id}`, payload(SERVICE, id, 10_000), zookeeper.CreateMode.EPHEMERAL),
+      (id) => zkCreate(writer, `/services/${SERVICE}/${id}`, payload(SERVICE, id, 10_000 + Number(id.slice(1))), zookeeper.CreateMode.EPHEMERAL),
       zooKeeperRawWatch(watcher, `/services/${SERVICE}`),
       SAMPLES,
     ),
@@ -46,7 +46,7 @@ try {
     await measureConvergence(
       createProvider(`etcd://${etcd.endpoints[0]!.replace(/^https?:\/\//, '')}/services`),
       SERVICE,
-      async (id) => void (await etcdWriter.put(`/services/${SERVICE}/${id}`).value(payload(SERVICE, id, 10_000))),
+      async (id) => void (await etcdWriter.put(`/services/${SERVICE}/${id}`).value(payload(SERVICE, id, 10_000 + Number(id.slice(1))))),
       etcdRawWatch(etcdWatcher, `/services/${SERVICE}/`),
       SAMPLES,
     ),

@@ -10,25 +10,31 @@ describe('PublishBatch', () => {
     return { flushes, flush: (services) => flushes.push([...services].sort()) };
   };
 
-  it('flushes every service touched within one window once, when the window closes', () => {
+  it('flushes a lone touch on the next turn of the event loop, without waiting for a window', () => {
     const { flushes, flush } = recorder();
     const batch = new PublishBatch(20, flush);
-    for (let i = 0; i < 500; i += 1) batch.add([i % 2 === 0 ? 'a' : 'b']);
+    batch.add(['a', 'b']);
     expect(flushes).toEqual([]);
-    vi.advanceTimersByTime(19);
-    expect(flushes).toEqual([]);
-    vi.advanceTimersByTime(1);
+    vi.advanceTimersByTime(0);
     expect(flushes).toEqual([['a', 'b']]);
   });
 
-  it('opens a new window for touches after a flush', () => {
+  it('collects a burst after the first flush into one flush per window', () => {
     const { flushes, flush } = recorder();
     const batch = new PublishBatch(20, flush);
     batch.add(['a']);
+    vi.advanceTimersByTime(0);
+    for (let i = 0; i < 500; i += 1) batch.add([i % 2 === 0 ? 'a' : 'b']);
+    vi.advanceTimersByTime(19);
+    expect(flushes).toEqual([['a']]);
+    vi.advanceTimersByTime(1);
+    expect(flushes).toEqual([['a'], ['a', 'b']]);
+    // The window after that flush closes empty; the next touch is quiet-period again.
     vi.advanceTimersByTime(20);
-    batch.add(['a']);
-    vi.advanceTimersByTime(20);
-    expect(flushes).toEqual([['a'], ['a']]);
+    batch.add(['c']);
+    vi.advanceTimersByTime(0);
+    expect(flushes).toEqual([['a'], ['a', 'b'], ['c']]);
+    expect(vi.getTimerCount()).toBe(1);
   });
 
   it('does not open a window for an empty touch', () => {
