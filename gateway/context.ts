@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from '../src/logger.ts';
+import type { RouteConfig } from './config/types.ts';
 
 /** How the gateway ended a request: the status the client saw and, for upstream failures, the error class. */
 export interface RequestOutcome {
@@ -41,6 +42,8 @@ export interface GatewayContext {
   service: string;
   /** Name of the matched route, for logs and metrics. */
   routeName: string;
+  /** The matched route; undefined until routing matched one. */
+  route?: RouteConfig;
   /** What will be sent upstream; middleware edit it in place. */
   readonly upstream: {
     method: string;

@@ -1,12 +1,19 @@
 import { parseArgs } from 'node:util';
+import { rootLogger } from '../src/logger.ts';
+import { watchConfig, type ConfigResult } from './config/index.ts';
+import { createAccessLogger } from './middleware/index.ts';
+import { startGateway, type Gateway } from './pipeline.ts';
 
 const HELP = `switchboard: an API gateway routed by service discovery
 
 Usage: switchboard --config <file>
 
 Options:
-  -c, --config <file>   gateway configuration (YAML or JSON)
+  -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
   -h, --help            print this help
+
+Environment:
+  SWITCHBOARD_LOG_LEVEL   trace, debug, info (default), warn, error, silent
 `;
 
 const { values } = parseArgs({
@@ -14,9 +21,52 @@ const { values } = parseArgs({
   strict: false,
 });
 
-if (values.help || !values.config) {
+if (values.help) {
   process.stdout.write(HELP);
-  process.exit(values.help ? 0 : 2);
+  process.exit(0);
 }
-process.stderr.write('switchboard: the gateway data plane is not built yet (see the open issues)\n');
-process.exit(1);
+if (typeof values.config !== 'string') {
+  process.stderr.write('switchboard: --config <file> is required\n');
+  process.exit(2);
+}
+
+const log = rootLogger.child({ component: 'main' });
+const accessLogger = createAccessLogger();
+let gateway: Gateway | undefined;
+let starting: Promise<void> | undefined;
+
+const subscription = watchConfig(values.config).subscribe((result: ConfigResult) => {
+  if (!result.ok) {
+    if (!gateway && !starting) {
+      process.stderr.write(`switchboard: ${result.error.message}\n`);
+      process.exit(2);
+    }
+    log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
+    return;
+  }
+  if (gateway) return gateway.apply(result.config);
+  starting ??= startGateway(result.config, { accessLogger }).then(
+    (started) => {
+      gateway = started;
+    },
+    (error: Error) => {
+      process.stderr.write(`switchboard: cannot start: ${error.message}\n`);
+      process.exit(1);
+    },
+  );
+});
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    subscription.unsubscribe();
+    void (async () => {
+      await starting;
+      await gateway?.close();
+      process.exit(0);
+    })();
+  });
+}

@@ -58,8 +58,8 @@ export class GatewayListener {
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
   }
 
-  /** Listens on `host:port` (port 0 picks one) and resolves with the bound port. */
-  listen(host: string, port: number): Promise<number> {
+  /** Listens on `host:port` (port 0 picks one; no host: every interface) and resolves with the bound port. */
+  listen(host: string | undefined, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {

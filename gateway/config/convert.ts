@@ -3,7 +3,6 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
 import { httpProbe } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
-import type { UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
 
 /** The settings of `service`: its `services` entry merged over `defaults`, or `defaults` when it is not declared. */
@@ -66,7 +65,7 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
  * after response headers, a 5xx answer or a client cancel are never retried). Whether the method
  * and the consumed request body allow the retry is the proxy's separate question.
  */
-export function retryConditionOf(errorClass: UpstreamErrorClass | 'upstream-protocol'): RetryCondition | undefined {
+export function retryConditionOf(errorClass: string): RetryCondition | undefined {
   switch (errorClass) {
     case 'connect-refused':
     case 'connect-timeout':

@@ -1,4 +1,5 @@
 import type { Picker } from '../../src/balance/picker.ts';
+import { retryConditionOf, type RetryCondition } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { sendGatewayError } from './error-response.ts';
 import { attemptUpstream, type AttemptTimeouts } from './upstream-attempt.ts';
@@ -8,7 +9,10 @@ import type { UpstreamPools } from './upstream-pools.ts';
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
   /** Further attempts after the first, each on a freshly picked instance. */
-  retries: number;
+  readonly retries: number;
+  /** Failure kinds that may be retried at all; `isRetryable` narrows them further by method and body. */
+  readonly retryOn: readonly RetryCondition[];
+  readonly connectTimeoutMs: number;
 }
 
 /** The proxy's view of the rest of the gateway. */
@@ -52,7 +56,7 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
       tried.add(pick.address);
       context.outcome.attempts = attempt;
       context.outcome.upstream = pick.address;
-      const pool = dependencies.pools.get(pick.instance, pick.address);
+      const pool = dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs);
       const result = await attemptUpstream(context, pool, pick, policy, hasBody ? request : null);
       if (result.ok) return;
       lastError = result.errorClass;
@@ -63,7 +67,9 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
         return;
       }
       const bodyConsumed = hasBody && request.readableDidRead;
-      if (attempt > policy.retries || !isRetryable(result.errorClass, idempotent, bodyConsumed) || context.response.destroyed) {
+      const condition = retryConditionOf(result.errorClass);
+      const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, idempotent, bodyConsumed);
+      if (attempt > policy.retries || !allowed || context.response.destroyed) {
         return sendGatewayError(context, result.errorClass);
       }
       context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');

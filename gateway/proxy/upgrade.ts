@@ -25,7 +25,7 @@ export function createUpgradeProxy(dependencies: ProxyDependencies): (context: G
     context.outcome.attempts = 1;
     context.outcome.upstream = pick.address;
     const policy = dependencies.policyFor(context);
-    const result = await handshake(context, dependencies.pools.get(pick.instance, pick.address), pick, policy.headersTimeoutMs);
+    const result = await handshake(context, dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs), pick, policy.headersTimeoutMs);
     if ('error' in result) return sendGatewayError(context, classifyUpstreamError(result.error, false));
     splice(context, result.status, result.headers, result.socket);
   };
@@ -40,6 +40,7 @@ function handshake(
   const started = performance.now();
   const headers = withoutHopByHop(context.upstream.headers, UPGRADE_HEADERS) as Record<string, string | string[]>;
   if (context.upstream.host !== undefined) headers.host = context.upstream.host;
+  if (context.upstream.useInstanceHost) headers.host = pick.address;
   const protocol = String(context.request.headers.upgrade ?? 'websocket');
   return new Promise((resolve) => {
     let done = false;

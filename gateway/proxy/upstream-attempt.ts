@@ -59,6 +59,7 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
 
     const headers = withoutHopByHop(upstream.headers) as Record<string, string | string[]>;
     if (upstream.host !== undefined) headers.host = upstream.host;
+    if (upstream.useInstanceHost) headers.host = pick.address;
 
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(controller) {

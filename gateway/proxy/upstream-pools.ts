@@ -1,18 +1,16 @@
 import { Pool } from 'undici';
 import type { Instance } from '../../src/discovery/instance.ts';
-import { instanceAddress } from '../../src/discovery/instance.ts';
 
-/** Transport settings shared by every upstream pool. */
+/** Transport settings shared by every upstream pool (the connect timeout is per service, see `get`). */
 export interface PoolSettings {
-  connectTimeoutMs: number;
   /** Keep-alive sockets idle longer than this are closed (kept below typical backend timeouts, e.g. Node's 5 s). */
   keepAliveTimeoutMs: number;
   /** Connections per instance. */
   connections: number;
 }
 
-/** Defaults: 1 s connect, 4 s keep-alive (Node backends close idle sockets after 5 s), 256 connections. */
-export const DEFAULT_POOL_SETTINGS: PoolSettings = { connectTimeoutMs: 1_000, keepAliveTimeoutMs: 4_000, connections: 256 };
+/** Defaults: 4 s keep-alive (Node backends close idle sockets after 5 s), 256 connections per instance. */
+export const DEFAULT_POOL_SETTINGS: PoolSettings = { keepAliveTimeoutMs: 4_000, connections: 256 };
 
 /**
  * One undici `Pool` per upstream instance, keyed by address, so keep-alive sockets are reused
@@ -24,9 +22,10 @@ export class UpstreamPools {
 
   constructor(private readonly settings: PoolSettings = DEFAULT_POOL_SETTINGS) {}
 
-  /** The pool for `instance`, created on first use. */
-  get(instance: Pick<Instance, 'host' | 'port' | 'protocol'>, address = instanceAddress(instance)): Pool {
-    const entry = this.pools.get(address);
+  /** The pool for `instance` with `connectTimeoutMs`, created on first use. */
+  get(instance: Pick<Instance, 'host' | 'port' | 'protocol'>, address: string, connectTimeoutMs: number): Pool {
+    const key = `${address}|${connectTimeoutMs}`;
+    const entry = this.pools.get(key);
     if (entry) {
       entry.lastUsed = performance.now();
       return entry.pool;
@@ -38,12 +37,12 @@ export class UpstreamPools {
         pipelining: 1,
         keepAliveTimeout: this.settings.keepAliveTimeoutMs,
         keepAliveMaxTimeout: this.settings.keepAliveTimeoutMs,
-        connect: { timeout: this.settings.connectTimeoutMs },
+        connect: { timeout: connectTimeoutMs },
         // Timeouts are set per request from the route.
         headersTimeout: 0,
         bodyTimeout: 0,
       });
-      this.pools.set(address, { pool, lastUsed: performance.now() });
+      this.pools.set(key, { pool, lastUsed: performance.now() });
       return pool;
     }
   }
@@ -52,9 +51,9 @@ export class UpstreamPools {
   sweep(idleMs: number): number {
     const cutoff = performance.now() - idleMs;
     let closed = 0;
-    for (const [address, entry] of this.pools) {
+    for (const [key, entry] of this.pools) {
       if (entry.lastUsed > cutoff) continue;
-      this.pools.delete(address);
+      this.pools.delete(key);
       entry.pool.close().catch(() => undefined);
       closed += 1;
     }

@@ -82,7 +82,7 @@ export class ProviderStore {
     const current = this.status.getValue();
     if (current.state === state) return;
     providerStale.set({ provider: this.provider }, state === 'stale' ? 1 : 0);
-    if (state === 'connected') this.log.info({ from: current.state }, 'registry connected');
+    if (state === 'connected' || state === 'closed') this.log.info({ from: current.state }, `registry ${state}`);
     else this.log.warn({ from: current.state, reason }, `registry ${state}`);
     this.status.next({ provider: this.provider, state, since: Date.now(), ...(reason === undefined ? {} : { reason }) });
   }

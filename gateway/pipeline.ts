@@ -1,0 +1,132 @@
+// The whole gateway, top to bottom: providers → LoadBalanceConf per service → balancers → router →
+// middleware onion → proxy. Read this file first.
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { componentLogger, type Logger } from '../src/logger.ts';
+import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { createProxy, type ProxyDependencies } from './proxy/proxy.ts';
+import { createUpgradeProxy } from './proxy/upgrade.ts';
+import { UpstreamPools } from './proxy/upstream-pools.ts';
+import { createContext, createRequestRunner, policyResolver, type RequestRunner } from './request-handler.ts';
+import { GatewayListener } from './server.ts';
+import { ServiceBalancers } from './service-registry.ts';
+
+/** Pools unused for this long are closed (their instance has most likely left). */
+const POOL_IDLE_MS = 5 * 60_000;
+
+/** A running gateway. */
+export interface Gateway {
+  /** The port the proxy listens on (useful with `listen: 127.0.0.1:0`). */
+  readonly port: number;
+  readonly aggregator: DiscoveryAggregator;
+  readonly balancers: ServiceBalancers;
+  /** The configuration in force. */
+  config(): GatewayConfig;
+  /** Applies a new configuration to new requests; in-flight ones finish under the old one. */
+  apply(config: GatewayConfig): void;
+  /** Stops accepting, drains in-flight requests up to the configured deadline, then releases everything. */
+  close(): Promise<void>;
+}
+
+/** Options that do not come from the configuration file. */
+export interface GatewayOptions {
+  readonly accessLogger?: Logger;
+  readonly log?: Logger;
+}
+
+/** Starts the gateway described by `config` and resolves once it listens. */
+export async function startGateway(initial: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const log = options.log ?? componentLogger('gateway');
+  let config = initial;
+
+  // 1. Providers: every registry, plus the static instances declared in the file.
+  const staticInstances = new StaticProvider('static');
+  staticInstances.replace(staticInstanceLists(config));
+  const providers = [...config.registries.map((registry) => createProvider(registry.location)), staticInstances];
+
+  // 2. One LoadBalanceConf per service, merged, deduplicated and throttled.
+  const aggregator = new DiscoveryAggregator(providers);
+
+  // 3. A balancer per service (with active and passive health), built on first use.
+  const balancers = new ServiceBalancers(aggregator, config);
+  const pools = new UpstreamPools();
+  const proxyDependencies: ProxyDependencies = {
+    pickerFor: (service) => balancers.pickerFor(service),
+    policyFor: policyResolver(() => config),
+    pools,
+  };
+
+  // 4. Router and middleware onion around the proxy, rebuilt as a whole on every reload.
+  const build = (next: GatewayConfig) => {
+    const common = { hasService: (service: string) => balancers.has(service), ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}) };
+    return {
+      http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
+      upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
+    };
+  };
+  let runners = build(config);
+
+  // 5. The listener.
+  const listener = new GatewayListener(
+    {
+      request: (request, response) => void runners.http(createContext(request, response, log)),
+      upgrade: (request, socket, head) => void runUpgrade(runners.upgrade, request, socket, head, log),
+    },
+    {
+      maxHeaderSize: config.limits.maxHeaderSize,
+      headersTimeoutMs: config.limits.headersTimeoutMs,
+      requestTimeoutMs: config.limits.requestTimeoutMs,
+      keepAliveTimeoutMs: config.limits.keepAliveTimeoutMs,
+    },
+    log,
+  );
+  aggregator.start();
+  const port = await listener.listen(config.listen.host, config.listen.port);
+  const sweeper = setInterval(() => pools.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
+  sweeper.unref();
+  log.info({ host: config.listen.host, port, registries: config.registries.map((registry) => registry.url) }, 'gateway listening');
+
+  return {
+    port,
+    aggregator,
+    balancers,
+    config: () => config,
+    apply(next) {
+      const restartOnly = restartOnlyChanges(config, next);
+      if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
+      config = next;
+      balancers.apply(next);
+      staticInstances.replace(staticInstanceLists(next));
+      runners = build(next);
+      log.info({ routes: next.routes.length, services: next.services.size }, 'configuration applied');
+    },
+    async close() {
+      clearInterval(sweeper);
+      await listener.drain(config.shutdown.drainTimeoutMs);
+      balancers.close();
+      await aggregator.close();
+      await pools.close();
+      options.accessLogger?.flush();
+    },
+  };
+}
+
+/** An upgrade request gets a ServerResponse on its socket, so that failures answer like any request. */
+async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger): Promise<void> {
+  if (head.length > 0) socket.unshift(head);
+  const response = new ServerResponse(request);
+  response.shouldKeepAlive = false;
+  response.assignSocket(socket as never);
+  await runner(createContext(request, response, log));
+}
+
+/** Keys whose change needs a restart: the listeners, the limits and the registry list. */
+function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
+  const keys: string[] = [];
+  if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) keys.push('listen');
+  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
+  if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
+  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
+  return keys;
+}

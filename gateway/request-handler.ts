@@ -1,0 +1,95 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../src/logger.ts';
+import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
+import type { GatewayContext } from './context.ts';
+import { compose, globalMiddleware, routeMiddleware } from './middleware/index.ts';
+import { sendGatewayError } from './proxy/error-response.ts';
+import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
+import { createRouter } from './router/index.ts';
+
+/** Runs one request through the whole onion; never rejects. */
+export type RequestRunner = (context: GatewayContext) => Promise<void>;
+
+/** What a handler needs besides the configuration. */
+export interface HandlerDependencies {
+  /** The proxy (or the upgrade proxy) at the centre of each route's chain. */
+  readonly proxy: (context: GatewayContext) => Promise<void>;
+  hasService(service: string): boolean;
+  readonly accessLogger?: Logger;
+}
+
+/**
+ * Builds the onion for one configuration: global middleware (request id, forwarding, access log)
+ * around routing, and per route its own middleware around the proxy. Built once per configuration,
+ * so a reload swaps the whole handler while requests in flight finish on the old one.
+ */
+export function createRequestRunner(config: GatewayConfig, dependencies: HandlerDependencies): RequestRunner {
+  const router = createRouter(config.routes, { hasService: (name) => dependencies.hasService(name) });
+  const routeChains = new Map<RouteConfig, (context: GatewayContext) => Promise<void>>();
+  const chainOf = (route: RouteConfig) => {
+    let chain = routeChains.get(route);
+    if (!chain) {
+      chain = compose(routeMiddleware(route, config), dependencies.proxy);
+      routeChains.set(route, chain);
+    }
+    return chain;
+  };
+  const routing = async (context: GatewayContext): Promise<void> => {
+    const { request } = context;
+    const match = router.route({ method: context.upstream.method, host: request.headers.host ?? '', path: context.upstream.path, headers: request.headers });
+    if (!match) return sendGatewayError(context, 'no-route');
+    context.service = match.service;
+    context.routeName = match.name;
+    context.route = match.route;
+    context.upstream.path = match.path;
+    await chainOf(match.route)(context);
+  };
+  const onion = compose(globalMiddleware(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}), routing);
+  return async (context) => {
+    try {
+      await onion(context);
+    } catch (error) {
+      context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');
+      sendGatewayError(context, 'internal');
+    }
+  };
+}
+
+/** The proxy policy of a request: the service's settings with the matched route's overrides. */
+export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencies['policyFor'] {
+  // Route objects belong to one configuration, so a reload starts a fresh cache by itself.
+  const cache = new WeakMap<RouteConfig, Map<string, ProxyPolicy>>();
+  return (context) => {
+    const route = context.route;
+    if (!route) return upstreamPolicy(serviceSettings(getConfig(), context.service));
+    let byService = cache.get(route);
+    if (!byService) {
+      byService = new Map();
+      cache.set(route, byService);
+    }
+    let policy = byService.get(context.service);
+    if (!policy) {
+      policy = upstreamPolicy(serviceSettings(getConfig(), context.service), route);
+      byService.set(context.service, policy);
+    }
+    return policy;
+  };
+}
+
+/** A fresh context for a request; `log` is the gateway's logger until request-id binds one. */
+export function createContext(request: IncomingMessage, response: ServerResponse, log: Logger): GatewayContext {
+  return {
+    request,
+    response,
+    requestId: '',
+    clientIp: request.socket.remoteAddress ?? '',
+    startedAt: performance.now(),
+    service: '',
+    routeName: '',
+    upstream: { method: request.method ?? 'GET', path: request.url ?? '/', headers: { ...request.headers } },
+    responseHeaderHooks: [],
+    responseBodyTransforms: [],
+    outcome: { status: 0, attempts: 0, bytesOut: 0 },
+    log,
+  };
+}
