@@ -8,8 +8,6 @@ import { withoutHopByHop } from './hop-by-hop.ts';
 import type { ProxyDependencies } from './proxy.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
 
-const UPGRADE_HEADERS = new Set(['connection', 'upgrade']);
-
 /**
  * The centre of the onion for `Upgrade` requests (WebSocket): picks an instance, performs the
  * handshake through undici, answers the client's handshake with the upstream's 101, then pipes
@@ -26,7 +24,10 @@ export function createUpgradeProxy(dependencies: ProxyDependencies): (context: G
     context.outcome.upstream = pick.address;
     const policy = dependencies.policyFor(context);
     const result = await handshake(context, dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs), pick, policy.headersTimeoutMs);
-    if ('error' in result) return sendGatewayError(context, classifyUpstreamError(result.error, false));
+    if ('error' in result) {
+      context.log.debug({ err: result.error.message, upstream: pick.address }, 'upgrade failed');
+      return sendGatewayError(context, classifyUpstreamError(result.error, false));
+    }
     splice(context, result.status, result.headers, result.socket);
   };
 }
@@ -38,7 +39,8 @@ function handshake(
   headersTimeoutMs: number,
 ): Promise<{ status: number; headers: IncomingHttpHeaders; socket: Duplex } | { error: Error }> {
   const started = performance.now();
-  const headers = withoutHopByHop(context.upstream.headers, UPGRADE_HEADERS) as Record<string, string | string[]>;
+  // undici writes `Connection: upgrade` and `Upgrade` itself from the `upgrade` option.
+  const headers = withoutHopByHop(context.upstream.headers) as Record<string, string | string[]>;
   if (context.upstream.host !== undefined) headers.host = context.upstream.host;
   if (context.upstream.useInstanceHost) headers.host = pick.address;
   const protocol = String(context.request.headers.upgrade ?? 'websocket');
@@ -55,6 +57,8 @@ function handshake(
       dispatcher.dispatch(
         { path: context.upstream.path, method: 'GET', headers, upgrade: protocol, headersTimeout: headersTimeoutMs, body: null },
         {
+          // undici recognises the controller-style handler API by this method; without it the handler is refused.
+          onRequestStart() {},
           onRequestUpgrade(_controller, status, upstreamHeaders, socket) {
             finish({ status, headers: upstreamHeaders, socket });
           },

@@ -1,3 +1,4 @@
+import { rename, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,4 +67,45 @@ export async function startAgent(args: readonly string[], env: NodeJS.ProcessEnv
 /** The log of a managed process, for assertion messages. */
 export function logOf(process: ManagedProcess): Promise<string> {
   return readTail(process.logFile);
+}
+
+const GATEWAY_BIN = join(REPO_ROOT, 'bin/switchboard.js');
+
+/** A real `switchboard` process with its configuration file, which tests may rewrite. */
+export interface GatewayProcess {
+  readonly port: number;
+  readonly url: string;
+  readonly configPath: string;
+  readonly process: ManagedProcess;
+  /** Replaces the configuration file the way editors do (write a temporary file, rename it over). */
+  writeConfig(text: string): Promise<void>;
+}
+
+/**
+ * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}` stands for a free
+ * port, and waits until the listener accepts connections.
+ */
+export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+  const port = await freePort();
+  const dir = await makeTempDir('sb-gateway-');
+  const configPath = join(dir, 'gateway.yaml');
+  const writeConfig = async (text: string) => {
+    const temporary = join(dir, `.gateway-${Date.now()}.yaml`);
+    await writeFile(temporary, text.replaceAll('{{port}}', String(port)));
+    await rename(temporary, configPath);
+  };
+  await writeConfig(config);
+  const gateway = new ManagedProcess({
+    name: `gateway:${port}`,
+    command: globalThis.process.execPath,
+    args: [GATEWAY_BIN, '--config', configPath],
+    logFile: join(dir, 'gateway.log'),
+    env: { ...globalThis.process.env, SWITCHBOARD_LOG_LEVEL: 'debug', ...env },
+    cwd: REPO_ROOT,
+  });
+  gateway.start();
+  await waitFor(async () => gateway.exitInfo === undefined && (await acceptsConnections(port)), { timeoutMs: 15_000, message: `the gateway on port ${port} to listen` }).catch(async (error: Error) => {
+    throw new Error(`${error.message}\n${await readTail(gateway.logFile)}`);
+  });
+  return { port, url: `http://127.0.0.1:${port}`, configPath, process: gateway, writeConfig };
 }

@@ -1,0 +1,146 @@
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exists } from '../../src/zookeeper/index.ts';
+import {
+  backendCommand,
+  freePort,
+  logOf,
+  startAgent,
+  startGateway,
+  startZooKeeper,
+  waitFor,
+  type GatewayProcess,
+  type ManagedProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+const AGENT_FLAGS = ['--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+
+interface Member {
+  name: string;
+  port: number;
+  agent: ManagedProcess;
+}
+
+describe('end to end: ZooKeeper, backends beside agents, and the gateway', () => {
+  let zk: ZooKeeperCluster;
+  let reader: Client;
+  let gateway: GatewayProcess;
+  const members: Member[] = [];
+
+  async function member(name: string, weight: number): Promise<Member> {
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', name,
+      '--weight', String(weight), '--health', 'http:/healthz', ...AGENT_FLAGS, '--', ...backendCommand(port, name),
+    ]);
+    const started = { name, port, agent };
+    members.push(started);
+    return started;
+  }
+
+  /** The backend name that answered one request through the gateway, or the failure. */
+  async function hit(): Promise<string> {
+    try {
+      const response = await fetch(`${gateway.url}/api/user/who`);
+      const body = await response.text();
+      return response.status === 200 ? (JSON.parse(body) as { name: string }).name : `status ${response.status}: ${body}`;
+    } catch (error) {
+      return `error: ${(error as Error).message}`;
+    }
+  }
+
+  async function tally(requests: number): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (let index = 0; index < requests; index += 1) {
+      const name = await hit();
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    reader = zookeeper.createClient(zk.connectString);
+    await new Promise<void>((resolve) => {
+      reader.once('connected', () => resolve());
+      reader.connect();
+    });
+    await Promise.all([member('a', 1), member('b', 2), member('c', 3)]);
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+registries: [zk://${zk.connectString}/services]
+services:
+  user: { balancer: weighted-round-robin }
+routes:
+  - { path: /api/user, service: user, stripPrefix: true }
+`);
+    await waitFor(async () => (await tally(12)).size === 3, { timeoutMs: 20_000, message: 'all three backends behind the gateway' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all(members.map((started) => started.agent.stop()));
+    reader?.close();
+    await zk?.close();
+  });
+
+  it('splits traffic by the weights the agents registered', async () => {
+    const counts = await tally(600);
+    // Smooth weighted round-robin is exact over whole cycles of 1 + 2 + 3 picks.
+    expect(Object.fromEntries(counts)).toEqual({ a: 100, b: 200, c: 300 });
+  });
+
+  it('sends traffic to a fourth backend within one second of its registration', async () => {
+    const d = await member('d', 3);
+    await waitFor(() => exists(reader, '/services/user/d'), { timeoutMs: 15_000, message: 'd registered' });
+    const registeredAt = Date.now();
+    await waitFor(async () => (await hit()) === 'd', { timeoutMs: 1_000, intervalMs: 1, message: 'a request reaching d' });
+    expect(Date.now() - registeredAt).toBeLessThan(1_000);
+    expect(d.agent.running).toBe(true);
+  });
+
+  it('sends nothing to a backend once its agent has deregistered it', async () => {
+    const b = members.find((started) => started.name === 'b')!;
+    await b.agent.stop();
+    expect(await exists(reader, '/services/user/b')).toBeNull();
+    const counts = await tally(300);
+    expect(counts.get('b')).toBeUndefined();
+    expect([...counts.keys()].every((name) => ['a', 'c', 'd'].includes(name))).toBe(true);
+  });
+
+  it('loses no request under steady load when a backend is killed with SIGKILL', async () => {
+    const c = members.find((started) => started.name === 'c')!;
+    const failures: string[] = [];
+    let served = 0;
+    let running = true;
+    const worker = async () => {
+      while (running) {
+        const name = await hit();
+        if (name.startsWith('status') || name.startsWith('error')) failures.push(name);
+        else served += 1;
+      }
+    };
+    const workers = Array.from({ length: 4 }, worker);
+    await waitFor(() => served > 200, { timeoutMs: 10_000, message: 'steady load' });
+    // The backend dies; its agent is left running so only the gateway's retries and ejection protect clients.
+    const backendPid = await childPidOf(c.agent.pid!);
+    process.kill(backendPid, 'SIGKILL');
+    const servedAtKill = served;
+    await waitFor(() => served > servedAtKill + 1_000, { timeoutMs: 30_000, message: '1,000 more requests after the kill' });
+    running = false;
+    await Promise.all(workers);
+    expect(failures).toEqual([]);
+  });
+});
+
+/** The pid of the backend an agent started (its only child). */
+async function childPidOf(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+  if (children.length !== 1) throw new Error(`expected one child of ${pid}, found ${children.join(',') || 'none'}`);
+  return Number(children[0]);
+}

@@ -1,0 +1,162 @@
+import { connect } from 'node:net';
+import { WebSocket } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+/** Echo answer of the fixture backend. */
+interface Echo {
+  name: string;
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** Sends raw bytes and collects the whole answer until the gateway closes or `timeoutMs` passes. */
+function rawExchange(port: number, bytes: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setTimeout(timeoutMs, () => socket.destroy());
+    socket.on('data', (chunk) => (answer += chunk.toString()));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => resolve(answer));
+    socket.write(bytes);
+  });
+}
+
+describe('the gateway proxies HTTP and WebSocket through its middleware', () => {
+  let backend: BackendProcess;
+  let hanging: BackendProcess;
+  let closedPort: number;
+  let gateway: GatewayProcess;
+  const config = () => `
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  echo: { instances: [127.0.0.1:${backend.port}] }
+  slow: { instances: [127.0.0.1:${hanging.port}], timeouts: { headers: 300ms }, outlierDetection: false }
+  refused: { instances: [127.0.0.1:${closedPort}], retries: { attempts: 1 }, outlierDetection: false }
+  empty: {}
+routes:
+  - path: /api/echo
+    service: echo
+    stripPrefix: true
+    requestHeaders: { set: { x-team: blue }, remove: [x-secret] }
+    responseHeaders: { set: { x-served-by: switchboard } }
+  - { pathRegex: "^/v(\\\\d+)/items/(\\\\w+)$", service: echo, rewrite: { pattern: "^/v(\\\\d+)/items/(\\\\w+)$", replacement: "/items/$2?version=$1" } }
+  - { path: /slow, service: slow }
+  - { path: /refused, service: refused }
+  - { path: /empty, service: empty }
+  - { path: /ws, service: echo }
+`;
+
+  beforeAll(async () => {
+    [backend, hanging] = await Promise.all([startBackend({ name: 'echo-1' }), startBackend({ name: 'hanging', delayMs: 5_000 })]);
+    closedPort = await freePort();
+    gateway = await startGateway(config());
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([backend?.process.kill(), hanging?.process.kill()]);
+  });
+
+  async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: string }> {
+    const response = await fetch(`${gateway.url}${path}`, { headers });
+    return { status: response.status, headers: response.headers, body: await response.text() };
+  }
+
+  it('strips the route prefix, applies the header policy and appends X-Forwarded-For', async () => {
+    const response = await get('/api/echo/users/7?tenant=a', { 'x-secret': 'hunter2', 'x-forwarded-for': '203.0.113.9' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-served-by')).toBe('switchboard');
+    expect(response.headers.get('x-request-id')).toMatch(/^[\w.-]+$/);
+    const echo = JSON.parse(response.body) as Echo;
+    expect(echo.url).toBe('/users/7?tenant=a');
+    expect(echo.headers['x-team']).toBe('blue');
+    expect(echo.headers['x-secret']).toBeUndefined();
+    // The client is not a trusted proxy: its X-Forwarded-For is replaced, not extended.
+    expect(echo.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(echo.headers['x-forwarded-proto']).toBe('http');
+    expect(echo.headers['x-request-id']).toBe(response.headers.get('x-request-id'));
+    expect(echo.headers.connection).not.toMatch(/x-secret/);
+  });
+
+  it('rewrites the path with regex groups', async () => {
+    const echo = JSON.parse((await get('/v2/items/widget')).body) as Echo;
+    expect(echo.url).toBe('/items/widget?version=2');
+  });
+
+  it('answers 504 when the upstream does not answer within the headers timeout', async () => {
+    const started = Date.now();
+    const response = await get('/slow');
+    expect(response.status).toBe(504);
+    expect(JSON.parse(response.body)).toMatchObject({ error: 'headers-timeout', status: 504 });
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('answers 502 when the upstream refuses the connection', async () => {
+    const response = await get('/refused');
+    expect(response.status).toBe(502);
+    expect(JSON.parse(response.body)).toMatchObject({ error: 'connect-refused', requestId: response.headers.get('x-request-id') });
+  });
+
+  it('answers 503 when the service has no instance', async () => {
+    const response = await get('/empty');
+    expect(response.status).toBe(503);
+    expect(JSON.parse(response.body)).toMatchObject({ error: 'no-instances' });
+  });
+
+  it('answers 404 for a path no route matches', async () => {
+    expect((await get('/nowhere')).status).toBe(404);
+  });
+
+  it('proxies a WebSocket and echoes messages both ways', async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws`);
+    const messages: string[] = [];
+    socket.addEventListener('message', (event) => messages.push(String(event.data)));
+    await new Promise<void>((resolve, reject) => {
+      socket.addEventListener('open', () => resolve());
+      socket.addEventListener('error', () => reject(new Error('the WebSocket did not open')));
+    });
+    socket.send('hello');
+    socket.send('again');
+    await waitFor(() => messages.length === 2, { timeoutMs: 5_000, message: 'two echoes' });
+    expect(messages).toEqual(['echo-1: hello', 'echo-1: again']);
+    const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+    socket.close(1000);
+    expect(await closed).toBe(1000);
+  });
+
+  it('refuses oversized headers with 431 and a malformed request line with 400, and keeps serving', async () => {
+    const oversized = await rawExchange(gateway.port, `GET /api/echo/x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    expect(oversized).toMatch(/^HTTP\/1\.1 431 /);
+    const malformed = await rawExchange(gateway.port, 'GARBAGE\r\n\r\n');
+    expect(malformed).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await get('/api/echo/still-here')).status).toBe(200);
+  });
+
+  it('times out a client that sends its headers too slowly, and keeps serving others', async () => {
+    // Limits apply at start: a second gateway with a short headers timeout.
+    const strict = await startGateway(`${config()}\nlimits: { headersTimeout: 1s }\n`);
+    try {
+      const started = Date.now();
+      const answer = await rawExchange(strict.port, 'GET /api/echo/x HTTP/1.1\r\nHost: a\r\n', 10_000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await fetch(`${strict.url}/api/echo/fine`)).status).toBe(200);
+    } finally {
+      await strict.process.stop();
+    }
+  });
+
+  it('refuses an invalid configuration edit and keeps routing, then applies a valid one', async () => {
+    await gateway.writeConfig(`${config()}\n  - { path: /typo, servce: echo }\n`);
+    await waitFor(async () => (await logOf(gateway.process)).includes('configuration refused'), { timeoutMs: 5_000, message: 'the refusal in the log' });
+    expect(await logOf(gateway.process)).toMatch(/routes\.6\.servce \(line \d+\)/);
+    expect((await get('/api/echo/ok')).status).toBe(200);
+
+    await gateway.writeConfig(`${config()}\n  - { path: /added, service: echo, stripPrefix: true }\n`);
+    await waitFor(async () => (await get('/added/x')).status === 200, { timeoutMs: 5_000, message: 'the new route to serve' });
+    expect((JSON.parse((await get('/added/x')).body) as Echo).url).toBe('/x');
+  });
+});
