@@ -62,8 +62,8 @@ export interface GatewayContext {
   readonly responseBodyTransforms: ResponseBodyTransform[];
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
-  /** Logger bound to this request's id. */
-  log: Logger;
+  /** Logger bound to this request's id, created on first use (most requests never log). */
+  readonly log: Logger;
 }
 
 /** A middleware: do work, `await next()` to run the inner layers, then do more work (Koa/Hono onion). */

@@ -76,20 +76,37 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
   };
 }
 
-/** A fresh context for a request; `log` is the gateway's logger until request-id binds one. */
+/** One request's context; a class so that its shape is fixed and its logger is made only when used. */
+class RequestContext implements GatewayContext {
+  requestId = '';
+  clientIp: string;
+  readonly startedAt = performance.now();
+  service = '';
+  routeName = '';
+  route: RouteConfig | undefined = undefined;
+  readonly upstream: GatewayContext['upstream'];
+  readonly responseHeaderHooks: GatewayContext['responseHeaderHooks'] = [];
+  readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
+  outcome: GatewayContext['outcome'] = { status: 0, attempts: 0, bytesOut: 0 };
+  private boundLog: Logger | undefined;
+
+  constructor(
+    readonly request: IncomingMessage,
+    readonly response: ServerResponse,
+    private readonly baseLog: Logger,
+  ) {
+    this.clientIp = request.socket.remoteAddress ?? '';
+    this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers: { ...request.headers } };
+  }
+
+  get log(): Logger {
+    // A pino child per request is measurable at 10k req/s; bind the id only when something logs.
+    this.boundLog ??= this.baseLog.child({ requestId: this.requestId });
+    return this.boundLog;
+  }
+}
+
+/** A fresh context for a request; its `log` carries the request id once request-id has set it. */
 export function createContext(request: IncomingMessage, response: ServerResponse, log: Logger): GatewayContext {
-  return {
-    request,
-    response,
-    requestId: '',
-    clientIp: request.socket.remoteAddress ?? '',
-    startedAt: performance.now(),
-    service: '',
-    routeName: '',
-    upstream: { method: request.method ?? 'GET', path: request.url ?? '/', headers: { ...request.headers } },
-    responseHeaderHooks: [],
-    responseBodyTransforms: [],
-    outcome: { status: 0, attempts: 0, bytesOut: 0 },
-    log,
-  };
+  return new RequestContext(request, response, log);
 }

@@ -1,5 +1,6 @@
 // Proxy benchmark: wrk against the same two upstreams, in one run: direct, nginx as a reverse proxy
-// (1 worker, upstream keepalive) and Switchboard (1 process, default middleware incl. access log).
+// (1 worker, upstream keepalive), a bare undici dispatch proxy (the floor for a Node proxy) and
+// Switchboard (1 process, default middleware incl. access log).
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_CONNECTIONS; needs wrk and nginx)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +24,7 @@ async function start(command: string, args: string[], port: number, env: NodeJS.
   await waitFor(() => acceptsConnections(port), { timeoutMs: 15_000, message: `${command} on port ${port}` });
 }
 
-const [upstreamA, upstreamB, nginxPort, gatewayPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+const [upstreamA, upstreamB, nginxPort, gatewayPort, barePort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
 await start(process.execPath, ['bench/proxy/backend.mjs', String(upstreamA)], upstreamA);
 await start(process.execPath, ['bench/proxy/backend.mjs', String(upstreamB)], upstreamB);
 
@@ -60,9 +61,12 @@ routes:
 );
 await start(process.execPath, ['bin/switchboard.js', '--config', join(dir, 'gateway.yaml')], gatewayPort, { SWITCHBOARD_LOG_LEVEL: 'warn' });
 
+await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), String(upstreamA), String(upstreamB)], barePort);
+
 const targets: Array<[string, string]> = [
   ['direct (one upstream)', `http://127.0.0.1:${upstreamA}/`],
   ['nginx (1 worker, keepalive)', `http://127.0.0.1:${nginxPort}/`],
+  ['bare undici dispatch proxy', `http://127.0.0.1:${barePort}/`],
   ['switchboard (default middleware)', `http://127.0.0.1:${gatewayPort}/`],
 ];
 const results: Array<[string, WrkResult]> = [];

@@ -17,8 +17,9 @@ export interface RequestIdOptions {
 
 /**
  * Gives every request an id: the client's `X-Request-Id` when it is 1–128 characters of
- * `[A-Za-z0-9_.-]`, else a fresh UUID. Sets it on the context (and binds `context.log` to it), on
- * the upstream request, and on the response (also over an id the upstream sent back).
+ * `[A-Za-z0-9_.-]`, else a fresh UUID. Sets it on the context (whose `log` then carries it), on
+ * the upstream request, and on the response (also over an id the upstream sent back; answers the
+ * gateway writes itself carry it too).
  */
 export function requestId(options: RequestIdOptions = {}): Middleware {
   const header = (options.header ?? REQUEST_ID_HEADER).toLowerCase();
@@ -27,10 +28,8 @@ export function requestId(options: RequestIdOptions = {}): Middleware {
     const incoming = context.request.headers[header];
     const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : generate();
     context.requestId = id;
-    context.log = context.log.child({ requestId: id });
     context.upstream.headers[header] = id;
-    // setHeader covers answers the gateway writes itself; the hook wins over an upstream's own id.
-    context.response.setHeader(header, id);
+    // The hook wins over an upstream's own id; gateway answers (sendGatewayError) add it themselves.
     context.responseHeaderHooks.push((_status, headers) => {
       headers[header] = id;
     });
