@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { classifyUpstreamError, isIdempotent, isRetryable, STATUS_BY_CLASS } from './upstream-error.ts';
+
+const coded = (code: string) => Object.assign(new Error(code), { code });
+
+describe('classifyUpstreamError', () => {
+  it.each([
+    { error: coded('ECONNREFUSED'), started: false, expected: 'connect-refused', status: 502 },
+    { error: Object.assign(new Error('x'), { cause: coded('ECONNREFUSED') }), started: false, expected: 'connect-refused', status: 502 },
+    { error: coded('UND_ERR_CONNECT_TIMEOUT'), started: false, expected: 'connect-timeout', status: 504 },
+    { error: coded('UND_ERR_HEADERS_TIMEOUT'), started: false, expected: 'headers-timeout', status: 504 },
+    { error: coded('UND_ERR_BODY_TIMEOUT'), started: true, expected: 'body-timeout', status: 504 },
+    { error: coded('UND_ERR_SOCKET'), started: false, expected: 'reset-before-headers', status: 502 },
+    { error: coded('ECONNRESET'), started: true, expected: 'reset-after-headers', status: 502 },
+    { error: coded('HPE_INVALID_CONSTANT'), started: false, expected: 'upstream-protocol', status: 502 },
+    { error: coded('UND_ERR_ABORTED'), started: false, expected: 'cancelled', status: 499 },
+    { error: new Error('anything else'), started: false, expected: 'reset-before-headers', status: 502 },
+  ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
+    const errorClass = classifyUpstreamError(error, started);
+    expect(errorClass).toBe(expected);
+    expect(STATUS_BY_CLASS[errorClass]).toBe(status);
+  });
+
+  it('maps the cases where nothing can be sent to 503 and an unknown route to 404', () => {
+    expect([STATUS_BY_CLASS['no-instances'], STATUS_BY_CLASS['no-healthy-instances'], STATUS_BY_CLASS['no-route']]).toEqual([503, 503, 404]);
+  });
+});
+
+describe('isRetryable', () => {
+  it.each([
+    { errorClass: 'connect-refused', idempotent: false, consumed: false, expected: true },
+    { errorClass: 'connect-timeout', idempotent: false, consumed: false, expected: true },
+    { errorClass: 'reset-before-headers', idempotent: true, consumed: false, expected: true },
+    { errorClass: 'reset-before-headers', idempotent: false, consumed: false, expected: false },
+    { errorClass: 'reset-before-headers', idempotent: true, consumed: true, expected: false },
+    { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: false },
+    { errorClass: 'reset-after-headers', idempotent: true, consumed: false, expected: false },
+  ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {
+    expect(isRetryable(errorClass, idempotent, consumed)).toBe(expected);
+  });
+
+  it('treats GET, PUT and DELETE as idempotent and POST and PATCH as not', () => {
+    expect(['GET', 'HEAD', 'PUT', 'DELETE', 'POST', 'PATCH'].map(isIdempotent)).toEqual([true, true, true, true, false, false]);
+  });
+});

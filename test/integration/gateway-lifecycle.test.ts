@@ -1,0 +1,77 @@
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acceptsConnections, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+const gateways: GatewayProcess[] = [];
+const closers: Array<() => void> = [];
+
+afterEach(async () => {
+  await Promise.all(gateways.splice(0).map((gateway) => gateway.process.kill()));
+  for (const close of closers.splice(0)) close();
+});
+
+function configFor(port: number): string {
+  return `
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  one: { instances: [127.0.0.1:${port}], outlierDetection: false }
+routes:
+  - { path: /, service: one }
+`;
+}
+
+describe('gateway lifecycle', () => {
+  it('retries on a new connection when the backend closed the reused keep-alive socket', async () => {
+    // A real HTTP/1.1 peer that answers the first request of each connection and closes the
+    // connection, without a word, when a second request arrives on it.
+    let connections = 0;
+    const backend = createTcpServer((socket) => {
+      connections += 1;
+      let requests = 0;
+      socket.on('data', (chunk) => {
+        if (!chunk.toString().includes('\r\n\r\n')) return;
+        requests += 1;
+        if (requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
+        else socket.destroy();
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    const first = await fetch(`${gateway.url}/a`);
+    expect([first.status, await first.text()]).toEqual([200, 'ok']);
+    const second = await fetch(`${gateway.url}/b`);
+    expect([second.status, await second.text()]).toEqual([200, 'ok']);
+    // The second request went out on the pooled socket, met the close, and was sent again on a new one.
+    expect(connections).toBe(2);
+    expect(await logOf(gateway.process)).toMatch(/retrying on another instance/);
+  });
+
+  it('drains on SIGTERM: stops accepting, finishes the request in flight, then exits 0', async () => {
+    const waiting: ServerResponse[] = [];
+    const backend = createHttpServer((request, response) => {
+      request.resume();
+      waiting.push(response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    const inFlight = fetch(`${gateway.url}/slow`).then(async (response) => [response.status, await response.text()]);
+    await waitFor(() => waiting.length === 1, { message: 'the request to reach the backend' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    expect(gateway.process.running).toBe(true);
+
+    waiting[0]!.end('finished');
+    expect(await inFlight).toEqual([200, 'finished']);
+    const exit = await gateway.process.waitForExit(10_000);
+    expect(exit.code).toBe(0);
+  });
+});
