@@ -33,7 +33,8 @@ describe('isRetryable', () => {
     { errorClass: 'reset-before-headers', idempotent: true, consumed: false, expected: true },
     { errorClass: 'reset-before-headers', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-before-headers', idempotent: true, consumed: true, expected: false },
-    { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: false },
+    { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: true },
+    { errorClass: 'headers-timeout', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-after-headers', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {
     expect(isRetryable(errorClass, idempotent, consumed)).toBe(expected);

@@ -69,13 +69,14 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
 }
 
 /**
- * True when an attempt that failed with `errorClass` may go to another instance: always when
- * nothing was sent; for a reset before any response only when the method is idempotent and the
- * request body was not consumed (a keep-alive socket the backend had closed lands here).
+ * True when an attempt that failed with `errorClass` may safely go to another instance: always when
+ * nothing was sent; for a reset or a headers timeout before any response only when the method is
+ * idempotent and the request body was not consumed (a keep-alive socket the backend had closed
+ * lands here). Which of these are retried at all is the configuration's `retryOn`.
  */
 export function isRetryable(errorClass: GatewayErrorClass, idempotent: boolean, bodyConsumed: boolean): boolean {
   if (NOTHING_SENT.has(errorClass)) return !bodyConsumed || idempotent;
-  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol') return idempotent && !bodyConsumed;
+  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol' || errorClass === 'headers-timeout') return idempotent && !bodyConsumed;
   return false;
 }
 
