@@ -1,7 +1,11 @@
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptsConnections, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acceptsConnections, logOf, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -73,5 +77,13 @@ describe('gateway lifecycle', () => {
     expect(await inFlight).toEqual([200, 'finished']);
     const exit = await gateway.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
+  });
+
+  it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'sb-bad-config-')), 'gateway.yaml');
+    await writeFile(path, 'listen: 127.0.0.1:0\nroutes:\n  - { path: /a, servce: a }\n');
+    const run = spawnSync(process.execPath, ['bin/switchboard.js', '--config', path], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(`${path}: routes.0.servce (line 3): unknown field "servce"`);
   });
 });
