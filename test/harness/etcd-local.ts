@@ -6,6 +6,7 @@ import { HarnessError } from './errors.ts';
 import { freePort, retryOnPortClash } from './ports.ts';
 import { makeTempDir, ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
 import { waitFor } from './wait.ts';
+import { LocalNode } from './local-node.ts';
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 20_000;
@@ -16,18 +17,18 @@ interface MemberPorts {
   readonly peer: number;
 }
 
-class LocalEtcdMember implements EtcdMember {
+class LocalEtcdMember extends LocalNode implements EtcdMember {
   readonly name: string;
   readonly clientUrl: string;
   readonly logFile: string;
-  readonly #process: ManagedProcess;
 
   constructor(name: string, dir: string, ports: MemberPorts, initialCluster: string, token: string) {
+    super();
     this.name = name;
     this.clientUrl = `http://${HOST}:${ports.client}`;
     this.logFile = join(dir, 'etcd.log');
     const peerUrl = `http://${HOST}:${ports.peer}`;
-    this.#process = new ManagedProcess({
+    this.process = new ManagedProcess({
       name,
       command: 'etcd',
       args: [
@@ -52,50 +53,17 @@ class LocalEtcdMember implements EtcdMember {
     });
   }
 
-  get running(): boolean {
-    return this.#process.running;
-  }
-
   get reachable(): boolean {
-    return this.#process.running && !this.#process.paused;
-  }
-
-  start(): void {
-    this.#process.start();
+    return this.process.running && !this.process.paused;
   }
 
   async waitReady(): Promise<void> {
-    await waitUntilReady(this.#process, () => etcdHealthy(this.clientUrl), {
+    await waitUntilReady(this.process, () => etcdHealthy(this.clientUrl), {
       what: `etcd member ${this.name} (${this.clientUrl})`,
       timeoutMs: READY_TIMEOUT_MS,
     });
   }
 
-  async stop(): Promise<void> {
-    await this.#process.stop();
-  }
-
-  async kill(): Promise<void> {
-    await this.#process.kill();
-  }
-
-  pause(): void {
-    this.#process.pause();
-  }
-
-  resume(): void {
-    this.#process.resume();
-  }
-
-  async restart(): Promise<void> {
-    await this.#process.stop();
-    this.#process.start();
-    await this.waitReady();
-  }
-
-  logTail(): Promise<string> {
-    return this.#process.logTail();
-  }
 }
 
 // etcd reads every ETCD_* variable as a flag and refuses flags given twice; the caller's shell must not leak in.

@@ -8,6 +8,7 @@ import { ZOOKEEPER_JAR } from './runtime.ts';
 import { waitFor } from './wait.ts';
 import { srvrMode, type ZooKeeperMode } from './zookeeper-four-letter-word.ts';
 import type { ZooKeeperCluster, ZooKeeperNode, ZooKeeperOptions } from './zookeeper.ts';
+import { LocalNode } from './local-node.ts';
 
 const DEFAULT_TICK_TIME_MS = 500;
 const STANDALONE_READY_TIMEOUT_MS = 30_000;
@@ -42,16 +43,16 @@ interface Ports {
   readonly election: number;
 }
 
-class LocalZooKeeperNode implements ZooKeeperNode {
+class LocalZooKeeperNode extends LocalNode implements ZooKeeperNode {
   readonly id: number;
   readonly clientPort: number;
   readonly connectString: string;
   readonly logFile: string;
-  readonly #process: ManagedProcess;
   readonly #expectedModes: readonly ZooKeeperMode[];
   readonly #readyTimeoutMs: number;
 
   constructor(id: number, dir: string, ports: Ports, ensemble: boolean) {
+    super();
     this.id = id;
     this.clientPort = ports.client;
     this.connectString = `${HOST}:${ports.client}`;
@@ -60,7 +61,7 @@ class LocalZooKeeperNode implements ZooKeeperNode {
     this.#readyTimeoutMs = ensemble ? ENSEMBLE_READY_TIMEOUT_MS : STANDALONE_READY_TIMEOUT_MS;
     const mainClass = ensemble ? 'org.apache.zookeeper.server.quorum.QuorumPeerMain' : 'org.apache.zookeeper.server.ZooKeeperServerMain';
     const classPath = ['/etc/zookeeper/conf', ZOOKEEPER_JAR, ...LOGGING_JARS.filter((jar) => existsSync(jar))].join(':');
-    this.#process = new ManagedProcess({
+    this.process = new ManagedProcess({
       name: `zookeeper-${id}`,
       command: 'java',
       args: [...JVM_FLAGS, `-Dlog4j.configuration=file:${join(dir, 'log4j.properties')}`, '-cp', classPath, mainClass, join(dir, 'zoo.cfg')],
@@ -69,52 +70,19 @@ class LocalZooKeeperNode implements ZooKeeperNode {
     });
   }
 
-  get running(): boolean {
-    return this.#process.running;
-  }
-
-  start(): void {
-    this.#process.start();
-  }
-
   async waitReady(timeoutMs = this.#readyTimeoutMs): Promise<void> {
-    await waitUntilReady(this.#process, async () => this.#expectedModes.includes(await this.mode()), {
+    await waitUntilReady(this.process, async () => this.#expectedModes.includes(await this.mode()), {
       what: `ZooKeeper node ${this.id} (${this.connectString})`,
       timeoutMs,
       intervalMs: 100,
     });
   }
 
-  async stop(): Promise<void> {
-    await this.#process.stop();
-  }
-
-  async kill(): Promise<void> {
-    await this.#process.kill();
-  }
-
-  pause(): void {
-    this.#process.pause();
-  }
-
-  resume(): void {
-    this.#process.resume();
-  }
-
-  async restart(): Promise<void> {
-    await this.#process.stop();
-    this.#process.start();
-    await this.waitReady();
-  }
-
   async mode(): Promise<ZooKeeperMode> {
-    if (!this.#process.running || this.#process.paused) return 'down';
+    if (!this.process.running || this.process.paused) return 'down';
     return srvrMode(HOST, this.clientPort);
   }
 
-  logTail(): Promise<string> {
-    return this.#process.logTail();
-  }
 }
 
 function zooCfg(dataDir: string, ports: Ports, all: readonly Ports[], ensemble: boolean, options: ZooKeeperOptions): string {
