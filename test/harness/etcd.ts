@@ -1,28 +1,13 @@
 import { startLocalEtcd } from './etcd-local.ts';
+import type { RegistryNode } from './registry-node.ts';
 import { selectRuntime } from './runtime.ts';
 
-/** One etcd member process (or container) that a test can stop, crash, freeze and bring back. */
-export interface EtcdMember {
+/** One etcd member; `restart()` waits until /health is true. */
+export interface EtcdMember extends RegistryNode {
   /** The member name given with `--name` (`etcd-1`, `etcd-2`...). */
   readonly name: string;
   /** `http://127.0.0.1:<port>`; unchanged across restart(). */
   readonly clientUrl: string;
-  /** The file that collects this member's log across restarts. */
-  readonly logFile: string;
-  /** True from start until the process exits (a paused member is still running). */
-  readonly running: boolean;
-  /** SIGTERM, then waits for exit (SIGKILL after 5 s). */
-  stop(): Promise<void>;
-  /** SIGKILL and waits for exit: a crash. */
-  kill(): Promise<void>;
-  /** SIGSTOP: the member keeps its sockets but answers nothing, like a partitioned host. */
-  pause(): void;
-  /** SIGCONT after pause(). */
-  resume(): void;
-  /** Stops the member if it runs, starts it on the same data dir and ports, and waits until /health is true. */
-  restart(): Promise<void>;
-  /** The end of the log file, for assertion messages. */
-  logTail(): Promise<string>;
 }
 
 /** A single member or a static cluster, owned by one test file. */

@@ -10,3 +10,4 @@ export * from './etcd-http.ts';
 export * from './tcp-proxy.ts';
 export * from './docker.ts';
 export * from './programs.ts';
+export * from './registry-node.ts';

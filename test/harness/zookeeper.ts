@@ -1,35 +1,20 @@
 import type { ZooKeeperMode } from './zookeeper-four-letter-word.ts';
+import type { RegistryNode } from './registry-node.ts';
 import { selectRuntime } from './runtime.ts';
 import { startLocalZooKeeper } from './zookeeper-local.ts';
 
 export type { ZooKeeperMode } from './zookeeper-four-letter-word.ts';
 
-/** One ZooKeeper server process (or container) that a test can stop, crash, freeze and bring back. */
-export interface ZooKeeperNode {
+/** One ZooKeeper server; `restart()` waits until `srvr` reports a mode. */
+export interface ZooKeeperNode extends RegistryNode {
   /** The server id (`myid`); 1 for a standalone server. */
   readonly id: number;
   /** Loopback port clients connect to; unchanged across restart(). */
   readonly clientPort: number;
   /** `127.0.0.1:<clientPort>`, for a client that must reach only this node. */
   readonly connectString: string;
-  /** The file that collects this server's log across restarts. */
-  readonly logFile: string;
-  /** True from start until the process exits (a paused node is still running). */
-  readonly running: boolean;
-  /** SIGTERM, then waits for exit (SIGKILL after 5 s). */
-  stop(): Promise<void>;
-  /** SIGKILL and waits for exit: a crash. */
-  kill(): Promise<void>;
-  /** SIGSTOP: the node keeps its sockets but answers nothing, like a partitioned host. */
-  pause(): void;
-  /** SIGCONT after pause(). */
-  resume(): void;
-  /** Stops the node if it runs, starts it on the same data dir and port, and waits until `srvr` reports a mode. */
-  restart(): Promise<void>;
   /** The mode `srvr` reports; `down` when the node is stopped, paused, unreachable or not serving. */
   mode(): Promise<ZooKeeperMode>;
-  /** The end of the log file, for assertion messages. */
-  logTail(): Promise<string>;
 }
 
 /** A standalone server or an ensemble, owned by one test file. */
