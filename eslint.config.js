@@ -28,4 +28,9 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: globals.node },
   },
+  {
+    // The dashboard runs in the browser, served as is (no build step).
+    files: ['gateway/admin/dashboard/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
 );

@@ -1,15 +1,17 @@
 import { parseArgs } from 'node:util';
-import { rootLogger } from '../src/logger.ts';
+import { prettySink, wantsColor } from '../src/log-pretty.ts';
+import { rootLogger, usePrettyLogs } from '../src/logger.ts';
 import { watchConfig, type ConfigResult } from './config/index.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway, type Gateway } from './pipeline.ts';
 
 const HELP = `switchboard: an API gateway routed by service discovery
 
-Usage: switchboard --config <file>
+Usage: switchboard --config <file> [--pretty]
 
 Options:
   -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
+      --pretty          human-readable logs (coloured on a terminal, unless NO_COLOR is set) instead of JSON lines
   -h, --help            print this help
 
 Environment:
@@ -17,7 +19,7 @@ Environment:
 `;
 
 const { values } = parseArgs({
-  options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+  options: { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   strict: false,
 });
 
@@ -30,8 +32,9 @@ if (typeof values.config !== 'string') {
   process.exit(2);
 }
 
+if (values.pretty) usePrettyLogs();
 const log = rootLogger.child({ component: 'main' });
-const accessLogger = createAccessLogger();
+const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger();
 let gateway: Gateway | undefined;
 let starting: Promise<void> | undefined;
 
@@ -42,6 +45,7 @@ const subscription = watchConfig(values.config).subscribe((result: ConfigResult)
       process.exit(2);
     }
     log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
+    gateway?.refuse(result.error);
     return;
   }
   if (gateway) return gateway.apply(result.config);

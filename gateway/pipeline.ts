@@ -1,16 +1,21 @@
 // The whole gateway, top to bottom: providers → LoadBalanceConf per service → balancers → router →
-// middleware onion → proxy. Read this file first.
+// middleware onion → proxy, and beside them the admin listener that watches it all. Read this file first.
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { Subject } from 'rxjs';
 import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
+import { startAdmin, type AdminListener, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { createProxy, type ProxyDependencies } from './proxy/proxy.ts';
 import { createUpgradeProxy } from './proxy/upgrade.ts';
 import { UpstreamPools } from './proxy/upstream-pools.ts';
+import type { GatewayContext } from './context.ts';
 import { createContext, createRequestRunner, policyResolver, type RequestRunner } from './request-handler.ts';
 import { GatewayListener } from './server.ts';
 import { ServiceBalancers } from './service-registry.ts';
+import { configReloadsTotal, InstanceTraffic, recordInstances, RequestMetrics } from './telemetry/index.ts';
 
 /** Pools unused for this long are closed (their instance has most likely left). */
 const POOL_IDLE_MS = 5 * 60_000;
@@ -19,12 +24,18 @@ const POOL_IDLE_MS = 5 * 60_000;
 export interface Gateway {
   /** The port the proxy listens on (useful with `listen: 127.0.0.1:0`). */
   readonly port: number;
+  /** The port of the admin listener; undefined with `admin: false`. */
+  readonly adminPort: number | undefined;
   readonly aggregator: DiscoveryAggregator;
   readonly balancers: ServiceBalancers;
+  /** Per-instance request and error counters. */
+  readonly traffic: InstanceTraffic;
   /** The configuration in force. */
   config(): GatewayConfig;
   /** Applies a new configuration to new requests; in-flight ones finish under the old one. */
   apply(config: GatewayConfig): void;
+  /** Records a configuration change that was refused (the running configuration stays): counted and reported as an admin event. */
+  refuse(error: unknown): void;
   /** Stops accepting, drains in-flight requests up to the configured deadline, then releases everything. */
   close(): Promise<void>;
 }
@@ -44,22 +55,37 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   const staticInstances = new StaticProvider('static');
   staticInstances.replace(staticInstanceLists(config));
   const providers = [...config.registries.map((registry) => createProvider(registry.location)), staticInstances];
+  const registries: RegistryRef[] = providers.map((provider, index) => {
+    const registry = config.registries[index];
+    return { name: provider.name, url: registry?.url, kind: registry?.location.kind ?? 'static' };
+  });
 
   // 2. One LoadBalanceConf per service, merged, deduplicated and throttled.
   const aggregator = new DiscoveryAggregator(providers);
 
-  // 3. A balancer per service (with active and passive health), built on first use.
+  // 3. A balancer per service (with active and passive health), built as soon as a registry lists it.
   const balancers = new ServiceBalancers(aggregator, config);
+  const requestMetrics = new RequestMetrics();
+  const traffic = new InstanceTraffic(requestMetrics);
+  const healthWatch = balancers.health$.subscribe((snapshot) => {
+    recordInstances(snapshot);
+    traffic.retain(snapshot.service, snapshot.endpoints.map((endpoint) => endpoint.address));
+  });
   const pools = new UpstreamPools();
   const proxyDependencies: ProxyDependencies = {
     pickerFor: (service) => balancers.pickerFor(service),
     policyFor: policyResolver(() => config),
     pools,
+    observer: traffic,
   };
 
   // 4. Router and middleware onion around the proxy, rebuilt as a whole on every reload.
   const build = (next: GatewayConfig) => {
-    const common = { hasService: (service: string) => balancers.has(service), ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}) };
+    const common = {
+      hasService: (service: string) => balancers.has(service),
+      onRequestEnd: (context: GatewayContext) => requestMetrics.request(context),
+      ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
+    };
     return {
       http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
       upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
@@ -81,16 +107,40 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     },
     log,
   );
-  aggregator.start();
-  const port = await listener.listen(config.listen.host, config.listen.port);
+  // 6. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
+  const configChanges = new Subject<ConfigChange>();
+  const sources = { aggregator, balancers, traffic, registries, config: () => config };
+  let admin: AdminListener | undefined;
   const sweeper = setInterval(() => pools.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
   sweeper.unref();
-  log.info({ host: config.listen.host, port, registries: config.registries.map((registry) => registry.url) }, 'gateway listening');
+  const release = async () => {
+    clearInterval(sweeper);
+    await admin?.close();
+    configChanges.complete();
+    healthWatch.unsubscribe();
+    balancers.close();
+    await aggregator.close();
+    await pools.close();
+    options.accessLogger?.flush();
+  };
+
+  aggregator.start();
+  let port: number;
+  try {
+    admin = config.admin ? await startAdmin(sources, configChanges, config.admin) : undefined;
+    port = await listener.listen(config.listen.host, config.listen.port);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  log.info({ host: config.listen.host, port, admin: admin?.port, registries: config.registries.map((registry) => registry.url) }, 'gateway listening');
 
   return {
     port,
+    adminPort: admin?.port,
     aggregator,
     balancers,
+    traffic,
     config: () => config,
     apply(next) {
       const restartOnly = restartOnlyChanges(config, next);
@@ -99,15 +149,17 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       balancers.apply(next);
       staticInstances.replace(staticInstanceLists(next));
       runners = build(next);
+      configReloadsTotal.inc({ result: 'applied' });
+      configChanges.next({ type: 'config-applied', data: { routes: next.routes.length, services: next.services.size, restartRequired: restartOnly } });
       log.info({ routes: next.routes.length, services: next.services.size }, 'configuration applied');
     },
+    refuse(error) {
+      configReloadsTotal.inc({ result: 'refused' });
+      configChanges.next({ type: 'config-refused', data: { reason: errorMessage(error) } });
+    },
     async close() {
-      clearInterval(sweeper);
       await listener.drain(config.shutdown.drainTimeoutMs);
-      balancers.close();
-      await aggregator.close();
-      await pools.close();
-      options.accessLogger?.flush();
+      await release();
     },
   };
 }

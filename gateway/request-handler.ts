@@ -16,6 +16,8 @@ export interface HandlerDependencies {
   readonly proxy: (context: GatewayContext) => Promise<void>;
   hasService(service: string): boolean;
   readonly accessLogger?: Logger;
+  /** Called once per request after the onion has finished with it (the response has ended); for metrics. Must not throw. */
+  readonly onRequestEnd?: (context: GatewayContext) => void;
 }
 
 /**
@@ -45,6 +47,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     await chainOf(match.route)(context);
   };
   const onion = compose(globalMiddleware(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}), routing);
+  const onRequestEnd = dependencies.onRequestEnd;
   return async (context) => {
     try {
       await onion(context);
@@ -52,6 +55,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
       context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');
       sendGatewayError(context, 'internal');
     }
+    onRequestEnd?.(context);
   };
 }
 

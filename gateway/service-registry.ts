@@ -1,16 +1,32 @@
-import type { Subscription } from 'rxjs';
+import { Observable, Subject, type Subscription } from 'rxjs';
 import { createServiceBalancer, type ServiceBalancer } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
-import { serviceBalancerOptions, serviceSettings, type GatewayConfig } from './config/index.ts';
+import type { HealthSnapshot } from '../src/health/index.ts';
+import { serviceBalancerOptions, serviceSettings, type GatewayConfig, type ServiceSettings } from './config/index.ts';
+
+interface Entry {
+  readonly balancer: ServiceBalancer;
+  readonly settings: string;
+  readonly subscription: Subscription;
+}
 
 /**
- * The live balancer of every service the gateway routes to, created on the first request for a
- * service and rebuilt when that service's settings change in a new configuration. A service
- * exists when the configuration declares it or a registry lists it.
+ * The live balancer of every service the gateway routes to. A service a registry lists gets its
+ * balancer (and so its health checks and health state) as soon as it is listed; a service only
+ * declared in the configuration gets one on its first request. A new configuration rebuilds the
+ * balancers whose settings changed. A service exists when it is declared or a registry lists it.
  */
 export class ServiceBalancers {
-  private readonly balancers = new Map<string, { balancer: ServiceBalancer; settings: string }>();
+  /**
+   * Replays the latest health snapshot of every service with a balancer, then emits each new one
+   * as it happens, across balancer rebuilds. Completes on `close()`.
+   */
+  readonly health$: Observable<HealthSnapshot>;
+
+  private readonly balancers = new Map<string, Entry>();
+  private readonly latestHealth = new Map<string, HealthSnapshot>();
+  private readonly healthChanges = new Subject<HealthSnapshot>();
   private readonly listed = new Set<string>();
   private readonly subscription: Subscription;
 
@@ -18,9 +34,16 @@ export class ServiceBalancers {
     private readonly aggregator: DiscoveryAggregator,
     private config: GatewayConfig,
   ) {
+    this.health$ = new Observable<HealthSnapshot>((subscriber) => {
+      for (const snapshot of this.latestHealth.values()) subscriber.next(snapshot);
+      return this.healthChanges.subscribe(subscriber);
+    });
+    // The aggregator's list only grows: a service leaves only when its registry says it has no instances.
     this.subscription = aggregator.services$.subscribe((names) => {
-      this.listed.clear();
-      for (const name of names) this.listed.add(name);
+      for (const name of names) {
+        this.listed.add(name);
+        if (!this.balancers.has(name)) this.create(name);
+      }
     });
   }
 
@@ -37,33 +60,58 @@ export class ServiceBalancers {
     return this.create(service).picker;
   }
 
-  /** The balancers built so far, by service; for the admin view. */
-  entries(): IterableIterator<[string, ServiceBalancer]> {
-    return [...this.balancers].map(([name, entry]) => [name, entry.balancer] as [string, ServiceBalancer]).values();
+  /** The balancer of `service`, when one has been built. */
+  balancer(service: string): ServiceBalancer | undefined {
+    return this.balancers.get(service)?.balancer;
   }
 
-  /** Switches to `config`; balancers whose settings changed are closed and rebuilt on their next request. */
+  /** The latest health snapshot of `service`, once its balancer has seen the registry list it. */
+  health(service: string): HealthSnapshot | undefined {
+    return this.latestHealth.get(service);
+  }
+
+  /** The settings `service` is balanced and checked with under the configuration in force. */
+  settings(service: string): ServiceSettings {
+    return serviceSettings(this.config, service);
+  }
+
+  /** Every service that is declared, listed, or has a balancer, sorted by name. */
+  names(): string[] {
+    return [...new Set([...this.config.services.keys(), ...this.listed, ...this.balancers.keys()])].sort();
+  }
+
+  /** Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services. */
   apply(config: GatewayConfig): void {
     this.config = config;
-    for (const [service, entry] of this.balancers) {
+    for (const [service, entry] of [...this.balancers]) {
       if (fingerprint(config, service) === entry.settings) continue;
-      entry.balancer.close();
-      this.balancers.delete(service);
+      this.release(service, entry);
+      if (this.listed.has(service)) this.create(service);
     }
   }
 
-  /** Closes every balancer and its health checks. */
+  /** Closes every balancer and its health checks, and completes `health$`. */
   close(): void {
     this.subscription.unsubscribe();
-    for (const entry of this.balancers.values()) entry.balancer.close();
-    this.balancers.clear();
+    for (const [service, entry] of [...this.balancers]) this.release(service, entry);
+    this.healthChanges.complete();
   }
 
   private create(service: string): ServiceBalancer {
     const settings = serviceSettings(this.config, service);
     const balancer = createServiceBalancer(this.aggregator.service(service), serviceBalancerOptions(settings));
-    this.balancers.set(service, { balancer, settings: fingerprint(this.config, service) });
+    const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
+      this.latestHealth.set(service, snapshot);
+      this.healthChanges.next(snapshot);
+    });
+    this.balancers.set(service, { balancer, settings: fingerprint(this.config, service), subscription });
     return balancer;
+  }
+
+  private release(service: string, entry: Entry): void {
+    entry.subscription.unsubscribe();
+    entry.balancer.close();
+    this.balancers.delete(service);
   }
 }
 

@@ -44,6 +44,19 @@ describe('parseAgentArgs', () => {
   });
 
   it.each([
+    { args: [], env: {}, pretty: false },
+    { args: ['--pretty'], env: {}, pretty: true },
+    { args: [], env: { SWITCHBOARD_PRETTY: '1' }, pretty: true },
+    { args: [], env: { SWITCHBOARD_PRETTY: 'false' }, pretty: false },
+  ])('turns human-readable logs on with $args and env $env: $pretty', ({ args, env, pretty }) => {
+    expect(parseAgentArgs([...BASE, ...args], env).pretty).toBe(pretty);
+  });
+
+  it('refuses a SWITCHBOARD_PRETTY that is not a boolean', () => {
+    expect(() => parseAgentArgs(BASE, { SWITCHBOARD_PRETTY: 'maybe' })).toThrow(/^--pretty: SWITCHBOARD_PRETTY="maybe" must be 1, true, 0 or false$/);
+  });
+
+  it.each([
     { args: ['--service', 'user', '--port', '1'], error: /^--registry: is required \(or set SWITCHBOARD_REGISTRY\)$/ },
     { args: ['--registry', 'zk//x', '--service', 'user', '--port', '1'], error: /^--registry: invalid registry URL/ },
     { args: ['--registry', 'file:x.yaml', '--service', 'user', '--port', '1'], error: /^--registry: the agent registers in zk:\/\/ or etcd:\/\// },

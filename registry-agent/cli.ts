@@ -26,6 +26,8 @@ export interface AgentOptions {
   ttlMs: number;
   /** The backend to start as a child, when given after `--`. */
   command: string[];
+  /** Human-readable logs instead of JSON lines. */
+  pretty: boolean;
   help: boolean;
 }
 
@@ -54,6 +56,7 @@ const FLAGS = {
   fall: { type: 'string' },
   drain: { type: 'string' },
   ttl: { type: 'string' },
+  pretty: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -118,8 +121,15 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     drainMs: duration('drain', get('drain') ?? '5s'),
     ttlMs: duration('ttl', get('ttl') ?? '10s'),
     command,
+    pretty: values.pretty === true || booleanEnv('pretty', env[envNameOf('pretty')]),
     help: false,
   };
+}
+
+function booleanEnv(flag: string, text: string | undefined): boolean {
+  if (text === undefined || text === '' || /^(0|false|no)$/i.test(text)) return false;
+  if (/^(1|true|yes)$/i.test(text)) return true;
+  throw new AgentUsageError(flag, `${envNameOf(flag)}="${text}" must be 1, true, 0 or false`);
 }
 
 function required(flag: string, value: string | undefined): string {

@@ -21,6 +21,7 @@ Options:
   --fall <n>           failures before deregistering (3)
   --drain <dur>        wait after deregistering before stopping the backend (5s)
   --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s)
+  --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
 
 Every flag can also be set as an environment variable: --service is SWITCHBOARD_SERVICE,

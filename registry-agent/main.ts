@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { constants } from 'node:os';
-import { componentLogger } from '../src/logger.ts';
+import { componentLogger, usePrettyLogs } from '../src/logger.ts';
 import { Agent } from './agent.ts';
 import { AgentUsageError, parseAgentArgs, type AgentOptions } from './cli.ts';
 import { AGENT_HELP } from './help.ts';
@@ -24,6 +24,7 @@ if (options.help) {
   process.stdout.write(AGENT_HELP);
   process.exit(0);
 }
+if (options.pretty) usePrettyLogs();
 
 const agent = new Agent(options);
 let child: ChildProcess | undefined;

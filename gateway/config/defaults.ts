@@ -13,6 +13,8 @@ import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, Retr
 export const DEFAULT_LISTEN: ListenAddress = { host: undefined, port: 8080 };
 /** The admin API answers on loopback only unless configured otherwise (it exposes internals). */
 export const DEFAULT_ADMIN: ListenAddress = { host: '127.0.0.1', port: 9180 };
+/** Shortest admin token accepted: 16 characters leave guessing hopeless even for a short alphabet. */
+export const ADMIN_TOKEN_MIN_LENGTH = 16;
 
 /** Weights from the registry matter by default: nginx's smooth weighted round-robin. */
 export const DEFAULT_BALANCER = { algorithm: 'weighted-round-robin' } as const;

@@ -2,12 +2,13 @@
 export { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamPolicy } from './convert.ts';
 export type { UpstreamPolicy } from './convert.ts';
 export * from './defaults.ts';
-export { ipRangeMatcher, parseIpRanges, plainIp } from './ip-range.ts';
+export { ipRangeMatcher, isLoopbackHost, parseIpRanges, plainIp } from './ip-range.ts';
 export type { IpRange } from './ip-range.ts';
 export type { ConfigIssue } from './issues.ts';
 export { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
 export { RETRY_CONDITIONS } from './schema-service.ts';
 export type {
+  AdminSettings,
   ForwardingSettings,
   GatewayConfig,
   HeaderPolicy,

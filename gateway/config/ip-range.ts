@@ -52,3 +52,11 @@ export function ipRangeMatcher(ranges: readonly IpRange[]): (address: string) =>
 export function plainIp(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+const isLoopbackAddress = ipRangeMatcher(parseIpRanges('loopback')!);
+
+/** True when a listener bound to `host` is reachable from this machine only: `localhost`, 127.0.0.0/8 or ::1 (undefined means every interface). */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  return host.toLowerCase() === 'localhost' || isLoopbackAddress(host);
+}

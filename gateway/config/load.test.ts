@@ -29,7 +29,7 @@ describe('parseConfig', () => {
   it('accepts the minimal file of the issue as it stands', () => {
     const config = parseConfig('gateway.yaml', MINIMAL);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
-    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9180 });
+    expect(config.admin).toEqual({ listen: { host: '127.0.0.1', port: 9180 }, token: undefined });
     expect(config.registries).toEqual([{ url: 'zk://127.0.0.1:2181/services', location: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' } }]);
     expect(config.services.get('user')?.balancer).toEqual({ algorithm: 'weighted-round-robin' });
     expect(config.routes).toMatchObject([
@@ -51,7 +51,7 @@ describe('parseConfig', () => {
 
   it('fills every default for an empty file', () => {
     const config = parseConfig('gateway.yaml', '');
-    expect(config).toMatchObject({ listen: { host: undefined, port: 8080 }, admin: { host: '127.0.0.1', port: 9180 }, registries: [], routes: [], accessLog: true });
+    expect(config).toMatchObject({ listen: { host: undefined, port: 8080 }, admin: { listen: { host: '127.0.0.1', port: 9180 } }, registries: [], routes: [], accessLog: true });
     expect(config.forwarding.trustedProxies).toEqual([]);
     expect(config.defaults.balancer).toEqual({ algorithm: 'weighted-round-robin' });
   });

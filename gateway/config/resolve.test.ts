@@ -167,4 +167,30 @@ describe('values', () => {
   it('turns the admin listener off with false', () => {
     expect(parseConfig('g.yaml', 'admin: false').admin).toBeUndefined();
   });
+
+  it.each([
+    ['127.0.0.1:9999', { listen: { host: '127.0.0.1', port: 9999 }, token: undefined }],
+    ['{ listen: "[::1]:9181" }', { listen: { host: '::1', port: 9181 }, token: undefined }],
+    ['{ token: 0123456789abcdef }', { listen: { host: '127.0.0.1', port: 9180 }, token: '0123456789abcdef' }],
+    ['{ listen: ":9180", token: s3cr3t-s3cr3t-s3cr3t }', { listen: { host: undefined, port: 9180 }, token: 's3cr3t-s3cr3t-s3cr3t' }],
+    ['{ listen: "localhost:9180" }', { listen: { host: 'localhost', port: 9180 }, token: undefined }],
+  ])('reads the admin listener %s', (value, expected) => {
+    expect(parseConfig('g.yaml', `admin: ${value}`).admin).toEqual(expected);
+  });
+
+  it.each([
+    ['":9180"', 'the admin API on every interface needs a token'],
+    ['10.0.0.5:9180', 'the admin API on 10.0.0.5 needs a token'],
+    ['{ listen: "0.0.0.0:9180" }', 'the admin API on 0.0.0.0 needs a token'],
+  ])('refuses the admin listener %s beyond loopback without a token', (value, reason) => {
+    expect(() => parseConfig('g.yaml', `admin: ${value}`)).toThrow(`g.yaml: admin (line 1): ${reason}`);
+  });
+
+  it.each([
+    ['{ token: short }', 'admin.token (line 1): must be at least 16 characters'],
+    ['{ token: "has spaces in the token" }', 'admin.token (line 1): must be printable ASCII without spaces'],
+    ['{ listen: 127.0.0.1:1, tokn: x }', 'admin.tokn (line 1): unknown field "tokn" (did you mean "token"?)'],
+  ])('refuses the admin settings %s', (value, reason) => {
+    expect(() => parseConfig('g.yaml', `admin: ${value}`)).toThrow(reason);
+  });
 });

@@ -15,7 +15,7 @@ import {
 import type { ConfigInput } from './schema.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
-import type { GatewayConfig, HeaderPolicy, HealthCheckSettings, OutlierDetectionSettings, RetryPolicy, RouteConfig, ServiceSettings, StaticInstance } from './types.ts';
+import type { AdminSettings, GatewayConfig, HeaderPolicy, HealthCheckSettings, OutlierDetectionSettings, RetryPolicy, RouteConfig, ServiceSettings, StaticInstance } from './types.ts';
 
 const BUILT_IN: ServiceSettings = {
   balancer: DEFAULT_BALANCER,
@@ -36,7 +36,7 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
   const limits = input.limits ?? {};
   return {
     listen: input.listen ?? DEFAULT_LISTEN,
-    admin: input.admin === false ? undefined : (input.admin ?? DEFAULT_ADMIN),
+    admin: resolveAdmin(input.admin),
     registries: input.registries ?? [],
     defaults,
     services,
@@ -51,6 +51,14 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
     },
     shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
   };
+}
+
+/** The admin listener from its short form (an address), its long form (`{ listen, token }`) or its absence. */
+function resolveAdmin(input: ConfigInput['admin']): AdminSettings | undefined {
+  if (input === false) return undefined;
+  if (input === undefined) return { listen: DEFAULT_ADMIN, token: undefined };
+  if ('port' in input) return { listen: input, token: undefined };
+  return { listen: input.listen ?? DEFAULT_ADMIN, token: input.token };
 }
 
 /** One layer over another: a section the layer leaves out is inherited whole, a section it sets is merged key by key. */

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
-import { DEFAULT_SERVER_LIMITS } from './defaults.ts';
+import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './defaults.ts';
+import { isLoopbackHost } from './ip-range.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema } from './schema-service.ts';
-import { byteSize, duration, ipRangeText, listenAddress, section } from './schema-values.ts';
+import { byteSize, duration, ipRangeText, listenAddress, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
 const registry = z.string().transform((url, context): { url: string; location: RegistryLocation } => {
@@ -15,13 +16,25 @@ const registry = z.string().transform((url, context): { url: string; location: R
   }
 });
 
+/** The admin listener's long form: where it listens and the bearer token it requires. */
+const adminSection = section({
+  listen: listenAddress.optional(),
+  token: z
+    .string()
+    .min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (e.g. the output of \`openssl rand -hex 24\`)`)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it travels in an HTTP header)')
+    .optional(),
+});
+
 /**
  * The gateway configuration file as zod reads it: strict objects everywhere, durations and sizes
  * normalised, nothing filled in yet (`resolveConfig` applies the defaults and merges services).
  */
 export const configSchema = section({
   listen: listenAddress.optional(),
-  admin: z.union([z.literal(false), listenAddress], { error: 'expected false or an address such as 127.0.0.1:9180' }).optional(),
+  admin: z
+    .union([z.literal(false), listenAddress, adminSection], { error: 'expected false, an address such as 127.0.0.1:9180, or { listen, token }' })
+    .optional(),
   registries: z.array(registry).optional(),
   defaults: serviceDefaultsSchema.optional(),
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
@@ -36,6 +49,8 @@ export const configSchema = section({
   }).optional(),
   shutdown: section({ drainTimeout: duration.optional() }).optional(),
 }).superRefine((config, context) => {
+  const adminIssue = adminExposureIssue(config.admin);
+  if (adminIssue) context.addIssue({ code: 'custom', path: ['admin'], message: adminIssue });
   const names = new Map<string, number>();
   config.routes?.forEach((route, index) => {
     if (route.name === undefined) return;
@@ -50,6 +65,19 @@ export const configSchema = section({
     context.addIssue({ code: 'custom', path: ['limits', 'headersTimeout'], message: 'must not exceed limits.requestTimeout' });
   }
 });
+
+/**
+ * Why an admin listener may not start as configured: bound beyond loopback without a token, it
+ * would hand the internals (and the dashboard) to anyone who can reach the port.
+ */
+function adminExposureIssue(admin: z.output<typeof adminSection> | ListenAddress | false | undefined): string | undefined {
+  if (admin === undefined || admin === false) return undefined;
+  const listen = 'port' in admin ? admin : (admin.listen ?? DEFAULT_ADMIN);
+  const token = 'port' in admin ? undefined : admin.token;
+  if (token !== undefined || isLoopbackHost(listen.host)) return undefined;
+  const where = listen.host === undefined ? 'every interface' : listen.host;
+  return `the admin API on ${where} needs a token: write admin: { listen: "${listen.host ?? ''}:${listen.port}", token: <secret> }, or bind it to 127.0.0.1`;
+}
 
 /** The file as parsed and normalised, before defaults. */
 export type ConfigInput = z.output<typeof configSchema>;

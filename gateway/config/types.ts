@@ -11,7 +11,7 @@ export type { ListenAddress };
 export interface GatewayConfig {
   readonly listen: ListenAddress;
   /** The admin listener; undefined when `admin: false`. */
-  readonly admin: ListenAddress | undefined;
+  readonly admin: AdminSettings | undefined;
   readonly registries: readonly RegistryConfig[];
   /** Settings of every service not declared in `services`. */
   readonly defaults: ServiceSettings;
@@ -23,6 +23,13 @@ export interface GatewayConfig {
   readonly accessLog: boolean;
   readonly limits: ServerLimits;
   readonly shutdown: ShutdownSettings;
+}
+
+/** The admin listener: where it listens, and the bearer token its API requires (none: no check, loopback only). */
+export interface AdminSettings {
+  readonly listen: ListenAddress;
+  /** A secret: the admin API redacts it from `/api/config`. */
+  readonly token: string | undefined;
 }
 
 /** One registry as written and as parsed by `parseRegistryUrl`. */

@@ -15,6 +15,14 @@ export interface ProxyPolicy extends AttemptTimeouts {
   readonly connectTimeoutMs: number;
 }
 
+/** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
+export interface AttemptObserver {
+  /** An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500, `http-5xx` for a 5xx answer. */
+  attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void;
+  /** A request of `service` found no instance to send to (and none had been tried). */
+  unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void;
+}
+
 /** The proxy's view of the rest of the gateway. */
 export interface ProxyDependencies {
   /** The current picker of `service`; undefined when the service is unknown. */
@@ -22,6 +30,8 @@ export interface ProxyDependencies {
   /** The retry and timeout policy for this request. */
   policyFor(context: GatewayContext): ProxyPolicy;
   pools: UpstreamPools;
+  /** Per-instance counters and upstream error metrics. */
+  observer?: AttemptObserver;
 }
 
 /** Attempts to find an instance not tried yet before accepting a repeat. */
@@ -35,7 +45,11 @@ const DISTINCT_PICK_TRIES = 3;
 export function createProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {
   return async function proxy(context) {
     const picker = dependencies.pickerFor(context.service);
-    if (!picker) return sendGatewayError(context, 'no-instances');
+    const observer = dependencies.observer;
+    if (!picker) {
+      observer?.unavailable(context.service, 'no-instances');
+      return sendGatewayError(context, 'no-instances');
+    }
     const policy = dependencies.policyFor(context);
     const { request } = context;
     const hasBody = request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
@@ -52,12 +66,16 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
         pick = picker.pick(pickContext);
       }
       // After a failed attempt, what the client needs to hear is that failure, not "none left".
-      if (pick.kind === 'none') return sendGatewayError(context, lastError ?? pick.reason);
+      if (pick.kind === 'none') {
+        if (!lastError) observer?.unavailable(context.service, pick.reason);
+        return sendGatewayError(context, lastError ?? pick.reason);
+      }
       tried.add(pick.address);
       context.outcome.attempts = attempt;
       context.outcome.upstream = pick.address;
       const pool = dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs);
       const result = await attemptUpstream(context, pool, pick, policy, hasBody ? request : null);
+      observer?.attempt(context.service, pick.address, result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass);
       if (result.ok) return;
       lastError = result.errorClass;
       context.outcome.errorClass = result.errorClass;

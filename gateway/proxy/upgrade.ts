@@ -17,17 +17,27 @@ import { classifyUpstreamError } from './upstream-error.ts';
 export function createUpgradeProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {
   return async function upgradeProxy(context) {
     const picker = dependencies.pickerFor(context.service);
-    if (!picker) return sendGatewayError(context, 'no-instances');
+    const observer = dependencies.observer;
+    if (!picker) {
+      observer?.unavailable(context.service, 'no-instances');
+      return sendGatewayError(context, 'no-instances');
+    }
     const pick = picker.pick({ clientIp: context.clientIp, url: context.upstream.path, headers: context.request.headers });
-    if (pick.kind === 'none') return sendGatewayError(context, pick.reason);
+    if (pick.kind === 'none') {
+      observer?.unavailable(context.service, pick.reason);
+      return sendGatewayError(context, pick.reason);
+    }
     context.outcome.attempts = 1;
     context.outcome.upstream = pick.address;
     const policy = dependencies.policyFor(context);
     const result = await handshake(context, dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs), pick, policy.headersTimeoutMs);
     if ('error' in result) {
       context.log.debug({ err: result.error.message, upstream: pick.address }, 'upgrade failed');
-      return sendGatewayError(context, classifyUpstreamError(result.error, false));
+      const errorClass = classifyUpstreamError(result.error, false);
+      observer?.attempt(context.service, pick.address, errorClass);
+      return sendGatewayError(context, errorClass);
     }
+    observer?.attempt(context.service, pick.address, undefined);
     splice(context, result.status, result.headers, result.socket);
   };
 }

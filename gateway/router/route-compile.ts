@@ -73,3 +73,9 @@ export function stripLeading(path: string, length: number): string {
   if (rest === '') return '/';
   return rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
 }
+
+/** Routes in the order the router tries them: routes to a named service most specific first, then namespace routes likewise. */
+export function routesInMatchOrder(routes: readonly RouteConfig[]): RouteConfig[] {
+  const compiled = routes.map(compileRoute).sort(compareSpecificity);
+  return [...compiled.filter((route) => !route.config.namespace), ...compiled.filter((route) => route.config.namespace)].map((route) => route.config);
+}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { routesInMatchOrder } from './route-compile.ts';
 import { createRouter, normalizeHost, type RouteRequest } from './router.ts';
 
 /** A router over routes written as YAML flow maps, one per line, so tests read like the config file. */
@@ -121,6 +122,19 @@ describe('Router namespace routes', () => {
   it('tries namespace routes only after every route to a named service', () => {
     const withFallback = routerOf(['{ host: api.example.com, namespace: true }', '{ service: catch-all }'], ['greeter']);
     expect(withFallback.route(request('/greeter/x', { host: 'api.example.com' }))?.service).toBe('catch-all');
+  });
+});
+
+describe('routesInMatchOrder', () => {
+  it('lists routes in the order the router tries them: named services by specificity, then namespace routes', () => {
+    const config = parseConfig('test.yaml', `routes:
+  - { name: ns, namespace: true }
+  - { name: short, path: /a, service: a }
+  - { name: host-ns, host: api.example.com, namespace: true }
+  - { name: long, path: /a/b, service: b }
+  - { name: regex, pathRegex: "^/x", service: x }
+`);
+    expect(routesInMatchOrder(config.routes).map((route) => route.name)).toEqual(['regex', 'long', 'short', 'host-ns', 'ns']);
   });
 });
 

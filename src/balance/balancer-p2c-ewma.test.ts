@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instanceAddress, type Instance } from '../discovery/instance.ts';
+import type { Balancer } from './balancer.ts';
 import { P2cEwmaBalancer } from './balancer-p2c-ewma.ts';
+import { RoundRobinBalancer } from './balancer-round-robin.ts';
 import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
 import type { PickedEndpoint } from './picker.ts';
 
@@ -82,5 +84,15 @@ describe('P2cEwmaBalancer', () => {
     (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 5_000, errorClass: 'cancelled' });
     now += 1;
     expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
+  });
+
+  it('reports its latency estimate through the member view, which other balancers leave out', () => {
+    const balancer: Balancer = new P2cEwmaBalancer({ now: () => 0 });
+    balancer.update(testEndpoints('a'));
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: true, latencyMs: 12 });
+    expect(balancer.member('a.svc.test:8080')?.latencyMs).toBe(12);
+    const plain: Balancer = new RoundRobinBalancer();
+    plain.update(testEndpoints('a'));
+    expect(plain.member('a.svc.test:8080')?.latencyMs).toBeUndefined();
   });
 });

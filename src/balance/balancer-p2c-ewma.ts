@@ -23,6 +23,11 @@ export class EwmaMember extends Member {
   ) {
     super(endpoint.address, endpoint.instance, endpoint.routable);
   }
+
+  /** The peak-EWMA estimate, undecayed, for the admin view. */
+  get latencyMs(): number {
+    return this.ewma.latencyMs;
+  }
 }
 
 /** Redraws for a second candidate distinct from the first before settling for a uniform one. */

@@ -39,6 +39,8 @@ export interface MemberView {
   readonly routable: boolean;
   /** Picks whose `done` has not been called yet. */
   readonly inFlight: number;
+  /** The latency estimate in milliseconds, from balancers that keep one (`p2c-ewma`); undefined otherwise. */
+  readonly latencyMs?: number;
 }
 
 /**

@@ -22,12 +22,13 @@ export class ServiceBalancer {
   private closed = false;
 
   constructor(
-    view: HealthView,
+    /** The health view the balancer is fed from; the admin view reads it too. */
+    readonly health: HealthView,
     readonly balancer: Balancer,
     private readonly teardown: () => void = () => undefined,
   ) {
     this.picker$ = this.pickers.asObservable();
-    this.subscription = view.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
+    this.subscription = health.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
   }
 
   /** The picker to use for the next request; `no-instances` until the registry lists the service. */

@@ -91,6 +91,18 @@ describe('DiscoveryAggregator', () => {
     expect(names).toEqual(['order', 'user']);
   });
 
+  it('keeps the latest snapshot of each provider per service and the revision each provider was last seen at', () => {
+    const zk = new StaticProvider('zk');
+    const etcd = new StaticProvider('etcd');
+    const aggregator = aggregate([zk, etcd]);
+    zk.replace(new Map([['user', entries(1)]]));
+    zk.replace(new Map([['user', entries(1, 2)]]));
+    etcd.replace(new Map([['order', entries(3)]]));
+    expect([...aggregator.snapshotsOf('user')].map(([provider, snapshot]) => [provider, snapshot.instances.length, snapshot.revision])).toEqual([['zk', 2, '2']]);
+    expect(aggregator.snapshotsOf('unknown').size).toBe(0);
+    expect([aggregator.revisionOf('zk'), aggregator.revisionOf('etcd'), aggregator.revisionOf('none')]).toEqual(['2', '1', undefined]);
+  });
+
   it('reports every provider status in configuration order', async () => {
     const aggregator = aggregate([new StaticProvider('a'), new StaticProvider('b')]);
     const statuses = await new Promise<readonly string[]>((resolve) =>

@@ -40,6 +40,7 @@ export class DiscoveryAggregator {
   private readonly inputs = new Map<string, Subject<ReadonlyMap<string, ProviderSnapshot>>>();
   private readonly latestByService = new Map<string, Map<string, ProviderSnapshot>>();
   private readonly serviceNames = new BehaviorSubject<readonly string[]>([]);
+  private readonly latestRevision = new Map<string, string>();
   private readonly subscriptions = new Subscription();
   private readonly throttleMs: number;
   private readonly scheduler: SchedulerLike;
@@ -79,6 +80,16 @@ export class DiscoveryAggregator {
     return conf;
   }
 
+  /** The latest snapshot of `service` from each provider that has reported it, unthrottled; for the admin view. */
+  snapshotsOf(service: string): ReadonlyMap<string, ProviderSnapshot> {
+    return this.latestByService.get(service) ?? new Map();
+  }
+
+  /** The revision of the latest snapshot received from `provider` (the registry as last seen), if any. */
+  revisionOf(provider: string): string | undefined {
+    return this.latestRevision.get(provider);
+  }
+
   /** Closes every provider and completes every conf stream. */
   async close(): Promise<void> {
     this.subscriptions.unsubscribe();
@@ -96,6 +107,7 @@ export class DiscoveryAggregator {
       this.serviceNames.next([...this.latestByService.keys()].sort());
     }
     perProvider.set(snapshot.provider, snapshot);
+    this.latestRevision.set(snapshot.provider, snapshot.revision);
     const ordered = new Map([...perProvider].sort(([a], [b]) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0)));
     this.inputFor(snapshot.service).next(ordered);
   }

@@ -69,10 +69,11 @@ describe('EndpointSet', () => {
     set.close();
   });
 
-  it('takes traffic away from a member that outlier detection ejects', () => {
+  it('takes traffic away from a member that outlier detection ejects, and says until when', () => {
     const { set, routable, endpoint } = harness([1, 2, 3]);
     set.record(healthAddress(3), FAIL);
-    expect(endpoint(3)?.ejected).toBe(true);
+    expect(endpoint(3)).toMatchObject({ ejected: true, ejectedUntil: Date.now() + 10_000 });
+    expect(endpoint(2)?.ejectedUntil).toBeUndefined();
     expect(routable()).toEqual(['i-1', 'i-2']);
     set.close();
   });

@@ -153,7 +153,9 @@ export class EndpointSet implements HealthView {
     if (!this.listed || this.closed) return;
     const describe = (instance: Instance, inRegistry: boolean): Omit<EndpointHealth, 'routable'> => {
       const address = instanceAddress(instance);
-      return { address, instance, inRegistry, active: this.checker?.health(address) ?? 'unknown', ejected: this.detector?.isEjected(address) ?? false };
+      const health = { address, instance, inRegistry, active: this.checker?.health(address) ?? 'unknown', ejected: this.detector?.isEjected(address) ?? false };
+      const ejectedUntil = health.ejected ? this.detector?.ejectedUntil(address) : undefined;
+      return ejectedUntil === undefined ? health : { ...health, ejectedUntil };
     };
     const endpoints = [
       ...this.members.map((instance) => describe(instance, true)),

@@ -18,6 +18,8 @@ export interface EndpointHealth {
   readonly active: ActiveHealth;
   /** True while passive outlier detection has ejected the endpoint. */
   readonly ejected: boolean;
+  /** While ejected: when the ejection ends, in epoch milliseconds. */
+  readonly ejectedUntil?: number;
   /** Whether the endpoint may receive traffic, with the panic threshold already applied; weight is the balancer's concern. */
   readonly routable: boolean;
 }

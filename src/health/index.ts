@@ -1,6 +1,7 @@
 export { ActiveHealthChecker, DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS, DEFAULT_HEALTHY_THRESHOLD, DEFAULT_UNHEALTHY_THRESHOLD } from './active-checker.ts';
 export type { ActiveCheckOptions } from './active-checker.ts';
 export { DEFAULT_PANIC_THRESHOLD_PERCENT, DEFAULT_REMOVAL_GRACE_MS, EndpointSet } from './endpoint-set.ts';
+export { isHealthy } from './endpoint-verdict.ts';
 export type { EndpointSetOptions } from './endpoint-set.ts';
 export type { ActiveHealth, EndpointHealth, HealthSnapshot, HealthView } from './health-view.ts';
 export {

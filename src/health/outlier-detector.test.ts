@@ -56,6 +56,17 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it('tells when an ejection ends, and nothing once the endpoint is back', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    expect(target.ejectedUntil(address)).toBeUndefined();
+    feed(target, address, FAIL, FAIL, FAIL);
+    expect(target.ejectedUntil(address)).toBe(Date.now() + 1_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(target.ejectedUntil(address)).toBeUndefined();
+    target.close();
+  });
+
   it('forgives one past ejection per decay interval spent back in service', async () => {
     const target = detector();
     const address = members(1)[0]!;

@@ -28,6 +28,8 @@ interface Tracker {
   timesEjected: number;
   returnedAt: number;
   timer: NodeJS.Timeout | undefined;
+  /** When the current ejection ends (clock of `now`); meaningful only while `timer` is set. */
+  until: number;
 }
 
 /**
@@ -69,6 +71,12 @@ export class OutlierDetector {
     return this.ejected.getValue().has(address);
   }
 
+  /** When the ejection of `address` ends (the detector's clock, epoch ms by default), or undefined when it is not ejected. */
+  ejectedUntil(address: string): number | undefined {
+    const tracker = this.trackers.get(address);
+    return tracker?.timer === undefined ? undefined : tracker.until;
+  }
+
   /** Sets the endpoints outcomes may be recorded for; departed ones lose their history and any ejection. */
   setMembers(addresses: Iterable<string>): void {
     if (this.closed) return;
@@ -79,7 +87,7 @@ export class OutlierDetector {
       this.trackers.delete(address);
     }
     for (const address of wanted) {
-      if (!this.trackers.has(address)) this.trackers.set(address, { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined });
+      if (!this.trackers.has(address)) this.trackers.set(address, { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 });
     }
     const current = this.ejected.getValue();
     if ([...current].some((address) => !wanted.has(address))) this.ejected.next(new Set([...current].filter((address) => wanted.has(address))));
@@ -117,6 +125,7 @@ export class OutlierDetector {
     const forgiven = Math.floor((now - tracker.returnedAt) / this.settings.decayIntervalMs);
     tracker.timesEjected = Math.max(0, tracker.timesEjected - forgiven) + 1;
     const durationMs = Math.min(this.settings.baseEjectionMs * tracker.timesEjected, this.settings.maxEjectionMs);
+    tracker.until = now + durationMs;
     tracker.timer = setTimeout(() => this.restore(address, tracker), durationMs);
     tracker.timer.unref();
     outlierEjectionsTotal.inc({ service: this.service });

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
+import type { LineSink } from '../../../src/log-pretty.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 
 /** Settings of the access-log middleware. */
@@ -11,12 +12,12 @@ export interface AccessLogOptions {
 /**
  * A pino logger for access lines on stdout (operational logs go to stderr), buffered in 4 KiB
  * writes so that logging does not cost a system call per request. Call `flush()` on shutdown.
+ * `destination` may also be a sink that takes each line as it is written (`--pretty`).
  */
-export function createAccessLogger(destination: number | string = 1): Logger {
-  return pino(
-    { base: undefined, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: destination, sync: false, minLength: 4_096 }),
-  );
+export function createAccessLogger(destination: number | string | LineSink = 1): Logger {
+  const options = { base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
+  if (typeof destination === 'object') return pino(options, destination);
+  return pino(options, pino.destination({ dest: destination, sync: false, minLength: 4_096 }));
 }
 
 /** One access log line, as written. */

@@ -1,0 +1,35 @@
+# One image for both programs. The command picks one:
+#   docker run … switchboard:local switchboard --config /etc/switchboard/gateway.yaml   (the default)
+#   docker run … switchboard:local switchboard-agent --registry … -- <backend command>
+# TypeScript runs through tsx, a runtime dependency, so `npm ci --omit=dev` is all the install there is.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# The demo backend (test/fixtures/backend.mjs) imports `ws`, a devDependency. Rather than pull every
+# devDependency (TypeScript, vitest, testcontainers…) into the image, `ws` alone is installed here and
+# copied to test/node_modules, where Node finds it from the fixture and nothing else sees it.
+# Keep the version equal to package-lock.json's (test/integration/docker-files.test.ts checks).
+FROM ${NODE_IMAGE} AS fixture-deps
+WORKDIR /deps
+RUN npm install --omit=dev --no-audit --no-fund ws@8.23.0
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+# Dependencies first: their layer is rebuilt only when the lock file changes.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+COPY gateway ./gateway
+COPY registry-agent ./registry-agent
+COPY scripts/demo ./scripts/demo
+COPY test/fixtures ./test/fixtures
+COPY --from=fixture-deps /deps/node_modules ./test/node_modules
+# npm does not link a package's own bins on `npm ci`; these make both programs plain commands.
+RUN chmod +x bin/*.js \
+  && ln -s /app/bin/switchboard.js /usr/local/bin/switchboard \
+  && ln -s /app/bin/switchboard-agent.js /usr/local/bin/switchboard-agent
+USER node
+EXPOSE 8080 9180
+CMD ["switchboard", "--config", "/etc/switchboard/gateway.yaml"]

@@ -1,0 +1,124 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEventStream } from '../../test/harness/sse-client.ts';
+import { waitFor } from '../../test/harness/wait.ts';
+import { parseConfig } from '../config/index.ts';
+import { startGateway, type Gateway } from '../pipeline.ts';
+import type { ServiceView } from './service-view.ts';
+
+const TOKEN = 'admin-server-test-token';
+
+/** The real pipeline in this process, with a static service in front of a real backend. */
+describe('the admin listener of a running gateway', () => {
+  let backend: Server;
+  let gateway: Gateway;
+  let admin: string;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const configText = (port: number, extra = '') => `
+listen: 127.0.0.1:0
+admin: { listen: 127.0.0.1:0, token: ${TOKEN} }
+accessLog: false
+services:
+  echo: { instances: ["127.0.0.1:${port}"] }
+routes:
+  - { name: echo, path: /echo, service: echo }
+${extra}`;
+
+  beforeAll(async () => {
+    backend = createServer((_request, response) => response.end('ok'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as AddressInfo).port;
+    gateway = await startGateway(parseConfig('g.yaml', configText(port)));
+    admin = `http://127.0.0.1:${gateway.adminPort}`;
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  it('answers 401 with a JSON error and a Bearer challenge without the token or with a wrong one', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: `Basic ${TOKEN}` }] as Record<string, string>[]) {
+      const response = await fetch(`${admin}/api/services`, { headers });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="switchboard-admin"');
+      expect(await response.json()).toMatchObject({ error: 'unauthorized', status: 401 });
+    }
+    expect((await fetch(`${admin}/metrics`)).status).toBe(401);
+    expect((await fetch(`${admin}/no/such/path`)).status).toBe(401);
+  });
+
+  it('takes the token from the query on the event stream only', async () => {
+    expect((await fetch(`${admin}/api/services?token=${TOKEN}`)).status).toBe(401);
+    const stream = await openEventStream(`${admin}/api/events?token=${TOKEN}`);
+    expect(stream.status).toBe(200);
+    stream.close();
+  });
+
+  it('answers 404 for an unknown path and 405 for any method but GET, both as JSON', async () => {
+    const missing = await fetch(`${admin}/api/nothing`, { headers: auth });
+    expect([missing.status, await missing.json()]).toEqual([404, { error: 'not-found', status: 404, message: 'no admin endpoint at /api/nothing' }]);
+    for (const method of ['POST', 'DELETE', 'HEAD']) {
+      const response = await fetch(`${admin}/api/services`, { method, headers: auth });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET');
+    }
+  });
+
+  it('serves the dashboard without the token, under a strict content security policy', async () => {
+    for (const path of ['/', '/index.html', '/dashboard.css', '/dashboard.js', '/dashboard-format.js']) {
+      const response = await fetch(`${admin}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");
+    }
+    expect(await (await fetch(`${admin}/`)).text()).toContain('<script type="module" src="dashboard.js">');
+  });
+
+  it('lists the service with its instance and the requests it took', async () => {
+    for (let index = 0; index < 3; index += 1) expect((await fetch(`http://127.0.0.1:${gateway.port}/echo`)).status).toBe(200);
+    const { services } = (await (await fetch(`${admin}/api/services`, { headers: auth })).json()) as { services: ServiceView[] };
+    expect(services).toMatchObject([
+      { name: 'echo', declared: true, balancer: 'weighted-round-robin', providers: [{ name: 'static', state: 'connected', instances: 1 }], instances: [{ source: 'static', requests: 3, errors: 0, inFlight: 0, routable: true, health: { state: 'healthy', reason: 'registered' } }] },
+    ]);
+  });
+
+  it('shows the configuration with the token redacted, the routes and the registries', async () => {
+    const config = await (await fetch(`${admin}/api/config`, { headers: auth })).text();
+    expect(config).not.toContain(TOKEN);
+    expect(JSON.parse(config).admin.token).toBe('[redacted]');
+    expect(await (await fetch(`${admin}/api/routes`, { headers: auth })).json()).toMatchObject({ routes: [{ order: 0, name: 'echo', service: 'echo' }] });
+    expect(await (await fetch(`${admin}/api/registries`, { headers: auth })).json()).toMatchObject({ registries: [{ name: 'static', kind: 'static', url: null, state: 'connected', services: 1 }] });
+  });
+
+  it('streams configuration changes, applied and refused, and counts them', async () => {
+    const stream = await openEventStream(`${admin}/api/events`, auth);
+    const port = (backend.address() as AddressInfo).port;
+    gateway.apply(parseConfig('g.yaml', configText(port, '  - { name: other, path: /other, service: echo }')));
+    gateway.refuse(new Error('g.yaml: listn (line 1): unknown field "listn"'));
+    await waitFor(() => stream.messages.length >= 2, { message: 'two config events' });
+    expect(stream.messages.map((message) => [message.event, JSON.parse(message.data).data])).toEqual([
+      ['config-applied', { routes: 2, services: 1, restartRequired: [] }],
+      ['config-refused', { reason: 'g.yaml: listn (line 1): unknown field "listn"' }],
+    ]);
+    stream.close();
+    const metrics = await (await fetch(`${admin}/metrics`, { headers: auth })).text();
+    expect(metrics).toContain('switchboard_config_reloads_total{result="applied"} 1');
+    expect(metrics).toContain('switchboard_config_reloads_total{result="refused"} 1');
+  });
+});
+
+describe('an admin listener without a token', () => {
+  it('answers only requests addressed to a loopback host', async () => {
+    const gateway = await startGateway(parseConfig('g.yaml', 'listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\naccessLog: false\n'));
+    try {
+      const url = `http://127.0.0.1:${gateway.adminPort}/api/services`;
+      expect((await fetch(url)).status).toBe(200);
+      const { request } = await import('undici');
+      const rebound = await request(url, { headers: { host: `attacker.example:${gateway.adminPort}` } });
+      expect([rebound.statusCode, await rebound.body.json()]).toMatchObject([403, { error: 'forbidden', status: 403 }]);
+    } finally {
+      await gateway.close();
+    }
+  });
+});

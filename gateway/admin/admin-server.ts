@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { componentLogger } from '../../src/logger.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
+import type { ListenAddress } from '../config/index.ts';
+import { isAuthorized, isLoopbackHostHeader } from './admin-auth.ts';
+import type { AdminSources } from './admin-sources.ts';
+import { configView, routesView } from './config-view.ts';
+import { DASHBOARD_HEADERS, type DashboardAsset } from './dashboard-assets.ts';
+import type { AdminEvents } from './events.ts';
+import { registriesView } from './registry-view.ts';
+import { servicesView } from './service-view.ts';
+import { streamEvents } from './sse.ts';
+
+/** Where the admin listener binds and what it requires. */
+export interface AdminServerOptions {
+  readonly listen: ListenAddress;
+  /** When set, the API and metrics need `Authorization: Bearer <token>` (`/api/events` also takes `?token=`). */
+  readonly token: string | undefined;
+  /** Heartbeat interval of `/api/events`. */
+  readonly heartbeatMs?: number;
+}
+
+const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+
+/**
+ * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
+ * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET.
+ * With a token, everything but the dashboard's static files needs it; without one, only requests
+ * addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
+ */
+export class AdminServer {
+  readonly server: Server;
+  private readonly streams = new Set<() => void>();
+  private readonly log = componentLogger('admin');
+  private readonly views: ReadonlyMap<string, () => unknown>;
+
+  constructor(
+    sources: AdminSources,
+    private readonly events: AdminEvents,
+    private readonly assets: ReadonlyMap<string, DashboardAsset>,
+    private readonly options: AdminServerOptions,
+  ) {
+    this.views = new Map<string, () => unknown>([
+      ['/api/services', () => servicesView(sources, events.providerStatuses())],
+      ['/api/routes', () => routesView(sources.config())],
+      ['/api/config', () => configView(sources.config())],
+      ['/api/registries', () => registriesView(sources, events.providerStatuses())],
+    ]);
+    this.server = createServer((request, response) => {
+      this.handle(request, response).catch((error: unknown) => {
+        this.log.error({ err: error, path: request.url }, 'admin request failed');
+        sendError(response, 500, 'internal', 'the admin API failed to answer; see the gateway log');
+      });
+    });
+  }
+
+  /** Binds the configured address and resolves with the bound port (useful with port 0). */
+  listen(): Promise<number> {
+    const { host, port } = this.options.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address ? address.port : port);
+      });
+    });
+  }
+
+  /** Ends every event stream and closes the listener. */
+  async close(): Promise<void> {
+    for (const end of [...this.streams]) end();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://admin.invalid');
+    const path = url.pathname === '/index.html' ? '/' : url.pathname;
+    const asset = this.assets.get(path);
+    const { token } = this.options;
+    // Checked before the path, so that without the token nothing is learned, not even which paths exist.
+    if (token === undefined && !isLoopbackHostHeader(request.headers.host)) {
+      return sendError(response, 403, 'forbidden', 'without an admin token, the admin API answers only requests addressed to localhost');
+    }
+    if (token !== undefined && !asset && !isAuthorized(token, { headers: request.headers, queryToken: path === '/api/events' ? url.searchParams.get('token') : null })) {
+      response.setHeader('www-authenticate', 'Bearer realm="switchboard-admin"');
+      return sendError(response, 401, 'unauthorized', 'send Authorization: Bearer <admin token>');
+    }
+    const view = this.views.get(path);
+    if (!asset && !view && path !== '/api/events' && path !== '/metrics') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
+    if (request.method !== 'GET') {
+      response.setHeader('allow', 'GET');
+      return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET only`);
+    }
+    if (asset) {
+      response.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': asset.contentType, 'content-length': asset.body.length });
+      return void response.end(asset.body);
+    }
+    if (view) return sendJson(response, 200, view());
+    if (path === '/metrics') {
+      const text = await metricsRegistry.metrics();
+      response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });
+      return void response.end(text);
+    }
+    const end = streamEvents(request, response, this.events, this.options.heartbeatMs);
+    this.streams.add(end);
+    response.once('close', () => this.streams.delete(end));
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+function sendError(response: ServerResponse, status: number, error: string, message: string): void {
+  if (response.headersSent) return void response.destroy();
+  sendJson(response, status, { error, status, message });
+}

@@ -1,0 +1,41 @@
+import type { DiscoveryAggregator } from '../../src/discovery/index.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import type { GatewayConfig } from '../config/index.ts';
+import type { ServiceBalancers } from '../service-registry.ts';
+import type { InstanceTraffic } from '../telemetry/index.ts';
+import type { EndpointState } from './event-types.ts';
+import { healthVerdict } from './health-state.ts';
+
+/** A provider of the running gateway: its name (which tags snapshots and statuses), URL and kind. */
+export interface RegistryRef {
+  readonly name: string;
+  /** As configured; undefined for the static instances of the configuration file. */
+  readonly url: string | undefined;
+  readonly kind: 'zookeeper' | 'etcd' | 'file' | 'static';
+}
+
+/** Everything of the running gateway that the admin API reads; it never writes to any of it. */
+export interface AdminSources {
+  readonly aggregator: DiscoveryAggregator;
+  readonly balancers: ServiceBalancers;
+  readonly traffic: InstanceTraffic;
+  /** Providers in configuration order, static instances last. */
+  readonly registries: readonly RegistryRef[];
+  /** The configuration in force. */
+  config(): GatewayConfig;
+}
+
+/** The endpoints of a health snapshot with their admin health verdict and the provider that listed each. */
+export function endpointStates(sources: Pick<AdminSources, 'aggregator' | 'balancers'>, snapshot: HealthSnapshot): EndpointState[] {
+  const activeChecks = sources.balancers.settings(snapshot.service).healthCheck !== false;
+  const origins = sources.aggregator.service(snapshot.service).current()?.sources;
+  return snapshot.endpoints.map((endpoint) => ({
+    address: endpoint.address,
+    instance: endpoint.instance,
+    source: endpoint.inRegistry ? origins?.get(endpoint.address) : undefined,
+    inRegistry: endpoint.inRegistry,
+    health: healthVerdict(endpoint, activeChecks),
+    routable: endpoint.routable,
+    ejectedUntil: endpoint.ejectedUntil,
+  }));
+}

@@ -1,0 +1,50 @@
+// Small pure helpers of the dashboard: building elements and putting numbers and events into words.
+
+/**
+ * Creates an element: `attrs` become attributes (`style` takes an object, applied through CSSOM so
+ * the page's Content-Security-Policy needs no inline styles), children are nodes or text. Text is
+ * always set as text, never parsed as HTML: registry metadata must not become markup.
+ */
+export function h(tag, attrs, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === 'style') for (const [property, text] of Object.entries(value)) element.style.setProperty(property, text);
+    else if (value !== undefined && value !== '') element.setAttribute(name, value);
+  }
+  for (const child of children) if (child !== '' && child !== undefined) element.append(child);
+  return element;
+}
+
+/** A request rate for display: one decimal below 100 per second, whole numbers above. */
+export function rateText(perSecond) {
+  return perSecond >= 100 ? String(Math.round(perSecond)) : perSecond.toFixed(1);
+}
+
+/** Health state with a symbol, so that it reads without colour. */
+export function healthLabel(state) {
+  return state === 'healthy' ? '● healthy' : state === 'unhealthy' ? '✕ unhealthy' : '? unknown';
+}
+
+/** One line of the event log and its tone (good, bad, info). */
+export function describeEvent(event) {
+  const data = event.data;
+  const who = data.service ? `${data.service}/${data.id ?? data.instance?.id}` : '';
+  switch (event.type) {
+    case 'instance-added':
+      return { text: `${who} at ${data.instance.address} (weight ${data.instance.weight}${data.instance.source ? `, ${data.instance.source}` : ''})`, tone: 'good' };
+    case 'instance-removed':
+      return { text: `${who} at ${data.address}: ${data.reason === 'grace-over' ? 'grace period over' : 'left the registry'}`, tone: 'bad' };
+    case 'health-changed':
+      return { text: `${who}: ${data.from.state} → ${data.to.state} (${data.to.text})`, tone: data.to.state === 'unhealthy' ? 'bad' : data.to.state === 'healthy' ? 'good' : 'info' };
+    case 'weight-changed':
+      return { text: `${who}: weight ${data.from} → ${data.to}`, tone: 'info' };
+    case 'provider-status':
+      return { text: `${data.provider}: ${data.state}${data.reason ? ` (${data.reason})` : ''}`, tone: data.state === 'connected' ? 'good' : data.state === 'stale' ? 'bad' : 'info' };
+    case 'config-applied':
+      return { text: `${data.routes} routes, ${data.services} services${data.restartRequired.length ? `; restart needed for ${data.restartRequired.join(', ')}` : ''}`, tone: 'good' };
+    case 'config-refused':
+      return { text: data.reason, tone: 'bad' };
+    default:
+      return { text: JSON.stringify(data), tone: 'info' };
+  }
+}

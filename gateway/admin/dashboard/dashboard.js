@@ -1,0 +1,183 @@
+// The Switchboard dashboard: one card per service, live from /api/events (Server-Sent Events), with
+// /api/services fetched every few seconds to turn request counters into rates. No framework, no build.
+import { describeEvent, h, healthLabel, rateText } from './dashboard-format.js';
+
+const REFRESH_MS = 2_000;
+const EVENT_LOG_SIZE = 100;
+/** Events arrive in bursts (a deploy); one fetch after the burst settles the whole picture. */
+const SETTLE_MS = 150;
+
+const token = takeToken();
+const services = new Map();
+/** `service|address` → { requests, at } from the previous fetch, and the rate derived from it. */
+const samples = new Map();
+const rates = new Map();
+let settleTimer;
+
+const $ = (id) => document.getElementById(id);
+
+/** The admin token from `?token=`, kept for this tab and removed from the address bar (and so from history and screenshots). */
+function takeToken() {
+  const url = new URL(location.href);
+  const fromQuery = url.searchParams.get('token');
+  if (fromQuery) {
+    sessionStorage.setItem('switchboard-admin-token', fromQuery);
+    url.searchParams.delete('token');
+    history.replaceState(null, '', url);
+  }
+  return fromQuery || sessionStorage.getItem('switchboard-admin-token') || '';
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+  if (response.status === 401) throw new Error('unauthorized: open this page with ?token=<admin token>');
+  if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+  return response.json();
+}
+
+async function refresh() {
+  try {
+    const [{ services: list }, { registries }] = await Promise.all([getJson('api/services'), getJson('api/registries')]);
+    const now = performance.now();
+    services.clear();
+    for (const service of list) {
+      services.set(service.name, service);
+      for (const instance of service.instances) sample(`${service.name}|${instance.address}`, instance.requests, now);
+    }
+    showNotice(list.length === 0 ? 'No services yet: register a backend with switchboard-agent, or declare one in the configuration.' : '');
+    renderRegistries(registries);
+    renderServices();
+  } catch (error) {
+    showNotice(error.message);
+  }
+}
+
+function sample(key, requests, now) {
+  const previous = samples.get(key);
+  if (previous && now > previous.at) rates.set(key, Math.max(0, ((requests - previous.requests) * 1_000) / (now - previous.at)));
+  samples.set(key, { requests, at: now });
+}
+
+function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = text === '';
+}
+
+function renderRegistries(registries) {
+  // The configuration file's static instances count as a provider; shown only when they list something.
+  const shown = registries.filter((registry) => registry.kind !== 'static' || registry.services > 0);
+  $('registries').replaceChildren(
+    ...shown.map((registry) =>
+      h('li', { title: registry.reason ? `${registry.state}: ${registry.reason}` : registry.state }, h('strong', {}, registry.url ?? registry.name), ` ${registry.state}`),
+    ),
+  );
+}
+
+function renderServices() {
+  const cards = [...services.values()].map(renderCard);
+  $('services').replaceChildren(...cards);
+}
+
+function renderCard(service) {
+  const rateOf = (instance) => rates.get(`${service.name}|${instance.address}`) ?? 0;
+  const total = service.instances.reduce((sum, instance) => sum + rateOf(instance), 0);
+  const healthy = service.instances.filter((instance) => instance.health.state === 'healthy').length;
+  const headingId = `service-${service.name}`;
+  const header = h(
+    'header',
+    {},
+    h('h3', { id: headingId }, service.name),
+    h('span', { class: 'algorithm' }, service.balancer),
+    service.panic ? h('span', { class: 'panic' }, 'panic: routing to all') : '',
+    h('span', { class: 'summary' }, h('strong', {}, `${healthy}/${service.instances.length}`), ' healthy · ', h('strong', {}, rateText(total)), ' req/s'),
+  );
+  const body =
+    service.instances.length === 0
+      ? h('p', { class: 'empty' }, 'No instances.')
+      : h(
+          'table',
+          {},
+          h('thead', {}, h('tr', {}, ...['Instance', 'Weight', 'Health', 'req/s', 'In flight', 'Errors'].map((name, index) => h('th', { class: index === 1 || index > 2 ? 'num' : '', scope: 'col' }, name)))),
+          h('tbody', {}, ...service.instances.map((instance) => renderRow(instance, rateOf(instance), total))),
+        );
+  return h('article', { class: 'card', 'data-service': service.name, 'aria-labelledby': headingId }, header, body);
+}
+
+function renderRow(instance, rate, total) {
+  const share = total > 0 ? Math.round((rate / total) * 100) : 0;
+  const source = instance.source ? `from ${instance.source}` : 'left the registry';
+  return h(
+    'tr',
+    { 'data-instance': instance.id, 'data-address': instance.address, 'data-routable': String(instance.routable) },
+    h('td', {}, h('span', { class: 'instance-id' }, instance.id), instance.id === instance.address ? '' : h('span', { class: 'address' }, instance.address), h('span', { class: 'source' }, source)),
+    h('td', { class: 'num' }, String(instance.weight)),
+    h('td', {}, h('span', { class: 'badge', 'data-health': instance.health.state }, healthLabel(instance.health.state)), h('span', { class: 'reason' }, reasonText(instance))),
+    h('td', { class: 'num' }, rateText(rate), h('span', { class: 'rate-bar', style: { width: `${share}%` }, 'aria-hidden': 'true' })),
+    h('td', { class: 'num' }, String(instance.inFlight)),
+    h('td', { class: 'num' }, String(instance.errors)),
+  );
+}
+
+function reasonText(instance) {
+  const until = instance.health.ejectedUntil ? ` until ${new Date(instance.health.ejectedUntil).toLocaleTimeString()}` : '';
+  const latency = instance.latencyMs === null ? '' : ` · ${instance.latencyMs} ms EWMA`;
+  return `${instance.health.text}${until}${latency}`;
+}
+
+/** Applies an event to the cards at once; the settling fetch then brings counters and anything else up to date. */
+function apply(event) {
+  const data = event.data;
+  const service = data.service ? services.get(data.service) : undefined;
+  const find = () => service?.instances.find((instance) => instance.address === data.address);
+  if (event.type === 'instance-added') {
+    const instance = { ...data.instance, inRegistry: true, routable: data.routable, inFlight: 0, latencyMs: null, requests: 0, errors: 0 };
+    instance.health = { ...data.health, ejectedUntil: null };
+    if (service) service.instances = [...service.instances.filter((other) => other.address !== instance.address), instance];
+    else services.set(data.service, { name: data.service, balancer: '', panic: false, instances: [instance] });
+  } else if (event.type === 'instance-removed' && service) {
+    service.instances = service.instances.filter((instance) => instance.address !== data.address);
+  } else if (event.type === 'health-changed' && find()) {
+    Object.assign(find(), { routable: data.routable, health: { ...data.to, ejectedUntil: data.ejectedUntil } });
+  } else if (event.type === 'weight-changed' && find()) {
+    find().weight = data.to;
+  }
+  renderServices();
+  clearTimeout(settleTimer);
+  settleTimer = setTimeout(refresh, SETTLE_MS);
+}
+
+function log(event) {
+  const { text, tone } = describeEvent(event);
+  const time = new Date(event.time);
+  const item = h('li', { 'data-tone': tone, 'data-type': event.type }, h('time', { datetime: event.time }, time.toLocaleTimeString()), h('span', { class: 'type' }, event.type), h('span', { class: 'text' }, text));
+  const list = $('event-log');
+  list.querySelector('.empty')?.closest('li')?.remove();
+  list.prepend(item);
+  while (list.children.length > EVENT_LOG_SIZE) list.lastElementChild.remove();
+}
+
+function connect() {
+  const events = new EventSource(token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events');
+  const connection = $('connection');
+  events.onopen = () => {
+    connection.dataset.state = 'live';
+    connection.textContent = 'live';
+    void refresh();
+  };
+  events.onerror = () => {
+    connection.dataset.state = events.readyState === EventSource.CLOSED ? 'error' : 'connecting';
+    connection.textContent = events.readyState === EventSource.CLOSED ? 'disconnected (reload to retry)' : 'reconnecting…';
+  };
+  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'config-applied', 'config-refused']) {
+    events.addEventListener(type, (message) => {
+      const event = JSON.parse(message.data);
+      log(event);
+      apply(event);
+    });
+  }
+}
+
+$('event-log').append(h('li', {}, h('span', { class: 'empty' }, 'Changes appear here as they happen.')));
+void refresh();
+setInterval(refresh, REFRESH_MS);
+connect();

@@ -1,0 +1,80 @@
+import type { Instance } from '../../src/discovery/index.ts';
+import type { ProviderState } from '../../src/discovery/provider.ts';
+import type { HealthState, HealthVerdict } from './health-state.ts';
+
+/** Every kind of change `/api/events` reports. */
+export const ADMIN_EVENT_TYPES = [
+  'instance-added',
+  'instance-removed',
+  'health-changed',
+  'weight-changed',
+  'provider-status',
+  'config-applied',
+  'config-refused',
+] as const;
+
+/** One of `ADMIN_EVENT_TYPES`. */
+export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
+
+/** What one endpoint of a service looks like to the event diff: identity, weight, health, routing verdict. */
+export interface EndpointState {
+  readonly address: string;
+  readonly instance: Instance;
+  /** The provider that listed it; undefined once it has left the registry. */
+  readonly source: string | undefined;
+  readonly inRegistry: boolean;
+  readonly health: HealthVerdict;
+  readonly routable: boolean;
+  /** Epoch ms, while ejected. */
+  readonly ejectedUntil: number | undefined;
+}
+
+/** An instance's health in event payloads: state, reason code (`HealthReason`) and the reason in words. */
+export interface HealthPayload {
+  state: HealthState;
+  reason: string;
+  text: string;
+}
+
+/** The JSON payloads of each event type. */
+export interface AdminEventPayloads {
+  'instance-added': {
+    service: string;
+    instance: { id: string; address: string; host: string; port: number; weight: number; protocol: string; metadata: Readonly<Record<string, string>>; source: string | null };
+    health: HealthPayload;
+    routable: boolean;
+  };
+  /** `left-registry`: the registry dropped it; `grace-over`: it had left the registry and its removal grace ended (or its checks failed). */
+  'instance-removed': { service: string; id: string; address: string; reason: 'left-registry' | 'grace-over' };
+  'health-changed': {
+    service: string;
+    id: string;
+    address: string;
+    from: HealthPayload;
+    to: HealthPayload;
+    routable: boolean;
+    /** ISO time the ejection ends, while ejected. */
+    ejectedUntil: string | null;
+    /** The service routes to every registry member because too few are healthy. */
+    panic: boolean;
+  };
+  'weight-changed': { service: string; id: string; address: string; from: number; to: number };
+  'provider-status': { provider: string; state: ProviderState; previous: ProviderState | null; since: string; reason: string | null };
+  /** `restartRequired`: changed keys that take effect only after a restart. */
+  'config-applied': { routes: number; services: number; restartRequired: string[] };
+  'config-refused': { reason: string };
+}
+
+/** A change before it is numbered and stamped. */
+export type AdminChange = { [T in AdminEventType]: { readonly type: T; readonly data: AdminEventPayloads[T] } }[AdminEventType];
+
+/** A change as `/api/events` sends it: numbered (the SSE id), stamped, with its payload. */
+export type AdminEvent = AdminChange & {
+  /** Increases by one per event for the life of the process. */
+  readonly id: number;
+  /** ISO time the gateway saw the change. */
+  readonly time: string;
+};
+
+/** A configuration change the gateway reports to the admin events: applied (with restart-only keys) or refused. */
+export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' }>;

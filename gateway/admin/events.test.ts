@@ -1,0 +1,91 @@
+import { BehaviorSubject, Subject } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import type { ProviderStatus } from '../../src/discovery/provider.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import { endpointState } from './admin-testing.ts';
+import type { AdminEvent, ConfigChange, EndpointState } from './event-types.ts';
+import { AdminEvents, EVENT_BUFFER_SIZE } from './events.ts';
+
+/** An AdminEvents over hand-driven streams; `describe` maps a snapshot's service name to prepared endpoint states. */
+function harness(statuses: ProviderStatus[] = []) {
+  const health$ = new Subject<HealthSnapshot>();
+  const statuses$ = new BehaviorSubject<readonly ProviderStatus[]>(statuses);
+  const config$ = new Subject<ConfigChange>();
+  const states = new Map<string, EndpointState[]>();
+  const events = new AdminEvents({
+    health$,
+    statuses$,
+    config$,
+    describe: (snapshot) => {
+      const described = states.get(snapshot.service);
+      if (!described) throw new Error(`no states for ${snapshot.service}`);
+      return described;
+    },
+  });
+  const seen: AdminEvent[] = [];
+  events.events$.subscribe((event) => seen.push(event));
+  const snapshot = (service: string, ...endpoints: EndpointState[]) => {
+    states.set(service, endpoints);
+    health$.next({ service, endpoints: [], panic: false });
+  };
+  return { events, seen, snapshot, statuses$, config$, health$ };
+}
+
+describe('AdminEvents', () => {
+  it('numbers and stamps events from health snapshots, per service, in order', () => {
+    const { seen, snapshot } = harness();
+    snapshot('a', endpointState(1));
+    snapshot('b', endpointState(2));
+    snapshot('a', endpointState(1, { weight: 3 }));
+    snapshot('a');
+    expect(seen.map((event) => [event.id, event.type, 'service' in event.data ? event.data.service : undefined])).toEqual([
+      [1, 'instance-added', 'a'],
+      [2, 'instance-added', 'b'],
+      [3, 'weight-changed', 'a'],
+      [4, 'instance-removed', 'a'],
+    ]);
+    expect(new Date(seen[0]!.time).getTime()).toBeGreaterThan(0);
+  });
+
+  it('reports provider statuses first and keeps the latest of each', () => {
+    const { events, statuses$ } = harness([{ provider: 'zk', state: 'connecting', since: 1 }]);
+    statuses$.next([{ provider: 'zk', state: 'stale', since: 2, reason: 'partition' }]);
+    // The first status is derived while the hub is built, before anyone subscribed: it is in the buffer.
+    expect(events.since(0).map((event) => [event.type, event.data])).toMatchObject([
+      ['provider-status', { provider: 'zk', state: 'connecting', previous: null }],
+      ['provider-status', { provider: 'zk', state: 'stale', previous: 'connecting', reason: 'partition' }],
+    ]);
+    expect(events.providerStatuses()).toEqual([{ provider: 'zk', state: 'stale', since: 2, reason: 'partition' }]);
+  });
+
+  it('passes configuration changes through', () => {
+    const { seen, config$ } = harness();
+    config$.next({ type: 'config-refused', data: { reason: 'gateway.yaml: listn (line 1): unknown field' } });
+    expect(seen).toMatchObject([{ id: 1, type: 'config-refused', data: { reason: 'gateway.yaml: listn (line 1): unknown field' } }]);
+  });
+
+  it('replays buffered events after a given id, keeping only the newest ones', () => {
+    const { events, config$ } = harness();
+    for (let index = 0; index < EVENT_BUFFER_SIZE + 5; index += 1) config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
+    expect(events.since(EVENT_BUFFER_SIZE + 2).map((event) => event.id)).toEqual([EVENT_BUFFER_SIZE + 3, EVENT_BUFFER_SIZE + 4, EVENT_BUFFER_SIZE + 5]);
+    expect(events.since(0)).toHaveLength(EVENT_BUFFER_SIZE);
+    expect(events.since(0)[0]!.id).toBe(6);
+  });
+
+  it('survives a snapshot it cannot describe and goes on with the next', () => {
+    const { seen, health$, snapshot } = harness();
+    health$.next({ service: 'unknown', endpoints: [], panic: false });
+    snapshot('a', endpointState(1));
+    expect(seen.map((event) => event.type)).toEqual(['instance-added']);
+  });
+
+  it('completes its stream and stops deriving on close', () => {
+    const { events, config$ } = harness();
+    let completed = false;
+    events.events$.subscribe({ complete: () => (completed = true) });
+    events.close();
+    config$.next({ type: 'config-refused', data: { reason: 'x' } });
+    expect(completed).toBe(true);
+    expect(events.since(0)).toEqual([]);
+  });
+});

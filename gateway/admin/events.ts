@@ -1,0 +1,90 @@
+import { Subject, Subscription, type Observable } from 'rxjs';
+import type { ProviderStatus } from '../../src/discovery/provider.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import { componentLogger } from '../../src/logger.ts';
+import { diffEndpoints, diffStatuses } from './event-diff.ts';
+import type { AdminChange, AdminEvent, ConfigChange, EndpointState } from './event-types.ts';
+
+/** Events kept for clients that reconnect with `Last-Event-ID`. */
+export const EVENT_BUFFER_SIZE = 500;
+
+/** The streams the admin events are derived from. */
+export interface AdminEventInputs {
+  /** Every health snapshot of every service (`ServiceBalancers.health$`). */
+  readonly health$: Observable<HealthSnapshot>;
+  readonly statuses$: Observable<readonly ProviderStatus[]>;
+  readonly config$: Observable<ConfigChange>;
+  /** The endpoint states of a snapshot (`endpointStates`). */
+  describe(snapshot: HealthSnapshot): EndpointState[];
+}
+
+/**
+ * The gateway's changes as numbered events, derived from its observables (never by polling): each
+ * service's successive health snapshots are diffed into instance and health events, provider
+ * statuses into `provider-status`, and configuration changes pass through. Keeps the latest
+ * `EVENT_BUFFER_SIZE` events for replay, and the latest provider statuses.
+ */
+export class AdminEvents {
+  /** Every event as it happens (no replay; use `since` for that). Completes on `close()`. */
+  readonly events$: Observable<AdminEvent>;
+
+  private readonly subject = new Subject<AdminEvent>();
+  private readonly buffer: AdminEvent[] = [];
+  private readonly endpoints = new Map<string, ReadonlyMap<string, EndpointState>>();
+  private statuses = new Map<string, ProviderStatus>();
+  private readonly subscription = new Subscription();
+  private readonly log = componentLogger('admin-events');
+  private nextId = 1;
+
+  constructor(inputs: AdminEventInputs) {
+    this.events$ = this.subject.asObservable();
+    // Statuses first, so that a registry reads as connected before the instances it lists appear.
+    this.subscription.add(inputs.statuses$.subscribe((statuses) => this.guard(() => this.onStatuses(statuses))));
+    this.subscription.add(inputs.health$.subscribe((snapshot) => this.guard(() => this.onHealth(snapshot, inputs.describe(snapshot)))));
+    this.subscription.add(inputs.config$.subscribe((change) => this.emit(change)));
+  }
+
+  /** The buffered events after `lastId`, oldest first (all buffered ones for 0). */
+  since(lastId: number): AdminEvent[] {
+    return this.buffer.filter((event) => event.id > lastId);
+  }
+
+  /** The latest status of every provider, in the order they first reported. */
+  providerStatuses(): ProviderStatus[] {
+    return [...this.statuses.values()];
+  }
+
+  /** Stops deriving events and completes `events$`. */
+  close(): void {
+    this.subscription.unsubscribe();
+    this.subject.complete();
+  }
+
+  private onHealth(snapshot: HealthSnapshot, next: EndpointState[]): void {
+    const changes = diffEndpoints(snapshot.service, this.endpoints.get(snapshot.service) ?? new Map(), next, snapshot.panic);
+    this.endpoints.set(snapshot.service, new Map(next.map((endpoint) => [endpoint.address, endpoint])));
+    for (const change of changes) this.emit(change);
+  }
+
+  private onStatuses(statuses: readonly ProviderStatus[]): void {
+    const changes = diffStatuses(this.statuses, statuses);
+    this.statuses = new Map(statuses.map((status) => [status.provider, status]));
+    for (const change of changes) this.emit(change);
+  }
+
+  private emit(change: AdminChange): void {
+    const event = { ...change, id: this.nextId++, time: new Date().toISOString() } as AdminEvent;
+    this.buffer.push(event);
+    if (this.buffer.length > EVENT_BUFFER_SIZE) this.buffer.shift();
+    this.subject.next(event);
+  }
+
+  /** A bad value must not end a stream the admin API lives on: report it and carry on. */
+  private guard(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.log.error({ err: error }, 'deriving admin events failed; skipping this change');
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Subject } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openEventStream } from '../../test/harness/sse-client.ts';
+import { waitFor } from '../../test/harness/wait.ts';
+import type { AdminEvent } from './event-types.ts';
+import { formatEvent, SSE_RETRY_MS, streamEvents } from './sse.ts';
+
+const event = (id: number): AdminEvent => ({ id, type: 'config-refused', time: '2030-01-01T00:00:00.000Z', data: { reason: `r${id}` } });
+
+describe('streamEvents', () => {
+  let server: Server | undefined;
+  const events$ = new Subject<AdminEvent>();
+  const buffered = [event(1), event(2), event(3)];
+  const ends: Array<() => void> = [];
+
+  afterEach(async () => {
+    for (const end of ends.splice(0)) end();
+    const closed = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server?.closeAllConnections();
+    await closed;
+  });
+
+  async function serve(heartbeatMs = 60_000): Promise<string> {
+    server = createServer((request, response) => {
+      ends.push(streamEvents(request, response, { events$, since: (lastId) => buffered.filter((item) => item.id > lastId) }, heartbeatMs));
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  }
+
+  it('frames an event with its id, its type as the event name and its JSON as data', () => {
+    expect(formatEvent(event(7))).toBe(`id: 7\nevent: config-refused\ndata: ${JSON.stringify(event(7))}\n\n`);
+  });
+
+  it('sends the retry delay, then each new event, to a fresh client', async () => {
+    const stream = await openEventStream(await serve());
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    await waitFor(() => stream.retryMs() === SSE_RETRY_MS, { message: 'the retry field' });
+    events$.next(event(4));
+    await waitFor(() => stream.messages.length === 1, { message: 'the event' });
+    expect(stream.messages[0]).toEqual({ id: '4', event: 'config-refused', data: JSON.stringify(event(4)) });
+    stream.close();
+  });
+
+  it('replays buffered events after Last-Event-ID before new ones', async () => {
+    const stream = await openEventStream(await serve(), { 'last-event-id': '1' });
+    await waitFor(() => stream.messages.length === 2, { message: 'the replay' });
+    events$.next(event(4));
+    await waitFor(() => stream.messages.length === 3, { message: 'the new event' });
+    expect(stream.messages.map((message) => message.id)).toEqual(['2', '3', '4']);
+    stream.close();
+  });
+
+  it('sends heartbeat comments while nothing happens', async () => {
+    const stream = await openEventStream(await serve(20));
+    await waitFor(() => stream.comments.filter((comment) => comment.startsWith('heartbeat')).length >= 2, { message: 'two heartbeats' });
+    stream.close();
+  });
+
+  it('unsubscribes when the client disconnects', async () => {
+    const stream = await openEventStream(await serve(20));
+    await waitFor(() => events$.observed, { message: 'the stream to subscribe' });
+    stream.close();
+    await waitFor(() => !events$.observed, { message: 'the subscription to end after the disconnect' });
+  });
+
+  it('ends the response when told to, and the client sees the end', async () => {
+    const stream = await openEventStream(await serve());
+    await waitFor(() => ends.length === 1);
+    ends[0]!();
+    await stream.ended;
+    expect(events$.observed).toBe(false);
+  });
+});

@@ -1,0 +1,64 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Subscription, type Observable } from 'rxjs';
+import type { AdminEvent } from './event-types.ts';
+
+/** A comment line this often keeps proxies and browsers from closing an idle stream. */
+export const SSE_HEARTBEAT_MS = 15_000;
+/** Reconnection delay the browser is told to use after a drop. */
+export const SSE_RETRY_MS = 2_000;
+/** A client this far behind is cut off rather than buffered without bound; it reconnects and resumes by `Last-Event-ID`. */
+export const SSE_MAX_BUFFERED_BYTES = 1 << 20;
+
+/** Where an event stream reads from. */
+export interface EventSource {
+  readonly events$: Observable<AdminEvent>;
+  /** Buffered events after `lastId`, oldest first. */
+  since(lastId: number): AdminEvent[];
+}
+
+/** One event in SSE framing: its id (for `Last-Event-ID`), its type as the event name, and its JSON as data. */
+export function formatEvent(event: AdminEvent): string {
+  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/**
+ * Serves `GET /api/events` as Server-Sent Events: replays the buffered events after the client's
+ * `Last-Event-ID` (a reconnect loses nothing still buffered), then streams every new event, with
+ * a heartbeat comment every `heartbeatMs`. Everything is torn down when the client disconnects,
+ * and a client too slow to keep up is disconnected. Returns a function that ends the stream.
+ */
+export function streamEvents(request: IncomingMessage, response: ServerResponse, source: EventSource, heartbeatMs = SSE_HEARTBEAT_MS): () => void {
+  response.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    // nginx and similar buffer responses unless told not to.
+    'x-accel-buffering': 'no',
+  });
+  response.write(`retry: ${SSE_RETRY_MS}\n\n`);
+  const lastId = Number(request.headers['last-event-id']);
+  let ended = false;
+  // Created first so teardown can run at any point; what is added after it ran is unsubscribed at once.
+  const subscription = new Subscription();
+  const teardown = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    subscription.unsubscribe();
+  };
+  const end = () => {
+    teardown();
+    if (!response.writableEnded) response.end();
+  };
+  const send = (text: string) => {
+    if (ended) return;
+    response.write(text);
+    if (response.writableLength > SSE_MAX_BUFFERED_BYTES) response.destroy();
+  };
+  const heartbeat = setInterval(() => send(`: heartbeat ${new Date().toISOString()}\n\n`), heartbeatMs);
+  heartbeat.unref();
+  if (Number.isInteger(lastId) && lastId >= 0) for (const event of source.since(lastId)) send(formatEvent(event));
+  subscription.add(source.events$.subscribe({ next: (event) => send(formatEvent(event)), complete: end }));
+  response.once('close', teardown);
+  return end;
+}

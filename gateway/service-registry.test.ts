@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import type { HealthSnapshot } from '../src/health/index.ts';
+import { waitFor } from '../test/harness/wait.ts';
+import { parseConfig } from './config/index.ts';
+import { ServiceBalancers } from './service-registry.ts';
+
+describe('ServiceBalancers', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  function start(configText: string) {
+    const provider = new StaticProvider('static');
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
+    const balancers = new ServiceBalancers(aggregator, parseConfig('g.yaml', configText));
+    cleanups.push(() => aggregator.close(), () => balancers.close());
+    aggregator.start();
+    const list = (service: string, ...ports: number[]) =>
+      provider.replace(new Map([[service, ports.map((port) => ({ service, name: `127.0.0.1:${port}`, data: null }))]]));
+    return { balancers, list };
+  }
+
+  it('builds the balancer of a service as soon as a registry lists it, and publishes its health', async () => {
+    const { balancers, list } = start('services: { declared: {} }');
+    const seen: HealthSnapshot[] = [];
+    balancers.health$.subscribe((snapshot) => seen.push(snapshot));
+    list('listed', 1001, 1002);
+    await waitFor(() => seen.some((snapshot) => snapshot.service === 'listed' && snapshot.endpoints.length === 2), { message: 'the health of the listed service' });
+    expect(balancers.balancer('listed')?.balancer.algorithm).toBe('weighted-round-robin');
+    expect(balancers.health('listed')?.endpoints.map((endpoint) => endpoint.address)).toEqual(['127.0.0.1:1001', '127.0.0.1:1002']);
+    expect(balancers.names()).toEqual(['declared', 'listed']);
+  });
+
+  it('builds the balancer of a service that is only declared on its first request', () => {
+    const { balancers } = start('services: { declared: {} }');
+    expect(balancers.balancer('declared')).toBeUndefined();
+    expect(balancers.pickerFor('declared')?.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+    expect(balancers.balancer('declared')).toBeDefined();
+    expect(balancers.pickerFor('nowhere')).toBeUndefined();
+  });
+
+  it('replays the latest snapshot of every service to a late subscriber', async () => {
+    const { balancers, list } = start('');
+    list('late', 1001);
+    await waitFor(() => balancers.health('late'), { message: 'the snapshot' });
+    const replayed: string[] = [];
+    balancers.health$.subscribe((snapshot) => replayed.push(snapshot.service)).unsubscribe();
+    expect(replayed).toEqual(['late']);
+  });
+
+  it('rebuilds a listed service whose settings changed at once, and keeps publishing its health', async () => {
+    const { balancers, list } = start('');
+    list('svc', 1001);
+    await waitFor(() => balancers.health('svc'), { message: 'the first snapshot' });
+    const before = balancers.balancer('svc');
+    const seen: HealthSnapshot[] = [];
+    balancers.health$.subscribe((snapshot) => seen.push(snapshot));
+    seen.length = 0;
+    balancers.apply(parseConfig('g.yaml', 'services: { svc: { balancer: least-connections } }'));
+    expect(balancers.balancer('svc')).not.toBe(before);
+    expect(balancers.balancer('svc')?.balancer.algorithm).toBe('least-connections');
+    expect(seen.map((snapshot) => snapshot.endpoints.length)).toEqual([1]);
+    balancers.apply(parseConfig('g.yaml', 'services: { svc: { balancer: least-connections, timeouts: { connect: 1s } } }'));
+    expect(balancers.balancer('svc')?.balancer.algorithm).toBe('least-connections');
+    expect(seen).toHaveLength(1);
+  });
+
+  it('completes health$ on close', () => {
+    const { balancers } = start('');
+    let completed = false;
+    balancers.health$.subscribe({ complete: () => (completed = true) });
+    balancers.close();
+    expect(completed).toBe(true);
+  });
+});

@@ -1,0 +1,27 @@
+import { Counter, Gauge } from 'prom-client';
+import { isHealthy, type HealthSnapshot } from '../../src/health/index.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
+
+/** Instances the gateway knows per service (`total`, registry members plus those in their removal grace) and those passing health (`healthy`). */
+export const instancesGauge = new Gauge({
+  name: 'switchboard_instances',
+  help: 'Instances per service: total known (registry members and those in their removal grace period), and healthy (not failing active checks, not ejected).',
+  labelNames: ['service', 'state'] as const,
+  registers: [metricsRegistry],
+});
+
+/** Configuration files read after start-up, by result: `applied`, or `refused` (the running configuration stays). */
+export const configReloadsTotal = new Counter({
+  name: 'switchboard_config_reloads_total',
+  help: 'Configuration changes read after start-up, by result (applied, refused).',
+  labelNames: ['result'] as const,
+  registers: [metricsRegistry],
+});
+
+/** Sets `switchboard_instances` of the snapshot's service. */
+export function recordInstances(snapshot: HealthSnapshot): void {
+  let healthy = 0;
+  for (const endpoint of snapshot.endpoints) if (isHealthy(endpoint)) healthy += 1;
+  instancesGauge.set({ service: snapshot.service, state: 'total' }, snapshot.endpoints.length);
+  instancesGauge.set({ service: snapshot.service, state: 'healthy' }, healthy);
+}

@@ -1,0 +1,7 @@
+// What the gateway measures: request and upstream metrics, per-instance traffic, instance gauges, reloads.
+export { configReloadsTotal, instancesGauge, recordInstances } from './gateway-metrics.ts';
+export { InstanceTraffic } from './instance-traffic.ts';
+export type { TrafficCounts } from './instance-traffic.ts';
+export { CellCounter, CellHistogram, HistogramCell } from './metric-cells.ts';
+export type { CounterCell } from './metric-cells.ts';
+export { REQUEST_DURATION_BUCKETS_S, RequestMetrics, requestDurationSeconds, requestsTotal, STATUS_CLASSES, statusClassIndex, upstreamErrorsTotal } from './request-metrics.ts';

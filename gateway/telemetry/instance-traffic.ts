@@ -1,0 +1,62 @@
+import type { AttemptObserver } from '../proxy/proxy.ts';
+import type { GatewayErrorClass } from '../proxy/upstream-error.ts';
+import type { RequestMetrics } from './request-metrics.ts';
+
+/** Upstream attempts one instance has taken since the gateway first sent it one, and how many failed. */
+export interface TrafficCounts {
+  readonly requests: number;
+  /** Transport failures and 5xx answers; a client going away is not the instance's failure. */
+  readonly errors: number;
+}
+
+interface MutableCounts {
+  requests: number;
+  errors: number;
+}
+
+const NONE: TrafficCounts = Object.freeze({ requests: 0, errors: 0 });
+
+/**
+ * Per-instance request and error counters fed by the proxy's attempt outcomes, for the admin view
+ * (whose dashboard turns them into rates). Plain numbers in nested Maps: after an instance's first
+ * attempt, recording one allocates nothing. Failures also go to `switchboard_upstream_errors_total`.
+ */
+export class InstanceTraffic implements AttemptObserver {
+  private readonly services = new Map<string, Map<string, MutableCounts>>();
+
+  constructor(private readonly metrics?: RequestMetrics) {}
+
+  attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void {
+    let byAddress = this.services.get(service);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.services.set(service, byAddress);
+    }
+    let counts = byAddress.get(address);
+    if (!counts) {
+      counts = { requests: 0, errors: 0 };
+      byAddress.set(address, counts);
+    }
+    counts.requests += 1;
+    if (errorClass === undefined || errorClass === 'cancelled') return;
+    counts.errors += 1;
+    this.metrics?.upstreamError(service, errorClass);
+  }
+
+  unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void {
+    this.metrics?.upstreamError(service, reason);
+  }
+
+  /** The counts of `address` in `service`; zeros when it has taken no attempt. */
+  counts(service: string, address: string): TrafficCounts {
+    return this.services.get(service)?.get(address) ?? NONE;
+  }
+
+  /** Drops the counters of `service`'s addresses not in `addresses`, so instances that come and go do not pile up. */
+  retain(service: string, addresses: Iterable<string>): void {
+    const byAddress = this.services.get(service);
+    if (!byAddress) return;
+    const kept = new Set(addresses);
+    for (const address of byAddress.keys()) if (!kept.has(address)) byAddress.delete(address);
+  }
+}

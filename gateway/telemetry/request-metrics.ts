@@ -1,0 +1,103 @@
+import { metricsRegistry } from '../../src/metrics.ts';
+import type { GatewayContext } from '../context.ts';
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './metric-cells.ts';
+
+/** Request duration buckets in seconds: 1 ms to 30 s, dense where a proxy's answers usually fall. */
+export const REQUEST_DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+
+/**
+ * Status label values: the class, not the code, so a series count stays bounded (routes × services ×
+ * 6) whatever upstreams answer. `unknown` is a request that ended before any status was decided.
+ */
+export const STATUS_CLASSES = ['unknown', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Requests answered, by route name, service and status class; route and service are empty when nothing matched. */
+export const requestsTotal = new CellCounter<'route' | 'service' | 'status'>(
+  'switchboard_requests_total',
+  'Requests answered, by route, service and status class (1xx-5xx).',
+  metricsRegistry,
+);
+
+/** Time from a request's arrival to the end of its response, by route and service. */
+export const requestDurationSeconds = new CellHistogram<'route' | 'service'>(
+  'switchboard_request_duration_seconds',
+  'Time from the arrival of a request to the end of its response, by route and service.',
+  metricsRegistry,
+  REQUEST_DURATION_BUCKETS_S,
+);
+
+/** Failed upstream attempts and requests no instance could take, by service and error class. */
+export const upstreamErrorsTotal = new CellCounter<'service' | 'class'>(
+  'switchboard_upstream_errors_total',
+  'Failed upstream attempts (each retry counts) and requests no instance could take, by service and error class.',
+  metricsRegistry,
+);
+
+/** The series of one route and service, kept so a request finds them with two Map lookups. */
+interface RouteServiceCells {
+  readonly statuses: (CounterCell | undefined)[];
+  readonly duration: HistogramCell;
+  readonly route: string;
+  readonly service: string;
+}
+
+/** The index into `STATUS_CLASSES` of an HTTP status. */
+export function statusClassIndex(status: number): number {
+  return status >= 100 && status < 600 ? Math.floor(status / 100) : 0;
+}
+
+/**
+ * Records finished requests into `switchboard_requests_total` and
+ * `switchboard_request_duration_seconds`, and upstream failures into
+ * `switchboard_upstream_errors_total`. Series are created on first use and then reused, so the
+ * per-request cost is two Map lookups and a few additions.
+ */
+export class RequestMetrics {
+  private readonly byRoute = new Map<string, Map<string, RouteServiceCells>>();
+  private readonly errorsByService = new Map<string, Map<string, CounterCell>>();
+
+  /** Records one request whose response has ended; called once per request at the end of the onion. */
+  request(context: GatewayContext): void {
+    const status = context.outcome.status || (context.response.headersSent ? context.response.statusCode : 0);
+    const cells = this.cellsOf(context.routeName, context.service);
+    const index = statusClassIndex(status);
+    const counter = cells.statuses[index] ?? this.statusCell(cells, index);
+    counter.value += 1;
+    cells.duration.observe((performance.now() - context.startedAt) / 1_000);
+  }
+
+  /** Counts one upstream failure of `service` of class `errorClass`. */
+  upstreamError(service: string, errorClass: string): void {
+    let byClass = this.errorsByService.get(service);
+    if (!byClass) {
+      byClass = new Map();
+      this.errorsByService.set(service, byClass);
+    }
+    let cell = byClass.get(errorClass);
+    if (!cell) {
+      cell = upstreamErrorsTotal.cell({ service, class: errorClass });
+      byClass.set(errorClass, cell);
+    }
+    cell.value += 1;
+  }
+
+  private cellsOf(route: string, service: string): RouteServiceCells {
+    let byService = this.byRoute.get(route);
+    if (!byService) {
+      byService = new Map();
+      this.byRoute.set(route, byService);
+    }
+    let cells = byService.get(service);
+    if (!cells) {
+      cells = { statuses: [], duration: requestDurationSeconds.cell({ route, service }), route, service };
+      byService.set(service, cells);
+    }
+    return cells;
+  }
+
+  private statusCell(cells: RouteServiceCells, index: number): CounterCell {
+    const cell = requestsTotal.cell({ route: cells.route, service: cells.service, status: STATUS_CLASSES[index]! });
+    cells.statuses[index] = cell;
+    return cell;
+  }
+}

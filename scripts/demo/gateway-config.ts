@@ -1,0 +1,24 @@
+/** The service the demo backends register as, and the route prefix that reaches it. */
+export const DEMO_SERVICE = 'demo';
+
+/** Path prefix of the demo's named route; `/demo/…` reaches the same service through the namespace route. */
+export const DEMO_ROUTE_PREFIX = '/api/demo';
+
+/** The gateway configuration file the demo writes (docs/configuration.md describes every key). */
+export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string }): string {
+  return `# Written by scripts/demo.mjs; the gateway watches this file, so edits apply live.
+listen: 127.0.0.1:${options.port}
+admin: 127.0.0.1:${options.adminPort}
+registries: [zk://${options.zooKeeper}/services]
+services:
+  ${DEMO_SERVICE}:
+    balancer: weighted-round-robin
+    # Fail fast: a backend that the agent is stopping should cost a retry, not a stall.
+    timeouts: { connect: 500ms, headers: 5s }
+routes:
+  - { name: demo, path: ${DEMO_ROUTE_PREFIX}, service: ${DEMO_SERVICE}, stripPrefix: true }
+  - { name: by-service-name, namespace: true }
+# The demo stops within seconds of Ctrl-C; a request still in flight by then may be cut.
+shutdown: { drainTimeout: 2s }
+`;
+}

@@ -1,0 +1,158 @@
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AdminEvent } from '../../gateway/admin/index.ts';
+import { exists } from '../../src/zookeeper/index.ts';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+import type { SseConnection } from '../harness/sse-client.ts';
+import { backendCommand, freePort, logOf, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+
+const TOKEN = 'admin-api-integration-token';
+/** The agents probe by TCP, so a failing /healthz is seen by the gateway's own active check only. */
+const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+/** The promise of the issue: the admin API shows a change within one second. */
+const WITHIN_MS = 1_000;
+
+describe('admin API of a real gateway beside ZooKeeper, agents and backends', () => {
+  let zk: ZooKeeperCluster;
+  let reader: Client;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let stream: SseConnection;
+  const agents = new Map<string, { agent: ManagedProcess; port: number }>();
+
+  async function register(id: string, weight: number): Promise<{ agent: ManagedProcess; port: number }> {
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', id,
+      '--weight', String(weight), '--metadata', 'zone=test', ...AGENT_FLAGS, '--', ...backendCommand(port, id),
+    ]);
+    agents.set(id, { agent, port });
+    return { agent, port };
+  }
+
+  /** Polls ZooKeeper itself, so "visible" is the moment a registry client could first see the change. */
+  async function visibleInZooKeeper(id: string, present: boolean): Promise<number> {
+    await waitFor(async () => ((await exists(reader, `/services/user/${id}`)) !== null) === present, { timeoutMs: 15_000, intervalMs: 5, message: `${id} ${present ? 'registered' : 'deregistered'} in ZooKeeper` });
+    return Date.now();
+  }
+
+  /** The events of `type` received so far, parsed. */
+  function received(type: AdminEvent['type']): AdminEvent[] {
+    return stream.messages.filter((message) => message.event === type).map((message) => JSON.parse(message.data) as AdminEvent);
+  }
+
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    reader = zookeeper.createClient(zk.connectString);
+    await new Promise<void>((resolve) => {
+      reader.once('connected', () => resolve());
+      reader.connect();
+    });
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+registries: [zk://${zk.connectString}/services]
+services:
+  user:
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1 }
+    removalGrace: 0
+routes:
+  - { name: user, path: /api/user, service: user, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    // From the first event on (Last-Event-ID 0 replays what the gateway buffered before this client came).
+    stream = await admin.events('0');
+    await register('steady', 1);
+    await waitFor(async () => (await admin.instance('user', 'steady'))?.health.state === 'healthy', { timeoutMs: 20_000, message: 'the steady instance healthy' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  });
+
+  afterAll(async () => {
+    stream?.close();
+    await gateway?.process.stop();
+    await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
+    reader?.close();
+    await zk?.close();
+  });
+
+  it('shows a registration within one second of it being visible in ZooKeeper, and streams instance-added', async () => {
+    await register('a', 2);
+    const visibleAt = await visibleInZooKeeper('a', true);
+    const shown = await waitFor(() => admin.instance('user', 'a'), { timeoutMs: WITHIN_MS, intervalMs: 10, message: 'a in /api/services' });
+    expect(Date.now() - visibleAt).toBeLessThan(WITHIN_MS);
+    expect(shown).toMatchObject({ host: '127.0.0.1', port: agents.get('a')!.port, weight: 2, metadata: { zone: 'test' }, source: `zk:${zk.connectString}/services`, inRegistry: true });
+    const added = await waitFor(() => received('instance-added').find((event) => event.type === 'instance-added' && event.data.instance.id === 'a'), { timeoutMs: WITHIN_MS, message: 'the instance-added event' });
+    expect(added).toMatchObject({ type: 'instance-added', data: { service: 'user', instance: { id: 'a', weight: 2, source: `zk:${zk.connectString}/services` } } });
+    await waitFor(async () => (await admin.instance('user', 'a'))?.health.state === 'healthy', { timeoutMs: WITHIN_MS, message: 'a confirmed healthy by its first check' });
+  });
+
+  it('shows a health flip within one second of the backend failing its check, and back', async () => {
+    const { port } = agents.get('a')!;
+    const flip = async (path: string, state: string, reason: string) => {
+      await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST' });
+      const flippedAt = Date.now();
+      const shown = await waitFor(async () => {
+        const instance = await admin.instance('user', 'a');
+        return instance?.health.state === state ? instance : undefined;
+      }, { timeoutMs: WITHIN_MS, intervalMs: 10, message: `a ${state} in /api/services` });
+      expect(Date.now() - flippedAt).toBeLessThan(WITHIN_MS);
+      expect(shown.health.reason).toBe(reason);
+      await waitFor(() => received('health-changed').some((event) => event.type === 'health-changed' && event.data.id === 'a' && event.data.to.state === state), { timeoutMs: WITHIN_MS, message: `the health-changed event to ${state}` });
+    };
+    await flip('/health/fail', 'unhealthy', 'check-failing');
+    expect((await admin.instance('user', 'a'))?.routable).toBe(false);
+    await flip('/health/ok', 'healthy', 'check-passing');
+    // The agent probes by TCP: the instance stayed registered throughout.
+    expect(await exists(reader, '/services/user/a')).not.toBeNull();
+  });
+
+  it('drops a deregistered instance within one second of its znode disappearing, and streams instance-removed', async () => {
+    const { agent } = agents.get('a')!;
+    process.kill(agent.pid!, 'SIGTERM');
+    const goneAt = await visibleInZooKeeper('a', false);
+    await waitFor(async () => (await admin.instance('user', 'a')) === undefined, { timeoutMs: WITHIN_MS, intervalMs: 10, message: 'a gone from /api/services' });
+    expect(Date.now() - goneAt).toBeLessThan(WITHIN_MS);
+    await waitFor(() => received('instance-removed').some((event) => event.type === 'instance-removed' && event.data.id === 'a' && event.data.reason === 'left-registry'), { timeoutMs: WITHIN_MS, message: 'the instance-removed event' });
+    expect((await admin.services()).find((service) => service.name === 'user')?.instances.map((instance) => instance.id)).toEqual(['steady']);
+  });
+
+  it('serves /metrics as valid Prometheus text whose counters move with traffic', async () => {
+    const series = { route: 'user', service: 'user', status: '2xx' };
+    const before = await admin.metrics();
+    const requestsBefore = sampleValue(before, 'switchboard_requests_total', series) ?? 0;
+    const durationsBefore = sampleValue(before, 'switchboard_request_duration_seconds_count', { route: 'user', service: 'user' }) ?? 0;
+    for (let index = 0; index < 20; index += 1) expect((await fetch(`${gateway.url}/api/user/hello`)).status).toBe(200);
+    const after = await admin.metrics();
+    expect(sampleValue(after, 'switchboard_requests_total', series)).toBe(requestsBefore + 20);
+    expect(sampleValue(after, 'switchboard_request_duration_seconds_count', { route: 'user', service: 'user' })).toBe(durationsBefore + 20);
+    expect(sampleValue(after, 'switchboard_instances', { service: 'user', state: 'total' })).toBe(1);
+    expect(sampleValue(after, 'switchboard_instances', { service: 'user', state: 'healthy' })).toBe(1);
+    expect(sampleValue(after, 'switchboard_provider_stale', { provider: `zk:${zk.connectString}/services` })).toBe(0);
+    expect(after.get('switchboard_registry_events_total')?.samples.length).toBeGreaterThan(0);
+    expect((await admin.instance('user', 'steady'))?.requests).toBeGreaterThanOrEqual(20);
+  });
+
+  it('shows the registry connected with its revision, the routes, and the configuration without the token', async () => {
+    const { registries } = (await (await admin.get('/api/registries')).json()) as { registries: Array<Record<string, unknown>> };
+    expect(registries[0]).toMatchObject({ name: `zk:${zk.connectString}/services`, kind: 'zookeeper', state: 'connected', staleSince: null, services: 1 });
+    expect(registries[0]!.revision).toMatch(/^\d+$/);
+    expect(await (await admin.get('/api/routes')).json()).toMatchObject({ routes: [{ order: 0, name: 'user', service: 'user' }] });
+    const config = await (await admin.get('/api/config')).text();
+    expect(config).not.toContain(TOKEN);
+    expect(received('provider-status').some((event) => event.type === 'provider-status' && event.data.state === 'connected')).toBe(true);
+  });
+
+  it('refuses a missing or wrong token with 401, an unknown path with 404 and a write with 405, as JSON', async () => {
+    const bare = adminClient(admin.url);
+    for (const path of ['/api/services', '/api/events', '/metrics', '/api/config']) expect((await bare.get(path)).status, path).toBe(401);
+    expect((await adminClient(admin.url, 'not-the-admin-token').get('/api/services')).status).toBe(401);
+    const missing = await admin.get('/api/missing');
+    expect([missing.status, await missing.json()]).toEqual([404, { error: 'not-found', status: 404, message: 'no admin endpoint at /api/missing' }]);
+    const write = await admin.get('/api/services', { method: 'POST' });
+    expect([write.status, write.headers.get('allow'), ((await write.json()) as { status: number }).status]).toEqual([405, 'GET', 405]);
+  });
+});

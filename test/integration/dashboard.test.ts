@@ -1,0 +1,115 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { backendCommand, freePort, logOf, REPO_ROOT, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const TOKEN = 'dashboard-test-admin-token';
+const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard.png');
+const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+/** Registry change to the page: watch, throttle, event stream and render take well under this. */
+const PAGE_MS = 5_000;
+
+describe('the dashboard in headless Chromium', () => {
+  let zk: ZooKeeperCluster;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let traffic: Promise<void> | undefined;
+  let running = true;
+  const agents = new Map<string, { agent: ManagedProcess; port: number }>();
+
+  async function register(service: string, id: string, weight: number): Promise<void> {
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', service, '--port', String(port), '--id', id,
+      '--weight', String(weight), '--metadata', 'zone=eu-1', ...AGENT_FLAGS, '--', ...backendCommand(port, id),
+    ]);
+    agents.set(id, { agent, port });
+  }
+
+  const row = (id: string) => page.locator(`article[data-service="user"] tr[data-instance="${id}"]`);
+
+  beforeAll(async () => {
+    // A missing browser is a failure with a remedy, never a silent skip: this test is the issue's proof.
+    if (!existsSync(CHROMIUM)) throw new Error(`the dashboard test drives Chromium at ${CHROMIUM}, which is missing: apt-get install -y chromium (.ci/run installs it)`);
+    zk = await startZooKeeper();
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+registries: [zk://${zk.connectString}/services]
+services:
+  user: { healthCheck: { path: /healthz, interval: 200ms, healthyThreshold: 1, unhealthyThreshold: 1 }, removalGrace: 0 }
+  orders: { balancer: least-connections }
+routes:
+  - { name: user, path: /api/user, service: user, stripPrefix: true }
+  - { name: orders, path: /api/orders, service: orders, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    await Promise.all([register('user', 'user-a', 1), register('user', 'user-b', 2), register('user', 'user-c', 3), register('orders', 'orders-1', 1)]);
+    await waitFor(async () => (await admin.services()).reduce((sum, service) => sum + service.instances.length, 0) === 4, { timeoutMs: 20_000, message: 'four instances registered' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    // Light, steady traffic, so the page has rates to show.
+    const loop = async () => {
+      while (running) {
+        await Promise.all([fetch(`${gateway.url}/api/user/x`), fetch(`${gateway.url}/api/orders/x`)].map((request) => request.then((response) => response.arrayBuffer(), () => undefined)));
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+    };
+    traffic = loop();
+    profile = await mkdtemp(join(tmpdir(), 'sb-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 } });
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  afterAll(async () => {
+    running = false;
+    await traffic;
+    await context?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+    await gateway?.process.stop();
+    await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
+    await zk?.close();
+  });
+
+  it('shows every service as a card with its instances, live', async () => {
+    await page.goto(`${admin.url}/?token=${TOKEN}`);
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: PAGE_MS });
+    for (const id of ['user-a', 'user-b', 'user-c']) await row(id).waitFor({ timeout: PAGE_MS });
+    await page.locator('article[data-service="orders"] tr[data-instance="orders-1"]').waitFor({ timeout: PAGE_MS });
+    expect(await row('user-c').locator('td').nth(1).textContent()).toBe('3');
+    // The token left the address bar (and so history and screenshots) once the page had it.
+    expect(page.url()).toBe(`${admin.url}/`);
+  });
+
+  it('adds the card row of a backend as its agent registers it, and shows a health flip', async () => {
+    await register('user', 'user-d', 2);
+    await row('user-d').waitFor({ timeout: PAGE_MS });
+    await page.locator('#event-log li[data-type="instance-added"]', { hasText: 'user/user-d' }).waitFor({ timeout: PAGE_MS });
+    await fetch(`http://127.0.0.1:${agents.get('user-b')!.port}/health/fail`, { method: 'POST' });
+    await row('user-b').locator('.badge[data-health="unhealthy"]').waitFor({ timeout: PAGE_MS });
+    expect(await row('user-b').locator('.reason').textContent()).toContain('active health check failing');
+    // Rates come from successive counter readings: wait until they show the new instance serving and the failing one not.
+    const rate = async (id: string) => Number((await row(id).locator('td').nth(3).innerText()).split('\n')[0]);
+    await waitFor(async () => (await rate('user-d')) > 0 && (await rate('user-b')) === 0, { timeoutMs: 2 * PAGE_MS, message: 'rates on user-d and none on user-b' });
+    await mkdir(join(REPO_ROOT, 'docs'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT });
+  });
+
+  it('removes the row as soon as the agent deregisters the backend', async () => {
+    await agents.get('user-d')!.agent.stop();
+    await row('user-d').waitFor({ state: 'detached', timeout: PAGE_MS });
+    await page.locator('#event-log li[data-type="instance-removed"]', { hasText: 'user/user-d' }).waitFor({ timeout: PAGE_MS });
+    expect(await page.locator('article[data-service="user"] tbody tr').count()).toBe(3);
+  });
+});

@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, waitFor } from '../harness/index.ts';
+import { descendantsOf, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+
+const START_TIMEOUT_MS = 90_000;
+const CHURN_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+describe('npm run demo', () => {
+  let demo: ManagedProcess | undefined;
+  let children: ProcessRecord[] = [];
+
+  afterAll(async () => {
+    // Only when an assertion failed midway: stop the demo the way a user would, then make sure.
+    if (demo?.running && demo.pid !== undefined) {
+      process.kill(demo.pid, 'SIGINT');
+      await demo.waitForExit(STOP_TIMEOUT_MS).catch(() => demo?.kill());
+    }
+    for (const child of stillRunning(children)) process.kill(child.pid, 'SIGKILL');
+  });
+
+  /** The backend names (or failures) of `count` requests sent one after another to `url`. */
+  async function answers(url: string, count: number): Promise<string[]> {
+    const names: string[] = [];
+    for (let index = 0; index < count; index += 1) {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const body = await response.text();
+      names.push(response.status === 200 ? (JSON.parse(body) as { name: string }).name : `status ${response.status}`);
+    }
+    return names;
+  }
+
+  it('serves traffic from several backends, follows a backend leaving and returning, and stops everything on SIGINT with status 0', async () => {
+    const dir = await makeTempDir('sb-demo-test-');
+    demo = new ManagedProcess({
+      name: 'npm run demo',
+      command: process.execPath,
+      args: [join(REPO_ROOT, 'scripts/demo.mjs')],
+      logFile: join(dir, 'demo.log'),
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        DEMO_PORT: String(await freePort()),
+        DEMO_ADMIN_PORT: String(await freePort()),
+        DEMO_CHURN_SECONDS: '2',
+        DEMO_RPS: '4',
+        // A safety net: a demo this test lost track of still stops by itself.
+        DEMO_DURATION_SECONDS: '300',
+      },
+    });
+    demo.start();
+    const output = (): Promise<string> => readTail(demo!.logFile, 1 << 20);
+    const url = await waitFor(async () => (demo!.running ? /^demo: proxy\s+(\S+)/m.exec(await output())?.[1] : 'exited'), {
+      timeoutMs: START_TIMEOUT_MS,
+      intervalMs: 200,
+      message: 'the demo to print its proxy URL',
+    }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await output()}`);
+    });
+    expect(url, await output()).not.toBe('exited');
+    const filesDir = /logs of every process go to (\S+)\/logs\//.exec(await output())?.[1];
+    expect(filesDir).toBeDefined();
+
+    // Traffic through the gateway reaches more than one backend.
+    const seen = new Set((await answers(url, 18)).filter((name) => name.startsWith('backend-')));
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+
+    // Churn: one of them stops answering (its agent deregistered it), then answers again.
+    const gone = await waitFor(async () => {
+      const window = new Set(await answers(url, 18));
+      return [...seen].find((name) => !window.has(name));
+    }, { timeoutMs: CHURN_TIMEOUT_MS, intervalMs: 100, message: 'a backend to disappear from the answers' });
+    await waitFor(async () => (await answers(url, 12)).includes(gone), {
+      timeoutMs: CHURN_TIMEOUT_MS,
+      intervalMs: 100,
+      message: `${gone} to answer again after its restart`,
+    });
+    expect(await output()).toMatch(new RegExp(`churn: restarting ${gone}`));
+
+    children = descendantsOf(demo.pid!);
+    const commands = children.map((child) => child.command).join('\n');
+    expect(commands).toMatch(/ZooKeeperServerMain/);
+    expect(commands).toMatch(/bin\/switchboard\.js/);
+    expect(commands.match(/bin\/switchboard-agent\.js/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
+    expect(commands).toMatch(/fixtures\/backend\.mjs/);
+
+    process.kill(demo.pid!, 'SIGINT');
+    const exit = await demo.waitForExit(STOP_TIMEOUT_MS);
+    expect(exit, await output()).toEqual({ code: 0, signal: null });
+    expect(await output()).toMatch(/demo: stopped; every process it started has exited/);
+    expect(stillRunning(children).map((child) => child.command)).toEqual([]);
+    expect(existsSync(filesDir!)).toBe(false);
+  });
+});

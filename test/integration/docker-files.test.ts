@@ -1,0 +1,86 @@
+// No Docker engine runs here, so the image and the compose cluster cannot be started in CI: these
+// checks catch what can break without one (paths, the configs the containers read, versions).
+// `.ci/run` validates docker-compose.yml itself with `docker-compose config -q`.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../gateway/config/index.ts';
+import { parseAgentArgs } from '../../registry-agent/cli.ts';
+import { REPO_ROOT } from '../harness/index.ts';
+
+interface ComposeService {
+  image?: string;
+  build?: string;
+  entrypoint?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  ports?: string[];
+}
+
+const read = (path: string): string => readFileSync(join(REPO_ROOT, path), 'utf8');
+const dockerfile = read('Dockerfile');
+const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+const services = compose.services;
+const agents = Object.entries(services).filter(([, service]) => service.entrypoint?.[0] === 'switchboard-agent');
+
+/** Sources of the Dockerfile's `COPY` lines that come from the build context (not `--from=` a stage). */
+function contextCopySources(): string[] {
+  return dockerfile
+    .split('\n')
+    .filter((line) => /^COPY\s/.test(line) && !line.includes('--from='))
+    .flatMap((line) => line.trim().split(/\s+/).slice(1, -1));
+}
+
+describe('the Dockerfile and docker-compose.yml', () => {
+  it('copies into the image only paths that exist and that .dockerignore lets through', () => {
+    const sources = contextCopySources();
+    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'bin', 'gateway', 'registry-agent', 'src', 'test/fixtures']));
+    const allowed = read('.dockerignore').split('\n').filter((line) => line.startsWith('!')).map((line) => line.slice(1));
+    for (const source of sources) {
+      expect(existsSync(join(REPO_ROOT, source)), `${source} exists`).toBe(true);
+      expect(allowed, `.dockerignore lets ${source} into the build context`).toContain(source);
+    }
+  });
+
+  it('installs the same ws version for the demo backend as package-lock.json pins', () => {
+    const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { version: string }> };
+    expect(dockerfile).toContain(`ws@${lock.packages['node_modules/ws']!.version}`);
+  });
+
+  it('runs from the image only files that the image contains', () => {
+    const copied = contextCopySources();
+    const inImage = (path: string): boolean => existsSync(join(REPO_ROOT, path)) && copied.some((source) => path === source || path.startsWith(`${source}/`));
+    expect(inImage('bin/switchboard.js') && inImage('bin/switchboard-agent.js')).toBe(true);
+    for (const [name, service] of Object.entries(services)) {
+      const scripts = [...(service.entrypoint ?? []), ...(service.command ?? [])].filter((word) => /\.(m?js|ts)$/.test(word));
+      for (const script of scripts) expect(inImage(script), `${name} runs ${script}`).toBe(true);
+      for (const volume of service.volumes ?? []) {
+        const source = volume.split(':')[0]!;
+        if (source.startsWith('./')) expect(existsSync(join(REPO_ROOT, source)), `${name} mounts ${source}`).toBe(true);
+      }
+    }
+  });
+
+  it('gives the gateway a configuration that its own loader accepts, with both registries', () => {
+    const mount = services.gateway!.volumes!.find((volume) => volume.includes('/etc/switchboard/gateway.yaml'))!;
+    const path = mount.split(':')[0]!;
+    const config = parseConfig(path, read(path));
+    expect(config.registries.map((registry) => registry.location.kind).sort()).toEqual(['etcd', 'zookeeper']);
+    expect(services.gateway!.command).toEqual(['switchboard', '--config', '/etc/switchboard/gateway.yaml']);
+    expect(services.gateway!.ports).toEqual(expect.arrayContaining(['8080:8080', '127.0.0.1:9180:9180']));
+  });
+
+  it('starts three agents whose SWITCHBOARD_* settings the agent accepts, one of them registered in etcd', () => {
+    expect(agents).toHaveLength(3);
+    const parsed = agents.map(([, service]) => parseAgentArgs(service.command ?? [], service.environment ?? {}));
+    expect(parsed.map((options) => options.registry.kind).sort()).toEqual(['etcd', 'zookeeper', 'zookeeper']);
+    expect(new Set(parsed.map((options) => options.service))).toEqual(new Set(['demo']));
+    expect(parsed.map((options) => options.weight)).toEqual([1, 2, 3]);
+    for (const options of parsed) {
+      expect(options.command).toEqual(expect.arrayContaining(['test/fixtures/backend.mjs', '--host', '0.0.0.0', '--port', String(options.port)]));
+      expect(services[options.host], `${options.id} registers a host name that compose resolves`).toBeDefined();
+    }
+  });
+});
