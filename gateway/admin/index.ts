@@ -1,6 +1,7 @@
 // The admin listener: JSON views, live events (SSE), Prometheus metrics and the dashboard.
 import type { Observable } from 'rxjs';
 import type { AdminSettings } from '../config/index.ts';
+import { collectProcessMetrics } from '../telemetry/index.ts';
 import { endpointStates, type AdminSources } from './admin-sources.ts';
 import { AdminServer } from './admin-server.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
@@ -30,6 +31,7 @@ export interface AdminListener {
  * `settings.listen`; rejects (with nothing left running) when it cannot bind.
  */
 export async function startAdmin(sources: AdminSources, config$: Observable<ConfigChange>, settings: AdminSettings, options: { heartbeatMs?: number } = {}): Promise<AdminListener> {
+  collectProcessMetrics();
   const events = new AdminEvents({
     health$: sources.balancers.health$,
     statuses$: sources.aggregator.statuses$,

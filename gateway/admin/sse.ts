@@ -10,7 +10,7 @@ export const SSE_RETRY_MS = 2_000;
 export const SSE_MAX_BUFFERED_BYTES = 1 << 20;
 
 /** Where an event stream reads from. */
-export interface EventSource {
+export interface EventFeed {
   readonly events$: Observable<AdminEvent>;
   /** Buffered events after `lastId`, oldest first. */
   since(lastId: number): AdminEvent[];
@@ -27,7 +27,7 @@ export function formatEvent(event: AdminEvent): string {
  * a heartbeat comment every `heartbeatMs`. Everything is torn down when the client disconnects,
  * and a client too slow to keep up is disconnected. Returns a function that ends the stream.
  */
-export function streamEvents(request: IncomingMessage, response: ServerResponse, source: EventSource, heartbeatMs = SSE_HEARTBEAT_MS): () => void {
+export function streamEvents(request: IncomingMessage, response: ServerResponse, source: EventFeed, heartbeatMs = SSE_HEARTBEAT_MS): () => void {
   response.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',

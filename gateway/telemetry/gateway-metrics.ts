@@ -1,4 +1,4 @@
-import { Counter, Gauge } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge } from 'prom-client';
 import { isHealthy, type HealthSnapshot } from '../../src/health/index.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 
@@ -24,4 +24,16 @@ export function recordInstances(snapshot: HealthSnapshot): void {
   for (const endpoint of snapshot.endpoints) if (isHealthy(endpoint)) healthy += 1;
   instancesGauge.set({ service: snapshot.service, state: 'total' }, snapshot.endpoints.length);
   instancesGauge.set({ service: snapshot.service, state: 'healthy' }, healthy);
+}
+
+let processMetricsStarted = false;
+
+/**
+ * Adds prom-client's standard process and Node.js metrics (`process_cpu_seconds_total`,
+ * `nodejs_eventloop_lag_seconds`, heap sizes…) to the registry `/metrics` serves; once per process.
+ */
+export function collectProcessMetrics(): void {
+  if (processMetricsStarted) return;
+  processMetricsStarted = true;
+  collectDefaultMetrics({ register: metricsRegistry });
 }
