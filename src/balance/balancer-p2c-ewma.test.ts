@@ -86,6 +86,22 @@ describe('P2cEwmaBalancer', () => {
     expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
   });
 
+  it('moves traffic away from a member that fails fast instead of treating it as the quickest', () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now, random: seededRandom(7) });
+    balancer.update(testEndpoints('a', 'b'));
+    const counts = new Map<string, number>();
+    for (let index = 0; index < 2_000; index += 1) {
+      const pick = balancer.picker.pick({}) as PickedEndpoint;
+      counts.set(pick.address, (counts.get(pick.address) ?? 0) + 1);
+      // b refuses connections at once; a answers in 5 ms.
+      if (pick.address.startsWith('b')) pick.done({ ok: false, latencyMs: 0.05, errorClass: 'connect-refused' });
+      else pick.done({ ok: true, latencyMs: 5 });
+      now += 1;
+    }
+    expect(counts.get('b.svc.test:8080') ?? 0).toBeLessThan(100);
+  });
+
   it('reports its latency estimate through the member view, which other balancers leave out', () => {
     const balancer: Balancer = new P2cEwmaBalancer({ now: () => 0 });
     balancer.update(testEndpoints('a'));

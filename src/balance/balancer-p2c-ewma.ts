@@ -30,6 +30,14 @@ export class EwmaMember extends Member {
   }
 }
 
+/**
+ * Latency a failed attempt counts as. A dead or refusing instance fails in microseconds, which
+ * would make it the cheapest member and draw traffic to it (the "fast failure" trap); counting a
+ * failure as at least this slow moves traffic away at once, and the estimate decays back so the
+ * member is tried again once it may have recovered.
+ */
+export const FAILURE_PENALTY_MS = 1_000;
+
 /** Redraws for a second candidate distinct from the first before settling for a uniform one. */
 const DISTINCT_DRAWS = 4;
 
@@ -45,8 +53,8 @@ export const COST_TIE_TOLERANCE = 0.01;
  * (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001): draw two distinct
  * members in proportion to weight, send to the one with the lower latency estimate × (in flight + 1).
  * On a tie (within `COST_TIE_TOLERANCE`) the first draw wins, so a service whose members behave
- * alike gets the weighted distribution. Outcomes feed
- * the estimate; a client cancel does not, since its latency says nothing of the upstream.
+ * alike gets the weighted distribution. Outcomes feed the estimate, a failure as at least
+ * `FAILURE_PENALTY_MS`; a client cancel does not, since its latency says nothing of the upstream.
  */
 export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   readonly algorithm: BalancerAlgorithm = 'p2c-ewma';
@@ -64,7 +72,8 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
 
   protected override observe(member: EwmaMember, outcome: PickOutcome): void {
     if (outcome.errorClass === 'cancelled') return;
-    member.ewma.observe(Math.max(outcome.latencyMs, 0), this.now());
+    const latencyMs = Math.max(outcome.latencyMs, 0);
+    member.ewma.observe(outcome.ok ? latencyMs : Math.max(latencyMs, FAILURE_PENALTY_MS), this.now());
   }
 
   protected buildPicker(eligible: readonly EwmaMember[]): Picker {
