@@ -33,6 +33,8 @@ const CLIENT_ERRORS: Readonly<Record<string, [number, string]>> = {
 export class GatewayListener {
   readonly server: Server;
   private readonly active = new Set<ServerResponse>();
+  /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
+  private readonly upgraded = new Set<Duplex>();
   private draining = false;
 
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
@@ -53,6 +55,8 @@ export class GatewayListener {
     );
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.draining) return void socket.destroy();
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
       handlers.upgrade(request, socket, head);
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -76,8 +80,8 @@ export class GatewayListener {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish (their connections close afterwards), and
-   * after `deadlineMs` cuts whatever is left. Resolves when the listener is closed.
+   * Stops accepting, lets in-flight requests and open WebSockets finish (their connections close
+   * afterwards), and after `deadlineMs` cuts whatever is left. Resolves when the listener is closed.
    */
   async drain(deadlineMs: number): Promise<void> {
     this.draining = true;
@@ -85,8 +89,11 @@ export class GatewayListener {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const deadline = setTimeout(() => {
-      if (this.active.size > 0) this.log.warn({ inFlight: this.active.size }, 'drain deadline reached; closing connections');
+      if (this.active.size + this.upgraded.size > 0) {
+        this.log.warn({ inFlight: this.active.size, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
+      }
       this.server.closeAllConnections();
+      for (const socket of this.upgraded) socket.destroy();
     }, deadlineMs);
     // Keep-alive connections that finish a response close at once while draining.
     const sweep = setInterval(() => this.server.closeIdleConnections(), 50);

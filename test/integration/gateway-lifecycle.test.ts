@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acceptsConnections, logOf, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { WebSocket } from 'undici';
+import { acceptsConnections, logOf, REPO_ROOT, startBackend, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -85,5 +86,24 @@ describe('gateway lifecycle', () => {
     const run = spawnSync(process.execPath, ['bin/switchboard.js', '--config', path], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain(`${path}: routes.0.servce (line 3): unknown field "servce"`);
+  });
+
+  it('closes open WebSockets at the drain deadline, so SIGTERM always ends the process', async () => {
+    const backend = await startBackend({ name: 'ws' });
+    closers.push(() => void backend.process.kill());
+    const gateway = await startGateway(`${configFor(backend.port)}\nshutdown: { drainTimeout: 1s }\n`);
+    gateways.push(gateway);
+    const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws`);
+    const closed = new Promise<void>((resolve) => socket.addEventListener('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      socket.addEventListener('open', () => resolve());
+      socket.addEventListener('error', () => reject(new Error('the WebSocket did not open')));
+    });
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    const exit = await gateway.process.waitForExit(10_000);
+    expect(exit.code).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    await closed;
   });
 });
