@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../src/logger.ts';
+import { listenOn } from './listen.ts';
 
 /** Client-facing limits of the listener. */
 export interface ListenerLimits {
@@ -64,14 +65,7 @@ export class GatewayListener {
 
   /** Listens on `host:port` (port 0 picks one; no host: every interface) and resolves with the bound port. */
   listen(host: string | undefined, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        resolve(typeof address === 'object' && address ? address.port : port);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   /** Requests being served right now. */

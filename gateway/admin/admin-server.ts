@@ -10,6 +10,7 @@ import type { AdminEvents } from './events.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
+import { listenOn } from '../listen.ts';
 
 /** Where the admin listener binds and what it requires. */
 export interface AdminServerOptions {
@@ -57,14 +58,7 @@ export class AdminServer {
   /** Binds the configured address and resolves with the bound port (useful with port 0). */
   listen(): Promise<number> {
     const { host, port } = this.options.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        resolve(typeof address === 'object' && address ? address.port : port);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   /** Ends every event stream and closes the listener. */

@@ -11,3 +11,4 @@ export * from './tcp-proxy.ts';
 export * from './docker.ts';
 export * from './programs.ts';
 export * from './registry-node.ts';
+export * from './zookeeper-client.ts';

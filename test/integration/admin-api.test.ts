@@ -1,11 +1,11 @@
-import zookeeper, { type Client } from 'node-zookeeper-client';
+import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
 import { exists } from '../../src/zookeeper/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
-import { backendCommand, freePort, logOf, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, backendCommand, freePort, logOf, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'admin-api-integration-token';
 /** The agents probe by TCP, so a failing /healthz is seen by the gateway's own active check only. */
@@ -44,11 +44,7 @@ describe('admin API of a real gateway beside ZooKeeper, agents and backends', ()
 
   beforeAll(async () => {
     zk = await startZooKeeper();
-    reader = zookeeper.createClient(zk.connectString);
-    await new Promise<void>((resolve) => {
-      reader.once('connected', () => resolve());
-      reader.connect();
-    });
+    reader = await connectZooKeeperClient(zk.connectString);
     const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}

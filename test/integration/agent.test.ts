@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../../registry-agent/index.ts';
 import { exists, getData } from '../../src/zookeeper/index.ts';
 import {
+  connectZooKeeperClient,
   acceptsConnections,
   backendCommand,
   freePort,
@@ -24,13 +25,7 @@ import {
 const SESSION_TIMEOUT_MS = 2_000;
 const FAST = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2', '--drain', '0s'];
 
-function connect(connectString: string): Promise<Client> {
-  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000 });
-  return new Promise((resolve) => {
-    client.once('connected', () => resolve(client));
-    client.connect();
-  });
-}
+const connect = connectZooKeeperClient;
 
 async function zkPayload(client: Client, path: string): Promise<Record<string, unknown> | undefined> {
   if (!(await exists(client, path))) return undefined;

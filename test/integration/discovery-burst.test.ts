@@ -3,7 +3,7 @@ import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProvider, DiscoveryAggregator, encodeInstance, type ServiceConf } from '../../src/discovery/index.ts';
 import { create, mkdirp } from '../../src/zookeeper/zookeeper-writes.ts';
-import { startEtcd, startZooKeeper, waitFor, type EtcdCluster, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, startEtcd, startZooKeeper, waitFor, type EtcdCluster, type ZooKeeperCluster } from '../harness/index.ts';
 
 const BURST = 500;
 
@@ -41,11 +41,7 @@ describe('a burst of 500 registrations reaches the balancers as a few exact upda
     const aggregator = new DiscoveryAggregator([createProvider(`zk://${zk.connectString}/services`)]);
     const { confs } = observe(aggregator);
     aggregator.start();
-    const writer = zookeeper.createClient(zk.connectString);
-    await new Promise<void>((resolve) => {
-      writer.once('connected', () => resolve());
-      writer.connect();
-    });
+    const writer = await connectZooKeeperClient(zk.connectString);
     try {
       await mkdirp(writer, '/services/burst');
       await Promise.all(Array.from({ length: BURST }, (_, index) => create(writer, `/services/burst/i${index}`, Buffer.from(payload(index)), zookeeper.CreateMode.EPHEMERAL)));

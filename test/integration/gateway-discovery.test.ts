@@ -1,7 +1,8 @@
-import zookeeper, { type Client } from 'node-zookeeper-client';
+import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
 import {
+  connectZooKeeperClient,
   backendCommand,
   freePort,
   logOf,
@@ -61,11 +62,7 @@ describe('end to end: ZooKeeper, backends beside agents, and the gateway', () =>
 
   beforeAll(async () => {
     zk = await startZooKeeper();
-    reader = zookeeper.createClient(zk.connectString);
-    await new Promise<void>((resolve) => {
-      reader.once('connected', () => resolve());
-      reader.connect();
-    });
+    reader = await connectZooKeeperClient(zk.connectString);
     // b drains for 30 s after deregistering, so it still answers while the gateway must already avoid it.
     await Promise.all([member('a', 1), member('b', 2, ['--drain', '30s']), member('c', 3)]);
     gateway = await startGateway(`
