@@ -109,3 +109,23 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
   });
   return { port, url: `http://127.0.0.1:${port}`, configPath, process: gateway, writeConfig };
 }
+
+/** A test backend started by its own `switchboard-agent`, which registers it. */
+export interface AgentBackend {
+  readonly agent: ManagedProcess;
+  /** The backend's port (also its registered port). */
+  readonly port: number;
+}
+
+/**
+ * Starts `switchboard-agent --registry <registry> --service <service> --id <id> --weight <weight>
+ * <flags…> -- <backend on a free port named id>`: the backend runs as the agent's child.
+ */
+export async function startAgentBackend(options: { registry: string; service: string; id: string; weight: number; flags: readonly string[] }): Promise<AgentBackend> {
+  const port = await freePort();
+  const agent = await startAgent([
+    '--registry', options.registry, '--service', options.service, '--port', String(port), '--id', options.id,
+    '--weight', String(options.weight), ...options.flags, '--', ...backendCommand(port, options.id),
+  ]);
+  return { agent, port };
+}

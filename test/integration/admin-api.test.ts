@@ -5,7 +5,7 @@ import { exists } from '../../src/zookeeper/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
-import { connectZooKeeperClient, backendCommand, freePort, logOf, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { startAgentBackend, connectZooKeeperClient, freePort, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'admin-api-integration-token';
 /** The agents probe by TCP, so a failing /healthz is seen by the gateway's own active check only. */
@@ -22,13 +22,9 @@ describe('admin API of a real gateway beside ZooKeeper, agents and backends', ()
   const agents = new Map<string, { agent: ManagedProcess; port: number }>();
 
   async function register(id: string, weight: number): Promise<{ agent: ManagedProcess; port: number }> {
-    const port = await freePort();
-    const agent = await startAgent([
-      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', id,
-      '--weight', String(weight), '--metadata', 'zone=test', ...AGENT_FLAGS, '--', ...backendCommand(port, id),
-    ]);
-    agents.set(id, { agent, port });
-    return { agent, port };
+    const started = await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'user', id, weight, flags: ['--metadata', 'zone=test', ...AGENT_FLAGS] });
+    agents.set(id, started);
+    return started;
   }
 
   /** Polls ZooKeeper itself, so "visible" is the moment a registry client could first see the change. */

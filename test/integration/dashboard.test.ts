@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { backendCommand, freePort, logOf, REPO_ROOT, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { startAgentBackend, freePort, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -27,12 +27,7 @@ describe('the dashboard in headless Chromium', () => {
   const agents = new Map<string, { agent: ManagedProcess; port: number }>();
 
   async function register(service: string, id: string, weight: number): Promise<void> {
-    const port = await freePort();
-    const agent = await startAgent([
-      '--registry', `zk://${zk.connectString}/services`, '--service', service, '--port', String(port), '--id', id,
-      '--weight', String(weight), '--metadata', 'zone=eu-1', ...AGENT_FLAGS, '--', ...backendCommand(port, id),
-    ]);
-    agents.set(id, { agent, port });
+    agents.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service, id, weight, flags: ['--metadata', 'zone=eu-1', ...AGENT_FLAGS] }));
   }
 
   const row = (id: string) => page.locator(`article[data-service="user"] tr[data-instance="${id}"]`);

@@ -1,19 +1,7 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
-import {
-  connectZooKeeperClient,
-  backendCommand,
-  freePort,
-  logOf,
-  startAgent,
-  startGateway,
-  startZooKeeper,
-  waitFor,
-  type GatewayProcess,
-  type ManagedProcess,
-  type ZooKeeperCluster,
-} from '../harness/index.ts';
+import { startAgentBackend, connectZooKeeperClient, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const AGENT_FLAGS = ['--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
 
@@ -30,11 +18,7 @@ describe('end to end: ZooKeeper, backends beside agents, and the gateway', () =>
   const members: Member[] = [];
 
   async function member(name: string, weight: number, extra: string[] = []): Promise<Member> {
-    const port = await freePort();
-    const agent = await startAgent([
-      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', name,
-      '--weight', String(weight), '--health', 'http:/healthz', ...AGENT_FLAGS, ...extra, '--', ...backendCommand(port, name),
-    ]);
+    const { agent, port } = await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'user', id: name, weight, flags: ['--health', 'http:/healthz', ...AGENT_FLAGS, ...extra] });
     const started = { name, port, agent };
     members.push(started);
     return started;
