@@ -10,6 +10,7 @@ import { makeTempDir, readTail, removeTempDir } from './process.ts';
 import { waitFor } from './wait.ts';
 import { srvrMode, type ZooKeeperMode } from './zookeeper-four-letter-word.ts';
 import type { ZooKeeperCluster, ZooKeeperNode, ZooKeeperOptions } from './zookeeper.ts';
+import type { RegistryNode } from './registry-node.ts';
 
 /** Image used for ZooKeeper on the Docker path. */
 export const ZOOKEEPER_IMAGE = 'zookeeper:3.8';
@@ -118,47 +119,35 @@ class ContainerProcess {
   }
 }
 
-class ContainerZooKeeperNode implements ZooKeeperNode {
-  readonly id = 1;
-  readonly #container: ContainerProcess;
+/** The process controls every single-node container shares; pause() and resume() are not supported with containers yet. */
+abstract class ContainerNode implements RegistryNode {
+  constructor(protected readonly container: ContainerProcess) {}
 
-  constructor(container: ContainerProcess) {
-    this.#container = container;
-  }
-
-  get clientPort(): number { return this.#container.hostPort; }
-  get connectString(): string { return `${this.#container.host}:${this.#container.hostPort}`; }
-  get logFile(): string { return this.#container.logFile; }
-  get running(): boolean { return this.#container.running; }
-  stop(): Promise<void> { return this.#container.stop(); }
-  kill(): Promise<void> { return this.#container.kill(); }
+  get logFile(): string { return this.container.logFile; }
+  get running(): boolean { return this.container.running; }
+  stop(): Promise<void> { return this.container.stop(); }
+  kill(): Promise<void> { return this.container.kill(); }
   pause(): void { throw unsupported('pause()'); }
   resume(): void { throw unsupported('resume()'); }
-  restart(): Promise<void> { return this.#container.restart(); }
+  restart(): Promise<void> { return this.container.restart(); }
   logTail(): Promise<string> { return readTail(this.logFile); }
+}
+
+class ContainerZooKeeperNode extends ContainerNode implements ZooKeeperNode {
+  readonly id = 1;
+
+  get clientPort(): number { return this.container.hostPort; }
+  get connectString(): string { return `${this.container.host}:${this.container.hostPort}`; }
 
   async mode(): Promise<ZooKeeperMode> {
-    return this.running ? srvrMode(this.#container.host, this.#container.hostPort) : 'down';
+    return this.running ? srvrMode(this.container.host, this.container.hostPort) : 'down';
   }
 }
 
-class ContainerEtcdMember implements EtcdMember {
+class ContainerEtcdMember extends ContainerNode implements EtcdMember {
   readonly name = 'etcd-1';
-  readonly #container: ContainerProcess;
 
-  constructor(container: ContainerProcess) {
-    this.#container = container;
-  }
-
-  get clientUrl(): string { return `http://${this.#container.host}:${this.#container.hostPort}`; }
-  get logFile(): string { return this.#container.logFile; }
-  get running(): boolean { return this.#container.running; }
-  stop(): Promise<void> { return this.#container.stop(); }
-  kill(): Promise<void> { return this.#container.kill(); }
-  pause(): void { throw unsupported('pause()'); }
-  resume(): void { throw unsupported('resume()'); }
-  restart(): Promise<void> { return this.#container.restart(); }
-  logTail(): Promise<string> { return readTail(this.logFile); }
+  get clientUrl(): string { return `http://${this.container.host}:${this.container.hostPort}`; }
 }
 
 async function startContainer(spec: ContainerSpec, prefix: string): Promise<{ container: ContainerProcess; close: () => Promise<void> }> {
