@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,8 @@ export class ManagedProcess {
   pause(): void {
     this.#signal('SIGSTOP');
     this.#paused = true;
+    // kill() returns before every thread has stopped; a request sent right after could still be answered.
+    waitUntilStopped(this.#child!.pid!);
   }
 
   /** Thaws a paused process (SIGCONT). */
@@ -155,6 +157,36 @@ export class ManagedProcess {
       // ESRCH: it died an instant ago and its 'exit' event is still queued; waitForExit will see it.
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
     }
+  }
+}
+
+const STOP_WAIT_MS = 2_000;
+
+/**
+ * Blocks until every thread of `pid` is in the stopped state (Linux /proc), so that a paused
+ * process answers nothing from the moment `pause()` returns. Gives up silently after 2 s, or at
+ * once where /proc cannot be read.
+ */
+function waitUntilStopped(pid: number): void {
+  const deadline = Date.now() + STOP_WAIT_MS;
+  while (Date.now() < deadline) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return;
+    }
+    const stopped = tasks.every((task) => {
+      try {
+        // The state follows the parenthesised command name: "pid (comm) S …".
+        const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        return state === 'T' || state === 't';
+      } catch {
+        return true;
+      }
+    });
+    if (stopped) return;
   }
 }
 
