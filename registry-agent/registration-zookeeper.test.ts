@@ -189,4 +189,20 @@ describe('ZooKeeperRegistration', () => {
     expect(server.nodes.has(PATH)).toBe(true);
     await registration.close();
   });
+
+  it('tries a new client at most a second after each failed connect, however long the registry stays down', async () => {
+    const { clients, registration } = setup();
+    const createdAt: number[] = [];
+    let seen = 0;
+    registration.register(INSTANCE);
+    for (let elapsed = 0; elapsed < 30_000; elapsed += 50) {
+      await vi.advanceTimersByTimeAsync(50);
+      for (; seen < clients.length; seen += 1) createdAt.push(Date.now());
+    }
+    const gaps = createdAt.slice(1).map((at, index) => at - createdAt[index]!);
+    // Each client gets the connect deadline (the session timeout) before it is replaced.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000 + 50);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS);
+    await registration.close();
+  });
 });
