@@ -29,5 +29,7 @@ Every flag can also be set as an environment variable: --service is SWITCHBOARD_
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
 forwards signals, and exits with the child's status. On SIGTERM or SIGINT it deregisters first,
-waits --drain, then stops the backend.
+waits --drain, then stops the backend (SIGKILL after 10s). Deregistration gives up after --ttl
+when the registry does not answer (the entry ends with the session or lease anyway), so the agent
+exits within --ttl + --drain + the backend's stop time (at most 10s) + 1s.
 `;

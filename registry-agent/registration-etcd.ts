@@ -27,7 +27,7 @@ export class EtcdRegistration extends Registration {
   private readonly attemptTimeoutMs: number;
 
   constructor(private readonly options: EtcdRegistrationOptions) {
-    super(componentLogger('agent-registration', { registry: 'etcd', endpoints: options.endpoints }));
+    super(componentLogger('agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
     this.client = new Etcd3({ hosts: options.endpoints });
     this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);

@@ -1,9 +1,9 @@
 import zookeeper from 'node-zookeeper-client';
-import { firstValueFrom, timeout, type Subscription } from 'rxjs';
+import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import { encodeInstance } from '../src/discovery/instance-codec.ts';
 import type { Instance } from '../src/discovery/instance.ts';
 import { componentLogger } from '../src/logger.ts';
-import { exists, isZooKeeperError, ZooKeeperSessionSupervisor, type ZooKeeperSession } from '../src/zookeeper/index.ts';
+import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../src/zookeeper/index.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData } from '../src/zookeeper/zookeeper-writes.ts';
 import { Registration } from './registration.ts';
 
@@ -13,7 +13,18 @@ export interface ZooKeeperRegistrationOptions {
   root: string;
   /** Requested session timeout: the node goes at most about this long after the agent dies. */
   sessionTimeoutMs: number;
+  /** Replaces the real client factory, for tests that script the library. */
+  createClient?: SessionSupervisorOptions['createClient'];
 }
+
+/**
+ * Reconnect policy of an agent's session: it retries sooner than a gateway (at most every second,
+ * each try bounded by the connect deadline), because a registry that answers again should list
+ * its backend before gateways act on a re-read that lacks it.
+ */
+export const AGENT_RECONNECT_BACKOFF = { initialMs: 100, maxMs: 1_000, factor: 2, jitter: 0.5 } as const;
+/** Upper bound of the library's random pause between rounds over the servers: a restarted server is found within about that, for a few refused connects a second while it is down. */
+export const AGENT_SPIN_DELAY_MS = 500;
 
 /**
  * Registers an instance as the ephemeral znode `<root>/<service>/<id>`. On every new session
@@ -27,17 +38,23 @@ export class ZooKeeperRegistration extends Registration {
   private writtenBy: string | undefined;
   /** Path of the instance last asked for, so that deregistration knows what to delete. */
   private lastPath: string | undefined;
+  /** True while a pass waits in `liveSession()`: that pass takes the next session itself. */
+  private awaitingSession = false;
 
   constructor(private readonly options: ZooKeeperRegistrationOptions) {
-    super(componentLogger('agent-registration', { registry: 'zookeeper', connectString: options.connectString }));
+    super(componentLogger('agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
     this.supervisor = new ZooKeeperSessionSupervisor({
       connectString: options.connectString,
       sessionTimeoutMs: options.sessionTimeoutMs,
+      backoff: AGENT_RECONNECT_BACKOFF,
+      spinDelayMs: AGENT_SPIN_DELAY_MS,
       name: `agent:${options.connectString}`,
+      ...(options.createClient ? { createClient: options.createClient } : {}),
     });
-    // Every new session starts without our ephemeral node: converge again (the first emission included).
+    // Every new session starts without our ephemeral node: converge again, unless the pass that
+    // waits for a session takes this one (a second pass at once would only repeat its writes).
     this.sessions = this.supervisor.session$.subscribe(() => {
-      if (this.desired) this.reconcile();
+      if (this.desired && !this.awaitingSession) this.reconcile();
     });
     this.supervisor.start();
   }
@@ -77,6 +94,11 @@ export class ZooKeeperRegistration extends Registration {
     const session = this.supervisor.currentSession();
     const instancePath = this.lastPath;
     if (!session || !instancePath || this.writtenBy !== session.id) return;
+    // A request on a disconnected client waits for a reconnect that may never come; the node goes with the session.
+    if (this.supervisor.currentState() !== 'connected') {
+      this.log.info({ path: instancePath }, 'ZooKeeper disconnected; the node goes when the session ends');
+      return;
+    }
     const stat = await exists(session.client, instancePath);
     if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
     this.writtenBy = undefined;
@@ -92,10 +114,27 @@ export class ZooKeeperRegistration extends Registration {
     super.register(instance);
   }
 
-  private liveSession(): Promise<ZooKeeperSession> {
-    const session = this.supervisor.currentSession();
-    if (session && this.supervisor.currentState() === 'connected') return Promise.resolve(session);
-    // session$ emits a session only once its client is connected.
-    return firstValueFrom(this.supervisor.session$.pipe(timeout({ first: this.options.sessionTimeoutMs })));
+  /**
+   * The current session once its client is connected. Not `session$`: it replays the current
+   * session also while it is disconnected, and requests queued on that client wait for a
+   * reconnect that never comes once the session expires and the client is retired.
+   */
+  private async liveSession(): Promise<ZooKeeperSession> {
+    const connected = (): ZooKeeperSession | undefined => (this.supervisor.currentState() === 'connected' ? this.supervisor.currentSession() : undefined);
+    if (connected()) return connected()!;
+    this.awaitingSession = true;
+    try {
+      await firstValueFrom(
+        this.supervisor.state$.pipe(
+          filter((state) => state === 'connected'),
+          timeout({ first: this.options.sessionTimeoutMs, with: () => Promise.reject(new ZooKeeperError('CONNECTION_LOSS', `no connected ZooKeeper session within ${this.options.sessionTimeoutMs} ms`)) }),
+        ),
+      );
+    } finally {
+      this.awaitingSession = false;
+    }
+    const session = connected();
+    if (!session) throw new ZooKeeperError('CONNECTION_LOSS', 'the ZooKeeper session was lost again at once');
+    return session;
   }
 }

@@ -27,10 +27,16 @@ export abstract class Registration {
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeRetry: (() => void) | undefined;
   private attempt = 0;
+  private deregistered = false;
   protected closed = false;
 
+  /**
+   * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
+   *   removal together: the session timeout or lease TTL, after which the entry is gone anyway.
+   */
   constructor(
     protected readonly log: Logger,
+    private readonly deregisterTimeoutMs: number,
     private readonly backoff: BackoffOptions = REGISTRATION_BACKOFF,
   ) {
     this.state$ = this.state.asObservable();
@@ -45,26 +51,40 @@ export abstract class Registration {
   register(instance: Instance): void {
     if (this.closed) return;
     this.desired = instance;
+    this.deregistered = false;
     this.reconcile();
   }
 
-  /** Removes the entry and resolves once the registry confirmed it or gave up; never rejects. */
+  /**
+   * Removes the entry and resolves once the registry confirmed it, or gave up after the
+   * deregistration timeout (the entry then ends with its session or lease); never rejects.
+   */
   async deregister(): Promise<void> {
     this.desired = undefined;
     this.cancelRetry();
-    await this.running;
-    try {
+    const removal = (async () => {
+      await this.running;
       await this.remove();
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the registry within ${this.deregisterTimeoutMs} ms`)), this.deregisterTimeoutMs);
+    });
+    try {
+      await Promise.race([removal, gaveUp]);
     } catch (error) {
       this.log.warn({ err: errorMessage(error) }, 'deregistration failed; the entry goes when the session or lease ends');
+    } finally {
+      clearTimeout(timer);
     }
+    this.deregistered = true;
     if (!this.closed) this.setState('unregistered');
   }
 
-  /** Deregisters and releases the registry connection; idempotent. */
+  /** Deregisters (unless that already happened) and releases the registry connection; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.deregister();
+    if (!this.deregistered) await this.deregister();
     this.closed = true;
     await this.release();
     this.setState('closed');
@@ -104,6 +124,11 @@ export abstract class Registration {
         }
       } catch (error) {
         if (this.desired === undefined || this.closed) return;
+        // A new session, lease or instance arrived during the failed attempt: it deserves a pass now.
+        if (this.again) {
+          this.setState('retrying', error);
+          continue;
+        }
         const delayMs = backoffDelay(this.attempt++, this.backoff);
         this.setState('retrying', error);
         this.log.debug({ err: errorMessage(error), delayMs }, 'registration attempt failed');

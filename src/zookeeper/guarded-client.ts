@@ -150,15 +150,29 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
   };
 };
 
-/** Fails requests still waiting in the library's queues, so no caller waits forever on a dead client. */
-function failQueuedRequests(manager: ConnectionManagerInternals): void {
+/**
+ * Fails requests still waiting in the library's queues, so no caller waits forever on a dead client.
+ * The error must be the library's own `Exception`: its per-request callbacks call `getCode()` on it
+ * (exists, mkdirp), and a plain Error made them throw, which stranded that request and every one
+ * queued behind it (an agent's registration then waited forever on a retired client).
+ */
+export function failQueuedRequests(manager: Pick<ConnectionManagerInternals, 'cleanupPendingQueue' | 'packetQueue'>): void {
   try {
     manager.cleanupPendingQueue(zookeeper.Exception.CONNECTION_LOSS);
-    const queued = manager.packetQueue?.queue ?? [];
-    for (let packet = queued.shift(); packet; packet = queued.shift()) {
-      packet.callback?.(Object.assign(new Error('ZooKeeper client closed'), { code: zookeeper.Exception.CONNECTION_LOSS }));
-    }
   } catch {
-    // Best effort: a request left pending belongs to a client nobody uses any more.
+    // A throwing callback must not keep the queued requests below from failing.
   }
+  const queued = manager.packetQueue?.queue ?? [];
+  for (let packet = queued.shift(); packet; packet = queued.shift()) {
+    try {
+      packet.callback?.(connectionLoss());
+    } catch {
+      // Best effort: one caller's failure must not strand the others.
+    }
+  }
+}
+
+function connectionLoss(): Error {
+  const create = (zookeeper.Exception as unknown as { create?: (code: number) => Error }).create;
+  return create ? create(zookeeper.Exception.CONNECTION_LOSS) : Object.assign(new Error('CONNECTION_LOSS'), { code: zookeeper.Exception.CONNECTION_LOSS, getCode: () => zookeeper.Exception.CONNECTION_LOSS });
 }

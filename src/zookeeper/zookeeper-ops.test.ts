@@ -1,7 +1,9 @@
 import zookeeper, { type Client } from 'node-zookeeper-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { failQueuedRequests } from './guarded-client.ts';
 import { ZooKeeperError } from './zookeeper-errors.ts';
 import { exists, getChildren, getData, maxZxid, zxidToString } from './zookeeper-ops.ts';
+import { mkdirp } from './zookeeper-writes.ts';
 
 /** A client whose every call answers with `error` (or throws it synchronously when `sync`). */
 function failingClient(error: unknown, sync = false): Client {
@@ -42,5 +44,31 @@ describe('ZooKeeper operation helpers', () => {
     expect(zxidToString(zxid)).toBe('4294967298');
     expect(zxidToString(undefined)).toBe('0');
     expect(maxZxid('9', '10')).toBe('10');
+  });
+
+  it('rejects with OPERATION_TIMEOUT after the session timeout when the library never answers', async () => {
+    vi.useFakeTimers();
+    try {
+      const silent = { getSessionTimeout: () => 2_000, exists: () => undefined, mkdirp: () => undefined } as unknown as Client;
+      const read = exists(silent, '/services/web/a').catch((rejected: unknown) => rejected);
+      const write = mkdirp(silent, '/services/web').catch((rejected: unknown) => rejected);
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(await read).toMatchObject({ reason: 'OPERATION_TIMEOUT', code: 'SB_ZK_OPERATION_TIMEOUT', transient: true });
+      expect(await write).toMatchObject({ reason: 'OPERATION_TIMEOUT', path: '/services/web' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('fails every request queued on a retired client with an error whose getCode() the library can call', () => {
+    const seen: number[] = [];
+    // The library's own per-request callbacks (exists, mkdirp) call getCode() on the error they get.
+    const libraryCallback = (error: Error): void => {
+      seen.push((error as Error & { getCode(): number }).getCode());
+    };
+    const queue = [{ callback: libraryCallback }, { callback: libraryCallback }];
+    failQueuedRequests({ cleanupPendingQueue: () => undefined, packetQueue: { queue } });
+    expect(seen).toEqual([zookeeper.Exception.CONNECTION_LOSS, zookeeper.Exception.CONNECTION_LOSS]);
+    expect(queue).toHaveLength(0);
   });
 });

@@ -1,5 +1,5 @@
 import type { Client, Event, Stat } from 'node-zookeeper-client';
-import { toZooKeeperError } from './zookeeper-errors.ts';
+import { callZooKeeper, operationTimeoutOf } from './zookeeper-call.ts';
 
 /**
  * A one-shot ZooKeeper watch callback. The library keeps one registration per function and path,
@@ -21,7 +21,8 @@ export interface DataResult {
 
 /**
  * The reads a watcher needs, bound to one session's client. Every method rejects with a
- * `ZooKeeperError` (never throws synchronously) and arms `watcher` only when the read succeeds.
+ * `ZooKeeperError` (never throws synchronously), `OPERATION_TIMEOUT` after the session timeout,
+ * and arms `watcher` only when the read succeeds.
  */
 export interface ZooKeeperReader {
   getChildren(path: string, watcher?: ZooKeeperWatcher): Promise<ChildrenResult>;
@@ -32,7 +33,7 @@ export interface ZooKeeperReader {
 
 /** Lists the children of `path`, arming a child watch when `watcher` is given. */
 export function getChildren(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<ChildrenResult> {
-  return call('getChildren', path, (done: (error: unknown, children: string[], stat: Stat) => void) => {
+  return call(client, 'getChildren', path, (done: (error: unknown, children: string[], stat: Stat) => void) => {
     if (watcher) client.getChildren(path, watcher, done);
     else client.getChildren(path, done);
   }).then(([children, stat]) => ({ children: children ?? [], stat }));
@@ -40,7 +41,7 @@ export function getChildren(client: Client, path: string, watcher?: ZooKeeperWat
 
 /** Reads the data of `path`, arming a data watch (change or deletion) when `watcher` is given. */
 export function getData(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<DataResult> {
-  return call('getData', path, (done: (error: unknown, data: Buffer, stat: Stat) => void) => {
+  return call(client, 'getData', path, (done: (error: unknown, data: Buffer, stat: Stat) => void) => {
     if (watcher) client.getData(path, watcher, done);
     else client.getData(path, done);
   }).then(([data, stat]) => ({ data: data ?? null, stat }));
@@ -48,7 +49,7 @@ export function getData(client: Client, path: string, watcher?: ZooKeeperWatcher
 
 /** Stat of `path` or null when it does not exist, arming a data or existence watch when `watcher` is given. */
 export function exists(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<Stat | null> {
-  return call('exists', path, (done: (error: unknown, stat: Stat) => void) => {
+  return call(client, 'exists', path, (done: (error: unknown, stat: Stat) => void) => {
     if (watcher) client.exists(path, watcher, done);
     else client.exists(path, done);
   }).then(([stat]) => stat ?? null);
@@ -73,13 +74,6 @@ export function maxZxid(a: string, b: string): string {
   return BigInt(a) >= BigInt(b) ? a : b;
 }
 
-function call<A extends unknown[]>(operation: string, path: string, start: (done: (error: unknown, ...results: A) => void) => void): Promise<A> {
-  return new Promise((resolve, reject) => {
-    try {
-      // The library validates paths and asserts arguments by throwing synchronously.
-      start((error, ...results) => (error ? reject(toZooKeeperError(error, operation, path)) : resolve(results)));
-    } catch (error) {
-      reject(toZooKeeperError(error, operation, path));
-    }
-  });
+function call<A extends unknown[]>(client: Client, operation: string, path: string, start: (done: (error: unknown, ...results: A) => void) => void): Promise<A> {
+  return callZooKeeper(operation, path, operationTimeoutOf(client), start);
 }

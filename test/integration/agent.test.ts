@@ -169,8 +169,8 @@ describe('switchboard-agent with ZooKeeper', () => {
       reader.close();
       reader = await connect(zk.connectString);
       await waitFor(() => exists(reader, path), { timeoutMs: 8_000, message: 'the node after the registry came up' });
-      // One backoff step is at most 5 s; the client also needs a moment for its own connect attempt.
-      expect(Date.now() - upAt).toBeLessThan(7_000);
+      // An agent's reconnect backoff is at most 1 s and the library's spin delay 0.5 s; the rest is slack for a loaded machine.
+      expect(Date.now() - upAt).toBeLessThan(3_000);
       const log = await logOf(agent);
       // Logged once per state change, not on every attempt.
       expect(log.split('\n').filter((line) => line.includes('registry unreachable')).length).toBeLessThanOrEqual(2);

@@ -1,0 +1,208 @@
+import { EventEmitter } from 'node:events';
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Instance } from '../src/discovery/instance.ts';
+import { failQueuedRequests, type GuardedClient, type GuardedClientFactory } from '../src/zookeeper/guarded-client.ts';
+import { ZooKeeperRegistration } from './registration-zookeeper.ts';
+
+const SESSION_TIMEOUT_MS = 2_000;
+const INSTANCE: Instance = { id: 'user-1', service: 'user', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} };
+const PATH = '/services/user/user-1';
+
+type Callback = (error: unknown, ...results: unknown[]) => void;
+
+/** The library's own error for `code` (its `Exception.create` is missing from the type definitions). */
+const libraryError = (code: number): Error => (zookeeper.Exception as unknown as { create(code: number): Error }).create(code);
+
+/** One ZooKeeper server's ephemeral nodes, by path: enough of it for a registration. */
+class FakeServer {
+  readonly nodes = new Map<string, { owner: bigint; version: number }>();
+  /** The server expires a session: its ephemeral nodes go. */
+  expire(session: bigint): void {
+    for (const [path, node] of this.nodes) if (node.owner === session) this.nodes.delete(path);
+  }
+}
+
+/**
+ * A scripted node-zookeeper-client: answers at once while healthy; behind a partition requests are
+ * sent and never answered; while disconnected they wait in the packet queue. Callbacks behave as
+ * the library's do: exists and mkdirp call `getCode()` on the error they get.
+ */
+class ScriptedClient implements GuardedClient {
+  readonly emitter = new EventEmitter();
+  readonly client: Client;
+  partitioned = false;
+  connected = false;
+  /** Blackholes the connection after this many answers, as a partition that starts mid-conversation. */
+  partitionAfterAnswers = Number.POSITIVE_INFINITY;
+  private receivedAt = Date.now();
+  private readonly sent: Array<{ callback: Callback }> = [];
+  private readonly queue: Array<{ callback: Callback }> = [];
+
+  constructor(
+    private readonly server: FakeServer,
+    private readonly sessionId: bigint,
+  ) {
+    const request = (answer: () => unknown[], callback: Callback): void => {
+      const packet = { callback: (error: unknown, ...results: unknown[]) => {
+        // The library's per-request callbacks read the code of any error (index.js: exists, mkdirp).
+        if (error) (error as { getCode(): number }).getCode();
+        callback(error, ...results);
+      } };
+      if (!this.connected) this.queue.push(packet);
+      else if (this.partitioned) this.sent.push(packet);
+      else {
+        this.receivedAt = Date.now();
+        let results: unknown[];
+        try {
+          results = answer();
+        } catch (error) {
+          packet.callback(error);
+          return;
+        }
+        if (--this.partitionAfterAnswers <= 0) this.partitioned = true;
+        packet.callback(null, ...results);
+      }
+    };
+    const fail = (code: number): never => {
+      throw libraryError(code);
+    };
+    const nodes = server.nodes;
+    this.client = Object.assign(this.emitter, {
+      getSessionId: () => {
+        const id = Buffer.alloc(8);
+        id.writeBigUInt64BE(sessionId);
+        return id;
+      },
+      getSessionTimeout: () => SESSION_TIMEOUT_MS,
+      mkdirp: (_path: string, _mode: number, callback: Callback) => request(() => [], callback),
+      create: (path: string, _data: Buffer, _mode: number, callback: Callback) =>
+        request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), [path])), callback),
+      exists: (path: string, callback: Callback) => request(() => [stat(nodes.get(path))], callback),
+      setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>
+        request(() => (nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE)), callback),
+      remove: (path: string, _version: number, callback: Callback) => request(() => (nodes.delete(path) ? [] : fail(zookeeper.Exception.NO_NODE)), callback),
+    }) as unknown as Client;
+  }
+
+  connect(): void {}
+  lastReceivedAt(): number {
+    return this.partitioned ? this.receivedAt : Date.now();
+  }
+  /** The library's socket close: requests sent on it fail, queued ones wait for a reconnect. */
+  dropConnection(): void {
+    this.connected = false;
+    for (let packet = this.sent.shift(); packet; packet = this.sent.shift()) packet.callback(libraryError(zookeeper.Exception.CONNECTION_LOSS));
+    this.emitter.emit('state', zookeeper.State.DISCONNECTED);
+  }
+  retire(): Promise<void> {
+    this.connected = false;
+    failQueuedRequests({ cleanupPendingQueue: () => undefined, packetQueue: { queue: this.queue } });
+    return Promise.resolve();
+  }
+  /** The handshake completes on this client's session. */
+  establish(): void {
+    this.connected = true;
+    this.emitter.emit('state', zookeeper.State.SYNC_CONNECTED);
+  }
+}
+
+function stat(node: { owner: bigint; version: number } | undefined): unknown {
+  if (!node) return null;
+  const owner = Buffer.alloc(8);
+  owner.writeBigUInt64BE(node.owner);
+  return { ephemeralOwner: owner, version: node.version };
+}
+
+function setup() {
+  const server = new FakeServer();
+  const clients: ScriptedClient[] = [];
+  const factory: GuardedClientFactory = () => {
+    const client = new ScriptedClient(server, BigInt(clients.length + 1));
+    clients.push(client);
+    return client;
+  };
+  const registration = new ZooKeeperRegistration({ connectString: 'fake:2181', root: '/services', sessionTimeoutMs: SESSION_TIMEOUT_MS, createClient: factory });
+  const states: string[] = [];
+  registration.state$.subscribe((state) => states.push(state));
+  return { server, clients, registration, states, latest: () => clients.at(-1)! };
+}
+
+describe('ZooKeeperRegistration', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('writes once on the first session and re-creates the node on a new session after a partition outlived the old one', async () => {
+    const { server, clients, registration, states, latest } = setup();
+    registration.register(INSTANCE);
+    // The network goes silent right after the node is written (mkdirp, create): a request sent then is never answered.
+    latest().partitionAfterAnswers = 2;
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    // One pass for the first session, not a second one that repeats the writes right away.
+    expect(states).toEqual(['unregistered', 'registering', 'registered']);
+
+    // The read timeout drops the silent connection, and the session expires behind the partition.
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS * 2);
+    server.expire(1n);
+    expect(clients.length).toBeGreaterThanOrEqual(2);
+
+    // The network heals: the next client gets a new session, and the registration follows.
+    await vi.advanceTimersByTimeAsync(2_000);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(server.nodes.get(PATH)?.owner).toBe(BigInt(clients.length));
+    expect(registration.currentState()).toBe('registered');
+    await registration.close();
+  });
+
+  it('fails a pass whose request waits on a client retired with its expired session, and retries on the next session', async () => {
+    const { server, registration, latest } = setup();
+    latest().establish();
+    latest().dropConnection();
+    // Registered while the only session is disconnected: nothing may be queued on that client.
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 1_500);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(server.nodes.get(PATH)?.owner).toBe(2n);
+    await registration.close();
+  });
+
+  it('gives up deregistering after the session timeout while the session is unreachable', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    latest().partitioned = true;
+    const started = Date.now();
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS);
+    expect(done).toBe(true);
+    expect(Date.now() - started).toBeLessThanOrEqual(SESSION_TIMEOUT_MS);
+    expect(server.nodes.has(PATH)).toBe(true);
+    await registration.close();
+  });
+
+  it('tries a new client at most a second after each failed connect, however long the registry stays down', async () => {
+    const { clients, registration } = setup();
+    const createdAt: number[] = [];
+    let seen = 0;
+    registration.register(INSTANCE);
+    for (let elapsed = 0; elapsed < 30_000; elapsed += 50) {
+      await vi.advanceTimersByTimeAsync(50);
+      for (; seen < clients.length; seen += 1) createdAt.push(Date.now());
+    }
+    const gaps = createdAt.slice(1).map((at, index) => at - createdAt[index]!);
+    // Each client gets the connect deadline (the session timeout) before it is replaced.
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000 + 50);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS);
+    await registration.close();
+  });
+});

@@ -1,0 +1,104 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import {
+  backendCommand,
+  connectZooKeeperClient,
+  freePort,
+  logOf,
+  startAgent,
+  startEtcd,
+  startZooKeeper,
+  waitFor,
+  type EtcdCluster,
+  type ManagedProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+import { descendantsOf, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+import { exists } from '../../src/zookeeper/index.ts';
+
+const TTL_MS = 2_000;
+const DRAIN_MS = 500;
+/**
+ * The documented bound (README, `--help`): deregistration gives up after `--ttl`, then `--drain`,
+ * then the backend's own stop (this one exits at once on SIGTERM) and at most 1 s to close the
+ * registry client. Two more seconds of slack for a loaded 2-core machine.
+ */
+const EXIT_BOUND_MS = TTL_MS + DRAIN_MS + 1_000 + 2_000;
+const PROBES = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2'];
+
+/** Starts an agent that runs its own backend, and remembers the backend so that no test leaves it behind. */
+async function agentWithBackend(registry: string, id: string, cleanup: Array<() => Promise<unknown>>): Promise<{ agent: ManagedProcess; backend: () => ProcessRecord[] }> {
+  const port = await freePort();
+  const agent = await startAgent([
+    '--registry', registry, '--service', 'user', '--port', String(port), '--id', id,
+    '--ttl', `${TTL_MS}ms`, '--drain', `${DRAIN_MS}ms`, ...PROBES, '--', ...backendCommand(port, id),
+  ]);
+  let children: ProcessRecord[] = [];
+  cleanup.push(async () => {
+    await agent.kill();
+    for (const child of stillRunning(children)) process.kill(child.pid, 'SIGKILL');
+  });
+  const backend = () => {
+    if (children.length === 0 && agent.pid !== undefined) children = descendantsOf(agent.pid);
+    return children;
+  };
+  return { agent, backend };
+}
+
+/** SIGTERM, then how long the agent took to exit and how; a SIGKILL from the harness means it missed the bound. */
+async function terminate(agent: ManagedProcess): Promise<{ elapsedMs: number; code: number | null; signal: NodeJS.Signals | null }> {
+  const sentAt = Date.now();
+  const exit = await agent.stop(EXIT_BOUND_MS + 2_000);
+  return { elapsedMs: Date.now() - sentAt, code: exit?.code ?? null, signal: exit?.signal ?? null };
+}
+
+describe('switchboard-agent SIGTERM while its registry is down', () => {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  let zk: ZooKeeperCluster | undefined;
+  let etcd: EtcdCluster | undefined;
+
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await zk?.close();
+    await etcd?.close();
+  });
+
+  it('exits within the stated bound and stops its backend when ZooKeeper was killed', async () => {
+    zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    const reader = await connectZooKeeperClient(zk.connectString);
+    const { agent, backend } = await agentWithBackend(`zk://${zk.connectString}/services`, 'zk-down', cleanup);
+    try {
+      await waitFor(() => exists(reader, '/services/user/zk-down'), { timeoutMs: 10_000, message: 'the node to appear' });
+    } finally {
+      reader.close();
+    }
+    expect(backend().map((child) => child.command).join('\n')).toMatch(/backend/);
+
+    await zk.nodes[0]!.kill();
+    const exit = await terminate(agent);
+    expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
+    expect(exit.elapsedMs).toBeLessThan(EXIT_BOUND_MS);
+    expect(stillRunning(backend())).toEqual([]);
+  });
+
+  it('exits within the stated bound and stops its backend when etcd was killed', async () => {
+    etcd = await startEtcd();
+    const reader = new Etcd3({ hosts: etcd.endpoints });
+    const endpoint = etcd.endpoints[0]!.replace('http://', '');
+    const { agent, backend } = await agentWithBackend(`etcd://${endpoint}/services`, 'etcd-down', cleanup);
+    try {
+      await waitFor(() => reader.get('/services/user/etcd-down').string(), { timeoutMs: 10_000, message: 'the key to appear' });
+    } finally {
+      reader.close();
+    }
+    expect(backend().map((child) => child.command).join('\n')).toMatch(/backend/);
+
+    await etcd.members[0]!.kill();
+    const exit = await terminate(agent);
+    expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
+    expect(exit.elapsedMs).toBeLessThan(EXIT_BOUND_MS);
+    expect(stillRunning(backend())).toEqual([]);
+  });
+});
