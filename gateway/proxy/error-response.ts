@@ -14,6 +14,8 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'headers-timeout': 'the upstream did not answer in time',
   'body-timeout': 'the upstream stopped sending its response',
   cancelled: 'the client closed the request',
+  'client-body-error': 'the request body ended before its announced length',
+  'request-rejected': 'the request cannot be forwarded as sent',
   internal: 'internal gateway error',
 };
 

@@ -19,3 +19,14 @@ export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet
   }
   return result;
 }
+
+/**
+ * The headers of a request as it goes upstream: without hop-by-hop headers and without `Expect`,
+ * which the gateway answers itself (node:http sends `100 Continue`, or 417 for any other
+ * expectation, before the handler runs), as nginx does; undici refuses to send it anyway.
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): OutgoingHttpHeaders {
+  const result = withoutHopByHop(headers, keep);
+  delete result.expect;
+  return result;
+}

@@ -4,9 +4,9 @@ import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { sendGatewayError } from './error-response.ts';
-import { withoutHopByHop } from './hop-by-hop.ts';
+import { upstreamRequestHeaders } from './hop-by-hop.ts';
 import type { ProxyDependencies } from './proxy.ts';
-import { classifyUpstreamError } from './upstream-error.ts';
+import { classifyUpstreamError, healthClassOf } from './upstream-error.ts';
 
 /**
  * The centre of the onion for `Upgrade` requests (WebSocket): picks an instance, performs the
@@ -50,7 +50,7 @@ function handshake(
 ): Promise<{ status: number; headers: IncomingHttpHeaders; socket: Duplex } | { error: Error }> {
   const started = performance.now();
   // undici writes `Connection: upgrade` and `Upgrade` itself from the `upgrade` option.
-  const headers = withoutHopByHop(context.upstream.headers) as Record<string, string | string[]>;
+  const headers = upstreamRequestHeaders(context.upstream.headers) as Record<string, string | string[]>;
   if (context.upstream.host !== undefined) headers.host = context.upstream.host;
   if (context.upstream.useInstanceHost) headers.host = pick.address;
   const protocol = String(context.request.headers.upgrade ?? 'websocket');
@@ -60,7 +60,7 @@ function handshake(
       if (done) return;
       done = true;
       const latencyMs = performance.now() - started;
-      pick.done('error' in value ? { ok: false, latencyMs, errorClass: classifyUpstreamError(value.error, false) === 'connect-refused' ? 'connect-refused' : 'reset-before-headers' } : { ok: true, latencyMs });
+      pick.done('error' in value ? { ok: false, latencyMs, errorClass: healthClassOf(classifyUpstreamError(value.error, false)) } : { ok: true, latencyMs });
       resolve(value);
     };
     try {

@@ -3,8 +3,8 @@ import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
-import { withoutHopByHop } from './hop-by-hop.ts';
-import { classifyUpstreamError, type GatewayErrorClass } from './upstream-error.ts';
+import { upstreamRequestHeaders, withoutHopByHop } from './hop-by-hop.ts';
+import { classifyUpstreamError, healthClassOf, type GatewayErrorClass } from './upstream-error.ts';
 
 /** Per-attempt timeouts (0 disables one). */
 export interface AttemptTimeouts {
@@ -52,12 +52,12 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
       response.off('close', onClientClose);
       const latencyMs = performance.now() - started;
       if (result.ok) pick.done(status >= 500 ? { ok: false, latencyMs, errorClass: 'http-5xx' } : { ok: true, latencyMs });
-      else pick.done({ ok: false, latencyMs, errorClass: toUpstreamClass(result.errorClass) });
+      else pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
       resolve(result);
     };
     const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
 
-    const headers = withoutHopByHop(upstream.headers) as Record<string, string | string[]>;
+    const headers = upstreamRequestHeaders(upstream.headers) as Record<string, string | string[]>;
     if (upstream.host !== undefined) headers.host = upstream.host;
     if (upstream.useInstanceHost) headers.host = pick.address;
 
@@ -130,18 +130,4 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
       fail(error as Error);
     }
   });
-}
-
-/** The health layer does not know gateway-only classes; they count as resets. */
-function toUpstreamClass(errorClass: GatewayErrorClass) {
-  switch (errorClass) {
-    case 'no-route':
-    case 'no-instances':
-    case 'no-healthy-instances':
-    case 'internal':
-    case 'upstream-protocol':
-      return 'reset-before-headers' as const;
-    default:
-      return errorClass;
-  }
 }

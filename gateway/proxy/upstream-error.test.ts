@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError, isIdempotent, isRetryable, STATUS_BY_CLASS } from './upstream-error.ts';
+import { errors } from 'undici';
+import { classifyUpstreamError, countsAgainstUpstream, healthClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
 
 const coded = (code: string) => Object.assign(new Error(code), { code });
 
@@ -14,6 +16,10 @@ describe('classifyUpstreamError', () => {
     { error: coded('ECONNRESET'), started: true, expected: 'reset-after-headers', status: 502 },
     { error: coded('HPE_INVALID_CONSTANT'), started: false, expected: 'upstream-protocol', status: 502 },
     { error: coded('UND_ERR_ABORTED'), started: false, expected: 'cancelled', status: 499 },
+    { error: new errors.NotSupportedError('expect header not supported'), started: false, expected: 'request-rejected', status: 400 },
+    { error: new errors.InvalidArgumentError('invalid x-bad header'), started: false, expected: 'request-rejected', status: 400 },
+    { error: new errors.RequestContentLengthMismatchError(), started: false, expected: 'client-body-error', status: 400 },
+    { error: new errors.RequestAbortedError(), started: false, expected: 'cancelled', status: 499 },
     { error: new Error('anything else'), started: false, expected: 'reset-before-headers', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
     const errorClass = classifyUpstreamError(error, started);
@@ -23,6 +29,28 @@ describe('classifyUpstreamError', () => {
 
   it('maps the cases where nothing can be sent to 503 and an unknown route to 404', () => {
     expect([STATUS_BY_CLASS['no-instances'], STATUS_BY_CLASS['no-healthy-instances'], STATUS_BY_CLASS['no-route']]).toEqual([503, 503, 404]);
+  });
+});
+
+describe('countsAgainstUpstream and healthClassOf', () => {
+  it.each([
+    { errorClass: 'connect-refused', counts: true, health: 'connect-refused' },
+    { errorClass: 'connect-timeout', counts: true, health: 'connect-timeout' },
+    { errorClass: 'reset-before-headers', counts: true, health: 'reset-before-headers' },
+    { errorClass: 'reset-after-headers', counts: true, health: 'reset-after-headers' },
+    { errorClass: 'headers-timeout', counts: true, health: 'headers-timeout' },
+    { errorClass: 'body-timeout', counts: true, health: 'body-timeout' },
+    { errorClass: 'http-5xx', counts: true, health: 'http-5xx' },
+    { errorClass: 'upstream-protocol', counts: true, health: 'reset-before-headers' },
+    { errorClass: 'cancelled', counts: false, health: 'cancelled' },
+    { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
+    { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
+    { errorClass: 'internal', counts: false, health: 'internal' },
+  ] as const)('counts $errorClass against the upstream: $counts (health class $health)', ({ errorClass, counts, health }) => {
+    expect(countsAgainstUpstream(errorClass as GatewayErrorClass)).toBe(counts);
+    expect(healthClassOf(errorClass as GatewayErrorClass)).toBe(health);
+    // The health layer agrees: what the proxy reports for the attempt counts exactly when the proxy says so.
+    expect(isUpstreamFailure({ ok: false, latencyMs: 1, errorClass: healthClassOf(errorClass as GatewayErrorClass) })).toBe(counts);
   });
 });
 

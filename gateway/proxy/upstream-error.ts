@@ -1,4 +1,4 @@
-import type { UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
+import { isNotUpstreamFault, type UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
 
 /**
  * Why the gateway answered instead of an upstream. Upstream transport failures use the health
@@ -6,7 +6,11 @@ import type { UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
  */
 export type GatewayErrorClass = UpstreamErrorClass | 'no-route' | 'no-instances' | 'no-healthy-instances' | 'upstream-protocol' | 'internal';
 
-/** Status the client sees for each class (503 nothing to send to, 502 refused/reset/bad answer, 504 timeout). */
+/**
+ * Status the client sees for each class (503 nothing to send to, 502 refused/reset/bad answer, 504
+ * timeout; 400 a request the gateway cannot forward, 499 a client that went away, which is
+ * logged but never written, 500 the gateway's own failure).
+ */
 export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'no-route': 404,
   'no-instances': 503,
@@ -20,6 +24,8 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'headers-timeout': 504,
   'body-timeout': 504,
   cancelled: 499,
+  'client-body-error': 400,
+  'request-rejected': 400,
   internal: 500,
 };
 
@@ -50,6 +56,13 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'UND_ERR_ABORTED':
     case 'UND_ERR_ABORT':
       return 'cancelled';
+    // undici refused the request itself (a header or option it does not accept): nothing was sent.
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_NOT_SUPPORTED':
+      return 'request-rejected';
+    // The request body ended short of (or past) its Content-Length: the client's framing.
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return 'client-body-error';
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_HEADER_TOKEN':
@@ -65,6 +78,30 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     default:
       if ((error as Error | null)?.name === 'HTTPParserError') return responseStarted ? 'reset-after-headers' : 'upstream-protocol';
       return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
+  }
+}
+
+/** True when a failure of `errorClass` counts against the upstream (passive health, latency, metrics of upstream errors). */
+export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
+  return !isNotUpstreamFault(errorClass);
+}
+
+/**
+ * The health layer's class for an attempt that failed with `errorClass`. A bad answer
+ * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
+ * the gateway caused keep their names, which the health layer never counts.
+ */
+export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
+  switch (errorClass) {
+    case 'upstream-protocol':
+      return 'reset-before-headers';
+    // Never reported for an attempt (nothing was picked); counted as nothing should one be.
+    case 'no-route':
+    case 'no-instances':
+    case 'no-healthy-instances':
+      return 'internal';
+    default:
+      return errorClass;
   }
 }
 

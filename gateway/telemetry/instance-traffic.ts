@@ -1,11 +1,11 @@
 import type { AttemptObserver } from '../proxy/proxy.ts';
-import type { GatewayErrorClass } from '../proxy/upstream-error.ts';
+import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { RequestMetrics } from './request-metrics.ts';
 
 /** Upstream attempts one instance has taken since the gateway first sent it one, and how many failed. */
 export interface TrafficCounts {
   readonly requests: number;
-  /** Transport failures and 5xx answers; a client going away is not the instance's failure. */
+  /** Transport failures and 5xx answers; what the client or the gateway caused is not the instance's failure. */
   readonly errors: number;
 }
 
@@ -38,7 +38,7 @@ export class InstanceTraffic implements AttemptObserver {
       byAddress.set(address, counts);
     }
     counts.requests += 1;
-    if (errorClass === undefined || errorClass === 'cancelled') return;
+    if (errorClass === undefined || !countsAgainstUpstream(errorClass)) return;
     counts.errors += 1;
     this.metrics?.upstreamError(service, errorClass);
   }

@@ -76,12 +76,13 @@ describe('P2cEwmaBalancer', () => {
     expect(other).not.toBe(held.instance.id);
   });
 
-  it('ignores the latency of a cancelled request, which says nothing about the upstream', () => {
+  it.each(['cancelled', 'client-body-error', 'request-rejected', 'internal'] as const)('ignores the latency of a %s failure, which says nothing about the upstream', (errorClass) => {
     let now = 0;
     const balancer = new P2cEwmaBalancer({ now: () => now });
     balancer.update(testEndpoints('a'));
     (balancer.picker.pick({}) as PickedEndpoint).done({ ok: true, latencyMs: 10 });
-    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 5_000, errorClass: 'cancelled' });
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 5_000, errorClass });
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 0, errorClass });
     now += 1;
     expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
   });

@@ -1,3 +1,4 @@
+import { isUpstreamFailure } from '../health/upstream-outcome.ts';
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
@@ -54,7 +55,8 @@ export const COST_TIE_TOLERANCE = 0.01;
  * members in proportion to weight, send to the one with the lower latency estimate × (in flight + 1).
  * On a tie (within `COST_TIE_TOLERANCE`) the first draw wins, so a service whose members behave
  * alike gets the weighted distribution. Outcomes feed the estimate, a failure as at least
- * `FAILURE_PENALTY_MS`; a client cancel does not, since its latency says nothing of the upstream.
+ * `FAILURE_PENALTY_MS`; a failure the client or the gateway caused (a cancel, a broken request
+ * body, a refused request) does not, since its latency says nothing of the upstream.
  */
 export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   readonly algorithm: BalancerAlgorithm = 'p2c-ewma';
@@ -71,7 +73,8 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   }
 
   protected override observe(member: EwmaMember, outcome: PickOutcome): void {
-    if (outcome.errorClass === 'cancelled') return;
+    // A failure the client or the gateway caused says nothing about the upstream's latency.
+    if (!outcome.ok && !isUpstreamFailure(outcome)) return;
     const latencyMs = Math.max(outcome.latencyMs, 0);
     member.ewma.observe(outcome.ok ? latencyMs : Math.max(latencyMs, FAILURE_PENALTY_MS), this.now());
   }

@@ -17,5 +17,5 @@ export { httpProbe } from './probe-http.ts';
 export type { HttpProbeOptions, StatusRange } from './probe-http.ts';
 export { tcpProbe } from './probe-tcp.ts';
 export type { HealthProbe, ProbeResult, ProbeTarget } from './probe.ts';
-export { isUpstreamFailure } from './upstream-outcome.ts';
-export type { UpstreamErrorClass, UpstreamOutcome } from './upstream-outcome.ts';
+export { isNotUpstreamFault, isUpstreamFailure } from './upstream-outcome.ts';
+export type { NotUpstreamFaultClass, UpstreamErrorClass, UpstreamOutcome } from './upstream-outcome.ts';

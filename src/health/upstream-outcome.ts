@@ -1,7 +1,7 @@
 /**
  * How one upstream attempt failed, as classified at the socket boundary. `http-5xx` is a response
- * the upstream chose to send; `cancelled` means the client went away, which says nothing about
- * the upstream and so never counts against it.
+ * the upstream chose to send. The classes of `NotUpstreamFaultClass` name failures the client or
+ * the gateway caused; they say nothing about the upstream and so never count against it.
  */
 export type UpstreamErrorClass =
   | 'connect-refused'
@@ -11,7 +11,17 @@ export type UpstreamErrorClass =
   | 'headers-timeout'
   | 'body-timeout'
   | 'http-5xx'
-  | 'cancelled';
+  | NotUpstreamFaultClass;
+
+/**
+ * Failures that are not the upstream's: `cancelled` (the client went away, or a pick was released
+ * unused), `client-body-error` (the request body the client sent broke off or did not match its
+ * framing), `request-rejected` (the gateway refused to send the request, before any byte reached
+ * the upstream) and `internal` (the gateway failed, e.g. a response transform).
+ */
+export type NotUpstreamFaultClass = 'cancelled' | 'client-body-error' | 'request-rejected' | 'internal';
+
+const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set<NotUpstreamFaultClass>(['cancelled', 'client-body-error', 'request-rejected', 'internal']);
 
 /** The outcome of one upstream attempt, reported once per pick by the proxy. */
 export interface UpstreamOutcome {
@@ -23,7 +33,15 @@ export interface UpstreamOutcome {
   readonly errorClass?: UpstreamErrorClass;
 }
 
-/** True when the outcome should count against the upstream: any failure except a client cancel. */
+/** True for the classes the client or the gateway caused, which say nothing about the upstream. */
+export function isNotUpstreamFault(errorClass: string): boolean {
+  return NOT_UPSTREAM_FAULTS.has(errorClass);
+}
+
+/**
+ * True when the outcome should count against the upstream (passive health, latency estimates, a
+ * breaker): any failure except the ones the client or the gateway caused.
+ */
 export function isUpstreamFailure(outcome: UpstreamOutcome): boolean {
-  return !outcome.ok && outcome.errorClass !== 'cancelled';
+  return !outcome.ok && (outcome.errorClass === undefined || !isNotUpstreamFault(outcome.errorClass));
 }
