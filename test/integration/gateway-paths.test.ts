@@ -15,12 +15,14 @@ interface EchoBackend {
   close(): Promise<void>;
 }
 
-async function startEchoBackend(name: string): Promise<EchoBackend> {
+/** `hold`, when given, delays every answer until it settles. */
+async function startEchoBackend(name: string, hold?: Promise<void>): Promise<EchoBackend> {
   const requests: string[] = [];
   const server: Server = createServer((request, response) => {
     requests.push(request.url ?? '');
     request.resume();
-    request.on('end', () => {
+    request.on('end', async () => {
+      await hold;
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify({ name, url: request.url, host: request.headers.host }));
     });
@@ -196,8 +198,10 @@ routes:
     }
   });
 
-  it('answers a complete pipelined request first, then 400 for the malformed bytes that follow it in a later read', async () => {
-    const backend = await startEchoBackend('pipelined');
+  it('answers a request in flight first, then 400 for malformed bytes that follow it in a later read', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const backend = await startEchoBackend('pipelined', held);
     const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: false
@@ -210,22 +214,30 @@ routes:
       const answer = await new Promise<string>((resolve) => {
         const socket = connect(gateway.port, '127.0.0.1');
         let text = '';
-        socket.setTimeout(10_000, () => socket.destroy());
+        socket.setTimeout(15_000, () => socket.destroy());
         socket.on('data', (chunk) => (text += chunk.toString('latin1')));
         socket.on('close', () => resolve(text));
         socket.on('error', () => resolve(text));
         socket.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n');
-        // The malformed request goes out once the first one has reached the backend (a later read).
-        void waitFor(() => backend.requests.length === 1, { timeoutMs: 10_000, message: 'the first request to reach the backend' }).then(
-          () => socket.write('POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'),
-          () => socket.destroy(),
-        );
+        // The malformed request follows once the first is with the backend (which holds its answer),
+        // and the backend answers only once the gateway has refused the malformed bytes.
+        void (async () => {
+          await waitFor(() => backend.requests.length === 1, { timeoutMs: 10_000, message: 'the first request to reach the backend' });
+          socket.write('POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG');
+          await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).includes('refused a malformed request'), {
+            timeoutMs: 10_000,
+            message: 'the gateway to refuse the malformed request',
+          });
+        })()
+          .catch(() => socket.destroy())
+          .finally(release);
       });
       const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((match) => Number(match[1]));
       expect(statuses).toEqual([200, 400]);
       expect(answer).toContain('"url":"/first"');
       expect(backend.requests).toEqual(['/first']);
     } finally {
+      release();
       await gateway.process.stop();
       await backend.close();
     }
