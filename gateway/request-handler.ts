@@ -5,7 +5,7 @@ import type { GatewayContext } from './context.ts';
 import { compose, globalMiddleware, routeMiddleware } from './middleware/index.ts';
 import { sendGatewayError } from './proxy/error-response.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
-import { createRouter } from './router/index.ts';
+import { createRouter, prepareRequestTarget } from './router/index.ts';
 
 /** Runs one request through the whole onion; never rejects. */
 export type RequestRunner = (context: GatewayContext) => Promise<void>;
@@ -37,6 +37,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     return chain;
   };
   const routing = async (context: GatewayContext): Promise<void> => {
+    if (!prepareRequestTarget(context, config.paths)) return;
     const { request } = context;
     const match = router.route({ method: context.upstream.method, host: request.headers.host ?? '', path: context.upstream.path, headers: request.headers });
     if (!match) return sendGatewayError(context, 'no-route');

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../src/logger.ts';
 import { listenOn } from './listen.ts';
+import { toOriginForm } from './router/request-target.ts';
 
 /** Client-facing limits of the listener. */
 export interface ListenerLimits {
@@ -36,6 +37,10 @@ export class GatewayListener {
   private readonly active = new Set<ServerResponse>();
   /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
   private readonly upgraded = new Set<Duplex>();
+  /** Responses handed to the gateway and not yet closed, per connection. */
+  private readonly dispatched = new WeakMap<Duplex, Set<ServerResponse>>();
+  /** Connections whose bytes failed to parse: nothing more read from them is dispatched. */
+  private readonly refused = new WeakSet<Duplex>();
   private draining = false;
 
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
@@ -51,11 +56,17 @@ export class GatewayListener {
         this.active.add(response);
         response.once('close', () => this.active.delete(response));
         if (this.draining) response.setHeader('connection', 'close');
-        handlers.request(request, response);
+        // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
+        // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
+        // chunk of this very body) is found only after this callback returns. Dispatching after
+        // the current read lets a parse error of that read refuse the connection first, so no
+        // request of it reaches routing or an upstream.
+        setImmediate(() => this.dispatch(handlers, request, response));
       },
     );
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.draining) return void socket.destroy();
+      toOriginForm(request);
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
       handlers.upgrade(request, socket, head);
@@ -96,11 +107,47 @@ export class GatewayListener {
     clearInterval(sweep);
   }
 
+  private dispatch(handlers: ListenerHandlers, request: IncomingMessage, response: ServerResponse): void {
+    const socket = request.socket;
+    if (this.refused.has(socket) || response.destroyed) return;
+    let inFlight = this.dispatched.get(socket);
+    if (!inFlight) {
+      inFlight = new Set();
+      this.dispatched.set(socket, inFlight);
+    }
+    const responses = inFlight;
+    responses.add(response);
+    response.once('close', () => responses.delete(response));
+    toOriginForm(request);
+    handlers.request(request, response);
+  }
+
+  /**
+   * Node reports a parse error of a connection here (for whichever of its requests). Requests of
+   * that connection not yet dispatched never are; one dispatched earlier whose body is what failed
+   * is cut (its upstream attempt is aborted, never completed with a truncated body); one complete
+   * is answered first, so that the 400 follows it in order, as HTTP/1.1 pipelining requires.
+   */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    if (this.refused.has(socket)) return;
+    this.refused.add(socket);
     if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
     const [status, text] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
-    const body = JSON.stringify({ error: 'bad-request', status, message: text });
     this.log.debug({ code: error.code, status }, 'refused a malformed request');
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const inFlight = [...(this.dispatched.get(socket) ?? [])];
+    for (const response of inFlight) if (!response.req.complete) return void socket.destroy(error);
+    let pending = inFlight.length;
+    const answer = () => {
+      if ((socket as Socket).writable === false) return void socket.destroy();
+      const body = JSON.stringify({ error: 'bad-request', status, message: text });
+      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    };
+    if (pending === 0) return answer();
+    for (const response of inFlight) {
+      response.once('close', () => {
+        pending -= 1;
+        if (pending === 0) answer();
+      });
+    }
   }
 }

@@ -7,7 +7,7 @@ import {
   DEFAULT_MAX_EJECTION_MS,
   DEFAULT_MAX_EJECTION_PERCENT,
 } from '../../src/health/outlier-detector.ts';
-import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, RetryPolicy, ServerLimits, UpstreamTimeouts } from './types.ts';
+import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, UpstreamTimeouts } from './types.ts';
 
 /** Every interface, port 8080. */
 export const DEFAULT_LISTEN: ListenAddress = { host: undefined, port: 8080 };
@@ -61,3 +61,6 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = { maxHeaderSize: 16_384, head
 
 /** Below Kubernetes' default 30 s termination grace, so the drain ends before SIGKILL. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
+
+/** nginx's `merge_slashes on`; escaped slashes kept encoded, Envoy's default (`KEEP_UNCHANGED`). */
+export const DEFAULT_PATH_SETTINGS: PathSettings = { mergeSlashes: true, escapedSlashes: 'keep' };

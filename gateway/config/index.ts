@@ -17,6 +17,7 @@ export type {
   ListenAddress,
   NamespaceRouteConfig,
   OutlierDetectionSettings,
+  PathSettings,
   RegistryConfig,
   RetryCondition,
   RetryPolicy,

@@ -7,6 +7,7 @@ import {
   DEFAULT_LISTEN,
   DEFAULT_OUTLIER_DETECTION,
   DEFAULT_PANIC_THRESHOLD_PERCENT,
+  DEFAULT_PATH_SETTINGS,
   DEFAULT_REMOVAL_GRACE_MS,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SERVER_LIMITS,
@@ -43,6 +44,10 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
     routes: (input.routes ?? []).map(resolveRoute),
     forwarding: { trustedProxies: input.forwarding?.trustedProxies ?? [] },
     accessLog: input.accessLog ?? true,
+    paths: {
+      mergeSlashes: input.paths?.mergeSlashes ?? DEFAULT_PATH_SETTINGS.mergeSlashes,
+      escapedSlashes: input.paths?.escapedSlashes ?? DEFAULT_PATH_SETTINGS.escapedSlashes,
+    },
     limits: {
       maxHeaderSize: limits.maxHeaderSize ?? DEFAULT_SERVER_LIMITS.maxHeaderSize,
       headersTimeoutMs: limits.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs,

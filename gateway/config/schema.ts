@@ -41,6 +41,7 @@ export const configSchema = section({
   routes: z.array(routeSchema).optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
+  paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),
   limits: section({
     maxHeaderSize: byteSize.optional(),
     headersTimeout: duration.optional(),

@@ -21,6 +21,7 @@ export interface GatewayConfig {
   readonly routes: readonly RouteConfig[];
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
+  readonly paths: PathSettings;
   readonly limits: ServerLimits;
   readonly shutdown: ShutdownSettings;
 }
@@ -161,6 +162,14 @@ export type RouteConfig = ServiceRouteConfig | NamespaceRouteConfig;
 export interface ForwardingSettings {
   /** IPs, CIDRs or `loopback` / `private`, as written; empty trusts nobody. */
   readonly trustedProxies: readonly string[];
+}
+
+/** How request paths are normalised before routing; see `normalisePath`. */
+export interface PathSettings {
+  /** Merge runs of `/` (nginx `merge_slashes on`). */
+  readonly mergeSlashes: boolean;
+  /** `%2F` / `%5C` in a path: `keep` them encoded or `reject` the request with 400 (Envoy's `path_with_escaped_slashes_action`). */
+  readonly escapedSlashes: 'keep' | 'reject';
 }
 
 /** Limits of the client-facing HTTP server (Node `http.Server` options). */

@@ -1,0 +1,118 @@
+/** What to do with `%2F` and `%5C` in a path (Envoy's `path_with_escaped_slashes_action`). */
+export type EscapedSlashAction = 'keep' | 'reject';
+
+/** How paths are normalised before routing. */
+export interface PathNormalisation {
+  /** Merge runs of `/` into one (nginx `merge_slashes on`). */
+  readonly mergeSlashes: boolean;
+  /** `keep` leaves `%2F`/`%5C` encoded (a segment may hold a slash), `reject` answers 400. */
+  readonly escapedSlashes: EscapedSlashAction;
+}
+
+/** Why a request target cannot be normalised; each answers 400. */
+export type PathErrorCode = 'invalid-percent-encoding' | 'nul-in-path' | 'escaped-slash';
+
+/** A target the normaliser refused. */
+export interface PathError {
+  readonly error: PathErrorCode;
+}
+
+const PERCENT = 37;
+const SLASH = 47;
+const DOT = 46;
+const QUESTION = 63;
+const HEX_DIGITS = '0123456789ABCDEF';
+
+/**
+ * Normalises the path of an origin-form target (`/path?query`) as nginx and Envoy do before
+ * matching, so that a route and the rules on it cannot be bypassed by spelling:
+ * - percent-encoded unreserved characters (RFC 3986 §2.3: ALPHA DIGIT `-._~`) are decoded, other
+ *   escapes stay encoded with uppercase hex (§6.2.2.1); a `%` without two hex digits, and NUL (raw
+ *   or `%00`), are refused;
+ * - `%2F` and `%5C` are kept encoded (they never split a segment) or refused, per `escapedSlashes`;
+ * - `.` and `..` segments are removed (§5.2.4 remove_dot_segments, never above the root; a path
+ *   ending in a dot segment keeps its trailing slash);
+ * - runs of `/` are merged when `mergeSlashes` is on.
+ * The query is left as it is. A target that needs none of this (no `%`, no `/.`, no `//`, no NUL
+ * in its path) is returned unchanged without allocating; one not starting with `/` (`*`) too.
+ */
+export function normalisePath(target: string, options: PathNormalisation): string | PathError {
+  if (target.charCodeAt(0) !== SLASH) return target;
+  let end = target.length;
+  let clean = true;
+  for (let index = 0; index < end; index += 1) {
+    const code = target.charCodeAt(index);
+    if (code === QUESTION) {
+      end = index;
+      break;
+    }
+    if (code === PERCENT || code === 0) clean = false;
+    else if (code === SLASH) {
+      const next = target.charCodeAt(index + 1);
+      if (next === DOT || (next === SLASH && options.mergeSlashes)) clean = false;
+    }
+  }
+  if (clean) return target;
+  const decoded = decodeUnreserved(target, end, options.escapedSlashes);
+  if (typeof decoded !== 'string') return decoded;
+  const path = removeDotSegments(decoded, options.mergeSlashes);
+  return end === target.length ? path : path + target.slice(end);
+}
+
+/** `target` up to `end` with unreserved escapes decoded and the others in uppercase hex. */
+function decodeUnreserved(target: string, end: number, escapedSlashes: EscapedSlashAction): string | PathError {
+  let out = '';
+  let copied = 0;
+  for (let index = 0; index < end; index += 1) {
+    const code = target.charCodeAt(index);
+    if (code === 0) return { error: 'nul-in-path' };
+    if (code !== PERCENT) continue;
+    const high = hexValue(target.charCodeAt(index + 1));
+    const low = index + 2 < end ? hexValue(target.charCodeAt(index + 2)) : -1;
+    if (high < 0 || low < 0) return { error: 'invalid-percent-encoding' };
+    const byte = high * 16 + low;
+    if (byte === 0) return { error: 'nul-in-path' };
+    if ((byte === 0x2f || byte === 0x5c) && escapedSlashes === 'reject') return { error: 'escaped-slash' };
+    out += target.slice(copied, index);
+    out += isUnreserved(byte) ? String.fromCharCode(byte) : `%${HEX_DIGITS[high]}${HEX_DIGITS[low]}`;
+    copied = index + 3;
+    index += 2;
+  }
+  return copied === 0 ? target.slice(0, end) : out + target.slice(copied, end);
+}
+
+/** RFC 3986 §5.2.4 over segments; empty segments are dropped when merging slashes, except a trailing one. */
+function removeDotSegments(path: string, mergeSlashes: boolean): string {
+  const segments = path.split('/');
+  const output: string[] = [];
+  // segments[0] is the empty string before the leading slash.
+  const last = segments.length - 1;
+  let trailingSlash = false;
+  for (let index = 1; index <= last; index += 1) {
+    const segment = segments[index]!;
+    if (segment === '.' || segment === '..') {
+      if (segment === '..') output.pop();
+      if (index === last) trailingSlash = true;
+    } else if (segment === '' && index === last) {
+      trailingSlash = true;
+    } else if (segment !== '' || !mergeSlashes) {
+      output.push(segment);
+    }
+  }
+  if (output.length === 0) return '/';
+  return `/${output.join('/')}${trailingSlash ? '/' : ''}`;
+}
+
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 65 && code <= 70) return code - 55;
+  if (code >= 97 && code <= 102) return code - 87;
+  return -1;
+}
+
+/** RFC 3986 §2.3 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+function isUnreserved(byte: number): boolean {
+  return (
+    (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte === 45 || byte === 46 || byte === 95 || byte === 126
+  );
+}

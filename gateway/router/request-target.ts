@@ -1,0 +1,88 @@
+import type { IncomingMessage } from 'node:http';
+import type { PathSettings } from '../config/types.ts';
+import type { GatewayContext } from '../context.ts';
+import { normalisePath, type PathErrorCode } from './path-normalise.ts';
+
+/** Why the gateway refused a request target or its Host; each answers 400. */
+export type RequestTargetErrorCode = PathErrorCode | 'duplicate-host';
+
+const MESSAGES: Readonly<Record<RequestTargetErrorCode, string>> = {
+  'invalid-percent-encoding': 'the request path holds a % not followed by two hex digits',
+  'nul-in-path': 'the request path holds a NUL character',
+  'escaped-slash': 'the request path holds an encoded slash (%2F or %5C), which this gateway refuses',
+  'duplicate-host': 'the request carries more than one Host header',
+};
+
+/**
+ * Checks what routing relies on before the router sees it: exactly one Host header (RFC 9112
+ * §3.2, as nginx) and a normalised path (`normalisePath`), which replaces `context.upstream.path`
+ * so that the route, its middleware and the upstream all see the same path. Answers 400 (JSON
+ * with the request id, as other gateway answers) and returns false when the request is refused.
+ */
+export function prepareRequestTarget(context: GatewayContext, settings: PathSettings): boolean {
+  if (hasSeveralHosts(context.request.rawHeaders)) return refuse(context, 'duplicate-host');
+  const path = normalisePath(context.upstream.path, settings);
+  if (typeof path !== 'string') return refuse(context, path.error);
+  context.upstream.path = path;
+  return true;
+}
+
+/**
+ * Turns an absolute-form request (`GET http://a/x`, as sent to a proxy) into origin-form in place:
+ * `url` becomes `/x` and the Host header becomes the target's authority, as RFC 9112 §3.2.2 asks
+ * (the received Host is ignored). Everything downstream (routing, forwarding headers, the
+ * upstream request) then sees one consistent request. Other targets are left alone.
+ */
+export function toOriginForm(request: IncomingMessage): void {
+  const target = request.url;
+  if (target === undefined || target.charCodeAt(0) === 47 /* / */) return;
+  const absolute = splitAbsoluteTarget(target);
+  if (!absolute) return;
+  request.url = absolute.path;
+  request.headers.host = absolute.authority;
+}
+
+/** `http(s)://authority/path?query` split into the authority (without userinfo) and an origin-form path; undefined for anything else. */
+export function splitAbsoluteTarget(target: string): { authority: string; path: string } | undefined {
+  const schemeEnd = target.indexOf('://');
+  if (schemeEnd !== 4 && schemeEnd !== 5) return undefined;
+  const scheme = target.slice(0, schemeEnd).toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return undefined;
+  const start = schemeEnd + 3;
+  let end = start;
+  while (end < target.length) {
+    const code = target.charCodeAt(end);
+    if (code === 47 || code === 63 || code === 35) break;
+    end += 1;
+  }
+  const at = target.lastIndexOf('@', end - 1);
+  const authority = target.slice(at >= start ? at + 1 : start, end);
+  if (authority === '') return undefined;
+  const rest = target.slice(end);
+  return { authority, path: rest.charCodeAt(0) === 47 ? rest : `/${rest}` };
+}
+
+function hasSeveralHosts(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index]!;
+    if (name.length !== 4 || name.toLowerCase() !== 'host') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
+function refuse(context: GatewayContext, code: RequestTargetErrorCode): false {
+  const status = 400;
+  context.outcome.status = status;
+  context.outcome.errorClass = code;
+  const response = context.response;
+  if (response.headersSent || response.destroyed) return false;
+  const body = JSON.stringify({ error: code, message: MESSAGES[code], status, requestId: context.requestId });
+  context.outcome.bytesOut = Buffer.byteLength(body);
+  // The request was refused before its body was read: close rather than read an unknown body.
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, connection: 'close' });
+  response.end(body);
+  return false;
+}
