@@ -18,6 +18,7 @@ export type {
   NamespaceRouteConfig,
   OutlierDetectionSettings,
   RegistryConfig,
+  RemovalProtectionSettings,
   RetryCondition,
   RetryPolicy,
   RouteConfig,
