@@ -1,0 +1,168 @@
+import zookeeper from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exists } from '../../src/zookeeper/index.ts';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import {
+  freePort,
+  logOf,
+  startAgentBackend,
+  startGateway,
+  startZooKeeperEnsemble,
+  waitFor,
+  type AgentBackend,
+  type GatewayProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+/** The agents' sessions (`--ttl`) are shorter than the freeze, so the ensemble expires them when it resumes. */
+const AGENT_FLAGS = ['--health', 'http:/healthz', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+/** Longer than the agents' 4 s sessions; as long as the gateway's default 10 s session. */
+const FREEZE_MS = 10_000;
+const IDS = ['a', 'b', 'c'] as const;
+const LOAD_WORKERS = 6;
+const READ_TIMEOUT_MS = 3_000;
+
+describe('a 3-node ZooKeeper ensemble frozen past the agents\' session timeout, under load', () => {
+  let zk: ZooKeeperCluster;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  const members = new Map<string, AgentBackend>();
+
+  /**
+   * The session that owns each registered instance's ephemeral znode, read through a fresh client
+   * (an old one may have lost its session); null when none is registered, undefined when the
+   * ensemble does not answer in `READ_TIMEOUT_MS` (a client connecting during an election can wait far longer).
+   */
+  async function owners(): Promise<Map<string, string> | null | undefined> {
+    const reader = zookeeper.createClient(zk.connectString, { sessionTimeout: 10_000 });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const connected = new Promise<boolean>((resolve) => {
+        reader.once('connected', () => resolve(true));
+        timer = setTimeout(() => resolve(false), READ_TIMEOUT_MS);
+      });
+      reader.connect();
+      if (!(await connected)) return undefined;
+      const result = new Map<string, string>();
+      for (const id of IDS) {
+        const stat = await exists(reader, `/services/user/${id}`);
+        if (stat) result.set(id, Buffer.from(stat.ephemeralOwner).toString('hex'));
+      }
+      return result.size === 0 ? null : result;
+    } finally {
+      clearTimeout(timer);
+      // Closed however the attempt ended, so no client outlives it.
+      reader.close();
+    }
+  }
+
+  /** The ids the gateway routes `user` to, and those it holds, as /api/services shows them. */
+  async function gatewayView(): Promise<{ routable: string[]; held: string[]; registry: string }> {
+    const service = (await admin.services()).find((candidate) => candidate.name === 'user');
+    const routable = (service?.instances ?? []).filter((instance) => instance.routable && instance.inRegistry).map((instance) => instance.id).sort();
+    const registry = ((await (await admin.get('/api/registries')).json()) as { registries: Array<{ state: string }> }).registries[0]?.state ?? 'none';
+    return { routable, held: (service?.held ?? []).map((held) => held.id).sort(), registry };
+  }
+
+  beforeAll(async () => {
+    zk = await startZooKeeperEnsemble(3);
+    for (const id of IDS) members.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'user', id, weight: 1, flags: AGENT_FLAGS }));
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+accessLog: false
+registries: ["zk://${zk.connectString}/services"]
+routes:
+  - { path: /api/user, service: user, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    await waitFor(async () => (await gatewayView()).routable.join() === IDS.join(), { timeoutMs: 30_000, message: 'all three instances behind the gateway' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    // SIGCONT to a process that is not stopped does nothing: resume whatever a failed run left frozen.
+    for (const node of zk?.nodes ?? []) if (node.running) node.resume();
+    for (const { agent } of members.values()) if (agent.paused) agent.resume();
+    await gateway?.process.stop();
+    await Promise.all([...members.values()].map(({ agent }) => agent.stop()));
+    await zk?.close();
+  });
+
+  it('loses no request while the ensemble is frozen, when it expires the agents on resuming, and until they are registered again', async () => {
+    const failures: string[] = [];
+    let served = 0;
+    let running = true;
+    const worker = async () => {
+      while (running) {
+        try {
+          const response = await fetch(`${gateway.url}/api/user/who`);
+          const body = await response.text();
+          if (response.status === 200) served += 1;
+          else failures.push(`${new Date().toISOString()} status ${response.status}: ${body}`);
+        } catch (error) {
+          failures.push(`${new Date().toISOString()} error: ${(error as Error).message}`);
+        }
+      }
+    };
+    const workers = Array.from({ length: LOAD_WORKERS }, worker);
+    let whileEmpty: Awaited<ReturnType<typeof gatewayView>> | undefined;
+    try {
+      await waitFor(() => served > 300, { timeoutMs: 20_000, message: 'steady load through the gateway' });
+      const before = await owners();
+      expect(before?.size).toBe(3);
+
+      // The agents are held back (their backends keep serving) so that the window the issue saw, a
+      // registry that answers again before the agents re-register, opens every run, not by chance.
+      for (const { agent } of members.values()) agent.pause();
+      for (const node of zk.nodes) node.pause();
+      const frozenAt = Date.now();
+      // The freeze lasts FREEZE_MS, and the gateway must have noticed it (its registry reads stale).
+      await waitFor(async () => Date.now() - frozenAt >= FREEZE_MS && (await gatewayView()).registry === 'stale', {
+        timeoutMs: FREEZE_MS + 30_000,
+        intervalMs: 250,
+        message: 'the freeze to last its time with the gateway reporting its registry stale',
+      });
+      const servedDuringFreeze = served;
+      for (const node of zk.nodes) node.resume();
+
+      // On resuming, the ensemble expires the agents' sessions and deletes their nodes; the gateway
+      // is connected again and has seen that. Traffic goes on in that state before the agents return.
+      await waitFor(async () => (await owners()) === null, { timeoutMs: 30_000, intervalMs: 200, message: 'the ensemble expired every agent\'s node' });
+      await waitFor(async () => (await gatewayView()).registry === 'connected', { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway connected again' });
+      const servedAtEmpty = served;
+      await waitFor(() => served > servedAtEmpty + 300, { timeoutMs: 20_000, message: '300 requests while the registry lists no instance' });
+      whileEmpty = await gatewayView();
+      for (const { agent } of members.values()) agent.resume();
+
+      // Every agent registers again on a new session (its old one expired in the freeze).
+      await waitFor(
+        async () => {
+          const after = await owners();
+          return after instanceof Map && after.size === 3 && IDS.every((id) => after.get(id) !== before!.get(id));
+        },
+        { timeoutMs: 60_000, intervalMs: 200, message: 'all three agents registered again on new sessions' },
+      );
+      await waitFor(
+        async () => {
+          const view = await gatewayView();
+          return view.registry === 'connected' && view.routable.join() === IDS.join() && view.held.length === 0;
+        },
+        { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway back on the three registered instances, nothing held' },
+      );
+      const servedAtRecovery = served;
+      await waitFor(() => served > servedAtRecovery + 300, { timeoutMs: 20_000, message: '300 more requests after the recovery' });
+      expect(servedDuringFreeze).toBeGreaterThan(300);
+    } finally {
+      running = false;
+      await Promise.all(workers);
+    }
+    const log = await logOf(gateway.process);
+    console.log('DEBUG', served, log.split('\n').filter((line) => /held|registry (stale|connected)|released/.test(line)).join('\n'));
+    expect(failures.slice(0, 10), `${failures.length} failed requests`).toEqual([]);
+    // While the registry listed nothing, the gateway held all three, routable.
+    expect(whileEmpty).toEqual({ routable: [...IDS], held: [...IDS], registry: 'connected' });
+  }, 180_000);
+});
