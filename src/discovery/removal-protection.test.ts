@@ -90,6 +90,26 @@ describe('removal protection in the discovery aggregator', () => {
     expect(ports()).toEqual([1, 3]);
   });
 
+  it('counts removals since the outage began together: one removed by an earlier re-list is held again with the rest', async () => {
+    await settle();
+    provider.status('stale');
+    provider.status('connected');
+    // A registry deletes expired nodes one by one: the first re-list lost one instance only.
+    provider.list(2, 3);
+    await settle();
+    expect(ports()).toEqual([2, 3]);
+    provider.list();
+    await settle();
+    expect(ports()).toEqual([1, 2, 3]);
+    expect(held()).toEqual(['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3']);
+    await vi.advanceTimersByTimeAsync(HOLD_MS + THROTTLE_MS);
+    expect(ports()).toEqual([]);
+    // Removals whose hold ended are final: a later post-outage change does not bring them back.
+    provider.list(4);
+    await settle();
+    expect(ports()).toEqual([4]);
+  });
+
   it('applies a removal at once while the registry connection is healthy, even of every instance', async () => {
     await settle();
     provider.list();

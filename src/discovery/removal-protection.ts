@@ -32,8 +32,13 @@ export interface ProtectedSet extends MergedSet {
 
 interface ServiceState {
   readonly held: Map<string, HeldInstance>;
-  /** Addresses listed when this service first lost instances in the current outage episode. */
-  baseline?: { readonly episode: number; readonly addresses: ReadonlySet<string> };
+  /** What this service listed when it first lost instances in the current outage episode, by address. */
+  baseline?: {
+    readonly episode: number;
+    readonly members: ReadonlyMap<string, { readonly instance: Instance; readonly provider: string }>;
+    /** Addresses whose hold ended in this episode: their removal stands, they are never held again. */
+    readonly expired: Set<string>;
+  };
 }
 
 /**
@@ -116,7 +121,10 @@ export class RemovalProtection {
         else released.push({ held, reason: 'expired' });
       }
     }
-    for (const { held } of released) state.held.delete(held.address);
+    for (const { held, reason } of released) {
+      state.held.delete(held.address);
+      if (reason === 'expired') state.baseline?.expired.add(held.address);
+    }
 
     const newlyHeld: HeldInstance[] = [];
     if (this.options && previous) {
@@ -126,13 +134,17 @@ export class RemovalProtection {
       });
       const recovering = removed.some((instance) => this.isRecovering(previous.sources.get(instanceAddress(instance)) ?? ''));
       if (removed.length > 0 && recovering) {
-        if (state.baseline?.episode !== this.episode) state.baseline = { episode: this.episode, addresses: new Set(previous.instances.map(instanceAddress)) };
-        const baseline = state.baseline.addresses;
-        const gone = [...baseline].filter((address) => !listed.has(address)).length;
-        if (gone * 100 > this.options.thresholdPercent * baseline.size) {
-          for (const instance of removed) {
-            const address = instanceAddress(instance);
-            const held = { address, instance, provider: previous.sources.get(address) ?? '', since: now, until: now + this.options.holdMs };
+        if (state.baseline?.episode !== this.episode) {
+          const members = new Map(previous.instances.map((instance) => [instanceAddress(instance), { instance, provider: previous.sources.get(instanceAddress(instance)) ?? '' }]));
+          state.baseline = { episode: this.episode, members, expired: new Set() };
+        }
+        const gone = [...state.baseline.members].filter(([address]) => !listed.has(address));
+        if (gone.length * 100 > this.options.thresholdPercent * state.baseline.members.size) {
+          // Every instance lost since the outage began, including one an earlier re-list already
+          // removed (a registry deletes expired nodes one by one): together they are the mass removal.
+          for (const [address, { instance, provider }] of gone) {
+            if (state.held.has(address) || state.baseline.expired.has(address)) continue;
+            const held = { address, instance, provider, since: now, until: now + this.options.holdMs };
             state.held.set(address, held);
             newlyHeld.push(held);
           }

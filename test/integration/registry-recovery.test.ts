@@ -1,8 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 import {
+  acceptsConnections,
   freePort,
   logOf,
   startAgentBackend,
@@ -73,6 +76,8 @@ listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:${adminPort} }
 accessLog: false
 registries: ["zk://${zk.connectString}/services"]
+# Far above what one dead instance may cost here, so only removal protection's first-failure rule can explain a short count.
+defaults: { outlierDetection: { consecutiveErrors: 50 } }
 routes:
   - { path: /api/user, service: user, stripPrefix: true }
 `);
@@ -91,7 +96,8 @@ routes:
     await zk?.close();
   });
 
-  it('loses no request while the ensemble is frozen, when it expires the agents on resuming, and until they are registered again', async () => {
+  /** Steady load from `LOAD_WORKERS` concurrent loops of fetch, recording every failed request. */
+  function startLoad() {
     const failures: string[] = [];
     let served = 0;
     let running = true;
@@ -108,35 +114,57 @@ routes:
       }
     };
     const workers = Array.from({ length: LOAD_WORKERS }, worker);
+    return {
+      failures,
+      served: () => served,
+      answered: () => served + failures.length,
+      async stop() {
+        running = false;
+        await Promise.all(workers);
+      },
+    };
+  }
+
+  /**
+   * Freezes the agents (their backends keep serving) and every ZooKeeper node for `FREEZE_MS`,
+   * resumes the ensemble, lets it expire the agents' nodes while traffic goes on, calls `meanwhile`,
+   * then resumes the agents. Holding the agents back makes the window the issue saw (a registry
+   * that answers again before the agents re-register) open on every run, not by chance.
+   * Returns the gateway's view while the registry listed no instance.
+   */
+  async function outage(load: ReturnType<typeof startLoad>, meanwhile: () => Promise<void> = async () => undefined) {
+    for (const { agent } of members.values()) agent.pause();
+    for (const node of zk.nodes) node.pause();
+    const frozenAt = Date.now();
+    const servedAtFreeze = load.served();
+    // The freeze lasts FREEZE_MS, and the gateway must have noticed it (its registry reads stale).
+    await waitFor(async () => Date.now() - frozenAt >= FREEZE_MS && (await gatewayView()).registry === 'stale', {
+      timeoutMs: FREEZE_MS + 30_000,
+      intervalMs: 250,
+      message: 'the freeze to last its time with the gateway reporting its registry stale',
+    });
+    // Traffic went on through the freeze, on the last good set.
+    expect(load.served() - servedAtFreeze).toBeGreaterThan(100);
+    for (const node of zk.nodes) node.resume();
+    // On resuming, the ensemble expires the agents' sessions and deletes their nodes.
+    await waitFor(async () => (await owners()) === null, { timeoutMs: 30_000, intervalMs: 200, message: "the ensemble expired every agent's node" });
+    await waitFor(async () => (await gatewayView()).registry === 'connected', { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway connected again' });
+    await meanwhile();
+    const answeredAtEmpty = load.answered();
+    await waitFor(() => load.answered() > answeredAtEmpty + 300, { timeoutMs: 20_000, message: '300 requests answered while the registry lists no instance' });
+    const whileEmpty = await gatewayView();
+    for (const { agent } of members.values()) if (agent.running) agent.resume();
+    return whileEmpty;
+  }
+
+  it('loses no request while the ensemble is frozen, when it expires the agents on resuming, and until they are registered again', async () => {
+    const load = startLoad();
     let whileEmpty: Awaited<ReturnType<typeof gatewayView>> | undefined;
     try {
-      await waitFor(() => served > 300, { timeoutMs: 20_000, message: 'steady load through the gateway' });
+      await waitFor(() => load.served() > 300, { timeoutMs: 20_000, message: 'steady load through the gateway' });
       const before = await owners();
       expect(before?.size).toBe(3);
-
-      // The agents are held back (their backends keep serving) so that the window the issue saw, a
-      // registry that answers again before the agents re-register, opens every run, not by chance.
-      for (const { agent } of members.values()) agent.pause();
-      for (const node of zk.nodes) node.pause();
-      const frozenAt = Date.now();
-      // The freeze lasts FREEZE_MS, and the gateway must have noticed it (its registry reads stale).
-      await waitFor(async () => Date.now() - frozenAt >= FREEZE_MS && (await gatewayView()).registry === 'stale', {
-        timeoutMs: FREEZE_MS + 30_000,
-        intervalMs: 250,
-        message: 'the freeze to last its time with the gateway reporting its registry stale',
-      });
-      const servedDuringFreeze = served;
-      for (const node of zk.nodes) node.resume();
-
-      // On resuming, the ensemble expires the agents' sessions and deletes their nodes; the gateway
-      // is connected again and has seen that. Traffic goes on in that state before the agents return.
-      await waitFor(async () => (await owners()) === null, { timeoutMs: 30_000, intervalMs: 200, message: 'the ensemble expired every agent\'s node' });
-      await waitFor(async () => (await gatewayView()).registry === 'connected', { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway connected again' });
-      const answeredAtEmpty = served + failures.length;
-      await waitFor(() => served + failures.length > answeredAtEmpty + 300, { timeoutMs: 20_000, message: '300 requests answered while the registry lists no instance' });
-      whileEmpty = await gatewayView();
-      for (const { agent } of members.values()) agent.resume();
-
+      whileEmpty = await outage(load);
       // Every agent registers again on a new session (its old one expired in the freeze).
       await waitFor(
         async () => {
@@ -152,15 +180,52 @@ routes:
         },
         { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway back on the three registered instances, nothing held' },
       );
-      const servedAtRecovery = served;
-      await waitFor(() => served > servedAtRecovery + 300, { timeoutMs: 20_000, message: '300 more requests after the recovery' });
-      expect(servedDuringFreeze).toBeGreaterThan(300);
+      const servedAtRecovery = load.served();
+      await waitFor(() => load.served() > servedAtRecovery + 300, { timeoutMs: 20_000, message: '300 more requests after the recovery' });
     } finally {
-      running = false;
-      await Promise.all(workers);
+      await load.stop();
     }
-    expect(failures.slice(0, 10), `${failures.length} failed requests`).toEqual([]);
+    expect(load.failures.slice(0, 10), `${load.failures.length} failed requests`).toEqual([]);
     // While the registry listed nothing, the gateway held all three, routable.
     expect(whileEmpty).toEqual({ routable: [...IDS], held: [...IDS], registry: 'connected' });
   }, 180_000);
+
+  it('loses no request when a held instance died during the outage, and drops it at its first refused connections', async () => {
+    const load = startLoad();
+    const dead = members.get('c')!;
+    const refused = async () => sampleValue(await admin.metrics(), 'switchboard_upstream_errors_total', { service: 'user', class: 'connect-refused' }) ?? 0;
+    const refusedBefore = await refused();
+    let whileEmpty: Awaited<ReturnType<typeof gatewayView>> | undefined;
+    try {
+      await waitFor(() => load.served() > 300, { timeoutMs: 20_000, message: 'steady load through the gateway' });
+      whileEmpty = await outage(load, async () => {
+        // The backend dies while its agent is frozen: nothing can deregister it, only traffic tells.
+        process.kill(await childPidOf(dead.agent.pid!), 'SIGKILL');
+        await waitFor(async () => !(await acceptsConnections(dead.port)), { timeoutMs: 5_000, message: 'c refusing connections' });
+      });
+      await waitFor(
+        async () => {
+          const view = await gatewayView();
+          return view.registry === 'connected' && view.routable.join() === 'a,b' && view.held.length === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, message: 'the gateway on a and b, registered again, and c gone' },
+      );
+      const servedAtRecovery = load.served();
+      await waitFor(() => load.served() > servedAtRecovery + 300, { timeoutMs: 20_000, message: '300 more requests after the recovery' });
+    } finally {
+      await load.stop();
+    }
+    expect(load.failures.slice(0, 10), `${load.failures.length} failed requests`).toEqual([]);
+    expect(whileEmpty?.held).toEqual([...IDS]);
+    expect(whileEmpty?.routable).toEqual(['a', 'b']);
+    // c left at its first refused connection: at most one refusal per request in flight when it died.
+    expect((await refused()) - refusedBefore).toBeLessThanOrEqual(LOAD_WORKERS);
+  }, 180_000);
 });
+
+/** The pid of the backend an agent started (its only child). */
+async function childPidOf(pid: number): Promise<number> {
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+  if (children.length !== 1) throw new Error(`expected one child of ${pid}, found ${children.join(',') || 'none'}`);
+  return Number(children[0]);
+}
