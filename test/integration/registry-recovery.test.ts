@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exists } from '../../src/zookeeper/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import {
   acceptsConnections,
+  fourLetterWord,
   freePort,
   logOf,
   startAgentBackend,
@@ -32,31 +31,25 @@ describe('a 3-node ZooKeeper ensemble frozen past the agents\' session timeout, 
   const members = new Map<string, AgentBackend>();
 
   /**
-   * The session that owns each registered instance's ephemeral znode, read through a fresh client
-   * (an old one may have lost its session); null when none is registered, undefined when the
-   * ensemble does not answer in `READ_TIMEOUT_MS` (a client connecting during an election can wait far longer).
+   * The session that owns each registered instance's ephemeral znode, from the leader's `dump`
+   * (no client session of the test's own to lose in the freeze); null when none is registered,
+   * undefined when the ensemble has no leader or does not answer yet.
    */
   async function owners(): Promise<Map<string, string> | null | undefined> {
-    const reader = zookeeper.createClient(zk.connectString, { sessionTimeout: 10_000 });
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const connected = new Promise<boolean>((resolve) => {
-        reader.once('connected', () => resolve(true));
-        timer = setTimeout(() => resolve(false), READ_TIMEOUT_MS);
-      });
-      reader.connect();
-      if (!(await connected)) return undefined;
-      const result = new Map<string, string>();
-      for (const id of IDS) {
-        const stat = await exists(reader, `/services/user/${id}`);
-        if (stat) result.set(id, Buffer.from(stat.ephemeralOwner).toString('hex'));
-      }
-      return result.size === 0 ? null : result;
-    } finally {
-      clearTimeout(timer);
-      // Closed however the attempt ended, so no client outlives it.
-      reader.close();
+    const leader = await zk.leader().catch(() => undefined);
+    if (!leader) return undefined;
+    const dump = await fourLetterWord('127.0.0.1', leader.clientPort, 'dump', READ_TIMEOUT_MS).catch(() => undefined);
+    if (dump === undefined || !dump.includes('Sessions with Ephemerals')) return undefined;
+    const result = new Map<string, string>();
+    let session: string | undefined;
+    for (const line of dump.slice(dump.indexOf('Sessions with Ephemerals')).split('\n').slice(1)) {
+      const owner = /^(0x[0-9a-f]+):?\s*$/i.exec(line);
+      if (owner) session = owner[1];
+      else if (/^\S/.test(line)) break;
+      const path = /^\s+\/services\/user\/([^/\s]+)\s*$/.exec(line);
+      if (path && session) result.set(path[1]!, session);
     }
+    return result.size === 0 ? null : result;
   }
 
   /** The ids the gateway routes `user` to, and those it holds, as /api/services shows them. */
