@@ -61,7 +61,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   });
 
   // 2. One LoadBalanceConf per service, merged, deduplicated and throttled.
-  const aggregator = new DiscoveryAggregator(providers);
+  // A mass removal right after a registry outage is held (self-preservation), see RemovalProtection.
+  const aggregator = new DiscoveryAggregator(providers, { protection: config.removalProtection });
 
   // 3. A balancer per service (with active and passive health), built as soon as a registry lists it.
   const balancers = new ServiceBalancers(aggregator, config);
@@ -147,6 +148,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
       config = next;
       balancers.apply(next);
+      aggregator.configureProtection(next.removalProtection);
       staticInstances.replace(staticInstanceLists(next));
       runners = build(next);
       configReloadsTotal.inc({ result: 'applied' });

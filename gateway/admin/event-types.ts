@@ -9,6 +9,8 @@ export const ADMIN_EVENT_TYPES = [
   'health-changed',
   'weight-changed',
   'provider-status',
+  'removal-held',
+  'removal-released',
   'config-applied',
   'config-refused',
 ] as const;
@@ -36,6 +38,15 @@ export interface HealthPayload {
   text: string;
 }
 
+/** A held instance in event payloads and `/api/services`: times are ISO. */
+export interface HeldPayload {
+  id: string;
+  address: string;
+  provider: string;
+  since: string;
+  until: string;
+}
+
 /** The JSON payloads of each event type. */
 export interface AdminEventPayloads {
   'instance-added': {
@@ -60,6 +71,10 @@ export interface AdminEventPayloads {
   };
   'weight-changed': { service: string; id: string; address: string; from: number; to: number };
   'provider-status': { provider: string; state: ProviderState; previous: ProviderState | null; since: string; reason: string | null };
+  /** Removal protection kept these instances routable: most of the service vanished right after a registry outage. */
+  'removal-held': { service: string; reason: 'mass-removal-after-outage'; instances: HeldPayload[]; held: number };
+  /** Held instances were let go: listed again (`relisted`) or their hold ended and the removal applied (`expired`). */
+  'removal-released': { service: string; reason: 'relisted' | 'expired'; instances: HeldPayload[]; held: number };
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };

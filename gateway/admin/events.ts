@@ -1,9 +1,10 @@
 import { Subject, Subscription, type Observable } from 'rxjs';
+import type { HeldInstance, ProtectionChange } from '../../src/discovery/index.ts';
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { diffEndpoints, diffStatuses } from './event-diff.ts';
-import type { AdminChange, AdminEvent, ConfigChange, EndpointState } from './event-types.ts';
+import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload } from './event-types.ts';
 
 /** Events kept for clients that reconnect with `Last-Event-ID`. */
 export const EVENT_BUFFER_SIZE = 500;
@@ -14,6 +15,8 @@ export interface AdminEventInputs {
   readonly health$: Observable<HealthSnapshot>;
   readonly statuses$: Observable<readonly ProviderStatus[]>;
   readonly config$: Observable<ConfigChange>;
+  /** What removal protection holds and lets go (`DiscoveryAggregator.protection$`); none when absent. */
+  readonly protection$?: Observable<ProtectionChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */
   describe(snapshot: HealthSnapshot): EndpointState[];
 }
@@ -42,6 +45,7 @@ export class AdminEvents {
     this.subscription.add(inputs.statuses$.subscribe((statuses) => this.guard(() => this.onStatuses(statuses))));
     this.subscription.add(inputs.health$.subscribe((snapshot) => this.guard(() => this.onHealth(snapshot, inputs.describe(snapshot)))));
     this.subscription.add(inputs.config$.subscribe((change) => this.emit(change)));
+    if (inputs.protection$) this.subscription.add(inputs.protection$.subscribe((change) => this.guard(() => this.emit(protectionEvent(change)))));
   }
 
   /** The buffered events after `lastId`, oldest first (all buffered ones for 0). */
@@ -87,4 +91,15 @@ export class AdminEvents {
       this.log.error({ err: error }, 'deriving admin events failed; skipping this change');
     }
   }
+}
+
+/** A held instance as admin payloads show it. */
+export function heldPayload(held: HeldInstance): HeldPayload {
+  return { id: held.instance.id, address: held.address, provider: held.provider, since: new Date(held.since).toISOString(), until: new Date(held.until).toISOString() };
+}
+
+function protectionEvent(change: ProtectionChange): AdminChange {
+  const instances = change.instances.map(heldPayload);
+  if (change.action === 'held') return { type: 'removal-held', data: { service: change.service, reason: 'mass-removal-after-outage', instances, held: change.heldCount } };
+  return { type: 'removal-released', data: { service: change.service, reason: change.reason === 'expired' ? 'expired' : 'relisted', instances, held: change.heldCount } };
 }

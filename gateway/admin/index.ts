@@ -36,6 +36,7 @@ export async function startAdmin(sources: AdminSources, config$: Observable<Conf
     health$: sources.balancers.health$,
     statuses$: sources.aggregator.statuses$,
     config$,
+    protection$: sources.aggregator.protection$,
     describe: (snapshot) => endpointStates(sources, snapshot),
   });
   const server = new AdminServer(sources, events, await loadDashboardAssets(), { listen: settings.listen, token: settings.token, ...options });

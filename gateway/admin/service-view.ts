@@ -1,6 +1,7 @@
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import { endpointStates, type AdminSources } from './admin-sources.ts';
-import type { EndpointState } from './event-types.ts';
+import type { EndpointState, HeldPayload } from './event-types.ts';
+import { heldPayload } from './events.ts';
 import { HEALTH_REASON_TEXT, type HealthReason, type HealthState } from './health-state.ts';
 
 /** One instance of a service in `GET /api/services`. */
@@ -16,6 +17,8 @@ export interface InstanceView {
   /** The provider (registry) that lists it; null once it has left the registry. */
   readonly source: string | null;
   readonly inRegistry: boolean;
+  /** Gone from the registry right after an outage and kept routable by removal protection (see the service's `held`). */
+  readonly held: boolean;
   readonly health: { readonly state: HealthState; readonly reason: HealthReason; readonly text: string; readonly ejectedUntil: string | null };
   /** May take traffic now (health, with the panic threshold applied); weight 0 still takes none. */
   readonly routable: boolean;
@@ -39,6 +42,8 @@ export interface ServiceProviderView {
   readonly instances: number;
   /** Entries skipped because their payload failed validation. */
   readonly invalid: number;
+  /** The first of those entries (at most `MAX_INVALID_ENTRIES_LISTED`): key, reason and since when (ISO). */
+  readonly invalidEntries: readonly { readonly key: string; readonly reason: string; readonly since: string }[];
 }
 
 /** One service in `GET /api/services`. */
@@ -52,6 +57,8 @@ export interface ServiceView {
   readonly panic: boolean;
   readonly providers: readonly ServiceProviderView[];
   readonly instances: readonly InstanceView[];
+  /** Instances removal protection keeps although the registry dropped them, with when the hold ends. */
+  readonly held: readonly HeldPayload[];
 }
 
 /** The body of `GET /api/services`: every declared or listed service, by name. */
@@ -73,8 +80,10 @@ function serviceView(sources: AdminSources, name: string, statuses: ReadonlyMap<
       revision: listing.revision,
       instances: listing.instances.length,
       invalid: listing.invalid,
+      invalidEntries: (listing.invalidEntries ?? []).map((entry) => ({ key: entry.key, reason: entry.reason, since: new Date(entry.since).toISOString() })),
     };
   });
+  const held = sources.aggregator.service(name).current()?.held ?? new Map();
   return {
     name,
     declared: sources.config().services.has(name),
@@ -82,11 +91,12 @@ function serviceView(sources: AdminSources, name: string, statuses: ReadonlyMap<
     activeChecks: settings.healthCheck !== false,
     panic: snapshot?.panic ?? false,
     providers,
-    instances: snapshot ? endpointStates(sources, snapshot).map((endpoint) => instanceView(sources, name, endpoint)) : [],
+    instances: snapshot ? endpointStates(sources, snapshot).map((endpoint) => instanceView(sources, name, endpoint, held.has(endpoint.address))) : [],
+    held: [...held.values()].map(heldPayload),
   };
 }
 
-function instanceView(sources: AdminSources, service: string, endpoint: EndpointState): InstanceView {
+function instanceView(sources: AdminSources, service: string, endpoint: EndpointState, held: boolean): InstanceView {
   const { id, host, port, weight, protocol, metadata } = endpoint.instance;
   const member = sources.balancers.balancer(service)?.balancer.member(endpoint.address);
   const traffic = sources.traffic.counts(service, endpoint.address);
@@ -100,6 +110,7 @@ function instanceView(sources: AdminSources, service: string, endpoint: Endpoint
     metadata,
     source: endpoint.source ?? null,
     inRegistry: endpoint.inRegistry,
+    held,
     health: {
       ...endpoint.health,
       text: HEALTH_REASON_TEXT[endpoint.health.reason],

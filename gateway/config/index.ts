@@ -19,6 +19,7 @@ export type {
   OutlierDetectionSettings,
   PathSettings,
   RegistryConfig,
+  RemovalProtectionSettings,
   RetryCondition,
   RetryPolicy,
   RouteConfig,

@@ -13,6 +13,7 @@ import {
   DEFAULT_SERVER_LIMITS,
   DEFAULT_UPSTREAM_TIMEOUTS,
 } from './defaults.ts';
+import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import type { ConfigInput } from './schema.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
@@ -55,6 +56,13 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
       keepAliveTimeoutMs: limits.keepAliveTimeout ?? DEFAULT_SERVER_LIMITS.keepAliveTimeoutMs,
     },
     shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
+    removalProtection:
+      input.removalProtection === false
+        ? false
+        : {
+            thresholdPercent: input.removalProtection?.threshold ?? DEFAULT_PROTECTION_THRESHOLD_PERCENT,
+            holdMs: input.removalProtection?.hold ?? DEFAULT_PROTECTION_HOLD_MS,
+          },
   };
 }
 

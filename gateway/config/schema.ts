@@ -4,7 +4,7 @@ import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './
 import { isLoopbackHost } from './ip-range.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema } from './schema-service.ts';
-import { byteSize, duration, ipRangeText, listenAddress, section, type ListenAddress } from './schema-values.ts';
+import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
 const registry = z.string().transform((url, context): { url: string; location: RegistryLocation } => {
@@ -49,6 +49,9 @@ export const configSchema = section({
     keepAliveTimeout: duration.optional(),
   }).optional(),
   shutdown: section({ drainTimeout: duration.optional() }).optional(),
+  removalProtection: z
+    .union([z.literal(false), section({ threshold: percent.optional(), hold: duration.optional() })], { error: 'expected false or { threshold, hold }' })
+    .optional(),
 }).superRefine((config, context) => {
   const adminIssue = adminExposureIssue(config.admin);
   if (adminIssue) context.addIssue({ code: 'custom', path: ['admin'], message: adminIssue });

@@ -24,6 +24,14 @@ export interface GatewayConfig {
   readonly paths: PathSettings;
   readonly limits: ServerLimits;
   readonly shutdown: ShutdownSettings;
+  /** Post-outage removal protection of every service; false when off. */
+  readonly removalProtection: RemovalProtectionSettings | false;
+}
+
+/** A post-outage removal of more than `thresholdPercent` of a service is held for `holdMs` (see `RemovalProtection`). */
+export interface RemovalProtectionSettings {
+  readonly thresholdPercent: number;
+  readonly holdMs: number;
 }
 
 /** The admin listener: where it listens, and the bearer token its API requires (none: no check, loopback only). */

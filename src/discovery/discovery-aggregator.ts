@@ -11,8 +11,17 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import { instanceAddress, sameInstances, sortInstances, type Instance } from './instance.ts';
-import { LoadBalanceConf, type ServiceConf } from './load-balance-conf.ts';
+import { componentLogger } from '../logger.ts';
+import { protectedInstances } from './discovery-metrics.ts';
+import { LoadBalanceConf, type HeldInstance, type ServiceConf } from './load-balance-conf.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from './provider.ts';
+import {
+  DEFAULT_PROTECTION_HOLD_MS,
+  DEFAULT_PROTECTION_THRESHOLD_PERCENT,
+  RemovalProtection,
+  type ProtectedSet,
+  type RemovalProtectionOptions,
+} from './removal-protection.ts';
 
 /** Default window in which per-service snapshots are coalesced; the newest set in a window wins. */
 export const DEFAULT_THROTTLE_MS = 100;
@@ -23,6 +32,21 @@ export interface DiscoveryAggregatorOptions {
   throttleMs?: number;
   /** For tests: the scheduler that times the throttle window. */
   scheduler?: SchedulerLike;
+  /** Post-outage removal protection; on with a 50 % threshold and a 10 s hold when absent, off with `false`. */
+  protection?: RemovalProtectionOptions | false;
+  /** For tests: the clock of removal protection (epoch ms). */
+  now?: () => number;
+}
+
+/** A change of what removal protection holds for one service, for logs and admin events. */
+export interface ProtectionChange {
+  readonly service: string;
+  /** `held`: a post-outage removal is held; `released`: held instances were listed again (`relisted`) or their hold ended (`expired`). */
+  readonly action: 'held' | 'released';
+  readonly reason: 'mass-removal-after-outage' | 'relisted' | 'expired';
+  readonly instances: readonly HeldInstance[];
+  /** How many instances of the service are held after this change. */
+  readonly heldCount: number;
 }
 
 /**
@@ -35,6 +59,8 @@ export class DiscoveryAggregator {
   readonly services$: Observable<readonly string[]>;
   /** The latest status of every provider, in configuration order; replays the current list. */
   readonly statuses$: Observable<readonly ProviderStatus[]>;
+  /** Every change of what removal protection holds (no replay). Completes on `close()`. */
+  readonly protection$: Observable<ProtectionChange>;
 
   private readonly confs = new Map<string, LoadBalanceConf>();
   private readonly inputs = new Map<string, Subject<ReadonlyMap<string, ProviderSnapshot>>>();
@@ -44,7 +70,14 @@ export class DiscoveryAggregator {
   private readonly subscriptions = new Subscription();
   private readonly throttleMs: number;
   private readonly scheduler: SchedulerLike;
+  private readonly protection: RemovalProtection;
+  private readonly protectionChanges = new Subject<ProtectionChange>();
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly log = componentLogger('discovery-aggregator');
+  private readonly rank: ReadonlyMap<string, number>;
+  private readonly now: () => number;
   private started = false;
+  private closed = false;
 
   constructor(
     private readonly providers: readonly DiscoveryProvider[],
@@ -52,6 +85,13 @@ export class DiscoveryAggregator {
   ) {
     this.throttleMs = options.throttleMs ?? DEFAULT_THROTTLE_MS;
     this.scheduler = options.scheduler ?? asyncScheduler;
+    this.now = options.now ?? Date.now;
+    this.rank = new Map(providers.map((provider, index) => [provider.name, index]));
+    this.protection = new RemovalProtection(
+      options.protection ?? { thresholdPercent: DEFAULT_PROTECTION_THRESHOLD_PERCENT, holdMs: DEFAULT_PROTECTION_HOLD_MS },
+      this.now,
+    );
+    this.protection$ = this.protectionChanges.asObservable();
     this.services$ = this.serviceNames.asObservable();
     this.statuses$ = providers.length === 0 ? new BehaviorSubject<readonly ProviderStatus[]>([]) : combineLatest(providers.map((p) => p.status$));
   }
@@ -60,9 +100,10 @@ export class DiscoveryAggregator {
   start(): void {
     if (this.started) return;
     this.started = true;
-    const rank = new Map(this.providers.map((provider, index) => [provider.name, index]));
+    // Statuses first: a re-list that follows a stale period must already count as post-outage.
+    for (const provider of this.providers) this.subscriptions.add(provider.status$.subscribe((status) => this.protection.onStatus(status)));
     this.subscriptions.add(
-      merge(...this.providers.map((provider) => provider.snapshots$)).subscribe((snapshot) => this.accept(snapshot, rank)),
+      merge(...this.providers.map((provider) => provider.snapshots$)).subscribe((snapshot) => this.accept(snapshot)),
     );
     for (const provider of this.providers) provider.start();
   }
@@ -90,16 +131,25 @@ export class DiscoveryAggregator {
     return this.latestRevision.get(provider);
   }
 
+  /** Switches the removal protection settings; holds already made keep their end time. */
+  configureProtection(options: RemovalProtectionOptions | false): void {
+    this.protection.configure(options);
+  }
+
   /** Closes every provider and completes every conf stream. */
   async close(): Promise<void> {
+    this.closed = true;
     this.subscriptions.unsubscribe();
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+    this.protectionChanges.complete();
     await Promise.all(this.providers.map((provider) => provider.close()));
     for (const input of this.inputs.values()) input.complete();
     for (const conf of this.confs.values()) conf.complete();
     this.serviceNames.complete();
   }
 
-  private accept(snapshot: ProviderSnapshot, rank: ReadonlyMap<string, number>): void {
+  private accept(snapshot: ProviderSnapshot): void {
     let perProvider = this.latestByService.get(snapshot.service);
     if (!perProvider) {
       perProvider = new Map();
@@ -108,8 +158,13 @@ export class DiscoveryAggregator {
     }
     perProvider.set(snapshot.provider, snapshot);
     this.latestRevision.set(snapshot.provider, snapshot.revision);
-    const ordered = new Map([...perProvider].sort(([a], [b]) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0)));
-    this.inputFor(snapshot.service).next(ordered);
+    this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
+  }
+
+  /** The latest snapshot of every provider for `service`, in configuration order. */
+  private orderedSnapshots(service: string): ReadonlyMap<string, ProviderSnapshot> {
+    const perProvider = this.latestByService.get(service) ?? new Map<string, ProviderSnapshot>();
+    return new Map([...perProvider].sort(([a], [b]) => (this.rank.get(a) ?? 0) - (this.rank.get(b) ?? 0)));
   }
 
   private inputFor(service: string): Subject<ReadonlyMap<string, ProviderSnapshot>> {
@@ -124,14 +179,67 @@ export class DiscoveryAggregator {
           throttleTime(this.throttleMs, this.scheduler, { leading: true, trailing: true }),
           map((snapshots) => mergeSnapshots(service, snapshots)),
         )
-        .subscribe(({ instances, sources }) => {
-          const previous = conf.current();
-          if (previous && sameInstances(previous.instances, instances)) return;
-          conf.push({ service, instances, sources, version: (previous?.version ?? 0) + 1 });
-        }),
+        .subscribe((merged) => this.update(conf, merged)),
     );
     return input;
   }
+
+  /** Applies removal protection to a merged set and pushes the result when it changed. */
+  private update(conf: LoadBalanceConf, merged: Pick<ServiceConf, 'instances' | 'sources'>): void {
+    const { service } = conf;
+    const previous = conf.current();
+    const result = this.protection.apply(service, previous, merged);
+    this.report(service, result);
+    this.scheduleExpiry(conf);
+    if (previous && sameInstances(previous.instances, result.instances) && sameHeld(previous.held, result.held)) return;
+    const providers = () => new Set(this.snapshotsOf(service).keys());
+    conf.push({
+      service,
+      instances: result.instances,
+      sources: result.sources,
+      version: (previous?.version ?? 0) + 1,
+      held: result.held,
+      recovering: () => this.protection.recoveringUntilOf(providers()) !== undefined,
+    });
+  }
+
+  private report(service: string, result: ProtectedSet): void {
+    const heldCount = result.held.size;
+    if (result.newlyHeld.length === 0 && result.released.length === 0) return;
+    protectedInstances.set({ service }, heldCount);
+    if (result.newlyHeld.length > 0) {
+      const addresses = result.newlyHeld.map((held) => held.address);
+      this.log.warn({ service, held: addresses, untilMs: result.newlyHeld[0]!.until - result.newlyHeld[0]!.since }, 'registry removal held: most of the service vanished right after a registry outage');
+      this.protectionChanges.next({ service, action: 'held', reason: 'mass-removal-after-outage', instances: result.newlyHeld, heldCount });
+    }
+    for (const reason of ['relisted', 'expired'] as const) {
+      const instances = result.released.filter((release) => release.reason === reason).map((release) => release.held);
+      if (instances.length === 0) continue;
+      this.log.info({ service, addresses: instances.map((held) => held.address), reason }, 'held instances released');
+      this.protectionChanges.next({ service, action: 'released', reason, instances, heldCount });
+    }
+  }
+
+  /** Re-evaluates `conf`'s service when its earliest hold ends, from the latest snapshots. */
+  private scheduleExpiry(conf: LoadBalanceConf): void {
+    const { service } = conf;
+    clearTimeout(this.expiryTimers.get(service));
+    this.expiryTimers.delete(service);
+    const next = this.protection.nextExpiry(service);
+    if (next === undefined || this.closed) return;
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(service);
+      this.update(conf, mergeSnapshots(service, this.orderedSnapshots(service)));
+    }, Math.max(0, next - this.now()));
+    timer.unref();
+    this.expiryTimers.set(service, timer);
+  }
+}
+
+/** True when two held maps hold the same addresses. */
+function sameHeld(a: ReadonlyMap<string, HeldInstance> | undefined, b: ReadonlyMap<string, HeldInstance>): boolean {
+  if ((a?.size ?? 0) !== b.size) return false;
+  return [...b.keys()].every((address) => a?.has(address));
 }
 
 /** Unions provider snapshots in rank order; the first provider to list an address keeps it. */

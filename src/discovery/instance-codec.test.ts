@@ -79,6 +79,11 @@ describe('decodeInstance refuses bad entries with a reason that names the entry'
     { name: 'a host with a slash', raw: { service: 'user', name: 'u1', data: '{"host":"a/b","port":1}' }, reason: /host/ },
     { name: 'empty data under a name that is not host:port', raw: { service: 'user', name: 'u1', data: '' }, reason: /not host:port/ },
     { name: 'a host:port name with a bad port', raw: { service: 'user', name: 'h:0', data: null }, reason: /not a valid host:port/ },
+    {
+      name: 'a payload that names another service than the path it sits under',
+      raw: { service: 'user', name: 'u1', data: '{"service":"other","host":"a","port":1}' },
+      reason: /user\/u1: payload names service "other" but the entry is under "user"/,
+    },
     { name: 'a Curator instance without any port', raw: { service: 'user', name: 'c', data: JSON.stringify({ ...curator, port: null }) }, reason: /neither port nor sslPort/ },
   ];
 

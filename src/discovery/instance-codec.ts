@@ -10,6 +10,8 @@ export interface RawInstance {
   readonly service: string;
   /** The last path segment: znode name or the key's suffix after `<prefix>/<service>/`. */
   readonly name: string;
+  /** The full znode path or etcd key, for operators; `<service>/<name>` when the provider does not say. */
+  readonly key?: string;
   readonly data: Uint8Array | string | null | undefined;
 }
 
@@ -86,6 +88,11 @@ function decodeOrThrow(raw: RawInstance): Instance {
   const parsed = nativePayload.safeParse(json);
   if (!parsed.success) throw new InvalidInstanceError(`${where}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
   const value = parsed.data;
+  // The registry path is the contract: a payload that claims another service is a mistake (a copied
+  // payload, a wrong path), and routing it under either name would hide that mistake.
+  if (value.service !== undefined && value.service !== raw.service) {
+    throw new InvalidInstanceError(`${where}: payload names service "${value.service}" but the entry is under "${raw.service}"`);
+  }
   return {
     id: value.id ?? raw.name,
     service: raw.service,

@@ -10,6 +10,28 @@ export interface ServiceConf {
   readonly sources: ReadonlyMap<string, string>;
   /** Counts the changes delivered for this service, starting at 1. */
   readonly version: number;
+  /**
+   * Instances the registry no longer lists but that stay in `instances` because their removal
+   * came right after a registry outage and took most of the service (`RemovalProtection`), keyed by
+   * address. Absent or empty when nothing is held.
+   */
+  readonly held?: ReadonlyMap<string, HeldInstance>;
+  /**
+   * A live question, not a value of this conf: true while a provider of this service is stale after
+   * an outage or has just returned from one. Instances listed then may come from nodes whose owner
+   * died during the outage, so health ejects one at its first connection failure.
+   */
+  readonly recovering?: () => boolean;
+}
+
+/** An instance kept routable after the registry dropped it, until `until` (epoch ms) or until it is listed again. */
+export interface HeldInstance {
+  readonly address: string;
+  readonly instance: Instance;
+  /** The provider that listed it last. */
+  readonly provider: string;
+  readonly since: number;
+  readonly until: number;
 }
 
 /**

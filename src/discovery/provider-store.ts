@@ -3,7 +3,7 @@ import type { Logger } from '../logger.ts';
 import { invalidInstancesTotal, providerSnapshotsTotal, providerStale } from '../metrics.ts';
 import { decodeInstance, type RawInstance } from './instance-codec.ts';
 import { sameInstances, sortInstances, type Instance } from './instance.ts';
-import type { ProviderSnapshot, ProviderState, ProviderStatus } from './provider.ts';
+import { MAX_INVALID_ENTRIES_LISTED, type InvalidEntry, type ProviderSnapshot, type ProviderState, type ProviderStatus } from './provider.ts';
 
 /**
  * The state every provider shares: latest snapshot per service, status, decoding with
@@ -17,8 +17,8 @@ export class ProviderStore {
   private readonly latest = new Map<string, ProviderSnapshot>();
   private readonly changes = new Subject<ProviderSnapshot>();
   private readonly status: BehaviorSubject<ProviderStatus>;
-  /** Bad entries already reported, keyed by service, name and data, so a re-list does not log them again. */
-  private readonly reportedInvalid = new Set<string>();
+  /** Bad entries already reported, keyed by service, name and data, with when each was first seen, so a re-list does not log them again. */
+  private readonly reportedInvalid = new Map<string, number>();
 
   constructor(
     readonly provider: string,
@@ -48,6 +48,7 @@ export class ProviderStore {
    */
   publishRaw(service: string, entries: readonly RawInstance[], revision: string): void {
     const instances: Instance[] = [];
+    const invalidEntries: InvalidEntry[] = [];
     let invalid = 0;
     for (const entry of entries) {
       const result = decodeInstance(entry);
@@ -57,21 +58,32 @@ export class ProviderStore {
       }
       invalid += 1;
       const key = `${service}\0${entry.name}\0${typeof entry.data === 'string' ? entry.data : Buffer.from(entry.data ?? []).toString('base64')}`;
-      if (!this.reportedInvalid.has(key)) {
-        this.reportedInvalid.add(key);
+      let since = this.reportedInvalid.get(key);
+      if (since === undefined) {
+        since = Date.now();
+        this.reportedInvalid.set(key, since);
         invalidInstancesTotal.inc({ provider: this.provider, service });
-        this.log.warn({ service, entry: entry.name, err: result.error.message }, 'skipping invalid registry entry');
+        this.log.warn({ service, entry: entry.key ?? entry.name, err: result.error.message }, 'skipping invalid registry entry');
       }
+      if (invalidEntries.length < MAX_INVALID_ENTRIES_LISTED) invalidEntries.push({ key: entry.key ?? `${service}/${entry.name}`, reason: result.error.message, since });
     }
-    this.publish(service, instances, revision, invalid);
+    this.publish(service, instances, revision, invalid, invalidEntries);
   }
 
   /** Publishes an already decoded set for `service` unless it equals the last one. */
-  publish(service: string, instances: Iterable<Instance>, revision: string, invalid = 0): void {
+  publish(service: string, instances: Iterable<Instance>, revision: string, invalid = 0, invalidEntries: readonly InvalidEntry[] = []): void {
     const sorted = sortInstances(instances);
     const previous = this.latest.get(service);
-    if (previous && previous.invalid === invalid && sameInstances(previous.instances, sorted)) return;
-    const snapshot: ProviderSnapshot = { provider: this.provider, service, instances: sorted, revision, invalid };
+    const sameInvalid = previous?.invalid === invalid && sameKeys(previous.invalidEntries ?? [], invalidEntries);
+    if (previous && sameInvalid && sameInstances(previous.instances, sorted)) return;
+    const snapshot: ProviderSnapshot = {
+      provider: this.provider,
+      service,
+      instances: sorted,
+      revision,
+      invalid,
+      ...(invalidEntries.length > 0 ? { invalidEntries } : {}),
+    };
     this.latest.set(service, snapshot);
     providerSnapshotsTotal.inc({ provider: this.provider });
     this.changes.next(snapshot);
@@ -98,4 +110,8 @@ export class ProviderStore {
     this.status.complete();
     this.changes.complete();
   }
+}
+
+function sameKeys(a: readonly InvalidEntry[], b: readonly InvalidEntry[]): boolean {
+  return a.length === b.length && a.every((entry, index) => entry.key === b[index]!.key && entry.reason === b[index]!.reason);
 }

@@ -30,7 +30,19 @@ export interface ProviderSnapshot {
   readonly revision: string;
   /** Entries under the service that were skipped because their payload failed validation. */
   readonly invalid: number;
+  /** The first `MAX_INVALID_ENTRIES_LISTED` of those entries, for operators; absent when none. */
+  readonly invalidEntries?: readonly InvalidEntry[];
 }
+
+/** One registry entry skipped as invalid: where it is, why, and since when (epoch ms) it has been invalid. */
+export interface InvalidEntry {
+  readonly key: string;
+  readonly reason: string;
+  readonly since: number;
+}
+
+/** How many invalid entries a snapshot lists per service; the count covers all of them. */
+export const MAX_INVALID_ENTRIES_LISTED = 20;
 
 /**
  * A source of per-service snapshots: ZooKeeper, etcd or a file. Implementations share one core

@@ -1,6 +1,6 @@
 import { BehaviorSubject, filter, Subscription, type Observable } from 'rxjs';
 import { instanceAddress, type Instance } from '../discovery/instance.ts';
-import type { ServiceConf } from '../discovery/load-balance-conf.ts';
+import type { HeldInstance, ServiceConf } from '../discovery/load-balance-conf.ts';
 import { componentLogger, type Logger } from '../logger.ts';
 import { ActiveHealthChecker, type ActiveCheckOptions } from './active-checker.ts';
 import { healthPanic } from './health-metrics.ts';
@@ -55,6 +55,9 @@ export class EndpointSet implements HealthView {
   private readonly removalGraceMs: number;
   private readonly log: Logger;
   private members: readonly Instance[] = [];
+  private lastConf: ServiceConf | undefined;
+  /** Held instances (see `ServiceConf.held`) that refused a connection: the registry was right, they are gone. */
+  private readonly confirmedGone = new Set<string>();
   private listed = false;
   private closed = false;
 
@@ -79,8 +82,22 @@ export class EndpointSet implements HealthView {
     return this.snapshots.getValue();
   }
 
-  /** Feeds one traffic outcome to passive outlier detection; a no-op when it is off. */
+  /**
+   * Feeds one traffic outcome to passive health. A connection failure is conclusive in two cases
+   * where the registry already doubts the instance: one held after a post-outage removal leaves
+   * the set at once (the registry was right), and any instance of a service whose registry has
+   * just recovered from an outage is ejected at once instead of after `consecutiveErrors` (its
+   * node may be a leftover of an owner that died during the outage). Retries carry the request on.
+   */
   record(address: string, outcome: UpstreamOutcome): void {
+    const connectFailure = outcome.errorClass === 'connect-refused' || outcome.errorClass === 'connect-timeout';
+    if (connectFailure && this.lastConf?.held?.has(address) && !this.confirmedGone.has(address)) {
+      this.confirmedGone.add(address);
+      this.log.warn({ address, errorClass: outcome.errorClass }, 'held instance refused a connection: dropping it as the registry said');
+      this.onConf(this.lastConf);
+      return;
+    }
+    if (connectFailure && this.lastConf?.recovering?.()) this.detector?.ejectNow(address);
     this.detector?.record(address, outcome);
   }
 
@@ -98,13 +115,17 @@ export class EndpointSet implements HealthView {
   }
 
   private onConf(conf: ServiceConf): void {
-    const next = new Set(conf.instances.map(instanceAddress));
+    this.lastConf = conf;
+    const held: ReadonlyMap<string, HeldInstance> = conf.held ?? new Map();
+    for (const address of [...this.confirmedGone]) if (!held.has(address)) this.confirmedGone.delete(address);
+    const instances = conf.instances.filter((instance) => !this.confirmedGone.has(instanceAddress(instance)));
+    const next = new Set(instances.map(instanceAddress));
     for (const instance of this.members) {
       const address = instanceAddress(instance);
-      if (!next.has(address)) this.depart(address, instance);
+      if (!next.has(address) && !this.confirmedGone.has(address)) this.depart(address, instance);
     }
     for (const address of next) this.forget(address);
-    this.members = conf.instances;
+    this.members = instances;
     this.listed = true;
     this.syncTargets();
     this.recompute();

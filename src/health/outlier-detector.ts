@@ -105,6 +105,17 @@ export class OutlierDetector {
     if (tracker.consecutive >= this.settings.consecutiveErrors) this.eject(address, tracker);
   }
 
+  /**
+   * Ejects `address` now, without waiting for `consecutiveErrors`, for a failure that is already
+   * conclusive (see `EndpointSet.record`). The ejection time and the percent cap apply as usual.
+   */
+  ejectNow(address: string): void {
+    const tracker = this.trackers.get(address);
+    if (!tracker || tracker.timer !== undefined || this.closed) return;
+    tracker.consecutive = Math.max(tracker.consecutive, 1);
+    this.eject(address, tracker);
+  }
+
   /** Cancels every return timer and completes `ejected$`. Idempotent. */
   close(): void {
     if (this.closed) return;

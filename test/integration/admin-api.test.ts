@@ -1,7 +1,9 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
+import zookeeper from 'node-zookeeper-client';
 import { exists } from '../../src/zookeeper/index.ts';
+import { create, remove } from '../../src/zookeeper/zookeeper-writes.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
@@ -110,6 +112,26 @@ routes:
     expect(Date.now() - goneAt).toBeLessThan(WITHIN_MS);
     await waitFor(() => received('instance-removed').some((event) => event.type === 'instance-removed' && event.data.id === 'a' && event.data.reason === 'left-registry'), { timeoutMs: WITHIN_MS, message: 'the instance-removed event' });
     expect((await admin.services()).find((service) => service.name === 'user')?.instances.map((instance) => instance.id)).toEqual(['steady']);
+  });
+
+  it('lists an entry whose payload names another service as invalid, with its key, reason and since, and routes nothing to it', async () => {
+    const key = '/services/user/intruder';
+    await create(reader, key, Buffer.from(JSON.stringify({ service: 'orders', host: '127.0.0.1', port: 1 })), zookeeper.CreateMode.EPHEMERAL);
+    try {
+      const listed = await waitFor(
+        async () => {
+          const user = (await admin.services()).find((service) => service.name === 'user');
+          return user?.providers[0]?.invalidEntries.find((entry) => entry.key === key);
+        },
+        { timeoutMs: 5_000, message: 'the intruder listed among the invalid entries' },
+      );
+      expect(listed.reason).toMatch(/payload names service "orders" but the entry is under "user"/);
+      expect(Date.parse(listed.since)).toBeGreaterThan(Date.now() - 10_000);
+      expect(await admin.instance('user', 'intruder')).toBeUndefined();
+    } finally {
+      await remove(reader, key, -1);
+    }
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'user')?.providers[0]?.invalid === 0, { timeoutMs: 5_000, message: 'no invalid entry left' });
   });
 
   it('serves /metrics as valid Prometheus text whose counters move with traffic', async () => {

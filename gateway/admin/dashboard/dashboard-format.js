@@ -40,6 +40,10 @@ export function describeEvent(event) {
       return { text: `${who}: weight ${data.from} → ${data.to}`, tone: 'info' };
     case 'provider-status':
       return { text: `${data.provider}: ${data.state}${data.reason ? ` (${data.reason})` : ''}`, tone: data.state === 'connected' ? 'good' : data.state === 'stale' ? 'bad' : 'info' };
+    case 'removal-held':
+      return { text: `${data.service}: kept ${data.instances.map((held) => held.id).join(', ')} routable after a registry outage (until ${data.instances[0]?.until ?? '?'})`, tone: 'bad' };
+    case 'removal-released':
+      return { text: `${data.service}: ${data.instances.map((held) => held.id).join(', ')} ${data.reason === 'relisted' ? 'registered again' : 'hold over, removed'}`, tone: data.reason === 'relisted' ? 'good' : 'info' };
     case 'config-applied':
       return { text: `${data.routes} routes, ${data.services} services${data.restartRequired.length ? `; restart needed for ${data.restartRequired.join(', ')}` : ''}`, tone: 'good' };
     case 'config-refused':

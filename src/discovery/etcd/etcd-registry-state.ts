@@ -57,7 +57,7 @@ export class EtcdRegistryState {
   entries(service: string): RawInstance[] {
     const instances = this.services.get(service);
     if (!instances) return [];
-    return [...instances].map(([name, data]) => ({ service, name, data }));
+    return [...instances].map(([name, data]) => ({ service, name, key: `${this.prefix.replace(/\/+$/, '')}/${service}/${name}`, data }));
   }
 
   /** Services that currently have at least one key. */

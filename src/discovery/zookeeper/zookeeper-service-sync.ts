@@ -108,7 +108,7 @@ export class ZooKeeperServiceSync {
       // A child without a value was deleted between the listing and its read.
       const instance = known.get(name);
       if (!instance) continue;
-      entries.push({ service: this.service, name, data: instance.data });
+      entries.push({ service: this.service, name, key: `${this.path}/${name}`, data: instance.data });
       revision = maxZxid(revision, instance.mzxid);
     }
     this.revision = revision;

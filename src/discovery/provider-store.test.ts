@@ -1,0 +1,48 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rootLogger } from '../logger.ts';
+import { invalidInstancesTotal } from '../metrics.ts';
+import { MAX_INVALID_ENTRIES_LISTED, type ProviderSnapshot } from './provider.ts';
+import { ProviderStore } from './provider-store.ts';
+
+describe('ProviderStore lists the invalid entries it skips', () => {
+  let store: ProviderStore;
+  let snapshots: ProviderSnapshot[];
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000 });
+    store = new ProviderStore('zk-test', rootLogger);
+    snapshots = [];
+    store.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
+  });
+
+  afterEach(() => {
+    store.complete();
+    vi.useRealTimers();
+  });
+
+  it('names each skipped entry with its key, reason and the time it was first seen, and serves its siblings', async () => {
+    const good = { service: 'user', name: 'u1', key: '/services/user/u1', data: '{"host":"10.0.0.1","port":80}' };
+    const other = { service: 'user', name: 'u2', key: '/services/user/u2', data: '{"service":"orders","host":"10.0.0.2","port":80}' };
+    const before = (await invalidInstancesTotal.get()).values.find((value) => value.labels.provider === 'zk-test')?.value ?? 0;
+    store.publishRaw('user', [good, other], '1');
+    vi.setSystemTime(5_000);
+    store.publishRaw('user', [good, other, { service: 'user', name: 'bad', data: 'x' }], '2');
+    const latest = snapshots.at(-1)!;
+    expect(latest.instances.map((instance) => instance.id)).toEqual(['u1']);
+    expect(latest.invalid).toBe(2);
+    expect(latest.invalidEntries).toEqual([
+      { key: '/services/user/u2', reason: expect.stringMatching(/payload names service "orders" but the entry is under "user"/), since: 1_000 },
+      { key: 'user/bad', reason: expect.stringMatching(/not JSON/), since: 5_000 },
+    ]);
+    // Counted once per distinct bad entry, however often the service is re-listed.
+    const after = (await invalidInstancesTotal.get()).values.find((value) => value.labels.provider === 'zk-test')?.value ?? 0;
+    expect(after - before).toBe(2);
+  });
+
+  it('bounds the list but counts every skipped entry', () => {
+    const bad = Array.from({ length: MAX_INVALID_ENTRIES_LISTED + 5 }, (_, index) => ({ service: 'user', name: `b${index}`, data: '{}' }));
+    store.publishRaw('user', bad, '1');
+    expect(snapshots.at(-1)!.invalid).toBe(MAX_INVALID_ENTRIES_LISTED + 5);
+    expect(snapshots.at(-1)!.invalidEntries).toHaveLength(MAX_INVALID_ENTRIES_LISTED);
+  });
+});
