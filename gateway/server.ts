@@ -124,9 +124,12 @@ export class GatewayListener {
 
   /**
    * Node reports a parse error of a connection here (for whichever of its requests). Requests of
-   * that connection not yet dispatched never are; one dispatched earlier whose body is what failed
-   * is cut (its upstream attempt is aborted, never completed with a truncated body); one complete
-   * is answered first, so that the 400 follows it in order, as HTTP/1.1 pipelining requires.
+   * that connection not yet dispatched never are. One dispatched earlier whose body is what failed
+   * gets the 400 itself when it is the only one in flight and nothing of its answer was sent (as
+   * nginx answers a broken chunked body); the connection then ends, so its upstream attempt is
+   * aborted as the client's fault, never completed with a truncated body. Otherwise (an answer
+   * already begun, or complete requests ahead of it) the connection is cut. A complete request is
+   * answered first, so that the 400 follows it in order, as HTTP/1.1 pipelining requires.
    */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
     if (this.refused.has(socket)) return;
@@ -135,13 +138,14 @@ export class GatewayListener {
     const [status, text] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
     this.log.debug({ code: error.code, status }, 'refused a malformed request');
     const inFlight = [...(this.dispatched.get(socket) ?? [])];
-    for (const response of inFlight) if (!response.req.complete) return void socket.destroy(error);
-    let pending = inFlight.length;
     const answer = () => {
       if ((socket as Socket).writable === false) return void socket.destroy();
       const body = JSON.stringify({ error: 'bad-request', status, message: text });
       socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     };
+    const broken = inFlight.find((response) => !response.req.complete);
+    if (broken) return inFlight.length === 1 && !broken.headersSent ? answer() : void socket.destroy(error);
+    let pending = inFlight.length;
     if (pending === 0) return answer();
     for (const response of inFlight) {
       response.once('close', () => {
