@@ -25,17 +25,26 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
  */
 export function sendGatewayError(context: GatewayContext, errorClass: GatewayErrorClass): void {
   const status = STATUS_BY_CLASS[errorClass];
+  sendErrorAnswer(context, status, errorClass, MESSAGES[errorClass], status === 503 ? { 'retry-after': '1' } : {});
+}
+
+/**
+ * Writes one gateway answer: `status` with the JSON body `{error, message, status, requestId,
+ * service}` and `extraHeaders`, and records it as the request's outcome. Does nothing once headers
+ * were sent. The one shape of every answer the gateway gives in an upstream's place.
+ */
+export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
   context.outcome.status = status;
-  context.outcome.errorClass = errorClass;
+  context.outcome.errorClass = error;
   const response = context.response;
   if (response.headersSent || response.destroyed) return;
-  const body = JSON.stringify({ error: errorClass, message: MESSAGES[errorClass], status, requestId: context.requestId, service: context.service || undefined });
+  const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
   response.writeHead(status, {
     'content-type': 'application/json',
     'content-length': context.outcome.bytesOut,
     'x-request-id': context.requestId,
-    ...(status === 503 ? { 'retry-after': '1' } : {}),
+    ...extraHeaders,
   });
   response.end(body);
 }

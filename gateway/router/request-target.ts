@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { PathSettings } from '../config/types.ts';
 import type { GatewayContext } from '../context.ts';
+import { sendErrorAnswer } from '../proxy/error-response.ts';
 import { normalisePath, type PathErrorCode } from './path-normalise.ts';
 
 /** Why the gateway refused a request target or its Host; each answers 400. */
@@ -74,15 +75,7 @@ function hasSeveralHosts(rawHeaders: readonly string[]): boolean {
 }
 
 function refuse(context: GatewayContext, code: RequestTargetErrorCode): false {
-  const status = 400;
-  context.outcome.status = status;
-  context.outcome.errorClass = code;
-  const response = context.response;
-  if (response.headersSent || response.destroyed) return false;
-  const body = JSON.stringify({ error: code, message: MESSAGES[code], status, requestId: context.requestId });
-  context.outcome.bytesOut = Buffer.byteLength(body);
   // The request was refused before its body was read: close rather than read an unknown body.
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, connection: 'close' });
-  response.end(body);
+  sendErrorAnswer(context, 400, code, MESSAGES[code], { connection: 'close' });
   return false;
 }
