@@ -3,6 +3,7 @@ import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Instance } from '../src/discovery/instance.ts';
 import { failQueuedRequests, type GuardedClient, type GuardedClientFactory } from '../src/zookeeper/guarded-client.ts';
+import { CLOSE_GRACE_MS } from '../src/zookeeper/index.ts';
 import { ZooKeeperRegistration } from './registration-zookeeper.ts';
 
 const SESSION_TIMEOUT_MS = 2_000;
@@ -128,6 +129,18 @@ function setup() {
   return { server, clients, registration, states, latest: () => clients.at(-1)! };
 }
 
+/**
+ * Closes `registration` while the fake clock runs: close() may wait for a pass that waits for a
+ * session, bounded by the session timeout, then for the client's close grace. Fails past that bound.
+ */
+async function closeOnFakeClock(registration: ZooKeeperRegistration): Promise<void> {
+  let closed = false;
+  const closing = registration.close().then(() => (closed = true));
+  for (let elapsed = 0; !closed && elapsed <= SESSION_TIMEOUT_MS + CLOSE_GRACE_MS; elapsed += 50) await vi.advanceTimersByTimeAsync(50);
+  expect(closed).toBe(true);
+  await closing;
+}
+
 describe('ZooKeeperRegistration', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -158,7 +171,7 @@ describe('ZooKeeperRegistration', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(server.nodes.get(PATH)?.owner).toBe(BigInt(clients.length));
     expect(registration.currentState()).toBe('registered');
-    await registration.close();
+    await closeOnFakeClock(registration);
   });
 
   it('fails a pass whose request waits on a client retired with its expired session, and retries on the next session', async () => {
@@ -171,7 +184,7 @@ describe('ZooKeeperRegistration', () => {
     latest().establish();
     await vi.advanceTimersByTimeAsync(100);
     expect(server.nodes.get(PATH)?.owner).toBe(2n);
-    await registration.close();
+    await closeOnFakeClock(registration);
   });
 
   it('gives up deregistering after the session timeout while the session is unreachable', async () => {
@@ -187,7 +200,7 @@ describe('ZooKeeperRegistration', () => {
     expect(done).toBe(true);
     expect(Date.now() - started).toBeLessThanOrEqual(SESSION_TIMEOUT_MS);
     expect(server.nodes.has(PATH)).toBe(true);
-    await registration.close();
+    await closeOnFakeClock(registration);
   });
 
   it('tries a new client at most a second after each failed connect, however long the registry stays down', async () => {
@@ -203,6 +216,6 @@ describe('ZooKeeperRegistration', () => {
     // Each client gets the connect deadline (the session timeout) before it is replaced.
     expect(Math.max(...gaps)).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000 + 50);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS);
-    await registration.close();
+    await closeOnFakeClock(registration);
   });
 });
