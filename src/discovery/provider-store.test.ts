@@ -39,6 +39,22 @@ describe('ProviderStore lists the invalid entries it skips', () => {
     expect(after - before).toBe(2);
   });
 
+  it('forgets a bad entry once the registry no longer lists it, and reports it anew if it returns', async () => {
+    const bad = { service: 'user', name: 'bad', data: 'x' };
+    const good = { service: 'user', name: 'u1', data: '{"host":"10.0.0.1","port":80}' };
+    const counted = async () => (await invalidInstancesTotal.get()).values.find((value) => value.labels.provider === 'zk-test')?.value ?? 0;
+    const before = await counted();
+    store.publishRaw('user', [good, bad], '1');
+    store.publishRaw('user', [good, bad], '2');
+    expect(await counted()).toBe(before + 1);
+    store.publishRaw('user', [good], '3');
+    expect(snapshots.at(-1)!.invalid).toBe(0);
+    vi.setSystemTime(9_000);
+    store.publishRaw('user', [good, bad], '4');
+    expect(await counted()).toBe(before + 2);
+    expect(snapshots.at(-1)!.invalidEntries).toEqual([{ key: 'user/bad', reason: expect.any(String), since: 9_000 }]);
+  });
+
   it('bounds the list but counts every skipped entry', () => {
     const bad = Array.from({ length: MAX_INVALID_ENTRIES_LISTED + 5 }, (_, index) => ({ service: 'user', name: `b${index}`, data: '{}' }));
     store.publishRaw('user', bad, '1');

@@ -17,8 +17,11 @@ export class ProviderStore {
   private readonly latest = new Map<string, ProviderSnapshot>();
   private readonly changes = new Subject<ProviderSnapshot>();
   private readonly status: BehaviorSubject<ProviderStatus>;
-  /** Bad entries already reported, keyed by service, name and data, with when each was first seen, so a re-list does not log them again. */
-  private readonly reportedInvalid = new Map<string, number>();
+  /**
+   * Per service, the bad entries of its latest listing, keyed by name and data, with when each was
+   * first seen, so a re-list does not log them again. Holds only what the registry still lists.
+   */
+  private readonly reportedInvalid = new Map<string, Map<string, number>>();
 
   constructor(
     readonly provider: string,
@@ -49,6 +52,8 @@ export class ProviderStore {
   publishRaw(service: string, entries: readonly RawInstance[], revision: string): void {
     const instances: Instance[] = [];
     const invalidEntries: InvalidEntry[] = [];
+    const reported = this.reportedInvalid.get(service);
+    const stillListed = new Map<string, number>();
     let invalid = 0;
     for (const entry of entries) {
       const result = decodeInstance(entry);
@@ -57,16 +62,18 @@ export class ProviderStore {
         continue;
       }
       invalid += 1;
-      const key = `${service}\0${entry.name}\0${typeof entry.data === 'string' ? entry.data : Buffer.from(entry.data ?? []).toString('base64')}`;
-      let since = this.reportedInvalid.get(key);
-      if (since === undefined) {
-        since = Date.now();
-        this.reportedInvalid.set(key, since);
+      const key = `${entry.name}\0${typeof entry.data === 'string' ? entry.data : Buffer.from(entry.data ?? []).toString('base64')}`;
+      const seen = reported?.get(key) ?? stillListed.get(key);
+      const since = seen ?? Date.now();
+      stillListed.set(key, since);
+      if (seen === undefined) {
         invalidInstancesTotal.inc({ provider: this.provider, service });
         this.log.warn({ service, entry: entry.key ?? entry.name, err: result.error.message }, 'skipping invalid registry entry');
       }
       if (invalidEntries.length < MAX_INVALID_ENTRIES_LISTED) invalidEntries.push({ key: entry.key ?? `${service}/${entry.name}`, reason: result.error.message, since });
     }
+    if (stillListed.size > 0) this.reportedInvalid.set(service, stillListed);
+    else this.reportedInvalid.delete(service);
     this.publish(service, instances, revision, invalid, invalidEntries);
   }
 
