@@ -1,6 +1,6 @@
 import type { LimitDecision, Limiter } from './limiter.ts';
 
-/** Keys one local limiter tracks at most; past it the least recently used key is forgotten (about 100 bytes each). */
+/** Keys one local limiter tracks at most; past it the least recently used key is forgotten (about 170 bytes each). */
 export const RATE_LIMIT_MAX_KEYS = 100_000;
 
 /** Idle keys examined per `take` for expiry: bounded work per request, no timer per key. */
@@ -21,12 +21,16 @@ export interface TokenBucketOptions {
   readonly maxKeys?: number;
 }
 
+/** One key's bucket, also a link of the recency list (oldest at `head`). */
 interface Bucket {
+  readonly key: string;
   tokens: number;
   /** When `tokens` was computed. */
   at: number;
   /** When the bucket is full again if untouched; past it the bucket equals a fresh one and may be dropped. */
   fullAt: number;
+  older: Bucket | undefined;
+  newer: Bucket | undefined;
 }
 
 /**
@@ -36,7 +40,13 @@ interface Bucket {
  * (it would behave exactly like a new one), and past `maxKeys` the least recently used is dropped.
  */
 export class TokenBucketLimiter implements Limiter {
+  // A Map for lookup plus an intrusive linked list for recency, both O(1) and grown only as keys
+  // arrive. Reordering a Map by delete-and-set instead leaves holes that make finding its oldest
+  // key O(n) (measured 20-45 µs per request at 65k-100k keys); lru-cache would do, but allocates
+  // its arrays for `max` up front (2.7 MB per limiter at 100k keys).
   private readonly buckets = new Map<string, Bucket>();
+  private head: Bucket | undefined;
+  private tail: Bucket | undefined;
   private readonly ratePerMs: number;
   private readonly burst: number;
   private readonly now: () => number;
@@ -59,11 +69,14 @@ export class TokenBucketLimiter implements Limiter {
     const now = this.now();
     this.expire(now);
     let bucket = this.buckets.get(key);
-    if (bucket) this.buckets.delete(key);
-    else bucket = { tokens: this.burst, at: now, fullAt: now };
-    // Re-inserting moves the key to the end: the Map's order is least recently used first.
-    this.buckets.set(key, bucket);
-    if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+    if (bucket) {
+      this.unlink(bucket);
+    } else {
+      bucket = { key, tokens: this.burst, at: now, fullAt: now, older: undefined, newer: undefined };
+      this.buckets.set(key, bucket);
+      if (this.buckets.size > this.maxKeys && this.head) this.forget(this.head);
+    }
+    this.append(bucket);
 
     const tokens = Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) * this.ratePerMs);
     const allowed = tokens >= 1 - EPSILON;
@@ -82,10 +95,28 @@ export class TokenBucketLimiter implements Limiter {
 
   /** Drops least recently used keys whose bucket has refilled: forgetting them changes no answer. */
   private expire(now: number): void {
-    let checks = EXPIRY_CHECKS_PER_TAKE;
-    for (const [key, bucket] of this.buckets) {
-      if (checks-- === 0 || bucket.fullAt > now) return;
-      this.buckets.delete(key);
-    }
+    for (let checks = 0; checks < EXPIRY_CHECKS_PER_TAKE && this.head && this.head.fullAt <= now; checks += 1) this.forget(this.head);
+  }
+
+  private forget(bucket: Bucket): void {
+    this.unlink(bucket);
+    this.buckets.delete(bucket.key);
+  }
+
+  private append(bucket: Bucket): void {
+    bucket.older = this.tail;
+    bucket.newer = undefined;
+    if (this.tail) this.tail.newer = bucket;
+    else this.head = bucket;
+    this.tail = bucket;
+  }
+
+  private unlink(bucket: Bucket): void {
+    if (bucket.older) bucket.older.newer = bucket.newer;
+    else this.head = bucket.newer;
+    if (bucket.newer) bucket.newer.older = bucket.older;
+    else this.tail = bucket.older;
+    bucket.older = undefined;
+    bucket.newer = undefined;
   }
 }
