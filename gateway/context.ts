@@ -25,6 +25,14 @@ export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders)
 export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders) => Buffer | Promise<Buffer>;
 
 /**
+ * Values middleware pass to later middleware through `context.set` / `context.get` (Hono's context
+ * variables), typed by declaration merging: a middleware that publishes a value declares its key,
+ * e.g. `declare module '../../context.ts' { interface ContextVariables { tenant: string } }`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface ContextVariables {}
+
+/**
  * One request's state as it passes through the middleware onion. Middleware read the client side
  * (`request`), edit the `upstream` side (path, headers), and register response hooks; the proxy at the
  * centre sends `upstream` to a picked instance and streams the answer to `response`.
@@ -32,6 +40,10 @@ export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders)
 export interface GatewayContext {
   readonly request: IncomingMessage;
   readonly response: ServerResponse;
+  /** Name of the entry point the request came in on (`web` for the old `listen:`). */
+  readonly entryPoint: string;
+  /** True when the client connection is TLS (an `https` entry point). */
+  readonly secure: boolean;
   /** From `X-Request-Id` when the client sent a sane one, else generated. */
   requestId: string;
   /** The client address after trusted `X-Forwarded-For` handling. */
@@ -64,6 +76,10 @@ export interface GatewayContext {
   outcome: RequestOutcome;
   /** Logger bound to this request's id, created on first use (most requests never log). */
   readonly log: Logger;
+  /** Stores a context variable for the middleware that run after (and around) this one; replaces an earlier value. */
+  set<Key extends keyof ContextVariables>(key: Key, value: ContextVariables[Key]): void;
+  /** A context variable set earlier on this request, or undefined. */
+  get<Key extends keyof ContextVariables>(key: Key): ContextVariables[Key] | undefined;
 }
 
 /** A middleware: do work, `await next()` to run the inner layers, then do more work (Koa/Hono onion). */

@@ -8,6 +8,7 @@ import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { NamedMiddlewareRegistry } from './middleware/index.ts';
 import { createProxy, type ProxyDependencies } from './proxy/proxy.ts';
 import { createUpgradeProxy } from './proxy/upgrade.ts';
 import { UpstreamPools } from './proxy/upstream-pools.ts';
@@ -80,9 +81,13 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     observer: traffic,
   };
 
-  // 4. Router and middleware onion around the proxy, rebuilt as a whole on every reload.
+  // 4. Router and middleware onion around the proxy, rebuilt as a whole on every reload. Named
+  // middleware outlive the onion: one whose own settings did not change keeps its state (buckets).
+  const namedMiddleware = new NamedMiddlewareRegistry();
   const build = (next: GatewayConfig) => {
+    namedMiddleware.update(next.middlewares);
     const common = {
+      namedMiddleware,
       hasService: (service: string) => balancers.has(service),
       onRequestEnd: (context: GatewayContext) => requestMetrics.request(context),
       ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),

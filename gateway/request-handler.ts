@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../src/logger.ts';
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
-import type { GatewayContext } from './context.ts';
-import { compose, globalMiddleware, routeMiddleware } from './middleware/index.ts';
+import type { ContextVariables, GatewayContext } from './context.ts';
+import { compose, globalMiddleware, NamedMiddlewareRegistry, routeMiddleware } from './middleware/index.ts';
 import { sendGatewayError } from './proxy/error-response.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, prepareRequestTarget } from './router/index.ts';
@@ -18,20 +19,31 @@ export interface HandlerDependencies {
   readonly accessLogger?: Logger;
   /** Called once per request after the onion has finished with it (the response has ended); for metrics. Must not throw. */
   readonly onRequestEnd?: (context: GatewayContext) => void;
+  /**
+   * The named middleware, already updated to this configuration; it outlives configurations so
+   * that their state survives reloads. A fresh one built from `config.middlewares` when left out.
+   */
+  readonly namedMiddleware?: NamedMiddlewareRegistry;
 }
 
 /**
  * Builds the onion for one configuration: global middleware (request id, forwarding, access log)
- * around routing, and per route its own middleware around the proxy. Built once per configuration,
- * so a reload swaps the whole handler while requests in flight finish on the old one.
+ * around routing, and per route its own middleware, then its named middleware in list order,
+ * around the proxy. Built once per configuration, so a reload swaps the whole handler while
+ * requests in flight finish on the old one.
  */
 export function createRequestRunner(config: GatewayConfig, dependencies: HandlerDependencies): RequestRunner {
   const router = createRouter(config.routes, { hasService: (name) => dependencies.hasService(name) });
+  const registry = dependencies.namedMiddleware ?? freshRegistry(config);
+  // Looked up now, not on a route's first request: by then a reload may have moved the registry on.
+  const named = new Map(config.routes.filter((route) => route.middlewares.length > 0).map((route) => [route, registry.resolve(route.middlewares)]));
   const routeChains = new Map<RouteConfig, (context: GatewayContext) => Promise<void>>();
   const chainOf = (route: RouteConfig) => {
     let chain = routeChains.get(route);
     if (!chain) {
-      chain = compose(routeMiddleware(route, config), dependencies.proxy);
+      const inline = routeMiddleware(route, config);
+      const namedLayers = named.get(route);
+      chain = compose(namedLayers ? [...inline, ...namedLayers] : inline, dependencies.proxy);
       routeChains.set(route, chain);
     }
     return chain;
@@ -60,6 +72,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   };
 }
 
+function freshRegistry(config: GatewayConfig): NamedMiddlewareRegistry {
+  const registry = new NamedMiddlewareRegistry();
+  registry.update(config.middlewares);
+  return registry;
+}
+
 /** The proxy policy of a request: the service's settings with the matched route's overrides. */
 export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencies['policyFor'] {
   // Route objects belong to one configuration, so a reload starts a fresh cache by itself.
@@ -83,6 +101,9 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
 
 /** One request's context; a class so that its shape is fixed and its logger is made only when used. */
 class RequestContext implements GatewayContext {
+  // Until entry points exist, every request arrives on the one listener, `web`.
+  readonly entryPoint = 'web';
+  readonly secure: boolean;
   requestId = '';
   clientIp: string;
   readonly startedAt = performance.now();
@@ -94,12 +115,15 @@ class RequestContext implements GatewayContext {
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
   outcome: GatewayContext['outcome'] = { status: 0, attempts: 0, bytesOut: 0 };
   private boundLog: Logger | undefined;
+  // Made on the first `set`: most requests carry no variables.
+  private variables: Map<PropertyKey, unknown> | undefined;
 
   constructor(
     readonly request: IncomingMessage,
     readonly response: ServerResponse,
     private readonly baseLog: Logger,
   ) {
+    this.secure = (request.socket as TLSSocket).encrypted === true;
     this.clientIp = request.socket.remoteAddress ?? '';
     this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers: { ...request.headers } };
   }
@@ -108,6 +132,14 @@ class RequestContext implements GatewayContext {
     // A pino child per request is measurable at 10k req/s; bind the id only when something logs.
     this.boundLog ??= this.baseLog.child({ requestId: this.requestId });
     return this.boundLog;
+  }
+
+  set<Key extends keyof ContextVariables>(key: Key, value: ContextVariables[Key]): void {
+    (this.variables ??= new Map()).set(key, value);
+  }
+
+  get<Key extends keyof ContextVariables>(key: Key): ContextVariables[Key] | undefined {
+    return this.variables?.get(key) as ContextVariables[Key] | undefined;
   }
 }
 

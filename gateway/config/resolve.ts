@@ -15,9 +15,21 @@ import {
 } from './defaults.ts';
 import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import type { ConfigInput } from './schema.ts';
+import type { MiddlewareInput } from './schema-middleware.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
-import type { AdminSettings, GatewayConfig, HeaderPolicy, HealthCheckSettings, OutlierDetectionSettings, RetryPolicy, RouteConfig, ServiceSettings, StaticInstance } from './types.ts';
+import type {
+  AdminSettings,
+  GatewayConfig,
+  HeaderPolicy,
+  HealthCheckSettings,
+  MiddlewareConfig,
+  OutlierDetectionSettings,
+  RetryPolicy,
+  RouteConfig,
+  ServiceSettings,
+  StaticInstance,
+} from './types.ts';
 
 const BUILT_IN: ServiceSettings = {
   balancer: DEFAULT_BALANCER,
@@ -43,6 +55,7 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),
+    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveMiddleware(entry)])),
     forwarding: { trustedProxies: input.forwarding?.trustedProxies ?? [] },
     accessLog: input.accessLog ?? true,
     paths: {
@@ -155,9 +168,34 @@ function staticInstance(entry: NonNullable<ServiceSettingsInput['instances']>[nu
   return { id: undefined, host: entry.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(entry.slice(colon + 1)), weight: undefined, protocol: undefined, metadata: undefined };
 }
 
+const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined => policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
+
+/** A rate limit's period when none is written (Traefik's default). */
+const DEFAULT_RATE_LIMIT_PERIOD_MS = 1_000;
+
+/** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
+function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
+  if (input.rateLimit) {
+    const { average, period, burst, key } = input.rateLimit;
+    // Default burst = average, at least one token: a bucket of less than one never admits anything.
+    return { kind: 'rateLimit', settings: { average, periodMs: period ?? DEFAULT_RATE_LIMIT_PERIOD_MS, burst: burst ?? Math.max(1, Math.ceil(average)), key: key ?? { from: 'client-ip' } } };
+  }
+  if (input.redirectScheme) {
+    const { scheme, port, permanent } = input.redirectScheme;
+    return { kind: 'redirectScheme', settings: { scheme, port, permanent: permanent ?? false } };
+  }
+  if (input.hsts) {
+    const { maxAge, includeSubDomains, preload } = input.hsts;
+    return { kind: 'hsts', settings: { maxAgeMs: maxAge, includeSubDomains: includeSubDomains ?? false, preload: preload ?? false } };
+  }
+  if (input.headers) {
+    const { request, response, host } = input.headers;
+    return { kind: 'headers', settings: { request: headerPolicy(request), response: headerPolicy(response), host: host ?? 'pass' } };
+  }
+  return { kind: 'rewrite', settings: input.rewrite! };
+}
+
 function resolveRoute(input: RouteInput, index: number): RouteConfig {
-  const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined =>
-    policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
   const common = {
     name: input.name ?? `routes.${index}`,
     index,
@@ -172,6 +210,7 @@ function resolveRoute(input: RouteInput, index: number): RouteConfig {
     hostHeader: input.hostHeader ?? 'pass',
     timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody }),
     retries: input.retries === undefined ? undefined : retryOverride(input.retries),
+    middlewares: input.middlewares ?? [],
   };
   if (input.namespace) return { ...common, namespace: true, service: undefined, stripPrefix: true };
   return { ...common, namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false };

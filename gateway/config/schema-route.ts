@@ -25,10 +25,21 @@ const method = z
   .regex(/^[A-Za-z]+$/, 'is not an HTTP method')
   .transform((name) => name.toUpperCase());
 
-const headerPolicy = section({
+/** Header edits: `{ set: { name: value }, remove: [names] }`. */
+export const headerPolicy = section({
   set: z.record(headerName, headerValue).optional(),
   remove: z.array(headerName).optional(),
 });
+
+/** What to send upstream as Host: `pass`, `upstream` or a literal host. */
+export const hostHeaderPolicy = z.union([z.enum(['pass', 'upstream']), hostWithPort], { error: 'expected pass, upstream or a host name' });
+
+/** A name in `middlewares`, as routes reference it. */
+export const middlewareName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected letters, digits, "-", "_" or "." (starting with a letter or digit)');
 
 /** One entry of `routes`, before the cross-field rules below. */
 const routeFields = section({
@@ -44,9 +55,10 @@ const routeFields = section({
   rewrite: section({ pattern: regexSource, replacement: z.string() }).optional(),
   requestHeaders: headerPolicy.optional(),
   responseHeaders: headerPolicy.optional(),
-  hostHeader: z.union([z.enum(['pass', 'upstream']), hostWithPort], { error: 'expected pass, upstream or a host name' }).optional(),
+  hostHeader: hostHeaderPolicy.optional(),
   timeouts: section({ headers: duration.optional(), idleBody: duration.optional() }).optional(),
   retries: retries.optional(),
+  middlewares: z.array(middlewareName).optional(),
 });
 
 /** A route: one target (`service` or `namespace: true`), one path condition at most, and options that fit them. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
+import { middlewaresSchema } from './schema-middleware.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
@@ -39,6 +40,7 @@ export const configSchema = section({
   defaults: serviceDefaultsSchema.optional(),
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
   routes: z.array(routeSchema).optional(),
+  middlewares: middlewaresSchema.optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
   paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),
@@ -62,6 +64,14 @@ export const configSchema = section({
     if (first !== undefined) context.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `route name "${route.name}" is already used by routes.${first}` });
     else names.set(route.name, index);
   });
+  config.routes?.forEach((route, index) =>
+    route.middlewares?.forEach((name, position) => {
+      if (config.middlewares && Object.hasOwn(config.middlewares, name)) return;
+      const declared = Object.keys(config.middlewares ?? {});
+      const hint = declared.length > 0 ? `declared: ${declared.join(', ')}` : 'no middlewares are declared';
+      context.addIssue({ code: 'custom', path: ['routes', index, 'middlewares', position], message: `unknown middleware "${name}" (${hint})` });
+    }),
+  );
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;
   // Node refuses a server whose headers timeout exceeds its (non-zero) request timeout.

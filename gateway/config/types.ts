@@ -19,6 +19,8 @@ export interface GatewayConfig {
   readonly services: ReadonlyMap<string, ServiceSettings>;
   /** In file order; the router orders them by specificity. */
   readonly routes: readonly RouteConfig[];
+  /** Named middleware by name, declared once and referenced by routes (`RouteConfig.middlewares`). */
+  readonly middlewares: ReadonlyMap<string, MiddlewareConfig>;
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
   readonly paths: PathSettings;
@@ -147,6 +149,8 @@ interface RouteCommon {
   readonly timeouts: Partial<Pick<UpstreamTimeouts, 'headersMs' | 'idleBodyMs'>> | undefined;
   /** Overrides of the service's retry policy for this route. */
   readonly retries: Partial<RetryPolicy> | undefined;
+  /** Names of `GatewayConfig.middlewares` run after the route's own edits, in this order; empty for none. */
+  readonly middlewares: readonly string[];
 }
 
 /** A route to one named service, optionally stripping its path prefix. */
@@ -194,3 +198,44 @@ export interface ShutdownSettings {
   /** How long in-flight requests may finish after SIGTERM before they are cut. */
   readonly drainTimeoutMs: number;
 }
+
+/** What a rate limit counts requests by: the client address (after trusted proxies), the route, the service or a request header. */
+export type RateLimitKey = { readonly from: 'client-ip' | 'route' | 'service' } | { readonly from: 'header'; readonly name: string };
+
+/** A token bucket (Go's x/time/rate): `average` tokens per `periodMs` refill a bucket of `burst`; a request takes one. */
+export interface RateLimitSettings {
+  readonly average: number;
+  readonly periodMs: number;
+  readonly burst: number;
+  readonly key: RateLimitKey;
+}
+
+/** Redirects requests not already on `scheme` to it: 301/308 when `permanent`, else 302/307 (307/308 keep the method). */
+export interface RedirectSchemeSettings {
+  readonly scheme: 'https' | 'http';
+  /** Port in the Location; undefined leaves the scheme's default port (none written). */
+  readonly port: number | undefined;
+  readonly permanent: boolean;
+}
+
+/** The Strict-Transport-Security header, sent on secure connections only. */
+export interface HstsSettings {
+  readonly maxAgeMs: number;
+  readonly includeSubDomains: boolean;
+  readonly preload: boolean;
+}
+
+/** Header edits as a named middleware: the route keys `requestHeaders`, `responseHeaders`, `hostHeader` in one. */
+export interface HeadersSettings {
+  readonly request: HeaderPolicy | undefined;
+  readonly response: HeaderPolicy | undefined;
+  readonly host: HostHeaderPolicy;
+}
+
+/** One named middleware: its kind and that kind's settings, every default applied. */
+export type MiddlewareConfig =
+  | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
+  | { readonly kind: 'redirectScheme'; readonly settings: RedirectSchemeSettings }
+  | { readonly kind: 'hsts'; readonly settings: HstsSettings }
+  | { readonly kind: 'headers'; readonly settings: HeadersSettings }
+  | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } };

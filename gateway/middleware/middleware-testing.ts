@@ -2,6 +2,7 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Ou
 import type { AddressInfo } from 'node:net';
 import { rootLogger } from '../../src/logger.ts';
 import type { GatewayContext, Middleware } from '../context.ts';
+import { createContext } from '../request-handler.ts';
 import { compose } from './compose.ts';
 import { transformBody } from './response-transform/index.ts';
 
@@ -59,20 +60,7 @@ export function fakeProxy(answer: FakeUpstreamAnswer = {}): (context: GatewayCon
 
 /** The context the pipeline builds for a fresh request, before any middleware. */
 export function initialContext(request: GatewayContext['request'], response: GatewayContext['response']): GatewayContext {
-  return {
-    request,
-    response,
-    requestId: '',
-    clientIp: request.socket.remoteAddress ?? '',
-    startedAt: performance.now(),
-    service: '',
-    routeName: '',
-    upstream: { method: request.method ?? 'GET', path: request.url ?? '/', headers: { ...request.headers } },
-    responseHeaderHooks: [],
-    responseBodyTransforms: [],
-    outcome: { status: 0, attempts: 0, bytesOut: 0 },
-    log: rootLogger,
-  };
+  return createContext(request, response, rootLogger);
 }
 
 /** Starts a server on 127.0.0.1, port 0, that runs `middleware` around `inner` (the fake proxy by default). */

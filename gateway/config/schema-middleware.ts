@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import type { RateLimitKey } from './types.ts';
+import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
+import { count, duration, headerName, regexSource, section } from './schema-values.ts';
+
+const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service or header:<name>';
+
+/** `client-ip`, `route`, `service` or `header:<name>`: what a rate limit counts requests by. */
+const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
+  if (text === 'client-ip' || text === 'route' || text === 'service') return { from: text };
+  if (text.startsWith('header:')) {
+    const name = headerName.safeParse(text.slice('header:'.length));
+    if (name.success) return { from: 'header', name: name.data };
+  }
+  context.addIssue({ code: 'custom', message: RATE_LIMIT_KEY_HINT });
+  return z.NEVER;
+});
+
+/** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
+const MIDDLEWARE_KINDS = {
+  rateLimit: section({
+    average: z.number().positive('must be above 0'),
+    period: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
+    burst: count(1).optional(),
+    key: rateLimitKey.optional(),
+  }),
+  redirectScheme: section({
+    scheme: z.enum(['https', 'http']),
+    port: count(1, 65_535).optional(),
+    permanent: z.boolean().optional(),
+  }),
+  hsts: section({
+    maxAge: duration,
+    includeSubDomains: z.boolean().optional(),
+    preload: z.boolean().optional(),
+  }),
+  headers: section({
+    request: headerPolicy.optional(),
+    response: headerPolicy.optional(),
+    host: hostHeaderPolicy.optional(),
+  }),
+  rewrite: section({ pattern: regexSource, replacement: z.string() }),
+};
+
+/** The kinds a named middleware may have, in the order the docs list them. */
+export const MIDDLEWARE_KIND_NAMES = Object.keys(MIDDLEWARE_KINDS) as (keyof typeof MIDDLEWARE_KINDS)[];
+
+/** One entry of `middlewares`: exactly one kind with its settings (Traefik style). */
+const middlewareEntry = section({
+  rateLimit: MIDDLEWARE_KINDS.rateLimit.optional(),
+  redirectScheme: MIDDLEWARE_KINDS.redirectScheme.optional(),
+  hsts: MIDDLEWARE_KINDS.hsts.optional(),
+  headers: MIDDLEWARE_KINDS.headers.optional(),
+  rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
+}).superRefine((entry, context) => {
+  const kinds = MIDDLEWARE_KIND_NAMES.filter((kind) => entry[kind] !== undefined);
+  if (kinds.length === 1) return;
+  const found = kinds.length === 0 ? 'none' : kinds.join(' and ');
+  context.addIssue({ code: 'custom', message: `a middleware has exactly one kind (${MIDDLEWARE_KIND_NAMES.join(', ')}); found ${found}` });
+});
+
+/** `middlewares`: name → one middleware, declared once and referenced by routes' `middlewares` lists. */
+export const middlewaresSchema = z.record(middlewareName, middlewareEntry);
+
+/** One entry of `middlewares` as parsed. */
+export type MiddlewareInput = z.output<typeof middlewareEntry>;

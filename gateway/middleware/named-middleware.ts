@@ -1,0 +1,80 @@
+import type { MiddlewareConfig } from '../config/types.ts';
+import type { Middleware } from '../context.ts';
+import { headers } from './headers/index.ts';
+import { hsts } from './hsts/index.ts';
+import { rateLimit } from './rate-limit/index.ts';
+import { redirectScheme } from './redirect-scheme/index.ts';
+import { rewrite } from './rewrite/index.ts';
+
+/** Builds one named middleware from its definition. */
+export type NamedMiddlewareFactory = (definition: MiddlewareConfig) => Middleware;
+
+/** The built-in factory: one middleware kind per folder. */
+export function buildNamedMiddleware(definition: MiddlewareConfig): Middleware {
+  switch (definition.kind) {
+    case 'rateLimit':
+      return rateLimit(definition.settings);
+    case 'redirectScheme':
+      return redirectScheme(definition.settings);
+    case 'hsts':
+      return hsts(definition.settings);
+    case 'headers':
+      return headers(definition.settings);
+    case 'rewrite':
+      return rewrite(definition.settings);
+  }
+}
+
+interface Entry {
+  readonly fingerprint: string;
+  readonly middleware: Middleware;
+}
+
+/**
+ * The named middleware of the running configuration, kept across reloads: `update` reuses the
+ * built instance (and so its state, such as rate-limit buckets) of every name whose own
+ * definition is unchanged, builds the new and changed ones, and drops the ones no longer declared.
+ * Unrelated changes (a route, a service) therefore never reset a middleware's state.
+ */
+export class NamedMiddlewareRegistry {
+  private entries = new Map<string, Entry>();
+
+  constructor(private readonly factory: NamedMiddlewareFactory = buildNamedMiddleware) {}
+
+  /**
+   * Brings the registry to `definitions`. All or nothing: if a factory throws, the registry keeps
+   * what it had and the error propagates.
+   */
+  update(definitions: ReadonlyMap<string, MiddlewareConfig>): void {
+    const next = new Map<string, Entry>();
+    for (const [name, definition] of definitions) {
+      const fingerprint = canonicalJson(definition);
+      const current = this.entries.get(name);
+      next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition) });
+    }
+    this.entries = next;
+  }
+
+  /** The middleware declared as `name`, or undefined when it is not declared. */
+  get(name: string): Middleware | undefined {
+    return this.entries.get(name)?.middleware;
+  }
+
+  /** The middleware for `names`, in order; throws on a name not declared (the config schema refuses those). */
+  resolve(names: readonly string[]): Middleware[] {
+    return names.map((name) => {
+      const middleware = this.get(name);
+      if (!middleware) throw new Error(`unknown middleware "${name}"`);
+      return middleware;
+    });
+  }
+}
+
+/** JSON with object keys sorted, so equal settings give equal text whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, entry: unknown) =>
+    entry !== null && typeof entry === 'object' && !Array.isArray(entry)
+      ? Object.fromEntries(Object.entries(entry).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : entry,
+  );
+}

@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RateLimitSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
+import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { rateLimit, type Limiter } from './index.ts';
+
+const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' } };
+
+describe('rateLimit', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it('answers 429 in the gateway error shape with Retry-After and the X-RateLimit headers once the burst is spent', async () => {
+    const clock = { ms: 0 };
+    server = await serveMiddleware([rateLimit(SETTINGS, { now: () => clock.ms })]);
+    const passed = [await server.send('/'), await server.send('/')];
+    expect(passed.map((response) => [response.status, response.headers['x-ratelimit-limit'], response.headers['x-ratelimit-remaining']])).toEqual([
+      [200, '2', '1'],
+      [200, '2', '0'],
+    ]);
+    clock.ms = 2_500; // a quarter of a token: 7.5 s to the next, 17.5 s to a full bucket
+    const refused = await server.send('/');
+    expect(refused.status).toBe(429);
+    expect(refused.headers).toMatchObject({ 'retry-after': '8', 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '18', 'content-type': 'application/json' });
+    const body = JSON.parse(refused.body.toString()) as Record<string, unknown>;
+    expect(body).toMatchObject({ error: 'rate-limited', status: 429 });
+    expect(Object.keys(body).sort()).toEqual(['error', 'message', 'requestId', 'status']);
+    // The fake upstream was never called for the refused request, and the outcome names the class.
+    expect(server.contexts[2]!.outcome).toMatchObject({ status: 429, errorClass: 'rate-limited', attempts: 0 });
+  });
+
+  it.each([
+    ['client-ip', { from: 'client-ip' }, [{}, {}], [true, false]],
+    ['header:x-api-key, one bucket per value', { from: 'header', name: 'x-api-key' }, [{ 'x-api-key': 'a' }, { 'x-api-key': 'b' }], [true, true]],
+    ['header:x-api-key, the same value', { from: 'header', name: 'x-api-key' }, [{ 'x-api-key': 'a' }, { 'x-api-key': 'a' }], [true, false]],
+  ] as const)('keys buckets by %s', async (_name, key, headers, allowed) => {
+    server = await serveMiddleware([rateLimit({ ...SETTINGS, burst: 1, key }, { now: () => 0 })]);
+    const statuses = [];
+    for (const requestHeaders of headers) statuses.push((await server.send('/', { headers: requestHeaders })).status);
+    expect(statuses).toEqual(allowed.map((ok) => (ok ? 200 : 429)));
+  });
+
+  it('keys by route and service from the context the router filled in', async () => {
+    const seen: string[] = [];
+    const limiter: Limiter = { take: (key) => (seen.push(key), { allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0 }) };
+    const routed: Middleware = async (context, next) => {
+      context.routeName = 'orders-route';
+      context.service = 'orders';
+      await next();
+    };
+    server = await serveMiddleware([routed, rateLimit({ ...SETTINGS, key: { from: 'route' } }, { limiter }), rateLimit({ ...SETTINGS, key: { from: 'service' } }, { limiter })]);
+    await server.send('/');
+    expect(seen).toEqual(['orders-route', 'orders']);
+  });
+
+  it('waits for an asynchronous limiter (the shape a shared limiter will have)', async () => {
+    const limiter: Limiter = { take: async () => ({ allowed: false, limit: 5, remaining: 0, resetMs: 900, retryAfterMs: 100 }) };
+    server = await serveMiddleware([rateLimit(SETTINGS, { limiter })]);
+    const response = await server.send('/');
+    expect([response.status, response.headers['retry-after'], response.headers['x-ratelimit-reset']]).toEqual([429, '1', '1']);
+  });
+});

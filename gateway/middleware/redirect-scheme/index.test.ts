@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RedirectSchemeSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
+import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { redirectScheme } from './index.ts';
+
+const TO_HTTPS: RedirectSchemeSettings = { scheme: 'https', port: undefined, permanent: true };
+
+/** Makes the request look as if it came over TLS, as an https entry point's would. */
+const overTls: Middleware = async (context, next) => {
+  Object.defineProperty(context, 'secure', { value: true });
+  await next();
+};
+
+describe('redirectScheme', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it.each([
+    ['GET', true, 301],
+    ['HEAD', true, 301],
+    ['POST', true, 308],
+    ['GET', false, 302],
+    ['DELETE', false, 307],
+  ] as const)('answers %s with permanent %s as %i, so that only GET and HEAD may change method', async (method, permanent, status) => {
+    server = await serveMiddleware([redirectScheme({ ...TO_HTTPS, permanent })]);
+    const response = await server.send('/a/b?x=1&y=%20', { method, headers: { host: 'shop.example.com:8080' } });
+    expect([response.status, response.headers.location]).toEqual([status, 'https://shop.example.com/a/b?x=1&y=%20']);
+    expect(server.contexts[0]!.outcome.status).toBe(status);
+  });
+
+  it.each([
+    [8443, 'https://[::1]:8443/p'],
+    [443, 'https://[::1]/p'],
+  ])('writes port %i only when it is not the default', async (port, location) => {
+    server = await serveMiddleware([redirectScheme({ ...TO_HTTPS, port })]);
+    expect((await server.send('/p', { headers: { host: '[::1]:8080' } })).headers.location).toBe(location);
+  });
+
+  it('redirects to the path the client sent, not the one a rewrite made for the upstream', async () => {
+    const rewrites: Middleware = async (context, next) => {
+      context.upstream.path = '/internal';
+      await next();
+    };
+    server = await serveMiddleware([rewrites, redirectScheme(TO_HTTPS)]);
+    expect((await server.send('/public?q', { headers: { host: 'a.test' } })).headers.location).toBe('https://a.test/public?q');
+  });
+
+  it('lets a request already on the scheme through', async () => {
+    server = await serveMiddleware([overTls, redirectScheme(TO_HTTPS)]);
+    expect((await server.send('/', { headers: { host: 'a.test' } })).status).toBe(200);
+  });
+
+  it('refuses a Host it cannot build a safe Location from', async () => {
+    server = await serveMiddleware([redirectScheme(TO_HTTPS)]);
+    const response = await server.send('/', { headers: { host: 'evil.test/@other' } });
+    expect([response.status, response.headers.location]).toEqual([400, undefined]);
+  });
+});

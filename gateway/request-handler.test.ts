@@ -1,0 +1,120 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rootLogger } from '../src/logger.ts';
+import { parseConfig } from './config/load.ts';
+import type { GatewayContext, Middleware } from './context.ts';
+import { compose } from './middleware/index.ts';
+import { NamedMiddlewareRegistry } from './middleware/named-middleware.ts';
+import { createContext, createRequestRunner } from './request-handler.ts';
+
+// The shape a middleware that publishes a value declares (here only for this test).
+declare module './context.ts' {
+  interface ContextVariables {
+    'test.tenant': { id: string };
+  }
+}
+
+const servers: Server[] = [];
+afterEach(() => {
+  for (const server of servers.splice(0)) server.close();
+});
+
+/** A real server on port 0 that hands each request to `handle` with a fresh context; answers the first response. */
+async function serve(handle: (context: GatewayContext) => Promise<void>): Promise<(path: string) => Promise<{ status: number; headers: Record<string, unknown>; body: string }>> {
+  const server = createServer((request, response) => void handle(createContext(request, response, rootLogger)));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return (path) =>
+    new Promise((resolve, reject) => {
+      httpRequest({ port, host: '127.0.0.1', path, agent: false }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      })
+        .on('error', reject)
+        .end();
+    });
+}
+
+/** The centre of the onion in these tests: answers with what the layers left in the context. */
+const echoProxy = async (context: GatewayContext) => {
+  const body = JSON.stringify({ path: context.upstream.path, trace: context.upstream.headers['x-trace'] ?? null, tenant: context.get('test.tenant') ?? null });
+  context.outcome.status = 200;
+  context.response.writeHead(200, { 'content-type': 'application/json' });
+  context.response.end(body);
+};
+
+describe('context variables', () => {
+  it('carry a value a middleware set to the middleware after it, per request', async () => {
+    let seen: unknown = 'not run';
+    const sets: Middleware = async (context, next) => {
+      context.set('test.tenant', { id: context.upstream.path.slice(1) });
+      await next();
+    };
+    const reads: Middleware = async (context, next) => {
+      seen = context.get('test.tenant');
+      await next();
+    };
+    const get = await serve(compose([sets, reads], echoProxy));
+    expect(JSON.parse((await get('/acme')).body)).toMatchObject({ tenant: { id: 'acme' } });
+    expect(seen).toEqual({ id: 'acme' });
+    expect(JSON.parse((await get('/globex')).body)).toMatchObject({ tenant: { id: 'globex' } });
+  });
+
+  it('are undefined until set, and a fresh request starts without any', async () => {
+    const contexts: GatewayContext[] = [];
+    const get = await serve(async (context) => {
+      contexts.push(context);
+      if (contexts.length === 1) context.set('test.tenant', { id: 'first' });
+      await echoProxy(context);
+    });
+    await get('/');
+    expect(JSON.parse((await get('/')).body)).toMatchObject({ tenant: null });
+    expect(contexts[1]!.get('test.tenant')).toBeUndefined();
+  });
+
+  it('come with the entry point and whether the connection is TLS', async () => {
+    const contexts: GatewayContext[] = [];
+    const get = await serve(async (context) => {
+      contexts.push(context);
+      await echoProxy(context);
+    });
+    await get('/');
+    expect([contexts[0]!.entryPoint, contexts[0]!.secure]).toEqual(['web', false]);
+  });
+});
+
+describe('createRequestRunner with named middleware', () => {
+  const CONFIG = `
+accessLog: false
+middlewares:
+  first: { headers: { request: { set: { x-trace: first } } } }
+  second: { rewrite: { pattern: "^/(.*)$", replacement: "/second/$1" } }
+routes:
+  - { path: /named, service: a, rewrite: { pattern: "^/named", replacement: /inline }, middlewares: [second, first] }
+  - { path: /plain, service: a }
+`;
+
+  it('runs the route inline edits first, then its named middleware in list order', async () => {
+    const config = parseConfig('gateway.yaml', CONFIG);
+    const get = await serve(createRequestRunner(config, { proxy: echoProxy, hasService: () => true }));
+    expect(JSON.parse((await get('/named/x')).body)).toEqual({ path: '/second/inline/x', trace: 'first', tenant: null });
+    expect(JSON.parse((await get('/plain/x')).body)).toEqual({ path: '/plain/x', trace: null, tenant: null });
+  });
+
+  it('takes the instances from the registry it is given, so their state outlives one configuration', async () => {
+    const calls: string[] = [];
+    const registry = new NamedMiddlewareRegistry((definition) => async (_context, next) => {
+      calls.push(definition.kind);
+      await next();
+    });
+    const config = parseConfig('gateway.yaml', CONFIG);
+    registry.update(config.middlewares);
+    const get = await serve(createRequestRunner(config, { proxy: echoProxy, hasService: () => true, namedMiddleware: registry }));
+    await get('/named/x');
+    expect(calls).toEqual(['rewrite', 'headers']);
+  });
+});

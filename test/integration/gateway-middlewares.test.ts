@@ -1,0 +1,123 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on a fresh connection (node:http, so that Host can be set). */
+function send(port: number, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    });
+    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`GET ${path} timed out`)));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+describe('named middleware in the running gateway', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+
+  // Nothing refills during the test: one token an hour.
+  const LIMIT = (burst: number) => `limit: { rateLimit: { average: 1, period: 1h, burst: ${burst} } }`;
+  const config = (options: { limit?: string | false; extraRoutes?: string; extraServices?: string } = {}) => `
+listen: 127.0.0.1:{{port}}
+admin: false
+accessLog: false
+services:
+  api: { instances: [127.0.0.1:${backend.port}] }
+${options.extraServices ?? ''}
+middlewares:
+  to-https: { redirectScheme: { scheme: https, port: 8443, permanent: true } }
+  hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
+  ${options.limit === false ? '' : (options.limit ?? LIMIT(3))}
+routes:
+  - { path: /limited, service: api${options.limit === false ? '' : ', middlewares: [limit]'} }
+  - { path: /old, service: api, middlewares: [to-https] }
+  - { path: /hsts, service: api, middlewares: [hsts] }
+  - { path: /plain, service: api }
+${options.extraRoutes ?? ''}
+`;
+  const get = (path: string, options?: Parameters<typeof send>[2]) => send(gateway.port, path, options);
+  const statuses = async (count: number) => {
+    const seen: number[] = [];
+    for (let index = 0; index < count; index += 1) seen.push((await get('/limited')).status);
+    return seen;
+  };
+  /** Rewrites the file and waits until the marker route answers, which proves the reload was applied. */
+  const reload = async (marker: string, options: Parameters<typeof config>[0]) => {
+    await gateway.writeConfig(config({ ...options, extraRoutes: `  - { path: /${marker}, service: api }\n${options?.extraRoutes ?? ''}` }));
+    await waitFor(async () => (await get(`/${marker}`)).status === 200, { timeoutMs: 15_000, message: `the reload that adds /${marker}` }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  };
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'api' });
+    gateway = await startGateway(config());
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.kill();
+  });
+
+  it('limits a route to its burst, answering 429 with Retry-After and the X-RateLimit headers', async () => {
+    const passed = [await get('/limited'), await get('/limited'), await get('/limited')];
+    expect(passed.map((answer) => [answer.status, answer.headers['x-ratelimit-limit'], answer.headers['x-ratelimit-remaining']])).toEqual([
+      [200, '3', '2'],
+      [200, '3', '1'],
+      [200, '3', '0'],
+    ]);
+    const refused = await get('/limited');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(3_500);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(3_600);
+    expect(refused.headers).toMatchObject({ 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'content-type': 'application/json' });
+    expect(Number(refused.headers['x-ratelimit-reset'])).toBeGreaterThan(3 * 3_500);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'rate-limited', status: 429, service: 'api' });
+    // A route without the middleware is not limited and carries no limit headers.
+    const plain = await get('/plain');
+    expect([plain.status, plain.headers['x-ratelimit-limit']]).toEqual([200, undefined]);
+  });
+
+  it('keeps the buckets across a reload that changes only other routes and services', async () => {
+    await reload('unrelated', { extraServices: `  other: { instances: [127.0.0.1:${backend.port}] }` });
+    expect(await statuses(3)).toEqual([429, 429, 429]);
+  });
+
+  it('starts fresh buckets when the limit settings change', async () => {
+    await reload('burst-5', { limit: LIMIT(5) });
+    expect(await statuses(6)).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
+  it('starts fresh buckets when the middleware is removed and declared again with the same settings', async () => {
+    await reload('removed', { limit: false });
+    const unlimited = await get('/limited');
+    expect([unlimited.status, unlimited.headers['x-ratelimit-limit']]).toEqual([200, undefined]);
+    await reload('re-added', { limit: LIMIT(5) });
+    expect(await statuses(6)).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
+  it('redirects plain HTTP to https with the host, the port set, the path and the query', async () => {
+    const headers = { host: `shop.test:${gateway.port}` };
+    const moved = await get('/old/item?id=7&x=%20', { headers });
+    expect([moved.status, moved.headers.location]).toEqual([301, 'https://shop.test:8443/old/item?id=7&x=%20']);
+    const posted = await get('/old/form', { method: 'POST', headers });
+    expect([posted.status, posted.headers.location]).toEqual([308, 'https://shop.test:8443/old/form']);
+  });
+
+  it('does not send HSTS on a plain connection', async () => {
+    const answer = await get('/hsts');
+    expect([answer.status, answer.headers['strict-transport-security']]).toEqual([200, undefined]);
+  });
+});
