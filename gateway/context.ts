@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from '../src/logger.ts';
 import type { RouteConfig } from './config/types.ts';
 
@@ -24,14 +25,24 @@ export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders)
  */
 export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders) => Buffer | Promise<Buffer>;
 
+/** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+
+/** The answer to a client: HTTP/1.1, or HTTP/2 through Node's compatibility API (connection-specific headers are dropped). */
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
 /**
  * One request's state as it passes through the middleware onion. Middleware read the client side
  * (`request`), edit the `upstream` side (path, headers), and register response hooks; the proxy at the
  * centre sends `upstream` to a picked instance and streams the answer to `response`.
  */
 export interface GatewayContext {
-  readonly request: IncomingMessage;
-  readonly response: ServerResponse;
+  readonly request: ClientRequest;
+  readonly response: ClientResponse;
+  /** Name of the entry point the request came in on (`web` for the old `listen:`). */
+  readonly entryPoint: string;
+  /** True when the client connection is TLS (an `https` entry point). */
+  readonly secure: boolean;
   /** From `X-Request-Id` when the client sent a sane one, else generated. */
   requestId: string;
   /** The client address after trusted `X-Forwarded-For` handling. */

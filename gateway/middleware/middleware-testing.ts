@@ -72,6 +72,8 @@ export function initialContext(request: GatewayContext['request'], response: Gat
     responseBodyTransforms: [],
     outcome: { status: 0, attempts: 0, bytesOut: 0 },
     log: rootLogger,
+    entryPoint: 'web',
+    secure: false,
   };
 }
 
