@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from '../src/logger.ts';
 import type { RouteConfig } from './config/types.ts';
 
@@ -24,6 +25,12 @@ export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders)
  */
 export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders) => Buffer | Promise<Buffer>;
 
+/** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+
+/** The answer to a client: HTTP/1.1, or HTTP/2 through Node's compatibility API (connection-specific headers are dropped). */
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
 /**
  * Values middleware pass to later middleware through `context.set` / `context.get` (Hono's context
  * variables), typed by declaration merging: a middleware that publishes a value declares its key,
@@ -38,8 +45,8 @@ export interface ContextVariables {}
  * centre sends `upstream` to a picked instance and streams the answer to `response`.
  */
 export interface GatewayContext {
-  readonly request: IncomingMessage;
-  readonly response: ServerResponse;
+  readonly request: ClientRequest;
+  readonly response: ClientResponse;
   /** Name of the entry point the request came in on (`web` for the old `listen:`). */
   readonly entryPoint: string;
   /** True when the client connection is TLS (an `https` entry point). */

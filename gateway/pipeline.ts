@@ -1,5 +1,5 @@
-// The whole gateway, top to bottom: providers → LoadBalanceConf per service → balancers → router →
-// middleware onion → proxy, and beside them the admin listener that watches it all. Read this file first.
+// The whole gateway, top to bottom: providers → LoadBalanceConf per service → balancers → entry points →
+// router → middleware onion → proxy, and beside them the admin listener that watches it all. Read this file first.
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Subject } from 'rxjs';
@@ -12,9 +12,9 @@ import { NamedMiddlewareRegistry } from './middleware/index.ts';
 import { createProxy, type ProxyDependencies } from './proxy/proxy.ts';
 import { createUpgradeProxy } from './proxy/upgrade.ts';
 import { UpstreamPools } from './proxy/upstream-pools.ts';
-import type { GatewayContext } from './context.ts';
-import { createContext, createRequestRunner, policyResolver, type RequestRunner } from './request-handler.ts';
-import { GatewayListener } from './server.ts';
+import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
+import { startEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
+import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
 import { ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, InstanceTraffic, recordInstances, RequestMetrics } from './telemetry/index.ts';
 
@@ -23,8 +23,10 @@ const POOL_IDLE_MS = 5 * 60_000;
 
 /** A running gateway. */
 export interface Gateway {
-  /** The port the proxy listens on (useful with `listen: 127.0.0.1:0`). */
+  /** The port of the first entry point (`web` with `listen:`), useful with `listen: 127.0.0.1:0`. */
   readonly port: number;
+  /** The bound port of every entry point, by name. */
+  readonly ports: ReadonlyMap<string, number>;
   /** The port of the admin listener; undefined with `admin: false`. */
   readonly adminPort: number | undefined;
   readonly aggregator: DiscoveryAggregator;
@@ -99,20 +101,18 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   };
   let runners = build(config);
 
-  // 5. The listener.
-  const listener = new GatewayListener(
-    {
-      request: (request, response) => void runners.http(createContext(request, response, log)),
-      upgrade: (request, socket, head) => void runUpgrade(runners.upgrade, request, socket, head, log),
-    },
-    {
-      maxHeaderSize: config.limits.maxHeaderSize,
-      headersTimeoutMs: config.limits.headersTimeoutMs,
-      requestTimeoutMs: config.limits.requestTimeoutMs,
-      keepAliveTimeoutMs: config.limits.keepAliveTimeoutMs,
-    },
-    log,
-  );
+  // 5. The entry points: each accepts its protocol and tags every request with its name.
+  const limits: ListenerLimits = {
+    maxHeaderSize: config.limits.maxHeaderSize,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+    keepAliveTimeoutMs: config.limits.keepAliveTimeoutMs,
+  };
+  const handlersFor = (origin: RequestOrigin) => ({
+    request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
+    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(runners.upgrade, request, socket, head, log, origin),
+  });
+  const entryPoints: EntryPoint[] = [];
   // 6. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
   const sources = { aggregator, balancers, traffic, registries, config: () => config };
@@ -131,18 +131,27 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   };
 
   aggregator.start();
-  let port: number;
+  const drainEntryPoints = () => Promise.all(entryPoints.map((entryPoint) => entryPoint.drain(config.shutdown.drainTimeoutMs)));
   try {
     admin = config.admin ? await startAdmin(sources, configChanges, config.admin) : undefined;
-    port = await listener.listen(config.listen.host, config.listen.port);
+    for (const entryPoint of config.entryPoints) {
+      const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https' };
+      entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log));
+    }
   } catch (error) {
+    await drainEntryPoints();
     await release();
     throw error;
   }
-  log.info({ host: config.listen.host, port, admin: admin?.port, registries: config.registries.map((registry) => registry.url) }, 'gateway listening');
+  const ports = new Map(entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.port]));
+  for (const entryPoint of config.entryPoints) {
+    log.info({ entryPoint: entryPoint.name, protocol: entryPoint.protocol, h2c: entryPoint.h2c || undefined, http2: entryPoint.http2 || undefined, host: entryPoint.listen.host, port: ports.get(entryPoint.name) }, 'entry point listening');
+  }
+  log.info({ ports: Object.fromEntries(ports), admin: admin?.port, registries: config.registries.map((registry) => registry.url) }, 'gateway listening');
 
   return {
-    port,
+    port: ports.get('web') ?? entryPoints[0]!.port,
+    ports,
     adminPort: admin?.port,
     aggregator,
     balancers,
@@ -165,25 +174,25 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       configChanges.next({ type: 'config-refused', data: { reason: errorMessage(error) } });
     },
     async close() {
-      await listener.drain(config.shutdown.drainTimeoutMs);
+      await drainEntryPoints();
       await release();
     },
   };
 }
 
 /** An upgrade request gets a ServerResponse on its socket, so that failures answer like any request. */
-async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger): Promise<void> {
+async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger, origin: RequestOrigin): Promise<void> {
   if (head.length > 0) socket.unshift(head);
   const response = new ServerResponse(request);
   response.shouldKeepAlive = false;
   response.assignSocket(socket as never);
-  await runner(createContext(request, response, log));
+  await runner(createContext(request, response, log, origin));
 }
 
-/** Keys whose change needs a restart: the listeners, the limits and the registry list. */
+/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits and the registry list. */
 function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
-  if (JSON.stringify(current.listen) !== JSON.stringify(next.listen)) keys.push('listen');
+  if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
   if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
   if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');

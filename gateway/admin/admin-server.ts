@@ -10,7 +10,7 @@ import type { AdminEvents } from './events.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
-import { listenOn } from '../listen.ts';
+import { listenOn } from '../entrypoints/listen.ts';
 
 /** Where the admin listener binds and what it requires. */
 export interface AdminServerOptions {

@@ -9,6 +9,9 @@ export { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
 export { RETRY_CONDITIONS } from './schema-service.ts';
 export type {
   AdminSettings,
+  CertificateFiles,
+  EntryPointConfig,
+  EntryPointTls,
   ForwardingSettings,
   GatewayConfig,
   HeaderPolicy,

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
@@ -44,7 +45,7 @@ export function parseConfig(path: string, text: string): GatewayConfig {
   }
   const parsed = configSchema.safeParse(withoutExtensions(content ?? {}));
   if (!parsed.success) throw new GatewayConfigError(path, locateIssues(parsed.error.issues, document, lines));
-  return resolveConfig(parsed.data);
+  return resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
 }
 
 /** Top-level `x-…` keys are the author's own (YAML anchors to share, notes), as in Docker Compose files. */

@@ -14,12 +14,16 @@ import {
   DEFAULT_UPSTREAM_TIMEOUTS,
 } from './defaults.ts';
 import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigInput } from './schema.ts';
+import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
 import type {
   AdminSettings,
+  CertificateFiles,
+  EntryPointConfig,
   GatewayConfig,
   HeaderPolicy,
   HealthCheckSettings,
@@ -42,14 +46,22 @@ const BUILT_IN: ServiceSettings = {
   instances: [],
 };
 
+/** Where the file came from, for what depends on it. */
+export interface ResolveOptions {
+  /** Folder relative certificate paths resolve against (the config file's folder); the working directory when not set. */
+  readonly baseDir?: string;
+}
+
 /** Applies every default to a parsed file: built-ins ← `defaults` ← each `services` entry, section by section. */
-export function resolveConfig(input: ConfigInput): GatewayConfig {
+export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}): GatewayConfig {
+  const entryPoints = resolveEntryPoints(input, options.baseDir ?? process.cwd());
   const defaults = mergeSettings(BUILT_IN, input.defaults ?? {});
   const services = new Map<string, ServiceSettings>();
   for (const [name, settings] of Object.entries(input.services ?? {})) services.set(name, mergeSettings(defaults, settings ?? {}));
   const limits = input.limits ?? {};
   return {
-    listen: input.listen ?? DEFAULT_LISTEN,
+    listen: entryPoints[0]!.listen,
+    entryPoints,
     admin: resolveAdmin(input.admin),
     registries: input.registries ?? [],
     defaults,
@@ -77,6 +89,30 @@ export function resolveConfig(input: ConfigInput): GatewayConfig {
             holdMs: input.removalProtection?.hold ?? DEFAULT_PROTECTION_HOLD_MS,
           },
   };
+}
+
+/** The entry points of the file, or the one `web` entry point of `listen:` (or of the default address). */
+function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConfig[] {
+  if (!input.entryPoints) return [{ name: 'web', listen: input.listen ?? DEFAULT_LISTEN, protocol: 'http', h2c: false, http2: false, tls: undefined, middlewares: [] }];
+  const file = (path: string) => (isAbsolute(path) ? path : resolvePath(baseDir, path));
+  const pair = (files: CertificateFiles): CertificateFiles => ({ certFile: file(files.certFile), keyFile: file(files.keyFile) });
+  return Object.entries(input.entryPoints).map(([name, entryPoint]: [string, EntryPointInput]): EntryPointConfig => {
+    const https = entryPoint.protocol === 'https';
+    const tls = entryPoint.tls;
+    return {
+      name,
+      listen: entryPoint.listen,
+      protocol: https ? 'https' : 'http',
+      h2c: !https && (entryPoint.h2c ?? false),
+      http2: https && (entryPoint.http2 ?? true),
+      tls: tls && {
+        certificates: tls.certificates.map(pair),
+        defaultCertificate: tls.defaultCertificate && pair(tls.defaultCertificate),
+        minVersion: tls.minVersion,
+      },
+      middlewares: entryPoint.middlewares ?? [],
+    };
+  });
 }
 
 /** The admin listener from its short form (an address), its long form (`{ listen, token }`) or its absence. */
@@ -211,6 +247,7 @@ function resolveRoute(input: RouteInput, index: number): RouteConfig {
     timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody }),
     retries: input.retries === undefined ? undefined : retryOverride(input.retries),
     middlewares: input.middlewares ?? [],
+    entryPoints: input.entryPoints,
   };
   if (input.namespace) return { ...common, namespace: true, service: undefined, stripPrefix: true };
   return { ...common, namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { entryPointName } from './schema-entrypoint.ts';
 import { retries } from './schema-service.ts';
 import { duration, headerName, headerValue, hostWithPort, regexSource, section } from './schema-values.ts';
 
@@ -59,6 +60,7 @@ const routeFields = section({
   timeouts: section({ headers: duration.optional(), idleBody: duration.optional() }).optional(),
   retries: retries.optional(),
   middlewares: z.array(middlewareName).optional(),
+  entryPoints: z.array(entryPointName).min(1, 'expected entry point names (leave it out for every entry point)').optional(),
 });
 
 /** A route: one target (`service` or `namespace: true`), one path condition at most, and options that fit them. */

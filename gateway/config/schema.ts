@@ -3,6 +3,7 @@ import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
+import { entryPointsSchema } from './schema-entrypoint.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
@@ -33,6 +34,7 @@ const adminSection = section({
  */
 export const configSchema = section({
   listen: listenAddress.optional(),
+  entryPoints: entryPointsSchema.optional(),
   admin: z
     .union([z.literal(false), listenAddress, adminSection], { error: 'expected false, an address such as 127.0.0.1:9180, or { listen, token }' })
     .optional(),
@@ -64,14 +66,17 @@ export const configSchema = section({
     if (first !== undefined) context.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `route name "${route.name}" is already used by routes.${first}` });
     else names.set(route.name, index);
   });
-  config.routes?.forEach((route, index) =>
-    route.middlewares?.forEach((name, position) => {
+  // Routes and entry points refer to middleware by name; a name not declared is refused where it is written.
+  const checkMiddlewareNames = (names: readonly string[] | undefined, path: (string | number)[]) =>
+    names?.forEach((name, position) => {
       if (config.middlewares && Object.hasOwn(config.middlewares, name)) return;
       const declared = Object.keys(config.middlewares ?? {});
       const hint = declared.length > 0 ? `declared: ${declared.join(', ')}` : 'no middlewares are declared';
-      context.addIssue({ code: 'custom', path: ['routes', index, 'middlewares', position], message: `unknown middleware "${name}" (${hint})` });
-    }),
-  );
+      context.addIssue({ code: 'custom', path: [...path, 'middlewares', position], message: `unknown middleware "${name}" (${hint})` });
+    });
+  config.routes?.forEach((route, index) => checkMiddlewareNames(route.middlewares, ['routes', index]));
+  for (const [name, entryPoint] of Object.entries(config.entryPoints ?? {})) checkMiddlewareNames(entryPoint.middlewares, ['entryPoints', name]);
+  entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;
   // Node refuses a server whose headers timeout exceeds its (non-zero) request timeout.
@@ -79,6 +84,34 @@ export const configSchema = section({
     context.addIssue({ code: 'custom', path: ['limits', 'headersTimeout'], message: 'must not exceed limits.requestTimeout' });
   }
 });
+
+/**
+ * Entry points and their references: `listen` is the one-entry-point shorthand and cannot be mixed
+ * with `entryPoints`; two entry points cannot bind the same address; a route's `entryPoints`
+ * names only entry points that exist (`web` when the file uses `listen`).
+ */
+function entryPointIssues(
+  config: { listen?: ListenAddress | undefined; entryPoints?: Record<string, { listen: ListenAddress }> | undefined; routes?: readonly { entryPoints?: readonly string[] | undefined }[] | undefined },
+  problem: (path: (string | number)[], message: string) => void,
+): void {
+  if (config.listen !== undefined && config.entryPoints !== undefined) {
+    problem(['listen'], 'listen and entryPoints cannot both be set: listen is the short form of one http entry point named web (write it as entryPoints: { web: { listen: … } })');
+  }
+  const addresses = new Map<string, string>();
+  for (const [name, entryPoint] of Object.entries(config.entryPoints ?? {})) {
+    if (entryPoint.listen.port === 0) continue;
+    const address = `${entryPoint.listen.host ?? '*'}:${entryPoint.listen.port}`;
+    const other = addresses.get(address);
+    if (other !== undefined) problem(['entryPoints', name, 'listen'], `entry point ${name} listens on the same address as entry point ${other}`);
+    else addresses.set(address, name);
+  }
+  const known = new Set(Object.keys(config.entryPoints ?? { web: true }));
+  config.routes?.forEach((route, index) => {
+    route.entryPoints?.forEach((name, position) => {
+      if (!known.has(name)) problem(['routes', index, 'entryPoints', position], `no entry point is named "${name}" (known: ${[...known].join(', ')})`);
+    });
+  });
+}
 
 /**
  * Why an admin listener may not start as configured: bound beyond loopback without a token, it

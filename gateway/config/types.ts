@@ -9,7 +9,10 @@ export type { ListenAddress };
 
 /** The gateway configuration with every default applied; durations are in milliseconds. Never mutated once parsed. */
 export interface GatewayConfig {
+  /** The first entry point's address (the whole of the old `listen:`); kept for views and logs. */
   readonly listen: ListenAddress;
+  /** Every client-facing listener, in file order; `listen:` alone is one http entry point named `web`. */
+  readonly entryPoints: readonly EntryPointConfig[];
   /** The admin listener; undefined when `admin: false`. */
   readonly admin: AdminSettings | undefined;
   readonly registries: readonly RegistryConfig[];
@@ -28,6 +31,36 @@ export interface GatewayConfig {
   readonly shutdown: ShutdownSettings;
   /** Post-outage removal protection of every service; false when off. */
   readonly removalProtection: RemovalProtectionSettings | false;
+}
+
+/** One client-facing listener (Traefik's entry point). */
+export interface EntryPointConfig {
+  readonly name: string;
+  readonly listen: ListenAddress;
+  readonly protocol: 'http' | 'https';
+  /** http only: HTTP/2 with prior knowledge accepted beside HTTP/1.1 on the same port. */
+  readonly h2c: boolean;
+  /** https only: offer `h2` through ALPN (HTTP/1.1 is always accepted). */
+  readonly http2: boolean;
+  /** https only. */
+  readonly tls: EntryPointTls | undefined;
+  /** Names from `middlewares:` run before routing, in order. */
+  readonly middlewares: readonly string[];
+}
+
+/** Certificates of an https entry point; file paths are absolute (relative ones resolved against the config file's folder). */
+export interface EntryPointTls {
+  /** Each served for the DNS names in its SAN (its CN when it has no SAN), chosen by SNI. */
+  readonly certificates: readonly CertificateFiles[];
+  /** Served for unknown names and clients without SNI; the first certificate when not set. */
+  readonly defaultCertificate: CertificateFiles | undefined;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+}
+
+/** A PEM certificate (chain) and its private key, as file paths. */
+export interface CertificateFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 /** A post-outage removal of more than `thresholdPercent` of a service is held for `holdMs` (see `RemovalProtection`). */
@@ -151,6 +184,8 @@ interface RouteCommon {
   readonly retries: Partial<RetryPolicy> | undefined;
   /** Names of `GatewayConfig.middlewares` run after the route's own edits, in this order; empty for none. */
   readonly middlewares: readonly string[];
+  /** Entry points this route serves; undefined serves every entry point. */
+  readonly entryPoints: readonly string[] | undefined;
 }
 
 /** A route to one named service, optionally stripping its path prefix. */

@@ -4,8 +4,10 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /**
- * Copies `headers` without hop-by-hop headers, including any named in `Connection`. `keep`
- * names ones to let through anyway (`upgrade` and `connection` for a WebSocket handshake).
+ * Copies `headers` without hop-by-hop headers, including any named in `Connection`, and without
+ * HTTP/2 pseudo-headers (`:method`, `:path`, `:scheme`, `:authority`: the request line and Host
+ * carry them upstream). `keep` names ones to let through anyway (`upgrade` and `connection` for a
+ * WebSocket handshake).
  */
 export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): OutgoingHttpHeaders {
   const named = headers.connection;
@@ -13,7 +15,7 @@ export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet
   const result: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined) continue;
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */) continue;
     if ((HOP_BY_HOP.has(name) || extra?.has(name)) && !keep?.has(name)) continue;
     result[name] = value;
   }

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -88,12 +88,14 @@ function handshake(
 
 /** Sends the upstream's 101 to the client and joins the two sockets. */
 function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Duplex): void {
-  const client = context.response.socket;
+  // An upgrade's response is always the HTTP/1.1 ServerResponse that runUpgrade assigned to the client socket.
+  const response = context.response as ServerResponse;
+  const client = response.socket;
   if (!client || client.destroyed) {
     upstream.destroy();
     return;
   }
-  context.response.detachSocket(client);
+  response.detachSocket(client);
   const outgoing: OutgoingHttpHeaders = { ...upstreamHeaders };
   for (const hook of context.responseHeaderHooks) hook(status, outgoing);
   let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;

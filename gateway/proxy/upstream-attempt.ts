@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
@@ -85,7 +86,8 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
           return;
         }
         context.outcome.bytesOut += chunk.length;
-        if (!response.write(chunk)) {
+        // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
+        if (!(response as Writable).write(chunk)) {
           controller.pause();
           response.once('drain', () => controller.resume());
         }

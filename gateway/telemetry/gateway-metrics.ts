@@ -18,6 +18,14 @@ export const configReloadsTotal = new Counter({
   registers: [metricsRegistry],
 });
 
+/** Certificate files read again after they changed on disk, by entry point and result: `applied`, or `refused` (the old certificate keeps serving). */
+export const tlsReloadsTotal = new Counter({
+  name: 'switchboard_tls_reloads_total',
+  help: 'Certificate and key files read again after a change, by entry point and result (applied, refused: the old certificate keeps serving).',
+  labelNames: ['entry_point', 'result'] as const,
+  registers: [metricsRegistry],
+});
+
 /** Sets `switchboard_instances` of the snapshot's service. */
 export function recordInstances(snapshot: HealthSnapshot): void {
   let healthy = 0;

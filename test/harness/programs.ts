@@ -104,9 +104,14 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
     cwd: REPO_ROOT,
   });
   gateway.start();
-  await waitFor(async () => gateway.exitInfo === undefined && (await acceptsConnections(port)), { timeoutMs: 15_000, message: `the gateway on port ${port} to listen` }).catch(async (error: Error) => {
+  // A gateway that exits at start-up (a refused config) ends the wait at once, not at the deadline.
+  const state = await waitFor(async () => (gateway.exitInfo !== undefined ? 'exited' : (await acceptsConnections(port)) && 'listening'), {
+    timeoutMs: 15_000,
+    message: `the gateway on port ${port} to listen`,
+  }).catch(async (error: Error) => {
     throw new Error(`${error.message}\n${await readTail(gateway.logFile)}`);
   });
+  if (state === 'exited') throw new Error(`the gateway on port ${port} exited before it listened\n${await readTail(gateway.logFile)}`);
   return { port, url: `http://127.0.0.1:${port}`, configPath, process: gateway, writeConfig };
 }
 

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -59,7 +59,7 @@ describe('accessLog', () => {
     let finishBody: () => void = () => undefined;
     server = await serveMiddleware([accessLog({ logger })], async (context) => {
       context.response.writeHead(200, { 'content-type': 'text/plain' });
-      context.response.write('first ');
+      (context.response as ServerResponse).write('first ');
       finishBody = () => {
         context.outcome = { status: 200, attempts: 1, bytesOut: 11 };
         context.response.end('last');
@@ -90,7 +90,7 @@ describe('accessLog', () => {
     const { lines, logger } = capturingLogger();
     server = await serveMiddleware([accessLog({ logger })], async (context) => {
       context.response.writeHead(200);
-      context.response.write('partial');
+      (context.response as ServerResponse).write('partial');
     });
     await new Promise<void>((resolve, reject) => {
       const outgoing = httpRequest({ host: '127.0.0.1', port: server.port, path: '/', agent: false }, (response) => {

@@ -1,7 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import type { LineSink } from '../../../src/log-pretty.ts';
-import type { GatewayContext, Middleware } from '../../context.ts';
+import type { ClientResponse, GatewayContext, Middleware } from '../../context.ts';
 
 /** Settings of the access-log middleware. */
 export interface AccessLogOptions {
@@ -81,7 +80,7 @@ export function accessLogLine(context: GatewayContext, failed = false): AccessLo
   return line;
 }
 
-function whenEnded(response: ServerResponse, callback: () => void): void {
+function whenEnded(response: ClientResponse, callback: () => void): void {
   if (response.writableFinished || response.destroyed) callback();
   else response.once('close', callback);
 }

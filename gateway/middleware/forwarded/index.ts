@@ -1,4 +1,3 @@
-import type { TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { ipRangeMatcher, parseIpRanges, plainIp } from '../../config/ip-range.ts';
 import type { Middleware } from '../../context.ts';
@@ -41,7 +40,7 @@ export function forwarded(options: ForwardedOptions = {}): Middleware {
       context.clientIp = peer;
       headers['x-forwarded-for'] = peer;
     }
-    if (!fromTrusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = (request.socket as TLSSocket).encrypted ? 'https' : 'http';
+    if (!fromTrusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = context.secure ? 'https' : 'http';
     if ((!fromTrusted || headers['x-forwarded-host'] === undefined) && request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host;
     headers['x-real-ip'] = context.clientIp;
     await next();

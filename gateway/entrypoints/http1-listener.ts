@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../src/logger.ts';
+import type { Logger } from '../../src/logger.ts';
+import type { ClientRequest, ClientResponse } from '../context.ts';
 import { listenOn } from './listen.ts';
-import { toOriginForm } from './router/request-target.ts';
+import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
 export interface ListenerLimits {
@@ -17,9 +18,9 @@ export interface ListenerLimits {
   keepAliveTimeoutMs: number;
 }
 
-/** Handlers the listener calls; both must never reject. */
+/** Handlers an entry point calls; both must never reject. */
 export interface ListenerHandlers {
-  request(request: IncomingMessage, response: ServerResponse): void;
+  request(request: ClientRequest, response: ClientResponse): void;
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
@@ -30,7 +31,9 @@ const CLIENT_ERRORS: Readonly<Record<string, [number, string]>> = {
 
 /**
  * The client-facing HTTP/1.1 listener: limits on request heads, a JSON answer to malformed
- * requests (the connection is closed; others are unaffected), and a graceful `drain()`.
+ * requests (the connection is closed; others are unaffected), and a graceful `drain()`. It either
+ * listens itself (`listen`) or serves sockets another listener hands it (`attach`, then `accept`:
+ * TLS connections that chose HTTP/1.1, plaintext ones without the HTTP/2 preface).
  */
 export class GatewayListener {
   readonly server: Server;
@@ -74,6 +77,21 @@ export class GatewayListener {
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
   }
 
+  /**
+   * Prepares the server to be handed sockets instead of listening: Node starts the connection
+   * tracking that the headers and request timeouts and `closeIdleConnections` rely on only when
+   * a server emits 'listening', so it is emitted here, once, without binding anything.
+   */
+  attach(): void {
+    this.server.emit('listening');
+  }
+
+  /** Serves HTTP/1.1 on `socket` (after `attach`); while draining the socket is closed instead. */
+  accept(socket: Duplex): void {
+    if (this.draining) return void socket.destroy();
+    this.server.emit('connection', socket);
+  }
+
   /** Listens on `host:port` (port 0 picks one; no host: every interface) and resolves with the bound port. */
   listen(host: string | undefined, port: number): Promise<number> {
     return listenOn(this.server, host, port);
@@ -86,12 +104,14 @@ export class GatewayListener {
 
   /**
    * Stops accepting, lets in-flight requests and open WebSockets finish (their connections close
-   * afterwards), and after `deadlineMs` cuts whatever is left. Resolves when the listener is closed.
+   * afterwards), and after `deadlineMs` cuts whatever is left. Resolves when the listener is closed,
+   * or, for an attached one, when `closed` (the accepting listener's close) resolves.
    */
-  async drain(deadlineMs: number): Promise<void> {
+  async drain(deadlineMs: number, closed?: Promise<void>): Promise<void> {
     this.draining = true;
     for (const response of this.active) if (!response.headersSent) response.setHeader('connection', 'close');
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    closed ??= ownClose;
     this.server.closeIdleConnections();
     const deadline = setTimeout(() => {
       if (this.active.size + this.upgraded.size > 0) {

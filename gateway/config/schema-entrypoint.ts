@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { listenAddress, section } from './schema-values.ts';
+
+/** An entry point's name: letters, digits, `-` and `_` (it appears in logs, metrics and route filters). */
+export const entryPointName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "-" or "_"');
+
+const certificatePair = section({
+  certFile: z.string().min(1, 'expected the path of a PEM certificate (chain)'),
+  keyFile: z.string().min(1, 'expected the path of a PEM private key'),
+});
+
+const tlsSettings = section({
+  certificates: z.array(certificatePair).min(1, 'expected at least one { certFile, keyFile }'),
+  defaultCertificate: certificatePair.optional(),
+  // TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused by OpenSSL 3's default security level anyway.
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional(),
+});
+
+const entryPointFields = section({
+  listen: listenAddress,
+  protocol: z.enum(['http', 'https']).optional(),
+  h2c: z.boolean().optional(),
+  http2: z.boolean().optional(),
+  tls: tlsSettings.optional(),
+  middlewares: z.array(z.string().min(1)).optional(),
+});
+
+/** One `entryPoints` entry: an address, a protocol, and the options that fit that protocol. */
+export const entryPointSchema = entryPointFields.superRefine((entryPoint, context) => {
+  const problem = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
+  const https = entryPoint.protocol === 'https';
+  if (https && entryPoint.tls === undefined) problem('tls', 'an https entry point needs tls: { certificates: [{ certFile, keyFile }] }');
+  if (!https && entryPoint.tls !== undefined) problem('tls', 'tls belongs to https entry points (add protocol: https)');
+  if (https && entryPoint.h2c !== undefined) problem('h2c', 'h2c is for http entry points; an https entry point offers HTTP/2 through ALPN (http2)');
+  if (!https && entryPoint.http2 !== undefined) problem('http2', 'http2 is for https entry points; an http entry point takes h2c: true for HTTP/2 with prior knowledge');
+});
+
+/** The `entryPoints` section: at least one, by name. */
+export const entryPointsSchema = z
+  .record(entryPointName, entryPointSchema)
+  .refine((entryPoints) => Object.keys(entryPoints).length > 0, 'expected at least one entry point');
+
+/** One `entryPoints` entry as parsed. */
+export type EntryPointInput = z.output<typeof entryPointSchema>;

@@ -1,0 +1,103 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants, createServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../src/logger.ts';
+import type { ClientRequest, ClientResponse } from '../context.ts';
+import type { ListenerLimits } from './http1-listener.ts';
+import { GatewayHttp2Response } from './http2-response.ts';
+
+/** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
+const MAX_CONCURRENT_STREAMS = 128;
+
+/**
+ * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
+ * ALPN `h2`, or plaintext after the prior-knowledge preface), requests in Node's compatibility API
+ * (`Http2ServerRequest`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
+ * `:authority` becomes `host`, and a request with a body but no length is marked chunked so the
+ * proxy sends its body. Pseudo-headers stay in `request.headers` (the upstream header filter drops
+ * them). Limits: the header list size, the request timeout, and an idle timeout per session.
+ */
+export class Http2Sessions {
+  readonly server: Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof GatewayHttp2Response>;
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly active = new Set<ClientResponse>();
+  private draining = false;
+
+  constructor(
+    handler: (request: ClientRequest, response: ClientResponse) => void,
+    private readonly limits: ListenerLimits,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer(
+      {
+        settings: { maxHeaderListSize: limits.maxHeaderSize, maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+        Http2ServerResponse: GatewayHttp2Response,
+      },
+      (request, response) => this.dispatch(handler, request, response),
+    );
+    // A session that carries no frame for this long is closed, as an idle HTTP/1.1 keep-alive connection is.
+    this.server.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.headersTimeoutMs));
+    this.server.on('session', (session: ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    this.server.on('sessionError', (error: Error) => this.log.debug({ err: error.message }, 'HTTP/2 session error'));
+  }
+
+  /** Serves HTTP/2 on `socket` (already past TLS, or holding the prior-knowledge preface). */
+  accept(socket: Duplex): void {
+    if (this.draining) return void socket.destroy();
+    this.server.emit('connection', socket);
+  }
+
+  /** Requests being served right now. */
+  get inFlight(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Sends GOAWAY on every session (open streams finish, no new ones start) and resolves with
+   * `closed`; after `deadlineMs` destroys the sessions that are left.
+   */
+  async drain(deadlineMs: number, closed: Promise<void>): Promise<void> {
+    this.draining = true;
+    for (const session of this.sessions) session.close();
+    const deadline = setTimeout(() => {
+      if (this.sessions.size > 0) this.log.warn({ inFlight: this.active.size, sessions: this.sessions.size }, 'drain deadline reached; closing HTTP/2 sessions');
+      for (const session of this.sessions) session.destroy();
+    }, deadlineMs);
+    await closed;
+    clearTimeout(deadline);
+  }
+
+  private dispatch(handler: (request: ClientRequest, response: ClientResponse) => void, request: Http2ServerRequest, response: ClientResponse): void {
+    const headers = request.headers;
+    // RFC 9113 §8.3.1: `:authority` is the host; a Host header beside it must not differ, so it is replaced.
+    const authority = headers[':authority'];
+    if (authority !== undefined) headers.host = authority;
+    // A body of unknown length is what HTTP/1.1 calls chunked; the proxy reads these headers to decide whether to send a body.
+    if (!request.stream.endAfterHeaders && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
+    this.active.add(response);
+    response.once('close', () => this.active.delete(response));
+    if (this.limits.requestTimeoutMs > 0) this.limitRequestTime(request, response);
+    handler(request, response);
+  }
+
+  /** `limits.requestTimeout` for a stream: a request whose body has not fully arrived in time gets 408 (or a reset once answering began). */
+  private limitRequestTime(request: Http2ServerRequest, response: ClientResponse): void {
+    if (request.complete) return;
+    const timer = setTimeout(() => {
+      if (request.complete) return;
+      if (!response.headersSent) {
+        response.writeHead(408, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: 'bad-request', status: 408, message: 'Request Timeout' }));
+      }
+      request.stream.close(constants.NGHTTP2_CANCEL);
+    }, this.limits.requestTimeoutMs);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    request.once('end', clear);
+    response.once('close', clear);
+  }
+}

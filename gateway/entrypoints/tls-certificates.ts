@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import type { CertificateFiles } from '../config/types.ts';
+
+/** A certificate and its key, read from disk, checked, and ready to serve. */
+export interface LoadedCertificate {
+  readonly files: CertificateFiles;
+  /** DNS names from the SAN, or the subject CN when there is no SAN DNS entry. */
+  readonly names: readonly string[];
+  /** `rsa`, `ec`, `ed25519`…, for logs. */
+  readonly keyType: string;
+  readonly context: SecureContext;
+  /** The PEM texts, for `server.setSecureContext` when this is the default certificate. */
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Reads and checks one certificate pair: the certificate parses, the key parses and matches it,
+ * and OpenSSL accepts both. Rejects with a `ConfigFileError` naming the file at fault and the
+ * reason (code `SB_CONFIG_INVALID`), so a bad file can be refused while the old one keeps serving.
+ */
+export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): Promise<LoadedCertificate> {
+  const [cert, key] = await Promise.all([readPem(files.certFile), readPem(files.keyFile)]);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (error) {
+    throw new ConfigFileError(files.certFile, `not a PEM certificate (${errorMessage(error)})`, { cause: error });
+  }
+  let keyType: string;
+  try {
+    const privateKey = createPrivateKey(key);
+    keyType = privateKey.asymmetricKeyType ?? 'unknown';
+    if (!x509.checkPrivateKey(privateKey)) throw new ConfigFileError(files.keyFile, `the key does not match the certificate ${files.certFile}`);
+  } catch (error) {
+    if (error instanceof ConfigFileError) throw error;
+    throw new ConfigFileError(files.keyFile, `not a PEM private key (${errorMessage(error)})`, { cause: error });
+  }
+  let context: SecureContext;
+  try {
+    context = createSecureContext({ cert, key, ...(minVersion ? { minVersion } : {}) });
+  } catch (error) {
+    throw new ConfigFileError(files.certFile, `refused by OpenSSL (${errorMessage(error)})`, { cause: error });
+  }
+  return { files, names: certificateNames(x509), keyType, context, cert, key };
+}
+
+/** The DNS names a certificate serves: its SAN DNS entries, else its subject CN (RFC 6125 §6.4.4). */
+export function certificateNames(x509: X509Certificate): string[] {
+  const dns = (x509.subjectAltName ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
+  if (dns.length > 0) return dns;
+  const cn = /^CN=(.+)$/m.exec(x509.subject)?.[1];
+  return cn ? [cn] : [];
+}
+
+async function readPem(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
+  }
+}

@@ -1,0 +1,54 @@
+import { createServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readServerName } from './tls-client-hello.ts';
+
+/** The first bytes a real Node TLS client sends (its ClientHello), captured by a plain TCP server. */
+async function clientHello(servername: string | undefined): Promise<Buffer> {
+  const { connect: tlsConnect } = await import('node:tls');
+  return new Promise((resolve) => {
+    const server = createServer((socket: Socket) => {
+      socket.once('data', (bytes: Buffer) => {
+        resolve(bytes);
+        socket.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      const client = tlsConnect({ host: '127.0.0.1', port, ...(servername === undefined ? {} : { servername }), ALPNProtocols: ['h2', 'http/1.1'] });
+      client.on('error', () => undefined);
+    });
+  });
+}
+
+describe('readServerName', () => {
+  const sockets: Socket[] = [];
+  afterEach(() => sockets.splice(0).forEach((socket) => socket.destroy()));
+
+  it('reads the SNI name of a real ClientHello', async () => {
+    expect(readServerName(await clientHello('b.test'))).toEqual({ serverName: 'b.test' });
+  });
+
+  it('says none for a ClientHello without SNI', async () => {
+    expect(readServerName(await clientHello(''))).toBe('none');
+  });
+
+  it('waits until the whole first record has arrived', async () => {
+    const hello = await clientHello('a.example.com');
+    for (const length of [0, 1, 4, 5, 40, hello.length - 1]) expect(readServerName(hello.subarray(0, length))).toBeUndefined();
+    expect(readServerName(hello)).toEqual({ serverName: 'a.example.com' });
+  });
+
+  it('says none for what is not a TLS handshake', () => {
+    expect(readServerName(Buffer.from('GET / HTTP/1.1\r\n\r\n'))).toBe('none');
+    expect(readServerName(Buffer.from([0x16, 3, 1, 0xff, 0xff]))).toBe('none');
+    expect(readServerName(Buffer.from([0x16, 3, 1, 0, 4, 0x02, 0, 0, 0]))).toBe('none');
+  });
+
+  it('says none instead of reading past a truncated extension list', async () => {
+    const hello = Buffer.from(await clientHello('a.test'));
+    // Claim a record that ends right after the cipher suites: the parser must stop at the record's end.
+    hello.writeUInt16BE(4 + 2 + 32 + 1 + hello[5 + 4 + 2 + 32]! + 2, 3);
+    expect(readServerName(hello)).toBe('none');
+  });
+});

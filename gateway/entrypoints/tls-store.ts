@@ -1,0 +1,165 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import type { SecureContext } from 'node:tls';
+import { backoffDelay } from '../../src/backoff.ts';
+import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import type { Logger } from '../../src/logger.ts';
+import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
+import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
+import { tlsReloadsTotal } from '../telemetry/index.ts';
+import { loadCertificate, type LoadedCertificate } from './tls-certificates.ts';
+import { SniTable } from './tls-sni.ts';
+
+/** One configured pair and what serves for it now. */
+interface Slot {
+  readonly files: CertificateFiles;
+  /** Where the pair sits in the file, for start-up errors. */
+  readonly keyPath: string;
+  current: LoadedCertificate;
+  /** The last refusal reported, so that an unchanged bad file is not reported on every folder event. */
+  lastRefusal: string | undefined;
+}
+
+/**
+ * The certificates of one https entry point, chosen by SNI (`SniTable`) and kept fresh: the
+ * folders of the certificate and key files are watched (like the configuration file: folder
+ * watch, debounce), and a changed pair is read again and checked. A good pair replaces the old one
+ * for new handshakes only (open connections keep the context they negotiated); a bad one is
+ * refused with its path and reason, logged at warn and counted, and the old one keeps serving.
+ */
+export class TlsCertificates {
+  private table: SniTable<SecureContext>;
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private reloading = Promise.resolve();
+  private closed = false;
+  private defaultListener: ((cert: LoadedCertificate) => void) | undefined;
+
+  private constructor(
+    private readonly entryPoint: string,
+    private readonly settings: EntryPointTls,
+    private readonly slots: readonly Slot[],
+    private readonly defaultSlot: Slot,
+    private readonly log: Logger,
+  ) {
+    this.table = this.buildTable();
+  }
+
+  /**
+   * Reads every certificate of `entryPoint`; rejects with a `ConfigFileError` that names the bad
+   * file, the reason and the key path in the configuration.
+   */
+  static async load(entryPoint: EntryPointConfig, log: Logger): Promise<TlsCertificates> {
+    const settings = entryPoint.tls;
+    if (!settings) throw new Error(`entry point ${entryPoint.name} has no tls settings`);
+    const where = `entryPoints.${entryPoint.name}.tls`;
+    const wanted = settings.certificates.map((files, index) => ({ files, keyPath: `${where}.certificates.${index}` }));
+    if (settings.defaultCertificate) wanted.push({ files: settings.defaultCertificate, keyPath: `${where}.defaultCertificate` });
+    const slots = await Promise.all(
+      wanted.map(async ({ files, keyPath }): Promise<Slot> => {
+        try {
+          return { files, keyPath, current: await loadCertificate(files, settings.minVersion), lastRefusal: undefined };
+        } catch (error) {
+          if (!(error instanceof ConfigFileError)) throw error;
+          throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (${keyPath})`, { cause: error });
+        }
+      }),
+    );
+    const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log);
+    for (const slot of slots) log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
+    return certificates;
+  }
+
+  /** For `tls.createServer({ SNICallback })`: reads the current table, so a reload reaches the next handshake. */
+  readonly sniCallback = (servername: string, callback: (error: Error | null, context?: SecureContext) => void): void => {
+    callback(null, this.table.lookup(servername));
+  };
+
+  /** The certificate served to clients without SNI (and to unknown names). */
+  get defaultCertificate(): LoadedCertificate {
+    return this.defaultSlot.current;
+  }
+
+  /** Called with the new default certificate after a reload replaced it (for `server.setSecureContext`). */
+  onDefaultChange(listener: (cert: LoadedCertificate) => void): void {
+    this.defaultListener = listener;
+  }
+
+  /** Starts watching the folders of every certificate and key file; `close()` stops it. */
+  watch(): void {
+    const folders = new Set(this.slots.flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]));
+    for (const folder of folders) this.watchFolder(folder, 0);
+  }
+
+  /** Reads every pair again now (what a file change triggers after its debounce); resolves when done. */
+  reload(): Promise<void> {
+    this.reloading = this.reloading.then(() => this.reloadAll());
+    return this.reloading;
+  }
+
+  /** Stops watching. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+  }
+
+  private watchFolder(folder: string, failures: number): void {
+    if (this.closed) return;
+    try {
+      const watcher = watch(folder, { persistent: false }, () => this.schedule());
+      watcher.on('error', (error) => {
+        watcher.close();
+        this.log.warn({ entryPoint: this.entryPoint, folder, err: errorMessage(error) }, 'watching a certificate folder failed; retrying');
+        setTimeout(() => this.watchFolder(folder, failures + 1), backoffDelay(failures, { initialMs: 500, maxMs: 30_000 })).unref();
+        // The files may have changed while nobody watched.
+        this.schedule();
+      });
+      this.watchers.push(watcher);
+    } catch (error) {
+      this.log.warn({ entryPoint: this.entryPoint, folder, err: errorMessage(error) }, 'cannot watch a certificate folder; retrying');
+      setTimeout(() => this.watchFolder(folder, failures + 1), backoffDelay(failures, { initialMs: 500, maxMs: 30_000 })).unref();
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    // Editors and `cp` write in bursts, and a certificate and its key change one after the other.
+    this.timer = setTimeout(() => void this.reload(), CONFIG_DEBOUNCE_MS);
+  }
+
+  private async reloadAll(): Promise<void> {
+    let changed = false;
+    for (const slot of this.slots) {
+      let next: LoadedCertificate;
+      try {
+        next = await loadCertificate(slot.files, this.settings.minVersion);
+      } catch (error) {
+        const reason = errorMessage(error);
+        if (reason !== slot.lastRefusal) {
+          slot.lastRefusal = reason;
+          tlsReloadsTotal.inc({ entry_point: this.entryPoint, result: 'refused' });
+          const path = error instanceof ConfigFileError ? error.path : slot.files.certFile;
+          this.log.warn({ entryPoint: this.entryPoint, path, reason }, 'certificate refused; the previous one keeps serving');
+        }
+        continue;
+      }
+      slot.lastRefusal = undefined;
+      if (next.cert === slot.current.cert && next.key === slot.current.key) continue;
+      slot.current = next;
+      changed = true;
+      tlsReloadsTotal.inc({ entry_point: this.entryPoint, result: 'applied' });
+      this.log.info({ entryPoint: this.entryPoint, certFile: slot.files.certFile, names: next.names, keyType: next.keyType }, 'certificate reloaded');
+      if (slot === this.defaultSlot) this.defaultListener?.(next);
+    }
+    if (changed) this.table = this.buildTable();
+  }
+
+  private buildTable(): SniTable<SecureContext> {
+    return new SniTable(
+      this.slots.map((slot) => ({ names: slot.current.names, value: slot.current.context })),
+      this.defaultSlot.current.context,
+    );
+  }
+}

@@ -1,0 +1,52 @@
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** A self-signed certificate and its key, written by Debian's `openssl` into a folder. */
+export interface TestCertificate {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/**
+ * Creates a self-signed certificate for `names` (SAN DNS entries, the first also as CN) with an
+ * RSA 2048 or an ECDSA prime256v1 key, as `<dir>/<file>.pem` and `<dir>/<file>-key.pem`. Each
+ * file is written to a temporary name and renamed over the old one, as certificate tools do.
+ */
+export async function makeCertificate(dir: string, file: string, options: { key: 'rsa' | 'ec'; names: readonly string[] }): Promise<TestCertificate> {
+  const staging = join(dir, `.${file}-${process.hrtime.bigint()}`);
+  const keyArgs = options.key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  const san = options.names.map((name) => `DNS:${name}`).join(',');
+  await run('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-days', '2', '-subj', `/CN=${options.names[0]}`, '-addext', `subjectAltName=${san}`, '-keyout', `${staging}-key.pem`, '-out', `${staging}.pem`], { timeout: 20_000 });
+  const certificate = { certFile: join(dir, `${file}.pem`), keyFile: join(dir, `${file}-key.pem`) };
+  await rename(`${staging}-key.pem`, certificate.keyFile);
+  await rename(`${staging}.pem`, certificate.certFile);
+  return certificate;
+}
+
+/** Replaces `path` with `text` the way editors do (temporary file, then rename). */
+export async function replaceFile(path: string, text: string | Buffer): Promise<void> {
+  const staging = `${path}.${process.hrtime.bigint()}.tmp`;
+  await writeFile(staging, text);
+  await rename(staging, path);
+}
+
+/**
+ * The certificate `openssl s_client` is shown by 127.0.0.1:`port` when it sends `servername`
+ * (none: `-noservername`); rejects when the handshake fails.
+ */
+export async function presentedCertificate(port: number, servername: string | undefined): Promise<X509Certificate> {
+  const args = ['s_client', '-connect', `127.0.0.1:${port}`, ...(servername === undefined ? ['-noservername'] : ['-servername', servername])];
+  const child = execFile('openssl', args, { timeout: 10_000 });
+  child.stdin?.end();
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(output)?.[0];
+  if (!pem) throw new Error(`openssl s_client -servername ${servername ?? '(none)'} got no certificate:\n${output.slice(0, 2_000)}`);
+  return new X509Certificate(pem);
+}

@@ -1,0 +1,129 @@
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  acceptsConnections,
+  freePort,
+  logOf,
+  makeCertificate,
+  makeTempDir,
+  startAgentBackend,
+  startGateway,
+  startZooKeeper,
+  waitFor,
+  type AgentBackend,
+  type GatewayProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+const run = promisify(execFile);
+const AGENT_FLAGS = ['--health', 'http:/healthz', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+
+/** One request with Debian's curl: the HTTP version curl reports, the status and the body. */
+async function curl(args: readonly string[], url: string): Promise<{ version: string; status: number; body: string }> {
+  const { stdout } = await run('curl', ['-sS', '-k', '-m', '10', ...args, '-w', '\n%{http_version} %{http_code}', url], { timeout: 15_000 });
+  const split = stdout.lastIndexOf('\n');
+  const [version, status] = stdout.slice(split + 1).split(' ');
+  return { version: version!, status: Number(status), body: stdout.slice(0, split) };
+}
+
+describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 backend registered in ZooKeeper', () => {
+  let zk: ZooKeeperCluster;
+  let member: AgentBackend;
+  let gateway: GatewayProcess;
+  let tlsPort: number;
+  let web: string;
+  let websecure: string;
+
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    const dir = await makeTempDir('sb-h2-');
+    const [certificate, agentBackend, port] = await Promise.all([
+      makeCertificate(dir, 'site', { key: 'ec', names: ['site.test'] }),
+      startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'echo', id: 'echo-1', weight: 1, flags: AGENT_FLAGS }),
+      freePort(),
+    ]);
+    member = agentBackend;
+    tlsPort = port;
+    gateway = await startGateway(`
+admin: false
+registries: [zk://${zk.connectString}/services]
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+  websecure:
+    listen: 127.0.0.1:${tlsPort}
+    protocol: https
+    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
+routes:
+  - { path: /api/echo, service: echo, stripPrefix: true }
+  - { path: /secure-only, service: echo, stripPrefix: true, entryPoints: [websecure] }
+`);
+    web = gateway.url;
+    websecure = `https://127.0.0.1:${tlsPort}`;
+    await waitFor(() => acceptsConnections(tlsPort), { timeoutMs: 10_000, message: 'the https entry point to listen' });
+    await waitFor(async () => (await curl([], `${web}/api/echo/ready`)).status === 200, { timeoutMs: 20_000, message: 'the registered backend behind the gateway' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await member?.agent.stop();
+    await zk?.close();
+  });
+
+  it.each([
+    ['curl --http2 over TLS (ALPN h2)', ['--http2'], () => websecure, 'https'],
+    ['curl --http2-prior-knowledge on the h2c entry point', ['--http2-prior-knowledge'], () => web, 'http'],
+  ])('%s reaches the backend as HTTP/1.1 with :authority as Host and no pseudo-headers', async (_name, args, base, scheme) => {
+    const answer = await curl(args, `${base()}/api/echo/users/7?x=1`);
+    expect([answer.version, answer.status]).toEqual(['2', 200]);
+    const echo = JSON.parse(answer.body) as { name: string; url: string; headers: Record<string, string> };
+    expect(echo).toMatchObject({ name: 'echo-1', url: '/users/7?x=1' });
+    expect(echo.headers.host).toBe(new URL(base()).host);
+    expect(echo.headers['x-forwarded-proto']).toBe(scheme);
+    expect(Object.keys(echo.headers).filter((name) => name.startsWith(':'))).toEqual([]);
+  });
+
+  it('sends an HTTP/2 request body upstream', async () => {
+    const answer = await curl(['--http2-prior-knowledge', '-X', 'POST', '--data-binary', 'hello'], `${web}/api/echo/upload`);
+    expect(answer.version).toBe('2');
+    expect(JSON.parse(answer.body)).toMatchObject({ method: 'POST', headers: { 'content-length': '5' } });
+  });
+
+  it('still serves HTTP/1.1 on both entry points', async () => {
+    for (const base of [web, websecure]) {
+      const answer = await curl(['--http1.1'], `${base}/api/echo/old`);
+      expect([answer.version, answer.status, (JSON.parse(answer.body) as { url: string }).url]).toEqual(['1.1', 200, '/old']);
+    }
+  });
+
+  it('answers 404 on the entry point a route is not for, and serves it on its own', async () => {
+    expect((await curl(['--http2-prior-knowledge'], `${web}/secure-only/x`)).status).toBe(404);
+    expect((await curl(['--http1.1'], `${web}/secure-only/x`)).status).toBe(404);
+    const answer = await curl(['--http2'], `${websecure}/secure-only/x`);
+    expect([answer.version, answer.status]).toEqual(['2', 200]);
+  });
+
+  it.each([
+    ['h2c', ['--http2-prior-knowledge'], () => web],
+    ['h2 over TLS', ['--http2'], () => websecure],
+  ])('streams a response over %s: the first chunk arrives before the backend is allowed to send the second', async (name, args, base) => {
+    const key = `k-${name.replace(/\W/g, '')}-${Date.now()}`;
+    const client = spawn('curl', ['-sS', '-k', '-N', '-m', '30', ...args, '-w', '\n%{http_version}', `${base()}/api/echo/stream/${key}`]);
+    let output = '';
+    client.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => client.once('close', resolve));
+    try {
+      await waitFor(() => output.includes('first echo-1'), { timeoutMs: 10_000, message: 'the first chunk through the gateway' });
+      expect(output).not.toContain('second');
+      // Only now may the backend send the rest.
+      const released = await fetch(`http://127.0.0.1:${member.port}/release/${key}`, { method: 'POST' });
+      expect(released.status).toBe(204);
+      expect(await exited).toBe(0);
+      expect(output).toBe('first echo-1\nsecond\n\n2');
+    } finally {
+      client.kill();
+    }
+  });
+});
