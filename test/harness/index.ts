@@ -12,3 +12,4 @@ export * from './docker.ts';
 export * from './programs.ts';
 export * from './registry-node.ts';
 export * from './zookeeper-client.ts';
+export * from './openssl-ca.ts';
