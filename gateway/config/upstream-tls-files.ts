@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -78,11 +78,13 @@ export function readUpstreamTlsFiles(config: GatewayConfig, configPath: string):
   return { config: { ...config, defaults, services }, issues };
 }
 
-/** Lets node:tls judge the CA bundle and the certificate/key pair once per combination of files. */
+/** Lets node:crypto and node:tls judge the CA bundle and the certificate/key pair, once per combination of files. */
 function check(tls: UpstreamTlsSettings, files: UpstreamTlsFiles, at: readonly string[], checked: Set<string>, issues: TlsFileIssue[]): void {
   if (files.ca && !checked.has(`ca:${files.ca.path}`)) {
     checked.add(`ca:${files.ca.path}`);
     try {
+      // node:tls skips PEM blocks it cannot parse in `ca`; X509Certificate does not (it reads the first certificate).
+      new X509Certificate(files.ca.text);
       createSecureContext({ ca: files.ca.text });
     } catch (error) {
       issues.push({ path: [...at, 'tls', 'caFile'], message: `${files.ca.path}: not a usable CA bundle (${(error as Error).message})` });

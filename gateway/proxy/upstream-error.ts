@@ -153,7 +153,7 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
 
 /** True when a failure of `errorClass` counts against the upstream (passive health, latency, metrics of upstream errors). */
 export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
-  return !isNotUpstreamFault(errorClass);
+  return !isNotUpstreamFault(healthClassOf(errorClass));
 }
 
 /**
