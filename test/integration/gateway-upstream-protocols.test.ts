@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'undici';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, mkdirp } from '../../src/zookeeper/zookeeper-writes.ts';
@@ -76,6 +77,8 @@ describe('the gateway speaks each instance its registered protocol, for traffic 
     await registerInstance('secure-h2', { port: h2.port, protocol: 'h2' });
     await registerInstance('rogue', { port: rogue.port, protocol: 'https' });
     await registerInstance('raw-tcp', { port: h2c.port, protocol: 'tcp' });
+    await registerInstance('ws', { port: https.port, protocol: 'https' });
+    await create(writer, '/services/ws/b-closed', Buffer.from(JSON.stringify({ host: '127.0.0.1', port: await freePort(), protocol: 'https' })), zookeeper.CreateMode.EPHEMERAL);
     const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
@@ -91,6 +94,7 @@ services:
   secure-h2: {}
   rogue: { healthCheck: false, outlierDetection: false, retries: false }
   raw-tcp: { healthCheck: false, outlierDetection: { consecutiveErrors: 1, maxEjectionPercent: 100 } }
+  ws: { balancer: round-robin, healthCheck: false, outlierDetection: false, retries: { attempts: 2, retryOn: [connect-failure] } }
 routes:
   - { path: /said-h2c, service: said-h2c, stripPrefix: true }
   - { path: /unsaid, service: unsaid, stripPrefix: true }
@@ -98,6 +102,7 @@ routes:
   - { path: /secure-h2, service: secure-h2, stripPrefix: true }
   - { path: /rogue, service: rogue, stripPrefix: true }
   - { path: /raw-tcp, service: raw-tcp, stripPrefix: true }
+  - { path: /ws, service: ws, stripPrefix: true }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
   });
@@ -147,6 +152,23 @@ routes:
     const answer = await get(gateway.port, '/rogue/who');
     expect(answer.status).toBe(502);
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'upstream-tls', status: 502, service: 'rogue' });
+  });
+
+  it('makes the WebSocket handshake over TLS to an https instance, retrying on another instance when one refuses', async () => {
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'ws')?.instances.length === 2, { timeoutMs: 10_000, message: 'both ws instances listed' });
+    // Round-robin over a refused instance and a live one: one of two handshakes starts on the refused one.
+    for (let index = 0; index < 2; index += 1) {
+      const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws/chat`);
+      try {
+        const message = await new Promise<string>((resolve, reject) => {
+          socket.addEventListener('message', (event) => resolve(String(event.data)));
+          socket.addEventListener('error', () => reject(new Error(`handshake ${index + 1} failed`)));
+        });
+        expect(JSON.parse(message)).toMatchObject({ name: 'https-1', encrypted: true, servername: 'backend.test', url: '/chat' } satisfies Partial<Received>);
+      } finally {
+        socket.close();
+      }
+    }
   });
 
   it('answers 502 unsupported-protocol for a tcp instance behind an HTTP route, without counting it against the instance', async () => {
