@@ -9,16 +9,15 @@ import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { NamedMiddlewareRegistry } from './middleware/index.ts';
-import { createProxy, type ProxyDependencies } from './proxy/proxy.ts';
-import { createUpgradeProxy } from './proxy/upgrade.ts';
-import { UpstreamPools } from './proxy/upstream-pools.ts';
+import { createProxy, createUpgradeProxy, type ProxyDependencies } from './proxy/proxy.ts';
+import { UpstreamTransports } from './transports/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
 import { startEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
 import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
 import { ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, InstanceTraffic, recordInstances, RequestMetrics } from './telemetry/index.ts';
 
-/** Pools unused for this long are closed (their instance has most likely left). */
+/** Transports (and their connections) unused for this long are closed (their instance has most likely left). */
 const POOL_IDLE_MS = 5 * 60_000;
 
 /** A running gateway. */
@@ -75,11 +74,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     recordInstances(snapshot);
     traffic.retain(snapshot.service, snapshot.endpoints.map((endpoint) => endpoint.address));
   });
-  const pools = new UpstreamPools();
+  const transports = new UpstreamTransports();
   const proxyDependencies: ProxyDependencies = {
     pickerFor: (service) => balancers.pickerFor(service),
     policyFor: policyResolver(() => config),
-    pools,
+    transports,
     observer: traffic,
   };
 
@@ -117,7 +116,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   const configChanges = new Subject<ConfigChange>();
   const sources = { aggregator, balancers, traffic, registries, config: () => config };
   let admin: AdminListener | undefined;
-  const sweeper = setInterval(() => pools.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
+  const sweeper = setInterval(() => transports.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
   sweeper.unref();
   const release = async () => {
     clearInterval(sweeper);
@@ -126,7 +125,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     healthWatch.unsubscribe();
     balancers.close();
     await aggregator.close();
-    await pools.close();
+    await transports.close();
     options.accessLogger?.flush();
   };
 

@@ -118,3 +118,18 @@ routes:
     expect(calls).toEqual(['rewrite', 'headers']);
   });
 });
+
+describe('createRequestRunner when something inside the onion throws', () => {
+  it('answers 500 internal and still reports the request once', async () => {
+    const ended: number[] = [];
+    const runner = createRequestRunner(parseConfig('g.yaml', 'accessLog: false\nroutes: [{ path: /, service: svc }]'), {
+      proxy: () => Promise.reject(new Error('a middleware failed')),
+      hasService: () => true,
+      onRequestEnd: (context) => ended.push(context.outcome.status),
+    });
+    const answer = await (await serve(runner))('/x');
+    expect(answer.status).toBe(500);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'internal', status: 500, service: 'svc' });
+    expect(ended).toEqual([500]);
+  });
+});

@@ -33,6 +33,29 @@ describe('ServiceBalancers', () => {
     expect(balancers.names()).toEqual(['declared', 'listed']);
   });
 
+  it("applies the service's protocol to instances whose entry named none; the registry wins where it did", async () => {
+    const provider = new StaticProvider('static');
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
+    const balancers = new ServiceBalancers(aggregator, parseConfig('g.yaml', 'services: { api: { protocol: h2c } }'));
+    cleanups.push(() => aggregator.close(), () => balancers.close());
+    aggregator.start();
+    provider.replace(
+      new Map([
+        [
+          'api',
+          [
+            { service: 'api', name: 'plain', data: '{"host":"127.0.0.1","port":1001}' },
+            { service: 'api', name: 'said-http', data: '{"host":"127.0.0.1","port":1002,"protocol":"http"}' },
+            { service: 'api', name: 'said-https', data: '{"host":"127.0.0.1","port":1003,"protocol":"https"}' },
+          ],
+        ],
+      ]),
+    );
+    await waitFor(() => balancers.health('api')?.endpoints.length === 3, { message: 'the three instances' });
+    const protocols = Object.fromEntries(balancers.health('api')!.endpoints.map((endpoint) => [endpoint.instance.id, endpoint.instance.protocol]));
+    expect(protocols).toEqual({ plain: 'h2c', 'said-http': 'http', 'said-https': 'https' });
+  });
+
   it('builds the balancer of a service that is only declared on its first request', () => {
     const { balancers } = start('services: { declared: {} }');
     expect(balancers.balancer('declared')).toBeUndefined();

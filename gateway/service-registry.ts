@@ -1,7 +1,9 @@
-import { Observable, Subject, type Subscription } from 'rxjs';
+import { map, Observable, Subject, type Subscription } from 'rxjs';
 import { createServiceBalancer, type ServiceBalancer } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
+import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
+import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type GatewayConfig, type ServiceSettings } from './config/index.ts';
 
@@ -99,7 +101,12 @@ export class ServiceBalancers {
 
   private create(service: string): ServiceBalancer {
     const settings = serviceSettings(this.config, service);
-    const balancer = createServiceBalancer(this.aggregator.service(service), serviceBalancerOptions(settings));
+    const conf = this.aggregator.service(service);
+    // The service's protocol applies to instances whose registry entry named none, before health
+    // checks and balancers see them, so checks and traffic speak the same protocol.
+    const protocol = settings.protocol;
+    const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
+    const balancer = createServiceBalancer({ service, conf$ }, serviceBalancerOptions(settings));
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);
@@ -117,6 +124,18 @@ export class ServiceBalancers {
 
 /** What a balancer is built from; instances are left out, since they arrive through the registry stream. */
 function fingerprint(config: GatewayConfig, service: string): string {
-  const { balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs } = serviceSettings(config, service);
-  return JSON.stringify({ balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs });
+  const { balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
+  // The probe speaks the protocol with the TLS settings; files count by digest (PemFile hides its text).
+  return JSON.stringify({ balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
+}
+
+/** `conf` with `protocol` for every instance whose registry entry named none; the same object when none changes. */
+function withServiceProtocol(conf: ServiceConf, protocol: InstanceProtocol): ServiceConf {
+  let changed = false;
+  const instances = conf.instances.map((instance) => {
+    const resolved = withDefaultProtocol(instance, protocol);
+    changed ||= resolved !== instance;
+    return resolved;
+  });
+  return changed ? { ...conf, instances } : conf;
 }

@@ -33,7 +33,9 @@ export class Agent {
       host: options.host,
       port: options.port,
       weight: options.weight,
+      // Unspecified: the gateway applies the service's configured protocol (http by default).
       protocol: 'http',
+      protocolDefaulted: true,
       metadata: options.metadata,
     };
     const log = componentLogger('agent', { service: options.service, id: options.id });
@@ -99,7 +101,7 @@ export function register(options: RegisterOptions): RegistrationHandle {
     host,
     port: options.port,
     weight: options.weight ?? 1,
-    protocol: options.protocol ?? 'http',
+    ...(options.protocol === undefined ? { protocol: 'http', protocolDefaulted: true } : { protocol: options.protocol }),
     metadata: options.metadata ?? {},
   });
   return { registration, close: () => registration.close() };

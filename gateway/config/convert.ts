@@ -1,7 +1,7 @@
 import type { ServiceBalancerOptions } from '../../src/balance/service-balancer.ts';
 import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
-import { httpProbe } from '../../src/health/probe-http.ts';
+import { httpProbe, type ProbeTlsOptions } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
 
@@ -10,12 +10,16 @@ export function serviceSettings(config: GatewayConfig, service: string): Service
   return config.services.get(service) ?? config.defaults;
 }
 
-/** The core's options for `createServiceBalancer`: the balancer, active checks (with a built probe), outlier detection, panic, grace. */
+/**
+ * The core's options for `createServiceBalancer`: the balancer, active checks (with a built probe
+ * that speaks each instance's protocol with the service's TLS settings, as traffic does), outlier
+ * detection, panic, grace.
+ */
 export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalancerOptions {
   return {
     balancer: settings.balancer,
     health: {
-      ...(settings.healthCheck ? { active: activeCheckOptions(settings.healthCheck) } : {}),
+      ...(settings.healthCheck ? { active: activeCheckOptions(settings.healthCheck, upstreamConnection(settings).tls) } : {}),
       outlier: settings.outlierDetection,
       panicThresholdPercent: settings.panicThresholdPercent,
       removalGraceMs: settings.removalGraceMs,
@@ -23,11 +27,12 @@ export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalanc
   };
 }
 
-function activeCheckOptions(check: HealthCheckSettings): ActiveCheckOptions {
+function activeCheckOptions(check: HealthCheckSettings, tls: UpstreamConnection['tls']): ActiveCheckOptions {
+  const probeTls: ProbeTlsOptions = Object.fromEntries(Object.entries({ ...tls }).filter(([, value]) => value !== undefined));
   const probe =
     check.type === 'tcp'
       ? tcpProbe()
-      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
+      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
   return {
     probe,
     intervalMs: check.intervalMs,
@@ -38,12 +43,46 @@ function activeCheckOptions(check: HealthCheckSettings): ActiveCheckOptions {
   };
 }
 
+/** How the transports connect to the instances of a service: what their connections are keyed by. */
+export interface UpstreamConnection {
+  readonly connectTimeoutMs: number;
+  /** TLS for `https`, `h2` and `grpcs` instances, as plain values (PEM text). */
+  readonly tls: {
+    readonly ca: string | undefined;
+    readonly cert: string | undefined;
+    readonly key: string | undefined;
+    readonly serverName: string | undefined;
+    readonly verify: boolean;
+  };
+  /** Equal for equal settings (the files by digest), so services with the same settings share connections. */
+  readonly key: string;
+}
+
+const connections = new WeakMap<ServiceSettings, UpstreamConnection>();
+
+/** The connection settings of a service, computed once per settings object. */
+export function upstreamConnection(settings: ServiceSettings): UpstreamConnection {
+  let connection = connections.get(settings);
+  if (!connection) {
+    const { tls } = settings;
+    const files = tls.files;
+    connection = {
+      connectTimeoutMs: settings.timeouts.connectMs,
+      tls: { ca: files?.ca?.text, cert: files?.cert?.text, key: files?.key?.text, serverName: tls.serverName, verify: tls.verify },
+      key: [settings.timeouts.connectMs, tls.verify, tls.serverName ?? '', files?.ca?.sha256 ?? '', files?.cert?.sha256 ?? '', files?.key?.sha256 ?? ''].join(','),
+    };
+    connections.set(settings, connection);
+  }
+  return connection;
+}
+
 /** What the proxy needs for one request: attempts and timeouts of the service with the route's overrides applied. */
 export interface UpstreamPolicy {
   /** Further attempts after the first (`attempts - 1`). */
   readonly retries: number;
   readonly retryOn: readonly RetryCondition[];
   readonly connectTimeoutMs: number;
+  readonly connection: UpstreamConnection;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
 }
@@ -55,6 +94,7 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
     retries: Math.max(0, attempts - 1),
     retryOn: route?.retries?.retryOn ?? settings.retries.retryOn,
     connectTimeoutMs: settings.timeouts.connectMs,
+    connection: upstreamConnection(settings),
     headersTimeoutMs: route?.timeouts?.headersMs ?? settings.timeouts.headersMs,
     bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
   };
@@ -67,8 +107,10 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
  */
 export function retryConditionOf(errorClass: string): RetryCondition | undefined {
   switch (errorClass) {
+    // A failed TLS handshake sent nothing, like a refused connection; another instance may hold a good certificate.
     case 'connect-refused':
     case 'connect-timeout':
+    case 'upstream-tls':
       return 'connect-failure';
     case 'reset-before-headers':
     case 'upstream-protocol':

@@ -7,7 +7,10 @@ import {
   DEFAULT_MAX_EJECTION_MS,
   DEFAULT_MAX_EJECTION_PERCENT,
 } from '../../src/health/outlier-detector.ts';
-import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, UpstreamTimeouts } from './types.ts';
+import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, UpstreamTimeouts, UpstreamTlsSettings } from './types.ts';
+
+/** Upstream TLS verifies against the system roots and the instance host unless told otherwise. */
+export const DEFAULT_UPSTREAM_TLS: UpstreamTlsSettings = { caFile: undefined, serverName: undefined, verify: true, certFile: undefined, keyFile: undefined, files: undefined };
 
 /** Every interface, port 8080. */
 export const DEFAULT_LISTEN: ListenAddress = { host: undefined, port: 8080 };

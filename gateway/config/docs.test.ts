@@ -11,6 +11,7 @@ describe('docs/configuration.md', () => {
   });
 
   it.each(examples.map((text, index) => [index + 1, text] as const))('holds a valid configuration in YAML example %i', (_index, text) => {
-    expect(() => parseConfig('docs/configuration.md', text)).not.toThrow();
+    // Examples name certificate files that exist only on the reader's machine.
+    expect(() => parseConfig('docs/configuration.md', text, { readFiles: false })).not.toThrow();
   });
 });

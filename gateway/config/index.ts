@@ -1,12 +1,15 @@
 // The gateway configuration file: load and watch it, its resolved types, and converters to the core's options.
-export { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamPolicy } from './convert.ts';
-export type { UpstreamPolicy } from './convert.ts';
+export { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamConnection, upstreamPolicy } from './convert.ts';
+export type { UpstreamConnection, UpstreamPolicy } from './convert.ts';
 export * from './defaults.ts';
 export { ipRangeMatcher, isLoopbackHost, parseIpRanges, plainIp } from './ip-range.ts';
 export type { IpRange } from './ip-range.ts';
 export type { ConfigIssue } from './issues.ts';
 export { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
-export { RETRY_CONDITIONS } from './schema-service.ts';
+export type { ParseConfigOptions } from './load.ts';
+export { PemFile } from './upstream-tls-files.ts';
+export type { UpstreamTlsFiles } from './upstream-tls-files.ts';
+export { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 export type {
   AdminSettings,
   CertificateFiles,
@@ -31,7 +34,9 @@ export type {
   ServiceSettings,
   ShutdownSettings,
   StaticInstance,
+  UpstreamProtocol,
   UpstreamTimeouts,
+  UpstreamTlsSettings,
 } from './types.ts';
 export { CONFIG_DEBOUNCE_MS, watchConfig } from './watch.ts';
 export type { ConfigResult, WatchConfigOptions } from './watch.ts';

@@ -4,6 +4,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
+import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
 
@@ -22,10 +23,11 @@ export class GatewayConfigError extends ConfigFileError {
 
 /**
  * Parses the text of a gateway configuration file (YAML, or JSON which is YAML) and applies every
- * default. Throws `GatewayConfigError` naming `path`, the key path, its line and the reason; every
- * problem in the file is reported at once, and unknown keys are errors.
+ * default, then reads the TLS files it names (relative to `path`'s folder). Throws
+ * `GatewayConfigError` naming `path`, the key path, its line and the reason; every problem in the
+ * file is reported at once, and unknown keys are errors.
  */
-export function parseConfig(path: string, text: string): GatewayConfig {
+export function parseConfig(path: string, text: string, options: ParseConfigOptions = {}): GatewayConfig {
   const lines = new LineCounter();
   // `merge` lets a file share settings through YAML anchors (`<<: *common`).
   const document = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
@@ -45,7 +47,20 @@ export function parseConfig(path: string, text: string): GatewayConfig {
   }
   const parsed = configSchema.safeParse(withoutExtensions(content ?? {}));
   if (!parsed.success) throw new GatewayConfigError(path, locateIssues(parsed.error.issues, document, lines));
-  return resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
+  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
+  if (options.readFiles === false) return resolved;
+  const { config, issues } = readUpstreamTlsFiles(resolved, path);
+  if (issues.length > 0) {
+    const asZod = issues.map((issue) => ({ code: 'custom' as const, path: [...issue.path], message: issue.message, input: undefined }));
+    throw new GatewayConfigError(path, locateIssues(asZod, document, lines));
+  }
+  return config;
+}
+
+/** Options of `parseConfig`. */
+export interface ParseConfigOptions {
+  /** Read the files the configuration names (upstream TLS); true by default. Off for documentation examples, whose files do not exist. */
+  readonly readFiles?: boolean;
 }
 
 /** Top-level `x-…` keys are the author's own (YAML anchors to share, notes), as in Docker Compose files. */

@@ -96,6 +96,11 @@ describe('upstreamPolicy', () => {
       retries: 0,
       retryOn: DEFAULT_RETRY_POLICY.retryOn,
       connectTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.connectMs,
+      connection: {
+        connectTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.connectMs,
+        tls: { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: true },
+        key: `${DEFAULT_UPSTREAM_TIMEOUTS.connectMs},true,,,,`,
+      },
       headersTimeoutMs: 100,
       bodyTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs,
     });
@@ -108,6 +113,8 @@ describe('upstreamPolicy', () => {
   it.each([
     ['connect-refused', 'connect-failure'],
     ['connect-timeout', 'connect-failure'],
+    ['upstream-tls', 'connect-failure'],
+    ['unsupported-protocol', undefined],
     ['reset-before-headers', 'reset'],
     ['upstream-protocol', 'reset'],
     ['headers-timeout', 'headers-timeout'],
@@ -126,8 +133,8 @@ describe('staticInstanceLists', () => {
     expect([...lists.keys()]).toEqual(['pricing']);
     const decoded = lists.get('pricing')!.map((raw) => decodeInstance(raw));
     expect(decoded.map((result) => (result.ok ? result.instance : result.error.message))).toEqual([
-      { id: '10.0.0.1:8080', service: 'pricing', host: '10.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} },
-      { id: 'p-2', service: 'pricing', host: '::1', port: 8081, weight: 3, protocol: 'http', metadata: { zone: 'a' } },
+      { id: '10.0.0.1:8080', service: 'pricing', host: '10.0.0.1', port: 8080, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
+      { id: 'p-2', service: 'pricing', host: '::1', port: 8081, weight: 3, protocol: 'http', protocolDefaulted: true, metadata: { zone: 'a' } },
     ]);
   });
 });

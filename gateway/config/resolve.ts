@@ -12,6 +12,7 @@ import {
   DEFAULT_RETRY_POLICY,
   DEFAULT_SERVER_LIMITS,
   DEFAULT_UPSTREAM_TIMEOUTS,
+  DEFAULT_UPSTREAM_TLS,
 } from './defaults.ts';
 import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -36,6 +37,8 @@ import type {
 } from './types.ts';
 
 const BUILT_IN: ServiceSettings = {
+  protocol: 'http',
+  tls: DEFAULT_UPSTREAM_TLS,
   balancer: DEFAULT_BALANCER,
   healthCheck: false,
   outlierDetection: DEFAULT_OUTLIER_DETECTION,
@@ -126,6 +129,8 @@ function resolveAdmin(input: ConfigInput['admin']): AdminSettings | undefined {
 /** One layer over another: a section the layer leaves out is inherited whole, a section it sets is merged key by key. */
 function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): ServiceSettings {
   return {
+    protocol: layer.protocol ?? base.protocol,
+    tls: { ...base.tls, ...defined({ caFile: layer.tls?.caFile, serverName: layer.tls?.serverName, verify: layer.tls?.verify, certFile: layer.tls?.certFile, keyFile: layer.tls?.keyFile }) },
     balancer: layer.balancer ? balancerConfig(layer.balancer) : base.balancer,
     healthCheck: mergeHealthCheck(base.healthCheck, layer.healthCheck),
     outlierDetection: mergeOutlierDetection(base.outlierDetection, layer.outlierDetection),

@@ -102,7 +102,29 @@ const instanceEntry = z.union(
   { error: 'expected "host:port" or { host, port, weight?, id?, protocol?, metadata? }' },
 );
 
+/** Upstream protocols a service may default its instances to (`tcp` is never proxied over HTTP). */
+export const UPSTREAM_PROTOCOLS = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs'] as const;
+
+const pemPath = z.string().min(1, 'expected a file path');
+
+/** TLS towards the upstreams of a service, for traffic and health checks alike; files are read by `readUpstreamTlsFiles`. */
+const upstreamTls = section({
+  caFile: pemPath.optional(),
+  serverName: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[A-Za-z0-9.-]+$/, 'expected a DNS name (an IP address is never sent as SNI)')
+    .refine((name) => !/^[\d.]+$/.test(name), 'expected a DNS name (an IP address is never sent as SNI)')
+    .optional(),
+  verify: z.boolean().optional(),
+  certFile: pemPath.optional(),
+  keyFile: pemPath.optional(),
+}).refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { message: 'certFile and keyFile go together (a client certificate needs its key)' });
+
 const settingsShape = {
+  protocol: z.enum(UPSTREAM_PROTOCOLS).optional(),
+  tls: upstreamTls.optional(),
   balancer: balancer.optional(),
   healthCheck: z.union([z.boolean(), healthCheck], { error: 'expected true, false or { type, path, interval, … }' }).optional(),
   outlierDetection: z.union([z.boolean(), outlierDetection], { error: 'expected true, false or { consecutiveErrors, … }' }).optional(),

@@ -2,7 +2,8 @@ import type { BalancerConfig } from '../../src/balance/balancer-factory.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
-import type { RETRY_CONDITIONS } from './schema-service.ts';
+import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
+import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 import type { ListenAddress } from './schema-values.ts';
 
 export type { ListenAddress };
@@ -85,8 +86,28 @@ export interface RegistryConfig {
 /** A failure the proxy may retry on another instance; see `retryConditionOf`. */
 export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
 
+/** An upstream protocol a service may default its instances to. */
+export type UpstreamProtocol = (typeof UPSTREAM_PROTOCOLS)[number];
+
+/** TLS towards the upstreams of a service (`https`, `h2`, `grpcs`), for traffic and health checks alike. */
+export interface UpstreamTlsSettings {
+  /** Trusted CAs; undefined: the system roots. */
+  readonly caFile: string | undefined;
+  /** SNI and the name verified; undefined: the instance host (no SNI for an IP). */
+  readonly serverName: string | undefined;
+  readonly verify: boolean;
+  /** Client certificate and key for mutual TLS; both or neither. */
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+  /** What the files held when the configuration was loaded; undefined before `readUpstreamTlsFiles`. */
+  readonly files: UpstreamTlsFiles | undefined;
+}
+
 /** Everything the gateway needs to balance, check and call one service. */
 export interface ServiceSettings {
+  /** The protocol of instances whose registry entry names none (the registry wins when it does). */
+  readonly protocol: UpstreamProtocol;
+  readonly tls: UpstreamTlsSettings;
   readonly balancer: BalancerConfig;
   readonly healthCheck: HealthCheckSettings | false;
   readonly outlierDetection: OutlierDetectionSettings | false;

@@ -1,10 +1,9 @@
 import type { Picker } from '../../src/balance/picker.ts';
 import { retryConditionOf, type RetryCondition } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
+import type { AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
 import { sendGatewayError } from './error-response.ts';
-import { attemptUpstream, type AttemptTimeouts } from './upstream-attempt.ts';
 import { isIdempotent, isRetryable, type GatewayErrorClass } from './upstream-error.ts';
-import type { UpstreamPools } from './upstream-pools.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -12,7 +11,8 @@ export interface ProxyPolicy extends AttemptTimeouts {
   readonly retries: number;
   /** Failure kinds that may be retried at all; `isRetryable` narrows them further by method and body. */
   readonly retryOn: readonly RetryCondition[];
-  readonly connectTimeoutMs: number;
+  /** How transports connect to the service's instances (connect timeout, TLS); part of the transport key. */
+  readonly connection: TransportSettings;
 }
 
 /** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
@@ -29,7 +29,8 @@ export interface ProxyDependencies {
   pickerFor(service: string): Picker | undefined;
   /** The retry and timeout policy for this request. */
   policyFor(context: GatewayContext): ProxyPolicy;
-  pools: UpstreamPools;
+  /** The transport per instance protocol, address and connection settings. */
+  transports: UpstreamTransports;
   /** Per-instance counters and upstream error metrics. */
   observer?: AttemptObserver;
 }
@@ -38,11 +39,14 @@ export interface ProxyDependencies {
 const DISTINCT_PICK_TRIES = 3;
 
 /**
- * The centre of the onion: picks an instance, sends the request, streams the answer, and on a
- * retryable failure tries another instance within the policy's budget. Failures the client must
- * see become a JSON answer with the mapped status (503 none, 502 refused/reset, 504 timeout).
+ * The centre of the onion: picks an instance, sends the request through the transport of the
+ * instance's protocol, streams the answer, and on a retryable failure tries another instance within
+ * the policy's budget. Failures the client must see become a JSON answer with the mapped status
+ * (503 none, 502 refused/reset/TLS, 504 timeout). With `upgrade`, each attempt is a WebSocket
+ * handshake instead (`context.response` is then a ServerResponse on the client socket).
  */
-export function createProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {
+export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
+  const upgrade = mode === 'upgrade';
   return async function proxy(context) {
     const picker = dependencies.pickerFor(context.service);
     const observer = dependencies.observer;
@@ -52,7 +56,7 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
     }
     const policy = dependencies.policyFor(context);
     const { request } = context;
-    const hasBody = request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
+    const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
     const idempotent = isIdempotent(context.upstream.method);
     const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
     const tried = new Set<string>();
@@ -73,8 +77,8 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
       tried.add(pick.address);
       context.outcome.attempts = attempt;
       context.outcome.upstream = pick.address;
-      const pool = dependencies.pools.get(pick.instance, pick.address, policy.connectTimeoutMs);
-      const result = await attemptUpstream(context, pool, pick, policy, hasBody ? request : null);
+      const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
+      const result = upgrade ? await transport.upgrade(context, pick, policy) : await transport.attempt(context, pick, policy, hasBody ? request : null);
       observer?.attempt(context.service, pick.address, result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass);
       if (result.ok) return;
       lastError = result.errorClass;
@@ -93,4 +97,9 @@ export function createProxy(dependencies: ProxyDependencies): (context: GatewayC
       context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
     }
   };
+}
+
+/** The proxy for `Upgrade` requests (WebSocket): the same attempt loop, each attempt a handshake. */
+export function createUpgradeProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {
+  return createProxy(dependencies, 'upgrade');
 }

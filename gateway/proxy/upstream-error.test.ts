@@ -21,6 +21,26 @@ describe('classifyUpstreamError', () => {
     { error: new errors.RequestContentLengthMismatchError(), started: false, expected: 'client-body-error', status: 400 },
     { error: new errors.RequestAbortedError(), started: false, expected: 'cancelled', status: 499 },
     { error: new Error('anything else'), started: false, expected: 'reset-before-headers', status: 502 },
+    // TLS: the upstream's certificate, chain or name; undici may wrap the TLS error in a socket error.
+    { error: coded('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: coded('DEPTH_ZERO_SELF_SIGNED_CERT'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: coded('SELF_SIGNED_CERT_IN_CHAIN'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: coded('CERT_HAS_EXPIRED'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: coded('ERR_TLS_CERT_ALTNAME_INVALID'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_WRONG_VERSION_NUMBER') }), started: false, expected: 'upstream-tls', status: 502 },
+    // node:http2
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_REFUSED_STREAM' }), started: false, expected: 'connect-refused', status: 502 },
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: false, expected: 'reset-before-headers', status: 502 },
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
+    { error: coded('ERR_HTTP2_GOAWAY_SESSION'), started: false, expected: 'connect-refused', status: 502 },
+    { error: coded('ERR_HTTP2_ERROR'), started: false, expected: 'upstream-protocol', status: 502 },
+    { error: coded('ERR_HTTP2_INVALID_CONNECTION_HEADERS'), started: false, expected: 'request-rejected', status: 400 },
+    { error: coded('SB_UPSTREAM_CONNECT_TIMEOUT'), started: false, expected: 'connect-timeout', status: 504 },
+    { error: coded('SB_UPSTREAM_HEADERS_TIMEOUT'), started: false, expected: 'headers-timeout', status: 504 },
+    { error: coded('SB_UPSTREAM_BODY_TIMEOUT'), started: true, expected: 'body-timeout', status: 504 },
+    // The WebSocket handshake and protocols HTTP cannot be proxied to.
+    { error: coded('SB_UPGRADE_REFUSED'), started: false, expected: 'upgrade-refused', status: 502 },
+    { error: coded('SB_UNSUPPORTED_PROTOCOL'), started: false, expected: 'unsupported-protocol', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
     const errorClass = classifyUpstreamError(error, started);
     expect(errorClass).toBe(expected);
@@ -42,6 +62,9 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'body-timeout', counts: true, health: 'body-timeout' },
     { errorClass: 'http-5xx', counts: true, health: 'http-5xx' },
     { errorClass: 'upstream-protocol', counts: true, health: 'reset-before-headers' },
+    { errorClass: 'upstream-tls', counts: true, health: 'upstream-tls' },
+    { errorClass: 'unsupported-protocol', counts: false, health: 'request-rejected' },
+    { errorClass: 'upgrade-refused', counts: false, health: 'request-rejected' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
@@ -58,6 +81,7 @@ describe('isRetryable', () => {
   it.each([
     { errorClass: 'connect-refused', idempotent: false, consumed: false, expected: true },
     { errorClass: 'connect-timeout', idempotent: false, consumed: false, expected: true },
+    { errorClass: 'upstream-tls', idempotent: false, consumed: false, expected: true },
     { errorClass: 'reset-before-headers', idempotent: true, consumed: false, expected: true },
     { errorClass: 'reset-before-headers', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-before-headers', idempotent: true, consumed: true, expected: false },

@@ -4,7 +4,15 @@ import { isNotUpstreamFault, type UpstreamErrorClass } from '../../src/health/up
  * Why the gateway answered instead of an upstream. Upstream transport failures use the health
  * layer's classes, so retries, passive health, metrics and the status the client sees agree.
  */
-export type GatewayErrorClass = UpstreamErrorClass | 'no-route' | 'no-instances' | 'no-healthy-instances' | 'upstream-protocol' | 'internal';
+export type GatewayErrorClass =
+  | UpstreamErrorClass
+  | 'no-route'
+  | 'no-instances'
+  | 'no-healthy-instances'
+  | 'upstream-protocol'
+  | 'unsupported-protocol'
+  | 'upgrade-refused'
+  | 'internal';
 
 /**
  * Status the client sees for each class (503 nothing to send to, 502 refused/reset/bad answer, 504
@@ -19,6 +27,9 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'reset-before-headers': 502,
   'reset-after-headers': 502,
   'upstream-protocol': 502,
+  'upstream-tls': 502,
+  'unsupported-protocol': 502,
+  'upgrade-refused': 502,
   'http-5xx': 502,
   'connect-timeout': 504,
   'headers-timeout': 504,
@@ -30,16 +41,75 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
 };
 
 /** Classes after which no byte of the request reached an upstream, so any method may be retried. */
-const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused', 'connect-timeout']);
+const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused', 'connect-timeout', 'upstream-tls']);
+
+/** OpenSSL and Node codes of a TLS handshake the upstream failed: its certificate, its name, its chain. */
+const TLS_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_TLS_HANDSHAKE_TIMEOUT',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+]);
 
 /**
- * Classifies an error of one upstream attempt at the socket boundary (undici and Node codes).
+ * Classifies an error of one upstream attempt at the socket boundary, for every transport: undici
+ * codes (HTTP/1.1, HTTPS, the WebSocket handshake), node:http2 codes (h2c, h2) and TLS codes.
  * `responseStarted` tells a reset before the response headers from one in the middle of the body.
  */
 export function classifyUpstreamError(error: unknown, responseStarted: boolean): GatewayErrorClass {
   const code = (error as { code?: unknown } | null)?.code;
   const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-  switch (code ?? causeCode) {
+  const effective = typeof code === 'string' && code !== 'UND_ERR_SOCKET' ? code : (causeCode ?? code);
+  if (typeof effective === 'string' && TLS_CODES.has(effective)) return 'upstream-tls';
+  switch (effective) {
+    // The server refused the stream or was going away before it was sent: no handler saw it.
+    case 'SB_HTTP2_REFUSED_STREAM':
+    case 'ERR_HTTP2_GOAWAY_SESSION':
+      return 'connect-refused';
+    case 'ERR_HTTP2_STREAM_ERROR':
+      return /REFUSED_STREAM/.test((error as Error).message) ? 'connect-refused' : responseStarted ? 'reset-after-headers' : 'reset-before-headers';
+    case 'SB_UPSTREAM_CONNECT_TIMEOUT':
+      return 'connect-timeout';
+    case 'SB_UPSTREAM_HEADERS_TIMEOUT':
+      return 'headers-timeout';
+    case 'SB_UPSTREAM_BODY_TIMEOUT':
+      return 'body-timeout';
+    case 'SB_UPGRADE_REFUSED':
+      return 'upgrade-refused';
+    case 'SB_UNSUPPORTED_PROTOCOL':
+      return 'unsupported-protocol';
+    // node:http2 refused the request's own headers before sending anything.
+    case 'ERR_HTTP2_INVALID_CONNECTION_HEADERS':
+    case 'ERR_HTTP2_INVALID_HEADER_VALUE':
+    case 'ERR_HTTP2_HEADER_SINGLE_VALUE':
+    case 'ERR_HTTP2_INVALID_PSEUDOHEADER':
+    case 'ERR_INVALID_HTTP_TOKEN':
+    case 'ERR_INVALID_CHAR':
+      return 'request-rejected';
+    // A peer that does not speak HTTP/2 (no ALPN h2, garbage instead of SETTINGS).
+    case 'ERR_HTTP2_ERROR':
+    case 'ERR_HTTP2_SESSION_ERROR':
+    case 'ERR_HTTP2_INVALID_SESSION':
+      return responseStarted ? 'reset-after-headers' : 'upstream-protocol';
+    case 'ERR_HTTP2_STREAM_CANCEL':
+      return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -83,18 +153,24 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
 
 /** True when a failure of `errorClass` counts against the upstream (passive health, latency, metrics of upstream errors). */
 export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
-  return !isNotUpstreamFault(errorClass);
+  return !isNotUpstreamFault(healthClassOf(errorClass));
 }
 
 /**
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
  * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
- * the gateway caused keep their names, which the health layer never counts.
+ * the gateway caused keep their names, which the health layer never counts; so do an unsupported
+ * protocol and a refused upgrade, which are not the upstream's failures.
  */
 export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
   switch (errorClass) {
     case 'upstream-protocol':
       return 'reset-before-headers';
+    // The gateway cannot speak the instance's protocol (a `tcp` instance behind an HTTP route): a
+    // configuration mismatch, not the instance's fault. An upgrade answered without 101 was answered.
+    case 'unsupported-protocol':
+    case 'upgrade-refused':
+      return 'request-rejected';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':
     case 'no-instances':

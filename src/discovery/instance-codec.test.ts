@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeInstance, encodeInstance, type RawInstance } from './instance-codec.ts';
-import type { Instance } from './instance.ts';
+import { sameInstance, withDefaultProtocol, type Instance } from './instance.ts';
 
 const curator = {
   name: 'user',
@@ -33,12 +33,12 @@ describe('decodeInstance accepts every registry format', () => {
     {
       name: 'the native payload with defaults for id, weight, protocol and metadata',
       raw: { service: 'user', name: 'node-7', data: Buffer.from('{"host":"::1","port":9000}') },
-      expected: { id: 'node-7', service: 'user', host: '::1', port: 9000, weight: 1, protocol: 'http', metadata: {} },
+      expected: { id: 'node-7', service: 'user', host: '::1', port: 9000, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
     },
     {
       name: 'a Curator ServiceInstance written by Spring Cloud Zookeeper',
       raw: { service: 'user', name: curator.id, data: JSON.stringify(curator) },
-      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 3, protocol: 'http', metadata: { instance_status: 'UP', weight: '3' } },
+      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 3, protocol: 'http', protocolDefaulted: true, metadata: { instance_status: 'UP', weight: '3' } },
     },
     {
       name: 'a Curator ServiceInstance with only an sslPort as https',
@@ -48,12 +48,12 @@ describe('decodeInstance accepts every registry format', () => {
     {
       name: 'a bare host:port node name with empty data',
       raw: { service: 'greeter', name: '127.0.0.1:8082', data: null },
-      expected: { id: '127.0.0.1:8082', service: 'greeter', host: '127.0.0.1', port: 8082, weight: 1, protocol: 'http', metadata: {} },
+      expected: { id: '127.0.0.1:8082', service: 'greeter', host: '127.0.0.1', port: 8082, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
     },
     {
       name: 'a bracketed IPv6 host:port node name with whitespace-only data',
       raw: { service: 'greeter', name: '[::1]:8083', data: '  ' },
-      expected: { id: '[::1]:8083', service: 'greeter', host: '::1', port: 8083, weight: 1, protocol: 'http', metadata: {} },
+      expected: { id: '[::1]:8083', service: 'greeter', host: '::1', port: 8083, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
     },
   ];
 
@@ -64,6 +64,26 @@ describe('decodeInstance accepts every registry format', () => {
   it('round-trips what encodeInstance writes', () => {
     const instance: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 0, protocol: 'grpc', metadata: { zone: 'eu' } };
     expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance(instance) })).toEqual({ ok: true, instance });
+  });
+
+  it('keeps a protocol the entry did not name distinguishable from an explicit http, through encodeInstance too', () => {
+    const defaulted: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} };
+    expect(JSON.parse(encodeInstance(defaulted))).not.toHaveProperty('protocol');
+    expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance(defaulted) })).toEqual({ ok: true, instance: defaulted });
+    const explicit = decodeInstance({ service: 's', name: 'a', data: '{"host":"h","port":1,"protocol":"http"}' });
+    expect(explicit.ok && explicit.instance.protocolDefaulted).toBeFalsy();
+  });
+});
+
+describe('withDefaultProtocol', () => {
+  const base: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 1, protocol: 'http', metadata: {} };
+  it('applies the default only to an instance whose entry named no protocol', () => {
+    expect(withDefaultProtocol({ ...base, protocolDefaulted: true }, 'h2c').protocol).toBe('h2c');
+    expect(withDefaultProtocol(base, 'h2c').protocol).toBe('http');
+    expect(withDefaultProtocol({ ...base, protocol: 'https' }, 'h2c').protocol).toBe('https');
+  });
+  it('tells a defaulted instance from one that named http, so a change between them is a change', () => {
+    expect(sameInstance(base, { ...base, protocolDefaulted: true })).toBe(false);
   });
 });
 

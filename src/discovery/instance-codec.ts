@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InvalidInstanceError } from '../errors.ts';
-import { INSTANCE_PROTOCOLS, type Instance, type InstanceProtocol } from './instance.ts';
+import { INSTANCE_PROTOCOLS, type Instance } from './instance.ts';
 
 /** Highest weight accepted from a registry; larger values are refused as likely mistakes. */
 export const MAX_INSTANCE_WEIGHT = 1_000_000;
@@ -63,10 +63,10 @@ export function decodeInstance(raw: RawInstance): DecodeResult {
   }
 }
 
-/** The native JSON payload the registry agent writes for an instance. */
+/** The native JSON payload the registry agent writes for an instance; `protocol` is left out when it was only defaulted. */
 export function encodeInstance(instance: Instance): string {
   const { id, service, host, port, weight, protocol, metadata } = instance;
-  return JSON.stringify({ id, service, host, port, weight, protocol, metadata });
+  return JSON.stringify({ id, service, host, port, weight, protocol: instance.protocolDefaulted === true ? undefined : protocol, metadata });
 }
 
 function decodeOrThrow(raw: RawInstance): Instance {
@@ -99,7 +99,7 @@ function decodeOrThrow(raw: RawInstance): Instance {
     host: value.host,
     port: value.port,
     weight: value.weight ?? 1,
-    protocol: value.protocol ?? 'http',
+    ...(value.protocol === undefined ? { protocol: 'http', protocolDefaulted: true } : { protocol: value.protocol }),
     metadata: value.metadata ?? {},
   };
 }
@@ -114,14 +114,15 @@ function decodeCurator(raw: RawInstance, json: object, where: string): Instance 
   if (chosenPort === undefined) throw new InvalidInstanceError(`${where}: Curator instance has neither port nor sslPort`);
   const meta: Record<string, string> = { ...(value.payload?.metadata ?? {}) };
   const metaWeight = meta.weight === undefined ? undefined : Number(meta.weight);
-  const protocol: InstanceProtocol = plainPort === undefined ? 'https' : 'http';
+  // Only `sslPort` says something (https); a plain `port` leaves the protocol to the consumer's default.
+  const protocol: Pick<Instance, 'protocol' | 'protocolDefaulted'> = plainPort === undefined ? { protocol: 'https' } : { protocol: 'http', protocolDefaulted: true };
   return {
     id: value.id,
     service: raw.service,
     host: value.address,
     port: chosenPort,
     weight: metaWeight !== undefined && weight.safeParse(metaWeight).success ? metaWeight : 1,
-    protocol,
+    ...protocol,
     metadata: meta,
   };
 }
@@ -139,6 +140,7 @@ function decodeHostPortName(raw: RawInstance, where: string): Instance {
     port: parsedPort.data,
     weight: 1,
     protocol: 'http',
+    protocolDefaulted: true,
     metadata: {},
   };
 }

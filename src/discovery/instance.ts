@@ -16,7 +16,17 @@ export interface Instance {
   /** Relative share of traffic; 0 drains the instance without removing it. */
   readonly weight: number;
   readonly protocol: InstanceProtocol;
+  /**
+   * True when the registry entry did not name a protocol, so `protocol` is the codec's `http` and a
+   * consumer's own default (a gateway service's `protocol`) may replace it; absent when the entry said.
+   */
+  readonly protocolDefaulted?: boolean;
   readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** `instance` speaking `protocol` when its registry entry did not name one; unchanged otherwise (the registry wins). */
+export function withDefaultProtocol(instance: Instance, protocol: InstanceProtocol): Instance {
+  return instance.protocolDefaulted === true && instance.protocol !== protocol ? { ...instance, protocol } : instance;
 }
 
 /** The address balancers and health checks key an instance by: `host:port`, IPv6 hosts bracketed. */
@@ -27,7 +37,7 @@ export function instanceAddress(instance: Pick<Instance, 'host' | 'port'>): stri
 /** True when two instances would route and balance identically. */
 export function sameInstance(a: Instance, b: Instance): boolean {
   if (a.id !== b.id || a.service !== b.service || a.host !== b.host || a.port !== b.port) return false;
-  if (a.weight !== b.weight || a.protocol !== b.protocol) return false;
+  if (a.weight !== b.weight || a.protocol !== b.protocol || (a.protocolDefaulted === true) !== (b.protocolDefaulted === true)) return false;
   const aKeys = Object.keys(a.metadata);
   if (aKeys.length !== Object.keys(b.metadata).length) return false;
   return aKeys.every((key) => a.metadata[key] === b.metadata[key]);

@@ -14,7 +14,7 @@ export {
 } from './outlier-detector.ts';
 export type { OutlierDetectionOptions } from './outlier-detector.ts';
 export { httpProbe } from './probe-http.ts';
-export type { HttpProbeOptions, StatusRange } from './probe-http.ts';
+export type { HttpProbeOptions, ProbeTlsOptions, StatusRange } from './probe-http.ts';
 export { tcpProbe } from './probe-tcp.ts';
 export type { HealthProbe, ProbeResult, ProbeTarget } from './probe.ts';
 export { isNotUpstreamFault, isUpstreamFailure } from './upstream-outcome.ts';

@@ -1,6 +1,11 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { probeFailureDetail, type HealthProbe, type ProbeTarget } from './probe.ts';
+import type { InstanceProtocol } from '../discovery/instance.ts';
+import { http2Probe } from './probe-http2.ts';
+import { probeFailureDetail, type HealthProbe } from './probe.ts';
+import { probeTlsConnectOptions, type ProbeTlsOptions } from './probe-tls.ts';
+
+export type { ProbeTlsOptions } from './probe-tls.ts';
 
 /** An inclusive range of HTTP statuses, e.g. `{ from: 200, to: 299 }`. */
 export interface StatusRange {
@@ -14,25 +19,31 @@ export interface HttpProbeOptions {
   readonly path?: string;
   /** Statuses that pass; 200–299 by default (Envoy passes only 200, HAProxy 2xx and 3xx). */
   readonly expectedStatuses?: readonly (number | StatusRange)[];
-  /** Host header; the target's `host:port` by default. */
+  /** Host header (`:authority` over HTTP/2); the target's `host:port` by default. */
   readonly hostHeader?: string;
-  /** TLS: verify the upstream certificate (true by default). */
-  readonly rejectUnauthorized?: boolean;
+  /** TLS settings for `https`, `h2` and `grpcs` targets, the same the traffic to them uses. */
+  readonly tls?: ProbeTlsOptions;
 }
 
-const TLS_PROTOCOLS = new Set<ProbeTarget['protocol']>(['https', 'h2', 'grpcs']);
+const TLS_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['https', 'h2', 'grpcs']);
+const HTTP2_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['h2c', 'h2', 'grpc', 'grpcs']);
 
 /**
- * A probe that sends `GET path` over HTTP/1.1 on a fresh connection (no pooling, so a check
- * always proves the listener accepts) and passes when the status is expected. HTTPS is used for
- * `https`, `h2` and `grpcs` instances. The body is drained and ignored.
+ * A probe that sends `GET path` on a fresh connection (no pooling, so a check always proves the
+ * listener accepts) and passes when the status is expected, speaking the target's protocol as the
+ * proxy does: HTTP/1.1 for `http`, HTTP/1.1 over TLS for `https`, HTTP/2 with prior knowledge for
+ * `h2c` and `grpc` (an h2c-only backend does not answer HTTP/1.1), HTTP/2 over TLS (ALPN h2) for
+ * `h2` and `grpcs`. TLS verifies the certificate with `tls` (system roots by default). The body is
+ * drained and ignored.
  */
 export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
   const path = options.path ?? '/health';
   const expected = options.expectedStatuses ?? [{ from: 200, to: 299 }];
   const passes = (status: number) => expected.some((entry) => (typeof entry === 'number' ? status === entry : status >= entry.from && status <= entry.to));
-  return (target, signal) =>
-    new Promise((resolve) => {
+  const probe2 = http2Probe({ path, passes, hostHeader: options.hostHeader, tls: options.tls });
+  return (target, signal) => {
+    if (HTTP2_PROTOCOLS.has(target.protocol)) return probe2(target, signal);
+    return new Promise((resolve) => {
       const tls = TLS_PROTOCOLS.has(target.protocol);
       const send = tls ? httpsRequest : httpRequest;
       const onResponse = (response: IncomingMessage) => {
@@ -51,11 +62,12 @@ export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
           agent: false,
           signal,
           headers: { host: options.hostHeader ?? target.address, 'user-agent': 'switchboard-health-check', connection: 'close' },
-          ...(tls ? { rejectUnauthorized: options.rejectUnauthorized ?? true } : {}),
+          ...(tls ? probeTlsConnectOptions(target.host, options.tls) : {}),
         },
         onResponse,
       );
       request.once('error', (error) => resolve({ healthy: false, detail: probeFailureDetail(error, signal) }));
       request.end();
     });
+  };
 }

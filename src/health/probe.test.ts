@@ -1,3 +1,4 @@
+import { createServer as createHttp2Server } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSwitchableBackend, type SwitchableBackend } from './health-testing.ts';
@@ -61,6 +62,41 @@ describe('httpProbe', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const result = await httpProbe()(targetAt((server.address() as AddressInfo).port), AbortSignal.timeout(50));
     expect(result).toEqual({ healthy: false, detail: 'timeout' });
+  });
+});
+
+describe('httpProbe over HTTP/2', () => {
+  const silent: TcpServer[] = [];
+  afterEach(async () => {
+    await Promise.all(silent.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it('speaks HTTP/2 with prior knowledge to an h2c target, which an HTTP/1.1 check could not reach', async () => {
+    const seen: string[] = [];
+    const server = createHttp2Server((request, response) => {
+      seen.push(`${request.httpVersion} ${request.url} ${request.headers[':authority']}`);
+      response.statusCode = request.url === '/health' ? 204 : 404;
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const signal = () => AbortSignal.timeout(2_000);
+      expect(await httpProbe({ expectedStatuses: [204] })({ ...targetAt(port), protocol: 'h2c' }, signal())).toEqual({ healthy: true, detail: 'status 204' });
+      expect(await httpProbe({ expectedStatuses: [204] })({ ...targetAt(port), protocol: 'grpc' }, signal())).toEqual({ healthy: true, detail: 'status 204' });
+      expect((await httpProbe({ expectedStatuses: [204] })(targetAt(port), signal())).healthy).toBe(false);
+      expect(seen).toEqual([`2.0 /health 127.0.0.1:${port}`, `2.0 /health 127.0.0.1:${port}`]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('settles as a timeout when an h2c target accepts but never answers', async () => {
+    const server = createTcpServer((socket) => socket.resume());
+    silent.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const target = { ...targetAt((server.address() as AddressInfo).port), protocol: 'h2c' as const };
+    expect(await httpProbe()(target, AbortSignal.timeout(50))).toEqual({ healthy: false, detail: 'timeout' });
   });
 });
 

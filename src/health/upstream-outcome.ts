@@ -1,11 +1,13 @@
 /**
  * How one upstream attempt failed, as classified at the socket boundary. `http-5xx` is a response
- * the upstream chose to send. The classes of `NotUpstreamFaultClass` name failures the client or
+ * the upstream chose to send; `upstream-tls` a TLS handshake the upstream failed (unknown CA, name
+ * mismatch, expired certificate). The classes of `NotUpstreamFaultClass` name failures the client or
  * the gateway caused; they say nothing about the upstream and so never count against it.
  */
 export type UpstreamErrorClass =
   | 'connect-refused'
   | 'connect-timeout'
+  | 'upstream-tls'
   | 'reset-before-headers'
   | 'reset-after-headers'
   | 'headers-timeout'

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+const EC_KEY_ARGS = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
-/** A self-signed certificate and its key, written by Debian's `openssl` into a folder. */
+/** A certificate and its key, PEM files written by Debian's `openssl` into a folder. */
 export interface TestCertificate {
   readonly certFile: string;
   readonly keyFile: string;
@@ -19,13 +20,41 @@ export interface TestCertificate {
  */
 export async function makeCertificate(dir: string, file: string, options: { key: 'rsa' | 'ec'; names: readonly string[] }): Promise<TestCertificate> {
   const staging = join(dir, `.${file}-${process.hrtime.bigint()}`);
-  const keyArgs = options.key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  const keyArgs = options.key === 'rsa' ? ['-newkey', 'rsa:2048', '-nodes'] : EC_KEY_ARGS;
   const san = options.names.map((name) => `DNS:${name}`).join(',');
-  await run('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-days', '2', '-subj', `/CN=${options.names[0]}`, '-addext', `subjectAltName=${san}`, '-keyout', `${staging}-key.pem`, '-out', `${staging}.pem`], { timeout: 20_000 });
+  await run('openssl', ['req', '-x509', ...keyArgs, '-days', '2', '-subj', `/CN=${options.names[0]}`, '-addext', `subjectAltName=${san}`, '-keyout', `${staging}-key.pem`, '-out', `${staging}.pem`], { timeout: 20_000 });
   const certificate = { certFile: join(dir, `${file}.pem`), keyFile: join(dir, `${file}-key.pem`) };
   await rename(`${staging}-key.pem`, certificate.keyFile);
   await rename(`${staging}.pem`, certificate.certFile);
   return certificate;
+}
+
+/** A test certificate authority in `dir`, able to sign server certificates. */
+export interface TestCa {
+  /** The CA certificate, to trust. */
+  readonly caFile: string;
+  /** A certificate for `dnsName` (SAN) signed by this CA, for a TLS server. */
+  issue(name: string, dnsName: string): Promise<TestCertificate>;
+}
+
+/** Creates a fresh test CA (ECDSA P-256, valid 2 days) in `dir` with Debian's openssl. */
+export async function createTestCa(dir: string): Promise<TestCa> {
+  const caFile = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca-key.pem');
+  await run('openssl', ['req', '-x509', ...EC_KEY_ARGS, '-keyout', caKey, '-out', caFile, '-days', '2', '-subj', '/CN=Switchboard Test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  return {
+    caFile,
+    async issue(name, dnsName) {
+      const certFile = join(dir, `${name}.pem`);
+      const keyFile = join(dir, `${name}-key.pem`);
+      const csr = join(dir, `${name}.csr`);
+      const extensions = join(dir, `${name}.ext`);
+      await writeFile(extensions, `subjectAltName=DNS:${dnsName}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+      await run('openssl', ['req', ...EC_KEY_ARGS, '-keyout', keyFile, '-out', csr, '-subj', `/CN=${dnsName}`]);
+      await run('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', extensions]);
+      return { certFile, keyFile };
+    },
+  };
 }
 
 /** Replaces `path` with `text` the way editors do (temporary file, then rename). */

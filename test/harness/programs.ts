@@ -44,6 +44,27 @@ export async function startBackend(options: { port?: number; name?: string; dela
   return { port, process };
 }
 
+const PROTOCOL_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-protocols.mjs');
+
+/**
+ * Starts test/fixtures/backend-protocols.mjs: a backend that speaks only `mode` (h2c without
+ * HTTP/1.1, h2 over TLS without HTTP/1.1, or https) and answers what it received; waits until it accepts connections.
+ */
+export async function startProtocolBackend(options: { mode: 'h2c' | 'h2' | 'https'; name: string; certFile?: string; keyFile?: string }): Promise<BackendProcess> {
+  const port = await freePort();
+  const dir = await makeTempDir('sb-backend-');
+  const tls = options.certFile && options.keyFile ? ['--cert', options.certFile, '--key', options.keyFile] : [];
+  const process = new ManagedProcess({
+    name: `backend:${options.mode}:${port}`,
+    command: globalThis.process.execPath,
+    args: [PROTOCOL_BACKEND_SCRIPT, '--mode', options.mode, '--port', String(port), '--name', options.name, ...tls],
+    logFile: join(dir, 'backend.log'),
+  });
+  process.start();
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `${options.mode} backend on port ${port} to listen` });
+  return { port, process };
+}
+
 /** The command line that starts a backend, for `switchboard-agent … -- <command>`. */
 export function backendCommand(port: number, name?: string): string[] {
   return [globalThis.process.execPath, BACKEND_SCRIPT, '--port', String(port), ...(name ? ['--name', name] : [])];

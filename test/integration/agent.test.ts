@@ -72,7 +72,8 @@ describe('switchboard-agent with ZooKeeper', () => {
     const payload = await waitFor(() => zkPayload(reader, path), { timeoutMs: 10_000, message: `${path} to appear` }).catch(async (error) => {
       throw new Error(`${error.message}\n${await logOf(agent)}`);
     });
-    expect(payload).toEqual({ id: `user-${user.port}`, service: 'user', host: '127.0.0.1', port: user.port, weight: 7, protocol: 'http', metadata: { version: 'v2' } });
+    // No `protocol`: the agent was not told one, so the gateway applies the service's configured protocol.
+    expect(payload).toEqual({ id: `user-${user.port}`, service: 'user', host: '127.0.0.1', port: user.port, weight: 7, metadata: { version: 'v2' } });
 
     await agent.stop();
     expect(agent.exitInfo?.code).toBe(0);

@@ -110,7 +110,7 @@ describe('etcd provider against a real etcd', () => {
     await lease.put(`${prefix}/orders/i-1`).value(payload(8080, { weight: 3, metadata: { zone: 'a' } }));
     await waitFor(() => recording.latest('orders')?.instances.length === 1, { timeoutMs: CONVERGENCE_MS, message: 'orders/i-1 delivered' });
     expect(recording.latest('orders')?.instances).toEqual([
-      { id: 'i-1', service: 'orders', host: '10.0.0.1', port: 8080, weight: 3, protocol: 'http', metadata: { zone: 'a' } },
+      { id: 'i-1', service: 'orders', host: '10.0.0.1', port: 8080, weight: 3, protocol: 'http', protocolDefaulted: true, metadata: { zone: 'a' } },
     ]);
 
     await writer.delete().key(`${prefix}/orders/i-1`);

@@ -120,8 +120,8 @@ describe('the ZooKeeper provider against a standalone server', () => {
     await create(second, '/services/web/i2', payload(8002, '10.0.0.2'), EPHEMERAL);
     await waitFor(() => recording.latest('web')?.instances.length === 2, { timeoutMs: CONVERGENCE_MS, message: 'two instances of web' });
     expect(recording.latest('web')!.instances).toEqual<Instance[]>([
-      { id: 'i1', service: 'web', host: '10.0.0.1', port: 8001, weight: 1, protocol: 'http', metadata: {} },
-      { id: 'i2', service: 'web', host: '10.0.0.2', port: 8002, weight: 1, protocol: 'http', metadata: {} },
+      { id: 'i1', service: 'web', host: '10.0.0.1', port: 8001, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
+      { id: 'i2', service: 'web', host: '10.0.0.2', port: 8002, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
     ]);
 
     await remove(second, '/services/web/i1');

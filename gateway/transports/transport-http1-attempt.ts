@@ -3,35 +3,17 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
-import { transformBody } from '../middleware/response-transform/index.ts';
-import { upstreamRequestHeaders, withoutHopByHop } from './hop-by-hop.ts';
-import { classifyUpstreamError, healthClassOf, type GatewayErrorClass } from './upstream-error.ts';
-
-/** Per-attempt timeouts (0 disables one). */
-export interface AttemptTimeouts {
-  /** From the request being sent to the response headers. */
-  headersTimeoutMs: number;
-  /** Longest silence between two response body chunks. */
-  bodyTimeoutMs: number;
-}
-
-/** How one attempt ended: the response went to the client, or it failed before or while doing so. */
-export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error };
-
-/** Marks the abort the gateway causes when the client goes away, so it is classified as `cancelled`. */
-class ClientGoneError extends Error {
-  readonly code = 'UND_ERR_ABORTED';
-  constructor() {
-    super('the client closed the connection');
-  }
-}
+import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { classifyUpstreamError } from '../proxy/upstream-error.ts';
+import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
 
 /**
- * Sends `context.upstream` to the picked endpoint through `dispatcher` (undici `dispatch`, the
- * fastest undici API) and streams the response to the client with back-pressure both ways. Reports
+ * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
+ * fastest undici API, streaming the response to the client with back-pressure both ways. Reports
  * the outcome to the pick exactly once. Never rejects.
  */
-export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
+export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
   const { response, upstream } = context;
   const started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
@@ -51,9 +33,7 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
       if (settled) return;
       settled = true;
       response.off('close', onClientClose);
-      const latencyMs = performance.now() - started;
-      if (result.ok) pick.done(status >= 500 ? { ok: false, latencyMs, errorClass: 'http-5xx' } : { ok: true, latencyMs });
-      else pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
+      reportAttempt(pick, started, status, result);
       resolve(result);
     };
     const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
@@ -98,16 +78,7 @@ export function attemptUpstream(context: GatewayContext, dispatcher: Dispatcher,
           finish({ ok: true });
           return;
         }
-        const whole = Buffer.concat(buffered);
-        Promise.resolve(transformBody(whole, outgoing!, context.responseBodyTransforms)).then(
-          (body) => {
-            context.outcome.bytesOut += body.length;
-            response.writeHead(status, outgoing);
-            response.end(body);
-            finish({ ok: true });
-          },
-          (error: Error) => finish({ ok: false, errorClass: 'internal', responseStarted: false, error }),
-        );
+        void sendTransformed(context, status, outgoing!, buffered).then(finish);
       },
       onResponseError(_controller, error) {
         fail(error);

@@ -6,8 +6,9 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext } from '../middleware/middleware-testing.ts';
-import { sendGatewayError } from './error-response.ts';
-import { attemptUpstream, type AttemptResult } from './upstream-attempt.ts';
+import { sendGatewayError } from '../proxy/error-response.ts';
+import type { AttemptResult } from './transport.ts';
+import { dispatchAttempt } from './transport-http1-attempt.ts';
 
 /** What one proxied exchange produced on every side. */
 interface Exchange {
@@ -22,7 +23,7 @@ const listen = async (server: Server) => {
   return (server.address() as AddressInfo).port;
 };
 
-describe('attemptUpstream', () => {
+describe('dispatchAttempt', () => {
   const seen: IncomingHttpHeaders[] = [];
   let backend: Server;
   let pool: Pool;
@@ -43,7 +44,7 @@ describe('attemptUpstream', () => {
       prepare(context);
       let outcome: UpstreamOutcome | undefined;
       const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
-      last = attemptUpstream(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, request.headers['content-length'] ? request : null).then((result) => {
+      last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, request.headers['content-length'] ? request : null).then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
         return { result, outcome: outcome! };
       });

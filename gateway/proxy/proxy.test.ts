@@ -1,0 +1,118 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { BehaviorSubject } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServiceBalancer, type ServiceBalancer } from '../../src/balance/index.ts';
+import type { Instance, InstanceProtocol } from '../../src/discovery/instance.ts';
+import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import type { GatewayContext } from '../context.ts';
+import { initialContext } from '../middleware/middleware-testing.ts';
+import { UpstreamTransports } from '../transports/index.ts';
+import { createProxy, type ProxyPolicy } from './proxy.ts';
+
+const POLICY: ProxyPolicy = {
+  retries: 0,
+  retryOn: [],
+  headersTimeoutMs: 2_000,
+  bodyTimeoutMs: 2_000,
+  connection: { connectTimeoutMs: 1_000, tls: { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: true }, key: 'test' },
+};
+
+const listen = async (server: Server | Http2Server) => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+};
+
+/** Answers 200 on every path except `/reset`, where it drops the connection without answering. */
+const answer = (request: { url?: string; socket: { destroy(): void }; resume(): void }, response: { end(body: string): void }) => {
+  if (request.url === '/reset') return void request.socket.destroy();
+  request.resume();
+  response.end('upstream body');
+};
+
+describe('the attempt loop with a real balancer, outlier detection (consecutiveErrors 1) and real transports', () => {
+  const transports = new UpstreamTransports();
+  let http1: Server;
+  let h2c: Http2Server;
+  let ports: Record<'http' | 'h2c', number>;
+
+  beforeAll(async () => {
+    http1 = createServer(answer);
+    h2c = createHttp2Server((request, response) => answer({ url: request.url, socket: { destroy: () => request.stream.close(2) }, resume: () => request.resume() }, response));
+    ports = { http: await listen(http1), h2c: await listen(h2c) };
+  });
+  afterAll(async () => {
+    await transports.close();
+    await Promise.all([new Promise((resolve) => http1.close(resolve)), new Promise((resolve) => h2c.close(resolve))]);
+  });
+
+  /** A gateway for one service whose only instance speaks `protocol`; `prepare` edits each request's context. */
+  async function gatewayFor(protocol: 'http' | 'h2c', prepare: (context: GatewayContext) => void) {
+    const instance: Instance = { id: 'only', service: 'svc', host: '127.0.0.1', port: ports[protocol], weight: 1, protocol: protocol as InstanceProtocol, metadata: {} };
+    const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
+    const balancer: ServiceBalancer = createServiceBalancer(
+      { service: 'svc', conf$ },
+      { balancer: { algorithm: 'round-robin' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
+    );
+    const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => POLICY, transports });
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      prepare(context);
+      void proxy(context);
+    });
+    const port = await listen(server);
+    const get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port, path }, (response) => {
+          let body = '';
+          response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    let latest: HealthSnapshot | undefined;
+    const watch = balancer.health.endpoints$.subscribe((snapshot) => (latest = snapshot));
+    const ejected = () => latest?.endpoints[0]?.ejected;
+    const close = async () => {
+      watch.unsubscribe();
+      balancer.close();
+      await new Promise((resolve) => server.close(resolve));
+    };
+    return { get, ejected, close };
+  }
+
+  it.each(['http', 'h2c'] as const)('answers 500 internal for a failed response transform over %s and never ejects the instance', async (protocol) => {
+    const failing = (context: GatewayContext) =>
+      context.responseBodyTransforms.push(() => {
+        throw new Error('transform failed');
+      });
+    const gateway = await gatewayFor(protocol, failing);
+    try {
+      for (let index = 0; index < 3; index += 1) {
+        const result = await gateway.get('/');
+        expect(result.status).toBe(500);
+        expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
+      }
+      expect(gateway.ejected()).toBe(false);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it.each(['http', 'h2c'] as const)('ejects the instance after one failure that is its own over %s (the control)', async (protocol) => {
+    const gateway = await gatewayFor(protocol, () => undefined);
+    try {
+      expect((await gateway.get('/')).status).toBe(200);
+      const failed = await gateway.get('/reset');
+      expect(failed.status).toBe(502);
+      expect(JSON.parse(failed.body)).toMatchObject({ error: 'reset-before-headers' });
+      expect(gateway.ejected()).toBe(true);
+    } finally {
+      await gateway.close();
+    }
+  });
+});

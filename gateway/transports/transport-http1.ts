@@ -1,0 +1,76 @@
+import { isIP } from 'node:net';
+import { Pool } from 'undici';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import type { AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
+import { dispatchAttempt } from './transport-http1-attempt.ts';
+import { dispatchUpgrade } from './transport-websocket.ts';
+
+/** Pool settings shared by every HTTP/1.1 upstream (the connect timeout and TLS come per service). */
+export interface PoolSettings {
+  /** Keep-alive sockets idle longer than this are closed (kept below typical backend timeouts, e.g. Node's 5 s). */
+  keepAliveTimeoutMs: number;
+  /** Connections per instance. */
+  connections: number;
+}
+
+/** Defaults: 4 s keep-alive (Node backends close idle sockets after 5 s), 256 connections per instance. */
+export const DEFAULT_POOL_SETTINGS: PoolSettings = { keepAliveTimeoutMs: 4_000, connections: 256 };
+
+/** Where an HTTP/1.1 transport connects and how. */
+export interface Http1Target {
+  readonly host: string;
+  /** `host:port`, IPv6 bracketed. */
+  readonly address: string;
+  readonly connectTimeoutMs: number;
+  /** TLS settings; undefined for cleartext. */
+  readonly tls: UpstreamTlsOptions | undefined;
+}
+
+/**
+ * HTTP/1.1 to one instance, in cleartext (`http`) or over TLS (`https`, and the WebSocket handshake
+ * of `h2`/`grpcs` instances): one undici `Pool`, so keep-alive sockets are reused across requests.
+ */
+export class Http1Transport implements Transport {
+  private readonly pool: Pool;
+
+  constructor(target: Http1Target, settings: PoolSettings = DEFAULT_POOL_SETTINGS) {
+    this.pool = new Pool(`${target.tls ? 'https' : 'http'}://${target.address}`, {
+      connections: settings.connections,
+      pipelining: 1,
+      keepAliveTimeout: settings.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: settings.keepAliveTimeoutMs,
+      connect: { timeout: target.connectTimeoutMs, ...(target.tls ? undiciTlsOptions(target.host, target.tls) : {}) },
+      // Timeouts are set per request from the route.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+  }
+
+  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
+    return dispatchAttempt(context, this.pool, pick, timeouts, body);
+  }
+
+  upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
+    return dispatchUpgrade(context, this.pool, pick, timeouts);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close().catch(() => undefined);
+  }
+}
+
+/**
+ * undici connect options for TLS towards `host`: the service's CA (replacing the system roots),
+ * client certificate, verification, and SNI (the configured name, else the host unless it is an IP).
+ */
+export function undiciTlsOptions(host: string, tls: UpstreamTlsOptions): Record<string, unknown> {
+  const serverName = tls.serverName ?? (isIP(host) === 0 ? host : undefined);
+  return {
+    rejectUnauthorized: tls.verify,
+    ...(serverName === undefined ? {} : { servername: serverName }),
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+  };
+}

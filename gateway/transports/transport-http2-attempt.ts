@@ -1,0 +1,130 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
+import type { Writable } from 'node:stream';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { classifyUpstreamError } from '../proxy/upstream-error.ts';
+import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
+
+const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = constants;
+
+/**
+ * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
+ * the response streamed to the client with back-pressure and its trailers forwarded
+ * (`response.addTrailers`; an HTTP/1.1 client gets them with a chunked answer). Reports the outcome
+ * to the pick exactly once. Never rejects.
+ */
+export function http2Attempt(
+  context: GatewayContext,
+  session: Promise<ClientHttp2Session>,
+  pick: PickedEndpoint,
+  timeouts: AttemptTimeouts,
+  body: GatewayContext['request'] | null,
+  scheme: 'http' | 'https',
+): Promise<AttemptResult> {
+  const { response } = context;
+  const started = performance.now();
+  return new Promise<AttemptResult>((resolve) => {
+    let stream: ClientHttp2Stream | undefined;
+    let responseStarted = false;
+    let settled = false;
+    let status = 0;
+    let headersTimer: NodeJS.Timeout | undefined;
+
+    const finish = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(headersTimer);
+      response.off('close', onClientClose);
+      if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
+      if (!result.ok) body?.unpipe();
+      reportAttempt(pick, started, status, result);
+      resolve(result);
+    };
+    const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
+    const onClientClose = () => {
+      if (!response.writableFinished) fail(new ClientGoneError());
+    };
+    response.once('close', onClientClose);
+
+    session.then((live) => {
+      if (settled) return;
+      if (response.destroyed) return fail(new ClientGoneError());
+      try {
+        stream = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
+      } catch (error) {
+        return fail(error as Error);
+      }
+      const opened = stream;
+      if (timeouts.headersTimeoutMs > 0) {
+        headersTimer = setTimeout(() => fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`)), timeouts.headersTimeoutMs);
+      }
+      if (body) body.pipe(opened);
+      let buffered: Buffer[] | undefined;
+      let outgoing: OutgoingHttpHeaders | undefined;
+      opened.once('response', (headers: Http2Headers) => {
+        clearTimeout(headersTimer);
+        responseStarted = true;
+        status = Number(headers[HTTP2_HEADER_STATUS]);
+        context.outcome.status = status;
+        outgoing = responseHeaders(headers);
+        for (const hook of context.responseHeaderHooks) hook(status, outgoing);
+        if (timeouts.bodyTimeoutMs > 0) {
+          opened.setTimeout(timeouts.bodyTimeoutMs, () => fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`)));
+        }
+        if (context.responseBodyTransforms.length > 0) buffered = [];
+        else response.writeHead(status, outgoing);
+      });
+      opened.on('data', (chunk: Buffer) => {
+        if (settled) return;
+        if (buffered) return void buffered.push(chunk);
+        context.outcome.bytesOut += chunk.length;
+        // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
+        if (!(response as Writable).write(chunk)) {
+          opened.pause();
+          response.once('drain', () => opened.resume());
+        }
+      });
+      opened.once('trailers', (trailers: Http2Headers) => {
+        if (!buffered && !settled) response.addTrailers(withoutHopByHop(trailers as IncomingHttpHeaders) as Record<string, string>);
+      });
+      opened.once('end', () => {
+        if (settled || !responseStarted) return;
+        if (!buffered) {
+          response.end();
+          return finish({ ok: true });
+        }
+        void sendTransformed(context, status, outgoing!, buffered).then(finish);
+      });
+      opened.once('error', fail);
+      // A stream reset with NO_ERROR, or closed before its end, emits no 'error'.
+      opened.once('close', () => {
+        if (!settled && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
+      });
+    }, fail);
+  });
+}
+
+/** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */
+function requestHeaders(context: GatewayContext, pick: PickedEndpoint, scheme: 'http' | 'https'): Http2OutgoingHeaders {
+  const { upstream, request } = context;
+  const headers = upstreamRequestHeaders(upstream.headers) as Http2OutgoingHeaders;
+  const authority = upstream.useInstanceHost ? pick.address : (upstream.host ?? (headers.host as string | undefined) ?? pick.address);
+  delete headers.host;
+  // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it.
+  if (/\btrailers\b/i.test(String(request.headers.te ?? ''))) headers.te = 'trailers';
+  headers[HTTP2_HEADER_METHOD] = upstream.method;
+  headers[HTTP2_HEADER_PATH] = upstream.path;
+  headers[HTTP2_HEADER_SCHEME] = scheme;
+  headers[HTTP2_HEADER_AUTHORITY] = authority;
+  return headers;
+}
+
+/** The upstream's response headers for the client: without pseudo-headers and hop-by-hop ones. */
+function responseHeaders(headers: Http2Headers): OutgoingHttpHeaders {
+  const result = withoutHopByHop(headers as IncomingHttpHeaders);
+  for (const name of Object.keys(result)) if (name.startsWith(':')) delete result[name];
+  return result;
+}

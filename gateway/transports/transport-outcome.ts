@@ -1,0 +1,51 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import { transformBody } from '../middleware/response-transform/index.ts';
+import { healthClassOf } from '../proxy/upstream-error.ts';
+import type { AttemptResult } from './transport.ts';
+
+/** Marks the abort the gateway causes when the client goes away, so it is classified as `cancelled`. */
+export class ClientGoneError extends Error {
+  readonly code = 'UND_ERR_ABORTED';
+  constructor() {
+    super('the client closed the connection');
+  }
+}
+
+/** A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT` and so on). */
+export class UpstreamTimeoutError extends Error {
+  constructor(
+    readonly code: 'SB_UPSTREAM_CONNECT_TIMEOUT' | 'SB_UPSTREAM_HEADERS_TIMEOUT' | 'SB_UPSTREAM_BODY_TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, a failure by its health
+ * class, so the gateway's own failures (`internal`) and the client's never count against the upstream.
+ */
+export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult): void {
+  const latencyMs = performance.now() - started;
+  if (result.ok) pick.done(status >= 500 ? { ok: false, latencyMs, errorClass: 'http-5xx' } : { ok: true, latencyMs });
+  else pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
+}
+
+/**
+ * Runs the response body transforms over a buffered upstream body and sends the result. A
+ * transform that fails is the gateway's failure: `internal`, and nothing was sent yet, so the proxy
+ * answers 500.
+ */
+export function sendTransformed(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, chunks: readonly Buffer[]): Promise<AttemptResult> {
+  return Promise.resolve()
+    .then(() => transformBody(Buffer.concat(chunks), outgoing, context.responseBodyTransforms))
+    .then((body): AttemptResult => {
+      context.outcome.bytesOut += body.length;
+      context.response.writeHead(status, outgoing);
+      context.response.end(body);
+      return { ok: true };
+    })
+    .catch((error: Error): AttemptResult => ({ ok: false, errorClass: 'internal', responseStarted: context.response.headersSent, error }));
+}

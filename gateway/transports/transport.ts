@@ -1,0 +1,56 @@
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import type { GatewayErrorClass } from '../proxy/upstream-error.ts';
+
+/** Per-attempt timeouts (0 disables one). */
+export interface AttemptTimeouts {
+  /** From the request being sent to the response headers. */
+  headersTimeoutMs: number;
+  /** Longest silence between two response body chunks. */
+  bodyTimeoutMs: number;
+}
+
+/** How one attempt ended: the response went to the client, or it failed before or while doing so. */
+export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error };
+
+/**
+ * One upstream protocol (HTTP/1.1, HTTPS, h2c, h2) towards one instance address with one set of
+ * connection settings; it owns that address's connections. Chosen per attempt from the picked
+ * instance's `protocol`.
+ */
+export interface Transport {
+  /**
+   * One attempt: sends `context.upstream` to the picked instance (with `body`, the client request,
+   * when it has one) and streams the answer to `context.response` with back-pressure both ways.
+   * Reports the outcome to `pick` exactly once and never rejects; the error class in a failed
+   * result is the one classifier's (`classifyUpstreamError`).
+   */
+  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult>;
+  /**
+   * One WebSocket handshake (HTTP/1.1, in cleartext or over TLS as the protocol says): on a 101 the
+   * client gets the upstream's 101 and the two sockets are joined. Reports to `pick` exactly once,
+   * never rejects; `context.response` must be a ServerResponse assigned to the client socket.
+   */
+  upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult>;
+  /** Closes the connections, letting in-flight requests finish; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The connection settings a transport is built with, besides the address and the protocol. */
+export interface TransportSettings {
+  readonly connectTimeoutMs: number;
+  /** TLS towards the instance; used by `https`, `h2` and `grpcs` only. */
+  readonly tls: UpstreamTlsOptions;
+  /** Stands for `connectTimeoutMs` and `tls` in transport keys; equal settings, equal key. Computed once per policy. */
+  readonly key: string;
+}
+
+/** TLS towards an upstream as plain values (PEM text). */
+export interface UpstreamTlsOptions {
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  /** SNI and the name verified; the instance host when undefined (no SNI for an IP). */
+  readonly serverName: string | undefined;
+  readonly verify: boolean;
+}

@@ -1,0 +1,183 @@
+import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'undici';
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create, mkdirp } from '../../src/zookeeper/zookeeper-writes.ts';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import {
+  connectZooKeeperClient,
+  createTestCa,
+  makeCertificate,
+  freePort,
+  logOf,
+  makeTempDir,
+  startGateway,
+  startProtocolBackend,
+  startZooKeeper,
+  waitFor,
+  type BackendProcess,
+  type GatewayProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+/** What backend-protocols.mjs says it received. */
+interface Received {
+  name: string;
+  httpVersion: string;
+  encrypted: boolean;
+  servername: string | null;
+  alpn: string | null;
+  url: string;
+}
+
+/** One answer through the gateway, trailers included (node:http exposes them after the body). */
+function get(port: number, path: string): Promise<{ status: number; body: string; trailers: NodeJS.Dict<string> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, headers: { te: 'trailers' } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body, trailers: response.trailers }));
+    });
+    request.setTimeout(10_000, () => request.destroy(new Error(`GET ${path} timed out`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+describe('the gateway speaks each instance its registered protocol, for traffic and health checks alike', () => {
+  let zk: ZooKeeperCluster;
+  let writer: Client;
+  let h2c: BackendProcess;
+  let https: BackendProcess;
+  let h2: BackendProcess;
+  let rogue: BackendProcess;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  async function registerInstance(service: string, payload: Record<string, unknown>): Promise<void> {
+    await mkdirp(writer, `/services/${service}`);
+    await create(writer, `/services/${service}/a`, Buffer.from(JSON.stringify({ host: '127.0.0.1', ...payload })), zookeeper.CreateMode.EPHEMERAL);
+  }
+
+  beforeAll(async () => {
+    const dir = await makeTempDir('sb-upstream-tls-');
+    const ca = await createTestCa(dir);
+    const [signed, selfSigned] = await Promise.all([ca.issue('backend', 'backend.test'), makeCertificate(dir, 'rogue', { key: 'ec', names: ['backend.test'] })]);
+    [zk, h2c, https, h2, rogue] = await Promise.all([
+      startZooKeeper(),
+      startProtocolBackend({ mode: 'h2c', name: 'h2c-1' }),
+      startProtocolBackend({ mode: 'https', name: 'https-1', ...signed }),
+      startProtocolBackend({ mode: 'h2', name: 'h2-1', ...signed }),
+      startProtocolBackend({ mode: 'https', name: 'rogue-1', ...selfSigned }),
+    ]);
+    writer = await connectZooKeeperClient(zk.connectString);
+    await registerInstance('said-h2c', { port: h2c.port, protocol: 'h2c' });
+    await registerInstance('unsaid', { port: h2c.port });
+    await registerInstance('secure', { port: https.port, protocol: 'https' });
+    await registerInstance('secure-h2', { port: h2.port, protocol: 'h2' });
+    await registerInstance('rogue', { port: rogue.port, protocol: 'https' });
+    await registerInstance('raw-tcp', { port: h2c.port, protocol: 'tcp' });
+    await registerInstance('ws', { port: https.port, protocol: 'https' });
+    await create(writer, '/services/ws/b-closed', Buffer.from(JSON.stringify({ host: '127.0.0.1', port: await freePort(), protocol: 'https' })), zookeeper.CreateMode.EPHEMERAL);
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+registries: [zk://${zk.connectString}/services]
+defaults:
+  healthCheck: { path: /health, interval: 200ms, timeout: 2s, healthyThreshold: 1, unhealthyThreshold: 1 }
+  tls: { caFile: ${ca.caFile}, serverName: backend.test }
+services:
+  said-h2c: {}
+  unsaid: { protocol: h2c }
+  secure: {}
+  secure-h2: {}
+  rogue: { healthCheck: false, outlierDetection: false, retries: false }
+  raw-tcp: { healthCheck: false, outlierDetection: { consecutiveErrors: 1, maxEjectionPercent: 100 } }
+  ws: { balancer: round-robin, healthCheck: false, outlierDetection: false, retries: { attempts: 2, retryOn: [connect-failure] } }
+routes:
+  - { path: /said-h2c, service: said-h2c, stripPrefix: true }
+  - { path: /unsaid, service: unsaid, stripPrefix: true }
+  - { path: /secure, service: secure, stripPrefix: true }
+  - { path: /secure-h2, service: secure-h2, stripPrefix: true }
+  - { path: /rogue, service: rogue, stripPrefix: true }
+  - { path: /raw-tcp, service: raw-tcp, stripPrefix: true }
+  - { path: /ws, service: ws, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    writer?.close();
+    await Promise.all([h2c, https, h2, rogue].map((backend) => backend?.process.kill()));
+    await zk?.close();
+  });
+
+  it('passes the active health checks over each protocol (h2c prior knowledge, TLS with the service CA, h2 over TLS)', async () => {
+    for (const service of ['said-h2c', 'unsaid', 'secure', 'secure-h2']) {
+      await waitFor(async () => (await admin.instance(service, 'a'))?.health.reason === 'check-passing', { timeoutMs: 20_000, message: `${service} to pass its active check` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}: ${JSON.stringify(await admin.instance(service, 'a'))}\n${await logOf(gateway.process)}`);
+      });
+      expect((await admin.instance(service, 'a'))?.health.state).toBe('healthy');
+    }
+  });
+
+  it('proxies to an instance registered as h2c over HTTP/2 with prior knowledge and forwards its trailers', async () => {
+    const answer = await get(gateway.port, '/said-h2c/who');
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ name: 'h2c-1', httpVersion: '2.0', encrypted: false, url: '/who' } satisfies Partial<Received>);
+    expect(answer.trailers['x-backend-trailer']).toBe('h2c-1');
+  });
+
+  it("applies the service's protocol to an instance whose registry entry names none", async () => {
+    const answer = await get(gateway.port, '/unsaid/who');
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ name: 'h2c-1', httpVersion: '2.0' });
+  });
+
+  it('proxies to an instance registered as https over TLS, verified with the service CA and sending the configured SNI', async () => {
+    const answer = await get(gateway.port, '/secure/who');
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ name: 'https-1', httpVersion: '1.1', encrypted: true, servername: 'backend.test', url: '/who' } satisfies Partial<Received>);
+  });
+
+  it('proxies to an instance registered as h2 over HTTP/2 on TLS (ALPN h2)', async () => {
+    const answer = await get(gateway.port, '/secure-h2/who');
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ name: 'h2-1', httpVersion: '2.0', encrypted: true, servername: 'backend.test', alpn: 'h2' } satisfies Partial<Received>);
+  });
+
+  it('answers 502 upstream-tls for a backend whose certificate the CA did not sign, never falling back to cleartext', async () => {
+    const answer = await get(gateway.port, '/rogue/who');
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'upstream-tls', status: 502, service: 'rogue' });
+  });
+
+  it('makes the WebSocket handshake over TLS to an https instance, retrying on another instance when one refuses', async () => {
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'ws')?.instances.length === 2, { timeoutMs: 10_000, message: 'both ws instances listed' });
+    // Round-robin over a refused instance and a live one: one of two handshakes starts on the refused one.
+    for (let index = 0; index < 2; index += 1) {
+      const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws/chat`);
+      try {
+        const message = await new Promise<string>((resolve, reject) => {
+          socket.addEventListener('message', (event) => resolve(String(event.data)));
+          socket.addEventListener('error', () => reject(new Error(`handshake ${index + 1} failed`)));
+        });
+        expect(JSON.parse(message)).toMatchObject({ name: 'https-1', encrypted: true, servername: 'backend.test', url: '/chat' } satisfies Partial<Received>);
+      } finally {
+        socket.close();
+      }
+    }
+  });
+
+  it('answers 502 unsupported-protocol for a tcp instance behind an HTTP route, without counting it against the instance', async () => {
+    for (let index = 0; index < 3; index += 1) {
+      const answer = await get(gateway.port, '/raw-tcp/who');
+      expect(answer.status).toBe(502);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: 'unsupported-protocol' });
+    }
+    // With consecutiveErrors 1, one counted failure would have ejected it.
+    expect((await admin.instance('raw-tcp', 'a'))?.health).toMatchObject({ state: 'healthy', reason: 'registered' });
+  });
+});
