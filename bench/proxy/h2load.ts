@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { captureStdout } from '../lib/capture.ts';
 
 /** What one h2load run measured. */
 export interface H2loadResult {
@@ -15,13 +15,7 @@ export interface H2loadResult {
  */
 export async function runH2load(url: string, options: { clients: number; streams: number; durationS: number }): Promise<H2loadResult> {
   const args = ['-c', String(options.clients), '-m', String(options.streams), '-D', String(options.durationS), url];
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn('h2load', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`h2load exited with ${code}:\n${text}`))));
-  });
+  const output = await captureStdout('h2load', args);
   const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
   const statuses = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(output);
   const perSecond = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { captureStdout } from '../lib/capture.ts';
 
 /** What one wrk run measured. */
 export interface WrkResult {
@@ -12,13 +12,7 @@ export interface WrkResult {
 /** Runs `wrk --latency` against `url` and parses its summary. */
 export async function runWrk(url: string, options: { threads: number; connections: number; durationS: number }): Promise<WrkResult> {
   const args = ['-t', String(options.threads), '-c', String(options.connections), '-d', `${options.durationS}s`, '--latency', url];
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}:\n${text}`))));
-  });
+  const output = await captureStdout('wrk', args);
   const number = (pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? Number.NaN);
   const latencyMs = (percentile: string) => {
     const match = new RegExp(`^\\s*${percentile}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(output);

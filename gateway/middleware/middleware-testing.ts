@@ -80,7 +80,7 @@ export async function serveMiddleware(middleware: readonly Middleware[], inner =
   return {
     port,
     contexts,
-    send: (path, options = {}) => send(port, path, options.method ?? 'GET', options.headers ?? {}),
+    send: (path, options = {}) => sendTestRequest(port, path, options),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -89,16 +89,17 @@ export async function serveMiddleware(middleware: readonly Middleware[], inner =
   };
 }
 
-function send(port: number, path: string, method: string, headers: OutgoingHttpHeaders): Promise<TestResponse> {
+/** Sends one request to 127.0.0.1:`port` on a fresh connection and resolves with the whole answer. */
+export function sendTestRequest(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders; body?: string } = {}): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
-    const outgoing = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
       response.on('error', reject);
     });
     outgoing.on('error', reject);
-    outgoing.end();
+    outgoing.end(options.body);
   });
 }
 

@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { BehaviorSubject } from 'rxjs';
@@ -8,7 +8,7 @@ import type { Instance, InstanceProtocol } from '../../src/discovery/instance.ts
 import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayContext } from '../context.ts';
-import { initialContext } from '../middleware/middleware-testing.ts';
+import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { UpstreamTransports } from '../transports/index.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
 
@@ -64,16 +64,7 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
       void proxy(context);
     });
     const port = await listen(server);
-    const get = (path: string) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        httpRequest({ host: '127.0.0.1', port, path }, (response) => {
-          let body = '';
-          response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-        })
-          .on('error', reject)
-          .end();
-      });
+    const get = (path: string) => sendTestRequest(port, path).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
     let latest: HealthSnapshot | undefined;
     const watch = balancer.health.endpoints$.subscribe((snapshot) => (latest = snapshot));
     const ejected = () => latest?.endpoints[0]?.ejected;

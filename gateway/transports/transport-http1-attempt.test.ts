@@ -1,11 +1,11 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
-import { initialContext } from '../middleware/middleware-testing.ts';
+import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
 import type { AttemptResult } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
@@ -61,15 +61,7 @@ describe('dispatchAttempt', () => {
     prepare = edit;
     seen.length = 0;
     const { port } = gateway.address() as AddressInfo;
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const request = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-length': '5', ...headers } }, (response) => {
-        let body = '';
-        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-      });
-      request.on('error', reject);
-      request.end('hello');
-    });
+    const answer = await sendTestRequest(port, path, { method: 'POST', headers: { 'content-length': '5', ...headers }, body: 'hello' }).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
     return { ...answer, ...(await last) };
   }
 

@@ -1,10 +1,10 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
-import { initialContext } from '../middleware/middleware-testing.ts';
+import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
 import type { AttemptResult } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
@@ -61,15 +61,7 @@ describe('Http2Transport', () => {
 
   async function exchange(path: string) {
     const { port } = gateway.address() as AddressInfo;
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      httpRequest({ host: '127.0.0.1', port, path }, (response) => {
-        let body = '';
-        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-      })
-        .on('error', reject)
-        .end();
-    });
+    const answer = await sendTestRequest(port, path).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
     return { ...answer, ...(await last) };
   }
 
