@@ -112,6 +112,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(runners.upgrade, request, socket, head, log, origin),
   });
   const entryPoints: EntryPoint[] = [];
+
   // 6. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
   const sources = { aggregator, balancers, traffic, registries, config: () => config };
