@@ -14,3 +14,4 @@ export * from './registry-node.ts';
 export * from './zookeeper-client.ts';
 export * from './certificates.ts';
 export * from './kazoo.ts';
+export * from './go-micro-registry.ts';
