@@ -41,15 +41,17 @@ describe('the single-service layout: kazoo writes /real_server/<ip:port>', () =>
 
   beforeAll(async () => {
     zk = await startZooKeeper();
-    backends.push(...(await Promise.all(['b1', 'b2', 'b3'].map((name) => startBackend({ name })))));
+    backends.push(...(await Promise.all(['b1', 'b2', 'b3', 'r1'].map((name) => startBackend({ name })))));
     [first, second] = await Promise.all([startKazooWriter(zk.connectString), startKazooWriter(zk.connectString)]);
     await first!.run('ensure /real_server');
     await first!.run(`ephemeral ${node(backends[0]!)}`);
     await first!.run(`ephemeral ${node(backends[1]!)}`);
+    // Registrator-style: the value is ip:port, the name an id.
+    await first!.run(`persistent /backends/api/api-1 127.0.0.1:${backends[3]!.port}`);
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: false
-registries: ["zk://${zk.connectString}/real_server?layout=single"]
+registries: ["zk://${zk.connectString}/real_server?layout=single", "zk://${zk.connectString}/backends?layout=registrator"]
 routes:
   - { path: /declared, service: real_server, stripPrefix: true }
   - { namespace: true }
@@ -79,6 +81,10 @@ routes:
     await converge(['/real_server/who', '/declared/who'], ['b2'], 'the node of the closed session no longer routed');
   });
 
+  it('routes a registrator-style entry whose value is ip:port', async () => {
+    await converge(['/api/who'], ['r1'], 'the registrator entry behind /api');
+  });
+
   it('reads the ZooKeeper root itself from a URL whose path is /, leaving out ZooKeeper\'s own /zookeeper node', async () => {
     const provider = createProvider(`zk://${zk.connectString}/`);
     const snapshots: ProviderSnapshot[] = [];
@@ -93,7 +99,7 @@ routes:
       });
       const latest = snapshots.filter((snapshot) => snapshot.service === 'real_server').at(-1)!;
       expect(latest.instances.length).toBeGreaterThan(0);
-      expect(latest.instances.every((instance) => backends.some((backend) => backend.port === instance.port))).toBe(true);
+      expect(latest.instances.every((instance) => backends.slice(0, 3).some((backend) => backend.port === instance.port))).toBe(true);
       expect(snapshots.map((snapshot) => snapshot.service)).not.toContain('zookeeper');
     } finally {
       await provider.close();
