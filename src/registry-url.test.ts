@@ -28,6 +28,7 @@ describe('parseRegistryUrl', () => {
       url: 'etcd://127.0.0.1:2379/micro-registry?layout=go-micro',
       expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/micro-registry', layout: { name: 'go-micro' } },
     },
+    { url: 'zk://127.0.0.1:2181?layout=dubbo', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/dubbo', layout: { name: 'dubbo' } } },
     {
       url: 'zk://127.0.0.1:2181/backends?layout=registrator',
       expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/backends', layout: { name: 'registrator' } },
@@ -49,10 +50,12 @@ describe('parseRegistryUrl', () => {
     { url: 'etcd://a:70000', reason: /out of range/ },
     { url: 'zk://a:1/x//y', reason: /not a valid path/ },
     { url: 'file:', reason: /needs a path/ },
-    { url: 'zk://a:1/x?layout=consul', reason: /unknown layout "consul" \(expected native, registrator, go-micro, single\)/ },
+    { url: 'zk://a:1/x?layout=consul', reason: /unknown layout "consul" \(expected native, registrator, go-micro, dubbo, single\)/ },
     { url: 'zk://a:1/x?layuot=single', reason: /unknown parameter "layuot"/ },
     { url: 'zk://a:1/?layout=single', reason: /layout=single needs a path naming the service node/ },
     { url: 'zk://a:1?service=web', reason: /service=<name> needs a path/ },
+    { url: 'etcd://a:1?layout=dubbo', reason: /layout=dubbo is read from ZooKeeper \(zk:\/\/\) only/ },
+    { url: 'zk://a:1/dubbo?layout=dubbo&service=x', reason: /layout=dubbo takes no service=/ },
     { url: 'zk://a:1/x?service=a/b', reason: /service "a\/b" must not/ },
   ])('refuses $url with a reason', ({ url, reason }) => {
     expect(() => parseRegistryUrl(url)).toThrow(reason);

@@ -1,7 +1,7 @@
 import { SwitchboardError } from './errors.ts';
 
 /** How a registry's entries are laid out and encoded; `native` is what the registry agent writes. */
-export const REGISTRY_LAYOUTS = ['native', 'registrator', 'go-micro'] as const;
+export const REGISTRY_LAYOUTS = ['native', 'registrator', 'go-micro', 'dubbo'] as const;
 
 export type RegistryLayoutName = (typeof REGISTRY_LAYOUTS)[number];
 
@@ -21,8 +21,8 @@ export type RegistryLocation =
 /** Root under which services live when the URL names none (the Curator / Spring Cloud default). */
 export const DEFAULT_REGISTRY_ROOT = '/services';
 
-/** Root a layout uses when the URL names none: go-micro's etcd registry writes under `/micro/registry`. */
-const LAYOUT_DEFAULT_ROOTS: Partial<Record<RegistryLayoutName, string>> = { 'go-micro': '/micro/registry' };
+/** Root a layout uses when the URL names none: where go-micro's etcd registry and Dubbo's ZooKeeper registry write. */
+const LAYOUT_DEFAULT_ROOTS: Partial<Record<RegistryLayoutName, string>> = { 'go-micro': '/micro/registry', dubbo: '/dubbo' };
 
 /** A registry URL that cannot be used; the message says which part is wrong. */
 export class RegistryUrlError extends SwitchboardError {
@@ -72,6 +72,7 @@ export function parseRegistryUrl(url: string): RegistryLocation {
   if (/\/\/|\s/.test(root)) throw new RegistryUrlError(url, `"${root}" is not a valid path`);
   const withLayout = layout === undefined ? {} : { layout };
   if (kind === 'zk' || kind === 'zookeeper') return { kind: 'zookeeper', connectString: hosts.join(','), root, ...withLayout };
+  if (layout?.name === 'dubbo') throw new RegistryUrlError(url, 'layout=dubbo is read from ZooKeeper (zk://) only');
   const protocol = kind === 'etcds' ? 'https' : 'http';
   return { kind: 'etcd', endpoints: hosts.map((host) => `${protocol}://${host}`), prefix: root, ...withLayout };
 }
@@ -92,6 +93,7 @@ function parseLayout(url: string, query: string, path: string): RegistryLayoutSp
     service = path.split('/').filter((segment) => segment !== '').at(-1);
     if (service === undefined) throw new RegistryUrlError(url, 'layout=single needs a path naming the service node, or service=<name>');
   }
+  if (service !== undefined && name === 'dubbo') throw new RegistryUrlError(url, 'layout=dubbo takes no service= (each interface is a service)');
   if (service !== undefined && path === '') throw new RegistryUrlError(url, 'service=<name> needs a path naming that service\'s node');
   if (service !== undefined && !SERVICE_NAME.test(service)) throw new RegistryUrlError(url, `service "${service}" must not be empty or contain "/" or spaces`);
   return { name: name as RegistryLayoutName, ...(service === undefined ? {} : { service }) };

@@ -69,6 +69,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       reader: readerFor(session.client),
       root,
       ...(layout.service === undefined ? {} : { service: layout.service }),
+      ...(layout.instancesNode === undefined ? {} : { instancesNode: layout.instancesNode }),
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
       knownServices: () => store.services(),

@@ -16,6 +16,8 @@ export interface TreeSyncContext {
   readonly root: string;
   /** Set when the root is this one service's node (`layout=single`): its children are the instances. */
   readonly service?: string;
+  /** The child of each service node that holds its instances (Dubbo's `providers`); it may be missing while the service exists. */
+  readonly instancesNode?: string;
   readonly log: Logger;
   readonly backoff?: BackoffOptions;
   /** Services that currently have a published snapshot (from this or an earlier session). */
@@ -85,9 +87,13 @@ export class ZooKeeperTreeSync {
       }
       const prefix = this.context.root === '/' ? '/' : `${this.context.root}/`;
       if (!path.startsWith(prefix)) return;
-      const [service, instance, ...deeper] = path.slice(prefix.length).split('/');
+      const [service, ...below] = path.slice(prefix.length).split('/');
       const sync = service === undefined ? undefined : this.services.get(service);
-      if (!sync || deeper.length > 0) return;
+      if (!sync) return;
+      const { instancesNode } = this.context;
+      if (instancesNode !== undefined && below.shift() !== instancesNode) return;
+      const [instance, ...deeper] = below;
+      if (deeper.length > 0) return;
       if (instance === undefined) void sync.refresh();
       else sync.invalidate(instance);
     } catch (error) {
@@ -158,10 +164,13 @@ export class ZooKeeperTreeSync {
   }
 
   private createServiceSync(name: string): ZooKeeperServiceSync {
-    const { root, service } = this.context;
-    const path = service !== undefined ? root : root === '/' ? `/${name}` : `${root}/${name}`;
+    const { root, service, instancesNode } = this.context;
+    const serviceNode = service !== undefined ? root : root === '/' ? `/${name}` : `${root}/${name}`;
+    const path = instancesNode === undefined ? serviceNode : `${serviceNode}/${instancesNode}`;
     const sync: ZooKeeperServiceSync = new ZooKeeperServiceSync(name, path, {
       reader: this.context.reader,
+      // The service node is listed under the root; a missing instances node only means no instances yet.
+      absentMeansEmpty: instancesNode !== undefined,
       watcher: this.watcher,
       ...(this.context.backoff ? { backoff: this.context.backoff } : {}),
       publish: (service, entries, revision) => {
