@@ -60,6 +60,8 @@ describe('parseAgentArgs', () => {
     { args: ['--service', 'user', '--port', '1'], error: /^--registry: is required \(or set SWITCHBOARD_REGISTRY\)$/ },
     { args: ['--registry', 'zk//x', '--service', 'user', '--port', '1'], error: /^--registry: invalid registry URL/ },
     { args: ['--registry', 'file:x.yaml', '--service', 'user', '--port', '1'], error: /^--registry: the agent registers in zk:\/\/ or etcd:\/\// },
+    { args: ['--registry', 'etcd://127.0.0.1:2379?layout=go-micro', '--service', 'user', '--port', '1'], error: /^--registry: the agent writes the native layout/ },
+    { args: ['--registry', 'zk://127.0.0.1:2181/real_server?layout=single', '--service', 'user', '--port', '1'], error: /^--registry: the agent writes the native layout/ },
     { args: [...BASE.slice(0, 2), '--port', '1'], error: /^--service: is required/ },
     { args: [...BASE.slice(0, 4), '--port', '0'], error: /^--port: "0" must be a whole number from 1 to 65535$/ },
     { args: [...BASE, '--weight', '-1'], error: /^--weight: / },

@@ -97,6 +97,10 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     throw new AgentUsageError('registry', (error as Error).message);
   }
   if (registry.kind === 'file') throw new AgentUsageError('registry', 'the agent registers in zk:// or etcd://, not in a file');
+  // The agent writes native entries under <root>/<service>/<id>; reading other layouts is the gateway's job.
+  if (registry.layout !== undefined && (registry.layout.name !== 'native' || registry.layout.service !== undefined)) {
+    throw new AgentUsageError('registry', 'the agent writes the native layout: drop layout= and service= from its registry URL');
+  }
   const service = required('service', get('service'));
   if (!/^[A-Za-z0-9][\w.-]*$/.test(service)) throw new AgentUsageError('service', `"${service}" must be letters, digits, ".", "_" or "-"`);
   const port = integer('port', required('port', get('port')), 1, 65_535);

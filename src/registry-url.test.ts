@@ -10,6 +10,33 @@ describe('parseRegistryUrl', () => {
     { url: 'etcds://e1:2379,e2:2379', expected: { kind: 'etcd', endpoints: ['https://e1:2379', 'https://e2:2379'], prefix: '/services' } },
     { url: 'file:./instances.yaml', expected: { kind: 'file', path: './instances.yaml' } },
     { url: 'file:///etc/sb/instances.yaml', expected: { kind: 'file', path: '/etc/sb/instances.yaml' } },
+    { url: 'zk://127.0.0.1:2181/', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/' } },
+    { url: 'etcd://127.0.0.1:2379//', expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/' } },
+    {
+      url: 'zk://127.0.0.1:2181/real_server?layout=single',
+      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/real_server', layout: { name: 'native', service: 'real_server' } },
+    },
+    {
+      url: 'zk://127.0.0.1:2181/apps/rs?layout=single&service=real_server',
+      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/apps/rs', layout: { name: 'native', service: 'real_server' } },
+    },
+    {
+      url: 'etcd://127.0.0.1:2379?layout=go-micro',
+      expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/micro/registry', layout: { name: 'go-micro' } },
+    },
+    {
+      url: 'etcd://127.0.0.1:2379/micro-registry?layout=go-micro',
+      expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/micro-registry', layout: { name: 'go-micro' } },
+    },
+    { url: 'zk://127.0.0.1:2181?layout=dubbo', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/dubbo', layout: { name: 'dubbo' } } },
+    {
+      url: 'zk://127.0.0.1:2181/backends?layout=registrator',
+      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/backends', layout: { name: 'registrator' } },
+    },
+    {
+      url: 'etcd://127.0.0.1:2379/backends/web?layout=registrator&service=web',
+      expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/backends/web', layout: { name: 'registrator', service: 'web' } },
+    },
   ])('parses $url', ({ url, expected }) => {
     expect(parseRegistryUrl(url)).toEqual(expected);
   });
@@ -23,6 +50,13 @@ describe('parseRegistryUrl', () => {
     { url: 'etcd://a:70000', reason: /out of range/ },
     { url: 'zk://a:1/x//y', reason: /not a valid path/ },
     { url: 'file:', reason: /needs a path/ },
+    { url: 'zk://a:1/x?layout=consul', reason: /unknown layout "consul" \(expected native, registrator, go-micro, dubbo, single\)/ },
+    { url: 'zk://a:1/x?layuot=single', reason: /unknown parameter "layuot"/ },
+    { url: 'zk://a:1/?layout=single', reason: /layout=single needs a path naming the service node/ },
+    { url: 'zk://a:1?service=web', reason: /service=<name> needs a path/ },
+    { url: 'etcd://a:1?layout=dubbo', reason: /layout=dubbo is read from ZooKeeper \(zk:\/\/\) only/ },
+    { url: 'zk://a:1/dubbo?layout=dubbo&service=x', reason: /layout=dubbo takes no service=/ },
+    { url: 'zk://a:1/x?service=a/b', reason: /service "a\/b" must not/ },
   ])('refuses $url with a reason', ({ url, reason }) => {
     expect(() => parseRegistryUrl(url)).toThrow(reason);
   });

@@ -128,19 +128,23 @@ function decodeCurator(raw: RawInstance, json: object, where: string): Instance 
 }
 
 function decodeHostPortName(raw: RawInstance, where: string): Instance {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.name);
-  if (!match) throw new InvalidInstanceError(`${where}: empty data and the name is not host:port`);
+  const address = parseHostPort(raw.name);
+  if (address === undefined) {
+    throw new InvalidInstanceError(/^(?:\[[^\]]+\]|[^:[\]]+):\d{1,5}$/.test(raw.name) ? `${where}: name is not a valid host:port` : `${where}: empty data and the name is not host:port`);
+  }
+  return hostPortInstance(raw, address);
+}
+
+/** `host:port` or `[v6]:port` as a valid host and port; `undefined` for anything else. */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
   const parsedHost = host.safeParse(match[1] ?? match[2]);
   const parsedPort = port.safeParse(Number(match[3]));
-  if (!parsedHost.success || !parsedPort.success) throw new InvalidInstanceError(`${where}: name is not a valid host:port`);
-  return {
-    id: raw.name,
-    service: raw.service,
-    host: parsedHost.data,
-    port: parsedPort.data,
-    weight: 1,
-    protocol: 'http',
-    protocolDefaulted: true,
-    metadata: {},
-  };
+  return parsedHost.success && parsedPort.success ? { host: parsedHost.data, port: parsedPort.data } : undefined;
+}
+
+/** The instance a bare address stands for: id from the entry's name, weight 1, protocol left to the consumer. */
+export function hostPortInstance(raw: Pick<RawInstance, 'service' | 'name'>, address: { host: string; port: number }): Instance {
+  return { id: raw.name, service: raw.service, host: address.host, port: address.port, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} };
 }

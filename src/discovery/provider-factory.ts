@@ -9,9 +9,9 @@ export function createProvider(registry: string | RegistryLocation): DiscoveryPr
   const location = typeof registry === 'string' ? parseRegistryUrl(registry) : registry;
   switch (location.kind) {
     case 'zookeeper':
-      return createZooKeeperProvider({ connectString: location.connectString, root: location.root });
+      return createZooKeeperProvider({ connectString: location.connectString, root: location.root, ...(location.layout ? { layout: location.layout } : {}) });
     case 'etcd':
-      return createEtcdProvider({ endpoints: location.endpoints, prefix: location.prefix });
+      return createEtcdProvider({ endpoints: location.endpoints, prefix: location.prefix, ...(location.layout ? { layout: location.layout } : {}) });
     case 'file':
       return new FileProvider({ path: location.path });
   }

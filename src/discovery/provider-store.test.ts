@@ -3,6 +3,7 @@ import { rootLogger } from '../logger.ts';
 import { invalidInstancesTotal } from '../metrics.ts';
 import { MAX_INVALID_ENTRIES_LISTED, type ProviderSnapshot } from './provider.ts';
 import { ProviderStore } from './provider-store.ts';
+import { registryLayout } from './layout/index.ts';
 
 describe('ProviderStore lists the invalid entries it skips', () => {
   let store: ProviderStore;
@@ -60,5 +61,20 @@ describe('ProviderStore lists the invalid entries it skips', () => {
     store.publishRaw('user', bad, '1');
     expect(snapshots.at(-1)!.invalid).toBe(MAX_INVALID_ENTRIES_LISTED + 5);
     expect(snapshots.at(-1)!.invalidEntries).toHaveLength(MAX_INVALID_ENTRIES_LISTED);
+  });
+});
+
+describe('ProviderStore with a layout decoder', () => {
+  it('publishes every instance an entry carries and lists an entry the layout refuses as invalid', () => {
+    const store = new ProviderStore('etcd-go-micro', rootLogger, registryLayout({ name: 'go-micro' }).decode);
+    const snapshots: ProviderSnapshot[] = [];
+    store.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
+    const twoNodes = JSON.stringify({ name: 'greeter', nodes: [{ id: 'a', address: '10.0.0.1:80' }, { id: 'b', address: '10.0.0.2:80' }] });
+    store.publishRaw('greeter', [{ service: 'greeter', name: 'a', key: '/micro/registry/greeter/a', data: twoNodes }, { service: 'greeter', name: 'c', key: '/micro/registry/greeter/c', data: '10.0.0.3:80' }], '7');
+    const latest = snapshots.at(-1)!;
+    expect(latest.instances.map((instance) => instance.id)).toEqual(['a', 'b']);
+    expect(latest.invalid).toBe(1);
+    expect(latest.invalidEntries?.[0]).toMatchObject({ key: '/micro/registry/greeter/c', reason: expect.stringMatching(/not a go-micro Service JSON/) as unknown });
+    store.complete();
   });
 });

@@ -1,7 +1,8 @@
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
 import type { Logger } from '../logger.ts';
 import { invalidInstancesTotal, providerSnapshotsTotal, providerStale } from '../metrics.ts';
-import { decodeInstance, type RawInstance } from './instance-codec.ts';
+import type { RawInstance } from './instance-codec.ts';
+import { NATIVE_LAYOUT, type EntryDecoder } from './layout/index.ts';
 import { sameInstances, sortInstances, type Instance } from './instance.ts';
 import { MAX_INVALID_ENTRIES_LISTED, type InvalidEntry, type ProviderSnapshot, type ProviderState, type ProviderStatus } from './provider.ts';
 
@@ -26,6 +27,8 @@ export class ProviderStore {
   constructor(
     readonly provider: string,
     private readonly log: Logger,
+    /** How the provider's layout reads one entry; `native` by default. */
+    private readonly decode: EntryDecoder = NATIVE_LAYOUT.decode,
   ) {
     this.status = new BehaviorSubject<ProviderStatus>({ provider, state: 'connecting', since: Date.now() });
     this.status$ = this.status.asObservable();
@@ -46,7 +49,7 @@ export class ProviderStore {
   }
 
   /**
-   * Decodes `entries` and publishes the resulting set for `service` unless it equals the last one.
+   * Decodes `entries` (each into zero, one or several instances) and publishes the resulting set for `service` unless it equals the last one.
    * Bad entries are skipped, logged once per distinct payload, and counted.
    */
   publishRaw(service: string, entries: readonly RawInstance[], revision: string): void {
@@ -56,9 +59,9 @@ export class ProviderStore {
     const stillListed = new Map<string, number>();
     let invalid = 0;
     for (const entry of entries) {
-      const result = decodeInstance(entry);
+      const result = this.decode(entry);
       if (result.ok) {
-        instances.push(result.instance);
+        instances.push(...result.instances);
         continue;
       }
       invalid += 1;

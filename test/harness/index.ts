@@ -13,3 +13,5 @@ export * from './programs.ts';
 export * from './registry-node.ts';
 export * from './zookeeper-client.ts';
 export * from './certificates.ts';
+export * from './kazoo.ts';
+export * from './go-micro-registry.ts';

@@ -26,3 +26,15 @@ export function parseInstanceKey(prefix: string, key: string): InstanceKey | und
   if (service === '' || instanceId === '') return undefined;
   return { service, instanceId };
 }
+
+/**
+ * Splits `<prefix>/<instanceId>` when the prefix is one service's node (`layout=single` or
+ * `service=`): every key one level below it is an instance of `service`; any other shape yields
+ * `undefined`. `prefix` must be normalised.
+ */
+export function parseSingleServiceKey(prefix: string, service: string, key: string): InstanceKey | undefined {
+  const head = `${prefix}/`;
+  if (!key.startsWith(head)) return undefined;
+  const instanceId = key.slice(head.length);
+  return instanceId === '' || instanceId.includes('/') ? undefined : { service, instanceId };
+}

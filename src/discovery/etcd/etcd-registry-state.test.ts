@@ -60,4 +60,16 @@ describe('EtcdRegistryState', () => {
     expect(names(state, 'a')).toEqual(['1']);
     expect(ignored).toEqual(['/services/a', '/services/a/1/x', '/services//2']);
   });
+
+  it('reads every key one level below a single-service prefix as an instance of that service, and keeps each full key', () => {
+    const ignored: string[] = [];
+    const state = new EtcdRegistryState('/backends/web', (key) => ignored.push(key), 'web');
+    state.replace([kv('/backends/web/10.0.0.1:80', ''), kv('/backends/web/deeper/x'), kv('/backends/webber/1')]);
+    expect(state.serviceNames()).toEqual(['web']);
+    expect(names(state, 'web')).toEqual(['10.0.0.1:80']);
+    expect(state.entries('web')[0]!.key).toBe('/backends/web/10.0.0.1:80');
+    expect(ignored.sort()).toEqual(['/backends/web/deeper/x', '/backends/webber/1']);
+    expect([...state.apply([del('/backends/web/10.0.0.1:80')])]).toEqual(['web']);
+    expect(state.serviceNames()).toEqual([]);
+  });
 });

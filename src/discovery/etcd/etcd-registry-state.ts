@@ -1,5 +1,5 @@
 import type { RawInstance } from '../instance-codec.ts';
-import { parseInstanceKey } from './etcd-key.ts';
+import { parseInstanceKey, parseSingleServiceKey, type InstanceKey } from './etcd-key.ts';
 
 const UTF8 = new TextDecoder();
 
@@ -15,18 +15,25 @@ export interface EtcdEvent {
   readonly kv: EtcdKeyValue;
 }
 
+interface StoredEntry {
+  readonly key: string;
+  readonly value: Uint8Array;
+}
+
 /**
- * The instance keys under one prefix as last listed and then watched, grouped by service. Keys of
- * any other shape are left out and reported once each through `onIgnoredKey`. Pure bookkeeping:
- * no I/O, no clock.
+ * The instance keys under one prefix as last listed and then watched, grouped by service: keys
+ * `<prefix>/<service>/<instanceId>`, or `<prefix>/<instanceId>` when `service` says the prefix is
+ * that one service's node. Keys of any other shape are left out and reported once each through
+ * `onIgnoredKey`. Pure bookkeeping: no I/O, no clock.
  */
 export class EtcdRegistryState {
-  private readonly services = new Map<string, Map<string, Uint8Array>>();
+  private readonly services = new Map<string, Map<string, StoredEntry>>();
   private readonly reportedIgnored = new Set<string>();
 
   constructor(
     private readonly prefix: string,
     private readonly onIgnoredKey: (key: string) => void = () => undefined,
+    private readonly service?: string,
   ) {}
 
   /**
@@ -57,7 +64,7 @@ export class EtcdRegistryState {
   entries(service: string): RawInstance[] {
     const instances = this.services.get(service);
     if (!instances) return [];
-    return [...instances].map(([name, data]) => ({ service, name, key: `${this.prefix.replace(/\/+$/, '')}/${service}/${name}`, data }));
+    return [...instances].map(([name, entry]) => ({ service, name, key: entry.key, data: entry.value }));
   }
 
   /** Services that currently have at least one key. */
@@ -66,19 +73,20 @@ export class EtcdRegistryState {
   }
 
   private put(kv: EtcdKeyValue): string | undefined {
-    const parsed = this.parse(kv.key);
+    const text = UTF8.decode(kv.key);
+    const parsed = this.parse(text);
     if (!parsed) return undefined;
     let instances = this.services.get(parsed.service);
     if (!instances) {
       instances = new Map();
       this.services.set(parsed.service, instances);
     }
-    instances.set(parsed.instanceId, kv.value);
+    instances.set(parsed.instanceId, { key: text, value: kv.value });
     return parsed.service;
   }
 
   private delete(key: Uint8Array): string | undefined {
-    const parsed = this.parse(key);
+    const parsed = this.parse(UTF8.decode(key));
     if (!parsed) return undefined;
     const instances = this.services.get(parsed.service);
     if (!instances?.delete(parsed.instanceId)) return undefined;
@@ -87,9 +95,8 @@ export class EtcdRegistryState {
     return parsed.service;
   }
 
-  private parse(key: Uint8Array): ReturnType<typeof parseInstanceKey> {
-    const text = UTF8.decode(key);
-    const parsed = parseInstanceKey(this.prefix, text);
+  private parse(text: string): InstanceKey | undefined {
+    const parsed = this.service === undefined ? parseInstanceKey(this.prefix, text) : parseSingleServiceKey(this.prefix, this.service, text);
     if (!parsed && !this.reportedIgnored.has(text)) {
       this.reportedIgnored.add(text);
       this.onIgnoredKey(text);

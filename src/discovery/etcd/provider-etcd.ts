@@ -4,6 +4,8 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backof
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
+import type { RegistryLayoutSpec } from '../../registry-url.ts';
+import { registryLayout } from '../layout/index.ts';
 import { ProviderStore } from '../provider-store.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from '../provider.ts';
 import type { PrefixListing } from './etcd-list.ts';
@@ -39,6 +41,8 @@ export interface EtcdProviderOptions {
   readonly listPageSize?: number;
   /** Delays between failed sessions; `DEFAULT_BACKOFF` by default. */
   readonly backoff?: BackoffOptions;
+  /** How keys are laid out and values encoded; `native` under `<prefix>/<service>/<instanceId>` by default. */
+  readonly layout?: RegistryLayoutSpec;
 }
 
 /**
@@ -86,10 +90,12 @@ export class EtcdProvider implements DiscoveryProvider {
     this.prefix = normalizePrefix(options.prefix ?? DEFAULT_ETCD_PREFIX);
     this.name = options.name ?? `etcd:${options.endpoints.join(',')}${this.prefix}`;
     this.log = componentLogger('provider-etcd', { provider: this.name });
-    this.store = new ProviderStore(this.name, this.log);
+    const layout = registryLayout(options.layout);
+    this.store = new ProviderStore(this.name, this.log, layout.decode);
     this.snapshots$ = this.store.snapshots$;
     this.status$ = this.store.status$;
-    this.state = new EtcdRegistryState(this.prefix, (key) => this.log.debug({ key }, 'ignoring a key that is not <prefix>/<service>/<instanceId>'));
+    const shape = layout.service === undefined ? '<prefix>/<service>/<instanceId>' : '<prefix>/<instanceId>';
+    this.state = new EtcdRegistryState(this.prefix, (key) => this.log.debug({ key }, `ignoring a key that is not ${shape}`), layout.service);
     this.batch = new PublishBatch(options.batchWindowMs ?? DEFAULT_ETCD_BATCH_WINDOW_MS, (services) => this.publish(services));
   }
 

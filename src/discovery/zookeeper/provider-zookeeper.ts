@@ -4,6 +4,8 @@ import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal } from '../../metrics.ts';
 import { ZooKeeperSessionSupervisor, readerFor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../zookeeper/index.ts';
+import type { RegistryLayoutSpec } from '../../registry-url.ts';
+import { registryLayout } from '../layout/index.ts';
 import { ProviderStore } from '../provider-store.ts';
 import type { DiscoveryProvider } from '../provider.ts';
 import { ZooKeeperTreeSync } from './zookeeper-tree-sync.ts';
@@ -25,6 +27,8 @@ export interface ZooKeeperProviderOptions {
   readonly backoff?: BackoffOptions;
   /** Provider name tagging snapshots; `zk:<connectString><root>` by default. */
   readonly name?: string;
+  /** How entries are laid out and encoded; `native` under `<root>/<service>/<instance>` by default. */
+  readonly layout?: RegistryLayoutSpec;
 }
 
 /**
@@ -36,7 +40,8 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   const root = normalizeRoot(options.root ?? DEFAULT_ZOOKEEPER_ROOT);
   const name = options.name ?? `zk:${options.connectString}${root}`;
   const log = componentLogger('provider-zookeeper', { provider: name });
-  const store = new ProviderStore(name, log);
+  const layout = registryLayout(options.layout);
+  const store = new ProviderStore(name, log, layout.decode);
   const subscriptions = new Subscription();
   let supervisor: ZooKeeperSessionSupervisor | undefined;
   let tree: ZooKeeperTreeSync | undefined;
@@ -63,6 +68,8 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       provider: name,
       reader: readerFor(session.client),
       root,
+      ...(layout.service === undefined ? {} : { service: layout.service }),
+      ...(layout.instancesNode === undefined ? {} : { instancesNode: layout.instancesNode }),
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
       knownServices: () => store.services(),

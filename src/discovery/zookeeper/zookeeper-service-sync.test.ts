@@ -21,10 +21,12 @@ function fakeTree() {
   const dataReads: string[] = [];
   const held: Array<() => void> = [];
   let hold: false | 'reply' | 'read' = false;
+  let absent = false;
   let zxid = 1;
+  const existsCalls: string[] = [];
   const reader: ZooKeeperReader = {
     async getChildren(path) {
-      if (path !== SERVICE_PATH) throw new ZooKeeperError('NO_NODE', path);
+      if (path !== SERVICE_PATH || absent) throw new ZooKeeperError('NO_NODE', path);
       return { children: [...children.keys()], stat: stat(zxid) };
     },
     async getData(path) {
@@ -36,13 +38,20 @@ function fakeTree() {
       if (value === undefined) throw new ZooKeeperError('NO_NODE', path);
       return { data: Buffer.from(value), stat: stat(zxid) };
     },
-    async exists() {
-      return null;
+    async exists(path) {
+      existsCalls.push(path);
+      return absent || path !== SERVICE_PATH ? null : stat(zxid);
     },
   };
   return {
     reader,
     dataReads,
+    existsCalls,
+    /** The service path itself missing (or back). */
+    absent(value: boolean) {
+      absent = value;
+      zxid += 1;
+    },
     set(name: string, port: number) {
       zxid += 1;
       children.set(name, JSON.stringify({ host: '10.0.0.1', port }));
@@ -164,6 +173,34 @@ describe('ZooKeeperServiceSync', () => {
     await orphan.refresh();
     expect(gone).toEqual(['old']);
     expect(published).toEqual([]);
+    sync.dispose();
+  });
+
+  it('waits for a missing instances node with an existence watch when absence means empty, and never reports the service gone', async () => {
+    const tree = fakeTree();
+    const published: string[][] = [];
+    const gone: string[] = [];
+    const sync = new ZooKeeperServiceSync('web', SERVICE_PATH, {
+      reader: tree.reader,
+      watcher: () => undefined,
+      absentMeansEmpty: true,
+      publish: (_service, entries) => published.push(entries.map((entry) => entry.name)),
+      gone: (service) => gone.push(service),
+      failed: () => undefined,
+    });
+    tree.absent(true);
+    await sync.refresh();
+    // Never had instances: nothing to publish, but the creation is watched.
+    expect(published).toEqual([]);
+    expect(tree.existsCalls).toEqual([SERVICE_PATH]);
+    tree.absent(false);
+    tree.set('a', 80);
+    await sync.refresh();
+    expect(published).toEqual([['a']]);
+    tree.absent(true);
+    await sync.refresh();
+    expect(published).toEqual([['a'], []]);
+    expect(gone).toEqual([]);
     sync.dispose();
   });
 });

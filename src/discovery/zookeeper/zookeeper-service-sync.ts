@@ -9,6 +9,11 @@ export interface ServiceSyncContext {
   /** The one watcher of the session: it arms the service's child watch and its instances' data watches. */
   readonly watcher: ZooKeeperWatcher;
   readonly backoff?: BackoffOptions;
+  /**
+   * True when `<servicePath>` missing means "no instances yet" (Dubbo's `providers` under a listed
+   * interface): an existence watch waits for it and `gone` is never called. False: the service is gone.
+   */
+  readonly absentMeansEmpty?: boolean;
   /** Receives the whole instance set of the service, in listing order. */
   publish(service: string, entries: readonly RawInstance[], revision: string): void;
   /** The service znode is gone: the tree publishes an empty set and re-lists the root. */
@@ -34,6 +39,8 @@ export class ZooKeeperServiceSync {
   private readonly task: CoalescedTask;
   private disposed = false;
   private revision = '0';
+  /** Set once a listing was published, so that a missing instances node is published empty only after it had entries. */
+  private published = false;
   private firstRead: Promise<void> | undefined;
 
   constructor(
@@ -81,7 +88,9 @@ export class ZooKeeperServiceSync {
       revision = zxidToString(listing.stat.pzxid);
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;
-      if (!this.disposed) this.context.gone(this.service, this.revision);
+      if (this.disposed) return;
+      if (this.context.absentMeansEmpty === true) await this.awaitCreation();
+      else this.context.gone(this.service, this.revision);
       return;
     }
     if (this.disposed) return;
@@ -112,7 +121,22 @@ export class ZooKeeperServiceSync {
       revision = maxZxid(revision, instance.mzxid);
     }
     this.revision = revision;
+    this.published = true;
     this.context.publish(this.service, entries, revision);
+  }
+
+  /** Arms an existence watch on the missing path (its creation re-lists) and publishes no instances, once there were some. */
+  private async awaitCreation(): Promise<void> {
+    const stat = await this.context.reader.exists(this.path, this.context.watcher);
+    if (this.disposed) return;
+    // Created between the two reads: list it now (the coalesced task runs once more).
+    if (stat) {
+      void this.refresh();
+      return;
+    }
+    this.cache.clear();
+    this.epochs.clear();
+    if (this.published) this.context.publish(this.service, [], this.revision);
   }
 
   private async read(name: string, known: Map<string, CachedInstance>): Promise<void> {

@@ -14,6 +14,10 @@ export interface TreeSyncContext {
   readonly reader: ZooKeeperReader;
   /** The services root, normalised: absolute, no trailing slash (except `/` itself). */
   readonly root: string;
+  /** Set when the root is this one service's node (`layout=single`): its children are the instances. */
+  readonly service?: string;
+  /** The child of each service node that holds its instances (Dubbo's `providers`); it may be missing while the service exists. */
+  readonly instancesNode?: string;
   readonly log: Logger;
   readonly backoff?: BackoffOptions;
   /** Services that currently have a published snapshot (from this or an earlier session). */
@@ -23,10 +27,14 @@ export interface TreeSyncContext {
 
 const EVENT_KINDS: Record<number, string> = { 1: 'created', 2: 'deleted', 3: 'data_changed', 4: 'children_changed' };
 
+/** ZooKeeper's own subtree: listed under a root of `/`, it is not a service. */
+const ZOOKEEPER_SYSTEM_NODE = 'zookeeper';
+
 /**
  * Mirrors `<root>/<service>/<instance>` for one session: a child watch on the root (an existence
  * watch while the root does not exist), a child watch per service and a data watch per instance,
- * every one re-armed by the read its notification triggers.
+ * every one re-armed by the read its notification triggers. With `service` set, the root is that
+ * service's node: an existence watch on it, its child watch and its instances' data watches.
  */
 export class ZooKeeperTreeSync {
   private readonly services = new Map<string, ZooKeeperServiceSync>();
@@ -68,15 +76,24 @@ export class ZooKeeperTreeSync {
       if (this.disposed) return;
       registryEventsTotal.inc({ provider: this.context.provider, kind: EVENT_KINDS[event.getType()] ?? 'other' });
       const path = event.getPath();
+      const single = this.context.service;
+      if (single !== undefined) {
+        this.dispatchSingle(single, path);
+        return;
+      }
       if (path === this.context.root) {
         void this.rootTask.request();
         return;
       }
       const prefix = this.context.root === '/' ? '/' : `${this.context.root}/`;
       if (!path.startsWith(prefix)) return;
-      const [service, instance, ...deeper] = path.slice(prefix.length).split('/');
+      const [service, ...below] = path.slice(prefix.length).split('/');
       const sync = service === undefined ? undefined : this.services.get(service);
-      if (!sync || deeper.length > 0) return;
+      if (!sync) return;
+      const { instancesNode } = this.context;
+      if (instancesNode !== undefined && below.shift() !== instancesNode) return;
+      const [instance, ...deeper] = below;
+      if (deeper.length > 0) return;
       if (instance === undefined) void sync.refresh();
       else sync.invalidate(instance);
     } catch (error) {
@@ -84,8 +101,28 @@ export class ZooKeeperTreeSync {
     }
   };
 
+  /** Notifications of a single-service root: the node itself (created, deleted, children) or one instance. */
+  private dispatchSingle(service: string, path: string): void {
+    const { root } = this.context;
+    if (path === root) {
+      void this.rootTask.request();
+      void this.services.get(service)?.refresh();
+      return;
+    }
+    const prefix = root === '/' ? '/' : `${root}/`;
+    if (!path.startsWith(prefix)) return;
+    const [instance, ...deeper] = path.slice(prefix.length).split('/');
+    if (instance !== undefined && deeper.length === 0) this.services.get(service)?.invalidate(instance);
+  }
+
   private async listRoot(): Promise<void> {
-    const { reader, root } = this.context;
+    const { reader, root, service } = this.context;
+    if (service !== undefined) {
+      // The root is the service: it exists or not; its children are read by its service sync.
+      const stat = await reader.exists(root, this.watcher);
+      if (!this.disposed) this.reconcile(stat ? [service] : [], stat ? zxidToString(stat.pzxid) : '0');
+      return;
+    }
     let names: readonly string[];
     let revision: string;
     try {
@@ -104,7 +141,7 @@ export class ZooKeeperTreeSync {
       revision = '0';
     }
     if (this.disposed) return;
-    this.reconcile(names, revision);
+    this.reconcile(root === '/' ? names.filter((name) => name !== ZOOKEEPER_SYSTEM_NODE) : names, revision);
   }
 
   private reconcile(names: readonly string[], revision: string): void {
@@ -127,9 +164,13 @@ export class ZooKeeperTreeSync {
   }
 
   private createServiceSync(name: string): ZooKeeperServiceSync {
-    const path = this.context.root === '/' ? `/${name}` : `${this.context.root}/${name}`;
+    const { root, service, instancesNode } = this.context;
+    const serviceNode = service !== undefined ? root : root === '/' ? `/${name}` : `${root}/${name}`;
+    const path = instancesNode === undefined ? serviceNode : `${serviceNode}/${instancesNode}`;
     const sync: ZooKeeperServiceSync = new ZooKeeperServiceSync(name, path, {
       reader: this.context.reader,
+      // The service node is listed under the root; a missing instances node only means no instances yet.
+      absentMeansEmpty: instancesNode !== undefined,
       watcher: this.watcher,
       ...(this.context.backoff ? { backoff: this.context.backoff } : {}),
       publish: (service, entries, revision) => {
