@@ -59,12 +59,13 @@ export abstract class Registration {
 
   /**
    * The drain handshake: rewrites the wanted entry with `draining: true` (a data update; gateways
-   * stop picking it) and resolves true once the registry holds it, false when no entry is wanted
-   * or the registry did not confirm within `timeoutMs` (the loop keeps trying until `deregister()`).
+   * stop picking it) and resolves true once the registry holds it, false at once when no entry is
+   * registered, or when the registry did not confirm within `timeoutMs` (the loop keeps trying until `deregister()`).
    * Never rejects.
    */
   async markDraining(timeoutMs: number): Promise<boolean> {
-    if (!this.desired || this.closed) return false;
+    // Only a confirmed entry can carry the mark: while the registry is unreachable ('retrying') it would not land anyway.
+    if (!this.desired || this.closed || this.currentState() !== 'registered') return false;
     const draining: Instance = { ...this.desired, draining: true };
     let timer: NodeJS.Timeout | undefined;
     let subscription: { unsubscribe(): void } | undefined;
