@@ -124,9 +124,9 @@ export class ServiceBalancers {
 
 /** What a balancer is built from; instances are left out, since they arrive through the registry stream. */
 function fingerprint(config: GatewayConfig, service: string): string {
-  const { balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
+  const { balancer, slowStart, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
   // The probe speaks the protocol with the TLS settings; files count by digest (PemFile hides its text).
-  return JSON.stringify({ balancer, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
+  return JSON.stringify({ balancer, slowStart, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
 }
 
 /** `conf` with `protocol` for every instance whose registry entry named none; the same object when none changes. */

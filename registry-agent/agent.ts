@@ -17,8 +17,8 @@ export function createRegistration(location: RegistryLocation, ttlMs: number): R
 
 /**
  * The agent's core: registers the backend while its probe says healthy (after `rise` passes) and
- * deregisters after `fall` failures. `stop()` deregisters first, so the gateway stops routing
- * before anything else happens to the backend.
+ * deregisters after `fall` failures. On shutdown `markDraining()` then `deregister()` come first,
+ * so gateways stop routing before anything else happens to the backend.
  */
 export class Agent {
   readonly registration: Registration;
@@ -52,11 +52,22 @@ export class Agent {
     this.health.start();
   }
 
-  /** Stops probing and removes the entry; resolves once the registry confirmed or gave up. */
-  async deregister(): Promise<void> {
+  /**
+   * Stops probing (a verdict must not rewrite the entry without the mark) and marks the entry
+   * draining; true once the registry holds the mark, false when there was no entry or it did not
+   * confirm within `timeoutMs`.
+   */
+  async markDraining(timeoutMs: number): Promise<boolean> {
     this.subscription?.unsubscribe();
     this.health.stop();
-    await this.registration.deregister();
+    return this.registration.markDraining(timeoutMs);
+  }
+
+  /** Stops probing and removes the entry; resolves once the registry confirmed or gave up after `timeoutMs` (`--ttl` by default). */
+  async deregister(timeoutMs?: number): Promise<void> {
+    this.subscription?.unsubscribe();
+    this.health.stop();
+    await this.registration.deregister(timeoutMs);
   }
 
   /** Deregisters and closes the registry connection. */

@@ -19,7 +19,8 @@ Options:
   --timeout <dur>      probe timeout (1s)
   --rise <n>           passes before registering (2)
   --fall <n>           failures before deregistering (3)
-  --drain <dur>        wait after deregistering before stopping the backend (5s)
+  --drain <dur>        wait after marking the entry draining, before deleting it and stopping
+                       the backend (5s); 0 deletes at once
   --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s)
   --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
@@ -28,8 +29,10 @@ Every flag can also be set as an environment variable: --service is SWITCHBOARD_
 --metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win.
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
-forwards signals, and exits with the child's status. On SIGTERM or SIGINT it deregisters first,
-waits --drain, then stops the backend (SIGKILL after 10s). Deregistration gives up after --ttl
-when the registry does not answer (the entry ends with the session or lease anyway), so the agent
-exits within --ttl + --drain + the backend's stop time (at most 10s) + 1s.
+forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its
+registry entry draining ("draining": true; gateways stop sending new requests to it at once),
+waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
+the backend (SIGKILL after 10s). Marking and deleting together give up after --ttl when the
+registry does not answer (the entry ends with the session or lease anyway), so the agent exits
+within --ttl + --drain + the backend's stop time (at most 10s) + 1s.
 `;

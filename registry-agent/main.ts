@@ -50,16 +50,29 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => vo
 process.on('SIGHUP', () => child?.kill('SIGHUP'));
 
 /**
- * Deregisters first, waits `--drain` so gateways stop sending, then stops the backend with the
- * signal the agent received and exits with the backend's status.
+ * The drain handshake: on a signal, marks the entry draining (gateways stop picking it within
+ * their watch latency), waits `--drain` so they do and the requests they sent finish, deletes the
+ * entry, then stops the backend with the signal the agent received and exits with its status.
+ * Marking and deleting share the `--ttl` bound, so a registry that is down costs at most `--ttl`.
+ * Without a signal (the backend exited) or with `--drain 0` it deletes the entry at once.
  */
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  log.info({ signal }, 'deregistering before the backend stops');
-  await agent.deregister();
-  log.info({ drainMs: options.drainMs }, 'deregistered; draining');
-  if (signal && options.drainMs > 0) await delay(options.drainMs);
+  if (signal && options.drainMs > 0) {
+    const startedAt = performance.now();
+    log.info({ signal }, 'marking the entry draining before the backend stops');
+    const marked = await agent.markDraining(options.ttlMs / 2);
+    if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
+    else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+    await delay(options.drainMs);
+    log.info('drained; deregistering');
+    await agent.deregister(Math.max(1, options.ttlMs - (performance.now() - startedAt - options.drainMs)));
+  } else {
+    log.info({ signal }, 'deregistering before the backend stops');
+    await agent.deregister();
+  }
+  log.info('deregistered; stopping the backend');
   if (child && child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     child.kill(signal ?? 'SIGTERM');

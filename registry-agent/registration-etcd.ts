@@ -39,17 +39,29 @@ export class EtcdRegistration extends Registration {
   }
 
   protected async ensure(instance: Instance): Promise<void> {
+    // A live lease is kept: rewriting the value on it (the drain mark) is a data update, never a delete and re-create.
+    const live = this.lease;
+    if (live && !live.revoked()) {
+      await withDeadline(live.put(this.keyOf(instance)).value(encodeInstance(instance)).exec(), this.attemptTimeoutMs, 'etcd put');
+      return;
+    }
     this.dropLease();
     const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.lease = lease;
+    let confirmed = false;
     lease.on('lost', (error) => {
       if (this.lease !== lease) return;
       this.lease = undefined;
+      // Lost before its put was confirmed: that attempt fails and backs off by itself; a pass now
+      // would only repeat it at once, in a tight loop while etcd refuses.
+      if (!confirmed) return;
       this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
       this.reconcile();
     });
     try {
       await withDeadline(lease.put(this.keyOf(instance)).value(encodeInstance(instance)).exec(), this.attemptTimeoutMs, 'etcd lease put');
+      if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
+      confirmed = true;
     } catch (error) {
       if (this.lease === lease) this.dropLease();
       throw error;

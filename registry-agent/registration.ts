@@ -1,4 +1,4 @@
-import { BehaviorSubject, type Observable } from 'rxjs';
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../src/backoff.ts';
 import { errorMessage } from '../src/errors.ts';
 import type { Instance } from '../src/discovery/instance.ts';
@@ -28,6 +28,8 @@ export abstract class Registration {
   private wakeRetry: (() => void) | undefined;
   private attempt = 0;
   private deregistered = false;
+  /** Every instance value the registry confirmed holding, for `markDraining`. */
+  private readonly written = new Subject<Instance>();
   protected closed = false;
 
   /**
@@ -56,10 +58,37 @@ export abstract class Registration {
   }
 
   /**
-   * Removes the entry and resolves once the registry confirmed it, or gave up after the
-   * deregistration timeout (the entry then ends with its session or lease); never rejects.
+   * The drain handshake: rewrites the wanted entry with `draining: true` (a data update; gateways
+   * stop picking it) and resolves true once the registry holds it, false at once when no entry is
+   * registered, or when the registry did not confirm within `timeoutMs` (the loop keeps trying until `deregister()`).
+   * Never rejects.
    */
-  async deregister(): Promise<void> {
+  async markDraining(timeoutMs: number): Promise<boolean> {
+    // Only a confirmed entry can carry the mark: while the registry is unreachable ('retrying') it would not land anyway.
+    if (!this.desired || this.closed || this.currentState() !== 'registered') return false;
+    const draining: Instance = { ...this.desired, draining: true };
+    let timer: NodeJS.Timeout | undefined;
+    let subscription: { unsubscribe(): void } | undefined;
+    const confirmed = new Promise<boolean>((resolve) => {
+      subscription = this.written.subscribe((instance) => {
+        if (instance === draining) resolve(true);
+      });
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    this.register(draining);
+    try {
+      return await confirmed;
+    } finally {
+      clearTimeout(timer);
+      subscription?.unsubscribe();
+    }
+  }
+
+  /**
+   * Removes the entry and resolves once the registry confirmed it, or gave up after `timeoutMs`
+   * (the deregistration timeout by default; the entry then ends with its session or lease); never rejects.
+   */
+  async deregister(timeoutMs = this.deregisterTimeoutMs): Promise<void> {
     this.desired = undefined;
     this.cancelRetry();
     const removal = (async () => {
@@ -68,7 +97,7 @@ export abstract class Registration {
     })();
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from the registry within ${this.deregisterTimeoutMs} ms`)), this.deregisterTimeoutMs);
+      timer = setTimeout(() => reject(new Error(`no answer from the registry within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
       await Promise.race([removal, gaveUp]);
@@ -89,6 +118,7 @@ export abstract class Registration {
     await this.release();
     this.setState('closed');
     this.state.complete();
+    this.written.complete();
   }
 
   /** Converges now: coalesced, so a call during a running attempt causes one more pass. */
@@ -100,6 +130,8 @@ export abstract class Registration {
     }
     this.running = this.loop().finally(() => {
       this.running = undefined;
+      // A call that came after the loop's last check but before this callback set `again` for a loop that had ended.
+      if (this.again && this.desired && !this.closed) this.reconcile();
     });
   }
 
@@ -121,6 +153,7 @@ export abstract class Registration {
         if (this.desired === instance) {
           this.attempt = 0;
           this.setState('registered');
+          this.written.next(instance);
         }
       } catch (error) {
         if (this.desired === undefined || this.closed) return;

@@ -11,7 +11,14 @@ export interface InstanceView {
   readonly address: string;
   readonly host: string;
   readonly port: number;
+  /** The weight the registry gives it. */
   readonly weight: number;
+  /** The weight picks use now: 0 while draining, ramped during slow start (as of the last rebuild, at most one tick old), else `weight`. */
+  readonly effectiveWeight: number;
+  /** When its slow start ends (ISO); null when it is not ramping. */
+  readonly slowStartUntil: string | null;
+  /** Its registry entry is marked draining (the agent's shutdown handshake): known, finishing its requests, no new ones. */
+  readonly draining: boolean;
   readonly protocol: string;
   readonly metadata: Readonly<Record<string, string>>;
   /** The provider (registry) that lists it; null once it has left the registry. */
@@ -106,6 +113,10 @@ function instanceView(sources: AdminSources, service: string, endpoint: Endpoint
     host,
     port,
     weight,
+    effectiveWeight: Math.round((member?.weight ?? (endpoint.instance.draining === true ? 0 : weight)) * 100) / 100,
+    // Balancer clocks are `performance.now()`; the admin speaks wall-clock time.
+    slowStartUntil: member?.rampEndsAt === undefined ? null : new Date(Date.now() + member.rampEndsAt - performance.now()).toISOString(),
+    draining: endpoint.instance.draining === true,
     protocol,
     metadata,
     source: endpoint.source ?? null,

@@ -18,6 +18,7 @@ export function serviceSettings(config: GatewayConfig, service: string): Service
 export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalancerOptions {
   return {
     balancer: settings.balancer,
+    ...(settings.slowStart ? { slowStart: settings.slowStart } : {}),
     health: {
       ...(settings.healthCheck ? { active: activeCheckOptions(settings.healthCheck, upstreamConnection(settings).tls) } : {}),
       outlier: settings.outlierDetection,

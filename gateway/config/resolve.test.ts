@@ -82,6 +82,14 @@ describe('serviceBalancerOptions', () => {
     expect(options.health?.active).toMatchObject({ intervalMs: 2_000 });
   });
 
+  it("passes slow start with Envoy's defaults filled in, inherits it from defaults, and lets a service turn it off", () => {
+    const text = 'defaults: { slowStart: { window: 30s } }\nservices:\n  a: {}\n  b: { slowStart: { window: 4s, aggression: 2, minWeightPercent: 5 } }\n  c: { balancer: round-robin, slowStart: false }';
+    const parsed = parseConfig('gateway.yaml', text);
+    expect(serviceBalancerOptions(serviceSettings(parsed, 'a')).slowStart).toEqual({ windowMs: 30_000, aggression: 1, minWeightPercent: 10 });
+    expect(serviceBalancerOptions(serviceSettings(parsed, 'b')).slowStart).toEqual({ windowMs: 4_000, aggression: 2, minWeightPercent: 5 });
+    expect(serviceBalancerOptions(serviceSettings(parsed, 'c'))).not.toHaveProperty('slowStart');
+  });
+
   it('defaults the consistent-hash key to the client IP', () => {
     const named = parseConfig('gateway.yaml', 'services: { a: { balancer: consistent-hash } }');
     expect(serviceBalancerOptions(serviceSettings(named, 'a')).balancer).toEqual({ algorithm: 'consistent-hash', key: { from: 'client-ip' } });

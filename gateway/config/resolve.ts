@@ -1,4 +1,5 @@
 import type { BalancerConfig } from '../../src/balance/balancer-factory.ts';
+import { DEFAULT_SLOW_START } from '../../src/balance/slow-start.ts';
 import {
   DEFAULT_ADMIN,
   DEFAULT_BALANCER,
@@ -40,6 +41,7 @@ const BUILT_IN: ServiceSettings = {
   protocol: 'http',
   tls: DEFAULT_UPSTREAM_TLS,
   balancer: DEFAULT_BALANCER,
+  slowStart: false,
   healthCheck: false,
   outlierDetection: DEFAULT_OUTLIER_DETECTION,
   panicThresholdPercent: DEFAULT_PANIC_THRESHOLD_PERCENT,
@@ -132,6 +134,11 @@ function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): Serv
     protocol: layer.protocol ?? base.protocol,
     tls: { ...base.tls, ...defined({ caFile: layer.tls?.caFile, serverName: layer.tls?.serverName, verify: layer.tls?.verify, certFile: layer.tls?.certFile, keyFile: layer.tls?.keyFile }) },
     balancer: layer.balancer ? balancerConfig(layer.balancer) : base.balancer,
+    // Written whole (window is required), so a service's slowStart replaces the inherited one.
+    slowStart:
+      layer.slowStart === undefined
+        ? base.slowStart
+        : layer.slowStart && { windowMs: layer.slowStart.window, aggression: layer.slowStart.aggression ?? DEFAULT_SLOW_START.aggression, minWeightPercent: layer.slowStart.minWeightPercent ?? DEFAULT_SLOW_START.minWeightPercent },
     healthCheck: mergeHealthCheck(base.healthCheck, layer.healthCheck),
     outlierDetection: mergeOutlierDetection(base.outlierDetection, layer.outlierDetection),
     panicThresholdPercent: layer.panicThreshold ?? base.panicThresholdPercent,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { BALANCER_ALGORITHMS } from '../../src/balance/balancer.ts';
+import { BALANCER_ALGORITHMS, type BalancerAlgorithm } from '../../src/balance/balancer.ts';
+import { SLOW_START_ALGORITHMS } from '../../src/balance/slow-start.ts';
 import type { HashKeySource } from '../../src/balance/hash-key.ts';
 import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
 import { MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
@@ -122,10 +123,24 @@ const upstreamTls = section({
   keyFile: pemPath.optional(),
 }).refine((tls) => (tls.certFile === undefined) === (tls.keyFile === undefined), { message: 'certFile and keyFile go together (a client certificate needs its key)' });
 
+/** Envoy's slow start: `window` is required (a ramp without a length means nothing), the rest default to Envoy's. */
+const slowStart = z.union(
+  [
+    z.literal(false),
+    section({
+      window: duration.refine((ms) => ms > 0, 'must be above 0'),
+      aggression: z.number().gt(0, 'must be above 0 (1 ramps linearly)').optional(),
+      minWeightPercent: z.number().gt(0, 'must be above 0 (a weight of 0 would take no traffic)').max(100).optional(),
+    }),
+  ],
+  { error: 'expected false or { window, aggression?, minWeightPercent? }' },
+);
+
 const settingsShape = {
   protocol: z.enum(UPSTREAM_PROTOCOLS).optional(),
   tls: upstreamTls.optional(),
   balancer: balancer.optional(),
+  slowStart: slowStart.optional(),
   healthCheck: z.union([z.boolean(), healthCheck], { error: 'expected true, false or { type, path, interval, … }' }).optional(),
   outlierDetection: z.union([z.boolean(), outlierDetection], { error: 'expected true, false or { consecutiveErrors, … }' }).optional(),
   panicThreshold: percent.optional(),
@@ -144,3 +159,25 @@ export const serviceSettingsSchema = section({ ...settingsShape, instances: z.ar
 export type ServiceDefaultsInput = z.output<typeof serviceDefaultsSchema>;
 /** One `services` entry as parsed. */
 export type ServiceSettingsInput = z.output<typeof serviceSettingsSchema>;
+
+type SlowStartLayer = { readonly balancer?: { readonly algorithm: BalancerAlgorithm } | undefined; readonly slowStart?: unknown };
+
+/**
+ * Slow start paired with an algorithm that cannot ramp (`round-robin` ignores weights,
+ * `consistent-hash` would remap keys), after `defaults` apply; reported where slow start is written.
+ */
+export function slowStartIssues(
+  config: { readonly defaults?: SlowStartLayer | undefined; readonly services?: Readonly<Record<string, SlowStartLayer | null>> | undefined },
+  problem: (path: (string | number)[], message: string) => void,
+): void {
+  const defaults = config.defaults ?? {};
+  const check = (layer: SlowStartLayer, path: (string | number)[]) => {
+    const algorithm = layer.balancer?.algorithm ?? defaults.balancer?.algorithm ?? 'weighted-round-robin';
+    const slow = layer.slowStart ?? defaults.slowStart;
+    if (slow === undefined || slow === false || SLOW_START_ALGORITHMS.includes(algorithm)) return;
+    const where = layer.slowStart === undefined ? [...path, 'balancer'] : [...path, 'slowStart'];
+    problem(where, `slowStart needs a balancer that follows weights (${SLOW_START_ALGORITHMS.join(', ')}), not ${algorithm}${layer.slowStart === undefined ? ' (slowStart comes from defaults; set slowStart: false here)' : ''}`);
+  };
+  check(defaults, ['defaults']);
+  for (const [name, layer] of Object.entries(config.services ?? {})) if (layer) check(layer, ['services', name]);
+}

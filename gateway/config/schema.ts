@@ -5,7 +5,7 @@ import { isLoopbackHost } from './ip-range.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
 import { entryPointsSchema } from './schema-entrypoint.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
-import { serviceDefaultsSchema, serviceSettingsSchema } from './schema-service.ts';
+import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
@@ -77,6 +77,7 @@ export const configSchema = section({
   config.routes?.forEach((route, index) => checkMiddlewareNames(route.middlewares, ['routes', index]));
   for (const [name, entryPoint] of Object.entries(config.entryPoints ?? {})) checkMiddlewareNames(entryPoint.middlewares, ['entryPoints', name]);
   entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;
   // Node refuses a server whose headers timeout exceeds its (non-zero) request timeout.

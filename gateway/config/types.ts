@@ -1,4 +1,5 @@
 import type { BalancerConfig } from '../../src/balance/balancer-factory.ts';
+import type { SlowStartOptions } from '../../src/balance/slow-start.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
@@ -109,6 +110,8 @@ export interface ServiceSettings {
   readonly protocol: UpstreamProtocol;
   readonly tls: UpstreamTlsSettings;
   readonly balancer: BalancerConfig;
+  /** Envoy's slow start for instances that join later; `false` when off. */
+  readonly slowStart: SlowStartOptions | false;
   readonly healthCheck: HealthCheckSettings | false;
   readonly outlierDetection: OutlierDetectionSettings | false;
   readonly panicThresholdPercent: number;

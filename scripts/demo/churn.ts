@@ -4,7 +4,7 @@ import { AGENT_STOP_GRACE_MS, type DemoMember } from './members.ts';
 export type StopChurn = () => Promise<void>;
 
 /**
- * Every `intervalMs`, either stops the next member's agent (SIGTERM: it deregisters, drains and
+ * Every `intervalMs`, either stops the next member's agent (SIGTERM: it marks it draining, deregisters it and
  * stops its backend) or restarts the one that is down, so the balancer visibly follows the registry.
  * Steps never overlap: the next one is scheduled when the previous has finished.
  */
@@ -26,7 +26,7 @@ export function startChurn(members: readonly DemoMember[], intervalMs: number, p
     const member = members[next % members.length]!;
     next += 1;
     down = member;
-    print(`churn: stopping ${member.name}'s agent (SIGTERM): it deregisters, drains for 1 s, then stops the backend`);
+    print(`churn: stopping ${member.name}'s agent (SIGTERM): it marks it draining, waits 1 s, deregisters it, then stops the backend`);
     await member.agent.stop(AGENT_STOP_GRACE_MS);
     if (!stopped) print(`churn: ${member.name} is down; the balancer splits traffic among the others`);
   };

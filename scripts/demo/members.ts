@@ -5,7 +5,7 @@ import { DEMO_SERVICE } from './gateway-config.ts';
 /** Weights of the three demo backends: 1:2:3 makes the weighted balancer's split easy to see. */
 export const DEMO_WEIGHTS = [1, 2, 3] as const;
 
-/** How long a stopping agent waits between deregistering and stopping its backend. */
+/** How long a stopping agent waits between marking its entry draining and deregistering it (then it stops its backend). */
 const DRAIN = '1s';
 
 // Quick probes so a (re)started backend registers within about a second and the demo stays lively.

@@ -1,26 +1,40 @@
 import type { Balancer, BalancerAlgorithm, BalancerEndpoint, BalancerOptions, OutcomeListener } from './balancer.ts';
-import { Attempt, type AttemptSettler, type Member } from './balancer-member.ts';
+import { Attempt, targetWeight, type AttemptSettler, type Member } from './balancer-member.ts';
 import { nonePicker, type PickOutcome, type Picker } from './picker.ts';
+import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-start.ts';
 
 /**
  * The diffing half every balancer shares: members are matched by address across updates so their
  * state survives, departed ones are dropped, and the subclass builds a picker over the members that
- * may take traffic (routable, weight above 0) in registry order.
+ * may take traffic (routable, weight above 0, not draining) in registry order. With slow start,
+ * a member that joins after the first non-empty set ramps its weight from its first routable
+ * update on; `reweigh()` moves the ramps and rebuilds the picker, so pick paths stay as they are.
  */
 export abstract class BalancerBase<M extends Member> implements Balancer, AttemptSettler<M> {
   abstract readonly algorithm: BalancerAlgorithm;
 
   protected readonly random: () => number;
   protected readonly now: () => number;
+  readonly rampTickMs: number | undefined;
   private readonly onOutcome: OutcomeListener | undefined;
+  private readonly slowStart: SlowStartOptions | undefined;
   private members = new Map<string, M>();
   private current: Picker = nonePicker('no-instances');
   private inFlight = 0;
+  /** True once a non-empty set arrived: members of the first set start warm (nothing to ramp against). */
+  private seeded = false;
+  private rampCount = 0;
 
   constructor(options: BalancerOptions = {}) {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => performance.now());
     this.onOutcome = options.onOutcome;
+    this.slowStart = options.slowStart;
+    this.rampTickMs = options.slowStart && slowStartTickMs(options.slowStart);
+  }
+
+  get ramping(): boolean {
+    return this.rampCount > 0;
   }
 
   get picker(): Picker {
@@ -38,19 +52,50 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       if (next.has(endpoint.address)) continue;
       const member = this.members.get(endpoint.address);
       if (!member) {
-        next.set(endpoint.address, this.createMember(endpoint));
+        const created = this.createMember(endpoint);
+        created.rampPending = this.slowStart !== undefined && this.seeded;
+        next.set(endpoint.address, created);
         continue;
       }
       member.refresh(endpoint.instance, endpoint.routable);
       next.set(endpoint.address, member);
     }
     this.members = next;
-    const all = [...next.values()];
+    this.seeded ||= next.size > 0;
+    return this.rebuild();
+  }
+
+  reweigh(): Picker {
+    return this.rampCount > 0 ? this.rebuild() : this.current;
+  }
+
+  private rebuild(): Picker {
+    const all = [...this.members.values()];
+    if (this.slowStart) this.applyRamps(all, this.slowStart);
     const eligible = all.filter((member) => member.routable && member.weight > 0);
     if (all.length === 0) this.current = nonePicker('no-instances');
     else if (eligible.length === 0) this.current = nonePicker('no-healthy-instances');
     else this.current = this.buildPicker(eligible, all);
     return this.current;
+  }
+
+  /** Envoy's slow start: a ramp begins at a member's first routable update and scales its weight until the window ends. */
+  private applyRamps(all: readonly M[], slowStart: SlowStartOptions): void {
+    const now = this.now();
+    let ramping = 0;
+    for (const member of all) {
+      if (member.rampPending && member.routable) {
+        member.rampPending = false;
+        member.rampStartedAt = now;
+        member.rampEndsAt = now + slowStart.windowMs;
+      }
+      if (member.rampStartedAt === undefined) continue;
+      const factor = slowStartFactor(now - member.rampStartedAt, slowStart);
+      member.weight = targetWeight(member.instance) * factor;
+      if (factor < 1) ramping += 1;
+      else member.rampStartedAt = member.rampEndsAt = undefined;
+    }
+    this.rampCount = ramping;
   }
 
   /** @internal Called once per attempt by `Attempt.done`. */

@@ -5,6 +5,7 @@ import { P2cEwmaBalancer, type P2cEwmaOptions } from './balancer-p2c-ewma.ts';
 import { RandomBalancer } from './balancer-random.ts';
 import { RoundRobinBalancer } from './balancer-round-robin.ts';
 import { WeightedRoundRobinBalancer } from './balancer-weighted-round-robin.ts';
+import { SLOW_START_ALGORITHMS } from './slow-start.ts';
 
 /** A balancer as configuration names it: the algorithm and its own settings. */
 export type BalancerConfig =
@@ -15,8 +16,13 @@ export type BalancerConfig =
   | ({ readonly algorithm: 'p2c-ewma' } & Pick<P2cEwmaOptions, 'decayMs'>)
   | ({ readonly algorithm: 'consistent-hash' } & Pick<ConsistentHashOptions, 'key' | 'pointsPerWeight' | 'maxRingPoints' | 'balanceFactor'>);
 
-/** Creates a fresh balancer (no members yet) for `config`; options apply to every algorithm. */
-export function createBalancer(config: BalancerConfig, options: BalancerOptions = {}): Balancer {
+/**
+ * Creates a fresh balancer (no members yet) for `config`; options apply to every algorithm, except
+ * `slowStart`, which is dropped for algorithms outside `SLOW_START_ALGORITHMS` (configuration refuses that pairing).
+ */
+export function createBalancer(config: BalancerConfig, givenOptions: BalancerOptions = {}): Balancer {
+  const { slowStart, ...rest } = givenOptions;
+  const options: BalancerOptions = slowStart && SLOW_START_ALGORITHMS.includes(config.algorithm) ? givenOptions : rest;
   switch (config.algorithm) {
     case 'random':
       return new RandomBalancer(options);

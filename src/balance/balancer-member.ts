@@ -5,8 +5,15 @@ import type { PickedEndpoint, PickOutcome } from './picker.ts';
 export class Member {
   /** Picks whose `done` has not been called yet. */
   inFlight = 0;
-  /** `instance.weight`, copied into a field because pick loops read it for every member. 0 means no traffic. */
+  /**
+   * The weight picks use, in a field because pick loops read it for every member: `instance.weight`,
+   * 0 while the instance is draining, scaled down during slow start. 0 means no traffic.
+   */
   weight: number;
+  /** Slow start of a member that joined after the first set: waiting for its first routable update, or ramping since `rampStartedAt`. */
+  rampPending = false;
+  rampStartedAt: number | undefined = undefined;
+  rampEndsAt: number | undefined = undefined;
 
   constructor(
     readonly address: string,
@@ -14,15 +21,20 @@ export class Member {
     public instance: Instance,
     public routable: boolean,
   ) {
-    this.weight = instance.weight;
+    this.weight = targetWeight(instance);
   }
 
   /** Takes the latest registry value and routability for this address. */
   refresh(instance: Instance, routable: boolean): void {
     this.instance = instance;
-    this.weight = instance.weight;
+    this.weight = targetWeight(instance);
     this.routable = routable;
   }
+}
+
+/** The weight an instance gets once any slow start is over: its registered weight, 0 while draining. */
+export function targetWeight(instance: Instance): number {
+  return instance.draining === true ? 0 : instance.weight;
 }
 
 /** Receives the outcome of an attempt exactly once. */

@@ -76,6 +76,25 @@ describe.each(ALL)('$algorithm balancer', ({ config }) => {
     expect(['a', 'b'].map((id) => balancer.member(address(id))!.inFlight)).toEqual(before);
   });
 
+  it('sends no new pick to a draining member, lets its picks in flight finish, and keeps its state', () => {
+    const outcomes: string[] = [];
+    const balancer = createBalancer(config, { random: seededRandom(4), onOutcome: (picked, outcome) => outcomes.push(`${picked}:${outcome.ok}`) });
+    balancer.update(testEndpoints('a', 'b'));
+    const onB = pickMany(balancer, 20).filter((pick) => pick.instance.id === 'b');
+    expect(onB.length).toBeGreaterThan(0);
+    const member = balancer.member(address('b'))!;
+    const draining = testEndpoints('a', 'b').map((endpoint) => (endpoint.instance.id === 'b' ? { ...endpoint, instance: { ...endpoint.instance, draining: true } } : endpoint));
+    balancer.update(draining);
+    expect(new Set(pickMany(balancer, 500).map(pickedId))).toEqual(new Set(['a']));
+    expect(balancer.member(address('b'))).toBe(member);
+    expect(member.weight).toBe(0);
+    for (const pick of onB) pick.done({ ok: true, latencyMs: 1 });
+    expect(member.inFlight).toBe(0);
+    expect(outcomes).toContain(`${address('b')}:true`);
+    balancer.update(draining.filter((endpoint) => endpoint.instance.id === 'b'));
+    expect(balancer.picker.pick({ headers: { 'x-user': 'u' } })).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
+  });
+
   it('routes to a member again once it is routable again, with its state intact', () => {
     const balancer = createBalancer(config, { random: seededRandom(9) });
     balancer.update(testEndpoints('a', 'b'));

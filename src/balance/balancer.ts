@@ -1,5 +1,6 @@
 import type { Instance } from '../discovery/instance.ts';
 import type { PickOutcome, Picker } from './picker.ts';
+import type { SlowStartOptions } from './slow-start.ts';
 
 /** Names of every balancing algorithm, as configuration spells them. */
 export const BALANCER_ALGORITHMS = ['random', 'round-robin', 'weighted-round-robin', 'least-connections', 'p2c-ewma', 'consistent-hash'] as const;
@@ -9,7 +10,7 @@ export type BalancerAlgorithm = (typeof BALANCER_ALGORITHMS)[number];
 
 /**
  * One endpoint as a balancer is fed it. `routable: false` keeps the endpoint's state (weights,
- * counts, latency, ring points) but sends it no traffic; weight 0 does the same.
+ * counts, latency, ring points) but sends it no traffic; weight 0 and a `draining` instance do the same.
  * `EndpointHealth` from the health layer fits this shape.
  */
 export interface BalancerEndpoint {
@@ -30,6 +31,11 @@ export interface BalancerOptions {
   readonly random?: () => number;
   /** For tests: monotonic clock in milliseconds (`performance.now` by default). */
   readonly now?: () => number;
+  /**
+   * Ramps the weight of members that join after the first set (Envoy's slow start). Honoured by
+   * the algorithms in `SLOW_START_ALGORITHMS`; the factory leaves it out for the others.
+   */
+  readonly slowStart?: SlowStartOptions;
 }
 
 /** What a balancer reports of one member, e.g. for the admin view. */
@@ -37,6 +43,10 @@ export interface MemberView {
   readonly address: string;
   readonly instance: Instance;
   readonly routable: boolean;
+  /** The weight picks use now: 0 while draining, ramped during slow start, else `instance.weight`. */
+  readonly weight: number;
+  /** When this member's slow start ends, on the balancer's clock (`performance.now` by default); undefined when not ramping. */
+  readonly rampEndsAt: number | undefined;
   /** Picks whose `done` has not been called yet. */
   readonly inFlight: number;
   /** The latency estimate in milliseconds, from balancers that keep one (`p2c-ewma`); undefined otherwise. */
@@ -58,4 +68,13 @@ export interface Balancer {
   update(endpoints: readonly BalancerEndpoint[]): Picker;
   /** The state kept for `address`, or undefined when it is not a member. */
   member(address: string): MemberView | undefined;
+  /**
+   * While true some member is in slow start, and its owner should call `reweigh()` every
+   * `rampTickMs` (no registry event will come to move the ramp).
+   */
+  readonly ramping: boolean;
+  /** Rebuild period while `ramping`; undefined when slow start is off. */
+  readonly rampTickMs: number | undefined;
+  /** Moves every ramp to the clock's present and returns the new picker (also `picker` from now on); the same picker when nothing ramps. */
+  reweigh(): Picker;
 }

@@ -15,4 +15,6 @@ export type { HashKeySource } from './hash-key.ts';
 export { nonePicker } from './picker.ts';
 export type { NoEndpoint, PickContext, PickedEndpoint, PickOutcome, PickResult, Picker } from './picker.ts';
 export { createServiceBalancer, ServiceBalancer } from './service-balancer.ts';
+export { DEFAULT_SLOW_START, SLOW_START_ALGORITHMS, slowStartFactor } from './slow-start.ts';
+export type { SlowStartOptions } from './slow-start.ts';
 export type { ServiceBalancerOptions } from './service-balancer.ts';

@@ -6,10 +6,13 @@ import type { HealthView } from '../health/health-view.ts';
 import type { Balancer, BalancerEndpoint } from './balancer.ts';
 import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
 import { nonePicker, type Picker } from './picker.ts';
+import type { SlowStartOptions } from './slow-start.ts';
 
 /**
  * Drives one balancer from a health view: every snapshot that changes what the balancer sees
- * (addresses, instances, routability) becomes one `update()`. Exposes the current picker.
+ * (addresses, instances, routability) becomes one `update()`. While a member is in slow start, a
+ * timer calls `reweigh()` every `rampTickMs` and publishes that picker too; without slow start no
+ * timer runs and the pickers are those of plain updates. Exposes the current picker.
  */
 export class ServiceBalancer {
   /** Replays the current picker, then each new one. Completes on `close()`. */
@@ -20,6 +23,7 @@ export class ServiceBalancer {
   private readonly subscription: Subscription;
   private fed: readonly BalancerEndpoint[] = [];
   private closed = false;
+  private rampTimer: NodeJS.Timeout | undefined;
 
   constructor(
     /** The health view the balancer is fed from; the admin view reads it too. */
@@ -40,6 +44,7 @@ export class ServiceBalancer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.rampTimer);
     this.subscription.unsubscribe();
     this.teardown();
     this.pickers.complete();
@@ -48,8 +53,21 @@ export class ServiceBalancer {
   private feed(endpoints: readonly BalancerEndpoint[]): void {
     if (sameEndpoints(this.fed, endpoints)) return;
     this.fed = endpoints;
-    this.current = this.balancer.update(endpoints);
-    this.pickers.next(this.current);
+    this.publish(this.balancer.update(endpoints));
+  }
+
+  private publish(picker: Picker): void {
+    if (picker !== this.current) {
+      this.current = picker;
+      this.pickers.next(picker);
+    }
+    if (this.rampTimer === undefined && this.balancer.ramping && !this.closed) {
+      // Unref'd: a ramp never keeps the process alive; close() clears it.
+      this.rampTimer = setTimeout(() => {
+        this.rampTimer = undefined;
+        if (!this.closed) this.publish(this.balancer.reweigh());
+      }, this.balancer.rampTickMs).unref();
+    }
   }
 }
 
@@ -57,6 +75,8 @@ export class ServiceBalancer {
 export interface ServiceBalancerOptions {
   readonly balancer: BalancerConfig;
   readonly health?: EndpointSetOptions;
+  /** Slow start for instances that join later; honoured by the algorithms in `SLOW_START_ALGORITHMS`. */
+  readonly slowStart?: SlowStartOptions;
 }
 
 /**
@@ -66,7 +86,10 @@ export interface ServiceBalancerOptions {
  */
 export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
   const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
-  const balancer = createBalancer(options.balancer, { onOutcome: (address, outcome) => endpoints.record(address, outcome) });
+  const balancer = createBalancer(options.balancer, {
+    onOutcome: (address, outcome) => endpoints.record(address, outcome),
+    ...(options.slowStart ? { slowStart: options.slowStart } : {}),
+  });
   return new ServiceBalancer(endpoints, balancer, () => endpoints.close());
 }
 

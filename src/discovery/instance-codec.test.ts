@@ -66,6 +66,18 @@ describe('decodeInstance accepts every registry format', () => {
     expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance(instance) })).toEqual({ ok: true, instance });
   });
 
+  it('carries the drain handshake mark through decode and encode, and leaves it out when not set', () => {
+    const draining = decodeInstance({ service: 's', name: 'a', data: '{"host":"h","port":1,"draining":true}' });
+    expect(draining.ok && draining.instance.draining).toBe(true);
+    const plain = decodeInstance({ service: 's', name: 'a', data: '{"host":"h","port":1,"draining":false}' });
+    expect(plain.ok && plain.instance).not.toHaveProperty('draining');
+    const instance: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 2, protocol: 'http', metadata: {}, draining: true };
+    expect(JSON.parse(encodeInstance(instance))).toMatchObject({ draining: true });
+    expect(JSON.parse(encodeInstance({ ...instance, draining: false }))).not.toHaveProperty('draining');
+    expect(decodeInstance({ service: 's', name: 'a', data: encodeInstance(instance) })).toEqual({ ok: true, instance });
+    expect(sameInstance(instance, { ...instance, draining: false })).toBe(false);
+  });
+
   it('keeps a protocol the entry did not name distinguishable from an explicit http, through encodeInstance too', () => {
     const defaulted: Instance = { id: 'a', service: 's', host: 'h', port: 1, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} };
     expect(JSON.parse(encodeInstance(defaulted))).not.toHaveProperty('protocol');
@@ -95,6 +107,7 @@ describe('decodeInstance refuses bad entries with a reason that names the entry'
     { name: 'a port out of range', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":70000}' }, reason: /port/ },
     { name: 'a negative weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":-1}' }, reason: /weight/ },
     { name: 'a fractional weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":1.5}' }, reason: /weight/ },
+    { name: 'a draining mark that is not a boolean', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"draining":"yes"}' }, reason: /draining/ },
     { name: 'an unknown protocol', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"protocol":"ftp"}' }, reason: /protocol/ },
     { name: 'a host with a slash', raw: { service: 'user', name: 'u1', data: '{"host":"a/b","port":1}' }, reason: /host/ },
     { name: 'empty data under a name that is not host:port', raw: { service: 'user', name: 'u1', data: '' }, reason: /not host:port/ },

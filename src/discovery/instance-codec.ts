@@ -31,6 +31,7 @@ const nativePayload = z.object({
   weight: weight.optional(),
   protocol: z.enum(INSTANCE_PROTOCOLS).optional(),
   metadata: metadata.optional(),
+  draining: z.boolean().optional(),
 });
 
 /** Curator `ServiceInstance` as Spring Cloud Zookeeper writes it (`payload` is a `ZookeeperInstance`). */
@@ -63,10 +64,14 @@ export function decodeInstance(raw: RawInstance): DecodeResult {
   }
 }
 
-/** The native JSON payload the registry agent writes for an instance; `protocol` is left out when it was only defaulted. */
+/**
+ * The native JSON payload the registry agent writes for an instance; `protocol` is left out when it
+ * was only defaulted, `draining` when it is not set.
+ */
 export function encodeInstance(instance: Instance): string {
   const { id, service, host, port, weight, protocol, metadata } = instance;
-  return JSON.stringify({ id, service, host, port, weight, protocol: instance.protocolDefaulted === true ? undefined : protocol, metadata });
+  const draining = instance.draining === true ? true : undefined;
+  return JSON.stringify({ id, service, host, port, weight, protocol: instance.protocolDefaulted === true ? undefined : protocol, metadata, draining });
 }
 
 function decodeOrThrow(raw: RawInstance): Instance {
@@ -101,6 +106,7 @@ function decodeOrThrow(raw: RawInstance): Instance {
     weight: value.weight ?? 1,
     ...(value.protocol === undefined ? { protocol: 'http', protocolDefaulted: true } : { protocol: value.protocol }),
     metadata: value.metadata ?? {},
+    ...(value.draining === true ? { draining: true } : {}),
   };
 }
 

@@ -22,6 +22,11 @@ export interface Instance {
    */
   readonly protocolDefaulted?: boolean;
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * True when the registry entry says its owner is shutting down (the agent's drain handshake):
+   * the instance stays known, its requests in flight finish, and it gets no new pick. Absent otherwise.
+   */
+  readonly draining?: boolean;
 }
 
 /** `instance` speaking `protocol` when its registry entry did not name one; unchanged otherwise (the registry wins). */
@@ -38,6 +43,7 @@ export function instanceAddress(instance: Pick<Instance, 'host' | 'port'>): stri
 export function sameInstance(a: Instance, b: Instance): boolean {
   if (a.id !== b.id || a.service !== b.service || a.host !== b.host || a.port !== b.port) return false;
   if (a.weight !== b.weight || a.protocol !== b.protocol || (a.protocolDefaulted === true) !== (b.protocolDefaulted === true)) return false;
+  if ((a.draining === true) !== (b.draining === true)) return false;
   const aKeys = Object.keys(a.metadata);
   if (aKeys.length !== Object.keys(b.metadata).length) return false;
   return aKeys.every((key) => a.metadata[key] === b.metadata[key]);

@@ -10,13 +10,14 @@ export function isHealthy(endpoint: Pick<EndpointHealth, 'active' | 'ejected'>):
  * Applies the routing verdict. Panic (Envoy): when the healthy share of registry members with
  * weight above 0 is below `panicThresholdPercent`, every registry member becomes routable, since
  * spreading load over all beats crushing the few that still pass. Endpoints outside the registry
- * count for neither side of the share and stay routable only while healthy.
+ * and draining ones (leaving on purpose, never picked) count for neither side of the share;
+ * the former stay routable only while healthy.
  */
 export function snapshotOf(service: string, endpoints: readonly Omit<EndpointHealth, 'routable'>[], panicThresholdPercent: number): HealthSnapshot {
   let weighted = 0;
   let healthy = 0;
   for (const endpoint of endpoints) {
-    if (!endpoint.inRegistry || endpoint.instance.weight <= 0) continue;
+    if (!endpoint.inRegistry || endpoint.instance.weight <= 0 || endpoint.instance.draining === true) continue;
     weighted += 1;
     if (isHealthy(endpoint)) healthy += 1;
   }

@@ -80,7 +80,7 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(await exists(reader, path)).toBeNull();
   });
 
-  it('removes the node before the backend it started stops accepting connections', async () => {
+  it('marks the node draining, removes it after --drain, and only then stops the backend it started', async () => {
     const port = await freePort();
     const agent = await startAgent([
       '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'drained',
@@ -90,22 +90,26 @@ describe('switchboard-agent with ZooKeeper', () => {
     const path = '/services/user/drained';
     await waitFor(() => exists(reader, path), { timeoutMs: 10_000, message: 'the node to appear' });
 
+    let markedAt: number | undefined;
     let nodeGoneAt: number | undefined;
     let portClosedAt: number | undefined;
     const watching = (async () => {
       while (portClosedAt === undefined) {
         const now = Date.now();
-        if (nodeGoneAt === undefined && !(await exists(reader, path))) nodeGoneAt = now;
+        const node = await getData(reader, path).catch(() => undefined);
+        if (markedAt === undefined && node && (JSON.parse(String(node.data)) as { draining?: boolean }).draining === true) markedAt = now;
+        if (nodeGoneAt === undefined && !node) nodeGoneAt = now;
         if (!(await acceptsConnections(port))) portClosedAt = Date.now();
       }
     })();
     await agent.stop();
     await watching;
     expect(agent.exitInfo?.code).toBe(0);
+    expect(markedAt).toBeDefined();
     expect(nodeGoneAt).toBeDefined();
     expect(nodeGoneAt!).toBeLessThan(portClosedAt!);
-    // The drain (500 ms) separates them.
-    expect(portClosedAt! - nodeGoneAt!).toBeGreaterThanOrEqual(400);
+    // The drain (500 ms) separates the mark from the removal.
+    expect(nodeGoneAt! - markedAt!).toBeGreaterThanOrEqual(400);
   });
 
   it('loses the node within the session timeout when the agent is killed with SIGKILL', async () => {
@@ -216,6 +220,28 @@ describe('switchboard-agent with etcd', () => {
     expect(kvs[0]?.lease).not.toBe('0');
 
     await agent.stop();
+    expect(agent.exitInfo?.code).toBe(0);
+    expect(await reader.get(key).string()).toBeNull();
+  });
+
+  it('marks the key draining on SIGTERM as a value update on the same lease, then deletes it after --drain', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    // Flags after FAST win, so --drain 1s replaces FAST's 0s.
+    const agent = await agentFor(order.port, ['--drain', '1s']);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    const [before] = (await reader.get(key).exec()).kvs;
+
+    const stopped = agent.stop();
+    const marked = await waitFor(async () => {
+      const [kv] = (await reader.get(key).exec()).kvs;
+      return kv && (JSON.parse(kv.value.toString()) as { draining?: boolean }).draining === true ? kv : undefined;
+    }, { timeoutMs: 5_000, intervalMs: 10, message: `${key} marked draining` });
+    // The same key on the same lease, created once: gateways never see it vanish and come back.
+    expect(marked.lease).toBe(before!.lease);
+    expect(marked.create_revision).toBe(before!.create_revision);
+    await stopped;
     expect(agent.exitInfo?.code).toBe(0);
     expect(await reader.get(key).string()).toBeNull();
   });

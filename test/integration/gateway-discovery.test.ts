@@ -1,6 +1,6 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exists } from '../../src/zookeeper/index.ts';
+import { exists, getData } from '../../src/zookeeper/index.ts';
 import { startAgentBackend, connectZooKeeperClient, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const AGENT_FLAGS = ['--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
@@ -92,18 +92,23 @@ routes:
     expect(d.agent.running).toBe(true);
   });
 
-  it('sends nothing to a backend once its agent has deregistered it, though it still answers', async () => {
+  it('sends nothing to a backend once its agent has marked it draining, though it still answers', async () => {
     const b = members.find((started) => started.name === 'b')!;
     process.kill(b.agent.pid!, 'SIGTERM');
-    await waitFor(async () => (await exists(reader, '/services/user/b')) === null, { timeoutMs: 5_000, message: 'b deregistered' });
-    const deregisteredAt = Date.now();
+    // The drain handshake: the entry stays (for --drain, 30 s here) with "draining": true.
+    await waitFor(async () => (JSON.parse(String((await getData(reader, '/services/user/b')).data)) as { draining?: boolean }).draining === true, {
+      timeoutMs: 5_000,
+      message: 'b marked draining',
+    });
+    const markedAt = Date.now();
     // The change reaches the balancer through the watch, the provider and the throttle window.
     await waitFor(async () => !(await tally(20)).has('b'), { timeoutMs: 1_000, intervalMs: 1, message: 'the gateway to stop picking b' });
-    expect(Date.now() - deregisteredAt).toBeLessThan(1_000);
+    expect(Date.now() - markedAt).toBeLessThan(1_000);
     const counts = await tally(300);
     expect(counts.get('b')).toBeUndefined();
     expect([...counts.keys()].sort()).toEqual(['a', 'c', 'd']);
     // b is draining, not gone: had the gateway picked it, it would have answered.
+    expect(await exists(reader, '/services/user/b')).not.toBeNull();
     expect(b.agent.running).toBe(true);
     expect((await fetch(`http://127.0.0.1:${b.port}/x`)).status).toBe(200);
   });
