@@ -16,3 +16,7 @@ export { nonePicker } from './picker.ts';
 export type { NoEndpoint, PickContext, PickedEndpoint, PickOutcome, PickResult, Picker } from './picker.ts';
 export { createServiceBalancer, ServiceBalancer } from './service-balancer.ts';
 export type { ServiceBalancerOptions } from './service-balancer.ts';
+export { canaryPicker, cookieValue, fallbackPicker, SmoothSplit } from './picker-subset.ts';
+export type { CanaryLane, CanaryPlan, PickerSource } from './picker-subset.ts';
+export { createSubsetBalancer, matchesSubset, subsetHealthView, subsetKey } from './subset.ts';
+export type { SubsetSelector } from './subset.ts';
