@@ -76,7 +76,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   });
   const transports = new UpstreamTransports();
   const proxyDependencies: ProxyDependencies = {
-    pickerFor: (service) => balancers.pickerFor(service),
+    pickerFor: (service, route) => balancers.pickerFor(service, route),
     policyFor: policyResolver(() => config),
     transports,
     observer: traffic,

@@ -1,11 +1,12 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, type ServiceBalancer } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
 import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
-import { serviceBalancerOptions, serviceSettings, type GatewayConfig, type ServiceSettings } from './config/index.ts';
+import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
+import { routePicker, selectorsOf, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
 
 interface Entry {
   readonly balancer: ServiceBalancer;
@@ -13,11 +14,19 @@ interface Entry {
   readonly subscription: Subscription;
 }
 
+interface SubsetEntry {
+  readonly service: string;
+  readonly balancer: ServiceBalancer;
+}
+
 /**
  * The live balancer of every service the gateway routes to. A service a registry lists gets its
  * balancer (and so its health checks and health state) as soon as it is listed; a service only
  * declared in the configuration gets one on its first request. A new configuration rebuilds the
  * balancers whose settings changed. A service exists when it is declared or a registry lists it.
+ * A route with `subset` or `canary` gets a balancer per subset it names, of the service's algorithm
+ * and fed from the service's health (never a second checker); made on the route's first request,
+ * kept across reloads while some route names it, dropped when none does or the service's is rebuilt.
  */
 export class ServiceBalancers {
   /**
@@ -31,6 +40,12 @@ export class ServiceBalancers {
   private readonly healthChanges = new Subject<HealthSnapshot>();
   private readonly listed = new Set<string>();
   private readonly subscription: Subscription;
+  /** By `service` and `subsetKey`, joined with a newline (no service name holds one). */
+  private readonly subsets = new Map<string, SubsetEntry>();
+  private readonly splits = new Map<string, SmoothSplit>();
+  // Route objects belong to one configuration, so a reload starts afresh by itself; old ones keep
+  // their pickers (over the balancers they had) for the requests still in flight on them.
+  private readonly routePickers = new WeakMap<RouteConfig, Picker>();
 
   constructor(
     private readonly aggregator: DiscoveryAggregator,
@@ -54,12 +69,21 @@ export class ServiceBalancers {
     return this.config.services.has(service) || this.listed.has(service);
   }
 
-  /** The current picker of `service`, or undefined when the service does not exist. */
-  pickerFor(service: string): Picker | undefined {
+  /**
+   * The picker for a request of `service` through `route`, or undefined when the service does not
+   * exist: the service's current picker, or for a route with `subset` or `canary` the route's own.
+   */
+  pickerFor(service: string, route?: RouteConfig): Picker | undefined {
+    if (selectsSubsets(route)) return this.routePickers.get(route) ?? this.createRoutePicker(service, route);
     const entry = this.balancers.get(service);
     if (entry) return entry.balancer.picker;
     if (!this.has(service)) return undefined;
     return this.create(service).picker;
+  }
+
+  /** The number of subset balancers alive, for tests and views. */
+  subsetCount(): number {
+    return this.subsets.size;
   }
 
   /** The balancer of `service`, when one has been built. */
@@ -90,12 +114,22 @@ export class ServiceBalancers {
       this.release(service, entry);
       if (this.listed.has(service)) this.create(service);
     }
+    const routes = config.routes.filter(selectsSubsets);
+    const selected = new Set(routes.flatMap((route) => selectorsOf(route).map((selector) => subsetId(route.service!, selector))));
+    for (const [id, subset] of [...this.subsets]) {
+      if (selected.has(id)) continue;
+      subset.balancer.close();
+      this.subsets.delete(id);
+    }
+    const splits = new Set(routes.flatMap((route) => (route.canary ? [splitKey(route.service!, route.canary)] : [])));
+    for (const key of [...this.splits.keys()]) if (!splits.has(key)) this.splits.delete(key);
   }
 
   /** Closes every balancer and its health checks, and completes `health$`. */
   close(): void {
     this.subscription.unsubscribe();
     for (const [service, entry] of [...this.balancers]) this.release(service, entry);
+    this.splits.clear();
     this.healthChanges.complete();
   }
 
@@ -119,7 +153,53 @@ export class ServiceBalancers {
     entry.subscription.unsubscribe();
     entry.balancer.close();
     this.balancers.delete(service);
+    // Subsets read the released balancer's health: they go with it and come back on the next request.
+    for (const [id, subset] of [...this.subsets]) {
+      if (subset.service !== service) continue;
+      subset.balancer.close();
+      this.subsets.delete(id);
+    }
   }
+
+  private createRoutePicker(service: string, route: RouteConfig): Picker | undefined {
+    if (!this.has(service)) return undefined;
+    // A request routed just before a reload, whose route the new configuration dropped: subsets are
+    // made only for routes in force (so that `apply` can drop them), so it gets the whole service.
+    if (!this.config.routes.includes(route)) return this.pickerFor(service);
+    const parent = () => this.balancers.get(service)?.balancer ?? this.create(service);
+    const sources: SubsetSources = {
+      service: parent,
+      subset: (selector) => this.subsetBalancer(service, selector, parent()),
+      split: (canary) => this.splitOf(service, canary),
+    };
+    const picker = routePicker(route, sources);
+    this.routePickers.set(route, picker);
+    return picker;
+  }
+
+  private subsetBalancer(service: string, selector: SubsetSelector, parent: ServiceBalancer): ServiceBalancer {
+    const id = subsetId(service, selector);
+    let subset = this.subsets.get(id);
+    if (!subset) {
+      subset = { service, balancer: createSubsetBalancer(parent, selector, serviceBalancerOptions(serviceSettings(this.config, service)).balancer) };
+      this.subsets.set(id, subset);
+    }
+    return subset.balancer;
+  }
+
+  private splitOf(service: string, canary: CanaryRouting): SmoothSplit {
+    const key = splitKey(service, canary);
+    let split = this.splits.get(key);
+    if (!split) {
+      split = new SmoothSplit(canary.split.map(({ weight }) => weight));
+      this.splits.set(key, split);
+    }
+    return split;
+  }
+}
+
+function subsetId(service: string, selector: SubsetSelector): string {
+  return `${service}\n${subsetKey(selector)}`;
 }
 
 /** What a balancer is built from; instances are left out, since they arrive through the registry stream. */

@@ -12,6 +12,8 @@ export type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 export { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 export type {
   AdminSettings,
+  CanaryLaneRouting,
+  CanaryRouting,
   CertificateFiles,
   EntryPointConfig,
   EntryPointTls,
@@ -21,6 +23,7 @@ export type {
   HealthCheckSettings,
   HostHeaderPolicy,
   ListenAddress,
+  MetadataSelector,
   NamespaceRouteConfig,
   OutlierDetectionSettings,
   PathSettings,
@@ -34,6 +37,8 @@ export type {
   ServiceSettings,
   ShutdownSettings,
   StaticInstance,
+  SubsetFallback,
+  SubsetRouting,
   UpstreamProtocol,
   UpstreamTimeouts,
   UpstreamTlsSettings,

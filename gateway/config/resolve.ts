@@ -21,9 +21,11 @@ import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
 import type { RouteInput } from './schema-route.ts';
+import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
 import type {
   AdminSettings,
+  CanaryRouting,
   CertificateFiles,
   EntryPointConfig,
   GatewayConfig,
@@ -260,9 +262,19 @@ function resolveRoute(input: RouteInput, index: number): RouteConfig {
     retries: input.retries === undefined ? undefined : retryOverride(input.retries),
     middlewares: input.middlewares ?? [],
     entryPoints: input.entryPoints,
+    subset: input.subset && { match: input.subset.match, fallback: input.subset.fallback ?? 'any' },
+    canary: input.canary && resolveCanary(input.canary),
   };
   if (input.namespace) return { ...common, namespace: true, service: undefined, stripPrefix: true };
   return { ...common, namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false };
+}
+
+function resolveCanary(input: CanaryInput): CanaryRouting {
+  const split = Object.entries(input.split)
+    .map(([value, weight]) => ({ value, weight }))
+    .sort((a, b) => b.weight - a.weight);
+  const lanes = (input.lanes ?? []).map((lane) => ({ header: lane.header, cookie: lane.cookie, value: lane.value, to: lane.to }));
+  return { by: input.by, split, lanes, fallback: input.fallback ?? 'any' };
 }
 
 /** A copy without the keys whose value is undefined, so spreading it never erases a default. */

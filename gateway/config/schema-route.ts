@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { entryPointName } from './schema-entrypoint.ts';
+import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
 import { duration, headerName, headerValue, hostWithPort, regexSource, section } from './schema-values.ts';
 
@@ -61,6 +62,8 @@ const routeFields = section({
   retries: retries.optional(),
   middlewares: z.array(middlewareName).optional(),
   entryPoints: z.array(entryPointName).min(1, 'expected entry point names (leave it out for every entry point)').optional(),
+  subset: subsetSchema.optional(),
+  canary: canarySchema.optional(),
 });
 
 /** A route: one target (`service` or `namespace: true`), one path condition at most, and options that fit them. */
@@ -72,6 +75,10 @@ export const routeSchema = routeFields.superRefine((route, context) => {
   if (route.stripPrefix && route.path === undefined) problem('stripPrefix', 'stripPrefix needs a path prefix to strip');
   if (route.stripPrefix && route.namespace) problem('stripPrefix', 'a namespace route always strips its prefix and service segment');
   if (route.namespace && route.pathRegex !== undefined) problem('pathRegex', 'a namespace route takes a path prefix, not a regex');
+  if (route.subset && route.canary) problem('canary', 'a route has either subset or canary, not both');
+  // A namespace route reaches any service, so there is no bounded set of subsets to keep balancers for.
+  if (route.namespace && route.subset) problem('subset', 'a namespace route cannot select a subset; declare a route to the service');
+  if (route.namespace && route.canary) problem('canary', 'a namespace route cannot split by subset; declare a route to the service');
 });
 
 /** One `routes` entry as parsed. */

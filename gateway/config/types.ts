@@ -210,6 +210,42 @@ interface RouteCommon {
   readonly middlewares: readonly string[];
   /** Entry points this route serves; undefined serves every entry point. */
   readonly entryPoints: readonly string[] | undefined;
+  /** Only instances with this metadata; undefined: every instance of the service. Exclusive with `canary`. */
+  readonly subset: SubsetRouting | undefined;
+  /** A split between metadata subsets; undefined: none. Exclusive with `subset`. */
+  readonly canary: CanaryRouting | undefined;
+}
+
+/** Metadata pairs an instance must all carry. */
+export type MetadataSelector = Readonly<Record<string, string>>;
+
+/** What a route gets when its selection has nothing to give: every instance, nothing (503), or another selection. */
+export type SubsetFallback = 'any' | 'none' | MetadataSelector;
+
+/** A route to the instances whose metadata holds every `match` pair (Envoy's subset load balancer). */
+export interface SubsetRouting {
+  readonly match: MetadataSelector;
+  readonly fallback: SubsetFallback;
+}
+
+/** A canary: requests on a lane go to its subset, the others are split by weight between the subsets `by` one key. */
+export interface CanaryRouting {
+  /** The metadata key whose values name the subsets (`version`). */
+  readonly by: string;
+  /** Heaviest first (file order among equals): the order in which subsets take over an empty one's share. */
+  readonly split: readonly { readonly value: string; readonly weight: number }[];
+  readonly lanes: readonly CanaryLaneRouting[];
+  /** When every subset of the split is empty. */
+  readonly fallback: SubsetFallback;
+}
+
+/** One canary lane: a request whose header (or cookie) is present, and equals `value` when given, goes to subset `by: to`. */
+export interface CanaryLaneRouting {
+  /** Lower-case; exclusive with `cookie`. */
+  readonly header: string | undefined;
+  readonly cookie: string | undefined;
+  readonly value: string | undefined;
+  readonly to: string;
 }
 
 /** A route to one named service, optionally stripping its path prefix. */

@@ -1,5 +1,5 @@
 import type { Picker } from '../../src/balance/picker.ts';
-import { retryConditionOf, type RetryCondition } from '../config/index.ts';
+import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
 import { sendGatewayError } from './error-response.ts';
@@ -25,8 +25,8 @@ export interface AttemptObserver {
 
 /** The proxy's view of the rest of the gateway. */
 export interface ProxyDependencies {
-  /** The current picker of `service`; undefined when the service is unknown. */
-  pickerFor(service: string): Picker | undefined;
+  /** The picker for `service` through `route` (its subset or canary, if it has one); undefined when the service is unknown. */
+  pickerFor(service: string, route: RouteConfig | undefined): Picker | undefined;
   /** The retry and timeout policy for this request. */
   policyFor(context: GatewayContext): ProxyPolicy;
   /** The transport per instance protocol, address and connection settings. */
@@ -48,7 +48,7 @@ const DISTINCT_PICK_TRIES = 3;
 export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
   const upgrade = mode === 'upgrade';
   return async function proxy(context) {
-    const picker = dependencies.pickerFor(context.service);
+    const picker = dependencies.pickerFor(context.service, context.route);
     const observer = dependencies.observer;
     if (!picker) {
       observer?.unavailable(context.service, 'no-instances');

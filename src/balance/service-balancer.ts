@@ -3,7 +3,7 @@ import { sameInstance } from '../discovery/instance.ts';
 import type { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
 import { EndpointSet, type EndpointSetOptions } from '../health/endpoint-set.ts';
 import type { HealthView } from '../health/health-view.ts';
-import type { Balancer, BalancerEndpoint } from './balancer.ts';
+import type { Balancer, BalancerEndpoint, OutcomeListener } from './balancer.ts';
 import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
 import { nonePicker, type Picker } from './picker.ts';
 import type { SlowStartOptions } from './slow-start.ts';
@@ -30,6 +30,8 @@ export class ServiceBalancer {
     readonly health: HealthView,
     readonly balancer: Balancer,
     private readonly teardown: () => void = () => undefined,
+    /** Where outcomes of picks go for passive health; subset balancers over the same health report here too. */
+    readonly recordOutcome: OutcomeListener = () => undefined,
   ) {
     this.picker$ = this.pickers.asObservable();
     this.subscription = health.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
@@ -86,11 +88,9 @@ export interface ServiceBalancerOptions {
  */
 export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
   const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
-  const balancer = createBalancer(options.balancer, {
-    onOutcome: (address, outcome) => endpoints.record(address, outcome),
-    ...(options.slowStart ? { slowStart: options.slowStart } : {}),
-  });
-  return new ServiceBalancer(endpoints, balancer, () => endpoints.close());
+  const recordOutcome: OutcomeListener = (address, outcome) => endpoints.record(address, outcome);
+  const balancer = createBalancer(options.balancer, { onOutcome: recordOutcome, ...(options.slowStart ? { slowStart: options.slowStart } : {}) });
+  return new ServiceBalancer(endpoints, balancer, () => endpoints.close(), recordOutcome);
 }
 
 function sameEndpoints(a: readonly BalancerEndpoint[], b: readonly BalancerEndpoint[]): boolean {

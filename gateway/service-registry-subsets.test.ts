@@ -1,0 +1,116 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Picker } from '../src/balance/index.ts';
+import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { waitFor } from '../test/harness/wait.ts';
+import { parseConfig, type GatewayConfig } from './config/index.ts';
+import { ServiceBalancers } from './service-registry.ts';
+
+const CANARY = `
+routes:
+  - { name: canary, path: /c, service: svc, canary: { by: version, split: { v1: 90, v2: 10 }, lanes: [{ header: x-canary, to: v2 }] } }
+  - { name: v2, path: /v2, service: svc, subset: { match: { version: v2 } } }
+  - { name: plain, path: /, service: svc }
+`;
+
+function counts(picks: number, picker: Picker, headers: Record<string, string> = {}): Record<string, number> {
+  const seen: Record<string, number> = {};
+  for (let index = 0; index < picks; index += 1) {
+    const result = picker.pick({ headers });
+    const key = result.kind === 'endpoint' ? result.instance.id : `none:${result.reason}`;
+    seen[key] = (seen[key] ?? 0) + 1;
+  }
+  return seen;
+}
+
+describe('ServiceBalancers with subsets', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function start(configText: string, instances: Record<string, Record<string, string>>) {
+    const provider = new StaticProvider('static');
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
+    const config = parseConfig('g.yaml', configText);
+    const balancers = new ServiceBalancers(aggregator, config);
+    cleanups.push(() => aggregator.close(), () => balancers.close());
+    aggregator.start();
+    const list = (members: Record<string, Record<string, string>>) =>
+      provider.replace(
+        new Map([['svc', Object.entries(members).map(([id, metadata], index) => ({ service: 'svc', name: id, data: JSON.stringify({ host: '127.0.0.1', port: 1001 + index, metadata }) }))]]),
+      );
+    list(instances);
+    await waitFor(() => balancers.health('svc')?.endpoints.length === Object.keys(instances).length, { message: 'the instances' });
+    const route = (current: GatewayConfig, name: string) => current.routes.find((candidate) => candidate.name === name)!;
+    return { balancers, config, list, route };
+  }
+
+  it('gives a route without subset or canary the service picker itself, and makes no subset for it', async () => {
+    const { balancers, config, route } = await start(CANARY, { a: { version: 'v1' } });
+    expect(balancers.pickerFor('svc', route(config, 'plain'))).toBe(balancers.balancer('svc')!.picker);
+    expect(balancers.subsetCount()).toBe(0);
+  });
+
+  it('splits a canary route exactly 90/10 over a cycle, sends lane requests to v2, and shares subsets between routes', async () => {
+    const { balancers, config, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v1', zone: 'x' } });
+    const canary = balancers.pickerFor('svc', route(config, 'canary'))!;
+    const seen = counts(100, canary);
+    expect({ v1: (seen.a ?? 0) + (seen.c ?? 0), v2: seen.b }).toEqual({ v1: 90, v2: 10 });
+    expect(counts(20, canary, { 'x-canary': '1' })).toEqual({ b: 20 });
+    expect(counts(4, balancers.pickerFor('svc', route(config, 'v2'))!)).toEqual({ b: 4 });
+    expect(balancers.subsetCount()).toBe(2);
+    // The route's picker is made once, not per request.
+    expect(balancers.pickerFor('svc', route(config, 'canary'))).toBe(canary);
+  });
+
+  it('keeps subset balancers and the split rotation across a reload that still names them, and drops them when none does', async () => {
+    const { balancers, config, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' } });
+    const before = counts(5, balancers.pickerFor('svc', route(config, 'canary'))!);
+    const reloaded = parseConfig('g.yaml', CANARY);
+    balancers.apply(reloaded);
+    expect(balancers.subsetCount()).toBe(2);
+    const after = counts(95, balancers.pickerFor('svc', route(reloaded, 'canary'))!);
+    // Exactly one cycle in all: the rotation went on where it was, not from the start.
+    expect({ a: (before.a ?? 0) + (after.a ?? 0), b: (before.b ?? 0) + (after.b ?? 0) }).toEqual({ a: 90, b: 10 });
+    balancers.apply(parseConfig('g.yaml', 'routes: [{ path: /, service: svc, subset: { match: { version: v1 } } }]'));
+    expect(balancers.subsetCount()).toBe(1);
+    balancers.apply(parseConfig('g.yaml', 'routes: [{ path: /, service: svc }]'));
+    expect(balancers.subsetCount()).toBe(0);
+  });
+
+  it('rebuilds the subsets of a service whose algorithm changed, with the new algorithm', async () => {
+    const { balancers, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' } });
+    const next = parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${CANARY}`);
+    balancers.apply(next);
+    expect(balancers.subsetCount()).toBe(0);
+    expect(counts(3, balancers.pickerFor('svc', route(next, 'v2'))!)).toEqual({ b: 3 });
+    expect(balancers.subsetCount()).toBe(1);
+  });
+
+  it.each([
+    ['any', { a: 4 }],
+    ['none', { 'none:no-instances': 4 }],
+    ['{ version: v1 }', { a: 4 }],
+  ])('applies fallback %s when the selection is empty', async (fallback, expected) => {
+    const text = `routes: [{ name: b, path: /, service: svc, subset: { match: { zone: b }, fallback: ${fallback} } }]`;
+    const { balancers, config, route } = await start(text, { a: { version: 'v1', zone: 'a' } });
+    expect(counts(4, balancers.pickerFor('svc', route(config, 'b'))!)).toEqual(expected);
+  });
+
+  it('follows the registry: an instance that joins the selection takes the route from the fallback', async () => {
+    const text = 'routes: [{ name: b, path: /, service: svc, subset: { match: { zone: b } } }]';
+    const { balancers, config, list, route } = await start(text, { a: { zone: 'a' } });
+    const picker = balancers.pickerFor('svc', route(config, 'b'))!;
+    expect(counts(2, picker)).toEqual({ a: 2 });
+    list({ a: { zone: 'a' }, b: { zone: 'b' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 2, { message: 'the new instance' });
+    expect(counts(4, picker)).toEqual({ b: 4 });
+  });
+
+  it('answers undefined for a subset route of a service nobody declares or lists', async () => {
+    const { balancers } = await start('', { a: {} });
+    const config = parseConfig('g.yaml', 'routes: [{ path: /, service: nowhere, subset: { match: { zone: b } } }]');
+    balancers.apply(config);
+    expect(balancers.pickerFor('nowhere', config.routes[0])).toBeUndefined();
+  });
+});

@@ -1,0 +1,87 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Instance } from '../discovery/instance.ts';
+import { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
+import { pickedId, testInstance } from './balancer-testing.ts';
+import type { PickedEndpoint } from './picker.ts';
+import { createServiceBalancer } from './service-balancer.ts';
+import { createSubsetBalancer, matchesSubset, subsetKey } from './subset.ts';
+
+const FAIL = { ok: false, latencyMs: 2, errorClass: 'connect-refused' } as const;
+
+function tagged(id: string, metadata: Record<string, string>): Instance {
+  return { ...testInstance(id), metadata };
+}
+
+function publish(conf: LoadBalanceConf, ...instances: Instance[]): void {
+  conf.push({ service: 'svc', instances, sources: new Map(), version: (conf.current()?.version ?? 0) + 1 });
+}
+
+function idsOf(picks: number, pick: () => string): Set<string> {
+  return new Set(Array.from({ length: picks }, pick));
+}
+
+describe('matchesSubset', () => {
+  it.each([
+    [{ version: 'v2' }, { version: 'v2', zone: 'a' }, true],
+    [{ version: 'v2', zone: 'a' }, { version: 'v2', zone: 'a' }, true],
+    [{ version: 'v2', zone: 'b' }, { version: 'v2', zone: 'a' }, false],
+    [{ version: 'v2' }, { zone: 'a' }, false],
+    [{ version: 'v2' }, {}, false],
+  ])('matches selector %j against metadata %j: %s', (selector, metadata, expected) => {
+    expect(matchesSubset(tagged('a', metadata), selector)).toBe(expected);
+  });
+});
+
+describe('subsetKey', () => {
+  it('is the same whatever the key order and tells apart values that would collide when joined naively', () => {
+    expect(subsetKey({ zone: 'a', version: 'v2' })).toBe(subsetKey({ version: 'v2', zone: 'a' }));
+    expect(subsetKey({ a: 'b,c=d' })).not.toBe(subsetKey({ a: 'b', c: 'd' }));
+  });
+});
+
+describe('createSubsetBalancer', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('picks only matching instances, and follows the registry as instances join and leave the subset', () => {
+    const conf = new LoadBalanceConf('svc');
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'round-robin' } });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'round-robin' });
+    publish(conf, tagged('a', { version: 'v1' }), tagged('b', { version: 'v2' }), tagged('c', { version: 'v2' }));
+    expect(idsOf(8, () => pickedId(v2.picker.pick({})))).toEqual(new Set(['b', 'c']));
+    expect(idsOf(8, () => pickedId(parent.picker.pick({})))).toEqual(new Set(['a', 'b', 'c']));
+    publish(conf, tagged('a', { version: 'v1' }), tagged('c', { version: 'v1' }));
+    expect(v2.picker.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+    v2.close();
+    parent.close();
+  });
+
+  it('shares passive health with the service: failures through the subset eject the instance for the whole service', () => {
+    const conf = new LoadBalanceConf('svc');
+    const parent = createServiceBalancer(conf, {
+      balancer: { algorithm: 'round-robin' },
+      health: { outlier: { consecutiveErrors: 3, baseEjectionMs: 5_000, maxEjectionPercent: 50 } },
+    });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'round-robin' });
+    publish(conf, tagged('a', { version: 'v1' }), tagged('b', { version: 'v2' }));
+    for (let attempt = 0; attempt < 3; attempt += 1) (v2.picker.pick({}) as PickedEndpoint).done(FAIL);
+    expect(idsOf(6, () => pickedId(parent.picker.pick({})))).toEqual(new Set(['a']));
+    expect(v2.picker.pick({})).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
+    v2.close();
+    parent.close();
+  });
+
+  it('leaves the service balancer and its health running when closed', () => {
+    const conf = new LoadBalanceConf('svc');
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'round-robin' } });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'round-robin' });
+    v2.close();
+    publish(conf, tagged('b', { version: 'v2' }));
+    expect(pickedId(parent.picker.pick({}))).toBe('b');
+    parent.close();
+  });
+});

@@ -1,0 +1,41 @@
+import { map } from 'rxjs';
+import type { Instance } from '../discovery/instance.ts';
+import type { HealthView } from '../health/health-view.ts';
+import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import { ServiceBalancer } from './service-balancer.ts';
+
+/** Metadata pairs an instance must all carry to belong to a subset (Envoy's subset selector); never empty. */
+export type SubsetSelector = Readonly<Record<string, string>>;
+
+/** True when `instance.metadata` holds every pair of `selector`. */
+export function matchesSubset(instance: Instance, selector: SubsetSelector): boolean {
+  for (const key in selector) {
+    if (instance.metadata[key] !== selector[key]) return false;
+  }
+  return true;
+}
+
+/** One string per selector whatever the key order, e.g. `version=v2,zone=a`; the identity of a subset. */
+export function subsetKey(selector: SubsetSelector): string {
+  return Object.keys(selector)
+    .sort()
+    .map((key) => `${encodeURIComponent(key)}=${encodeURIComponent(selector[key]!)}`)
+    .join(',');
+}
+
+/** A health view holding only the endpoints of `parent` that `selector` matches; panic and health stay the parent's. */
+export function subsetHealthView(parent: HealthView, selector: SubsetSelector): HealthView {
+  return {
+    endpoints$: parent.endpoints$.pipe(map((snapshot) => ({ ...snapshot, endpoints: snapshot.endpoints.filter((endpoint) => matchesSubset(endpoint.instance, selector)) }))),
+  };
+}
+
+/**
+ * A balancer of `config`'s algorithm over the subset of `parent`'s endpoints that `selector`
+ * matches. It shares the parent's health (one active checker and one outlier detector per
+ * instance): outcomes of its picks feed the parent's passive health. Closing it leaves the parent running.
+ */
+export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig): ServiceBalancer {
+  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome });
+  return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer);
+}
