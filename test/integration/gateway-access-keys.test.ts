@@ -56,7 +56,7 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
   beforeAll(async () => {
     api = await startBackend({ name: 'api' });
     authService = createServer((request, response) => {
-      if (request.headers['x-ticket'] === 'let-me-in' && request.headers['x-forwarded-uri']?.startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
+      if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
     });
     await new Promise<void>((resolve) => authService.listen(0, '127.0.0.1', resolve));
