@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -72,7 +72,7 @@ describe('JWT authentication in the running gateway', () => {
   let esPem: string;
 
   const sign = (alg: 'HS256' | 'ES256', claims: Record<string, unknown> = {}, options: { exp?: number; aud?: string; kid?: string; key?: CryptoKey } = {}) => {
-    const jwt = new SignJWT({ role: 'ops', ...claims })
+    const jwt = new SignJWT({ role: 'ops', jti: randomUUID(), ...claims })
       .setProtectedHeader(options.kid ? { alg, kid: options.kid } : { alg })
       .setIssuer(ISSUER)
       .setSubject('user-1')
@@ -191,8 +191,9 @@ routes:
 
   it('picks up rotated JWKS keys, and keeps verifying with the cached keys while the JWKS server is down', async () => {
     const viaCookie = async (token: string) => (await send(gateway.port, '/jwks/x', { cookie: `theme=dark; session=${token}` })).status;
+    // A fresh jti per token: RS256 signatures are deterministic, and an equal token would be a verdict-cache hit.
     const signed = (key: CryptoKey, kid: string, alg: 'ES256' | 'RS256' = 'ES256') =>
-      new SignJWT({}).setProtectedHeader({ alg, kid }).setAudience(AUDIENCE).setExpirationTime(nowS() + 600).sign(key);
+      new SignJWT({}).setProtectedHeader({ alg, kid }).setJti(randomUUID()).setAudience(AUDIENCE).setExpirationTime(nowS() + 600).sign(key);
     expect(await viaCookie(await signed(rotated1.privateKey, 'k1'))).toBe(200);
     expect(await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))).toBe(401);
     jwks.keys = [{ ...(await exportJWK(rotated2.publicKey)), kid: 'k2', use: 'sig', alg: 'RS256' }];
