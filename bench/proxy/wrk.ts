@@ -9,9 +9,10 @@ export interface WrkResult {
   errors: number;
 }
 
-/** Runs `wrk --latency` against `url` and parses its summary. */
-export async function runWrk(url: string, options: { threads: number; connections: number; durationS: number }): Promise<WrkResult> {
-  const args = ['-t', String(options.threads), '-c', String(options.connections), '-d', `${options.durationS}s`, '--latency', url];
+/** Runs `wrk --latency` against `url` (with `headers` on every request) and parses its summary. */
+export async function runWrk(url: string, options: { threads: number; connections: number; durationS: number; headers?: Readonly<Record<string, string>> }): Promise<WrkResult> {
+  const headerArgs = Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  const args = ['-t', String(options.threads), '-c', String(options.connections), '-d', `${options.durationS}s`, '--latency', ...headerArgs, url];
   const output = await captureStdout('wrk', args);
   const number = (pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? Number.NaN);
   const latencyMs = (percentile: string) => {

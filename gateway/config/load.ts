@@ -4,6 +4,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
+import { readAccessFiles } from './access-files.ts';
 import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
@@ -49,7 +50,9 @@ export function parseConfig(path: string, text: string, options: ParseConfigOpti
   if (!parsed.success) throw new GatewayConfigError(path, locateIssues(parsed.error.issues, document, lines));
   const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
   if (options.readFiles === false) return resolved;
-  const { config, issues } = readUpstreamTlsFiles(resolved, path);
+  const withTls = readUpstreamTlsFiles(resolved, path);
+  const { config, issues: accessIssues } = readAccessFiles(withTls.config, path);
+  const issues = [...withTls.issues, ...accessIssues];
   if (issues.length > 0) {
     const asZod = issues.map((issue) => ({ code: 'custom' as const, path: [...issue.path], message: issue.message, input: undefined }));
     throw new GatewayConfigError(path, locateIssues(asZod, document, lines));
@@ -59,7 +62,7 @@ export function parseConfig(path: string, text: string, options: ParseConfigOpti
 
 /** Options of `parseConfig`. */
 export interface ParseConfigOptions {
-  /** Read the files the configuration names (upstream TLS); true by default. Off for documentation examples, whose files do not exist. */
+  /** Read the files the configuration names (upstream TLS, JWT keys); true by default. Off for documentation examples, whose files do not exist. */
   readonly readFiles?: boolean;
 }
 

@@ -20,6 +20,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
+import { DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAccessMiddleware, resolveConsumers } from './resolve-access.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
@@ -66,6 +67,8 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
   const services = new Map<string, ServiceSettings>();
   for (const [name, settings] of Object.entries(input.services ?? {})) services.set(name, mergeSettings(defaults, settings ?? {}));
   const limits = input.limits ?? {};
+  const consumers = resolveConsumers(input.consumers);
+  const trustedProxies = input.forwarding?.trustedProxies ?? [];
   return {
     listen: entryPoints[0]!.listen,
     entryPoints,
@@ -74,8 +77,9 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),
-    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveMiddleware(entry)])),
-    forwarding: { trustedProxies: input.forwarding?.trustedProxies ?? [] },
+    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry)])),
+    consumers,
+    forwarding: { trustedProxies },
     accessLog: input.accessLog ?? true,
     paths: {
       mergeSlashes: input.paths?.mergeSlashes ?? DEFAULT_PATH_SETTINGS.mergeSlashes,
@@ -220,8 +224,6 @@ function staticInstance(entry: NonNullable<ServiceSettingsInput['instances']>[nu
 
 const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined => policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
 
-/** A rate limit's period when none is written (Traefik's default). */
-const DEFAULT_RATE_LIMIT_PERIOD_MS = 1_000;
 
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
 function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {

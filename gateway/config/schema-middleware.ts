@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
+import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { count, duration, headerName, regexSource, section } from './schema-values.ts';
 
-const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service or header:<name>';
+const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer or header:<name>';
 
-/** `client-ip`, `route`, `service` or `header:<name>`: what a rate limit counts requests by. */
+/** `client-ip`, `route`, `service`, `consumer` or `header:<name>`: what a rate limit counts requests by. */
 const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
-  if (text === 'client-ip' || text === 'route' || text === 'service') return { from: text };
+  if (text === 'client-ip' || text === 'route' || text === 'service' || text === 'consumer') return { from: text };
   if (text.startsWith('header:')) {
     const name = headerName.safeParse(text.slice('header:'.length));
     if (name.success) return { from: 'header', name: name.data };
@@ -40,6 +41,7 @@ const MIDDLEWARE_KINDS = {
     host: hostHeaderPolicy.optional(),
   }),
   rewrite: section({ pattern: regexSource, replacement: z.string() }),
+  ...ACCESS_MIDDLEWARE_KINDS,
 };
 
 /** The kinds a named middleware may have, in the order the docs list them. */
@@ -52,6 +54,11 @@ const middlewareEntry = section({
   hsts: MIDDLEWARE_KINDS.hsts.optional(),
   headers: MIDDLEWARE_KINDS.headers.optional(),
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
+  keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
+  jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),
+  ipAllowList: MIDDLEWARE_KINDS.ipAllowList.optional(),
+  ipDenyList: MIDDLEWARE_KINDS.ipDenyList.optional(),
+  forwardAuth: MIDDLEWARE_KINDS.forwardAuth.optional(),
 }).superRefine((entry, context) => {
   const kinds = MIDDLEWARE_KIND_NAMES.filter((kind) => entry[kind] !== undefined);
   if (kinds.length === 1) return;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
+import { consumersSchema } from './schema-access.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
 import { entryPointsSchema } from './schema-entrypoint.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
@@ -43,6 +44,7 @@ export const configSchema = section({
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
   routes: z.array(routeSchema).optional(),
   middlewares: middlewaresSchema.optional(),
+  consumers: consumersSchema.optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
   paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),

@@ -5,9 +5,11 @@ import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
+import type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
 import type { ListenAddress } from './schema-values.ts';
 
 export type { ListenAddress };
+export type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwksSettings, JwtAuthSettings, KeyAuthSettings, TokenSources } from './types-access.ts';
 
 /** The gateway configuration with every default applied; durations are in milliseconds. Never mutated once parsed. */
 export interface GatewayConfig {
@@ -26,6 +28,8 @@ export interface GatewayConfig {
   readonly routes: readonly RouteConfig[];
   /** Named middleware by name, declared once and referenced by routes (`RouteConfig.middlewares`). */
   readonly middlewares: ReadonlyMap<string, MiddlewareConfig>;
+  /** Named identities with their credentials, in file order. */
+  readonly consumers: readonly ConsumerConfig[];
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
   readonly paths: PathSettings;
@@ -294,8 +298,8 @@ export interface ShutdownSettings {
   readonly drainTimeoutMs: number;
 }
 
-/** What a rate limit counts requests by: the client address (after trusted proxies), the route, the service or a request header. */
-export type RateLimitKey = { readonly from: 'client-ip' | 'route' | 'service' } | { readonly from: 'header'; readonly name: string };
+/** What a rate limit counts requests by: the client address (after trusted proxies), the route, the service, the consumer or a request header. */
+export type RateLimitKey = { readonly from: 'client-ip' | 'route' | 'service' | 'consumer' } | { readonly from: 'header'; readonly name: string };
 
 /** A token bucket (Go's x/time/rate): `average` tokens per `periodMs` refill a bucket of `burst`; a request takes one. */
 export interface RateLimitSettings {
@@ -333,4 +337,9 @@ export type MiddlewareConfig =
   | { readonly kind: 'redirectScheme'; readonly settings: RedirectSchemeSettings }
   | { readonly kind: 'hsts'; readonly settings: HstsSettings }
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }
-  | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } };
+  | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
+  | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
+  | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }
+  | { readonly kind: 'ipAllowList'; readonly settings: IpFilterSettings }
+  | { readonly kind: 'ipDenyList'; readonly settings: IpFilterSettings }
+  | { readonly kind: 'forwardAuth'; readonly settings: ForwardAuthSettings };

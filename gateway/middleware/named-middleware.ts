@@ -1,7 +1,11 @@
 import type { MiddlewareConfig } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
+import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
+import { ipAllowList, ipDenyList } from './ip-filter/index.ts';
+import { jwtAuth } from './jwt-auth/index.ts';
+import { keyAuth } from './key-auth/index.ts';
 import { rateLimit } from './rate-limit/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
 import { rewrite } from './rewrite/index.ts';
@@ -22,6 +26,16 @@ export function buildNamedMiddleware(definition: MiddlewareConfig): Middleware {
       return headers(definition.settings);
     case 'rewrite':
       return rewrite(definition.settings);
+    case 'keyAuth':
+      return keyAuth(definition.settings);
+    case 'jwtAuth':
+      return jwtAuth(definition.settings);
+    case 'ipAllowList':
+      return ipAllowList(definition.settings);
+    case 'ipDenyList':
+      return ipDenyList(definition.settings);
+    case 'forwardAuth':
+      return forwardAuth(definition.settings);
   }
 }
 

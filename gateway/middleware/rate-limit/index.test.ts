@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RateLimitSettings } from '../../config/types.ts';
+import type { ConsumerConfig, RateLimitSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { rateLimit, type Limiter } from './index.ts';
@@ -58,5 +58,30 @@ describe('rateLimit', () => {
     server = await serveMiddleware([rateLimit(SETTINGS, { limiter })]);
     const response = await server.send('/');
     expect([response.status, response.headers['retry-after'], response.headers['x-ratelimit-reset']]).toEqual([429, '1', '1']);
+  });
+});
+
+describe('rateLimit keyed by consumer', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it("gives a consumer with its own limit its own bucket size, others the middleware's, and anonymous requests one shared bucket", async () => {
+    const consumer = (name: string, burst?: number): ConsumerConfig => ({ name, keyHashes: [], jwt: [], labels: {}, rateLimit: burst === undefined ? undefined : { average: 1, periodMs: 10_000, burst } });
+    const consumers = new Map([['gold', consumer('gold', 3)], ['plain', consumer('plain')]]);
+    // Stands in for keyAuth: the x-who header names the consumer.
+    const identify: Middleware = async (context, next) => {
+      const found = consumers.get(String(context.request.headers['x-who']));
+      if (found) context.set('consumer', found);
+      await next();
+    };
+    server = await serveMiddleware([identify, rateLimit({ ...SETTINGS, burst: 1, key: { from: 'consumer' } }, { now: () => 0 })]);
+    const statuses = async (who: string | undefined, count: number) => {
+      const seen: number[] = [];
+      for (let index = 0; index < count; index += 1) seen.push((await server.send('/', { headers: who ? { 'x-who': who } : {} })).status);
+      return seen;
+    };
+    expect(await statuses('gold', 4)).toEqual([200, 200, 200, 429]);
+    expect(await statuses('plain', 2)).toEqual([200, 429]);
+    expect(await statuses(undefined, 2)).toEqual([200, 429]);
   });
 });

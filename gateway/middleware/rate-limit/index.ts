@@ -1,4 +1,4 @@
-import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
+import type { ConsumerConfig, RateLimitKey, RateLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import type { Limiter } from './limiter.ts';
@@ -27,8 +27,9 @@ export interface RateLimitOptions {
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
   const limiter = options.limiter ?? new TokenBucketLimiter({ ...settings, ...(options.now ? { now: options.now } : {}) });
   const keyOf = keyReader(settings.key);
+  const limiterOf = settings.key.from === 'consumer' ? consumerLimiters(limiter, options) : () => limiter;
   return async function rateLimit(context, next) {
-    const decision = await limiter.take(keyOf(context));
+    const decision = await limiterOf(context).take(keyOf(context));
     const limit = String(decision.limit);
     const remaining = String(decision.remaining);
     if (!decision.allowed) {
@@ -57,6 +58,9 @@ function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
       return (context) => context.routeName;
     case 'service':
       return (context) => context.service;
+    case 'consumer':
+      // Requests no authentication middleware identified share the empty key.
+      return (context) => context.get('consumer')?.name ?? '';
     case 'header': {
       const name = key.name.toLowerCase();
       return (context) => {
@@ -65,4 +69,27 @@ function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
       };
     }
   }
+}
+
+/**
+ * Per-consumer buckets: a consumer with its own `rateLimit` gets a limiter of its settings (made on
+ * its first request, kept while the settings stay the same), every other request the middleware's.
+ */
+function consumerLimiters(fallback: Limiter, options: RateLimitOptions): (context: GatewayContext) => Limiter {
+  const own = new Map<string, { readonly settings: ConsumerConfig['rateLimit']; readonly limiter: Limiter }>();
+  return (context) => {
+    const consumer = context.get('consumer');
+    if (!consumer?.rateLimit) return fallback;
+    let entry = own.get(consumer.name);
+    // A reload hands over a new consumer object; equal settings keep the bucket.
+    if (!entry || !sameLimit(entry.settings, consumer.rateLimit)) {
+      entry = { settings: consumer.rateLimit, limiter: new TokenBucketLimiter({ ...consumer.rateLimit, ...(options.now ? { now: options.now } : {}) }) };
+      own.set(consumer.name, entry);
+    }
+    return entry.limiter;
+  };
+}
+
+function sameLimit(a: ConsumerConfig['rateLimit'], b: ConsumerConfig['rateLimit']): boolean {
+  return a?.average === b?.average && a?.periodMs === b?.periodMs && a?.burst === b?.burst;
 }

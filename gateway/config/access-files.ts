@@ -1,0 +1,109 @@
+import { createHash, createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { GatewayConfig, MiddlewareConfig } from './types.ts';
+
+/** One verification key: a public key with the `kid` and `alg` its JWK named, if any. */
+export interface VerificationKey {
+  readonly key: KeyObject;
+  readonly kid: string | undefined;
+  readonly alg: string | undefined;
+}
+
+/**
+ * The key material of a `jwtAuth` as read at configuration load. The secret and keys are private
+ * fields, so `/api/config` and the reload fingerprint see only the paths and a digest.
+ */
+export class KeyMaterial {
+  readonly #secret: Uint8Array | undefined;
+  readonly #publicKeys: readonly VerificationKey[];
+  /** SHA-256 over every file read: changed contents under the same paths are changed settings. */
+  readonly sha256: string;
+
+  constructor(secret: Uint8Array | undefined, publicKeys: readonly VerificationKey[], digest: string) {
+    this.#secret = secret;
+    this.#publicKeys = publicKeys;
+    this.sha256 = digest;
+  }
+
+  /** The HMAC secret (HS256/384/512), if a `secretFile` was given. */
+  get secret(): Uint8Array | undefined {
+    return this.#secret;
+  }
+
+  /** Public keys from `publicKeyFiles`, in file order. */
+  get publicKeys(): readonly VerificationKey[] {
+    return this.#publicKeys;
+  }
+}
+
+/** A problem with one key file, at the key path that names it. */
+export interface AccessFileIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/**
+ * Reads the `secretFile` and `publicKeyFiles` of every `jwtAuth` middleware (relative paths from
+ * the configuration file's folder) and parses them with node:crypto, so that a bad file refuses the
+ * configuration with its path and the reason instead of failing requests later.
+ */
+export function readAccessFiles(config: GatewayConfig, configPath: string): { config: GatewayConfig; issues: AccessFileIssue[] } {
+  const base = dirname(configPath);
+  const issues: AccessFileIssue[] = [];
+  const middlewares = new Map<string, MiddlewareConfig>();
+  for (const [name, definition] of config.middlewares) {
+    if (definition.kind !== 'jwtAuth') {
+      middlewares.set(name, definition);
+      continue;
+    }
+    const at = ['middlewares', name, 'jwtAuth'];
+    const digest = createHash('sha256');
+    let secret: Uint8Array | undefined;
+    const { secretFile, publicKeyFiles } = definition.settings;
+    if (secretFile !== undefined) {
+      const absolute = resolve(base, secretFile);
+      try {
+        // A trailing newline is an editor's, not the secret's.
+        secret = new Uint8Array(Buffer.from(readFileSync(absolute, 'utf8').replace(/\r?\n$/, ''), 'utf8'));
+        if (secret.length < 32) issues.push({ path: [...at, 'secretFile'], message: `${absolute}: an HMAC secret needs at least 32 bytes (found ${secret.length})` });
+        digest.update(secret);
+      } catch (error) {
+        issues.push({ path: [...at, 'secretFile'], message: `cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
+      }
+    }
+    const publicKeys: VerificationKey[] = [];
+    publicKeyFiles.forEach((file, index) => {
+      const absolute = resolve(base, file);
+      try {
+        const text = readFileSync(absolute, 'utf8');
+        digest.update(text);
+        publicKeys.push(...parseKeyFile(text));
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+        issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: not a usable public key, certificate, JWK or JWKS (${reason})` });
+      }
+    });
+    const keys = new KeyMaterial(secret, publicKeys, digest.digest('hex'));
+    middlewares.set(name, { kind: 'jwtAuth', settings: { ...definition.settings, keys } });
+  }
+  return { config: { ...config, middlewares }, issues };
+}
+
+/** The public keys of a PEM file (public key, certificate, or a private key's public half) or a JWK / JWKS JSON file. */
+export function parseKeyFile(text: string): VerificationKey[] {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    const json = JSON.parse(trimmed) as JsonWebKey & { keys?: JsonWebKey[] };
+    const jwks = Array.isArray(json.keys) ? json.keys : [json];
+    if (jwks.length === 0) throw new Error('the JWKS holds no keys');
+    return jwks.map((jwk) => ({ key: createPublicKey({ key: jwk, format: 'jwk' }), kid: stringOr(jwk.kid), alg: stringOr(jwk.alg) }));
+  }
+  if (trimmed.includes('-----BEGIN CERTIFICATE-----')) return [{ key: new X509Certificate(trimmed).publicKey, kid: undefined, alg: undefined }];
+  if (!trimmed.includes('-----BEGIN ')) throw new Error('no "-----BEGIN" line and not JSON');
+  return [{ key: createPublicKey(trimmed), kid: undefined, alg: undefined }];
+}
+
+function stringOr(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,71 @@
+import { writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from './load.ts';
+
+const HASH = `sha256:${'ab'.repeat(32)}`;
+
+function refusal(text: string, path = '/etc/sb/gateway.yaml'): string {
+  try {
+    parseConfig(path, text);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('access-control configuration', () => {
+  it('resolves consumers and hands each authentication kind the consumers it can match', () => {
+    const config = parseConfig(
+      'gateway.yaml',
+      `consumers:
+  a: { keys: ["${HASH.toUpperCase().replace('SHA256', 'sha256')}"], rateLimit: { average: 2 } }
+  b: { jwt: [{ issuer: https://idp }] , labels: { plan: pro } }
+middlewares:
+  keys: { keyAuth: { query: api_key } }
+  ips: { ipAllowList: { sourceRange: [10.0.0.0/8] } }
+forwarding: { trustedProxies: [loopback] }
+`,
+    );
+    expect(config.consumers).toEqual([
+      { name: 'a', keyHashes: ['ab'.repeat(32)], jwt: [], labels: {}, rateLimit: { average: 2, periodMs: 1_000, burst: 2 } },
+      { name: 'b', keyHashes: [], jwt: [{ issuer: 'https://idp', subject: undefined }], labels: { plan: 'pro' }, rateLimit: undefined },
+    ]);
+    expect(config.middlewares.get('keys')).toEqual({ kind: 'keyAuth', settings: { header: undefined, query: 'api_key', strip: true, consumers: [config.consumers[0]] } });
+    expect(config.middlewares.get('ips')).toEqual({ kind: 'ipAllowList', settings: { sourceRange: ['10.0.0.0/8'], depth: 0, trustedProxies: ['loopback'] } });
+  });
+
+  it.each([
+    ['a plain key instead of its hash', `consumers: { a: { keys: [my-secret-key] } }`, 'consumers.a.keys.0 (line 1): expected sha256:<64 hex digits>'],
+    ['alg none', `middlewares: { j: { jwtAuth: { algorithms: [none], secretFile: s } } }`, 'middlewares.j.jwtAuth.algorithms.0 (line 1): expected one of HS256'],
+    ['no algorithms', `middlewares: { j: { jwtAuth: { secretFile: s } } }`, 'middlewares.j.jwtAuth.algorithms'],
+    ['HS256 without a secret', `middlewares: { j: { jwtAuth: { algorithms: [HS256], publicKeyFiles: [k.pem] } } }`, 'middlewares.j.jwtAuth.secretFile (line 1): HS256 need a secretFile'],
+    ['ES256 without keys', `middlewares: { j: { jwtAuth: { algorithms: [ES256], secretFile: s } } }`, 'ES256 need publicKeyFiles or jwks'],
+    ['a JWKS URL that is not http(s)', `middlewares: { j: { jwtAuth: { algorithms: [ES256], jwks: { url: "file:///etc/keys" } } } }`, 'middlewares.j.jwtAuth.jwks.url (line 1): expected an http(s) URL'],
+    ['a bad CIDR', `middlewares: { i: { ipDenyList: { sourceRange: [10.0.0.0/33] } } }`, 'middlewares.i.ipDenyList.sourceRange.0 (line 1)'],
+    ['an unknown rate-limit key', `middlewares: { l: { rateLimit: { average: 1, key: tenant } } }`, 'expected client-ip, route, service, consumer or header:<name>'],
+  ])('refuses %s', (_name, text, message) => {
+    expect(refusal(text)).toContain(message);
+  });
+
+  it('refuses missing, short and unusable key files with their paths, and reads good ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-access-'));
+    writeFileSync(join(dir, 'short.secret'), 'too-short\n');
+    writeFileSync(join(dir, 'garbage.pem'), 'hello');
+    writeFileSync(join(dir, 'good.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
+    writeFileSync(join(dir, 'good.secret'), `${'s'.repeat(40)}\n`);
+    const file = join(dir, 'gateway.yaml');
+    const message = refusal(`middlewares: { j: { jwtAuth: { algorithms: [HS256, ES256], secretFile: short.secret, publicKeyFiles: [garbage.pem, missing.pem] } } }`, file);
+    expect(message).toContain(`middlewares.j.jwtAuth.secretFile (line 1): ${join(dir, 'short.secret')}: an HMAC secret needs at least 32 bytes (found 9)`);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.0 (line 1): ${join(dir, 'garbage.pem')}: not a usable public key`);
+    expect(message).toContain(`${join(dir, 'missing.pem')}: not a usable public key, certificate, JWK or JWKS (ENOENT)`);
+    const config = parseConfig(file, `middlewares: { j: { jwtAuth: { algorithms: [HS256, ES256], secretFile: good.secret, publicKeyFiles: [good.pem] } } }`);
+    const settings = config.middlewares.get('j');
+    expect(settings?.kind === 'jwtAuth' && [settings.settings.keys?.secret?.length, settings.settings.keys?.publicKeys.length]).toEqual([40, 1]);
+    // The material stays out of what /api/config shows.
+    expect(JSON.stringify(settings)).not.toContain('ssss');
+  });
+});

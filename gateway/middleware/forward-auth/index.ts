@@ -1,0 +1,83 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'undici';
+import type { ForwardAuthSettings } from '../../config/types.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
+import { denyAccess } from '../consumers/index.ts';
+
+/** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
+const MAX_RELAYED_BODY_BYTES = 64 * 1024;
+
+/** Headers that describe one connection or the request's body, never sent to the auth service (RFC 9110 §7.6.1). */
+const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'expect', 'host']);
+
+/** Headers of a refusing auth service's answer that reach the client. */
+const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-cookie', 'retry-after'];
+
+/**
+ * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers and
+ * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`. A 2xx lets the request on, with the
+ * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
+ * answer is relayed to the client as the verdict. An auth service that cannot be reached or does
+ * not answer in `timeout` is a 502 `auth-unavailable`: the request is refused, never let through.
+ */
+export function forwardAuth(settings: ForwardAuthSettings): Middleware {
+  return async function forwardAuth(context, next) {
+    for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
+    let answer;
+    try {
+      answer = await request(settings.address, {
+        method: 'GET',
+        headers: authRequestHeaders(context),
+        headersTimeout: settings.timeoutMs,
+        bodyTimeout: settings.timeoutMs,
+        signal: AbortSignal.timeout(settings.timeoutMs),
+      });
+    } catch {
+      return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not answer' });
+    }
+    if (answer.statusCode >= 200 && answer.statusCode < 300) {
+      await answer.body.dump();
+      for (const name of settings.authResponseHeaders) {
+        const value = answer.headers[name];
+        if (value !== undefined) context.upstream.headers[name] = value;
+      }
+      return next();
+    }
+    const body = await boundedBody(answer.body).catch(() => Buffer.alloc(0));
+    relay(context, answer.statusCode, answer.headers, body);
+  };
+}
+
+function authRequestHeaders(context: GatewayContext): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(context.request.headers)) if (value !== undefined && !NOT_FORWARDED.has(name) && !name.startsWith(':')) headers[name] = value;
+  headers['x-forwarded-method'] = context.request.method ?? 'GET';
+  headers['x-forwarded-proto'] = context.secure ? 'https' : 'http';
+  if (context.request.headers.host !== undefined) headers['x-forwarded-host'] = context.request.headers.host;
+  headers['x-forwarded-uri'] = context.request.url ?? '/';
+  headers['x-forwarded-for'] = context.clientIp;
+  return headers;
+}
+
+async function boundedBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size >= MAX_RELAYED_BODY_BYTES) continue;
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_RELAYED_BODY_BYTES);
+}
+
+/** Sends the auth service's refusal on, counted like the gateway's own refusals. */
+function relay(context: GatewayContext, status: number, headers: IncomingHttpHeaders, body: Buffer): void {
+  // A redirect (to a login page) is relayed as it is, like a refusal.
+  denyAccess(context, { status, reason: 'forward-auth-denied', message: '', relayed: { headers: pick(headers), body } });
+}
+
+function pick(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const picked: Record<string, string | string[]> = {};
+  for (const name of RELAYED_HEADERS) if (headers[name] !== undefined) picked[name] = headers[name];
+  return picked;
+}

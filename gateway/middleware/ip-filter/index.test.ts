@@ -1,0 +1,34 @@
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { GatewayContext } from '../../context.ts';
+import { clientAddress, ranges } from './index.ts';
+import { ipRangeMatcher } from '../../config/ip-range.ts';
+
+const contextOf = (peer: string, clientIp: string, forwardedFor?: string) =>
+  ({ clientIp, request: { socket: { remoteAddress: peer } as Socket, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } } }) as unknown as GatewayContext;
+
+describe('ranges', () => {
+  it('matches an IPv4-mapped IPv6 range against the plain IPv4 client, and IPv4 ranges against mapped clients', () => {
+    const mapped = ipRangeMatcher(ranges(['::ffff:127.0.0.1', '::ffff:10.0.0.0/104']));
+    expect(['127.0.0.1', '10.9.8.7', '::ffff:127.0.0.1', '127.0.0.2', '::1', '11.0.0.1'].map(mapped)).toEqual([true, true, true, false, false, false]);
+    const v4 = ipRangeMatcher(ranges(['127.0.0.0/8']));
+    expect(['::ffff:127.0.0.9', '127.1.1.1', '::1'].map(v4)).toEqual([true, true, false]);
+  });
+});
+
+describe('clientAddress', () => {
+  it('takes the client of the trusted-proxy rule at depth 0, in its plain IPv4 form', () => {
+    const read = clientAddress({ depth: 0, trustedProxies: ['loopback'] });
+    expect(read(contextOf('::ffff:127.0.0.1', '::ffff:10.0.0.1', '1.2.3.4'))).toBe('10.0.0.1');
+  });
+
+  it('takes the N-th X-Forwarded-For entry from the right only from a trusted peer, and fails closed on a short chain', () => {
+    const read = clientAddress({ depth: 2, trustedProxies: ['loopback'] });
+    expect(read(contextOf('127.0.0.1', '', '203.0.113.5, 10.0.0.1'))).toBe('203.0.113.5');
+    expect(read(contextOf('::ffff:127.0.0.1', '', '198.51.100.1,203.0.113.5 , 10.0.0.1'))).toBe('203.0.113.5');
+    expect(read(contextOf('127.0.0.1', '', '10.0.0.1'))).toBeUndefined();
+    expect(read(contextOf('127.0.0.1', '', 'unknown, 10.0.0.1'))).toBeUndefined();
+    // An untrusted peer's header proves nothing: the peer is the client.
+    expect(read(contextOf('192.0.2.9', '192.0.2.9', '203.0.113.5, 10.0.0.1'))).toBe('192.0.2.9');
+  });
+});

@@ -1,0 +1,132 @@
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { ConsumerConfig, JwtAuthSettings } from '../../config/types.ts';
+import { componentLogger } from '../../../src/logger.ts';
+import type { Middleware } from '../../context.ts';
+import { denyAccess, identify } from '../consumers/index.ts';
+import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
+import { pickKey } from './key-selection.ts';
+import { TokenCache } from './token-cache.ts';
+import { readToken } from './token-source.ts';
+
+export { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
+export { jwksKeys, keyFits, pickKey } from './key-selection.ts';
+export { TokenCache } from './token-cache.ts';
+export { cookieValue, readToken } from './token-source.ts';
+
+/** What a verified token lets through: the upstream headers its claims fill, and its consumer. */
+interface Verdict {
+  readonly headers: readonly (readonly [string, string])[];
+  readonly consumer: ConsumerConfig | undefined;
+}
+
+/** What `jwtAuth` needs besides its settings. */
+export interface JwtAuthOptions extends JwksSourceOptions {
+  /** Wall clock in epoch ms for `exp`/`nbf` and the cache (tests pass a fake one). */
+  readonly wallClock?: () => number;
+}
+
+const CHALLENGE = 'Bearer realm="switchboard"';
+
+/**
+ * JWT verification with jose: the token (Authorization header, cookie or query parameter) must
+ * use an algorithm of the allow-list, verify with a configured key (the HMAC secret for HS*, a
+ * key file or JWKS key of the matching type otherwise), and pass `iss`, `aud`, `exp` and `nbf`
+ * with `clockSkew` leeway. The chosen claims then replace any same-named client headers upstream,
+ * and a matching consumer is published. Verdicts are cached per token until it expires, so a
+ * client that reuses its token pays one signature check per `cacheTtl`.
+ */
+export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {}): Middleware {
+  const wallClock = options.wallClock ?? Date.now;
+  const fileKeys = settings.keys?.publicKeys ?? [];
+  const secret = settings.keys?.secret;
+  const log = componentLogger('jwt-auth');
+  const onError = options.onError ?? ((error: Error) => log.warn({ url: settings.jwks?.url, err: error.message }, 'JWKS fetch failed; the last keys stay in use'));
+  const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError }) : undefined;
+  const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
+  const claimHeaders = Object.entries(settings.claimsToHeaders);
+  const getKey: JWTVerifyGetKey = async ({ alg = '', kid }) => {
+    if (alg.startsWith('HS')) {
+      if (secret) return secret;
+    } else {
+      const key = pickKey(fileKeys, alg, kid) ?? (jwks && (pickKey(await jwks.current(), alg, kid) ?? pickKey(await jwks.refreshIfCooledDown(), alg, kid)));
+      if (key) return key.key;
+    }
+    throw new errors.JWKSNoMatchingKey();
+  };
+  const verifyOptions = {
+    algorithms: [...settings.algorithms],
+    clockTolerance: Math.ceil(settings.clockSkewMs / 1_000),
+    ...(settings.issuer ? { issuer: [...settings.issuer] } : {}),
+    ...(settings.audience ? { audience: [...settings.audience] } : {}),
+  };
+  const verify = async (token: string): Promise<Verdict> => {
+    const { payload } = await jwtVerify(token, getKey, { ...verifyOptions, currentDate: new Date(wallClock()) });
+    const verdict = { headers: claimsAsHeaders(payload, claimHeaders), consumer: consumerOf(payload, settings.consumers) };
+    cache.set(token, verdict, payload.exp === undefined ? undefined : payload.exp * 1_000 + settings.clockSkewMs);
+    return verdict;
+  };
+  return async function jwtAuth(context, next) {
+    const token = readToken(context, settings.from);
+    if (settings.stripAuthorization) delete context.upstream.headers.authorization;
+    // Whatever the client sent under a claim header's name is dropped, verified or not.
+    for (const [, header] of claimHeaders) if (context.upstream.headers[header] !== undefined) delete context.upstream.headers[header];
+    if (token === undefined || token === '') return denyAccess(context, { status: 401, reason: 'missing-token', message: 'a bearer token is required', challenge: CHALLENGE });
+    let verdict = cache.get(token);
+    if (!verdict) {
+      try {
+        verdict = await verify(token);
+      } catch (error) {
+        const { reason, message } = denialOf(error);
+        return denyAccess(context, { status: 401, reason, message, challenge: `${CHALLENGE}, error="invalid_token", error_description="${message}"` });
+      }
+    }
+    if (!verdict.consumer && settings.consumerRequired) return denyAccess(context, { status: 403, reason: 'unknown-consumer', message: 'the token belongs to no consumer' });
+    for (const [header, value] of verdict.headers) context.upstream.headers[header] = value;
+    identify(context, verdict.consumer);
+    await next();
+  };
+}
+
+/** The upstream headers of the configured claims present in `payload`; a value with control characters is left out (it could not travel in a header). */
+function claimsAsHeaders(payload: JWTPayload, claimHeaders: readonly (readonly [string, string])[]): [string, string][] {
+  const headers: [string, string][] = [];
+  for (const [claim, header] of claimHeaders) {
+    const value = payload[claim];
+    if (value === undefined || value === null) continue;
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    if (!hasControlCharacter(text)) headers.push([header, text]);
+  }
+  return headers;
+}
+
+/** The first consumer whose JWT match names this token's `iss` (and `sub`, when it names one). */
+function consumerOf(payload: JWTPayload, consumers: readonly ConsumerConfig[]): ConsumerConfig | undefined {
+  return consumers.find((consumer) => consumer.jwt.some((match) => match.issuer === payload.iss && (match.subject === undefined || match.subject === payload.sub)));
+}
+
+/** The stable reason and the client's message for a failed verification; never the token or the key. */
+function denialOf(error: unknown): { reason: string; message: string } {
+  const code = (error as { code?: string }).code;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return { reason: 'token-expired', message: 'the token has expired' };
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return { reason: 'invalid-claims', message: `the token's ${(error as errors.JWTClaimValidationFailed).claim} claim is not accepted` };
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return { reason: 'algorithm-not-allowed', message: "the token's algorithm is not accepted" };
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return { reason: 'unknown-key', message: 'no key verifies this token' };
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return { reason: 'invalid-signature', message: "the token's signature is not valid" };
+    default:
+      return { reason: 'invalid-token', message: 'the token is malformed' };
+  }
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let index = 0; index < text.length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}

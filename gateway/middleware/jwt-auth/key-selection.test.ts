@@ -1,0 +1,51 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { jwksKeys, keyFits, pickKey } from './key-selection.ts';
+
+const key = (publicKey: KeyObject, kid?: string, alg?: string) => ({ key: publicKey, kid, alg });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
+const ed = generateKeyPairSync('ed25519').publicKey;
+
+describe('keyFits', () => {
+  it.each([
+    ['an RSA key', rsa, ['RS256', 'RS512', 'PS256'], ['HS256', 'ES256', 'EdDSA']],
+    ['a P-256 key', p256, ['ES256'], ['ES384', 'RS256', 'HS256']],
+    ['a P-384 key', p384, ['ES384'], ['ES256', 'HS384']],
+    ['an Ed25519 key', ed, ['EdDSA'], ['ES256', 'HS512']],
+  ] as const)('lets %s verify only the algorithms of its type (never HMAC)', (_name, publicKey, fits, misfits) => {
+    for (const alg of fits) expect([alg, keyFits(key(publicKey), alg)]).toEqual([alg, true]);
+    for (const alg of misfits) expect([alg, keyFits(key(publicKey), alg)]).toEqual([alg, false]);
+  });
+
+  it('honours the alg a JWK pins', () => {
+    expect([keyFits(key(rsa, undefined, 'PS256'), 'RS256'), keyFits(key(rsa, undefined, 'PS256'), 'PS256')]).toEqual([false, true]);
+  });
+});
+
+describe('pickKey', () => {
+  const keys = [key(p256, 'a'), key(p256, 'b'), key(rsa)];
+  it('picks by kid, falls back to a key without kid, and otherwise takes the first that fits', () => {
+    expect(pickKey(keys, 'ES256', 'b')).toBe(keys[1]);
+    expect(pickKey(keys, 'ES256', 'zzz')).toBeUndefined();
+    expect(pickKey(keys, 'RS256', 'zzz')).toBe(keys[2]);
+    expect(pickKey(keys, 'ES256', undefined)).toBe(keys[0]);
+    expect(pickKey(keys, 'HS256', undefined)).toBeUndefined();
+  });
+});
+
+describe('jwksKeys', () => {
+  it('reads signing keys and skips encryption keys, symmetric keys and garbage', () => {
+    const document = {
+      keys: [
+        { ...p256.export({ format: 'jwk' }), kid: 'sig', alg: 'ES256' },
+        { ...rsa.export({ format: 'jwk' }), kid: 'enc', use: 'enc' },
+        { kty: 'oct', k: 'c2VjcmV0', kid: 'hmac' },
+        { kty: 'EC', crv: 'P-256', x: 'nope', kid: 'broken' },
+      ],
+    };
+    expect(jwksKeys(document).map((entry) => [entry.kid, entry.alg])).toEqual([['sig', 'ES256']]);
+    expect(jwksKeys({ nokeys: true })).toEqual([]);
+  });
+});

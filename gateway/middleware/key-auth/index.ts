@@ -1,0 +1,45 @@
+import type { KeyAuthSettings } from '../../config/types.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
+import { ConsumerKeyIndex, denyAccess, identify } from '../consumers/index.ts';
+import { queryParam, withoutQueryParam } from './query.ts';
+
+export { queryParam, withoutQueryParam } from './query.ts';
+
+/**
+ * API keys (Kong's and APISIX's key-auth): the key from the header or, failing that, the query
+ * parameter must belong to a consumer, who is then published as the `consumer` context variable
+ * and named upstream in `X-Consumer`. No key or an unknown key answers 401 with a `WWW-Authenticate`
+ * challenge. With `strip`, the key goes no further than the gateway: removed from the upstream
+ * request and from the request target the access log writes.
+ */
+export function keyAuth(settings: KeyAuthSettings): Middleware {
+  const index = new ConsumerKeyIndex(settings.consumers);
+  const challenge = `ApiKey realm="switchboard"${settings.header ? `, header="${settings.header}"` : ''}`;
+  return async function keyAuth(context, next) {
+    const key = readKey(context, settings);
+    if (key === undefined || key === '') return denyAccess(context, { status: 401, reason: 'missing-credentials', message: 'an API key is required', challenge });
+    const consumer = index.find(key);
+    if (!consumer) return denyAccess(context, { status: 401, reason: 'invalid-key', message: 'the API key is not valid', challenge });
+    identify(context, consumer);
+    await next();
+  };
+}
+
+/** The key a request carries, removing it from what goes on when `strip` is set. */
+function readKey(context: GatewayContext, settings: KeyAuthSettings): string | undefined {
+  if (settings.header !== undefined) {
+    const value = context.upstream.headers[settings.header];
+    if (value !== undefined) {
+      if (settings.strip) delete context.upstream.headers[settings.header];
+      return Array.isArray(value) ? value[0] : value;
+    }
+  }
+  if (settings.query === undefined) return undefined;
+  const key = queryParam(context.upstream.path, settings.query);
+  if (key !== undefined && settings.strip) {
+    context.upstream.path = withoutQueryParam(context.upstream.path, settings.query);
+    // The access log writes the client's request target after the response: it must not hold the key.
+    context.request.url = withoutQueryParam(context.request.url ?? '/', settings.query);
+  }
+  return key;
+}

@@ -1,0 +1,216 @@
+import { writeFile } from 'node:fs/promises';
+import { createHmac, randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { join } from 'node:path';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+import { freePort, logOf, makeTempDir, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request with the path sent exactly as written (node:http does not normalise it). */
+function send(port: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    });
+    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`GET ${path} timed out`)));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+const base64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
+const SECRET = 'an-hmac-secret-of-at-least-thirty-two-bytes!';
+const ISSUER = 'https://idp.test';
+const AUDIENCE = 'switchboard';
+const nowS = () => Math.floor(Date.now() / 1_000);
+
+/** A JWKS endpoint whose keys the test swaps, and which it can take down and bring back on the same port. */
+class JwksServer {
+  keys: JWK[] = [];
+  fetches = 0;
+  private server: Server | undefined;
+  port = 0;
+
+  async start(): Promise<void> {
+    this.server = createServer((_request, response) => {
+      this.fetches += 1;
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: this.keys }));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+}
+
+describe('JWT authentication in the running gateway', () => {
+  let api: BackendProcess;
+  let admin: BackendProcess;
+  let gateway: GatewayProcess;
+  let adminPort: number;
+  const jwks = new JwksServer();
+  let es: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let rotated1: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let rotated2: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let esPem: string;
+
+  const sign = (alg: 'HS256' | 'ES256', claims: Record<string, unknown> = {}, options: { exp?: number; aud?: string; kid?: string; key?: CryptoKey } = {}) => {
+    const jwt = new SignJWT({ role: 'ops', jti: randomUUID(), ...claims })
+      .setProtectedHeader(options.kid ? { alg, kid: options.kid } : { alg })
+      .setIssuer(ISSUER)
+      .setSubject('user-1')
+      .setAudience(options.aud ?? AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(options.exp ?? nowS() + 600);
+    return jwt.sign(alg === 'HS256' ? new TextEncoder().encode(SECRET) : (options.key ?? es.privateKey));
+  };
+  /** A token whose header says `alg` but whose signature is an HMAC-SHA256 with `secret` (the key-confusion attack). */
+  const hmacForged = (alg: string, secret: string, payload: Record<string, unknown>) => {
+    const input = `${base64url(JSON.stringify({ alg, typ: 'JWT' }))}.${base64url(JSON.stringify(payload))}`;
+    return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  };
+  const claims = () => ({ iss: ISSUER, sub: 'user-1', aud: AUDIENCE, exp: nowS() + 600, role: 'ops' });
+  const get = (path: string, token?: string, headers: Record<string, string> = {}) => send(gateway.port, path, token ? { ...headers, authorization: `Bearer ${token}` } : headers);
+  const echoed = (answer: Answer) => JSON.parse(answer.body) as { name: string; url: string; headers: IncomingHttpHeaders };
+
+  beforeAll(async () => {
+    [api, admin] = await Promise.all([startBackend({ name: 'api' }), startBackend({ name: 'admin' })]);
+    [es, rotated1, rotated2] = await Promise.all([generateKeyPair('ES256', { extractable: true }), generateKeyPair('ES256', { extractable: true }), generateKeyPair('RS256', { extractable: true })]);
+    esPem = await exportSPKI(es.publicKey);
+    jwks.keys = [{ ...(await exportJWK(rotated1.publicKey)), kid: 'k1', use: 'sig', alg: 'ES256' }];
+    await jwks.start();
+    const dir = await makeTempDir('sb-jwt-');
+    await writeFile(join(dir, 'hs.secret'), `${SECRET}\n`);
+    await writeFile(join(dir, 'es256.pem'), esPem);
+    adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+  admin: { instances: [127.0.0.1:${admin.port}] }
+consumers:
+  ops-user: { jwt: [{ issuer: "${ISSUER}", subject: user-1 }], labels: { team: ops } }
+middlewares:
+  jwt:
+    jwtAuth:
+      algorithms: [HS256, ES256]
+      secretFile: ${join(dir, 'hs.secret')}
+      publicKeyFiles: [${join(dir, 'es256.pem')}]
+      issuer: "${ISSUER}"
+      audience: ${AUDIENCE}
+      clockSkew: 5s
+      claimsToHeaders: { sub: X-User, role: X-Role }
+      stripAuthorization: true
+  jwks:
+    jwtAuth:
+      algorithms: [ES256, RS256]
+      jwks: { url: "http://127.0.0.1:${jwks.port}/keys", refresh: 1s, cooldown: 0s, timeout: 2s }
+      audience: ${AUDIENCE}
+      from: { cookie: session }
+routes:
+  - { name: admin, path: /admin, service: admin, middlewares: [jwt] }
+  - { name: api, path: /api, service: api }
+  - { name: jwks, path: /jwks, service: api, middlewares: [jwks] }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([api?.process.kill(), admin?.process.kill(), jwks.stop()]);
+  });
+
+  it('never lets a dot-segment, duplicate-slash or percent-encoded path reach the admin service without a token', async () => {
+    for (const path of ['/admin', '/api/../admin', '/api/%2e%2e/admin', '/api/%2E%2E/admin', '//admin', '/api/..%2Fadmin', '/api/..%2fadmin', '/./admin', '/api/./../admin/x']) {
+      const answer = await get(path);
+      const reached = answer.status < 300 ? echoed(answer).name : undefined;
+      expect({ path, status: answer.status, reached }).toSatisfy(({ status, reached }: { status: number; reached?: string }) => status === 401 || (status === 200 && reached === 'api'));
+      expect({ path, reached }).not.toEqual({ path, reached: 'admin' });
+    }
+    // The same paths with a valid token do reach the admin service: the refusals above were the auth rule's.
+    const token = await sign('HS256');
+    expect(echoed(await get('/api/../admin', token))).toMatchObject({ name: 'admin', url: '/admin' });
+  });
+
+  it('passes valid HS256 and ES256 tokens with their claims as headers and without the Authorization header', async () => {
+    for (const alg of ['HS256', 'ES256'] as const) {
+      const answer = await get('/admin/report', await sign(alg), { 'x-user': 'spoofed', 'x-consumer': 'spoofed' });
+      expect(answer.status).toBe(200);
+      const { name, headers } = echoed(answer);
+      expect({ alg, name, user: headers['x-user'], role: headers['x-role'], consumer: headers['x-consumer'], authorization: headers.authorization }).toEqual({ alg, name: 'admin', user: 'user-1', role: 'ops', consumer: 'ops-user', authorization: undefined });
+    }
+  });
+
+  it('refuses expired, wrong-audience, alg-none, key-confusion and tampered tokens with 401, a challenge and the request id', async () => {
+    const valid = await sign('HS256');
+    const [header, payload, signature] = valid.split('.');
+    const tampered = `${header}.${base64url(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), role: 'root' }))}.${signature}`;
+    const cases: [string, string, string][] = [
+      ['expired', await sign('ES256', {}, { exp: nowS() - 60 }), 'token-expired'],
+      ['wrong audience', await sign('HS256', {}, { aud: 'someone-else' }), 'invalid-claims'],
+      ['alg none', `${base64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${base64url(JSON.stringify(claims()))}.`, 'algorithm-not-allowed'],
+      ['HS secret claiming RS256', hmacForged('RS256', SECRET, claims()), 'algorithm-not-allowed'],
+      ['HS secret claiming ES256', hmacForged('ES256', SECRET, claims()), 'invalid-signature'],
+      ['HS256 signed with the ES256 public key', hmacForged('HS256', esPem, claims()), 'invalid-signature'],
+      ['tampered payload', tampered, 'invalid-signature'],
+      ['garbage', 'not.a.jwt', 'invalid-token'],
+    ];
+    for (const [label, token, reason] of cases) {
+      const answer = await get('/admin', token, { 'x-request-id': `case-${reason}` });
+      expect({ label, status: answer.status, body: JSON.parse(answer.body) as unknown }).toEqual({ label, status: 401, body: expect.objectContaining({ error: reason, status: 401, requestId: `case-${reason}` }) });
+      expect(answer.headers['www-authenticate']).toMatch(/^Bearer realm="switchboard", error="invalid_token"/);
+    }
+    const missing = await get('/admin');
+    expect([missing.status, missing.headers['www-authenticate'], JSON.parse(missing.body).error]).toEqual([401, 'Bearer realm="switchboard"', 'missing-token']);
+    // Signed with the HS secret but claiming RS256 on a route that does accept RS256 (from a JWKS): still refused.
+    const confused = await send(gateway.port, '/jwks', { cookie: `session=${hmacForged('RS256', SECRET, claims())}` });
+    expect(confused.status).toBe(401);
+    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'admin', reason: 'token-expired' })).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'admin', reason: 'invalid-signature' })).toBeGreaterThanOrEqual(3);
+    const log = await logOf(gateway.process);
+    expect(log).not.toContain(valid.split('.')[2]);
+    expect(log).not.toContain(SECRET);
+  });
+
+  it('picks up rotated JWKS keys, and keeps verifying with the cached keys while the JWKS server is down', async () => {
+    const viaCookie = async (token: string) => (await send(gateway.port, '/jwks/x', { cookie: `theme=dark; session=${token}` })).status;
+    // A fresh jti per token: RS256 signatures are deterministic, and an equal token would be a verdict-cache hit.
+    const signed = (key: CryptoKey, kid: string, alg: 'ES256' | 'RS256' = 'ES256') =>
+      new SignJWT({}).setProtectedHeader({ alg, kid }).setJti(randomUUID()).setAudience(AUDIENCE).setExpirationTime(nowS() + 600).sign(key);
+    expect(await viaCookie(await signed(rotated1.privateKey, 'k1'))).toBe(200);
+    expect(await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))).toBe(401);
+    jwks.keys = [{ ...(await exportJWK(rotated2.publicKey)), kid: 'k2', use: 'sig', alg: 'RS256' }];
+    // A token with the new kid makes the gateway fetch again (cooldown 0 s here): it passes now.
+    await waitFor(async () => (await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))) === 200, { timeoutMs: 15_000, message: 'a token of the rotated key to pass' });
+    expect(await viaCookie(await signed(rotated1.privateKey, 'k1'))).toBe(401);
+    await jwks.stop();
+    // The keys are older than `refresh` (1 s) by now; a request starts a refresh, which fails and is logged.
+    await waitFor(
+      async () => {
+        expect(await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))).toBe(200);
+        return (await logOf(gateway.process)).includes('JWKS fetch failed');
+      },
+      { timeoutMs: 20_000, intervalMs: 300, message: 'a failed JWKS refresh' },
+    );
+    // Fresh tokens (not in the verdict cache) still verify with the last keys fetched.
+    for (let index = 0; index < 3; index += 1) expect(await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))).toBe(200);
+    await jwks.start();
+  });
+});

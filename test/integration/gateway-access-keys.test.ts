@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+import { freePort, logOf, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request from `host` (127.0.0.1 or ::1) on a fresh connection. */
+function send(port: number, path: string, headers: Record<string, string> = {}, host = '127.0.0.1'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host, port, path, headers, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    });
+    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`GET ${path} timed out`)));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+const sha256 = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex')}`;
+const ALICE_KEY = 'alice-key-4f1d9a7c2b8e6053';
+const BOB_KEY = 'bob-key-9c3e7a1f5d2b8046';
+const CAROL_KEY = 'carol-key-2a6f8c0e4b1d7395';
+const UNKNOWN_KEY = 'mallory-key-7e5c3a1f9b2d4068';
+
+const IP_MIDDLEWARES = `
+  deny-v4: { ipDenyList: { sourceRange: [127.0.0.0/8] } }
+  allow-v6-loopback: { ipAllowList: { sourceRange: ["::1"] } }
+  allow-mapped: { ipAllowList: { sourceRange: ["::ffff:127.0.0.1"] } }
+  allow-ten: { ipAllowList: { sourceRange: [10.0.0.0/8, "fd00::/8"] } }
+  allow-depth: { ipAllowList: { sourceRange: [203.0.113.0/24], depth: 2 } }`;
+const IP_ROUTES = `
+  - { name: deny-v4, path: /ip/deny-v4, service: api, middlewares: [deny-v4] }
+  - { name: allow-v6, path: /ip/allow-v6, service: api, middlewares: [allow-v6-loopback] }
+  - { name: allow-mapped, path: /ip/allow-mapped, service: api, middlewares: [allow-mapped] }
+  - { name: allow-ten, path: /ip/allow-ten, service: api, middlewares: [allow-ten] }
+  - { name: allow-depth, path: /ip/allow-depth, service: api, middlewares: [allow-depth] }`;
+
+describe('API keys, consumer limits, IP lists and forward auth in the running gateway', () => {
+  let api: BackendProcess;
+  let gateway: GatewayProcess;
+  let behindProxy: GatewayProcess;
+  let authService: Server;
+  let adminPort: number;
+
+  beforeAll(async () => {
+    api = await startBackend({ name: 'api' });
+    authService = createServer((request, response) => {
+      if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
+      else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
+    });
+    await new Promise<void>((resolve) => authService.listen(0, '127.0.0.1', resolve));
+    adminPort = await freePort();
+    // Listening on every address of both families: a client on 127.0.0.1 arrives as ::ffff:127.0.0.1, one on ::1 as ::1.
+    gateway = await startGateway(`
+listen: "[::]:{{port}}"
+admin: 127.0.0.1:${adminPort}
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+consumers:
+  alice: { keys: ["${sha256(ALICE_KEY)}"], labels: { plan: free }, rateLimit: { average: 1, period: 1h, burst: 2 } }
+  bob: { keys: ["${sha256(BOB_KEY)}"], labels: { plan: pro }, rateLimit: { average: 1, period: 1h, burst: 4 } }
+  carol: { keys: ["${sha256(CAROL_KEY)}"] }
+middlewares:
+  keys: { keyAuth: { header: X-API-Key, query: api_key } }
+  per-consumer: { rateLimit: { average: 1, period: 1h, burst: 50, key: consumer } }
+  guard: { forwardAuth: { address: "http://127.0.0.1:${(authService.address() as { port: number }).port}/check", authResponseHeaders: [X-Auth-User], timeout: 5s } }
+${IP_MIDDLEWARES}
+routes:
+  - { name: keyed, path: /keyed, service: api, middlewares: [keys, per-consumer] }
+  - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
+${IP_ROUTES}
+`);
+    behindProxy = await startGateway(`
+listen: "[::]:{{port}}"
+admin: false
+forwarding: { trustedProxies: [loopback] }
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+middlewares:
+${IP_MIDDLEWARES}
+routes:
+${IP_ROUTES}
+`);
+  });
+  afterAll(async () => {
+    await Promise.all([gateway?.process.stop(), behindProxy?.process.stop()]);
+    await api?.process.kill();
+    await new Promise((resolve) => authService?.close(resolve));
+  });
+
+  const statuses = async (key: string, count: number) => {
+    const seen: number[] = [];
+    for (let index = 0; index < count; index += 1) seen.push((await send(gateway.port, '/keyed', { 'x-api-key': key })).status);
+    return seen;
+  };
+
+  it('gives each API-key consumer its own 429 threshold through a rate limit keyed by consumer', async () => {
+    expect(await statuses(ALICE_KEY, 4)).toEqual([200, 200, 429, 429]);
+    expect(await statuses(BOB_KEY, 6)).toEqual([200, 200, 200, 200, 429, 429]);
+    const passed = await send(gateway.port, '/keyed/me', { 'x-api-key': CAROL_KEY, 'x-consumer': 'alice' });
+    const echoed = JSON.parse(passed.body) as { headers: IncomingHttpHeaders };
+    // The consumer is named upstream (the client's own X-Consumer is replaced) and the key goes no further.
+    expect([passed.status, echoed.headers['x-consumer'], echoed.headers['x-api-key']]).toEqual([200, 'carol', undefined]);
+  });
+
+  it('refuses an unknown or missing key with 401, and takes a key from the query without passing it on', async () => {
+    const unknown = await send(gateway.port, '/keyed', { 'x-api-key': UNKNOWN_KEY, 'x-request-id': 'unknown-key-1' });
+    expect([unknown.status, unknown.headers['www-authenticate'], JSON.parse(unknown.body)]).toEqual([
+      401,
+      'ApiKey realm="switchboard", header="x-api-key"',
+      expect.objectContaining({ error: 'invalid-key', requestId: 'unknown-key-1' }),
+    ]);
+    const missing = await send(gateway.port, '/keyed');
+    expect([missing.status, JSON.parse(missing.body).error]).toEqual([401, 'missing-credentials']);
+    const viaQuery = await send(gateway.port, `/keyed/q?a=1&api_key=${CAROL_KEY}&b=2`);
+    expect([viaQuery.status, (JSON.parse(viaQuery.body) as { url: string }).url]).toEqual([200, '/keyed/q?a=1&b=2']);
+    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'invalid-key' })).toBe(1);
+    expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'missing-credentials' })).toBe(1);
+  });
+
+  it('decides IPv4, IPv6 and IPv4-mapped clients by CIDR without a trusted proxy, ignoring their X-Forwarded-For', async () => {
+    const at = (path: string, host: string, headers: Record<string, string> = {}) => send(gateway.port, path, headers, host).then((answer) => answer.status);
+    const spoof = { 'x-forwarded-for': '10.1.2.3' };
+    expect({
+      denyV4: [await at('/ip/deny-v4', '127.0.0.1'), await at('/ip/deny-v4', '::1'), await at('/ip/deny-v4', '127.0.0.1', spoof)],
+      allowV6: [await at('/ip/allow-v6', '::1'), await at('/ip/allow-v6', '127.0.0.1')],
+      allowMapped: [await at('/ip/allow-mapped', '127.0.0.1'), await at('/ip/allow-mapped', '::1')],
+      allowTen: [await at('/ip/allow-ten', '127.0.0.1', spoof), await at('/ip/allow-ten', '::1', { 'x-forwarded-for': 'fd00::1' })],
+      depth: [await at('/ip/allow-depth', '127.0.0.1', { 'x-forwarded-for': '203.0.113.5, 10.0.0.1' })],
+    }).toEqual({ denyV4: [403, 200, 403], allowV6: [200, 403], allowMapped: [200, 403], allowTen: [403, 403], depth: [403] });
+    const denied = await send(gateway.port, '/ip/deny-v4', { 'x-request-id': 'ip-1' });
+    expect(JSON.parse(denied.body)).toMatchObject({ error: 'ip-denied', status: 403, requestId: 'ip-1' });
+  });
+
+  it('decides by the client a trusted proxy reports, and by X-Forwarded-For depth', async () => {
+    const at = (path: string, forwardedFor?: string, host = '127.0.0.1') => send(behindProxy.port, path, forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}, host).then((answer) => answer.status);
+    expect({
+      denyV4: [await at('/ip/deny-v4', '10.1.2.3'), await at('/ip/deny-v4', '127.0.0.5'), await at('/ip/deny-v4')],
+      allowTen: [await at('/ip/allow-ten', '10.1.2.3'), await at('/ip/allow-ten', 'fd00::7', '::1'), await at('/ip/allow-ten', '192.0.2.1'), await at('/ip/allow-ten')],
+      allowV6: [await at('/ip/allow-v6', '::1'), await at('/ip/allow-v6', '2001:db8::1', '::1')],
+      depth: [await at('/ip/allow-depth', '203.0.113.5, 10.0.0.1'), await at('/ip/allow-depth', '198.51.100.1, 203.0.113.5'), await at('/ip/allow-depth', '203.0.113.5')],
+    }).toEqual({ denyV4: [200, 403, 403], allowTen: [200, 200, 403, 403], allowV6: [200, 403], depth: [200, 403, 403] });
+  });
+
+  it('lets a request on when the forward-auth service says 2xx, with its headers, and relays its refusal otherwise', async () => {
+    const passed = await send(gateway.port, '/guarded/x', { 'x-ticket': 'let-me-in', 'x-auth-user': 'spoofed' });
+    expect([passed.status, (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers['x-auth-user']]).toEqual([200, 'ticket-holder']);
+    const refused = await send(gateway.port, '/guarded/x', { 'x-auth-user': 'spoofed' });
+    expect([refused.status, refused.headers['www-authenticate'], refused.body]).toEqual([401, 'Ticket realm="auth"', 'no ticket']);
+  });
+
+  it('never writes a key into the gateway log, access log included (last: it stops the gateway)', async () => {
+    // The access log is buffered until shutdown: stop the gateway to read every line it wrote.
+    await gateway.process.stop();
+    const log = await logOf(gateway.process);
+    // The access log is on: the requests above are in it, but no key is.
+    expect(log).toContain('/keyed/q?a=1&b=2');
+    for (const key of [ALICE_KEY, BOB_KEY, CAROL_KEY, UNKNOWN_KEY]) expect(log).not.toContain(key);
+  });
+});
