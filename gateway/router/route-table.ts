@@ -2,11 +2,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { HostKind, type CompiledRoute } from './route-compile.ts';
 import { regexLiteralPrefix } from './route-regex-prefix.ts';
 
-/** A compiled route with its place in the specificity order (0 is tried first). */
-export interface RankedRoute extends CompiledRoute {
-  readonly order: number;
-}
-
 /** What a route's method and header conditions look at. */
 export interface RouteConditions {
   readonly method: string;
@@ -17,16 +12,16 @@ export interface RouteConditions {
 interface PathNode {
   children: Map<string, PathNode> | undefined;
   /** Prefix routes whose prefix is exactly this node's path, in specificity order. */
-  readonly prefixRoutes: RankedRoute[];
+  readonly prefixRoutes: CompiledRoute[];
   /** Regex routes whose literal prefix covers this node's path, in specificity order. */
-  readonly regexRoutes: RankedRoute[];
+  readonly regexRoutes: CompiledRoute[];
 }
 
 /** The routes of one host condition (one exact host, one wildcard suffix, or any host). */
 interface RouteGroup {
   readonly root: PathNode;
   /** Routes without a path condition (`path: /` or none), in specificity order. */
-  readonly catchAll: RankedRoute[];
+  readonly catchAll: CompiledRoute[];
 }
 
 /**
@@ -47,8 +42,8 @@ export class RouteTable {
   /** Nodes visited by the current lookup; reused because a lookup is synchronous and allocates nothing else. */
   private readonly visited: PathNode[] = [];
 
-  /** `routes` must be in specificity order; their `order` is their index there. */
-  constructor(routes: readonly RankedRoute[]) {
+  /** `routes` must be in specificity order, each with `order` its index there. */
+  constructor(routes: readonly CompiledRoute[]) {
     for (const route of routes) {
       const group = this.groupFor(route);
       if (route.regex) nodeAt(group.root, regexSegments(route.regex.source)).regexRoutes.push(route);
@@ -63,7 +58,7 @@ export class RouteTable {
   }
 
   /** The first route in specificity order that matches; `host` normalised, `path` origin-form with its query. */
-  match(host: string, path: string, conditions: RouteConditions): RankedRoute | undefined {
+  match(host: string, path: string, conditions: RouteConditions): CompiledRoute | undefined {
     if (host !== '') {
       const exact = this.exact.get(host);
       const found = exact && this.matchGroup(exact, path, conditions);
@@ -91,7 +86,7 @@ export class RouteTable {
     return group;
   }
 
-  private matchGroup(group: RouteGroup, path: string, conditions: RouteConditions): RankedRoute | undefined {
+  private matchGroup(group: RouteGroup, path: string, conditions: RouteConditions): CompiledRoute | undefined {
     const visited = this.visited;
     let depth = 0;
     visited[0] = group.root;
@@ -114,7 +109,7 @@ export class RouteTable {
     if (hasRegex) {
       // A regex beats every prefix of its group: the lowest-ranked matching regex over all visited nodes wins.
       const pathname = pathEnd === path.length ? path : path.slice(0, pathEnd);
-      let best: RankedRoute | undefined;
+      let best: CompiledRoute | undefined;
       for (let level = 0; level <= depth; level += 1) {
         for (const route of visited[level]!.regexRoutes) {
           if (best !== undefined && route.order > best.order) break;

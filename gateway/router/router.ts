@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/types.ts';
 import { compareSpecificity, compileRoute, HostKind, matchesPrefix, stripLeading, type CompiledRoute } from './route-compile.ts';
-import { meetsConditions, RouteTable, type RankedRoute } from './route-table.ts';
+import { meetsConditions, RouteTable } from './route-table.ts';
 
 /** What the router looks at in a request. */
 export interface RouteRequest {
@@ -55,7 +55,8 @@ export class Router {
     const direct = compiled.filter((route) => !route.config.namespace);
     this.routes = direct.map((route) => route.config);
     this.namespaces = compiled.filter((route) => route.config.namespace);
-    this.table = new RouteTable(direct.map((route, order): RankedRoute => ({ ...route, order })));
+    direct.forEach((route, order) => (route.order = order));
+    this.table = new RouteTable(direct);
     this.usesHost = compiled.some((route) => route.hostKind !== HostKind.Any);
   }
 
