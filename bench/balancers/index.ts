@@ -1,9 +1,12 @@
 // Balancer benchmark: time per pick and per update of every algorithm at 10, 100 and 1,000 instances,
-// beside the cheapest possible pick (`array[i++ % n]`) measured in the same run.
+// beside the cheapest possible pick (`array[i++ % n]`) and, for weighted-round-robin and
+// least-connections, the O(n) pickers their indexed ones replaced ("linear, before"), measured in the same run.
 // Run: npm run bench:balancers  (env BENCH_TARGET_MS sets the time spent per measurement, 200 by default)
 import { instanceAddress, type Instance } from '../../src/discovery/instance.ts';
 import { BALANCER_ALGORITHMS, type BalancerAlgorithm, type BalancerEndpoint } from '../../src/balance/balancer.ts';
+import type { Balancer } from '../../src/balance/balancer.ts';
 import { createBalancer, type BalancerConfig } from '../../src/balance/balancer-factory.ts';
+import { LinearLeastConnectionsBalancer, LinearWeightedRoundRobinBalancer } from '../../src/balance/balancer-linear.ts';
 import type { PickContext } from '../../src/balance/picker.ts';
 import { measure } from './measure.ts';
 
@@ -30,6 +33,14 @@ function endpointsOf(count: number, offset = 0): BalancerEndpoint[] {
   });
 }
 
+/** The balancers measured: every algorithm, and the linear pickers beside the two that replaced them. */
+const CONTENDERS: ReadonlyArray<{ name: string; create: () => Balancer }> = BALANCER_ALGORITHMS.flatMap((algorithm): Array<{ name: string; create: () => Balancer }> => {
+  const own = { name: algorithm, create: () => createBalancer(CONFIGS[algorithm]) };
+  if (algorithm === 'weighted-round-robin') return [own, { name: `${algorithm} (linear, before)`, create: () => new LinearWeightedRoundRobinBalancer() }];
+  if (algorithm === 'least-connections') return [own, { name: `${algorithm} (linear, before)`, create: () => new LinearLeastConnectionsBalancer() }];
+  return [own];
+});
+
 const contexts: PickContext[] = Array.from({ length: KEYS }, (_, index) => ({ clientIp: `198.51.${index >> 8}.${index & 255}` }));
 
 function anchorNsPerPick(size: number): number {
@@ -43,8 +54,8 @@ function anchorNsPerPick(size: number): number {
   return result.nsPerOp;
 }
 
-function pickNs(algorithm: BalancerAlgorithm, size: number): number {
-  const balancer = createBalancer(CONFIGS[algorithm]);
+function pickNs(create: () => Balancer, size: number): number {
+  const balancer = create();
   const picker = balancer.update(endpointsOf(size));
   let key = 0;
   return measure(TARGET_MS, (iterations) => {
@@ -56,8 +67,8 @@ function pickNs(algorithm: BalancerAlgorithm, size: number): number {
 }
 
 /** Alternates two sets that differ by one member leaving and one joining, or by one member's health. */
-function updateUs(algorithm: BalancerAlgorithm, size: number, change: 'swap' | 'health'): number {
-  const balancer = createBalancer(CONFIGS[algorithm]);
+function updateUs(create: () => Balancer, size: number, change: 'swap' | 'health'): number {
+  const balancer = create();
   const base = endpointsOf(size);
   const other =
     change === 'swap'
@@ -79,9 +90,9 @@ const rows: string[][] = [];
 for (const size of SIZES) {
   const anchor = anchorNsPerPick(size);
   rows.push(['array[i++ % n] (anchor)', String(size), anchor.toFixed(1), '1.0', '-', '-']);
-  for (const algorithm of BALANCER_ALGORITHMS) {
-    const pick = pickNs(algorithm, size);
-    rows.push([algorithm, String(size), pick.toFixed(1), (pick / anchor).toFixed(1), updateUs(algorithm, size, 'swap').toFixed(1), updateUs(algorithm, size, 'health').toFixed(1)]);
+  for (const { name, create } of CONTENDERS) {
+    const pick = pickNs(create, size);
+    rows.push([name, String(size), pick.toFixed(1), (pick / anchor).toFixed(1), updateUs(create, size, 'swap').toFixed(1), updateUs(create, size, 'health').toFixed(1)]);
   }
 }
 
