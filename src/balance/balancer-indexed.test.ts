@@ -6,12 +6,15 @@ import { LinearLeastConnectionsBalancer, LinearWeightedRoundRobinBalancer } from
 import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
 import { WeightedRoundRobinBalancer, type WeightedMember } from './balancer-weighted-round-robin.ts';
 import type { PickedEndpoint } from './picker.ts';
+import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
 
-const IDS = 'abcdefghijkl'.split('');
+/** Enough ids that random sets fall on both sides of INDEXED_PICK_MIN_MEMBERS, so pickers switch between scan and index. */
+const IDS = Array.from({ length: 2 * INDEXED_PICK_MIN_MEMBERS }, (_, index) => `m${index}`);
 
 /** A random endpoint set over IDS: some members left out, weights 0 to 6, some unroutable or draining. */
 function randomSet(random: () => number): BalancerEndpoint[] {
-  const chosen = IDS.filter(() => random() < 0.7);
+  const share = 0.2 + random() * 0.8;
+  const chosen = IDS.filter(() => random() < share);
   return testEndpoints(...chosen.map((id): [string, number] => [id, Math.floor(random() * 7)])).map((endpoint) => {
     const roll = random();
     if (roll < 0.08) return { ...endpoint, routable: false };
@@ -78,10 +81,11 @@ describe.each([
 
   it('keeps answering from a picker kept past an update, from the members it was built over', () => {
     const balancer = indexed();
-    const stale = balancer.update(testEndpoints(['a', 2], ['b', 1]));
+    const many = testEndpoints(...IDS.map((id): [string, number] => [id, 1]));
+    const stale = balancer.update(many);
     balancer.update(testEndpoints(['c', 1]));
-    const picked = new Set(Array.from({ length: 6 }, () => pickedId(stale.pick({}))));
-    expect(picked).toEqual(new Set(['a', 'b']));
+    const picked = new Set(Array.from({ length: IDS.length }, () => pickedId(stale.pick({}))));
+    expect(picked).toEqual(new Set(IDS));
     expect(pickedId(balancer.picker.pick({}))).toBe('c');
   });
 });

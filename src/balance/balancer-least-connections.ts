@@ -3,6 +3,7 @@ import { BalancerBase } from './balancer-base.ts';
 import type { PickResult, Picker } from './picker.ts';
 import { WeightedMember } from './balancer-weighted-round-robin.ts';
 import { LeastConnectionsIndex } from './least-connections-index.ts';
+import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
 
 /**
  * One pick of nginx's weighted least-connections (ngx_http_upstream_least_conn_module.c): the member
@@ -45,8 +46,8 @@ export function leastConnectionsStep(members: readonly WeightedMember[]): Weight
 
 /**
  * Weighted least-connections after nginx; in-flight counts and tie-break weights survive updates.
- * Picks go through a `LeastConnectionsIndex`; a picker kept past the next update scans its own
- * members, as before, so it still answers.
+ * From `INDEXED_PICK_MIN_MEMBERS` members, picks go through a `LeastConnectionsIndex`; below, and
+ * for a picker kept past the next update, they scan the members.
  */
 export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'least-connections';
@@ -65,6 +66,8 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
     // The old index holds the tie-break weights; they continue in the new one.
     this.index?.flush();
+    this.index = undefined;
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
     const index = new LeastConnectionsIndex(eligible);
     this.index = index;
     return {

@@ -2,7 +2,7 @@ import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
 import type { PickResult, Picker } from './picker.ts';
-import { SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
+import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
 
 /** A member with its nginx current weight. */
 export class WeightedMember extends Member implements SmoothWeightedEntry {
@@ -53,9 +53,9 @@ export function rebalanceCurrentWeights(members: readonly WeightedMember[]): voi
 /**
  * nginx smooth weighted round-robin. Current weights survive updates, so a new picker continues
  * the sequence; a weight change takes effect from the next pick, spread evenly (the smoothing is
- * what prevents a burst), and members that join start at 0. Picks go through a
- * `SmoothWeightedSet` (O(distinct weights + log n)); a picker kept past the next update steps
- * through its own members one by one, as before, so it still answers.
+ * what prevents a burst), and members that join start at 0. From `INDEXED_PICK_MIN_MEMBERS`
+ * members, picks go through a `SmoothWeightedSet` (O(distinct weights + log n)); below, and for a
+ * picker kept past the next update, they step through the members one by one.
  */
 export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'weighted-round-robin';
@@ -80,6 +80,7 @@ export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
       const only = eligible[0]!;
       return { pick: (): PickResult => this.attempt(only) };
     }
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)) };
     const set = new SmoothWeightedSet<WeightedMember>();
     eligible.forEach((member, slot) => {
       member.slot = slot;

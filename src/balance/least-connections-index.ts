@@ -25,9 +25,12 @@ class RatioBucket extends SmoothWeightedSet<WeightedMember> {
 export class LeastConnectionsIndex {
   private readonly buckets = new Map<number, RatioBucket>();
   private readonly heap: RatioBucket[] = [];
+  /** Empty buckets are forgotten past this many known ones, so a burst of load leaves no lasting garbage. */
+  private readonly limit: number;
 
   /** Indexes `eligible` (non-empty, registry order, weights above 0) by their in-flight counts now. */
   constructor(eligible: readonly WeightedMember[]) {
+    this.limit = 4 * eligible.length + 64;
     eligible.forEach((member, slot) => {
       member.slot = slot;
       this.place(member);
@@ -37,10 +40,12 @@ export class LeastConnectionsIndex {
   /** The member to pick; the caller counts it in flight and then calls `moved(member)`. */
   pick(): WeightedMember {
     let top = this.heap[0]!;
-    // Buckets left empty are dropped when they reach the top: one is never the answer.
+    // Buckets left empty leave the heap when they reach the top (one is never the answer) but stay
+    // known for reuse, since in-flight counts come back to the same ratios all the time.
     while (top.size === 0) {
-      this.buckets.delete(top.ratio);
       this.popTop();
+      top.heapIndex = -1;
+      if (this.buckets.size > this.limit) this.buckets.delete(top.ratio);
       top = this.heap[0]!;
     }
     return top.step();
@@ -56,7 +61,7 @@ export class LeastConnectionsIndex {
 
   /** Brings every member's current weight up to date, for readers and before a rebuild. */
   flush(): void {
-    for (const bucket of this.heap) bucket.flush();
+    for (const bucket of this.buckets.values()) bucket.flush();
   }
 
   private place(member: WeightedMember): void {
@@ -65,8 +70,8 @@ export class LeastConnectionsIndex {
     if (!bucket) {
       bucket = new RatioBucket(ratio, this);
       this.buckets.set(ratio, bucket);
-      this.push(bucket);
     }
+    if (bucket.heapIndex === -1) this.push(bucket);
     bucket.add(member, member.weight);
   }
 

@@ -13,6 +13,13 @@ export interface SmoothWeightedEntry {
 }
 
 /**
+ * Below this many members a balancer steps through them one by one instead: measured on this
+ * machine, a scan is as fast as the index up to about 32 members for least-connections and 16 for
+ * smooth weighted round-robin, and faster below.
+ */
+export const INDEXED_PICK_MIN_MEMBERS = 32;
+
+/**
  * After this many steps a set folds its steps into its entries, so that `base` stays small enough
  * (below 2^37 with weights up to 10^6) for current weights on a 2^-16 grid to stay exact.
  */
@@ -77,12 +84,8 @@ export class SmoothWeightedSet<E extends SmoothWeightedEntry> {
       last.heapIndex = index;
       siftDown(items, index);
       siftUp(items, last.heapIndex);
-    } else if (items.length === 0) {
-      this.byWeight.delete(weightClass.weight);
-      const at = this.classes.indexOf(weightClass);
-      this.classes[at] = this.classes[this.classes.length - 1]!;
-      this.classes.pop();
     }
+    // An emptied class stays (steps skip it): members move in and out of least-connections buckets on every pick.
     entry.set = undefined;
     entry.weightClass = undefined;
     this.size -= 1;
@@ -95,22 +98,23 @@ export class SmoothWeightedSet<E extends SmoothWeightedEntry> {
     if (this.steps >= RENORMALISE_STEPS) this.flush();
     const steps = ++this.steps;
     const classes = this.classes;
-    let bestClass = classes[0]!;
-    let best = bestClass.items[0]!;
-    let bestValue = best.base + steps * bestClass.weight;
-    for (let index = 1; index < classes.length; index += 1) {
+    let bestClass: WeightClass<E> | undefined;
+    let best: E | undefined;
+    let bestValue = 0;
+    for (let index = 0; index < classes.length; index += 1) {
       const weightClass = classes[index]!;
-      const top = weightClass.items[0]!;
+      const top = weightClass.items[0];
+      if (top === undefined) continue;
       const value = top.base + steps * weightClass.weight;
-      if (value > bestValue || (value === bestValue && top.slot < best.slot)) {
+      if (best === undefined || value > bestValue || (value === bestValue && top.slot < best.slot)) {
         bestClass = weightClass;
         best = top;
         bestValue = value;
       }
     }
-    best.base -= this.total;
-    siftDown(bestClass.items, 0);
-    return best;
+    best!.base -= this.total;
+    siftDown(bestClass!.items, 0);
+    return best!;
   }
 
   /** Brings every entry's `current` up to date (for readers and for a rebuild); the sequence goes on unchanged. */
