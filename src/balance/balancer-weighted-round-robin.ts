@@ -16,10 +16,11 @@ export class WeightedMember extends Member implements SmoothWeightedEntry {
 }
 
 /**
- * One step of nginx's smooth weighted round-robin, O(n): the reference `SmoothWeightedSet` follows (ngx_http_upstream_round_robin.c,
- * `ngx_http_upstream_get_peer`): every member gains its weight, the largest current weight wins
- * (the first in order on a tie) and pays back the total. Weights 5,1,1 give a a b a c a a, never
- * five a's in a row. `members` must be non-empty with weights above 0.
+ * One step of nginx's smooth weighted round-robin (ngx_http_upstream_round_robin.c,
+ * `ngx_http_upstream_get_peer`) in one O(n) pass, the reference `SmoothWeightedSet` follows: every
+ * member gains its weight, the largest current weight wins (the first in order on a tie) and pays
+ * back the total. Weights 5,1,1 give a a b a c a a, never five a's in a row. `members` must be
+ * non-empty with weights above 0.
  */
 export function smoothWeightedStep<M extends WeightedMember>(members: readonly M[]): M {
   let best = members[0]!;
