@@ -17,6 +17,8 @@ export interface CompiledRoute {
   readonly regex: RegExp | undefined;
   readonly methods: ReadonlySet<string> | undefined;
   readonly headers: readonly (readonly [name: string, value: string])[];
+  /** Place in the router's specificity order (0 is tried first), set once the router has sorted its routes. */
+  order: number;
 }
 
 /** Prepares one route for matching. */
@@ -31,6 +33,7 @@ export function compileRoute(config: RouteConfig): CompiledRoute {
     regex: config.pathRegex === undefined ? undefined : new RegExp(config.pathRegex),
     methods: config.methods && new Set(config.methods),
     headers: Object.entries(config.headers ?? {}),
+    order: 0,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/types.ts';
 import { compareSpecificity, compileRoute, HostKind, matchesPrefix, stripLeading, type CompiledRoute } from './route-compile.ts';
+import { meetsConditions, RouteTable } from './route-table.ts';
 
 /** What the router looks at in a request. */
 export interface RouteRequest {
@@ -33,16 +34,16 @@ export interface RouterOptions {
  * Routes requests by the most specific matching route (order in `compareSpecificity`), then,
  * when no route to a named service matches, by namespace routes: the first path segment after the
  * route's prefix names the service (`/greeter/say/hello` → `greeter`, `/say/hello`), as go-micro's
- * API gateway does, if `hasService` knows it. Routes are compiled once; a lookup allocates only the
- * match (and a path without query when a regex route is tried). Immutable: build a new router when
- * the routes change.
+ * API gateway does, if `hasService` knows it. Routes are compiled once into a `RouteTable` (host
+ * groups of segment trees), so a lookup costs the request's host labels and path segments rather
+ * than the number of routes, and allocates only the match and a few segment strings. Immutable:
+ * build a new router when the routes change.
  */
 export class Router {
   /** Routes to a named service, most specific first. */
   readonly routes: readonly RouteConfig[];
 
-  private readonly byHost = new Map<string, readonly CompiledRoute[]>();
-  private readonly anyHost: readonly CompiledRoute[];
+  private readonly table: RouteTable;
   private readonly namespaces: readonly CompiledRoute[];
   private readonly usesHost: boolean;
 
@@ -54,12 +55,8 @@ export class Router {
     const direct = compiled.filter((route) => !route.config.namespace);
     this.routes = direct.map((route) => route.config);
     this.namespaces = compiled.filter((route) => route.config.namespace);
-    this.anyHost = direct.filter((route) => route.hostKind !== HostKind.Exact);
-    // Requests for a host with exact routes try those first, then the wildcard and host-less ones.
-    for (const route of direct) {
-      if (route.hostKind !== HostKind.Exact || this.byHost.has(route.host)) continue;
-      this.byHost.set(route.host, [...direct.filter((other) => other.hostKind === HostKind.Exact && other.host === route.host), ...this.anyHost]);
-    }
+    direct.forEach((route, order) => (route.order = order));
+    this.table = new RouteTable(direct);
     this.usesHost = compiled.some((route) => route.hostKind !== HostKind.Any);
   }
 
@@ -74,36 +71,20 @@ export class Router {
       ({ path, host: hostHeader } = absolute);
     }
     const host = this.usesHost ? normalizeHost(hostHeader) : '';
-    const candidates = (this.usesHost && this.byHost.get(host)) || this.anyHost;
-    let pathname: string | undefined;
-    for (const route of candidates) {
-      if (!this.matchesRequest(route, request, host)) continue;
-      if (route.regex) {
-        pathname ??= withoutQuery(path);
-        if (!route.regex.test(pathname)) continue;
-      } else if (route.prefix !== undefined && !matchesPrefix(path, route.prefix)) continue;
+    const route = this.table.match(host, path, request);
+    if (route) {
       const config = route.config;
       const upstreamPath = config.stripPrefix && route.prefix !== undefined ? stripLeading(path, route.prefix.length) : path;
       return { route: config, service: config.service!, path: upstreamPath, name: config.name };
     }
     for (const route of this.namespaces) {
-      if (!this.matchesRequest(route, request, host)) continue;
+      if (!matchesHost(route, host) || !meetsConditions(route, request)) continue;
       if (route.prefix !== undefined && !matchesPrefix(path, route.prefix)) continue;
       const start = route.prefix?.length ?? 0;
       const match = this.namespaceMatch(route, path, start);
       if (match) return match;
     }
     return undefined;
-  }
-
-  private matchesRequest(route: CompiledRoute, request: RouteRequest, host: string): boolean {
-    if (route.hostKind === HostKind.Exact ? host !== route.host : route.hostKind === HostKind.Wildcard && !host.endsWith(route.host)) return false;
-    if (route.methods && !route.methods.has(request.method)) return false;
-    for (const [name, value] of route.headers) {
-      const actual = request.headers[name];
-      if (actual === undefined || (typeof actual === 'string' ? actual !== value : !actual.includes(value))) return false;
-    }
-    return true;
   }
 
   /** `path` from `start` must read `/<service>[/rest][?query]` with a service `hasService` knows. */
@@ -122,6 +103,11 @@ export class Router {
   }
 }
 
+function matchesHost(route: CompiledRoute, host: string): boolean {
+  if (route.hostKind === HostKind.Exact) return host === route.host;
+  return route.hostKind !== HostKind.Wildcard || host.endsWith(route.host);
+}
+
 /** Compiles `routes` into a `Router`. */
 export function createRouter(routes: readonly RouteConfig[], options: RouterOptions): Router {
   return new Router(routes, options);
@@ -135,11 +121,6 @@ export function normalizeHost(host: string | undefined): string {
   if (colon !== -1 && host.indexOf(']', colon) === -1) end = colon;
   if (host.charCodeAt(end - 1) === 46 /* . */) end -= 1;
   return host.slice(0, end).toLowerCase();
-}
-
-function withoutQuery(path: string): string {
-  const query = path.indexOf('?');
-  return query === -1 ? path : path.slice(0, query);
 }
 
 function parseAbsoluteTarget(target: string): { path: string; host: string } | undefined {

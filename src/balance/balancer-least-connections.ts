@@ -2,11 +2,14 @@ import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import type { PickResult, Picker } from './picker.ts';
 import { WeightedMember } from './balancer-weighted-round-robin.ts';
+import { LeastConnectionsIndex } from './least-connections-index.ts';
+import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
 
 /**
  * One pick of nginx's weighted least-connections (ngx_http_upstream_least_conn_module.c): the member
  * with the fewest in-flight requests per unit of weight wins; members tied with it share by smooth
- * weighted round-robin, so an idle service still gets the weighted distribution. O(n) per pick.
+ * weighted round-robin, so an idle service still gets the weighted distribution. O(n) per pick:
+ * the reference that `LeastConnectionsIndex` follows in O(log n).
  * `members` must be non-empty with weights above 0.
  */
 export function leastConnectionsStep(members: readonly WeightedMember[]): WeightedMember {
@@ -41,15 +44,43 @@ export function leastConnectionsStep(members: readonly WeightedMember[]): Weight
   return chosen;
 }
 
-/** Weighted least-connections after nginx; in-flight counts and tie-break weights survive updates. */
+/**
+ * Weighted least-connections after nginx; in-flight counts and tie-break weights survive updates.
+ * From `INDEXED_PICK_MIN_MEMBERS` members, picks go through a `LeastConnectionsIndex`; below, and
+ * for a picker kept past the next update, they scan the members.
+ */
 export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'least-connections';
+  private index: LeastConnectionsIndex | undefined;
+
+  /** The member's state with its tie-break weight brought up to date. */
+  override member(address: string): Readonly<WeightedMember> | undefined {
+    this.index?.flush();
+    return super.member(address);
+  }
 
   protected createMember(endpoint: BalancerEndpoint): WeightedMember {
     return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
-    return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
+    // The old index holds the tie-break weights; they continue in the new one.
+    this.index?.flush();
+    this.index = undefined;
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
+    const index = new LeastConnectionsIndex(eligible);
+    this.index = index;
+    return {
+      pick: (): PickResult => {
+        const member = this.index === index ? index.pick() : leastConnectionsStep(eligible);
+        const attempt = this.attempt(member);
+        this.index?.moved(member);
+        return attempt;
+      },
+    };
+  }
+
+  protected override observe(member: WeightedMember): void {
+    this.index?.moved(member);
   }
 }

@@ -2,18 +2,25 @@ import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
 import type { PickResult, Picker } from './picker.ts';
+import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
 
 /** A member with its nginx current weight. */
-export class WeightedMember extends Member {
-  /** nginx's `current_weight`; survives updates while the address stays. */
+export class WeightedMember extends Member implements SmoothWeightedEntry {
+  /** nginx's `current_weight`; survives updates while the address stays. Read it through `balancer.member()`, which brings it up to date. */
   current = 0;
+  base = 0;
+  slot = 0;
+  heapIndex = -1;
+  set: SmoothWeightedEntry['set'] = undefined;
+  weightClass: unknown = undefined;
 }
 
 /**
  * One step of nginx's smooth weighted round-robin (ngx_http_upstream_round_robin.c,
- * `ngx_http_upstream_get_peer`): every member gains its weight, the largest current weight wins
- * (the first in order on a tie) and pays back the total. Weights 5,1,1 give a a b a c a a, never
- * five a's in a row. `members` must be non-empty with weights above 0.
+ * `ngx_http_upstream_get_peer`) in one O(n) pass, the reference `SmoothWeightedSet` follows: every
+ * member gains its weight, the largest current weight wins (the first in order on a tie) and pays
+ * back the total. Weights 5,1,1 give a a b a c a a, never five a's in a row. `members` must be
+ * non-empty with weights above 0.
  */
 export function smoothWeightedStep<M extends WeightedMember>(members: readonly M[]): M {
   let best = members[0]!;
@@ -27,36 +34,60 @@ export function smoothWeightedStep<M extends WeightedMember>(members: readonly M
   return best;
 }
 
+/** Current weights are kept on this grid (2^-16) so that, with integer weights, every later step is exact arithmetic. */
+const CURRENT_WEIGHT_GRID = 65_536;
+
 /**
- * Shifts current weights so they sum to zero over `members`, as they always do within one set.
- * After a member leaves or returns, its credit or debt is spread evenly instead of bursting
- * traffic onto whoever holds the surplus.
+ * Shifts current weights so they sum to zero over `members` (within 2^-16 each), as they always do
+ * within one set. After a member leaves or returns, its credit or debt is spread evenly instead of
+ * bursting traffic onto whoever holds the surplus. The shift is rounded to 2^-16 so that current
+ * weights stay exact binary fractions: sums then never round, and a tie stays a tie that goes to the
+ * first in order, as with nginx's integers, however the steps are grouped (`SmoothWeightedSet`).
  */
 export function rebalanceCurrentWeights(members: readonly WeightedMember[]): void {
   const sum = members.reduce((total, member) => total + member.current, 0);
-  if (sum === 0) return;
-  const shift = sum / members.length;
+  const shift = Math.round((sum / members.length) * CURRENT_WEIGHT_GRID) / CURRENT_WEIGHT_GRID;
+  if (shift === 0) return;
   for (const member of members) member.current -= shift;
 }
 
 /**
  * nginx smooth weighted round-robin. Current weights survive updates, so a new picker continues
  * the sequence; a weight change takes effect from the next pick, spread evenly (the smoothing is
- * what prevents a burst), and members that join start at 0.
+ * what prevents a burst), and members that join start at 0. From `INDEXED_PICK_MIN_MEMBERS`
+ * members, picks go through a `SmoothWeightedSet` (O(distinct weights + log n)); below, and for a
+ * picker kept past the next update, they step through the members one by one.
  */
 export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'weighted-round-robin';
+  private set: SmoothWeightedSet<WeightedMember> | undefined;
+
+  /** The member's state with its current weight brought up to date. */
+  override member(address: string): Readonly<WeightedMember> | undefined {
+    this.set?.flush();
+    return super.member(address);
+  }
 
   protected createMember(endpoint: BalancerEndpoint): WeightedMember {
     return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
+    // The old set holds the current weights; they continue in the new one.
+    this.set?.flush();
+    this.set = undefined;
     rebalanceCurrentWeights(eligible);
     if (eligible.length === 1) {
       const only = eligible[0]!;
       return { pick: (): PickResult => this.attempt(only) };
     }
-    return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)) };
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)) };
+    const set = new SmoothWeightedSet<WeightedMember>();
+    eligible.forEach((member, slot) => {
+      member.slot = slot;
+      set.add(member, member.weight);
+    });
+    this.set = set;
+    return { pick: (): PickResult => this.attempt(this.set === set ? set.step() : smoothWeightedStep(eligible)) };
   }
 }
