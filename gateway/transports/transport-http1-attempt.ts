@@ -40,6 +40,15 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
   });
 }
 
+/** Where a response holds its current attempt, so one shared 'close' listener serves every attempt. */
+const ATTEMPT = Symbol('switchboard.attempt');
+type AttemptHolder = { [ATTEMPT]?: Http1Attempt | undefined };
+
+/** The 'close' listener of every attempt (`this` is the response): a function per attempt would be one more allocation. */
+function abortOnClientClose(this: AttemptHolder): void {
+  this[ATTEMPT]?.clientClosed();
+}
+
 /**
  * One attempt's state and undici handler in one object: the handler methods live on the prototype,
  * so an attempt allocates this object and one bound listener instead of a closure per callback.
@@ -60,14 +69,14 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
     private readonly resolve: (result: AttemptResult) => void,
   ) {
     this.response = context.response;
-    this.response.once('close', this.onClientClose);
+    (this.response as AttemptHolder)[ATTEMPT] = this;
+    this.response.once('close', abortOnClientClose);
   }
 
-  private readonly onClientClose = (): void => {
+  /** The client closed its side: an unfinished answer stops the upstream request. */
+  clientClosed(): void {
     if (!this.response.writableFinished) this.controller?.abort(new ClientGoneError());
-  };
-
-  private readonly resume = (): void => this.controller?.resume();
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -99,7 +108,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
     // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
     if (!(this.response as Writable).write(chunk)) {
       controller.pause();
-      this.response.once('drain', this.resume);
+      this.response.once('drain', () => controller.resume());
     }
   }
 
@@ -123,7 +132,8 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
   private finish(result: AttemptResult): void {
     if (this.settled) return;
     this.settled = true;
-    this.response.off('close', this.onClientClose);
+    this.response.off('close', abortOnClientClose);
+    (this.response as AttemptHolder)[ATTEMPT] = undefined;
     reportAttempt(this.pick, this.started, this.status, result);
     this.resolve(result);
   }
