@@ -8,7 +8,7 @@ import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
-import { NamedMiddlewareRegistry } from './middleware/index.ts';
+import { NamedMiddlewareRegistry, type AccessLogDestination } from './middleware/index.ts';
 import { createProxy, createUpgradeProxy, type ProxyDependencies } from './proxy/proxy.ts';
 import { UpstreamTransports } from './transports/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
@@ -44,7 +44,7 @@ export interface Gateway {
 
 /** Options that do not come from the configuration file. */
 export interface GatewayOptions {
-  readonly accessLogger?: Logger;
+  readonly accessLogger?: AccessLogDestination;
   readonly log?: Logger;
 }
 
@@ -127,7 +127,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     balancers.close();
     await aggregator.close();
     await transports.close();
-    options.accessLogger?.flush();
+    // Bounded: a stdout nobody reads must not hold the shutdown.
+    await options.accessLogger?.close(1_000);
   };
 
   aggregator.start();

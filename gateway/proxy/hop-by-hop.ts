@@ -3,6 +3,9 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies strip (nginx, Envoy). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/** Connection header values that name no header of their own. */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
+
 /**
  * Copies `headers` without hop-by-hop headers, including any named in `Connection`, and without
  * HTTP/2 pseudo-headers (`:method`, `:path`, `:scheme`, `:authority`: the request line and Host
@@ -11,7 +14,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
  */
 export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): OutgoingHttpHeaders {
   const named = headers.connection;
-  const extra = named ? new Set(String(named).toLowerCase().split(',').map((token) => token.trim())) : undefined;
+  // `keep-alive` and `close` (nearly every Connection header) name nothing beyond the fixed set.
+  const extra = named && !PLAIN_CONNECTION.has(named as string) ? new Set(String(named).toLowerCase().split(',').map((token) => token.trim())) : undefined;
   const result: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];

@@ -26,6 +26,13 @@ export const tlsReloadsTotal = new Counter({
   registers: [metricsRegistry],
 });
 
+/** Access log lines dropped because stdout did not keep up (or was closed): the gateway never waits for its log reader. */
+export const accessLogDroppedTotal = new Counter({
+  name: 'switchboard_access_log_dropped_total',
+  help: 'Access log lines dropped because stdout did not keep up or could not be written (the gateway never blocks on its log reader).',
+  registers: [metricsRegistry],
+});
+
 /** Sets `switchboard_instances` of the snapshot's service. */
 export function recordInstances(snapshot: HealthSnapshot): void {
   let healthy = 0;

@@ -14,77 +14,12 @@ import { ClientGoneError, reportAttempt, sendTransformed } from './transport-out
  * the outcome to the pick exactly once. Never rejects.
  */
 export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
-  const { response, upstream } = context;
-  const started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
-    let responseStarted = false;
-    let settled = false;
-    let buffered: Buffer[] | undefined;
-    let outgoing: OutgoingHttpHeaders | undefined;
-    let status = 0;
-    let controllerRef: Dispatcher.DispatchController | undefined;
-
-    const onClientClose = () => {
-      if (!response.writableFinished) controllerRef?.abort(new ClientGoneError());
-    };
-    response.once('close', onClientClose);
-
-    const finish = (result: AttemptResult) => {
-      if (settled) return;
-      settled = true;
-      response.off('close', onClientClose);
-      reportAttempt(pick, started, status, result);
-      resolve(result);
-    };
-    const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
-
+    const { upstream } = context;
+    const handler = new Http1Attempt(context, pick, resolve);
     const headers = upstreamRequestHeaders(upstream.headers) as Record<string, string | string[]>;
     if (upstream.host !== undefined) headers.host = upstream.host;
     if (upstream.useInstanceHost) headers.host = pick.address;
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(controller) {
-        controllerRef = controller;
-        if (response.destroyed) controller.abort(new ClientGoneError());
-      },
-      onResponseStart(controller, statusCode, upstreamHeaders: IncomingHttpHeaders) {
-        responseStarted = true;
-        status = statusCode;
-        context.outcome.status = statusCode;
-        outgoing = withoutHopByHop(upstreamHeaders);
-        for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing);
-        if (context.responseBodyTransforms.length > 0) {
-          buffered = [];
-          return;
-        }
-        response.writeHead(statusCode, outgoing);
-        if (response.destroyed) controller.abort(new ClientGoneError());
-      },
-      onResponseData(controller, chunk) {
-        if (buffered) {
-          buffered.push(chunk);
-          return;
-        }
-        context.outcome.bytesOut += chunk.length;
-        // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
-        if (!(response as Writable).write(chunk)) {
-          controller.pause();
-          response.once('drain', () => controller.resume());
-        }
-      },
-      onResponseEnd() {
-        if (!buffered) {
-          response.end();
-          finish({ ok: true });
-          return;
-        }
-        void sendTransformed(context, status, outgoing!, buffered).then(finish);
-      },
-      onResponseError(_controller, error) {
-        fail(error);
-      },
-    };
-
     try {
       dispatcher.dispatch(
         {
@@ -100,7 +35,106 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
         handler,
       );
     } catch (error) {
-      fail(error as Error);
+      handler.fail(error as Error);
     }
   });
+}
+
+/** Where a response holds its current attempt, so one shared 'close' listener serves every attempt. */
+const ATTEMPT = Symbol('switchboard.attempt');
+type AttemptHolder = { [ATTEMPT]?: Http1Attempt | undefined };
+
+/** The 'close' listener of every attempt (`this` is the response): a function per attempt would be one more allocation. */
+function abortOnClientClose(this: AttemptHolder): void {
+  this[ATTEMPT]?.clientClosed();
+}
+
+/**
+ * One attempt's state and undici handler in one object: the handler methods live on the prototype,
+ * so an attempt allocates this object and one bound listener instead of a closure per callback.
+ */
+class Http1Attempt implements Dispatcher.DispatchHandler {
+  private readonly started = performance.now();
+  private responseStarted = false;
+  private settled = false;
+  private buffered: Buffer[] | undefined = undefined;
+  private outgoing: OutgoingHttpHeaders | undefined = undefined;
+  private status = 0;
+  private controller: Dispatcher.DispatchController | undefined = undefined;
+  private readonly response: GatewayContext['response'];
+
+  constructor(
+    private readonly context: GatewayContext,
+    private readonly pick: PickedEndpoint,
+    private readonly resolve: (result: AttemptResult) => void,
+  ) {
+    this.response = context.response;
+    (this.response as AttemptHolder)[ATTEMPT] = this;
+    this.response.once('close', abortOnClientClose);
+  }
+
+  /** The client closed its side: an unfinished answer stops the upstream request. */
+  clientClosed(): void {
+    if (!this.response.writableFinished) this.controller?.abort(new ClientGoneError());
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.response.destroyed) controller.abort(new ClientGoneError());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
+    const context = this.context;
+    this.responseStarted = true;
+    this.status = statusCode;
+    context.outcome.status = statusCode;
+    const outgoing = withoutHopByHop(upstreamHeaders);
+    this.outgoing = outgoing;
+    for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing);
+    if (context.responseBodyTransforms.length > 0) {
+      this.buffered = [];
+      return;
+    }
+    this.response.writeHead(statusCode, outgoing);
+    if (this.response.destroyed) controller.abort(new ClientGoneError());
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.buffered) {
+      this.buffered.push(chunk);
+      return;
+    }
+    this.context.outcome.bytesOut += chunk.length;
+    // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
+    if (!(this.response as Writable).write(chunk)) {
+      controller.pause();
+      this.response.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (!this.buffered) {
+      this.response.end();
+      this.finish({ ok: true });
+      return;
+    }
+    void sendTransformed(this.context, this.status, this.outgoing!, this.buffered).then((result) => this.finish(result));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.fail(error);
+  }
+
+  fail(error: Error): void {
+    this.finish({ ok: false, errorClass: classifyUpstreamError(error, this.responseStarted), responseStarted: this.responseStarted, error });
+  }
+
+  private finish(result: AttemptResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.response.off('close', abortOnClientClose);
+    (this.response as AttemptHolder)[ATTEMPT] = undefined;
+    reportAttempt(this.pick, this.started, this.status, result);
+    this.resolve(result);
+  }
 }

@@ -1,6 +1,4 @@
 import { request as httpRequest, type ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/harness/wait.ts';
 import type { Middleware } from '../../context.ts';
@@ -8,18 +6,13 @@ import { forwarded } from '../forwarded/index.ts';
 import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { requestId } from '../request-id/index.ts';
 import { rewrite } from '../rewrite/index.ts';
-import { accessLog } from './index.ts';
+import { accessLog, accessLogDestination } from './index.ts';
 
 /** An access logger whose lines land in `lines`, parsed. */
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, logger: pino({ base: undefined }, stream) };
+  const sink = { write: (batch: string) => lines.push(...batch.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)) };
+  return { lines, logger: accessLogDestination(sink) };
 }
 
 const routed: Middleware = async (context, next) => {

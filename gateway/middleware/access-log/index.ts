@@ -1,22 +1,39 @@
-import { pino, type Logger } from 'pino';
 import type { LineSink } from '../../../src/log-pretty.ts';
-import type { ClientResponse, GatewayContext, Middleware } from '../../context.ts';
+import { componentLogger } from '../../../src/logger.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
+import { accessLogDestination, type AccessLogDestination, type DestinationOptions } from './access-log-destination.ts';
+import { accessLogText } from './access-log-line.ts';
+
+export { accessLogDestination } from './access-log-destination.ts';
+export type { AccessLogDestination, DestinationOptions } from './access-log-destination.ts';
+export { accessLogText } from './access-log-line.ts';
 
 /** Settings of the access-log middleware. */
 export interface AccessLogOptions {
-  /** Where lines go; `createAccessLogger()` (stdout) by default. */
-  readonly logger?: Logger;
+  /** Where lines go; `stdoutAccessLogger()` by default. */
+  readonly logger?: AccessLogDestination;
 }
 
 /**
- * A pino logger for access lines on stdout (operational logs go to stderr), buffered in 4 KiB
- * writes so that logging does not cost a system call per request. Call `flush()` on shutdown.
- * `destination` may also be a sink that takes each line as it is written (`--pretty`).
+ * The access log destination on stdout (operational logs go to stderr): buffered, written in
+ * batches, never blocking on a slow reader (lines are dropped and counted instead, see
+ * `accessLogDestination`). `destination` may also be a sink that takes each batch (`--pretty`).
+ * Call `close()` on shutdown.
  */
-export function createAccessLogger(destination: number | string | LineSink = 1): Logger {
-  const options = { base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
-  if (typeof destination === 'object') return pino(options, destination);
-  return pino(options, pino.destination({ dest: destination, sync: false, minLength: 4_096 }));
+export function createAccessLogger(destination: number | LineSink = 1, options: DestinationOptions = {}): AccessLogDestination {
+  const log = componentLogger('access-log');
+  return accessLogDestination(destination, {
+    onFirstDrop: (reason) => log.warn({ reason }, 'dropping access log lines (counted in switchboard_access_log_dropped_total); said once'),
+    ...options,
+  });
+}
+
+let sharedStdout: AccessLogDestination | undefined;
+
+/** The process's one stdout destination, made on first use: every configuration's chain shares it, so reloads open nothing new. */
+export function stdoutAccessLogger(): AccessLogDestination {
+  sharedStdout ??= createAccessLogger();
+  return sharedStdout;
 }
 
 /** One access log line, as written. */
@@ -45,7 +62,7 @@ export interface AccessLogLine {
  * layer that throws is logged with error class `internal` and the error passes on.
  */
 export function accessLog(options: AccessLogOptions = {}): Middleware {
-  const logger = options.logger ?? createAccessLogger();
+  const record = accessLogRecorder(options.logger ?? stdoutAccessLogger());
   return async function accessLog(context, next) {
     let failed = false;
     try {
@@ -54,33 +71,25 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
       failed = true;
       throw error;
     } finally {
-      whenEnded(context.response, () => logger.info(accessLogLine(context, failed)));
+      record(context, failed);
     }
   };
 }
 
-/** The line for a request whose response has ended. */
-export function accessLogLine(context: GatewayContext, failed = false): AccessLogLine {
-  const { request, response, outcome } = context;
-  const line: AccessLogLine = {
-    method: request.method,
-    path: request.url,
-    status: outcome.status || (response.headersSent ? response.statusCode : 0),
-    durationMs: Math.round((performance.now() - context.startedAt) * 100) / 100,
-    bytes: outcome.bytesOut,
-    upstream: outcome.upstream,
-    attempts: outcome.attempts,
-    route: context.routeName || undefined,
-    service: context.service || undefined,
-    requestId: context.requestId,
-    clientIp: context.clientIp,
-    errorClass: outcome.errorClass ?? (failed ? 'internal' : undefined),
+/**
+ * The access log as a step the request runner calls once the inner layers have settled, without a
+ * middleware frame of its own: logs now when the response has ended, else when it closes.
+ */
+export function accessLogRecorder(destination: AccessLogDestination): (context: GatewayContext, failed: boolean) => void {
+  return (context, failed) => {
+    const response = context.response;
+    // end() called: status and bytes are final, and the line is written without a listener.
+    if (response.writableEnded || response.destroyed) destination.write(accessLogText(context, failed));
+    else response.once('close', () => destination.write(accessLogText(context, failed)));
   };
-  if (!response.writableFinished) line.aborted = true;
-  return line;
 }
 
-function whenEnded(response: ClientResponse, callback: () => void): void {
-  if (response.writableFinished || response.destroyed) callback();
-  else response.once('close', callback);
+/** The line for a request whose response has ended, as an object (tests and tools). */
+export function accessLogLine(context: GatewayContext, failed = false): AccessLogLine {
+  return JSON.parse(accessLogText(context, failed)) as AccessLogLine;
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { ipRangeMatcher, parseIpRanges, plainIp } from '../../config/ip-range.ts';
-import type { Middleware } from '../../context.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
 
 /** Settings of the forwarded middleware. */
 export interface ForwardedOptions {
@@ -18,6 +18,15 @@ export interface ForwardedOptions {
  * and otherwise set from this connection; X-Real-IP is always the client.
  */
 export function forwarded(options: ForwardedOptions = {}): Middleware {
+  const apply = forwardingStep(options);
+  return async function forwarded(context, next) {
+    apply(context);
+    await next();
+  };
+}
+
+/** What `forwarded` does before the inner layers, as a plain step (the request runner calls it without a middleware frame). */
+export function forwardingStep(options: ForwardedOptions = {}): (context: GatewayContext) => void {
   const texts = options.trustedProxies ?? [];
   const ranges = texts.flatMap((text) => {
     const parsed = parseIpRanges(text);
@@ -25,7 +34,7 @@ export function forwarded(options: ForwardedOptions = {}): Middleware {
     return parsed;
   });
   const isTrusted = ipRangeMatcher(ranges);
-  return async function forwarded(context, next) {
+  return (context) => {
     const { request } = context;
     const headers = context.upstream.headers;
     const peer = plainIp(request.socket.remoteAddress ?? '');
@@ -43,7 +52,6 @@ export function forwarded(options: ForwardedOptions = {}): Middleware {
     if (!fromTrusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = context.secure ? 'https' : 'http';
     if ((!fromTrusted || headers['x-forwarded-host'] === undefined) && request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host;
     headers['x-real-ip'] = context.clientIp;
-    await next();
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from '../../context.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
 
 /** The header that carries the request id both ways. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -22,9 +22,18 @@ export interface RequestIdOptions {
  * gateway writes itself carry it too).
  */
 export function requestId(options: RequestIdOptions = {}): Middleware {
+  const assign = requestIdStep(options);
+  return async function requestId(context, next) {
+    assign(context);
+    await next();
+  };
+}
+
+/** What `requestId` does before the inner layers, as a plain step (the request runner calls it without a middleware frame). */
+export function requestIdStep(options: RequestIdOptions = {}): (context: GatewayContext) => void {
   const header = (options.header ?? REQUEST_ID_HEADER).toLowerCase();
   const generate = options.generate ?? randomUUID;
-  return async function requestId(context, next) {
+  return (context) => {
     const incoming = context.request.headers[header];
     const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : generate();
     context.requestId = id;
@@ -33,6 +42,5 @@ export function requestId(options: RequestIdOptions = {}): Middleware {
     context.responseHeaderHooks.push((_status, headers) => {
       headers[header] = id;
     });
-    await next();
   };
 }

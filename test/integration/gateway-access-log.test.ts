@@ -1,0 +1,96 @@
+// The access log never holds the gateway up: with stdout a pipe nobody reads, requests are still
+// answered, the lines that do not fit the bounded buffer are dropped and counted, memory stays
+// bounded, and SIGTERM still ends the process. A synchronous writer blocks the event loop on the
+// full pipe (no answers); an unbounded buffer outgrows the 128 MB heap the gateway is given by the
+// ~140 MB of lines sent (it dies: answers stop); pino's thread-pool writer never drops (metric) and
+// its stuck write holds the exit (SIGTERM).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+
+/** GET `path` through `agent`; resolves with the status, rejects after `timeoutMs` without an answer. */
+function get(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+describe('the access log on a stdout nobody reads', () => {
+  let gateway: ChildProcess | undefined;
+  let backend: BackendProcess | undefined;
+  afterEach(async () => {
+    if (gateway && gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
+    await backend?.process.stop();
+  });
+
+  it('keeps answering, drops and counts lines instead of buffering them, stays bounded in memory and still exits on SIGTERM', async () => {
+    backend = await startBackend({ name: 'logged' });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const dir = await makeTempDir('sb-access-log-');
+    const configPath = join(dir, 'gateway.yaml');
+    await writeFile(
+      configPath,
+      `listen: 127.0.0.1:${port}
+admin: 127.0.0.1:${adminPort}
+services:
+  logged: { instances: [127.0.0.1:${backend.port}] }
+routes:
+  - { path: /, service: logged }
+`,
+    );
+    const logFile = join(dir, 'gateway.stderr.log');
+    // stdout is a pipe (a socket pair) this test never reads: once the kernel buffer and the few
+    // KiB Node reads ahead on its own are full, every write to it would block.
+    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+      stdio: ['ignore', 'pipe', openSync(logFile, 'a')],
+      // A heap smaller than the lines sent: holding them all is fatal, as it would be in a container.
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=128` },
+      cwd: REPO_ROOT,
+    });
+    const child = gateway;
+    await waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    try {
+      // ~10,000 lines of ~14 KiB: about 140 MB of access log the pipe cannot take.
+      const path = `/${'p'.repeat(14 * 1_024)}`;
+      let next = 0;
+      const statuses: number[] = [];
+      const worker = async () => {
+        while (next < 10_000) {
+          next += 1;
+          statuses.push(await get(port, `${path}?n=${next}`, agent, 20_000));
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      expect(statuses.filter((status) => status !== 200)).toEqual([]);
+
+      const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+      // The buffer holds 1 Mi characters (~70 lines) besides the batch stuck in the pipe: nearly all were dropped.
+      expect(sampleValue(metrics, 'switchboard_access_log_dropped_total')).toBeGreaterThan(9_000);
+      expect(child.exitCode).toBeNull();
+
+      // Said once, not once per dropped line.
+      const log = await readFile(logFile, 'utf8');
+      expect(log.match(/dropping access log lines/g)).toHaveLength(1);
+
+      // The shutdown is bounded although a batch is still stuck in the pipe.
+      child.kill('SIGTERM');
+      await waitFor(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs: 20_000, message: 'the gateway to exit after SIGTERM' });
+      expect(child.exitCode).toBe(0);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
