@@ -1,8 +1,22 @@
 # One image for both programs. The command picks one:
 #   docker run … switchboard:local switchboard --config /etc/switchboard/gateway.yaml   (the default)
 #   docker run … switchboard:local switchboard-agent --registry … -- <backend command>
-# TypeScript runs through tsx, a runtime dependency, so `npm ci --omit=dev` is all the install there is.
+# Two stages: `build` installs every dependency and bundles the programs into dist/ (npm run build);
+# the runtime stage holds the production dependencies and dist/ only (no TypeScript, no tsx).
 ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would build before the sources are here; the build runs below.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts/build.mjs ./scripts/build.mjs
+COPY src ./src
+COPY gateway ./gateway
+COPY registry-agent ./registry-agent
+COPY scripts/demo ./scripts/demo
+RUN npm run build
 
 # The demo backend (test/fixtures/backend.mjs) imports `ws`, a devDependency. Rather than pull every
 # devDependency (TypeScript, vitest, testcontainers…) into the image, `ws` alone is installed here and
@@ -15,19 +29,15 @@ RUN npm install --omit=dev --no-audit --no-fund ws@8.23.0
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
-# Dependencies first: their layer is rebuilt only when the lock file changes.
+# Dependencies first: their layer is rebuilt only when the lock file changes. No scripts: nothing to build here.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY tsconfig.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
-COPY src ./src
-COPY gateway ./gateway
-COPY registry-agent ./registry-agent
-COPY scripts/demo ./scripts/demo
+COPY --from=build /app/dist ./dist
 COPY test/fixtures ./test/fixtures
 COPY --from=fixture-deps /deps/node_modules ./test/node_modules
 # npm does not link a package's own bins on `npm ci`; these make both programs plain commands.
-RUN chmod +x bin/*.js \
+RUN chmod +x bin/switchboard.js bin/switchboard-agent.js \
   && ln -s /app/bin/switchboard.js /usr/local/bin/switchboard \
   && ln -s /app/bin/switchboard-agent.js /usr/local/bin/switchboard-agent
 USER node

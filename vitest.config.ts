@@ -14,6 +14,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          // The programs run from dist/: build it from the current sources first (see the file).
+          globalSetup: ['test/harness/build-programs.ts'],
           // Real ZooKeeper and etcd processes on a 2-core machine: one file at a time.
           fileParallelism: false,
           testTimeout: 120_000,

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// The gateway program. TypeScript sources run through tsx, so `npm ci` is the only install step.
-import { register } from 'tsx/esm/api';
+// The gateway program. `--help` is answered from a module that loads nothing else, so it costs a bare Node start.
+import { compiled } from './compiled.js';
 
-register();
-await import('../gateway/main.ts');
+const { GATEWAY_HELP, parseGatewayArgs } = await import(compiled('switchboard-help.js', 'switchboard'));
+if (parseGatewayArgs().values.help) {
+  process.stdout.write(GATEWAY_HELP);
+  process.exit(0);
+}
+await import(compiled('switchboard.js', 'switchboard'));

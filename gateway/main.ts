@@ -1,30 +1,14 @@
-import { parseArgs } from 'node:util';
 import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { rootLogger, usePrettyLogs } from '../src/logger.ts';
 import { watchConfig, type ConfigResult } from './config/index.ts';
+import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway, type Gateway } from './pipeline.ts';
 
-const HELP = `switchboard: an API gateway routed by service discovery
-
-Usage: switchboard --config <file> [--pretty]
-
-Options:
-  -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
-      --pretty          human-readable logs (coloured on a terminal, unless NO_COLOR is set) instead of JSON lines
-  -h, --help            print this help
-
-Environment:
-  SWITCHBOARD_LOG_LEVEL   trace, debug, info (default), warn, error, silent
-`;
-
-const { values } = parseArgs({
-  options: { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  strict: false,
-});
+const { values } = parseGatewayArgs();
 
 if (values.help) {
-  process.stdout.write(HELP);
+  process.stdout.write(GATEWAY_HELP);
   process.exit(0);
 }
 if (typeof values.config !== 'string') {

@@ -1,4 +1,4 @@
-import { Etcd3, type Lease } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import { encodeInstance } from '../src/discovery/instance-codec.ts';
 import type { Instance } from '../src/discovery/instance.ts';
 import { errorMessage } from '../src/errors.ts';
@@ -21,14 +21,14 @@ export interface EtcdRegistrationOptions {
  * and the key is put again.
  */
 export class EtcdRegistration extends Registration {
-  private readonly client: Etcd3;
+  /** The client, built on first use: etcd3 (and gRPC under it) loads only when an agent registers in etcd. */
+  private client: Promise<Etcd3> | undefined;
   private lease: Lease | undefined;
   private readonly ttlSeconds: number;
   private readonly attemptTimeoutMs: number;
 
   constructor(private readonly options: EtcdRegistrationOptions) {
     super(componentLogger('agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
-    this.client = new Etcd3({ hosts: options.endpoints });
     this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
   }
@@ -46,7 +46,8 @@ export class EtcdRegistration extends Registration {
       return;
     }
     this.dropLease();
-    const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    const client = await this.connect();
+    const lease = client.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.lease = lease;
     let confirmed = false;
     lease.on('lost', (error) => {
@@ -75,7 +76,13 @@ export class EtcdRegistration extends Registration {
   }
 
   protected async release(): Promise<void> {
-    this.client.close();
+    const client = await this.client?.catch(() => undefined);
+    client?.close();
+  }
+
+  private connect(): Promise<Etcd3> {
+    this.client ??= import('etcd3').then(({ Etcd3 }) => new Etcd3({ hosts: this.options.endpoints }));
+    return this.client;
   }
 
   private dropLease(): void {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run demo`: ZooKeeper, the gateway, three backends beside agents, light traffic and churn.
-// Plain JavaScript so that it runs on a fresh clone: it installs what is missing, then loads the
-// TypeScript demo (scripts/demo/) through tsx, as the program bins do.
+// Plain JavaScript so that it runs on a fresh clone: it installs what is missing, builds the programs
+// (dist/, which the bins it starts run) from the current sources, then loads the TypeScript demo
+// driver (scripts/demo/) through tsx, a dev tool that npm ci installed.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -37,6 +38,8 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 
 ensureDependencies();
 ensureZooKeeper();
+say('demo: building the programs (npm run build)');
+run(process.execPath, [join(ROOT, 'scripts/build.mjs')]);
 const { register } = await import('tsx/esm/api');
 register();
 const { runDemo } = await import('./demo/main.ts');

@@ -1,5 +1,5 @@
 // The demo's traffic on its own, for the docker-compose `traffic` container:
-//   node --import tsx scripts/demo/traffic-cli.ts --url <url> [--rps 6] [--names backend-1,backend-2]
+//   node dist/demo-traffic.js --url <url> [--rps 6] [--names backend-1,backend-2]   (bundled by npm run build)
 import { parseArgs } from 'node:util';
 import { startTraffic } from './traffic.ts';
 

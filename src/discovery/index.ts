@@ -14,8 +14,9 @@ export type { RemovalProtectionOptions } from './removal-protection.ts';
 export { StaticProvider } from './static/index.ts';
 export { FileProvider, parseInstanceList } from './file/index.ts';
 export type { FileProviderOptions } from './file/index.ts';
-export { createZooKeeperProvider } from './zookeeper/index.ts';
 export type { ZooKeeperProviderOptions } from './zookeeper/index.ts';
-export { createEtcdProvider } from './etcd/index.ts';
 export type { EtcdProviderOptions } from './etcd/index.ts';
+// The ZooKeeper and etcd factories are not re-exported: importing this index must not load their clients
+// (createProvider imports them on demand; import them from ./zookeeper/index.ts or ./etcd/index.ts directly).
 export { createProvider } from './provider-factory.ts';
+export { DeferredProvider } from './deferred-provider.ts';

@@ -1,17 +1,37 @@
+import { componentLogger } from '../logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
+import { DeferredProvider } from './deferred-provider.ts';
+import { normalizePrefix } from './etcd/etcd-key.ts';
 import { FileProvider } from './file/index.ts';
-import { createEtcdProvider } from './etcd/index.ts';
 import type { DiscoveryProvider } from './provider.ts';
-import { createZooKeeperProvider } from './zookeeper/index.ts';
+import { normalizeRoot } from './zookeeper/zookeeper-root.ts';
 
-/** Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location; not started. */
+/**
+ * Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location; not
+ * started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
+ * so a configuration that names neither never loads their clients.
+ */
 export function createProvider(registry: string | RegistryLocation): DiscoveryProvider {
   const location = typeof registry === 'string' ? parseRegistryUrl(registry) : registry;
+  const layout = location.kind !== 'file' && location.layout ? { layout: location.layout } : {};
   switch (location.kind) {
-    case 'zookeeper':
-      return createZooKeeperProvider({ connectString: location.connectString, root: location.root, ...(location.layout ? { layout: location.layout } : {}) });
-    case 'etcd':
-      return createEtcdProvider({ endpoints: location.endpoints, prefix: location.prefix, ...(location.layout ? { layout: location.layout } : {}) });
+    case 'zookeeper': {
+      // The name each implementation would derive by default, given to it explicitly so both agree.
+      const name = `zk:${location.connectString}${normalizeRoot(location.root)}`;
+      return new DeferredProvider(
+        name,
+        async () => (await import('./zookeeper/index.ts')).createZooKeeperProvider({ name, connectString: location.connectString, root: location.root, ...layout }),
+        componentLogger('provider-zookeeper', { provider: name }),
+      );
+    }
+    case 'etcd': {
+      const name = `etcd:${location.endpoints.join(',')}${normalizePrefix(location.prefix)}`;
+      return new DeferredProvider(
+        name,
+        async () => (await import('./etcd/index.ts')).createEtcdProvider({ name, endpoints: location.endpoints, prefix: location.prefix, ...layout }),
+        componentLogger('provider-etcd', { provider: name }),
+      );
+    }
     case 'file':
       return new FileProvider({ path: location.path });
   }

@@ -49,10 +49,29 @@ describe('the Dockerfile and docker-compose.yml', () => {
     expect(dockerfile).toContain(`ws@${lock.packages['node_modules/ws']!.version}`);
   });
 
+  it('builds dist/ in a build stage from sources it copies, and ships it without tsx', () => {
+    const buildStage = dockerfile.slice(dockerfile.indexOf(' AS build'), dockerfile.indexOf(' AS fixture-deps'));
+    expect(buildStage).toContain('RUN npm run build');
+    const buildCopies = buildStage.split('\n').filter((line) => /^COPY\s/.test(line)).flatMap((line) => line.trim().split(/\s+/).slice(1, -1));
+    const entrySources = [...read('scripts/build.mjs').matchAll(/'([\w/-]+\.ts)'/g)].map((match) => match[1]!);
+    expect(entrySources).toEqual(expect.arrayContaining(['gateway/main.ts', 'registry-agent/main.ts']));
+    for (const source of [...entrySources, 'scripts/build.mjs']) {
+      expect(buildCopies.some((copied) => source === copied || source.startsWith(`${copied}/`)), `the build stage copies ${source}`).toBe(true);
+    }
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(dockerfile).toContain('npm ci --omit=dev --ignore-scripts');
+    const manifest = JSON.parse(read('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    expect(Object.keys(manifest.dependencies), 'tsx is a dev tool, not a runtime dependency').not.toContain('tsx');
+  });
+
   it('runs from the image only files that the image contains', () => {
     const copied = contextCopySources();
-    const inImage = (path: string): boolean => existsSync(join(REPO_ROOT, path)) && copied.some((source) => path === source || path.startsWith(`${source}/`));
-    expect(inImage('bin/switchboard.js') && inImage('bin/switchboard-agent.js')).toBe(true);
+    // dist/ comes from the build stage: the same bundle the integration tests' build just made here.
+    const fromBuild = (path: string): boolean => path.startsWith('dist/') && dockerfile.includes('COPY --from=build /app/dist ./dist');
+    const inImage = (path: string): boolean =>
+      existsSync(join(REPO_ROOT, path)) && (fromBuild(path) || copied.some((source) => path === source || path.startsWith(`${source}/`)));
+    expect(inImage('bin/switchboard.js') && inImage('bin/switchboard-agent.js') && inImage('bin/compiled.js')).toBe(true);
+    expect(inImage('dist/switchboard.js') && inImage('dist/switchboard-agent.js')).toBe(true);
     for (const [name, service] of Object.entries(services)) {
       const scripts = [...(service.entrypoint ?? []), ...(service.command ?? [])].filter((word) => /\.(m?js|ts)$/.test(word));
       for (const script of scripts) expect(inImage(script), `${name} runs ${script}`).toBe(true);

@@ -8,7 +8,10 @@ import type { RegistryLayoutSpec } from '../../registry-url.ts';
 import { registryLayout } from '../layout/index.ts';
 import { ProviderStore } from '../provider-store.ts';
 import type { DiscoveryProvider } from '../provider.ts';
+import { normalizeRoot } from './zookeeper-root.ts';
 import { ZooKeeperTreeSync } from './zookeeper-tree-sync.ts';
+
+export { normalizeRoot };
 
 /** Root under which services register when none is configured (the Curator / Spring Cloud Zookeeper default). */
 export const DEFAULT_ZOOKEEPER_ROOT = '/services';
@@ -134,12 +137,6 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       return closing;
     },
   };
-}
-
-/** `/services/` → `/services`; a root is always absolute. */
-export function normalizeRoot(root: string): string {
-  const trimmed = `/${root}`.replace(/\/+/g, '/').replace(/\/$/, '');
-  return trimmed === '' ? '/' : trimmed;
 }
 
 /** Wraps a subscriber so that a bug in it is logged instead of escaping into the library's socket handler. */

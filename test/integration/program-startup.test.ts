@@ -1,0 +1,99 @@
+// The published bins as they ship: compiled JavaScript from dist/, registry clients loaded only for
+// the registries a configuration names (and connected while the gateway already listens), and a
+// clear word when dist/ is missing or older than the sources.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, makeTempDir, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+let gateway: GatewayProcess | undefined;
+afterEach(async () => {
+  await gateway?.process.stop();
+  gateway = undefined;
+});
+
+/**
+ * Starts the gateway with a preload that writes, at exit, the npm packages Node's CommonJS loader
+ * loaded (etcd3 and node-zookeeper-client are CommonJS), and returns them after a SIGTERM stop.
+ */
+async function packagesLoadedBy(config: string): Promise<string[]> {
+  const dir = await makeTempDir('sb-loaded-');
+  const report = join(dir, 'loaded.json');
+  const preload = join(dir, 'report-loaded.cjs');
+  writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));\n`);
+  gateway = await startGateway(config, { NODE_OPTIONS: `--require=${preload}` });
+  await gateway.process.stop();
+  gateway = undefined;
+  const files = JSON.parse(readFileSync(report, 'utf8')) as string[];
+  return [...new Set(files.map((file) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1]).filter((name): name is string => name !== undefined))];
+}
+
+const STATIC = (port: number) => `listen: 127.0.0.1:{{port}}\nservices:\n  demo:\n    instances: ["127.0.0.1:${port}"]\nroutes:\n  - { path: /api, service: demo }\n`;
+
+describe('the compiled programs at start-up', () => {
+  it('load neither registry client for a configuration without registries', async () => {
+    const loaded = await packagesLoadedBy(STATIC(await freePort()));
+    expect(loaded).not.toContain('etcd3');
+    expect(loaded).not.toContain('node-zookeeper-client');
+    expect(loaded).not.toContain('tsx');
+  });
+
+  it('listen while an unreachable ZooKeeper is still connecting, having loaded only its client', async () => {
+    const deadPort = await freePort();
+    const config = `${STATIC(deadPort)}registries: [zk://127.0.0.1:${deadPort}/services]\n`;
+    const dir = await makeTempDir('sb-loaded-');
+    const report = join(dir, 'loaded.json');
+    const preload = join(dir, 'report-loaded.cjs');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    // startGateway resolves once the port accepts connections: nothing answers on deadPort, so the registry cannot have connected.
+    gateway = await startGateway(config, { NODE_OPTIONS: `--require=${preload}` });
+    await waitFor(async () => (await import('node:fs/promises')).readFile(gateway!.process.logFile, 'utf8').then((log) => log.includes('zk:127.0.0.1')), {
+      timeoutMs: 20_000,
+      message: 'the ZooKeeper provider to log',
+    });
+    await gateway.process.stop();
+    gateway = undefined;
+    const loaded = (JSON.parse(readFileSync(report, 'utf8')) as string[]).join('\n');
+    expect(loaded).toContain('node_modules/node-zookeeper-client/');
+    expect(loaded).not.toContain('node_modules/etcd3/');
+  });
+});
+
+describe('the bins without a usable build', () => {
+  /** A copy of bin/ in a scratch root, with a copy of the real dist/ when `withBuild`. */
+  async function scratchRoot(withBuild: boolean): Promise<string> {
+    const root = await makeTempDir('sb-bin-');
+    cpSync(join(REPO_ROOT, 'bin'), join(root, 'bin'), { recursive: true });
+    if (withBuild) cpSync(join(REPO_ROOT, 'dist'), join(root, 'dist'), { recursive: true });
+    return root;
+  }
+
+  it('refuses to start without dist/ and says how to build it', async () => {
+    const root = await scratchRoot(false);
+    for (const bin of ['switchboard.js', 'switchboard-agent.js']) {
+      const run = spawnSync(process.execPath, [join(root, 'bin', bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
+      expect(run.status, run.stderr).toBe(1);
+      expect(run.stderr).toContain('is missing');
+      expect(run.stderr).toContain('npm run build');
+      expect(run.stdout).toBe('');
+    }
+  });
+
+  it('warns when a source is newer than the build, and still runs', async () => {
+    const root = await scratchRoot(true);
+    const stamp = join(root, 'dist/.build-stamp');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(stamp, past, past);
+    mkdirSync(join(root, 'gateway'));
+    writeFileSync(join(root, 'gateway/edited.ts'), 'export {};\n');
+    const run = spawnSync(process.execPath, [join(root, 'bin/switchboard.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain('Usage: switchboard --config <file>');
+    expect(run.stderr).toContain(`${join(root, 'gateway/edited.ts')} changed after the last build`);
+    // Built after the edit: no warning.
+    utimesSync(stamp, new Date(), new Date(Date.now() + 60_000));
+    const fresh = spawnSync(process.execPath, [join(root, 'bin/switchboard.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect(fresh.stderr).toBe('');
+  });
+});
