@@ -15,14 +15,14 @@ import { UpstreamTransports } from './transports/index.ts';
 const POOL_IDLE_MS = 5 * 60_000;
 
 /** What requests are balanced over: the pickers of `ServiceBalancers`, local or fed by a primary. */
-export interface PickerSource {
+export interface PickerLookup {
   pickerFor(service: string, route?: RouteConfig): Picker | undefined;
   has(service: string): boolean;
 }
 
 /** What the data plane takes besides its configuration. */
 export interface DataPlaneDependencies {
-  readonly balancers: PickerSource;
+  readonly balancers: PickerLookup;
   /** Told of every upstream attempt (per-instance traffic, upstream error metrics). */
   readonly observer: AttemptObserver;
   readonly requestMetrics: RequestMetrics;
