@@ -36,6 +36,8 @@ export interface DataPlaneDependencies {
 export interface DataPlane {
   /** The bound port of every entry point, by name. */
   readonly ports: ReadonlyMap<string, number>;
+  /** Requests being served right now, over every entry point. */
+  readonly inFlight: number;
   /** Applies a new configuration to new requests; in-flight ones finish under the old one. */
   apply(config: GatewayConfig): void;
   /** Stops accepting and drains in-flight requests up to the configured deadline. */
@@ -111,6 +113,9 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   }
   return {
     ports: new Map(entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.port])),
+    get inFlight() {
+      return entryPoints.reduce((sum, entryPoint) => sum + entryPoint.inFlight, 0);
+    },
     apply(next) {
       config = next;
       runners = build(next);

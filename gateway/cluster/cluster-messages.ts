@@ -28,6 +28,8 @@ export type WorkerMessage =
   /** The outcome of a `config` message after start-up: a worker that cannot apply it keeps its running configuration. */
   | { readonly kind: 'switchboard:config-result'; readonly ok: boolean; readonly reason?: string }
   | { readonly kind: 'switchboard:outcomes'; readonly outcomes: WireOutcomes }
+  /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
+  | { readonly kind: 'switchboard:load'; readonly inFlight: number }
   | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
 
 /** True for a message this protocol defines (by its kind's prefix); anything else is not the gateway's and is ignored. */

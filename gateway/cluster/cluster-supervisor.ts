@@ -15,8 +15,10 @@ export interface WorkerView {
   readonly state: 'starting' | 'listening' | 'restarting' | 'stopped';
   /** Times this slot's worker was replaced after it exited. */
   readonly restarts: number;
-  /** Requests its workers have reported (upstream attempts), across restarts. */
+  /** Upstream attempts its workers have reported, across restarts. */
   readonly requests: number;
+  /** Requests its worker is serving now (as last reported, within about 100 ms). */
+  readonly inFlight: number;
 }
 
 interface Slot {
@@ -27,6 +29,7 @@ interface Slot {
   /** Crashes in a row, each soon after its start; sets the next restart delay. */
   crashes: number;
   requests: number;
+  inFlight: number;
   startedAt: number;
   timer: NodeJS.Timeout | undefined;
   teardown: (() => void) | undefined;
@@ -59,7 +62,7 @@ export class WorkerSupervisor {
     private readonly hooks: SupervisorHooks,
     private readonly log: Logger,
   ) {
-    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, state: 'starting', restarts: 0, crashes: 0, requests: 0, startedAt: 0, timer: undefined, teardown: undefined }));
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
     this.allListening = new Promise((resolve) => (this.markListening = resolve));
   }
 
@@ -72,7 +75,7 @@ export class WorkerSupervisor {
 
   /** The workers as the admin API shows them. */
   view(): WorkerView[] {
-    return this.slots.map((slot) => ({ slot: slot.index, pid: slot.worker?.process.pid, state: slot.state, restarts: slot.restarts, requests: slot.requests }));
+    return this.slots.map((slot) => ({ slot: slot.index, pid: slot.worker?.process.pid, state: slot.state, restarts: slot.restarts, requests: slot.requests, inFlight: slot.inFlight }));
   }
 
   /** The workers connected right now. */
@@ -124,6 +127,7 @@ export class WorkerSupervisor {
         lastFailure = message.reason;
         return;
       }
+      if (message.kind === 'switchboard:load') slot.inFlight = message.inFlight;
       if (message.kind === 'switchboard:listening') {
         listened = true;
         slot.state = 'listening';
@@ -138,6 +142,7 @@ export class WorkerSupervisor {
       slot.teardown?.();
       slot.teardown = undefined;
       slot.worker = undefined;
+      slot.inFlight = 0;
       if (this.stopping) {
         slot.state = 'stopped';
         return;

@@ -29,11 +29,17 @@ export function runWorker(options: { accessLogger?: Logger } = {}): void {
     if (process.connected) process.send?.(message, undefined, {}, () => undefined);
   };
   collectProcessMetrics();
+  let balancers: ServiceBalancers | undefined;
+  let data: DataPlane | undefined;
   const requestMetrics = new RequestMetrics();
   const batch = new OutcomeBatch(new InstanceTraffic(requestMetrics));
+  let reportedInFlight = 0;
   const flush = () => {
     const outcomes = batch.take();
     if (outcomes) send({ kind: 'switchboard:outcomes', outcomes });
+    const inFlight = data?.inFlight ?? 0;
+    if (inFlight !== reportedInFlight) send({ kind: 'switchboard:load', inFlight });
+    reportedInFlight = inFlight;
   };
   const feed = new PrimaryFeed((service, address, outcome) => {
     batch.record(service, address, outcome);
@@ -42,8 +48,6 @@ export function runWorker(options: { accessLogger?: Logger } = {}): void {
   const flushTimer = setInterval(flush, OUTCOME_FLUSH_MS);
   flushTimer.unref();
 
-  let balancers: ServiceBalancers | undefined;
-  let data: DataPlane | undefined;
   let stopping = false;
   // Configurations are applied one at a time, in the order the primary sent them.
   let queue = Promise.resolve();
