@@ -15,10 +15,10 @@ export interface WireOutcomes {
 }
 
 interface Counts {
-  readonly service: string;
-  readonly address: string;
   requests: number;
   errors: number;
+  /** True while this address's last event in the batch is a success. */
+  lastOk: boolean;
 }
 
 /**
@@ -26,14 +26,14 @@ interface Counts {
  * or how it failed (outlier detection counts consecutive failures; one success resets them), so a
  * run of successes on an address travels as one event, failures the client or the gateway caused
  * (which never touch health) not at all, and traffic as counters. A batch therefore grows with the
- * failures and the addresses, not with the request rate.
+ * failures and the addresses, not with the request rate; recording allocates nothing once an
+ * address is in the batch.
  */
 export class OutcomeBatch implements AttemptObserver {
   private events: [string, string, UpstreamErrorClass | null][] = [];
-  /** Per `service\naddress`: true while its last event in this batch is a success. */
-  private lastOk = new Map<string, boolean>();
-  private traffic = new Map<string, Counts>();
+  private services = new Map<string, Map<string, Counts>>();
 
+  /** `inner` is told of every attempt too (the worker's own metrics). */
   constructor(private readonly inner?: AttemptObserver) {}
 
   /** Number of events waiting; the owner flushes early when it grows large. */
@@ -43,27 +43,22 @@ export class OutcomeBatch implements AttemptObserver {
 
   /** Records one pick's outcome for passive health. */
   record(service: string, address: string, outcome: UpstreamOutcome): void {
-    const key = `${service}\n${address}`;
+    const counts = this.counts(service, address);
     if (outcome.ok) {
-      if (this.lastOk.get(key) === true) return;
-      this.lastOk.set(key, true);
+      if (counts.lastOk) return;
+      counts.lastOk = true;
       this.events.push([service, address, null]);
       return;
     }
     const errorClass = outcome.errorClass ?? 'http-5xx';
     if (isNotUpstreamFault(errorClass)) return;
-    this.lastOk.set(key, false);
+    counts.lastOk = false;
     this.events.push([service, address, errorClass]);
   }
 
   attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void {
     this.inner?.attempt(service, address, errorClass);
-    const key = `${service}\n${address}`;
-    let counts = this.traffic.get(key);
-    if (!counts) {
-      counts = { service, address, requests: 0, errors: 0 };
-      this.traffic.set(key, counts);
-    }
+    const counts = this.counts(service, address);
     counts.requests += 1;
     if (errorClass !== undefined && countsAgainstUpstream(errorClass)) counts.errors += 1;
   }
@@ -74,15 +69,29 @@ export class OutcomeBatch implements AttemptObserver {
 
   /** The batch so far, emptying it; undefined when nothing happened. */
   take(): WireOutcomes | undefined {
-    if (this.events.length === 0 && this.traffic.size === 0) return undefined;
-    const batch: WireOutcomes = {
-      events: this.events,
-      traffic: [...this.traffic.values()].map((counts) => [counts.service, counts.address, counts.requests, counts.errors] as const),
-    };
+    const traffic: [string, string, number, number][] = [];
+    for (const [service, byAddress] of this.services) {
+      for (const [address, counts] of byAddress) if (counts.requests > 0) traffic.push([service, address, counts.requests, counts.errors]);
+    }
+    if (this.events.length === 0 && traffic.length === 0) return undefined;
+    const batch: WireOutcomes = { events: this.events, traffic };
     this.events = [];
-    this.lastOk = new Map();
-    this.traffic = new Map();
+    this.services = new Map();
     return batch;
+  }
+
+  private counts(service: string, address: string): Counts {
+    let byAddress = this.services.get(service);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.services.set(service, byAddress);
+    }
+    let counts = byAddress.get(address);
+    if (!counts) {
+      counts = { requests: 0, errors: 0, lastOk: false };
+      byAddress.set(address, counts);
+    }
+    return counts;
   }
 }
 

@@ -6,7 +6,8 @@ import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware } from '../middleware/index.ts';
 import { ServiceBalancers } from '../service-registry.ts';
-import { collectProcessMetrics, InstanceTraffic, RequestMetrics } from '../telemetry/index.ts';
+import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
+import { collectProcessMetrics, RequestMetrics } from '../telemetry/index.ts';
 import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
@@ -32,7 +33,13 @@ export function runWorker(options: { accessLogger?: Logger } = {}): void {
   let balancers: ServiceBalancers | undefined;
   let data: DataPlane | undefined;
   const requestMetrics = new RequestMetrics();
-  const batch = new OutcomeBatch(new InstanceTraffic(requestMetrics));
+  // The worker's own metrics count upstream errors; per-instance counts live in the primary's view.
+  const batch = new OutcomeBatch({
+    attempt: (service, _address, errorClass) => {
+      if (errorClass !== undefined && countsAgainstUpstream(errorClass)) requestMetrics.upstreamError(service, errorClass);
+    },
+    unavailable: (service, reason) => requestMetrics.upstreamError(service, reason),
+  });
   let reportedInFlight = 0;
   const flush = () => {
     const outcomes = batch.take();
