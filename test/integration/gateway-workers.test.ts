@@ -47,12 +47,12 @@ async function startLoggingBackend(name: string): Promise<Backend> {
 }
 
 /** One request on a connection of its own (no keep-alive), so that each may land on either worker. */
-function getFresh(url: string): Promise<{ status: number; body: string }> {
+function getFresh(url: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const request = httpRequest(url, { agent: false, headers: { connection: 'close' } }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: response.headers }));
       response.on('error', reject);
     });
     request.on('error', reject);
@@ -83,7 +83,7 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
   }
 
   /** Sends one request on a fresh connection and finds which worker served it, from the per-worker counts the primary keeps. */
-  async function servedBy(): Promise<{ slot: number; name: string }> {
+  async function servedBy(): Promise<{ slot: number; name: string; configTag: unknown }> {
     const before = await workers();
     const answer = await getFresh(`${gateway.url}/who`);
     expect(answer.status, answer.body).toBe(200);
@@ -95,7 +95,7 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
       },
       { timeoutMs: 5_000, message: 'the serving worker to report its request' },
     );
-    return { slot: after.findIndex((worker, index) => worker.requests > before[index]!.requests), name };
+    return { slot: after.findIndex((worker, index) => worker.requests > before[index]!.requests), name, configTag: answer.headers['x-config'] };
   }
 
   beforeAll(async () => {
@@ -105,7 +105,12 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
     backends.push(await startLoggingBackend('a'), await startLoggingBackend('b'));
     for (const backend of backends) await register(backend);
     adminPort = await freePort();
-    gateway = await startGateway(`
+    gateway = await startGateway(configText('one'));
+    await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
+  }, 60_000);
+
+  /** The gateway's file; every answer carries `x-config: <tag>`, so a test sees which file a worker applies. */
+  const configText = (tag: string) => `
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${adminPort}
 workers: 2
@@ -115,11 +120,9 @@ services:
   # removalGrace 0: an instance deregistered leaves at once, though it still passes its checks.
   user: { healthCheck: { path: /healthz, interval: ${CHECK_INTERVAL_MS}ms }, outlierDetection: false, removalGrace: 0s }
 routes:
-  - { path: /, service: user }
+  - { path: /, service: user, responseHeaders: { set: { x-config: ${tag} } } }
 shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
-`);
-    await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
-  }, 60_000);
+`;
 
   afterAll(async () => {
     await gateway?.process.kill();
@@ -177,6 +180,27 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
       withoutC[served.slot] = served.name === 'c' ? 0 : withoutC[served.slot]! + 1;
       return withoutC.every((count) => count >= 6);
     }, { timeoutMs: 60_000, message: 'both workers to stop sending to c' });
+  });
+
+  it('applies a changed file on every worker, and keeps it everywhere when the next one is refused', async () => {
+    await gateway.writeConfig(configText('two'));
+    const updated = new Set<number>();
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.configTag === 'two') updated.add(served.slot);
+      return updated.size === 2;
+    }, { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+
+    // Valid YAML with a misspelt key: refused by validation, so the x-config: three it also sets never applies.
+    await gateway.writeConfig(configText('three').replace('service: user, responseHeaders', 'servce: user, responseHeaders'));
+    await waitFor(async () => /configuration refused; the running configuration stays/.test(await logOf(gateway.process)), { timeoutMs: 10_000, message: 'the primary to refuse the file' });
+    const tags: unknown[][] = [[], []];
+    await waitFor(async () => {
+      const served = await servedBy();
+      tags[served.slot]!.push(served.configTag);
+      return tags.every((seen) => seen.length >= 3);
+    }, { timeoutMs: 30_000, message: 'each worker to answer three requests after the refusal' });
+    expect(tags.map((seen) => [...new Set(seen)])).toEqual([['two'], ['two']]);
   });
 
   it('replaces a worker killed with SIGKILL while the other keeps serving', async () => {
