@@ -8,6 +8,16 @@ const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
 /** A worker that ran this long before it crashed starts its next restart from the first delay again. */
 const STABLE_AFTER_MS = 10_000;
 
+/**
+ * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
+ * before: one that ran at least `STABLE_AFTER_MS` starts the count afresh (about 0.1 s), and each
+ * quick crash doubles the delay up to 30 s, so a crash loop costs a start every 30 s, not a spin.
+ */
+export function restartPlan(crashes: number, livedMs: number, random: () => number = Math.random): { crashes: number; delayMs: number } {
+  const next = livedMs >= STABLE_AFTER_MS ? 1 : crashes + 1;
+  return { crashes: next, delayMs: backoffDelay(next - 1, RESTART_BACKOFF, random) };
+}
+
 /** What the admin API shows of one worker. */
 export interface WorkerView {
   readonly slot: number;
@@ -153,8 +163,8 @@ export class WorkerSupervisor {
         this.hooks.failedToStart(slot.index, lastFailure || `worker exited (code ${code}, signal ${signal}) before it listened`);
         return;
       }
-      slot.crashes = Date.now() - slot.startedAt >= STABLE_AFTER_MS ? 0 : slot.crashes + 1;
-      const delayMs = backoffDelay(Math.max(0, slot.crashes - 1), RESTART_BACKOFF);
+      const { crashes, delayMs } = restartPlan(slot.crashes, Date.now() - slot.startedAt);
+      slot.crashes = crashes;
       slot.restarts += 1;
       slot.state = 'restarting';
       this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; replacing it');
