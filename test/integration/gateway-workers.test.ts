@@ -20,6 +20,7 @@ import {
   type ZooKeeperCluster,
 } from '../harness/index.ts';
 import { descendantsOf, stillRunning } from '../harness/process-tree.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 const BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend.mjs');
 const CHECK_INTERVAL_MS = 400;
@@ -138,6 +139,19 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(view.map((worker) => worker.state)).toEqual(['listening', 'listening']);
     expect(new Set(view.map((worker) => worker.pid)).size).toBe(2);
     expect(view.map((worker) => worker.pid)).not.toContain(gateway.process.pid);
+  });
+
+  it("serves /metrics as valid text summing every worker's metrics with the primary's own", async () => {
+    const scrape = async () => parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text());
+    const served = async () => (await workers()).reduce((sum, worker) => sum + worker.requests, 0);
+    // Requests (counted by the workers) match the attempts the workers reported; no retries happen here.
+    await waitFor(async () => {
+      const families = await scrape();
+      const requests = families.get('switchboard_requests_total')?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0;
+      return requests > 0 && requests === (await served());
+    }, { timeoutMs: 10_000, message: 'switchboard_requests_total to sum both workers' });
+    // The instance gauge is the primary's alone, once, not once per process.
+    expect(sampleValue(await scrape(), 'switchboard_instances', { service: 'user', state: 'total' })).toBe(2);
   });
 
   it('holds one ZooKeeper session for the whole gateway, not one per worker', async () => {
