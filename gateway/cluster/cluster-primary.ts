@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { InstanceTraffic } from '../telemetry/index.ts';
+import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
 
@@ -40,7 +40,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const count = workerCount(initial.workers);
   let text = initialText;
   const traffic = new InstanceTraffic();
-  const pendingMetrics = new Map<number, (metrics: MetricObjectWithValues<MetricValue<string>>[]) => void>();
+  const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
   let metricsRequests = 0;
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
@@ -81,8 +81,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const clusterMetrics = async (): Promise<string> => {
     const workers = supervisor.connected();
     const id = (metricsRequests += 1);
-    const answers = new Promise<MetricObjectWithValues<MetricValue<string>>[][]>((resolve) => {
-      const received: MetricObjectWithValues<MetricValue<string>>[][] = [];
+    const answers = new Promise<ProcessMetrics[]>((resolve) => {
+      const received: ProcessMetrics[] = [];
       const done = () => {
         clearTimeout(timer);
         pendingMetrics.delete(id);
@@ -96,8 +96,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       if (workers.length === 0) done();
     });
     supervisor.broadcast({ kind: 'switchboard:metrics-request', id });
-    const all = [await metricsRegistry.getMetricsAsJSON(), ...(await answers)];
-    return AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers)]);
   };
 
   // The hooks above run only once workers exist, which is after this line.
