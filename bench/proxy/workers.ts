@@ -1,6 +1,6 @@
-// Workers benchmark: Switchboard with 1 process beside 2 workers (SCHED_NONE, the default: the
-// workers accept on the shared socket themselves; and node:cluster round-robin, where the primary
-// accepts and hands connections over), same two upstreams as
+// Workers benchmark: Switchboard with 1 process beside 2 workers (node:cluster round-robin, the
+// default: the primary accepts and hands connections over in turn; and SCHED_NONE: the workers
+// accept on the shared socket themselves), same two upstreams as
 // bench/proxy/index.ts, wrk from outside. Contenders alternate within each round (A B C, then
 // C B A…) and the table reports medians over rounds. Besides req/s it prints requests per
 // CPU-second of the gateway's whole process tree (primary + workers, /proc/<pid>/stat utime+stime),
@@ -42,8 +42,8 @@ export interface WorkerRow {
 
 const CONTENDERS = [
   { name: 'switchboard, 1 process', workers: 1, env: {} },
-  { name: 'switchboard, 2 workers (SCHED_NONE, default)', workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'none' } },
-  { name: 'switchboard, 2 workers (cluster round-robin)', workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } },
+  { name: 'switchboard, 2 workers (round-robin, default)', workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } },
+  { name: 'switchboard, 2 workers (SCHED_NONE)', workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'none' } },
 ] as const;
 const CLOCK_TICKS_PER_S = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 

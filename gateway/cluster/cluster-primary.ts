@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
@@ -100,10 +99,6 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers)]);
   };
 
-  // Workers accept on the shared socket themselves (SCHED_NONE), unless NODE_CLUSTER_SCHED_POLICY
-  // says otherwise: so this process's event loop (registry reloads, health checks, admin scrapes)
-  // never delays an accept, and bench:workers measured it no slower than round-robin (see docs).
-  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   // The hooks above run only once workers exist, which is after this line.
   const control: ControlPlane = await startControlPlane(initial, { log, traffic, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
