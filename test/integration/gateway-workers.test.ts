@@ -144,6 +144,7 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
   it("serves /metrics as valid text summing every worker's metrics with the primary's own", async () => {
     const scrape = async () => parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text());
     const served = async () => (await workers()).reduce((sum, worker) => sum + worker.requests, 0);
+    await servedBy();
     // Requests (counted by the workers) match the attempts the workers reported; no retries happen here.
     await waitFor(async () => {
       const families = await scrape();
