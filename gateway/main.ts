@@ -1,9 +1,12 @@
+import cluster from 'node:cluster';
 import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { rootLogger, usePrettyLogs } from '../src/logger.ts';
-import { watchConfig, type ConfigResult } from './config/index.ts';
+import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
+import { runWorker } from './cluster/cluster-worker.ts';
+import { watchConfig, type ConfigResult, type GatewayConfig } from './config/index.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
-import { startGateway, type Gateway } from './pipeline.ts';
+import { startGateway } from './pipeline.ts';
 
 const { values } = parseGatewayArgs();
 
@@ -17,44 +20,67 @@ if (typeof values.config !== 'string') {
 }
 
 if (values.pretty) usePrettyLogs();
+const configPath = values.config;
 const log = rootLogger.child({ component: 'main' });
 const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger();
-let gateway: Gateway | undefined;
-let starting: Promise<void> | undefined;
 
-const subscription = watchConfig(values.config).subscribe((result: ConfigResult) => {
-  if (!result.ok) {
-    if (!gateway && !starting) {
-      process.stderr.write(`switchboard: ${result.error.message}\n`);
-      process.exit(2);
+/** What main drives: one process doing everything, or the primary of `workers` processes. */
+interface Running {
+  apply(config: GatewayConfig, text: string): void;
+  refuse(error: unknown): void;
+  close(): Promise<void>;
+}
+
+function start(config: GatewayConfig, text: string): Promise<Running> {
+  if (workerCount(config.workers) > 1) return startPrimary(configPath, config, text);
+  return startGateway(config, { accessLogger }).then((gateway) => ({
+    apply: (next) => gateway.apply(next),
+    refuse: (error) => gateway.refuse(error),
+    close: () => gateway.close(),
+  }));
+}
+
+if (cluster.isWorker) runWorker({ accessLogger });
+else runMain();
+
+function runMain(): void {
+  let running: Running | undefined;
+  let starting: Promise<void> | undefined;
+
+  const subscription = watchConfig(configPath).subscribe((result: ConfigResult) => {
+    if (!result.ok) {
+      if (!running && !starting) {
+        process.stderr.write(`switchboard: ${result.error.message}\n`);
+        process.exit(2);
+      }
+      log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
+      running?.refuse(result.error);
+      return;
     }
-    log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
-    gateway?.refuse(result.error);
-    return;
-  }
-  if (gateway) return gateway.apply(result.config);
-  starting ??= startGateway(result.config, { accessLogger }).then(
-    (started) => {
-      gateway = started;
-    },
-    (error: Error) => {
-      process.stderr.write(`switchboard: cannot start: ${error.message}\n`);
-      process.exit(1);
-    },
-  );
-});
-
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'draining');
-    subscription.unsubscribe();
-    void (async () => {
-      await starting;
-      await gateway?.close();
-      process.exit(0);
-    })();
+    if (running) return running.apply(result.config, result.text);
+    starting ??= start(result.config, result.text).then(
+      (started) => {
+        running = started;
+      },
+      (error: Error) => {
+        process.stderr.write(`switchboard: cannot start: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
   });
+
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'draining');
+      subscription.unsubscribe();
+      void (async () => {
+        await starting;
+        await running?.close();
+        process.exit(0);
+      })();
+    });
+  }
 }

@@ -3,7 +3,7 @@ import type { Picker } from '../src/balance/index.ts';
 import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { parseConfig, type GatewayConfig } from './config/index.ts';
-import { ServiceBalancers } from './service-registry.ts';
+import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 
 const CANARY = `
 routes:
@@ -32,7 +32,7 @@ describe('ServiceBalancers with subsets', () => {
     const provider = new StaticProvider('static');
     const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
     const config = parseConfig('g.yaml', configText);
-    const balancers = new ServiceBalancers(aggregator, config);
+    const balancers = new ServiceBalancers(registryBalancerSource(aggregator), config);
     cleanups.push(() => aggregator.close(), () => balancers.close());
     aggregator.start();
     const list = (members: Record<string, Record<string, string>>) =>

@@ -3,7 +3,7 @@ import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { parseConfig } from './config/index.ts';
-import { ServiceBalancers } from './service-registry.ts';
+import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 
 describe('ServiceBalancers', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -14,7 +14,7 @@ describe('ServiceBalancers', () => {
   function start(configText: string) {
     const provider = new StaticProvider('static');
     const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
-    const balancers = new ServiceBalancers(aggregator, parseConfig('g.yaml', configText));
+    const balancers = new ServiceBalancers(registryBalancerSource(aggregator), parseConfig('g.yaml', configText));
     cleanups.push(() => aggregator.close(), () => balancers.close());
     aggregator.start();
     const list = (service: string, ...ports: number[]) =>
@@ -36,7 +36,7 @@ describe('ServiceBalancers', () => {
   it("applies the service's protocol to instances whose entry named none; the registry wins where it did", async () => {
     const provider = new StaticProvider('static');
     const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });
-    const balancers = new ServiceBalancers(aggregator, parseConfig('g.yaml', 'services: { api: { protocol: h2c } }'));
+    const balancers = new ServiceBalancers(registryBalancerSource(aggregator), parseConfig('g.yaml', 'services: { api: { protocol: h2c } }'));
     cleanups.push(() => aggregator.close(), () => balancers.close());
     aggregator.start();
     provider.replace(

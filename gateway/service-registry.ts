@@ -8,6 +8,32 @@ import type { HealthSnapshot } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
 import { routePicker, selectorsOf, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
 
+/** Where the balancers of `ServiceBalancers` come from: the local registries, or a primary process over IPC. */
+export interface BalancerSource {
+  /** The services some registry lists; the list only grows (a service leaves only when its registry empties it). */
+  readonly services$: Observable<readonly string[]>;
+  /** A new balancer of `service`, fed from this source's health and balanced with `settings`. */
+  create(service: string, settings: ServiceSettings): ServiceBalancer;
+}
+
+/**
+ * The balancers of a process that owns the registries: each service's instances from `aggregator`,
+ * with its own active checks and outlier detection.
+ */
+export function registryBalancerSource(aggregator: DiscoveryAggregator): BalancerSource {
+  return {
+    services$: aggregator.services$,
+    create(service, settings) {
+      const conf = aggregator.service(service);
+      // The service's protocol applies to instances whose registry entry named none, before health
+      // checks and balancers see them, so checks and traffic speak the same protocol.
+      const protocol = settings.protocol;
+      const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
+      return createServiceBalancer({ service, conf$ }, serviceBalancerOptions(settings));
+    },
+  };
+}
+
 interface Entry {
   readonly balancer: ServiceBalancer;
   readonly settings: string;
@@ -48,7 +74,7 @@ export class ServiceBalancers {
   private readonly routePickers = new WeakMap<RouteConfig, Picker>();
 
   constructor(
-    private readonly aggregator: DiscoveryAggregator,
+    private readonly source: BalancerSource,
     private config: GatewayConfig,
   ) {
     this.health$ = new Observable<HealthSnapshot>((subscriber) => {
@@ -56,7 +82,7 @@ export class ServiceBalancers {
       return this.healthChanges.subscribe(subscriber);
     });
     // The aggregator's list only grows: a service leaves only when its registry says it has no instances.
-    this.subscription = aggregator.services$.subscribe((names) => {
+    this.subscription = source.services$.subscribe((names) => {
       for (const name of names) {
         this.listed.add(name);
         if (!this.balancers.has(name)) this.create(name);
@@ -134,13 +160,7 @@ export class ServiceBalancers {
   }
 
   private create(service: string): ServiceBalancer {
-    const settings = serviceSettings(this.config, service);
-    const conf = this.aggregator.service(service);
-    // The service's protocol applies to instances whose registry entry named none, before health
-    // checks and balancers see them, so checks and traffic speak the same protocol.
-    const protocol = settings.protocol;
-    const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
-    const balancer = createServiceBalancer({ service, conf$ }, serviceBalancerOptions(settings));
+    const balancer = this.source.create(service, serviceSettings(this.config, service));
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);

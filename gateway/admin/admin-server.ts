@@ -34,6 +34,7 @@ export class AdminServer {
   private readonly streams = new Set<() => void>();
   private readonly log = componentLogger('admin');
   private readonly views: ReadonlyMap<string, () => unknown>;
+  private readonly metrics: () => Promise<string>;
 
   constructor(
     sources: AdminSources,
@@ -46,7 +47,9 @@ export class AdminServer {
       ['/api/routes', () => routesView(sources.config())],
       ['/api/config', () => configView(sources.config())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
+      ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
     ]);
+    this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         this.log.error({ err: error, path: request.url }, 'admin request failed');
@@ -94,7 +97,7 @@ export class AdminServer {
     }
     if (view) return sendJson(response, 200, view());
     if (path === '/metrics') {
-      const text = await metricsRegistry.metrics();
+      const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });
       return void response.end(text);
     }

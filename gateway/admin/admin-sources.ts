@@ -23,6 +23,10 @@ export interface AdminSources {
   readonly registries: readonly RegistryRef[];
   /** The configuration in force. */
   config(): GatewayConfig;
+  /** The Prometheus text of `/metrics`; this process's registry when absent (a primary aggregates its workers'). */
+  readonly metrics?: () => Promise<string>;
+  /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
+  readonly workers?: () => unknown;
 }
 
 /** The endpoints of a health snapshot with their admin health verdict and the provider that listed each. */

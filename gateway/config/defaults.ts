@@ -67,3 +67,6 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 
 /** nginx's `merge_slashes on`; escaped slashes kept encoded, Envoy's default (`KEEP_UNCHANGED`). */
 export const DEFAULT_PATH_SETTINGS: PathSettings = { mergeSlashes: true, escapedSlashes: 'keep' };
+
+/** The largest `workers` count accepted; more processes than this only add memory and contention. */
+export const WORKERS_MAX = 256;

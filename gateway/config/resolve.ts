@@ -92,6 +92,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
       keepAliveTimeoutMs: limits.keepAliveTimeout ?? DEFAULT_SERVER_LIMITS.keepAliveTimeoutMs,
     },
     shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
+    workers: input.workers ?? 1,
     removalProtection:
       input.removalProtection === false
         ? false

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
-import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS } from './defaults.ts';
+import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKERS_MAX } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
 import { consumersSchema } from './schema-access.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
@@ -55,6 +55,7 @@ export const configSchema = section({
     keepAliveTimeout: duration.optional(),
   }).optional(),
   shutdown: section({ drainTimeout: duration.optional() }).optional(),
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(WORKERS_MAX)], { error: `expected auto or a whole number from 1 to ${WORKERS_MAX}` }).optional(),
   removalProtection: z
     .union([z.literal(false), section({ threshold: percent.optional(), hold: duration.optional() })], { error: 'expected false or { threshold, hold }' })
     .optional(),

@@ -35,6 +35,12 @@ export interface GatewayConfig {
   readonly paths: PathSettings;
   readonly limits: ServerLimits;
   readonly shutdown: ShutdownSettings;
+  /**
+   * Processes serving the entry points: 1 (the default) is one process doing everything; more (or
+   * `auto`, the available parallelism) starts a primary that owns registries, health checks and the
+   * admin listener, and that many workers that own the entry points. Read at start-up only.
+   */
+  readonly workers: number | 'auto';
   /** Post-outage removal protection of every service; false when off. */
   readonly removalProtection: RemovalProtectionSettings | false;
 }

@@ -8,7 +8,10 @@ import { parseConfig, readConfigText } from './load.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
-export type ConfigResult = { readonly ok: true; readonly config: GatewayConfig } | { readonly ok: false; readonly error: ConfigFileError };
+export type ConfigResult =
+  /** `text` is what `config` was parsed from, so that another process can parse the same configuration. */
+  | { readonly ok: true; readonly config: GatewayConfig; readonly text: string }
+  | { readonly ok: false; readonly error: ConfigFileError };
 
 /** Settings of `watchConfig`. */
 export interface WatchConfigOptions {
@@ -107,7 +110,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
 
 function parse(path: string, text: string): ConfigResult {
   try {
-    return { ok: true, config: parseConfig(path, text) };
+    return { ok: true, config: parseConfig(path, text), text };
   } catch (error) {
     return { ok: false, error: error instanceof ConfigFileError ? error : new ConfigFileError(path, errorMessage(error), { cause: error }) };
   }

@@ -43,6 +43,20 @@ export class InstanceTraffic implements AttemptObserver {
     this.metrics?.upstreamError(service, errorClass);
   }
 
+  /** Adds counts measured elsewhere (a worker process) to `address` of `service`; feeds no metric, since the worker's own metrics count them. */
+  add(service: string, address: string, requests: number, errors: number): void {
+    let byAddress = this.services.get(service);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.services.set(service, byAddress);
+    }
+    const counts = byAddress.get(address);
+    if (counts) {
+      counts.requests += requests;
+      counts.errors += errors;
+    } else byAddress.set(address, { requests, errors });
+  }
+
   unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void {
     this.metrics?.upstreamError(service, reason);
   }

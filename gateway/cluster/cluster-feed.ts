@@ -1,0 +1,55 @@
+import { BehaviorSubject, filter, type Observable } from 'rxjs';
+import { createBalancer, ServiceBalancer, type OutcomeListener } from '../../src/balance/index.ts';
+import type { HealthSnapshot, HealthView, UpstreamOutcome } from '../../src/health/index.ts';
+import { serviceBalancerOptions, type ServiceSettings } from '../config/index.ts';
+import type { BalancerSource } from '../service-registry.ts';
+
+/**
+ * A worker's view of the primary's registries and health: the services listed and the latest
+ * health snapshot of each, as the primary sends them. Balancers it creates are fed from those
+ * snapshots (no checks of their own, no registry session) and report every pick's outcome to
+ * `onOutcome`, which carries it to the primary's passive health.
+ */
+export class PrimaryFeed implements BalancerSource {
+  readonly services$: Observable<readonly string[]>;
+
+  private readonly names = new BehaviorSubject<readonly string[]>([]);
+  private readonly views = new Map<string, BehaviorSubject<HealthSnapshot | undefined>>();
+
+  constructor(private readonly onOutcome: (service: string, address: string, outcome: UpstreamOutcome) => void) {
+    this.services$ = this.names.asObservable();
+  }
+
+  /** Takes a service's snapshot from the primary; its balancers see it at once. */
+  health(snapshot: HealthSnapshot): void {
+    this.view(snapshot.service).next(snapshot);
+  }
+
+  /** Takes the primary's list of services. */
+  services(names: readonly string[]): void {
+    this.names.next(names);
+  }
+
+  /** The latest snapshot of `service`, once the primary has sent one. */
+  latest(service: string): HealthSnapshot | undefined {
+    return this.views.get(service)?.getValue();
+  }
+
+  create(service: string, settings: ServiceSettings): ServiceBalancer {
+    const snapshots = this.view(service);
+    const health: HealthView = { endpoints$: snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined)) };
+    const recordOutcome: OutcomeListener = (address, outcome) => this.onOutcome(service, address, outcome);
+    const options = serviceBalancerOptions(settings);
+    const balancer = createBalancer(options.balancer, { onOutcome: recordOutcome, ...(options.slowStart ? { slowStart: options.slowStart } : {}) });
+    return new ServiceBalancer(health, balancer, () => undefined, recordOutcome);
+  }
+
+  private view(service: string): BehaviorSubject<HealthSnapshot | undefined> {
+    let view = this.views.get(service);
+    if (!view) {
+      view = new BehaviorSubject<HealthSnapshot | undefined>(undefined);
+      this.views.set(service, view);
+    }
+    return view;
+  }
+}

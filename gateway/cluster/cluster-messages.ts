@@ -1,0 +1,87 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
+import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
+import type { WireOutcomes } from './cluster-outcomes.ts';
+
+/** Prefix of every message kind, so that the gateway's messages never mix with Node's or prom-client's. */
+const PREFIX = 'switchboard:';
+
+/** What the primary sends a worker, in this order: the configuration first, then health and services as they change. */
+export type PrimaryMessage =
+  /** The configuration file's text as the primary validated it (`path` resolves relative files); applied at start and on every reload. */
+  | { readonly kind: 'switchboard:config'; readonly path: string; readonly text: string; readonly workers: number }
+  /** The whole endpoint set of one service (never a delta). */
+  | { readonly kind: 'switchboard:health'; readonly snapshot: HealthSnapshot }
+  /** Every service some registry lists. */
+  | { readonly kind: 'switchboard:services'; readonly names: readonly string[] }
+  /** Stop accepting, drain in-flight requests within the drain bound, then exit. */
+  | { readonly kind: 'switchboard:drain' }
+  | { readonly kind: 'switchboard:metrics-request'; readonly id: number };
+
+/** What a worker sends the primary. */
+export type WorkerMessage =
+  /** The worker listens for messages; the primary answers with the configuration. */
+  | { readonly kind: 'switchboard:ready' }
+  /** Why the worker is about to exit at start-up (a bind error, a certificate), for the primary's error. */
+  | { readonly kind: 'switchboard:failed'; readonly reason: string }
+  | { readonly kind: 'switchboard:listening'; readonly ports: readonly (readonly [string, number])[] }
+  /** The outcome of a `config` message after start-up: a worker that cannot apply it keeps its running configuration. */
+  | { readonly kind: 'switchboard:config-result'; readonly ok: boolean; readonly reason?: string }
+  | { readonly kind: 'switchboard:outcomes'; readonly outcomes: WireOutcomes }
+  /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
+  | { readonly kind: 'switchboard:load'; readonly inFlight: number }
+  | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+
+/** True for a message this protocol defines (by its kind's prefix); anything else is not the gateway's and is ignored. */
+export function isGatewayMessage<T extends { kind: string }>(message: unknown): message is T {
+  return typeof message === 'object' && message !== null && typeof (message as { kind?: unknown }).kind === 'string' && (message as { kind: string }).kind.startsWith(PREFIX);
+}
+
+const ACTIVE: ReadonlySet<string> = new Set<ActiveHealth>(['unknown', 'healthy', 'unhealthy']);
+const PROTOCOLS: ReadonlySet<string> = new Set(INSTANCE_PROTOCOLS);
+
+/**
+ * A health snapshot received over IPC, checked field by field and rebuilt as plain values; undefined
+ * when anything is malformed (a worker then keeps its previous snapshot rather than route on a guess).
+ */
+export function decodeHealthSnapshot(value: unknown): HealthSnapshot | undefined {
+  if (!isRecord(value) || typeof value.service !== 'string' || typeof value.panic !== 'boolean' || !Array.isArray(value.endpoints)) return undefined;
+  const endpoints: EndpointHealth[] = [];
+  for (const entry of value.endpoints) {
+    const endpoint = decodeEndpoint(entry);
+    if (!endpoint) return undefined;
+    endpoints.push(endpoint);
+  }
+  return { service: value.service, endpoints, panic: value.panic };
+}
+
+function decodeEndpoint(value: unknown): EndpointHealth | undefined {
+  if (!isRecord(value) || typeof value.address !== 'string' || typeof value.inRegistry !== 'boolean' || typeof value.ejected !== 'boolean' || typeof value.routable !== 'boolean') return undefined;
+  if (typeof value.active !== 'string' || !ACTIVE.has(value.active)) return undefined;
+  const instance = decodeInstance(value.instance);
+  if (!instance) return undefined;
+  const endpoint = { address: value.address, instance, inRegistry: value.inRegistry, active: value.active as ActiveHealth, ejected: value.ejected, routable: value.routable };
+  return typeof value.ejectedUntil === 'number' ? { ...endpoint, ejectedUntil: value.ejectedUntil } : endpoint;
+}
+
+function decodeInstance(value: unknown): Instance | undefined {
+  if (!isRecord(value) || typeof value.id !== 'string' || typeof value.service !== 'string' || typeof value.host !== 'string') return undefined;
+  if (typeof value.port !== 'number' || typeof value.weight !== 'number' || typeof value.protocol !== 'string' || !PROTOCOLS.has(value.protocol)) return undefined;
+  if (!isRecord(value.metadata) || !Object.values(value.metadata).every((entry) => typeof entry === 'string')) return undefined;
+  const instance: Instance = {
+    id: value.id,
+    service: value.service,
+    host: value.host,
+    port: value.port,
+    weight: value.weight,
+    protocol: value.protocol as Instance['protocol'],
+    metadata: value.metadata as Record<string, string>,
+    ...(value.protocolDefaulted === true ? { protocolDefaulted: true } : {}),
+    ...(value.draining === true ? { draining: true } : {}),
+  };
+  return instance;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

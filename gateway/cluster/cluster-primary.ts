@@ -1,0 +1,126 @@
+import { availableParallelism } from 'node:os';
+import { componentLogger, type Logger } from '../../src/logger.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
+import type { GatewayConfig } from '../config/index.ts';
+import { startControlPlane, type ControlPlane } from '../control-plane.ts';
+import { InstanceTraffic } from '../telemetry/index.ts';
+import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
+import { mergeOutcomes } from './cluster-outcomes.ts';
+import { WorkerSupervisor } from './cluster-supervisor.ts';
+
+/** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
+const METRICS_TIMEOUT_MS = 2_000;
+/** Added to the drain bound for workers to flush and exit before the primary kills them. */
+const EXIT_MARGIN_MS = 3_000;
+
+/** The number of worker processes `workers` asks for: `auto` is the available parallelism. */
+export function workerCount(workers: GatewayConfig['workers']): number {
+  return workers === 'auto' ? availableParallelism() : workers;
+}
+
+/** A running primary: the control plane plus the workers it feeds. */
+export interface Primary {
+  /** Validated configurations go to the control plane and to every worker. */
+  apply(config: GatewayConfig, text: string): void;
+  refuse(error: unknown): void;
+  /** Drains every worker within the drain bound, then closes the control plane. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the primary of a multi-process gateway: the control plane (registry sessions, health
+ * checks, the admin listener) runs here once; `workerCount(config.workers)` workers own the entry
+ * points and get the configuration text, the services listed and every health snapshot over IPC.
+ * Their passive outcomes come back to this process's outlier detection and traffic counters, and
+ * `/metrics` sums theirs with this process's (prom-client's `AggregatorRegistry`). Resolves once
+ * every worker listens; rejects, with nothing left running, when one cannot start.
+ */
+export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger } = {}): Promise<Primary> {
+  const log = options.log ?? componentLogger('primary');
+  const count = workerCount(initial.workers);
+  let text = initialText;
+  const traffic = new InstanceTraffic();
+  const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
+  let metricsRequests = 0;
+  let failure: ((error: Error) => void) | undefined;
+  const failed = new Promise<never>((_, reject) => (failure = reject));
+  failed.catch(() => undefined);
+
+  const supervisor: WorkerSupervisor = new WorkerSupervisor(
+    count,
+    {
+      attach(send) {
+        send({ kind: 'switchboard:config', path, text, workers: count });
+        const services = control.aggregator.services$.subscribe((names) => send({ kind: 'switchboard:services', names }));
+        // health$ replays every service's latest snapshot first, so a new worker starts with the whole picture.
+        const health = control.balancers.health$.subscribe((snapshot) => send({ kind: 'switchboard:health', snapshot }));
+        return () => {
+          services.unsubscribe();
+          health.unsubscribe();
+        };
+      },
+      message(message, countRequests) {
+        if (message.kind === 'switchboard:outcomes') {
+          const balancers = control.balancers;
+          countRequests(
+            mergeOutcomes(message.outcomes, {
+              record: (service, address, outcome) => balancers.balancer(service)?.recordOutcome(address, outcome),
+              count: (service, address, requests, errors) => traffic.add(service, address, requests, errors),
+            }),
+          );
+        } else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
+        else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
+      },
+      failedToStart(slot, reason) {
+        failure?.(new Error(`worker ${slot} could not start: ${reason}`));
+      },
+    },
+    log,
+  );
+
+  const clusterMetrics = async (): Promise<string> => {
+    const workers = supervisor.connected();
+    const id = (metricsRequests += 1);
+    const answers = new Promise<ProcessMetrics[]>((resolve) => {
+      const received: ProcessMetrics[] = [];
+      const done = () => {
+        clearTimeout(timer);
+        pendingMetrics.delete(id);
+        resolve(received);
+      };
+      const timer = setTimeout(done, METRICS_TIMEOUT_MS);
+      pendingMetrics.set(id, (metrics) => {
+        received.push(metrics);
+        if (received.length === workers.length) done();
+      });
+      if (workers.length === 0) done();
+    });
+    supervisor.broadcast({ kind: 'switchboard:metrics-request', id });
+    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers)]);
+  };
+
+  // The hooks above run only once workers exist, which is after this line.
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
+  const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
+  try {
+    await Promise.race([supervisor.start(), failed]);
+  } catch (error) {
+    await supervisor.stop(bound());
+    await control.close();
+    throw error;
+  }
+  log.info({ workers: count, admin: control.adminPort, registries: initial.registries.map((registry) => registry.url) }, 'gateway listening');
+
+  return {
+    apply(config, nextText) {
+      control.apply(config);
+      text = nextText;
+      supervisor.broadcast({ kind: 'switchboard:config', path, text, workers: count });
+    },
+    refuse: (error) => control.refuse(error),
+    async close() {
+      await supervisor.stop(bound());
+      await control.close();
+    },
+  };
+}

@@ -1,0 +1,182 @@
+import cluster, { type Worker } from 'node:cluster';
+import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
+import type { Logger } from '../../src/logger.ts';
+import { isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+
+/** Restart delays of a worker that keeps crashing: 100 ms, then doubling up to 30 s. */
+const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
+/** A worker that ran this long before it crashed starts its next restart from the first delay again. */
+const STABLE_AFTER_MS = 10_000;
+
+/**
+ * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
+ * before: one that ran at least `STABLE_AFTER_MS` starts the count afresh (about 0.1 s), and each
+ * quick crash doubles the delay up to 30 s, so a crash loop costs a start every 30 s, not a spin.
+ */
+export function restartPlan(crashes: number, livedMs: number, random: () => number = Math.random): { crashes: number; delayMs: number } {
+  const next = livedMs >= STABLE_AFTER_MS ? 1 : crashes + 1;
+  return { crashes: next, delayMs: backoffDelay(next - 1, RESTART_BACKOFF, random) };
+}
+
+/** What the admin API shows of one worker. */
+export interface WorkerView {
+  readonly slot: number;
+  readonly pid: number | undefined;
+  readonly state: 'starting' | 'listening' | 'restarting' | 'stopped';
+  /** Times this slot's worker was replaced after it exited. */
+  readonly restarts: number;
+  /** Upstream attempts its workers have reported, across restarts. */
+  readonly requests: number;
+  /** Requests its worker is serving now (as last reported, within about 100 ms). */
+  readonly inFlight: number;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  state: WorkerView['state'];
+  restarts: number;
+  /** Crashes in a row, each soon after its start; sets the next restart delay. */
+  crashes: number;
+  requests: number;
+  inFlight: number;
+  startedAt: number;
+  timer: NodeJS.Timeout | undefined;
+  teardown: (() => void) | undefined;
+}
+
+/** What the supervisor asks of its owner. */
+export interface SupervisorHooks {
+  /** A new worker is ready for messages: send it the configuration and subscribe it to health; returns its teardown. */
+  attach(send: (message: PrimaryMessage) => void): () => void;
+  /** A message from a worker; `countRequests` adds to its slot's count. */
+  message(message: WorkerMessage, countRequests: (requests: number) => void): void;
+  /** The slot's worker exited before it ever listened while the gateway was starting. */
+  failedToStart(slot: number, reason: string): void;
+}
+
+/**
+ * Keeps `count` worker processes running (node:cluster, this program as each worker's entry): a
+ * worker that exits without being told to is replaced, after a back-off that grows while it keeps
+ * crashing soon after starting, so a crash loop never spins; the others keep serving meanwhile.
+ */
+export class WorkerSupervisor {
+  private readonly slots: Slot[];
+  private stopping = false;
+  private started = false;
+  private readonly allListening: Promise<void>;
+  private markListening!: () => void;
+
+  constructor(
+    count: number,
+    private readonly hooks: SupervisorHooks,
+    private readonly log: Logger,
+  ) {
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
+    this.allListening = new Promise((resolve) => (this.markListening = resolve));
+  }
+
+  /** Forks every worker and resolves once all listen. */
+  async start(): Promise<void> {
+    for (const slot of this.slots) this.fork(slot);
+    await this.allListening;
+    this.started = true;
+  }
+
+  /** The workers as the admin API shows them. */
+  view(): WorkerView[] {
+    return this.slots.map((slot) => ({ slot: slot.index, pid: slot.worker?.process.pid, state: slot.state, restarts: slot.restarts, requests: slot.requests, inFlight: slot.inFlight }));
+  }
+
+  /** The workers connected right now. */
+  connected(): Worker[] {
+    return this.slots.flatMap((slot) => (slot.worker?.isConnected() ? [slot.worker] : []));
+  }
+
+  /** Sends `message` to every connected worker. */
+  broadcast(message: PrimaryMessage): void {
+    for (const worker of this.connected()) send(worker, message);
+  }
+
+  /**
+   * Tells every worker to drain and resolves when all have exited; after `deadlineMs` the ones left
+   * are killed. No worker is replaced from now on.
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    for (const slot of this.slots) clearTimeout(slot.timer);
+    const running = this.slots.flatMap((slot) => (slot.worker && !slot.worker.isDead() ? [slot.worker] : []));
+    const exits = running.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+    for (const worker of running) send(worker, { kind: 'switchboard:drain' });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)));
+    const result = await Promise.race([Promise.all(exits), deadline]);
+    clearTimeout(timer);
+    if (result === 'late') {
+      for (const worker of running) if (!worker.isDead()) worker.process.kill('SIGKILL');
+      this.log.warn({ deadlineMs }, 'workers did not exit within the drain bound; killed');
+      await Promise.all(exits);
+    }
+  }
+
+  private fork(slot: Slot): void {
+    slot.timer = undefined;
+    slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
+    slot.startedAt = Date.now();
+    const worker = cluster.fork({ SWITCHBOARD_WORKER_SLOT: String(slot.index) });
+    slot.worker = worker;
+    let listened = false;
+    let lastFailure = '';
+    worker.on('message', (message: unknown) => {
+      if (!isGatewayMessage<WorkerMessage>(message)) return;
+      if (message.kind === 'switchboard:ready') {
+        slot.teardown = this.hooks.attach((next) => send(worker, next));
+        return;
+      }
+      if (message.kind === 'switchboard:failed') {
+        lastFailure = message.reason;
+        return;
+      }
+      if (message.kind === 'switchboard:load') slot.inFlight = message.inFlight;
+      if (message.kind === 'switchboard:listening') {
+        listened = true;
+        slot.state = 'listening';
+        this.log.info({ worker: slot.index, workerPid: worker.process.pid, ports: Object.fromEntries(message.ports) }, 'worker listening');
+        if (this.slots.every((each) => each.state === 'listening')) this.markListening();
+      }
+      this.hooks.message(message, (requests) => (slot.requests += requests));
+    });
+    // A failed send (the worker died mid-send) is an `error` on the worker; its `exit` follows.
+    worker.on('error', (error) => this.log.debug({ err: error, worker: slot.index }, 'worker channel error'));
+    worker.once('exit', (code, signal) => {
+      slot.teardown?.();
+      slot.teardown = undefined;
+      slot.worker = undefined;
+      slot.inFlight = 0;
+      if (this.stopping) {
+        slot.state = 'stopped';
+        return;
+      }
+      if (!this.started && !listened) {
+        slot.state = 'stopped';
+        this.stopping = true;
+        this.hooks.failedToStart(slot.index, lastFailure || `worker exited (code ${code}, signal ${signal}) before it listened`);
+        return;
+      }
+      const { crashes, delayMs } = restartPlan(slot.crashes, Date.now() - slot.startedAt);
+      slot.crashes = crashes;
+      slot.restarts += 1;
+      slot.state = 'restarting';
+      this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; replacing it');
+      slot.timer = setTimeout(() => this.fork(slot), delayMs);
+    });
+  }
+}
+
+function send(worker: Worker, message: PrimaryMessage): void {
+  if (!worker.isConnected()) return;
+  worker.send(message, (error: Error | null) => {
+    // The worker went away between the check and the write; its `exit` handler takes over.
+    void error;
+  });
+}

@@ -1,0 +1,141 @@
+import cluster from 'node:cluster';
+import { errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
+import { parseConfig, type GatewayConfig } from '../config/index.ts';
+import { startDataPlane, type DataPlane } from '../data-plane.ts';
+import { buildNamedMiddleware, type AccessLogDestination } from '../middleware/index.ts';
+import { ServiceBalancers } from '../service-registry.ts';
+import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
+import { collectProcessMetrics, RequestMetrics } from '../telemetry/index.ts';
+import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { PrimaryFeed } from './cluster-feed.ts';
+import { OutcomeBatch } from './cluster-outcomes.ts';
+import { perWorkerMiddleware } from './cluster-rate-limit.ts';
+
+/** Outcomes travel to the primary at most this late, so outlier detection lags traffic by at most this much. */
+const OUTCOME_FLUSH_MS = 100;
+/** A batch with this many events goes at once (a burst of failures), without waiting for the timer. */
+const OUTCOME_FLUSH_EVENTS = 500;
+
+/**
+ * Runs this process as a worker of a primary (see `startPrimary`): waits for the configuration,
+ * starts the data plane over balancers fed by the primary's health snapshots, sends its outcomes
+ * back in batches, answers metrics requests, and drains and exits when told to, on SIGTERM or
+ * SIGINT, or when the primary goes away.
+ */
+export function runWorker(options: { accessLogger?: AccessLogDestination } = {}): void {
+  const log = componentLogger('worker', { worker: Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id) });
+  const send = (message: WorkerMessage) => {
+    if (process.connected) process.send?.(message, undefined, {}, () => undefined);
+  };
+  collectProcessMetrics();
+  let balancers: ServiceBalancers | undefined;
+  let data: DataPlane | undefined;
+  const requestMetrics = new RequestMetrics();
+  // The worker's own metrics count upstream errors; per-instance counts live in the primary's view.
+  const batch = new OutcomeBatch({
+    attempt: (service, _address, errorClass) => {
+      if (errorClass !== undefined && countsAgainstUpstream(errorClass)) requestMetrics.upstreamError(service, errorClass);
+    },
+    unavailable: (service, reason) => requestMetrics.upstreamError(service, reason),
+  });
+  let reportedInFlight = 0;
+  const flush = () => {
+    const outcomes = batch.take();
+    if (outcomes) send({ kind: 'switchboard:outcomes', outcomes });
+    const inFlight = data?.inFlight ?? 0;
+    if (inFlight !== reportedInFlight) send({ kind: 'switchboard:load', inFlight });
+    reportedInFlight = inFlight;
+  };
+  const feed = new PrimaryFeed((service, address, outcome) => {
+    batch.record(service, address, outcome);
+    if (batch.size >= OUTCOME_FLUSH_EVENTS) flush();
+  });
+  const flushTimer = setInterval(flush, OUTCOME_FLUSH_MS);
+  flushTimer.unref();
+
+  let stopping = false;
+  // Configurations are applied one at a time, in the order the primary sent them.
+  let queue = Promise.resolve();
+
+  const applyConfig = async (path: string, text: string, workers: number) => {
+    let config: GatewayConfig;
+    try {
+      config = parseConfig(path, text);
+    } catch (error) {
+      if (!data) return fail(error);
+      log.error({ reason: errorMessage(error) }, 'configuration refused; the running configuration stays');
+      return send({ kind: 'switchboard:config-result', ok: false, reason: errorMessage(error) });
+    }
+    if (data && balancers) {
+      balancers.apply(config);
+      data.apply(config);
+      return send({ kind: 'switchboard:config-result', ok: true });
+    }
+    balancers = new ServiceBalancers(feed, config);
+    try {
+      data = await startDataPlane(config, {
+        balancers,
+        observer: batch,
+        requestMetrics,
+        log,
+        middlewareFactory: (definition) => buildNamedMiddleware(perWorkerMiddleware(definition, workers)),
+        ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
+      });
+    } catch (error) {
+      return fail(error);
+    }
+    send({ kind: 'switchboard:listening', ports: [...data.ports] });
+  };
+
+  const fail = (error: unknown) => {
+    stopping = true;
+    log.error({ reason: errorMessage(error) }, 'worker cannot start');
+    send({ kind: 'switchboard:failed', reason: errorMessage(error) });
+    // Exit once the message is out (disconnect flushes the channel), so the primary reports the reason.
+    process.disconnect?.();
+    setTimeout(() => process.exit(1), 100).unref();
+  };
+
+  const drain = () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      await queue;
+      await data?.drain();
+      flush();
+      clearInterval(flushTimer);
+      balancers?.close();
+      await data?.close();
+      process.exit(0);
+    })();
+  };
+
+  process.on('message', (message: unknown) => {
+    if (!isGatewayMessage<PrimaryMessage>(message)) return;
+    switch (message.kind) {
+      case 'switchboard:config':
+        if (!stopping) queue = queue.then(() => applyConfig(message.path, message.text, message.workers)).catch((error: unknown) => log.error({ err: error }, 'applying the configuration failed'));
+        return;
+      case 'switchboard:health': {
+        const snapshot = decodeHealthSnapshot(message.snapshot);
+        if (snapshot) feed.health(snapshot);
+        else log.warn({ service: (message.snapshot as { service?: unknown } | undefined)?.service }, 'malformed health snapshot from the primary; the previous one stays');
+        return;
+      }
+      case 'switchboard:services':
+        if (Array.isArray(message.names)) feed.services(message.names.filter((name) => typeof name === 'string'));
+        return;
+      case 'switchboard:metrics-request':
+        void metricsRegistry.getMetricsAsJSON().then((metrics) => send({ kind: 'switchboard:metrics', id: message.id, metrics }));
+        return;
+      case 'switchboard:drain':
+        return drain();
+    }
+  });
+  // Without its primary a worker has no health updates and no one to restart it: it drains and leaves.
+  process.on('disconnect', drain);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
+  send({ kind: 'switchboard:ready' });
+}

@@ -1,0 +1,120 @@
+import { Subject } from 'rxjs';
+import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { errorMessage } from '../src/errors.ts';
+import { componentLogger, type Logger } from '../src/logger.ts';
+import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
+import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
+import { configReloadsTotal, InstanceTraffic, recordInstances } from './telemetry/index.ts';
+
+/** The part of a gateway that talks to registries and backends' health and serves the admin API. */
+export interface ControlPlane {
+  /** The port of the admin listener; undefined with `admin: false`. */
+  readonly adminPort: number | undefined;
+  readonly aggregator: DiscoveryAggregator;
+  readonly balancers: ServiceBalancers;
+  /** Per-instance request and error counters, as the admin view shows them. */
+  readonly traffic: InstanceTraffic;
+  /** The configuration in force. */
+  config(): GatewayConfig;
+  /** Applies a new configuration to balancers, health checks and static instances. */
+  apply(config: GatewayConfig): void;
+  /** Records a configuration change that was refused (the running configuration stays): counted and reported as an admin event. */
+  refuse(error: unknown): void;
+  /** Closes the admin listener, the balancers and their checks, and the registry sessions. */
+  close(): Promise<void>;
+}
+
+/** What the control plane takes besides its configuration. */
+export interface ControlPlaneOptions {
+  readonly log?: Logger;
+  /** The counters the admin view shows; a new one (feeding no metric) by default. */
+  readonly traffic?: InstanceTraffic;
+  /** Admin extras of a multi-process gateway (aggregated metrics, the workers view). */
+  readonly admin?: Pick<AdminSources, 'metrics' | 'workers'>;
+}
+
+/**
+ * Starts the providers of every registry (and the file's static instances), the aggregator, a
+ * balancer per service with its health checks, and the admin listener; rejects, with nothing left
+ * running, when the admin listener cannot bind.
+ */
+export async function startControlPlane(initial: GatewayConfig, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const log = options.log ?? componentLogger('gateway');
+  let config = initial;
+
+  // 1. Providers: every registry, plus the static instances declared in the file.
+  const staticInstances = new StaticProvider('static');
+  staticInstances.replace(staticInstanceLists(config));
+  const providers = [...config.registries.map((registry) => createProvider(registry.location)), staticInstances];
+  const registries: RegistryRef[] = providers.map((provider, index) => {
+    const registry = config.registries[index];
+    return { name: provider.name, url: registry?.url, kind: registry?.location.kind ?? 'static' };
+  });
+
+  // 2. One LoadBalanceConf per service, merged, deduplicated and throttled.
+  // A mass removal right after a registry outage is held (self-preservation), see RemovalProtection.
+  const aggregator = new DiscoveryAggregator(providers, { protection: config.removalProtection });
+
+  // 3. A balancer per service (with active and passive health), built as soon as a registry lists it.
+  const balancers = new ServiceBalancers(registryBalancerSource(aggregator), config);
+  const traffic = options.traffic ?? new InstanceTraffic();
+  const healthWatch = balancers.health$.subscribe((snapshot) => {
+    recordInstances(snapshot);
+    traffic.retain(snapshot.service, snapshot.endpoints.map((endpoint) => endpoint.address));
+  });
+
+  // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
+  const configChanges = new Subject<ConfigChange>();
+  const sources: AdminSources = { aggregator, balancers, traffic, registries, config: () => config, ...options.admin };
+  let admin: AdminListener | undefined;
+  const release = async () => {
+    await admin?.close();
+    configChanges.complete();
+    healthWatch.unsubscribe();
+    balancers.close();
+    await aggregator.close();
+  };
+  aggregator.start();
+  try {
+    admin = config.admin ? await startAdmin(sources, configChanges, config.admin) : undefined;
+  } catch (error) {
+    await release();
+    throw error;
+  }
+
+  return {
+    adminPort: admin?.port,
+    aggregator,
+    balancers,
+    traffic,
+    config: () => config,
+    apply(next) {
+      const restartOnly = restartOnlyChanges(config, next);
+      if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
+      config = next;
+      balancers.apply(next);
+      aggregator.configureProtection(next.removalProtection);
+      staticInstances.replace(staticInstanceLists(next));
+      configReloadsTotal.inc({ result: 'applied' });
+      configChanges.next({ type: 'config-applied', data: { routes: next.routes.length, services: next.services.size, restartRequired: restartOnly } });
+      log.info({ routes: next.routes.length, services: next.services.size }, 'configuration applied');
+    },
+    refuse(error) {
+      configReloadsTotal.inc({ result: 'refused' });
+      configChanges.next({ type: 'config-refused', data: { reason: errorMessage(error) } });
+    },
+    close: release,
+  };
+}
+
+/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list and the worker count. */
+function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
+  const keys: string[] = [];
+  if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
+  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
+  if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
+  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
+  if (current.workers !== next.workers) keys.push('workers');
+  return keys;
+}

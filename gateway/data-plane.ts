@@ -1,0 +1,136 @@
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Picker } from '../src/balance/picker.ts';
+import type { Logger } from '../src/logger.ts';
+import type { GatewayConfig, RouteConfig } from './config/index.ts';
+import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
+import { startEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
+import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
+import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
+import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
+import type { RequestMetrics } from './telemetry/index.ts';
+import { UpstreamTransports } from './transports/index.ts';
+
+/** Transports (and their connections) unused for this long are closed (their instance has most likely left). */
+const POOL_IDLE_MS = 5 * 60_000;
+
+/** What requests are balanced over: the pickers of `ServiceBalancers`, local or fed by a primary. */
+export interface PickerLookup {
+  pickerFor(service: string, route?: RouteConfig): Picker | undefined;
+  has(service: string): boolean;
+}
+
+/** What the data plane takes besides its configuration. */
+export interface DataPlaneDependencies {
+  readonly balancers: PickerLookup;
+  /** Told of every upstream attempt (per-instance traffic, upstream error metrics). */
+  readonly observer: AttemptObserver;
+  readonly requestMetrics: RequestMetrics;
+  readonly log: Logger;
+  readonly accessLogger?: AccessLogDestination;
+  /** Builds named middleware; the built-in factory by default. */
+  readonly middlewareFactory?: NamedMiddlewareFactory;
+}
+
+/** The client-facing half of a gateway: entry points, router, middleware and proxy. */
+export interface DataPlane {
+  /** The bound port of every entry point, by name. */
+  readonly ports: ReadonlyMap<string, number>;
+  /** Requests being served right now, over every entry point. */
+  readonly inFlight: number;
+  /** Applies a new configuration to new requests; in-flight ones finish under the old one. */
+  apply(config: GatewayConfig): void;
+  /** Stops accepting and drains in-flight requests up to the configured deadline. */
+  drain(): Promise<void>;
+  /** Closes upstream connections and flushes the access log; call after `drain`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts every entry point of `config` with the router and middleware onion around the proxy, and
+ * resolves once all listen; rejects, with nothing left listening, when one cannot start.
+ */
+export async function startDataPlane(initial: GatewayConfig, dependencies: DataPlaneDependencies): Promise<DataPlane> {
+  const { balancers, log } = dependencies;
+  let config = initial;
+  const transports = new UpstreamTransports();
+  const proxyDependencies: ProxyDependencies = {
+    pickerFor: (service, route) => balancers.pickerFor(service, route),
+    policyFor: policyResolver(() => config),
+    transports,
+    observer: dependencies.observer,
+  };
+
+  // Router and middleware onion around the proxy, rebuilt as a whole on every reload. Named
+  // middleware outlive the onion: one whose own settings did not change keeps its state (buckets).
+  const namedMiddleware = new NamedMiddlewareRegistry(dependencies.middlewareFactory);
+  const build = (next: GatewayConfig) => {
+    namedMiddleware.update(next.middlewares);
+    const common = {
+      namedMiddleware,
+      hasService: (service: string) => balancers.has(service),
+      onRequestEnd: (context: GatewayContext) => dependencies.requestMetrics.request(context),
+      ...(dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}),
+    };
+    return {
+      http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
+      upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
+    };
+  };
+  let runners = build(config);
+
+  // The entry points: each accepts its protocol and tags every request with its name.
+  const limits: ListenerLimits = {
+    maxHeaderSize: config.limits.maxHeaderSize,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+    keepAliveTimeoutMs: config.limits.keepAliveTimeoutMs,
+  };
+  const handlersFor = (origin: RequestOrigin) => ({
+    request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
+    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(runners.upgrade, request, socket, head, log, origin),
+  });
+  const entryPoints: EntryPoint[] = [];
+  const sweeper = setInterval(() => transports.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
+  sweeper.unref();
+  const drain = async () => {
+    await Promise.all(entryPoints.map((entryPoint) => entryPoint.drain(config.shutdown.drainTimeoutMs)));
+  };
+  const close = async () => {
+    clearInterval(sweeper);
+    await transports.close();
+    // Bounded: a stdout nobody reads must not hold the shutdown.
+    await dependencies.accessLogger?.close(1_000);
+  };
+  try {
+    for (const entryPoint of config.entryPoints) {
+      const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https' };
+      entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log));
+    }
+  } catch (error) {
+    await drain();
+    await close();
+    throw error;
+  }
+  return {
+    ports: new Map(entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.port])),
+    get inFlight() {
+      return entryPoints.reduce((sum, entryPoint) => sum + entryPoint.inFlight, 0);
+    },
+    apply(next) {
+      config = next;
+      runners = build(next);
+    },
+    drain,
+    close,
+  };
+}
+
+/** An upgrade request gets a ServerResponse on its socket, so that failures answer like any request. */
+async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger, origin: RequestOrigin): Promise<void> {
+  if (head.length > 0) socket.unshift(head);
+  const response = new ServerResponse(request);
+  response.shouldKeepAlive = false;
+  response.assignSocket(socket as never);
+  await runner(createContext(request, response, log, origin));
+}

@@ -1,0 +1,267 @@
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import zookeeper, { type Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
+import {
+  acceptsConnections,
+  connectZooKeeperClient,
+  fourLetterWord,
+  freePort,
+  logOf,
+  makeTempDir,
+  ManagedProcess,
+  readTail,
+  REPO_ROOT,
+  startGateway,
+  startZooKeeper,
+  waitFor,
+  type GatewayProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+import { descendantsOf, stillRunning } from '../harness/process-tree.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
+
+const BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend.mjs');
+const CHECK_INTERVAL_MS = 400;
+const DRAIN_TIMEOUT_MS = 8_000;
+
+interface Backend {
+  readonly name: string;
+  readonly port: number;
+  readonly process: ManagedProcess;
+}
+
+/** A backend that logs every request it receives (`request <epoch ms> <method> <url>`), so the test can count health checks. */
+async function startLoggingBackend(name: string): Promise<Backend> {
+  const port = await freePort();
+  const dir = await makeTempDir('sb-backend-');
+  const process = new ManagedProcess({
+    name: `backend:${name}`,
+    command: globalThis.process.execPath,
+    args: [BACKEND_SCRIPT, '--port', String(port), '--name', name, '--log-requests'],
+    logFile: join(dir, 'backend.log'),
+  });
+  process.start();
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `backend ${name} to listen` });
+  return { name, port, process };
+}
+
+/** One request on a connection of its own (no keep-alive), so that each may land on either worker. */
+function getFresh(url: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { agent: false, headers: { connection: 'close' } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: response.headers }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+function call(run: (done: (error: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
+}
+
+describe('workers: 2 — one primary, two workers sharing the entry point', () => {
+  let zk: ZooKeeperCluster;
+  let writer: Client;
+  let gateway: GatewayProcess;
+  let adminPort: number;
+  const backends: Backend[] = [];
+
+  const register = (backend: Backend) => {
+    const payload = { id: backend.name, service: 'user', host: '127.0.0.1', port: backend.port, weight: 1, protocol: 'http', metadata: {} };
+    return call((done) => writer.create(`/services/user/${backend.name}`, Buffer.from(JSON.stringify(payload)), zookeeper.CreateMode.EPHEMERAL, done));
+  };
+  const deregister = (backend: Backend) => call((done) => writer.remove(`/services/user/${backend.name}`, -1, done));
+
+  async function workers(): Promise<WorkerView[]> {
+    const response = await fetch(`http://127.0.0.1:${adminPort}/api/workers`);
+    return (await response.json()) as WorkerView[];
+  }
+
+  /** Sends one request on a fresh connection and finds which worker served it, from the per-worker counts the primary keeps. */
+  async function servedBy(): Promise<{ slot: number; name: string; configTag: unknown }> {
+    const before = await workers();
+    const answer = await getFresh(`${gateway.url}/who`);
+    expect(answer.status, answer.body).toBe(200);
+    const name = (JSON.parse(answer.body) as { name: string }).name;
+    const after = await waitFor(
+      async () => {
+        const now = await workers();
+        return now.some((worker, index) => worker.requests > before[index]!.requests) ? now : undefined;
+      },
+      { timeoutMs: 5_000, message: 'the serving worker to report its request' },
+    );
+    return { slot: after.findIndex((worker, index) => worker.requests > before[index]!.requests), name, configTag: answer.headers['x-config'] };
+  }
+
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    writer = await connectZooKeeperClient(zk.connectString);
+    await call((done) => writer.mkdirp('/services/user', done));
+    backends.push(await startLoggingBackend('a'), await startLoggingBackend('b'));
+    for (const backend of backends) await register(backend);
+    adminPort = await freePort();
+    gateway = await startGateway(configText('one'));
+    await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
+  }, 60_000);
+
+  /** The gateway's file; every answer carries `x-config: <tag>`, so a test sees which file a worker applies. */
+  const configText = (tag: string) => `
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+workers: 2
+accessLog: false
+registries: [zk://${zk.connectString}/services]
+services:
+  # removalGrace 0: an instance deregistered leaves at once, though it still passes its checks.
+  user: { healthCheck: { path: /healthz, interval: ${CHECK_INTERVAL_MS}ms }, outlierDetection: false, removalGrace: 0s }
+routes:
+  - { path: /, service: user, responseHeaders: { set: { x-config: ${tag} } } }
+shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
+`;
+
+  afterAll(async () => {
+    await gateway?.process.kill();
+    for (const backend of backends) await backend.process.kill();
+    writer?.close();
+    await zk?.close();
+  });
+
+  it('serves requests on both workers, two processes besides the primary', async () => {
+    const slots = new Set<number>();
+    await waitFor(async () => slots.add((await servedBy()).slot).size === 2, { timeoutMs: 30_000, message: 'both workers to serve a request' });
+    const view = await workers();
+    expect(view.map((worker) => worker.state)).toEqual(['listening', 'listening']);
+    expect(new Set(view.map((worker) => worker.pid)).size).toBe(2);
+    expect(view.map((worker) => worker.pid)).not.toContain(gateway.process.pid);
+  });
+
+  it("serves /metrics as valid text summing every worker's metrics with the primary's own", async () => {
+    const scrape = async () => parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text());
+    const served = async () => (await workers()).reduce((sum, worker) => sum + worker.requests, 0);
+    await servedBy();
+    // Requests (counted by the workers) match the attempts the workers reported; no retries happen here.
+    await waitFor(async () => {
+      const families = await scrape();
+      const requests = families.get('switchboard_requests_total')?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0;
+      return requests > 0 && requests === (await served());
+    }, { timeoutMs: 10_000, message: 'switchboard_requests_total to sum both workers' });
+    // The instance gauge is the primary's alone, once, not once per process.
+    expect(sampleValue(await scrape(), 'switchboard_instances', { service: 'user', state: 'total' })).toBe(2);
+  });
+
+  it('holds one ZooKeeper session for the whole gateway, not one per worker', async () => {
+    // `cons` lists every client connection with its session id; ours (the writer) is one of them.
+    const sessions = async () => [...(await fourLetterWord('127.0.0.1', zk.nodes[0]!.clientPort, 'cons')).matchAll(/sid=0x[0-9a-f]+/g)].length;
+    await waitFor(async () => (await sessions()) >= 2, { message: "the gateway's session to show in cons" });
+    expect(await sessions()).toBe(2);
+  });
+
+  it('checks each backend once per interval, as one process would, not once per worker', async () => {
+    const checks = async (backend: Backend) =>
+      [...(await readTail(backend.process.logFile, 1 << 20)).matchAll(/^request (\d+) GET \/healthz$/gm)].map((match) => Number(match[1]));
+    const before = (await checks(backends[0]!)).length;
+    const times = await waitFor(async () => {
+      const all = await checks(backends[0]!);
+      return all.length >= before + 8 ? all.slice(before) : undefined;
+    }, { timeoutMs: 30_000, message: 'eight more health checks of backend a' });
+    // One checker waits at least the interval after each result before the next probe, so n probes
+    // span at least (n − 1) intervals; two checkers would fit about twice as many into that span.
+    const span = times.at(-1)! - times[0]!;
+    expect(times.length - 1, `checks at ${times.join(', ')}`).toBeLessThanOrEqual(Math.floor(span / CHECK_INTERVAL_MS) + 1);
+  });
+
+  it('brings an instance registered in ZooKeeper to every worker, and its removal too', async () => {
+    const added = await startLoggingBackend('c');
+    backends.push(added);
+    await register(added);
+    const seen = new Set<number>();
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.name === 'c') seen.add(served.slot);
+      return seen.size === 2;
+    }, { timeoutMs: 60_000, message: 'instance c to answer through both workers' });
+
+    await deregister(added);
+    // With three instances in round-robin, c answers one request in three; six in a row without it, per worker, means it is gone there.
+    const withoutC = [0, 0];
+    await waitFor(async () => {
+      const served = await servedBy();
+      withoutC[served.slot] = served.name === 'c' ? 0 : withoutC[served.slot]! + 1;
+      return withoutC.every((count) => count >= 6);
+    }, { timeoutMs: 60_000, message: 'both workers to stop sending to c' });
+  });
+
+  it('applies a changed file on every worker, and keeps it everywhere when the next one is refused', async () => {
+    await gateway.writeConfig(configText('two'));
+    const updated = new Set<number>();
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.configTag === 'two') updated.add(served.slot);
+      return updated.size === 2;
+    }, { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+
+    // Valid YAML with a misspelt key: refused by validation, so the x-config: three it also sets never applies.
+    await gateway.writeConfig(configText('three').replace('service: user, responseHeaders', 'servce: user, responseHeaders'));
+    await waitFor(async () => /configuration refused; the running configuration stays/.test(await logOf(gateway.process)), { timeoutMs: 10_000, message: 'the primary to refuse the file' });
+    const tags: unknown[][] = [[], []];
+    await waitFor(async () => {
+      const served = await servedBy();
+      tags[served.slot]!.push(served.configTag);
+      return tags.every((seen) => seen.length >= 3);
+    }, { timeoutMs: 30_000, message: 'each worker to answer three requests after the refusal' });
+    expect(tags.map((seen) => [...new Set(seen)])).toEqual([['two'], ['two']]);
+  });
+
+  it('replaces a worker killed with SIGKILL while the other keeps serving', async () => {
+    const [victim] = await workers();
+    process.kill(victim!.pid!, 'SIGKILL');
+    await waitFor(async () => (await workers())[0]!.restarts === 1, { timeoutMs: 10_000, message: 'the primary to notice the exit' });
+    for (let index = 0; index < 10; index += 1) expect((await getFresh(`${gateway.url}/who`)).status).toBe(200);
+    const replaced = await waitFor(async () => {
+      const view = await workers();
+      return view[0]!.state === 'listening' && view[0]!.pid !== victim!.pid ? view : undefined;
+    }, { timeoutMs: 20_000, message: 'a new worker in slot 0' });
+    expect(replaced[1]!.restarts).toBe(0);
+    const slots = new Set<number>();
+    await waitFor(async () => slots.add((await servedBy()).slot).size === 2, { timeoutMs: 30_000, message: 'the new worker to serve too' });
+    expect(await logOf(gateway.process)).toMatch(/worker exited; replacing it/);
+  });
+
+  it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
+    // Held requests on fresh connections until both workers serve at least one.
+    const held: Promise<{ status: number; body: string }>[] = [];
+    await waitFor(async () => {
+      held.push(getFresh(`${gateway.url}/stream/held-${held.length}`));
+      await new Promise((resolve) => setImmediate(resolve));
+      const view = await waitFor(async () => {
+        const now = await workers();
+        return now.reduce((sum, worker) => sum + worker.inFlight, 0) === held.length ? now : undefined;
+      }, { timeoutMs: 10_000, message: 'the held request to be in flight' });
+      return view.every((worker) => worker.inFlight >= 1);
+    }, { timeoutMs: 30_000, message: 'a held request on each worker' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    const tree = descendantsOf(gateway.process.pid!).filter((record) => record.command.includes('switchboard'));
+    expect(tree.length).toBe(2);
+
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the entry point to stop accepting' });
+    // Released on every backend (a release for a request a backend never saw is kept there and harmless).
+    for (let index = 0; index < held.length; index += 1) {
+      for (const backend of backends) await fetch(`http://127.0.0.1:${backend.port}/release/held-${index}`, { method: 'POST' });
+    }
+    for (const answer of await Promise.all(held)) {
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatch(/^first [ab]\nsecond\n$/);
+    }
+    const exit = await gateway.process.waitForExit(DRAIN_TIMEOUT_MS + 5_000);
+    expect(exit.code).toBe(0);
+    await waitFor(() => stillRunning(tree).length === 0, { timeoutMs: 5_000, message: 'every worker to exit' });
+  });
+});
