@@ -1,6 +1,7 @@
 // Child process of the discovery benchmark: loads every service of one registry through a fresh
-// provider and prints {ms, rssMb, heapMb, rssBeforeMb} as one JSON line. A separate process, so that
+// provider and prints {ms, rssMb, heapMb, externalMb, peakRssMb, rssBeforeMb} as one JSON line. A separate process, so that
 // its memory figures hold nothing but the provider and what it loaded.
+import { readFileSync } from 'node:fs';
 import { filter, firstValueFrom, scan } from 'rxjs';
 import { createProvider } from '../../src/discovery/index.ts';
 
@@ -31,8 +32,19 @@ await loaded;
 const elapsed = performance.now() - started;
 globalThis.gc?.();
 const memory = process.memoryUsage();
+const mb = (bytes: number) => bytes / 2 ** 20;
 process.stdout.write(
-  `${JSON.stringify({ ms: elapsed, rssMb: memory.rss / 2 ** 20, heapMb: memory.heapUsed / 2 ** 20, rssBeforeMb: rssBefore / 2 ** 20 })}\n`,
+  `${JSON.stringify({ ms: elapsed, rssMb: mb(memory.rss), heapMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external), peakRssMb: peakRssMb(), rssBeforeMb: mb(rssBefore) })}\n`,
 );
 await provider.close();
 process.exit(0);
+
+/** The process's RSS high-water mark (VmHWM), or NaN where /proc is missing. */
+function peakRssMb(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -78,3 +78,45 @@ describe('ProviderStore with a layout decoder', () => {
     store.complete();
   });
 });
+
+describe('ProviderStore decodes only what changed', () => {
+  const entry = (name: string, port: number, host = '10.0.0.1') => ({ service: 'user', name, key: `/services/user/${name}`, data: Buffer.from(JSON.stringify({ host, port })) });
+
+  it('decodes a re-listed entry again only when its data changed, and keeps the instance objects of the others', () => {
+    const decoded: string[] = [];
+    const native = registryLayout(undefined).decode;
+    const store = new ProviderStore('zk-cache', rootLogger, (raw) => {
+      decoded.push(raw.name);
+      return native(raw);
+    });
+    const snapshots: ProviderSnapshot[] = [];
+    store.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
+    store.publishRaw('user', [entry('a', 80), entry('b', 81), entry('c', 82)], '1');
+    // Equal bytes in a new buffer (etcd hands over fresh values) count as unchanged too.
+    store.publishRaw('user', [entry('a', 80), entry('b', 91), entry('c', 82), entry('d', 83)], '2');
+    expect(decoded).toEqual(['a', 'b', 'c', 'b', 'd']);
+    const [first, second] = snapshots;
+    expect(second!.instances.map((instance) => `${instance.id}:${instance.port}`)).toEqual(['a:80', 'b:91', 'c:82', 'd:83']);
+    expect(second!.instances[0]).toBe(first!.instances[0]);
+    expect(second!.instances[2]).toBe(first!.instances[2]);
+    // An entry the registry dropped is forgotten: listed again with the same data, it is decoded anew.
+    store.publishRaw('user', [entry('b', 91)], '3');
+    store.publishRaw('user', [entry('a', 80), entry('b', 91)], '4');
+    expect(decoded).toEqual(['a', 'b', 'c', 'b', 'd', 'a']);
+    expect(snapshots.at(-1)!.instances.map((instance) => instance.id)).toEqual(['a', 'b']);
+    store.complete();
+  });
+
+  it('still skips, counts and lists a bad entry it remembers', () => {
+    const store = new ProviderStore('zk-cache-bad', rootLogger);
+    const snapshots: ProviderSnapshot[] = [];
+    store.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
+    const bad = { service: 'user', name: 'bad', data: Buffer.from('not json') };
+    store.publishRaw('user', [entry('a', 80), bad], '1');
+    store.publishRaw('user', [entry('a', 80), bad, entry('b', 81)], '2');
+    expect(snapshots.at(-1)!.instances.map((instance) => instance.id)).toEqual(['a', 'b']);
+    expect(snapshots.at(-1)!.invalid).toBe(1);
+    expect(snapshots.at(-1)!.invalidEntries).toEqual([{ key: 'user/bad', reason: expect.stringMatching(/not JSON/), since: expect.any(Number) }]);
+    store.complete();
+  });
+});

@@ -1,6 +1,7 @@
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
 import type { Logger } from '../logger.ts';
 import { invalidInstancesTotal, providerSnapshotsTotal, providerStale } from '../metrics.ts';
+import { EntryDecodeCache } from './entry-decode-cache.ts';
 import type { RawInstance } from './instance-codec.ts';
 import { NATIVE_LAYOUT, type EntryDecoder } from './layout/index.ts';
 import { sameInstances, sortInstances, type Instance } from './instance.ts';
@@ -23,13 +24,15 @@ export class ProviderStore {
    * first seen, so a re-list does not log them again. Holds only what the registry still lists.
    */
   private readonly reportedInvalid = new Map<string, Map<string, number>>();
+  private readonly decoded: EntryDecodeCache;
 
   constructor(
     readonly provider: string,
     private readonly log: Logger,
     /** How the provider's layout reads one entry; `native` by default. */
-    private readonly decode: EntryDecoder = NATIVE_LAYOUT.decode,
+    decode: EntryDecoder = NATIVE_LAYOUT.decode,
   ) {
+    this.decoded = new EntryDecodeCache(decode);
     this.status = new BehaviorSubject<ProviderStatus>({ provider, state: 'connecting', since: Date.now() });
     this.status$ = this.status.asObservable();
     this.snapshots$ = new Observable<ProviderSnapshot>((subscriber) => {
@@ -50,7 +53,8 @@ export class ProviderStore {
 
   /**
    * Decodes `entries` (each into zero, one or several instances) and publishes the resulting set for `service` unless it equals the last one.
-   * Bad entries are skipped, logged once per distinct payload, and counted.
+   * Bad entries are skipped, logged once per distinct payload, and counted. An entry listed last time
+   * with the same data is not decoded again: its instances are the same objects as before.
    */
   publishRaw(service: string, entries: readonly RawInstance[], revision: string): void {
     const instances: Instance[] = [];
@@ -58,8 +62,9 @@ export class ProviderStore {
     const reported = this.reportedInvalid.get(service);
     const stillListed = new Map<string, number>();
     let invalid = 0;
-    for (const entry of entries) {
-      const result = this.decode(entry);
+    const results = this.decoded.decodeAll(service, entries);
+    for (const [index, entry] of entries.entries()) {
+      const result = results[index]!;
       if (result.ok) {
         instances.push(...result.instances);
         continue;

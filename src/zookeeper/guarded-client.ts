@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { ZooKeeperFrameSplitter } from './zookeeper-frames.ts';
 
 /**
  * One node-zookeeper-client instance wrapped with the guards a supervisor needs. This file is the
@@ -63,19 +64,35 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
   } as Partial<zookeeper.Option>);
   const manager = (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager;
   let lastReceivedAt = Date.now();
+  let framesReset: () => void = () => undefined;
   let retired: Promise<void> | undefined;
 
   if (manager) {
     // A reply the parser cannot map (a close request racing the handshake makes it read the
     // connect response as a reply: "Unknown code") throws inside a socket 'data' listener, where
     // nothing else could catch it. Treat it as a broken connection instead of a process crash.
+    // The library is fed one whole frame per call (see ZooKeeperFrameSplitter for why).
     const onSocketData = manager.onSocketData;
+    const frames = new ZooKeeperFrameSplitter();
+    framesReset = () => frames.reset();
+    let framedSocket: Socket | undefined;
     manager.onSocketData = function guardedOnSocketData(this: ConnectionManagerInternals, buffer: Buffer) {
       lastReceivedAt = Date.now();
+      const socket = this.socket;
+      if (socket !== framedSocket) {
+        // A new connection: a partial frame of the old one must not prefix its stream.
+        frames.reset();
+        framedSocket = socket;
+      }
       try {
-        onSocketData.call(this, buffer);
+        // A frame that made the library drop the socket ends this chunk: the rest belongs to a dead connection.
+        frames.push(buffer, (frame) => {
+          onSocketData.call(this, frame);
+          return this.socket === socket && socket?.destroyed !== true;
+        });
       } catch (error) {
         log.warn({ err: errorMessage(error) }, 'ZooKeeper client failed to parse a reply; dropping the connection');
+        frames.reset();
         this.pendingBuffer = null;
         this.socket?.destroy();
       }
@@ -111,6 +128,7 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
       if (retired || !manager) return;
       // The library keeps a half-read frame across reconnects; it would corrupt the next stream.
       manager.pendingBuffer = null;
+      framesReset();
       manager.socket?.destroy();
     },
     retire(graceMs) {

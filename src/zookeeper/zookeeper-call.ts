@@ -18,16 +18,19 @@ export function operationTimeoutOf(client: Pick<Client, 'getSessionTimeout'>): n
  * Runs one library call and settles exactly once: with its results, with a `ZooKeeperError` for
  * an error it called back with or threw synchronously (the library asserts arguments by
  * throwing), or with `OPERATION_TIMEOUT` after `timeoutMs`, because the library never answers a
- * request queued on a client that is closed or reconnects forever. A late answer is ignored.
+ * request queued on a client that is closed or reconnects forever. A late answer is ignored. A
+ * function `start` returns is called on that timeout (to give back a slot the call held).
  */
 export function callZooKeeper<A extends unknown[]>(
   operation: string,
   path: string,
   timeoutMs: number,
-  start: (done: (error: unknown, ...results: A) => void) => void,
+  start: (done: (error: unknown, ...results: A) => void) => void | (() => void),
 ): Promise<A> {
   return new Promise<A>((resolve, reject) => {
+    let cancel: void | (() => void);
     const timer = setTimeout(() => {
+      cancel?.();
       reject(new ZooKeeperError('OPERATION_TIMEOUT', `${operation} ${path}: no answer within ${timeoutMs} ms`, { path }));
     }, timeoutMs);
     const settle = (error: unknown, results: A | undefined): void => {
@@ -36,7 +39,7 @@ export function callZooKeeper<A extends unknown[]>(
       else resolve(results!);
     };
     try {
-      start((error, ...results) => settle(error, results));
+      cancel = start((error, ...results) => settle(error, results));
     } catch (error) {
       settle(error ?? new Error('unknown failure'), undefined);
     }

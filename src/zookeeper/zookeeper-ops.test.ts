@@ -2,7 +2,7 @@ import zookeeper, { type Client } from 'node-zookeeper-client';
 import { describe, expect, it, vi } from 'vitest';
 import { failQueuedRequests } from './guarded-client.ts';
 import { ZooKeeperError } from './zookeeper-errors.ts';
-import { exists, getChildren, getData, maxZxid, zxidToString } from './zookeeper-ops.ts';
+import { exists, getChildren, getData, maxZxid, readerFor, zxidToString } from './zookeeper-ops.ts';
 import { mkdirp } from './zookeeper-writes.ts';
 
 /** A client whose every call answers with `error` (or throws it synchronously when `sync`). */
@@ -55,6 +55,33 @@ describe('ZooKeeper operation helpers', () => {
       await vi.advanceTimersByTimeAsync(2_000);
       expect(await read).toMatchObject({ reason: 'OPERATION_TIMEOUT', code: 'SB_ZK_OPERATION_TIMEOUT', transient: true });
       expect(await write).toMatchObject({ reason: 'OPERATION_TIMEOUT', path: '/services/web' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('sends a reader\'s reads beyond its in-flight cap as earlier ones answer, and a read that timed out gives its slot back', async () => {
+    vi.useFakeTimers();
+    try {
+      const sent: string[] = [];
+      const answers = new Map<string, (error: null, data: Buffer, stat: object) => void>();
+      const client = {
+        getSessionTimeout: () => 2_000,
+        getData: (path: string, callback: (error: null, data: Buffer, stat: object) => void) => {
+          sent.push(path);
+          answers.set(path, callback);
+        },
+      } as unknown as Client;
+      const reader = readerFor(client, 2);
+      const reads = ['/a', '/b', '/c', '/d'].map((path) => reader.getData(path).catch((rejected: unknown) => rejected));
+      expect(sent).toEqual(['/a', '/b']);
+      answers.get('/a')!(null, Buffer.from('a'), {});
+      expect(await reads[0]).toMatchObject({ data: Buffer.from('a') });
+      expect(sent).toEqual(['/a', '/b', '/c']);
+      // /b and /c never answer: their timeouts (which count the wait for a slot) free the slots for /d.
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(await reads[1]).toMatchObject({ reason: 'OPERATION_TIMEOUT' });
+      expect(sent).toContain('/d');
     } finally {
       vi.useRealTimers();
     }

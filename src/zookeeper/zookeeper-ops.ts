@@ -1,5 +1,6 @@
 import type { Client, Event, Stat } from 'node-zookeeper-client';
 import { callZooKeeper, operationTimeoutOf } from './zookeeper-call.ts';
+import { ZooKeeperGate } from './zookeeper-gate.ts';
 
 /**
  * A one-shot ZooKeeper watch callback. The library keeps one registration per function and path,
@@ -32,35 +33,56 @@ export interface ZooKeeperReader {
 }
 
 /** Lists the children of `path`, arming a child watch when `watcher` is given. */
-export function getChildren(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<ChildrenResult> {
-  return call(client, 'getChildren', path, (done: (error: unknown, children: string[], stat: Stat) => void) => {
+export function getChildren(client: Client, path: string, watcher?: ZooKeeperWatcher, wrap: StartWrapper = unwrapped): Promise<ChildrenResult> {
+  return call(client, 'getChildren', path, wrap((done: (error: unknown, children: string[], stat: Stat) => void) => {
     if (watcher) client.getChildren(path, watcher, done);
     else client.getChildren(path, done);
-  }).then(([children, stat]) => ({ children: children ?? [], stat }));
+  })).then(([children, stat]) => ({ children: children ?? [], stat }));
 }
 
 /** Reads the data of `path`, arming a data watch (change or deletion) when `watcher` is given. */
-export function getData(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<DataResult> {
-  return call(client, 'getData', path, (done: (error: unknown, data: Buffer, stat: Stat) => void) => {
+export function getData(client: Client, path: string, watcher?: ZooKeeperWatcher, wrap: StartWrapper = unwrapped): Promise<DataResult> {
+  return call(client, 'getData', path, wrap((done: (error: unknown, data: Buffer, stat: Stat) => void) => {
     if (watcher) client.getData(path, watcher, done);
     else client.getData(path, done);
-  }).then(([data, stat]) => ({ data: data ?? null, stat }));
+  })).then(([data, stat]) => ({ data: data ?? null, stat }));
 }
 
 /** Stat of `path` or null when it does not exist, arming a data or existence watch when `watcher` is given. */
-export function exists(client: Client, path: string, watcher?: ZooKeeperWatcher): Promise<Stat | null> {
-  return call(client, 'exists', path, (done: (error: unknown, stat: Stat) => void) => {
+export function exists(client: Client, path: string, watcher?: ZooKeeperWatcher, wrap: StartWrapper = unwrapped): Promise<Stat | null> {
+  return call(client, 'exists', path, wrap((done: (error: unknown, stat: Stat) => void) => {
     if (watcher) client.exists(path, watcher, done);
     else client.exists(path, done);
-  }).then(([stat]) => stat ?? null);
+  })).then(([stat]) => stat ?? null);
 }
 
-/** A `ZooKeeperReader` over `client`, for code that should not know the library. */
-export function readerFor(client: Client): ZooKeeperReader {
+/** Reads one reader keeps in flight at most by default; the rest wait their turn (see `ZooKeeperGate`). */
+export const DEFAULT_MAX_READS_IN_FLIGHT = 256;
+
+/**
+ * A `ZooKeeperReader` over `client`, for code that should not know the library. At most
+ * `maxInFlight` of its reads are sent at once; each read's timeout counts its wait for a slot.
+ */
+export function readerFor(client: Client, maxInFlight = DEFAULT_MAX_READS_IN_FLIGHT): ZooKeeperReader {
+  const gate = new ZooKeeperGate(maxInFlight);
+  const gated =
+    <A extends unknown[]>(start: (done: (error: unknown, ...results: A) => void) => void) =>
+    (done: (error: unknown, ...results: A) => void): (() => void) =>
+      gate.admit((ticket) => {
+        try {
+          start((error, ...results) => {
+            ticket.release();
+            done(error, ...results);
+          });
+        } catch (error) {
+          ticket.release();
+          (done as unknown as (error: unknown) => void)(error ?? new Error('unknown failure'));
+        }
+      }).release;
   return {
-    getChildren: (path, watcher) => getChildren(client, path, watcher),
-    getData: (path, watcher) => getData(client, path, watcher),
-    exists: (path, watcher) => exists(client, path, watcher),
+    getChildren: (path, watcher) => getChildren(client, path, watcher, gated),
+    getData: (path, watcher) => getData(client, path, watcher, gated),
+    exists: (path, watcher) => exists(client, path, watcher, gated),
   };
 }
 
@@ -74,6 +96,13 @@ export function maxZxid(a: string, b: string): string {
   return BigInt(a) >= BigInt(b) ? a : b;
 }
 
-function call<A extends unknown[]>(client: Client, operation: string, path: string, start: (done: (error: unknown, ...results: A) => void) => void): Promise<A> {
+type Start<A extends unknown[]> = (done: (error: unknown, ...results: A) => void) => void | (() => void);
+
+/** Wraps how a call is started (a gate); `callZooKeeper` calls what the wrapped start returns on timeout. */
+type StartWrapper = <A extends unknown[]>(start: (done: (error: unknown, ...results: A) => void) => void) => Start<A>;
+
+const unwrapped: StartWrapper = (start) => start;
+
+function call<A extends unknown[]>(client: Client, operation: string, path: string, start: Start<A>): Promise<A> {
   return callZooKeeper(operation, path, operationTimeoutOf(client), start);
 }

@@ -24,10 +24,17 @@ function fakeTree() {
   let absent = false;
   let zxid = 1;
   const existsCalls: string[] = [];
+  const listings: string[][] = [];
+  const heldListings: Array<() => void> = [];
+  let holdListing = false;
   const reader: ZooKeeperReader = {
     async getChildren(path) {
       if (path !== SERVICE_PATH || absent) throw new ZooKeeperError('NO_NODE', path);
-      return { children: [...children.keys()], stat: stat(zxid) };
+      // The server answers with the membership of the moment it reads; the answer may travel late.
+      const answer = { children: [...children.keys()], stat: stat(zxid) };
+      listings.push(answer.children);
+      if (holdListing) await new Promise<void>((resolve) => heldListings.push(resolve));
+      return answer;
     },
     async getData(path) {
       const name = path.slice(SERVICE_PATH.length + 1);
@@ -47,6 +54,14 @@ function fakeTree() {
     reader,
     dataReads,
     existsCalls,
+    listings,
+    /** Parks listing answers (already read) until `releaseListings`. */
+    holdListings(value: boolean) {
+      holdListing = value;
+    },
+    releaseListings() {
+      for (const resolve of heldListings.splice(0)) resolve();
+    },
     /** The service path itself missing (or back). */
     absent(value: boolean) {
       absent = value;
@@ -109,10 +124,47 @@ describe('ZooKeeperServiceSync', () => {
     tree.set('b', 81);
     await sync.refresh();
     tree.set('a', 90);
-    sync.invalidate('a');
-    await sync.refresh();
+    await sync.invalidate('a');
     expect(ports()).toEqual(['a=90', 'b=81']);
     expect(tree.dataReads).toEqual(['a', 'b', 'a']);
+    // The child watch had not fired, so membership is as last listed: no second listing.
+    expect(tree.listings).toHaveLength(1);
+  });
+
+  it('delivers the final value of every child after a burst of data changes, re-reading without re-listing', async () => {
+    const { tree, sync, ports, published } = setup();
+    for (const name of ['a', 'b', 'c']) tree.set(name, 80);
+    await sync.refresh();
+    const runs: Promise<void>[] = [];
+    for (let change = 1; change <= 60; change += 1) {
+      const name = ['a', 'b', 'c'][change % 3]!;
+      tree.set(name, 80 + change);
+      runs.push(sync.invalidate(name));
+    }
+    await Promise.all(runs);
+    expect(ports()).toEqual(['a=140', 'b=138', 'c=139']);
+    expect(tree.listings).toHaveLength(1);
+    // Coalesced: far fewer snapshots than changes.
+    expect(published.length).toBeLessThan(10);
+  });
+
+  it('lists again when a child event arrives while a listing is on its way, even if a data change joins the same run', async () => {
+    const { tree, sync, ports } = setup();
+    tree.set('a', 80);
+    await sync.refresh();
+    tree.holdListings(true);
+    const relist = sync.refresh();
+    await new Promise((resolve) => setImmediate(resolve));
+    // The held answer lists only `a`; `b` arrives after the server read, with its child event.
+    tree.set('b', 81);
+    const childEvent = sync.refresh();
+    tree.set('a', 90);
+    const dataEvent = sync.invalidate('a');
+    tree.holdListings(false);
+    tree.releaseListings();
+    await Promise.all([relist, childEvent, dataEvent]);
+    expect(ports()).toEqual(['a=90', 'b=81']);
+    expect(tree.listings.at(-1)).toEqual(['a', 'b']);
   });
 
   it('does not cache a value read before a data event that arrived during the read', async () => {
@@ -124,7 +176,7 @@ describe('ZooKeeperServiceSync', () => {
     expect(tree.dataReads).toEqual(['a']);
     // The change lands while the answer with the old value is on its way.
     tree.set('a', 90);
-    sync.invalidate('a');
+    void sync.invalidate('a');
     tree.hold(false);
     tree.release();
     await first;
@@ -139,7 +191,7 @@ describe('ZooKeeperServiceSync', () => {
     tree.hold('read');
     const relist = sync.refresh();
     await new Promise((resolve) => setImmediate(resolve));
-    sync.invalidate('a');
+    void sync.invalidate('a');
     tree.hold(false);
     tree.release();
     await relist;

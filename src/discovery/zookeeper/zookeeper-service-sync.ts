@@ -42,6 +42,14 @@ export class ZooKeeperServiceSync {
   /** Set once a listing was published, so that a missing instances node is published empty only after it had entries. */
   private published = false;
   private firstRead: Promise<void> | undefined;
+  /**
+   * The children of the last listing, while its child watch is armed and has not fired: a data
+   * change then re-reads only its child, since any membership change would have fired that watch
+   * (ZooKeeper delivers it before anything read after it) and asked for a full re-list.
+   */
+  private listing: { readonly children: readonly string[]; readonly revision: string } | undefined;
+  /** Bumped by every request for a full re-list; a listing read across a bump is not kept. */
+  private listingEpoch = 0;
 
   constructor(
     readonly service: string,
@@ -56,6 +64,12 @@ export class ZooKeeperServiceSync {
 
   /** Re-lists the service; coalesces with a re-list in flight. Resolves when a re-list started after the call is published. */
   refresh(): Promise<void> {
+    this.listing = undefined;
+    this.listingEpoch += 1;
+    return this.request();
+  }
+
+  private request(): Promise<void> {
     const run = this.task.request();
     this.firstRead ??= run;
     return run;
@@ -66,11 +80,14 @@ export class ZooKeeperServiceSync {
     return this.firstRead ?? this.refresh();
   }
 
-  /** A child's data changed or the child went: forget its cached data and re-list. */
-  invalidate(child: string): void {
+  /**
+   * A child's data changed or the child went: forget its cached data and re-read it, re-listing
+   * only when membership may have changed too. Resolves like `refresh`.
+   */
+  invalidate(child: string): Promise<void> {
     this.epochs.set(child, (this.epochs.get(child) ?? 0) + 1);
     this.cache.delete(child);
-    void this.refresh();
+    return this.request();
   }
 
   /** Stops for good; a re-list in flight publishes nothing. */
@@ -83,9 +100,15 @@ export class ZooKeeperServiceSync {
     let children: readonly string[];
     let revision: string;
     try {
-      const listing = await this.context.reader.getChildren(this.path, this.context.watcher);
-      children = listing.children;
-      revision = zxidToString(listing.stat.pzxid);
+      if (this.listing) ({ children, revision } = this.listing);
+      else {
+        const epoch = this.listingEpoch;
+        const listing = await this.context.reader.getChildren(this.path, this.context.watcher);
+        children = listing.children;
+        revision = zxidToString(listing.stat.pzxid);
+        // A child event during the read may describe a newer membership: the coalesced run that follows re-lists.
+        if (epoch === this.listingEpoch) this.listing = { children, revision };
+      }
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;
       if (this.disposed) return;

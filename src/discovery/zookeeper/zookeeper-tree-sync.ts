@@ -95,7 +95,7 @@ export class ZooKeeperTreeSync {
       const [instance, ...deeper] = below;
       if (deeper.length > 0) return;
       if (instance === undefined) void sync.refresh();
-      else sync.invalidate(instance);
+      else void sync.invalidate(instance);
     } catch (error) {
       this.context.log.error({ err: errorMessage(error) }, 'failed to handle a ZooKeeper notification');
     }
@@ -112,7 +112,7 @@ export class ZooKeeperTreeSync {
     const prefix = root === '/' ? '/' : `${root}/`;
     if (!path.startsWith(prefix)) return;
     const [instance, ...deeper] = path.slice(prefix.length).split('/');
-    if (instance !== undefined && deeper.length === 0) this.services.get(service)?.invalidate(instance);
+    if (instance !== undefined && deeper.length === 0) void this.services.get(service)?.invalidate(instance);
   }
 
   private async listRoot(): Promise<void> {
