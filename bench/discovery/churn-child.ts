@@ -8,7 +8,7 @@
 // matched the registry's final state.
 import zookeeper from 'node-zookeeper-client';
 import { parseConfig } from '../../gateway/config/index.ts';
-import { ServiceBalancers } from '../../gateway/service-registry.ts';
+import { registryBalancerSource, ServiceBalancers } from '../../gateway/service-registry.ts';
 import { createProvider, DiscoveryAggregator } from '../../src/discovery/index.ts';
 
 /** `service` → instance id → port, or null for an instance that must be absent. */
@@ -56,7 +56,7 @@ interface Mirror {
 
 function gatewayMirror(): Mirror {
   const aggregator = new DiscoveryAggregator([createProvider(`zk://${connectString}${root}`)]);
-  const balancers = new ServiceBalancers(aggregator, parseConfig('bench.yaml', 'services: {}'));
+  const balancers = new ServiceBalancers(registryBalancerSource(aggregator), parseConfig('bench.yaml', 'services: {}'));
   const view: ChurnView = {};
   let count = 0;
   // What the balancers serve: each health snapshot follows the picker built from the same change.

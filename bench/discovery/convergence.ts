@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type zookeeper from 'node-zookeeper-client';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConfig } from '../../gateway/config/index.ts';
-import { ServiceBalancers } from '../../gateway/service-registry.ts';
+import { registryBalancerSource, ServiceBalancers } from '../../gateway/service-registry.ts';
 import { DEFAULT_THROTTLE_MS, DiscoveryAggregator } from '../../src/discovery/discovery-aggregator.ts';
 import type { DiscoveryProvider } from '../../src/discovery/provider.ts';
 
@@ -39,7 +39,7 @@ export async function measureConvergence(provider: DiscoveryProvider, service: s
     if (STAGES.every((each) => entry.at[each] !== undefined)) entry.done();
   };
   const aggregator = new DiscoveryAggregator([provider]);
-  const balancers = new ServiceBalancers(aggregator, parseConfig('bench.yaml', `services: { ${service}: {} }`));
+  const balancers = new ServiceBalancers(registryBalancerSource(aggregator), parseConfig('bench.yaml', `services: { ${service}: {} }`));
   const watching = provider.snapshots$.subscribe((snapshot) => {
     const at = performance.now();
     if (snapshot.service === service) for (const instance of snapshot.instances) settle(instance.id, 'provider', at);
