@@ -50,8 +50,8 @@ function parseFastPath(path: string, text: string, options: ParseConfigOptions):
   return withTls.issues.length === 0 && issues.length === 0 ? config : undefined;
 }
 
-/** The configuration read by `yaml` with positions, so that every problem names its line. */
-function parseLocated(path: string, text: string, options: ParseConfigOptions): GatewayConfig {
+/** `parseConfig` by `yaml` alone, with positions so that every problem names its line (the benchmark's "before"). */
+export function parseLocated(path: string, text: string, options: ParseConfigOptions): GatewayConfig {
   const lines = new LineCounter();
   // `merge` lets a file share settings through YAML anchors (`<<: *common`).
   const document = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
