@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
+import { MAX_ALIAS_COUNT, parseFast } from './fast-parse.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
 import { readAccessFiles } from './access-files.ts';
@@ -29,6 +30,28 @@ export class GatewayConfigError extends ConfigFileError {
  * file is reported at once, and unknown keys are errors.
  */
 export function parseConfig(path: string, text: string, options: ParseConfigOptions = {}): GatewayConfig {
+  return parseFastPath(path, text, options) ?? parseLocated(path, text, options);
+}
+
+/**
+ * The configuration read by js-yaml when the text is clear of everything where it and `yaml` could
+ * disagree, or `undefined` when anything is wrong or unsure: errors are only ever reported by
+ * `parseLocated`, which knows their lines.
+ */
+function parseFastPath(path: string, text: string, options: ParseConfigOptions): GatewayConfig | undefined {
+  const fast = parseFast(text);
+  if (!fast) return undefined;
+  const parsed = configSchema.safeParse(withoutExtensions(fast.content ?? {}));
+  if (!parsed.success) return undefined;
+  const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
+  if (options.readFiles === false) return resolved;
+  const withTls = readUpstreamTlsFiles(resolved, path);
+  const { config, issues } = readAccessFiles(withTls.config, path);
+  return withTls.issues.length === 0 && issues.length === 0 ? config : undefined;
+}
+
+/** `parseConfig` by `yaml` alone, with positions so that every problem names its line (the benchmark's "before"). */
+export function parseLocated(path: string, text: string, options: ParseConfigOptions): GatewayConfig {
   const lines = new LineCounter();
   // `merge` lets a file share settings through YAML anchors (`<<: *common`).
   const document = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false, uniqueKeys: true });
@@ -42,7 +65,7 @@ export function parseConfig(path: string, text: string, options: ParseConfigOpti
   }
   let content: unknown;
   try {
-    content = document.toJS({ maxAliasCount: 1_000 });
+    content = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
     throw new GatewayConfigError(path, [{ keyPath: '(root)', line: undefined, reason: (error as Error).message }], { cause: error });
   }
