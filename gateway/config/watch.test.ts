@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
-import { watchConfig, type ConfigResult } from './watch.ts';
+import { concernsConfig, watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
 
@@ -68,6 +68,36 @@ describe('watchConfig', () => {
     await rename(temporary, path);
     await waitFor(() => results.length === 2);
     expect(ports()).toEqual([1000, 4000]);
+  });
+
+  it('applies an edit while other files in the folder keep changing (a log file written beside the config)', async () => {
+    await watchResults();
+    const log = join(folder, 'gateway.log');
+    let writing = true;
+    // A write every 5 ms, well inside the debounce: events for it must not keep postponing the read.
+    const writer = (async () => {
+      for (let line = 0; writing; line += 1) {
+        await writeFile(log, `line ${line}\n`, { flag: 'a' });
+        await delay(5);
+      }
+    })();
+    try {
+      await writeFile(path, 'listen: 4500\n');
+      await waitFor(() => results.length === 2, { timeoutMs: 2_000, message: 'the edit while the log grows' });
+    } finally {
+      writing = false;
+      await writer;
+    }
+    expect(ports()).toEqual([1000, 4500]);
+  });
+
+  it('reacts to events naming the file, a Kubernetes ..data swap, or no name, and to nothing else', () => {
+    expect(concernsConfig('gateway.yaml', 'gateway.yaml')).toBe(true);
+    expect(concernsConfig(Buffer.from('gateway.yaml'), 'gateway.yaml')).toBe(true);
+    expect(concernsConfig('..data', 'gateway.yaml')).toBe(true);
+    expect(concernsConfig(null, 'gateway.yaml')).toBe(true);
+    expect(concernsConfig('gateway.log', 'gateway.yaml')).toBe(false);
+    expect(concernsConfig('.gateway.yaml.swp', 'gateway.yaml')).toBe(false);
   });
 
   it('skips a write that leaves the text unchanged', async () => {

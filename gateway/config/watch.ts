@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { Observable } from 'rxjs';
 import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
@@ -35,7 +35,7 @@ const REWATCH_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 /**
  * Watches the configuration file: emits the current result, then one each time the text changes.
  * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
- * both of which a file watch would lose. Every event in the folder is debounced, then the file is
+ * both of which a file watch would lose. Events naming the file (see `concernsConfig`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
  * is reported once). The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
@@ -45,6 +45,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
   const rewatchBackoff = options.rewatchBackoff ?? REWATCH_BACKOFF;
   const log = componentLogger('config-watch', { path });
+  const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
     let watcher: FSWatcher | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -75,10 +76,13 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       clearTimeout(timer);
       timer = setTimeout(() => enqueue(true), debounceMs);
     };
+    const onFolderEvent = (_event: string, filename: string | Buffer | null) => {
+      if (concernsConfig(filename, fileName)) schedule();
+    };
     const start = () => {
       if (closed) return;
       try {
-        watcher = watch(dirname(resolve(path)), { persistent: false }, schedule);
+        watcher = watch(dirname(resolve(path)), { persistent: false }, onFolderEvent);
       } catch (error) {
         onWatchError(error);
         return;
@@ -106,6 +110,18 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       watcher?.close();
     };
   });
+}
+
+/**
+ * Whether a folder event can have changed the configuration file: an event naming the file itself
+ * (an edit, or an editor's rename onto it), a Kubernetes-style swap of a `..data` link, or an event
+ * whose name the platform did not give. Anything else in the folder — the gateway's own log file
+ * written beside its config, an editor's swap file — must not hold the debounce open forever.
+ */
+export function concernsConfig(filename: string | Buffer | null, configName: string): boolean {
+  if (filename === null) return true;
+  const name = filename.toString();
+  return name === configName || name.startsWith('..');
 }
 
 function parse(path: string, text: string): ConfigResult {
