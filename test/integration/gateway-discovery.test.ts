@@ -89,7 +89,10 @@ routes:
     const before = await registrations();
     const counts = await tally(600);
     // The instance set must have stayed put; otherwise the premise of the count below is gone.
-    expect(await registrations()).toEqual(before);
+    // On a mismatch the agents' logs tell why (a failed probe, an expired session).
+    const agentLogs = async () => (await Promise.all(members.map(async (started) => `--- agent ${started.name}\n${(await logOf(started.agent)).slice(-3_000)}`))).join('\n');
+    expect(before, await agentLogs()).toEqual(['a', 'b', 'c'].map((name) => expect.stringMatching(new RegExp(`^${name}:[0-9a-f]+/`))));
+    expect(await registrations(), await agentLogs()).toEqual(before);
     // Smooth weighted round-robin is exact over whole cycles of 1 + 2 + 3 picks.
     // On a mismatch the gateway's log tells why (a retry after an upstream error, or a set change).
     expect(Object.fromEntries(counts), await logOf(gateway.process)).toEqual({ a: 100, b: 200, c: 300 });
