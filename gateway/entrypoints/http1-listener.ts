@@ -34,6 +34,15 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
   listener.dispatch(handlers, request, response);
 }
 
+/** Where a response holds the listener that tracks it, for the shared 'close' listener. */
+const LISTENER = Symbol('switchboard.listener');
+type ListenedResponse = ServerResponse & { [LISTENER]?: GatewayListener };
+
+/** Every response's 'close' listener (`this` is the response). */
+function onResponseClose(this: ListenedResponse): void {
+  this[LISTENER]?.closed(this);
+}
+
 /**
  * The client-facing HTTP/1.1 listener: limits on request heads, a JSON answer to malformed
  * requests (the connection is closed; others are unaffected), and a graceful `drain()`. It either
@@ -62,7 +71,9 @@ export class GatewayListener {
       },
       (request, response) => {
         this.active.add(response);
-        response.once('close', () => this.closed(response));
+        (response as ListenedResponse)[LISTENER] = this;
+        // A response closes once: `on` with one shared function instead of `once` with a closure per request.
+        response.on('close', onResponseClose);
         if (this.draining) response.setHeader('connection', 'close');
         // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
         // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
