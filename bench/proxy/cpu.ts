@@ -1,5 +1,5 @@
 // CPU time per request of each proxy process, side by side in one run: the bare undici proxy,
-// Switchboard from this checkout and, with BENCH_BASELINE=<ref>, Switchboard at that commit; all in
+// Switchboard from this checkout (with and without its access log) and, with BENCH_BASELINE=<ref>, Switchboard at that commit; all in
 // front of the same two Node backends (bench/proxy/backend.mjs). Rounds alternate the contenders
 // (the order rotating), and each run reads the proxy's user and system CPU from /proc/<pid>/stat
 // around wrk: on a shared machine, CPU per request moves far less than req/s does.
@@ -53,13 +53,14 @@ try {
   for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
-  const gateway = async (name: string, program: string) => {
+  const gateway = async (name: string, program: string, accessLog = true) => {
     const port = await freePort();
     const file = join(dir, `${contenders.length}.yaml`);
-    await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
+    await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
     contenders.push({ name, port, pid: await start(process.execPath, [program, '--config', file], port) });
   };
   await gateway('switchboard (this checkout)', 'bin/switchboard.js');
+  await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
   if (BASELINE_REF) {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     await gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program);
