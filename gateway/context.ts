@@ -16,8 +16,11 @@ export interface RequestOutcome {
   bytesOut: number;
 }
 
-/** Rewrites the upstream response's headers before they reach the client; runs in registration order. */
-export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders) => void;
+/**
+ * Rewrites the upstream response's headers before they reach the client; runs in registration
+ * order. `context` is the request's own, so a hook can be one function shared by every request.
+ */
+export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => void;
 
 /**
  * Transforms a whole (decoded) upstream response body. Registering one makes the proxy buffer the

@@ -1,9 +1,9 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
 import { compose, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendGatewayError } from './proxy/error-response.ts';
+import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
 
@@ -131,7 +131,8 @@ class RequestContext implements GatewayContext {
   readonly upstream: GatewayContext['upstream'];
   readonly responseHeaderHooks: GatewayContext['responseHeaderHooks'] = [];
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
-  outcome: GatewayContext['outcome'] = { status: 0, attempts: 0, bytesOut: 0 };
+  // Every field present from the start, so each request's objects share one shape (V8 map).
+  outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0 };
   private boundLog: Logger | undefined;
   // Made on the first `set`: most requests carry no variables.
   private variables: Map<PropertyKey, unknown> | undefined;
@@ -144,7 +145,7 @@ class RequestContext implements GatewayContext {
     readonly secure: boolean,
   ) {
     this.clientIp = request.socket.remoteAddress ?? '';
-    this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers: copyHeaders(request.headers) };
+    this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers: clientUpstreamHeaders(request.headers), host: undefined, useInstanceHost: undefined };
   }
 
   get log(): Logger {
@@ -160,17 +161,6 @@ class RequestContext implements GatewayContext {
   get<Key extends keyof ContextVariables>(key: Key): ContextVariables[Key] | undefined {
     return this.variables?.get(key) as ContextVariables[Key] | undefined;
   }
-}
-
-/**
- * A plain copy of the client's headers for middleware to edit. Not `{ ...headers }`: V8 gives an
- * object made by spread a map of its own, so each header added to it afterwards (the forwarding
- * headers, the request id) builds a new map: measured at 2–9 µs per request against 0.1 µs here.
- */
-function copyHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const copy: IncomingHttpHeaders = {};
-  for (const name in headers) copy[name] = headers[name];
-  return copy;
 }
 
 /** Where a request came in: its entry point's name and whether the connection is TLS. */

@@ -34,6 +34,15 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
   listener.dispatch(handlers, request, response);
 }
 
+/** Where a response holds the listener that tracks it, for the shared 'close' listener. */
+const LISTENER = Symbol('switchboard.listener');
+type ListenedResponse = ServerResponse & { [LISTENER]?: GatewayListener };
+
+/** Every response's 'close' listener (`this` is the response). */
+function onResponseClose(this: ListenedResponse): void {
+  this[LISTENER]?.closed(this);
+}
+
 /**
  * The client-facing HTTP/1.1 listener: limits on request heads, a JSON answer to malformed
  * requests (the connection is closed; others are unaffected), and a graceful `drain()`. It either
@@ -42,7 +51,14 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
  */
 export class GatewayListener {
   readonly server: Server;
-  private readonly active = new Set<ServerResponse>();
+  /**
+   * Open responses per connection, for as long as the connection lives. Not one Set of every open
+   * response: adding and deleting ~10k responses a second in one long-lived Set kept each of them
+   * (and its request, headers and write requests) reachable past the next scavenges, so V8
+   * promoted ~1 MB per scavenge to the old generation; per-connection Sets hold one or two.
+   */
+  private readonly open = new Map<Duplex, Set<ServerResponse>>();
+  private openCount = 0;
   /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
   private readonly upgraded = new Set<Duplex>();
   /** Responses handed to the gateway and not yet closed, per connection. */
@@ -61,8 +77,10 @@ export class GatewayListener {
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
       },
       (request, response) => {
-        this.active.add(response);
-        response.once('close', () => this.closed(response));
+        this.track(response);
+        (response as ListenedResponse)[LISTENER] = this;
+        // A response closes once: `on` with one shared function instead of `once` with a closure per request.
+        response.on('close', onResponseClose);
         if (this.draining) response.setHeader('connection', 'close');
         // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
         // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
@@ -106,7 +124,7 @@ export class GatewayListener {
 
   /** Requests being served right now. */
   get inFlight(): number {
-    return this.active.size;
+    return this.openCount;
   }
 
   /**
@@ -116,13 +134,13 @@ export class GatewayListener {
    */
   async drain(deadlineMs: number, closed?: Promise<void>): Promise<void> {
     this.draining = true;
-    for (const response of this.active) if (!response.headersSent) response.setHeader('connection', 'close');
+    for (const responses of this.open.values()) for (const response of responses) if (!response.headersSent) response.setHeader('connection', 'close');
     const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
     closed ??= ownClose;
     this.server.closeIdleConnections();
     const deadline = setTimeout(() => {
-      if (this.active.size + this.upgraded.size > 0) {
-        this.log.warn({ inFlight: this.active.size, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
+      if (this.openCount + this.upgraded.size > 0) {
+        this.log.warn({ inFlight: this.openCount, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
       }
       this.server.closeAllConnections();
       for (const socket of this.upgraded) socket.destroy();
@@ -136,8 +154,29 @@ export class GatewayListener {
 
   /** @internal A response closed: it is no longer in flight, on the listener or on its connection. */
   closed(response: ServerResponse): void {
-    this.active.delete(response);
+    if (this.open.get(response.req.socket)?.delete(response)) this.openCount -= 1;
     this.dispatched.get(response.req.socket)?.delete(response);
+  }
+
+  private track(response: ServerResponse): void {
+    const socket = response.req.socket;
+    let open = this.open.get(socket);
+    if (!open) {
+      // Kept while the connection lives (a Map entry per request would churn the Map's table).
+      open = new Set();
+      this.open.set(socket, open);
+      socket.once('close', () => this.forget(socket));
+    }
+    open.add(response);
+    this.openCount += 1;
+  }
+
+  /** A connection closed: whatever of it is still counted open (its responses' 'close' may come after) is not. */
+  private forget(socket: Duplex): void {
+    const open = this.open.get(socket);
+    if (!open) return;
+    this.openCount -= open.size;
+    this.open.delete(socket);
   }
 
   /** @internal */

@@ -49,7 +49,7 @@ export function fakeProxy(answer: FakeUpstreamAnswer = {}): (context: GatewayCon
     const status = answer.status ?? 200;
     const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', ...answer.headers };
     const echo: EchoedRequest = { path: upstream.path, headers: upstream.headers, host: upstream.host, useInstanceHost: upstream.useInstanceHost ?? false };
-    for (const hook of context.responseHeaderHooks) hook(status, headers);
+    for (const hook of context.responseHeaderHooks) hook(status, headers, context);
     const body = await transformBody(answer.body ?? Buffer.from(JSON.stringify(echo)), headers, context.responseBodyTransforms);
     headers['content-length'] ??= String(body.length);
     context.outcome = { status, attempts: 1, upstream: '127.0.0.1:1', bytesOut: body.length };

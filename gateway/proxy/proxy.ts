@@ -59,12 +59,14 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
     const idempotent = isIdempotent(context.upstream.method);
     const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
-    const tried = new Set<string>();
+    // Addresses tried so far; most requests make one attempt, so no collection until a second.
+    let firstTried: string | undefined;
+    let laterTried: string[] | undefined;
     let lastError: GatewayErrorClass | undefined;
 
     for (let attempt = 1; ; attempt += 1) {
       let pick = picker.pick(pickContext);
-      for (let again = 1; pick.kind === 'endpoint' && tried.has(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+      for (let again = 1; pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true) && again < DISTINCT_PICK_TRIES; again += 1) {
         // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
         pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
         pick = picker.pick(pickContext);
@@ -74,7 +76,8 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         if (!lastError) observer?.unavailable(context.service, pick.reason);
         return sendGatewayError(context, lastError ?? pick.reason);
       }
-      tried.add(pick.address);
+      if (firstTried === undefined) firstTried = pick.address;
+      else (laterTried ??= []).push(pick.address);
       context.outcome.attempts = attempt;
       context.outcome.upstream = pick.address;
       const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
-import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { sendableUpstreamHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
@@ -17,7 +17,9 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
   return new Promise<AttemptResult>((resolve) => {
     const { upstream } = context;
     const handler = new Http1Attempt(context, pick, resolve);
-    const headers = upstreamRequestHeaders(upstream.headers) as Record<string, string | string[]>;
+    // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
+    // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
+    const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
     if (upstream.host !== undefined) headers.host = upstream.host;
     if (upstream.useInstanceHost) headers.host = pick.address;
     try {
@@ -39,6 +41,9 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
     }
   });
 }
+
+/** The result of every attempt that answered: one object, not one per request. */
+const ANSWERED: AttemptResult = Object.freeze({ ok: true });
 
 /** Where a response holds its current attempt, so one shared 'close' listener serves every attempt. */
 const ATTEMPT = Symbol('switchboard.attempt');
@@ -70,7 +75,8 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
   ) {
     this.response = context.response;
     (this.response as AttemptHolder)[ATTEMPT] = this;
-    this.response.once('close', abortOnClientClose);
+    // `on`, not `once`: `finish` removes it, and `once` would wrap it in a closure per attempt.
+    this.response.on('close', abortOnClientClose);
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -90,7 +96,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
     context.outcome.status = statusCode;
     const outgoing = withoutHopByHop(upstreamHeaders);
     this.outgoing = outgoing;
-    for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing);
+    for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
     if (context.responseBodyTransforms.length > 0) {
       this.buffered = [];
       return;
@@ -115,7 +121,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (!this.buffered) {
       this.response.end();
-      this.finish({ ok: true });
+      this.finish(ANSWERED);
       return;
     }
     void sendTransformed(this.context, this.status, this.outgoing!, this.buffered).then((result) => this.finish(result));

@@ -70,7 +70,7 @@ export function http2Attempt(
         status = Number(headers[HTTP2_HEADER_STATUS]);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
-        for (const hook of context.responseHeaderHooks) hook(status, outgoing);
+        for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
         if (timeouts.bodyTimeoutMs > 0) {
           opened.setTimeout(timeouts.bodyTimeoutMs, () => fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`)));
         }

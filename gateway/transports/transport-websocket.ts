@@ -77,7 +77,7 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   response.detachSocket(client);
   const outgoing: OutgoingHttpHeaders = { ...upstreamHeaders };
-  for (const hook of context.responseHeaderHooks) hook(status, outgoing);
+  for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
   let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
   for (const [name, value] of Object.entries(outgoing)) {
     if (value === undefined) continue;

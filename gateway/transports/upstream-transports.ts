@@ -29,6 +29,15 @@ function unsupported(context: GatewayContext, pick: PickedEndpoint): Promise<Att
   return Promise.resolve(result);
 }
 
+/** A transport and where it is indexed. */
+interface TransportEntry {
+  readonly transport: Transport;
+  lastUsed: number;
+  readonly settingsKey: string;
+  readonly address: string;
+  readonly protocol: InstanceProtocol;
+}
+
 /**
  * Every upstream transport, keyed by protocol + address + connection settings (connect timeout,
  * TLS), created on first use so keep-alive connections are reused across requests. The lookup is
@@ -36,21 +45,38 @@ function unsupported(context: GatewayContext, pick: PickedEndpoint): Promise<Att
  * may still route to it); `sweep()` closes those unused for a while.
  */
 export class UpstreamTransports {
-  private readonly transports = new Map<string, { transport: Transport; lastUsed: number }>();
+  private readonly transports = new Map<string, TransportEntry>();
+  /**
+   * The same entries by settings key, then address, then protocol: the strings a request brings
+   * (`settings.key`, `pick.address`) are long-lived, so their hashes are cached, where a joined
+   * key would be a fresh string to build and hash on every request.
+   */
+  private readonly index = new Map<string, Map<string, Map<InstanceProtocol, TransportEntry>>>();
 
   constructor(private readonly settings: PoolSettings = DEFAULT_POOL_SETTINGS) {}
 
   /** The transport for `instance` at `address` with `settings`, created on first use. */
   get(instance: { readonly host: string; readonly protocol: InstanceProtocol }, address: string, settings: TransportSettings): Transport {
     if (instance.protocol === 'tcp') return UNSUPPORTED;
-    const key = `${instance.protocol}|${address}|${settings.key}`;
-    const entry = this.transports.get(key);
+    const entry = this.index.get(settings.key)?.get(address)?.get(instance.protocol);
     if (entry) {
       entry.lastUsed = performance.now();
       return entry.transport;
     }
     const transport = this.create(instance, address, settings);
-    this.transports.set(key, { transport, lastUsed: performance.now() });
+    const created: TransportEntry = { transport, lastUsed: performance.now(), settingsKey: settings.key, address, protocol: instance.protocol };
+    this.transports.set(`${instance.protocol}|${address}|${settings.key}`, created);
+    let byAddress = this.index.get(settings.key);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.index.set(settings.key, byAddress);
+    }
+    let byProtocol = byAddress.get(address);
+    if (!byProtocol) {
+      byProtocol = new Map();
+      byAddress.set(address, byProtocol);
+    }
+    byProtocol.set(instance.protocol, created);
     return transport;
   }
 
@@ -61,6 +87,7 @@ export class UpstreamTransports {
     for (const [key, entry] of this.transports) {
       if (entry.lastUsed > cutoff) continue;
       this.transports.delete(key);
+      this.unindex(entry);
       void entry.transport.close();
       closed += 1;
     }
@@ -71,7 +98,16 @@ export class UpstreamTransports {
   async close(): Promise<void> {
     const entries = [...this.transports.values()];
     this.transports.clear();
+    this.index.clear();
     await Promise.all(entries.map(({ transport }) => transport.close()));
+  }
+
+  private unindex(entry: TransportEntry): void {
+    const byAddress = this.index.get(entry.settingsKey);
+    const byProtocol = byAddress?.get(entry.address);
+    byProtocol?.delete(entry.protocol);
+    if (byProtocol?.size === 0) byAddress!.delete(entry.address);
+    if (byAddress?.size === 0) this.index.delete(entry.settingsKey);
   }
 
   private create(instance: { readonly host: string; readonly protocol: InstanceProtocol }, address: string, settings: TransportSettings): Transport {

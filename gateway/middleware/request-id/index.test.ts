@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoed, fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
-import { requestId } from './index.ts';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { GatewayContext, ResponseHeadersHook } from '../../context.ts';
+import { requestId, requestIdStep } from './index.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -46,5 +48,26 @@ describe('requestId', () => {
     server = await serveMiddleware([requestId()]);
     const id = 'x'.repeat(128);
     expect((await server.send('/', { headers: { 'x-request-id': id } })).headers['x-request-id']).toBe(id);
+  });
+});
+
+describe('requestIdStep', () => {
+  it('answers each request with its own id although one hook serves every request', () => {
+    const step = requestIdStep({ generate: (() => {
+      let next = 0;
+      return () => `id-${(next += 1)}`;
+    })() });
+    const context = () => ({ request: { headers: {} }, upstream: { headers: {} as Record<string, string> }, responseHeaderHooks: [] as ResponseHeadersHook[], requestId: '' }) as unknown as GatewayContext;
+    const first = context();
+    const second = context();
+    step(first);
+    step(second);
+    // The first request's answer arrives after the second request was given its id.
+    const firstAnswer: OutgoingHttpHeaders = { 'x-request-id': 'from-upstream' };
+    for (const hook of first.responseHeaderHooks) hook(200, firstAnswer, first);
+    const secondAnswer: OutgoingHttpHeaders = {};
+    for (const hook of second.responseHeaderHooks) hook(200, secondAnswer, second);
+    expect([firstAnswer['x-request-id'], secondAnswer['x-request-id']]).toEqual(['id-1', 'id-2']);
+    expect([first.upstream.headers['x-request-id'], second.upstream.headers['x-request-id']]).toEqual(['id-1', 'id-2']);
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { GatewayContext, Middleware } from '../../context.ts';
+import type { GatewayContext, Middleware, ResponseHeadersHook } from '../../context.ts';
 
 /** The header that carries the request id both ways. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -33,14 +33,16 @@ export function requestId(options: RequestIdOptions = {}): Middleware {
 export function requestIdStep(options: RequestIdOptions = {}): (context: GatewayContext) => void {
   const header = (options.header ?? REQUEST_ID_HEADER).toLowerCase();
   const generate = options.generate ?? randomUUID;
+  // One hook for every request (it reads the id from the request's context): no closure per request.
+  // It wins over an upstream's own id; gateway answers (sendGatewayError) add the id themselves.
+  const answerWithId: ResponseHeadersHook = (_status, headers, context) => {
+    headers[header] = context.requestId;
+  };
   return (context) => {
     const incoming = context.request.headers[header];
     const id = typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : generate();
     context.requestId = id;
     context.upstream.headers[header] = id;
-    // The hook wins over an upstream's own id; gateway answers (sendGatewayError) add it themselves.
-    context.responseHeaderHooks.push((_status, headers) => {
-      headers[header] = id;
-    });
+    context.responseHeaderHooks.push(answerWithId);
   };
 }

@@ -1,0 +1,39 @@
+import { request as httpRequest, type ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/wait.ts';
+import { rootLogger } from '../../src/logger.ts';
+import { GatewayListener } from './http1-listener.ts';
+
+const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000 };
+
+describe('GatewayListener in-flight bookkeeping', () => {
+  let listener: GatewayListener | undefined;
+  afterEach(async () => {
+    await listener?.drain(1_000);
+  });
+
+  it('counts each open response once and forgets it when it ends or its connection breaks', async () => {
+    const held: ServerResponse[] = [];
+    listener = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const send = () => {
+      const request = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false });
+      const answered = new Promise<number>((resolve) => request.on('response', (response) => (response.resume(), resolve(response.statusCode ?? 0))));
+      request.on('error', () => undefined);
+      request.end();
+      return { request, answered };
+    };
+    const [first, second, third] = [send(), send(), send()];
+    await waitFor(() => held.length === 3, { timeoutMs: 5_000, message: 'three requests dispatched' });
+    expect(listener.inFlight).toBe(3);
+    held[0]!.end('ok');
+    expect(await first.answered).toBe(200);
+    await waitFor(() => listener!.inFlight === 2, { timeoutMs: 5_000, message: 'the answered request no longer in flight' });
+    // A client that goes away: its response closes with the connection, and is counted out once.
+    second.request.destroy();
+    await waitFor(() => listener!.inFlight === 1, { timeoutMs: 5_000, message: 'the broken request no longer in flight' });
+    held[2]!.end('ok');
+    expect(await third.answered).toBe(200);
+    await waitFor(() => listener!.inFlight === 0, { timeoutMs: 5_000, message: 'nothing in flight' });
+  });
+});
