@@ -15,3 +15,4 @@ export * from './zookeeper-client.ts';
 export * from './certificates.ts';
 export * from './kazoo.ts';
 export * from './go-micro-registry.ts';
+export * from './http-exchange.ts';

@@ -1,34 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, logOf, makeTempDir, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
-
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { freePort, logOf, makeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess, type HttpAnswer } from '../harness/index.ts';
 
 /** One request with the path sent exactly as written (node:http does not normalise it). */
-function send(port: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
-      response.on('error', reject);
-    });
-    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`GET ${path} timed out`)));
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
+const send = (port: number, path: string, headers: Record<string, string> = {}) => sendRequest(port, path, { headers });
 
 const base64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 const SECRET = 'an-hmac-secret-of-at-least-thirty-two-bytes!';
@@ -88,7 +69,7 @@ describe('JWT authentication in the running gateway', () => {
   };
   const claims = () => ({ iss: ISSUER, sub: 'user-1', aud: AUDIENCE, exp: nowS() + 600, role: 'ops' });
   const get = (path: string, token?: string, headers: Record<string, string> = {}) => send(gateway.port, path, token ? { ...headers, authorization: `Bearer ${token}` } : headers);
-  const echoed = (answer: Answer) => JSON.parse(answer.body) as { name: string; url: string; headers: IncomingHttpHeaders };
+  const echoed = (answer: HttpAnswer) => JSON.parse(answer.body) as { name: string; url: string; headers: IncomingHttpHeaders };
 
   beforeAll(async () => {
     [api, admin] = await Promise.all([startBackend({ name: 'api' }), startBackend({ name: 'admin' })]);

@@ -1,31 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, logOf, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
-
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { freePort, logOf, sendRequest, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One request from `host` (127.0.0.1 or ::1) on a fresh connection. */
-function send(port: number, path: string, headers: Record<string, string> = {}, host = '127.0.0.1'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest({ host, port, path, headers, agent: false }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
-      response.on('error', reject);
-    });
-    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`GET ${path} timed out`)));
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
+const send = (port: number, path: string, headers: Record<string, string> = {}, host = '127.0.0.1') => sendRequest(port, path, { headers, host });
 
 const sha256 = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex')}`;
 const ALICE_KEY = 'alice-key-4f1d9a7c2b8e6053';
