@@ -16,3 +16,4 @@ export * from './certificates.ts';
 export * from './kazoo.ts';
 export * from './go-micro-registry.ts';
 export * from './http-exchange.ts';
+export * from './redis-local.ts';
