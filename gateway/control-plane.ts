@@ -5,7 +5,7 @@ import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
-import { configReloadsTotal, InstanceTraffic, recordInstances } from './telemetry/index.ts';
+import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
 
 /** The part of a gateway that talks to registries and backends' health and serves the admin API. */
 export interface ControlPlane {
@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
   readonly log?: Logger;
   /** The counters the admin view shows; a new one (feeding no metric) by default. */
   readonly traffic?: InstanceTraffic;
+  /** Flow statistics the admin API serves; the control plane starts its roll and stops it on close. A new one by default. */
+  readonly flow?: FlowStats;
   /** Admin extras of a multi-process gateway (aggregated metrics, the workers view). */
   readonly admin?: Pick<AdminSources, 'metrics' | 'workers'>;
 }
@@ -58,7 +60,8 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
 
   // 3. A balancer per service (with active and passive health), built as soon as a registry lists it.
   const balancers = new ServiceBalancers(registryBalancerSource(aggregator), config);
-  const traffic = options.traffic ?? new InstanceTraffic();
+  const flow = options.flow ?? new FlowStats();
+  const traffic = options.traffic ?? new InstanceTraffic(undefined, flow);
   const healthWatch = balancers.health$.subscribe((snapshot) => {
     recordInstances(snapshot);
     traffic.retain(snapshot.service, snapshot.endpoints.map((endpoint) => endpoint.address));
@@ -66,16 +69,19 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
 
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
-  const sources: AdminSources = { aggregator, balancers, traffic, registries, config: () => config, ...options.admin };
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, ...options.admin };
   let admin: AdminListener | undefined;
   const release = async () => {
     await admin?.close();
+    // Bounded by the store's own timeout (a Redis store flushes what it buffered).
+    await flow.stop();
     configChanges.complete();
     healthWatch.unsubscribe();
     balancers.close();
     await aggregator.close();
   };
   aggregator.start();
+  flow.start();
   try {
     admin = config.admin ? await startAdmin(sources, configChanges, config.admin) : undefined;
   } catch (error) {

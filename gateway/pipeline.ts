@@ -10,7 +10,7 @@ import type { AccessLogDestination } from './middleware/index.ts';
 import { startControlPlane } from './control-plane.ts';
 import { startDataPlane } from './data-plane.ts';
 import type { ServiceBalancers } from './service-registry.ts';
-import { InstanceTraffic, RequestMetrics } from './telemetry/index.ts';
+import { FlowStats, InstanceTraffic, RequestMetrics } from './telemetry/index.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -45,9 +45,10 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   const log = options.log ?? componentLogger('gateway');
 
   // 1. Control plane: providers → aggregator → a balancer per service with its health → admin listener.
-  const requestMetrics = new RequestMetrics();
-  const traffic = new InstanceTraffic(requestMetrics);
-  const control = await startControlPlane(initial, { log, traffic });
+  const flow = new FlowStats();
+  const requestMetrics = new RequestMetrics(flow);
+  const traffic = new InstanceTraffic(requestMetrics, flow);
+  const control = await startControlPlane(initial, { log, traffic, flow });
 
   // 2. Data plane: entry points → router → named middleware → proxy, picking from those balancers.
   const data = await startDataPlane(initial, {

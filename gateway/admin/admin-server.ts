@@ -10,6 +10,7 @@ import type { AdminEvents } from './events.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
+import { isStatsPath, statsAnswer } from './stats-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
 
 /** Where the admin listener binds and what it requires. */
@@ -37,7 +38,7 @@ export class AdminServer {
   private readonly metrics: () => Promise<string>;
 
   constructor(
-    sources: AdminSources,
+    private readonly sources: AdminSources,
     private readonly events: AdminEvents,
     private readonly assets: ReadonlyMap<string, DashboardAsset>,
     private readonly options: AdminServerOptions,
@@ -86,7 +87,8 @@ export class AdminServer {
       return sendError(response, 401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     }
     const view = this.views.get(path);
-    if (!asset && !view && path !== '/api/events' && path !== '/metrics') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
+    const stats = isStatsPath(path);
+    if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
     if (request.method !== 'GET') {
       response.setHeader('allow', 'GET');
       return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET only`);
@@ -96,6 +98,10 @@ export class AdminServer {
       return void response.end(asset.body);
     }
     if (view) return sendJson(response, 200, view());
+    if (stats) {
+      const answer = await statsAnswer(this.sources, path, url.searchParams);
+      return answer.status === 200 ? sendJson(response, 200, answer.body) : sendError(response, answer.status, answer.error, answer.message);
+    }
     if (path === '/metrics') {
       const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });

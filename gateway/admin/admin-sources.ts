@@ -2,7 +2,7 @@ import type { DiscoveryAggregator } from '../../src/discovery/index.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import type { ServiceBalancers } from '../service-registry.ts';
-import type { InstanceTraffic } from '../telemetry/index.ts';
+import type { FlowStats, InstanceTraffic } from '../telemetry/index.ts';
 import type { EndpointState } from './event-types.ts';
 import { healthVerdict } from './health-state.ts';
 
@@ -19,6 +19,8 @@ export interface AdminSources {
   readonly aggregator: DiscoveryAggregator;
   readonly balancers: ServiceBalancers;
   readonly traffic: InstanceTraffic;
+  /** Flow statistics per service, route, consumer and instance (a primary's sum its workers' counts), for `/api/stats`. */
+  readonly flow?: FlowStats;
   /** Providers in configuration order, static instances last. */
   readonly registries: readonly RegistryRef[];
   /** The configuration in force. */

@@ -1,6 +1,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
+import type { WireFlowEntry } from '../telemetry/index.ts';
 import type { WireOutcomes } from './cluster-outcomes.ts';
 
 /** Prefix of every message kind, so that the gateway's messages never mix with Node's or prom-client's. */
@@ -28,6 +29,8 @@ export type WorkerMessage =
   /** The outcome of a `config` message after start-up: a worker that cannot apply it keeps its running configuration. */
   | { readonly kind: 'switchboard:config-result'; readonly ok: boolean; readonly reason?: string }
   | { readonly kind: 'switchboard:outcomes'; readonly outcomes: WireOutcomes }
+  /** One rolled second of flow statistics (epoch second), for the primary's rings and store; sent once a second when there was traffic. */
+  | { readonly kind: 'switchboard:flow'; readonly second: number; readonly entries: readonly WireFlowEntry[] }
   /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
   | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };

@@ -3,7 +3,7 @@ import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
-import { InstanceTraffic } from '../telemetry/index.ts';
+import { FlowStats, InstanceTraffic } from '../telemetry/index.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
@@ -39,7 +39,9 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const log = options.log ?? componentLogger('primary');
   const count = workerCount(initial.workers);
   let text = initialText;
-  const traffic = new InstanceTraffic();
+  // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
+  const flow = new FlowStats();
+  const traffic = new InstanceTraffic(undefined, flow);
   const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
   let metricsRequests = 0;
   let failure: ((error: Error) => void) | undefined;
@@ -68,7 +70,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
               count: (service, address, requests, errors) => traffic.add(service, address, requests, errors),
             }),
           );
-        } else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
+        } else if (message.kind === 'switchboard:flow') flow.addRemote(message.second, message.entries);
+        else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
         else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
       },
       failedToStart(slot, reason) {
@@ -100,7 +103,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);

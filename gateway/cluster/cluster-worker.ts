@@ -7,7 +7,7 @@ import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, type AccessLogDestination } from '../middleware/index.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
-import { collectProcessMetrics, RequestMetrics } from '../telemetry/index.ts';
+import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
 import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
@@ -32,11 +32,16 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   collectProcessMetrics();
   let balancers: ServiceBalancers | undefined;
   let data: DataPlane | undefined;
-  const requestMetrics = new RequestMetrics();
+  // Flow statistics roll once a second into a message to the primary, which keeps the rings and totals.
+  const flow = new FlowStats({ sink: (second, entries) => send({ kind: 'switchboard:flow', second, entries }) });
+  flow.start();
+  const requestMetrics = new RequestMetrics(flow);
   // The worker's own metrics count upstream errors; per-instance counts live in the primary's view.
   const batch = new OutcomeBatch({
-    attempt: (service, _address, errorClass) => {
-      if (errorClass !== undefined && countsAgainstUpstream(errorClass)) requestMetrics.upstreamError(service, errorClass);
+    attempt: (service, address, errorClass) => {
+      const failed = errorClass !== undefined && countsAgainstUpstream(errorClass);
+      flow.instance(service, address).record(failed ? 1 : 0, 0, 0);
+      if (failed) requestMetrics.upstreamError(service, errorClass);
     },
     unavailable: (service, reason) => requestMetrics.upstreamError(service, reason),
   });
@@ -105,6 +110,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       await queue;
       await data?.drain();
       flush();
+      await flow.stop();
       clearInterval(flushTimer);
       balancers?.close();
       await data?.close();

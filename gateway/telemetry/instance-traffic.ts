@@ -1,5 +1,7 @@
 import type { AttemptObserver } from '../proxy/proxy.ts';
 import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
+import type { FlowSeries } from './flow-series.ts';
+import type { FlowStats } from './flow-stats.ts';
 import type { RequestMetrics } from './request-metrics.ts';
 
 /** Upstream attempts one instance has taken since the gateway first sent it one, and how many failed. */
@@ -12,6 +14,8 @@ export interface TrafficCounts {
 interface MutableCounts {
   requests: number;
   errors: number;
+  /** The instance's flow statistics series, looked up once. */
+  flow?: FlowSeries | undefined;
 }
 
 const NONE: TrafficCounts = Object.freeze({ requests: 0, errors: 0 });
@@ -24,7 +28,11 @@ const NONE: TrafficCounts = Object.freeze({ requests: 0, errors: 0 });
 export class InstanceTraffic implements AttemptObserver {
   private readonly services = new Map<string, Map<string, MutableCounts>>();
 
-  constructor(private readonly metrics?: RequestMetrics) {}
+  /** `flow`, when given, also counts every attempt (and failed attempt) in the instance's flow statistics series. */
+  constructor(
+    private readonly metrics?: RequestMetrics,
+    private readonly flow?: FlowStats,
+  ) {}
 
   attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void {
     let byAddress = this.services.get(service);
@@ -34,12 +42,16 @@ export class InstanceTraffic implements AttemptObserver {
     }
     let counts = byAddress.get(address);
     if (!counts) {
-      counts = { requests: 0, errors: 0 };
+      counts = { requests: 0, errors: 0, flow: this.flow?.instance(service, address) };
       byAddress.set(address, counts);
     }
     counts.requests += 1;
-    if (errorClass === undefined || !countsAgainstUpstream(errorClass)) return;
+    if (errorClass === undefined || !countsAgainstUpstream(errorClass)) {
+      counts.flow?.record(0, 0, 0);
+      return;
+    }
     counts.errors += 1;
+    counts.flow?.record(1, 0, 0);
     this.metrics?.upstreamError(service, errorClass);
   }
 
@@ -68,9 +80,10 @@ export class InstanceTraffic implements AttemptObserver {
 
   /** Drops the counters of `service`'s addresses not in `addresses`, so instances that come and go do not pile up. */
   retain(service: string, addresses: Iterable<string>): void {
+    const kept = new Set(addresses);
+    this.flow?.retire(service, kept);
     const byAddress = this.services.get(service);
     if (!byAddress) return;
-    const kept = new Set(addresses);
     for (const address of byAddress.keys()) if (!kept.has(address)) byAddress.delete(address);
   }
 }

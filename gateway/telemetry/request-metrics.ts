@@ -1,5 +1,8 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayContext } from '../context.ts';
+import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
+import type { FlowSeries } from './flow-series.ts';
+import type { FlowStats } from './flow-stats.ts';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './metric-cells.ts';
 
 /** Request duration buckets in seconds: 1 ms to 30 s, dense where a proxy's answers usually fall. */
@@ -39,6 +42,9 @@ interface RouteServiceCells {
   readonly duration: HistogramCell;
   readonly route: string;
   readonly service: string;
+  /** Flow statistics series of the route and the service; undefined without flow statistics or when nothing matched. */
+  readonly flowRoute: FlowSeries | undefined;
+  readonly flowService: FlowSeries | undefined;
 }
 
 /** The index into `STATUS_CLASSES` of an HTTP status. */
@@ -56,6 +62,9 @@ export class RequestMetrics {
   private readonly byRoute = new Map<string, Map<string, RouteServiceCells>>();
   private readonly errorsByService = new Map<string, Map<string, CounterCell>>();
 
+  /** `flow`, when given, also gets every request's counts per route, service, consumer and (bytes) instance. */
+  constructor(private readonly flow?: FlowStats) {}
+
   /** Records one request whose response has ended; called once per request at the end of the onion. */
   request(context: GatewayContext): void {
     const status = context.outcome.status || (context.response.headersSent ? context.response.statusCode : 0);
@@ -64,6 +73,27 @@ export class RequestMetrics {
     const counter = cells.statuses[index] ?? this.statusCell(cells, index);
     counter.value += 1;
     cells.duration.observe((performance.now() - context.startedAt) / 1_000);
+    if (cells.flowService) this.recordFlow(context, cells.flowService, cells.flowRoute!, status);
+  }
+
+  /** The flow statistics part of `request`: four additions per series, a Map lookup for a consumer and one for the instance. */
+  private recordFlow(context: GatewayContext, service: FlowSeries, route: FlowSeries, status: number): void {
+    const outcome = context.outcome;
+    const errorClass = outcome.errorClass;
+    const error = status >= 500 || (errorClass !== undefined && countsAgainstUpstream(errorClass as GatewayErrorClass)) ? 1 : 0;
+    const declared = context.request.headers['content-length'];
+    const bytesIn = declared === undefined ? 0 : Number(declared) || 0;
+    const bytesOut = outcome.bytesOut;
+    service.record(error, bytesIn, bytesOut);
+    route.record(error, bytesIn, bytesOut);
+    const consumer = context.get('consumer');
+    if (consumer) this.flow!.of('consumer', consumer.name).record(error, bytesIn, bytesOut);
+    // An instance's requests are its attempts (InstanceTraffic); the bytes go to the one that answered last.
+    if (outcome.upstream !== undefined) {
+      const instance = this.flow!.instance(context.service, outcome.upstream);
+      instance.bytesIn += bytesIn;
+      instance.bytesOut += bytesOut;
+    }
   }
 
   /** Counts one upstream failure of `service` of class `errorClass`. */
@@ -89,7 +119,15 @@ export class RequestMetrics {
     }
     let cells = byService.get(service);
     if (!cells) {
-      cells = { statuses: [], duration: requestDurationSeconds.cell({ route, service }), route, service };
+      const flow = this.flow && route !== '' && service !== '' ? this.flow : undefined;
+      cells = {
+        statuses: [],
+        duration: requestDurationSeconds.cell({ route, service }),
+        route,
+        service,
+        flowRoute: flow?.of('route', route),
+        flowService: flow?.of('service', service),
+      };
       byService.set(service, cells);
     }
     return cells;
