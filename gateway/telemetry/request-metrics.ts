@@ -1,6 +1,6 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayContext } from '../context.ts';
-import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
+import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
 import type { FlowStats } from './flow-stats.ts';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './metric-cells.ts';
@@ -80,7 +80,9 @@ export class RequestMetrics {
   private recordFlow(context: GatewayContext, service: FlowSeries, route: FlowSeries, status: number): void {
     const outcome = context.outcome;
     const errorClass = outcome.errorClass;
-    const error = status >= 500 || (errorClass !== undefined && countsAgainstUpstream(errorClass as GatewayErrorClass)) ? 1 : 0;
+    // Middleware name their own refusals (`forward-auth-denied`, a rate limit's); only the proxy's upstream classes are upstream errors.
+    const upstreamFault = errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) && countsAgainstUpstream(errorClass as GatewayErrorClass);
+    const error = status >= 500 || upstreamFault ? 1 : 0;
     const declared = context.request.headers['content-length'];
     const bytesIn = declared === undefined ? 0 : Number(declared) || 0;
     const bytesOut = outcome.bytesOut;

@@ -13,6 +13,8 @@ export interface SendRequestOptions {
   readonly headers?: Record<string, string>;
   /** The address to connect to, which is also the client's side: 127.0.0.1 (default) or ::1. */
   readonly host?: string;
+  /** A request body, sent as given (set `content-length` yourself). */
+  readonly body?: string;
 }
 
 /**
@@ -31,6 +33,6 @@ export function sendRequest(port: number, path: string, options: SendRequestOpti
     });
     outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`${method} ${path} timed out`)));
     outgoing.on('error', reject);
-    outgoing.end();
+    outgoing.end(options.body);
   });
 }
