@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, logOf, REPO_ROOT, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const TOKEN = 'dashboard-traffic-test-token';
+const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard-traffic.png');
+const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
+/** Traffic must show on the chart, and move, well within this (the chart refreshes every second). */
+const CHART_MS = 20_000;
+
+describe('the dashboard traffic chart in headless Chromium', () => {
+  let zk: ZooKeeperCluster;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let load: Promise<void> | undefined;
+  let running = true;
+  const agents = new Map<string, AgentBackend>();
+
+  const line = (address: string) => page.locator(`figure.traffic-chart[data-service="shop"] polyline[data-address="${address}"]`);
+  const recent = async (address: string) => Number(await line(address).getAttribute('data-recent', { timeout: CHART_MS }));
+  const addressOf = (id: string) => `127.0.0.1:${agents.get(id)!.port}`;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`the dashboard test drives Chromium at ${CHROMIUM}, which is missing: apt-get install -y chromium (.ci/run installs it)`);
+    zk = await startZooKeeper();
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+registries: [zk://${zk.connectString}/services]
+services:
+  shop: { healthCheck: { path: /healthz, interval: 200ms, healthyThreshold: 1, unhealthyThreshold: 1 }, removalGrace: 0 }
+routes:
+  - { name: shop, path: /shop, service: shop, stripPrefix: true }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    for (const id of ['shop-a', 'shop-b']) agents.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'shop', id, weight: 1, flags: AGENT_FLAGS }));
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'shop')?.instances.length === 2, { timeoutMs: 20_000, message: 'both shop instances registered' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    // Steady load: two requests in flight at a time, so both instances of the round robin take some every second.
+    const loop = async () => {
+      while (running) {
+        await Promise.all([0, 1].map(() => fetch(`${gateway.url}/shop/item`).then((response) => response.arrayBuffer(), () => undefined)));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    load = loop();
+    profile = await mkdtemp(join(tmpdir(), 'sb-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  afterAll(async () => {
+    running = false;
+    await load;
+    await context?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+    await gateway?.process.stop();
+    await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
+    await zk?.close();
+  });
+
+  it('draws the requests per second of each instance of a service', async () => {
+    await page.goto(`${admin.url}/?token=${TOKEN}`);
+    await waitFor(async () => (await recent(addressOf('shop-a'))) > 0 && (await recent(addressOf('shop-b'))) > 0, { timeoutMs: CHART_MS, message: 'both instances drawn with traffic' });
+    // Ten seconds of both serving, so the picture shows the balance before the shift.
+    const chart = page.locator('figure.traffic-chart[data-service="shop"]');
+    const first = Number(await chart.getAttribute('data-end'));
+    await waitFor(async () => Number(await chart.getAttribute('data-end')) >= first + 10, { timeoutMs: CHART_MS, message: 'ten seconds of both instances drawn' });
+    expect(await recent(addressOf('shop-a'))).toBeGreaterThan(0);
+  });
+
+  it('shows the traffic moving to the other instance when one is stopped, with the removal marked', async () => {
+    const before = await recent(addressOf('shop-b'));
+    const stopped = addressOf('shop-a');
+    // The agent deregisters its backend and stops it: the balancer sends everything to shop-b.
+    await agents.get('shop-a')!.agent.stop();
+    await waitFor(async () => (await recent(stopped)) === 0 && (await recent(addressOf('shop-b'))) > before * 1.4, {
+      timeoutMs: CHART_MS,
+      message: 'no traffic on the stopped instance and more on the other',
+    }).catch(async (error: Error) => {
+      throw new Error(`${error.message}: a=${await recent(stopped)} b=${await recent(addressOf('shop-b'))} (before ${before})`);
+    });
+    // The stopped instance's history stays on the chart, and its removal is marked where it happened.
+    expect(Number(await line(stopped).getAttribute('data-total'))).toBeGreaterThan(0);
+    await page.locator('figure.traffic-chart[data-service="shop"] line.traffic-marker[data-type="instance-removed"]').waitFor({ state: 'attached', timeout: CHART_MS });
+    // A few more seconds, so the picture shows both sides of the shift.
+    const end = Number(await page.locator('figure.traffic-chart[data-service="shop"]').getAttribute('data-end'));
+    await waitFor(async () => Number(await page.locator('figure.traffic-chart[data-service="shop"]').getAttribute('data-end')) >= end + 5, { timeoutMs: CHART_MS, message: 'five more seconds drawn' });
+    await page.locator('#traffic').screenshot({ path: SCREENSHOT });
+  });
+});
