@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import type { GatewayContext } from '../context.ts';
+import { FlowStats } from './flow-stats.ts';
+import { InstanceTraffic } from './instance-traffic.ts';
+import { RequestMetrics } from './request-metrics.ts';
+
+/** A finished request as the flow statistics read it. */
+function finished(status: number, options: { errorClass?: string; consumer?: string; contentLength?: string; bytesOut?: number; upstream?: string } = {}): GatewayContext {
+  return {
+    routeName: 'api',
+    service: 'user',
+    startedAt: performance.now(),
+    request: { headers: options.contentLength === undefined ? {} : { 'content-length': options.contentLength } },
+    outcome: { status, attempts: 1, bytesOut: options.bytesOut ?? 0, errorClass: options.errorClass, upstream: options.upstream },
+    response: { headersSent: true, statusCode: status },
+    get: (key: string) => (key === 'consumer' && options.consumer ? { name: options.consumer } : undefined),
+  } as unknown as GatewayContext;
+}
+
+describe('RequestMetrics with flow statistics', () => {
+  it.each([
+    ['a 200', finished(200), 0],
+    ['a 502 from the gateway', finished(502, { errorClass: 'connect-refused' }), 1],
+    ['an upstream 500 passed through', finished(500), 1],
+    ['a reset after the headers of a 200', finished(200, { errorClass: 'reset-after-headers' }), 1],
+    ['a forward-auth refusal (401)', finished(401, { errorClass: 'forward-auth-denied' }), 0],
+    ['a client that went away', finished(499, { errorClass: 'cancelled' }), 0],
+  ])('counts %s as %i errors', (_name, context, errors) => {
+    const flow = new FlowStats();
+    new RequestMetrics(flow).request(context);
+    flow.roll(100);
+    expect(flow.of('service', 'user').total).toMatchObject({ requests: 1, errors });
+    expect(flow.of('route', 'api').total).toMatchObject({ requests: 1, errors });
+  });
+
+  it('counts declared request bytes and sent response bytes per service, route, consumer and the instance that answered', () => {
+    const flow = new FlowStats();
+    const metrics = new RequestMetrics(flow);
+    metrics.request(finished(200, { consumer: 'alice', contentLength: '120', bytesOut: 30, upstream: '10.0.0.1:80' }));
+    metrics.request(finished(200, { contentLength: 'nonsense', bytesOut: 5, upstream: '10.0.0.1:80' }));
+    flow.roll(100);
+    const both = { requests: 2, errors: 0, bytesIn: 120, bytesOut: 35 };
+    expect(flow.of('service', 'user').total).toEqual(both);
+    expect(flow.of('route', 'api').total).toEqual(both);
+    expect(flow.of('consumer', 'alice').total).toEqual({ requests: 1, errors: 0, bytesIn: 120, bytesOut: 30 });
+    // Bytes only: an instance's requests are its attempts, which InstanceTraffic counts.
+    expect(flow.instance('user', '10.0.0.1:80').total).toEqual({ requests: 0, errors: 0, bytesIn: 120, bytesOut: 35 });
+  });
+
+  it('counts every attempt on an instance, failed ones as errors, and nothing for a request that matched no route', () => {
+    const flow = new FlowStats();
+    const traffic = new InstanceTraffic(undefined, flow);
+    traffic.attempt('user', '10.0.0.1:80', 'connect-refused');
+    traffic.attempt('user', '10.0.0.2:80', undefined);
+    traffic.attempt('user', '10.0.0.2:80', 'cancelled');
+    new RequestMetrics(flow).request({ ...finished(404, { errorClass: 'no-route' }), routeName: '', service: '' } as GatewayContext);
+    flow.roll(100);
+    expect(flow.instance('user', '10.0.0.1:80').total).toMatchObject({ requests: 1, errors: 1 });
+    expect(flow.instance('user', '10.0.0.2:80').total).toMatchObject({ requests: 2, errors: 0 });
+    expect(flow.list('service')).toEqual([]);
+    expect(flow.list('route')).toEqual([]);
+  });
+});
