@@ -10,7 +10,7 @@ import type { AccessLogDestination } from './middleware/index.ts';
 import { startControlPlane } from './control-plane.ts';
 import { startDataPlane } from './data-plane.ts';
 import type { ServiceBalancers } from './service-registry.ts';
-import { FlowStats, InstanceTraffic, RequestMetrics } from './telemetry/index.ts';
+import { FlowStats, InstanceTraffic, RequestMetrics, type FlowStore } from './telemetry/index.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -38,6 +38,8 @@ export interface Gateway {
 export interface GatewayOptions {
   readonly accessLogger?: AccessLogDestination;
   readonly log?: Logger;
+  /** Where flow statistics keep their minute/hour/day totals: this process's memory by default, a `RedisFlowStore` to sum several gateways. */
+  readonly flowStore?: FlowStore;
 }
 
 /** Starts the gateway described by `config` in this one process and resolves once it listens. */
@@ -45,7 +47,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   const log = options.log ?? componentLogger('gateway');
 
   // 1. Control plane: providers → aggregator → a balancer per service with its health → admin listener.
-  const flow = new FlowStats();
+  const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const requestMetrics = new RequestMetrics(flow);
   const traffic = new InstanceTraffic(requestMetrics, flow);
   const control = await startControlPlane(initial, { log, traffic, flow });

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +24,8 @@ export async function checkoutBaseline(repoRoot: string, ref: string, dir: strin
   const commit = stdout.trim();
   await run('git', ['-C', repoRoot, 'worktree', 'add', '--detach', '--force', dir, commit]);
   await symlink(join(repoRoot, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  // The programs run the bundle in dist/, which a fresh checkout lacks (git ignores it).
+  if (existsSync(join(dir, 'scripts', 'build.mjs'))) await run(process.execPath, [join(dir, 'scripts', 'build.mjs')], { cwd: dir });
   return {
     commit,
     program: join(dir, 'bin', 'switchboard.js'),

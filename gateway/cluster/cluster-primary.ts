@@ -3,7 +3,7 @@ import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
-import { FlowStats, InstanceTraffic } from '../telemetry/index.ts';
+import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
@@ -32,15 +32,16 @@ export interface Primary {
  * checks, the admin listener) runs here once; `workerCount(config.workers)` workers own the entry
  * points and get the configuration text, the services listed and every health snapshot over IPC.
  * Their passive outcomes come back to this process's outlier detection and traffic counters, and
- * `/metrics` sums theirs with this process's (prom-client's `AggregatorRegistry`). Resolves once
+ * `/metrics` sums theirs with this process's (prom-client's `AggregatorRegistry`); their flow
+ * statistics arrive rolled per second and the primary alone writes the store. Resolves once
  * every worker listens; rejects, with nothing left running, when one cannot start.
  */
-export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger } = {}): Promise<Primary> {
+export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger; flowStore?: FlowStore } = {}): Promise<Primary> {
   const log = options.log ?? componentLogger('primary');
   const count = workerCount(initial.workers);
   let text = initialText;
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
-  const flow = new FlowStats();
+  const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);
   const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
   let metricsRequests = 0;

@@ -1,7 +1,7 @@
 // Flow totals in Redis, shared by every gateway that points at it: one hash per calendar minute, hour
 // and day (`<prefix>:minute:<start second>`), one field per series and counter, incremented in
 // batches. Requests never wait for Redis: the roll buffers, a timer flushes in one pipeline.
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { Counter } from 'prom-client';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
@@ -27,7 +27,10 @@ export const flowStoreFailuresTotal = new Counter({
 
 /** Options of a Redis flow store. */
 export interface RedisFlowStoreOptions {
-  /** Key prefix; gateways that share totals share it. */
+  /**
+   * Key prefix; gateways that share totals share it. Keep it a hash tag (`{…}`): a pipeline may
+   * not cross Redis Cluster slots, and the tag puts every flow key in one.
+   */
   readonly prefix?: string;
   readonly flushMs?: number;
   readonly timeoutMs?: number;
@@ -35,8 +38,8 @@ export interface RedisFlowStoreOptions {
 }
 
 /**
- * A `FlowStore` in Redis through an ioredis client the caller owns (create it with
- * `enableOfflineQueue: false`, so an outage fails calls at once instead of queueing them).
+ * A `FlowStore` in Redis through an ioredis client (a server, Sentinel or Cluster) the caller owns;
+ * create it with `enableOfflineQueue: false`, so an outage fails calls at once instead of queueing them.
  * Failures are logged once per outage, counted, and never reach a request.
  */
 export class RedisFlowStore implements FlowStore {
@@ -51,10 +54,10 @@ export class RedisFlowStore implements FlowStore {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     options: RedisFlowStoreOptions = {},
   ) {
-    this.prefix = options.prefix ?? 'switchboard:flow';
+    this.prefix = options.prefix ?? '{switchboard:flow}';
     this.timeoutMs = options.timeoutMs ?? FLOW_REDIS_TIMEOUT_MS;
     this.log = options.log ?? componentLogger('flow-store');
     this.timer = setInterval(() => void this.flush(), options.flushMs ?? FLOW_FLUSH_MS);

@@ -41,8 +41,8 @@ describe('the Redis flow store against a real redis-server', () => {
   }
 
   it('sums the counts of two gateways that flush into one Redis, per minute, hour and day, with TTLs', async () => {
-    const one = await gateway('test:sum');
-    const two = await gateway('test:sum');
+    const one = await gateway('{test:sum}');
+    const two = await gateway('{test:sum}');
     one.flow.of('service', 'user').record(0, 100, 1_000);
     one.flow.of('service', 'user').record(1, 0, 10);
     one.flow.instance('user', '10.0.0.1:80').record(0, 0, 0);
@@ -67,13 +67,13 @@ describe('the Redis flow store against a real redis-server', () => {
     expect(nextMinute.hour.requests).toBe(4);
     const verify = await client(redis);
     clients.push(verify);
-    const keys = (await verify.keys('test:sum:*')).sort();
+    const keys = (await verify.keys('{test:sum}:*')).sort();
     expect(keys).toHaveLength(3);
     for (const key of keys) expect(await verify.ttl(key)).toBeGreaterThan(0);
   });
 
   it('never waits longer than its timeout for a stopped Redis, counts the failure, and sends again once it is back', async () => {
-    const one = await gateway('test:outage');
+    const one = await gateway('{test:outage}');
     await one.store.totals(SECOND);
     const before = await failures('flush');
     redis.pause();
