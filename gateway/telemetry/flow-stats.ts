@@ -57,12 +57,18 @@ export class FlowStats {
 
   /** The series of instance `address` of `service`: two Map lookups, no allocation once created. */
   instance(service: string, address: string): FlowSeries {
+    const map = this.instancesOf(service);
+    return map.get(address) ?? this.create('instance', address, service, map);
+  }
+
+  /** The instance series of `service` by address, a Map that lives as long as this object: callers may keep it and look addresses up in it. */
+  instancesOf(service: string): ReadonlyMap<string, FlowSeries> & Map<string, FlowSeries> {
     let map = this.instances.get(service);
     if (!map) {
       map = new Map();
       this.instances.set(service, map);
     }
-    return map.get(address) ?? this.create('instance', address, service, map);
+    return map;
   }
 
   /** Marks the instance series of `service` not in `addresses` as gone: they stay in charts until their traffic leaves the ring. */

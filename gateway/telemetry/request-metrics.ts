@@ -45,6 +45,8 @@ interface RouteServiceCells {
   /** Flow statistics series of the route and the service; undefined without flow statistics or when nothing matched. */
   readonly flowRoute: FlowSeries | undefined;
   readonly flowService: FlowSeries | undefined;
+  /** The service's instance series by address (one lookup per request instead of two). */
+  readonly flowInstances: ReadonlyMap<string, FlowSeries> | undefined;
 }
 
 /** The index into `STATUS_CLASSES` of an HTTP status. */
@@ -73,11 +75,11 @@ export class RequestMetrics {
     const counter = cells.statuses[index] ?? this.statusCell(cells, index);
     counter.value += 1;
     cells.duration.observe((performance.now() - context.startedAt) / 1_000);
-    if (cells.flowService) this.recordFlow(context, cells.flowService, cells.flowRoute!, status);
+    if (cells.flowService) this.recordFlow(context, cells, status);
   }
 
   /** The flow statistics part of `request`: four additions per series, a Map lookup for a consumer and one for the instance. */
-  private recordFlow(context: GatewayContext, service: FlowSeries, route: FlowSeries, status: number): void {
+  private recordFlow(context: GatewayContext, cells: RouteServiceCells, status: number): void {
     const outcome = context.outcome;
     const errorClass = outcome.errorClass;
     // Middleware name their own refusals (`forward-auth-denied`, a rate limit's); only the proxy's upstream classes are upstream errors.
@@ -86,13 +88,14 @@ export class RequestMetrics {
     const declared = context.request.headers['content-length'];
     const bytesIn = declared === undefined ? 0 : Number(declared) || 0;
     const bytesOut = outcome.bytesOut;
-    service.record(error, bytesIn, bytesOut);
-    route.record(error, bytesIn, bytesOut);
+    cells.flowService!.record(error, bytesIn, bytesOut);
+    cells.flowRoute!.record(error, bytesIn, bytesOut);
     const consumer = context.get('consumer');
     if (consumer) this.flow!.of('consumer', consumer.name).record(error, bytesIn, bytesOut);
     // An instance's requests are its attempts (InstanceTraffic); the bytes go to the one that answered last.
-    if (outcome.upstream !== undefined) {
-      const instance = this.flow!.instance(context.service, outcome.upstream);
+    const upstream = outcome.upstream;
+    if (upstream !== undefined) {
+      const instance = cells.flowInstances!.get(upstream) ?? this.flow!.instance(cells.service, upstream);
       instance.bytesIn += bytesIn;
       instance.bytesOut += bytesOut;
     }
@@ -129,6 +132,7 @@ export class RequestMetrics {
         service,
         flowRoute: flow?.of('route', route),
         flowService: flow?.of('service', service),
+        flowInstances: flow?.instancesOf(service),
       };
       byService.set(service, cells);
     }
