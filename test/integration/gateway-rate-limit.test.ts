@@ -135,12 +135,20 @@ services:
   api: { instances: [127.0.0.1:${backend.port}] }
 middlewares:
   shared: { rateLimit: { average: ${RATE}, period: 1s, burst: ${RATE}, key: route, policy: redis, onRedisError: local } }
+  hourly: { rateLimit: { average: 1000, key: route, policy: redis, quota: { limit: 3, per: hour } } }
+  delayed: { rateLimit: { average: 10, period: 1s, burst: 1, key: route, policy: redis, delay: { maxWait: 300ms } } }
 routes:
   - { path: /limited, service: api, middlewares: [shared] }
+  - { path: /quota, service: api, middlewares: [hourly] }
+  - { path: /delayed, service: api, middlewares: [delayed] }
 `);
       gateways.push(gateway);
       admins.push(adminClient(`http://127.0.0.1:${adminPort}`));
     }
+    // Both connected and the script cached in Redis (a first command may still miss the deadline
+    // and fall back for a moment): later tests then start on Redis.
+    for (const gateway of gateways) await get(gateway.port, '/limited');
+    await onRedis();
   });
   afterAll(async () => {
     await Promise.all(gateways.map((gateway) => gateway.process.stop()));
@@ -190,6 +198,41 @@ routes:
     }
     return { allowance, episodes };
   };
+
+  it('counts a quota in Redis across both gateways and refuses past it with quota-exceeded', async () => {
+    const answers: Answer[] = [];
+    for (let index = 0; index < 5; index += 1) answers.push(await get(gateways[index % 2]!.port, '/quota'));
+    expect(statuses(answers)).toEqual([200, 200, 200, 429, 429]);
+    expect(answers[2]!.headers['ratelimit-policy']).toMatch(/"hourly";q=3;w=3600$/);
+    expect(answers[2]!.headers.ratelimit).toMatch(/"hourly";r=0;t=\d+$/);
+    expect(answers[3]!.headers['x-ratelimit-limit']).toBe('3');
+    expect(Number(answers[3]!.headers['retry-after'])).toBeGreaterThan(0);
+    const body = await new Promise<string>((resolve, reject) => {
+      const outgoing = httpRequest({ host: '127.0.0.1', port: gateways[0]!.port, path: '/quota', agent: false }, (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve(text));
+      });
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+    expect(JSON.parse(body)).toMatchObject({ error: 'quota-exceeded', status: 429 });
+  });
+
+  it('holds requests whose shared token is due within maxWait instead of refusing them', async () => {
+    const started = performance.now();
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, index) => get(gateways[index % 2]!.port, '/delayed')));
+    const seconds = (performance.now() - started) / 1_000;
+    const passed = answers.filter((answer) => answer.status === 200);
+    const detail = `${statuses(answers).join(',')} in ${seconds.toFixed(3)} s; latencies ${answers.map((answer) => answer.latencyMs.toFixed(0)).join(',')}`;
+    // One token at once and three lent ahead (100, 200, 300 ms at 10/s), plus what refilled meanwhile.
+    expect(passed.length, detail).toBeGreaterThanOrEqual(4);
+    expect(passed.length, detail).toBeLessThanOrEqual(4 + Math.floor(10 * seconds));
+    expect(count(answers, 429), detail).toBe(8 - passed.length);
+    // The last token lent was due 300 ms after the first: its request was held at least that long (less rounding).
+    expect(Math.max(...passed.map((answer) => answer.latencyMs)), detail).toBeGreaterThanOrEqual(280);
+  });
 
   it('passes 20 ± 2 requests per second in total over 10 s, however the load splits between the gateways', async () => {
     const ports = gateways.map((gateway) => gateway.port);
