@@ -151,3 +151,31 @@ describe('rateLimit with delay and quota', () => {
     expect((await server.send('/')).status).toBe(200);
   });
 });
+
+describe('rateLimit with policy redis while Redis is away', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  /** A connection whose every command fails, as ioredis fails them with the offline queue off. */
+  const downRedis = () => {
+    const fake: Record<string, unknown> = {
+      defineCommand: (name: string) => (fake[name] = () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))),
+      ping: () => Promise.reject(new Error('Command timed out')),
+    };
+    return fake as never;
+  };
+  const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:1' }, password: undefined, timeoutMs: 100, keyPrefix: 't:', gateways: 2 } as const;
+
+  it.each([
+    ['local: a bucket of burst / gateways / workers', 'local', [200, 200, 429]],
+    ['deny: every request refused', 'deny', [429, 429, 429]],
+    ['allow: every request through', 'allow', [200, 200, 200]],
+  ] as const)('falls back by onRedisError %s', async (_name, onRedisError, expected) => {
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError } as const;
+    // 8 / 2 gateways / 2 workers = 2 tokens for this worker.
+    server = await serveMiddleware([rateLimit(settings, { now: () => 0, share: 1 / 2, redis: downRedis, name: 'shared' })]);
+    const seen: number[] = [];
+    for (let index = 0; index < 3; index += 1) seen.push((await server.send('/')).status);
+    expect(seen).toEqual(expected);
+  });
+});
