@@ -1,9 +1,10 @@
-import { Subject } from 'rxjs';
+import { merge, Subject } from 'rxjs';
 import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { rateLimitChanges } from './middleware/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
 
@@ -83,7 +84,8 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   aggregator.start();
   flow.start();
   try {
-    admin = config.admin ? await startAdmin(sources, configChanges, config.admin) : undefined;
+    // Rate-limit fallbacks come from this process's limiters, or from the workers' (the primary feeds them in).
+    admin = config.admin ? await startAdmin(sources, merge(configChanges, rateLimitChanges), config.admin) : undefined;
   } catch (error) {
     await release();
     throw error;

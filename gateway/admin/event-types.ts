@@ -13,6 +13,8 @@ export const ADMIN_EVENT_TYPES = [
   'removal-released',
   'config-applied',
   'config-refused',
+  'rate-limit-fallback',
+  'rate-limit-recovered',
 ] as const;
 
 /** One of `ADMIN_EVENT_TYPES`. */
@@ -78,6 +80,10 @@ export interface AdminEventPayloads {
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
+  /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */
+  'rate-limit-fallback': { middleware: string; onRedisError: 'local' | 'allow' | 'deny'; reason: string; worker: number | null };
+  /** The Redis of a rate limit answers again; shared counting resumed after `downMs`. */
+  'rate-limit-recovered': { middleware: string; downMs: number; worker: number | null };
 }
 
 /** A change before it is numbered and stamped. */
@@ -93,3 +99,6 @@ export type AdminEvent = AdminChange & {
 
 /** A configuration change the gateway reports to the admin events: applied (with restart-only keys) or refused. */
 export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' }>;
+
+/** A rate limit's Redis went away or came back (reported by whichever process runs the limiter). */
+export type RateLimitChange = Extract<AdminChange, { type: 'rate-limit-fallback' | 'rate-limit-recovered' }>;

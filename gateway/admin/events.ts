@@ -4,7 +4,7 @@ import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { diffEndpoints, diffStatuses } from './event-diff.ts';
-import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload } from './event-types.ts';
+import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload, RateLimitChange } from './event-types.ts';
 
 /** Events kept for clients that reconnect with `Last-Event-ID`. */
 export const EVENT_BUFFER_SIZE = 500;
@@ -14,7 +14,8 @@ export interface AdminEventInputs {
   /** Every health snapshot of every service (`ServiceBalancers.health$`). */
   readonly health$: Observable<HealthSnapshot>;
   readonly statuses$: Observable<readonly ProviderStatus[]>;
-  readonly config$: Observable<ConfigChange>;
+  /** Changes passed through as they are: configuration applied/refused, rate-limit fallbacks. */
+  readonly config$: Observable<ConfigChange | RateLimitChange>;
   /** What removal protection holds and lets go (`DiscoveryAggregator.protection$`); none when absent. */
   readonly protection$?: Observable<ProtectionChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */

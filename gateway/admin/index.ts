@@ -5,14 +5,14 @@ import { collectProcessMetrics } from '../telemetry/index.ts';
 import { endpointStates, type AdminSources } from './admin-sources.ts';
 import { AdminServer } from './admin-server.ts';
 import { loadDashboardAssets } from './dashboard-assets.ts';
-import type { ConfigChange } from './event-types.ts';
+import type { ConfigChange, RateLimitChange } from './event-types.ts';
 import { AdminEvents } from './events.ts';
 
 export { AdminServer } from './admin-server.ts';
 export type { AdminServerOptions } from './admin-server.ts';
 export type { AdminSources, RegistryRef } from './admin-sources.ts';
 export { ADMIN_EVENT_TYPES } from './event-types.ts';
-export type { AdminEvent, AdminEventPayloads, AdminEventType, ConfigChange } from './event-types.ts';
+export type { AdminEvent, AdminEventPayloads, AdminEventType, ConfigChange, RateLimitChange } from './event-types.ts';
 export { AdminEvents } from './events.ts';
 export { HEALTH_REASON_TEXT, healthVerdict } from './health-state.ts';
 export type { HealthReason, HealthState } from './health-state.ts';
@@ -30,7 +30,7 @@ export interface AdminListener {
  * Derives the admin events from the gateway's streams and starts the admin listener on
  * `settings.listen`; rejects (with nothing left running) when it cannot bind.
  */
-export async function startAdmin(sources: AdminSources, config$: Observable<ConfigChange>, settings: AdminSettings, options: { heartbeatMs?: number } = {}): Promise<AdminListener> {
+export async function startAdmin(sources: AdminSources, config$: Observable<ConfigChange | RateLimitChange>, settings: AdminSettings, options: { heartbeatMs?: number } = {}): Promise<AdminListener> {
   collectProcessMetrics();
   const events = new AdminEvents({
     health$: sources.balancers.health$,

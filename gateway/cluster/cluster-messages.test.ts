@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HealthSnapshot } from '../../src/health/index.ts';
-import { decodeHealthSnapshot, isGatewayMessage } from './cluster-messages.ts';
+import { decodeHealthSnapshot, decodeRateLimitChange, isGatewayMessage } from './cluster-messages.ts';
 
 const SNAPSHOT: HealthSnapshot = {
   service: 'user',
@@ -64,5 +64,16 @@ describe('isGatewayMessage', () => {
     expect(isGatewayMessage({ cmd: 'NODE_CLUSTER' })).toBe(false);
     expect(isGatewayMessage('switchboard:drain')).toBe(false);
     expect(isGatewayMessage(null)).toBe(false);
+  });
+});
+
+describe('decodeRateLimitChange', () => {
+  it('rebuilds a worker’s fallback and recovery events and refuses malformed ones', () => {
+    const fallback = { type: 'rate-limit-fallback', data: { middleware: 'shared', onRedisError: 'local', reason: 'Command timed out', worker: 2, extra: 'dropped' } };
+    expect(decodeRateLimitChange(fallback)).toEqual({ type: 'rate-limit-fallback', data: { middleware: 'shared', onRedisError: 'local', reason: 'Command timed out', worker: 2 } });
+    expect(decodeRateLimitChange({ type: 'rate-limit-recovered', data: { middleware: 'shared', downMs: 510 } })).toEqual({ type: 'rate-limit-recovered', data: { middleware: 'shared', downMs: 510, worker: null } });
+    expect(decodeRateLimitChange({ type: 'rate-limit-fallback', data: { middleware: 'shared', onRedisError: 'sometimes', reason: 'x' } })).toBeUndefined();
+    expect(decodeRateLimitChange({ type: 'config-applied', data: { middleware: 'shared' } })).toBeUndefined();
+    expect(decodeRateLimitChange('rate-limit-fallback')).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
+import type { RateLimitChange } from '../admin/event-types.ts';
 import type { WireFlowEntry } from '../telemetry/index.ts';
 import type { WireOutcomes } from './cluster-outcomes.ts';
 
@@ -33,7 +34,9 @@ export type WorkerMessage =
   | { readonly kind: 'switchboard:flow'; readonly second: number; readonly entries: readonly WireFlowEntry[] }
   /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
-  | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+  | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  /** A rate limit of the worker lost or regained its Redis; the primary reports it in its admin events. */
+  | { readonly kind: 'switchboard:rate-limit-change'; readonly change: RateLimitChange };
 
 /** True for a message this protocol defines (by its kind's prefix); anything else is not the gateway's and is ignored. */
 export function isGatewayMessage<T extends { kind: string }>(message: unknown): message is T {
@@ -87,4 +90,17 @@ function decodeInstance(value: unknown): Instance | undefined {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A worker's rate-limit change as received over IPC: checked and rebuilt as plain values; undefined when malformed. */
+export function decodeRateLimitChange(value: unknown): RateLimitChange | undefined {
+  if (!isRecord(value) || !isRecord(value.data) || typeof value.data.middleware !== 'string') return undefined;
+  const { data } = value;
+  const middleware = data.middleware as string;
+  const worker = typeof data.worker === 'number' ? data.worker : null;
+  if (value.type === 'rate-limit-fallback' && (data.onRedisError === 'local' || data.onRedisError === 'allow' || data.onRedisError === 'deny') && typeof data.reason === 'string') {
+    return { type: 'rate-limit-fallback', data: { middleware, onRedisError: data.onRedisError, reason: data.reason, worker } };
+  }
+  if (value.type === 'rate-limit-recovered' && typeof data.downMs === 'number') return { type: 'rate-limit-recovered', data: { middleware, downMs: data.downMs, worker } };
+  return undefined;
 }

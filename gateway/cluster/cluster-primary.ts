@@ -3,8 +3,10 @@ import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
+import { rateLimitChanges } from '../middleware/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
+import { decodeRateLimitChange } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
 
@@ -73,6 +75,10 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           );
         } else if (message.kind === 'switchboard:flow') flow.addRemote(message.second, message.entries);
         else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
+        else if (message.kind === 'switchboard:rate-limit-change') {
+          const change = decodeRateLimitChange(message.change);
+          if (change) rateLimitChanges.next(change);
+        }
         else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
       },
       failedToStart(slot, reason) {

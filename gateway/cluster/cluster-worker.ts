@@ -4,14 +4,13 @@ import { componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
-import { buildNamedMiddleware, type AccessLogDestination } from '../middleware/index.ts';
+import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
 import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
-import { perWorkerMiddleware } from './cluster-rate-limit.ts';
 
 /** Outcomes travel to the primary at most this late, so outlier detection lags traffic by at most this much. */
 const OUTCOME_FLUSH_MS = 100;
@@ -25,7 +24,8 @@ const OUTCOME_FLUSH_EVENTS = 500;
  * SIGINT, or when the primary goes away.
  */
 export function runWorker(options: { accessLogger?: AccessLogDestination } = {}): void {
-  const log = componentLogger('worker', { worker: Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id) });
+  const slot = Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id);
+  const log = componentLogger('worker', { worker: slot });
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send?.(message, undefined, {}, () => undefined);
   };
@@ -57,6 +57,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     batch.record(service, address, outcome);
     if (batch.size >= OUTCOME_FLUSH_EVENTS) flush();
   });
+  // The primary owns the admin events: a rate limit's Redis fallback and recovery travel there.
+  rateLimitChanges.subscribe((change) => send({ kind: 'switchboard:rate-limit-change', change }));
   const flushTimer = setInterval(flush, OUTCOME_FLUSH_MS);
   flushTimer.unref();
 
@@ -85,7 +87,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         observer: batch,
         requestMetrics,
         log,
-        middlewareFactory: (definition) => buildNamedMiddleware(perWorkerMiddleware(definition, workers)),
+        // Every local rate-limit bucket (the middleware's, each consumer's, the Redis fallback's) gets 1/workers.
+        middlewareFactory: (definition, name) => buildNamedMiddleware(definition, { name, share: 1 / workers, worker: slot }),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
       });
     } catch (error) {

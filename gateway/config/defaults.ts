@@ -70,3 +70,9 @@ export const DEFAULT_PATH_SETTINGS: PathSettings = { mergeSlashes: true, escaped
 
 /** The largest `workers` count accepted; more processes than this only add memory and contention. */
 export const WORKERS_MAX = 256;
+
+/** A Redis command's deadline: a rate limit waits at most this long before it falls back. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 100;
+
+/** Prepended to every Redis key the gateway writes. */
+export const DEFAULT_REDIS_KEY_PREFIX = 'switchboard:';

@@ -9,6 +9,8 @@ import {
   DEFAULT_OUTLIER_DETECTION,
   DEFAULT_PANIC_THRESHOLD_PERCENT,
   DEFAULT_PATH_SETTINGS,
+  DEFAULT_REDIS_KEY_PREFIX,
+  DEFAULT_REDIS_TIMEOUT_MS,
   DEFAULT_REMOVAL_GRACE_MS,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SERVER_LIMITS,
@@ -20,6 +22,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
+import type { RedisInput } from './schema-redis.ts';
 import { DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAccessMiddleware, resolveConsumers } from './resolve-access.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { CanaryInput } from './schema-route-traffic.ts';
@@ -34,6 +37,8 @@ import type {
   HealthCheckSettings,
   MiddlewareConfig,
   OutlierDetectionSettings,
+  RedisSettings,
+  RedisTarget,
   RetryPolicy,
   RouteConfig,
   ServiceSettings,
@@ -69,6 +74,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
   const limits = input.limits ?? {};
   const consumers = resolveConsumers(input.consumers);
   const trustedProxies = input.forwarding?.trustedProxies ?? [];
+  const redis = resolveRedis(input.redis);
   return {
     listen: entryPoints[0]!.listen,
     entryPoints,
@@ -77,7 +83,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),
-    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry)])),
+    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry, redis)])),
     consumers,
     forwarding: { trustedProxies },
     accessLog: input.accessLog ?? true,
@@ -93,6 +99,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     },
     shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
     workers: input.workers ?? 1,
+    redis,
     removalProtection:
       input.removalProtection === false
         ? false
@@ -227,11 +234,24 @@ const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | unde
 
 
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
-function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
+function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefined): MiddlewareConfig {
   if (input.rateLimit) {
-    const { average, period, burst, key } = input.rateLimit;
+    const { average, period, burst, key, policy = 'local', onRedisError, delay, quota } = input.rateLimit;
     // Default burst = average, at least one token: a bucket of less than one never admits anything.
-    return { kind: 'rateLimit', settings: { average, periodMs: period ?? DEFAULT_RATE_LIMIT_PERIOD_MS, burst: burst ?? Math.max(1, Math.ceil(average)), key: key ?? { from: 'client-ip' } } };
+    return {
+      kind: 'rateLimit',
+      settings: {
+        average,
+        periodMs: period ?? DEFAULT_RATE_LIMIT_PERIOD_MS,
+        burst: burst ?? Math.max(1, Math.ceil(average)),
+        key: key ?? { from: 'client-ip' },
+        policy,
+        redis: policy === 'redis' ? redis : undefined,
+        onRedisError: onRedisError ?? 'local',
+        delay: delay && { maxWaitMs: delay.maxWait },
+        quota,
+      },
+    };
   }
   if (input.redirectScheme) {
     const { scheme, port, permanent } = input.redirectScheme;
@@ -284,4 +304,11 @@ function resolveCanary(input: CanaryInput): CanaryRouting {
 /** A copy without the keys whose value is undefined, so spreading it never erases a default. */
 function defined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+/** The `redis:` section with its defaults: a 100 ms deadline, the `switchboard:` key prefix, one gateway. */
+function resolveRedis(input: RedisInput | undefined): RedisSettings | undefined {
+  if (!input) return undefined;
+  const target: RedisTarget = input.url ? { kind: 'url', url: input.url } : input.sentinels ? { kind: 'sentinel', sentinels: input.sentinels, name: input.name ?? '' } : { kind: 'cluster', nodes: input.cluster ?? [] };
+  return { target, password: input.password, timeoutMs: input.timeout ?? DEFAULT_REDIS_TIMEOUT_MS, keyPrefix: input.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX, gateways: input.gateways ?? 1 };
 }

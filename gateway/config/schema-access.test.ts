@@ -46,7 +46,7 @@ forwarding: { trustedProxies: [loopback] }
     ['ES256 without keys', `middlewares: { j: { jwtAuth: { algorithms: [ES256], secretFile: s } } }`, 'ES256 need publicKeyFiles or jwks'],
     ['a JWKS URL that is not http(s)', `middlewares: { j: { jwtAuth: { algorithms: [ES256], jwks: { url: "file:///etc/keys" } } } }`, 'middlewares.j.jwtAuth.jwks.url (line 1): expected an http(s) URL'],
     ['a bad CIDR', `middlewares: { i: { ipDenyList: { sourceRange: [10.0.0.0/33] } } }`, 'middlewares.i.ipDenyList.sourceRange.0 (line 1)'],
-    ['an unknown rate-limit key', `middlewares: { l: { rateLimit: { average: 1, key: tenant } } }`, 'expected client-ip, route, service, consumer or header:<name>'],
+    ['an unknown rate-limit key', `middlewares: { l: { rateLimit: { average: 1, key: tenant } } }`, 'expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
   ])('refuses %s', (_name, text, message) => {
     expect(refusal(text)).toContain(message);
   });

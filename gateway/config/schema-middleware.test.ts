@@ -13,6 +13,9 @@ function errorOf(text: string): GatewayConfigError {
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
 
+const LOCAL = { policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined } as const;
+const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:6379/2' }, password: undefined, timeoutMs: 100, keyPrefix: 'gw:', gateways: 3 } as const;
+
 describe('middlewares', () => {
   it('resolves every kind with its defaults and keeps the route references in order', () => {
     const config = parseConfig(
@@ -20,6 +23,7 @@ describe('middlewares', () => {
       `middlewares:
   limit: { rateLimit: { average: 2.5 } }
   limit-by-key: { rateLimit: { average: 100, period: 1m, burst: 10, key: "header:X-Api-Key" } }
+  by-tenant: { rateLimit: { average: 5, key: "claim:tenant", policy: redis, onRedisError: deny, delay: { maxWait: 250ms }, quota: { limit: 1000, per: day } } }
   to-https: { redirectScheme: { scheme: https, port: 8443 } }
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
   tag: { headers: { request: { set: { x-tag: a } }, host: upstream } }
@@ -27,17 +31,34 @@ describe('middlewares', () => {
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
   - { path: /b, service: b }
+redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
 `,
     );
     expect(Object.fromEntries(config.middlewares)).toEqual({
-      limit: { kind: 'rateLimit', settings: { average: 2.5, periodMs: 1_000, burst: 3, key: { from: 'client-ip' } } },
-      'limit-by-key': { kind: 'rateLimit', settings: { average: 100, periodMs: 60_000, burst: 10, key: { from: 'header', name: 'x-api-key' } } },
+      limit: { kind: 'rateLimit', settings: { ...LOCAL, average: 2.5, periodMs: 1_000, burst: 3, key: { from: 'client-ip' } } },
+      'limit-by-key': { kind: 'rateLimit', settings: { ...LOCAL, average: 100, periodMs: 60_000, burst: 10, key: { from: 'header', name: 'x-api-key' } } },
+      'by-tenant': {
+        kind: 'rateLimit',
+        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, policy: 'redis', redis: REDIS, onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
+      },
       'to-https': { kind: 'redirectScheme', settings: { scheme: 'https', port: 8443, permanent: false } },
       hsts: { kind: 'hsts', settings: { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false } },
       tag: { kind: 'headers', settings: { request: { set: { 'x-tag': 'a' }, remove: [] }, response: undefined, host: 'upstream' } },
       v2: { kind: 'rewrite', settings: { pattern: '^/v1/', replacement: '/v2/' } },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
+    expect(config.redis).toEqual(REDIS);
+  });
+
+  it('reads the redis section in its three forms, with defaults', () => {
+    const redisOf = (text: string) => parseConfig('gateway.yaml', `redis: ${text}\n`).redis;
+    expect(redisOf('{ url: "redis://h:6379" }')).toEqual({ target: { kind: 'url', url: 'redis://h:6379' }, password: undefined, timeoutMs: 100, keyPrefix: 'switchboard:', gateways: 1 });
+    expect(redisOf('{ sentinels: ["s1:26379", "[::1]:26380"], name: main, password: pw, timeout: 50ms }')).toMatchObject({
+      target: { kind: 'sentinel', sentinels: [{ host: 's1', port: 26379 }, { host: '::1', port: 26380 }], name: 'main' },
+      password: 'pw',
+      timeoutMs: 50,
+    });
+    expect(redisOf('{ cluster: ["n1:7000", "n2:7001"] }')).toMatchObject({ target: { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }] } });
   });
 
   it.each([
@@ -47,7 +68,13 @@ routes:
     ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, headers, rewrite, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
     ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, headers, rewrite, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
-    ['middlewares:\n  l: { rateLimit: { average: 1, key: cookie } }', 'middlewares.l.rateLimit.key (line 2): expected client-ip, route, service, consumer or header:<name>'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, key: cookie } }', 'middlewares.l.rateLimit.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, policy: redis } }', 'middlewares.l.rateLimit.policy (line 2): policy redis needs the top-level redis: section'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, quota: { limit: 5, per: week } } }', 'middlewares.l.rateLimit.quota.per (line 2)'],
+    ['redis: { url: "redis://a:1", cluster: ["b:2"] }', 'set exactly one of url, sentinels (with name) or cluster; found url and cluster'],
+    ['redis: { sentinels: ["a:1"] }', 'redis.name (line 1): the master name is required with sentinels'],
+    ['redis: { cluster: ["no-port"] }', 'redis.cluster.0 (line 1): expected host:port'],
+    ['redis: { url: "http://a:1" }', 'redis.url (line 1): expected redis://host:port[/db]'],
     ['middlewares:\n  l: { rateLimit: { average: 1, period: 0s } }', 'middlewares.l.rateLimit.period (line 2): must be above 0'],
     ['middlewares:\n  r: { redirectScheme: { scheme: ftp } }', 'middlewares.r.redirectScheme.scheme (line 2)'],
     ['middlewares:\n  h: { hsts: { maxAge: 1y, subdomains: true } }', 'middlewares.h.hsts.subdomains (line 2): unknown field "subdomains"'],

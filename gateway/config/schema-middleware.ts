@@ -4,15 +4,16 @@ import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.t
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { count, duration, headerName, regexSource, section } from './schema-values.ts';
 
-const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer or header:<name>';
+const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
-/** `client-ip`, `route`, `service`, `consumer` or `header:<name>`: what a rate limit counts requests by. */
+/** `client-ip`, `route`, `service`, `consumer`, `header:<name>` or `claim:<name>` (of the JWT jwtAuth verified): what a rate limit counts requests by. */
 const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
   if (text === 'client-ip' || text === 'route' || text === 'service' || text === 'consumer') return { from: text };
   if (text.startsWith('header:')) {
     const name = headerName.safeParse(text.slice('header:'.length));
     if (name.success) return { from: 'header', name: name.data };
   }
+  if (/^claim:[\w.:-]+$/.test(text)) return { from: 'claim', name: text.slice('claim:'.length) };
   context.addIssue({ code: 'custom', message: RATE_LIMIT_KEY_HINT });
   return z.NEVER;
 });
@@ -24,6 +25,10 @@ const MIDDLEWARE_KINDS = {
     period: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
     burst: count(1).optional(),
     key: rateLimitKey.optional(),
+    policy: z.enum(['local', 'redis']).optional(),
+    onRedisError: z.enum(['local', 'allow', 'deny']).optional(),
+    delay: section({ maxWait: duration.refine((ms) => ms > 0, 'must be above 0') }).optional(),
+    quota: section({ limit: count(1), per: z.enum(['hour', 'day']) }).optional(),
   }),
   redirectScheme: section({
     scheme: z.enum(['https', 'http']),

@@ -4,6 +4,7 @@ import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKERS_M
 import { isLoopbackHost } from './ip-range.ts';
 import { consumersSchema } from './schema-access.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
+import { redisSchema } from './schema-redis.ts';
 import { entryPointsSchema } from './schema-entrypoint.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
@@ -59,7 +60,11 @@ export const configSchema = section({
   removalProtection: z
     .union([z.literal(false), section({ threshold: percent.optional(), hold: duration.optional() })], { error: 'expected false or { threshold, hold }' })
     .optional(),
+  redis: redisSchema.optional(),
 }).superRefine((config, context) => {
+  for (const [name, entry] of Object.entries(config.middlewares ?? {})) {
+    if (entry.rateLimit?.policy === 'redis' && !config.redis) context.addIssue({ code: 'custom', path: ['middlewares', name, 'rateLimit', 'policy'], message: 'policy redis needs the top-level redis: section' });
+  }
   const adminIssue = adminExposureIssue(config.admin);
   if (adminIssue) context.addIssue({ code: 'custom', path: ['admin'], message: adminIssue });
   const names = new Map<string, number>();

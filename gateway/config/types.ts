@@ -7,6 +7,9 @@ import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 import type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
 import type { ListenAddress } from './schema-values.ts';
+import type { RedisSettings } from './types-redis.ts';
+
+export type { RedisNode, RedisSettings, RedisTarget } from './types-redis.ts';
 
 export type { ListenAddress };
 export type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwksSettings, JwtAuthSettings, KeyAuthSettings, TokenSources } from './types-access.ts';
@@ -43,6 +46,8 @@ export interface GatewayConfig {
   readonly workers: number | 'auto';
   /** Post-outage removal protection of every service; false when off. */
   readonly removalProtection: RemovalProtectionSettings | false;
+  /** The shared Redis (`redis:`); undefined when the file has none. */
+  readonly redis: RedisSettings | undefined;
 }
 
 /** One client-facing listener (Traefik's entry point). */
@@ -304,15 +309,35 @@ export interface ShutdownSettings {
   readonly drainTimeoutMs: number;
 }
 
-/** What a rate limit counts requests by: the client address (after trusted proxies), the route, the service, the consumer or a request header. */
-export type RateLimitKey = { readonly from: 'client-ip' | 'route' | 'service' | 'consumer' } | { readonly from: 'header'; readonly name: string };
+/** What a rate limit counts requests by: the client address (after trusted proxies), the route, the service, the consumer, a request header or a claim of the verified JWT. */
+export type RateLimitKey =
+  | { readonly from: 'client-ip' | 'route' | 'service' | 'consumer' }
+  | { readonly from: 'header'; readonly name: string }
+  | { readonly from: 'claim'; readonly name: string };
 
-/** A token bucket (Go's x/time/rate): `average` tokens per `periodMs` refill a bucket of `burst`; a request takes one. */
+/** A count of requests per clock hour or day (UTC) per key, on top of the rate. */
+export interface RateLimitQuota {
+  readonly limit: number;
+  readonly per: 'hour' | 'day';
+}
+
+/**
+ * A token bucket (Go's x/time/rate): `average` tokens per `periodMs` refill a bucket of `burst`; a
+ * request takes one. `policy: redis` keeps the buckets in `redis` (one budget for every gateway).
+ */
 export interface RateLimitSettings {
   readonly average: number;
   readonly periodMs: number;
   readonly burst: number;
   readonly key: RateLimitKey;
+  readonly policy: 'local' | 'redis';
+  /** The top-level `redis:` section, copied in with `policy: redis` so that a change to it rebuilds the limiter. */
+  readonly redis: RedisSettings | undefined;
+  /** While Redis does not answer: a local bucket of 1/gateways of the limit, let everything through, or refuse everything. */
+  readonly onRedisError: 'local' | 'allow' | 'deny';
+  /** Delay instead of refusing: a request whose token comes within `maxWaitMs` waits for it (nginx `limit_req ... delay`). */
+  readonly delay: { readonly maxWaitMs: number } | undefined;
+  readonly quota: RateLimitQuota | undefined;
 }
 
 /** Redirects requests not already on `scheme` to it: 301/308 when `permanent`, else 302/307 (307/308 keep the method). */

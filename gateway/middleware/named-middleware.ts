@@ -10,14 +10,24 @@ import { rateLimit } from './rate-limit/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
 import { rewrite } from './rewrite/index.ts';
 
-/** Builds one named middleware from its definition. */
-export type NamedMiddlewareFactory = (definition: MiddlewareConfig) => Middleware;
+/** Builds one named middleware from its definition and the name it is declared under. */
+export type NamedMiddlewareFactory = (definition: MiddlewareConfig, name: string) => Middleware;
+
+/** Where a named middleware runs: which worker of how many (stateful middleware such as rate limits take a share). */
+export interface MiddlewarePlacement {
+  /** The name it is declared under. */
+  readonly name?: string;
+  /** 1/workers: this process's share of local rate-limit buckets; 1 in a one-process gateway. */
+  readonly share?: number;
+  /** The worker slot; null (or absent) in a one-process gateway. */
+  readonly worker?: number | null;
+}
 
 /** The built-in factory: one middleware kind per folder. */
-export function buildNamedMiddleware(definition: MiddlewareConfig): Middleware {
+export function buildNamedMiddleware(definition: MiddlewareConfig, placement: MiddlewarePlacement = {}): Middleware {
   switch (definition.kind) {
     case 'rateLimit':
-      return rateLimit(definition.settings);
+      return rateLimit(definition.settings, placement);
     case 'redirectScheme':
       return redirectScheme(definition.settings);
     case 'hsts':
@@ -53,7 +63,7 @@ interface Entry {
 export class NamedMiddlewareRegistry {
   private entries = new Map<string, Entry>();
 
-  constructor(private readonly factory: NamedMiddlewareFactory = buildNamedMiddleware) {}
+  constructor(private readonly factory: NamedMiddlewareFactory = (definition, name) => buildNamedMiddleware(definition, { name })) {}
 
   /**
    * Brings the registry to `definitions`. All or nothing: if a factory throws, the registry keeps
@@ -64,7 +74,7 @@ export class NamedMiddlewareRegistry {
     for (const [name, definition] of definitions) {
       const fingerprint = canonicalJson(definition);
       const current = this.entries.get(name);
-      next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition) });
+      next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition, name) });
     }
     this.entries = next;
   }

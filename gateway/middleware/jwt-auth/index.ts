@@ -17,6 +17,14 @@ export { cookieValue, readToken } from './token-source.ts';
 interface Verdict {
   readonly headers: readonly (readonly [string, string])[];
   readonly consumer: ConsumerConfig | undefined;
+  readonly claims: JWTPayload;
+}
+
+declare module '../../context.ts' {
+  interface ContextVariables {
+    /** The claims of the token jwtAuth verified; later middleware (a rate limit keyed by `claim:<name>`) read them. */
+    jwtClaims: JWTPayload;
+  }
 }
 
 /** What `jwtAuth` needs besides its settings. */
@@ -61,7 +69,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   };
   const verify = async (token: string): Promise<Verdict> => {
     const { payload } = await jwtVerify(token, getKey, { ...verifyOptions, currentDate: new Date(wallClock()) });
-    const verdict = { headers: claimsAsHeaders(payload, claimHeaders), consumer: consumerOf(payload, settings.consumers) };
+    const verdict = { headers: claimsAsHeaders(payload, claimHeaders), consumer: consumerOf(payload, settings.consumers), claims: payload };
     cache.set(token, verdict, payload.exp === undefined ? undefined : payload.exp * 1_000 + settings.clockSkewMs);
     return verdict;
   };
@@ -82,6 +90,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     }
     if (!verdict.consumer && settings.consumerRequired) return denyAccess(context, { status: 403, reason: 'unknown-consumer', message: 'the token belongs to no consumer' });
     for (const [header, value] of verdict.headers) context.upstream.headers[header] = value;
+    context.set('jwtClaims', verdict.claims);
     identify(context, verdict.consumer);
     await next();
   };

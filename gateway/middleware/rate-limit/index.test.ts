@@ -4,7 +4,8 @@ import type { Middleware } from '../../context.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { rateLimit, type Limiter } from './index.ts';
 
-const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' } };
+const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
+const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
 
 describe('rateLimit', () => {
   let server: MiddlewareServer;
@@ -22,6 +23,9 @@ describe('rateLimit', () => {
     const refused = await server.send('/');
     expect(refused.status).toBe(429);
     expect(refused.headers).toMatchObject({ 'retry-after': '8', 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '18', 'content-type': 'application/json' });
+    // IETF fields (draft-ietf-httpapi-ratelimit-headers-11): a bucket of 2 refills in 20 s; 0 left, full in 17.5 s.
+    expect(refused.headers).toMatchObject({ 'ratelimit-policy': '"default";q=2;w=20', ratelimit: '"default";r=0;t=18' });
+    expect(passed[1]!.headers).toMatchObject({ 'ratelimit-policy': '"default";q=2;w=20', ratelimit: '"default";r=0;t=20' });
     const body = JSON.parse(refused.body.toString()) as Record<string, unknown>;
     expect(body).toMatchObject({ error: 'rate-limited', status: 429 });
     expect(Object.keys(body).sort()).toEqual(['error', 'message', 'requestId', 'status']);
@@ -33,8 +37,16 @@ describe('rateLimit', () => {
     ['client-ip', { from: 'client-ip' }, [{}, {}], [true, false]],
     ['header:x-api-key, one bucket per value', { from: 'header', name: 'x-api-key' }, [{ 'x-api-key': 'a' }, { 'x-api-key': 'b' }], [true, true]],
     ['header:x-api-key, the same value', { from: 'header', name: 'x-api-key' }, [{ 'x-api-key': 'a' }, { 'x-api-key': 'a' }], [true, false]],
+    ['claim:tenant, one bucket per value', { from: 'claim', name: 'tenant' }, [{ 'x-claims': '{"tenant":"a"}' }, { 'x-claims': '{"tenant":"b"}' }], [true, true]],
+    ['claim:tenant, the same value', { from: 'claim', name: 'tenant' }, [{ 'x-claims': '{"tenant":"a","sub":"1"}' }, { 'x-claims': '{"tenant":"a","sub":"2"}' }], [true, false]],
   ] as const)('keys buckets by %s', async (_name, key, headers, allowed) => {
-    server = await serveMiddleware([rateLimit({ ...SETTINGS, burst: 1, key }, { now: () => 0 })]);
+    // Stands in for jwtAuth: the x-claims header holds the verified claims.
+    const claims: Middleware = async (context, next) => {
+      const text = context.request.headers['x-claims'];
+      if (typeof text === 'string') context.set('jwtClaims', JSON.parse(text) as Record<string, unknown>);
+      await next();
+    };
+    server = await serveMiddleware([claims, rateLimit({ ...SETTINGS, burst: 1, key }, { now: () => 0 })]);
     const statuses = [];
     for (const requestHeaders of headers) statuses.push((await server.send('/', { headers: requestHeaders })).status);
     expect(statuses).toEqual(allowed.map((ok) => (ok ? 200 : 429)));
@@ -42,7 +54,7 @@ describe('rateLimit', () => {
 
   it('keys by route and service from the context the router filled in', async () => {
     const seen: string[] = [];
-    const limiter: Limiter = { take: (key) => (seen.push(key), { allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0 }) };
+    const limiter: Limiter = { take: (key) => (seen.push(key), PASS) };
     const routed: Middleware = async (context, next) => {
       context.routeName = 'orders-route';
       context.service = 'orders';
@@ -54,7 +66,7 @@ describe('rateLimit', () => {
   });
 
   it('waits for an asynchronous limiter (the shape a shared limiter will have)', async () => {
-    const limiter: Limiter = { take: async () => ({ allowed: false, limit: 5, remaining: 0, resetMs: 900, retryAfterMs: 100 }) };
+    const limiter: Limiter = { take: async () => ({ ...PASS, allowed: false, refusedBy: 'rate', limit: 5, resetMs: 900, retryAfterMs: 100 }) };
     server = await serveMiddleware([rateLimit(SETTINGS, { limiter })]);
     const response = await server.send('/');
     expect([response.status, response.headers['retry-after'], response.headers['x-ratelimit-reset']]).toEqual([429, '1', '1']);
@@ -83,5 +95,87 @@ describe('rateLimit keyed by consumer', () => {
     expect(await statuses('gold', 4)).toEqual([200, 200, 200, 429]);
     expect(await statuses('plain', 2)).toEqual([200, 429]);
     expect(await statuses(undefined, 2)).toEqual([200, 429]);
+  });
+});
+
+describe('rateLimit with workers (share)', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  // The bug this fixes: the worker divided the middleware's settings but not a consumer's own
+  // rateLimit, so with N workers a consumer got N times its limit.
+  it("gives one of two workers half of every bucket: the middleware's and each consumer's own", async () => {
+    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 10_000, burst: 4 } };
+    const identify: Middleware = async (context, next) => {
+      if (context.request.headers['x-who'] === 'gold') context.set('consumer', gold);
+      await next();
+    };
+    server = await serveMiddleware([identify, rateLimit({ ...SETTINGS, burst: 6, key: { from: 'consumer' } }, { now: () => 0, share: 1 / 2 })]);
+    const statuses = async (who: string | undefined, count: number) => {
+      const seen: number[] = [];
+      for (let index = 0; index < count; index += 1) seen.push((await server.send('/', { headers: who ? { 'x-who': who } : {} })).status);
+      return seen;
+    };
+    expect(await statuses('gold', 3)).toEqual([200, 200, 429]);
+    expect(await statuses(undefined, 4)).toEqual([200, 200, 200, 429]);
+  });
+});
+
+describe('rateLimit with delay and quota', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it('holds a request whose token is due within maxWait and refuses one due later', async () => {
+    const clock = { ms: 0 };
+    // 10 tokens/s: the 2nd request's token is due in 100 ms (within 150 ms), the 3rd's in 200 ms (not).
+    const settings = { ...SETTINGS, average: 10, periodMs: 1_000, burst: 1, delay: { maxWaitMs: 150 } };
+    server = await serveMiddleware([rateLimit(settings, { now: () => clock.ms })]);
+    expect((await server.send('/')).status).toBe(200);
+    const started = performance.now();
+    expect((await server.send('/')).status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(90);
+    const refused = await server.send('/');
+    expect([refused.status, refused.headers['retry-after']]).toEqual([429, '1']);
+  });
+
+  it('refuses with quota-exceeded once the daily count is used up, and counts again the next day', async () => {
+    const wall = { ms: Date.UTC(2026, 0, 1, 23, 0) };
+    const settings = { ...SETTINGS, average: 100, burst: 100, quota: { limit: 2, per: 'day' as const } };
+    server = await serveMiddleware([rateLimit(settings, { now: () => 0, wallClock: () => wall.ms })]);
+    const first = await server.send('/');
+    expect(first.headers).toMatchObject({ 'ratelimit-policy': '"default";q=100;w=10, "daily";q=2;w=86400', ratelimit: '"default";r=99;t=1, "daily";r=1;t=3600' });
+    expect((await server.send('/')).status).toBe(200);
+    const refused = await server.send('/');
+    expect([refused.status, refused.headers['retry-after'], JSON.parse(refused.body.toString()).error]).toEqual([429, '3600', 'quota-exceeded']);
+    wall.ms = Date.UTC(2026, 0, 2, 0, 0, 1);
+    expect((await server.send('/')).status).toBe(200);
+  });
+});
+
+describe('rateLimit with policy redis while Redis is away', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  /** A connection whose every command fails, as ioredis fails them with the offline queue off. */
+  const downRedis = () => {
+    const fake: Record<string, unknown> = {
+      defineCommand: (name: string) => (fake[name] = () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false"))),
+      ping: () => Promise.reject(new Error('Command timed out')),
+    };
+    return fake as never;
+  };
+  const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:1' }, password: undefined, timeoutMs: 100, keyPrefix: 't:', gateways: 2 } as const;
+
+  it.each([
+    ['local: a bucket of burst / gateways / workers', 'local', [200, 200, 429]],
+    ['deny: every request refused', 'deny', [429, 429, 429]],
+    ['allow: every request through', 'allow', [200, 200, 200]],
+  ] as const)('falls back by onRedisError %s', async (_name, onRedisError, expected) => {
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError } as const;
+    // 8 / 2 gateways / 2 workers = 2 tokens for this worker.
+    server = await serveMiddleware([rateLimit(settings, { now: () => 0, share: 1 / 2, redis: downRedis, name: 'shared' })]);
+    const seen: number[] = [];
+    for (let index = 0; index < 3; index += 1) seen.push((await server.send('/')).status);
+    expect(seen).toEqual(expected);
   });
 });

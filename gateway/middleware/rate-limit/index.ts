@@ -1,55 +1,114 @@
-import type { ConsumerConfig, RateLimitKey, RateLimitSettings } from '../../config/types.ts';
+import { componentLogger, type Logger } from '../../../src/logger.ts';
+import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import type { Limiter } from './limiter.ts';
+import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
+import { rateLimitHeaders } from './headers.ts';
+import { shareOf, type BucketShape, type Limiter } from './limiter.ts';
+import { QuotaLimiter } from './local-quota.ts';
+import { rateLimitChanges, rateLimitFallbackTotal } from './rate-limit-events.ts';
+import { RedisBucketLimiter } from './redis-bucket.ts';
+import { RedisFallbackLimiter } from './redis-fallback.ts';
 import { TokenBucketLimiter } from './token-bucket.ts';
 
-export type { LimitDecision, Limiter } from './limiter.ts';
+export type { BucketShape, LimitDecision, Limiter, QuotaState } from './limiter.ts';
+export { shareOf } from './limiter.ts';
+export { QuotaLimiter } from './local-quota.ts';
+export { rateLimitChanges, rateLimitFallbackTotal } from './rate-limit-events.ts';
+export { RedisBucketLimiter, TAKE_TOKEN_SCRIPT } from './redis-bucket.ts';
+export { RedisFallbackLimiter } from './redis-fallback.ts';
 export { RATE_LIMIT_MAX_KEYS, TokenBucketLimiter, type TokenBucketOptions } from './token-bucket.ts';
 
 /** The error class of a request refused by a rate limit; no upstream was involved, so none is blamed. */
 export const RATE_LIMITED = 'rate-limited';
+/** The error class of a request refused because its key used up its hourly or daily quota. */
+export const QUOTA_EXCEEDED = 'quota-exceeded';
 
 /** What `rateLimit` needs besides its settings. */
 export interface RateLimitOptions {
-  /** The limiter to ask; a local `TokenBucketLimiter` built from the settings by default. */
+  /** The limiter to ask for every request (tests); built from the settings by default. */
   readonly limiter?: Limiter;
-  /** Monotonic clock of the default limiter (tests pass a fake one). */
+  /** Monotonic clock of the local buckets (tests pass a fake one). */
   readonly now?: () => number;
+  /** Wall clock of local quotas (their windows are clock hours and days). */
+  readonly wallClock?: () => number;
+  /**
+   * This process's share of every local bucket and quota (1/workers with `workers: N`): the
+   * middleware's own bucket, each consumer's own and the Redis fallback's, so that the workers
+   * together let through what the file says. 1 by default.
+   */
+  readonly share?: number;
+  /** The middleware's name: keeps its Redis keys apart and names it in logs, metrics and events. */
+  readonly name?: string;
+  /** The Redis connection for `policy: redis`; this process's shared one by default. */
+  readonly redis?: (settings: NonNullable<RateLimitSettings['redis']>) => RedisConnection;
+  /** The worker slot, for events; null in a one-process gateway. */
+  readonly worker?: number | null;
+  readonly log?: Logger;
 }
 
 /**
- * Lets a request through when its key's bucket has a token, and answers 429 otherwise, in the
- * gateway's error shape with `Retry-After` (whole seconds, rounded up) and `X-RateLimit-Limit`,
- * `-Remaining` and `-Reset` (seconds until the bucket is full again). Passed responses carry
- * `X-RateLimit-Limit` and `-Remaining` too.
+ * Lets a request through when its key's bucket has a token (with `delay`, after waiting for one
+ * due soon enough), and answers 429 otherwise, in the gateway's error shape with `Retry-After`,
+ * `X-RateLimit-Limit/-Remaining/-Reset` and the IETF `RateLimit`/`RateLimit-Policy` fields; the
+ * error is `quota-exceeded` when the hourly/daily quota refused it, `rate-limited` otherwise.
+ * Passed responses carry the limit headers too.
  */
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
-  const limiter = options.limiter ?? new TokenBucketLimiter({ ...settings, ...(options.now ? { now: options.now } : {}) });
+  const build = limiterBuilder(settings, options);
+  const limiter = options.limiter ?? build(settings, '');
   const keyOf = keyReader(settings.key);
-  const limiterOf = settings.key.from === 'consumer' ? consumerLimiters(limiter, options) : () => limiter;
+  const limiterOf = settings.key.from === 'consumer' && !options.limiter ? consumerLimiters(limiter, build) : () => limiter;
   return async function rateLimit(context, next) {
     const decision = await limiterOf(context).take(keyOf(context));
-    const limit = String(decision.limit);
-    const remaining = String(decision.remaining);
+    const headers = rateLimitHeaders(decision, settings);
     if (!decision.allowed) {
-      const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000)));
-      sendErrorAnswer(context, 429, RATE_LIMITED, `too many requests; retry after ${retryAfter} s`, {
-        'retry-after': retryAfter,
-        'x-ratelimit-limit': limit,
-        'x-ratelimit-remaining': remaining,
-        'x-ratelimit-reset': String(Math.ceil(decision.resetMs / 1_000)),
-      });
+      const retryAfter = headers['retry-after']!;
+      const quota = decision.refusedBy === 'quota';
+      const message = quota ? `${settings.quota?.per === 'hour' ? 'hourly' : 'daily'} quota used up; retry after ${retryAfter} s` : `too many requests; retry after ${retryAfter} s`;
+      sendErrorAnswer(context, 429, quota ? QUOTA_EXCEEDED : RATE_LIMITED, message, headers);
       return;
     }
     // Set on the response itself so that every answer carries them: the upstream's and the gateway's own.
-    context.response.setHeader('x-ratelimit-limit', limit);
-    context.response.setHeader('x-ratelimit-remaining', remaining);
+    for (const name in headers) context.response.setHeader(name, headers[name]!);
+    if (decision.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.delayMs));
     await next();
   };
 }
 
-/** Reads a request's bucket key; a missing header shares one bucket (the empty key) with every other request lacking it. */
+/** Builds the limiter of one bucket shape: local (this process's share), or Redis with its fallback. */
+function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions): (shape: BucketShape, subKey: string) => Limiter {
+  const share = options.share ?? 1;
+  const name = options.name ?? 'rateLimit';
+  const maxWaitMs = settings.delay?.maxWaitMs ?? 0;
+  const local = (shape: BucketShape, localShare: number): Limiter => {
+    const bucket = new TokenBucketLimiter({ ...shareOf(shape, localShare), maxWaitMs, ...(options.now ? { now: options.now } : {}) });
+    if (!settings.quota) return bucket;
+    const quota = { ...settings.quota, limit: Math.max(1, Math.floor(settings.quota.limit * Math.min(1, localShare))) };
+    return new QuotaLimiter(bucket, quota, options.wallClock);
+  };
+  if (settings.policy !== 'redis' || !settings.redis) return (shape) => local(shape, share);
+  const redisSettings = settings.redis;
+  const log = options.log ?? componentLogger('rate-limit');
+  return (shape, subKey) => {
+    const redis = (options.redis ?? sharedRedis)(redisSettings);
+    const namespace = subKey ? `${name}:${subKey}` : name;
+    return new RedisFallbackLimiter(new RedisBucketLimiter({ redis, namespace, shape, maxWaitMs, quota: settings.quota }), {
+      name,
+      mode: settings.onRedisError,
+      // Every gateway falls back alike: each gets its share of the budget, and each worker its share of that.
+      local: local(shape, share / redisSettings.gateways),
+      burst: shape.burst,
+      probe: () => redis.ping(),
+      log,
+      report: (change) => rateLimitChanges.next(change),
+      counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),
+      worker: options.worker ?? null,
+    });
+  };
+}
+
+/** Reads a request's bucket key; a missing header or claim shares one bucket (the empty key) with every other request lacking it. */
 function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
   switch (key.from) {
     case 'client-ip':
@@ -68,28 +127,38 @@ function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
         return Array.isArray(value) ? value.join(',') : (value ?? '');
       };
     }
+    case 'claim': {
+      const name = key.name;
+      return (context) => {
+        const value = context.get('jwtClaims')?.[name];
+        return value === undefined || value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value);
+      };
+    }
   }
 }
 
+type ConsumerLimit = { readonly average: number; readonly periodMs: number; readonly burst: number } | undefined;
+
 /**
- * Per-consumer buckets: a consumer with its own `rateLimit` gets a limiter of its settings (made on
- * its first request, kept while the settings stay the same), every other request the middleware's.
+ * Per-consumer buckets: a consumer with its own `rateLimit` gets a limiter of its settings, built
+ * like the middleware's (the same share of them per worker, the same policy), made on its first
+ * request and kept while the settings stay the same; every other request gets the middleware's.
  */
-function consumerLimiters(fallback: Limiter, options: RateLimitOptions): (context: GatewayContext) => Limiter {
-  const own = new Map<string, { readonly settings: ConsumerConfig['rateLimit']; readonly limiter: Limiter }>();
+function consumerLimiters(fallback: Limiter, build: (shape: BucketShape, subKey: string) => Limiter): (context: GatewayContext) => Limiter {
+  const own = new Map<string, { readonly settings: ConsumerLimit; readonly limiter: Limiter }>();
   return (context) => {
     const consumer = context.get('consumer');
     if (!consumer?.rateLimit) return fallback;
     let entry = own.get(consumer.name);
     // A reload hands over a new consumer object; equal settings keep the bucket.
     if (!entry || !sameLimit(entry.settings, consumer.rateLimit)) {
-      entry = { settings: consumer.rateLimit, limiter: new TokenBucketLimiter({ ...consumer.rateLimit, ...(options.now ? { now: options.now } : {}) }) };
+      entry = { settings: consumer.rateLimit, limiter: build(consumer.rateLimit, 'own') };
       own.set(consumer.name, entry);
     }
     return entry.limiter;
   };
 }
 
-function sameLimit(a: ConsumerConfig['rateLimit'], b: ConsumerConfig['rateLimit']): boolean {
+function sameLimit(a: ConsumerLimit, b: ConsumerLimit): boolean {
   return a?.average === b?.average && a?.periodMs === b?.periodMs && a?.burst === b?.burst;
 }

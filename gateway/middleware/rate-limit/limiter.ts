@@ -1,14 +1,31 @@
+/** The state of a key's quota after a request. */
+export interface QuotaState {
+  readonly limit: number;
+  /** Requests left in the current window. */
+  readonly remaining: number;
+  /** Milliseconds until the window (clock hour or day, UTC) ends and the count starts over. */
+  readonly resetMs: number;
+  /** Window length in milliseconds (3 600 000 or 86 400 000). */
+  readonly windowMs: number;
+}
+
 /** What a limiter decided for one request. */
 export interface LimitDecision {
   readonly allowed: boolean;
+  /** What refused it: the token bucket (`rate`) or the hourly/daily count (`quota`); undefined when allowed. */
+  readonly refusedBy: 'rate' | 'quota' | undefined;
   /** The bucket size (burst): the most requests that may pass at once. */
   readonly limit: number;
   /** Whole tokens left after this request. */
   readonly remaining: number;
   /** Milliseconds until the bucket is full again. */
   readonly resetMs: number;
-  /** Milliseconds until one token is available; 0 when allowed. */
+  /** Milliseconds until the request could pass; 0 when allowed. */
   readonly retryAfterMs: number;
+  /** With `delay`: milliseconds the request waits for its token before it goes on; 0 passes at once. */
+  readonly delayMs: number;
+  /** The key's quota after this request, when the limit has one. */
+  readonly quota?: QuotaState;
 }
 
 /**
@@ -17,6 +34,22 @@ export interface LimitDecision {
  * bounded time, since the request waits for it.
  */
 export interface Limiter {
-  /** Takes one token from `key`'s bucket if one is there; a refusal leaves the bucket as it was. */
+  /** Takes one token from `key`'s bucket (and one from its quota) if there is one; a refusal leaves both as they were. */
   take(key: string): LimitDecision | Promise<LimitDecision>;
+}
+
+/** A bucket's shape: `average` tokens per `periodMs` into a bucket of `burst`. */
+export interface BucketShape {
+  readonly average: number;
+  readonly periodMs: number;
+  readonly burst: number;
+}
+
+/**
+ * `shape` scaled to a `share` of it (1/workers, 1/gateways): the rate times `share`, the burst
+ * times `share` rounded down but at least one token (a bucket under one token admits nothing).
+ */
+export function shareOf<Shape extends BucketShape>(shape: Shape, share: number): Shape {
+  if (share >= 1) return shape;
+  return { ...shape, average: shape.average * share, burst: Math.max(1, Math.floor(shape.burst * share)) };
 }

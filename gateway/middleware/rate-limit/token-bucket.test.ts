@@ -21,9 +21,9 @@ describe('TokenBucketLimiter', () => {
 
   it('reports limit, remaining, reset and retry-after in exact token arithmetic', () => {
     const { limiter, clock } = limiterAt({ average: 2, periodMs: 1_000, burst: 4 });
-    expect(limiter.take('k')).toEqual({ allowed: true, limit: 4, remaining: 3, resetMs: 500, retryAfterMs: 0 });
+    expect(limiter.take('k')).toEqual({ allowed: true, refusedBy: undefined, limit: 4, remaining: 3, resetMs: 500, retryAfterMs: 0, delayMs: 0 });
     takes(limiter, 3);
-    expect(limiter.take('k')).toEqual({ allowed: false, limit: 4, remaining: 0, resetMs: 2_000, retryAfterMs: 500 });
+    expect(limiter.take('k')).toEqual({ allowed: false, refusedBy: 'rate', limit: 4, remaining: 0, resetMs: 2_000, retryAfterMs: 500, delayMs: 0 });
     clock.ms += 250; // half a token
     const refused = limiter.take('k');
     expect(refused.allowed).toBe(false);
@@ -113,5 +113,17 @@ describe('TokenBucketLimiter', () => {
   it('refuses settings that could never admit a request', () => {
     expect(() => new TokenBucketLimiter({ average: 0, periodMs: 1_000, burst: 1 })).toThrow(RangeError);
     expect(() => new TokenBucketLimiter({ average: 1, periodMs: 1_000, burst: 0 })).toThrow(RangeError);
+  });
+
+  it('with maxWait lends tokens ahead up to maxWait, so at most maxWait × rate + 1 requests wait per key', () => {
+    const clock = { ms: 0 };
+    const limiter = new TokenBucketLimiter({ average: 10, periodMs: 1_000, burst: 2, now: () => clock.ms, maxWaitMs: 300 });
+    const delays = Array.from({ length: 7 }, () => limiter.take('k')).map((decision) => (decision.allowed ? Math.round(decision.delayMs) : 'refused'));
+    // Two from the burst at once, then one every 100 ms up to 300 ms, then refusals.
+    expect(delays).toEqual([0, 0, 100, 200, 300, 'refused', 'refused']);
+    clock.ms = 100; // one token repaid: one more may queue, at the back (300 ms)
+    const next = limiter.take('k');
+    expect([next.allowed, Math.round(next.delayMs)]).toEqual([true, 300]);
+    expect(limiter.take('k').retryAfterMs).toBeCloseTo(100, 6);
   });
 });

@@ -19,6 +19,12 @@ export interface TokenBucketOptions {
   /** Monotonic milliseconds; `performance.now` by default. */
   readonly now?: () => number;
   readonly maxKeys?: number;
+  /**
+   * Delay instead of refusing: a request whose token is due within this many milliseconds takes it
+   * ahead (the bucket goes below zero) and waits for it; 0 (the default) refuses at once. Per key at
+   * most `maxWaitMs * average / periodMs + 1` requests wait at a time: the bucket's debt is bounded.
+   */
+  readonly maxWaitMs?: number;
 }
 
 /** One key's bucket, also a link of the recency list (oldest at `head`). */
@@ -51,6 +57,7 @@ export class TokenBucketLimiter implements Limiter {
   private readonly burst: number;
   private readonly now: () => number;
   private readonly maxKeys: number;
+  private readonly maxWaitMs: number;
 
   constructor(options: TokenBucketOptions) {
     if (!(options.average > 0) || !(options.periodMs > 0) || !(options.burst >= 1)) throw new RangeError('TokenBucketLimiter: average and periodMs must be above 0, burst at least 1');
@@ -58,6 +65,7 @@ export class TokenBucketLimiter implements Limiter {
     this.burst = options.burst;
     this.now = options.now ?? (() => performance.now());
     this.maxKeys = options.maxKeys ?? RATE_LIMIT_MAX_KEYS;
+    this.maxWaitMs = options.maxWaitMs ?? 0;
   }
 
   /** Keys tracked now (for tests and bounds). */
@@ -79,17 +87,21 @@ export class TokenBucketLimiter implements Limiter {
     this.append(bucket);
 
     const tokens = Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) * this.ratePerMs);
-    const allowed = tokens >= 1 - EPSILON;
-    bucket.tokens = allowed ? Math.max(0, tokens - 1) : tokens;
+    // Time until one whole token: 0 when there is one, else what the debt (or the fraction) needs.
+    const waitMs = tokens >= 1 - EPSILON ? 0 : (1 - tokens) / this.ratePerMs;
+    const allowed = waitMs <= this.maxWaitMs;
+    bucket.tokens = !allowed ? tokens : waitMs === 0 ? Math.max(0, tokens - 1) : tokens - 1;
     bucket.at = now;
     const resetMs = (this.burst - bucket.tokens) / this.ratePerMs;
     bucket.fullAt = now + resetMs;
     return {
       allowed,
+      refusedBy: allowed ? undefined : 'rate',
       limit: this.burst,
-      remaining: Math.floor(bucket.tokens + EPSILON),
+      remaining: Math.max(0, Math.floor(bucket.tokens + EPSILON)),
       resetMs,
-      retryAfterMs: allowed ? 0 : (1 - bucket.tokens) / this.ratePerMs,
+      retryAfterMs: allowed ? 0 : waitMs - this.maxWaitMs,
+      delayMs: allowed ? waitMs : 0,
     };
   }
 

@@ -1,0 +1,40 @@
+import type { RateLimitSettings } from '../../config/types.ts';
+import type { LimitDecision } from './limiter.ts';
+
+/**
+ * The limit headers of one decision: `X-RateLimit-Limit/-Remaining` (APISIX, Kong) always, and on
+ * a refusal `Retry-After` and `X-RateLimit-Reset`; plus the IETF fields of
+ * draft-ietf-httpapi-ratelimit-headers-11 (the syntax of drafts 08 to 11): `RateLimit-Policy` lists
+ * the policies as structured-field items (`"default";q=<burst>;w=<seconds to refill it>`, and the
+ * quota as `"daily"` or `"hourly"`), `RateLimit` their current state (`r` remaining, `t` seconds
+ * until full again or until the quota window ends).
+ */
+export function rateLimitHeaders(decision: LimitDecision, settings: Pick<RateLimitSettings, 'average' | 'periodMs'>): Record<string, string> {
+  const refusedByQuota = decision.refusedBy === 'quota';
+  // The bucket's own numbers; a quota refusal carries the quota's in limit/remaining instead.
+  const burst = refusedByQuota ? undefined : decision.limit;
+  const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil((burst * settings.periodMs) / settings.average / 1_000));
+  const policies: string[] = [];
+  const states: string[] = [];
+  if (burst !== undefined) {
+    policies.push(`"default";q=${burst};w=${refillSeconds}`);
+    states.push(`"default";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1_000)}`);
+  }
+  const quota = decision.quota;
+  if (quota) {
+    const name = quota.windowMs === 3_600_000 ? 'hourly' : 'daily';
+    policies.push(`"${name}";q=${quota.limit};w=${quota.windowMs / 1_000}`);
+    states.push(`"${name}";r=${quota.remaining};t=${Math.ceil(quota.resetMs / 1_000)}`);
+  }
+  const headers: Record<string, string> = {
+    'x-ratelimit-limit': String(decision.limit),
+    'x-ratelimit-remaining': String(decision.remaining),
+    'ratelimit-policy': policies.join(', '),
+    ratelimit: states.join(', '),
+  };
+  if (!decision.allowed) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000)));
+    headers['x-ratelimit-reset'] = String(Math.ceil(decision.resetMs / 1_000));
+  }
+  return headers;
+}

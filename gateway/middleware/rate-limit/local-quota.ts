@@ -1,0 +1,60 @@
+import type { RateLimitQuota } from '../../config/types.ts';
+import type { LimitDecision, Limiter, QuotaState } from './limiter.ts';
+import { RATE_LIMIT_MAX_KEYS } from './token-bucket.ts';
+
+/** Window lengths of a quota. */
+export const QUOTA_WINDOW_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+
+/**
+ * A limiter with an hourly or daily quota per key in front of another: a key whose count for the
+ * current clock window (UTC) reached `limit` is refused as `quota` without touching its bucket,
+ * and a request its bucket lets through is counted. Counters of past windows are dropped when the
+ * window turns; at most `maxKeys` keys are counted per window (past it the oldest key is forgotten
+ * and starts over: a bound on memory, stated in the docs).
+ */
+export class QuotaLimiter implements Limiter {
+  private window = -1;
+  private readonly counts = new Map<string, number>();
+  private readonly windowMs: number;
+
+  constructor(
+    private readonly inner: Limiter,
+    private readonly quota: RateLimitQuota,
+    private readonly wallClock: () => number = Date.now,
+    private readonly maxKeys = RATE_LIMIT_MAX_KEYS,
+  ) {
+    this.windowMs = QUOTA_WINDOW_MS[quota.per];
+  }
+
+  take(key: string): LimitDecision | Promise<LimitDecision> {
+    const now = this.wallClock();
+    const window = Math.floor(now / this.windowMs);
+    if (window !== this.window) {
+      this.window = window;
+      this.counts.clear();
+    }
+    const resetMs = (window + 1) * this.windowMs - now;
+    const used = this.counts.get(key) ?? 0;
+    if (used >= this.quota.limit) {
+      return { allowed: false, refusedBy: 'quota', limit: this.quota.limit, remaining: 0, resetMs, retryAfterMs: resetMs, delayMs: 0, quota: this.state(used, resetMs) };
+    }
+    const decision = this.inner.take(key);
+    // A local bucket answers at once: counting in the same tick keeps the count exact under concurrency.
+    return decision instanceof Promise ? decision.then((settled) => this.count(key, settled, resetMs)) : this.count(key, decision, resetMs);
+  }
+
+  private count(key: string, decision: LimitDecision, resetMs: number): LimitDecision {
+    const used = this.counts.get(key) ?? 0;
+    if (!decision.allowed) return { ...decision, quota: this.state(used, resetMs) };
+    if (!this.counts.has(key) && this.counts.size >= this.maxKeys) {
+      const oldest = this.counts.keys().next().value;
+      if (oldest !== undefined) this.counts.delete(oldest);
+    }
+    this.counts.set(key, used + 1);
+    return { ...decision, quota: this.state(used + 1, resetMs) };
+  }
+
+  private state(count: number, resetMs: number): QuotaState {
+    return { limit: this.quota.limit, remaining: Math.max(0, this.quota.limit - count), resetMs, windowMs: this.windowMs };
+  }
+}

@@ -1,0 +1,103 @@
+import { errorMessage } from '../../../src/errors.ts';
+import type { Logger } from '../../../src/logger.ts';
+import type { RateLimitChange } from '../../admin/event-types.ts';
+import type { LimitDecision, Limiter } from './limiter.ts';
+
+/** While in fallback, Redis is asked (PING) this often whether it is back. */
+export const REDIS_PROBE_INTERVAL_MS = 500;
+
+/** What a `RedisFallbackLimiter` needs. */
+export interface RedisFallbackOptions {
+  /** The middleware's name, for the log, the metric and the events. */
+  readonly name: string;
+  readonly mode: 'local' | 'allow' | 'deny';
+  /** The bucket used with `mode: local` (sized limit / gateways / workers). */
+  readonly local: Limiter;
+  /** The bucket size, for the headers of `allow` and `deny` answers. */
+  readonly burst: number;
+  /** Resolves when Redis answers (PING); rejects within the command timeout otherwise. */
+  readonly probe: () => Promise<unknown>;
+  readonly log: Logger;
+  readonly report: (change: RateLimitChange) => void;
+  /** Counts one request decided without Redis. */
+  readonly counted: () => void;
+  readonly worker: number | null;
+  readonly probeIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * A Redis limiter that keeps answering when Redis does not: the first failed call (error or
+ * timeout) switches to the fallback (`local` bucket, `allow` all, or `deny` all), logs it once and
+ * reports `rate-limit-fallback`; from then on requests do not wait for Redis at all. A probe asks
+ * Redis every `probeIntervalMs`; when it answers, the limiter logs, reports `rate-limit-recovered`
+ * and uses Redis again. No request ever waits longer than one Redis command timeout.
+ */
+export class RedisFallbackLimiter implements Limiter {
+  private downSince: number | undefined;
+  private probing: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly redis: Limiter,
+    private readonly options: RedisFallbackOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** True while Redis is considered away. */
+  get fallingBack(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  async take(key: string): Promise<LimitDecision> {
+    if (this.downSince === undefined) {
+      try {
+        return await this.redis.take(key);
+      } catch (error) {
+        this.fallBack(error);
+      }
+    }
+    return this.decideWithout(key);
+  }
+
+  private decideWithout(key: string): LimitDecision | Promise<LimitDecision> {
+    this.options.counted();
+    const { mode, burst } = this.options;
+    if (mode === 'local') return this.options.local.take(key);
+    if (mode === 'allow') return { allowed: true, refusedBy: undefined, limit: burst, remaining: burst, resetMs: 0, retryAfterMs: 0, delayMs: 0 };
+    const retryAfterMs = this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS;
+    return { allowed: false, refusedBy: 'rate', limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
+  }
+
+  private fallBack(error: unknown): void {
+    // Requests in flight when Redis stopped all fail together: only the first one switches.
+    if (this.downSince !== undefined) return;
+    this.downSince = this.now();
+    const { name, mode, worker } = this.options;
+    this.options.log.warn({ middleware: name, onRedisError: mode, err: errorMessage(error) }, 'rate limit: redis unreachable; deciding without it until it answers again');
+    this.options.report({ type: 'rate-limit-fallback', data: { middleware: name, onRedisError: mode, reason: errorMessage(error), worker } });
+    this.scheduleProbe();
+  }
+
+  private scheduleProbe(): void {
+    this.probing = setTimeout(() => {
+      this.probing = undefined;
+      this.options.probe().then(
+        () => this.recover(),
+        () => this.scheduleProbe(),
+      );
+    }, this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS);
+    // A limiter dropped by a reload while Redis is away must not keep the process alive.
+    this.probing.unref();
+  }
+
+  private recover(): void {
+    if (this.downSince === undefined) return;
+    const downMs = this.now() - this.downSince;
+    this.downSince = undefined;
+    const { name, worker } = this.options;
+    this.options.log.info({ middleware: name, downMs }, 'rate limit: redis answers again; shared counting resumed');
+    this.options.report({ type: 'rate-limit-recovered', data: { middleware: name, downMs, worker } });
+  }
+}

@@ -1,0 +1,103 @@
+// The gateway's one way to reach Redis. ioredis rather than node-redis: one client speaks to a
+// single server, a Sentinel-managed master and a Redis Cluster alike; `defineCommand` runs a Lua
+// script by EVALSHA and falls back to EVAL on NOSCRIPT by itself; and `enableOfflineQueue: false`
+// with `commandTimeout` makes every call fail fast instead of queueing while Redis is away.
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { componentLogger } from '../../src/logger.ts';
+import type { RedisSettings } from '../config/types.ts';
+
+/** A connection to the configured Redis: a plain or Sentinel-backed `Redis`, or a `Cluster`. */
+export type RedisConnection = Redis | Cluster;
+
+/** Reconnect attempts back off to at most this (ms): a Redis that returns is found within it. */
+const MAX_RECONNECT_DELAY_MS = 1_000;
+/** A TCP connect may take a little longer than one command before it counts as failed. */
+const MIN_CONNECT_TIMEOUT_MS = 1_000;
+/** Connection errors are logged at most this often: a Redis that stays down must not flood the log. */
+const ERROR_LOG_INTERVAL_MS = 30_000;
+
+const log = componentLogger('redis');
+
+/**
+ * A new connection to `settings`' Redis. Every command has the `timeoutMs` deadline, none is queued
+ * while disconnected (it fails at once), none is retried; the client keeps reconnecting in the
+ * background (backing off to one second). Keys get `keyPrefix`.
+ */
+export function createRedisConnection(settings: RedisSettings): RedisConnection {
+  const options: RedisOptions = {
+    ...(settings.password !== undefined ? { password: settings.password } : {}),
+    commandTimeout: settings.timeoutMs,
+    connectTimeout: Math.max(MIN_CONNECT_TIMEOUT_MS, settings.timeoutMs),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    keyPrefix: settings.keyPrefix,
+    retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+  };
+  const { target } = settings;
+  let connection: RedisConnection;
+  if (target.kind === 'cluster') {
+    const { keyPrefix, retryStrategy: _retry, enableOfflineQueue: _queue, ...redisOptions } = options;
+    connection = new Cluster(
+      target.nodes.map((node) => ({ host: node.host, port: node.port })),
+      { redisOptions, keyPrefix, enableOfflineQueue: false, clusterRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS), slotsRefreshTimeout: Math.max(MIN_CONNECT_TIMEOUT_MS, settings.timeoutMs) },
+    );
+  } else if (target.kind === 'sentinel') {
+    connection = new Redis({ ...options, sentinels: target.sentinels.map((node) => ({ host: node.host, port: node.port })), name: target.name, sentinelMaxConnections: 4 });
+  } else {
+    connection = new Redis(target.url, options);
+  }
+  let lastLogged = 0;
+  // Without a listener ioredis prints every connection error to the console; callers see failures as rejected commands.
+  connection.on('error', (error: Error) => {
+    const now = Date.now();
+    if (now - lastLogged < ERROR_LOG_INTERVAL_MS) return;
+    lastLogged = now;
+    log.warn({ target: describeTarget(settings), err: error.message }, 'redis connection error; reconnecting');
+  });
+  return connection;
+}
+
+const shared = new Map<string, RedisConnection>();
+
+/**
+ * The connection of this process to `settings`' Redis, made on first use and shared by every
+ * caller with equal settings (one connection per process, however many limiters use it). It
+ * lives as long as the process: a reload that changes `redis:` opens a new one and leaves the old
+ * one idle.
+ */
+export function sharedRedis(settings: RedisSettings): RedisConnection {
+  // Settings come from one resolver, so equal settings give equal text.
+  const key = JSON.stringify(settings);
+  let connection = shared.get(key);
+  if (!connection) {
+    connection = createRedisConnection(settings);
+    shared.set(key, connection);
+  }
+  return connection;
+}
+
+/** Closes every shared connection (bounded by `timeoutMs`, then cut); for tests and shutdown. */
+export async function closeSharedRedis(timeoutMs = 1_000): Promise<void> {
+  const connections = [...shared.values()];
+  shared.clear();
+  await Promise.all(
+    connections.map(async (connection) => {
+      const timer = setTimeout(() => connection.disconnect(), timeoutMs);
+      try {
+        await connection.quit();
+      } catch {
+        connection.disconnect();
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+}
+
+/** The Redis in words for logs, without the password. */
+export function describeTarget(settings: RedisSettings): string {
+  const { target } = settings;
+  if (target.kind === 'url') return target.url.replace(/\/\/[^@/]*@/, '//***@');
+  const nodes = (target.kind === 'sentinel' ? target.sentinels : target.nodes).map((node) => `${node.host}:${node.port}`).join(',');
+  return target.kind === 'sentinel' ? `sentinel ${target.name} via ${nodes}` : `cluster ${nodes}`;
+}
