@@ -6,11 +6,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   startEtcd,
   startEtcdCluster,
+  startLocalRedis,
+  redisPing,
   startTcpProxy,
   startZooKeeper,
   startZooKeeperEnsemble,
   waitFor,
   type EtcdCluster,
+  type LocalRedis,
   type TcpProxy,
   type ZooKeeperCluster,
 } from '../harness/index.ts';
@@ -280,4 +283,28 @@ describe('a TCP proxy from the harness', () => {
     again.socket.write('y');
     await waitFor(() => again.text() === 'y');
   });
+});
+
+describe('redis-server from the harness', () => {
+  let redis: LocalRedis;
+
+  beforeAll(async () => {
+    redis = await startLocalRedis();
+  }, 30_000);
+
+  afterAll(async () => {
+    await redis?.close();
+  });
+
+  it('answers PING, stops answering while paused, and serves again on the same port after a crash and restart()', async () => {
+    expect(await redisPing(redis.host, redis.port)).toBe(true);
+    redis.pause();
+    expect(await redisPing(redis.host, redis.port)).toBe(false);
+    redis.resume();
+    expect(await redisPing(redis.host, redis.port)).toBe(true);
+    await redis.kill();
+    expect(await redisPing(redis.host, redis.port)).toBe(false);
+    await redis.restart();
+    expect(await redisPing(redis.host, redis.port)).toBe(true);
+  }, 30_000);
 });
