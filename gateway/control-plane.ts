@@ -31,7 +31,7 @@ export interface ControlPlaneOptions {
   /** The counters the admin view shows; a new one (feeding no metric) by default. */
   readonly traffic?: InstanceTraffic;
   /** Admin extras of a multi-process gateway (aggregated metrics, the workers view). */
-  readonly admin?: Pick<AdminSources, 'metrics' | 'workers'>;
+  readonly admin?: Pick<AdminSources, 'metrics' | 'workers' | 'breakers'>;
 }
 
 /**

@@ -11,6 +11,7 @@ import { startControlPlane } from './control-plane.ts';
 import { startDataPlane } from './data-plane.ts';
 import type { ServiceBalancers } from './service-registry.ts';
 import { InstanceTraffic, RequestMetrics } from './telemetry/index.ts';
+import { TrafficGuards } from './policy/traffic-guards.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -47,13 +48,17 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   // 1. Control plane: providers → aggregator → a balancer per service with its health → admin listener.
   const requestMetrics = new RequestMetrics();
   const traffic = new InstanceTraffic(requestMetrics);
-  const control = await startControlPlane(initial, { log, traffic });
+  // Breakers, caps and retry budgets live in the data plane; the admin API reads them.
+  const guards = new TrafficGuards(initial);
+  const breakers = { view: () => ({ workers: [{ worker: null, breakers: guards.breakers(), services: guards.serviceLimits() }] }), changes$: guards.changes$ };
+  const control = await startControlPlane(initial, { log, traffic, admin: { breakers } });
 
   // 2. Data plane: entry points → router → named middleware → proxy, picking from those balancers.
   const data = await startDataPlane(initial, {
     balancers: control.balancers,
     observer: traffic,
     requestMetrics,
+    guards,
     log,
     ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
   }).catch(async (error: unknown) => {
@@ -83,6 +88,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       await data.drain();
       await control.close();
       await data.close();
+      guards.close();
     },
   };
 }

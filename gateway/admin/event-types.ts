@@ -1,5 +1,6 @@
 import type { Instance } from '../../src/discovery/index.ts';
 import type { ProviderState } from '../../src/discovery/provider.ts';
+import type { BreakerChangePayload } from '../policy/breaker-change.ts';
 import type { HealthState, HealthVerdict } from './health-state.ts';
 
 /** Every kind of change `/api/events` reports. */
@@ -13,6 +14,9 @@ export const ADMIN_EVENT_TYPES = [
   'removal-released',
   'config-applied',
   'config-refused',
+  'breaker-opened',
+  'breaker-half-open',
+  'breaker-closed',
 ] as const;
 
 /** One of `ADMIN_EVENT_TYPES`. */
@@ -78,6 +82,12 @@ export interface AdminEventPayloads {
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
+  /** A circuit breaker opened: the window's calls and failures that tripped it. */
+  'breaker-opened': BreakerChangePayload;
+  /** Its sleep window ended: trial calls go through. */
+  'breaker-half-open': BreakerChangePayload;
+  /** Its trials succeeded: traffic flows again. */
+  'breaker-closed': BreakerChangePayload;
 }
 
 /** A change before it is numbered and stamped. */
