@@ -74,7 +74,7 @@ export function upstreamConnection(settings: ServiceSettings): UpstreamConnectio
       connectTimeoutMs: settings.timeouts.connectMs,
       tls: { ca: files?.ca?.text, cert: files?.cert?.text, key: files?.key?.text, serverName: tls.serverName, verify: tls.verify },
       maxConnections: settings.concurrency.maxConnections,
-      key: [settings.timeouts.connectMs, settings.concurrency.maxConnections ?? '', tls.verify, tls.serverName ?? '', files?.ca?.sha256 ?? '', files?.cert?.sha256 ?? '', files?.key?.sha256 ?? ''].join(','),
+      key: [settings.timeouts.connectMs, tls.verify, tls.serverName ?? '', files?.ca?.sha256 ?? '', files?.cert?.sha256 ?? '', files?.key?.sha256 ?? ''].join(',') + (settings.concurrency.maxConnections === undefined ? '' : `,max=${settings.concurrency.maxConnections}`),
     };
     connections.set(settings, connection);
   }
