@@ -1,6 +1,8 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
+import type { BreakerChange } from '../policy/breaker-change.ts';
+import type { BreakerView, LimitsView } from '../policy/traffic-guards.ts';
 import type { WireOutcomes } from './cluster-outcomes.ts';
 
 /** Prefix of every message kind, so that the gateway's messages never mix with Node's or prom-client's. */
@@ -30,7 +32,9 @@ export type WorkerMessage =
   | { readonly kind: 'switchboard:outcomes'; readonly outcomes: WireOutcomes }
   /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
-  | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+  | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  /** The worker's breakers and caps (each worker keeps its own), with the state changes since the last such message. */
+  | { readonly kind: 'switchboard:breakers'; readonly worker: number; readonly breakers: BreakerView[]; readonly services: LimitsView[]; readonly changes: BreakerChange[] };
 
 /** True for a message this protocol defines (by its kind's prefix); anything else is not the gateway's and is ignored. */
 export function isGatewayMessage<T extends { kind: string }>(message: unknown): message is T {

@@ -4,6 +4,7 @@ import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { InstanceTraffic } from '../telemetry/index.ts';
+import { WorkerBreakers } from './cluster-breakers.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
@@ -44,6 +45,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   let metricsRequests = 0;
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
+  const breakers = new WorkerBreakers();
   failed.catch(() => undefined);
 
   const supervisor: WorkerSupervisor = new WorkerSupervisor(
@@ -68,7 +70,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
               count: (service, address, requests, errors) => traffic.add(service, address, requests, errors),
             }),
           );
-        } else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
+        } else if (message.kind === 'switchboard:breakers') breakers.receive(message);
+        else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
         else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
       },
       failedToStart(slot, reason) {
@@ -100,7 +103,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, admin: { metrics: clusterMetrics, workers: () => supervisor.view(), breakers } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);
@@ -121,6 +124,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     async close() {
       await supervisor.stop(bound());
       await control.close();
+      breakers.close();
     },
   };
 }

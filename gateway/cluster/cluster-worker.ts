@@ -5,6 +5,8 @@ import { metricsRegistry } from '../../src/metrics.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, type AccessLogDestination } from '../middleware/index.ts';
+import { TrafficGuards } from '../policy/traffic-guards.ts';
+import type { BreakerChange } from '../policy/breaker-change.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, RequestMetrics } from '../telemetry/index.ts';
@@ -17,6 +19,8 @@ import { perWorkerMiddleware } from './cluster-rate-limit.ts';
 const OUTCOME_FLUSH_MS = 100;
 /** A batch with this many events goes at once (a burst of failures), without waiting for the timer. */
 const OUTCOME_FLUSH_EVENTS = 500;
+/** The primary's view of this worker's breakers and caps is at most this old (a state change goes at once). */
+const BREAKER_REPORT_MS = 1_000;
 
 /**
  * Runs this process as a worker of a primary (see `startPrimary`): waits for the configuration,
@@ -25,7 +29,8 @@ const OUTCOME_FLUSH_EVENTS = 500;
  * SIGINT, or when the primary goes away.
  */
 export function runWorker(options: { accessLogger?: AccessLogDestination } = {}): void {
-  const log = componentLogger('worker', { worker: Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id) });
+  const workerNumber = Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id);
+  const log = componentLogger('worker', { worker: workerNumber });
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send?.(message, undefined, {}, () => undefined);
   };
@@ -54,6 +59,12 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   });
   const flushTimer = setInterval(flush, OUTCOME_FLUSH_MS);
   flushTimer.unref();
+  let guards: TrafficGuards | undefined;
+  const reportBreakers = (changes: BreakerChange[]) => {
+    if (guards) send({ kind: 'switchboard:breakers', worker: workerNumber, breakers: guards.breakers(), services: guards.serviceLimits(), changes });
+  };
+  const breakerTimer = setInterval(() => reportBreakers([]), BREAKER_REPORT_MS);
+  breakerTimer.unref();
 
   let stopping = false;
   // Configurations are applied one at a time, in the order the primary sent them.
@@ -74,11 +85,14 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       return send({ kind: 'switchboard:config-result', ok: true });
     }
     balancers = new ServiceBalancers(feed, config);
+    guards = new TrafficGuards(config, workerNumber);
+    guards.changes$.subscribe((change) => reportBreakers([change]));
     try {
       data = await startDataPlane(config, {
         balancers,
         observer: batch,
         requestMetrics,
+        guards,
         log,
         middlewareFactory: (definition) => buildNamedMiddleware(perWorkerMiddleware(definition, workers)),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
@@ -106,6 +120,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       await data?.drain();
       flush();
       clearInterval(flushTimer);
+      clearInterval(breakerTimer);
       balancers?.close();
       await data?.close();
       process.exit(0);
