@@ -53,41 +53,34 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
   const upgrade = mode === 'upgrade';
   const guards = dependencies.guards;
 
-  /** The guarded request: admission by the breaker and caps, the attempts, then the guard's release. */
-  async function guarded(context: GatewayContext, route: RouteConfig | undefined, fallbackDepth: number): Promise<void> {
+  // One async function per request (no nested one): admission by the service's breaker and caps,
+  // the attempt loop, then the guard's release.
+  async function proxy(context: GatewayContext, route: RouteConfig | undefined, fallbackDepth: number): Promise<void> {
     const picker = dependencies.pickerFor(context.service, route);
+    const observer = dependencies.observer;
     if (!picker) {
-      dependencies.observer?.unavailable(context.service, 'no-instances');
+      observer?.unavailable(context.service, 'no-instances');
       return sendGatewayError(context, 'no-instances');
     }
-    if (!guards) return void (await attempts(context, picker, undefined, 1));
-    const guard = guards.guardFor(context.service, route);
-    let admission = guard.enter(context.startedAt);
-    if (admission === MUST_WAIT) {
-      // Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests.
-      const waitMs = dependencies.policyFor(context).connection.connectTimeoutMs || 1_000;
-      admission = (await guard.waitForSlot(waitMs)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
-      if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
+    const guard = guards?.guardFor(context.service, route);
+    let admission = 1;
+    if (guard) {
+      admission = guard.enter(context.startedAt);
+      if (admission === MUST_WAIT) {
+        // Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests.
+        const waitMs = dependencies.policyFor(context).connection.connectTimeoutMs || 1_000;
+        admission = (await guard.waitForSlot(waitMs)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+        if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
+      }
+      if (admission < 0) {
+        const other = answerRefusal(context, admission, guard);
+        if (other === undefined) return;
+        // The fallback service under its own guard, once: its own open breaker answers 503, never another hop.
+        context.service = other;
+        if (fallbackDepth > 0) return sendErrorAnswer(context, 503, 'circuit-open', 'the circuit breaker of the fallback service is open too', { 'retry-after': '1' });
+        return proxy(context, undefined, fallbackDepth + 1);
+      }
     }
-    if (admission < 0) {
-      const other = answerRefusal(context, admission, guard);
-      if (other === undefined) return;
-      // The fallback service under its own guard, once: its own open breaker answers 503, never another hop.
-      context.service = other;
-      if (fallbackDepth > 0) return sendErrorAnswer(context, 503, 'circuit-open', 'the circuit breaker of the fallback service is open too', { 'retry-after': '1' });
-      return guarded(context, undefined, fallbackDepth + 1);
-    }
-    let recorded = false;
-    try {
-      recorded = await attempts(context, picker, guard, admission);
-    } finally {
-      guard.leave(admission, recorded);
-    }
-  }
-
-  /** The attempt loop; resolves true when some attempt's outcome counted for the breaker. */
-  async function attempts(context: GatewayContext, picker: Picker, guard: RequestGuard | undefined, admission: number): Promise<boolean> {
-    const observer = dependencies.observer;
     const policy = dependencies.policyFor(context);
     const { request } = context;
     const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
@@ -97,6 +90,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     let firstTried: string | undefined;
     let laterTried: string[] | undefined;
     let lastError: GatewayErrorClass | undefined;
+    // Whether an attempt's outcome counted for the breaker (a trial without one frees its slot), and whether a retry is out.
     let recorded = false;
     let retrying = false;
 
@@ -111,8 +105,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         // After a failed attempt, what the client needs to hear is that failure, not "none left".
         if (pick.kind === 'none') {
           if (!lastError) observer?.unavailable(context.service, pick.reason);
-          sendGatewayError(context, lastError ?? pick.reason);
-          return recorded;
+          return sendGatewayError(context, lastError ?? pick.reason);
         }
         if (firstTried === undefined) firstTried = pick.address;
         else (laterTried ??= []).push(pick.address);
@@ -124,35 +117,38 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
         observer?.attempt(context.service, pick.address, attemptClass);
         if (guard) {
-          if (guard.record(performance.now(), attemptClass, context.outcome.status, admission === 2)) recorded = true;
+          // The clock is read only when a breaker will use it.
+          if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, admission === 2)) recorded = true;
           if (retrying) guard.retryEnded();
           retrying = false;
         }
-        if (result.ok) return recorded;
+        if (result.ok) return;
         lastError = result.errorClass;
         context.outcome.errorClass = result.errorClass;
         if (result.responseStarted) {
           // Part of the answer is already with the client: all that is left is to cut it off.
           context.response.destroy(result.error);
-          return recorded;
+          return;
         }
         const bodyConsumed = hasBody && request.readableDidRead;
         const condition = retryConditionOf(result.errorClass);
         const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, idempotent, bodyConsumed);
         // The guard is asked last: a retry it allows is taken from the budget.
         if (attempt > policy.retries || !allowed || context.response.destroyed || (guard !== undefined && !guard.mayRetry(performance.now()))) {
-          sendGatewayError(context, result.errorClass);
-          return recorded;
+          return sendGatewayError(context, result.errorClass);
         }
         retrying = guard !== undefined;
         context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
       }
     } finally {
-      if (retrying) guard?.retryEnded();
+      if (guard) {
+        if (retrying) guard.retryEnded();
+        guard.leave(admission, recorded);
+      }
     }
   }
 
-  return (context) => guarded(context, context.route, 0);
+  return (context) => proxy(context, context.route, 0);
 }
 
 /** The proxy for `Upgrade` requests (WebSocket): the same attempt loop, each attempt a handshake. */

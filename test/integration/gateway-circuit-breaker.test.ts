@@ -48,6 +48,7 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
   let resetA: TestBackend;
   let resetB: TestBackend;
   let slow: TestBackend;
+  let backup: TestBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   let events: SseConnection;
@@ -60,7 +61,8 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
       startTestBackend(resetting),
       startTestBackend((_request, response) => held.push(response)),
     ]);
-    const adminPort = await freePort();
+    backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
+    const [adminPort, closedPort] = [await freePort(), await freePort()];
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:${adminPort} }
@@ -88,7 +90,21 @@ services:
   slow:
     instances: [127.0.0.1:${slow.port}]
     concurrency: { maxRequests: 2 }
+  down:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s, fallback: { service: backup } }
+  down-plain:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s }
+  backup:
+    instances: [127.0.0.1:${backup.port}]
 routes:
+  - { path: /down, service: down }
+  - { path: /plain, service: down-plain }
   - { path: /flaky, service: flaky }
   - { path: /reset, service: resetting }
   - { path: /unbudgeted, service: resetting-unbudgeted }
@@ -101,7 +117,7 @@ routes:
     events?.close();
     for (const response of held) response.end();
     await gateway?.process.stop();
-    await Promise.all([flaky, resetA, resetB, slow].map((backend) => backend?.close()));
+    await Promise.all([flaky, resetA, resetB, slow, backup].map((backend) => backend?.close()));
   });
 
   const breakerEvents = () => events.messages.filter((message) => message.event.startsWith('breaker-'));
@@ -197,5 +213,19 @@ routes:
     await waitFor(() => held.length === 1, { message: 'the next request to reach the slow backend' });
     ok(held.shift()!);
     expect((await third).status).toBe(200);
+  });
+
+  it('sends requests to the fallback service while open, or answers 503 circuit-open with Retry-After when none is configured', async () => {
+    for (const path of ['/down', '/plain']) {
+      for (let index = 0; index < 3; index += 1) expect((await sendRequest(gateway.port, path)).status).toBe(502);
+    }
+    const before = backup.received;
+    const redirected = await sendRequest(gateway.port, '/down');
+    expect(redirected).toMatchObject({ status: 200, body: 'backup' });
+    expect(backup.received).toBe(before + 1);
+    const refused = await sendRequest(gateway.port, '/plain');
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'circuit-open', service: 'down-plain' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
   });
 });
