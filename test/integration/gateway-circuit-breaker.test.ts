@@ -229,3 +229,49 @@ routes:
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
   });
 });
+
+describe('circuit breakers with several workers', () => {
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    const [adminPort, closedPort] = [await freePort(), await freePort()];
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+workers: 2
+services:
+  down:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s }
+routes:
+  - { path: /down, service: down }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+  });
+
+  it("lists every worker's breakers in /api/breakers and relays a worker's breaker-opened with its number", async () => {
+    const events = await admin.events();
+    try {
+      // Each worker trips on its own share: keep sending until every request is refused by an open breaker.
+      await waitFor(async () => (await sendRequest(gateway.port, '/down')).status === 503 && (await sendRequest(gateway.port, '/down')).status === 503, { timeoutMs: 15_000, intervalMs: 10, message: 'the breakers to open' });
+      const opened = await waitFor(() => events.messages.find((message) => message.event === 'breaker-opened'), { message: 'breaker-opened relayed by the primary' });
+      expect([0, 1]).toContain((JSON.parse(opened.data) as { data: { worker: number } }).data.worker);
+      const view = await waitFor(
+        async () => {
+          const body = (await (await admin.get('/api/breakers')).json()) as { workers: { worker: number; breakers: { service: string; state: string }[] }[] };
+          return body.workers.length === 2 && body.workers.some((worker) => worker.breakers.some((breaker) => breaker.state === 'open')) ? body : undefined;
+        },
+        { message: 'both workers in /api/breakers, one with an open breaker' },
+      );
+      expect(view.workers.map((worker) => worker.worker)).toEqual([0, 1]);
+    } finally {
+      events.close();
+    }
+  });
+});
