@@ -8,6 +8,7 @@ import { startEntryPoint, type EntryPoint, type ListenerLimits } from './entrypo
 import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
+import { TrafficGuards } from './policy/traffic-guards.ts';
 import type { RequestMetrics } from './telemetry/index.ts';
 import { UpstreamTransports } from './transports/index.ts';
 
@@ -30,6 +31,8 @@ export interface DataPlaneDependencies {
   readonly accessLogger?: AccessLogDestination;
   /** Builds named middleware; the built-in factory by default. */
   readonly middlewareFactory?: NamedMiddlewareFactory;
+  /** The breakers, caps and retry budgets (shared with the admin view); a fresh set when left out. */
+  readonly guards?: TrafficGuards;
 }
 
 /** The client-facing half of a gateway: entry points, router, middleware and proxy. */
@@ -38,6 +41,8 @@ export interface DataPlane {
   readonly ports: ReadonlyMap<string, number>;
   /** Requests being served right now, over every entry point. */
   readonly inFlight: number;
+  /** The breakers, caps and retry budgets of this data plane's services. */
+  readonly guards: TrafficGuards;
   /** Applies a new configuration to new requests; in-flight ones finish under the old one. */
   apply(config: GatewayConfig): void;
   /** Stops accepting and drains in-flight requests up to the configured deadline. */
@@ -54,11 +59,13 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   const { balancers, log } = dependencies;
   let config = initial;
   const transports = new UpstreamTransports();
+  const guards = dependencies.guards ?? new TrafficGuards(initial);
   const proxyDependencies: ProxyDependencies = {
     pickerFor: (service, route) => balancers.pickerFor(service, route),
     policyFor: policyResolver(() => config),
     transports,
     observer: dependencies.observer,
+    guards,
   };
 
   // Router and middleware onion around the proxy, rebuilt as a whole on every reload. Named
@@ -114,11 +121,13 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   }
   return {
     ports: new Map(entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.port])),
+    guards,
     get inFlight() {
       return entryPoints.reduce((sum, entryPoint) => sum + entryPoint.inFlight, 0);
     },
     apply(next) {
       config = next;
+      guards.apply(next);
       runners = build(next);
     },
     drain,

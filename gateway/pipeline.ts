@@ -11,6 +11,7 @@ import { startControlPlane } from './control-plane.ts';
 import { startDataPlane } from './data-plane.ts';
 import type { ServiceBalancers } from './service-registry.ts';
 import { FlowStats, InstanceTraffic, RequestMetrics, type FlowStore } from './telemetry/index.ts';
+import { TrafficGuards } from './policy/traffic-guards.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -50,13 +51,17 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const requestMetrics = new RequestMetrics(flow);
   const traffic = new InstanceTraffic(requestMetrics, flow);
-  const control = await startControlPlane(initial, { log, traffic, flow });
+  // Breakers, caps and retry budgets live in the data plane; the admin API reads them.
+  const guards = new TrafficGuards(initial);
+  const breakers = { view: () => ({ workers: [{ worker: null, breakers: guards.breakers(), services: guards.serviceLimits() }] }), changes$: guards.changes$ };
+  const control = await startControlPlane(initial, { log, traffic, flow, admin: { breakers } });
 
   // 2. Data plane: entry points → router → named middleware → proxy, picking from those balancers.
   const data = await startDataPlane(initial, {
     balancers: control.balancers,
     observer: traffic,
     requestMetrics,
+    guards,
     log,
     ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
   }).catch(async (error: unknown) => {
@@ -86,6 +91,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
       await data.drain();
       await control.close();
       await data.close();
+      guards.close();
     },
   };
 }

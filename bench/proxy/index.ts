@@ -27,6 +27,7 @@ import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts'
 import { runWrk, type WrkResult } from './wrk.ts';
 import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
 import { localLimiterContender, noPolicyContender, policyCostLines, redisLimiterContender, type PolicyBench } from './policy.ts';
+import { breakerCostLines, POLICY_ROWS } from './policy-rows.ts';
 import type { LocalRedis } from '../../test/harness/redis-local.ts';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
@@ -62,7 +63,7 @@ const bare = { node: await port(), nginx: await port() };
 const certificate = await selfSignedCertificate(dir);
 
 /** A gateway configuration with one entry point per backend kind (and TLS to the Node backends). */
-async function gatewayConfig(name: string, accessLog: boolean): Promise<{ file: string; node: number; nginx: number; https: number }> {
+async function gatewayConfig(name: string, accessLog: boolean, serviceSettings = ''): Promise<{ file: string; node: number; nginx: number; https: number }> {
   const ports = { node: await port(), nginx: await port(), https: await port() };
   const file = join(dir, `${name}.yaml`);
   await writeFile(
@@ -77,8 +78,8 @@ entryPoints:
     protocol: https
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
 services:
-  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
-  nginxb: { balancer: round-robin, instances: [${nginxBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
+  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}]${serviceSettings && `, ${serviceSettings}`} }
+  nginxb: { balancer: round-robin, instances: [${nginxBackends.map((p) => `127.0.0.1:${p}`).join(', ')}]${serviceSettings && `, ${serviceSettings}`} }
 routes:
   - { path: /, service: nodeb, entryPoints: [node, websecure] }
   - { path: /, service: nginxb, entryPoints: [nginx] }
@@ -114,6 +115,12 @@ try {
       const short = engines.length > 1 ? `, ${engine}` : '';
       gateways.push({ name: `switchboard${accessLog ? '' : ' (access log off)'}${short}`, node: config.node, nginx: config.nginx, https: config.https });
     }
+  }
+  // Traffic policy rows (policy-rows.ts), on the first engine only.
+  for (const row of POLICY_ROWS) {
+    const config = await gatewayConfig(`gateway-${gateways.length}`, false, row.serviceSettings);
+    await start(process.execPath, ['bin/switchboard.js', '--config', config.file], config.node, gatewayEnv);
+    gateways.push({ name: row.name, node: config.node, nginx: config.nginx, https: config.https });
   }
   let baselinePort: number | undefined;
   if (BASELINE_REF) {
@@ -188,6 +195,7 @@ for (const [title, rows] of suites) {
       rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bareRate)]),
     )}\n`,
   );
+  out.write(breakerCostLines(rows));
   for (const [on, off] of pairs(rows)) out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s\n`);
   for (const line of policyCostLines(rows)) out.write(`${line}\n`);
 }

@@ -49,6 +49,7 @@ export class AdminServer {
       ['/api/config', () => configView(sources.config())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
+      ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
     ]);
     this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
     this.server = createServer((request, response) => {

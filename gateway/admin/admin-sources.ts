@@ -1,3 +1,5 @@
+import type { Observable } from 'rxjs';
+import type { BreakerChange } from '../policy/breaker-change.ts';
 import type { DiscoveryAggregator } from '../../src/discovery/index.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayConfig } from '../config/index.ts';
@@ -27,6 +29,8 @@ export interface AdminSources {
   config(): GatewayConfig;
   /** The Prometheus text of `/metrics`; this process's registry when absent (a primary aggregates its workers'). */
   readonly metrics?: () => Promise<string>;
+  /** Circuit breakers and caps, for `/api/breakers`; its changes for `/api/events`. */
+  readonly breakers?: { view(): unknown; readonly changes$: Observable<BreakerChange> };
   /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
   readonly workers?: () => unknown;
 }

@@ -12,6 +12,8 @@ const FILES: ReadonlyArray<readonly [path: string, file: string, contentType: st
   ['/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-format.js', 'dashboard-format.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-traffic.js', 'dashboard-traffic.js', 'text/javascript; charset=utf-8'],
+  ['/dashboard-breakers.js', 'dashboard-breakers.js', 'text/javascript; charset=utf-8'],
+  ['/dashboard-breakers.css', 'dashboard-breakers.css', 'text/css; charset=utf-8'],
 ];
 
 /**

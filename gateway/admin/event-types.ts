@@ -1,5 +1,6 @@
 import type { Instance } from '../../src/discovery/index.ts';
 import type { ProviderState } from '../../src/discovery/provider.ts';
+import type { BreakerChangePayload } from '../policy/breaker-change.ts';
 import type { HealthState, HealthVerdict } from './health-state.ts';
 
 /** Every kind of change `/api/events` reports. */
@@ -15,6 +16,9 @@ export const ADMIN_EVENT_TYPES = [
   'config-refused',
   'rate-limit-fallback',
   'rate-limit-recovered',
+  'breaker-opened',
+  'breaker-half-open',
+  'breaker-closed',
 ] as const;
 
 /** One of `ADMIN_EVENT_TYPES`. */
@@ -84,6 +88,12 @@ export interface AdminEventPayloads {
   'rate-limit-fallback': { middleware: string; onRedisError: 'local' | 'allow' | 'deny'; reason: string; worker: number | null };
   /** The Redis of a rate limit answers again; shared counting resumed after `downMs`. */
   'rate-limit-recovered': { middleware: string; downMs: number; worker: number | null };
+  /** A circuit breaker opened: the window's calls and failures that tripped it. */
+  'breaker-opened': BreakerChangePayload;
+  /** Its sleep window ended: trial calls go through. */
+  'breaker-half-open': BreakerChangePayload;
+  /** Its trials succeeded: traffic flows again. */
+  'breaker-closed': BreakerChangePayload;
 }
 
 /** A change before it is numbered and stamped. */

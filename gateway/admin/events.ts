@@ -3,6 +3,7 @@ import type { HeldInstance, ProtectionChange } from '../../src/discovery/index.t
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { componentLogger } from '../../src/logger.ts';
+import type { BreakerChange } from '../policy/breaker-change.ts';
 import { diffEndpoints, diffStatuses } from './event-diff.ts';
 import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload, RateLimitChange } from './event-types.ts';
 
@@ -18,6 +19,8 @@ export interface AdminEventInputs {
   readonly config$: Observable<ConfigChange | RateLimitChange>;
   /** What removal protection holds and lets go (`DiscoveryAggregator.protection$`); none when absent. */
   readonly protection$?: Observable<ProtectionChange>;
+  /** Circuit breaker state changes (`TrafficGuards.changes$`, or the workers' relayed by the primary); none when absent. */
+  readonly breakers$?: Observable<BreakerChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */
   describe(snapshot: HealthSnapshot): EndpointState[];
 }
@@ -46,6 +49,7 @@ export class AdminEvents {
     this.subscription.add(inputs.statuses$.subscribe((statuses) => this.guard(() => this.onStatuses(statuses))));
     this.subscription.add(inputs.health$.subscribe((snapshot) => this.guard(() => this.onHealth(snapshot, inputs.describe(snapshot)))));
     this.subscription.add(inputs.config$.subscribe((change) => this.emit(change)));
+    if (inputs.breakers$) this.subscription.add(inputs.breakers$.subscribe((change) => this.emit(change)));
     if (inputs.protection$) this.subscription.add(inputs.protection$.subscribe((change) => this.guard(() => this.emit(protectionEvent(change)))));
   }
 

@@ -37,6 +37,7 @@ export async function startAdmin(sources: AdminSources, config$: Observable<Conf
     statuses$: sources.aggregator.statuses$,
     config$,
     protection$: sources.aggregator.protection$,
+    ...(sources.breakers ? { breakers$: sources.breakers.changes$ } : {}),
     describe: (snapshot) => endpointStates(sources, snapshot),
   });
   const server = new AdminServer(sources, events, await loadDashboardAssets(), { listen: settings.listen, token: settings.token, ...options });

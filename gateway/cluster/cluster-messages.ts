@@ -2,6 +2,8 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
 import type { RateLimitChange } from '../admin/event-types.ts';
+import type { BreakerChange } from '../policy/breaker-change.ts';
+import type { BreakerView, LimitsView } from '../policy/traffic-guards.ts';
 import type { WireFlowEntry } from '../telemetry/index.ts';
 import type { WireOutcomes } from './cluster-outcomes.ts';
 
@@ -36,7 +38,9 @@ export type WorkerMessage =
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
   | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
   /** A rate limit of the worker lost or regained its Redis; the primary reports it in its admin events. */
-  | { readonly kind: 'switchboard:rate-limit-change'; readonly change: RateLimitChange };
+  | { readonly kind: 'switchboard:rate-limit-change'; readonly change: RateLimitChange }
+  /** The worker's breakers and caps (each worker keeps its own), with the state changes since the last such message. */
+  | { readonly kind: 'switchboard:breakers'; readonly worker: number; readonly breakers: BreakerView[]; readonly services: LimitsView[]; readonly changes: BreakerChange[] };
 
 /** True for a message this protocol defines (by its kind's prefix); anything else is not the gateway's and is ignored. */
 export function isGatewayMessage<T extends { kind: string }>(message: unknown): message is T {

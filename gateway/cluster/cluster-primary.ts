@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { rateLimitChanges } from '../middleware/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
+import { WorkerBreakers } from './cluster-breakers.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { decodeRateLimitChange } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
@@ -49,6 +50,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   let metricsRequests = 0;
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
+  const breakers = new WorkerBreakers();
   failed.catch(() => undefined);
 
   const supervisor: WorkerSupervisor = new WorkerSupervisor(
@@ -74,6 +76,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
             }),
           );
         } else if (message.kind === 'switchboard:flow') flow.addRemote(message.second, message.entries);
+        else if (message.kind === 'switchboard:breakers') breakers.receive(message);
         else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
         else if (message.kind === 'switchboard:rate-limit-change') {
           const change = decodeRateLimitChange(message.change);
@@ -110,7 +113,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view() } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view(), breakers } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);
@@ -131,6 +134,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     async close() {
       await supervisor.stop(bound());
       await control.close();
+      breakers.close();
     },
   };
 }

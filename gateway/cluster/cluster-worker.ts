@@ -5,6 +5,8 @@ import { metricsRegistry } from '../../src/metrics.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
+import { TrafficGuards } from '../policy/traffic-guards.ts';
+import type { BreakerChange } from '../policy/breaker-change.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
@@ -16,6 +18,8 @@ import { OutcomeBatch } from './cluster-outcomes.ts';
 const OUTCOME_FLUSH_MS = 100;
 /** A batch with this many events goes at once (a burst of failures), without waiting for the timer. */
 const OUTCOME_FLUSH_EVENTS = 500;
+/** The primary's view of this worker's breakers and caps is at most this old (a state change goes at once). */
+const BREAKER_REPORT_MS = 1_000;
 
 /**
  * Runs this process as a worker of a primary (see `startPrimary`): waits for the configuration,
@@ -61,6 +65,12 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   rateLimitChanges.subscribe((change) => send({ kind: 'switchboard:rate-limit-change', change }));
   const flushTimer = setInterval(flush, OUTCOME_FLUSH_MS);
   flushTimer.unref();
+  let guards: TrafficGuards | undefined;
+  const reportBreakers = (changes: BreakerChange[]) => {
+    if (guards) send({ kind: 'switchboard:breakers', worker: slot, breakers: guards.breakers(), services: guards.serviceLimits(), changes });
+  };
+  const breakerTimer = setInterval(() => reportBreakers([]), BREAKER_REPORT_MS);
+  breakerTimer.unref();
 
   let stopping = false;
   // Configurations are applied one at a time, in the order the primary sent them.
@@ -81,11 +91,14 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       return send({ kind: 'switchboard:config-result', ok: true });
     }
     balancers = new ServiceBalancers(feed, config);
+    guards = new TrafficGuards(config, slot);
+    guards.changes$.subscribe((change) => reportBreakers([change]));
     try {
       data = await startDataPlane(config, {
         balancers,
         observer: batch,
         requestMetrics,
+        guards,
         log,
         // Every local rate-limit bucket (the middleware's, each consumer's, the Redis fallback's) gets 1/workers.
         middlewareFactory: (definition, name) => buildNamedMiddleware(definition, { name, share: 1 / workers, worker: slot }),
@@ -115,6 +128,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       flush();
       await flow.stop();
       clearInterval(flushTimer);
+      clearInterval(breakerTimer);
       balancers?.close();
       await data?.close();
       process.exit(0);

@@ -3,6 +3,7 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
 import { httpProbe, type ProbeTlsOptions } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
+import type { CircuitBreakerSettings } from './types-breaker.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
 
 /** The settings of `service`: its `services` entry merged over `defaults`, or `defaults` when it is not declared. */
@@ -55,6 +56,8 @@ export interface UpstreamConnection {
     readonly serverName: string | undefined;
     readonly verify: boolean;
   };
+  /** Connections per instance (`concurrency.maxConnections`); undefined: the transports' default. */
+  readonly maxConnections: number | undefined;
   /** Equal for equal settings (the files by digest), so services with the same settings share connections. */
   readonly key: string;
 }
@@ -70,7 +73,8 @@ export function upstreamConnection(settings: ServiceSettings): UpstreamConnectio
     connection = {
       connectTimeoutMs: settings.timeouts.connectMs,
       tls: { ca: files?.ca?.text, cert: files?.cert?.text, key: files?.key?.text, serverName: tls.serverName, verify: tls.verify },
-      key: [settings.timeouts.connectMs, tls.verify, tls.serverName ?? '', files?.ca?.sha256 ?? '', files?.cert?.sha256 ?? '', files?.key?.sha256 ?? ''].join(','),
+      maxConnections: settings.concurrency.maxConnections,
+      key: [settings.timeouts.connectMs, tls.verify, tls.serverName ?? '', files?.ca?.sha256 ?? '', files?.cert?.sha256 ?? '', files?.key?.sha256 ?? ''].join(',') + (settings.concurrency.maxConnections === undefined ? '' : `,max=${settings.concurrency.maxConnections}`),
     };
     connections.set(settings, connection);
   }
@@ -96,9 +100,16 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
     retryOn: route?.retries?.retryOn ?? settings.retries.retryOn,
     connectTimeoutMs: settings.timeouts.connectMs,
     connection: upstreamConnection(settings),
-    headersTimeoutMs: route?.timeouts?.headersMs ?? settings.timeouts.headersMs,
+    headersTimeoutMs: callTimeout(route?.timeouts?.headersMs ?? settings.timeouts.headersMs, route?.circuitBreaker ?? settings.circuitBreaker),
     bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
   };
+}
+
+/** A breaker's per-call `timeout` shortens the wait for response headers (0, off, yields to it). */
+function callTimeout(headersMs: number, breaker: CircuitBreakerSettings | false): number {
+  const callMs = breaker ? breaker.timeoutMs : undefined;
+  if (callMs === undefined || callMs === 0) return headersMs;
+  return headersMs === 0 ? callMs : Math.min(headersMs, callMs);
 }
 
 /**

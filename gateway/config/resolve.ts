@@ -24,6 +24,7 @@ import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
 import type { RedisInput } from './schema-redis.ts';
 import { DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAccessMiddleware, resolveConsumers } from './resolve-access.ts';
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_BUDGET, mergeCircuitBreaker, mergeConcurrency, mergeRetryBudget } from './resolve-breaker.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
@@ -56,6 +57,9 @@ const BUILT_IN: ServiceSettings = {
   removalGraceMs: DEFAULT_REMOVAL_GRACE_MS,
   timeouts: DEFAULT_UPSTREAM_TIMEOUTS,
   retries: DEFAULT_RETRY_POLICY,
+  circuitBreaker: false,
+  concurrency: DEFAULT_CONCURRENCY,
+  retryBudget: DEFAULT_RETRY_BUDGET,
   instances: [],
 };
 
@@ -159,6 +163,9 @@ function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): Serv
     removalGraceMs: layer.removalGrace ?? base.removalGraceMs,
     timeouts: { ...base.timeouts, ...defined({ connectMs: layer.timeouts?.connect, headersMs: layer.timeouts?.headers, idleBodyMs: layer.timeouts?.idleBody }) },
     retries: layer.retries === undefined ? base.retries : { ...base.retries, ...retryOverride(layer.retries) },
+    circuitBreaker: mergeCircuitBreaker(base.circuitBreaker, layer.circuitBreaker),
+    concurrency: mergeConcurrency(base.concurrency, layer.concurrency),
+    retryBudget: mergeRetryBudget(base.retryBudget, layer.retryBudget),
     instances: (layer.instances ?? []).map(staticInstance),
   };
 }
@@ -285,6 +292,7 @@ function resolveRoute(input: RouteInput, index: number): RouteConfig {
     hostHeader: input.hostHeader ?? 'pass',
     timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody }),
     retries: input.retries === undefined ? undefined : retryOverride(input.retries),
+    circuitBreaker: input.circuitBreaker === undefined ? undefined : mergeCircuitBreaker(false, input.circuitBreaker),
     middlewares: input.middlewares ?? [],
     entryPoints: input.entryPoints,
     subset: input.subset && { match: input.subset.match, fallback: input.subset.fallback ?? 'any' },

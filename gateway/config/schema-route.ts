@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { entryPointName } from './schema-entrypoint.ts';
+import { circuitBreakerSchema } from './schema-breaker.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
 import { duration, headerName, headerValue, hostWithPort, regexSource, section } from './schema-values.ts';
@@ -60,6 +61,7 @@ const routeFields = section({
   hostHeader: hostHeaderPolicy.optional(),
   timeouts: section({ headers: duration.optional(), idleBody: duration.optional() }).optional(),
   retries: retries.optional(),
+  circuitBreaker: circuitBreakerSchema.optional(),
   middlewares: z.array(middlewareName).optional(),
   entryPoints: z.array(entryPointName).min(1, 'expected entry point names (leave it out for every entry point)').optional(),
   subset: subsetSchema.optional(),
@@ -76,6 +78,8 @@ export const routeSchema = routeFields.superRefine((route, context) => {
   if (route.stripPrefix && route.namespace) problem('stripPrefix', 'a namespace route always strips its prefix and service segment');
   if (route.namespace && route.pathRegex !== undefined) problem('pathRegex', 'a namespace route takes a path prefix, not a regex');
   if (route.subset && route.canary) problem('canary', 'a route has either subset or canary, not both');
+  // A namespace route reaches any service: its breaker would mix them; set `circuitBreaker` on the services.
+  if (route.namespace && route.circuitBreaker) problem('circuitBreaker', 'a namespace route cannot have its own breaker; set circuitBreaker on the services');
   // A namespace route reaches any service, so there is no bounded set of subsets to keep balancers for.
   if (route.namespace && route.subset) problem('subset', 'a namespace route cannot select a subset; declare a route to the service');
   if (route.namespace && route.canary) problem('canary', 'a namespace route cannot split by subset; declare a route to the service');

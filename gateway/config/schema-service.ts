@@ -4,6 +4,7 @@ import { SLOW_START_ALGORITHMS } from '../../src/balance/slow-start.ts';
 import type { HashKeySource } from '../../src/balance/hash-key.ts';
 import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
 import { MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
+import { circuitBreakerSchema, concurrencySchema, retryBudgetSchema } from './schema-breaker.ts';
 import { count, duration, percent, section } from './schema-values.ts';
 
 /** Failures after which the proxy may try another instance (Envoy's `retry_on` names). */
@@ -47,7 +48,8 @@ const balancer = z.union([z.enum(BALANCER_ALGORITHMS).transform((algorithm) => (
   error: `expected one of ${BALANCER_ALGORITHMS.join(', ')}, or { algorithm, … }`,
 });
 
-const statusRange = z.union(
+/** A status (`503`) or a range (`"500-599"`). */
+export const statusRange = z.union(
   [
     z.int().min(100).max(599),
     z.string().transform((text, context) => {
@@ -147,6 +149,9 @@ const settingsShape = {
   removalGrace: duration.optional(),
   timeouts: serviceTimeouts.optional(),
   retries: retries.optional(),
+  circuitBreaker: circuitBreakerSchema.optional(),
+  concurrency: concurrencySchema.optional(),
+  retryBudget: retryBudgetSchema.optional(),
 };
 
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */

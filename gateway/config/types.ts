@@ -10,6 +10,7 @@ import type { ListenAddress } from './schema-values.ts';
 import type { RedisSettings } from './types-redis.ts';
 
 export type { RedisNode, RedisSettings, RedisTarget } from './types-redis.ts';
+import type { CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from './types-breaker.ts';
 
 export type { ListenAddress };
 export type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwksSettings, JwtAuthSettings, KeyAuthSettings, TokenSources } from './types-access.ts';
@@ -133,6 +134,12 @@ export interface ServiceSettings {
   readonly removalGraceMs: number;
   readonly timeouts: UpstreamTimeouts;
   readonly retries: RetryPolicy;
+  /** The service's circuit breaker; false when off (the default). */
+  readonly circuitBreaker: CircuitBreakerSettings | false;
+  /** Envoy-style caps on the service's connections, pending and in-flight requests and retries. */
+  readonly concurrency: ConcurrencyLimits;
+  /** How many retries the service's recent requests allow; false when off. */
+  readonly retryBudget: RetryBudgetSettings | false;
   /** Static instances from the file, served beside whatever the registries list. */
   readonly instances: readonly StaticInstance[];
 }
@@ -221,6 +228,8 @@ interface RouteCommon {
   readonly timeouts: Partial<Pick<UpstreamTimeouts, 'headersMs' | 'idleBodyMs'>> | undefined;
   /** Overrides of the service's retry policy for this route. */
   readonly retries: Partial<RetryPolicy> | undefined;
+  /** The route's own breaker (its own state), false to turn the service's off for this route; undefined: the service's. */
+  readonly circuitBreaker: CircuitBreakerSettings | false | undefined;
   /** Names of `GatewayConfig.middlewares` run after the route's own edits, in this order; empty for none. */
   readonly middlewares: readonly string[];
   /** Entry points this route serves; undefined serves every entry point. */

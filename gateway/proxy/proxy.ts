@@ -1,8 +1,10 @@
 import type { Picker } from '../../src/balance/picker.ts';
 import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
+import { answerRefusal } from '../policy/refusal-answer.ts';
+import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
-import { sendGatewayError } from './error-response.ts';
+import { sendErrorAnswer, sendGatewayError } from './error-response.ts';
 import { isIdempotent, isRetryable, type GatewayErrorClass } from './upstream-error.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
@@ -33,6 +35,8 @@ export interface ProxyDependencies {
   transports: UpstreamTransports;
   /** Per-instance counters and upstream error metrics. */
   observer?: AttemptObserver;
+  /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. */
+  guards?: { guardFor(service: string, route: RouteConfig | undefined): RequestGuard };
 }
 
 /** Attempts to find an instance not tried yet before accepting a repeat. */
@@ -47,12 +51,35 @@ const DISTINCT_PICK_TRIES = 3;
  */
 export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
   const upgrade = mode === 'upgrade';
-  return async function proxy(context) {
-    const picker = dependencies.pickerFor(context.service, context.route);
+  const guards = dependencies.guards;
+
+  // One async function per request (no nested one): admission by the service's breaker and caps,
+  // the attempt loop, then the guard's release.
+  async function proxy(context: GatewayContext, route: RouteConfig | undefined, fallbackDepth: number): Promise<void> {
+    const picker = dependencies.pickerFor(context.service, route);
     const observer = dependencies.observer;
     if (!picker) {
       observer?.unavailable(context.service, 'no-instances');
       return sendGatewayError(context, 'no-instances');
+    }
+    const guard = guards?.guardFor(context.service, route);
+    let admission = 1;
+    if (guard) {
+      admission = guard.enter(context.startedAt);
+      if (admission === MUST_WAIT) {
+        // Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests.
+        const waitMs = dependencies.policyFor(context).connection.connectTimeoutMs || 1_000;
+        admission = (await guard.waitForSlot(waitMs)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+        if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
+      }
+      if (admission < 0) {
+        const other = answerRefusal(context, admission, guard);
+        if (other === undefined) return;
+        // The fallback service under its own guard, once: its own open breaker answers 503, never another hop.
+        context.service = other;
+        if (fallbackDepth > 0) return sendErrorAnswer(context, 503, 'circuit-open', 'the circuit breaker of the fallback service is open too', { 'retry-after': '1' });
+        return proxy(context, undefined, fallbackDepth + 1);
+      }
     }
     const policy = dependencies.policyFor(context);
     const { request } = context;
@@ -63,43 +90,65 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     let firstTried: string | undefined;
     let laterTried: string[] | undefined;
     let lastError: GatewayErrorClass | undefined;
+    // Whether an attempt's outcome counted for the breaker (a trial without one frees its slot), and whether a retry is out.
+    let recorded = false;
+    let retrying = false;
 
-    for (let attempt = 1; ; attempt += 1) {
-      let pick = picker.pick(pickContext);
-      for (let again = 1; pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true) && again < DISTINCT_PICK_TRIES; again += 1) {
-        // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
-        pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-        pick = picker.pick(pickContext);
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        let pick = picker.pick(pickContext);
+        for (let again = 1; pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true) && again < DISTINCT_PICK_TRIES; again += 1) {
+          // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
+          pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+          pick = picker.pick(pickContext);
+        }
+        // After a failed attempt, what the client needs to hear is that failure, not "none left".
+        if (pick.kind === 'none') {
+          if (!lastError) observer?.unavailable(context.service, pick.reason);
+          return sendGatewayError(context, lastError ?? pick.reason);
+        }
+        if (firstTried === undefined) firstTried = pick.address;
+        else (laterTried ??= []).push(pick.address);
+        context.outcome.attempts = attempt;
+        context.outcome.upstream = pick.address;
+        const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
+        const result = upgrade ? await transport.upgrade(context, pick, policy) : await transport.attempt(context, pick, policy, hasBody ? request : null);
+        // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
+        const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
+        observer?.attempt(context.service, pick.address, attemptClass);
+        if (guard) {
+          // The clock is read only when a breaker will use it.
+          if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, admission === 2)) recorded = true;
+          if (retrying) guard.retryEnded();
+          retrying = false;
+        }
+        if (result.ok) return;
+        lastError = result.errorClass;
+        context.outcome.errorClass = result.errorClass;
+        if (result.responseStarted) {
+          // Part of the answer is already with the client: all that is left is to cut it off.
+          context.response.destroy(result.error);
+          return;
+        }
+        const bodyConsumed = hasBody && request.readableDidRead;
+        const condition = retryConditionOf(result.errorClass);
+        const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, idempotent, bodyConsumed);
+        // The guard is asked last: a retry it allows is taken from the budget.
+        if (attempt > policy.retries || !allowed || context.response.destroyed || (guard !== undefined && !guard.mayRetry(performance.now()))) {
+          return sendGatewayError(context, result.errorClass);
+        }
+        retrying = guard !== undefined;
+        context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
       }
-      // After a failed attempt, what the client needs to hear is that failure, not "none left".
-      if (pick.kind === 'none') {
-        if (!lastError) observer?.unavailable(context.service, pick.reason);
-        return sendGatewayError(context, lastError ?? pick.reason);
+    } finally {
+      if (guard) {
+        if (retrying) guard.retryEnded();
+        guard.leave(admission, recorded);
       }
-      if (firstTried === undefined) firstTried = pick.address;
-      else (laterTried ??= []).push(pick.address);
-      context.outcome.attempts = attempt;
-      context.outcome.upstream = pick.address;
-      const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
-      const result = upgrade ? await transport.upgrade(context, pick, policy) : await transport.attempt(context, pick, policy, hasBody ? request : null);
-      observer?.attempt(context.service, pick.address, result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass);
-      if (result.ok) return;
-      lastError = result.errorClass;
-      context.outcome.errorClass = result.errorClass;
-      if (result.responseStarted) {
-        // Part of the answer is already with the client: all that is left is to cut it off.
-        context.response.destroy(result.error);
-        return;
-      }
-      const bodyConsumed = hasBody && request.readableDidRead;
-      const condition = retryConditionOf(result.errorClass);
-      const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, idempotent, bodyConsumed);
-      if (attempt > policy.retries || !allowed || context.response.destroyed) {
-        return sendGatewayError(context, result.errorClass);
-      }
-      context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
     }
-  };
+  }
+
+  return (context) => proxy(context, context.route, 0);
 }
 
 /** The proxy for `Upgrade` requests (WebSocket): the same attempt loop, each attempt a handshake. */

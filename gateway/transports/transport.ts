@@ -41,7 +41,9 @@ export interface TransportSettings {
   readonly connectTimeoutMs: number;
   /** TLS towards the instance; used by `https`, `h2` and `grpcs` only. */
   readonly tls: UpstreamTlsOptions;
-  /** Stands for `connectTimeoutMs` and `tls` in transport keys; equal settings, equal key. Computed once per policy. */
+  /** HTTP/1.1 connections per instance (a service's `concurrency.maxConnections`); the pool default when undefined. */
+  readonly maxConnections?: number | undefined;
+  /** Stands for `connectTimeoutMs`, `maxConnections` and `tls` in transport keys; equal settings, equal key. Computed once per policy. */
   readonly key: string;
 }
 

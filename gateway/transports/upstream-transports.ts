@@ -112,9 +112,10 @@ export class UpstreamTransports {
 
   private create(instance: { readonly host: string; readonly protocol: InstanceProtocol }, address: string, settings: TransportSettings): Transport {
     const target = { host: instance.host, address, connectTimeoutMs: settings.connectTimeoutMs };
+    const pool = settings.maxConnections === undefined ? this.settings : { ...this.settings, connections: settings.maxConnections };
     switch (instance.protocol) {
       case 'https':
-        return new Http1Transport({ ...target, tls: settings.tls }, this.settings);
+        return new Http1Transport({ ...target, tls: settings.tls }, pool);
       case 'h2c':
       case 'grpc':
         return new Http2Transport({ ...target, tls: undefined });
@@ -122,7 +123,7 @@ export class UpstreamTransports {
       case 'grpcs':
         return new Http2Transport({ ...target, tls: settings.tls });
       default:
-        return new Http1Transport({ ...target, tls: undefined }, this.settings);
+        return new Http1Transport({ ...target, tls: undefined }, pool);
     }
   }
 }

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from './load.ts';
+import { DEFAULT_CIRCUIT_BREAKER, DEFAULT_RETRY_BUDGET } from './resolve-breaker.ts';
+
+const parse = (text: string) => parseConfig('gateway.yaml', text, { readFiles: false });
+
+describe('circuitBreaker, concurrency and retryBudget', () => {
+  it('leaves breakers off, caps unset and the retry budget on by default', () => {
+    const config = parse('services: { api: {} }');
+    const api = config.services.get('api')!;
+    expect(api.circuitBreaker).toBe(false);
+    expect(api.concurrency.maxRequests).toBeUndefined();
+    expect(api.retryBudget).toEqual(DEFAULT_RETRY_BUDGET);
+  });
+
+  it('merges a service breaker over defaults, reads both fallback forms, and lets a route have its own or none', () => {
+    const config = parse(`
+defaults: { circuitBreaker: { requestVolumeThreshold: 5 } }
+services:
+  api: { circuitBreaker: { sleepWindow: 2s, failureStatuses: [429, "502-504"], fallback: { status: 200, body: cached } } }
+  other: { circuitBreaker: { fallback: { service: api } }, concurrency: { maxRequests: 10, maxActiveRetries: 2 }, retryBudget: false }
+routes:
+  - { path: /a, service: api, circuitBreaker: { timeout: 300ms } }
+  - { path: /b, service: api, circuitBreaker: false }
+`);
+    expect(config.services.get('api')!.circuitBreaker).toMatchObject({ requestVolumeThreshold: 5, sleepWindowMs: 2_000, failureStatuses: [429, { from: 502, to: 504 }], fallback: { kind: 'static', status: 200, body: 'cached', headers: {} } });
+    expect(config.services.get('other')!.circuitBreaker).toMatchObject({ fallback: { kind: 'service', service: 'api' } });
+    expect(config.services.get('other')!.concurrency).toMatchObject({ maxRequests: 10, maxActiveRetries: 2, maxPendingRequests: 0 });
+    expect(config.services.get('other')!.retryBudget).toBe(false);
+    expect(config.routes[0]!.circuitBreaker).toEqual({ ...DEFAULT_CIRCUIT_BREAKER, timeoutMs: 300 });
+    expect(config.routes[1]!.circuitBreaker).toBe(false);
+  });
+
+  it.each([
+    ['services: { api: { circuitBreaker: { errorPercentThreshold: 0 } } }', 'services.api.circuitBreaker'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 200, service: x } } } }', 'services.api.circuitBreaker.fallback'],
+    ['services: { api: { concurrency: { maxRequests: 0 } } }', 'services.api.concurrency.maxRequests'],
+    ['services: { api: { retryBudget: { percent: 120 } } }', 'services.api.retryBudget'],
+    ['routes: [{ path: /x, namespace: true, circuitBreaker: {} }]', 'routes.0.circuitBreaker'],
+  ])('refuses %s and names where', (text, where) => {
+    expect(() => parse(text)).toThrow(where);
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CIRCUIT_BREAKER } from '../config/index.ts';
+import { Admission, CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
+import { RetryBudget } from './retry-budget.ts';
+import { RollingWindow } from './rolling-window.ts';
+import { BreakerSlot, RequestGuard, ServiceLimits } from './service-guard.ts';
+
+const thresholds = { windowMs: 10_000, buckets: 10, requestVolumeThreshold: 10, errorPercentThreshold: 50, sleepWindowMs: 5_000, halfOpenRequests: 2 };
+const counter = { inc: () => undefined };
+
+describe('RollingWindow', () => {
+  it('counts from a clock that starts below one window (a fresh process) and forgets buckets older than the window', () => {
+    const window = new RollingWindow(10_000, 10, 1);
+    window.add(50, 0);
+    window.add(1_500, 0, 2);
+    expect(window.total(1_600, 0)).toBe(3);
+    expect(window.total(10_100, 0)).toBe(2);
+    expect(window.total(11_600, 0)).toBe(0);
+  });
+});
+
+describe('CircuitBreaker', () => {
+  it('opens at the volume threshold with half the calls failed, refuses until the sleep window ends, then closes after its trials succeed', () => {
+    const changes: BreakerState[] = [];
+    const breaker = new CircuitBreaker(thresholds, (_from, to) => changes.push(to));
+    for (let call = 0; call < 9; call += 1) breaker.record(100 + call, call % 2 === 0, false);
+    expect(breaker.state).toBe('closed');
+    breaker.record(200, true, false);
+    expect(breaker.state).toBe('open');
+    expect(breaker.admit(5_100)).toBe(Admission.Refused);
+    expect(breaker.admit(5_200)).toBe(Admission.Trial);
+    expect(breaker.admit(5_200)).toBe(Admission.Trial);
+    expect(breaker.admit(5_200)).toBe(Admission.Refused);
+    breaker.record(5_300, false, true);
+    expect(breaker.state).toBe('half-open');
+    breaker.record(5_300, false, true);
+    expect(changes).toEqual(['open', 'half-open', 'closed']);
+    expect(breaker.admit(5_400)).toBe(Admission.Admitted);
+  });
+
+  it('stays closed below the error percentage however many calls, and reopens on a failed trial', () => {
+    const breaker = new CircuitBreaker(thresholds);
+    for (let call = 0; call < 100; call += 1) breaker.record(call, call % 3 === 0, false);
+    expect(breaker.state).toBe('closed');
+    for (let call = 0; call < 100; call += 1) breaker.record(200, true, false);
+    expect(breaker.state).toBe('open');
+    expect(breaker.admit(6_000)).toBe(Admission.Trial);
+    breaker.record(6_001, true, false);
+    expect(breaker.state).toBe('half-open');
+    breaker.record(6_001, true, true);
+    expect(breaker.state).toBe('open');
+    expect(breaker.admit(6_100)).toBe(Admission.Refused);
+  });
+
+  it('gives a released trial slot to the next call', () => {
+    const breaker = new CircuitBreaker({ ...thresholds, halfOpenRequests: 1 });
+    for (let call = 0; call < 10; call += 1) breaker.record(0, true, false);
+    expect(breaker.admit(5_000)).toBe(Admission.Trial);
+    expect(breaker.admit(5_000)).toBe(Admission.Refused);
+    breaker.releaseTrial();
+    expect(breaker.admit(5_000)).toBe(Admission.Trial);
+  });
+});
+
+describe('RequestGuard', () => {
+  const guardOf = (statuses = DEFAULT_CIRCUIT_BREAKER.failureStatuses) => {
+    const slot = new BreakerSlot('svc', null, { ...DEFAULT_CIRCUIT_BREAKER, requestVolumeThreshold: 4, failureStatuses: statuses }, () => undefined);
+    return new RequestGuard(new ServiceLimits('svc', { maxConnections: undefined, maxPendingRequests: 0, maxRequests: 1, maxActiveRetries: undefined }, false), slot, counter, counter);
+  };
+
+  it('never counts what the client or the gateway caused against the upstream', () => {
+    const guard = guardOf();
+    for (const errorClass of ['cancelled', 'client-body-error', 'request-rejected', 'internal', 'unsupported-protocol'] as const) {
+      for (let call = 0; call < 5; call += 1) expect(guard.record(call, errorClass, 0, false)).toBe(false);
+    }
+    expect(guard.slot!.breaker.figures(10)).toEqual({ requests: 0, failures: 0 });
+    for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, false);
+    expect(guard.slot!.breaker.state).toBe('open');
+  });
+
+  it('counts the configured statuses as failures and no others', () => {
+    const guard = guardOf([429, { from: 502, to: 504 }]);
+    for (let call = 0; call < 8; call += 1) guard.record(call, 'http-5xx', 500, false);
+    expect(guard.slot!.breaker.state).toBe('closed');
+    for (let call = 0; call < 8; call += 1) guard.record(call, undefined, 429, false);
+    expect(guard.slot!.breaker.state).toBe('open');
+  });
+
+  it('refuses the request beyond maxRequests until one leaves', () => {
+    const guard = guardOf();
+    const first = guard.enter(0);
+    expect(first).toBe(Admission.Admitted);
+    expect(guard.enter(1)).toBeLessThan(0);
+    guard.leave(first, true);
+    expect(guard.enter(2)).toBe(Admission.Admitted);
+  });
+});
+
+describe('RetryBudget', () => {
+  it('allows retries up to the percentage of recent requests plus the floor', () => {
+    const budget = new RetryBudget({ percent: 20, minRetriesPerSecond: 0, windowMs: 10_000 });
+    let retries = 0;
+    for (let request = 0; request < 100; request += 1) {
+      budget.request(request);
+      if (budget.tryRetry(request)) retries += 1;
+    }
+    expect(retries).toBe(20);
+    const floored = new RetryBudget({ percent: 0, minRetriesPerSecond: 1, windowMs: 10_000 });
+    let allowed = 0;
+    while (floored.tryRetry(0) && allowed < 100) allowed += 1;
+    expect(allowed).toBe(10);
+  });
+});

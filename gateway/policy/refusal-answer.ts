@@ -1,0 +1,34 @@
+import type { GatewayContext } from '../context.ts';
+import { sendErrorAnswer } from '../proxy/error-response.ts';
+import { REFUSED_MAX_CONCURRENT, REFUSED_OPEN, type RequestGuard } from './service-guard.ts';
+
+/**
+ * Answers a request its guard refused, at once: an open breaker's fallback (a static answer, or a
+ * 503 `circuit-open` with the reason) or a 503 for a cap. Returns the fallback service's name when
+ * the breaker's fallback is another service (the caller sends the request there), else undefined.
+ */
+export function answerRefusal(context: GatewayContext, code: number, guard: RequestGuard): string | undefined {
+  const slot = guard.slot;
+  if (code === REFUSED_OPEN && slot) {
+    const fallback = slot.settings.fallback;
+    if (fallback.kind === 'service') return fallback.service;
+    if (fallback.kind === 'static') {
+      context.outcome.status = fallback.status;
+      context.outcome.errorClass = 'circuit-open';
+      const response = context.response;
+      if (response.headersSent || response.destroyed) return undefined;
+      context.outcome.bytesOut = Buffer.byteLength(fallback.body);
+      response.writeHead(fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers });
+      response.end(fallback.body);
+      return undefined;
+    }
+    const retryAt = slot.breaker.retryAt(performance.now());
+    const seconds = retryAt === undefined ? 1 : Math.max(1, Math.ceil((retryAt - Date.now()) / 1_000));
+    const scope = slot.route === null ? `service ${slot.service}` : `route ${slot.route}`;
+    sendErrorAnswer(context, 503, 'circuit-open', `the circuit breaker of ${scope} is open after too many upstream failures`, { 'retry-after': String(seconds) });
+    return undefined;
+  }
+  const reason = code === REFUSED_MAX_CONCURRENT ? 'maxConcurrentRequests' : 'maxRequests (and maxPendingRequests)';
+  sendErrorAnswer(context, 503, 'concurrency-limit', `the service ${context.service} has ${reason} in flight`, { 'retry-after': '1' });
+  return undefined;
+}

@@ -1,0 +1,193 @@
+import type { CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from '../config/index.ts';
+import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
+import { CircuitBreaker, type BreakerListener } from './circuit-breaker.ts';
+import { retryBudgetExhaustedTotal, trafficRejectionsTotal } from './guard-metrics.ts';
+import { RetryBudget } from './retry-budget.ts';
+
+/** `RequestGuard.enter` refused: the breaker is open (or has no trial slot left). */
+export const REFUSED_OPEN = -1;
+/** `RequestGuard.enter` refused: the breaker's `maxConcurrentRequests` are in flight. */
+export const REFUSED_MAX_CONCURRENT = -2;
+/** `RequestGuard.enter` refused: `maxRequests` in flight and `maxPendingRequests` waiting. */
+export const REFUSED_MAX_REQUESTS = -3;
+/** `RequestGuard.enter`: `maxRequests` in flight, but the request may wait for a slot (`RequestGuard.waitForSlot`). */
+export const MUST_WAIT = -4;
+
+/** A breaker with its settings, for a service or one route; outlives configurations while its settings do not change. */
+export class BreakerSlot {
+  readonly breaker: CircuitBreaker;
+  /** 1 at the index of each status that counts as a failure. */
+  readonly failing = new Uint8Array(600);
+  inFlight = 0;
+
+  constructor(
+    readonly service: string,
+    readonly route: string | null,
+    readonly settings: CircuitBreakerSettings,
+    listener: BreakerListener,
+  ) {
+    this.breaker = new CircuitBreaker(settings, listener);
+    for (const status of settings.failureStatuses) {
+      if (typeof status === 'number') this.failing[status] = 1;
+      else this.failing.fill(1, status.from, status.to + 1);
+    }
+  }
+}
+
+/** The caps and retry budget of one service; outlives configurations while its settings do not change. */
+export class ServiceLimits {
+  inFlight = 0;
+  pending = 0;
+  activeRetries = 0;
+  readonly budget: RetryBudget | undefined;
+  /** Requests waiting for a slot, oldest first; made on the first wait. */
+  private waiters: (() => void)[] | undefined;
+  readonly rejectedMaxRequests;
+  readonly rejectedMaxPending;
+  readonly exhaustedBudget;
+  readonly exhaustedActive;
+  readonly exhaustedOpen;
+
+  constructor(
+    readonly service: string,
+    readonly limits: ConcurrencyLimits,
+    budget: RetryBudgetSettings | false,
+  ) {
+    this.budget = budget ? new RetryBudget(budget) : undefined;
+    // Label children looked up once: a refusal costs one addition, not a label hash.
+    this.rejectedMaxRequests = trafficRejectionsTotal.labels(service, 'max-requests');
+    this.rejectedMaxPending = trafficRejectionsTotal.labels(service, 'max-pending');
+    this.exhaustedBudget = retryBudgetExhaustedTotal.labels(service, 'budget');
+    this.exhaustedActive = retryBudgetExhaustedTotal.labels(service, 'max-active-retries');
+    this.exhaustedOpen = retryBudgetExhaustedTotal.labels(service, 'circuit-open');
+  }
+
+  /** Resolves true when a slot frees within `timeoutMs`, false otherwise; the exceptional path, so a timer is fine here. */
+  wait(timeoutMs: number): Promise<boolean> {
+    this.pending += 1;
+    return new Promise<boolean>((resolve) => {
+      const waiters = (this.waiters ??= []);
+      const wake = () => {
+        clearTimeout(timer);
+        this.pending -= 1;
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const index = waiters.indexOf(wake);
+        if (index >= 0) waiters.splice(index, 1);
+        this.pending -= 1;
+        resolve(false);
+      }, timeoutMs);
+      waiters.push(wake);
+    });
+  }
+
+  /** A request of the service ended: its slot goes to the oldest waiter. */
+  release(): void {
+    this.inFlight -= 1;
+    this.waiters?.shift()?.();
+  }
+}
+
+/**
+ * What the proxy consults for one request of a service through a route: the route's (or the
+ * service's) breaker and the service's caps and retry budget. The calls form one protocol: `enter`
+ * (and when it says `MUST_WAIT`, `waitForSlot` then `enter` again), any number of `record`, a
+ * `mayRetry` before each retry with `retryEnded` after it, and `leave` exactly once after an admission.
+ */
+export class RequestGuard {
+  constructor(
+    readonly limits: ServiceLimits,
+    readonly slot: BreakerSlot | undefined,
+    private readonly rejectedOpen: { inc(): void },
+    private readonly rejectedConcurrent: { inc(): void },
+  ) {}
+
+  /** An admission (`Admission.Admitted` or `Admission.Trial`, positive) or a refusal code (negative). */
+  enter(nowMs: number): number {
+    const slot = this.slot;
+    let admission = 1;
+    if (slot) {
+      admission = slot.breaker.admit(nowMs);
+      if (admission === 0) {
+        this.rejectedOpen.inc();
+        return REFUSED_OPEN;
+      }
+      const max = slot.settings.maxConcurrentRequests;
+      if (max !== undefined && slot.inFlight >= max) {
+        if (admission === 2) slot.breaker.releaseTrial();
+        this.rejectedConcurrent.inc();
+        return REFUSED_MAX_CONCURRENT;
+      }
+    }
+    const limits = this.limits;
+    const maxRequests = limits.limits.maxRequests;
+    if (maxRequests !== undefined && limits.inFlight >= maxRequests) {
+      if (admission === 2) slot!.breaker.releaseTrial();
+      if (limits.pending < limits.limits.maxPendingRequests) return MUST_WAIT;
+      (limits.limits.maxPendingRequests > 0 ? limits.rejectedMaxPending : limits.rejectedMaxRequests).inc();
+      return REFUSED_MAX_REQUESTS;
+    }
+    limits.inFlight += 1;
+    if (slot) slot.inFlight += 1;
+    limits.budget?.request(nowMs);
+    return admission;
+  }
+
+  /** Waits (bounded by `timeoutMs`) for a `maxRequests` slot; then call `enter` again. */
+  waitForSlot(timeoutMs: number): Promise<boolean> {
+    return this.limits.wait(timeoutMs);
+  }
+
+  /**
+   * One attempt's outcome for the breaker: `attemptClass` as the attempt observer gets it (undefined
+   * or `http-5xx` for an answer, whose `status` decides). Returns false when it was nobody's
+   * fault but the client's or the gateway's, which the breaker never counts.
+   */
+  record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, trial: boolean): boolean {
+    const slot = this.slot;
+    if (!slot) return true;
+    if (attemptClass !== undefined && attemptClass !== 'http-5xx') {
+      if (!countsAgainstUpstream(attemptClass)) return false;
+      slot.breaker.record(nowMs, true, trial);
+      return true;
+    }
+    slot.breaker.record(nowMs, slot.failing[status] === 1, trial);
+    return true;
+  }
+
+  /** True (and one retry taken) when the breaker is not open, `maxActiveRetries` is not reached and the budget has a retry left. */
+  mayRetry(nowMs: number): boolean {
+    const limits = this.limits;
+    if (this.slot?.breaker.refusing(nowMs)) {
+      limits.exhaustedOpen.inc();
+      return false;
+    }
+    const maxActive = limits.limits.maxActiveRetries;
+    if (maxActive !== undefined && limits.activeRetries >= maxActive) {
+      limits.exhaustedActive.inc();
+      return false;
+    }
+    if (limits.budget && !limits.budget.tryRetry(nowMs)) {
+      limits.exhaustedBudget.inc();
+      return false;
+    }
+    limits.activeRetries += 1;
+    return true;
+  }
+
+  /** A retry that `mayRetry` allowed has ended. */
+  retryEnded(): void {
+    this.limits.activeRetries -= 1;
+  }
+
+  /** The admitted request ended; `recorded` tells whether a trial got an outcome (else its slot goes to the next call). */
+  leave(admission: number, recorded: boolean): void {
+    const slot = this.slot;
+    if (slot) {
+      slot.inFlight -= 1;
+      if (admission === 2 && !recorded) slot.breaker.releaseTrial();
+    }
+    this.limits.release();
+  }
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/index.ts';
+import type { BreakerChange } from './breaker-change.ts';
+import { TrafficGuards } from './traffic-guards.ts';
+
+const parse = (breaker: string, extra = '') =>
+  parseConfig('gateway.yaml', `services: { api: { circuitBreaker: ${breaker} } }\nroutes:\n  - { name: api, path: /api, service: api }\n${extra}`, { readFiles: false });
+
+function trip(guards: TrafficGuards, config: ReturnType<typeof parse>): void {
+  const guard = guards.guardFor('api', config.routes[0]);
+  for (let call = 0; call < 5; call += 1) {
+    const admission = guard.enter(call);
+    guard.record(call, 'connect-refused', 0, false);
+    guard.leave(admission, true);
+  }
+}
+
+describe('TrafficGuards', () => {
+  it('keeps an open breaker across a reload that leaves its settings alone, and starts afresh when they change', () => {
+    const first = parse('{ requestVolumeThreshold: 5 }');
+    const guards = new TrafficGuards(first, 3);
+    const changes: BreakerChange[] = [];
+    guards.changes$.subscribe((change) => changes.push(change));
+    trip(guards, first);
+    expect(changes.map((change) => [change.type, change.data.service, change.data.worker])).toEqual([['breaker-opened', 'api', 3]]);
+
+    const same = parse('{ requestVolumeThreshold: 5 }', '  - { path: /other, service: api }');
+    guards.apply(same);
+    expect(guards.guardFor('api', same.routes[0]).slot!.breaker.state).toBe('open');
+    expect(guards.breakers()).toMatchObject([{ service: 'api', route: null, state: 'open' }]);
+
+    const changed = parse('{ requestVolumeThreshold: 6 }');
+    guards.apply(changed);
+    expect(guards.guardFor('api', changed.routes[0]).slot!.breaker.state).toBe('closed');
+  });
+
+  it('gives a route with its own breaker its own state, apart from the service', () => {
+    const config = parse('{ requestVolumeThreshold: 5 }', '  - { name: own, path: /own, service: api, circuitBreaker: { requestVolumeThreshold: 50 } }');
+    const guards = new TrafficGuards(config);
+    trip(guards, config);
+    expect(guards.guardFor('api', config.routes[1]).slot!.breaker.state).toBe('closed');
+    expect(guards.guardFor('api', config.routes[1]).slot!.route).toBe('own');
+  });
+});

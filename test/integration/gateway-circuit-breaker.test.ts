@@ -1,0 +1,277 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import type { SseConnection } from '../harness/sse-client.ts';
+
+/** A real HTTP backend in the test process whose behaviour the test switches, counting what reaches it. */
+interface TestBackend {
+  readonly port: number;
+  /** Requests that reached the backend. */
+  received: number;
+  handle: (request: IncomingMessage, response: ServerResponse, index: number) => void;
+  close(): Promise<void>;
+}
+
+async function startTestBackend(handle: TestBackend['handle']): Promise<TestBackend> {
+  const backend = { received: 0, handle } as TestBackend & { port: number };
+  const server: Server = createServer((request, response) => {
+    const index = backend.received;
+    backend.received += 1;
+    request.resume();
+    backend.handle(request, response, index);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  Object.assign(backend, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+  return backend;
+}
+
+const ok = (response: ServerResponse) => response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+/** 60 % failures, deterministically: of every five requests the first three fail. */
+const sixtyPercentFailing = (_request: IncomingMessage, response: ServerResponse, index: number) =>
+  index % 5 < 3 ? response.writeHead(500, { 'content-type': 'text/plain' }).end('failing') : ok(response);
+/** Resets the connection before answering: a retryable upstream failure for a GET. */
+const resetting = (request: IncomingMessage) => request.socket.destroy();
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+describe('circuit breaking, retry budgets and concurrency caps', () => {
+  let flaky: TestBackend;
+  let resetA: TestBackend;
+  let resetB: TestBackend;
+  let slow: TestBackend;
+  let backup: TestBackend;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let events: SseConnection;
+  const held: ServerResponse[] = [];
+
+  beforeAll(async () => {
+    [flaky, resetA, resetB, slow] = await Promise.all([
+      startTestBackend((_request, response) => ok(response)),
+      startTestBackend(resetting),
+      startTestBackend(resetting),
+      startTestBackend((_request, response) => held.push(response)),
+    ]);
+    backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
+    const [adminPort, closedPort] = [await freePort(), await freePort()];
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+services:
+  flaky:
+    instances: [127.0.0.1:${flaky.port}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker:
+      requestVolumeThreshold: 10
+      errorPercentThreshold: 50
+      sleepWindow: 5s
+      halfOpenRequests: 2
+      fallback: { status: 200, headers: { x-fallback: static }, body: degraded }
+  resetting:
+    instances: [127.0.0.1:${resetA.port}, 127.0.0.1:${resetB.port}]
+    outlierDetection: false
+    retries: { attempts: 3 }
+    retryBudget: { percent: 20, minRetriesPerSecond: 0 }
+  resetting-unbudgeted:
+    instances: [127.0.0.1:${resetA.port}, 127.0.0.1:${resetB.port}]
+    outlierDetection: false
+    retries: { attempts: 3 }
+    retryBudget: false
+  slow:
+    instances: [127.0.0.1:${slow.port}]
+    concurrency: { maxRequests: 2 }
+  down:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s, fallback: { service: backup } }
+  down-plain:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s }
+  backup:
+    instances: [127.0.0.1:${backup.port}]
+routes:
+  - { path: /down, service: down }
+  - { path: /plain, service: down-plain }
+  - { path: /flaky, service: flaky }
+  - { path: /reset, service: resetting }
+  - { path: /unbudgeted, service: resetting-unbudgeted }
+  - { path: /slow, service: slow }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    events = await admin.events();
+  });
+  afterAll(async () => {
+    events?.close();
+    for (const response of held) response.end();
+    await gateway?.process.stop();
+    await Promise.all([flaky, resetA, resetB, slow, backup].map((backend) => backend?.close()));
+  });
+
+  const breakerEvents = () => events.messages.filter((message) => message.event.startsWith('breaker-'));
+
+  it('opens on a 60 % failing backend, answers the fallback at once without calling it, and closes after the half-open trials', async () => {
+    for (let index = 0; index < 5; index += 1) expect((await sendRequest(gateway.port, '/flaky')).status).toBe(200);
+    flaky.handle = sixtyPercentFailing;
+    flaky.received = 0;
+
+    // Until the window holds 10 calls with at least 50 % failures, every request reaches the backend.
+    let served = 0;
+    let answer = await sendRequest(gateway.port, '/flaky');
+    while (answer.headers['x-fallback'] === undefined && served < 100) {
+      served += 1;
+      answer = await sendRequest(gateway.port, '/flaky');
+    }
+    const openedAt = Date.now();
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('degraded');
+    // 5 successes came before; with 3 of 5 failing the window reaches 50 % at 10+ calls, not before.
+    expect(served).toBeGreaterThanOrEqual(5);
+    expect(served).toBeLessThanOrEqual(30);
+    expect(flaky.received).toBe(served);
+
+    // Open: every request gets the fallback and none reaches the backend.
+    const latencies: number[] = [];
+    while (latencies.length < 20 && Date.now() - openedAt < 3_000) {
+      const started = performance.now();
+      const fallback = await sendRequest(gateway.port, '/flaky');
+      latencies.push(performance.now() - started);
+      expect(fallback.headers['x-fallback']).toBe('static');
+      expect(fallback.body).toBe('degraded');
+    }
+    expect(latencies.length).toBeGreaterThanOrEqual(5);
+    expect(flaky.received).toBe(served);
+    console.info(`fallback latency while open: median ${median(latencies).toFixed(2)} ms, max ${Math.max(...latencies).toFixed(2)} ms over ${latencies.length} requests`);
+    await waitFor(() => breakerEvents().length >= 1, { message: 'breaker-opened on /api/events' });
+
+    // The backend recovers; after the sleep window, two trial calls succeed and close the breaker.
+    flaky.handle = (_request, response) => ok(response);
+    await waitFor(async () => (await sendRequest(gateway.port, '/flaky')).body === 'ok', { timeoutMs: 15_000, intervalMs: 200, message: 'a half-open trial to reach the recovered backend' });
+    await waitFor(async () => (await sendRequest(gateway.port, '/flaky')).body === 'ok' && breakerEvents().some((message) => message.event === 'breaker-closed'), {
+      timeoutMs: 10_000,
+      message: 'breaker-closed on /api/events',
+    });
+    expect(breakerEvents().map((message) => message.event)).toEqual(['breaker-opened', 'breaker-half-open', 'breaker-closed']);
+    const opened = JSON.parse(breakerEvents()[0]!.data) as { data: { service: string; requests: number; failures: number } };
+    expect(opened.data.service).toBe('flaky');
+    expect(opened.data.failures * 2).toBeGreaterThanOrEqual(opened.data.requests);
+    expect(opened.data.requests).toBeGreaterThanOrEqual(10);
+
+    const view = (await (await admin.get('/api/breakers')).json()) as { workers: { breakers: { service: string; state: string }[] }[] };
+    expect(view.workers[0]!.breakers.find((breaker) => breaker.service === 'flaky')?.state).toBe('closed');
+    const metrics = await admin.metrics();
+    const transitions = metrics.get('switchboard_circuit_breaker_transitions_total')!.samples.filter((sample) => sample.labels.service === 'flaky');
+    expect(transitions.map((sample) => [sample.labels.to, sample.value]).sort()).toEqual([
+      ['closed', 1],
+      ['half-open', 1],
+      ['open', 1],
+    ]);
+  });
+
+  it('keeps upstream attempts within (1 + budget) × requests when every instance fails', async () => {
+    // Without a budget, every request makes its three attempts: the bound below is not met by accident.
+    const before = resetA.received + resetB.received;
+    for (let index = 0; index < 10; index += 1) expect((await sendRequest(gateway.port, '/unbudgeted')).status).toBe(502);
+    expect(resetA.received + resetB.received - before).toBe(30);
+
+    const start = resetA.received + resetB.received;
+    const requests = 50;
+    for (let index = 0; index < requests; index += 1) expect((await sendRequest(gateway.port, '/reset')).status).toBe(502);
+    const attempts = resetA.received + resetB.received - start;
+    console.info(`retry budget 20 %: ${attempts} upstream attempts for ${requests} requests`);
+    expect(attempts).toBeGreaterThanOrEqual(requests);
+    expect(attempts).toBeLessThanOrEqual(requests * 1.2);
+    const exhausted = (await admin.metrics()).get('switchboard_retry_budget_exhausted_total')!.samples.find((sample) => sample.labels.service === 'resetting' && sample.labels.reason === 'budget');
+    expect(exhausted?.value).toBeGreaterThan(0);
+  });
+
+  it('answers 503 at once to the request beyond maxRequests while two are in flight', async () => {
+    const first = sendRequest(gateway.port, '/slow');
+    const second = sendRequest(gateway.port, '/slow');
+    await waitFor(() => held.length === 2, { message: 'two requests in flight at the slow backend' });
+    const refused = await sendRequest(gateway.port, '/slow');
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'concurrency-limit', service: 'slow' });
+    expect(slow.received).toBe(2);
+    for (const response of held.splice(0)) ok(response);
+    expect((await first).status).toBe(200);
+    expect((await second).status).toBe(200);
+    // The slots are free again.
+    const third = sendRequest(gateway.port, '/slow');
+    await waitFor(() => held.length === 1, { message: 'the next request to reach the slow backend' });
+    ok(held.shift()!);
+    expect((await third).status).toBe(200);
+  });
+
+  it('sends requests to the fallback service while open, or answers 503 circuit-open with Retry-After when none is configured', async () => {
+    for (const path of ['/down', '/plain']) {
+      for (let index = 0; index < 3; index += 1) expect((await sendRequest(gateway.port, path)).status).toBe(502);
+    }
+    const before = backup.received;
+    const redirected = await sendRequest(gateway.port, '/down');
+    expect(redirected).toMatchObject({ status: 200, body: 'backup' });
+    expect(backup.received).toBe(before + 1);
+    const refused = await sendRequest(gateway.port, '/plain');
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'circuit-open', service: 'down-plain' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
+  });
+});
+
+describe('circuit breakers with several workers', () => {
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    const [adminPort, closedPort] = [await freePort(), await freePort()];
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+workers: 2
+services:
+  down:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s }
+routes:
+  - { path: /down, service: down }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+  });
+
+  it("lists every worker's breakers in /api/breakers and relays a worker's breaker-opened with its number", async () => {
+    const events = await admin.events();
+    try {
+      // Each worker trips on its own share: keep sending until every request is refused by an open breaker.
+      await waitFor(async () => (await sendRequest(gateway.port, '/down')).status === 503 && (await sendRequest(gateway.port, '/down')).status === 503, { timeoutMs: 15_000, intervalMs: 10, message: 'the breakers to open' });
+      const opened = await waitFor(() => events.messages.find((message) => message.event === 'breaker-opened'), { message: 'breaker-opened relayed by the primary' });
+      expect([0, 1]).toContain((JSON.parse(opened.data) as { data: { worker: number } }).data.worker);
+      const view = await waitFor(
+        async () => {
+          const body = (await (await admin.get('/api/breakers')).json()) as { workers: { worker: number; breakers: { service: string; state: string }[] }[] };
+          return body.workers.length === 2 && body.workers.some((worker) => worker.breakers.some((breaker) => breaker.state === 'open')) ? body : undefined;
+        },
+        { message: 'both workers in /api/breakers, one with an open breaker' },
+      );
+      expect(view.workers.map((worker) => worker.worker)).toEqual([0, 1]);
+    } finally {
+      events.close();
+    }
+  });
+});
