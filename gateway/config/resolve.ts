@@ -186,6 +186,7 @@ function mergeHealthCheck(base: HealthCheckSettings | false, layer: ServiceSetti
       path: layer.path,
       expectedStatuses: layer.expectedStatuses,
       hostHeader: layer.hostHeader,
+      grpcService: layer.grpcService,
       intervalMs: layer.interval,
       unhealthyIntervalMs: layer.unhealthyInterval,
       timeoutMs: layer.timeout,

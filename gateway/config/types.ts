@@ -141,6 +141,8 @@ export interface HealthCheckSettings {
   readonly expectedStatuses: readonly (number | StatusRange)[];
   /** HTTP only; the instance's `host:port` when undefined. */
   readonly hostHeader: string | undefined;
+  /** `grpc`/`grpcs` instances: the service name their `grpc.health.v1.Health/Check` asks about ('' the whole server). */
+  readonly grpcService: string;
   readonly intervalMs: number;
   readonly unhealthyIntervalMs: number;
   readonly timeoutMs: number;
