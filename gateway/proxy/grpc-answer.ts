@@ -11,7 +11,10 @@ import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
  */
 export function sendTrailersOnly(response: ClientResponse, status: number, headers: OutgoingHttpHeaders): void {
   if (response instanceof Http2ServerResponse) {
-    response.stream.respond({ ...headers, [constants.HTTP2_HEADER_STATUS]: status }, { endStream: true });
+    const stream = response.stream;
+    // The client may have reset the stream meanwhile (a cancel racing the answer): respond() would throw.
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    stream.respond({ ...headers, [constants.HTTP2_HEADER_STATUS]: status }, { endStream: true });
     return;
   }
   response.writeHead(status, headers);

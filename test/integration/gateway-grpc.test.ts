@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { connect, constants } from 'node:http2';
+import { connect, constants, createServer, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoClient, grpcBackendCommand, unary } from '../harness/grpc.ts';
@@ -42,6 +43,10 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
   const agents: ManagedProcess[] = [];
   let client: ReturnType<typeof echoClient>;
   const flakyPorts: Record<string, number> = {};
+  // A real HTTP/2 server that takes every call and never answers, nor ends it at its grpc-timeout
+  // (grpc-js servers do), so only the gateway can end the call; it records the grpc-timeout it got.
+  let silent: Http2Server;
+  const silentTimeouts: string[] = [];
 
   async function startGrpcAgent(service: string, name: string, health: string): Promise<number> {
     const port = await freePort();
@@ -55,6 +60,9 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
 
   beforeAll(async () => {
     zk = await startZooKeeper();
+    silent = createServer();
+    silent.on('stream', (_stream, headers) => silentTimeouts.push(String(headers['grpc-timeout'])));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(`
 admin: false
 workers: 1
@@ -62,11 +70,13 @@ registries: [zk://${zk.connectString}/services]
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
+  silent: { instances: [{ host: 127.0.0.1, port: ${(silent.address() as AddressInfo).port}, protocol: grpc }] }
   flaky: { healthCheck: { interval: 500ms, timeout: 400ms, unhealthyThreshold: 1, healthyThreshold: 1 } }
 routes:
   - { path: /test.Echo/, service: echo }
   - { path: /flaky.Echo/, service: flaky, rewrite: { pattern: "^/flaky\\\\.Echo/", replacement: /test.Echo/ } }
   - { path: /absent.Service/, service: absent }
+  - { path: /silent.Service/, service: silent }
 `);
     await Promise.all([startGrpcAgent('echo', 'grpc-1', 'grpc'), startGrpcAgent('flaky', 'flaky-a', 'tcp'), startGrpcAgent('flaky', 'flaky-b', 'tcp')]).then(([, a, b]) => {
       flakyPorts['flaky-a'] = a;
@@ -83,6 +93,7 @@ routes:
     await gateway?.process.stop();
     await Promise.all(agents.map((agent) => agent.stop()));
     await zk?.close();
+    silent?.close();
   });
 
   it('a unary call returns the right message with the response headers and the custom trailers', async () => {
@@ -194,9 +205,13 @@ routes:
     const outcome = await unary(client, 'Hang', '', 200);
     expect(outcome.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(performance.now() - started).toBeLessThan(5_000);
-    // Without a client-side deadline: only the gateway can end this call (its own headers timeout is 30 s).
-    const raw = await rawGrpcCall(gateway.port, '/test.Echo/Hang', { 'grpc-timeout': '200m' });
-    expect({ ...raw.headers, ...raw.trailers }).toMatchObject({ ':status': 200, 'grpc-status': '4' });
+    // A server that never ends the call and no client-side deadline: only the gateway can end it
+    // (its own headers timeout is 30 s), and it passes on what is left of the deadline.
+    const raw = await rawGrpcCall(gateway.port, '/silent.Service/Call', { 'grpc-timeout': '200m' });
+    expect(raw.headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '4' });
+    expect(silentTimeouts).toHaveLength(1);
+    expect(silentTimeouts[0]).toMatch(/^\d+m$/);
+    expect(Number.parseInt(silentTimeouts[0]!, 10)).toBeLessThanOrEqual(200);
   });
 
   it('a server whose health service answers NOT_SERVING stops getting calls within the check interval', async () => {
