@@ -1,23 +1,21 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { constants, Http2ServerResponse } from 'node:http2';
 import type { ClientResponse, GatewayContext } from '../context.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
 
 /**
- * Ends a response that is only headers, as a gRPC Trailers-Only answer: one HEADERS frame with
- * END_STREAM towards an HTTP/2 client (grpc-js reads `grpc-status` from the first HEADERS frame only
- * when it ends the stream; the compatibility API's `writeHead` + `end` would add an empty DATA frame
- * and leave the client with "call ended without gRPC status"), plain headers to an HTTP/1.1 one.
+ * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
+ * HEADERS frame with END_STREAM. grpc-js reads `grpc-status` from the first HEADERS frame only when
+ * it ends the stream; `writeHead` + `end()` would send the headers first and end with an empty DATA
+ * frame, leaving the client with "call ended without gRPC status". The compatibility API sends them
+ * in one frame when `end()` finds the headers not yet sent, so the headers are set, not written.
  */
 export function sendTrailersOnly(response: ClientResponse, status: number, headers: OutgoingHttpHeaders): void {
-  if (response instanceof Http2ServerResponse) {
-    const stream = response.stream;
-    // The client may have reset the stream meanwhile (a cancel racing the answer): respond() would throw.
-    if (stream.destroyed || stream.closed || stream.headersSent) return;
-    stream.respond({ ...headers, [constants.HTTP2_HEADER_STATUS]: status }, { endStream: true });
-    return;
+  if (response.headersSent || response.destroyed) return;
+  response.statusCode = status;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) response.setHeader(name, value);
   }
-  response.writeHead(status, headers);
   response.end();
 }
 

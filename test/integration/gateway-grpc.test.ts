@@ -3,6 +3,8 @@ import { connect, constants, createServer, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 import { echoClient, grpcBackendCommand, unary } from '../harness/grpc.ts';
 import { freePort, logOf, startAgent, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
@@ -46,6 +48,7 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
   // A real HTTP/2 server that takes every call and never answers, nor ends it at its grpc-timeout
   // (grpc-js servers do), so only the gateway can end the call; it records the grpc-timeout it got.
   let silent: Http2Server;
+  let adminPort: number;
   const silentTimeouts: string[] = [];
 
   async function startGrpcAgent(service: string, name: string, health: string): Promise<number> {
@@ -60,11 +63,12 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
 
   beforeAll(async () => {
     zk = await startZooKeeper();
+    adminPort = await freePort();
     silent = createServer();
     silent.on('stream', (_stream, headers) => silentTimeouts.push(String(headers['grpc-timeout'])));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(`
-admin: false
+admin: 127.0.0.1:${adminPort}
 workers: 1
 registries: [zk://${zk.connectString}/services]
 entryPoints:
@@ -114,6 +118,18 @@ routes:
     const outcome = await unary(client, 'Missing', '');
     expect(outcome.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(outcome.details).toContain('/test.Echo/Missing');
+  });
+
+  it('metrics and access log lines carry the gRPC service, method and status of each call', async () => {
+    await unary(client, 'Echo', 'fail');
+    await waitFor(async () => {
+      const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+      return (sampleValue(metrics, 'switchboard_grpc_calls_total', { service: 'echo', grpc_service: 'test.Echo', grpc_method: 'Echo', grpc_code: '3' }) ?? 0) >= 1;
+    }, { timeoutMs: 10_000, message: 'the INVALID_ARGUMENT call in switchboard_grpc_calls_total' });
+    await waitFor(async () => (await logOf(gateway.process)).includes('"grpcService":"test.Echo","grpcMethod":"Echo","grpcStatus":3'), {
+      timeoutMs: 10_000,
+      message: 'an access log line with the gRPC call',
+    });
   });
 
   it('server-streaming, client-streaming and bidi calls return the right messages', async () => {
