@@ -267,11 +267,15 @@ export interface ServiceRouteConfig extends RouteCommon {
   readonly stripPrefix: boolean;
 }
 
-/** A namespace route: the first path segment after `path` names the service (go-micro's API gateway). */
+/**
+ * A namespace route: the first path segment after `path` names the service (go-micro's API
+ * gateway), stripped with the prefix; kept (`stripPrefix: false`, `namespace: grpc`) for gRPC,
+ * whose `/package.Service/Method` path the upstream needs whole.
+ */
 export interface NamespaceRouteConfig extends RouteCommon {
   readonly namespace: true;
   readonly service: undefined;
-  readonly stripPrefix: true;
+  readonly stripPrefix: boolean;
 }
 
 /** One route, with every default applied. */

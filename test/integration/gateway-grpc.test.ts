@@ -75,14 +75,15 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
   silent: { instances: [{ host: 127.0.0.1, port: ${(silent.address() as AddressInfo).port}, protocol: grpc }] }
-  flaky: { healthCheck: { interval: 500ms, timeout: 400ms, unhealthyThreshold: 1, healthyThreshold: 1 } }
+  flaky.Echo: { healthCheck: { interval: 500ms, timeout: 400ms, unhealthyThreshold: 1, healthyThreshold: 1 } }
 routes:
-  - { path: /test.Echo/, service: echo }
-  - { path: /flaky.Echo/, service: flaky, rewrite: { pattern: "^/flaky\\\\.Echo/", replacement: /test.Echo/ } }
+  - { grpcService: test.Echo, service: echo }
+  # /flaky.Echo/<method> goes to the registry service flaky.Echo, path unchanged.
+  - { namespace: grpc }
   - { path: /absent.Service/, service: absent }
   - { path: /silent.Service/, service: silent }
 `);
-    await Promise.all([startGrpcAgent('echo', 'grpc-1', 'grpc'), startGrpcAgent('flaky', 'flaky-a', 'tcp'), startGrpcAgent('flaky', 'flaky-b', 'tcp')]).then(([, a, b]) => {
+    await Promise.all([startGrpcAgent('echo', 'grpc-1', 'grpc'), startGrpcAgent('flaky.Echo', 'flaky-a', 'tcp'), startGrpcAgent('flaky.Echo', 'flaky-b', 'tcp')]).then(([, a, b]) => {
       flakyPorts['flaky-a'] = a;
       flakyPorts['flaky-b'] = b;
     });
@@ -231,7 +232,7 @@ routes:
   });
 
   it('a server whose health service answers NOT_SERVING stops getting calls within the check interval', async () => {
-    // The flaky route rewrites /flaky.Echo/ to /test.Echo/; the client calls it by raw path.
+    // Calls to flaky.Echo reach its registry service through the namespace: grpc route.
     const call = () => rawUnaryThroughFlaky(gateway.port);
     await waitFor(
       async () => {
@@ -257,7 +258,7 @@ routes:
   });
 });
 
-/** One unary `Echo` through the `/flaky.Echo/` route on a raw HTTP/2 session; resolves with the instance name that answered. */
+/** One unary `flaky.Echo/Echo` through the gateway on a raw HTTP/2 session; resolves with the instance name that answered. */
 function rawUnaryThroughFlaky(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const session = connect(`http://127.0.0.1:${port}`);
