@@ -14,6 +14,8 @@ export interface RequestOutcome {
   attempts: number;
   /** Response body bytes sent to the client. */
   bytesOut: number;
+  /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
+  grpcStatus?: number;
 }
 
 /**

@@ -34,8 +34,7 @@ export class Agent {
       port: options.port,
       weight: options.weight,
       // Unspecified: the gateway applies the service's configured protocol (http by default).
-      protocol: 'http',
-      protocolDefaulted: true,
+      ...(options.protocol === undefined ? { protocol: 'http' as const, protocolDefaulted: true } : { protocol: options.protocol }),
       metadata: options.metadata,
     };
     const log = componentLogger('agent', { service: options.service, id: options.id });

@@ -2,15 +2,18 @@ import { BehaviorSubject, type Observable } from 'rxjs';
 import { instanceAddress } from '../src/discovery/instance.ts';
 import type { Logger } from '../src/logger.ts';
 import { probeTimeoutReason, type HealthProbe, type ProbeTarget } from '../src/health/probe.ts';
+import { grpcProbe } from '../src/health/probe-grpc.ts';
 import { httpProbe } from '../src/health/probe-http.ts';
 import { tcpProbe } from '../src/health/probe-tcp.ts';
-import type { AgentProbe } from './cli.ts';
+import type { AgentOptions, AgentProbe } from './cli.ts';
 
 /** Options of the agent's backend health watch. */
 export interface BackendHealthOptions {
   host: string;
   port: number;
   probe: AgentProbe;
+  /** The registered protocol, which the probe speaks; plain HTTP when undefined. */
+  protocol?: AgentOptions['protocol'];
   intervalMs: number;
   timeoutMs: number;
   rise: number;
@@ -39,8 +42,10 @@ export class BackendHealth {
     private readonly log: Logger,
   ) {
     this.healthy$ = this.state.asObservable();
-    this.probe = options.probe.kind === 'http' ? httpProbe({ path: options.probe.path }) : tcpProbe();
-    this.target = { address: instanceAddress(options), host: options.host, port: options.port, protocol: 'http' };
+    const { probe } = options;
+    this.probe = probe.kind === 'http' ? httpProbe({ path: probe.path }) : probe.kind === 'grpc' ? grpcProbe({ service: probe.service }) : tcpProbe();
+    // The HTTP probe speaks the registered protocol (HTTP/2 for h2c, TLS for https), as the gateway's would.
+    this.target = { address: instanceAddress(options), host: options.host, port: options.port, protocol: options.protocol ?? (probe.kind === 'grpc' ? 'grpc' : 'http') };
   }
 
   /** The current verdict. */

@@ -66,10 +66,17 @@ describe('parseAgentArgs', () => {
     { args: [...BASE.slice(0, 4), '--port', '0'], error: /^--port: "0" must be a whole number from 1 to 65535$/ },
     { args: [...BASE, '--weight', '-1'], error: /^--weight: / },
     { args: [...BASE, '--interval', 'soon'], error: /^--interval: "soon" is not a duration/ },
-    { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp or http:\/path$/ },
+    { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
     { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
   ])('refuses $args with one line naming the flag', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);
+  });
+  it('reads --protocol and --health grpc[:service], and refuses an unknown protocol or probe', () => {
+    expect(parseAgentArgs([...BASE, '--protocol', 'grpc', '--health', 'grpc'], {})).toMatchObject({ protocol: 'grpc', probe: { kind: 'grpc', service: '' } });
+    expect(parseAgentArgs([...BASE, '--health', 'grpc:helloworld.Greeter'], {}).probe).toEqual({ kind: 'grpc', service: 'helloworld.Greeter' });
+    expect(parseAgentArgs(BASE, {}).protocol).toBeUndefined();
+    expect(() => parseAgentArgs([...BASE, '--protocol', 'ftp'], {})).toThrow(/--protocol: "ftp" must be one of http, https, h2c, h2, grpc, grpcs/);
+    expect(() => parseAgentArgs([...BASE, '--health', 'grpc:'], {})).toThrow(/--health/);
   });
 });

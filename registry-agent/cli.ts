@@ -4,7 +4,10 @@ import { SwitchboardError } from '../src/errors.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 
 /** How the agent decides the backend is healthy. */
-export type AgentProbe = { kind: 'http'; path: string } | { kind: 'tcp' };
+export type AgentProbe = { kind: 'http'; path: string } | { kind: 'tcp' } | { kind: 'grpc'; service: string };
+
+/** Protocols the agent may register its backend with (`--protocol`). */
+export const AGENT_PROTOCOLS = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs'] as const;
 
 /** Everything the agent needs, after flags and environment variables are merged and checked. */
 export interface AgentOptions {
@@ -16,6 +19,8 @@ export interface AgentOptions {
   weight: number;
   id: string;
   metadata: Record<string, string>;
+  /** The registered `protocol`; undefined leaves it to the gateway's service default. */
+  protocol: (typeof AGENT_PROTOCOLS)[number] | undefined;
   probe: AgentProbe;
   intervalMs: number;
   timeoutMs: number;
@@ -50,6 +55,7 @@ const FLAGS = {
   metadata: { type: 'string', multiple: true },
   id: { type: 'string' },
   health: { type: 'string' },
+  protocol: { type: 'string' },
   interval: { type: 'string' },
   timeout: { type: 'string' },
   rise: { type: 'string' },
@@ -117,6 +123,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     weight: integer('weight', get('weight') ?? '1', 0, 1_000_000),
     id,
     metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
+    protocol: protocolOf(get('protocol')),
     probe: probe(get('health') ?? 'tcp'),
     intervalMs: duration('interval', get('interval') ?? '2s'),
     timeoutMs: duration('timeout', get('timeout') ?? '1s'),
@@ -153,10 +160,18 @@ function duration(flag: string, text: string): number {
   return value;
 }
 
+function protocolOf(text: string | undefined): AgentOptions['protocol'] {
+  if (text === undefined || text === '') return undefined;
+  if (!(AGENT_PROTOCOLS as readonly string[]).includes(text)) throw new AgentUsageError('protocol', `"${text}" must be one of ${AGENT_PROTOCOLS.join(', ')}`);
+  return text as AgentOptions['protocol'];
+}
+
 function probe(text: string): AgentProbe {
   if (text === 'tcp') return { kind: 'tcp' };
+  const grpc = /^grpc(?::([\w.-]+))?$/.exec(text);
+  if (grpc) return { kind: 'grpc', service: grpc[1] ?? '' };
   const match = /^http:(\/\S*)$/.exec(text);
-  if (!match) throw new AgentUsageError('health', `"${text}" must be tcp or http:/path`);
+  if (!match) throw new AgentUsageError('health', `"${text}" must be tcp, http:/path or grpc[:service]`);
   return { kind: 'http', path: match[1]! };
 }
 

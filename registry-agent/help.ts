@@ -14,7 +14,10 @@ Options:
   --weight <n>         relative share of traffic, 0 drains (1)
   --metadata k=v       metadata entry; repeat for more
   --id <id>            instance id (<service>-<host>-<port>)
-  --health <probe>     tcp, or http:/path expecting 2xx (tcp)
+  --protocol <name>    http, https, h2c, h2, grpc or grpcs: how gateways speak to the backend
+                       (unset: the gateway's default for the service, http unless configured)
+  --health <probe>     tcp, http:/path expecting 2xx, or grpc[:service] for the standard
+                       grpc.health.v1 check expecting SERVING (tcp)
   --interval <dur>     time between probes (2s)
   --timeout <dur>      probe timeout (1s)
   --rise <n>           passes before registering (2)

@@ -34,7 +34,7 @@ function activeCheckOptions(check: HealthCheckSettings, tls: UpstreamConnection[
   const probe =
     check.type === 'tcp'
       ? tcpProbe()
-      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
+      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, grpcService: check.grpcService, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
   return {
     probe,
     intervalMs: check.intervalMs,

@@ -37,6 +37,7 @@ export const DEFAULT_HEALTH_CHECK: HealthCheckSettings = {
   path: '/health',
   expectedStatuses: [{ from: 200, to: 299 }],
   hostHeader: undefined,
+  grpcService: '',
   intervalMs: DEFAULT_CHECK_INTERVAL_MS,
   unhealthyIntervalMs: DEFAULT_CHECK_INTERVAL_MS,
   timeoutMs: DEFAULT_CHECK_TIMEOUT_MS,

@@ -53,7 +53,11 @@ const routeFields = section({
   methods: z.union([method.transform((name) => [name]), z.array(method).min(1)], { error: 'expected a method or a list of methods' }).optional(),
   headers: z.record(headerName, headerValue).optional(),
   service: serviceName.optional(),
-  namespace: z.literal(true, { error: 'expected true (leave it out for a route to one service)' }).optional(),
+  namespace: z.union([z.literal(true), z.literal('grpc')], { error: 'expected true or grpc (leave it out for a route to one service)' }).optional(),
+  grpcService: z
+    .string()
+    .regex(/^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*$/, 'expected a gRPC service name such as helloworld.Greeter')
+    .optional(),
   stripPrefix: z.boolean().optional(),
   rewrite: section({ pattern: regexSource, replacement: z.string() }).optional(),
   requestHeaders: headerPolicy.optional(),
@@ -75,6 +79,7 @@ export const routeSchema = routeFields.superRefine((route, context) => {
   if (route.service !== undefined && route.namespace) problem('namespace', 'a route has either a service or namespace: true, not both');
   if (route.path !== undefined && route.pathRegex !== undefined) problem('pathRegex', 'a route has either path or pathRegex, not both');
   if (route.stripPrefix && route.path === undefined) problem('stripPrefix', 'stripPrefix needs a path prefix to strip');
+  if (route.grpcService !== undefined && (route.path !== undefined || route.pathRegex !== undefined)) problem('grpcService', 'grpcService stands for path /<grpcService>/: use one of them');
   if (route.stripPrefix && route.namespace) problem('stripPrefix', 'a namespace route always strips its prefix and service segment');
   if (route.namespace && route.pathRegex !== undefined) problem('pathRegex', 'a namespace route takes a path prefix, not a regex');
   if (route.subset && route.canary) problem('canary', 'a route has either subset or canary, not both');

@@ -67,6 +67,7 @@ const healthCheck = section({
   path: z.string().startsWith('/', 'must start with /').optional(),
   expectedStatuses: z.array(statusRange).min(1).optional(),
   hostHeader: z.string().min(1).optional(),
+  grpcService: z.string().max(512).optional(),
   interval: duration.optional(),
   unhealthyInterval: duration.optional(),
   timeout: duration.optional(),

@@ -153,6 +153,8 @@ export interface HealthCheckSettings {
   readonly expectedStatuses: readonly (number | StatusRange)[];
   /** HTTP only; the instance's `host:port` when undefined. */
   readonly hostHeader: string | undefined;
+  /** `grpc`/`grpcs` instances: the service name their `grpc.health.v1.Health/Check` asks about ('' the whole server). */
+  readonly grpcService: string;
   readonly intervalMs: number;
   readonly unhealthyIntervalMs: number;
   readonly timeoutMs: number;
@@ -279,11 +281,15 @@ export interface ServiceRouteConfig extends RouteCommon {
   readonly stripPrefix: boolean;
 }
 
-/** A namespace route: the first path segment after `path` names the service (go-micro's API gateway). */
+/**
+ * A namespace route: the first path segment after `path` names the service (go-micro's API
+ * gateway), stripped with the prefix; kept (`stripPrefix: false`, `namespace: grpc`) for gRPC,
+ * whose `/package.Service/Method` path the upstream needs whole.
+ */
 export interface NamespaceRouteConfig extends RouteCommon {
   readonly namespace: true;
   readonly service: undefined;
-  readonly stripPrefix: true;
+  readonly stripPrefix: boolean;
 }
 
 /** One route, with every default applied. */

@@ -1,4 +1,6 @@
 import type { GatewayContext } from '../context.ts';
+import { sendGrpcErrorAnswer } from './grpc-answer.ts';
+import { isGrpcRequest } from './grpc-status.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 
 const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
@@ -22,6 +24,11 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   internal: 'internal gateway error',
 };
 
+/** The human text of each class's gateway answer (the JSON `message`, or a gRPC caller's `grpc-message`). */
+export function errorMessageOf(errorClass: GatewayErrorClass): string {
+  return MESSAGES[errorClass];
+}
+
 /**
  * Answers the client on the gateway's behalf with the class's status and a small JSON body
  * carrying the request id; records the outcome. Does nothing once headers were sent.
@@ -34,13 +41,17 @@ export function sendGatewayError(context: GatewayContext, errorClass: GatewayErr
 /**
  * Writes one gateway answer: `status` with the JSON body `{error, message, status, requestId,
  * service}` and `extraHeaders`, and records it as the request's outcome. Does nothing once headers
- * were sent. The one shape of every answer the gateway gives in an upstream's place.
+ * were sent. The one shape of every answer the gateway gives in an upstream's place. A gRPC caller
+ * (`content-type: application/grpc*`) gets the same refusal as a gRPC status instead (HTTP 200,
+ * Trailers-Only, `grpc-status` mapped from `status` and `error`: see `grpcStatusOf`), so that every
+ * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client.
  */
 export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
   context.outcome.status = status;
   context.outcome.errorClass = error;
   const response = context.response;
   if (response.headersSent || response.destroyed) return;
+  if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, extraHeaders);
   const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
   response.writeHead(status, {

@@ -4,8 +4,10 @@ import type { GatewayContext } from '../context.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
-import { sendErrorAnswer, sendGatewayError } from './error-response.ts';
-import { isIdempotent, isRetryable, type GatewayErrorClass } from './upstream-error.ts';
+import { errorMessageOf, sendErrorAnswer, sendGatewayError } from './error-response.ts';
+import { endGrpcCall } from './grpc-answer.ts';
+import { formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -46,8 +48,10 @@ const DISTINCT_PICK_TRIES = 3;
  * The centre of the onion: picks an instance, sends the request through the transport of the
  * instance's protocol, streams the answer, and on a retryable failure tries another instance within
  * the policy's budget. Failures the client must see become a JSON answer with the mapped status
- * (503 none, 502 refused/reset/TLS, 504 timeout). With `upgrade`, each attempt is a WebSocket
- * handshake instead (`context.response` is then a ServerResponse on the client socket).
+ * (503 none, 502 refused/reset/TLS, 504 timeout), or the matching gRPC status for a gRPC call. A
+ * gRPC call's `grpc-timeout` bounds every attempt (no gateway timeout outlives it) and goes
+ * upstream as what is left of it. With `upgrade`, each attempt is a WebSocket handshake instead
+ * (`context.response` is then a ServerResponse on the client socket).
  */
 export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
   const upgrade = mode === 'upgrade';
@@ -85,6 +89,8 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     const { request } = context;
     const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
     const idempotent = isIdempotent(context.upstream.method);
+    // gRPC calls only; other requests pay one header test.
+    const grpcDeadlineMs = !upgrade && isGrpcRequest(request.headers) ? (parseGrpcTimeout(request.headers['grpc-timeout']) ?? -1) : undefined;
     const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
     // Addresses tried so far; most requests make one attempt, so no collection until a second.
     let firstTried: string | undefined;
@@ -112,7 +118,15 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         context.outcome.attempts = attempt;
         context.outcome.upstream = pick.address;
         const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
-        const result = upgrade ? await transport.upgrade(context, pick, policy) : await transport.attempt(context, pick, policy, hasBody ? request : null);
+        let timeouts: AttemptTimeouts = policy;
+        if (grpcDeadlineMs !== undefined) {
+          timeouts = grpcTimeouts(context, policy, grpcDeadlineMs);
+          if (timeouts.deadlineMs === 0) {
+            pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+            return sendGatewayError(context, 'headers-timeout');
+          }
+        }
+        const result = upgrade ? await transport.upgrade(context, pick, timeouts) : await transport.attempt(context, pick, timeouts, hasBody ? request : null);
         // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
         const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
         observer?.attempt(context.service, pick.address, attemptClass);
@@ -126,8 +140,10 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         lastError = result.errorClass;
         context.outcome.errorClass = result.errorClass;
         if (result.responseStarted) {
-          // Part of the answer is already with the client: all that is left is to cut it off.
-          context.response.destroy(result.error);
+          // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
+          // call gets its status in trailers instead, which its client reads).
+          if (grpcDeadlineMs !== undefined) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
+          else context.response.destroy(result.error);
           return;
         }
         const bodyConsumed = hasBody && request.readableDidRead;
@@ -149,6 +165,20 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
   }
 
   return (context) => proxy(context, context.route, 0);
+}
+
+/**
+ * The timeouts of one attempt of a gRPC call with `deadlineMs` in total since the request arrived
+ * (-1: the call has none): the policy's, each capped at what is left, with `deadlineMs` set to it
+ * (0 when it has passed), and the remaining time written to the upstream `grpc-timeout`.
+ */
+function grpcTimeouts(context: GatewayContext, policy: AttemptTimeouts, deadlineMs: number): AttemptTimeouts {
+  if (deadlineMs < 0) return policy;
+  const left = Math.max(0, Math.floor(deadlineMs - (performance.now() - context.startedAt)));
+  if (left === 0) return { ...policy, deadlineMs: 0 };
+  context.upstream.headers['grpc-timeout'] = formatGrpcTimeout(left);
+  const cap = (ms: number) => (ms > 0 ? Math.min(ms, left) : left);
+  return { headersTimeoutMs: cap(policy.headersTimeoutMs), bodyTimeoutMs: cap(policy.bodyTimeoutMs), deadlineMs: left };
 }
 
 /** The proxy for `Upgrade` requests (WebSocket): the same attempt loop, each attempt a handshake. */

@@ -125,6 +125,25 @@ describe('Router namespace routes', () => {
   });
 });
 
+describe('Router gRPC routes', () => {
+  it('maps /package.Service/Method to the registry service package.Service with the path kept whole (namespace: grpc)', () => {
+    const router = routerOf(['{ namespace: grpc }'], ['helloworld.Greeter']);
+    expect(router.route(request('/helloworld.Greeter/SayHello'))).toMatchObject({ service: 'helloworld.Greeter', path: '/helloworld.Greeter/SayHello' });
+    expect(router.route(request('/other.Service/Call'))).toBeUndefined();
+  });
+
+  it('routes the calls of one gRPC service by grpcService, which stands for the path prefix /<service>/', () => {
+    const router = routerOf(['{ grpcService: helloworld.Greeter, service: greeter }']);
+    expect(router.route(request('/helloworld.Greeter/SayHello'))).toMatchObject({ service: 'greeter', path: '/helloworld.Greeter/SayHello' });
+    expect(router.route(request('/helloworld.GreeterV2/SayHello'))).toBeUndefined();
+  });
+
+  it('refuses grpcService beside a path, and a name that is no gRPC service name', () => {
+    expect(() => routerOf(['{ grpcService: a.B, path: /x, service: s }'])).toThrow(/grpcService stands for path/);
+    expect(() => routerOf(['{ grpcService: "a/B", service: s }'])).toThrow(/gRPC service name/);
+  });
+});
+
 describe('routesInMatchOrder', () => {
   it('lists routes in the order the router tries them: named services by specificity, then namespace routes', () => {
     const config = parseConfig('test.yaml', `routes:

@@ -99,7 +99,7 @@ export class Router {
     if (end === start + 1) return undefined;
     const service = path.slice(start + 1, end);
     if (!this.options.hasService(service)) return undefined;
-    return { route: route.config, service, path: stripLeading(path, end), name: route.config.name };
+    return { route: route.config, service, path: route.config.stripPrefix ? stripLeading(path, end) : path, name: route.config.name };
   }
 }
 

@@ -1,5 +1,6 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayContext } from '../context.ts';
+import { grpcCallOf } from '../proxy/grpc-status.ts';
 import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
 import type { FlowStats } from './flow-stats.ts';
@@ -35,6 +36,16 @@ export const upstreamErrorsTotal = new CellCounter<'service' | 'class'>(
   'Failed upstream attempts (each retry counts) and requests no instance could take, by service and error class.',
   metricsRegistry,
 );
+
+/** gRPC calls answered, by service, gRPC service, method and status code. */
+export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc_method' | 'grpc_code'>(
+  'switchboard_grpc_calls_total',
+  'gRPC calls answered (by the upstream or the gateway), by service, gRPC service and method, and grpc-status code.',
+  metricsRegistry,
+);
+
+/** Distinct gRPC service/method pairs given series of their own; the rest count as `other`, so clients cannot grow the series without end. */
+const MAX_GRPC_METHODS = 1_000;
 
 /** The series of one route and service, kept so a request finds them with two Map lookups. */
 interface RouteServiceCells {
@@ -76,6 +87,27 @@ export class RequestMetrics {
     counter.value += 1;
     cells.duration.observe((performance.now() - context.startedAt) / 1_000);
     if (cells.flowService) this.recordFlow(context, cells, status);
+    // Set for gRPC calls only: other requests pay this one test.
+    if (context.outcome.grpcStatus !== undefined) this.grpcCall(context, context.outcome.grpcStatus);
+  }
+
+  private readonly grpcCells = new Map<string, CounterCell>();
+  private grpcMethods = 0;
+
+  private grpcCall(context: GatewayContext, code: number): void {
+    const path = context.upstream.path;
+    const key = `${context.service}\u0000${code}\u0000${path}`;
+    let cell = this.grpcCells.get(key);
+    if (!cell) {
+      const call = grpcCallOf(path);
+      const known = call !== undefined && this.grpcMethods < MAX_GRPC_METHODS;
+      cell = grpcCallsTotal.cell({ service: context.service, grpc_service: known ? call.service : 'other', grpc_method: known ? call.method : 'other', grpc_code: String(code) });
+      if (known) {
+        this.grpcMethods += 1;
+        this.grpcCells.set(key, cell);
+      }
+    }
+    cell.value += 1;
   }
 
   /** The flow statistics part of `request`: four additions per series, a Map lookup for a consumer and one for the instance. */

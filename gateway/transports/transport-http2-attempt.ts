@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { Writable } from 'node:stream';
+import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
@@ -8,13 +9,15 @@ import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
 
-const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = constants;
+const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
 /**
  * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
  * the response streamed to the client with back-pressure and its trailers forwarded
- * (`response.addTrailers`; an HTTP/1.1 client gets them with a chunked answer). Reports the outcome
- * to the pick exactly once. Never rejects.
+ * (`response.addTrailers`; an HTTP/1.1 client gets them with a chunked answer). A gRPC
+ * Trailers-Only answer (headers with END_STREAM) stays one HEADERS frame with END_STREAM. With
+ * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC deadline). Reports the outcome to the
+ * pick exactly once. Never rejects.
  */
 export function http2Attempt(
   context: GatewayContext,
@@ -32,11 +35,13 @@ export function http2Attempt(
     let settled = false;
     let status = 0;
     let headersTimer: NodeJS.Timeout | undefined;
+    let deadlineTimer: NodeJS.Timeout | undefined;
 
     const finish = (result: AttemptResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(headersTimer);
+      clearTimeout(deadlineTimer);
       response.off('close', onClientClose);
       if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       if (!result.ok) body?.unpipe();
@@ -61,10 +66,15 @@ export function http2Attempt(
       if (timeouts.headersTimeoutMs > 0) {
         headersTimer = setTimeout(() => fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`)), timeouts.headersTimeoutMs);
       }
+      if (timeouts.deadlineMs !== undefined) {
+        const deadlineMs = timeouts.deadlineMs;
+        deadlineTimer = setTimeout(() => fail(new UpstreamTimeoutError(responseStarted ? 'SB_UPSTREAM_BODY_TIMEOUT' : 'SB_UPSTREAM_HEADERS_TIMEOUT', `the call's deadline of ${deadlineMs} ms passed`)), deadlineMs);
+      }
       if (body) body.pipe(opened);
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
-      opened.once('response', (headers: Http2Headers) => {
+      let trailersOnly = false;
+      opened.once('response', (headers: Http2Headers, flags: number) => {
         clearTimeout(headersTimer);
         responseStarted = true;
         status = Number(headers[HTTP2_HEADER_STATUS]);
@@ -74,7 +84,13 @@ export function http2Attempt(
         if (timeouts.bodyTimeoutMs > 0) {
           opened.setTimeout(timeouts.bodyTimeoutMs, () => fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`)));
         }
-        if (context.responseBodyTransforms.length > 0) buffered = [];
+        const grpcStatus = headers['grpc-status'];
+        if (grpcStatus !== undefined) context.outcome.grpcStatus = Number(grpcStatus);
+        // Trailers-Only: the status is in these headers and there is nothing after them.
+        if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && grpcStatus !== undefined) {
+          trailersOnly = true;
+          sendTrailersOnly(response, status, outgoing);
+        } else if (context.responseBodyTransforms.length > 0) buffered = [];
         else response.writeHead(status, outgoing);
       });
       opened.on('data', (chunk: Buffer) => {
@@ -88,10 +104,13 @@ export function http2Attempt(
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {
+        const grpcStatus = trailers['grpc-status'];
+        if (grpcStatus !== undefined) context.outcome.grpcStatus = Number(grpcStatus);
         if (!buffered && !settled) response.addTrailers(withoutHopByHop(trailers as IncomingHttpHeaders) as Record<string, string>);
       });
       opened.once('end', () => {
         if (settled || !responseStarted) return;
+        if (trailersOnly) return finish({ ok: true });
         if (!buffered) {
           response.end();
           return finish({ ok: true });

@@ -8,6 +8,11 @@ export interface AttemptTimeouts {
   headersTimeoutMs: number;
   /** Longest silence between two response body chunks. */
   bodyTimeoutMs: number;
+  /**
+   * The whole attempt, from sending to the response's end (a gRPC call's remaining `grpc-timeout`);
+   * undefined for none. Honoured by the HTTP/2 transports, which carry gRPC.
+   */
+  deadlineMs?: number;
 }
 
 /** How one attempt ended: the response went to the client, or it failed before or while doing so. */

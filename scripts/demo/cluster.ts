@@ -4,7 +4,7 @@ import { acceptsConnections } from '../../test/harness/programs.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { DemoChild, type ChildSpec } from './child.ts';
 import { demoGatewayConfig } from './gateway-config.ts';
-import { AGENT_STOP_GRACE_MS, DEMO_WEIGHTS, demoMember, type DemoMember } from './members.ts';
+import { AGENT_STOP_GRACE_MS, DEMO_WEIGHTS, demoGreeter, demoMember, type DemoMember } from './members.ts';
 import { freePort } from './ports.ts';
 import { startZooKeeper, type DemoZooKeeper } from './zookeeper.ts';
 
@@ -28,6 +28,8 @@ export interface ClusterPlan {
 export class DemoCluster {
   readonly logDir: string;
   readonly members: DemoMember[] = [];
+  /** The gRPC greeter beside its agent; not part of the HTTP churn and traffic. */
+  greeter: DemoMember | undefined;
   zooKeeper: DemoZooKeeper | undefined;
   gateway: DemoChild | undefined;
   readonly #plan: ClusterPlan;
@@ -82,14 +84,16 @@ export class DemoCluster {
     for (const [index, weight] of DEMO_WEIGHTS.entries()) {
       this.members.push(demoMember(context, index + 1, weight, await freePort()));
     }
+    this.greeter = demoGreeter(context, await freePort());
     if (this.#stopping) return;
     for (const member of this.members) member.agent.start();
+    this.greeter.agent.start();
   }
 
   /** Stops agents first (each deregisters, then stops its backend), then the gateway, then ZooKeeper. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await Promise.all(this.members.map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
+    await Promise.all([...this.members, ...(this.greeter ? [this.greeter] : [])].map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
     await this.gateway?.stop(GATEWAY_STOP_GRACE_MS);
     await this.zooKeeper?.process.stop(ZOOKEEPER_STOP_GRACE_MS);
   }

@@ -7,7 +7,9 @@ export const DEMO_ROUTE_PREFIX = '/api/demo';
 /** The gateway configuration file the demo writes (docs/configuration.md describes every key). */
 export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string }): string {
   return `# Written by scripts/demo.mjs; the gateway watches this file, so edits apply live.
-listen: 127.0.0.1:${options.port}
+entryPoints:
+  # h2c: gRPC clients (HTTP/2 in cleartext) come in on the same port as HTTP/1.1 ones.
+  web: { listen: "127.0.0.1:${options.port}", h2c: true }
 admin: 127.0.0.1:${options.adminPort}
 registries: [zk://${options.zooKeeper}/services]
 services:
@@ -18,6 +20,8 @@ services:
 routes:
   - { name: demo, path: ${DEMO_ROUTE_PREFIX}, service: ${DEMO_SERVICE}, stripPrefix: true }
   - { name: by-service-name, namespace: true }
+  # The gRPC greeter: helloworld.Greeter/SayHello goes to the registry service greeter (protocol grpc).
+  - { name: grpc-greeter, grpcService: helloworld.Greeter, service: greeter }
 # The demo stops within seconds of Ctrl-C; a request still in flight by then may be cut.
 shutdown: { drainTimeout: 2s }
 `;

@@ -88,7 +88,7 @@ export async function runDemo(repoRoot: string): Promise<void> {
   const steps: [string, () => Promise<unknown>][] = [
     [`starting ZooKeeper on 127.0.0.1:${zooKeeperPort} (standalone, data in ${dir})…`, () => cluster.startZooKeeper()],
     [`starting the gateway on 127.0.0.1:${proxy.port} (admin on 127.0.0.1:${admin.port})…`, () => cluster.startGateway()],
-    ['starting three backends, each started and registered by its agent once /healthz answers…', () => cluster.startMembers()],
+    ['starting three backends, each started and registered by its agent once /healthz answers, and a gRPC greeter registered once its health service answers SERVING…', () => cluster.startMembers()],
   ];
   for (const [what, step] of steps) {
     // A child that died during the previous step has already begun the shutdown.
@@ -111,6 +111,7 @@ export async function runDemo(repoRoot: string): Promise<void> {
 
   say('');
   say(`demo: proxy      ${url}   (also http://127.0.0.1:${proxy.port}/demo/hello, the namespace route)`);
+  say(`demo: gRPC       127.0.0.1:${proxy.port} helloworld.Greeter/SayHello (h2c; the greeter is registered with protocol grpc)`);
   say(`demo: dashboard  http://127.0.0.1:${admin.port}/   (admin API: http://127.0.0.1:${admin.port}/api/services)`);
   say(`demo: every ${options.churnMs / 1_000} s a backend's agent is stopped, then restarted. Ctrl-C stops everything.`);
   say(`demo: ${options.requestsPerSecond} requests/s through the gateway; which backend answered, each second:`);

@@ -55,5 +55,35 @@ export function demoMember(context: MemberContext, index: number, weight: number
   return { name, weight, port, agent };
 }
 
+/** The registry service the demo's gRPC greeter registers as (protocol grpc). */
+export const DEMO_GRPC_SERVICE = 'greeter';
+
+/** Prepares (does not start) the agent of the gRPC greeter (scripts/demo/greeter.mjs) on `port`, probed with the gRPC health check. */
+export function demoGreeter(context: MemberContext, port: number): DemoMember {
+  const name = 'greeter-1';
+  const args = [
+    join(context.repoRoot, 'bin/switchboard-agent.js'),
+    '--registry', `zk://${context.zooKeeper}/services`,
+    '--service', DEMO_GRPC_SERVICE,
+    '--id', name,
+    '--port', String(port),
+    '--protocol', 'grpc',
+    '--drain', DRAIN,
+    ...PROBE_FLAGS.slice(2),
+    '--health', 'grpc',
+    '--', process.execPath, join(context.repoRoot, 'scripts/demo/greeter.mjs'), '--port', String(port), '--name', name,
+  ];
+  const agent = new DemoChild({
+    name: `${name} (agent and gRPC greeter)`,
+    command: process.execPath,
+    args,
+    logFile: join(context.logDir, `${name}.log`),
+    cwd: context.repoRoot,
+    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+    onUnexpectedExit: context.onUnexpectedExit,
+  });
+  return { name, weight: 1, port, agent };
+}
+
 /** Grace for an agent to deregister, drain and stop its backend before its group is killed. */
 export const AGENT_STOP_GRACE_MS = 10_000;

@@ -13,6 +13,8 @@ export {
   OutlierDetector,
 } from './outlier-detector.ts';
 export type { OutlierDetectionOptions } from './outlier-detector.ts';
+export { grpcProbe } from './probe-grpc.ts';
+export type { GrpcProbeOptions } from './probe-grpc.ts';
 export { httpProbe } from './probe-http.ts';
 export type { HttpProbeOptions, ProbeTlsOptions, StatusRange } from './probe-http.ts';
 export { tcpProbe } from './probe-tcp.ts';

@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { InstanceProtocol } from '../discovery/instance.ts';
+import { grpcProbe } from './probe-grpc.ts';
 import { http2Probe } from './probe-http2.ts';
 import { probeFailureDetail, type HealthProbe } from './probe.ts';
 import { probeTlsConnectOptions, type ProbeTlsOptions } from './probe-tls.ts';
@@ -23,9 +24,12 @@ export interface HttpProbeOptions {
   readonly hostHeader?: string;
   /** TLS settings for `https`, `h2` and `grpcs` targets, the same the traffic to them uses. */
   readonly tls?: ProbeTlsOptions;
+  /** The service name a `grpc`/`grpcs` instance's health check asks about; '' (the whole server) by default. */
+  readonly grpcService?: string;
 }
 
 const TLS_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['https', 'h2', 'grpcs']);
+const GRPC_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['grpc', 'grpcs']);
 const HTTP2_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['h2c', 'h2', 'grpc', 'grpcs']);
 
 /**
@@ -33,7 +37,8 @@ const HTTP2_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['h2c', 'h2', 'gr
  * listener accepts) and passes when the status is expected, speaking the target's protocol as the
  * proxy does: HTTP/1.1 for `http`, HTTP/1.1 over TLS for `https`, HTTP/2 with prior knowledge for
  * `h2c` and `grpc` (an h2c-only backend does not answer HTTP/1.1), HTTP/2 over TLS (ALPN h2) for
- * `h2` and `grpcs`. TLS verifies the certificate with `tls` (system roots by default). The body is
+ * `h2`. A `grpc` or `grpcs` instance gets the standard gRPC health check instead (`grpcProbe`:
+ * `grpc.health.v1.Health/Check` for `grpcService`, SERVING passes). TLS verifies the certificate with `tls` (system roots by default). The body is
  * drained and ignored.
  */
 export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
@@ -41,7 +46,9 @@ export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
   const expected = options.expectedStatuses ?? [{ from: 200, to: 299 }];
   const passes = (status: number) => expected.some((entry) => (typeof entry === 'number' ? status === entry : status >= entry.from && status <= entry.to));
   const probe2 = http2Probe({ path, passes, hostHeader: options.hostHeader, tls: options.tls });
+  const probeGrpc = grpcProbe({ service: options.grpcService ?? '', tls: options.tls, ...(options.hostHeader ? { authority: options.hostHeader } : {}) });
   return (target, signal) => {
+    if (GRPC_PROTOCOLS.has(target.protocol)) return probeGrpc(target, signal);
     if (HTTP2_PROTOCOLS.has(target.protocol)) return probe2(target, signal);
     return new Promise((resolve) => {
       const tls = TLS_PROTOCOLS.has(target.protocol);

@@ -83,9 +83,10 @@ describe('httpProbe over HTTP/2', () => {
       const port = (server.address() as AddressInfo).port;
       const signal = () => AbortSignal.timeout(2_000);
       expect(await httpProbe({ expectedStatuses: [204] })({ ...targetAt(port), protocol: 'h2c' }, signal())).toEqual({ healthy: true, detail: 'status 204' });
-      expect(await httpProbe({ expectedStatuses: [204] })({ ...targetAt(port), protocol: 'grpc' }, signal())).toEqual({ healthy: true, detail: 'status 204' });
+      // A grpc target gets the standard gRPC health check instead, which this server does not serve.
+      expect(await httpProbe({ expectedStatuses: [204] })({ ...targetAt(port), protocol: 'grpc' }, signal())).toEqual({ healthy: false, detail: 'status 404' });
       expect((await httpProbe({ expectedStatuses: [204] })(targetAt(port), signal())).healthy).toBe(false);
-      expect(seen).toEqual([`2.0 /health 127.0.0.1:${port}`, `2.0 /health 127.0.0.1:${port}`]);
+      expect(seen).toEqual([`2.0 /health 127.0.0.1:${port}`, `2.0 /grpc.health.v1.Health/Check 127.0.0.1:${port}`]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

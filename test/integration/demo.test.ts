@@ -1,12 +1,36 @@
 import { existsSync } from 'node:fs';
+import { connect } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
 import { freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, waitFor } from '../harness/index.ts';
 import { descendantsOf, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 const START_TIMEOUT_MS = 90_000;
 const CHURN_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
+
+/** `helloworld.Greeter/SayHello` with name "demo" by raw HTTP/2 through `port`: the grpc-status and the reply's text. */
+function sayHello(port: number): Promise<{ grpcStatus: string | undefined; reply: string }> {
+  return new Promise((resolve, reject) => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request({ ':method': 'POST', ':path': '/helloworld.Greeter/SayHello', 'content-type': 'application/grpc', te: 'trailers' });
+    let grpcStatus: string | undefined;
+    const chunks: Buffer[] = [];
+    stream.on('response', (headers) => (grpcStatus = (headers['grpc-status'] as string | undefined) ?? grpcStatus));
+    stream.on('trailers', (trailers) => (grpcStatus = trailers['grpc-status'] as string));
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('error', reject);
+    stream.on('close', () => {
+      session.close();
+      // One gRPC frame (5-byte prefix) holding HelloReply { message = 1 }: skip the prefix and the field's two bytes.
+      resolve({ grpcStatus, reply: Buffer.concat(chunks).subarray(7).toString() });
+    });
+    const request = Buffer.from([0x0a, 4, ...Buffer.from('demo')]);
+    stream.end(Buffer.concat([Buffer.from([0, 0, 0, 0, request.length]), request]));
+  });
+}
 
 describe('npm run demo', () => {
   let demo: ManagedProcess | undefined;
@@ -34,6 +58,7 @@ describe('npm run demo', () => {
 
   it('serves traffic from several backends, follows a backend leaving and returning, and stops everything on SIGINT with status 0', async () => {
     const dir = await makeTempDir('sb-demo-test-');
+    const [port, adminPort] = [await freePort(), await freePort()];
     demo = new ManagedProcess({
       name: 'npm run demo',
       command: process.execPath,
@@ -42,8 +67,8 @@ describe('npm run demo', () => {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
-        DEMO_PORT: String(await freePort()),
-        DEMO_ADMIN_PORT: String(await freePort()),
+        DEMO_PORT: String(port),
+        DEMO_ADMIN_PORT: String(adminPort),
         DEMO_CHURN_SECONDS: '2',
         DEMO_RPS: '4',
         // A safety net: a demo this test lost track of still stops by itself.
@@ -67,6 +92,20 @@ describe('npm run demo', () => {
     const seen = new Set((await answers(url, 18)).filter((name) => name.startsWith('backend-')));
     expect(seen.size).toBeGreaterThanOrEqual(2);
 
+    // The gRPC greeter is registered with protocol grpc, shows in the admin API the dashboard
+    // reads, and answers a gRPC call through the gateway's h2c entry point.
+    const greeter = await waitFor(async () => (await adminClient(`http://127.0.0.1:${adminPort}`).instance('greeter', 'greeter-1').catch(() => undefined)) ?? undefined, {
+      timeoutMs: START_TIMEOUT_MS,
+      intervalMs: 250,
+      message: 'the gRPC greeter in the admin API',
+    });
+    expect(greeter.protocol).toBe('grpc');
+    const hello = await waitFor(async () => {
+      const answer = await sayHello(port).catch(() => undefined);
+      return answer?.grpcStatus === '0' ? answer : undefined;
+    }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 250, message: 'a gRPC call through the gateway to succeed' });
+    expect(hello.reply).toBe('Hello demo, from greeter-1');
+
     // Churn: one of them stops answering (its agent deregistered it), then answers again.
     const gone = await waitFor(async () => {
       const window = new Set(await answers(url, 18));
@@ -85,6 +124,7 @@ describe('npm run demo', () => {
     expect(commands).toMatch(/bin\/switchboard\.js/);
     expect(commands.match(/bin\/switchboard-agent\.js/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     expect(commands).toMatch(/fixtures\/backend\.mjs/);
+    expect(commands).toMatch(/demo\/greeter\.mjs/);
 
     process.kill(demo.pid!, 'SIGINT');
     const exit = await demo.waitForExit(STOP_TIMEOUT_MS);

@@ -3,6 +3,7 @@
 // has the fields and shape pino wrote before (`level`, `time`, then the request's fields; a field
 // without a value is left out), so readers and `--pretty` keep working.
 import type { GatewayContext } from '../../context.ts';
+import { grpcCallOf } from '../../proxy/grpc-status.ts';
 
 /** Characters that make a string need JSON escaping (quotes, backslash, controls, and non-ASCII to be safe). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
@@ -43,6 +44,12 @@ export function accessLogText(context: GatewayContext, failed: boolean): string 
   line += `,"requestId":${quote(context.requestId)},"clientIp":${quote(context.clientIp)}`;
   const errorClass = outcome.errorClass ?? (failed ? 'internal' : undefined);
   if (errorClass !== undefined) line += `,"errorClass":${quote(errorClass)}`;
+  // gRPC calls only (the status is recorded for them alone): service, method and grpc-status.
+  if (outcome.grpcStatus !== undefined) {
+    const call = grpcCallOf(context.upstream.path);
+    if (call) line += `,"grpcService":${quote(call.service)},"grpcMethod":${quote(call.method)}`;
+    line += `,"grpcStatus":${outcome.grpcStatus}`;
+  }
   // end() not called: the client went away or the connection broke before the answer was complete.
   if (!response.writableEnded) line += ',"aborted":true';
   return `${line}}\n`;

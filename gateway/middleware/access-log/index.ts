@@ -52,6 +52,10 @@ export interface AccessLogLine {
   requestId: string;
   clientIp: string;
   errorClass: string | undefined;
+  /** gRPC calls: `package.Service`, the method and the `grpc-status` the caller saw. */
+  grpcService?: string;
+  grpcMethod?: string;
+  grpcStatus?: number;
   /** Present (true) when the response never finished: the client went away or the connection broke. */
   aborted?: true;
 }

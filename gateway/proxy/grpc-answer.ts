@@ -1,0 +1,53 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ClientResponse, GatewayContext } from '../context.ts';
+import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
+
+/**
+ * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
+ * HEADERS frame with END_STREAM. grpc-js reads `grpc-status` from the first HEADERS frame only when
+ * it ends the stream; `writeHead` + `end()` would send the headers first and end with an empty DATA
+ * frame, leaving the client with "call ended without gRPC status". The compatibility API sends them
+ * in one frame when `end()` finds the headers not yet sent, so the headers are set, not written.
+ */
+export function sendTrailersOnly(response: ClientResponse, status: number, headers: OutgoingHttpHeaders): void {
+  if (response.headersSent || response.destroyed) return;
+  response.statusCode = status;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) response.setHeader(name, value);
+  }
+  response.end();
+}
+
+/**
+ * Answers a gRPC caller on the gateway's behalf: HTTP 200, `content-type: application/grpc`, the
+ * mapped `grpc-status` and the message as `grpc-message`, Trailers-Only. Does nothing once headers were sent.
+ */
+export function sendGrpcErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>>): void {
+  const response = context.response;
+  if (response.headersSent || response.destroyed) return;
+  const grpcStatus = grpcStatusOf(status, error);
+  context.outcome.bytesOut = 0;
+  context.outcome.grpcStatus = grpcStatus;
+  sendTrailersOnly(response, 200, {
+    ...extraHeaders,
+    'content-type': 'application/grpc',
+    'grpc-status': String(grpcStatus),
+    'grpc-message': encodeGrpcMessage(message),
+    'x-request-id': context.requestId,
+  });
+}
+
+/**
+ * Ends a gRPC response already under way whose upstream failed: the status goes in trailers (a
+ * reset would leave the caller guessing), mapped from the failure's class. Destroys the response
+ * when it cannot take trailers any more.
+ */
+export function endGrpcCall(context: GatewayContext, status: number, errorClass: string, message: string, error: Error): void {
+  const response = context.response;
+  if (response.destroyed || response.writableEnded) return void response.destroy(error);
+  const grpcStatus = grpcStatusOf(status, errorClass);
+  context.outcome.grpcStatus = grpcStatus;
+  response.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': encodeGrpcMessage(message) });
+  response.end();
+}

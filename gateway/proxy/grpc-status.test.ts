@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+
+describe('gRPC statuses for the gateway answers', () => {
+  it.each([
+    [503, 'no-instances', GrpcStatus.UNAVAILABLE],
+    [503, 'no-healthy-instances', GrpcStatus.UNAVAILABLE],
+    [502, 'connect-refused', GrpcStatus.UNAVAILABLE],
+    [502, 'reset-before-headers', GrpcStatus.UNAVAILABLE],
+    [504, 'headers-timeout', GrpcStatus.DEADLINE_EXCEEDED],
+    [504, 'connect-timeout', GrpcStatus.DEADLINE_EXCEEDED],
+    [429, 'rate-limited', GrpcStatus.RESOURCE_EXHAUSTED],
+    [401, 'unauthenticated', GrpcStatus.UNAUTHENTICATED],
+    [403, 'forbidden', GrpcStatus.PERMISSION_DENIED],
+    [404, 'no-route', GrpcStatus.UNIMPLEMENTED],
+    [503, 'circuit-open', GrpcStatus.UNAVAILABLE],
+    [504, undefined, GrpcStatus.DEADLINE_EXCEEDED],
+    [500, 'internal', GrpcStatus.INTERNAL],
+    [400, 'request-rejected', GrpcStatus.INTERNAL],
+    [499, 'cancelled', GrpcStatus.CANCELLED],
+  ])('HTTP %i (%s) is gRPC status %i', (status, errorClass, expected) => {
+    expect(grpcStatusOf(status, errorClass)).toBe(expected);
+  });
+
+  it('tells gRPC requests by content type only', () => {
+    expect(isGrpcRequest({ 'content-type': 'application/grpc' })).toBe(true);
+    expect(isGrpcRequest({ 'content-type': 'application/grpc+proto' })).toBe(true);
+    expect(isGrpcRequest({ 'content-type': 'application/json' })).toBe(false);
+    expect(isGrpcRequest({})).toBe(false);
+  });
+
+  it('percent-encodes grpc-message only when it has to', () => {
+    expect(encodeGrpcMessage('no healthy upstream')).toBe('no healthy upstream');
+    expect(encodeGrpcMessage('100% ü')).toBe('100%25%20%C3%BC');
+  });
+});
+
+describe('grpc-timeout', () => {
+  it.each([
+    ['1S', 1_000],
+    ['200m', 200],
+    ['2M', 120_000],
+    ['1H', 3_600_000],
+    ['5000u', 5],
+    ['3000000n', 3],
+  ])('%s is %f ms', (text, ms) => expect(parseGrpcTimeout(text)).toBeCloseTo(ms));
+
+  it.each([['', undefined], ['10', undefined], ['123456789S', undefined], ['1s', undefined], ['-1S', undefined]])('%j is refused', (text) => {
+    expect(parseGrpcTimeout(text)).toBeUndefined();
+  });
+
+  it('is passed on in whole milliseconds, never as zero', () => {
+    expect(formatGrpcTimeout(199.2)).toBe('200m');
+    expect(formatGrpcTimeout(0)).toBe('1m');
+  });
+});
+
+describe('grpcCallOf', () => {
+  it('splits a gRPC path into service and method, and refuses other paths', () => {
+    expect(grpcCallOf('/helloworld.Greeter/SayHello')).toEqual({ service: 'helloworld.Greeter', method: 'SayHello' });
+    expect(grpcCallOf('/a/b/c')).toBeUndefined();
+    expect(grpcCallOf('/only')).toBeUndefined();
+    expect(grpcCallOf('/svc/')).toBeUndefined();
+  });
+});

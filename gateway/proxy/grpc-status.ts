@@ -1,0 +1,90 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** The gRPC status codes the gateway answers with (grpc/doc/statuscodes.md). */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/**
+ * True when the request is a gRPC call (`content-type: application/grpc`, `application/grpc+proto`,
+ * `application/grpc-web…`). One string test, so the hot path of other requests pays nothing else.
+ */
+export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return type !== undefined && type.startsWith('application/grpc');
+}
+
+/** Classes whose answer to a gRPC caller is DEADLINE_EXCEEDED rather than what their HTTP status would map to. */
+const DEADLINE_CLASSES: ReadonlySet<string> = new Set(['connect-timeout', 'headers-timeout', 'body-timeout']);
+
+/**
+ * The gRPC status for a gateway answer of HTTP `status` (and error class, when it has one): 401
+ * UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429 RESOURCE_EXHAUSTED, 503 and
+ * refused/reset UNAVAILABLE, 504 and timeouts DEADLINE_EXCEEDED, 499 CANCELLED; the rest follows
+ * gRPC's HTTP-to-gRPC mapping (other 4xx INTERNAL, other 5xx UNAVAILABLE, 500 INTERNAL).
+ */
+export function grpcStatusOf(status: number, errorClass?: string): number {
+  if (errorClass !== undefined && DEADLINE_CLASSES.has(errorClass)) return GrpcStatus.DEADLINE_EXCEEDED;
+  switch (status) {
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+    case 405:
+    case 501:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 408:
+    case 504:
+      return GrpcStatus.DEADLINE_EXCEEDED;
+    case 413:
+    case 429:
+      return GrpcStatus.RESOURCE_EXHAUSTED;
+    case 499:
+      return GrpcStatus.CANCELLED;
+    case 500:
+      return GrpcStatus.INTERNAL;
+    default:
+      return status >= 500 ? GrpcStatus.UNAVAILABLE : GrpcStatus.INTERNAL;
+  }
+}
+
+/** `grpc-message` is percent-encoded (gRPC over HTTP/2 spec): bytes outside 0x20–0x7E and `%` itself. */
+export function encodeGrpcMessage(message: string): string {
+  return /^[\x20-\x24\x26-\x7e]*$/.test(message) ? message : encodeURIComponent(message);
+}
+
+const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
+
+/** The `grpc-timeout` header in milliseconds (`1S`, `200m`, `5000000u`…), or undefined when absent or malformed. */
+export function parseGrpcTimeout(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!match) return undefined;
+  return Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!;
+}
+
+/** `ms` as a `grpc-timeout` value: whole milliseconds, at least 1 (an expired deadline is never sent). */
+export function formatGrpcTimeout(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms))}m`;
+}
+
+/** `/package.Service/Method` as its service and method, or undefined for a path that is not a gRPC call's. */
+export function grpcCallOf(path: string): { service: string; method: string } | undefined {
+  const slash = path.indexOf('/', 1);
+  if (path.charCodeAt(0) !== 47 || slash < 2) return undefined;
+  const end = path.indexOf('?', slash);
+  const method = path.slice(slash + 1, end === -1 ? undefined : end);
+  return method.length > 0 && !method.includes('/') ? { service: path.slice(1, slash), method } : undefined;
+}

@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import grpc from '@grpc/grpc-js';
+import { REPO_ROOT } from './programs.ts';
+
+const GRPC_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-grpc.mjs');
+
+/** The command line that starts test/fixtures/backend-grpc.mjs (a real grpc-js server), for `switchboard-agent … -- <command>`. */
+export function grpcBackendCommand(port: number, name: string): string[] {
+  return [process.execPath, GRPC_BACKEND_SCRIPT, '--port', String(port), '--name', name];
+}
+
+const identity = (value: Buffer) => value;
+const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
+  path,
+  requestStream,
+  responseStream,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+
+/** The fixture's `test.Echo` service with raw-bytes messages (no .proto), plus a method it does not implement. */
+const ECHO_SERVICE = {
+  Echo: method('/test.Echo/Echo', false, false),
+  Stream: method('/test.Echo/Stream', false, true),
+  Collect: method('/test.Echo/Collect', true, false),
+  Chat: method('/test.Echo/Chat', true, true),
+  Hang: method('/test.Echo/Hang', false, false),
+  SetHealth: method('/test.Echo/SetHealth', false, false),
+  Missing: method('/test.Echo/Missing', false, false),
+  Unrouted: method('/nothing.Here/Call', false, false),
+  NoInstance: method('/absent.Service/Call', false, false),
+};
+
+/** What a unary call ended with: the answer or the status, and the metadata both ways. */
+export interface UnaryOutcome {
+  readonly value?: string;
+  readonly code: number;
+  readonly details: string;
+  readonly headers: Record<string, unknown>;
+  readonly trailers: Record<string, unknown>;
+}
+
+/** A grpc-js client of the fixture's service at `address` (`127.0.0.1:port`), cleartext. */
+export function echoClient(address: string): grpc.Client & Record<keyof typeof ECHO_SERVICE, (...args: unknown[]) => unknown> {
+  const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'test.Echo');
+  return new Client(address, grpc.credentials.createInsecure()) as never;
+}
+
+/** One unary call; never rejects: a failed call resolves with its status. Resolves on the call's final status, trailers included. */
+export function unary(client: grpc.Client, name: keyof typeof ECHO_SERVICE, request: string, deadlineMs = 10_000): Promise<UnaryOutcome> {
+  return new Promise((resolve) => {
+    let headers: Record<string, unknown> = {};
+    let value: string | undefined;
+    const call = (client as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[name]!(
+      Buffer.from(request),
+      new grpc.Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      (_error: grpc.ServiceError | null, answer?: Buffer) => {
+        value = answer?.toString();
+      },
+    );
+    call.on('metadata', (metadata: grpc.Metadata) => (headers = metadata.getMap()));
+    call.on('status', (status: grpc.StatusObject) => {
+      // The callback runs just before 'status'; let it land first.
+      setImmediate(() => resolve({ ...(value !== undefined ? { value } : {}), code: status.code, details: status.details, headers, trailers: status.metadata.getMap() }));
+    });
+  });
+}
