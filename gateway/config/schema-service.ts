@@ -147,6 +147,7 @@ const settingsShape = {
   removalGrace: duration.optional(),
   timeouts: serviceTimeouts.optional(),
   retries: retries.optional(),
+  proxyProtocol: z.union([z.literal(false), z.literal(1), z.literal(2)], { error: 'expected false, 1 (text) or 2 (binary)' }).optional(),
 };
 
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */
