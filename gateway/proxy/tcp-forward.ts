@@ -44,13 +44,17 @@ function plainAddress(address: string | undefined): string | undefined {
  * header if asked, then pipes both ways with back-pressure (`pipe`) and half-close (either side's
  * FIN is passed on while the other direction keeps flowing), until both sides are done, either
  * side fails (the other is then destroyed) or the idle timeout passes. The pick is held, and so
- * counted by least-connections, for the connection's whole life. Resolves when the client socket closes.
+ * counted by least-connections, for the connection's whole life. Resolves when every socket it
+ * made or took is closed.
  */
 export function forwardConnection(client: Socket, policy: TcpForwardPolicy, dependencies: TcpForwardDependencies): Promise<void> {
   const { service } = policy;
   const cells = tcpServiceCells(service);
   cells.connections.value += 1;
-  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  let finish!: () => void;
+  const closed = new Promise<void>((resolve) => (finish = resolve));
+  let piping = false;
+  client.once('close', () => piping || finish());
   // Errors surface as 'close' with hadError; without a listener a client reset would crash the process.
   client.on('error', () => undefined);
   const picker = dependencies.pickerFor(service);
@@ -104,8 +108,9 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
     upstream.once('connect', () => {
       if (settled) return;
       settle();
+      piping = true;
       dependencies.observer?.attempt(service, pick.address, undefined);
-      pipeBoth(client, upstream, policy, cells, pick, performance.now() - startedAt);
+      pipeBoth(client, upstream, policy, cells, pick, performance.now() - startedAt, finish);
     });
   };
   attempt(1);
@@ -134,7 +139,7 @@ function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpFo
  * a side that fails or is cut takes the other down with it. Following Envoy's TCP proxy, only the
  * connect counts for the instance's health: what happens on an open connection is the application's.
  */
-function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number): void {
+function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, finish: () => void): void {
   cells.opened();
   if (policy.proxyProtocol) {
     upstream.write(
@@ -185,6 +190,7 @@ function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, ce
     if (open > 0) return;
     cells.closed();
     pick.done({ ok: true, latencyMs: connectMs });
+    finish();
   };
   client.once('close', release);
   upstream.once('close', release);
