@@ -10,6 +10,7 @@ import type { AdminEvents } from './events.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
+import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
 
 /** Where the admin listener binds and what it requires. */
@@ -48,6 +49,7 @@ export class AdminServer {
       ['/api/config', () => configView(sources.config())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
+      ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
     this.server = createServer((request, response) => {
@@ -95,7 +97,7 @@ export class AdminServer {
       response.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': asset.contentType, 'content-length': asset.body.length });
       return void response.end(asset.body);
     }
-    if (view) return sendJson(response, 200, view());
+    if (view) return sendJson(response, 200, await view());
     if (path === '/metrics') {
       const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });

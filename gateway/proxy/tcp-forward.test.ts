@@ -112,6 +112,25 @@ describe('forwardConnection', () => {
     expect(contexts[0]).toEqual({ clientIp: '127.0.0.1' });
   });
 
+  it('moves a retry off a refusing instance that least-connections keeps choosing (repeats are held while it picks again)', async () => {
+    const refused = await closedPort();
+    const upstream = await listen((socket) => socket.end('served'));
+    // Least-connections over two instances, the good one busy with one connection of another client.
+    const inFlight = new Map([[refused, 0], [upstream, 1]]);
+    const picker: Picker = {
+      pick() {
+        const port = inFlight.get(refused)! <= inFlight.get(upstream)! ? refused : upstream;
+        inFlight.set(port, inFlight.get(port)! + 1);
+        const instance = { id: String(port), service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
+        let released = false;
+        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)) };
+      },
+    };
+    const { port } = await front(picker);
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).toString()).toBe('served');
+  });
+
   it('closes the client at once when no instance can take it, and reports it unavailable', async () => {
     const { picker } = scriptedPicker(['none']);
     const unavailable: string[] = [];

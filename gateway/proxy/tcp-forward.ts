@@ -27,8 +27,8 @@ export interface TcpForwardDependencies {
   readonly log: Logger;
 }
 
-/** Attempts to find an instance not tried yet before accepting a repeat (as the HTTP proxy does). */
-const DISTINCT_PICK_TRIES = 3;
+/** Picks to find an instance not tried yet before accepting a repeat. */
+const DISTINCT_PICK_TRIES = 4;
 
 /** The client address as balancers and PROXY headers see it: `::ffff:a.b.c.d` of a dual-stack listener as `a.b.c.d`. */
 function plainAddress(address: string | undefined): string | undefined {
@@ -117,13 +117,22 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   return closed;
 }
 
+/**
+ * A pick of an instance not in `tried`, when the balancer offers one within `DISTINCT_PICK_TRIES`.
+ * Repeats are held until the search ends, so that least-connections and p2c count them and turn
+ * to the others (released at once, a repeat would win again on the next pick); a retry also hashes
+ * a different key (`<client ip>#<try>`), which moves consistent-hash to another ring position.
+ */
 function distinctPick(picker: Picker, clientIp: string | undefined, tried: readonly string[]) {
-  const context = clientIp === undefined ? {} : { clientIp };
-  let pick = picker.pick(context);
+  const context = (again: number) => (clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` });
+  let pick = picker.pick(context(0));
+  const repeats: PickedEndpoint[] = [];
   for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
-    pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-    pick = picker.pick(context);
+    repeats.push(pick);
+    pick = picker.pick(context(again));
   }
+  // Released unused: `cancelled` frees the slot without feeding latency or health.
+  for (const repeat of repeats) repeat.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
   return pick;
 }
 
