@@ -1,12 +1,17 @@
 import { execFile } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { connect as connectTls } from 'node:tls';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import {
+  acceptsConnections,
   freePort,
   logOf,
+  makeCertificate,
+  makeTempDir,
   startAgent,
   startGateway,
   startLocalRedis,
@@ -133,6 +138,8 @@ describe('tcp entry points: Redis registered by agents, behind the gateway', () 
   const agents: ManagedProcess[] = [];
   let gateway: GatewayProcess;
   let proxiedPort: number;
+  let tlsPort: number;
+  let ca: Buffer;
   let admin: AdminClient;
 
   const register = async (service: string, id: string, port: number) =>
@@ -147,12 +154,21 @@ describe('tcp entry points: Redis registered by agents, behind the gateway', () 
     await register('proxied', 'proxied-1', proxied.port);
     const adminPort = await freePort();
     proxiedPort = await freePort();
+    tlsPort = await freePort();
+    const certificate = await makeCertificate(await makeTempDir('sb-tcp-tls-'), 'tcp', { key: 'ec', names: ['redis.test', 'proxied.test'] });
+    ca = await readFile(certificate.certFile);
     // Active checks every second that need five failures: after the kill, only the connect retry
     // (and outlier detection, which only traffic drives) can keep new connections off the dead Redis.
     gateway = await startGateway(`
 entryPoints:
   redis: { listen: "127.0.0.1:{{port}}", protocol: tcp, service: redis }
   proxied: { listen: "127.0.0.1:${proxiedPort}", protocol: tcp, service: proxied }
+  secure:
+    listen: "127.0.0.1:${tlsPort}"
+    protocol: tcp
+    service: redis
+    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
+    sni: { proxied.test: proxied }
 admin: 127.0.0.1:${adminPort}
 registries: [zk://${zk.connectString}/services]
 services:
@@ -209,6 +225,22 @@ services:
     ]);
   });
 
+  it('terminates TLS on a tcp entry point and routes by server name: redis.test to Redis, proxied.test to the PROXY backend', async () => {
+    const secure = (servername: string, localAddress?: string) =>
+      new Promise<Socket>((resolve, reject) => {
+        const socket = connectTls({ host: '127.0.0.1', port: tlsPort, servername, ca, ...(localAddress ? { localAddress } : {}) });
+        socket.once('secureConnect', () => resolve(socket)).once('error', reject);
+      });
+    const toRedis = await secure('redis.test');
+    expect(await command(toRedis, 'PING')).toBe('+PONG');
+    toRedis.destroy();
+    const toProxied = await secure('proxied.test', '127.0.0.2');
+    const clientPort = toProxied.localPort;
+    expect(await command(toProxied, 'VIA-TLS')).toBe('+OK');
+    toProxied.destroy();
+    expect(proxied.headers.at(-1)).toEqual({ command: 0x21, family: 0x11, source: '127.0.0.2', destination: '127.0.0.1', sourcePort: clientPort, destinationPort: tlsPort, payload: 'VIA-TLS\r\n' });
+  });
+
   it('after kill -9 of one Redis, every new connection succeeds on the other (connect failures retried)', async () => {
     const refusals = () => metric(admin, 'switchboard_tcp_errors_total', 'service="redis",class="connect-refused"');
     const before = await refusals();
@@ -231,4 +263,71 @@ services:
     expect(succeeded).toBeGreaterThanOrEqual(100);
     expect(retried).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('tcp entry points with workers: 2, and the drain on SIGTERM', () => {
+  let echo: Server;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  const held: Socket[] = [];
+
+  /** An echo round trip on `socket`: resolves with what came back. */
+  const roundTrip = (socket: Socket, text: string) =>
+    new Promise<string>((resolve, reject) => {
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString())).once('error', reject);
+      socket.write(text);
+    });
+
+  beforeAll(async () => {
+    echo = createServer((socket) => socket.on('error', () => undefined).pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+entryPoints:
+  echo: { listen: "127.0.0.1:{{port}}", protocol: tcp, service: echo }
+admin: 127.0.0.1:${adminPort}
+workers: 2
+shutdown: { drainTimeout: 3s }
+services:
+  echo: { instances: ["127.0.0.1:${(echo.address() as AddressInfo).port}"], healthCheck: { interval: 1s, healthyThreshold: 1 } }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const socket of held) socket.destroy();
+    await gateway?.process.stop();
+    await new Promise((resolve) => echo?.close(resolve));
+  }, 30_000);
+
+  it('both workers take connections on the one port, and /metrics sums their open connections', async () => {
+    const workers = async () => (await (await admin.get('/api/workers')).json()) as { inFlight: number; state: string }[];
+    await waitFor(async () => (await workers()).filter((worker) => worker.state === 'listening').length === 2, { timeoutMs: 30_000, message: 'both workers to listen' });
+    // The cluster module hands connections to the workers in turn; hold them until both have some.
+    await waitFor(
+      async () => {
+        const socket = await open(gateway.port);
+        held.push(socket);
+        expect(await roundTrip(socket, `hello ${held.length}`)).toBe(`hello ${held.length}`);
+        return (await workers()).every((worker) => worker.inFlight > 0);
+      },
+      { timeoutMs: 30_000, intervalMs: 100, message: 'both workers to hold connections' },
+    );
+    await waitFor(async () => (await metric(admin, 'switchboard_tcp_connections_open', 'service="echo"')) === held.length, { message: `/metrics to show ${held.length} open connections` });
+  });
+
+  it('on SIGTERM stops accepting, keeps open connections working until the drain deadline, then closes them and exits 0', async () => {
+    const socket = held.at(-1)!;
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+    const signalledAt = performance.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 10_000, message: 'the tcp listener to close' });
+    // Still inside the 3 s deadline: the held connection forwards both ways.
+    expect(await roundTrip(socket, 'still here')).toBe('still here');
+    const closedAt = await closed;
+    // Cut by the drain deadline, not by the signal: the connection outlived the signal by most of 3 s.
+    expect(closedAt - signalledAt).toBeGreaterThan(2_000);
+    const exit = await gateway.process.waitForExit(20_000);
+    expect(exit.code).toBe(0);
+  }, 40_000);
 });
