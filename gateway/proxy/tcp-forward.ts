@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { ProxyProtocolVersion } from '../config/index.ts';
-import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
+import { tcpServiceCells, type CounterCell, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
 
@@ -143,6 +143,23 @@ function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpFo
 }
 
 /**
+ * Copies `from` into `to` with back-pressure (`from` pauses while `to` has more buffered than its
+ * high-water mark, and resumes on 'drain') and passes `from`'s end on as `to`'s FIN. What
+ * `Readable.pipe` does, written out so that one 'data' handler both counts and writes: measured
+ * with bench/tcp, it costs less than `pipe` plus a counting listener.
+ */
+function forward(from: Socket, to: Socket, bytes: CounterCell, spoke?: { upstreamSpoke: boolean }): void {
+  from.on('data', (chunk: Buffer) => {
+    bytes.value += chunk.length;
+    if (spoke) spoke.upstreamSpoke = true;
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => to.end());
+  from.resume();
+}
+
+/**
  * Pipes `client` and `upstream` into each other until both are closed. A side that closes after
  * ending its reading normally leaves the other to finish what it still writes (its own FIN follows);
  * a side that fails or is cut takes the other down with it. Following Envoy's TCP proxy, only the
@@ -160,21 +177,15 @@ function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, ce
       }),
     );
   }
-  let upstreamSpoke = false;
-  const { bytesIn, bytesOut } = cells;
-  client.on('data', (chunk: Buffer) => (bytesIn.value += chunk.length));
-  upstream.on('data', (chunk: Buffer) => {
-    upstreamSpoke = true;
-    bytesOut.value += chunk.length;
-  });
-  client.pipe(upstream);
-  upstream.pipe(client);
+  const counters = { upstreamSpoke: false };
+  forward(client, upstream, cells.bytesIn);
+  forward(upstream, client, cells.bytesOut, counters);
 
   const ended = new WeakSet<Socket>();
   client.once('end', () => ended.add(client));
   upstream.once('end', () => ended.add(upstream));
   const onClose = (side: Socket, other: Socket) => (hadError: boolean) => {
-    if (side === upstream && hadError) cells.error(upstreamSpoke ? 'reset-after-headers' : 'reset-before-headers');
+    if (side === upstream && hadError) cells.error(counters.upstreamSpoke ? 'reset-after-headers' : 'reset-before-headers');
     if (hadError || !ended.has(side)) other.destroy();
     else other.end();
   };
