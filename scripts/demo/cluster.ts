@@ -6,6 +6,7 @@ import { DemoChild, type ChildSpec } from './child.ts';
 import { demoGatewayConfig } from './gateway-config.ts';
 import { AGENT_STOP_GRACE_MS, DEMO_WEIGHTS, demoMember, type DemoMember } from './members.ts';
 import { freePort } from './ports.ts';
+import { demoTcpMember } from './tcp-service.ts';
 import { startZooKeeper, type DemoZooKeeper } from './zookeeper.ts';
 
 const GATEWAY_READY_TIMEOUT_MS = 30_000;
@@ -19,6 +20,8 @@ export interface ClusterPlan {
   readonly port: number;
   readonly adminPort: number;
   readonly zooKeeperPort: number;
+  /** The gateway's tcp entry point (the line server behind it). */
+  readonly tcpPort: number;
 }
 
 /**
@@ -28,6 +31,8 @@ export interface ClusterPlan {
 export class DemoCluster {
   readonly logDir: string;
   readonly members: DemoMember[] = [];
+  /** The TCP line server and its agent; outside `members`, so churn and HTTP traffic leave it alone. */
+  tcpMember: DemoMember | undefined;
   zooKeeper: DemoZooKeeper | undefined;
   gateway: DemoChild | undefined;
   readonly #plan: ClusterPlan;
@@ -57,7 +62,7 @@ export class DemoCluster {
   async startGateway(): Promise<void> {
     if (this.#stopping || !this.zooKeeper) return;
     const configPath = join(this.#plan.dir, 'gateway.yaml');
-    await writeFile(configPath, demoGatewayConfig({ port: this.#plan.port, adminPort: this.#plan.adminPort, zooKeeper: this.zooKeeper.connectString }));
+    await writeFile(configPath, demoGatewayConfig({ port: this.#plan.port, adminPort: this.#plan.adminPort, zooKeeper: this.zooKeeper.connectString, tcpPort: this.#plan.tcpPort }));
     const gateway = new DemoChild({
       name: 'the gateway',
       command: process.execPath,
@@ -82,14 +87,15 @@ export class DemoCluster {
     for (const [index, weight] of DEMO_WEIGHTS.entries()) {
       this.members.push(demoMember(context, index + 1, weight, await freePort()));
     }
+    this.tcpMember = demoTcpMember(context, await freePort());
     if (this.#stopping) return;
-    for (const member of this.members) member.agent.start();
+    for (const member of [...this.members, this.tcpMember]) member.agent.start();
   }
 
   /** Stops agents first (each deregisters, then stops its backend), then the gateway, then ZooKeeper. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await Promise.all(this.members.map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
+    await Promise.all([...this.members, ...(this.tcpMember ? [this.tcpMember] : [])].map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
     await this.gateway?.stop(GATEWAY_STOP_GRACE_MS);
     await this.zooKeeper?.process.stop(ZOOKEEPER_STOP_GRACE_MS);
   }

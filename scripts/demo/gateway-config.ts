@@ -1,3 +1,5 @@
+import { demoTcpEntryPoint } from './tcp-service.ts';
+
 /** The service the demo backends register as, and the route prefix that reaches it. */
 export const DEMO_SERVICE = 'demo';
 
@@ -5,10 +7,11 @@ export const DEMO_SERVICE = 'demo';
 export const DEMO_ROUTE_PREFIX = '/api/demo';
 
 /** The gateway configuration file the demo writes (docs/configuration.md describes every key). */
-export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string }): string {
+export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string; tcpPort: number }): string {
   return `# Written by scripts/demo.mjs; the gateway watches this file, so edits apply live.
-listen: 127.0.0.1:${options.port}
-admin: 127.0.0.1:${options.adminPort}
+entryPoints:
+  web: { listen: "127.0.0.1:${options.port}" }
+${demoTcpEntryPoint(options.tcpPort)}admin: 127.0.0.1:${options.adminPort}
 registries: [zk://${options.zooKeeper}/services]
 services:
   ${DEMO_SERVICE}:

@@ -34,6 +34,7 @@ describe('npm run demo', () => {
 
   it('serves traffic from several backends, follows a backend leaving and returning, and stops everything on SIGINT with status 0', async () => {
     const dir = await makeTempDir('sb-demo-test-');
+    const adminPort = await freePort();
     demo = new ManagedProcess({
       name: 'npm run demo',
       command: process.execPath,
@@ -43,7 +44,8 @@ describe('npm run demo', () => {
       env: {
         ...process.env,
         DEMO_PORT: String(await freePort()),
-        DEMO_ADMIN_PORT: String(await freePort()),
+        DEMO_ADMIN_PORT: String(adminPort),
+        DEMO_TCP_PORT: String(await freePort()),
         DEMO_CHURN_SECONDS: '2',
         DEMO_RPS: '4',
         // A safety net: a demo this test lost track of still stops by itself.
@@ -62,6 +64,13 @@ describe('npm run demo', () => {
     expect(url, await output()).not.toBe('exited');
     const filesDir = /logs of every process go to (\S+)\/logs\//.exec(await output())?.[1];
     expect(filesDir).toBeDefined();
+
+    // The TCP service: a line server behind the tcp entry point answers through the gateway, and /api/tcp counts it.
+    const tcpAnswer = await waitFor(async () => /^demo: tcp\s+127\.0\.0\.1:\d+ .*"(.*)"\)$/m.exec(await output())?.[1], { timeoutMs: START_TIMEOUT_MS, message: 'the demo to print its tcp line' });
+    expect(tcpAnswer, await output()).toBe('tcp-backend-1: hello');
+    const tcpView = (await (await fetch(`http://127.0.0.1:${adminPort}/api/tcp`)).json()) as { entryPoints: { service: string }[]; services: { name: string; total: number }[] };
+    expect(tcpView.entryPoints.map((entryPoint) => entryPoint.service)).toEqual(['demo-tcp']);
+    expect(tcpView.services.find((service) => service.name === 'demo-tcp')?.total).toBeGreaterThanOrEqual(1);
 
     // Traffic through the gateway reaches more than one backend.
     const seen = new Set((await answers(url, 18)).filter((name) => name.startsWith('backend-')));
@@ -85,6 +94,7 @@ describe('npm run demo', () => {
     expect(commands).toMatch(/bin\/switchboard\.js/);
     expect(commands.match(/bin\/switchboard-agent\.js/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     expect(commands).toMatch(/fixtures\/backend\.mjs/);
+    expect(commands).toMatch(/demo\/tcp-backend\.mjs/);
 
     process.kill(demo.pid!, 'SIGINT');
     const exit = await demo.waitForExit(STOP_TIMEOUT_MS);
