@@ -1,12 +1,15 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
-import type { GatewayConfig, RouteConfig } from './config/index.ts';
+import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
-import { startEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
+import { startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
+import { forwardConnection } from './proxy/tcp-forward.ts';
+import { tcpForwardPolicy } from './proxy/tcp-policy.ts';
 import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
 import { TrafficGuards } from './policy/traffic-guards.ts';
 import type { RequestMetrics } from './telemetry/index.ts';
@@ -109,8 +112,18 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
   };
+  // A tcp entry point reads its settings per connection, so a reload applies to new connections.
+  const tcpHandler = (initialEntryPoint: EntryPointConfig) => (socket: Socket, serverName: string | undefined) => {
+    const current = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name)?.tcp ?? initialEntryPoint.tcp!;
+    return forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
+  };
+  const tcpDependencies = { pickerFor: (service: string) => balancers.pickerFor(service), observer: dependencies.observer, log };
   try {
     for (const entryPoint of config.entryPoints) {
+      if (entryPoint.tcp) {
+        entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log));
+        continue;
+      }
       const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https' };
       entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log));
     }

@@ -70,7 +70,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   });
   const ports = data.ports;
   for (const entryPoint of initial.entryPoints) {
-    log.info({ entryPoint: entryPoint.name, protocol: entryPoint.protocol, h2c: entryPoint.h2c || undefined, http2: entryPoint.http2 || undefined, host: entryPoint.listen.host, port: ports.get(entryPoint.name) }, 'entry point listening');
+    log.info({ entryPoint: entryPoint.name, protocol: entryPoint.protocol, service: entryPoint.tcp?.service, h2c: entryPoint.h2c || undefined, http2: entryPoint.http2 || undefined, host: entryPoint.listen.host, port: ports.get(entryPoint.name) }, 'entry point listening');
   }
   log.info({ ports: Object.fromEntries(ports), admin: control.adminPort, registries: initial.registries.map((registry) => registry.url) }, 'gateway listening');
 

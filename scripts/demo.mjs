@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run demo`: ZooKeeper, the gateway, three backends beside agents, light traffic and churn.
+// `npm run demo`: ZooKeeper, the gateway, three backends beside agents, a TCP service, light traffic and churn.
 // Plain JavaScript so that it runs on a fresh clone: it installs what is missing, builds the programs
 // (dist/, which the bins it starts run) from the current sources, then loads the TypeScript demo
 // driver (scripts/demo/) through tsx, a dev tool that npm ci installed.
@@ -15,7 +15,7 @@ const APT_COMMAND = 'apt-get install -y zookeeper';
 const HELP = `npm run demo: a local Switchboard cluster to watch the balancer follow service discovery
 
 Starts ZooKeeper, the gateway, three demo backends (weights 1, 2, 3) each beside a
-switchboard-agent, and a few requests per second through the gateway; every few seconds it stops
+switchboard-agent, a TCP line server behind a tcp entry point, and a few requests per second through the gateway; every few seconds it stops
 one backend's agent and later restarts it. Ctrl-C stops everything it started.
 
 Needs: Node 20, npm dependencies (installed with npm ci when missing), Java and ZooKeeper from
@@ -25,6 +25,7 @@ Environment:
   DEMO_PORT              proxy port on 127.0.0.1 (8080; a free port if taken)
   DEMO_ADMIN_PORT        admin API and dashboard port on 127.0.0.1 (9180; a free port if taken)
   DEMO_ZK_PORT           ZooKeeper client port (a free port)
+  DEMO_TCP_PORT          tcp entry point port on 127.0.0.1, in front of a TCP line server (9000; a free port if taken)
   DEMO_RPS               demo requests per second (6)
   DEMO_CHURN_SECONDS     seconds between stopping and restarting a backend (8)
   DEMO_DURATION_SECONDS  stop by itself after this many seconds (runs until Ctrl-C)

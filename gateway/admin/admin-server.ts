@@ -11,6 +11,7 @@ import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
 import { isStatsPath, statsAnswer } from './stats-view.ts';
+import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
 
 /** Where the admin listener binds and what it requires. */
@@ -50,6 +51,7 @@ export class AdminServer {
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
       ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
+      ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
     this.server = createServer((request, response) => {
@@ -98,7 +100,7 @@ export class AdminServer {
       response.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': asset.contentType, 'content-length': asset.body.length });
       return void response.end(asset.body);
     }
-    if (view) return sendJson(response, 200, view());
+    if (view) return sendJson(response, 200, await view());
     if (stats) {
       const answer = await statsAnswer(this.sources, path, url.searchParams);
       return answer.status === 200 ? sendJson(response, 200, answer.body) : sendError(response, answer.status, answer.error, answer.message);

@@ -63,6 +63,9 @@ export { DEFAULT_PANIC_THRESHOLD_PERCENT, DEFAULT_REMOVAL_GRACE_MS };
  */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 75_000 };
 
+/** nginx stream's `proxy_timeout` (10 min): long enough for idle database and cache connections with keep-alives. */
+export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10 * 60_000;
+
 /** Below Kubernetes' default 30 s termination grace, so the drain ends before SIGKILL. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 

@@ -14,6 +14,7 @@ import {
   DEFAULT_REMOVAL_GRACE_MS,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SERVER_LIMITS,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_UPSTREAM_TIMEOUTS,
   DEFAULT_UPSTREAM_TLS,
 } from './defaults.ts';
@@ -61,6 +62,7 @@ const BUILT_IN: ServiceSettings = {
   concurrency: DEFAULT_CONCURRENCY,
   retryBudget: DEFAULT_RETRY_BUDGET,
   instances: [],
+  proxyProtocol: false,
 };
 
 /** Where the file came from, for what depends on it. */
@@ -75,6 +77,9 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
   const defaults = mergeSettings(BUILT_IN, input.defaults ?? {});
   const services = new Map<string, ServiceSettings>();
   for (const [name, settings] of Object.entries(input.services ?? {})) services.set(name, mergeSettings(defaults, settings ?? {}));
+  // A service behind a tcp entry point speaks no HTTP, so its active checks are TCP connects by
+  // default (on unless its own healthCheck says false); it is declared so that its settings apply.
+  for (const service of tcpServices(entryPoints)) services.set(service, mergeSettings(defaults, tcpServiceLayer(input.services?.[service] ?? {})));
   const limits = input.limits ?? {};
   const consumers = resolveConsumers(input.consumers);
   const trustedProxies = input.forwarding?.trustedProxies ?? [];
@@ -122,11 +127,12 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
   return Object.entries(input.entryPoints).map(([name, entryPoint]: [string, EntryPointInput]): EntryPointConfig => {
     const https = entryPoint.protocol === 'https';
     const tls = entryPoint.tls;
+    const tcp = entryPoint.protocol === 'tcp';
     return {
       name,
       listen: entryPoint.listen,
-      protocol: https ? 'https' : 'http',
-      h2c: !https && (entryPoint.h2c ?? false),
+      protocol: tcp ? 'tcp' : https ? 'https' : 'http',
+      h2c: !https && !tcp && (entryPoint.h2c ?? false),
       http2: https && (entryPoint.http2 ?? true),
       tls: tls && {
         certificates: tls.certificates.map(pair),
@@ -134,8 +140,30 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         minVersion: tls.minVersion,
       },
       middlewares: entryPoint.middlewares ?? [],
+      ...(tcp
+        ? {
+            tcp: {
+              service: entryPoint.service!,
+              sni: new Map(Object.entries(entryPoint.sni ?? {}).map(([host, service]) => [host.toLowerCase(), service])),
+              proxyProtocol: entryPoint.proxyProtocol,
+              idleTimeoutMs: entryPoint.idleTimeout ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
+            },
+          }
+        : {}),
     };
   });
+}
+
+/** Every service some tcp entry point forwards to. */
+function tcpServices(entryPoints: readonly EntryPointConfig[]): Set<string> {
+  return new Set(entryPoints.flatMap((entryPoint) => (entryPoint.tcp ? [entryPoint.tcp.service, ...entryPoint.tcp.sni.values()] : [])));
+}
+
+/** A service layer with TCP connect checks unless it turns checks off or names another type. */
+function tcpServiceLayer(layer: ServiceSettingsInput): ServiceSettingsInput {
+  const check = layer.healthCheck;
+  if (check === false) return layer;
+  return { ...layer, healthCheck: typeof check === 'object' ? { ...check, type: check.type ?? 'tcp' } : { type: 'tcp' } };
 }
 
 /** The admin listener from its short form (an address), its long form (`{ listen, token }`) or its absence. */
@@ -167,6 +195,7 @@ function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): Serv
     concurrency: mergeConcurrency(base.concurrency, layer.concurrency),
     retryBudget: mergeRetryBudget(base.retryBudget, layer.retryBudget),
     instances: (layer.instances ?? []).map(staticInstance),
+    proxyProtocol: layer.proxyProtocol ?? base.proxyProtocol,
   };
 }
 

@@ -65,7 +65,7 @@ routes:
     ['h2c on https', 'entryPoints:\n  s: { listen: 8443, protocol: https, h2c: true, tls: { certificates: [{ certFile: a, keyFile: b }] } }\n', 'entryPoints.s.h2c (line 2): h2c is for http entry points'],
     ['http2 on http', 'entryPoints:\n  web: { listen: 8080, http2: true }\n', 'entryPoints.web.http2 (line 2): http2 is for https entry points'],
     ['a certificate without its key', 'entryPoints:\n  s:\n    listen: 8443\n    protocol: https\n    tls:\n      certificates:\n        - { certFile: a.pem }\n', 'entryPoints.s.tls.certificates.0.keyFile (line 7)'],
-    ['an unknown protocol', 'entryPoints:\n  web: { listen: 8080, protocol: tcp }\n', 'entryPoints.web.protocol (line 2)'],
+    ['an unknown protocol', 'entryPoints:\n  web: { listen: 8080, protocol: udp }\n', 'entryPoints.web.protocol (line 2)'],
     ['an old TLS version', 'entryPoints:\n  s: { listen: 8443, protocol: https, tls: { certificates: [{ certFile: a, keyFile: b }], minVersion: TLSv1 } }\n', 'entryPoints.s.tls.minVersion (line 2)'],
     ['two entry points on one address', 'entryPoints:\n  a: { listen: 127.0.0.1:8080 }\n  b: { listen: 127.0.0.1:8080 }\n', 'entryPoints.b.listen (line 3): entry point b listens on the same address as entry point a'],
     ['a bad entry point name', 'entryPoints:\n  "web secure": { listen: 8080 }\n', 'entryPoints.web secure'],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { listenAddress, section } from './schema-values.ts';
+import { duration, listenAddress, section } from './schema-values.ts';
 
 /** An entry point's name: letters, digits, `-` and `_` (it appears in logs, metrics and route filters). */
 export const entryPointName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "-" or "_"');
@@ -16,9 +16,18 @@ const tlsSettings = section({
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional(),
 });
 
+/** A PROXY protocol version sent to upstreams before the client's bytes (HAProxy's `send-proxy` / `send-proxy-v2`). */
+export const proxyProtocolVersion = z.union([z.literal(1), z.literal(2)], { error: 'expected 1 (text) or 2 (binary)' });
+
+const SNI_NAME = /^(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/;
+
 const entryPointFields = section({
   listen: listenAddress,
-  protocol: z.enum(['http', 'https']).optional(),
+  protocol: z.enum(['http', 'https', 'tcp']).optional(),
+  service: z.string().min(1).optional(),
+  sni: z.record(z.string().regex(SNI_NAME, 'expected a DNS name or *.suffix'), z.string().min(1)).optional(),
+  proxyProtocol: proxyProtocolVersion.optional(),
+  idleTimeout: duration.optional(),
   h2c: z.boolean().optional(),
   http2: z.boolean().optional(),
   tls: tlsSettings.optional(),
@@ -29,11 +38,24 @@ const entryPointFields = section({
 export const entryPointSchema = entryPointFields.superRefine((entryPoint, context) => {
   const problem = (path: string, message: string) => context.addIssue({ code: 'custom', path: [path], message });
   const https = entryPoint.protocol === 'https';
+  if (entryPoint.protocol === 'tcp') return tcpIssues(entryPoint, problem);
+  for (const key of ['service', 'sni', 'proxyProtocol', 'idleTimeout'] as const) {
+    if (entryPoint[key] !== undefined) problem(key, `${key} is for tcp entry points (add protocol: tcp)`);
+  }
   if (https && entryPoint.tls === undefined) problem('tls', 'an https entry point needs tls: { certificates: [{ certFile, keyFile }] }');
   if (!https && entryPoint.tls !== undefined) problem('tls', 'tls belongs to https entry points (add protocol: https)');
   if (https && entryPoint.h2c !== undefined) problem('h2c', 'h2c is for http entry points; an https entry point offers HTTP/2 through ALPN (http2)');
   if (!https && entryPoint.http2 !== undefined) problem('http2', 'http2 is for https entry points; an http entry point takes h2c: true for HTTP/2 with prior knowledge');
 });
+
+/** What a tcp entry point may and must set: one service, TLS only to terminate it, no HTTP options. */
+function tcpIssues(entryPoint: z.output<typeof entryPointFields>, problem: (path: string, message: string) => void): void {
+  if (entryPoint.service === undefined) problem('service', 'a tcp entry point forwards to one service: add service: <name>');
+  if (entryPoint.sni !== undefined && entryPoint.tls === undefined) problem('sni', 'sni routing needs tls on the entry point (the server name comes from the TLS handshake)');
+  if (entryPoint.h2c !== undefined) problem('h2c', 'h2c is for http entry points; a tcp entry point forwards bytes');
+  if (entryPoint.http2 !== undefined) problem('http2', 'http2 is for https entry points; a tcp entry point forwards bytes');
+  if (entryPoint.middlewares !== undefined) problem('middlewares', 'middlewares act on HTTP requests; a tcp entry point forwards bytes');
+}
 
 /** The `entryPoints` section: at least one, by name. */
 export const entryPointsSchema = z

@@ -153,6 +153,7 @@ const settingsShape = {
   circuitBreaker: circuitBreakerSchema.optional(),
   concurrency: concurrencySchema.optional(),
   retryBudget: retryBudgetSchema.optional(),
+  proxyProtocol: z.union([z.literal(false), z.literal(1), z.literal(2)], { error: 'expected false, 1 (text) or 2 (binary)' }).optional(),
 };
 
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */

@@ -100,7 +100,7 @@ export const configSchema = section({
  * names only entry points that exist (`web` when the file uses `listen`).
  */
 function entryPointIssues(
-  config: { listen?: ListenAddress | undefined; entryPoints?: Record<string, { listen: ListenAddress }> | undefined; routes?: readonly { entryPoints?: readonly string[] | undefined }[] | undefined },
+  config: { listen?: ListenAddress | undefined; entryPoints?: Record<string, { listen: ListenAddress; protocol?: string | undefined }> | undefined; routes?: readonly { entryPoints?: readonly string[] | undefined }[] | undefined },
   problem: (path: (string | number)[], message: string) => void,
 ): void {
   if (config.listen !== undefined && config.entryPoints !== undefined) {
@@ -117,7 +117,8 @@ function entryPointIssues(
   const known = new Set(Object.keys(config.entryPoints ?? { web: true }));
   config.routes?.forEach((route, index) => {
     route.entryPoints?.forEach((name, position) => {
-      if (!known.has(name)) problem(['routes', index, 'entryPoints', position], `no entry point is named "${name}" (known: ${[...known].join(', ')})`);
+      if (config.entryPoints?.[name]?.protocol === 'tcp') problem(['routes', index, 'entryPoints', position], `entry point "${name}" is a tcp entry point: it forwards bytes to its service and has no routes`);
+      else if (!known.has(name)) problem(['routes', index, 'entryPoints', position], `no entry point is named "${name}" (known: ${[...known].join(', ')})`);
     });
   });
 }

@@ -55,16 +55,33 @@ export interface GatewayConfig {
 export interface EntryPointConfig {
   readonly name: string;
   readonly listen: ListenAddress;
-  readonly protocol: 'http' | 'https';
+  readonly protocol: 'http' | 'https' | 'tcp';
   /** http only: HTTP/2 with prior knowledge accepted beside HTTP/1.1 on the same port. */
   readonly h2c: boolean;
   /** https only: offer `h2` through ALPN (HTTP/1.1 is always accepted). */
   readonly http2: boolean;
-  /** https only. */
+  /** https, and tcp when it terminates TLS. */
   readonly tls: EntryPointTls | undefined;
   /** Names from `middlewares:` run before routing, in order. */
   readonly middlewares: readonly string[];
+  /** tcp only: where the bytes go. */
+  readonly tcp?: TcpEntryPointSettings;
 }
+
+/** A tcp entry point's forwarding: one service (or one per TLS server name), byte for byte. */
+export interface TcpEntryPointSettings {
+  /** The service connections go to (those whose server name matches no `sni` entry, with `sni`). */
+  readonly service: string;
+  /** Service by TLS server name (lower case; `*.example.com` matches one label), with `tls` only. */
+  readonly sni: ReadonlyMap<string, string>;
+  /** PROXY protocol version sent upstream; overrides the service's `proxyProtocol`. */
+  readonly proxyProtocol: ProxyProtocolVersion | undefined;
+  /** A connection with no byte either way for this long is closed; 0 never. */
+  readonly idleTimeoutMs: number;
+}
+
+/** PROXY protocol v1 (text) or v2 (binary), as HAProxy specifies it. */
+export type ProxyProtocolVersion = 1 | 2;
 
 /** Certificates of an https entry point; file paths are absolute (relative ones resolved against the config file's folder). */
 export interface EntryPointTls {
@@ -142,6 +159,8 @@ export interface ServiceSettings {
   readonly retryBudget: RetryBudgetSettings | false;
   /** Static instances from the file, served beside whatever the registries list. */
   readonly instances: readonly StaticInstance[];
+  /** PROXY protocol header sent before the client's bytes by tcp entry points; false when off. */
+  readonly proxyProtocol: ProxyProtocolVersion | false;
 }
 
 /** Active health check settings (the core's `ActiveCheckOptions` with its probe described, not built). */

@@ -6,6 +6,7 @@ import { DemoChild, type ChildSpec } from './child.ts';
 import { demoGatewayConfig } from './gateway-config.ts';
 import { AGENT_STOP_GRACE_MS, DEMO_WEIGHTS, demoGreeter, demoMember, type DemoMember } from './members.ts';
 import { freePort } from './ports.ts';
+import { demoTcpMember } from './tcp-service.ts';
 import { startZooKeeper, type DemoZooKeeper } from './zookeeper.ts';
 
 const GATEWAY_READY_TIMEOUT_MS = 30_000;
@@ -19,6 +20,8 @@ export interface ClusterPlan {
   readonly port: number;
   readonly adminPort: number;
   readonly zooKeeperPort: number;
+  /** The gateway's tcp entry point (the line server behind it). */
+  readonly tcpPort: number;
 }
 
 /**
@@ -30,6 +33,8 @@ export class DemoCluster {
   readonly members: DemoMember[] = [];
   /** The gRPC greeter beside its agent; not part of the HTTP churn and traffic. */
   greeter: DemoMember | undefined;
+  /** The TCP line server and its agent; outside `members`, so churn and HTTP traffic leave it alone. */
+  tcpMember: DemoMember | undefined;
   zooKeeper: DemoZooKeeper | undefined;
   gateway: DemoChild | undefined;
   readonly #plan: ClusterPlan;
@@ -59,7 +64,7 @@ export class DemoCluster {
   async startGateway(): Promise<void> {
     if (this.#stopping || !this.zooKeeper) return;
     const configPath = join(this.#plan.dir, 'gateway.yaml');
-    await writeFile(configPath, demoGatewayConfig({ port: this.#plan.port, adminPort: this.#plan.adminPort, zooKeeper: this.zooKeeper.connectString }));
+    await writeFile(configPath, demoGatewayConfig({ port: this.#plan.port, adminPort: this.#plan.adminPort, zooKeeper: this.zooKeeper.connectString, tcpPort: this.#plan.tcpPort }));
     const gateway = new DemoChild({
       name: 'the gateway',
       command: process.execPath,
@@ -85,15 +90,16 @@ export class DemoCluster {
       this.members.push(demoMember(context, index + 1, weight, await freePort()));
     }
     this.greeter = demoGreeter(context, await freePort());
+    this.tcpMember = demoTcpMember(context, await freePort());
     if (this.#stopping) return;
-    for (const member of this.members) member.agent.start();
-    this.greeter.agent.start();
+    for (const member of [...this.members, this.greeter, this.tcpMember]) member.agent.start();
   }
 
   /** Stops agents first (each deregisters, then stops its backend), then the gateway, then ZooKeeper. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    await Promise.all([...this.members, ...(this.greeter ? [this.greeter] : [])].map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
+    const extras = [this.greeter, this.tcpMember].filter((member): member is DemoMember => member !== undefined);
+    await Promise.all([...this.members, ...extras].map((member) => member.agent.stop(AGENT_STOP_GRACE_MS)));
     await this.gateway?.stop(GATEWAY_STOP_GRACE_MS);
     await this.zooKeeper?.process.stop(ZOOKEEPER_STOP_GRACE_MS);
   }

@@ -1,3 +1,5 @@
+import { demoTcpEntryPoint } from './tcp-service.ts';
+
 /** The service the demo backends register as, and the route prefix that reaches it. */
 export const DEMO_SERVICE = 'demo';
 
@@ -5,12 +7,12 @@ export const DEMO_SERVICE = 'demo';
 export const DEMO_ROUTE_PREFIX = '/api/demo';
 
 /** The gateway configuration file the demo writes (docs/configuration.md describes every key). */
-export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string }): string {
+export function demoGatewayConfig(options: { port: number; adminPort: number; zooKeeper: string; tcpPort: number }): string {
   return `# Written by scripts/demo.mjs; the gateway watches this file, so edits apply live.
 entryPoints:
   # h2c: gRPC clients (HTTP/2 in cleartext) come in on the same port as HTTP/1.1 ones.
   web: { listen: "127.0.0.1:${options.port}", h2c: true }
-admin: 127.0.0.1:${options.adminPort}
+${demoTcpEntryPoint(options.tcpPort)}admin: 127.0.0.1:${options.adminPort}
 registries: [zk://${options.zooKeeper}/services]
 services:
   ${DEMO_SERVICE}:

@@ -10,6 +10,7 @@ import { DemoCluster } from './cluster.ts';
 import { DEMO_ROUTE_PREFIX } from './gateway-config.ts';
 import { demoOptionsFrom, type DemoOptions } from './options.ts';
 import { freePort, portOrFree } from './ports.ts';
+import { tcpHello } from './tcp-service.ts';
 import { startTraffic, type StopTraffic } from './traffic.ts';
 
 /** Backends get this long to pass their first probe and show up behind the gateway. */
@@ -33,7 +34,8 @@ export async function runDemo(repoRoot: string): Promise<void> {
   const proxy = await portOrFree(options.port);
   const admin = await portOrFree(options.adminPort);
   const zooKeeperPort = options.zooKeeperPort || (await freePort());
-  const cluster = new DemoCluster({ repoRoot, dir, port: proxy.port, adminPort: admin.port, zooKeeperPort }, (child, exit) => onUnexpectedExit(child, exit));
+  const tcp = await portOrFree(options.tcpPort);
+  const cluster = new DemoCluster({ repoRoot, dir, port: proxy.port, adminPort: admin.port, zooKeeperPort, tcpPort: tcp.port }, (child, exit) => onUnexpectedExit(child, exit));
   // Filled in once the cluster is up; shutdown stops whatever is there.
   const loops: { stopTraffic?: StopTraffic; stopChurn?: StopChurn } = {};
   let durationTimer: NodeJS.Timeout | undefined;
@@ -82,7 +84,7 @@ export async function runDemo(repoRoot: string): Promise<void> {
 
   say('Switchboard demo: ZooKeeper, the gateway, and three backends (weights 1, 2, 3) each beside a switchboard-agent.');
   say(`demo: logs of every process go to ${cluster.logDir}/`);
-  for (const [what, chosen] of [['proxy', proxy], ['admin', admin]] as const) {
+  for (const [what, chosen] of [['proxy', proxy], ['admin', admin], ['tcp', tcp]] as const) {
     if (chosen.fallback) say(`demo: port ${chosen.wanted} is taken; the ${what} listener uses ${chosen.port} instead`);
   }
   const steps: [string, () => Promise<unknown>][] = [
@@ -113,6 +115,8 @@ export async function runDemo(repoRoot: string): Promise<void> {
   say(`demo: proxy      ${url}   (also http://127.0.0.1:${proxy.port}/demo/hello, the namespace route)`);
   say(`demo: gRPC       127.0.0.1:${proxy.port} helloworld.Greeter/SayHello (h2c; the greeter is registered with protocol grpc)`);
   say(`demo: dashboard  http://127.0.0.1:${admin.port}/   (admin API: http://127.0.0.1:${admin.port}/api/services)`);
+  const tcpAnswer = await waitFor<string | boolean | undefined>(() => cluster.stopping || tcpHello(tcp.port), { timeoutMs: MEMBERS_READY_TIMEOUT_MS, intervalMs: 250 }).catch(() => undefined);
+  say(`demo: tcp        127.0.0.1:${tcp.port}   (a tcp entry point; \`nc 127.0.0.1 ${tcp.port}\` and type lines: "${typeof tcpAnswer === 'string' ? tcpAnswer : 'not answering yet'}")`);
   say(`demo: every ${options.churnMs / 1_000} s a backend's agent is stopped, then restarted. Ctrl-C stops everything.`);
   say(`demo: ${options.requestsPerSecond} requests/s through the gateway; which backend answered, each second:`);
   loops.stopTraffic = startTraffic(url, options.requestsPerSecond, names, say);

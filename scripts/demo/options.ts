@@ -8,6 +8,8 @@ export interface DemoOptions {
   readonly adminPort: number;
   /** ZooKeeper client port; 0 picks a free one. */
   readonly zooKeeperPort: number;
+  /** The tcp entry point's port wanted on 127.0.0.1; a free one is used instead when it is taken. */
+  readonly tcpPort: number;
   /** Demo requests per second sent through the gateway. */
   readonly requestsPerSecond: number;
   /** Time between churn steps (stop one backend, later restart it). */
@@ -32,6 +34,7 @@ export function demoOptionsFrom(env: NodeJS.ProcessEnv): DemoOptions {
     port: number(env, 'DEMO_PORT', 8080, 1, 65_535),
     adminPort: number(env, 'DEMO_ADMIN_PORT', 9180, 1, 65_535),
     zooKeeperPort: number(env, 'DEMO_ZK_PORT', 0, 0, 65_535),
+    tcpPort: number(env, 'DEMO_TCP_PORT', 9000, 1, 65_535),
     requestsPerSecond: number(env, 'DEMO_RPS', 6, 1, 200),
     churnMs: number(env, 'DEMO_CHURN_SECONDS', 8, 1, 3_600) * 1_000,
     durationMs: duration === undefined || duration === '' ? undefined : number(env, 'DEMO_DURATION_SECONDS', 0, 1, 86_400) * 1_000,

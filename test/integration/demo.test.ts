@@ -69,6 +69,7 @@ describe('npm run demo', () => {
         ...process.env,
         DEMO_PORT: String(port),
         DEMO_ADMIN_PORT: String(adminPort),
+        DEMO_TCP_PORT: String(await freePort()),
         DEMO_CHURN_SECONDS: '2',
         DEMO_RPS: '4',
         // A safety net: a demo this test lost track of still stops by itself.
@@ -87,6 +88,13 @@ describe('npm run demo', () => {
     expect(url, await output()).not.toBe('exited');
     const filesDir = /logs of every process go to (\S+)\/logs\//.exec(await output())?.[1];
     expect(filesDir).toBeDefined();
+
+    // The TCP service: a line server behind the tcp entry point answers through the gateway, and /api/tcp counts it.
+    const tcpAnswer = await waitFor(async () => /^demo: tcp\s+127\.0\.0\.1:\d+ .*"(.*)"\)$/m.exec(await output())?.[1], { timeoutMs: START_TIMEOUT_MS, message: 'the demo to print its tcp line' });
+    expect(tcpAnswer, await output()).toBe('tcp-backend-1: hello');
+    const tcpView = (await (await fetch(`http://127.0.0.1:${adminPort}/api/tcp`)).json()) as { entryPoints: { service: string }[]; services: { name: string; total: number }[] };
+    expect(tcpView.entryPoints.map((entryPoint) => entryPoint.service)).toEqual(['demo-tcp']);
+    expect(tcpView.services.find((service) => service.name === 'demo-tcp')?.total).toBeGreaterThanOrEqual(1);
 
     // Traffic through the gateway reaches more than one backend.
     const seen = new Set((await answers(url, 18)).filter((name) => name.startsWith('backend-')));
@@ -125,6 +133,7 @@ describe('npm run demo', () => {
     expect(commands.match(/bin\/switchboard-agent\.js/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     expect(commands).toMatch(/fixtures\/backend\.mjs/);
     expect(commands).toMatch(/demo\/greeter\.mjs/);
+    expect(commands).toMatch(/demo\/tcp-backend\.mjs/);
 
     process.kill(demo.pid!, 'SIGINT');
     const exit = await demo.waitForExit(STOP_TIMEOUT_MS);

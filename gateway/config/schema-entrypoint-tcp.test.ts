@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { tcpForwardPolicy, tcpServiceFor } from '../proxy/tcp-policy.ts';
+import { GatewayConfigError, parseConfig } from './load.ts';
+
+function refusal(text: string): string {
+  try {
+    parseConfig('/etc/switchboard/gateway.yaml', text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(GatewayConfigError);
+    return (error as Error).message.replace('/etc/switchboard/gateway.yaml: ', '');
+  }
+  throw new Error('the configuration was accepted');
+}
+
+const TLS = 'tls: { certificates: [{ certFile: a.pem, keyFile: a-key.pem }] }';
+
+describe('tcp entry points in the configuration file', () => {
+  it('reads the service, PROXY protocol, idle timeout and SNI table, with a 10 min idle timeout by default', () => {
+    const config = parseConfig(
+      '/etc/switchboard/gateway.yaml',
+      `entryPoints:\n  redis: { listen: 6380, protocol: tcp, service: redis }\n  db: { listen: 5433, protocol: tcp, service: pg, proxyProtocol: 2, idleTimeout: 30s, ${TLS}, sni: { "PG-A.example.com": pg-a, "*.tenants.example.com": pg-t } }\n`,
+    );
+    const [redis, db] = config.entryPoints;
+    expect(redis).toMatchObject({ name: 'redis', protocol: 'tcp', h2c: false, http2: false, tls: undefined });
+    expect(redis!.tcp).toEqual({ service: 'redis', sni: new Map(), proxyProtocol: undefined, idleTimeoutMs: 600_000 });
+    expect(db!.tcp).toEqual({ service: 'pg', sni: new Map([['pg-a.example.com', 'pg-a'], ['*.tenants.example.com', 'pg-t']]), proxyProtocol: 2, idleTimeoutMs: 30_000 });
+    expect(db!.tls?.certificates).toEqual([{ certFile: '/etc/switchboard/a.pem', keyFile: '/etc/switchboard/a-key.pem' }]);
+  });
+
+  it('gives services behind tcp entry points TCP connect checks by default, keeping their own settings and a false', () => {
+    const config = parseConfig(
+      'g.yaml',
+      `entryPoints:\n  a: { listen: 7001, protocol: tcp, service: plain }\n  b: { listen: 7002, protocol: tcp, service: tuned }\n  c: { listen: 7003, protocol: tcp, service: off }\n  web: { listen: 8080 }\n` +
+        `defaults:\n  healthCheck: { path: /healthz }\nservices:\n  tuned: { healthCheck: { interval: 3s } }\n  off: { healthCheck: false }\n  web-api: {}\n`,
+    );
+    expect(config.services.get('plain')!.healthCheck).toMatchObject({ type: 'tcp' });
+    expect(config.services.get('tuned')!.healthCheck).toMatchObject({ type: 'tcp', intervalMs: 3_000 });
+    expect(config.services.get('off')!.healthCheck).toBe(false);
+    expect(config.services.get('web-api')!.healthCheck).toMatchObject({ type: 'http', path: '/healthz' });
+  });
+
+  it.each([
+    ['a tcp entry point without a service', 'entryPoints:\n  r: { listen: 6380, protocol: tcp }\n', 'entryPoints.r.service (line 2): a tcp entry point forwards to one service'],
+    ['sni without tls', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, sni: { a.example: a } }\n', 'entryPoints.r.sni (line 2): sni routing needs tls'],
+    ['middlewares on tcp', 'middlewares:\n  h: { hsts: { maxAge: 1d } }\nentryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, middlewares: [h] }\n', 'entryPoints.r.middlewares (line 4): middlewares act on HTTP requests'],
+    ['service on http', 'entryPoints:\n  web: { listen: 8080, service: api }\n', 'entryPoints.web.service (line 2): service is for tcp entry points'],
+    ['a PROXY protocol version 3', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, proxyProtocol: 3 }\n', 'entryPoints.r.proxyProtocol (line 2): expected 1 (text) or 2 (binary)'],
+    ['a route on a tcp entry point', 'entryPoints:\n  web: { listen: 8080 }\n  r: { listen: 6380, protocol: tcp, service: r }\nroutes:\n  - { path: /, service: a, entryPoints: [r] }\n', 'routes.0.entryPoints.0 (line 5): entry point "r" is a tcp entry point'],
+  ])('refuses %s, naming the key and the line', (_case, text, expected) => {
+    expect(refusal(text)).toContain(expected);
+  });
+
+  it('forwards by server name (exact, then one-label wildcard, else the entry point service), with the PROXY version of the entry point over the service', () => {
+    const config = parseConfig(
+      'g.yaml',
+      `entryPoints:\n  db: { listen: 5433, protocol: tcp, service: pg, ${TLS}, sni: { a.example.com: pg-a, "*.t.example.com": pg-t } }\n` +
+        `services:\n  pg: { proxyProtocol: 1, retries: { attempts: 2 }, timeouts: { connect: 500ms } }\n  pg-a: { proxyProtocol: 2, retries: { retryOn: [reset] } }\n`,
+    );
+    const tcp = config.entryPoints[0]!.tcp!;
+    expect([undefined, 'A.Example.com', 'x.t.example.com', 'y.x.t.example.com', 'other.com'].map((name) => tcpServiceFor(tcp, name))).toEqual(['pg', 'pg-a', 'pg-t', 'pg', 'pg']);
+    expect(tcpForwardPolicy(config, tcp, undefined)).toEqual({ service: 'pg', attempts: 2, connectTimeoutMs: 500, idleTimeoutMs: 600_000, proxyProtocol: 1 });
+    // retryOn without connect-failure: one attempt only.
+    expect(tcpForwardPolicy(config, tcp, 'a.example.com')).toMatchObject({ service: 'pg-a', attempts: 1, proxyProtocol: 2 });
+    expect(tcpForwardPolicy(config, { ...tcp, proxyProtocol: 2 }, undefined).proxyProtocol).toBe(2);
+  });
+});

@@ -1,0 +1,106 @@
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions, type TLSSocket } from 'node:tls';
+import type { Logger } from '../../src/logger.ts';
+import type { EntryPointConfig } from '../config/types.ts';
+import type { EntryPoint } from './entry-point.ts';
+import { listenOn } from './listen.ts';
+import { peekSocket } from './socket-peek.ts';
+import { readServerName } from './tls-client-hello.ts';
+import { TlsCertificates } from './tls-store.ts';
+
+/**
+ * Takes one accepted client connection (paused, nothing read yet; TLS already terminated when the
+ * entry point has `tls`, with the client's server name) and resolves when the connection is closed.
+ */
+export type TcpConnectionHandler = (socket: Socket, serverName: string | undefined) => Promise<void>;
+
+/**
+ * Starts a tcp entry point and resolves once it listens: every connection goes to `handle`, in
+ * clear or, with `tls`, after a TLS handshake whose certificate SNI chooses (the https entry
+ * points' certificate store, reloaded the same way). Sockets are half-open capable, so a client's
+ * FIN reaches the upstream while the answer still flows back. Draining stops accepting, lets open
+ * connections run until the deadline, then cuts them. Rejects (nothing left running) on a bad
+ * certificate or a bind error. With `workers`, each worker calls this and the cluster module
+ * shares the listening socket between them.
+ */
+export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpConnectionHandler, handshakeTimeoutMs: number, log: Logger): Promise<EntryPoint> {
+  const certificates = config.tls ? await TlsCertificates.load(config, log) : undefined;
+  const open = new Set<Socket>();
+  // Accepted but still in the TLS handshake: nothing of theirs has reached an upstream yet.
+  const pending = new Set<Socket>();
+  let draining = false;
+  let allClosed: (() => void) | undefined;
+  const accept = (socket: Socket, serverName: string | undefined) => {
+    if (draining) return void socket.destroy();
+    socket.pause();
+    open.add(socket);
+    void handle(socket, serverName).finally(() => {
+      open.delete(socket);
+      if (open.size === 0) allClosed?.();
+    });
+  };
+  const tls = certificates && tlsServers(config, certificates, handshakeTimeoutMs, log, (socket) => {
+    pending.delete(socket);
+    accept(socket, socket.servername || undefined);
+  });
+  const front = createNetServer({ allowHalfOpen: true, pauseOnConnect: !tls }, (socket) => {
+    if (!tls) return accept(socket, undefined);
+    pending.add(socket);
+    socket.once('close', () => pending.delete(socket));
+    void peekSocket(socket, handshakeTimeoutMs, readServerName).then((verdict) => verdict && (verdict === 'none' ? tls.withoutSni : tls.withSni).emit('connection', socket));
+  });
+
+  let port: number;
+  try {
+    port = await listenOn(front, config.listen.host, config.listen.port);
+  } catch (error) {
+    certificates?.close();
+    throw error;
+  }
+  certificates?.watch();
+  return {
+    name: config.name,
+    port,
+    get inFlight() {
+      return open.size;
+    },
+    async drain(deadlineMs) {
+      draining = true;
+      certificates?.close();
+      for (const socket of pending) socket.destroy();
+      const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
+      if (open.size > 0) {
+        const quiet = new Promise<void>((resolve) => (allClosed = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+        await Promise.race([quiet, deadline]);
+        clearTimeout(timer);
+        // Past the deadline, what is still open is cut; each close takes its upstream down with it.
+        for (const socket of open) socket.destroy();
+      }
+      await stopped;
+    },
+  };
+}
+
+/**
+ * The TLS servers of a tcp entry point, fed by its TCP listener; the same pair as the https entry
+ * points' (see `tlsServers` in entry-point.ts for why two: nodejs/node#54235), without ALPN, which
+ * would make OpenSSL refuse clients that offer protocols of their own.
+ */
+function tlsServers(config: EntryPointConfig, certificates: TlsCertificates, handshakeTimeoutMs: number, log: Logger, secure: (socket: TLSSocket) => void) {
+  const common: TlsOptions & { allowHalfOpen: boolean } = {
+    allowHalfOpen: true,
+    handshakeTimeout: handshakeTimeoutMs,
+    ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}),
+  };
+  const withSni = createTlsServer({ ...common, SNICallback: certificates.sniCallback });
+  const defaultOptions = () => ({ ...common, cert: certificates.defaultCertificate.cert, key: certificates.defaultCertificate.key });
+  const withoutSni = createTlsServer(defaultOptions());
+  certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
+  for (const server of [withSni, withoutSni]) {
+    server.on('secureConnection', secure);
+    server.on('tlsClientError', (error: Error) => log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed'));
+  }
+  return { withSni, withoutSni };
+}

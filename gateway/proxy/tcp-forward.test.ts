@@ -1,0 +1,214 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PickOutcome, Picker, PickResult } from '../../src/balance/picker.ts';
+import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
+
+const POLICY: TcpForwardPolicy = { service: 'svc', attempts: 3, connectTimeoutMs: 2_000, idleTimeoutMs: 0, proxyProtocol: false };
+const log = pino({ level: 'silent' });
+
+/** A picker that hands out `ports` in order (the last one again when they run out) and records every outcome. */
+function scriptedPicker(ports: (number | 'none')[]) {
+  const outcomes: { address: string; outcome: PickOutcome }[] = [];
+  const contexts: unknown[] = [];
+  let index = 0;
+  const picker: Picker = {
+    pick(context): PickResult {
+      contexts.push(context);
+      const port = ports[Math.min(index++, ports.length - 1)]!;
+      if (port === 'none') return { kind: 'none', reason: 'no-healthy-instances' };
+      const address = `127.0.0.1:${port}`;
+      const instance = { id: address, service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
+      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }) };
+    },
+  };
+  return { picker, outcomes, contexts };
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+async function listen(onConnection: (socket: Socket) => void, options: { allowHalfOpen?: boolean; pauseOnConnect?: boolean } = {}): Promise<number> {
+  const server = createServer(options, onConnection);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A gateway front whose every connection is forwarded with `picker`; returns its port and the forwards' promises. */
+async function front(picker: Picker, policy: TcpForwardPolicy = POLICY, observer?: Parameters<typeof forwardConnection>[2]['observer']) {
+  const forwards: Promise<void>[] = [];
+  const port = await listen((socket) => forwards.push(forwardConnection(socket, policy, { pickerFor: () => picker, log, ...(observer ? { observer } : {}) })), { allowHalfOpen: true, pauseOnConnect: true });
+  return { port, forwards };
+}
+
+function readAll(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('end', () => resolve(Buffer.concat(chunks)));
+    socket.once('error', reject);
+  });
+}
+
+describe('forwardConnection', () => {
+  it('passes a client FIN on while the answer keeps flowing back (half-close), then releases the pick once both sides closed', async () => {
+    // The upstream answers only after the client has finished sending: a half-close would lose the answer.
+    const upstream = await listen(
+      (socket) => {
+        void readAll(socket).then((request) => socket.end(`got ${request.toString()}`));
+      },
+      { allowHalfOpen: true },
+    );
+    const { picker, outcomes } = scriptedPicker([upstream]);
+    const { port, forwards } = await front(picker);
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    client.end('hello');
+    expect((await readAll(client)).toString()).toBe('got hello');
+    await Promise.all(forwards);
+    expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: true, latencyMs: expect.any(Number) } }]);
+  });
+
+  it('holds the pick while the connection is open, so least-connections counts open connections', async () => {
+    const upstream = await listen((socket) => socket.pipe(socket));
+    const { picker, outcomes } = scriptedPicker([upstream]);
+    const { port, forwards } = await front(picker);
+    const client = connect({ port, host: '127.0.0.1' });
+    client.write('ping');
+    await new Promise((resolve) => client.once('data', resolve));
+    expect(outcomes).toEqual([]);
+    client.end();
+    await Promise.all(forwards);
+    expect(outcomes).toHaveLength(1);
+  });
+
+  it('retries a refused connect on another instance, counting the refusal against the first only, and keys the pick on the client IP', async () => {
+    const refused = await closedPort();
+    const upstream = await listen((socket) => socket.end('served'));
+    const { picker, outcomes, contexts } = scriptedPicker([refused, upstream]);
+    const attempts: [string, string | undefined][] = [];
+    const { port, forwards } = await front(picker, POLICY, { attempt: (_service, address, errorClass) => void attempts.push([address, errorClass]), unavailable: () => undefined });
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).toString()).toBe('served');
+    client.end();
+    await Promise.all(forwards);
+    expect(outcomes.map(({ address, outcome }) => [address, outcome.ok, outcome.errorClass])).toEqual([
+      [`127.0.0.1:${refused}`, false, 'connect-refused'],
+      [`127.0.0.1:${upstream}`, true, undefined],
+    ]);
+    expect(attempts).toEqual([[`127.0.0.1:${refused}`, 'connect-refused'], [`127.0.0.1:${upstream}`, undefined]]);
+    expect(contexts[0]).toEqual({ clientIp: '127.0.0.1' });
+  });
+
+  it('moves a retry off a refusing instance that least-connections keeps choosing (repeats are held while it picks again)', async () => {
+    const refused = await closedPort();
+    const upstream = await listen((socket) => socket.end('served'));
+    // Least-connections over two instances, the good one busy with one connection of another client.
+    const inFlight = new Map([[refused, 0], [upstream, 1]]);
+    const picker: Picker = {
+      pick() {
+        const port = inFlight.get(refused)! <= inFlight.get(upstream)! ? refused : upstream;
+        inFlight.set(port, inFlight.get(port)! + 1);
+        const instance = { id: String(port), service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
+        let released = false;
+        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)) };
+      },
+    };
+    const { port } = await front(picker);
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).toString()).toBe('served');
+  });
+
+  it('closes the client at once when no instance can take it, and reports it unavailable', async () => {
+    const { picker } = scriptedPicker(['none']);
+    const unavailable: string[] = [];
+    const { port } = await front(picker, POLICY, { attempt: () => undefined, unavailable: (_service, reason) => void unavailable.push(reason) });
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).length).toBe(0);
+    expect(unavailable).toEqual(['no-healthy-instances']);
+  });
+
+  it('gives up after the attempts of the policy and closes the client', async () => {
+    const refused = await closedPort();
+    const { picker, outcomes } = scriptedPicker([refused]);
+    const { port, forwards } = await front(picker, { ...POLICY, attempts: 2 });
+    const client = connect({ port, host: '127.0.0.1' });
+    await readAll(client).catch(() => Buffer.alloc(0));
+    await Promise.all(forwards);
+    expect(outcomes.filter(({ outcome }) => outcome.errorClass === 'connect-refused')).toHaveLength(2);
+  });
+
+  it('counts a client gone while connecting against no instance (cancelled)', async () => {
+    const upstream = await listen((socket) => socket.end());
+    const { picker, outcomes } = scriptedPicker([upstream]);
+    const forwards: Promise<void>[] = [];
+    const port = await listen(
+      (socket) => {
+        forwards.push(forwardConnection(socket, POLICY, { pickerFor: () => picker, log }));
+        // Gone before the upstream connect can complete (that needs at least one more turn of the loop).
+        socket.destroy();
+      },
+      { allowHalfOpen: true, pauseOnConnect: true },
+    );
+    connect({ port, host: '127.0.0.1' }).on('error', () => undefined);
+    await expect.poll(() => forwards.length).toBe(1);
+    await Promise.all(forwards);
+    expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: false, latencyMs: 0, errorClass: 'cancelled' } }]);
+  });
+
+  it('forwards 16 MiB each way intact through a client that reads slowly (back-pressure, no loss)', async () => {
+    const upstream = await listen((socket) => socket.pipe(socket), { allowHalfOpen: true });
+    const { picker } = scriptedPicker([upstream]);
+    const { port } = await front(picker);
+    const payload = randomBytes(16 * 1024 * 1024);
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const received = createHash('sha256');
+    let length = 0;
+    const done = new Promise<void>((resolve) => client.once('end', resolve));
+    client.on('data', (chunk: Buffer) => {
+      received.update(chunk);
+      length += chunk.length;
+      // Reading in fits and starts makes the gateway's writes to the client back up.
+      client.pause();
+      setImmediate(() => client.resume());
+    });
+    client.end(payload);
+    await done;
+    expect(length).toBe(payload.length);
+    expect(received.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+  });
+
+  it('writes the PROXY header before the first client byte', async () => {
+    const upstream = await listen((socket) => void readAll(socket).then((bytes) => socket.end(bytes)), { allowHalfOpen: true });
+    const { picker } = scriptedPicker([upstream]);
+    const { port } = await front(picker, { ...POLICY, proxyProtocol: 1 });
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise((resolve) => client.once('connect', resolve));
+    const clientPort = client.localPort;
+    client.end('PING\r\n');
+    const echoed = (await readAll(client)).toString('latin1');
+    expect(echoed).toBe(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${port}\r\nPING\r\n`);
+  });
+
+  it('closes both sides of a connection idle for the idle timeout', async () => {
+    const upstream = await listen(() => undefined);
+    const { picker, outcomes } = scriptedPicker([upstream]);
+    const { port, forwards } = await front(picker, { ...POLICY, idleTimeoutMs: 200 });
+    const client = connect({ port, host: '127.0.0.1' });
+    await readAll(client);
+    await Promise.all(forwards);
+    expect(outcomes).toHaveLength(1);
+  });
+});

@@ -1,0 +1,217 @@
+import { connect, type Socket } from 'node:net';
+import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import type { Logger } from '../../src/logger.ts';
+import type { ProxyProtocolVersion } from '../config/index.ts';
+import { tcpServiceCells, type CounterCell, type TcpServiceCells } from '../telemetry/index.ts';
+import type { AttemptObserver } from './proxy.ts';
+import { proxyProtocolHeader } from './proxy-protocol.ts';
+
+/** How one client connection is forwarded: where to, how often to try, and for how long. */
+export interface TcpForwardPolicy {
+  readonly service: string;
+  /** Attempts in all (the first included) when connecting fails; 1 means no retry. */
+  readonly attempts: number;
+  /** Opening a connection to an instance; 0 waits for the OS. */
+  readonly connectTimeoutMs: number;
+  /** A connection with no byte either way for this long is closed; 0 never. */
+  readonly idleTimeoutMs: number;
+  readonly proxyProtocol: ProxyProtocolVersion | false;
+}
+
+/** What the forwarder reads of the rest of the gateway. */
+export interface TcpForwardDependencies {
+  /** The picker of `service`; undefined when no such service exists. */
+  pickerFor(service: string): Picker | undefined;
+  /** Told of every upstream connect attempt and of connections no instance could take. */
+  readonly observer?: AttemptObserver;
+  readonly log: Logger;
+}
+
+/** Picks to find an instance not tried yet before accepting a repeat. */
+const DISTINCT_PICK_TRIES = 4;
+
+/** The client address as balancers and PROXY headers see it: `::ffff:a.b.c.d` of a dual-stack listener as `a.b.c.d`. */
+function plainAddress(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/**
+ * Forwards `client` (paused, not yet read) to an instance of `policy.service`: picks one (the
+ * client IP is the consistent-hash key), connects within the connect timeout, and on a failed
+ * connect, before any byte was forwarded, tries another instance within `policy.attempts`; each
+ * failed connect counts against its instance, a client gone meanwhile counts against none. With no
+ * instance (left) the client connection is closed at once. Once connected it writes the PROXY
+ * header if asked, then pipes both ways with back-pressure (`pipe`) and half-close (either side's
+ * FIN is passed on while the other direction keeps flowing), until both sides are done, either
+ * side fails (the other is then destroyed) or the idle timeout passes. The pick is held, and so
+ * counted by least-connections, for the connection's whole life. Resolves when every socket it
+ * made or took is closed.
+ */
+export function forwardConnection(client: Socket, policy: TcpForwardPolicy, dependencies: TcpForwardDependencies): Promise<void> {
+  const { service } = policy;
+  const cells = tcpServiceCells(service);
+  cells.connections.value += 1;
+  let finish!: () => void;
+  const closed = new Promise<void>((resolve) => (finish = resolve));
+  let piping = false;
+  client.once('close', () => piping || finish());
+  // Errors surface as 'close' with hadError; without a listener a client reset would crash the process.
+  client.on('error', () => undefined);
+  const picker = dependencies.pickerFor(service);
+  if (!picker) {
+    unavailable(client, cells, dependencies, service, 'no-instances');
+    return closed;
+  }
+  const clientIp = plainAddress(client.remoteAddress);
+  const tried: string[] = [];
+  let lastError: string | undefined;
+
+  const attempt = (number: number) => {
+    if (client.destroyed) return;
+    const pick = distinctPick(picker, clientIp, tried);
+    if (pick.kind === 'none') {
+      if (lastError === undefined) return unavailable(client, cells, dependencies, service, pick.reason);
+      return void client.destroy();
+    }
+    tried.push(pick.address);
+    const startedAt = performance.now();
+    const upstream = connect({ host: pick.instance.host, port: pick.instance.port, allowHalfOpen: true, noDelay: true });
+    upstream.on('error', () => undefined);
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+      client.off('close', onClientGone);
+      upstream.off('error', onConnectError);
+    };
+    const fail = (errorClass: 'connect-refused' | 'connect-timeout', error?: Error) => {
+      settle();
+      upstream.destroy();
+      pick.done({ ok: false, latencyMs: performance.now() - startedAt, errorClass });
+      dependencies.observer?.attempt(service, pick.address, errorClass);
+      cells.error(errorClass);
+      lastError = errorClass;
+      dependencies.log.debug({ service, upstream: pick.address, errorClass, err: error?.message, attempt: number }, 'tcp connect failed');
+      if (number < policy.attempts) attempt(number + 1);
+      else client.destroy();
+    };
+    // The client went away while we were connecting: nothing says anything about the upstream.
+    const onClientGone = () => {
+      settle();
+      upstream.destroy();
+      pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+    };
+    const onConnectError = (error: Error) => fail('connect-refused', error);
+    const timer = policy.connectTimeoutMs > 0 ? setTimeout(() => fail('connect-timeout'), policy.connectTimeoutMs) : undefined;
+    client.once('close', onClientGone);
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      if (settled) return;
+      settle();
+      piping = true;
+      dependencies.observer?.attempt(service, pick.address, undefined);
+      pipeBoth(client, upstream, policy, cells, pick, performance.now() - startedAt, finish);
+    });
+  };
+  attempt(1);
+  return closed;
+}
+
+/**
+ * A pick of an instance not in `tried`, when the balancer offers one within `DISTINCT_PICK_TRIES`.
+ * Repeats are held until the search ends, so that least-connections and p2c count them and turn
+ * to the others (released at once, a repeat would win again on the next pick); a retry also hashes
+ * a different key (`<client ip>#<try>`), which moves consistent-hash to another ring position.
+ */
+function distinctPick(picker: Picker, clientIp: string | undefined, tried: readonly string[]) {
+  const context = (again: number) => (clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` });
+  let pick = picker.pick(context(0));
+  const repeats: PickedEndpoint[] = [];
+  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+    repeats.push(pick);
+    pick = picker.pick(context(again));
+  }
+  // Released unused: `cancelled` frees the slot without feeding latency or health.
+  for (const repeat of repeats) repeat.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+  return pick;
+}
+
+function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpForwardDependencies, service: string, reason: 'no-instances' | 'no-healthy-instances'): void {
+  dependencies.observer?.unavailable(service, reason);
+  cells.error(reason);
+  client.destroy();
+}
+
+/**
+ * Copies `from` into `to` with back-pressure (`from` pauses while `to` has more buffered than its
+ * high-water mark, and resumes on 'drain') and passes `from`'s end on as `to`'s FIN. What
+ * `Readable.pipe` does, written out so that one 'data' handler both counts and writes (instead of
+ * `pipe` plus a second, counting 'data' listener on every chunk).
+ */
+function forward(from: Socket, to: Socket, bytes: CounterCell, spoke?: { upstreamSpoke: boolean }): void {
+  from.on('data', (chunk: Buffer) => {
+    bytes.value += chunk.length;
+    if (spoke) spoke.upstreamSpoke = true;
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.once('end', () => to.end());
+  from.resume();
+}
+
+/**
+ * Pipes `client` and `upstream` into each other until both are closed. A side that closes after
+ * ending its reading normally leaves the other to finish what it still writes (its own FIN follows);
+ * a side that fails or is cut takes the other down with it. Following Envoy's TCP proxy, only the
+ * connect counts for the instance's health: what happens on an open connection is the application's.
+ */
+function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, finish: () => void): void {
+  cells.opened();
+  if (policy.proxyProtocol) {
+    upstream.write(
+      proxyProtocolHeader(policy.proxyProtocol, {
+        sourceAddress: client.remoteAddress,
+        sourcePort: client.remotePort,
+        destinationAddress: client.localAddress,
+        destinationPort: client.localPort,
+      }),
+    );
+  }
+  const counters = { upstreamSpoke: false };
+  forward(client, upstream, cells.bytesIn);
+  forward(upstream, client, cells.bytesOut, counters);
+
+  const ended = new WeakSet<Socket>();
+  client.once('end', () => ended.add(client));
+  upstream.once('end', () => ended.add(upstream));
+  const onClose = (side: Socket, other: Socket) => (hadError: boolean) => {
+    if (side === upstream && hadError) cells.error(counters.upstreamSpoke ? 'reset-after-headers' : 'reset-before-headers');
+    if (hadError || !ended.has(side)) other.destroy();
+    else other.end();
+  };
+  client.once('close', onClose(client, upstream));
+  upstream.once('close', onClose(upstream, client));
+
+  if (policy.idleTimeoutMs > 0) {
+    const idle = () => {
+      if (client.destroyed && upstream.destroyed) return;
+      cells.error('idle-timeout');
+      client.destroy();
+      upstream.destroy();
+    };
+    // Every byte either way is a read on one socket and a write on the other, so each sees all activity.
+    client.setTimeout(policy.idleTimeoutMs, idle);
+    upstream.setTimeout(policy.idleTimeoutMs, idle);
+  }
+
+  let open = 2;
+  const release = () => {
+    open -= 1;
+    if (open > 0) return;
+    cells.closed();
+    pick.done({ ok: true, latencyMs: connectMs });
+    finish();
+  };
+  client.once('close', release);
+  upstream.once('close', release);
+}

@@ -1,0 +1,71 @@
+import { Gauge } from 'prom-client';
+import { metricsRegistry } from '../../src/metrics.ts';
+import { CellCounter, type CounterCell } from './metric-cells.ts';
+
+/** TCP connections open now, by service (summed over workers). */
+export const tcpConnectionsOpen = new Gauge({
+  name: 'switchboard_tcp_connections_open',
+  help: 'Client connections of tcp entry points forwarded to an upstream and open now, by service.',
+  labelNames: ['service'] as const,
+  registers: [metricsRegistry],
+  aggregator: 'sum',
+});
+
+/** TCP connections accepted, by service, whatever became of them. */
+export const tcpConnectionsTotal = new CellCounter<'service'>(
+  'switchboard_tcp_connections_total',
+  'Client connections accepted by tcp entry points, by service (forwarded or not).',
+  metricsRegistry,
+);
+
+/** Bytes forwarded, by service and direction: `in` from clients to upstreams, `out` back to clients. */
+export const tcpBytesTotal = new CellCounter<'service' | 'direction'>(
+  'switchboard_tcp_bytes_total',
+  'Bytes forwarded by tcp entry points, by service and direction (in: client to upstream, out: upstream to client).',
+  metricsRegistry,
+);
+
+/** Failures of tcp connections and of their upstream attempts, by service and class. */
+export const tcpErrorsTotal = new CellCounter<'service' | 'class'>(
+  'switchboard_tcp_errors_total',
+  'Failed upstream connects (each retry counts), connections no instance could take, resets and idle timeouts of tcp entry points, by service and class.',
+  metricsRegistry,
+);
+
+/** The series of one service, looked up once per connection. */
+export interface TcpServiceCells {
+  readonly connections: CounterCell;
+  readonly bytesIn: CounterCell;
+  readonly bytesOut: CounterCell;
+  opened(): void;
+  closed(): void;
+  error(errorClass: string): void;
+}
+
+const byService = new Map<string, TcpServiceCells>();
+
+/** The metric series of `service` (made on first use, then shared by every tcp entry point of this process). */
+export function tcpServiceCells(service: string): TcpServiceCells {
+  let cells = byService.get(service);
+  if (!cells) {
+    const open = tcpConnectionsOpen.labels({ service });
+    const errors = new Map<string, CounterCell>();
+    cells = {
+      connections: tcpConnectionsTotal.cell({ service }),
+      bytesIn: tcpBytesTotal.cell({ service, direction: 'in' }),
+      bytesOut: tcpBytesTotal.cell({ service, direction: 'out' }),
+      opened: () => open.inc(),
+      closed: () => open.dec(),
+      error(errorClass) {
+        let cell = errors.get(errorClass);
+        if (!cell) {
+          cell = tcpErrorsTotal.cell({ service, class: errorClass });
+          errors.set(errorClass, cell);
+        }
+        cell.value += 1;
+      },
+    };
+    byService.set(service, cells);
+  }
+  return cells;
+}
