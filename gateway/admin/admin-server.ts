@@ -7,6 +7,7 @@ import type { AdminSources } from './admin-sources.ts';
 import { configView, routesView } from './config-view.ts';
 import { DASHBOARD_HEADERS, type DashboardAsset } from './dashboard-assets.ts';
 import type { AdminEvents } from './events.ts';
+import { explainView, ExplainQueryError } from './explain-view.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
@@ -37,7 +38,7 @@ export class AdminServer {
   private readonly metrics: () => Promise<string>;
 
   constructor(
-    sources: AdminSources,
+    private readonly sources: AdminSources,
     private readonly events: AdminEvents,
     private readonly assets: ReadonlyMap<string, DashboardAsset>,
     private readonly options: AdminServerOptions,
@@ -86,7 +87,7 @@ export class AdminServer {
       return sendError(response, 401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     }
     const view = this.views.get(path);
-    if (!asset && !view && path !== '/api/events' && path !== '/metrics') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
+    if (!asset && !view && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
     if (request.method !== 'GET') {
       response.setHeader('allow', 'GET');
       return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET only`);
@@ -96,6 +97,7 @@ export class AdminServer {
       return void response.end(asset.body);
     }
     if (view) return sendJson(response, 200, view());
+    if (path === '/api/explain') return this.explain(url, response);
     if (path === '/metrics') {
       const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });
@@ -104,6 +106,15 @@ export class AdminServer {
     const end = streamEvents(request, response, this.events, this.options.heartbeatMs);
     this.streams.add(end);
     response.once('close', () => this.streams.delete(end));
+  }
+
+  private explain(url: URL, response: ServerResponse): void {
+    try {
+      sendJson(response, 200, explainView(this.sources, this.events.providerStatuses(), url.searchParams));
+    } catch (error) {
+      if (!(error instanceof ExplainQueryError)) throw error;
+      sendError(response, 400, 'bad-request', error.message);
+    }
   }
 }
 
