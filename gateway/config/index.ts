@@ -37,6 +37,7 @@ export type {
   ServiceSettings,
   ShutdownSettings,
   StaticInstance,
+  TracingSettings,
   SubsetFallback,
   SubsetRouting,
   UpstreamProtocol,

@@ -81,7 +81,9 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
       context.outcome.attempts = attempt;
       context.outcome.upstream = pick.address;
       const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
+      const span = context.trace?.attempt(attempt, pick.instance, pick.address, context.upstream.headers);
       const result = upgrade ? await transport.upgrade(context, pick, policy) : await transport.attempt(context, pick, policy, hasBody ? request : null);
+      span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
       observer?.attempt(context.service, pick.address, result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass);
       if (result.ok) return;
       lastError = result.errorClass;

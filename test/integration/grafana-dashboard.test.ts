@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { freePort, REPO_ROOT, sendRequest, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { freePort, REPO_ROOT, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const DASHBOARDS = join(REPO_ROOT, 'deploy/grafana/dashboards');
 
@@ -75,7 +75,8 @@ routes:
   it('queries only metric names that the running gateway exports on /metrics, and covers the issue list', async () => {
     const dashboard = JSON.parse(readFileSync(join(DASHBOARDS, 'switchboard.json'), 'utf8')) as Parameters<typeof queriesOf>[0];
     const queried = new Set(queriesOf(dashboard).flatMap(metricNames));
-    const exported = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    // prom-client writes "Nan" for the event-loop lag gauges until its first sample, which the strict parser refuses: read again.
+    const exported = await waitFor(() => adminClient(`http://127.0.0.1:${adminPort}`).metrics().catch(() => undefined), { timeoutMs: 10_000, message: 'a parsable /metrics' });
     const missing = [...queried].filter((name) => !exported.has(name));
     expect(missing, `queried by the dashboard but absent from /metrics (exported: ${[...exported.keys()].filter((name) => name.startsWith('switchboard_')).join(', ')})`).toEqual([]);
     // Requests, latency quantiles, upstream errors by class, instances by state, registry staleness, reloads.

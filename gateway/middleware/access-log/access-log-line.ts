@@ -41,6 +41,7 @@ export function accessLogText(context: GatewayContext, failed: boolean): string 
   if (context.routeName) line += `,"route":${quote(context.routeName)}`;
   if (context.service) line += `,"service":${quote(context.service)}`;
   line += `,"requestId":${quote(context.requestId)},"clientIp":${quote(context.clientIp)}`;
+  if (context.trace !== undefined) line += `,"traceId":"${context.trace.traceId}"`;
   const errorClass = outcome.errorClass ?? (failed ? 'internal' : undefined);
   if (errorClass !== undefined) line += `,"errorClass":${quote(errorClass)}`;
   // end() not called: the client went away or the connection broke before the answer was complete.
