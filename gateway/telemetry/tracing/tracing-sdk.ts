@@ -69,48 +69,44 @@ class RequestSpan implements RequestTrace {
     this.b3 = headers.traceparent === undefined && headers.b3 !== undefined;
     const incoming = this.b3 ? B3.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     const method = context.request.method ?? 'GET';
-    this.span = tracer.startSpan(
-      method,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': method,
-          'url.path': context.upstream.path.split('?', 1)[0],
-          'server.address': headers.host,
-          'client.address': context.clientIp,
-          'switchboard.entry_point': context.entryPoint,
-          'switchboard.request_id': context.requestId,
-        },
-      },
-      incoming,
-    );
+    // Attributes only on recording spans: an unsampled request (most of them at a low ratio) builds none.
+    this.span = tracer.startSpan(method, { kind: SpanKind.SERVER }, incoming);
+    if (this.span.isRecording()) {
+      this.span.setAttributes({
+        'http.request.method': method,
+        'url.path': context.upstream.path.split('?', 1)[0],
+        'server.address': headers.host,
+        'client.address': context.clientIp,
+        'switchboard.entry_point': context.entryPoint,
+        'switchboard.request_id': context.requestId,
+      });
+    }
     this.parent = trace.setSpan(incoming, this.span);
     this.traceId = this.span.spanContext().traceId;
   }
 
   attempt(number: number, instance: Instance, address: string, headers: IncomingHttpHeaders): AttemptTrace {
-    const span = this.tracer.startSpan(
-      `attempt ${number}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          'switchboard.attempt': number,
-          'switchboard.instance': address,
-          'switchboard.instance_id': instance.id,
-          'server.address': instance.host,
-          'server.port': instance.port,
-          'network.protocol.name': instance.protocol,
-        },
-      },
-      this.parent,
-    );
+    const span = this.tracer.startSpan(`attempt ${number}`, { kind: SpanKind.CLIENT }, this.parent);
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({
+        'switchboard.attempt': number,
+        'switchboard.instance': address,
+        'switchboard.instance_id': instance.id,
+        'server.address': instance.host,
+        'server.port': instance.port,
+        'network.protocol.name': instance.protocol,
+      });
+    }
     const spanContext = trace.setSpan(this.parent, span);
-    // A retry replaces the previous attempt's headers; a client's own tracestate is carried by the context.
-    delete headers.tracestate;
+    // A retry replaces the previous attempt's headers; a client's own tracestate is carried by the
+    // context. Deleted only when present: a delete turns the header object into a slower dictionary.
+    if (headers.tracestate !== undefined) delete headers.tracestate;
     W3C.inject(spanContext, headers, defaultTextMapSetter);
     if (this.b3) B3.inject(spanContext, headers, defaultTextMapSetter);
     return {
       end(status, errorClass) {
+        if (!recording) return span.end();
         if (status > 0) span.setAttribute('http.response.status_code', status);
         if (errorClass !== undefined) {
           span.setAttribute('error.type', errorClass);
@@ -125,6 +121,7 @@ class RequestSpan implements RequestTrace {
     const { outcome, response } = context;
     const status = outcome.status || (response.headersSent ? response.statusCode : 0);
     const span = this.span;
+    if (!span.isRecording()) return span.end();
     if (context.routeName) {
       span.updateName(`${context.request.method ?? 'GET'} ${context.routeName}`);
       span.setAttribute('http.route', context.routeName);
