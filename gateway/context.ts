@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Logger } from '../src/logger.ts';
 import type { RouteConfig } from './config/types.ts';
+import type { RequestTrace } from './telemetry/tracing/index.ts';
 
 /** How the gateway ended a request: the status the client saw and, for upstream failures, the error class. */
 export interface RequestOutcome {
@@ -86,6 +87,8 @@ export interface GatewayContext {
   readonly responseBodyTransforms: ResponseBodyTransform[];
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
+  /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */
+  trace?: RequestTrace | undefined;
   /** Logger bound to this request's id, created on first use (most requests never log). */
   readonly log: Logger;
   /** Stores a context variable for the middleware that run after (and around) this one; replaces an earlier value. */

@@ -13,10 +13,13 @@ import { tcpForwardPolicy } from './proxy/tcp-policy.ts';
 import { createContext, createRequestRunner, policyResolver, type RequestOrigin, type RequestRunner } from './request-handler.ts';
 import { TrafficGuards } from './policy/traffic-guards.ts';
 import type { RequestMetrics } from './telemetry/index.ts';
+import { loadTracer, sameTracing, type RequestTracer } from './telemetry/tracing/index.ts';
 import { UpstreamTransports } from './transports/index.ts';
 
 /** Transports (and their connections) unused for this long are closed (their instance has most likely left). */
 const POOL_IDLE_MS = 5 * 60_000;
+/** How long a tracer that is replaced or shut down may spend exporting what it has queued. */
+const TRACER_SHUTDOWN_MS = 2_000;
 
 /** What requests are balanced over: the pickers of `ServiceBalancers`, local or fed by a primary. */
 export interface PickerLookup {
@@ -74,12 +77,15 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   // Router and middleware onion around the proxy, rebuilt as a whole on every reload. Named
   // middleware outlive the onion: one whose own settings did not change keeps its state (buckets).
   const namedMiddleware = new NamedMiddlewareRegistry(dependencies.middlewareFactory);
+  // The OpenTelemetry SDK is loaded only when `tracing` is set; a reload that changes it swaps the tracer.
+  let tracer: RequestTracer | undefined = initial.tracing ? await loadTracer(initial.tracing) : undefined;
   const build = (next: GatewayConfig) => {
     namedMiddleware.update(next.middlewares);
     const common = {
       namedMiddleware,
       hasService: (service: string) => balancers.has(service),
       onRequestEnd: (context: GatewayContext) => dependencies.requestMetrics.request(context),
+      tracer,
       ...(dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}),
     };
     return {
@@ -108,6 +114,8 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   const close = async () => {
     clearInterval(sweeper);
+    await tracer?.shutdown(TRACER_SHUTDOWN_MS);
+    tracer = undefined;
     await transports.close();
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
@@ -118,6 +126,20 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     return forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
   };
   const tcpDependencies = { pickerFor: (service: string) => balancers.pickerFor(service), observer: dependencies.observer, log };
+  /** Builds the tracer of `next` and, if `next` is still the configuration by then, serves with it; the old one exports what it holds. */
+  const swapTracer = async (next: GatewayConfig) => {
+    try {
+      const replacement = next.tracing ? await loadTracer(next.tracing) : undefined;
+      if (config !== next) return void (await replacement?.shutdown(0));
+      const previous = tracer;
+      tracer = replacement;
+      runners = build(next);
+      log.info({ tracing: next.tracing ? next.tracing.endpoint : false }, 'tracing settings applied');
+      await previous?.shutdown(TRACER_SHUTDOWN_MS);
+    } catch (error) {
+      log.error({ err: error instanceof Error ? error.message : String(error) }, 'tracing could not start; requests go on without it');
+    }
+  };
   try {
     for (const entryPoint of config.entryPoints) {
       if (entryPoint.tcp) {
@@ -142,6 +164,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
       config = next;
       guards.apply(next);
       runners = build(next);
+      if (!sameTracing(tracer?.settings, next.tracing)) void swapTracer(next);
     },
     drain,
     close,

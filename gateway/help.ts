@@ -4,15 +4,34 @@ import { parseArgs } from 'node:util';
 export const GATEWAY_HELP = `switchboard: an API gateway routed by service discovery
 
 Usage: switchboard --config <file> [--pretty]
+       switchboard check --config <file> [--config <file>…] [--quiet]
+       switchboard explain --admin <url> [--token <token>] [--method GET] [--host <host>] --path <path> [--json]
 
 Options:
   -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
       --pretty          human-readable logs (coloured on a terminal, unless NO_COLOR is set) instead of JSON lines
   -h, --help            print this help
 
+Commands (they start nothing and exit):
+  check     validate configuration files as the gateway would load them, certificate and key files
+            included; prints every problem as <file>:<line>: <key path>: <reason>; exit 0 when
+            valid, 2 when not (for CI, as nginx -t)
+  explain   ask a running gateway's admin API where a request would go: the route (and the routes
+            that nearly matched), middleware, service, instances and the instance the balancer
+            would pick now (without counting it); SWITCHBOARD_ADMIN_TOKEN stands for --token
+
 Environment:
   SWITCHBOARD_LOG_LEVEL   trace, debug, info (default), warn, error, silent
 `;
+
+/** The usage of the one-shot commands, printed when a command is missing or unknown. */
+export const TOOLS_HELP = `Usage: switchboard check --config <file>
+       switchboard explain --admin <url> [--token <token>] [--method GET] [--host <host>] --path <path> [--json]
+(switchboard --help says more)
+`;
+
+/** The one-shot commands `bin/switchboard.js` sends to dist/switchboard-tools.js. */
+export const TOOL_COMMANDS: readonly string[] = ['check', 'explain'];
 
 /** Parses the gateway's command line (unknown flags are tolerated, as they always were). */
 export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)) {

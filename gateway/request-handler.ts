@@ -6,6 +6,7 @@ import { sendGatewayError } from './proxy/error-response.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
+import type { RequestTrace, RequestTracer } from './telemetry/tracing/index.ts';
 
 /** Runs one request through the whole onion; never rejects. */
 export type RequestRunner = (context: GatewayContext) => Promise<void>;
@@ -23,6 +24,8 @@ export interface HandlerDependencies {
    * that their state survives reloads. A fresh one built from `config.middlewares` when left out.
    */
   readonly namedMiddleware?: NamedMiddlewareRegistry;
+  /** Traces every request when tracing is on; undefined costs a request nothing. */
+  readonly tracer?: RequestTracer | undefined;
 }
 
 /**
@@ -66,10 +69,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const global = globalSteps(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});
   const logAccess = global.after;
   const onRequestEnd = dependencies.onRequestEnd;
+  const tracer = dependencies.tracer;
   return async (context) => {
     let failed = false;
     try {
       global.before(context);
+      if (tracer !== undefined) context.trace = tracer.start(context);
       await (entryChains.get(context.entryPoint) ?? routing)(context);
     } catch (error) {
       failed = true;
@@ -77,6 +82,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
       sendGatewayError(context, 'internal');
     }
     logAccess?.(context, failed);
+    context.trace?.end(context);
     onRequestEnd?.(context);
   };
 }
@@ -133,6 +139,7 @@ class RequestContext implements GatewayContext {
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0 };
+  trace: RequestTrace | undefined = undefined;
   private boundLog: Logger | undefined;
   // Made on the first `set`: most requests carry no variables.
   private variables: Map<PropertyKey, unknown> | undefined;

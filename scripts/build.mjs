@@ -18,6 +18,8 @@ const startedAt = new Date();
 const ENTRIES = {
   'switchboard': 'gateway/main.ts',
   'switchboard-help': 'gateway/help.ts',
+  // `switchboard check` and `switchboard explain`: one-shot commands that load no listener code.
+  'switchboard-tools': 'gateway/tools/main.ts',
   'switchboard-agent': 'registry-agent/main.ts',
   'switchboard-agent-cli': 'registry-agent/cli.ts',
   'switchboard-agent-help': 'registry-agent/help.ts',

@@ -7,6 +7,7 @@ import type { AdminSources } from './admin-sources.ts';
 import { configView, routesView } from './config-view.ts';
 import { DASHBOARD_HEADERS, type DashboardAsset } from './dashboard-assets.ts';
 import type { AdminEvents } from './events.ts';
+import { explainView, ExplainQueryError } from './explain-view.ts';
 import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
@@ -91,7 +92,7 @@ export class AdminServer {
     }
     const view = this.views.get(path);
     const stats = isStatsPath(path);
-    if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
+    if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
     if (request.method !== 'GET') {
       response.setHeader('allow', 'GET');
       return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET only`);
@@ -105,6 +106,7 @@ export class AdminServer {
       const answer = await statsAnswer(this.sources, path, url.searchParams);
       return answer.status === 200 ? sendJson(response, 200, answer.body) : sendError(response, answer.status, answer.error, answer.message);
     }
+    if (path === '/api/explain') return this.explain(url, response);
     if (path === '/metrics') {
       const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });
@@ -113,6 +115,15 @@ export class AdminServer {
     const end = streamEvents(request, response, this.events, this.options.heartbeatMs);
     this.streams.add(end);
     response.once('close', () => this.streams.delete(end));
+  }
+
+  private explain(url: URL, response: ServerResponse): void {
+    try {
+      sendJson(response, 200, explainView(this.sources, this.events.providerStatuses(), url.searchParams));
+    } catch (error) {
+      if (!(error instanceof ExplainQueryError)) throw error;
+      sendError(response, 400, 'bad-request', error.message);
+    }
   }
 }
 

@@ -74,7 +74,8 @@ export function servicesView(sources: AdminSources, statuses: readonly ProviderS
   return { services: sources.balancers.names().map((name) => serviceView(sources, name, byProvider)) };
 }
 
-function serviceView(sources: AdminSources, name: string, statuses: ReadonlyMap<string, ProviderStatus>): ServiceView {
+/** One service as `GET /api/services` shows it (the explain endpoint shows the same). */
+export function serviceView(sources: AdminSources, name: string, statuses: ReadonlyMap<string, ProviderStatus>): ServiceView {
   const settings = sources.balancers.settings(name);
   const snapshot = sources.balancers.health(name);
   const providers = [...sources.aggregator.snapshotsOf(name).values()].map((listing): ServiceProviderView => {

@@ -7,7 +7,7 @@ import {
   DEFAULT_MAX_EJECTION_MS,
   DEFAULT_MAX_EJECTION_PERCENT,
 } from '../../src/health/outlier-detector.ts';
-import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, UpstreamTimeouts, UpstreamTlsSettings } from './types.ts';
+import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, TracingSettings, UpstreamTimeouts, UpstreamTlsSettings } from './types.ts';
 
 /** Upstream TLS verifies against the system roots and the instance host unless told otherwise. */
 export const DEFAULT_UPSTREAM_TLS: UpstreamTlsSettings = { caFile: undefined, serverName: undefined, verify: true, certFile: undefined, keyFile: undefined, files: undefined };
@@ -80,3 +80,12 @@ export const DEFAULT_REDIS_TIMEOUT_MS = 100;
 
 /** Prepended to every Redis key the gateway writes. */
 export const DEFAULT_REDIS_KEY_PREFIX = 'switchboard:';
+/** Tracing defaults: the OpenTelemetry SDK's batch processor defaults (queue 2048, batch 512, 5 s, 30 s export timeout shortened to 10 s), every trace sampled. */
+export const DEFAULT_TRACING: Omit<TracingSettings, 'endpoint' | 'headers'> = {
+  sampleRatio: 1,
+  serviceName: 'switchboard',
+  maxQueueSize: 2_048,
+  maxBatchSize: 512,
+  flushIntervalMs: 5_000,
+  exportTimeoutMs: 10_000,
+};

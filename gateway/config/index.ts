@@ -40,6 +40,7 @@ export type {
   ServiceSettings,
   ShutdownSettings,
   StaticInstance,
+  TracingSettings,
   SubsetFallback,
   SubsetRouting,
   TcpEntryPointSettings,

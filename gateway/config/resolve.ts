@@ -16,6 +16,7 @@ import {
   DEFAULT_SERVER_LIMITS,
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_UPSTREAM_TIMEOUTS,
+  DEFAULT_TRACING,
   DEFAULT_UPSTREAM_TLS,
 } from './defaults.ts';
 import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
@@ -96,6 +97,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     consumers,
     forwarding: { trustedProxies },
     accessLog: input.accessLog ?? true,
+    tracing: resolveTracing(input.tracing),
     paths: {
       mergeSlashes: input.paths?.mergeSlashes ?? DEFAULT_PATH_SETTINGS.mergeSlashes,
       escapedSlashes: input.paths?.escapedSlashes ?? DEFAULT_PATH_SETTINGS.escapedSlashes,
@@ -116,6 +118,21 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
             thresholdPercent: input.removalProtection?.threshold ?? DEFAULT_PROTECTION_THRESHOLD_PERCENT,
             holdMs: input.removalProtection?.hold ?? DEFAULT_PROTECTION_HOLD_MS,
           },
+  };
+}
+
+/** `tracing` with its defaults; undefined (off) when absent or false. */
+function resolveTracing(input: ConfigInput['tracing']): GatewayConfig['tracing'] {
+  if (input === undefined || input === false) return undefined;
+  return {
+    endpoint: input.endpoint,
+    sampleRatio: input.sampleRatio ?? DEFAULT_TRACING.sampleRatio,
+    serviceName: input.serviceName ?? DEFAULT_TRACING.serviceName,
+    headers: input.headers ?? {},
+    maxQueueSize: input.maxQueueSize ?? DEFAULT_TRACING.maxQueueSize,
+    maxBatchSize: input.maxBatchSize ?? DEFAULT_TRACING.maxBatchSize,
+    flushIntervalMs: input.flushInterval ?? DEFAULT_TRACING.flushIntervalMs,
+    exportTimeoutMs: input.exportTimeout ?? DEFAULT_TRACING.exportTimeoutMs,
   };
 }
 

@@ -7,6 +7,7 @@ import { middlewaresSchema } from './schema-middleware.ts';
 import { redisSchema } from './schema-redis.ts';
 import { entryPointsSchema } from './schema-entrypoint.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
+import { tracingSchema } from './schema-tracing.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
@@ -48,6 +49,7 @@ export const configSchema = section({
   consumers: consumersSchema.optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
+  tracing: tracingSchema.optional(),
   paths: section({ mergeSlashes: z.boolean().optional(), escapedSlashes: z.enum(['keep', 'reject']).optional() }).optional(),
   limits: section({
     maxHeaderSize: byteSize.optional(),

@@ -36,6 +36,8 @@ export interface GatewayConfig {
   readonly consumers: readonly ConsumerConfig[];
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
+  /** OpenTelemetry tracing; undefined when off (the default). */
+  readonly tracing: TracingSettings | undefined;
   readonly paths: PathSettings;
   readonly limits: ServerLimits;
   readonly shutdown: ShutdownSettings;
@@ -49,6 +51,23 @@ export interface GatewayConfig {
   readonly removalProtection: RemovalProtectionSettings | false;
   /** The shared Redis (`redis:`); undefined when the file has none. */
   readonly redis: RedisSettings | undefined;
+}
+
+/** OpenTelemetry tracing: spans exported over OTLP/HTTP (JSON), batched, with a bounded queue. */
+export interface TracingSettings {
+  /** The OTLP/HTTP traces URL (`http://collector:4318/v1/traces`). */
+  readonly endpoint: string;
+  /** Share of new traces recorded, 0 to 1; a request that arrives with a sampled parent follows its parent's decision. */
+  readonly sampleRatio: number;
+  /** `service.name` of the spans. */
+  readonly serviceName: string;
+  /** Sent with every export (an API key of a hosted collector). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Finished spans waiting for export; beyond it new spans are dropped (and counted). */
+  readonly maxQueueSize: number;
+  readonly maxBatchSize: number;
+  readonly flushIntervalMs: number;
+  readonly exportTimeoutMs: number;
 }
 
 /** One client-facing listener (Traefik's entry point). */

@@ -126,7 +126,9 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
             return sendGatewayError(context, 'headers-timeout');
           }
         }
+        const span = context.trace?.attempt(attempt, pick.instance, pick.address, context.upstream.headers);
         const result = upgrade ? await transport.upgrade(context, pick, timeouts) : await transport.attempt(context, pick, timeouts, hasBody ? request : null);
+        span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
         // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
         const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
         observer?.attempt(context.service, pick.address, attemptClass);

@@ -14,6 +14,7 @@ function scriptedPicker(ports: (number | 'none')[]) {
   const contexts: unknown[] = [];
   let index = 0;
   const picker: Picker = {
+    peek: () => ({ kind: 'none', reason: 'no-healthy-instances' }),
     pick(context): PickResult {
       contexts.push(context);
       const port = ports[Math.min(index++, ports.length - 1)]!;
@@ -118,6 +119,7 @@ describe('forwardConnection', () => {
     // Least-connections over two instances, the good one busy with one connection of another client.
     const inFlight = new Map([[refused, 0], [upstream, 1]]);
     const picker: Picker = {
+      peek: () => ({ kind: 'none', reason: 'no-healthy-instances' }),
       pick() {
         const port = inFlight.get(refused)! <= inFlight.get(upstream)! ? refused : upstream;
         inFlight.set(port, inFlight.get(port)! + 1);

@@ -1,6 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import type { PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 import { WeightedMember } from './balancer-weighted-round-robin.ts';
 import { LeastConnectionsIndex } from './least-connections-index.ts';
 import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
@@ -45,6 +45,23 @@ export function leastConnectionsStep(members: readonly WeightedMember[]): Weight
 }
 
 /**
+ * The member `leastConnectionsStep(members)` would return, touching nothing. Tie-break weights must
+ * be up to date (flush an index first).
+ */
+export function leastConnectionsPeek(members: readonly WeightedMember[]): WeightedMember {
+  let best = members[0]!;
+  for (const member of members) if (member.inFlight * best.weight < best.inFlight * member.weight) best = member;
+  let chosen: WeightedMember | undefined;
+  let chosenValue = 0;
+  for (const member of members) {
+    if (member.inFlight * best.weight !== best.inFlight * member.weight) continue;
+    const value = member.current + member.weight;
+    if (chosen === undefined || value > chosenValue) [chosen, chosenValue] = [member, value];
+  }
+  return chosen!;
+}
+
+/**
  * Weighted least-connections after nginx; in-flight counts and tie-break weights survive updates.
  * From `INDEXED_PICK_MIN_MEMBERS` members, picks go through a `LeastConnectionsIndex`; below, and
  * for a picker kept past the next update, they scan the members.
@@ -67,7 +84,12 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
     // The old index holds the tie-break weights; they continue in the new one.
     this.index?.flush();
     this.index = undefined;
-    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
+    const peek = () => {
+      // Flushing brings the tie-break weights up to date; the sequence goes on unchanged.
+      this.index?.flush();
+      return peekedEndpoint(leastConnectionsPeek(eligible));
+    };
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)), peek };
     const index = new LeastConnectionsIndex(eligible);
     this.index = index;
     return {
@@ -77,6 +99,7 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
         this.index?.moved(member);
         return attempt;
       },
+      peek,
     };
   }
 

@@ -3,9 +3,9 @@
 // from index.ts and not used by the gateway.
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { leastConnectionsStep } from './balancer-least-connections.ts';
-import { rebalanceCurrentWeights, smoothWeightedStep, WeightedMember } from './balancer-weighted-round-robin.ts';
-import type { PickResult, Picker } from './picker.ts';
+import { leastConnectionsPeek, leastConnectionsStep } from './balancer-least-connections.ts';
+import { rebalanceCurrentWeights, smoothWeightedPeek, smoothWeightedStep, WeightedMember } from './balancer-weighted-round-robin.ts';
+import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 
 /** nginx smooth weighted round-robin, one pass over the members per pick. */
 export class LinearWeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
@@ -19,9 +19,9 @@ export class LinearWeightedRoundRobinBalancer extends BalancerBase<WeightedMembe
     rebalanceCurrentWeights(eligible);
     if (eligible.length === 1) {
       const only = eligible[0]!;
-      return { pick: (): PickResult => this.attempt(only) };
+      return { pick: (): PickResult => this.attempt(only), peek: () => peekedEndpoint(only) };
     }
-    return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)) };
+    return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)), peek: () => peekedEndpoint(smoothWeightedPeek(eligible)) };
   }
 }
 
@@ -34,6 +34,6 @@ export class LinearLeastConnectionsBalancer extends BalancerBase<WeightedMember>
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
-    return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)) };
+    return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)), peek: () => peekedEndpoint(leastConnectionsPeek(eligible)) };
   }
 }

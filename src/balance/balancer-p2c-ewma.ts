@@ -3,7 +3,7 @@ import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './bal
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
 import { PeakEwma } from './peak-ewma.ts';
-import type { PickOutcome, PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PickOutcome, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
 /** Finagle's and Linkerd's default decay window of the latency estimate. */
@@ -83,11 +83,10 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
     const size = eligible.length;
     if (size === 1) {
       const only = eligible[0]!;
-      return { pick: (): PickResult => this.attempt(only) };
+      return { pick: (): PickResult => this.attempt(only), peek: () => peekedEndpoint(only) };
     }
     const sampler = new WeightedSampler(eligible.map((member) => member.weight));
-    return {
-      pick: (): PickResult => {
+    const choose = (): EwmaMember => {
         const first = sampler.sample(this.random);
         let second = sampler.sample(this.random);
         for (let draw = 1; second === first && draw < DISTINCT_DRAWS; draw += 1) second = sampler.sample(this.random);
@@ -98,8 +97,9 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
         const now = this.now();
         const costA = a.ewma.cost(a.inFlight, now);
         const costB = b.ewma.cost(b.inFlight, now);
-        return this.attempt(costB < costA * (1 - COST_TIE_TOLERANCE) ? b : a);
-      },
+        return costB < costA * (1 - COST_TIE_TOLERANCE) ? b : a;
     };
+    // A peek makes the same two draws as a pick and compares the same costs; it counts nothing.
+    return { pick: (): PickResult => this.attempt(choose()), peek: () => peekedEndpoint(choose()) };
   }
 }

@@ -1,7 +1,7 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
-import type { PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
 /** Weighted random: each pick draws a member with probability weight / total weight, in O(1). */
@@ -16,6 +16,8 @@ export class RandomBalancer extends BalancerBase<Member> {
     const sampler = new WeightedSampler(eligible.map((member) => member.weight));
     return {
       pick: (): PickResult => this.attempt(eligible[sampler.sample(this.random)]!),
+      // A draw of the same distribution: a random pick has no "next" to foretell.
+      peek: () => peekedEndpoint(eligible[sampler.sample(this.random)]!),
     };
   }
 }

@@ -1,7 +1,7 @@
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
-import type { PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 
 /**
  * Plain round-robin as grpc-js does it: every member that may take traffic once per cycle, weights
@@ -32,6 +32,7 @@ export class RoundRobinBalancer extends BalancerBase<Member> {
         cursor.next = index + 1;
         return this.attempt(eligible[index]!);
       },
+      peek: () => peekedEndpoint(eligible[cursor.next % size]!),
     };
   }
 }

@@ -1,7 +1,7 @@
 // Fixtures shared by the balancer tests; not exported from index.ts.
 import { instanceAddress, type Instance } from '../discovery/instance.ts';
 import type { BalancerEndpoint } from './balancer.ts';
-import type { PickResult } from './picker.ts';
+import type { PeekResult, PickResult } from './picker.ts';
 
 /** An instance named `id` at `<id>.svc.test:8080`, so the address follows from the id. */
 export function testInstance(id: string, weight = 1): Instance {
@@ -18,7 +18,7 @@ export function testEndpoints(...members: Array<[id: string, weight: number] | s
 }
 
 /** The id picked, or the `none` reason. */
-export function pickedId(result: PickResult): string {
+export function pickedId(result: PickResult | PeekResult): string {
   return result.kind === 'endpoint' ? result.instance.id : `none:${result.reason}`;
 }
 

@@ -1,7 +1,7 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { Member } from './balancer-member.ts';
-import type { PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
 
 /** A member with its nginx current weight. */
@@ -31,6 +31,21 @@ export function smoothWeightedStep<M extends WeightedMember>(members: readonly M
     if (member.current > best.current) best = member;
   }
   best.current -= total;
+  return best;
+}
+
+/**
+ * The member `smoothWeightedStep(members)` would return, touching nothing: the largest current
+ * weight plus weight, the first in order on a tie. Current weights must be up to date (flush a set first).
+ */
+export function smoothWeightedPeek<M extends WeightedMember>(members: readonly M[]): M {
+  let best = members[0]!;
+  let bestValue = best.current + best.weight;
+  for (let index = 1; index < members.length; index += 1) {
+    const member = members[index]!;
+    const value = member.current + member.weight;
+    if (value > bestValue) [best, bestValue] = [member, value];
+  }
   return best;
 }
 
@@ -79,15 +94,20 @@ export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
     rebalanceCurrentWeights(eligible);
     if (eligible.length === 1) {
       const only = eligible[0]!;
-      return { pick: (): PickResult => this.attempt(only) };
+      return { pick: (): PickResult => this.attempt(only), peek: () => peekedEndpoint(only) };
     }
-    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)) };
+    const peek = () => {
+      // Flushing folds the set's steps into the members' current weights; the sequence goes on unchanged.
+      this.set?.flush();
+      return peekedEndpoint(smoothWeightedPeek(eligible));
+    };
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)), peek };
     const set = new SmoothWeightedSet<WeightedMember>();
     eligible.forEach((member, slot) => {
       member.slot = slot;
       set.add(member, member.weight);
     });
     this.set = set;
-    return { pick: (): PickResult => this.attempt(this.set === set ? set.step() : smoothWeightedStep(eligible)) };
+    return { pick: (): PickResult => this.attempt(this.set === set ? set.step() : smoothWeightedStep(eligible)), peek };
   }
 }

@@ -2,7 +2,7 @@ import type { Member } from './balancer-member.ts';
 import { hashKeyOf, type HashKeySource } from './hash-key.ts';
 import { murmur3 } from './hash-murmur3.ts';
 import type { HashRing } from './hash-ring.ts';
-import type { PickContext, PickResult, Picker } from './picker.ts';
+import { peekedEndpoint, type PeekResult, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
 /** What a consistent-hash picker needs from its balancer. */
@@ -36,9 +36,18 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
   }
 
   pick(request: PickContext): PickResult {
-    const { start, balanceFactor } = this.context;
+    return this.context.start(this.choose(request));
+  }
+
+  /** Without a hash key, one draw of the weighted fallback, as a pick would make. */
+  peek(request: PickContext): PeekResult {
+    return peekedEndpoint(this.choose(request));
+  }
+
+  private choose(request: PickContext): M {
+    const { balanceFactor } = this.context;
     const key = hashKeyOf(this.context.key, request);
-    if (key === undefined) return start(this.members[this.fallback.sample(this.context.random)]!);
+    if (key === undefined) return this.members[this.fallback.sample(this.context.random)]!;
     const { ring, owners } = this;
     const size = ring.size;
     const load = balanceFactor === undefined ? 0 : balanceFactor * (this.context.inFlight() + 1);
@@ -47,13 +56,13 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
     for (let step = 0; step < size; step += 1) {
       const owner = owners[ring.slots[index]!];
       if (owner) {
-        if (balanceFactor === undefined) return start(owner);
+        if (balanceFactor === undefined) return owner;
         first ??= owner;
-        if (owner.inFlight < Math.ceil((load * owner.weight) / this.totalWeight)) return start(owner);
+        if (owner.inFlight < Math.ceil((load * owner.weight) / this.totalWeight)) return owner;
       }
       index = index + 1 === size ? 0 : index + 1;
     }
     // Only reached with bounded loads when every member is full, which c > 1 rules out; stay on the key's member.
-    return start(first ?? this.members[0]!);
+    return first ?? this.members[0]!;
   }
 }

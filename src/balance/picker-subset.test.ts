@@ -8,7 +8,8 @@ import { canaryPicker, cookieValue, fallbackPicker, SmoothSplit, type CanaryPlan
 function source(id: string): { picker: Picker } {
   if (id.startsWith('none:')) return { picker: nonePicker(id.slice(5) as 'no-instances') };
   const instance = testInstance(id);
-  return { picker: { pick: () => ({ kind: 'endpoint', instance, address: instanceAddress(instance), done: () => undefined }) } };
+  const address = instanceAddress(instance);
+  return { picker: { pick: () => ({ kind: 'endpoint', instance, address, done: () => undefined }), peek: () => ({ kind: 'endpoint', instance, address }) } };
 }
 
 function counts(picks: number, picker: Picker, context: PickContext = {}): Record<string, number> {

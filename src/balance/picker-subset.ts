@@ -1,4 +1,4 @@
-import type { PickContext, PickResult, Picker } from './picker.ts';
+import type { NoEndpoint, PeekResult, PickContext, PickResult, Picker } from './picker.ts';
 
 /** Something whose current picker may change between picks: a `ServiceBalancer`, read on every pick. */
 export interface PickerSource {
@@ -16,6 +16,12 @@ export function fallbackPicker(primary: PickerSource, fallback: PickerSource | u
       const result = primary.picker.pick(context);
       if (result.kind === 'endpoint' || !fallback) return result;
       const second = fallback.picker.pick(context);
+      return second.kind === 'endpoint' ? second : result;
+    },
+    peek(context) {
+      const result = primary.picker.peek(context);
+      if (result.kind === 'endpoint' || !fallback) return result;
+      const second = fallback.picker.peek(context);
       return second.kind === 'endpoint' ? second : result;
     },
   };
@@ -44,6 +50,17 @@ export class SmoothSplit {
       if (best < 0 || this.current[index]! > this.current[best]!) best = index;
     }
     if (best >= 0) this.current[best]! -= this.total;
+    return best;
+  }
+
+  /** The index `next()` would return, leaving the rotation as it is. */
+  peek(): number {
+    let best = -1;
+    for (let index = 0; index < this.weights.length; index += 1) {
+      const weight = this.weights[index]!;
+      if (weight <= 0) continue;
+      if (best < 0 || this.current[index]! + weight > this.current[best]! + this.weights[best]!) best = index;
+    }
     return best;
   }
 }
@@ -75,42 +92,45 @@ export interface CanaryPlan {
  * `split` holds the rotation, so that it survives a rebuild of the picker.
  */
 export function canaryPicker(plan: CanaryPlan, split: SmoothSplit): Picker {
-  const { lanes, fallback } = plan;
-  const entries = plan.split;
   return {
-    pick(context) {
-      for (const lane of lanes) {
-        if (!onLane(lane, context)) continue;
-        const result = lane.to.picker.pick(context);
-        if (result.kind === 'endpoint') return result;
-        break;
-      }
-      const chosen = split.next();
-      let none: PickResult = NO_INSTANCES;
-      if (chosen >= 0) {
-        const result = entries[chosen]!.source.picker.pick(context);
-        if (result.kind === 'endpoint') return result;
-        none = result;
-      }
-      for (let index = 0; index < entries.length; index += 1) {
-        const entry = entries[index]!;
-        if (index === chosen || entry.weight <= 0) continue;
-        const result = entry.source.picker.pick(context);
-        if (result.kind === 'endpoint') return result;
-        if (result.reason === 'no-healthy-instances') none = result;
-      }
-      if (fallback) {
-        const result = fallback.picker.pick(context);
-        if (result.kind === 'endpoint') return result;
-        if (result.reason === 'no-healthy-instances') none = result;
-      }
-      // Instances that exist but may not take traffic say more than an empty subset.
-      return none;
-    },
+    pick: (context) => canaryChoice(plan, split.next(), context, (picker) => picker.pick(context)),
+    peek: (context) => canaryChoice(plan, split.peek(), context, (picker) => picker.peek(context)),
   };
 }
 
-const NO_INSTANCES: PickResult = Object.freeze({ kind: 'none', reason: 'no-instances' });
+/** The canary order of `canaryPicker` with the split's `chosen` index; `ask` is a pick or a peek. */
+function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, chosen: number, context: PickContext, ask: (picker: Picker) => R): R | NoEndpoint {
+  const { lanes, fallback } = plan;
+  const entries = plan.split;
+  for (const lane of lanes) {
+    if (!onLane(lane, context)) continue;
+    const result = ask(lane.to.picker);
+    if (result.kind === 'endpoint') return result;
+    break;
+  }
+  let none: NoEndpoint = NO_INSTANCES;
+  if (chosen >= 0) {
+    const result = ask(entries[chosen]!.source.picker);
+    if (result.kind === 'endpoint') return result;
+    none = result;
+  }
+  for (let index = 0; index < entries.length; index += 1) {
+    const entry = entries[index]!;
+    if (index === chosen || entry.weight <= 0) continue;
+    const result = ask(entry.source.picker);
+    if (result.kind === 'endpoint') return result;
+    if (result.reason === 'no-healthy-instances') none = result;
+  }
+  if (fallback) {
+    const result = ask(fallback.picker);
+    if (result.kind === 'endpoint') return result;
+    if (result.reason === 'no-healthy-instances') none = result;
+  }
+  // Instances that exist but may not take traffic say more than an empty subset.
+  return none;
+}
+
+const NO_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-instances' });
 
 function onLane(lane: CanaryLane, context: PickContext): boolean {
   const headers = context.headers;

@@ -41,6 +41,16 @@ export interface NoEndpoint {
 /** The answer of a pick: never thrown, always one of these. */
 export type PickResult = PickedEndpoint | NoEndpoint;
 
+/** The endpoint a pick would choose now, without an attempt to report (nothing to `done`). */
+export interface PeekedEndpoint {
+  readonly kind: 'endpoint';
+  readonly instance: Instance;
+  readonly address: string;
+}
+
+/** The answer of a peek: what `pick` would answer now, with nothing counted. */
+export type PeekResult = PeekedEndpoint | NoEndpoint;
+
 /**
  * The data-path face of a balancer (grpc-js style). A picker's endpoint set never changes; a new
  * set means a new picker. Per-endpoint counters it shares with its balancer (in-flight counts,
@@ -49,6 +59,17 @@ export type PickResult = PickedEndpoint | NoEndpoint;
 export interface Picker {
   /** Chooses an endpoint for one attempt; synchronous, never throws. */
   pick(context: PickContext): PickResult;
+  /**
+   * The endpoint `pick(context)` would choose now, leaving every counter, cursor and weight as it
+   * was (for the admin API's explain): for deterministic algorithms exactly the next pick; for
+   * random ones (`random`, `p2c-ewma`, a hash without a key) one draw of the same distribution.
+   */
+  peek(context: PickContext): PeekResult;
+}
+
+/** A peek answer naming `endpoint` (a member or a pick's endpoint). */
+export function peekedEndpoint(endpoint: { readonly instance: Instance; readonly address: string }): PeekedEndpoint {
+  return { kind: 'endpoint', instance: endpoint.instance, address: endpoint.address };
 }
 
 const NO_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-instances' });
@@ -57,5 +78,5 @@ const NO_HEALTHY_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: '
 /** A picker that always answers `none` for `reason`; shared, allocation-free. */
 export function nonePicker(reason: NoEndpoint['reason']): Picker {
   const result = reason === 'no-instances' ? NO_INSTANCES : NO_HEALTHY_INSTANCES;
-  return { pick: () => result };
+  return { pick: () => result, peek: () => result };
 }

@@ -42,6 +42,7 @@ export function accessLogText(context: GatewayContext, failed: boolean): string 
   if (context.routeName) line += `,"route":${quote(context.routeName)}`;
   if (context.service) line += `,"service":${quote(context.service)}`;
   line += `,"requestId":${quote(context.requestId)},"clientIp":${quote(context.clientIp)}`;
+  if (context.trace !== undefined) line += `,"traceId":"${context.trace.traceId}"`;
   const errorClass = outcome.errorClass ?? (failed ? 'internal' : undefined);
   if (errorClass !== undefined) line += `,"errorClass":${quote(errorClass)}`;
   // gRPC calls only (the status is recorded for them alone): service, method and grpc-status.

@@ -1,0 +1,128 @@
+import type { ProviderStatus } from '../../src/discovery/provider.ts';
+import type { GatewayConfig, RouteConfig } from '../config/index.ts';
+import { normalisePath } from '../router/index.ts';
+import { explainRoute, type RouteVerdict } from '../router/route-explain.ts';
+import type { AdminSources } from './admin-sources.ts';
+import { serviceView, type InstanceView } from './service-view.ts';
+
+/** At most this many near misses are listed: the routes a reader would check first. */
+const MAX_NEAR_MISSES = 10;
+
+/** One layer a request passes through, outermost first. */
+export interface ExplainLayer {
+  /** `global`, `entryPoint` (its named middleware), `route` (the route's own edits) or `named` (the route's named middleware). */
+  readonly scope: 'global' | 'entryPoint' | 'route' | 'named';
+  readonly name: string;
+  /** The kind of a named middleware (`rateLimit`, `jwtAuth`…), else the layer itself. */
+  readonly kind: string;
+}
+
+/** The body of `GET /api/explain`. */
+export interface ExplainView {
+  readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly entryPoint: string };
+  /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`…). */
+  readonly outcome: string;
+  readonly route: { readonly name: string; readonly namespace: boolean; readonly service: string; readonly upstreamPath: string } | null;
+  /** Routes that failed on one condition only, or matched but a more specific route won; each with why not. */
+  readonly nearMisses: readonly { readonly name: string; readonly reasons: readonly string[] }[];
+  readonly middleware: readonly ExplainLayer[];
+  readonly service: { readonly name: string; readonly declared: boolean; readonly balancer: string; readonly panic: boolean } | null;
+  readonly instances: readonly Pick<InstanceView, 'id' | 'address' | 'weight' | 'effectiveWeight' | 'health' | 'routable' | 'inFlight' | 'draining'>[];
+  /** The instance the balancer would pick now (not counted); null when none would be. */
+  readonly pick: { readonly id: string; readonly address: string } | null;
+  /** Caveats: with several workers, each keeps its own rotation, and this is the primary's view. */
+  readonly notes: readonly string[];
+}
+
+/** A query `explainView` cannot answer: the HTTP status and message to send. */
+export class ExplainQueryError extends Error {
+  readonly code = 'SB_EXPLAIN_QUERY';
+}
+
+/**
+ * Answers "where would this request go, and why" from the running gateway's state: routing by
+ * the same router as traffic, then the service's instances with their health and weights, and
+ * the balancer's `peek()` (which counts nothing and moves no rotation).
+ */
+export function explainView(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
+  const config = sources.config();
+  const method = (query.get('method') ?? 'GET').toUpperCase();
+  const host = query.get('host') ?? '';
+  const rawPath = query.get('path');
+  if (!rawPath || !rawPath.startsWith('/')) throw new ExplainQueryError('path= is required and must start with "/"');
+  const entryPoint = query.get('entryPoint') ?? config.entryPoints[0]!.name;
+  const entry = config.entryPoints.find((candidate) => candidate.name === entryPoint);
+  if (!entry) throw new ExplainQueryError(`no entry point "${entryPoint}" (known: ${config.entryPoints.map((point) => point.name).join(', ')})`);
+  const headers = headersOf(query.getAll('header'));
+  const notes = sources.workers ? ['several workers: each keeps its own balancer rotation; the pick is that of the primary\'s balancer'] : [];
+  const normalised = normalisePath(rawPath, config.paths);
+  const base = { request: { method, host, path: typeof normalised === 'string' ? normalised : rawPath, entryPoint }, notes };
+  const globalLayers = globalMiddleware(config);
+  const entryLayers = entry.middlewares.map((name) => named(config, 'entryPoint', name));
+  if (typeof normalised !== 'string') {
+    return { ...base, outcome: normalised.error, route: null, nearMisses: [], middleware: globalLayers, service: null, instances: [], pick: null };
+  }
+  const routes = config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
+  const { match, verdicts } = explainRoute(routes, { method, host, path: normalised, headers }, (name) => sources.balancers.has(name));
+  const nearMisses = verdicts
+    .filter((verdict) => verdict.name !== match?.name && (verdict.misses.length === 1 || (verdict.misses.length === 0 && match)))
+    .slice(0, MAX_NEAR_MISSES)
+    .map((verdict) => ({ name: verdict.name, reasons: reasonsOf(verdict, match?.name) }));
+  if (!match) return { ...base, outcome: 'no-route', route: null, nearMisses, middleware: [...globalLayers, ...entryLayers], service: null, instances: [], pick: null };
+  const byProvider = new Map(statuses.map((status) => [status.provider, status]));
+  const service = serviceView(sources, match.service, byProvider);
+  const picker = sources.balancers.pickerFor(match.service, match.route);
+  const peeked = picker?.peek({ url: match.path, headers, clientIp: query.get('clientIp') ?? '' });
+  return {
+    ...base,
+    outcome: peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
+    route: { name: match.name, namespace: match.route.namespace, service: match.service, upstreamPath: match.path },
+    nearMisses,
+    middleware: [...globalLayers, ...entryLayers, ...routeLayers(config, match.route)],
+    service: { name: service.name, declared: service.declared, balancer: service.balancer, panic: service.panic },
+    instances: service.instances.map(({ id, address, weight, effectiveWeight, health, routable, inFlight, draining }) => ({ id, address, weight, effectiveWeight, health, routable, inFlight, draining })),
+    pick: peeked?.kind === 'endpoint' ? { id: peeked.instance.id, address: peeked.address } : null,
+    notes,
+  };
+}
+
+function reasonsOf(verdict: RouteVerdict, winner: string | undefined): string[] {
+  if (verdict.misses.length > 0) return [...verdict.misses];
+  return [`matches too, but "${winner}" comes first (more specific${verdict.namespace ? ', or a route to a named service before namespace routes' : ''})`];
+}
+
+/** `name: value` pairs from `header=` parameters, lower-cased names as node:http gives them. */
+function headersOf(pairs: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of pairs) {
+    const colon = pair.indexOf(':');
+    if (colon > 0) headers[pair.slice(0, colon).trim().toLowerCase()] = pair.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+function globalMiddleware(config: GatewayConfig): ExplainLayer[] {
+  const layers: ExplainLayer[] = [
+    { scope: 'global', name: 'requestId', kind: 'requestId' },
+    { scope: 'global', name: 'forwarded', kind: 'forwarded' },
+  ];
+  if (config.accessLog) layers.push({ scope: 'global', name: 'accessLog', kind: 'accessLog' });
+  return layers;
+}
+
+function named(config: GatewayConfig, scope: 'entryPoint' | 'named', name: string): ExplainLayer {
+  return { scope, name, kind: config.middlewares.get(name)?.kind ?? 'unknown' };
+}
+
+/** The route's own edits in the order `routeMiddleware` runs them, then its named middleware. */
+function routeLayers(config: GatewayConfig, route: RouteConfig): ExplainLayer[] {
+  const layers: ExplainLayer[] = [];
+  if (route.namespace) layers.push({ scope: 'route', name: 'namespace', kind: 'namespace' });
+  else if (route.stripPrefix) layers.push({ scope: 'route', name: 'stripPrefix', kind: 'stripPrefix' });
+  if (route.rewrite) layers.push({ scope: 'route', name: 'rewrite', kind: 'rewrite' });
+  if (route.requestHeaders || route.responseHeaders || route.hostHeader !== 'pass') layers.push({ scope: 'route', name: 'headers', kind: 'headers' });
+  if (route.subset) layers.push({ scope: 'route', name: 'subset', kind: 'subset' });
+  if (route.canary) layers.push({ scope: 'route', name: 'canary', kind: 'canary' });
+  layers.push(...route.middlewares.map((name) => named(config, 'named', name)));
+  return layers;
+}

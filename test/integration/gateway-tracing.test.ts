@@ -1,0 +1,241 @@
+// OpenTelemetry tracing through a real gateway: a real backend, and a tiny OTLP/HTTP JSON receiver
+// (a node:http server in this file) standing in for the collector.
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+import { freePort, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+/** One span as OTLP/JSON carries it, attributes flattened. */
+interface ReceivedSpan {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+  readonly status: { code?: number };
+  readonly attributes: Record<string, string | number | boolean>;
+  readonly service: string;
+}
+
+const SERVER = 2;
+const CLIENT = 3;
+
+/** An OTLP/HTTP receiver that accepts JSON exports on /v1/traces and keeps every span. */
+async function startReceiver(): Promise<{ server: Server; port: number; spans: ReceivedSpan[]; contentTypes: string[] }> {
+  const spans: ReceivedSpan[] = [];
+  const contentTypes: string[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      contentTypes.push(request.headers['content-type'] ?? '');
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpExport;
+      for (const resource of body.resourceSpans ?? []) {
+        const service = String(flatten(resource.resource?.attributes)['service.name']);
+        for (const scope of resource.scopeSpans ?? []) {
+          for (const span of scope.spans ?? []) spans.push({ ...span, parentSpanId: span.parentSpanId ?? '', status: span.status ?? {}, attributes: flatten(span.attributes), service });
+        }
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port, spans, contentTypes };
+}
+
+interface OtlpAttribute {
+  key: string;
+  value: { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number };
+}
+interface OtlpExport {
+  resourceSpans?: { resource?: { attributes?: OtlpAttribute[] }; scopeSpans?: { spans?: (Omit<ReceivedSpan, 'attributes' | 'service' | 'parentSpanId' | 'status'> & { parentSpanId?: string; status?: { code?: number }; attributes?: OtlpAttribute[] })[] }[] }[];
+}
+
+function flatten(attributes: OtlpAttribute[] | undefined): Record<string, string | number | boolean> {
+  return Object.fromEntries((attributes ?? []).map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue ?? ''))]));
+}
+
+const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CLIENT_SPAN = '00f067aa0ba902b7';
+
+describe('tracing: W3C and B3 propagation, a server span and an attempt span per request, OTLP/HTTP export', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let adminPort: number;
+  const deadPort = { value: 0 };
+
+  /** The headers the backend received for `path` (backend.mjs echoes them). */
+  const throughGateway = async (target: GatewayProcess, path: string, headers: Record<string, string> = {}) => {
+    const answer = await sendRequest(target.port, path, { headers });
+    expect(answer.status).toBe(200);
+    return (JSON.parse(answer.body) as { headers: Record<string, string> }).headers;
+  };
+
+  const spansOf = (traceId: string) => receiver.spans.filter((span) => span.traceId === traceId);
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    backend = await startBackend({ name: 'traced' });
+    deadPort.value = await freePort();
+    adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+tracing: { endpoint: "http://127.0.0.1:${receiver.port}/v1/traces", serviceName: sb-test, flushInterval: 50ms }
+services:
+  users: { instances: ["127.0.0.1:${backend.port}"] }
+  flaky:
+    balancer: weighted-round-robin
+    healthCheck: false
+    outlierDetection: false
+    instances: ["127.0.0.1:${deadPort.value}", "127.0.0.1:${backend.port}"]
+routes:
+  - { name: users, path: /api/users, service: users, stripPrefix: true }
+  - { name: flaky, path: /flaky, service: flaky }
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+    await new Promise((resolve) => receiver?.server.close(resolve));
+  });
+
+  it('continues the client trace: one server span, one attempt span under it, and the backend gets the attempt span as parent', async () => {
+    const received = await throughGateway(gateway, '/api/users/7?full=1', { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, tracestate: 'vendor=abc' });
+    const [version, traceId, parentId, flags] = received.traceparent!.split('-');
+    expect([version, traceId, flags]).toEqual(['00', CLIENT_TRACE, '01']);
+    expect(received.tracestate).toBe('vendor=abc');
+    await waitFor(() => spansOf(CLIENT_TRACE).length >= 2, { timeoutMs: 10_000, message: 'two spans at the receiver' });
+    const spans = spansOf(CLIENT_TRACE);
+    expect(spans).toHaveLength(2);
+    const server = spans.find((span) => span.kind === SERVER)!;
+    const attempt = spans.find((span) => span.kind === CLIENT)!;
+    expect(server.parentSpanId).toBe(CLIENT_SPAN);
+    expect(server.service).toBe('sb-test');
+    expect(server.name).toBe('GET users');
+    expect(server.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.path': '/api/users/7',
+      'http.route': 'users',
+      'switchboard.route': 'users',
+      'switchboard.service': 'users',
+      'switchboard.instance': `127.0.0.1:${backend.port}`,
+      'switchboard.attempts': 1,
+      'http.response.status_code': 200,
+    });
+    expect(server.attributes['error.type']).toBeUndefined();
+    expect(attempt.parentSpanId).toBe(server.spanId);
+    expect(attempt.spanId).toBe(parentId);
+    expect(attempt.attributes).toMatchObject({ 'switchboard.attempt': 1, 'switchboard.instance': `127.0.0.1:${backend.port}`, 'server.port': backend.port, 'http.response.status_code': 200 });
+    expect(receiver.contentTypes.every((type) => type.startsWith('application/json'))).toBe(true);
+    // The access log line names the trace.
+    await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).includes(`"traceId":"${CLIENT_TRACE}"`), { timeoutMs: 5_000, message: 'the trace id in the access log' });
+  });
+
+  it('starts a new trace for a request without one, and continues a B3 single-header trace in both formats', async () => {
+    const fresh = await throughGateway(gateway, '/api/users/fresh');
+    const freshTrace = fresh.traceparent!.split('-')[1]!;
+    expect(freshTrace).toMatch(/^[0-9a-f]{32}$/);
+    expect(freshTrace).not.toBe(CLIENT_TRACE);
+    await waitFor(() => spansOf(freshTrace).length >= 2, { timeoutMs: 10_000, message: 'the new trace at the receiver' });
+    expect(spansOf(freshTrace).find((span) => span.kind === SERVER)!.parentSpanId).toBe('');
+
+    const b3Trace = 'a3ce929d0e0e47364bf92f3577b34da6';
+    const viaB3 = await throughGateway(gateway, '/api/users/b3', { b3: `${b3Trace}-${CLIENT_SPAN}-1` });
+    expect(viaB3.traceparent!.split('-')[1]).toBe(b3Trace);
+    expect(viaB3.b3!.startsWith(`${b3Trace}-`)).toBe(true);
+    await waitFor(() => spansOf(b3Trace).length >= 2, { timeoutMs: 10_000, message: 'the B3 trace at the receiver' });
+    expect(spansOf(b3Trace).find((span) => span.kind === SERVER)!.parentSpanId).toBe(CLIENT_SPAN);
+  });
+
+  it('gives each attempt its own span, with the upstream error class on the failed one and the count on the request', async () => {
+    // The two instances alternate (weighted round-robin, equal weights, no health checks): of two
+    // requests, one tries the dead instance first and is retried on the live one.
+    const sent = [await throughGateway(gateway, '/flaky/1'), await throughGateway(gateway, '/flaky/2')].map((headers) => ({ headers, traceId: headers.traceparent!.split('-')[1]! }));
+    await waitFor(() => sent.every(({ traceId }) => spansOf(traceId).some((span) => span.kind === SERVER)), { timeoutMs: 10_000, message: 'both requests at the receiver' });
+    const retried = sent.filter(({ traceId }) => spansOf(traceId).find((span) => span.kind === SERVER)!.attributes['switchboard.attempts'] === 2);
+    expect(retried).toHaveLength(1);
+    const { headers: received, traceId } = retried[0]!;
+    await waitFor(() => spansOf(traceId).length >= 3, { timeoutMs: 10_000, message: 'three spans of the retried request' });
+    const server = spansOf(traceId).find((span) => span.kind === SERVER)!;
+    const attempts = spansOf(traceId).filter((span) => span.kind === CLIENT).sort((a, b) => Number(a.attributes['switchboard.attempt']) - Number(b.attributes['switchboard.attempt']));
+    expect(server.attributes).toMatchObject({ 'switchboard.attempts': 2, 'switchboard.instance': `127.0.0.1:${backend.port}`, 'http.response.status_code': 200 });
+    expect(attempts.map((span) => [span.attributes['switchboard.attempt'], span.attributes['switchboard.instance'], span.attributes['error.type'] ?? null])).toEqual([
+      [1, `127.0.0.1:${deadPort.value}`, 'connect-refused'],
+      [2, `127.0.0.1:${backend.port}`, null],
+    ]);
+    expect(attempts[0]!.status.code).toBe(2);
+    expect(received.traceparent!.split('-')[2]).toBe(attempts[1]!.spanId);
+  });
+
+  it('leaves requests unaffected when the collector is down, and counts the spans it drops', async () => {
+    const deadCollector = await freePort();
+    const deadAdmin = await freePort();
+    const orphan = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${deadAdmin}
+accessLog: false
+tracing: { endpoint: "http://127.0.0.1:${deadCollector}/v1/traces", flushInterval: 50ms, exportTimeout: 1s }
+services:
+  users: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: users, path: /api/users, service: users, stripPrefix: true }
+`);
+    try {
+      const REQUESTS = 60;
+      const latencies = { live: [] as number[], down: [] as number[] };
+      for (let index = 0; index < REQUESTS; index += 1) {
+        for (const [name, target] of [['down', orphan], ['live', gateway]] as const) {
+          const started = performance.now();
+          const answer = await sendRequest(target.port, `/api/users/${index}`);
+          latencies[name].push(performance.now() - started);
+          expect(answer.status).toBe(200);
+        }
+      }
+      const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!.toFixed(2);
+      console.log(`tracing latency over ${REQUESTS} requests each: collector up median ${median(latencies.live)} ms, collector down median ${median(latencies.down)} ms`);
+      const admin = adminClient(`http://127.0.0.1:${deadAdmin}`);
+      // prom-client writes "Nan" for the event-loop lag gauges until its first sample, which the strict parser refuses: read again.
+      const metrics = () => admin.metrics().catch(() => undefined);
+      const dropped = await waitFor(
+        async () => {
+          const families = await metrics();
+          const value = families && (sampleValue(families, 'switchboard_tracing_spans_dropped_total', { reason: 'export-failed' }) ?? 0);
+          return value !== undefined && value >= 2 * REQUESTS && value;
+        },
+        { timeoutMs: 20_000, message: 'every span of the requests counted as dropped' },
+      );
+      expect(dropped).toBe(2 * REQUESTS);
+      const families = await waitFor(metrics, { timeoutMs: 5_000, message: 'a parsable /metrics' });
+      expect(sampleValue(families, 'switchboard_tracing_spans_exported_total') ?? 0).toBe(0);
+    } finally {
+      await orphan.process.stop();
+    }
+  });
+
+  it('is off by default: the client trace headers pass through untouched and the access log has no trace id', async () => {
+    const plain = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  users: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: users, path: /api/users, service: users, stripPrefix: true }
+`);
+    try {
+      const traceparent = `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`;
+      const received = await throughGateway(plain, '/api/users/off', { traceparent });
+      expect(received.traceparent).toBe(traceparent);
+      await waitFor(async () => (await readFile(plain.process.logFile, 'utf8')).includes('"path":"/api/users/off"'), { timeoutMs: 5_000, message: 'the access log line' });
+      expect(await readFile(plain.process.logFile, 'utf8')).not.toContain('traceId');
+    } finally {
+      await plain.process.stop();
+    }
+  });
+});

@@ -1,0 +1,54 @@
+// The systemd units of deploy/systemd, checked by Debian's systemd-analyze (package systemd).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeTempDir, REPO_ROOT } from '../harness/index.ts';
+
+const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
+const UNITS = join(REPO_ROOT, 'deploy/systemd');
+const available = existsSync(SYSTEMD_ANALYZE);
+
+/** Copies the units into a folder, the agent template instantiated beside the example backend, and runs `systemd-analyze verify` on them. */
+async function verify(edit: (name: string, text: string) => string = (_name, text) => text): Promise<{ status: number | null; output: string }> {
+  const dir = await makeTempDir('sb-systemd-');
+  const units: [from: string, to: string][] = [
+    ['switchboard.service', 'switchboard.service'],
+    ['example-backend.service', 'example-backend.service'],
+    ['switchboard-agent@.service', 'switchboard-agent@example-backend.service'],
+  ];
+  for (const [from, to] of units) {
+    writeFileSync(join(dir, to), edit(from, readFileSync(join(UNITS, from), 'utf8')));
+  }
+  const run = spawnSync(SYSTEMD_ANALYZE, ['verify', '--man=no', ...units.map(([, to]) => to)], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return { status: run.status, output: `${run.stdout}${run.stderr}` };
+}
+
+describe.skipIf(!available)(`deploy/systemd units${available ? '' : ` (skipped: ${SYSTEMD_ANALYZE} is missing; apt-get install systemd)`}`, () => {
+  it('pass systemd-analyze verify without a single warning', async () => {
+    const result = await verify();
+    expect(result.output).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('would be caught by systemd-analyze verify if a key were misspelled or a path relative (the check can fail)', async () => {
+    const typo = await verify((name, text) => (name === 'switchboard.service' ? text.replace('RestartSec=', 'RestartSecs=') : text));
+    expect(typo.output).toContain("Unknown key 'RestartSecs'");
+    const relative = await verify((name, text) => (name === 'switchboard-agent@.service' ? text.replace('ExecStart=/usr/bin/node', 'ExecStart=node-not-absolute') : text));
+    expect(relative.status).not.toBe(0);
+  });
+
+  it('run the bins this repository ships, and stop the agent before its backend with SIGTERM', () => {
+    const gateway = readFileSync(join(UNITS, 'switchboard.service'), 'utf8');
+    const agent = readFileSync(join(UNITS, 'switchboard-agent@.service'), 'utf8');
+    for (const bin of [...`${gateway}\n${agent}`.matchAll(/\/opt\/switchboard\/(bin\/[\w-]+\.js)/g)].map((match) => match[1]!)) {
+      expect(existsSync(join(REPO_ROOT, bin)), bin).toBe(true);
+    }
+    expect(gateway).toMatch(/^ExecStartPre=.*switchboard\.js check /m);
+    // Ordered After= its backend, the agent is stopped first; BindsTo= stops it whenever the backend stops.
+    expect(agent).toMatch(/^BindsTo=%i\.service$/m);
+    expect(agent).toMatch(/^After=%i\.service /m);
+    expect(agent).toMatch(/^KillSignal=SIGTERM$/m);
+    for (const unit of [gateway, agent]) expect(unit).toMatch(/^Restart=on-failure$/m);
+  });
+});
