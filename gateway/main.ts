@@ -7,6 +7,8 @@ import { watchConfig, type ConfigResult, type GatewayConfig } from './config/ind
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway } from './pipeline.ts';
+import { sharedRedis } from './redis/redis-connection.ts';
+import { RedisFlowStore, type FlowStore } from './telemetry/index.ts';
 
 const { values } = parseGatewayArgs();
 
@@ -31,9 +33,18 @@ interface Running {
   close(): Promise<void>;
 }
 
+/**
+ * With a `redis:` section at start, flow statistics are summed across gateways in that Redis (the
+ * process that serves the admin API writes them: the primary, or the one process).
+ */
+function flowStoreOf(config: GatewayConfig): FlowStore | undefined {
+  return config.redis ? new RedisFlowStore(sharedRedis(config.redis), { prefix: `{${config.redis.keyPrefix}flow}` }) : undefined;
+}
+
 function start(config: GatewayConfig, text: string): Promise<Running> {
-  if (workerCount(config.workers) > 1) return startPrimary(configPath, config, text);
-  return startGateway(config, { accessLogger }).then((gateway) => ({
+  const flowStore = flowStoreOf(config);
+  if (workerCount(config.workers) > 1) return startPrimary(configPath, config, text, flowStore ? { flowStore } : {});
+  return startGateway(config, { accessLogger, ...(flowStore ? { flowStore } : {}) }).then((gateway) => ({
     apply: (next) => gateway.apply(next),
     refuse: (error) => gateway.refuse(error),
     close: () => gateway.close(),
