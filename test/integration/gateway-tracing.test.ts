@@ -155,12 +155,13 @@ routes:
   });
 
   it('gives each attempt its own span, with the upstream error class on the failed one and the count on the request', async () => {
-    // The two instances alternate (weighted round-robin, equal weights, no health checks): of two
-    // requests, one tries the dead instance first and is retried on the live one.
+    // Weighted round-robin over a dead and a live instance (no health checks): at least one of two
+    // requests tries the dead instance first and is retried on the live one (both may, as the
+    // retry's own pick moves the rotation too).
     const sent = [await throughGateway(gateway, '/flaky/1'), await throughGateway(gateway, '/flaky/2')].map((headers) => ({ headers, traceId: headers.traceparent!.split('-')[1]! }));
     await waitFor(() => sent.every(({ traceId }) => spansOf(traceId).some((span) => span.kind === SERVER)), { timeoutMs: 10_000, message: 'both requests at the receiver' });
     const retried = sent.filter(({ traceId }) => spansOf(traceId).find((span) => span.kind === SERVER)!.attributes['switchboard.attempts'] === 2);
-    expect(retried).toHaveLength(1);
+    expect(retried.length).toBeGreaterThanOrEqual(1);
     const { headers: received, traceId } = retried[0]!;
     await waitFor(() => spansOf(traceId).length >= 3, { timeoutMs: 10_000, message: 'three spans of the retried request' });
     const server = spansOf(traceId).find((span) => span.kind === SERVER)!;
