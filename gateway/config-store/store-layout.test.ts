@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { decodeObject, objectKey, parseObjectKey, parseStoreUrl, peerKey } from './store-layout.ts';
+
+describe('store layout', () => {
+  it('parses etcd and ZooKeeper store URLs with and without a root', () => {
+    expect(parseStoreUrl('etcd://127.0.0.1:2379/sb')).toEqual({ kind: 'etcd', url: 'etcd://127.0.0.1:2379/sb', endpoints: ['http://127.0.0.1:2379'], root: '/sb' });
+    expect(parseStoreUrl('etcds://a:1,b:2')).toMatchObject({ kind: 'etcd', endpoints: ['https://a:1', 'https://b:2'], root: '/switchboard' });
+    expect(parseStoreUrl('zk://a:2181,b:2181/x/y')).toMatchObject({ kind: 'zookeeper', connectString: 'a:2181,b:2181', root: '/x/y' });
+  });
+
+  it('refuses URLs it cannot use, naming the part', () => {
+    expect(() => parseStoreUrl('file:/tmp/x')).toThrow(/expected etcd/);
+    expect(() => parseStoreUrl('etcd://a:1/x?layout=native')).toThrow(/no parameters/);
+    expect(() => parseStoreUrl('etcd://nohost/x')).toThrow(/not host:port/);
+    expect(() => parseStoreUrl('zk://a:1/')).toThrow(/below \//);
+  });
+
+  it('round-trips object keys and ignores peers and strays', () => {
+    expect(parseObjectKey('/sb', objectKey('/sb', 'routes', 'api-v1'))).toEqual({ kind: 'routes', name: 'api-v1' });
+    expect(parseObjectKey('/sb', peerKey('/sb', 'gw-1'))).toBeUndefined();
+    expect(parseObjectKey('/sb', '/sb/routes/a/b')).toBeUndefined();
+    expect(parseObjectKey('/sb', '/sbx/routes/a')).toBeUndefined();
+  });
+
+  it('names the key when a value is not JSON', () => {
+    expect(() => decodeObject('/sb/routes/x', '{oops')).toThrow(/\/sb\/routes\/x: not JSON/);
+  });
+});

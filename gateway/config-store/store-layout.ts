@@ -1,0 +1,111 @@
+import { SwitchboardError } from '../../src/errors.ts';
+import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
+
+/**
+ * Where a shared configuration lives in etcd or ZooKeeper, and how one object is spelled there.
+ *
+ * Layout under the store's root (the URL's path, `/switchboard` when it names none):
+ *
+ *   <root>/routes/<id>          one route (the file's `routes[]` entry; its `name` is the id)
+ *   <root>/services/<name>      one service's settings (the file's `services.<name>`)
+ *   <root>/middlewares/<name>   one named middleware (the file's `middlewares.<name>`)
+ *   <root>/consumers/<name>     one consumer (the file's `consumers.<name>`)
+ *   <root>/peers/<gateway id>   one running gateway (ephemeral znode / leased key)
+ *
+ * Every object value is UTF-8 JSON of exactly what the file would hold at that place, so the same
+ * zod schema validates both. In etcd the key is the path itself (no leading-slash stripping); in
+ * ZooKeeper the path is a znode whose data is the value.
+ */
+
+/** The object kinds a store holds, in the order they are applied (routes reference the rest). */
+export const STORE_KINDS = ['services', 'middlewares', 'consumers', 'routes'] as const;
+
+export type StoreKind = (typeof STORE_KINDS)[number];
+
+/** The child of the root under which running gateways register themselves. */
+export const PEERS_DIR = 'peers';
+
+/** Root used when the store URL names no path. */
+export const DEFAULT_STORE_ROOT = '/switchboard';
+
+/** An object's id: what a URL path segment, an etcd key segment and a znode name all accept. */
+export const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A store URL that cannot be used; the message says which part is wrong. */
+export class StoreUrlError extends SwitchboardError {
+  constructor(url: string, reason: string) {
+    super('SB_CONFIG_STORE_URL', `invalid config store URL "${url}": ${reason}`);
+  }
+}
+
+/** A stored value that is not JSON; the message carries the key. */
+export class StoreValueError extends SwitchboardError {
+  constructor(key: string, reason: string) {
+    super('SB_CONFIG_STORE_VALUE', `${key}: ${reason}`);
+  }
+}
+
+/** Where the shared configuration is kept, parsed from `configStore: etcd://…/root` or `zk://…/root`. */
+export type StoreLocation =
+  | { kind: 'etcd'; url: string; endpoints: string[]; root: string }
+  | { kind: 'zookeeper'; url: string; connectString: string; root: string };
+
+/** Parses a store URL (`etcd://`, `etcds://`, `zk://`; no query parameters); throws `StoreUrlError`. */
+export function parseStoreUrl(url: string): StoreLocation {
+  if (url.includes('?')) throw new StoreUrlError(url, 'a config store URL takes no parameters');
+  if (!/^(zk|zookeeper|etcd|etcds):\/\//i.test(url.trim())) throw new StoreUrlError(url, 'expected etcd://host:port[/root] or zk://host:port[/root]');
+  if (/^[a-z]+:\/\/[^/]+\/+$/i.test(url.trim())) throw new StoreUrlError(url, 'the root must be a path below / (e.g. /switchboard)');
+  const hasPath = /^[a-z]+:\/\/[^/]+\/./i.test(url.trim());
+  let location: RegistryLocation;
+  try {
+    location = parseRegistryUrl(url);
+  } catch (error) {
+    throw new StoreUrlError(url, (error as Error).message.replace(/^invalid registry URL "[^"]*": /, ''));
+  }
+  const root = hasPath && location.kind !== 'file' ? (location.kind === 'etcd' ? location.prefix : location.root) : DEFAULT_STORE_ROOT;
+  if (location.kind === 'etcd') return { kind: 'etcd', url, endpoints: location.endpoints, root };
+  if (location.kind === 'zookeeper') return { kind: 'zookeeper', url, connectString: location.connectString, root };
+  throw new StoreUrlError(url, 'expected etcd:// or zk://');
+}
+
+/** The key (etcd) or znode path (ZooKeeper) of one object. */
+export function objectKey(root: string, kind: StoreKind, name: string): string {
+  return `${root}/${kind}/${name}`;
+}
+
+/** The directory (key prefix with trailing slash stripped, or parent znode) of one kind. */
+export function kindDir(root: string, kind: StoreKind): string {
+  return `${root}/${kind}`;
+}
+
+/** The key or znode path under which gateway `id` registers itself. */
+export function peerKey(root: string, id: string): string {
+  return `${root}/${PEERS_DIR}/${id}`;
+}
+
+/** Splits a key below `root` into its kind and name; undefined for keys that are not objects (peers, strays). */
+export function parseObjectKey(root: string, key: string): { kind: StoreKind; name: string } | undefined {
+  if (!key.startsWith(`${root}/`)) return undefined;
+  const [kind, name, ...rest] = key.slice(root.length + 1).split('/');
+  if (rest.length > 0 || name === undefined || !(STORE_KINDS as readonly string[]).includes(kind!)) return undefined;
+  return { kind: kind as StoreKind, name };
+}
+
+/** Whether `kind` names a store kind (for URL segments such as `/api/routes/{id}`). */
+export function isStoreKind(kind: string): kind is StoreKind {
+  return (STORE_KINDS as readonly string[]).includes(kind);
+}
+
+/** How an object is written: compact JSON, a trailing newline so `etcdctl get` prints cleanly. */
+export function encodeObject(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}
+
+/** Reads a stored value; throws `StoreValueError` naming `key` when it is not JSON. */
+export function decodeObject(key: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new StoreValueError(key, `not JSON (${(error as Error).message})`);
+  }
+}
