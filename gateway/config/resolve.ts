@@ -90,6 +90,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     entryPoints,
     admin: resolveAdmin(input.admin),
     registries: input.registries ?? [],
+    configStore: input.configStore,
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),

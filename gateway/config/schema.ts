@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
+import { parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKERS_MAX } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
 import { consumersSchema } from './schema-access.ts';
@@ -15,6 +16,16 @@ import { byteSize, duration, ipRangeText, listenAddress, percent, section, type 
 const registry = z.string().transform((url, context): { url: string; location: RegistryLocation } => {
   try {
     return { url, location: parseRegistryUrl(url) };
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** The shared configuration store's URL (`etcd://…/root`, `zk://…/root`) checked by `parseStoreUrl`. */
+const storeUrl = z.string().transform((url, context): StoreLocation => {
+  try {
+    return parseStoreUrl(url);
   } catch (error) {
     context.addIssue({ code: 'custom', message: (error as Error).message });
     return z.NEVER;
@@ -42,6 +53,7 @@ export const configSchema = section({
     .union([z.literal(false), listenAddress, adminSection], { error: 'expected false, an address such as 127.0.0.1:9180, or { listen, token }' })
     .optional(),
   registries: z.array(registry).optional(),
+  configStore: storeUrl.optional(),
   defaults: serviceDefaultsSchema.optional(),
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
   routes: z.array(routeSchema).optional(),

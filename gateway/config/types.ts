@@ -3,6 +3,7 @@ import type { SlowStartOptions } from '../../src/balance/slow-start.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
+import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 import type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
@@ -24,6 +25,8 @@ export interface GatewayConfig {
   /** The admin listener; undefined when `admin: false`. */
   readonly admin: AdminSettings | undefined;
   readonly registries: readonly RegistryConfig[];
+  /** Where routes, services, middleware and consumers shared by several gateways are kept; undefined for the file alone. */
+  readonly configStore: StoreLocation | undefined;
   /** Settings of every service not declared in `services`. */
   readonly defaults: ServiceSettings;
   /** Declared services, each merged over `defaults`. */
