@@ -117,7 +117,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   };
 }
 
-/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list and the worker count. */
+/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list, the worker count and the config store. */
 function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
   if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
@@ -125,5 +125,7 @@ function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string
   if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
   if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
   if (current.workers !== next.workers) keys.push('workers');
+  // The store is connected once, at start (its snapshot and timeout with it).
+  if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
   return keys;
 }

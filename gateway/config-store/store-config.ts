@@ -7,7 +7,7 @@ import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
 import { objectKey, STORE_KINDS } from './store-layout.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
-import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal } from './store-objects.ts';
+import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
@@ -41,6 +41,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     let emitted = false;
     let closed = false;
     let writes = Promise.resolve();
+    // Per-object results for the file's current top-level settings; cleared when the file changes.
+    const validations: ValidationCache = new Map();
 
     const emit = (result: ConfigResult) => {
       if (closed) return;
@@ -51,7 +53,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     const compose = (fresh: boolean) => {
       if (!file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
-      const merged = mergeWithStore(path, settings.root, file.document, current);
+      const merged = mergeWithStore(path, settings.root, file.document, current, validations);
       const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused };
       if (!merged.ok) {
         log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; the running configuration stays');
@@ -111,6 +113,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         return;
       }
       file = { result, document: rawDocument(result.text) };
+      validations.clear();
       if (!settings && result.config.configStore) startStore(result.config.configStore);
       if (waiting && !emitted) return;
       compose(false);
@@ -133,8 +136,8 @@ type Merged = { ok: true; config: Extract<ConfigResult, { ok: true }>['config'];
  * the merged document is refused at a place that belongs to a store object (a cross-object rule
  * no single object breaks), that object is refused too and the merge retried without it.
  */
-export function mergeWithStore(path: string, root: string, document: ConfigDocument, listing: StoreListing): Merged {
-  const { objects, refused } = validateStoreObjects(root, listing.entries, document);
+export function mergeWithStore(path: string, root: string, document: ConfigDocument, listing: StoreListing, cache?: ValidationCache): Merged {
+  const { objects, refused } = validateStoreObjects(root, listing.entries, document, cache);
   const kept = { services: new Map(objects.services), middlewares: new Map(objects.middlewares), consumers: new Map(objects.consumers), routes: new Map(objects.routes) };
   for (let round = 0; ; round += 1) {
     const merged = mergeStoreDocument(root, document, kept);

@@ -24,12 +24,15 @@ export const STORE_SECTIONS: readonly StoreKind[] = STORE_KINDS;
  * rate limit's `policy: redis` are checked against the file), and parsed. An object whose key is
  * not `<root>/<kind>/<name>` with a valid name, whose value is not JSON, that the schema refuses, or
  * a route whose `name` differs from its key's id, is refused alone. A route's references to named
- * middleware are checked later, against the merged document (`mergeStoreDocument`).
+ * middleware are checked later, against the merged document (`mergeStoreDocument`). With `cache`
+ * (owned by the caller, cleared whenever `file` changes), an unchanged value is not validated again,
+ * so a change to one object of thousands costs one validation.
  */
-export function validateStoreObjects(root: string, entries: ReadonlyMap<string, string>, file: ConfigDocument): { objects: StoreObjects; refused: StoreRefusal[] } {
+export function validateStoreObjects(root: string, entries: ReadonlyMap<string, string>, file: ConfigDocument, cache?: ValidationCache): { objects: StoreObjects; refused: StoreRefusal[] } {
   const context = withoutSections(file);
   const objects = { services: new Map<string, unknown>(), middlewares: new Map<string, unknown>(), consumers: new Map<string, unknown>(), routes: new Map<string, unknown>() };
   const refused: StoreRefusal[] = [];
+  const seen = cache && new Set<string>();
   for (const [key, text] of [...entries].sort(([a], [b]) => a.localeCompare(b))) {
     const place = parseObjectKey(root, key);
     if (!place) continue;
@@ -45,12 +48,23 @@ export function validateStoreObjects(root: string, entries: ReadonlyMap<string, 
       refuse((error as Error).message.slice(key.length + 2));
       continue;
     }
-    const reason = objectIssue(context, place.kind, place.name, value);
+    const cacheKey = `${key}\n${text}`;
+    const cached = cache?.get(cacheKey);
+    const reason = cached !== undefined ? (cached === VALID ? undefined : cached) : objectIssue(context, place.kind, place.name, value);
+    seen?.add(cacheKey);
+    if (cache && cached === undefined) cache.set(cacheKey, reason ?? VALID);
     if (reason !== undefined) refuse(reason);
     else objects[place.kind].set(place.name, place.kind === 'routes' ? { ...(value as object), name: place.name } : value);
   }
+  // Values no longer in the store are forgotten, so the cache holds at most one listing's worth.
+  if (cache && seen) for (const cacheKey of cache.keys()) if (!seen.has(cacheKey)) cache.delete(cacheKey);
   return { objects, refused };
 }
+
+const VALID = '';
+
+/** Validation results by key and value text: `''` for valid, else the reason. */
+export type ValidationCache = Map<string, string>;
 
 /** Why one object is refused, or undefined when the schema accepts it. */
 function objectIssue(context: ConfigDocument, kind: StoreKind, name: string, value: unknown): string | undefined {
@@ -74,7 +88,8 @@ function isUnknownMiddleware(issue: z.core.$ZodIssue): boolean {
 
 /** `path.in.object: reason`, the path relative to the object itself (the file's `routes.0.` or `services.x.` dropped). */
 function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): string {
-  const path = issue.path.slice(kind === 'routes' ? 2 : 2).map(String);
+  // `routes.0.<path>` and `services.<name>.<path>` alike: the object's own path starts at the third segment.
+  const path = issue.path.slice(2).map(String);
   const where = issue.path[0] === kind ? path.join('.') : issue.path.map(String).join('.');
   return where === '' ? issue.message : `${where}: ${issue.message}`;
 }
