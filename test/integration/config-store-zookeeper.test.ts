@@ -1,6 +1,7 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectZooKeeperClient, freePort, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, freePort, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 /** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
 const ROUTED_WITHIN_MS = 5_000;
@@ -16,9 +17,9 @@ function call(run: (done: (error: unknown) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => run((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
 }
 
-async function statusOf(path: string): Promise<{ status: number; body: string }> {
+async function statusOf(path: string, target: GatewayProcess = gateway): Promise<{ status: number; body: string }> {
   try {
-    const response = await fetch(`${gateway.url}${path}`, { headers: { connection: 'close' } });
+    const response = await fetch(`${target.url}${path}`, { headers: { connection: 'close' } });
     return { status: response.status, body: await response.text() };
   } catch (error) {
     return { status: 0, body: String(error) };
@@ -71,5 +72,43 @@ describe('config store on ZooKeeper', () => {
     await until('/zk-good', 200, 'the good route');
     const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { refused: { key: string; reason: string }[] } };
     expect(config.store.refused).toEqual([{ key: `${ROOT}/routes/zk-bad`, kind: 'routes', reason: expect.stringMatching(/not JSON/) }]);
+  });
+});
+
+describe('config store on ZooKeeper, cut off past its session timeout', () => {
+  it('re-lists on the new session and converges to the changes made while it was cut off', async () => {
+    const root = `${ROOT}-expiry`;
+    await call((done) => writer.mkdirp(`${root}/routes`, done));
+    await call((done) => writer.create(`${root}/routes/kept`, Buffer.from(JSON.stringify({ path: '/kept', service: 'echo' })), done));
+    await call((done) => writer.create(`${root}/routes/doomed`, Buffer.from(JSON.stringify({ path: '/doomed', service: 'echo' })), done));
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(zk.connectString.split(',')[0]!.split(':')[1]) });
+    const adminPort = await freePort();
+    const cutOff = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+configStore: { url: "zk://${proxy.address}${root}", timeout: 5s }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`);
+    try {
+      await waitFor(async () => (await statusOf('/doomed', cutOff)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored routes before the cut' });
+      const newSessions = async () => sampleValue(parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()), 'switchboard_config_store_resyncs_total', { reason: 'new-session' }) ?? 0;
+      const before = await newSessions();
+      proxy.cut();
+      await call((done) => writer.remove(`${root}/routes/doomed`, -1, done));
+      await call((done) => writer.create(`${root}/routes/added`, Buffer.from(JSON.stringify({ path: '/added', service: 'echo' })), done));
+      // Cut off, the gateway keeps serving its last listing.
+      expect((await statusOf('/doomed', cutOff)).status).toBe(200);
+      expect((await statusOf('/added', cutOff)).status).toBe(404);
+      // The supervisor counts a disconnection longer than the session timeout (10 s) as expiry.
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text().then((text) => /switchboard_zookeeper_session_events_total\{[^}]*event="expired"[^}]*\} [1-9]/.test(text)), { timeoutMs: 30_000, intervalMs: 250, message: 'the session to count as expired' });
+      proxy.restore();
+      await waitFor(async () => (await statusOf('/added', cutOff)).status === 200 && (await statusOf('/doomed', cutOff)).status === 404, { timeoutMs: 30_000, intervalMs: 100, message: 'the changes made during the cut' });
+      expect((await statusOf('/kept', cutOff)).status).toBe(200);
+      expect(await newSessions()).toBeGreaterThan(before);
+    } finally {
+      await cutOff.process.stop();
+      await proxy.close();
+    }
   });
 });
