@@ -55,6 +55,12 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
       const merged = mergeWithStore(path, settings.root, file.document, current, validations);
       const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused };
+      if (!merged.ok && !emitted) {
+        // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
+        log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; starting from the file alone');
+        emit(file.result);
+        return;
+      }
       if (!merged.ok) {
         log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; the running configuration stays');
         emit({ ok: false, error: merged.error });
