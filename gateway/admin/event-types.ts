@@ -14,6 +14,7 @@ export const ADMIN_EVENT_TYPES = [
   'removal-released',
   'config-applied',
   'config-refused',
+  'config-store-refused',
   'rate-limit-fallback',
   'rate-limit-recovered',
   'breaker-opened',
@@ -84,6 +85,8 @@ export interface AdminEventPayloads {
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
+  /** A config store object left out (invalid, or a route naming a missing middleware): its key, kind and why; the rest applied. */
+  'config-store-refused': { key: string; kind: string; reason: string; revision: string };
   /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */
   'rate-limit-fallback': { middleware: string; onRedisError: 'local' | 'allow' | 'deny'; reason: string; worker: number | null };
   /** The Redis of a rate limit answers again; shared counting resumed after `downMs`. */
@@ -108,7 +111,7 @@ export type AdminEvent = AdminChange & {
 };
 
 /** A configuration change the gateway reports to the admin events: applied (with restart-only keys) or refused. */
-export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' }>;
+export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' | 'config-store-refused' }>;
 
 /** A rate limit's Redis went away or came back (reported by whichever process runs the limiter). */
 export type RateLimitChange = Extract<AdminChange, { type: 'rate-limit-fallback' | 'rate-limit-recovered' }>;
