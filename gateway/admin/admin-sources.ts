@@ -33,6 +33,8 @@ export interface AdminSources {
   readonly breakers?: { view(): unknown; readonly changes$: Observable<BreakerChange> };
   /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
   readonly workers?: () => unknown;
+  /** The gateways sharing the config store, for `/api/peers`; absent (and the path unknown) without `configStore`. */
+  readonly peers?: () => unknown;
 }
 
 /** The endpoints of a health snapshot with their admin health verdict and the provider that listed each. */

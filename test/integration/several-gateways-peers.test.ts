@@ -1,0 +1,139 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { connectZooKeeperClient, freePort, logOf, startEtcdCluster, startGateway, startZooKeeperEnsemble, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
+import type { Client as ZooKeeperClient } from 'node-zookeeper-client';
+
+// Short enough that a killed gateway leaves the list within the test, long enough that a loaded
+// 2-core machine does not miss a keepalive (etcd renews at a third of the TTL; ZooKeeper pings at a third).
+const TTL_MS = 3_000;
+// A long TTL for the SIGTERM case: leaving within a few seconds proves the entry was removed, not expired.
+const LONG_TTL_MS = 30_000;
+
+interface PeersAnswer {
+  self: string;
+  count: number;
+  peers: { id: string; admin: string | null; pid: number; self: boolean; lagging: boolean; revision: string | null }[];
+}
+
+interface StartedGateway {
+  readonly id: string;
+  readonly admin: number;
+  readonly gateway: GatewayProcess;
+}
+
+const running: StartedGateway[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map(({ gateway }) => gateway.process.kill()));
+});
+
+async function startPeer(id: string, store: string, ttlMs: number): Promise<StartedGateway> {
+  const admin = await freePort();
+  const gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${admin}
+configStore: ${store}
+peers: { id: ${id}, ttl: ${ttlMs} }
+routes: []
+`);
+  const started = { id, admin, gateway };
+  running.push(started);
+  return started;
+}
+
+async function peersOf(peer: StartedGateway): Promise<PeersAnswer> {
+  const response = await fetch(`http://127.0.0.1:${peer.admin}/api/peers`, { signal: AbortSignal.timeout(2_000) });
+  if (response.status !== 200) throw new Error(`GET /api/peers answered ${response.status}`);
+  return (await response.json()) as PeersAnswer;
+}
+
+const ids = (answer: PeersAnswer) => answer.peers.map((peer) => peer.id);
+
+/** The same behaviour on both stores: each gateway lists both, a killed one leaves within its TTL, a stopped one at once. */
+function peerScenarios(store: () => string, readRaw: (key: string) => Promise<string | undefined>): void {
+  it('lists both gateways on each of them, with their admin address, and counts them in switchboard_config_peers', async () => {
+    const [a, b] = await Promise.all([startPeer('gw-a', store(), TTL_MS), startPeer('gw-b', store(), TTL_MS)]);
+    for (const peer of [a, b]) {
+      const answer = await waitFor(async () => {
+        const seen = await peersOf(peer);
+        return ids(seen).join() === 'gw-a,gw-b' ? seen : undefined;
+      }, { timeoutMs: 15_000, message: `${peer.id} to list both peers` });
+      expect(answer.self).toBe(peer.id);
+      expect(answer.count).toBe(2);
+      expect(answer.peers.find((entry) => entry.self)?.id).toBe(peer.id);
+      expect(answer.peers.map((entry) => entry.admin)).toEqual([`127.0.0.1:${a.admin}`, `127.0.0.1:${b.admin}`]);
+      expect(answer.peers.map((entry) => entry.pid)).toEqual([a.gateway.process.pid, b.gateway.process.pid]);
+    }
+    const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${a.admin}/metrics`)).text());
+    expect(sampleValue(metrics, 'switchboard_config_peers')).toBe(2);
+    // The entry is in the store itself, where the layout says, as JSON.
+    expect(JSON.parse((await readRaw('/sb/peers/gw-b')) ?? 'null')).toMatchObject({ id: 'gw-b', pid: b.gateway.process.pid, admin: `127.0.0.1:${b.admin}` });
+  });
+
+  it('drops a gateway killed with SIGKILL once its lease or session runs out', async () => {
+    const [a, b] = await Promise.all([startPeer('gw-a', store(), TTL_MS), startPeer('gw-b', store(), TTL_MS)]);
+    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a,gw-b', { timeoutMs: 15_000, message: 'gw-a to list both peers' });
+    const killedAt = Date.now();
+    await b.gateway.process.kill();
+    // Nobody removed it: the store drops it when its TTL ends (plus ZooKeeper's tick granularity and the watch).
+    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a', { timeoutMs: TTL_MS + 15_000, message: `gw-a to drop the killed gw-b\n${await logOf(a.gateway.process)}` });
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(TTL_MS / 2);
+    expect(await readRaw('/sb/peers/gw-b')).toBeUndefined();
+    expect((await peersOf(a)).count).toBe(1);
+  });
+
+  it('removes its own entry on SIGTERM, long before its TTL would', async () => {
+    const [a, b] = await Promise.all([startPeer('gw-a', store(), LONG_TTL_MS), startPeer('gw-b', store(), LONG_TTL_MS)]);
+    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a,gw-b', { timeoutMs: 15_000, message: 'gw-a to list both peers' });
+    const stoppedAt = Date.now();
+    process.kill(b.gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a', { timeoutMs: 10_000, message: 'gw-a to see gw-b leave' });
+    expect(Date.now() - stoppedAt).toBeLessThan(LONG_TTL_MS / 2);
+    expect((await b.gateway.process.waitForExit(15_000)).code).toBe(0);
+  });
+}
+
+describe('gateways as peers on a 3-member etcd cluster', () => {
+  let etcd: EtcdCluster;
+  let client: Etcd3;
+  beforeAll(async () => {
+    etcd = await startEtcdCluster(3);
+    client = new Etcd3({ hosts: etcd.endpoints });
+  });
+  afterAll(async () => {
+    client?.close();
+    await etcd?.close();
+  });
+
+  peerScenarios(
+    () => `etcd://${etcd.endpoints.map((url) => url.replace('http://', '')).join(',')}/sb`,
+    async (key) => (await client.get(key).string()) ?? undefined,
+  );
+});
+
+describe('gateways as peers on a 3-node ZooKeeper ensemble', () => {
+  let zk: ZooKeeperCluster;
+  let client: ZooKeeperClient;
+  beforeAll(async () => {
+    // Sessions of 3 s need a server minimum below it (ticks of 500 ms allow 1 s).
+    zk = await startZooKeeperEnsemble(3, { tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    client = await connectZooKeeperClient(zk.connectString);
+  });
+  afterAll(async () => {
+    client?.close();
+    await zk?.close();
+  });
+
+  peerScenarios(
+    () => `zk://${zk.connectString}/sb`,
+    (key) =>
+      new Promise((resolve, reject) =>
+        client.getData(key, (error, data) => {
+          if (!error) return resolve(data?.toString());
+          if ((error as { name?: string }).name === 'NO_NODE') return resolve(undefined);
+          reject(error);
+        }),
+      ),
+  );
+});
