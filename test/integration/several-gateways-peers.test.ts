@@ -24,8 +24,9 @@ interface StartedGateway {
 
 const running: StartedGateway[] = [];
 
+// SIGTERM (SIGKILL after 5 s): a stopped gateway removes its entry, so the next test starts with an empty list.
 afterEach(async () => {
-  await Promise.all(running.splice(0).map(({ gateway }) => gateway.process.kill()));
+  await Promise.all(running.splice(0).map(({ gateway }) => gateway.process.stop()));
 });
 
 async function startPeer(id: string, store: string, ttlMs: number): Promise<StartedGateway> {
@@ -48,16 +49,20 @@ async function peersOf(peer: StartedGateway): Promise<PeersAnswer> {
   return (await response.json()) as PeersAnswer;
 }
 
-const ids = (answer: PeersAnswer) => answer.peers.map((peer) => peer.id);
+/** The list as `id:pid`, so that an entry left by an earlier process under the same id does not pass for this one's. */
+const listed = (answer: PeersAnswer) => answer.peers.map((peer) => `${peer.id}:${peer.pid}`).join();
+const expected = (...peers: StartedGateway[]) => peers.map((peer) => `${peer.id}:${peer.gateway.process.pid}`).join();
+let run = 0;
 
 /** The same behaviour on both stores: each gateway lists both, a killed one leaves within its TTL, a stopped one at once. */
 function peerScenarios(store: () => string, readRaw: (key: string) => Promise<string | undefined>): void {
   it('lists both gateways on each of them, with their admin address, and counts them in switchboard_config_peers', async () => {
-    const [a, b] = await Promise.all([startPeer('gw-a', store(), TTL_MS), startPeer('gw-b', store(), TTL_MS)]);
+    run += 1;
+    const [a, b] = await Promise.all([startPeer(`gw-a${run}`, store(), TTL_MS), startPeer(`gw-b${run}`, store(), TTL_MS)]);
     for (const peer of [a, b]) {
       const answer = await waitFor(async () => {
         const seen = await peersOf(peer);
-        return ids(seen).join() === 'gw-a,gw-b' ? seen : undefined;
+        return listed(seen) === expected(a, b) ? seen : undefined;
       }, { timeoutMs: 15_000, message: `${peer.id} to list both peers` });
       expect(answer.self).toBe(peer.id);
       expect(answer.count).toBe(2);
@@ -68,27 +73,29 @@ function peerScenarios(store: () => string, readRaw: (key: string) => Promise<st
     const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${a.admin}/metrics`)).text());
     expect(sampleValue(metrics, 'switchboard_config_peers')).toBe(2);
     // The entry is in the store itself, where the layout says, as JSON.
-    expect(JSON.parse((await readRaw('/sb/peers/gw-b')) ?? 'null')).toMatchObject({ id: 'gw-b', pid: b.gateway.process.pid, admin: `127.0.0.1:${b.admin}` });
+    expect(JSON.parse((await readRaw(`/sb/peers/${b.id}`)) ?? 'null')).toMatchObject({ id: b.id, pid: b.gateway.process.pid, admin: `127.0.0.1:${b.admin}` });
   });
 
   it('drops a gateway killed with SIGKILL once its lease or session runs out', async () => {
-    const [a, b] = await Promise.all([startPeer('gw-a', store(), TTL_MS), startPeer('gw-b', store(), TTL_MS)]);
-    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a,gw-b', { timeoutMs: 15_000, message: 'gw-a to list both peers' });
+    run += 1;
+    const [a, b] = await Promise.all([startPeer(`gw-a${run}`, store(), TTL_MS), startPeer(`gw-b${run}`, store(), TTL_MS)]);
+    await waitFor(async () => listed(await peersOf(a)) === expected(a, b), { timeoutMs: 15_000, message: 'gw-a to list both peers' });
     const killedAt = Date.now();
     await b.gateway.process.kill();
     // Nobody removed it: the store drops it when its TTL ends (plus ZooKeeper's tick granularity and the watch).
-    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a', { timeoutMs: TTL_MS + 15_000, message: `gw-a to drop the killed gw-b\n${await logOf(a.gateway.process)}` });
+    await waitFor(async () => listed(await peersOf(a)) === expected(a), { timeoutMs: TTL_MS + 15_000, message: `gw-a to drop the killed gw-b\n${await logOf(a.gateway.process)}` });
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(TTL_MS / 2);
-    expect(await readRaw('/sb/peers/gw-b')).toBeUndefined();
+    expect(await readRaw(`/sb/peers/${b.id}`)).toBeUndefined();
     expect((await peersOf(a)).count).toBe(1);
   });
 
   it('removes its own entry on SIGTERM, long before its TTL would', async () => {
-    const [a, b] = await Promise.all([startPeer('gw-a', store(), LONG_TTL_MS), startPeer('gw-b', store(), LONG_TTL_MS)]);
-    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a,gw-b', { timeoutMs: 15_000, message: 'gw-a to list both peers' });
+    run += 1;
+    const [a, b] = await Promise.all([startPeer(`gw-a${run}`, store(), LONG_TTL_MS), startPeer(`gw-b${run}`, store(), LONG_TTL_MS)]);
+    await waitFor(async () => listed(await peersOf(a)) === expected(a, b), { timeoutMs: 15_000, message: 'gw-a to list both peers' });
     const stoppedAt = Date.now();
     process.kill(b.gateway.process.pid!, 'SIGTERM');
-    await waitFor(async () => ids(await peersOf(a)).join() === 'gw-a', { timeoutMs: 10_000, message: 'gw-a to see gw-b leave' });
+    await waitFor(async () => listed(await peersOf(a)) === expected(a), { timeoutMs: 10_000, message: 'gw-a to see gw-b leave' });
     expect(Date.now() - stoppedAt).toBeLessThan(LONG_TTL_MS / 2);
     expect((await b.gateway.process.waitForExit(15_000)).code).toBe(0);
   });
