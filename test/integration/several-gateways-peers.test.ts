@@ -29,7 +29,7 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map(({ gateway }) => gateway.process.stop()));
 });
 
-async function startPeer(id: string, store: string, ttlMs: number): Promise<StartedGateway> {
+async function startPeer(id: string, store: string, ttlMs: number, extra = ''): Promise<StartedGateway> {
   const admin = await freePort();
   const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
@@ -37,6 +37,7 @@ admin: 127.0.0.1:${admin}
 configStore: ${store}
 peers: { id: ${id}, ttl: ${ttlMs} }
 routes: []
+${extra}
 `);
   const started = { id, admin, gateway };
   running.push(started);
@@ -113,10 +114,19 @@ describe('gateways as peers on a 3-member etcd cluster', () => {
     await etcd?.close();
   });
 
-  peerScenarios(
-    () => `etcd://${etcd.endpoints.map((url) => url.replace('http://', '')).join(',')}/sb`,
-    async (key) => (await client.get(key).string()) ?? undefined,
-  );
+  const store = () => `etcd://${etcd.endpoints.map((url) => url.replace('http://', '')).join(',')}/sb`;
+  peerScenarios(store, async (key) => (await client.get(key).string()) ?? undefined);
+
+  it('registers a gateway with workers once, as its primary', async () => {
+    const primary = await startPeer('gw-workers', store(), TTL_MS, 'workers: 2');
+    const answer = await waitFor(async () => {
+      const seen = await peersOf(primary);
+      return seen.count > 0 ? seen : undefined;
+    }, { timeoutMs: 15_000, message: 'the gateway with workers to list itself' });
+    expect(listed(answer)).toBe(expected(primary));
+    // Still one entry once the workers run (they would each add one if they registered).
+    expect(listed(await peersOf(primary))).toBe(expected(primary));
+  });
 });
 
 describe('gateways as peers on a 3-node ZooKeeper ensemble', () => {
