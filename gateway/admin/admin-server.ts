@@ -14,6 +14,7 @@ import { streamEvents } from './sse.ts';
 import { isStatsPath, statsAnswer } from './stats-view.ts';
 import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
+import { metricsText } from '../telemetry/metrics-text.ts';
 
 /** Where the admin listener binds and what it requires. */
 export interface AdminServerOptions {
@@ -55,7 +56,7 @@ export class AdminServer {
       ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
-    this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
+    this.metrics = sources.metrics ?? (() => metricsText());
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         this.log.error({ err: error, path: request.url }, 'admin request failed');
