@@ -4,9 +4,9 @@ import { componentLogger } from '../src/logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 import { BackendHealth } from './backend-health.ts';
 import type { AgentOptions } from './cli.ts';
-import { EtcdRegistration } from './registration-etcd.ts';
-import { ZooKeeperRegistration } from './registration-zookeeper.ts';
-import type { Registration } from './registration.ts';
+import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
+import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
+import type { Registration } from '../src/registration/registration.ts';
 
 /** Creates the registration for a ZooKeeper or etcd location. */
 export function createRegistration(location: RegistryLocation, ttlMs: number): Registration {

@@ -1,3 +1,3 @@
 export { Agent, register, createRegistration } from './agent.ts';
 export type { RegisterOptions, RegistrationHandle } from './agent.ts';
-export type { Registration, RegistrationState } from './registration.ts';
+export type { Registration, RegistrationState } from '../src/registration/registration.ts';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Registration, type RegisteredEntry } from '../../registry-agent/registration.ts';
+import { Registration, type RegisteredEntry } from '../../src/registration/registration.ts';
 import type { PeerRecord } from './peer-record.ts';
 import { PEER_UPDATE_INTERVAL_MS, PeerRegistration, defaultPeerId } from './peer-registration.ts';
 import { parseStoreUrl } from './store-layout.ts';

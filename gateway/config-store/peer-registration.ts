@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { componentLogger, type Logger } from '../../src/logger.ts';
-import { EtcdRegistration } from '../../registry-agent/registration-etcd.ts';
-import { ZooKeeperRegistration } from '../../registry-agent/registration-zookeeper.ts';
-import type { Registration, RegisteredEntry } from '../../registry-agent/registration.ts';
+import { EtcdRegistration } from '../../src/registration/registration-etcd.ts';
+import { ZooKeeperRegistration } from '../../src/registration/registration-zookeeper.ts';
+import type { Registration, RegisteredEntry } from '../../src/registration/registration.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { PeerRecord } from './peer-record.ts';
 import { encodeObject, peerKey, type StoreLocation } from './store-layout.ts';

@@ -1,7 +1,7 @@
 import type { Etcd3, Lease } from 'etcd3';
-import type { Instance } from '../src/discovery/instance.ts';
-import { errorMessage } from '../src/errors.ts';
-import { componentLogger } from '../src/logger.ts';
+import type { Instance } from '../discovery/instance.ts';
+import { errorMessage } from '../errors.ts';
+import { componentLogger } from '../logger.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of an etcd registration. */

@@ -1,7 +1,7 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { Instance } from '../src/discovery/instance.ts';
-import { componentLogger } from '../src/logger.ts';
+import type { Instance } from '../discovery/instance.ts';
+import { componentLogger } from '../logger.ts';
 import { Registration } from './registration.ts';
 
 const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port: 8081, weight: 2, protocol: 'http', metadata: {} };

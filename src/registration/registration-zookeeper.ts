@@ -1,9 +1,9 @@
 import zookeeper from 'node-zookeeper-client';
 import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
-import type { Instance } from '../src/discovery/instance.ts';
-import { componentLogger } from '../src/logger.ts';
-import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../src/zookeeper/index.ts';
-import { create, ephemeralOwnerOf, mkdirp, remove, setData } from '../src/zookeeper/zookeeper-writes.ts';
+import type { Instance } from '../discovery/instance.ts';
+import { componentLogger } from '../logger.ts';
+import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../zookeeper/index.ts';
+import { create, ephemeralOwnerOf, mkdirp, remove, setData } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */

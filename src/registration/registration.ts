@@ -1,9 +1,9 @@
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../src/backoff.ts';
-import { errorMessage } from '../src/errors.ts';
-import { encodeInstance } from '../src/discovery/instance-codec.ts';
-import type { Instance } from '../src/discovery/instance.ts';
-import type { Logger } from '../src/logger.ts';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../backoff.ts';
+import { errorMessage } from '../errors.ts';
+import { encodeInstance } from '../discovery/instance-codec.ts';
+import type { Instance } from '../discovery/instance.ts';
+import type { Logger } from '../logger.ts';
 
 /** Where one registration stands; `retrying` means the registry refused or could not be reached. */
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'closed';

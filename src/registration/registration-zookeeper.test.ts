@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Instance } from '../src/discovery/instance.ts';
-import { failQueuedRequests, type GuardedClient, type GuardedClientFactory } from '../src/zookeeper/guarded-client.ts';
-import { CLOSE_GRACE_MS } from '../src/zookeeper/index.ts';
+import type { Instance } from '../discovery/instance.ts';
+import { failQueuedRequests, type GuardedClient, type GuardedClientFactory } from '../zookeeper/guarded-client.ts';
+import { CLOSE_GRACE_MS } from '../zookeeper/index.ts';
 import { ZooKeeperRegistration } from './registration-zookeeper.ts';
 
 const SESSION_TIMEOUT_MS = 2_000;
