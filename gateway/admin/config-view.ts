@@ -13,9 +13,12 @@ export function configView(config: GatewayConfig): unknown {
   return toJson({ ...config, admin: admin ?? false });
 }
 
-/** The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0) and its settings. */
+/**
+ * The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0),
+ * where it comes from (`source`: `file` unless the route says otherwise, e.g. `store`) and its settings.
+ */
 export function routesView(config: GatewayConfig): { routes: unknown[] } {
-  return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, ...route })) };
+  return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, source: 'file', ...route })) };
 }
 
 /** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows. */

@@ -16,6 +16,7 @@ const FILES: ReadonlyArray<readonly [path: string, file: string, contentType: st
   ['/dashboard-breakers.css', 'dashboard-breakers.css', 'text/css; charset=utf-8'],
   ['/dashboard-tcp.js', 'dashboard-tcp.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-explain.js', 'dashboard-explain.js', 'text/javascript; charset=utf-8'],
+  ['/dashboard-routes.js', 'dashboard-routes.js', 'text/javascript; charset=utf-8'],
 ];
 
 /**

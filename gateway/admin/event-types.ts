@@ -14,6 +14,7 @@ export const ADMIN_EVENT_TYPES = [
   'removal-released',
   'config-applied',
   'config-refused',
+  'config-written',
   'rate-limit-fallback',
   'rate-limit-recovered',
   'breaker-opened',
@@ -84,6 +85,8 @@ export interface AdminEventPayloads {
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
+  /** An object of the config store was written through this gateway's admin API; `client` is the admin client's address. Never carries the value. */
+  'config-written': { action: 'put' | 'delete'; kind: 'routes' | 'services' | 'middlewares' | 'consumers'; name: string; revision: string | null; client: string };
   /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */
   'rate-limit-fallback': { middleware: string; onRedisError: 'local' | 'allow' | 'deny'; reason: string; worker: number | null };
   /** The Redis of a rate limit answers again; shared counting resumed after `downMs`. */
@@ -112,3 +115,6 @@ export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'conf
 
 /** A rate limit's Redis went away or came back (reported by whichever process runs the limiter). */
 export type RateLimitChange = Extract<AdminChange, { type: 'rate-limit-fallback' | 'rate-limit-recovered' }>;
+
+/** A write to the config store through the admin API, as `/api/events` reports it. */
+export type ConfigWrite = Extract<AdminChange, { type: 'config-written' }>;
