@@ -43,7 +43,7 @@ export interface StoreApiOptions {
   /** Reports a write to `/api/events`. */
   readonly record: (change: ConfigWrite) => void;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
-  readonly openWriter?: (location: StoreLocation) => StoreWriter;
+  readonly openWriter?: (location: StoreLocation) => Promise<StoreWriter>;
 }
 
 /**
@@ -54,7 +54,7 @@ export interface StoreApiOptions {
  * workers never write.
  */
 export class StoreApi {
-  private writer: { url: string; writer: StoreWriter } | undefined;
+  private writer: { url: string; writer: Promise<StoreWriter> } | undefined;
   private readonly log = componentLogger('config-store-writer');
 
   constructor(private readonly options: StoreApiOptions) {}
@@ -69,8 +69,8 @@ export class StoreApi {
     }
     const location = this.options.config().configStore;
     if (!location) return error(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
-    const writer = await this.writerFor(location);
     try {
+      const writer = await this.writerFor(location);
       if (place.kind === 'store') return { status: 200, body: { store: location.url, ...(await writer.list()) } };
       if (method === 'GET') return await this.read(writer, place.kind, place.name);
       if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
@@ -84,7 +84,7 @@ export class StoreApi {
   async close(): Promise<void> {
     const current = this.writer;
     this.writer = undefined;
-    await current?.writer.close();
+    await (await current?.writer.catch(() => undefined))?.close();
   }
 
   private async read(writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
@@ -130,10 +130,11 @@ export class StoreApi {
     this.log.info({ action, kind, name, revision, client }, 'config store object written');
   }
 
-  private async writerFor(location: StoreLocation): Promise<StoreWriter> {
+  private writerFor(location: StoreLocation): Promise<StoreWriter> {
     if (this.writer?.url === location.url) return this.writer.writer;
-    // The configStore URL changed on a reload: the old client goes, the next write opens the new one.
-    await this.close();
+    // The configStore URL changed on a reload: the old client goes, the next request opens the new one.
+    void this.close();
+    // Kept as a promise, so that concurrent first requests share one writer.
     const writer = (this.options.openWriter ?? openStoreWriter)(location);
     this.writer = { url: location.url, writer };
     return writer;
