@@ -27,10 +27,10 @@ async function etcdStore(): Promise<StoreUnderTest> {
   return {
     url: `etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}`,
     read: async (key) => (await client.get(key).string()) ?? undefined,
-    async close() {
+    close: once(async () => {
       client.close();
       await etcd.close();
-    },
+    }),
   };
 }
 
@@ -40,16 +40,22 @@ async function zooKeeperStore(): Promise<StoreUnderTest> {
   return {
     url: `zk://${zk.connectString}${ROOT}`,
     read: async (path) => (await getData(client, path).catch(() => undefined))?.data?.toString('utf8'),
-    async close() {
+    close: once(async () => {
       client.close();
       await zk.close();
-    },
+    }),
   };
 }
 
+/** `close` that runs once however often it is called: a test stops the store before afterAll does. */
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= close());
+}
+
 /** PUT (or DELETE) one object with the token and extra headers. */
-function send(admin: AdminClient, method: 'PUT' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return admin.get(path, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+function send(admin: AdminClient, method: 'PUT' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+  return admin.get(path, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(signal ? { signal } : {}) });
 }
 
 describe.each([
@@ -156,6 +162,19 @@ configStore: ${store.url}
     );
     expect(event.data).toMatchObject({ action: 'put', kind: 'consumers', name: 'alice', client: expect.stringMatching(/127\.0\.0\.1/) as unknown });
     expect(JSON.stringify(event)).not.toContain('abab');
+  });
+
+  // Last: it stops the store.
+  it('answers 503 within its deadline when the store is down, and still exits promptly on SIGTERM', async () => {
+    expect((await send(admin, 'PUT', '/api/routes/before-outage', { path: '/b', service: 'b' })).status).toBe(201);
+    await store.close();
+    // The store call's deadline is 5 s; a request hanging past 15 s (a loaded machine's margin) fails the test.
+    const response = await send(admin, 'PUT', '/api/routes/during-outage', { path: '/d', service: 'd' }, {}, AbortSignal.timeout(15_000));
+    expect(response.status).toBe(503);
+    expect(await response.json()).toMatchObject({ code: 'SB_CONFIG_STORE_UNAVAILABLE' });
+    const exit = await gateway.process.stop(15_000);
+    // Stopped by its own SIGTERM handling (exit 0), not by the harness's SIGKILL after the grace.
+    expect(exit).toMatchObject({ code: 0, signal: null });
   });
 });
 
