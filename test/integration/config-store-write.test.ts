@@ -223,3 +223,35 @@ accessLog: false
     expect(await response.json()).toMatchObject({ code: 'SB_CONFIG_STORE_NONE' });
   });
 });
+
+describe('the admin write API of a gateway with workers', () => {
+  let etcd: StoreUnderTest;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    etcd = await etcdStore();
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+workers: 2
+configStore: ${etcd.url}
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await etcd?.close();
+  });
+
+  it('writes once, from the primary that runs the admin listener', async () => {
+    const put = await send(admin, 'PUT', '/api/middlewares/limit', { rateLimit: { average: 10 } }, { 'if-none-match': '*' });
+    expect(put.status).toBe(201);
+    expect(JSON.parse((await etcd.read(`${ROOT}/middlewares/limit`))!)).toEqual({ rateLimit: { average: 10 } });
+    const listing = (await (await admin.get('/api/store')).json()) as { objects: unknown[] };
+    expect(listing.objects).toEqual([{ kind: 'middlewares', name: 'limit', revision: put.headers.get('etag')!.slice(1, -1), value: { rateLimit: { average: 10 } } }]);
+  });
+});
