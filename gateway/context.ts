@@ -20,8 +20,9 @@ export interface RequestOutcome {
 }
 
 /**
- * Rewrites the upstream response's headers before they reach the client; runs in registration
- * order. `context` is the request's own, so a hook can be one function shared by every request.
+ * Rewrites an answer's headers before they reach the client: the upstream's, and the gateway's own
+ * (errors, refusals, fallbacks); runs in registration order. `context` is the request's own, so a
+ * hook can be one function shared by every request.
  */
 export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => void;
 

@@ -4,6 +4,7 @@ import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { configStoreState } from './config-store/store-status.ts';
 import { rateLimitChanges } from './middleware/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
@@ -70,7 +71,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
 
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
-  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, ...options.admin };
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, configStore: () => configStoreState.current(), ...options.admin };
   let admin: AdminListener | undefined;
   const release = async () => {
     await admin?.close();
@@ -85,7 +86,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   flow.start();
   try {
     // Rate-limit fallbacks come from this process's limiters, or from the workers' (the primary feeds them in).
-    admin = config.admin ? await startAdmin(sources, merge(configChanges, rateLimitChanges), config.admin) : undefined;
+    admin = config.admin ? await startAdmin(sources, merge(configChanges, rateLimitChanges, configStoreState.changes$), config.admin) : undefined;
   } catch (error) {
     await release();
     throw error;
@@ -116,7 +117,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   };
 }
 
-/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list and the worker count. */
+/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list, the worker count and the config store. */
 function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
   if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
@@ -124,5 +125,7 @@ function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string
   if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
   if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
   if (current.workers !== next.workers) keys.push('workers');
+  // The store is connected once, at start (its snapshot and timeout with it).
+  if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
   return keys;
 }

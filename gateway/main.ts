@@ -3,7 +3,8 @@ import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { rootLogger, usePrettyLogs } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
 import { runWorker } from './cluster/cluster-worker.ts';
-import { watchConfig, type ConfigResult, type GatewayConfig } from './config/index.ts';
+import type { ConfigResult, GatewayConfig } from './config/index.ts';
+import { watchConfigWithStore } from './config-store/store-config.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway } from './pipeline.ts';
@@ -58,7 +59,8 @@ function runMain(): void {
   let running: Running | undefined;
   let starting: Promise<void> | undefined;
 
-  const subscription = watchConfig(configPath).subscribe((result: ConfigResult) => {
+  // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
+  const subscription = watchConfigWithStore(configPath).subscribe((result: ConfigResult) => {
     if (!result.ok) {
       if (!running && !starting) {
         process.stderr.write(`switchboard: ${result.error.message}\n`);

@@ -2,7 +2,7 @@ import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig }
 import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
 import { compose, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
-import { sendGatewayError } from './proxy/error-response.ts';
+import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
@@ -42,6 +42,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const routeChains = new Map<RouteConfig, (context: GatewayContext) => Promise<void>>();
   const chainOf = (route: RouteConfig) => {
     let chain = routeChains.get(route);
+    if (!chain && route.unavailable !== undefined) {
+      // Never proxied, and never counted against an upstream: the gateway's own configuration is at fault.
+      const reason = route.unavailable;
+      chain = async (context) => sendErrorAnswer(context, 503, 'route-unavailable', reason, { 'retry-after': '1' });
+      routeChains.set(route, chain);
+    }
     if (!chain) {
       const inline = routeMiddleware(route, config);
       const namedLayers = named.get(route);

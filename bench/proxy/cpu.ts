@@ -3,13 +3,16 @@
 // front of the same two Node backends (bench/proxy/backend.mjs). Rounds alternate the contenders
 // (the order rotating), and each run reads the proxy's user and system CPU from /proc/<pid>/stat
 // around wrk: on a shared machine, CPU per request moves far less than req/s does.
-// Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE)
+// With BENCH_POLICY=1 it adds traffic-policy rows (issue 13): the access-log-off gateway with a local rate limiter, with a
+// breaker, and with a Redis rate limiter (a redis-server from Debian), each against the plain one.
+// Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
+import { startLocalRedis, type LocalRedis } from '../../test/harness/redis-local.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { median } from './rounds.ts';
 import { runWrk } from './wrk.ts';
@@ -19,10 +22,14 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const WARMUP_S = 2;
+const POLICY = process.env.BENCH_POLICY === '1';
+/** A limit no benchmark reaches: the policy rows measure the cost of checking, not of refusing. */
+const GENEROUS = 'average: 10000000, burst: 10000000';
 
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-cpu-'));
 let baseline: Baseline | undefined;
+let redis: LocalRedis | undefined;
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
 /** Starts a program (stdout read and discarded, as a log collector would) and waits for `port`. */
@@ -53,14 +60,27 @@ try {
   for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
-  const gateway = async (name: string, program: string, accessLog = true) => {
+  const gateway = async (name: string, program: string, accessLog = true, policy: { top?: string; service?: string; middleware?: string } = {}) => {
     const port = await freePort();
     const file = join(dir, `${contenders.length}.yaml`);
-    await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
+    await writeFile(
+      file,
+      `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\n${policy.top ?? ''}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}]${policy.service ? `, ${policy.service}` : ''} }\n` +
+        (policy.middleware ? `middlewares:\n  policy: { ${policy.middleware} }\nroutes:\n  - { path: /, service: nodeb, middlewares: [policy] }\n` : `routes:\n  - { path: /, service: nodeb }\n`),
+    );
     contenders.push({ name, port, pid: await start(process.execPath, [program, '--config', file], port) });
   };
   await gateway('switchboard (this checkout)', 'bin/switchboard.js');
   await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
+  if (POLICY) {
+    redis = await startLocalRedis('bench-cpu-redis');
+    await gateway('switchboard (access log off) + local rate limit', 'bin/switchboard.js', false, { middleware: `rateLimit: { ${GENEROUS}, key: client-ip }` });
+    await gateway('switchboard (access log off) + breaker', 'bin/switchboard.js', false, { service: 'circuitBreaker: { requestVolumeThreshold: 1000000, errorPercentThreshold: 100 }' });
+    await gateway('switchboard (access log off) + redis rate limit', 'bin/switchboard.js', false, {
+      top: `redis: { url: "${redis.url}", timeout: 1s }`,
+      middleware: `rateLimit: { ${GENEROUS}, key: client-ip, policy: redis }`,
+    });
+  }
   if (BASELINE_REF) {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     await gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program);
@@ -98,9 +118,19 @@ try {
       }),
     )}\n`,
   );
+  // Each policy row against the plain access-log-off gateway of the same rounds: CPU per request, and req/s.
+  const plain = contenders.findIndex(({ name }) => name === 'switchboard (access log off)');
+  const cpuOf = (index: number) => median(runs[index]!.map((run) => run.user + run.sys));
+  const rpsOf = (index: number) => median(runs[index]!.map((run) => run.rps));
+  contenders.forEach(({ name }, index) => {
+    if (!name.startsWith('switchboard (access log off) + ')) return;
+    const what = name.slice('switchboard (access log off) + '.length);
+    process.stdout.write(`${what} cost: ${((cpuOf(index) / cpuOf(plain) - 1) * 100).toFixed(1)} % of CPU per request (${cpuOf(index).toFixed(1)} against ${cpuOf(plain).toFixed(1)} µs), ${((1 - rpsOf(index) / rpsOf(plain)) * 100).toFixed(1)} % of req/s\n`);
+  });
 } finally {
   children.forEach((child) => child.kill('SIGTERM'));
   await baseline?.remove();
+  await redis?.close();
   await rm(dir, { recursive: true, force: true });
 }
 process.exit(0);

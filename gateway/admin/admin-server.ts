@@ -51,7 +51,7 @@ export class AdminServer {
     this.views = new Map<string, () => unknown>([
       ['/api/services', () => servicesView(sources, events.providerStatuses())],
       ['/api/routes', () => routesView(sources.config())],
-      ['/api/config', () => configView(sources.config())],
+      ['/api/config', () => configView(sources.config(), sources.configStore?.())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
       ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),

@@ -33,6 +33,8 @@ export interface AdminSources {
   readonly breakers?: { view(): unknown; readonly changes$: Observable<BreakerChange> };
   /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
   readonly workers?: () => unknown;
+  /** The config store's state (URL, revision in force, refused objects) for `/api/config`; absent without one. */
+  readonly configStore?: () => unknown;
 }
 
 /** The endpoints of a health snapshot with their admin health verdict and the provider that listed each. */

@@ -6,19 +6,17 @@ export const REDACTED = '[redacted]';
 
 /**
  * The body of `GET /api/config`: the resolved configuration (every default applied, durations in
- * milliseconds) as JSON, with secrets (the admin token) replaced by `REDACTED`.
+ * milliseconds) as JSON, with secrets (the admin token) replaced by `REDACTED`; with a config store,
+ * `store` holds its URL, the revision in force and the objects it refused (null without one).
  */
-export function configView(config: GatewayConfig): unknown {
+export function configView(config: GatewayConfig, store?: unknown): unknown {
   const admin = config.admin && { listen: config.admin.listen, token: config.admin.token === undefined ? null : REDACTED };
-  return toJson({ ...config, admin: admin ?? false });
+  return toJson({ ...config, admin: admin ?? false, store });
 }
 
-/**
- * The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0),
- * where it comes from (`source`: `file` unless the route says otherwise, e.g. `store`) and its settings.
- */
+/** The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0) and its settings. */
 export function routesView(config: GatewayConfig): { routes: unknown[] } {
-  return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, source: 'file', ...route })) };
+  return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, ...route })) };
 }
 
 /** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows. */

@@ -15,6 +15,7 @@ export const ADMIN_EVENT_TYPES = [
   'config-applied',
   'config-refused',
   'config-written',
+  'config-store-refused',
   'rate-limit-fallback',
   'rate-limit-recovered',
   'breaker-opened',
@@ -87,6 +88,8 @@ export interface AdminEventPayloads {
   'config-refused': { reason: string };
   /** An object of the config store was written through this gateway's admin API; `client` is the admin client's address. Never carries the value. */
   'config-written': { action: 'put' | 'delete'; kind: 'routes' | 'services' | 'middlewares' | 'consumers'; name: string; revision: string | null; client: string };
+  /** A config store object left out (invalid, or a route naming a missing middleware): its key, kind and why; the rest applied. */
+  'config-store-refused': { key: string; kind: string; reason: string; revision: string };
   /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */
   'rate-limit-fallback': { middleware: string; onRedisError: 'local' | 'allow' | 'deny'; reason: string; worker: number | null };
   /** The Redis of a rate limit answers again; shared counting resumed after `downMs`. */
@@ -111,7 +114,7 @@ export type AdminEvent = AdminChange & {
 };
 
 /** A configuration change the gateway reports to the admin events: applied (with restart-only keys) or refused. */
-export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' }>;
+export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'config-refused' | 'config-store-refused' }>;
 
 /** A rate limit's Redis went away or came back (reported by whichever process runs the limiter). */
 export type RateLimitChange = Extract<AdminChange, { type: 'rate-limit-fallback' | 'rate-limit-recovered' }>;

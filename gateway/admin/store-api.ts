@@ -43,7 +43,7 @@ export interface StoreApiOptions {
   /** Reports a write to `/api/events`. */
   readonly record: (change: ConfigWrite) => void;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
-  readonly openWriter?: (location: StoreLocation) => Promise<StoreWriter>;
+  readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
 }
 
 /**

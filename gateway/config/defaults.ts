@@ -89,3 +89,6 @@ export const DEFAULT_TRACING: Omit<TracingSettings, 'endpoint' | 'headers'> = {
   flushIntervalMs: 5_000,
   exportTimeoutMs: 10_000,
 };
+
+/** Deadline of each config store read, and how long a start waits for the store before falling back to its snapshot. */
+export const DEFAULT_CONFIG_STORE_TIMEOUT_MS = 5_000;

@@ -13,6 +13,7 @@ export { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 export type { BreakerFallback, CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from './types-breaker.ts';
 export { DEFAULT_CIRCUIT_BREAKER, DEFAULT_CONCURRENCY, DEFAULT_RETRY_BUDGET } from './resolve-breaker.ts';
 export type {
+  ConfigStoreSettings,
   AdminSettings,
   CanaryLaneRouting,
   CanaryRouting,

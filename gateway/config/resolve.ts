@@ -3,6 +3,7 @@ import { DEFAULT_SLOW_START } from '../../src/balance/slow-start.ts';
 import {
   DEFAULT_ADMIN,
   DEFAULT_BALANCER,
+  DEFAULT_CONFIG_STORE_TIMEOUT_MS,
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HEALTH_CHECK,
   DEFAULT_LISTEN,
@@ -90,7 +91,11 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     entryPoints,
     admin: resolveAdmin(input.admin),
     registries: input.registries ?? [],
-    configStore: input.configStore,
+    configStore: input.configStore && {
+      ...input.configStore.location,
+      snapshotPath: input.configStore.snapshot === undefined ? undefined : isAbsolute(input.configStore.snapshot) ? input.configStore.snapshot : resolvePath(options.baseDir ?? process.cwd(), input.configStore.snapshot),
+      timeoutMs: input.configStore.timeout ?? DEFAULT_CONFIG_STORE_TIMEOUT_MS,
+    },
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),
@@ -346,6 +351,7 @@ function resolveRoute(input: RouteInput, index: number): RouteConfig {
     entryPoints: input.entryPoints,
     subset: input.subset && { match: input.subset.match, fallback: input.subset.fallback ?? 'any' },
     canary: input.canary && resolveCanary(input.canary),
+    unavailable: input.unavailable,
     ...(namespace ? { namespace: true, service: undefined, stripPrefix: input.namespace !== 'grpc' } : { namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false }),
   };
 }

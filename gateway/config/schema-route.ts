@@ -70,6 +70,8 @@ const routeFields = section({
   entryPoints: z.array(entryPointName).min(1, 'expected entry point names (leave it out for every entry point)').optional(),
   subset: subsetSchema.optional(),
   canary: canarySchema.optional(),
+  // Takes a route out of service with a 503 and this reason; the config store sets it on a route whose middleware is missing.
+  unavailable: z.string().min(1).max(1_000).optional(),
 });
 
 /** A route: one target (`service` or `namespace: true`), one path condition at most, and options that fit them. */

@@ -53,7 +53,11 @@ export const configSchema = section({
     .union([z.literal(false), listenAddress, adminSection], { error: 'expected false, an address such as 127.0.0.1:9180, or { listen, token }' })
     .optional(),
   registries: z.array(registry).optional(),
-  configStore: storeUrl.optional(),
+  configStore: z
+    .union([storeUrl.transform((location) => ({ location, snapshot: undefined, timeout: undefined })), section({ url: storeUrl, snapshot: z.string().min(1).optional(), timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional() }).transform(({ url, ...rest }) => ({ location: url, ...rest }))], {
+      error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout }',
+    })
+    .optional(),
   defaults: serviceDefaultsSchema.optional(),
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
   routes: z.array(routeSchema).optional(),

@@ -26,7 +26,7 @@ export interface GatewayConfig {
   readonly admin: AdminSettings | undefined;
   readonly registries: readonly RegistryConfig[];
   /** Where routes, services, middleware and consumers shared by several gateways are kept; undefined for the file alone. */
-  readonly configStore: StoreLocation | undefined;
+  readonly configStore: ConfigStoreSettings | undefined;
   /** Settings of every service not declared in `services`. */
   readonly defaults: ServiceSettings;
   /** Declared services, each merged over `defaults`. */
@@ -55,6 +55,14 @@ export interface GatewayConfig {
   /** The shared Redis (`redis:`); undefined when the file has none. */
   readonly redis: RedisSettings | undefined;
 }
+
+/** Where the config store is and how this gateway reads it. */
+export type ConfigStoreSettings = StoreLocation & {
+  /** The last-known-good snapshot file; undefined: `<config file>.store-snapshot.json`. */
+  readonly snapshotPath: string | undefined;
+  /** Deadline of each store read, and how long a start waits for the store before using the snapshot. */
+  readonly timeoutMs: number;
+};
 
 /** OpenTelemetry tracing: spans exported over OTLP/HTTP (JSON), batched, with a bounded queue. */
 export interface TracingSettings {
@@ -251,6 +259,8 @@ export type HostHeaderPolicy = 'pass' | 'upstream' | (string & {});
 interface RouteCommon {
   /** From the file, or `routes.<index>`. */
   readonly name: string;
+  /** Set, the route answers 503 with this reason instead of proxying (a config store route whose middleware is missing). */
+  readonly unavailable?: string | undefined;
   /** Position in the file; ties in specificity keep this order. */
   readonly index: number;
   /** Exact (`api.example.com`) or wildcard (`*.example.com`), lowercased, without port. */

@@ -1,4 +1,5 @@
 import type { GatewayContext } from '../context.ts';
+import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { sendErrorAnswer } from '../proxy/error-response.ts';
 import { REFUSED_MAX_CONCURRENT, REFUSED_OPEN, type RequestGuard } from './service-guard.ts';
 
@@ -18,7 +19,7 @@ export function answerRefusal(context: GatewayContext, code: number, guard: Requ
       const response = context.response;
       if (response.headersSent || response.destroyed) return undefined;
       context.outcome.bytesOut = Buffer.byteLength(fallback.body);
-      response.writeHead(fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers });
+      response.writeHead(fallback.status, applyHeaderHooks(context, fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers }));
       response.end(fallback.body);
       return undefined;
     }

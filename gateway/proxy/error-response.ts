@@ -1,4 +1,6 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { GatewayContext } from '../context.ts';
+import { applyHeaderHooks } from './answer-headers.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
@@ -54,11 +56,13 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
   if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, extraHeaders);
   const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
-  response.writeHead(status, {
+  const headers: OutgoingHttpHeaders = {
     'content-type': 'application/json',
     'content-length': context.outcome.bytesOut,
     'x-request-id': context.requestId,
     ...extraHeaders,
-  });
+  };
+  applyHeaderHooks(context, status, headers);
+  response.writeHead(status, headers);
   response.end(body);
 }

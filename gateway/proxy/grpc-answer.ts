@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ClientResponse, GatewayContext } from '../context.ts';
+import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
 
 /**
@@ -29,12 +30,12 @@ export function sendGrpcErrorAnswer(context: GatewayContext, status: number, err
   const grpcStatus = grpcStatusOf(status, error);
   context.outcome.bytesOut = 0;
   context.outcome.grpcStatus = grpcStatus;
+  const headers = applyHeaderHooks(context, 200, { ...extraHeaders, 'x-request-id': context.requestId });
   sendTrailersOnly(response, 200, {
-    ...extraHeaders,
+    ...headers,
     'content-type': 'application/grpc',
     'grpc-status': String(grpcStatus),
     'grpc-message': encodeGrpcMessage(message),
-    'x-request-id': context.requestId,
   });
 }
 

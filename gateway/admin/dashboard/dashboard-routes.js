@@ -1,5 +1,6 @@
 // The routes panel of the dashboard (read-only): every route in matching order with where it comes
-// from (the configuration file or the config store, with the stored revision), from /api/routes.
+// from, from /api/routes joined with /api/store: a store route replaces the file's route of the same
+// name, so a route whose name the store holds is the store's (shown with its stored revision).
 import { h } from './dashboard-format.js';
 
 const REFRESH_MS = 5_000;
@@ -21,10 +22,9 @@ function matchText(route) {
   return parts.join(' ') || '(everything)';
 }
 
-function sourceText(route) {
-  const source = route.source ?? 'file';
-  const revision = route.storeRevision ?? route.revision;
-  return source === 'store' && revision ? `store @ ${revision}` : source;
+function sourceText(route, stored) {
+  const revision = route.name ? stored.get(route.name) : undefined;
+  return revision === undefined ? 'file' : `store @ ${revision}`;
 }
 
 /** The panel, made on first data and placed after the services. */
@@ -36,18 +36,18 @@ function panel() {
   return section;
 }
 
-function render(routes) {
+function render(routes, stored) {
   panel();
   const rows = routes.map((route) =>
     h(
       'tr',
-      { 'data-route': route.name ?? '', 'data-source': route.source ?? 'file' },
+      { 'data-route': route.name ?? '', 'data-source': route.name && stored.has(route.name) ? 'store' : 'file' },
       h('td', {}, String(route.order)),
       h('td', {}, route.name ?? '(unnamed)'),
       h('td', { class: 'mono' }, matchText(route)),
       h('td', {}, route.namespace ? 'namespace' : (route.service ?? '')),
       h('td', {}, (route.middlewares ?? []).join(', ') || '–'),
-      h('td', { class: 'source' }, sourceText(route)),
+      h('td', { class: 'source' }, sourceText(route, stored)),
     ),
   );
   const table = h(
@@ -59,12 +59,20 @@ function render(routes) {
   document.getElementById('routes-body').replaceChildren(table);
 }
 
+/** Stored route name → revision; empty without a config store (409) or when the store does not answer. */
+async function storedRoutes() {
+  const response = await fetch('api/store', { headers: authHeaders(), cache: 'no-store' }).catch(() => undefined);
+  if (!response?.ok) return new Map();
+  const { objects } = await response.json();
+  return new Map(objects.filter((object) => object.kind === 'routes').map((object) => [object.name, object.revision]));
+}
+
 async function refresh() {
   try {
-    const response = await fetch('api/routes', { headers: authHeaders(), cache: 'no-store' });
+    const [response, stored] = await Promise.all([fetch('api/routes', { headers: authHeaders(), cache: 'no-store' }), storedRoutes()]);
     if (!response.ok) return;
     const { routes } = await response.json();
-    render(routes);
+    render(routes, stored);
   } catch {
     // The services panel reports an unreachable gateway; this panel keeps its last rows.
   }

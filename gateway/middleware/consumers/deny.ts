@@ -1,5 +1,6 @@
 import { metricsRegistry } from '../../../src/metrics.ts';
 import type { GatewayContext } from '../../context.ts';
+import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { CellCounter, type CounterCell } from '../../telemetry/metric-cells.ts';
 
@@ -47,6 +48,6 @@ function relay(context: GatewayContext, status: number, relayed: NonNullable<Acc
   const response = context.response;
   if (response.headersSent || response.destroyed) return;
   context.outcome.bytesOut = relayed.body.length;
-  response.writeHead(status, { ...relayed.headers, 'content-length': relayed.body.length, 'x-request-id': context.requestId });
+  response.writeHead(status, applyHeaderHooks(context, status, { ...relayed.headers, 'content-length': relayed.body.length, 'x-request-id': context.requestId }));
   response.end(relayed.body);
 }

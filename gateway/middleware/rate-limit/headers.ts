@@ -14,23 +14,21 @@ export function rateLimitHeaders(decision: LimitDecision, settings: Pick<RateLim
   // The bucket's own numbers; a quota refusal carries the quota's in limit/remaining instead.
   const burst = refusedByQuota ? undefined : decision.limit;
   const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil((burst * settings.periodMs) / settings.average / 1_000));
-  const policies: string[] = [];
-  const states: string[] = [];
-  if (burst !== undefined) {
-    policies.push(`"default";q=${burst};w=${refillSeconds}`);
-    states.push(`"default";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1_000)}`);
-  }
+  // Plain concatenation: this runs for every request through a limiter (no arrays to join).
+  let policy = burst === undefined ? '' : `"default";q=${burst};w=${refillSeconds}`;
+  let state = burst === undefined ? '' : `"default";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1_000)}`;
   const quota = decision.quota;
   if (quota) {
     const name = quota.windowMs === 3_600_000 ? 'hourly' : 'daily';
-    policies.push(`"${name}";q=${quota.limit};w=${quota.windowMs / 1_000}`);
-    states.push(`"${name}";r=${quota.remaining};t=${Math.ceil(quota.resetMs / 1_000)}`);
+    const separator = policy === '' ? '' : ', ';
+    policy += `${separator}"${name}";q=${quota.limit};w=${quota.windowMs / 1_000}`;
+    state += `${separator}"${name}";r=${quota.remaining};t=${Math.ceil(quota.resetMs / 1_000)}`;
   }
   const headers: Record<string, string> = {
     'x-ratelimit-limit': String(decision.limit),
     'x-ratelimit-remaining': String(decision.remaining),
-    'ratelimit-policy': policies.join(', '),
-    ratelimit: states.join(', '),
+    'ratelimit-policy': policy,
+    ratelimit: state,
   };
   if (!decision.allowed) {
     headers['retry-after'] = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1_000)));

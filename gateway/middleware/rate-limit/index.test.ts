@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsumerConfig, RateLimitSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { sendGatewayError } from '../../proxy/error-response.ts';
 import { rateLimit, type Limiter } from './index.ts';
 
 const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
@@ -31,6 +32,13 @@ describe('rateLimit', () => {
     expect(Object.keys(body).sort()).toEqual(['error', 'message', 'requestId', 'status']);
     // The fake upstream was never called for the refused request, and the outcome names the class.
     expect(server.contexts[2]!.outcome).toMatchObject({ status: 429, errorClass: 'rate-limited', attempts: 0 });
+  });
+
+  it("puts the limit headers on the gateway's own answers too (here a 502 after the limiter let the request through)", async () => {
+    server = await serveMiddleware([rateLimit(SETTINGS, { now: () => 0 })], async (context) => sendGatewayError(context, 'connect-refused'));
+    const answer = await server.send('/');
+    expect(answer.status).toBe(502);
+    expect(answer.headers).toMatchObject({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '1', ratelimit: '"default";r=1;t=10' });
   });
 
   it.each([

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { mergeWithStore } from './store-config.ts';
+import { mergeStoreDocument } from './store-merge.ts';
+import { validateStoreObjects } from './store-objects.ts';
+
+const ROOT = '/switchboard';
+const FILE = {
+  listen: '127.0.0.1:8080',
+  admin: false,
+  services: { api: { balancer: { algorithm: 'round-robin' } } },
+  middlewares: { strict: { hsts: { maxAge: '1h' } } },
+  routes: [
+    { name: 'file-api', path: '/api', service: 'api' },
+    { name: 'shared', path: '/shared', service: 'file-backend' },
+  ],
+};
+const listing = (entries: Record<string, unknown>) => ({
+  revision: '7',
+  receivedAt: 0,
+  entries: new Map(Object.entries(entries).map(([key, value]) => [`${ROOT}/${key}`, typeof value === 'string' ? value : JSON.stringify(value)])),
+});
+
+describe('validateStoreObjects', () => {
+  it.each([
+    ['a value that is not JSON', 'routes/a', '{"path": "/a",', /not JSON/],
+    ['a route the schema refuses', 'routes/a', { path: 'no-slash', service: 'x' }, /path: expected a path starting with \//],
+    ['a route whose name differs from its id', 'routes/a', { name: 'b', path: '/a', service: 'x' }, /name "b" differs from the key's id "a"/],
+    ['a bad object name', 'routes/-bad', { path: '/a', service: 'x' }, /not a valid object name/],
+    ['a middleware with two kinds', 'middlewares/m', { hsts: { maxAge: '1h' }, rewrite: { pattern: 'a', replacement: 'b' } }, /exactly one kind/],
+    ['a route to an entry point the file lacks', 'routes/a', { path: '/a', service: 'x', entryPoints: ['nope'] }, /no entry point is named "nope"/],
+  ])('refuses %s alone, with its key and reason', (_case, key, value, reason) => {
+    const { objects, refused } = validateStoreObjects(ROOT, listing({ [key]: value, 'routes/good': { path: '/good', service: 'x' } }).entries, FILE);
+    expect(refused).toEqual([{ key: `${ROOT}/${key}`, kind: key.split('/')[0], reason: expect.stringMatching(reason) }]);
+    expect([...objects.routes.keys()]).toEqual(['good']);
+  });
+
+  it('accepts a route that names a middleware only the store declares (checked after merging)', () => {
+    const { refused } = validateStoreObjects(ROOT, listing({ 'routes/a': { path: '/a', service: 'x', middlewares: ['from-store'] } }).entries, FILE);
+    expect(refused).toEqual([]);
+  });
+
+  it('ignores peers and stray keys', () => {
+    const { objects, refused } = validateStoreObjects(ROOT, new Map([[`${ROOT}/peers/gw-1`, '{}'], [`${ROOT}/other/x`, 'junk']]), FILE);
+    expect(refused).toEqual([]);
+    expect(objects.routes.size + objects.services.size).toBe(0);
+  });
+});
+
+describe('mergeStoreDocument', () => {
+  it('keeps the file settings, puts store routes after the file routes, and lets a store object replace a file object of the same name', () => {
+    const { objects } = validateStoreObjects(
+      ROOT,
+      listing({
+        'routes/b-store': { path: '/b', service: 'b' },
+        'routes/a-store': { path: '/a', service: 'a' },
+        'routes/shared': { path: '/shared', service: 'store-backend' },
+        'services/api': { balancer: { algorithm: 'least-connections' } },
+        'middlewares/extra': { hsts: { maxAge: '2h' } },
+      }).entries,
+      FILE,
+    );
+    const { document, refused } = mergeStoreDocument(ROOT, FILE, objects);
+    expect(refused).toEqual([]);
+    expect(document.listen).toBe('127.0.0.1:8080');
+    expect((document.routes as { name: string }[]).map((route) => route.name)).toEqual(['file-api', 'a-store', 'b-store', 'shared']);
+    expect((document.routes as { name: string; service: string }[]).find((route) => route.name === 'shared')?.service).toBe('store-backend');
+    expect(document.services).toEqual({ api: { balancer: { algorithm: 'least-connections' } } });
+    expect(Object.keys(document.middlewares as object)).toEqual(['strict', 'extra']);
+  });
+
+  it('turns a store route naming a missing middleware into an unavailable route without that middleware, and reports it', () => {
+    const { objects } = validateStoreObjects(ROOT, listing({ 'routes/guarded': { path: '/g', service: 'g', middlewares: ['strict', 'missing-auth'] } }).entries, FILE);
+    const { document, refused } = mergeStoreDocument(ROOT, FILE, objects);
+    expect(refused).toEqual([{ key: `${ROOT}/routes/guarded`, kind: 'routes', reason: expect.stringContaining('"missing-auth"') }]);
+    const route = (document.routes as Record<string, unknown>[]).find((entry) => entry.name === 'guarded');
+    expect(route?.middlewares).toBeUndefined();
+    expect(route?.unavailable).toMatch(/route guarded references middleware "missing-auth"/);
+  });
+});
+
+describe('mergeWithStore', () => {
+  it('parses the merged document with the file schema: the unavailable route keeps its place and the rest applies', () => {
+    const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ 'routes/ok': { path: '/ok', service: 'ok' }, 'routes/guarded': { path: '/g', service: 'g', middlewares: ['nope'] }, 'routes/bad': '{' }));
+    if (!merged.ok) throw merged.error;
+    expect(merged.config.routes.map((route) => [route.name, route.unavailable !== undefined])).toEqual([
+      ['file-api', false],
+      ['shared', false],
+      ['guarded', true],
+      ['ok', false],
+    ]);
+    expect(merged.refused.map((entry) => entry.key).sort()).toEqual([`${ROOT}/routes/bad`, `${ROOT}/routes/guarded`]);
+    // The text is what workers parse: the same configuration comes out of it.
+    expect(JSON.parse(merged.text).routes).toHaveLength(4);
+  });
+});

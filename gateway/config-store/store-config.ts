@@ -1,0 +1,185 @@
+import { Observable } from 'rxjs';
+import { parseDocument } from 'yaml';
+import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
+import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
+import { objectKey, STORE_KINDS } from './store-layout.ts';
+import { mergeStoreDocument } from './store-merge.ts';
+import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
+import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
+import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
+import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
+import { configStoreState } from './store-status.ts';
+
+/** Seams for tests: the file's results and the store source. */
+export interface StoreConfigOptions {
+  readonly file$?: Observable<ConfigResult>;
+  readonly createSource?: (settings: ConfigStoreSettings) => StoreSource;
+}
+
+/** How many times a merged document refused for a store object's sake is retried without that object. */
+const MAX_ATTRIBUTION_ROUNDS = 8;
+
+/**
+ * `watchConfig` with the config store merged in: without `configStore` the file's results pass
+ * through unchanged; with it, each file change and each store listing yields the merged document
+ * (see `mergeStoreDocument`) as JSON text, parsed by the same `parseConfig`, so that the caller
+ * applies it (and sends it to workers) exactly as a file reload. At start it waits up to
+ * `configStore.timeout` for the store, then starts from the last-known-good snapshot (or the file
+ * alone when there is none) and catches up when the store answers. Each listing applied from the
+ * store is written to the snapshot file. The store's location is read once, at start.
+ */
+export function watchConfigWithStore(path: string, options: StoreConfigOptions = {}): Observable<ConfigResult> {
+  const log = componentLogger('config-store');
+  return new Observable<ConfigResult>((subscriber) => {
+    let file: { result: Extract<ConfigResult, { ok: true }>; document: ConfigDocument } | undefined;
+    let settings: ConfigStoreSettings | undefined;
+    let source: StoreSource | undefined;
+    let listing: { value: StoreListing; origin: 'store' | 'snapshot' } | undefined;
+    let waiting: NodeJS.Timeout | undefined;
+    let emitted = false;
+    let closed = false;
+    let writes = Promise.resolve();
+    // Per-object results for the file's current top-level settings; cleared when the file changes.
+    const validations: ValidationCache = new Map();
+
+    const emit = (result: ConfigResult) => {
+      if (closed) return;
+      emitted = true;
+      subscriber.next(result);
+    };
+
+    const compose = (fresh: boolean) => {
+      if (!file || !settings) return;
+      const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
+      const merged = mergeWithStore(path, settings.root, file.document, current, validations);
+      const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused };
+      if (!merged.ok && !emitted) {
+        // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
+        log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; starting from the file alone');
+        emit(file.result);
+        return;
+      }
+      if (!merged.ok) {
+        log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; the running configuration stays');
+        emit({ ok: false, error: merged.error });
+        return;
+      }
+      const known = new Set((configStoreState.current()?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
+      for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
+      configStoreState.update(status);
+      for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
+      emit({ ok: true, config: merged.config, text: merged.text });
+      if (!listing) return;
+      const appliedAt = Date.now();
+      if (fresh && listing.origin === 'store') configPropagationSeconds.observe(Math.max(0, appliedAt - current.receivedAt) / 1_000);
+      if (/^\d+$/.test(current.revision)) configStoreRevision.set(Number(current.revision));
+      configStoreState.applied(current.revision, appliedAt);
+      if (fresh && listing.origin === 'store') {
+        const target = settings.snapshotPath ?? defaultSnapshotPath(path);
+        const url = settings.url;
+        writes = writes.then(() => writeStoreSnapshot(target, url, current)).catch((error: unknown) => log.warn({ path: target, err: errorMessage(error) }, 'cannot write the config store snapshot'));
+      }
+    };
+
+    const startStore = (next: ConfigStoreSettings) => {
+      settings = next;
+      source = (options.createSource ?? ((value) => createStoreSource(value, { requestTimeoutMs: value.timeoutMs })))(next);
+      const snapshotPath = next.snapshotPath ?? defaultSnapshotPath(path);
+      waiting = setTimeout(() => {
+        waiting = undefined;
+        void readStoreSnapshot(snapshotPath, next.url).then((snapshot) => {
+          if (closed || listing) return;
+          if (snapshot.listing) {
+            log.warn({ store: next.url, snapshot: snapshotPath, revision: snapshot.listing.revision, waitedMs: next.timeoutMs }, 'config store unreachable at start: starting from the last-known-good snapshot; catching up when it answers');
+            listing = { value: snapshot.listing, origin: 'snapshot' };
+          } else log.warn({ store: next.url, waitedMs: next.timeoutMs, reason: snapshot.reason }, 'config store unreachable at start and no snapshot: starting from the file alone; catching up when it answers');
+          compose(true);
+        });
+      }, next.timeoutMs);
+      source.listings$.subscribe((value) => {
+        clearTimeout(waiting);
+        waiting = undefined;
+        if (listing?.origin === 'snapshot') log.info({ revision: value.revision }, 'config store answers: catching up from the snapshot');
+        listing = { value, origin: 'store' };
+        compose(true);
+      });
+      source.start();
+    };
+
+    const fileSubscription = (options.file$ ?? watchConfig(path)).subscribe((result) => {
+      if (!result.ok) {
+        // Before anything applied the caller exits on it; later it keeps the running configuration.
+        emit(result);
+        return;
+      }
+      if (!result.config.configStore && !settings) {
+        emit(result);
+        return;
+      }
+      file = { result, document: rawDocument(result.text) };
+      validations.clear();
+      if (!settings && result.config.configStore) startStore(result.config.configStore);
+      if (waiting && !emitted) return;
+      compose(false);
+    });
+
+    return () => {
+      closed = true;
+      clearTimeout(waiting);
+      fileSubscription.unsubscribe();
+      void source?.close();
+    };
+  });
+}
+
+/** The merged configuration, or why it is refused as a whole (no single store object to blame). */
+type Merged = { ok: true; config: Extract<ConfigResult, { ok: true }>['config']; text: string; refused: StoreRefusal[] } | { ok: false; error: ConfigFileError; refused: StoreRefusal[] };
+
+/**
+ * Validates the listing object by object, merges, and parses the result with `parseConfig`. When
+ * the merged document is refused at a place that belongs to a store object (a cross-object rule
+ * no single object breaks), that object is refused too and the merge retried without it.
+ */
+export function mergeWithStore(path: string, root: string, document: ConfigDocument, listing: StoreListing, cache?: ValidationCache): Merged {
+  const { objects, refused } = validateStoreObjects(root, listing.entries, document, cache);
+  const kept = { services: new Map(objects.services), middlewares: new Map(objects.middlewares), consumers: new Map(objects.consumers), routes: new Map(objects.routes) };
+  for (let round = 0; ; round += 1) {
+    const merged = mergeStoreDocument(root, document, kept);
+    const text = JSON.stringify(merged.document);
+    try {
+      return { ok: true, config: parseConfig(path, text), text, refused: [...refused, ...merged.refused] };
+    } catch (error) {
+      const blamed = error instanceof GatewayConfigError && round < MAX_ATTRIBUTION_ROUNDS ? blame(root, merged.document, kept, error) : [];
+      if (blamed.length === 0) {
+        const reason = `config store revision ${listing.revision}: ${errorMessage(error)}`;
+        return { ok: false, error: new ConfigFileError(path, reason, { cause: error }), refused: [...refused, ...merged.refused] };
+      }
+      refused.push(...blamed);
+    }
+  }
+}
+
+/** The store objects the merged document's issues point into; each is removed from `kept`. */
+function blame(root: string, document: ConfigDocument, kept: { [K in keyof StoreObjects]: Map<string, unknown> }, error: GatewayConfigError): StoreRefusal[] {
+  const blamed: StoreRefusal[] = [];
+  const routes = (document.routes ?? []) as { name?: unknown }[];
+  for (const issue of error.issues) {
+    const [kind, place] = issue.keyPath.split('.');
+    let name: string | undefined;
+    if (kind === 'routes' && place !== undefined) name = String(routes[Number(place)]?.name ?? '');
+    else if ((kind === 'services' || kind === 'middlewares' || kind === 'consumers') && place !== undefined) name = place;
+    if (name === undefined || !(kind === 'routes' || kind === 'services' || kind === 'middlewares' || kind === 'consumers') || !kept[kind].has(name)) continue;
+    kept[kind].delete(name);
+    blamed.push({ key: objectKey(root, kind, name), kind, reason: `${issue.keyPath}: ${issue.reason}` });
+  }
+  return blamed;
+}
+
+/** The file's text as a plain document (anchors and merges expanded, `x-` keys dropped); it parsed already. */
+function rawDocument(text: string): ConfigDocument {
+  const content: unknown = parseDocument(text, { merge: true }).toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  if (typeof content !== 'object' || content === null || Array.isArray(content)) return {};
+  return Object.fromEntries(Object.entries(content).filter(([key]) => !key.startsWith('x-')));
+}

@@ -1,0 +1,100 @@
+import type { z } from 'zod';
+import { configSchema } from '../config/schema.ts';
+import { decodeObject, OBJECT_NAME, parseObjectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
+
+/** A store object left out of the configuration, with why; the rest of the store applies. */
+export interface StoreRefusal {
+  readonly key: string;
+  readonly kind: StoreKind;
+  readonly reason: string;
+}
+
+/** The valid objects of a listing, by kind and name, as the file would hold them (raw JSON, not yet resolved). */
+export type StoreObjects = { readonly [K in StoreKind]: ReadonlyMap<string, unknown> };
+
+/** A raw document shaped like the configuration file (top-level keys to values). */
+export type ConfigDocument = Readonly<Record<string, unknown>>;
+
+/** The file's sections that store objects add to; every other top-level key stays the file's alone. */
+export const STORE_SECTIONS: readonly StoreKind[] = STORE_KINDS;
+
+/**
+ * Validates every object of a listing on its own, with the file's zod schema: each object is put
+ * into a one-object document beside the file's top-level settings (so a route's `entryPoints` and a
+ * rate limit's `policy: redis` are checked against the file), and parsed. An object whose key is
+ * not `<root>/<kind>/<name>` with a valid name, whose value is not JSON, that the schema refuses, or
+ * a route whose `name` differs from its key's id, is refused alone. A route's references to named
+ * middleware are checked later, against the merged document (`mergeStoreDocument`). With `cache`
+ * (owned by the caller, cleared whenever `file` changes), an unchanged value is not validated again,
+ * so a change to one object of thousands costs one validation.
+ */
+export function validateStoreObjects(root: string, entries: ReadonlyMap<string, string>, file: ConfigDocument, cache?: ValidationCache): { objects: StoreObjects; refused: StoreRefusal[] } {
+  const context = withoutSections(file);
+  const objects = { services: new Map<string, unknown>(), middlewares: new Map<string, unknown>(), consumers: new Map<string, unknown>(), routes: new Map<string, unknown>() };
+  const refused: StoreRefusal[] = [];
+  const seen = cache && new Set<string>();
+  for (const [key, text] of [...entries].sort(([a], [b]) => a.localeCompare(b))) {
+    const place = parseObjectKey(root, key);
+    if (!place) continue;
+    const refuse = (reason: string) => refused.push({ key, kind: place.kind, reason });
+    if (!OBJECT_NAME.test(place.name)) {
+      refuse(`"${place.name}" is not a valid object name (letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128)`);
+      continue;
+    }
+    let value: unknown;
+    try {
+      value = decodeObject(key, text);
+    } catch (error) {
+      refuse((error as Error).message.slice(key.length + 2));
+      continue;
+    }
+    const cacheKey = `${key}\n${text}`;
+    const cached = cache?.get(cacheKey);
+    const reason = cached !== undefined ? (cached === VALID ? undefined : cached) : objectIssue(context, place.kind, place.name, value);
+    seen?.add(cacheKey);
+    if (cache && cached === undefined) cache.set(cacheKey, reason ?? VALID);
+    if (reason !== undefined) refuse(reason);
+    else objects[place.kind].set(place.name, place.kind === 'routes' ? { ...(value as object), name: place.name } : value);
+  }
+  // Values no longer in the store are forgotten, so the cache holds at most one listing's worth.
+  if (cache && seen) for (const cacheKey of cache.keys()) if (!seen.has(cacheKey)) cache.delete(cacheKey);
+  return { objects, refused };
+}
+
+const VALID = '';
+
+/** Validation results by key and value text: `''` for valid, else the reason. */
+export type ValidationCache = Map<string, string>;
+
+/** Why one object is refused, or undefined when the schema accepts it. */
+function objectIssue(context: ConfigDocument, kind: StoreKind, name: string, value: unknown): string | undefined {
+  let document: ConfigDocument;
+  if (kind === 'routes') {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a route is a JSON object';
+    const routeName = (value as { name?: unknown }).name;
+    if (routeName !== undefined && routeName !== name) return `name "${String(routeName)}" differs from the key's id "${name}" (leave it out, or make them equal)`;
+    document = { ...context, routes: [{ ...value, name }] };
+  } else document = { ...context, [kind]: { [name]: value } };
+  const parsed = configSchema.safeParse(document);
+  if (parsed.success) return undefined;
+  // A reference to a middleware the file does not declare may be satisfied by the store: checked after merging.
+  const issues = parsed.error.issues.filter((issue) => !(kind === 'routes' && isUnknownMiddleware(issue)));
+  return issues.length === 0 ? undefined : issues.map((issue) => describeIssue(kind, issue)).join('; ');
+}
+
+function isUnknownMiddleware(issue: z.core.$ZodIssue): boolean {
+  return issue.path[0] === 'routes' && issue.path[2] === 'middlewares' && issue.message.startsWith('unknown middleware');
+}
+
+/** `path.in.object: reason`, the path relative to the object itself (the file's `routes.0.` or `services.x.` dropped). */
+function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): string {
+  // `routes.0.<path>` and `services.<name>.<path>` alike: the object's own path starts at the third segment.
+  const path = issue.path.slice(2).map(String);
+  const where = issue.path[0] === kind ? path.join('.') : issue.path.map(String).join('.');
+  return where === '' ? issue.message : `${where}: ${issue.message}`;
+}
+
+/** The file's document without the sections store objects contribute to. */
+export function withoutSections(file: ConfigDocument): ConfigDocument {
+  return Object.fromEntries(Object.entries(file).filter(([key]) => !(STORE_SECTIONS as readonly string[]).includes(key)));
+}

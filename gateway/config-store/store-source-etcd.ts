@@ -1,0 +1,116 @@
+import type { IWatchResponse } from 'etcd3';
+import { Subject } from 'rxjs';
+import { DEFAULT_BACKOFF, backoffDelay } from '../../src/backoff.ts';
+import { DEFAULT_ETCD_STALL_TIMEOUT_MS } from '../../src/discovery/etcd/index.ts';
+import type { PrefixListing } from '../../src/discovery/etcd/etcd-list.ts';
+import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
+import { errorMessage } from '../../src/errors.ts';
+import { componentLogger, type Logger } from '../../src/logger.ts';
+import { configStoreResyncsTotal } from './store-metrics.ts';
+import { parseObjectKey, type StoreLocation } from './store-layout.ts';
+import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
+
+/**
+ * A config store in etcd, read the way the etcd discovery provider reads instances (the same
+ * `EtcdSession`: a paged list pinned to one revision, a watch from the next revision, stall
+ * probes). Any session end starts a new client and a full re-list; a compaction past the watch
+ * revision re-lists at once, other failures after a capped, jittered backoff, rotating endpoints.
+ */
+export class EtcdStoreSource implements StoreSource {
+  private readonly subject = new Subject<StoreListing>();
+  readonly listings$ = this.subject.asObservable();
+  private readonly entries = new Map<string, string>();
+  private readonly log: Logger;
+  private session: EtcdSession | undefined;
+  private running: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly location: Extract<StoreLocation, { kind: 'etcd' }>,
+    private readonly options: StoreSourceOptions,
+  ) {
+    this.log = componentLogger('config-store', { store: location.url });
+  }
+
+  start(): void {
+    if (this.running || this.closing) return;
+    this.running = this.supervise().catch((error: unknown) => this.log.error({ err: errorMessage(error) }, 'config store supervisor failed'));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.session?.close();
+      this.wake?.();
+      await this.running;
+      this.subject.complete();
+    })();
+    return this.closing;
+  }
+
+  private async supervise(): Promise<void> {
+    const { endpoints, root } = this.location;
+    let endpointIndex = Math.floor(Math.random() * endpoints.length);
+    let attempt = 0;
+    let compactedInARow = 0;
+    while (!this.closing) {
+      const endpoint = endpoints[endpointIndex % endpoints.length]!;
+      this.session = new EtcdSession(
+        { endpoint, keyPrefix: `${root}/`, requestTimeoutMs: this.options.requestTimeoutMs, stallTimeoutMs: DEFAULT_ETCD_STALL_TIMEOUT_MS },
+        { onListed: (listing) => this.onListed(listing), onWatchResponse: (response) => this.onWatchResponse(response) },
+      );
+      const end = await this.session.run();
+      this.session = undefined;
+      if (end.reason === 'closed' || this.closing) return;
+      if ((end.listedForMs ?? 0) >= DEFAULT_BACKOFF.maxMs) attempt = 0;
+      configStoreResyncsTotal.inc({ reason: end.reason });
+      compactedInARow = end.reason === 'compacted' ? compactedInARow + 1 : 0;
+      // A compaction means etcd answers: re-list at once (once; repeated compactions wait like failures).
+      const relistAtOnce = compactedInARow === 1;
+      const detail = { endpoint, reason: end.reason, attempt, err: end.error === undefined ? undefined : errorMessage(end.error) };
+      if (relistAtOnce) this.log.info(detail, 'config store watch revision compacted, re-listing');
+      else {
+        this.log.warn(detail, 'config store session ended; keeping the last listing and retrying');
+        endpointIndex += 1;
+      }
+      await this.sleep(relistAtOnce ? 0 : backoffDelay(attempt, DEFAULT_BACKOFF));
+      attempt += 1;
+    }
+  }
+
+  private onListed(listing: PrefixListing): void {
+    this.entries.clear();
+    for (const kv of listing.kvs) this.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
+    this.emit(listing.revision);
+  }
+
+  private onWatchResponse(response: IWatchResponse): void {
+    let touched = false;
+    for (const event of response.events) {
+      const key = event.kv.key.toString('utf8');
+      if (!parseObjectKey(this.location.root, key)) continue;
+      touched = true;
+      if (event.type === 'Put') this.set(key, event.kv.value.toString('utf8'));
+      else this.entries.delete(key);
+    }
+    if (touched) this.emit(response.header.revision);
+  }
+
+  private set(key: string, value: string): void {
+    if (parseObjectKey(this.location.root, key)) this.entries.set(key, value);
+  }
+
+  private emit(revision: string): void {
+    this.subject.next({ revision, entries: new Map(this.entries), receivedAt: Date.now() });
+  }
+
+  private sleep(delayMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,132 @@
+import { Subject, Subscription } from 'rxjs';
+import type { RawInstance } from '../../src/discovery/instance-codec.ts';
+import { ZooKeeperTreeSync } from '../../src/discovery/zookeeper/zookeeper-tree-sync.ts';
+import { errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import { maxZxid, readerFor, ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../src/zookeeper/index.ts';
+import { configStoreResyncsTotal } from './store-metrics.ts';
+import { isStoreKind, objectKey, type StoreLocation } from './store-layout.ts';
+import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
+
+/** Quiet time gathering the per-kind publishes of one change (or of a whole re-list) into one listing. */
+const GATHER_MS = 20;
+
+/**
+ * A config store in ZooKeeper, read by the discovery provider's tree sync (`<root>/<kind>/<name>`
+ * is the same shape as `<root>/<service>/<instance>`) under the same session supervisor: a child
+ * watch on the root and on each kind, a data watch on each object. A new session (after expiry)
+ * re-reads everything; a reconnect on the same session re-lists against the cache; while
+ * disconnected nothing is emitted, so the last listing stays in force.
+ */
+export class ZooKeeperStoreSource implements StoreSource {
+  private readonly subject = new Subject<StoreListing>();
+  readonly listings$ = this.subject.asObservable();
+  private readonly byKind = new Map<string, ReadonlyMap<string, string>>();
+  private readonly log;
+  private readonly subscriptions = new Subscription();
+  private supervisor: ZooKeeperSessionSupervisor | undefined;
+  private tree: ZooKeeperTreeSync | undefined;
+  /** Publishes are held until the tree's first full read, so a half-read store is never applied. */
+  private synced = false;
+  private revision = '0';
+  private timer: NodeJS.Timeout | undefined;
+  private firstChangeAt: number | undefined;
+  private closing: Promise<void> | undefined;
+  private sessions = 0;
+
+  constructor(
+    private readonly location: Extract<StoreLocation, { kind: 'zookeeper' }>,
+    private readonly options: StoreSourceOptions,
+  ) {
+    this.log = componentLogger('config-store', { store: location.url });
+  }
+
+  start(): void {
+    if (this.supervisor || this.closing) return;
+    this.supervisor = new ZooKeeperSessionSupervisor({
+      connectString: this.location.connectString,
+      name: `config-store:${this.location.url}`,
+      log: this.log,
+      connectTimeoutMs: this.options.requestTimeoutMs,
+    });
+    this.subscriptions.add(this.supervisor.session$.subscribe((session) => this.guard(() => this.onSession(session))));
+    this.subscriptions.add(this.supervisor.state$.subscribe((state) => this.guard(() => this.onState(state))));
+    this.supervisor.start();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearTimeout(this.timer);
+      this.subscriptions.unsubscribe();
+      this.tree?.dispose();
+      await this.supervisor?.close();
+      this.subject.complete();
+    })();
+    return this.closing;
+  }
+
+  private onSession(session: ZooKeeperSession): void {
+    this.tree?.dispose();
+    this.sessions += 1;
+    if (this.sessions > 1) configStoreResyncsTotal.inc({ reason: 'new-session' });
+    const tree: ZooKeeperTreeSync = new ZooKeeperTreeSync({
+      provider: `config-store:${this.location.url}`,
+      reader: readerFor(session.client),
+      root: this.location.root,
+      log: this.log,
+      knownServices: () => [...this.byKind.keys()],
+      publish: (kind, entries, revision) => {
+        if (tree === this.tree) this.onPublish(kind, entries, revision);
+      },
+    });
+    this.tree = tree;
+    this.synced = false;
+    void tree.sync().then(() => {
+      if (tree !== this.tree) return;
+      this.synced = true;
+      this.flush();
+    });
+  }
+
+  private onState(state: ZooKeeperSessionState): void {
+    if (state === 'connected' && this.synced && this.tree) {
+      // A reconnect on the same session: watches may have missed changes, so re-list against the cache.
+      configStoreResyncsTotal.inc({ reason: 'reconnect' });
+      const tree = this.tree;
+      void tree.sync().then(() => tree === this.tree && this.flush());
+    }
+  }
+
+  private onPublish(kind: string, entries: readonly RawInstance[], revision: string): void {
+    if (!isStoreKind(kind)) return;
+    const values = new Map<string, string>();
+    for (const entry of entries) {
+      const data = entry.data;
+      values.set(objectKey(this.location.root, kind, entry.name), typeof data === 'string' ? data : data ? Buffer.from(data).toString('utf8') : '');
+    }
+    if (values.size === 0) this.byKind.delete(kind);
+    else this.byKind.set(kind, values);
+    this.revision = maxZxid(this.revision, revision);
+    this.firstChangeAt ??= Date.now();
+    if (!this.synced) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), GATHER_MS);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    if (this.closing) return;
+    const entries = new Map<string, string>();
+    for (const values of this.byKind.values()) for (const [key, value] of values) entries.set(key, value);
+    this.subject.next({ revision: this.revision, entries, receivedAt: this.firstChangeAt ?? Date.now() });
+    this.firstChangeAt = undefined;
+  }
+
+  private guard(handler: () => void): void {
+    try {
+      handler();
+    } catch (error) {
+      this.log.error({ err: errorMessage(error) }, 'config store failed to handle a ZooKeeper session event');
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { Observable } from 'rxjs';
+import type { StoreLocation } from './store-layout.ts';
+import { EtcdStoreSource } from './store-source-etcd.ts';
+import { ZooKeeperStoreSource } from './store-source-zookeeper.ts';
+
+/** Every object key under a store's root with its raw value, as of one revision. */
+export interface StoreListing {
+  /** etcd's revision, or ZooKeeper's highest pzxid/mzxid seen, as a decimal string. */
+  readonly revision: string;
+  /** Object key (`<root>/<kind>/<name>`) → the value's UTF-8 text; peers and stray keys are left out. */
+  readonly entries: ReadonlyMap<string, string>;
+  /** `Date.now()` when the change that produced this listing reached the gateway (the watch event, or the listing's answer). */
+  readonly receivedAt: number;
+}
+
+/** Reads a config store: whole listings, never deltas, and never an error (a lost store keeps the last listing). */
+export interface StoreSource {
+  /** One listing after each (re-)list and after each change; hot, the latest is not replayed. */
+  readonly listings$: Observable<StoreListing>;
+  /** Connects and starts listing; idempotent. */
+  start(): void;
+  /** Stops watching and closes the connection within the client's close bound; never rejects. */
+  close(): Promise<void>;
+}
+
+/** Timeouts of a store source. */
+export interface StoreSourceOptions {
+  /** Deadline of every read (and of a ZooKeeper connection attempt). */
+  readonly requestTimeoutMs: number;
+}
+
+/** The source for a store location: etcd (list + watch from the listing's revision) or ZooKeeper (child and data watches). */
+export function createStoreSource(location: StoreLocation, options: StoreSourceOptions): StoreSource {
+  return location.kind === 'etcd' ? new EtcdStoreSource(location, options) : new ZooKeeperStoreSource(location, options);
+}

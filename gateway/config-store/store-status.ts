@@ -1,0 +1,70 @@
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import type { StoreRefusal } from './store-objects.ts';
+
+/** What `/api/config` shows of the config store: where, which revision is in force, from where, and what was refused. */
+export interface StoreStatus {
+  readonly url: string;
+  /** The revision in force; null before anything was applied. */
+  readonly revision: string | null;
+  /** `store`: a live listing; `snapshot`: the last-known-good file (the store was unreachable at start); `none`: the file alone so far. */
+  readonly source: 'store' | 'snapshot' | 'none';
+  /** ISO time of the last applied listing; null before. */
+  readonly applied: string | null;
+  readonly refused: readonly StoreRefusal[];
+}
+
+/** A store object refused, as `/api/events` reports it (`config-store-refused`). */
+export interface StoreRefusedChange {
+  readonly type: 'config-store-refused';
+  readonly data: { key: string; kind: string; reason: string; revision: string };
+}
+
+/** One applied store revision: what the peers' registration reports as this gateway's config revision. */
+export interface StoreApplied {
+  readonly revision: string;
+  /** `Date.now()` when this process applied it. */
+  readonly appliedAt: number;
+}
+
+/**
+ * The config store's state in this process (the one that reads the store: the single process or
+ * the primary; workers get merged text and read no store). Module-level like `rateLimitChanges`,
+ * so that the admin API and the peers registration can read it without threading it through.
+ */
+class StoreState {
+  private readonly status = new BehaviorSubject<StoreStatus | undefined>(undefined);
+  private readonly refusedChanges = new Subject<StoreRefusedChange>();
+  private readonly appliedSubject = new Subject<StoreApplied>();
+  /** Each newly refused object (not repeated while it stays refused with the same reason). */
+  readonly changes$: Observable<StoreRefusedChange> = this.refusedChanges.asObservable();
+  /** Each applied store revision, in order (the hook the peers registration subscribes to). */
+  readonly applied$: Observable<StoreApplied> = this.appliedSubject.asObservable();
+
+  /** The latest status; undefined when the configuration has no `configStore`. */
+  current(): StoreStatus | undefined {
+    return this.status.value;
+  }
+
+  /** Records the store's state; reports refusals that are new (by key and reason) as events. */
+  update(next: StoreStatus): void {
+    const before = new Set((this.status.value?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
+    this.status.next(next);
+    for (const entry of next.refused) {
+      if (!before.has(`${entry.key}\n${entry.reason}`)) this.refusedChanges.next({ type: 'config-store-refused', data: { key: entry.key, kind: entry.kind, reason: entry.reason, revision: next.revision ?? '' } });
+    }
+  }
+
+  /** Announces an applied revision. */
+  applied(revision: string, appliedAt: number): void {
+    this.appliedSubject.next({ revision, appliedAt });
+  }
+}
+
+/** The config store's state in this process. */
+export const configStoreState = new StoreState();
+
+/** Calls `hook(revision, appliedAt)` after each applied store listing; returns the unsubscribe. */
+export function onApplied(hook: (revision: string, appliedAt: number) => void): () => void {
+  const subscription = configStoreState.applied$.subscribe(({ revision, appliedAt }) => hook(revision, appliedAt));
+  return () => subscription.unsubscribe();
+}

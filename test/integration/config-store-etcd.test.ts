@@ -1,0 +1,201 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { etcdctlPut } from '../harness/go-micro-registry.ts';
+import { freePort, makeTempDir, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { openEventStream } from '../harness/sse-client.ts';
+
+/** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
+const ROUTED_WITHIN_MS = 5_000;
+
+let etcd: EtcdCluster;
+let writer: Etcd3;
+let backend: BackendProcess;
+let rootCount = 0;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  writer = new Etcd3({ hosts: etcd.endpoints });
+  backend = await startBackend({ name: 'echo' });
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+afterAll(async () => {
+  writer?.close();
+  await backend?.process.stop();
+  await etcd?.close();
+});
+
+function freshRoot(): string {
+  rootCount += 1;
+  return `/sb-store-${process.pid}-${rootCount}`;
+}
+
+interface StoreGateway {
+  readonly gateway: GatewayProcess;
+  readonly admin: string;
+  readonly snapshot: string;
+}
+
+async function gatewayOn(endpoint: string, root: string, options: { workers?: number; snapshot?: string } = {}): Promise<StoreGateway> {
+  const adminPort = await freePort();
+  const snapshot = options.snapshot ?? join(await makeTempDir('sb-store-snap-'), 'store.json');
+  const gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+${options.workers ? `workers: ${options.workers}` : ''}
+configStore: { url: "etcd://${endpoint.replace(/^http:\/\//, '')}${root}", timeout: 2s, snapshot: "${snapshot}" }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+  cleanups.push(() => gateway.process.stop());
+  return { gateway, admin: `http://127.0.0.1:${adminPort}`, snapshot };
+}
+
+async function statusOf(gateway: GatewayProcess, path: string): Promise<{ status: number; body: string }> {
+  try {
+    const response = await fetch(`${gateway.url}${path}`, { headers: { connection: 'close' } });
+    return { status: response.status, body: await response.text() };
+  } catch (error) {
+    return { status: 0, body: String(error) };
+  }
+}
+
+const until = (gateway: GatewayProcess, path: string, status: number, message: string) =>
+  waitFor(async () => (await statusOf(gateway, path)).status === status, { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 50, message });
+
+async function storeStatus(admin: string): Promise<{ revision: string | null; source: string; refused: { key: string; reason: string }[] }> {
+  const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { revision: string | null; source: string; refused: { key: string; reason: string }[] } };
+  return config.store;
+}
+
+const route = (path: string, extra: Record<string, unknown> = {}) => JSON.stringify({ path, service: 'echo', ...extra });
+
+describe('config store on etcd', () => {
+  it('routes a route written to etcd, and stops routing it once deleted', async () => {
+    const root = freshRoot();
+    const { gateway } = await gatewayOn(etcd.endpoints[0]!, root);
+    expect((await statusOf(gateway, '/stored')).status).toBe(404);
+    await writer.put(`${root}/routes/stored`).value(route('/stored'));
+    await until(gateway, '/stored', 200, 'the stored route to be routed');
+    expect((await statusOf(gateway, '/file')).status).toBe(200);
+    await writer.delete().key(`${root}/routes/stored`);
+    await until(gateway, '/stored', 404, 'the deleted route to be gone');
+    expect((await statusOf(gateway, '/file')).status).toBe(200);
+  });
+
+  it('refuses an invalid route written with etcdctl alone, reports it in /api/config and /api/events, and applies its fixed value', async () => {
+    const root = freshRoot();
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
+    await writer.put(`${root}/routes/good`).value(route('/good'));
+    await until(gateway, '/good', 200, 'the good route');
+    const events = await openEventStream(`${admin}/api/events`);
+    cleanups.push(async () => events.close());
+
+    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/broken`, JSON.stringify({ path: 'no-leading-slash', service: 'echo' }));
+    const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/routes/broken`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the broken route to be listed as refused' });
+    expect(refused.reason).toMatch(/path: expected a path starting with \//);
+    await waitFor(() => events.messages.some((message) => message.data.includes('config-store-refused') && message.data.includes(`${root}/routes/broken`)), { timeoutMs: ROUTED_WITHIN_MS, message: 'a config-store-refused event' });
+    expect((await statusOf(gateway, '/good')).status).toBe(200);
+    expect((await statusOf(gateway, '/file')).status).toBe(200);
+
+    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/broken`, route('/fixed'));
+    await until(gateway, '/fixed', 200, 'the fixed route to be routed');
+    expect((await storeStatus(admin)).refused).toEqual([]);
+  });
+
+  it('answers 503 with the reason on a stored route whose middleware is missing, while the others serve', async () => {
+    const root = freshRoot();
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
+    await writer.put(`${root}/routes/guarded`).value(route('/guarded', { middlewares: ['auth-not-there'] }));
+    await writer.put(`${root}/routes/open`).value(route('/open'));
+    await until(gateway, '/open', 200, 'the open route');
+    const answer = await waitFor(async () => {
+      const result = await statusOf(gateway, '/guarded');
+      return result.status === 503 ? result : undefined;
+    }, { timeoutMs: ROUTED_WITHIN_MS, message: 'the guarded route to answer 503' });
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'route-unavailable', message: expect.stringContaining('"auth-not-there"') });
+    expect((await storeStatus(admin)).refused.map((entry) => entry.key)).toEqual([`${root}/routes/guarded`]);
+    // Declaring the middleware in the store makes the route whole again (and its middleware runs).
+    await writer.put(`${root}/middlewares/auth-not-there`).value(JSON.stringify({ headers: { response: { set: { 'x-guarded': 'yes' } } } }));
+    await until(gateway, '/guarded', 200, 'the guarded route to serve once its middleware exists');
+    const response = await fetch(`${gateway.url}/guarded`);
+    expect(response.headers.get('x-guarded')).toBe('yes');
+  });
+
+  it('starts from its last-known-good snapshot when the store is unreachable, then applies a change made meanwhile', async () => {
+    const root = freshRoot();
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+    cleanups.push(() => proxy.close());
+    const first = await gatewayOn(`http://${proxy.address}`, root);
+    await writer.put(`${root}/routes/remembered`).value(route('/remembered'));
+    await until(first.gateway, '/remembered', 200, 'the route before the restart');
+    await waitFor(async () => (await import('node:fs/promises')).readFile(first.snapshot, 'utf8').then((text) => text.includes('remembered'), () => false), { timeoutMs: ROUTED_WITHIN_MS, message: 'the snapshot to be written' });
+    await first.gateway.process.stop();
+
+    proxy.cut();
+    const second = await gatewayOn(`http://${proxy.address}`, root, { snapshot: first.snapshot });
+    expect((await statusOf(second.gateway, '/remembered')).status).toBe(200);
+    expect((await storeStatus(second.admin)).source).toBe('snapshot');
+    await writer.put(`${root}/routes/meanwhile`).value(route('/meanwhile'));
+    expect((await statusOf(second.gateway, '/meanwhile')).status).toBe(404);
+    proxy.restore();
+    await waitFor(async () => (await statusOf(second.gateway, '/meanwhile')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the change made meanwhile to be applied' });
+    expect((await storeStatus(second.admin)).source).toBe('store');
+    await rm(first.snapshot, { force: true });
+  });
+
+  it('re-lists and converges after a compaction past its watch revision while it was cut off', async () => {
+    const root = freshRoot();
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+    cleanups.push(() => proxy.close());
+    const { gateway, admin } = await gatewayOn(`http://${proxy.address}`, root);
+    await writer.put(`${root}/routes/before`).value(route('/before'));
+    await writer.put(`${root}/routes/doomed`).value(route('/doomed'));
+    await until(gateway, '/doomed', 200, 'the routes before the cut');
+    const seen = (await storeStatus(admin)).revision;
+
+    proxy.cut();
+    await writer.delete().key(`${root}/routes/doomed`);
+    await writer.put(`${root}/routes/after`).value(route('/after'));
+    const latest = await writer.put(`${root}/routes/after`).value(route('/after-moved')).exec();
+    await writer.kv.compact({ revision: latest.header.revision, physical: true });
+    expect(BigInt(latest.header.revision)).toBeGreaterThan(BigInt(seen!) + 1n);
+    proxy.restore();
+
+    await waitFor(async () => (await statusOf(gateway, '/after-moved')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the route written during the cut' });
+    expect((await statusOf(gateway, '/doomed')).status).toBe(404);
+    expect((await statusOf(gateway, '/before')).status).toBe(200);
+    expect((await storeStatus(admin)).revision).toBe(latest.header.revision);
+    // Still watching after the re-list.
+    await writer.put(`${root}/routes/later`).value(route('/later'));
+    await until(gateway, '/later', 200, 'a route written after the re-list');
+  });
+
+  it('with workers: 2, both workers route a stored route', async () => {
+    const root = freshRoot();
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { workers: 2 });
+    await waitFor(async () => {
+      const workers = (await (await fetch(`${admin}/api/workers`)).json()) as { state: string }[];
+      return workers.length === 2 && workers.every((worker) => worker.state === 'listening');
+    }, { timeoutMs: 20_000, message: 'both workers to listen' });
+    await writer.put(`${root}/routes/shared`).value(route('/shared'));
+    await until(gateway, '/shared', 200, 'the stored route');
+    const servedBy = async () => ((await (await fetch(`${admin}/api/workers`)).json()) as { requests: number }[]).map((worker) => worker.requests);
+    const base = await servedBy();
+    // Fresh connections land on either worker; every one of them must route the stored route.
+    await waitFor(async () => {
+      const result = await statusOf(gateway, '/shared');
+      expect(result.status, result.body).toBe(200);
+      const now = await servedBy();
+      return now.every((requests, index) => requests > base[index]!);
+    }, { timeoutMs: 30_000, intervalMs: 20, message: 'both workers to serve the stored route' });
+  });
+});

@@ -1,0 +1,114 @@
+import type { Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectZooKeeperClient, freePort, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
+
+/** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
+const ROUTED_WITHIN_MS = 5_000;
+const ROOT = `/sb-store-${process.pid}`;
+
+let zk: ZooKeeperCluster;
+let writer: Client;
+let backend: BackendProcess;
+let gateway: GatewayProcess;
+let admin: string;
+
+function call(run: (done: (error: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
+}
+
+async function statusOf(path: string, target: GatewayProcess = gateway): Promise<{ status: number; body: string }> {
+  try {
+    const response = await fetch(`${target.url}${path}`, { headers: { connection: 'close' } });
+    return { status: response.status, body: await response.text() };
+  } catch (error) {
+    return { status: 0, body: String(error) };
+  }
+}
+
+const until = (path: string, status: number, message: string) => waitFor(async () => (await statusOf(path)).status === status, { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 50, message });
+
+beforeAll(async () => {
+  zk = await startZooKeeper();
+  writer = await connectZooKeeperClient(zk.connectString);
+  backend = await startBackend({ name: 'echo' });
+  await call((done) => writer.mkdirp(`${ROOT}/routes`, done));
+  const adminPort = await freePort();
+  admin = `http://127.0.0.1:${adminPort}`;
+  gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 5s }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+});
+
+afterAll(async () => {
+  await gateway?.process.stop();
+  writer?.close();
+  await backend?.process.stop();
+  await zk?.close();
+});
+
+describe('config store on ZooKeeper', () => {
+  it('routes a route created as a znode, applies its change, and stops routing it once deleted', async () => {
+    expect((await statusOf('/zk-route')).status).toBe(404);
+    await call((done) => writer.create(`${ROOT}/routes/zk-route`, Buffer.from(JSON.stringify({ path: '/zk-route', service: 'echo' })), done));
+    await until('/zk-route', 200, 'the stored route to be routed');
+    await call((done) => writer.setData(`${ROOT}/routes/zk-route`, Buffer.from(JSON.stringify({ path: '/zk-moved', service: 'echo' })), -1, done));
+    await until('/zk-moved', 200, 'the changed route to be routed');
+    expect((await statusOf('/zk-route')).status).toBe(404);
+    await call((done) => writer.remove(`${ROOT}/routes/zk-route`, -1, done));
+    await until('/zk-moved', 404, 'the deleted route to be gone');
+    expect((await statusOf('/file')).status).toBe(200);
+  });
+
+  it('refuses an invalid znode alone and lists it in /api/config', async () => {
+    await call((done) => writer.create(`${ROOT}/routes/zk-bad`, Buffer.from('{not json'), done));
+    await call((done) => writer.create(`${ROOT}/routes/zk-good`, Buffer.from(JSON.stringify({ path: '/zk-good', service: 'echo' })), done));
+    await until('/zk-good', 200, 'the good route');
+    const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { refused: { key: string; reason: string }[] } };
+    expect(config.store.refused).toEqual([{ key: `${ROOT}/routes/zk-bad`, kind: 'routes', reason: expect.stringMatching(/not JSON/) }]);
+  });
+});
+
+describe('config store on ZooKeeper, cut off past its session timeout', () => {
+  it('re-lists on the new session and converges to the changes made while it was cut off', async () => {
+    const root = `${ROOT}-expiry`;
+    await call((done) => writer.mkdirp(`${root}/routes`, done));
+    await call((done) => writer.create(`${root}/routes/kept`, Buffer.from(JSON.stringify({ path: '/kept', service: 'echo' })), done));
+    await call((done) => writer.create(`${root}/routes/doomed`, Buffer.from(JSON.stringify({ path: '/doomed', service: 'echo' })), done));
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(zk.connectString.split(',')[0]!.split(':')[1]) });
+    const adminPort = await freePort();
+    const cutOff = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+configStore: { url: "zk://${proxy.address}${root}", timeout: 5s }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`);
+    try {
+      await waitFor(async () => (await statusOf('/doomed', cutOff)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored routes before the cut' });
+      const newSessions = async () => sampleValue(parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()), 'switchboard_config_store_resyncs_total', { reason: 'new-session' }) ?? 0;
+      const before = await newSessions();
+      proxy.cut();
+      await call((done) => writer.remove(`${root}/routes/doomed`, -1, done));
+      await call((done) => writer.create(`${root}/routes/added`, Buffer.from(JSON.stringify({ path: '/added', service: 'echo' })), done));
+      // Cut off, the gateway keeps serving its last listing.
+      expect((await statusOf('/doomed', cutOff)).status).toBe(200);
+      expect((await statusOf('/added', cutOff)).status).toBe(404);
+      // The supervisor counts a disconnection longer than the session timeout (10 s) as expiry.
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text().then((text) => /switchboard_zookeeper_session_events_total\{[^}]*event="expired"[^}]*\} [1-9]/.test(text)), { timeoutMs: 30_000, intervalMs: 250, message: 'the session to count as expired' });
+      proxy.restore();
+      await waitFor(async () => (await statusOf('/added', cutOff)).status === 200 && (await statusOf('/doomed', cutOff)).status === 404, { timeoutMs: 30_000, intervalMs: 100, message: 'the changes made during the cut' });
+      expect((await statusOf('/kept', cutOff)).status).toBe(200);
+      expect(await newSessions()).toBeGreaterThan(before);
+    } finally {
+      await cutOff.process.stop();
+      await proxy.close();
+    }
+  });
+});
