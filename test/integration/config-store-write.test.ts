@@ -7,7 +7,7 @@ import { getData } from '../../src/zookeeper/index.ts';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
-import { connectZooKeeperClient, freePort, startEtcd, startGateway, startZooKeeper, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, freePort, logOf, startBackend, startEtcd, startGateway, startZooKeeper, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'config-store-write-integration-token';
 const ROOT = '/switchboard-write';
@@ -253,5 +253,44 @@ configStore: ${etcd.url}
     expect(JSON.parse((await etcd.read(`${ROOT}/middlewares/limit`))!)).toEqual({ rateLimit: { average: 10 } });
     const listing = (await (await admin.get('/api/store')).json()) as { objects: unknown[] };
     expect(listing.objects).toEqual([{ kind: 'middlewares', name: 'limit', revision: put.headers.get('etag')!.slice(1, -1), value: { rateLimit: { average: 10 } } }]);
+  });
+});
+
+describe('a route written through the admin API, read back by the gateway that watches the store', () => {
+  let etcd: StoreUnderTest;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  beforeAll(async () => {
+    etcd = await etcdStore();
+    backend = await startBackend({ name: 'echo' });
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+configStore: ${etcd.url}
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+    await etcd?.close();
+  });
+
+  it('routes a PUT route and stops routing it after DELETE', async () => {
+    const status = async () => (await fetch(`${gateway.url}/written/x`)).status;
+    expect(await status()).toBe(404);
+    expect((await send(admin, 'PUT', '/api/routes/written', { path: '/written', service: 'echo', stripPrefix: true })).status).toBe(201);
+    await waitFor(async () => (await status()) === 200, { timeoutMs: 10_000, message: 'the written route to serve' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    expect((await send(admin, 'DELETE', '/api/routes/written')).status).toBe(204);
+    await waitFor(async () => (await status()) === 404, { timeoutMs: 10_000, message: 'the deleted route to answer 404' });
   });
 });
