@@ -4,7 +4,8 @@ import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
-import { configStoreState } from './config-store/store-status.ts';
+import { configStoreState, onApplied } from './config-store/store-status.ts';
+import { startPeers, type PeerSet } from './config-store/peer-set.ts';
 import { rateLimitChanges } from './middleware/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
@@ -23,9 +24,16 @@ export interface ControlPlane {
   apply(config: GatewayConfig): void;
   /** Records a configuration change that was refused (the running configuration stays): counted and reported as an admin event. */
   refuse(error: unknown): void;
-  /** Closes the admin listener, the balancers and their checks, and the registry sessions. */
+  /** This gateway among its peers in the config store; undefined without `configStore`. */
+  readonly peers: PeerSet | undefined;
+  /** Removes this gateway's peer entry (bounded); call before draining, so that other gateways and operators see it leave. Idempotent. */
+  leave(): Promise<void>;
+  /** Leaves, then closes the admin listener, the balancers and their checks, and the registry sessions. */
   close(): Promise<void>;
 }
+
+/** How long a stopping gateway waits for the store to confirm its peer entry is gone (it goes with its lease or session otherwise). */
+export const PEER_LEAVE_TIMEOUT_MS = 2_000;
 
 /** What the control plane takes besides its configuration. */
 export interface ControlPlaneOptions {
@@ -71,9 +79,16 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
 
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
-  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, configStore: () => configStoreState.current(), ...options.admin };
+  let peers: PeerSet | undefined;
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
   let admin: AdminListener | undefined;
+  let stopReporting = () => {};
+  const leave = async () => {
+    stopReporting();
+    await peers?.close(PEER_LEAVE_TIMEOUT_MS);
+  };
   const release = async () => {
+    await leave();
     await admin?.close();
     // Bounded by the store's own timeout (a Redis store flushes what it buffered).
     await flow.stop();
@@ -91,12 +106,25 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     await release();
     throw error;
   }
+  // 5. Peers: this gateway's entry in the config store (with its admin address) and the list of the others.
+  if (config.configStore) {
+    const host = config.admin?.listen.host ?? '0.0.0.0';
+    const adminAddress = admin ? `${host.includes(':') ? `[${host}]` : host}:${admin.port}` : null;
+    const started = startPeers({ location: config.configStore, id: config.peers.id, ttlMs: config.peers.ttlMs, lagAfterMs: config.peers.lagAfterMs, admin: adminAddress, log });
+    peers = started;
+    // The entry carries the store revision this gateway applied (the latest at once, then each new one).
+    stopReporting = onApplied((revision, appliedAt) => started.update({ revision, appliedAt }));
+  }
 
   return {
     adminPort: admin?.port,
     aggregator,
     balancers,
     traffic,
+    get peers() {
+      return peers;
+    },
+    leave,
     config: () => config,
     apply(next) {
       const restartOnly = restartOnlyChanges(config, next);

@@ -88,6 +88,8 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     },
     refuse: (error) => control.refuse(error),
     async close() {
+      // Out of the peer list first: operators and the other gateways see it leave while it drains.
+      await control.leave();
       await data.drain();
       await control.close();
       await data.close();

@@ -1,48 +1,55 @@
 import type { Etcd3, Lease } from 'etcd3';
-import { encodeInstance } from '../src/discovery/instance-codec.ts';
 import type { Instance } from '../src/discovery/instance.ts';
 import { errorMessage } from '../src/errors.ts';
 import { componentLogger } from '../src/logger.ts';
-import { Registration } from './registration.ts';
+import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of an etcd registration. */
-export interface EtcdRegistrationOptions {
+export interface EtcdRegistrationOptions<T = Instance> {
   endpoints: string[];
   prefix: string;
   /** Lease TTL; the key goes at most this long after the agent dies. Whole seconds, at least 1 s. */
   ttlMs: number;
   /** Deadline of one grant-and-put attempt. */
   attemptTimeoutMs?: number;
+  /** The key and value of an entry that is not an instance (a gateway peer); an instance under `prefix` by default. */
+  entry?: RegisteredEntry<T>;
+  /** The component name in logs. */
+  component?: string;
 }
+
 
 /**
  * Registers an instance as `<prefix>/<service>/<id>` attached to a lease kept alive by etcd3.
  * A lost lease (expired during a partition, or revoked by someone else) is replaced by a new lease
  * and the key is put again.
  */
-export class EtcdRegistration extends Registration {
+export class EtcdRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   /** The client, built on first use: etcd3 (and gRPC under it) loads only when an agent registers in etcd. */
   private client: Promise<Etcd3> | undefined;
   private lease: Lease | undefined;
   private readonly ttlSeconds: number;
   private readonly attemptTimeoutMs: number;
 
-  constructor(private readonly options: EtcdRegistrationOptions) {
-    super(componentLogger('agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
+  private readonly entry: RegisteredEntry<T>;
+
+  constructor(private readonly options: EtcdRegistrationOptions<T>) {
+    super(componentLogger(options.component ?? 'agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
+    this.entry = options.entry ?? (instanceEntry((instance) => `${options.prefix}/${instance.service}/${instance.id}`) as unknown as RegisteredEntry<T>);
     this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
   }
 
-  /** The key this registration writes for `instance`. */
-  keyOf(instance: Pick<Instance, 'service' | 'id'>): string {
-    return `${this.options.prefix}/${instance.service}/${instance.id}`;
+  /** The key this registration writes for `entry`. */
+  keyOf(entry: T): string {
+    return this.entry.keyOf(entry);
   }
 
-  protected async ensure(instance: Instance): Promise<void> {
+  protected async ensure(instance: T): Promise<void> {
     // A live lease is kept: rewriting the value on it (the drain mark) is a data update, never a delete and re-create.
     const live = this.lease;
     if (live && !live.revoked()) {
-      await withDeadline(live.put(this.keyOf(instance)).value(encodeInstance(instance)).exec(), this.attemptTimeoutMs, 'etcd put');
+      await withDeadline(live.put(this.keyOf(instance)).value(this.entry.encode(instance)).exec(), this.attemptTimeoutMs, 'etcd put');
       return;
     }
     this.dropLease();
@@ -60,7 +67,7 @@ export class EtcdRegistration extends Registration {
       this.reconcile();
     });
     try {
-      await withDeadline(lease.put(this.keyOf(instance)).value(encodeInstance(instance)).exec(), this.attemptTimeoutMs, 'etcd lease put');
+      await withDeadline(lease.put(this.keyOf(instance)).value(this.entry.encode(instance)).exec(), this.attemptTimeoutMs, 'etcd lease put');
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
     } catch (error) {

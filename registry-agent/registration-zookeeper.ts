@@ -1,20 +1,23 @@
 import zookeeper from 'node-zookeeper-client';
 import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
-import { encodeInstance } from '../src/discovery/instance-codec.ts';
 import type { Instance } from '../src/discovery/instance.ts';
 import { componentLogger } from '../src/logger.ts';
 import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../src/zookeeper/index.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData } from '../src/zookeeper/zookeeper-writes.ts';
-import { Registration } from './registration.ts';
+import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */
-export interface ZooKeeperRegistrationOptions {
+export interface ZooKeeperRegistrationOptions<T = Instance> {
   connectString: string;
   root: string;
   /** Requested session timeout: the node goes at most about this long after the agent dies. */
   sessionTimeoutMs: number;
   /** Replaces the real client factory, for tests that script the library. */
   createClient?: SessionSupervisorOptions['createClient'];
+  /** The znode path and data of an entry that is not an instance (a gateway peer); an instance under `root` by default. */
+  entry?: RegisteredEntry<T>;
+  /** The component name in logs. */
+  component?: string;
 }
 
 /**
@@ -31,7 +34,7 @@ export const AGENT_SPIN_DELAY_MS = 500;
  * (after expiry, including "disconnected longer than the session timeout") the node is written
  * again; a node under the same id left by an older session is replaced.
  */
-export class ZooKeeperRegistration extends Registration {
+export class ZooKeeperRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   private readonly supervisor: ZooKeeperSessionSupervisor;
   private readonly sessions: Subscription;
   /** Session that wrote the current node, so that deregistration never deletes another owner's node. */
@@ -41,8 +44,11 @@ export class ZooKeeperRegistration extends Registration {
   /** True while a pass waits in `liveSession()`: that pass takes the next session itself. */
   private awaitingSession = false;
 
-  constructor(private readonly options: ZooKeeperRegistrationOptions) {
-    super(componentLogger('agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
+  private readonly entry: RegisteredEntry<T>;
+
+  constructor(private readonly options: ZooKeeperRegistrationOptions<T>) {
+    super(componentLogger(options.component ?? 'agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
+    this.entry = options.entry ?? (instanceEntry((instance) => `${options.root}/${instance.service}/${instance.id}`) as unknown as RegisteredEntry<T>);
     this.supervisor = new ZooKeeperSessionSupervisor({
       connectString: options.connectString,
       sessionTimeoutMs: options.sessionTimeoutMs,
@@ -59,9 +65,9 @@ export class ZooKeeperRegistration extends Registration {
     this.supervisor.start();
   }
 
-  /** The znode path this registration writes for `instance`. */
-  pathOf(instance: Pick<Instance, 'service' | 'id'>): string {
-    return `${this.options.root}/${instance.service}/${instance.id}`;
+  /** The znode path this registration writes for `entry`. */
+  pathOf(entry: T): string {
+    return this.entry.keyOf(entry);
   }
 
   /** The current session, for tests that expire it. */
@@ -69,11 +75,11 @@ export class ZooKeeperRegistration extends Registration {
     return this.supervisor.currentSession();
   }
 
-  protected async ensure(instance: Instance): Promise<void> {
+  protected async ensure(instance: T): Promise<void> {
     const { client, id } = await this.liveSession();
     const path = this.pathOf(instance);
-    const data = Buffer.from(encodeInstance(instance));
-    await mkdirp(client, `${this.options.root}/${instance.service}`);
+    const data = Buffer.from(this.entry.encode(instance));
+    await mkdirp(client, path.slice(0, path.lastIndexOf('/')));
     try {
       await create(client, path, data, zookeeper.CreateMode.EPHEMERAL);
     } catch (error) {
@@ -109,7 +115,7 @@ export class ZooKeeperRegistration extends Registration {
     await this.supervisor.close();
   }
 
-  override register(instance: Instance): void {
+  override register(instance: T): void {
     this.lastPath = this.pathOf(instance);
     super.register(instance);
   }

@@ -1,6 +1,7 @@
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../src/backoff.ts';
 import { errorMessage } from '../src/errors.ts';
+import { encodeInstance } from '../src/discovery/instance-codec.ts';
 import type { Instance } from '../src/discovery/instance.ts';
 import type { Logger } from '../src/logger.ts';
 
@@ -10,17 +11,28 @@ export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 
 /** Delay between registration attempts while the registry is unreachable: capped at 5 s, jittered. */
 export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 5_000 };
 
+/** How a registered entry is spelled in the registry: its key (or znode path) and its value. */
+export interface RegisteredEntry<T> {
+  keyOf(entry: T): string;
+  encode(entry: T): string;
+}
+
+/** The entry of an instance: its JSON payload at the key `keyOf` gives. */
+export function instanceEntry(keyOf: (instance: Instance) => string): RegisteredEntry<Instance> {
+  return { keyOf, encode: encodeInstance };
+}
+
 /**
  * Keeps one instance registered while it is wanted: a desired state and a loop that converges
  * the registry to it, retrying with capped, jittered backoff and logging once per state change.
  * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
  * (session expiry, lease loss).
  */
-export abstract class Registration {
+export abstract class Registration<T extends { readonly id: string } = Instance> {
   /** Replays the current state, then each change; completes after `close()`. */
   readonly state$: Observable<RegistrationState>;
 
-  protected desired: Instance | undefined;
+  protected desired: T | undefined;
   private readonly state = new BehaviorSubject<RegistrationState>('unregistered');
   private running: Promise<void> | undefined;
   private again = false;
@@ -29,7 +41,7 @@ export abstract class Registration {
   private attempt = 0;
   private deregistered = false;
   /** Every instance value the registry confirmed holding, for `markDraining`. */
-  private readonly written = new Subject<Instance>();
+  private readonly written = new Subject<T>();
   protected closed = false;
 
   /**
@@ -50,7 +62,7 @@ export abstract class Registration {
   }
 
   /** Wants `instance` registered from now on; returns at once, the loop does the work. */
-  register(instance: Instance): void {
+  register(instance: T): void {
     if (this.closed) return;
     this.desired = instance;
     this.deregistered = false;
@@ -66,7 +78,7 @@ export abstract class Registration {
   async markDraining(timeoutMs: number): Promise<boolean> {
     // Only a confirmed entry can carry the mark: while the registry is unreachable ('retrying') it would not land anyway.
     if (!this.desired || this.closed || this.currentState() !== 'registered') return false;
-    const draining: Instance = { ...this.desired, draining: true };
+    const draining = { ...this.desired, draining: true } as T;
     let timer: NodeJS.Timeout | undefined;
     let subscription: { unsubscribe(): void } | undefined;
     const confirmed = new Promise<boolean>((resolve) => {
@@ -136,7 +148,7 @@ export abstract class Registration {
   }
 
   /** Writes `instance` to the registry, replacing a stale entry under the same id. */
-  protected abstract ensure(instance: Instance): Promise<void>;
+  protected abstract ensure(instance: T): Promise<void>;
   /** Deletes the entry if this registration wrote it. */
   protected abstract remove(): Promise<void>;
   /** Closes the registry client. */

@@ -59,6 +59,8 @@ ${extra}`;
   it('answers 404 for an unknown path and 405 for any method but GET, both as JSON', async () => {
     const missing = await fetch(`${admin}/api/nothing`, { headers: auth });
     expect([missing.status, await missing.json()]).toEqual([404, { error: 'not-found', status: 404, message: 'no admin endpoint at /api/nothing' }]);
+    // Without a config store there are no peers to list (the dashboard hides its peers panel on this 404).
+    expect((await fetch(`${admin}/api/peers`, { headers: auth })).status).toBe(404);
     for (const method of ['POST', 'DELETE', 'HEAD']) {
       const response = await fetch(`${admin}/api/services`, { method, headers: auth });
       expect(response.status).toBe(405);
@@ -67,7 +69,7 @@ ${extra}`;
   });
 
   it('serves the dashboard without the token, under a strict content security policy', async () => {
-    for (const path of ['/', '/index.html', '/dashboard.css', '/dashboard.js', '/dashboard-format.js', '/dashboard-traffic.js', '/dashboard-breakers.js', '/dashboard-breakers.css', '/dashboard-tcp.js']) {
+    for (const path of ['/', '/index.html', '/dashboard.css', '/dashboard.js', '/dashboard-format.js', '/dashboard-traffic.js', '/dashboard-breakers.js', '/dashboard-breakers.css', '/dashboard-tcp.js', '/dashboard-peers.js']) {
       const response = await fetch(`${admin}${path}`);
       expect(response.status, path).toBe(200);
       expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");

@@ -54,6 +54,7 @@ export class AdminServer {
       ['/api/config', () => configView(sources.config(), sources.configStore?.())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
+      ...(sources.peers ? [['/api/peers', sources.peers] as const] : []),
       ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);

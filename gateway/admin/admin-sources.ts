@@ -35,6 +35,8 @@ export interface AdminSources {
   readonly workers?: () => unknown;
   /** The config store's state (URL, revision in force, refused objects) for `/api/config`; absent without one. */
   readonly configStore?: () => unknown;
+  /** The gateways sharing the config store, for `/api/peers`; absent (and the path unknown) without `configStore`. */
+  readonly peers?: () => unknown;
 }
 
 /** The endpoints of a health snapshot with their admin health verdict and the provider that listed each. */

@@ -20,7 +20,9 @@ export type PrimaryMessage =
   | { readonly kind: 'switchboard:services'; readonly names: readonly string[] }
   /** Stop accepting, drain in-flight requests within the drain bound, then exit. */
   | { readonly kind: 'switchboard:drain' }
-  | { readonly kind: 'switchboard:metrics-request'; readonly id: number };
+  | { readonly kind: 'switchboard:metrics-request'; readonly id: number }
+  /** How many gateways share the config store (the rate limiter's Redis fallback divides by it). */
+  | { readonly kind: 'switchboard:peers'; readonly count: number };
 
 /** What a worker sends the primary. */
 export type WorkerMessage =

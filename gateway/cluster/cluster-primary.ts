@@ -61,9 +61,13 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
         const services = control.aggregator.services$.subscribe((names) => send({ kind: 'switchboard:services', names }));
         // health$ replays every service's latest snapshot first, so a new worker starts with the whole picture.
         const health = control.balancers.health$.subscribe((snapshot) => send({ kind: 'switchboard:health', snapshot }));
+        const peers = control.peers;
+        if (peers) send({ kind: 'switchboard:peers', count: peers.count() });
+        const stopPeers = peers?.onCount((count) => send({ kind: 'switchboard:peers', count }));
         return () => {
           services.unsubscribe();
           health.unsubscribe();
+          stopPeers?.();
         };
       },
       message(message, countRequests) {
@@ -132,6 +136,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     },
     refuse: (error) => control.refuse(error),
     async close() {
+      await control.leave();
       await supervisor.stop(bound());
       await control.close();
       breakers.close();

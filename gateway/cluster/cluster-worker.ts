@@ -13,6 +13,7 @@ import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/i
 import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
+import { setLivePeerCount } from '../config-store/peer-count.ts';
 
 /** Outcomes travel to the primary at most this late, so outlier detection lags traffic by at most this much. */
 const OUTCOME_FLUSH_MS = 100;
@@ -152,6 +153,9 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         return;
       case 'switchboard:metrics-request':
         void metricsRegistry.getMetricsAsJSON().then((metrics) => send({ kind: 'switchboard:metrics', id: message.id, metrics }));
+        return;
+      case 'switchboard:peers':
+        if (typeof message.count === 'number') setLivePeerCount(message.count);
         return;
       case 'switchboard:drain':
         return drain();

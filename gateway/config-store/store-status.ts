@@ -1,4 +1,4 @@
-import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { BehaviorSubject, ReplaySubject, Subject, type Observable } from 'rxjs';
 import type { StoreRefusal } from './store-objects.ts';
 
 /** What `/api/config` shows of the config store: where, which revision is in force, from where, and what was refused. */
@@ -34,10 +34,11 @@ export interface StoreApplied {
 class StoreState {
   private readonly status = new BehaviorSubject<StoreStatus | undefined>(undefined);
   private readonly refusedChanges = new Subject<StoreRefusedChange>();
-  private readonly appliedSubject = new Subject<StoreApplied>();
+  // Replays the latest: the peers registration starts after the first listing was applied.
+  private readonly appliedSubject = new ReplaySubject<StoreApplied>(1);
   /** Each newly refused object (not repeated while it stays refused with the same reason). */
   readonly changes$: Observable<StoreRefusedChange> = this.refusedChanges.asObservable();
-  /** Each applied store revision, in order (the hook the peers registration subscribes to). */
+  /** Each applied store revision, in order, starting with the latest one (the hook the peers registration subscribes to). */
   readonly applied$: Observable<StoreApplied> = this.appliedSubject.asObservable();
 
   /** The latest status; undefined when the configuration has no `configStore`. */

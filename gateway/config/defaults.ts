@@ -92,3 +92,8 @@ export const DEFAULT_TRACING: Omit<TracingSettings, 'endpoint' | 'headers'> = {
 
 /** Deadline of each config store read, and how long a start waits for the store before falling back to its snapshot. */
 export const DEFAULT_CONFIG_STORE_TIMEOUT_MS = 5_000;
+/** How long a dead gateway stays listed among the peers at most: its lease TTL or session timeout. */
+export const DEFAULT_PEER_TTL_MS = 10_000;
+
+/** A peer behind the newest applied store revision for longer than this is shown as lagging. */
+export const DEFAULT_PEER_LAG_AFTER_MS = 5_000;

@@ -10,6 +10,8 @@ import {
   DEFAULT_OUTLIER_DETECTION,
   DEFAULT_PANIC_THRESHOLD_PERCENT,
   DEFAULT_PATH_SETTINGS,
+  DEFAULT_PEER_LAG_AFTER_MS,
+  DEFAULT_PEER_TTL_MS,
   DEFAULT_REDIS_KEY_PREFIX,
   DEFAULT_REDIS_TIMEOUT_MS,
   DEFAULT_REMOVAL_GRACE_MS,
@@ -33,6 +35,7 @@ import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
 import type {
   AdminSettings,
+  PeerSettings,
   CanaryRouting,
   CertificateFiles,
   EntryPointConfig,
@@ -96,6 +99,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
       snapshotPath: input.configStore.snapshot === undefined ? undefined : isAbsolute(input.configStore.snapshot) ? input.configStore.snapshot : resolvePath(options.baseDir ?? process.cwd(), input.configStore.snapshot),
       timeoutMs: input.configStore.timeout ?? DEFAULT_CONFIG_STORE_TIMEOUT_MS,
     },
+    peers: resolvePeers(input.peers),
     defaults,
     services,
     routes: (input.routes ?? []).map(resolveRoute),
@@ -374,4 +378,9 @@ function resolveRedis(input: RedisInput | undefined): RedisSettings | undefined 
   if (!input) return undefined;
   const target: RedisTarget = input.url ? { kind: 'url', url: input.url } : input.sentinels ? { kind: 'sentinel', sentinels: input.sentinels, name: input.name ?? '' } : { kind: 'cluster', nodes: input.cluster ?? [] };
   return { target, password: input.password, timeoutMs: input.timeout ?? DEFAULT_REDIS_TIMEOUT_MS, keyPrefix: input.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX, gateways: input.gateways ?? 1 };
+}
+
+/** The peer settings with defaults; the id is `<hostname>-<pid>` unless the file names one. */
+function resolvePeers(input: { id?: string | undefined; ttl?: number | undefined; lagAfter?: number | undefined } | undefined): PeerSettings {
+  return { id: input?.id, ttlMs: input?.ttl ?? DEFAULT_PEER_TTL_MS, lagAfterMs: input?.lagAfter ?? DEFAULT_PEER_LAG_AFTER_MS };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
-import { parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
+import { OBJECT_NAME, parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKERS_MAX } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
 import { consumersSchema } from './schema-access.ts';
@@ -58,6 +58,11 @@ export const configSchema = section({
       error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout }',
     })
     .optional(),
+  peers: section({
+    id: z.string().regex(OBJECT_NAME, 'expected letters, digits, ".", "_" or "-" (it names a key in the store)').optional(),
+    ttl: duration.refine((ms) => ms >= 1_000, 'must be at least 1s').optional(),
+    lagAfter: duration.optional(),
+  }).optional(),
   defaults: serviceDefaultsSchema.optional(),
   services: z.record(serviceName, serviceSettingsSchema.nullable()).optional(),
   routes: z.array(routeSchema).optional(),
@@ -85,6 +90,7 @@ export const configSchema = section({
   }
   const adminIssue = adminExposureIssue(config.admin);
   if (adminIssue) context.addIssue({ code: 'custom', path: ['admin'], message: adminIssue });
+  if (config.peers && !config.configStore) context.addIssue({ code: 'custom', path: ['peers'], message: 'peers register in the config store: set configStore too' });
   const names = new Map<string, number>();
   config.routes?.forEach((route, index) => {
     if (route.name === undefined) return;

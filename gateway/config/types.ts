@@ -27,6 +27,8 @@ export interface GatewayConfig {
   readonly registries: readonly RegistryConfig[];
   /** Where routes, services, middleware and consumers shared by several gateways are kept; undefined for the file alone. */
   readonly configStore: ConfigStoreSettings | undefined;
+  /** How this gateway registers itself among its peers in the config store (read at start-up). */
+  readonly peers: PeerSettings;
   /** Settings of every service not declared in `services`. */
   readonly defaults: ServiceSettings;
   /** Declared services, each merged over `defaults`. */
@@ -63,6 +65,15 @@ export type ConfigStoreSettings = StoreLocation & {
   /** Deadline of each store read, and how long a start waits for the store before using the snapshot. */
   readonly timeoutMs: number;
 };
+/** This gateway as a peer in the config store. */
+export interface PeerSettings {
+  /** Its key under `<root>/peers/`; `<hostname>-<pid>` when undefined. */
+  readonly id: string | undefined;
+  /** Lease TTL (etcd) or session timeout (ZooKeeper): a gateway that dies leaves the list within about this. */
+  readonly ttlMs: number;
+  /** A peer whose applied revision has been behind the newest for longer than this shows `lagging`. */
+  readonly lagAfterMs: number;
+}
 
 /** OpenTelemetry tracing: spans exported over OTLP/HTTP (JSON), batched, with a bounded queue. */
 export interface TracingSettings {

@@ -36,7 +36,25 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
 
 /** Where a response holds the listener that tracks it, for the shared 'close' listener. */
 const LISTENER = Symbol('switchboard.listener');
-type ListenedResponse = ServerResponse & { [LISTENER]?: GatewayListener };
+/** Set on a response once it has been handed to the gateway (dispatched). */
+const DISPATCHED = Symbol('switchboard.dispatched');
+type ListenedResponse = ServerResponse & { [LISTENER]?: GatewayListener; [DISPATCHED]?: boolean };
+
+/** What the listener keeps about one connection, on the socket itself. */
+interface ConnectionState {
+  /** Its responses not yet closed (one, or a few when the client pipelines). */
+  readonly open: Set<ListenedResponse>;
+  /** Its bytes failed to parse: nothing more read from it is dispatched. */
+  refused: boolean;
+  /** In the listener's `connections`, with a 'close' listener that forgets it. */
+  tracked: boolean;
+}
+/**
+ * Where a socket holds its `ConnectionState`: a property read per request instead of a lookup in
+ * a Map, a WeakMap and a WeakSet keyed by the socket (four hash lookups a request, on the profile).
+ */
+const CONNECTION = Symbol('switchboard.connection');
+type TrackedSocket = Duplex & { [CONNECTION]?: ConnectionState };
 
 /** Every response's 'close' listener (`this` is the response). */
 function onResponseClose(this: ListenedResponse): void {
@@ -52,19 +70,16 @@ function onResponseClose(this: ListenedResponse): void {
 export class GatewayListener {
   readonly server: Server;
   /**
-   * Open responses per connection, for as long as the connection lives. Not one Set of every open
-   * response: adding and deleting ~10k responses a second in one long-lived Set kept each of them
-   * (and its request, headers and write requests) reachable past the next scavenges, so V8
-   * promoted ~1 MB per scavenge to the old generation; per-connection Sets hold one or two.
+   * Connections with a request so far, while they live; each holds its open responses (see
+   * `ConnectionState`). Not one Set of every open response: adding and deleting ~10k responses a
+   * second in one long-lived Set kept each of them (and its request, headers and write requests)
+   * reachable past the next scavenges, so V8 promoted ~1 MB per scavenge to the old generation;
+   * per-connection Sets hold one or two.
    */
-  private readonly open = new Map<Duplex, Set<ServerResponse>>();
+  private readonly connections = new Set<TrackedSocket>();
   private openCount = 0;
   /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
   private readonly upgraded = new Set<Duplex>();
-  /** Responses handed to the gateway and not yet closed, per connection. */
-  private readonly dispatched = new WeakMap<Duplex, Set<ServerResponse>>();
-  /** Connections whose bytes failed to parse: nothing more read from them is dispatched. */
-  private readonly refused = new WeakSet<Duplex>();
   private draining = false;
 
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
@@ -134,7 +149,7 @@ export class GatewayListener {
    */
   async drain(deadlineMs: number, closed?: Promise<void>): Promise<void> {
     this.draining = true;
-    for (const responses of this.open.values()) for (const response of responses) if (!response.headersSent) response.setHeader('connection', 'close');
+    for (const socket of this.connections) for (const response of socket[CONNECTION]!.open) if (!response.headersSent) response.setHeader('connection', 'close');
     const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
     closed ??= ownClose;
     this.server.closeIdleConnections();
@@ -154,41 +169,41 @@ export class GatewayListener {
 
   /** @internal A response closed: it is no longer in flight, on the listener or on its connection. */
   closed(response: ServerResponse): void {
-    if (this.open.get(response.req.socket)?.delete(response)) this.openCount -= 1;
-    this.dispatched.get(response.req.socket)?.delete(response);
+    if ((response.req.socket as TrackedSocket | null)?.[CONNECTION]?.open.delete(response)) this.openCount -= 1;
   }
 
   private track(response: ServerResponse): void {
-    const socket = response.req.socket;
-    let open = this.open.get(socket);
-    if (!open) {
-      // Kept while the connection lives (a Map entry per request would churn the Map's table).
-      open = new Set();
-      this.open.set(socket, open);
+    const socket = response.req.socket as TrackedSocket;
+    let state = socket[CONNECTION];
+    if (state === undefined) state = this.stateOf(socket);
+    if (!state.tracked) {
+      // Kept while the connection lives (an entry per request would churn the Set's table).
+      state.tracked = true;
+      this.connections.add(socket);
       socket.once('close', () => this.forget(socket));
     }
-    open.add(response);
+    state.open.add(response);
     this.openCount += 1;
   }
 
+  /** The state of `socket`, made on its first request (or its first parse error). */
+  private stateOf(socket: TrackedSocket): ConnectionState {
+    socket[CONNECTION] ??= { open: new Set(), refused: false, tracked: false };
+    return socket[CONNECTION];
+  }
+
   /** A connection closed: whatever of it is still counted open (its responses' 'close' may come after) is not. */
-  private forget(socket: Duplex): void {
-    const open = this.open.get(socket);
-    if (!open) return;
+  private forget(socket: TrackedSocket): void {
+    if (!this.connections.delete(socket)) return;
+    const open = socket[CONNECTION]!.open;
     this.openCount -= open.size;
-    this.open.delete(socket);
+    open.clear();
   }
 
   /** @internal */
   dispatch(handlers: ListenerHandlers, request: IncomingMessage, response: ServerResponse): void {
-    const socket = request.socket;
-    if (this.refused.has(socket) || response.destroyed) return;
-    let inFlight = this.dispatched.get(socket);
-    if (!inFlight) {
-      inFlight = new Set();
-      this.dispatched.set(socket, inFlight);
-    }
-    inFlight.add(response);
+    if ((request.socket as TrackedSocket)[CONNECTION]?.refused === true || response.destroyed) return;
+    (response as ListenedResponse)[DISPATCHED] = true;
     toOriginForm(request);
     handlers.request(request, response);
   }
@@ -203,12 +218,13 @@ export class GatewayListener {
    * answered first, so that the 400 follows it in order, as HTTP/1.1 pipelining requires.
    */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    if (this.refused.has(socket)) return;
-    this.refused.add(socket);
+    const state = this.stateOf(socket as TrackedSocket);
+    if (state.refused) return;
+    state.refused = true;
     if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
     const [status, text] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
     this.log.debug({ code: error.code, status }, 'refused a malformed request');
-    const inFlight = [...(this.dispatched.get(socket) ?? [])];
+    const inFlight = [...state.open].filter((response) => response[DISPATCHED] === true);
     const answer = () => {
       if ((socket as Socket).writable === false) return void socket.destroy();
       const body = JSON.stringify({ error: 'bad-request', status, message: text });

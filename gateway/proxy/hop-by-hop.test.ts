@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientUpstreamHeaders, sendableUpstreamHeaders, upstreamRequestHeaders } from './hop-by-hop.ts';
+import { clientUpstreamHeaders, HOP_BY_HOP, isHopByHop, sendableUpstreamHeaders, stripHopByHop, upstreamRequestHeaders } from './hop-by-hop.ts';
 
 describe('clientUpstreamHeaders', () => {
   it('copies in one pass what upstreamRequestHeaders keeps: no hop-by-hop, Connection-named, Expect or pseudo-headers', () => {
@@ -50,5 +50,24 @@ describe('sendableUpstreamHeaders', () => {
     headers.connection = 'x-internal';
     headers['x-internal'] = 'yes';
     expect(sendableUpstreamHeaders(headers)).toEqual({ host: 'a.test' });
+  });
+});
+
+describe('isHopByHop', () => {
+  it.each([...HOP_BY_HOP].map((name) => [name]))('knows %s as hop-by-hop', (name) => {
+    expect(isHopByHop(name)).toBe(true);
+  });
+
+  it.each([['host'], ['user-agent'], ['x-request-id'], ['content-length'], ['trailers'], ['tE'], ['connectioN'], ['upgrade2'], ['x-forwarded-for'], ['proxy-connectio'], ['']])('lets %s through', (name) => {
+    expect(isHopByHop(name)).toBe(false);
+  });
+});
+
+describe('stripHopByHop', () => {
+  it('removes hop-by-hop, Connection-named and pseudo-headers from the object itself and keeps the rest', () => {
+    const headers: Record<string, string> = { 'content-type': 'text/plain', connection: 'keep-alive, X-Hop', 'keep-alive': 'timeout=5', 'x-hop': '1', 'transfer-encoding': 'chunked', ':status': '200', 'x-end': 'kept' };
+    const stripped = stripHopByHop(headers);
+    expect(stripped).toBe(headers);
+    expect(stripped).toEqual({ 'content-type': 'text/plain', 'x-end': 'kept' });
   });
 });

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
-import { sendableUpstreamHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { sendableUpstreamHeaders, stripHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
@@ -94,7 +94,8 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
     this.responseStarted = true;
     this.status = statusCode;
     context.outcome.status = statusCode;
-    const outgoing = withoutHopByHop(upstreamHeaders);
+    // undici parses a fresh headers object per response that only this attempt holds: edited in place, not copied.
+    const outgoing = stripHopByHop(upstreamHeaders);
     this.outgoing = outgoing;
     for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
     if (context.responseBodyTransforms.length > 0) {

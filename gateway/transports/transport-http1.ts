@@ -8,14 +8,23 @@ import { dispatchUpgrade } from './transport-websocket.ts';
 
 /** Pool settings shared by every HTTP/1.1 upstream (the connect timeout and TLS come per service). */
 export interface PoolSettings {
-  /** Keep-alive sockets idle longer than this are closed (kept below typical backend timeouts, e.g. Node's 5 s). */
+  /**
+   * Keep-alive sockets idle longer than this are closed when the backend does not say how long it
+   * keeps them (kept below typical backend timeouts, e.g. Node's 5 s).
+   */
   keepAliveTimeoutMs: number;
+  /**
+   * A backend's own `Keep-Alive: timeout=N` is followed (less undici's 2 s margin) up to this: a
+   * capped hint closed sockets the backend still kept, and their next busy moment paid new
+   * connections (seen as ~1 connect per 140 requests under steady load with Node backends).
+   */
+  keepAliveMaxTimeoutMs: number;
   /** Connections per instance. */
   connections: number;
 }
 
-/** Defaults: 4 s keep-alive (Node backends close idle sockets after 5 s), 256 connections per instance. */
-export const DEFAULT_POOL_SETTINGS: PoolSettings = { keepAliveTimeoutMs: 4_000, connections: 256 };
+/** Defaults: 4 s keep-alive without a hint (Node backends close idle sockets after 5 s), hints followed up to 60 s, 256 connections per instance. */
+export const DEFAULT_POOL_SETTINGS: PoolSettings = { keepAliveTimeoutMs: 4_000, keepAliveMaxTimeoutMs: 60_000, connections: 256 };
 
 /** Where an HTTP/1.1 transport connects and how. */
 export interface Http1Target {
@@ -39,7 +48,7 @@ export class Http1Transport implements Transport {
       connections: settings.connections,
       pipelining: 1,
       keepAliveTimeout: settings.keepAliveTimeoutMs,
-      keepAliveMaxTimeout: settings.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: settings.keepAliveMaxTimeoutMs,
       connect: { timeout: target.connectTimeoutMs, ...(target.tls ? undiciTlsOptions(target.host, target.tls) : {}) },
       // Timeouts are set per request from the route.
       headersTimeout: 0,

@@ -17,3 +17,4 @@ export * from './kazoo.ts';
 export * from './go-micro-registry.ts';
 export * from './http-exchange.ts';
 export * from './redis-local.ts';
+export * from './haproxy.ts';

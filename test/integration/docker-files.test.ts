@@ -1,13 +1,14 @@
 // No Docker engine runs here, so the image and the compose cluster cannot be started in CI: these
 // checks catch what can break without one (paths, the configs the containers read, versions).
 // `.ci/run` validates docker-compose.yml itself with `docker-compose config -q`.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../gateway/config/index.ts';
 import { parseAgentArgs } from '../../registry-agent/cli.ts';
-import { REPO_ROOT } from '../harness/index.ts';
+import { HAPROXY_BIN, REPO_ROOT } from '../harness/index.ts';
 
 interface ComposeService {
   image?: string;
@@ -89,6 +90,22 @@ describe('the Dockerfile and docker-compose.yml', () => {
     expect(config.registries.map((registry) => registry.location.kind).sort()).toEqual(['etcd', 'zookeeper']);
     expect(services.gateway!.command).toEqual(['switchboard', '--config', '/etc/switchboard/gateway.yaml']);
     expect(services.gateway!.ports).toEqual(expect.arrayContaining(['8080:8080', '127.0.0.1:9180:9180']));
+  });
+
+  it('runs two gateways on one configuration and config store behind an HAProxy that checks both', () => {
+    expect(services['gateway-2']!.command).toEqual(services.gateway!.command);
+    expect(services['gateway-2']!.volumes).toEqual(services.gateway!.volumes);
+    const path = services.gateway!.volumes![0]!.split(':')[0]!;
+    expect(parseConfig(path, read(path)).configStore).toMatchObject({ kind: 'etcd', endpoints: ['http://etcd:2379'] });
+    const mount = services.haproxy!.volumes!.find((volume) => volume.endsWith(':/usr/local/etc/haproxy/haproxy.cfg:ro'))!;
+    const cfg = read(mount.split(':')[0]!);
+    // Every gateway of the compose file is a checked server of the HAProxy backend, on its listen port.
+    expect([...cfg.matchAll(/^\s*server \S+ ([\w-]+):8080$/gm)].map((match) => match[1]).sort()).toEqual(['gateway', 'gateway-2']);
+    expect(cfg).toMatch(/default-server .*\bcheck\b/);
+    expect(cfg).toMatch(/option redispatch/);
+    // Debian's haproxy parses it as the container's would (compose names do not resolve here: init-addr none).
+    const checked = spawnSync(HAPROXY_BIN, ['-c', '-f', join(REPO_ROOT, mount.split(':')[0]!)], { encoding: 'utf8' });
+    expect(checked.status, checked.stderr).toBe(0);
   });
 
   it('starts three agents whose SWITCHBOARD_* settings the agent accepts, one of them registered in etcd', () => {

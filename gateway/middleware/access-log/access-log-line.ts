@@ -28,15 +28,29 @@ export function isoTime(now: number): string {
   return `${cachedPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
+/**
+ * `hundredths` (a non-negative integer) as the JSON number `hundredths / 100` prints as: the same
+ * text (no trailing zeros) from two integer conversions, instead of a double-to-shortest-string
+ * conversion, which cost about as much as the rest of the line's numbers together.
+ */
+export function hundredthsText(hundredths: number): string {
+  if (!(hundredths >= 0 && hundredths <= Number.MAX_SAFE_INTEGER)) return `${hundredths / 100}`;
+  const whole = Math.floor(hundredths / 100);
+  const fraction = hundredths - whole * 100;
+  if (fraction === 0) return `${whole}`;
+  if (fraction % 10 === 0) return `${whole}.${fraction / 10}`;
+  return `${whole}.${fraction < 10 ? '0' : ''}${fraction}`;
+}
+
 /** The access log line of a request whose response has ended (or was given up), with its newline. */
 export function accessLogText(context: GatewayContext, failed: boolean): string {
   const { request, response, outcome } = context;
   const status = outcome.status || (response.headersSent ? response.statusCode : 0);
-  const durationMs = Math.round((performance.now() - context.startedAt) * 100) / 100;
+  const durationHundredths = Math.round((performance.now() - context.startedAt) * 100);
   let line = `{"level":30,"time":"${isoTime(Date.now())}"`;
   if (request.method !== undefined) line += `,"method":${quote(request.method)}`;
   if (request.url !== undefined) line += `,"path":${quote(request.url)}`;
-  line += `,"status":${status},"durationMs":${durationMs},"bytes":${outcome.bytesOut}`;
+  line += `,"status":${status},"durationMs":${hundredthsText(durationHundredths)},"bytes":${outcome.bytesOut}`;
   if (outcome.upstream !== undefined) line += `,"upstream":${quote(outcome.upstream)}`;
   line += `,"attempts":${outcome.attempts}`;
   if (context.routeName) line += `,"route":${quote(context.routeName)}`;

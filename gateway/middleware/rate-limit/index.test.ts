@@ -4,6 +4,7 @@ import type { Middleware } from '../../context.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { sendGatewayError } from '../../proxy/error-response.ts';
 import { rateLimit, type Limiter } from './index.ts';
+import { setLivePeerCount } from '../../config-store/peer-count.ts';
 
 const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
 const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
@@ -185,5 +186,24 @@ describe('rateLimit with policy redis while Redis is away', () => {
     const seen: number[] = [];
     for (let index = 0; index < 3; index += 1) seen.push((await server.send('/')).status);
     expect(seen).toEqual(expected);
+  });
+
+  it('sizes the local fallback by the live peer count of the config store instead of redis.gateways', async () => {
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError: 'local' } as const;
+    // 4 peers listed (redis.gateways says 2): 8 / 4 = 2 tokens; then one peer is left: all 8.
+    setLivePeerCount(4);
+    try {
+      server = await serveMiddleware([rateLimit(settings, { now: () => 0, redis: downRedis, name: 'peers' })]);
+      const statuses = async (count: number) => {
+        const seen: number[] = [];
+        for (let index = 0; index < count; index += 1) seen.push((await server.send('/')).status);
+        return seen;
+      };
+      expect(await statuses(3)).toEqual([200, 200, 429]);
+      setLivePeerCount(1);
+      expect((await statuses(9)).filter((status) => status === 200)).toHaveLength(8);
+    } finally {
+      setLivePeerCount(undefined);
+    }
   });
 });

@@ -9,6 +9,8 @@ import { QuotaLimiter } from './local-quota.ts';
 import { rateLimitChanges, rateLimitFallbackTotal } from './rate-limit-events.ts';
 import { RedisBucketLimiter } from './redis-bucket.ts';
 import { RedisFallbackLimiter } from './redis-fallback.ts';
+import { PeerScaledLimiter } from './peer-scaled.ts';
+import { livePeerCount } from '../../config-store/peer-count.ts';
 import { TokenBucketLimiter } from './token-bucket.ts';
 
 export type { BucketShape, LimitDecision, Limiter, QuotaState } from './limiter.ts';
@@ -106,7 +108,8 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
       name,
       mode: settings.onRedisError,
       // Every gateway falls back alike: each gets its share of the budget, and each worker its share of that.
-      local: local(shape, share / redisSettings.gateways),
+      // With a config store the number of gateways is the live peer count, else the configured `redis.gateways`.
+      local: new PeerScaledLimiter((gateways) => local(shape, share / gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
       probe: () => redis.ping(),
       log,

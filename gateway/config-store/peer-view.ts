@@ -1,0 +1,53 @@
+import { compareRevisions, type PeerRecord } from './peer-record.ts';
+import type { PeerList } from './peer-watcher.ts';
+
+/** One peer as `GET /api/peers` shows it. */
+export interface PeerViewEntry extends PeerRecord {
+  /** True when this is the gateway answering. */
+  readonly self: boolean;
+  /** Behind the newest applied revision for longer than `lagAfterMs`. */
+  readonly lagging: boolean;
+  /** Since when (ISO) it has been behind; null when it is not. */
+  readonly behindSince: string | null;
+}
+
+/** `GET /api/peers`: every gateway listed in the store, the newest revision any of them applied. */
+export interface PeersView {
+  readonly self: string;
+  readonly count: number;
+  readonly newestRevision: string | null;
+  readonly lagAfterMs: number;
+  readonly peers: readonly PeerViewEntry[];
+}
+
+/**
+ * Tells which peers lag: a peer behind the newest applied revision is noted with the time it was
+ * first seen behind, and shows `lagging` once that is older than `lagAfterMs` (a change takes a
+ * watch round trip to reach every gateway, so being behind for a moment is normal).
+ */
+export class PeerLag {
+  private readonly behindSince = new Map<string, number>();
+
+  constructor(
+    private readonly lagAfterMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Notes the list as of now and returns its view; call on every list change and every view request. */
+  view(list: PeerList, self: string): PeersView {
+    const now = this.now();
+    let newest: string | null = null;
+    for (const peer of list.values()) if (compareRevisions(peer.revision, newest) > 0) newest = peer.revision;
+    for (const id of [...this.behindSince.keys()]) if (!list.has(id)) this.behindSince.delete(id);
+    const peers = [...list.values()]
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map((peer): PeerViewEntry => {
+        const behind = compareRevisions(peer.revision, newest) < 0;
+        if (!behind) this.behindSince.delete(peer.id);
+        else if (!this.behindSince.has(peer.id)) this.behindSince.set(peer.id, now);
+        const since = this.behindSince.get(peer.id);
+        return { ...peer, self: peer.id === self, lagging: since !== undefined && now - since > this.lagAfterMs, behindSince: since === undefined ? null : new Date(since).toISOString() };
+      });
+    return { self, count: list.size, newestRevision: newest, lagAfterMs: this.lagAfterMs, peers };
+  }
+}
