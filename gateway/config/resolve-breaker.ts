@@ -46,6 +46,15 @@ export function mergeCircuitBreaker(base: CircuitBreakerSettings | false, layer:
   };
 }
 
+/**
+ * A route's own breaker (undefined: none, the service's applies): its keys over the breaker of the
+ * service it routes to, or over Hystrix's defaults when that service has none; `false` turns
+ * breaking off on the route. The route keeps a state of its own either way.
+ */
+export function routeCircuitBreaker(serviceBreaker: CircuitBreakerSettings | false, layer: CircuitBreakerInput | undefined): CircuitBreakerSettings | false | undefined {
+  return layer === undefined ? undefined : mergeCircuitBreaker(serviceBreaker, layer);
+}
+
 /** Caps of a layer over `base`, key by key. */
 export function mergeConcurrency(base: ConcurrencyLimits, layer: ConcurrencyInput | undefined): ConcurrencyLimits {
   if (!layer) return base;

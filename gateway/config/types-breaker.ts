@@ -9,14 +9,23 @@ export type BreakerFallback =
   /** The request goes to another service (under that service's own breaker and limits). */
   | { readonly kind: 'service'; readonly service: string };
 
-/** A Hystrix circuit breaker of a service or a route, every default applied; durations in milliseconds. */
-export interface CircuitBreakerSettings {
+/** The numbers a breaker trips and recovers by (Hystrix's names; durations in milliseconds). */
+export interface BreakerThresholds {
+  /** Length of the rolling window the error percentage is measured over. */
   readonly windowMs: number;
   readonly buckets: number;
+  /** Calls the window must hold before the error percentage can trip the breaker. */
   readonly requestVolumeThreshold: number;
+  /** Failures, in percent of the window's calls, at or above which the breaker opens. */
   readonly errorPercentThreshold: number;
+  /** How long the breaker stays open before it lets trial calls through. */
   readonly sleepWindowMs: number;
+  /** Trial calls let through when half-open; all must succeed to close. */
   readonly halfOpenRequests: number;
+}
+
+/** A Hystrix circuit breaker of a service or a route, every default applied; durations in milliseconds. */
+export interface CircuitBreakerSettings extends BreakerThresholds {
   /** Calls in flight through this breaker at once (Hystrix's semaphore); undefined: unlimited. */
   readonly maxConcurrentRequests: number | undefined;
   /** Per-call (per-attempt) limit on waiting for the response headers; undefined: the service's timeouts. */

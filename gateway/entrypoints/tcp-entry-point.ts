@@ -1,11 +1,9 @@
 import { createServer as createNetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
 import type { EntryPoint } from './entry-point.ts';
-import { listenOn } from './listen.ts';
-import { peekSocket } from './socket-peek.ts';
-import { readServerName } from './tls-client-hello.ts';
+import { listenEntryPoint } from './listen.ts';
+import { tlsServers } from './tls-servers.ts';
 import { TlsCertificates } from './tls-store.ts';
 
 /**
@@ -39,7 +37,8 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
       if (open.size === 0) allClosed?.();
     });
   };
-  const tls = certificates && tlsServers(config, certificates, handshakeTimeoutMs, log, (socket) => {
+  // No ALPN: it would make OpenSSL refuse clients that offer protocols of their own.
+  const tls = certificates && tlsServers(config, certificates, { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs }, log, (socket) => {
     pending.delete(socket);
     accept(socket, socket.servername || undefined);
   });
@@ -47,17 +46,10 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
     if (!tls) return accept(socket, undefined);
     pending.add(socket);
     socket.once('close', () => pending.delete(socket));
-    void peekSocket(socket, handshakeTimeoutMs, readServerName).then((verdict) => verdict && (verdict === 'none' ? tls.withoutSni : tls.withSni).emit('connection', socket));
+    tls.handOver(socket, handshakeTimeoutMs);
   });
 
-  let port: number;
-  try {
-    port = await listenOn(front, config.listen.host, config.listen.port);
-  } catch (error) {
-    certificates?.close();
-    throw error;
-  }
-  certificates?.watch();
+  const port = await listenEntryPoint(front, config, certificates);
   return {
     name: config.name,
     port,
@@ -81,26 +73,4 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
       await stopped;
     },
   };
-}
-
-/**
- * The TLS servers of a tcp entry point, fed by its TCP listener; the same pair as the https entry
- * points' (see `tlsServers` in entry-point.ts for why two: nodejs/node#54235), without ALPN, which
- * would make OpenSSL refuse clients that offer protocols of their own.
- */
-function tlsServers(config: EntryPointConfig, certificates: TlsCertificates, handshakeTimeoutMs: number, log: Logger, secure: (socket: TLSSocket) => void) {
-  const common: TlsOptions & { allowHalfOpen: boolean } = {
-    allowHalfOpen: true,
-    handshakeTimeout: handshakeTimeoutMs,
-    ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}),
-  };
-  const withSni = createTlsServer({ ...common, SNICallback: certificates.sniCallback });
-  const defaultOptions = () => ({ ...common, cert: certificates.defaultCertificate.cert, key: certificates.defaultCertificate.key });
-  const withoutSni = createTlsServer(defaultOptions());
-  certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
-  for (const server of [withSni, withoutSni]) {
-    server.on('secureConnection', secure);
-    server.on('tlsClientError', (error: Error) => log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed'));
-  }
-  return { withSni, withoutSni };
 }

@@ -1,22 +1,8 @@
+import type { BreakerThresholds } from '../config/types-breaker.ts';
 import { RollingWindow } from './rolling-window.ts';
 
 /** Hystrix's three states: `closed` lets everything through, `open` nothing, `half-open` a few trial calls. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
-
-/** The numbers a breaker trips and recovers by (Hystrix's names; durations in milliseconds). */
-export interface BreakerThresholds {
-  /** Length of the rolling window the error percentage is measured over. */
-  readonly windowMs: number;
-  readonly buckets: number;
-  /** Calls the window must hold before the error percentage can trip the breaker. */
-  readonly requestVolumeThreshold: number;
-  /** Failures, in percent of the window's calls, at or above which the breaker opens. */
-  readonly errorPercentThreshold: number;
-  /** How long the breaker stays open before it lets trial calls through. */
-  readonly sleepWindowMs: number;
-  /** Trial calls let through when half-open; all must succeed to close. */
-  readonly halfOpenRequests: number;
-}
 
 /** What `admit` decided: refused, a normal call, or one of the half-open trials. */
 export const Admission = { Refused: 0, Admitted: 1, Trial: 2 } as const;

@@ -1,12 +1,17 @@
 import { Counter, Gauge } from 'prom-client';
 import { metricsRegistry } from '../../src/metrics.ts';
 
-/** 0 closed, 1 open, 2 half-open, per service and route (`route=""` for a service's own breaker). */
+/**
+ * 0 closed, 1 open, 2 half-open, per service and route (`route=""` for a service's own breaker).
+ * Each worker has its own breakers; a sum of states means nothing, so the merged `/metrics` of
+ * `workers: N` shows the highest (any value above 0: some worker's breaker is not closed).
+ */
 export const breakerStateGauge = new Gauge({
   name: 'switchboard_circuit_breaker_state',
-  help: 'State of each circuit breaker: 0 closed, 1 open, 2 half-open (route="" is the service breaker; summed over workers).',
+  help: 'State of each circuit breaker: 0 closed, 1 open, 2 half-open (route="" is the service breaker; with workers, the highest over workers).',
   labelNames: ['service', 'route'] as const,
   registers: [metricsRegistry],
+  aggregator: 'max',
 });
 
 /** Breaker state changes, by the state entered. */

@@ -1,3 +1,4 @@
+import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { AttemptObserver } from '../proxy/proxy.ts';
 import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
@@ -18,6 +19,9 @@ interface MutableCounts {
   flow?: FlowSeries | undefined;
 }
 
+/** Counts measured elsewhere carry no flow series: the worker that measured them records its own. */
+const zeroCounts = (): MutableCounts => ({ requests: 0, errors: 0 });
+
 const NONE: TrafficCounts = Object.freeze({ requests: 0, errors: 0 });
 
 /**
@@ -26,7 +30,9 @@ const NONE: TrafficCounts = Object.freeze({ requests: 0, errors: 0 });
  * attempt, recording one allocates nothing. Failures also go to `switchboard_upstream_errors_total`.
  */
 export class InstanceTraffic implements AttemptObserver {
-  private readonly services = new Map<string, Map<string, MutableCounts>>();
+  private readonly services: NestedMap<string, string, MutableCounts> = new Map();
+  /** Made once, so that looking up a known instance allocates nothing. */
+  private readonly newCounts = (service: string, address: string): MutableCounts => ({ requests: 0, errors: 0, flow: this.flow?.instance(service, address) });
 
   /** `flow`, when given, also counts every attempt (and failed attempt) in the instance's flow statistics series. */
   constructor(
@@ -35,16 +41,7 @@ export class InstanceTraffic implements AttemptObserver {
   ) {}
 
   attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void {
-    let byAddress = this.services.get(service);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.services.set(service, byAddress);
-    }
-    let counts = byAddress.get(address);
-    if (!counts) {
-      counts = { requests: 0, errors: 0, flow: this.flow?.instance(service, address) };
-      byAddress.set(address, counts);
-    }
+    const counts = nestedValue(this.services, service, address, this.newCounts);
     counts.requests += 1;
     if (errorClass === undefined || !countsAgainstUpstream(errorClass)) {
       counts.flow?.record(0, 0, 0);
@@ -57,16 +54,9 @@ export class InstanceTraffic implements AttemptObserver {
 
   /** Adds counts measured elsewhere (a worker process) to `address` of `service`; feeds no metric, since the worker's own metrics count them. */
   add(service: string, address: string, requests: number, errors: number): void {
-    let byAddress = this.services.get(service);
-    if (!byAddress) {
-      byAddress = new Map();
-      this.services.set(service, byAddress);
-    }
-    const counts = byAddress.get(address);
-    if (counts) {
-      counts.requests += requests;
-      counts.errors += errors;
-    } else byAddress.set(address, { requests, errors });
+    const counts = nestedValue(this.services, service, address, zeroCounts);
+    counts.requests += requests;
+    counts.errors += errors;
   }
 
   unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void {

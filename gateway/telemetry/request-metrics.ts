@@ -1,4 +1,5 @@
 import { metricsRegistry } from '../../src/metrics.ts';
+import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { GatewayContext } from '../context.ts';
 import { grpcCallOf } from '../proxy/grpc-status.ts';
 import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
@@ -47,6 +48,8 @@ export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc
 /** Distinct gRPC service/method pairs given series of their own; the rest count as `other`, so clients cannot grow the series without end. */
 const MAX_GRPC_METHODS = 1_000;
 
+const upstreamErrorCell = (service: string, errorClass: string): CounterCell => upstreamErrorsTotal.cell({ service, class: errorClass });
+
 /** The series of one route and service, kept so a request finds them with two Map lookups. */
 interface RouteServiceCells {
   readonly statuses: (CounterCell | undefined)[];
@@ -72,8 +75,8 @@ export function statusClassIndex(status: number): number {
  * per-request cost is two Map lookups and a few additions.
  */
 export class RequestMetrics {
-  private readonly byRoute = new Map<string, Map<string, RouteServiceCells>>();
-  private readonly errorsByService = new Map<string, Map<string, CounterCell>>();
+  private readonly byRoute: NestedMap<string, string, RouteServiceCells> = new Map();
+  private readonly errorsByService: NestedMap<string, string, CounterCell> = new Map();
 
   /** `flow`, when given, also gets every request's counts per route, service, consumer and (bytes) instance. */
   constructor(private readonly flow?: FlowStats) {}
@@ -135,41 +138,26 @@ export class RequestMetrics {
 
   /** Counts one upstream failure of `service` of class `errorClass`. */
   upstreamError(service: string, errorClass: string): void {
-    let byClass = this.errorsByService.get(service);
-    if (!byClass) {
-      byClass = new Map();
-      this.errorsByService.set(service, byClass);
-    }
-    let cell = byClass.get(errorClass);
-    if (!cell) {
-      cell = upstreamErrorsTotal.cell({ service, class: errorClass });
-      byClass.set(errorClass, cell);
-    }
-    cell.value += 1;
+    nestedValue(this.errorsByService, service, errorClass, upstreamErrorCell).value += 1;
   }
 
   private cellsOf(route: string, service: string): RouteServiceCells {
-    let byService = this.byRoute.get(route);
-    if (!byService) {
-      byService = new Map();
-      this.byRoute.set(route, byService);
-    }
-    let cells = byService.get(service);
-    if (!cells) {
-      const flow = this.flow && route !== '' && service !== '' ? this.flow : undefined;
-      cells = {
-        statuses: [],
-        duration: requestDurationSeconds.cell({ route, service }),
-        route,
-        service,
-        flowRoute: flow?.of('route', route),
-        flowService: flow?.of('service', service),
-        flowInstances: flow?.instancesOf(service),
-      };
-      byService.set(service, cells);
-    }
-    return cells;
+    return nestedValue(this.byRoute, route, service, this.newCells);
   }
+
+  /** Made once, so that finding a known route and service allocates nothing. */
+  private readonly newCells = (route: string, service: string): RouteServiceCells => {
+    const flow = this.flow && route !== '' && service !== '' ? this.flow : undefined;
+    return {
+      statuses: [],
+      duration: requestDurationSeconds.cell({ route, service }),
+      route,
+      service,
+      flowRoute: flow?.of('route', route),
+      flowService: flow?.of('service', service),
+      flowInstances: flow?.instancesOf(service),
+    };
+  };
 
   private statusCell(cells: RouteServiceCells, index: number): CounterCell {
     const cell = requestsTotal.cell({ route: cells.route, service: cells.service, status: STATUS_CLASSES[index]! });

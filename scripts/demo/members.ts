@@ -9,7 +9,7 @@ export const DEMO_WEIGHTS = [1, 2, 3] as const;
 const DRAIN = '1s';
 
 // Quick probes so a (re)started backend registers within about a second and the demo stays lively.
-const PROBE_FLAGS = ['--health', 'http:/healthz', '--interval', '500ms', '--timeout', '400ms', '--rise', '1', '--fall', '2', '--ttl', '4s'];
+const PROBE_TIMING = ['--interval', '500ms', '--timeout', '400ms', '--rise', '1', '--fall', '2', '--ttl', '4s'];
 
 /** One demo backend (test/fixtures/backend.mjs) started by its own `switchboard-agent`. */
 export interface DemoMember {
@@ -31,28 +31,15 @@ export interface MemberContext {
 /** Prepares (does not start) the agent of backend `backend-<index>` on `port` with `weight`. */
 export function demoMember(context: MemberContext, index: number, weight: number, port: number): DemoMember {
   const name = `backend-${index}`;
-  const args = [
-    join(context.repoRoot, 'bin/switchboard-agent.js'),
-    '--registry', `zk://${context.zooKeeper}/services`,
-    '--service', DEMO_SERVICE,
-    '--id', name,
-    '--port', String(port),
-    '--weight', String(weight),
-    '--metadata', `demo=${name}`,
-    '--drain', DRAIN,
-    ...PROBE_FLAGS,
-    '--', process.execPath, join(context.repoRoot, 'test/fixtures/backend.mjs'), '--port', String(port), '--name', name,
-  ];
-  const agent = new DemoChild({
-    name: `${name} (agent and backend)`,
-    command: process.execPath,
-    args,
-    logFile: join(context.logDir, `${name}.log`),
-    cwd: context.repoRoot,
-    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
-    onUnexpectedExit: context.onUnexpectedExit,
+  return agentMember(context, {
+    name,
+    label: 'agent and backend',
+    service: DEMO_SERVICE,
+    port,
+    weight,
+    flags: ['--weight', String(weight), '--metadata', `demo=${name}`, '--health', 'http:/healthz'],
+    program: 'test/fixtures/backend.mjs',
   });
-  return { name, weight, port, agent };
 }
 
 /** The registry service the demo's gRPC greeter registers as (protocol grpc). */
@@ -60,29 +47,53 @@ export const DEMO_GRPC_SERVICE = 'greeter';
 
 /** Prepares (does not start) the agent of the gRPC greeter (scripts/demo/greeter.mjs) on `port`, probed with the gRPC health check. */
 export function demoGreeter(context: MemberContext, port: number): DemoMember {
-  const name = 'greeter-1';
+  return agentMember(context, {
+    name: 'greeter-1',
+    label: 'agent and gRPC greeter',
+    service: DEMO_GRPC_SERVICE,
+    port,
+    weight: 1,
+    flags: ['--protocol', 'grpc', '--health', 'grpc'],
+    program: 'scripts/demo/greeter.mjs',
+  });
+}
+
+/** One demo member as its agent needs it: `flags` are the agent's own (weight, protocol, health), `program` the backend it runs. */
+interface MemberSpec {
+  readonly name: string;
+  /** What the process is, for logs: `<name> (<label>)`. */
+  readonly label: string;
+  readonly service: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly flags: readonly string[];
+  /** The backend program, relative to the repository root; it gets `--port` and `--name`. */
+  readonly program: string;
+}
+
+/** A `switchboard-agent` that registers `spec.name` in the demo's ZooKeeper, probes it quickly and runs its backend as a child. */
+function agentMember(context: MemberContext, spec: MemberSpec): DemoMember {
   const args = [
     join(context.repoRoot, 'bin/switchboard-agent.js'),
     '--registry', `zk://${context.zooKeeper}/services`,
-    '--service', DEMO_GRPC_SERVICE,
-    '--id', name,
-    '--port', String(port),
-    '--protocol', 'grpc',
+    '--service', spec.service,
+    '--id', spec.name,
+    '--port', String(spec.port),
+    ...spec.flags,
     '--drain', DRAIN,
-    ...PROBE_FLAGS.slice(2),
-    '--health', 'grpc',
-    '--', process.execPath, join(context.repoRoot, 'scripts/demo/greeter.mjs'), '--port', String(port), '--name', name,
+    ...PROBE_TIMING,
+    '--', process.execPath, join(context.repoRoot, spec.program), '--port', String(spec.port), '--name', spec.name,
   ];
   const agent = new DemoChild({
-    name: `${name} (agent and gRPC greeter)`,
+    name: `${spec.name} (${spec.label})`,
     command: process.execPath,
     args,
-    logFile: join(context.logDir, `${name}.log`),
+    logFile: join(context.logDir, `${spec.name}.log`),
     cwd: context.repoRoot,
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
     onUnexpectedExit: context.onUnexpectedExit,
   });
-  return { name, weight: 1, port, agent };
+  return { name: spec.name, weight: spec.weight, port: spec.port, agent };
 }
 
 /** Grace for an agent to deregister, drain and stop its backend before its group is killed. */

@@ -1,6 +1,7 @@
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { probeFailureDetail, type HealthProbe } from './probe.ts';
-import { probeTlsConnectOptions, type ProbeTlsOptions } from './probe-tls.ts';
+import { constants } from 'node:http2';
+import { http2ProbeSession } from './http2-probe-session.ts';
+import type { HealthProbe } from './probe.ts';
+import type { ProbeTlsOptions } from './probe-tls.ts';
 
 /** Options of the gRPC health probe. */
 export interface GrpcProbeOptions {
@@ -27,23 +28,7 @@ const STATUS_NAMES = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 export function grpcProbe(options: GrpcProbeOptions = {}): HealthProbe {
   const request = grpcFrame(encodeHealthCheckRequest(options.service ?? ''));
   return (target, signal) =>
-    new Promise((resolve) => {
-      const tls = TLS_PROTOCOLS.has(target.protocol);
-      let settled = false;
-      const settle = (healthy: boolean, detail: string) => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        // The verdict is given; a late error of a closing session must not become an uncaught 'error'.
-        session.on('error', () => undefined);
-        session.destroy();
-        resolve({ healthy, detail });
-      };
-      const onAbort = () => settle(false, probeFailureDetail(signal.reason, signal));
-      const session: ClientHttp2Session = connect(`${tls ? 'https' : 'http'}://${target.address}`, tls ? { ...probeTlsConnectOptions(target.host, options.tls), ALPNProtocols: ['h2'] } : {});
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      session.once('error', (error) => settle(false, probeFailureDetail(error, signal)));
+    http2ProbeSession(target, signal, { tls: TLS_PROTOCOLS.has(target.protocol), tlsOptions: options.tls }, (session, settle) => {
       const stream = session.request({
         [constants.HTTP2_HEADER_METHOD]: 'POST',
         [constants.HTTP2_HEADER_PATH]: HEALTH_CHECK_PATH,
@@ -68,9 +53,8 @@ export function grpcProbe(options: GrpcProbeOptions = {}): HealthProbe {
         const status = decodeHealthCheckResponse(Buffer.concat(chunks));
         settle(status === SERVING, STATUS_NAMES[status] ?? `status ${status}`);
       });
-      stream.once('error', (error) => settle(false, probeFailureDetail(error, signal)));
-      stream.once('close', () => settle(false, 'stream closed before an answer'));
       stream.end(request);
+      return stream;
     });
 }
 

@@ -1,14 +1,10 @@
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
 import { freePort, logOf, REPO_ROOT, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TOKEN = 'dashboard-traffic-test-token';
 const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard-traffic.png');
 const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
@@ -19,11 +15,9 @@ describe('the dashboard traffic chart in headless Chromium', () => {
   let zk: ZooKeeperCluster;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  let context: BrowserContext;
+  let browser: HeadlessChromium | undefined;
   let page: Page;
-  let profile: string;
-  let load: Promise<void> | undefined;
-  let running = true;
+  let load: SteadyLoad | undefined;
   const agents = new Map<string, AgentBackend>();
 
   const line = (address: string) => page.locator(`figure.traffic-chart[data-service="shop"] polyline[data-address="${address}"]`);
@@ -31,7 +25,7 @@ describe('the dashboard traffic chart in headless Chromium', () => {
   const addressOf = (id: string) => `127.0.0.1:${agents.get(id)!.port}`;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`the dashboard test drives Chromium at ${CHROMIUM}, which is missing: apt-get install -y chromium (.ci/run installs it)`);
+    requireChromium();
     zk = await startZooKeeper();
     const adminPort = await freePort();
     gateway = await startGateway(`
@@ -50,23 +44,14 @@ routes:
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
     // Steady load: two requests in flight at a time, so both instances of the round robin take some every second.
-    const loop = async () => {
-      while (running) {
-        await Promise.all([0, 1].map(() => fetch(`${gateway.url}/shop/item`).then((response) => response.arrayBuffer(), () => undefined)));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
-    load = loop();
-    profile = await mkdtemp(join(tmpdir(), 'sb-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-    page = context.pages()[0] ?? (await context.newPage());
+    load = steadyLoad([`${gateway.url}/shop/item`, `${gateway.url}/shop/item`], 20);
+    browser = await startChromium({ width: 1280, height: 900 });
+    page = browser.page;
   });
 
   afterAll(async () => {
-    running = false;
-    await load;
-    await context?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
+    await load?.stop();
+    await browser?.close();
     await gateway?.process.stop();
     await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
     await zk?.close();

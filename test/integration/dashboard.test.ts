@@ -1,14 +1,11 @@
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
 import { startAgentBackend, freePort, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TOKEN = 'dashboard-test-admin-token';
 const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard.png');
 const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
@@ -19,11 +16,9 @@ describe('the dashboard in headless Chromium', () => {
   let zk: ZooKeeperCluster;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  let context: BrowserContext;
+  let browser: HeadlessChromium | undefined;
   let page: Page;
-  let profile: string;
-  let traffic: Promise<void> | undefined;
-  let running = true;
+  let traffic: SteadyLoad | undefined;
   const agents = new Map<string, { agent: ManagedProcess; port: number }>();
 
   async function register(service: string, id: string, weight: number): Promise<void> {
@@ -33,8 +28,7 @@ describe('the dashboard in headless Chromium', () => {
   const row = (id: string) => page.locator(`article[data-service="user"] tr[data-instance="${id}"]`);
 
   beforeAll(async () => {
-    // A missing browser is a failure with a remedy, never a silent skip: this test is the issue's proof.
-    if (!existsSync(CHROMIUM)) throw new Error(`the dashboard test drives Chromium at ${CHROMIUM}, which is missing: apt-get install -y chromium (.ci/run installs it)`);
+    requireChromium();
     zk = await startZooKeeper();
     const adminPort = await freePort();
     gateway = await startGateway(`
@@ -55,23 +49,14 @@ routes:
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
     // Light, steady traffic, so the page has rates to show.
-    const loop = async () => {
-      while (running) {
-        await Promise.all([fetch(`${gateway.url}/api/user/x`), fetch(`${gateway.url}/api/orders/x`)].map((request) => request.then((response) => response.arrayBuffer(), () => undefined)));
-        await new Promise((resolve) => setTimeout(resolve, 40));
-      }
-    };
-    traffic = loop();
-    profile = await mkdtemp(join(tmpdir(), 'sb-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 800 } });
-    page = context.pages()[0] ?? (await context.newPage());
+    traffic = steadyLoad([`${gateway.url}/api/user/x`, `${gateway.url}/api/orders/x`], 40);
+    browser = await startChromium({ width: 1280, height: 800 });
+    page = browser.page;
   });
 
   afterAll(async () => {
-    running = false;
-    await traffic;
-    await context?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
+    await traffic?.stop();
+    await browser?.close();
     await gateway?.process.stop();
     await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
     await zk?.close();
