@@ -6,6 +6,7 @@ export const GATEWAY_HELP = `switchboard: an API gateway routed by service disco
 Usage: switchboard --config <file> [--pretty]
        switchboard check --config <file> [--config <file>…] [--quiet]
        switchboard explain --admin <url> [--token <token>] [--method GET] [--host <host>] --path <path> [--json]
+       switchboard config get|apply|diff|delete … [--admin <url>] [--token <token>]
 
 Options:
   -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
@@ -19,6 +20,18 @@ Commands (they start nothing and exit):
   explain   ask a running gateway's admin API where a request would go: the route (and the routes
             that nearly matched), middleware, service, instances and the instance the balancer
             would pick now (without counting it); SWITCHBOARD_ADMIN_TOKEN stands for --token
+  config    read and write the shared configuration store (configStore:) through a gateway's
+            admin API (--admin, default http://127.0.0.1:9180; --token or SWITCHBOARD_ADMIN_TOKEN):
+              get [kind [name]] [--json]        the stored objects as YAML (or JSON)
+              apply -f <file> [--prune]         store the file's routes (each needs a name),
+                                                services, middlewares and consumers; prints
+                                                created/updated/unchanged; --prune deletes stored
+                                                objects the file no longer has
+              diff -f <file>                    + only in the file, - only in the store, ~ changed;
+                                                exit 1 when there are differences, 0 when none
+              delete <kind> <name> [--if-match <revision>]
+            kinds: routes, services, middlewares, consumers. Writes need the admin token and use
+            compare-and-swap: an object changed by someone else meanwhile is refused (412)
 
 Environment:
   SWITCHBOARD_LOG_LEVEL   trace, debug, info (default), warn, error, silent
@@ -27,11 +40,12 @@ Environment:
 /** The usage of the one-shot commands, printed when a command is missing or unknown. */
 export const TOOLS_HELP = `Usage: switchboard check --config <file>
        switchboard explain --admin <url> [--token <token>] [--method GET] [--host <host>] --path <path> [--json]
+       switchboard config get|apply|diff|delete … --admin <url> [--token <token>]
 (switchboard --help says more)
 `;
 
 /** The one-shot commands `bin/switchboard.js` sends to dist/switchboard-tools.js. */
-export const TOOL_COMMANDS: readonly string[] = ['check', 'explain'];
+export const TOOL_COMMANDS: readonly string[] = ['check', 'explain', 'config'];
 
 /** Parses the gateway's command line (unknown flags are tolerated, as they always were). */
 export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)) {

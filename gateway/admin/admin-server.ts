@@ -12,6 +12,7 @@ import { registriesView } from './registry-view.ts';
 import { servicesView } from './service-view.ts';
 import { streamEvents } from './sse.ts';
 import { isStatsPath, statsAnswer } from './stats-view.ts';
+import { StoreApi, storePlaceOf, type StoreAnswer } from './store-api.ts';
 import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
 import { metricsText } from '../telemetry/metrics-text.ts';
@@ -29,7 +30,8 @@ const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'no
 
 /**
  * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
- * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET.
+ * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET
+ * but the config store's objects (store-api.ts), which take PUT and DELETE with the token.
  * With a token, everything but the dashboard's static files needs it; without one, only requests
  * addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
  */
@@ -39,6 +41,7 @@ export class AdminServer {
   private readonly log = componentLogger('admin');
   private readonly views: ReadonlyMap<string, () => unknown>;
   private readonly metrics: () => Promise<string>;
+  private readonly store: StoreApi;
 
   constructor(
     private readonly sources: AdminSources,
@@ -57,6 +60,7 @@ export class AdminServer {
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsText());
+    this.store = new StoreApi({ token: options.token, config: () => sources.config(), record: (change) => events.record(change) });
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         this.log.error({ err: error, path: request.url }, 'admin request failed');
@@ -71,12 +75,12 @@ export class AdminServer {
     return listenOn(this.server, host, port);
   }
 
-  /** Ends every event stream and closes the listener. */
+  /** Ends every event stream, closes the listener and the config store client (each bounded). */
   async close(): Promise<void> {
     for (const end of [...this.streams]) end();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
-    await closed;
+    await Promise.all([closed, this.store.close()]);
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -92,6 +96,8 @@ export class AdminServer {
       response.setHeader('www-authenticate', 'Bearer realm="switchboard-admin"');
       return sendError(response, 401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     }
+    const place = storePlaceOf(path);
+    if (place) return sendAnswer(response, await this.store.answer(request, place));
     const view = this.views.get(path);
     const stats = isStatsPath(path);
     if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
@@ -133,6 +139,15 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   const text = JSON.stringify(body);
   response.writeHead(status, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   response.end(text);
+}
+
+function sendAnswer(response: ServerResponse, answer: StoreAnswer): void {
+  for (const [name, value] of Object.entries(answer.headers ?? {})) response.setHeader(name, value);
+  if (answer.body === undefined) {
+    response.writeHead(answer.status, API_HEADERS);
+    return void response.end();
+  }
+  sendJson(response, answer.status, answer.body);
 }
 
 function sendError(response: ServerResponse, status: number, error: string, message: string): void {

@@ -17,6 +17,7 @@ const FILES: ReadonlyArray<readonly [path: string, file: string, contentType: st
   ['/dashboard-tcp.js', 'dashboard-tcp.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-peers.js', 'dashboard-peers.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-explain.js', 'dashboard-explain.js', 'text/javascript; charset=utf-8'],
+  ['/dashboard-routes.js', 'dashboard-routes.js', 'text/javascript; charset=utf-8'],
 ];
 
 /**

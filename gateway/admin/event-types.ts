@@ -14,6 +14,7 @@ export const ADMIN_EVENT_TYPES = [
   'removal-released',
   'config-applied',
   'config-refused',
+  'config-written',
   'config-store-refused',
   'rate-limit-fallback',
   'rate-limit-recovered',
@@ -85,6 +86,8 @@ export interface AdminEventPayloads {
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
+  /** An object of the config store was written through this gateway's admin API; `client` is the admin client's address. Never carries the value. */
+  'config-written': { action: 'put' | 'delete'; kind: 'routes' | 'services' | 'middlewares' | 'consumers'; name: string; revision: string | null; client: string };
   /** A config store object left out (invalid, or a route naming a missing middleware): its key, kind and why; the rest applied. */
   'config-store-refused': { key: string; kind: string; reason: string; revision: string };
   /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */
@@ -115,3 +118,6 @@ export type ConfigChange = Extract<AdminChange, { type: 'config-applied' | 'conf
 
 /** A rate limit's Redis went away or came back (reported by whichever process runs the limiter). */
 export type RateLimitChange = Extract<AdminChange, { type: 'rate-limit-fallback' | 'rate-limit-recovered' }>;
+
+/** A write to the config store through the admin API, as `/api/events` reports it. */
+export type ConfigWrite = Extract<AdminChange, { type: 'config-written' }>;

@@ -63,6 +63,11 @@ export class AdminEvents {
     return [...this.statuses.values()];
   }
 
+  /** Reports a change this process made itself (an admin write), numbered and buffered like the derived ones. */
+  record(change: AdminChange): void {
+    this.emit(change);
+  }
+
   /** Stops deriving events and completes `events$`. */
   close(): void {
     this.subscription.unsubscribe();

@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import { checkConfigFile, formatIssues } from './check-config.ts';
+import { configCommand } from './config-cli.ts';
 import { explainCommand } from './explain-cli.ts';
 import { TOOLS_HELP } from '../help.ts';
 
 /**
- * `switchboard check …` and `switchboard explain …`: one-shot commands that never start the
+ * `switchboard check …`, `switchboard explain …` and `switchboard config …`: one-shot commands that never start the
  * gateway (bin/switchboard.js sends a command line here when its first word is a command).
  */
 const [command, ...rest] = process.argv.slice(2);
@@ -13,6 +14,7 @@ process.exitCode = await run(command, rest);
 async function run(name: string | undefined, args: string[]): Promise<number> {
   if (name === 'check') return check(args);
   if (name === 'explain') return explainCommand(args, process.stdout, process.stderr);
+  if (name === 'config') return configCommand(args, process.stdout, process.stderr);
   process.stderr.write(TOOLS_HELP);
   return 2;
 }

@@ -72,6 +72,13 @@ routes:
     expect(page.url()).toBe(`${admin.url}/`);
   });
 
+  it('lists the routes in matching order with where each comes from', async () => {
+    const route = (name: string) => page.locator(`#routes-panel tr[data-route="${name}"]`);
+    await route('orders').waitFor({ timeout: PAGE_MS });
+    expect(await route('user').locator('td').allInnerTexts()).toEqual([expect.any(String), 'user', '/api/user', 'user', '–', 'file']);
+    expect(await route('orders').locator('.source').textContent()).toBe('file');
+  });
+
   it('adds the card row of a backend as its agent registers it, and shows a health flip', async () => {
     await register('user', 'user-d', 2);
     await row('user-d').waitFor({ timeout: PAGE_MS });

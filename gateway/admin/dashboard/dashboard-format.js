@@ -48,6 +48,8 @@ export function describeEvent(event) {
       return { text: `${data.routes} routes, ${data.services} services${data.restartRequired.length ? `; restart needed for ${data.restartRequired.join(', ')}` : ''}`, tone: 'good' };
     case 'config-refused':
       return { text: data.reason, tone: 'bad' };
+    case 'config-written':
+      return { text: `${data.action === 'delete' ? 'deleted' : 'wrote'} ${data.kind}/${data.name}${data.revision ? ` @ ${data.revision}` : ''} (from ${data.client})`, tone: 'info' };
     default:
       return { text: JSON.stringify(data), tone: 'info' };
   }

@@ -168,7 +168,7 @@ function connect() {
     connection.dataset.state = events.readyState === EventSource.CLOSED ? 'error' : 'connecting';
     connection.textContent = events.readyState === EventSource.CLOSED ? 'disconnected (reload to retry)' : 'reconnecting…';
   };
-  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'config-applied', 'config-refused']) {
+  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'config-applied', 'config-refused', 'config-written']) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);
       log(event);

@@ -1,0 +1,187 @@
+import type { IncomingMessage } from 'node:http';
+import { parse as parseYaml } from 'yaml';
+import { errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import type { GatewayConfig } from '../config/index.ts';
+import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
+import { openStoreWriter } from '../config-store/store-writer-open.ts';
+import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
+import { StoreConflictError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
+import type { ConfigWrite } from './event-types.ts';
+
+/** The largest body a write accepts; one object is a few kilobytes. */
+export const STORE_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** What the admin server sends back: a status, a JSON body (none for 204) and extra headers. */
+export interface StoreAnswer {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly headers?: Record<string, string>;
+}
+
+/** A path of the store API: the whole store, or one object. */
+export type StorePlace = { readonly kind: 'store' } | { readonly kind: StoreKind; readonly name: string };
+
+/** The place `path` names (`/api/store`, `/api/routes/{id}`, `/api/services/{name}`…), or undefined. */
+export function storePlaceOf(path: string): StorePlace | undefined {
+  if (path === '/api/store') return { kind: 'store' };
+  const match = /^\/api\/([a-z]+)\/([^/]+)$/.exec(path);
+  if (!match || !isStoreKind(match[1]!)) return undefined;
+  try {
+    return { kind: match[1], name: decodeURIComponent(match[2]!) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the store API needs from the gateway. */
+export interface StoreApiOptions {
+  /** The admin token; without one, every write is refused (403). */
+  readonly token: string | undefined;
+  /** The configuration in force (its `configStore`). */
+  readonly config: () => GatewayConfig;
+  /** Reports a write to `/api/events`. */
+  readonly record: (change: ConfigWrite) => void;
+  /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
+  readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
+}
+
+/**
+ * The admin API's store endpoints: `GET /api/store`, and `GET/PUT/DELETE` of one object. A write
+ * is validated with the file's schema for that place, then written with compare-and-swap
+ * (`If-Match: "<revision>"`, `If-None-Match: *`). The writer is opened on the first request and
+ * lives in the process that runs the admin listener (the primary with `workers`), so several
+ * workers never write.
+ */
+export class StoreApi {
+  private writer: { url: string; writer: Promise<StoreWriter> } | undefined;
+  private readonly log = componentLogger('config-store-writer');
+
+  constructor(private readonly options: StoreApiOptions) {}
+
+  /** Answers one request to `place`; never rejects for a store failure (503 instead). */
+  async answer(request: IncomingMessage, place: StorePlace): Promise<StoreAnswer> {
+    const method = request.method ?? 'GET';
+    const allowed = place.kind === 'store' ? ['GET'] : ['GET', 'PUT', 'DELETE'];
+    if (!allowed.includes(method)) return { ...error(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${request.url} answers ${allowed.join(', ')}`), headers: { allow: allowed.join(', ') } };
+    if (method !== 'GET' && this.options.token === undefined) {
+      return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
+    }
+    const location = this.options.config().configStore;
+    if (!location) return error(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
+    try {
+      const writer = await this.writerFor(location);
+      if (place.kind === 'store') return { status: 200, body: { store: location.url, ...(await writer.list()) } };
+      if (method === 'GET') return await this.read(writer, place.kind, place.name);
+      if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
+      return await this.write(request, writer, place.kind, place.name);
+    } catch (failure) {
+      return failureAnswer(failure);
+    }
+  }
+
+  /** Closes the store client (bounded by the writer). */
+  async close(): Promise<void> {
+    const current = this.writer;
+    this.writer = undefined;
+    await (await current?.writer.catch(() => undefined))?.close();
+  }
+
+  private async read(writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
+    const stored = await writer.get(kind, name);
+    if (!stored) return error(404, 'not-found', 'SB_CONFIG_STORE_NOT_FOUND', `${kind}/${name} is not in the store`);
+    return { status: 200, body: { kind, name, revision: stored.revision, value: stored.value }, headers: { etag: `"${stored.revision}"` } };
+  }
+
+  private async write(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
+    const body = await readBody(request);
+    if ('status' in body) return body;
+    const check = checkStoreObject(kind, name, body.value);
+    if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
+    const conditions = await this.conditions(request, writer, kind, name);
+    if ('status' in conditions) return conditions;
+    const { revision, created } = await writer.put(kind, name, check.value, conditions);
+    this.report(request, 'put', kind, name, revision);
+    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: check.value }, headers: { etag: `"${revision}"` } };
+  }
+
+  private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
+    const ifMatch = entityTag(request.headers['if-match']);
+    await writer.delete(kind, name, ifMatch === undefined || ifMatch === '*' ? {} : { ifMatch });
+    this.report(request, 'delete', kind, name, null);
+    return { status: 204 };
+  }
+
+  /** `If-Match: "<revision>"` (or `*`: it must exist) and `If-None-Match: *` as writer conditions. */
+  private async conditions(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<WriteConditions | StoreAnswer> {
+    const ifNoneMatch = request.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') return error(400, 'bad-request', 'SB_ADMIN_PRECONDITION', 'If-None-Match takes only * (create only)');
+    const ifMatch = entityTag(request.headers['if-match']);
+    if (ifMatch !== '*') return { ifMatch, ifNoneMatch: ifNoneMatch !== undefined };
+    const current = await writer.get(kind, name);
+    if (!current) return error(412, 'precondition-failed', 'SB_CONFIG_STORE_CONFLICT', `${kind}/${name} does not exist (If-Match: *)`);
+    return { ifMatch: current.revision };
+  }
+
+  private report(request: IncomingMessage, action: 'put' | 'delete', kind: StoreKind, name: string, revision: string | null): void {
+    // Never the value: consumers hold key hashes, and an event stream is for watching, not for secrets.
+    const client = request.socket.remoteAddress ?? 'unknown';
+    this.options.record({ type: 'config-written', data: { action, kind, name, revision, client } });
+    this.log.info({ action, kind, name, revision, client }, 'config store object written');
+  }
+
+  private writerFor(location: StoreLocation): Promise<StoreWriter> {
+    if (this.writer?.url === location.url) return this.writer.writer;
+    // The configStore URL changed on a reload: the old client goes, the next request opens the new one.
+    void this.close();
+    // Kept as a promise, so that concurrent first requests share one writer.
+    const writer = (this.options.openWriter ?? openStoreWriter)(location);
+    this.writer = { url: location.url, writer };
+    return writer;
+  }
+}
+
+/** The body parsed as JSON (or YAML with a YAML content type), or a 400/413 answer. */
+async function readBody(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > STORE_BODY_LIMIT_BYTES) return error(413, 'too-large', 'SB_ADMIN_BODY_TOO_LARGE', `a stored object is at most ${STORE_BODY_LIMIT_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return error(400, 'bad-request', 'SB_ADMIN_BODY', 'the body is empty: send the object as JSON (or YAML with Content-Type: application/yaml)');
+  const yaml = /yaml/i.test(request.headers['content-type'] ?? '');
+  try {
+    return { value: yaml ? (parseYaml(text) as unknown) : (JSON.parse(text) as unknown) };
+  } catch (failure) {
+    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${errorMessage(failure).split('\n')[0]}`);
+  }
+}
+
+/** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */
+function entityTag(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const trimmed = header.trim();
+  return trimmed === '*' ? '*' : trimmed.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
+function failureAnswer(failure: unknown): StoreAnswer {
+  if (failure instanceof StoreConflictError) {
+    return { status: 412, body: { ...bodyOf(412, 'precondition-failed', failure.code, failure.message), revision: failure.current ?? null }, headers: failure.current ? { etag: `"${failure.current}"` } : {} };
+  }
+  if (failure instanceof StoreNotFoundError) return error(404, 'not-found', failure.code, failure.message);
+  if (failure instanceof StoreUnavailableError) return error(503, 'store-unavailable', failure.code, failure.message);
+  // Written around the API (etcdctl, zkCli) and not JSON: the store is wrong, not the request.
+  if (failure instanceof StoreValueError) return error(502, 'store-value', failure.code, failure.message);
+  throw failure;
+}
+
+function bodyOf(status: number, name: string, code: string, message: string): Record<string, unknown> {
+  return { error: name, code, status, message };
+}
+
+function error(status: number, name: string, code: string, message: string): StoreAnswer {
+  return { status, body: bodyOf(status, name, code, message) };
+}

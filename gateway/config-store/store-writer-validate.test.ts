@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { checkStoreObject } from './store-writer-validate.ts';
+
+describe('checkStoreObject', () => {
+  it('accepts a route and stores it as written with its id as name', () => {
+    expect(checkStoreObject('routes', 'x', { path: '/x', service: 'user', timeouts: { headers: '2s' } })).toEqual({ ok: true, value: { name: 'x', path: '/x', service: 'user', timeouts: { headers: '2s' } } });
+  });
+
+  it.each([
+    ['routes', 'x', { path: 'no-slash', service: 'user' }, 'routes[x].path'],
+    ['routes', 'x', { path: '/x' }, 'routes[x].service'],
+    ['routes', 'x', { name: 'y', service: 'user' }, 'routes[x].name'],
+    ['routes', 'x', { service: 'user', pathh: '/x' }, 'routes[x].pathh'],
+    ['services', 'user', { balancer: 'nope' }, 'services.user.balancer'],
+    ['middlewares', 'limit', { rateLimit: { average: -1 } }, 'middlewares.limit.rateLimit.average'],
+    ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
+  ] as const)('refuses an invalid %s object %s at the path the file would show (%s)', (kind, name, value, path) => {
+    const check = checkStoreObject(kind, name, value);
+    expect(check.ok).toBe(false);
+    if (!check.ok) expect(check.issues.map((issue) => issue.path)).toContain(path);
+  });
+
+  it('suggests the known key for a misspelt one, as the file check does', () => {
+    const check = checkStoreObject('routes', 'x', { service: 'user', pathh: '/x' });
+    expect(check.ok || check.issues[0]!.reason).toContain('did you mean "path"');
+  });
+
+  it('accepts a service declared with no settings (null), as the file allows', () => {
+    expect(checkStoreObject('services', 'user', null)).toEqual({ ok: true, value: null });
+  });
+});

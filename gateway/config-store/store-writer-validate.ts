@@ -1,0 +1,68 @@
+import { Document, LineCounter } from 'yaml';
+import { z } from 'zod';
+import { locateIssues } from '../config/issues.ts';
+import { consumersSchema } from '../config/schema-access.ts';
+import { middlewaresSchema } from '../config/schema-middleware.ts';
+import { routeSchema, serviceName } from '../config/schema-route.ts';
+import { serviceSettingsSchema } from '../config/schema-service.ts';
+import { OBJECT_NAME, type StoreKind } from './store-layout.ts';
+
+/** One reason an object was refused: where, as the file would show it (`routes[x].path`), and why. */
+export interface ObjectIssue {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** An object ready to store (exactly what the file holds at its place), or why it is refused. */
+export type ObjectCheck = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly issues: readonly ObjectIssue[] };
+
+/** Each kind's schema, keyed as the file keys it: a record for the named kinds, one entry for a route. */
+const SCHEMAS: Record<Exclude<StoreKind, 'routes'>, z.ZodType> = {
+  services: z.record(serviceName, serviceSettingsSchema.nullable()),
+  middlewares: middlewaresSchema,
+  consumers: consumersSchema,
+};
+
+/**
+ * Validates one object with the schema the configuration file uses at its place (a route,
+ * `services.<name>`, `middlewares.<name>`, `consumers.<name>`). Only the object itself is checked:
+ * references to other objects (a route's middleware names) are the reader's to resolve, since the
+ * file and the store together make the configuration. A route's `name` is its id: filled in when
+ * absent, refused when it differs. The value stored is the input, not the parsed output, so the
+ * store holds what the author wrote (durations as text, not milliseconds).
+ */
+export function checkStoreObject(kind: StoreKind, name: string, value: unknown): ObjectCheck {
+  const place = kind === 'routes' ? `routes[${name}]` : `${kind}.${name}`;
+  if (!OBJECT_NAME.test(name)) return refuse(place, `the name must match ${OBJECT_NAME.source}`);
+  let stored = value;
+  if (kind === 'routes') {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return refuse(place, 'expected a route object');
+    const named = (value as { name?: unknown }).name;
+    if (named !== undefined && named !== name) return refuse(`${place}.name`, `must be "${name}", the route's id (or left out)`);
+    stored = { name, ...value };
+  }
+  const result = kind === 'routes' ? routeSchema.safeParse(stored) : SCHEMAS[kind].safeParse({ [name]: stored });
+  if (result.success) return { ok: true, value: stored };
+  // Located against a document of the object at its place, so unknown keys get the file's "did you mean" hints.
+  const prefix = kind === 'routes' ? [kind, name] : [kind];
+  const placed = kind === 'routes' ? { routes: { [name]: stored } } : { [kind]: { [name]: stored } };
+  const issues = result.error.issues.map((issue) => ({ ...issue, path: [...prefix, ...issue.path] }));
+  const located = locateIssues(issues as z.core.$ZodIssue[], new Document(placed), new LineCounter());
+  const objectPrefix = `${kind}.${name}`;
+  return {
+    ok: false,
+    issues: located.map((issue) => ({
+      path: issue.keyPath.startsWith(objectPrefix) ? `${place}${issue.keyPath.slice(objectPrefix.length)}` : issue.keyPath,
+      reason: issue.reason,
+    })),
+  };
+}
+
+/** The issues as one line: `path: reason; path: reason`. */
+export function describeObjectIssues(issues: readonly ObjectIssue[]): string {
+  return issues.map((issue) => `${issue.path}: ${issue.reason}`).join('; ');
+}
+
+function refuse(path: string, reason: string): ObjectCheck {
+  return { ok: false, issues: [{ path, reason }] };
+}

@@ -1,0 +1,191 @@
+import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
+import { filter, firstValueFrom } from 'rxjs';
+import { errorMessage } from '../../src/errors.ts';
+import { exists, getChildren, getData, isZooKeeperError, maxZxid, ZooKeeperSessionSupervisor, zxidToString } from '../../src/zookeeper/index.ts';
+import { create, mkdirp, remove, setData } from '../../src/zookeeper/zookeeper-writes.ts';
+import { decodeObject, encodeObject, kindDir, objectKey, STORE_KINDS, type StoreKind, type StoreLocation } from './store-layout.ts';
+import {
+  STORE_CALL_TIMEOUT_MS,
+  STORE_CLOSE_TIMEOUT_MS,
+  StoreConflictError,
+  StoreNotFoundError,
+  StoreUnavailableError,
+  withDeadline,
+  type StoreListing,
+  type StoredObject,
+  type StoreWriter,
+  type WriteConditions,
+} from './store-writer.ts';
+
+type ZooKeeperLocation = Extract<StoreLocation, { kind: 'zookeeper' }>;
+
+/**
+ * The revision of a znode: `<czxid>.<version>`. The version alone repeats when an object is deleted
+ * and created again (both start at 0), so an old ETag would match a new object; the czxid (the
+ * transaction that created the node) tells the two apart, and the version is exactly what
+ * `setData`/`remove` compare. Each write thus gets a revision the object never had before.
+ */
+export function znodeRevision(stat: Stat): string {
+  return `${zxidToString(stat.czxid)}.${stat.version}`;
+}
+
+/** The czxid and version an ETag names; undefined when it is not `<czxid>.<version>`. */
+function parseRevision(revision: string): { czxid: string; version: number } | undefined {
+  const match = /^([0-9]+)\.([0-9]+)$/.exec(revision);
+  return match ? { czxid: match[1]!, version: Number(match[2]) } : undefined;
+}
+
+/**
+ * The ZooKeeper store writer: one znode per object (persistent, parents created as needed), its
+ * data the JSON value. `If-Match` checks the czxid, then `setData`/`remove` with the version
+ * compare atomically on the server; create-only is `create`, which fails with NODE_EXISTS. The
+ * session is supervised (expiry, silent servers) and opened on the first call.
+ */
+export class ZooKeeperStoreWriter implements StoreWriter {
+  private supervisor: ZooKeeperSessionSupervisor | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly location: ZooKeeperLocation,
+    private readonly timeoutMs = STORE_CALL_TIMEOUT_MS,
+  ) {}
+
+  async get(kind: StoreKind, name: string): Promise<StoredObject | undefined> {
+    const path = objectKey(this.location.root, kind, name);
+    const read = await this.call(`get ${path}`, (client) => orAbsent(getData(client, path)));
+    return read && { value: decodeObject(path, read.data?.toString('utf8') ?? ''), revision: znodeRevision(read.stat) };
+  }
+
+  async list(): Promise<StoreListing> {
+    const { root } = this.location;
+    return this.call(`list ${root}`, async (client) => {
+      let revision = '0';
+      const objects: StoreListing['objects'][number][] = [];
+      const unreadable: StoreListing['unreadable'][number][] = [];
+      for (const kind of STORE_KINDS) {
+        const dir = await orAbsent(getChildren(client, kindDir(root, kind)));
+        if (!dir) continue;
+        // pzxid moves when a child is deleted, which no remaining child's mzxid would show.
+        revision = maxZxid(revision, zxidToString(dir.stat.pzxid));
+        const reads = await Promise.all(dir.children.map(async (name) => ({ name, read: await orAbsent(getData(client, objectKey(root, kind, name))) })));
+        for (const { name, read } of reads.sort((a, b) => a.name.localeCompare(b.name))) {
+          if (!read) continue;
+          revision = maxZxid(revision, zxidToString(read.stat.mzxid));
+          try {
+            objects.push({ kind, name, value: decodeObject(objectKey(root, kind, name), read.data?.toString('utf8') ?? ''), revision: znodeRevision(read.stat) });
+          } catch (error) {
+            unreadable.push({ kind, name, reason: errorMessage(error) });
+          }
+        }
+      }
+      return { revision, objects, unreadable };
+    });
+  }
+
+  async put(kind: StoreKind, name: string, value: unknown, conditions: WriteConditions = {}): Promise<{ revision: string; created: boolean }> {
+    const path = objectKey(this.location.root, kind, name);
+    const data = Buffer.from(encodeObject(value));
+    const { ifMatch, ifNoneMatch } = conditions;
+    return this.call(`put ${path}`, async (client) => {
+      if (ifMatch !== undefined) {
+        const version = await this.expectRevision(client, path, ifMatch);
+        const stat = await setData(client, path, data, version).catch((error: unknown) => this.conflictOr(client, path, ifMatch, error));
+        return { revision: znodeRevision(stat), created: false };
+      }
+      if (!ifNoneMatch) {
+        const stat = await orAbsent(setData(client, path, data, -1));
+        if (stat) return { revision: znodeRevision(stat), created: false };
+      }
+      await mkdirp(client, kindDir(this.location.root, kind));
+      try {
+        await create(client, path, data, zookeeper.CreateMode.PERSISTENT);
+      } catch (error) {
+        if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
+        const current = await exists(client, path);
+        if (ifNoneMatch) throw new StoreConflictError(path, current ? znodeRevision(current) : undefined, 'already exists (If-None-Match: *)');
+        // Created by another writer between our setData and create: last writer wins, as without conditions.
+        return { revision: znodeRevision(await setData(client, path, data, -1)), created: false };
+      }
+      // create() returns no stat; a write in between would show a later version, never an older one.
+      const stat = await exists(client, path);
+      return { revision: stat ? znodeRevision(stat) : `${0}.0`, created: true };
+    });
+  }
+
+  async delete(kind: StoreKind, name: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<void> {
+    const path = objectKey(this.location.root, kind, name);
+    const { ifMatch } = conditions;
+    await this.call(`delete ${path}`, async (client) => {
+      const version = ifMatch === undefined ? -1 : await this.expectRevision(client, path, ifMatch, true);
+      await remove(client, path, version).catch(async (error: unknown) => {
+        if (isZooKeeperError(error, 'NO_NODE')) throw new StoreNotFoundError(path);
+        return this.conflictOr(client, path, ifMatch ?? '', error);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const supervisor = this.supervisor;
+    this.supervisor = undefined;
+    await withDeadline(this.location.url, 'close', STORE_CLOSE_TIMEOUT_MS, supervisor?.close() ?? Promise.resolve()).catch(() => undefined);
+  }
+
+  /** The version to compare when `ifMatch` still names the znode there; otherwise a conflict (or not found, for a delete). */
+  private async expectRevision(client: Client, path: string, ifMatch: string, missingIsNotFound = false): Promise<number> {
+    const stat = await exists(client, path);
+    if (!stat) {
+      if (missingIsNotFound) throw new StoreNotFoundError(path);
+      throw new StoreConflictError(path, undefined, 'does not exist');
+    }
+    const wanted = parseRevision(ifMatch);
+    if (!wanted || wanted.czxid !== zxidToString(stat.czxid) || wanted.version !== stat.version) {
+      throw new StoreConflictError(path, znodeRevision(stat), `revision is ${znodeRevision(stat)}, not ${ifMatch}`);
+    }
+    return stat.version;
+  }
+
+  /** A BAD_VERSION (or NO_NODE) from a compare becomes a conflict naming what is there now; other errors pass. */
+  private async conflictOr(client: Client, path: string, ifMatch: string, error: unknown): Promise<never> {
+    if (!isZooKeeperError(error, 'BAD_VERSION') && !isZooKeeperError(error, 'NO_NODE')) throw error;
+    const current = await exists(client, path);
+    throw new StoreConflictError(path, current ? znodeRevision(current) : undefined, current ? `revision is ${znodeRevision(current)}, not ${ifMatch}` : 'does not exist');
+  }
+
+  /** Runs `work` on a connected session within the deadline (connecting included); library failures become `StoreUnavailableError`. */
+  private async call<T>(what: string, work: (client: Client) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
+    const supervisor = (this.supervisor ??= this.startSupervisor());
+    try {
+      return await withDeadline(
+        this.location.url,
+        what,
+        this.timeoutMs,
+        firstValueFrom(supervisor.state$.pipe(filter((state) => state === 'connected' || state === 'closed'))).then((state) => {
+          const session = supervisor.currentSession();
+          if (state === 'closed' || !session) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
+          return work(session.client);
+        }),
+      );
+    } catch (error) {
+      if (error instanceof StoreConflictError || error instanceof StoreNotFoundError || error instanceof StoreUnavailableError) throw error;
+      throw new StoreUnavailableError(this.location.url, `${what}: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  private startSupervisor(): ZooKeeperSessionSupervisor {
+    const supervisor = new ZooKeeperSessionSupervisor({ connectString: this.location.connectString, connectTimeoutMs: this.timeoutMs, name: `config-store-writer ${this.location.url}` });
+    supervisor.start();
+    return supervisor;
+  }
+}
+
+/** The result, or undefined when the node does not exist. */
+async function orAbsent<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    if (isZooKeeperError(error, 'NO_NODE')) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,97 @@
+import { SwitchboardError } from '../../src/errors.ts';
+import type { StoreKind } from '../config-store/store-layout.ts';
+import type { StoreListing } from '../config-store/store-writer.ts';
+
+/** How long one admin API call of `switchboard config` may take. */
+export const CONFIG_CLI_TIMEOUT_MS = 15_000;
+
+/** An admin API call that failed; the message says what to do about it. */
+export class AdminCallError extends SwitchboardError {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+  ) {
+    super('SB_CONFIG_CLI_ADMIN', message);
+  }
+}
+
+/** `GET /api/store` as the CLI reads it. */
+export type StoreView = StoreListing & { store: string };
+
+/** One object as `GET /api/{kind}/{name}` answers it. */
+export interface ObjectView {
+  kind: StoreKind;
+  name: string;
+  revision: string;
+  value: unknown;
+}
+
+/** The admin API calls of `switchboard config`, against one gateway of the group. */
+export interface ConfigAdminClient {
+  store(): Promise<StoreView>;
+  get(kind: StoreKind, name: string): Promise<ObjectView | undefined>;
+  /** PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision. */
+  put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean }>;
+  /** DELETE, with `If-Match` when a revision is given. */
+  delete(kind: StoreKind, name: string, revision?: string): Promise<void>;
+}
+
+/** A client of the admin API at `base` (`http://127.0.0.1:9180`), sending `token` when given. */
+export function configAdminClient(base: string, token: string | undefined): ConfigAdminClient {
+  const call = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Record<string, unknown> | undefined }> => {
+    const url = new URL(path, base);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
+        ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+        signal: AbortSignal.timeout(CONFIG_CLI_TIMEOUT_MS),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new AdminCallError(`cannot reach the admin API at ${url.origin} (${cause}); is --admin right and the gateway running?`, undefined);
+    }
+    const text = await response.text();
+    const body = text ? (safeJson(text) as Record<string, unknown> | undefined) : undefined;
+    if (response.ok || response.status === 404) return { status: response.status, body };
+    throw new AdminCallError(`${method} ${url.pathname}: ${explain(response.status, body)}`, response.status);
+  };
+  return {
+    async store() {
+      return (await call('GET', '/api/store')).body as unknown as StoreView;
+    },
+    async get(kind, name) {
+      const answer = await call('GET', `/api/${kind}/${encodeURIComponent(name)}`);
+      return answer.status === 404 ? undefined : (answer.body as unknown as ObjectView);
+    },
+    async put(kind, name, value, condition) {
+      const headers: Record<string, string> = 'create' in condition ? { 'if-none-match': '*' } : 'revision' in condition ? { 'if-match': `"${condition.revision}"` } : {};
+      const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}`, { body: value, headers });
+      if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
+      return answer.body as unknown as { revision: string; created: boolean };
+    },
+    async delete(kind, name, revision) {
+      const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });
+      if (answer.status === 404) throw new AdminCallError(`${kind}/${name} is not in the store`, 404);
+    },
+  };
+}
+
+/** What an error answer means for the person running the command. */
+function explain(status: number, body: Record<string, unknown> | undefined): string {
+  const message = typeof body?.message === 'string' ? body.message : `answered ${status}`;
+  if (status === 401) return 'the admin API wants the admin token (401): pass --token or set SWITCHBOARD_ADMIN_TOKEN';
+  if (status === 403) return `refused (403): ${message}`;
+  if (status === 412) return `changed by someone else (412): ${message}; run the command again to see the current state`;
+  if (status === 400 && Array.isArray(body?.issues)) return `invalid (400): ${(body.issues as { path: string; reason: string }[]).map((issue) => `${issue.path}: ${issue.reason}`).join('; ')}`;
+  return `${message} (${status}${typeof body?.code === 'string' ? ` ${body.code}` : ''})`;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

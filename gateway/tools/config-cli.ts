@@ -1,0 +1,187 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { errorMessage, SwitchboardError } from '../../src/errors.ts';
+import { isStoreKind, STORE_KINDS, type StoreKind } from '../config-store/store-layout.ts';
+import { diffObjects, formatChanges } from '../config-store/store-writer-diff.ts';
+import { splitConfig, type ConfigObject } from '../config-store/store-writer-split.ts';
+import { checkStoreObject } from '../config-store/store-writer-validate.ts';
+import { configAdminClient, type ConfigAdminClient, type StoreView } from './config-cli-client.ts';
+
+/** `switchboard config` usage, printed on a usage error. */
+export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json]
+       switchboard config apply -f <file> [--prune]
+       switchboard config diff -f <file>
+       switchboard config delete <kind> <name> [--if-match <revision>]
+  kinds: routes, services, middlewares, consumers
+  every command takes --admin <url> (default http://127.0.0.1:9180) and --token <token> (or SWITCHBOARD_ADMIN_TOKEN)
+`;
+
+/** Where `--admin` points by default: the admin listener's default address. */
+const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9180';
+
+/** Writes a terminal reads: out for results, err for problems. */
+interface Output {
+  readonly out: NodeJS.WritableStream;
+  readonly err: NodeJS.WritableStream;
+}
+
+/**
+ * `switchboard config`: reads and writes the shared configuration store through any gateway's
+ * admin API (the gateway validates and writes with compare-and-swap), so scripts and CI need no
+ * etcd or ZooKeeper client. Exit 0 on success (and `diff` without differences), 1 when `diff`
+ * finds differences, 2 on a usage, file or admin API error.
+ */
+export async function configCommand(args: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        admin: { type: 'string', short: 'a' },
+        token: { type: 'string' },
+        file: { type: 'string', short: 'f' },
+        prune: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'if-match': { type: 'string' },
+      },
+    });
+  } catch (error) {
+    err.write(`switchboard config: ${errorMessage(error)}\n${CONFIG_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [action, ...rest] = positionals;
+  const client = configAdminClient(values.admin ?? DEFAULT_ADMIN_URL, values.token ?? env.SWITCHBOARD_ADMIN_TOKEN);
+  const io = { out, err };
+  try {
+    if (action === 'get') return await get(client, rest, values.json === true, io);
+    if (action === 'apply' && values.file) return await apply(client, values.file, values.prune === true, io);
+    if (action === 'diff' && values.file) return await diff(client, values.file, io);
+    if (action === 'delete' && rest.length === 2) {
+      await client.delete(kindOf(rest[0]!), rest[1]!, values['if-match']);
+      out.write(`${kindOf(rest[0]!)}/${rest[1]} deleted\n`);
+      return 0;
+    }
+  } catch (error) {
+    if (!(error instanceof SwitchboardError)) throw error;
+    err.write(`switchboard config ${action}: ${error.message}\n`);
+    return 2;
+  }
+  err.write(CONFIG_USAGE);
+  return 2;
+}
+
+async function get(client: ConfigAdminClient, rest: string[], json: boolean, { out }: Output): Promise<number> {
+  if (rest.length === 2) {
+    const object = await client.get(kindOf(rest[0]!), rest[1]!);
+    if (!object) throw new CliError(`${kindOf(rest[0]!)}/${rest[1]} is not in the store`);
+    out.write(json ? `${JSON.stringify(object, null, 2)}\n` : `# ${object.kind}/${object.name} revision ${object.revision}\n${stringify(object.value)}`);
+    return 0;
+  }
+  const store = await client.store();
+  const kind = rest[0] === undefined ? undefined : kindOf(rest[0]);
+  const objects = store.objects.filter((object) => kind === undefined || object.kind === kind);
+  if (json) out.write(`${JSON.stringify({ ...store, objects }, null, 2)}\n`);
+  else out.write(`# ${store.store} revision ${store.revision}\n${stringify(asConfigFile(objects))}`);
+  for (const bad of store.unreadable) out.write(`# unreadable: ${bad.kind}/${bad.name}: ${bad.reason}\n`);
+  return 0;
+}
+
+async function apply(client: ConfigAdminClient, file: string, prune: boolean, { out, err }: Output): Promise<number> {
+  const desired = await objectsOf(file, err);
+  if (!desired) return 2;
+  const store = await client.store();
+  const stored = new Map(store.objects.map((object) => [`${object.kind}/${object.name}`, object]));
+  const changes = new Map(diffObjects(store.objects, desired).map((change) => [`${change.kind}/${change.name}`, change]));
+  // Services, middleware and consumers before the routes that name them (the split's order).
+  for (const object of desired) {
+    const id = `${object.kind}/${object.name}`;
+    const change = changes.get(id);
+    if (!change) {
+      out.write(`${id} unchanged\n`);
+      continue;
+    }
+    // The revision seen when listing: someone else's edit since then is refused (412), not overwritten.
+    const current = stored.get(id);
+    const result = await client.put(object.kind, object.name, object.value, current ? { revision: current.revision } : { create: true });
+    out.write(`${id} ${current ? 'updated' : 'created'} (revision ${result.revision})\n`);
+  }
+  const absent = [...changes.values()].filter((change) => change.change === '-');
+  // Routes go first, so a route never points at a service or middleware already deleted.
+  absent.sort((a, b) => STORE_KINDS.indexOf(b.kind) - STORE_KINDS.indexOf(a.kind));
+  for (const change of absent) {
+    const id = `${change.kind}/${change.name}`;
+    if (!prune) {
+      out.write(`${id} not in ${file} (kept; --prune deletes it)\n`);
+      continue;
+    }
+    await client.delete(change.kind, change.name, stored.get(id)?.revision);
+    out.write(`${id} deleted\n`);
+  }
+  return 0;
+}
+
+async function diff(client: ConfigAdminClient, file: string, { out, err }: Output): Promise<number> {
+  const desired = await objectsOf(file, err);
+  if (!desired) return 2;
+  const changes = diffObjects((await client.store()).objects, desired);
+  if (changes.length === 0) {
+    out.write(`no differences between ${file} and the store\n`);
+    return 0;
+  }
+  out.write(formatChanges(changes));
+  return 1;
+}
+
+/** The file's objects, each checked as the gateway will check it; undefined (problems written to err) when any is invalid. */
+async function objectsOf(file: string, err: NodeJS.WritableStream): Promise<ConfigObject[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${errorMessage(error)}`);
+  }
+  const split = splitConfig(file, text);
+  const objects: ConfigObject[] = [];
+  let invalid = 0;
+  for (const object of split.objects) {
+    const check = checkStoreObject(object.kind, object.name, object.value);
+    if (check.ok) objects.push({ ...object, value: check.value });
+    else {
+      invalid += check.issues.length;
+      for (const issue of check.issues) err.write(`${file}: ${issue.path}: ${issue.reason}\n`);
+    }
+  }
+  if (split.ignored.length > 0) err.write(`${file}: not stored (they configure one gateway): ${split.ignored.join(', ')}\n`);
+  if (invalid > 0) {
+    err.write(`${file}: ${invalid} problem${invalid === 1 ? '' : 's'}; nothing was written\n`);
+    return undefined;
+  }
+  return objects;
+}
+
+/** Objects shaped as a configuration file (routes a list, the rest maps), for `get`. */
+function asConfigFile(objects: StoreView['objects']): Record<string, unknown> {
+  const file: Record<string, unknown> = {};
+  for (const object of objects) {
+    if (object.kind === 'routes') ((file.routes ??= []) as unknown[]).push(object.value);
+    else ((file[object.kind] ??= {}) as Record<string, unknown>)[object.name] = object.value;
+  }
+  return file;
+}
+
+/** `routes`, or the singular `route`, as a store kind. */
+function kindOf(word: string): StoreKind {
+  const kind = word.endsWith('s') ? word : `${word}s`;
+  if (!isStoreKind(kind)) throw new CliError(`unknown kind "${word}" (expected ${STORE_KINDS.join(', ')})`);
+  return kind;
+}
+
+/** A usage or file problem of `switchboard config`. */
+class CliError extends SwitchboardError {
+  constructor(message: string) {
+    super('SB_CONFIG_CLI', message);
+  }
+}

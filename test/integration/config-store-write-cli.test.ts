@@ -1,0 +1,132 @@
+// `switchboard config` as scripts and CI run it: the real bin against a real gateway's admin API and a
+// real etcd, whose keys are read back with an independent etcd3 client.
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, makeTempDir, REPO_ROOT, startEtcd, startGateway, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+
+const BIN = join(REPO_ROOT, 'bin/switchboard.js');
+const TOKEN = 'config-cli-integration-token';
+const ROOT = '/switchboard-cli';
+
+/** Runs `switchboard config …` to its end (bounded) and returns its exit status and output. */
+function runConfig(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'config', ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, env: { ...process.env, SWITCHBOARD_ADMIN_TOKEN: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+const FILE = `
+listen: 127.0.0.1:8080
+services:
+  order: { balancer: round-robin }
+routes:
+  - { name: orders, path: /orders, service: order }
+  - { name: order-admin, path: /admin/orders, service: order, stripPrefix: true }
+`;
+
+describe('switchboard config against a gateway and etcd', () => {
+  let etcd: EtcdCluster;
+  let reader: Etcd3;
+  let gateway: GatewayProcess;
+  let adminUrl: string;
+  let dir: string;
+  const config = (...args: string[]) => runConfig([...args, '--admin', adminUrl], { SWITCHBOARD_ADMIN_TOKEN: TOKEN });
+  const stored = async (kind: string, name: string) => {
+    const text = await reader.get(`${ROOT}/${kind}/${name}`).string();
+    return text === null ? undefined : (JSON.parse(text) as unknown);
+  };
+  const file = async (name: string, text: string) => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    reader = new Etcd3({ hosts: etcd.endpoints });
+    dir = await makeTempDir('sb-config-cli-');
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
+`);
+    adminUrl = `http://127.0.0.1:${adminPort}`;
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    reader?.close();
+    await etcd?.close();
+  });
+
+  it('applies a file, diffs it clean, diffs a change with exit 1, deletes, and prunes what the file dropped', async () => {
+    const original = await file('gateway.yaml', FILE);
+    const applied = await config('apply', '-f', original);
+    expect(applied).toMatchObject({ status: 0 });
+    expect(applied.stdout).toMatch(/^services\/order created \(revision \d+\)\nroutes\/orders created .*\nroutes\/order-admin created .*\n$/);
+    // Keys that configure one gateway are named, not stored.
+    expect(applied.stderr).toContain('not stored (they configure one gateway): listen');
+    expect(await stored('routes', 'orders')).toEqual({ name: 'orders', path: '/orders', service: 'order' });
+    expect(await stored('services', 'order')).toEqual({ balancer: 'round-robin' });
+
+    expect(await config('diff', '-f', original)).toMatchObject({ status: 0, stdout: expect.stringContaining('no differences') as unknown });
+    expect((await config('apply', '-f', original)).stdout).toBe('services/order unchanged\nroutes/orders unchanged\nroutes/order-admin unchanged\n');
+
+    const changed = await file('changed.yaml', FILE.replace('path: /orders,', 'path: /orders/v2,'));
+    const diff = await config('diff', '-f', changed);
+    expect(diff.status).toBe(1);
+    expect(diff.stdout).toContain('~ routes/orders');
+    expect(diff.stdout).toContain('- path: /orders\n');
+    expect(diff.stdout).toContain('+ path: /orders/v2');
+    expect(diff.stdout).not.toContain('order-admin');
+
+    expect(await config('delete', 'routes', 'order-admin')).toMatchObject({ status: 0, stdout: 'routes/order-admin deleted\n' });
+    expect(await stored('routes', 'order-admin')).toBeUndefined();
+    expect(await config('delete', 'routes', 'order-admin')).toMatchObject({ status: 2, stderr: expect.stringContaining('not in the store') as unknown });
+
+    expect((await config('apply', '-f', original)).stdout).toContain('routes/order-admin created');
+    const dropped = await file('dropped.yaml', FILE.replace(/ {2}- \{ name: order-admin.*\n/, ''));
+    const kept = await config('apply', '-f', dropped);
+    expect(kept.stdout).toContain('routes/order-admin not in');
+    expect(await stored('routes', 'order-admin')).toBeDefined();
+    const pruned = await config('apply', '-f', dropped, '--prune');
+    expect(pruned).toMatchObject({ status: 0 });
+    expect(pruned.stdout).toContain('routes/order-admin deleted');
+    expect(await stored('routes', 'order-admin')).toBeUndefined();
+    expect(await stored('routes', 'orders')).toBeDefined();
+
+    const got = await config('get', 'routes');
+    expect(got).toMatchObject({ status: 0 });
+    expect(got.stdout).toContain('name: orders');
+    expect(got.stdout).not.toContain('balancer');
+  });
+
+  it('refuses an invalid file with the key path and writes nothing', async () => {
+    const invalid = await file('invalid.yaml', 'routes:\n  - { name: bad, path: no-slash, service: order }\n');
+    const result = await config('apply', '-f', invalid);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('routes[bad].path');
+    expect(result.stderr).toContain('nothing was written');
+    expect(await stored('routes', 'bad')).toBeUndefined();
+  });
+
+  it('says what is wrong with the token or the address, with exit 2', async () => {
+    const original = await file('gateway.yaml', FILE);
+    const noToken = await runConfig(['apply', '-f', original, '--admin', adminUrl]);
+    expect(noToken).toMatchObject({ status: 2, stderr: expect.stringContaining('401') as unknown });
+    expect(noToken.stderr).toContain('--token');
+    const unreachable = await runConfig(['get', '--admin', `http://127.0.0.1:${await freePort()}`, '--token', TOKEN]);
+    expect(unreachable).toMatchObject({ status: 2, stderr: expect.stringContaining('cannot reach the admin API') as unknown });
+  });
+});
