@@ -5,7 +5,7 @@ import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { configStoreState, onApplied } from './config-store/store-status.ts';
-import { startPeers, type PeerSet } from './config-store/peer-set.ts';
+import type { PeerSet } from './config-store/peer-set.ts';
 import { rateLimitChanges } from './middleware/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
@@ -110,6 +110,8 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   if (config.configStore) {
     const host = config.admin?.listen.host ?? '0.0.0.0';
     const adminAddress = admin ? `${host.includes(':') ? `[${host}]` : host}:${admin.port}` : null;
+    // Loaded only with a store: a gateway without one never loads the registry clients it would use.
+    const { startPeers } = await import('./config-store/peer-set.ts');
     const started = startPeers({ location: config.configStore, id: config.peers.id, ttlMs: config.peers.ttlMs, lagAfterMs: config.peers.lagAfterMs, admin: adminAddress, log });
     peers = started;
     // The entry carries the store revision this gateway applied (the latest at once, then each new one).

@@ -1,7 +1,5 @@
-import type { Observable } from 'rxjs';
+import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { StoreLocation } from './store-layout.ts';
-import { EtcdStoreSource } from './store-source-etcd.ts';
-import { ZooKeeperStoreSource } from './store-source-zookeeper.ts';
 
 /** Every object key under a store's root with its raw value, as of one revision. */
 export interface StoreListing {
@@ -29,7 +27,31 @@ export interface StoreSourceOptions {
   readonly requestTimeoutMs: number;
 }
 
-/** The source for a store location: etcd (list + watch from the listing's revision) or ZooKeeper (child and data watches). */
+/**
+ * The source for a store location: etcd (list + watch from the listing's revision) or ZooKeeper
+ * (child and data watches). The client library is loaded on `start()`, so a gateway without a
+ * store (or with the other kind) never loads etcd3 or node-zookeeper-client.
+ */
 export function createStoreSource(location: StoreLocation, options: StoreSourceOptions): StoreSource {
-  return location.kind === 'etcd' ? new EtcdStoreSource(location, options) : new ZooKeeperStoreSource(location, options);
+  const listings = new Subject<StoreListing>();
+  let loading: Promise<StoreSource | undefined> | undefined;
+  let relay: Subscription | undefined;
+  let closed = false;
+  return {
+    listings$: listings.asObservable(),
+    start() {
+      loading ??= (location.kind === 'etcd' ? import('./store-source-etcd.ts').then(({ EtcdStoreSource }) => new EtcdStoreSource(location, options)) : import('./store-source-zookeeper.ts').then(({ ZooKeeperStoreSource }) => new ZooKeeperStoreSource(location, options))).then((source) => {
+        if (closed) return undefined;
+        relay = source.listings$.subscribe(listings);
+        source.start();
+        return source;
+      });
+    },
+    async close() {
+      closed = true;
+      const source = await loading?.catch(() => undefined);
+      relay?.unsubscribe();
+      await source?.close();
+    },
+  };
 }
