@@ -113,24 +113,25 @@ function scenario(store: () => string, kind: string): void {
   });
 }
 
-describe('several gateways, one configuration in a 3-member etcd cluster', () => {
-  let etcd: Awaited<ReturnType<typeof startEtcdCluster>>;
-  beforeAll(async () => {
-    etcd = await startEtcdCluster(3);
-  });
-  afterAll(async () => {
-    await etcd?.close();
-  });
-  scenario(() => `"etcd://${etcd.endpoints.map((endpoint) => endpoint.replace(/^http:\/\//, '')).join(',')}/shared"`, 'etcd');
-});
+/** Each store as a 3-member cluster, and the `configStore` URL naming every member. */
+const STORES = [
+  { kind: 'etcd', name: 'a 3-member etcd cluster', start: async () => {
+    const etcd = await startEtcdCluster(3);
+    return { url: `"etcd://${etcd.endpoints.map((endpoint) => endpoint.replace(/^http:\/\//, '')).join(',')}/shared"`, close: () => etcd.close() };
+  } },
+  { kind: 'zookeeper', name: 'a 3-node ZooKeeper ensemble', start: async () => {
+    const zk = await startZooKeeperEnsemble(3);
+    return { url: `"zk://${zk.connectString}/shared"`, close: () => zk.close() };
+  } },
+] as const;
 
-describe('several gateways, one configuration in a 3-node ZooKeeper ensemble', () => {
-  let zk: Awaited<ReturnType<typeof startZooKeeperEnsemble>>;
+describe.each(STORES)('several gateways, one configuration in $name', ({ kind, start }) => {
+  let store: { url: string; close: () => Promise<void> } | undefined;
   beforeAll(async () => {
-    zk = await startZooKeeperEnsemble(3);
+    store = await start();
   });
   afterAll(async () => {
-    await zk?.close();
+    await store?.close();
   });
-  scenario(() => `"zk://${zk.connectString}/shared"`, 'zookeeper');
+  scenario(() => store!.url, kind);
 });
