@@ -102,6 +102,16 @@ describe.each([1, 2])('flow statistics with workers: %i', (workers) => {
     deadPort = await freePort();
     adminPort = await freePort();
     gateway = await startGateway(config(backend.port, deadPort, adminPort, workers));
+    // The port accepts once the first worker listens; the traffic must meet every worker.
+    if (workers > 1) {
+      await waitFor(
+        async () => {
+          const list = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as { state: string }[];
+          return list.length === workers && list.every((worker) => worker.state === 'listening') ? true : undefined;
+        },
+        { timeoutMs: 20_000, message: 'every worker listening' },
+      );
+    }
     bytes = await sendKnownTraffic(gateway.port);
   });
 
@@ -160,10 +170,17 @@ describe.each([1, 2])('flow statistics with workers: %i', (workers) => {
 
   if (workers === 2) {
     it('adds both workers’ counts up in the primary', async () => {
-      const response = await fetch(`http://127.0.0.1:${adminPort}/api/workers`);
-      const list = (await response.json()) as { requests: number }[];
       // Each request came on a fresh connection, so both workers served some: the totals above are sums.
-      expect(list.filter((worker) => worker.requests > 0)).toHaveLength(2);
+      // Workers report their counts in batches, so the list is polled until both batches arrived.
+      const serving = await waitFor(
+        async () => {
+          const list = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as { requests: number }[];
+          const busy = list.filter((worker) => worker.requests > 0);
+          return busy.length === 2 ? busy : undefined;
+        },
+        { timeoutMs: 10_000, message: 'both workers to report requests' },
+      );
+      expect(serving).toHaveLength(2);
     });
   }
 });
