@@ -107,3 +107,59 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
     }
   });
 });
+
+describe('retries prefer an instance not tried yet in the request', () => {
+  const transports = new UpstreamTransports();
+  let live: Server;
+  let livePort: number;
+  let closedPort: number;
+
+  beforeAll(async () => {
+    // Answers late, so that concurrent requests hold in-flight slots on it while others retry.
+    live = createServer((request, response) => {
+      request.resume();
+      setTimeout(() => response.end('live'), 100);
+    });
+    livePort = await listen(live);
+    // A port that refuses: bound, read, then closed.
+    const probe = createServer();
+    closedPort = await listen(probe);
+    await new Promise((resolve) => probe.close(resolve));
+  });
+  afterAll(async () => {
+    await transports.close();
+    await new Promise((resolve) => live.close(resolve));
+  });
+
+  it.each(['least-connections', 'round-robin', 'weighted-round-robin', 'random', 'p2c-ewma', 'consistent-hash'] as const)('every request succeeds with retries 1 and one refusing instance of two under %s', async (algorithm) => {
+    const instances: Instance[] = [
+      // The refusing one first: least-connections ties break towards it.
+      { id: 'refusing', service: 'svc', host: '127.0.0.1', port: closedPort, weight: 1, protocol: 'http', metadata: {} },
+      { id: 'live', service: 'svc', host: '127.0.0.1', port: livePort, weight: 1, protocol: 'http', metadata: {} },
+    ];
+    const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances, sources: new Map(), version: 1 });
+    const balancer =
+      algorithm === 'consistent-hash'
+        ? createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm, key: { from: 'header', name: 'x-user' } }, health: { outlier: false, panicThresholdPercent: 0 } })
+        : createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm }, health: { outlier: false, panicThresholdPercent: 0 } });
+    const policy: ProxyPolicy = { ...POLICY, retries: 1, retryOn: ['connect-failure'] };
+    const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
+    const attempts: number[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).then(() => attempts.push(context.outcome.attempts));
+    });
+    const port = await listen(server);
+    try {
+      // Concurrent, so least-connections sees the live instance busy and the refusing one idle; hash keys vary, so some land on the refusing one.
+      const results = await Promise.all(Array.from({ length: 12 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
+      expect(results.map((result) => `${result.status} ${result.body.toString('utf8')}`)).toEqual(Array.from({ length: 12 }, () => '200 live'));
+      // The control: the refusing instance was picked first at least once, so the retry was exercised.
+      expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
+    } finally {
+      balancer.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { Picker } from '../../src/balance/picker.ts';
+import type { PickContext, PickedEndpoint, PickResult, Picker } from '../../src/balance/picker.ts';
 import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
@@ -42,7 +42,7 @@ export interface ProxyDependencies {
 }
 
 /** Attempts to find an instance not tried yet before accepting a repeat. */
-const DISTINCT_PICK_TRIES = 3;
+const DISTINCT_PICK_TRIES = 4;
 
 /**
  * The centre of the onion: picks an instance, sends the request through the transport of the
@@ -91,7 +91,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     const idempotent = isIdempotent(context.upstream.method);
     // gRPC calls only; other requests pay one header test.
     const grpcDeadlineMs = !upgrade && isGrpcRequest(request.headers) ? (parseGrpcTimeout(request.headers['grpc-timeout']) ?? -1) : undefined;
-    const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
+    const pickContext: PickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
     // Addresses tried so far; most requests make one attempt, so no collection until a second.
     let firstTried: string | undefined;
     let laterTried: string[] | undefined;
@@ -103,10 +103,9 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     try {
       for (let attempt = 1; ; attempt += 1) {
         let pick = picker.pick(pickContext);
-        for (let again = 1; pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true) && again < DISTINCT_PICK_TRIES; again += 1) {
-          // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
-          pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-          pick = picker.pick(pickContext);
+        // Only a retry can repeat an instance; the first attempt takes its pick as it is.
+        if (firstTried !== undefined && pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true)) {
+          pick = distinctPick(picker, pickContext, pick, firstTried, laterTried);
         }
         // After a failed attempt, what the client needs to hear is that failure, not "none left".
         if (pick.kind === 'none') {
@@ -167,6 +166,28 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
   }
 
   return (context) => proxy(context, context.route, 0);
+}
+
+/**
+ * A retry's pick of an instance not tried yet, when the balancer offers one within
+ * `DISTINCT_PICK_TRIES` picks, else the last repeat. `repeat` (a pick of a tried instance) and the
+ * later repeats are held until the search ends, so that least-connections and p2c count them and
+ * turn to the others (released at once, a repeat would win the next pick again); each further pick
+ * carries `tried`, which balancers that would repeat themselves (least-connections, hashes, random
+ * draws) skip. Only retries get
+ * here, so the usual single attempt allocates nothing for it.
+ */
+function distinctPick(picker: Picker, base: PickContext, repeat: PickedEndpoint, firstTried: string, laterTried: readonly string[] | undefined): PickResult {
+  const held: PickedEndpoint[] = [];
+  const tried = laterTried ? [firstTried, ...laterTried] : [firstTried];
+  let pick: PickResult = repeat;
+  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+    held.push(pick);
+    pick = picker.pick({ ...base, tried });
+  }
+  // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
+  for (const unused of held) unused.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+  return pick;
 }
 
 /**
