@@ -31,14 +31,21 @@ export interface AttemptObserver {
 export interface ProxyDependencies {
   /** The picker for `service` through `route` (its subset or canary, if it has one); undefined when the service is unknown. */
   pickerFor(service: string, route: RouteConfig | undefined): Picker | undefined;
-  /** The retry and timeout policy for this request. */
+  /** The retry and timeout policy for this request; a function of its route and service only (the proxy keeps it per route). */
   policyFor(context: GatewayContext): ProxyPolicy;
   /** The transport per instance protocol, address and connection settings. */
   transports: UpstreamTransports;
   /** Per-instance counters and upstream error metrics. */
   observer?: AttemptObserver;
-  /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. */
+  /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. The proxy keeps each per route. */
   guards?: { guardFor(service: string, route: RouteConfig | undefined): RequestGuard };
+}
+
+/** A route's guard and policy for the service its requests went to last, kept on the route's slot. */
+interface RouteSlot {
+  readonly service: string;
+  readonly guard: RequestGuard | undefined;
+  readonly policy: ProxyPolicy;
 }
 
 /** Attempts to find an instance not tried yet before accepting a repeat. */
@@ -56,6 +63,17 @@ const DISTINCT_PICK_TRIES = 4;
 export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
   const upgrade = mode === 'upgrade';
   const guards = dependencies.guards;
+  // One lookup a request instead of four (the guard's and the policy's two-level caches); route
+  // objects belong to one configuration, so a reload starts afresh by itself, as those caches do.
+  const slots = new WeakMap<RouteConfig, RouteSlot>();
+  const slotOf = (context: GatewayContext, route: RouteConfig): RouteSlot => {
+    let slot = slots.get(route);
+    if (slot?.service !== context.service) {
+      slot = { service: context.service, guard: guards?.guardFor(context.service, route), policy: dependencies.policyFor(context) };
+      slots.set(route, slot);
+    }
+    return slot;
+  };
 
   // One async function per request (no nested one): admission by the service's breaker and caps,
   // the attempt loop, then the guard's release.
@@ -66,13 +84,15 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
       observer?.unavailable(context.service, 'no-instances');
       return sendGatewayError(context, 'no-instances');
     }
-    const guard = guards?.guardFor(context.service, route);
+    // The slot only for a request's own route: a fallback hop (no route) asks directly.
+    const slot = route !== undefined && route === context.route ? slotOf(context, route) : undefined;
+    const guard = slot ? slot.guard : guards?.guardFor(context.service, route);
     let admission = 1;
     if (guard) {
       admission = guard.enter(context.startedAt);
       if (admission === MUST_WAIT) {
         // Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests.
-        const waitMs = dependencies.policyFor(context).connection.connectTimeoutMs || 1_000;
+        const waitMs = (slot?.policy ?? dependencies.policyFor(context)).connection.connectTimeoutMs || 1_000;
         admission = (await guard.waitForSlot(waitMs)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
         if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
       }
@@ -85,7 +105,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
         return proxy(context, undefined, fallbackDepth + 1);
       }
     }
-    const policy = dependencies.policyFor(context);
+    const policy = slot ? slot.policy : dependencies.policyFor(context);
     const { request } = context;
     const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
     const idempotent = isIdempotent(context.upstream.method);
