@@ -5,7 +5,7 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
 import { sendableUpstreamHeaders, stripHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
-import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
 
 /**
@@ -14,32 +14,35 @@ import { ClientGoneError, reportAttempt, sendTransformed } from './transport-out
  * the outcome to the pick exactly once. Never rejects.
  */
 export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
-  return new Promise<AttemptResult>((resolve) => {
-    const { upstream } = context;
-    const handler = new Http1Attempt(context, pick, resolve);
-    // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
-    // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
-    const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
-    if (upstream.host !== undefined) headers.host = upstream.host;
-    if (upstream.useInstanceHost) headers.host = pick.address;
-    try {
-      dispatcher.dispatch(
-        {
-          path: upstream.path,
-          method: upstream.method as Dispatcher.HttpMethod,
-          headers,
-          body,
-          headersTimeout: timeouts.headersTimeoutMs,
-          bodyTimeout: timeouts.bodyTimeoutMs,
-          // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
-          reset: false,
-        },
-        handler,
-      );
-    } catch (error) {
-      handler.fail(error as Error);
-    }
-  });
+  return new Promise<AttemptResult>((resolve) => dispatchAttemptThen(context, dispatcher, pick, timeouts, body, { attemptEnded: resolve }));
+}
+
+/** `dispatchAttempt` without a promise: `receiver.attemptEnded` gets the result once (`Transport.attemptThen`). */
+export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
+  const { upstream } = context;
+  const handler = new Http1Attempt(context, pick, receiver);
+  // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
+  // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
+  const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
+  if (upstream.host !== undefined) headers.host = upstream.host;
+  if (upstream.useInstanceHost) headers.host = pick.address;
+  try {
+    dispatcher.dispatch(
+      {
+        path: upstream.path,
+        method: upstream.method as Dispatcher.HttpMethod,
+        headers,
+        body,
+        headersTimeout: timeouts.headersTimeoutMs,
+        bodyTimeout: timeouts.bodyTimeoutMs,
+        // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
+        reset: false,
+      },
+      handler,
+    );
+  } catch (error) {
+    handler.fail(error as Error);
+  }
 }
 
 /** The result of every attempt that answered: one object, not one per request. */
@@ -69,7 +72,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
   constructor(
     private readonly context: GatewayContext,
     private readonly pick: PickedEndpoint,
-    private readonly resolve: (result: AttemptResult) => void,
+    private readonly receiver: AttemptReceiver,
   ) {
     this.response = context.response;
     const watched = this.response as WatchedResponse;
@@ -147,6 +150,6 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
       (this.response as WatchedResponse)[CLOSE_WATCHER] = null;
     }
     reportAttempt(this.pick, this.started, this.status, result);
-    this.resolve(result);
+    this.receiver.attemptEnded(result);
   }
 }
