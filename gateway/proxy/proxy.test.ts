@@ -9,7 +9,10 @@ import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import { UpstreamTransports } from '../transports/index.ts';
+import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import type { RequestGuard } from '../policy/service-guard.ts';
+import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
 
 const POLICY: ProxyPolicy = {
@@ -159,6 +162,59 @@ describe('retries prefer an instance not tried yet in the request', () => {
       expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
     } finally {
       balancer.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('the attempt loop with a transport that reports before attemptThen returns (scripted fakes)', () => {
+  it('retries a dispatch that failed at once on the other instance, and enters and leaves the guard once', async () => {
+    const endpoint = (id: string): PickedEndpoint => ({
+      kind: 'endpoint',
+      instance: { id, service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} },
+      address: id,
+      done: () => undefined,
+    });
+    let turn = 0;
+    const picker: Picker = { pick: () => endpoint(turn++ % 2 === 0 ? 'refusing' : 'answering'), peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    const transport = {
+      attemptThen(context: GatewayContext, pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        // Both report synchronously, from inside this call.
+        if (pick.address === 'refusing') return receiver.attemptEnded({ ok: false, errorClass: 'connect-refused', responseStarted: false, error: new Error('refused') });
+        context.outcome.status = 200;
+        context.response.end('answered');
+        receiver.attemptEnded({ ok: true });
+      },
+    };
+    const calls: string[] = [];
+    const guard = {
+      slot: undefined,
+      enter: () => (calls.push('enter'), 1),
+      record: () => true,
+      mayRetry: () => (calls.push('mayRetry'), true),
+      retryEnded: () => calls.push('retryEnded'),
+      leave: () => calls.push('leave'),
+    } as unknown as RequestGuard;
+    const proxy = createProxy({
+      pickerFor: () => picker,
+      policyFor: () => ({ ...POLICY, retries: 1, retryOn: ['connect-failure'] }),
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+      guards: { guardFor: () => guard },
+    });
+    const attempts: number[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).then(() => attempts.push(context.outcome.attempts));
+    });
+    const port = await listen(server);
+    try {
+      const result = await sendTestRequest(port, '/');
+      expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
+      await waitFor(() => attempts.length === 1);
+      expect(attempts).toEqual([2]);
+      expect(calls).toEqual(['enter', 'mayRetry', 'retryEnded', 'leave']);
+    } finally {
       await new Promise((resolve) => server.close(resolve));
     }
   });
