@@ -38,6 +38,23 @@ export type ClientRequest = IncomingMessage | Http2ServerRequest;
 /** The answer to a client: HTTP/1.1, or HTTP/2 through Node's compatibility API (connection-specific headers are dropped). */
 export type ClientResponse = ServerResponse | Http2ServerResponse;
 
+/** Told once when the client's response closes (the client went away, or the answer ended). */
+export interface CloseWatcher {
+  clientClosed(): void;
+}
+
+/**
+ * Where a response holds its `CloseWatcher`, so one 'close' listener per response serves the
+ * listener and the upstream attempt: `null` means the response's own 'close' listener (the
+ * HTTP/1.1 listener's) already calls the watcher put here; absent means nothing does, and an
+ * attempt must listen itself (HTTP/2 responses). A second listener on a response would turn its
+ * listener slot into an array, allocated and spliced per request.
+ */
+export const CLOSE_WATCHER = Symbol('switchboard.closeWatcher');
+
+/** A response as the shared 'close' listener sees it. */
+export type WatchedResponse = { [CLOSE_WATCHER]?: CloseWatcher | null };
+
 /**
  * Values middleware pass to later middleware through `context.set` / `context.get` (Hono's context
  * variables), typed by declaration merging: a middleware that publishes a value declares its key,

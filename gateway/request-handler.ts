@@ -76,22 +76,41 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const logAccess = global.after;
   const onRequestEnd = dependencies.onRequestEnd;
   const tracer = dependencies.tracer;
-  return async (context) => {
-    let failed = false;
-    try {
-      global.before(context);
-      if (tracer !== undefined) context.trace = tracer.start(context);
-      await (entryChains.get(context.entryPoint) ?? routing)(context);
-    } catch (error) {
-      failed = true;
-      context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');
-      sendGatewayError(context, 'internal');
-    }
+  const finish = (context: GatewayContext, failed: boolean): void => {
     logAccess?.(context, failed);
     context.trace?.end(context);
     onRequestEnd?.(context);
   };
+  const fail = (context: GatewayContext, error: unknown): void => {
+    context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');
+    sendGatewayError(context, 'internal');
+    finish(context, true);
+  };
+  // Not an async function: the chain's own promise, followed by one `then`, is the request's only
+  // promise here (an async function would add its own, an await and a resumption per request).
+  return (context) => {
+    let done: Promise<void> | void;
+    try {
+      global.before(context);
+      if (tracer !== undefined) context.trace = tracer.start(context);
+      done = (entryChains.get(context.entryPoint) ?? routing)(context);
+    } catch (error) {
+      fail(context, error);
+      return RESOLVED;
+    }
+    if (done === undefined) {
+      finish(context, false);
+      return RESOLVED;
+    }
+    return done.then(
+      () => finish(context, false),
+      (error: unknown) => fail(context, error),
+    );
+  };
 }
+
+/** The answer of a request finished without a promise of its own. */
+const RESOLVED: Promise<void> = Promise.resolve();
 
 function freshRegistry(config: GatewayConfig): NamedMiddlewareRegistry {
   const registry = new NamedMiddlewareRegistry();

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
-import type { ClientRequest, ClientResponse } from '../context.ts';
+import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
 import { listenOn } from './listen.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
@@ -56,9 +56,10 @@ interface ConnectionState {
 const CONNECTION = Symbol('switchboard.connection');
 type TrackedSocket = Duplex & { [CONNECTION]?: ConnectionState };
 
-/** Every response's 'close' listener (`this` is the response). */
-function onResponseClose(this: ListenedResponse): void {
+/** Every response's 'close' listener (`this` is the response); it also tells the upstream attempt, which then needs none of its own. */
+function onResponseClose(this: ListenedResponse & WatchedResponse): void {
   this[LISTENER]?.closed(this);
+  this[CLOSE_WATCHER]?.clientClosed();
 }
 
 /**
@@ -94,6 +95,7 @@ export class GatewayListener {
       (request, response) => {
         this.track(response);
         (response as ListenedResponse)[LISTENER] = this;
+        (response as WatchedResponse)[CLOSE_WATCHER] = null;
         // A response closes once: `on` with one shared function instead of `once` with a closure per request.
         response.on('close', onResponseClose);
         if (this.draining) response.setHeader('connection', 'close');

@@ -9,7 +9,10 @@ import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import { UpstreamTransports } from '../transports/index.ts';
+import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import type { RequestGuard } from '../policy/service-guard.ts';
+import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
 
 const POLICY: ProxyPolicy = {
@@ -104,6 +107,115 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
       expect(gateway.ejected()).toBe(true);
     } finally {
       await gateway.close();
+    }
+  });
+});
+
+describe('retries prefer an instance not tried yet in the request', () => {
+  const transports = new UpstreamTransports();
+  let live: Server;
+  let livePort: number;
+  let closedPort: number;
+
+  beforeAll(async () => {
+    // Answers late, so that concurrent requests hold in-flight slots on it while others retry.
+    live = createServer((request, response) => {
+      request.resume();
+      setTimeout(() => response.end('live'), 100);
+    });
+    livePort = await listen(live);
+    // A port that refuses: bound, read, then closed.
+    const probe = createServer();
+    closedPort = await listen(probe);
+    await new Promise((resolve) => probe.close(resolve));
+  });
+  afterAll(async () => {
+    await transports.close();
+    await new Promise((resolve) => live.close(resolve));
+  });
+
+  it.each(['least-connections', 'round-robin', 'weighted-round-robin', 'random', 'p2c-ewma', 'consistent-hash'] as const)('every request succeeds with retries 1 and one refusing instance of two under %s', async (algorithm) => {
+    const instances: Instance[] = [
+      // The refusing one first: least-connections ties break towards it.
+      { id: 'refusing', service: 'svc', host: '127.0.0.1', port: closedPort, weight: 1, protocol: 'http', metadata: {} },
+      { id: 'live', service: 'svc', host: '127.0.0.1', port: livePort, weight: 1, protocol: 'http', metadata: {} },
+    ];
+    const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances, sources: new Map(), version: 1 });
+    const balancer =
+      algorithm === 'consistent-hash'
+        ? createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm, key: { from: 'header', name: 'x-user' } }, health: { outlier: false, panicThresholdPercent: 0 } })
+        : createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm }, health: { outlier: false, panicThresholdPercent: 0 } });
+    const policy: ProxyPolicy = { ...POLICY, retries: 1, retryOn: ['connect-failure'] };
+    const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
+    const attempts: number[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).then(() => attempts.push(context.outcome.attempts));
+    });
+    const port = await listen(server);
+    try {
+      // Concurrent, so least-connections sees the live instance busy and the refusing one idle; hash keys vary, so some land on the refusing one.
+      const results = await Promise.all(Array.from({ length: 12 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
+      expect(results.map((result) => `${result.status} ${result.body.toString('utf8')}`)).toEqual(Array.from({ length: 12 }, () => '200 live'));
+      // The control: the refusing instance was picked first at least once, so the retry was exercised.
+      expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
+    } finally {
+      balancer.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('the attempt loop with a transport that reports before attemptThen returns (scripted fakes)', () => {
+  it('retries a dispatch that failed at once on the other instance, and enters and leaves the guard once', async () => {
+    const endpoint = (id: string): PickedEndpoint => ({
+      kind: 'endpoint',
+      instance: { id, service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} },
+      address: id,
+      done: () => undefined,
+    });
+    let turn = 0;
+    const picker: Picker = { pick: () => endpoint(turn++ % 2 === 0 ? 'refusing' : 'answering'), peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    const transport = {
+      attemptThen(context: GatewayContext, pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        // Both report synchronously, from inside this call.
+        if (pick.address === 'refusing') return receiver.attemptEnded({ ok: false, errorClass: 'connect-refused', responseStarted: false, error: new Error('refused') });
+        context.outcome.status = 200;
+        context.response.end('answered');
+        receiver.attemptEnded({ ok: true });
+      },
+    };
+    const calls: string[] = [];
+    const guard = {
+      slot: undefined,
+      enter: () => (calls.push('enter'), 1),
+      record: () => true,
+      mayRetry: () => (calls.push('mayRetry'), true),
+      retryEnded: () => calls.push('retryEnded'),
+      leave: () => calls.push('leave'),
+    } as unknown as RequestGuard;
+    const proxy = createProxy({
+      pickerFor: () => picker,
+      policyFor: () => ({ ...POLICY, retries: 1, retryOn: ['connect-failure'] }),
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+      guards: { guardFor: () => guard },
+    });
+    const attempts: number[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).then(() => attempts.push(context.outcome.attempts));
+    });
+    const port = await listen(server);
+    try {
+      const result = await sendTestRequest(port, '/');
+      expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
+      await waitFor(() => attempts.length === 1);
+      expect(attempts).toEqual([2]);
+      expect(calls).toEqual(['enter', 'mayRetry', 'retryEnded', 'leave']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

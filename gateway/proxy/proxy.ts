@@ -1,48 +1,34 @@
 import type { Picker } from '../../src/balance/picker.ts';
-import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
+import type { RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
-import type { AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
-import { errorMessageOf, sendErrorAnswer, sendGatewayError } from './error-response.ts';
-import { endGrpcCall } from './grpc-answer.ts';
-import { formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
-import { isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+import type { UpstreamTransports } from '../transports/index.ts';
+import { sendErrorAnswer, sendGatewayError } from './error-response.ts';
+import { AttemptLoop, type AttemptLoopShared, type AttemptObserver, type ProxyPolicy } from './proxy-attempts.ts';
 
-/** What the proxy needs per request, resolved from the route and the service settings. */
-export interface ProxyPolicy extends AttemptTimeouts {
-  /** Further attempts after the first, each on a freshly picked instance. */
-  readonly retries: number;
-  /** Failure kinds that may be retried at all; `isRetryable` narrows them further by method and body. */
-  readonly retryOn: readonly RetryCondition[];
-  /** How transports connect to the service's instances (connect timeout, TLS); part of the transport key. */
-  readonly connection: TransportSettings;
-}
-
-/** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
-export interface AttemptObserver {
-  /** An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500, `http-5xx` for a 5xx answer. */
-  attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void;
-  /** A request of `service` found no instance to send to (and none had been tried). */
-  unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void;
-}
+export type { AttemptObserver, ProxyPolicy } from './proxy-attempts.ts';
 
 /** The proxy's view of the rest of the gateway. */
 export interface ProxyDependencies {
   /** The picker for `service` through `route` (its subset or canary, if it has one); undefined when the service is unknown. */
   pickerFor(service: string, route: RouteConfig | undefined): Picker | undefined;
-  /** The retry and timeout policy for this request. */
+  /** The retry and timeout policy for this request; a function of its route and service only (the proxy keeps it per route). */
   policyFor(context: GatewayContext): ProxyPolicy;
   /** The transport per instance protocol, address and connection settings. */
   transports: UpstreamTransports;
   /** Per-instance counters and upstream error metrics. */
   observer?: AttemptObserver;
-  /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. */
+  /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. The proxy keeps each per route. */
   guards?: { guardFor(service: string, route: RouteConfig | undefined): RequestGuard };
 }
 
-/** Attempts to find an instance not tried yet before accepting a repeat. */
-const DISTINCT_PICK_TRIES = 3;
+/** A route's guard and policy for the service its requests went to last, kept on the route's slot. */
+interface RouteSlot {
+  readonly service: string;
+  readonly guard: RequestGuard | undefined;
+  readonly policy: ProxyPolicy;
+}
 
 /**
  * The centre of the onion: picks an instance, sends the request through the transport of the
@@ -56,132 +42,71 @@ const DISTINCT_PICK_TRIES = 3;
 export function createProxy(dependencies: ProxyDependencies, mode: 'request' | 'upgrade' = 'request'): (context: GatewayContext) => Promise<void> {
   const upgrade = mode === 'upgrade';
   const guards = dependencies.guards;
-
-  // One async function per request (no nested one): admission by the service's breaker and caps,
-  // the attempt loop, then the guard's release.
-  async function proxy(context: GatewayContext, route: RouteConfig | undefined, fallbackDepth: number): Promise<void> {
-    const picker = dependencies.pickerFor(context.service, route);
-    const observer = dependencies.observer;
-    if (!picker) {
-      observer?.unavailable(context.service, 'no-instances');
-      return sendGatewayError(context, 'no-instances');
+  // One lookup a request instead of four (the guard's and the policy's two-level caches); route
+  // objects belong to one configuration, so a reload starts afresh by itself, as those caches do.
+  const slots = new WeakMap<RouteConfig, RouteSlot>();
+  const slotOf = (context: GatewayContext, route: RouteConfig): RouteSlot => {
+    let slot = slots.get(route);
+    if (slot?.service !== context.service) {
+      slot = { service: context.service, guard: guards?.guardFor(context.service, route), policy: dependencies.policyFor(context) };
+      slots.set(route, slot);
     }
-    const guard = guards?.guardFor(context.service, route);
+    return slot;
+  };
+
+  const shared: AttemptLoopShared = { upgrade, transports: dependencies.transports, observer: dependencies.observer };
+
+  // Admission by the service's breaker and caps without a promise of its own (one only while
+  // queued behind `maxRequests`), then the attempt loop, which releases the guard.
+  function proxy(context: GatewayContext, route: RouteConfig | undefined, fallbackDepth: number): Promise<void> {
+    const picker = dependencies.pickerFor(context.service, route);
+    if (!picker) {
+      dependencies.observer?.unavailable(context.service, 'no-instances');
+      sendGatewayError(context, 'no-instances');
+      return DONE;
+    }
+    // The slot only for a request's own route: a fallback hop (no route) asks directly.
+    const slot = route !== undefined && route === context.route ? slotOf(context, route) : undefined;
+    const guard = slot ? slot.guard : guards?.guardFor(context.service, route);
     let admission = 1;
     if (guard) {
       admission = guard.enter(context.startedAt);
-      if (admission === MUST_WAIT) {
-        // Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests.
-        const waitMs = dependencies.policyFor(context).connection.connectTimeoutMs || 1_000;
-        admission = (await guard.waitForSlot(waitMs)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
-        if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
-      }
-      if (admission < 0) {
-        const other = answerRefusal(context, admission, guard);
-        if (other === undefined) return;
-        // The fallback service under its own guard, once: its own open breaker answers 503, never another hop.
-        context.service = other;
-        if (fallbackDepth > 0) return sendErrorAnswer(context, 503, 'circuit-open', 'the circuit breaker of the fallback service is open too', { 'retry-after': '1' });
-        return proxy(context, undefined, fallbackDepth + 1);
-      }
+      if (admission === MUST_WAIT) return queued(context, picker, slot, guard, fallbackDepth);
+      if (admission < 0) return refused(context, admission, guard, fallbackDepth);
     }
-    const policy = dependencies.policyFor(context);
-    const { request } = context;
-    const hasBody = upgrade ? false : request.headers['content-length'] !== undefined ? request.headers['content-length'] !== '0' : request.headers['transfer-encoding'] !== undefined;
-    const idempotent = isIdempotent(context.upstream.method);
-    // gRPC calls only; other requests pay one header test.
-    const grpcDeadlineMs = !upgrade && isGrpcRequest(request.headers) ? (parseGrpcTimeout(request.headers['grpc-timeout']) ?? -1) : undefined;
-    const pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers: request.headers };
-    // Addresses tried so far; most requests make one attempt, so no collection until a second.
-    let firstTried: string | undefined;
-    let laterTried: string[] | undefined;
-    let lastError: GatewayErrorClass | undefined;
-    // Whether an attempt's outcome counted for the breaker (a trial without one frees its slot), and whether a retry is out.
-    let recorded = false;
-    let retrying = false;
+    return attempts(context, picker, guard, admission, slot ? slot.policy : dependencies.policyFor(context));
+  }
 
-    try {
-      for (let attempt = 1; ; attempt += 1) {
-        let pick = picker.pick(pickContext);
-        for (let again = 1; pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true) && again < DISTINCT_PICK_TRIES; again += 1) {
-          // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
-          pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-          pick = picker.pick(pickContext);
-        }
-        // After a failed attempt, what the client needs to hear is that failure, not "none left".
-        if (pick.kind === 'none') {
-          if (!lastError) observer?.unavailable(context.service, pick.reason);
-          return sendGatewayError(context, lastError ?? pick.reason);
-        }
-        if (firstTried === undefined) firstTried = pick.address;
-        else (laterTried ??= []).push(pick.address);
-        context.outcome.attempts = attempt;
-        context.outcome.upstream = pick.address;
-        const transport = dependencies.transports.get(pick.instance, pick.address, policy.connection);
-        let timeouts: AttemptTimeouts = policy;
-        if (grpcDeadlineMs !== undefined) {
-          timeouts = grpcTimeouts(context, policy, grpcDeadlineMs);
-          if (timeouts.deadlineMs === 0) {
-            pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-            return sendGatewayError(context, 'headers-timeout');
-          }
-        }
-        const span = context.trace?.attempt(attempt, pick.instance, pick.address, context.upstream.headers);
-        const result = upgrade ? await transport.upgrade(context, pick, timeouts) : await transport.attempt(context, pick, timeouts, hasBody ? request : null);
-        span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
-        // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
-        const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
-        observer?.attempt(context.service, pick.address, attemptClass);
-        if (guard) {
-          // The clock is read only when a breaker will use it.
-          if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, admission === 2)) recorded = true;
-          if (retrying) guard.retryEnded();
-          retrying = false;
-        }
-        if (result.ok) return;
-        lastError = result.errorClass;
-        context.outcome.errorClass = result.errorClass;
-        if (result.responseStarted) {
-          // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
-          // call gets its status in trailers instead, which its client reads).
-          if (grpcDeadlineMs !== undefined) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
-          else context.response.destroy(result.error);
-          return;
-        }
-        const bodyConsumed = hasBody && request.readableDidRead;
-        const condition = retryConditionOf(result.errorClass);
-        const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, idempotent, bodyConsumed);
-        // The guard is asked last: a retry it allows is taken from the budget.
-        if (attempt > policy.retries || !allowed || context.response.destroyed || (guard !== undefined && !guard.mayRetry(performance.now()))) {
-          return sendGatewayError(context, result.errorClass);
-        }
-        retrying = guard !== undefined;
-        context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt }, 'retrying on another instance');
-      }
-    } finally {
-      if (guard) {
-        if (retrying) guard.retryEnded();
-        guard.leave(admission, recorded);
-      }
+  /** Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests. */
+  async function queued(context: GatewayContext, picker: Picker, slot: RouteSlot | undefined, guard: RequestGuard, fallbackDepth: number): Promise<void> {
+    const policy = slot ? slot.policy : dependencies.policyFor(context);
+    let admission = (await guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+    if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
+    if (admission < 0) return refused(context, admission, guard, fallbackDepth);
+    return attempts(context, picker, guard, admission, policy);
+  }
+
+  function refused(context: GatewayContext, admission: number, guard: RequestGuard, fallbackDepth: number): Promise<void> {
+    const other = answerRefusal(context, admission, guard);
+    if (other === undefined) return DONE;
+    // The fallback service under its own guard, once: its own open breaker answers 503, never another hop.
+    context.service = other;
+    if (fallbackDepth > 0) {
+      sendErrorAnswer(context, 503, 'circuit-open', 'the circuit breaker of the fallback service is open too', { 'retry-after': '1' });
+      return DONE;
     }
+    return proxy(context, undefined, fallbackDepth + 1);
+  }
+
+  function attempts(context: GatewayContext, picker: Picker, guard: RequestGuard | undefined, admission: number, policy: ProxyPolicy): Promise<void> {
+    return new Promise<void>((resolve, reject) => new AttemptLoop(shared, context, picker, guard, admission, policy, resolve, reject).next());
   }
 
   return (context) => proxy(context, context.route, 0);
 }
 
-/**
- * The timeouts of one attempt of a gRPC call with `deadlineMs` in total since the request arrived
- * (-1: the call has none): the policy's, each capped at what is left, with `deadlineMs` set to it
- * (0 when it has passed), and the remaining time written to the upstream `grpc-timeout`.
- */
-function grpcTimeouts(context: GatewayContext, policy: AttemptTimeouts, deadlineMs: number): AttemptTimeouts {
-  if (deadlineMs < 0) return policy;
-  const left = Math.max(0, Math.floor(deadlineMs - (performance.now() - context.startedAt)));
-  if (left === 0) return { ...policy, deadlineMs: 0 };
-  context.upstream.headers['grpc-timeout'] = formatGrpcTimeout(left);
-  const cap = (ms: number) => (ms > 0 ? Math.min(ms, left) : left);
-  return { headersTimeoutMs: cap(policy.headersTimeoutMs), bodyTimeoutMs: cap(policy.bodyTimeoutMs), deadlineMs: left };
-}
+/** The answer of a request finished without an attempt. */
+const DONE: Promise<void> = Promise.resolve();
 
 /** The proxy for `Upgrade` requests (WebSocket): the same attempt loop, each attempt a handshake. */
 export function createUpgradeProxy(dependencies: ProxyDependencies): (context: GatewayContext) => Promise<void> {

@@ -124,7 +124,11 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
  * a different key (`<client ip>#<try>`), which moves consistent-hash to another ring position.
  */
 function distinctPick(picker: Picker, clientIp: string | undefined, tried: readonly string[]) {
-  const context = (again: number) => (clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` });
+  // A repeat pick also names the tried instances, which least-connections, random and p2c skip.
+  const context = (again: number) => {
+    const salted = clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` };
+    return again === 0 ? salted : { ...salted, tried };
+  };
   let pick = picker.pick(context(0));
   const repeats: PickedEndpoint[] = [];
   for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {

@@ -2,10 +2,10 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
-import type { GatewayContext } from '../context.ts';
+import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
 import { sendableUpstreamHeaders, stripHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
-import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
 
 /**
@@ -14,51 +14,50 @@ import { ClientGoneError, reportAttempt, sendTransformed } from './transport-out
  * the outcome to the pick exactly once. Never rejects.
  */
 export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
-  return new Promise<AttemptResult>((resolve) => {
-    const { upstream } = context;
-    const handler = new Http1Attempt(context, pick, resolve);
-    // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
-    // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
-    const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
-    if (upstream.host !== undefined) headers.host = upstream.host;
-    if (upstream.useInstanceHost) headers.host = pick.address;
-    try {
-      dispatcher.dispatch(
-        {
-          path: upstream.path,
-          method: upstream.method as Dispatcher.HttpMethod,
-          headers,
-          body,
-          headersTimeout: timeouts.headersTimeoutMs,
-          bodyTimeout: timeouts.bodyTimeoutMs,
-          // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
-          reset: false,
-        },
-        handler,
-      );
-    } catch (error) {
-      handler.fail(error as Error);
-    }
-  });
+  return new Promise<AttemptResult>((resolve) => dispatchAttemptThen(context, dispatcher, pick, timeouts, body, { attemptEnded: resolve }));
+}
+
+/** `dispatchAttempt` without a promise: `receiver.attemptEnded` gets the result once (`Transport.attemptThen`). */
+export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
+  const { upstream } = context;
+  const handler = new Http1Attempt(context, pick, receiver);
+  // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
+  // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
+  const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
+  if (upstream.host !== undefined) headers.host = upstream.host;
+  if (upstream.useInstanceHost) headers.host = pick.address;
+  try {
+    dispatcher.dispatch(
+      {
+        path: upstream.path,
+        method: upstream.method as Dispatcher.HttpMethod,
+        headers,
+        body,
+        headersTimeout: timeouts.headersTimeoutMs,
+        bodyTimeout: timeouts.bodyTimeoutMs,
+        // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
+        reset: false,
+      },
+      handler,
+    );
+  } catch (error) {
+    handler.fail(error as Error);
+  }
 }
 
 /** The result of every attempt that answered: one object, not one per request. */
 const ANSWERED: AttemptResult = Object.freeze({ ok: true });
 
-/** Where a response holds its current attempt, so one shared 'close' listener serves every attempt. */
-const ATTEMPT = Symbol('switchboard.attempt');
-type AttemptHolder = { [ATTEMPT]?: Http1Attempt | undefined };
-
-/** The 'close' listener of every attempt (`this` is the response): a function per attempt would be one more allocation. */
-function abortOnClientClose(this: AttemptHolder): void {
-  this[ATTEMPT]?.clientClosed();
+/** The 'close' listener of an attempt on a response without a shared one (HTTP/2; `this` is the response). */
+function abortOnClientClose(this: WatchedResponse): void {
+  this[CLOSE_WATCHER]?.clientClosed();
 }
 
 /**
  * One attempt's state and undici handler in one object: the handler methods live on the prototype,
  * so an attempt allocates this object and one bound listener instead of a closure per callback.
  */
-class Http1Attempt implements Dispatcher.DispatchHandler {
+class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
   private responseStarted = false;
   private settled = false;
@@ -67,16 +66,21 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
   private status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
+  /** Whether this attempt added its own 'close' listener (no shared one on the response). */
+  private readonly ownListener: boolean;
 
   constructor(
     private readonly context: GatewayContext,
     private readonly pick: PickedEndpoint,
-    private readonly resolve: (result: AttemptResult) => void,
+    private readonly receiver: AttemptReceiver,
   ) {
     this.response = context.response;
-    (this.response as AttemptHolder)[ATTEMPT] = this;
+    const watched = this.response as WatchedResponse;
+    // The HTTP/1.1 listener's 'close' listener calls the watcher: one listener per response, not two.
+    this.ownListener = watched[CLOSE_WATCHER] !== null;
+    watched[CLOSE_WATCHER] = this;
     // `on`, not `once`: `finish` removes it, and `once` would wrap it in a closure per attempt.
-    this.response.on('close', abortOnClientClose);
+    if (this.ownListener) this.response.on('close', abortOnClientClose);
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -139,9 +143,13 @@ class Http1Attempt implements Dispatcher.DispatchHandler {
   private finish(result: AttemptResult): void {
     if (this.settled) return;
     this.settled = true;
-    this.response.off('close', abortOnClientClose);
-    (this.response as AttemptHolder)[ATTEMPT] = undefined;
+    if (this.ownListener) {
+      this.response.off('close', abortOnClientClose);
+      (this.response as WatchedResponse)[CLOSE_WATCHER] = undefined;
+    } else {
+      (this.response as WatchedResponse)[CLOSE_WATCHER] = null;
+    }
     reportAttempt(this.pick, this.started, this.status, result);
-    this.resolve(result);
+    this.receiver.attemptEnded(result);
   }
 }

@@ -2,8 +2,8 @@ import { isIP } from 'node:net';
 import { Pool } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
-import type { AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
-import { dispatchAttempt } from './transport-http1-attempt.ts';
+import type { AttemptReceiver, AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
+import { dispatchAttempt, dispatchAttemptThen } from './transport-http1-attempt.ts';
 import { dispatchUpgrade } from './transport-websocket.ts';
 
 /** Pool settings shared by every HTTP/1.1 upstream (the connect timeout and TLS come per service). */
@@ -58,6 +58,10 @@ export class Http1Transport implements Transport {
 
   attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
     return dispatchAttempt(context, this.pool, pick, timeouts, body);
+  }
+
+  attemptThen(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
+    dispatchAttemptThen(context, this.pool, pick, timeouts, body, receiver);
   }
 
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {

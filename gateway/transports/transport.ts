@@ -18,6 +18,11 @@ export interface AttemptTimeouts {
 /** How one attempt ended: the response went to the client, or it failed before or while doing so. */
 export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error };
 
+/** Told how an attempt started with `Transport.attemptThen` ended. */
+export interface AttemptReceiver {
+  attemptEnded(result: AttemptResult): void;
+}
+
 /**
  * One upstream protocol (HTTP/1.1, HTTPS, h2c, h2) towards one instance address with one set of
  * connection settings; it owns that address's connections. Chosen per attempt from the picked
@@ -31,6 +36,12 @@ export interface Transport {
    * result is the one classifier's (`classifyUpstreamError`).
    */
   attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult>;
+  /**
+   * `attempt` without a promise: `receiver.attemptEnded` is called exactly once with the result,
+   * possibly before this call returns (a dispatch that fails at once). Optional; the proxy uses it
+   * when present, sparing each attempt its promise.
+   */
+  attemptThen?(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void;
   /**
    * One WebSocket handshake (HTTP/1.1, in cleartext or over TLS as the protocol says): on a 101 the
    * client gets the upstream's 101 and the two sockets are joined. Reports to `pick` exactly once,

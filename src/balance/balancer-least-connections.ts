@@ -1,7 +1,8 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
+import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedMember } from './balancer-weighted-round-robin.ts';
+import { leastLoadedUntried } from './balancer-member.ts';
 import { LeastConnectionsIndex } from './least-connections-index.ts';
 import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
 
@@ -89,12 +90,14 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
       this.index?.flush();
       return peekedEndpoint(leastConnectionsPeek(eligible));
     };
-    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(leastConnectionsStep(eligible)), peek };
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) {
+      return { pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || leastConnectionsStep(eligible)), peek };
+    }
     const index = new LeastConnectionsIndex(eligible);
     this.index = index;
     return {
-      pick: (): PickResult => {
-        const member = this.index === index ? index.pick() : leastConnectionsStep(eligible);
+      pick: (context: PickContext): PickResult => {
+        const member = (context.tried && leastLoadedUntried(eligible, context.tried)) || (this.index === index ? index.pick() : leastConnectionsStep(eligible));
         const attempt = this.attempt(member);
         this.index?.moved(member);
         return attempt;
@@ -107,3 +110,4 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
     this.index?.moved(member);
   }
 }
+

@@ -69,3 +69,18 @@ export class Attempt<M extends Member> implements PickedEndpoint {
     this.settler.settle(this.member, outcome);
   }
 }
+
+/**
+ * The member with the fewest in-flight requests per unit of weight among those whose address is not
+ * in `tried` (the first of equals), or undefined when every member was tried. A retry's rare path
+ * (`PickContext.tried`): it scans, and touches no cursor or tie-break weight, so the usual sequence
+ * goes on unchanged.
+ */
+export function leastLoadedUntried<M extends Member>(members: readonly M[], tried: readonly string[]): M | undefined {
+  let best: M | undefined;
+  for (const member of members) {
+    if (tried.includes(member.address)) continue;
+    if (best === undefined || member.inFlight * best.weight < best.inFlight * member.weight) best = member;
+  }
+  return best;
+}

@@ -1,9 +1,9 @@
 import { isUpstreamFailure } from '../health/upstream-outcome.ts';
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { Member } from './balancer-member.ts';
+import { leastLoadedUntried, Member } from './balancer-member.ts';
 import { PeakEwma } from './peak-ewma.ts';
-import { peekedEndpoint, type PickOutcome, type PickResult, type Picker } from './picker.ts';
+import { peekedEndpoint, type PickContext, type PickOutcome, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
 /** Finagle's and Linkerd's default decay window of the latency estimate. */
@@ -100,6 +100,6 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
         return costB < costA * (1 - COST_TIE_TOLERANCE) ? b : a;
     };
     // A peek makes the same two draws as a pick and compares the same costs; it counts nothing.
-    return { pick: (): PickResult => this.attempt(choose()), peek: () => peekedEndpoint(choose()) };
+    return { pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || choose()), peek: () => peekedEndpoint(choose()) };
   }
 }

@@ -1,7 +1,7 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { Member } from './balancer-member.ts';
-import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
+import { leastLoadedUntried, Member } from './balancer-member.ts';
+import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
 /** Weighted random: each pick draws a member with probability weight / total weight, in O(1). */
@@ -15,7 +15,7 @@ export class RandomBalancer extends BalancerBase<Member> {
   protected buildPicker(eligible: readonly Member[]): Picker {
     const sampler = new WeightedSampler(eligible.map((member) => member.weight));
     return {
-      pick: (): PickResult => this.attempt(eligible[sampler.sample(this.random)]!),
+      pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || eligible[sampler.sample(this.random)]!),
       // A draw of the same distribution: a random pick has no "next" to foretell.
       peek: () => peekedEndpoint(eligible[sampler.sample(this.random)]!),
     };

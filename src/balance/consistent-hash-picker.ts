@@ -1,4 +1,4 @@
-import type { Member } from './balancer-member.ts';
+import { leastLoadedUntried, type Member } from './balancer-member.ts';
 import { hashKeyOf, type HashKeySource } from './hash-key.ts';
 import { murmur3 } from './hash-murmur3.ts';
 import type { HashRing } from './hash-ring.ts';
@@ -47,7 +47,8 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
   private choose(request: PickContext): M {
     const { balanceFactor } = this.context;
     const key = hashKeyOf(this.context.key, request);
-    if (key === undefined) return this.members[this.fallback.sample(this.context.random)]!;
+    const tried = request.tried;
+    if (key === undefined) return (tried && leastLoadedUntried(this.members, tried)) || this.members[this.fallback.sample(this.context.random)]!;
     const { ring, owners } = this;
     const size = ring.size;
     const load = balanceFactor === undefined ? 0 : balanceFactor * (this.context.inFlight() + 1);
@@ -55,7 +56,8 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
     let index = ring.locate(murmur3(key));
     for (let step = 0; step < size; step += 1) {
       const owner = owners[ring.slots[index]!];
-      if (owner) {
+      // A retry walks on past the instances it tried, to the next one clockwise (as Envoy's ring hash retries do).
+      if (owner && (tried === undefined || !tried.includes(owner.address))) {
         if (balanceFactor === undefined) return owner;
         first ??= owner;
         if (owner.inFlight < Math.ceil((load * owner.weight) / this.totalWeight)) return owner;

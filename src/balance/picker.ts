@@ -9,6 +9,13 @@ export interface PickContext {
   readonly url?: string;
   /** Request headers with lower-case names, as node:http gives them. */
   readonly headers?: Readonly<Record<string, string | readonly string[] | undefined>>;
+  /**
+   * Addresses this request has tried already, set only on a retry's pick that first landed on one
+   * of them: the balancer then chooses an eligible member not among them when there is one
+   * (least-connections, random and p2c the least loaded such member; consistent hash the next
+   * owner clockwise on its ring; round-robin turns on by itself). Absent on a request's usual picks.
+   */
+  readonly tried?: readonly string[];
 }
 
 /** The outcome the proxy reports for a pick; alias of the health layer's `UpstreamOutcome`. */

@@ -1,0 +1,241 @@
+import type { PickContext, PickedEndpoint, PickResult, Picker } from '../../src/balance/picker.ts';
+import { retryConditionOf, type RetryCondition } from '../config/index.ts';
+import type { GatewayContext } from '../context.ts';
+import type { RequestGuard } from '../policy/service-guard.ts';
+import type { AttemptTrace } from '../telemetry/tracing/index.ts';
+import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
+import { errorMessageOf, sendGatewayError } from './error-response.ts';
+import { endGrpcCall } from './grpc-answer.ts';
+import { formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+
+/** What the proxy needs per request, resolved from the route and the service settings. */
+export interface ProxyPolicy extends AttemptTimeouts {
+  /** Further attempts after the first, each on a freshly picked instance. */
+  readonly retries: number;
+  /** Failure kinds that may be retried at all; `isRetryable` narrows them further by method and body. */
+  readonly retryOn: readonly RetryCondition[];
+  /** How transports connect to the service's instances (connect timeout, TLS); part of the transport key. */
+  readonly connection: TransportSettings;
+}
+
+/** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
+export interface AttemptObserver {
+  /** An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500, `http-5xx` for a 5xx answer. */
+  attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void;
+  /** A request of `service` found no instance to send to (and none had been tried). */
+  unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void;
+}
+
+/** What every request's attempt loop shares: built once per proxy. */
+export interface AttemptLoopShared {
+  readonly upgrade: boolean;
+  readonly transports: UpstreamTransports;
+  readonly observer: AttemptObserver | undefined;
+}
+
+/** Attempts to find an instance not tried yet before accepting a repeat. */
+const DISTINCT_PICK_TRIES = 4;
+
+/**
+ * One admitted request's attempt loop, as callbacks instead of an async function: each attempt
+ * goes out through the transport's `attemptThen` (or its promise, for transports without one),
+ * and its end decides between done and a retry on a freshly picked instance. The usual request
+ * thus makes one attempt without a promise of its own. Settles `done` once, after releasing the
+ * guard's slot, however the loop ends (a throw included: it rejects).
+ */
+export class AttemptLoop implements AttemptReceiver {
+  private attempt = 0;
+  // Addresses tried so far; most requests make one attempt, so no collection until a second.
+  private firstTried: string | undefined = undefined;
+  private laterTried: string[] | undefined = undefined;
+  private lastError: GatewayErrorClass | undefined = undefined;
+  // Whether an attempt's outcome counted for the breaker (a trial without one frees its slot), and whether a retry is out.
+  private recorded = false;
+  private retrying = false;
+  private ended = false;
+  private pick: PickedEndpoint | undefined = undefined;
+  private span: AttemptTrace | undefined = undefined;
+  private readonly hasBody: boolean;
+  private readonly idempotent: boolean;
+  // gRPC calls only; other requests pay one header test.
+  private readonly grpcDeadlineMs: number | undefined;
+  private readonly pickContext: PickContext;
+
+  constructor(
+    private readonly shared: AttemptLoopShared,
+    private readonly context: GatewayContext,
+    private readonly picker: Picker,
+    private readonly guard: RequestGuard | undefined,
+    private readonly admission: number,
+    private readonly policy: ProxyPolicy,
+    private readonly resolve: () => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    const headers = context.request.headers;
+    this.hasBody = shared.upgrade ? false : headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
+    this.idempotent = isIdempotent(context.upstream.method);
+    this.grpcDeadlineMs = !shared.upgrade && isGrpcRequest(headers) ? (parseGrpcTimeout(headers['grpc-timeout']) ?? -1) : undefined;
+    this.pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers };
+  }
+
+  /** Starts the next attempt, or ends the loop when there is no instance for it. */
+  next(): void {
+    try {
+      this.start();
+    } catch (error) {
+      this.end(error);
+    }
+  }
+
+  /** @internal The transport's report of the current attempt. */
+  attemptEnded(result: AttemptResult): void {
+    let again: boolean;
+    try {
+      again = this.settle(result);
+    } catch (error) {
+      return this.end(error);
+    }
+    // A retry leaves the transport's callback first: no dispatch from inside another's error handling.
+    if (again) process.nextTick(startNext, this);
+  }
+
+  private start(): void {
+    const { context, picker, policy, firstTried, laterTried } = this;
+    this.attempt += 1;
+    let pick = picker.pick(this.pickContext);
+    // Only a retry can repeat an instance; the first attempt takes its pick as it is.
+    if (firstTried !== undefined && pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true)) {
+      pick = distinctPick(picker, this.pickContext, pick, firstTried, laterTried);
+    }
+    // After a failed attempt, what the client needs to hear is that failure, not "none left".
+    if (pick.kind === 'none') {
+      if (!this.lastError) this.shared.observer?.unavailable(context.service, pick.reason);
+      sendGatewayError(context, this.lastError ?? pick.reason);
+      return this.end();
+    }
+    if (firstTried === undefined) this.firstTried = pick.address;
+    else (this.laterTried ??= []).push(pick.address);
+    context.outcome.attempts = this.attempt;
+    context.outcome.upstream = pick.address;
+    const transport = this.shared.transports.get(pick.instance, pick.address, policy.connection);
+    let timeouts: AttemptTimeouts = policy;
+    if (this.grpcDeadlineMs !== undefined) {
+      timeouts = grpcTimeouts(context, policy, this.grpcDeadlineMs);
+      if (timeouts.deadlineMs === 0) {
+        pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+        sendGatewayError(context, 'headers-timeout');
+        return this.end();
+      }
+    }
+    this.pick = pick;
+    this.span = context.trace?.attempt(this.attempt, pick.instance, pick.address, context.upstream.headers);
+    if (this.shared.upgrade) {
+      transport.upgrade(context, pick, timeouts).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
+    } else if (transport.attemptThen) {
+      // Last: the result may come back before this returns.
+      transport.attemptThen(context, pick, timeouts, this.hasBody ? context.request : null, this);
+    } else {
+      transport.attempt(context, pick, timeouts, this.hasBody ? context.request : null).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
+    }
+  }
+
+  /** Books an attempt's result; true when another attempt follows. */
+  private settle(result: AttemptResult): boolean {
+    const { context, guard, policy } = this;
+    const pick = this.pick!;
+    this.span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
+    this.span = undefined;
+    // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
+    const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
+    this.shared.observer?.attempt(context.service, pick.address, attemptClass);
+    if (guard) {
+      // The clock is read only when a breaker will use it.
+      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, this.admission === 2)) this.recorded = true;
+      if (this.retrying) guard.retryEnded();
+      this.retrying = false;
+    }
+    if (result.ok) {
+      this.end();
+      return false;
+    }
+    this.lastError = result.errorClass;
+    context.outcome.errorClass = result.errorClass;
+    if (result.responseStarted) {
+      // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
+      // call gets its status in trailers instead, which its client reads).
+      if (this.grpcDeadlineMs !== undefined) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
+      else context.response.destroy(result.error);
+      this.end();
+      return false;
+    }
+    const bodyConsumed = this.hasBody && context.request.readableDidRead;
+    const condition = retryConditionOf(result.errorClass);
+    const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, this.idempotent, bodyConsumed);
+    // The guard is asked last: a retry it allows is taken from the budget.
+    if (this.attempt > policy.retries || !allowed || context.response.destroyed || (guard !== undefined && !guard.mayRetry(performance.now()))) {
+      sendGatewayError(context, result.errorClass);
+      this.end();
+      return false;
+    }
+    this.retrying = guard !== undefined;
+    context.log.debug({ upstream: pick.address, errorClass: result.errorClass, attempt: this.attempt }, 'retrying on another instance');
+    return true;
+  }
+
+  /** Releases the guard's slot and settles the request's promise; once. */
+  private end(error?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    const guard = this.guard;
+    try {
+      if (guard) {
+        if (this.retrying) guard.retryEnded();
+        guard.leave(this.admission, this.recorded);
+      }
+    } finally {
+      if (error === undefined) this.resolve();
+      else this.reject(error);
+    }
+  }
+}
+
+/** `process.nextTick` target: an argument instead of a closure per retry. */
+function startNext(loop: AttemptLoop): void {
+  loop.next();
+}
+
+/**
+ * A retry's pick of an instance not tried yet, when the balancer offers one within
+ * `DISTINCT_PICK_TRIES` picks, else the last repeat. `repeat` (a pick of a tried instance) and the
+ * later repeats are held until the search ends, so that least-connections and p2c count them and
+ * turn to the others (released at once, a repeat would win the next pick again); each further pick
+ * carries `tried`, which balancers that would repeat themselves (least-connections, hashes, random
+ * draws) skip. Only retries get here, so the usual single attempt allocates nothing for it.
+ */
+function distinctPick(picker: Picker, base: PickContext, repeat: PickedEndpoint, firstTried: string, laterTried: readonly string[] | undefined): PickResult {
+  const held: PickedEndpoint[] = [];
+  const tried = laterTried ? [firstTried, ...laterTried] : [firstTried];
+  let pick: PickResult = repeat;
+  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
+    held.push(pick);
+    pick = picker.pick({ ...base, tried });
+  }
+  // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
+  for (const unused of held) unused.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+  return pick;
+}
+
+/**
+ * The timeouts of one attempt of a gRPC call with `deadlineMs` in total since the request arrived
+ * (-1: the call has none): the policy's, each capped at what is left, with `deadlineMs` set to it
+ * (0 when it has passed), and the remaining time written to the upstream `grpc-timeout`.
+ */
+function grpcTimeouts(context: GatewayContext, policy: AttemptTimeouts, deadlineMs: number): AttemptTimeouts {
+  if (deadlineMs < 0) return policy;
+  const left = Math.max(0, Math.floor(deadlineMs - (performance.now() - context.startedAt)));
+  if (left === 0) return { ...policy, deadlineMs: 0 };
+  context.upstream.headers['grpc-timeout'] = formatGrpcTimeout(left);
+  const cap = (ms: number) => (ms > 0 ? Math.min(ms, left) : left);
+  return { headersTimeoutMs: cap(policy.headersTimeoutMs), bodyTimeoutMs: cap(policy.bodyTimeoutMs), deadlineMs: left };
+}
