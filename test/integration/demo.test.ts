@@ -91,7 +91,9 @@ describe('npm run demo', () => {
 
     // The TCP service: a line server behind the tcp entry point answers through the gateway, and /api/tcp counts it.
     const tcpAnswer = await waitFor(async () => /^demo: tcp\s+127\.0\.0\.1:\d+ .*"(.*)"\)$/m.exec(await output())?.[1], { timeoutMs: START_TIMEOUT_MS, message: 'the demo to print its tcp line' });
-    expect(tcpAnswer, await output()).toBe('tcp-backend-1: hello');
+    // On a failure the TCP member's own log (agent and line server) says why, beside the demo's output.
+    const tcpLog = async () => readTail(join(filesDir!, 'logs', 'tcp-backend-1.log'), 1 << 16).catch((error: Error) => error.message);
+    expect(tcpAnswer, `${await output()}\n--- tcp-backend-1.log ---\n${tcpAnswer === 'tcp-backend-1: hello' ? '' : await tcpLog()}`).toBe('tcp-backend-1: hello');
     const tcpView = (await (await fetch(`http://127.0.0.1:${adminPort}/api/tcp`)).json()) as { entryPoints: { service: string }[]; services: { name: string; total: number }[] };
     expect(tcpView.entryPoints.map((entryPoint) => entryPoint.service)).toEqual(['demo-tcp']);
     expect(tcpView.services.find((service) => service.name === 'demo-tcp')?.total).toBeGreaterThanOrEqual(1);
