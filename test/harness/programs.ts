@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -154,4 +155,24 @@ export async function startAgentBackend(options: { registry: string; service: st
     '--weight', String(options.weight), ...options.flags, '--', ...backendCommand(port, options.id),
   ]);
   return { agent, port };
+}
+
+/** What a finished run of the gateway's command line printed and how it exited. */
+export interface CommandResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `bin/switchboard.js <args>` (a subcommand such as `check` or `config`) to its end, bounded by 60 s. */
+export function runSwitchboard(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }

@@ -1,27 +1,17 @@
 // `switchboard config` as scripts and CI run it: the real bin against a real gateway's admin API and a
 // real etcd, whose keys are read back with an independent etcd3 client.
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempDir, REPO_ROOT, startEtcd, startGateway, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { freePort, makeTempDir, runSwitchboard, startEtcd, startGateway, type CommandResult, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
-const BIN = join(REPO_ROOT, 'bin/switchboard.js');
 const TOKEN = 'config-cli-integration-token';
 const ROOT = '/switchboard-cli';
 
-/** Runs `switchboard config …` to its end (bounded) and returns its exit status and output. */
-function runConfig(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'config', ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, env: { ...process.env, SWITCHBOARD_ADMIN_TOKEN: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+/** Runs `switchboard config …` to its end (bounded), with no admin token from the environment unless `env` gives one. */
+function runConfig(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  return runSwitchboard(['config', ...args], { SWITCHBOARD_ADMIN_TOKEN: '', ...env });
 }
 
 const FILE = `

@@ -1,25 +1,15 @@
 // `switchboard check` as CI pipelines run it: the real bin, real files, no gateway started.
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { demoGatewayConfig } from '../../scripts/demo/gateway-config.ts';
-import { makeCertificate, makeTempDir, REPO_ROOT } from '../harness/index.ts';
+import { makeCertificate, makeTempDir, REPO_ROOT, runSwitchboard, type CommandResult } from '../harness/index.ts';
 
-const BIN = join(REPO_ROOT, 'bin/switchboard.js');
 
-/** Runs `switchboard check …` to its end (bounded) and returns its exit status and output. */
-function runCheck(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'check', ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+/** Runs `switchboard check …` to its end (bounded). */
+function runCheck(...args: string[]): Promise<CommandResult> {
+  return runSwitchboard(['check', ...args]);
 }
 
 /** A TCP listener that counts the connections it is offered: a registry that must never be called. */
