@@ -28,6 +28,19 @@ const listen = async (server: Server | Http2Server) => {
   return (server.address() as AddressInfo).port;
 };
 
+/** A server that runs every request through `proxy` as service `svc`; `attempts` collects each finished request's attempt count. */
+async function serveProxy(proxy: (context: GatewayContext) => Promise<void>, prepare: (context: GatewayContext) => void = () => undefined): Promise<{ port: number; attempts: number[]; close: () => Promise<void> }> {
+  const attempts: number[] = [];
+  const server = createServer((request, response) => {
+    const context = initialContext(request, response);
+    context.service = 'svc';
+    prepare(context);
+    void proxy(context).then(() => attempts.push(context.outcome.attempts));
+  });
+  const port = await listen(server);
+  return { port, attempts, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
 /** Answers 200 on every path except `/reset`, where it drops the connection without answering. */
 const answer = (request: { url?: string; socket: { destroy(): void }; resume(): void }, response: { end(body: string): void }) => {
   if (request.url === '/reset') return void request.socket.destroy();
@@ -60,13 +73,7 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
       { balancer: { algorithm: 'round-robin' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
     );
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => POLICY, transports });
-    const server = createServer((request, response) => {
-      const context = initialContext(request, response);
-      context.service = 'svc';
-      prepare(context);
-      void proxy(context);
-    });
-    const port = await listen(server);
+    const { port, close: stop } = await serveProxy(proxy, prepare);
     const get = (path: string) => sendTestRequest(port, path).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
     let latest: HealthSnapshot | undefined;
     const watch = balancer.health.endpoints$.subscribe((snapshot) => (latest = snapshot));
@@ -74,7 +81,7 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
     const close = async () => {
       watch.unsubscribe();
       balancer.close();
-      await new Promise((resolve) => server.close(resolve));
+      await stop();
     };
     return { get, ejected, close };
   }
@@ -147,13 +154,7 @@ describe('retries prefer an instance not tried yet in the request', () => {
         : createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm }, health: { outlier: false, panicThresholdPercent: 0 } });
     const policy: ProxyPolicy = { ...POLICY, retries: 1, retryOn: ['connect-failure'] };
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
-    const attempts: number[] = [];
-    const server = createServer((request, response) => {
-      const context = initialContext(request, response);
-      context.service = 'svc';
-      void proxy(context).then(() => attempts.push(context.outcome.attempts));
-    });
-    const port = await listen(server);
+    const { port, attempts, close } = await serveProxy(proxy);
     try {
       // Concurrent, so least-connections sees the live instance busy and the refusing one idle; hash keys vary, so some land on the refusing one.
       const results = await Promise.all(Array.from({ length: 12 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
@@ -162,7 +163,7 @@ describe('retries prefer an instance not tried yet in the request', () => {
       expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
     } finally {
       balancer.close();
-      await new Promise((resolve) => server.close(resolve));
+      await close();
     }
   });
 });
@@ -201,13 +202,7 @@ describe('the attempt loop with a transport that reports before attemptThen retu
       transports: { get: () => transport } as unknown as UpstreamTransports,
       guards: { guardFor: () => guard },
     });
-    const attempts: number[] = [];
-    const server = createServer((request, response) => {
-      const context = initialContext(request, response);
-      context.service = 'svc';
-      void proxy(context).then(() => attempts.push(context.outcome.attempts));
-    });
-    const port = await listen(server);
+    const { port, attempts, close } = await serveProxy(proxy);
     try {
       const result = await sendTestRequest(port, '/');
       expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
@@ -215,7 +210,7 @@ describe('the attempt loop with a transport that reports before attemptThen retu
       expect(attempts).toEqual([2]);
       expect(calls).toEqual(['enter', 'mayRetry', 'retryEnded', 'leave']);
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await close();
     }
   });
 });
