@@ -5,7 +5,7 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
-import { startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
+import { NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
@@ -107,6 +107,8 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(runners.upgrade, request, socket, head, log, origin),
   });
   const entryPoints: EntryPoint[] = [];
+  // Named certificates (`certificates:`) are the configuration's, added to every TLS entry point's own.
+  const namedCertificates = new NamedCertificates(log);
   const sweeper = setInterval(() => transports.sweep(POOL_IDLE_MS), POOL_IDLE_MS);
   sweeper.unref();
   const drain = async () => {
@@ -114,6 +116,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   const close = async () => {
     clearInterval(sweeper);
+    namedCertificates.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
     tracer = undefined;
     await transports.close();
@@ -141,13 +144,14 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     }
   };
   try {
+    await namedCertificates.start(config.certificates);
     for (const entryPoint of config.entryPoints) {
       if (entryPoint.tcp) {
-        entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log));
+        entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log, namedCertificates));
         continue;
       }
       const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https' };
-      entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log));
+      entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log, namedCertificates));
     }
   } catch (error) {
     await drain();
@@ -164,6 +168,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
       config = next;
       guards.apply(next);
       runners = build(next);
+      void namedCertificates.apply(next.certificates);
       if (!sameTracing(tracer?.settings, next.tracing)) void swapTracer(next);
     },
     drain,

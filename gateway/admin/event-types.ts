@@ -1,5 +1,6 @@
 import type { Instance } from '../../src/discovery/index.ts';
 import type { ProviderState } from '../../src/discovery/provider.ts';
+import type { StoreKind } from '../config-store/store-layout.ts';
 import type { BreakerChangePayload } from '../policy/breaker-change.ts';
 import type { HealthState, HealthVerdict } from './health-state.ts';
 
@@ -87,7 +88,7 @@ export interface AdminEventPayloads {
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };
   /** An object of the config store was written through this gateway's admin API; `client` is the admin client's address. Never carries the value. */
-  'config-written': { action: 'put' | 'delete'; kind: 'routes' | 'services' | 'middlewares' | 'consumers'; name: string; revision: string | null; client: string };
+  'config-written': { action: 'put' | 'delete'; kind: StoreKind; name: string; revision: string | null; client: string };
   /** A config store object left out (invalid, or a route naming a missing middleware): its key, kind and why; the rest applied. */
   'config-store-refused': { key: string; kind: string; reason: string; revision: string };
   /** A `policy: redis` rate limit lost its Redis and decides by `onRedisError` (a local bucket, allow or deny) until it returns. */

@@ -4,7 +4,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
-import { objectKey, STORE_KINDS } from './store-layout.ts';
+import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
@@ -144,7 +144,7 @@ type Merged = { ok: true; config: Extract<ConfigResult, { ok: true }>['config'];
  */
 export function mergeWithStore(path: string, root: string, document: ConfigDocument, listing: StoreListing, cache?: ValidationCache): Merged {
   const { objects, refused } = validateStoreObjects(root, listing.entries, document, cache);
-  const kept = { services: new Map(objects.services), middlewares: new Map(objects.middlewares), consumers: new Map(objects.consumers), routes: new Map(objects.routes) };
+  const kept = Object.fromEntries(STORE_KINDS.map((kind) => [kind, new Map(objects[kind])])) as { [K in StoreKind]: Map<string, unknown> };
   for (let round = 0; ; round += 1) {
     const merged = mergeStoreDocument(root, document, kept);
     const text = JSON.stringify(merged.document);
@@ -169,8 +169,8 @@ function blame(root: string, document: ConfigDocument, kept: { [K in keyof Store
     const [kind, place] = issue.keyPath.split('.');
     let name: string | undefined;
     if (kind === 'routes' && place !== undefined) name = String(routes[Number(place)]?.name ?? '');
-    else if ((kind === 'services' || kind === 'middlewares' || kind === 'consumers') && place !== undefined) name = place;
-    if (name === undefined || !(kind === 'routes' || kind === 'services' || kind === 'middlewares' || kind === 'consumers') || !kept[kind].has(name)) continue;
+    else if (kind !== undefined && isNamedKind(kind) && place !== undefined) name = place;
+    if (name === undefined || kind === undefined || !isStoreKind(kind) || !kept[kind].has(name)) continue;
     kept[kind].delete(name);
     blamed.push({ key: objectKey(root, kind, name), kind, reason: `${issue.keyPath}: ${issue.reason}` });
   }

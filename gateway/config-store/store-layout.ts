@@ -10,6 +10,8 @@ import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.
  *   <root>/services/<name>      one service's settings (the file's `services.<name>`)
  *   <root>/middlewares/<name>   one named middleware (the file's `middlewares.<name>`)
  *   <root>/consumers/<name>     one consumer (the file's `consumers.<name>`)
+ *   <root>/certificates/<name>  one named certificate by reference: `{ certFile, keyFile, entryPoints? }`,
+ *                               paths on each gateway's disk (the key itself never enters the store)
  *   <root>/peers/<gateway id>   one running gateway (ephemeral znode / leased key)
  *
  * Every object value is UTF-8 JSON of exactly what the file would hold at that place, so the same
@@ -18,9 +20,15 @@ import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.
  */
 
 /** The object kinds a store holds, in the order they are applied (routes reference the rest). */
-export const STORE_KINDS = ['services', 'middlewares', 'consumers', 'routes'] as const;
+export const STORE_KINDS = ['services', 'middlewares', 'consumers', 'certificates', 'routes'] as const;
 
 export type StoreKind = (typeof STORE_KINDS)[number];
+
+/** The kinds kept by name in a record of the file (`services.<name>`…), unlike routes, a list whose entries carry their name. */
+export const NAMED_KINDS = STORE_KINDS.filter((kind): kind is Exclude<StoreKind, 'routes'> => kind !== 'routes');
+
+/** A kind kept by name in a record of the file. */
+export type NamedKind = (typeof NAMED_KINDS)[number];
 
 /** The child of the root under which running gateways register themselves. */
 export const PEERS_DIR = 'peers';
@@ -94,6 +102,11 @@ export function parseObjectKey(root: string, key: string): { kind: StoreKind; na
 /** Whether `kind` names a store kind (for URL segments such as `/api/routes/{id}`). */
 export function isStoreKind(kind: string): kind is StoreKind {
   return (STORE_KINDS as readonly string[]).includes(kind);
+}
+
+/** Whether `kind` names a kind kept by name in a record of the file. */
+export function isNamedKind(kind: string): kind is NamedKind {
+  return (NAMED_KINDS as readonly string[]).includes(kind);
 }
 
 /** How an object is written: compact JSON, a trailing newline so `etcdctl get` prints cleanly. */

@@ -1,4 +1,4 @@
-import { objectKey } from './store-layout.ts';
+import { NAMED_KINDS, objectKey, type NamedKind } from './store-layout.ts';
 import type { ConfigDocument, StoreObjects, StoreRefusal } from './store-objects.ts';
 
 /**
@@ -6,7 +6,7 @@ import type { ConfigDocument, StoreObjects, StoreRefusal } from './store-objects
  * same `parseConfig` as a file reload (and travels to workers as text). Precedence:
  *
  * - every top-level setting (listen, entryPoints, admin, registries, defaults, redis, …) is the file's;
- * - `services`, `middlewares` and `consumers`: the file's entries, then the store's; a store object
+ * - `services`, `middlewares`, `consumers` and `certificates`: the file's entries, then the store's; a store object
  *   replaces the file's entry of the same name;
  * - `routes`: the file's routes, then the store's in id order; a store route replaces the file's
  *   route of the same `name`.
@@ -17,7 +17,7 @@ import type { ConfigDocument, StoreObjects, StoreRefusal } from './store-objects
  */
 export function mergeStoreDocument(root: string, file: ConfigDocument, objects: StoreObjects): { document: ConfigDocument; refused: StoreRefusal[] } {
   const refused: StoreRefusal[] = [];
-  const section = (kind: 'services' | 'middlewares' | 'consumers'): Record<string, unknown> | undefined => {
+  const section = (kind: NamedKind): Record<string, unknown> | undefined => {
     const own = (file[kind] ?? {}) as Record<string, unknown>;
     if (objects[kind].size === 0) return file[kind] as Record<string, unknown> | undefined;
     return { ...own, ...Object.fromEntries(objects[kind]) };
@@ -36,7 +36,7 @@ export function mergeStoreDocument(root: string, file: ConfigDocument, objects: 
     return { ...rest, unavailable: `route ${name} ${reason}` };
   });
   const document: Record<string, unknown> = { ...file };
-  for (const kind of ['services', 'middlewares', 'consumers'] as const) {
+  for (const kind of NAMED_KINDS) {
     const merged = kind === 'middlewares' ? middlewares : section(kind);
     if (merged !== undefined) document[kind] = merged;
   }

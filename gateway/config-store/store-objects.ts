@@ -30,7 +30,7 @@ export const STORE_SECTIONS: readonly StoreKind[] = STORE_KINDS;
  */
 export function validateStoreObjects(root: string, entries: ReadonlyMap<string, string>, file: ConfigDocument, cache?: ValidationCache): { objects: StoreObjects; refused: StoreRefusal[] } {
   const context = withoutSections(file);
-  const objects = { services: new Map<string, unknown>(), middlewares: new Map<string, unknown>(), consumers: new Map<string, unknown>(), routes: new Map<string, unknown>() };
+  const objects = { services: new Map<string, unknown>(), middlewares: new Map<string, unknown>(), consumers: new Map<string, unknown>(), certificates: new Map<string, unknown>(), routes: new Map<string, unknown>() };
   const refused: StoreRefusal[] = [];
   const seen = cache && new Set<string>();
   for (const [key, text] of [...entries].sort(([a], [b]) => a.localeCompare(b))) {

@@ -25,8 +25,8 @@ export class ConfigSplitError extends SwitchboardError {
 
 /**
  * Splits a configuration file's text (YAML or JSON) into store objects: each route (by its `name`,
- * which a stored route needs as its id), each `services.<name>`, `middlewares.<name>` and
- * `consumers.<name>`. Objects come in the store's apply order (services first, routes last);
+ * which a stored route needs as its id), each `services.<name>`, `middlewares.<name>`,
+ * `consumers.<name>` and `certificates.<name>`. Objects come in the store's apply order (services first, routes last);
  * values are kept as written. Throws `ConfigSplitError` naming `path` and the place.
  */
 export function splitConfig(path: string, text: string): SplitConfig {

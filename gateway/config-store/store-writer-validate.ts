@@ -1,7 +1,9 @@
+import { isAbsolute } from 'node:path';
 import { Document, LineCounter } from 'yaml';
 import { z } from 'zod';
 import { locateIssues } from '../config/issues.ts';
 import { consumersSchema } from '../config/schema-access.ts';
+import { namedCertificatesSchema } from '../config/schema-certificate.ts';
 import { middlewaresSchema } from '../config/schema-middleware.ts';
 import { routeSchema, serviceName } from '../config/schema-route.ts';
 import { serviceSettingsSchema } from '../config/schema-service.ts';
@@ -21,11 +23,12 @@ const SCHEMAS: Record<Exclude<StoreKind, 'routes'>, z.ZodType> = {
   services: z.record(serviceName, serviceSettingsSchema.nullable()),
   middlewares: middlewaresSchema,
   consumers: consumersSchema,
+  certificates: namedCertificatesSchema,
 };
 
 /**
  * Validates one object with the schema the configuration file uses at its place (a route,
- * `services.<name>`, `middlewares.<name>`, `consumers.<name>`). Only the object itself is checked:
+ * `services.<name>`, `middlewares.<name>`, `consumers.<name>`, `certificates.<name>`). Only the object itself is checked:
  * references to other objects (a route's middleware names) are the reader's to resolve, since the
  * file and the store together make the configuration. A route's `name` is its id: filled in when
  * absent, refused when it differs. The value stored is the input, not the parsed output, so the
@@ -42,7 +45,7 @@ export function checkStoreObject(kind: StoreKind, name: string, value: unknown):
     stored = { name, ...value };
   }
   const result = kind === 'routes' ? routeSchema.safeParse(stored) : SCHEMAS[kind].safeParse({ [name]: stored });
-  if (result.success) return { ok: true, value: stored };
+  if (result.success) return kind === 'certificates' ? absolutePaths(place, stored) : { ok: true, value: stored };
   // Located against a document of the object at its place, so unknown keys get the file's "did you mean" hints.
   const prefix = kind === 'routes' ? [kind, name] : [kind];
   const placed = kind === 'routes' ? { routes: { [name]: stored } } : { [kind]: { [name]: stored } };
@@ -61,6 +64,18 @@ export function checkStoreObject(kind: StoreKind, name: string, value: unknown):
 /** The issues as one line: `path: reason; path: reason`. */
 export function describeObjectIssues(issues: readonly ObjectIssue[]): string {
   return issues.map((issue) => `${issue.path}: ${issue.reason}`).join('; ');
+}
+
+/**
+ * A stored certificate names files on every gateway's disk: a relative path would mean a different
+ * file beside each gateway's configuration, so the write API wants absolute ones.
+ */
+function absolutePaths(place: string, value: unknown): ObjectCheck {
+  const files = value as { certFile: string; keyFile: string };
+  for (const key of ['certFile', 'keyFile'] as const) {
+    if (!isAbsolute(files[key])) return refuse(`${place}.${key}`, `a stored certificate's path must be absolute (each gateway reads "${files[key]}" from its own disk)`);
+  }
+  return { ok: true, value };
 }
 
 function refuse(path: string, reason: string): ObjectCheck {

@@ -79,7 +79,8 @@ export interface ResolveOptions {
 
 /** Applies every default to a parsed file: built-ins ← `defaults` ← each `services` entry, section by section. */
 export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}): GatewayConfig {
-  const entryPoints = resolveEntryPoints(input, options.baseDir ?? process.cwd());
+  const baseDir = options.baseDir ?? process.cwd();
+  const entryPoints = resolveEntryPoints(input, baseDir);
   const defaults = mergeSettings(BUILT_IN, input.defaults ?? {});
   const services = new Map<string, ServiceSettings>();
   for (const [name, settings] of Object.entries(input.services ?? {})) services.set(name, mergeSettings(defaults, settings ?? {}));
@@ -97,7 +98,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     registries: input.registries ?? [],
     configStore: input.configStore && {
       ...input.configStore.location,
-      snapshotPath: input.configStore.snapshot === undefined ? undefined : isAbsolute(input.configStore.snapshot) ? input.configStore.snapshot : resolvePath(options.baseDir ?? process.cwd(), input.configStore.snapshot),
+      snapshotPath: input.configStore.snapshot === undefined ? undefined : absolutePath(baseDir, input.configStore.snapshot),
       timeoutMs: input.configStore.timeout ?? DEFAULT_CONFIG_STORE_TIMEOUT_MS,
     },
     peers: resolvePeers(input.peers),
@@ -106,6 +107,9 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     routes: (input.routes ?? []).map((route, index) => resolveRoute(route, index, (service) => (services.get(service) ?? defaults).circuitBreaker)),
     middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry, redis)])),
     consumers,
+    certificates: Object.entries(input.certificates ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, entry]) => ({ name, certFile: absolutePath(baseDir, entry.certFile), keyFile: absolutePath(baseDir, entry.keyFile), entryPoints: entry.entryPoints })),
     forwarding: { trustedProxies },
     accessLog: input.accessLog ?? true,
     tracing: resolveTracing(input.tracing),
@@ -150,8 +154,7 @@ function resolveTracing(input: ConfigInput['tracing']): GatewayConfig['tracing']
 /** The entry points of the file, or the one `web` entry point of `listen:` (or of the default address). */
 function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConfig[] {
   if (!input.entryPoints) return [{ name: 'web', listen: input.listen ?? DEFAULT_LISTEN, protocol: 'http', h2c: false, http2: false, tls: undefined, middlewares: [] }];
-  const file = (path: string) => (isAbsolute(path) ? path : resolvePath(baseDir, path));
-  const pair = (files: CertificateFiles): CertificateFiles => ({ certFile: file(files.certFile), keyFile: file(files.keyFile) });
+  const pair = (files: CertificateFiles): CertificateFiles => ({ certFile: absolutePath(baseDir, files.certFile), keyFile: absolutePath(baseDir, files.keyFile) });
   return Object.entries(input.entryPoints).map(([name, entryPoint]: [string, EntryPointInput]): EntryPointConfig => {
     const https = entryPoint.protocol === 'https';
     const tls = entryPoint.tls;
@@ -180,6 +183,11 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         : {}),
     };
   });
+}
+
+/** `path` as is when absolute, else from `baseDir` (the configuration file's folder). */
+function absolutePath(baseDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolvePath(baseDir, path);
 }
 
 /** Every service some tcp entry point forwards to. */

@@ -4,7 +4,8 @@ import { duration, listenAddress, section } from './schema-values.ts';
 /** An entry point's name: letters, digits, `-` and `_` (it appears in logs, metrics and route filters). */
 export const entryPointName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, "-" or "_"');
 
-const certificatePair = section({
+/** A certificate and its key as file paths (relative ones from the configuration file's folder). */
+export const certificatePair = section({
   certFile: z.string().min(1, 'expected the path of a PEM certificate (chain)'),
   keyFile: z.string().min(1, 'expected the path of a PEM private key'),
 });

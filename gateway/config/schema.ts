@@ -7,6 +7,7 @@ import { consumersSchema } from './schema-access.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
 import { redisSchema } from './schema-redis.ts';
 import { entryPointsSchema } from './schema-entrypoint.ts';
+import { namedCertificatesSchema, namedCertificateIssues } from './schema-certificate.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
 import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
@@ -68,6 +69,7 @@ export const configSchema = section({
   routes: z.array(routeSchema).optional(),
   middlewares: middlewaresSchema.optional(),
   consumers: consumersSchema.optional(),
+  certificates: namedCertificatesSchema.optional(),
   forwarding: section({ trustedProxies: z.array(ipRangeText).optional() }).optional(),
   accessLog: z.boolean().optional(),
   tracing: tracingSchema.optional(),
@@ -109,6 +111,7 @@ export const configSchema = section({
   config.routes?.forEach((route, index) => checkMiddlewareNames(route.middlewares, ['routes', index]));
   for (const [name, entryPoint] of Object.entries(config.entryPoints ?? {})) checkMiddlewareNames(entryPoint.middlewares, ['entryPoints', name]);
   entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  namedCertificateIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;

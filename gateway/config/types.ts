@@ -39,6 +39,8 @@ export interface GatewayConfig {
   readonly middlewares: ReadonlyMap<string, MiddlewareConfig>;
   /** Named identities with their credentials, in file order. */
   readonly consumers: readonly ConsumerConfig[];
+  /** Named certificates served by SNI beside the entry points' own (`certificates:`), in name order. */
+  readonly certificates: readonly NamedCertificate[];
   readonly forwarding: ForwardingSettings;
   readonly accessLog: boolean;
   /** OpenTelemetry tracing; undefined when off (the default). */
@@ -131,6 +133,16 @@ export interface EntryPointTls {
   /** Served for unknown names and clients without SNI; the first certificate when not set. */
   readonly defaultCertificate: CertificateFiles | undefined;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+}
+
+/**
+ * A named certificate (`certificates.<name>`, from the file or the config store), served by SNI on
+ * the TLS entry points it names (all of them when `entryPoints` is undefined), after each entry
+ * point's own certificates. Paths are absolute.
+ */
+export interface NamedCertificate extends CertificateFiles {
+  readonly name: string;
+  readonly entryPoints: readonly string[] | undefined;
 }
 
 /** A PEM certificate (chain) and its private key, as file paths. */

@@ -7,6 +7,7 @@ import { Http2Sessions } from './http2-sessions.ts';
 import { listenEntryPoint } from './listen.ts';
 import { peekSocket } from './socket-peek.ts';
 import { tlsServers } from './tls-servers.ts';
+import type { NamedCertificates } from './tls-named.ts';
 import { TlsCertificates } from './tls-store.ts';
 
 /** A running entry point. */
@@ -30,9 +31,9 @@ export interface EntryPoint {
  * hands it on: for `h2c`, the HTTP/2 preface picks HTTP/2 or HTTP/1.1; for `https`, the
  * ClientHello's SNI picks the TLS server (see `tlsServers` in tls-servers.ts), whose ALPN result picks HTTP/2 or
  * HTTP/1.1. Every path ends in the same `handlers`. Rejects (nothing left running) on a bad
- * certificate or a bind error.
+ * certificate or a bind error. With `named`, the configuration's named certificates are served too.
  */
-export async function startEntryPoint(config: EntryPointConfig, handlers: ListenerHandlers, limits: ListenerLimits, log: Logger): Promise<EntryPoint> {
+export async function startEntryPoint(config: EntryPointConfig, handlers: ListenerHandlers, limits: ListenerLimits, log: Logger, named?: NamedCertificates): Promise<EntryPoint> {
   const http1 = new GatewayListener(handlers, limits, log);
   if (config.protocol === 'http' && !config.h2c) {
     const port = await http1.listen(config.listen.host, config.listen.port);
@@ -41,6 +42,7 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
   http1.attach();
   const http2 = new Http2Sessions((request, response) => handlers.request(request, response), limits, log);
   const certificates = config.protocol === 'https' ? await TlsCertificates.load(config, log) : undefined;
+  if (certificates) named?.attach(config.name, certificates);
   // Sockets accepted but not yet handed to HTTP/1.1 or HTTP/2 (first bytes, TLS handshake).
   const pending = new Set<Socket>();
   let draining = false;

@@ -8,3 +8,4 @@ export type { ListenerHandlers, ListenerLimits } from './http1-listener.ts';
 export { listenOn } from './listen.ts';
 export { SniTable } from './tls-sni.ts';
 export type { SniEntry } from './tls-sni.ts';
+export { NamedCertificates } from './tls-named.ts';

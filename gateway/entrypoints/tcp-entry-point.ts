@@ -4,6 +4,7 @@ import type { EntryPointConfig } from '../config/types.ts';
 import type { EntryPoint } from './entry-point.ts';
 import { listenEntryPoint } from './listen.ts';
 import { tlsServers } from './tls-servers.ts';
+import type { NamedCertificates } from './tls-named.ts';
 import { TlsCertificates } from './tls-store.ts';
 
 /**
@@ -19,10 +20,12 @@ export type TcpConnectionHandler = (socket: Socket, serverName: string | undefin
  * FIN reaches the upstream while the answer still flows back. Draining stops accepting, lets open
  * connections run until the deadline, then cuts them. Rejects (nothing left running) on a bad
  * certificate or a bind error. With `workers`, each worker calls this and the cluster module
- * shares the listening socket between them.
+ * shares the listening socket between them. With `named`, the configuration's named certificates
+ * are served too.
  */
-export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpConnectionHandler, handshakeTimeoutMs: number, log: Logger): Promise<EntryPoint> {
+export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpConnectionHandler, handshakeTimeoutMs: number, log: Logger, named?: NamedCertificates): Promise<EntryPoint> {
   const certificates = config.tls ? await TlsCertificates.load(config, log) : undefined;
+  if (certificates) named?.attach(config.name, certificates);
   const open = new Set<Socket>();
   // Accepted but still in the TLS handshake: nothing of theirs has reached an upstream yet.
   const pending = new Set<Socket>();

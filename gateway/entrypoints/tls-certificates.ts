@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import { checkCertificatePem } from '../config/certificate-check.ts';
 import type { CertificateFiles } from '../config/types.ts';
 
 /** A certificate and its key, read from disk, checked, and ready to serve. */
@@ -24,27 +25,7 @@ export interface LoadedCertificate {
  */
 export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): Promise<LoadedCertificate> {
   const [cert, key] = await Promise.all([readPem(files.certFile), readPem(files.keyFile)]);
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch (error) {
-    throw new ConfigFileError(files.certFile, `not a PEM certificate (${errorMessage(error)})`, { cause: error });
-  }
-  let keyType: string;
-  try {
-    const privateKey = createPrivateKey(key);
-    keyType = privateKey.asymmetricKeyType ?? 'unknown';
-    if (!x509.checkPrivateKey(privateKey)) throw new ConfigFileError(files.keyFile, `the key does not match the certificate ${files.certFile}`);
-  } catch (error) {
-    if (error instanceof ConfigFileError) throw error;
-    throw new ConfigFileError(files.keyFile, `not a PEM private key (${errorMessage(error)})`, { cause: error });
-  }
-  let context: SecureContext;
-  try {
-    context = createSecureContext({ cert, key, ...(minVersion ? { minVersion } : {}) });
-  } catch (error) {
-    throw new ConfigFileError(files.certFile, `refused by OpenSSL (${errorMessage(error)})`, { cause: error });
-  }
+  const { x509, keyType, context } = checkCertificatePem(files, cert, key, minVersion);
   return { files, names: certificateNames(x509), keyType, context, cert, key };
 }
 

@@ -1,17 +1,15 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
-import { backoffDelay } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
-import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
 import { loadCertificate, type LoadedCertificate } from './tls-certificates.ts';
+import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
 /** One configured pair and what serves for it now. */
-interface Slot {
+export interface Slot {
   readonly files: CertificateFiles;
   /** Where the pair sits in the file, for start-up errors. */
   readonly keyPath: string;
@@ -29,11 +27,11 @@ interface Slot {
  */
 export class TlsCertificates {
   private table: SniTable<SecureContext>;
-  private readonly watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly folders: CertificateFolderWatch;
   private reloading = Promise.resolve();
-  private closed = false;
   private defaultListener: ((cert: LoadedCertificate) => void) | undefined;
+  /** Named certificates (`certificates:`) served after this entry point's own; see `setShared`. */
+  private shared: readonly LoadedCertificate[] = [];
 
   private constructor(
     private readonly entryPoint: string,
@@ -43,6 +41,7 @@ export class TlsCertificates {
     private readonly log: Logger,
   ) {
     this.table = this.buildTable();
+    this.folders = new CertificateFolderWatch(() => void this.reload(), log, { entryPoint });
   }
 
   /**
@@ -87,8 +86,7 @@ export class TlsCertificates {
 
   /** Starts watching the folders of every certificate and key file; `close()` stops it. */
   watch(): void {
-    const folders = new Set(this.slots.flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]));
-    for (const folder of folders) this.watchFolder(folder, 0);
+    this.folders.watch(this.slots.flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]));
   }
 
   /** Reads every pair again now (what a file change triggers after its debounce); resolves when done. */
@@ -97,69 +95,61 @@ export class TlsCertificates {
     return this.reloading;
   }
 
+  /**
+   * Serves `certificates` by SNI after this entry point's own (which win a name both list), from
+   * the next handshake on. They are the named certificates of the configuration (`NamedCertificates`).
+   */
+  setShared(certificates: readonly LoadedCertificate[]): void {
+    this.shared = certificates;
+    this.table = this.buildTable();
+  }
+
   /** Stops watching. */
   close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-    for (const watcher of this.watchers.splice(0)) watcher.close();
-  }
-
-  private watchFolder(folder: string, failures: number): void {
-    if (this.closed) return;
-    try {
-      const watcher = watch(folder, { persistent: false }, () => this.schedule());
-      watcher.on('error', (error) => {
-        watcher.close();
-        this.log.warn({ entryPoint: this.entryPoint, folder, err: errorMessage(error) }, 'watching a certificate folder failed; retrying');
-        setTimeout(() => this.watchFolder(folder, failures + 1), backoffDelay(failures, { initialMs: 500, maxMs: 30_000 })).unref();
-        // The files may have changed while nobody watched.
-        this.schedule();
-      });
-      this.watchers.push(watcher);
-    } catch (error) {
-      this.log.warn({ entryPoint: this.entryPoint, folder, err: errorMessage(error) }, 'cannot watch a certificate folder; retrying');
-      setTimeout(() => this.watchFolder(folder, failures + 1), backoffDelay(failures, { initialMs: 500, maxMs: 30_000 })).unref();
-    }
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    // Editors and `cp` write in bursts, and a certificate and its key change one after the other.
-    this.timer = setTimeout(() => void this.reload(), CONFIG_DEBOUNCE_MS);
+    this.folders.close();
   }
 
   private async reloadAll(): Promise<void> {
     let changed = false;
     for (const slot of this.slots) {
-      let next: LoadedCertificate;
-      try {
-        next = await loadCertificate(slot.files, this.settings.minVersion);
-      } catch (error) {
-        const reason = errorMessage(error);
-        if (reason !== slot.lastRefusal) {
-          slot.lastRefusal = reason;
-          tlsReloadsTotal.inc({ entry_point: this.entryPoint, result: 'refused' });
-          const path = error instanceof ConfigFileError ? error.path : slot.files.certFile;
-          this.log.warn({ entryPoint: this.entryPoint, path, reason }, 'certificate refused; the previous one keeps serving');
-        }
-        continue;
-      }
-      slot.lastRefusal = undefined;
-      if (next.cert === slot.current.cert && next.key === slot.current.key) continue;
-      slot.current = next;
+      if (!(await reloadSlot(slot, this.settings.minVersion, this.log, this.entryPoint))) continue;
       changed = true;
-      tlsReloadsTotal.inc({ entry_point: this.entryPoint, result: 'applied' });
-      this.log.info({ entryPoint: this.entryPoint, certFile: slot.files.certFile, names: next.names, keyType: next.keyType }, 'certificate reloaded');
-      if (slot === this.defaultSlot) this.defaultListener?.(next);
+      if (slot === this.defaultSlot) this.defaultListener?.(slot.current);
     }
     if (changed) this.table = this.buildTable();
   }
 
   private buildTable(): SniTable<SecureContext> {
     return new SniTable(
-      this.slots.map((slot) => ({ names: slot.current.names, value: slot.current.context })),
+      [...this.slots.map((slot) => slot.current), ...this.shared].map((certificate) => ({ names: certificate.names, value: certificate.context })),
       this.defaultSlot.current.context,
     );
   }
+}
+
+/**
+ * Reads a slot's pair again; a changed good pair replaces the current one (true), an unchanged one
+ * is kept (false), and a bad one is refused with its path and reason, logged at warn once per
+ * distinct reason and counted under `entryPoint` (false; the current one keeps serving).
+ */
+export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersion'], log: Logger, entryPoint: string): Promise<boolean> {
+  let next: LoadedCertificate;
+  try {
+    next = await loadCertificate(slot.files, minVersion);
+  } catch (error) {
+    const reason = errorMessage(error);
+    if (reason !== slot.lastRefusal) {
+      slot.lastRefusal = reason;
+      tlsReloadsTotal.inc({ entry_point: entryPoint, result: 'refused' });
+      const path = error instanceof ConfigFileError ? error.path : slot.files.certFile;
+      log.warn({ entryPoint, path, reason }, 'certificate refused; the previous one keeps serving');
+    }
+    return false;
+  }
+  slot.lastRefusal = undefined;
+  if (next.cert === slot.current.cert && next.key === slot.current.key) return false;
+  slot.current = next;
+  tlsReloadsTotal.inc({ entry_point: entryPoint, result: 'applied' });
+  log.info({ entryPoint, certFile: slot.files.certFile, names: next.names, keyType: next.keyType }, 'certificate reloaded');
+  return true;
 }

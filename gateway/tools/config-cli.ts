@@ -13,7 +13,7 @@ export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json
        switchboard config apply -f <file> [--prune]
        switchboard config diff -f <file>
        switchboard config delete <kind> <name> [--if-match <revision>]
-  kinds: routes, services, middlewares, consumers
+  kinds: routes, services, middlewares, consumers, certificates
   every command takes --admin <url> (default http://127.0.0.1:9180) and --token <token> (or SWITCHBOARD_ADMIN_TOKEN)
 `;
 
@@ -95,7 +95,7 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, { 
   const store = await client.store();
   const stored = new Map(store.objects.map((object) => [`${object.kind}/${object.name}`, object]));
   const changes = new Map(diffObjects(store.objects, desired).map((change) => [`${change.kind}/${change.name}`, change]));
-  // Services, middleware and consumers before the routes that name them (the split's order).
+  // Services, middleware, consumers and certificates before the routes that name them (the split's order).
   for (const object of desired) {
     const id = `${object.kind}/${object.name}`;
     const change = changes.get(id);

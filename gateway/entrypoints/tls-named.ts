@@ -1,0 +1,124 @@
+import { dirname } from 'node:path';
+import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import type { Logger } from '../../src/logger.ts';
+import type { NamedCertificate } from '../config/types.ts';
+import { tlsReloadsTotal } from '../telemetry/index.ts';
+import { loadCertificate, type LoadedCertificate } from './tls-certificates.ts';
+import { CertificateFolderWatch } from './tls-folder-watch.ts';
+import { reloadSlot, type Slot, type TlsCertificates } from './tls-store.ts';
+
+/** One named certificate as configured, and what serves for it now. */
+interface NamedSlot extends Slot {
+  readonly config: NamedCertificate;
+}
+
+/**
+ * The named certificates of the configuration (`certificates:`, from the file or the config store),
+ * loaded once per process and served by SNI on the TLS entry points each names (every one when it
+ * names none), after each entry point's own certificates. A reload adds, replaces and removes them
+ * for new handshakes; their folders are watched like the entry points' own. A pair that cannot be
+ * loaded is refused alone (logged with its name, path and reason; counted in
+ * `switchboard_tls_reloads_total{entry_point="certificates.<name>", result="refused"}`) and the
+ * version it replaces, if any, keeps serving. The TLS version floor is each entry point's own
+ * (`tls.minVersion` on its servers), so one loaded context serves every entry point.
+ */
+export class NamedCertificates {
+  private slots = new Map<string, NamedSlot>();
+  private readonly entryPoints = new Map<string, TlsCertificates>();
+  private readonly folders: CertificateFolderWatch;
+  private work = Promise.resolve();
+
+  constructor(private readonly log: Logger) {
+    this.folders = new CertificateFolderWatch(() => void this.queue(() => this.reloadFiles()), log, { certificates: 'named' });
+  }
+
+  /**
+   * Loads the named certificates of the first configuration; rejects with a `ConfigFileError`
+   * naming the file, the reason and `certificates.<name>` when one cannot be loaded (at start there
+   * is no previous version to keep serving).
+   */
+  async start(certificates: readonly NamedCertificate[]): Promise<void> {
+    const loaded = await Promise.all(
+      certificates.map(async (config): Promise<NamedSlot> => {
+        try {
+          return { config, files: config, keyPath: `certificates.${config.name}`, current: await loadCertificate(config, undefined), lastRefusal: undefined };
+        } catch (error) {
+          if (!(error instanceof ConfigFileError)) throw error;
+          throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (certificates.${config.name})`, { cause: error });
+        }
+      }),
+    );
+    this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));
+    for (const slot of loaded) this.log.info({ certificate: slot.config.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'named certificate loaded');
+    this.folders.watch(this.watchedFolders());
+  }
+
+  /** Serves the named certificates meant for `entryPoint` on `certificates` (its TLS store), now and after every change. */
+  attach(entryPoint: string, certificates: TlsCertificates): void {
+    this.entryPoints.set(entryPoint, certificates);
+    certificates.setShared(this.servedOn(entryPoint));
+  }
+
+  /** Applies a reloaded configuration's named certificates; resolves once every entry point serves them. */
+  apply(certificates: readonly NamedCertificate[]): Promise<void> {
+    return this.queue(() => this.update(certificates));
+  }
+
+  /** Stops watching the files. */
+  close(): void {
+    this.folders.close();
+  }
+
+  private queue(task: () => Promise<void>): Promise<void> {
+    this.work = this.work.then(task, task);
+    return this.work;
+  }
+
+  private async update(certificates: readonly NamedCertificate[]): Promise<void> {
+    const next = new Map<string, NamedSlot>();
+    for (const config of certificates) {
+      const previous = this.slots.get(config.name);
+      if (previous && sameFiles(previous.config, config)) {
+        next.set(config.name, { ...previous, config });
+        continue;
+      }
+      try {
+        const current = await loadCertificate(config, undefined);
+        next.set(config.name, { config, files: config, keyPath: `certificates.${config.name}`, current, lastRefusal: undefined });
+        tlsReloadsTotal.inc({ entry_point: `certificates.${config.name}`, result: 'applied' });
+        this.log.info({ certificate: config.name, certFile: config.certFile, names: current.names, keyType: current.keyType }, previous ? 'named certificate replaced' : 'named certificate added');
+      } catch (error) {
+        tlsReloadsTotal.inc({ entry_point: `certificates.${config.name}`, result: 'refused' });
+        const path = error instanceof ConfigFileError ? error.path : config.certFile;
+        this.log.warn({ certificate: config.name, path, reason: errorMessage(error) }, previous ? 'named certificate refused; the previous one keeps serving' : 'named certificate refused; the rest apply');
+        if (previous) next.set(config.name, previous);
+      }
+    }
+    for (const name of this.slots.keys()) if (!next.has(name)) this.log.info({ certificate: name }, 'named certificate removed');
+    this.slots = next;
+    this.folders.watch(this.watchedFolders());
+    this.publish();
+  }
+
+  private async reloadFiles(): Promise<void> {
+    let changed = false;
+    for (const slot of this.slots.values()) if (await reloadSlot(slot, undefined, this.log, `certificates.${slot.config.name}`)) changed = true;
+    if (changed) this.publish();
+  }
+
+  private publish(): void {
+    for (const [entryPoint, certificates] of this.entryPoints) certificates.setShared(this.servedOn(entryPoint));
+  }
+
+  private servedOn(entryPoint: string): LoadedCertificate[] {
+    return [...this.slots.values()].filter((slot) => slot.config.entryPoints?.includes(entryPoint) ?? true).map((slot) => slot.current);
+  }
+
+  private watchedFolders(): string[] {
+    return [...this.slots.values()].flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]);
+  }
+}
+
+function sameFiles(a: NamedCertificate, b: NamedCertificate): boolean {
+  return a.certFile === b.certFile && a.keyFile === b.keyFile;
+}
