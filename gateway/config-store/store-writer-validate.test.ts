@@ -14,6 +14,9 @@ describe('checkStoreObject', () => {
     ['services', 'user', { balancer: 'nope' }, 'services.user.balancer'],
     ['middlewares', 'limit', { rateLimit: { average: -1 } }, 'middlewares.limit.rateLimit.average'],
     ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
+    ['certificates', 'shop', { certFile: '/etc/shop.pem' }, 'certificates.shop.keyFile'],
+    ['certificates', 'shop', { certFile: 'certs/shop.pem', keyFile: '/etc/shop-key.pem' }, 'certificates.shop.certFile'],
+    ['certificates', 'shop', { certFile: '/etc/shop.pem', keyFile: 'shop-key.pem' }, 'certificates.shop.keyFile'],
   ] as const)('refuses an invalid %s object %s at the path the file would show (%s)', (kind, name, value, path) => {
     const check = checkStoreObject(kind, name, value);
     expect(check.ok).toBe(false);
@@ -23,6 +26,13 @@ describe('checkStoreObject', () => {
   it('suggests the known key for a misspelt one, as the file check does', () => {
     const check = checkStoreObject('routes', 'x', { service: 'user', pathh: '/x' });
     expect(check.ok || check.issues[0]!.reason).toContain('did you mean "path"');
+  });
+
+  it('accepts a certificate by reference with absolute paths, and says why a relative one is refused', () => {
+    const value = { certFile: '/etc/switchboard/shop.pem', keyFile: '/etc/switchboard/shop-key.pem', entryPoints: ['websecure'] };
+    expect(checkStoreObject('certificates', 'shop', value)).toEqual({ ok: true, value });
+    const relative = checkStoreObject('certificates', 'shop', { ...value, certFile: 'shop.pem' });
+    expect(relative.ok || relative.issues[0]!.reason).toContain('must be absolute');
   });
 
   it('accepts a service declared with no settings (null), as the file allows', () => {

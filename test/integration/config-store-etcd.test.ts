@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlPut } from '../harness/go-micro-registry.ts';
-import { freePort, makeTempDir, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { freePort, makeCertificate, makeTempDir, presentedCertificate, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TestCertificate } from '../harness/index.ts';
 import { openEventStream } from '../harness/sse-client.ts';
 
 /** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
@@ -42,11 +42,23 @@ interface StoreGateway {
   readonly snapshot: string;
 }
 
-async function gatewayOn(endpoint: string, root: string, options: { workers?: number; snapshot?: string } = {}): Promise<StoreGateway> {
+/** An https entry point beside the plain one: its port and its own (default) certificate. */
+interface HttpsEntryPoint {
+  readonly port: number;
+  readonly certificate: TestCertificate;
+}
+
+async function gatewayOn(endpoint: string, root: string, options: { workers?: number; snapshot?: string; https?: HttpsEntryPoint } = {}): Promise<StoreGateway> {
   const adminPort = await freePort();
   const snapshot = options.snapshot ?? join(await makeTempDir('sb-store-snap-'), 'store.json');
+  const https = options.https;
+  const listen = https
+    ? `entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  websecure: { listen: "127.0.0.1:${https.port}", protocol: https, tls: { certificates: [{ certFile: "${https.certificate.certFile}", keyFile: "${https.certificate.keyFile}" }] } }`
+    : 'listen: 127.0.0.1:{{port}}';
   const gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
+${listen}
 admin: 127.0.0.1:${adminPort}
 ${options.workers ? `workers: ${options.workers}` : ''}
 configStore: { url: "etcd://${endpoint.replace(/^http:\/\//, '')}${root}", timeout: 2s, snapshot: "${snapshot}" }
@@ -177,6 +189,29 @@ describe('config store on etcd', () => {
     // Still watching after the re-list.
     await writer.put(`${root}/routes/later`).value(route('/later'));
     await until(gateway, '/later', 200, 'a route written after the re-list');
+  });
+
+  it('serves a certificate stored by reference, refuses alone one whose files this gateway lacks, and drops a deleted one', async () => {
+    const root = freshRoot();
+    const dir = await makeTempDir('sb-store-certs-');
+    const [own, shop] = await Promise.all([makeCertificate(dir, 'own', { key: 'ec', names: ['own.test'] }), makeCertificate(dir, 'shop', { key: 'ec', names: ['shop.test'] })]);
+    const https = { port: await freePort(), certificate: own };
+    const { admin } = await gatewayOn(etcd.endpoints[0]!, root, { https });
+    const subject = async (servername: string) => (await presentedCertificate(https.port, servername)).subject;
+    await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
+    expect(await subject('shop.test')).toBe('CN=own.test');
+
+    await writer.put(`${root}/certificates/shop`).value(JSON.stringify({ certFile: shop.certFile, keyFile: shop.keyFile }));
+    await waitFor(async () => (await subject('shop.test')) === 'CN=shop.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the stored certificate to be served' });
+
+    // Paths this gateway cannot read: refused alone, with the key and the reason; the other certificate keeps serving.
+    await etcdctlPut(etcd.endpoints[0]!, `${root}/certificates/elsewhere`, JSON.stringify({ certFile: `${dir}/not-here.pem`, keyFile: shop.keyFile }));
+    const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/certificates/elsewhere`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the unreadable certificate to be refused' });
+    expect(refused.reason).toContain(`certificates.elsewhere.certFile: ${dir}/not-here.pem: cannot read the file (ENOENT)`);
+    expect(await subject('shop.test')).toBe('CN=shop.test');
+
+    await writer.delete().key(`${root}/certificates/shop`);
+    await waitFor(async () => (await subject('shop.test')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the deleted certificate to be gone' });
   });
 
   it('with workers: 2, both workers route a stored route', async () => {

@@ -1,0 +1,99 @@
+import { basename } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  acceptsConnections,
+  freePort,
+  logOf,
+  makeCertificate,
+  makeTempDir,
+  presentedCertificate,
+  startGateway,
+  waitFor,
+  type GatewayProcess,
+  type TestCertificate,
+} from '../harness/index.ts';
+
+/** The subject a TLS handshake to `port` with SNI `servername` is answered with. */
+async function subjectOn(port: number, servername: string): Promise<string> {
+  return (await presentedCertificate(port, servername)).subject;
+}
+
+describe('named certificates (certificates:) are served by SNI beside the entry points’ own, and follow a reload', () => {
+  let dir: string;
+  let gateway: GatewayProcess;
+  let securePort: number;
+  let internalPort: number;
+  const made: Record<string, TestCertificate> = {};
+
+  const config = (certificates: string) => `
+admin: false
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  websecure:
+    listen: 127.0.0.1:${securePort}
+    protocol: https
+    tls: { certificates: [{ certFile: ${dir}/own.pem, keyFile: ${dir}/own-key.pem }], defaultCertificate: { certFile: ${dir}/default.pem, keyFile: ${dir}/default-key.pem } }
+  internal:
+    listen: 127.0.0.1:${internalPort}
+    protocol: https
+    tls: { certificates: [{ certFile: ${dir}/default.pem, keyFile: ${dir}/default-key.pem }] }
+certificates:
+${certificates}
+`;
+
+  beforeAll(async () => {
+    dir = await makeTempDir('sb-named-certs-');
+    const names: Record<string, string[]> = { own: ['own.test'], default: ['default.test'], shop: ['shop.test'], partners: ['partners.test'], shadow: ['own.test', 'shadow.test'], extra: ['extra.test'] };
+    await Promise.all(Object.entries(names).map(async ([file, dnsNames]) => (made[file] = await makeCertificate(dir, file, { key: 'ec', names: dnsNames }))));
+    [securePort, internalPort] = await Promise.all([freePort(), freePort()]);
+    gateway = await startGateway(
+      config(`
+  shop: { certFile: ${made.shop!.certFile}, keyFile: ${made.shop!.keyFile} }
+  # Relative: from the configuration file's folder (the harness writes it to a sibling temporary folder).
+  partners: { certFile: ../${basename(dir)}/partners.pem, keyFile: ../${basename(dir)}/partners-key.pem, entryPoints: [internal] }
+  shadow: { certFile: ${made.shadow!.certFile}, keyFile: ${made.shadow!.keyFile} }
+`),
+    );
+    await waitFor(async () => (await acceptsConnections(securePort)) && (await acceptsConnections(internalPort)), { timeoutMs: 10_000, message: 'both https entry points to listen' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+  });
+
+  it('serves a named certificate on every TLS entry point, one with entryPoints only there, and never over an entry point’s own certificate', async () => {
+    expect(await subjectOn(securePort, 'shop.test')).toBe('CN=shop.test');
+    expect(await subjectOn(internalPort, 'shop.test')).toBe('CN=shop.test');
+    expect(await subjectOn(internalPort, 'partners.test')).toBe('CN=partners.test');
+    // Not named for websecure: its default answers.
+    expect(await subjectOn(securePort, 'partners.test')).toBe('CN=default.test');
+    // shadow also lists own.test: the entry point's own certificate keeps that name, shadow serves the rest.
+    expect(await subjectOn(securePort, 'own.test')).toBe('CN=own.test');
+    expect(await subjectOn(securePort, 'shadow.test')).toBe('CN=own.test');
+  });
+
+  it('adds and removes named certificates on a reload, and refuses a reload with a pair it cannot read, naming the key path', async () => {
+    await gateway.writeConfig(
+      config(`
+  extra: { certFile: ${made.extra!.certFile}, keyFile: ${made.extra!.keyFile} }
+  partners: { certFile: ../${basename(dir)}/partners.pem, keyFile: ../${basename(dir)}/partners-key.pem, entryPoints: [internal] }
+`),
+    );
+    await waitFor(async () => (await subjectOn(securePort, 'extra.test')) === 'CN=extra.test', { timeoutMs: 10_000, message: 'the added certificate to be served' });
+    expect(await subjectOn(securePort, 'shop.test')).toBe('CN=default.test');
+    expect(await subjectOn(internalPort, 'partners.test')).toBe('CN=partners.test');
+
+    await gateway.writeConfig(
+      config(`
+  extra: { certFile: ${made.extra!.certFile}, keyFile: ${made.extra!.keyFile} }
+  missing: { certFile: ${dir}/missing.pem, keyFile: ${made.extra!.keyFile} }
+`),
+    );
+    await waitFor(async () => (await logOf(gateway.process)).includes('certificates.missing.certFile'), { timeoutMs: 10_000, message: 'the reload to be refused, naming the key path' });
+    const log = await logOf(gateway.process);
+    expect(log).toContain(`${dir}/missing.pem: cannot read the file (ENOENT)`);
+    // The running configuration stays whole: partners still served where it was.
+    expect(await subjectOn(internalPort, 'partners.test')).toBe('CN=partners.test');
+    expect(await subjectOn(securePort, 'extra.test')).toBe('CN=extra.test');
+  });
+});
