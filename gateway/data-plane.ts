@@ -168,7 +168,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
       config = next;
       guards.apply(next);
       runners = build(next);
-      void namedCertificates.apply(next.certificates);
+      namedCertificates.apply(next.certificates).catch((error: unknown) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'named certificates could not be applied; the previous ones keep serving'));
       if (!sameTracing(tracer?.settings, next.tracing)) void swapTracer(next);
     },
     drain,
