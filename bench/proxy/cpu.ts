@@ -8,7 +8,8 @@
 // BENCH_NODE_ARGS="--max-semi-space-size=16;--max-semi-space-size=64" adds a row of this checkout's gateway per
 // `;`-separated set of Node flags, BENCH_NODE24=1 a row under Node 24 (SWITCHBOARD_NODE24 or .cache/node24), and
 // BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests.
-// The peak RSS of each contender (VmHWM) is printed after the rounds.
+// The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
+// (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
 // BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
+import { shebangNodeFlags } from './bin-flags.ts';
 import { countGcTrace, gcDelta, type GcCounts } from './gc-trace.ts';
 import { NO_POLICY, policyContenders } from './policy.ts';
 import { median } from './rounds.ts';
@@ -86,7 +88,8 @@ try {
   for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
-  const gateway = async (name: string, program: string, accessLog = true, nodeArgs: string[] = [], node = process.execPath) => {
+  // Started as the `switchboard` command starts: with its shebang's Node flags, unless a row gives its own.
+  const gateway = async (name: string, program: string, accessLog = true, nodeArgs = shebangNodeFlags(program), node = process.execPath) => {
     const port = await freePort();
     const file = join(dir, `${contenders.length}.yaml`);
     await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
@@ -96,7 +99,7 @@ try {
   await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
   for (const flags of NODE_ARGS) await gateway(`switchboard (node ${flags})`, 'bin/switchboard.js', true, flags.split(/\s+/));
   if (process.env.BENCH_NODE24 === '1') {
-    if (existsSync(NODE24)) await gateway('switchboard (node 24)', 'bin/switchboard.js', true, [], NODE24);
+    if (existsSync(NODE24)) await gateway('switchboard (node 24)', 'bin/switchboard.js', true, undefined, NODE24);
     else process.stdout.write(`Node 24 row skipped: no ${NODE24} (npm run node24)\n`);
   }
   if (POLICY) {
@@ -105,7 +108,7 @@ try {
       dir,
       upstreams: backends,
       port: freePort,
-      startGateway: async (file, port) => void pids.set(port, await start(process.execPath, ['bin/switchboard.js', '--config', file], port)),
+      startGateway: async (file, port) => void pids.set(port, await start(process.execPath, [...shebangNodeFlags('bin/switchboard.js'), 'bin/switchboard.js', '--config', file], port)),
     });
     closePolicy = policy.close;
     for (const { name, url } of policy.contenders) {
