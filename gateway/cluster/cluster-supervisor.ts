@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
 import type { Logger } from '../../src/logger.ts';
 import { isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { workerExecArgv } from './cluster-node-flags.ts';
 
 /** Restart delays of a worker that keeps crashing: 100 ms, then doubling up to 30 s. */
 const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
@@ -78,6 +79,8 @@ export class WorkerSupervisor {
 
   /** Forks every worker and resolves once all listen. */
   async start(): Promise<void> {
+    // Every worker gets the gateway's young-generation size, unless the user chose one (see cluster-node-flags).
+    cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
     for (const slot of this.slots) this.fork(slot);
     await this.allListening;
     this.started = true;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
@@ -139,6 +140,14 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(view.map((worker) => worker.state)).toEqual(['listening', 'listening']);
     expect(new Set(view.map((worker) => worker.pid)).size).toBe(2);
     expect(view.map((worker) => worker.pid)).not.toContain(gateway.process.pid);
+  });
+
+  it("starts every worker with the gateway's 32 MB semi-spaces, though the primary was started without them", async () => {
+    const argsOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const pids = (await workers()).map((worker) => worker.pid!);
+    expect(pids).toHaveLength(2);
+    for (const pid of pids) expect(argsOf(pid)).toContain('--max-semi-space-size=32');
+    expect(argsOf(gateway.process.pid!).join(' ')).not.toContain('semi-space');
   });
 
   it("serves /metrics as valid text summing every worker's metrics with the primary's own", async () => {

@@ -3,9 +3,9 @@
 // clear word when dist/ is missing or older than the sources.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, makeTempDir, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 let gateway: GatewayProcess | undefined;
 afterEach(async () => {
@@ -57,6 +57,47 @@ describe('the compiled programs at start-up', () => {
     const loaded = (JSON.parse(readFileSync(report, 'utf8')) as string[]).join('\n');
     expect(loaded).toContain('node_modules/node-zookeeper-client/');
     expect(loaded).not.toContain('node_modules/etcd3/');
+  });
+});
+
+describe('the gateway command (the bin run as an executable, as npm links it and the image runs it)', () => {
+  let command: ManagedProcess | undefined;
+  afterEach(async () => {
+    await command?.stop();
+    command = undefined;
+  });
+
+  /** Starts bin/switchboard.js through its shebang, with this Node first on PATH, and waits until it listens. */
+  async function startCommand(env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
+    const dir = await makeTempDir('sb-command-');
+    const port = await freePort();
+    writeFileSync(join(dir, 'gateway.yaml'), STATIC(await freePort()).replace('{{port}}', String(port)));
+    command = new ManagedProcess({
+      name: 'switchboard-command',
+      command: join(REPO_ROOT, 'bin/switchboard.js'),
+      args: ['--config', join(dir, 'gateway.yaml')],
+      logFile: join(dir, 'gateway.log'),
+      env: { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...env },
+      cwd: REPO_ROOT,
+    });
+    command.start();
+    const started = command;
+    await waitFor(async () => started.exitInfo !== undefined || (await acceptsConnections(port)), { timeoutMs: 15_000, message: 'the gateway command to listen' });
+    if (started.exitInfo !== undefined) throw new Error(`the gateway command exited: ${await readTail(started.logFile)}`);
+    return started;
+  }
+
+  const nodeFlagsOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg.startsWith('--'));
+
+  it("runs Node with 32 MB semi-spaces, and says so when that overrides NODE_OPTIONS's size", async () => {
+    const plain = await startCommand({});
+    expect(nodeFlagsOf(plain.pid!)).toContain('--max-semi-space-size=32');
+    expect(await readTail(plain.logFile)).not.toContain('NODE_OPTIONS');
+    await plain.stop();
+
+    const overridden = await startCommand({ NODE_OPTIONS: '--max-semi-space-size=8' });
+    expect(nodeFlagsOf(overridden.pid!)).toContain('--max-semi-space-size=32');
+    expect(await readTail(overridden.logFile)).toContain("NODE_OPTIONS sets --max-semi-space-size, but the command line's --max-semi-space-size=32 wins");
   });
 });
 

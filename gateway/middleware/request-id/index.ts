@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { batchedRandomUUID } from './request-id-uuid.ts';
 import type { GatewayContext, Middleware, ResponseHeadersHook } from '../../context.ts';
 
 /** The header that carries the request id both ways. */
@@ -11,7 +11,7 @@ const SANE_REQUEST_ID = /^[\w.-]{1,128}$/;
 export interface RequestIdOptions {
   /** Header name; `x-request-id` by default. */
   readonly header?: string;
-  /** Id generator; `crypto.randomUUID` by default. */
+  /** Id generator; a random (version 4) UUID by default (`batchedRandomUUID`). */
   readonly generate?: () => string;
 }
 
@@ -32,7 +32,7 @@ export function requestId(options: RequestIdOptions = {}): Middleware {
 /** What `requestId` does before the inner layers, as a plain step (the request runner calls it without a middleware frame). */
 export function requestIdStep(options: RequestIdOptions = {}): (context: GatewayContext) => void {
   const header = (options.header ?? REQUEST_ID_HEADER).toLowerCase();
-  const generate = options.generate ?? randomUUID;
+  const generate = options.generate ?? batchedRandomUUID;
   // One hook for every request (it reads the id from the request's context): no closure per request.
   // It wins over an upstream's own id; gateway answers (sendGatewayError) add the id themselves.
   const answerWithId: ResponseHeadersHook = (_status, headers, context) => {
