@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeTempDir, REPO_ROOT } from '../harness/index.ts';
+import { GATEWAY_SEMI_SPACE_MB } from '../../gateway/cluster/cluster-node-flags.ts';
 
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 const UNITS = join(REPO_ROOT, 'deploy/systemd');
@@ -45,6 +46,8 @@ describe.skipIf(!available)(`deploy/systemd units${available ? '' : ` (skipped: 
       expect(existsSync(join(REPO_ROOT, bin)), bin).toBe(true);
     }
     expect(gateway).toMatch(/^ExecStartPre=.*switchboard\.js check /m);
+    // The single process gets the young-generation size the `switchboard` command's shebang gives.
+    expect(gateway).toMatch(new RegExp(`^ExecStart=/usr/bin/node --max-semi-space-size=${GATEWAY_SEMI_SPACE_MB} /opt/switchboard/bin/switchboard\\.js `, 'm'));
     // Ordered After= its backend, the agent is stopped first; BindsTo= stops it whenever the backend stops.
     expect(agent).toMatch(/^BindsTo=%i\.service$/m);
     expect(agent).toMatch(/^After=%i\.service /m);
