@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientUpstreamHeaders, HOP_BY_HOP, isHopByHop, sendableUpstreamHeaders, stripHopByHop, upstreamRequestHeaders } from './hop-by-hop.ts';
+import { clientUpstreamHeaders, HOP_BY_HOP, isHopByHop, responseHeadersForClient, sendableUpstreamHeaders, upstreamRequestHeaders } from './hop-by-hop.ts';
 
 describe('clientUpstreamHeaders', () => {
   it('copies in one pass what upstreamRequestHeaders keeps: no hop-by-hop, Connection-named, Expect or pseudo-headers', () => {
@@ -63,11 +63,20 @@ describe('isHopByHop', () => {
   });
 });
 
-describe('stripHopByHop', () => {
-  it('removes hop-by-hop, Connection-named and pseudo-headers from the object itself and keeps the rest', () => {
+describe('responseHeadersForClient', () => {
+  it('copies the headers without hop-by-hop, Connection-named and pseudo-headers, and leaves the original as it was', () => {
     const headers: Record<string, string> = { 'content-type': 'text/plain', connection: 'keep-alive, X-Hop', 'keep-alive': 'timeout=5', 'x-hop': '1', 'transfer-encoding': 'chunked', ':status': '200', 'x-end': 'kept' };
-    const stripped = stripHopByHop(headers);
-    expect(stripped).toBe(headers);
+    const original = { ...headers };
+    const stripped = responseHeadersForClient(headers);
+    expect(stripped).not.toBe(headers);
     expect(stripped).toEqual({ 'content-type': 'text/plain', 'x-end': 'kept' });
+    expect(Object.keys(stripped)).toEqual(['content-type', 'x-end']);
+    expect(headers).toEqual(original);
+  });
+
+  it('returns the headers themselves when there is nothing to drop', () => {
+    const headers = { 'content-type': 'text/plain', 'content-length': '2', date: 'Tue, 01 Dec 2026 15:00:00 GMT' };
+    expect(responseHeadersForClient(headers)).toBe(headers);
+    expect(headers).toEqual({ 'content-type': 'text/plain', 'content-length': '2', date: 'Tue, 01 Dec 2026 15:00:00 GMT' });
   });
 });

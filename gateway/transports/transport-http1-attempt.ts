@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
-import { sendableUpstreamHeaders, stripHopByHop } from '../proxy/hop-by-hop.ts';
+import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
@@ -98,8 +98,7 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
     this.responseStarted = true;
     this.status = statusCode;
     context.outcome.status = statusCode;
-    // undici parses a fresh headers object per response that only this attempt holds: edited in place, not copied.
-    const outgoing = stripHopByHop(upstreamHeaders);
+    const outgoing = responseHeadersForClient(upstreamHeaders);
     this.outgoing = outgoing;
     for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
     if (context.responseBodyTransforms.length > 0) {
