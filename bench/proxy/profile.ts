@@ -1,0 +1,240 @@
+// Where a proxied request's CPU goes, function by function, side by side: the bare undici proxy,
+// Switchboard from this checkout and, with BENCH_BASELINE=<ref>, Switchboard at that commit, each in
+// front of the same two Node backends and run with V8's sampling profiler (`--cpu-prof`). Each
+// contender serves a fixed number of requests (h2load --h1 -n, after a warm-up), and only the
+// samples taken while it served them are counted (the profile's clock is CLOCK_MONOTONIC, as
+// process.hrtime is), so start-up and warm-up stay out. Bundled code is mapped back to its source
+// file through the bundle's source map, so the gateway's own functions are told from undici's.
+//
+// Samples per function ÷ requests = µs per request. Repeated runs on the 2-core development machine
+// agreed within ~±0.4 µs for the gateway's own code and ~±2 µs for socket writes (whose samples
+// include the kernel's loopback delivery and the time the process waits to be scheduled), so this
+// steers changes of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_TOP)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
+import { captureStdout } from '../lib/capture.ts';
+import { table } from '../lib/stats.ts';
+import { checkoutBaseline, type Baseline } from './baseline.ts';
+import { shebangNodeFlags } from './bin-flags.ts';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200_000);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const BASELINE_REF = process.env.BENCH_BASELINE;
+const TOP = Number(process.env.BENCH_TOP ?? 25);
+/** Sampling interval in µs (V8's default is 1,000). */
+const INTERVAL_US = 250;
+
+/** Where a sample's time went. */
+const CATEGORIES = ['own code', 'undici', 'other packages', 'node:* JavaScript', 'socket writes (native)', 'other native', 'garbage collector', 'V8/Node (program)'] as const;
+type Category = (typeof CATEGORIES)[number];
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: CallFrame }>;
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time (µs) of one contender's samples inside the measured window, by category and by function. */
+interface Breakdown {
+  readonly requestsPerSecond: number;
+  readonly busyUs: number;
+  readonly byCategory: Map<Category, number>;
+  /** `name (source:line)` → µs; own code only. */
+  readonly ownFunctions: Map<string, number>;
+  /** `name (file)` → µs; every function, for the differences. */
+  readonly functions: Map<string, number>;
+}
+
+const children: ChildProcess[] = [];
+const dir = await mkdtemp(join(tmpdir(), 'sb-bench-profile-'));
+let baseline: Baseline | undefined;
+process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+/** Monotonic time in µs, on the clock V8 stamps profile samples with. */
+const nowUs = () => Number(process.hrtime.bigint() / 1_000n);
+
+/** Starts a program with stdout read and discarded (as a log collector would); resolves once `port` accepts. */
+async function start(args: string[], port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+  child.stdout!.resume();
+  children.push(child);
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${args.join(' ')} on port ${port}` });
+  return child;
+}
+
+/** Runs h2load over HTTP/1.1 for `requests` requests; the requests per second it reports. */
+async function h2load(port: number, requests: number): Promise<number> {
+  const output = await captureStdout('h2load', ['--h1', '-n', String(requests), '-c', String(CONNECTIONS), '-t', '1', `http://127.0.0.1:${port}/`]);
+  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(output);
+  if (!done || Number(done[2]) !== requests) throw new Error(`h2load did not finish ${requests} requests:\n${output}`);
+  return Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output)?.[1] ?? 0);
+}
+
+/** Source maps of bundles, by file path (undefined: the file has none). */
+const sourceMaps = new Map<string, SourceMap | undefined>();
+
+function sourceMapOf(file: string): SourceMap | undefined {
+  if (!sourceMaps.has(file)) {
+    const mapFile = `${file}.map`;
+    sourceMaps.set(file, existsSync(mapFile) ? new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]) : undefined);
+  }
+  return sourceMaps.get(file);
+}
+
+/** The source a frame's function was written in (through the bundle's source map) and its line, relative to `root`. */
+function sourceOf(frame: CallFrame, root: string): { source: string; line: number } {
+  if (!frame.url.startsWith('file://')) return { source: frame.url, line: frame.lineNumber + 1 };
+  const file = fileURLToPath(frame.url);
+  const entry = sourceMapOf(file)?.findEntry(frame.lineNumber, frame.columnNumber);
+  if (entry && 'originalSource' in entry) {
+    const original = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : join(dirname(file), entry.originalSource);
+    return { source: relative(root, original), line: entry.originalLine + 1 };
+  }
+  return { source: relative(root, file), line: frame.lineNumber + 1 };
+}
+
+function categoryOf(frame: CallFrame, source: string): Category | 'idle' {
+  if (frame.functionName === '(idle)') return 'idle';
+  if (frame.functionName === '(garbage collector)') return 'garbage collector';
+  if (frame.functionName === '(program)') return 'V8/Node (program)';
+  if (frame.url === '') return /^write(v|Buffer|\w+String)$/.test(frame.functionName) ? 'socket writes (native)' : 'other native';
+  if (source.startsWith('node:')) return 'node:* JavaScript';
+  // WebAssembly here is undici's HTTP/1.1 parser (llhttp); node:http's own parser is native code.
+  if (source.startsWith('wasm://')) return 'undici';
+  if (source.includes('node_modules/undici/')) return 'undici';
+  if (source.includes('node_modules/')) return 'other packages';
+  return 'own code';
+}
+
+/** Reads the profile in `profileDir` and sums the self time of the samples taken in [fromUs, toUs]. */
+function breakdown(profileDir: string, root: string, fromUs: number, toUs: number, requestsPerSecond: number): Breakdown {
+  const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`no profile was written in ${profileDir}`);
+  const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile;
+  const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const selfUs = new Map<number, number>();
+  let at = profile.startTime;
+  for (let index = 0; index < profile.samples.length; index += 1) {
+    at += profile.timeDeltas[index] ?? 0;
+    // A sample's delta is the time since the previous one: it stands for that interval.
+    if (at < fromUs || at > toUs) continue;
+    const id = profile.samples[index]!;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  }
+  const byCategory = new Map<Category, number>();
+  const ownFunctions = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let busyUs = 0;
+  for (const [id, us] of selfUs) {
+    const frame = frames.get(id)!;
+    const { source, line } = sourceOf(frame, root);
+    const category = categoryOf(frame, source);
+    if (category === 'idle') continue;
+    busyUs += us;
+    byCategory.set(category, (byCategory.get(category) ?? 0) + us);
+    const name = frame.functionName || '(anonymous)';
+    if (category === 'own code') add(ownFunctions, `${name} (${source}:${line})`, us);
+    add(functions, `${name} (${source.replace(/^.*node_modules\//, '')})`, us);
+  }
+  return { requestsPerSecond, busyUs, byCategory, ownFunctions, functions };
+}
+
+function add(map: Map<string, number>, key: string, value: number): void {
+  map.set(key, (map.get(key) ?? 0) + value);
+}
+
+const perRequest = (us: number | undefined) => ((us ?? 0) / REQUESTS).toFixed(2);
+
+interface Contender {
+  readonly name: string;
+  /** Node flags and program arguments, without the profiler's flags. */
+  readonly args: (port: number) => string[];
+  /** Where its sources are, for the file names printed. */
+  readonly root: string;
+}
+
+const backends = [await freePort(), await freePort()];
+const results = new Map<string, Breakdown>();
+try {
+  for (const backend of backends) await start(['bench/proxy/backend.mjs', String(backend)], backend);
+  const config = async (port: number) => {
+    const file = join(dir, `gateway-${port}.yaml`);
+    await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${backends.map((backend) => `127.0.0.1:${backend}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
+    return file;
+  };
+  const gatewayConfigs = new Map<number, string>();
+  const gateway = (name: string, program: string, root: string): Contender => ({ name, root, args: (port) => [...shebangNodeFlags(program), program, '--config', gatewayConfigs.get(port)!] });
+  const contenders: Contender[] = [
+    { name: 'bare undici proxy', root: REPO_ROOT, args: (port) => ['--max-semi-space-size=32', 'bench/proxy/bare-proxy.mjs', String(port), ...backends.map(String)] },
+    gateway('switchboard (this checkout)', 'bin/switchboard.js', REPO_ROOT),
+  ];
+  if (BASELINE_REF) {
+    baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
+    contenders.push(gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program, join(dir, 'baseline')));
+  }
+  for (const contender of contenders) {
+    const port = await freePort();
+    gatewayConfigs.set(port, await config(port));
+    const profileDir = join(dir, `profile-${port}`);
+    await mkdir(profileDir);
+    const child = await start([`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${INTERVAL_US}`, ...contender.args(port)], port);
+    await h2load(port, Math.max(10_000, REQUESTS / 5));
+    const from = nowUs();
+    const requestsPerSecond = await h2load(port, REQUESTS);
+    const to = nowUs();
+    // The profile is written as the process exits: the gateway drains on SIGTERM, the bare proxy exits on SIGINT.
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(contender.name.startsWith('bare') ? 'SIGINT' : 'SIGTERM');
+    await exited;
+    results.set(contender.name, breakdown(profileDir, contender.root, from, to, requestsPerSecond));
+  }
+
+  const names = [...results.keys()];
+  const bare = results.get(names[0]!)!;
+  const self = results.get(names[1]!)!;
+  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load --h1 -n ${REQUESTS} -c ${CONNECTIONS}, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
+  process.stdout.write(
+    `${table(
+      ['proxy', 'req/s (profiled)', 'busy µs/req', ...CATEGORIES],
+      names.map((name) => {
+        const result = results.get(name)!;
+        return [name, result.requestsPerSecond.toFixed(0), perRequest(result.busyUs), ...CATEGORIES.map((category) => perRequest(result.byCategory.get(category)))];
+      }),
+    )}\n`,
+  );
+
+  const base = baseline ? results.get(names[2]!) : undefined;
+  process.stdout.write(`\nThe gateway's own functions, µs per request (top ${TOP})${base ? `, beside ${baseline!.commit}` : ''}\n\n`);
+  const ownNames = [...self.ownFunctions].sort((a, b) => b[1] - a[1]).slice(0, TOP);
+  process.stdout.write(`${table(['function (source:line)', 'this checkout', ...(base ? ['baseline'] : [])], ownNames.map(([name, us]) => [name, perRequest(us), ...(base ? [perRequest(base.ownFunctions.get(name))] : [])]))}\n`);
+  if (base) {
+    const gone = [...base.ownFunctions].filter(([name]) => !self.ownFunctions.has(name)).sort((a, b) => b[1] - a[1]).slice(0, 10);
+    if (gone.length > 0) process.stdout.write(`\nBaseline functions not in this checkout's profile: ${gone.map(([name, us]) => `${name} ${perRequest(us)}`).join('; ')}\n`);
+  }
+
+  process.stdout.write(`\nLargest differences from the bare proxy, µs per request (top ${TOP})\n\n`);
+  const differences = [...new Set([...self.functions.keys(), ...bare.functions.keys()])]
+    .map((name) => [name, (self.functions.get(name) ?? 0) - (bare.functions.get(name) ?? 0)] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, TOP);
+  process.stdout.write(`${table(['function (file)', 'bare', 'switchboard', 'difference'], differences.map(([name, difference]) => [name, perRequest(bare.functions.get(name)), perRequest(self.functions.get(name)), perRequest(difference)]))}\n`);
+} finally {
+  children.forEach((child) => child.kill('SIGKILL'));
+  await baseline?.remove();
+  await rm(dir, { recursive: true, force: true });
+}
