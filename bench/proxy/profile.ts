@@ -10,7 +10,7 @@
 // agreed within ~±0.4 µs for the gateway's own code and ~±2 µs for socket writes (whose samples
 // include the kernel's loopback delivery and the time the process waits to be scheduled), so this
 // steers changes of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
-// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_TOP)
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_TOP)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,11 +23,13 @@ import { captureStdout } from '../lib/capture.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
+import { median } from './rounds.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const TOP = Number(process.env.BENCH_TOP ?? 25);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 /** Sampling interval in µs (V8's default is 1,000). */
 const INTERVAL_US = 250;
 
@@ -43,16 +45,18 @@ interface CallFrame {
 }
 
 interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: CallFrame }>;
+  nodes: Array<{ id: number; callFrame: CallFrame; children?: number[] }>;
   startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
 
-/** Self time (µs) of one contender's samples inside the measured window, by category and by function. */
+/** Self time of one contender's samples inside its measured windows, in µs per request, by category and by function. */
 interface Breakdown {
   readonly requestsPerSecond: number;
   readonly busyUs: number;
+  /** Samples with an access-log function on the stack: building and queueing lines, and writing batches. */
+  readonly accessLogUs: number;
   readonly byCategory: Map<Category, number>;
   /** `name (source:line)` → µs; own code only. */
   readonly ownFunctions: Map<string, number>;
@@ -121,18 +125,31 @@ function categoryOf(frame: CallFrame, source: string): Category | 'idle' {
   return 'own code';
 }
 
-/** Reads the profile in `profileDir` and sums the self time of the samples taken in [fromUs, toUs]. */
-function breakdown(profileDir: string, root: string, fromUs: number, toUs: number, requestsPerSecond: number): Breakdown {
+/** Reads the profile in `profileDir` and sums the self time of the samples taken inside `windows` (µs, monotonic), per request. */
+function breakdown(profileDir: string, root: string, windows: ReadonlyArray<readonly [number, number]>, requests: number, requestsPerSecond: number): Breakdown {
   const file = readdirSync(profileDir).find((name) => name.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no profile was written in ${profileDir}`);
   const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile;
   const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
+  // Whether a node or one of its callers is the access log's code (memoized per node).
+  const underAccessLog = new Map<number, boolean>();
+  const isUnderAccessLog = (id: number | undefined): boolean => {
+    if (id === undefined) return false;
+    let known = underAccessLog.get(id);
+    if (known === undefined) {
+      known = sourceOf(frames.get(id)!, root).source.includes('middleware/access-log/') || isUnderAccessLog(parents.get(id));
+      underAccessLog.set(id, known);
+    }
+    return known;
+  };
   const selfUs = new Map<number, number>();
   let at = profile.startTime;
   for (let index = 0; index < profile.samples.length; index += 1) {
     at += profile.timeDeltas[index] ?? 0;
     // A sample's delta is the time since the previous one: it stands for that interval.
-    if (at < fromUs || at > toUs) continue;
+    if (!windows.some(([from, to]) => at >= from && at <= to)) continue;
     const id = profile.samples[index]!;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
   }
@@ -140,25 +157,33 @@ function breakdown(profileDir: string, root: string, fromUs: number, toUs: numbe
   const ownFunctions = new Map<string, number>();
   const functions = new Map<string, number>();
   let busyUs = 0;
+  let accessLogUs = 0;
   for (const [id, us] of selfUs) {
     const frame = frames.get(id)!;
     const { source, line } = sourceOf(frame, root);
     const category = categoryOf(frame, source);
     if (category === 'idle') continue;
     busyUs += us;
+    if (isUnderAccessLog(id)) accessLogUs += us;
     byCategory.set(category, (byCategory.get(category) ?? 0) + us);
     const name = frame.functionName || '(anonymous)';
     if (category === 'own code') add(ownFunctions, `${name} (${source}:${line})`, us);
     add(functions, `${name} (${source.replace(/^.*node_modules\//, '')})`, us);
   }
-  return { requestsPerSecond, busyUs, byCategory, ownFunctions, functions };
+  const perRequestOf = (map: Map<string, number> | Map<Category, number>) => {
+    for (const [key, us] of map) (map as Map<unknown, number>).set(key, us / requests);
+  };
+  perRequestOf(byCategory);
+  perRequestOf(ownFunctions);
+  perRequestOf(functions);
+  return { requestsPerSecond, busyUs: busyUs / requests, accessLogUs: accessLogUs / requests, byCategory, ownFunctions, functions };
 }
 
 function add(map: Map<string, number>, key: string, value: number): void {
   map.set(key, (map.get(key) ?? 0) + value);
 }
 
-const perRequest = (us: number | undefined) => ((us ?? 0) / REQUESTS).toFixed(2);
+const perRequest = (us: number | undefined) => (us ?? 0).toFixed(2);
 
 interface Contender {
   readonly name: string;
@@ -187,33 +212,46 @@ try {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     contenders.push(gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program, join(dir, 'baseline')));
   }
+  // Every contender runs for the whole benchmark; rounds alternate between them (the order rotating),
+  // so a slow minute of this shared machine falls on all of them alike.
+  const running: Array<{ contender: Contender; port: number; child: ChildProcess; profileDir: string; windows: Array<[number, number]>; rates: number[] }> = [];
   for (const contender of contenders) {
     const port = await freePort();
     gatewayConfigs.set(port, await config(port));
     const profileDir = join(dir, `profile-${port}`);
     await mkdir(profileDir);
     const child = await start([`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${INTERVAL_US}`, ...contender.args(port)], port);
-    await h2load(port, Math.max(10_000, REQUESTS / 5));
-    const from = nowUs();
-    const requestsPerSecond = await h2load(port, REQUESTS);
-    const to = nowUs();
+    running.push({ contender, port, child, profileDir, windows: [], rates: [] });
+  }
+  for (const { port } of running) await h2load(port, Math.max(10_000, REQUESTS / 5));
+  const perRound = Math.ceil(REQUESTS / ROUNDS);
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (let step = 0; step < running.length; step += 1) {
+      const entry = running[(step + round) % running.length]!;
+      const from = nowUs();
+      entry.rates.push(await h2load(entry.port, perRound));
+      entry.windows.push([from, nowUs()]);
+    }
+  }
+  for (const { contender, child, profileDir, windows, rates } of running) {
     // The profile is written as the process exits: the gateway drains on SIGTERM, the bare proxy exits on SIGINT.
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(contender.name.startsWith('bare') ? 'SIGINT' : 'SIGTERM');
     await exited;
-    results.set(contender.name, breakdown(profileDir, contender.root, from, to, requestsPerSecond));
+    results.set(contender.name, breakdown(profileDir, contender.root, windows, perRound * ROUNDS, median(rates)));
   }
 
   const names = [...results.keys()];
   const bare = results.get(names[0]!)!;
   const self = results.get(names[1]!)!;
-  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load --h1 -n ${REQUESTS} -c ${CONNECTIONS}, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
+  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load --h1 -c ${CONNECTIONS}, ${ROUNDS} alternating rounds of ${Math.ceil(REQUESTS / ROUNDS)} requests each, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
   process.stdout.write(
     `${table(
-      ['proxy', 'req/s (profiled)', 'busy µs/req', ...CATEGORIES],
+      ['proxy', 'req/s (profiled)', 'busy µs/req', ...CATEGORIES, 'access log (inclusive)'],
       names.map((name) => {
         const result = results.get(name)!;
-        return [name, result.requestsPerSecond.toFixed(0), perRequest(result.busyUs), ...CATEGORIES.map((category) => perRequest(result.byCategory.get(category)))];
+        const accessLog = result.accessLogUs > 0 ? `${perRequest(result.accessLogUs)} (${((100 * result.accessLogUs) / result.busyUs).toFixed(1)} %)` : '';
+        return [name, result.requestsPerSecond.toFixed(0), perRequest(result.busyUs), ...CATEGORIES.map((category) => perRequest(result.byCategory.get(category))), accessLog];
       }),
     )}\n`,
   );

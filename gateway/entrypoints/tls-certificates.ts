@@ -19,6 +19,20 @@ export interface LoadedCertificate {
 }
 
 /**
+ * `loadCertificate` for a pair the configuration names at `keyPath` (`certificates.shop`,
+ * `entryPoints.websecure.tls.certificates.0`): a `ConfigFileError` also says where, for a start
+ * that must refuse the whole configuration.
+ */
+export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, keyPath: string): Promise<LoadedCertificate> {
+  try {
+    return await loadCertificate(files, minVersion);
+  } catch (error) {
+    if (!(error instanceof ConfigFileError)) throw error;
+    throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (${keyPath})`, { cause: error });
+  }
+}
+
+/**
  * Reads and checks one certificate pair: the certificate parses, the key parses and matches it,
  * and OpenSSL accepts both. Rejects with a `ConfigFileError` naming the file at fault and the
  * reason (code `SB_CONFIG_INVALID`), so a bad file can be refused while the old one keeps serving.

@@ -3,7 +3,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { NamedCertificate } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { loadCertificate, type LoadedCertificate } from './tls-certificates.ts';
+import { loadCertificate, loadCertificateAt, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { reloadSlot, type Slot, type TlsCertificates } from './tls-store.ts';
 
@@ -40,12 +40,8 @@ export class NamedCertificates {
   async start(certificates: readonly NamedCertificate[]): Promise<void> {
     const loaded = await Promise.all(
       certificates.map(async (config): Promise<NamedSlot> => {
-        try {
-          return { config, files: config, keyPath: `certificates.${config.name}`, current: await loadCertificate(config, undefined), lastRefusal: undefined };
-        } catch (error) {
-          if (!(error instanceof ConfigFileError)) throw error;
-          throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (certificates.${config.name})`, { cause: error });
-        }
+        const keyPath = `certificates.${config.name}`;
+        return { config, files: config, keyPath, current: await loadCertificateAt(config, undefined, keyPath), lastRefusal: undefined };
       }),
     );
     this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));

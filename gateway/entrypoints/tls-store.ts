@@ -4,7 +4,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { loadCertificate, type LoadedCertificate } from './tls-certificates.ts';
+import { loadCertificate, loadCertificateAt, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
@@ -55,14 +55,7 @@ export class TlsCertificates {
     const wanted = settings.certificates.map((files, index) => ({ files, keyPath: `${where}.certificates.${index}` }));
     if (settings.defaultCertificate) wanted.push({ files: settings.defaultCertificate, keyPath: `${where}.defaultCertificate` });
     const slots = await Promise.all(
-      wanted.map(async ({ files, keyPath }): Promise<Slot> => {
-        try {
-          return { files, keyPath, current: await loadCertificate(files, settings.minVersion), lastRefusal: undefined };
-        } catch (error) {
-          if (!(error instanceof ConfigFileError)) throw error;
-          throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (${keyPath})`, { cause: error });
-        }
-      }),
+      wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath), lastRefusal: undefined })),
     );
     const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log);
     for (const slot of slots) log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
