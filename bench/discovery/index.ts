@@ -11,6 +11,7 @@ import zookeeper from 'node-zookeeper-client';
 import { createProvider } from '../../src/discovery/index.ts';
 import { encodeInstance } from '../../src/discovery/instance-codec.ts';
 import { startEtcd, startZooKeeper } from '../../test/harness/index.ts';
+import { compiledChild } from '../lib/compiled.ts';
 import { ms, summarize, table } from '../lib/stats.ts';
 import { measureChurn, type ChurnResult } from './churn.ts';
 import { etcdRawWatch, measureConvergence, zooKeeperRawWatch, type ConvergenceSamples } from './convergence.ts';
@@ -170,7 +171,9 @@ function signed(value: number): string {
 }
 
 async function loadInChild(url: string): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--expose-gc', ...childNodeArgs(), '--import', 'tsx', 'bench/discovery/load-child.ts', url, String(SERVICES), String(INSTANCES)], {
+  // Compiled, as the gateway runs: under tsx the child would also hold tsx's loader and transpiler.
+  const program = await compiledChild('bench/discovery/load-child.ts');
+  const child = spawn(process.execPath, ['--expose-gc', ...childNodeArgs(), program, url, String(SERVICES), String(INSTANCES)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' },
   });
