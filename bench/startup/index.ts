@@ -10,7 +10,7 @@ import { setup as buildPrograms } from '../../test/harness/build-programs.ts';
 import { freePort, REPO_ROOT } from '../../test/harness/index.ts';
 import { table } from '../lib/stats.ts';
 import { listensOn, median, timeToExit, timeToReady, type Launcher } from './measure.ts';
-import { node24Binary } from './node24.ts';
+import { node24Binary } from '../lib/node24.ts';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const IDLE_MS = 1_000;
