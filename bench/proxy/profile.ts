@@ -62,8 +62,14 @@ interface Breakdown {
   readonly byCategory: Map<Category, number>;
   /** `name (source:line)` → µs; own code only. */
   readonly ownFunctions: Map<string, number>;
-  /** `name (file)` → µs; every function, for the differences. */
+  /**
+   * `file:line` → µs; every function, for the differences. Keyed by where the function is written,
+   * not by its name: the bundle names some functions differently from the unbundled package (a
+   * class's computed-key methods and getters are named after the class there, anonymous here).
+   */
   readonly functions: Map<string, number>;
+  /** `file:line` → a name for it (the first one seen that is not anonymous). */
+  readonly names: Map<string, string>;
 }
 
 const children: ChildProcess[] = [];
@@ -158,6 +164,7 @@ function breakdown(profileDir: string, root: string, windows: ReadonlyArray<read
   const byCategory = new Map<Category, number>();
   const ownFunctions = new Map<string, number>();
   const functions = new Map<string, number>();
+  const names = new Map<string, string>();
   let busyUs = 0;
   let accessLogUs = 0;
   for (const [id, us] of selfUs) {
@@ -170,7 +177,9 @@ function breakdown(profileDir: string, root: string, windows: ReadonlyArray<read
     byCategory.set(category, (byCategory.get(category) ?? 0) + us);
     const name = frame.functionName || '(anonymous)';
     if (category === 'own code') add(ownFunctions, `${name} (${source}:${line})`, us);
-    add(functions, `${name} (${source.replace(/^.*node_modules\//, '')})`, us);
+    const place = frame.url === '' ? `(native) ${name}` : `${source.replace(/^.*node_modules\//, '')}:${line}`;
+    add(functions, place, us);
+    if (!names.has(place) || names.get(place) === '(anonymous)') names.set(place, name);
   }
   const perRequestOf = (map: Map<string, number> | Map<Category, number>) => {
     for (const [key, us] of map) (map as Map<unknown, number>).set(key, us / requests);
@@ -178,7 +187,7 @@ function breakdown(profileDir: string, root: string, windows: ReadonlyArray<read
   perRequestOf(byCategory);
   perRequestOf(ownFunctions);
   perRequestOf(functions);
-  return { requestsPerSecond, busyUs: busyUs / requests, accessLogUs: accessLogUs / requests, byCategory, ownFunctions, functions };
+  return { requestsPerSecond, busyUs: busyUs / requests, accessLogUs: accessLogUs / requests, byCategory, ownFunctions, functions, names };
 }
 
 function add(map: Map<string, number>, key: string, value: number): void {
@@ -276,10 +285,12 @@ try {
 
   process.stdout.write(`\nLargest differences from the bare proxy, µs per request (top ${TOP})\n\n`);
   const differences = [...new Set([...self.functions.keys(), ...bare.functions.keys()])]
-    .map((name) => [name, (self.functions.get(name) ?? 0) - (bare.functions.get(name) ?? 0)] as const)
+    .map((place) => [place, (self.functions.get(place) ?? 0) - (bare.functions.get(place) ?? 0)] as const)
     .sort((a, b) => b[1] - a[1])
     .slice(0, TOP);
-  process.stdout.write(`${table(['function (file)', 'bare', 'switchboard', 'difference'], differences.map(([name, difference]) => [name, perRequest(bare.functions.get(name)), perRequest(self.functions.get(name)), perRequest(difference)]))}\n`);
+  const label = (place: string) => (place.startsWith('(native)') ? place.slice(9) : `${self.names.get(place) ?? bare.names.get(place) ?? '(anonymous)'} (${place})`);
+  process.stdout.write(`${table(['function (file:line)', 'bare', 'switchboard', 'difference'], differences.map(([place, difference]) => [label(place), perRequest(bare.functions.get(place)), perRequest(self.functions.get(place)), perRequest(difference)]))}\n`);
+  process.stdout.write('(Inlining moves samples between a caller and the functions it inlined, which V8 may inline differently in the two processes: read a pair of neighbours together.)\n');
 } finally {
   children.forEach((child) => child.kill('SIGKILL'));
   await baseline?.remove();
