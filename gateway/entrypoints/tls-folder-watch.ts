@@ -1,7 +1,9 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
 import { backoffDelay } from '../../src/backoff.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
+import type { CertificateFiles } from '../config/types.ts';
 import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 
 /**
@@ -22,9 +24,10 @@ export class CertificateFolderWatch {
     private readonly context: Readonly<Record<string, string>>,
   ) {}
 
-  /** Watches exactly `folders` from now on: new ones are added, ones no longer listed are let go. */
-  watch(folders: Iterable<string>): void {
-    const wanted = new Set(folders);
+  /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
+  watch(pairs: Iterable<CertificateFiles>): void {
+    const wanted = new Set<string>();
+    for (const files of pairs) wanted.add(dirname(files.certFile)).add(dirname(files.keyFile));
     for (const [folder, watcher] of this.watchers) {
       if (wanted.has(folder)) continue;
       watcher.close();

@@ -1,7 +1,6 @@
-import { dirname } from 'node:path';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
-import type { NamedCertificate } from '../config/types.ts';
+import type { CertificateFiles, NamedCertificate } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
 import { loadCertificate, loadCertificateAt, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
@@ -46,7 +45,7 @@ export class NamedCertificates {
     );
     this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));
     for (const slot of loaded) this.log.info({ certificate: slot.config.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'named certificate loaded');
-    this.folders.watch(this.watchedFolders());
+    this.folders.watch(this.pairs());
   }
 
   /** Serves the named certificates meant for `entryPoint` on `certificates` (its TLS store), now and after every change. */
@@ -73,6 +72,7 @@ export class NamedCertificates {
   private async update(certificates: readonly NamedCertificate[]): Promise<void> {
     const next = new Map<string, NamedSlot>();
     for (const config of certificates) {
+      const keyPath = `certificates.${config.name}`;
       const previous = this.slots.get(config.name);
       if (previous && sameFiles(previous.config, config)) {
         next.set(config.name, { ...previous, config });
@@ -80,11 +80,11 @@ export class NamedCertificates {
       }
       try {
         const current = await loadCertificate(config, undefined);
-        next.set(config.name, { config, files: config, keyPath: `certificates.${config.name}`, current, lastRefusal: undefined });
-        tlsReloadsTotal.inc({ entry_point: `certificates.${config.name}`, result: 'applied' });
+        next.set(config.name, { config, files: config, keyPath, current, lastRefusal: undefined });
+        tlsReloadsTotal.inc({ entry_point: keyPath, result: 'applied' });
         this.log.info({ certificate: config.name, certFile: config.certFile, names: current.names, keyType: current.keyType }, previous ? 'named certificate replaced' : 'named certificate added');
       } catch (error) {
-        tlsReloadsTotal.inc({ entry_point: `certificates.${config.name}`, result: 'refused' });
+        tlsReloadsTotal.inc({ entry_point: keyPath, result: 'refused' });
         const path = error instanceof ConfigFileError ? error.path : config.certFile;
         this.log.warn({ certificate: config.name, path, reason: errorMessage(error) }, previous ? 'named certificate refused; the previous one keeps serving' : 'named certificate refused; the rest apply');
         if (previous) next.set(config.name, previous);
@@ -92,13 +92,13 @@ export class NamedCertificates {
     }
     for (const name of this.slots.keys()) if (!next.has(name)) this.log.info({ certificate: name }, 'named certificate removed');
     this.slots = next;
-    this.folders.watch(this.watchedFolders());
+    this.folders.watch(this.pairs());
     this.publish();
   }
 
   private async reloadFiles(): Promise<void> {
     let changed = false;
-    for (const slot of this.slots.values()) if (await reloadSlot(slot, undefined, this.log, `certificates.${slot.config.name}`)) changed = true;
+    for (const slot of this.slots.values()) if (await reloadSlot(slot, undefined, this.log, slot.keyPath)) changed = true;
     if (changed) this.publish();
   }
 
@@ -110,8 +110,8 @@ export class NamedCertificates {
     return [...this.slots.values()].filter((slot) => slot.config.entryPoints?.includes(entryPoint) ?? true).map((slot) => slot.current);
   }
 
-  private watchedFolders(): string[] {
-    return [...this.slots.values()].flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]);
+  private pairs(): CertificateFiles[] {
+    return [...this.slots.values()].map((slot) => slot.files);
   }
 }
 

@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
@@ -79,7 +78,7 @@ export class TlsCertificates {
 
   /** Starts watching the folders of every certificate and key file; `close()` stops it. */
   watch(): void {
-    this.folders.watch(this.slots.flatMap((slot) => [dirname(slot.files.certFile), dirname(slot.files.keyFile)]));
+    this.folders.watch(this.slots.map((slot) => slot.files));
   }
 
   /** Reads every pair again now (what a file change triggers after its debounce); resolves when done. */
