@@ -42,6 +42,11 @@ export function checkCertificatePem(files: CertificateFiles, cert: string, key: 
   return { x509, keyType, context };
 }
 
+/** The error of a certificate or key file that cannot be read, as loading and checking both report it. */
+export function unreadableFile(path: string, error: unknown): ConfigFileError {
+  return new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
+}
+
 /** The last check of a pair, valid while neither file's identity, size or modification time changes. */
 interface CheckMemo {
   readonly stamp: string;
@@ -79,7 +84,7 @@ function checkPair(files: CertificateFiles): TlsFileIssue | undefined {
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      throw new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
+      throw unreadableFile(path, error);
     }
   };
   try {

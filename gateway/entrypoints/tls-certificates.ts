@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
-import { ConfigFileError, errorMessage } from '../../src/errors.ts';
-import { checkCertificatePem } from '../config/certificate-check.ts';
+import { ConfigFileError } from '../../src/errors.ts';
+import { checkCertificatePem, unreadableFile } from '../config/certificate-check.ts';
 import type { CertificateFiles } from '../config/types.ts';
 
 /** A certificate and its key, read from disk, checked, and ready to serve. */
@@ -59,6 +59,6 @@ async function readPem(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    throw new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
+    throw unreadableFile(path, error);
   }
 }
