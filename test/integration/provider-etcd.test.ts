@@ -284,6 +284,11 @@ describe('etcd provider against a real etcd', () => {
     const recording = record({ endpoints: [`http://${proxy.address}`], prefix });
     await membersBecome(recording, 'search', ['i-1=10.0.0.1:4001']);
     await connected(recording);
+    // 'connected' follows the listing; the watch is created right after. A change seen through it
+    // shows the stream is up, so that the blackhole silences a live stream (a watch still being
+    // created would end sooner, as "did not create the watch", which is another contract).
+    await writer.put(`${prefix}/probe/i-1`).value(payload(4000));
+    await membersBecome(recording, 'probe', ['i-1=10.0.0.1:4000']);
 
     proxy.blackhole();
     const stalledAt = Date.now();
