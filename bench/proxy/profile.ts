@@ -11,7 +11,8 @@
 // include the kernel's loopback delivery and the time the process waits to be scheduled), so this
 // steers changes of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
 // BENCH_NODE24=1 adds this checkout's gateway under Node 24 (SWITCHBOARD_NODE24 or .cache/node24).
-// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_NODE24, BENCH_TOP)
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_NODE24, BENCH_TOP,
+// BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -294,5 +295,6 @@ try {
 } finally {
   children.forEach((child) => child.kill('SIGKILL'));
   await baseline?.remove();
-  await rm(dir, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) process.stdout.write(`\nProfiles kept in ${dir}\n`);
+  else await rm(dir, { recursive: true, force: true });
 }

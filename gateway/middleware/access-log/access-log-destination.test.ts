@@ -1,0 +1,78 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { bufferedDestination, type Output } from './access-log-destination.ts';
+
+/** An output that records each batch and completes it only when the test says so. */
+function heldOutput() {
+  const batches: string[] = [];
+  const pending: Array<(error?: Error | null) => void> = [];
+  const output: Output = (text, done) => {
+    batches.push(text);
+    pending.push(done);
+  };
+  return { batches, output, complete: (error?: Error) => pending.shift()!(error) };
+}
+
+describe('bufferedDestination', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('writes a full batch at once and holds smaller ones for the delay', () => {
+    const { batches, output } = heldOutput();
+    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    destination.write('a\n');
+    expect(batches).toEqual([]);
+    vi.advanceTimersByTime(49);
+    expect(batches).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(batches).toEqual(['a\n']);
+  });
+
+  it('holds lines that arrive during a write for the delay, not one write per completion', () => {
+    const { batches, output, complete } = heldOutput();
+    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    destination.write('full-line\n');
+    expect(batches).toEqual(['full-line\n']);
+    destination.write('b\n');
+    destination.write('c\n');
+    complete();
+    // Writing 'b' and 'c' now would make one small write per turn of a busy event loop.
+    expect(batches).toHaveLength(1);
+    destination.write('d\n');
+    vi.advanceTimersByTime(50);
+    expect(batches).toEqual(['full-line\n', 'b\nc\nd\n']);
+  });
+
+  it('writes what arrived during a write at once when it fills a batch', () => {
+    const { batches, output, complete } = heldOutput();
+    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    destination.write('full-line\n');
+    destination.write('more\n');
+    destination.write('lines\n');
+    complete();
+    expect(batches).toEqual(['full-line\n', 'more\nlines\n']);
+  });
+
+  it('writes the rest at once when closed during a write, then resolves', async () => {
+    const { batches, output, complete } = heldOutput();
+    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    destination.write('full-line\n');
+    destination.write('b\n');
+    let closed = false;
+    void destination.close().then(() => (closed = true));
+    complete();
+    expect(batches).toEqual(['full-line\n', 'b\n']);
+    complete();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed).toBe(true);
+  });
+
+  it('counts the lines of a batch that failed as dropped', () => {
+    const { output, complete } = heldOutput();
+    const onFirstDrop = vi.fn();
+    const destination = bufferedDestination(output, { flushChars: 4, onFirstDrop });
+    destination.write('a\nb\n');
+    complete(new Error('EPIPE'));
+    expect(destination.dropped).toBe(2);
+    expect(onFirstDrop).toHaveBeenCalledWith('the access log cannot be written: EPIPE');
+  });
+});
