@@ -25,7 +25,7 @@ import { shebangNodeFlags } from './bin-flags.ts';
 import { selfSignedCertificate } from './certificate.ts';
 import { runH2load, type H2loadResult } from './h2load.ts';
 import { nginxBackendConfig, nginxConfig } from './nginx.ts';
-import { alternateRounds, type Contender, type RoundsResult } from './rounds.ts';
+import { alternateRounds, ratiosByRound, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
 import { policyContenders, policyCostLines, type PolicyBench } from './policy.ts';
@@ -179,15 +179,19 @@ out.write(`\nHTTP/1.1 cleartext: wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of $
 for (const [title, rows] of suites) {
   const byName = (prefix: string) => rows.find(({ name }) => name.startsWith(prefix))!;
   const nginx = byName('nginx').requestsPerSecond;
-  const bareRate = byName('bare').requestsPerSecond;
+  const bare = byName('bare');
   const isGateway = (name: string) => name.startsWith('switchboard');
+  const byRound = (values: readonly number[], digits = 2) => values.map((value) => fixed(value, digits)).join(' ');
   out.write(
     `\n${title}\n\n${table(
-      ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99/p50', 'errors', '× nginx', '× bare'],
-      rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bareRate)]),
+      ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99/p50', 'errors', '× nginx', '× bare', '× bare by round'],
+      rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bare.requestsPerSecond), isGateway(row.name) ? byRound(ratiosByRound(row, bare)) : '']),
     )}\n`,
   );
-  for (const [on, off] of pairs(rows)) out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s\n`);
+  for (const [on, off] of pairs(rows)) {
+    const byRoundCost = ratiosByRound(on, off).map((ratio) => (1 - ratio) * 100);
+    out.write(`access log cost${on.name.slice('switchboard'.length)}: ${fixed((1 - on.requestsPerSecond / off.requestsPerSecond) * 100, 1)} % of req/s (by round: ${byRound(byRoundCost, 1)})\n`);
+  }
   for (const line of policyCostLines(rows)) out.write(`${line}\n`);
 }
 out.write(`\nOne connection: wrk -t1 -c1, ${ROUNDS} rounds of ${LATENCY_S}s; p50 added over direct (median p50s)\n`);

@@ -13,6 +13,8 @@ export interface RoundsResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  /** req/s of each round, in round order (round r of every contender ran within the same pass). */
+  readonly requestsPerSecondByRound: readonly number[];
 }
 
 /**
@@ -38,8 +40,17 @@ export async function alternateRounds(contenders: readonly Contender[], options:
       p50Ms: median(results.map((run) => run.p50Ms)),
       p99Ms: median(results.map((run) => run.p99Ms)),
       errors: results.reduce((sum, run) => sum + run.errors, 0),
+      requestsPerSecondByRound: results.map((run) => run.requestsPerSecond),
     };
   });
+}
+
+/**
+ * `row`'s req/s over `anchor`'s, round by round: each pair ran in the same pass over the
+ * contenders, so the spread of these shows how far this machine's noise moves the median ratio.
+ */
+export function ratiosByRound(row: RoundsResult, anchor: RoundsResult): number[] {
+  return row.requestsPerSecondByRound.map((rate, round) => rate / anchor.requestsPerSecondByRound[round]!);
 }
 
 /** The median of `values` (mean of the middle two for an even count); NaN when empty. */
