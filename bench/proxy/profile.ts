@@ -7,9 +7,11 @@
 // file through the bundle's source map, so the gateway's own functions are told from undici's.
 //
 // Samples per function ÷ requests = µs per request. Repeated runs on the 2-core development machine
-// agreed within ~±0.4 µs for the gateway's own code and ~±2 µs for socket writes (whose samples
-// include the kernel's loopback delivery and the time the process waits to be scheduled), so this
-// steers changes of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
+// agreed within ~±0.4–0.7 µs for the gateway's own code, but the samples under undici, node's
+// JavaScript and socket writes moved by ±15 % between runs (those include the kernel's loopback
+// delivery and the time the process waits to be scheduled), so a change there needs a count that
+// does not sample, e.g. syscalls from /proc/<pid>/io (bench/proxy/README.md, round 7). It steers
+// changes to the gateway's own functions of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
 // BENCH_NODE24=1 adds this checkout's gateway under Node 24 (SWITCHBOARD_NODE24 or .cache/node24).
 // Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_NODE24, BENCH_TOP,
 // BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
