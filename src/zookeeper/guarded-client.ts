@@ -1,13 +1,15 @@
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import zookeeper, { type Client } from 'node-zookeeper-client';
+import zookeeper, { type Client, type Event } from 'node-zookeeper-client';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { ZooKeeperFrameSplitter } from './zookeeper-frames.ts';
+import { ADD_WATCH_OPCODE, AddWatchRequest, registerRecursiveWatchSupport } from './zookeeper-recursive-watch.ts';
 
 /**
  * One node-zookeeper-client instance wrapped with the guards a supervisor needs. This file is the
- * only one that touches the library's private `connectionManager` (pinned to 1.1.3).
+ * only one that touches the library's private `connectionManager` (pinned to 1.1.3). It also gives the
+ * client ZooKeeper 3.6's recursive watches, which the library lacks (`zookeeper-recursive-watch.ts`).
  */
 export interface GuardedClient {
   readonly client: Client;
@@ -37,18 +39,31 @@ export interface GuardedClientOptions {
 /** Builds guarded clients; the supervisor takes one so tests can substitute a fake. */
 export type GuardedClientFactory = (connectString: string, options: GuardedClientOptions, log: Logger) => GuardedClient;
 
+/** A request in the library's queues: its header (null for the connect request) and its callback. */
+interface QueuedPacket {
+  request: { header: { xid: number; type: number } | null };
+  callback?: (error: unknown) => void;
+}
+
 /** The parts of the library's ConnectionManager the guards use (lib/ConnectionManager.js). */
 interface ConnectionManagerInternals extends EventEmitter {
   state: number;
   socket?: Socket;
   pendingBuffer: Buffer | null;
+  /** The last zxid the server reported; the library sends it when it reconnects. */
+  zxid: Buffer;
+  /** Requests sent and waiting for their reply, in the order the server answers them. */
+  pendingQueue: QueuedPacket[];
+  watcherManager: { emit(watcherEvent: { type: number; path: string }): void };
   onSocketData(buffer: Buffer): void;
   findNextServer(callback: (server: unknown) => void): void;
   setState(state: number): void;
   cleanupPendingQueue(errorCode: number): void;
+  queue(request: object, callback: (error: unknown) => void): void;
   packetQueue?: { queue?: Array<{ callback?: (error: Error) => void }> };
 }
 
+const MANAGER_CONNECTING = 1;
 const MANAGER_CONNECTED = 2;
 const MANAGER_CLOSING = -1;
 const MANAGER_CLOSED = -2;
@@ -87,7 +102,7 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
       try {
         // A frame that made the library drop the socket ends this chunk: the rest belongs to a dead connection.
         frames.push(buffer, (frame) => {
-          onSocketData.call(this, frame);
+          if (!takeAddWatchReply(this, frame, log)) onSocketData.call(this, frame);
           return this.socket === socket && socket?.destroyed !== true;
         });
       } catch (error) {
@@ -97,6 +112,7 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
         this.socket?.destroy();
       }
     };
+    installRecursiveWatches(client, manager, log);
     // Once retired, a reconnect the library already scheduled must not open a socket again.
     const findNextServer = manager.findNextServer;
     manager.findNextServer = function guardedFindNextServer(this: ConnectionManagerInternals, callback) {
@@ -168,6 +184,65 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
   };
 };
 
+/** Bytes of a reply frame up to the end of its header: length, xid, zxid, err. */
+const REPLY_HEADER_END = 4 + 4 + 8 + 4;
+
+/**
+ * Takes the reply to an `addWatch` request out of the stream: the oldest request waiting for a
+ * reply is that request and `frame` answers it (by xid). Does what the library does for a reply
+ * it knows (drops the request from its queue, keeps the zxid, calls back) and returns true; false
+ * for any other frame (the connect response, a notification, a ping, another reply).
+ */
+function takeAddWatchReply(manager: ConnectionManagerInternals, frame: Buffer, log: Logger): boolean {
+  if (manager.state === MANAGER_CONNECTING || frame.length < REPLY_HEADER_END) return false;
+  const waiting = manager.pendingQueue[0];
+  const header = waiting?.request.header;
+  if (header?.type !== ADD_WATCH_OPCODE || header.xid !== frame.readInt32BE(4)) return false;
+  manager.pendingQueue.shift();
+  manager.zxid = Buffer.from(frame.subarray(8, 16));
+  const code = frame.readInt32BE(16);
+  try {
+    waiting!.callback?.(code === 0 ? null : libraryException(code));
+  } catch (error) {
+    log.error({ err: errorMessage(error) }, 'ZooKeeper addWatch callback failed');
+  }
+  return true;
+}
+
+/** Makes `client` able to arm recursive watches and report their notifications (see `zookeeper-recursive-watch.ts`). */
+function installRecursiveWatches(client: Client, manager: ConnectionManagerInternals, log: Logger): void {
+  const listeners = new Set<(event: Event) => void>();
+  const watchers = manager.watcherManager;
+  const emit = watchers.emit;
+  const createEvent = (zookeeper.Event as unknown as { create(watcherEvent: { type: number; path: string }): Event }).create;
+  watchers.emit = function emitToRecursiveListeners(this: unknown, watcherEvent) {
+    if (listeners.size > 0 && watcherEvent.type >= zookeeper.Event.NODE_CREATED && watcherEvent.type <= zookeeper.Event.NODE_CHILDREN_CHANGED) {
+      const event = createEvent(watcherEvent);
+      for (const listener of [...listeners]) {
+        try {
+          listener(event);
+        } catch (error) {
+          log.error({ err: errorMessage(error) }, 'ZooKeeper watch listener failed');
+        }
+      }
+    }
+    emit.call(this, watcherEvent);
+  };
+  registerRecursiveWatchSupport(client, {
+    add(path, done) {
+      try {
+        manager.queue(new AddWatchRequest(path), done);
+      } catch (error) {
+        done(error);
+      }
+    },
+    listen(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+  });
+}
+
 /**
  * Fails requests still waiting in the library's queues, so no caller waits forever on a dead client.
  * The error must be the library's own `Exception`: its per-request callbacks call `getCode()` on it
@@ -183,14 +258,15 @@ export function failQueuedRequests(manager: Pick<ConnectionManagerInternals, 'cl
   const queued = manager.packetQueue?.queue ?? [];
   for (let packet = queued.shift(); packet; packet = queued.shift()) {
     try {
-      packet.callback?.(connectionLoss());
+      packet.callback?.(libraryException(zookeeper.Exception.CONNECTION_LOSS));
     } catch {
       // Best effort: one caller's failure must not strand the others.
     }
   }
 }
 
-function connectionLoss(): Error {
+/** The library's own `Exception` for `code`, which its callers expect (they call `getCode()` on it). */
+function libraryException(code: number): Error {
   const create = (zookeeper.Exception as unknown as { create?: (code: number) => Error }).create;
-  return create ? create(zookeeper.Exception.CONNECTION_LOSS) : Object.assign(new Error('CONNECTION_LOSS'), { code: zookeeper.Exception.CONNECTION_LOSS, getCode: () => zookeeper.Exception.CONNECTION_LOSS });
+  return create ? create(code) : Object.assign(new Error(`ZooKeeper error ${code}`), { code, getCode: () => code });
 }

@@ -17,6 +17,7 @@ export const ZOOKEEPER_ERROR_NAMES = [
   'BAD_ARGUMENTS',
   'MARSHALLING_ERROR',
   'SYSTEM_ERROR',
+  'UNIMPLEMENTED',
 ] as const;
 
 /** A known ZooKeeper result name, or `UNKNOWN` for anything else the library or the socket threw. */

@@ -1,6 +1,8 @@
 import type { Client, Event, Stat } from 'node-zookeeper-client';
 import { callZooKeeper, operationTimeoutOf } from './zookeeper-call.ts';
+import { ZooKeeperError } from './zookeeper-errors.ts';
 import { ZooKeeperGate } from './zookeeper-gate.ts';
+import { recursiveWatchSupportOf } from './zookeeper-recursive-watch.ts';
 
 /**
  * A one-shot ZooKeeper watch callback. The library keeps one registration per function and path,
@@ -30,6 +32,15 @@ export interface ZooKeeperReader {
   getData(path: string, watcher?: ZooKeeperWatcher): Promise<DataResult>;
   /** Resolves null for a missing node; with a watcher, the watch then fires when the node is created. */
   exists(path: string, watcher?: ZooKeeperWatcher): Promise<Stat | null>;
+  /**
+   * Arms a persistent recursive watch on `path` (which may not exist yet) for the current
+   * connection: from its reply on, every creation, deletion and data change at or below `path`
+   * reaches the `listen` listeners, until the connection drops. Rejects `UNIMPLEMENTED` when the
+   * server (before ZooKeeper 3.6) or the client cannot. Absent on readers that never can.
+   */
+  addRecursiveWatch?(path: string): Promise<void>;
+  /** Calls `listener` with every notification of the session's client until the returned function is called. */
+  listen?(listener: ZooKeeperWatcher): () => void;
 }
 
 /** Lists the children of `path`, arming a child watch when `watcher` is given. */
@@ -54,6 +65,13 @@ export function exists(client: Client, path: string, watcher?: ZooKeeperWatcher,
     if (watcher) client.exists(path, watcher, done);
     else client.exists(path, done);
   })).then(([stat]) => stat ?? null);
+}
+
+/** Arms a persistent recursive watch on `path`; see `ZooKeeperReader.addRecursiveWatch`. */
+export async function addRecursiveWatch(client: Client, path: string): Promise<void> {
+  const support = recursiveWatchSupportOf(client);
+  if (!support) throw new ZooKeeperError('UNIMPLEMENTED', `addWatch ${path}: this client cannot send recursive watches`, { path });
+  await call(client, 'addWatch', path, (done: (error: unknown) => void) => support.add(path, done));
 }
 
 /** Reads one reader keeps in flight at most by default; the rest wait their turn (see `ZooKeeperGate`). */
@@ -83,6 +101,8 @@ export function readerFor(client: Client, maxInFlight = DEFAULT_MAX_READS_IN_FLI
     getChildren: (path, watcher) => getChildren(client, path, watcher, gated),
     getData: (path, watcher) => getData(client, path, watcher, gated),
     exists: (path, watcher) => exists(client, path, watcher, gated),
+    addRecursiveWatch: (path) => addRecursiveWatch(client, path),
+    listen: (listener) => recursiveWatchSupportOf(client)?.listen(listener) ?? (() => undefined),
   };
 }
 

@@ -7,6 +7,7 @@ import { rootLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { ZooKeeperSessionSupervisor, createGuardedClient, type GuardedClient, type ZooKeeperSession } from '../../src/zookeeper/index.ts';
 import { startTcpProxy, startZooKeeper, startZooKeeperEnsemble, waitFor, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
+import { fourLetterWord } from '../harness/zookeeper-four-letter-word.ts';
 
 // Fast expiry: the server grants sessions from 2 ticks (400 ms) to 20 ticks (4 s).
 const ZOOKEEPER_OPTIONS = { tickTimeMs: 200 };
@@ -31,8 +32,20 @@ const providers: DiscoveryProvider[] = [];
 const writers: GuardedClient[] = [];
 const proxies: TcpProxy[] = [];
 
-function startProvider(connectString: string, sessionTimeoutMs = SESSION_TIMEOUT_MS, root?: string): { provider: DiscoveryProvider; recording: Recording } {
-  const provider = createZooKeeperProvider({ connectString, sessionTimeoutMs, backoff: { initialMs: 50, maxMs: 500 }, ...(root ? { root } : {}) });
+/** The two ways the provider follows the tree: one recursive watch on the root (ZooKeeper 3.6+), or a one-shot watch per znode. */
+const WATCH_MODES = [
+  { watches: 'recursive', recursiveWatch: true },
+  { watches: 'one-shot', recursiveWatch: false },
+] as const;
+
+interface ProviderOptions {
+  readonly sessionTimeoutMs?: number;
+  readonly root?: string;
+  readonly recursiveWatch?: boolean;
+}
+
+function startProvider(connectString: string, options: ProviderOptions = {}): { provider: DiscoveryProvider; recording: Recording } {
+  const provider = createZooKeeperProvider({ connectString, sessionTimeoutMs: SESSION_TIMEOUT_MS, backoff: { initialMs: 50, maxMs: 500 }, ...options });
   providers.push(provider);
   const snapshots: ProviderSnapshot[] = [];
   const states: ProviderState[] = [];
@@ -109,79 +122,138 @@ describe('the ZooKeeper provider against a standalone server', () => {
     await zk?.close();
   });
 
-  it('streams an ephemeral znode created by a second client, its deletion, and its removal when that client closes its session', async () => {
-    const setup = await connectWriter(zk.connectString);
-    await mkdirp(setup, '/services/web');
-    const { recording } = startProvider(zk.connectString);
-    await waitFor(() => recording.state() === 'connected' && recording.members('web')?.length === 0, { message: 'an empty web service' });
+  describe.each(WATCH_MODES)('with $watches watches', (mode) => {
+    it('streams an ephemeral znode created by a second client, its deletion, and its removal when that client closes its session', async () => {
+      const setup = await connectWriter(zk.connectString);
+      await mkdirp(setup, '/services/web');
+      const { recording } = startProvider(zk.connectString, mode);
+      await waitFor(() => recording.state() === 'connected' && recording.members('web')?.length === 0, { message: 'an empty web service' });
 
-    const second = await connectWriter(zk.connectString);
-    await create(second, '/services/web/i1', payload(8001), EPHEMERAL);
-    await create(second, '/services/web/i2', payload(8002, '10.0.0.2'), EPHEMERAL);
-    await waitFor(() => recording.latest('web')?.instances.length === 2, { timeoutMs: CONVERGENCE_MS, message: 'two instances of web' });
-    expect(recording.latest('web')!.instances).toEqual<Instance[]>([
-      { id: 'i1', service: 'web', host: '10.0.0.1', port: 8001, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
-      { id: 'i2', service: 'web', host: '10.0.0.2', port: 8002, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
-    ]);
+      const second = await connectWriter(zk.connectString);
+      await create(second, '/services/web/i1', payload(8001), EPHEMERAL);
+      await create(second, '/services/web/i2', payload(8002, '10.0.0.2'), EPHEMERAL);
+      await waitFor(() => recording.latest('web')?.instances.length === 2, { timeoutMs: CONVERGENCE_MS, message: 'two instances of web' });
+      expect(recording.latest('web')!.instances).toEqual<Instance[]>([
+        { id: 'i1', service: 'web', host: '10.0.0.1', port: 8001, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
+        { id: 'i2', service: 'web', host: '10.0.0.2', port: 8002, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} },
+      ]);
 
-    await remove(second, '/services/web/i1');
-    await waitFor(() => recording.members('web')?.join() === 'i2=10.0.0.2:8002', { timeoutMs: CONVERGENCE_MS, message: 'i1 deleted' });
+      await remove(second, '/services/web/i1');
+      await waitFor(() => recording.members('web')?.join() === 'i2=10.0.0.2:8002', { timeoutMs: CONVERGENCE_MS, message: 'i1 deleted' });
 
-    await second.retire(1_000);
-    await waitFor(() => recording.members('web')?.length === 0, { timeoutMs: CONVERGENCE_MS, message: 'i2 gone with its session' });
-  });
+      await second.retire(1_000);
+      await waitFor(() => recording.members('web')?.length === 0, { timeoutMs: CONVERGENCE_MS, message: 'i2 gone with its session' });
+    });
 
-  it('waits for a root that does not exist yet, and publishes an empty set when a service znode is deleted', async () => {
-    const { recording } = startProvider(zk.connectString, SESSION_TIMEOUT_MS, '/late');
-    await waitFor(() => recording.state() === 'connected', { message: 'connected without a root' });
-    expect(recording.snapshots).toEqual([]);
+    it('waits for a root that does not exist yet, and publishes an empty set when a service znode is deleted', async () => {
+      const { recording } = startProvider(zk.connectString, { ...mode, root: `/late-${mode.watches}` });
+      await waitFor(() => recording.state() === 'connected', { message: 'connected without a root' });
+      expect(recording.snapshots).toEqual([]);
 
-    const writer = await connectWriter(zk.connectString);
-    await mkdirp(writer, '/late/svc');
-    await create(writer, '/late/svc/s1', payload(3001), EPHEMERAL);
-    await waitFor(() => recording.members('svc')?.join() === 's1=10.0.0.1:3001', { timeoutMs: CONVERGENCE_MS, message: 's1 under the new root' });
+      const writer = await connectWriter(zk.connectString);
+      await mkdirp(writer, `/late-${mode.watches}/svc`);
+      await create(writer, `/late-${mode.watches}/svc/s1`, payload(3001), EPHEMERAL);
+      await waitFor(() => recording.members('svc')?.join() === 's1=10.0.0.1:3001', { timeoutMs: CONVERGENCE_MS, message: 's1 under the new root' });
 
-    await remove(writer, '/late/svc/s1');
-    await remove(writer, '/late/svc');
-    await waitFor(() => recording.latest('svc')?.instances.length === 0, { timeoutMs: CONVERGENCE_MS, message: 'svc emptied by its deletion' });
-    await create(writer, '/late/svc', undefined, PERSISTENT);
-    await create(writer, '/late/svc/s2', payload(3002), EPHEMERAL);
-    await waitFor(() => recording.members('svc')?.join() === 's2=10.0.0.1:3002', { timeoutMs: CONVERGENCE_MS, message: 'svc re-created' });
-  });
+      await remove(writer, `/late-${mode.watches}/svc/s1`);
+      await remove(writer, `/late-${mode.watches}/svc`);
+      await waitFor(() => recording.latest('svc')?.instances.length === 0, { timeoutMs: CONVERGENCE_MS, message: 'svc emptied by its deletion' });
+      await create(writer, `/late-${mode.watches}/svc`, undefined, PERSISTENT);
+      await create(writer, `/late-${mode.watches}/svc/s2`, payload(3002), EPHEMERAL);
+      await waitFor(() => recording.members('svc')?.join() === 's2=10.0.0.1:3002', { timeoutMs: CONVERGENCE_MS, message: 'svc re-created' });
+    });
 
-  it('serves the siblings of a malformed payload and counts the bad entry', async () => {
-    const { provider, recording } = startProvider(zk.connectString);
-    await waitFor(() => recording.state() === 'connected');
-    const labels = { provider: provider.name, service: 'pay' };
-    const invalidBefore = await counter('switchboard_registry_invalid_entries_total', labels);
+    it('serves the siblings of a malformed payload and counts the bad entry', async () => {
+      const { provider, recording } = startProvider(zk.connectString, mode);
+      await waitFor(() => recording.state() === 'connected');
+      const labels = { provider: provider.name, service: 'pay' };
+      const invalidBefore = await counter('switchboard_registry_invalid_entries_total', labels);
 
-    const writer = await connectWriter(zk.connectString);
-    await mkdirp(writer, '/services/pay');
-    await Promise.all([
-      create(writer, '/services/pay/p1', payload(9001), EPHEMERAL),
-      create(writer, '/services/pay/p2', Buffer.from('{"host": "10.0.0.9", "port": '), EPHEMERAL),
-      create(writer, '/services/pay/p3', payload(9003), EPHEMERAL),
-    ]);
-    await waitFor(() => recording.members('pay')?.join() === 'p1=10.0.0.1:9001,p3=10.0.0.1:9003', { timeoutMs: CONVERGENCE_MS });
-    expect(recording.latest('pay')!.invalid).toBe(1);
-    expect(await counter('switchboard_registry_invalid_entries_total', labels)).toBe(invalidBefore + 1);
-  });
+      const writer = await connectWriter(zk.connectString);
+      await mkdirp(writer, '/services/pay');
+      await Promise.all([
+        create(writer, '/services/pay/p1', payload(9001), EPHEMERAL),
+        create(writer, '/services/pay/p2', Buffer.from('{"host": "10.0.0.9", "port": '), EPHEMERAL),
+        create(writer, '/services/pay/p3', payload(9003), EPHEMERAL),
+      ]);
+      await waitFor(() => recording.members('pay')?.join() === 'p1=10.0.0.1:9001,p3=10.0.0.1:9003', { timeoutMs: CONVERGENCE_MS });
+      expect(recording.latest('pay')!.invalid).toBe(1);
+      expect(await counter('switchboard_registry_invalid_entries_total', labels)).toBe(invalidBefore + 1);
+    });
 
-  it('settles a burst of 500 pipelined registrations on the exact set in far fewer than 500 snapshots', async () => {
-    const writer = await connectWriter(zk.connectString);
-    await mkdirp(writer, '/services/burst');
-    const { recording } = startProvider(zk.connectString);
-    await waitFor(() => recording.state() === 'connected' && recording.members('burst')?.length === 0);
-    const before = recording.emitted('burst').length;
+    it('settles a burst of 500 pipelined registrations on the exact set in far fewer than 500 snapshots', async () => {
+      const writer = await connectWriter(zk.connectString);
+      await mkdirp(writer, '/services/burst');
+      const { recording } = startProvider(zk.connectString, mode);
+      await waitFor(() => recording.state() === 'connected' && recording.members('burst')?.length === 0);
+      const before = recording.emitted('burst').length;
 
-    const expected = Array.from({ length: 500 }, (_, i) => `b${String(i).padStart(3, '0')}=10.0.1.1:${10_000 + i}`);
-    await Promise.all(Array.from({ length: 500 }, (_, i) => create(writer, `/services/burst/b${String(i).padStart(3, '0')}`, payload(10_000 + i, '10.0.1.1'), EPHEMERAL)));
-    await waitFor(() => recording.latest('burst')?.instances.length === 500, { timeoutMs: 15_000, message: '500 instances of burst' });
+      const expected = Array.from({ length: 500 }, (_, i) => `b${String(i).padStart(3, '0')}=10.0.1.1:${10_000 + i}`);
+      await Promise.all(Array.from({ length: 500 }, (_, i) => create(writer, `/services/burst/b${String(i).padStart(3, '0')}`, payload(10_000 + i, '10.0.1.1'), EPHEMERAL)));
+      await waitFor(() => recording.latest('burst')?.instances.length === 500, { timeoutMs: 15_000, message: '500 instances of burst' });
 
-    expect(recording.members('burst')).toEqual(expected);
-    const emissions = recording.emitted('burst').length - before;
-    expect(emissions).toBeGreaterThanOrEqual(1);
-    expect(emissions).toBeLessThan(50);
+      expect(recording.members('burst')).toEqual(expected);
+      const emissions = recording.emitted('burst').length - before;
+      expect(emissions).toBeGreaterThanOrEqual(1);
+      expect(emissions).toBeLessThan(50);
+    });
+
+    it('follows a same-session reconnect: re-reads what changed while it was away, and later changes too', async () => {
+      const setup = await connectWriter(zk.connectString);
+      const service = `again-${mode.watches}`;
+      await mkdirp(setup, `/services/${service}`);
+      await create(setup, `/services/${service}/r1`, payload(6101), PERSISTENT);
+      await create(setup, `/services/${service}/r2`, payload(6102), PERSISTENT);
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: zk.nodes[0]!.clientPort });
+      proxies.push(proxy);
+      // The server's longest session (20 ticks): the reconnect below comes well within it.
+      const { provider, recording } = startProvider(proxy.address, { ...mode, sessionTimeoutMs: 4_000 });
+      await waitFor(() => recording.state() === 'connected' && recording.members(service)?.join() === 'r1=10.0.0.1:6101,r2=10.0.0.1:6102');
+      const labels = { provider: provider.name };
+      const reconnects = await counter('switchboard_provider_resyncs_total', { ...labels, reason: 'reconnect' });
+      const newSessions = await counter('switchboard_provider_resyncs_total', { ...labels, reason: 'new-session' });
+
+      proxy.cut();
+      await waitFor(() => recording.state() === 'stale', { message: 'stale once the connection is cut' });
+      await create(setup, `/services/${service}/r3`, payload(6103), PERSISTENT);
+      await remove(setup, `/services/${service}/r1`);
+      await setData(setup, `/services/${service}/r2`, payload(6112));
+      proxy.restore();
+      await waitFor(() => recording.state() === 'connected' && recording.members(service)?.join() === 'r2=10.0.0.1:6112,r3=10.0.0.1:6103', {
+        timeoutMs: CONVERGENCE_MS,
+        message: 'the changes made while it was away',
+      });
+      expect(await counter('switchboard_provider_resyncs_total', { ...labels, reason: 'reconnect' })).toBe(reconnects + 1);
+      expect(await counter('switchboard_provider_resyncs_total', { ...labels, reason: 'new-session' })).toBe(newSessions);
+
+      // Watches armed again on the new connection: a creation, a data change and a deletion.
+      await create(setup, `/services/${service}/r4`, payload(6104), PERSISTENT);
+      await setData(setup, `/services/${service}/r3`, payload(6113));
+      await remove(setup, `/services/${service}/r2`);
+      await waitFor(() => recording.members(service)?.join() === 'r3=10.0.0.1:6113,r4=10.0.0.1:6104', {
+        timeoutMs: CONVERGENCE_MS,
+        message: 'changes after the reconnect',
+      });
+    });
+
+    it(`holds ${mode.recursiveWatch ? 'one watch on the server, however many znodes it follows' : 'a watch per znode it follows'}`, async () => {
+      const writer = await connectWriter(zk.connectString);
+      const services = [`count-${mode.watches}-a`, `count-${mode.watches}-b`];
+      for (const service of services) {
+        await mkdirp(writer, `/services/${service}`);
+        await Promise.all(Array.from({ length: 10 }, (_, i) => create(writer, `/services/${service}/n${i}`, payload(7100 + i), EPHEMERAL)));
+      }
+      const { recording } = startProvider(zk.connectString, mode);
+      await waitFor(() => recording.state() === 'connected' && services.every((service) => recording.members(service)?.length === 10));
+      // Only the provider watches: the writers and the providers of earlier tests (closed) hold none.
+      const watches = await waitFor(async () => {
+        const total = /Total watches:(\d+)/.exec(await fourLetterWord('127.0.0.1', zk.nodes[0]!.clientPort, 'wchs'))?.[1];
+        return total === undefined ? undefined : Number(total);
+      });
+      // One-shot: the root's child watch, a child watch per service and a data watch per instance.
+      if (mode.recursiveWatch) expect(watches).toBe(1);
+      else expect(watches).toBeGreaterThanOrEqual(1 + services.length + 20);
+    });
   });
 
   it('recovers from a partition longer than the session timeout on a new session, with the right set and live watches', async () => {
@@ -310,7 +382,7 @@ describe('the ZooKeeper provider against a 3-node ensemble', () => {
     await mkdirp(writer, '/services/orders');
     await create(writer, '/services/orders/o1', payload(5001), PERSISTENT);
     await create(writer, '/services/orders/o2', payload(5002), PERSISTENT);
-    const { recording } = startProvider(ensemble.connectString, 4_000);
+    const { recording } = startProvider(ensemble.connectString, { sessionTimeoutMs: 4_000 });
     await waitFor(() => recording.state() === 'connected' && recording.members('orders')?.join() === 'o1=10.0.0.1:5001,o2=10.0.0.1:5002');
 
     const leader = await ensemble.leader();

@@ -32,6 +32,12 @@ export interface ZooKeeperProviderOptions {
   readonly name?: string;
   /** How entries are laid out and encoded; `native` under `<root>/<service>/<instance>` by default. */
   readonly layout?: RegistryLayoutSpec;
+  /**
+   * Follow the tree through one persistent recursive watch (ZooKeeper 3.6+), which saves a round
+   * trip per new instance and one watch per znode on the server; true by default. An older server
+   * answers that it has none, and the provider then uses one-shot watches for good.
+   */
+  readonly recursiveWatch?: boolean;
 }
 
 /**
@@ -53,6 +59,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   let reconnecting = false;
   let everConnected = false;
   let closing: Promise<void> | undefined;
+  let recursiveWatch = options.recursiveWatch ?? true;
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
     void sync.then(() => {
@@ -75,6 +82,10 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       ...(layout.instancesNode === undefined ? {} : { instancesNode: layout.instancesNode }),
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
+      recursiveWatch,
+      recursiveWatchUnsupported: () => {
+        recursiveWatch = false;
+      },
       knownServices: () => store.services(),
       publish: (service, entries, revision) => store.publishRaw(service, entries, revision),
     });

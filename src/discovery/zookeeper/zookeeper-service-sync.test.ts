@@ -2,7 +2,7 @@ import type { Stat } from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
 import { ZooKeeperError, type ZooKeeperReader } from '../../zookeeper/index.ts';
 import type { RawInstance } from '../instance-codec.ts';
-import { ZooKeeperServiceSync } from './zookeeper-service-sync.ts';
+import { ZooKeeperServiceSync, type WatchMode } from './zookeeper-service-sync.ts';
 
 const SERVICE_PATH = '/services/web';
 
@@ -25,10 +25,13 @@ function fakeTree() {
   let zxid = 1;
   const existsCalls: string[] = [];
   const listings: string[][] = [];
+  /** Reads that asked for a watch of their own. */
+  let watchedReads = 0;
   const heldListings: Array<() => void> = [];
   let holdListing = false;
   const reader: ZooKeeperReader = {
-    async getChildren(path) {
+    async getChildren(path, watcher) {
+      if (watcher) watchedReads += 1;
       if (path !== SERVICE_PATH || absent) throw new ZooKeeperError('NO_NODE', path);
       // The server answers with the membership of the moment it reads; the answer may travel late.
       const answer = { children: [...children.keys()], stat: stat(zxid) };
@@ -36,7 +39,8 @@ function fakeTree() {
       if (holdListing) await new Promise<void>((resolve) => heldListings.push(resolve));
       return answer;
     },
-    async getData(path) {
+    async getData(path, watcher) {
+      if (watcher) watchedReads += 1;
       const name = path.slice(SERVICE_PATH.length + 1);
       dataReads.push(name);
       if (hold === 'read') await new Promise<void>((resolve) => held.push(resolve));
@@ -45,7 +49,8 @@ function fakeTree() {
       if (value === undefined) throw new ZooKeeperError('NO_NODE', path);
       return { data: Buffer.from(value), stat: stat(zxid) };
     },
-    async exists(path) {
+    async exists(path, watcher) {
+      if (watcher) watchedReads += 1;
       existsCalls.push(path);
       return absent || path !== SERVICE_PATH ? null : stat(zxid);
     },
@@ -55,6 +60,7 @@ function fakeTree() {
     dataReads,
     existsCalls,
     listings,
+    watchedReads: () => watchedReads,
     /** Parks listing answers (already read) until `releaseListings`. */
     holdListings(value: boolean) {
       holdListing = value;
@@ -84,13 +90,14 @@ function fakeTree() {
   };
 }
 
-function setup() {
+function setup(mode?: () => WatchMode) {
   const tree = fakeTree();
   const published: RawInstance[][] = [];
   const gone: string[] = [];
   const sync = new ZooKeeperServiceSync('web', SERVICE_PATH, {
     reader: tree.reader,
     watcher: () => undefined,
+    ...(mode ? { mode } : {}),
     publish: (_service, entries) => published.push([...entries]),
     gone: (service) => gone.push(service),
     failed: () => undefined,
@@ -254,5 +261,66 @@ describe('ZooKeeperServiceSync', () => {
     expect(published).toEqual([['a'], []]);
     expect(gone).toEqual([]);
     sync.dispose();
+  });
+});
+
+describe('ZooKeeperServiceSync under a recursive watch', () => {
+  it('reads a created child once without listing again, publishes a deleted one without any read, and arms no watch', async () => {
+    const { tree, sync, ports } = setup(() => 'recursive');
+    tree.set('a', 80);
+    tree.set('b', 81);
+    await sync.refresh();
+    expect(tree.listings).toHaveLength(1);
+
+    tree.set('c', 82);
+    await sync.added('c');
+    expect(ports()).toEqual(['a=80', 'b=81', 'c=82']);
+    expect(tree.dataReads).toEqual(['a', 'b', 'c']);
+
+    tree.delete('a');
+    await sync.removed('a');
+    expect(ports()).toEqual(['b=81', 'c=82']);
+    expect(tree.dataReads).toEqual(['a', 'b', 'c']);
+    expect(tree.listings).toHaveLength(1);
+    expect(tree.watchedReads()).toBe(0);
+  });
+
+  it('lists again when a child is created while a listing is on its way', async () => {
+    const { tree, sync, ports } = setup(() => 'recursive');
+    tree.set('a', 80);
+    tree.holdListings(true);
+    const first = sync.refresh();
+    await new Promise((resolve) => setImmediate(resolve));
+    // The held answer lists only `a`; `b` is created after the server read it.
+    tree.set('b', 81);
+    const created = sync.added('b');
+    tree.holdListings(false);
+    tree.releaseListings();
+    await Promise.all([first, created]);
+    expect(ports()).toEqual(['a=80', 'b=81']);
+    expect(tree.listings).toEqual([['a'], ['a', 'b']]);
+  });
+
+  it('trusts nothing read while its watch is not armed, and re-reads everything after forget', async () => {
+    let mode: WatchMode = 'unarmed';
+    const { tree, sync, ports } = setup(() => mode);
+    tree.set('a', 80);
+    tree.set('b', 81);
+    await sync.refresh();
+    expect(ports()).toEqual(['a=80', 'b=81']);
+    mode = 'recursive';
+    tree.set('a', 90);
+    await sync.invalidate('b');
+    // Neither the listing nor `a` was kept: both are read again.
+    expect(tree.listings).toHaveLength(2);
+    expect(tree.dataReads).toEqual(['a', 'b', 'a', 'b']);
+    expect(ports()).toEqual(['a=90', 'b=81']);
+
+    // A reconnect: what changed meanwhile was never reported.
+    sync.forget();
+    tree.set('b', 91);
+    await sync.refresh();
+    expect(ports()).toEqual(['a=90', 'b=91']);
+    expect(tree.dataReads).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 });

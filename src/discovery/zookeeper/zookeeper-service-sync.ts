@@ -3,11 +3,21 @@ import { isZooKeeperError, maxZxid, zxidToString, type ZooKeeperReader, type Zoo
 import type { RawInstance } from '../instance-codec.ts';
 import { CoalescedTask } from './coalesced-task.ts';
 
+/**
+ * How the tree learns of changes. `one-shot`: each read arms a watch (the service's child watch,
+ * each instance's data watch) that fires once. `recursive`: one persistent recursive watch on the
+ * tree reports every creation, deletion and data change, so reads arm nothing. `unarmed`: the tree
+ * uses a recursive watch but has not armed it on this connection yet, so nothing read can be trusted.
+ */
+export type WatchMode = 'one-shot' | 'recursive' | 'unarmed';
+
 /** What a `ZooKeeperServiceSync` needs from the tree it belongs to. */
 export interface ServiceSyncContext {
   readonly reader: ZooKeeperReader;
-  /** The one watcher of the session: it arms the service's child watch and its instances' data watches. */
+  /** The one watcher of the session: in `one-shot` mode it arms the service's child watch and its instances' data watches. */
   readonly watcher: ZooKeeperWatcher;
+  /** The tree's current watch mode; `one-shot` when absent. */
+  mode?(): WatchMode;
   readonly backoff?: BackoffOptions;
   /**
    * True when `<servicePath>` missing means "no instances yet" (Dubbo's `providers` under a listed
@@ -29,13 +39,18 @@ interface CachedInstance {
 
 /**
  * Keeps one service's instance set in step with `<servicePath>` within one session. Instance data
- * is cached per child and trusted while its data watch is armed, so a membership change reads
- * only the new children, and all those reads are issued at once (pipelined on the socket).
+ * is cached per child and trusted while a watch reports its changes, so a membership change reads
+ * only the new children, and all those reads are issued at once (pipelined on the socket). Under
+ * a recursive watch, membership follows the creation and deletion events (`added`, `removed`): a
+ * new instance costs one read after its event and a removed one none, where one-shot watches need
+ * a re-list first.
  */
 export class ZooKeeperServiceSync {
   private readonly cache = new Map<string, CachedInstance>();
   /** Bumped by every data event of a child; a read issued before the bump is not cached. */
   private readonly epochs = new Map<string, number>();
+  /** Bumped by `forget`; a read issued before the bump is not cached. */
+  private generation = 0;
   private readonly task: CoalescedTask;
   private disposed = false;
   private revision = '0';
@@ -43,9 +58,10 @@ export class ZooKeeperServiceSync {
   private published = false;
   private firstRead: Promise<void> | undefined;
   /**
-   * The children of the last listing, while its child watch is armed and has not fired: a data
-   * change then re-reads only its child, since any membership change would have fired that watch
-   * (ZooKeeper delivers it before anything read after it) and asked for a full re-list.
+   * The children of the last listing, while a watch keeps it current: in `one-shot` mode while its
+   * child watch is armed and has not fired (a data change then re-reads only its child, since any
+   * membership change would have fired that watch, which ZooKeeper delivers before anything read
+   * after it, and asked for a full re-list); in `recursive` mode, kept in step by `added` and `removed`.
    */
   private listing: { readonly children: readonly string[]; readonly revision: string } | undefined;
   /** Bumped by every request for a full re-list; a listing read across a bump is not kept. */
@@ -90,6 +106,35 @@ export class ZooKeeperServiceSync {
     return this.request();
   }
 
+  /**
+   * Recursive watch: `child` was created. Added to the listing, if one is trusted, and read; with
+   * none (a listing in flight may predate the creation), the service is re-listed. Resolves like `refresh`.
+   */
+  added(child: string): Promise<void> {
+    if (this.listing) {
+      if (!this.listing.children.includes(child)) this.listing = { ...this.listing, children: [...this.listing.children, child] };
+    } else this.listingEpoch += 1;
+    return this.invalidate(child);
+  }
+
+  /** Recursive watch: `child` was deleted. Published without it at once when the listing is trusted; re-listed otherwise. */
+  removed(child: string): Promise<void> {
+    if (this.listing) this.listing = { ...this.listing, children: this.listing.children.filter((name) => name !== child) };
+    else this.listingEpoch += 1;
+    return this.invalidate(child);
+  }
+
+  /**
+   * The tree's recursive watch is gone with its connection, and the changes made meanwhile were
+   * never reported: drops the listing and every cached value, so the next re-list reads it all.
+   */
+  forget(): void {
+    this.listing = undefined;
+    this.listingEpoch += 1;
+    this.generation += 1;
+    this.cache.clear();
+  }
+
   /** Stops for good; a re-list in flight publishes nothing. */
   dispose(): void {
     this.disposed = true;
@@ -103,11 +148,12 @@ export class ZooKeeperServiceSync {
       if (this.listing) ({ children, revision } = this.listing);
       else {
         const epoch = this.listingEpoch;
-        const listing = await this.context.reader.getChildren(this.path, this.context.watcher);
+        const mode = this.mode();
+        const listing = await this.context.reader.getChildren(this.path, this.watcherFor(mode));
         children = listing.children;
         revision = zxidToString(listing.stat.pzxid);
         // A child event during the read may describe a newer membership: the coalesced run that follows re-lists.
-        if (epoch === this.listingEpoch) this.listing = { children, revision };
+        if (epoch === this.listingEpoch && mode !== 'unarmed') this.listing = { children, revision };
       }
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;
@@ -150,7 +196,8 @@ export class ZooKeeperServiceSync {
 
   /** Arms an existence watch on the missing path (its creation re-lists) and publishes no instances, once there were some. */
   private async awaitCreation(): Promise<void> {
-    const stat = await this.context.reader.exists(this.path, this.context.watcher);
+    // A recursive watch reports the creation without a watch of its own.
+    const stat = await this.context.reader.exists(this.path, this.watcherFor(this.mode()));
     if (this.disposed) return;
     // Created between the two reads: list it now (the coalesced task runs once more).
     if (stat) {
@@ -164,15 +211,27 @@ export class ZooKeeperServiceSync {
 
   private async read(name: string, known: Map<string, CachedInstance>): Promise<void> {
     const epoch = this.epochs.get(name) ?? 0;
+    const generation = this.generation;
+    const mode = this.mode();
     try {
-      const { data, stat } = await this.context.reader.getData(`${this.path}/${name}`, this.context.watcher);
+      const { data, stat } = await this.context.reader.getData(`${this.path}/${name}`, this.watcherFor(mode));
       const instance = { data, mzxid: zxidToString(stat.mzxid) };
       known.set(name, instance);
       // A data event after this read was issued may describe a newer value: serve this one once,
-      // but leave it uncached so that the coalesced re-list reads the child again.
-      if ((this.epochs.get(name) ?? 0) === epoch) this.cache.set(name, instance);
+      // but leave it uncached so that the coalesced re-list reads the child again. So is a value
+      // read while no watch would report its changes.
+      if ((this.epochs.get(name) ?? 0) === epoch && generation === this.generation && mode !== 'unarmed') this.cache.set(name, instance);
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;
     }
+  }
+
+  private mode(): WatchMode {
+    return this.context.mode?.() ?? 'one-shot';
+  }
+
+  /** The watch a read arms: the session's watcher in `one-shot` mode, none otherwise. */
+  private watcherFor(mode: WatchMode): ZooKeeperWatcher | undefined {
+    return mode === 'one-shot' ? this.context.watcher : undefined;
   }
 }

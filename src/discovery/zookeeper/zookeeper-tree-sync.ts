@@ -6,7 +6,7 @@ import { registryEventsTotal } from '../../metrics.ts';
 import { isZooKeeperError, zxidToString, type ZooKeeperReader } from '../../zookeeper/index.ts';
 import type { RawInstance } from '../instance-codec.ts';
 import { CoalescedTask } from './coalesced-task.ts';
-import { ZooKeeperServiceSync } from './zookeeper-service-sync.ts';
+import { ZooKeeperServiceSync, type WatchMode } from './zookeeper-service-sync.ts';
 
 /** What a tree sync reads from and writes to; one tree sync lives exactly as long as one session. */
 export interface TreeSyncContext {
@@ -20,41 +20,79 @@ export interface TreeSyncContext {
   readonly instancesNode?: string;
   readonly log: Logger;
   readonly backoff?: BackoffOptions;
+  /**
+   * Watch the tree through one persistent recursive watch on the root (ZooKeeper 3.6+) when the
+   * reader can; true by default. False, or a server that answers `UNIMPLEMENTED`: one-shot watches.
+   */
+  readonly recursiveWatch?: boolean;
+  /** Called when the server answered that it has no recursive watches, so that later sessions do not ask again. */
+  recursiveWatchUnsupported?(): void;
   /** Services that currently have a published snapshot (from this or an earlier session). */
   knownServices(): readonly string[];
   publish(service: string, entries: readonly RawInstance[], revision: string): void;
 }
 
 const EVENT_KINDS: Record<number, string> = { 1: 'created', 2: 'deleted', 3: 'data_changed', 4: 'children_changed' };
+const NODE_CREATED = 1;
+const NODE_DELETED = 2;
+const NODE_DATA_CHANGED = 3;
+const NODE_CHILDREN_CHANGED = 4;
+
+/**
+ * Where a notified path sits in the layout: the root (in the single-service layout also the node
+ * whose children are the instances: `container`), a service node (`container` when its children
+ * are the instances), a service's instances node (Dubbo's `providers`), or one instance.
+ */
+type Place =
+  | { readonly kind: 'root' | 'service'; readonly container: ZooKeeperServiceSync | undefined }
+  | { readonly kind: 'instances'; readonly sync: ZooKeeperServiceSync }
+  | { readonly kind: 'instance'; readonly sync: ZooKeeperServiceSync; readonly name: string };
 
 /** ZooKeeper's own subtree: listed under a root of `/`, it is not a service. */
 const ZOOKEEPER_SYSTEM_NODE = 'zookeeper';
 
 /**
- * Mirrors `<root>/<service>/<instance>` for one session: a child watch on the root (an existence
- * watch while the root does not exist), a child watch per service and a data watch per instance,
- * every one re-armed by the read its notification triggers. With `service` set, the root is that
- * service's node: an existence watch on it, its child watch and its instances' data watches.
+ * Mirrors `<root>/<service>/<instance>` for one session. On ZooKeeper 3.6+ it arms one persistent
+ * recursive watch on the root, again on every new connection, and follows its creation, deletion
+ * and data events: reads arm nothing, and a new instance costs one read after its event. Otherwise
+ * (an older server, or `recursiveWatch: false`) one-shot watches: a child watch on the root (an
+ * existence watch while the root does not exist), a child watch per service and a data watch per
+ * instance, every one re-armed by the read its notification triggers. With `service` set, the root
+ * is that service's node, and its children are the instances.
  */
 export class ZooKeeperTreeSync {
   private readonly services = new Map<string, ZooKeeperServiceSync>();
   private readonly rootTask: CoalescedTask;
   private disposed = false;
   private synced = false;
+  /** `recursive` once the server armed a recursive watch, `one-shot` when it cannot; undecided before the first answer. */
+  private watching: 'recursive' | 'one-shot' | undefined;
+  /** True while the recursive watch is armed on the current connection. */
+  private armed = false;
+  private unlisten: (() => void) | undefined;
 
   constructor(private readonly context: TreeSyncContext) {
     this.rootTask = new CoalescedTask(() => this.listRoot(), {
       onError: (error, attempt) => this.failed(context.root, error, attempt),
       ...(context.backoff ? { backoff: context.backoff } : {}),
     });
+    const { reader } = context;
+    if (context.recursiveWatch !== false && reader.addRecursiveWatch && reader.listen) this.unlisten = reader.listen(this.recursiveWatcher);
+    else this.watching = 'one-shot';
   }
 
   /**
-   * Lists the root, then every service. The first call reads everything (a new session: the old
-   * watches are dead); later calls (a reconnect on the same session) re-list each service against
-   * its cache. Resolves once every service has been read and published; never rejects.
+   * Arms the recursive watch (on a new connection), lists the root, then every service. The first
+   * call reads everything (a new session: the old watches are dead). Later calls (a reconnect on
+   * the same session) re-list each service against its cache under one-shot watches, which the
+   * library re-arms, and re-read everything under a recursive watch, whose changes in between were
+   * never reported. Resolves once every service has been read and published; never rejects.
    */
   async sync(): Promise<void> {
+    if (this.watching !== 'one-shot') {
+      this.armed = false;
+      if (this.synced) for (const service of this.services.values()) service.forget();
+    }
     await this.rootTask.request();
     const first = !this.synced;
     await Promise.all([...this.services.values()].map((service) => (first ? service.settled() : service.refresh())));
@@ -64,75 +102,136 @@ export class ZooKeeperTreeSync {
   /** Stops for good: pending reads publish nothing and notifications are ignored. */
   dispose(): void {
     this.disposed = true;
+    this.unlisten?.();
     this.rootTask.dispose();
     for (const service of this.services.values()) service.dispose();
     this.services.clear();
   }
 
-  /** The single watcher of the session: one function, so the library never stacks duplicate registrations. */
+  /** The watch mode its service syncs read under. */
+  private mode(): WatchMode {
+    if (this.watching === 'one-shot') return 'one-shot';
+    return this.armed ? 'recursive' : 'unarmed';
+  }
+
+  /** The single one-shot watcher of the session: one function, so the library never stacks duplicate registrations. */
   private readonly watcher = (event: Event): void => {
     // Called from the library's socket handler: nothing may throw out of here.
     try {
-      if (this.disposed) return;
+      if (this.disposed || this.watching !== 'one-shot') return;
       registryEventsTotal.inc({ provider: this.context.provider, kind: EVENT_KINDS[event.getType()] ?? 'other' });
-      const path = event.getPath();
-      const single = this.context.service;
-      if (single !== undefined) {
-        this.dispatchSingle(single, path);
-        return;
+      const place = this.locate(event.getPath());
+      switch (place?.kind) {
+        case 'root':
+          void this.rootTask.request();
+          void place.container?.refresh();
+          return;
+        case 'service':
+          void place.container?.refresh();
+          return;
+        case 'instances':
+          void place.sync.refresh();
+          return;
+        case 'instance':
+          void place.sync.invalidate(place.name);
+          return;
       }
-      if (path === this.context.root) {
-        void this.rootTask.request();
-        return;
-      }
-      const prefix = this.context.root === '/' ? '/' : `${this.context.root}/`;
-      if (!path.startsWith(prefix)) return;
-      const [service, ...below] = path.slice(prefix.length).split('/');
-      const sync = service === undefined ? undefined : this.services.get(service);
-      if (!sync) return;
-      const { instancesNode } = this.context;
-      if (instancesNode !== undefined && below.shift() !== instancesNode) return;
-      const [instance, ...deeper] = below;
-      if (deeper.length > 0) return;
-      if (instance === undefined) void sync.refresh();
-      else void sync.invalidate(instance);
     } catch (error) {
       this.context.log.error({ err: errorMessage(error) }, 'failed to handle a ZooKeeper notification');
     }
   };
 
-  /** Notifications of a single-service root: the node itself (created, deleted, children) or one instance. */
-  private dispatchSingle(service: string, path: string): void {
-    const { root } = this.context;
-    if (path === root) {
-      void this.rootTask.request();
-      void this.services.get(service)?.refresh();
-      return;
+  /** Every notification of the session's client while the tree uses a recursive watch. */
+  private readonly recursiveWatcher = (event: Event): void => {
+    try {
+      const type = event.getType();
+      // Children events come from one-shot watches only, never from a recursive one.
+      if (this.disposed || this.watching === 'one-shot' || type === NODE_CHILDREN_CHANGED) return;
+      const place = this.locate(event.getPath());
+      if (!place) return;
+      registryEventsTotal.inc({ provider: this.context.provider, kind: EVENT_KINDS[type] ?? 'other' });
+      if (place.kind === 'instance') {
+        if (type === NODE_CREATED) void place.sync.added(place.name);
+        else if (type === NODE_DELETED) void place.sync.removed(place.name);
+        else void place.sync.invalidate(place.name);
+        return;
+      }
+      // Above the instances, only creation and deletion change what is listed.
+      if (type === NODE_DATA_CHANGED) return;
+      if (place.kind === 'instances') void place.sync.refresh();
+      else {
+        void this.rootTask.request();
+        if (place.kind === 'root') void place.container?.refresh();
+      }
+    } catch (error) {
+      this.context.log.error({ err: errorMessage(error) }, 'failed to handle a ZooKeeper notification');
     }
-    const prefix = root === '/' ? '/' : `${root}/`;
-    if (!path.startsWith(prefix)) return;
-    const [instance, ...deeper] = path.slice(prefix.length).split('/');
-    if (instance !== undefined && deeper.length === 0) void this.services.get(service)?.invalidate(instance);
+  };
+
+  /** Where `path` sits in the layout; undefined outside the root, deeper than an instance, or under a service not listed. */
+  private locate(path: string): Place | undefined {
+    const { root, service: single, instancesNode } = this.context;
+    let segments: string[];
+    if (path === root) segments = [];
+    else {
+      const prefix = root === '/' ? '/' : `${root}/`;
+      if (!path.startsWith(prefix)) return undefined;
+      segments = path.slice(prefix.length).split('/');
+    }
+    if (single !== undefined) {
+      const sync = this.services.get(single);
+      if (segments.length === 0) return { kind: 'root', container: sync };
+      return sync && segments.length === 1 ? { kind: 'instance', sync, name: segments[0]! } : undefined;
+    }
+    if (segments.length === 0) return { kind: 'root', container: undefined };
+    const [name, ...below] = segments;
+    const sync = this.services.get(name!);
+    if (below.length === 0) return { kind: 'service', container: instancesNode === undefined ? sync : undefined };
+    if (!sync) return undefined;
+    if (instancesNode !== undefined) {
+      if (below.shift() !== instancesNode) return undefined;
+      if (below.length === 0) return { kind: 'instances', sync };
+    }
+    return below.length === 1 ? { kind: 'instance', sync, name: below[0]! } : undefined;
+  }
+
+  /** Arms the recursive watch on this connection, or settles on one-shot watches when the server has none. */
+  private async armRecursiveWatch(): Promise<void> {
+    try {
+      await this.context.reader.addRecursiveWatch!(this.context.root);
+      if (this.disposed) return;
+      this.watching = 'recursive';
+      this.armed = true;
+    } catch (error) {
+      if (!isZooKeeperError(error, 'UNIMPLEMENTED')) throw error;
+      this.watching = 'one-shot';
+      this.unlisten?.();
+      this.context.log.warn({ root: this.context.root }, 'ZooKeeper server has no recursive watches (before 3.6); using one-shot watches');
+      this.context.recursiveWatchUnsupported?.();
+    }
   }
 
   private async listRoot(): Promise<void> {
+    if (this.watching !== 'one-shot' && !this.armed) await this.armRecursiveWatch();
     const { reader, root, service } = this.context;
+    // Under a recursive watch, no read arms a watch, and the root's creation is reported too.
+    const watcher = this.watching === 'one-shot' ? this.watcher : undefined;
     if (service !== undefined) {
       // The root is the service: it exists or not; its children are read by its service sync.
-      const stat = await reader.exists(root, this.watcher);
+      const stat = await reader.exists(root, watcher);
       if (!this.disposed) this.reconcile(stat ? [service] : [], stat ? zxidToString(stat.pzxid) : '0');
       return;
     }
     let names: readonly string[];
     let revision: string;
     try {
-      const listing = await reader.getChildren(root, this.watcher);
+      const listing = await reader.getChildren(root, watcher);
       names = listing.children;
       revision = zxidToString(listing.stat.pzxid);
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;
       // Watch for the root to appear; if it appeared meanwhile, list it again.
-      if (await reader.exists(root, this.watcher)) {
+      if (watcher && (await reader.exists(root, watcher))) {
         // Created between the two reads: coalesce one more listing.
         void this.rootTask.request();
         return;
@@ -172,6 +271,7 @@ export class ZooKeeperTreeSync {
       // The service node is listed under the root; a missing instances node only means no instances yet.
       absentMeansEmpty: instancesNode !== undefined,
       watcher: this.watcher,
+      mode: () => this.mode(),
       ...(this.context.backoff ? { backoff: this.context.backoff } : {}),
       publish: (service, entries, revision) => {
         if (!this.disposed) this.context.publish(service, entries, revision);
