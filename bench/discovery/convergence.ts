@@ -5,9 +5,10 @@ import { parseConfig } from '../../gateway/config/index.ts';
 import { registryBalancerSource, ServiceBalancers } from '../../gateway/service-registry.ts';
 import { DEFAULT_THROTTLE_MS, DiscoveryAggregator } from '../../src/discovery/discovery-aggregator.ts';
 import type { DiscoveryProvider } from '../../src/discovery/provider.ts';
+import type { ZooKeeperReader } from '../../src/zookeeper/index.ts';
 
 /** The observers of one registration, in the order a change reaches them. */
-export const STAGES = ['raw', 'rawListed', 'rawRead', 'provider', 'conf', 'balancer'] as const;
+export const STAGES = ['raw', 'rawListed', 'rawRead', 'rawRecursiveRead', 'provider', 'conf', 'balancer'] as const;
 
 export type Stage = (typeof STAGES)[number];
 
@@ -17,11 +18,22 @@ export type ConvergenceSamples = Record<Stage, number[]>;
 /** Writes `id` (`c<n>`, a distinct address each) to the registry; resolves when the write was acknowledged. */
 type Write = (id: string) => Promise<void>;
 
-/** Where a raw watch has got with one new id: notified, its parent re-listed, its data read. */
-type RawStage = 'raw' | 'rawListed' | 'rawRead';
+/**
+ * Where a raw watch has got with one new id: notified, its parent re-listed, its data read; or,
+ * through a recursive watch (ZooKeeper 3.6+), its data read right after its own creation event.
+ */
+type RawStage = 'raw' | 'rawListed' | 'rawRead' | 'rawRecursiveRead';
 
 /** A raw watch of the same client library: calls `seen` with the time each new id reached each raw stage. */
-type RawWatch = (seen: (stage: RawStage, ids: readonly string[], at: number) => void) => Promise<() => void>;
+export type RawWatch = (seen: (stage: RawStage, ids: readonly string[], at: number) => void) => Promise<() => void>;
+
+/** Runs several raw watches side by side, each reporting its own stages. */
+export function rawWatches(...watches: RawWatch[]): RawWatch {
+  return async (seen) => {
+    const stops = await Promise.all(watches.map((watch) => watch(seen)));
+    return () => stops.forEach((stop) => stop());
+  };
+}
 
 /**
  * Measures, for `count` sequential registrations, the latency from write to the client library's
@@ -121,6 +133,30 @@ export function zooKeeperRawWatch(client: zookeeper.Client, path: string): RawWa
   };
 }
 
+/**
+ * A persistent recursive watch on `path` through the gateway's guarded client (the library has
+ * none), reading each created child's data on its event: the floor of a consumer that has one.
+ */
+export function zooKeeperRecursiveRawWatch(reader: ZooKeeperReader, path: string): RawWatch {
+  return async (seen) => {
+    let stopped = false;
+    const unlisten = reader.listen!((event) => {
+      const prefix = `${path}/`;
+      if (stopped || event.getType() !== 1 || !event.getPath().startsWith(prefix)) return;
+      const child = event.getPath().slice(prefix.length);
+      void reader.getData(event.getPath()).then(
+        () => seen('rawRecursiveRead', [child], performance.now()),
+        () => undefined,
+      );
+    });
+    await reader.addRecursiveWatch!(path);
+    return () => {
+      stopped = true;
+      unlisten();
+    };
+  };
+}
+
 /** An etcd3 prefix watch: every put is seen, listed and read when its event (which carries the value) arrives. */
 export function etcdRawWatch(client: Etcd3, prefix: string): RawWatch {
   return async (seen) => {
@@ -128,7 +164,7 @@ export function etcdRawWatch(client: Etcd3, prefix: string): RawWatch {
     watcher.on('put', (kv) => {
       const at = performance.now();
       const ids = [kv.key.toString().slice(prefix.length)];
-      for (const stage of ['raw', 'rawListed', 'rawRead'] as const) seen(stage, ids, at);
+      for (const stage of ['raw', 'rawListed', 'rawRead', 'rawRecursiveRead'] as const) seen(stage, ids, at);
     });
     return () => void watcher.cancel().catch(() => undefined);
   };

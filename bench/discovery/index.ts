@@ -10,11 +10,13 @@ import { Etcd3 } from 'etcd3';
 import zookeeper from 'node-zookeeper-client';
 import { createProvider } from '../../src/discovery/index.ts';
 import { encodeInstance } from '../../src/discovery/instance-codec.ts';
+import { rootLogger } from '../../src/logger.ts';
+import { createGuardedClient, readerFor } from '../../src/zookeeper/index.ts';
 import { startEtcd, startZooKeeper } from '../../test/harness/index.ts';
 import { compiledChild } from '../lib/compiled.ts';
 import { ms, summarize, table } from '../lib/stats.ts';
 import { measureChurn, type ChurnResult } from './churn.ts';
-import { etcdRawWatch, measureConvergence, zooKeeperRawWatch, type ConvergenceSamples } from './convergence.ts';
+import { etcdRawWatch, measureConvergence, rawWatches, zooKeeperRawWatch, zooKeeperRecursiveRawWatch, type ConvergenceSamples } from './convergence.ts';
 import { connectZooKeeper, zkCreate, zkMkdirp } from './zookeeper-writer.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
@@ -32,6 +34,12 @@ const zk = await startZooKeeper();
 const etcd = await startEtcd();
 const writer = await connectZooKeeper(zk.connectString);
 const watcher = await connectZooKeeper(zk.connectString);
+// The library has no recursive watches: the gateway's guarded client sends them.
+const recursiveWatcher = createGuardedClient(zk.connectString, { sessionTimeoutMs: 10_000 }, rootLogger);
+await new Promise<void>((resolve) => {
+  recursiveWatcher.client.once('connected', () => resolve());
+  recursiveWatcher.connect();
+});
 const etcdWriter = new Etcd3({ hosts: etcd.endpoints });
 const etcdWatcher = new Etcd3({ hosts: etcd.endpoints });
 
@@ -45,7 +53,7 @@ try {
         createProvider(`zk://${zk.connectString}/services`),
         SERVICE,
         (id) => zkCreate(writer, `/services/${SERVICE}/${id}`, payload(SERVICE, id, 10_000 + Number(id.slice(1))), zookeeper.CreateMode.EPHEMERAL),
-        zooKeeperRawWatch(watcher, `/services/${SERVICE}`),
+        rawWatches(zooKeeperRawWatch(watcher, `/services/${SERVICE}`), zooKeeperRecursiveRawWatch(readerFor(recursiveWatcher.client), `/services/${SERVICE}`)),
         SAMPLES,
       ),
     ]);
@@ -113,6 +121,7 @@ try {
 } finally {
   writer.close();
   watcher.close();
+  await recursiveWatcher.retire(1_000);
   etcdWriter.close();
   etcdWatcher.close();
   await zk.close();
@@ -155,7 +164,8 @@ function latencyRows(registry: string, samples: ConvergenceSamples): string[][] 
   const stages = [
     ['raw', 'raw watch notification (client library)'],
     ['rawListed', 'raw watch + re-list'],
-    ['rawRead', 'raw watch + re-list + read (floor)'],
+    ['rawRead', 'raw watch + re-list + read (one-shot floor)'],
+    ['rawRecursiveRead', 'raw recursive watch + read (floor)'],
     ['provider', 'provider snapshot'],
     ['conf', 'LoadBalanceConf'],
     ['balancer', 'balancer picker (ServiceBalancers)'],
