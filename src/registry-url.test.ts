@@ -37,6 +37,11 @@ describe('parseRegistryUrl', () => {
       url: 'etcd://127.0.0.1:2379/backends/web?layout=registrator&service=web',
       expected: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/backends/web', layout: { name: 'registrator', service: 'web' } },
     },
+    { url: 'zk://127.0.0.1:2181/services?watch=one-shot', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services', watch: 'one-shot' } },
+    {
+      url: 'zk://127.0.0.1:2181?layout=dubbo&watch=recursive',
+      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/dubbo', layout: { name: 'dubbo' }, watch: 'recursive' },
+    },
   ])('parses $url', ({ url, expected }) => {
     expect(parseRegistryUrl(url)).toEqual(expected);
   });
@@ -57,6 +62,8 @@ describe('parseRegistryUrl', () => {
     { url: 'etcd://a:1?layout=dubbo', reason: /layout=dubbo is read from ZooKeeper \(zk:\/\/\) only/ },
     { url: 'zk://a:1/dubbo?layout=dubbo&service=x', reason: /layout=dubbo takes no service=/ },
     { url: 'zk://a:1/x?service=a/b', reason: /service "a\/b" must not/ },
+    { url: 'zk://a:1/x?watch=persistent', reason: /unknown watch "persistent" \(expected recursive or one-shot\)/ },
+    { url: 'etcd://a:1/x?watch=one-shot', reason: /watch= applies to ZooKeeper \(zk:\/\/\) only/ },
   ])('refuses $url with a reason', ({ url, reason }) => {
     expect(() => parseRegistryUrl(url)).toThrow(reason);
   });

@@ -12,9 +12,17 @@ export interface RegistryLayoutSpec {
   readonly service?: string;
 }
 
+/**
+ * How the gateway watches a ZooKeeper tree: `recursive` (the default) arms one persistent recursive
+ * watch on the root when the server has them (3.6+); `one-shot` a watch per znode, as before 3.6.
+ */
+export const ZOOKEEPER_WATCH_MODES = ['recursive', 'one-shot'] as const;
+
+export type ZooKeeperWatchMode = (typeof ZOOKEEPER_WATCH_MODES)[number];
+
 /** Where instances are registered, parsed from a registry URL; `layout` is absent for the default `native` tree. */
 export type RegistryLocation =
-  | { kind: 'zookeeper'; connectString: string; root: string; layout?: RegistryLayoutSpec }
+  | { kind: 'zookeeper'; connectString: string; root: string; layout?: RegistryLayoutSpec; watch?: ZooKeeperWatchMode }
   | { kind: 'etcd'; endpoints: string[]; prefix: string; layout?: RegistryLayoutSpec }
   | { kind: 'file'; path: string };
 
@@ -35,11 +43,11 @@ const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 const SERVICE_NAME = /^[^\s/]+$/;
 
 /**
- * Parses `zk://host:port[,host:port…][/root][?layout=…&service=…]`, `etcd://host:port[,…][/prefix][?…]`
+ * Parses `zk://host:port[,host:port…][/root][?layout=…&service=…&watch=…]`, `etcd://host:port[,…][/prefix][?…]`
  * (an `etcds://` scheme means TLS) and `file:<path>`. A path of `/` is the registry's root itself.
  * `layout` is one of `REGISTRY_LAYOUTS` or `single` (`native` with the root as one service's node);
- * `service` names the service that node maps to (by default its last path segment). Throws
- * `RegistryUrlError` naming the bad part.
+ * `service` names the service that node maps to (by default its last path segment); `watch`
+ * (zk:// only) is one of `ZOOKEEPER_WATCH_MODES`. Throws `RegistryUrlError` naming the bad part.
  */
 export function parseRegistryUrl(url: string): RegistryLocation {
   const scheme = /^([a-z0-9+]+):(.*)$/i.exec(url.trim());
@@ -67,21 +75,28 @@ export function parseRegistryUrl(url: string): RegistryLocation {
   }
   // A bare `/` names the registry's root; only a URL without any path gets the default root.
   const path = slash === -1 ? '' : beforeQuery.slice(slash).replace(/\/+$/, '') || '/';
-  const layout = question === -1 ? undefined : parseLayout(url, rest.slice(question + 1), path);
+  const params = new URLSearchParams(question === -1 ? '' : rest.slice(question + 1));
+  for (const key of params.keys()) {
+    if (key !== 'layout' && key !== 'service' && key !== 'watch') throw new RegistryUrlError(url, `unknown parameter "${key}" (expected layout, service or watch)`);
+  }
+  const layout = params.has('layout') || params.has('service') ? parseLayout(url, params, path) : undefined;
   const root = path === '' ? ((layout && LAYOUT_DEFAULT_ROOTS[layout.name]) ?? DEFAULT_REGISTRY_ROOT) : path;
   if (/\/\/|\s/.test(root)) throw new RegistryUrlError(url, `"${root}" is not a valid path`);
   const withLayout = layout === undefined ? {} : { layout };
-  if (kind === 'zk' || kind === 'zookeeper') return { kind: 'zookeeper', connectString: hosts.join(','), root, ...withLayout };
+  const watch = params.get('watch') ?? undefined;
+  if (watch !== undefined && kind !== 'zk' && kind !== 'zookeeper') throw new RegistryUrlError(url, 'watch= applies to ZooKeeper (zk://) only');
+  if (watch !== undefined && !(ZOOKEEPER_WATCH_MODES as readonly string[]).includes(watch)) {
+    throw new RegistryUrlError(url, `unknown watch "${watch}" (expected ${ZOOKEEPER_WATCH_MODES.join(' or ')})`);
+  }
+  if (kind === 'zk' || kind === 'zookeeper') {
+    return { kind: 'zookeeper', connectString: hosts.join(','), root, ...withLayout, ...(watch === undefined ? {} : { watch: watch as ZooKeeperWatchMode }) };
+  }
   if (layout?.name === 'dubbo') throw new RegistryUrlError(url, 'layout=dubbo is read from ZooKeeper (zk://) only');
   const protocol = kind === 'etcds' ? 'https' : 'http';
   return { kind: 'etcd', endpoints: hosts.map((host) => `${protocol}://${host}`), prefix: root, ...withLayout };
 }
 
-function parseLayout(url: string, query: string, path: string): RegistryLayoutSpec {
-  const params = new URLSearchParams(query);
-  for (const key of params.keys()) {
-    if (key !== 'layout' && key !== 'service') throw new RegistryUrlError(url, `unknown parameter "${key}" (expected layout or service)`);
-  }
+function parseLayout(url: string, params: URLSearchParams, path: string): RegistryLayoutSpec {
   const requested = params.get('layout') ?? 'native';
   const single = requested === 'single';
   const name = single ? 'native' : requested;

@@ -13,10 +13,10 @@ const GATHER_MS = 20;
 
 /**
  * A config store in ZooKeeper, read by the discovery provider's tree sync (`<root>/<kind>/<name>`
- * is the same shape as `<root>/<service>/<instance>`) under the same session supervisor: a child
- * watch on the root and on each kind, a data watch on each object. A new session (after expiry)
- * re-reads everything; a reconnect on the same session re-lists against the cache; while
- * disconnected nothing is emitted, so the last listing stays in force.
+ * is the same shape as `<root>/<service>/<instance>`) under the same session supervisor, and watched
+ * as it watches (one recursive watch on the root on ZooKeeper 3.6+, else a child watch on the root
+ * and on each kind and a data watch on each object). A new session (after expiry) or a reconnect
+ * reads the tree again; while disconnected nothing is emitted, so the last listing stays in force.
  */
 export class ZooKeeperStoreSource implements StoreSource {
   private readonly subject = new Subject<StoreListing>();
@@ -33,6 +33,8 @@ export class ZooKeeperStoreSource implements StoreSource {
   private firstChangeAt: number | undefined;
   private closing: Promise<void> | undefined;
   private sessions = 0;
+  /** Outlives sessions: an older server's UNIMPLEMENTED is heard once. */
+  private readonly watches = { recursive: true };
 
   constructor(
     private readonly location: Extract<StoreLocation, { kind: 'zookeeper' }>,
@@ -74,6 +76,7 @@ export class ZooKeeperStoreSource implements StoreSource {
       reader: readerFor(session.client),
       root: this.location.root,
       log: this.log,
+      watches: this.watches,
       knownServices: () => [...this.byKind.keys()],
       publish: (kind, entries, revision) => {
         if (tree === this.tree) this.onPublish(kind, entries, revision);

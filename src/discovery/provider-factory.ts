@@ -20,7 +20,14 @@ export function createProvider(registry: string | RegistryLocation): DiscoveryPr
       const name = `zk:${location.connectString}${normalizeRoot(location.root)}`;
       return new DeferredProvider(
         name,
-        async () => (await import('./zookeeper/index.ts')).createZooKeeperProvider({ name, connectString: location.connectString, root: location.root, ...layout }),
+        async () =>
+          (await import('./zookeeper/index.ts')).createZooKeeperProvider({
+            name,
+            connectString: location.connectString,
+            root: location.root,
+            ...layout,
+            ...(location.watch === undefined ? {} : { recursiveWatch: location.watch === 'recursive' }),
+          }),
         componentLogger('provider-zookeeper', { provider: name }),
       );
     }

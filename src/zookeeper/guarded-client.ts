@@ -63,8 +63,8 @@ interface ConnectionManagerInternals extends EventEmitter {
   packetQueue?: { queue?: Array<{ callback?: (error: Error) => void }> };
 }
 
-const MANAGER_CONNECTING = 1;
 const MANAGER_CONNECTED = 2;
+const MANAGER_CONNECTED_READ_ONLY = 3;
 const MANAGER_CLOSING = -1;
 const MANAGER_CLOSED = -2;
 
@@ -194,12 +194,15 @@ const REPLY_HEADER_END = 4 + 4 + 8 + 4;
  * for any other frame (the connect response, a notification, a ping, another reply).
  */
 function takeAddWatchReply(manager: ConnectionManagerInternals, frame: Buffer, log: Logger): boolean {
-  if (manager.state === MANAGER_CONNECTING || frame.length < REPLY_HEADER_END) return false;
+  // Not while connecting or closing: a connect response read in those states is not a reply.
+  if ((manager.state !== MANAGER_CONNECTED && manager.state !== MANAGER_CONNECTED_READ_ONLY) || frame.length < REPLY_HEADER_END) return false;
   const waiting = manager.pendingQueue[0];
   const header = waiting?.request.header;
   if (header?.type !== ADD_WATCH_OPCODE || header.xid !== frame.readInt32BE(4)) return false;
   manager.pendingQueue.shift();
-  manager.zxid = Buffer.from(frame.subarray(8, 16));
+  // As the Java client does: only a positive zxid counts. A server without addWatch answers with
+  // -1, which the library would then send as the last zxid seen when it reconnects.
+  if (frame.readBigInt64BE(8) > 0n) manager.zxid = Buffer.from(frame.subarray(8, 16));
   const code = frame.readInt32BE(16);
   try {
     waiting!.callback?.(code === 0 ? null : libraryException(code));
@@ -265,8 +268,16 @@ export function failQueuedRequests(manager: Pick<ConnectionManagerInternals, 'cl
   }
 }
 
-/** The library's own `Exception` for `code`, which its callers expect (they call `getCode()` on it). */
+/**
+ * The library's own `Exception` for `code`, which its callers expect (they call `getCode()` on
+ * it); an error of the same shape for a code the library does not know (its factory throws then).
+ */
 function libraryException(code: number): Error {
   const create = (zookeeper.Exception as unknown as { create?: (code: number) => Error }).create;
-  return create ? create(code) : Object.assign(new Error(`ZooKeeper error ${code}`), { code, getCode: () => code });
+  try {
+    if (create) return create(code);
+  } catch {
+    // An unknown code: fall through.
+  }
+  return Object.assign(new Error(`ZooKeeper error ${code}`), { code, getCode: () => code });
 }

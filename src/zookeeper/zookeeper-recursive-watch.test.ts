@@ -18,10 +18,10 @@ function frame(body: Buffer): Buffer {
   return Buffer.concat([length, body]);
 }
 
-function reply(xid: number, err: number): Buffer {
+function reply(xid: number, err: number, zxid = 42n): Buffer {
   const body = Buffer.alloc(16);
   body.writeInt32BE(xid, 0);
-  body.writeBigInt64BE(42n, 4);
+  body.writeBigInt64BE(zxid, 4);
   body.writeInt32BE(err, 12);
   return frame(body);
 }
@@ -41,8 +41,9 @@ function notification(type: number, path: string): Buffer {
 
 /**
  * A stand-in server: answers the handshake, then each request by its opcode. `addWatch` gets
- * `addWatchError` (followed, in the same chunk, by a creation notification when it is 0), a getData
- * gets NO_NODE, anything else OK. Records the paths of the `addWatch` requests.
+ * `addWatchError`: 0 is followed by a creation notification; an error is answered as ZooKeeper's
+ * UnimplementedRequestProcessor does (zxid -1, then the connection closed). A getData gets
+ * NO_NODE, anything else OK. Records the paths of the `addWatch` requests.
  */
 async function startScriptedServer(addWatchError: number): Promise<{ server: Server; port: number; addWatchPaths: string[]; connections: () => number }> {
   const addWatchPaths: string[] = [];
@@ -66,8 +67,8 @@ async function startScriptedServer(addWatchError: number): Promise<{ server: Ser
         const type = request.readInt32BE(8);
         if (type === ADD_WATCH_OPCODE) {
           addWatchPaths.push(request.subarray(16, 16 + request.readInt32BE(12)).toString('utf8'));
-          const answer = reply(xid, addWatchError);
-          socket.write(addWatchError === 0 ? Buffer.concat([answer, notification(zookeeper.Event.NODE_CREATED, '/svc/a/i1')]) : answer);
+          if (addWatchError === 0) socket.write(Buffer.concat([reply(xid, 0), notification(zookeeper.Event.NODE_CREATED, '/svc/a/i1')]));
+          else socket.end(reply(xid, addWatchError, -1n));
         } else socket.write(reply(xid, type === GET_DATA_OPCODE ? NO_NODE : 0));
         return true;
       }),
@@ -104,20 +105,24 @@ describe('recursive watches through a guarded client', () => {
 
     await reader.addRecursiveWatch!('/svc');
     expect(fake.addWatchPaths).toEqual(['/svc']);
-    expect(events).toEqual(['NODE_CREATED /svc/a/i1']);
     // The library would have dropped the connection on a reply to an opcode it does not know;
     // the next request still gets its own answer on the same connection.
     await expect(reader.getData('/svc/a/i1')).rejects.toSatisfy((error) => isZooKeeperError(error, 'NO_NODE'));
     expect(fake.connections()).toBe(1);
+    // Sent before that answer, so handled by now.
+    expect(events).toEqual(['NODE_CREATED /svc/a/i1']);
   });
 
-  it('rejects UNIMPLEMENTED for a server without addWatch (before ZooKeeper 3.6), and the connection keeps serving', async () => {
+  it('rejects UNIMPLEMENTED for a server without addWatch (before ZooKeeper 3.6), and keeps the last zxid it had', async () => {
     const fake = await startScriptedServer(zookeeper.Exception.UNIMPLEMENTED);
     server = fake.server;
-    const reader = readerFor((await connect(fake.port)).client);
-    await expect(reader.addRecursiveWatch!('/svc')).rejects.toSatisfy((error) => isZooKeeperError(error, 'UNIMPLEMENTED'));
+    const guarded = await connect(fake.port);
+    const reader = readerFor(guarded.client);
     await expect(reader.getData('/svc')).rejects.toSatisfy((error) => isZooKeeperError(error, 'NO_NODE'));
-    expect(fake.connections()).toBe(1);
+    await expect(reader.addRecursiveWatch!('/svc')).rejects.toSatisfy((error) => isZooKeeperError(error, 'UNIMPLEMENTED'));
+    // The reply's zxid of -1 would be sent as the last zxid seen on the next connection.
+    const manager = (guarded.client as unknown as { connectionManager: { zxid: Buffer } }).connectionManager;
+    expect(manager.zxid.readBigInt64BE(0)).toBe(42n);
   });
 
   it('rejects UNIMPLEMENTED on a client that cannot send addWatch', async () => {

@@ -59,7 +59,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   let reconnecting = false;
   let everConnected = false;
   let closing: Promise<void> | undefined;
-  let recursiveWatch = options.recursiveWatch ?? true;
+  const watches = { recursive: options.recursiveWatch ?? true };
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
     void sync.then(() => {
@@ -82,10 +82,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       ...(layout.instancesNode === undefined ? {} : { instancesNode: layout.instancesNode }),
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
-      recursiveWatch,
-      recursiveWatchUnsupported: () => {
-        recursiveWatch = false;
-      },
+      watches,
       knownServices: () => store.services(),
       publish: (service, entries, revision) => store.publishRaw(service, entries, revision),
     });

@@ -63,7 +63,7 @@ export class ZooKeeperServiceSync {
    * membership change would have fired that watch, which ZooKeeper delivers before anything read
    * after it, and asked for a full re-list); in `recursive` mode, kept in step by `added` and `removed`.
    */
-  private listing: { readonly children: readonly string[]; readonly revision: string } | undefined;
+  private listing: { readonly children: Set<string>; readonly revision: string } | undefined;
   /** Bumped by every request for a full re-list; a listing read across a bump is not kept. */
   private listingEpoch = 0;
 
@@ -111,15 +111,14 @@ export class ZooKeeperServiceSync {
    * none (a listing in flight may predate the creation), the service is re-listed. Resolves like `refresh`.
    */
   added(child: string): Promise<void> {
-    if (this.listing) {
-      if (!this.listing.children.includes(child)) this.listing = { ...this.listing, children: [...this.listing.children, child] };
-    } else this.listingEpoch += 1;
+    if (this.listing) this.listing.children.add(child);
+    else this.listingEpoch += 1;
     return this.invalidate(child);
   }
 
   /** Recursive watch: `child` was deleted. Published without it at once when the listing is trusted; re-listed otherwise. */
   removed(child: string): Promise<void> {
-    if (this.listing) this.listing = { ...this.listing, children: this.listing.children.filter((name) => name !== child) };
+    if (this.listing) this.listing.children.delete(child);
     else this.listingEpoch += 1;
     return this.invalidate(child);
   }
@@ -145,15 +144,18 @@ export class ZooKeeperServiceSync {
     let children: readonly string[];
     let revision: string;
     try {
-      if (this.listing) ({ children, revision } = this.listing);
-      else {
+      if (this.listing) {
+        // A copy: `added` and `removed` change the listing while this run reads.
+        children = [...this.listing.children];
+        revision = this.listing.revision;
+      } else {
         const epoch = this.listingEpoch;
         const mode = this.mode();
         const listing = await this.context.reader.getChildren(this.path, this.watcherFor(mode));
         children = listing.children;
         revision = zxidToString(listing.stat.pzxid);
         // A child event during the read may describe a newer membership: the coalesced run that follows re-lists.
-        if (epoch === this.listingEpoch && mode !== 'unarmed') this.listing = { children, revision };
+        if (epoch === this.listingEpoch && mode !== 'unarmed') this.listing = { children: new Set(children), revision };
       }
     } catch (error) {
       if (!isZooKeeperError(error, 'NO_NODE')) throw error;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { rootLogger } from '../../logger.ts';
 import { ZooKeeperError, type ZooKeeperReader, type ZooKeeperWatcher } from '../../zookeeper/index.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
-import { ZooKeeperTreeSync } from './zookeeper-tree-sync.ts';
+import { ZooKeeperTreeSync, type TreeSyncContext } from './zookeeper-tree-sync.ts';
 
 const STAT = { mzxid: Buffer.alloc(8), pzxid: Buffer.alloc(8) } as Stat;
 
@@ -15,6 +15,8 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
   const nodes = new Map<string, string>([['/services/web/a', '{"host":"10.0.0.1","port":80}']]);
   const calls: string[] = [];
   const listeners = new Set<ZooKeeperWatcher>();
+  const held = new Map<string, Array<() => void>>();
+  let holding: string | undefined;
   const log = (call: string, watcher?: ZooKeeperWatcher) => calls.push(watcher ? `${call} +watch` : call);
   const childrenOf = (path: string) => [...new Set([...nodes.keys()].filter((key) => key.startsWith(`${path}/`)).map((key) => key.slice(path.length + 1).split('/')[0]!))];
   const reader: ZooKeeperReader = {
@@ -24,6 +26,8 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
     },
     async getData(path, watcher) {
       log(`getData ${path}`, watcher);
+      // The server reads when it answers: a held read returns the value at its release.
+      if (path === holding) await new Promise<void>((resolve) => held.set(path, [...(held.get(path) ?? []), resolve]));
       const data = nodes.get(path);
       if (data === undefined) throw new ZooKeeperError('NO_NODE', path);
       return { data: Buffer.from(data), stat: STAT };
@@ -48,6 +52,16 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
     set(path: string, port: number) {
       nodes.set(path, JSON.stringify({ host: '10.0.0.1', port }));
     },
+    /** Parks reads of `path` until `release`. */
+    hold(path: string) {
+      holding = path;
+    },
+    release() {
+      holding = undefined;
+      for (const resolve of [...held.values()].flat()) resolve();
+      held.clear();
+    },
+    heldReads: () => [...held.values()].flat().length,
     /** Delivers a notification the way the session's client does. */
     notify(type: number, path: string) {
       for (const listener of listeners) listener(new zookeeper.Event(type, String(type), path));
@@ -55,23 +69,25 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
   };
 }
 
-function treeOver(registry: ReturnType<typeof fakeRegistry>) {
+function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pick<TreeSyncContext, 'root' | 'service' | 'instancesNode'>> = {}) {
   const published = new Map<string, string[]>();
-  let unsupported = 0;
+  const ports = new Map<string, string[]>();
+  const watches = { recursive: true };
   const tree = new ZooKeeperTreeSync({
     provider: 'test',
     reader: registry.reader,
     root: '/services',
+    ...layout,
     log: rootLogger,
+    watches,
     knownServices: () => [...published.keys()],
-    publish: (service, entries) => published.set(service, entries.map((entry) => entry.name)),
-    recursiveWatchUnsupported: () => (unsupported += 1),
+    publish: (service, entries) => {
+      published.set(service, entries.map((entry) => entry.name));
+      ports.set(service, entries.map((entry) => `${entry.name}=${(JSON.parse(String(entry.data)) as { port: number }).port}`));
+    },
   });
-  return { tree, published, unsupported: () => unsupported };
+  return { tree, published, ports, watches };
 }
-
-/** Lets the reads a notification started settle. */
-const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('ZooKeeperTreeSync', () => {
   it('arms its recursive watch before any read on every connection, and a created instance then costs one read', async () => {
@@ -84,15 +100,13 @@ describe('ZooKeeperTreeSync', () => {
     registry.calls.length = 0;
     registry.set('/services/web/b', 81);
     registry.notify(zookeeper.Event.NODE_CREATED, '/services/web/b');
-    await settle();
+    await waitFor(() => published.get('web')?.join() === 'a,b', { message: 'b published' });
     expect(registry.calls).toEqual(['getData /services/web/b']);
-    expect(published.get('web')).toEqual(['a', 'b']);
 
     registry.calls.length = 0;
     registry.notify(zookeeper.Event.NODE_DELETED, '/services/web/a');
-    await settle();
+    await waitFor(() => published.get('web')?.join() === 'b', { message: 'a removed' });
     expect(registry.calls).toEqual([]);
-    expect(published.get('web')).toEqual(['b']);
 
     // A reconnect: armed again first, then everything is read again (no change was reported meanwhile).
     registry.calls.length = 0;
@@ -104,11 +118,12 @@ describe('ZooKeeperTreeSync', () => {
 
   it('uses one-shot watches for good when the server has no recursive watches', async () => {
     const registry = fakeRegistry(new ZooKeeperError('UNIMPLEMENTED', 'addWatch /services'));
-    const { tree, published, unsupported } = treeOver(registry);
+    const { tree, published, watches } = treeOver(registry);
     await tree.sync();
     expect(registry.calls).toEqual(['addWatch /services', 'getChildren /services +watch', 'getChildren /services/web +watch', 'getData /services/web/a +watch']);
     expect(published.get('web')).toEqual(['a']);
-    expect(unsupported()).toBe(1);
+    // Remembered beyond this tree: the next session's tree does not ask.
+    expect(watches.recursive).toBe(false);
 
     registry.calls.length = 0;
     await tree.sync();
@@ -123,6 +138,7 @@ describe('ZooKeeperTreeSync', () => {
       reader: registry.reader,
       root: '/services',
       log: rootLogger,
+      watches: { recursive: true },
       backoff: { initialMs: 1, maxMs: 1 },
       knownServices: () => [],
       publish: () => undefined,
@@ -132,5 +148,47 @@ describe('ZooKeeperTreeSync', () => {
     expect(registry.calls.every((call) => call === 'addWatch /services')).toBe(true);
     tree.dispose();
     await synced;
+  });
+
+  it('reads again what the first sync read when the connection drops before it finished', async () => {
+    const registry = fakeRegistry();
+    registry.set('/services/web/b', 81);
+    const { tree, ports } = treeOver(registry);
+    registry.hold('/services/web/b');
+    const first = tree.sync();
+    await waitFor(() => registry.heldReads() === 1, { message: "b's read in flight" });
+    // A reconnect while b's read is on its way; meanwhile a changed and c was created, unreported.
+    registry.set('/services/web/a', 90);
+    registry.set('/services/web/c', 82);
+    const second = tree.sync();
+    registry.release();
+    await Promise.all([first, second]);
+    expect(ports.get('web')).toEqual(['a=90', 'b=81', 'c=82']);
+    tree.dispose();
+  });
+
+  it('watches a single-service root recursively: its children are the instances', async () => {
+    const registry = fakeRegistry();
+    const { tree, published } = treeOver(registry, { root: '/services/web', service: 'web' });
+    await tree.sync();
+    expect(registry.calls).toEqual(['addWatch /services/web', 'exists /services/web', 'getChildren /services/web', 'getData /services/web/a']);
+    registry.calls.length = 0;
+    registry.set('/services/web/b', 81);
+    registry.notify(zookeeper.Event.NODE_CREATED, '/services/web/b');
+    await waitFor(() => published.get('web')?.join() === 'a,b', { message: 'b published' });
+    expect(registry.calls).toEqual(['getData /services/web/b']);
+    tree.dispose();
+  });
+
+  it('uses one-shot watches under the registry root and for a layout with an instances node', async () => {
+    for (const layout of [{ root: '/' }, { instancesNode: 'providers' }]) {
+      const registry = fakeRegistry();
+      const { tree, watches } = treeOver(registry, layout);
+      await tree.sync();
+      expect(registry.calls.some((call) => call.startsWith('addWatch'))).toBe(false);
+      expect(registry.calls.every((call) => call.endsWith('+watch'))).toBe(true);
+      expect(watches.recursive).toBe(true);
+      tree.dispose();
+    }
   });
 });

@@ -21,12 +21,11 @@ export interface TreeSyncContext {
   readonly log: Logger;
   readonly backoff?: BackoffOptions;
   /**
-   * Watch the tree through one persistent recursive watch on the root (ZooKeeper 3.6+) when the
-   * reader can; true by default. False, or a server that answers `UNIMPLEMENTED`: one-shot watches.
+   * Whether to watch through one persistent recursive watch on the root (ZooKeeper 3.6+). Shared
+   * by the trees of successive sessions: a server that answers `UNIMPLEMENTED` (and then closes
+   * the session) sets it to false, so that the next session uses one-shot watches without asking.
    */
-  readonly recursiveWatch?: boolean;
-  /** Called when the server answered that it has no recursive watches, so that later sessions do not ask again. */
-  recursiveWatchUnsupported?(): void;
+  readonly watches: WatchPreference;
   /** Services that currently have a published snapshot (from this or an earlier session). */
   knownServices(): readonly string[];
   publish(service: string, entries: readonly RawInstance[], revision: string): void;
@@ -37,6 +36,20 @@ const NODE_CREATED = 1;
 const NODE_DELETED = 2;
 const NODE_DATA_CHANGED = 3;
 const NODE_CHILDREN_CHANGED = 4;
+
+/** Whether a registry's trees use a recursive watch; one per provider or store, outliving its sessions. */
+export interface WatchPreference {
+  recursive: boolean;
+}
+
+/**
+ * Whether a recursive watch suits the tree. Not under `/`, where it would report every change of
+ * the whole ensemble, nor with an instances node (Dubbo), whose siblings (`consumers`, `routers`,
+ * `configurators`) churn with every consumer: their events would cost more than the reads saved.
+ */
+function recursiveWatchFits(context: Pick<TreeSyncContext, 'root' | 'instancesNode'>): boolean {
+  return context.root !== '/' && context.instancesNode === undefined;
+}
 
 /**
  * Where a notified path sits in the layout: the root (in the single-service layout also the node
@@ -64,7 +77,8 @@ export class ZooKeeperTreeSync {
   private readonly services = new Map<string, ZooKeeperServiceSync>();
   private readonly rootTask: CoalescedTask;
   private disposed = false;
-  private synced = false;
+  /** Calls of `sync` so far: the first reads everything; each later one (a reconnect) re-lists every service. */
+  private syncs = 0;
   /** `recursive` once the server armed a recursive watch, `one-shot` when it cannot; undecided before the first answer. */
   private watching: 'recursive' | 'one-shot' | undefined;
   /** True while the recursive watch is armed on the current connection. */
@@ -77,7 +91,7 @@ export class ZooKeeperTreeSync {
       ...(context.backoff ? { backoff: context.backoff } : {}),
     });
     const { reader } = context;
-    if (context.recursiveWatch !== false && reader.addRecursiveWatch && reader.listen) this.unlisten = reader.listen(this.recursiveWatcher);
+    if (context.watches.recursive && recursiveWatchFits(context) && reader.addRecursiveWatch && reader.listen) this.unlisten = reader.listen(this.recursiveWatcher);
     else this.watching = 'one-shot';
   }
 
@@ -89,14 +103,15 @@ export class ZooKeeperTreeSync {
    * never reported. Resolves once every service has been read and published; never rejects.
    */
   async sync(): Promise<void> {
+    const first = this.syncs === 0;
+    this.syncs += 1;
     if (this.watching !== 'one-shot') {
+      // Also when the first sync is still reading: what it read on the old connection is not covered by a watch now.
       this.armed = false;
-      if (this.synced) for (const service of this.services.values()) service.forget();
+      for (const service of this.services.values()) service.forget();
     }
     await this.rootTask.request();
-    const first = !this.synced;
     await Promise.all([...this.services.values()].map((service) => (first ? service.settled() : service.refresh())));
-    this.synced = true;
   }
 
   /** Stops for good: pending reads publish nothing and notifications are ignored. */
@@ -206,8 +221,8 @@ export class ZooKeeperTreeSync {
       if (!isZooKeeperError(error, 'UNIMPLEMENTED')) throw error;
       this.watching = 'one-shot';
       this.unlisten?.();
-      this.context.log.warn({ root: this.context.root }, 'ZooKeeper server has no recursive watches (before 3.6); using one-shot watches');
-      this.context.recursiveWatchUnsupported?.();
+      this.context.log.warn({ root: this.context.root, err: errorMessage(error) }, 'ZooKeeper recursive watches unavailable (a server before 3.6 answers addWatch with UNIMPLEMENTED); using one-shot watches from now on');
+      this.context.watches.recursive = false;
     }
   }
 
