@@ -39,9 +39,10 @@ describe('parseRegistryUrl', () => {
     },
     { url: 'zk://127.0.0.1:2181/services?watch=one-shot', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services', watch: 'one-shot' } },
     {
-      url: 'zk://127.0.0.1:2181?layout=dubbo&watch=recursive',
-      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/dubbo', layout: { name: 'dubbo' }, watch: 'recursive' },
+      url: 'zk://127.0.0.1:2181/backends?layout=registrator&watch=recursive',
+      expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/backends', layout: { name: 'registrator' }, watch: 'recursive' },
     },
+    { url: 'zk://127.0.0.1:2181?layout=dubbo&watch=one-shot', expected: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/dubbo', layout: { name: 'dubbo' }, watch: 'one-shot' } },
   ])('parses $url', ({ url, expected }) => {
     expect(parseRegistryUrl(url)).toEqual(expected);
   });
@@ -64,6 +65,8 @@ describe('parseRegistryUrl', () => {
     { url: 'zk://a:1/x?service=a/b', reason: /service "a\/b" must not/ },
     { url: 'zk://a:1/x?watch=persistent', reason: /unknown watch "persistent" \(expected recursive or one-shot\)/ },
     { url: 'etcd://a:1/x?watch=one-shot', reason: /watch= applies to ZooKeeper \(zk:\/\/\) only/ },
+    { url: 'zk://a:1?layout=dubbo&watch=recursive', reason: /watch=recursive does not apply under a root of \/ or with layout=dubbo/ },
+    { url: 'zk://a:1/?watch=recursive', reason: /watch=recursive does not apply/ },
   ])('refuses $url with a reason', ({ url, reason }) => {
     expect(() => parseRegistryUrl(url)).toThrow(reason);
   });

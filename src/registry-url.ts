@@ -88,6 +88,9 @@ export function parseRegistryUrl(url: string): RegistryLocation {
   if (watch !== undefined && !(ZOOKEEPER_WATCH_MODES as readonly string[]).includes(watch)) {
     throw new RegistryUrlError(url, `unknown watch "${watch}" (expected ${ZOOKEEPER_WATCH_MODES.join(' or ')})`);
   }
+  if (watch === 'recursive' && (root === '/' || layout?.name === 'dubbo')) {
+    throw new RegistryUrlError(url, 'watch=recursive does not apply under a root of / or with layout=dubbo, which always use one-shot watches');
+  }
   if (kind === 'zk' || kind === 'zookeeper') {
     return { kind: 'zookeeper', connectString: hosts.join(','), root, ...withLayout, ...(watch === undefined ? {} : { watch: watch as ZooKeeperWatchMode }) };
   }

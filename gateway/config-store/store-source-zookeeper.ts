@@ -15,8 +15,10 @@ const GATHER_MS = 20;
  * A config store in ZooKeeper, read by the discovery provider's tree sync (`<root>/<kind>/<name>`
  * is the same shape as `<root>/<service>/<instance>`) under the same session supervisor, and watched
  * as it watches (one recursive watch on the root on ZooKeeper 3.6+, else a child watch on the root
- * and on each kind and a data watch on each object). A new session (after expiry) or a reconnect
- * reads the tree again; while disconnected nothing is emitted, so the last listing stays in force.
+ * and on each kind and a data watch on each object). A new session (after expiry) reads everything;
+ * a reconnect on the same session reads everything again under the recursive watch and re-lists
+ * against the cache under one-shot watches; while disconnected nothing is emitted, so the last
+ * listing stays in force.
  */
 export class ZooKeeperStoreSource implements StoreSource {
   private readonly subject = new Subject<StoreListing>();
@@ -33,6 +35,8 @@ export class ZooKeeperStoreSource implements StoreSource {
   private firstChangeAt: number | undefined;
   private closing: Promise<void> | undefined;
   private sessions = 0;
+  /** Set while disconnected: the next `connected` on the same session reads the tree again. */
+  private reconnecting = false;
   /** Outlives sessions: an older server's UNIMPLEMENTED is heard once. */
   private readonly watches = { recursive: true };
 
@@ -69,6 +73,7 @@ export class ZooKeeperStoreSource implements StoreSource {
 
   private onSession(session: ZooKeeperSession): void {
     this.tree?.dispose();
+    this.reconnecting = false;
     this.sessions += 1;
     if (this.sessions > 1) configStoreResyncsTotal.inc({ reason: 'new-session' });
     const tree: ZooKeeperTreeSync = new ZooKeeperTreeSync({
@@ -92,11 +97,16 @@ export class ZooKeeperStoreSource implements StoreSource {
   }
 
   private onState(state: ZooKeeperSessionState): void {
-    if (state === 'connected' && this.synced && this.tree) {
-      // A reconnect on the same session: watches may have missed changes, so re-list against the cache.
+    if (state === 'disconnected') this.reconnecting = true;
+    // A new session follows, with a new tree that reads everything.
+    if (state === 'expired') this.reconnecting = false;
+    if (state === 'connected' && this.reconnecting && this.tree) {
+      // A reconnect on the same session, also during the first read: the watches may have missed
+      // changes (a recursive watch is gone with its connection), so the tree reads again.
+      this.reconnecting = false;
       configStoreResyncsTotal.inc({ reason: 'reconnect' });
       const tree = this.tree;
-      void tree.sync().then(() => tree === this.tree && this.flush());
+      void tree.sync().then(() => tree === this.tree && this.synced && this.flush());
     }
   }
 

@@ -34,8 +34,9 @@ export interface ZooKeeperProviderOptions {
   readonly layout?: RegistryLayoutSpec;
   /**
    * Follow the tree through one persistent recursive watch (ZooKeeper 3.6+), which saves a round
-   * trip per new instance and one watch per znode on the server; true by default. An older server
-   * answers that it has none, and the provider then uses one-shot watches for good.
+   * trip per new instance and one watch per znode on the server; true by default (a registry URL's
+   * `watch=`). Never under a root of `/` nor with the Dubbo layout. An older server answers that it
+   * has none, and the provider then uses one-shot watches until it is closed.
    */
   readonly recursiveWatch?: boolean;
 }

@@ -2,6 +2,7 @@ import type { Stat } from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
 import { ZooKeeperError, type ZooKeeperReader } from '../../zookeeper/index.ts';
 import type { RawInstance } from '../instance-codec.ts';
+import { waitFor } from '../../../test/harness/wait.ts';
 import { ZooKeeperServiceSync, type WatchMode } from './zookeeper-service-sync.ts';
 
 const SERVICE_PATH = '/services/web';
@@ -68,6 +69,7 @@ function fakeTree() {
     releaseListings() {
       for (const resolve of heldListings.splice(0)) resolve();
     },
+    heldListings: () => heldListings.length,
     /** The service path itself missing (or back). */
     absent(value: boolean) {
       absent = value;
@@ -265,8 +267,8 @@ describe('ZooKeeperServiceSync', () => {
 });
 
 describe('ZooKeeperServiceSync under a recursive watch', () => {
-  it('reads a created child once without listing again, publishes a deleted one without any read, and arms no watch', async () => {
-    const { tree, sync, ports } = setup(() => 'recursive');
+  it('reads a created child once without listing again, lists again without a data read for a deleted one, and arms no watch', async () => {
+    const { tree, sync, ports, published } = setup(() => 'recursive');
     tree.set('a', 80);
     tree.set('b', 81);
     await sync.refresh();
@@ -277,11 +279,15 @@ describe('ZooKeeperServiceSync under a recursive watch', () => {
     expect(ports()).toEqual(['a=80', 'b=81', 'c=82']);
     expect(tree.dataReads).toEqual(['a', 'b', 'c']);
 
+    expect(tree.listings).toHaveLength(1);
+
     tree.delete('a');
     await sync.removed('a');
     expect(ports()).toEqual(['b=81', 'c=82']);
     expect(tree.dataReads).toEqual(['a', 'b', 'c']);
-    expect(tree.listings).toHaveLength(1);
+    // The listing's pzxid is the revision a deletion moves.
+    expect(tree.listings).toEqual([['a', 'b'], ['b', 'c']]);
+    expect(published.at(-1)!.length).toBe(2);
     expect(tree.watchedReads()).toBe(0);
   });
 
@@ -290,7 +296,7 @@ describe('ZooKeeperServiceSync under a recursive watch', () => {
     tree.set('a', 80);
     tree.holdListings(true);
     const first = sync.refresh();
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor(() => tree.heldListings() === 1, { message: 'the listing on its way' });
     // The held answer lists only `a`; `b` is created after the server read it.
     tree.set('b', 81);
     const created = sync.added('b');

@@ -42,8 +42,7 @@ interface CachedInstance {
  * is cached per child and trusted while a watch reports its changes, so a membership change reads
  * only the new children, and all those reads are issued at once (pipelined on the socket). Under
  * a recursive watch, membership follows the creation and deletion events (`added`, `removed`): a
- * new instance costs one read after its event and a removed one none, where one-shot watches need
- * a re-list first.
+ * new instance costs one read after its event, where one-shot watches need a re-list first.
  */
 export class ZooKeeperServiceSync {
   private readonly cache = new Map<string, CachedInstance>();
@@ -116,10 +115,14 @@ export class ZooKeeperServiceSync {
     return this.invalidate(child);
   }
 
-  /** Recursive watch: `child` was deleted. Published without it at once when the listing is trusted; re-listed otherwise. */
+  /**
+   * Recursive watch: `child` was deleted. The service is listed again, with no data read: the
+   * event carries no zxid, and the published revision must move with the parent's pzxid, as it
+   * does for a gateway that re-lists (peers of a config store compare revisions).
+   */
   removed(child: string): Promise<void> {
-    if (this.listing) this.listing.children.delete(child);
-    else this.listingEpoch += 1;
+    this.listing = undefined;
+    this.listingEpoch += 1;
     return this.invalidate(child);
   }
 

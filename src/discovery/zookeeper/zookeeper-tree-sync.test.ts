@@ -52,6 +52,9 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
     set(path: string, port: number) {
       nodes.set(path, JSON.stringify({ host: '10.0.0.1', port }));
     },
+    remove(path: string) {
+      nodes.delete(path);
+    },
     /** Parks reads of `path` until `release`. */
     hold(path: string) {
       holding = path;
@@ -69,10 +72,9 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
   };
 }
 
-function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pick<TreeSyncContext, 'root' | 'service' | 'instancesNode'>> = {}) {
+function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pick<TreeSyncContext, 'root' | 'service' | 'instancesNode'>> = {}, watches = { recursive: true }) {
   const published = new Map<string, string[]>();
   const ports = new Map<string, string[]>();
-  const watches = { recursive: true };
   const tree = new ZooKeeperTreeSync({
     provider: 'test',
     reader: registry.reader,
@@ -90,7 +92,7 @@ function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pic
 }
 
 describe('ZooKeeperTreeSync', () => {
-  it('arms its recursive watch before any read on every connection, and a created instance then costs one read', async () => {
+  it('arms its recursive watch before any read on every connection; a created instance then costs one read, a deleted one a listing', async () => {
     const registry = fakeRegistry();
     const { tree, published } = treeOver(registry);
     await tree.sync();
@@ -104,14 +106,15 @@ describe('ZooKeeperTreeSync', () => {
     expect(registry.calls).toEqual(['getData /services/web/b']);
 
     registry.calls.length = 0;
+    registry.remove('/services/web/a');
     registry.notify(zookeeper.Event.NODE_DELETED, '/services/web/a');
     await waitFor(() => published.get('web')?.join() === 'b', { message: 'a removed' });
-    expect(registry.calls).toEqual([]);
+    expect(registry.calls).toEqual(['getChildren /services/web']);
 
     // A reconnect: armed again first, then everything is read again (no change was reported meanwhile).
     registry.calls.length = 0;
     await tree.sync();
-    expect(registry.calls).toEqual(['addWatch /services', 'getChildren /services', 'getChildren /services/web', 'getData /services/web/a', 'getData /services/web/b']);
+    expect(registry.calls).toEqual(['addWatch /services', 'getChildren /services', 'getChildren /services/web', 'getData /services/web/b']);
     tree.dispose();
     expect(registry.listeners.size).toBe(0);
   });
@@ -180,14 +183,20 @@ describe('ZooKeeperTreeSync', () => {
     tree.dispose();
   });
 
-  it('uses one-shot watches under the registry root and for a layout with an instances node', async () => {
-    for (const layout of [{ root: '/' }, { instancesNode: 'providers' }]) {
+  it('uses one-shot watches when told to, under the registry root, and for a layout with an instances node', async () => {
+    const cases = [
+      { layout: {}, recursive: false },
+      { layout: { root: '/' }, recursive: true },
+      { layout: { instancesNode: 'providers' }, recursive: true },
+    ];
+    for (const { layout, recursive } of cases) {
       const registry = fakeRegistry();
-      const { tree, watches } = treeOver(registry, layout);
+      const { tree, watches } = treeOver(registry, layout, { recursive });
       await tree.sync();
+      expect(registry.calls.length).toBeGreaterThan(0);
       expect(registry.calls.some((call) => call.startsWith('addWatch'))).toBe(false);
       expect(registry.calls.every((call) => call.endsWith('+watch'))).toBe(true);
-      expect(watches.recursive).toBe(true);
+      expect(watches.recursive).toBe(recursive);
       tree.dispose();
     }
   });

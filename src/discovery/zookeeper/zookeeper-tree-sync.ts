@@ -23,7 +23,7 @@ export interface TreeSyncContext {
   /**
    * Whether to watch through one persistent recursive watch on the root (ZooKeeper 3.6+). Shared
    * by the trees of successive sessions: a server that answers `UNIMPLEMENTED` (and then closes
-   * the session) sets it to false, so that the next session uses one-shot watches without asking.
+   * the connection) sets it to false, so that later sessions use one-shot watches without asking.
    */
   readonly watches: WatchPreference;
   /** Services that currently have a published snapshot (from this or an earlier session). */
@@ -68,7 +68,8 @@ const ZOOKEEPER_SYSTEM_NODE = 'zookeeper';
  * Mirrors `<root>/<service>/<instance>` for one session. On ZooKeeper 3.6+ it arms one persistent
  * recursive watch on the root, again on every new connection, and follows its creation, deletion
  * and data events: reads arm nothing, and a new instance costs one read after its event. Otherwise
- * (an older server, or `recursiveWatch: false`) one-shot watches: a child watch on the root (an
+ * (an older server, `watches.recursive` false, a root of `/` or a layout with an instances node,
+ * see `recursiveWatchFits`) one-shot watches: a child watch on the root (an
  * existence watch while the root does not exist), a child watch per service and a data watch per
  * instance, every one re-armed by the read its notification triggers. With `service` set, the root
  * is that service's node, and its children are the instances.
