@@ -69,10 +69,10 @@ const ZOOKEEPER_SYSTEM_NODE = 'zookeeper';
  * recursive watch on the root, again on every new connection, and follows its creation, deletion
  * and data events: reads arm nothing, and a new instance costs one read after its event. Otherwise
  * (an older server, `watches.recursive` false, a root of `/` or a layout with an instances node,
- * see `recursiveWatchFits`) one-shot watches: a child watch on the root (an
- * existence watch while the root does not exist), a child watch per service and a data watch per
- * instance, every one re-armed by the read its notification triggers. With `service` set, the root
- * is that service's node, and its children are the instances.
+ * see `recursiveWatchFits`) one-shot watches: a child watch on the root (an existence watch while
+ * the root does not exist), a child watch per service and a data watch per instance, every one
+ * re-armed by the read its notification triggers. With `service` set, the root is that service's
+ * node, and its children are the instances.
  */
 export class ZooKeeperTreeSync {
   private readonly services = new Map<string, ZooKeeperServiceSync>();
