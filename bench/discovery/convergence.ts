@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import type zookeeper from 'node-zookeeper-client';
+import zookeeper from 'node-zookeeper-client';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConfig } from '../../gateway/config/index.ts';
 import { registryBalancerSource, ServiceBalancers } from '../../gateway/service-registry.ts';
@@ -142,7 +142,7 @@ export function zooKeeperRecursiveRawWatch(reader: ZooKeeperReader, path: string
     let stopped = false;
     const unlisten = reader.listen!((event) => {
       const prefix = `${path}/`;
-      if (stopped || event.getType() !== 1 || !event.getPath().startsWith(prefix)) return;
+      if (stopped || event.getType() !== zookeeper.Event.NODE_CREATED || !event.getPath().startsWith(prefix)) return;
       const child = event.getPath().slice(prefix.length);
       void reader.getData(event.getPath()).then(
         () => seen('rawRecursiveRead', [child], performance.now()),

@@ -1,4 +1,4 @@
-import type { Event } from 'node-zookeeper-client';
+import zookeeper, { type Event } from 'node-zookeeper-client';
 import type { BackoffOptions } from '../../backoff.ts';
 import { errorMessage } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
@@ -32,10 +32,7 @@ export interface TreeSyncContext {
 }
 
 const EVENT_KINDS: Record<number, string> = { 1: 'created', 2: 'deleted', 3: 'data_changed', 4: 'children_changed' };
-const NODE_CREATED = 1;
-const NODE_DELETED = 2;
-const NODE_DATA_CHANGED = 3;
-const NODE_CHILDREN_CHANGED = 4;
+const { NODE_CREATED, NODE_DELETED, NODE_DATA_CHANGED, NODE_CHILDREN_CHANGED } = zookeeper.Event;
 
 /** Whether a registry's trees use a recursive watch; one per provider or store, outliving its sessions. */
 export interface WatchPreference {
