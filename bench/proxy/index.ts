@@ -5,7 +5,7 @@
 //     Node proxy), Switchboard with its default middleware (access log, request id, forwarding
 //     headers), Switchboard with the access log off (to print the access log's cost), the same two
 //     under Node 24 when a Node 24 binary is there, and a baseline commit (BENCH_BASELINE=<ref>).
-//  2. One connection (wrk -c1): p50 added over direct, for nginx and Switchboard.
+//  2. One connection (wrk -c1): p50 added over direct, for nginx, the bare undici proxy and Switchboard.
 //  3. HTTPS termination (wrk over TLS): nginx and Switchboard with the same ECDSA certificate.
 //  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
@@ -143,8 +143,9 @@ try {
   const rounds = { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, rounds: ROUNDS };
   suites.push(['Node backends', await alternateRounds(suite('node'), rounds)]);
   suites.push(['nginx backends', await alternateRounds(suite('nginx'), rounds)]);
-  // One connection: what each proxy adds to a request's latency, without queueing.
-  const single = (kind: 'node' | 'nginx') => suite(kind).filter(({ name }) => !name.startsWith('bare') && !name.includes('access log off') && !name.includes('baseline') && !name.startsWith('switchboard + '));
+  // One connection: what each proxy adds to a request's latency, without queueing (the bare undici proxy
+  // too: the floor an undici-based Node proxy reaches on the machine).
+  const single = (kind: 'node' | 'nginx') => suite(kind).filter(({ name }) => !name.includes('access log off') && !name.includes('baseline') && !name.startsWith('switchboard + '));
   latency.push(['Node backends', await alternateRounds(single('node'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
   latency.push(['nginx backends', await alternateRounds(single('nginx'), { ...rounds, connections: 1, durationS: LATENCY_S, warmupS: 1 })]);
 
@@ -185,7 +186,7 @@ for (const [title, rows] of suites) {
   out.write(
     `\n${title}\n\n${table(
       ['target', 'req/s', 'p50 ms', 'p99 ms', 'p99/p50', 'errors', '× nginx', '× bare', '× bare by round'],
-      rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), isGateway(row.name) ? fixed(row.p99Ms / row.p50Ms, 1) : '', String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bare.requestsPerSecond), isGateway(row.name) ? byRound(ratiosByRound(row, bare)) : '']),
+      rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms), fixed(row.p99Ms), fixed(row.p99Ms / row.p50Ms, 1), String(row.errors), fixed(row.requestsPerSecond / nginx), fixed(row.requestsPerSecond / bare.requestsPerSecond), isGateway(row.name) ? byRound(ratiosByRound(row, bare)) : '']),
     )}\n`,
   );
   for (const [on, off] of pairs(rows)) {
