@@ -79,9 +79,14 @@ export class ZooKeeperServiceSync {
 
   /** Re-lists the service; coalesces with a re-list in flight. Resolves when a re-list started after the call is published. */
   refresh(): Promise<void> {
+    this.distrustListing();
+    return this.request();
+  }
+
+  /** The next run lists the service again, and a listing in flight is not kept. */
+  private distrustListing(): void {
     this.listing = undefined;
     this.listingEpoch += 1;
-    return this.request();
   }
 
   private request(): Promise<void> {
@@ -111,7 +116,7 @@ export class ZooKeeperServiceSync {
    */
   added(child: string): Promise<void> {
     if (this.listing) this.listing.children.add(child);
-    else this.listingEpoch += 1;
+    else this.distrustListing();
     return this.invalidate(child);
   }
 
@@ -121,8 +126,7 @@ export class ZooKeeperServiceSync {
    * does for a gateway that re-lists (peers of a config store compare revisions).
    */
   removed(child: string): Promise<void> {
-    this.listing = undefined;
-    this.listingEpoch += 1;
+    this.distrustListing();
     return this.invalidate(child);
   }
 
@@ -131,8 +135,7 @@ export class ZooKeeperServiceSync {
    * never reported: drops the listing and every cached value, so the next re-list reads it all.
    */
   forget(): void {
-    this.listing = undefined;
-    this.listingEpoch += 1;
+    this.distrustListing();
     this.generation += 1;
     this.cache.clear();
   }
