@@ -14,7 +14,7 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are here; the build runs below.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/build.mjs ./scripts/build.mjs
+COPY scripts/build.mjs scripts/esbuild-target.mjs ./scripts/
 COPY src ./src
 COPY gateway ./gateway
 COPY registry-agent ./registry-agent

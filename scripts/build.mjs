@@ -9,6 +9,7 @@ import { cpSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_TARGET } from './esbuild-target.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT = join(ROOT, 'dist');
@@ -39,7 +40,7 @@ try {
     splitting: true,
     format: 'esm',
     platform: 'node',
-    target: 'node20.18',
+    target: NODE_TARGET,
     external: ['etcd3', 'node-zookeeper-client', '@grpc/*'],
     // Bundled CommonJS packages call require() for Node built-ins; ESM output has none of its own.
     banner: { js: "import { createRequire as __sbCreateRequire } from 'node:module'; const require = __sbCreateRequire(import.meta.url);" },

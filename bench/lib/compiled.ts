@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { build } from 'esbuild';
+import { NODE_TARGET } from '../../scripts/esbuild-target.mjs';
 import { REPO_ROOT } from '../../test/harness/index.ts';
 
 /**
@@ -20,7 +21,7 @@ export async function compiledChild(entry: string): Promise<string> {
     bundle: true,
     format: 'esm',
     platform: 'node',
-    target: 'node20.18',
+    target: NODE_TARGET,
     packages: 'external',
     logLevel: 'warning',
   });

@@ -56,7 +56,10 @@ describe('the Dockerfile and docker-compose.yml', () => {
     const buildCopies = buildStage.split('\n').filter((line) => /^COPY\s/.test(line)).flatMap((line) => line.trim().split(/\s+/).slice(1, -1));
     const entrySources = [...read('scripts/build.mjs').matchAll(/'([\w/-]+\.ts)'/g)].map((match) => match[1]!);
     expect(entrySources).toEqual(expect.arrayContaining(['gateway/main.ts', 'registry-agent/main.ts']));
-    for (const source of [...entrySources, 'scripts/build.mjs']) {
+    // The modules build.mjs imports from beside itself (its esbuild target) run in that stage too.
+    const buildImports = [...read('scripts/build.mjs').matchAll(/from '\.\/([\w.-]+)'/g)].map((match) => `scripts/${match[1]!}`);
+    expect(buildImports).toContain('scripts/esbuild-target.mjs');
+    for (const source of [...entrySources, 'scripts/build.mjs', ...buildImports]) {
       expect(buildCopies.some((copied) => source === copied || source.startsWith(`${copied}/`)), `the build stage copies ${source}`).toBe(true);
     }
     expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
