@@ -6,11 +6,19 @@ describe('store layout', () => {
     expect(parseStoreUrl('etcd://127.0.0.1:2379/sb')).toEqual({ kind: 'etcd', url: 'etcd://127.0.0.1:2379/sb', endpoints: ['http://127.0.0.1:2379'], root: '/sb' });
     expect(parseStoreUrl('etcds://a:1,b:2')).toMatchObject({ kind: 'etcd', endpoints: ['https://a:1', 'https://b:2'], root: '/switchboard' });
     expect(parseStoreUrl('zk://a:2181,b:2181/x/y')).toMatchObject({ kind: 'zookeeper', connectString: 'a:2181,b:2181', root: '/x/y' });
+    expect(parseStoreUrl('zk://a:2181,b:2181/x/y')).not.toHaveProperty('watch');
+    expect(parseStoreUrl('zk://a:2181/x?watch=one-shot')).toEqual({ kind: 'zookeeper', url: 'zk://a:2181/x?watch=one-shot', connectString: 'a:2181', root: '/x', watch: 'one-shot' });
+    // No path: the default root, where watch=recursive applies (it is refused under a root of / only).
+    expect(parseStoreUrl('zk://a:2181?watch=recursive')).toMatchObject({ root: '/switchboard', watch: 'recursive' });
   });
 
   it('refuses URLs it cannot use, naming the part', () => {
     expect(() => parseStoreUrl('file:/tmp/x')).toThrow(/expected etcd/);
-    expect(() => parseStoreUrl('etcd://a:1/x?layout=native')).toThrow(/no parameters/);
+    expect(() => parseStoreUrl('etcd://a:1/x?layout=native')).toThrow(/unknown parameter "layout"/);
+    expect(() => parseStoreUrl('zk://a:1/x?watch=one-shot&service=s')).toThrow(/unknown parameter "service"/);
+    expect(() => parseStoreUrl('etcd://a:1/x?watch=one-shot')).toThrow(/ZooKeeper \(zk:\/\/\) only/);
+    expect(() => parseStoreUrl('zk://a:1/x?watch=sometimes')).toThrow(/unknown watch "sometimes"/);
+    expect(() => parseStoreUrl('zk://a:1/?watch=one-shot')).toThrow(/below \//);
     expect(() => parseStoreUrl('etcd://nohost/x')).toThrow(/not host:port/);
     expect(() => parseStoreUrl('zk://a:1/')).toThrow(/below \//);
   });

@@ -1,5 +1,5 @@
 import { SwitchboardError } from '../../src/errors.ts';
-import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
+import { parseRegistryUrl, type RegistryLocation, type ZooKeeperWatchMode } from '../../src/registry-url.ts';
 
 /**
  * Where a shared configuration lives in etcd or ZooKeeper, and how one object is spelled there.
@@ -56,23 +56,30 @@ export class StoreValueError extends SwitchboardError {
 /** Where the shared configuration is kept, parsed from `configStore: etcd://…/root` or `zk://…/root`. */
 export type StoreLocation =
   | { kind: 'etcd'; url: string; endpoints: string[]; root: string }
-  | { kind: 'zookeeper'; url: string; connectString: string; root: string };
+  | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode };
 
-/** Parses a store URL (`etcd://`, `etcds://`, `zk://`; no query parameters); throws `StoreUrlError`. */
+/**
+ * Parses a store URL (`etcd://`, `etcds://`, `zk://`); throws `StoreUrlError`. The one parameter is
+ * ZooKeeper's `watch=recursive|one-shot`, as on a registry URL (a store has no layout or service).
+ */
 export function parseStoreUrl(url: string): StoreLocation {
-  if (url.includes('?')) throw new StoreUrlError(url, 'a config store URL takes no parameters');
-  if (!/^(zk|zookeeper|etcd|etcds):\/\//i.test(url.trim())) throw new StoreUrlError(url, 'expected etcd://host:port[/root] or zk://host:port[/root]');
-  if (/^[a-z]+:\/\/[^/]+\/+$/i.test(url.trim())) throw new StoreUrlError(url, 'the root must be a path below / (e.g. /switchboard)');
-  const hasPath = /^[a-z]+:\/\/[^/]+\/./i.test(url.trim());
+  const trimmed = url.trim();
+  const at = trimmed.indexOf('?');
+  const base = at < 0 ? trimmed : trimmed.slice(0, at);
+  const query = at < 0 ? '' : trimmed.slice(at);
+  const stray = [...new URLSearchParams(query).keys()].find((key) => key !== 'watch');
+  if (stray !== undefined) throw new StoreUrlError(url, `unknown parameter "${stray}" (a config store URL takes only watch=, on zk://)`);
+  if (!/^(zk|zookeeper|etcd|etcds):\/\//i.test(base)) throw new StoreUrlError(url, 'expected etcd://host:port[/root] or zk://host:port[/root]');
+  if (/^[a-z]+:\/\/[^/]+\/+$/i.test(base)) throw new StoreUrlError(url, 'the root must be a path below / (e.g. /switchboard)');
+  const hasPath = /^[a-z]+:\/\/[^/]+\/./i.test(base);
   let location: RegistryLocation;
   try {
-    location = parseRegistryUrl(url);
+    location = parseRegistryUrl(`${base}${hasPath ? '' : DEFAULT_STORE_ROOT}${query}`);
   } catch (error) {
     throw new StoreUrlError(url, (error as Error).message.replace(/^invalid registry URL "[^"]*": /, ''));
   }
-  const root = hasPath && location.kind !== 'file' ? (location.kind === 'etcd' ? location.prefix : location.root) : DEFAULT_STORE_ROOT;
-  if (location.kind === 'etcd') return { kind: 'etcd', url, endpoints: location.endpoints, root };
-  if (location.kind === 'zookeeper') return { kind: 'zookeeper', url, connectString: location.connectString, root };
+  if (location.kind === 'etcd') return { kind: 'etcd', url, endpoints: location.endpoints, root: location.prefix };
+  if (location.kind === 'zookeeper') return { kind: 'zookeeper', url, connectString: location.connectString, root: location.root, ...(location.watch === undefined ? {} : { watch: location.watch }) };
   throw new StoreUrlError(url, 'expected etcd:// or zk://');
 }
 

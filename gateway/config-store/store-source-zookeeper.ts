@@ -37,14 +37,15 @@ export class ZooKeeperStoreSource implements StoreSource {
   private sessions = 0;
   /** Set while disconnected: the next `connected` on the same session reads the tree again. */
   private reconnecting = false;
-  /** Outlives sessions: an older server's UNIMPLEMENTED is heard once. */
-  private readonly watches = { recursive: true };
+  /** `watch=one-shot` on the store URL turns the recursive watch off; outlives sessions, so an older server's UNIMPLEMENTED is heard once. */
+  private readonly watches: { recursive: boolean };
 
   constructor(
     private readonly location: Extract<StoreLocation, { kind: 'zookeeper' }>,
     private readonly options: StoreSourceOptions,
   ) {
     this.log = componentLogger('config-store', { store: location.url });
+    this.watches = { recursive: location.watch !== 'one-shot' };
   }
 
   start(): void {

@@ -2,6 +2,7 @@ import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient, freePort, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
+import { fourLetterWord } from '../harness/zookeeper-four-letter-word.ts';
 
 /** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
 const ROUTED_WITHIN_MS = 5_000;
@@ -72,6 +73,46 @@ describe('config store on ZooKeeper', () => {
     await until('/zk-good', 200, 'the good route');
     const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { refused: { key: string; reason: string }[] } };
     expect(config.store.refused).toEqual([{ key: `${ROOT}/routes/zk-bad`, kind: 'routes', reason: expect.stringMatching(/not JSON/) }]);
+  });
+});
+
+/** The paths the server holds data watches on, recursive ones included (`wchp`: each path, then the sessions watching it, indented). */
+async function watchedPaths(): Promise<string[]> {
+  const text = await fourLetterWord('127.0.0.1', zk.nodes[0]!.clientPort, 'wchp');
+  return text.split('\n').filter((line) => line.startsWith('/'));
+}
+
+describe('config store on ZooKeeper, watch=one-shot on its URL', () => {
+  it('follows the store through a watch per znode, where the default gateway holds one recursive watch', async () => {
+    const root = `${ROOT}-one-shot`;
+    await call((done) => writer.mkdirp(`${root}/routes`, done));
+    await call((done) => writer.create(`${root}/routes/first`, Buffer.from(JSON.stringify({ path: '/first', service: 'echo' })), done));
+    const oneShot = await startGateway(`
+listen: 127.0.0.1:{{port}}
+configStore: { url: "zk://${zk.connectString}${root}?watch=one-shot", timeout: 5s }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`);
+    try {
+      await waitFor(async () => (await statusOf('/first', oneShot)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored route' });
+      await call((done) => writer.setData(`${root}/routes/first`, Buffer.from(JSON.stringify({ path: '/first-moved', service: 'echo' })), -1, done));
+      await waitFor(async () => (await statusOf('/first-moved', oneShot)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the changed route' });
+      await call((done) => writer.create(`${root}/routes/second`, Buffer.from(JSON.stringify({ path: '/second', service: 'echo' })), done));
+      await waitFor(async () => (await statusOf('/second', oneShot)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the added route' });
+      // One-shot: a data watch on each object (and a child watch on each kind, which wchp does not list), armed again after every read.
+      await waitFor(async () => {
+        const paths = await watchedPaths();
+        return [`${root}/routes/first`, `${root}/routes/second`].every((path) => paths.includes(path));
+      }, { timeoutMs: ROUTED_WITHIN_MS, message: 'a data watch on each object' });
+      // The default gateway (recursive) holds one watch on its root and none below its kinds, though it routes objects stored there.
+      await call((done) => writer.create(`${ROOT}/routes/recursive-probe`, Buffer.from(JSON.stringify({ path: '/recursive-probe', service: 'echo' })), done));
+      await until('/recursive-probe', 200, 'the default gateway to route a new object');
+      const paths = await watchedPaths();
+      expect(paths).toContain(ROOT);
+      expect(paths.filter((path) => path.startsWith(`${ROOT}/routes`))).toEqual([]);
+    } finally {
+      await oneShot.process.stop();
+    }
   });
 });
 
