@@ -58,6 +58,8 @@ describe('parseRegistryUrl', () => {
     { url: 'file:', reason: /needs a path/ },
     { url: 'zk://a:1/x?layout=consul', reason: /unknown layout "consul" \(expected native, registrator, go-micro, dubbo, single\)/ },
     { url: 'zk://a:1/x?layuot=single', reason: /unknown parameter "layuot"/ },
+    { url: 'zk://a:1/x?watch=one-shot&watch=recursive', reason: /parameter "watch" given more than once/ },
+    { url: 'zk://a:1/x?layout=single&service=a&service=b', reason: /parameter "service" given more than once/ },
     { url: 'zk://a:1/?layout=single', reason: /layout=single needs a path naming the service node/ },
     { url: 'zk://a:1?service=web', reason: /service=<name> needs a path/ },
     { url: 'etcd://a:1?layout=dubbo', reason: /layout=dubbo is read from ZooKeeper \(zk:\/\/\) only/ },

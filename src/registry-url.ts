@@ -78,6 +78,7 @@ export function parseRegistryUrl(url: string): RegistryLocation {
   const params = new URLSearchParams(question === -1 ? '' : rest.slice(question + 1));
   for (const key of params.keys()) {
     if (key !== 'layout' && key !== 'service' && key !== 'watch') throw new RegistryUrlError(url, `unknown parameter "${key}" (expected layout, service or watch)`);
+    if (params.getAll(key).length > 1) throw new RegistryUrlError(url, `parameter "${key}" given more than once`);
   }
   const layout = params.has('layout') || params.has('service') ? parseLayout(url, params, path) : undefined;
   const root = path === '' ? ((layout && LAYOUT_DEFAULT_ROOTS[layout.name]) ?? DEFAULT_REGISTRY_ROOT) : path;

@@ -92,6 +92,14 @@ describe('watchConfigWithStore', () => {
     expect(configStoreState.current()).toMatchObject({ source: 'store', revision: '9' });
   });
 
+  it('takes a snapshot written under another spelling of the same store URL', async () => {
+    const store = scripted();
+    await writeStoreSnapshot(store.snapshot, ` ${store.url}/ `, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));
+    store.file$.next(fileResult(store.path, store.text));
+    await until(() => store.results.length > 0);
+    expect(store.routeNames()).toEqual(['file-route', 'remembered']);
+  });
+
   it('ignores a snapshot of another store and starts from the file alone', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, 'etcd://elsewhere:2379/other', store.listing('7', { foreign: { path: '/foreign', service: 's' } }));

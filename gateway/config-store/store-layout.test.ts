@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeObject, objectKey, parseObjectKey, parseStoreUrl, peerKey } from './store-layout.ts';
+import { decodeObject, objectKey, parseObjectKey, parseStoreUrl, peerKey, storeIdentity } from './store-layout.ts';
 
 describe('store layout', () => {
   it('parses etcd and ZooKeeper store URLs with and without a root', () => {
@@ -19,6 +19,8 @@ describe('store layout', () => {
     expect(() => parseStoreUrl('etcd://a:1/x?watch=one-shot')).toThrow(/ZooKeeper \(zk:\/\/\) only/);
     expect(() => parseStoreUrl('zk://a:1/x?watch=sometimes')).toThrow(/unknown watch "sometimes"/);
     expect(() => parseStoreUrl('zk://a:1/?watch=one-shot')).toThrow(/below \//);
+    expect(() => parseStoreUrl('zk://a:1/x?watch=one-shot&watch=recursive')).toThrow(/"watch" given more than once/);
+    expect(() => parseStoreUrl('file:/x?watch=one-shot')).toThrow(/expected etcd/);
     expect(() => parseStoreUrl('etcd://nohost/x')).toThrow(/not host:port/);
     expect(() => parseStoreUrl('zk://a:1/')).toThrow(/below \//);
   });
@@ -32,5 +34,18 @@ describe('store layout', () => {
 
   it('names the key when a value is not JSON', () => {
     expect(() => decodeObject('/sb/routes/x', '{oops')).toThrow(/\/sb\/routes\/x: not JSON/);
+  });
+});
+
+describe('storeIdentity', () => {
+  it('names the store, not the spelling or the watch mode', () => {
+    expect(storeIdentity('zk://a:1/x?watch=one-shot')).toBe(storeIdentity('zk://a:1/x'));
+    expect(storeIdentity('zk://a:1/x/')).toBe(storeIdentity(' zk://a:1/x '));
+    expect(storeIdentity('zk://a:1')).toBe(storeIdentity('zk://a:1/switchboard'));
+    expect(storeIdentity('zk://a:1/x')).not.toBe(storeIdentity('zk://a:1/y'));
+    expect(storeIdentity('zk://a:1/x')).not.toBe(storeIdentity('zk://b:1/x'));
+    expect(storeIdentity('etcd://a:1/x')).not.toBe(storeIdentity('etcds://a:1/x'));
+    expect(storeIdentity('etcd://a:1/x')).not.toBe(storeIdentity('zk://a:1/x'));
+    expect(storeIdentity('not a url')).toBe('not a url');
   });
 });

@@ -67,9 +67,9 @@ export function parseStoreUrl(url: string): StoreLocation {
   const at = trimmed.indexOf('?');
   const base = at < 0 ? trimmed : trimmed.slice(0, at);
   const query = at < 0 ? '' : trimmed.slice(at);
+  if (!/^(zk|zookeeper|etcd|etcds):\/\//i.test(base)) throw new StoreUrlError(url, 'expected etcd://host:port[/root] or zk://host:port[/root]');
   const stray = [...new URLSearchParams(query).keys()].find((key) => key !== 'watch');
   if (stray !== undefined) throw new StoreUrlError(url, `unknown parameter "${stray}" (a config store URL takes only watch=, on zk://)`);
-  if (!/^(zk|zookeeper|etcd|etcds):\/\//i.test(base)) throw new StoreUrlError(url, 'expected etcd://host:port[/root] or zk://host:port[/root]');
   if (/^[a-z]+:\/\/[^/]+\/+$/i.test(base)) throw new StoreUrlError(url, 'the root must be a path below / (e.g. /switchboard)');
   const hasPath = /^[a-z]+:\/\/[^/]+\/./i.test(base);
   let location: RegistryLocation;
@@ -81,6 +81,21 @@ export function parseStoreUrl(url: string): StoreLocation {
   if (location.kind === 'etcd') return { kind: 'etcd', url, endpoints: location.endpoints, root: location.prefix };
   if (location.kind === 'zookeeper') return { kind: 'zookeeper', url, connectString: location.connectString, root: location.root, ...(location.watch === undefined ? {} : { watch: location.watch }) };
   throw new StoreUrlError(url, 'expected etcd:// or zk://');
+}
+
+/**
+ * Which store a URL names, whatever its spelling and parameters (`watch=` changes how the gateway
+ * follows the store, not which one it is): the same for `zk://a:1/x` and `zk://a:1/x/?watch=one-shot`.
+ * A URL that does not parse is its own identity.
+ */
+export function storeIdentity(url: string): string {
+  let location: StoreLocation;
+  try {
+    location = parseStoreUrl(url);
+  } catch {
+    return url;
+  }
+  return location.kind === 'etcd' ? `etcd ${location.endpoints.join(',')}${location.root}` : `zookeeper ${location.connectString}${location.root}`;
 }
 
 /** The key (etcd) or znode path (ZooKeeper) of one object. */

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
+import { storeIdentity } from './store-layout.ts';
 import type { StoreListing } from './store-source.ts';
 
 /** The last-known-good file as written: the store it came from and its raw entries (re-validated when read). */
@@ -30,7 +31,7 @@ export async function writeStoreSnapshot(path: string, url: string, listing: Sto
   await rename(temporary, path);
 }
 
-/** The snapshot at `path` when it exists, is readable and is of store `url`; otherwise undefined and why. */
+/** The snapshot at `path` when it exists, is readable and is of the store `url` names (`storeIdentity`); otherwise undefined and why. */
 export async function readStoreSnapshot(path: string, url: string): Promise<{ listing: StoreListing } | { listing: undefined; reason: string }> {
   let text: string;
   try {
@@ -41,7 +42,7 @@ export async function readStoreSnapshot(path: string, url: string): Promise<{ li
   try {
     const content = JSON.parse(text) as Partial<SnapshotFile>;
     if (content.format !== 1 || typeof content.revision !== 'string' || typeof content.entries !== 'object' || content.entries === null) return { listing: undefined, reason: `${path} is not a config store snapshot` };
-    if (content.url !== url) return { listing: undefined, reason: `${path} holds a snapshot of ${String(content.url)}, not of ${url}` };
+    if (typeof content.url !== 'string' || storeIdentity(content.url) !== storeIdentity(url)) return { listing: undefined, reason: `${path} holds a snapshot of ${String(content.url)}, not of ${url}` };
     const entries = new Map(Object.entries(content.entries).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
     return { listing: { revision: content.revision, entries, receivedAt: Date.now() } };
   } catch (error) {

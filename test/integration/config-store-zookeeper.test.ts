@@ -78,7 +78,7 @@ describe('config store on ZooKeeper', () => {
 
 /** The paths the server holds data watches on, recursive ones included (`wchp`: each path, then the sessions watching it, indented). */
 async function watchedPaths(): Promise<string[]> {
-  const text = await fourLetterWord('127.0.0.1', zk.nodes[0]!.clientPort, 'wchp');
+  const text = await fourLetterWord('127.0.0.1', zk.nodes[0]!.clientPort, 'wchp', 10_000);
   return text.split('\n').filter((line) => line.startsWith('/'));
 }
 
