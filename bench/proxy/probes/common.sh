@@ -1,0 +1,30 @@
+# Shared by the probes: two Node backends, the bare undici proxy and Switchboard (access log on, and
+# off on PORT_BASE+21), on loopback ports from PORT_BASE (default 19000), stopped on exit.
+# Needs a built checkout (`npm run build`), wrk and, for some probes, nginx, strace, taskset, perf.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
+PORT_BASE=${PORT_BASE:-19000}
+B1=$((PORT_BASE + 1)); B2=$((PORT_BASE + 2)); BARE_PORT=$((PORT_BASE + 10)); GW_PORT=$((PORT_BASE + 20)); GW_OFF_PORT=$((PORT_BASE + 21))
+WORK=$(mktemp -d)
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# start_all [node flags for the proxies…]: starts everything and sets BARE, GW and GW_OFF to the proxies' pids.
+start_all() {
+  ${BACKEND_PREFIX:-} node bench/proxy/backend.mjs "$B1" >/dev/null & PIDS+=($!)
+  ${BACKEND_PREFIX:-} node bench/proxy/backend.mjs "$B2" >/dev/null & PIDS+=($!)
+  node "$@" bench/proxy/bare-proxy.mjs "$BARE_PORT" "$B1" "$B2" >/dev/null & BARE=$!; PIDS+=($BARE)
+  for log in true false; do
+    local port=$GW_PORT; [ "$log" = false ] && port=$GW_OFF_PORT
+    printf 'listen: 127.0.0.1:%s\nadmin: false\naccessLog: %s\nservices:\n  nodeb: { balancer: round-robin, instances: [127.0.0.1:%s, 127.0.0.1:%s] }\nroutes:\n  - { path: /, service: nodeb }\n' "$port" "$log" "$B1" "$B2" > "$WORK/gw-$log.yaml"
+    # stdout (the access log) into a pipe that is read and thrown away, as a log collector would.
+    SWITCHBOARD_LOG_LEVEL=warn node --max-semi-space-size=32 "$@" bin/switchboard.js --config "$WORK/gw-$log.yaml" > >(cat >/dev/null) & PIDS+=($!)
+    if [ "$log" = true ]; then GW=$!; else GW_OFF=$!; fi
+  done
+  for port in "$B1" "$B2" "$BARE_PORT" "$GW_PORT" "$GW_OFF_PORT"; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  done
+}
+
+# cpu_ticks PID: user + system clock ticks (10 ms) of a process, all its threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
