@@ -9,6 +9,18 @@ WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
 
+# gateway_config FILE PORT ACCESS_LOG: a gateway on PORT routing / round-robin to both backends.
+gateway_config() {
+  printf 'listen: 127.0.0.1:%s\nadmin: false\naccessLog: %s\nservices:\n  nodeb: { balancer: round-robin, instances: [127.0.0.1:%s, 127.0.0.1:%s] }\nroutes:\n  - { path: /, service: nodeb }\n' "$2" "$3" "$B1" "$B2" > "$1"
+}
+
+# wait_for_port PORT…: until each accepts a connection (10 s each at most).
+wait_for_port() {
+  for port in "$@"; do
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  done
+}
+
 # start_all [node flags for the proxies…]: starts everything and sets BARE, GW and GW_OFF to the proxies' pids.
 start_all() {
   ${BACKEND_PREFIX:-} node bench/proxy/backend.mjs "$B1" >/dev/null & PIDS+=($!)
@@ -16,14 +28,12 @@ start_all() {
   node "$@" bench/proxy/bare-proxy.mjs "$BARE_PORT" "$B1" "$B2" >/dev/null & BARE=$!; PIDS+=($BARE)
   for log in true false; do
     local port=$GW_PORT; [ "$log" = false ] && port=$GW_OFF_PORT
-    printf 'listen: 127.0.0.1:%s\nadmin: false\naccessLog: %s\nservices:\n  nodeb: { balancer: round-robin, instances: [127.0.0.1:%s, 127.0.0.1:%s] }\nroutes:\n  - { path: /, service: nodeb }\n' "$port" "$log" "$B1" "$B2" > "$WORK/gw-$log.yaml"
+    gateway_config "$WORK/gw-$log.yaml" "$port" "$log"
     # stdout (the access log) into a pipe that is read and thrown away, as a log collector would.
     SWITCHBOARD_LOG_LEVEL=warn node --max-semi-space-size=32 "$@" bin/switchboard.js --config "$WORK/gw-$log.yaml" > >(cat >/dev/null) & PIDS+=($!)
     if [ "$log" = true ]; then GW=$!; else GW_OFF=$!; fi
   done
-  for port in "$B1" "$B2" "$BARE_PORT" "$GW_PORT" "$GW_OFF_PORT"; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  done
+  wait_for_port "$B1" "$B2" "$BARE_PORT" "$GW_PORT" "$GW_OFF_PORT"
 }
 
 # cpu_ticks PID: user + system clock ticks (10 ms) of a process, all its threads.

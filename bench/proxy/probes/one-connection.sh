@@ -16,7 +16,7 @@ http { access_log off; upstream b { server 127.0.0.1:$B1; server 127.0.0.1:$B2; 
   server { listen 127.0.0.1:$NGINX_PORT; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 NGINX
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
+wait_for_port "$NGINX_PORT"
 NGINX_WORKER=$(pgrep -P "${PIDS[-1]}" | head -1)
 for port in "$B1" "$BARE_PORT" "$GW_PORT" "$GW_OFF_PORT" "$NGINX_PORT"; do wrk -t1 -c1 -d2s "http://127.0.0.1:$port/" >/dev/null; done
 

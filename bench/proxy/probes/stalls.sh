@@ -9,11 +9,9 @@ node bench/proxy/backend.mjs "$B1" >/dev/null & PIDS+=($!)
 node bench/proxy/backend.mjs "$B2" >/dev/null & PIDS+=($!)
 PRELOAD=./bench/proxy/probes/loop-delay.mjs
 node --trace-gc --import "$PRELOAD" bench/proxy/bare-proxy.mjs "$BARE_PORT" "$B1" "$B2" > "$WORK/bare.gc" 2> "$WORK/bare.delay" & BARE=$!; PIDS+=($BARE)
-printf 'listen: 127.0.0.1:%s\nadmin: false\naccessLog: false\nservices:\n  nodeb: { balancer: round-robin, instances: [127.0.0.1:%s, 127.0.0.1:%s] }\nroutes:\n  - { path: /, service: nodeb }\n' "$GW_PORT" "$B1" "$B2" > "$WORK/gw.yaml"
+gateway_config "$WORK/gw.yaml" "$GW_PORT" false
 SWITCHBOARD_LOG_LEVEL=warn node --max-semi-space-size=32 --trace-gc --import "$PRELOAD" bin/switchboard.js --config "$WORK/gw.yaml" > "$WORK/switchboard.gc" 2> "$WORK/switchboard.delay" & GW=$!; PIDS+=($GW)
-for port in "$B1" "$B2" "$BARE_PORT" "$GW_PORT"; do
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_port "$B1" "$B2" "$BARE_PORT" "$GW_PORT"
 for port in "$BARE_PORT" "$GW_PORT"; do wrk -t1 -c50 -d3s "http://127.0.0.1:$port/" >/dev/null; done
 for round in 1 2; do
   for row in "bare $BARE_PORT $BARE" "switchboard $GW_PORT $GW"; do
