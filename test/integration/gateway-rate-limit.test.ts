@@ -41,14 +41,17 @@ async function burst(port: number, count: number, localAddress?: string): Promis
 async function steadyLoad(ports: readonly number[], perSecond: number, durationMs: number): Promise<{ passed: number[]; answers: Answer[][]; seconds: number }> {
   const agents = ports.map(() => new Agent({ keepAlive: true, maxSockets: 32 }));
   const answers: Promise<Answer>[][] = ports.map(() => []);
+  // Each gateway gets its own Poisson arrivals (exponential gaps, `perSecond` on average). A shared
+  // bucket gives each token to the first request that reaches Redis after it accrues: with requests
+  // sent in simultaneous pairs, that was always the faster gateway of the moment (CI once split 185
+  // and 19); with independent random arrivals it is either, whatever their speeds.
+  const gap = (): number => (-Math.log(1 - Math.random()) * 1_000) / perSecond;
+  const nextAt = ports.map(() => gap());
   const started = performance.now();
-  let sent = 0;
   while (performance.now() - started < durationMs) {
-    const due = Math.floor(((performance.now() - started) / 1_000) * perSecond);
-    for (; sent < due; sent += 1) {
-      // Alternate which gateway sends first: the first to reach Redis after a refill gets the token.
-      const order = sent % 2 === 0 ? ports.map((_, index) => index) : ports.map((_, index) => ports.length - 1 - index);
-      for (const index of order) answers[index]!.push(get(ports[index]!, '/limited', { agent: agents[index]! }));
+    const now = performance.now() - started;
+    for (const [index, port] of ports.entries()) {
+      for (; nextAt[index]! <= now; nextAt[index]! += gap()) answers[index]!.push(get(port, '/limited', { agent: agents[index]! }));
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
