@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -7,7 +8,8 @@ import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstre
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
-import type { AttemptResult } from './transport.ts';
+import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
+import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
 
 /** What one proxied exchange produced on every side. */
@@ -106,5 +108,111 @@ describe('dispatchAttempt', () => {
     expect(result.status).toBe(502);
     expect(result.outcome.errorClass).toBe('reset-before-headers');
     expect(isUpstreamFailure(result.outcome)).toBe(true);
+  });
+});
+
+describe('dispatchAttempt timeouts', () => {
+  let backend: Server;
+  let pool: Pool;
+  let gateway: Server;
+  let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; ms: number }>;
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => {
+      const url = new URL(request.url ?? '/', 'http://backend');
+      const every = Number(url.searchParams.get('every') ?? 0);
+      const chunks = Number(url.searchParams.get('chunks') ?? 0);
+      if (url.pathname === '/hang') return;
+      if (url.pathname === '/big') return void response.end(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
+      // `chunks` chunks, one every `every` ms, then the end; `/stall` sends one and stops.
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.write('chunk\n');
+      if (url.pathname === '/stall') return;
+      let sent = 1;
+      const timer = setInterval(() => {
+        response.write('chunk\n');
+        sent += 1;
+        if (sent < chunks) return;
+        clearInterval(timer);
+        response.end();
+      }, every);
+    });
+    pool = new Pool(`http://127.0.0.1:${await listen(backend)}`, { headersTimeout: 0, bodyTimeout: 0 });
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      let outcome: UpstreamOutcome | undefined;
+      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const started = performance.now();
+      last = dispatchAttempt(context, pool, pick, timeouts, null).then((result) => {
+        // As the proxy does: a cut-off answer is cut off for the client too.
+        if (!result.ok && result.responseStarted) response.destroy(result.error);
+        else if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, outcome: outcome!, ms: performance.now() - started };
+      });
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    await pool.destroy();
+    backend.closeAllConnections();
+    await new Promise((resolve) => backend.close(resolve));
+    await new Promise((resolve) => gateway.close(resolve));
+  });
+
+  /** GETs `path` through the gateway; resolves with what the client got (null: the connection was cut) and the attempt. */
+  async function get(path: string, set: AttemptTimeouts) {
+    timeouts = set;
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, path).then(({ status, body }) => ({ status, length: body.length }), () => null);
+    return { answer, ...(await last) };
+  }
+
+  it.each([
+    { name: 'its own timer below a second', headersTimeoutMs: 300 },
+    { name: 'the sweep from a second on', headersTimeoutMs: OWN_TIMER_BELOW_MS },
+  ])('answers 504 headers-timeout once the upstream is silent for the headers timeout ($name)', async ({ headersTimeoutMs }) => {
+    const { answer, result, ms } = await get('/hang', { headersTimeoutMs, bodyTimeoutMs: 0 });
+    expect(answer?.status).toBe(504);
+    expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout', responseStarted: false });
+    expect(ms).toBeGreaterThanOrEqual(headersTimeoutMs - 1);
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('cuts a response whose body stops for the body timeout, as body-timeout', async () => {
+    const { answer, result, ms } = await get('/stall', { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    expect(answer).toBeNull();
+    expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
+    expect(ms).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('lets a body that keeps coming run past the body timeout: each chunk starts it over', async () => {
+    // Seven chunks 200 ms apart: 1.2 s in all, longer than the 1 s idle timeout, never idle that long.
+    const { answer, result, ms } = await get('/chunks?every=200&chunks=7', { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    expect(result).toMatchObject({ ok: true });
+    expect(answer).toEqual({ status: 200, length: 7 * 'chunk\n'.length });
+    expect(ms).toBeGreaterThan(OWN_TIMER_BELOW_MS);
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('does not count the time a slow client holds the body back against the upstream', async () => {
+    const bytes = 32 * 1024 * 1024;
+    timeouts = { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
+    const { port } = gateway.address() as AddressInfo;
+    const client = connect(port, '127.0.0.1');
+    client.pause();
+    client.write(`GET /big?bytes=${bytes} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n`);
+    // The scenario, not a wait for something: the client reads nothing for over twice the body
+    // timeout, so the gateway's writes back up and it holds the upstream's body back.
+    await delay(2 * OWN_TIMER_BELOW_MS + SWEEP_MS);
+    let received = 0;
+    client.on('data', (chunk: Buffer) => (received += chunk.length));
+    client.resume();
+    await new Promise((resolve) => client.on('close', resolve));
+    const { result } = await last;
+    expect(result).toMatchObject({ ok: true });
+    expect(received).toBeGreaterThan(bytes);
+    expect(sweptDeadlines()).toBe(0);
   });
 });

@@ -6,7 +6,8 @@ import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResp
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
-import { ClientGoneError, reportAttempt, sendTransformed } from './transport-outcome.ts';
+import { AttemptDeadline } from './attempt-deadline.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -20,7 +21,7 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
 /** `dispatchAttempt` without a promise: `receiver.attemptEnded` gets the result once (`Transport.attemptThen`). */
 export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
   const { upstream } = context;
-  const handler = new Http1Attempt(context, pick, receiver);
+  const handler = new Http1Attempt(context, pick, receiver, timeouts);
   // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
   // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
   const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
@@ -33,8 +34,7 @@ export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatc
         method: upstream.method as Dispatcher.HttpMethod,
         headers,
         body,
-        headersTimeout: timeouts.headersTimeoutMs,
-        bodyTimeout: timeouts.bodyTimeoutMs,
+        // The attempt runs the headers and body timeouts itself (attempt-deadline.ts); the pool has none.
         // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
         reset: false,
       },
@@ -56,8 +56,10 @@ function abortOnClientClose(this: WatchedResponse): void {
 /**
  * One attempt's state and undici handler in one object: the handler methods live on the prototype,
  * so an attempt allocates this object and one bound listener instead of a closure per callback.
+ * Its timeouts: response headers from when the request is written, then the longest silence
+ * between body chunks, not counted while the client's back-pressure holds the body back.
  */
-class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
+class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
   private responseStarted = false;
   private settled = false;
@@ -73,7 +75,9 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
     private readonly context: GatewayContext,
     private readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
+    private readonly timeouts: AttemptTimeouts,
   ) {
+    super();
     this.response = context.response;
     const watched = this.response as WatchedResponse;
     // The HTTP/1.1 listener's 'close' listener calls the watcher: one listener per response, not two.
@@ -90,12 +94,14 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.startDeadline(this.timeouts.headersTimeoutMs);
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
     const context = this.context;
     this.responseStarted = true;
+    this.startDeadline(this.timeouts.bodyTimeoutMs);
     this.status = statusCode;
     context.outcome.status = statusCode;
     const outgoing = responseHeadersForClient(upstreamHeaders);
@@ -114,15 +120,22 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
       this.buffered.push(chunk);
       return;
     }
+    this.extendDeadline();
     this.context.outcome.bytesOut += chunk.length;
     // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
     if (!(this.response as Writable).write(chunk)) {
+      // A slow client is not the upstream's silence: the body timeout waits for it.
+      this.stopDeadline();
       controller.pause();
-      this.response.once('drain', () => controller.resume());
+      this.response.once('drain', () => {
+        if (!this.settled) this.startDeadline(this.timeouts.bodyTimeoutMs);
+        controller.resume();
+      });
     }
   }
 
   onResponseEnd(): void {
+    this.stopDeadline();
     if (!this.buffered) {
       this.response.end();
       this.finish(ANSWERED);
@@ -139,9 +152,18 @@ class Http1Attempt implements Dispatcher.DispatchHandler, CloseWatcher {
     this.finish({ ok: false, errorClass: classifyUpstreamError(error, this.responseStarted), responseStarted: this.responseStarted, error });
   }
 
+  protected deadlinePassed(): void {
+    const error = this.responseStarted
+      ? new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${this.timeouts.bodyTimeoutMs} ms`)
+      : new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${this.timeouts.headersTimeoutMs} ms`);
+    // undici then destroys the socket and reports the error to `onResponseError`.
+    this.controller?.abort(error);
+  }
+
   private finish(result: AttemptResult): void {
     if (this.settled) return;
     this.settled = true;
+    this.stopDeadline();
     if (this.ownListener) {
       this.response.off('close', abortOnClientClose);
       (this.response as WatchedResponse)[CLOSE_WATCHER] = undefined;
