@@ -82,7 +82,7 @@ export class GatewayListener {
    * `ConnectionState`). Not one Set of every open response: adding and deleting ~10k responses a
    * second in one long-lived Set kept each of them (and its request, headers and write requests)
    * reachable past the next scavenges, so V8 promoted ~1 MB per scavenge to the old generation;
-   * per-connection Sets hold one or two.
+   * per-connection arrays hold one or two.
    */
   private readonly connections = new Set<TrackedSocket>();
   private openCount = 0;

@@ -116,6 +116,7 @@ describe('dispatchAttempt timeouts', () => {
   let pool: Pool;
   let gateway: Server;
   let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
+  let prepare: (context: GatewayContext) => void = () => undefined;
   let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; ms: number }>;
 
   beforeAll(async () => {
@@ -124,6 +125,17 @@ describe('dispatchAttempt timeouts', () => {
       const every = Number(url.searchParams.get('every') ?? 0);
       const chunks = Number(url.searchParams.get('chunks') ?? 0);
       if (url.pathname === '/hang') return;
+      if (url.pathname === '/upload') {
+        // Answers once the whole body is in.
+        let bytes = 0;
+        request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        return void request.on('end', () => response.end(`${bytes}`));
+      }
+      if (url.pathname === '/hints') {
+        // 103 Early Hints, then the response 300 ms later.
+        response.writeEarlyHints({ link: '</style.css>; rel=preload' });
+        return void setTimeout(() => response.end('after hints'), 300);
+      }
       if (url.pathname === '/big') return void response.end(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
       // `chunks` chunks, one every `every` ms, then the end; `/stall` sends one and stops.
       response.writeHead(200, { 'content-type': 'text/plain' });
@@ -143,8 +155,9 @@ describe('dispatchAttempt timeouts', () => {
       const context = initialContext(request, response);
       let outcome: UpstreamOutcome | undefined;
       const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      prepare(context);
       const started = performance.now();
-      last = dispatchAttempt(context, pool, pick, timeouts, null).then((result) => {
+      last = dispatchAttempt(context, pool, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
         else if (!result.ok) sendGatewayError(context, result.errorClass);
@@ -161,8 +174,9 @@ describe('dispatchAttempt timeouts', () => {
   });
 
   /** GETs `path` through the gateway; resolves with what the client got (null: the connection was cut) and the attempt. */
-  async function get(path: string, set: AttemptTimeouts) {
+  async function get(path: string, set: AttemptTimeouts, edit: (context: GatewayContext) => void = () => undefined) {
     timeouts = set;
+    prepare = edit;
     const { port } = gateway.address() as AddressInfo;
     const answer = await sendTestRequest(port, path).then(({ status, body }) => ({ status, length: body.length }), () => null);
     return { answer, ...(await last) };
@@ -180,7 +194,7 @@ describe('dispatchAttempt timeouts', () => {
   });
 
   it('cuts a response whose body stops for the body timeout, as body-timeout', async () => {
-    const { answer, result, ms } = await get('/stall', { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    const { answer, result, ms } = await get('/stall', { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
     expect(answer).toBeNull();
     expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
     expect(ms).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
@@ -189,7 +203,7 @@ describe('dispatchAttempt timeouts', () => {
 
   it('lets a body that keeps coming run past the body timeout: each chunk starts it over', async () => {
     // Seven chunks 200 ms apart: 1.2 s in all, longer than the 1 s idle timeout, never idle that long.
-    const { answer, result, ms } = await get('/chunks?every=200&chunks=7', { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    const { answer, result, ms } = await get('/chunks?every=200&chunks=7', { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
     expect(result).toMatchObject({ ok: true });
     expect(answer).toEqual({ status: 200, length: 7 * 'chunk\n'.length });
     expect(ms).toBeGreaterThan(OWN_TIMER_BELOW_MS);
@@ -198,7 +212,7 @@ describe('dispatchAttempt timeouts', () => {
 
   it('does not count the time a slow client holds the body back against the upstream', async () => {
     const bytes = 32 * 1024 * 1024;
-    timeouts = { headersTimeoutMs: 300, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
+    timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
     const { port } = gateway.address() as AddressInfo;
     const client = connect(port, '127.0.0.1');
     client.pause();
@@ -213,6 +227,41 @@ describe('dispatchAttempt timeouts', () => {
     const { result } = await last;
     expect(result).toMatchObject({ ok: true });
     expect(received).toBeGreaterThan(bytes);
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('times the headers from the end of the request body: a slow upload is the client\'s time', async () => {
+    timeouts = { headersTimeoutMs: 300, bodyTimeoutMs: 5_000 };
+    prepare = () => undefined;
+    const { port } = gateway.address() as AddressInfo;
+    const client = connect(port, '127.0.0.1');
+    client.write('POST /upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 4\r\nconnection: close\r\n\r\nab');
+    // The scenario: the client takes longer than the headers timeout to send the rest of its body.
+    await delay(600);
+    client.write('cd');
+    let answer = '';
+    client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    await new Promise((resolve) => client.on('close', resolve));
+    const { result } = await last;
+    expect(result.ok ? 'ok' : `${result.errorClass}: ${String(result.error)}`).toBe('ok');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\n4$/);
+  });
+
+  it('passes over a 103 Early Hints: the headers timeout runs until the response itself', async () => {
+    const passed = await get('/hints', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 });
+    expect(passed.result).toMatchObject({ ok: true });
+    expect(passed.answer).toEqual({ status: 200, length: 'after hints'.length });
+    const timedOut = await get('/hints', { headersTimeoutMs: 150, bodyTimeoutMs: 5_000 });
+    expect(timedOut.answer?.status).toBe(504);
+    expect(timedOut.result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+  });
+
+  it('starts the idle-body timeout over at each chunk of a body held for a response transform too', async () => {
+    const { answer, result } = await get('/chunks?every=200&chunks=7', { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS }, (context) =>
+      context.responseBodyTransforms.push((body) => body),
+    );
+    expect(result).toMatchObject({ ok: true });
+    expect(answer).toEqual({ status: 200, length: 7 * 'chunk\n'.length });
     expect(sweptDeadlines()).toBe(0);
   });
 });

@@ -21,7 +21,7 @@ export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher,
 /** `dispatchAttempt` without a promise: `receiver.attemptEnded` gets the result once (`Transport.attemptThen`). */
 export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
   const { upstream } = context;
-  const handler = new Http1Attempt(context, pick, receiver, timeouts);
+  const handler = new Http1Attempt(context, pick, receiver, timeouts, body);
   // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
   // came in); Host set here thus lands in them, where every attempt of the request sets it alike.
   const headers = sendableUpstreamHeaders(upstream.headers) as Record<string, string | string[]>;
@@ -56,8 +56,9 @@ function abortOnClientClose(this: WatchedResponse): void {
 /**
  * One attempt's state and undici handler in one object: the handler methods live on the prototype,
  * so an attempt allocates this object and one bound listener instead of a closure per callback.
- * Its timeouts: response headers from when the request is written, then the longest silence
- * between body chunks, not counted while the client's back-pressure holds the body back.
+ * Its timeouts, as undici's were: the response headers from when the request has been sent (its
+ * body read to the end: a slow upload is the client's time, not the upstream's), then the longest
+ * silence between body chunks, not counted while the client's back-pressure holds the body back.
  */
 class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
@@ -76,6 +77,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     private readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
     private readonly timeouts: AttemptTimeouts,
+    private readonly body: GatewayContext['request'] | null,
   ) {
     super();
     this.response = context.response;
@@ -94,11 +96,21 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    this.startDeadline(this.timeouts.headersTimeoutMs);
+    const body = this.body;
+    if (body === null || body.readableEnded) this.startDeadline(this.timeouts.headersTimeoutMs);
+    else body.once('end', () => this.requestSent());
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
+  /** The request body has been read to its end: the wait for the response headers starts (unless they came already). */
+  private requestSent(): void {
+    if (!this.settled && !this.responseStarted) this.startDeadline(this.timeouts.headersTimeoutMs);
+  }
+
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
+    // An informational answer (103 Early Hints, 102) is not the response: it is not passed on, as
+    // nginx does, and the headers timeout keeps running. (undici answers 100 and 101 itself.)
+    if (statusCode < 200) return;
     const context = this.context;
     this.responseStarted = true;
     this.startDeadline(this.timeouts.bodyTimeoutMs);
@@ -116,11 +128,11 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.extendDeadline();
     if (this.buffered) {
       this.buffered.push(chunk);
       return;
     }
-    this.extendDeadline();
     this.context.outcome.bytesOut += chunk.length;
     // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
     if (!(this.response as Writable).write(chunk)) {
