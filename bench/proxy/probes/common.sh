@@ -36,5 +36,16 @@ start_all() {
   wait_for_port "$B1" "$B2" "$BARE_PORT" "$GW_PORT" "$GW_OFF_PORT"
 }
 
+# baseline_checkout REF: builds Switchboard at REF in a temporary git worktree (sharing node_modules,
+# removed on exit) and sets BASELINE_BIN to its bin/switchboard.js and BASELINE_NAME to switchboard-<short hash>.
+baseline_checkout() {
+  git worktree add -q --detach "$WORK/baseline" "$1"
+  trap 'kill "${PIDS[@]}" 2>/dev/null; git worktree remove --force "$WORK/baseline"; rm -rf "$WORK"' EXIT
+  ln -s "$PWD/node_modules" "$WORK/baseline/node_modules"
+  (cd "$WORK/baseline" && node scripts/build.mjs >/dev/null)
+  BASELINE_BIN=$WORK/baseline/bin/switchboard.js
+  BASELINE_NAME=switchboard-$(git rev-parse --short "$1")
+}
+
 # cpu_ticks PID: user + system clock ticks (10 ms) of a process, all its threads.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -21,11 +21,8 @@ start_gateway() {
 }
 start_gateway switchboard "$GW_PORT" bin/switchboard.js
 if [ -n "${BASELINE:-}" ]; then
-  git worktree add -q --detach "$WORK/baseline" "$BASELINE"
-  trap 'kill "${PIDS[@]}" 2>/dev/null; git worktree remove --force "$WORK/baseline"; rm -rf "$WORK"' EXIT
-  ln -s "$PWD/node_modules" "$WORK/baseline/node_modules"
-  (cd "$WORK/baseline" && node scripts/build.mjs >/dev/null)
-  start_gateway "switchboard-$(git rev-parse --short "$BASELINE")" "$GW_OFF_PORT" "$WORK/baseline/bin/switchboard.js"
+  baseline_checkout "$BASELINE"
+  start_gateway "$BASELINE_NAME" "$GW_OFF_PORT" "$BASELINE_BIN"
 fi
 for row in "${ROWS[@]}"; do set -- $row; wait_for_port "$2"; done
 wait_for_port "$B1" "$B2"
