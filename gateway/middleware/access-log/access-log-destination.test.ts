@@ -5,8 +5,9 @@ import { bufferedDestination, type Output } from './access-log-destination.ts';
 function heldOutput() {
   const batches: string[] = [];
   const pending: Array<(error?: Error | null) => void> = [];
-  const output: Output = (text, done) => {
-    batches.push(text);
+  const output: Output = (batch, done) => {
+    // A copy: the destination may write the next lines into the same memory once `done` is called.
+    batches.push(batch.toString('utf8'));
     pending.push(done);
   };
   return { batches, output, complete: (error?: Error) => pending.shift()!(error) };
@@ -18,7 +19,7 @@ describe('bufferedDestination', () => {
 
   it('writes a full batch at once and holds smaller ones for the delay', () => {
     const { batches, output } = heldOutput();
-    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    const destination = bufferedDestination(output, { flushBytes: 10, flushDelayMs: 50 });
     destination.write('a\n');
     expect(batches).toEqual([]);
     vi.advanceTimersByTime(49);
@@ -29,7 +30,7 @@ describe('bufferedDestination', () => {
 
   it('writes the lines that arrived during a write as soon as it completes, in one batch', () => {
     const { batches, output, complete } = heldOutput();
-    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    const destination = bufferedDestination(output, { flushBytes: 10, flushDelayMs: 50 });
     destination.write('full-line\n');
     expect(batches).toEqual(['full-line\n']);
     destination.write('b\n');
@@ -48,7 +49,7 @@ describe('bufferedDestination', () => {
 
   it('writes the rest at once when closed during a write, then resolves', async () => {
     const { batches, output, complete } = heldOutput();
-    const destination = bufferedDestination(output, { flushChars: 10, flushDelayMs: 50 });
+    const destination = bufferedDestination(output, { flushBytes: 10, flushDelayMs: 50 });
     destination.write('full-line\n');
     destination.write('b\n');
     let closed = false;
@@ -63,10 +64,25 @@ describe('bufferedDestination', () => {
   it('counts the lines of a batch that failed as dropped', () => {
     const { output, complete } = heldOutput();
     const onFirstDrop = vi.fn();
-    const destination = bufferedDestination(output, { flushChars: 4, onFirstDrop });
+    const destination = bufferedDestination(output, { flushBytes: 4, onFirstDrop });
     destination.write('a\nb\n');
     complete(new Error('EPIPE'));
     expect(destination.dropped).toBe(2);
     expect(onFirstDrop).toHaveBeenCalledWith('the access log cannot be written: EPIPE');
+  });
+
+  it('encodes lines as UTF-8 and drops a line that does not fit, keeping the lines before it', () => {
+    const { batches, output, complete } = heldOutput();
+    const destination = bufferedDestination(output, { maxBufferBytes: 12, flushDelayMs: 50 });
+    destination.write('héllo\n');
+    destination.write('wörld\n');
+    expect(destination.dropped).toBe(1);
+    vi.advanceTimersByTime(50);
+    expect(batches).toEqual(['héllo\n']);
+    // While that batch is out, the other buffer takes the next lines, up to the same size.
+    destination.write('wörld\n');
+    complete();
+    expect(batches).toEqual(['héllo\n', 'wörld\n']);
+    expect(destination.dropped).toBe(1);
   });
 });

@@ -22,18 +22,18 @@ export interface AccessLogDestination {
 
 /** Limits of the buffer. */
 export interface DestinationOptions {
-  /** Characters held before lines are dropped (besides one batch being written); 1 Mi by default. */
-  readonly maxBufferChars?: number;
-  /** A batch this large is written at once; smaller ones wait up to `flushDelayMs`. 32 Ki by default. */
-  readonly flushChars?: number;
+  /** Bytes held before lines are dropped (besides one batch being written); 1 MiB by default. */
+  readonly maxBufferBytes?: number;
+  /** A batch this large is written at once; smaller ones wait up to `flushDelayMs`. 32 KiB by default. */
+  readonly flushBytes?: number;
   /** Longest a line waits in the buffer; 25 ms by default. */
   readonly flushDelayMs?: number;
   /** Told once, when the first line is dropped. */
   readonly onFirstDrop?: (reason: string) => void;
 }
 
-/** How a batch leaves: `done` is called once it is with the kernel (or failed). */
-export type Output = (text: string, done: (error?: Error | null) => void) => void;
+/** How a batch leaves: `done` is called once it is with the kernel (or failed); `batch` is not touched before. */
+export type Output = (batch: Buffer, done: (error?: Error | null) => void) => void;
 
 /**
  * An access-log destination on file descriptor `fd` (stdout by default) or on a line sink (the
@@ -51,8 +51,8 @@ export function bufferedDestination(output: Output, options: DestinationOptions 
 
 function outputFor(target: number | LineSink): Output {
   if (typeof target === 'object') {
-    return (text, done) => {
-      target.write(text);
+    return (batch, done) => {
+      target.write(batch.toString('utf8'));
       done();
     };
   }
@@ -64,9 +64,9 @@ function outputFor(target: number | LineSink): Output {
     // A closed descriptor: the sync writes fail and their lines are counted as dropped.
   }
   if (kind === 'sync') {
-    return (text, done) => {
+    return (batch, done) => {
       try {
-        writeSync(target, text);
+        writeSync(target, batch);
         done();
       } catch (error) {
         done(error as Error);
@@ -80,36 +80,48 @@ function outputFor(target: number | LineSink): Output {
   });
   // The socket must not keep a draining gateway alive, nor be the reason it stays up.
   socket.unref();
-  return (text, done) => {
+  return (batch, done) => {
     if (failure) return done(failure);
-    socket.write(text, (error) => done(error ?? failure));
+    socket.write(batch, (error) => done(error ?? failure));
   };
 }
 
+/**
+ * Lines are encoded into one of two off-heap buffers as they come: `filling` takes them while the
+ * other is with the output. Kept as strings until written, the lines of a batch (up to 32 KiB, a
+ * rope of ~30 small strings a line) were the largest thing alive at every scavenge beside the
+ * requests in flight, and were copied by each (bench/proxy/README.md, round 9).
+ */
 class BufferedDestination implements AccessLogDestination {
   dropped = 0;
-  private pending = '';
+  /** The two buffers, each made when first needed: `buffers[filling]` takes lines (`used` bytes of it are pending), the other is the batch being written, or free. */
+  private readonly buffers: Array<Buffer | undefined> = [undefined, undefined];
+  private filling = 0;
+  private used = 0;
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly idle: Array<() => void> = [];
-  private readonly maxBufferChars: number;
-  private readonly flushChars: number;
+  private readonly maxBufferBytes: number;
+  private readonly flushBytes: number;
   private readonly flushDelayMs: number;
 
   constructor(
     private readonly output: Output,
     private readonly options: DestinationOptions,
   ) {
-    this.maxBufferChars = options.maxBufferChars ?? 1 << 20;
-    this.flushChars = options.flushChars ?? 32 * 1024;
+    this.maxBufferBytes = options.maxBufferBytes ?? 1 << 20;
+    this.flushBytes = Math.min(options.flushBytes ?? 32 * 1024, this.maxBufferBytes);
     this.flushDelayMs = options.flushDelayMs ?? 25;
   }
 
   write(line: string): void {
-    if (this.pending.length + line.length > this.maxBufferChars) return this.drop('the access log reader is not keeping up');
-    this.pending += line;
+    const filling = (this.buffers[this.filling] ??= Buffer.allocUnsafeSlow(this.maxBufferBytes));
+    const room = filling.length - this.used;
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8: the exact length is needed only near the end.
+    if (line.length * 3 > room && Buffer.byteLength(line) > room) return this.drop('the access log reader is not keeping up');
+    this.used += filling.write(line, this.used);
     if (this.writing) return;
-    if (this.pending.length >= this.flushChars) this.flush();
+    if (this.used >= this.flushBytes) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushDelayMs);
   }
 
@@ -119,12 +131,14 @@ class BufferedDestination implements AccessLogDestination {
       this.timer = undefined;
     }
     if (this.writing) return;
-    if (this.pending === '') {
+    if (this.used === 0) {
       for (const resolve of this.idle.splice(0)) resolve();
       return;
     }
-    const batch = this.pending;
-    this.pending = '';
+    const batch = (this.buffers[this.filling] as Buffer).subarray(0, this.used);
+    // The batch's buffer stays untouched until the output is done with it; lines go to the other.
+    this.filling = 1 - this.filling;
+    this.used = 0;
     this.writing = true;
     this.output(batch, (error) => {
       this.writing = false;
@@ -151,8 +165,8 @@ class BufferedDestination implements AccessLogDestination {
   }
 }
 
-function countLines(text: string): number {
+function countLines(batch: Buffer): number {
   let lines = 0;
-  for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', index + 1)) lines += 1;
+  for (let index = batch.indexOf(0x0a); index !== -1; index = batch.indexOf(0x0a, index + 1)) lines += 1;
   return lines;
 }
