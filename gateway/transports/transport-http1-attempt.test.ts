@@ -118,6 +118,8 @@ describe('dispatchAttempt timeouts', () => {
   let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
   let prepare: (context: GatewayContext) => void = () => undefined;
   let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; ms: number }>;
+  /** Called with the next request's attempt when it starts. */
+  let started: ((attempt: typeof last) => void) | undefined;
 
   beforeAll(async () => {
     backend = createServer((request, response) => {
@@ -156,13 +158,14 @@ describe('dispatchAttempt timeouts', () => {
       let outcome: UpstreamOutcome | undefined;
       const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
       prepare(context);
-      const started = performance.now();
+      const startedAt = performance.now();
       last = dispatchAttempt(context, pool, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
         else if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome!, ms: performance.now() - started };
+        return { result, outcome: outcome!, ms: performance.now() - startedAt };
       });
+      started?.(last);
     });
     await listen(gateway);
   });
@@ -263,5 +266,26 @@ describe('dispatchAttempt timeouts', () => {
     expect(result).toMatchObject({ ok: true });
     expect(answer).toEqual({ status: 200, length: 7 * 'chunk\n'.length });
     expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('still times the headers out when the upstream stops reading the request body', async () => {
+    timeouts = { headersTimeoutMs: 300, bodyTimeoutMs: 5_000 };
+    prepare = () => undefined;
+    const attempt = new Promise<typeof last>((resolve) => (started = resolve));
+    const { port } = gateway.address() as AddressInfo;
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    // Far more than the socket buffers between the client and /hang, which never reads it.
+    const bytes = 64 * 1024 * 1024;
+    client.write(`POST /hang HTTP/1.1\r\nhost: gateway\r\ncontent-length: ${bytes}\r\n\r\n`);
+    client.write(Buffer.alloc(bytes, 'x'));
+    let answer = '';
+    const head = new Promise((resolve) => client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')).includes('\r\n\r\n') && resolve(undefined)));
+    const { result } = await (await attempt);
+    started = undefined;
+    expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    await head;
+    expect(answer).toMatch(/^HTTP\/1\.1 504 /);
+    client.destroy();
   });
 });

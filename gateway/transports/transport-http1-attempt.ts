@@ -56,9 +56,11 @@ function abortOnClientClose(this: WatchedResponse): void {
 /**
  * One attempt's state and undici handler in one object: the handler methods live on the prototype,
  * so an attempt allocates this object and one bound listener instead of a closure per callback.
- * Its timeouts, as undici's were: the response headers from when the request has been sent (its
- * body read to the end: a slow upload is the client's time, not the upstream's), then the longest
- * silence between body chunks, not counted while the client's back-pressure holds the body back.
+ * Its timeouts, blaming only the guilty as undici's did: the response headers, from when the
+ * request is written and again from the end of its body, never expiring while the upload waits for
+ * the client (a slow upload is the client's time; one the upstream stops reading is not); then the
+ * longest silence between response body chunks, not counted while the client's back-pressure holds
+ * the body back.
  */
 class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
@@ -96,20 +98,22 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.startDeadline(this.timeouts.headersTimeoutMs);
+    // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
-    if (body === null || body.readableEnded) this.startDeadline(this.timeouts.headersTimeoutMs);
-    else body.once('end', () => this.requestSent());
+    if (body !== null && !body.readableEnded) body.once('end', () => this.requestSent());
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
-  /** The request body has been read to its end: the wait for the response headers starts (unless they came already). */
+  /** The request body has been read to its end: the wait for the response headers starts over (unless they came already). */
   private requestSent(): void {
     if (!this.settled && !this.responseStarted) this.startDeadline(this.timeouts.headersTimeoutMs);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
     // An informational answer (103 Early Hints, 102) is not the response: it is not passed on, as
-    // nginx does, and the headers timeout keeps running. (undici answers 100 and 101 itself.)
+    // nginx does, and the headers timeout keeps running. (undici fails an attempt on a 100, or on a
+    // 101 it did not ask for, itself.)
     if (statusCode < 200) return;
     const context = this.context;
     this.responseStarted = true;
@@ -165,6 +169,14 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   }
 
   protected deadlinePassed(): void {
+    const body = this.body;
+    if (!this.responseStarted && body !== null && !body.readableEnded && body.readableLength === 0) {
+      // The upload is still coming and nothing of it waits to be sent: the upstream is waiting for
+      // the client, not the other way round. (An upstream that stops reading leaves the body's
+      // buffer full, and then the timeout is its own.)
+      this.startDeadline(this.timeouts.headersTimeoutMs);
+      return;
+    }
     const error = this.responseStarted
       ? new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${this.timeouts.bodyTimeoutMs} ms`)
       : new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${this.timeouts.headersTimeoutMs} ms`);
