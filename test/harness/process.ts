@@ -4,6 +4,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
+import { descendantsOf, stillRunning } from './process-tree.ts';
 import { waitFor } from './wait.ts';
 
 /** How a child process ended: its exit code, or the signal that ended it, or the error that kept it from starting. */
@@ -116,14 +117,28 @@ export class ManagedProcess {
     this.#paused = false;
   }
 
-  /** SIGTERM and wait for exit; SIGKILL if it is still alive after `graceMs` (default 5 s). No-op when not running. */
+  /**
+   * SIGTERM and wait for exit; SIGKILL if it is still alive after `graceMs` (default 5 s), and then
+   * whatever it started too (an agent's backend would otherwise outlive the test run). No-op when
+   * not running.
+   */
   async stop(graceMs = STOP_GRACE_MS): Promise<ExitInfo | undefined> {
     if (!this.running) return this.#exit;
     this.#signal('SIGTERM');
     // A stopped process only acts on SIGTERM once it is continued.
     if (this.#paused) this.resume();
     const exited = await this.waitForExit(graceMs).catch(() => undefined);
-    return exited ?? this.kill();
+    if (exited) return exited;
+    const descendants = descendantsOf(this.#child!.pid!);
+    const killed = await this.kill();
+    for (const { pid } of stillRunning(descendants)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return killed;
   }
 
   /** SIGKILL and wait for exit, like a crash or a power cut. No-op when not running. */
