@@ -33,6 +33,17 @@ export function stillRunning(records: readonly ProcessRecord[]): ProcessRecord[]
   return records.filter((record) => commandOf(record.pid) === record.command && stateOf(record.pid) !== 'Z');
 }
 
+/** SIGKILLs those of `records` that still run (a test's cleanup: one that exits meanwhile is fine). */
+export function killStillRunning(records: readonly ProcessRecord[]): void {
+  for (const { pid } of stillRunning(records)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone between the check and the signal.
+    }
+  }
+}
+
 // /proc/<pid>/stat is "pid (comm) state ppid …"; comm may hold spaces and parentheses, so split after the last ")".
 function statFields(pid: number): string[] | undefined {
   try {

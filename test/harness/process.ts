@@ -4,7 +4,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
-import { descendantsOf, stillRunning } from './process-tree.ts';
+import { descendantsOf, killStillRunning } from './process-tree.ts';
 import { waitFor } from './wait.ts';
 
 /** How a child process ended: its exit code, or the signal that ended it, or the error that kept it from starting. */
@@ -131,13 +131,7 @@ export class ManagedProcess {
     if (exited) return exited;
     const descendants = descendantsOf(this.#child!.pid!);
     const killed = await this.kill();
-    for (const { pid } of stillRunning(descendants)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Gone meanwhile.
-      }
-    }
+    killStillRunning(descendants);
     return killed;
   }
 

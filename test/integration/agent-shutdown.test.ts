@@ -13,7 +13,7 @@ import {
   type ManagedProcess,
   type ZooKeeperCluster,
 } from '../harness/index.ts';
-import { descendantsOf, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 import { exists } from '../../src/zookeeper/index.ts';
 
 const TTL_MS = 2_000;
@@ -36,7 +36,7 @@ async function agentWithBackend(registry: string, id: string, cleanup: Array<() 
   let children: ProcessRecord[] = [];
   cleanup.push(async () => {
     await agent.kill();
-    for (const child of stillRunning(children)) process.kill(child.pid, 'SIGKILL');
+    killStillRunning(children);
   });
   const backend = () => {
     if (children.length === 0 && agent.pid !== undefined) children = descendantsOf(agent.pid);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, waitFor } from '../harness/index.ts';
-import { descendantsOf, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 const START_TIMEOUT_MS = 90_000;
 const CHURN_TIMEOUT_MS = 30_000;
@@ -42,7 +42,7 @@ describe('npm run demo', () => {
       process.kill(demo.pid, 'SIGINT');
       await demo.waitForExit(STOP_TIMEOUT_MS).catch(() => demo?.kill());
     }
-    for (const child of stillRunning(children)) process.kill(child.pid, 'SIGKILL');
+    killStillRunning(children);
   });
 
   /** The backend names (or failures) of `count` requests sent one after another to `url`. */
