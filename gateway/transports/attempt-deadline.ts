@@ -84,9 +84,11 @@ export abstract class AttemptDeadline {
     this.deadlineAt = Infinity;
   }
 
-  /** @internal The next node of the sweep's list. */
-  static after(node: AttemptDeadline): AttemptDeadline | null {
-    return node.nextDeadline;
+  /** @internal How many attempts the sweep is watching right now. */
+  static watched(): number {
+    let count = 0;
+    for (let node = head; node !== null; node = node.nextDeadline) count += 1;
+    return count;
   }
 
   /** @internal The own timer of a short deadline fired. */
@@ -115,9 +117,7 @@ export abstract class AttemptDeadline {
 
 /** @internal For tests: how many attempts the sweep is watching right now. */
 export function sweptDeadlines(): number {
-  let count = 0;
-  for (let node = head; node !== null; node = AttemptDeadline.after(node)) count += 1;
-  return count;
+  return AttemptDeadline.watched();
 }
 
 function expireOwn(attempt: AttemptDeadline): void {
