@@ -1,6 +1,6 @@
 /**
- * The upstream timeouts of HTTP/1.1 attempts (response headers, then the silence between body
- * chunks), kept without a timer object per attempt.
+ * The upstream timeouts of attempts (response headers, then the silence between body chunks), kept
+ * without a timer object per attempt.
  *
  * undici's own `headersTimeout`/`bodyTimeout` of a second or more allocate a `FastTimer` per phase,
  * and a cleared one stays in undici's timer array until that array's next tick (up to ~0.5 s). At
@@ -112,6 +112,35 @@ export abstract class AttemptDeadline {
       clearInterval(sweeper);
       sweeper = undefined;
     }
+  }
+}
+
+/**
+ * A deadline for an attempt written as a closure rather than a class of its own (HTTP/2): the same
+ * list and sweep, with `passed` called when it runs out.
+ */
+export class CallbackDeadline extends AttemptDeadline {
+  constructor(private readonly passed: () => void) {
+    super();
+  }
+
+  /** Runs a deadline `ms` from now in place of any running one; 0 runs none. */
+  start(ms: number): void {
+    this.startDeadline(ms);
+  }
+
+  /** Starts the running deadline over from now; nothing when none runs. */
+  extend(): void {
+    this.extendDeadline();
+  }
+
+  /** Stops the running deadline, if any. */
+  stop(): void {
+    this.stopDeadline();
+  }
+
+  protected deadlinePassed(): void {
+    this.passed();
   }
 }
 

@@ -6,6 +6,7 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
+import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
 
@@ -18,6 +19,13 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * Trailers-Only answer (headers with END_STREAM) stays one HEADERS frame with END_STREAM. With
  * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC deadline). Reports the outcome to the
  * pick exactly once. Never rejects.
+ *
+ * The headers and idle-body timeouts blame the upstream only for its own silence, as towards
+ * HTTP/1.1 (`transport-http1-attempt.ts`): the wait for the response headers starts over at each
+ * chunk of the request body and at its end, and does not expire while the client is still sending
+ * a body the upstream has taken; the idle-body timeout starts over at each chunk either way (a
+ * bidirectional stream is alive while one side talks) and stops while the client's back-pressure
+ * holds the response back.
  */
 export function http2Attempt(
   context: GatewayContext,
@@ -34,13 +42,13 @@ export function http2Attempt(
     let responseStarted = false;
     let settled = false;
     let status = 0;
-    let headersTimer: NodeJS.Timeout | undefined;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    const timeout = new CallbackDeadline(() => timedOut());
 
     const finish = (result: AttemptResult) => {
       if (settled) return;
       settled = true;
-      clearTimeout(headersTimer);
+      timeout.stop();
       clearTimeout(deadlineTimer);
       response.off('close', onClientClose);
       if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
@@ -49,6 +57,13 @@ export function http2Attempt(
       resolve(result);
     };
     const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
+    const timedOut = () => {
+      if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));
+      // The upload is still coming and nothing of it waits for the upstream: the upstream is
+      // waiting for the client. (One that stops reading leaves data queued, and the timeout is its own.)
+      if (body !== null && !body.readableEnded && body.readableLength === 0 && (stream?.writableLength ?? 0) === 0) return timeout.start(timeouts.headersTimeoutMs);
+      fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`));
+    };
     const onClientClose = () => {
       if (!response.writableFinished) fail(new ClientGoneError());
     };
@@ -63,27 +78,29 @@ export function http2Attempt(
         return fail(error as Error);
       }
       const opened = stream;
-      if (timeouts.headersTimeoutMs > 0) {
-        headersTimer = setTimeout(() => fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`)), timeouts.headersTimeoutMs);
-      }
+      timeout.start(timeouts.headersTimeoutMs);
       if (timeouts.deadlineMs !== undefined) {
         const deadlineMs = timeouts.deadlineMs;
         deadlineTimer = setTimeout(() => fail(new UpstreamTimeoutError(responseStarted ? 'SB_UPSTREAM_BODY_TIMEOUT' : 'SB_UPSTREAM_HEADERS_TIMEOUT', `the call's deadline of ${deadlineMs} ms passed`)), deadlineMs);
       }
-      if (body) body.pipe(opened);
+      if (body) {
+        body.pipe(opened);
+        // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
+        body.on('data', () => timeout.extend());
+        body.once('end', () => {
+          if (!settled && !responseStarted) timeout.start(timeouts.headersTimeoutMs);
+        });
+      }
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
       opened.once('response', (headers: Http2Headers, flags: number) => {
-        clearTimeout(headersTimer);
         responseStarted = true;
+        timeout.start(timeouts.bodyTimeoutMs);
         status = Number(headers[HTTP2_HEADER_STATUS]);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
         for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
-        if (timeouts.bodyTimeoutMs > 0) {
-          opened.setTimeout(timeouts.bodyTimeoutMs, () => fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`)));
-        }
         const grpcStatus = headers['grpc-status'];
         if (grpcStatus !== undefined) context.outcome.grpcStatus = Number(grpcStatus);
         // Trailers-Only: the status is in these headers and there is nothing after them.
@@ -95,12 +112,18 @@ export function http2Attempt(
       });
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
+        timeout.extend();
         if (buffered) return void buffered.push(chunk);
         context.outcome.bytesOut += chunk.length;
         // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
         if (!(response as Writable).write(chunk)) {
+          // A slow client is not the upstream's silence: the idle-body timeout waits for it.
+          timeout.stop();
           opened.pause();
-          response.once('drain', () => opened.resume());
+          response.once('drain', () => {
+            if (!settled) timeout.start(timeouts.bodyTimeoutMs);
+            opened.resume();
+          });
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {

@@ -1,12 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
-import type { AttemptResult } from './transport.ts';
+import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
+import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
@@ -105,5 +107,165 @@ describe('Http2Transport', () => {
       http1Only.closeAllConnections();
       await new Promise((resolve) => http1Only.close(resolve));
     }
+  });
+});
+
+describe('Http2Transport timeouts: only the upstream\'s own silence counts', () => {
+  const sessions: ServerHttp2Session[] = [];
+  let backend: Http2Server;
+  let backendPort: number;
+  let transport: Http2Transport;
+  let gateway: Server;
+  let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
+  /** Called with the next request's attempt when it starts. */
+  let started: ((attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>) => void) | undefined;
+
+  beforeAll(async () => {
+    backend = createHttp2Server((request, response) => {
+      const url = new URL(request.url, 'http://backend');
+      if (url.pathname === '/hang') return; // reads nothing, answers nothing
+      if (url.pathname === '/big') return void response.end(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
+      if (url.pathname === '/stall') {
+        response.writeHead(200);
+        return void response.write('chunk\n');
+      }
+      // Answers the number of body bytes once the body is in: at once with the headers for /early
+      // (the body follows much later), after the whole body for /upload.
+      if (url.pathname === '/early') response.write('early\n');
+      let bytes = 0;
+      request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      request.on('end', () => response.end(`${bytes}`));
+    });
+    backend.on('session', (session) => sessions.push(session));
+    backendPort = await listen(backend);
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      let outcome: UpstreamOutcome | undefined;
+      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const attempt = transport.attempt(context, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
+        // As the proxy does: a cut-off answer is cut off for the client too.
+        if (!result.ok && result.responseStarted) response.destroy(result.error);
+        else if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, outcome: outcome! };
+      });
+      started?.(attempt);
+    });
+    await listen(gateway);
+  });
+  // A session per test: a stream one test leaves in a bad state does not touch the next.
+  beforeEach(() => {
+    transport = new Http2Transport({ host: '127.0.0.1', address: `127.0.0.1:${backendPort}`, connectTimeoutMs: 1_000, tls: undefined });
+  });
+  afterEach(async () => {
+    await transport.close();
+  });
+  afterAll(async () => {
+    for (const session of sessions) session.destroy();
+    await Promise.all([new Promise((resolve) => backend.close(resolve)), new Promise((resolve) => gateway.close(resolve))]);
+  });
+
+  /** A raw client connection to the gateway, and the attempt of the request it is about to send. */
+  function open(set: AttemptTimeouts): { client: Socket; attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }> } {
+    timeouts = set;
+    const attempt = new Promise<Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>>((resolve) => (started = resolve)).then((inner) => inner);
+    const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+    client.on('error', () => undefined);
+    return { client, attempt };
+  }
+
+  /** Everything the client receives until the connection closes. */
+  function received(client: Socket): Promise<string> {
+    let text = '';
+    client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    return new Promise((resolve) => client.on('close', () => resolve(text)));
+  }
+
+  /** The status and body of a raw HTTP/1.1 answer, its chunked encoding undone. */
+  function parsed(raw: string): { status: number; body: string } {
+    const end = raw.indexOf('\r\n\r\n');
+    const head = raw.slice(0, end);
+    let body = raw.slice(end + 4);
+    if (/\r\ntransfer-encoding: chunked/i.test(head)) {
+      let decoded = '';
+      for (let at = 0, size = 0; (size = Number.parseInt(body.slice(at, body.indexOf('\r\n', at)), 16)) > 0; ) {
+        at = body.indexOf('\r\n', at) + 2;
+        decoded += body.slice(at, at + size);
+        at += size + 2;
+      }
+      body = decoded;
+    }
+    return { status: Number(head.split(' ')[1]), body };
+  }
+
+  it('cuts a response whose body stops for the idle-body timeout, as body-timeout, against the upstream', async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: 300 });
+    client.write('GET /stall HTTP/1.1\r\nhost: gateway\r\n\r\n');
+    const { result, outcome } = await attempt;
+    expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
+    client.destroy();
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('does not count the time a slow client holds the body back against the upstream', async () => {
+    const bytes = 32 * 1024 * 1024;
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    client.pause();
+    client.write(`GET /big?bytes=${bytes} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n`);
+    // The scenario, not a wait for something: the client reads nothing for over twice the idle-body
+    // timeout, so the gateway's writes back up and it holds the upstream's stream back.
+    await delay(2 * OWN_TIMER_BELOW_MS + SWEEP_MS);
+    const answer = received(client);
+    client.resume();
+    expect((await answer).length).toBeGreaterThan(bytes);
+    const { result, outcome } = await attempt;
+    expect(result).toMatchObject({ ok: true });
+    expect(outcome).toMatchObject({ ok: true });
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('times the headers from the end of the request body: a slow upload is the client\'s time', async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 5_000 });
+    client.write('POST /upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 4\r\nconnection: close\r\n\r\nab');
+    // The scenario: the client takes twice the headers timeout to send the rest of its body.
+    await delay(600);
+    client.write('cd');
+    const answer = await received(client);
+    const { result } = await attempt;
+    expect(result.ok ? 'ok' : `${result.errorClass}: ${String(result.error)}`).toBe('ok');
+    expect(parsed(answer)).toEqual({ status: 200, body: '4' });
+  });
+
+  it('keeps a stream whose upstream answered early alive while the client is still sending', async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    const answer = received(client);
+    client.write('POST /early HTTP/1.1\r\nhost: gateway\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n');
+    // Eight chunks 200 ms apart: the upstream says nothing for 1.6 s, longer than the idle-body
+    // timeout, while the request side of the stream keeps moving.
+    for (let chunk = 0; chunk < 8; chunk += 1) {
+      client.write('2\r\nab\r\n');
+      await delay(200);
+    }
+    client.write('0\r\n\r\n');
+    const { result } = await attempt;
+    expect(result.ok ? 'ok' : `${result.errorClass}: ${String(result.error)}`).toBe('ok');
+    expect(parsed(await answer)).toEqual({ status: 200, body: 'early\n16' });
+  });
+
+  it('still times the headers out, against the upstream, when it stops reading the request body', async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 5_000 });
+    let answer = '';
+    const head = new Promise((resolve) => client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')).includes('\r\n\r\n') && resolve(undefined)));
+    // Far more than the flow-control windows and socket buffers between the client and /hang.
+    const bytes = 64 * 1024 * 1024;
+    client.write(`POST /hang HTTP/1.1\r\nhost: gateway\r\ncontent-length: ${bytes}\r\n\r\n`);
+    client.write(Buffer.alloc(bytes, 'x'));
+    const { result, outcome } = await attempt;
+    expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    await head;
+    client.destroy();
+    expect(answer).toMatch(/^HTTP\/1\.1 504 /);
+    expect(sweptDeadlines()).toBe(0);
   });
 });
