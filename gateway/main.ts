@@ -25,7 +25,8 @@ if (typeof values.config !== 'string') {
 if (values.pretty) usePrettyLogs();
 const configPath = values.config;
 const log = rootLogger.child({ component: 'main' });
-const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger();
+// The workers of a gateway share its stdout.
+const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger(1, { sharedWithOtherProcesses: cluster.isWorker });
 
 /** What main drives: one process doing everything, or the primary of `workers` processes. */
 interface Running {

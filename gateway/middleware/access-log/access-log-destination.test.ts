@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { bufferedDestination, type Output } from './access-log-destination.ts';
+import { bufferedDestination, PIPE_BUF, pieceEnd, type Output } from './access-log-destination.ts';
 
 /** An output that records each batch and completes it only when the test says so. */
 function heldOutput() {
@@ -84,5 +84,29 @@ describe('bufferedDestination', () => {
     complete();
     expect(batches).toEqual(['héllo\n', 'wörld\n']);
     expect(destination.dropped).toBe(1);
+  });
+});
+
+describe('pieceEnd: the writes of a destination shared with other processes', () => {
+  const line = (length: number) => `${'x'.repeat(length - 1)}\n`;
+
+  it('cuts a batch after the last whole line within PIPE_BUF bytes, so no write splits a line', () => {
+    const batch = Buffer.from(line(1_000).repeat(10));
+    const ends: number[] = [];
+    for (let offset = 0; offset < batch.length; offset = pieceEnd(batch, offset)) ends.push(pieceEnd(batch, offset));
+    expect(ends).toEqual([4_000, 8_000, 10_000]);
+  });
+
+  it('takes a line of exactly PIPE_BUF bytes whole, and the rest of a short batch at once', () => {
+    const batch = Buffer.from(line(PIPE_BUF) + line(10));
+    expect(pieceEnd(batch, 0)).toBe(PIPE_BUF);
+    expect(pieceEnd(batch, PIPE_BUF)).toBe(PIPE_BUF + 10);
+  });
+
+  it('writes a line longer than PIPE_BUF alone, whole, since it cannot be kept whole anyway', () => {
+    const batch = Buffer.from(line(10) + line(PIPE_BUF + 500) + line(10));
+    expect(pieceEnd(batch, 0)).toBe(10);
+    expect(pieceEnd(batch, 10)).toBe(10 + PIPE_BUF + 500);
+    expect(pieceEnd(batch, 10 + PIPE_BUF + 500)).toBe(batch.length);
   });
 });

@@ -30,7 +30,17 @@ export interface DestinationOptions {
   readonly flushDelayMs?: number;
   /** Told once, when the first line is dropped. */
   readonly onFirstDrop?: (reason: string) => void;
+  /**
+   * Other processes write to the same pipe or socket (the workers of one gateway share its stdout):
+   * batches go out in writes of whole lines of at most `PIPE_BUF` bytes, one at a time, which the
+   * kernel never interleaves with another process's. (A larger write to a pipe that is nearly full
+   * is taken in part, and another writer's bytes land in the middle of a line.)
+   */
+  readonly sharedWithOtherProcesses?: boolean;
 }
+
+/** The largest write to a pipe that Linux (and POSIX, for at least 512) keeps whole against other writers. */
+export const PIPE_BUF = 4_096;
 
 /** How a batch leaves: `done` is called once it is with the kernel (or failed); `batch` is not touched before. */
 export type Output = (batch: Buffer, done: (error?: Error | null) => void) => void;
@@ -41,7 +51,7 @@ export type Output = (batch: Buffer, done: (error?: Error | null) => void) => vo
  * with a synchronous write per batch (neither waits on a reader).
  */
 export function accessLogDestination(target: number | LineSink = 1, options: DestinationOptions = {}): AccessLogDestination {
-  return bufferedDestination(outputFor(target), options);
+  return bufferedDestination(outputFor(target, options.sharedWithOtherProcesses === true), options);
 }
 
 /** The buffer alone, in front of any output (tests drive the output's completions). */
@@ -49,7 +59,7 @@ export function bufferedDestination(output: Output, options: DestinationOptions 
   return new BufferedDestination(output, options);
 }
 
-function outputFor(target: number | LineSink): Output {
+function outputFor(target: number | LineSink, shared: boolean): Output {
   if (typeof target === 'object') {
     return (batch, done) => {
       target.write(batch.toString('utf8'));
@@ -64,9 +74,11 @@ function outputFor(target: number | LineSink): Output {
     // A closed descriptor: the sync writes fail and their lines are counted as dropped.
   }
   if (kind === 'sync') {
+    // A file or a terminal: the kernel orders whole writes to one open file (workers share the
+    // description, and its offset); a short write (a signal, a full disk) is continued.
     return (batch, done) => {
       try {
-        writeSync(target, batch);
+        for (let written = 0; written < batch.length; ) written += writeSync(target, batch, written);
         done();
       } catch (error) {
         done(error as Error);
@@ -80,10 +92,34 @@ function outputFor(target: number | LineSink): Output {
   });
   // The socket must not keep a draining gateway alive, nor be the reason it stays up.
   socket.unref();
+  if (!shared) {
+    return (batch, done) => {
+      if (failure) return done(failure);
+      socket.write(batch, (error) => done(error ?? failure));
+    };
+  }
   return (batch, done) => {
-    if (failure) return done(failure);
-    socket.write(batch, (error) => done(error ?? failure));
+    let offset = 0;
+    // One piece in flight at a time: pieces queued together would leave in one larger writev.
+    const next = (error?: Error | null) => {
+      if (error || failure) return done(error ?? failure);
+      if (offset === batch.length) return done();
+      const end = pieceEnd(batch, offset);
+      const piece = batch.subarray(offset, end);
+      offset = end;
+      socket.write(piece, next);
+    };
+    next();
   };
+}
+
+/** Where the piece of `batch` from `offset` ends: after the last whole line within `PIPE_BUF` bytes, or after one longer line (which cannot be written whole). */
+export function pieceEnd(batch: Buffer, offset: number): number {
+  if (batch.length - offset <= PIPE_BUF) return batch.length;
+  const lastNewline = batch.lastIndexOf(0x0a, offset + PIPE_BUF - 1);
+  if (lastNewline >= offset) return lastNewline + 1;
+  const newline = batch.indexOf(0x0a, offset);
+  return newline === -1 ? batch.length : newline + 1;
 }
 
 /**

@@ -1,0 +1,138 @@
+// The workers of one gateway write their access lines to the stdout they share, and a reader gets
+// every line whole. Behind Docker or a process manager stdout is a pipe. When its reader falls
+// behind, a write larger than PIPE_BUF into the nearly full pipe is taken in part, and another
+// worker's bytes then land in the middle of a line: batches of 32 KiB written as one did that
+// (corrupt lines, JSON that does not parse). Written as whole lines of at most PIPE_BUF, each write
+// is kept whole by the kernel.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+
+const REQUESTS = 3_000;
+
+/** GET `path` through `agent`; resolves with the status. */
+function get(port: number, path: string, agent: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: 20_000 }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error('no answer within 20 s')));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+describe('workers: 2 writing one access log into one pipe', () => {
+  let gateway: ChildProcess | undefined;
+  let backend: BackendProcess | undefined;
+  const descriptors: number[] = [];
+  afterEach(async () => {
+    if (gateway && gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
+    await backend?.process.stop();
+    for (const fd of descriptors.splice(0)) closeSync(fd);
+  });
+
+  it('delivers every line whole to a reader that falls behind', async () => {
+    backend = await startBackend({ name: 'logged' });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const dir = await makeTempDir('sb-workers-log-');
+    const configPath = join(dir, 'gateway.yaml');
+    await writeFile(
+      configPath,
+      `listen: 127.0.0.1:${port}
+admin: 127.0.0.1:${adminPort}
+workers: 2
+services:
+  logged: { instances: [127.0.0.1:${backend.port}], healthCheck: false }
+routes:
+  - { path: /, service: logged }
+`,
+    );
+    // A named pipe, as Docker gives a container's stdout: opened read-write here so that opening
+    // it does not wait for the other end, and read through a second, non-blocking descriptor.
+    const fifo = join(dir, 'stdout.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writeEnd = openSync(fifo, 'r+');
+    descriptors.push(writeEnd);
+    const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    descriptors.push(readEnd);
+    const stderr = openSync(join(dir, 'gateway.stderr.log'), 'a');
+    descriptors.push(stderr);
+    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+      stdio: ['ignore', writeEnd, stderr],
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' },
+      cwd: REPO_ROOT,
+    });
+    const child = gateway;
+    await waitFor(
+      async () => {
+        if (!(await acceptsConnections(adminPort))) return false;
+        const workers = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as Array<{ state: string }>;
+        return workers.length === 2 && workers.every((worker) => worker.state === 'listening');
+      },
+      { timeoutMs: 30_000, message: 'both workers to listen' },
+    );
+
+    // Nothing is read while the requests run: the pipe fills, and each worker holds its lines.
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    try {
+      let next = 0;
+      const statuses: number[] = [];
+      const client = async () => {
+        while (next < REQUESTS) {
+          next += 1;
+          statuses.push(await get(port, `/?n=${next}`, agent));
+        }
+      };
+      await Promise.all(Array.from({ length: 50 }, client));
+      expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+
+    // Then a slow reader: a kilobyte at a time, so the pipe stays nearly full while both workers
+    // write the rest of their lines into whatever room each read makes.
+    const chunk = Buffer.alloc(1_000);
+    const parts: Buffer[] = [];
+    let newlines = 0;
+    const deadline = performance.now() + 60_000;
+    while (newlines < REQUESTS && performance.now() < deadline) {
+      let read = 0;
+      try {
+        read = readSync(readEnd, chunk);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      }
+      if (read > 0) {
+        const part = Buffer.from(chunk.subarray(0, read));
+        parts.push(part);
+        for (const byte of part) if (byte === 0x0a) newlines += 1;
+      }
+      // The reader's pace, not a wait for something.
+      await delay(1);
+    }
+    const lines = Buffer.concat(parts).toString('utf8').split('\n').slice(0, -1);
+    const corrupt = lines.filter((line) => {
+      try {
+        JSON.parse(line);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    expect(corrupt.slice(0, 3)).toEqual([]);
+    const paths = lines.map((line) => (JSON.parse(line) as { path: string }).path);
+    expect(new Set(paths).size).toBe(REQUESTS);
+    expect(paths).toHaveLength(REQUESTS);
+
+    child.kill('SIGTERM');
+    await waitFor(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs: 20_000, message: 'the gateway to exit after SIGTERM' });
+    expect(child.exitCode).toBe(0);
+  });
+});
