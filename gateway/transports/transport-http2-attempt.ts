@@ -95,6 +95,8 @@ export function http2Attempt(
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
       opened.once('response', (headers: Http2Headers, flags: number) => {
+        // Emitted a tick after the headers were parsed: the attempt may have ended meanwhile.
+        if (settled) return;
         responseStarted = true;
         timeout.start(timeouts.bodyTimeoutMs);
         status = Number(headers[HTTP2_HEADER_STATUS]);
@@ -133,6 +135,8 @@ export function http2Attempt(
       });
       opened.once('end', () => {
         if (settled || !responseStarted) return;
+        // The upstream has said all: a response transform's time is not its silence.
+        timeout.stop();
         if (trailersOnly) return finish({ ok: true });
         if (!buffered) {
           response.end();

@@ -8,6 +8,7 @@ import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
+import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 
@@ -119,6 +120,7 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
   let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
   /** Called with the next request's attempt when it starts. */
   let started: ((attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>) => void) | undefined;
+  let prepare: (context: GatewayContext) => void = () => undefined;
 
   beforeAll(async () => {
     backend = createHttp2Server((request, response) => {
@@ -142,6 +144,7 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
       const context = initialContext(request, response);
       let outcome: UpstreamOutcome | undefined;
       const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      prepare(context);
       const attempt = transport.attempt(context, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
@@ -165,8 +168,9 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
   });
 
   /** A raw client connection to the gateway, and the attempt of the request it is about to send. */
-  function open(set: AttemptTimeouts): { client: Socket; attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }> } {
+  function open(set: AttemptTimeouts, edit: (context: GatewayContext) => void = () => undefined): { client: Socket; attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }> } {
     timeouts = set;
+    prepare = edit;
     const attempt = new Promise<Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>>((resolve) => (started = resolve)).then((inner) => inner);
     const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
     client.on('error', () => undefined);
@@ -224,7 +228,7 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     expect(sweptDeadlines()).toBe(0);
   });
 
-  it('times the headers from the end of the request body: a slow upload is the client\'s time', async () => {
+  it('does not time the headers out while a slow client is still uploading: that is the client\'s time', async () => {
     const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 5_000 });
     client.write('POST /upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 4\r\nconnection: close\r\n\r\nab');
     // The scenario: the client takes twice the headers timeout to send the rest of its body.
@@ -234,6 +238,22 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     const { result } = await attempt;
     expect(result.ok ? 'ok' : `${result.errorClass}: ${String(result.error)}`).toBe('ok');
     expect(parsed(answer)).toEqual({ status: 200, body: '4' });
+  });
+
+  it('does not count the time a response transform takes against the upstream, which has sent all', async () => {
+    // The transform takes twice the idle-body timeout, after the upstream's last byte.
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: 300 }, (context) =>
+      context.responseBodyTransforms.push(async (body) => {
+        await delay(600);
+        return Buffer.from(`[${body.toString('utf8')}]`);
+      }),
+    );
+    const answer = received(client);
+    client.write('POST /upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 2\r\nconnection: close\r\n\r\nab');
+    const { result, outcome } = await attempt;
+    expect(result.ok ? 'ok' : `${result.errorClass}: ${String(result.error)}`).toBe('ok');
+    expect(outcome).toMatchObject({ ok: true });
+    expect(parsed(await answer)).toEqual({ status: 200, body: '[2]' });
   });
 
   it('keeps a stream whose upstream answered early alive while the client is still sending', async () => {
