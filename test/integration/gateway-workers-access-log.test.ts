@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+import { descendantsOf, killStillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 const REQUESTS = 3_000;
 
@@ -31,9 +32,12 @@ function get(port: number, path: string, agent: Agent): Promise<number> {
 describe('workers: 2 writing one access log into one pipe', () => {
   let gateway: ChildProcess | undefined;
   let backend: BackendProcess | undefined;
+  /** The workers, once they listen: a failed test kills them too, not only the primary. */
+  let workers: ProcessRecord[] = [];
   const descriptors: number[] = [];
   afterEach(async () => {
     if (gateway && gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
+    killStillRunning(workers);
     await backend?.process.stop();
     for (const fd of descriptors.splice(0)) closeSync(fd);
   });
@@ -78,6 +82,7 @@ routes:
       },
       { timeoutMs: 30_000, message: 'both workers to listen' },
     );
+    workers = descendantsOf(child.pid!);
 
     // Nothing is read while the requests run: the pipe fills, and each worker holds its lines.
     const agent = new Agent({ keepAlive: true, maxSockets: 50 });

@@ -78,7 +78,11 @@ function outputFor(target: number | LineSink, shared: boolean): Output {
     // description, and its offset); a short write (a signal, a full disk) is continued.
     return (batch, done) => {
       try {
-        for (let written = 0; written < batch.length; ) written += writeSync(target, batch, written);
+        for (let written = 0; written < batch.length; ) {
+          const taken = writeSync(target, batch, written);
+          if (taken <= 0) throw new Error('the write took no bytes');
+          written += taken;
+        }
         done();
       } catch (error) {
         done(error as Error);
