@@ -1,18 +1,33 @@
 // Anchor for the proxy benchmark: the least an undici-based Node proxy can do. node:http in front,
 // one undici Pool per upstream, round-robin, `dispatch()` streaming the answer back. No routing,
-// no middleware, no error handling beyond a 502.
-//   node bench/proxy/bare-proxy.mjs <port> <upstream-port> <upstream-port>
+// no middleware, no error handling beyond a 502. With `--tls <cert> <key>` it terminates TLS
+// instead, offering HTTP/2 and HTTP/1.1 through ALPN as Switchboard's https entry point does
+// (node:http2's compatibility API, which hands both kinds of request to the same function).
+//   node bench/proxy/bare-proxy.mjs <port> <upstream-port> <upstream-port> [--tls <cert-file> <key-file>]
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { Pool } from 'undici';
 
-const [port, ...upstreams] = process.argv.slice(2).map(Number);
+const args = process.argv.slice(2);
+const tlsAt = args.indexOf('--tls');
+const tls = tlsAt === -1 ? undefined : { cert: readFileSync(args[tlsAt + 1]), key: readFileSync(args[tlsAt + 2]) };
+const [port, ...upstreams] = (tlsAt === -1 ? args : args.slice(0, tlsAt)).map(Number);
 const pools = upstreams.map((upstream) => new Pool(`http://127.0.0.1:${upstream}`, { connections: 256, pipelining: 1 }));
 let next = 0;
 
-createServer((request, response) => {
+/** An HTTP/2 request's headers without its pseudo-headers (`:path`…), which HTTP/1.1 has no room for. */
+function http1Headers(headers) {
+  const result = { host: headers[':authority'] };
+  for (const name in headers) if (name[0] !== ':') result[name] = headers[name];
+  return result;
+}
+
+const handle = (request, response) => {
   const pool = pools[next++ % pools.length];
+  const headers = request.httpVersionMajor === 2 ? http1Headers(request.headers) : request.headers;
   pool.dispatch(
-    { path: request.url, method: request.method, headers: request.headers, body: request.method === 'GET' || request.method === 'HEAD' ? null : request },
+    { path: request.url, method: request.method, headers, body: request.method === 'GET' || request.method === 'HEAD' ? null : request },
     {
       onRequestStart() {},
       onResponseStart(controller, status, headers) {
@@ -36,5 +51,6 @@ createServer((request, response) => {
       },
     },
   );
-}).listen(port, '127.0.0.1');
+};
+(tls ? createSecureServer({ ...tls, allowHTTP1: true }, handle) : createServer(handle)).listen(port, '127.0.0.1');
 process.on('SIGINT', () => process.exit(0));

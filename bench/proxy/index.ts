@@ -6,8 +6,10 @@
 //     headers), Switchboard with the access log off (to print the access log's cost), the same two
 //     under Node 24 when a Node 24 binary is there, and a baseline commit (BENCH_BASELINE=<ref>).
 //  2. One connection (wrk -c1): p50 added over direct, for nginx, the bare undici proxy and Switchboard.
-//  3. HTTPS termination (wrk over TLS): nginx and Switchboard with the same ECDSA certificate.
-//  4. HTTP/2 over TLS (h2load): nginx `http2` and Switchboard's https entry point (ALPN h2).
+//  3. HTTPS termination (wrk over TLS): nginx, the bare undici proxy terminating TLS (node:http2
+//     with HTTP/1.1 allowed, as Switchboard's https entry point) and Switchboard, one ECDSA certificate.
+//  4. HTTP/2 over TLS (h2load): nginx `http2`, the same bare proxy and Switchboard's https entry
+//     point (ALPN h2): the bare proxy is the floor Node's TLS and HTTP/2 set.
 // Run: npm run bench:proxy   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_LATENCY_S, BENCH_CONNECTIONS,
 // BENCH_H2_CLIENTS, BENCH_H2_STREAMS, BENCH_BASELINE, SWITCHBOARD_NODE24, BENCH_WORKERS=0 to skip the
 // 1-process-vs-2-workers rows of workers.ts, BENCH_POLICY=0 to skip the policy rows of policy.ts (rate limits, breaker, retry budget); needs wrk, nginx and
@@ -58,7 +60,7 @@ const port = () => freePort();
 const nodeBackends = [await port(), await port()];
 const nginxBackends = [await port(), await port()];
 const nginxPorts = { http: await port(), httpToNginxBackends: await port(), https: await port() };
-const bare = { node: await port(), nginx: await port() };
+const bare = { node: await port(), nginx: await port(), tls: await port() };
 const certificate = await selfSignedCertificate(dir);
 
 /** A gateway configuration with one entry point per backend kind (and TLS to the Node backends). */
@@ -105,6 +107,7 @@ try {
   await start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], nginxPorts.http);
   await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.node), ...nodeBackends.map(String)], bare.node);
   await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.nginx), ...nginxBackends.map(String)], bare.nginx);
+  await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.tls), ...nodeBackends.map(String), '--tls', certificate.certFile, certificate.keyFile], bare.tls);
 
   const engines: Array<[string, string]> = [[`node ${process.versions.node}`, process.execPath], ...(node24 ? [[`node 24`, node24] as [string, string]] : [])];
   for (const [engine, binary] of engines) {
@@ -152,6 +155,7 @@ try {
   const wrk = { threads: 1, connections: CONNECTIONS };
   for (const [name, url] of [
     ['nginx TLS (1 worker)', `https://127.0.0.1:${nginxPorts.https}/`],
+    ['bare undici proxy TLS', `https://127.0.0.1:${bare.tls}/`],
     ['switchboard TLS', `https://127.0.0.1:${gateways[0]!.https}/`],
   ] as const) {
     await runWrk(url, { ...wrk, durationS: WARMUP_S });
@@ -160,6 +164,7 @@ try {
   const h2 = { clients: H2_CLIENTS, streams: H2_STREAMS };
   for (const [name, url] of [
     ['nginx http2 (1 worker)', `https://127.0.0.1:${nginxPorts.https}/`],
+    ['bare undici proxy http2', `https://127.0.0.1:${bare.tls}/`],
     ['switchboard http2', `https://127.0.0.1:${gateways[0]!.https}/`],
   ] as const) {
     await runH2load(url, { ...h2, durationS: WARMUP_S });
@@ -200,19 +205,21 @@ for (const [title, rows] of latency) {
   const direct = rows[0]!.p50Ms;
   out.write(`\n${title}\n\n${table(['target', 'req/s', 'p50 µs', 'p99 µs', 'p50 added µs'], rows.map((row) => [row.name, fixed(row.requestsPerSecond, 0), fixed(row.p50Ms * 1_000, 0), fixed(row.p99Ms * 1_000, 0), row === rows[0] ? '' : fixed((row.p50Ms - direct) * 1_000, 0)]))}\n`);
 }
+/** req/s of the rows whose name starts with `prefix` (nginx, bare). */
+const anchorOf = (rows: ReadonlyArray<readonly [string, { requestsPerSecond: number }]>, prefix: string) => rows.find(([name]) => name.startsWith(prefix))![1].requestsPerSecond;
 const wrkTable = (rows: Array<[string, WrkResult]>) => {
-  const anchor = rows.find(([name]) => name.startsWith('nginx'))![1].requestsPerSecond;
+  const [nginx, bareTls] = [anchorOf(rows, 'nginx'), anchorOf(rows, 'bare')];
   return table(
-    ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× nginx'],
-    rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.p50Ms.toFixed(2), result.p99Ms.toFixed(2), String(result.errors), (result.requestsPerSecond / anchor).toFixed(2)]),
+    ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', '× nginx', '× bare'],
+    rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.p50Ms.toFixed(2), result.p99Ms.toFixed(2), String(result.errors), (result.requestsPerSecond / nginx).toFixed(2), (result.requestsPerSecond / bareTls).toFixed(2)]),
   );
 };
 out.write(`\nHTTPS termination (same ECDSA P-256 certificate, Node backends): wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s over TLS\n\n${wrkTable(tlsRows)}\n`);
-const h2Anchor = h2Rows[0]![1].requestsPerSecond;
+const [h2Nginx, h2Bare] = [anchorOf(h2Rows, 'nginx'), anchorOf(h2Rows, 'bare')];
 out.write(
   `\nHTTP/2 over TLS (Node backends): h2load -c${H2_CLIENTS} -m${H2_STREAMS} -D${DURATION_S}\n\n${table(
-    ['target', 'req/s', 'mean ms', 'errors', '× nginx'],
-    h2Rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.meanMs.toFixed(2), String(result.errors), (result.requestsPerSecond / h2Anchor).toFixed(2)]),
+    ['target', 'req/s', 'mean ms', 'errors', '× nginx', '× bare'],
+    h2Rows.map(([name, result]) => [name, result.requestsPerSecond.toFixed(0), result.meanMs.toFixed(2), String(result.errors), (result.requestsPerSecond / h2Nginx).toFixed(2), (result.requestsPerSecond / h2Bare).toFixed(2)]),
   )}\n`,
 );
 if (workerRows.length > 0) out.write(`\nEvery core (Node backends): wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${DURATION_S}s alternating; CPU of the gateway's process tree from /proc\n\n${workerTable(workerRows)}\n`);
