@@ -3,7 +3,6 @@ import { type AddressInfo, connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
@@ -11,6 +10,7 @@ import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
+import { recordingPick } from './transport-testing.ts';
 
 /** What one proxied exchange produced on every side. */
 interface Exchange {
@@ -44,11 +44,10 @@ describe('dispatchAttempt', () => {
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
       prepare(context);
-      let outcome: UpstreamOutcome | undefined;
-      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const { pick, outcome } = recordingPick();
       last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, request.headers['content-length'] ? request : null).then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome! };
+        return { result, outcome: outcome()! };
       });
     });
     await listen(gateway);
@@ -155,15 +154,14 @@ describe('dispatchAttempt timeouts', () => {
     pool = new Pool(`http://127.0.0.1:${await listen(backend)}`, { headersTimeout: 0, bodyTimeout: 0 });
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
-      let outcome: UpstreamOutcome | undefined;
-      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const { pick, outcome } = recordingPick();
       prepare(context);
       const startedAt = performance.now();
       last = dispatchAttempt(context, pool, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
         else if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome!, ms: performance.now() - startedAt };
+        return { result, outcome: outcome()!, ms: performance.now() - startedAt };
       });
       started?.(last);
     });

@@ -3,7 +3,6 @@ import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Se
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
@@ -11,6 +10,7 @@ import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
+import { recordingPick } from './transport-testing.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -44,11 +44,10 @@ describe('Http2Transport', () => {
     backendPort = await listen(backend);
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
-      let outcome: UpstreamOutcome | undefined;
-      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const { pick, outcome } = recordingPick();
       last = transport!.attempt(context, pick, { headersTimeoutMs: 300, bodyTimeoutMs: 2_000 }, null).then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome! };
+        return { result, outcome: outcome()! };
       });
     });
     await listen(gateway);
@@ -142,14 +141,13 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     backendPort = await listen(backend);
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
-      let outcome: UpstreamOutcome | undefined;
-      const pick = { kind: 'endpoint', address: 'backend', instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
+      const { pick, outcome } = recordingPick();
       prepare(context);
       const attempt = transport.attempt(context, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
         else if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome! };
+        return { result, outcome: outcome()! };
       });
       started?.(attempt);
     });
