@@ -138,6 +138,8 @@ describe('dispatchAttempt timeouts', () => {
         return void setTimeout(() => response.end('after hints'), 300);
       }
       if (url.pathname === '/big') return void response.end(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
+      // `bytes` of body, and then silence: the response never ends.
+      if (url.pathname === '/big-then-stall') return void response.write(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
       // `chunks` chunks, one every `every` ms, then the end; `/stall` sends one and stops.
       response.writeHead(200, { 'content-type': 'text/plain' });
       response.write('chunk\n');
@@ -228,6 +230,33 @@ describe('dispatchAttempt timeouts', () => {
     const { result } = await last;
     expect(result).toMatchObject({ ok: true });
     expect(received).toBeGreaterThan(bytes);
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('times the upstream\'s silence again once the client has taken what was held back', async () => {
+    const bytes = 32 * 1024 * 1024;
+    timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
+    prepare = () => undefined;
+    const ended = new Promise<Awaited<typeof last> & { at: number }>((resolve) => {
+      started = (attempt) => void attempt.then((ending) => resolve({ ...ending, at: performance.now() }));
+    });
+    const { port } = gateway.address() as AddressInfo;
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.pause();
+    client.write(`GET /big-then-stall?bytes=${bytes} HTTP/1.1\r\nhost: gateway\r\n\r\n`);
+    // The scenario: the client reads nothing for longer than the idle-body timeout, then all of it.
+    await delay(OWN_TIMER_BELOW_MS + SWEEP_MS);
+    const resumedAt = performance.now();
+    client.resume();
+    // Once the client has drained the gateway, the upstream's silence is its own: the idle-body
+    // timeout ends the attempt a whole timeout after the client started reading again.
+    const { result, outcome, at } = await ended;
+    started = undefined;
+    expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
+    expect(at - resumedAt).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
+    client.destroy();
     expect(sweptDeadlines()).toBe(0);
   });
 

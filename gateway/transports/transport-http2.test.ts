@@ -126,6 +126,8 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
       const url = new URL(request.url, 'http://backend');
       if (url.pathname === '/hang') return; // reads nothing, answers nothing
       if (url.pathname === '/big') return void response.end(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
+      // `bytes` of body, and then silence: the stream never ends.
+      if (url.pathname === '/big-then-stall') return void response.write(Buffer.alloc(Number(url.searchParams.get('bytes')), 'x'));
       if (url.pathname === '/stall') {
         response.writeHead(200);
         return void response.write('chunk\n');
@@ -223,6 +225,27 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     const { result, outcome } = await attempt;
     expect(result).toMatchObject({ ok: true });
     expect(outcome).toMatchObject({ ok: true });
+    expect(sweptDeadlines()).toBe(0);
+  });
+
+  it('times the upstream\'s silence again once the client has taken what was held back', async () => {
+    const bytes = 32 * 1024 * 1024;
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    client.pause();
+    client.write(`GET /big-then-stall?bytes=${bytes} HTTP/1.1\r\nhost: gateway\r\n\r\n`);
+    // The scenario: the client reads nothing for longer than the idle-body timeout, then all of it.
+    await delay(OWN_TIMER_BELOW_MS + SWEEP_MS);
+    const ended = attempt.then((ending) => ({ ...ending, at: performance.now() }));
+    const resumedAt = performance.now();
+    client.resume();
+    // The upstream sent everything and then went silent: once the client has drained the gateway,
+    // that silence is the upstream's, and the idle-body timeout ends the attempt, a whole timeout
+    // after the client started reading again (not while it held the body back).
+    const { result, outcome, at } = await ended;
+    expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
+    expect(at - resumedAt).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
+    client.destroy();
     expect(sweptDeadlines()).toBe(0);
   });
 
