@@ -234,8 +234,8 @@ describe('dispatchAttempt timeouts', () => {
   });
 
   it('times the upstream\'s silence again once the client has taken what was held back', async () => {
-    const bytes = 32 * 1024 * 1024;
-    timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
+    const bytes = 64 * 1024 * 1024;
+    timeouts = { headersTimeoutMs: 30_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS };
     prepare = () => undefined;
     const ended = new Promise<Awaited<typeof last> & { at: number }>((resolve) => {
       started = (attempt) => void attempt.then((ending) => resolve({ ...ending, at: performance.now() }));
@@ -256,9 +256,11 @@ describe('dispatchAttempt timeouts', () => {
     expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
     expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
     expect(at - resumedAt).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
+    // …and the idle-body timeout it is, not the 30 s headers timeout (reading 64 MiB takes a moment).
+    expect(at - resumedAt).toBeLessThan(10_000);
     client.destroy();
     expect(sweptDeadlines()).toBe(0);
-  });
+  }, 20_000);
 
   it('times the headers from the end of the request body: a slow upload is the client\'s time', async () => {
     timeouts = { headersTimeoutMs: 300, bodyTimeoutMs: 5_000 };

@@ -229,8 +229,8 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
   });
 
   it('times the upstream\'s silence again once the client has taken what was held back', async () => {
-    const bytes = 32 * 1024 * 1024;
-    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
+    const bytes = 64 * 1024 * 1024;
+    const { client, attempt } = open({ headersTimeoutMs: 30_000, bodyTimeoutMs: OWN_TIMER_BELOW_MS });
     client.pause();
     client.write(`GET /big-then-stall?bytes=${bytes} HTTP/1.1\r\nhost: gateway\r\n\r\n`);
     // The scenario: the client reads nothing for longer than the idle-body timeout, then all of it.
@@ -245,9 +245,11 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
     expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
     expect(at - resumedAt).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
+    // …and the idle-body timeout it is, not the 30 s headers timeout (reading 64 MiB takes a moment).
+    expect(at - resumedAt).toBeLessThan(10_000);
     client.destroy();
     expect(sweptDeadlines()).toBe(0);
-  });
+  }, 20_000);
 
   it('does not time the headers out while a slow client is still uploading: that is the client\'s time', async () => {
     const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 5_000 });
