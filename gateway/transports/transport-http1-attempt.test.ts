@@ -10,7 +10,7 @@ import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
-import { recordingPick } from './transport-testing.ts';
+import { expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
 
 /** What one proxied exchange produced on every side. */
 interface Exchange {
@@ -251,13 +251,8 @@ describe('dispatchAttempt timeouts', () => {
     client.resume();
     // Once the client has drained the gateway, the upstream's silence is its own: the idle-body
     // timeout ends the attempt a whole timeout after the client started reading again.
-    const { result, outcome, at } = await ended;
+    expectSilenceTimedOutAfterResume(await ended, resumedAt, OWN_TIMER_BELOW_MS);
     started = undefined;
-    expect(result).toMatchObject({ ok: false, errorClass: 'body-timeout', responseStarted: true });
-    expect(outcome).toMatchObject({ ok: false, errorClass: 'body-timeout' });
-    expect(at - resumedAt).toBeGreaterThanOrEqual(OWN_TIMER_BELOW_MS - 1);
-    // …and the idle-body timeout it is, not the 30 s headers timeout (reading 64 MiB takes a moment).
-    expect(at - resumedAt).toBeLessThan(10_000);
     client.destroy();
     expect(sweptDeadlines()).toBe(0);
   }, 20_000);
