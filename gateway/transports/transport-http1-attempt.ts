@@ -7,7 +7,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -169,11 +169,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   }
 
   protected deadlinePassed(): void {
-    const body = this.body;
-    if (!this.responseStarted && body !== null && !body.readableEnded && body.readableLength === 0) {
-      // The upload is still coming and nothing of it waits to be sent: the upstream is waiting for
-      // the client, not the other way round. (An upstream that stops reading leaves the body's
-      // buffer full, and then the timeout is its own.)
+    // The upstream is waiting for the client's upload, not the other way round.
+    if (!this.responseStarted && uploadWaitsForClient(this.body)) {
       this.startDeadline(this.timeouts.headersTimeoutMs);
       return;
     }

@@ -8,7 +8,7 @@ import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts'
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError } from './transport-outcome.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -59,9 +59,8 @@ export function http2Attempt(
     const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
     const timedOut = () => {
       if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));
-      // The upload is still coming and nothing of it waits for the upstream: the upstream is
-      // waiting for the client. (One that stops reading leaves data queued, and the timeout is its own.)
-      if (body !== null && !body.readableEnded && body.readableLength === 0 && (stream?.writableLength ?? 0) === 0) return timeout.start(timeouts.headersTimeoutMs);
+      // The upstream is waiting for the client's upload (the stream queues what it has not sent).
+      if (uploadWaitsForClient(body, stream?.writableLength ?? 0)) return timeout.start(timeouts.headersTimeoutMs);
       fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`));
     };
     const onClientClose = () => {

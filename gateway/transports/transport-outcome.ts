@@ -13,6 +13,15 @@ export class ClientGoneError extends Error {
   }
 }
 
+/**
+ * Whether the headers wait is the client's: its request body is still coming and nothing of it
+ * waits to be sent (`queuedBytes`: what the transport itself holds for the upstream). An upstream
+ * that stops reading leaves the body's buffer full, and then the timeout is its own.
+ */
+export function uploadWaitsForClient(body: GatewayContext['request'] | null, queuedBytes = 0): boolean {
+  return body !== null && !body.readableEnded && body.readableLength === 0 && queuedBytes === 0;
+}
+
 /** A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT` and so on). */
 export class UpstreamTimeoutError extends Error {
   constructor(
