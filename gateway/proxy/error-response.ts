@@ -20,6 +20,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'http-5xx': 'the upstream failed',
   'headers-timeout': 'the upstream did not answer in time',
   'body-timeout': 'the upstream stopped sending its response',
+  'deadline-exceeded': "the call's deadline passed",
   cancelled: 'the client closed the request',
   'client-body-error': 'the request body ended before its announced length',
   'request-rejected': 'the request cannot be forwarded as sent',

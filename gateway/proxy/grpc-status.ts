@@ -26,7 +26,7 @@ export function isGrpcRequest(headers: IncomingHttpHeaders): boolean {
 }
 
 /** Classes whose answer to a gRPC caller is DEADLINE_EXCEEDED rather than what their HTTP status would map to. */
-const DEADLINE_CLASSES: ReadonlySet<string> = new Set(['connect-timeout', 'headers-timeout', 'body-timeout']);
+const DEADLINE_CLASSES: ReadonlySet<string> = new Set(['connect-timeout', 'headers-timeout', 'body-timeout', 'deadline-exceeded']);
 
 /**
  * The gRPC status for a gateway answer of HTTP `status` (and error class, when it has one): 401

@@ -124,7 +124,7 @@ export class AttemptLoop implements AttemptReceiver {
       timeouts = grpcTimeouts(context, policy, this.grpcDeadlineMs);
       if (timeouts.deadlineMs === 0) {
         pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-        sendGatewayError(context, 'headers-timeout');
+        sendGatewayError(context, 'deadline-exceeded');
         return this.end();
       }
     }
@@ -228,14 +228,16 @@ function distinctPick(picker: Picker, base: PickContext, repeat: PickedEndpoint,
 
 /**
  * The timeouts of one attempt of a gRPC call with `deadlineMs` in total since the request arrived
- * (-1: the call has none): the policy's, each capped at what is left, with `deadlineMs` set to it
- * (0 when it has passed), and the remaining time written to the upstream `grpc-timeout`.
+ * (-1: the call has none): the policy's, with `deadlineMs` set to what is left (0 when it has
+ * passed), and that written to the upstream `grpc-timeout`. The policy's timeouts are not cut to
+ * the deadline: the transport ends the attempt at the deadline itself, as `deadline-exceeded`, which
+ * is the client's bound and never counts against the upstream; a gateway timeout that runs out first
+ * is the upstream's slowness by the gateway's own measure, and counts.
  */
 function grpcTimeouts(context: GatewayContext, policy: AttemptTimeouts, deadlineMs: number): AttemptTimeouts {
   if (deadlineMs < 0) return policy;
   const left = Math.max(0, Math.floor(deadlineMs - (performance.now() - context.startedAt)));
   if (left === 0) return { ...policy, deadlineMs: 0 };
   context.upstream.headers['grpc-timeout'] = formatGrpcTimeout(left);
-  const cap = (ms: number) => (ms > 0 ? Math.min(ms, left) : left);
-  return { headersTimeoutMs: cap(policy.headersTimeoutMs), bodyTimeoutMs: cap(policy.bodyTimeoutMs), deadlineMs: left };
+  return { headersTimeoutMs: policy.headersTimeoutMs, bodyTimeoutMs: policy.bodyTimeoutMs, deadlineMs: left };
 }

@@ -34,6 +34,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'connect-timeout': 504,
   'headers-timeout': 504,
   'body-timeout': 504,
+  'deadline-exceeded': 504,
   cancelled: 499,
   'client-body-error': 400,
   'request-rejected': 400,
@@ -91,6 +92,8 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'headers-timeout';
     case 'SB_UPSTREAM_BODY_TIMEOUT':
       return 'body-timeout';
+    case 'SB_CALL_DEADLINE':
+      return 'deadline-exceeded';
     case 'SB_UPGRADE_REFUSED':
       return 'upgrade-refused';
     case 'SB_UNSUPPORTED_PROTOCOL':

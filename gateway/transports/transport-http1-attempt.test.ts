@@ -10,7 +10,7 @@ import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
-import { expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
+import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
 
 /** What one proxied exchange produced on every side. */
 interface Exchange {
@@ -116,7 +116,7 @@ describe('dispatchAttempt timeouts', () => {
   let gateway: Server;
   let timeouts: AttemptTimeouts = { headersTimeoutMs: 0, bodyTimeoutMs: 0 };
   let prepare: (context: GatewayContext) => void = () => undefined;
-  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; ms: number }>;
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; reports: UpstreamOutcome[]; ms: number }>;
   /** Called with the next request's attempt when it starts. */
   let started: ((attempt: typeof last) => void) | undefined;
 
@@ -156,14 +156,14 @@ describe('dispatchAttempt timeouts', () => {
     pool = new Pool(`http://127.0.0.1:${await listen(backend)}`, { headersTimeout: 0, bodyTimeout: 0 });
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
-      const { pick, outcome } = recordingPick();
+      const { pick, outcome, reports } = recordingPick();
       prepare(context);
       const startedAt = performance.now();
       last = dispatchAttempt(context, pool, pick, timeouts, request.method === 'POST' ? request : null).then((result) => {
         // As the proxy does: a cut-off answer is cut off for the client too.
         if (!result.ok && result.responseStarted) response.destroy(result.error);
         else if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome()!, ms: performance.now() - startedAt };
+        return { result, outcome: outcome()!, reports, ms: performance.now() - startedAt };
       });
       started?.(last);
     });
@@ -194,6 +194,55 @@ describe('dispatchAttempt timeouts', () => {
     expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout', responseStarted: false });
     expect(ms).toBeGreaterThanOrEqual(headersTimeoutMs - 1);
     expect(sweptDeadlines()).toBe(0);
+  });
+
+  it.each([
+    { phase: 'before the response headers', path: '/hang', responseStarted: false },
+    { phase: 'while the body streams', path: '/chunks?every=50&chunks=200', responseStarted: true },
+  ])("ends a call at its own deadline $phase, as deadline-exceeded, which is not the upstream's fault (gRPC-Web)", async ({ path, responseStarted }) => {
+    const ending = await get(path, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 300 });
+    expectCallDeadline(ending, responseStarted, 300, 5_000);
+    if (!responseStarted) expect(ending.answer?.status).toBe(504);
+  });
+
+  it("still counts a gateway timeout that runs out before the call's deadline against the upstream", async () => {
+    const { result, outcome } = await get('/hang', { headersTimeoutMs: 300, bodyTimeoutMs: 0, deadlineMs: 5_000 });
+    expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    expect(isUpstreamFailure(outcome)).toBe(true);
+  });
+
+  it('ends a call whose deadline passes while the connection is still being opened, at the deadline, and reports it once', async () => {
+    // A pool whose connections open a second late: the deadline passes before undici starts the request.
+    const { port } = backend.address() as AddressInfo;
+    const fast = pool;
+    let opened = false;
+    pool = new Pool(`http://127.0.0.1:${port}`, {
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: (_options, callback) => {
+        setTimeout(() => {
+          const socket = connect(port, '127.0.0.1');
+          socket.once('connect', () => {
+            opened = true;
+            callback(null, socket);
+          });
+          socket.once('error', (error) => callback(error, null));
+        }, 1_000);
+      },
+    });
+    try {
+      const ending = await get('/hang', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 });
+      expectCallDeadline(ending, false, 200, 1_000);
+      expect(ending.answer?.status).toBe(504);
+      // The connection that opens later gets the request aborted (it is closed, not left waiting on
+      // /hang), and nothing more is reported.
+      for (const deadline = performance.now() + 5_000; !(opened && pool.stats.connected === 0) && performance.now() < deadline; ) await delay(20);
+      expect({ opened, connected: pool.stats.connected }).toEqual({ opened: true, connected: 0 });
+      expect(ending.reports).toHaveLength(1);
+    } finally {
+      await pool.destroy();
+      pool = fast;
+    }
   });
 
   it('cuts a response whose body stops for the body timeout, as body-timeout', async () => {

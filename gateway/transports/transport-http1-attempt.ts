@@ -7,7 +7,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -73,6 +73,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private readonly response: GatewayContext['response'];
   /** Whether this attempt added its own 'close' listener (no shared one on the response). */
   private readonly ownListener: boolean;
+  /** The call's own deadline (a gRPC call's `grpc-timeout`, over gRPC-Web); undefined for other requests. */
+  private readonly callDeadline: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly context: GatewayContext,
@@ -89,6 +91,13 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     watched[CLOSE_WATCHER] = this;
     // `on`, not `once`: `finish` removes it, and `once` would wrap it in a closure per attempt.
     if (this.ownListener) this.response.on('close', abortOnClientClose);
+    this.callDeadline = startCallDeadline(timeouts.deadlineMs, (error) => this.callDeadlinePassed(error));
+  }
+
+  /** Ends the attempt as `deadline-exceeded`: through undici once the request started, else at once. */
+  private callDeadlinePassed(error: Error): void {
+    if (this.controller) this.controller.abort(error);
+    else this.fail(error);
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -98,6 +107,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // Ended before undici got this far (the call's deadline passed while connecting).
+    if (this.settled) return void controller.abort(new ClientGoneError());
     this.startDeadline(this.timeouts.headersTimeoutMs);
     // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
@@ -185,6 +196,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     if (this.settled) return;
     this.settled = true;
     this.stopDeadline();
+    clearTimeout(this.callDeadline);
     if (this.ownListener) {
       this.response.off('close', abortOnClientClose);
       (this.response as WatchedResponse)[CLOSE_WATCHER] = undefined;

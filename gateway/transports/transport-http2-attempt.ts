@@ -8,7 +8,7 @@ import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts'
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -17,8 +17,8 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * the response streamed to the client with back-pressure and its trailers forwarded
  * (`response.addTrailers`; an HTTP/1.1 client gets them with a chunked answer). A gRPC
  * Trailers-Only answer (headers with END_STREAM) stays one HEADERS frame with END_STREAM. With
- * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC deadline). Reports the outcome to the
- * pick exactly once. Never rejects.
+ * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC call's deadline; `deadline-exceeded`).
+ * Reports the outcome to the pick exactly once. Never rejects.
  *
  * The headers and idle-body timeouts blame the upstream only for its own silence, as towards
  * HTTP/1.1 (`transport-http1-attempt.ts`): the wait for the response headers starts over at each
@@ -42,7 +42,6 @@ export function http2Attempt(
     let responseStarted = false;
     let settled = false;
     let status = 0;
-    let deadlineTimer: NodeJS.Timeout | undefined;
     const timeout = new CallbackDeadline(() => timedOut());
 
     const finish = (result: AttemptResult) => {
@@ -67,6 +66,8 @@ export function http2Attempt(
       if (!response.writableFinished) fail(new ClientGoneError());
     };
     response.once('close', onClientClose);
+    // The call's own deadline counts from the attempt's start, connecting included.
+    const deadlineTimer = startCallDeadline(timeouts.deadlineMs, fail);
 
     session.then((live) => {
       if (settled) return;
@@ -78,10 +79,6 @@ export function http2Attempt(
       }
       const opened = stream;
       timeout.start(timeouts.headersTimeoutMs);
-      if (timeouts.deadlineMs !== undefined) {
-        const deadlineMs = timeouts.deadlineMs;
-        deadlineTimer = setTimeout(() => fail(new UpstreamTimeoutError(responseStarted ? 'SB_UPSTREAM_BODY_TIMEOUT' : 'SB_UPSTREAM_HEADERS_TIMEOUT', `the call's deadline of ${deadlineMs} ms passed`)), deadlineMs);
-      }
       if (body) {
         body.pipe(opened);
         // Either phase's deadline starts over as the upload moves; the headers' wait from its end.

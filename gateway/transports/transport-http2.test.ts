@@ -3,14 +3,14 @@ import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Se
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
-import { expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
+import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -200,6 +200,29 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     }
     return { status: Number(head.split(' ')[1]), body };
   }
+
+  it.each([
+    { phase: 'before the response headers', path: '/hang', responseStarted: false },
+    { phase: 'while the body streams', path: '/stall', responseStarted: true },
+  ])("ends a call at its own deadline $phase, as deadline-exceeded, which is not the upstream's fault", async ({ path, responseStarted }) => {
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 300 });
+    const startedAt = performance.now();
+    client.write(`GET ${path} HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n`);
+    const answer = received(client);
+    const { result, outcome } = await attempt;
+    expectCallDeadline({ result, outcome, ms: performance.now() - startedAt }, responseStarted, 300, 5_000);
+    if (!responseStarted) expect(parsed(await answer).status).toBe(504);
+    client.destroy();
+  });
+
+  it("still counts a gateway timeout that runs out before the call's deadline against the upstream", async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 0, deadlineMs: 5_000 });
+    client.write('GET /hang HTTP/1.1\r\nhost: gateway\r\n\r\n');
+    const { result, outcome } = await attempt;
+    expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    expect(isUpstreamFailure(outcome)).toBe(true);
+    client.destroy();
+  });
 
   it('cuts a response whose body stops for the idle-body timeout, as body-timeout, against the upstream', async () => {
     const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: 300 });

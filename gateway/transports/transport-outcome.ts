@@ -22,14 +22,27 @@ export function uploadWaitsForClient(body: GatewayContext['request'] | null, que
   return body !== null && !body.readableEnded && body.readableLength === 0 && queuedBytes === 0;
 }
 
-/** A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT` and so on). */
+/**
+ * A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT`
+ * and so on); `SB_CALL_DEADLINE` is the client's deadline for the call, not a gateway timeout.
+ */
 export class UpstreamTimeoutError extends Error {
   constructor(
-    readonly code: 'SB_UPSTREAM_CONNECT_TIMEOUT' | 'SB_UPSTREAM_HEADERS_TIMEOUT' | 'SB_UPSTREAM_BODY_TIMEOUT',
+    readonly code: 'SB_UPSTREAM_CONNECT_TIMEOUT' | 'SB_UPSTREAM_HEADERS_TIMEOUT' | 'SB_UPSTREAM_BODY_TIMEOUT' | 'SB_CALL_DEADLINE',
     message: string,
   ) {
     super(message);
   }
+}
+
+/**
+ * Runs `onPassed` with the error of a call whose own deadline (`AttemptTimeouts.deadlineMs`) passed
+ * during an attempt: classed `deadline-exceeded`, which never counts against the upstream. Returns
+ * the timer to clear when the attempt ends, or undefined when the call has no deadline.
+ */
+export function startCallDeadline(deadlineMs: number | undefined, onPassed: (error: UpstreamTimeoutError) => void): NodeJS.Timeout | undefined {
+  if (deadlineMs === undefined) return undefined;
+  return setTimeout(() => onPassed(new UpstreamTimeoutError('SB_CALL_DEADLINE', `the call's deadline passed (${deadlineMs} ms were left of it when this attempt began)`)), deadlineMs);
 }
 
 /**

@@ -1,13 +1,13 @@
 import { expect } from 'vitest';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
-import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { AttemptResult } from './transport.ts';
 
-/** For tests: a pick of one endpoint that keeps the first outcome an attempt reports to it. */
-export function recordingPick(address = 'backend'): { pick: PickedEndpoint; outcome: () => UpstreamOutcome | undefined } {
-  let outcome: UpstreamOutcome | undefined;
-  const pick = { kind: 'endpoint', address, instance: {}, done: (reported: UpstreamOutcome) => (outcome ??= reported) } as unknown as PickedEndpoint;
-  return { pick, outcome: () => outcome };
+/** For tests: a pick of one endpoint that keeps the outcomes an attempt reports to it (`outcome`: the first). */
+export function recordingPick(address = 'backend'): { pick: PickedEndpoint; outcome: () => UpstreamOutcome | undefined; reports: UpstreamOutcome[] } {
+  const reports: UpstreamOutcome[] = [];
+  const pick = { kind: 'endpoint', address, instance: {}, done: (reported: UpstreamOutcome) => reports.push(reported) } as unknown as PickedEndpoint;
+  return { pick, outcome: () => reports[0], reports };
 }
 
 /**
@@ -21,4 +21,17 @@ export function expectSilenceTimedOutAfterResume(ending: { result: AttemptResult
   expect(ending.at - resumedAt).toBeGreaterThanOrEqual(bodyTimeoutMs - 1);
   // …and the idle-body timeout it is, not a longer one (reading the held-back body takes a moment).
   expect(ending.at - resumedAt).toBeLessThan(10_000);
+}
+
+/**
+ * For tests: the attempt ended at the call's own deadline of `deadlineMs` (`ms` after it began) as
+ * `deadline-exceeded`, reported to the pick as not the upstream's fault, and before the gateway's
+ * own timeouts (`gatewayTimeoutMs`) could have ended it.
+ */
+export function expectCallDeadline(ending: { result: AttemptResult; outcome: UpstreamOutcome | undefined; ms: number }, responseStarted: boolean, deadlineMs: number, gatewayTimeoutMs: number): void {
+  expect(ending.result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted });
+  expect(ending.outcome).toMatchObject({ ok: false, errorClass: 'deadline-exceeded' });
+  expect(isUpstreamFailure(ending.outcome!)).toBe(false);
+  expect(ending.ms).toBeGreaterThanOrEqual(deadlineMs - 1);
+  expect(ending.ms).toBeLessThan(gatewayTimeoutMs);
 }

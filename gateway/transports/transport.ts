@@ -9,8 +9,10 @@ export interface AttemptTimeouts {
   /** Longest silence between two response body chunks. */
   bodyTimeoutMs: number;
   /**
-   * The whole attempt, from sending to the response's end (a gRPC call's remaining `grpc-timeout`);
-   * undefined for none. Honoured by the HTTP/2 transports, which carry gRPC.
+   * The whole attempt, from its start to the response's end: what is left of a gRPC call's
+   * `grpc-timeout`, the client's bound; undefined for none. Its expiry is `deadline-exceeded`, which
+   * never counts against the upstream. Honoured by the HTTP/2 transports (gRPC) and HTTP/1.1 ones
+   * (gRPC-Web).
    */
   deadlineMs?: number;
 }

@@ -87,6 +87,17 @@ describe('P2cEwmaBalancer', () => {
     expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(10);
   });
 
+  it("takes the time of a call its client's own deadline cut short as a latency sample, without the failure penalty", () => {
+    let now = 0;
+    const balancer = new P2cEwmaBalancer({ now: () => now });
+    balancer.update(testEndpoints('a'));
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: true, latencyMs: 10 });
+    now += 1;
+    // The upstream took at least 200 ms (a peak is taken at once); it did not fail, so no penalty.
+    (balancer.picker.pick({}) as PickedEndpoint).done({ ok: false, latencyMs: 200, errorClass: 'deadline-exceeded' });
+    expect(balancer.member('a.svc.test:8080')!.ewma.latencyMs).toBe(200);
+  });
+
   it('moves traffic away from a member that fails fast instead of treating it as the quickest', () => {
     let now = 0;
     const balancer = new P2cEwmaBalancer({ now: () => now, random: seededRandom(7) });

@@ -73,8 +73,13 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
   }
 
   protected override observe(member: EwmaMember, outcome: PickOutcome): void {
-    // A failure the client or the gateway caused says nothing about the upstream's latency.
-    if (!outcome.ok && !isUpstreamFailure(outcome)) return;
+    if (!outcome.ok && !isUpstreamFailure(outcome)) {
+      // A call its client's own deadline cut short took at least this long upstream: a latency
+      // sample (a lower bound), without the failure penalty. Any other failure the client or the
+      // gateway caused says nothing about the upstream's latency.
+      if (outcome.errorClass === 'deadline-exceeded') member.ewma.observe(Math.max(outcome.latencyMs, 0), this.now());
+      return;
+    }
     const latencyMs = Math.max(outcome.latencyMs, 0);
     member.ewma.observe(outcome.ok ? latencyMs : Math.max(latencyMs, FAILURE_PENALTY_MS), this.now());
   }

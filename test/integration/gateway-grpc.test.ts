@@ -74,14 +74,15 @@ registries: [zk://${zk.connectString}/services]
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
-  silent: { instances: [{ host: 127.0.0.1, port: ${(silent.address() as AddressInfo).port}, protocol: grpc }] }
+  # One failure that counts ejects it (panic still routes to it, as its only instance).
+  silent: { instances: [{ host: 127.0.0.1, port: ${(silent.address() as AddressInfo).port}, protocol: grpc }], outlierDetection: { consecutiveErrors: 1 } }
   flaky.Echo: { healthCheck: { interval: 500ms, timeout: 400ms, unhealthyThreshold: 1, healthyThreshold: 1 } }
 routes:
   - { grpcService: test.Echo, service: echo }
   # /flaky.Echo/<method> goes to the registry service flaky.Echo, path unchanged.
   - { namespace: grpc }
   - { path: /absent.Service/, service: absent }
-  - { path: /silent.Service/, service: silent }
+  - { path: /silent.Service/, service: silent, timeouts: { headers: 1s } }
 `);
     await Promise.all([startGrpcAgent('echo', 'grpc-1', 'grpc'), startGrpcAgent('flaky.Echo', 'flaky-a', 'tcp'), startGrpcAgent('flaky.Echo', 'flaky-b', 'tcp')]).then(([, a, b]) => {
       flakyPorts['flaky-a'] = a;
@@ -223,12 +224,33 @@ routes:
     expect(outcome.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(performance.now() - started).toBeLessThan(5_000);
     // A server that never ends the call and no client-side deadline: only the gateway can end it
-    // (its own headers timeout is 30 s), and it passes on what is left of the deadline.
+    // (the route's headers timeout is 1 s), and it passes on what is left of the deadline.
     const raw = await rawGrpcCall(gateway.port, '/silent.Service/Call', { 'grpc-timeout': '200m' });
     expect(raw.headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '4' });
     expect(silentTimeouts).toHaveLength(1);
     expect(silentTimeouts[0]).toMatch(/^\d+m$/);
     expect(Number.parseInt(silentTimeouts[0]!, 10)).toBeLessThanOrEqual(200);
+  });
+
+  it("counts a call its own deadline ended not against the server, and one the gateway's headers timeout ended against it", async () => {
+    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const silentInstance = async () => (await admin.services()).find((service) => service.name === 'silent')?.instances[0];
+    const before = (await silentInstance())!;
+    expect(before.health.ejectedUntil).toBeNull();
+    // Three calls whose 200 ms deadline passes long before the route's 1 s headers timeout.
+    for (let call = 0; call < 3; call += 1) {
+      const raw = await rawGrpcCall(gateway.port, '/silent.Service/Call', { 'grpc-timeout': '200m' });
+      expect(raw.headers).toMatchObject({ ':status': 200, 'grpc-status': '4' });
+    }
+    await waitFor(async () => (await silentInstance())!.requests >= before.requests + 3, { timeoutMs: 10_000, message: 'the three calls in the instance counts' });
+    // With consecutiveErrors 1, a single one counted would have ejected it.
+    expect(await silentInstance()).toMatchObject({ errors: before.errors, health: { ejectedUntil: null } });
+    await waitFor(async () => (await logOf(gateway.process)).includes('"errorClass":"deadline-exceeded"'), { timeoutMs: 10_000, message: 'deadline-exceeded in the access log' });
+    // A call without a deadline: the route's own 1 s headers timeout ends it, the server's slowness by the gateway's measure.
+    const timedOut = await rawGrpcCall(gateway.port, '/silent.Service/Call');
+    expect(timedOut.headers).toMatchObject({ ':status': 200, 'grpc-status': '4' });
+    await waitFor(async () => (await silentInstance())!.health.ejectedUntil !== null, { timeoutMs: 10_000, message: 'the silent server ejected after a headers timeout' });
+    expect((await silentInstance())!.errors).toBe(before.errors + 1);
   });
 
   it('a server whose health service answers NOT_SERVING stops getting calls within the check interval', async () => {
