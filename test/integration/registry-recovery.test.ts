@@ -149,7 +149,11 @@ routes:
         throw new Error(held === undefined ? 'no leader, or its dump failed' : `still held: ${[...held].map(([id, session]) => `${id} by session ${session}`).join(', ')}`);
       },
       { timeoutMs: 30_000, intervalMs: 200, message: "the ensemble expired every agent's node" },
-    );
+    ).catch(async (error: Error) => {
+      // What each node logged tells a leader that never expired the sessions from an election that never ended.
+      const logs = await Promise.all(zk.nodes.map(async (node) => `--- zookeeper-${node.id} (${await node.mode().catch(() => '?')}) ---\n${await node.logTail()}`));
+      throw new Error(`${error.message}\n${logs.join('\n')}`);
+    });
     await waitFor(async () => (await gatewayView()).registry === 'connected', { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway connected again' });
     await meanwhile();
     const answeredAtEmpty = load.answered();
