@@ -130,6 +130,7 @@ describe('upstreamPolicy', () => {
     ['body-timeout', undefined],
     ['http-5xx', undefined],
     ['cancelled', undefined],
+    ['deadline-exceeded', undefined],
   ] as const)('files upstream failure %s under retry condition %s', (errorClass, condition) => {
     expect(retryConditionOf(errorClass)).toBe(condition);
   });

@@ -70,7 +70,7 @@ describe('RequestGuard', () => {
 
   it('never counts what the client or the gateway caused against the upstream', () => {
     const guard = guardOf();
-    for (const errorClass of ['cancelled', 'client-body-error', 'request-rejected', 'internal', 'unsupported-protocol'] as const) {
+    for (const errorClass of ['cancelled', 'client-body-error', 'request-rejected', 'deadline-exceeded', 'internal', 'unsupported-protocol'] as const) {
       for (let call = 0; call < 5; call += 1) expect(guard.record(call, errorClass, 0, false)).toBe(false);
     }
     expect(guard.slot!.breaker.figures(10)).toEqual({ requests: 0, failures: 0 });

@@ -9,6 +9,7 @@ describe('gRPC statuses for the gateway answers', () => {
     [502, 'reset-before-headers', GrpcStatus.UNAVAILABLE],
     [504, 'headers-timeout', GrpcStatus.DEADLINE_EXCEEDED],
     [504, 'connect-timeout', GrpcStatus.DEADLINE_EXCEEDED],
+    [504, 'deadline-exceeded', GrpcStatus.DEADLINE_EXCEEDED],
     [429, 'rate-limited', GrpcStatus.RESOURCE_EXHAUSTED],
     [401, 'unauthenticated', GrpcStatus.UNAUTHENTICATED],
     [403, 'forbidden', GrpcStatus.PERMISSION_DENIED],

@@ -38,6 +38,9 @@ describe('classifyUpstreamError', () => {
     { error: coded('SB_UPSTREAM_CONNECT_TIMEOUT'), started: false, expected: 'connect-timeout', status: 504 },
     { error: coded('SB_UPSTREAM_HEADERS_TIMEOUT'), started: false, expected: 'headers-timeout', status: 504 },
     { error: coded('SB_UPSTREAM_BODY_TIMEOUT'), started: true, expected: 'body-timeout', status: 504 },
+    // The client's own deadline for the call (grpc-timeout), in either phase.
+    { error: coded('SB_CALL_DEADLINE'), started: false, expected: 'deadline-exceeded', status: 504 },
+    { error: coded('SB_CALL_DEADLINE'), started: true, expected: 'deadline-exceeded', status: 504 },
     // The WebSocket handshake and protocols HTTP cannot be proxied to.
     { error: coded('SB_UPGRADE_REFUSED'), started: false, expected: 'upgrade-refused', status: 502 },
     { error: coded('SB_UNSUPPORTED_PROTOCOL'), started: false, expected: 'unsupported-protocol', status: 502 },
@@ -68,6 +71,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
+    { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },
   ] as const)('counts $errorClass against the upstream: $counts (health class $health)', ({ errorClass, counts, health }) => {
     expect(countsAgainstUpstream(errorClass as GatewayErrorClass)).toBe(counts);
@@ -88,6 +92,8 @@ describe('isRetryable', () => {
     { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: true },
     { errorClass: 'headers-timeout', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-after-headers', idempotent: true, consumed: false, expected: false },
+    // The call's own deadline has passed: another instance would have no time left either.
+    { errorClass: 'deadline-exceeded', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {
     expect(isRetryable(errorClass, idempotent, consumed)).toBe(expected);
   });

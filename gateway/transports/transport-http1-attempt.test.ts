@@ -119,9 +119,11 @@ describe('dispatchAttempt timeouts', () => {
   let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; reports: UpstreamOutcome[]; ms: number }>;
   /** Called with the next request's attempt when it starts. */
   let started: ((attempt: typeof last) => void) | undefined;
+  let backendRequests = 0;
 
   beforeAll(async () => {
     backend = createServer((request, response) => {
+      backendRequests += 1;
       const url = new URL(request.url ?? '/', 'http://backend');
       const every = Number(url.searchParams.get('every') ?? 0);
       const chunks = Number(url.searchParams.get('chunks') ?? 0);
@@ -198,7 +200,7 @@ describe('dispatchAttempt timeouts', () => {
 
   it.each([
     { phase: 'before the response headers', path: '/hang', responseStarted: false },
-    { phase: 'while the body streams', path: '/chunks?every=50&chunks=200', responseStarted: true },
+    { phase: 'while the body streams', path: '/chunks?every=50&chunks=20', responseStarted: true },
   ])("ends a call at its own deadline $phase, as deadline-exceeded, which is not the upstream's fault (gRPC-Web)", async ({ path, responseStarted }) => {
     const ending = await get(path, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 300 });
     expectCallDeadline(ending, responseStarted, 300, 5_000);
@@ -211,34 +213,42 @@ describe('dispatchAttempt timeouts', () => {
     expect(isUpstreamFailure(outcome)).toBe(true);
   });
 
-  it('ends a call whose deadline passes while the connection is still being opened, at the deadline, and reports it once', async () => {
-    // A pool whose connections open a second late: the deadline passes before undici starts the request.
+  it.each([
+    { fate: 'opens', reported: 'deadline-exceeded', counts: false },
+    { fate: 'fails', reported: 'connect-refused', counts: true },
+  ])('answers a call whose deadline passes while its connection is still opening at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
+    // A pool whose connection opens (or fails) when the test says: the deadline passes before undici starts the request.
     const { port } = backend.address() as AddressInfo;
     const fast = pool;
-    let opened = false;
+    let settleConnection: (() => void) | undefined;
     pool = new Pool(`http://127.0.0.1:${port}`, {
       headersTimeout: 0,
       bodyTimeout: 0,
       connect: (_options, callback) => {
-        setTimeout(() => {
+        settleConnection = () => {
+          if (fate === 'fails') return void callback(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), null);
           const socket = connect(port, '127.0.0.1');
-          socket.once('connect', () => {
-            opened = true;
-            callback(null, socket);
-          });
+          socket.once('connect', () => callback(null, socket));
           socket.once('error', (error) => callback(error, null));
-        }, 1_000);
+        };
       },
     });
     try {
-      const ending = await get('/hang', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 });
-      expectCallDeadline(ending, false, 200, 1_000);
-      expect(ending.answer?.status).toBe(504);
-      // The connection that opens later gets the request aborted (it is closed, not left waiting on
-      // /hang), and nothing more is reported.
-      for (const deadline = performance.now() + 5_000; !(opened && pool.stats.connected === 0) && performance.now() < deadline; ) await delay(20);
-      expect({ opened, connected: pool.stats.connected }).toEqual({ opened: true, connected: 0 });
-      expect(ending.reports).toHaveLength(1);
+      const requestsBefore = backendRequests;
+      const { answer, result, reports, ms } = await get('/hang', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 });
+      expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
+      expect(answer?.status).toBe(504);
+      expect(ms).toBeGreaterThanOrEqual(199);
+      // The pick waits for the connection's fate.
+      expect(reports).toEqual([]);
+      settleConnection!();
+      for (const deadline = performance.now() + 5_000; reports.length === 0 && performance.now() < deadline; ) await delay(20);
+      expect(reports).toHaveLength(1);
+      expect(reports[0]).toMatchObject({ ok: false, errorClass: reported });
+      expect(isUpstreamFailure(reports[0]!)).toBe(counts);
+      // Nothing reached the backend, and a connection that opened is kept for the next request.
+      expect(backendRequests).toBe(requestsBefore);
+      if (fate === 'opens') expect(pool.stats.connected).toBe(1);
     } finally {
       await pool.destroy();
       pool = fast;

@@ -65,7 +65,12 @@ function abortOnClientClose(this: WatchedResponse): void {
 class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
   private responseStarted = false;
+  /** The receiver has the result (the client is answered or being answered). */
   private settled = false;
+  /** The pick has the outcome: with `settled`, except for a call whose deadline passed before its request started. */
+  private reported = false;
+  /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
+  private unsent: Error | undefined = undefined;
   private buffered: Buffer[] | undefined = undefined;
   private outgoing: OutgoingHttpHeaders | undefined = undefined;
   private status = 0;
@@ -91,13 +96,20 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     watched[CLOSE_WATCHER] = this;
     // `on`, not `once`: `finish` removes it, and `once` would wrap it in a closure per attempt.
     if (this.ownListener) this.response.on('close', abortOnClientClose);
-    this.callDeadline = startCallDeadline(timeouts.deadlineMs, (error) => this.callDeadlinePassed(error));
+    // No closure for the requests without a deadline (all but gRPC-Web calls).
+    this.callDeadline = timeouts.deadlineMs === undefined ? undefined : startCallDeadline(timeouts.deadlineMs, (error) => this.callDeadlinePassed(error));
   }
 
-  /** Ends the attempt as `deadline-exceeded`: through undici once the request started, else at once. */
+  /**
+   * Ends the attempt as `deadline-exceeded`: through undici once the request started. Before that
+   * (a connection still opening, or the pool's queue) the client is answered at once, and the pick
+   * is told when undici lets go of the request: a connection that fails is the instance's fault
+   * whatever the deadline; else the request is dropped unsent, the connection kept (`onRequestStart`).
+   */
   private callDeadlinePassed(error: Error): void {
-    if (this.controller) this.controller.abort(error);
-    else this.fail(error);
+    if (this.controller) return void this.controller.abort(error);
+    this.unsent = error;
+    this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error });
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -107,8 +119,9 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // Ended before undici got this far (the call's deadline passed while connecting).
-    if (this.settled) return void controller.abort(new ClientGoneError());
+    // undici drops a request whose handler throws here, before writing it, and keeps the connection;
+    // the error comes back to `onResponseError`.
+    if (this.unsent) throw this.unsent;
     this.startDeadline(this.timeouts.headersTimeoutMs);
     // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
@@ -192,7 +205,16 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     this.controller?.abort(error);
   }
 
+  /** Reports the outcome to the pick and, unless `settle` did already, the result to the receiver; once. */
   private finish(result: AttemptResult): void {
+    if (this.reported) return;
+    this.reported = true;
+    reportAttempt(this.pick, this.started, this.status, result);
+    this.settle(result);
+  }
+
+  /** Hands the result to the receiver, having stopped the timers and the client's 'close' listener; once. */
+  private settle(result: AttemptResult): void {
     if (this.settled) return;
     this.settled = true;
     this.stopDeadline();
@@ -203,7 +225,6 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     } else {
       (this.response as WatchedResponse)[CLOSE_WATCHER] = null;
     }
-    reportAttempt(this.pick, this.started, this.status, result);
     this.receiver.attemptEnded(result);
   }
 }

@@ -41,15 +41,22 @@ export function http2Attempt(
     let stream: ClientHttp2Stream | undefined;
     let responseStarted = false;
     let settled = false;
+    // Until the session promise settles.
+    let connecting = true;
     let status = 0;
     const timeout = new CallbackDeadline(() => timedOut());
 
-    const finish = (result: AttemptResult) => {
-      if (settled) return;
+    /** Stops the timers and the client's 'close' listener; true the first time. */
+    const release = (): boolean => {
+      if (settled) return false;
       settled = true;
       timeout.stop();
       clearTimeout(deadlineTimer);
       response.off('close', onClientClose);
+      return true;
+    };
+    const finish = (result: AttemptResult) => {
+      if (!release()) return;
       if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       if (!result.ok) body?.unpipe();
       reportAttempt(pick, started, status, result);
@@ -66,10 +73,23 @@ export function http2Attempt(
       if (!response.writableFinished) fail(new ClientGoneError());
     };
     response.once('close', onClientClose);
-    // The call's own deadline counts from the attempt's start, connecting included.
-    const deadlineTimer = startCallDeadline(timeouts.deadlineMs, fail);
+    // The call's own deadline counts from the attempt's start, connecting included. Passed while the
+    // session is still connecting, it answers the client at once, and the pick is told how the
+    // connection went: one that fails is the instance's fault whatever the deadline; else no stream
+    // is opened.
+    const deadlineTimer = startCallDeadline(timeouts.deadlineMs, (error) => {
+      if (!connecting) return fail(error);
+      if (!release()) return;
+      const result: AttemptResult = { ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error };
+      resolve(result);
+      session.then(
+        () => reportAttempt(pick, started, 0, result),
+        (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
+      );
+    });
 
     session.then((live) => {
+      connecting = false;
       if (settled) return;
       if (response.destroyed) return fail(new ClientGoneError());
       try {
@@ -145,7 +165,10 @@ export function http2Attempt(
       opened.once('close', () => {
         if (!settled && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
       });
-    }, fail);
+    }, (error: Error) => {
+      connecting = false;
+      fail(error);
+    });
   });
 }
 

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { connect as http2Connect, createServer as createHttp2Server, type ClientHttp2Session, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
+import { http2Attempt } from './transport-http2-attempt.ts';
 import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
@@ -328,5 +329,66 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     client.destroy();
     expect(answer).toMatch(/^HTTP\/1\.1 504 /);
     expect(sweptDeadlines()).toBe(0);
+  });
+});
+
+describe('http2Attempt: a call whose deadline passes while the session is still connecting', () => {
+  let backend: Http2Server;
+  let backendPort: number;
+  let streams = 0;
+  let gateway: Server;
+  /** The session the next attempt gets, settled by the test. */
+  let session: Promise<ClientHttp2Session>;
+  let last: Promise<{ result: AttemptResult; reports: UpstreamOutcome[]; ms: number }>;
+
+  beforeAll(async () => {
+    backend = createHttp2Server(() => (streams += 1));
+    backendPort = await listen(backend);
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, reports } = recordingPick();
+      const startedAt = performance.now();
+      last = http2Attempt(context, session, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 }, null, 'http').then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, reports, ms: performance.now() - startedAt };
+      });
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    await Promise.all([new Promise((resolve) => backend.close(resolve)), new Promise((resolve) => gateway.close(resolve))]);
+  });
+
+  it.each([
+    { fate: 'connects', reported: 'deadline-exceeded', counts: false },
+    { fate: 'fails', reported: 'connect-refused', counts: true },
+  ])('answers at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
+    let resolve!: (live: ClientHttp2Session) => void;
+    let reject!: (error: Error) => void;
+    session = new Promise<ClientHttp2Session>((yes, no) => ((resolve = yes), (reject = no)));
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, '/call');
+    const { result, reports, ms } = await last;
+    expect(answer.status).toBe(504);
+    expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
+    expect(ms).toBeGreaterThanOrEqual(199);
+    // The pick waits for the connection's fate.
+    expect(reports).toEqual([]);
+    const live = fate === 'connects' ? http2Connect(`http://127.0.0.1:${backendPort}`) : undefined;
+    try {
+      if (live) {
+        await new Promise((ready) => live.once('connect', ready));
+        resolve(live);
+      } else reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      for (const deadline = performance.now() + 5_000; reports.length === 0 && performance.now() < deadline; ) await delay(20);
+      expect(reports).toHaveLength(1);
+      expect(reports[0]).toMatchObject({ ok: false, errorClass: reported });
+      expect(isUpstreamFailure(reports[0]!)).toBe(counts);
+      // No stream was opened on the session that came too late.
+      if (live) expect(live.state.nextStreamID ?? 1).toBe(1);
+      expect(streams).toBe(0);
+    } finally {
+      live?.destroy();
+    }
   });
 });

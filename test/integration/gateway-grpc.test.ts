@@ -223,8 +223,9 @@ routes:
     const outcome = await unary(client, 'Hang', '', 200);
     expect(outcome.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(performance.now() - started).toBeLessThan(5_000);
-    // A server that never ends the call and no client-side deadline: only the gateway can end it
-    // (the route's headers timeout is 1 s), and it passes on what is left of the deadline.
+    // A server that never ends the call and a client that does not end it at its deadline: the
+    // gateway ends it at the 200 ms deadline (well before the route's 1 s headers timeout), and
+    // passes on what is left of the deadline.
     const raw = await rawGrpcCall(gateway.port, '/silent.Service/Call', { 'grpc-timeout': '200m' });
     expect(raw.headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '4' });
     expect(silentTimeouts).toHaveLength(1);
