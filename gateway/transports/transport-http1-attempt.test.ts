@@ -213,19 +213,20 @@ describe('dispatchAttempt timeouts', () => {
     expect(isUpstreamFailure(outcome)).toBe(true);
   });
 
-  it.each([
-    { fate: 'opens', reported: 'deadline-exceeded', counts: false },
-    { fate: 'fails', reported: 'connect-refused', counts: true },
-  ])('answers a call whose deadline passes while its connection is still opening at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
-    // A pool whose connection opens (or fails) when the test says: the deadline passes before undici starts the request.
+  /**
+   * Puts in place of the pool one whose connection opens (or fails) when the test calls `settle`,
+   * for `run`; restores the pool after it.
+   */
+  async function withHeldConnection(fate: 'opens' | 'fails', run: (settle: () => void) => Promise<void>): Promise<void> {
     const { port } = backend.address() as AddressInfo;
     const fast = pool;
-    let settleConnection: (() => void) | undefined;
+    let settle: (() => void) | undefined;
+    let settled = false;
     pool = new Pool(`http://127.0.0.1:${port}`, {
       headersTimeout: 0,
       bodyTimeout: 0,
       connect: (_options, callback) => {
-        settleConnection = () => {
+        settle = () => {
           if (fate === 'fails') return void callback(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), null);
           const socket = connect(port, '127.0.0.1');
           socket.once('connect', () => callback(null, socket));
@@ -234,6 +235,33 @@ describe('dispatchAttempt timeouts', () => {
       },
     });
     try {
+      await run(() => {
+        settled = true;
+        settle!();
+      });
+    } finally {
+      // A connection still held would keep `destroy` waiting.
+      if (!settled) settle?.();
+      await pool.destroy();
+      pool = fast;
+    }
+  }
+
+  /** Waits for the pick's report after the held connection settled; checks that no request reached the backend and an opened connection is kept. */
+  async function expectReportedUnsent(reports: UpstreamOutcome[], errorClass: string, counts: boolean, requestsBefore: number): Promise<void> {
+    for (const deadline = performance.now() + 5_000; reports.length === 0 && performance.now() < deadline; ) await delay(20);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ ok: false, errorClass });
+    expect(isUpstreamFailure(reports[0]!)).toBe(counts);
+    expect(backendRequests).toBe(requestsBefore);
+    if (errorClass !== 'connect-refused') expect(pool.stats.connected).toBe(1);
+  }
+
+  it.each([
+    { fate: 'opens', reported: 'deadline-exceeded', counts: false },
+    { fate: 'fails', reported: 'connect-refused', counts: true },
+  ] as const)('answers a call whose deadline passes while its connection is still opening at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
+    await withHeldConnection(fate, async (settle) => {
       const requestsBefore = backendRequests;
       const { answer, result, reports, ms } = await get('/hang', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 });
       expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
@@ -241,18 +269,33 @@ describe('dispatchAttempt timeouts', () => {
       expect(ms).toBeGreaterThanOrEqual(199);
       // The pick waits for the connection's fate.
       expect(reports).toEqual([]);
-      settleConnection!();
-      for (const deadline = performance.now() + 5_000; reports.length === 0 && performance.now() < deadline; ) await delay(20);
-      expect(reports).toHaveLength(1);
-      expect(reports[0]).toMatchObject({ ok: false, errorClass: reported });
-      expect(isUpstreamFailure(reports[0]!)).toBe(counts);
-      // Nothing reached the backend, and a connection that opened is kept for the next request.
-      expect(backendRequests).toBe(requestsBefore);
-      if (fate === 'opens') expect(pool.stats.connected).toBe(1);
-    } finally {
-      await pool.destroy();
-      pool = fast;
-    }
+      settle();
+      await expectReportedUnsent(reports, reported, counts, requestsBefore);
+    });
+  });
+
+  it('drops the request of a client that left while it waited for a connection unsent, and keeps the connection', async () => {
+    await withHeldConnection('opens', async (settle) => {
+      timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 };
+      let context: GatewayContext | undefined;
+      prepare = (prepared) => (context = prepared);
+      const requestsBefore = backendRequests;
+      // Wrapped: a promise resolved with the attempt's promise would wait for the attempt's end.
+      const attempt = new Promise<{ ending: typeof last }>((resolve) => (started = (ending) => resolve({ ending })));
+      const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+      client.on('error', () => undefined);
+      client.write('GET /hang HTTP/1.1\r\nhost: gateway\r\n\r\n');
+      const { ending } = await attempt;
+      started = undefined;
+      client.destroy();
+      // The gateway has seen the client go before the connection opens.
+      for (const deadline = performance.now() + 5_000; !context!.response.destroyed && performance.now() < deadline; ) await delay(20);
+      expect(context!.response.destroyed).toBe(true);
+      settle();
+      const { result, reports } = await ending;
+      expect(result).toMatchObject({ ok: false, errorClass: 'cancelled' });
+      await expectReportedUnsent(reports, 'cancelled', false, requestsBefore);
+    });
   });
 
   it('cuts a response whose body stops for the body timeout, as body-timeout', async () => {

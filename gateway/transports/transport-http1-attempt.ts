@@ -119,14 +119,15 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // undici drops a request whose handler throws here, before writing it, and keeps the connection;
-    // the error comes back to `onResponseError`.
+    // The call's deadline passed, or the client left, while the request waited for a connection:
+    // undici drops a request whose handler throws here, before writing any of it, and keeps the
+    // connection for the next (an abort would close it); the error comes back to `onResponseError`.
     if (this.unsent) throw this.unsent;
+    if (this.response.destroyed) throw new ClientGoneError();
     this.startDeadline(this.timeouts.headersTimeoutMs);
     // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
     if (body !== null && !body.readableEnded) body.once('end', () => this.requestSent());
-    if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
   /** The request body has been read to its end: the wait for the response headers starts over (unless they came already). */
