@@ -62,7 +62,19 @@ export function http2Attempt(
       reportAttempt(pick, started, status, result);
       resolve(result);
     };
-    const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error });
+    const fail = (error: Error) => {
+      const result: AttemptResult = { ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error };
+      if (!connecting) return finish(result);
+      // Ended while the session is still connecting (the call's deadline, the client gone): the
+      // receiver gets the result now, and the pick how the connection went, since one that fails
+      // is the instance's fault whatever ended the attempt; else no stream is opened.
+      if (!release()) return;
+      resolve(result);
+      session.then(
+        () => reportAttempt(pick, started, 0, result),
+        (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
+      );
+    };
     const timedOut = () => {
       if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));
       // The upstream is waiting for the client's upload (the stream queues what it has not sent).
@@ -73,20 +85,8 @@ export function http2Attempt(
       if (!response.writableFinished) fail(new ClientGoneError());
     };
     response.once('close', onClientClose);
-    // The call's own deadline counts from the attempt's start, connecting included. Passed while the
-    // session is still connecting, it answers the client at once, and the pick is told how the
-    // connection went: one that fails is the instance's fault whatever the deadline; else no stream
-    // is opened.
-    const deadlineTimer = startCallDeadline(timeouts.deadlineMs, (error) => {
-      if (!connecting) return fail(error);
-      if (!release()) return;
-      const result: AttemptResult = { ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error };
-      resolve(result);
-      session.then(
-        () => reportAttempt(pick, started, 0, result),
-        (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
-      );
-    });
+    // The call's own deadline counts from the attempt's start, connecting included.
+    const deadlineTimer = startCallDeadline(timeouts.deadlineMs, fail);
 
     session.then((live) => {
       connecting = false;

@@ -332,14 +332,15 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
   });
 });
 
-describe('http2Attempt: a call whose deadline passes while the session is still connecting', () => {
+describe('http2Attempt: an attempt that ends while the session is still connecting', () => {
   let backend: Http2Server;
   let backendPort: number;
   let streams = 0;
   let gateway: Server;
-  /** The session the next attempt gets, settled by the test. */
+  /** The session the next attempt gets, settled by the test, and the next attempt's call deadline. */
   let session: Promise<ClientHttp2Session>;
-  let last: Promise<{ result: AttemptResult; reports: UpstreamOutcome[]; ms: number }>;
+  let deadlineMs: number | undefined;
+  let last: Promise<{ result: AttemptResult; reports: UpstreamOutcome[]; ms: number }> | undefined;
 
   beforeAll(async () => {
     backend = createHttp2Server(() => (streams += 1));
@@ -348,7 +349,7 @@ describe('http2Attempt: a call whose deadline passes while the session is still 
       const context = initialContext(request, response);
       const { pick, reports } = recordingPick();
       const startedAt = performance.now();
-      last = http2Attempt(context, session, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 }, null, 'http').then((result) => {
+      last = http2Attempt(context, session, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs }, null, 'http').then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
         return { result, reports, ms: performance.now() - startedAt };
       });
@@ -360,18 +361,31 @@ describe('http2Attempt: a call whose deadline passes while the session is still 
   });
 
   it.each([
-    { fate: 'connects', reported: 'deadline-exceeded', counts: false },
-    { fate: 'fails', reported: 'connect-refused', counts: true },
-  ])('answers at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
+    { cause: 'the call\'s deadline', ended: 'deadline-exceeded', fate: 'connects', reported: 'deadline-exceeded', counts: false },
+    { cause: 'the call\'s deadline', ended: 'deadline-exceeded', fate: 'fails', reported: 'connect-refused', counts: true },
+    { cause: 'the client leaving', ended: 'cancelled', fate: 'connects', reported: 'cancelled', counts: false },
+    { cause: 'the client leaving', ended: 'cancelled', fate: 'fails', reported: 'connect-refused', counts: true },
+  ])('ended by $cause, it gives the receiver $ended at once, and the pick $reported once the connection $fate', async ({ cause, ended, fate, reported, counts }) => {
     let resolve!: (live: ClientHttp2Session) => void;
     let reject!: (error: Error) => void;
     session = new Promise<ClientHttp2Session>((yes, no) => ((resolve = yes), (reject = no)));
+    last = undefined;
     const { port } = gateway.address() as AddressInfo;
-    const answer = await sendTestRequest(port, '/call');
-    const { result, reports, ms } = await last;
-    expect(answer.status).toBe(504);
-    expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
-    expect(ms).toBeGreaterThanOrEqual(199);
+    if (ended === 'deadline-exceeded') {
+      deadlineMs = 200;
+      expect((await sendTestRequest(port, '/call')).status).toBe(504);
+    } else {
+      deadlineMs = undefined;
+      const client = connect(port, '127.0.0.1');
+      client.on('error', () => undefined);
+      client.write('GET /call HTTP/1.1\r\nhost: gateway\r\n\r\n');
+      for (const deadline = performance.now() + 5_000; last === undefined && performance.now() < deadline; ) await delay(20);
+      client.destroy();
+    }
+    expect(last, cause).toBeDefined();
+    const { result, reports, ms } = await last!;
+    expect(result).toMatchObject({ ok: false, errorClass: ended, responseStarted: false });
+    if (ended === 'deadline-exceeded') expect(ms).toBeGreaterThanOrEqual(199);
     // The pick waits for the connection's fate.
     expect(reports).toEqual([]);
     const live = fate === 'connects' ? http2Connect(`http://127.0.0.1:${backendPort}`) : undefined;
