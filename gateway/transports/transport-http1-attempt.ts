@@ -186,6 +186,9 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // The client's request body failed (it left) before the request started: undici kept that
+    // error and aborts with it once a connection is there. The client's doing, not a reset.
+    if (this.controller === undefined && this.body !== null && error === this.body.errored) return this.fail(this.unsent ?? new ClientGoneError());
     this.fail(error);
   }
 
