@@ -54,6 +54,8 @@ export class AttemptLoop implements AttemptReceiver {
   private recorded = false;
   private retrying = false;
   private ended = false;
+  /** Set when the last attempt's request is still held by its transport, unsent (`AttemptResult.released`). */
+  private released: Promise<void> | undefined = undefined;
   private pick: PickedEndpoint | undefined = undefined;
   private span: AttemptTrace | undefined = undefined;
   private readonly hasBody: boolean;
@@ -160,6 +162,7 @@ export class AttemptLoop implements AttemptReceiver {
       return false;
     }
     this.lastError = result.errorClass;
+    this.released = result.released;
     context.outcome.errorClass = result.errorClass;
     if (result.responseStarted) {
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
@@ -191,7 +194,10 @@ export class AttemptLoop implements AttemptReceiver {
     try {
       if (guard) {
         if (this.retrying) guard.retryEnded();
-        guard.leave(this.admission, this.recorded);
+        // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
+        const released = this.released;
+        if (released) void released.then(() => guard.leave(this.admission, this.recorded));
+        else guard.leave(this.admission, this.recorded);
       }
     } finally {
       if (error === undefined) this.resolve();

@@ -214,3 +214,33 @@ describe('the attempt loop with a transport that reports before attemptThen retu
     }
   });
 });
+
+describe('the attempt loop with a transport that still holds an unsent request after answering (scripted fakes)', () => {
+  it('answers at once and keeps the concurrency slot until the transport lets go of the request', async () => {
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined };
+    const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    let letGo!: () => void;
+    const released = new Promise<void>((resolve) => (letGo = resolve));
+    const transport = {
+      attemptThen(_context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        // The call's deadline passed while the request waited for a connection.
+        receiver.attemptEnded({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error: new Error('deadline'), released });
+      },
+    };
+    const calls: string[] = [];
+    const guard = { slot: undefined, enter: () => (calls.push('enter'), 1), record: () => true, mayRetry: () => true, retryEnded: () => calls.push('retryEnded'), leave: () => calls.push('leave') } as unknown as RequestGuard;
+    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => POLICY, transports: { get: () => transport } as unknown as UpstreamTransports, guards: { guardFor: () => guard } });
+    const { port, attempts, close } = await serveProxy(proxy);
+    try {
+      expect((await sendTestRequest(port, '/')).status).toBe(504);
+      await waitFor(() => attempts.length === 1);
+      // Answered, but the request is still held: the slot is not given back yet.
+      expect(calls).toEqual(['enter']);
+      letGo();
+      await waitFor(() => calls.length === 2, { timeoutMs: 5_000 });
+      expect(calls).toEqual(['enter', 'leave']);
+    } finally {
+      await close();
+    }
+  });
+});

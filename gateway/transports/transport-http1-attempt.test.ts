@@ -267,9 +267,13 @@ describe('dispatchAttempt timeouts', () => {
       expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
       expect(answer?.status).toBe(504);
       expect(ms).toBeGreaterThanOrEqual(199);
-      // The pick waits for the connection's fate.
+      // The pick waits for the connection's fate, and so does the result's `released`.
       expect(reports).toEqual([]);
+      const released = (result as { released?: Promise<void> }).released;
+      expect(released).toBeInstanceOf(Promise);
       settle();
+      await released;
+      expect(reports).toHaveLength(1);
       await expectReportedUnsent(reports, reported, counts, requestsBefore);
     });
   });

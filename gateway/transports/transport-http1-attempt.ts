@@ -71,6 +71,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private reported = false;
   /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
   private unsent: Error | undefined = undefined;
+  /** Resolves the early result's `released` once the pick has been told. */
+  private letGo: (() => void) | undefined = undefined;
   private buffered: Buffer[] | undefined = undefined;
   private outgoing: OutgoingHttpHeaders | undefined = undefined;
   private status = 0;
@@ -109,7 +111,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private callDeadlinePassed(error: Error): void {
     if (this.controller) return void this.controller.abort(error);
     this.unsent = error;
-    this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error });
+    const released = new Promise<void>((resolve) => (this.letGo = resolve));
+    this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error, released });
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -214,6 +217,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     if (this.reported) return;
     this.reported = true;
     reportAttempt(this.pick, this.started, this.status, result);
+    this.letGo?.();
     this.settle(result);
   }
 

@@ -69,11 +69,11 @@ export function http2Attempt(
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened.
       if (!release()) return;
-      resolve(result);
-      session.then(
+      const released = session.then(
         () => reportAttempt(pick, started, 0, result),
         (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
       );
+      resolve({ ...result, released });
     };
     const timedOut = () => {
       if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));

@@ -386,15 +386,17 @@ describe('http2Attempt: an attempt that ends while the session is still connecti
     const { result, reports, ms } = await last!;
     expect(result).toMatchObject({ ok: false, errorClass: ended, responseStarted: false });
     if (ended === 'deadline-exceeded') expect(ms).toBeGreaterThanOrEqual(199);
-    // The pick waits for the connection's fate.
+    // The pick waits for the connection's fate, and so does the result's `released`.
     expect(reports).toEqual([]);
+    const released = (result as { released?: Promise<void> }).released;
+    expect(released).toBeInstanceOf(Promise);
     const live = fate === 'connects' ? http2Connect(`http://127.0.0.1:${backendPort}`) : undefined;
     try {
       if (live) {
         await new Promise((ready) => live.once('connect', ready));
         resolve(live);
       } else reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
-      for (const deadline = performance.now() + 5_000; reports.length === 0 && performance.now() < deadline; ) await delay(20);
+      await released;
       expect(reports).toHaveLength(1);
       expect(reports[0]).toMatchObject({ ok: false, errorClass: reported });
       expect(isUpstreamFailure(reports[0]!)).toBe(counts);

@@ -17,8 +17,14 @@ export interface AttemptTimeouts {
   deadlineMs?: number;
 }
 
-/** How one attempt ended: the response went to the client, or it failed before or while doing so. */
-export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error };
+/**
+ * How one attempt ended: the response went to the client, or it failed before or while doing so.
+ * `released` is set when the transport ends an attempt whose request it still holds, unsent (the
+ * call's deadline passed, or the client left, while it waited for a connection): it resolves once
+ * the transport has let go of the request and reported the pick, so that a concurrency slot can be
+ * held until then.
+ */
+export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error; released?: Promise<void> };
 
 /** Told how an attempt started with `Transport.attemptThen` ended. */
 export interface AttemptReceiver {
