@@ -196,7 +196,10 @@ export class AttemptLoop implements AttemptReceiver {
         if (this.retrying) guard.retryEnded();
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
         const released = this.released;
-        if (released) void released.then(() => guard.leave(this.admission, this.recorded));
+        if (released) {
+          const leave = () => guard.leave(this.admission, this.recorded);
+          void released.then(leave, leave);
+        }
         else guard.leave(this.admission, this.recorded);
       }
     } finally {
