@@ -38,6 +38,13 @@ export interface AttemptLoopShared {
 const DISTINCT_PICK_TRIES = 4;
 
 /**
+ * The longest a request its transport still holds after answering (`AttemptResult.released`) keeps
+ * its concurrency slot: a connection that never opens nor fails (`timeouts.connect: 0`) must not
+ * hold one for ever.
+ */
+const HELD_SLOT_CAP_MS = 60_000;
+
+/**
  * One admitted request's attempt loop, as callbacks instead of an async function: each attempt
  * goes out through the transport's `attemptThen` (or its promise, for transports without one),
  * and its end decides between done and a retry on a freshly picked instance. The usual request
@@ -54,7 +61,7 @@ export class AttemptLoop implements AttemptReceiver {
   private recorded = false;
   private retrying = false;
   private ended = false;
-  /** Set when the last attempt's request is still held by its transport, unsent (`AttemptResult.released`). */
+  /** Set while an attempt's request is still held by its transport, unsent (`AttemptResult.released`). */
   private released: Promise<void> | undefined = undefined;
   private pick: PickedEndpoint | undefined = undefined;
   private span: AttemptTrace | undefined = undefined;
@@ -148,6 +155,8 @@ export class AttemptLoop implements AttemptReceiver {
     const pick = this.pick!;
     this.span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
     this.span = undefined;
+    // Every held request keeps the slot (today only classes that are never retried carry one).
+    if (!result.ok && result.released) this.released = this.released ? Promise.allSettled([this.released, result.released]).then(() => undefined) : result.released;
     // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
     const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
     this.shared.observer?.attempt(context.service, pick.address, attemptClass);
@@ -162,7 +171,6 @@ export class AttemptLoop implements AttemptReceiver {
       return false;
     }
     this.lastError = result.errorClass;
-    this.released = result.released;
     context.outcome.errorClass = result.errorClass;
     if (result.responseStarted) {
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
@@ -197,7 +205,14 @@ export class AttemptLoop implements AttemptReceiver {
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
         const released = this.released;
         if (released) {
-          const leave = () => guard.leave(this.admission, this.recorded);
+          let left = false;
+          const leave = () => {
+            if (left) return;
+            left = true;
+            clearTimeout(cap);
+            guard.leave(this.admission, this.recorded);
+          };
+          const cap = setTimeout(leave, HELD_SLOT_CAP_MS).unref();
           void released.then(leave, leave);
         }
         else guard.leave(this.admission, this.recorded);

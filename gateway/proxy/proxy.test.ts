@@ -216,11 +216,11 @@ describe('the attempt loop with a transport that reports before attemptThen retu
 });
 
 describe('the attempt loop with a transport that still holds an unsent request after answering (scripted fakes)', () => {
-  it('answers at once and keeps the concurrency slot until the transport lets go of the request', async () => {
+  it.each(['resolves', 'rejects'] as const)('answers at once and keeps the concurrency slot until the transport lets go of the request (its release %s)', async (ending) => {
     const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
     let letGo!: () => void;
-    const released = new Promise<void>((resolve) => (letGo = resolve));
+    const released = new Promise<void>((resolve, reject) => (letGo = ending === 'resolves' ? resolve : () => reject(new Error('reporting failed'))));
     const transport = {
       attemptThen(_context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
         // The call's deadline passed while the request waited for a connection.

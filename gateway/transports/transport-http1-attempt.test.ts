@@ -10,7 +10,7 @@ import { sendGatewayError } from '../proxy/error-response.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
-import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
+import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick, settledYet } from './transport-testing.ts';
 
 /** What one proxied exchange produced on every side. */
 interface Exchange {
@@ -271,6 +271,7 @@ describe('dispatchAttempt timeouts', () => {
       expect(reports).toEqual([]);
       const released = (result as { released?: Promise<void> }).released;
       expect(released).toBeInstanceOf(Promise);
+      expect(await settledYet(released!)).toBe(false);
       settle();
       await released;
       expect(reports).toHaveLength(1);

@@ -216,8 +216,12 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private finish(result: AttemptResult): void {
     if (this.reported) return;
     this.reported = true;
-    reportAttempt(this.pick, this.started, this.status, result);
-    this.letGo?.();
+    try {
+      reportAttempt(this.pick, this.started, this.status, result);
+    } finally {
+      // The held slot is given back even if reporting failed.
+      this.letGo?.();
+    }
     this.settle(result);
   }
 

@@ -11,7 +11,7 @@ import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 import { http2Attempt } from './transport-http2-attempt.ts';
-import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick } from './transport-testing.ts';
+import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick, settledYet } from './transport-testing.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -390,6 +390,7 @@ describe('http2Attempt: an attempt that ends while the session is still connecti
     expect(reports).toEqual([]);
     const released = (result as { released?: Promise<void> }).released;
     expect(released).toBeInstanceOf(Promise);
+    expect(await settledYet(released!)).toBe(false);
     const live = fate === 'connects' ? http2Connect(`http://127.0.0.1:${backendPort}`) : undefined;
     try {
       if (live) {

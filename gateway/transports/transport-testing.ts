@@ -35,3 +35,13 @@ export function expectCallDeadline(ending: { result: AttemptResult; outcome: Ups
   expect(ending.ms).toBeGreaterThanOrEqual(deadlineMs - 1);
   expect(ending.ms).toBeLessThan(gatewayTimeoutMs);
 }
+
+/** For tests: whether `promise` has settled by now (no waiting: a settled promise's reaction runs first). */
+export async function settledYet(promise: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  try {
+    return (await Promise.race([promise, Promise.resolve(pending)])) !== pending;
+  } catch {
+    return true;
+  }
+}
