@@ -203,18 +203,7 @@ export class AttemptLoop implements AttemptReceiver {
       if (guard) {
         if (this.retrying) guard.retryEnded();
         // A request its transport still holds (waiting for a connection) keeps its concurrency slot until let go.
-        const released = this.released;
-        if (released) {
-          let left = false;
-          const leave = () => {
-            if (left) return;
-            left = true;
-            clearTimeout(cap);
-            guard.leave(this.admission, this.recorded);
-          };
-          const cap = setTimeout(leave, HELD_SLOT_CAP_MS).unref();
-          void released.then(leave, leave);
-        }
+        if (this.released) leaveWhenReleased(guard, this.released, this.admission, this.recorded);
         else guard.leave(this.admission, this.recorded);
       }
     } finally {
@@ -222,6 +211,19 @@ export class AttemptLoop implements AttemptReceiver {
       else this.reject(error);
     }
   }
+}
+
+/** Gives `guard` its slot back once `released` settles, or after `HELD_SLOT_CAP_MS` at the latest. */
+function leaveWhenReleased(guard: RequestGuard, released: Promise<void>, admission: number, recorded: boolean): void {
+  let left = false;
+  const leave = () => {
+    if (left) return;
+    left = true;
+    clearTimeout(cap);
+    guard.leave(admission, recorded);
+  };
+  const cap = setTimeout(leave, HELD_SLOT_CAP_MS).unref();
+  void released.then(leave, leave);
 }
 
 /** `process.nextTick` target: an argument instead of a closure per retry. */
