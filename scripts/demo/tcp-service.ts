@@ -36,17 +36,29 @@ export function demoTcpMember(context: MemberContext, port: number): DemoMember 
   return { name, weight: 1, port, agent };
 }
 
-/** Sends one line through the gateway's tcp entry point and resolves with the answer line (undefined on failure or after 1 s). */
-export function tcpHello(port: number, line = 'hello'): Promise<string | undefined> {
+/**
+ * Sends one line through the gateway's tcp entry point and resolves with the answer line, or with
+ * undefined when the connection fails, closes without an answer (a tcp entry point closes a
+ * connection it has no instance for, often with a plain FIN and no error) or gives no answer within
+ * `timeoutMs`.
+ */
+export function tcpHello(port: number, line = 'hello', timeoutMs = 1_000): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let answer = '';
+    let settled = false;
     const done = (value: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
       socket.destroy();
       resolve(value);
     };
-    socket.setTimeout(1_000, () => done(undefined));
+    // A deadline of its own: socket.setTimeout is an idle timer, which a close without an error
+    // clears, and then nothing would ever settle this (a waitFor awaiting it would lose its whole budget).
+    const deadline = setTimeout(() => done(undefined), timeoutMs);
     socket.on('error', () => done(undefined));
+    socket.on('close', () => done(undefined));
     socket.on('connect', () => socket.write(`${line}\n`));
     socket.on('data', (chunk: Buffer) => {
       answer += chunk.toString();
