@@ -13,8 +13,11 @@
 // does not sample, e.g. syscalls from /proc/<pid>/io (bench/proxy/README.md, round 7). It steers
 // changes to the gateway's own functions of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
 // BENCH_NODE24=1 adds this checkout's gateway under Node 24 (SWITCHBOARD_NODE24 or .cache/node24).
-// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_NODE24, BENCH_TOP,
-// BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
+// BENCH_PROTOCOL=h2 profiles HTTP/2 over TLS instead (h2load -c BENCH_CONNECTIONS, default 10, -m
+// BENCH_STREAMS, default 10, as bench:proxy's HTTP/2 row): the bare proxy behind TLS (`--tls`) and the
+// gateway's https entry point, one self-signed ECDSA certificate.
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PROTOCOL, BENCH_STREAMS,
+// BENCH_BASELINE, BENCH_NODE24, BENCH_TOP, BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +27,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { captureStdout } from '../lib/capture.ts';
+import { selfSignedCertificate } from './certificate.ts';
 import { NODE24_MISSING, node24Binary } from '../lib/node24.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
@@ -31,7 +35,11 @@ import { shebangNodeFlags } from './bin-flags.ts';
 import { median } from './rounds.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200_000);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const H2 = process.env.BENCH_PROTOCOL === 'h2';
+if (!H2 && (process.env.BENCH_PROTOCOL ?? 'h1') !== 'h1') throw new Error(`BENCH_PROTOCOL is h1 or h2, not ${process.env.BENCH_PROTOCOL}`);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? (H2 ? 10 : 50));
+/** Concurrent streams per connection (HTTP/2 only). */
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const TOP = Number(process.env.BENCH_TOP ?? 25);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -92,9 +100,12 @@ async function start(args: string[], port: number, node = process.execPath): Pro
   return child;
 }
 
-/** Runs h2load over HTTP/1.1 for `requests` requests; the requests per second it reports. */
+/** The load generator's protocol arguments, as the table's heading prints them. */
+const LOAD = H2 ? ['-c', String(CONNECTIONS), '-m', String(STREAMS)] : ['--h1', '-c', String(CONNECTIONS)];
+
+/** Runs h2load (HTTP/1.1, or HTTP/2 over TLS) for `requests` requests; the requests per second it reports. */
 async function h2load(port: number, requests: number): Promise<number> {
-  const output = await captureStdout('h2load', ['--h1', '-n', String(requests), '-c', String(CONNECTIONS), '-t', '1', `http://127.0.0.1:${port}/`]);
+  const output = await captureStdout('h2load', [...LOAD, '-n', String(requests), '-t', '1', `${H2 ? 'https' : 'http'}://127.0.0.1:${port}/`]);
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(output);
   if (!done || Number(done[2]) !== requests) throw new Error(`h2load did not finish ${requests} requests:\n${output}`);
   return Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output)?.[1] ?? 0);
@@ -213,15 +224,19 @@ const backends = [await freePort(), await freePort()];
 const results = new Map<string, Breakdown>();
 try {
   for (const backend of backends) await start(['bench/proxy/backend.mjs', String(backend)], backend);
+  const certificate = H2 ? await selfSignedCertificate(dir) : undefined;
   const config = async (port: number) => {
     const file = join(dir, `gateway-${port}.yaml`);
-    await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${backends.map((backend) => `127.0.0.1:${backend}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
+    const listen = certificate
+      ? `entryPoints:\n  websecure:\n    listen: 127.0.0.1:${port}\n    protocol: https\n    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }\n`
+      : `listen: 127.0.0.1:${port}\n`;
+    await writeFile(file, `${listen}admin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${backends.map((backend) => `127.0.0.1:${backend}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
     return file;
   };
   const gatewayConfigs = new Map<number, string>();
   const gateway = (name: string, program: string, root: string): Contender => ({ name, root, args: (port) => [...shebangNodeFlags(program), program, '--config', gatewayConfigs.get(port)!] });
   const contenders: Contender[] = [
-    { name: 'bare undici proxy', root: REPO_ROOT, args: (port) => ['--max-semi-space-size=32', 'bench/proxy/bare-proxy.mjs', String(port), ...backends.map(String)] },
+    { name: 'bare undici proxy', root: REPO_ROOT, args: (port) => ['--max-semi-space-size=32', 'bench/proxy/bare-proxy.mjs', String(port), ...backends.map(String), ...(certificate ? ['--tls', certificate.certFile, certificate.keyFile] : [])] },
     gateway('switchboard (this checkout)', 'bin/switchboard.js', REPO_ROOT),
   ];
   if (BASELINE_REF) {
@@ -265,7 +280,7 @@ try {
   const names = [...results.keys()];
   const bare = results.get(names[0]!)!;
   const self = results.get(names[1]!)!;
-  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load --h1 -c ${CONNECTIONS}, ${ROUNDS} alternating rounds of ${Math.ceil(REQUESTS / ROUNDS)} requests each, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
+  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load ${LOAD.join(' ')}${H2 ? ' (HTTP/2 over TLS)' : ''}, ${ROUNDS} alternating rounds of ${Math.ceil(REQUESTS / ROUNDS)} requests each, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
   process.stdout.write(
     `${table(
       ['proxy', 'req/s (profiled)', 'busy µs/req', ...CATEGORIES, 'access log (inclusive)'],

@@ -1,0 +1,47 @@
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { createServer, type Server } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/wait.ts';
+import type { ClientResponse } from '../context.ts';
+import { Http2Sessions } from './http2-sessions.ts';
+
+const limits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
+
+describe('Http2Sessions', () => {
+  let server: Server | undefined;
+  let client: ClientHttp2Session | undefined;
+  afterEach(async () => {
+    client?.destroy();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  });
+
+  /** Sessions over plaintext (prior knowledge) whose handler holds every response until the test ends it. */
+  async function start(): Promise<{ sessions: Http2Sessions; held: ClientResponse[]; client: ClientHttp2Session }> {
+    const held: ClientResponse[] = [];
+    const sessions = new Http2Sessions((_request, response) => held.push(response), limits, pino({ level: 'silent' }));
+    server = createServer((socket) => sessions.accept(socket));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+    return { sessions, held, client };
+  }
+
+  it('counts a request in flight until its response closes, whichever side ends it', async () => {
+    const { sessions, held, client } = await start();
+    const streams = ['/a', '/b', '/c'].map((path) => client.request({ ':path': path }));
+    for (const stream of streams) stream.on('error', () => undefined).resume();
+    await waitFor(() => held.length === 3, { timeoutMs: 5_000, message: 'three requests to arrive' });
+    expect(sessions.inFlight).toBe(3);
+
+    held[0]!.end('done');
+    streams[1]!.close(constants.NGHTTP2_CANCEL);
+    await waitFor(() => sessions.inFlight === 1, { timeoutMs: 5_000, message: 'one request to be left in flight' });
+
+    // A session that goes away takes its open streams with it.
+    client.destroy();
+    await waitFor(() => sessions.inFlight === 0, { timeoutMs: 5_000, message: 'no request left in flight' });
+    // Each response is counted out once, however many ways it ended.
+    held[2]!.end();
+    expect(sessions.inFlight).toBe(0);
+  });
+});
