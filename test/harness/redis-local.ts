@@ -74,17 +74,27 @@ export function startLocalRedis(name = 'redis'): Promise<LocalRedis> {
   });
 }
 
-/** True when a RESP `PING` on a fresh connection answers `+PONG` within a second. */
+/**
+ * True when a RESP `PING` on a fresh connection answers `+PONG` within a second; false when the
+ * connection fails, closes before a whole reply line (even with a plain FIN and no error) or stays silent.
+ */
 export function redisPing(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port });
     let answer = '';
+    let settled = false;
     const done = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
       socket.destroy();
       resolve(ok);
     };
-    socket.setTimeout(PING_TIMEOUT_MS, () => done(false));
+    // A deadline of its own: socket.setTimeout is an idle timer, which a close without an error
+    // clears, and then nothing would settle this (waitUntilReady would lose its whole budget on it).
+    const deadline = setTimeout(() => done(false), PING_TIMEOUT_MS);
     socket.on('error', () => done(false));
+    socket.on('close', () => done(false));
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       answer += chunk.toString('latin1');

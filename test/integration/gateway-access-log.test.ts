@@ -14,12 +14,18 @@ import { adminClient } from '../harness/admin-client.ts';
 import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
-/** GET `path` through `agent`; resolves with the status, rejects after `timeoutMs` without an answer. */
+/**
+ * GET `path` through `agent`; resolves with the status, rejects after `timeoutMs` without an answer
+ * or when the connection closes before the whole answer.
+ */
 function get(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode ?? 0));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error', and the
+      // idle timeout goes with the socket; after 'end' this is a no-op.
+      response.on('close', () => reject(new Error(`GET ${path}: the connection closed before the whole answer`)));
     });
     outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
     outgoing.on('error', reject);

@@ -216,6 +216,8 @@ routes:
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (text += chunk));
         response.on('end', () => resolve(text));
+        // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error'; after 'end' this is a no-op.
+        response.on('close', () => reject(new Error('GET /quota: the connection closed before the whole answer')));
       });
       outgoing.on('error', reject);
       outgoing.end();

@@ -25,17 +25,21 @@ import {
 
 const run = promisify(execFile);
 
-/** One RESP command on `socket`, resolved with the first reply line. */
+/**
+ * One RESP command on `socket`, resolved with the first reply line; rejects when the connection
+ * fails or closes before a whole line (a tcp entry point may close with a plain FIN, which emits no 'error').
+ */
 function command(socket: Socket, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let reply = '';
+    const onClose = () => reject(new Error(`the connection closed before a reply to ${text} (got ${JSON.stringify(reply)})`));
     const onData = (chunk: Buffer) => {
       reply += chunk.toString('latin1');
       if (!reply.includes('\r\n')) return;
-      socket.off('data', onData).off('error', reject);
+      socket.off('data', onData).off('error', reject).off('close', onClose);
       resolve(reply.slice(0, reply.indexOf('\r\n')));
     };
-    socket.on('data', onData).once('error', reject);
+    socket.on('data', onData).once('error', reject).once('close', onClose);
     socket.write(`${text}\r\n`);
   });
 }
@@ -52,12 +56,14 @@ function open(port: number, localAddress?: string): Promise<Socket> {
 async function pingThrough(port: number): Promise<boolean> {
   const socket = await open(port).catch(() => undefined);
   if (!socket) return false;
-  socket.setTimeout(5_000, () => socket.destroy(new Error('no answer within 5 s')));
+  // Wall-clock, not socket.setTimeout: an idle timer measures silence, not "within 5 s".
+  const deadline = setTimeout(() => socket.destroy(new Error('no answer within 5 s')), 5_000);
   try {
     return (await command(socket, 'PING')) === '+PONG';
   } catch {
     return false;
   } finally {
+    clearTimeout(deadline);
     socket.destroy();
   }
 }
@@ -271,10 +277,20 @@ describe('tcp entry points with workers: 2, and the drain on SIGTERM', () => {
   let admin: AdminClient;
   const held: Socket[] = [];
 
-  /** An echo round trip on `socket`: resolves with what came back. */
+  /**
+   * An echo round trip on `socket`: resolves with what came back; rejects when the connection fails
+   * or closes first (a plain FIN emits no 'error', and a probe left waiting would stall its waitFor).
+   */
   const roundTrip = (socket: Socket, text: string) =>
     new Promise<string>((resolve, reject) => {
-      socket.once('data', (chunk: Buffer) => resolve(chunk.toString())).once('error', reject);
+      const onClose = () => reject(new Error(`the connection closed before echoing ${JSON.stringify(text)}`));
+      socket
+        .once('data', (chunk: Buffer) => {
+          socket.off('error', reject).off('close', onClose);
+          resolve(chunk.toString());
+        })
+        .once('error', reject)
+        .once('close', onClose);
       socket.write(text);
     });
 

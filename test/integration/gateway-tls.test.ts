@@ -19,10 +19,16 @@ import {
   type TestCertificate,
 } from '../harness/index.ts';
 
-/** Sends one keep-alive HTTP/1.1 request on an open TLS socket and resolves with the status and body (chunked or with a length). */
+/**
+ * Sends one keep-alive HTTP/1.1 request on an open TLS socket and resolves with the status and body
+ * (chunked or with a length); rejects when the connection fails or closes before the whole answer.
+ */
 function requestOn(socket: TLSSocket, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     let received = '';
+    // A gateway that drops the keep-alive connection (say, on a certificate reload) may do it with a
+    // plain close, which emits no 'error': without this the test would hang instead of failing.
+    const onClose = () => reject(new Error(`the connection closed before the whole answer to ${path} (got ${received.length} bytes)`));
     const onData = (chunk: Buffer) => {
       received += chunk.toString('latin1');
       const headEnd = received.indexOf('\r\n\r\n');
@@ -34,10 +40,12 @@ function requestOn(socket: TLSSocket, path: string): Promise<{ status: number; b
       if (length === undefined) rest = rest.replace(/(?:^|\r\n)[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, '');
       socket.off('data', onData);
       socket.off('error', reject);
+      socket.off('close', onClose);
       resolve({ status: Number(head.slice(9, 12)), body: rest });
     };
     socket.on('data', onData);
     socket.once('error', reject);
+    socket.once('close', onClose);
     socket.write(`GET ${path} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
   });
 }
@@ -48,6 +56,8 @@ function httpsGet(port: number, servername: string, path: string): Promise<{ sta
     const request = httpsRequest({ host: '127.0.0.1', port, path, servername, headers: { host: servername }, rejectUnauthorized: false, agent: false }, (response) => {
       response.resume();
       response.once('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers }));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error'; after 'end' this is a no-op.
+      response.once('close', () => reject(new Error(`GET ${path} (${servername}): the connection closed before the whole answer`)));
     });
     request.once('error', reject);
     request.end();

@@ -90,6 +90,8 @@ function upload(port: number, path: string, id: string, size: number, expectValu
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text, sawContinue, sha256: body.hash.digest('hex') }));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error'; after 'end' this is a no-op.
+      response.on('close', () => reject(new Error(`POST ${path}: the connection closed before the whole answer`)));
     });
     request.on('error', reject);
     if (expectValue) request.flushHeaders();

@@ -37,6 +37,9 @@ function get(port: number, path: string): Promise<{ status: number; body: string
       let body = '';
       response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body, trailers: response.trailers }));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error', and the
+      // request's idle timer goes with the socket; after 'end' this is a no-op.
+      response.on('close', () => reject(new Error(`GET ${path}: the connection closed before the whole answer`)));
     });
     request.setTimeout(10_000, () => request.destroy(new Error(`GET ${path} timed out`)));
     request.on('error', reject);

@@ -16,12 +16,15 @@ import { descendantsOf, killStillRunning, type ProcessRecord } from '../harness/
 
 const REQUESTS = 3_000;
 
-/** GET `path` through `agent`; resolves with the status. */
+/** GET `path` through `agent`; resolves with the status, rejects when the connection closes before the whole answer. */
 function get(port: number, path: string, agent: Agent): Promise<number> {
   return new Promise((resolve, reject) => {
     const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: 20_000 }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode ?? 0));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error', and the
+      // idle timeout goes with the socket; after 'end' this is a no-op.
+      response.on('close', () => reject(new Error(`GET ${path}: the connection closed before the whole answer`)));
     });
     outgoing.on('timeout', () => outgoing.destroy(new Error('no answer within 20 s')));
     outgoing.on('error', reject);
