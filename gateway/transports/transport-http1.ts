@@ -5,6 +5,7 @@ import type { GatewayContext } from '../context.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
 import { dispatchAttempt, dispatchAttemptThen } from './transport-http1-attempt.ts';
 import { dispatchUpgrade } from './transport-websocket.ts';
+import { resumingConnector } from './undici-connector.ts';
 
 /** Pool settings shared by every HTTP/1.1 upstream (the connect timeout and TLS come per service). */
 export interface PoolSettings {
@@ -49,7 +50,8 @@ export class Http1Transport implements Transport {
       pipelining: 1,
       keepAliveTimeout: settings.keepAliveTimeoutMs,
       keepAliveMaxTimeout: settings.keepAliveMaxTimeoutMs,
-      connect: { timeout: target.connectTimeoutMs, ...(target.tls ? undiciTlsOptions(target.host, target.tls) : {}) },
+      // undici's connector with its paused-parser crash repaired (see the module).
+      connect: resumingConnector({ timeout: target.connectTimeoutMs, ...(target.tls ? undiciTlsOptions(target.host, target.tls) : {}) }),
       // Timeouts are set per request from the route.
       headersTimeout: 0,
       bodyTimeout: 0,

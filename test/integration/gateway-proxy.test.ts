@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
@@ -24,10 +24,15 @@ function rawExchange(port: number, bytes: string, timeoutMs = 5_000): Promise<st
   });
 }
 
+/** One read's worth, above a response's 16 KB high-water mark. */
+const CLOSING_BODY = Buffer.alloc(20_000, 'y');
+
 describe('the gateway proxies HTTP and WebSocket through its middleware', () => {
   let backend: BackendProcess;
   let hanging: BackendProcess;
   let closedPort: number;
+  let closing: Server;
+  let closingServed = 0;
   let gateway: GatewayProcess;
   const config = () => `
 listen: 127.0.0.1:{{port}}
@@ -37,6 +42,7 @@ services:
   slow: { instances: [127.0.0.1:${hanging.port}], timeouts: { headers: 300ms }, outlierDetection: false }
   refused: { instances: [127.0.0.1:${closedPort}], retries: { attempts: 1 }, outlierDetection: false }
   empty: {}
+  closing: { instances: [127.0.0.1:${(closing.address() as { port: number }).port}] }
 routes:
   - path: /api/echo
     service: echo
@@ -48,16 +54,27 @@ routes:
   - { path: /refused, service: refused }
   - { path: /empty, service: empty }
   - { path: /ws, service: echo }
+  - { path: /closing, service: closing }
 `;
 
   beforeAll(async () => {
     [backend, hanging] = await Promise.all([startBackend({ name: 'echo-1' }), startBackend({ name: 'hanging', delayMs: 5_000 })]);
     closedPort = await freePort();
+    // An upstream that answers each request with "Connection: close", body and FIN written at once.
+    closing = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        closingServed += 1;
+        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: ${CLOSING_BODY.length}\r\n\r\n`), CLOSING_BODY]));
+      });
+    });
+    await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(config());
   });
   afterAll(async () => {
     await gateway?.process.stop();
     await Promise.all([backend?.process.kill(), hanging?.process.kill()]);
+    closing?.close();
   });
 
   async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: string }> {
@@ -135,6 +152,19 @@ routes:
     expect((await get('/api/echo/still-here')).status).toBe(200);
   });
 
+  // undici 7 threw an uncatchable AssertionError when an upstream closed a connection it did not
+  // keep alive while the gateway held its answer back: the gateway exited (nodejs/undici#5360,
+  // gateway/transports/undici-connector.ts). A pipelined request's answer waits behind the one
+  // before it (here a 504 after the slow service's 300 ms), so the gateway holds it back for sure.
+  it('passes on an answer that an upstream ends by closing while the gateway holds it back, and keeps running', async () => {
+    const answer = await rawExchange(gateway.port, 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /closing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 10_000);
+    expect(gateway.process.running, `the gateway exited; its log ends:\n${(await logOf(gateway.process)).slice(-3_000)}`).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 504 [^]*HTTP\/1\.1 200 OK/);
+    expect(answer.endsWith(`\r\n\r\n${CLOSING_BODY.toString('latin1')}`)).toBe(true);
+    expect(closingServed).toBe(1);
+    expect((await get('/api/echo/still-here')).status).toBe(200);
+  });
+
   it('times out a client that sends its headers too slowly, and keeps serving others', async () => {
     // Limits apply at start: a second gateway with a short headers timeout.
     const strict = await startGateway(`${config()}\nlimits: { headersTimeout: 1s }\n`);
@@ -152,7 +182,7 @@ routes:
   it('refuses an invalid configuration edit and keeps routing, then applies a valid one', async () => {
     await gateway.writeConfig(`${config()}\n  - { path: /typo, servce: echo }\n`);
     await waitFor(async () => (await logOf(gateway.process)).includes('configuration refused'), { timeoutMs: 5_000, message: 'the refusal in the log' });
-    expect(await logOf(gateway.process)).toMatch(/routes\.6\.servce \(line \d+\)/);
+    expect(await logOf(gateway.process)).toMatch(/routes\.7\.servce \(line \d+\)/);
     expect((await get('/api/echo/ok')).status).toBe(200);
 
     await gateway.writeConfig(`${config()}\n  - { path: /added, service: echo, stripPrefix: true }\n`);

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { resumingConnector } from '../../transports/undici-connector.ts';
 import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { denyAccess } from '../consumers/index.ts';
@@ -20,6 +21,9 @@ const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-co
  * answer is relayed to the client as the verdict. An auth service that cannot be reached or does
  * not answer in `timeout` is a 502 `auth-unavailable`: the request is refused, never let through.
  */
+/** Connections to auth services: undici's, with its crash on a paused body at the connection's end repaired (`resumingConnector`). */
+let authDispatcher: Agent | undefined;
+
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   return async function forwardAuth(context, next) {
     for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
@@ -31,6 +35,7 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
         headersTimeout: settings.timeoutMs,
         bodyTimeout: settings.timeoutMs,
         signal: AbortSignal.timeout(settings.timeoutMs),
+        dispatcher: (authDispatcher ??= new Agent({ connect: resumingConnector({}) })),
       });
     } catch {
       return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not answer' });

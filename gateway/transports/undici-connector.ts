@@ -1,0 +1,72 @@
+import type { Socket } from 'node:net';
+import { buildConnector } from 'undici';
+
+/**
+ * undici's connector, with one repair on every socket it opens.
+ *
+ * undici 7 (7.30.2 and earlier, nodejs/undici#5360) throws an uncatchable AssertionError from a
+ * socket's 'end' listener when the server closes a connection that its response does not keep
+ * alive (`Connection: close`, HTTP/1.0, a body that ends with the connection) while the HTTP/1.1
+ * parser is paused by back-pressure. The gateway pauses it whenever its client reads slower than
+ * the upstream answers, or while a pipelined request waits its turn: one such client and one such
+ * upstream crashed the whole gateway. undici 8 fixes it (nodejs/undici#5474), but it needs Node 22.
+ *
+ * Here an 'end' listener ahead of undici's resumes a parser paused in a response, as the fix does.
+ * The response's bytes were all delivered before the pause, so the message completes (a length or
+ * chunked body) or undici's own listener then finishes it at the end of the stream (a body that
+ * ends with the connection); a body cut short still fails. The client still gets every byte: the
+ * gateway already holds them in the client's write buffer, at most one read beyond its high-water mark.
+ */
+export function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
+  const connect = buildConnector(options);
+  return (connectOptions, callback) => {
+    connect(connectOptions, (...args) => {
+      // undici's connector calls back with the error alone when the connection fails.
+      const socket = args[1];
+      if (socket) socket.prependListener('end', resumePausedParser);
+      callback(...args);
+    });
+  };
+}
+
+/** What the listener reads of undici's HTTP/1.1 parser (`socket[kParser]`, not a public API). */
+interface PausableParser {
+  paused: boolean;
+  readonly statusCode: number;
+  readonly shouldKeepAlive: boolean;
+  /** The llhttp instance (WebAssembly exports) and this parser's pointer in it. */
+  readonly llhttp: { llhttp_resume(ptr: number): void };
+  readonly ptr: number | null;
+  resume(): void;
+}
+
+/** undici's `kParser` symbol, found on the first socket that has one. */
+let parserKey: symbol | undefined;
+
+/** @internal Whether `socket` carries an undici HTTP/1.1 parser this module can see (for a test that guards an undici upgrade). */
+export function hasUndiciParser(socket: Socket): boolean {
+  return parserOf(socket) !== undefined;
+}
+
+function parserOf(socket: Socket): PausableParser | undefined {
+  parserKey ??= Object.getOwnPropertySymbols(socket).find((key) => key.description === 'parser');
+  const parser = parserKey === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[parserKey];
+  return typeof parser === 'object' && parser !== null && typeof (parser as PausableParser).resume === 'function' ? (parser as PausableParser) : undefined;
+}
+
+function resumePausedParser(this: Socket): void {
+  const parser = parserOf(this);
+  if (parser === undefined || !parser.paused || !(parser.statusCode > 0)) return;
+  // A length or chunked body completes as the parser goes on past the bytes it paused after. (For a
+  // keep-alive answer undici would otherwise fail the request as cut short, "other side closed",
+  // though every byte of it had come: the gateway would count that against the upstream.)
+  parser.resume();
+  // undici's own listener calls `finish()`, which asserts the parser is not paused, for an answer
+  // not kept alive. A body that ends with the connection completes only there; the parser above
+  // read nothing more, and a handler that paused again on that empty read (as a Readable above its
+  // high-water mark does) must not keep it paused.
+  if (parser.paused && !parser.shouldKeepAlive && parser.ptr !== null) {
+    parser.llhttp.llhttp_resume(parser.ptr);
+    parser.paused = false;
+  }
+}
