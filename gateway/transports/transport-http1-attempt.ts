@@ -45,6 +45,11 @@ export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatc
   }
 }
 
+/** `process.nextTick` target: resumes undici's parser from a fresh stack, outside any parser's callback. */
+function resumeController(controller: Dispatcher.DispatchController): void {
+  controller.resume();
+}
+
 /** The result of every attempt that answered: one object, not one per request. */
 const ANSWERED: AttemptResult = Object.freeze({ ok: true });
 
@@ -173,7 +178,12 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
       controller.pause();
       this.response.once('drain', () => {
         if (!this.settled) this.startDeadline(this.timeouts.bodyTimeoutMs);
-        controller.resume();
+        // Not from here: Node's server also emits 'drain' on this response from inside another
+        // response's write, the answer pipelined behind it (_http_server's updateOutgoingData calls
+        // socketOnDrain), and that write runs inside undici's parser for that other answer. Resuming
+        // this parser there re-enters llhttp: undici asserts `currentParser === null`, the assertion
+        // fails that other answer, and this one stays paused for good (its 'drain' already spent).
+        process.nextTick(resumeController, controller);
       });
     }
   }
