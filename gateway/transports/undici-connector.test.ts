@@ -81,6 +81,36 @@ describe('resumingConnector', () => {
     expect(await slowlyRead(pool)).toEqual({ error: code });
   });
 
+  // undici calls finish() on a reset too (onHttpSocketError), with the same assertion.
+  it('completes an answer whose connection the server resets while the parser is paused', async () => {
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.write(`HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1000\r\n\r\n${'r'.repeat(1000)}`, () => socket.resetAndDestroy()));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const pool = new Pool(`http://127.0.0.1:${(server.address() as { port: number }).port}`, { connect: resumingConnector({ timeout: 5_000 }) });
+    cleanup.push(() => pool.close());
+    const outcome = await new Promise<{ body: string } | { error: string }>((resolve) => {
+      let body = '';
+      pool.dispatch(
+        { path: '/', method: 'GET' },
+        {
+          onRequestStart() {},
+          onResponseStart() {},
+          // Paused for good: only the reset moves it on.
+          onResponseData(controller, chunk: Buffer) {
+            body += chunk.toString('latin1');
+            controller.pause();
+          },
+          onResponseEnd: () => resolve({ body }),
+          onResponseError: (_controller, error: Error) => resolve({ error: (error as Error & { code?: string }).code ?? error.message }),
+        },
+      );
+    });
+    expect(outcome).toEqual({ body: 'r'.repeat(1000) });
+  });
+
   it('passes a connection that fails on as the error it is', async () => {
     const { server, port } = await closingServer('');
     await new Promise((resolve) => server.close(resolve));

@@ -11,7 +11,9 @@ import { buildConnector } from 'undici';
  * the upstream answers, or while a pipelined request waits its turn: one such client and one such
  * upstream crashed the whole gateway. undici 8 fixes it (nodejs/undici#5474), but it needs Node 22.
  *
- * Here an 'end' listener ahead of undici's resumes a parser paused in a response, as the fix does.
+ * Here listeners ahead of undici's resume a parser paused in a response, as the fix does, wherever
+ * undici would call `finish()`: at the end of the stream ('end'), on a reset ('error' ECONNRESET)
+ * and on a close without an error ('close').
  * The response's bytes were all delivered before the pause, so the message completes (a length or
  * chunked body) or undici's own listener then finishes it at the end of the stream (a body that
  * ends with the connection); a body cut short still fails. The client still gets every byte: the
@@ -23,13 +25,13 @@ export function resumingConnector(options: buildConnector.BuildOptions): buildCo
     connect(connectOptions, (...args) => {
       // undici's connector calls back with the error alone when the connection fails.
       const socket = args[1];
-      if (socket) socket.prependListener('end', resumePausedParser);
+      if (socket) socket.prependListener('end', onEnd).prependListener('error', onError).prependListener('close', onClose);
       callback(...args);
     });
   };
 }
 
-/** What the listener reads of undici's HTTP/1.1 parser (`socket[kParser]`, not a public API). */
+/** What the listeners read of undici's HTTP/1.1 parser (`socket[kParser]`, not a public API). */
 interface PausableParser {
   paused: boolean;
   readonly statusCode: number;
@@ -37,8 +39,10 @@ interface PausableParser {
   /** The llhttp instance (WebAssembly exports) and this parser's pointer in it. */
   readonly llhttp: { llhttp_resume(ptr: number): void };
   readonly ptr: number | null;
-  resume(): void;
+  execute(chunk: Buffer): void;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** undici's `kParser` symbol, found on the first socket that has one. */
 let parserKey: symbol | undefined;
@@ -51,22 +55,40 @@ export function hasUndiciParser(socket: Socket): boolean {
 function parserOf(socket: Socket): PausableParser | undefined {
   parserKey ??= Object.getOwnPropertySymbols(socket).find((key) => key.description === 'parser');
   const parser = parserKey === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[parserKey];
-  return typeof parser === 'object' && parser !== null && typeof (parser as PausableParser).resume === 'function' ? (parser as PausableParser) : undefined;
+  return typeof parser === 'object' && parser !== null && typeof (parser as PausableParser).execute === 'function' ? (parser as PausableParser) : undefined;
 }
 
-function resumePausedParser(this: Socket): void {
+function onEnd(this: Socket): void {
+  // Also for a keep-alive answer: undici would fail it as cut short ("other side closed") though
+  // every byte of it had come, and the gateway would count that against the upstream.
+  finishPaused(parserOf(this));
+}
+
+function onError(this: Socket, error: NodeJS.ErrnoException): void {
   const parser = parserOf(this);
-  if (parser === undefined || !parser.paused || !(parser.statusCode > 0)) return;
-  // A length or chunked body completes as the parser goes on past the bytes it paused after. (For a
-  // keep-alive answer undici would otherwise fail the request as cut short, "other side closed",
-  // though every byte of it had come: the gateway would count that against the upstream.)
-  parser.resume();
-  // undici's own listener calls `finish()`, which asserts the parser is not paused, for an answer
-  // not kept alive. A body that ends with the connection completes only there; the parser above
-  // read nothing more, and a handler that paused again on that empty read (as a Readable above its
-  // high-water mark does) must not keep it paused.
-  if (parser.paused && !parser.shouldKeepAlive && parser.ptr !== null) {
-    parser.llhttp.llhttp_resume(parser.ptr);
-    parser.paused = false;
-  }
+  if (error.code === 'ECONNRESET' && parser !== undefined && !parser.shouldKeepAlive) finishPaused(parser);
+}
+
+function onClose(this: Socket): void {
+  const parser = parserOf(this);
+  if (parser !== undefined && !parser.shouldKeepAlive) finishPaused(parser);
+}
+
+/**
+ * Lets a parser paused in a response go on: a length or chunked body whose bytes have all come
+ * completes; a body that ends with the connection is completed by undici's `finish()` next, which
+ * must not find the parser paused again (undici pauses it once more as it completes an answer not
+ * kept alive). A body cut short stays incomplete and fails as before.
+ */
+function finishPaused(parser: PausableParser | undefined): void {
+  if (parser === undefined || !parser.paused || !(parser.statusCode > 0) || parser.ptr === null) return;
+  unpause(parser, parser.ptr);
+  // Every byte read was given to the parser before it paused: nothing more to read, only to go on.
+  parser.execute(EMPTY);
+  if (parser.paused && !parser.shouldKeepAlive && parser.ptr !== null) unpause(parser, parser.ptr);
+}
+
+function unpause(parser: PausableParser, ptr: number): void {
+  parser.llhttp.llhttp_resume(ptr);
+  parser.paused = false;
 }

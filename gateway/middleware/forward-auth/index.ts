@@ -14,6 +14,9 @@ const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'proxy-connection', '
 /** Headers of a refusing auth service's answer that reach the client. */
 const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-cookie', 'retry-after'];
 
+/** Connections to auth services: undici's, with its crash on a paused body at the connection's end repaired (`resumingConnector`). */
+let authDispatcher: Agent | undefined;
+
 /**
  * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers and
  * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`. A 2xx lets the request on, with the
@@ -21,9 +24,6 @@ const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-co
  * answer is relayed to the client as the verdict. An auth service that cannot be reached or does
  * not answer in `timeout` is a 502 `auth-unavailable`: the request is refused, never let through.
  */
-/** Connections to auth services: undici's, with its crash on a paused body at the connection's end repaired (`resumingConnector`). */
-let authDispatcher: Agent | undefined;
-
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   return async function forwardAuth(context, next) {
     for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
