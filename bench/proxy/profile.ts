@@ -27,10 +27,10 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
 import { captureStdout } from '../lib/capture.ts';
-import { selfSignedCertificate } from './certificate.ts';
 import { NODE24_MISSING, node24Binary } from '../lib/node24.ts';
 import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
+import { selfSignedCertificate } from './certificate.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
 import { median } from './rounds.ts';
 

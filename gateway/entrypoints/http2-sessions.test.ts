@@ -28,14 +28,15 @@ describe('Http2Sessions', () => {
 
   it('counts a request in flight until its response closes, whichever side ends it', async () => {
     const { sessions, held, client } = await start();
-    const streams = ['/a', '/b', '/c'].map((path) => client.request({ ':path': path }));
+    // The last is a HEAD: node:http2's response never emits 'close' for one reset before its answer ends.
+    const streams = ['/a', '/b', '/c', '/d'].map((path) => client.request({ ':path': path, ':method': path === '/d' ? 'HEAD' : 'GET' }));
     for (const stream of streams) stream.on('error', () => undefined).resume();
-    await waitFor(() => held.length === 3, { timeoutMs: 5_000, message: 'three requests to arrive' });
-    expect(sessions.inFlight).toBe(3);
+    await waitFor(() => held.length === 4, { timeoutMs: 5_000, message: 'four requests to arrive' });
+    expect(sessions.inFlight).toBe(4);
 
     held[0]!.end('done');
     streams[1]!.close(constants.NGHTTP2_CANCEL);
-    await waitFor(() => sessions.inFlight === 1, { timeoutMs: 5_000, message: 'one request to be left in flight' });
+    await waitFor(() => sessions.inFlight === 2, { timeoutMs: 5_000, message: 'two requests to be left in flight' });
 
     // A session that goes away takes its open streams with it.
     client.destroy();

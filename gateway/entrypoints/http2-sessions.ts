@@ -21,7 +21,7 @@ export class Http2Sessions {
   readonly server: Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof GatewayHttp2Response>;
   private readonly sessions = new Set<ServerHttp2Session>();
   /**
-   * Requests whose response has not closed yet: a count, not a Set of them. A Set that lives as
+   * Requests whose stream has not closed yet: a count, not a Set of them. A Set that lives as
    * long as the server is in the old generation, and each time its table is rebuilt the dead old
    * table still points at the young responses it held; a scavenge cannot tell it is dead, so those
    * responses, their streams and all they hold were promoted, ~2.5 KB a request, and scavenges
@@ -89,7 +89,9 @@ export class Http2Sessions {
     // A body of unknown length is what HTTP/1.1 calls chunked; the proxy reads these headers to decide whether to send a body.
     if (!request.stream.endAfterHeaders && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     this.open += 1;
-    response.once('close', this.responseClosed);
+    // The stream's 'close', not the response's: node:http2's response never closes for a HEAD
+    // request whose stream is reset before the answer ends. A stream closes exactly once.
+    request.stream.once('close', this.responseClosed);
     if (this.limits.requestTimeoutMs > 0) this.limitRequestTime(request, response);
     handler(request, response);
   }
