@@ -11,13 +11,12 @@ import { buildConnector } from 'undici';
  * the upstream answers, or while a pipelined request waits its turn: one such client and one such
  * upstream crashed the whole gateway. undici 8 fixes it (nodejs/undici#5474), but it needs Node 22.
  *
- * Here listeners ahead of undici's resume a parser paused in a response, as the fix does, wherever
- * undici would call `finish()`: at the end of the stream ('end'), on a reset ('error' ECONNRESET)
- * and on a close without an error ('close').
- * The response's bytes were all delivered before the pause, so the message completes (a length or
- * chunked body) or undici's own listener then finishes it at the end of the stream (a body that
- * ends with the connection); a body cut short still fails. The client still gets every byte: the
- * gateway already holds them in the client's write buffer, at most one read beyond its high-water mark.
+ * Here listeners ahead of undici's let a parser paused in a response go on (see `finishPaused`),
+ * wherever undici would call `finish()`: at the end of the stream ('end'), on a reset ('error'
+ * ECONNRESET) and on a close without an error ('close'). At the end of the stream every byte had
+ * been parsed before the pause, so the answer completes; a body cut short still fails. The client
+ * still gets every byte: the gateway already holds them in the client's write buffer, at most one
+ * read beyond its high-water mark.
  */
 export function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
   const connect = buildConnector(options);
@@ -70,20 +69,23 @@ function onError(this: Socket, error: NodeJS.ErrnoException): void {
 }
 
 function onClose(this: Socket): void {
+  // As undici: a socket closed by an error (the gateway's own abort included) has failed its request already.
+  if (this.errored) return;
   const parser = parserOf(this);
   if (parser !== undefined && !parser.shouldKeepAlive) finishPaused(parser);
 }
 
 /**
- * Lets a parser paused in a response go on: a length or chunked body whose bytes have all come
- * completes; a body that ends with the connection is completed by undici's `finish()` next, which
- * must not find the parser paused again (undici pauses it once more as it completes an answer not
- * kept alive). A body cut short stays incomplete and fails as before.
+ * Lets a parser paused in a response go on over the bytes it was given: a length or chunked body
+ * whose last bytes were among them completes; a body that ends with the connection is completed by
+ * undici's `finish()` next, which must not find the parser paused again (undici pauses it once
+ * more as it completes an answer not kept alive). Anything else fails as before. At 'end' every
+ * byte read had been given to the parser; after a reset or a close, bytes still in the socket's
+ * buffer are lost, so such an answer fails as cut short, as it does in undici's own fix.
  */
 function finishPaused(parser: PausableParser | undefined): void {
   if (parser === undefined || !parser.paused || !(parser.statusCode > 0) || parser.ptr === null) return;
   unpause(parser, parser.ptr);
-  // Every byte read was given to the parser before it paused: nothing more to read, only to go on.
   parser.execute(EMPTY);
   if (parser.paused && !parser.shouldKeepAlive && parser.ptr !== null) unpause(parser, parser.ptr);
 }
