@@ -18,10 +18,10 @@ async function closingServer(answer: string): Promise<{ server: Server; port: nu
 }
 
 /**
- * One GET through `pool` whose handler pauses after every chunk and resumes 20 ms later, as the
- * gateway does for a client that reads slowly: the body it got, or the error.
+ * One GET through `pool` whose handler pauses after every chunk and resumes `resumeAfterMs` later
+ * (never when undefined), as the gateway does for a client that reads slowly: the body it got, or the error.
  */
-function slowlyRead(pool: Pool): Promise<{ body: string } | { error: string }> {
+function slowlyRead(pool: Pool, resumeAfterMs: number | undefined = 20): Promise<{ body: string } | { error: string }> {
   return new Promise((resolve) => {
     let body = '';
     pool.dispatch(
@@ -32,7 +32,7 @@ function slowlyRead(pool: Pool): Promise<{ body: string } | { error: string }> {
         onResponseData(controller, chunk: Buffer) {
           body += chunk.toString('latin1');
           controller.pause();
-          setTimeout(() => controller.resume(), 20);
+          if (resumeAfterMs !== undefined) setTimeout(() => controller.resume(), resumeAfterMs);
         },
         onResponseEnd() {
           resolve({ body });
@@ -91,23 +91,8 @@ describe('resumingConnector', () => {
     cleanup.push(() => new Promise((resolve) => server.close(resolve)));
     const pool = new Pool(`http://127.0.0.1:${(server.address() as { port: number }).port}`, { connect: resumingConnector({ timeout: 5_000 }) });
     cleanup.push(() => pool.close());
-    const outcome = await new Promise<{ body: string } | { error: string }>((resolve) => {
-      let body = '';
-      pool.dispatch(
-        { path: '/', method: 'GET' },
-        {
-          onRequestStart() {},
-          onResponseStart() {},
-          // Paused for good: only the reset moves it on.
-          onResponseData(controller, chunk: Buffer) {
-            body += chunk.toString('latin1');
-            controller.pause();
-          },
-          onResponseEnd: () => resolve({ body }),
-          onResponseError: (_controller, error: Error) => resolve({ error: (error as Error & { code?: string }).code ?? error.message }),
-        },
-      );
-    });
+    // Paused for good: only the reset moves it on.
+    const outcome = await slowlyRead(pool, undefined);
     expect(outcome).toEqual({ body: 'r'.repeat(1000) });
   });
 
