@@ -6,15 +6,13 @@ import { hasUndiciParser, resumingConnector } from './undici-connector.ts';
 const BODY = 'a'.repeat(64 * 1024);
 
 /** Answers each connection's first request with `answer`, written at once and followed by the connection's end (FIN). */
-async function closingServer(answer: string): Promise<{ server: Server; port: number; sockets: Socket[] }> {
-  const sockets: Socket[] = [];
+async function closingServer(answer: string): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => {
-    sockets.push(socket);
     socket.on('error', () => undefined);
     socket.once('data', () => socket.end(answer));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as { port: number }).port, sockets };
+  return { server, port: (server.address() as { port: number }).port };
 }
 
 /**
