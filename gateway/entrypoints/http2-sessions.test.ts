@@ -45,4 +45,25 @@ describe('Http2Sessions', () => {
     held[2]!.end();
     expect(sessions.inFlight).toBe(0);
   });
+
+  it("closes a HEAD request's response once when its stream is reset before the answer ends", async () => {
+    const { held, client } = await start();
+    const closes = [0, 0];
+    const streams = ['HEAD', 'GET'].map((method) => client.request({ ':path': '/', ':method': method }));
+    for (const stream of streams) stream.on('error', () => undefined).resume();
+    await waitFor(() => held.length === 2, { timeoutMs: 5_000, message: 'both requests to arrive' });
+    held.forEach((response, index) => response.on('close', () => (closes[index]! += 1)));
+    // One answer has begun, one has not: neither has ended when the client resets it.
+    held[0]!.writeHead(200, { 'content-length': '5' });
+    for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
+    await waitFor(() => closes[0] === 1 && closes[1] === 1, { timeoutMs: 5_000, message: "both responses' 'close'" });
+    expect(held[0]!.destroyed).toBe(true);
+
+    // The gateway's end() after the close, as the proxy's when the upstream's answer ends, neither
+    // closes the response again nor counts as an answer that ended.
+    for (const response of held) response.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closes).toEqual([1, 1]);
+    expect(held[0]!.writableEnded).toBe(false);
+  });
 });

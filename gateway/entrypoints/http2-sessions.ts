@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import type { ClientRequest, ClientResponse } from '../context.ts';
 import type { ListenerLimits } from './http1-listener.ts';
-import { GatewayHttp2Response } from './http2-response.ts';
+import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
 
 /** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
 const MAX_CONCURRENT_STREAMS = 128;
@@ -92,6 +92,7 @@ export class Http2Sessions {
     // The stream's 'close', not the response's: node:http2's response never closes for a HEAD
     // request whose stream is reset before the answer ends. A stream closes exactly once.
     request.stream.once('close', this.responseClosed);
+    if (request.method === 'HEAD') request.stream.once('close', closeWithStream.bind(response as GatewayHttp2Response));
     if (this.limits.requestTimeoutMs > 0) this.limitRequestTime(request, response);
     handler(request, response);
   }

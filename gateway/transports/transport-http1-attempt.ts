@@ -122,7 +122,8 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
   clientClosed(): void {
-    if (!this.response.writableFinished) this.controller?.abort(new ClientGoneError());
+    // Not `writableFinished`: node:http2's response reads finished once its stream has closed, a reset included.
+    if (!this.response.writableEnded) this.controller?.abort(new ClientGoneError());
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -82,7 +82,8 @@ export function http2Attempt(
       fail(new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${timeouts.headersTimeoutMs} ms`));
     };
     const onClientClose = () => {
-      if (!response.writableFinished) fail(new ClientGoneError());
+      // Not `writableFinished`: node:http2's response reads finished once its stream has closed, a reset included.
+      if (!response.writableEnded) fail(new ClientGoneError());
     };
     response.once('close', onClientClose);
     // The call's own deadline counts from the attempt's start, connecting included.

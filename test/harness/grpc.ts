@@ -27,6 +27,7 @@ const ECHO_SERVICE = {
   Collect: method('/test.Echo/Collect', true, false),
   Chat: method('/test.Echo/Chat', true, true),
   Hang: method('/test.Echo/Hang', false, false),
+  Hanging: method('/test.Echo/Hanging', false, false),
   SetHealth: method('/test.Echo/SetHealth', false, false),
   Missing: method('/test.Echo/Missing', false, false),
   Unrouted: method('/nothing.Here/Call', false, false),

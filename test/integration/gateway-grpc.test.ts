@@ -233,6 +233,16 @@ routes:
     expect(Number.parseInt(silentTimeouts[0]!, 10)).toBeLessThanOrEqual(200);
   });
 
+  it('a call its client cancels is cancelled at the server at once, not left to a timeout', async () => {
+    const key = `cancel-${Date.now()}`;
+    const hanging = async () => (await unary(client, 'Hanging', key)).value;
+    // No deadline: only the client's cancel (or the route's 30 s headers timeout) ends it.
+    const call = (client.Hang as (request: Buffer, callback: () => void) => grpc.ClientUnaryCall)(Buffer.from(key), () => undefined);
+    await waitFor(async () => (await hanging()) === 'waiting', { timeoutMs: 10_000, message: 'the call to reach the server' });
+    call.cancel();
+    await waitFor(async () => (await hanging()) === 'cancelled', { timeoutMs: 10_000, message: 'the server to see the call cancelled' });
+  });
+
   it("counts a call its own deadline ended not against the server, and one the gateway's headers timeout ended against it", async () => {
     const admin = adminClient(`http://127.0.0.1:${adminPort}`);
     const silentInstance = async () => (await admin.services()).find((service) => service.name === 'silent')?.instances[0];

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { connect, constants } from 'node:http2';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -124,6 +125,26 @@ routes:
       expect(output).toBe('first echo-1\nsecond\n\n2');
     } finally {
       client.kill();
+    }
+  });
+
+  // node:http2's response emits 'close' for a HEAD request reset this early only once the gateway ends it.
+  it.each(['HEAD', 'GET'])('a %s request its client resets before any answer: the upstream request is aborted and the access log says so', async (method) => {
+    const key = `reset-${method}-${Date.now()}`;
+    const held = async () => (await fetch(`http://127.0.0.1:${member.port}/held/${key}`)).text();
+    const session = connect(web);
+    try {
+      const stream = session.request({ ':method': method, ':path': `/api/echo/hold/${key}` }, { endStream: true });
+      stream.on('error', () => undefined).resume();
+      await waitFor(async () => (await held()) === 'waiting', { timeoutMs: 10_000, message: 'the request to reach the backend' });
+      stream.close(constants.NGHTTP2_CANCEL);
+      // Well within the gateway's headers timeout (30 s): the attempt ends because the client left.
+      await waitFor(async () => (await held()) === 'abandoned', { timeoutMs: 10_000, message: 'the gateway to abort its upstream request' });
+      const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"/api/echo/hold/${key}"`));
+      await waitFor(async () => logged(await logOf(gateway.process)) !== undefined, { timeoutMs: 10_000, message: "the request's access log line" });
+      expect(JSON.parse(logged(await logOf(gateway.process))!)).toMatchObject({ method, aborted: true });
+    } finally {
+      session.destroy();
     }
   });
 });
