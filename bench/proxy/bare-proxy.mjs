@@ -26,6 +26,8 @@ function http1Headers(headers) {
 const handle = (request, response) => {
   const pool = pools[next++ % pools.length];
   const headers = request.httpVersionMajor === 2 ? http1Headers(request.headers) : request.headers;
+  // Hop-by-hop: a client's `Connection: close` is not the upstream's (undici would close its pooled connection).
+  if (headers.connection !== undefined) delete headers.connection;
   pool.dispatch(
     { path: request.url, method: request.method, headers, body: request.method === 'GET' || request.method === 'HEAD' ? null : request },
     {

@@ -8,10 +8,12 @@
 // BENCH_NODE_ARGS="--max-semi-space-size=16;--max-semi-space-size=64" adds a row of this checkout's gateway per
 // `;`-separated set of Node flags, BENCH_NODE24=1 a row under Node 24 (SWITCHBOARD_NODE24 or .cache/node24), and
 // BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests.
+// BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
+// (the proxies keep their upstream connections): what connection churn costs.
 // The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_CONNECTION_CLOSE)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -34,6 +36,8 @@ const WARMUP_S = 2;
 const POLICY = process.env.BENCH_POLICY === '1';
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((flags) => flags.trim()).filter(Boolean);
 const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
+/** Every request on a new client connection (`Connection: close`): the cost of connection churn. */
+const CONNECTION_CLOSE = process.env.BENCH_CONNECTION_CLOSE === '1';
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
 const children: ChildProcess[] = [];
@@ -120,7 +124,7 @@ try {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     await gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program);
   }
-  const wrk = { threads: 1, connections: CONNECTIONS };
+  const wrk = { threads: 1, connections: CONNECTIONS, ...(CONNECTION_CLOSE ? { headers: { connection: 'close' } } : {}) };
   for (const { port } of contenders) await runWrk(`http://127.0.0.1:${port}/`, { ...wrk, durationS: WARMUP_S });
   const runs = contenders.map((): Run[] => []);
   for (let round = 0; round < ROUNDS; round += 1) {
@@ -139,7 +143,7 @@ try {
   const bareUser = median(runs[0]!.map((run) => run.user + run.sys));
   const peakRss = await Promise.all(contenders.map(({ pid }) => peakRssMb(pid)));
   process.stdout.write(
-    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s × ${ROUNDS} rounds (alternating), two Node backends; medians\n\n${table(
+    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), two Node backends; medians\n\n${table(
       ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'peak RSS MB', 'per round user/sys'],
       contenders.map(({ name }, index) => {
         const rows = runs[index]!;
