@@ -36,4 +36,29 @@ describe('GatewayListener in-flight bookkeeping', () => {
     expect(await third.answered).toBe(200);
     await waitFor(() => listener!.inFlight === 0, { timeoutMs: 5_000, message: 'nothing in flight' });
   });
+
+  it("tells every live connection's unanswered response to close when draining, whichever connections went before", async () => {
+    const held: ServerResponse[] = [];
+    const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined }, LIMITS, rootLogger);
+    const port = await own.listen('127.0.0.1', 0);
+    const requests = [0, 1, 2, 3, 4].map(() => {
+      const request = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false });
+      request.on('response', (response) => response.resume());
+      request.on('error', () => undefined);
+      request.end();
+      return request;
+    });
+    await waitFor(() => held.length === 5, { timeoutMs: 5_000, message: 'five requests dispatched' });
+    // The oldest, a middle one and the newest connection go away: the list loses its both ends and a middle.
+    const gone = new Set([held[0]!, held[2]!, held[4]!].map((response) => response.req.socket.remotePort));
+    for (const request of requests) if (gone.has(request.socket?.localPort)) request.destroy();
+    await waitFor(() => own.inFlight === 2, { timeoutMs: 5_000, message: 'three connections forgotten' });
+    const drained = own.drain(5_000);
+    const live = held.filter((response) => !response.destroyed);
+    expect(live).toHaveLength(2);
+    expect(live.map((response) => response.getHeader('connection'))).toEqual(['close', 'close']);
+    for (const response of live) response.end('bye');
+    await drained;
+    expect(own.inFlight).toBe(0);
+  });
 });

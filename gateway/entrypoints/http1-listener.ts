@@ -53,8 +53,11 @@ interface ConnectionState {
   readonly open: ListenedResponse[];
   /** Its bytes failed to parse: nothing more read from it is dispatched. */
   refused: boolean;
-  /** In the listener's `connections`, with a 'close' listener that forgets it. */
+  /** In the listener's list of connections, with a 'close' listener that forgets it. */
   tracked: boolean;
+  /** Its neighbours in that list while tracked (see `GatewayListener.newest`). */
+  previous: ConnectionState | undefined;
+  next: ConnectionState | undefined;
 }
 /**
  * Where a socket holds its `ConnectionState`: a property read per request instead of a lookup in
@@ -78,13 +81,18 @@ function onResponseClose(this: ListenedResponse & WatchedResponse): void {
 export class GatewayListener {
   readonly server: Server;
   /**
-   * Connections with a request so far, while they live; each holds its open responses (see
-   * `ConnectionState`). Not one Set of every open response: adding and deleting ~10k responses a
-   * second in one long-lived Set kept each of them (and its request, headers and write requests)
-   * reachable past the next scavenges, so V8 promoted ~1 MB per scavenge to the old generation;
-   * per-connection arrays hold one or two.
+   * Connections with a request so far, while they live, newest first; each holds its open
+   * responses (see `ConnectionState`). Not one Set of every open response: adding and deleting
+   * ~10k responses a second in one long-lived Set kept each of them (and its request, headers and
+   * write requests) reachable past the next scavenges, so V8 promoted ~1 MB per scavenge to the
+   * old generation; per-connection arrays hold one or two. And not a Set of the connections
+   * either, but a list through their states: under connection churn (a new connection per
+   * request) such a Set, in the old generation, rebuilt its table as it emptied and filled, each
+   * dead table still pointed at young sockets, and a scavenge kept and promoted them with all
+   * they held: twice the bare proxy's scavenge time (bench/proxy/README.md, round 13). A state
+   * leaving the list points at nothing.
    */
-  private readonly connections = new Set<TrackedSocket>();
+  private newest: ConnectionState | undefined = undefined;
   private openCount = 0;
   /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
   private readonly upgraded = new Set<Duplex>();
@@ -158,7 +166,7 @@ export class GatewayListener {
    */
   async drain(deadlineMs: number, closed?: Promise<void>): Promise<void> {
     this.draining = true;
-    for (const socket of this.connections) for (const response of socket[CONNECTION]!.open) if (!response.headersSent) response.setHeader('connection', 'close');
+    for (let state = this.newest; state !== undefined; state = state.next) for (const response of state.open) if (!response.headersSent) response.setHeader('connection', 'close');
     const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
     closed ??= ownClose;
     this.server.closeIdleConnections();
@@ -194,7 +202,9 @@ export class GatewayListener {
     if (!state.tracked) {
       // Kept while the connection lives (an entry per request would churn the Set's table).
       state.tracked = true;
-      this.connections.add(socket);
+      state.next = this.newest;
+      if (this.newest !== undefined) this.newest.previous = state;
+      this.newest = state;
       socket.once('close', () => this.forget(socket));
     }
     state.open.push(response);
@@ -203,16 +213,22 @@ export class GatewayListener {
 
   /** The state of `socket`, made on its first request (or its first parse error). */
   private stateOf(socket: TrackedSocket): ConnectionState {
-    socket[CONNECTION] ??= { open: [], refused: false, tracked: false };
+    socket[CONNECTION] ??= { open: [], refused: false, tracked: false, previous: undefined, next: undefined };
     return socket[CONNECTION];
   }
 
   /** A connection closed: whatever of it is still counted open (its responses' 'close' may come after) is not. */
   private forget(socket: TrackedSocket): void {
-    if (!this.connections.delete(socket)) return;
-    const open = socket[CONNECTION]!.open;
-    this.openCount -= open.length;
-    open.length = 0;
+    const state = socket[CONNECTION]!;
+    if (!state.tracked) return;
+    state.tracked = false;
+    if (state.previous === undefined) this.newest = state.next;
+    else state.previous.next = state.next;
+    if (state.next !== undefined) state.next.previous = state.previous;
+    state.previous = undefined;
+    state.next = undefined;
+    this.openCount -= state.open.length;
+    state.open.length = 0;
   }
 
   /** @internal */
