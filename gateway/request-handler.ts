@@ -83,7 +83,13 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   };
   const fail = (context: GatewayContext, error: unknown): void => {
     context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');
-    sendGatewayError(context, 'internal');
+    try {
+      sendGatewayError(context, 'internal');
+    } catch {
+      // The answer itself was refused (what failed left the response unfit to answer): the
+      // client's connection or stream is cut instead, rather than a rejection nobody handles.
+      context.response.destroy();
+    }
     finish(context, true);
   };
   // Not an async function: the chain's own promise, followed by one `then`, is the request's only

@@ -2,16 +2,40 @@ import { Http2ServerResponse } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
 
 /** Headers RFC 9113 §8.2.2 forbids in HTTP/2; Node throws on them (`ERR_HTTP2_INVALID_CONNECTION_HEADERS`), from inside `end()`. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+
+/**
+ * Headers node:http2 takes one value of (its `kSingleValueHeaders`, lib/internal/http2/util.js):
+ * given several it throws `ERR_HTTP2_HEADER_SINGLE_VALUE`, where node:http sends them all. An
+ * upstream or an auth service that repeats one (two `Location`s) gets its first value through, as
+ * Node's own HTTP/2 client keeps the first of a repeated one.
+ */
+const SINGLE_VALUE = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
+  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range',
+  'content-type', 'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match',
+  'if-range', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range',
+  'referer', 'retry-after', 'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+]);
+
+/** What HTTP/2 can carry of header `name` (lower case) with `value`: undefined to drop it (connection-specific, or `te` other than `trailers`). */
+function http2Value<V>(name: string, value: V): V | string | undefined {
+  if (CONNECTION_SPECIFIC.has(name)) return undefined;
+  if (name === 'te') return value === 'trailers' ? value : undefined;
+  if (Array.isArray(value) && SINGLE_VALUE.has(name)) return value.length > 0 ? String(value[0]) : undefined;
+  return value;
+}
 
 /** Set on a response that `closeWithStream` closed: its 'close' was emitted, and `end()` does nothing. */
 const CLOSED_WITH_STREAM = Symbol('closedWithStream');
 
 /**
  * The HTTP/2 response the gateway hands its middleware and proxy: the compatibility response with
- * connection-specific headers dropped wherever they are set (an upstream's, a middleware's, the
- * gateway's own `connection: close`), so no layer has to know which protocol the client speaks,
- * and with `destroyed`, which the compatibility response lacks (the gateway checks it everywhere).
+ * headers made fit for HTTP/2 wherever they are set (an upstream's, a middleware's, the gateway's
+ * own `connection: close`): connection-specific ones dropped and a repeated single-value one cut to
+ * its first value, where node:http2 would throw (and a throw from an upstream's answer would reach
+ * no handler). So no layer has to know which protocol the client speaks. With `destroyed`, which
+ * the compatibility response lacks (the gateway checks it everywhere).
  */
 export class GatewayHttp2Response extends Http2ServerResponse {
   declare [CLOSED_WITH_STREAM]: true | undefined;
@@ -26,16 +50,24 @@ export class GatewayHttp2Response extends Http2ServerResponse {
   }
 
   override setHeader(name: string, value: number | string | readonly string[]): void {
-    if (CONNECTION_SPECIFIC.has(name.toLowerCase())) return;
-    super.setHeader(name, value);
+    const fit = http2Value(name.toLowerCase(), value);
+    if (fit !== undefined) super.setHeader(name, fit);
   }
 
   override writeHead(statusCode: number, headers?: OutgoingHttpHeaders): this;
   override writeHead(statusCode: number, statusMessage: string, headers?: OutgoingHttpHeaders): this;
   override writeHead(statusCode: number, messageOrHeaders?: string | OutgoingHttpHeaders, maybeHeaders?: OutgoingHttpHeaders): this {
+    // Checked first: node:http2 checks the status only after it has taken the headers, which
+    // would stay behind for the next answer (the gateway's own error answer) and fail it too.
+    if (!(statusCode >= 200 && statusCode <= 599)) throw Object.assign(new RangeError(`HTTP/2 cannot answer status ${statusCode}`), { code: 'ERR_HTTP2_STATUS_INVALID' });
     // HTTP/2 has no reason phrase; Node ignores it with a warning.
     const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
-    return super.writeHead(statusCode, headers && withoutConnectionHeaders(headers));
+    return super.writeHead(statusCode, headers && http2Headers(headers));
+  }
+
+  override addTrailers(trailers: OutgoingHttpHeaders): void {
+    // node:http2 throws on a connection-specific trailer only as it sends them, where nothing catches it.
+    super.addTrailers(http2Headers(trailers));
   }
 }
 
@@ -59,12 +91,16 @@ export function closeWithStream(this: GatewayHttp2Response): void {
   this.emit('close');
 }
 
-function withoutConnectionHeaders(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+/** `headers` as HTTP/2 can carry them (see `http2Value`): the same object when nothing changes, nearly always. */
+function http2Headers(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   let result: OutgoingHttpHeaders | undefined;
   for (const name in headers) {
-    if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) continue;
+    const value = headers[name];
+    const fit = http2Value(name.toLowerCase(), value);
+    if (fit === value) continue;
     result ??= { ...headers };
-    delete result[name];
+    if (fit === undefined) delete result[name];
+    else result[name] = fit;
   }
   return result ?? headers;
 }

@@ -44,6 +44,7 @@ describe('classifyUpstreamError', () => {
     // The WebSocket handshake and protocols HTTP cannot be proxied to.
     { error: coded('SB_UPGRADE_REFUSED'), started: false, expected: 'upgrade-refused', status: 502 },
     { error: coded('SB_UNSUPPORTED_PROTOCOL'), started: false, expected: 'unsupported-protocol', status: 502 },
+    { error: coded('SB_UPSTREAM_INVALID_STATUS'), started: false, expected: 'upstream-protocol', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
     const errorClass = classifyUpstreamError(error, started);
     expect(errorClass).toBe(expected);

@@ -98,6 +98,8 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'upgrade-refused';
     case 'SB_UNSUPPORTED_PROTOCOL':
       return 'unsupported-protocol';
+    case 'SB_UPSTREAM_INVALID_STATUS':
+      return 'upstream-protocol';
     // node:http2 refused the request's own headers before sending anything.
     case 'ERR_HTTP2_INVALID_CONNECTION_HEADERS':
     case 'ERR_HTTP2_INVALID_HEADER_VALUE':

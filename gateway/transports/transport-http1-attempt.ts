@@ -7,7 +7,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, isValidFinalStatus, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -149,6 +149,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
     // nginx does, and the headers timeout keeps running. (undici fails an attempt on a 100, or on a
     // 101 it did not ask for, itself.)
     if (statusCode < 200) return;
+    if (!isValidFinalStatus(statusCode)) return controller.abort(new InvalidStatusError(statusCode));
     const context = this.context;
     this.responseStarted = true;
     this.startDeadline(this.timeouts.bodyTimeoutMs);

@@ -8,7 +8,7 @@ import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts'
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { ClientGoneError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, isValidFinalStatus, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -114,9 +114,10 @@ export function http2Attempt(
       opened.once('response', (headers: Http2Headers, flags: number) => {
         // Emitted a tick after the headers were parsed: the attempt may have ended meanwhile.
         if (settled) return;
+        status = Number(headers[HTTP2_HEADER_STATUS]);
+        if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
         responseStarted = true;
         timeout.start(timeouts.bodyTimeoutMs);
-        status = Number(headers[HTTP2_HEADER_STATUS]);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
         for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { connect, constants } from 'node:http2';
+import { connect, constants, type IncomingHttpHeaders } from 'node:http2';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +29,41 @@ async function curl(args: readonly string[], url: string): Promise<{ version: st
   return { version: version!, status: Number(status), body: stdout.slice(0, split) };
 }
 
+/**
+ * A raw HTTP/1.1 upstream answering what node:http would send on but node:http2 refuses: status 999
+ * on /odd/status, two Location headers on /odd/locations.
+ */
+async function startOddUpstream(): Promise<Server> {
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      const path = chunk.toString('latin1').split(' ')[1];
+      if (path === '/odd/status') socket.write('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok');
+      else socket.write('HTTP/1.1 302 Found\r\nlocation: /a\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** One GET over HTTP/2 with prior knowledge: the response headers. */
+async function h2Get(base: string, path: string): Promise<IncomingHttpHeaders> {
+  const session = connect(base);
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      const stream = session.request({ ':path': path }, { endStream: true });
+      let headers: IncomingHttpHeaders = {};
+      stream.on('response', (received) => (headers = received));
+      stream.on('error', reject);
+      stream.resume();
+      stream.on('end', () => resolve(headers));
+    });
+  } finally {
+    session.destroy();
+  }
+}
+
 describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 backend registered in ZooKeeper', () => {
   let zk: ZooKeeperCluster;
   let member: AgentBackend;
@@ -35,6 +71,7 @@ describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 b
   let tlsPort: number;
   let web: string;
   let websecure: string;
+  let odd: Server;
 
   beforeAll(async () => {
     zk = await startZooKeeper();
@@ -46,6 +83,7 @@ describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 b
     ]);
     member = agentBackend;
     tlsPort = port;
+    odd = await startOddUpstream();
     gateway = await startGateway(`
 admin: false
 registries: [zk://${zk.connectString}/services]
@@ -55,7 +93,10 @@ entryPoints:
     listen: 127.0.0.1:${tlsPort}
     protocol: https
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
+services:
+  odd: { instances: [{ host: 127.0.0.1, port: ${(odd.address() as AddressInfo).port} }], healthCheck: false, outlierDetection: false, retries: false }
 routes:
+  - { path: /odd, service: odd }
   - { path: /api/echo, service: echo, stripPrefix: true }
   - { path: /secure-only, service: echo, stripPrefix: true, entryPoints: [websecure] }
 `);
@@ -71,6 +112,7 @@ routes:
     await gateway?.process.stop();
     await member?.agent.stop();
     await zk?.close();
+    odd?.close();
   });
 
   it.each([
@@ -146,5 +188,16 @@ routes:
     } finally {
       session.destroy();
     }
+  });
+
+  it('answers 502 for an upstream status outside 200-599, to either protocol, and keeps serving', async () => {
+    expect((await h2Get(web, '/odd/status'))[':status']).toBe(502);
+    expect((await curl(['--http1.1'], `${web}/odd/status`)).status).toBe(502);
+    expect((await curl(['--http2-prior-knowledge'], `${web}/api/echo/still`)).status).toBe(200);
+  });
+
+  it("passes an upstream's repeated Location to an HTTP/2 client as its first value", async () => {
+    expect(await h2Get(web, '/odd/locations')).toMatchObject({ ':status': 302, location: '/a' });
+    expect((await curl(['--http2-prior-knowledge'], `${web}/api/echo/still`)).status).toBe(200);
   });
 });
