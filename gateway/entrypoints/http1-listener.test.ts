@@ -40,6 +40,7 @@ describe('GatewayListener in-flight bookkeeping', () => {
   it("tells every live connection's unanswered response to close when draining, whichever connections went before", async () => {
     const held: ServerResponse[] = [];
     const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined }, LIMITS, rootLogger);
+    listener = own;
     const port = await own.listen('127.0.0.1', 0);
     const requests = [0, 1, 2, 3, 4].map(() => {
       const request = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false });
@@ -59,6 +60,7 @@ describe('GatewayListener in-flight bookkeeping', () => {
     expect(live.map((response) => response.getHeader('connection'))).toEqual(['close', 'close']);
     for (const response of live) response.end('bye');
     await drained;
+    listener = undefined;
     expect(own.inFlight).toBe(0);
   });
 });

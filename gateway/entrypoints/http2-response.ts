@@ -78,6 +78,19 @@ Object.defineProperty(GatewayHttp2Response.prototype, 'destroyed', {
   },
 });
 
+/** Statuses whose headers end the stream in node:http2 (`respond()` forces END_STREAM), as a HEAD request's do. */
+const BODILESS_STATUSES = new Set([204, 205, 304]);
+const compatWritableEnded = Object.getOwnPropertyDescriptor(Http2ServerResponse.prototype, 'writableEnded')!.get!;
+
+// The answer has ended once headers that end the stream are sent (a HEAD request's, a 204's), not
+// only at `end()`: their stream can close before the gateway calls `end()` (an h2 upstream that
+// sends END_STREAM in a later frame), and that close is a complete answer, not a client gone.
+Object.defineProperty(GatewayHttp2Response.prototype, 'writableEnded', {
+  get(this: GatewayHttp2Response): boolean {
+    return compatWritableEnded.call(this) === true || (this.headersSent && (this.req.method === 'HEAD' || BODILESS_STATUSES.has(this.statusCode)));
+  },
+});
+
 /**
  * The stream of a HEAD request closed (its 'close' listener, `this` is the response): node:http2's
  * response emits 'close' only from `end()` for a HEAD request whose stream closed first (a reset

@@ -46,15 +46,13 @@ describe('Http2Sessions', () => {
     expect(sessions.inFlight).toBe(0);
   });
 
-  it("closes a HEAD request's response once when its stream is reset before the answer ends", async () => {
+  it("closes a HEAD request's response once when its stream is reset before any answer", async () => {
     const { held, client } = await start();
     const closes = [0, 0];
-    const streams = ['HEAD', 'GET'].map((method) => client.request({ ':path': '/', ':method': method }));
+    const streams = ['HEAD', 'GET'].map((method) => client.request({ ':path': '/', ':method': method }, { endStream: true }));
     for (const stream of streams) stream.on('error', () => undefined).resume();
     await waitFor(() => held.length === 2, { timeoutMs: 5_000, message: 'both requests to arrive' });
     held.forEach((response, index) => response.on('close', () => (closes[index]! += 1)));
-    // One answer has begun, one has not: neither has ended when the client resets it.
-    held[0]!.writeHead(200, { 'content-length': '5' });
     for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
     await waitFor(() => closes[0] === 1 && closes[1] === 1, { timeoutMs: 5_000, message: "both responses' 'close'" });
     expect(held[0]!.destroyed).toBe(true);
@@ -64,6 +62,20 @@ describe('Http2Sessions', () => {
     for (const response of held) response.end();
     await new Promise((resolve) => setImmediate(resolve));
     expect(closes).toEqual([1, 1]);
-    expect(held[0]!.writableEnded).toBe(false);
+    expect(held.map((response) => response.writableEnded)).toEqual([false, false]);
+  });
+
+  it('counts headers that end the stream (a HEAD request, a 204) as an ended answer before end() is called', async () => {
+    const { held, client } = await start();
+    const streams = ['HEAD', 'GET'].map((method) => client.request({ ':path': '/', ':method': method }, { endStream: true }));
+    const ended = streams.map((stream) => new Promise((resolve) => stream.on('error', () => undefined).on('end', resolve).resume()));
+    await waitFor(() => held.length === 2, { timeoutMs: 5_000, message: 'both requests to arrive' });
+    // node:http2 sends these headers with END_STREAM: the client has the whole answer, and the
+    // stream closes, before the gateway (waiting for an upstream's last frame) calls end().
+    held[0]!.writeHead(200, { 'content-length': '5' });
+    held[1]!.writeHead(204);
+    await Promise.all(ended);
+    await waitFor(() => held.every((response) => response.destroyed), { timeoutMs: 5_000, message: 'both streams closed' });
+    expect(held.map((response) => response.writableEnded)).toEqual([true, true]);
   });
 });

@@ -23,10 +23,6 @@ export function uploadWaitsForClient(body: GatewayContext['request'] | null, que
 }
 
 /**
- * A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT`
- * and so on); `SB_CALL_DEADLINE` is the client's deadline for the call, not a gateway timeout.
- */
-/**
  * An upstream's final status outside 200–599: RFC 9110 defines none there, node:http2 refuses to
  * answer one to an HTTP/2 client, and an HTTP/1.1 client may not know it either. A 502 (class
  * `upstream-protocol`, against the upstream), as Envoy answers.
@@ -43,6 +39,10 @@ export function isValidFinalStatus(status: number): boolean {
   return status >= 200 && status <= 599;
 }
 
+/**
+ * A transport's own timeout, with the stable code the classifier maps (`SB_UPSTREAM_CONNECT_TIMEOUT`
+ * and so on); `SB_CALL_DEADLINE` is the client's deadline for the call, not a gateway timeout.
+ */
 export class UpstreamTimeoutError extends Error {
   constructor(
     readonly code: 'SB_UPSTREAM_CONNECT_TIMEOUT' | 'SB_UPSTREAM_HEADERS_TIMEOUT' | 'SB_UPSTREAM_BODY_TIMEOUT' | 'SB_CALL_DEADLINE',

@@ -36,10 +36,16 @@ async function curl(args: readonly string[], url: string): Promise<{ version: st
 async function startOddUpstream(): Promise<Server> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
+    let received = '';
     socket.on('data', (chunk: Buffer) => {
-      const path = chunk.toString('latin1').split(' ')[1];
-      if (path === '/odd/status') socket.write('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok');
-      else socket.write('HTTP/1.1 302 Found\r\nlocation: /a\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n');
+      received += chunk.toString('latin1');
+      // One answer per whole request head (the gateway's GETs have no body).
+      for (let end = received.indexOf('\r\n\r\n'); end >= 0; end = received.indexOf('\r\n\r\n')) {
+        const path = received.split(' ')[1];
+        received = received.slice(end + 4);
+        if (path === '/odd/status') socket.write('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok');
+        else socket.write('HTTP/1.1 302 Found\r\nlocation: /a\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n');
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
