@@ -1,5 +1,6 @@
 import { Http2ServerResponse } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
+import { isValidFinalStatus } from '../http-status.ts';
 
 /** Headers RFC 9113 §8.2.2 forbids in HTTP/2; Node throws on them (`ERR_HTTP2_INVALID_CONNECTION_HEADERS`), from inside `end()`. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
@@ -59,7 +60,7 @@ export class GatewayHttp2Response extends Http2ServerResponse {
   override writeHead(statusCode: number, messageOrHeaders?: string | OutgoingHttpHeaders, maybeHeaders?: OutgoingHttpHeaders): this {
     // Checked first: node:http2 checks the status only after it has taken the headers, which
     // would stay behind for the next answer (the gateway's own error answer) and fail it too.
-    if (!(statusCode >= 200 && statusCode <= 599)) throw Object.assign(new RangeError(`HTTP/2 cannot answer status ${statusCode}`), { code: 'ERR_HTTP2_STATUS_INVALID' });
+    if (!isValidFinalStatus(statusCode)) throw Object.assign(new RangeError(`HTTP/2 cannot answer status ${statusCode}`), { code: 'ERR_HTTP2_STATUS_INVALID' });
     // HTTP/2 has no reason phrase; Node ignores it with a warning.
     const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
     return super.writeHead(statusCode, headers && http2Headers(headers));

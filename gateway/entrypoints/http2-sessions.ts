@@ -89,10 +89,15 @@ export class Http2Sessions {
     // A body of unknown length is what HTTP/1.1 calls chunked; the proxy reads these headers to decide whether to send a body.
     if (!request.stream.endAfterHeaders && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     this.open += 1;
-    // The stream's 'close', not the response's: node:http2's response never closes for a HEAD
-    // request whose stream is reset before the answer ends. A stream closes exactly once.
-    request.stream.once('close', this.responseClosed);
-    if (request.method === 'HEAD') request.stream.once('close', closeWithStream.bind(response as GatewayHttp2Response));
+    // The stream's 'close', not the response's: node:http2's response closes for a HEAD request
+    // whose stream closed first only if `end()` is called, so such a response is closed here too
+    // (`closeWithStream`). A stream closes exactly once.
+    if (request.method === 'HEAD') {
+      request.stream.once('close', () => {
+        this.open -= 1;
+        closeWithStream.call(response as GatewayHttp2Response);
+      });
+    } else request.stream.once('close', this.responseClosed);
     if (this.limits.requestTimeoutMs > 0) this.limitRequestTime(request, response);
     handler(request, response);
   }

@@ -3,11 +3,12 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
+import { isValidFinalStatus } from '../http-status.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { ClientGoneError, InvalidStatusError, isValidFinalStatus, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the

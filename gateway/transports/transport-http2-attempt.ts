@@ -4,11 +4,12 @@ import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
+import { isValidFinalStatus } from '../http-status.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { ClientGoneError, InvalidStatusError, isValidFinalStatus, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 

@@ -23,8 +23,7 @@ export function uploadWaitsForClient(body: GatewayContext['request'] | null, que
 }
 
 /**
- * An upstream's final status outside 200–599: RFC 9110 defines none there, node:http2 refuses to
- * answer one to an HTTP/2 client, and an HTTP/1.1 client may not know it either. A 502 (class
+ * An upstream's final status outside 200–599 (`isValidFinalStatus`): a 502 (class
  * `upstream-protocol`, against the upstream), as Envoy answers.
  */
 export class InvalidStatusError extends Error {
@@ -32,11 +31,6 @@ export class InvalidStatusError extends Error {
   constructor(status: number) {
     super(`the upstream answered with status ${status}, outside 200-599`);
   }
-}
-
-/** Whether `status` is a final status the gateway passes on (see `InvalidStatusError`). */
-export function isValidFinalStatus(status: number): boolean {
-  return status >= 200 && status <= 599;
 }
 
 /**

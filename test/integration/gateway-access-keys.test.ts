@@ -38,6 +38,7 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
     api = await startBackend({ name: 'api' });
     authService = createServer((request, response) => {
       if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
+      else if (request.headers['x-ticket'] === 'odd-status') response.writeHead(999, { 'content-type': 'text/plain' }).end('odd');
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
     });
     await new Promise<void>((resolve) => authService.listen(0, '127.0.0.1', resolve));
@@ -140,6 +141,11 @@ ${IP_ROUTES}
     expect([passed.status, (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers['x-auth-user']]).toEqual([200, 'ticket-holder']);
     const refused = await send(gateway.port, '/guarded/x', { 'x-auth-user': 'spoofed' });
     expect([refused.status, refused.headers['www-authenticate'], refused.body]).toEqual([401, 'Ticket realm="auth"', 'no ticket']);
+  });
+
+  it('refuses with 502 when the forward-auth service answers a status outside 200-599, never relaying it', async () => {
+    const odd = await send(gateway.port, '/guarded/x', { 'x-ticket': 'odd-status' });
+    expect([odd.status, (JSON.parse(odd.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
   });
 
   it('never writes a key into the gateway log, access log included (last: it stops the gateway)', async () => {

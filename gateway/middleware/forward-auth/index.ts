@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { resumingConnector } from '../../transports/undici-connector.ts';
 import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
+import { isValidFinalStatus } from '../../http-status.ts';
 import { denyAccess } from '../consumers/index.ts';
 
 /** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
@@ -21,8 +22,9 @@ let authDispatcher: Agent | undefined;
  * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers and
  * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`. A 2xx lets the request on, with the
  * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
- * answer is relayed to the client as the verdict. An auth service that cannot be reached or does
- * not answer in `timeout` is a 502 `auth-unavailable`: the request is refused, never let through.
+ * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
+ * answer in `timeout` or answers a status outside 200–599 (which no client could be sent) is a 502
+ * `auth-unavailable`: the request is refused, never let through.
  */
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   return async function forwardAuth(context, next) {
@@ -47,6 +49,10 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
         if (value !== undefined) context.upstream.headers[name] = value;
       }
       return next();
+    }
+    if (!isValidFinalStatus(answer.statusCode)) {
+      await answer.body.dump().catch(() => undefined);
+      return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: `the authentication service answered with status ${answer.statusCode}, outside 200-599` });
     }
     const body = await boundedBody(answer.body).catch(() => Buffer.alloc(0));
     relay(context, answer.statusCode, answer.headers, body);
