@@ -19,6 +19,7 @@ import {
 } from '../harness/index.ts';
 
 const run = promisify(execFile);
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const AGENT_FLAGS = ['--health', 'http:/healthz', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
 
 /** One request with Debian's curl: the HTTP version curl reports, the status and the body. */
@@ -29,23 +30,59 @@ async function curl(args: readonly string[], url: string): Promise<{ version: st
   return { version: version!, status: Number(status), body: stdout.slice(0, split) };
 }
 
+/** One HTTP/2 frame (RFC 9113 §4.1). */
+function h2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** `:status: 999` in HPACK: a literal without indexing whose name is static entry 8 (`:status`). */
+const STATUS_999 = Buffer.from([0x08, 0x03, ...Buffer.from('999')]);
+
 /**
- * A raw HTTP/1.1 upstream answering what node:http would send on but node:http2 refuses: status 999
- * on /odd/status, two Location headers on /odd/locations.
+ * A raw upstream answering what node:http would send on but node:http2 refuses. Over HTTP/1.1:
+ * status 999 on /odd/status, two Location headers on /odd/locations. Over HTTP/2 with prior
+ * knowledge (which no node:http2 server can be made to send): `:status: 999` to every request.
  */
 async function startOddUpstream(): Promise<Server> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
-    let received = '';
+    let received = Buffer.alloc(0);
+    let h2: boolean | undefined;
     socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('latin1');
+      received = Buffer.concat([received, chunk]);
+      if (h2 === undefined) {
+        if (received.length < H2_PREFACE.length) return;
+        h2 = received.subarray(0, H2_PREFACE.length).equals(H2_PREFACE);
+        if (h2) {
+          received = received.subarray(H2_PREFACE.length);
+          socket.write(h2Frame(0x4, 0, 0));
+        }
+      }
+      if (h2) {
+        // Frames: a SETTINGS or PING is acknowledged, a request's HEADERS answered; the rest ignored.
+        while (received.length >= 9 && received.length >= 9 + received.readUIntBE(0, 3)) {
+          const [type, flags, streamId, payload] = [received[3]!, received[4]!, received.readUInt32BE(5) & 0x7fffffff, received.subarray(9, 9 + received.readUIntBE(0, 3))];
+          received = received.subarray(9 + payload.length);
+          if (type === 0x4 && (flags & 0x1) === 0) socket.write(h2Frame(0x4, 0x1, 0));
+          else if (type === 0x6 && (flags & 0x1) === 0) socket.write(h2Frame(0x6, 0x1, 0, payload));
+          else if (type === 0x1) socket.write(h2Frame(0x1, 0x4 | 0x1, streamId, STATUS_999));
+        }
+        return;
+      }
       // One answer per whole request head (the gateway's GETs have no body).
-      for (let end = received.indexOf('\r\n\r\n'); end >= 0; end = received.indexOf('\r\n\r\n')) {
-        const path = received.split(' ')[1];
-        received = received.slice(end + 4);
+      let text = received.toString('latin1');
+      for (let end = text.indexOf('\r\n\r\n'); end >= 0; end = text.indexOf('\r\n\r\n')) {
+        const path = text.split(' ')[1];
+        text = text.slice(end + 4);
         if (path === '/odd/status') socket.write('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok');
         else socket.write('HTTP/1.1 302 Found\r\nlocation: /a\r\nlocation: /b\r\ncontent-length: 0\r\n\r\n');
       }
+      received = Buffer.from(text, 'latin1');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -101,7 +138,9 @@ entryPoints:
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
 services:
   odd: { instances: [{ host: 127.0.0.1, port: ${(odd.address() as AddressInfo).port} }], healthCheck: false, outlierDetection: false, retries: false }
+  odd-h2: { protocol: h2c, instances: [{ host: 127.0.0.1, port: ${(odd.address() as AddressInfo).port} }], healthCheck: false, outlierDetection: false, retries: false }
 routes:
+  - { path: /odd-h2, service: odd-h2 }
   - { path: /odd, service: odd }
   - { path: /api/echo, service: echo, stripPrefix: true }
   - { path: /secure-only, service: echo, stripPrefix: true, entryPoints: [websecure] }
@@ -199,6 +238,9 @@ routes:
   it('answers 502 for an upstream status outside 200-599, to either protocol, and keeps serving', async () => {
     expect((await h2Get(web, '/odd/status'))[':status']).toBe(502);
     expect((await curl(['--http1.1'], `${web}/odd/status`)).status).toBe(502);
+    // The same from an upstream spoken to over HTTP/2.
+    expect((await h2Get(web, '/odd-h2/status'))[':status']).toBe(502);
+    expect((await curl(['--http1.1'], `${web}/odd-h2/status`)).status).toBe(502);
     expect((await curl(['--http2-prior-knowledge'], `${web}/api/echo/still`)).status).toBe(200);
   });
 
