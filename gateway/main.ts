@@ -3,7 +3,8 @@ import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { rootLogger, usePrettyLogs } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
 import { runWorker } from './cluster/cluster-worker.ts';
-import type { ConfigResult, GatewayConfig } from './config/index.ts';
+import type { GatewayConfig } from './config/index.ts';
+import { ConfigFollower, type Running } from './config-follower.ts';
 import { watchConfigWithStore } from './config-store/store-config.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
@@ -28,12 +29,6 @@ const log = rootLogger.child({ component: 'main' });
 // The workers of a gateway share its stdout.
 const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger(1, { sharedWithOtherProcesses: cluster.isWorker });
 
-/** What main drives: one process doing everything, or the primary of `workers` processes. */
-interface Running {
-  apply(config: GatewayConfig, text: string): void;
-  refuse(error: unknown): void;
-  close(): Promise<void>;
-}
 
 /**
  * With a `redis:` section at start, flow statistics are summed across gateways in that Redis (the
@@ -57,31 +52,16 @@ if (cluster.isWorker) runWorker({ accessLogger });
 else runMain();
 
 function runMain(): void {
-  let running: Running | undefined;
-  let starting: Promise<void> | undefined;
-
-  // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
-  const subscription = watchConfigWithStore(configPath).subscribe((result: ConfigResult) => {
-    if (!result.ok) {
-      if (!running && !starting) {
-        process.stderr.write(`switchboard: ${result.error.message}\n`);
-        process.exit(2);
-      }
-      log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
-      running?.refuse(result.error);
-      return;
-    }
-    if (running) return running.apply(result.config, result.text);
-    starting ??= start(result.config, result.text).then(
-      (started) => {
-        running = started;
-      },
-      (error: Error) => {
-        process.stderr.write(`switchboard: cannot start: ${error.message}\n`);
-        process.exit(1);
-      },
-    );
+  const follower = new ConfigFollower({
+    start,
+    exit: (message, code) => {
+      process.stderr.write(message);
+      process.exit(code);
+    },
+    log,
   });
+  // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
+  const subscription = watchConfigWithStore(configPath).subscribe(follower.take);
 
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -91,8 +71,7 @@ function runMain(): void {
       log.info({ signal }, 'draining');
       subscription.unsubscribe();
       void (async () => {
-        await starting;
-        await running?.close();
+        await follower.close();
         process.exit(0);
       })();
     });

@@ -1,0 +1,59 @@
+import type { Logger } from '../src/logger.ts';
+import type { ConfigResult, GatewayConfig } from './config/index.ts';
+
+/** What main drives: one process doing everything, or the primary of `workers` processes. */
+export interface Running {
+  apply(config: GatewayConfig, text: string): void;
+  refuse(error: unknown): void;
+  close(): Promise<void>;
+}
+
+/** How a `ConfigFollower` starts the gateway and ends the process when it cannot. */
+export interface FollowerHooks {
+  start(config: GatewayConfig, text: string): Promise<Running>;
+  /** Writes `message` to stderr and exits with `code` (2: the first configuration is refused, 1: it cannot start). */
+  exit(message: string, code: number): void;
+  readonly log: Logger;
+}
+
+/**
+ * Takes the configuration results main watches (the file, merged with the store when there is
+ * one): the first good one starts the gateway, each later one is applied or refused. Results that
+ * arrive while the gateway is starting (the store answering after its timeout, while ports bind and
+ * workers fork; an edit) are kept and applied in order once it runs, never dropped.
+ */
+export class ConfigFollower {
+  private running: Running | undefined;
+  private starting: Promise<void> | undefined;
+  private readonly arrivedWhileStarting: ConfigResult[] = [];
+
+  constructor(private readonly hooks: FollowerHooks) {}
+
+  readonly take = (result: ConfigResult): void => {
+    if (!result.ok) {
+      if (!this.running && !this.starting) return this.hooks.exit(`switchboard: ${result.error.message}\n`, 2);
+      this.hooks.log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
+      if (this.running) this.running.refuse(result.error);
+      else this.arrivedWhileStarting.push(result);
+      return;
+    }
+    if (this.running) return this.running.apply(result.config, result.text);
+    if (this.starting) return void this.arrivedWhileStarting.push(result);
+    this.starting = this.hooks.start(result.config, result.text).then(
+      (started) => {
+        this.running = started;
+        for (const arrived of this.arrivedWhileStarting.splice(0)) {
+          if (arrived.ok) started.apply(arrived.config, arrived.text);
+          else started.refuse(arrived.error);
+        }
+      },
+      (error: Error) => this.hooks.exit(`switchboard: cannot start: ${error.message}\n`, 1),
+    );
+  };
+
+  /** Waits for a start under way, then closes what runs. */
+  async close(): Promise<void> {
+    await this.starting;
+    await this.running?.close();
+  }
+}
