@@ -93,3 +93,12 @@ describe('mergeWithStore', () => {
     expect(JSON.parse(merged.text).routes).toHaveLength(4);
   });
 });
+
+describe('mergeWithStore blames the store object a merged issue points into', () => {
+  it.each(['elsewhere', 'shop.example.com'])('refuses alone a certificate named %s whose files this gateway lacks, and applies the rest', (name) => {
+    const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ [`certificates/${name}`]: { certFile: '/nonexistent/site.pem', keyFile: '/nonexistent/site.key' }, 'routes/ok': { path: '/ok', service: 'ok' } }));
+    if (!merged.ok) throw merged.error;
+    expect(merged.config.routes.map((route) => route.name)).toContain('ok');
+    expect(merged.refused).toEqual([{ key: `${ROOT}/certificates/${name}`, kind: 'certificates', reason: expect.stringContaining(`certificates.${name}.certFile`) }]);
+  });
+});

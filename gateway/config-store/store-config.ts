@@ -166,15 +166,30 @@ function blame(root: string, document: ConfigDocument, kept: { [K in keyof Store
   const blamed: StoreRefusal[] = [];
   const routes = (document.routes ?? []) as { name?: unknown }[];
   for (const issue of error.issues) {
-    const [kind, place] = issue.keyPath.split('.');
+    const kind = issue.keyPath.split('.', 1)[0]!;
+    if (!isStoreKind(kind)) continue;
+    const place = issue.keyPath.slice(kind.length + 1);
+    if (place === '') continue;
     let name: string | undefined;
-    if (kind === 'routes' && place !== undefined) name = String(routes[Number(place)]?.name ?? '');
-    else if (kind !== undefined && isNamedKind(kind) && place !== undefined) name = place;
-    if (name === undefined || kind === undefined || !isStoreKind(kind) || !kept[kind].has(name)) continue;
+    if (kind === 'routes') name = String(routes[Number(place.split('.', 1)[0])]?.name ?? '');
+    else if (isNamedKind(kind)) name = storeNameAt(kept[kind], place);
+    if (name === undefined || !kept[kind].has(name)) continue;
     kept[kind].delete(name);
     blamed.push({ key: objectKey(root, kind, name), kind, reason: `${issue.keyPath}: ${issue.reason}` });
   }
   return blamed;
+}
+
+/**
+ * The store object of `names` that a dotted key path below its kind (`shop.example.com.certFile`)
+ * starts with: names may hold dots, so the path cannot be split; the longest name that fits wins.
+ */
+function storeNameAt(names: ReadonlyMap<string, unknown>, place: string): string | undefined {
+  let found: string | undefined;
+  for (const name of names.keys()) {
+    if ((place === name || place.startsWith(`${name}.`)) && name.length > (found?.length ?? -1)) found = name;
+  }
+  return found;
 }
 
 /** The file's text as a plain document (anchors and merges expanded, `x-` keys dropped); it parsed already. */
