@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeCertificate } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsConfig, watchConfig, type ConfigResult } from './watch.ts';
 
@@ -108,6 +109,20 @@ describe('watchConfig', () => {
     await writeFile(path, 'listen: 5000\n');
     await waitFor(() => results.length >= 2);
     expect(ports()).toEqual([1000, 5000]);
+  });
+
+  it('reads a refused text again when it is saved unchanged: the file it named may be there now', async () => {
+    await watchResults();
+    const text = 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: ca.pem }\n';
+    await writeFile(path, text);
+    await waitFor(() => results.length === 2);
+    // The CA bundle is copied in after the edit, then the same text is saved again.
+    const ca = await makeCertificate(folder, 'issuer', { key: 'ec', names: ['api.test'] });
+    await rename(ca.certFile, join(folder, 'ca.pem'));
+    await writeFile(path, text);
+    await waitFor(() => results.length === 3);
+    expect(ports()).toEqual([1000, 'refused', 7000]);
+    expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain('services.api.tls.caFile');
   });
 
   it('reports a deleted file once and recovers when it comes back', async () => {

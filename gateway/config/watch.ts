@@ -37,7 +37,8 @@ const REWATCH_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
  * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
  * both of which a file watch would lose. Events naming the file (see `concernsConfig`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
- * is reported once). The caller applies `ok` results and keeps its running config on refused ones.
+ * is reported once), except after a refusal: saving the same text again retries it, for a refusal
+ * by a file the configuration names that has appeared since. The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
  * stops the watch.
  */
@@ -65,8 +66,15 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         return;
       }
       if (text === last) return;
-      last = text;
-      if (emit && !closed) subscriber.next(parse(path, text));
+      if (!emit || closed) {
+        last = text;
+        return;
+      }
+      const result = parse(path, text);
+      // A refused text is read again at the next event naming the file, even unchanged: it may be
+      // refused for a file it names (a CA bundle, a key) that is there now, copied in after the edit.
+      last = result.ok ? text : undefined;
+      subscriber.next(result);
     };
     // Reads run one at a time, in order, so an older read never overtakes a newer one.
     const enqueue = (emit: boolean) => {
