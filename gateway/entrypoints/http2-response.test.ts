@@ -1,28 +1,17 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { pino } from 'pino';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClientResponse } from '../context.ts';
-import { Http2Sessions } from './http2-sessions.ts';
-
-const limits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
+import { startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('GatewayHttp2Response', () => {
-  let server: Server | undefined;
-  let client: ClientHttp2Session | undefined;
-  afterEach(async () => {
-    client?.destroy();
-    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
-  });
+  let started: PlainHttp2 | undefined;
+  afterEach(() => started?.close());
 
   /** One request over plaintext HTTP/2 answered by `answer`: what the client received, trailers included. */
   async function exchange(answer: (response: ClientResponse) => void): Promise<{ headers: IncomingHttpHeaders; trailers: IncomingHttpHeaders; body: string }> {
-    const sessions = new Http2Sessions((_request, response) => answer(response), limits, pino({ level: 'silent' }));
-    server = createServer((socket) => sessions.accept(socket));
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const stream = client.request({ ':path': '/' }, { endStream: true });
+    started = await startPlainHttp2((_request, response) => answer(response));
+    const stream = started.client.request({ ':path': '/' }, { endStream: true });
     return new Promise((resolve, reject) => {
       let headers: IncomingHttpHeaders = {};
       let trailers: IncomingHttpHeaders = {};

@@ -1,29 +1,18 @@
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { createServer, type Server } from 'node:net';
-import { pino } from 'pino';
+import { constants } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import type { ClientResponse } from '../context.ts';
-import { Http2Sessions } from './http2-sessions.ts';
-
-const limits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
+import { startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('Http2Sessions', () => {
-  let server: Server | undefined;
-  let client: ClientHttp2Session | undefined;
-  afterEach(async () => {
-    client?.destroy();
-    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
-  });
+  let started: PlainHttp2 | undefined;
+  afterEach(() => started?.close());
 
   /** Sessions over plaintext (prior knowledge) whose handler holds every response until the test ends it. */
-  async function start(): Promise<{ sessions: Http2Sessions; held: ClientResponse[]; client: ClientHttp2Session }> {
+  async function start(): Promise<PlainHttp2 & { held: ClientResponse[] }> {
     const held: ClientResponse[] = [];
-    const sessions = new Http2Sessions((_request, response) => held.push(response), limits, pino({ level: 'silent' }));
-    server = createServer((socket) => sessions.accept(socket));
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
-    return { sessions, held, client };
+    started = await startPlainHttp2((_request, response) => void held.push(response));
+    return { ...started, held };
   }
 
   it('counts a request in flight until its response closes, whichever side ends it', async () => {
