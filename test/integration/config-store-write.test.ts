@@ -133,6 +133,10 @@ configStore: ${store.url}
     const again = await send(admin, 'PUT', '/api/services/order', { balancer: 'random' }, { 'if-none-match': '*' });
     expect(again.status).toBe(412);
     expect(JSON.parse((await store.read(`${ROOT}/services/order`))!)).toEqual(winnerValue);
+    // Both conditions: the object must exist (If-Match) and must not (If-None-Match), so never a write.
+    const both = await send(admin, 'PUT', '/api/services/order', { balancer: 'random' }, { 'if-match': winner.headers.get('etag')!, 'if-none-match': '*' });
+    expect(both.status).toBe(412);
+    expect(JSON.parse((await store.read(`${ROOT}/services/order`))!)).toEqual(winnerValue);
     // A stale ETag cannot delete either.
     expect((await send(admin, 'DELETE', '/api/services/order', undefined, { 'if-match': etag })).status).toBe(412);
     expect(await store.read(`${ROOT}/services/order`)).toBeDefined();
