@@ -118,7 +118,9 @@ export class StoreApi {
     if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') return error(400, 'bad-request', 'SB_ADMIN_PRECONDITION', 'If-None-Match takes only * (create only)');
     const ifMatch = entityTag(request.headers['if-match']);
     // RFC 9110 §13.2.2: If-Match first (the object must exist), then If-None-Match: * (it must not).
-    if (ifMatch !== undefined && ifNoneMatch !== undefined) return error(412, 'precondition-failed', 'SB_CONFIG_STORE_CONFLICT', `If-Match and If-None-Match: * never hold together (${kind}/${name} must exist and must not)`);
+    if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+      return failureAnswer(new StoreConflictError(`${kind}/${name}`, (await writer.get(kind, name))?.revision, 'If-Match and If-None-Match: * never hold together (it must exist and must not)'));
+    }
     if (ifMatch !== '*') return { ifMatch, ifNoneMatch: ifNoneMatch !== undefined };
     const current = await writer.get(kind, name);
     if (!current) return error(412, 'precondition-failed', 'SB_CONFIG_STORE_CONFLICT', `${kind}/${name} does not exist (If-Match: *)`);

@@ -135,7 +135,7 @@ configStore: ${store.url}
     expect(JSON.parse((await store.read(`${ROOT}/services/order`))!)).toEqual(winnerValue);
     // Both conditions: the object must exist (If-Match) and must not (If-None-Match), so never a write.
     const both = await send(admin, 'PUT', '/api/services/order', { balancer: 'random' }, { 'if-match': winner.headers.get('etag')!, 'if-none-match': '*' });
-    expect(both.status).toBe(412);
+    expect([both.status, ((await both.json()) as { revision: string }).revision]).toEqual([412, winner.headers.get('etag')!.slice(1, -1)]);
     expect(JSON.parse((await store.read(`${ROOT}/services/order`))!)).toEqual(winnerValue);
     // A stale ETag cannot delete either.
     expect((await send(admin, 'DELETE', '/api/services/order', undefined, { 'if-match': etag })).status).toBe(412);
