@@ -106,9 +106,11 @@ export class ZooKeeperStoreWriter implements StoreWriter {
         // Created by another writer between our setData and create: last writer wins, as without conditions.
         return { revision: znodeRevision(await setData(client, path, data, -1)), created: false };
       }
-      // create() returns no stat; a write in between would show a later version, never an older one.
+      // create() returns no stat: the czxid is read back, with the version this write made (0). Another
+      // writer's update in between shows a later version, which must not become this client's ETag
+      // (its next If-Match would overwrite a value it never saw).
       const stat = await exists(client, path);
-      return { revision: stat ? znodeRevision(stat) : `${0}.0`, created: true };
+      return { revision: stat ? znodeRevision({ ...stat, version: 0 }) : `${0}.0`, created: true };
     });
   }
 
