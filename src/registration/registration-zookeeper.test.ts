@@ -18,6 +18,8 @@ const libraryError = (code: number): Error => (zookeeper.Exception as unknown as
 /** One ZooKeeper server's ephemeral nodes, by path: enough of it for a registration. */
 class FakeServer {
   readonly nodes = new Map<string, { owner: bigint; version: number }>();
+  /** Every path created, in order, including nodes deleted since. */
+  readonly created: string[] = [];
   /** The server expires a session: its ephemeral nodes go. */
   expire(session: bigint): void {
     for (const [path, node] of this.nodes) if (node.owner === session) this.nodes.delete(path);
@@ -78,7 +80,7 @@ class ScriptedClient implements GuardedClient {
       getSessionTimeout: () => SESSION_TIMEOUT_MS,
       mkdirp: (_path: string, _mode: number, callback: Callback) => request(() => [], callback),
       create: (path: string, _data: Buffer, _mode: number, callback: Callback) =>
-        request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), [path])), callback),
+        request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), server.created.push(path), [path])), callback),
       exists: (path: string, callback: Callback) => request(() => [stat(nodes.get(path))], callback),
       setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>
         request(() => (nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE)), callback),
@@ -200,6 +202,21 @@ describe('ZooKeeperRegistration', () => {
     expect(done).toBe(true);
     expect(Date.now() - started).toBeLessThanOrEqual(SESSION_TIMEOUT_MS);
     expect(server.nodes.has(PATH)).toBe(true);
+    await closeOnFakeClock(registration);
+  });
+
+  it('writes nothing when deregistered while its pass waited for a session', async () => {
+    const { server, registration, latest } = setup();
+    // No session yet: the pass waits in liveSession().
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(10);
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done).toBe(true);
+    expect(server.created).toEqual([]);
+    expect(registration.currentState()).toBe('unregistered');
     await closeOnFakeClock(registration);
   });
 

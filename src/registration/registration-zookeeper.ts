@@ -77,6 +77,8 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
 
   protected async ensure(instance: T): Promise<void> {
     const { client, id } = await this.liveSession();
+    // Deregistered (or asked for another entry) while this pass waited for a session: writing now would only flap the node.
+    if (this.desired !== instance) return;
     const path = this.pathOf(instance);
     const data = Buffer.from(this.entry.encode(instance));
     await mkdirp(client, path.slice(0, path.lastIndexOf('/')));

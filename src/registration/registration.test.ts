@@ -21,6 +21,89 @@ class ScriptedRegistration extends Registration {
   protected async release(): Promise<void> {}
 }
 
+/** A promise and the function that resolves it: a registry call the test holds and releases. */
+function gate(): { opened: Promise<void>; open(): void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+/** A registry of one entry in memory whose writes and deletes wait for the test to open `writes` / `removals`. */
+class GatedRegistration extends Registration {
+  present = false;
+  writes = gate();
+  removals = gate();
+  readonly calls: string[] = [];
+  constructor() {
+    super(componentLogger('test-registration'), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
+  }
+  protected async ensure(): Promise<void> {
+    this.calls.push('ensure');
+    await this.writes.opened;
+    this.present = true;
+  }
+  protected async remove(): Promise<void> {
+    this.calls.push('remove');
+    await this.removals.opened;
+    this.present = false;
+  }
+  protected async release(): Promise<void> {}
+}
+
+/** Every registry call of a GatedRegistration is in memory: one macrotask turn runs all that is not gated. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('Registration, the last call wins', () => {
+  it('keeps an entry registered again while a pass was running, instead of running the removal asked for in between', async () => {
+    const registration = new GatedRegistration();
+    registration.removals.open();
+    registration.register(INSTANCE);
+    await settle();
+    const deregistered = registration.deregister();
+    registration.register(INSTANCE);
+    registration.writes.open();
+    await deregistered;
+    await settle();
+    expect(registration.present).toBe(true);
+    expect(registration.currentState()).toBe('registered');
+    expect(registration.calls).not.toContain('remove');
+    await registration.close();
+    expect(registration.present).toBe(false);
+  });
+
+  it('writes the entry again after a removal that had already started when register() came', async () => {
+    const registration = new GatedRegistration();
+    registration.writes.open();
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    const deregistered = registration.deregister();
+    await settle();
+    expect(registration.calls).toEqual(['ensure', 'remove']);
+    registration.register(INSTANCE);
+    registration.removals.open();
+    await deregistered;
+    await settle();
+    expect(registration.calls).toEqual(['ensure', 'remove', 'ensure']);
+    expect(registration.present).toBe(true);
+    expect(registration.currentState()).toBe('registered');
+    await registration.close();
+  });
+
+  it('removes the entry once the running pass ends when no register() follows the deregister()', async () => {
+    const registration = new GatedRegistration();
+    registration.removals.open();
+    registration.register(INSTANCE);
+    await settle();
+    const deregistered = registration.deregister();
+    registration.writes.open();
+    await deregistered;
+    expect(registration.calls).toEqual(['ensure', 'remove']);
+    expect(registration.present).toBe(false);
+    expect(registration.currentState()).toBe('unregistered');
+    await registration.close();
+  });
+});
+
 describe('Registration.markDraining', () => {
   it('rewrites the registered entry with draining: true and resolves once the registry holds it', async () => {
     const registration = new ScriptedRegistration();

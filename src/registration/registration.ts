@@ -40,6 +40,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private wakeRetry: (() => void) | undefined;
   private attempt = 0;
   private deregistered = false;
+  /** The removal that `deregister()` asked for and the loop has not started yet; `register()` cancels it. */
+  private pendingRemoval: PendingRemoval | undefined;
   /** Every instance value the registry confirmed holding, for `markDraining`. */
   private readonly written = new Subject<T>();
   protected closed = false;
@@ -66,6 +68,9 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     if (this.closed) return;
     this.desired = instance;
     this.deregistered = false;
+    // The last call wins: a removal asked for earlier and not started yet must not delete this entry.
+    this.pendingRemoval?.settle({ superseded: true });
+    this.pendingRemoval = undefined;
     this.reconcile();
   }
 
@@ -99,25 +104,25 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /**
    * Removes the entry and resolves once the registry confirmed it, or gave up after `timeoutMs`
    * (the deregistration timeout by default; the entry then ends with its session or lease); never rejects.
+   * The removal runs in the loop, after any pass in progress: a `register()` that comes before it
+   * starts cancels it (this resolves at once), and one that comes later is written after it.
    */
   async deregister(timeoutMs = this.deregisterTimeoutMs): Promise<void> {
+    if (this.closed) return;
     this.desired = undefined;
     this.cancelRetry();
-    const removal = (async () => {
-      await this.running;
-      await this.remove();
-    })();
+    this.pendingRemoval ??= pendingRemoval();
+    const { removed } = this.pendingRemoval;
+    this.reconcile();
     let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from the registry within ${timeoutMs} ms`)), timeoutMs);
+    const gaveUp = new Promise<RemovalOutcome>((resolve) => {
+      timer = setTimeout(() => resolve({ error: new Error(`no answer from the registry within ${timeoutMs} ms`) }), timeoutMs);
     });
-    try {
-      await Promise.race([removal, gaveUp]);
-    } catch (error) {
-      this.log.warn({ err: errorMessage(error) }, 'deregistration failed; the entry goes when the session or lease ends');
-    } finally {
-      clearTimeout(timer);
-    }
+    const outcome = await Promise.race([removed, gaveUp]).finally(() => clearTimeout(timer));
+    if (outcome.superseded) return;
+    if (outcome.error !== undefined) this.log.warn({ err: errorMessage(outcome.error) }, 'deregistration failed; the entry goes when the session or lease ends');
+    // A register() while the removal ran wants the entry back: the loop writes it after the removal.
+    if (this.desired !== undefined) return;
     this.deregistered = true;
     if (!this.closed) this.setState('unregistered');
   }
@@ -143,7 +148,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.running = this.loop().finally(() => {
       this.running = undefined;
       // A call that came after the loop's last check but before this callback set `again` for a loop that had ended.
-      if (this.again && this.desired && !this.closed) this.reconcile();
+      if (this.again && !this.closed) this.reconcile();
     });
   }
 
@@ -154,11 +159,16 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /** Closes the registry client. */
   protected abstract release(): Promise<void>;
 
+  /** One pass per wanted state: writes the wanted entry, or runs the removal `deregister()` asked for; repeats while calls arrive. */
   private async loop(): Promise<void> {
     do {
       this.again = false;
+      if (this.closed) return;
       const instance = this.desired;
-      if (!instance || this.closed) return;
+      if (!instance) {
+        await this.runPendingRemoval();
+        continue;
+      }
       if (this.currentState() !== 'retrying') this.setState('registering');
       try {
         await this.ensure(instance);
@@ -168,7 +178,12 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
           this.written.next(instance);
         }
       } catch (error) {
-        if (this.desired === undefined || this.closed) return;
+        if (this.closed) return;
+        // Deregistered during the failed attempt: the removal comes next (a write may have landed).
+        if (this.desired === undefined) {
+          this.again = true;
+          continue;
+        }
         // A new session, lease or instance arrived during the failed attempt: it deserves a pass now.
         if (this.again) {
           this.setState('retrying', error);
@@ -184,7 +199,20 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
         this.wakeRetry = undefined;
         this.again = true;
       }
-    } while (this.again && this.desired);
+    } while (this.again);
+  }
+
+  /** Removes the entry once for the waiting `deregister()` calls; a failure is theirs to report, never retried. */
+  private async runPendingRemoval(): Promise<void> {
+    const removal = this.pendingRemoval;
+    if (!removal) return;
+    this.pendingRemoval = undefined;
+    try {
+      await this.remove();
+      removal.settle({});
+    } catch (error) {
+      removal.settle({ error });
+    }
   }
 
   private cancelRetry(): void {
@@ -199,4 +227,21 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);
   }
+}
+
+/** How a removal ended: done (nothing set), failed (`error`), or cancelled by a later `register()` (`superseded`). */
+interface RemovalOutcome {
+  readonly error?: unknown;
+  readonly superseded?: boolean;
+}
+
+interface PendingRemoval {
+  readonly removed: Promise<RemovalOutcome>;
+  settle(outcome: RemovalOutcome): void;
+}
+
+function pendingRemoval(): PendingRemoval {
+  let settle!: (outcome: RemovalOutcome) => void;
+  const removed = new Promise<RemovalOutcome>((resolve) => (settle = resolve));
+  return { removed, settle };
 }

@@ -1,0 +1,65 @@
+import type { Client } from 'node-zookeeper-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Instance } from '../../src/discovery/instance.ts';
+import { ZooKeeperRegistration } from '../../src/registration/registration-zookeeper.ts';
+import { ephemeralOwnerOf } from '../../src/zookeeper/zookeeper-writes.ts';
+import { exists } from '../../src/zookeeper/index.ts';
+import { connectZooKeeperClient, startTcpProxy, startZooKeeper, waitFor, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
+
+/** Long enough that a session outlives a cut of a few seconds on a loaded machine; the server grants up to 10 s. */
+const SESSION_TIMEOUT_MS = 6_000;
+const INSTANCE: Instance = { id: 'user-1', service: 'user', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} };
+const PATH = '/services/user/user-1';
+
+describe('ZooKeeperRegistration against a real ZooKeeper', () => {
+  let zk: ZooKeeperCluster;
+  let reader: Client;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    reader = await connectZooKeeperClient(zk.connectString);
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+  afterAll(async () => {
+    reader?.close();
+    await zk?.close();
+  });
+
+  /** A proxy in front of the only server, so that the registration alone can be cut off. */
+  async function proxyToZooKeeper(): Promise<TcpProxy> {
+    const [host, port] = zk.nodes[0]!.connectString.split(':');
+    const proxy = await startTcpProxy({ host: host!, port: Number(port) });
+    cleanup.push(() => proxy.close());
+    return proxy;
+  }
+
+  function registrationAt(connectString: string, root = '/services'): ZooKeeperRegistration {
+    const registration = new ZooKeeperRegistration({ connectString, root, sessionTimeoutMs: SESSION_TIMEOUT_MS });
+    cleanup.push(() => registration.close());
+    return registration;
+  }
+
+  /** The session that owns the node at `path`, or undefined when there is no node. */
+  async function ownerOf(path: string): Promise<string | undefined> {
+    const stat = await exists(reader, path);
+    return stat ? ephemeralOwnerOf(stat) : undefined;
+  }
+
+  it('keeps the node when register() follows deregister() while a pass waits for an unreachable registry', async () => {
+    const proxy = await proxyToZooKeeper();
+    proxy.cut();
+    const registration = registrationAt(proxy.address);
+    // The backend turns healthy, then unhealthy, then healthy again while the first pass waits for a session.
+    registration.register(INSTANCE);
+    const deregistering = registration.deregister();
+    registration.register(INSTANCE);
+    proxy.restore();
+    await deregistering;
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 15_000, message: 'the registration to settle as registered' });
+    expect(await ownerOf(PATH)).toBe(registration.currentSession()?.id);
+    expect(registration.currentState()).toBe('registered');
+  });
+});
