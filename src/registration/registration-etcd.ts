@@ -35,7 +35,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
 
   constructor(private readonly options: EtcdRegistrationOptions<T>) {
     super(componentLogger(options.component ?? 'agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
-    this.entry = options.entry ?? (instanceEntry((instance) => `${options.prefix}/${instance.service}/${instance.id}`) as unknown as RegisteredEntry<T>);
+    this.entry = options.entry ?? (instanceEntry(options.prefix) as unknown as RegisteredEntry<T>);
     this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
   }

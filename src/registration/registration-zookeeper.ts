@@ -48,7 +48,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
 
   constructor(private readonly options: ZooKeeperRegistrationOptions<T>) {
     super(componentLogger(options.component ?? 'agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
-    this.entry = options.entry ?? (instanceEntry((instance) => `${options.root}/${instance.service}/${instance.id}`) as unknown as RegisteredEntry<T>);
+    this.entry = options.entry ?? (instanceEntry(options.root) as unknown as RegisteredEntry<T>);
     this.supervisor = new ZooKeeperSessionSupervisor({
       connectString: options.connectString,
       sessionTimeoutMs: options.sessionTimeoutMs,

@@ -1,8 +1,9 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../discovery/instance.ts';
+import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { componentLogger } from '../logger.ts';
-import { Registration } from './registration.ts';
+import { instanceEntry, Registration } from './registration.ts';
 
 const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port: 8081, weight: 2, protocol: 'http', metadata: {} };
 
@@ -101,6 +102,18 @@ describe('Registration, the last call wins', () => {
     expect(registration.present).toBe(false);
     expect(registration.currentState()).toBe('unregistered');
     await registration.close();
+  });
+});
+
+describe('instanceEntry', () => {
+  it.each([
+    ['/services', '/services/user/u1'],
+    ['/services/', '/services/user/u1'],
+    ['/a/b', '/a/b/user/u1'],
+    ['/', '/user/u1'],
+  ])('puts an instance under the root %s at %s, a key the gateway reads back', (root, key) => {
+    expect(instanceEntry(root).keyOf(INSTANCE)).toBe(key);
+    expect(parseInstanceKey(normalizePrefix(root), key)).toEqual({ service: 'user', instanceId: 'u1' });
   });
 });
 

@@ -17,9 +17,13 @@ export interface RegisteredEntry<T> {
   encode(entry: T): string;
 }
 
-/** The entry of an instance: its JSON payload at the key `keyOf` gives. */
-export function instanceEntry(keyOf: (instance: Instance) => string): RegisteredEntry<Instance> {
-  return { keyOf, encode: encodeInstance };
+/**
+ * The native entry of an instance: its JSON payload at `<root>/<service>/<id>`. A root of `/` is
+ * the registry's own root, so its entries are `/<service>/<id>` (never `//…`, which ZooKeeper refuses).
+ */
+export function instanceEntry(root: string): RegisteredEntry<Instance> {
+  const parent = root.replace(/\/+$/, '');
+  return { keyOf: (instance) => `${parent}/${instance.service}/${instance.id}`, encode: encodeInstance };
 }
 
 /**

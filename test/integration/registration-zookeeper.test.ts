@@ -62,4 +62,13 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     expect(await ownerOf(PATH)).toBe(registration.currentSession()?.id);
     expect(registration.currentState()).toBe('registered');
   });
+
+  it('registers under a root of / at /<service>/<id>', async () => {
+    const registration = registrationAt(zk.connectString, '/');
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the registration under / to be confirmed' });
+    expect(await ownerOf('/user/user-1')).toBe(registration.currentSession()?.id);
+    await registration.deregister();
+    expect(await ownerOf('/user/user-1')).toBeUndefined();
+  });
 });
