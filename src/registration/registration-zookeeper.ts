@@ -98,15 +98,19 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     this.writtenBy = id;
   }
 
+  /**
+   * Deletes the node this session wrote. While the session is disconnected it waits for the
+   * reconnect (at most the session timeout, the deregistration's own bound): skipping the delete
+   * would leave the node pointing at a backend that may be gone for a whole session timeout.
+   */
   protected async remove(): Promise<void> {
-    const session = this.supervisor.currentSession();
     const instancePath = this.lastPath;
-    if (!session || !instancePath || this.writtenBy !== session.id) return;
-    // A request on a disconnected client waits for a reconnect that may never come; the node goes with the session.
-    if (this.supervisor.currentState() !== 'connected') {
-      this.log.info({ path: instancePath }, 'ZooKeeper disconnected; the node goes when the session ends');
-      return;
-    }
+    if (!instancePath || this.writtenBy === undefined) return;
+    const session = await this.liveSession();
+    // register() came while this waited: the loop writes the entry next, so deleting it first would only flap it.
+    if (this.desired !== undefined) return;
+    // Written by a session that has expired since: the server deleted the node with it.
+    if (this.writtenBy !== session.id) return;
     const stat = await exists(session.client, instancePath);
     if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
     this.writtenBy = undefined;

@@ -1,4 +1,4 @@
-import type { Client } from 'node-zookeeper-client';
+import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../src/discovery/instance.ts';
 import { ZooKeeperRegistration } from '../../src/registration/registration-zookeeper.ts';
@@ -70,5 +70,26 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     expect(await ownerOf('/user/user-1')).toBe(registration.currentSession()?.id);
     await registration.deregister();
     expect(await ownerOf('/user/user-1')).toBeUndefined();
+  });
+
+  it('waits out a brief disconnect to delete the node on deregister(), instead of leaving it to the session timeout', async () => {
+    const proxy = await proxyToZooKeeper();
+    const registration = registrationAt(proxy.address);
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
+    const session = registration.currentSession()!;
+    expect(await ownerOf(PATH)).toBe(session.id);
+
+    proxy.cut();
+    await waitFor(() => session.client.getState() === zookeeper.State.DISCONNECTED, { timeoutMs: 5_000, message: 'the client to see the cut' });
+    const startedAt = Date.now();
+    const deregistering = registration.deregister();
+    proxy.restore();
+    await deregistering;
+    // Deleted by this deregistration on the same session, not by the server expiring the session.
+    expect(await ownerOf(PATH)).toBeUndefined();
+    expect(registration.currentSession()?.id).toBe(session.id);
+    expect(Date.now() - startedAt).toBeLessThan(SESSION_TIMEOUT_MS);
+    expect(registration.currentState()).toBe('unregistered');
   });
 });
