@@ -205,6 +205,26 @@ describe('ZooKeeperRegistration', () => {
     await closeOnFakeClock(registration);
   });
 
+  it('deletes the node once a brief disconnect ends when deregistered during it', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    latest().dropConnection();
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(done).toBe(false);
+    // The same client reconnects on the same session, well within the session timeout.
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done).toBe(true);
+    expect(server.nodes.has(PATH)).toBe(false);
+    expect(registration.currentState()).toBe('unregistered');
+    await closeOnFakeClock(registration);
+  });
+
   it('writes nothing when deregistered while its pass waited for a session', async () => {
     const { server, registration, latest } = setup();
     // No session yet: the pass waits in liveSession().
