@@ -69,9 +69,13 @@ export class Agent {
     await this.registration.deregister(timeoutMs);
   }
 
-  /** Deregisters and closes the registry connection. */
+  /**
+   * Deregisters (unless `deregister()` already ran: a second one would wait out its own `--ttl` on
+   * a silent registry, past the shutdown's bound) and closes the registry connection.
+   */
   async close(): Promise<void> {
-    await this.deregister();
+    this.subscription?.unsubscribe();
+    this.health.stop();
     await this.registration.close();
   }
 }

@@ -68,6 +68,8 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--interval', 'soon'], error: /^--interval: "soon" is not a duration/ },
     { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
+    { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },
+    { args: [...BASE, '--protocol', 'grpcs', '--health', 'http:/healthz'], error: /^--health: http:\/healthz cannot check a grpcs backend: use grpc\[:service\]/ },
     { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
   ])('refuses $args with one line naming the flag', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);

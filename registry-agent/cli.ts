@@ -114,6 +114,12 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const id = get('id') ?? `${service}-${host}-${port}`;
   if (!/^[\w.:-]+$/.test(id)) throw new AgentUsageError('id', `"${id}" must be letters, digits, ".", ":", "_" or "-"`);
 
+  const protocol = protocolOf(get('protocol'));
+  const health = probe(get('health') ?? 'tcp');
+  // The gateway checks a grpc instance with the gRPC health service whatever path it is given; so would the agent.
+  if (health.kind === 'http' && (protocol === 'grpc' || protocol === 'grpcs')) {
+    throw new AgentUsageError('health', `http:${health.path} cannot check a ${protocol} backend: use grpc[:service] (grpc.health.v1) or tcp`);
+  }
   return {
     registry,
     registryUrl,
@@ -123,14 +129,14 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     weight: integer('weight', get('weight') ?? '1', 0, 1_000_000),
     id,
     metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
-    protocol: protocolOf(get('protocol')),
-    probe: probe(get('health') ?? 'tcp'),
+    protocol,
+    probe: health,
     intervalMs: duration('interval', get('interval') ?? '2s'),
     timeoutMs: duration('timeout', get('timeout') ?? '1s'),
     rise: integer('rise', get('rise') ?? '2', 1, 100),
     fall: integer('fall', get('fall') ?? '3', 1, 100),
     drainMs: duration('drain', get('drain') ?? '5s'),
-    ttlMs: duration('ttl', get('ttl') ?? '10s'),
+    ttlMs: ttl(get('ttl') ?? '10s'),
     command,
     pretty: values.pretty === true || booleanEnv('pretty', env[envNameOf('pretty')]),
     help: false,
@@ -157,6 +163,15 @@ function integer(flag: string, text: string, min: number, max: number): number {
 function duration(flag: string, text: string): number {
   const value = parseDurationMs(text);
   if (value === undefined || (value <= 0 && flag !== 'drain')) throw new AgentUsageError(flag, `"${text}" is not a duration such as 500ms, 2s or 1m`);
+  return value;
+}
+
+/** ZooKeeper counts sessions in ticks and etcd leases in whole seconds: below a second neither holds. */
+const MIN_TTL_MS = 1_000;
+
+function ttl(text: string): number {
+  const value = duration('ttl', text);
+  if (value < MIN_TTL_MS) throw new AgentUsageError('ttl', `"${text}" is below 1s: a ZooKeeper session or etcd lease cannot be that short`);
   return value;
 }
 

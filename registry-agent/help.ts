@@ -17,14 +17,15 @@ Options:
   --protocol <name>    http, https, h2c, h2, grpc or grpcs: how gateways speak to the backend
                        (unset: the gateway's default for the service, http unless configured)
   --health <probe>     tcp, http:/path expecting 2xx, or grpc[:service] for the standard
-                       grpc.health.v1 check expecting SERVING (tcp)
+                       grpc.health.v1 check expecting SERVING (tcp); grpc and grpcs
+                       backends take tcp or grpc[:service]
   --interval <dur>     time between probes (2s)
   --timeout <dur>      probe timeout (1s)
   --rise <n>           passes before registering (2)
   --fall <n>           failures before deregistering (3)
   --drain <dur>        wait after marking the entry draining, before deleting it and stopping
                        the backend (5s); 0 deletes at once
-  --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s)
+  --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s; at least 1s)
   --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
 
@@ -35,7 +36,8 @@ With "-- command...", the agent starts the backend as its child, registers it on
 forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its
 registry entry draining ("draining": true; gateways stop sending new requests to it at once),
 waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
-the backend (SIGKILL after 10s). Marking and deleting together give up after --ttl when the
-registry does not answer (the entry ends with the session or lease anyway), so the agent exits
-within --ttl + --drain + the backend's stop time (at most 10s) + 1s.
+the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short. Marking
+and deleting together give up after --ttl when the registry does not answer (the entry ends
+with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
+stop time (at most 10s) + 1s.
 `;

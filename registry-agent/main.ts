@@ -28,7 +28,11 @@ if (options.pretty) usePrettyLogs();
 
 const agent = new Agent(options);
 let child: ChildProcess | undefined;
+/** The backend's exit status once it exited, whenever that was (during the drain included). */
+let childStatus: number | undefined;
 let shuttingDown = false;
+/** Cuts the drain short when the backend exits during it: nothing is left to drain. */
+const drainCut = new AbortController();
 
 if (options.command.length > 0) {
   const [command, ...args] = options.command as [string, ...string[]];
@@ -38,7 +42,13 @@ if (options.command.length > 0) {
     void shutdown(undefined, 127);
   });
   child.on('exit', (code, signal) => {
-    if (shuttingDown) return;
+    // A negative code is libuv's error for a child that never started ('error' above answers 127).
+    if (code === null || code >= 0) childStatus = exitStatus(code, signal);
+    if (shuttingDown) {
+      if (!drainCut.signal.aborted) log.warn({ code, signal }, 'backend exited during the drain; deregistering now');
+      drainCut.abort();
+      return;
+    }
     log.warn({ code, signal }, 'backend exited; deregistering');
     void shutdown(undefined, exitStatus(code, signal));
   });
@@ -54,7 +64,8 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
  * their watch latency), waits `--drain` so they do and the requests they sent finish, deletes the
  * entry, then stops the backend with the signal the agent received and exits with its status.
  * Marking and deleting share the `--ttl` bound, so a registry that is down costs at most `--ttl`.
- * Without a signal (the backend exited) or with `--drain 0` it deletes the entry at once.
+ * Without a signal (the backend exited) or with `--drain 0` it deletes the entry at once; a backend
+ * that exits during the drain cuts it short. The agent exits with the backend's status.
  */
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
@@ -65,7 +76,7 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     const marked = await agent.markDraining(options.ttlMs / 2);
     if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
     else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
-    await delay(options.drainMs);
+    await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
     log.info('drained; deregistering');
     await agent.deregister(Math.max(1, options.ttlMs - (performance.now() - startedAt - options.drainMs)));
   } else {
@@ -77,10 +88,11 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     child.kill(signal ?? 'SIGTERM');
     const timer = setTimeout(() => child?.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
-    const [code, childSignal] = await exited;
+    await exited;
     clearTimeout(timer);
-    status = exitStatus(code, childSignal);
   }
+  // The backend's own status, also when it exited by itself during the drain.
+  if (childStatus !== undefined) status = childStatus;
   await agent.close();
   process.exit(status);
 }

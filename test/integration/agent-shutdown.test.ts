@@ -52,7 +52,7 @@ async function terminate(agent: ManagedProcess): Promise<{ elapsedMs: number; co
   return { elapsedMs: Date.now() - sentAt, code: exit?.code ?? null, signal: exit?.signal ?? null };
 }
 
-describe('switchboard-agent SIGTERM while its registry is down', () => {
+describe('switchboard-agent SIGTERM while its registry is down, and while its backend dies', () => {
   const cleanup: Array<() => Promise<unknown>> = [];
   let zk: ZooKeeperCluster | undefined;
   let etcd: EtcdCluster | undefined;
@@ -81,6 +81,58 @@ describe('switchboard-agent SIGTERM while its registry is down', () => {
     expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
     expect(exit.elapsedMs).toBeLessThan(EXIT_BOUND_MS);
     expect(stillRunning(backend())).toEqual([]);
+  });
+
+  it('exits within the stated bound when ZooKeeper stops answering (a silent partition), deregistering once', async () => {
+    // A longer --ttl than the other tests': a second deregistration at close (the bug this guards
+    // against) waits out a whole --ttl more, which this bound then tells from a loaded machine.
+    const ttlMs = 4_000;
+    const silent = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    cleanup.push(() => silent.close());
+    const reader = await connectZooKeeperClient(silent.connectString);
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${silent.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'zk-silent',
+      '--ttl', `${ttlMs}ms`, '--drain', `${DRAIN_MS}ms`, ...PROBES, '--', ...backendCommand(port, 'zk-silent'),
+    ]);
+    cleanup.push(() => agent.kill());
+    try {
+      await waitFor(() => exists(reader, '/services/user/zk-silent'), { timeoutMs: 10_000, message: 'the node to appear' });
+    } finally {
+      reader.close();
+    }
+    const node = silent.nodes[0]!;
+    node.pause();
+    cleanup.unshift(async () => node.resume());
+    const sentAt = Date.now();
+    const exit = await agent.stop(2 * ttlMs + DRAIN_MS + 5_000);
+    const elapsedMs = Date.now() - sentAt;
+    expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
+    expect(elapsedMs, await logOf(agent)).toBeLessThan(ttlMs + DRAIN_MS + 1_000 + 2_000);
+  });
+
+  it("exits with the backend's status when the backend dies during the drain", async () => {
+    const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    cleanup.push(() => live.close());
+    const reader = await connectZooKeeperClient(live.connectString);
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `zk://${live.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'zk-dies',
+      '--ttl', `${TTL_MS}ms`, '--drain', '60s', ...PROBES, '--', ...backendCommand(port, 'zk-dies'),
+    ]);
+    cleanup.push(() => agent.kill());
+    try {
+      await waitFor(() => exists(reader, '/services/user/zk-dies'), { timeoutMs: 10_000, message: 'the node to appear' });
+      process.kill(agent.pid!, 'SIGTERM');
+      await waitFor(async () => (await logOf(agent)).includes('marked draining'), { timeoutMs: 10_000, message: 'the agent to mark its entry draining' });
+      // The backend dies while the agent waits --drain (60 s): the agent deregisters at once and exits with its status.
+      const [backend] = descendantsOf(agent.pid!);
+      process.kill(backend!.pid, 'SIGKILL');
+      expect(await agent.waitForExit(20_000)).toMatchObject({ code: 128 + 9 });
+      expect(await exists(reader, '/services/user/zk-dies')).toBeNull();
+    } finally {
+      reader.close();
+    }
   });
 
   it('exits within the stated bound and stops its backend when etcd was killed', async () => {
