@@ -114,8 +114,8 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     const { startPeers } = await import('./config-store/peer-set.ts');
     const started = startPeers({ location: config.configStore, id: config.peers.id, ttlMs: config.peers.ttlMs, lagAfterMs: config.peers.lagAfterMs, admin: adminAddress, log });
     peers = started;
-    // The entry carries the store revision this gateway applied (the latest at once, then each new one).
-    stopReporting = onApplied((revision, appliedAt) => started.update({ revision, appliedAt }));
+    // The entry carries the store revision this gateway applied, with its content's digest (the latest at once, then each new one).
+    stopReporting = onApplied((applied) => started.update(applied));
   }
 
   return {

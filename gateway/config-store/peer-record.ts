@@ -14,6 +14,11 @@ export interface PeerRecord {
   readonly revision: string | null;
   /** ISO time that revision was applied; null before the first. */
   readonly appliedAt: string | null;
+  /**
+   * `listingDigest` of the object entries applied with `revision`; absent before the first apply
+   * and from gateways older than the field (they decode all the same and are compared by revision alone).
+   */
+  readonly digest?: string;
 }
 
 const peerRecordSchema = z.object({
@@ -25,6 +30,7 @@ const peerRecordSchema = z.object({
   startedAt: z.string(),
   revision: z.string().nullable(),
   appliedAt: z.string().nullable(),
+  digest: z.string().optional(),
 });
 
 /** Reads a peer entry; undefined (never a throw) for a value that is not a peer record, so a stray key hides no other peer. */

@@ -28,6 +28,14 @@ export interface PeerRegistrationOptions {
   readonly now?: () => number;
 }
 
+/** What a gateway applied, as its peer entry records it. */
+export interface AppliedRevision {
+  readonly revision: string;
+  readonly appliedAt: Date | string | number;
+  /** `listingDigest` of the applied object entries. */
+  readonly digest?: string;
+}
+
 /** `<hostname>-<pid>`, made a valid store name: unique per running process, the same across reloads. */
 export function defaultPeerId(): string {
   const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'gateway';
@@ -85,10 +93,10 @@ export class PeerRegistration {
     this.write();
   }
 
-  /** Records the store revision this gateway applied last; written within `PEER_UPDATE_INTERVAL_MS`. */
-  update(applied: { revision: string; appliedAt: Date | string | number }): void {
+  /** Records the store revision (and content digest) this gateway applied last; written within `PEER_UPDATE_INTERVAL_MS`. */
+  update(applied: AppliedRevision): void {
     if (this.closed) return;
-    this.record = { ...this.record, revision: applied.revision, appliedAt: new Date(applied.appliedAt).toISOString() };
+    this.record = { ...this.record, revision: applied.revision, appliedAt: new Date(applied.appliedAt).toISOString(), digest: applied.digest };
     if (this.pending) return;
     const waitMs = this.lastWriteAt + PEER_UPDATE_INTERVAL_MS - this.now();
     if (waitMs <= 0) return this.write();

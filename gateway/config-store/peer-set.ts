@@ -3,7 +3,7 @@ import type { Subscription } from 'rxjs';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { setLivePeerCount } from './peer-count.ts';
-import { PeerRegistration } from './peer-registration.ts';
+import { PeerRegistration, type AppliedRevision } from './peer-registration.ts';
 import { PeerLag, type PeersView } from './peer-view.ts';
 import { PeerWatcher, type PeerList } from './peer-watcher.ts';
 import type { StoreLocation } from './store-layout.ts';
@@ -34,8 +34,8 @@ export interface PeerSet {
   view(): PeersView;
   /** The peers listed now (this gateway counts even before its entry is written: at least 1). */
   count(): number;
-  /** Records the store revision this gateway applied (the config store reader calls it after each apply). */
-  update(applied: { revision: string; appliedAt: Date | string | number }): void;
+  /** Records the store revision and content digest this gateway applied (the config store reader calls it after each apply). */
+  update(applied: AppliedRevision): void;
   /** Called with the new count whenever it changes (the primary forwards it to its workers). */
   onCount(listener: (count: number) => void): () => void;
   /** Removes this gateway's entry (bounded by `timeoutMs`) and stops watching. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compareRevisions, decodePeerRecord, type PeerRecord } from './peer-record.ts';
 import { PeerLag } from './peer-view.ts';
 
-const peer = (id: string, revision: string | null): PeerRecord => ({ id, host: 'h', pid: 1, admin: null, version: '0.1.0', startedAt: '2026-01-01T00:00:00.000Z', revision, appliedAt: null });
+const peer = (id: string, revision: string | null, digest?: string): PeerRecord => ({ id, host: 'h', pid: 1, admin: null, version: '0.1.0', startedAt: '2026-01-01T00:00:00.000Z', revision, appliedAt: null, ...(digest === undefined ? {} : { digest }) });
 
 describe('peer lag', () => {
   it('marks a peer lagging only once it has been behind the newest revision for longer than lagAfter', () => {
@@ -22,6 +22,30 @@ describe('peer lag', () => {
     expect(view.peers[1]).toMatchObject({ lagging: false, behindSince: null });
     now = 10_000;
     expect(lag.view(new Map([['a', peer('a', '13')], ['b', peer('b', '12')]]), 'a').peers[1]!.lagging).toBe(false);
+  });
+
+  it('does not mark a peer lagging that applied the same content as the newest at a lower revision', () => {
+    // etcd: b re-listed at the header revision, which counts a's peer entry; a kept its last object change's.
+    let now = 0;
+    const lag = new PeerLag(1_000, () => now);
+    const list = new Map([['a', peer('a', '7', 'same')], ['b', peer('b', '9', 'same')]]);
+    lag.view(list, 'a');
+    now = 5_000;
+    const view = lag.view(list, 'a');
+    expect(view.newestRevision).toBe('9');
+    expect(view.peers.map((p) => [p.id, p.lagging, p.behindSince])).toEqual([['a', false, null], ['b', false, null]]);
+  });
+
+  it.each([
+    ['other content', 'old', 'new'],
+    ['no digest (a gateway older than the field)', undefined, undefined],
+  ])('still marks a peer lagging that is behind with %s', (_case, behindDigest, newestDigest) => {
+    let now = 0;
+    const lag = new PeerLag(1_000, () => now);
+    const list = new Map([['a', peer('a', '7', behindDigest)], ['b', peer('b', '9', newestDigest)]]);
+    lag.view(list, 'b');
+    now = 1_500;
+    expect(lag.view(list, 'b').peers[0]).toMatchObject({ id: 'a', lagging: true });
   });
 
   it('counts a peer that applied nothing yet as behind one that did', () => {
@@ -48,5 +72,6 @@ describe('store revisions', () => {
     expect(decodePeerRecord('{oops')).toBeUndefined();
     expect(decodePeerRecord('{"id":"a"}')).toBeUndefined();
     expect(decodePeerRecord(JSON.stringify(peer('a', '3')))).toMatchObject({ id: 'a', revision: '3' });
+    expect(decodePeerRecord(JSON.stringify(peer('a', '3', 'd1')))).toMatchObject({ id: 'a', revision: '3', digest: 'd1' });
   });
 });

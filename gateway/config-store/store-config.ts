@@ -5,6 +5,7 @@ import { componentLogger } from '../../src/logger.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
 import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
+import { listingDigest } from './store-digest.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
@@ -75,7 +76,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       const appliedAt = Date.now();
       if (fresh && listing.origin === 'store') configPropagationSeconds.observe(Math.max(0, appliedAt - current.receivedAt) / 1_000);
       if (/^\d+$/.test(current.revision)) configStoreRevision.set(Number(current.revision));
-      configStoreState.applied(current.revision, appliedAt);
+      configStoreState.applied({ revision: current.revision, appliedAt, digest: listingDigest(current.entries) });
       if (fresh && listing.origin === 'store') {
         const target = settings.snapshotPath ?? defaultSnapshotPath(path);
         const url = settings.url;

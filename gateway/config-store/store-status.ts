@@ -24,6 +24,8 @@ export interface StoreApplied {
   readonly revision: string;
   /** `Date.now()` when this process applied it. */
   readonly appliedAt: number;
+  /** `listingDigest` of the applied object entries: peers with equal digests applied the same store content. */
+  readonly digest: string;
 }
 
 /**
@@ -56,16 +58,16 @@ class StoreState {
   }
 
   /** Announces an applied revision. */
-  applied(revision: string, appliedAt: number): void {
-    this.appliedSubject.next({ revision, appliedAt });
+  applied(applied: StoreApplied): void {
+    this.appliedSubject.next(applied);
   }
 }
 
 /** The config store's state in this process. */
 export const configStoreState = new StoreState();
 
-/** Calls `hook(revision, appliedAt)` after each applied store listing; returns the unsubscribe. */
-export function onApplied(hook: (revision: string, appliedAt: number) => void): () => void {
-  const subscription = configStoreState.applied$.subscribe(({ revision, appliedAt }) => hook(revision, appliedAt));
+/** Calls `hook` after each applied store listing; returns the unsubscribe. */
+export function onApplied(hook: (applied: StoreApplied) => void): () => void {
+  const subscription = configStoreState.applied$.subscribe(hook);
   return () => subscription.unsubscribe();
 }

@@ -1,6 +1,7 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { connectZooKeeperClient, freePort, logOf, startEtcdCluster, startGateway, startZooKeeperEnsemble, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, freePort, logOf, startEtcdCluster, startGateway, startTcpProxy, startZooKeeperEnsemble, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 import type { Client as ZooKeeperClient } from 'node-zookeeper-client';
 
@@ -9,11 +10,13 @@ import type { Client as ZooKeeperClient } from 'node-zookeeper-client';
 const TTL_MS = 3_000;
 // A long TTL for the SIGTERM case: leaving within a few seconds proves the entry was removed, not expired.
 const LONG_TTL_MS = 30_000;
+// Short, so that a test sees (or sees the absence of) lag within seconds.
+const LAG_AFTER_MS = 1_000;
 
 interface PeersAnswer {
   self: string;
   count: number;
-  peers: { id: string; admin: string | null; pid: number; self: boolean; lagging: boolean; revision: string | null }[];
+  peers: { id: string; admin: string | null; pid: number; self: boolean; lagging: boolean; behindSince: string | null; revision: string | null }[];
 }
 
 interface StartedGateway {
@@ -29,15 +32,15 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map(({ gateway }) => gateway.process.stop()));
 });
 
-async function startPeer(id: string, store: string, ttlMs: number, extra = ''): Promise<StartedGateway> {
+async function startPeer(id: string, store: string, ttlMs: number, options: { extra?: string; lagAfterMs?: number } = {}): Promise<StartedGateway> {
   const admin = await freePort();
   const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${admin}
 configStore: ${store}
-peers: { id: ${id}, ttl: ${ttlMs} }
+peers: { id: ${id}, ttl: ${ttlMs}${options.lagAfterMs === undefined ? '' : `, lagAfter: ${options.lagAfterMs}`} }
 routes: []
-${extra}
+${options.extra ?? ''}
 `);
   const started = { id, admin, gateway };
   running.push(started);
@@ -114,11 +117,61 @@ describe('gateways as peers on a 3-member etcd cluster', () => {
     await etcd?.close();
   });
 
-  const store = () => `etcd://${etcd.endpoints.map((url) => url.replace('http://', '')).join(',')}/sb`;
+  const storeAt = (root: string) => `etcd://${etcd.endpoints.map((url) => url.replace('http://', '')).join(',')}${root}`;
+  const store = () => storeAt('/sb');
   peerScenarios(store, async (key) => (await client.get(key).string()) ?? undefined);
 
+  it('shows no lag between gateways that applied the same store content, one listed after the other', async () => {
+    // A root of its own without objects: nothing below changes the content, only peer entries are written.
+    const root = '/same-content';
+    const a = await startPeer('gw-first', storeAt(root), TTL_MS, { lagAfterMs: LAG_AFTER_MS });
+    await waitFor(async () => (await peersOf(a)).peers.find((peer) => peer.self)?.revision ?? undefined, { timeoutMs: 15_000, message: 'gw-first to publish its applied revision' });
+    const b = await startPeer('gw-second', storeAt(root), TTL_MS, { lagAfterMs: LAG_AFTER_MS });
+    // gw-second listed after gw-first's entry was written, so it reports a higher etcd revision for
+    // the same content: the case that used to show gw-first lagging after lagAfter.
+    const revisions = await waitFor(async () => {
+      const answer = await peersOf(a);
+      const [first, second] = answer.peers.map((peer) => peer.revision);
+      return listed(answer) === expected(a, b) && first && second ? { first, second } : undefined;
+    }, { timeoutMs: 15_000, message: 'gw-first to list both peers with their applied revisions' });
+    expect(BigInt(revisions.second)).toBeGreaterThan(BigInt(revisions.first));
+    // A negative check, so a fixed observation window: three times lagAfter, polling both gateways.
+    const until = Date.now() + 3 * LAG_AFTER_MS;
+    while (Date.now() < until) {
+      for (const peer of [a, b]) {
+        const answer = await peersOf(peer);
+        expect(answer.peers.map((entry) => [entry.id, entry.lagging, entry.behindSince])).toEqual([[a.id, false, null], [b.id, false, null]]);
+      }
+      await delay(100);
+    }
+  });
+
+  it('still shows a gateway cut off from the store as lagging once the content changes', async () => {
+    const root = '/cut-off';
+    const member = new URL(etcd.endpoints[0]!);
+    const proxy = await startTcpProxy({ host: member.hostname, port: Number(member.port) });
+    try {
+      const a = await startPeer('gw-connected', storeAt(root), TTL_MS, { lagAfterMs: LAG_AFTER_MS });
+      // A long TTL: the cut-off gateway's entry outlives the test instead of expiring with its lease.
+      const b = await startPeer('gw-cut-off', `etcd://${proxy.address}${root}`, LONG_TTL_MS, { lagAfterMs: LAG_AFTER_MS });
+      await waitFor(async () => {
+        const answer = await peersOf(a);
+        return listed(answer) === expected(a, b) && answer.peers.every((peer) => peer.revision !== null && !peer.lagging);
+      }, { timeoutMs: 15_000, message: 'gw-connected to list both peers in step' });
+      proxy.cut();
+      await client.put(`${root}/services/orders`).value(JSON.stringify({ instances: ['127.0.0.1:1'] }));
+      const answer = await waitFor(async () => {
+        const seen = await peersOf(a);
+        return seen.peers.find((peer) => peer.id === b.id)?.lagging ? seen : undefined;
+      }, { timeoutMs: LAG_AFTER_MS + 15_000, message: 'gw-connected to show gw-cut-off lagging' });
+      expect(answer.peers.find((peer) => peer.id === a.id)).toMatchObject({ lagging: false, behindSince: null });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('registers a gateway with workers once, as its primary', async () => {
-    const primary = await startPeer('gw-workers', store(), TTL_MS, 'workers: 2');
+    const primary = await startPeer('gw-workers', store(), TTL_MS, { extra: 'workers: 2' });
     const answer = await waitFor(async () => {
       const seen = await peersOf(primary);
       return seen.count > 0 ? seen : undefined;
