@@ -60,7 +60,7 @@ export class AdminServer {
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsText());
-    this.store = new StoreApi({ token: options.token, config: () => sources.config(), record: (change) => events.record(change) });
+    this.store = new StoreApi({ token: options.token, location: () => sources.storeLocation?.(), record: (change) => events.record(change) });
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         this.log.error({ err: error, path: request.url }, 'admin request failed');

@@ -3,6 +3,7 @@ import type { BreakerChange } from '../policy/breaker-change.ts';
 import type { DiscoveryAggregator } from '../../src/discovery/index.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayConfig } from '../config/index.ts';
+import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { ServiceBalancers } from '../service-registry.ts';
 import type { FlowStats, InstanceTraffic } from '../telemetry/index.ts';
 import type { EndpointState } from './event-types.ts';
@@ -33,6 +34,8 @@ export interface AdminSources {
   readonly breakers?: { view(): unknown; readonly changes$: Observable<BreakerChange> };
   /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
   readonly workers?: () => unknown;
+  /** The config store this gateway reads (fixed until a restart, whatever a reload says), where the store API writes; absent or undefined: writes answer 409. */
+  readonly storeLocation?: () => (StoreLocation & { readonly timeoutMs?: number }) | undefined;
   /** The config store's state (URL, revision in force, refused objects) for `/api/config`; absent without one. */
   readonly configStore?: () => unknown;
   /** The gateways sharing the config store, for `/api/peers`; absent (and the path unknown) without `configStore`. */

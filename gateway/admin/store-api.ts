@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
-import type { GatewayConfig } from '../config/index.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
@@ -38,8 +37,12 @@ export function storePlaceOf(path: string): StorePlace | undefined {
 export interface StoreApiOptions {
   /** The admin token; without one, every write is refused (403). */
   readonly token: string | undefined;
-  /** The configuration in force (its `configStore`). */
-  readonly config: () => GatewayConfig;
+  /**
+   * The store the gateway reads: writes go there, so that they are applied. Not the configuration
+   * in force: a reload that changes or removes `configStore` leaves the reader on its store until
+   * a restart. Undefined while the gateway reads no store.
+   */
+  readonly location: () => (StoreLocation & { readonly timeoutMs?: number }) | undefined;
   /** Reports a write to `/api/events`. */
   readonly record: (change: ConfigWrite) => void;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
@@ -67,7 +70,7 @@ export class StoreApi {
     if (method !== 'GET' && this.options.token === undefined) {
       return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
     }
-    const location = this.options.config().configStore;
+    const location = this.options.location();
     if (!location) return error(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
       const writer = await this.writerFor(location);
@@ -136,7 +139,7 @@ export class StoreApi {
 
   private writerFor(location: StoreLocation): Promise<StoreWriter> {
     if (this.writer?.url === location.url) return this.writer.writer;
-    // The configStore URL changed on a reload: the old client goes, the next request opens the new one.
+    // Another store than the open writer's: the old client goes, the next request opens the new one.
     void this.close();
     // Kept as a promise, so that concurrent first requests share one writer.
     const writer = (this.options.openWriter ?? openStoreWriter)(location);

@@ -86,6 +86,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
 
     const startStore = (next: ConfigStoreSettings) => {
       settings = next;
+      // The admin store API writes where this reads, whatever a later reload says.
+      configStoreState.setLocation(next);
       source = (options.createSource ?? ((value) => createStoreSource(value, { requestTimeoutMs: value.timeoutMs })))(next);
       const snapshotPath = next.snapshotPath ?? defaultSnapshotPath(path);
       waiting = setTimeout(() => {

@@ -1,4 +1,5 @@
 import { BehaviorSubject, ReplaySubject, Subject, type Observable } from 'rxjs';
+import type { ConfigStoreSettings } from '../config/index.ts';
 import type { StoreRefusal } from './store-objects.ts';
 
 /** What `/api/config` shows of the config store: where, which revision is in force, from where, and what was refused. */
@@ -36,12 +37,23 @@ export interface StoreApplied {
 class StoreState {
   private readonly status = new BehaviorSubject<StoreStatus | undefined>(undefined);
   private readonly refusedChanges = new Subject<StoreRefusedChange>();
+  private reading: ConfigStoreSettings | undefined;
   // Replays the latest: the peers registration starts after the first listing was applied.
   private readonly appliedSubject = new ReplaySubject<StoreApplied>(1);
   /** Each newly refused object (not repeated while it stays refused with the same reason). */
   readonly changes$: Observable<StoreRefusedChange> = this.refusedChanges.asObservable();
   /** Each applied store revision, in order, starting with the latest one (the hook the peers registration subscribes to). */
   readonly applied$: Observable<StoreApplied> = this.appliedSubject.asObservable();
+
+  /** The store this process reads, from its first `configStore` until it stops (a changed one needs a restart); undefined while it reads none. */
+  location(): ConfigStoreSettings | undefined {
+    return this.reading;
+  }
+
+  /** Records the store this process starts reading (the reader calls it once). */
+  setLocation(settings: ConfigStoreSettings): void {
+    this.reading = settings;
+  }
 
   /** The latest status; undefined when the configuration has no `configStore`. */
   current(): StoreStatus | undefined {

@@ -297,4 +297,37 @@ services:
     expect((await send(admin, 'DELETE', '/api/routes/written')).status).toBe(204);
     await waitFor(async () => (await status()) === 404, { timeoutMs: 10_000, message: 'the deleted route to answer 404' });
   });
+
+  // Last in this block: it reloads the gateway's file.
+  it('writes to the store it reads when a reload points configStore elsewhere or drops it (restart-only), so a PUT route is routed', async () => {
+    const adminListen = new URL(admin.url).host;
+    const fileWith = (store: string) => `
+listen: 127.0.0.1:{{port}}
+admin: { listen: ${adminListen}, token: ${TOKEN} }
+accessLog: false
+${store}
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`;
+    const configStoreUrl = async () => ((await (await admin.get('/api/config')).json()) as { configStore?: { url: string } | null }).configStore?.url ?? 'none';
+    const routed = async (name: string) => {
+      const status = async () => (await fetch(`${gateway.url}/${name}/x`)).status;
+      await waitFor(async () => (await status()) === 200, { timeoutMs: 10_000, message: `the route ${name} written after the reload to serve` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+      });
+    };
+
+    const elsewhere = etcd.url.replace(ROOT, '/switchboard-elsewhere');
+    await gateway.writeConfig(fileWith(`configStore: ${elsewhere}`));
+    await waitFor(async () => (await configStoreUrl()) === elsewhere, { timeoutMs: 10_000, message: 'the reload naming another store to apply' });
+    expect((await send(admin, 'PUT', '/api/routes/moved', { path: '/moved', service: 'echo', stripPrefix: true })).status).toBe(201);
+    expect(await etcd.read(`${ROOT}/routes/moved`)).toBeDefined();
+    expect(await etcd.read('/switchboard-elsewhere/routes/moved')).toBeUndefined();
+    await routed('moved');
+
+    await gateway.writeConfig(fileWith(''));
+    await waitFor(async () => (await configStoreUrl()) === 'none', { timeoutMs: 10_000, message: 'the reload without configStore to apply' });
+    expect((await send(admin, 'PUT', '/api/routes/kept', { path: '/kept', service: 'echo', stripPrefix: true })).status).toBe(201);
+    await routed('kept');
+  });
 });
