@@ -8,8 +8,8 @@ import type { Logger } from '../logger.ts';
 /** Where one registration stands; `retrying` means the registry refused or could not be reached. */
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'closed';
 
-/** Delay between registration attempts while the registry is unreachable: capped at 5 s, jittered. */
-export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 5_000 };
+/** Delay between registration attempts while the registry is unreachable: jittered, at most a second, so an entry is back within about a second of its registry. */
+export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 1_000 };
 
 /** How a registered entry is spelled in the registry: its key (or znode path) and its value. */
 export interface RegisteredEntry<T> {

@@ -280,6 +280,31 @@ describe('switchboard-agent with etcd', () => {
     await waitFor(async () => (await reader.get(key).string()) === null, { timeoutMs: 4_000, message: 'the key to go' });
   });
 
+  it('puts the key within about a second once etcd comes up after the agent started', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const member = etcd.members[0]!;
+    await member.stop();
+    try {
+      const agent = await agentFor(order.port);
+      const key = `/services/order/order-${order.port}`;
+      // Ten seconds without a registry (the outage, not synchronisation): long enough for any
+      // backoff or breaker to reach its longest wait.
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      expect(agent.running).toBe(true);
+      await member.restart();
+      const upAt = Date.now();
+      await waitFor(() => reader.get(key).string(), { timeoutMs: 15_000, message: `${key} after etcd came up` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await logOf(agent)}`);
+      });
+      // The agent's backoff is at most 1 s (jittered); the rest is slack for a loaded machine. A
+      // 5 s backoff cap or etcd3's 5 s breaker would miss it.
+      expect(Date.now() - upAt).toBeLessThan(3_500);
+    } finally {
+      if (!member.running) await member.restart();
+    }
+  });
+
   it('puts the key again on a new lease when its lease is revoked from another client', async () => {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());

@@ -1,7 +1,7 @@
 import { Etcd3, type IOptions } from 'etcd3';
+import { NO_HIDDEN_RETRIES } from './etcd-fault-handling.ts';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
-type FaultPolicy = NonNullable<FaultHandling['global']>;
 type WatchBackoff = NonNullable<FaultHandling['watchBackoff']>;
 
 /**
@@ -17,17 +17,6 @@ export interface EtcdClientOptions {
   /** Deadline of every unary call (reads, probes), and how long a keepalive ping may go unanswered. */
   readonly requestTimeoutMs: number;
 }
-
-const NEVER_ABORTED = new AbortController().signal;
-
-/**
- * Runs each call exactly once. etcd3 otherwise retries three times and opens a per-host breaker
- * for 5 s; the provider's own backoff loop is the only retry, so recovery is not delayed by a
- * breaker that still remembers the outage.
- */
-const SINGLE_ATTEMPT = {
-  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => fn({ signal: NEVER_ABORTED }),
-} as unknown as FaultPolicy;
 
 /**
  * etcd3 re-establishes a broken watch stream by itself after this delay. The provider replaces the
@@ -49,6 +38,6 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
       'grpc.keepalive_time_ms': ETCD_KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': options.requestTimeoutMs,
     },
-    faultHandling: { host: () => SINGLE_ATTEMPT, global: SINGLE_ATTEMPT, watchBackoff: WATCH_STREAM_RETRY },
+    faultHandling: { ...NO_HIDDEN_RETRIES, watchBackoff: WATCH_STREAM_RETRY },
   });
 }
