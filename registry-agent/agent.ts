@@ -3,16 +3,18 @@ import type { Instance } from '../src/discovery/instance.ts';
 import { componentLogger } from '../src/logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 import { BackendHealth } from './backend-health.ts';
-import type { AgentOptions } from './cli.ts';
+import { unwritableLocation, type AgentOptions } from './cli.ts';
 import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
 import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
 import type { Registration } from '../src/registration/registration.ts';
 
-/** Creates the registration for a ZooKeeper or etcd location. */
+/** Creates the registration for a ZooKeeper or etcd location; throws for one the agent cannot write (`unwritableLocation`). */
 export function createRegistration(location: RegistryLocation, ttlMs: number): Registration {
+  const unwritable = unwritableLocation(location);
+  // (A file location is always unwritable; the kind test narrows the type.)
+  if (unwritable !== undefined || location.kind === 'file') throw new Error(unwritable);
   if (location.kind === 'zookeeper') return new ZooKeeperRegistration({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs });
-  if (location.kind === 'etcd') return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs });
-  throw new Error('an agent registers in ZooKeeper or etcd, not in a file');
+  return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs });
 }
 
 /**

@@ -102,11 +102,8 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   } catch (error) {
     throw new AgentUsageError('registry', (error as Error).message);
   }
-  if (registry.kind === 'file') throw new AgentUsageError('registry', 'the agent registers in zk:// or etcd://, not in a file');
-  // The agent writes native entries under <root>/<service>/<id>; reading other layouts is the gateway's job.
-  if (registry.layout !== undefined && (registry.layout.name !== 'native' || registry.layout.service !== undefined)) {
-    throw new AgentUsageError('registry', 'the agent writes the native layout: drop layout= and service= from its registry URL');
-  }
+  const unwritable = unwritableLocation(registry);
+  if (unwritable !== undefined) throw new AgentUsageError('registry', unwritable);
   const service = required('service', get('service'));
   if (!/^[A-Za-z0-9][\w.-]*$/.test(service)) throw new AgentUsageError('service', `"${service}" must be letters, digits, ".", "_" or "-"`);
   const port = integer('port', required('port', get('port')), 1, 65_535);
@@ -141,6 +138,16 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     pretty: values.pretty === true || booleanEnv('pretty', env[envNameOf('pretty')]),
     help: false,
   };
+}
+
+/** Why the agent cannot register at `location`, or undefined when it can: it writes native entries in ZooKeeper or etcd. */
+export function unwritableLocation(location: RegistryLocation): string | undefined {
+  if (location.kind === 'file') return 'the agent registers in zk:// or etcd://, not in a file';
+  // The agent writes native entries under <root>/<service>/<id>; reading other layouts is the gateway's job.
+  if (location.layout !== undefined && (location.layout.name !== 'native' || location.layout.service !== undefined)) {
+    return 'the agent writes the native layout: drop layout= and service= from its registry URL';
+  }
+  return undefined;
 }
 
 function booleanEnv(flag: string, text: string | undefined): boolean {
