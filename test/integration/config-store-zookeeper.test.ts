@@ -143,6 +143,9 @@ services:
       expect((await statusOf('/added', cutOff)).status).toBe(404);
       // The supervisor counts a disconnection longer than the session timeout (10 s) as expiry.
       await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text().then((text) => /switchboard_zookeeper_session_events_total\{[^}]*event="expired"[^}]*\} [1-9]/.test(text)), { timeoutMs: 30_000, intervalMs: 250, message: 'the session to count as expired' });
+      // Its session expired, it still serves the last listing: an expiry is no empty store.
+      expect((await statusOf('/doomed', cutOff)).status).toBe(200);
+      expect((await statusOf('/kept', cutOff)).status).toBe(200);
       proxy.restore();
       await waitFor(async () => (await statusOf('/added', cutOff)).status === 200 && (await statusOf('/doomed', cutOff)).status === 404, { timeoutMs: 30_000, intervalMs: 100, message: 'the changes made during the cut' });
       expect((await statusOf('/kept', cutOff)).status).toBe(200);
