@@ -104,7 +104,9 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   const handlersFor = (origin: RequestOrigin) => ({
     request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
-    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(runners.upgrade, request, socket, head, log, origin),
+    // `Upgrade: h2c` (curl --http2 on http://) is an offer the gateway declines (RFC 9113 §3.1
+    // dropped it): the request is served over HTTP/1.1 as if it had not been made.
+    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(isH2cOffer(request) ? runners.http : runners.upgrade, request, socket, head, log, origin),
   });
   const entryPoints: EntryPoint[] = [];
   // Named certificates (`certificates:`) are the configuration's, added to every TLS entry point's own.
@@ -176,11 +178,31 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
 }
 
-/** An upgrade request gets a ServerResponse on its socket, so that failures answer like any request. */
+/**
+ * An upgrade request gets a ServerResponse on its socket, so that failures answer like any request.
+ * Node hands over the socket while an earlier request of the same connection may still be answered
+ * (pipelined): the upgrade waits for that answer to finish. An answer the gateway gives itself (no
+ * route, refused by a middleware, an upstream's refusal) closes the connection once it is sent: the
+ * HTTP server no longer manages this socket, so nothing else would.
+ */
 async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger, origin: RequestOrigin): Promise<void> {
   if (head.length > 0) socket.unshift(head);
+  const earlier = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (earlier && !earlier.writableFinished) {
+    await new Promise<void>((resolve) => {
+      earlier.once('finish', resolve);
+      earlier.once('close', resolve);
+    });
+    if (socket.destroyed) return;
+  }
   const response = new ServerResponse(request);
   response.shouldKeepAlive = false;
   response.assignSocket(socket as never);
+  response.once('finish', () => (socket as Socket).destroySoon());
   await runner(createContext(request, response, log, origin));
+}
+
+/** An `Upgrade: h2c` request: HTTP/2 offered in cleartext, which the gateway answers over HTTP/1.1 instead. */
+function isH2cOffer(request: IncomingMessage): boolean {
+  return request.headers.upgrade?.trim().toLowerCase() === 'h2c';
 }

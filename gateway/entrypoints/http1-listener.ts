@@ -129,6 +129,9 @@ export class GatewayListener {
       toOriginForm(request);
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
+      // Node took its own error listener off the socket: a client's reset before the upgrade is
+      // spliced (or while the gateway answers it) would otherwise be an uncaught 'error'.
+      socket.on('error', ignoreUpgradedSocketError);
       handlers.upgrade(request, socket, head);
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -273,3 +276,6 @@ export class GatewayListener {
     }
   }
 }
+
+/** An upgraded socket's error: the socket is destroyed with it, and whoever joined it to an upstream has its own listener. */
+function ignoreUpgradedSocketError(): void {}

@@ -24,6 +24,27 @@ function rawExchange(port: number, bytes: string, timeoutMs = 5_000): Promise<st
   });
 }
 
+/** Sends raw bytes; resolves with the answer once the gateway closed the connection, or with `closed: false` after `timeoutMs`. */
+function rawUntilClosed(port: number, bytes: string, timeoutMs = 10_000): Promise<{ answer: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ answer, closed: false });
+    }, timeoutMs);
+    socket.on('data', (chunk) => (answer += chunk.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answer, closed: true });
+    });
+    socket.write(bytes);
+  });
+}
+
+const WS_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
 const STREAMED_BODY = Buffer.alloc(32 << 20, 's');
 /** One read's worth, above a response's 16 KB high-water mark. */
 const CLOSING_BODY = Buffer.alloc(20_000, 'y');
@@ -35,6 +56,9 @@ describe('the gateway proxies HTTP and WebSocket through its middleware', () => 
   let closing: Server;
   let streaming: Server;
   let streamingSmallSent = 0;
+  /** An upstream that reads an upgrade request and never answers; counts the requests it got. */
+  let silent: Server;
+  let silentRequests = 0;
   let closingServed = 0;
   let gateway: GatewayProcess;
   const config = () => `
@@ -47,6 +71,7 @@ services:
   empty: {}
   closing: { instances: [127.0.0.1:${(closing.address() as { port: number }).port}] }
   streaming: { instances: [127.0.0.1:${(streaming.address() as { port: number }).port}] }
+  silent: { instances: [127.0.0.1:${(silent.address() as { port: number }).port}], outlierDetection: false, retries: false }
 routes:
   - path: /api/echo
     service: echo
@@ -60,6 +85,7 @@ routes:
   - { path: /ws, service: echo }
   - { path: /closing, service: closing }
   - { path: /streaming, service: streaming }
+  - { path: /silent, service: silent }
 `;
 
   beforeAll(async () => {
@@ -87,6 +113,11 @@ routes:
       });
     });
     await new Promise<void>((resolve) => streaming.listen(0, '127.0.0.1', resolve));
+    silent = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => (silentRequests += 1));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(config());
   });
   afterAll(async () => {
@@ -94,6 +125,7 @@ routes:
     await Promise.all([backend?.process.kill(), hanging?.process.kill()]);
     closing?.close();
     streaming?.close();
+    silent?.close();
   });
 
   async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: string }> {
@@ -161,6 +193,41 @@ routes:
     const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
     socket.close(1000);
     expect(await closed).toBe(1000);
+  });
+
+  it('closes the connection after an upgrade it answers itself, once the answer is sent', async () => {
+    const { answer, closed } = await rawUntilClosed(gateway.port, `GET /nowhere HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect(closed).toBe(true);
+  });
+
+  it('answers a request and then an upgrade pipelined behind it on the same connection', async () => {
+    const { answer, closed } = await rawUntilClosed(gateway.port, `GET /api/echo/first HTTP/1.1\r\nHost: a\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    expect([...answer.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((match) => match[1])).toEqual(['200', '404']);
+    expect(closed).toBe(true);
+    expect(gateway.process.running).toBe(true);
+    expect((await get('/api/echo/still-here')).status).toBe(200);
+  });
+
+  it('survives a client that resets its connection while the upgrade waits for the upstream', async () => {
+    const before = silentRequests;
+    const socket = connect(gateway.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`GET /silent/ws HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    await waitFor(() => silentRequests > before, { timeoutMs: 5_000, message: 'the upgrade to reach the upstream' });
+    socket.resetAndDestroy();
+    await waitFor(async () => (await get('/api/echo/after-reset')).status === 200, { timeoutMs: 5_000, message: 'the gateway to answer after the reset' });
+    expect(gateway.process.running).toBe(true);
+  });
+
+  it('answers an Upgrade: h2c offer over HTTP/1.1, as if it had not been made', async () => {
+    const { answer } = await rawUntilClosed(gateway.port, 'GET /api/echo/h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    // The body as the client got it (chunked): the echo's JSON inside.
+    const echo = JSON.parse(answer.slice(answer.indexOf('{'), answer.lastIndexOf('}') + 1)) as Echo;
+    expect(echo.url).toBe('/h2c');
+    expect(echo.headers).not.toHaveProperty('upgrade');
+    expect(echo.headers).not.toHaveProperty('http2-settings');
   });
 
   it('refuses oversized headers with 431 and a malformed request line with 400, and keeps serving', async () => {
@@ -235,7 +302,7 @@ routes:
   it('refuses an invalid configuration edit and keeps routing, then applies a valid one', async () => {
     await gateway.writeConfig(`${config()}\n  - { path: /typo, servce: echo }\n`);
     await waitFor(async () => (await logOf(gateway.process)).includes('configuration refused'), { timeoutMs: 5_000, message: 'the refusal in the log' });
-    expect(await logOf(gateway.process)).toMatch(/routes\.8\.servce \(line \d+\)/);
+    expect(await logOf(gateway.process)).toMatch(/routes\.9\.servce \(line \d+\)/);
     expect((await get('/api/echo/ok')).status).toBe(200);
 
     await gateway.writeConfig(`${config()}\n  - { path: /added, service: echo, stripPrefix: true }\n`);
