@@ -3,6 +3,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PickOutcome, Picker, PickResult } from '../../src/balance/picker.ts';
+import { tcpErrorsTotal } from '../telemetry/tcp-metrics.ts';
 import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
 
 const POLICY: TcpForwardPolicy = { service: 'svc', attempts: 3, connectTimeoutMs: 2_000, idleTimeoutMs: 0, proxyProtocol: false };
@@ -207,10 +208,17 @@ describe('forwardConnection', () => {
   it('closes both sides of a connection idle for the idle timeout', async () => {
     const upstream = await listen(() => undefined);
     const { picker, outcomes } = scriptedPicker([upstream]);
+    const idleTimeouts = tcpErrorsTotal.cell({ service: POLICY.service, class: 'idle-timeout' });
+    const before = idleTimeouts.value;
     const { port, forwards } = await front(picker, { ...POLICY, idleTimeoutMs: 200 });
+    const startedAt = performance.now();
     const client = connect({ port, host: '127.0.0.1' });
     await readAll(client);
     await Promise.all(forwards);
+    // Closed by the idle timer, not at once: no earlier than the timeout (timers never fire early
+    // by more than a millisecond), and counted as an idle timeout.
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(190);
+    expect(idleTimeouts.value).toBe(before + 1);
     expect(outcomes).toHaveLength(1);
   });
 });
