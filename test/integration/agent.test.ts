@@ -2,6 +2,7 @@ import { Etcd3 } from 'etcd3';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../../registry-agent/index.ts';
+import { EtcdRegistration } from '../../src/registration/registration-etcd.ts';
 import { exists, getData } from '../../src/zookeeper/index.ts';
 import {
   connectZooKeeperClient,
@@ -231,6 +232,17 @@ describe('switchboard-agent with etcd', () => {
     cleanup.push(() => agent.kill());
     return agent;
   }
+
+  it('registers under a prefix of / at /<service>/<id>, where the gateway lists it', async () => {
+    const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/', ttlMs: 5_000 });
+    cleanup.push(() => registration.close());
+    registration.register({ id: 'root-1', service: 'rooted', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} });
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the registration under / to be confirmed' });
+    // The gateway's etcd provider lists the prefix / as keys starting with "/" (never "//").
+    expect((await reader.getAll().prefix('/').keys()).filter((key) => key.includes('rooted'))).toEqual(['/rooted/root-1']);
+    await registration.deregister();
+    expect(await reader.get('/rooted/root-1').string()).toBeNull();
+  });
 
   it('puts a leased key with the payload and deletes it on SIGTERM', async () => {
     const order = await startBackend();
