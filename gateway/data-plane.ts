@@ -7,6 +7,7 @@ import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/inde
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
 import { NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
+import { sendErrorAnswer } from './proxy/error-response.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
 import { tcpForwardPolicy } from './proxy/tcp-policy.ts';
@@ -104,9 +105,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   const handlersFor = (origin: RequestOrigin) => ({
     request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
-    // `Upgrade: h2c` (curl --http2 on http://) is an offer the gateway declines (RFC 9113 §3.1
-    // dropped it): the request is served over HTTP/1.1 as if it had not been made.
-    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(isH2cOffer(request) ? runners.http : runners.upgrade, request, socket, head, log, origin),
+    upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(upgradeRunner(runners, request), request, socket, head, log, origin),
   });
   const entryPoints: EntryPoint[] = [];
   // Named certificates (`certificates:`) are the configuration's, added to every TLS entry point's own.
@@ -180,21 +179,23 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
 
 /**
  * An upgrade request gets a ServerResponse on its socket, so that failures answer like any request.
- * Node hands over the socket while an earlier request of the same connection may still be answered
- * (pipelined): the upgrade waits for that answer to finish. An answer the gateway gives itself (no
- * route, refused by a middleware, an upstream's refusal) closes the connection once it is sent: the
- * HTTP server no longer manages this socket, so nothing else would.
+ * Node hands over the socket while earlier requests of the same connection may still be answered
+ * (pipelined): the upgrade waits until none holds the socket. An answer the gateway gives itself
+ * (no route, refused by a middleware, an upstream's refusal) closes the connection once it is
+ * sent: the HTTP server no longer manages this socket, so nothing else would.
  */
 async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger, origin: RequestOrigin): Promise<void> {
   if (head.length > 0) socket.unshift(head);
-  const earlier = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (earlier && !earlier.writableFinished) {
+  for (let held = answerOn(socket); held; held = answerOn(socket)) {
+    // Node's own 'finish' listener, added first, hands the socket to the next queued answer, if any.
     await new Promise<void>((resolve) => {
-      earlier.once('finish', resolve);
-      earlier.once('close', resolve);
+      held.once('finish', resolve);
+      held.once('close', resolve);
     });
     if (socket.destroyed) return;
   }
+  // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain).
+  if (!socket.writable) return void socket.destroy();
   const response = new ServerResponse(request);
   response.shouldKeepAlive = false;
   response.assignSocket(socket as never);
@@ -202,7 +203,25 @@ async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socke
   await runner(createContext(request, response, log, origin));
 }
 
-/** An `Upgrade: h2c` request: HTTP/2 offered in cleartext, which the gateway answers over HTTP/1.1 instead. */
-function isH2cOffer(request: IncomingMessage): boolean {
-  return request.headers.upgrade?.trim().toLowerCase() === 'h2c';
+/** The answer that holds `socket` (Node's `_httpMessage`): an earlier request's, still being written. */
+function answerOn(socket: Duplex): ServerResponse | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** Answers an `Upgrade: h2c` offer with a body (see `upgradeRunner`). */
+const declineH2cWithBody: RequestRunner = async (context) => {
+  sendErrorAnswer(context, 400, 'bad-request', 'an Upgrade: h2c offer with a body is not served: send the request without the offer, or speak HTTP/2 with prior knowledge');
+};
+
+/**
+ * The runner of an upgrade request. `Upgrade: h2c` (curl --http2 on http://) is an offer the
+ * gateway declines (RFC 9113 §3.1 dropped it): without a body, the request is served over HTTP/1.1
+ * as if it had not been made. Node hands an upgrade's body bytes to no one, so an offer with a
+ * body is refused with 400 rather than sent on without it.
+ */
+function upgradeRunner(runners: { http: RequestRunner; upgrade: RequestRunner }, request: IncomingMessage): RequestRunner {
+  if (request.headers.upgrade?.trim().toLowerCase() !== 'h2c') return runners.upgrade;
+  const length = request.headers['content-length'];
+  const bodiless = request.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0);
+  return bodiless ? runners.http : declineH2cWithBody;
 }

@@ -132,6 +132,10 @@ export class GatewayListener {
       // Node took its own error listener off the socket: a client's reset before the upgrade is
       // spliced (or while the gateway answers it) would otherwise be an uncaught 'error'.
       socket.on('error', ignoreUpgradedSocketError);
+      // Node also took the listener that passes the socket's 'drain' on to the answer it holds: an
+      // answer still written on this socket (a pipelined earlier one, an h2c offer served over
+      // HTTP/1.1) that filled the socket's buffer would wait for a 'drain' that never came.
+      socket.on('drain', passDrainToAnswer);
       handlers.upgrade(request, socket, head);
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -279,3 +283,9 @@ export class GatewayListener {
 
 /** An upgraded socket's error: the socket is destroyed with it, and whoever joined it to an upstream has its own listener. */
 function ignoreUpgradedSocketError(): void {}
+
+/** An upgraded socket drained (its 'drain' listener, `this` is the socket): the answer it still holds, if any, may write again. */
+function passDrainToAnswer(this: Duplex): void {
+  const answer = (this as Duplex & { _httpMessage?: { finished: boolean; emit(event: 'drain'): boolean } | null })._httpMessage;
+  if (answer && !answer.finished) answer.emit('drain');
+}

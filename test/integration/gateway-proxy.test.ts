@@ -201,9 +201,10 @@ routes:
     expect(closed).toBe(true);
   });
 
-  it('answers a request and then an upgrade pipelined behind it on the same connection', async () => {
-    const { answer, closed } = await rawUntilClosed(gateway.port, `GET /api/echo/first HTTP/1.1\r\nHost: a\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
-    expect([...answer.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((match) => match[1])).toEqual(['200', '404']);
+  it('answers requests and then an upgrade pipelined behind them on the same connection', async () => {
+    const requests = `GET /api/echo/first HTTP/1.1\r\nHost: a\r\n\r\nGET /api/echo/second HTTP/1.1\r\nHost: a\r\n\r\n`;
+    const { answer, closed } = await rawUntilClosed(gateway.port, `${requests}GET /nowhere HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    expect([...answer.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((match) => match[1])).toEqual(['200', '200', '404']);
     expect(closed).toBe(true);
     expect(gateway.process.running).toBe(true);
     expect((await get('/api/echo/still-here')).status).toBe(200);
@@ -228,6 +229,24 @@ routes:
     expect(echo.url).toBe('/h2c');
     expect(echo.headers).not.toHaveProperty('upgrade');
     expect(echo.headers).not.toHaveProperty('http2-settings');
+  });
+
+  it('streams a big answer to an Upgrade: h2c offer whole, and refuses an offer with a body', async () => {
+    const received = await new Promise<number>((resolve, reject) => {
+      const socket = connect(gateway.port, '127.0.0.1');
+      let bytes = 0;
+      socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(bytes));
+      // A stalled answer fails the byte count instead of the test's own timeout.
+      socket.setTimeout(20_000, () => socket.destroy());
+      socket.write(`GET /api/echo/bytes/${16 << 20} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`);
+    });
+    // The whole body (and its head) arrived before the gateway closed the connection.
+    expect(received).toBeGreaterThan(16 << 20);
+    const { answer } = await rawUntilClosed(gateway.port, 'POST /api/echo/h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\nhello');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('h2c');
   });
 
   it('refuses oversized headers with 431 and a malformed request line with 400, and keeps serving', async () => {
