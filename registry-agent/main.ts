@@ -33,6 +33,8 @@ let childStatus: number | undefined;
 let shuttingDown = false;
 /** Cuts the drain short when the backend exits during it: nothing is left to drain. */
 const drainCut = new AbortController();
+/** True while the agent waits `--drain`. */
+let draining = false;
 
 if (options.command.length > 0) {
   const [command, ...args] = options.command as [string, ...string[]];
@@ -45,7 +47,7 @@ if (options.command.length > 0) {
     // A negative code is libuv's error for a child that never started ('error' above answers 127).
     if (code === null || code >= 0) childStatus = exitStatus(code, signal);
     if (shuttingDown) {
-      if (!drainCut.signal.aborted) log.warn({ code, signal }, 'backend exited during the drain; deregistering now');
+      if (draining) log.warn({ code, signal }, 'backend exited during the drain; deregistering now');
       drainCut.abort();
       return;
     }
@@ -76,7 +78,9 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     const marked = await agent.markDraining(options.ttlMs / 2);
     if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
     else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+    draining = true;
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
+    draining = false;
     log.info('drained; deregistering');
     await agent.deregister(Math.max(1, options.ttlMs - (performance.now() - startedAt - options.drainMs)));
   } else {

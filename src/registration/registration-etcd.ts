@@ -80,7 +80,16 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   protected async remove(): Promise<void> {
     const lease = this.lease;
     this.lease = undefined;
-    if (lease) await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
+    if (!lease) return;
+    // Each call goes to one member (no hidden retries): with one member down, a single revoke would
+    // fail one time in N. Once per member, within the deregistration's own bound.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
+      } catch (error) {
+        if (attempt >= this.options.endpoints.length) throw error;
+      }
+    }
   }
 
   protected async release(): Promise<void> {

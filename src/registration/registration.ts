@@ -49,6 +49,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /** Every instance value the registry confirmed holding, for `markDraining`. */
   private readonly written = new Subject<T>();
   protected closed = false;
+  private closing = false;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -69,7 +70,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
 
   /** Wants `instance` registered from now on; returns at once, the loop does the work. */
   register(instance: T): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
     this.desired = instance;
     this.deregistered = false;
     // The last call wins: a removal asked for earlier and not started yet must not delete this entry.
@@ -134,6 +135,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /** Deregisters (unless that already happened) and releases the registry connection; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // From here on, a register() (a late health verdict) would only write an entry close() leaves behind.
+    this.closing = true;
     if (!this.deregistered) await this.deregister();
     this.closed = true;
     await this.release();

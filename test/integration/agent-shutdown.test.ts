@@ -109,6 +109,8 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     const elapsedMs = Date.now() - sentAt;
     expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
     expect(elapsedMs, await logOf(agent)).toBeLessThan(ttlMs + DRAIN_MS + 1_000 + 2_000);
+    // The backend stopped because the agent stopped it, after the drain: no warning says otherwise.
+    expect(await logOf(agent)).not.toContain('backend exited during the drain');
   });
 
   it("exits with the backend's status when the backend dies during the drain", async () => {
@@ -129,6 +131,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
       const [backend] = descendantsOf(agent.pid!);
       process.kill(backend!.pid, 'SIGKILL');
       expect(await agent.waitForExit(20_000)).toMatchObject({ code: 128 + 9 });
+      expect(await logOf(agent)).toContain('backend exited during the drain');
       expect(await exists(reader, '/services/user/zk-dies')).toBeNull();
     } finally {
       reader.close();
