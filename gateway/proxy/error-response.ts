@@ -16,7 +16,6 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'upstream-protocol': 'the upstream sent an invalid HTTP response',
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
-  'upgrade-refused': 'the upstream refused the protocol upgrade',
   'http-5xx': 'the upstream failed',
   'headers-timeout': 'the upstream did not answer in time',
   'body-timeout': 'the upstream stopped sending its response',

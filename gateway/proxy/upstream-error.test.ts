@@ -41,8 +41,7 @@ describe('classifyUpstreamError', () => {
     // The client's own deadline for the call (grpc-timeout), in either phase.
     { error: coded('SB_CALL_DEADLINE'), started: false, expected: 'deadline-exceeded', status: 504 },
     { error: coded('SB_CALL_DEADLINE'), started: true, expected: 'deadline-exceeded', status: 504 },
-    // The WebSocket handshake and protocols HTTP cannot be proxied to.
-    { error: coded('SB_UPGRADE_REFUSED'), started: false, expected: 'upgrade-refused', status: 502 },
+    // Protocols HTTP cannot be proxied to.
     { error: coded('SB_UNSUPPORTED_PROTOCOL'), started: false, expected: 'unsupported-protocol', status: 502 },
     { error: coded('SB_UPSTREAM_INVALID_STATUS'), started: false, expected: 'upstream-protocol', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
@@ -68,7 +67,6 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'upstream-protocol', counts: true, health: 'reset-before-headers' },
     { errorClass: 'upstream-tls', counts: true, health: 'upstream-tls' },
     { errorClass: 'unsupported-protocol', counts: false, health: 'request-rejected' },
-    { errorClass: 'upgrade-refused', counts: false, health: 'request-rejected' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },

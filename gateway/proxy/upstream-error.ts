@@ -11,7 +11,6 @@ export type GatewayErrorClass =
   | 'no-healthy-instances'
   | 'upstream-protocol'
   | 'unsupported-protocol'
-  | 'upgrade-refused'
   | 'internal';
 
 /**
@@ -29,7 +28,6 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'upstream-protocol': 502,
   'upstream-tls': 502,
   'unsupported-protocol': 502,
-  'upgrade-refused': 502,
   'http-5xx': 502,
   'connect-timeout': 504,
   'headers-timeout': 504,
@@ -94,8 +92,6 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'body-timeout';
     case 'SB_CALL_DEADLINE':
       return 'deadline-exceeded';
-    case 'SB_UPGRADE_REFUSED':
-      return 'upgrade-refused';
     case 'SB_UNSUPPORTED_PROTOCOL':
       return 'unsupported-protocol';
     case 'SB_UPSTREAM_INVALID_STATUS':
@@ -164,17 +160,16 @@ export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
 /**
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
  * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
- * the gateway caused keep their names, which the health layer never counts; so do an unsupported
- * protocol and a refused upgrade, which are not the upstream's failures.
+ * the gateway caused keep their names, which the health layer never counts; so does an unsupported
+ * protocol, which is not the upstream's failure.
  */
 export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
   switch (errorClass) {
     case 'upstream-protocol':
       return 'reset-before-headers';
     // The gateway cannot speak the instance's protocol (a `tcp` instance behind an HTTP route): a
-    // configuration mismatch, not the instance's fault. An upgrade answered without 101 was answered.
+    // configuration mismatch, not the instance's fault.
     case 'unsupported-protocol':
-    case 'upgrade-refused':
       return 'request-rejected';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':

@@ -4,5 +4,4 @@ export type { AttemptReceiver, AttemptResult, AttemptTimeouts, Transport, Transp
 export { DEFAULT_POOL_SETTINGS, Http1Transport } from './transport-http1.ts';
 export type { PoolSettings } from './transport-http1.ts';
 export { Http2Transport } from './transport-http2.ts';
-export { UpgradeRefusedError } from './transport-websocket.ts';
 export { UnsupportedProtocolError, UpstreamTransports } from './upstream-transports.ts';

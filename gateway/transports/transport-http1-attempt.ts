@@ -66,9 +66,10 @@ function abortOnClientClose(this: WatchedResponse): void {
  * request is written and again from the end of its body, never expiring while the upload waits for
  * the client (a slow upload is the client's time; one the upstream stops reading is not); then the
  * longest silence between response body chunks, not counted while the client's back-pressure holds
- * the body back.
+ * the body back. Extended by the WebSocket handshake (transport-websocket.ts), whose refusals are
+ * answers like any other.
  */
-class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
+export class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
   private responseStarted = false;
   /** The receiver has the result (the client is answered or being answered). */
@@ -81,7 +82,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private letGo: (() => void) | undefined = undefined;
   private buffered: Buffer[] | undefined = undefined;
   private outgoing: OutgoingHttpHeaders | undefined = undefined;
-  private status = 0;
+  protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
   /** Whether this attempt added its own 'close' listener (no shared one on the response). */
@@ -90,7 +91,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   private readonly callDeadline: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly context: GatewayContext,
+    protected readonly context: GatewayContext,
     private readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
     private readonly timeouts: AttemptTimeouts,
@@ -226,7 +227,7 @@ class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler
   }
 
   /** Reports the outcome to the pick and, unless `settle` did already, the result to the receiver; once. */
-  private finish(result: AttemptResult): void {
+  protected finish(result: AttemptResult): void {
     if (this.reported) return;
     this.reported = true;
     try {

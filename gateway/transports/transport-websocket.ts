@@ -1,73 +1,89 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders } from '../proxy/hop-by-hop.ts';
-import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { reportAttempt } from './transport-outcome.ts';
-
-/** An upstream that answered an upgrade request with another status than 101 (code `SB_UPGRADE_REFUSED`). */
-export class UpgradeRefusedError extends Error {
-  readonly code = 'SB_UPGRADE_REFUSED';
-  constructor(readonly status: number) {
-    super(`the upstream answered the upgrade with ${status}`);
-  }
-}
+import { Http1Attempt } from './transport-http1-attempt.ts';
 
 /**
  * `Transport.upgrade` over an undici dispatcher (HTTP/1.1, cleartext or TLS as the dispatcher
- * connects): performs the handshake, answers the client's handshake with the upstream's 101, then
- * pipes bytes both ways with back-pressure and half-close. A non-101 answer is `upgrade-refused`,
- * which counts against the upstream only when it is a 5xx. Never rejects.
+ * connects). The handshake is an HTTP/1.1 attempt like any other (`Http1Attempt`: its headers
+ * timeout, and its abort when the client leaves, which is `cancelled`, never the upstream's fault),
+ * except for its end: on a 101 the client gets the upstream's 101 and the two sockets are joined
+ * (piped both ways); any other answer (a 401, 403, 426, 503…) is relayed to the client as the
+ * upstream sent it, after which the client connection closes (its response does not keep alive).
+ * Such an answer counts against the upstream, and for the circuit breaker, as its status says:
+ * only a 5xx does. Never rejects.
  */
 export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
-  const started = performance.now();
   // undici writes `Connection: upgrade` and `Upgrade` itself from the `upgrade` option.
   const headers = upstreamRequestHeaders(context.upstream.headers) as Record<string, string | string[]>;
   if (context.upstream.host !== undefined) headers.host = context.upstream.host;
   if (context.upstream.useInstanceHost) headers.host = pick.address;
   const protocol = String(context.request.headers.upgrade ?? 'websocket');
   return new Promise((resolve) => {
-    let done = false;
-    const finish = (result: AttemptResult, status: number) => {
-      if (done) return;
-      done = true;
-      // A refused upgrade is an answer: only a 5xx one says something against the upstream.
-      if (!result.ok && result.error instanceof UpgradeRefusedError) reportAttempt(pick, started, result.error.status, { ok: true });
-      else reportAttempt(pick, started, status, result);
+    const client = (context.response as ServerResponse).socket;
+    const stopWatching = client ? watchClientEnd(client) : noop;
+    const handshake = new UpgradeAttempt(context, pick, stopWatching, timeouts, (result) => {
+      stopWatching();
       resolve(result);
-    };
-    const fail = (error: Error) => finish({ ok: false, errorClass: classifyUpstreamError(error, false), responseStarted: false, error }, 0);
+    });
     try {
-      dispatcher.dispatch(
-        { path: context.upstream.path, method: 'GET', headers, upgrade: protocol, headersTimeout: timeouts.headersTimeoutMs, body: null },
-        {
-          // undici recognises the controller-style handler API by this method; without it the handler is refused.
-          onRequestStart() {},
-          onRequestUpgrade(_controller, status, upstreamHeaders, socket) {
-            splice(context, status, upstreamHeaders, socket);
-            finish({ ok: true }, status);
-          },
-          onResponseStart(controller, status) {
-            const refused = new UpgradeRefusedError(status);
-            finish({ ok: false, errorClass: classifyUpstreamError(refused, false), responseStarted: false, error: refused }, status);
-            controller.abort(refused);
-          },
-          onResponseError(_controller, error) {
-            fail(error);
-          },
-        },
-      );
+      dispatcher.dispatch({ path: context.upstream.path, method: 'GET', headers, upgrade: protocol, body: null }, handshake);
     } catch (error) {
-      fail(error as Error);
+      handshake.fail(error as Error);
     }
   });
 }
 
+/** A handshake: an `Http1Attempt` that, on a 101, splices the client to the upstream. */
+class UpgradeAttempt extends Http1Attempt {
+  constructor(
+    context: GatewayContext,
+    pick: PickedEndpoint,
+    private readonly stopWatching: () => void,
+    timeouts: AttemptTimeouts,
+    attemptEnded: (result: AttemptResult) => void,
+  ) {
+    super(context, pick, { attemptEnded }, timeouts, null);
+  }
+
+  onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, socket: Duplex): void {
+    this.status = status;
+    this.stopWatching();
+    splice(this.context, status, upstreamHeaders, socket as Socket);
+    this.finish({ ok: true });
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Until the returned function is called, closes `client` when it sends its FIN, so that the
+ * handshake's attempt hears of it through the response's 'close' (a reset closes the socket by
+ * itself). After the upgrade request nobody reads the socket, so without this a client that leaves
+ * during the handshake goes unnoticed until the upstream answers. Bytes the client sends early (its
+ * first frames) stay in the socket's buffer for the splice: this reads only when that buffer is
+ * empty, which reads nothing but the end.
+ */
+function watchClientEnd(client: Socket): () => void {
+  const onReadable = () => {
+    if (client.readableLength === 0) client.read();
+  };
+  const onEnd = () => client.destroy();
+  client.on('readable', onReadable);
+  client.once('end', onEnd);
+  return () => {
+    client.off('readable', onReadable);
+    client.off('end', onEnd);
+  };
+}
+
 /** Sends the upstream's 101 to the client and joins the two sockets. */
-function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Duplex): void {
+function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Socket): void {
   // An upgrade's response is always the HTTP/1.1 ServerResponse that runUpgrade assigned to the client socket.
   const response = context.response as ServerResponse;
   const client = response.socket;

@@ -1,0 +1,216 @@
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+/** A raw TCP backend in the test process: it reads each connection's request head and hands the socket to `answer`. */
+interface UpgradeBackend {
+  readonly port: number;
+  /** Request heads received, in order. */
+  readonly requests: string[];
+  /** The connection each request came on, in the same order. */
+  readonly sockets: Socket[];
+  /** Connections accepted and not yet closed. */
+  readonly open: Set<Socket>;
+  answer: (socket: Socket, head: string) => void;
+  close(): Promise<void>;
+}
+
+async function startUpgradeBackend(answer: UpgradeBackend['answer'], options: { allowHalfOpen?: boolean } = {}): Promise<UpgradeBackend> {
+  const requests: string[] = [];
+  const sockets: Socket[] = [];
+  const open = new Set<Socket>();
+  const backend = { requests, sockets, open, answer } as UpgradeBackend & { port: number; server: Server };
+  const server = createServer(options, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => undefined);
+    let received = '';
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.off('data', onData);
+      const head = received.slice(0, end);
+      requests.push(head);
+      sockets.push(socket);
+      backend.answer(socket, head);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(backend, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+const UPGRADE_REQUEST = (path: string) =>
+  `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+
+/** An answer read off a raw socket: status, lower-cased headers and the body its Content-Length frames. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Sends an upgrade request and resolves with the first complete answer (Content-Length framed), or what came before the connection closed. */
+function upgradeExchange(port: number, path: string, timeoutMs = 10_000): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    const timer = setTimeout(() => finish(new Error(`no complete answer within ${timeoutMs} ms: ${JSON.stringify(received)}`)), timeoutMs);
+    const parse = (): RawAnswer | undefined => {
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return undefined;
+      const [statusLine, ...lines] = received.slice(0, end).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const body = received.slice(end + 4);
+      const length = Number(headers['content-length'] ?? Number.NaN);
+      if (!Number.isNaN(length) && body.length < length) return undefined;
+      return { status: Number(statusLine!.split(' ')[1]), headers, body };
+    };
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const answer = parse();
+      if (answer) resolve(answer);
+      else reject(error ?? new Error(`the connection closed after ${JSON.stringify(received)}`));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      const answer = parse();
+      if (answer && (answer.headers['content-length'] !== undefined || answer.status === 101)) finish();
+    });
+    socket.on('close', () => finish());
+    socket.on('error', () => undefined);
+    socket.write(UPGRADE_REQUEST(path));
+  });
+}
+
+describe('WebSocket handshakes the upstream refuses', () => {
+  let forbidding: UpgradeBackend;
+  let unavailableA: UpgradeBackend;
+  let unavailableB: UpgradeBackend;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    forbidding = await startUpgradeBackend((socket) =>
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Reason: no-token\r\nConnection: close\r\nContent-Length: 15\r\n\r\nno token given\n'),
+    );
+    const unavailable = (socket: Socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\nX-From: backend\r\nConnection: close\r\nContent-Length: 11\r\n\r\nbusy, sorry');
+    [unavailableA, unavailableB] = await Promise.all([startUpgradeBackend(unavailable), startUpgradeBackend(unavailable)]);
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  forbidding: { instances: [127.0.0.1:${forbidding.port}], outlierDetection: false }
+  unavailable:
+    instances: [127.0.0.1:${unavailableA.port}, 127.0.0.1:${unavailableB.port}]
+    outlierDetection: false
+    retries: { attempts: 3 }
+    circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s }
+routes:
+  - { path: /forbidden, service: forbidding, responseHeaders: { set: { x-served-by: switchboard } } }
+  - { path: /unavailable, service: unavailable }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([forbidding, unavailableA, unavailableB].map((backend) => backend?.close()));
+  });
+
+  it("relays the upstream's refusal as it sent it: status, end-to-end headers and body", async () => {
+    const answer = await upgradeExchange(gateway.port, '/forbidden');
+    expect(answer.status).toBe(403);
+    expect(answer.headers['x-reason']).toBe('no-token');
+    expect(answer.headers['content-type']).toBe('text/plain');
+    // The route's response header rules apply to a relayed refusal like to any answer.
+    expect(answer.headers['x-served-by']).toBe('switchboard');
+    expect(answer.body).toBe('no token given\n');
+    expect(forbidding.requests).toHaveLength(1);
+  });
+
+  it('relays a 5xx refusal without retrying it, and counts it for the circuit breaker', async () => {
+    const reached = () => unavailableA.requests.length + unavailableB.requests.length;
+    const first = await upgradeExchange(gateway.port, '/unavailable');
+    expect([first.status, first.headers['x-from'], first.body]).toEqual([503, 'backend', 'busy, sorry']);
+    // An answer the client got is not retried on the other instance.
+    expect(reached()).toBe(1);
+    // Every refusal so far was a failure: after the volume threshold, the breaker opens and the gateway answers alone.
+    let sent = 1;
+    let answer = first;
+    while (answer.headers['x-from'] === 'backend' && sent < 20) {
+      answer = await upgradeExchange(gateway.port, '/unavailable');
+      sent += 1;
+    }
+    expect(answer.status).toBe(503);
+    expect(answer.headers['x-from']).toBeUndefined();
+    expect(reached()).toBe(sent - 1);
+    expect(reached()).toBeLessThanOrEqual(6);
+  });
+});
+
+describe('WebSocket connections', () => {
+  const backends: UpgradeBackend[] = [];
+  const gateways: GatewayProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(gateways.splice(0).map((gateway) => gateway.process.kill()));
+    await Promise.all(backends.splice(0).map((backend) => backend.close()));
+  });
+  const configFor = (backend: UpgradeBackend, extra = '') => `
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  ws: { instances: [127.0.0.1:${backend.port}], outlierDetection: false${extra} }
+routes:
+  - { path: /, service: ws }
+shutdown: { drainTimeout: 1s }
+`;
+
+  it('lets SIGTERM end the gateway within the drain deadline while a handshake waits for a silent upstream', async () => {
+    const backend = await startUpgradeBackend(() => undefined);
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST('/silent'));
+    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    const exit = await gateway.process.waitForExit(20_000);
+    expect(exit.code).toBe(0);
+    // drainTimeout is 1 s; timeouts.headers (30 s) must not hold the exit.
+    expect(Date.now() - signalledAt).toBeLessThan(6_000);
+    client.destroy();
+  });
+
+  it('abandons the handshake when the client leaves: the upstream connection closes and the request slot frees', async () => {
+    const backend = await startUpgradeBackend(() => undefined);
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend, ', concurrency: { maxRequests: 1 }'));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST('/leaving'));
+    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    client.destroy();
+    // Well before timeouts.headers (30 s), and before the pool would close an idle connection (4 s).
+    await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 3_000, message: "the handshake's upstream connection to close" });
+    // The one request slot is free again: the next handshake reaches the backend instead of a 503.
+    const next = connect(gateway.port, '127.0.0.1');
+    next.on('error', () => undefined);
+    next.write(UPGRADE_REQUEST('/next'));
+    await waitFor(() => backend.requests.length === 2, { timeoutMs: 5_000, message: 'the second handshake to reach the backend' });
+    next.destroy();
+  });
+});
