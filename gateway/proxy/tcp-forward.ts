@@ -2,9 +2,10 @@ import { connect, type Socket } from 'node:net';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { ProxyProtocolVersion } from '../config/index.ts';
-import { tcpServiceCells, type CounterCell, type TcpServiceCells } from '../telemetry/index.ts';
+import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
+import { spliceSockets } from './socket-splice.ts';
 
 /** How one client connection is forwarded: where to, how often to try, and for how long. */
 export interface TcpForwardPolicy {
@@ -147,27 +148,9 @@ function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpFo
 }
 
 /**
- * Copies `from` into `to` with back-pressure (`from` pauses while `to` has more buffered than its
- * high-water mark, and resumes on 'drain') and passes `from`'s end on as `to`'s FIN. What
- * `Readable.pipe` does, written out so that one 'data' handler both counts and writes (instead of
- * `pipe` plus a second, counting 'data' listener on every chunk).
- */
-function forward(from: Socket, to: Socket, bytes: CounterCell, spoke?: { upstreamSpoke: boolean }): void {
-  from.on('data', (chunk: Buffer) => {
-    bytes.value += chunk.length;
-    if (spoke) spoke.upstreamSpoke = true;
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on('drain', () => from.resume());
-  from.once('end', () => to.end());
-  from.resume();
-}
-
-/**
- * Pipes `client` and `upstream` into each other until both are closed. A side that closes after
- * ending its reading normally leaves the other to finish what it still writes (its own FIN follows);
- * a side that fails or is cut takes the other down with it. Following Envoy's TCP proxy, only the
- * connect counts for the instance's health: what happens on an open connection is the application's.
+ * Joins `client` and `upstream` (`spliceSockets`) after the PROXY header, if asked, until both are
+ * closed. Following Envoy's TCP proxy, only the connect counts for the instance's health: what
+ * happens on an open connection is the application's.
  */
 function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, finish: () => void): void {
   cells.opened();
@@ -181,41 +164,15 @@ function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, ce
       }),
     );
   }
-  const counters = { upstreamSpoke: false };
-  forward(client, upstream, cells.bytesIn);
-  forward(upstream, client, cells.bytesOut, counters);
-
-  const ended = new WeakSet<Socket>();
-  client.once('end', () => ended.add(client));
-  upstream.once('end', () => ended.add(upstream));
-  const onClose = (side: Socket, other: Socket) => (hadError: boolean) => {
-    if (side === upstream && hadError) cells.error(counters.upstreamSpoke ? 'reset-after-headers' : 'reset-before-headers');
-    if (hadError || !ended.has(side)) other.destroy();
-    else other.end();
-  };
-  client.once('close', onClose(client, upstream));
-  upstream.once('close', onClose(upstream, client));
-
-  if (policy.idleTimeoutMs > 0) {
-    const idle = () => {
-      if (client.destroyed && upstream.destroyed) return;
-      cells.error('idle-timeout');
-      client.destroy();
-      upstream.destroy();
-    };
-    // Every byte either way is a read on one socket and a write on the other, so each sees all activity.
-    client.setTimeout(policy.idleTimeoutMs, idle);
-    upstream.setTimeout(policy.idleTimeoutMs, idle);
-  }
-
-  let open = 2;
-  const release = () => {
-    open -= 1;
-    if (open > 0) return;
-    cells.closed();
-    pick.done({ ok: true, latencyMs: connectMs });
-    finish();
-  };
-  client.once('close', release);
-  upstream.once('close', release);
+  spliceSockets(client, upstream, policy.idleTimeoutMs, {
+    bytesIn: cells.bytesIn,
+    bytesOut: cells.bytesOut,
+    upstreamFailed: (spoke) => cells.error(spoke ? 'reset-after-headers' : 'reset-before-headers'),
+    idled: () => cells.error('idle-timeout'),
+    closed: () => {
+      cells.closed();
+      pick.done({ ok: true, latencyMs: connectMs });
+      finish();
+    },
+  });
 }

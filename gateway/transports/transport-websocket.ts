@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders } from '../proxy/hop-by-hop.ts';
+import { spliceSockets } from '../proxy/socket-splice.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http1Attempt } from './transport-http1-attempt.ts';
 
@@ -13,7 +14,7 @@ import { Http1Attempt } from './transport-http1-attempt.ts';
  * connects). The handshake is an HTTP/1.1 attempt like any other (`Http1Attempt`: its headers
  * timeout, and its abort when the client leaves, which is `cancelled`, never the upstream's fault),
  * except for its end: on a 101 the client gets the upstream's 101 and the two sockets are joined
- * (piped both ways); any other answer (a 401, 403, 426, 503…) is relayed to the client as the
+ * (`spliceSockets`); any other answer (a 401, 403, 426, 503…) is relayed to the client as the
  * upstream sent it, after which the client connection closes (its response does not keep alive).
  * Such an answer counts against the upstream, and for the circuit breaker, as its status says:
  * only a 5xx does. Never rejects.
@@ -101,15 +102,5 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   client.write(`${head}\r\n`);
   context.outcome.status = status;
-  const close = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', close);
-  upstream.on('error', close);
-  client.on('close', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
-  // pipe() carries back-pressure and ends the other side's writable half on EOF: half-close.
-  upstream.pipe(client);
-  client.pipe(upstream);
+  spliceSockets(client, upstream, 0, {});
 }

@@ -96,6 +96,17 @@ function upgradeExchange(port: number, path: string, timeoutMs = 10_000): Promis
   });
 }
 
+/** Reads `socket` from now until its 'end' (or 'close'). */
+function readToEnd(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('end', () => resolve(Buffer.concat(chunks)));
+    socket.once('close', () => resolve(Buffer.concat(chunks)));
+    socket.resume();
+  });
+}
+
 describe('WebSocket handshakes the upstream refuses', () => {
   let forbidding: UpgradeBackend;
   let unavailableA: UpgradeBackend;
@@ -175,6 +186,66 @@ routes:
   - { path: /, service: ws }
 shutdown: { drainTimeout: 1s }
 `;
+
+  it('delivers every byte an upstream sends before its FIN to a client that reads slowly', async () => {
+    const size = 8 << 20;
+    const backend = await startUpgradeBackend((socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.end(Buffer.alloc(size, 'w'));
+    });
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend));
+    gateways.push(gateway);
+
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST('/stream'));
+    // A slow reader: 64 KB, then a pause of 2 ms. The gateway's writes to it wait for it, and the
+    // upstream's FIN reaches the gateway while its last bytes are still on their way.
+    const received = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      let sincePause = 0;
+      client.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        sincePause += chunk.length;
+        if (sincePause < 64 << 10) return;
+        sincePause = 0;
+        client.pause();
+        setTimeout(() => client.resume(), 2);
+      });
+      client.once('end', () => resolve(Buffer.concat(chunks)));
+      client.once('close', () => resolve(Buffer.concat(chunks)));
+    });
+    client.destroy();
+    const head = received.indexOf('\r\n\r\n');
+    expect(received.subarray(0, 12).toString()).toBe('HTTP/1.1 101');
+    expect(received.length - head - 4).toBe(size);
+  });
+
+  it("passes each side's FIN on and keeps the other direction open (half-close)", async () => {
+    const fromClient: Buffer[] = [];
+    let backendGotEnd = false;
+    const backend = await startUpgradeBackend((socket) => {
+      socket.on('data', (chunk: Buffer) => fromClient.push(chunk));
+      socket.on('end', () => (backendGotEnd = true));
+      // The upstream says goodbye and half-closes, then waits for the client's last words.
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\ngoodbye');
+      socket.end();
+    }, { allowHalfOpen: true });
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend));
+    gateways.push(gateway);
+
+    const client = connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST('/half-close'));
+    const received = await readToEnd(client);
+    expect(received.toString('latin1').endsWith('\r\n\r\ngoodbye')).toBe(true);
+    client.end('bye too');
+    await waitFor(() => backendGotEnd, { timeoutMs: 5_000, message: "the client's FIN to reach the backend" });
+    expect(Buffer.concat(fromClient).toString()).toBe('bye too');
+    client.destroy();
+  });
 
   it('lets SIGTERM end the gateway within the drain deadline while a handshake waits for a silent upstream', async () => {
     const backend = await startUpgradeBackend(() => undefined);
