@@ -90,6 +90,7 @@ export interface UpstreamPolicy {
   readonly connection: UpstreamConnection;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
+  readonly websocketIdleTimeoutMs: number;
 }
 
 /** The policy for a request to a service with `settings` through `route`; cheap, but callers may cache it per route and service. */
@@ -102,6 +103,7 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
     connection: upstreamConnection(settings),
     headersTimeoutMs: callTimeout(route?.timeouts?.headersMs ?? settings.timeouts.headersMs, route?.circuitBreaker ?? settings.circuitBreaker),
     bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
+    websocketIdleTimeoutMs: route?.timeouts?.websocketIdleMs ?? settings.timeouts.websocketIdleMs,
   };
 }
 

@@ -26,7 +26,7 @@ export const DEFAULT_BALANCER = { algorithm: 'weighted-round-robin' } as const;
  * Connect 2 s (above the 1 s of a first SYN retransmission, short enough to fail over fast),
  * response headers 30 s, idle body 60 s (nginx's `proxy_read_timeout`).
  */
-export const DEFAULT_UPSTREAM_TIMEOUTS: UpstreamTimeouts = { connectMs: 2_000, headersMs: 30_000, idleBodyMs: 60_000 };
+export const DEFAULT_UPSTREAM_TIMEOUTS: UpstreamTimeouts = { connectMs: 2_000, headersMs: 30_000, idleBodyMs: 60_000, websocketIdleMs: 3_600_000 };
 
 /** Three attempts in all, after failures that cannot have reached a handler (plus resets of idempotent requests). */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 3, retryOn: ['connect-failure', 'reset'] };

@@ -11,7 +11,7 @@ defaults:
   retries: { attempts: 2 }
 services:
   user:
-    timeouts: { connect: 250ms }
+    timeouts: { connect: 250ms, websocketIdle: 10m }
     healthCheck: { type: tcp, timeout: 1500 }
   orders:
     healthCheck: false
@@ -28,14 +28,14 @@ services:
       - 10.0.0.1:8080
       - { id: p-2, host: "::1", port: 8081, weight: 3, metadata: { zone: a } }
 routes:
-  - { path: /search, service: search, timeouts: { headers: 100ms }, retries: { attempts: 1 } }
+  - { path: /search, service: search, timeouts: { headers: 100ms, websocketIdle: 2m }, retries: { attempts: 1 } }
 `;
 
 describe('resolved service settings', () => {
   const config = parseConfig('gateway.yaml', FULL);
 
   it('merges each service over the defaults section by section', () => {
-    expect(serviceSettings(config, 'user').timeouts).toEqual({ connectMs: 250, headersMs: 5_000, idleBodyMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs });
+    expect(serviceSettings(config, 'user').timeouts).toEqual({ connectMs: 250, headersMs: 5_000, idleBodyMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs, websocketIdleMs: 600_000 });
     expect(serviceSettings(config, 'user').healthCheck).toEqual({ ...DEFAULT_HEALTH_CHECK, type: 'tcp', path: '/ready', intervalMs: 2_000, unhealthyIntervalMs: 2_000, timeoutMs: 1_500 });
     expect(serviceSettings(config, 'user').retries).toEqual({ ...DEFAULT_RETRY_POLICY, attempts: 2 });
   });
@@ -111,11 +111,13 @@ describe('upstreamPolicy', () => {
       },
       headersTimeoutMs: 100,
       bodyTimeoutMs: DEFAULT_UPSTREAM_TIMEOUTS.idleBodyMs,
+      websocketIdleTimeoutMs: 120_000,
     });
   });
 
   it('uses the service settings alone without a route', () => {
-    expect(upstreamPolicy(serviceSettings(config, 'user'))).toMatchObject({ retries: 1, connectTimeoutMs: 250, headersTimeoutMs: 5_000 });
+    expect(upstreamPolicy(serviceSettings(config, 'user'))).toMatchObject({ retries: 1, connectTimeoutMs: 250, headersTimeoutMs: 5_000, websocketIdleTimeoutMs: 600_000 });
+    expect(upstreamPolicy(serviceSettings(config, 'orders')).websocketIdleTimeoutMs).toBe(DEFAULT_UPSTREAM_TIMEOUTS.websocketIdleMs);
   });
 
   it.each([

@@ -225,7 +225,10 @@ function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): Serv
     outlierDetection: mergeOutlierDetection(base.outlierDetection, layer.outlierDetection),
     panicThresholdPercent: layer.panicThreshold ?? base.panicThresholdPercent,
     removalGraceMs: layer.removalGrace ?? base.removalGraceMs,
-    timeouts: { ...base.timeouts, ...defined({ connectMs: layer.timeouts?.connect, headersMs: layer.timeouts?.headers, idleBodyMs: layer.timeouts?.idleBody }) },
+    timeouts: {
+      ...base.timeouts,
+      ...defined({ connectMs: layer.timeouts?.connect, headersMs: layer.timeouts?.headers, idleBodyMs: layer.timeouts?.idleBody, websocketIdleMs: layer.timeouts?.websocketIdle }),
+    },
     retries: layer.retries === undefined ? base.retries : { ...base.retries, ...retryOverride(layer.retries) },
     circuitBreaker: mergeCircuitBreaker(base.circuitBreaker, layer.circuitBreaker),
     concurrency: mergeConcurrency(base.concurrency, layer.concurrency),
@@ -358,7 +361,7 @@ function resolveRoute(input: RouteInput, index: number, serviceBreaker: (service
     requestHeaders: headerPolicy(input.requestHeaders),
     responseHeaders: headerPolicy(input.responseHeaders),
     hostHeader: input.hostHeader ?? 'pass',
-    timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody }),
+    timeouts: input.timeouts && defined({ headersMs: input.timeouts.headers, idleBodyMs: input.timeouts.idleBody, websocketIdleMs: input.timeouts.websocketIdle }),
     retries: input.retries === undefined ? undefined : retryOverride(input.retries),
     // The schema refuses a breaker on a namespace route, so a route with one has a service.
     circuitBreaker: input.circuitBreaker === undefined ? undefined : routeCircuitBreaker(serviceBreaker(input.service!), input.circuitBreaker),

@@ -63,7 +63,7 @@ const routeFields = section({
   requestHeaders: headerPolicy.optional(),
   responseHeaders: headerPolicy.optional(),
   hostHeader: hostHeaderPolicy.optional(),
-  timeouts: section({ headers: duration.optional(), idleBody: duration.optional() }).optional(),
+  timeouts: section({ headers: duration.optional(), idleBody: duration.optional(), websocketIdle: duration.optional() }).optional(),
   retries: retries.optional(),
   circuitBreaker: circuitBreakerSchema.optional(),
   middlewares: z.array(middlewareName).optional(),

@@ -84,7 +84,7 @@ const outlierDetection = section({
 });
 
 /** Upstream timeouts of a service; 0 turns one off. */
-export const serviceTimeouts = section({ connect: duration.optional(), headers: duration.optional(), idleBody: duration.optional() });
+export const serviceTimeouts = section({ connect: duration.optional(), headers: duration.optional(), idleBody: duration.optional(), websocketIdle: duration.optional() });
 
 /** Retries of a service or route; `false` means one attempt only. */
 export const retries = z.union([z.literal(false), section({ attempts: count(1, 10).optional(), retryOn: z.array(z.enum(RETRY_CONDITIONS)).optional() })], {

@@ -251,6 +251,8 @@ export interface UpstreamTimeouts {
   readonly headersMs: number;
   /** Longest silence between two response body chunks. */
   readonly idleBodyMs: number;
+  /** An upgraded (WebSocket) connection with no byte either way for this long is closed. */
+  readonly websocketIdleMs: number;
 }
 
 /** How often one request may be tried, and after which failures. */
@@ -301,7 +303,7 @@ interface RouteCommon {
   readonly responseHeaders: HeaderPolicy | undefined;
   readonly hostHeader: HostHeaderPolicy;
   /** Overrides of the service's timeouts for this route (connect timeouts belong to the instance pools). */
-  readonly timeouts: Partial<Pick<UpstreamTimeouts, 'headersMs' | 'idleBodyMs'>> | undefined;
+  readonly timeouts: Partial<Pick<UpstreamTimeouts, 'headersMs' | 'idleBodyMs' | 'websocketIdleMs'>> | undefined;
   /** Overrides of the service's retry policy for this route. */
   readonly retries: Partial<RetryPolicy> | undefined;
   /** The route's own breaker (its own state), false to turn the service's off for this route; undefined: the service's. */

@@ -94,7 +94,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     protected readonly context: GatewayContext,
     private readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
-    private readonly timeouts: AttemptTimeouts,
+    protected readonly timeouts: AttemptTimeouts,
     private readonly body: GatewayContext['request'] | null,
   ) {
     super();

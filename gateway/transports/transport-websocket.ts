@@ -55,7 +55,7 @@ class UpgradeAttempt extends Http1Attempt {
   onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, socket: Duplex): void {
     this.status = status;
     this.stopWatching();
-    splice(this.context, status, upstreamHeaders, socket as Socket);
+    splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0);
     this.finish({ ok: true });
   }
 }
@@ -83,8 +83,8 @@ function watchClientEnd(client: Socket): () => void {
   };
 }
 
-/** Sends the upstream's 101 to the client and joins the two sockets. */
-function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Socket): void {
+/** Sends the upstream's 101 to the client and joins the two sockets, closing both after `idleTimeoutMs` without a byte (0: never). */
+function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Socket, idleTimeoutMs: number): void {
   // An upgrade's response is always the HTTP/1.1 ServerResponse that runUpgrade assigned to the client socket.
   const response = context.response as ServerResponse;
   const client = response.socket;
@@ -102,5 +102,5 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   client.write(`${head}\r\n`);
   context.outcome.status = status;
-  spliceSockets(client, upstream, 0, {});
+  spliceSockets(client, upstream, idleTimeoutMs, {});
 }

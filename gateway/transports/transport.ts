@@ -15,6 +15,8 @@ export interface AttemptTimeouts {
    * (gRPC-Web).
    */
   deadlineMs?: number;
+  /** Upgrades only: once upgraded, a connection with no byte either way for this long is closed; 0 or undefined never. */
+  websocketIdleTimeoutMs?: number;
 }
 
 /**

@@ -247,6 +247,41 @@ shutdown: { drainTimeout: 1s }
     client.destroy();
   });
 
+  it('closes an upgraded connection after timeouts.websocketIdle without a byte either way, not while it talks', async () => {
+    const backend = await startUpgradeBackend((socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.on('data', (chunk: Buffer) => socket.write(chunk));
+    });
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend, ', timeouts: { websocketIdle: 1s }'));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let received = '';
+    client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    let closed = false;
+    client.on('close', () => (closed = true));
+    client.write(UPGRADE_REQUEST('/idle'));
+    await waitFor(() => received.startsWith('HTTP/1.1 101'), { message: 'the 101' });
+
+    // A ping every 200 ms for 2.5 s, two and a half idle timeouts: the connection stays up.
+    const talkUntil = Date.now() + 2_500;
+    let pings = 0;
+    let lastPingAt = 0;
+    while (Date.now() < talkUntil) {
+      lastPingAt = Date.now();
+      client.write('p');
+      pings += 1;
+      await waitFor(() => received.endsWith('p'.repeat(pings)), { timeoutMs: 5_000, message: `echo ${pings}` });
+      expect(closed).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await waitFor(() => closed, { timeoutMs: 5_000, message: 'the idle connection to close' });
+    // The gateway saw the last ping (and its echo) after it was written, so a full timeout had passed.
+    expect(Date.now() - lastPingAt).toBeGreaterThanOrEqual(950);
+    await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 2_000, message: 'the upstream side to close too' });
+  });
+
   it('lets SIGTERM end the gateway within the drain deadline while a handshake waits for a silent upstream', async () => {
     const backend = await startUpgradeBackend(() => undefined);
     backends.push(backend);
