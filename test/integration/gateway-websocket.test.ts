@@ -247,6 +247,30 @@ shutdown: { drainTimeout: 1s }
     client.destroy();
   });
 
+  it('passes on the bytes a client sends before the upstream accepted its upgrade', async () => {
+    let accept!: () => void;
+    const accepted = new Promise<void>((resolve) => (accept = resolve));
+    const fromClient: Buffer[] = [];
+    const backend = await startUpgradeBackend((socket) => {
+      socket.on('data', (chunk: Buffer) => fromClient.push(chunk));
+      void accepted.then(() => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+    });
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    // The first message rides with the request, the second comes while the handshake waits.
+    client.write(`${UPGRADE_REQUEST('/early')}first;`);
+    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    client.write('second;');
+    accept();
+    await waitFor(() => Buffer.concat(fromClient).toString() === 'first;second;', { timeoutMs: 5_000, message: "the client's early bytes to reach the backend" });
+    client.write('third;');
+    await waitFor(() => Buffer.concat(fromClient).toString() === 'first;second;third;', { timeoutMs: 5_000, message: 'a later byte to follow' });
+    client.destroy();
+  });
+
   it('closes an upgraded connection after timeouts.websocketIdle without a byte either way, not while it talks', async () => {
     const backend = await startUpgradeBackend((socket) => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
