@@ -55,24 +55,39 @@ class UpgradeAttempt extends Http1Attempt {
   onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, socket: Duplex): void {
     this.status = status;
     this.stopWatching();
-    splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0);
+    try {
+      splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0);
+    } catch (error) {
+      // A response header hook threw: nothing joins the sockets, and the attempt must end now, not at its headers deadline.
+      socket.destroy();
+      (this.context.response as ServerResponse).socket?.destroy();
+      return this.fail(error as Error);
+    }
     this.finish({ ok: true });
   }
 }
 
 function noop(): void {}
 
+/** Early bytes (sent before the 101) held for the splice; past this, the socket's back-pressure holds the rest. */
+const MAX_EARLY_BYTES = 64 * 1024;
+
 /**
  * Until the returned function is called, closes `client` when it sends its FIN, so that the
  * handshake's attempt hears of it through the response's 'close' (a reset closes the socket by
  * itself). After the upgrade request nobody reads the socket, so without this a client that leaves
- * during the handshake goes unnoticed until the upstream answers. Bytes the client sends early (its
- * first frames) stay in the socket's buffer for the splice: this reads only when that buffer is
- * empty, which reads nothing but the end.
+ * during the handshake goes unnoticed until the upstream answers. A stream ends only once its
+ * buffer is read, so the bytes the client sends early (its first frames) are read too, up to
+ * `MAX_EARLY_BYTES`, and put back in order for the splice when watching stops.
  */
 function watchClientEnd(client: Socket): () => void {
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
   const onReadable = () => {
-    if (client.readableLength === 0) client.read();
+    for (let chunk: Buffer | null; earlyBytes < MAX_EARLY_BYTES && (chunk = client.read() as Buffer | null) !== null; ) {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+    }
   };
   const onEnd = () => client.destroy();
   client.on('readable', onReadable);
@@ -80,6 +95,7 @@ function watchClientEnd(client: Socket): () => void {
   return () => {
     client.off('readable', onReadable);
     client.off('end', onEnd);
+    if (early.length > 0 && !client.destroyed) client.unshift(Buffer.concat(early.splice(0)));
   };
 }
 

@@ -343,4 +343,18 @@ shutdown: { drainTimeout: 1s }
     await waitFor(() => backend.requests.length === 2, { timeoutMs: 5_000, message: 'the second handshake to reach the backend' });
     next.destroy();
   });
+
+  it('abandons the handshake when the client sends a first frame and then its FIN', async () => {
+    const backend = await startUpgradeBackend(() => undefined);
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST('/early-then-gone'));
+    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    // Bytes the gateway holds for the splice must not hide the FIN behind them.
+    client.end(Buffer.from([0x81, 0x05, ...Buffer.from('early')]));
+    await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 3_000, message: "the handshake's upstream connection to close" });
+  });
 });
