@@ -42,7 +42,7 @@ function plainAddress(address: string | undefined): string | undefined {
  * connect, before any byte was forwarded, tries another instance within `policy.attempts`; each
  * failed connect counts against its instance, a client gone meanwhile counts against none. With no
  * instance (left) the client connection is closed at once. Once connected it writes the PROXY
- * header if asked, then pipes both ways with back-pressure (`pipe`) and half-close (either side's
+ * header if asked, then joins the sockets (`spliceSockets`): back-pressure and half-close (either side's
  * FIN is passed on while the other direction keeps flowing), until both sides are done, either
  * side fails (the other is then destroyed) or the idle timeout passes. The pick is held, and so
  * counted by least-connections, for the connection's whole life. Resolves when every socket it
