@@ -5,7 +5,7 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
-import { NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
+import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
@@ -186,7 +186,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
  */
 async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socket: Duplex, head: Buffer, log: Logger, origin: RequestOrigin): Promise<void> {
   if (head.length > 0) socket.unshift(head);
-  for (let held = answerOn(socket); held; held = answerOn(socket)) {
+  for (let held = answerHoldingSocket(socket); held; held = answerHoldingSocket(socket)) {
     // Node's own 'finish' listener, added first, hands the socket to the next queued answer, if any.
     await new Promise<void>((resolve) => {
       held.once('finish', resolve);
@@ -201,11 +201,6 @@ async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socke
   response.assignSocket(socket as never);
   response.once('finish', () => (socket as Socket).destroySoon());
   await runner(createContext(request, response, log, origin));
-}
-
-/** The answer that holds `socket` (Node's `_httpMessage`): an earlier request's, still being written. */
-function answerOn(socket: Duplex): ServerResponse | undefined {
-  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
 /** Answers an `Upgrade: h2c` offer with a body (see `upgradeRunner`). */

@@ -284,8 +284,17 @@ export class GatewayListener {
 /** An upgraded socket's error: the socket is destroyed with it, and whoever joined it to an upstream has its own listener. */
 function ignoreUpgradedSocketError(): void {}
 
+/**
+ * The answer that still holds `socket` (Node's private `_httpMessage`): an earlier request's on the
+ * same connection, still being written. Node hands an upgraded socket over while such answers are
+ * queued; the upgrade path waits for them and this listener passes 'drain' on to them.
+ */
+export function answerHoldingSocket(socket: Duplex): ServerResponse | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
 /** An upgraded socket drained (its 'drain' listener, `this` is the socket): the answer it still holds, if any, may write again. */
 function passDrainToAnswer(this: Duplex): void {
-  const answer = (this as Duplex & { _httpMessage?: { finished: boolean; emit(event: 'drain'): boolean } | null })._httpMessage;
+  const answer = answerHoldingSocket(this);
   if (answer && !answer.finished) answer.emit('drain');
 }

@@ -3,7 +3,7 @@ export { startEntryPoint } from './entry-point.ts';
 export type { EntryPoint } from './entry-point.ts';
 export { startTcpEntryPoint } from './tcp-entry-point.ts';
 export type { TcpConnectionHandler } from './tcp-entry-point.ts';
-export { GatewayListener } from './http1-listener.ts';
+export { answerHoldingSocket, GatewayListener } from './http1-listener.ts';
 export type { ListenerHandlers, ListenerLimits } from './http1-listener.ts';
 export { listenOn } from './listen.ts';
 export { SniTable } from './tls-sni.ts';

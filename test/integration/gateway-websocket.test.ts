@@ -186,6 +186,18 @@ routes:
   - { path: /, service: ws }
 shutdown: { drainTimeout: 1s }
 `;
+  /** A backend that never answers, a gateway before it, and a client whose handshake has reached the backend. */
+  const handshakeWaiting = async (path: string, extra = '') => {
+    const backend = await startUpgradeBackend(() => undefined);
+    backends.push(backend);
+    const gateway = await startGateway(configFor(backend, extra));
+    gateways.push(gateway);
+    const client = connect(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST(path));
+    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    return { backend, gateway, client };
+  };
 
   it('delivers every byte an upstream sends before its FIN to a client that reads slowly', async () => {
     const size = 8 << 20;
@@ -307,14 +319,7 @@ shutdown: { drainTimeout: 1s }
   });
 
   it('lets SIGTERM end the gateway within the drain deadline while a handshake waits for a silent upstream', async () => {
-    const backend = await startUpgradeBackend(() => undefined);
-    backends.push(backend);
-    const gateway = await startGateway(configFor(backend));
-    gateways.push(gateway);
-    const client = connect(gateway.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    client.write(UPGRADE_REQUEST('/silent'));
-    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    const { gateway, client } = await handshakeWaiting('/silent');
     const signalledAt = Date.now();
     process.kill(gateway.process.pid!, 'SIGTERM');
     const exit = await gateway.process.waitForExit(20_000);
@@ -325,14 +330,7 @@ shutdown: { drainTimeout: 1s }
   });
 
   it('abandons the handshake when the client leaves: the upstream connection closes and the request slot frees', async () => {
-    const backend = await startUpgradeBackend(() => undefined);
-    backends.push(backend);
-    const gateway = await startGateway(configFor(backend, ', concurrency: { maxRequests: 1 }'));
-    gateways.push(gateway);
-    const client = connect(gateway.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    client.write(UPGRADE_REQUEST('/leaving'));
-    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    const { backend, gateway, client } = await handshakeWaiting('/leaving', ', concurrency: { maxRequests: 1 }');
     client.destroy();
     // Well before timeouts.headers (30 s), and before the pool would close an idle connection (4 s).
     await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 3_000, message: "the handshake's upstream connection to close" });
@@ -345,14 +343,7 @@ shutdown: { drainTimeout: 1s }
   });
 
   it('abandons the handshake when the client sends a first frame and then its FIN', async () => {
-    const backend = await startUpgradeBackend(() => undefined);
-    backends.push(backend);
-    const gateway = await startGateway(configFor(backend));
-    gateways.push(gateway);
-    const client = connect(gateway.port, '127.0.0.1');
-    client.on('error', () => undefined);
-    client.write(UPGRADE_REQUEST('/early-then-gone'));
-    await waitFor(() => backend.requests.length === 1, { message: 'the handshake to reach the backend' });
+    const { backend, client } = await handshakeWaiting('/early-then-gone');
     // Bytes the gateway holds for the splice must not hide the FIN behind them.
     client.end(Buffer.from([0x81, 0x05, ...Buffer.from('early')]));
     await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 3_000, message: "the handshake's upstream connection to close" });
