@@ -25,7 +25,8 @@ Options:
   --fall <n>           failures before deregistering (3)
   --drain <dur>        wait after marking the entry draining, before deleting it and stopping
                        the backend (5s); 0 deletes at once
-  --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s; at least 1s)
+  --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s; at least 1s); a
+                       ZooKeeper server grants within its min/maxSessionTimeout (warned)
   --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
 

@@ -174,6 +174,11 @@ export class ZooKeeperSessionSupervisor {
     this.session = { client, id, timeoutMs };
     this.count('new_session');
     this.log.info({ session: id, timeoutMs }, 'ZooKeeper session established');
+    // The server clamps the timeout to its [minSessionTimeout, maxSessionTimeout]: an ephemeral node
+    // then outlives a dead owner, and a partition is detected, after this timeout, not the one asked for.
+    if (timeoutMs !== this.sessionTimeoutMs) {
+      this.log.warn({ session: id, askedMs: this.sessionTimeoutMs, grantedMs: timeoutMs }, `the ZooKeeper server granted a session timeout of ${timeoutMs} ms, not the ${this.sessionTimeoutMs} ms asked for (its minSessionTimeout/maxSessionTimeout bound it)`);
+    }
     // Consumers learn of the new session before `connected`, so they can tell a reconnect from a new session.
     this.sessions.next(this.session);
     this.state.next('connected');

@@ -209,6 +209,31 @@ describe('switchboard-agent with ZooKeeper', () => {
   });
 });
 
+describe('switchboard-agent with a ZooKeeper server that bounds session timeouts', () => {
+  it("warns when the server grants another session timeout than --ttl, naming both", async () => {
+    const zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000, maxSessionTimeoutMs: 3_000 });
+    const user = await startBackend();
+    const agent = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(user.port), '--id', 'bounded', '--ttl', '8s', ...FAST]);
+    try {
+      const reader = await connect(zk.connectString);
+      try {
+        await waitFor(() => exists(reader, '/services/user/bounded'), { timeoutMs: 10_000, message: 'the node to appear' });
+      } finally {
+        reader.close();
+      }
+      const log = await waitFor(async () => {
+        const text = await logOf(agent);
+        return text.includes('granted a session timeout') ? text : undefined;
+      }, { timeoutMs: 5_000, message: 'the warning about the granted session timeout' });
+      expect(log).toContain('granted a session timeout of 3000 ms, not the 8000 ms asked for');
+    } finally {
+      await agent.kill();
+      await user.process.kill();
+      await zk.close();
+    }
+  });
+});
+
 describe('switchboard-agent with etcd', () => {
   let etcd: EtcdCluster;
   let reader: Etcd3;
