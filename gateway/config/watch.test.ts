@@ -6,7 +6,8 @@ import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
-import { concernsConfig, watchConfig, type ConfigResult } from './watch.ts';
+import { concernsFile } from '../../src/folder-watch.ts';
+import { watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
 
@@ -93,12 +94,11 @@ describe('watchConfig', () => {
   });
 
   it('reacts to events naming the file, a Kubernetes ..data swap, or no name, and to nothing else', () => {
-    expect(concernsConfig('gateway.yaml', 'gateway.yaml')).toBe(true);
-    expect(concernsConfig(Buffer.from('gateway.yaml'), 'gateway.yaml')).toBe(true);
-    expect(concernsConfig('..data', 'gateway.yaml')).toBe(true);
-    expect(concernsConfig(null, 'gateway.yaml')).toBe(true);
-    expect(concernsConfig('gateway.log', 'gateway.yaml')).toBe(false);
-    expect(concernsConfig('.gateway.yaml.swp', 'gateway.yaml')).toBe(false);
+    expect(concernsFile('gateway.yaml', 'gateway.yaml')).toBe(true);
+    expect(concernsFile('..data', 'gateway.yaml')).toBe(true);
+    expect(concernsFile(null, 'gateway.yaml')).toBe(true);
+    expect(concernsFile('gateway.log', 'gateway.yaml')).toBe(false);
+    expect(concernsFile('.gateway.yaml.swp', 'gateway.yaml')).toBe(false);
   });
 
   it('skips a write that leaves the text unchanged', async () => {

@@ -1,8 +1,8 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Observable } from 'rxjs';
-import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
+import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { parseConfig, readConfigText } from './load.ts';
 import type { GatewayConfig } from './types.ts';
@@ -30,12 +30,11 @@ export interface WatchConfigOptions {
 
 /** Default quiet time before a changed file is read. */
 export const CONFIG_DEBOUNCE_MS = 200;
-const REWATCH_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * Watches the configuration file: emits the current result, then one each time the text changes.
  * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
- * both of which a file watch would lose. Events naming the file (see `concernsConfig`) are debounced, then the file is
+ * both of which a file watch would lose. Events naming the file (see `concernsFile`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
  * is reported once), except after a refusal: saving the same text again retries it, for a refusal
  * by a file the configuration names that has appeared since. The caller applies `ok` results and keeps its running config on refused ones.
@@ -48,10 +47,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   const log = componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
-    let watcher: FSWatcher | undefined;
     let timer: NodeJS.Timeout | undefined;
     let closed = false;
-    let watchFailures = 0;
     // undefined: not read yet; null: the last read failed; else the last text read.
     let last: string | null | undefined;
     let reads = Promise.resolve();
@@ -84,52 +81,28 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       clearTimeout(timer);
       timer = setTimeout(() => enqueue(true), debounceMs);
     };
-    const onFolderEvent = (_event: string, filename: string | Buffer | null) => {
-      if (concernsConfig(filename, fileName)) schedule();
-    };
-    const start = () => {
-      if (closed) return;
-      try {
-        watcher = watch(dirname(resolve(path)), { persistent: false }, onFolderEvent);
-      } catch (error) {
-        onWatchError(error);
-        return;
-      }
-      watcher.on('error', onWatchError);
-      // The folder may have changed while it was not watched.
-      if (watchFailures > 0) schedule();
-      watchFailures = 0;
-    };
-    const onWatchError = (error: unknown) => {
-      watcher?.close();
-      watcher = undefined;
-      log.warn({ err: error, attempt: watchFailures }, 'watching the configuration folder failed; retrying');
-      // Reported once per outage, not once per attempt.
-      if (watchFailures === 0 && !closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
-      timer = setTimeout(start, backoffDelay(watchFailures, rewatchBackoff));
-      watchFailures += 1;
-    };
-
-    start();
+    const stopWatch = watchFolder(
+      dirname(resolve(path)),
+      {
+        event: (filename) => {
+          if (concernsFile(filename, fileName)) schedule();
+        },
+        failed: (error, attempt) => {
+          log.warn({ err: error, attempt }, 'watching the configuration folder failed; retrying');
+          // Reported once per outage, not once per attempt.
+          if (attempt === 0 && !closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
+        },
+        rewatched: schedule,
+      },
+      rewatchBackoff,
+    );
     enqueue(options.emitCurrent ?? true);
     return () => {
       closed = true;
       clearTimeout(timer);
-      watcher?.close();
+      stopWatch();
     };
   });
-}
-
-/**
- * Whether a folder event can have changed the configuration file: an event naming the file itself
- * (an edit, or an editor's rename onto it), a Kubernetes-style swap of a `..data` link, or an event
- * whose name the platform did not give. Anything else in the folder — the gateway's own log file
- * written beside its config, an editor's swap file — must not hold the debounce open forever.
- */
-export function concernsConfig(filename: string | Buffer | null, configName: string): boolean {
-  if (filename === null) return true;
-  const name = filename.toString();
-  return name === configName || name.startsWith('..');
 }
 
 function parse(path: string, text: string): ConfigResult {

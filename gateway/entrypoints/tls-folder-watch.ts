@@ -1,7 +1,6 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { backoffDelay } from '../../src/backoff.ts';
 import { errorMessage } from '../../src/errors.ts';
+import { watchFolder } from '../../src/folder-watch.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
 import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
@@ -13,8 +12,8 @@ import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
  * `changed` is called then too, since the files may have changed while nobody watched.
  */
 export class CertificateFolderWatch {
-  private readonly watchers = new Map<string, FSWatcher>();
-  private readonly retries = new Set<NodeJS.Timeout>();
+  /** The stop of each folder's watch. */
+  private readonly watches = new Map<string, () => void>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -26,48 +25,31 @@ export class CertificateFolderWatch {
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
   watch(pairs: Iterable<CertificateFiles>): void {
+    if (this.closed) return;
     const wanted = new Set<string>();
     for (const files of pairs) wanted.add(dirname(files.certFile)).add(dirname(files.keyFile));
-    for (const [folder, watcher] of this.watchers) {
+    for (const [folder, stop] of this.watches) {
       if (wanted.has(folder)) continue;
-      watcher.close();
-      this.watchers.delete(folder);
+      stop();
+      this.watches.delete(folder);
     }
-    for (const folder of wanted) if (!this.watchers.has(folder)) this.watchFolder(folder, 0);
+    for (const folder of wanted) {
+      if (this.watches.has(folder)) continue;
+      const stop = watchFolder(folder, {
+        event: () => this.schedule(),
+        failed: (error, attempt) => this.log.warn({ ...this.context, folder, attempt, err: errorMessage(error) }, 'watching a certificate folder failed; retrying'),
+        rewatched: () => this.schedule(),
+      });
+      this.watches.set(folder, stop);
+    }
   }
 
   /** Stops watching and drops a pending call. */
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const retry of this.retries) clearTimeout(retry);
-    for (const watcher of this.watchers.values()) watcher.close();
-    this.watchers.clear();
-  }
-
-  private watchFolder(folder: string, failures: number): void {
-    if (this.closed) return;
-    const retry = (message: string, error: unknown) => {
-      this.log.warn({ ...this.context, folder, err: errorMessage(error) }, message);
-      const timer = setTimeout(() => {
-        this.retries.delete(timer);
-        this.watchFolder(folder, failures + 1);
-      }, backoffDelay(failures, { initialMs: 500, maxMs: 30_000 }));
-      timer.unref();
-      this.retries.add(timer);
-    };
-    try {
-      const watcher = watch(folder, { persistent: false }, () => this.schedule());
-      watcher.on('error', (error) => {
-        watcher.close();
-        if (this.watchers.get(folder) === watcher) this.watchers.delete(folder);
-        retry('watching a certificate folder failed; retrying', error);
-        this.schedule();
-      });
-      this.watchers.set(folder, watcher);
-    } catch (error) {
-      retry('cannot watch a certificate folder; retrying', error);
-    }
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
   }
 
   private schedule(): void {

@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom, filter, type Observable } from 'rxjs';
@@ -94,6 +94,54 @@ describe('FileProvider', () => {
     await save('services:\n  user:\n    - 127.0.0.1:8081\n    - { host: 127.0.0.1, port: 99999 }\n    - 127.0.0.1:8083\n');
     const user = await snapshotOf('user', (s) => s.invalid === 1);
     expect(ports(user)).toEqual([8081, 8083]);
+  });
+});
+
+describe('FileProvider with a Kubernetes-style volume', () => {
+  let dir: string;
+  let provider: FileProvider | undefined;
+
+  afterEach(async () => {
+    await provider?.close();
+    provider = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Writes a new timestamped folder and swaps `..data` onto it by rename, as the kubelet's atomic writer updates a ConfigMap volume. */
+  async function publish(version: number, text: string): Promise<void> {
+    const folder = `..2026_12_03_${version}`;
+    await mkdir(join(dir, folder));
+    await writeFile(join(dir, folder, 'instances.yaml'), text);
+    await symlink(folder, join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  }
+
+  it('applies a ConfigMap update, which renames ..data and never names the file', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-file-k8s-'));
+    await publish(1, 'services:\n  user: [127.0.0.1:8081]\n');
+    await symlink('..data/instances.yaml', join(dir, 'instances.yaml'));
+    const started = new FileProvider({ path: join(dir, 'instances.yaml'), debounceMs: 10 });
+    provider = started;
+    const user = (port: number) => withDeadline(until(started.snapshots$, (s) => s.service === 'user' && s.instances.some((i) => i.port === port)), `user on ${port}`);
+    started.start();
+    await user(8081);
+    await publish(2, 'services:\n  user: [127.0.0.1:9001]\n');
+    expect((await user(9001)).instances.map((i) => i.port)).toEqual([9001]);
+  });
+
+  it('starts on a folder that is not there yet, reports it, and serves the file once the folder appears', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-file-late-'));
+    const folder = join(dir, 'lists');
+    const started = new FileProvider({ path: join(folder, 'instances.yaml'), debounceMs: 10 });
+    provider = started;
+    started.start();
+    const stale = await withDeadline(until(started.status$, (status) => status.state === 'stale'), 'a stale status');
+    expect(stale.reason).toContain(folder);
+    await mkdir(folder);
+    await writeFile(join(folder, 'instances.yaml'), 'services:\n  user: [127.0.0.1:8081]\n');
+    await withDeadline(until(started.status$, (status) => status.state === 'connected'), 'connected once the folder appeared');
+    const user = await withDeadline(until(started.snapshots$, (s) => s.service === 'user'), 'the user list');
+    expect(user.instances.map((i) => i.port)).toEqual([8081]);
   });
 });
 

@@ -1,8 +1,8 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { componentLogger } from '../../logger.ts';
 import { errorMessage } from '../../errors.ts';
+import { concernsFile, watchFolder } from '../../folder-watch.ts';
 import { StaticProvider } from '../static/index.ts';
 import { parseInstanceList } from './instance-list.ts';
 
@@ -22,13 +22,15 @@ export interface FileProviderOptions {
 /**
  * Client-side discovery from a YAML or JSON instance list that is watched for changes. A file that
  * cannot be read or parsed is refused with its path and the reason (status `stale`, logged) and
- * the previous lists stay; the next good version is applied.
+ * the previous lists stay; the next good version is applied. The folder is watched (see
+ * `watchFolder`), so an editor's rename and a Kubernetes ConfigMap's `..data` swap are seen; a
+ * failed watch makes the lists `stale` until it is watched again.
  */
 export class FileProvider extends StaticProvider {
   private readonly path: string;
   private readonly debounceMs: number;
   private readonly log;
-  private watcher: FSWatcher | undefined;
+  private stopWatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
   private reading: Promise<void> = Promise.resolve();
@@ -42,21 +44,28 @@ export class FileProvider extends StaticProvider {
     this.log = componentLogger('provider', { provider: this.name });
   }
 
-  /** Reads the file and watches its folder (editors replace files by rename, which a file watch would miss). */
+  /** Reads the file and watches its folder. */
   override start(): void {
-    if (this.watcher || this.closed) return;
+    if (this.stopWatch || this.closed) return;
     const file = basename(this.path);
-    this.watcher = watch(dirname(this.path), (_event, changed) => {
-      if (changed === null || changed === file) this.schedule();
+    this.stopWatch = watchFolder(dirname(this.path), {
+      event: (filename) => {
+        if (concernsFile(filename, file)) this.schedule();
+      },
+      failed: (error, attempt) => {
+        this.log.error({ err: errorMessage(error), attempt }, 'watching the instance list failed; retrying');
+        // Changes go unseen until the folder is watched again: the lists are kept but may be old.
+        if (attempt === 0) this.store.setStatus('stale', `${this.path}: cannot watch the folder (${errorMessage(error)})`);
+      },
+      rewatched: () => this.schedule(0),
     });
-    this.watcher.on('error', (error) => this.log.error({ err: errorMessage(error) }, 'watching the instance list failed'));
     this.schedule(0);
   }
 
   override async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    this.watcher?.close();
+    this.stopWatch?.();
     await this.reading;
     await super.close();
   }
