@@ -38,7 +38,9 @@ function parseRevision(revision: string): { czxid: string; version: number } | u
 /**
  * The ZooKeeper store writer: one znode per object (persistent, parents created as needed), its
  * data the JSON value. `If-Match` checks the czxid, then `setData`/`remove` with the version
- * compare atomically on the server; create-only is `create`, which fails with NODE_EXISTS. The
+ * compare atomically on the server (ZooKeeper compares versions only, so an object deleted and
+ * created again between those two calls, within one round trip, would pass the version compare;
+ * etcd's compare is one transaction); create-only is `create`, which fails with NODE_EXISTS. The
  * session is supervised (expiry, silent servers) and opened on the first call.
  */
 export class ZooKeeperStoreWriter implements StoreWriter {
