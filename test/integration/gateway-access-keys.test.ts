@@ -33,10 +33,13 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
   let behindProxy: GatewayProcess;
   let authService: Server;
   let adminPort: number;
+  /** The headers of every request the auth service got, by the request id the client sent. */
+  const seenByAuth = new Map<string, IncomingHttpHeaders>();
 
   beforeAll(async () => {
     api = await startBackend({ name: 'api' });
     authService = createServer((request, response) => {
+      seenByAuth.set(String(request.headers['x-request-id']), request.headers);
       if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
       else if (request.headers['x-ticket'] === 'odd-status') response.writeHead(999, { 'content-type': 'text/plain' }).end('odd');
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
@@ -70,8 +73,10 @@ forwarding: { trustedProxies: [loopback] }
 services:
   api: { instances: [127.0.0.1:${api.port}] }
 middlewares:
+  guard: { forwardAuth: { address: "http://127.0.0.1:${(authService.address() as { port: number }).port}/check" } }
 ${IP_MIDDLEWARES}
 routes:
+  - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
 ${IP_ROUTES}
 `);
   });
@@ -141,6 +146,19 @@ ${IP_ROUTES}
     expect([passed.status, (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers['x-auth-user']]).toEqual([200, 'ticket-holder']);
     const refused = await send(gateway.port, '/guarded/x', { 'x-auth-user': 'spoofed' });
     expect([refused.status, refused.headers['www-authenticate'], refused.body]).toEqual([401, 'Ticket realm="auth"', 'no ticket']);
+  });
+
+  it("gives the auth service the forwarding headers of the trusted-proxy rule, never an untrusted client's own", async () => {
+    const spoofed = { 'x-real-ip': '10.9.9.9', forwarded: 'for=10.9.9.9', 'x-forwarded-prefix': '/admin', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.test', 'x-forwarded-for': '10.9.9.9' };
+    await send(gateway.port, '/guarded/x', { ...spoofed, host: 'shop.test', 'x-request-id': 'untrusted-1' });
+    await send(behindProxy.port, '/guarded/x', { ...spoofed, host: 'shop.test', 'x-request-id': 'trusted-1' });
+    const forwardingOf = (id: string) => {
+      const headers = seenByAuth.get(id)!;
+      return Object.fromEntries(['x-real-ip', 'forwarded', 'x-forwarded-prefix', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for'].map((name) => [name, headers[name]]));
+    };
+    expect(forwardingOf('untrusted-1')).toEqual({ 'x-real-ip': '127.0.0.1', forwarded: undefined, 'x-forwarded-prefix': undefined, 'x-forwarded-proto': 'http', 'x-forwarded-host': 'shop.test', 'x-forwarded-for': '127.0.0.1' });
+    // A trusted proxy speaks for the client: what it reported reaches the auth service.
+    expect(forwardingOf('trusted-1')).toEqual({ ...spoofed, 'x-real-ip': '10.9.9.9', 'x-forwarded-for': '10.9.9.9' });
   });
 
   it('refuses with 502 when the forward-auth service answers a status outside 200-599, never relaying it', async () => {

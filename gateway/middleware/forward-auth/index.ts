@@ -5,12 +5,21 @@ import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
 import { denyAccess } from '../consumers/index.ts';
+import { UNTRUSTED_FORWARDING_HEADERS } from '../forwarded/index.ts';
 
 /** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
 const MAX_RELAYED_BODY_BYTES = 64 * 1024;
 
 /** Headers that describe one connection or the request's body, never sent to the auth service (RFC 9110 §7.6.1). */
 const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'expect', 'host']);
+
+/**
+ * Headers that say who the client is and how it came in. The auth service gets them as the
+ * forwarding rule left them upstream, never as the client sent them: an untrusted client's
+ * `X-Real-IP: 10.0.0.1` or `Forwarded: for=10.0.0.1` must not reach a service that may trust it.
+ */
+const FORWARDING_HEADERS = [...UNTRUSTED_FORWARDING_HEADERS, 'x-real-ip'];
+const FROM_UPSTREAM = new Set(FORWARDING_HEADERS);
 
 /** Headers of a refusing auth service's answer that reach the client. */
 const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-cookie', 'retry-after'];
@@ -20,7 +29,8 @@ let authDispatcher: Agent | undefined;
 
 /**
  * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers and
- * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`. A 2xx lets the request on, with the
+ * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`; the forwarding headers (X-Real-IP,
+ * X-Forwarded-*, Forwarded) are the ones the trusted-proxy rule left upstream, not the client's. A 2xx lets the request on, with the
  * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
  * answer in `timeout` or answers a status outside 200–599 (which no client could be sent) is a 502
@@ -61,10 +71,14 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
 
 function authRequestHeaders(context: GatewayContext): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(context.request.headers)) if (value !== undefined && !NOT_FORWARDED.has(name) && !name.startsWith(':')) headers[name] = value;
+  for (const [name, value] of Object.entries(context.request.headers)) if (value !== undefined && !NOT_FORWARDED.has(name) && !FROM_UPSTREAM.has(name) && !name.startsWith(':')) headers[name] = value;
+  for (const name of FORWARDING_HEADERS) {
+    const value = context.upstream.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
   headers['x-forwarded-method'] = context.request.method ?? 'GET';
-  headers['x-forwarded-proto'] = context.secure ? 'https' : 'http';
-  if (context.request.headers.host !== undefined) headers['x-forwarded-host'] = context.request.headers.host;
+  headers['x-forwarded-proto'] ??= context.secure ? 'https' : 'http';
+  if (headers['x-forwarded-host'] === undefined && context.request.headers.host !== undefined) headers['x-forwarded-host'] = context.request.headers.host;
   headers['x-forwarded-uri'] = context.request.url ?? '/';
   headers['x-forwarded-for'] = context.clientIp;
   return headers;

@@ -56,7 +56,7 @@ export function forwardingStep(options: ForwardedOptions = {}): (context: Gatewa
 }
 
 /** Forwarding headers an untrusted client may not set: the de-facto X-Forwarded-* family and RFC 7239 Forwarded. */
-const UNTRUSTED_FORWARDING_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'forwarded'];
+export const UNTRUSTED_FORWARDING_HEADERS: readonly string[] = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'forwarded'];
 
 /** The client of an X-Forwarded-For chain that ends at `peer`: right to left, the first hop that is not trusted. */
 export function clientFromChain(chain: string, peer: string, isTrusted: (address: string) => boolean): string {
