@@ -19,7 +19,7 @@ export interface KeyAuthSettings {
   readonly header: string | undefined;
   /** Query parameter holding the key; undefined when only the header is read. */
   readonly query: string | undefined;
-  /** Remove the key from what goes upstream (and from the request target the access log sees). */
+  /** Remove the key from what goes upstream (the access log never sees a query key either way). */
   readonly strip: boolean;
   readonly consumers: readonly ConsumerConfig[];
 }

@@ -9,8 +9,8 @@ export { queryParam, withoutQueryParam } from './query.ts';
  * API keys (Kong's and APISIX's key-auth): the key from the header or, failing that, the query
  * parameter must belong to a consumer, who is then published as the `consumer` context variable
  * and named upstream in `X-Consumer`. No key or an unknown key answers 401 with a `WWW-Authenticate`
- * challenge. With `strip`, the key goes no further than the gateway: removed from the upstream
- * request and from the request target the access log writes.
+ * challenge. A key from the query is always removed from the request target the access log
+ * writes; with `strip`, it is removed from the upstream request too.
  */
 export function keyAuth(settings: KeyAuthSettings): Middleware {
   const index = new ConsumerKeyIndex(settings.consumers);
@@ -36,9 +36,10 @@ function readKey(context: GatewayContext, settings: KeyAuthSettings): string | u
   }
   if (settings.query === undefined) return undefined;
   const key = queryParam(context.upstream.path, settings.query);
-  if (key !== undefined && settings.strip) {
-    context.upstream.path = withoutQueryParam(context.upstream.path, settings.query);
-    // The access log writes the client's request target after the response: it must not hold the key.
+  if (key !== undefined) {
+    if (settings.strip) context.upstream.path = withoutQueryParam(context.upstream.path, settings.query);
+    // The access log writes the client's request target after the response: it must not hold the
+    // key, whether or not the upstream is to see it.
     context.request.url = withoutQueryParam(context.request.url ?? '/', settings.query);
   }
   return key;

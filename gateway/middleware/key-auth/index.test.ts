@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/harness/wait.ts';
+import type { ConsumerConfig, KeyAuthSettings } from '../../config/types.ts';
+import { accessLog, accessLogDestination } from '../access-log/index.ts';
+import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { keyAuth } from './index.ts';
+
+const KEY = 'partner-key-0b7e3c9a1f5d2846';
+const partner: ConsumerConfig = { name: 'partner', keyHashes: [createHash('sha256').update(KEY).digest('hex')], jwt: [], labels: {}, rateLimit: undefined };
+const settings = (strip: boolean): KeyAuthSettings => ({ header: undefined, query: 'api_key', strip, consumers: [partner] });
+
+describe('keyAuth', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it.each([
+    ['strip', true, '/q?a=1'],
+    ['strip: false', false, `/q?a=1&api_key=${KEY}`],
+  ])('with %s, sends a query key upstream only when told to and never writes it into the access log', async (_name, strip, upstreamPath) => {
+    const lines: string[] = [];
+    server = await serveMiddleware([accessLog({ logger: accessLogDestination({ write: (batch: string) => lines.push(batch) }) }), keyAuth(settings(strip))]);
+    const response = await server.send(`/q?a=1&api_key=${KEY}`);
+    expect([response.status, echoed(response).path, echoed(response).headers['x-consumer']]).toEqual([200, upstreamPath, 'partner']);
+    await waitFor(() => lines.length > 0);
+    expect(lines.join('')).toContain('"path":"/q?a=1"');
+    expect(lines.join('')).not.toContain(KEY);
+  });
+});
