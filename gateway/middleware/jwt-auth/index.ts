@@ -4,12 +4,12 @@ import { componentLogger } from '../../../src/logger.ts';
 import type { Middleware } from '../../context.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-import { pickKey } from './key-selection.ts';
+import { namedKey, unnamedKey } from './key-selection.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
 export { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-export { jwksKeys, keyFits, pickKey } from './key-selection.ts';
+export { jwksKeys, keyFits, namedKey, pickKey, unnamedKey } from './key-selection.ts';
 export { TokenCache } from './token-cache.ts';
 export { cookieValue, readToken } from './token-source.ts';
 
@@ -56,7 +56,12 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     if (alg.startsWith('HS')) {
       if (secret) return secret;
     } else {
-      const key = pickKey(fileKeys, alg, kid) ?? (jwks && (pickKey(await jwks.current(), alg, kid) ?? pickKey(await jwks.refreshIfCooledDown(), alg, kid)));
+      // A key that carries the token's kid wins wherever it is (a key file, the JWKS, a JWKS fetched
+      // again for an unknown kid); only then a key without a kid, which cannot say it is not the one.
+      const key =
+        namedKey(fileKeys, alg, kid) ??
+        (jwks && (namedKey(await jwks.current(), alg, kid) ?? namedKey(await jwks.refreshIfCooledDown(), alg, kid))) ??
+        (kid === undefined ? undefined : (unnamedKey(fileKeys, alg) ?? (jwks && unnamedKey(await jwks.current(), alg))));
       if (key) return key.key;
     }
     throw new errors.JWKSNoMatchingKey();

@@ -20,8 +20,17 @@ export function keyFits(key: VerificationKey, alg: string): boolean {
 
 /** The key for a token header among `keys`: the one with its `kid` when it names one (or else a key without a kid), else the first that fits `alg`. */
 export function pickKey(keys: readonly VerificationKey[], alg: string, kid: string | undefined): VerificationKey | undefined {
-  if (kid === undefined) return keys.find((key) => keyFits(key, alg));
-  return keys.find((key) => key.kid === kid && keyFits(key, alg)) ?? keys.find((key) => key.kid === undefined && keyFits(key, alg));
+  return namedKey(keys, alg, kid) ?? (kid === undefined ? undefined : unnamedKey(keys, alg));
+}
+
+/** The key with the token's `kid` that fits `alg`; for a token without a kid, the first key that fits. */
+export function namedKey(keys: readonly VerificationKey[], alg: string, kid: string | undefined): VerificationKey | undefined {
+  return keys.find((key) => (kid === undefined || key.kid === kid) && keyFits(key, alg));
+}
+
+/** The first key without a kid that fits `alg`: what a token whose `kid` no key carries falls back to. */
+export function unnamedKey(keys: readonly VerificationKey[], alg: string): VerificationKey | undefined {
+  return keys.find((key) => key.kid === undefined && keyFits(key, alg));
 }
 
 /** The signing keys of a JWKS document (RFC 7517); keys for encryption or that node:crypto cannot read are skipped. */

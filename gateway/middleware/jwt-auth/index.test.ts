@@ -1,0 +1,55 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KeyMaterial } from '../../config/access-files.ts';
+import type { JwtAuthSettings } from '../../config/types.ts';
+import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { jwtAuth } from './index.ts';
+
+function settingsWith(overrides: Partial<JwtAuthSettings>): JwtAuthSettings {
+  return {
+    algorithms: ['ES256'],
+    secretFile: undefined,
+    publicKeyFiles: [],
+    jwks: undefined,
+    issuer: undefined,
+    audience: undefined,
+    clockSkewMs: 0,
+    from: { header: 'authorization', cookie: undefined, query: undefined },
+    claimsToHeaders: {},
+    stripAuthorization: false,
+    consumerRequired: false,
+    cacheSize: 0,
+    cacheTtlMs: 60_000,
+    consumers: [],
+    keys: undefined,
+    ...overrides,
+  };
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+describe('jwtAuth', () => {
+  let server: MiddlewareServer;
+  afterEach(() => server.close());
+
+  it('verifies a token by the JWKS key its kid names even when a key file without kid fits the same algorithm', async () => {
+    const file = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwks = { keys: [{ ...idp.publicKey.export({ format: 'jwk' }), kid: 'idp-1', use: 'sig' }] };
+    const fetch = (async () => new Response(JSON.stringify(jwks))) as typeof globalThis.fetch;
+    const settings = settingsWith({
+      publicKeyFiles: ['file.pem'],
+      jwks: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 1_000 },
+      keys: new KeyMaterial(undefined, [{ key: file.publicKey, kid: undefined, alg: undefined }], 'digest'),
+    });
+    server = await serveMiddleware([jwtAuth(settings, { fetch })]);
+    const sign = (key: typeof file.privateKey, kid?: string) => new SignJWT({}).setProtectedHeader(kid ? { alg: 'ES256', kid } : { alg: 'ES256' }).setExpirationTime('5m').sign(key);
+    const statuses = [];
+    for (const token of [await sign(idp.privateKey, 'idp-1'), await sign(file.privateKey), await sign(file.privateKey, 'file-kid'), await sign(idp.privateKey, 'other')]) {
+      statuses.push((await server.send('/', { headers: bearer(token) })).status);
+    }
+    // The file key also stands in for a kid no key carries, as before; the IdP key only for its own kid.
+    expect(statuses).toEqual([200, 200, 200, 401]);
+  });
+});
