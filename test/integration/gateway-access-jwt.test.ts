@@ -138,6 +138,13 @@ routes:
     }
   });
 
+  it('sends a claim beyond ASCII upstream as its UTF-8 bytes', async () => {
+    const answer = await get('/admin/report', await sign('HS256', { role: 'José 运维' }));
+    expect(answer.status).toBe(200);
+    // node:http reads header bytes as Latin-1: turned back into bytes, they are the claim's UTF-8.
+    expect(Buffer.from(String(echoed(answer).headers['x-role']), 'latin1').toString('utf8')).toBe('José 运维');
+  });
+
   it('refuses expired, wrong-audience, alg-none, key-confusion and tampered tokens with 401, a challenge and the request id', async () => {
     const valid = await sign('HS256');
     const [header, payload, signature] = valid.split('.');

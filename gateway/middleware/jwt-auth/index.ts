@@ -101,14 +101,19 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   };
 }
 
-/** The upstream headers of the configured claims present in `payload`; a value with control characters is left out (it could not travel in a header). */
+/**
+ * The upstream headers of the configured claims present in `payload`; a value with control
+ * characters is left out (it could not travel in a header). Text beyond ASCII travels as its UTF-8
+ * bytes, as a Go or nginx upstream reads it: as a JavaScript string a `李` could not be sent at all
+ * (the request failed) and an `é` went out as one Latin-1 byte.
+ */
 function claimsAsHeaders(payload: JWTPayload, claimHeaders: readonly (readonly [string, string])[]): [string, string][] {
   const headers: [string, string][] = [];
   for (const [claim, header] of claimHeaders) {
     const value = payload[claim];
     if (value === undefined || value === null) continue;
     const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (!hasControlCharacter(text)) headers.push([header, text]);
+    if (!hasControlCharacter(text)) headers.push([header, isAscii(text) ? text : Buffer.from(text, 'utf8').toString('latin1')]);
   }
   return headers;
 }
@@ -143,4 +148,9 @@ function hasControlCharacter(text: string): boolean {
     if (code < 0x20 || code === 0x7f) return true;
   }
   return false;
+}
+
+function isAscii(text: string): boolean {
+  for (let index = 0; index < text.length; index += 1) if (text.charCodeAt(index) > 0x7f) return false;
+  return true;
 }
