@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
@@ -41,6 +42,7 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
     authService = createServer((request, response) => {
       seenByAuth.set(String(request.headers['x-request-id']), request.headers);
       if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
+      else if (request.headers['x-ticket'] === 'gzip') response.writeHead(401, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end(gzipSync('no ticket, compressed'));
       else if (request.headers['x-ticket'] === 'odd-status') response.writeHead(999, { 'content-type': 'text/plain' }).end('odd');
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
     });
@@ -146,6 +148,10 @@ ${IP_ROUTES}
     expect([passed.status, (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers['x-auth-user']]).toEqual([200, 'ticket-holder']);
     const refused = await send(gateway.port, '/guarded/x', { 'x-auth-user': 'spoofed' });
     expect([refused.status, refused.headers['www-authenticate'], refused.body]).toEqual([401, 'Ticket realm="auth"', 'no ticket']);
+    // The body is relayed as the auth service sent it, so its encoding must be named too
+    // (fetch decodes a body whose Content-Encoding it is told.)
+    const compressed = await fetch(`http://127.0.0.1:${gateway.port}/guarded/x`, { headers: { 'x-ticket': 'gzip' } });
+    expect([compressed.status, compressed.headers.get('content-encoding'), await compressed.text()]).toEqual([401, 'gzip', 'no ticket, compressed']);
   });
 
   it("gives the auth service the forwarding headers of the trusted-proxy rule, never an untrusted client's own", async () => {

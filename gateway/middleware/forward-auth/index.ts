@@ -21,8 +21,8 @@ const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'proxy-connection', '
 const FORWARDING_HEADERS = [...UNTRUSTED_FORWARDING_HEADERS, 'x-real-ip'];
 const FROM_UPSTREAM = new Set(FORWARDING_HEADERS);
 
-/** Headers of a refusing auth service's answer that reach the client. */
-const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'set-cookie', 'retry-after'];
+/** Headers of a refusing auth service's answer that reach the client (the body is relayed as sent, so its encoding too). */
+const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'content-encoding', 'set-cookie', 'retry-after'];
 
 /** Connections to auth services: undici's, with its crash on a paused body at the connection's end repaired (`resumingConnector`). */
 let authDispatcher: Agent | undefined;
