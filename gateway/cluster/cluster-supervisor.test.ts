@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { restartPlan } from './cluster-supervisor.ts';
+import cluster, { type Worker } from 'node:cluster';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { restartPlan, WorkerSupervisor, type SupervisorHooks } from './cluster-supervisor.ts';
 
 const NO_JITTER = () => 0;
 
@@ -25,3 +28,59 @@ describe('restartPlan', () => {
     expect(restartPlan(3, 0, () => 0.5).delayMs).toBe(600);
   });
 });
+
+// Real worker processes: the stub in test/fixtures speaks the IPC protocol and misbehaves on request.
+describe('WorkerSupervisor', () => {
+  const log = pino({ level: 'silent' });
+  const exits: { pid: number | undefined; code: number | null; signal: string | null }[] = [];
+  const onExit = (worker: Worker, code: number | null, signal: string | null) => exits.push({ pid: worker.process.pid, code, signal });
+  let supervisor: WorkerSupervisor | undefined;
+
+  const hooks = (overrides: Partial<SupervisorHooks> = {}): SupervisorHooks => ({
+    attach: (send) => {
+      send({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+      return () => undefined;
+    },
+    message: () => undefined,
+    failedToStart: () => undefined,
+    ...overrides,
+  });
+
+  function stub(mode: string): void {
+    process.env.STUB_MODE = mode;
+    cluster.setupPrimary({ exec: join(import.meta.dirname, '../../test/fixtures/cluster-worker-stub.mjs'), silent: true });
+    cluster.on('exit', onExit);
+  }
+
+  afterEach(async () => {
+    await supervisor?.stop(5_000);
+    supervisor = undefined;
+    cluster.off('exit', onExit);
+    exits.length = 0;
+    delete process.env.STUB_MODE;
+  });
+
+  it('drains a worker forked just before stop(), though it was not yet listening for the drain message', async () => {
+    stub('normal');
+    supervisor = new WorkerSupervisor(1, hooks(), log);
+    await supervisor.start();
+    // The replacement of a killed worker loads slowly: the drain that stop() sends it comes too early.
+    process.env.STUB_MODE = 'late-listener';
+    const [first] = supervisor.connected();
+    first!.process.kill('SIGKILL');
+    const replacement = await waitFor(() => supervisor!.view()[0]!.pid !== first!.process.pid && supervisor!.view()[0]!.pid);
+    // It listens after 1 s; killed at the 5 s bound, it would exit by SIGKILL.
+    await supervisor.stop(5_000);
+    expect(exits.find((exit) => exit.pid === replacement)).toEqual({ pid: replacement, code: 0, signal: null });
+  });
+});
+
+async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -133,6 +133,8 @@ export class WorkerSupervisor {
     worker.on('message', (message: unknown) => {
       if (!isGatewayMessage<WorkerMessage>(message)) return;
       if (message.kind === 'switchboard:ready') {
+        // A worker forked just before stop() had no listener yet when its drain was sent: it gets it now instead of a configuration to serve.
+        if (this.stopping) return send(worker, { kind: 'switchboard:drain' });
         slot.teardown = this.hooks.attach((next) => send(worker, next));
         return;
       }
