@@ -73,6 +73,27 @@ describe('WorkerSupervisor', () => {
     await supervisor.stop(5_000);
     expect(exits.find((exit) => exit.pid === replacement)).toEqual({ pid: replacement, code: 0, signal: null });
   });
+
+  it('fails the start, with the reason, when a worker does not listen within the start bound', async () => {
+    stub('hang');
+    const failed = new Promise<string>((resolve) => {
+      supervisor = new WorkerSupervisor(1, hooks({ failedToStart: (slot, reason) => resolve(`worker ${slot}: ${reason}`) }), log, 3_000);
+    });
+    void supervisor!.start();
+    expect(await failed).toBe('worker 0: it did not listen within 3000 ms');
+    expect(exits).toEqual([expect.objectContaining({ signal: 'SIGKILL' })]);
+  }, 20_000);
+
+  it('replaces a replacement that hangs at start, as it replaces one that crashes', async () => {
+    stub('normal');
+    supervisor = new WorkerSupervisor(1, hooks(), log, 3_000);
+    await supervisor.start();
+    process.env.STUB_MODE = 'hang';
+    supervisor.connected()[0]!.process.kill('SIGKILL');
+    // The first replacement hangs, is killed at the bound and replaced in turn.
+    await waitFor(() => supervisor!.view()[0]!.restarts >= 2, 15_000);
+    expect(exits.map((exit) => exit.signal)).toEqual(['SIGKILL', 'SIGKILL']);
+  }, 20_000);
 });
 
 async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {

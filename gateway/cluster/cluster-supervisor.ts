@@ -8,6 +8,8 @@ import { workerExecArgv } from './cluster-node-flags.ts';
 const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
 /** A worker that ran this long before it crashed starts its next restart from the first delay again. */
 const STABLE_AFTER_MS = 10_000;
+/** A worker not listening this long after its fork is stuck: it is killed, which fails the start or, later, counts as a crash. */
+export const WORKER_START_TIMEOUT_MS = 30_000;
 
 /**
  * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
@@ -72,6 +74,7 @@ export class WorkerSupervisor {
     count: number,
     private readonly hooks: SupervisorHooks,
     private readonly log: Logger,
+    private readonly startTimeoutMs = WORKER_START_TIMEOUT_MS,
   ) {
     this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
     this.allListening = new Promise((resolve) => (this.markListening = resolve));
@@ -130,6 +133,12 @@ export class WorkerSupervisor {
     slot.worker = worker;
     let listened = false;
     let lastFailure = '';
+    // Without a bound, one stuck worker held the gateway's start (and a SIGTERM during it) forever.
+    const startTimer = setTimeout(() => {
+      lastFailure = `it did not listen within ${this.startTimeoutMs} ms`;
+      this.log.error({ worker: slot.index, workerPid: worker.process.pid, startTimeoutMs: this.startTimeoutMs }, 'worker did not listen in time; killing it');
+      worker.process.kill('SIGKILL');
+    }, this.startTimeoutMs);
     worker.on('message', (message: unknown) => {
       if (!isGatewayMessage<WorkerMessage>(message)) return;
       if (message.kind === 'switchboard:ready') {
@@ -145,6 +154,7 @@ export class WorkerSupervisor {
       if (message.kind === 'switchboard:load') slot.inFlight = message.inFlight;
       if (message.kind === 'switchboard:listening') {
         listened = true;
+        clearTimeout(startTimer);
         slot.state = 'listening';
         this.log.info({ worker: slot.index, workerPid: worker.process.pid, ports: Object.fromEntries(message.ports) }, 'worker listening');
         if (this.slots.every((each) => each.state === 'listening')) this.markListening();
@@ -154,6 +164,7 @@ export class WorkerSupervisor {
     // A failed send (the worker died mid-send) is an `error` on the worker; its `exit` follows.
     worker.on('error', (error) => this.log.debug({ err: error, worker: slot.index }, 'worker channel error'));
     worker.once('exit', (code, signal) => {
+      clearTimeout(startTimer);
       slot.teardown?.();
       slot.teardown = undefined;
       slot.worker = undefined;
