@@ -1,8 +1,8 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parsePrometheusText, sampleValue } from '../../test/harness/prometheus-text.ts';
 import { breakerStateGauge, STATE_VALUE } from '../policy/guard-metrics.ts';
-import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
+import { aggregateMetrics, RetiredWorkerMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 
 /** A process's registry: requests it counted, and a lag gauge averaged across processes (as prom-client's event-loop metrics are). */
 async function processMetrics(requests: number, lag: number, instances?: number): Promise<ProcessMetrics> {
@@ -51,5 +51,42 @@ describe('aggregateMetrics', () => {
     } finally {
       breakerStateGauge.remove(labels);
     }
+  });
+});
+
+describe('RetiredWorkerMetrics', () => {
+  /** A worker's counter, histogram and gauge, over IPC. */
+  async function workerMetrics(requests: number, inFlight: number): Promise<ProcessMetrics> {
+    const registry = new Registry();
+    new Counter({ name: 'requests_total', help: 'h', labelNames: ['status'], registers: [registry] }).inc({ status: '2xx' }, requests);
+    const histogram = new Histogram({ name: 'duration_seconds', help: 'h', buckets: [0.1, 1], registers: [registry] });
+    for (let index = 0; index < requests; index += 1) histogram.observe(0.05);
+    new Gauge({ name: 'in_flight', help: 'h', registers: [registry] }).set(inFlight);
+    return JSON.parse(JSON.stringify(await registry.getMetricsAsJSON())) as ProcessMetrics;
+  }
+
+  it("keeps a replaced worker's counters and histograms in the sum, so no counter goes back, but not its gauges", async () => {
+    const retired = new RetiredWorkerMetrics();
+    const scrape = async (...workers: ProcessMetrics[]) => parsePrometheusText(await aggregateMetrics([...workers, retired.metrics()]));
+    const [zero, one] = [await workerMetrics(30, 4), await workerMetrics(10, 1)];
+    retired.answered(0, zero);
+    retired.answered(1, one);
+    expect(sampleValue(await scrape(zero, one), 'requests_total', { status: '2xx' })).toBe(40);
+
+    // Slot 0's worker crashed; its replacement starts from zero.
+    retired.exited(0);
+    const replacement = await workerMetrics(2, 0);
+    retired.answered(0, replacement);
+    const after = await scrape(replacement, one);
+    expect(sampleValue(after, 'requests_total', { status: '2xx' })).toBe(42);
+    expect(sampleValue(after, 'duration_seconds_count')).toBe(42);
+    expect(sampleValue(after, 'duration_seconds_bucket', { le: '0.1' })).toBe(42);
+    expect(sampleValue(after, 'in_flight')).toBe(1);
+
+    // A second exit folds into the same sum; a slot that never answered adds nothing.
+    retired.exited(0);
+    retired.exited(1);
+    retired.exited(1);
+    expect(sampleValue(await scrape(), 'requests_total', { status: '2xx' })).toBe(42);
   });
 });

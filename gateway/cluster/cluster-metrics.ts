@@ -10,8 +10,47 @@ export type ProcessMetrics = MetricObjectWithValues<MetricValue<string>>[];
  * IPC as null, and either would turn the average of every process into NaN or a false 0.
  */
 export async function aggregateMetrics(processes: readonly ProcessMetrics[]): Promise<string> {
+  return aggregate(processes).metrics();
+}
+
+function aggregate(processes: readonly ProcessMetrics[]) {
   const numeric = processes.map((metrics) =>
     metrics.map((metric) => ({ ...metric, values: metric.values.filter((sample) => typeof sample.value === 'number' && !Number.isNaN(sample.value)) })),
   );
-  return AggregatorRegistry.aggregate(numeric as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+  return AggregatorRegistry.aggregate(numeric as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+}
+
+const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
+
+/**
+ * The counts of workers that exited, for every later `/metrics`: each worker's latest answer to a
+ * scrape is kept by slot, and when the worker exits its counters and histograms (not its gauges,
+ * which go with it) join the sum of those gone. Without them the gateway's counters dropped by the
+ * replaced worker's share, which Prometheus reads as a reset: `rate()` showed a spike of
+ * everything the other workers had counted.
+ */
+export class RetiredWorkerMetrics {
+  private readonly latest = new Map<number, ProcessMetrics>();
+  private retired: ProcessMetrics = [];
+
+  /** Keeps `slot`'s latest metrics (answers only grow, so a late one is as good). */
+  answered(slot: number, metrics: ProcessMetrics): void {
+    this.latest.set(slot, metrics);
+  }
+
+  /** `slot`'s worker exited: its last counts stay in the sum (folded at once, so the retired set never grows with restarts). */
+  exited(slot: number): void {
+    const last = this.latest.get(slot);
+    this.latest.delete(slot);
+    if (!last) return;
+    // prom-client types `type` as a numeric enum, but its JSON (and so IPC) carries the name.
+    const cumulative = last.filter((metric) => CUMULATIVE.has(String(metric.type)));
+    // prom-client's aggregate registers each sum as its plain object plus a `get`: it folds synchronously, with no await for a scrape to fall into.
+    this.retired = aggregate([this.retired, cumulative]).getMetricsAsArray() as unknown as ProcessMetrics;
+  }
+
+  /** The counters and histograms of every worker gone, as one process's metrics. */
+  metrics(): ProcessMetrics {
+    return this.retired;
+  }
 }

@@ -6,7 +6,7 @@ import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { rateLimitChanges } from '../middleware/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { WorkerBreakers } from './cluster-breakers.ts';
-import { aggregateMetrics, type ProcessMetrics } from './cluster-metrics.ts';
+import { aggregateMetrics, RetiredWorkerMetrics, type ProcessMetrics } from './cluster-metrics.ts';
 import { decodeRateLimitChange } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
@@ -48,6 +48,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const traffic = new InstanceTraffic(undefined, flow);
   const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
   let metricsRequests = 0;
+  const retiredMetrics = new RetiredWorkerMetrics();
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
   const breakers = new WorkerBreakers();
@@ -70,7 +71,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           stopPeers?.();
         };
       },
-      message(message, countRequests) {
+      message(message, countRequests, slot) {
         if (message.kind === 'switchboard:outcomes') {
           const balancers = control.balancers;
           countRequests(
@@ -81,13 +82,17 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           );
         } else if (message.kind === 'switchboard:flow') flow.addRemote(message.second, message.entries);
         else if (message.kind === 'switchboard:breakers') breakers.receive(message);
-        else if (message.kind === 'switchboard:metrics') pendingMetrics.get(message.id)?.(message.metrics);
+        else if (message.kind === 'switchboard:metrics') {
+          retiredMetrics.answered(slot, message.metrics);
+          pendingMetrics.get(message.id)?.(message.metrics);
+        }
         else if (message.kind === 'switchboard:rate-limit-change') {
           const change = decodeRateLimitChange(message.change);
           if (change) rateLimitChanges.next(change);
         }
         else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
       },
+      exited: (slot) => retiredMetrics.exited(slot),
       failedToStart(slot, reason) {
         failure?.(new Error(`worker ${slot} could not start: ${reason}`));
       },
@@ -113,7 +118,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       if (workers.length === 0) done();
     });
     supervisor.broadcast({ kind: 'switchboard:metrics-request', id });
-    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers)]);
+    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers), retiredMetrics.metrics()]);
   };
 
   // The hooks above run only once workers exist, which is after this line.

@@ -42,6 +42,7 @@ describe('WorkerSupervisor', () => {
       return () => undefined;
     },
     message: () => undefined,
+    exited: () => undefined,
     failedToStart: () => undefined,
     ...overrides,
   });

@@ -52,8 +52,10 @@ interface Slot {
 export interface SupervisorHooks {
   /** A new worker is ready for messages: send it the configuration and subscribe it to health; returns its teardown. */
   attach(send: (message: PrimaryMessage) => void): () => void;
-  /** A message from a worker; `countRequests` adds to its slot's count. */
-  message(message: WorkerMessage, countRequests: (requests: number) => void): void;
+  /** A message from the worker in `slot`; `countRequests` adds to its slot's count. */
+  message(message: WorkerMessage, countRequests: (requests: number) => void, slot: number): void;
+  /** The slot's worker exited (whatever the reason; a replacement may follow). */
+  exited(slot: number): void;
   /** The slot's worker exited before it ever listened while the gateway was starting. */
   failedToStart(slot: number, reason: string): void;
 }
@@ -159,7 +161,7 @@ export class WorkerSupervisor {
         this.log.info({ worker: slot.index, workerPid: worker.process.pid, ports: Object.fromEntries(message.ports) }, 'worker listening');
         if (this.slots.every((each) => each.state === 'listening')) this.markListening();
       }
-      this.hooks.message(message, (requests) => (slot.requests += requests));
+      this.hooks.message(message, (requests) => (slot.requests += requests), slot.index);
     });
     // A failed send (the worker died mid-send) is an `error` on the worker; its `exit` follows.
     worker.on('error', (error) => this.log.debug({ err: error, worker: slot.index }, 'worker channel error'));
@@ -169,6 +171,7 @@ export class WorkerSupervisor {
       slot.teardown = undefined;
       slot.worker = undefined;
       slot.inFlight = 0;
+      this.hooks.exited(slot.index);
       if (this.stopping) {
         slot.state = 'stopped';
         return;

@@ -227,7 +227,15 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(tags.map((seen) => [...new Set(seen)])).toEqual([['two'], ['two']]);
   });
 
-  it('replaces a worker killed with SIGKILL while the other keeps serving', async () => {
+  it('replaces a worker killed with SIGKILL while the other keeps serving, and keeps its counts in /metrics', async () => {
+    const requestsTotal = async () =>
+      parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()).get('switchboard_requests_total')?.samples.reduce((sum, sample) => sum + sample.value, 0) ?? 0;
+    // A scrape that counts what both workers served, the victim's share included.
+    const served = await waitFor(async () => {
+      const view = await workers();
+      const total = await requestsTotal();
+      return view.every((worker) => worker.requests > 0) && total === view.reduce((sum, worker) => sum + worker.requests, 0) ? total : undefined;
+    }, { timeoutMs: 10_000, message: '/metrics to count every request both workers served' });
     const [victim] = await workers();
     process.kill(victim!.pid!, 'SIGKILL');
     await waitFor(async () => (await workers())[0]!.restarts === 1, { timeoutMs: 10_000, message: 'the primary to notice the exit' });
@@ -237,6 +245,8 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
       return view[0]!.state === 'listening' && view[0]!.pid !== victim!.pid ? view : undefined;
     }, { timeoutMs: 20_000, message: 'a new worker in slot 0' });
     expect(replaced[1]!.restarts).toBe(0);
+    // A counter that went back would read as a reset to Prometheus (and a spike in rate()).
+    expect(await requestsTotal()).toBeGreaterThanOrEqual(served);
     const slots = new Set<number>();
     await waitFor(async () => slots.add((await servedBy()).slot).size === 2, { timeoutMs: 30_000, message: 'the new worker to serve too' });
     expect(await logOf(gateway.process)).toMatch(/worker exited; replacing it/);
