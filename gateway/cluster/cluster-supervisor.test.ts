@@ -75,6 +75,19 @@ describe('WorkerSupervisor', () => {
     expect(exits.find((exit) => exit.pid === replacement)).toEqual({ pid: replacement, code: 0, signal: null });
   });
 
+  it('counts a worker among the connected ones only once it says ready, so a metrics request never waits on one still loading', async () => {
+    stub('normal');
+    supervisor = new WorkerSupervisor(1, hooks(), log);
+    await supervisor.start();
+    process.env.STUB_MODE = 'late-listener';
+    const [first] = supervisor.connected();
+    first!.process.kill('SIGKILL');
+    await waitFor(() => supervisor!.view()[0]!.pid !== first!.process.pid && supervisor!.view()[0]!.pid);
+    expect(supervisor.connected()).toEqual([]);
+    const replacement = await waitFor(() => supervisor!.connected()[0]);
+    expect(replacement.process.pid).toBe(supervisor.view()[0]!.pid);
+  });
+
   it('fails the start, with the reason, when a worker does not listen within the start bound', async () => {
     stub('hang');
     const failed = new Promise<string>((resolve) => {

@@ -37,6 +37,8 @@ export interface WorkerView {
 interface Slot {
   readonly index: number;
   worker: Worker | undefined;
+  /** Its worker said ready: it listens for messages (one still loading would drop them). */
+  ready: boolean;
   state: WorkerView['state'];
   restarts: number;
   /** Crashes in a row, each soon after its start; sets the next restart delay. */
@@ -78,7 +80,7 @@ export class WorkerSupervisor {
     private readonly log: Logger,
     private readonly startTimeoutMs = WORKER_START_TIMEOUT_MS,
   ) {
-    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, ready: false, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
     this.allListening = new Promise((resolve) => (this.markListening = resolve));
   }
 
@@ -96,9 +98,9 @@ export class WorkerSupervisor {
     return this.slots.map((slot) => ({ slot: slot.index, pid: slot.worker?.process.pid, state: slot.state, restarts: slot.restarts, requests: slot.requests, inFlight: slot.inFlight }));
   }
 
-  /** The workers connected right now. */
+  /** The workers connected and ready for messages right now (a metrics request to one still loading would go unanswered). */
   connected(): Worker[] {
-    return this.slots.flatMap((slot) => (slot.worker?.isConnected() ? [slot.worker] : []));
+    return this.slots.flatMap((slot) => (slot.ready && slot.worker?.isConnected() ? [slot.worker] : []));
   }
 
   /** Sends `message` to every connected worker. */
@@ -146,6 +148,7 @@ export class WorkerSupervisor {
       if (message.kind === 'switchboard:ready') {
         // A worker forked just before stop() had no listener yet when its drain was sent: it gets it now instead of a configuration to serve.
         if (this.stopping) return send(worker, { kind: 'switchboard:drain' });
+        slot.ready = true;
         slot.teardown = this.hooks.attach((next) => send(worker, next));
         return;
       }
@@ -170,6 +173,7 @@ export class WorkerSupervisor {
       slot.teardown?.();
       slot.teardown = undefined;
       slot.worker = undefined;
+      slot.ready = false;
       slot.inFlight = 0;
       this.hooks.exited(slot.index);
       if (this.stopping) {
