@@ -39,7 +39,7 @@ const HTTP2_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['h2c', 'h2', 'gr
  * `h2c` and `grpc` (an h2c-only backend does not answer HTTP/1.1), HTTP/2 over TLS (ALPN h2) for
  * `h2`. A `grpc` or `grpcs` instance gets the standard gRPC health check instead (`grpcProbe`:
  * `grpc.health.v1.Health/Check` for `grpcService`, SERVING passes). TLS verifies the certificate with `tls` (system roots by default). The body is
- * drained and ignored.
+ * not read: the connection is closed once the status is in.
  */
 export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
   const path = options.path ?? '/health';
@@ -55,9 +55,11 @@ export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
       const send = tls ? httpsRequest : httpRequest;
       const onResponse = (response: IncomingMessage) => {
         const status = response.statusCode ?? 0;
-        // The verdict is already given; a reset while draining must not become an uncaught 'error'.
+        // The status is the verdict; the body is not read. The connection goes at once: one whose
+        // body never ends (a hung or streaming endpoint) would otherwise stay open for good, one
+        // more at every check, since the checker's deadline ends with the verdict.
         response.on('error', () => undefined);
-        response.resume();
+        response.destroy();
         resolve({ healthy: passes(status), detail: `status ${status}` });
       };
       const request = send(

@@ -1,6 +1,7 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttp2Server } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startSwitchableBackend, type SwitchableBackend } from './health-testing.ts';
 import { httpProbe } from './probe-http.ts';
 import { tcpProbe } from './probe-tcp.ts';
@@ -53,6 +54,29 @@ describe('httpProbe', () => {
 
   it('fails with ECONNREFUSED when nothing listens', async () => {
     expect(await httpProbe()(targetAt(await closedPort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+  });
+
+  it('closes its connection once the status is in, though the body never ends', async () => {
+    let open = 0;
+    // Sends the status and a first byte of a longer body, then nothing more.
+    const server = createHttpServer((_request, response) => {
+      response.writeHead(200, { 'content-length': '100' });
+      response.write('x');
+    });
+    server.on('connection', (socket) => {
+      open += 1;
+      socket.once('close', () => (open -= 1));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const target = targetAt((server.address() as AddressInfo).port);
+      for (let check = 0; check < 3; check += 1) expect(await httpProbe()(target, new AbortController().signal)).toEqual({ healthy: true, detail: 'status 200' });
+      // The checker gives each probe no deadline past its verdict: a socket left open here stays open for good.
+      await vi.waitFor(() => expect(open).toBe(0), { timeout: 5_000 });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('fails with a timeout when the server accepts but never answers', async () => {
