@@ -62,15 +62,23 @@ export const statusRange = z.union(
   { error: 'expected a status such as 200 or a range such as "200-399"' },
 );
 
+/** A check's timing: 0 would probe in a tight loop (an interval) or fail every check at once (the timeout). */
+const checkDuration = duration.refine((ms) => ms > 0, 'must be above 0');
+
 const healthCheck = section({
   type: z.enum(['http', 'tcp']).optional(),
-  path: z.string().startsWith('/', 'must start with /').optional(),
+  // A space or control character would fail every check (the request cannot be sent), never the config.
+  path: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .regex(/^[\x21-\x7e]*$/, 'must not contain spaces, control or non-ASCII characters (percent-encode them)')
+    .optional(),
   expectedStatuses: z.array(statusRange).min(1).optional(),
-  hostHeader: z.string().min(1).optional(),
+  hostHeader: z.string().regex(/^[\x21-\x7e]+$/, 'expected a host name, optionally with :port').optional(),
   grpcService: z.string().max(512).optional(),
-  interval: duration.optional(),
-  unhealthyInterval: duration.optional(),
-  timeout: duration.optional(),
+  interval: checkDuration.optional(),
+  unhealthyInterval: checkDuration.optional(),
+  timeout: checkDuration.optional(),
   healthyThreshold: count(1, 100).optional(),
   unhealthyThreshold: count(1, 100).optional(),
 });
@@ -80,7 +88,8 @@ const outlierDetection = section({
   baseEjectionTime: duration.optional(),
   maxEjectionTime: duration.optional(),
   maxEjectionPercent: percent.optional(),
-  decayInterval: duration.optional(),
+  // 0 would divide by zero in the ejection time (see OutlierDetector).
+  decayInterval: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
 });
 
 /** Upstream timeouts of a service; 0 turns one off. */
