@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import { isGatewayResourceCode } from '../../src/health/upstream-outcome.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { ProxyProtocolVersion } from '../config/index.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
@@ -85,7 +86,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       client.off('close', onClientGone);
       upstream.off('error', onConnectError);
     };
-    const fail = (errorClass: 'connect-refused' | 'connect-timeout', error?: Error) => {
+    const fail = (errorClass: 'connect-refused' | 'connect-timeout' | 'internal', error?: Error) => {
       settle();
       upstream.destroy();
       pick.done({ ok: false, latencyMs: performance.now() - startedAt, errorClass });
@@ -102,7 +103,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       upstream.destroy();
       pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
     };
-    const onConnectError = (error: Error) => fail('connect-refused', error);
+    // The gateway out of file descriptors (EMFILE) never reached the instance: its own failure.
+    const onConnectError = (error: NodeJS.ErrnoException) => fail(isGatewayResourceCode(error.code) ? 'internal' : 'connect-refused', error);
     const timer = policy.connectTimeoutMs > 0 ? setTimeout(() => fail('connect-timeout'), policy.connectTimeoutMs) : undefined;
     client.once('close', onClientGone);
     upstream.once('error', onConnectError);

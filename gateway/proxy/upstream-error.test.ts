@@ -21,6 +21,10 @@ describe('classifyUpstreamError', () => {
     { error: new errors.RequestContentLengthMismatchError(), started: false, expected: 'client-body-error', status: 400 },
     { error: new errors.RequestAbortedError(), started: false, expected: 'cancelled', status: 499 },
     { error: new Error('anything else'), started: false, expected: 'reset-before-headers', status: 502 },
+    // The gateway out of its own file descriptors (a real undici connect error carries `code: 'EMFILE'`) or memory.
+    { error: coded('EMFILE'), started: false, expected: 'internal', status: 500 },
+    { error: coded('ENFILE'), started: false, expected: 'internal', status: 500 },
+    { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ENOBUFS') }), started: false, expected: 'internal', status: 500 },
     // TLS: the upstream's certificate, chain or name; undici may wrap the TLS error in a socket error.
     { error: coded('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), started: false, expected: 'upstream-tls', status: 502 },
     { error: coded('DEPTH_ZERO_SELF_SIGNED_CERT'), started: false, expected: 'upstream-tls', status: 502 },

@@ -1,4 +1,4 @@
-import { isNotUpstreamFault, type UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
+import { isGatewayResourceCode, isNotUpstreamFault, type UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
 
 /**
  * Why the gateway answered instead of an upstream. Upstream transport failures use the health
@@ -77,6 +77,8 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
   const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   const effective = typeof code === 'string' && code !== 'UND_ERR_SOCKET' ? code : (causeCode ?? code);
   if (typeof effective === 'string' && TLS_CODES.has(effective)) return 'upstream-tls';
+  // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
+  if (isGatewayResourceCode(effective)) return 'internal';
   switch (effective) {
     // The server refused the stream or was going away before it was sent: no handler saw it.
     case 'SB_HTTP2_REFUSED_STREAM':

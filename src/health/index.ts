@@ -19,5 +19,5 @@ export { httpProbe } from './probe-http.ts';
 export type { HttpProbeOptions, ProbeTlsOptions, StatusRange } from './probe-http.ts';
 export { tcpProbe } from './probe-tcp.ts';
 export type { HealthProbe, ProbeResult, ProbeTarget } from './probe.ts';
-export { isNotUpstreamFault, isUpstreamFailure } from './upstream-outcome.ts';
+export { isGatewayResourceCode, isNotUpstreamFault, isUpstreamFailure } from './upstream-outcome.ts';
 export type { NotUpstreamFaultClass, UpstreamErrorClass, UpstreamOutcome } from './upstream-outcome.ts';

@@ -50,3 +50,15 @@ export function isNotUpstreamFault(errorClass: string): boolean {
 export function isUpstreamFailure(outcome: UpstreamOutcome): boolean {
   return !outcome.ok && (outcome.errorClass === undefined || !isNotUpstreamFault(outcome.errorClass));
 }
+
+/**
+ * Node error codes of a gateway out of its own resources: file descriptors (`EMFILE` for the
+ * process, `ENFILE` for the system), socket buffers, memory. A connection that fails so never
+ * reached the upstream and says nothing about it.
+ */
+const GATEWAY_RESOURCE_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+/** True when `code` (a Node error's `code`) says the gateway itself ran out of a resource. */
+export function isGatewayResourceCode(code: unknown): boolean {
+  return typeof code === 'string' && GATEWAY_RESOURCE_CODES.has(code);
+}
