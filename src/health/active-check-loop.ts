@@ -1,5 +1,6 @@
 import type { ActiveHealth } from './health-view.ts';
 import { probeFailureDetail, probeTimeoutReason, type HealthProbe, type ProbeResult, type ProbeTarget } from './probe.ts';
+import { isGatewayResourceCode } from './upstream-outcome.ts';
 
 /** The resolved timing and thresholds one loop runs with. */
 export interface CheckLoopSettings {
@@ -21,6 +22,7 @@ export type CheckLoopListener = (loop: ActiveCheckLoop, result: ProbeResult, pre
  * thresholds (HAProxy's `rise`/`fall`, Envoy's healthy/unhealthy thresholds): `unhealthyThreshold`
  * consecutive failures mark it unhealthy, `healthyThreshold` consecutive passes bring it back. An
  * `unknown` target counts as healthy, so one pass confirms it and failures need the full threshold.
+ * A check the gateway could not send (out of file descriptors: `isGatewayResourceCode`) counts neither way.
  */
 export class ActiveCheckLoop {
   private currentHealth: ActiveHealth = 'unknown';
@@ -73,7 +75,8 @@ export class ActiveCheckLoop {
     this.controller = undefined;
     if (this.stopped) return;
     const previous = this.currentHealth;
-    this.apply(result);
+    // A probe the gateway could not even send (out of file descriptors) learnt nothing of the target.
+    if (result.healthy || !isGatewayResourceCode(result.detail)) this.apply(result);
     this.listener(this, result, previous);
     const baseMs = this.currentHealth === 'unhealthy' ? this.settings.unhealthyIntervalMs : this.settings.intervalMs;
     this.schedule(baseMs + this.settings.random() * this.settings.jitterMs);

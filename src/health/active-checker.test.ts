@@ -106,6 +106,29 @@ describe('ActiveHealthChecker timing', () => {
     checker.close();
   });
 
+  it('counts no check the gateway could not send for want of file descriptors, for or against the endpoint', async () => {
+    vi.useFakeTimers();
+    let error: string | undefined;
+    // As tcpProbe and httpProbe fail when connect() gives EMFILE or ENFILE; undefined passes.
+    const probe: HealthProbe = async () => {
+      if (error === undefined) return { healthy: true, detail: 'connected' };
+      throw Object.assign(new Error(`connect ${error}`), { code: error });
+    };
+    const checker = new ActiveHealthChecker('svc', { probe, intervalMs: 100, jitterMs: 0, unhealthyThreshold: 1, healthyThreshold: 1 });
+    checker.track([target(1)]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(checker.health(target(1).address)).toBe('healthy');
+    error = 'EMFILE';
+    await vi.advanceTimersByTimeAsync(500);
+    error = 'ENFILE';
+    await vi.advanceTimersByTimeAsync(500);
+    expect(checker.health(target(1).address)).toBe('healthy');
+    error = 'ECONNREFUSED';
+    await vi.advanceTimersByTimeAsync(100);
+    expect(checker.health(target(1).address)).toBe('unhealthy');
+    checker.close();
+  });
+
   it('stops checking an endpoint that leaves the tracked set and keeps checking the others', async () => {
     vi.useFakeTimers();
     const scripted = new ScriptedProbe();
