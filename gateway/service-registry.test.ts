@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
@@ -90,6 +91,53 @@ describe('ServiceBalancers', () => {
     balancers.apply(parseConfig('g.yaml', 'services: { svc: { balancer: least-connections, timeouts: { connect: 1s } } }'));
     expect(balancers.balancer('svc')).toBe(rebuilt);
     expect(seen).toHaveLength(1);
+  });
+
+  it('keeps failing checks and running ejections across a rebuild, so neither instance gets traffic back', async () => {
+    // Two real listeners (up, ejected) and a port nothing listens on any more (down).
+    const listen = async (keep: boolean) => {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+      if (keep) cleanups.push(close);
+      else await close();
+      return port;
+    };
+    const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
+    const health = 'panicThreshold: 0, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
+    const { balancers, list } = start(`services: { svc: { ${health} } }`);
+    list('svc', up, ejected, down);
+    const address = (port: number) => `127.0.0.1:${port}`;
+    const endpoint = (port: number) => balancers.health('svc')?.endpoints.find((candidate) => candidate.address === address(port));
+    await waitFor(() => endpoint(down)?.active === 'unhealthy' && endpoint(up)?.active === 'healthy' && endpoint(ejected)?.active === 'healthy', { message: 'the checks to find down failing' });
+    balancers.balancer('svc')!.recordOutcome(address(ejected), { ok: false, latencyMs: 1, errorClass: 'http-5xx' });
+    expect(endpoint(ejected)?.ejected).toBe(true);
+    const ejectedUntil = endpoint(ejected)!.ejectedUntil;
+
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { balancer: round-robin, ${health} } }`));
+    expect(balancers.balancer('svc')?.balancer.algorithm).toBe('round-robin');
+    // At once, before any check of the new balancer has run.
+    const byAddress = (a: { address: string }, b: { address: string }) => a.address.localeCompare(b.address);
+    expect(balancers.health('svc')?.endpoints.map(({ address, active, ejected, ejectedUntil, routable }) => ({ address, active, ejected, ejectedUntil, routable })).sort(byAddress)).toEqual([
+      { address: address(up), active: 'healthy', ejected: false, ejectedUntil: undefined, routable: true },
+      { address: address(ejected), active: 'healthy', ejected: true, ejectedUntil, routable: false },
+      { address: address(down), active: 'unhealthy', ejected: false, ejectedUntil: undefined, routable: false },
+    ].sort(byAddress));
+    const picks = Array.from({ length: 6 }, () => {
+      const pick = balancers.pickerFor('svc')!.pick({});
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      return pick.kind === 'endpoint' ? pick.address : pick.reason;
+    });
+    expect(new Set(picks)).toEqual(new Set([address(up)]));
+
+    // Without checks or outlier detection under the new settings, nothing is carried.
+    balancers.apply(parseConfig('g.yaml', 'services: { svc: { outlierDetection: false } }'));
+    expect(balancers.health('svc')?.endpoints.map((candidate) => [candidate.active, candidate.ejected])).toEqual([
+      ['unknown', false],
+      ['unknown', false],
+      ['unknown', false],
+    ]);
   });
 
   it('completes health$ on close', () => {

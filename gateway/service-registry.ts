@@ -12,8 +12,12 @@ import { routePicker, selectorsOf, selectsSubsets, splitKey, type SubsetSources 
 export interface BalancerSource {
   /** The services some registry lists; the list only grows (a service leaves only when its registry empties it). */
   readonly services$: Observable<readonly string[]>;
-  /** A new balancer of `service`, fed from this source's health and balanced with `settings`. */
-  create(service: string, settings: ServiceSettings): ServiceBalancer;
+  /**
+   * A new balancer of `service`, fed from this source's health and balanced with `settings`;
+   * `previous` is the last health of the balancer it replaces, whose verdicts a source with health
+   * of its own carries over.
+   */
+  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot): ServiceBalancer;
 }
 
 /**
@@ -23,13 +27,14 @@ export interface BalancerSource {
 export function registryBalancerSource(aggregator: DiscoveryAggregator): BalancerSource {
   return {
     services$: aggregator.services$,
-    create(service, settings) {
+    create(service, settings, previous) {
       const conf = aggregator.service(service);
       // The service's protocol applies to instances whose registry entry named none, before health
       // checks and balancers see them, so checks and traffic speak the same protocol.
       const protocol = settings.protocol;
       const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
-      return createServiceBalancer({ service, conf$ }, serviceBalancerOptions(settings));
+      const options = serviceBalancerOptions(settings);
+      return createServiceBalancer({ service, conf$ }, previous ? { ...options, health: { ...options.health, previous } } : options);
     },
   };
 }
@@ -132,13 +137,16 @@ export class ServiceBalancers {
     return [...new Set([...this.config.services.keys(), ...this.listed, ...this.balancers.keys()])].sort();
   }
 
-  /** Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services. */
+  /**
+   * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services,
+   * keeping the health verdicts (failing checks, ejections) their instances had.
+   */
   apply(config: GatewayConfig): void {
     this.config = config;
     for (const [service, entry] of [...this.balancers]) {
       if (fingerprint(config, service) === entry.settings) continue;
       this.release(service, entry);
-      if (this.listed.has(service)) this.create(service);
+      if (this.listed.has(service)) this.create(service, this.latestHealth.get(service));
     }
     const routes = config.routes.filter(selectsSubsets);
     const selected = new Set(routes.flatMap((route) => selectorsOf(route).map((selector) => subsetId(route.service!, selector))));
@@ -159,8 +167,8 @@ export class ServiceBalancers {
     this.healthChanges.complete();
   }
 
-  private create(service: string): ServiceBalancer {
-    const balancer = this.source.create(service, serviceSettings(this.config, service));
+  private create(service: string, previous?: HealthSnapshot): ServiceBalancer {
+    const balancer = this.source.create(service, serviceSettings(this.config, service), previous);
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);

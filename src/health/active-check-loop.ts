@@ -38,7 +38,11 @@ export class ActiveCheckLoop {
     public target: ProbeTarget,
     private readonly settings: CheckLoopSettings,
     private readonly listener: CheckLoopListener,
-  ) {}
+    /** The health to start from: a verdict carried over from the checker this one replaces. */
+    initial: ActiveHealth = 'unknown',
+  ) {
+    this.currentHealth = initial;
+  }
 
   /** The health this loop has established so far. */
   get health(): ActiveHealth {

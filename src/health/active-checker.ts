@@ -42,12 +42,17 @@ export class ActiveHealthChecker {
   private readonly settings: CheckLoopSettings;
   private readonly log: Logger;
   private closed = false;
+  /** Verdicts carried over from the checker this one replaces, until the first `track()`. */
+  private carried: ReadonlyMap<string, ActiveHealth>;
 
   constructor(
     private readonly service: string,
     options: ActiveCheckOptions,
     random: () => number = Math.random,
+    /** By address: the health each endpoint had under the checker this one replaces (a reload), to start from. */
+    carried: ReadonlyMap<string, ActiveHealth> = new Map(),
   ) {
+    this.carried = carried;
     const intervalMs = options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.settings = {
       probe: options.probe,
@@ -86,11 +91,13 @@ export class ActiveHealthChecker {
         loop.target = target;
         continue;
       }
-      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous));
+      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous), this.carried.get(address));
       this.loops.set(address, created);
       created.start();
       changed = true;
     }
+    // Only the endpoints of the set in force at the replacement: one that comes back later starts afresh.
+    this.carried = new Map();
     if (changed) this.publish();
   }
 

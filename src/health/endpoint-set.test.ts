@@ -178,6 +178,32 @@ describe('EndpointSet', () => {
     set.close();
   });
 
+  it('starts from the verdicts of the set it replaces, which then live on as if made here', async () => {
+    const first = harness([1, 2, 3], { panicThresholdPercent: 0 });
+    first.scripted.set(healthAddress(2), false);
+    await first.check();
+    first.set.record(healthAddress(3), FAIL);
+    expect(first.routable()).toEqual(['i-1']);
+    const previous = first.latest();
+    first.set.close();
+
+    const second = harness([1, 2, 3], { panicThresholdPercent: 0, previous });
+    expect(second.routable()).toEqual(['i-1']);
+    expect(second.endpoint(3)?.ejectedUntil).toBe(previous.endpoints[2]!.ejectedUntil);
+    // Instance 2 comes back by passing a check here; instance 3 when the carried ejection ends.
+    await second.check();
+    expect(second.routable()).toEqual(['i-1', 'i-2']);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(second.routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    second.set.close();
+
+    // Carried only into the first listing: an address that leaves and comes back starts afresh.
+    const third = harness([1], { panicThresholdPercent: 0, previous });
+    third.list(1, 2, 3);
+    expect(third.routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    third.set.close();
+  });
+
   it('stops every check and timer and completes its stream when closed', async () => {
     const { set, scripted, check, list } = harness([1, 2, 3]);
     await check();

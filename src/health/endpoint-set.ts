@@ -24,6 +24,12 @@ export interface EndpointSetOptions {
   readonly panicThresholdPercent?: number;
   /** Upper bound on Envoy's keep-while-passing rule for endpoints that left the registry; 0 drops them at once. */
   readonly removalGraceMs?: number;
+  /**
+   * The last snapshot of the set this one replaces (a reload that changed the service's settings):
+   * active verdicts carry over where checks stay on, and running ejections where outlier detection
+   * does, so an instance that was failing checks or ejected gets no traffic until it earns it back.
+   */
+  readonly previous?: HealthSnapshot;
   /** For tests: jitter source of the active checker. */
   readonly random?: () => number;
   /** For tests: clock of the outlier detector (epoch ms). */
@@ -68,8 +74,11 @@ export class EndpointSet implements HealthView {
   ) {
     this.panicThresholdPercent = options.panicThresholdPercent ?? DEFAULT_PANIC_THRESHOLD_PERCENT;
     this.removalGraceMs = options.removalGraceMs ?? DEFAULT_REMOVAL_GRACE_MS;
-    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random) : undefined;
-    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now);
+    const previous = options.previous?.endpoints ?? [];
+    const verdicts = new Map(previous.flatMap((endpoint) => (endpoint.active === 'unknown' ? [] : [[endpoint.address, endpoint.active] as const])));
+    const ejections = new Map(previous.flatMap((endpoint) => (endpoint.ejectedUntil === undefined ? [] : [[endpoint.address, endpoint.ejectedUntil] as const])));
+    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts) : undefined;
+    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections);
     this.log = componentLogger('endpoint-set', { service });
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
     if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));

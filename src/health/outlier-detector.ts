@@ -49,12 +49,17 @@ export class OutlierDetector {
   private readonly settings: Required<OutlierDetectionOptions>;
   private readonly log: Logger;
   private closed = false;
+  /** Ejections carried over from the detector this one replaces, until the first `setMembers()`. */
+  private carried: ReadonlyMap<string, number>;
 
   constructor(
     private readonly service: string,
     options: OutlierDetectionOptions = {},
     private readonly now: () => number = Date.now,
+    /** By address: when the ejections of the detector this one replaces (a reload) end, on the clock of `now`; they run on here. */
+    carried: ReadonlyMap<string, number> = new Map(),
   ) {
+    this.carried = carried;
     this.settings = {
       consecutiveErrors: Math.max(1, options.consecutiveErrors ?? DEFAULT_CONSECUTIVE_ERRORS),
       baseEjectionMs: options.baseEjectionMs ?? DEFAULT_BASE_EJECTION_MS,
@@ -86,11 +91,27 @@ export class OutlierDetector {
       clearTimeout(tracker.timer);
       this.trackers.delete(address);
     }
+    const resumed: string[] = [];
     for (const address of wanted) {
-      if (!this.trackers.has(address)) this.trackers.set(address, { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 });
+      if (this.trackers.has(address)) continue;
+      const tracker: Tracker = { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 };
+      this.trackers.set(address, tracker);
+      const until = this.carried.get(address);
+      if (until !== undefined && until > tracker.returnedAt) {
+        // The rest of an ejection made under the settings before a reload; it counts as one ejection.
+        tracker.timesEjected = 1;
+        tracker.until = until;
+        tracker.timer = setTimeout(() => this.restore(address, tracker), until - tracker.returnedAt);
+        tracker.timer.unref();
+        resumed.push(address);
+      }
     }
+    // Only the endpoints of the set in force at the replacement: one that comes back later starts afresh.
+    this.carried = new Map();
     const current = this.ejected.getValue();
-    if ([...current].some((address) => !wanted.has(address))) this.ejected.next(new Set([...current].filter((address) => wanted.has(address))));
+    if (resumed.length > 0 || [...current].some((address) => !wanted.has(address))) {
+      this.ejected.next(new Set([...[...current].filter((address) => wanted.has(address)), ...resumed]));
+    }
   }
 
   /** Counts one outcome of traffic to `address`; ignored for non-members and while it is ejected. */
