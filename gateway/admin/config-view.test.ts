@@ -12,6 +12,31 @@ describe('configView', () => {
     expect(view.listen).toEqual({ host: null, port: 8080 });
   });
 
+  it('redacts the Redis password, also in its URL and in a rate limit\'s copy, and the tracing headers and URL password', () => {
+    const config = parseConfig(
+      'g.yaml',
+      `
+redis: { url: "redis://:url-secret-1@127.0.0.1:6379/0", password: redis-secret-2 }
+tracing: { endpoint: "http://otel:endpoint-secret-3@collector:4318/v1/traces", headers: { x-honeycomb-team: header-secret-4 } }
+middlewares: { shared: { rateLimit: { average: 10, policy: redis } } }
+`,
+    );
+    const view = configView(config) as {
+      redis: { target: { url: string }; password: string };
+      tracing: { endpoint: string; headers: Record<string, string> };
+      middlewares: { shared: { settings: { redis: { target: { url: string }; password: string } } } };
+    };
+    expect(JSON.stringify(view)).not.toMatch(/secret-[1-4]/);
+    expect(view.redis).toMatchObject({ target: { url: `redis://:${REDACTED}@127.0.0.1:6379/0` }, password: REDACTED });
+    expect(view.middlewares.shared.settings.redis).toMatchObject({ target: { url: `redis://:${REDACTED}@127.0.0.1:6379/0` }, password: REDACTED });
+    expect(view.tracing).toMatchObject({ endpoint: `http://otel:${REDACTED}@collector:4318/v1/traces`, headers: { 'x-honeycomb-team': REDACTED } });
+  });
+
+  it('leaves a Redis without a password and URLs without credentials as they are', () => {
+    const view = configView(parseConfig('g.yaml', 'redis: { url: "redis://127.0.0.1:6379/0" }\n')) as { redis: { target: { url: string }; password: unknown } };
+    expect(view.redis).toMatchObject({ target: { url: 'redis://127.0.0.1:6379/0' }, password: null });
+  });
+
   it('shows a disabled admin listener as false and a missing token as null', () => {
     expect((configView(parseConfig('g.yaml', 'admin: false')) as { admin: unknown }).admin).toBe(false);
     expect((configView(parseConfig('g.yaml', '')) as { admin: { token: unknown } }).admin.token).toBeNull();

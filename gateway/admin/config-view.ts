@@ -6,12 +6,16 @@ export const REDACTED = '[redacted]';
 
 /**
  * The body of `GET /api/config`: the resolved configuration (every default applied, durations in
- * milliseconds) as JSON, with secrets (the admin token) replaced by `REDACTED`; with a config store,
- * `store` holds its URL, the revision in force and the objects it refused (null without one).
+ * milliseconds) as JSON, with secrets replaced by `REDACTED`: the admin token, every `password`
+ * (the Redis one, also where a `policy: redis` rate limit carries a copy of the section), the
+ * password of a URL (`redis://:secret@…`) and the tracing exporter's header values (a hosted
+ * collector's API key). With a config store, `store` holds its URL, the revision in force and the
+ * objects it refused (null without one).
  */
 export function configView(config: GatewayConfig, store?: unknown): unknown {
   const admin = config.admin && { listen: config.admin.listen, token: config.admin.token === undefined ? null : REDACTED };
-  return toJson({ ...config, admin: admin ?? false, store });
+  const tracing = config.tracing && { ...config.tracing, headers: Object.fromEntries(Object.keys(config.tracing.headers).map((name) => [name, REDACTED])) };
+  return toJson({ ...config, admin: admin ?? false, tracing, store });
 }
 
 /** The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0) and its settings. */
@@ -19,11 +23,15 @@ export function routesView(config: GatewayConfig): { routes: unknown[] } {
   return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, ...route })) };
 }
 
-/** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows. */
-function toJson(value: unknown): unknown {
-  if (value instanceof Map) return Object.fromEntries([...value].map(([key, entry]) => [String(key), toJson(entry)]));
-  if (Array.isArray(value)) return value.map(toJson);
+/** `scheme://user:secret@host…` with the secret (the whole userinfo when it has no user part) as `REDACTED`. */
+const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i;
+
+/** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows; passwords redacted wherever they sit. */
+function toJson(value: unknown, key?: string): unknown {
+  if (value instanceof Map) return Object.fromEntries([...value].map(([name, entry]) => [String(name), toJson(entry)]));
+  if (Array.isArray(value)) return value.map((entry) => toJson(entry));
   if (value === undefined) return null;
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, toJson(entry)]));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([name, entry]) => [name, toJson(entry, name)]));
+  if (typeof value === 'string') return key === 'password' ? REDACTED : value.replace(URL_USERINFO, (_match, scheme: string, userinfo: string) => `${scheme}${userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : ''}${REDACTED}@`);
   return value;
 }
