@@ -32,10 +32,11 @@ describe('statsAnswer', () => {
     expect(answer).toMatchObject({ status: 200, body: { service: 'user', window: 3, start: 997, end: 999, requests: [0, 1, 1], errors: [0, 0, 1], instances: { 'a:1': { requests: [0, 1, 0] } } } });
   });
 
-  it('answers zeros for a known service without traffic, 404 for an unknown one and 400 for a bad window', async () => {
+  it('answers zeros for a known service without traffic, 404 for an unknown one and 400 for a bad window or a malformed name', async () => {
     const flow = new FlowStats();
     expect(await statsAnswer({ flow, balancers }, '/api/stats/services/idle', new URLSearchParams('window=2s'), 10_000)).toMatchObject({ status: 200, body: { requests: [0, 0], instances: {} } });
     expect(await statsAnswer({ flow, balancers }, '/api/stats/services/ghost', new URLSearchParams(), 10_000)).toMatchObject({ status: 404, error: 'unknown-service' });
     expect(await statsAnswer({ flow, balancers }, '/api/stats/services/idle', new URLSearchParams('window=10m'), 10_000)).toMatchObject({ status: 400, error: 'bad-window' });
+    expect(await statsAnswer({ flow, balancers }, '/api/stats/services/%E0%A4%A', new URLSearchParams(), 10_000)).toMatchObject({ status: 400, error: 'bad-request' });
   });
 });

@@ -38,7 +38,8 @@ export async function statsAnswer(sources: Pick<AdminSources, 'flow' | 'balancer
   // The last complete second: the roll runs just after each second ends.
   const end = Math.floor(now / 1_000) - 1;
   if (path === '/api/stats') return { status: 200, body: await summaries(flow, end) };
-  const name = decodeURIComponent(path.slice('/api/stats/services/'.length));
+  const name = decodedName(path.slice('/api/stats/services/'.length));
+  if (name === undefined) return { status: 400, error: 'bad-request', message: 'the service name in the path is not valid percent-encoding' };
   const window = parseWindow(query.get('window'));
   if (window === undefined) return { status: 400, error: 'bad-window', message: `window must be seconds or minutes up to ${FLOW_RING_SECONDS}s (e.g. 30s, 5m), not "${query.get('window')}"` };
   const service = flow.list('service').find((series) => series.name === name);
@@ -46,6 +47,15 @@ export async function statsAnswer(sources: Pick<AdminSources, 'flow' | 'balancer
   const instances: Record<string, ReturnType<typeof seriesArrays>> = {};
   for (const instance of flow.list('instance', name)) instances[instance.name] = seriesArrays(instance, end, window);
   return { status: 200, body: { service: name, step: 1, window, start: end - window + 1, end, ...seriesArrays(service, end, window), instances } };
+}
+
+/** A path segment decoded; undefined for malformed percent-encoding (a client's mistake, not the gateway's failure). */
+function decodedName(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `30s`, `5m`, `120` (seconds) up to the ring's length; undefined when malformed or too long. */
