@@ -79,6 +79,23 @@ routes:
     expect(await route('orders').locator('.source').textContent()).toBe('file');
   });
 
+  it('opens one event stream per page, so that four tabs of one browser all load and go live', async () => {
+    // Chromium opens at most six connections per host over HTTP/1.1 and each EventSource keeps one.
+    const streams: string[] = [];
+    const tabs = await Promise.all([1, 2, 3].map(() => browser!.context.newPage()));
+    try {
+      for (const tab of tabs) {
+        tab.on('request', (request) => void (new URL(request.url()).pathname === '/api/events' && streams.push(request.url())));
+        await tab.goto(`${admin.url}/?token=${TOKEN}`, { timeout: PAGE_MS });
+        await tab.locator('#connection[data-state="live"]').waitFor({ timeout: PAGE_MS });
+        await tab.locator('article[data-service="orders"] tr[data-instance="orders-1"]').waitFor({ timeout: PAGE_MS });
+      }
+      expect(streams).toHaveLength(tabs.length);
+    } finally {
+      await Promise.all(tabs.map((tab) => tab.close()));
+    }
+  });
+
   it('adds the card row of a backend as its agent registers it, and shows a health flip', async () => {
     await register('user', 'user-d', 2);
     await row('user-d').waitFor({ timeout: PAGE_MS });

@@ -2,6 +2,7 @@
 // minutes (from /api/stats/services/<name>), with breaker and rate-limit events (and instance
 // removals) marked where they happened, so a user can watch a balancer shift traffic. Hand-drawn
 // SVG, no chart library; each line carries its numbers as data attributes for tools and tests.
+import { events } from './dashboard-events.js';
 import { h, rateText } from './dashboard-format.js';
 
 const REFRESH_MS = 1_000;
@@ -118,7 +119,6 @@ async function refresh() {
 }
 
 function listen() {
-  const events = new EventSource(token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events');
   for (const type of MARKED_TYPES) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);

@@ -1,5 +1,6 @@
 // The Switchboard dashboard: one card per service, live from /api/events (Server-Sent Events), with
 // /api/services fetched every few seconds to turn request counters into rates. No framework, no build.
+import { events } from './dashboard-events.js';
 import { describeEvent, h, healthLabel, rateText } from './dashboard-format.js';
 
 const REFRESH_MS = 2_000;
@@ -157,7 +158,6 @@ function log(event) {
 }
 
 function connect() {
-  const events = new EventSource(token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events');
   const connection = $('connection');
   events.onopen = () => {
     connection.dataset.state = 'live';
