@@ -12,6 +12,12 @@ describe('storePlaceOf', () => {
     ['/api/peers/gw-1', undefined],
     ['/api/routes/a/b', undefined],
     ['/api/stats/services/user', undefined],
+    ['/api/routes/a%2Fb', undefined],
+    ['/api/services/..', undefined],
+    ['/api/services/%2E%2E', undefined],
+    ['/api/routes/.', undefined],
+    ['/api/routes/%E0%A4%A', undefined],
+    ['/api/routes/bad%20name', { kind: 'routes', name: 'bad name' }],
   ])('reads %s as %j', (path, place) => {
     expect(storePlaceOf(path)).toEqual(place);
   });

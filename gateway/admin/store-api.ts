@@ -21,16 +21,22 @@ export interface StoreAnswer {
 /** A path of the store API: the whole store, or one object. */
 export type StorePlace = { readonly kind: 'store' } | { readonly kind: StoreKind; readonly name: string };
 
-/** The place `path` names (`/api/store`, `/api/routes/{id}`, `/api/services/{name}`…), or undefined. */
+/**
+ * The place `path` names (`/api/store`, `/api/routes/{id}`, `/api/services/{name}`…), or undefined.
+ * A name must stay one key segment once decoded: `%2F`, `.` and `..` would address another key (or
+ * an invalid znode path) than the object's.
+ */
 export function storePlaceOf(path: string): StorePlace | undefined {
   if (path === '/api/store') return { kind: 'store' };
   const match = /^\/api\/([a-z]+)\/([^/]+)$/.exec(path);
   if (!match || !isStoreKind(match[1]!)) return undefined;
+  let name: string;
   try {
-    return { kind: match[1], name: decodeURIComponent(match[2]!) };
+    name = decodeURIComponent(match[2]!);
   } catch {
     return undefined;
   }
+  return name.includes('/') || name === '.' || name === '..' ? undefined : { kind: match[1], name };
 }
 
 /** What the store API needs from the gateway. */
