@@ -56,16 +56,27 @@ ${extra}`;
     stream.close();
   });
 
-  it('answers 404 for an unknown path and 405 for any method but GET, both as JSON', async () => {
+  it('answers 404 for an unknown path and 405 for any method but GET and HEAD, both as JSON', async () => {
     const missing = await fetch(`${admin}/api/nothing`, { headers: auth });
     expect([missing.status, await missing.json()]).toEqual([404, { error: 'not-found', status: 404, message: 'no admin endpoint at /api/nothing' }]);
     // Without a config store there are no peers to list (the dashboard hides its peers panel on this 404).
     expect((await fetch(`${admin}/api/peers`, { headers: auth })).status).toBe(404);
-    for (const method of ['POST', 'DELETE', 'HEAD']) {
+    for (const method of ['POST', 'DELETE', 'OPTIONS']) {
       const response = await fetch(`${admin}/api/services`, { method, headers: auth });
       expect(response.status).toBe(405);
-      expect(response.headers.get('allow')).toBe('GET');
+      expect(response.headers.get('allow')).toBe('GET, HEAD');
     }
+  });
+
+  it('answers HEAD as GET without the body, on the views, metrics, the dashboard and the event stream', async () => {
+    for (const path of ['/api/services', '/api/config', '/metrics', '/', '/api/events']) {
+      const get = await fetch(`${admin}${path}`, { headers: auth });
+      const head = await fetch(`${admin}${path}`, { method: 'HEAD', headers: auth });
+      expect([head.status, head.headers.get('content-type'), head.headers.get('cache-control')], path).toEqual([200, get.headers.get('content-type'), get.headers.get('cache-control')]);
+      expect(await head.text(), path).toBe('');
+      await get.body?.cancel();
+    }
+    expect((await fetch(`${admin}/api/services`, { method: 'HEAD' })).status).toBe(401);
   });
 
   it('serves the dashboard without the token, under a strict content security policy', async () => {

@@ -30,8 +30,8 @@ const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'no
 
 /**
  * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
- * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET
- * but the config store's objects (store-api.ts), which take PUT and DELETE with the token.
+ * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET (and
+ * HEAD) but the config store's objects (store-api.ts), which take PUT and DELETE with the token.
  * With a token, everything but the dashboard's static files needs it; without one, only requests
  * addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
  */
@@ -101,9 +101,10 @@ export class AdminServer {
     const view = this.views.get(path);
     const stats = isStatsPath(path);
     if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
-    if (request.method !== 'GET') {
-      response.setHeader('allow', 'GET');
-      return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET only`);
+    // HEAD is GET without the body (RFC 9110 §9.3.2): Node leaves the body out of a HEAD answer.
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('allow', 'GET, HEAD');
+      return sendError(response, 405, 'method-not-allowed', `${url.pathname} answers GET and HEAD only`);
     }
     if (asset) {
       response.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': asset.contentType, 'content-length': asset.body.length });
@@ -119,6 +120,10 @@ export class AdminServer {
       const text = await this.metrics();
       response.writeHead(200, { ...API_HEADERS, 'content-type': metricsRegistry.contentType, 'content-length': Buffer.byteLength(text) });
       return void response.end(text);
+    }
+    if (request.method === 'HEAD') {
+      response.writeHead(200, { ...API_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
+      return void response.end();
     }
     const end = streamEvents(request, response, this.events, this.options.heartbeatMs);
     this.streams.add(end);

@@ -1,5 +1,8 @@
+import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { storePlaceOf } from './store-api.ts';
+import type { StoreLocation } from '../config-store/store-layout.ts';
+import type { StoreWriter } from '../config-store/store-writer.ts';
+import { StoreApi, storePlaceOf } from './store-api.ts';
 
 describe('storePlaceOf', () => {
   it.each([
@@ -20,5 +23,21 @@ describe('storePlaceOf', () => {
     ['/api/routes/bad%20name', { kind: 'routes', name: 'bad name' }],
   ])('reads %s as %j', (path, place) => {
     expect(storePlaceOf(path)).toEqual(place);
+  });
+});
+
+describe('StoreApi', () => {
+  const writer = {
+    get: async (kind: string, name: string) => (kind === 'routes' && name === 'x' ? { revision: '7', value: { name: 'x', service: 'a' } } : undefined),
+    list: async () => ({ revision: '7', objects: [], unreadable: [] }),
+  };
+  const api = new StoreApi({ token: undefined, location: () => ({ url: 'etcd://127.0.0.1:2379/switchboard' }) as StoreLocation, record: () => undefined, openWriter: async () => writer as unknown as StoreWriter });
+  const request = (method: string, url: string) => ({ method, url, headers: {} }) as IncomingMessage;
+
+  it('answers HEAD as GET (the admin server leaves the body out) and lists HEAD among the allowed methods', async () => {
+    expect(await api.answer(request('HEAD', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 200, headers: { etag: '"7"' } });
+    expect(await api.answer(request('HEAD', '/api/store'), { kind: 'store' })).toMatchObject({ status: 200 });
+    expect(await api.answer(request('POST', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD, PUT, DELETE' } });
+    expect(await api.answer(request('PUT', '/api/store'), { kind: 'store' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD' } });
   });
 });

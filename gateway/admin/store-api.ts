@@ -70,8 +70,9 @@ export class StoreApi {
 
   /** Answers one request to `place`; never rejects for a store failure (503 instead). */
   async answer(request: IncomingMessage, place: StorePlace): Promise<StoreAnswer> {
-    const method = request.method ?? 'GET';
-    const allowed = place.kind === 'store' ? ['GET'] : ['GET', 'PUT', 'DELETE'];
+    // HEAD is GET without the body (RFC 9110 §9.3.2); Node leaves the body out of a HEAD answer.
+    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'GET');
+    const allowed = place.kind === 'store' ? ['GET', 'HEAD'] : ['GET', 'HEAD', 'PUT', 'DELETE'];
     if (!allowed.includes(method)) return { ...error(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${request.url} answers ${allowed.join(', ')}`), headers: { allow: allowed.join(', ') } };
     if (method !== 'GET' && this.options.token === undefined) {
       return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');

@@ -167,6 +167,6 @@ routes:
     const missing = await admin.get('/api/missing');
     expect([missing.status, await missing.json()]).toEqual([404, { error: 'not-found', status: 404, message: 'no admin endpoint at /api/missing' }]);
     const write = await admin.get('/api/services', { method: 'POST' });
-    expect([write.status, write.headers.get('allow'), ((await write.json()) as { status: number }).status]).toEqual([405, 'GET', 405]);
+    expect([write.status, write.headers.get('allow'), ((await write.json()) as { status: number }).status]).toEqual([405, 'GET, HEAD', 405]);
   });
 });
