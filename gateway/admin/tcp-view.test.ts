@@ -26,4 +26,10 @@ describe('the /api/tcp view', () => {
       ],
     });
   });
+
+  it('reads a service whose name needs escaping in the Prometheus text (a backslash, a quote, a brace) as that service', () => {
+    const config = parseConfig('g.yaml', `entryPoints:\n  db: { listen: 6380, protocol: tcp, service: 'we\\ird"}x' }\n`);
+    const text = 'switchboard_tcp_connections_open{service="we\\\\ird\\"}x"} 4\nswitchboard_tcp_bytes_total{service="we\\\\ird\\"}x",direction="out"} 9\n';
+    expect(tcpView(config, text).services).toEqual([{ name: 'we\\ird"}x', open: 4, total: 0, bytesIn: 0, bytesOut: 9, errors: {} }]);
+  });
 });

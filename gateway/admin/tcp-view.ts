@@ -30,8 +30,14 @@ export interface TcpView {
   readonly services: readonly TcpServiceView[];
 }
 
-const SAMPLE = /^(switchboard_tcp_[a-z_]+)\{([^}]*)\} (\S+)$/;
+/** A sample line; label values may hold `}` (inside quotes) and the escapes `\\`, `\"` and `\n` of the exposition format. */
+const SAMPLE = /^(switchboard_tcp_[a-z_]+)\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\} (\S+)$/;
 const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
+
+/** A label value as written, unescaped: a service is named as the configuration and the registries name it. */
+function unescapeLabel(value: string): string {
+  return value.replace(/\\(.)/g, (_escape, character: string) => (character === 'n' ? '\n' : character));
+}
 
 /**
  * The TCP view from the configuration and the Prometheus text of `/metrics`, so that it reads the
@@ -62,7 +68,7 @@ export function tcpView(config: GatewayConfig, metricsText: string): TcpView {
   for (const line of metricsText.split('\n')) {
     const match = SAMPLE.exec(line);
     if (!match) continue;
-    const labels = Object.fromEntries([...match[2]!.matchAll(LABEL)].map((label) => [label[1]!, label[2]!]));
+    const labels = Object.fromEntries([...match[2]!.matchAll(LABEL)].map((label) => [label[1]!, unescapeLabel(label[2]!)]));
     const value = Number(match[3]);
     if (labels.service === undefined || !Number.isFinite(value)) continue;
     const service = of(labels.service);
