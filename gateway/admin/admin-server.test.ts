@@ -5,6 +5,9 @@ import { openEventStream } from '../../test/harness/sse-client.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
+import type { AdminSources } from './admin-sources.ts';
+import { AdminServer } from './admin-server.ts';
+import type { AdminEvents } from './events.ts';
 import type { ServiceView } from './service-view.ts';
 
 const TOKEN = 'admin-server-test-token';
@@ -132,6 +135,29 @@ describe('an admin listener without a token', () => {
       expect([rebound.statusCode, await rebound.body.json()]).toMatchObject([403, { error: 'forbidden', status: 403 }]);
     } finally {
       await gateway.close();
+    }
+  });
+});
+
+describe('an admin listener and a client that trickles its request head', () => {
+  it('answers 408 and closes the connection once the head is not complete within the headers timeout', async () => {
+    const { connect } = await import('node:net');
+    const server = new AdminServer({} as AdminSources, {} as AdminEvents, new Map(), { listen: { host: '127.0.0.1', port: 0 }, token: undefined, headersTimeoutMs: 300 });
+    const port = await server.listen();
+    try {
+      const socket = connect(port, '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString()));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write('GET /api/services HTTP/1.1\r\nHost: localhost\r\n');
+      // One header line every 100 ms keeps the connection busy but never finishes the head.
+      const trickle = setInterval(() => socket.write('x-trickle: 1\r\n'), 100);
+      await waitFor(() => socket.destroyed || received !== '', { timeoutMs: 5_000, message: 'the server to give up on the head' });
+      clearInterval(trickle);
+      await closed;
+      expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
-import type { ListenAddress } from '../config/index.ts';
+import { DEFAULT_SERVER_LIMITS, type ListenAddress } from '../config/index.ts';
 import { isAuthorized, isLoopbackHostHeader } from './admin-auth.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { configView, routesView } from './config-view.ts';
@@ -24,7 +24,12 @@ export interface AdminServerOptions {
   readonly token: string | undefined;
   /** Heartbeat interval of `/api/events`. */
   readonly heartbeatMs?: number;
+  /** Time a client has to send its request head; `ADMIN_HEADERS_TIMEOUT_MS` by default. */
+  readonly headersTimeoutMs?: number;
 }
+
+/** A client that has not sent its request head by then gets 408 and is closed (slowloris), as on the proxy's listeners. */
+export const ADMIN_HEADERS_TIMEOUT_MS = DEFAULT_SERVER_LIMITS.headersTimeoutMs;
 
 const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 
@@ -61,7 +66,9 @@ export class AdminServer {
     ]);
     this.metrics = sources.metrics ?? (() => metricsText());
     this.store = new StoreApi({ token: options.token, location: () => sources.storeLocation?.(), record: (change) => events.record(change) });
-    this.server = createServer((request, response) => {
+    const headersTimeout = options.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
+    // Node's defaults let a trickling client hold a connection for 60 s, and check only every 30 s.
+    this.server = createServer({ headersTimeout, connectionsCheckingInterval: Math.min(1_000, headersTimeout) }, (request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         this.log.error({ err: error, path: request.url }, 'admin request failed');
         sendError(response, 500, 'internal', 'the admin API failed to answer; see the gateway log');
