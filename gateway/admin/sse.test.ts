@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openEventStream } from '../../test/harness/sse-client.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import type { AdminEvent } from './event-types.ts';
-import { formatEvent, SSE_RETRY_MS, streamEvents } from './sse.ts';
+import { formatEvent, SSE_MAX_BUFFERED_BYTES, SSE_RETRY_MS, streamEvents } from './sse.ts';
 
 const event = (id: number): AdminEvent => ({ id, type: 'config-refused', time: '2030-01-01T00:00:00.000Z', data: { reason: `r${id}` } });
 
@@ -52,6 +52,31 @@ describe('streamEvents', () => {
     await waitFor(() => stream.messages.length === 3, { message: 'the new event' });
     expect(stream.messages.map((message) => message.id)).toEqual(['2', '3', '4']);
     stream.close();
+  });
+
+  it('replays missed events whose text is past the slow-client limit to a client that reads, then streams new ones', async () => {
+    const large = Array.from({ length: 400 }, (_, index): AdminEvent => ({ id: index + 1, type: 'config-refused', time: '2030-01-01T00:00:00.000Z', data: { reason: 'x'.repeat(4_000) } }));
+    expect(large.reduce((sum, item) => sum + formatEvent(item).length, 0)).toBeGreaterThan(SSE_MAX_BUFFERED_BYTES);
+    server = createServer((request, response) => ends.push(streamEvents(request, response, { events$, since: (lastId) => large.filter((item) => item.id > lastId) }, 60_000)));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const stream = await openEventStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { 'last-event-id': '0' });
+    await waitFor(() => stream.messages.length === large.length, { message: 'the whole replay' });
+    events$.next(event(401));
+    await waitFor(() => stream.messages.length === large.length + 1, { message: 'the new event after the replay' });
+    stream.close();
+  });
+
+  it('cuts off a client that does not read once it is that far behind, and unsubscribes', async () => {
+    const url = new URL(await serve());
+    const socket = connect(Number(url.port), url.hostname);
+    socket.pause();
+    socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await waitFor(() => events$.observed, { message: 'the stream to subscribe' });
+    const large = (id: number): AdminEvent => ({ id, type: 'config-refused', time: '2030-01-01T00:00:00.000Z', data: { reason: 'x'.repeat(10_000) } });
+    // Kernel socket buffers take some megabytes first; 64 MB is far past them and the limit.
+    for (let id = 1; id <= 6_400 && !socket.destroyed; id += 1) events$.next(large(id));
+    await waitFor(() => !events$.observed, { message: 'the slow client to be cut off and unsubscribed' });
+    socket.destroy();
   });
 
   it('sends heartbeat comments while nothing happens', async () => {

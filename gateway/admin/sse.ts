@@ -6,7 +6,11 @@ import type { AdminEvent } from './event-types.ts';
 export const SSE_HEARTBEAT_MS = 15_000;
 /** Reconnection delay the browser is told to use after a drop. */
 export const SSE_RETRY_MS = 2_000;
-/** A client this far behind is cut off rather than buffered without bound; it reconnects and resumes by `Last-Event-ID`. */
+/**
+ * A client this far behind is cut off rather than buffered without bound; it reconnects and resumes
+ * by `Last-Event-ID`. The replay a client is sent on connecting counts on top: it is bounded by the
+ * event buffer, and a client cut during it would get the same replay again, forever.
+ */
 export const SSE_MAX_BUFFERED_BYTES = 1 << 20;
 
 /** Where an event stream reads from. */
@@ -50,14 +54,17 @@ export function streamEvents(request: IncomingMessage, response: ServerResponse,
     teardown();
     if (!response.writableEnded) response.end();
   };
+  let maxBuffered = SSE_MAX_BUFFERED_BYTES;
   const send = (text: string) => {
     if (ended) return;
     response.write(text);
-    if (response.writableLength > SSE_MAX_BUFFERED_BYTES) response.destroy();
+    if (response.writableLength > maxBuffered) response.destroy();
   };
   const heartbeat = setInterval(() => send(`: heartbeat ${new Date().toISOString()}\n\n`), heartbeatMs);
   heartbeat.unref();
-  if (Number.isInteger(lastId) && lastId >= 0) for (const event of source.since(lastId)) send(formatEvent(event));
+  const missed = Number.isInteger(lastId) && lastId >= 0 ? source.since(lastId).map(formatEvent) : [];
+  for (const text of missed) maxBuffered += Buffer.byteLength(text);
+  for (const text of missed) send(text);
   subscription.add(source.events$.subscribe({ next: (event) => send(formatEvent(event)), complete: end }));
   response.once('close', teardown);
   return end;
