@@ -104,14 +104,15 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
   return (shape, subKey) => {
     const redis = (options.redis ?? sharedRedis)(redisSettings);
     const namespace = subKey ? `${name}:${subKey}` : name;
-    return new RedisFallbackLimiter(new RedisBucketLimiter({ redis, namespace, shape, maxWaitMs, quota: settings.quota }), {
+    const bucket = new RedisBucketLimiter({ redis, namespace, shape, maxWaitMs, quota: settings.quota });
+    return new RedisFallbackLimiter(bucket, {
       name,
       mode: settings.onRedisError,
       // Every gateway falls back alike: each gets its share of the budget, and each worker its share of that.
       // With a config store the number of gateways is the live peer count, else the configured `redis.gateways`.
       local: new PeerScaledLimiter((gateways) => local(shape, share / gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
-      probe: () => redis.ping(),
+      probe: () => bucket.probe(),
       log,
       report: (change) => rateLimitChanges.next(change),
       counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),

@@ -84,6 +84,17 @@ export class RedisBucketLimiter implements Limiter {
     this.quotaWindowMs = options.quota ? QUOTA_WINDOW_MS[options.quota.per] : 0;
   }
 
+  /**
+   * Runs the limiter's own script on a bucket of its own (`rl-probe:`, apart from every request's
+   * `rl:` key): resolves when Redis would serve the limiter again. A PING is not enough: a Redis that
+   * is out of memory or a read-only replica answers PING but refuses the script's writes.
+   */
+  async probe(): Promise<void> {
+    const { shape, namespace } = this.options;
+    const tag = `{${namespace}}`;
+    await this.redis[COMMAND](`rl-probe:${tag}`, `rq-probe:${tag}`, this.ratePerMs, shape.burst, 0, 0, 0);
+  }
+
   async take(key: string): Promise<LimitDecision> {
     const { shape, quota, maxWaitMs, namespace } = this.options;
     const tag = `{${namespace}:${key}}`;

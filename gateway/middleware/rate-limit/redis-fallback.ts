@@ -3,7 +3,7 @@ import type { Logger } from '../../../src/logger.ts';
 import type { RateLimitChange } from '../../admin/event-types.ts';
 import type { LimitDecision, Limiter } from './limiter.ts';
 
-/** While in fallback, Redis is asked (PING) this often whether it is back. */
+/** While in fallback, Redis is asked this often (the limit's script on a probe key) whether it is back. */
 export const REDIS_PROBE_INTERVAL_MS = 500;
 
 /** What a `RedisFallbackLimiter` needs. */
@@ -15,7 +15,7 @@ export interface RedisFallbackOptions {
   readonly local: Limiter;
   /** The bucket size, for the headers of `allow` and `deny` answers. */
   readonly burst: number;
-  /** Resolves when Redis answers (PING); rejects within the command timeout otherwise. */
+  /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
   readonly log: Logger;
   readonly report: (change: RateLimitChange) => void;
@@ -30,7 +30,7 @@ export interface RedisFallbackOptions {
  * A Redis limiter that keeps answering when Redis does not: the first failed call (error or
  * timeout) switches to the fallback (`local` bucket, `allow` all, or `deny` all), logs it once and
  * reports `rate-limit-fallback`; from then on requests do not wait for Redis at all. A probe asks
- * Redis every `probeIntervalMs`; when it answers, the limiter logs, reports `rate-limit-recovered`
+ * Redis every `probeIntervalMs`; when it succeeds, the limiter logs, reports `rate-limit-recovered`
  * and uses Redis again. No request ever waits longer than one Redis command timeout.
  */
 export class RedisFallbackLimiter implements Limiter {
@@ -75,7 +75,7 @@ export class RedisFallbackLimiter implements Limiter {
     if (this.downSince !== undefined) return;
     this.downSince = this.now();
     const { name, mode, worker } = this.options;
-    this.options.log.warn({ middleware: name, onRedisError: mode, err: errorMessage(error) }, 'rate limit: redis unreachable; deciding without it until it answers again');
+    this.options.log.warn({ middleware: name, onRedisError: mode, err: errorMessage(error) }, 'rate limit: redis failed (unreachable, too slow or refusing the script); deciding without it until it serves the limit again');
     this.options.report({ type: 'rate-limit-fallback', data: { middleware: name, onRedisError: mode, reason: errorMessage(error), worker } });
     this.scheduleProbe();
   }

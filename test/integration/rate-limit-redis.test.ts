@@ -1,0 +1,68 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RateLimitChange } from '../../gateway/admin/event-types.ts';
+import type { RateLimitSettings, RedisSettings } from '../../gateway/config/types.ts';
+import { serveMiddleware, type MiddlewareServer } from '../../gateway/middleware/middleware-testing.ts';
+import { rateLimit, rateLimitChanges } from '../../gateway/middleware/rate-limit/index.ts';
+import { createRedisConnection, type RedisConnection } from '../../gateway/redis/redis-connection.ts';
+import { startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
+
+const quiet = { warn: () => undefined, info: () => undefined } as never;
+
+/** How a `policy: redis` limit copes with a Redis that is there but does not serve it as it should. */
+describe('policy: redis rate limit against a real redis-server that misbehaves', () => {
+  let redis: LocalRedis;
+  let admin: Redis;
+  let server: MiddlewareServer | undefined;
+  const connections: RedisConnection[] = [];
+  const changes: RateLimitChange[] = [];
+  const subscription = rateLimitChanges.subscribe((change) => changes.push(change));
+
+  beforeAll(async () => {
+    redis = await startLocalRedis();
+    admin = new Redis({ host: redis.host, port: redis.port });
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    for (const connection of connections.splice(0)) connection.disconnect();
+    changes.length = 0;
+  });
+  afterAll(async () => {
+    subscription.unsubscribe();
+    admin?.disconnect();
+    await redis?.close();
+  });
+
+  /** A limit of `name` on its own connection to `url`, falling back by `onRedisError`, served by a fake upstream. */
+  async function serveLimit(name: string, url: string, onRedisError: RateLimitSettings['onRedisError']): Promise<MiddlewareServer> {
+    const settings: RedisSettings = { target: { kind: 'url', url }, password: undefined, timeoutMs: 1_000, keyPrefix: `test-${name}:`, gateways: 1 };
+    const connection = createRedisConnection(settings);
+    connections.push(connection);
+    await new Promise((resolve) => connection.once('ready', resolve));
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, policy: 'redis', redis: settings, onRedisError, delay: undefined, quota: undefined };
+    server = await serveMiddleware([rateLimit(limit, { name, redis: () => connection, log: quiet })]);
+    return server;
+  }
+  const typesOf = (name: string) => changes.filter((change) => change.data.middleware === name).map((change) => change.type);
+
+  it('stays in fallback, without a recovery every probe, while Redis answers PING but refuses writes (maxmemory), and returns once it takes them', async () => {
+    const limited = await serveLimit('oom', redis.url, 'deny');
+    expect((await limited.send('/')).status).toBe(200);
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      expect((await limited.send('/')).status).toBe(429);
+      // Several probe intervals (500 ms each), with requests throughout: one fallback, no false recovery.
+      const until = performance.now() + 2_000;
+      while (performance.now() < until) {
+        expect((await limited.send('/')).status).toBe(429);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(typesOf('oom')).toEqual(['rate-limit-fallback']);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    await waitFor(() => typesOf('oom').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered once Redis takes writes' });
+    expect((await limited.send('/')).status).toBe(200);
+  });
+});
