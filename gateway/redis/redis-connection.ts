@@ -57,6 +57,20 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
   return connection;
 }
 
+/** ioredis' rejection of a command past `commandTimeout` (it carries no code). */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
+/**
+ * Cuts `connection` and lets it connect again when `error` is a command timeout while it reports
+ * itself ready. ioredis keeps a connection whose commands time out; one whose path went silent
+ * without a reset (Redis failed over behind the same address, a NAT or load balancer dropped the
+ * flow, the host died) would stay "ready" and unanswered until the kernel gives up retransmitting,
+ * about 15 minutes. A Redis that is only slow costs one reconnect.
+ */
+export function reconnectIfSilent(connection: RedisConnection, error: unknown): void {
+  if (connection.status === 'ready' && error instanceof Error && error.message === COMMAND_TIMED_OUT) connection.disconnect(true);
+}
+
 const shared = new Map<string, RedisConnection>();
 
 /**

@@ -1,3 +1,4 @@
+import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimitChange } from '../../gateway/admin/event-types.ts';
@@ -8,6 +9,37 @@ import { createRedisConnection, type RedisConnection } from '../../gateway/redis
 import { startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const quiet = { warn: () => undefined, info: () => undefined } as never;
+
+/**
+ * A TCP relay to `port` whose `silence()` makes the connections open so far go quiet both ways
+ * without closing them (a path dropped by a failover, a NAT or a load balancer); later
+ * connections are relayed as usual.
+ */
+async function silenceableRelay(port: number): Promise<{ server: Server; port: number; silence(): void }> {
+  const open = new Set<{ silent: boolean }>();
+  const server = createServer((client) => {
+    const state = { silent: false };
+    open.add(state);
+    const upstream = createConnection({ host: '127.0.0.1', port });
+    client.on('data', (chunk) => state.silent || upstream.write(chunk));
+    upstream.on('data', (chunk) => state.silent || client.write(chunk));
+    for (const [one, other] of [[client, upstream], [upstream, client]] as const) {
+      one.on('error', () => undefined);
+      one.on('close', () => {
+        open.delete(state);
+        other.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    silence: () => {
+      for (const state of open) state.silent = true;
+    },
+  };
+}
 
 /** How a `policy: redis` limit copes with a Redis that is there but does not serve it as it should. */
 describe('policy: redis rate limit against a real redis-server that misbehaves', () => {
@@ -64,5 +96,20 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     }
     await waitFor(() => typesOf('oom').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered once Redis takes writes' });
     expect((await limited.send('/')).status).toBe(200);
+  });
+
+  it('reconnects when its connection goes silent without a reset, instead of waiting for the kernel to give up (minutes)', async () => {
+    const relay = await silenceableRelay(redis.port);
+    try {
+      const limited = await serveLimit('silent', `redis://127.0.0.1:${relay.port}`, 'deny');
+      expect((await limited.send('/')).status).toBe(200);
+      relay.silence();
+      expect((await limited.send('/')).status).toBe(429);
+      // A probe times out within a second and a half; the new connection goes through the relay as usual.
+      await waitFor(() => typesOf('silent').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered over a new connection' });
+      expect((await limited.send('/')).status).toBe(200);
+    } finally {
+      relay.server.close();
+    }
   });
 });

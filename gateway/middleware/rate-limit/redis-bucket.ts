@@ -1,4 +1,4 @@
-import type { RedisConnection } from '../../redis/redis-connection.ts';
+import { reconnectIfSilent, type RedisConnection } from '../../redis/redis-connection.ts';
 import type { RateLimitQuota } from '../../config/types.ts';
 import type { BucketShape, LimitDecision, Limiter } from './limiter.ts';
 import { QUOTA_WINDOW_MS } from './local-quota.ts';
@@ -87,12 +87,18 @@ export class RedisBucketLimiter implements Limiter {
   /**
    * Runs the limiter's own script on a bucket of its own (`rl-probe:`, apart from every request's
    * `rl:` key): resolves when Redis would serve the limiter again. A PING is not enough: a Redis that
-   * is out of memory or a read-only replica answers PING but refuses the script's writes.
+   * is out of memory or a read-only replica answers PING but refuses the script's writes. A probe
+   * that times out reconnects (`reconnectIfSilent`): the connection may have gone silent for good.
    */
   async probe(): Promise<void> {
     const { shape, namespace } = this.options;
     const tag = `{${namespace}}`;
-    await this.redis[COMMAND](`rl-probe:${tag}`, `rq-probe:${tag}`, this.ratePerMs, shape.burst, 0, 0, 0);
+    try {
+      await this.redis[COMMAND](`rl-probe:${tag}`, `rq-probe:${tag}`, this.ratePerMs, shape.burst, 0, 0, 0);
+    } catch (error) {
+      reconnectIfSilent(this.options.redis, error);
+      throw error;
+    }
   }
 
   async take(key: string): Promise<LimitDecision> {
