@@ -74,6 +74,16 @@ describe('rateLimit', () => {
     expect(seen).toEqual(['orders-route', 'orders']);
   });
 
+  it('keys a long header value by its digest: buckets stay small whatever clients send, and distinct values keep distinct buckets', async () => {
+    const seen: string[] = [];
+    const limiter: Limiter = { take: (key) => (seen.push(key), PASS) };
+    server = await serveMiddleware([rateLimit({ ...SETTINGS, key: { from: 'header', name: 'x-api-key' } }, { limiter })]);
+    const long = 'k'.repeat(8_000);
+    for (const value of [`${long}a`, `${long}b`, `${long}a`, 'short']) await server.send('/', { headers: { 'x-api-key': value } });
+    expect(seen.map((key) => key.length <= 64)).toEqual([true, true, true, true]);
+    expect([seen[0] !== seen[1], seen[0] === seen[2], seen[3]]).toEqual([true, true, 'short']);
+  });
+
   it('waits for an asynchronous limiter (the shape a shared limiter will have)', async () => {
     const limiter: Limiter = { take: async () => ({ ...PASS, allowed: false, refusedBy: 'rate', limit: 5, resetMs: 900, retryAfterMs: 100 }) };
     server = await serveMiddleware([rateLimit(SETTINGS, { limiter })]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
@@ -121,6 +122,17 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
   };
 }
 
+/**
+ * Header and claim values longer than this are kept as their SHA-256: a client picks them, and at
+ * up to `maxHeaderSize` each they made 100,000 local buckets (or as many Redis keys) weigh gigabytes.
+ */
+const MAX_PLAIN_KEY_LENGTH = 64;
+
+/** `value`, or its digest when it is longer than `MAX_PLAIN_KEY_LENGTH` (`#` and 43 base64url characters). */
+function boundedKey(value: string): string {
+  return value.length <= MAX_PLAIN_KEY_LENGTH ? value : `#${createHash('sha256').update(value).digest('base64url')}`;
+}
+
 /** Reads a request's bucket key; a missing header or claim shares one bucket (the empty key) with every other request lacking it. */
 function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
   switch (key.from) {
@@ -137,14 +149,14 @@ function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
       const name = key.name.toLowerCase();
       return (context) => {
         const value = context.request.headers[name];
-        return Array.isArray(value) ? value.join(',') : (value ?? '');
+        return boundedKey(Array.isArray(value) ? value.join(',') : (value ?? ''));
       };
     }
     case 'claim': {
       const name = key.name;
       return (context) => {
         const value = context.get('jwtClaims')?.[name];
-        return value === undefined || value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value);
+        return value === undefined || value === null ? '' : boundedKey(typeof value === 'string' ? value : JSON.stringify(value));
       };
     }
   }
