@@ -1,5 +1,4 @@
-import type { RateLimitSettings } from '../../config/types.ts';
-import type { LimitDecision } from './limiter.ts';
+import type { BucketShape, LimitDecision } from './limiter.ts';
 
 /**
  * The limit headers of one decision: `X-RateLimit-Limit/-Remaining` (APISIX, Kong) always, and on
@@ -9,11 +8,13 @@ import type { LimitDecision } from './limiter.ts';
  * quota as `"daily"` or `"hourly"`), `RateLimit` their current state (`r` remaining, `t` seconds
  * until full again or until the quota window ends).
  */
-export function rateLimitHeaders(decision: LimitDecision, settings: Pick<RateLimitSettings, 'average' | 'periodMs'>): Record<string, string> {
+export function rateLimitHeaders(decision: LimitDecision, shape: BucketShape): Record<string, string> {
   const refusedByQuota = decision.refusedBy === 'quota';
   // The bucket's own numbers; a quota refusal carries the quota's in limit/remaining instead.
   const burst = refusedByQuota ? undefined : decision.limit;
-  const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil((burst * settings.periodMs) / settings.average / 1_000));
+  // From the shape the bucket was made of (a consumer's own, or the middleware's): a worker's (or a
+  // fallback's) share scales burst and rate alike, so the time to refill stays the shape's.
+  const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil((shape.burst * shape.periodMs) / shape.average / 1_000));
   // Plain concatenation: this runs for every request through a limiter (no arrays to join).
   let policy = burst === undefined ? '' : `"default";q=${burst};w=${refillSeconds}`;
   let state = burst === undefined ? '' : `"default";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1_000)}`;

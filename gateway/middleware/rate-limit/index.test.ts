@@ -138,6 +138,18 @@ describe('rateLimit with workers (share)', () => {
     expect(await statuses('gold', 3)).toEqual([200, 200, 429]);
     expect(await statuses(undefined, 4)).toEqual([200, 200, 200, 429]);
   });
+
+  it("states each bucket's own refill time in RateLimit-Policy: a consumer's own rate, not the middleware's, and a worker's share refills as fast as the whole", async () => {
+    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 100, periodMs: 1_000, burst: 100 } };
+    const identify: Middleware = async (context, next) => {
+      if (context.request.headers['x-who'] === 'gold') context.set('consumer', gold);
+      await next();
+    };
+    // The middleware: 10 per second into a bucket of 100, so 10 s to refill; half of it per worker.
+    server = await serveMiddleware([identify, rateLimit({ ...SETTINGS, average: 10, periodMs: 1_000, burst: 100, key: { from: 'consumer' } }, { now: () => 0, share: 1 / 2 })]);
+    const policies = [(await server.send('/', { headers: { 'x-who': 'gold' } })).headers['ratelimit-policy'], (await server.send('/')).headers['ratelimit-policy']];
+    expect(policies).toEqual(['"default";q=50;w=1', '"default";q=50;w=10']);
+  });
 });
 
 describe('rateLimit with delay and quota', () => {

@@ -61,10 +61,11 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   const build = limiterBuilder(settings, options);
   const limiter = options.limiter ?? build(settings, '');
   const keyOf = keyReader(settings.key);
-  const limiterOf = settings.key.from === 'consumer' && !options.limiter ? consumerLimiters(limiter, build) : () => limiter;
+  const byConsumer = settings.key.from === 'consumer' && !options.limiter;
+  const limiterOf = byConsumer ? consumerLimiters(limiter, build) : () => limiter;
   // A local limiter answers at once: no promise and no extra microtask on that path.
   const decide = (context: GatewayContext, next: () => Promise<void>, decision: LimitDecision): Promise<void> => {
-    const headers = rateLimitHeaders(decision, settings);
+    const headers = rateLimitHeaders(decision, (byConsumer && context.get('consumer')?.rateLimit) || settings);
     if (!decision.allowed) {
       const retryAfter = headers['retry-after']!;
       const quota = decision.refusedBy === 'quota';
