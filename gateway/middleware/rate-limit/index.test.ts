@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConsumerConfig, RateLimitSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { sendGatewayError } from '../../proxy/error-response.ts';
-import { rateLimit, type Limiter } from './index.ts';
+import { rateLimit, rateLimitChanges, type Limiter } from './index.ts';
 import { setLivePeerCount } from '../../config-store/peer-count.ts';
 
 const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
@@ -208,6 +208,33 @@ describe('rateLimit with policy redis while Redis is away', () => {
     const seen: number[] = [];
     for (let index = 0; index < 3; index += 1) seen.push((await server.send('/')).status);
     expect(seen).toEqual(expected);
+  });
+
+  it("switches once for the whole limit, not once per consumer's own bucket: one log line, one event, and no more Redis calls", async () => {
+    let calls = 0;
+    const counting = () => {
+      const fake: Record<string, unknown> = {
+        defineCommand: (name: string) => (fake[name] = () => (calls += 1, Promise.reject(new Error('Command timed out')))),
+      };
+      return fake as never;
+    };
+    const consumers = ['a', 'b', 'c'].map((name): ConsumerConfig => ({ name, keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 1_000, burst: 5 } }));
+    const identify: Middleware = async (context, next) => {
+      const found = consumers.find((consumer) => consumer.name === context.request.headers['x-who']);
+      if (found) context.set('consumer', found);
+      await next();
+    };
+    const log = { warn: vi.fn(), info: vi.fn() };
+    const changes: string[] = [];
+    const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'per-app' && changes.push(change.type));
+    try {
+      const settings = { ...SETTINGS, burst: 8, key: { from: 'consumer' }, policy: 'redis', redis: REDIS, onRedisError: 'allow' } as const;
+      server = await serveMiddleware([identify, rateLimit(settings, { redis: counting, name: 'per-app', log: log as never })]);
+      for (const who of ['a', 'b', 'c', 'a']) expect((await server.send('/', { headers: { 'x-who': who } })).status).toBe(200);
+      expect([calls, log.warn.mock.calls.length, changes]).toEqual([1, 1, ['rate-limit-fallback']]);
+    } finally {
+      subscription.unsubscribe();
+    }
   });
 
   it('sizes the local fallback by the live peer count of the config store instead of redis.gateways', async () => {

@@ -103,11 +103,13 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
   if (settings.policy !== 'redis' || !settings.redis) return (shape) => local(shape, share);
   const redisSettings = settings.redis;
   const log = options.log ?? componentLogger('rate-limit');
+  // The first limiter built (the middleware's own) keeps the fallback state; consumers' own limiters follow it.
+  let first: RedisFallbackLimiter | undefined;
   return (shape, subKey) => {
     const redis = (options.redis ?? sharedRedis)(redisSettings);
     const namespace = subKey ? `${name}:${subKey}` : name;
     const bucket = new RedisBucketLimiter({ redis, namespace, shape, maxWaitMs, quota: settings.quota });
-    return new RedisFallbackLimiter(bucket, {
+    const limiter = new RedisFallbackLimiter(bucket, {
       name,
       mode: settings.onRedisError,
       // Every gateway falls back alike: each gets its share of the budget, and each worker its share of that.
@@ -119,7 +121,10 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
       report: (change) => rateLimitChanges.next(change),
       counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),
       worker: options.worker ?? null,
+      ...(first ? { sharesStateWith: first } : {}),
     });
+    first ??= limiter;
+    return limiter;
   };
 }
 

@@ -24,6 +24,12 @@ export interface RedisFallbackOptions {
   readonly worker: number | null;
   readonly probeIntervalMs?: number;
   readonly now?: () => number;
+  /**
+   * Follow this limiter's fallback state instead of keeping one: the limiters of one limit (its own
+   * and each consumer's) share one Redis, so one outage is one switch, one log line, one event and
+   * one probe, not one per consumer.
+   */
+  readonly sharesStateWith?: RedisFallbackLimiter;
 }
 
 /**
@@ -37,25 +43,28 @@ export class RedisFallbackLimiter implements Limiter {
   private downSince: number | undefined;
   private probing: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** The limiter whose fallback state this one follows: itself, or `sharesStateWith`. */
+  private readonly state: RedisFallbackLimiter;
 
   constructor(
     private readonly redis: Limiter,
     private readonly options: RedisFallbackOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.state = options.sharesStateWith ?? this;
   }
 
   /** True while Redis is considered away. */
   get fallingBack(): boolean {
-    return this.downSince !== undefined;
+    return this.state.downSince !== undefined;
   }
 
   async take(key: string): Promise<LimitDecision> {
-    if (this.downSince === undefined) {
+    if (this.state.downSince === undefined) {
       try {
         return await this.redis.take(key);
       } catch (error) {
-        this.fallBack(error);
+        this.state.fallBack(error);
       }
     }
     return this.decideWithout(key);
