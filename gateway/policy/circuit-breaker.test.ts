@@ -71,19 +71,43 @@ describe('RequestGuard', () => {
   it('never counts what the client or the gateway caused against the upstream', () => {
     const guard = guardOf();
     for (const errorClass of ['cancelled', 'client-body-error', 'request-rejected', 'deadline-exceeded', 'internal', 'unsupported-protocol'] as const) {
-      for (let call = 0; call < 5; call += 1) expect(guard.record(call, errorClass, 0, false)).toBe(false);
+      for (let call = 0; call < 5; call += 1) expect(guard.record(call, errorClass, 0, Admission.Admitted)).toBe(false);
     }
     expect(guard.slot!.breaker.figures(10)).toEqual({ requests: 0, failures: 0 });
-    for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, false);
+    for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, Admission.Admitted);
     expect(guard.slot!.breaker.state).toBe('open');
   });
 
   it('counts the configured statuses as failures and no others', () => {
     const guard = guardOf([429, { from: 502, to: 504 }]);
-    for (let call = 0; call < 8; call += 1) guard.record(call, 'http-5xx', 500, false);
+    for (let call = 0; call < 8; call += 1) guard.record(call, 'http-5xx', 500, Admission.Admitted);
     expect(guard.slot!.breaker.state).toBe('closed');
-    for (let call = 0; call < 8; call += 1) guard.record(call, undefined, 429, false);
+    for (let call = 0; call < 8; call += 1) guard.record(call, undefined, 429, Admission.Admitted);
     expect(guard.slot!.breaker.state).toBe('open');
+  });
+
+  it('lets exactly halfOpenRequests trials through per half-open period: trials of an earlier period that end later neither count nor free a slot', () => {
+    const slot = new BreakerSlot('svc', null, { ...DEFAULT_CIRCUIT_BREAKER, ...thresholds, requestVolumeThreshold: 4, halfOpenRequests: 3 }, () => undefined);
+    const guard = new RequestGuard(new ServiceLimits('svc', { maxConnections: undefined, maxPendingRequests: 0, maxRequests: undefined, maxActiveRetries: undefined }, false), slot, counter, counter);
+    for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, Admission.Admitted);
+    // First half-open period: three trials; one fails at once and the breaker opens again, two (slow) are still out.
+    const [slow, left, failing] = [guard.enter(5_100), guard.enter(5_100), guard.enter(5_100)];
+    expect([slow, left, failing].every((admission) => admission > 0)).toBe(true);
+    guard.record(5_110, 'connect-refused', 0, failing);
+    guard.leave(failing, true);
+    expect(slot.breaker.state).toBe('open');
+    // Second period: three new trials take every slot.
+    const trials = [guard.enter(10_200), guard.enter(10_200), guard.enter(10_200)];
+    expect(trials.every((admission) => admission > 0)).toBe(true);
+    // The first period's slow trials end now: one succeeds, the other's client left (no outcome).
+    guard.record(10_300, undefined, 200, slow);
+    guard.leave(slow, true);
+    guard.leave(left, false);
+    expect(guard.enter(10_300)).toBeLessThan(0);
+    for (const trial of trials.slice(0, 2)) guard.record(10_400, undefined, 200, trial);
+    expect(slot.breaker.state).toBe('half-open');
+    guard.record(10_400, undefined, 200, trials[2]!);
+    expect(slot.breaker.state).toBe('closed');
   });
 
   it('refuses the request beyond maxRequests until one leaves', () => {

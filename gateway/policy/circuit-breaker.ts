@@ -28,6 +28,7 @@ export class CircuitBreaker {
   private openedAt = 0;
   private trialsAdmitted = 0;
   private trialSuccesses = 0;
+  private halfOpenings = 0;
   /** Epoch ms of the last change, for views. */
   changedAt = Date.now();
 
@@ -42,6 +43,14 @@ export class CircuitBreaker {
     return this.current;
   }
 
+  /**
+   * The number of the current (or last) half-open period: a trial admitted in an earlier one that
+   * ends later must neither count as a trial nor give back a slot of this one (`RequestGuard`).
+   */
+  get round(): number {
+    return this.halfOpenings;
+  }
+
   /** Whether a call may go ahead at `nowMs`; a `Trial` must end in `record(…, true)` or `releaseTrial()`. */
   admit(nowMs: number): Admission {
     if (this.current === 'closed') return Admission.Admitted;
@@ -49,6 +58,7 @@ export class CircuitBreaker {
       if (nowMs - this.openedAt < this.thresholds.sleepWindowMs) return Admission.Refused;
       this.trialsAdmitted = 0;
       this.trialSuccesses = 0;
+      this.halfOpenings += 1;
       this.move('half-open', 0, 0);
     }
     if (this.trialsAdmitted >= this.thresholds.halfOpenRequests) return Admission.Refused;

@@ -1,6 +1,6 @@
 import type { CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from '../config/index.ts';
 import { countsAgainstUpstream, type GatewayErrorClass } from '../proxy/upstream-error.ts';
-import { CircuitBreaker, type BreakerListener } from './circuit-breaker.ts';
+import { Admission, CircuitBreaker, type BreakerListener } from './circuit-breaker.ts';
 import { retryBudgetExhaustedTotal, trafficRejectionsTotal } from './guard-metrics.ts';
 import { RetryBudget } from './retry-budget.ts';
 
@@ -103,19 +103,23 @@ export class RequestGuard {
     private readonly rejectedConcurrent: { inc(): void },
   ) {}
 
-  /** An admission (`Admission.Admitted` or `Admission.Trial`, positive) or a refusal code (negative). */
+  /**
+   * An admission (positive: `Admission.Admitted`, or for a half-open breaker's trial
+   * `Admission.Trial` plus the breaker's `round`, so that a trial outliving its half-open period
+   * touches no later one) or a refusal code (negative).
+   */
   enter(nowMs: number): number {
     const slot = this.slot;
     let admission = 1;
     if (slot) {
       admission = slot.breaker.admit(nowMs);
-      if (admission === 0) {
+      if (admission === Admission.Refused) {
         this.rejectedOpen.inc();
         return REFUSED_OPEN;
       }
       const max = slot.settings.maxConcurrentRequests;
       if (max !== undefined && slot.inFlight >= max) {
-        if (admission === 2) slot.breaker.releaseTrial();
+        if (admission === Admission.Trial) slot.breaker.releaseTrial();
         this.rejectedConcurrent.inc();
         return REFUSED_MAX_CONCURRENT;
       }
@@ -123,7 +127,7 @@ export class RequestGuard {
     const limits = this.limits;
     const maxRequests = limits.limits.maxRequests;
     if (maxRequests !== undefined && limits.inFlight >= maxRequests) {
-      if (admission === 2) slot!.breaker.releaseTrial();
+      if (admission === Admission.Trial) slot!.breaker.releaseTrial();
       if (limits.pending < limits.limits.maxPendingRequests) return MUST_WAIT;
       (limits.limits.maxPendingRequests > 0 ? limits.rejectedMaxPending : limits.rejectedMaxRequests).inc();
       return REFUSED_MAX_REQUESTS;
@@ -131,7 +135,7 @@ export class RequestGuard {
     limits.inFlight += 1;
     if (slot) slot.inFlight += 1;
     limits.budget?.request(nowMs);
-    return admission;
+    return admission === Admission.Trial ? Admission.Trial + slot!.breaker.round : admission;
   }
 
   /** Waits (bounded by `timeoutMs`) for a `maxRequests` slot; then call `enter` again. */
@@ -141,12 +145,13 @@ export class RequestGuard {
 
   /**
    * One attempt's outcome for the breaker: `attemptClass` as the attempt observer gets it (undefined
-   * or `http-5xx` for an answer, whose `status` decides). Returns false when it was nobody's
-   * fault but the client's or the gateway's, which the breaker never counts.
+   * or `http-5xx` for an answer, whose `status` decides), `admission` what `enter` returned. Returns
+   * false when it was nobody's fault but the client's or the gateway's, which the breaker never counts.
    */
-  record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, trial: boolean): boolean {
+  record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, admission: number): boolean {
     const slot = this.slot;
     if (!slot) return true;
+    const trial = admission === Admission.Trial + slot.breaker.round;
     if (attemptClass !== undefined && attemptClass !== 'http-5xx') {
       if (!countsAgainstUpstream(attemptClass)) return false;
       slot.breaker.record(nowMs, true, trial);
@@ -186,7 +191,7 @@ export class RequestGuard {
     const slot = this.slot;
     if (slot) {
       slot.inFlight -= 1;
-      if (admission === 2 && !recorded) slot.breaker.releaseTrial();
+      if (admission === Admission.Trial + slot.breaker.round && !recorded) slot.breaker.releaseTrial();
     }
     this.limits.release();
   }

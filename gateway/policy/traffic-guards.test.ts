@@ -10,7 +10,7 @@ function trip(guards: TrafficGuards, config: ReturnType<typeof parse>): void {
   const guard = guards.guardFor('api', config.routes[0]);
   for (let call = 0; call < 5; call += 1) {
     const admission = guard.enter(call);
-    guard.record(call, 'connect-refused', 0, false);
+    guard.record(call, 'connect-refused', 0, admission);
     guard.leave(admission, true);
   }
 }

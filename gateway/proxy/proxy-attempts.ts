@@ -162,7 +162,7 @@ export class AttemptLoop implements AttemptReceiver {
     this.shared.observer?.attempt(context.service, pick.address, attemptClass);
     if (guard) {
       // The clock is read only when a breaker will use it.
-      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, this.admission === 2)) this.recorded = true;
+      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, this.admission)) this.recorded = true;
       if (this.retrying) guard.retryEnded();
       this.retrying = false;
     }
