@@ -110,6 +110,21 @@ describe('RequestGuard', () => {
     expect(slot.breaker.state).toBe('closed');
   });
 
+  it('makes no retry unless the breaker is closed: one of a call admitted earlier would go out beside the half-open trials', () => {
+    const slot = new BreakerSlot('svc', null, { ...DEFAULT_CIRCUIT_BREAKER, ...thresholds, requestVolumeThreshold: 4, halfOpenRequests: 1 }, () => undefined);
+    const guard = new RequestGuard(new ServiceLimits('svc', { maxConnections: undefined, maxPendingRequests: 0, maxRequests: undefined, maxActiveRetries: undefined }, false), slot, counter, counter);
+    const early = guard.enter(0);
+    expect(guard.mayRetry(1)).toBe(true);
+    guard.retryEnded();
+    for (let call = 0; call < 4; call += 1) guard.record(call, 'connect-refused', 0, Admission.Admitted);
+    expect(guard.mayRetry(100)).toBe(false);
+    // The sleep window is over: one trial goes out; the early call's slow attempt fails now.
+    expect(guard.enter(5_100)).toBeGreaterThan(0);
+    expect(slot.breaker.state).toBe('half-open');
+    guard.record(5_200, 'headers-timeout', 0, early);
+    expect(guard.mayRetry(5_200)).toBe(false);
+  });
+
   it('refuses the request beyond maxRequests until one leaves', () => {
     const guard = guardOf();
     const first = guard.enter(0);

@@ -66,9 +66,13 @@ export class CircuitBreaker {
     return Admission.Trial;
   }
 
-  /** True while the breaker refuses calls (open and still sleeping): a retry should not go out. */
-  refusing(nowMs: number): boolean {
-    return this.current === 'open' && nowMs - this.openedAt < this.thresholds.sleepWindowMs;
+  /**
+   * True unless closed: a retry should not go out. Open, no call should; half-open (or open past its
+   * sleep, before the first trial), only the trials, so that a retry of a call admitted while closed
+   * is not one more call beside them.
+   */
+  refusesRetries(): boolean {
+    return this.current !== 'closed';
   }
 
   /** One call's outcome: `failed` by the one upstream classification (plus the configured statuses). */

@@ -161,10 +161,10 @@ export class RequestGuard {
     return true;
   }
 
-  /** True (and one retry taken) when the breaker is not open, `maxActiveRetries` is not reached and the budget has a retry left. */
+  /** True (and one retry taken) when the breaker is closed, `maxActiveRetries` is not reached and the budget has a retry left. */
   mayRetry(nowMs: number): boolean {
     const limits = this.limits;
-    if (this.slot?.breaker.refusing(nowMs)) {
+    if (this.slot?.breaker.refusesRetries()) {
       limits.exhaustedOpen.inc();
       return false;
     }
