@@ -46,6 +46,15 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
   } else {
     connection = new Redis(target.url, options);
   }
+  firstReady.set(connection, {
+    ready: new Promise((resolve) =>
+      connection.once('ready', () => {
+        firstReady.delete(connection);
+        resolve();
+      }),
+    ),
+    timeoutMs: settings.timeoutMs,
+  });
   let lastLogged = 0;
   // Without a listener ioredis prints every connection error to the console; callers see failures as rejected commands.
   connection.on('error', (error: Error) => {
@@ -55,6 +64,24 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
     log.warn({ target: describeTarget(settings), err: error.message }, 'redis connection error; reconnecting');
   });
   return connection;
+}
+
+/** Connections made here that have not been ready yet: their first 'ready', and their command timeout. */
+const firstReady = new WeakMap<RedisConnection, { readonly ready: Promise<void>; readonly timeoutMs: number }>();
+
+/**
+ * Resolves when `connection` is ready for the first time, or after its command timeout; undefined
+ * once it has been ready. With the offline queue off, ioredis fails a command sent while the
+ * connection is still being made at once: a gateway that takes requests the moment it listens
+ * would start every limit in fallback (and with `onRedisError: deny` refuse its first requests).
+ * Waiting for the first connection as for a slow answer avoids it.
+ */
+export function untilFirstReady(connection: RedisConnection): Promise<void> | undefined {
+  const starting = firstReady.get(connection);
+  if (!starting) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, starting.timeoutMs)));
+  return Promise.race([starting.ready, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** ioredis' rejection of a command past `commandTimeout` (it carries no code). */

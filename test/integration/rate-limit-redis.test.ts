@@ -41,6 +41,24 @@ async function silenceableRelay(port: number): Promise<{ server: Server; port: n
   };
 }
 
+/** A TCP relay to `port` that connects each client `delayMs` after it arrived (a Redis far away, or slow to accept). */
+async function slowRelay(port: number, delayMs: number): Promise<{ server: Server; port: number }> {
+  const server = createServer((client) => {
+    client.pause();
+    client.on('error', () => undefined);
+    setTimeout(() => {
+      const upstream = createConnection({ host: '127.0.0.1', port }, () => {
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+    }, delayMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
 /** How a `policy: redis` limit copes with a Redis that is there but does not serve it as it should. */
 describe('policy: redis rate limit against a real redis-server that misbehaves', () => {
   let redis: LocalRedis;
@@ -66,12 +84,12 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     await redis?.close();
   });
 
-  /** A limit of `name` on its own connection to `url`, falling back by `onRedisError`, served by a fake upstream. */
-  async function serveLimit(name: string, url: string, onRedisError: RateLimitSettings['onRedisError']): Promise<MiddlewareServer> {
+  /** A limit of `name` on its own connection to `url`, falling back by `onRedisError`, served by a fake upstream; `ready` waits for the connection first. */
+  async function serveLimit(name: string, url: string, onRedisError: RateLimitSettings['onRedisError'], ready = true): Promise<MiddlewareServer> {
     const settings: RedisSettings = { target: { kind: 'url', url }, password: undefined, timeoutMs: 1_000, keyPrefix: `test-${name}:`, gateways: 1 };
     const connection = createRedisConnection(settings);
     connections.push(connection);
-    await new Promise((resolve) => connection.once('ready', resolve));
+    if (ready) await new Promise((resolve) => connection.once('ready', resolve));
     const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, policy: 'redis', redis: settings, onRedisError, delay: undefined, quota: undefined };
     server = await serveMiddleware([rateLimit(limit, { name, redis: () => connection, log: quiet })]);
     return server;
@@ -96,6 +114,17 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     }
     await waitFor(() => typesOf('oom').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered once Redis takes writes' });
     expect((await limited.send('/')).status).toBe(200);
+  });
+
+  it('waits for the connection being made (within the timeout) instead of starting in fallback: the first requests of a fresh gateway pass', async () => {
+    const relay = await slowRelay(redis.port, 300);
+    try {
+      const limited = await serveLimit('fresh', `redis://127.0.0.1:${relay.port}`, 'deny', false);
+      expect((await Promise.all([limited.send('/'), limited.send('/')])).map((answer) => answer.status)).toEqual([200, 200]);
+      expect(typesOf('fresh')).toEqual([]);
+    } finally {
+      relay.server.close();
+    }
   });
 
   it('reconnects when its connection goes silent without a reset, instead of waiting for the kernel to give up (minutes)', async () => {

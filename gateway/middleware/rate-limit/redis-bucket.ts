@@ -1,4 +1,4 @@
-import { reconnectIfSilent, type RedisConnection } from '../../redis/redis-connection.ts';
+import { reconnectIfSilent, untilFirstReady, type RedisConnection } from '../../redis/redis-connection.ts';
 import type { RateLimitQuota } from '../../config/types.ts';
 import type { BucketShape, LimitDecision, Limiter } from './limiter.ts';
 import { QUOTA_WINDOW_MS } from './local-quota.ts';
@@ -67,13 +67,16 @@ export interface RedisBucketOptions {
 /**
  * A token bucket per key kept in Redis: every gateway that uses the same Redis, namespace and key
  * draws from one bucket. A call rejects (never hangs) when Redis does not answer within the
- * connection's command timeout; the caller decides what to do then (`RedisFallbackLimiter`).
+ * connection's command timeout (while the connection is first made, a call waits up to one timeout
+ * for it before that); the caller decides what to do then (`RedisFallbackLimiter`).
  * Idle keys expire in Redis once their bucket would be full again (PEXPIRE).
  */
 export class RedisBucketLimiter implements Limiter {
   private readonly redis: WithTakeToken;
   private readonly ratePerMs: number;
   private readonly quotaWindowMs: number;
+  /** Set once the connection has been ready: from then on a request never waits for it to be made. */
+  private connected = false;
 
   constructor(private readonly options: RedisBucketOptions) {
     const redis = options.redis as WithTakeToken;
@@ -102,6 +105,11 @@ export class RedisBucketLimiter implements Limiter {
   }
 
   async take(key: string): Promise<LimitDecision> {
+    if (!this.connected) {
+      const starting = untilFirstReady(this.options.redis);
+      if (starting) await starting;
+      else this.connected = true;
+    }
     const { shape, quota, maxWaitMs, namespace } = this.options;
     const tag = `{${namespace}:${key}}`;
     const [allowedCode, tokensText, delayText, used, quotaResetMs] = await this.redis[COMMAND](`rl:${tag}`, `rq:${tag}`, this.ratePerMs, shape.burst, maxWaitMs, quota?.limit ?? 0, this.quotaWindowMs);
