@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/index.ts';
 import { restartPlan, WorkerSupervisor, type SupervisorHooks } from './cluster-supervisor.ts';
 
 const NO_JITTER = () => 0;
@@ -53,6 +54,17 @@ describe('WorkerSupervisor', () => {
     cluster.on('exit', onExit);
   }
 
+  /** One worker started normally, then killed; its replacement runs the stub in `mode`. Resolves with the replacement's pid once forked. */
+  async function replacementIn(mode: string): Promise<number> {
+    stub('normal');
+    supervisor = new WorkerSupervisor(1, hooks(), log);
+    await supervisor.start();
+    process.env.STUB_MODE = mode;
+    const [first] = supervisor.connected();
+    first!.process.kill('SIGKILL');
+    return waitFor(() => supervisor!.view()[0]!.pid !== first!.process.pid && supervisor!.view()[0]!.pid, { message: 'the replacement to be forked' }) as Promise<number>;
+  }
+
   afterEach(async () => {
     await supervisor?.stop(5_000);
     supervisor = undefined;
@@ -62,30 +74,18 @@ describe('WorkerSupervisor', () => {
   });
 
   it('drains a worker forked just before stop(), though it was not yet listening for the drain message', async () => {
-    stub('normal');
-    supervisor = new WorkerSupervisor(1, hooks(), log);
-    await supervisor.start();
     // The replacement of a killed worker loads slowly: the drain that stop() sends it comes too early.
-    process.env.STUB_MODE = 'late-listener';
-    const [first] = supervisor.connected();
-    first!.process.kill('SIGKILL');
-    const replacement = await waitFor(() => supervisor!.view()[0]!.pid !== first!.process.pid && supervisor!.view()[0]!.pid);
+    const replacement = await replacementIn('late-listener');
     // It listens after 1 s; killed at the 5 s bound, it would exit by SIGKILL.
-    await supervisor.stop(5_000);
+    await supervisor!.stop(5_000);
     expect(exits.find((exit) => exit.pid === replacement)).toEqual({ pid: replacement, code: 0, signal: null });
   });
 
   it('counts a worker among the connected ones only once it says ready, so a metrics request never waits on one still loading', async () => {
-    stub('normal');
-    supervisor = new WorkerSupervisor(1, hooks(), log);
-    await supervisor.start();
-    process.env.STUB_MODE = 'late-listener';
-    const [first] = supervisor.connected();
-    first!.process.kill('SIGKILL');
-    await waitFor(() => supervisor!.view()[0]!.pid !== first!.process.pid && supervisor!.view()[0]!.pid);
-    expect(supervisor.connected()).toEqual([]);
-    const replacement = await waitFor(() => supervisor!.connected()[0]);
-    expect(replacement.process.pid).toBe(supervisor.view()[0]!.pid);
+    await replacementIn('late-listener');
+    expect(supervisor!.connected()).toEqual([]);
+    const replacement = await waitFor(() => supervisor!.connected()[0], { message: 'the replacement to say ready' });
+    expect(replacement.process.pid).toBe(supervisor!.view()[0]!.pid);
   });
 
   it('fails the start, with the reason, when a worker does not listen within the start bound', async () => {
@@ -105,17 +105,7 @@ describe('WorkerSupervisor', () => {
     process.env.STUB_MODE = 'hang';
     supervisor.connected()[0]!.process.kill('SIGKILL');
     // The first replacement hangs, is killed at the bound and replaced in turn.
-    await waitFor(() => supervisor!.view()[0]!.restarts >= 2, 15_000);
+    await waitFor(() => supervisor!.view()[0]!.restarts >= 2, { timeoutMs: 15_000, message: 'the hanging replacement to be replaced' });
     expect(exits.map((exit) => exit.signal)).toEqual(['SIGKILL', 'SIGKILL']);
   }, 20_000);
 });
-
-async function waitFor<T>(probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
