@@ -86,6 +86,15 @@ describe('RequestGuard', () => {
     expect(guard.slot!.breaker.state).toBe('open');
   });
 
+  it("counts a gRPC call its server failed by the status it stands for, as a 5xx: failureStatuses decide", () => {
+    const narrow = guardOf([429, 503]);
+    for (let call = 0; call < 8; call += 1) expect(narrow.record(call, 'grpc-error', 500, Admission.Admitted)).toBe(true);
+    expect(narrow.slot!.breaker.state).toBe('closed');
+    const guard = guardOf();
+    for (let call = 0; call < 4; call += 1) guard.record(call, 'grpc-error', 503, Admission.Admitted);
+    expect(guard.slot!.breaker.state).toBe('open');
+  });
+
   it('lets exactly halfOpenRequests trials through per half-open period: trials of an earlier period that end later neither count nor free a slot', () => {
     const slot = new BreakerSlot('svc', null, { ...DEFAULT_CIRCUIT_BREAKER, ...thresholds, requestVolumeThreshold: 4, halfOpenRequests: 3 }, () => undefined);
     const guard = new RequestGuard(new ServiceLimits('svc', { maxConnections: undefined, maxPendingRequests: 0, maxRequests: undefined, maxActiveRetries: undefined }, false), slot, counter, counter);

@@ -144,15 +144,16 @@ export class RequestGuard {
   }
 
   /**
-   * One attempt's outcome for the breaker: `attemptClass` as the attempt observer gets it (undefined
-   * or `http-5xx` for an answer, whose `status` decides), `admission` what `enter` returned. Returns
-   * false when it was nobody's fault but the client's or the gateway's, which the breaker never counts.
+   * One attempt's outcome for the breaker: `attemptClass` as the attempt observer gets it (undefined,
+   * `http-5xx` or `grpc-error` for an answer, whose `status` decides: for a gRPC call, the status its
+   * `grpc-status` stands for, `answerStatusOf`), `admission` what `enter` returned. Returns false
+   * when it was nobody's fault but the client's or the gateway's, which the breaker never counts.
    */
   record(nowMs: number, attemptClass: GatewayErrorClass | undefined, status: number, admission: number): boolean {
     const slot = this.slot;
     if (!slot) return true;
     const trial = admission === Admission.Trial + slot.breaker.round;
-    if (attemptClass !== undefined && attemptClass !== 'http-5xx') {
+    if (attemptClass !== undefined && attemptClass !== 'http-5xx' && attemptClass !== 'grpc-error') {
       if (!countsAgainstUpstream(attemptClass)) return false;
       slot.breaker.record(nowMs, true, trial);
       return true;

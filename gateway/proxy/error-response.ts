@@ -17,6 +17,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
   'http-5xx': 'the upstream failed',
+  'grpc-error': 'the upstream failed',
   'headers-timeout': 'the upstream did not answer in time',
   'body-timeout': 'the upstream stopped sending its response',
   'deadline-exceeded': "the call's deadline passed",

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { answerStatusOf, encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { answerClassOf } from './upstream-error.ts';
 
 describe('gRPC statuses for the gateway answers', () => {
   it.each([
@@ -33,6 +34,31 @@ describe('gRPC statuses for the gateway answers', () => {
   it('percent-encodes grpc-message only when it has to', () => {
     expect(encodeGrpcMessage('no healthy upstream')).toBe('no healthy upstream');
     expect(encodeGrpcMessage('100% ü')).toBe('100%25%20%C3%BC');
+  });
+});
+
+describe("what an upstream's gRPC status counts as", () => {
+  it.each([
+    // The server failed: as the 5xx it stands for (Envoy's grpcToHttpStatus).
+    [200, 2, 500, 'grpc-error'],
+    [200, 13, 500, 'grpc-error'],
+    [200, 14, 503, 'grpc-error'],
+    [200, 15, 500, 'grpc-error'],
+    // Load shed or a caller's quota: a 429, which only a breaker listing 429 counts.
+    [200, 8, 429, undefined],
+    // OK, and the caller's doing, the caller's own deadline included: never against the upstream.
+    ...[0, 1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 16, 17, Number.NaN].map((code) => [200, code, 200, undefined] as const),
+    // An HTTP status other than 200 is the answer's own, whatever grpc-status says.
+    [503, 0, 503, 'http-5xx'],
+    [404, 14, 404, undefined],
+  ] as const)('HTTP %i with grpc-status %d counts as %i (%s)', (httpStatus, grpcStatus, counted, answerClass) => {
+    expect(answerStatusOf(httpStatus, grpcStatus)).toBe(counted);
+    expect(answerClassOf(httpStatus, grpcStatus)).toBe(answerClass);
+  });
+
+  it('leaves an answer without grpc-status to its HTTP status', () => {
+    expect(answerClassOf(200, undefined)).toBeUndefined();
+    expect(answerClassOf(502, undefined)).toBe('http-5xx');
   });
 });
 

@@ -13,6 +13,7 @@ export const GrpcStatus = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  DATA_LOSS: 15,
   UNAUTHENTICATED: 16,
 } as const;
 
@@ -57,6 +58,32 @@ export function grpcStatusOf(status: number, errorClass?: string): number {
       return GrpcStatus.INTERNAL;
     default:
       return status >= 500 ? GrpcStatus.UNAVAILABLE : GrpcStatus.INTERNAL;
+  }
+}
+
+/**
+ * The HTTP status an upstream's answer to a gRPC call counts as for passive health and breakers,
+ * after Envoy's `Grpc::Utility::grpcToHttpStatus`: an HTTP 200 whose `grpc-status` says the server
+ * failed counts as the 5xx it stands for (UNKNOWN, INTERNAL and DATA_LOSS 500, UNAVAILABLE 503), and
+ * RESOURCE_EXHAUSTED as 429 (a server shedding load or a caller over its quota, as an HTTP 429: never
+ * in passive health, in a breaker only when its `failureStatuses` list 429). Every other code keeps
+ * `httpStatus`: OK, and the codes that are the caller's doing (CANCELLED, INVALID_ARGUMENT,
+ * NOT_FOUND, UNIMPLEMENTED…), DEADLINE_EXCEEDED included, since the deadline is the caller's own
+ * (`grpc-timeout`, passed on upstream), which must not get an instance ejected.
+ */
+export function answerStatusOf(httpStatus: number, grpcStatus: number): number {
+  if (httpStatus !== 200) return httpStatus;
+  switch (grpcStatus) {
+    case GrpcStatus.UNKNOWN:
+    case GrpcStatus.INTERNAL:
+    case GrpcStatus.DATA_LOSS:
+      return 500;
+    case GrpcStatus.UNAVAILABLE:
+      return 503;
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return 429;
+    default:
+      return httpStatus;
   }
 }
 

@@ -6,8 +6,8 @@ import type { AttemptTrace } from '../telemetry/tracing/index.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
 import { errorMessageOf, sendGatewayError } from './error-response.ts';
 import { endGrpcCall } from './grpc-answer.ts';
-import { formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
-import { isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -21,7 +21,10 @@ export interface ProxyPolicy extends AttemptTimeouts {
 
 /** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
 export interface AttemptObserver {
-  /** An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500, `http-5xx` for a 5xx answer. */
+  /**
+   * An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500,
+   * `http-5xx` for a 5xx answer, `grpc-error` for a gRPC call its server failed (`answerClassOf`).
+   */
   attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void;
   /** A request of `service` found no instance to send to (and none had been tried). */
   unavailable(service: string, reason: 'no-instances' | 'no-healthy-instances'): void;
@@ -157,12 +160,20 @@ export class AttemptLoop implements AttemptReceiver {
     this.span = undefined;
     // Every held request keeps the slot (today only classes that are never retried carry one).
     if (!result.ok && result.released) this.released = this.released ? Promise.allSettled([this.released, result.released]).then(() => undefined) : result.released;
-    // One classification feeds the per-instance counters, passive health (through `pick`) and the breaker.
-    const attemptClass = result.ok ? (context.outcome.status >= 500 ? 'http-5xx' : undefined) : result.errorClass;
+    // One classification feeds the per-instance counters, passive health (through `pick`) and the
+    // breaker: an answer to a gRPC call counts as the status its `grpc-status` stands for.
+    let status = context.outcome.status;
+    let attemptClass: GatewayErrorClass | undefined;
+    if (!result.ok) attemptClass = result.errorClass;
+    else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
+    else {
+      attemptClass = answerClassOf(status, context.outcome.grpcStatus);
+      status = answerStatusOf(status, context.outcome.grpcStatus);
+    }
     this.shared.observer?.attempt(context.service, pick.address, attemptClass);
     if (guard) {
       // The clock is read only when a breaker will use it.
-      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, context.outcome.status, this.admission)) this.recorded = true;
+      if (guard.record(guard.slot ? performance.now() : 0, attemptClass, status, this.admission)) this.recorded = true;
       if (this.retrying) guard.retryEnded();
       this.retrying = false;
     }

@@ -244,3 +244,47 @@ describe('the attempt loop with a transport that still holds an unsent request a
     }
   });
 });
+
+describe("the attempt loop books an upstream's answer to a gRPC call by its grpc-status (scripted fakes)", () => {
+  it.each([
+    ['application/grpc', 14, 'grpc-error', 503],
+    ['application/grpc', 13, 'grpc-error', 500],
+    ['application/grpc', 8, undefined, 429],
+    ['application/grpc', 5, undefined, 200],
+    ['application/grpc', 4, undefined, 200],
+    ['application/grpc', 0, undefined, 200],
+    // Not a gRPC call: a stray grpc-status counts for nothing.
+    ['application/json', 14, undefined, 200],
+  ])('a %s answer with grpc-status %i reaches the observer as %s and the breaker as status %i, and is not retried', async (contentType, grpcStatus, attemptClass, status) => {
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'grpc', metadata: {} }, address: 'a', done: () => undefined };
+    const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    let dispatched = 0;
+    const transport = {
+      attemptThen(context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        dispatched += 1;
+        context.outcome.status = 200;
+        context.outcome.grpcStatus = grpcStatus;
+        context.response.end();
+        receiver.attemptEnded({ ok: true });
+      },
+    };
+    const recorded: [string | undefined, number][] = [];
+    const observed: (string | undefined)[] = [];
+    const guard = { slot: undefined, enter: () => 1, record: (_now: number, errorClass: string | undefined, answered: number) => (recorded.push([errorClass, answered]), true), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
+    const proxy = createProxy({
+      pickerFor: () => picker,
+      policyFor: () => ({ ...POLICY, retries: 2, retryOn: ['connect-failure', 'reset', 'headers-timeout'] }),
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+      guards: { guardFor: () => guard },
+      observer: { attempt: (_service, _address, errorClass) => observed.push(errorClass), unavailable: () => undefined },
+    });
+    const { port, attempts, close } = await serveProxy(proxy);
+    try {
+      expect((await sendTestRequest(port, '/test.Echo/Echo', { method: 'POST', headers: { 'content-type': contentType }, body: 'x' })).status).toBe(200);
+      await waitFor(() => attempts.length === 1);
+      expect({ dispatched, observed, recorded }).toEqual({ dispatched: 1, observed: [attemptClass], recorded: [[attemptClass, status]] });
+    } finally {
+      await close();
+    }
+  });
+});

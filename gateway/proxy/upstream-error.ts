@@ -1,4 +1,5 @@
 import { isGatewayResourceCode, isNotUpstreamFault, type UpstreamErrorClass } from '../../src/health/upstream-outcome.ts';
+import { answerStatusOf } from './grpc-status.ts';
 
 /**
  * Why the gateway answered instead of an upstream. Upstream transport failures use the health
@@ -29,6 +30,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'upstream-tls': 502,
   'unsupported-protocol': 502,
   'http-5xx': 502,
+  'grpc-error': 502,
   'connect-timeout': 504,
   'headers-timeout': 504,
   'body-timeout': 504,
@@ -152,6 +154,16 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       if ((error as Error | null)?.name === 'HTTPParserError') return responseStarted ? 'reset-after-headers' : 'upstream-protocol';
       return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
   }
+}
+
+/**
+ * The class an upstream's answer counts as: `http-5xx` for a 5xx, `grpc-error` for an HTTP 200 whose
+ * `grpc-status` stands for one (`answerStatusOf`; `grpcStatus` undefined for an answer to anything
+ * but a gRPC call), undefined for an answer that does not count against the upstream.
+ */
+export function answerClassOf(status: number, grpcStatus: number | undefined): 'http-5xx' | 'grpc-error' | undefined {
+  if (status >= 500) return 'http-5xx';
+  return grpcStatus !== undefined && answerStatusOf(status, grpcStatus) >= 500 ? 'grpc-error' : undefined;
 }
 
 /** True when a failure of `errorClass` counts against the upstream (passive health, latency, metrics of upstream errors). */

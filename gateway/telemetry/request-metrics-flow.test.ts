@@ -5,13 +5,14 @@ import { InstanceTraffic } from './instance-traffic.ts';
 import { RequestMetrics } from './request-metrics.ts';
 
 /** A finished request as the flow statistics read it. */
-function finished(status: number, options: { errorClass?: string; consumer?: string; contentLength?: string; bytesOut?: number; upstream?: string } = {}): GatewayContext {
+function finished(status: number, options: { errorClass?: string; consumer?: string; contentLength?: string; bytesOut?: number; upstream?: string; grpcStatus?: number } = {}): GatewayContext {
   return {
     routeName: 'api',
     service: 'user',
     startedAt: performance.now(),
     request: { headers: options.contentLength === undefined ? {} : { 'content-length': options.contentLength } },
-    outcome: { status, attempts: 1, bytesOut: options.bytesOut ?? 0, errorClass: options.errorClass, upstream: options.upstream },
+    outcome: { status, attempts: 1, bytesOut: options.bytesOut ?? 0, errorClass: options.errorClass, upstream: options.upstream, grpcStatus: options.grpcStatus },
+    upstream: { path: '/test.Echo/Echo' },
     response: { headersSent: true, statusCode: status },
     get: (key: string) => (key === 'consumer' && options.consumer ? { name: options.consumer } : undefined),
   } as unknown as GatewayContext;
@@ -25,6 +26,9 @@ describe('RequestMetrics with flow statistics', () => {
     ['a reset after the headers of a 200', finished(200, { errorClass: 'reset-after-headers' }), 1],
     ['a forward-auth refusal (401)', finished(401, { errorClass: 'forward-auth-denied' }), 0],
     ['a client that went away', finished(499, { errorClass: 'cancelled' }), 0],
+    ['a gRPC call its upstream failed with UNAVAILABLE in a 200', finished(200, { grpcStatus: 14 }), 1],
+    ['a gRPC call failed with NOT_FOUND', finished(200, { grpcStatus: 5 }), 0],
+    ["a gateway's gRPC answer to a request it refused (400, INTERNAL)", finished(400, { errorClass: 'request-rejected', grpcStatus: 13 }), 0],
   ])('counts %s as %i errors', (_name, context, errors) => {
     const flow = new FlowStats();
     new RequestMetrics(flow).request(context);

@@ -1,7 +1,7 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { GatewayContext } from '../context.ts';
-import { grpcCallOf } from '../proxy/grpc-status.ts';
+import { answerStatusOf, grpcCallOf } from '../proxy/grpc-status.ts';
 import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
 import type { FlowStats } from './flow-stats.ts';
@@ -119,7 +119,9 @@ export class RequestMetrics {
     const errorClass = outcome.errorClass;
     // Middleware name their own refusals (`forward-auth-denied`, a rate limit's); only the proxy's upstream classes are upstream errors.
     const upstreamFault = errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) && countsAgainstUpstream(errorClass as GatewayErrorClass);
-    const error = status >= 500 || upstreamFault ? 1 : 0;
+    // A gRPC call its upstream failed inside an HTTP 200 (UNAVAILABLE…) is an error as a 5xx is.
+    const grpcFailed = outcome.grpcStatus !== undefined && answerStatusOf(status, outcome.grpcStatus) >= 500;
+    const error = status >= 500 || upstreamFault || grpcFailed ? 1 : 0;
     const declared = context.request.headers['content-length'];
     const bytesIn = declared === undefined ? 0 : Number(declared) || 0;
     const bytesOut = outcome.bytesOut;

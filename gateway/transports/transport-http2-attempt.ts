@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
+import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
@@ -45,6 +46,8 @@ export function http2Attempt(
     // Until the session promise settles.
     let connecting = true;
     let status = 0;
+    // A gRPC call's `grpc-status` (Trailers-Only headers, else the trailers): it decides the outcome, which is reported at the stream's end.
+    let grpcStatus: number | undefined;
     const timeout = new CallbackDeadline(() => timedOut());
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
@@ -60,7 +63,7 @@ export function http2Attempt(
       if (!release()) return;
       if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       if (!result.ok) body?.unpipe();
-      reportAttempt(pick, started, status, result);
+      reportAttempt(pick, started, status, result, grpcStatus);
       resolve(result);
     };
     const fail = (error: Error) => {
@@ -122,10 +125,10 @@ export function http2Attempt(
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
         for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
-        const grpcStatus = headers['grpc-status'];
-        if (grpcStatus !== undefined) context.outcome.grpcStatus = Number(grpcStatus);
+        const headerStatus = headers['grpc-status'];
+        if (headerStatus !== undefined) grpcStatus = countedGrpcStatus(context, headerStatus);
         // Trailers-Only: the status is in these headers and there is nothing after them.
-        if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && grpcStatus !== undefined) {
+        if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && headerStatus !== undefined) {
           trailersOnly = true;
           sendTrailersOnly(response, status, outgoing);
         } else if (context.responseBodyTransforms.length > 0) buffered = [];
@@ -148,8 +151,8 @@ export function http2Attempt(
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {
-        const grpcStatus = trailers['grpc-status'];
-        if (grpcStatus !== undefined) context.outcome.grpcStatus = Number(grpcStatus);
+        const trailerStatus = trailers['grpc-status'];
+        if (trailerStatus !== undefined) grpcStatus = countedGrpcStatus(context, trailerStatus);
         if (!buffered && !settled) response.addTrailers(withoutHopByHop(trailers as IncomingHttpHeaders) as Record<string, string>);
       });
       opened.once('end', () => {
@@ -173,6 +176,16 @@ export function http2Attempt(
       fail(error);
     });
   });
+}
+
+/**
+ * Records the `grpc-status` an answer carries as the request's outcome (access log, metrics) and
+ * returns it when the request is a gRPC call, for the attempt's outcome (`answerClassOf`); undefined
+ * otherwise, as Envoy reads it for gRPC requests only (the attempt loop does the same).
+ */
+function countedGrpcStatus(context: GatewayContext, value: string | string[]): number | undefined {
+  const grpcStatus = (context.outcome.grpcStatus = Number(value));
+  return isGrpcRequest(context.request.headers) ? grpcStatus : undefined;
 }
 
 /** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */

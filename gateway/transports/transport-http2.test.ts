@@ -409,3 +409,65 @@ describe('http2Attempt: an attempt that ends while the session is still connecti
     }
   });
 });
+
+describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
+  let backend: Http2Server;
+  let transport: Http2Transport;
+  let gateway: Server;
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>;
+
+  beforeAll(async () => {
+    // /trailers-only/<code>: the status in the one HEADERS frame; /after-message/<code>: a message, then the status in trailers.
+    backend = createHttp2Server();
+    backend.on('stream', (stream, headers) => {
+      const [, shape, code] = String(headers[':path']).split('/');
+      stream.resume();
+      if (shape === 'trailers-only') return void stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': code }, { endStream: true });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': code!, 'grpc-message': 'failed' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 1, 0x61]));
+    });
+    const backendPort = await listen(backend);
+    transport = new Http2Transport({ host: '127.0.0.1', address: `127.0.0.1:${backendPort}`, connectTimeoutMs: 1_000, tls: undefined });
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, outcome } = recordingPick();
+      last = transport.attempt(context, pick, { headersTimeoutMs: 2_000, bodyTimeoutMs: 2_000 }, null).then((result) => ({ result, outcome: outcome()! }));
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    await transport.close();
+    await Promise.all([new Promise((resolve) => backend.close(resolve)), new Promise((resolve) => gateway.close(resolve))]);
+  });
+
+  async function call(path: string, contentType: string) {
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, path, { method: 'POST', headers: { 'content-type': contentType, te: 'trailers' } });
+    return { status: answer.status, ...(await last) };
+  }
+
+  it.each([
+    ['trailers-only', 14, false],
+    ['after-message', 14, false],
+    ['trailers-only', 13, false],
+    ['after-message', 2, false],
+    ['after-message', 15, false],
+    ['trailers-only', 5, true],
+    ['after-message', 3, true],
+    ['after-message', 4, true],
+    ['trailers-only', 8, true],
+    ['after-message', 0, true],
+  ])('reports a %s answer with grpc-status %i as ok: %s to the pick, the answer relayed either way', async (shape, code, ok) => {
+    const { status, result, outcome } = await call(`/${shape}/${code}`, 'application/grpc');
+    expect(status).toBe(200);
+    expect(result).toEqual({ ok: true });
+    expect(outcome).toMatchObject(ok ? { ok: true } : { ok: false, errorClass: 'grpc-error' });
+    expect(isUpstreamFailure(outcome)).toBe(!ok);
+  });
+
+  it('counts grpc-status for gRPC calls only, as Envoy does', async () => {
+    const { outcome } = await call('/after-message/14', 'application/octet-stream');
+    expect(outcome).toMatchObject({ ok: true });
+  });
+});

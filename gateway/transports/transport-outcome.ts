@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
-import { healthClassOf } from '../proxy/upstream-error.ts';
+import { answerClassOf, healthClassOf } from '../proxy/upstream-error.ts';
 import type { AttemptResult } from './transport.ts';
 
 /** Marks the abort the gateway causes when the client goes away, so it is classified as `cancelled`. */
@@ -57,13 +57,16 @@ export function startCallDeadline(deadlineMs: number | undefined, onPassed: (err
 }
 
 /**
- * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, a failure by its health
- * class, so the gateway's own failures (`internal`) and the client's never count against the upstream.
+ * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, an answer to a gRPC call with
+ * `grpcStatus` (its `grpc-status`, from the headers of a Trailers-Only answer or from the trailers)
+ * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
+ * (`internal`) and the client's never count against the upstream.
  */
-export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult): void {
+export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number): void {
   const latencyMs = performance.now() - started;
-  if (result.ok) pick.done(status >= 500 ? { ok: false, latencyMs, errorClass: 'http-5xx' } : { ok: true, latencyMs });
-  else pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
+  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
+  const answerClass = answerClassOf(status, grpcStatus);
+  pick.done(answerClass === undefined ? { ok: true, latencyMs } : { ok: false, latencyMs, errorClass: answerClass });
 }
 
 /**

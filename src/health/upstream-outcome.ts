@@ -1,6 +1,7 @@
 /**
  * How one upstream attempt failed, as classified at the socket boundary. `http-5xx` is a response
- * the upstream chose to send; `upstream-tls` a TLS handshake the upstream failed (unknown CA, name
+ * the upstream chose to send; `grpc-error` one to a gRPC call whose `grpc-status` says the server
+ * failed (UNKNOWN, INTERNAL, UNAVAILABLE, DATA_LOSS) inside an HTTP 200; `upstream-tls` a TLS handshake the upstream failed (unknown CA, name
  * mismatch, expired certificate). The classes of `NotUpstreamFaultClass` name failures the client or
  * the gateway caused; they say nothing about the upstream and so never count against it.
  */
@@ -13,6 +14,7 @@ export type UpstreamErrorClass =
   | 'headers-timeout'
   | 'body-timeout'
   | 'http-5xx'
+  | 'grpc-error'
   | NotUpstreamFaultClass;
 
 /**
@@ -30,7 +32,7 @@ const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set<NotUpstreamFaultClass>(
 
 /** The outcome of one upstream attempt, reported once per pick by the proxy. */
 export interface UpstreamOutcome {
-  /** False for a 5xx response or any transport error. */
+  /** False for a 5xx response, a gRPC call failed by its server (`grpc-error`) or any transport error. */
   readonly ok: boolean;
   /** From the pick to the end of the response (or the failure), in milliseconds. */
   readonly latencyMs: number;

@@ -1,8 +1,22 @@
 import { join } from 'node:path';
 import grpc from '@grpc/grpc-js';
-import { REPO_ROOT } from './programs.ts';
+import { freePort } from './ports.ts';
+import { makeTempDir, ManagedProcess } from './process.ts';
+import { acceptsConnections, REPO_ROOT, type BackendProcess } from './programs.ts';
+import { waitFor } from './wait.ts';
 
 const GRPC_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-grpc.mjs');
+
+/** Starts test/fixtures/backend-grpc.mjs (a real grpc-js server) on a free port as `name`, and waits until it accepts connections. */
+export async function startGrpcBackend(name: string): Promise<BackendProcess> {
+  const port = await freePort();
+  const dir = await makeTempDir('sb-backend-');
+  const [command, ...args] = grpcBackendCommand(port, name);
+  const backend = new ManagedProcess({ name: `backend:grpc:${port}`, command: command!, args, logFile: join(dir, 'backend.log') });
+  backend.start();
+  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `gRPC backend on port ${port} to listen` });
+  return { port, process: backend };
+}
 
 /** The command line that starts test/fixtures/backend-grpc.mjs (a real grpc-js server), for `switchboard-agent … -- <command>`. */
 export function grpcBackendCommand(port: number, name: string): string[] {
