@@ -86,16 +86,19 @@ export function untilFirstReady(connection: RedisConnection): Promise<void> | un
 
 /** ioredis' rejection of a command past `commandTimeout` (it carries no code). */
 const COMMAND_TIMED_OUT = 'Command timed out';
+/** The `code` of a caller's own deadline on Redis calls (one shorter than `commandTimeout`): as telling as ioredis' timeout. */
+export const REDIS_CALL_TIMED_OUT = 'REDIS_CALL_TIMED_OUT';
 
 /**
- * Cuts `connection` and lets it connect again when `error` is a command timeout while it reports
- * itself ready. ioredis keeps a connection whose commands time out; one whose path went silent
- * without a reset (Redis failed over behind the same address, a NAT or load balancer dropped the
- * flow, the host died) would stay "ready" and unanswered until the kernel gives up retransmitting,
+ * Cuts `connection` and lets it connect again when `error` is a command timeout (ioredis' own, or
+ * one with the code `REDIS_CALL_TIMED_OUT`) while it reports itself ready. ioredis keeps a
+ * connection whose commands time out; one whose path went silent without a reset (Redis failed
+ * over behind the same address, a NAT or load balancer dropped the flow, the host died) would stay "ready" and unanswered until the kernel gives up retransmitting,
  * about 15 minutes. A Redis that is only slow costs one reconnect.
  */
 export function reconnectIfSilent(connection: RedisConnection, error: unknown): void {
-  if (connection.status === 'ready' && error instanceof Error && error.message === COMMAND_TIMED_OUT) connection.disconnect(true);
+  if (connection.status !== 'ready' || !(error instanceof Error)) return;
+  if (error.message === COMMAND_TIMED_OUT || (error as { code?: unknown }).code === REDIS_CALL_TIMED_OUT) connection.disconnect(true);
 }
 
 const shared = new Map<string, RedisConnection>();

@@ -6,6 +6,7 @@ import { Counter } from 'prom-client';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
+import { reconnectIfSilent, REDIS_CALL_TIMED_OUT } from '../redis/redis-connection.ts';
 import { FLOW_KEY_SEPARATOR, type FlowCounts } from './flow-series.ts';
 import { emptyTotals, FLOW_BUCKETS, type FlowStore, type FlowTotals } from './flow-store.ts';
 
@@ -107,17 +108,21 @@ export class RedisFlowStore implements FlowStore {
   async totals(second: number): Promise<Map<string, FlowTotals>> {
     const pipeline = this.client.pipeline();
     for (const [name, seconds] of FLOW_BUCKETS) pipeline.hgetall(`${this.prefix}:${name}:${second - (second % seconds)}`);
-    let results;
+    let hashes: unknown[];
     try {
-      results = await this.bounded(pipeline.exec(), 'read');
+      const results = await this.bounded(pipeline.exec(), 'read');
+      hashes = FLOW_BUCKETS.map((_bucket, index) => {
+        const [error, hash] = results?.[index] ?? [new Error('no reply')];
+        if (error) throw error;
+        return hash;
+      });
     } catch (error) {
       this.failed('read', error);
       throw error;
     }
     const totals = new Map<string, FlowTotals>();
     FLOW_BUCKETS.forEach(([name], index) => {
-      const [error, hash] = results?.[index] ?? [new Error('no reply')];
-      if (error) throw error;
+      const hash = hashes[index];
       for (const [field, text] of Object.entries((hash ?? {}) as Record<string, string>)) {
         const cut = field.lastIndexOf(FLOW_KEY_SEPARATOR);
         const key = field.slice(0, cut);
@@ -148,13 +153,15 @@ export class RedisFlowStore implements FlowStore {
   private bounded<T>(call: Promise<T>, operation: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`flow statistics ${operation} took longer than ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = setTimeout(() => reject(Object.assign(new Error(`flow statistics ${operation} took longer than ${this.timeoutMs} ms`), { code: REDIS_CALL_TIMED_OUT })), this.timeoutMs);
     });
     call.catch(() => undefined);
     return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
   }
 
+  /** Counts and logs a failed call; one that timed out also repairs a connection gone silent, as the rate limiter's probe does. */
   private failed(operation: string, error: unknown): void {
+    reconnectIfSilent(this.client, error);
     flowStoreFailuresTotal.inc({ operation });
     if (this.failing) return;
     this.failing = true;

@@ -17,4 +17,5 @@ export * from './kazoo.ts';
 export * from './go-micro-registry.ts';
 export * from './http-exchange.ts';
 export * from './redis-local.ts';
+export * from './silenceable-relay.ts';
 export * from './haproxy.ts';

@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsRegistry } from '../../src/metrics.ts';
+import { createRedisConnection } from '../../gateway/redis/redis-connection.ts';
 import { FlowStats, RedisFlowStore } from '../../gateway/telemetry/index.ts';
-import { startLocalRedis, type LocalRedis } from '../harness/index.ts';
+import { silenceableRelay, startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const TIMEOUT_MS = 500;
 /** Far from any bucket boundary of the test's own clock: 12:00:30 UTC of some day, so minute, hour and day buckets hold it. */
@@ -32,12 +33,12 @@ describe('the Redis flow store against a real redis-server', () => {
     await redis?.close();
   });
 
-  async function gateway(prefix: string): Promise<{ flow: FlowStats; store: RedisFlowStore }> {
+  async function gateway(prefix: string): Promise<{ flow: FlowStats; store: RedisFlowStore; client: Redis }> {
     const each = await client(redis);
     clients.push(each);
     // No timer flushes here: the test calls flush() so that it knows what has been sent.
     const store = new RedisFlowStore(each, { prefix, flushMs: 3_600_000, timeoutMs: TIMEOUT_MS });
-    return { flow: new FlowStats({ store }), store };
+    return { flow: new FlowStats({ store }), store, client: each };
   }
 
   it('sums the counts of two gateways that flush into one Redis, per minute, hour and day, with TTLs', async () => {
@@ -76,6 +77,7 @@ describe('the Redis flow store against a real redis-server', () => {
     const one = await gateway('{test:outage}');
     await one.store.totals(SECOND);
     const before = await failures('flush');
+    let reconnected = false;
     redis.pause();
     try {
       one.flow.of('service', 'user').record(0, 0, 0);
@@ -86,9 +88,12 @@ describe('the Redis flow store against a real redis-server', () => {
       expect(performance.now() - started).toBeLessThan(TIMEOUT_MS * 6);
       expect(await failures('flush')).toBe(before + 1);
       await expect(one.store.totals(SECOND)).rejects.toThrow();
+      one.client.once('ready', () => (reconnected = true));
     } finally {
       redis.resume();
     }
+    // The timed-out call cut the connection (it might have gone silent for good): a new one is made once Redis answers.
+    await waitFor(() => reconnected || undefined, { timeoutMs: 5_000, message: 'the store reconnected' });
     one.flow.of('service', 'user').record(0, 0, 0);
     one.flow.of('service', 'user').record(0, 0, 0);
     one.flow.roll(SECOND + 1);
@@ -97,5 +102,35 @@ describe('the Redis flow store against a real redis-server', () => {
     const user = (await one.store.totals(SECOND)).get('service\u001fuser')!;
     expect(user.hour.requests).toBeGreaterThanOrEqual(2);
     expect(user.hour.requests).toBeLessThanOrEqual(3);
+  });
+
+  // A connection as main.ts makes it, whose command timeout is shorter than the store's (ioredis' timeout comes first) or longer (the store's does).
+  it.each([200, 5_000])('reconnects when its connection goes silent without a reset, so that its counts reach Redis again without a rate limit probing it (command timeout %i ms)', async (commandTimeoutMs) => {
+    const relay = await silenceableRelay(redis.port);
+    const connection = createRedisConnection({ target: { kind: 'url', url: `redis://127.0.0.1:${relay.port}` }, password: undefined, timeoutMs: commandTimeoutMs, keyPrefix: '', gateways: 1 });
+    const store = new RedisFlowStore(connection, { prefix: `{test:silent-${commandTimeoutMs}}`, flushMs: 3_600_000, timeoutMs: TIMEOUT_MS });
+    const flow = new FlowStats({ store });
+    try {
+      await waitFor(() => connection.status === 'ready' || undefined, { timeoutMs: 5_000, message: 'the first connection' });
+      await store.totals(SECOND);
+      relay.silence();
+      const before = await failures('read');
+      await expect(store.totals(SECOND)).rejects.toThrow();
+      expect(await failures('read')).toBe(before + 1);
+      // Each try sends one more request; until the connection is new again they are lost.
+      await waitFor(
+        async () => {
+          flow.of('service', 'user').record(0, 0, 0);
+          flow.roll(SECOND);
+          await store.flush();
+          return (await store.totals(SECOND).catch(() => undefined))?.get('service\u001fuser')?.minute.requests || undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 200, message: 'counts over a new connection' },
+      );
+    } finally {
+      await flow.stop().catch(() => undefined);
+      connection.disconnect();
+      relay.server.close();
+    }
   });
 });

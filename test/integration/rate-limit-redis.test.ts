@@ -6,40 +6,9 @@ import type { RateLimitSettings, RedisSettings } from '../../gateway/config/type
 import { serveMiddleware, type MiddlewareServer } from '../../gateway/middleware/middleware-testing.ts';
 import { rateLimit, rateLimitChanges } from '../../gateway/middleware/rate-limit/index.ts';
 import { createRedisConnection, type RedisConnection } from '../../gateway/redis/redis-connection.ts';
-import { startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
+import { silenceableRelay, startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const quiet = { warn: () => undefined, info: () => undefined } as never;
-
-/**
- * A TCP relay to `port` whose `silence()` makes the connections open so far go quiet both ways
- * without closing them (a path dropped by a failover, a NAT or a load balancer); later
- * connections are relayed as usual.
- */
-async function silenceableRelay(port: number): Promise<{ server: Server; port: number; silence(): void }> {
-  const open = new Set<{ silent: boolean }>();
-  const server = createServer((client) => {
-    const state = { silent: false };
-    open.add(state);
-    const upstream = createConnection({ host: '127.0.0.1', port });
-    client.on('data', (chunk) => state.silent || upstream.write(chunk));
-    upstream.on('data', (chunk) => state.silent || client.write(chunk));
-    for (const [one, other] of [[client, upstream], [upstream, client]] as const) {
-      one.on('error', () => undefined);
-      one.on('close', () => {
-        open.delete(state);
-        other.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    silence: () => {
-      for (const state of open) state.silent = true;
-    },
-  };
-}
 
 /** A TCP relay to `port` that connects each client `delayMs` after it arrived (a Redis far away, or slow to accept). */
 async function slowRelay(port: number, delayMs: number): Promise<{ server: Server; port: number }> {
