@@ -9,8 +9,9 @@ import { watchConfigWithStore } from './config-store/store-config.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway } from './pipeline.ts';
-import { sharedRedis } from './redis/redis-connection.ts';
-import { RedisFlowStore, type FlowStore } from './telemetry/index.ts';
+import type { RedisSettings } from './config/types.ts';
+import { releaseSharedRedis, sameRedisSettings, sharedRedis } from './redis/redis-connection.ts';
+import { MemoryFlowStore, RedisFlowStore, SwitchableFlowStore, type FlowStore } from './telemetry/index.ts';
 
 const { values } = parseGatewayArgs();
 
@@ -31,18 +32,38 @@ const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdou
 
 
 /**
- * With a `redis:` section at start, flow statistics are summed across gateways in that Redis (the
- * process that serves the admin API writes them: the primary, or the one process).
+ * With a `redis:` section, flow statistics are summed across gateways in that Redis (the process
+ * that serves the admin API writes them: the primary, or the one process); without, they stay in
+ * its memory.
  */
-function flowStoreOf(config: GatewayConfig): FlowStore | undefined {
-  return config.redis ? new RedisFlowStore(sharedRedis(config.redis), { prefix: `{${config.redis.keyPrefix}flow}` }) : undefined;
+function flowStoreOf(redis: RedisSettings | undefined): FlowStore {
+  return redis ? new RedisFlowStore(sharedRedis(redis), { prefix: `{${redis.keyPrefix}flow}` }) : new MemoryFlowStore();
 }
 
 function start(config: GatewayConfig, text: string): Promise<Running> {
-  const flowStore = flowStoreOf(config);
-  if (workerCount(config.workers) > 1) return startPrimary(configPath, config, text, flowStore ? { flowStore } : {});
-  return startGateway(config, { accessLogger, ...(flowStore ? { flowStore } : {}) }).then((gateway) => ({
-    apply: (next) => gateway.apply(next),
+  const flowStore = new SwitchableFlowStore(flowStoreOf(config.redis));
+  let redis = config.redis;
+  // A reload that changes `redis:` moves every user of it: the limits are rebuilt by the apply, the
+  // flow store is replaced here, and once the old store has sent what it still had to (removed
+  // `redis:`), every connection but the one of the settings then in force is closed.
+  const follow = (next: GatewayConfig) => {
+    if (sameRedisSettings(redis, next.redis)) return;
+    redis = next.redis;
+    void flowStore.use(flowStoreOf(next.redis)).then(() => releaseSharedRedis(redis));
+  };
+  const running: Promise<Running> =
+    workerCount(config.workers) > 1
+      ? startPrimary(configPath, config, text, { flowStore })
+      : startGateway(config, { accessLogger, flowStore }).then((gateway) => ({
+          apply: (next) => gateway.apply(next),
+          refuse: (error) => gateway.refuse(error),
+          close: () => gateway.close(),
+        }));
+  return running.then((gateway) => ({
+    apply(next, nextText) {
+      gateway.apply(next, nextText);
+      follow(next);
+    },
     refuse: (error) => gateway.refuse(error),
     close: () => gateway.close(),
   }));

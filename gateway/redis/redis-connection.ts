@@ -103,15 +103,23 @@ export function reconnectIfSilent(connection: RedisConnection, error: unknown): 
 
 const shared = new Map<string, RedisConnection>();
 
+/** The text that tells `settings` apart; settings come from one resolver, so equal settings give equal text. */
+function keyOf(settings: RedisSettings): string {
+  return JSON.stringify(settings);
+}
+
+/** Whether two `redis:` sections (either absent) name the same Redis the same way: a reload between them keeps every connection. */
+export function sameRedisSettings(a: RedisSettings | undefined, b: RedisSettings | undefined): boolean {
+  return (a === undefined ? undefined : keyOf(a)) === (b === undefined ? undefined : keyOf(b));
+}
+
 /**
  * The connection of this process to `settings`' Redis, made on first use and shared by every
- * caller with equal settings (one connection per process, however many limiters use it). It
- * lives as long as the process: a reload that changes `redis:` opens a new one and leaves the old
- * one idle.
+ * caller with equal settings (one connection per process, however many limiters use it). A reload
+ * that changes `redis:` opens a new one on first use; `releaseSharedRedis` closes the old one.
  */
 export function sharedRedis(settings: RedisSettings): RedisConnection {
-  // Settings come from one resolver, so equal settings give equal text.
-  const key = JSON.stringify(settings);
+  const key = keyOf(settings);
   let connection = shared.get(key);
   if (!connection) {
     connection = createRedisConnection(settings);
@@ -120,22 +128,41 @@ export function sharedRedis(settings: RedisSettings): RedisConnection {
   return connection;
 }
 
+/**
+ * Closes every shared connection but the one of `current` (the `redis:` section now in force, if
+ * any), each within `timeoutMs`; called once a reload is applied, when nothing is to use the
+ * others any more. Without it a moved Redis kept its old connection open, reconnecting (and
+ * logging) for as long as the process lived. Replies still due on a closed connection arrive first.
+ */
+export async function releaseSharedRedis(current: RedisSettings | undefined, timeoutMs = 1_000): Promise<void> {
+  const kept = current === undefined ? undefined : keyOf(current);
+  const released: RedisConnection[] = [];
+  for (const [key, connection] of shared) {
+    if (key === kept) continue;
+    shared.delete(key);
+    released.push(connection);
+  }
+  if (released.length > 0) log.info({ connections: released.length }, 'redis settings changed: closing the connections to the previous redis');
+  await Promise.all(released.map((connection) => quitWithin(connection, timeoutMs)));
+}
+
 /** Closes every shared connection (bounded by `timeoutMs`, then cut); for tests and shutdown. */
 export async function closeSharedRedis(timeoutMs = 1_000): Promise<void> {
   const connections = [...shared.values()];
   shared.clear();
-  await Promise.all(
-    connections.map(async (connection) => {
-      const timer = setTimeout(() => connection.disconnect(), timeoutMs);
-      try {
-        await connection.quit();
-      } catch {
-        connection.disconnect();
-      } finally {
-        clearTimeout(timer);
-      }
-    }),
-  );
+  await Promise.all(connections.map((connection) => quitWithin(connection, timeoutMs)));
+}
+
+/** QUIT (Redis answers what was sent before it, then closes), cut after `timeoutMs` or at once when it cannot be sent (a Redis that is away). */
+async function quitWithin(connection: RedisConnection, timeoutMs: number): Promise<void> {
+  const timer = setTimeout(() => connection.disconnect(), timeoutMs);
+  try {
+    await connection.quit();
+  } catch {
+    connection.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The Redis in words for logs, without the password. */

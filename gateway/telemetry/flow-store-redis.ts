@@ -48,7 +48,7 @@ export class RedisFlowStore implements FlowStore {
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly log: Logger;
-  /** Hash name → its TTL and the increments of its fields. */
+  /** Hash name without the prefix (`minute:<start>`) → its TTL and the increments of its fields. */
   private pending = new Map<string, { ttl: number; fields: Map<string, number> }>();
   private flushing: Promise<void> | undefined;
   private failing = false;
@@ -67,7 +67,7 @@ export class RedisFlowStore implements FlowStore {
 
   add(key: string, second: number, counts: FlowCounts): void {
     for (const [name, seconds] of FLOW_BUCKETS) {
-      const hash = `${this.prefix}:${name}:${second - (second % seconds)}`;
+      const hash = `${name}:${second - (second % seconds)}`;
       let entry = this.pending.get(hash);
       if (!entry) {
         entry = { ttl: seconds + TTL_SECONDS[name], fields: new Map() };
@@ -90,8 +90,9 @@ export class RedisFlowStore implements FlowStore {
     this.pending = new Map();
     const pipeline = this.client.pipeline();
     for (const [hash, { ttl, fields }] of batch) {
-      for (const [field, value] of fields) pipeline.hincrby(hash, field, value);
-      pipeline.expire(hash, ttl);
+      const key = `${this.prefix}:${hash}`;
+      for (const [field, value] of fields) pipeline.hincrby(key, field, value);
+      pipeline.expire(key, ttl);
     }
     this.flushing = this.bounded(pipeline.exec(), 'flush')
       .then((results) => {
@@ -148,6 +149,23 @@ export class RedisFlowStore implements FlowStore {
     clearInterval(this.timer);
     await this.flushing;
     await this.flush();
+  }
+
+  /**
+   * Moves the counts not sent yet to `next` (a store on another Redis, after a reload moved it),
+   * which sends them with its own; a flush already under way still goes here. Close this one after.
+   */
+  handOver(next: RedisFlowStore): void {
+    clearInterval(this.timer);
+    for (const [hash, { ttl, fields }] of this.pending) {
+      let entry = next.pending.get(hash);
+      if (!entry) {
+        entry = { ttl, fields: new Map() };
+        next.pending.set(hash, entry);
+      }
+      for (const [field, value] of fields) entry.fields.set(field, (entry.fields.get(field) ?? 0) + value);
+    }
+    this.pending = new Map();
   }
 
   private bounded<T>(call: Promise<T>, operation: string): Promise<T> {

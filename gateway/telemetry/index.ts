@@ -13,5 +13,6 @@ export { emptyTotals, MemoryFlowStore } from './flow-store.ts';
 export type { FlowStore, FlowTotals } from './flow-store.ts';
 export { RedisFlowStore, flowStoreFailuresTotal } from './flow-store-redis.ts';
 export type { RedisFlowStoreOptions } from './flow-store-redis.ts';
+export { SwitchableFlowStore } from './flow-store-switch.ts';
 export { tcpBytesTotal, tcpConnectionsOpen, tcpConnectionsTotal, tcpErrorsTotal, tcpServiceCells } from './tcp-metrics.ts';
 export type { TcpServiceCells } from './tcp-metrics.ts';

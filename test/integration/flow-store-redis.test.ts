@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { createRedisConnection } from '../../gateway/redis/redis-connection.ts';
-import { FlowStats, RedisFlowStore } from '../../gateway/telemetry/index.ts';
+import { FlowStats, RedisFlowStore, SwitchableFlowStore } from '../../gateway/telemetry/index.ts';
 import { silenceableRelay, startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const TIMEOUT_MS = 500;
@@ -102,6 +102,21 @@ describe('the Redis flow store against a real redis-server', () => {
     const user = (await one.store.totals(SECOND)).get('service\u001fuser')!;
     expect(user.hour.requests).toBeGreaterThanOrEqual(2);
     expect(user.hour.requests).toBeLessThanOrEqual(3);
+  });
+
+  it('hands the counts not sent yet to the store that replaces it on a reload that moves Redis: they land in the new one, not the old one', async () => {
+    const old = await gateway('{test:old}');
+    const next = await gateway('{test:new}');
+    const store = new SwitchableFlowStore(old.store);
+    const flow = new FlowStats({ store });
+    flow.of('service', 'user').record(0, 0, 0);
+    flow.roll(SECOND);
+    await store.use(next.store);
+    flow.of('service', 'user').record(0, 0, 0);
+    flow.roll(SECOND + 1);
+    await next.store.flush();
+    expect((await store.totals(SECOND)).get('service\u001fuser')?.minute.requests).toBe(2);
+    expect((await old.store.totals(SECOND)).size).toBe(0);
   });
 
   // A connection as main.ts makes it, whose command timeout is shorter than the store's (ioredis' timeout comes first) or longer (the store's does).

@@ -117,6 +117,7 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
       local: new PeerScaledLimiter((gateways) => local(shape, share / gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
       probe: () => bucket.probe(),
+      closed: () => redis.status === 'end',
       log,
       report: (change) => rateLimitChanges.next(change),
       counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),

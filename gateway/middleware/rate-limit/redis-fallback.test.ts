@@ -22,12 +22,12 @@ function scripted() {
   return { state, redis, probe };
 }
 
-function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () => Promise<unknown>) {
+function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () => Promise<unknown>, closed?: () => boolean) {
   const log = { warn: vi.fn(), info: vi.fn() };
   const changes: RateLimitChange[] = [];
   const counted = vi.fn();
   const local: Limiter = { take: () => decision(true, 1) };
-  const limiter = new RedisFallbackLimiter(redis, { name: 'shared', mode, local, burst: 5, probe, log: log as never, report: (change) => changes.push(change), counted, worker: null, probeIntervalMs: 50 });
+  const limiter = new RedisFallbackLimiter(redis, { name: 'shared', mode, local, burst: 5, probe, log: log as never, report: (change) => changes.push(change), counted, worker: null, probeIntervalMs: 50, ...(closed ? { closed } : {}) });
   return { limiter, log, changes, counted };
 }
 
@@ -66,5 +66,19 @@ describe('RedisFallbackLimiter', () => {
     const { limiter } = fallbackOf(mode, redis, probe);
     const answers = [await limiter.take('a'), await limiter.take('b')];
     expect(answers.map((answer) => answer.allowed)).toEqual([allowed, allowed]);
+  });
+
+  it('stops probing once its connection is closed for good (a reload moved Redis and dropped this limiter)', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const connection = { closed: false };
+    const { limiter } = fallbackOf('local', redis, probe, () => connection.closed);
+    state.up = false;
+    await limiter.take('k');
+    await vi.advanceTimersByTimeAsync(120);
+    expect(state.probes).toBe(2);
+    connection.closed = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(state.probes).toBe(3);
   });
 });

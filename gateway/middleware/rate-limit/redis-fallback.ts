@@ -17,6 +17,8 @@ export interface RedisFallbackOptions {
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
+  /** True once the limiter's Redis connection is closed for good (a reload moved `redis:`): probing stops. */
+  readonly closed?: () => boolean;
   readonly log: Logger;
   readonly report: (change: RateLimitChange) => void;
   /** Counts one request decided without Redis. */
@@ -94,7 +96,10 @@ export class RedisFallbackLimiter implements Limiter {
       this.probing = undefined;
       this.options.probe().then(
         () => this.recover(),
-        () => this.scheduleProbe(),
+        () => {
+          // A limiter dropped by a reload that moved Redis would probe its closed connection forever.
+          if (!this.options.closed?.()) this.scheduleProbe();
+        },
       );
     }, this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS);
     // A limiter dropped by a reload while Redis is away must not keep the process alive.
