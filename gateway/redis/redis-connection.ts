@@ -90,15 +90,44 @@ const COMMAND_TIMED_OUT = 'Command timed out';
 export const REDIS_CALL_TIMED_OUT = 'REDIS_CALL_TIMED_OUT';
 
 /**
- * Cuts `connection` and lets it connect again when `error` is a command timeout (ioredis' own, or
- * one with the code `REDIS_CALL_TIMED_OUT`) while it reports itself ready. ioredis keeps a
- * connection whose commands time out; one whose path went silent without a reset (Redis failed
- * over behind the same address, a NAT or load balancer dropped the flow, the host died) would stay "ready" and unanswered until the kernel gives up retransmitting,
- * about 15 minutes. A Redis that is only slow costs one reconnect.
+ * How long a connection may go without a byte from Redis while its commands time out before it is
+ * taken for silent. Redis answers every command, in order: a timed-out command's reply still comes
+ * from a Redis that is only slow (a long script, `CLIENT PAUSE`), and bytes then arrive.
  */
-export function reconnectIfSilent(connection: RedisConnection, error: unknown): void {
+export const SILENT_CONNECTION_MS = 2_000;
+
+/** Per connection, the bytes read when a command first timed out with none read since, and when. */
+const quietSince = new WeakMap<RedisConnection, { readonly bytesRead: number; readonly at: number }>();
+
+/** Bytes read from Redis on the connection's sockets (every node's, for a Cluster); a new socket starts again from 0. */
+function bytesReadOf(connection: RedisConnection): number {
+  let total = 0;
+  for (const node of connection instanceof Cluster ? connection.nodes() : [connection]) total += (node.stream as { bytesRead?: number } | undefined)?.bytesRead ?? 0;
+  return total;
+}
+
+/**
+ * Cuts `connection` and lets it connect again when `error` is a command timeout (ioredis' own, or
+ * one with the code `REDIS_CALL_TIMED_OUT`) while it reports itself ready and no byte has come from
+ * Redis for `SILENT_CONNECTION_MS` since an earlier timeout. ioredis keeps a connection whose
+ * commands time out; one whose path went silent without a reset (Redis failed over behind the same
+ * address, a NAT or load balancer dropped the flow, the host died) would stay "ready" and unanswered
+ * until the kernel gives up retransmitting, about 15 minutes. The connection is shared by every
+ * limit and the flow statistics, so a Redis that is only slow (whose replies come late) must not be
+ * cut for one timeout: every other user's commands would fail until it reconnected.
+ */
+export function reconnectIfSilent(connection: RedisConnection, error: unknown, now = Date.now()): void {
   if (connection.status !== 'ready' || !(error instanceof Error)) return;
-  if (error.message === COMMAND_TIMED_OUT || (error as { code?: unknown }).code === REDIS_CALL_TIMED_OUT) connection.disconnect(true);
+  if (error.message !== COMMAND_TIMED_OUT && (error as { code?: unknown }).code !== REDIS_CALL_TIMED_OUT) return;
+  const bytesRead = bytesReadOf(connection);
+  const quiet = quietSince.get(connection);
+  if (quiet === undefined || quiet.bytesRead !== bytesRead) {
+    quietSince.set(connection, { bytesRead, at: now });
+    return;
+  }
+  if (now - quiet.at < SILENT_CONNECTION_MS) return;
+  quietSince.delete(connection);
+  connection.disconnect(true);
 }
 
 const shared = new Map<string, RedisConnection>();

@@ -77,7 +77,8 @@ describe('the Redis flow store against a real redis-server', () => {
     const one = await gateway('{test:outage}');
     await one.store.totals(SECOND);
     const before = await failures('flush');
-    let reconnected = false;
+    let cut = false;
+    one.client.once('close', () => (cut = true));
     redis.pause();
     try {
       one.flow.of('service', 'user').record(0, 0, 0);
@@ -88,12 +89,9 @@ describe('the Redis flow store against a real redis-server', () => {
       expect(performance.now() - started).toBeLessThan(TIMEOUT_MS * 6);
       expect(await failures('flush')).toBe(before + 1);
       await expect(one.store.totals(SECOND)).rejects.toThrow();
-      one.client.once('ready', () => (reconnected = true));
     } finally {
       redis.resume();
     }
-    // The timed-out call cut the connection (it might have gone silent for good): a new one is made once Redis answers.
-    await waitFor(() => reconnected || undefined, { timeoutMs: 5_000, message: 'the store reconnected' });
     one.flow.of('service', 'user').record(0, 0, 0);
     one.flow.of('service', 'user').record(0, 0, 0);
     one.flow.roll(SECOND + 1);
@@ -102,6 +100,8 @@ describe('the Redis flow store against a real redis-server', () => {
     const user = (await one.store.totals(SECOND)).get('service\u001fuser')!;
     expect(user.hour.requests).toBeGreaterThanOrEqual(2);
     expect(user.hour.requests).toBeLessThanOrEqual(3);
+    // A Redis that answers late (its replies came once it resumed) keeps its connection: others share it.
+    expect(cut).toBe(false);
   });
 
   it('hands the counts not sent yet to the store that replaces it on a reload that moves Redis: they land in the new one, not the old one', async () => {

@@ -96,6 +96,26 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     }
   });
 
+  it('keeps a connection that only answers late (CLIENT PAUSE): the other limits sharing it are not cut off', async () => {
+    const settings: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 100, keyPrefix: 'test-shared:', gateways: 1 };
+    const connection = createRedisConnection(settings);
+    connections.push(connection);
+    await new Promise((resolve) => connection.once('ready', resolve));
+    let cut = false;
+    connection.on('close', () => (cut = true));
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, policy: 'redis', redis: settings, onRedisError: 'deny', delay: undefined, quota: undefined };
+    const slow = await serveMiddleware([rateLimit(limit, { name: 'slow', redis: () => connection, log: quiet })]);
+    server = slow;
+    expect((await slow.send('/')).status).toBe(200);
+    // Redis stalls for 700 ms: this limit's request and its probes time out at 100 ms, their replies come late.
+    await admin.call('CLIENT', 'PAUSE', '700', 'ALL');
+    expect((await slow.send('/')).status).toBe(429);
+    await waitFor(() => typesOf('slow').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered once Redis answers again' });
+    // Cut on the first timeout, every other user of the connection would have failed until it reconnected.
+    expect(cut).toBe(false);
+    expect(connection.status).toBe('ready');
+  });
+
   it('reconnects when its connection goes silent without a reset, instead of waiting for the kernel to give up (minutes)', async () => {
     const relay = await silenceableRelay(redis.port);
     try {
@@ -103,8 +123,9 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
       expect((await limited.send('/')).status).toBe(200);
       relay.silence();
       expect((await limited.send('/')).status).toBe(429);
-      // A probe times out within a second and a half; the new connection goes through the relay as usual.
-      await waitFor(() => typesOf('silent').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered over a new connection' });
+      // Probes time out for SILENT_CONNECTION_MS (2 s) without a byte from Redis, then the connection
+      // is cut; the new one goes through the relay as usual.
+      await waitFor(() => typesOf('silent').includes('rate-limit-recovered') || undefined, { timeoutMs: 20_000, message: 'rate-limit-recovered over a new connection' });
       expect((await limited.send('/')).status).toBe(200);
     } finally {
       relay.server.close();

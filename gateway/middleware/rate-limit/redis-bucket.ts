@@ -91,7 +91,7 @@ export class RedisBucketLimiter implements Limiter {
    * Runs the limiter's own script on a bucket of its own (`rl-probe:`, apart from every request's
    * `rl:` key): resolves when Redis would serve the limiter again. A PING is not enough: a Redis that
    * is out of memory or a read-only replica answers PING but refuses the script's writes. A probe
-   * that times out reconnects (`reconnectIfSilent`): the connection may have gone silent for good.
+   * that times out may reconnect (`reconnectIfSilent`): the connection may have gone silent for good.
    */
   async probe(): Promise<void> {
     const { shape, namespace } = this.options;

@@ -39,7 +39,8 @@ export interface RedisFallbackOptions {
  * timeout) switches to the fallback (`local` bucket, `allow` all, or `deny` all), logs it once and
  * reports `rate-limit-fallback`; from then on requests do not wait for Redis at all. A probe asks
  * Redis every `probeIntervalMs`; when it succeeds, the limiter logs, reports `rate-limit-recovered`
- * and uses Redis again. No request ever waits longer than one Redis command timeout.
+ * and uses Redis again. No request waits longer than one Redis command timeout, except right after
+ * start-up: then it may wait one more for the first connection (`untilFirstReady`).
  */
 export class RedisFallbackLimiter implements Limiter {
   private downSince: number | undefined;
