@@ -52,4 +52,32 @@ describe('jwtAuth', () => {
     // The file key also stands in for a kid no key carries, as before; the IdP key only for its own kid.
     expect(statuses).toEqual([200, 200, 200, 401]);
   });
+
+  it('verifies a kid its key file lacks by that file without waiting for the JWKS, and a key rotated in at the provider after a fetch', async () => {
+    const file = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const rotated = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwks = { keys: [{ ...idp.publicKey.export({ format: 'jwk' }), kid: 'idp-1', use: 'sig' }] };
+    let fetches = 0;
+    const fetch = (async () => {
+      fetches += 1;
+      return new Response(JSON.stringify(jwks));
+    }) as typeof globalThis.fetch;
+    const settings = settingsWith({
+      publicKeyFiles: ['file.pem'],
+      jwks: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 1_000 },
+      keys: new KeyMaterial(undefined, [{ key: file.publicKey, kid: undefined, alg: undefined }], 'digest'),
+    });
+    server = await serveMiddleware([jwtAuth(settings, { fetch })]);
+    const sign = (key: typeof file.privateKey, kid: string) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('5m').sign(key);
+    expect((await server.send('/', { headers: bearer(await sign(idp.privateKey, 'idp-1')) })).status).toBe(200);
+    const loaded = fetches;
+    // Signed by the file's key under a kid the file does not carry: no fetch on the request's path.
+    expect((await server.send('/', { headers: bearer(await sign(file.privateKey, 'file-kid')) })).status).toBe(200);
+    expect(fetches).toBe(loaded);
+    // The provider rotates in a new key: the file key fails as a stand-in, the JWKS is fetched again and verifies it.
+    jwks.keys.push({ ...rotated.publicKey.export({ format: 'jwk' }), kid: 'idp-2', use: 'sig' });
+    expect((await server.send('/', { headers: bearer(await sign(rotated.privateKey, 'idp-2')) })).status).toBe(200);
+    expect(fetches).toBe(loaded + 1);
+  });
 });

@@ -1,4 +1,5 @@
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
 import type { ConsumerConfig, JwtAuthSettings } from '../../config/types.ts';
 import { componentLogger } from '../../../src/logger.ts';
 import type { Middleware } from '../../context.ts';
@@ -52,19 +53,40 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError }) : undefined;
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
   const claimHeaders = Object.entries(settings.claimsToHeaders);
-  const getKey: JWTVerifyGetKey = async ({ alg = '', kid }) => {
-    if (alg.startsWith('HS')) {
-      if (secret) return secret;
-    } else {
-      // A key that carries the token's kid wins wherever it is (a key file, the JWKS, a JWKS fetched
-      // again for an unknown kid); only then a key without a kid, which cannot say it is not the one.
-      const key =
-        namedKey(fileKeys, alg, kid) ??
-        (jwks && (namedKey(await jwks.current(), alg, kid) ?? namedKey(await jwks.refreshIfCooledDown(), alg, kid))) ??
-        (kid === undefined ? undefined : (unnamedKey(fileKeys, alg) ?? (jwks && unnamedKey(await jwks.current(), alg))));
-      if (key) return key.key;
-    }
-    throw new errors.JWKSNoMatchingKey();
+  /**
+   * The key for a token header. A key that carries the token's kid wins wherever it is (a key file,
+   * the JWKS); else a key without a kid stands in, unless `refresh`: then the JWKS is fetched again
+   * first (within its cooldown) for a kid it may have gained. A signer that puts a kid on tokens its
+   * key file lacks is thus served without waiting for the identity provider, and a key rotated in
+   * at the provider still verifies (`verify` tries again with `refresh` when the stand-in fails).
+   */
+  const keyFor = async (alg: string, kid: string | undefined, refresh: boolean): Promise<{ key: KeyObject; standIn: boolean } | undefined> => {
+    const named = namedKey(fileKeys, alg, kid) ?? (jwks && namedKey(await jwks.current(), alg, kid));
+    if (named) return { key: named.key, standIn: false };
+    const standIn = kid === undefined ? undefined : (unnamedKey(fileKeys, alg) ?? (jwks && unnamedKey(await jwks.current(), alg)));
+    if (standIn && !(refresh && jwks)) return { key: standIn.key, standIn: true };
+    const refreshed = jwks && namedKey(await jwks.refreshIfCooledDown(), alg, kid);
+    if (refreshed) return { key: refreshed.key, standIn: false };
+    return standIn && { key: standIn.key, standIn: true };
+  };
+  /** A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was given. */
+  const getterFor = (refresh: boolean) => {
+    const getter = {
+      usedStandIn: false,
+      getKey: (async ({ alg = '', kid }) => {
+        if (alg.startsWith('HS')) {
+          if (secret) return secret;
+        } else {
+          const found = await keyFor(alg, kid, refresh);
+          if (found) {
+            getter.usedStandIn = found.standIn;
+            return found.key;
+          }
+        }
+        throw new errors.JWKSNoMatchingKey();
+      }) as JWTVerifyGetKey,
+    };
+    return getter;
   };
   const verifyOptions = {
     algorithms: [...settings.algorithms],
@@ -72,8 +94,18 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     ...(settings.issuer ? { issuer: [...settings.issuer] } : {}),
     ...(settings.audience ? { audience: [...settings.audience] } : {}),
   };
+  const verifyWith = async (token: string, refresh: boolean) => {
+    const getter = getterFor(refresh);
+    try {
+      return await jwtVerify(token, getter.getKey, { ...verifyOptions, currentDate: new Date(wallClock()) });
+    } catch (error) {
+      // The stand-in was not the signer: the identity provider may have rotated in a key since the last fetch.
+      if (!refresh && jwks && getter.usedStandIn && error instanceof errors.JWSSignatureVerificationFailed) return verifyWith(token, true);
+      throw error;
+    }
+  };
   const verify = async (token: string): Promise<Verdict> => {
-    const { payload } = await jwtVerify(token, getKey, { ...verifyOptions, currentDate: new Date(wallClock()) });
+    const { payload } = await verifyWith(token, false);
     const verdict = { headers: claimsAsHeaders(payload, claimHeaders), consumer: consumerOf(payload, settings.consumers), claims: payload };
     cache.set(token, verdict, payload.exp === undefined ? undefined : payload.exp * 1_000 + settings.clockSkewMs);
     return verdict;
