@@ -89,4 +89,20 @@ describe('RetiredWorkerMetrics', () => {
     retired.exited(1);
     expect(sampleValue(await scrape(), 'requests_total', { status: '2xx' })).toBe(42);
   });
+
+  it('counts a worker that answers a scrape and exits before it ends once, so the next scrape reads no less', async () => {
+    const retired = new RetiredWorkerMetrics();
+    const answer = (slot: number, metrics: ProcessMetrics) => {
+      retired.answered(slot, metrics);
+      return { slot, generation: retired.generation(slot), metrics };
+    };
+    const total = async (answers: Parameters<RetiredWorkerMetrics['scrape']>[0]) => sampleValue(parsePrometheusText(await aggregateMetrics(retired.scrape(answers))), 'requests_total', { status: '2xx' });
+    // One scrape: slot 0 answers, then exits while slot 1's answer is awaited.
+    const zero = answer(0, await workerMetrics(30, 0));
+    retired.exited(0);
+    const one = answer(1, await workerMetrics(10, 0));
+    expect(await total([zero, one])).toBe(40);
+    // The next scrape: slot 0's replacement has counted nothing yet.
+    expect(await total([answer(0, await workerMetrics(0, 0)), answer(1, await workerMetrics(10, 0))])).toBe(40);
+  });
 });

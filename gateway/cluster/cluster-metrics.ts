@@ -20,6 +20,13 @@ function aggregate(processes: readonly ProcessMetrics[]) {
   return AggregatorRegistry.aggregate(numeric as Parameters<typeof AggregatorRegistry.aggregate>[0]);
 }
 
+/** One worker's answer to a scrape, with its slot's generation when it came (`RetiredWorkerMetrics.generation`). */
+export interface ScrapeAnswer {
+  readonly slot: number;
+  readonly generation: number;
+  readonly metrics: ProcessMetrics;
+}
+
 const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
 
 /**
@@ -31,6 +38,8 @@ const CUMULATIVE: ReadonlySet<string> = new Set(['counter', 'histogram']);
  */
 export class RetiredWorkerMetrics {
   private readonly latest = new Map<number, ProcessMetrics>();
+  /** Exits per slot: an answer given before its worker exited is in the retired sum already. */
+  private readonly exits = new Map<number, number>();
   private retired: ProcessMetrics = [];
 
   /** Keeps `slot`'s latest metrics (answers only grow, so a late one is as good). */
@@ -38,8 +47,14 @@ export class RetiredWorkerMetrics {
     this.latest.set(slot, metrics);
   }
 
+  /** How many workers of `slot` have exited; an answer is current while this has not moved since it came. */
+  generation(slot: number): number {
+    return this.exits.get(slot) ?? 0;
+  }
+
   /** `slot`'s worker exited: its last counts stay in the sum (folded at once, so the retired set never grows with restarts). */
   exited(slot: number): void {
+    this.exits.set(slot, this.generation(slot) + 1);
     const last = this.latest.get(slot);
     this.latest.delete(slot);
     if (!last) return;
@@ -52,5 +67,14 @@ export class RetiredWorkerMetrics {
   /** The counters and histograms of every worker gone, as one process's metrics. */
   metrics(): ProcessMetrics {
     return this.retired;
+  }
+
+  /**
+   * What one scrape sums: the answers whose worker has not exited since it answered, and the
+   * retired sum. A worker that answers and then exits before the scrape ends is in the retired sum
+   * already: counted twice, the next scrape would read lower, which Prometheus takes for a reset.
+   */
+  scrape(answers: readonly ScrapeAnswer[]): ProcessMetrics[] {
+    return [...answers.filter((answer) => answer.generation === this.generation(answer.slot)).map((answer) => answer.metrics), this.retired];
   }
 }

@@ -6,7 +6,7 @@ import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { rateLimitChanges } from '../middleware/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { WorkerBreakers } from './cluster-breakers.ts';
-import { aggregateMetrics, RetiredWorkerMetrics, type ProcessMetrics } from './cluster-metrics.ts';
+import { aggregateMetrics, RetiredWorkerMetrics, type ScrapeAnswer } from './cluster-metrics.ts';
 import { decodeRateLimitChange } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
@@ -46,7 +46,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);
-  const pendingMetrics = new Map<number, (metrics: ProcessMetrics) => void>();
+  const pendingMetrics = new Map<number, (answer: ScrapeAnswer) => void>();
   let metricsRequests = 0;
   const retiredMetrics = new RetiredWorkerMetrics();
   let failure: ((error: Error) => void) | undefined;
@@ -84,7 +84,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
         else if (message.kind === 'switchboard:breakers') breakers.receive(message);
         else if (message.kind === 'switchboard:metrics') {
           retiredMetrics.answered(slot, message.metrics);
-          pendingMetrics.get(message.id)?.(message.metrics);
+          pendingMetrics.get(message.id)?.({ slot, generation: retiredMetrics.generation(slot), metrics: message.metrics });
         }
         else if (message.kind === 'switchboard:rate-limit-change') {
           const change = decodeRateLimitChange(message.change);
@@ -103,22 +103,23 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const clusterMetrics = async (): Promise<string> => {
     const workers = supervisor.connected();
     const id = (metricsRequests += 1);
-    const answers = new Promise<ProcessMetrics[]>((resolve) => {
-      const received: ProcessMetrics[] = [];
+    const answers = new Promise<ScrapeAnswer[]>((resolve) => {
+      const received: ScrapeAnswer[] = [];
       const done = () => {
         clearTimeout(timer);
         pendingMetrics.delete(id);
         resolve(received);
       };
       const timer = setTimeout(done, METRICS_TIMEOUT_MS);
-      pendingMetrics.set(id, (metrics) => {
-        received.push(metrics);
+      pendingMetrics.set(id, (answer) => {
+        received.push(answer);
         if (received.length === workers.length) done();
       });
       if (workers.length === 0) done();
     });
     supervisor.broadcast({ kind: 'switchboard:metrics-request', id });
-    return aggregateMetrics([await metricsRegistry.getMetricsAsJSON(), ...(await answers), retiredMetrics.metrics()]);
+    const own = await metricsRegistry.getMetricsAsJSON();
+    return aggregateMetrics([own, ...retiredMetrics.scrape(await answers)]);
   };
 
   // The hooks above run only once workers exist, which is after this line.
