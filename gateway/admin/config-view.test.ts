@@ -32,6 +32,15 @@ middlewares: { shared: { rateLimit: { average: 10, policy: redis } } }
     expect(view.tracing).toMatchObject({ endpoint: `http://otel:${REDACTED}@collector:4318/v1/traces`, headers: { 'x-honeycomb-team': REDACTED } });
   });
 
+  it('redacts a URL password that holds an @ of its own, and a password query parameter', () => {
+    for (const url of ['redis://default:p@ss-secret-5@127.0.0.1:6379/0', 'redis://127.0.0.1:6379/0?password=query-secret-6&db=1']) {
+      const view = configView(parseConfig('g.yaml', `redis: { url: "${url}" }\n`));
+      expect(JSON.stringify(view)).not.toMatch(/secret-[56]/);
+    }
+    const view = configView(parseConfig('g.yaml', 'redis: { url: "redis://default:p@ss-secret-5@127.0.0.1:6379/0?db=1&password=x" }\n')) as { redis: { target: { url: string } } };
+    expect(view.redis.target.url).toBe(`redis://default:${REDACTED}@127.0.0.1:6379/0?db=1&password=${REDACTED}`);
+  });
+
   it('leaves a Redis without a password and URLs without credentials as they are', () => {
     const view = configView(parseConfig('g.yaml', 'redis: { url: "redis://127.0.0.1:6379/0" }\n')) as { redis: { target: { url: string }; password: unknown } };
     expect(view.redis).toMatchObject({ target: { url: 'redis://127.0.0.1:6379/0' }, password: null });

@@ -23,8 +23,21 @@ export function routesView(config: GatewayConfig): { routes: unknown[] } {
   return { routes: routesInMatchOrder(config.routes).map((route, order) => toJson({ order, ...route })) };
 }
 
-/** `scheme://user:secret@host…` with the secret (the whole userinfo when it has no user part) as `REDACTED`. */
-const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i;
+/**
+ * The userinfo of `scheme://user:secret@host…`, up to the last `@` of the authority: ioredis reads
+ * `redis://default:p@ss@host` that way, so a password may hold an `@` of its own.
+ */
+const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+/** A `password` query parameter of a URL (ioredis reads `redis://host?password=…` as an option). */
+const URL_PASSWORD_PARAM = /([?&]password=)[^&#]*/gi;
+
+/** `text` with a URL's password (the whole userinfo when it has no user part) and a `password` query parameter as `REDACTED`. */
+function redactUrl(text: string): string {
+  if (!text.includes('://')) return text;
+  return text
+    .replace(URL_USERINFO, (_match, scheme: string, userinfo: string) => `${scheme}${userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : ''}${REDACTED}@`)
+    .replace(URL_PASSWORD_PARAM, `$1${REDACTED}`);
+}
 
 /** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows; passwords redacted wherever they sit. */
 function toJson(value: unknown, key?: string): unknown {
@@ -32,6 +45,6 @@ function toJson(value: unknown, key?: string): unknown {
   if (Array.isArray(value)) return value.map((entry) => toJson(entry));
   if (value === undefined) return null;
   if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([name, entry]) => [name, toJson(entry, name)]));
-  if (typeof value === 'string') return key === 'password' ? REDACTED : value.replace(URL_USERINFO, (_match, scheme: string, userinfo: string) => `${scheme}${userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : ''}${REDACTED}@`);
+  if (typeof value === 'string') return key === 'password' ? REDACTED : redactUrl(value);
   return value;
 }
