@@ -35,6 +35,8 @@ export class FileProvider extends StaticProvider {
   private lastText: string | undefined;
   private reading: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Why the folder is not watched now (its watch failed and is being retried); undefined while it is. */
+  private unwatched: string | undefined;
 
   constructor(options: FileProviderOptions) {
     const path = resolve(options.path);
@@ -54,10 +56,15 @@ export class FileProvider extends StaticProvider {
       },
       failed: (error, attempt) => {
         this.log.error({ err: errorMessage(error), attempt }, 'watching the instance list failed; retrying');
-        // Changes go unseen until the folder is watched again: the lists are kept but may be old.
-        if (attempt === 0) this.store.setStatus('stale', `${this.path}: cannot watch the folder (${errorMessage(error)})`);
+        // Changes go unseen until the folder is watched again: the lists are kept but may be old,
+        // and stay `stale` (a read that succeeds meanwhile does not make them current).
+        this.unwatched = `${this.path}: cannot watch the folder (${errorMessage(error)})`;
+        this.store.setStatus('stale', this.unwatched);
       },
-      rewatched: () => this.schedule(0),
+      rewatched: () => {
+        this.unwatched = undefined;
+        this.schedule(0);
+      },
     });
     this.schedule(0);
   }
@@ -95,7 +102,8 @@ export class FileProvider extends StaticProvider {
       return;
     }
     this.lastText = text;
-    this.store.setStatus('connected');
+    if (this.unwatched === undefined) this.store.setStatus('connected');
+    else this.store.setStatus('stale', this.unwatched);
     this.log.info('instance list applied');
   }
 
