@@ -10,7 +10,7 @@ import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
 import { createAccessLogger } from './middleware/index.ts';
 import { startGateway } from './pipeline.ts';
 import type { RedisSettings } from './config/types.ts';
-import { releaseSharedRedis, sameRedisSettings, sharedRedis } from './redis/redis-connection.ts';
+import { releaseSharedRedisAfter, sameRedisSettings, sharedRedis } from './redis/redis-connection.ts';
 import { MemoryFlowStore, RedisFlowStore, SwitchableFlowStore, type FlowStore } from './telemetry/index.ts';
 
 const { values } = parseGatewayArgs();
@@ -45,11 +45,12 @@ function start(config: GatewayConfig, text: string): Promise<Running> {
   let redis = config.redis;
   // A reload that changes `redis:` moves every user of it: the limits are rebuilt by the apply, the
   // flow store is replaced here, and once the old store has sent what it still had to (removed
-  // `redis:`), every connection but the one of the settings then in force is closed.
+  // `redis:`) and the old configuration's requests have had their drain time, every connection but
+  // the one of the settings then in force is closed.
   const follow = (next: GatewayConfig) => {
     if (sameRedisSettings(redis, next.redis)) return;
     redis = next.redis;
-    void flowStore.use(flowStoreOf(next.redis)).then(() => releaseSharedRedis(redis));
+    void flowStore.use(flowStoreOf(next.redis)).then(() => releaseSharedRedisAfter(redis, next.shutdown.drainTimeoutMs));
   };
   const running: Promise<Running> =
     workerCount(config.workers) > 1

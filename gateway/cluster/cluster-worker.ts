@@ -7,7 +7,7 @@ import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
 import type { BreakerChange } from '../policy/breaker-change.ts';
-import { releaseSharedRedis } from '../redis/redis-connection.ts';
+import { releaseSharedRedisAfter } from '../redis/redis-connection.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
@@ -90,8 +90,9 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     if (data && balancers) {
       balancers.apply(config);
       data.apply(config);
-      // The limits are rebuilt on a changed `redis:`: the connections to the previous one are closed.
-      void releaseSharedRedis(config.redis);
+      // The limits are rebuilt on a changed `redis:`: the connections to the previous one are closed
+      // once the requests of the previous configuration have had their drain time.
+      releaseSharedRedisAfter(config.redis, config.shutdown.drainTimeoutMs);
       return send({ kind: 'switchboard:config-result', ok: true });
     }
     balancers = new ServiceBalancers(feed, config);

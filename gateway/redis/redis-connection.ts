@@ -157,10 +157,28 @@ export function sharedRedis(settings: RedisSettings): RedisConnection {
   return connection;
 }
 
+/** The `redis:` section in force when a pending release runs, and its timer. */
+let releaseFor: RedisSettings | undefined;
+let pendingRelease: NodeJS.Timeout | undefined;
+
+/**
+ * After a reload is applied: the shared connections to any Redis but `current`'s are closed
+ * (`releaseSharedRedis`) once `graceMs` has passed, the drain timeout: requests admitted under the
+ * previous configuration finish on its limits, which hold the connection they were built with. A
+ * later reload restarts the wait with its own settings, so the ones in force then are kept.
+ */
+export function releaseSharedRedisAfter(current: RedisSettings | undefined, graceMs: number): void {
+  releaseFor = current;
+  clearTimeout(pendingRelease);
+  pendingRelease = setTimeout(() => void releaseSharedRedis(releaseFor), graceMs);
+  pendingRelease.unref();
+}
+
 /**
  * Closes every shared connection but the one of `current` (the `redis:` section now in force, if
- * any), each within `timeoutMs`; called once a reload is applied, when nothing is to use the
- * others any more. Without it a moved Redis kept its old connection open, reconnecting (and
+ * any), each within `timeoutMs`; called once a reload is applied and the previous configuration's
+ * requests have had their drain time (`releaseSharedRedisAfter`), when nothing is to use the others
+ * any more. Without it a moved Redis kept its old connection open, reconnecting (and
  * logging) for as long as the process lived. Replies still due on a closed connection arrive first.
  */
 export async function releaseSharedRedis(current: RedisSettings | undefined, timeoutMs = 1_000): Promise<void> {
@@ -177,6 +195,7 @@ export async function releaseSharedRedis(current: RedisSettings | undefined, tim
 
 /** Closes every shared connection (bounded by `timeoutMs`, then cut); for tests and shutdown. */
 export async function closeSharedRedis(timeoutMs = 1_000): Promise<void> {
+  clearTimeout(pendingRelease);
   const connections = [...shared.values()];
   shared.clear();
   await Promise.all(connections.map((connection) => quitWithin(connection, timeoutMs)));

@@ -12,6 +12,7 @@ listen: 127.0.0.1:{{port}}
 accessLog: false
 workers: ${workers}
 redis: { url: "${redisUrl}", timeout: 500ms, keyPrefix: "test:" }
+shutdown: { drainTimeout: 1s }
 services:
   api: { instances: [127.0.0.1:${backendPort}] }
 middlewares:
@@ -91,7 +92,7 @@ describe.each([1, 2])('a reload that moves redis: (workers: %i)', (workers) => {
       const written = await writtenBy(two);
       return (written.flow && written.limit) || undefined;
     }, 'flow statistics and the limit in the second Redis');
-    // Every process of the gateway closes its connections to the first Redis.
+    // Every process of the gateway closes its connections to the first Redis, after the drain timeout (1 s).
     await waitFor(async () => (await gatewayClients(one)).length === 0 || undefined, { timeoutMs: 10_000, message: 'no gateway connection left on the first Redis' }).catch(async (error: Error) => {
       throw new Error(`${error.message}: ${(await gatewayClients(one)).join(', ')}`);
     });

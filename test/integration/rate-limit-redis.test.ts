@@ -5,7 +5,7 @@ import type { RateLimitChange } from '../../gateway/admin/event-types.ts';
 import type { RateLimitSettings, RedisSettings } from '../../gateway/config/types.ts';
 import { serveMiddleware, type MiddlewareServer } from '../../gateway/middleware/middleware-testing.ts';
 import { rateLimit, rateLimitChanges } from '../../gateway/middleware/rate-limit/index.ts';
-import { createRedisConnection, type RedisConnection } from '../../gateway/redis/redis-connection.ts';
+import { createRedisConnection, releaseSharedRedisAfter, sharedRedis, type RedisConnection } from '../../gateway/redis/redis-connection.ts';
 import { silenceableRelay, startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const quiet = { warn: () => undefined, info: () => undefined } as never;
@@ -94,6 +94,23 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     } finally {
       relay.server.close();
     }
+  });
+
+  it('keeps the previous configuration\'s connection through the drain time after a reload moved Redis, then closes it', async () => {
+    const before: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 500, keyPrefix: 'test-moved-a:', gateways: 1 };
+    const after: RedisSettings = { ...before, keyPrefix: 'test-moved-b:' };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, policy: 'redis', redis: before, onRedisError: 'deny', delay: undefined, quota: undefined };
+    // The limit of the previous configuration, on the shared connection as the gateway builds it.
+    const old = await serveMiddleware([rateLimit(limit, { name: 'moved', log: quiet })]);
+    server = old;
+    expect((await old.send('/')).status).toBe(200);
+    const connection = sharedRedis(before);
+    // A reload moved redis: the requests still running under the old chain keep being served by Redis.
+    releaseSharedRedisAfter(after, 1_000);
+    expect((await old.send('/')).status).toBe(200);
+    expect(typesOf('moved')).toEqual([]);
+    await waitFor(() => connection.status === 'end' || undefined, { timeoutMs: 10_000, message: 'the old connection closed after the drain time' });
+    connections.push(sharedRedis(after));
   });
 
   it('keeps a connection that only answers late (CLIENT PAUSE): the other limits sharing it are not cut off', async () => {

@@ -105,8 +105,10 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
   const log = options.log ?? componentLogger('rate-limit');
   // The first limiter built (the middleware's own) keeps the fallback state; consumers' own limiters follow it.
   let first: RedisFallbackLimiter | undefined;
+  // Taken once: a consumer's limiter built later, even by a request of a configuration since
+  // replaced, must not open a connection to a Redis the gateway has moved away from.
+  const redis = (options.redis ?? sharedRedis)(redisSettings);
   return (shape, subKey) => {
-    const redis = (options.redis ?? sharedRedis)(redisSettings);
     const namespace = subKey ? `${name}:${subKey}` : name;
     const bucket = new RedisBucketLimiter({ redis, namespace, shape, maxWaitMs, quota: settings.quota });
     const limiter = new RedisFallbackLimiter(bucket, {
