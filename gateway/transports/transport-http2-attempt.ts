@@ -152,7 +152,8 @@ export function http2Attempt(
       });
       opened.once('trailers', (trailers: Http2Headers) => {
         const trailerStatus = trailers['grpc-status'];
-        if (trailerStatus !== undefined) grpcStatus = countedGrpcStatus(context, trailerStatus);
+        // Trailers after the attempt ended (a deadline, a reset) must not change the outcome it reported.
+        if (trailerStatus !== undefined && !settled) grpcStatus = countedGrpcStatus(context, trailerStatus);
         if (!buffered && !settled) response.addTrailers(withoutHopByHop(trailers as IncomingHttpHeaders) as Record<string, string>);
       });
       opened.once('end', () => {
@@ -179,13 +180,14 @@ export function http2Attempt(
 }
 
 /**
- * Records the `grpc-status` an answer carries as the request's outcome (access log, metrics) and
- * returns it when the request is a gRPC call, for the attempt's outcome (`answerClassOf`); undefined
- * otherwise, as Envoy reads it for gRPC requests only (the attempt loop does the same).
+ * When the request is a gRPC call, records the `grpc-status` an answer carries as the request's
+ * outcome (access log, metrics) and returns it for the attempt's outcome (`answerClassOf`);
+ * undefined otherwise, as Envoy reads it for gRPC requests only (the attempt loop does the same):
+ * a JSON request to a gRPC-gateway that happens to send one is no failed call.
  */
 function countedGrpcStatus(context: GatewayContext, value: string | string[]): number | undefined {
-  const grpcStatus = (context.outcome.grpcStatus = Number(value));
-  return isGrpcRequest(context.request.headers) ? grpcStatus : undefined;
+  if (!isGrpcRequest(context.request.headers)) return undefined;
+  return (context.outcome.grpcStatus = Number(value));
 }
 
 /** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */

@@ -414,7 +414,7 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
   let backend: Http2Server;
   let transport: Http2Transport;
   let gateway: Server;
-  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>;
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; grpcStatus: number | undefined }>;
 
   beforeAll(async () => {
     // /trailers-only/<code>: the status in the one HEADERS frame; /after-message/<code>: a message, then the status in trailers.
@@ -432,7 +432,7 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
       const { pick, outcome } = recordingPick();
-      last = transport.attempt(context, pick, { headersTimeoutMs: 2_000, bodyTimeoutMs: 2_000 }, null).then((result) => ({ result, outcome: outcome()! }));
+      last = transport.attempt(context, pick, { headersTimeoutMs: 2_000, bodyTimeoutMs: 2_000 }, null).then((result) => ({ result, outcome: outcome()!, grpcStatus: context.outcome.grpcStatus }));
     });
     await listen(gateway);
   });
@@ -459,15 +459,18 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
     ['trailers-only', 8, true],
     ['after-message', 0, true],
   ])('reports a %s answer with grpc-status %i as ok: %s to the pick, the answer relayed either way', async (shape, code, ok) => {
-    const { status, result, outcome } = await call(`/${shape}/${code}`, 'application/grpc');
+    const { status, result, outcome, grpcStatus } = await call(`/${shape}/${code}`, 'application/grpc');
     expect(status).toBe(200);
+    expect(grpcStatus).toBe(code);
     expect(result).toEqual({ ok: true });
     expect(outcome).toMatchObject(ok ? { ok: true } : { ok: false, errorClass: 'grpc-error' });
     expect(isUpstreamFailure(outcome)).toBe(!ok);
   });
 
-  it('counts grpc-status for gRPC calls only, as Envoy does', async () => {
-    const { outcome } = await call('/after-message/14', 'application/octet-stream');
+  it('counts grpc-status for gRPC calls only, as Envoy does, in the outcome and in what the metrics and access log read', async () => {
+    const { outcome, grpcStatus } = await call('/after-message/14', 'application/octet-stream');
     expect(outcome).toMatchObject({ ok: true });
+    // The flow statistics count a request whose grpcStatus stands for a 5xx as an error.
+    expect(grpcStatus).toBeUndefined();
   });
 });
