@@ -1,3 +1,4 @@
+import type * as fs from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { FileProvider } from './index.ts';
 // The one part that cannot run for real here: a kernel out of inotify watches (ENOSPC), which this
 // machine's other work must not be made to share.
 vi.mock('node:fs', async (original) => ({
-  ...(await original<typeof import('node:fs')>()),
+  ...(await original<typeof fs>()),
   watch: () => {
     throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
   },
