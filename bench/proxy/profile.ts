@@ -1,6 +1,6 @@
 // Where a proxied request's CPU goes, function by function, side by side: the bare undici proxy,
 // Switchboard from this checkout and, with BENCH_BASELINE=<ref>, Switchboard at that commit, each in
-// front of the same two Node backends and run with V8's sampling profiler (`--cpu-prof`). Each
+// front of the same two Node backends (BENCH_BACKENDS=nginx: two nginx backends) and run with V8's sampling profiler (`--cpu-prof`). Each
 // contender serves a fixed number of requests (h2load --h1 -n, after a warm-up), and only the
 // samples taken while it served them are counted (the profile's clock is CLOCK_MONOTONIC, as
 // process.hrtime is), so start-up and warm-up stay out. Bundled code is mapped back to its source
@@ -17,7 +17,7 @@
 // BENCH_STREAMS, default 10, as bench:proxy's HTTP/2 row): the bare proxy behind TLS (`--tls`) and the
 // gateway's https entry point, one self-signed ECDSA certificate.
 // Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PROTOCOL, BENCH_STREAMS,
-// BENCH_BASELINE, BENCH_NODE24, BENCH_TOP, BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
+// BENCH_BASELINE, BENCH_NODE24, BENCH_TOP, BENCH_BACKENDS, BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +32,7 @@ import { table } from '../lib/stats.ts';
 import { checkoutBaseline, type Baseline } from './baseline.ts';
 import { selfSignedCertificate } from './certificate.ts';
 import { shebangNodeFlags } from './bin-flags.ts';
+import { BACKENDS_LABEL, BENCH_BACKENDS, nginxBackendCommand } from './nginx.ts';
 import { median } from './rounds.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200_000);
@@ -92,8 +93,8 @@ process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 const nowUs = () => Number(process.hrtime.bigint() / 1_000n);
 
 /** Starts a program with stdout read and discarded (as a log collector would); resolves once `port` accepts. */
-async function start(args: string[], port: number, node = process.execPath): Promise<ChildProcess> {
-  const child = spawn(node, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+async function start(args: string[], port: number, command = process.execPath): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
   child.stdout!.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${args.join(' ')} on port ${port}` });
@@ -223,7 +224,10 @@ interface Contender {
 const backends = [await freePort(), await freePort()];
 const results = new Map<string, Breakdown>();
 try {
-  for (const backend of backends) await start(['bench/proxy/backend.mjs', String(backend)], backend);
+  if (BENCH_BACKENDS === 'nginx') {
+    const [command, args] = await nginxBackendCommand(dir, backends);
+    await start(args, backends[0]!, command);
+  } else for (const backend of backends) await start(['bench/proxy/backend.mjs', String(backend)], backend);
   const certificate = H2 ? await selfSignedCertificate(dir) : undefined;
   const config = async (port: number) => {
     const file = join(dir, `gateway-${port}.yaml`);
@@ -280,7 +284,7 @@ try {
   const names = [...results.keys()];
   const bare = results.get(names[0]!)!;
   const self = results.get(names[1]!)!;
-  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load ${LOAD.join(' ')}${H2 ? ' (HTTP/2 over TLS)' : ''}, ${ROUNDS} alternating rounds of ${Math.ceil(REQUESTS / ROUNDS)} requests each, two Node backends, --cpu-prof-interval=${INTERVAL_US}\n\n`);
+  process.stdout.write(`\nCPU per request by where it went (µs of profiler samples ÷ requests): h2load ${LOAD.join(' ')}${H2 ? ' (HTTP/2 over TLS)' : ''}, ${ROUNDS} alternating rounds of ${Math.ceil(REQUESTS / ROUNDS)} requests each, ${BACKENDS_LABEL}, --cpu-prof-interval=${INTERVAL_US}\n\n`);
   process.stdout.write(
     `${table(
       ['proxy', 'req/s (profiled)', 'busy µs/req', ...CATEGORIES, 'access log (inclusive)'],
