@@ -22,6 +22,12 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC call's deadline; `deadline-exceeded`).
  * Reports the outcome to the pick exactly once. Never rejects.
  *
+ * `sessions` gives the transport's live session, opening one when there is none. A stream the
+ * session refused unprocessed because it was going away (a GOAWAY that raced the stream: RFC 9113
+ * §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
+ * when no byte of the request body went with it: a server rotating its connections gracefully
+ * (nginx after `keepalive_requests`, 1,000 by default) is no failure of the upstream's.
+ *
  * The headers and idle-body timeouts blame the upstream only for its own silence, as towards
  * HTTP/1.1 (`transport-http1-attempt.ts`): the wait for the response headers starts over at each
  * chunk of the request body and at its end, and does not expire while the client is still sending
@@ -31,7 +37,7 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  */
 export function http2Attempt(
   context: GatewayContext,
-  session: Promise<ClientHttp2Session>,
+  sessions: () => Promise<ClientHttp2Session>,
   pick: PickedEndpoint,
   timeouts: AttemptTimeouts,
   body: GatewayContext['request'] | null,
@@ -40,7 +46,12 @@ export function http2Attempt(
   const { response } = context;
   const started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
+    let session = sessions();
     let stream: ClientHttp2Stream | undefined;
+    let reopens = 0;
+    /** A byte of the request body went into a stream: the request can no longer be sent again. */
+    let bodyFlowed = false;
+    let bodyWatched = false;
     let responseStarted = false;
     let settled = false;
     // Until the session promise settles.
@@ -93,25 +104,46 @@ export function http2Attempt(
     // The call's own deadline counts from the attempt's start, connecting included.
     const deadlineTimer = startCallDeadline(timeouts.deadlineMs, fail);
 
-    session.then((live) => {
+    /** Pipes the request body into `opened`; the first time, also watches it (a 'data' listener before the first pipe would let the body flow away). */
+    const sendBody = (upload: NonNullable<typeof body>, opened: ClientHttp2Stream) => {
+      upload.pipe(opened);
+      if (bodyWatched) return;
+      bodyWatched = true;
+      // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
+      upload.on('data', () => {
+        bodyFlowed = true;
+        timeout.extend();
+      });
+      upload.once('end', () => {
+        if (!settled && !responseStarted && stream !== undefined) timeout.start(timeouts.headersTimeoutMs);
+      });
+    };
+    /** Sends the request again on a fresh session when `error` says the going-away `live` refused it unprocessed; true if so. */
+    const reopened = (live: ClientHttp2Session, error: Error): boolean => {
+      if (!live.closed || reopens >= REOPENS || bodyFlowed || responseStarted || !refusedUnprocessed(error)) return false;
+      reopens += 1;
+      if (stream !== undefined && body) body.unpipe(stream);
+      stream = undefined;
+      timeout.stop();
+      connecting = true;
+      session = sessions();
+      open(session);
+      return true;
+    };
+    const open = (pending: Promise<ClientHttp2Session>) => pending.then((live) => {
       connecting = false;
       if (settled) return;
       if (response.destroyed) return fail(new ClientGoneError());
+      let opened: ClientHttp2Stream;
       try {
-        stream = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
+        opened = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
       } catch (error) {
+        if (reopened(live, error as Error)) return;
         return fail(error as Error);
       }
-      const opened = stream;
+      stream = opened;
       timeout.start(timeouts.headersTimeoutMs);
-      if (body) {
-        body.pipe(opened);
-        // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
-        body.on('data', () => timeout.extend());
-        body.once('end', () => {
-          if (!settled && !responseStarted) timeout.start(timeouts.headersTimeoutMs);
-        });
-      }
+      if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
@@ -167,16 +199,28 @@ export function http2Attempt(
         }
         void sendTransformed(context, status, outgoing!, buffered).then(finish);
       });
-      opened.once('error', fail);
+      opened.once('error', (error: Error) => {
+        if (stream === opened && !reopened(live, error)) fail(error);
+      });
       // A stream reset with NO_ERROR, or closed before its end, emits no 'error'.
       opened.once('close', () => {
-        if (!settled && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
+        if (!settled && stream === opened && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
       });
     }, (error: Error) => {
       connecting = false;
       fail(error);
     });
+    open(session);
   });
+}
+
+/** How many times one attempt's request goes again on a fresh session after a going-away one refused it. */
+export const REOPENS = 2;
+
+/** The session refused the stream before processing it: a REFUSED_STREAM reset, or a GOAWAY before the stream could start. */
+function refusedUnprocessed(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 'ERR_HTTP2_GOAWAY_SESSION' || (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(error.message));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { connect as http2Connect, createServer as createHttp2Server, type ClientHttp2Session, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { connect as http2Connect, constants, createServer as createHttp2Server, type ClientHttp2Session, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -37,6 +37,10 @@ describe('Http2Transport', () => {
   beforeAll(async () => {
     backend = createHttp2Server((request, response) => {
       if (request.url === '/silent') return; // never answers
+      // A graceful GOAWAY saying this stream (not the session's first) was not processed, as a server rotating its connections sends it to a stream on the wire.
+      if (request.url === '/refused' && (request.stream.id ?? 0) > 1) return void request.stream.session?.goaway(constants.NGHTTP2_NO_ERROR, request.stream.id! - 2);
+      // Load shedding: the stream refused, the session kept.
+      if (request.url === '/shed') return void request.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       request.resume();
       response.end(`answered on session ${sessions.indexOf(request.stream.session as ServerHttp2Session)}`);
       if (request.url === '/goaway') request.stream.session?.close();
@@ -77,6 +81,22 @@ describe('Http2Transport', () => {
     expect((await exchange('/goaway')).body).toBe(`answered on session ${first}`);
     const after = await exchange('/b');
     expect(after).toMatchObject({ status: 200, body: `answered on session ${first + 1}`, outcome: { ok: true } });
+  });
+
+  it('sends a stream that a going-away session refused unprocessed again on a fresh session, no failure of the upstream', async () => {
+    transport = h2c(backendPort);
+    const first = sessions.length;
+    expect((await exchange('/a')).body).toBe(`answered on session ${first}`);
+    const refused = await exchange('/refused');
+    expect(refused).toMatchObject({ status: 200, body: `answered on session ${first + 1}`, outcome: { ok: true } });
+  });
+
+  it('does not send again a stream refused by a session that stays (load shedding): connect-refused, counted', async () => {
+    transport = h2c(backendPort);
+    const result = await exchange('/shed');
+    expect(result.status).toBe(502);
+    expect(result.outcome).toMatchObject({ ok: false, errorClass: 'connect-refused' });
+    expect(isUpstreamFailure(result.outcome)).toBe(true);
   });
 
   it('fails with connect-refused, counted against the upstream, when nothing listens', async () => {
@@ -349,7 +369,7 @@ describe('http2Attempt: an attempt that ends while the session is still connecti
       const context = initialContext(request, response);
       const { pick, reports } = recordingPick();
       const startedAt = performance.now();
-      last = http2Attempt(context, session, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs }, null, 'http').then((result) => {
+      last = http2Attempt(context, () => session, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs }, null, 'http').then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
         return { result, reports, ms: performance.now() - startedAt };
       });

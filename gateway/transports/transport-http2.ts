@@ -31,7 +31,7 @@ export class Http2Transport implements Transport {
   constructor(private readonly target: Http2Target) {}
 
   attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
-    return http2Attempt(context, this.session(), pick, timeouts, body, this.target.tls ? 'https' : 'http');
+    return http2Attempt(context, () => this.session(), pick, timeouts, body, this.target.tls ? 'https' : 'http');
   }
 
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
