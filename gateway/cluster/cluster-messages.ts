@@ -10,6 +10,9 @@ import type { WireOutcomes } from './cluster-outcomes.ts';
 /** Prefix of every message kind, so that the gateway's messages never mix with Node's or prom-client's. */
 const PREFIX = 'switchboard:';
 
+/** How often a worker's timer sends its heartbeat: only a blocked event loop stops it, and it costs requests nothing. */
+export const HEARTBEAT_INTERVAL_MS = 1_000;
+
 /** What the primary sends a worker, in this order: the configuration first, then health and services as they change. */
 export type PrimaryMessage =
   /** The configuration file's text as the primary validated it (`path` resolves relative files); applied at start and on every reload. */
@@ -28,6 +31,8 @@ export type PrimaryMessage =
 export type WorkerMessage =
   /** The worker listens for messages; the primary answers with the configuration. */
   | { readonly kind: 'switchboard:ready' }
+  /** Sent every `HEARTBEAT_INTERVAL_MS` from a timer: the worker's event loop runs (any message shows that too). */
+  | { readonly kind: 'switchboard:heartbeat' }
   /** Why the worker is about to exit at start-up (a bind error, a certificate), for the primary's error. */
   | { readonly kind: 'switchboard:failed'; readonly reason: string }
   | { readonly kind: 'switchboard:listening'; readonly ports: readonly (readonly [string, number])[] }

@@ -98,6 +98,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       },
     },
     log,
+    undefined,
+    initial.workerHeartbeatTimeoutMs,
   );
 
   const clusterMetrics = async (): Promise<string> => {
@@ -137,6 +139,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   return {
     apply(config, nextText) {
       control.apply(config);
+      supervisor.setHeartbeatTimeout(config.workerHeartbeatTimeoutMs);
       text = nextText;
       supervisor.broadcast({ kind: 'switchboard:config', path, text, workers: count });
     },

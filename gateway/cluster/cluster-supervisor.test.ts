@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/index.ts';
-import { restartPlan, WorkerSupervisor, type SupervisorHooks } from './cluster-supervisor.ts';
+import { restartPlan, WorkerSupervisor, workerRestartsTotal, type SupervisorHooks } from './cluster-supervisor.ts';
 
 const NO_JITTER = () => 0;
 
@@ -71,7 +71,16 @@ describe('WorkerSupervisor', () => {
     cluster.off('exit', onExit);
     exits.length = 0;
     delete process.env.STUB_MODE;
+    delete process.env.STUB_BUSY_MS;
+    delete process.env.STUB_DRAIN_MS;
   });
+
+  /** A logger whose lines (parsed) land in the array it returns. */
+  function capturedLog() {
+    const lines: { msg: string; worker?: number }[] = [];
+    return { lines, logger: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) }) };
+  }
+  const unresponsiveRestarts = async () => (await workerRestartsTotal.get()).values.find((value) => value.labels.reason === 'unresponsive')?.value ?? 0;
 
   it('drains a worker forked just before stop(), though it was not yet listening for the drain message', async () => {
     // The replacement of a killed worker loads slowly: the drain that stop() sends it comes too early.
@@ -107,5 +116,64 @@ describe('WorkerSupervisor', () => {
     // The first replacement hangs, is killed at the bound and replaced in turn.
     await waitFor(() => supervisor!.view()[0]!.restarts >= 2, { timeoutMs: 15_000, message: 'the hanging replacement to be replaced' });
     expect(exits.map((exit) => exit.signal)).toEqual(['SIGKILL', 'SIGKILL']);
+  }, 20_000);
+
+  it('kills a worker whose heartbeat stopped and replaces it, while the other worker keeps running', async () => {
+    stub('normal');
+    const { lines, logger } = capturedLog();
+    supervisor = new WorkerSupervisor(2, hooks(), logger, 10_000, 3_000);
+    await supervisor.start();
+    const before = supervisor.view();
+    const counted = await unresponsiveRestarts();
+    // SIGSTOP: its sockets stay open but its event loop runs nothing, as when a middleware spins.
+    process.kill(before[0]!.pid!, 'SIGSTOP');
+    await waitFor(() => supervisor!.view()[0]!.state === 'listening' && supervisor!.view()[0]!.pid !== before[0]!.pid, { timeoutMs: 15_000, message: 'the stopped worker to be replaced' });
+    expect(exits).toEqual([{ pid: before[0]!.pid, code: null, signal: 'SIGKILL' }]);
+    expect(supervisor.view().map((worker) => [worker.restarts, worker.state])).toEqual([[1, 'listening'], [0, 'listening']]);
+    expect(supervisor.view()[1]!.pid).toBe(before[1]!.pid);
+    expect(lines.filter((line) => line.msg.startsWith('worker unresponsive')).map((line) => line.worker)).toEqual([0]);
+    expect(await unresponsiveRestarts()).toBe(counted + 1);
+  }, 20_000);
+
+  it('leaves a worker busy for less than the bound alone, such as one applying a large configuration', async () => {
+    stub('busy');
+    // Silent 2 s: a watchdog with a 1 s bound kills it, one with the 3 s bound never does.
+    process.env.STUB_BUSY_MS = '2000';
+    const { lines, logger } = capturedLog();
+    const results: string[] = [];
+    supervisor = new WorkerSupervisor(1, hooks({ message: (message) => void results.push(message.kind) }), logger, 10_000, 3_000);
+    await supervisor.start();
+    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+    // Its answer comes after the block: a watchdog that judged it during the block has killed it by then.
+    await waitFor(() => results.includes('switchboard:config-result'), { timeoutMs: 10_000, message: 'the busy worker to answer' });
+    expect(lines.filter((line) => line.msg.startsWith('worker unresponsive'))).toEqual([]);
+    expect(exits).toEqual([]);
+    expect(supervisor.view()[0]!.restarts).toBe(0);
+  }, 20_000);
+
+  it('kills no worker when the primary itself was blocked past the bound, with their heartbeats waiting unread', async () => {
+    stub('normal');
+    const { lines, logger } = capturedLog();
+    const listened: number[] = [];
+    supervisor = new WorkerSupervisor(1, hooks({ message: (message) => void (message.kind === 'switchboard:listening' && listened.push(1)) }), logger, 10_000, 3_000);
+    await supervisor.start();
+    const until = performance.now() + 4_500;
+    while (performance.now() < until);
+    // The overdue check runs before any message is read; the stub answers a configuration with `listening`.
+    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+    await waitFor(() => listened.length === 2, { timeoutMs: 10_000, message: 'the worker to answer after the block' });
+    expect(lines.filter((line) => line.msg.startsWith('worker unresponsive'))).toEqual([]);
+    expect(exits).toEqual([]);
+  }, 20_000);
+
+  it('lets a draining worker take its drain bound, though its heartbeat stopped', async () => {
+    stub('slow-drain');
+    process.env.STUB_DRAIN_MS = '4500';
+    supervisor = new WorkerSupervisor(1, hooks(), log, 10_000, 3_000);
+    await supervisor.start();
+    const [worker] = supervisor.connected();
+    await supervisor.stop(10_000);
+    expect(exits).toEqual([{ pid: worker!.process.pid, code: 0, signal: null }]);
+    expect(supervisor.view()[0]!.state).toBe('stopped');
   }, 20_000);
 });

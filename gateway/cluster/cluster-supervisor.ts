@@ -1,7 +1,11 @@
 import cluster, { type Worker } from 'node:cluster';
+import { performance } from 'node:perf_hooks';
+import { Counter } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
 import type { Logger } from '../../src/logger.ts';
-import { isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { metricsRegistry } from '../../src/metrics.ts';
+import { DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS } from '../config/defaults.ts';
+import { HEARTBEAT_INTERVAL_MS, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { workerExecArgv } from './cluster-node-flags.ts';
 
 /** Restart delays of a worker that keeps crashing: 100 ms, then doubling up to 30 s. */
@@ -10,6 +14,16 @@ const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
 const STABLE_AFTER_MS = 10_000;
 /** A worker not listening this long after its fork is stuck: it is killed, which fails the start or, later, counts as a crash. */
 export const WORKER_START_TIMEOUT_MS = 30_000;
+/** How often the primary looks for workers whose heartbeat stopped. */
+const WATCHDOG_CHECK_MS = HEARTBEAT_INTERVAL_MS;
+
+/** Workers replaced, by why the one before exited: it crashed, did not listen in time, or its heartbeat stopped and the primary killed it. */
+export const workerRestartsTotal = new Counter({
+  name: 'switchboard_worker_restarts_total',
+  help: 'Workers replaced, by why the previous one exited (crashed, start-timeout, unresponsive).',
+  labelNames: ['reason'] as const,
+  registers: [metricsRegistry],
+});
 
 /**
  * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
@@ -46,6 +60,10 @@ interface Slot {
   requests: number;
   inFlight: number;
   startedAt: number;
+  /** Last message from its worker (monotonic ms): any message shows that its event loop runs. */
+  seenAt: number;
+  /** Its worker was killed by the watchdog; its exit is reported as such. */
+  unresponsive: boolean;
   timer: NodeJS.Timeout | undefined;
   teardown: (() => void) | undefined;
 }
@@ -65,7 +83,9 @@ export interface SupervisorHooks {
 /**
  * Keeps `count` worker processes running (node:cluster, this program as each worker's entry): a
  * worker that exits without being told to is replaced, after a back-off that grows while it keeps
- * crashing soon after starting, so a crash loop never spins; the others keep serving meanwhile.
+ * crashing soon after starting, so a crash loop never spins; the others keep serving meanwhile. A
+ * listening worker whose heartbeat stops for `heartbeatTimeoutMs` (its event loop is stuck: its
+ * sockets stay open and connections given to it wait forever) is killed and replaced the same way.
  */
 export class WorkerSupervisor {
   private readonly slots: Slot[];
@@ -73,15 +93,23 @@ export class WorkerSupervisor {
   private started = false;
   private readonly allListening: Promise<void>;
   private markListening!: () => void;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastCheck = 0;
 
   constructor(
     count: number,
     private readonly hooks: SupervisorHooks,
     private readonly log: Logger,
     private readonly startTimeoutMs = WORKER_START_TIMEOUT_MS,
+    private heartbeatTimeoutMs = DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
   ) {
-    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, ready: false, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, timer: undefined, teardown: undefined }));
+    this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, ready: false, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, seenAt: 0, unresponsive: false, timer: undefined, teardown: undefined }));
     this.allListening = new Promise((resolve) => (this.markListening = resolve));
+  }
+
+  /** Sets the heartbeat bound (0 turns the watchdog off), from the next check on; a reload changes it. */
+  setHeartbeatTimeout(timeoutMs: number): void {
+    this.heartbeatTimeoutMs = timeoutMs;
   }
 
   /** Forks every worker and resolves once all listen. */
@@ -89,6 +117,9 @@ export class WorkerSupervisor {
     // Every worker gets the gateway's young-generation size, unless the user chose one (see cluster-node-flags).
     cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
     for (const slot of this.slots) this.fork(slot);
+    this.lastCheck = performance.now();
+    this.watchdog = setInterval(() => this.checkHeartbeats(), WATCHDOG_CHECK_MS);
+    this.watchdog.unref();
     await this.allListening;
     this.started = true;
   }
@@ -114,6 +145,8 @@ export class WorkerSupervisor {
    */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
+    // A draining worker is bounded by `deadlineMs` alone: the watchdog no longer kills.
+    clearInterval(this.watchdog);
     for (const slot of this.slots) clearTimeout(slot.timer);
     const running = this.slots.flatMap((slot) => (slot.worker && !slot.worker.isDead() ? [slot.worker] : []));
     const exits = running.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
@@ -129,22 +162,51 @@ export class WorkerSupervisor {
     }
   }
 
+  /**
+   * Kills every listening worker not heard from for longer than the heartbeat bound, with SIGKILL:
+   * a blocked event loop never runs a SIGTERM handler, so a SIGTERM would only add a wait. Its exit
+   * then replaces it like a crash. A check that itself comes late means this process was blocked,
+   * with the workers' heartbeats waiting unread in the channel: that round judges no one.
+   */
+  private checkHeartbeats(): void {
+    const now = performance.now();
+    const stalled = now - this.lastCheck > 2 * WATCHDOG_CHECK_MS;
+    this.lastCheck = now;
+    if (this.stopping || this.heartbeatTimeoutMs === 0) return;
+    for (const slot of this.slots) {
+      if (stalled) slot.seenAt = now;
+      const worker = slot.worker;
+      if (slot.state !== 'listening' || !worker || slot.unresponsive) continue;
+      const silentMs = now - slot.seenAt;
+      if (silentMs <= this.heartbeatTimeoutMs) continue;
+      slot.unresponsive = true;
+      this.log.warn({ worker: slot.index, workerPid: worker.process.pid, silentMs: Math.round(silentMs), heartbeatTimeoutMs: this.heartbeatTimeoutMs }, 'worker unresponsive (no heartbeat); killing it');
+      worker.process.kill('SIGKILL');
+    }
+  }
+
   private fork(slot: Slot): void {
     slot.timer = undefined;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
     slot.startedAt = Date.now();
+    slot.seenAt = performance.now();
+    slot.unresponsive = false;
     const worker = cluster.fork({ SWITCHBOARD_WORKER_SLOT: String(slot.index) });
     slot.worker = worker;
     let listened = false;
     let lastFailure = '';
+    let startTimedOut = false;
     // Without a bound, one stuck worker held the gateway's start (and a SIGTERM during it) forever.
     const startTimer = setTimeout(() => {
+      startTimedOut = true;
       lastFailure = `it did not listen within ${this.startTimeoutMs} ms`;
       this.log.error({ worker: slot.index, workerPid: worker.process.pid, startTimeoutMs: this.startTimeoutMs }, 'worker did not listen in time; killing it');
       worker.process.kill('SIGKILL');
     }, this.startTimeoutMs);
     worker.on('message', (message: unknown) => {
       if (!isGatewayMessage<WorkerMessage>(message)) return;
+      slot.seenAt = performance.now();
+      if (message.kind === 'switchboard:heartbeat') return;
       if (message.kind === 'switchboard:ready') {
         // A worker forked just before stop() had no listener yet when its drain was sent: it gets it now instead of a configuration to serve.
         if (this.stopping) return send(worker, { kind: 'switchboard:drain' });
@@ -187,10 +249,12 @@ export class WorkerSupervisor {
         return;
       }
       const { crashes, delayMs } = restartPlan(slot.crashes, Date.now() - slot.startedAt);
+      const reason = slot.unresponsive ? 'unresponsive' : startTimedOut ? 'start-timeout' : 'crashed';
       slot.crashes = crashes;
       slot.restarts += 1;
       slot.state = 'restarting';
-      this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker exited; replacing it');
+      workerRestartsTotal.inc({ reason });
+      this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, reason, restartInMs: delayMs }, 'worker exited; replacing it');
       slot.timer = setTimeout(() => this.fork(slot), delayMs);
     });
   }

@@ -11,7 +11,7 @@ import { releaseSharedRedisAfter } from '../redis/redis-connection.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
-import { decodeHealthSnapshot, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { decodeHealthSnapshot, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
 import { setLivePeerCount } from '../config-store/peer-count.ts';
@@ -73,6 +73,9 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   };
   const breakerTimer = setInterval(() => reportBreakers([]), BREAKER_REPORT_MS);
   breakerTimer.unref();
+  // The primary's watchdog kills a worker whose event loop is stuck; the beat goes on while draining
+  // (a drain is bounded by the primary itself) and ends only with the process.
+  setInterval(() => send({ kind: 'switchboard:heartbeat' }), HEARTBEAT_INTERVAL_MS).unref();
 
   let stopping = false;
   // Configurations are applied one at a time, in the order the primary sent them.

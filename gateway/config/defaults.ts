@@ -74,6 +74,15 @@ export const DEFAULT_PATH_SETTINGS: PathSettings = { mergeSlashes: true, escaped
 
 /** The largest `workers` count accepted; more processes than this only add memory and contention. */
 export const WORKERS_MAX = 256;
+/**
+ * A worker silent this long (no heartbeat: its event loop is blocked) is killed and replaced. Far
+ * above what legitimate work blocks a worker for (parsing a file of 5,000 routes and 1,000 services
+ * took 0.4–1.4 s, a full garbage collection of a large heap takes about a second), yet it ends a
+ * stuck worker's hold on its connections in seconds; Kubernetes' liveness probe gives up after 30 s.
+ */
+export const DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS = 10_000;
+/** The shortest heartbeat bound accepted: three heartbeats, so one late message never kills a worker. */
+export const WORKER_HEARTBEAT_TIMEOUT_MIN_MS = 3_000;
 
 /** A Redis command's deadline: a rate limit waits at most this long before it falls back. */
 export const DEFAULT_REDIS_TIMEOUT_MS = 100;

@@ -166,6 +166,24 @@ describe('values', () => {
   });
 
   it.each([
+    ['2', 2, 10_000],
+    ['auto', 'auto', 10_000],
+    ['{ count: 4, heartbeatTimeout: 5s }', 4, 5_000],
+    ['{ count: 2, heartbeatTimeout: 0 }', 2, 0],
+  ])('reads workers %s as %j workers with a %j ms heartbeat bound', (value, workers, heartbeatMs) => {
+    const config = parseConfig('g.yaml', `workers: ${value}`);
+    expect([config.workers, config.workerHeartbeatTimeoutMs]).toEqual([workers, heartbeatMs]);
+  });
+
+  it.each([
+    ['{ count: 2, heartbeatTimeout: 2s }', 'workers.heartbeatTimeout (line 1): must be 0 (no watchdog) or at least 3s'],
+    ['{ count: 0 }', 'workers.count'],
+    ['{ count: 2, heartbeat: 5s }', 'unknown field "heartbeat"'],
+  ])('refuses workers %s', (value, message) => {
+    expect(() => parseConfig('g.yaml', `workers: ${value}`)).toThrow(message);
+  });
+
+  it.each([
     ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
     ['"[::1]:9000"', { host: '::1', port: 9000 }],
     ['":8080"', { host: undefined, port: 8080 }],

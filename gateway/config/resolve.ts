@@ -21,6 +21,7 @@ import {
   DEFAULT_UPSTREAM_TIMEOUTS,
   DEFAULT_TRACING,
   DEFAULT_UPSTREAM_TLS,
+  DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
 } from './defaults.ts';
 import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -124,7 +125,8 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
       keepAliveTimeoutMs: limits.keepAliveTimeout ?? DEFAULT_SERVER_LIMITS.keepAliveTimeoutMs,
     },
     shutdown: { drainTimeoutMs: input.shutdown?.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS },
-    workers: input.workers ?? 1,
+    workers: typeof input.workers === 'object' ? input.workers.count : (input.workers ?? 1),
+    workerHeartbeatTimeoutMs: (typeof input.workers === 'object' ? input.workers.heartbeatTimeout : undefined) ?? DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
     redis,
     removalProtection:
       input.removalProtection === false

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { OBJECT_NAME, parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
-import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKERS_MAX } from './defaults.ts';
+import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKER_HEARTBEAT_TIMEOUT_MIN_MS, WORKERS_MAX } from './defaults.ts';
 import { isLoopbackHost } from './ip-range.ts';
 import { consumersSchema } from './schema-access.ts';
 import { middlewaresSchema } from './schema-middleware.ts';
@@ -31,6 +31,15 @@ const storeUrl = z.string().transform((url, context): StoreLocation => {
     context.addIssue({ code: 'custom', message: (error as Error).message });
     return z.NEVER;
   }
+});
+
+/** How many workers: `auto` (the available parallelism) or a count. */
+const workerCount = z.union([z.literal('auto'), z.number().int().min(1).max(WORKERS_MAX)], { error: `expected auto or a whole number from 1 to ${WORKERS_MAX}` });
+
+/** `workers`' long form: the count and the heartbeat bound of the watchdog. */
+const workersSection = section({
+  count: workerCount,
+  heartbeatTimeout: duration.refine((ms) => ms === 0 || ms >= WORKER_HEARTBEAT_TIMEOUT_MIN_MS, `must be 0 (no watchdog) or at least ${WORKER_HEARTBEAT_TIMEOUT_MIN_MS / 1_000}s`).optional(),
 });
 
 /** The admin listener's long form: where it listens and the bearer token it requires. */
@@ -81,7 +90,7 @@ export const configSchema = section({
     keepAliveTimeout: duration.optional(),
   }).optional(),
   shutdown: section({ drainTimeout: duration.optional() }).optional(),
-  workers: z.union([z.literal('auto'), z.number().int().min(1).max(WORKERS_MAX)], { error: `expected auto or a whole number from 1 to ${WORKERS_MAX}` }).optional(),
+  workers: z.union([workerCount, workersSection], { error: `expected auto, a whole number from 1 to ${WORKERS_MAX}, or { count, heartbeatTimeout }` }).optional(),
   removalProtection: z
     .union([z.literal(false), section({ threshold: percent.optional(), hold: duration.optional() })], { error: 'expected false or { threshold, hold }' })
     .optional(),

@@ -54,6 +54,8 @@ export interface GatewayConfig {
    * admin listener, and that many workers that own the entry points. Read at start-up only.
    */
   readonly workers: number | 'auto';
+  /** With workers, how long one may stay silent (its event loop blocked) before the primary kills and replaces it; 0 when off. Applies on reload. */
+  readonly workerHeartbeatTimeoutMs: number;
   /** Post-outage removal protection of every service; false when off. */
   readonly removalProtection: RemovalProtectionSettings | false;
   /** The shared Redis (`redis:`); undefined when the file has none. */

@@ -49,9 +49,9 @@ async function startLoggingBackend(name: string): Promise<Backend> {
 }
 
 /** One request on a connection of its own (no keep-alive), so that each may land on either worker. */
-function getFresh(url: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+function getFresh(url: string, timeoutMs?: number): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(url, { agent: false, headers: { connection: 'close' } }, (response) => {
+    const request = httpRequest(url, { agent: false, headers: { connection: 'close' }, ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}) }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: response.headers }));
@@ -115,7 +115,8 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
   const configText = (tag: string) => `
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${adminPort}
-workers: 2
+# heartbeatTimeout: the least accepted, so that a stopped worker is replaced within seconds.
+workers: { count: 2, heartbeatTimeout: 3s }
 accessLog: false
 registries: [zk://${zk.connectString}/services]
 services:
@@ -250,6 +251,25 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     const slots = new Set<number>();
     await waitFor(async () => slots.add((await servedBy()).slot).size === 2, { timeoutMs: 30_000, message: 'the new worker to serve too' });
     expect(await logOf(gateway.process)).toMatch(/worker exited; replacing it/);
+  });
+
+  it('replaces a worker whose event loop stopped once its heartbeat is missed, while the other keeps serving', async () => {
+    const [victim, other] = await workers();
+    // SIGSTOP: its sockets stay open but it runs nothing, as when a middleware or a regular expression spins.
+    process.kill(victim!.pid!, 'SIGSTOP');
+    // node:cluster hands the stopped worker at most one connection (it waits for an answer that never
+    // comes before handing it another): every other request is served by the other worker.
+    const answers = await Promise.all(Array.from({ length: 6 }, () => getFresh(`${gateway.url}/who`, 3_000).catch(() => undefined)));
+    expect(answers.filter((answer) => answer?.status === 200).length).toBeGreaterThanOrEqual(5);
+    const replaced = await waitFor(async () => {
+      const view = await workers();
+      return view[0]!.state === 'listening' && view[0]!.pid !== victim!.pid ? view : undefined;
+    }, { timeoutMs: 20_000, message: 'the stopped worker to be replaced' });
+    expect([replaced[0]!.restarts, replaced[1]!.restarts, replaced[1]!.pid]).toEqual([victim!.restarts + 1, other!.restarts, other!.pid]);
+    const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text());
+    expect(sampleValue(metrics, 'switchboard_worker_restarts_total', { reason: 'unresponsive' })).toBe(1);
+    const warnings = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('worker unresponsive (no heartbeat); killing it'));
+    expect(warnings.map((line) => (JSON.parse(line) as { worker: number }).worker)).toEqual([0]);
   });
 
   it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
