@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { metricsRegistry } from '../../src/metrics.ts';
 import { waitFor } from '../../test/harness/index.ts';
 import { restartPlan, WorkerSupervisor, workerRestartsTotal, type SupervisorHooks } from './cluster-supervisor.ts';
 
@@ -176,4 +177,23 @@ describe('WorkerSupervisor', () => {
     expect(exits).toEqual([{ pid: worker!.process.pid, code: 0, signal: null }]);
     expect(supervisor.view()[0]!.state).toBe('stopped');
   }, 20_000);
+
+  it('says once that no worker listens any more and once that one does again, and shows it in switchboard_workers_listening', async () => {
+    stub('normal');
+    const { lines, logger } = capturedLog();
+    const listening = async () => (await metricsRegistry.getSingleMetric('switchboard_workers_listening')!.get()).values[0]!.value;
+    supervisor = new WorkerSupervisor(2, hooks(), logger);
+    await supervisor.start();
+    expect(await listening()).toBe(2);
+    // Every replacement exits before it listens: both slots crash-loop.
+    process.env.STUB_MODE = 'fail-start';
+    for (const worker of supervisor.connected()) worker.process.kill('SIGKILL');
+    await waitFor(() => supervisor!.view().every((worker) => worker.restarts >= 3), { timeoutMs: 15_000, message: 'both slots to crash three times' });
+    expect(await listening()).toBe(0);
+    expect(lines.filter((line) => line.msg.startsWith('no worker is listening'))).toHaveLength(1);
+    process.env.STUB_MODE = 'normal';
+    await waitFor(() => supervisor!.view().some((worker) => worker.state === 'listening'), { timeoutMs: 15_000, message: 'a replacement to listen' });
+    expect(lines.filter((line) => line.msg.startsWith('a worker listens again'))).toHaveLength(1);
+    expect(await listening()).toBeGreaterThan(0);
+  }, 30_000);
 });

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
 import type { Logger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
@@ -24,6 +24,10 @@ export const workerRestartsTotal = new Counter({
   labelNames: ['reason'] as const,
   registers: [metricsRegistry],
 });
+
+/** Registered by the first supervisor, so that a one-process gateway (and a worker) never reports a 0 that reads as an outage. */
+const WORKERS_LISTENING = 'switchboard_workers_listening';
+const workersListening = new Gauge({ name: WORKERS_LISTENING, help: 'Workers listening now; 0 means the gateway accepts no connections (every worker is down or restarting).', registers: [] });
 
 /**
  * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
@@ -95,6 +99,8 @@ export class WorkerSupervisor {
   private markListening!: () => void;
   private watchdog: NodeJS.Timeout | undefined;
   private lastCheck = 0;
+  /** Since when (monotonic ms) no worker has listened, after the start; undefined while one does. */
+  private downSince: number | undefined;
 
   constructor(
     count: number,
@@ -104,6 +110,8 @@ export class WorkerSupervisor {
     private heartbeatTimeoutMs = DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
   ) {
     this.slots = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, ready: false, state: 'starting', restarts: 0, crashes: 0, requests: 0, inFlight: 0, startedAt: 0, seenAt: 0, unresponsive: false, timer: undefined, teardown: undefined }));
+    if (!metricsRegistry.getSingleMetric(WORKERS_LISTENING)) metricsRegistry.registerMetric(workersListening);
+    workersListening.set(0);
     this.allListening = new Promise((resolve) => (this.markListening = resolve));
   }
 
@@ -185,6 +193,24 @@ export class WorkerSupervisor {
     }
   }
 
+  /**
+   * Updates `switchboard_workers_listening` and says, once each, when the last listening worker
+   * went (the gateway then accepts no connections) and when one listens again. The replacements go
+   * on with their back-off: the primary never gives up by itself (see docs/configuration.md).
+   */
+  private countListening(): void {
+    const listening = this.slots.filter((slot) => slot.state === 'listening').length;
+    workersListening.set(listening);
+    if (this.stopping) return;
+    if (listening === 0 && this.downSince === undefined) {
+      this.downSince = performance.now();
+      this.log.error({ crashesInARow: this.slots.map((slot) => slot.crashes) }, 'no worker is listening: the gateway accepts no connections until a replacement starts');
+    } else if (listening > 0 && this.downSince !== undefined) {
+      this.log.warn({ downMs: Math.round(performance.now() - this.downSince) }, 'a worker listens again after none did');
+      this.downSince = undefined;
+    }
+  }
+
   private fork(slot: Slot): void {
     slot.timer = undefined;
     slot.state = slot.restarts > 0 ? 'restarting' : 'starting';
@@ -224,6 +250,7 @@ export class WorkerSupervisor {
         clearTimeout(startTimer);
         slot.state = 'listening';
         this.log.info({ worker: slot.index, workerPid: worker.process.pid, ports: Object.fromEntries(message.ports) }, 'worker listening');
+        this.countListening();
         if (this.slots.every((each) => each.state === 'listening')) this.markListening();
       }
       this.hooks.message(message, (requests) => (slot.requests += requests), slot.index);
@@ -254,8 +281,9 @@ export class WorkerSupervisor {
       slot.restarts += 1;
       slot.state = 'restarting';
       workerRestartsTotal.inc({ reason });
-      this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, reason, restartInMs: delayMs }, 'worker exited; replacing it');
+      this.log.error({ worker: slot.index, workerPid: worker.process.pid, code, signal, reason, crashesInARow: crashes, restartInMs: delayMs }, 'worker exited; replacing it');
       slot.timer = setTimeout(() => this.fork(slot), delayMs);
+      this.countListening();
     });
   }
 }
