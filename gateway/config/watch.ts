@@ -3,6 +3,7 @@ import { Observable } from 'rxjs';
 import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
+import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { parseConfig, readConfigText } from './load.ts';
 import type { GatewayConfig } from './types.ts';
@@ -47,13 +48,15 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   const log = componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
-    let timer: NodeJS.Timeout | undefined;
     let closed = false;
     // undefined: not read yet; null: the last read failed; else the last text read.
     let last: string | null | undefined;
-    let reads = Promise.resolve();
+    // Only the first read may be a baseline (see `emitCurrent`).
+    let emitNext = options.emitCurrent ?? true;
 
-    const read = async (emit: boolean) => {
+    const read = async () => {
+      const emit = emitNext;
+      emitNext = true;
       let text: string;
       try {
         text = await readConfigText(path);
@@ -73,14 +76,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       last = result.ok ? text : undefined;
       subscriber.next(result);
     };
-    // Reads run one at a time, in order, so an older read never overtakes a newer one.
-    const enqueue = (emit: boolean) => {
-      reads = reads.then(() => read(emit)).catch((error: unknown) => log.error({ err: error }, 'reading the configuration failed'));
-    };
-    const schedule = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => enqueue(true), debounceMs);
-    };
+    const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'));
+    const schedule = () => reads.schedule();
     const stopWatch = watchFolder(
       dirname(resolve(path)),
       {
@@ -96,10 +93,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       },
       rewatchBackoff,
     );
-    enqueue(options.emitCurrent ?? true);
+    void reads.run();
     return () => {
       closed = true;
-      clearTimeout(timer);
+      void reads.close();
       stopWatch();
     };
   });

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
 import { watchFolder } from '../../src/folder-watch.ts';
+import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
 import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
@@ -8,20 +9,24 @@ import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 /**
  * Watches the folders of certificate and key files (as the configuration file is watched: the
  * folder, since tools replace files by rename) and calls `changed` once per burst of events, after
- * the configuration's debounce. A folder whose watch fails is watched again with backoff, and
- * `changed` is called then too, since the files may have changed while nobody watched.
+ * the configuration's debounce, one call at a time (`FolderWatchDebounce`). A folder whose watch
+ * fails is watched again with backoff, and `changed` is called then too, since the files may have
+ * changed while nobody watched.
  */
 export class CertificateFolderWatch {
   /** The stop of each folder's watch. */
   private readonly watches = new Map<string, () => void>();
-  private timer: NodeJS.Timeout | undefined;
+  /** Editors and `cp` write in bursts, and a certificate and its key change one after the other. */
+  private readonly changes: FolderWatchDebounce;
   private closed = false;
 
   constructor(
-    private readonly changed: () => void,
+    changed: () => Promise<void>,
     private readonly log: Logger,
     private readonly context: Readonly<Record<string, string>>,
-  ) {}
+  ) {
+    this.changes = new FolderWatchDebounce(changed, CONFIG_DEBOUNCE_MS, (error) => log.error({ ...context, err: errorMessage(error) }, 'reloading certificates failed'));
+  }
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
   watch(pairs: Iterable<CertificateFiles>): void {
@@ -36,26 +41,19 @@ export class CertificateFolderWatch {
     for (const folder of wanted) {
       if (this.watches.has(folder)) continue;
       const stop = watchFolder(folder, {
-        event: () => this.schedule(),
+        event: () => this.changes.schedule(),
         failed: (error, attempt) => this.log.warn({ ...this.context, folder, attempt, err: errorMessage(error) }, 'watching a certificate folder failed; retrying'),
-        rewatched: () => this.schedule(),
+        rewatched: () => this.changes.schedule(),
       });
       this.watches.set(folder, stop);
     }
   }
 
-  /** Stops watching and drops a pending call. */
+  /** Stops watching and drops a pending call (one in progress finishes). */
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    void this.changes.close();
     for (const stop of this.watches.values()) stop();
     this.watches.clear();
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    // Editors and `cp` write in bursts, and a certificate and its key change one after the other.
-    this.timer = setTimeout(this.changed, CONFIG_DEBOUNCE_MS);
   }
 }

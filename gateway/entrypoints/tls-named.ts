@@ -28,7 +28,7 @@ export class NamedCertificates {
   private work = Promise.resolve();
 
   constructor(private readonly log: Logger) {
-    this.folders = new CertificateFolderWatch(() => void this.queue(() => this.reloadFiles()), log, { certificates: 'named' });
+    this.folders = new CertificateFolderWatch(() => this.queue(() => this.reloadFiles()), log, { certificates: 'named' });
   }
 
   /**

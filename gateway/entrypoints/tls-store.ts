@@ -27,7 +27,6 @@ export interface Slot {
 export class TlsCertificates {
   private table: SniTable<SecureContext>;
   private readonly folders: CertificateFolderWatch;
-  private reloading = Promise.resolve();
   private defaultListener: ((cert: LoadedCertificate) => void) | undefined;
   /** Named certificates (`certificates:`) served after this entry point's own; see `setShared`. */
   private shared: readonly LoadedCertificate[] = [];
@@ -40,7 +39,7 @@ export class TlsCertificates {
     private readonly log: Logger,
   ) {
     this.table = this.buildTable();
-    this.folders = new CertificateFolderWatch(() => void this.reload(), log, { entryPoint });
+    this.folders = new CertificateFolderWatch(() => this.reloadAll(), log, { entryPoint });
   }
 
   /**
@@ -81,12 +80,6 @@ export class TlsCertificates {
     this.folders.watch(this.slots.map((slot) => slot.files));
   }
 
-  /** Reads every pair again now (what a file change triggers after its debounce); resolves when done. */
-  reload(): Promise<void> {
-    this.reloading = this.reloading.then(() => this.reloadAll());
-    return this.reloading;
-  }
-
   /**
    * Serves `certificates` by SNI after this entry point's own (which win a name both list), from
    * the next handshake on. They are the named certificates of the configuration (`NamedCertificates`).
@@ -101,6 +94,7 @@ export class TlsCertificates {
     this.folders.close();
   }
 
+  /** Reads every pair again (what a file change triggers after its debounce). */
   private async reloadAll(): Promise<void> {
     let changed = false;
     for (const slot of this.slots) {

@@ -3,6 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { componentLogger } from '../../logger.ts';
 import { errorMessage } from '../../errors.ts';
 import { concernsFile, watchFolder } from '../../folder-watch.ts';
+import { FolderWatchDebounce } from '../../folder-watch-debounce.ts';
 import { StaticProvider } from '../static/index.ts';
 import { parseInstanceList } from './instance-list.ts';
 
@@ -28,12 +29,10 @@ export interface FileProviderOptions {
  */
 export class FileProvider extends StaticProvider {
   private readonly path: string;
-  private readonly debounceMs: number;
   private readonly log;
+  private readonly reads: FolderWatchDebounce;
   private stopWatch: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private lastText: string | undefined;
-  private reading: Promise<void> = Promise.resolve();
   private closed = false;
   /** Why the folder is not watched now (its watch failed and is being retried); undefined while it is. */
   private unwatched: string | undefined;
@@ -42,8 +41,10 @@ export class FileProvider extends StaticProvider {
     const path = resolve(options.path);
     super(options.name ?? `file:${path}`);
     this.path = path;
-    this.debounceMs = options.debounceMs ?? FILE_RELOAD_DEBOUNCE_MS;
     this.log = componentLogger('provider', { provider: this.name });
+    this.reads = new FolderWatchDebounce(() => this.reload(), options.debounceMs ?? FILE_RELOAD_DEBOUNCE_MS, (error) =>
+      this.log.error({ err: errorMessage(error) }, 'reading the instance list failed'),
+    );
   }
 
   /** Reads the file and watches its folder. */
@@ -52,7 +53,7 @@ export class FileProvider extends StaticProvider {
     const file = basename(this.path);
     this.stopWatch = watchFolder(dirname(this.path), {
       event: (filename) => {
-        if (concernsFile(filename, file)) this.schedule();
+        if (concernsFile(filename, file)) this.reads.schedule();
       },
       failed: (error, attempt) => {
         this.log.error({ err: errorMessage(error), attempt }, 'watching the instance list failed; retrying');
@@ -63,26 +64,17 @@ export class FileProvider extends StaticProvider {
       },
       rewatched: () => {
         this.unwatched = undefined;
-        this.schedule(0);
+        this.reads.schedule(0);
       },
     });
-    this.schedule(0);
+    this.reads.schedule(0);
   }
 
   override async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.timer);
     this.stopWatch?.();
-    await this.reading;
+    await this.reads.close();
     await super.close();
-  }
-
-  private schedule(delayMs = this.debounceMs): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.reading = this.reading.then(() => this.reload());
-    }, delayMs);
   }
 
   private async reload(): Promise<void> {
