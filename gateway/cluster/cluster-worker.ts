@@ -94,7 +94,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       balancers.apply(config);
       data.apply(config);
       // The limits are rebuilt on a changed `redis:`: the connections to the previous one are closed
-      // once the requests of the previous configuration have had their drain time.
+      // once the requests of the previous configuration have had their drain time (a reload that
+      // keeps `redis:` does not restart that wait).
       releaseSharedRedisAfter(config.redis, config.shutdown.drainTimeoutMs);
       return send({ kind: 'switchboard:config-result', ok: true });
     }

@@ -157,20 +157,24 @@ export function sharedRedis(settings: RedisSettings): RedisConnection {
   return connection;
 }
 
-/** The `redis:` section in force when a pending release runs, and its timer. */
-let releaseFor: RedisSettings | undefined;
+/** The `redis:` section of the last `releaseSharedRedisAfter` (in force when its release runs), and its timer. */
+let releaseFor: { readonly settings: RedisSettings | undefined } | undefined;
 let pendingRelease: NodeJS.Timeout | undefined;
 
 /**
  * After a reload is applied: the shared connections to any Redis but `current`'s are closed
  * (`releaseSharedRedis`) once `graceMs` has passed, the drain timeout: requests admitted under the
  * previous configuration finish on its limits, which hold the connection they were built with. A
- * later reload restarts the wait with its own settings, so the ones in force then are kept.
+ * later reload that changes `redis:` restarts the wait with its own settings, so the ones in force
+ * then are kept; one that keeps `redis:` changes nothing (every reload restarting the wait would
+ * keep the previous Redis open for as long as reloads came within the drain timeout).
  */
 export function releaseSharedRedisAfter(current: RedisSettings | undefined, graceMs: number): void {
-  releaseFor = current;
+  if (releaseFor && sameRedisSettings(releaseFor.settings, current)) return;
+  const release = { settings: current };
+  releaseFor = release;
   clearTimeout(pendingRelease);
-  pendingRelease = setTimeout(() => void releaseSharedRedis(releaseFor), graceMs);
+  pendingRelease = setTimeout(() => void releaseSharedRedis(release.settings), graceMs);
   pendingRelease.unref();
 }
 
@@ -196,6 +200,7 @@ export async function releaseSharedRedis(current: RedisSettings | undefined, tim
 /** Closes every shared connection (bounded by `timeoutMs`, then cut); for tests and shutdown. */
 export async function closeSharedRedis(timeoutMs = 1_000): Promise<void> {
   clearTimeout(pendingRelease);
+  releaseFor = undefined;
   const connections = [...shared.values()];
   shared.clear();
   await Promise.all(connections.map((connection) => quitWithin(connection, timeoutMs)));
