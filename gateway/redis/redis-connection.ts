@@ -96,38 +96,64 @@ export const REDIS_CALL_TIMED_OUT = 'REDIS_CALL_TIMED_OUT';
  */
 export const SILENT_CONNECTION_MS = 2_000;
 
-/** Per connection, the bytes read when a command first timed out with none read since, and when. */
-const quietSince = new WeakMap<RedisConnection, { readonly bytesRead: number; readonly at: number }>();
-
-/** Bytes read from Redis on the connection's sockets (every node's, for a Cluster); a new socket starts again from 0. */
-function bytesReadOf(connection: RedisConnection): number {
-  let total = 0;
-  for (const node of connection instanceof Cluster ? connection.nodes() : [connection]) total += (node.stream as { bytesRead?: number } | undefined)?.bytesRead ?? 0;
-  return total;
+/**
+ * Per connection, per node (the connection itself, or each node of a Cluster): its bytes read and
+ * written when a command first timed out with none read from it since, and since when it owes
+ * Redis' replies with none read (undefined while that is not known).
+ */
+interface QuietNode {
+  readonly read: number;
+  readonly written: number;
+  owedSince: number | undefined;
 }
+const quietNodes = new WeakMap<RedisConnection, Map<Redis, QuietNode>>();
 
 /**
- * Cuts `connection` and lets it connect again when `error` is a command timeout (ioredis' own, or
- * one with the code `REDIS_CALL_TIMED_OUT`) while it reports itself ready and no byte has come from
- * Redis for `SILENT_CONNECTION_MS` since an earlier timeout. ioredis keeps a connection whose
- * commands time out; one whose path went silent without a reset (Redis failed over behind the same
- * address, a NAT or load balancer dropped the flow, the host died) would stay "ready" and unanswered
- * until the kernel gives up retransmitting, about 15 minutes. The connection is shared by every
- * limit and the flow statistics, so a Redis that is only slow (whose replies come late) must not be
- * cut for one timeout: every other user's commands would fail until it reconnected.
+ * Cuts the silent part of `connection` and lets it connect again when `error` is a command timeout
+ * (ioredis' own, or one with the code `REDIS_CALL_TIMED_OUT`) while it reports itself ready and no
+ * byte has come from Redis for `SILENT_CONNECTION_MS` since an earlier timeout. ioredis keeps a
+ * connection whose commands time out; one whose path went silent without a reset (Redis failed
+ * over behind the same address, a NAT or load balancer dropped the flow, the host died) would stay
+ * "ready" and unanswered until the kernel gives up retransmitting, about 15 minutes. The connection
+ * is shared by every limit and the flow statistics, so a Redis that is only slow (whose replies
+ * come late) must not be cut for one timeout: every other user's commands would fail until it
+ * reconnected. On a Cluster each node is judged alone, since the other nodes answering says nothing
+ * of a silent one: a node that was sent commands since a timeout and has read nothing for
+ * `SILENT_CONNECTION_MS` since (a timeout does not say which node it came from) is cut alone, and
+ * ioredis connects to it again when it is next sent a command.
  */
 export function reconnectIfSilent(connection: RedisConnection, error: unknown, now = Date.now()): void {
   if (connection.status !== 'ready' || !(error instanceof Error)) return;
   if (error.message !== COMMAND_TIMED_OUT && (error as { code?: unknown }).code !== REDIS_CALL_TIMED_OUT) return;
-  const bytesRead = bytesReadOf(connection);
-  const quiet = quietSince.get(connection);
-  if (quiet === undefined || quiet.bytesRead !== bytesRead) {
-    quietSince.set(connection, { bytesRead, at: now });
+  const cluster = connection instanceof Cluster;
+  const before = quietNodes.get(connection);
+  const quiet = new Map<Redis, QuietNode>();
+  const silent: Redis[] = [];
+  for (const node of cluster ? connection.nodes() : [connection]) {
+    const stream = node.stream as { bytesRead?: number; bytesWritten?: number } | undefined;
+    const read = stream?.bytesRead ?? 0;
+    const written = stream?.bytesWritten ?? 0;
+    const last = before?.get(node);
+    if (last === undefined || last.read !== read) {
+      // A lone connection is the one the command timed out on: it owes a reply from now.
+      quiet.set(node, { read, written, owedSince: cluster ? undefined : now });
+      continue;
+    }
+    if (last.owedSince === undefined && written !== last.written) last.owedSince = now;
+    if (last.owedSince !== undefined && now - last.owedSince >= SILENT_CONNECTION_MS) silent.push(node);
+    else quiet.set(node, last);
+  }
+  quietNodes.set(connection, quiet);
+  if (silent.length === 0) return;
+  if (!cluster) {
+    quietNodes.delete(connection);
+    connection.disconnect(true);
     return;
   }
-  if (now - quiet.at < SILENT_CONNECTION_MS) return;
-  quietSince.delete(connection);
-  connection.disconnect(true);
+  // A Cluster's node does not reconnect by itself: ioredis drops it from its pool and connects
+  // again when a command is next redirected to it.
+  log.warn({ nodes: silent.map((node) => `${node.options.host}:${node.options.port}`) }, 'redis cluster node silent; cutting its connection');
+  for (const node of silent) node.disconnect();
 }
 
 const shared = new Map<string, RedisConnection>();
