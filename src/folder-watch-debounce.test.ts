@@ -65,7 +65,7 @@ describe('FolderWatchDebounce', () => {
     expect(state).toEqual({ started: 2, active: 0, mostActive: 1 });
   });
 
-  it('run() starts at once when idle and otherwise resolves after the run queued behind the current one', async () => {
+  it('run() starts at once when idle, queues one run behind a run in progress, and resolves once a run after it is done', async () => {
     const { task, state, endRun } = controlledTask();
     const debounce = new FolderWatchDebounce(task, DELAY_MS, () => {});
     let firstDone = false;
@@ -74,9 +74,9 @@ describe('FolderWatchDebounce', () => {
     let secondDone = false;
     void debounce.run().then(() => (secondDone = true));
     await endRun();
-    expect([firstDone, secondDone, state.started]).toEqual([true, false, 2]);
+    expect([secondDone, state.started, state.active]).toEqual([false, 2, 1]);
     await endRun();
-    expect(secondDone).toBe(true);
+    expect([firstDone, secondDone]).toEqual([true, true]);
   });
 
   it('on close drops the scheduled and the queued run, ignores later events and waits for the run in progress', async () => {
@@ -96,22 +96,21 @@ describe('FolderWatchDebounce', () => {
     expect(state).toEqual({ started: 1, active: 0, mostActive: 1 });
   });
 
-  it('reports a task that fails, even before its first await, and runs it again at the next burst', async () => {
+  it('reports a task that fails, even before its first await, and runs it again with backoff until it succeeds', async () => {
     const failures: unknown[] = [];
     let runs = 0;
     const debounce = new FolderWatchDebounce(
       () => {
         runs += 1;
         if (runs === 1) throw new Error('thrown');
-        return Promise.reject(new Error('rejected'));
+        return runs === 2 ? Promise.reject(new Error('rejected')) : Promise.resolve();
       },
       DELAY_MS,
       (error) => failures.push(error),
     );
     debounce.schedule();
-    await vi.advanceTimersByTimeAsync(DELAY_MS);
-    debounce.schedule();
-    await vi.advanceTimersByTimeAsync(DELAY_MS);
+    await vi.advanceTimersByTimeAsync(DELAY_MS * 50);
     expect(failures.map((error) => (error as Error).message)).toEqual(['thrown', 'rejected']);
+    expect(runs).toBe(3);
   });
 });

@@ -1,7 +1,7 @@
 import type { BackoffOptions } from '../../backoff.ts';
 import { isZooKeeperError, maxZxid, zxidToString, type ZooKeeperReader, type ZooKeeperWatcher } from '../../zookeeper/index.ts';
 import type { RawInstance } from '../instance-codec.ts';
-import { CoalescedTask } from './coalesced-task.ts';
+import { CoalescedTask } from '../../coalesced-task.ts';
 
 /**
  * How the tree learns of changes. `one-shot`: each read arms a watch (the service's child watch,

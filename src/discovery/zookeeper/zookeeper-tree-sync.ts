@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { registryEventsTotal } from '../../metrics.ts';
 import { isZooKeeperError, zxidToString, type ZooKeeperReader } from '../../zookeeper/index.ts';
 import type { RawInstance } from '../instance-codec.ts';
-import { CoalescedTask } from './coalesced-task.ts';
+import { CoalescedTask } from '../../coalesced-task.ts';
 import { ZooKeeperServiceSync, type WatchMode } from './zookeeper-service-sync.ts';
 
 /** What a tree sync reads from and writes to; one tree sync lives exactly as long as one session. */

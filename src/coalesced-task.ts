@@ -1,4 +1,4 @@
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backoff.ts';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.ts';
 
 /** Options of `CoalescedTask`. */
 export interface CoalescedTaskOptions {
@@ -40,6 +40,11 @@ export class CoalescedTask {
   /** True while a run is in flight or waiting to retry. */
   get busy(): boolean {
     return this.running !== undefined;
+  }
+
+  /** Resolves once no run is in flight or waiting to retry (at once when idle); never rejects. */
+  settled(): Promise<void> {
+    return this.running ?? Promise.resolve();
   }
 
   /** Stops after the current run (its result is the caller's to ignore) and cancels retries. */
