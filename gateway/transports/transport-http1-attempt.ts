@@ -29,6 +29,9 @@ export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatc
   if (upstream.host !== undefined) headers.host = upstream.host;
   if (upstream.useInstanceHost) headers.host = pick.address;
   try {
+    // `servername` (read by undici, missing from its types) is one value per pool, as the connector
+    // sends its own SNI (`withServerName`): else undici takes it from each Host and closes the
+    // keep-alive socket whenever the Host changes.
     dispatcher.dispatch(
       {
         path: upstream.path,
@@ -38,7 +41,8 @@ export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatc
         // The attempt runs the headers and body timeouts itself (attempt-deadline.ts); the pool has none.
         // A stale keep-alive socket is retried by the proxy, on another instance when there is one.
         reset: false,
-      },
+        servername: pick.address,
+      } as Dispatcher.DispatchOptions,
       handler,
     );
   } catch (error) {

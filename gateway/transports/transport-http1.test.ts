@@ -1,10 +1,17 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createTestCa } from '../../test/harness/certificates.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import { Http1Transport } from './transport-http1.ts';
+import { DEFAULT_POOL_SETTINGS, Http1Transport } from './transport-http1.ts';
 
 const listen = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -47,5 +54,41 @@ describe('Http1Transport', () => {
     expect((await sendTestRequest(port, '/')).status).toBe(200);
     expect(connections).toHaveLength(1);
     expect(connections[0]!.destroyed).toBe(false);
+  });
+
+  it("sends the configured server name as SNI and checks the certificate against it, whatever Host the client sent", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-upstream-sni-'));
+    try {
+      const ca = await createTestCa(dir);
+      const issued = await ca.issue('backend', 'backend.test');
+      const tlsConnections: string[] = [];
+      const backend = createHttpsServer({ cert: readFileSync(issued.certFile), key: readFileSync(issued.keyFile) }, (request, response) => {
+        response.end((request.socket as TLSSocket).servername || '(none)');
+      });
+      backend.on('secureConnection', (socket: TLSSocket) => tlsConnections.push(socket.servername || '(none)'));
+      servers.push(backend);
+      const address = `127.0.0.1:${await listen(backend)}`;
+      const tls = { ca: readFileSync(ca.caFile, 'utf8'), cert: undefined, key: undefined, serverName: 'backend.test', verify: true };
+      transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls }, { ...DEFAULT_POOL_SETTINGS, connections: 1 });
+      const upstream = transport;
+      const gateway = createServer((request, response) => {
+        const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined } as unknown as PickedEndpoint;
+        void upstream.attempt(initialContext(request, response), pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
+          if (!result.ok) response.writeHead(502).end(`${result.errorClass}: ${result.error.message}`);
+        });
+      });
+      servers.push(gateway);
+      const port = await listen(gateway);
+
+      // Public names the certificate does not carry: undici took the SNI from them and the handshake failed (502).
+      for (const host of ['api.example.com', 'evil.example', 'api.example.com']) {
+        const answer = await sendTestRequest(port, '/', { headers: { host } });
+        expect(answer.status, `Host: ${host}: ${answer.body.toString()}`).toBe(200);
+        expect(answer.body.toString()).toBe('backend.test');
+      }
+      expect(tlsConnections).toEqual(['backend.test']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Pool } from 'undici';
+import { Pool, type buildConnector } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
@@ -51,7 +51,9 @@ export class Http1Transport implements Transport {
       keepAliveTimeout: settings.keepAliveTimeoutMs,
       keepAliveMaxTimeout: settings.keepAliveMaxTimeoutMs,
       // undici's connector with its paused-parser crash repaired (see the module).
-      connect: resumingConnector({ timeout: target.connectTimeoutMs, ...(target.tls ? undiciTlsOptions(target.host, target.tls) : {}) }),
+      connect: target.tls
+        ? withServerName(resumingConnector({ timeout: target.connectTimeoutMs, ...undiciTlsOptions(target.host, target.tls) }), upstreamServerName(target.host, target.tls))
+        : resumingConnector({ timeout: target.connectTimeoutMs }),
       // Timeouts are set per request from the route.
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -80,7 +82,7 @@ export class Http1Transport implements Transport {
  * client certificate, verification, and SNI (the configured name, else the host unless it is an IP).
  */
 export function undiciTlsOptions(host: string, tls: UpstreamTlsOptions): Record<string, unknown> {
-  const serverName = tls.serverName ?? (isIP(host) === 0 ? host : undefined);
+  const serverName = upstreamServerName(host, tls);
   return {
     rejectUnauthorized: tls.verify,
     ...(serverName === undefined ? {} : { servername: serverName }),
@@ -88,4 +90,19 @@ export function undiciTlsOptions(host: string, tls: UpstreamTlsOptions): Record<
     ...(tls.cert === undefined ? {} : { cert: tls.cert }),
     ...(tls.key === undefined ? {} : { key: tls.key }),
   };
+}
+
+/** The name sent as SNI and checked in the upstream's certificate: the configured one, else the host unless it is an IP (then none). */
+function upstreamServerName(host: string, tls: UpstreamTlsOptions): string | undefined {
+  return tls.serverName ?? (isIP(host) === 0 ? host : undefined);
+}
+
+/**
+ * `connect` with the TLS server name fixed to `serverName`. undici takes a request's server name
+ * from its Host header, ahead of the connector's own: the client's Host would pick the SNI and
+ * the name the certificate is checked against (a configured `serverName` lost to every public
+ * Host, and any client could fail the handshake and have it counted against the instance).
+ */
+function withServerName(connect: buildConnector.connector, serverName: string | undefined): buildConnector.connector {
+  return (options, callback) => connect({ ...options, servername: serverName }, callback);
 }

@@ -33,7 +33,8 @@ export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher,
       resolve(result);
     });
     try {
-      dispatcher.dispatch({ path: context.upstream.path, method: 'GET', headers, upgrade: protocol, body: null }, handshake);
+      // One `servername` per pool, as in `dispatchAttemptThen`.
+      dispatcher.dispatch({ path: context.upstream.path, method: 'GET', headers, upgrade: protocol, body: null, servername: pick.address } as Dispatcher.DispatchOptions, handshake);
     } catch (error) {
       handshake.fail(error as Error);
     }
