@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { entryPointName } from './schema-entrypoint.ts';
+import { normalisePath } from '../router/path-normalise.ts';
 import { circuitBreakerSchema } from './schema-breaker.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
@@ -17,11 +18,24 @@ const hostCondition = z
   .regex(HOST_PATTERN, 'expected a host name such as api.example.com or *.example.com (no port)')
   .transform((host) => host.toLowerCase().replace(/\.$/, ''));
 
-/** A path prefix: starts with `/`, no query; a trailing slash is dropped since matching is by whole segments. */
+/**
+ * A path prefix: starts with `/`, no query; written as the request paths it is matched with are
+ * (`normalisePath`: `/caf%c3%a9` and `/café` as `/caf%C3%A9`, `/%7Eu` as `/~u`, dot segments
+ * removed), since one written otherwise could never match; a trailing slash is dropped since
+ * matching is by whole segments.
+ */
 const pathPrefix = z
   .string()
   .regex(/^\/[^\s?#]*$/, 'expected a path starting with / (no query, no spaces)')
-  .transform((path) => (path.length > 1 ? path.replace(/\/+$/, '') || '/' : path));
+  .transform((written, context) => {
+    // Clients send what is not ASCII as UTF-8 escapes (a lone surrogate, which has none, as U+FFFD).
+    const path = normalisePath(written.replace(/[^\p{ASCII}]+/gu, (text) => encodeURIComponent(text.replace(/\p{Surrogate}/gu, '\uFFFD'))), { mergeSlashes: false, escapedSlashes: 'keep' });
+    if (typeof path !== 'string') {
+      context.addIssue({ code: 'custom', message: path.error === 'nul-in-path' ? 'a path cannot hold NUL (%00)' : 'expected a path whose every % starts an escape such as %20' });
+      return z.NEVER;
+    }
+    return path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+  });
 
 const method = z
   .string()

@@ -41,6 +41,20 @@ describe('Router path prefixes', () => {
     expect(catchAll.route(request('/anything'))?.service).toBe('fallback');
   });
 
+  it.each([
+    ['/caf%c3%a9', '/caf%C3%A9/menu'],
+    ['/café', '/caf%C3%A9/menu'],
+    ['/%7Euser', '/~user/menu'],
+    ['/a/./b/../c', '/a/c/menu'],
+  ])('matches a prefix written as %s with the normalised request path %s', (written, normalised) => {
+    expect(routerOf([`{ path: "${written}", service: s, stripPrefix: true }`]).route(request(normalised))).toMatchObject({ service: 's', path: '/menu' });
+  });
+
+  it('refuses a prefix that no normalised path can start with', () => {
+    expect(() => routerOf(['{ path: /files/%zz, service: s }'])).toThrow(/routes\.0\.path.*every % starts an escape/);
+    expect(() => routerOf(['{ path: /files/%00, service: s }'])).toThrow(/routes\.0\.path.*NUL/);
+  });
+
   it('names a route by its name, or by its place in the file', () => {
     const named = routerOf(['{ name: users, path: /u, service: user }', '{ path: /o, service: orders }']);
     expect(named.route(request('/u'))?.name).toBe('users');
