@@ -39,6 +39,26 @@ describe('readServerName', () => {
     expect(readServerName(hello)).toEqual({ serverName: 'a.example.com' });
   });
 
+  it('reads the SNI name of a ClientHello fragmented across records, once every fragment has arrived', async () => {
+    const hello = await clientHello('a.example.com');
+    const message = hello.subarray(5, 5 + hello.readUInt16BE(3));
+    // Three handshake records of 40 bytes, 100 bytes and the rest, as fragmenting clients and middleboxes send them.
+    const cuts = [0, 40, 140, message.length];
+    const fragmented = Buffer.concat(
+      cuts.slice(1).map((end, index) => {
+        const header = Buffer.from([0x16, 3, 1, 0, 0]);
+        header.writeUInt16BE(end - cuts[index]!, 3);
+        return Buffer.concat([header, message.subarray(cuts[index], end)]);
+      }),
+    );
+    for (const length of [45, 50, 150, fragmented.length - 1]) expect(readServerName(fragmented.subarray(0, length))).toBeUndefined();
+    expect(readServerName(fragmented)).toEqual({ serverName: 'a.example.com' });
+    // A record of another type where the next fragment should be: not a ClientHello to read.
+    const interrupted = Buffer.from(fragmented);
+    interrupted[45] = 0x17;
+    expect(readServerName(interrupted)).toBe('none');
+  });
+
   it('says none for what is not a TLS handshake', () => {
     expect(readServerName(Buffer.from('GET / HTTP/1.1\r\n\r\n'))).toBe('none');
     expect(readServerName(Buffer.from([0x16, 3, 1, 0xff, 0xff]))).toBe('none');
