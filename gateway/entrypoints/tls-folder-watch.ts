@@ -1,6 +1,6 @@
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
-import { watchFolder } from '../../src/folder-watch.ts';
+import { concernsFile, watchFolder } from '../../src/folder-watch.ts';
 import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
@@ -8,16 +8,18 @@ import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 
 /**
  * Watches the folders of certificate and key files (as the configuration file is watched: the
- * folder, since tools replace files by rename) and calls `changed` once per burst of events, after
- * the configuration's debounce, one call at a time (`FolderWatchDebounce`). A folder whose watch
- * fails is watched again with backoff, and `changed` is called then too, since the files may have
- * changed while nobody watched.
+ * folder, since tools replace files by rename) and calls `changed` once per burst of events that
+ * can concern those files (`concernsFile`), after the configuration's debounce, one call at a time (`FolderWatchDebounce`). A folder whose
+ * watch fails is watched again with backoff, and `changed` is called then too, since the files
+ * may have changed while nobody watched.
  */
 export class CertificateFolderWatch {
   /** The stop of each folder's watch. */
   private readonly watches = new Map<string, () => void>();
   /** Editors and `cp` write in bursts, and a certificate and its key change one after the other. */
   private readonly changes: FolderWatchDebounce;
+  /** The names of the watched certificate and key files in each folder. */
+  private readonly files = new Map<string, Set<string>>();
   private closed = false;
 
   constructor(
@@ -31,17 +33,26 @@ export class CertificateFolderWatch {
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
   watch(pairs: Iterable<CertificateFiles>): void {
     if (this.closed) return;
-    const wanted = new Set<string>();
-    for (const files of pairs) wanted.add(dirname(files.certFile)).add(dirname(files.keyFile));
+    this.files.clear();
+    for (const files of pairs) {
+      for (const path of [files.certFile, files.keyFile]) {
+        const folder = dirname(path);
+        if (!this.files.has(folder)) this.files.set(folder, new Set());
+        this.files.get(folder)!.add(basename(path));
+      }
+    }
     for (const [folder, stop] of this.watches) {
-      if (wanted.has(folder)) continue;
+      if (this.files.has(folder)) continue;
       stop();
       this.watches.delete(folder);
     }
-    for (const folder of wanted) {
+    for (const folder of this.files.keys()) {
       if (this.watches.has(folder)) continue;
       const stop = watchFolder(folder, {
-        event: () => this.changes.schedule(),
+        // Only events that can concern a watched file: another file written often in the folder (a log) would hold the debounce open forever.
+        event: (filename) => {
+          for (const name of this.files.get(folder) ?? []) if (concernsFile(filename, name)) return this.changes.schedule();
+        },
         failed: (error, attempt) => this.log.warn({ ...this.context, folder, attempt, err: errorMessage(error) }, 'watching a certificate folder failed; retrying'),
         rewatched: () => this.changes.schedule(),
       });
