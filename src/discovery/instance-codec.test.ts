@@ -110,6 +110,11 @@ describe('decodeInstance refuses bad entries with a reason that names the entry'
     { name: 'a draining mark that is not a boolean', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"draining":"yes"}' }, reason: /draining/ },
     { name: 'an unknown protocol', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"protocol":"ftp"}' }, reason: /protocol/ },
     { name: 'a host with a slash', raw: { service: 'user', name: 'u1', data: '{"host":"a/b","port":1}' }, reason: /host/ },
+    { name: 'a host that carries a port', raw: { service: 'user', name: 'u1', data: '{"host":"10.0.0.5:8080","port":8080}' }, reason: /host/ },
+    { name: 'an IPv6 host in brackets', raw: { service: 'user', name: 'u1', data: '{"host":"[::1]","port":1}' }, reason: /host/ },
+    { name: 'an IPv6 host with a zone', raw: { service: 'user', name: 'u1', data: '{"host":"fe80::1%eth0","port":1}' }, reason: /host/ },
+    { name: 'a host with URL delimiters', raw: { service: 'user', name: 'u1', data: '{"host":"a?b#c","port":1}' }, reason: /host/ },
+    { name: 'a Curator address that carries a port', raw: { service: 'user', name: 'c', data: JSON.stringify({ ...curator, address: '10.0.0.5:8080' }) }, reason: /address/ },
     { name: 'empty data under a name that is not host:port', raw: { service: 'user', name: 'u1', data: '' }, reason: /not host:port/ },
     { name: 'a host:port name with a bad port', raw: { service: 'user', name: 'h:0', data: null }, reason: /not a valid host:port/ },
     {

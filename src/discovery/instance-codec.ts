@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { InvalidInstanceError } from '../errors.ts';
 import { INSTANCE_PROTOCOLS, type Instance } from './instance.ts';
@@ -18,7 +19,21 @@ export interface RawInstance {
 /** Outcome of decoding one entry: failures are values so one bad entry never stops its siblings. */
 export type DecodeResult = { ok: true; instance: Instance } | { ok: false; error: InvalidInstanceError };
 
-const host = z.string().min(1).max(253).regex(/^[^\s/]+$/, 'must be a host name or IP address without spaces or slashes');
+/**
+ * A host the proxy can put in an upstream URL (`http://<host>:<port>`, IPv6 bracketed): a name or
+ * an IPv4 address without URL delimiters, or an IPv6 address without brackets or zone. Anything
+ * else (`10.0.0.5:8080` as the host, `[::1]`) makes a URL the proxy cannot parse, so every request
+ * picked for it would fail inside the gateway, where health never notices; it is refused here.
+ */
+const host = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[^\s/]+$/, 'must be a host name or IP address without spaces or slashes')
+  .refine(
+    (value) => (isIPv6(value) && !value.includes('%')) || (!/[:[\]@?#%\\]/.test(value) && URL.canParse(`http://${value}:1`)),
+    'must be a host name, an IPv4 address or an IPv6 address, without brackets or port',
+  );
 const port = z.int().min(1).max(65_535);
 const weight = z.number().int().min(0).max(MAX_INSTANCE_WEIGHT);
 const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
