@@ -130,4 +130,18 @@ describe('ConsistentHashBalancer', () => {
     // Total weight 20: 10 → 20 points per weight; doubling again would fill more than half the cap.
     expect(balancer.ringPoints).toBe(400);
   });
+
+  it('keeps the ring within its cap when weights are so large that each unit of weight gets less than one point', () => {
+    const balancer = new ConsistentHashBalancer({ key: { from: 'header', name: 'x-key' }, maxRingPoints: 1_000 });
+    balancer.update(testEndpoints(['node-0', 1_000_000], ['node-1', 1_000_000], ['node-2', 2_000_000]));
+    expect(balancer.ringPoints).toBeLessThanOrEqual(1_000);
+    expect(balancer.ringPoints).toBeGreaterThan(500);
+    // Shares still follow the weights: node-2 holds about half of the keys.
+    const counts = new Map<string, number>();
+    for (const owner of owners(balancer)) counts.set(owner, (counts.get(owner) ?? 0) + 1);
+    expect(counts.get('node-2')! / KEYS.length).toBeGreaterThan(0.4);
+    expect(counts.get('node-2')! / KEYS.length).toBeLessThan(0.6);
+    expect(counts.get('node-0')).toBeGreaterThan(1_500);
+    expect(counts.get('node-1')).toBeGreaterThan(1_500);
+  });
 });

@@ -9,7 +9,7 @@ import type { Picker } from './picker.ts';
 
 /** Ring points per unit of weight, as ketama (libmemcached) places 160 per server. */
 export const DEFAULT_POINTS_PER_WEIGHT = 160;
-/** Ring size above which points per weight are halved (8 MiB of ring); Envoy caps its ring at 8M points. */
+/** Ring size above which points per weight are halved, below one when weights are large (8 MiB of ring); Envoy caps its ring at 8M points. */
 export const DEFAULT_MAX_RING_POINTS = 2 ** 20;
 
 /** Options of the consistent-hash balancer. */
@@ -129,7 +129,9 @@ export class ConsistentHashBalancer extends BalancerBase<HashMember> {
   }
 
   private rescale(totalWeight: number): void {
-    while (this.scale > 1 && totalWeight * this.scale > this.maxRingPoints) this.scale = Math.max(1, Math.floor(this.scale / 2));
+    // Below one point per weight the scale keeps halving (exact binary fractions): registry weights
+    // go up to 10^6, and 20 such members made a ring of 20M points that blocked the process for 16 s.
+    while (totalWeight * this.scale > this.maxRingPoints) this.scale = this.scale > 1 ? Math.max(1, Math.floor(this.scale / 2)) : this.scale / 2;
     while (this.scale < this.pointsPerWeight && totalWeight * this.scale * 4 <= this.maxRingPoints) this.scale = Math.min(this.pointsPerWeight, this.scale * 2);
   }
 }
