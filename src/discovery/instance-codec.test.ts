@@ -41,6 +41,16 @@ describe('decodeInstance accepts every registry format', () => {
       expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 3, protocol: 'http', protocolDefaulted: true, metadata: { instance_status: 'UP', weight: '3' } },
     },
     {
+      name: 'a Curator ServiceInstance that Spring Cloud Zookeeper took out of service, as draining',
+      raw: { service: 'user', name: curator.id, data: JSON.stringify({ ...curator, payload: { ...curator.payload, metadata: { instance_status: 'OUT_OF_SERVICE' } } }) },
+      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: { instance_status: 'OUT_OF_SERVICE' }, draining: true },
+    },
+    {
+      name: 'a Curator ServiceInstance with a blank or lower-case up status, as routable',
+      raw: { service: 'user', name: curator.id, data: JSON.stringify({ ...curator, payload: { ...curator.payload, metadata: { instance_status: ' up ' } } }) },
+      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: { instance_status: ' up ' } },
+    },
+    {
       name: 'a Curator ServiceInstance with only an sslPort as https',
       raw: { service: 'pay', name: 'x', data: JSON.stringify({ ...curator, port: null, sslPort: 8443, payload: null }) },
       expected: { id: curator.id, service: 'pay', host: '10.0.0.5', port: 8443, weight: 1, protocol: 'https', metadata: {} },

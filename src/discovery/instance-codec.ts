@@ -137,6 +137,9 @@ function decodeCurator(raw: RawInstance, json: object, where: string): Instance 
   const metaWeight = meta.weight === undefined ? undefined : Number(meta.weight);
   // Only `sslPort` says something (https); a plain `port` leaves the protocol to the consumer's default.
   const protocol: Pick<Instance, 'protocol' | 'protocolDefaulted'> = plainPort === undefined ? { protocol: 'https' } : { protocol: 'http', protocolDefaulted: true };
+  // Spring Cloud Zookeeper's instance status (OUT_OF_SERVICE from its /service-registry endpoint):
+  // its own load balancer routes only to a blank status or UP, in any case; any other status drains.
+  const status = meta.instance_status?.trim();
   return {
     id: value.id,
     service: raw.service,
@@ -145,6 +148,7 @@ function decodeCurator(raw: RawInstance, json: object, where: string): Instance 
     weight: metaWeight !== undefined && weight.safeParse(metaWeight).success ? metaWeight : 1,
     ...protocol,
     metadata: meta,
+    ...(status && status.toUpperCase() !== 'UP' ? { draining: true } : {}),
   };
 }
 
