@@ -88,6 +88,7 @@ describe('parseConfig errors', () => {
     ['defaults: { healthCheck: { timeout: 0ms } }', 'defaults.healthCheck.timeout (line 1): must be above 0'],
     ['defaults: { outlierDetection: { decayInterval: 0s } }', 'defaults.outlierDetection.decayInterval (line 1): must be above 0'],
     ['services:\n  a: { instances: [ "10.0.0.1" ] }', 'services.a.instances.0 (line 2): expected "host:port"'],
+    ['services:\n  a: { instances: [ { host: "10.0.0.1:8080", port: 8080 } ] }', 'services.a.instances.0.host (line 2): must be a host name, an IPv4 address or an IPv6 address, without brackets or port'],
     ['services:\n  a/b: {}', 'services.a/b'],
     ['routes:\n  - { path: /a, pathRegex: "^/a", service: a }', 'routes.0.pathRegex (line 2): a route has either path or pathRegex, not both'],
     ['routes:\n  - { pathRegex: "(", service: a }', 'routes.0.pathRegex (line 2): is not a valid regular expression'],

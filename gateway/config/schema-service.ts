@@ -3,7 +3,7 @@ import { BALANCER_ALGORITHMS, type BalancerAlgorithm } from '../../src/balance/b
 import { SLOW_START_ALGORITHMS } from '../../src/balance/slow-start.ts';
 import type { HashKeySource } from '../../src/balance/hash-key.ts';
 import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
-import { MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
+import { INSTANCE_HOST, MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
 import { circuitBreakerSchema, concurrencySchema, retryBudgetSchema } from './schema-breaker.ts';
 import { count, duration, percent, section } from './schema-values.ts';
 
@@ -105,7 +105,7 @@ const instanceEntry = z.union(
     z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, 'expected "host:port"'),
     section({
       id: z.string().min(1).max(256).optional(),
-      host: z.string().min(1).max(253).regex(/^[^\s/]+$/, 'must be a host name or IP address'),
+      host: INSTANCE_HOST,
       port: z.int().min(1).max(65_535),
       weight: z.int().min(0).max(MAX_INSTANCE_WEIGHT).optional(),
       protocol: z.enum(INSTANCE_PROTOCOLS).optional(),

@@ -20,12 +20,12 @@ export interface RawInstance {
 export type DecodeResult = { ok: true; instance: Instance } | { ok: false; error: InvalidInstanceError };
 
 /**
- * A host the proxy can put in an upstream URL (`http://<host>:<port>`, IPv6 bracketed): a name or
- * an IPv4 address without URL delimiters, or an IPv6 address without brackets or zone. Anything
- * else (`10.0.0.5:8080` as the host, `[::1]`) makes a URL the proxy cannot parse, so every request
- * picked for it would fail inside the gateway, where health never notices; it is refused here.
+ * The host of an instance, one the proxy can put in an upstream URL (`http://<host>:<port>`, IPv6
+ * bracketed): a name or an IPv4 address without URL delimiters, or an IPv6 address without brackets
+ * or zone. Anything else (`10.0.0.5:8080` as the host, `[::1]`) makes a URL the proxy cannot parse,
+ * so every request picked for it would fail inside the gateway, where health never notices.
  */
-const host = z
+export const INSTANCE_HOST = z
   .string()
   .min(1)
   .max(253)
@@ -41,7 +41,7 @@ const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean
 const nativePayload = z.object({
   id: z.string().min(1).max(256).optional(),
   service: z.string().min(1).optional(),
-  host,
+  host: INSTANCE_HOST,
   port,
   weight: weight.optional(),
   protocol: z.enum(INSTANCE_PROTOCOLS).optional(),
@@ -53,7 +53,7 @@ const nativePayload = z.object({
 const curatorPayload = z.object({
   name: z.string().min(1),
   id: z.string().min(1).max(256),
-  address: host,
+  address: INSTANCE_HOST,
   port: port.nullable().optional(),
   sslPort: port.nullable().optional(),
   payload: z
@@ -164,7 +164,7 @@ function decodeHostPortName(raw: RawInstance, where: string): Instance {
 export function parseHostPort(text: string): { host: string; port: number } | undefined {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   if (!match) return undefined;
-  const parsedHost = host.safeParse(match[1] ?? match[2]);
+  const parsedHost = INSTANCE_HOST.safeParse(match[1] ?? match[2]);
   const parsedPort = port.safeParse(Number(match[3]));
   return parsedHost.success && parsedPort.success ? { host: parsedHost.data, port: parsedPort.data } : undefined;
 }
