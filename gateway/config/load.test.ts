@@ -75,6 +75,7 @@ describe('parseConfig errors', () => {
     ['registries: [redis://x:1]', 'registries.0 (line 1): invalid registry URL "redis://x:1": unknown scheme "redis"'],
     ['defaults:\n  timeouts:\n    headers: "500"', 'defaults.timeouts.headers (line 3): expected a duration'],
     ['defaults: { balancer: fastest }', 'defaults.balancer (line 1): expected one of random, round-robin'],
+    ['services:\n  a: { balancer: { algorithm: p2c-ewma, decay: 0s } }', 'services.a.balancer.decay (line 2): must be above 0'],
     ['services:\n  a:\n    balancer: { algorithm: consistent-hash, key: "header:" }', 'services.a.balancer.key (line 3): expected client-ip, path, header:<name>'],
     ['services:\n  a: { balancer: round-robin, slowStart: { window: 30s } }', 'services.a.slowStart (line 2): slowStart needs a balancer that follows weights (weighted-round-robin, random, least-connections, p2c-ewma), not round-robin'],
     ['defaults: { slowStart: { window: 30s } }\nservices:\n  a: { balancer: consistent-hash }', 'services.a.balancer (line 3): slowStart needs a balancer that follows weights'],

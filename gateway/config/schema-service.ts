@@ -33,7 +33,7 @@ const hashKey = z.union(
 
 const balancerObject = z.discriminatedUnion('algorithm', [
   section({ algorithm: z.enum(['random', 'round-robin', 'weighted-round-robin', 'least-connections']) }),
-  section({ algorithm: z.literal('p2c-ewma'), decay: duration.optional() }),
+  section({ algorithm: z.literal('p2c-ewma'), decay: duration.refine((ms) => ms > 0, 'must be above 0').optional() }),
   section({
     algorithm: z.literal('consistent-hash'),
     key: hashKey.optional(),
