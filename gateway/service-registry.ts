@@ -209,7 +209,8 @@ export class ServiceBalancers {
     const id = subsetId(service, selector);
     let subset = this.subsets.get(id);
     if (!subset) {
-      subset = { service, balancer: createSubsetBalancer(parent, selector, serviceBalancerOptions(serviceSettings(this.config, service)).balancer) };
+      const options = serviceBalancerOptions(serviceSettings(this.config, service));
+      subset = { service, balancer: createSubsetBalancer(parent, selector, options.balancer, options.slowStart) };
       this.subsets.set(id, subset);
     }
     return subset.balancer;

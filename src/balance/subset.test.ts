@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Instance } from '../discovery/instance.ts';
+import { instanceAddress, type Instance } from '../discovery/instance.ts';
 import { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
 import { pickedId, testInstance } from './balancer-testing.ts';
 import type { PickedEndpoint } from './picker.ts';
@@ -71,6 +71,22 @@ describe('createSubsetBalancer', () => {
     for (let attempt = 0; attempt < 3; attempt += 1) (v2.picker.pick({}) as PickedEndpoint).done(FAIL);
     expect(idsOf(6, () => pickedId(parent.picker.pick({})))).toEqual(new Set(['a']));
     expect(v2.picker.pick({})).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
+    v2.close();
+    parent.close();
+  });
+
+  it('ramps an instance that joins the subset later, as the service does, when given the service slow start', () => {
+    const conf = new LoadBalanceConf('svc');
+    const slowStart = { windowMs: 30_000, aggression: 1, minWeightPercent: 10 };
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'weighted-round-robin' }, slowStart });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'weighted-round-robin' }, slowStart);
+    publish(conf, tagged('a', { version: 'v2' }));
+    const joining = tagged('b', { version: 'v2' });
+    publish(conf, tagged('a', { version: 'v2' }), joining);
+    const address = instanceAddress(joining);
+    expect(parent.balancer.member(address)?.weight).toBeCloseTo(0.1 * joining.weight, 6);
+    expect(v2.balancer.member(address)?.weight).toBeCloseTo(0.1 * joining.weight, 6);
+    expect(v2.balancer.member(instanceAddress(tagged('a', {})))?.weight).toBe(1);
     v2.close();
     parent.close();
   });

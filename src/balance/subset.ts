@@ -3,6 +3,7 @@ import type { Instance } from '../discovery/instance.ts';
 import type { HealthView } from '../health/health-view.ts';
 import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
 import { ServiceBalancer } from './service-balancer.ts';
+import type { SlowStartOptions } from './slow-start.ts';
 
 /** Metadata pairs an instance must all carry to belong to a subset (Envoy's subset selector); never empty. */
 export type SubsetSelector = Readonly<Record<string, string>>;
@@ -33,9 +34,11 @@ export function subsetHealthView(parent: HealthView, selector: SubsetSelector): 
 /**
  * A balancer of `config`'s algorithm over the subset of `parent`'s endpoints that `selector`
  * matches. It shares the parent's health (one active checker and one outlier detector per
- * instance): outcomes of its picks feed the parent's passive health. Closing it leaves the parent running.
+ * instance): outcomes of its picks feed the parent's passive health. With `slowStart` (the
+ * service's), instances that join the subset later ramp as in the service's own balancer.
+ * Closing it leaves the parent running.
  */
-export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig): ServiceBalancer {
-  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome });
+export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig, slowStart?: SlowStartOptions): ServiceBalancer {
+  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, ...(slowStart ? { slowStart } : {}) });
   return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer);
 }
