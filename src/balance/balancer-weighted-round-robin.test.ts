@@ -99,4 +99,21 @@ describe('WeightedRoundRobinBalancer (nginx smooth weighted round-robin)', () =>
     const sum = ['a', 'b'].reduce((total, id) => total + balancer.member(`${id}.svc.test:8080`)!.current, 0);
     expect(sum).toBeCloseTo(0, 9);
   });
+
+  it.each([
+    { name: 'a scan', others: 2 },
+    { name: 'the index', others: 40 },
+  ])('sends a retry to a member it has not tried, through $name, and leaves the sequence as it was', ({ others }) => {
+    const weights: Array<[string, number]> = [['heavy', 10], ...Array.from({ length: others }, (_, index): [string, number] => [`light-${index}`, 1])];
+    const balancer = new WeightedRoundRobinBalancer();
+    const control = new WeightedRoundRobinBalancer();
+    balancer.update(testEndpoints(...weights));
+    control.update(testEndpoints(...weights));
+    const heavy = 'heavy.svc.test:8080';
+    for (let step = 0; step < 10 + others; step += 1) {
+      const usual = pickedId(balancer.picker.pick({}));
+      expect(usual).toBe(pickedId(control.picker.pick({})));
+      if (usual === 'heavy') expect(pickedId(balancer.picker.pick({ tried: [heavy] }))).not.toBe('heavy');
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { Member } from './balancer-member.ts';
-import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
+import { leastLoadedUntried, Member } from './balancer-member.ts';
+import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
 
 /** A member with its nginx current weight. */
@@ -101,13 +101,21 @@ export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
       this.set?.flush();
       return peekedEndpoint(smoothWeightedPeek(eligible));
     };
-    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) return { pick: (): PickResult => this.attempt(smoothWeightedStep(eligible)), peek };
+    // A retry's pick goes to an untried member, as nginx's step skips tried peers: a heavy member
+    // that just failed comes up again in most of the next few steps of its smooth sequence.
+    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) {
+      return { pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || smoothWeightedStep(eligible)), peek };
+    }
     const set = new SmoothWeightedSet<WeightedMember>();
     eligible.forEach((member, slot) => {
       member.slot = slot;
       set.add(member, member.weight);
     });
     this.set = set;
-    return { pick: (): PickResult => this.attempt(this.set === set ? set.step() : smoothWeightedStep(eligible)), peek };
+    return {
+      pick: (context: PickContext): PickResult =>
+        this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || (this.set === set ? set.step() : smoothWeightedStep(eligible))),
+      peek,
+    };
   }
 }
