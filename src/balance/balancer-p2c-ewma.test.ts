@@ -9,7 +9,7 @@ import { RoundRobinBalancer } from './balancer-round-robin.ts';
 import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
 import type { PickedEndpoint } from './picker.ts';
 
-const EXTRA_DELAY_MS = 20;
+const EXTRA_DELAY_MS = 50;
 const REQUESTS = 300;
 const CONCURRENCY = 4;
 
@@ -39,7 +39,7 @@ describe('P2cEwmaBalancer', () => {
     await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   });
 
-  it('sends most traffic away from a real HTTP backend that answers 20 ms slower', async () => {
+  it('sends most traffic away from a real HTTP backend that answers 50 ms slower', async () => {
     const [fast, slow] = [instanceOf('fast', servers[0]!), instanceOf('slow', servers[1]!)];
     const balancer = new P2cEwmaBalancer();
     balancer.update([fast, slow].map((instance) => ({ address: instanceAddress(instance), instance, routable: true })));
