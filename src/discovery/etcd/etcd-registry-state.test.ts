@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EtcdRegistryState, type EtcdEvent, type EtcdKeyValue } from './etcd-registry-state.ts';
+import { EtcdRegistryState, MAX_REPORTED_IGNORED_KEYS, type EtcdEvent, type EtcdKeyValue } from './etcd-registry-state.ts';
 
 const kv = (key: string, value = '{}'): EtcdKeyValue => ({ key: Buffer.from(key), value: Buffer.from(value) });
 const put = (key: string, value = '{}'): EtcdEvent => ({ type: 'Put', kv: kv(key, value) });
@@ -59,6 +59,15 @@ describe('EtcdRegistryState', () => {
     state.apply([put('/services/a'), del('/services/a/1/x'), put('/services//2')]);
     expect(names(state, 'a')).toEqual(['1']);
     expect(ignored).toEqual(['/services/a', '/services/a/1/x', '/services//2']);
+  });
+
+  it('remembers at most MAX_REPORTED_IGNORED_KEYS ignored keys, so keys that churn under the prefix do not grow it for ever', () => {
+    const ignored: string[] = [];
+    const state = new EtcdRegistryState('/services', (key) => ignored.push(key));
+    const churn = Array.from({ length: 3 * MAX_REPORTED_IGNORED_KEYS }, (_, index) => put(`/services/a/1/lock-${index}`));
+    state.apply(churn);
+    state.apply(churn);
+    expect(ignored.length).toBe(MAX_REPORTED_IGNORED_KEYS);
   });
 
   it('reads every key one level below a single-service prefix as an instance of that service, and keeps each full key', () => {

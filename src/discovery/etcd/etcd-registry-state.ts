@@ -3,6 +3,9 @@ import { parseInstanceKey, parseSingleServiceKey, type InstanceKey } from './etc
 
 const UTF8 = new TextDecoder();
 
+/** Ignored keys remembered so each is reported once; past this many, further ones are not reported (keys that churn under the prefix would otherwise grow the set for ever). */
+export const MAX_REPORTED_IGNORED_KEYS = 1_000;
+
 /** A key and its value as etcd returns them (etcd3's `IKeyValue` fits). */
 export interface EtcdKeyValue {
   readonly key: Uint8Array;
@@ -97,7 +100,7 @@ export class EtcdRegistryState {
 
   private parse(text: string): InstanceKey | undefined {
     const parsed = this.service === undefined ? parseInstanceKey(this.prefix, text) : parseSingleServiceKey(this.prefix, this.service, text);
-    if (!parsed && !this.reportedIgnored.has(text)) {
+    if (!parsed && this.reportedIgnored.size < MAX_REPORTED_IGNORED_KEYS && !this.reportedIgnored.has(text)) {
       this.reportedIgnored.add(text);
       this.onIgnoredKey(text);
     }
