@@ -53,6 +53,49 @@ export function plainIp(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/**
+ * The client key of `address` for per-client state: an IPv4 address (also IPv4-mapped) as it is,
+ * an IPv6 address as the network of its first `ipv6Prefix` bits (`2001:db8:1:2::/64`), since a
+ * provider hands one customer a whole /64 (RFC 6177) and per address it would hold 2^64 keys.
+ * Traefik's `ipStrategy.ipv6Subnet`. Text that is not an address is returned as it is.
+ */
+export function clientNetwork(address: string, ipv6Prefix: number): string {
+  if (address.indexOf(':') === -1) return address;
+  const plain = plainIp(address);
+  if (plain !== address || ipv6Prefix >= 128) return plain;
+  const groups = ipv6Groups(address);
+  if (!groups) return address;
+  let key = '';
+  const whole = ipv6Prefix >> 4;
+  for (let index = 0; index < whole; index += 1) key += `${groups[index]!.toString(16)}:`;
+  const partBits = ipv6Prefix & 15;
+  if (partBits > 0) key += `${(groups[whole]! & (0xffff << (16 - partBits)) & 0xffff).toString(16)}:`;
+  return `${key}:/${ipv6Prefix}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (zone and an IPv4 tail allowed), or undefined. */
+function ipv6Groups(text: string): number[] | undefined {
+  const zone = text.indexOf('%');
+  const address = zone === -1 ? text : text.slice(0, zone);
+  if (isIP(address) !== 6) return undefined;
+  const parts = (half: string): number[] => {
+    if (half === '') return [];
+    const groups: number[] = [];
+    for (const part of half.split(':')) {
+      if (part.includes('.')) {
+        const [a, b, c, d] = part.split('.').map(Number) as [number, number, number, number];
+        groups.push((a << 8) | b, (c << 8) | d);
+      } else groups.push(parseInt(part, 16));
+    }
+    return groups;
+  };
+  const gap = address.indexOf('::');
+  if (gap === -1) return parts(address);
+  const head = parts(address.slice(0, gap));
+  const tail = parts(address.slice(gap + 2));
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+}
+
 const isLoopbackAddress = ipRangeMatcher(parseIpRanges('loopback')!);
 
 /** True when a listener bound to `host` is reachable from this machine only: `localhost`, 127.0.0.0/8 or ::1 (undefined means every interface). */

@@ -4,6 +4,8 @@ import type { ConsumerConfig, MiddlewareConfig } from './types.ts';
 
 /** A rate limit's period when none is written (Traefik's default). */
 export const DEFAULT_RATE_LIMIT_PERIOD_MS = 1_000;
+/** With `key: client-ip`, the IPv6 network counted as one client: a /64 is what a provider hands one customer (RFC 6177). */
+export const DEFAULT_RATE_LIMIT_IPV6_SUBNET = 64;
 /** The leeway on `exp` and `nbf` when `clockSkew` is not written. */
 export const DEFAULT_JWT_CLOCK_SKEW_MS = 30_000;
 /** Verified tokens kept per `jwtAuth` when `cacheSize` is not written. */

@@ -29,7 +29,7 @@ import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
 import type { MiddlewareInput } from './schema-middleware.ts';
 import type { RedisInput } from './schema-redis.ts';
-import { DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAccessMiddleware, resolveConsumers } from './resolve-access.ts';
+import { DEFAULT_RATE_LIMIT_IPV6_SUBNET, DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAccessMiddleware, resolveConsumers } from './resolve-access.ts';
 import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_BUDGET, mergeCircuitBreaker, mergeConcurrency, mergeRetryBudget, routeCircuitBreaker } from './resolve-breaker.ts';
 import type { RouteInput } from './schema-route.ts';
 import type { CanaryInput } from './schema-route-traffic.ts';
@@ -314,7 +314,7 @@ const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | unde
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
 function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefined): MiddlewareConfig {
   if (input.rateLimit) {
-    const { average, period, burst, key, policy = 'local', onRedisError, delay, quota } = input.rateLimit;
+    const { average, period, burst, key, ipv6Subnet, policy = 'local', onRedisError, delay, quota } = input.rateLimit;
     // Default burst = average, at least one token: a bucket of less than one never admits anything.
     return {
       kind: 'rateLimit',
@@ -323,6 +323,7 @@ function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefi
         periodMs: period ?? DEFAULT_RATE_LIMIT_PERIOD_MS,
         burst: burst ?? Math.max(1, Math.ceil(average)),
         key: key ?? { from: 'client-ip' },
+        ipv6Subnet: ipv6Subnet ?? DEFAULT_RATE_LIMIT_IPV6_SUBNET,
         policy,
         redis: policy === 'redis' ? redis : undefined,
         onRedisError: onRedisError ?? 'local',

@@ -13,7 +13,7 @@ function errorOf(text: string): GatewayConfigError {
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
 
-const LOCAL = { policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined } as const;
+const LOCAL = { ipv6Subnet: 64, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined } as const;
 const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:6379/2' }, password: undefined, timeoutMs: 100, keyPrefix: 'gw:', gateways: 3 } as const;
 
 describe('middlewares', () => {
@@ -22,6 +22,7 @@ describe('middlewares', () => {
       'gateway.yaml',
       `middlewares:
   limit: { rateLimit: { average: 2.5 } }
+  by-network: { rateLimit: { average: 1, ipv6Subnet: 48 } }
   limit-by-key: { rateLimit: { average: 100, period: 1m, burst: 10, key: "header:X-Api-Key" } }
   by-tenant: { rateLimit: { average: 5, key: "claim:tenant", policy: redis, onRedisError: deny, delay: { maxWait: 250ms }, quota: { limit: 1000, per: day } } }
   to-https: { redirectScheme: { scheme: https, port: 8443 } }
@@ -36,10 +37,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     );
     expect(Object.fromEntries(config.middlewares)).toEqual({
       limit: { kind: 'rateLimit', settings: { ...LOCAL, average: 2.5, periodMs: 1_000, burst: 3, key: { from: 'client-ip' } } },
+      'by-network': { kind: 'rateLimit', settings: { ...LOCAL, average: 1, periodMs: 1_000, burst: 1, key: { from: 'client-ip' }, ipv6Subnet: 48 } },
       'limit-by-key': { kind: 'rateLimit', settings: { ...LOCAL, average: 100, periodMs: 60_000, burst: 10, key: { from: 'header', name: 'x-api-key' } } },
       'by-tenant': {
         kind: 'rateLimit',
-        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, policy: 'redis', redis: REDIS, onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
+        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', redis: REDIS, onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
       },
       'to-https': { kind: 'redirectScheme', settings: { scheme: 'https', port: 8443, permanent: false } },
       hsts: { kind: 'hsts', settings: { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false } },
@@ -76,6 +78,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['redis: { cluster: ["no-port"] }', 'redis.cluster.0 (line 1): expected host:port'],
     ['redis: { url: "http://a:1" }', 'redis.url (line 1): expected redis://host:port[/db]'],
     ['middlewares:\n  l: { rateLimit: { average: 1, period: 0s } }', 'middlewares.l.rateLimit.period (line 2): must be above 0'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: 0 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: 129 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: 64.5 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: "/64" } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],
+    ['middlewares:\n  l: { rateLimit: { average: 1, key: route, ipv6Subnet: 64 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): applies only to key: client-ip'],
     ['middlewares:\n  r: { redirectScheme: { scheme: ftp } }', 'middlewares.r.redirectScheme.scheme (line 2)'],
     ['middlewares:\n  h: { hsts: { maxAge: 1y, subdomains: true } }', 'middlewares.h.hsts.subdomains (line 2): unknown field "subdomains"'],
     ['middlewares:\n  "bad name": { hsts: { maxAge: 1y } }', 'middlewares.bad name'],

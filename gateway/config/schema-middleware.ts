@@ -18,6 +18,8 @@ const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
   return z.NEVER;
 });
 
+const IPV6_SUBNET_HINT = 'expected a prefix length from 1 to 128';
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -25,6 +27,7 @@ const MIDDLEWARE_KINDS = {
     period: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
     burst: count(1).optional(),
     key: rateLimitKey.optional(),
+    ipv6Subnet: z.int(IPV6_SUBNET_HINT).min(1, IPV6_SUBNET_HINT).max(128, IPV6_SUBNET_HINT).optional(),
     policy: z.enum(['local', 'redis']).optional(),
     onRedisError: z.enum(['local', 'allow', 'deny']).optional(),
     delay: section({ maxWait: duration.refine((ms) => ms > 0, 'must be above 0') }).optional(),

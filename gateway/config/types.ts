@@ -423,6 +423,8 @@ export interface RateLimitSettings {
   readonly periodMs: number;
   readonly burst: number;
   readonly key: RateLimitKey;
+  /** With `key: client-ip`, IPv6 clients are counted per network of this prefix length (128: per address); IPv4 clients per address. */
+  readonly ipv6Subnet: number;
   readonly policy: 'local' | 'redis';
   /** The top-level `redis:` section, copied in with `policy: redis` so that a change to it rebuilds the limiter. */
   readonly redis: RedisSettings | undefined;

@@ -6,7 +6,7 @@ import { sendGatewayError } from '../../proxy/error-response.ts';
 import { rateLimit, rateLimitChanges, type Limiter } from './index.ts';
 import { setLivePeerCount } from '../../config-store/peer-count.ts';
 
-const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
+const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
 const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
 
 describe('rateLimit', () => {
@@ -82,6 +82,27 @@ describe('rateLimit', () => {
     for (const value of [`${long}a`, `${long}b`, `${long}a`, 'short']) await server.send('/', { headers: { 'x-api-key': value } });
     expect(seen.map((key) => key.length <= 64)).toEqual([true, true, true, true]);
     expect([seen[0] !== seen[1], seen[0] === seen[2], seen[3]]).toEqual([true, true, 'short']);
+  });
+
+  it.each([
+    ['two addresses of one IPv6 /64 share a bucket', 64, ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:ffff'], [200, 429]],
+    ['two IPv6 /64s of one /56 have a bucket each', 64, ['2001:db8:1:2::1', '2001:db8:1:3::1'], [200, 200]],
+    ['with ipv6Subnet: 56 the /56 shares one', 56, ['2001:db8:1:2::1', '2001:DB8:1:3::1'], [200, 429]],
+    ['with ipv6Subnet: 128 each IPv6 address has its own', 128, ['2001:db8:1:2::1', '2001:db8:1:2::2'], [200, 200]],
+    ['IPv4 addresses of one /24 stay apart', 64, ['192.0.2.1', '192.0.2.2'], [200, 200]],
+    ['IPv4-mapped addresses stay apart too, and share the bucket of their IPv4 form', 64, ['::ffff:192.0.2.1', '::ffff:192.0.2.2', '192.0.2.1'], [200, 200, 429]],
+  ] as const)('keys client-ip by IPv6 network: %s', async (_name, ipv6Subnet, clients, expected) => {
+    // Stands in for the forwarding step: x-client is the address it decided on.
+    const client: Middleware = async (context, next) => {
+      context.clientIp = String(context.request.headers['x-client']);
+      await next();
+    };
+    server = await serveMiddleware([client, rateLimit({ ...SETTINGS, burst: 1, ipv6Subnet }, { now: () => 0 })]);
+    const statuses = [];
+    for (const address of clients) statuses.push((await server.send('/', { headers: { 'x-client': address } })).status);
+    expect(statuses).toEqual(expected);
+    // The grouping is the limit's own: the context keeps the client's address for logs and IP lists.
+    expect(server.contexts.map((context) => context.clientIp)).toEqual(clients);
   });
 
   it('waits for an asynchronous limiter (the shape a shared limiter will have)', async () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clientNetwork } from '../../config/ip-range.ts';
 import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
@@ -60,7 +61,7 @@ export interface RateLimitOptions {
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
   const build = limiterBuilder(settings, options);
   const limiter = options.limiter ?? build(settings, '');
-  const keyOf = keyReader(settings.key);
+  const keyOf = keyReader(settings.key, settings.ipv6Subnet);
   const byConsumer = settings.key.from === 'consumer' && !options.limiter;
   const limiterOf = byConsumer ? consumerLimiters(limiter, build) : () => limiter;
   // A local limiter answers at once: no promise and no extra microtask on that path.
@@ -142,11 +143,14 @@ function boundedKey(value: string): string {
   return value.length <= MAX_PLAIN_KEY_LENGTH ? value : `#${createHash('sha256').update(value).digest('base64url')}`;
 }
 
-/** Reads a request's bucket key; a missing header or claim shares one bucket (the empty key) with every other request lacking it. */
-function keyReader(key: RateLimitKey): (context: GatewayContext) => string {
+/**
+ * Reads a request's bucket key; a missing header or claim shares one bucket (the empty key) with
+ * every other request lacking it. An IPv6 client counts as its `ipv6Subnet` network.
+ */
+function keyReader(key: RateLimitKey, ipv6Subnet: number): (context: GatewayContext) => string {
   switch (key.from) {
     case 'client-ip':
-      return (context) => context.clientIp;
+      return (context) => clientNetwork(context.clientIp, ipv6Subnet);
     case 'route':
       return (context) => context.routeName;
     case 'service':
