@@ -33,8 +33,8 @@ describe('parseConfig', () => {
     expect(config.registries).toEqual([{ url: 'zk://127.0.0.1:2181/services', location: { kind: 'zookeeper', connectString: '127.0.0.1:2181', root: '/services' } }]);
     expect(config.services.get('user')?.balancer).toEqual({ algorithm: 'weighted-round-robin' });
     expect(config.routes).toMatchObject([
-      { name: 'routes.0', path: '/api/user', service: 'user', stripPrefix: true, namespace: false },
-      { name: 'routes.1', namespace: true, service: undefined },
+      { name: '/api/user', path: '/api/user', service: 'user', stripPrefix: true, namespace: false },
+      { name: '/', namespace: true, service: undefined },
     ]);
   });
 

@@ -284,7 +284,7 @@ export interface HeaderPolicy {
 export type HostHeaderPolicy = 'pass' | 'upstream' | (string & {});
 
 interface RouteCommon {
-  /** From the file, or `routes.<index>`. */
+  /** From the file, or derived from what the route matches (see `routeNames`), so other routes coming and going leave it alone. */
   readonly name: string;
   /** Set, the route answers 503 with this reason instead of proxying (a config store route whose middleware is missing). */
   readonly unavailable?: string | undefined;

@@ -41,4 +41,15 @@ describe('TrafficGuards', () => {
     expect(guards.guardFor('api', config.routes[1]).slot!.breaker.state).toBe('closed');
     expect(guards.guardFor('api', config.routes[1]).slot!.route).toBe('own');
   });
+
+  it("keeps an unnamed route's breaker with that route when a route is inserted before it (it moved to the route that took its place)", () => {
+    const breaker = '{ requestVolumeThreshold: 5 }';
+    const config = parseConfig('gateway.yaml', `routes:\n  - { path: /a, service: api, circuitBreaker: ${breaker} }\n`, { readFiles: false });
+    const guards = new TrafficGuards(config);
+    trip(guards, config);
+    const inserted = parseConfig('gateway.yaml', `routes:\n  - { path: /b, service: api, circuitBreaker: ${breaker} }\n  - { path: /a, service: api, circuitBreaker: ${breaker} }\n`, { readFiles: false });
+    guards.apply(inserted);
+    expect(guards.guardFor('api', inserted.routes[0]).slot!.breaker.state).toBe('closed');
+    expect(guards.guardFor('api', inserted.routes[1]).slot!.breaker.state).toBe('open');
+  });
 });

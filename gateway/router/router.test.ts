@@ -55,10 +55,10 @@ describe('Router path prefixes', () => {
     expect(() => routerOf(['{ path: /files/%00, service: s }'])).toThrow(/routes\.0\.path.*NUL/);
   });
 
-  it('names a route by its name, or by its place in the file', () => {
+  it('names a route by its name, or by what it matches', () => {
     const named = routerOf(['{ name: users, path: /u, service: user }', '{ path: /o, service: orders }']);
     expect(named.route(request('/u'))?.name).toBe('users');
-    expect(named.route(request('/o'))?.name).toBe('routes.1');
+    expect(named.route(request('/o'))?.name).toBe('/o');
   });
 
   it('routes an absolute-form request target by its path and host', () => {
