@@ -8,8 +8,9 @@ export const REDACTED = '[redacted]';
  * The body of `GET /api/config`: the resolved configuration (every default applied, durations in
  * milliseconds) as JSON, with secrets replaced by `REDACTED`: the admin token, every `password`
  * (the Redis one, also where a `policy: redis` rate limit carries a copy of the section), the
- * password of a URL (`redis://:secret@…`) and the tracing exporter's header values (a hosted
- * collector's API key). With a config store, `store` holds its URL, the revision in force and the
+ * password of a URL (`redis://:secret@…`), the tracing exporter's header values (a hosted
+ * collector's API key) and the values of headers that carry credentials wherever headers are set
+ * or matched (a `headers` middleware or a route setting `Authorization` upstream). With a config store, `store` holds its URL, the revision in force and the
  * objects it refused (null without one).
  */
 export function configView(config: GatewayConfig, store?: unknown): unknown {
@@ -39,12 +40,25 @@ function redactUrl(text: string): string {
     .replace(URL_PASSWORD_PARAM, `$1${REDACTED}`);
 }
 
-/** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows; passwords redacted wherever they sit. */
+/**
+ * Header names whose values are credentials: `Authorization`, `Proxy-Authorization`, cookies, and
+ * any name holding token, secret, key, password, auth, credential or session (`X-Api-Key`,
+ * `X-Auth-Token`, `X-Client-Secret`). Names are lowercase in the resolved configuration.
+ */
+const CREDENTIAL_HEADER = /token|secret|key|passw|auth|cookie|credential|session/;
+
+/** Keys whose value maps header names to values: a header policy's `set`, a route's `headers` conditions, a fallback answer's `headers`. */
+const HEADER_MAP_KEYS = new Set(['set', 'headers']);
+
+/** A JSON-ready copy: Maps become objects, undefined becomes null, so every key shows; passwords and credential header values redacted wherever they sit. */
 function toJson(value: unknown, key?: string): unknown {
   if (value instanceof Map) return Object.fromEntries([...value].map(([name, entry]) => [String(name), toJson(entry)]));
   if (Array.isArray(value)) return value.map((entry) => toJson(entry));
   if (value === undefined) return null;
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([name, entry]) => [name, toJson(entry, name)]));
+  if (typeof value === 'object' && value !== null) {
+    const headers = key !== undefined && HEADER_MAP_KEYS.has(key);
+    return Object.fromEntries(Object.entries(value).map(([name, entry]) => [name, headers && typeof entry === 'string' && CREDENTIAL_HEADER.test(name.toLowerCase()) ? REDACTED : toJson(entry, name)]));
+  }
   if (typeof value === 'string') return key === 'password' ? REDACTED : redactUrl(value);
   return value;
 }
