@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { BehaviorSubject, Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEventStream } from '../../test/harness/sse-client.ts';
 import { waitFor } from '../../test/harness/wait.ts';
@@ -7,7 +8,10 @@ import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { AdminServer } from './admin-server.ts';
-import type { AdminEvents } from './events.ts';
+import { AdminEvents } from './events.ts';
+import type { ConfigChange } from './event-types.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { ServiceView } from './service-view.ts';
 
 const TOKEN = 'admin-server-test-token';
@@ -158,6 +162,43 @@ describe('an admin listener and a client that trickles its request head', () => 
       expect(received).toMatch(/^HTTP\/1\.1 408 /);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('an admin listener with many event streams open', () => {
+  it('answers 503 with a reason beyond the bound, and a stream that closes frees its slot', async () => {
+    const events = new AdminEvents({ health$: new Subject<HealthSnapshot>(), statuses$: new BehaviorSubject<readonly ProviderStatus[]>([]), config$: new Subject<ConfigChange>(), describe: () => [] });
+    const server = new AdminServer({} as AdminSources, events, new Map(), { listen: { host: '127.0.0.1', port: 0 }, token: undefined, maxEventStreams: 3 });
+    const url = `http://127.0.0.1:${await server.listen()}/api/events`;
+    const streams = [];
+    try {
+      for (let index = 0; index < 3; index += 1) streams.push(await openEventStream(url));
+      expect(streams.map((stream) => stream.status)).toEqual([200, 200, 200]);
+      const refused = await fetch(url);
+      expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(await refused.json()).toMatchObject({ error: 'too-many-streams', status: 503, message: expect.stringContaining('3 event streams are open') });
+      // HEAD opens no stream, so it is answered even at the bound.
+      expect((await fetch(url, { method: 'HEAD' })).status).toBe(200);
+
+      streams.shift()!.close();
+      let again = await openEventStream(url);
+      await waitFor(
+        async () => {
+          if (again.status === 200) return true;
+          again = await openEventStream(url);
+          return again.status === 200;
+        },
+        { message: 'a slot freed by the closed stream' },
+      );
+      streams.push(again);
+      const full = await fetch(url);
+      expect(full.status).toBe(503);
+      await full.body?.cancel();
+    } finally {
+      for (const stream of streams) stream.close();
+      await server.close();
+      events.close();
     }
   });
 });

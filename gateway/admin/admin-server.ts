@@ -26,10 +26,22 @@ export interface AdminServerOptions {
   readonly heartbeatMs?: number;
   /** Time a client has to send its request head; `ADMIN_HEADERS_TIMEOUT_MS` by default. */
   readonly headersTimeoutMs?: number;
+  /** Event streams open at once; `ADMIN_MAX_EVENT_STREAMS` by default. */
+  readonly maxEventStreams?: number;
 }
 
 /** A client that has not sent its request head by then gets 408 and is closed (slowloris), as on the proxy's listeners. */
 export const ADMIN_HEADERS_TIMEOUT_MS = DEFAULT_SERVER_LIMITS.headersTimeoutMs;
+
+/**
+ * Event streams open at once, beyond which `/api/events` answers 503: each holds a subscription, a
+ * timer and up to a megabyte of buffered events, so streams opened and left open without bound
+ * (a script in a loop) would exhaust the process that owns the registry sessions. A dashboard tab
+ * holds one.
+ */
+export const ADMIN_MAX_EVENT_STREAMS = 64;
+/** What a client refused a stream is told to wait before trying again, in seconds. */
+const EVENT_STREAMS_RETRY_AFTER_S = 5;
 
 const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 
@@ -132,7 +144,13 @@ export class AdminServer {
       response.writeHead(200, { ...API_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
       return void response.end();
     }
+    const maxStreams = this.options.maxEventStreams ?? ADMIN_MAX_EVENT_STREAMS;
+    if (this.streams.size >= maxStreams) {
+      response.setHeader('retry-after', String(EVENT_STREAMS_RETRY_AFTER_S));
+      return sendError(response, 503, 'too-many-streams', `${maxStreams} event streams are open, the most the admin listener serves; close one (a dashboard tab) and retry`);
+    }
     const end = streamEvents(request, response, this.events, this.options.heartbeatMs);
+    // Freed when the stream ends for any reason: the client left, was too slow, or the server ended it.
     this.streams.add(end);
     response.once('close', () => this.streams.delete(end));
   }
