@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { rootLogger } from '../src/logger.ts';
 import { parseConfig } from './config/load.ts';
 import type { GatewayContext, Middleware } from './context.ts';
-import { compose } from './middleware/index.ts';
+import { accessLogDestination, compose } from './middleware/index.ts';
+import { waitFor } from '../test/harness/wait.ts';
 import { NamedMiddlewareRegistry } from './middleware/named-middleware.ts';
 import { createContext, createRequestRunner } from './request-handler.ts';
 
@@ -131,5 +132,32 @@ describe('createRequestRunner when something inside the onion throws', () => {
     expect(answer.status).toBe(500);
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'internal', status: 500, service: 'svc' });
     expect(ended).toEqual([500]);
+  });
+});
+
+describe('the access log of a gateway that reads credentials from the query', () => {
+  it('leaves keyAuth and jwtAuth query parameters out of every line, also of requests refused before they ran', async () => {
+    const lines: string[] = [];
+    const accessLogger = accessLogDestination({ write: (batch: string) => void lines.push(...batch.trimEnd().split('\n')) });
+    const config = parseConfig(
+      'gateway.yaml',
+      `consumers: { a: { keys: ["sha256:${'ab'.repeat(32)}"] } }
+middlewares:
+  limit: { rateLimit: { average: 1, period: 1m, burst: 1, key: route } }
+  by-key: { keyAuth: { query: api_key } }
+  by-token: { jwtAuth: { algorithms: [HS256], secretFile: /nonexistent, from: { query: access_token } } }
+routes:
+  - { path: /api, service: a, middlewares: [limit, by-key] }
+`,
+      { readFiles: false },
+    );
+    const get = await serve(createRequestRunner(config, { proxy: echoProxy, hasService: () => true, accessLogger }));
+    const statuses = [];
+    for (const path of ['/nowhere?api_key=secret-1&q=1', '/api?api_key=secret-2', '/api?q=2&api%5Fkey=secret-3&access_token=secret-4', '/api/plain?q=3'])
+      statuses.push((await get(path)).status);
+    expect(statuses).toEqual([404, 401, 429, 429]);
+    await waitFor(() => lines.length === 4);
+    expect(lines.join('\n')).not.toMatch(/secret-\d/);
+    expect(lines.map((line) => (JSON.parse(line) as { path: string }).path)).toEqual(['/nowhere?q=1', '/api', '/api?q=2', '/api/plain?q=3']);
   });
 });

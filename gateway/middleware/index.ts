@@ -47,7 +47,7 @@ export interface GlobalMiddlewareOptions {
  */
 export function globalMiddleware(config: GatewayConfig, options: GlobalMiddlewareOptions = {}): Middleware[] {
   const chain = [requestId(), forwarded({ trustedProxies: config.forwarding.trustedProxies })];
-  if (config.accessLog) chain.push(accessLog(options.accessLogger ? { logger: options.accessLogger } : {}));
+  if (config.accessLog) chain.push(accessLog({ ...(options.accessLogger ? { logger: options.accessLogger } : {}), hiddenQueryParams: credentialQueryParams(config) }));
   return chain;
 }
 
@@ -71,8 +71,18 @@ export function globalSteps(config: GatewayConfig, options: GlobalMiddlewareOpti
       assignId(context);
       forwarding(context);
     },
-    after: config.accessLog ? accessLogRecorder(options.accessLogger ?? stdoutAccessLogger()) : undefined,
+    after: config.accessLog ? accessLogRecorder(options.accessLogger ?? stdoutAccessLogger(), credentialQueryParams(config)) : undefined,
   };
+}
+
+/** The query parameters `keyAuth` and `jwtAuth` middleware read credentials from, each once. */
+export function credentialQueryParams(config: GatewayConfig): string[] {
+  const names = new Set<string>();
+  for (const { kind, settings } of config.middlewares.values()) {
+    if (kind === 'keyAuth' && settings.query !== undefined) names.add(settings.query);
+    if (kind === 'jwtAuth' && settings.from.query !== undefined) names.add(settings.from.query);
+  }
+  return [...names];
 }
 
 const routeChains = new WeakMap<RouteConfig, readonly Middleware[]>();

@@ -4,6 +4,7 @@
 // without a value is left out), so readers and `--pretty` keep working.
 import type { GatewayContext } from '../../context.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
+import { withoutQueryParam } from '../key-auth/index.ts';
 
 /** Characters that make a string need JSON escaping (quotes, backslash, controls, and non-ASCII to be safe). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
@@ -42,14 +43,25 @@ export function hundredthsText(hundredths: number): string {
   return `${whole}.${fraction < 10 ? '0' : ''}${fraction}`;
 }
 
-/** The access log line of a request whose response has ended (or was given up), with its newline. */
-export function accessLogText(context: GatewayContext, failed: boolean): string {
+/** `target` without any of the `names` parameters; a target without a query is returned as it is. */
+function withoutQueryParams(target: string, names: readonly string[]): string {
+  if (target.indexOf('?') === -1) return target;
+  let kept = target;
+  for (const name of names) kept = withoutQueryParam(kept, name);
+  return kept;
+}
+
+/**
+ * The access log line of a request whose response has ended (or was given up), with its newline.
+ * `hiddenParams` are query parameters left out of the path (credentials: an API key, a token).
+ */
+export function accessLogText(context: GatewayContext, failed: boolean, hiddenParams?: readonly string[]): string {
   const { request, response, outcome } = context;
   const status = outcome.status || (response.headersSent ? response.statusCode : 0);
   const durationHundredths = Math.round((performance.now() - context.startedAt) * 100);
   let line = `{"level":30,"time":"${isoTime(Date.now())}"`;
   if (request.method !== undefined) line += `,"method":${quote(request.method)}`;
-  if (request.url !== undefined) line += `,"path":${quote(request.url)}`;
+  if (request.url !== undefined) line += `,"path":${quote(hiddenParams === undefined ? request.url : withoutQueryParams(request.url, hiddenParams))}`;
   line += `,"status":${status},"durationMs":${hundredthsText(durationHundredths)},"bytes":${outcome.bytesOut}`;
   if (outcome.upstream !== undefined) line += `,"upstream":${quote(outcome.upstream)}`;
   line += `,"attempts":${outcome.attempts}`;

@@ -12,6 +12,8 @@ export { accessLogText } from './access-log-line.ts';
 export interface AccessLogOptions {
   /** Where lines go; `stdoutAccessLogger()` by default. */
   readonly logger?: AccessLogDestination;
+  /** Query parameters never written (the names `keyAuth` and `jwtAuth` read credentials from); none by default. */
+  readonly hiddenQueryParams?: readonly string[];
 }
 
 /**
@@ -66,7 +68,7 @@ export interface AccessLogLine {
  * layer that throws is logged with error class `internal` and the error passes on.
  */
 export function accessLog(options: AccessLogOptions = {}): Middleware {
-  const record = accessLogRecorder(options.logger ?? stdoutAccessLogger());
+  const record = accessLogRecorder(options.logger ?? stdoutAccessLogger(), options.hiddenQueryParams);
   return async function accessLog(context, next) {
     let failed = false;
     try {
@@ -82,14 +84,18 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
 
 /**
  * The access log as a step the request runner calls once the inner layers have settled, without a
- * middleware frame of its own: logs now when the response has ended, else when it closes.
+ * middleware frame of its own: logs now when the response has ended, else when it closes. The
+ * `hiddenQueryParams` are left out of every line, whichever layer answered (a 404, a rate limit
+ * before `keyAuth`): the authentication middleware removes its credential only when it runs.
  */
-export function accessLogRecorder(destination: AccessLogDestination): (context: GatewayContext, failed: boolean) => void {
+export function accessLogRecorder(destination: AccessLogDestination, hiddenQueryParams: readonly string[] = []): (context: GatewayContext, failed: boolean) => void {
+  // Without hidden parameters (the plain case) the line is built with no query scan at all.
+  const hidden = hiddenQueryParams.length > 0 ? hiddenQueryParams : undefined;
   return (context, failed) => {
     const response = context.response;
     // end() called: status and bytes are final, and the line is written without a listener.
-    if (response.writableEnded || response.destroyed) destination.write(accessLogText(context, failed));
-    else response.once('close', () => destination.write(accessLogText(context, failed)));
+    if (response.writableEnded || response.destroyed) destination.write(accessLogText(context, failed, hidden));
+    else response.once('close', () => destination.write(accessLogText(context, failed, hidden)));
   };
 }
 
