@@ -67,6 +67,8 @@ export class AttemptLoop implements AttemptReceiver {
   /** Set while an attempt's request is still held by its transport, unsent (`AttemptResult.released`). */
   private released: Promise<void> | undefined = undefined;
   private pick: PickedEndpoint | undefined = undefined;
+  /** The current pick until a transport has it (and reports its outcome): `next` releases it should `start` throw before. */
+  private unreported: PickedEndpoint | undefined = undefined;
   private span: AttemptTrace | undefined = undefined;
   private readonly hasBody: boolean;
   private readonly idempotent: boolean;
@@ -96,6 +98,10 @@ export class AttemptLoop implements AttemptReceiver {
     try {
       this.start();
     } catch (error) {
+      // The gateway's own failure: the instance's in-flight count is given back, and nothing is held against it.
+      const unreported = this.unreported;
+      this.unreported = undefined;
+      unreported?.done({ ok: false, latencyMs: 0, errorClass: 'internal' });
       this.end(error);
     }
   }
@@ -126,6 +132,7 @@ export class AttemptLoop implements AttemptReceiver {
       sendGatewayError(context, this.lastError ?? pick.reason);
       return this.end();
     }
+    this.unreported = pick;
     if (firstTried === undefined) this.firstTried = pick.address;
     else (this.laterTried ??= []).push(pick.address);
     context.outcome.attempts = this.attempt;
@@ -135,6 +142,7 @@ export class AttemptLoop implements AttemptReceiver {
     if (this.grpcDeadlineMs !== undefined) {
       timeouts = grpcTimeouts(context, policy, this.grpcDeadlineMs);
       if (timeouts.deadlineMs === 0) {
+        this.unreported = undefined;
         pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
         sendGatewayError(context, 'deadline-exceeded');
         return this.end();
@@ -142,6 +150,8 @@ export class AttemptLoop implements AttemptReceiver {
     }
     this.pick = pick;
     this.span = context.trace?.attempt(this.attempt, pick.instance, pick.address, context.upstream.headers);
+    // From here the transport reports the outcome, also of a request it fails at once.
+    this.unreported = undefined;
     if (this.shared.upgrade) {
       transport.upgrade(context, pick, timeouts).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
     } else if (transport.attemptThen) {

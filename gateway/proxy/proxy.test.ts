@@ -7,6 +7,7 @@ import { createServiceBalancer, type ServiceBalancer } from '../../src/balance/i
 import type { Instance, InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
+import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
@@ -211,6 +212,37 @@ describe('the attempt loop with a transport that reports before attemptThen retu
       expect(calls).toEqual(['enter', 'mayRetry', 'retryEnded', 'leave']);
     } finally {
       await close();
+    }
+  });
+});
+
+describe('the attempt loop when the gateway fails between the pick and the transport (scripted fakes)', () => {
+  it('rejects (the request runner answers 500) and gives the pick back as the gateway\'s own failure, so the instance keeps no request in flight', async () => {
+    const outcomes: UpstreamOutcome[] = [];
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: (outcome) => void outcomes.push(outcome) };
+    const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    const transports = {
+      get: () => {
+        throw new TypeError('Invalid URL');
+      },
+    } as unknown as UpstreamTransports;
+    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => POLICY, transports });
+    const failures: unknown[] = [];
+    const server = createServer((request, response) => {
+      const context = initialContext(request, response);
+      context.service = 'svc';
+      void proxy(context).catch((error: unknown) => {
+        failures.push(error);
+        response.writeHead(500).end();
+      });
+    });
+    try {
+      expect((await sendTestRequest(await listen(server), '/')).status).toBe(500);
+      expect(failures).toEqual([new TypeError('Invalid URL')]);
+      expect(outcomes).toEqual([{ ok: false, latencyMs: 0, errorClass: 'internal' }]);
+      expect(isUpstreamFailure(outcomes[0]!)).toBe(false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
