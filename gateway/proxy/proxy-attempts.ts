@@ -166,8 +166,6 @@ export class AttemptLoop implements AttemptReceiver {
   private settle(result: AttemptResult): boolean {
     const { context, guard, policy } = this;
     const pick = this.pick!;
-    this.span?.end(result.ok ? context.outcome.status : 0, result.ok ? undefined : result.errorClass);
-    this.span = undefined;
     // Every held request keeps the slot (today only classes that are never retried carry one).
     if (!result.ok && result.released) this.released = this.released ? Promise.allSettled([this.released, result.released]).then(() => undefined) : result.released;
     // One classification feeds the per-instance counters, passive health (through `pick`) and the
@@ -180,6 +178,9 @@ export class AttemptLoop implements AttemptReceiver {
       attemptClass = answerClassOf(status, context.outcome.grpcStatus);
       status = answerStatusOf(status, context.outcome.grpcStatus);
     }
+    // The span's error is the attempt's class: its failure, or an answer that counts as one (a 5xx, a gRPC call failed inside an HTTP 200).
+    this.span?.end(result.ok ? context.outcome.status : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
+    this.span = undefined;
     this.shared.observer?.attempt(context.service, pick.address, attemptClass);
     if (guard) {
       // The clock is read only when a breaker will use it.

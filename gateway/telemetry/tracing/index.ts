@@ -30,8 +30,11 @@ export interface RequestTrace {
 
 /** The span of one upstream attempt. */
 export interface AttemptTrace {
-  /** Ends it: `status` the upstream's answer (0 for none), `errorClass` the failure class when it failed. */
-  end(status: number, errorClass: string | undefined): void;
+  /**
+   * Ends it: `status` the upstream's answer (0 for none), `errorClass` the class the attempt counts
+   * as against its instance (a failure, `http-5xx`, `grpc-error`), `grpcStatus` a gRPC call's status.
+   */
+  end(status: number, errorClass: string | undefined, grpcStatus?: number): void;
 }
 
 /** The tracer for `settings`; the OpenTelemetry SDK is imported here, on first use, into its own chunk. */

@@ -8,6 +8,7 @@ import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, Trace
 import type { Instance } from '../../../src/discovery/instance.ts';
 import type { TracingSettings } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
+import { answerStatusOf } from '../../proxy/grpc-status.ts';
 import type { AttemptTrace, RequestTrace, RequestTracer } from './index.ts';
 import { CountedExport } from './tracing-export.ts';
 
@@ -105,9 +106,10 @@ class RequestSpan implements RequestTrace {
     W3C.inject(spanContext, headers, defaultTextMapSetter);
     if (this.b3) B3.inject(spanContext, headers, defaultTextMapSetter);
     return {
-      end(status, errorClass) {
+      end(status, errorClass, grpcStatus) {
         if (!recording) return span.end();
         if (status > 0) span.setAttribute('http.response.status_code', status);
+        if (grpcStatus !== undefined) span.setAttribute('rpc.grpc.status_code', grpcStatus);
         if (errorClass !== undefined) {
           span.setAttribute('error.type', errorClass);
           span.setStatus({ code: SpanStatusCode.ERROR, message: errorClass });
@@ -131,9 +133,14 @@ class RequestSpan implements RequestTrace {
     if (outcome.upstream !== undefined) span.setAttribute('switchboard.instance', outcome.upstream);
     span.setAttribute('switchboard.attempts', outcome.attempts);
     if (status > 0) span.setAttribute('http.response.status_code', status);
-    if (outcome.errorClass !== undefined) span.setAttribute('error.type', outcome.errorClass);
+    const grpcStatus = outcome.grpcStatus;
+    if (grpcStatus !== undefined) span.setAttribute('rpc.grpc.status_code', grpcStatus);
+    // A gRPC call its upstream failed inside an HTTP 200 (UNAVAILABLE, INTERNAL…) is the 5xx it
+    // stands for, as the metrics and the instance's health count it.
+    const errorClass = outcome.errorClass ?? (grpcStatus !== undefined && answerStatusOf(status, grpcStatus) >= 500 ? 'grpc-error' : undefined);
+    if (errorClass !== undefined) span.setAttribute('error.type', errorClass);
     // Server spans are errors for 5xx only (OpenTelemetry HTTP conventions); a 4xx is the client's.
-    if (status >= 500 || outcome.errorClass !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, ...(outcome.errorClass ? { message: outcome.errorClass } : {}) });
+    if (status >= 500 || errorClass !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, ...(errorClass ? { message: errorClass } : {}) });
     span.end();
   }
 }
