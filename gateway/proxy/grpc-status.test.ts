@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerStatusOf, encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { answerStatusOf, encodeGrpcMessage, formatGrpcTimeout, grpcCallOf, grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcStatus, parseGrpcTimeout } from './grpc-status.ts';
 import { answerClassOf } from './upstream-error.ts';
 
 describe('gRPC statuses for the gateway answers', () => {
@@ -54,6 +54,21 @@ describe("what an upstream's gRPC status counts as", () => {
   ] as const)('HTTP %i with grpc-status %d counts as %i (%s)', (httpStatus, grpcStatus, counted, answerClass) => {
     expect(answerStatusOf(httpStatus, grpcStatus)).toBe(counted);
     expect(answerClassOf(httpStatus, grpcStatus)).toBe(answerClass);
+  });
+
+  it.each([
+    ['14', 14],
+    ['0', 0],
+    ['16', 16],
+    ['17', 2],
+    ['oops', 2],
+    ['', 2],
+    ['14 ', 2],
+    ['1e1', 2],
+    ['-1', 2],
+    [['14', '0'], 2],
+  ] as const)('reads grpc-status %j as code %i, an unknown or malformed value as UNKNOWN (the caller reads it so)', (value, code) => {
+    expect(parseGrpcStatus(value as string | string[])).toBe(code);
   });
 
   it('leaves an answer without grpc-status to its HTTP status', () => {

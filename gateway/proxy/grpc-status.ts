@@ -87,6 +87,16 @@ export function answerStatusOf(httpStatus: number, grpcStatus: number): number {
   }
 }
 
+/**
+ * An upstream's `grpc-status` value as the code its caller reads, as grpc-js does: a known code
+ * (0–16) as it is, anything else (`oops`, `14 `, `99`, a repeated header) as UNKNOWN, which is the
+ * server's failure. Never NaN: the value lands in the access log's JSON and in a metric label.
+ */
+export function parseGrpcStatus(value: string | string[]): number {
+  const code = typeof value === 'string' && /^\d{1,2}$/.test(value) ? Number(value) : -1;
+  return code >= 0 && code <= 16 ? code : GrpcStatus.UNKNOWN;
+}
+
 /** `grpc-message` is percent-encoded (gRPC over HTTP/2 spec): bytes outside 0x20–0x7E and `%` itself. */
 export function encodeGrpcMessage(message: string): string {
   return /^[\x20-\x24\x26-\x7e]*$/.test(message) ? message : encodeURIComponent(message);

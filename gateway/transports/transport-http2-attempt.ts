@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
-import { isGrpcRequest } from '../proxy/grpc-status.ts';
+import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
@@ -231,7 +231,7 @@ function refusedUnprocessed(error: Error): boolean {
  */
 function countedGrpcStatus(context: GatewayContext, value: string | string[]): number | undefined {
   if (!isGrpcRequest(context.request.headers)) return undefined;
-  return (context.outcome.grpcStatus = Number(value));
+  return (context.outcome.grpcStatus = parseGrpcStatus(value));
 }
 
 /** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */

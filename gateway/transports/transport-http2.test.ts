@@ -487,6 +487,12 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
     expect(isUpstreamFailure(outcome)).toBe(!ok);
   });
 
+  it.each(['trailers-only', 'after-message'])('reads a malformed grpc-status (%s) as UNKNOWN, a failure of the upstream (never NaN in the access log)', async (shape) => {
+    const { outcome, grpcStatus } = await call(`/${shape}/oops`, 'application/grpc');
+    expect(grpcStatus).toBe(2);
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'grpc-error' });
+  });
+
   it('counts grpc-status for gRPC calls only, as Envoy does, in the outcome and in what the metrics and access log read', async () => {
     const { outcome, grpcStatus } = await call('/after-message/14', 'application/octet-stream');
     expect(outcome).toMatchObject({ ok: true });
