@@ -110,6 +110,83 @@ describe('dispatchAttempt', () => {
   });
 });
 
+/** A gRPC-Web frame: flag byte (0x80 for trailers), 4-byte big-endian length, payload. */
+function grpcWebFrame(flags: number, payload: string): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = flags;
+  prefix.writeUInt32BE(Buffer.byteLength(payload), 1);
+  return Buffer.concat([prefix, Buffer.from(payload)]);
+}
+
+/** A gRPC-Web answer's body: one message, then the trailer frame with `code`. */
+const grpcWebBody = (code: string): Buffer => Buffer.concat([grpcWebFrame(0, 'hello'), grpcWebFrame(0x80, `grpc-status:${code}\r\ngrpc-message:failed\r\n`)]);
+
+describe("dispatchAttempt: a gRPC-Web call's outcome is its grpc-status, in the headers or in the body's trailer frame", () => {
+  let backend: Server;
+  let pool: Pool;
+  let gateway: Server;
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome; grpcStatus: number | undefined }>;
+
+  beforeAll(async () => {
+    // /trailers-only/<code>: the status in the headers; /frame/<code>: a message, then the trailer
+    // frame, written a few bytes at a time; /text/<code>: the same as grpc-web-text, each write base64 on its own.
+    backend = createServer((request, response) => {
+      const [, shape, code] = String(request.url).split('/');
+      request.resume();
+      if (shape === 'trailers-only') return void response.writeHead(200, { 'content-type': 'application/grpc-web+proto', 'grpc-status': code }).end();
+      const body = grpcWebBody(code!);
+      response.writeHead(200, { 'content-type': shape === 'text' ? 'application/grpc-web-text' : 'application/grpc-web+proto' });
+      for (let start = 0; start < body.length; start += 3) {
+        const piece = body.subarray(start, start + 3);
+        response.write(shape === 'text' ? piece.toString('base64') : piece);
+      }
+      response.end();
+    });
+    pool = new Pool(`http://127.0.0.1:${await listen(backend)}`);
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, outcome } = recordingPick();
+      last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => ({ result, outcome: outcome()!, grpcStatus: context.outcome.grpcStatus }));
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    await pool.close();
+    await new Promise((resolve) => backend.close(resolve));
+    await new Promise((resolve) => gateway.close(resolve));
+  });
+
+  async function call(path: string, contentType: string) {
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, path, { method: 'POST', headers: { 'content-type': contentType } });
+    return { status: answer.status, body: answer.body, ...(await last) };
+  }
+
+  it.each([
+    ['trailers-only', 14, false],
+    ['frame', 14, false],
+    ['text', 14, false],
+    ['frame', 13, false],
+    ['trailers-only', 5, true],
+    ['frame', 8, true],
+    ['text', 0, true],
+    ['frame', 0, true],
+  ])('reports a %s answer with grpc-status %i as ok: %s to the pick, the body relayed as it came', async (shape, code, ok) => {
+    const { status, body, result, outcome, grpcStatus } = await call(`/${shape}/${code}`, 'application/grpc-web+proto');
+    expect(status).toBe(200);
+    if (shape === 'frame') expect(body.equals(grpcWebBody(String(code)))).toBe(true);
+    expect(grpcStatus).toBe(code);
+    expect(result).toEqual({ ok: true });
+    expect(outcome).toMatchObject(ok ? { ok: true } : { ok: false, errorClass: 'grpc-error' });
+  });
+
+  it('reads nothing of an answer to a request that is not a gRPC call', async () => {
+    const { outcome, grpcStatus } = await call('/frame/14', 'application/octet-stream');
+    expect(grpcStatus).toBeUndefined();
+    expect(outcome).toMatchObject({ ok: true });
+  });
+});
+
 describe('dispatchAttempt timeouts', () => {
   let backend: Server;
   let pool: Pool;

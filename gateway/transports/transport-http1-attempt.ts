@@ -4,6 +4,8 @@ import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
+import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
+import { grpcWebTrailerReader, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -91,6 +93,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private readonly response: GatewayContext['response'];
   /** Whether this attempt added its own 'close' listener (no shared one on the response). */
   private readonly ownListener: boolean;
+  /** A gRPC-Web call's `grpc-status`, from the headers (Trailers-Only) or the body's trailer frame; it decides the outcome. */
+  private grpcStatus: number | undefined = undefined;
+  /** Reads the trailer frame of a gRPC-Web answer that is not Trailers-Only; undefined for every other answer. */
+  private grpcWeb: GrpcWebTrailerReader | undefined = undefined;
   /** The call's own deadline (a gRPC call's `grpc-timeout`, over gRPC-Web); undefined for other requests. */
   private readonly callDeadline: NodeJS.Timeout | undefined;
 
@@ -161,6 +167,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.startDeadline(this.timeouts.bodyTimeoutMs);
     this.status = statusCode;
     context.outcome.status = statusCode;
+    // Over HTTP/1.1 a gRPC call is gRPC-Web, its status in these headers or in the body's last frame.
+    if (isGrpcRequest(context.request.headers)) this.readGrpcStatus(upstreamHeaders);
     const outgoing = responseHeadersForClient(upstreamHeaders);
     this.outgoing = outgoing;
     for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
@@ -172,8 +180,16 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
+  /** Records a Trailers-Only answer's `grpc-status` as the request's outcome, or prepares to read it from the body. */
+  private readGrpcStatus(headers: IncomingHttpHeaders): void {
+    const status = headers['grpc-status'];
+    if (status !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = parseGrpcStatus(status);
+    else this.grpcWeb = grpcWebTrailerReader(headers);
+  }
+
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.extendDeadline();
+    this.grpcWeb?.push(chunk);
     if (this.buffered) {
       this.buffered.push(chunk);
       return;
@@ -198,6 +214,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   onResponseEnd(): void {
     this.stopDeadline();
+    const grpcWebStatus = this.grpcWeb?.status;
+    if (grpcWebStatus !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = grpcWebStatus;
     if (!this.buffered) {
       this.response.end();
       this.finish(ANSWERED);
@@ -235,7 +253,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (this.reported) return;
     this.reported = true;
     try {
-      reportAttempt(this.pick, this.started, this.status, result);
+      reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus);
     } finally {
       // The held slot is given back even if reporting failed.
       this.letGo?.();

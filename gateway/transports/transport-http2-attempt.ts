@@ -3,6 +3,7 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Incomi
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
+import { grpcWebTrailerReader, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
@@ -147,6 +148,8 @@ export function http2Attempt(
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
+      // A gRPC-Web answer that is not Trailers-Only has its status in the body's last frame.
+      let grpcWeb: GrpcWebTrailerReader | undefined;
       opened.once('response', (headers: Http2Headers, flags: number) => {
         // Emitted a tick after the headers were parsed: the attempt may have ended meanwhile.
         if (settled) return;
@@ -159,6 +162,7 @@ export function http2Attempt(
         for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
         const headerStatus = headers['grpc-status'];
         if (headerStatus !== undefined) grpcStatus = countedGrpcStatus(context, headerStatus);
+        else if (isGrpcRequest(context.request.headers)) grpcWeb = grpcWebTrailerReader(headers as IncomingHttpHeaders);
         // Trailers-Only: the status is in these headers and there is nothing after them.
         if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && headerStatus !== undefined) {
           trailersOnly = true;
@@ -169,6 +173,7 @@ export function http2Attempt(
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
         timeout.extend();
+        grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);
         context.outcome.bytesOut += chunk.length;
         // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
@@ -192,6 +197,7 @@ export function http2Attempt(
         if (settled || !responseStarted) return;
         // The upstream has said all: a response transform's time is not its silence.
         timeout.stop();
+        if (grpcWeb?.status !== undefined) grpcStatus = context.outcome.grpcStatus = grpcWeb.status;
         if (trailersOnly) return finish({ ok: true });
         if (!buffered) {
           response.end();

@@ -443,6 +443,13 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
       const [, shape, code] = String(headers[':path']).split('/');
       stream.resume();
       if (shape === 'trailers-only') return void stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': code }, { endStream: true });
+      if (shape === 'web-frame') {
+        // gRPC-Web: no HTTP/2 trailers, the status in the body's last frame (flag 0x80).
+        const trailer = Buffer.from(`grpc-status:${code}\r\n`);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' });
+        stream.write(Buffer.from([0, 0, 0, 0, 1, 0x61]));
+        return void stream.end(Buffer.concat([Buffer.from([0x80, 0, 0, 0, trailer.length]), trailer]));
+      }
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': code!, 'grpc-message': 'failed' }));
       stream.end(Buffer.from([0, 0, 0, 0, 1, 0x61]));
@@ -491,6 +498,18 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
     const { outcome, grpcStatus } = await call(`/${shape}/oops`, 'application/grpc');
     expect(grpcStatus).toBe(2);
     expect(outcome).toMatchObject({ ok: false, errorClass: 'grpc-error' });
+  });
+
+  it.each([
+    [14, false],
+    [2, false],
+    [5, true],
+    [0, true],
+  ])("reads a gRPC-Web answer's grpc-status %i from the body's trailer frame: ok %s to the pick", async (code, ok) => {
+    const { status, outcome, grpcStatus } = await call(`/web-frame/${code}`, 'application/grpc-web+proto');
+    expect(status).toBe(200);
+    expect(grpcStatus).toBe(code);
+    expect(outcome).toMatchObject(ok ? { ok: true } : { ok: false, errorClass: 'grpc-error' });
   });
 
   it('counts grpc-status for gRPC calls only, as Envoy does, in the outcome and in what the metrics and access log read', async () => {

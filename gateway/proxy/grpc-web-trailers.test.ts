@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+
+/** A gRPC-Web frame: flag byte, 4-byte big-endian length, payload. */
+function frame(flags: number, payload: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = flags;
+  prefix.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([prefix, payload]);
+}
+
+const message = (size: number) => frame(0, Buffer.alloc(size, 0x61));
+const trailers = (text: string) => frame(0x80, Buffer.from(text, 'latin1'));
+
+/** The status `body` reads as when fed in pieces of `size` bytes. */
+function readInPieces(body: Buffer, size: number, contentType = 'application/grpc-web+proto'): number | undefined {
+  const reader = new GrpcWebTrailerReader(contentType);
+  for (let start = 0; start < body.length; start += size) reader.push(body.subarray(start, start + size));
+  return reader.status;
+}
+
+describe('GrpcWebTrailerReader', () => {
+  const body = Buffer.concat([message(3), message(0), message(70_000), trailers('grpc-message: it failed\r\nGrpc-Status: 14\r\n')]);
+
+  it.each([1, 2, 3, 5, 7, 4_096, body.length])('reads grpc-status from the trailer frame after the messages, the body in pieces of %i bytes', (size) => {
+    expect(readInPieces(body, size)).toBe(14);
+  });
+
+  it.each([1, 3, 4, 5, 64])('decodes a grpc-web-text body whose writes are each padded base64, read in pieces of %i characters', (size) => {
+    // Each write of a text body is base64 on its own, padding included (as grpcwebproxy and Envoy send it).
+    const text = [message(1), message(2), trailers('grpc-status:0\r\n')].map((part) => part.toString('base64')).join('');
+    expect(readInPieces(Buffer.from(text, 'latin1'), size, 'application/grpc-web-text')).toBe(0);
+  });
+
+  it.each([
+    ['a body without a trailer frame', Buffer.concat([message(10)])],
+    ['a trailer frame without grpc-status', Buffer.concat([message(1), trailers('grpc-message: x\r\n')])],
+    ['a trailer frame larger than any trailers', Buffer.concat([message(1), trailers(`x-pad: ${'p'.repeat(20_000)}\r\ngrpc-status: 14\r\n`)])],
+    ['a trailer frame cut short', Buffer.concat([message(1), trailers('grpc-status: 14\r\n')]).subarray(0, 12)],
+  ])('leaves the status unknown for %s', (_name, bytes) => {
+    expect(readInPieces(bytes, 2)).toBeUndefined();
+  });
+
+  it('reads a malformed grpc-status as UNKNOWN', () => {
+    expect(readInPieces(trailers('grpc-status: oops\r\n'), 100)).toBe(2);
+  });
+
+  it('is made for gRPC-Web answers without their status in the headers only', () => {
+    expect(grpcWebTrailerReader({ 'content-type': 'application/grpc-web+proto' })).toBeInstanceOf(GrpcWebTrailerReader);
+    expect(grpcWebTrailerReader({ 'content-type': 'application/grpc-web-text' })).toBeInstanceOf(GrpcWebTrailerReader);
+    expect(grpcWebTrailerReader({ 'content-type': 'application/grpc-web', 'grpc-status': '0' })).toBeUndefined();
+    expect(grpcWebTrailerReader({ 'content-type': 'application/grpc' })).toBeUndefined();
+    expect(grpcWebTrailerReader({ 'content-type': 'application/json' })).toBeUndefined();
+    expect(grpcWebTrailerReader({})).toBeUndefined();
+  });
+});

@@ -1,0 +1,106 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { parseGrpcStatus } from './grpc-status.ts';
+
+/** The frame flag of a gRPC-Web trailer frame (its most significant bit). */
+const TRAILER_FLAG = 0x80;
+
+/** The largest trailer frame read: trailers are a few short lines; a larger one is left unread. */
+const MAX_TRAILER_BYTES = 16 * 1_024;
+
+/**
+ * Reads the `grpc-status` of a gRPC-Web answer from its body, where gRPC-Web carries the trailers:
+ * length-prefixed frames (a flag byte, a 4-byte big-endian length), the last one with flag 0x80
+ * holding `name:value` lines (grpc/doc/PROTOCOL-WEB.md). Fed the body chunks as they are relayed:
+ * message payloads are skipped without a copy, only the trailer frame is kept. `application/
+ * grpc-web-text` bodies are base64, decoded in 4-character groups as they come (each write of
+ * such a body may end with its own padding). `status` stays undefined when the body holds no
+ * readable trailer frame.
+ */
+export class GrpcWebTrailerReader {
+  /** The code of the trailer frame's `grpc-status`, once it has been read. */
+  status: number | undefined = undefined;
+  private readonly text: boolean;
+  /** Base64 characters of a text body not yet decoded (fewer than 4). */
+  private pendingText = '';
+  /** Bytes of the current frame's 5-byte prefix read so far; 5 while in its payload. */
+  private prefixRead = 0;
+  private flags = 0;
+  private remaining = 0;
+  private trailer: Buffer | undefined = undefined;
+  private trailerRead = 0;
+  /** Nothing more to read: the trailer frame was read, or the body is not what gRPC-Web sends. */
+  private done = false;
+
+  constructor(contentType: string) {
+    this.text = contentType.startsWith('application/grpc-web-text');
+  }
+
+  /** Takes the next chunk of the body. */
+  push(chunk: Buffer): void {
+    if (this.done) return;
+    if (!this.text) return this.frames(chunk);
+    const text = this.pendingText + chunk.toString('latin1');
+    const whole = text.length - (text.length % 4);
+    this.pendingText = text.slice(whole);
+    // Node's base64 decoding stops at the first `=`: a padded group ends each piece decoded.
+    let start = 0;
+    while (start < whole && !this.done) {
+      const padding = text.indexOf('=', start);
+      const end = padding === -1 || padding >= whole ? whole : padding + 4 - (padding % 4);
+      this.frames(Buffer.from(text.slice(start, end), 'base64'));
+      start = end;
+    }
+  }
+
+  private frames(bytes: Buffer): void {
+    let index = 0;
+    while (index < bytes.length && !this.done) {
+      if (this.prefixRead < 5) {
+        const byte = bytes[index++]!;
+        if (this.prefixRead === 0) this.flags = byte;
+        else this.remaining = this.remaining * 256 + byte;
+        this.prefixRead += 1;
+        if (this.prefixRead === 5) this.frameStarts();
+        continue;
+      }
+      const take = Math.min(this.remaining, bytes.length - index);
+      if (this.trailer) bytes.copy(this.trailer, this.trailerRead, index, index + take);
+      this.trailerRead += take;
+      this.remaining -= take;
+      index += take;
+      if (this.remaining === 0) this.frameEnds();
+    }
+  }
+
+  private frameStarts(): void {
+    if ((this.flags & TRAILER_FLAG) !== 0) {
+      if (this.remaining > MAX_TRAILER_BYTES) return void (this.done = true);
+      this.trailer = Buffer.allocUnsafe(this.remaining);
+      this.trailerRead = 0;
+    }
+    if (this.remaining === 0) this.frameEnds();
+  }
+
+  private frameEnds(): void {
+    this.prefixRead = 0;
+    const trailer = this.trailer;
+    if (!trailer) return;
+    this.done = true;
+    for (const line of trailer.toString('latin1').split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'grpc-status') {
+        this.status = parseGrpcStatus(line.slice(colon + 1).trim());
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * A reader for the body of an upstream's answer to a gRPC call when that answer is gRPC-Web
+ * without its status in the headers (not Trailers-Only); undefined for every other answer.
+ */
+export function grpcWebTrailerReader(headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
+  const type = headers['content-type'];
+  return type !== undefined && type.startsWith('application/grpc-web') && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type) : undefined;
+}
