@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GatewayContext } from '../context.ts';
 import { InstanceTraffic } from './instance-traffic.ts';
-import { RequestMetrics, requestDurationSeconds, requestsTotal, statusClassIndex, STATUS_CLASSES, upstreamErrorsTotal } from './request-metrics.ts';
+import { grpcCallsTotal, RequestMetrics, requestDurationSeconds, requestsTotal, statusClassIndex, STATUS_CLASSES, upstreamErrorsTotal } from './request-metrics.ts';
 
 /** The fields of a finished request that the metrics read. */
 function finished(routeName: string, service: string, status: number, ageMs = 0): GatewayContext {
@@ -12,6 +12,14 @@ function finished(routeName: string, service: string, status: number, ageMs = 0)
     outcome: { status, attempts: 1, bytesOut: 0 },
     response: { headersSent: false, statusCode: 200 },
   } as unknown as GatewayContext;
+}
+
+/** A finished gRPC call to `path` with `grpcStatus`; `errorClass` set when the gateway answered it. */
+function grpcCall(service: string, path: string, grpcStatus: number, errorClass?: string): GatewayContext {
+  const context = finished(service === '' ? '' : 'rm-grpc', service, 200);
+  Object.assign(context, { upstream: { path }, get: () => undefined });
+  Object.assign(context.outcome, { grpcStatus, ...(errorClass === undefined ? {} : { errorClass }) });
+  return context;
 }
 
 async function value(metric: { get(): Promise<{ values: { labels: Record<string, string | number>; value: number; metricName?: string }[] }> }, labels: Record<string, string>, metricName?: string) {
@@ -53,6 +61,25 @@ describe('RequestMetrics', () => {
     Object.assign(context.response, { headersSent: true, statusCode: 304 });
     metrics.request(context);
     expect(await value(requestsTotal, { route: '', service: '', status: '3xx' })).toBe(1);
+  });
+
+  it('gives gRPC methods labels of their own only once an upstream answered them: made-up methods cannot push the real ones into other', async () => {
+    const metrics = new RequestMetrics();
+    // More made-up calls than the series budget: no route, refused by the gateway, unknown to the server.
+    for (let index = 0; index < 700; index += 1) metrics.request(grpcCall('', `/made.Up${index}/Call`, 12, 'no-route'));
+    for (let index = 0; index < 700; index += 1) metrics.request(grpcCall('rm-echo', `/test.Echo/Made${index}`, 16, 'missing-token'));
+    for (let index = 0; index < 700; index += 1) metrics.request(grpcCall('rm-echo', `/test.Echo/Unknown${index}`, 12));
+    metrics.request(grpcCall('rm-echo', '/test.Echo/Echo', 16, 'missing-token'));
+    metrics.request(grpcCall('rm-echo', '/test.Echo/Echo', 0));
+    metrics.request(grpcCall('rm-echo', '/test.Echo/Echo', 16, 'missing-token'));
+    metrics.request(grpcCall('rm-echo', '/test.Echo/Echo', 14));
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'test.Echo', grpc_method: 'Echo', grpc_code: '0' })).toBe(1);
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'test.Echo', grpc_method: 'Echo', grpc_code: '14' })).toBe(1);
+    // The refusal before the method was known counts as other, the one after under its name.
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'test.Echo', grpc_method: 'Echo', grpc_code: '16' })).toBe(1);
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'other', grpc_method: 'other', grpc_code: '16' })).toBe(701);
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'other', grpc_method: 'other', grpc_code: '12' })).toBe(700);
+    expect(await value(grpcCallsTotal, { service: 'rm-echo', grpc_service: 'test.Echo', grpc_method: 'Unknown1' })).toBeUndefined();
   });
 
   it('counts upstream failures by service and class through the traffic counters, never a client cancel', async () => {

@@ -1,7 +1,7 @@
 import { metricsRegistry } from '../../src/metrics.ts';
 import { nestedValue, type NestedMap } from '../../src/nested-map.ts';
 import type { GatewayContext } from '../context.ts';
-import { answerStatusOf, grpcCallOf } from '../proxy/grpc-status.ts';
+import { answerStatusOf, grpcCallOf, GrpcStatus } from '../proxy/grpc-status.ts';
 import { countsAgainstUpstream, STATUS_BY_CLASS, type GatewayErrorClass } from '../proxy/upstream-error.ts';
 import type { FlowSeries } from './flow-series.ts';
 import type { FlowStats } from './flow-stats.ts';
@@ -45,7 +45,7 @@ export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc
   metricsRegistry,
 );
 
-/** Distinct gRPC service/method pairs given series of their own; the rest count as `other`, so clients cannot grow the series without end. */
+/** gRPC series (service, method and code) given labels of their own; the rest count as `other`, so clients cannot grow the series without end. */
 const MAX_GRPC_METHODS = 1_000;
 
 const upstreamErrorCell = (service: string, errorClass: string): CounterCell => upstreamErrorsTotal.cell({ service, class: errorClass });
@@ -96,6 +96,8 @@ export class RequestMetrics {
 
   private readonly grpcCells = new Map<string, CounterCell>();
   private grpcMethods = 0;
+  /** Service and path of the methods an upstream has answered, not with UNIMPLEMENTED: only they get labels of their own. */
+  private readonly answeredMethods = new Set<string>();
 
   private grpcCall(context: GatewayContext, code: number): void {
     const path = context.upstream.path;
@@ -103,7 +105,13 @@ export class RequestMetrics {
     let cell = this.grpcCells.get(key);
     if (!cell) {
       const call = grpcCallOf(path);
-      const known = call !== undefined && this.grpcMethods < MAX_GRPC_METHODS;
+      // A method name is the client's to make up: one that matched no route, that the gateway
+      // refused, or that the server does not have would otherwise use up the series, and the
+      // methods that exist would count as `other`. A method earns its labels by an upstream's answer.
+      const method = `${context.service}\u0000${path}`;
+      const upstreamAnswered = context.outcome.errorClass === undefined && code !== GrpcStatus.UNIMPLEMENTED;
+      if (upstreamAnswered && call !== undefined && this.answeredMethods.size < MAX_GRPC_METHODS) this.answeredMethods.add(method);
+      const known = call !== undefined && this.grpcMethods < MAX_GRPC_METHODS && this.answeredMethods.has(method);
       cell = grpcCallsTotal.cell({ service: context.service, grpc_service: known ? call.service : 'other', grpc_method: known ? call.method : 'other', grpc_code: String(code) });
       if (known) {
         this.grpcMethods += 1;
