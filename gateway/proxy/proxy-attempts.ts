@@ -192,9 +192,10 @@ export class AttemptLoop implements AttemptReceiver {
       this.end();
       return false;
     }
+    // Not the request's error class yet: a retry may still answer it (the gateway's own answer records its class).
     this.lastError = result.errorClass;
-    context.outcome.errorClass = result.errorClass;
     if (result.responseStarted) {
+      context.outcome.errorClass = result.errorClass;
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
       // call gets its status in trailers instead, which its client reads).
       if (this.grpcDeadlineMs !== undefined) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);

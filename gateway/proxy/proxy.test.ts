@@ -9,6 +9,7 @@ import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
+import { accessLogText } from '../middleware/access-log/index.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
@@ -170,7 +171,7 @@ describe('retries prefer an instance not tried yet in the request', () => {
 });
 
 describe('the attempt loop with a transport that reports before attemptThen returns (scripted fakes)', () => {
-  it('retries a dispatch that failed at once on the other instance, and enters and leaves the guard once', async () => {
+  it('retries a dispatch that failed at once on the other instance, enters and leaves the guard once, and ends with no error class', async () => {
     const endpoint = (id: string): PickedEndpoint => ({
       kind: 'endpoint',
       instance: { id, service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} },
@@ -203,13 +204,18 @@ describe('the attempt loop with a transport that reports before attemptThen retu
       transports: { get: () => transport } as unknown as UpstreamTransports,
       guards: { guardFor: () => guard },
     });
-    const { port, attempts, close } = await serveProxy(proxy);
+    const contexts: GatewayContext[] = [];
+    const { port, attempts, close } = await serveProxy(proxy, (context) => contexts.push(context));
     try {
       const result = await sendTestRequest(port, '/');
       expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
       await waitFor(() => attempts.length === 1);
       expect(attempts).toEqual([2]);
       expect(calls).toEqual(['enter', 'mayRetry', 'retryEnded', 'leave']);
+      // Answered by the retry: the request has no error class (access log, span, flow statistics), its first attempt alone failed.
+      expect(contexts[0]!.outcome).toMatchObject({ status: 200, attempts: 2, upstream: 'answering' });
+      expect(contexts[0]!.outcome.errorClass).toBeUndefined();
+      expect(accessLogText(contexts[0]!, false)).not.toContain('errorClass');
     } finally {
       await close();
     }
