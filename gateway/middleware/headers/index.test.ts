@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { echoed, fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { sendGatewayError } from '../../proxy/error-response.ts';
 import { headers } from './index.ts';
 
 describe('headers', () => {
@@ -24,6 +25,14 @@ describe('headers', () => {
     expect(response.headers['strict-transport-security']).toBe('max-age=63072000');
     expect(response.headers['x-powered-by']).toBeUndefined();
     expect(response.headers['x-kept']).toBe('yes');
+  });
+
+  it("edits the gateway's own answers too (an upstream that refused the connection), as the docs say", async () => {
+    server = await serveMiddleware([headers({ response: { set: { 'cache-control': 'no-store' }, remove: ['x-request-id'] } })], async (context) => sendGatewayError(context, 'connect-refused'));
+    const response = await server.send('/');
+    expect(response.status).toBe(502);
+    expect(response.headers['cache-control']).toBe('no-store');
+    expect(response.headers['x-request-id']).toBeUndefined();
   });
 
   it('removes a header named in both set and remove', async () => {

@@ -6,7 +6,7 @@ import type { Middleware, ResponseHeadersHook } from '../../context.ts';
 export interface HeadersOptions {
   /** Edits of the request sent upstream. */
   readonly request?: Partial<HeaderPolicy>;
-  /** Edits of the response sent to the client (upstream answers only; the gateway's own errors are not edited). */
+  /** Edits of the response sent to the client: the upstream's answer, and the gateway's own (errors, refusals) as every response header hook does. */
   readonly response?: Partial<HeaderPolicy>;
   /** `pass` (default) keeps the client's Host, `upstream` sends the instance's `host:port`, anything else is sent as is. */
   readonly host?: HostHeaderPolicy;
