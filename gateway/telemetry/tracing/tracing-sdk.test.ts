@@ -1,11 +1,12 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PickedEndpoint, Picker } from '../../../src/balance/picker.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import type { GatewayContext } from '../../context.ts';
 import { initialContext, sendTestRequest } from '../../middleware/middleware-testing.ts';
+import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
 import type { AttemptReceiver, UpstreamTransports } from '../../transports/index.ts';
 import { createRequestTracer } from './tracing-sdk.ts';
@@ -63,7 +64,7 @@ async function startCollector(): Promise<{ server: Server; port: number; spans: 
   return { server, port: await listen(server), spans };
 }
 
-describe('the spans of a gRPC call its upstream answered with HTTP 200 and a grpc-status (a real tracer, a real OTLP receiver, scripted fakes for the upstream)', () => {
+describe('server and attempt span status (a real tracer, a real OTLP receiver, scripted fakes for the upstream)', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
   let gateway: Server;
   let gatewayPort: number;
@@ -89,6 +90,12 @@ describe('the spans of a gRPC call its upstream answered with HTTP 200 and a grp
     const transport = {
       attemptThen(context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
         context.outcome.status = 200;
+        // /cut: the upstream resets the stream after its headers were relayed.
+        if (context.upstream.path === '/cut') {
+          context.response.writeHead(200);
+          (context.response as ServerResponse).write('part');
+          return receiver.attemptEnded({ ok: false, errorClass: 'reset-after-headers', responseStarted: true, error: new Error('reset') });
+        }
         context.outcome.grpcStatus = grpcStatus;
         context.response.end();
         receiver.attemptEnded({ ok: true });
@@ -100,6 +107,11 @@ describe('the spans of a gRPC call its upstream answered with HTTP 200 and a grp
       context.service = 'svc';
       context.trace = tracer.start(context);
       traceIds.push(context.trace.traceId);
+      // /refused: a middleware's refusal before the proxy, as jwtAuth's 401.
+      if (request.url === '/refused') {
+        sendErrorAnswer(context, 401, 'missing-token', 'a bearer token is required');
+        return context.trace.end(context);
+      }
       void proxy(context).then(() => context.trace!.end(context));
     });
     gatewayPort = await listen(gateway);
@@ -133,5 +145,25 @@ describe('the spans of a gRPC call its upstream answered with HTTP 200 and a grp
       expect(span.attributes['error.type']).toBe(failed ? 'grpc-error' : undefined);
       expect(span.status.code === STATUS_ERROR).toBe(failed);
     }
+  });
+
+  /** The server span of the last request, once exported. */
+  async function lastServerSpan(): Promise<ExportedSpan> {
+    const traceId = traceIds.at(-1)!;
+    return waitFor(() => collector.spans.find((span) => span.traceId === traceId && span.kind === SERVER), { timeoutMs: 5_000 });
+  }
+
+  it("does not make the gateway's own 4xx refusal an error: a 4xx is the client's, and the class stays in error.type", async () => {
+    expect((await sendTestRequest(gatewayPort, '/refused')).status).toBe(401);
+    const server = await lastServerSpan();
+    expect(server.attributes).toMatchObject({ 'http.response.status_code': 401, 'error.type': 'missing-token' });
+    expect(server.status.code).not.toBe(STATUS_ERROR);
+  });
+
+  it('makes an answer the upstream cut off after its 200 headers an error', async () => {
+    await sendTestRequest(gatewayPort, '/cut').catch(() => undefined);
+    const server = await lastServerSpan();
+    expect(server.attributes).toMatchObject({ 'http.response.status_code': 200, 'error.type': 'reset-after-headers' });
+    expect(server.status.code).toBe(STATUS_ERROR);
   });
 });

@@ -9,6 +9,7 @@ import type { Instance } from '../../../src/discovery/instance.ts';
 import type { TracingSettings } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
 import { answerStatusOf } from '../../proxy/grpc-status.ts';
+import { STATUS_BY_CLASS, type GatewayErrorClass } from '../../proxy/upstream-error.ts';
 import type { AttemptTrace, RequestTrace, RequestTracer } from './index.ts';
 import { CountedExport } from './tracing-export.ts';
 
@@ -139,8 +140,12 @@ class RequestSpan implements RequestTrace {
     // stands for, as the metrics and the instance's health count it.
     const errorClass = outcome.errorClass ?? (grpcStatus !== undefined && answerStatusOf(status, grpcStatus) >= 500 ? 'grpc-error' : undefined);
     if (errorClass !== undefined) span.setAttribute('error.type', errorClass);
-    // Server spans are errors for 5xx only (OpenTelemetry HTTP conventions); a 4xx is the client's.
-    if (status >= 500 || errorClass !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, ...(errorClass ? { message: errorClass } : {}) });
+    // Server spans are errors for 5xx only (OpenTelemetry HTTP conventions): a 4xx, the gateway's
+    // refusals (401, 429…) and a client that went away included, is the client's. A failure after
+    // the answer began (its status already sent) is the 5xx its class stands for.
+    if (status >= 500 || (errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) && STATUS_BY_CLASS[errorClass as GatewayErrorClass] >= 500)) {
+      span.setStatus({ code: SpanStatusCode.ERROR, ...(errorClass ? { message: errorClass } : {}) });
+    }
     span.end();
   }
 }
