@@ -18,4 +18,5 @@ export * from './go-micro-registry.ts';
 export * from './http-exchange.ts';
 export * from './redis-local.ts';
 export * from './silenceable-relay.ts';
+export * from './stream-silencing-relay.ts';
 export * from './haproxy.ts';

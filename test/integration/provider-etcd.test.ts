@@ -6,7 +6,7 @@ import { openPrefixWatch, type WatchEndReason } from '../../src/discovery/etcd/e
 import { createEtcdProvider, type EtcdProviderOptions } from '../../src/discovery/etcd/index.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from '../../src/discovery/provider.ts';
 import { invalidInstancesTotal, providerResyncsTotal } from '../../src/metrics.ts';
-import { startEtcd, startEtcdCluster, startTcpProxy, waitFor, type EtcdCluster, type TcpProxy } from '../harness/index.ts';
+import { startEtcd, startEtcdCluster, startStreamSilencingRelay, startTcpProxy, waitFor, type EtcdCluster, type TcpProxy } from '../harness/index.ts';
 
 const STALL_TIMEOUT_MS = 1_500;
 const CONVERGENCE_MS = 5_000;
@@ -307,5 +307,31 @@ describe('etcd provider against a real etcd', () => {
     await connected(recording);
     expect(recording.emitted('search').every((snapshot) => snapshot.instances.length > 0)).toBe(true);
     expect(await counterValue(providerResyncsTotal, { provider: recording.provider.name, reason: 'stalled' })).toBe(1);
+  });
+
+  it('notices a watch stream that stopped delivering while reads still work, and picks up a delete made meanwhile', async () => {
+    const prefix = freshPrefix();
+    const relay = await startStreamSilencingRelay(Number(new URL(etcd.endpoints[0]!).port));
+    cleanups.push(() => relay.close());
+    await writer.put(`${prefix}/search/i-1`).value(payload(4001));
+    await writer.put(`${prefix}/search/i-2`).value(payload(4002));
+    const recording = record({ endpoints: [`http://${relay.address}`], prefix });
+    await connected(recording);
+    // A change seen through the watch shows its stream is open, so that it is the one silenced.
+    await writer.put(`${prefix}/probe/i-1`).value(payload(4000));
+    await membersBecome(recording, 'probe', ['i-1=10.0.0.1:4000']);
+
+    relay.silenceOpenStreams();
+    // Only a delete: it moves no key's revision, so only the key count shows the watch missed it.
+    await writer.delete().key(`${prefix}/search/i-2`);
+    // Probes still answer on the same connection: the change must arrive by the stall bound anyway.
+    await membersBecome(recording, 'search', ['i-1=10.0.0.1:4001'], STALL_TIMEOUT_MS * 1.25 + CONVERGENCE_MS);
+    expect(recording.statuses.some((status) => status.state === 'stale' && /^stalled: /.test(status.reason ?? ''))).toBe(true);
+    expect(await counterValue(providerResyncsTotal, { provider: recording.provider.name, reason: 'stalled' })).toBe(1);
+
+    // The new session watches on a new connection, which the relay leaves alone.
+    await writer.put(`${prefix}/search/i-3`).value(payload(4003));
+    await membersBecome(recording, 'search', ['i-1=10.0.0.1:4001', 'i-3=10.0.0.1:4003']);
+    await connected(recording);
   });
 });

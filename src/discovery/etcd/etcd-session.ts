@@ -1,4 +1,4 @@
-import type { Etcd3, IWatchResponse } from 'etcd3';
+import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
 import { RegistryError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
@@ -51,17 +51,19 @@ export class EtcdSession {
   private createTimer: NodeJS.Timeout | undefined;
   private listedAt: number | undefined;
   private done = false;
+  /** The watch has delivered every event up to this revision (listing included)… */
+  private deliveredRevision = 0n;
+  /** …which leaves this many keys under the prefix. */
+  private deliveredKeys = 0;
 
   constructor(
     private readonly options: EtcdSessionOptions,
     private readonly handlers: EtcdSessionHandlers,
   ) {
     this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs });
-    // A linearizable single-key read: it needs a leader, so it also fails on a member cut off from its quorum.
-    const probeKey = options.keyPrefix;
     this.detector = new StallDetector({
       stallTimeoutMs: options.stallTimeoutMs,
-      probe: () => this.client.get(probeKey).exists(),
+      probe: () => this.watchCaughtUp(),
       onStall: (silentMs) => this.finish('stalled', new RegistryError(`etcd ${options.endpoint} silent for ${silentMs} ms`)),
     });
     this.ended = new Promise((resolve) => {
@@ -94,6 +96,8 @@ export class EtcdSession {
     const listing = await listPrefix(this.client, this.options.keyPrefix, this.options.listPageSize);
     if (this.done) return;
     this.listedAt = Date.now();
+    this.deliveredRevision = BigInt(listing.revision);
+    this.deliveredKeys = listing.kvs.length;
     this.handlers.onListed(listing);
     this.createTimer = setTimeout(
       () => this.finish('broken', new RegistryError(`etcd ${this.options.endpoint} did not create the watch within ${this.options.requestTimeoutMs} ms`)),
@@ -106,10 +110,36 @@ export class EtcdSession {
       },
       onResponse: (response) => {
         this.detector.alive();
+        this.noteDelivered(response);
         this.handlers.onWatchResponse(response);
       },
       onEnd: (reason, error) => this.finish(reason, error),
     });
     this.detector.start();
+  }
+
+  private noteDelivered(response: IWatchResponse): void {
+    for (const { type, kv } of response.events) {
+      const revision = BigInt(kv.mod_revision);
+      if (revision > this.deliveredRevision) this.deliveredRevision = revision;
+      if (type === 'Delete') this.deliveredKeys -= 1;
+      else if (kv.version === '1') this.deliveredKeys += 1;
+    }
+  }
+
+  /**
+   * The stall probe: a linearizable read (it needs a leader, so it also fails on a member cut off
+   * from its quorum) of the prefix's newest key and key count. An answer is a sign of life only when
+   * the watch has delivered that state: no key modified after the delivered revision and as many
+   * keys as the delivered events leave (a delete shows only in the count). A watch stream that went
+   * silent while reads still work (a proxy that lost its upstream stream, a stuck server-side
+   * watcher) is thus noticed as soon as the prefix changes without it. Every key in range is read
+   * server-side to sort, but only one key without its value is sent.
+   */
+  private async watchCaughtUp(): Promise<boolean> {
+    const range = Range.prefix(this.options.keyPrefix);
+    const answer = await this.client.kv.range({ key: range.start, range_end: range.end, limit: 1, sort_target: 'Mod', sort_order: 'Descend', keys_only: true });
+    const newest = answer.kvs[0];
+    return (newest === undefined || BigInt(newest.mod_revision) <= this.deliveredRevision) && Number(answer.count) === this.deliveredKeys;
   }
 }

@@ -7,7 +7,7 @@ describe('StallDetector', () => {
 
   it('reports a stall once no probe has answered for longer than the timeout', async () => {
     const onStall = vi.fn();
-    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise(() => undefined), onStall });
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise<boolean>(() => undefined), onStall });
     detector.start();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(onStall).not.toHaveBeenCalled();
@@ -21,7 +21,7 @@ describe('StallDetector', () => {
 
   it('never reports a stall while probes keep answering', async () => {
     const onStall = vi.fn();
-    const probe = vi.fn(() => Promise.resolve());
+    const probe = vi.fn(() => Promise.resolve(true));
     const detector = new StallDetector({ stallTimeoutMs: 1_000, probe, onStall });
     detector.start();
     await vi.advanceTimersByTimeAsync(10_000);
@@ -38,8 +38,16 @@ describe('StallDetector', () => {
     expect(onStall).toHaveBeenCalledTimes(1);
   });
 
+  it('counts probe answers that find the watch behind the registry as silence', async () => {
+    const onStall = vi.fn();
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => Promise.resolve(false), onStall });
+    detector.start();
+    await vi.advanceTimersByTimeAsync(1_250);
+    expect(onStall).toHaveBeenCalledTimes(1);
+  });
+
   it('keeps at most one probe in flight', async () => {
-    const probe = vi.fn(() => new Promise(() => undefined));
+    const probe = vi.fn(() => new Promise<boolean>(() => undefined));
     const detector = new StallDetector({ stallTimeoutMs: 1_000, probe, onStall: () => undefined });
     detector.start();
     await vi.advanceTimersByTimeAsync(900);
@@ -49,7 +57,7 @@ describe('StallDetector', () => {
 
   it('treats watch responses reported with alive() as signs of life', async () => {
     const onStall = vi.fn();
-    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise(() => undefined), onStall });
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise<boolean>(() => undefined), onStall });
     detector.start();
     for (let i = 0; i < 10; i += 1) {
       await vi.advanceTimersByTimeAsync(500);
@@ -62,7 +70,7 @@ describe('StallDetector', () => {
   it('ignores a probe that answers after stop()', async () => {
     const onStall = vi.fn();
     let answer: () => void = () => undefined;
-    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise<void>((resolve) => (answer = resolve)), onStall });
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe: () => new Promise<boolean>((resolve) => (answer = () => resolve(true))), onStall });
     detector.start();
     await vi.advanceTimersByTimeAsync(250);
     detector.stop();

@@ -2,8 +2,11 @@
 export interface StallDetectorOptions {
   /** Silence longer than this counts as a stall. */
   readonly stallTimeoutMs: number;
-  /** A cheap read through the same client; resolving counts as a sign of life. Must carry its own deadline. */
-  readonly probe: () => Promise<unknown>;
+  /**
+   * A cheap read through the same client that resolves whether the watch has delivered what it read;
+   * only `true` counts as a sign of life. Must carry its own deadline.
+   */
+  readonly probe: () => Promise<boolean>;
   /** Called once, with how long the registry had been silent; the detector is stopped by then. */
   readonly onStall: (silentMs: number) => void;
   readonly now?: () => number;
@@ -11,8 +14,9 @@ export interface StallDetectorOptions {
 
 /**
  * Notices a watch stream that went silent, as one does behind a partition that drops packets
- * without closing the socket. A quiet prefix is silent too, so the detector probes the registry
- * every quarter of the timeout and counts a probe answer, like any watch response reported with
+ * without closing the socket, or behind a proxy that keeps the stream open but stopped relaying it.
+ * A quiet prefix is silent too, so the detector probes the registry every quarter of the timeout
+ * and counts a probe answer that finds the watch caught up, like any watch response reported with
  * `alive()`, as a sign of life; a stall is reported when none arrived for `stallTimeoutMs`.
  * Detection takes between `stallTimeoutMs` and `1.25 × stallTimeoutMs` after the last sign of life.
  */
@@ -53,16 +57,17 @@ export class StallDetector {
     }
     if (this.probing) return;
     this.probing = true;
-    let probe: Promise<unknown>;
+    let probe: Promise<boolean>;
     try {
       probe = this.options.probe();
     } catch (error) {
       probe = Promise.reject(error);
     }
     probe.then(
-      () => {
+      (caughtUp) => {
         this.probing = false;
-        if (this.timer) this.alive();
+        // A registry that moved on without the watch is no sign of life, however promptly it answers.
+        if (caughtUp && this.timer) this.alive();
       },
       () => {
         // A failed probe is not a sign of life; the silence keeps growing until it counts as a stall.
