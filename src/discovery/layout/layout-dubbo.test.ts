@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { rootLogger } from '../../logger.ts';
+import { invalidInstancesTotal } from '../../metrics.ts';
 import type { RawInstance } from '../instance-codec.ts';
+import type { ProviderSnapshot } from '../provider.ts';
+import { ProviderStore } from '../provider-store.ts';
 import { decodeDubboEntry } from './layout-dubbo.ts';
 
 /** A znode name as Dubbo writes it: the provider URL through java.net.URLEncoder (what encodeURIComponent does, bar `+` for space). */
@@ -46,8 +50,6 @@ describe('Dubbo provider URLs', () => {
 
   it.each([
     { url: 'dubbo://10.0.0.5:20880/org.example.Greeter?application=demo', reason: /dubbo binary protocol is not supported/ },
-    { url: 'tri://10.0.0.5:50051/org.example.Greeter?disabled=true', reason: /provider is disabled/ },
-    { url: 'tri://10.0.0.5:50051/org.example.Greeter?enabled=false', reason: /provider is disabled/ },
     { url: 'thrift://10.0.0.5:9090/org.example.Greeter', reason: /protocol "thrift" is not supported/ },
     { url: 'tri://10.0.0.5/org.example.Greeter', reason: /is not host:port/ },
     { url: 'tri://10.0.0.5:50051/org.example.Other', reason: /for "org.example.Other" but sits under "org.example.Greeter"/ },
@@ -57,6 +59,34 @@ describe('Dubbo provider URLs', () => {
     const result = decodeDubboEntry(entry('org.example.Greeter', url));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error.message).toMatch(reason);
+  });
+
+  // Dubbo's RegistryDirectory.toInvokers: `disabled`, when present, decides (Boolean.parseBoolean,
+  // an empty value meaning the default); else `enabled`, true by default.
+  it.each([
+    { query: 'disabled=true', serves: false },
+    { query: 'disabled=TRUE', serves: false },
+    { query: 'enabled=false', serves: false },
+    { query: 'enabled=no', serves: false },
+    { query: 'disabled=false&enabled=false', serves: true },
+    { query: 'disabled=', serves: true },
+    { query: 'enabled=', serves: true },
+    { query: 'enabled=true', serves: true },
+  ])('reads a provider with $query as Dubbo consumers do (serves: $serves), never as an invalid entry', ({ query, serves }) => {
+    const result = decodeDubboEntry(entry('org.example.Greeter', `tri://10.0.0.5:50051/org.example.Greeter?${query}`));
+    expect(result).toMatchObject({ ok: true, instances: serves ? [{ host: '10.0.0.5', port: 50051 }] : [] });
+  });
+
+  it('leaves a provider an operator disabled out of the set without a warning or the invalid-entry metric', async () => {
+    const counted = async (): Promise<number> => (await invalidInstancesTotal.get()).values.find((value) => value.labels.provider === 'zk-dubbo')?.value ?? 0;
+    const store = new ProviderStore('zk-dubbo', rootLogger, decodeDubboEntry);
+    const snapshots: ProviderSnapshot[] = [];
+    store.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
+    const before = await counted();
+    store.publishRaw('org.example.Greeter', [entry('org.example.Greeter', 'tri://10.0.0.5:50051/org.example.Greeter?disabled=true'), entry('org.example.Greeter', 'tri://10.0.0.6:50051/org.example.Greeter')], '1');
+    expect(snapshots.at(-1)).toMatchObject({ invalid: 0, instances: [{ host: '10.0.0.6' }] });
+    expect(await counted()).toBe(before);
+    store.complete();
   });
 
   it('decodes + as a space, as java.net.URLDecoder does', () => {

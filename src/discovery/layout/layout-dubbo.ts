@@ -32,12 +32,13 @@ export function decodeDubboEntry(raw: RawInstance): EntryDecodeResult {
   } catch {
     return invalid('name is not a URL-encoded Dubbo provider URL');
   }
+  const params = url.searchParams;
+  // An operator disabling a provider is a normal state, not a bad entry: left out silently, as Dubbo's consumers do.
+  if (!isEnabled(params)) return { ok: true, instances: [] };
   const scheme = url.protocol.replace(/:$/, '');
   if (scheme === 'dubbo') return invalid('dubbo binary protocol is not supported');
   const protocol = PROTOCOLS[scheme];
   if (protocol === undefined) return invalid(`protocol "${scheme}" is not supported (tri, grpc, rest, http, https are)`);
-  const params = url.searchParams;
-  if (params.get('disabled') === 'true' || params.get('enabled') === 'false') return invalid('provider is disabled');
   const address = parseHostPort(`${url.hostname}:${url.port}`);
   if (address === undefined) return invalid(`"${url.host}" is not host:port`);
   const iface = params.get('interface') ?? url.pathname.replace(/^\//, '');
@@ -53,4 +54,17 @@ export function decodeDubboEntry(raw: RawInstance): EntryDecodeResult {
   }
   const id = `${url.host}${metadata.group ? `/${metadata.group}` : ''}${metadata.version ? `:${metadata.version}` : ''}`;
   return { ok: true, instances: [{ id, service: raw.service, ...address, weight, protocol, metadata }] };
+}
+
+/**
+ * Whether Dubbo's consumers would call the provider (apache/dubbo `RegistryDirectory.toInvokers`):
+ * `disabled`, when present, decides, else `enabled`; each read as `URL.getParameter(key, default)`
+ * does, an empty value meaning the default and any other value `Boolean.parseBoolean` of it.
+ */
+function isEnabled(params: URLSearchParams): boolean {
+  const flag = (key: string, fallback: boolean): boolean => {
+    const value = params.get(key);
+    return value === null || value === '' ? fallback : value.toLowerCase() === 'true';
+  };
+  return params.has('disabled') ? !flag('disabled', false) : flag('enabled', true);
 }
