@@ -309,7 +309,7 @@ describe('etcd provider against a real etcd', () => {
     expect(await counterValue(providerResyncsTotal, { provider: recording.provider.name, reason: 'stalled' })).toBe(1);
   });
 
-  it('notices a watch stream that stopped delivering while reads still work, and picks up a delete made meanwhile', async () => {
+  it('notices a watch stream that stopped delivering while reads still work, and picks up a delete or a changed value made meanwhile', async () => {
     const prefix = freshPrefix();
     const relay = await startStreamSilencingRelay(Number(new URL(etcd.endpoints[0]!).port));
     cleanups.push(() => relay.close());
@@ -329,9 +329,15 @@ describe('etcd provider against a real etcd', () => {
     expect(recording.statuses.some((status) => status.state === 'stale' && /^stalled: /.test(status.reason ?? ''))).toBe(true);
     expect(await counterValue(providerResyncsTotal, { provider: recording.provider.name, reason: 'stalled' })).toBe(1);
 
-    // The new session watches on a new connection, which the relay leaves alone.
+    // The new session watches on a new connection, which the relay leaves alone until told again.
     await writer.put(`${prefix}/search/i-3`).value(payload(4003));
     await membersBecome(recording, 'search', ['i-1=10.0.0.1:4001', 'i-3=10.0.0.1:4003']);
     await connected(recording);
+
+    relay.silenceOpenStreams();
+    // Only a changed value: the key count stays, so only the newest revision shows the watch missed it.
+    await writer.put(`${prefix}/search/i-1`).value(payload(4011));
+    await membersBecome(recording, 'search', ['i-1=10.0.0.1:4011', 'i-3=10.0.0.1:4003'], STALL_TIMEOUT_MS * 1.25 + CONVERGENCE_MS);
+    expect(await counterValue(providerResyncsTotal, { provider: recording.provider.name, reason: 'stalled' })).toBe(2);
   });
 });

@@ -55,6 +55,8 @@ export class EtcdSession {
   private deliveredRevision = 0n;
   /** …which leaves this many keys under the prefix. */
   private deliveredKeys = 0;
+  /** Store revision at which a probe last found the watch caught up; the store has not moved while it is current. */
+  private caughtUpAt = -1n;
 
   constructor(
     private readonly options: EtcdSessionOptions,
@@ -128,18 +130,24 @@ export class EtcdSession {
   }
 
   /**
-   * The stall probe: a linearizable read (it needs a leader, so it also fails on a member cut off
-   * from its quorum) of the prefix's newest key and key count. An answer is a sign of life only when
-   * the watch has delivered that state: no key modified after the delivered revision and as many
-   * keys as the delivered events leave (a delete shows only in the count). A watch stream that went
+   * The stall probe: linearizable reads (they need a leader, so they also fail on a member cut off
+   * from its quorum) of the prefix's key count and newest key. An answer is a sign of life only when
+   * the watch has delivered that state: as many keys as the delivered events leave (a delete shows
+   * only in the count) and no key modified after the delivered revision. A watch stream that went
    * silent while reads still work (a proxy that lost its upstream stream, a stuck server-side
-   * watcher) is thus noticed as soon as the prefix changes without it. Every key in range is read
-   * server-side to sort, but only one key without its value is sent.
+   * watcher) is thus noticed as soon as the prefix changes without it. Finding the newest key makes
+   * etcd read every key in range (20 ms for 10,000 keys on etcd 3.4), so it is skipped while the
+   * store revision has not moved since that read last found the watch caught up.
    */
   private async watchCaughtUp(): Promise<boolean> {
     const range = Range.prefix(this.options.keyPrefix);
-    const answer = await this.client.kv.range({ key: range.start, range_end: range.end, limit: 1, sort_target: 'Mod', sort_order: 'Descend', keys_only: true });
-    const newest = answer.kvs[0];
-    return (newest === undefined || BigInt(newest.mod_revision) <= this.deliveredRevision) && Number(answer.count) === this.deliveredKeys;
+    const counted = await this.client.kv.range({ key: range.start, range_end: range.end, count_only: true });
+    if (Number(counted.count) !== this.deliveredKeys) return false;
+    if (BigInt(counted.header.revision) <= this.caughtUpAt) return true;
+    const newest = await this.client.kv.range({ key: range.start, range_end: range.end, limit: 1, sort_target: 'Mod', sort_order: 'Descend', keys_only: true });
+    const newestRevision = newest.kvs[0] === undefined ? 0n : BigInt(newest.kvs[0].mod_revision);
+    const caughtUp = newestRevision <= this.deliveredRevision && Number(newest.count) === this.deliveredKeys;
+    if (caughtUp) this.caughtUpAt = BigInt(newest.header.revision);
+    return caughtUp;
   }
 }
