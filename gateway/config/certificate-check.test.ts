@@ -15,7 +15,7 @@ describe('named certificates in the configuration', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const HTTPS = 'entryPoints:\n  web: { listen: ":8080" }\n  websecure: { listen: ":8443", protocol: https, tls: { certificates: [{ certFile: a.pem, keyFile: a-key.pem }] } }\n';
+  const HTTPS = 'entryPoints:\n  web: { listen: ":8080" }\n  websecure: { listen: ":8443", protocol: https, tls: { certificates: [{ certFile: shop.pem, keyFile: shop-key.pem }] } }\n';
   const parse = (text: string) => parseConfig(join(dir, 'gateway.yaml'), text, { readFiles: false });
   const refusal = (text: string, readFiles = true): GatewayConfigError => {
     try {
@@ -50,6 +50,16 @@ describe('named certificates in the configuration', () => {
     expect(missing.issues).toEqual([expect.objectContaining({ keyPath: 'certificates.shop.keyFile', reason: `${join(dir, 'nowhere-key.pem')}: cannot read the file (ENOENT)` })]);
     const mismatched = refusal(`${HTTPS}certificates:\n  shop: { certFile: shop.pem, keyFile: other-key.pem }\n`);
     expect(mismatched.issues).toEqual([expect.objectContaining({ keyPath: 'certificates.shop.keyFile', reason: expect.stringContaining(`the key does not match the certificate ${shop.certFile}`) })]);
+  });
+
+  it.each([
+    ['a missing key file', '{ certificates: [{ certFile: shop.pem, keyFile: nowhere-key.pem }] }', 'entryPoints.websecure.tls.certificates.0.keyFile', (dir: string) => `${join(dir, 'nowhere-key.pem')}: cannot read the file (ENOENT)`],
+    ['a missing certificate file', '{ certificates: [{ certFile: nowhere.pem, keyFile: shop-key.pem }] }', 'entryPoints.websecure.tls.certificates.0.certFile', (dir: string) => `${join(dir, 'nowhere.pem')}: cannot read the file (ENOENT)`],
+    ['a key of another certificate', '{ certificates: [{ certFile: shop.pem, keyFile: shop-key.pem }, { certFile: shop.pem, keyFile: other-key.pem }] }', 'entryPoints.websecure.tls.certificates.1.keyFile', (dir: string) => `${join(dir, 'other-key.pem')}: the key does not match the certificate ${join(dir, 'shop.pem')}`],
+    ['a default certificate that is no certificate', '{ certificates: [{ certFile: shop.pem, keyFile: shop-key.pem }], defaultCertificate: { certFile: shop-key.pem, keyFile: shop-key.pem } }', 'entryPoints.websecure.tls.defaultCertificate.certFile', (dir: string) => `${join(dir, 'shop-key.pem')}: not a PEM certificate`],
+  ])('refuses an entry point whose TLS names %s, with the key path, the file and the reason', (_what, tls, keyPath, reason) => {
+    const error = refusal(`entryPoints:\n  websecure: { listen: ":8443", protocol: https, tls: ${tls} }\n`);
+    expect(error.issues).toEqual([expect.objectContaining({ keyPath, reason: expect.stringContaining(reason(dir)) })]);
   });
 
   it('checks a pair again once its files change (a pair checked good is not trusted forever)', () => {

@@ -56,30 +56,39 @@ interface CheckMemo {
 const memos = new Map<string, CheckMemo>();
 
 /**
- * Reads and checks every named certificate of `config` (`certificates.<name>`), so that a missing,
- * unreadable or mismatched pair refuses the configuration at load with the key path and reason
- * (and, from a config store, refuses that object alone). A pair whose files did not change since
- * the last check is not read again, so a store change costs no file reads for the certificates it
- * does not touch.
+ * Reads and checks every certificate pair `config` names (each entry point's `tls.certificates`
+ * and `tls.defaultCertificate`, and `certificates.<name>`), so that a missing, unreadable or
+ * mismatched pair refuses the configuration at load, at start as on a reload, with the key path
+ * and reason (and, from a config store, refuses that object alone). An entry point's pairs need a
+ * restart to be served, so a reload that named a bad one would otherwise be taken and the gateway
+ * would fail at its next start. A pair whose files did not change since the last check is not
+ * read again, so a reload costs no file reads for the certificates it does not touch.
  */
-export function checkNamedCertificateFiles(config: GatewayConfig): TlsFileIssue[] {
+export function checkCertificateFiles(config: GatewayConfig): TlsFileIssue[] {
   const issues: TlsFileIssue[] = [];
   const used = new Set<string>();
-  for (const certificate of config.certificates) {
-    const id = `${certificate.certFile}\n${certificate.keyFile}`;
+  const check = (files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, at: readonly (string | number)[]) => {
+    const id = `${files.certFile}\n${files.keyFile}\n${minVersion ?? ''}`;
     used.add(id);
-    const stamp = fileStamp(certificate.certFile) + fileStamp(certificate.keyFile);
+    const stamp = fileStamp(files.certFile) + fileStamp(files.keyFile);
     const memo = memos.get(id);
-    const issue = memo?.stamp === stamp ? memo.issue : checkPair(certificate);
+    const issue = memo?.stamp === stamp ? memo.issue : checkPair(files, minVersion);
     memos.set(id, { stamp, issue });
-    if (issue) issues.push({ path: ['certificates', certificate.name, ...issue.path], message: issue.message });
+    if (issue) issues.push({ path: [...at.map(String), ...issue.path], message: issue.message });
+  };
+  for (const entryPoint of config.entryPoints) {
+    const tls = entryPoint.tls;
+    if (!tls) continue;
+    tls.certificates.forEach((files, index) => check(files, tls.minVersion, ['entryPoints', entryPoint.name, 'tls', 'certificates', index]));
+    if (tls.defaultCertificate) check(tls.defaultCertificate, tls.minVersion, ['entryPoints', entryPoint.name, 'tls', 'defaultCertificate']);
   }
+  for (const certificate of config.certificates) check(certificate, undefined, ['certificates', certificate.name]);
   for (const id of memos.keys()) if (!used.has(id)) memos.delete(id);
   return issues;
 }
 
 /** The issue of one pair, its path relative to the certificate (`certFile` or `keyFile`), or undefined. */
-function checkPair(files: CertificateFiles): TlsFileIssue | undefined {
+function checkPair(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): TlsFileIssue | undefined {
   const read = (path: string): string => {
     try {
       return readFileSync(path, 'utf8');
@@ -88,7 +97,7 @@ function checkPair(files: CertificateFiles): TlsFileIssue | undefined {
     }
   };
   try {
-    checkCertificatePem(files, read(files.certFile), read(files.keyFile));
+    checkCertificatePem(files, read(files.certFile), read(files.keyFile), minVersion);
     return undefined;
   } catch (error) {
     if (!(error instanceof ConfigFileError)) throw error;

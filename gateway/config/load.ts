@@ -6,7 +6,7 @@ import { MAX_ALIAS_COUNT, parseFast } from './fast-parse.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
 import { readAccessFiles } from './access-files.ts';
-import { checkNamedCertificateFiles } from './certificate-check.ts';
+import { checkCertificateFiles } from './certificate-check.ts';
 import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
@@ -48,7 +48,7 @@ function parseFastPath(path: string, text: string, options: ParseConfigOptions):
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const { config, issues } = readAccessFiles(withTls.config, path);
-  return withTls.issues.length === 0 && issues.length === 0 && checkNamedCertificateFiles(config).length === 0 ? config : undefined;
+  return withTls.issues.length === 0 && issues.length === 0 && checkCertificateFiles(config).length === 0 ? config : undefined;
 }
 
 /** `parseConfig` by `yaml` alone, with positions so that every problem names its line (the benchmark's "before"). */
@@ -76,7 +76,7 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const { config, issues: accessIssues } = readAccessFiles(withTls.config, path);
-  const issues = [...withTls.issues, ...accessIssues, ...checkNamedCertificateFiles(config)];
+  const issues = [...withTls.issues, ...accessIssues, ...checkCertificateFiles(config)];
   if (issues.length > 0) {
     const asZod = issues.map((issue) => ({ code: 'custom' as const, path: [...issue.path], message: issue.message, input: undefined }));
     throw new GatewayConfigError(path, locateIssues(asZod, document, lines));

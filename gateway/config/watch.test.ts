@@ -125,6 +125,20 @@ describe('watchConfig', () => {
     expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain('services.api.tls.caFile');
   });
 
+  it('refuses a reload that points an entry point at a key not matching its certificate, naming the key path and the file', async () => {
+    const [a, b] = await Promise.all([makeCertificate(folder, 'a', { key: 'ec', names: ['a.test'] }), makeCertificate(folder, 'b', { key: 'ec', names: ['b.test'] })]);
+    const https = (port: number, certFile: string, keyFile: string) => `entryPoints:\n  web: { listen: ":${port}" }\n  websecure: { listen: ":8443", protocol: https, tls: { certificates: [{ certFile: ${certFile}, keyFile: ${keyFile} }] } }\n`;
+    await writeFile(path, https(1000, a.certFile, a.keyFile));
+    await watchResults();
+    await writeFile(path, https(2000, a.certFile, b.keyFile));
+    await waitFor(() => results.length === 2);
+    // A good pair is still taken: it waits for a restart (the control plane says so), it is not refused.
+    await writeFile(path, https(3000, b.certFile, b.keyFile));
+    await waitFor(() => results.length === 3);
+    expect(results.map((result) => (result.ok ? result.config.entryPoints.find((entryPoint) => entryPoint.name === 'web')?.listen.port : 'refused'))).toEqual([1000, 'refused', 3000]);
+    expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain(`entryPoints.websecure.tls.certificates.0.keyFile (line 3): ${b.keyFile}: the key does not match the certificate ${a.certFile}`);
+  });
+
   it('reports a deleted file once and recovers when it comes back', async () => {
     await watchResults();
     await rm(path);

@@ -1,9 +1,6 @@
-import { LineCounter, parseDocument } from 'yaml';
-import { ConfigFileError } from '../../src/errors.ts';
 import { GatewayConfigError, parseLocated, readConfigText } from '../config/load.ts';
-import { locateIssues, type ConfigIssue } from '../config/issues.ts';
+import type { ConfigIssue } from '../config/issues.ts';
 import type { GatewayConfig } from '../config/types.ts';
-import { loadCertificate } from '../entrypoints/tls-certificates.ts';
 
 /** What `switchboard check` found in one file: the configuration when valid, every problem otherwise. */
 export interface CheckResult {
@@ -16,44 +13,15 @@ export interface CheckResult {
  * Validates the configuration file at `path` as the gateway would load it, without starting
  * anything: the text is read by `yaml` (which knows lines, unlike the start-up fast path), checked
  * against the schema, and every file it names is read and checked (upstream TLS files, JWT keys,
- * entry point certificates, which the gateway otherwise reads only when it opens its listeners).
+ * entry point and named certificates) by the same checks a load and a reload make.
  */
 export async function checkConfigFile(path: string): Promise<CheckResult> {
-  let text: string;
-  let config: GatewayConfig;
   try {
-    text = await readConfigText(path);
-    config = parseLocated(path, text, {});
+    return { path, config: parseLocated(path, await readConfigText(path), {}), issues: [] };
   } catch (error) {
     if (error instanceof GatewayConfigError) return { path, config: undefined, issues: error.issues };
     throw error;
   }
-  const issues = await certificateIssues(config, text);
-  return { path, config: issues.length === 0 ? config : undefined, issues };
-}
-
-/** Each entry point certificate pair that `loadCertificate` refuses, located at the key that names the bad file. */
-async function certificateIssues(config: GatewayConfig, text: string): Promise<ConfigIssue[]> {
-  const problems: { path: (string | number)[]; message: string }[] = [];
-  for (const entryPoint of config.entryPoints) {
-    const tls = entryPoint.tls;
-    if (!tls) continue;
-    const pairs: [(string | number)[], typeof tls.certificates[number]][] = tls.certificates.map((files, index) => [['entryPoints', entryPoint.name, 'tls', 'certificates', index], files]);
-    if (tls.defaultCertificate) pairs.push([['entryPoints', entryPoint.name, 'tls', 'defaultCertificate'], tls.defaultCertificate]);
-    for (const [keyPath, files] of pairs) {
-      try {
-        await loadCertificate(files, tls.minVersion);
-      } catch (error) {
-        if (!(error instanceof ConfigFileError)) throw error;
-        const field = error.path === files.keyFile ? 'keyFile' : 'certFile';
-        problems.push({ path: [...keyPath, field], message: `${error.path}: ${error.message.slice(error.path.length + 2)}` });
-      }
-    }
-  }
-  if (problems.length === 0) return [];
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, merge: true });
-  return locateIssues(problems.map((problem) => ({ code: 'custom' as const, path: problem.path, message: problem.message, input: undefined })), document, lines);
 }
 
 /** One line per issue, `<file>:<line>: <key path>: <reason>`, as compilers and linters print them. */

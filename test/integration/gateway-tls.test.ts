@@ -187,7 +187,7 @@ routes:
     expect((await presentedCertificate(tlsPort, 'x.b.test')).fingerprint256).toBe(before.fingerprint256);
   });
 
-  it('refuses to start on a certificate that does not parse, naming the file and the key path', async () => {
+  it('refuses to start on a certificate that does not parse, as a refused configuration naming the file and the key path', async () => {
     const broken = `${dir}/broken.pem`;
     await replaceFile(broken, 'garbage\n');
     // The https entry point is the one the harness waits on: a plain one started first could
@@ -201,6 +201,6 @@ entryPoints:
     tls: { certificates: [{ certFile: ${broken}, keyFile: ${a.keyFile} }] }
 `);
     await expect(failing).rejects.toThrow(`${broken}: not a PEM certificate`);
-    await expect(failing).rejects.toThrow('(entryPoints.websecure.tls.certificates.0)');
+    await expect(failing).rejects.toThrow('entryPoints.websecure.tls.certificates.0.certFile (line ');
   });
 });
