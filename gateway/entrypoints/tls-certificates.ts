@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError } from '../../src/errors.ts';
+import type { Logger } from '../../src/logger.ts';
 import { checkCertificatePem, unreadableFile } from '../config/certificate-check.ts';
 import type { CertificateFiles } from '../config/types.ts';
 
@@ -12,6 +13,9 @@ export interface LoadedCertificate {
   readonly names: readonly string[];
   /** `rsa`, `ec`, `ed25519`…, for logs. */
   readonly keyType: string;
+  /** The validity period (`notBefore`, `notAfter`), for the warnings of `warnOfValidity`. */
+  readonly validFrom: Date;
+  readonly validTo: Date;
   readonly context: SecureContext;
   /** The PEM texts, for `server.setSecureContext` when this is the default certificate. */
   readonly cert: string;
@@ -40,7 +44,34 @@ export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TL
 export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): Promise<LoadedCertificate> {
   const [cert, key] = await Promise.all([readPem(files.certFile), readPem(files.keyFile)]);
   const { x509, keyType, context } = checkCertificatePem(files, cert, key, minVersion);
-  return { files, names: certificateNames(x509), keyType, context, cert, key };
+  // Node 20 has no validFromDate; its date strings ("Dec  3 08:05:09 2026 GMT") parse as they are.
+  return { files, names: certificateNames(x509), keyType, validFrom: new Date(x509.validFrom), validTo: new Date(x509.validTo), context, cert, key };
+}
+
+/** How long before its notAfter a certificate being loaded is reported as expiring soon. */
+export const CERTIFICATE_EXPIRY_WARNING_MS = 14 * 24 * 60 * 60 * 1000;
+
+/**
+ * Logs at warn, with `fields`, the file, the names and the validity period, when `certificate`
+ * (just loaded to serve) has expired, is not valid yet, or expires within
+ * `CERTIFICATE_EXPIRY_WARNING_MS` of `now`; returns whether it did. It is served all the same: an
+ * expired certificate may be kept on purpose while its renewal is under way (clients that do not
+ * check dates keep working, and the file watch serves the renewed pair once it is written), and a
+ * clock that is wrong would otherwise stop a gateway from serving any TLS at all.
+ */
+export function warnOfValidity(log: Logger, fields: Record<string, unknown>, certificate: LoadedCertificate, now = Date.now()): boolean {
+  const { validFrom, validTo } = certificate;
+  const message =
+    validTo.getTime() < now
+      ? 'certificate has expired; serving it all the same'
+      : validFrom.getTime() > now
+        ? 'certificate is not valid yet; serving it all the same'
+        : validTo.getTime() - now < CERTIFICATE_EXPIRY_WARNING_MS
+          ? 'certificate expires within 14 days'
+          : undefined;
+  if (!message) return false;
+  log.warn({ ...fields, certFile: certificate.files.certFile, names: certificate.names, notBefore: validFrom.toISOString(), notAfter: validTo.toISOString() }, message);
+  return true;
 }
 
 /** The DNS names a certificate serves: its SAN DNS entries, else its subject CN (RFC 6125 §6.4.4). */

@@ -2,7 +2,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, NamedCertificate } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { loadCertificate, loadCertificateAt, type LoadedCertificate } from './tls-certificates.ts';
+import { loadCertificate, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { reloadSlot, type Slot, type TlsCertificates } from './tls-store.ts';
 
@@ -44,7 +44,10 @@ export class NamedCertificates {
       }),
     );
     this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));
-    for (const slot of loaded) this.log.info({ certificate: slot.config.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'named certificate loaded');
+    for (const slot of loaded) {
+      this.log.info({ certificate: slot.config.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'named certificate loaded');
+      warnOfValidity(this.log, { certificate: slot.config.name }, slot.current);
+    }
     this.folders.watch(this.pairs());
   }
 
@@ -83,6 +86,7 @@ export class NamedCertificates {
         next.set(config.name, { config, files: config, keyPath, current, lastRefusal: undefined });
         tlsReloadsTotal.inc({ entry_point: keyPath, result: 'applied' });
         this.log.info({ certificate: config.name, certFile: config.certFile, names: current.names, keyType: current.keyType }, previous ? 'named certificate replaced' : 'named certificate added');
+        warnOfValidity(this.log, { certificate: config.name }, current);
       } catch (error) {
         tlsReloadsTotal.inc({ entry_point: keyPath, result: 'refused' });
         const path = error instanceof ConfigFileError ? error.path : config.certFile;

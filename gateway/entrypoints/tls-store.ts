@@ -3,7 +3,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { loadCertificate, loadCertificateAt, type LoadedCertificate } from './tls-certificates.ts';
+import { loadCertificate, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
@@ -56,7 +56,10 @@ export class TlsCertificates {
       wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath), lastRefusal: undefined })),
     );
     const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log);
-    for (const slot of slots) log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
+    for (const slot of slots) {
+      log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
+      warnOfValidity(log, { entryPoint: entryPoint.name }, slot.current);
+    }
     return certificates;
   }
 
@@ -137,5 +140,6 @@ export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersi
   slot.current = next;
   tlsReloadsTotal.inc({ entry_point: entryPoint, result: 'applied' });
   log.info({ entryPoint, certFile: slot.files.certFile, names: next.names, keyType: next.keyType }, 'certificate reloaded');
+  warnOfValidity(log, { entryPoint }, next);
   return true;
 }

@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPointConfig } from '../config/types.ts';
+import { loadCertificate, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { reloadSlot, TlsCertificates } from './tls-store.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A self-signed pair for `name`, valid for `days` from now (a negative count: expired that long ago), by openssl. */
+function selfSigned(dir: string, name: string, days: number): { certFile: string; keyFile: string } {
+  const files = { certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}-key.pem`) };
+  const fresh = join(dir, `${name}-fresh.pem`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', files.keyFile, '-out', fresh], { stdio: 'ignore' });
+  // `x509 -days` signs again with notAfter that many days from now, negative ones included (req refuses those).
+  execFileSync('openssl', ['x509', '-in', fresh, '-signkey', files.keyFile, '-days', String(days), '-out', files.certFile], { stdio: 'ignore' });
+  return files;
+}
+
+function capture() {
+  const lines: { msg: string; [field: string]: unknown }[] = [];
+  return { lines, log: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }) };
+}
+
+describe('warnOfValidity', () => {
+  let dir: string;
+  let expired: LoadedCertificate;
+  let current: LoadedCertificate;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-cert-validity-'));
+    [expired, current] = await Promise.all([loadCertificate(selfSigned(dir, 'old.test', -1), undefined), loadCertificate(selfSigned(dir, 'current.test', 30), undefined)]);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('warns of an expired certificate with its file, names and notAfter, and it still loads (a renewal may be under way)', () => {
+    const { lines, log } = capture();
+    expect(warnOfValidity(log, { entryPoint: 'websecure' }, expired)).toBe(true);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        msg: 'certificate has expired; serving it all the same',
+        entryPoint: 'websecure',
+        certFile: join(dir, 'old.test.pem'),
+        names: ['old.test'],
+        notAfter: expired.validTo.toISOString(),
+      }),
+    ]);
+    expect(expired.validTo.getTime()).toBeLessThan(Date.now());
+  });
+
+  it.each([
+    ['not valid yet', (certificate: LoadedCertificate) => certificate.validFrom.getTime() - 1_000, 'certificate is not valid yet; serving it all the same'],
+    ['expiring in 13 days', (certificate: LoadedCertificate) => certificate.validTo.getTime() - 13 * DAY_MS, 'certificate expires within 14 days'],
+    ['expiring in 15 days', (certificate: LoadedCertificate) => certificate.validTo.getTime() - 15 * DAY_MS, undefined],
+    ['valid for 30 days', () => Date.now(), undefined],
+  ])('at a time the certificate is %s, says so or stays silent', (_when, now, message) => {
+    const { lines, log } = capture();
+    expect(warnOfValidity(log, { certificate: 'current' }, current, now(current))).toBe(message !== undefined);
+    expect(lines.map((line) => line.msg)).toEqual(message ? [message] : []);
+    if (message) expect(lines[0]).toMatchObject({ certificate: 'current', names: ['current.test'], notBefore: current.validFrom.toISOString(), notAfter: current.validTo.toISOString() });
+  });
+
+  it('warns when an entry point loads an expired certificate at start and when a reload of its files brings one', async () => {
+    const { lines, log } = capture();
+    const entryPoint = { name: 'websecure', tls: { certificates: [expired.files], defaultCertificate: undefined, minVersion: undefined } } as unknown as EntryPointConfig;
+    (await TlsCertificates.load(entryPoint, log)).close();
+    const slot = { files: expired.files, keyPath: 'entryPoints.websecure.tls.certificates.0', current, lastRefusal: undefined };
+    expect(await reloadSlot(slot, undefined, log, 'websecure')).toBe(true);
+    expect(lines.filter((line) => line.level === 40)).toEqual([
+      expect.objectContaining({ msg: 'certificate has expired; serving it all the same', entryPoint: 'websecure', certFile: expired.files.certFile }),
+      expect.objectContaining({ msg: 'certificate has expired; serving it all the same', entryPoint: 'websecure', certFile: expired.files.certFile }),
+    ]);
+  });
+});
