@@ -26,7 +26,8 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * `sessions` gives the transport's live session, opening one when there is none. A stream the
  * session refused unprocessed because it was going away (a GOAWAY that raced the stream: RFC 9113
  * §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
- * when no byte of the request body went with it: a server rotating its connections gracefully
+ * with what the refused stream had taken of the request body (up to `RESEND_BYTES`; a larger body
+ * is not sent again, and fails as before): a server rotating its connections gracefully
  * (nginx after `keepalive_requests`, 1,000 by default) is no failure of the upstream's.
  *
  * The headers and idle-body timeouts blame the upstream only for its own silence, as towards
@@ -50,8 +51,13 @@ export function http2Attempt(
     let session = sessions();
     let stream: ClientHttp2Stream | undefined;
     let reopens = 0;
-    /** A byte of the request body went into a stream: the request can no longer be sent again. */
-    let bodyFlowed = false;
+    /**
+     * The request body's chunks that went into the stream, kept until the response starts so that a
+     * refused stream can be sent again; undefined when there is no body to keep, or once it is more
+     * than `RESEND_BYTES` (such a request is not sent again).
+     */
+    let sent: Buffer[] | undefined = body === null ? undefined : [];
+    let sentBytes = 0;
     let bodyWatched = false;
     let responseStarted = false;
     let settled = false;
@@ -105,14 +111,22 @@ export function http2Attempt(
     // The call's own deadline counts from the attempt's start, connecting included.
     const deadlineTimer = startCallDeadline(timeouts.deadlineMs, fail);
 
-    /** Pipes the request body into `opened`; the first time, also watches it (a 'data' listener before the first pipe would let the body flow away). */
+    /**
+     * Pipes the request body into `opened`, after what an earlier, refused stream had taken of it;
+     * the first time, also watches it (a 'data' listener before the first pipe would let the body flow away).
+     */
     const sendBody = (upload: NonNullable<typeof body>, opened: ClientHttp2Stream) => {
+      if (sent !== undefined) for (const chunk of sent) opened.write(chunk);
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
-      upload.on('data', () => {
-        bodyFlowed = true;
+      upload.on('data', (chunk: Buffer) => {
+        if (sent !== undefined) {
+          sentBytes += chunk.length;
+          if (sentBytes > RESEND_BYTES) sent = undefined;
+          else sent.push(chunk);
+        }
         timeout.extend();
       });
       upload.once('end', () => {
@@ -121,7 +135,7 @@ export function http2Attempt(
     };
     /** Sends the request again on a fresh session when `error` says the going-away `live` refused it unprocessed; true if so. */
     const reopened = (live: ClientHttp2Session, error: Error): boolean => {
-      if (!live.closed || reopens >= REOPENS || bodyFlowed || responseStarted || !refusedUnprocessed(error)) return false;
+      if (!live.closed || reopens >= REOPENS || responseStarted || (body !== null && sent === undefined) || !refusedUnprocessed(error)) return false;
       reopens += 1;
       if (stream !== undefined && body) body.unpipe(stream);
       stream = undefined;
@@ -156,6 +170,8 @@ export function http2Attempt(
         status = Number(headers[HTTP2_HEADER_STATUS]);
         if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
         responseStarted = true;
+        // The stream was taken: what it sent of the body is no longer needed.
+        sent = undefined;
         timeout.start(timeouts.bodyTimeoutMs);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
@@ -222,6 +238,9 @@ export function http2Attempt(
 
 /** How many times one attempt's request goes again on a fresh session after a going-away one refused it. */
 export const REOPENS = 2;
+
+/** The most of a request body kept to send again after a refused stream (a unary gRPC call's message fits many times). */
+export const RESEND_BYTES = 64 * 1024;
 
 /** The session refused the stream before processing it: a REFUSED_STREAM reset, or a GOAWAY before the stream could start. */
 function refusedUnprocessed(error: Error): boolean {

@@ -10,7 +10,7 @@ import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
-import { http2Attempt } from './transport-http2-attempt.ts';
+import { http2Attempt, RESEND_BYTES } from './transport-http2-attempt.ts';
 import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick, settledYet } from './transport-testing.ts';
 
 const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
@@ -39,6 +39,12 @@ describe('Http2Transport', () => {
       if (request.url === '/silent') return; // never answers
       // A graceful GOAWAY saying this stream (not the session's first) was not processed, as a server rotating its connections sends it to a stream on the wire.
       if (request.url === '/refused' && (request.stream.id ?? 0) > 1) return void request.stream.session?.goaway(constants.NGHTTP2_NO_ERROR, request.stream.id! - 2);
+      if (request.url === '/refused-echo') {
+        if ((request.stream.id ?? 0) > 1) return void request.stream.session?.goaway(constants.NGHTTP2_NO_ERROR, request.stream.id! - 2);
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        return void request.on('end', () => response.end(`echo ${Buffer.concat(chunks).toString('utf8')} on session ${sessions.indexOf(request.stream.session as ServerHttp2Session)}`));
+      }
       // Load shedding: the stream refused, the session kept.
       if (request.url === '/shed') return void request.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       request.resume();
@@ -89,6 +95,38 @@ describe('Http2Transport', () => {
     expect((await exchange('/a')).body).toBe(`answered on session ${first}`);
     const refused = await exchange('/refused');
     expect(refused).toMatchObject({ status: 200, body: `answered on session ${first + 1}`, outcome: { ok: true } });
+  });
+
+  it.each([
+    { body: 'a small body', size: 100, resent: true },
+    { body: 'a body beyond what is kept to send again', size: RESEND_BYTES + 1, resent: false },
+  ])('a refused stream with $body is sent again, with it, on a fresh session: $resent', async ({ size, resent }) => {
+    const payload = 'x'.repeat(size);
+    transport = h2c(backendPort);
+    const first = sessions.length;
+    expect((await exchange('/a')).body).toBe(`answered on session ${first}`);
+    // A gateway that passes the request body on, as a gRPC call's.
+    const uploads = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, outcome } = recordingPick();
+      last = transport!.attempt(context, pick, { headersTimeoutMs: 2_000, bodyTimeoutMs: 2_000 }, request).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, outcome: outcome()! };
+      });
+    });
+    try {
+      const answer = await sendTestRequest(await listen(uploads), '/refused-echo', { method: 'POST', body: payload });
+      const { outcome } = await last;
+      if (resent) {
+        expect(answer.body.toString('utf8')).toBe(`echo ${payload} on session ${first + 1}`);
+        expect(outcome).toMatchObject({ ok: true });
+      } else {
+        expect(answer.status).toBe(502);
+        expect(outcome).toMatchObject({ ok: false, errorClass: 'connect-refused' });
+      }
+    } finally {
+      await new Promise((resolve) => uploads.close(resolve));
+    }
   });
 
   it('does not send again a stream refused by a session that stays (load shedding): connect-refused, counted', async () => {
