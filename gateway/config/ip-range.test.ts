@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isIP } from 'node:net';
 import { clientNetwork } from './ip-range.ts';
 
 describe('clientNetwork', () => {
@@ -16,5 +17,104 @@ describe('clientNetwork', () => {
     ['not:an:address', 64, 'not:an:address'],
   ] as const)('keys %s with prefix %i as %s', (address, prefix, expected) => {
     expect(clientNetwork(address, prefix)).toBe(expected);
+  });
+});
+
+/** The first implementation (split, `net.isIP`, arrays): slow on the hot path, plain to check against. */
+function referenceNetwork(address: string, ipv6Prefix: number): string {
+  if (address.indexOf(':') === -1) return address;
+  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  if (plain !== address || ipv6Prefix >= 128) return plain;
+  const zone = address.indexOf('%');
+  const text = zone === -1 ? address : address.slice(0, zone);
+  if (isIP(text) !== 6) return address;
+  const parts = (half: string): number[] =>
+    half === ''
+      ? []
+      : half.split(':').flatMap((part) => {
+          if (!part.includes('.')) return [parseInt(part, 16)];
+          const [a, b, c, d] = part.split('.').map(Number) as [number, number, number, number];
+          return [(a << 8) | b, (c << 8) | d];
+        });
+  const gap = text.indexOf('::');
+  const head = parts(gap === -1 ? text : text.slice(0, gap));
+  const tail = gap === -1 ? [] : parts(text.slice(gap + 2));
+  const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  let key = '';
+  for (let index = 0; index < ipv6Prefix >> 4; index += 1) key += `${groups[index]!.toString(16)}:`;
+  const partBits = ipv6Prefix & 15;
+  if (partBits > 0) key += `${(groups[ipv6Prefix >> 4]! & (0xffff << (16 - partBits)) & 0xffff).toString(16)}:`;
+  return `${key}:/${ipv6Prefix}`;
+}
+
+/** A small deterministic generator, so a failure names an input that reproduces. */
+function* randomNumbers(seed: number): Generator<number, never> {
+  let state = seed;
+  for (;;) {
+    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+    yield state >>> 8;
+  }
+}
+
+describe('clientNetwork against a plain reference', () => {
+  const addresses = [
+    '::', '::1', '1::', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::8', '1:2:3:4:5:6::8', '1::3:4:5:6:7:8',
+    '2001:db8::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'FFFF:Ab:0:00:000:0000:0001:fedc',
+    '2001:db8:85a3::8a2e:370:7334', '2001:0db8:0000:0000:0000:ff00:0042:8329', 'fe80::1%eth0',
+    'fe80::abcd:1%25', 'fe80::%1', '::%eth0', '::ffff:192.0.2.1', '::FFFF:192.0.2.1', '::ffff:0:192.0.2.1',
+    '64:ff9b::192.0.2.1', '::192.0.2.1', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5::255.255.255.255', '1::0.0.0.0',
+    // Not addresses: returned as they are.
+    ':', ':::', '1:::2', '1::2::3', ':1::', '1:', ':1', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8::',
+    '::1:2:3:4:5:6:7:8', '12345::', 'g::1', '1::2.3.4', '1::01.2.3.4', '1::1.2.3.256', '1.2.3.4::', '::1.2.3.4:5',
+    '1:2:3:4:5:6:7:1.2.3.4', '1:2:3:4:5:6::1.2.3.4', '::1.2.3.4.5', ' ::1', '::1 ', '%eth0', '::x%eth0',
+  ];
+  it('gives the reference key of every address at every prefix length', () => {
+    for (const address of addresses) {
+      for (let prefix = 1; prefix <= 128; prefix += 1) {
+        expect(clientNetwork(address, prefix), `${address} /${prefix}`).toBe(referenceNetwork(address, prefix));
+      }
+    }
+  });
+
+  it('gives the reference key of random addresses written in every form', () => {
+    const random = randomNumbers(7);
+    const next = (): number => random.next().value;
+    for (let round = 0; round < 2_000; round += 1) {
+      // Runs of zero groups make `::` likely.
+      const groups = Array.from({ length: 8 }, () => (next() % 3 === 0 ? 0 : next() % (next() % 2 ? 0x10000 : 0x100)));
+      const full = groups.map((group) => group.toString(16)).join(':');
+      const padded = groups.map((group) => group.toString(16).padStart(4, '0').toUpperCase()).join(':');
+      const start = next() % 8;
+      const length = 1 + (next() % (8 - start));
+      const left = groups.slice(0, start).map((group) => group.toString(16)).join(':');
+      const right = groups.slice(start + length).map((group) => group.toString(16)).join(':');
+      const compressed = `${left}::${right}`;
+      const ipv4 = `${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
+      const mixed = `${groups.slice(0, 6).map((group) => group.toString(16)).join(':')}:${ipv4}`;
+      const mixedCompressed = start < 6 ? `${left}::${groups.slice(Math.min(start + length, 6), 6).map((group) => group.toString(16)).join(':')}${start + length < 6 ? ':' : ''}${ipv4}` : mixed;
+      for (const address of [full, padded, compressed, mixed, mixedCompressed, `${compressed}%eth${start}`]) {
+        // Below 128, so that a key read from the address differs from the address.
+        const prefix = 1 + (next() % 127);
+        expect(clientNetwork(address, prefix), `${address} /${prefix}`).toBe(referenceNetwork(address, prefix));
+        expect(referenceNetwork(address, prefix), `${address} is read as an address`).not.toBe(address);
+      }
+    }
+  });
+
+  it('refuses what the reference refuses among random text of address characters', () => {
+    const random = randomNumbers(11);
+    const next = (): number => random.next().value;
+    const alphabet = '0123456789abcdefABCDEFg:::..%';
+    let accepted = 0;
+    for (let round = 0; round < 20_000; round += 1) {
+      let address = '';
+      for (let length = next() % 24; length > 0; length -= 1) address += alphabet[next() % alphabet.length];
+      const prefix = 1 + (next() % 128);
+      const expected = referenceNetwork(address, prefix);
+      if (expected.endsWith(`/${prefix}`)) accepted += 1;
+      expect(clientNetwork(address, prefix), `${address} /${prefix}`).toBe(expected);
+    }
+    // The random text holds real addresses too, not only refusals.
+    expect(accepted).toBeGreaterThan(100);
   });
 });
