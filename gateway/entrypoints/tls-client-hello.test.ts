@@ -1,6 +1,6 @@
 import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readServerName } from './tls-client-hello.ts';
+import { readServerName, serverNameReader } from './tls-client-hello.ts';
 
 /** The first bytes a real Node TLS client sends (its ClientHello), captured by a plain TCP server. */
 async function clientHello(servername: string | undefined): Promise<Buffer> {
@@ -57,6 +57,33 @@ describe('readServerName', () => {
     const interrupted = Buffer.from(fragmented);
     interrupted[45] = 0x17;
     expect(readServerName(interrupted)).toBe('none');
+  });
+
+  it.each([1, 3, 4, 100])('reads the SNI name of a ClientHello whose first record holds %i of its bytes, its handshake header split or not', async (cut) => {
+    const hello = await clientHello('a.example.com');
+    const message = hello.subarray(5, 5 + hello.readUInt16BE(3));
+    const record = (bytes: Buffer) => Buffer.concat([Buffer.from([0x16, 3, 1, bytes.length >> 8, bytes.length & 255]), bytes]);
+    const split = Buffer.concat([record(message.subarray(0, cut)), record(message.subarray(cut))]);
+    expect(readServerName(split)).toEqual({ serverName: 'a.example.com' });
+    // One reader given the bytes as they drip in, as peekSocket does: undefined until the last one.
+    const reader = serverNameReader();
+    for (let length = 0; length < split.length; length += 1) expect(reader(split.subarray(0, length))).toBeUndefined();
+    expect(reader(split)).toEqual({ serverName: 'a.example.com' });
+  });
+
+  it('reads the SNI name of a ClientHello sent one byte a record', async () => {
+    const hello = await clientHello('a.example.com');
+    const message = hello.subarray(5, 5 + hello.readUInt16BE(3));
+    const records = Buffer.concat([...message].map((byte) => Buffer.from([0x16, 3, 1, 0, 1, byte])));
+    expect(readServerName(records)).toEqual({ serverName: 'a.example.com' });
+  });
+
+  it('says none for a ClientHello longer than 16 KB as soon as its header has arrived', () => {
+    const header = Buffer.from([0x16, 3, 1, 0, 4, 0x01, 0, 0, 0]);
+    header.writeUIntBE(16_384 - 4 + 1, 6, 3);
+    expect(readServerName(header)).toBe('none');
+    header.writeUIntBE(16_384 - 4, 6, 3);
+    expect(readServerName(header)).toBeUndefined();
   });
 
   it('says none for what is not a TLS handshake', () => {

@@ -4,39 +4,65 @@ const MAX_RECORD_LENGTH = 16_384 + 2_048;
 /** What the ClientHello of a connection says about SNI: the name, or `none` (no SNI, or not a ClientHello we can read). */
 export type ServerNameVerdict = { readonly serverName: string } | 'none';
 
-/** A ClientHello larger than this is not read for SNI (`none`); real ones are a few kilobytes at most. */
-const MAX_HELLO_LENGTH = 4 * MAX_RECORD_LENGTH;
+/**
+ * A ClientHello larger than this (with its 4-byte header) is not read for SNI (`none`). Real ones,
+ * post-quantum key shares included, are a few kilobytes; a larger bound let a client that drips
+ * its bytes make the gateway gather (and judge) up to 72 KB per connection.
+ */
+const MAX_HELLO_LENGTH = 16_384;
 
 /**
- * For `peekSocket` on a TLS port: the SNI host name of the ClientHello (RFC 8446 §4.1.2, RFC 6066
- * §3), `none` when it has none (or is not a ClientHello we can read: OpenSSL will refuse it),
- * undefined until the whole ClientHello has arrived. A ClientHello may span several records
- * (RFC 8446 §5.1: clients and middleboxes that fragment it); they are joined before reading.
+ * For `peekSocket` on a TLS port, one per connection: the SNI host name of the ClientHello
+ * (RFC 8446 §4.1.2, RFC 6066 §3), `none` when it has none (or is not a ClientHello we can read:
+ * OpenSSL will refuse it), undefined until the whole ClientHello has arrived. A ClientHello may
+ * span several records (RFC 8446 §5.1: clients and middleboxes fragment it, even inside its
+ * 4-byte header); their handshake bytes are joined before reading. Each call is given the bytes
+ * of the call before and more, and resumes at the first record it has not taken, so a ClientHello
+ * dripped in tiny records costs time in proportion to its length, not to its square.
  */
+export function serverNameReader(): (data: Buffer) => ServerNameVerdict | undefined {
+  /** Start and end in the data of each record's handshake bytes taken so far. */
+  const spans: number[] = [];
+  let at = 0;
+  let gathered = 0;
+  let helloEnd = -1;
+  return (data) => {
+    while (helloEnd === -1 || gathered < helloEnd) {
+      if (data.length < at + 5) return undefined;
+      if (data[at] !== 0x16 /* handshake */) return 'none';
+      const length = data.readUInt16BE(at + 3);
+      // RFC 8446 §5.1: handshake records are never empty.
+      if (length === 0 || length > MAX_RECORD_LENGTH) return 'none';
+      if (data.length < at + 5 + length) return undefined;
+      if (spans.length === 0 && data[at + 5] !== 0x01 /* client_hello */) return 'none';
+      spans.push(at + 5, at + 5 + length);
+      gathered += length;
+      at += 5 + length;
+      if (helloEnd === -1 && gathered >= 4) {
+        helloEnd = 4 + ((handshakeByte(data, spans, 1) << 16) | (handshakeByte(data, spans, 2) << 8) | handshakeByte(data, spans, 3));
+        if (helloEnd > MAX_HELLO_LENGTH) return 'none';
+      }
+    }
+    if (spans.length === 2) return readClientHello(data, spans[0]!, spans[0]! + helloEnd);
+    const fragments: Buffer[] = [];
+    for (let index = 0; index < spans.length; index += 2) fragments.push(data.subarray(spans[index], spans[index + 1]));
+    return readClientHello(Buffer.concat(fragments, gathered), 0, helloEnd);
+  };
+}
+
+/** The verdict of `serverNameReader` on bytes judged once, as they are. */
 export function readServerName(data: Buffer): ServerNameVerdict | undefined {
-  if (data.length < 5) return undefined;
-  if (data[0] !== 0x16 /* handshake */) return 'none';
-  const recordLength = data.readUInt16BE(3);
-  if (recordLength > MAX_RECORD_LENGTH) return 'none';
-  if (data.length < 5 + recordLength) return undefined;
-  if (recordLength < 4 || data[5] !== 0x01 /* client_hello */) return 'none';
-  const helloEnd = 4 + data.readUIntBE(6, 3);
-  if (helloEnd <= recordLength) return readClientHello(data, 5, 5 + helloEnd);
-  if (helloEnd > MAX_HELLO_LENGTH) return 'none';
-  // Fragmented: the handshake bytes of the records that follow, up to the end of the ClientHello.
-  const fragments = [data.subarray(5, 5 + recordLength)];
-  let gathered = recordLength;
-  for (let at = 5 + recordLength; gathered < helloEnd; ) {
-    if (data.length < at + 5) return undefined;
-    if (data[at] !== 0x16) return 'none';
-    const length = data.readUInt16BE(at + 3);
-    if (length === 0 || length > MAX_RECORD_LENGTH) return 'none';
-    if (data.length < at + 5 + length) return undefined;
-    fragments.push(data.subarray(at + 5, at + 5 + length));
-    gathered += length;
-    at += 5 + length;
+  return serverNameReader()(data);
+}
+
+/** Byte `index` of the handshake bytes that `spans` mark in `data`. */
+function handshakeByte(data: Buffer, spans: readonly number[], index: number): number {
+  let remaining = index;
+  for (let span = 0; ; span += 2) {
+    const length = spans[span + 1]! - spans[span]!;
+    if (remaining < length) return data[spans[span]! + remaining]!;
+    remaining -= length;
   }
-  return readClientHello(Buffer.concat(fragments, gathered), 0, helloEnd);
 }
 
 /** The SNI verdict of the ClientHello handshake message (with its 4-byte header) from `start` to `end` of `data`. */

@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TlsOpti
 import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
 import { peekSocket } from './socket-peek.ts';
-import { readServerName } from './tls-client-hello.ts';
+import { serverNameReader } from './tls-client-hello.ts';
 import type { TlsCertificates } from './tls-store.ts';
 
 /** The two TLS servers of an entry point with `tls`; see `tlsServers`. */
@@ -47,7 +47,7 @@ export function tlsServers(
     withSni,
     withoutSni,
     handOver(socket, timeoutMs) {
-      void peekSocket(socket, timeoutMs, readServerName).then((verdict) => verdict && (verdict === 'none' ? withoutSni : withSni).emit('connection', socket));
+      void peekSocket(socket, timeoutMs, serverNameReader()).then((verdict) => verdict && (verdict === 'none' ? withoutSni : withSni).emit('connection', socket));
     },
   };
 }
