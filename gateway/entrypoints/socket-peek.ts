@@ -10,7 +10,10 @@ import type { Socket } from 'node:net';
  */
 export function peekSocket<T>(socket: Socket, timeoutMs: number, judge: (bytes: Buffer) => T | undefined): Promise<T | undefined> {
   return new Promise((resolve) => {
+    // The bytes so far are the first `length` of `seen`, which grows by doubling: copying all of
+    // them for each chunk made a client that drips a byte at a time cost time in their square.
     let seen: Buffer = Buffer.alloc(0);
+    let length = 0;
     const finish = (verdict: T | undefined) => {
       clearTimeout(timer);
       socket.off('readable', onReadable);
@@ -18,15 +21,24 @@ export function peekSocket<T>(socket: Socket, timeoutMs: number, judge: (bytes: 
       socket.off('end', onGone);
       socket.off('close', onGone);
       if (verdict === undefined) socket.destroy();
-      else if (seen.length > 0) socket.unshift(seen);
+      else if (length > 0) socket.unshift(seen.subarray(0, length));
       resolve(verdict);
     };
     const onGone = () => finish(undefined);
     const onReadable = () => {
       let chunk: Buffer | null;
       while ((chunk = socket.read() as Buffer | null) !== null) {
-        seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-        const verdict = judge(seen);
+        if (length === 0) seen = chunk;
+        else {
+          if (length + chunk.length > seen.length) {
+            const grown = Buffer.allocUnsafe(2 * (length + chunk.length));
+            seen.copy(grown, 0, 0, length);
+            seen = grown;
+          }
+          chunk.copy(seen, length);
+        }
+        length += chunk.length;
+        const verdict = judge(length === seen.length ? seen : seen.subarray(0, length));
         if (verdict !== undefined) return finish(verdict);
       }
     };
