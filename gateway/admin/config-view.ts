@@ -1,5 +1,6 @@
 import type { GatewayConfig } from '../config/index.ts';
 import { routesInMatchOrder } from '../router/index.ts';
+import { CREDENTIAL_HEADER } from '../config/credential-header.ts';
 
 /** What a secret is replaced with in `GET /api/config`. */
 export const REDACTED = '[redacted]';
@@ -39,13 +40,6 @@ function redactUrl(text: string): string {
     .replace(URL_USERINFO, (_match, scheme: string, userinfo: string) => `${scheme}${userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : ''}${REDACTED}@`)
     .replace(URL_PASSWORD_PARAM, `$1${REDACTED}`);
 }
-
-/**
- * Header names whose values are credentials: `Authorization`, `Proxy-Authorization`, cookies, and
- * any name holding token, secret, key, password, auth, credential or session (`X-Api-Key`,
- * `X-Auth-Token`, `X-Client-Secret`). Names are lowercase in the resolved configuration.
- */
-const CREDENTIAL_HEADER = /token|secret|key|passw|auth|cookie|credential|session/;
 
 /** Keys whose value maps header names to values: a header policy's `set`, a route's `headers` conditions, a fallback answer's `headers`. */
 const HEADER_MAP_KEYS = new Set(['set', 'headers']);

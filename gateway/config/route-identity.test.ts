@@ -26,6 +26,12 @@ describe('route names', () => {
     expect(other).not.toBe(one);
   });
 
+  it('leaves the values of credential headers out of the digest, telling such routes apart by order', () => {
+    const [one, two, plain] = namesOf(['{ path: /a, headers: { x-api-key: k1 }, service: a }', '{ path: /a, headers: { X-Api-Key: k2 }, service: a }', '{ path: /a, headers: { x-env: k1 }, service: a }']);
+    expect(two).toBe(`${one}#2`);
+    expect(namesOf(['{ path: /a, headers: { x-env: k2 }, service: a }'])[0]).not.toBe(plain);
+  });
+
   it('keeps every name when routes are inserted before, removed or reordered', () => {
     const before = namesOf(['{ path: /a, service: a }', '{ name: named, path: /n, service: n }', '{ path: /b, methods: GET, service: b }']);
     const after = namesOf(['{ path: /new, service: x }', '{ path: /b, methods: GET, service: b }', '{ name: named, path: /n, service: n }', '{ path: /a, service: a }']);

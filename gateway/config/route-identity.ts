@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { CREDENTIAL_HEADER } from './credential-header.ts';
 import type { RouteInput } from './schema-route.ts';
 
 /** Longest derived name; longer matches (a long regex) keep their start and a digest of the whole. */
@@ -32,7 +33,9 @@ export function routeNames(routes: readonly RouteInput[]): string[] {
 /**
  * What a route matches, in one line: `GET,HEAD api.example.com/api {x-env}~1a2b3c @web`. Methods,
  * header names and entry points are sorted (their order does not change the match); header values
- * appear only as a digest, so that a value matched on stays out of logs and metrics labels.
+ * appear only as a digest, so that a value matched on stays out of logs and metrics labels. The
+ * values of credential headers stay out of the digest too: 6 hex digits of an unsalted SHA-256
+ * would let a short secret be found by trying values; routes that differ only there get `#n`.
  */
 export function matchName(route: RouteInput): string {
   const path = route.grpcService !== undefined ? `/${route.grpcService}` : route.path;
@@ -41,7 +44,9 @@ export function matchName(route: RouteInput): string {
   if (route.methods) parts.push([...new Set(route.methods)].sort().join(','));
   parts.push(route.host === undefined ? target : path !== undefined || route.pathRegex === undefined ? `${route.host}${target}` : `${route.host} ${target}`);
   if (route.headers && Object.keys(route.headers).length > 0) {
-    const entries = Object.entries(route.headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(route.headers)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]) => [name, CREDENTIAL_HEADER.test(name.toLowerCase()) ? null : value] as const);
     parts.push(`{${entries.map(([name]) => name).join(',')}}~${digest(JSON.stringify(entries)).slice(0, 6)}`);
   }
   if (route.entryPoints) parts.push(`@${[...new Set(route.entryPoints)].sort().join(',')}`);
