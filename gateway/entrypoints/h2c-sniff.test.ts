@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HTTP2_PREFACE, sniffPreface } from './h2c-sniff.ts';
 import { peekSocket } from './socket-peek.ts';
@@ -47,6 +48,24 @@ describe('peekSocket', () => {
     setImmediate(() => client.write(Buffer.concat([HTTP2_PREFACE.subarray(3), Buffer.from('frames END')])));
     expect(await verdicts).toEqual({ verdict: 'h2c', rest: `${HTTP2_PREFACE.toString('latin1')}frames END` });
     client.destroy();
+  });
+
+  it('shows the judge every byte so far and hands them all on when they drip in one at a time', async () => {
+    // A stream stands in for the socket so that each byte is its own read.
+    const stream = new PassThrough();
+    const text = 'GET /a-path-long-enough-to-grow-the-buffer-several-times HTTP/1.1\r\n';
+    const judged: string[] = [];
+    const verdict = peekSocket(stream as unknown as Socket, 5_000, (bytes) => {
+      judged.push(bytes.toString('latin1'));
+      return bytes.length === text.length ? 'done' : undefined;
+    });
+    for (const byte of Buffer.from(text, 'latin1')) {
+      stream.write(Buffer.from([byte]));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await verdict).toBe('done');
+    expect(judged).toEqual([...text].map((_char, index) => text.slice(0, index + 1)));
+    expect((stream.read() as Buffer).toString('latin1')).toBe(text);
   });
 
   it('hands on an HTTP/1.1 request whole', async () => {
