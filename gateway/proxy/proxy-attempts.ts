@@ -8,6 +8,7 @@ import { errorMessageOf, sendGatewayError } from './error-response.ts';
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+import { hintServerNameOnMismatch } from './upstream-tls-hint.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -194,6 +195,7 @@ export class AttemptLoop implements AttemptReceiver {
     }
     // Not the request's error class yet: a retry may still answer it (the gateway's own answer records its class).
     this.lastError = result.errorClass;
+    if (result.errorClass === 'upstream-tls') hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls, result.error);
     if (result.responseStarted) {
       context.outcome.errorClass = result.errorClass;
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC

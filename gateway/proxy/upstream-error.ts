@@ -69,15 +69,20 @@ const TLS_CODES: ReadonlySet<string> = new Set([
   'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
 ]);
 
+/** The code an upstream attempt's error stands for: its own, else its cause's under undici's generic socket error. */
+export function upstreamErrorCode(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === 'string' && code !== 'UND_ERR_SOCKET' ? code : (causeCode ?? code);
+}
+
 /**
  * Classifies an error of one upstream attempt at the socket boundary, for every transport: undici
  * codes (HTTP/1.1, HTTPS, the WebSocket handshake), node:http2 codes (h2c, h2) and TLS codes.
  * `responseStarted` tells a reset before the response headers from one in the middle of the body.
  */
 export function classifyUpstreamError(error: unknown, responseStarted: boolean): GatewayErrorClass {
-  const code = (error as { code?: unknown } | null)?.code;
-  const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-  const effective = typeof code === 'string' && code !== 'UND_ERR_SOCKET' ? code : (causeCode ?? code);
+  const effective = upstreamErrorCode(error);
   if (typeof effective === 'string' && TLS_CODES.has(effective)) return 'upstream-tls';
   // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
   if (isGatewayResourceCode(effective)) return 'internal';
