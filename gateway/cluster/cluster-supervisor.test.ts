@@ -138,11 +138,12 @@ describe('WorkerSupervisor', () => {
 
   it('leaves a worker busy for less than the bound alone, such as one applying a large configuration', async () => {
     stub('busy');
-    // Silent 2 s: a watchdog with a 1 s bound kills it, one with the 3 s bound never does.
-    process.env.STUB_BUSY_MS = '2000';
+    // Silent 2.5 s: a watchdog checking every second with a bound of 1.5 s or less (a missed heartbeat
+    // or two) surely kills it; one with the 6 s bound never does, with seconds to spare on a loaded machine.
+    process.env.STUB_BUSY_MS = '2500';
     const { lines, logger } = capturedLog();
     const results: string[] = [];
-    supervisor = new WorkerSupervisor(1, hooks({ message: (message) => void results.push(message.kind) }), logger, 10_000, 3_000);
+    supervisor = new WorkerSupervisor(1, hooks({ message: (message) => void results.push(message.kind) }), logger, 10_000, 6_000);
     await supervisor.start();
     supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
     // Its answer comes after the block: a watchdog that judged it during the block has killed it by then.
