@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { grpcWebTrailerReader, GrpcWebTrailerReader } from './grpc-web-trailers.ts';
+import { grpcWebFrame } from './proxy-testing.ts';
 
-/** A gRPC-Web frame: flag byte, 4-byte big-endian length, payload. */
-function frame(flags: number, payload: Buffer): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix[0] = flags;
-  prefix.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([prefix, payload]);
-}
-
-const message = (size: number) => frame(0, Buffer.alloc(size, 0x61));
-const trailers = (text: string) => frame(0x80, Buffer.from(text, 'latin1'));
+const message = (size: number) => grpcWebFrame(0, Buffer.alloc(size, 0x61));
+const trailers = (text: string) => grpcWebFrame(0x80, Buffer.from(text, 'latin1'));
 
 /** The status `body` reads as when fed in pieces of `size` bytes. */
 function readInPieces(body: Buffer, size: number, contentType = 'application/grpc-web+proto'): number | undefined {

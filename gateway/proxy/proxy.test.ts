@@ -16,14 +16,7 @@ import type { RequestGuard } from '../policy/service-guard.ts';
 import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
-
-const POLICY: ProxyPolicy = {
-  retries: 0,
-  retryOn: [],
-  headersTimeoutMs: 2_000,
-  bodyTimeoutMs: 2_000,
-  connection: { connectTimeoutMs: 1_000, tls: { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: true }, key: 'test' },
-};
+import { TEST_PROXY_POLICY } from './proxy-testing.ts';
 
 const listen = async (server: Server | Http2Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -74,7 +67,7 @@ describe('the attempt loop with a real balancer, outlier detection (consecutiveE
       { service: 'svc', conf$ },
       { balancer: { algorithm: 'round-robin' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
     );
-    const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => POLICY, transports });
+    const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => TEST_PROXY_POLICY, transports });
     const { port, close: stop } = await serveProxy(proxy, prepare);
     const get = (path: string) => sendTestRequest(port, path).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
     let latest: HealthSnapshot | undefined;
@@ -154,7 +147,7 @@ describe('retries prefer an instance not tried yet in the request', () => {
       algorithm === 'consistent-hash'
         ? createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm, key: { from: 'header', name: 'x-user' } }, health: { outlier: false, panicThresholdPercent: 0 } })
         : createServiceBalancer({ service: 'svc', conf$ }, { balancer: { algorithm }, health: { outlier: false, panicThresholdPercent: 0 } });
-    const policy: ProxyPolicy = { ...POLICY, retries: 1, retryOn: ['connect-failure'] };
+    const policy: ProxyPolicy = { ...TEST_PROXY_POLICY, retries: 1, retryOn: ['connect-failure'] };
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
     const { port, attempts, close } = await serveProxy(proxy);
     try {
@@ -200,7 +193,7 @@ describe('the attempt loop with a transport that reports before attemptThen retu
     } as unknown as RequestGuard;
     const proxy = createProxy({
       pickerFor: () => picker,
-      policyFor: () => ({ ...POLICY, retries: 1, retryOn: ['connect-failure'] }),
+      policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 1, retryOn: ['connect-failure'] }),
       transports: { get: () => transport } as unknown as UpstreamTransports,
       guards: { guardFor: () => guard },
     });
@@ -232,7 +225,7 @@ describe('the attempt loop when the gateway fails between the pick and the trans
         throw new TypeError('Invalid URL');
       },
     } as unknown as UpstreamTransports;
-    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => POLICY, transports });
+    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => TEST_PROXY_POLICY, transports });
     const failures: unknown[] = [];
     const server = createServer((request, response) => {
       const context = initialContext(request, response);
@@ -267,7 +260,7 @@ describe('the attempt loop with a transport that still holds an unsent request a
     };
     const calls: string[] = [];
     const guard = { slot: undefined, enter: () => (calls.push('enter'), 1), record: () => true, mayRetry: () => true, retryEnded: () => calls.push('retryEnded'), leave: () => calls.push('leave') } as unknown as RequestGuard;
-    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => POLICY, transports: { get: () => transport } as unknown as UpstreamTransports, guards: { guardFor: () => guard } });
+    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => TEST_PROXY_POLICY, transports: { get: () => transport } as unknown as UpstreamTransports, guards: { guardFor: () => guard } });
     const { port, attempts, close } = await serveProxy(proxy);
     try {
       expect((await sendTestRequest(port, '/')).status).toBe(504);
@@ -311,7 +304,7 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
     const guard = { slot: undefined, enter: () => 1, record: (_now: number, errorClass: string | undefined, answered: number) => (recorded.push([errorClass, answered]), true), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
     const proxy = createProxy({
       pickerFor: () => picker,
-      policyFor: () => ({ ...POLICY, retries: 2, retryOn: ['connect-failure', 'reset', 'headers-timeout'] }),
+      policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 2, retryOn: ['connect-failure', 'reset', 'headers-timeout'] }),
       transports: { get: () => transport } as unknown as UpstreamTransports,
       guards: { guardFor: () => guard },
       observer: { attempt: (_service, _address, errorClass) => observed.push(errorClass), unavailable: () => undefined },

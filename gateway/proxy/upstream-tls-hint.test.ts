@@ -15,6 +15,7 @@ import { sendTestRequest } from '../middleware/middleware-testing.ts';
 import { createContext } from '../request-handler.ts';
 import { UpstreamTransports, type UpstreamTlsOptions } from '../transports/index.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
+import { TEST_PROXY_POLICY } from './proxy-testing.ts';
 
 const listen = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,7 +50,7 @@ describe('an instance registered by IP whose certificate carries only its DNS na
     const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { msg: string }) });
     const conf$ = new BehaviorSubject<ServiceConf>({ service, instances: [{ id: 'ip', service, host: '127.0.0.1', port, weight: 1, protocol: 'https', metadata: {} }], sources: new Map(), version: 1 });
     const balancer = createServiceBalancer({ service, conf$ }, { balancer: { algorithm: 'round-robin' }, health: { outlier: false, panicThresholdPercent: 0 } });
-    const policy: ProxyPolicy = { retries: 0, retryOn: [], headersTimeoutMs: 2_000, bodyTimeoutMs: 2_000, connection: { connectTimeoutMs: 2_000, tls, key: `${service}|${tls.serverName ?? ''}` } };
+    const policy: ProxyPolicy = { ...TEST_PROXY_POLICY, connection: { connectTimeoutMs: 2_000, tls, key: `${service}|${tls.serverName ?? ''}` } };
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
     const server = createServer((request, response) => {
       const context = createContext(request, response, log);

@@ -7,6 +7,7 @@ import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstre
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
+import { grpcWebFrame } from '../proxy/proxy-testing.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { dispatchAttempt } from './transport-http1-attempt.ts';
@@ -109,14 +110,6 @@ describe('dispatchAttempt', () => {
     expect(isUpstreamFailure(result.outcome)).toBe(true);
   });
 });
-
-/** A gRPC-Web frame: flag byte (0x80 for trailers), 4-byte big-endian length, payload. */
-function grpcWebFrame(flags: number, payload: string): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix[0] = flags;
-  prefix.writeUInt32BE(Buffer.byteLength(payload), 1);
-  return Buffer.concat([prefix, Buffer.from(payload)]);
-}
 
 /** A gRPC-Web answer's body: one message, then the trailer frame with `code`. */
 const grpcWebBody = (code: string): Buffer => Buffer.concat([grpcWebFrame(0, 'hello'), grpcWebFrame(0x80, `grpc-status:${code}\r\ngrpc-message:failed\r\n`)]);

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
+import { grpcWebFrame } from '../proxy/proxy-testing.ts';
 import { OWN_TIMER_BELOW_MS, SWEEP_MS, sweptDeadlines } from './attempt-deadline.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -483,10 +484,9 @@ describe("Http2Transport: a gRPC call's outcome is its grpc-status", () => {
       if (shape === 'trailers-only') return void stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': code }, { endStream: true });
       if (shape === 'web-frame') {
         // gRPC-Web: no HTTP/2 trailers, the status in the body's last frame (flag 0x80).
-        const trailer = Buffer.from(`grpc-status:${code}\r\n`);
         stream.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' });
-        stream.write(Buffer.from([0, 0, 0, 0, 1, 0x61]));
-        return void stream.end(Buffer.concat([Buffer.from([0x80, 0, 0, 0, trailer.length]), trailer]));
+        stream.write(grpcWebFrame(0, 'a'));
+        return void stream.end(grpcWebFrame(0x80, `grpc-status:${code}\r\n`));
       }
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': code!, 'grpc-message': 'failed' }));

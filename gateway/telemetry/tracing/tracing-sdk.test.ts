@@ -7,7 +7,8 @@ import { waitFor } from '../../../test/harness/wait.ts';
 import type { GatewayContext } from '../../context.ts';
 import { initialContext, sendTestRequest } from '../../middleware/middleware-testing.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
+import { createProxy } from '../../proxy/proxy.ts';
+import { TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import type { AttemptReceiver, UpstreamTransports } from '../../transports/index.ts';
 import { createRequestTracer } from './tracing-sdk.ts';
 
@@ -27,14 +28,6 @@ interface OtlpAttribute {
 const SERVER = 2;
 const CLIENT = 3;
 const STATUS_ERROR = 2;
-
-const POLICY: ProxyPolicy = {
-  retries: 0,
-  retryOn: [],
-  headersTimeoutMs: 2_000,
-  bodyTimeoutMs: 2_000,
-  connection: { connectTimeoutMs: 1_000, tls: { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: true }, key: 'test' },
-};
 
 const listen = async (server: Server): Promise<number> => {
   server.listen(0, '127.0.0.1');
@@ -101,7 +94,7 @@ describe('server and attempt span status (a real tracer, a real OTLP receiver, s
         receiver.attemptEnded({ ok: true });
       },
     };
-    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => POLICY, transports: { get: () => transport } as unknown as UpstreamTransports });
+    const proxy = createProxy({ pickerFor: () => picker, policyFor: () => TEST_PROXY_POLICY, transports: { get: () => transport } as unknown as UpstreamTransports });
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
       context.service = 'svc';
