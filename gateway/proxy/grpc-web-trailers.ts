@@ -97,6 +97,18 @@ export class GrpcWebTrailerReader {
 }
 
 /**
+ * Reads the status of an upstream's answer to a gRPC call from its headers: `outcome.grpcStatus`
+ * becomes their `grpc-status` (a Trailers-Only answer), undefined when they carry none, and a
+ * gRPC-Web answer without one gets the reader of its body's trailer frame, returned. Called for
+ * gRPC calls only, once their answer's headers are in.
+ */
+export function readGrpcStatus(outcome: { grpcStatus?: number }, headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
+  const status = headers['grpc-status'];
+  outcome.grpcStatus = status === undefined ? undefined : parseGrpcStatus(status);
+  return status === undefined ? grpcWebTrailerReader(headers) : undefined;
+}
+
+/**
  * A reader for the body of an upstream's answer to a gRPC call when that answer is gRPC-Web
  * without its status in the headers (not Trailers-Only); undefined for every other answer.
  */

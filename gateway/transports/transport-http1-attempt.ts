@@ -4,8 +4,8 @@ import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
-import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
-import { grpcWebTrailerReader, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
+import { isGrpcRequest } from '../proxy/grpc-status.ts';
+import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -168,7 +168,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.status = statusCode;
     context.outcome.status = statusCode;
     // Over HTTP/1.1 a gRPC call is gRPC-Web, its status in these headers or in the body's last frame.
-    if (isGrpcRequest(context.request.headers)) this.readGrpcStatus(upstreamHeaders);
+    if (isGrpcRequest(context.request.headers)) {
+      this.grpcWeb = readGrpcStatus(context.outcome, upstreamHeaders);
+      this.grpcStatus = context.outcome.grpcStatus;
+    }
     const outgoing = responseHeadersForClient(upstreamHeaders);
     this.outgoing = outgoing;
     for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
@@ -178,13 +181,6 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
     this.response.writeHead(statusCode, outgoing);
     if (this.response.destroyed) controller.abort(new ClientGoneError());
-  }
-
-  /** Records a Trailers-Only answer's `grpc-status` as the request's outcome, or prepares to read it from the body. */
-  private readGrpcStatus(headers: IncomingHttpHeaders): void {
-    const status = headers['grpc-status'];
-    if (status !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = parseGrpcStatus(status);
-    else this.grpcWeb = grpcWebTrailerReader(headers);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

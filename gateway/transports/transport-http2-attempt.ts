@@ -3,7 +3,7 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Incomi
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
-import { grpcWebTrailerReader, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
+import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
@@ -177,8 +177,10 @@ export function http2Attempt(
         outgoing = responseHeaders(headers);
         for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
         const headerStatus = headers['grpc-status'];
-        if (headerStatus !== undefined) grpcStatus = countedGrpcStatus(context, headerStatus);
-        else if (isGrpcRequest(context.request.headers)) grpcWeb = grpcWebTrailerReader(headers as IncomingHttpHeaders);
+        if (isGrpcRequest(context.request.headers)) {
+          grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);
+          grpcStatus = context.outcome.grpcStatus;
+        }
         // Trailers-Only: the status is in these headers and there is nothing after them.
         if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && headerStatus !== undefined) {
           trailersOnly = true;
