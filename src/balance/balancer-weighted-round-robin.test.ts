@@ -117,3 +117,36 @@ describe('WeightedRoundRobinBalancer (nginx smooth weighted round-robin)', () =>
     }
   });
 });
+
+describe('WeightedRoundRobinBalancer retries', () => {
+  it.each([
+    { name: 'a scan', others: 0 },
+    { name: 'the index', others: 40 },
+  ])('shares retries among the untried members by weight with nothing in flight, through $name', ({ others }) => {
+    // Weight 1 members listed first: picking the least loaded untried member by list order sent every retry to them.
+    const spares = Array.from({ length: others }, (_, index): [string, number] => [`spare-${index}`, 1]);
+    const balancer = new WeightedRoundRobinBalancer();
+    balancer.update(testEndpoints(['light', 1], ...spares, ['heavyA', 10], ['heavyB', 10]));
+    const total = 11 + others;
+    const counts = new Map<string, number>();
+    for (let step = 0; step < total * 100; step += 1) {
+      const pick = balancer.picker.pick({ tried: ['heavyA.svc.test:8080'] });
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      counts.set(pickedId(pick), (counts.get(pickedId(pick)) ?? 0) + 1);
+    }
+    expect(counts.get('heavyA')).toBeUndefined();
+    expect(counts.get('heavyB')).toBe(1_000);
+    expect(counts.get('light')).toBe(100);
+  });
+
+  it('spreads retries smoothly, as nginx steps over the untried peers', () => {
+    const balancer = new WeightedRoundRobinBalancer();
+    balancer.update(testEndpoints(['x', 9], ['a', 5], ['b', 1], ['c', 1]));
+    const retries = Array.from({ length: 7 }, () => {
+      const pick = balancer.picker.pick({ tried: ['x.svc.test:8080'] });
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      return pickedId(pick);
+    });
+    expect(retries.join(' ')).toBe('a a b a c a a');
+  });
+});

@@ -1,6 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { leastLoadedUntried, Member } from './balancer-member.ts';
+import { Member } from './balancer-member.ts';
 import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
 
@@ -8,6 +8,8 @@ import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry }
 export class WeightedMember extends Member implements SmoothWeightedEntry {
   /** nginx's `current_weight`; survives updates while the address stays. Read it through `balancer.member()`, which brings it up to date. */
   current = 0;
+  /** The current weight of retries' steps (`smoothWeightedRetryStep`), apart so that retries leave the usual sequence as it was. */
+  retryCurrent = 0;
   base = 0;
   slot = 0;
   heapIndex = -1;
@@ -31,6 +33,25 @@ export function smoothWeightedStep<M extends WeightedMember>(members: readonly M
     if (member.current > best.current) best = member;
   }
   best.current -= total;
+  return best;
+}
+
+/**
+ * A retry's pick: nginx's step over the members whose address is not in `tried`, as
+ * `ngx_http_upstream_get_peer` skips tried peers, so retries go to the untried members by weight and
+ * smoothly; undefined when every member was tried. It runs on `retryCurrent` rather than nginx's
+ * shared current weight, so the usual sequence goes on as if no retry had happened. A rare path: it scans.
+ */
+export function smoothWeightedRetryStep<M extends WeightedMember>(members: readonly M[], tried: readonly string[]): M | undefined {
+  let best: M | undefined;
+  let total = 0;
+  for (const member of members) {
+    if (tried.includes(member.address)) continue;
+    member.retryCurrent += member.weight;
+    total += member.weight;
+    if (best === undefined || member.retryCurrent > best.retryCurrent) best = member;
+  }
+  if (best !== undefined) best.retryCurrent -= total;
   return best;
 }
 
@@ -101,20 +122,21 @@ export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
       this.set?.flush();
       return peekedEndpoint(smoothWeightedPeek(eligible));
     };
-    // A retry's pick goes to an untried member, as nginx's step skips tried peers: a heavy member
-    // that just failed comes up again in most of the next few steps of its smooth sequence.
-    if (eligible.length < INDEXED_PICK_MIN_MEMBERS) {
-      return { pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || smoothWeightedStep(eligible)), peek };
+    if (eligible.length >= INDEXED_PICK_MIN_MEMBERS) {
+      const indexed = new SmoothWeightedSet<WeightedMember>();
+      eligible.forEach((member, slot) => {
+        member.slot = slot;
+        indexed.add(member, member.weight);
+      });
+      this.set = indexed;
     }
-    const set = new SmoothWeightedSet<WeightedMember>();
-    eligible.forEach((member, slot) => {
-      member.slot = slot;
-      set.add(member, member.weight);
-    });
-    this.set = set;
+    const set = this.set;
+    // A retry's pick goes to an untried member: a heavy member that just failed comes up again in
+    // most of the next few steps of its smooth sequence. A picker kept past the next update steps
+    // through the members, as its set no longer holds them.
     return {
       pick: (context: PickContext): PickResult =>
-        this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || (this.set === set ? set.step() : smoothWeightedStep(eligible))),
+        this.attempt((context.tried && smoothWeightedRetryStep(eligible, context.tried)) || (set !== undefined && this.set === set ? set.step() : smoothWeightedStep(eligible))),
       peek,
     };
   }
