@@ -122,6 +122,22 @@ routes: [{ name: v2, path: /, service: svc, subset: { match: { version: v2 } } }
     expect(counts(22, picker).b).toBeLessThanOrEqual(3);
   });
 
+  it('ramps an instance that joined before the subset was made, as the service picker does', async () => {
+    const text = `
+services:
+  svc: { balancer: weighted-round-robin, slowStart: { window: 60s } }
+routes: [{ name: v2, path: /, service: svc, subset: { match: { version: v2 } } }]
+`;
+    const { balancers, config, list, route } = await start(text, { a: { version: 'v2' } });
+    list({ a: { version: 'v2' }, b: { version: 'v2' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 2, { message: 'the new instance' });
+    // The route's first request makes the subset, with b still ramping in the service.
+    const picker = balancers.pickerFor('svc', route(config, 'v2'))!;
+    expect(balancers.subsetCount()).toBe(1);
+    // b is at 10% of its weight: about 2 of 22 picks, where an unramped b would take 11.
+    expect(counts(22, picker).b).toBeLessThanOrEqual(3);
+  });
+
   it('answers undefined for a subset route of a service nobody declares or lists', async () => {
     const { balancers } = await start('', { a: {} });
     const config = parseConfig('g.yaml', 'routes: [{ path: /, service: nowhere, subset: { match: { zone: b } } }]');

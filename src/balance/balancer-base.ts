@@ -18,6 +18,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   readonly rampTickMs: number | undefined;
   private readonly onOutcome: OutcomeListener | undefined;
   private readonly slowStart: SlowStartOptions | undefined;
+  private readonly slowStartParent: Balancer | undefined;
   private members = new Map<string, M>();
   private current: Picker = nonePicker('no-instances');
   private inFlight = 0;
@@ -30,6 +31,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     this.now = options.now ?? (() => performance.now());
     this.onOutcome = options.onOutcome;
     this.slowStart = options.slowStart;
+    this.slowStartParent = options.slowStartParent;
     this.rampTickMs = options.slowStart && slowStartTickMs(options.slowStart);
   }
 
@@ -53,7 +55,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       const member = this.members.get(endpoint.address);
       if (!member) {
         const created = this.createMember(endpoint);
-        created.rampPending = this.slowStart !== undefined && this.seeded;
+        if (this.slowStart) this.beginSlowStart(created, this.slowStart);
         next.set(endpoint.address, created);
         continue;
       }
@@ -77,6 +79,17 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     else if (eligible.length === 0) this.current = nonePicker('no-healthy-instances');
     else this.current = this.buildPicker(eligible, all);
     return this.current;
+  }
+
+  /** A new member waits to ramp when it joins after the first set, or takes the slow start its address has in `slowStartParent`. */
+  private beginSlowStart(member: M, slowStart: SlowStartOptions): void {
+    const inParent = this.slowStartParent?.member(member.address);
+    if (inParent?.rampEndsAt !== undefined) {
+      member.rampStartedAt = inParent.rampEndsAt - slowStart.windowMs;
+      member.rampEndsAt = inParent.rampEndsAt;
+    } else {
+      member.rampPending = this.seeded || inParent?.rampPending === true;
+    }
   }
 
   /** Envoy's slow start: a ramp begins at a member's first routable update and scales its weight until the window ends. */

@@ -36,6 +36,12 @@ export interface BalancerOptions {
    * the algorithms in `SLOW_START_ALGORITHMS`; the factory leaves it out for the others.
    */
   readonly slowStart?: SlowStartOptions;
+  /**
+   * For a subset's balancer: the service's own, on the same clock. A member new here whose address
+   * ramps or waits to ramp there takes that slow start, even in a first set: subsets are made
+   * lazily (at a route's first request, again after a reload) while instances may be ramping.
+   */
+  readonly slowStartParent?: Balancer;
 }
 
 /** What a balancer reports of one member, e.g. for the admin view. */
@@ -47,6 +53,8 @@ export interface MemberView {
   readonly weight: number;
   /** When this member's slow start ends, on the balancer's clock (`performance.now` by default); undefined when not ramping. */
   readonly rampEndsAt: number | undefined;
+  /** True while the member waits for its first routable update to start its slow start. */
+  readonly rampPending: boolean;
   /** Picks whose `done` has not been called yet. */
   readonly inFlight: number;
   /** The latency estimate in milliseconds, from balancers that keep one (`p2c-ewma`); undefined otherwise. */

@@ -90,6 +90,27 @@ describe('slow start', () => {
     expect(balancer.member(address('c'))).toMatchObject({ weight: 1, rampEndsAt: 6_000 });
   });
 
+  it('gives a member new to a subset the slow start its address has in the service: ramping, waiting to ramp, or none', () => {
+    let now = 0;
+    const parent = createBalancer({ algorithm: 'weighted-round-robin' }, { now: () => now, slowStart: SLOW });
+    parent.update(testEndpoints('a'));
+    const joined = testEndpoints('a', 'b', ['c', 4]);
+    const waiting = joined.map((endpoint): BalancerEndpoint => (endpoint.instance.id === 'c' ? { ...endpoint, routable: false } : endpoint));
+    parent.update(waiting);
+    now = 400;
+    parent.reweigh();
+    // Made now, the subset's first set holds a (warm), b (ramping since 0) and c (waiting to ramp).
+    const subset = createBalancer({ algorithm: 'weighted-round-robin' }, { now: () => now, slowStart: SLOW, slowStartParent: parent });
+    subset.update(waiting);
+    expect(subset.member(address('a'))).toMatchObject({ weight: 1, rampEndsAt: undefined });
+    expect(subset.member(address('b'))).toMatchObject({ weight: 0.4, rampEndsAt: 1_000 });
+    now = 600;
+    parent.update(joined);
+    subset.update(joined);
+    expect(subset.member(address('c'))).toMatchObject({ weight: 0.4, rampEndsAt: 1_600 });
+    expect(parent.member(address('c'))).toMatchObject({ weight: 0.4, rampEndsAt: 1_600 });
+  });
+
   it('is ignored by round-robin and consistent-hash, whose picks do not follow a ramped weight', () => {
     for (const config of [{ algorithm: 'round-robin' }, { algorithm: 'consistent-hash', key: { from: 'client-ip' } }] as BalancerConfig[]) {
       const balancer = createBalancer(config, { now: () => 0, slowStart: SLOW });

@@ -91,6 +91,24 @@ describe('createSubsetBalancer', () => {
     parent.close();
   });
 
+  it('gives a subset made while an instance ramps in the service that instance\'s ramp, not its full weight', () => {
+    const conf = new LoadBalanceConf('svc');
+    const slowStart = { windowMs: 30_000, aggression: 1, minWeightPercent: 10 };
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'weighted-round-robin' }, slowStart });
+    publish(conf, tagged('a', { version: 'v2' }));
+    const joining = tagged('b', { version: 'v2' });
+    publish(conf, tagged('a', { version: 'v2' }), joining);
+    const address = instanceAddress(joining);
+    // Made lazily, as at a route's first request or after a reload: b is in its first set.
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'weighted-round-robin' }, slowStart);
+    expect(v2.balancer.member(address)?.weight).toBeCloseTo(0.1 * joining.weight, 2);
+    expect(v2.balancer.member(address)?.rampEndsAt).toBe(parent.balancer.member(address)?.rampEndsAt);
+    expect(v2.balancer.member(instanceAddress(tagged('a', {})))?.weight).toBe(1);
+    expect(v2.balancer.ramping).toBe(true);
+    v2.close();
+    parent.close();
+  });
+
   it('leaves the service balancer and its health running when closed', () => {
     const conf = new LoadBalanceConf('svc');
     const parent = createServiceBalancer(conf, { balancer: { algorithm: 'round-robin' } });

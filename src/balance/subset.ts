@@ -35,10 +35,11 @@ export function subsetHealthView(parent: HealthView, selector: SubsetSelector): 
  * A balancer of `config`'s algorithm over the subset of `parent`'s endpoints that `selector`
  * matches. It shares the parent's health (one active checker and one outlier detector per
  * instance): outcomes of its picks feed the parent's passive health. With `slowStart` (the
- * service's), instances that join the subset later ramp as in the service's own balancer.
+ * service's), instances ramp as in the service's own balancer: one that joins the subset later, and
+ * one still ramping in the service when the subset is made, which takes the service's ramp.
  * Closing it leaves the parent running.
  */
 export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig, slowStart?: SlowStartOptions): ServiceBalancer {
-  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, ...(slowStart ? { slowStart } : {}) });
+  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, ...(slowStart ? { slowStart, slowStartParent: parent.balancer } : {}) });
   return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer);
 }
