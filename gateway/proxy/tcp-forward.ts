@@ -127,7 +127,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
  * a different key (`<client ip>#<try>`), which moves consistent-hash to another ring position.
  */
 function distinctPick(picker: Picker, clientIp: string | undefined, tried: readonly string[]) {
-  // A repeat pick also names the tried instances, which least-connections, random and p2c skip.
+  // A repeat pick also names the tried instances, which every balancer but round-robin skips (PickContext.tried).
   const context = (again: number) => {
     const salted = clientIp === undefined ? {} : { clientIp: tried.length + again === 0 ? clientIp : `${clientIp}#${tried.length + again}` };
     return again === 0 ? salted : { ...salted, tried };

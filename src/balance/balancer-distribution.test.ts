@@ -73,3 +73,25 @@ describe('pick distribution over 100,000 picks', () => {
     expect(Object.fromEntries(counts)).toEqual({ a: 5_000, b: 1_000, c: 1_000 });
   });
 });
+
+describe('retries of weighted random picks', () => {
+  it.each([
+    { algorithm: 'random' },
+    // Without a hash key a consistent-hash pick is a weighted random draw.
+    { algorithm: 'consistent-hash', key: { from: 'header', name: 'x-user' } },
+  ] satisfies BalancerConfig[])('$algorithm shares retries among the untried members by weight with nothing in flight', (config) => {
+    const balancer = createBalancer(config, { random: seededRandom(11) });
+    // The weight-1 member first: the least loaded untried member by list order took every retry.
+    const picker = balancer.update(testEndpoints(['light', 1], ['heavyA', 10], ['heavyB', 10]));
+    const counts = new Map<string, number>();
+    for (let index = 0; index < 11_000; index += 1) {
+      const pick = picker.pick({ tried: ['heavyA.svc.test:8080'] });
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      counts.set(pickedId(pick), (counts.get(pickedId(pick)) ?? 0) + 1);
+    }
+    expect(counts.get('heavyA')).toBeUndefined();
+    // 10,000 and 1,000 expected; a draw of 11,000 stays well within ±300.
+    expect(Math.abs((counts.get('heavyB') ?? 0) - 10_000)).toBeLessThan(300);
+    expect(Math.abs((counts.get('light') ?? 0) - 1_000)).toBeLessThan(300);
+  });
+});

@@ -71,6 +71,27 @@ export class Attempt<M extends Member> implements PickedEndpoint {
 }
 
 /**
+ * A member the request has not tried, drawn with probability weight ÷ the untried members' total
+ * (a weighted random pick's retry); undefined when every member was tried or the untried weigh
+ * nothing. Least loaded would not do here: with nothing in flight, list order would choose.
+ */
+export function randomUntried<M extends Member>(members: readonly M[], tried: readonly string[], random: () => number): M | undefined {
+  let total = 0;
+  for (const member of members) if (!tried.includes(member.address)) total += member.weight;
+  if (!(total > 0)) return undefined;
+  let point = random() * total;
+  let last: M | undefined;
+  for (const member of members) {
+    if (tried.includes(member.address)) continue;
+    last = member;
+    point -= member.weight;
+    if (point < 0) return member;
+  }
+  // Rounding left the point at the end: the last untried member.
+  return last;
+}
+
+/**
  * The member with the fewest in-flight requests per unit of weight among those whose address is not
  * in `tried` (the first of equals), or undefined when every member was tried. A retry's rare path
  * (`PickContext.tried`): it scans, and touches no cursor or tie-break weight, so the usual sequence

@@ -1,6 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
-import { leastLoadedUntried, Member } from './balancer-member.ts';
+import { Member, randomUntried } from './balancer-member.ts';
 import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
 
@@ -15,7 +15,8 @@ export class RandomBalancer extends BalancerBase<Member> {
   protected buildPicker(eligible: readonly Member[]): Picker {
     const sampler = new WeightedSampler(eligible.map((member) => member.weight));
     return {
-      pick: (context: PickContext): PickResult => this.attempt((context.tried && leastLoadedUntried(eligible, context.tried)) || eligible[sampler.sample(this.random)]!),
+      // A retry draws among the members the request has not tried, by their weights.
+      pick: (context: PickContext): PickResult => this.attempt((context.tried && randomUntried(eligible, context.tried, this.random)) || eligible[sampler.sample(this.random)]!),
       // A draw of the same distribution: a random pick has no "next" to foretell.
       peek: () => peekedEndpoint(eligible[sampler.sample(this.random)]!),
     };

@@ -1,4 +1,4 @@
-import { leastLoadedUntried, type Member } from './balancer-member.ts';
+import { randomUntried, type Member } from './balancer-member.ts';
 import { hashKeyOf, type HashKeySource } from './hash-key.ts';
 import { murmur3 } from './hash-murmur3.ts';
 import type { HashRing } from './hash-ring.ts';
@@ -48,7 +48,7 @@ export class ConsistentHashPicker<M extends Member> implements Picker {
     const { balanceFactor } = this.context;
     const key = hashKeyOf(this.context.key, request);
     const tried = request.tried;
-    if (key === undefined) return (tried && leastLoadedUntried(this.members, tried)) || this.members[this.fallback.sample(this.context.random)]!;
+    if (key === undefined) return (tried && randomUntried(this.members, tried, this.context.random)) || this.members[this.fallback.sample(this.context.random)]!;
     const { ring, owners } = this;
     const size = ring.size;
     const load = balanceFactor === undefined ? 0 : balanceFactor * (this.context.inFlight() + 1);

@@ -12,9 +12,10 @@ export interface PickContext {
   /**
    * Addresses this request has tried already, set only on a retry's pick that first landed on one
    * of them: the balancer then chooses an eligible member not among them when there is one
-   * (least-connections, random and p2c the least loaded such member; weighted round-robin by nginx's
-   * smooth step over them; consistent hash the next owner clockwise on its ring; round-robin turns on
-   * by itself). Absent on a request's usual picks.
+   * (least-connections and p2c the least loaded such member; random a weighted draw among them;
+   * weighted round-robin by nginx's smooth step over them; consistent hash the next owner clockwise
+   * on its ring, or without a key a weighted draw; round-robin turns on by itself). Absent on a
+   * request's usual picks.
    */
   readonly tried?: readonly string[];
 }
