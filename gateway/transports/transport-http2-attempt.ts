@@ -72,6 +72,7 @@ export function http2Attempt(
     const release = (): boolean => {
       if (settled) return false;
       settled = true;
+      sent = undefined;
       timeout.stop();
       clearTimeout(deadlineTimer);
       response.off('close', onClientClose);
