@@ -111,6 +111,17 @@ describe('watchConfig', () => {
     expect(ports()).toEqual([1000, 5000]);
   });
 
+  it('keeps the running configuration when the file is emptied, as a write caught between its truncation and its text is', async () => {
+    await watchResults();
+    // What `>` leaves for a moment: applied, it would be a configuration of defaults (web on 8080).
+    await writeFile(path, '\n');
+    // An observation window, not synchronisation: a result for the empty text would arrive in it.
+    await delay(DEBOUNCE_MS * 10);
+    await writeFile(path, 'listen: 4000\n');
+    await waitFor(() => results.length >= 2);
+    expect(ports()).toEqual([1000, 4000]);
+  });
+
   it('reads a refused text again when it is saved unchanged: the file it named may be there now', async () => {
     await watchResults();
     const text = 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: ca.pem }\n';

@@ -53,10 +53,14 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let last: string | null | undefined;
     // Only the first read may be a baseline (see `emitCurrent`).
     let emitNext = options.emitCurrent ?? true;
+    // Whether the first reading (the start's, or the baseline) has been done.
+    let started = false;
 
     const read = async () => {
       const emit = emitNext;
+      const change = started;
       emitNext = true;
+      started = true;
       let text: string;
       try {
         text = await readConfigText(path);
@@ -66,6 +70,13 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         return;
       }
       if (text === last) return;
+      // An empty file after a first reading is a write caught between its truncation and its text
+      // (`>`, most tools that do not rename): the write's own event reads it again. Applied, it would
+      // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
+      if (change && text.trim() === '') {
+        log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
+        return;
+      }
       if (!emit || closed) {
         last = text;
         return;
