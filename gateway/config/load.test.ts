@@ -93,6 +93,9 @@ describe('parseConfig errors', () => {
     ['services:\n  a/b: {}', 'services.a/b'],
     ['routes:\n  - { path: /a, pathRegex: "^/a", service: a }', 'routes.0.pathRegex (line 2): a route has either path or pathRegex, not both'],
     ['routes:\n  - { pathRegex: "(", service: a }', 'routes.0.pathRegex (line 2): is not a valid regular expression'],
+    ['routes:\n  - { pathRegex: "^/(a+)+$", service: a }', 'routes.0.pathRegex (line 2): can take exponential time on a short path (ReDoS): a+ repeats inside (a+)+'],
+    ['routes:\n  - { service: a, rewrite: { pattern: "^/(.*)-(.*)$", replacement: /x } }', 'routes.0.rewrite.pattern (line 2): can take polynomial time'],
+    ['middlewares:\n  r: { rewrite: { pattern: "/+$", replacement: / } }', 'middlewares.r.rewrite.pattern (line 2): can take quadratic time'],
     ['routes:\n  - { host: "api.example.com:80", service: a }', 'routes.0.host (line 2): expected a host name'],
     ['routes:\n  - { service: a, stripPrefix: true }', 'routes.0.stripPrefix (line 2): stripPrefix needs a path prefix to strip'],
     ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header'],
@@ -112,6 +115,14 @@ describe('parseConfig errors', () => {
     expect(error.code).toBe('SB_CONFIG_INVALID');
     expect(error.message).toContain(`/etc/sb/gateway.yaml: `);
     expect(error.message).toContain(expected);
+  });
+
+  it('takes a regex the backtracking check refuses when allowUnsafeRegex: true stands beside it, and names that key when it does not', () => {
+    const text = 'routes:\n  - { pathRegex: "^/(a+)+$", allowUnsafeRegex: true, service: a, rewrite: { pattern: "^/(.*)-(.*)$", replacement: /x, allowUnsafeRegex: true } }\n';
+    expect(parseConfig('gateway.yaml', text).routes[0]).toMatchObject({ pathRegex: '^/(a+)+$', rewrite: { pattern: '^/(.*)-(.*)$', replacement: '/x' } });
+    expect(errorOf('routes:\n  - { pathRegex: "^/(a+)+$", service: a }').message).toMatch(/; or set allowUnsafeRegex: true beside it to accept it$/);
+    // The route's key covers its pathRegex only: the rewrite beside it is checked on its own.
+    expect(errorOf('routes:\n  - { pathRegex: "^/x", allowUnsafeRegex: true, service: a, rewrite: { pattern: "/+$", replacement: / } }').message).toContain('routes.0.rewrite.pattern');
   });
 
   it('reports every problem of the file at once, in line order', () => {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
-import { count, duration, headerName, regexSource, section } from './schema-values.ts';
+import { count, duration, headerName, rewriteSettings, section } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -48,7 +48,7 @@ const MIDDLEWARE_KINDS = {
     response: headerPolicy.optional(),
     host: hostHeaderPolicy.optional(),
   }),
-  rewrite: section({ pattern: regexSource, replacement: z.string() }),
+  rewrite: rewriteSettings,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 

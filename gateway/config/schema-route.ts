@@ -4,7 +4,7 @@ import { normalisePath } from '../router/path-normalise.ts';
 import { circuitBreakerSchema } from './schema-breaker.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
-import { duration, headerName, headerValue, hostWithPort, regexSource, section } from './schema-values.ts';
+import { duration, headerName, headerValue, hostWithPort, refuseUnsafeRegex, regexSource, rewriteSettings, section } from './schema-values.ts';
 
 /** A service name as registries spell it: no slash, no whitespace. */
 export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
@@ -64,6 +64,8 @@ const routeFields = section({
   host: hostCondition.optional(),
   path: pathPrefix.optional(),
   pathRegex: regexSource.optional(),
+  // Accepts a pathRegex that refuseUnsafeRegex refuses (a rewrite pattern has its own key).
+  allowUnsafeRegex: z.boolean().optional(),
   methods: z.union([method.transform((name) => [name]), z.array(method).min(1)], { error: 'expected a method or a list of methods' }).optional(),
   headers: z.record(headerName, headerValue).optional(),
   service: serviceName.optional(),
@@ -73,7 +75,7 @@ const routeFields = section({
     .regex(/^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*$/, 'expected a gRPC service name such as helloworld.Greeter')
     .optional(),
   stripPrefix: z.boolean().optional(),
-  rewrite: section({ pattern: regexSource, replacement: z.string() }).optional(),
+  rewrite: rewriteSettings.optional(),
   requestHeaders: headerPolicy.optional(),
   responseHeaders: headerPolicy.optional(),
   hostHeader: hostHeaderPolicy.optional(),
@@ -94,6 +96,7 @@ export const routeSchema = routeFields.superRefine((route, context) => {
   if (route.service === undefined && route.namespace === undefined) problem('service', 'a route needs a service, or namespace: true');
   if (route.service !== undefined && route.namespace) problem('namespace', 'a route has either a service or namespace: true, not both');
   if (route.path !== undefined && route.pathRegex !== undefined) problem('pathRegex', 'a route has either path or pathRegex, not both');
+  if (!route.allowUnsafeRegex) refuseUnsafeRegex(context, route.pathRegex, ['pathRegex']);
   if (route.stripPrefix && route.path === undefined) problem('stripPrefix', 'stripPrefix needs a path prefix to strip');
   if (route.grpcService !== undefined && (route.path !== undefined || route.pathRegex !== undefined)) problem('grpcService', 'grpcService stands for path /<grpcService>/: use one of them');
   if (route.stripPrefix && route.namespace) problem('stripPrefix', 'a namespace route always strips its prefix and service segment');

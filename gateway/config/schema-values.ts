@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../../src/duration.ts';
 import { parseIpRanges } from './ip-range.ts';
+import { ALLOW_UNSAFE_REGEX_KEY, regexBacktrackingRisk } from './regex-safety.ts';
 
 /** Every key any section of the file knows, for "did you mean" hints on unknown keys. */
 export const KNOWN_KEYS = new Set<string>();
@@ -91,3 +92,21 @@ export const regexSource = z.string().min(1).superRefine((source, context) => {
     context.addIssue({ code: 'custom', message: `is not a valid regular expression: ${(error as Error).message}` });
   }
 });
+
+/**
+ * Refuses, at `path`, a pattern that can backtrack catastrophically on a client's path
+ * (`regexBacktrackingRisk`), naming the opt-out: `allowUnsafeRegex: true` beside the pattern.
+ * find-my-way refuses such route regexes the same way; Envoy and Traefik avoid them with RE2.
+ */
+export function refuseUnsafeRegex(context: z.RefinementCtx, source: string | undefined, path: readonly PropertyKey[]): void {
+  const risk = source === undefined ? undefined : regexBacktrackingRisk(source);
+  if (risk) context.addIssue({ code: 'custom', path: [...path], message: `${risk}; or set ${ALLOW_UNSAFE_REGEX_KEY}: true beside it to accept it` });
+}
+
+/** `rewrite:` of a route and of a rewrite middleware: a regex on the upstream path, checked by `refuseUnsafeRegex`, and its replacement. */
+export const rewriteSettings = section({ pattern: regexSource, replacement: z.string(), [ALLOW_UNSAFE_REGEX_KEY]: z.boolean().optional() })
+  .superRefine((rewrite, context) => {
+    if (!rewrite.allowUnsafeRegex) refuseUnsafeRegex(context, rewrite.pattern, ['pattern']);
+  })
+  // The opt-out is about loading; the middleware's settings (its state key) stay the pattern and replacement.
+  .transform(({ pattern, replacement }) => ({ pattern, replacement }));
