@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { headerHasValue } from '../../src/header-list.ts';
 import type { RouteConfig } from '../config/types.ts';
 import { compileRoute, HostKind, matchesPrefix, routesInMatchOrder, type CompiledRoute } from './route-compile.ts';
 import { createRouter, normalizeHost, type RouteMatch } from './router.ts';
@@ -52,10 +53,7 @@ function missesOf(route: CompiledRoute, host: string, request: ExplainRequest, h
   if (route.regex && !route.regex.test(pathname)) misses.push(`path "${pathname}" does not match /${route.regex.source}/`);
   if (route.prefix !== undefined && !matchesPrefix(request.path, route.prefix)) misses.push(`path "${pathname}" is not under "${route.prefix}"`);
   if (route.methods && !route.methods.has(request.method)) misses.push(`method ${request.method} is not one of ${[...route.methods].join(', ')}`);
-  for (const [name, value] of route.headers) {
-    const actual = request.headers[name];
-    if (actual === undefined || (typeof actual === 'string' ? actual !== value : !actual.includes(value))) misses.push(`header ${name} is not "${value}"`);
-  }
+  for (const [name, value] of route.headers) if (!headerHasValue(request.headers[name], value)) misses.push(`header ${name} does not hold "${value}"`);
   if (route.config.namespace && misses.length === 0) {
     const start = route.prefix?.length ?? 0;
     const service = /^\/([^/?]+)/.exec(request.path.slice(start))?.[1];

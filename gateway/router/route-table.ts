@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { headerHasValue } from '../../src/header-list.ts';
 import { HostKind, type CompiledRoute } from './route-compile.ts';
 import { regexLiteralPrefix } from './route-regex-prefix.ts';
 
@@ -130,13 +131,10 @@ export class RouteTable {
   }
 }
 
-/** True when the request meets the route's method and header conditions (host and path are the table's business). */
+/** True when the request meets the route's method and header conditions (`headerHasValue`: a value sent twice or in a list counts); host and path are the table's business. */
 export function meetsConditions(route: CompiledRoute, conditions: RouteConditions): boolean {
   if (route.methods && !route.methods.has(conditions.method)) return false;
-  for (const [name, value] of route.headers) {
-    const actual = conditions.headers[name];
-    if (actual === undefined || (typeof actual === 'string' ? actual !== value : !actual.includes(value))) return false;
-  }
+  for (const [name, value] of route.headers) if (!headerHasValue(conditions.headers[name], value)) return false;
   return true;
 }
 

@@ -1,3 +1,5 @@
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
 import { routesInMatchOrder } from './route-compile.ts';
@@ -7,6 +9,23 @@ import { createRouter, normalizeHost, type RouteRequest } from './router.ts';
 function routerOf(routes: string[], services: string[] = []) {
   const config = parseConfig('test.yaml', `routes:\n${routes.map((route) => `  - ${route}`).join('\n')}\n`);
   return createRouter(config.routes, { hasService: (name) => services.includes(name) });
+}
+
+/** `req.headers` of the raw HTTP/1.1 request `head`, as a real node server parses it. */
+async function headersParsedByNode(head: string): Promise<IncomingHttpHeaders> {
+  const server = createServer();
+  const parsed = new Promise<IncomingHttpHeaders>((resolve) => server.once('request', (req: IncomingMessage, res: ServerResponse) => {
+    resolve(req.headers);
+    res.end();
+  }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1', () => socket.write(head));
+  try {
+    return await parsed;
+  } finally {
+    socket.destroy();
+    server.close();
+  }
 }
 
 function request(path: string, extra: Partial<RouteRequest> = {}): RouteRequest {
@@ -97,6 +116,16 @@ describe('Router specificity', () => {
     const router = routerOf(['{ path: /api, methods: [GET], service: stable }', '{ path: /api, headers: { x-canary: 1 }, service: canary }']);
     expect(router.route(request('/api', { headers: { 'x-canary': '1' } }))?.service).toBe('canary');
     expect(router.route(request('/api', { headers: { 'x-canary': '10' } }))?.service).toBe('stable');
+  });
+
+  it('matches a header condition on a header sent twice, or beside another value, as node hands it over', async () => {
+    const router = routerOf(['{ path: /api, service: stable }', '{ path: /api, headers: { x-env: canary }, service: canary }']);
+    // Node joins repeated lines with ", ": read the headers of real requests rather than guess their shape.
+    const headersOf = (lines: string) => headersParsedByNode(`GET /api HTTP/1.1\r\nHost: a\r\n${lines}\r\n`);
+    for (const lines of ['X-Env: canary\r\nX-Env: canary\r\n', 'X-Env: prod\r\nX-Env: canary\r\n', 'X-Env: prod, canary\r\n']) {
+      expect(router.route(request('/api', { headers: await headersOf(lines) }))?.service, lines).toBe('canary');
+    }
+    expect(router.route(request('/api', { headers: await headersOf('X-Env: prod\r\nX-Env: canary-2\r\n') }))?.service).toBe('stable');
   });
 
   it('lets a method condition win over the same path without one and skips it for other methods', () => {

@@ -90,6 +90,15 @@ describe('canaryPicker', () => {
     expect(counts(100, picker, { headers: {} })).toEqual({ v1: 90, v2: 10 });
   });
 
+  it('puts a request on a header lane when the header, sent twice or as a list, holds the lane value', () => {
+    const lanes = [{ header: 'x-canary', value: 'on', to: source('v2') }];
+    const picker = canaryPicker(plan(source('v1'), source('v2'), { lanes }), new SmoothSplit([1, 0]));
+    // Node joins a header sent twice with ", ".
+    expect(counts(5, picker, { headers: { 'x-canary': 'on, on' } })).toEqual({ v2: 5 });
+    expect(counts(5, picker, { headers: { 'x-canary': 'off, on' } })).toEqual({ v2: 5 });
+    expect(counts(5, picker, { headers: { 'x-canary': 'off, only' } })).toEqual({ v1: 5 });
+  });
+
   it('sends requests carrying the lane cookie (any value when none is given) to its subset', () => {
     const lanes = [{ cookie: 'canary', to: source('v3') }];
     const picker = canaryPicker(plan(source('v1'), source('v2'), { lanes }), new SmoothSplit([90, 10]));

@@ -1,4 +1,5 @@
 import type { NoEndpoint, PeekResult, PickContext, PickResult, Picker } from './picker.ts';
+import { headerHasValue } from '../header-list.ts';
 
 /** Something whose current picker may change between picks: a `ServiceBalancer`, read on every pick. */
 export interface PickerSource {
@@ -135,6 +136,8 @@ const NO_INSTANCES: NoEndpoint = Object.freeze({ kind: 'none', reason: 'no-insta
 function onLane(lane: CanaryLane, context: PickContext): boolean {
   const headers = context.headers;
   if (!headers) return false;
+  // A header sent twice or as a list holds the lane's value as a route's header condition does.
+  if (lane.header !== undefined && lane.value) return headerHasValue(headers[lane.header], lane.value);
   const value = lane.header !== undefined ? firstValue(headers[lane.header]) : cookieValue(headers.cookie, lane.cookie!);
   if (value === undefined || value === '') return false;
   return lane.value === undefined || value === lane.value;
