@@ -1,4 +1,5 @@
 import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
+import { tieSockets } from './tie-sockets.ts';
 
 /**
  * A TCP relay to `port` whose `silence()` makes the connections open so far go quiet both ways
@@ -13,13 +14,7 @@ export async function silenceableRelay(port: number): Promise<{ server: Server; 
     const upstream = createConnection({ host: '127.0.0.1', port });
     client.on('data', (chunk) => state.silent || upstream.write(chunk));
     upstream.on('data', (chunk) => state.silent || client.write(chunk));
-    for (const [one, other] of [[client, upstream], [upstream, client]] as const) {
-      one.on('error', () => undefined);
-      one.on('close', () => {
-        open.delete(state);
-        other.destroy();
-      });
-    }
+    tieSockets(client, upstream, () => open.delete(state));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

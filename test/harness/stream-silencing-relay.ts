@@ -1,4 +1,5 @@
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tieSockets } from './tie-sockets.ts';
 
 /** A loopback relay in front of a cleartext HTTP/2 server that can silence the streams open so far. */
 export interface StreamSilencingRelay {
@@ -55,16 +56,7 @@ export async function startStreamSilencingRelay(port: number): Promise<StreamSil
       }
       if (relayed.length > 0) client.write(Buffer.concat(relayed));
     });
-    for (const [one, other] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      one.on('error', () => undefined);
-      one.on('close', () => {
-        connections.delete(state);
-        other.destroy();
-      });
-    }
+    tieSockets(client, upstream, () => connections.delete(state));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
