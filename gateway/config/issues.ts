@@ -50,9 +50,15 @@ function at(path: Path, line: number | undefined, reason: string): ConfigIssue {
   return { keyPath: path.length === 0 ? '(root)' : path.map(String).join('.'), line, reason };
 }
 
-/** A branch failed on the value's type itself (not deeper), so it is not the branch the author meant. */
+/**
+ * A branch failed on the value's type itself (not deeper), so it is not the branch the author meant.
+ * A nested union whose every branch fails so counts too (`workers`' count is itself a union), or an
+ * object given for `{ count }` would be read as a bad count rather than as that section.
+ */
 function isTypeMismatch(issue: z.core.$ZodIssue): boolean {
-  return issue.path.length === 0 && (issue.code === 'invalid_type' || issue.code === 'invalid_value');
+  if (issue.path.length > 0) return false;
+  if (issue.code === 'invalid_union') return issue.errors.length > 0 && issue.errors.every((branch) => branch.some(isTypeMismatch));
+  return issue.code === 'invalid_type' || issue.code === 'invalid_value';
 }
 
 function reasonOf(issue: z.core.$ZodIssue): string {
