@@ -177,7 +177,10 @@ describe('values', () => {
 
   it.each([
     ['{ count: 2, heartbeatTimeout: 2s }', 'workers.heartbeatTimeout (line 1): must be 0 (no watchdog) or at least 3s'],
-    ['{ count: 0 }', 'workers.count'],
+    ['{ count: 0 }', 'workers.count (line 1): expected auto or a whole number from 1 to 256'],
+    ['0', 'workers (line 1): expected auto or a whole number from 1 to 256'],
+    ['257', 'workers (line 1): expected auto or a whole number from 1 to 256'],
+    ['1.5', 'workers (line 1): expected auto, a whole number from 1 to 256, or { count, heartbeatTimeout }'],
     ['{ count: 2, heartbeat: 5s }', 'unknown field "heartbeat"'],
     ['{ heartbeatTimeout: 5s }', 'workers.count (line 1): expected auto or a whole number from 1 to 256'],
     ['{ count: many }', 'workers.count (line 1): expected auto or a whole number from 1 to 256'],

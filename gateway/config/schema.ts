@@ -34,7 +34,8 @@ const storeUrl = z.string().transform((url, context): StoreLocation => {
 });
 
 /** How many workers: `auto` (the available parallelism) or a count. */
-const workerCount = z.union([z.literal('auto'), z.number().int().min(1).max(WORKERS_MAX)], { error: `expected auto or a whole number from 1 to ${WORKERS_MAX}` });
+const WORKER_COUNT_EXPECTED = `expected auto or a whole number from 1 to ${WORKERS_MAX}`;
+const workerCount = z.union([z.literal('auto'), z.number().int().min(1, WORKER_COUNT_EXPECTED).max(WORKERS_MAX, WORKER_COUNT_EXPECTED)], { error: WORKER_COUNT_EXPECTED });
 
 /** `workers`' long form: the count and the heartbeat bound of the watchdog. */
 const workersSection = section({
