@@ -10,7 +10,7 @@ import { CoalescedTask } from './coalesced-task.ts';
 export class FolderWatchDebounce {
   private timer: NodeJS.Timeout | undefined;
   private readonly runs: CoalescedTask;
-  private closed = false;
+  #closed = false;
 
   /**
    * `task` is what a burst leads to; `delayMs` the quiet time after the last `schedule()` before it
@@ -22,7 +22,7 @@ export class FolderWatchDebounce {
 
   /** Runs the task `delayMs` (by default the constructor's) after the last call; each call restarts the wait. */
   schedule(delayMs = this.delayMs): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -35,9 +35,14 @@ export class FolderWatchDebounce {
     return this.runs.request();
   }
 
+  /** True from the moment `close()` is called: the owner's own state is to follow this, not a flag of its own. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Drops a pending run (scheduled or queued) and further schedules; resolves once the run in progress is done. */
   close(): Promise<void> {
-    this.closed = true;
+    this.#closed = true;
     clearTimeout(this.timer);
     this.runs.dispose();
     return this.runs.settled();

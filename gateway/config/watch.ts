@@ -48,7 +48,6 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   const log = componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
-    let closed = false;
     // undefined: not read yet; null: the last read failed; else the last text read.
     let last: string | null | undefined;
     // Only the first read may be a baseline (see `emitCurrent`).
@@ -65,7 +64,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       try {
         text = await readConfigText(path);
       } catch (error) {
-        if (last !== null && emit && !closed) subscriber.next({ ok: false, error: error as ConfigFileError });
+        if (last !== null && emit && !reads.closed) subscriber.next({ ok: false, error: error as ConfigFileError });
         last = null;
         return;
       }
@@ -77,7 +76,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
         return;
       }
-      if (!emit || closed) {
+      if (!emit || reads.closed) {
         last = text;
         return;
       }
@@ -98,7 +97,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         failed: (error, attempt) => {
           log.warn({ err: error, attempt }, 'watching the configuration folder failed; retrying');
           // Reported once per outage, not once per attempt.
-          if (attempt === 0 && !closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
+          if (attempt === 0 && !reads.closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
         },
         rewatched: schedule,
       },
@@ -106,7 +105,6 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     );
     void reads.run();
     return () => {
-      closed = true;
       void reads.close();
       stopWatch();
     };

@@ -20,7 +20,6 @@ export class CertificateFolderWatch {
   private readonly changes: FolderWatchDebounce;
   /** The names of the watched certificate and key files in each folder. */
   private readonly files = new Map<string, Set<string>>();
-  private closed = false;
 
   constructor(
     changed: () => Promise<void>,
@@ -32,7 +31,7 @@ export class CertificateFolderWatch {
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
   watch(pairs: Iterable<CertificateFiles>): void {
-    if (this.closed) return;
+    if (this.changes.closed) return;
     this.files.clear();
     for (const files of pairs) {
       for (const path of [files.certFile, files.keyFile]) {
@@ -62,7 +61,6 @@ export class CertificateFolderWatch {
 
   /** Stops watching and drops a pending call (one in progress finishes). */
   close(): void {
-    this.closed = true;
     void this.changes.close();
     for (const stop of this.watches.values()) stop();
     this.watches.clear();

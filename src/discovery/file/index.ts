@@ -33,7 +33,6 @@ export class FileProvider extends StaticProvider {
   private readonly reads: FolderWatchDebounce;
   private stopWatch: (() => void) | undefined;
   private lastText: string | undefined;
-  private closed = false;
   /** Why the folder is not watched now (its watch failed and is being retried); undefined while it is. */
   private unwatched: string | undefined;
 
@@ -49,7 +48,7 @@ export class FileProvider extends StaticProvider {
 
   /** Reads the file and watches its folder. */
   override start(): void {
-    if (this.stopWatch || this.closed) return;
+    if (this.stopWatch || this.reads.closed) return;
     const file = basename(this.path);
     this.stopWatch = watchFolder(dirname(this.path), {
       event: (filename) => {
@@ -71,14 +70,13 @@ export class FileProvider extends StaticProvider {
   }
 
   override async close(): Promise<void> {
-    this.closed = true;
     this.stopWatch?.();
     await this.reads.close();
     await super.close();
   }
 
   private async reload(): Promise<void> {
-    if (this.closed) return;
+    if (this.reads.closed) return;
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
