@@ -46,8 +46,9 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
   // Sockets accepted but not yet handed to HTTP/1.1 or HTTP/2 (first bytes, TLS handshake).
   const pending = new Set<Socket>();
   let draining = false;
-  const handOver = (socket: Socket, protocol: string | false | null | undefined) => {
-    pending.delete(socket);
+  /** Serves `socket` (`accepted` itself, or the TLS socket made from it) with the protocol it chose. */
+  const handOver = (accepted: Socket, socket: Socket, protocol: string | false | null | undefined) => {
+    pending.delete(accepted);
     if (draining) return void socket.destroy();
     if (protocol === 'h2' || protocol === 'h2c') http2.accept(socket);
     else http1.accept(socket);
@@ -59,7 +60,7 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
       certificates,
       { ALPNProtocols: config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'], handshakeTimeout: limits.headersTimeoutMs },
       log,
-      (socket) => handOver(socket, socket.alpnProtocol),
+      (socket, accepted) => handOver(accepted, socket, socket.alpnProtocol),
     );
   const front: Server = createNetServer((socket) => {
     pending.add(socket);
@@ -67,7 +68,7 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
     if (tls) {
       tls.handOver(socket, limits.headersTimeoutMs);
     } else {
-      void peekSocket(socket, limits.headersTimeoutMs, sniffPreface).then((protocol) => protocol && handOver(socket, protocol));
+      void peekSocket(socket, limits.headersTimeoutMs, sniffPreface).then((protocol) => protocol && handOver(socket, socket, protocol));
     }
   });
 

@@ -41,8 +41,8 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
     });
   };
   // No ALPN: it would make OpenSSL refuse clients that offer protocols of their own.
-  const tls = certificates && tlsServers(config, certificates, { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs }, log, (socket) => {
-    pending.delete(socket);
+  const tls = certificates && tlsServers(config, certificates, { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs }, log, (socket, accepted) => {
+    pending.delete(accepted);
     accept(socket, socket.servername || undefined);
   });
   const front = createNetServer({ allowHalfOpen: true, pauseOnConnect: !tls }, (socket) => {

@@ -18,6 +18,17 @@ export interface TlsServers {
 }
 
 /**
+ * Told of every finished handshake: the TLS socket, and the accepted TCP socket it was made from
+ * (which the entry point tracks from accept to hand-over, and which closes with it).
+ */
+export type SecureConnectionHandler = (socket: TLSSocket, accepted: Socket) => void;
+
+/** A TCP connection by its four-tuple, the same on the accepted socket and on the TLS socket made from it. */
+function connectionKey(socket: Socket): string {
+  return `${socket.remoteAddress} ${socket.remotePort} ${socket.localAddress} ${socket.localPort}`;
+}
+
+/**
  * Two TLS servers that never listen, fed by an entry point's TCP listener. Node's SNICallback
  * adds the chosen certificate to the connection beside the server's own, and OpenSSL then serves
  * whichever matches the client's preferred signature scheme, so an RSA certificate chosen by SNI
@@ -25,29 +36,46 @@ export interface TlsServers {
  * (SNI alone decides, unknown names get the default), and `withoutSni`, for clients that send no
  * server name, has only the default certificate (kept current with `setSecureContext`). `options`
  * adds what the entry point's protocol needs (ALPN, half-open sockets, the handshake timeout);
- * the config's `tls.minVersion` applies to both. Every finished handshake goes to `secure`.
+ * the config's `tls.minVersion` applies to both. Every finished handshake goes to `secure`, with the
+ * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
+ * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
+ * cut every open TLS connection at once instead of letting it finish.
  */
 export function tlsServers(
   config: EntryPointConfig,
   certificates: TlsCertificates,
   options: TlsOptions & { readonly allowHalfOpen?: boolean },
   log: Logger,
-  secure: (socket: TLSSocket) => void,
+  secure: SecureConnectionHandler,
 ): TlsServers {
   const common: TlsOptions = { ...options, ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}) };
   const withSni = createTlsServer({ ...common, SNICallback: certificates.sniCallback });
   const defaultOptions = () => ({ ...common, cert: certificates.defaultCertificate.cert, key: certificates.defaultCertificate.key });
   const withoutSni = createTlsServer(defaultOptions());
   certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
+  // Handed over and not yet secure, by four-tuple (node:tls keeps the accepted socket to itself).
+  const handshaking = new Map<string, Socket>();
+  const onSecure = (socket: TLSSocket) => {
+    const key = connectionKey(socket);
+    const accepted = handshaking.get(key);
+    handshaking.delete(key);
+    secure(socket, accepted ?? socket);
+  };
   for (const server of [withSni, withoutSni]) {
-    server.on('secureConnection', secure);
+    server.on('secureConnection', onSecure);
     server.on('tlsClientError', (error: Error) => log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed'));
   }
   return {
     withSni,
     withoutSni,
     handOver(socket, timeoutMs) {
-      void peekSocket(socket, timeoutMs, serverNameReader()).then((verdict) => verdict && (verdict === 'none' ? withoutSni : withSni).emit('connection', socket));
+      void peekSocket(socket, timeoutMs, serverNameReader()).then((verdict) => {
+        if (!verdict) return;
+        const key = connectionKey(socket);
+        handshaking.set(key, socket);
+        socket.once('close', () => handshaking.get(key) === socket && handshaking.delete(key));
+        (verdict === 'none' ? withoutSni : withSni).emit('connection', socket);
+      });
     },
   };
 }

@@ -1,0 +1,62 @@
+import { connect as connectHttp2 } from 'node:http2';
+import { request } from 'node:https';
+import pino from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ClientResponse } from '../context.ts';
+import { startEntryPoint } from './entry-point.ts';
+import { selfSignedPair, testEntryPointConfig } from './tls-testing.ts';
+
+const log = pino({ level: 'silent' });
+const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 5_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000 };
+
+let certificate: { certFile: string; keyFile: string };
+beforeAll(() => {
+  certificate = selfSignedPair('web.test');
+});
+
+/** An HTTP/1.1 GET over TLS: resolves with `<status> <body>`, or `error <message>` when the connection fails. */
+function http1Get(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const outgoing = request({ host: '127.0.0.1', port, path: '/', servername: 'web.test', rejectUnauthorized: false }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve(`${response.statusCode} ${body}`));
+      response.on('error', (error) => resolve(`error ${error.message}`));
+    });
+    outgoing.on('error', (error) => resolve(`error ${error.message}`));
+    outgoing.end();
+  });
+}
+
+/** An HTTP/2 GET over TLS (ALPN h2): resolves like `http1Get`. */
+function http2Get(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const session = connectHttp2(`https://127.0.0.1:${port}`, { servername: 'web.test', rejectUnauthorized: false });
+    session.on('error', (error) => resolve(`error ${error.message}`));
+    const stream = session.request({ ':path': '/' });
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    stream.on('error', (error) => resolve(`error ${error.message}`));
+    stream.on('close', () => {
+      session.close();
+      resolve(status === 0 ? `error stream closed (code ${stream.rstCode})` : `${status} ${body}`);
+    });
+  });
+}
+
+describe('startEntryPoint', () => {
+  it('on drain lets requests in flight on TLS connections (HTTP/1.1 and HTTP/2) finish, instead of cutting their connections', async () => {
+    const held: ClientResponse[] = [];
+    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: (_request, response) => void held.push(response), upgrade: () => undefined }, LIMITS, log);
+    const answers = [http1Get(entryPoint.port), http2Get(entryPoint.port)];
+    await expect.poll(() => held.length).toBe(2);
+    const drained = entryPoint.drain(5_000);
+    // Answered once the drain has begun: a TLS connection was taken for one still in its handshake and cut at once.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const response of held) response.end('answered');
+    expect(await Promise.all(answers)).toEqual(['200 answered', '200 answered']);
+    await drained;
+  });
+});
