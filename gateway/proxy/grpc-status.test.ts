@@ -95,6 +95,19 @@ describe('grpc-timeout', () => {
     expect(formatGrpcTimeout(199.2)).toBe('200m');
     expect(formatGrpcTimeout(0)).toBe('1m');
   });
+
+  it.each([
+    [99_999_999, '99999999m'],
+    // 27.8 hours: 100000000m has 9 digits, which grpc-js read as 00000000m (0 ms) and grpc-go refused.
+    [100_000_000, '100000S'],
+    [100_000_000_001, '1666667M'],
+    // A year; then more than 8 digits of hours, held at the largest value there is.
+    [365 * 24 * 3_600_000, '31536000S'],
+    [1e18, '99999999H'],
+  ])('a deadline of %d ms is written as %s, in at most 8 digits, never shorter than it is', (ms, text) => {
+    expect(formatGrpcTimeout(ms)).toBe(text);
+    expect(parseGrpcTimeout(text)).toBeGreaterThanOrEqual(Math.min(ms, parseGrpcTimeout('99999999H')!));
+  });
 });
 
 describe('grpcCallOf', () => {

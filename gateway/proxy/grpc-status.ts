@@ -112,9 +112,24 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
   return Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!;
 }
 
-/** `ms` as a `grpc-timeout` value: whole milliseconds, at least 1 (an expired deadline is never sent). */
+/** The largest `grpc-timeout` value: "TimeoutValue → positive integer as ASCII string of at most 8 digits". */
+const GRPC_TIMEOUT_MAX_VALUE = 99_999_999;
+
+/** Units a deadline is written in, finest first. */
+const FORMAT_UNITS: readonly (readonly [string, number])[] = [['m', 1], ['S', 1_000], ['M', 60_000], ['H', 3_600_000]];
+
+/**
+ * `ms` as a `grpc-timeout` value, at least 1 (an expired deadline is never sent), in the finest unit
+ * whose count fits the spec's 8 digits (milliseconds up to 27 hours, then seconds…), rounded up, as
+ * grpc-js writes it. A 9-digit value is refused by grpc-go ("malformed grpc-timeout", INTERNAL) and
+ * misread by grpc-js (the last 8 digits: `100000000m` as 0 ms, DEADLINE_EXCEEDED at once).
+ */
 export function formatGrpcTimeout(ms: number): string {
-  return `${Math.max(1, Math.ceil(ms))}m`;
+  for (const [unit, unitMs] of FORMAT_UNITS) {
+    const count = Math.max(1, Math.ceil(ms / unitMs));
+    if (count <= GRPC_TIMEOUT_MAX_VALUE) return `${count}${unit}`;
+  }
+  return `${GRPC_TIMEOUT_MAX_VALUE}H`;
 }
 
 /** `/package.Service/Method` as its service and method, or undefined for a path that is not a gRPC call's. */

@@ -276,6 +276,14 @@ describe('Http2Transport timeouts: only the upstream\'s own silence counts', () 
     client.destroy();
   });
 
+  it('answers a call whose deadline is further off than a Node timer can wait (30 days), instead of ending it after 1 ms', async () => {
+    const { client, attempt } = open({ headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 30 * 24 * 3_600_000 });
+    client.write('GET /answer HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n');
+    const answer = received(client);
+    expect((await attempt).result).toEqual({ ok: true });
+    expect(parsed(await answer)).toEqual({ status: 200, body: '0' });
+  });
+
   it("still counts a gateway timeout that runs out before the call's deadline against the upstream", async () => {
     const { client, attempt } = open({ headersTimeoutMs: 300, bodyTimeoutMs: 0, deadlineMs: 5_000 });
     client.write('GET /hang HTTP/1.1\r\nhost: gateway\r\n\r\n');

@@ -46,13 +46,18 @@ export class UpstreamTimeoutError extends Error {
   }
 }
 
+/** The longest delay a Node timer holds (about 24.8 days); a longer one fires after 1 ms instead. */
+const LONGEST_TIMER_MS = 2_147_483_647;
+
 /**
  * Runs `onPassed` with the error of a call whose own deadline (`AttemptTimeouts.deadlineMs`) passed
  * during an attempt: classed `deadline-exceeded`, which never counts against the upstream. Returns
- * the timer to clear when the attempt ends, or undefined when the call has no deadline.
+ * the timer to clear when the attempt ends, or undefined when the call has no deadline or one
+ * further off than a timer can wait (as grpc-js treats it: no deadline; the upstream still gets it
+ * in `grpc-timeout`, and the gateway's own timeouts still run).
  */
 export function startCallDeadline(deadlineMs: number | undefined, onPassed: (error: UpstreamTimeoutError) => void): NodeJS.Timeout | undefined {
-  if (deadlineMs === undefined) return undefined;
+  if (deadlineMs === undefined || deadlineMs > LONGEST_TIMER_MS) return undefined;
   return setTimeout(() => onPassed(new UpstreamTimeoutError('SB_CALL_DEADLINE', `the call's deadline passed (${deadlineMs} ms were left of it when this attempt began)`)), deadlineMs);
 }
 
