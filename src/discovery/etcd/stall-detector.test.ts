@@ -67,6 +67,24 @@ describe('StallDetector', () => {
     detector.stop();
   });
 
+  it('sends no probe while the watch keeps delivering, and probes again once it falls silent', async () => {
+    const onStall = vi.fn();
+    const probe = vi.fn(() => Promise.resolve(false));
+    const detector = new StallDetector({ stallTimeoutMs: 1_000, probe, onStall });
+    detector.start();
+    for (let i = 0; i < 40; i += 1) {
+      await vi.advanceTimersByTimeAsync(100);
+      detector.alive();
+    }
+    expect(probe).not.toHaveBeenCalled();
+    // Silent from here: the probe runs within a tick past a tick's silence, and a stall is still reported on time.
+    await vi.advanceTimersByTimeAsync(500);
+    expect(probe).toHaveBeenCalled();
+    expect(onStall).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(750);
+    expect(onStall).toHaveBeenCalledTimes(1);
+  });
+
   it('ignores a probe that answers after stop()', async () => {
     const onStall = vi.fn();
     let answer: () => void = () => undefined;

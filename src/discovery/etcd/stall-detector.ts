@@ -19,9 +19,15 @@ export interface StallDetectorOptions {
  * and counts a probe answer that finds the watch caught up, like any watch response reported with
  * `alive()`, as a sign of life; a stall is reported when none arrived for `stallTimeoutMs`.
  * Detection takes between `stallTimeoutMs` and `1.25 × stallTimeoutMs` after the last sign of life.
+ * No probe is sent at a tick when the watch delivered within the last tick: the watch just showed
+ * it is alive, which no probe answer can add to, and a busy prefix would otherwise cost one read
+ * per tick for nothing. Silence of one tick brings the probes back.
  */
 export class StallDetector {
   private lastAliveAt = 0;
+  /** When `alive()` was last called: the watch's own signs of life, which make a probe needless. */
+  private lastDeliveredAt = 0;
+  private tickMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
   private readonly now: () => number;
@@ -34,12 +40,13 @@ export class StallDetector {
   start(): void {
     if (this.timer) return;
     this.lastAliveAt = this.now();
-    this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.stallTimeoutMs / 4)));
+    this.tickMs = Math.max(10, Math.floor(this.options.stallTimeoutMs / 4));
+    this.timer = setInterval(() => this.tick(), this.tickMs);
   }
 
   /** Records a sign of life (a watch response, a created watch). */
   alive(): void {
-    this.lastAliveAt = this.now();
+    this.lastAliveAt = this.lastDeliveredAt = this.now();
   }
 
   /** Stops probing; a probe in flight is ignored when it settles. */
@@ -49,13 +56,14 @@ export class StallDetector {
   }
 
   private tick(): void {
-    const silentMs = this.now() - this.lastAliveAt;
+    const now = this.now();
+    const silentMs = now - this.lastAliveAt;
     if (silentMs > this.options.stallTimeoutMs) {
       this.stop();
       this.options.onStall(silentMs);
       return;
     }
-    if (this.probing) return;
+    if (this.probing || now - this.lastDeliveredAt < this.tickMs) return;
     this.probing = true;
     let probe: Promise<boolean>;
     try {
@@ -67,7 +75,7 @@ export class StallDetector {
       (caughtUp) => {
         this.probing = false;
         // A registry that moved on without the watch is no sign of life, however promptly it answers.
-        if (caughtUp && this.timer) this.alive();
+        if (caughtUp && this.timer) this.lastAliveAt = this.now();
       },
       () => {
         // A failed probe is not a sign of life; the silence keeps growing until it counts as a stall.
