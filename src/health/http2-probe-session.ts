@@ -46,7 +46,15 @@ export function http2ProbeSession(
     session.once('error', (error) => settle(false, probeFailureDetail(error, signal)));
     const stream = exchange(session, settle);
     // Stream events come later than this call, so these listeners still see every one of them.
-    stream.once('error', (error) => settle(false, probeFailureDetail(error, signal)));
+    // A session that fails to connect (refused, TLS handshake) first cancels its pending stream,
+    // whose error carries the session's as its cause: that is the reason to report.
+    stream.once('error', (error) => settle(false, probeFailureDetail(streamFailure(error), signal)));
     stream.once('close', () => settle(false, 'stream closed before an answer'));
   });
+}
+
+/** The session's error behind a stream that its failing session cancelled, else `error` itself. */
+function streamFailure(error: unknown): unknown {
+  const { code, cause } = error as { code?: unknown; cause?: unknown };
+  return code === 'ERR_HTTP2_STREAM_CANCEL' && cause !== undefined ? cause : error;
 }

@@ -116,6 +116,13 @@ describe('httpProbe over HTTP/2', () => {
     }
   });
 
+  it('fails with the connection\'s own error, not the cancel of its pending stream, when an h2c or grpc target refuses', async () => {
+    const port = await closedPort();
+    for (const protocol of ['h2c', 'grpc'] as const) {
+      expect(await httpProbe()({ ...targetAt(port), protocol }, AbortSignal.timeout(2_000))).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+    }
+  });
+
   it('settles as a timeout when an h2c target accepts but never answers', async () => {
     const server = createTcpServer((socket) => socket.resume());
     silent.push(server);
