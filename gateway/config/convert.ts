@@ -3,8 +3,12 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
 import { httpProbe, type ProbeTlsOptions } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
+import { componentLogger } from '../../src/logger.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
+
+/** Where active checks hint that a service's instances registered by IP need `tls.serverName`, as traffic does. */
+const PROBE_HINT_LOG = componentLogger('health-checker');
 
 /** The settings of `service`: its `services` entry merged over `defaults`, or `defaults` when it is not declared. */
 export function serviceSettings(config: GatewayConfig, service: string): ServiceSettings {
@@ -34,7 +38,7 @@ function activeCheckOptions(check: HealthCheckSettings, tls: UpstreamConnection[
   const probe =
     check.type === 'tcp'
       ? tcpProbe()
-      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, grpcService: check.grpcService, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
+      : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, grpcService: check.grpcService, tlsHintLog: PROBE_HINT_LOG, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
   return {
     probe,
     intervalMs: check.intervalMs,

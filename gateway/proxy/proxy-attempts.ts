@@ -1,4 +1,5 @@
 import type { PickContext, PickedEndpoint, PickResult, Picker } from '../../src/balance/picker.ts';
+import { hintServerNameOnMismatch } from '../../src/upstream-tls-hint.ts';
 import { retryConditionOf, type RetryCondition } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
@@ -7,8 +8,7 @@ import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings
 import { errorMessageOf, sendGatewayError } from './error-response.ts';
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
-import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
-import { hintServerNameOnMismatch } from './upstream-tls-hint.ts';
+import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -195,7 +195,9 @@ export class AttemptLoop implements AttemptReceiver {
     }
     // Not the request's error class yet: a retry may still answer it (the gateway's own answer records its class).
     this.lastError = result.errorClass;
-    if (result.errorClass === 'upstream-tls') hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls, result.error);
+    if (result.errorClass === 'upstream-tls') {
+      hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls.serverName, upstreamErrorCode(result.error), (result.error as Error | null)?.message);
+    }
     if (result.responseStarted) {
       context.outcome.errorClass = result.errorClass;
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC

@@ -4,6 +4,7 @@ import type { Instance } from '../discovery/instance.ts';
 import type { ServiceConf } from '../discovery/load-balance-conf.ts';
 import { EndpointSet, type EndpointSetOptions } from './endpoint-set.ts';
 import type { HealthSnapshot } from './health-view.ts';
+import type { ProbeTarget } from './probe.ts';
 import { healthAddress, healthInstance, ScriptedProbe } from './health-testing.ts';
 
 const CHECK_MS = 100;
@@ -165,6 +166,16 @@ describe('EndpointSet', () => {
     scripted.set(healthAddress(2), false);
     await check();
     expect(routable()).toEqual([]);
+    set.close();
+  });
+
+  it('checks each endpoint with a target naming its service, which a probe names in what it logs', async () => {
+    const targets: ProbeTarget[] = [];
+    const conf$ = new BehaviorSubject(confOf([healthInstance(1)]));
+    const probe = async (target: ProbeTarget) => (targets.push(target), { healthy: true, detail: 'ok' });
+    const set = new EndpointSet('svc', conf$, { active: { probe, intervalMs: CHECK_MS, jitterMs: 0 }, random: () => 0 });
+    await vi.advanceTimersByTimeAsync(CHECK_MS);
+    expect(targets[0]).toEqual({ service: 'svc', address: healthAddress(1), host: healthInstance(1).host, port: healthInstance(1).port, protocol: 'http' });
     set.close();
   });
 

@@ -176,7 +176,7 @@ export class EndpointSet implements HealthView {
   private syncTargets(): void {
     const instances = [...this.members, ...[...this.departed.values()].map((entry) => entry.instance)];
     this.detector?.setMembers(instances.map(instanceAddress));
-    this.checker?.track(instances.map((instance) => ({ address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
+    this.checker?.track(instances.map((instance) => ({ service: this.service, address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
   }
 
   private recompute(): void {

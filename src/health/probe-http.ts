@@ -1,6 +1,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { InstanceProtocol } from '../discovery/instance.ts';
+import type { Logger } from '../logger.ts';
+import { hintServerNameOnMismatch } from '../upstream-tls-hint.ts';
 import { grpcProbe } from './probe-grpc.ts';
 import { http2Probe } from './probe-http2.ts';
 import { probeFailureDetail, type HealthProbe } from './probe.ts';
@@ -26,6 +28,12 @@ export interface HttpProbeOptions {
   readonly tls?: ProbeTlsOptions;
   /** The service name a `grpc`/`grpcs` instance's health check asks about; '' (the whole server) by default. */
   readonly grpcService?: string;
+  /**
+   * Where the gateway's hint goes when a TLS target registered by IP fails because its certificate
+   * lacks the IP (`hintServerNameOnMismatch`); no hint without it, as for the registry agent, whose
+   * backend is not fixed by a gateway setting.
+   */
+  readonly tlsHintLog?: Logger;
 }
 
 const TLS_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['https', 'h2', 'grpcs']);
@@ -39,7 +47,9 @@ const HTTP2_PROTOCOLS: ReadonlySet<InstanceProtocol> = new Set(['h2c', 'h2', 'gr
  * `h2c` and `grpc` (an h2c-only backend does not answer HTTP/1.1), HTTP/2 over TLS (ALPN h2) for
  * `h2`. A `grpc` or `grpcs` instance gets the standard gRPC health check instead (`grpcProbe`:
  * `grpc.health.v1.Health/Check` for `grpcService`, SERVING passes). TLS verifies the certificate with `tls` (system roots by default). The body is
- * not read: the connection is closed once the status is in.
+ * not read: the connection is closed once the status is in. A TLS target registered by IP that
+ * fails because its certificate lacks the IP gets the data plane's hint to set `tls.serverName`
+ * (`hintServerNameOnMismatch`, once per service) on `tlsHintLog`: otherwise it is only marked down.
  */
 export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
   const path = options.path ?? '/health';
@@ -47,7 +57,8 @@ export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
   const passes = (status: number) => expected.some((entry) => (typeof entry === 'number' ? status === entry : status >= entry.from && status <= entry.to));
   const probe2 = http2Probe({ path, passes, hostHeader: options.hostHeader, tls: options.tls });
   const probeGrpc = grpcProbe({ service: options.grpcService ?? '', tls: options.tls, ...(options.hostHeader ? { authority: options.hostHeader } : {}) });
-  return (target, signal) => {
+  const hintLog = options.tlsHintLog;
+  const check: HealthProbe = (target, signal) => {
     if (GRPC_PROTOCOLS.has(target.protocol)) return probeGrpc(target, signal);
     if (HTTP2_PROTOCOLS.has(target.protocol)) return probe2(target, signal);
     return new Promise((resolve) => {
@@ -78,5 +89,12 @@ export function httpProbe(options: HttpProbeOptions = {}): HealthProbe {
       request.once('error', (error) => resolve({ healthy: false, detail: probeFailureDetail(error, signal) }));
       request.end();
     });
+  };
+  if (!hintLog) return check;
+  return async (target, signal) => {
+    const result = await check(target, signal);
+    // A failed connection's detail is its Node or OpenSSL error code (`probeFailureDetail`).
+    if (!result.healthy && target.service !== undefined && TLS_PROTOCOLS.has(target.protocol)) hintServerNameOnMismatch(hintLog, target.service, target.host, options.tls?.serverName, result.detail);
+    return result;
   };
 }

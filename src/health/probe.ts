@@ -2,6 +2,8 @@ import type { InstanceProtocol } from '../discovery/instance.ts';
 
 /** Where an active check connects: the address balancers know, and how to reach it. */
 export interface ProbeTarget {
+  /** The service whose check this is, named in what a probe logs; the gateway's checks set it, the registry agent's has none. */
+  readonly service?: string;
   /** `instanceAddress` of the instance; checks are keyed by it. */
   readonly address: string;
   readonly host: string;
