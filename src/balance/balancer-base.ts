@@ -5,7 +5,10 @@ import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-
 
 /**
  * The diffing half every balancer shares: members are matched by address across updates so their
- * state survives, departed ones are dropped, and the subclass builds a picker over the members that
+ * state survives, departed ones are dropped once no pick on them is in flight (an address that
+ * leaves and comes back meanwhile, as a re-registration does, is the same member: its in-flight
+ * count, latency estimate and weights go on, and the answers of its picks release what they hold),
+ * and the subclass builds a picker over the members that
  * may take traffic (routable, weight above 0, not draining) in registry order. With slow start,
  * a member that joins after the first non-empty set ramps its weight from its first routable
  * update on; `reweigh()` moves the ramps and rebuilds the picker, so pick paths stay as they are.
@@ -20,6 +23,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   private readonly slowStart: SlowStartOptions | undefined;
   private readonly slowStartParent: Balancer | undefined;
   private members = new Map<string, M>();
+  /** Members gone from the set while picks on them are in flight; dropped as the last one is done. */
+  private readonly departed = new Map<string, M>();
   private current: Picker = nonePicker('no-instances');
   private inFlight = 0;
   /** True once a non-empty set arrived: members of the first set start warm (nothing to ramp against). */
@@ -52,7 +57,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     const next = new Map<string, M>();
     for (const endpoint of endpoints) {
       if (next.has(endpoint.address)) continue;
-      const member = this.members.get(endpoint.address);
+      const member = this.members.get(endpoint.address) ?? this.departed.get(endpoint.address);
+      this.departed.delete(endpoint.address);
       if (!member) {
         const created = this.createMember(endpoint);
         if (this.slowStart) this.beginSlowStart(created, this.slowStart);
@@ -62,6 +68,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       member.refresh(endpoint.instance, endpoint.routable);
       next.set(endpoint.address, member);
     }
+    for (const [address, member] of this.members) if (!next.has(address) && member.inFlight > 0) this.departed.set(address, member);
     this.members = next;
     this.seeded ||= next.size > 0;
     return this.rebuild();
@@ -114,6 +121,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** @internal Called once per attempt by `Attempt.done`. */
   settle(member: M, outcome: PickOutcome): void {
     this.inFlight -= 1;
+    if (member.inFlight === 0 && this.departed.get(member.address) === member) this.departed.delete(member.address);
     this.observe(member, outcome);
     this.onOutcome?.(member.address, outcome);
   }

@@ -95,6 +95,20 @@ describe.each(ALL)('$algorithm balancer', ({ config }) => {
     expect(balancer.picker.pick({ headers: { 'x-user': 'u' } })).toEqual({ kind: 'none', reason: 'no-healthy-instances' });
   });
 
+  it('keeps the in-flight count of a member that leaves the registry and comes back while its picks are open', () => {
+    const balancer = createBalancer(config, { random: seededRandom(6) });
+    balancer.update(testEndpoints('a', 'b'));
+    const onB = pickMany(balancer, 20).filter((pick) => pick.instance.id === 'b');
+    expect(onB.length).toBeGreaterThan(1);
+    // Re-registered: gone from one snapshot, back in the next (a new session, a restarted agent).
+    balancer.update(testEndpoints('a'));
+    onB.pop()!.done({ ok: true, latencyMs: 1 });
+    balancer.update(testEndpoints('a', 'b'));
+    expect(balancer.member(address('b'))!.inFlight).toBe(onB.length);
+    for (const pick of onB) pick.done({ ok: true, latencyMs: 1 });
+    expect(balancer.member(address('b'))!.inFlight).toBe(0);
+  });
+
   it('routes to a member again once it is routable again, with its state intact', () => {
     const balancer = createBalancer(config, { random: seededRandom(9) });
     balancer.update(testEndpoints('a', 'b'));
@@ -123,12 +137,32 @@ describe('state that survives updates', () => {
     expect([estimate('a'), estimate('b')]).toEqual(before);
   });
 
-  it('drops the state of a member that leaves, so a returning address starts afresh', () => {
+  it('drops the state of a member that leaves once nothing is in flight on it, so a returning address starts afresh', () => {
     const balancer = createBalancer({ algorithm: 'least-connections' });
     balancer.update(testEndpoints('a', 'b'));
-    pickMany(balancer, 4);
+    const picks = pickMany(balancer, 4);
     balancer.update(testEndpoints('a'));
+    for (const pick of picks) pick.done({ ok: true, latencyMs: 1 });
+    const left = picks.find((pick) => pick.instance.id === 'b')!;
     balancer.update(testEndpoints('a', 'b'));
     expect(balancer.member(address('b'))!.inFlight).toBe(0);
+    left.done({ ok: true, latencyMs: 1 });
+    expect(balancer.member(address('b'))!.inFlight).toBe(0);
+  });
+
+  it('keeps the latency estimate of a p2c-ewma member that re-registers while requests are in flight on it', () => {
+    let now = 0;
+    const balancer = createBalancer({ algorithm: 'p2c-ewma' }, { now: () => now, random: seededRandom(2) });
+    balancer.update(testEndpoints('a', 'b'));
+    const picks = pickMany(balancer, 20);
+    for (const pick of picks.slice(0, 10)) pick.done({ ok: true, latencyMs: pick.instance.id === 'a' ? 10 : 400 });
+    now += 1;
+    const estimate = () => (balancer as BalancerBase<EwmaMember>).member(address('b'))!.ewma.latencyMs;
+    const before = estimate();
+    balancer.update(testEndpoints('a'));
+    // Back at the same host:port under a new id, as a new registration names itself.
+    balancer.update(testEndpoints('a', 'b').map((endpoint) => (endpoint.instance.id === 'b' ? { ...endpoint, instance: { ...endpoint.instance, id: 'b-2' } } : endpoint)));
+    expect(estimate()).toBe(before);
+    expect(balancer.member(address('b'))!.instance.id).toBe('b-2');
   });
 });

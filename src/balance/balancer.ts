@@ -71,7 +71,9 @@ export interface Balancer {
   readonly picker: Picker;
   /**
    * Replaces the endpoint set and returns the new picker (also `picker` from now on). Members whose
-   * address persists keep their state; a duplicate address after the first is ignored. Never throws.
+   * address persists keep their state, and so does one whose address comes back while picks made
+   * before it left are in flight (a re-registration: those requests still load it); a duplicate
+   * address after the first is ignored. Never throws.
    */
   update(endpoints: readonly BalancerEndpoint[]): Picker;
   /** The state kept for `address`, or undefined when it is not a member. */
