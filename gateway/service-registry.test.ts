@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { PickedEndpoint } from '../src/balance/index.ts';
 import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
@@ -91,6 +92,27 @@ describe('ServiceBalancers', () => {
     balancers.apply(parseConfig('g.yaml', 'services: { svc: { balancer: least-connections, timeouts: { connect: 1s } } }'));
     expect(balancers.balancer('svc')).toBe(rebuilt);
     expect(seen).toHaveLength(1);
+  });
+
+  it('keeps the requests in flight on each instance across a rebuild that left the balancer settings alone', async () => {
+    const { balancers, list } = start('services: { svc: { balancer: least-connections } }');
+    list('svc', 1001, 1002);
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 2, { message: 'both instances' });
+    const pick = () => balancers.pickerFor('svc')!.pick({}) as PickedEndpoint;
+    const inFlight = () => ['127.0.0.1:1001', '127.0.0.1:1002'].map((address) => balancers.balancer('svc')!.balancer.member(address)?.inFlight);
+    // Long requests, answered after the reload: two on one instance, one on the other.
+    const open = [pick(), pick(), pick()];
+    const counts = inFlight();
+    expect([...counts].sort()).toEqual([1, 2]);
+    const before = balancers.balancer('svc');
+    balancers.apply(parseConfig('g.yaml', 'services: { svc: { balancer: least-connections, removalGrace: 5s } }'));
+    expect(balancers.balancer('svc')).not.toBe(before);
+    expect(inFlight()).toEqual(counts);
+    // The least loaded instance gets the next request, and every answer releases what it held.
+    open.push(pick());
+    expect(open.at(-1)!.address).toBe(counts[0] === 1 ? '127.0.0.1:1001' : '127.0.0.1:1002');
+    for (const picked of open) picked.done({ ok: true, latencyMs: 1 });
+    expect(inFlight()).toEqual([0, 0]);
   });
 
   it('keeps failing checks and running ejections across a rebuild, so neither instance gets traffic back', async () => {

@@ -1,5 +1,5 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type BalancerKeeper, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
@@ -15,9 +15,10 @@ export interface BalancerSource {
   /**
    * A new balancer of `service`, fed from this source's health and balanced with `settings`;
    * `previous` is the last health of the balancer it replaces, whose verdicts a source with health
-   * of its own carries over.
+   * of its own carries over, and `keep` that balancer's keeper, whose balancer (in-flight counts,
+   * latency, weights) it keeps when the balancer settings are the same.
    */
-  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot): ServiceBalancer;
+  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer;
 }
 
 /**
@@ -27,13 +28,13 @@ export interface BalancerSource {
 export function registryBalancerSource(aggregator: DiscoveryAggregator): BalancerSource {
   return {
     services$: aggregator.services$,
-    create(service, settings, previous) {
+    create(service, settings, previous, keep) {
       const conf = aggregator.service(service);
       // The service's protocol applies to instances whose registry entry named none, before health
       // checks and balancers see them, so checks and traffic speak the same protocol.
       const protocol = settings.protocol;
       const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
-      const options = serviceBalancerOptions(settings);
+      const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
       return createServiceBalancer({ service, conf$ }, previous ? { ...options, health: { ...options.health, previous } } : options);
     },
   };
@@ -139,14 +140,15 @@ export class ServiceBalancers {
 
   /**
    * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services,
-   * keeping the health verdicts (failing checks, ejections) their instances had.
+   * keeping the health verdicts (failing checks, ejections) their instances had, and the balancer
+   * itself (requests in flight, latency, weights) when its own settings did not change.
    */
   apply(config: GatewayConfig): void {
     this.config = config;
     for (const [service, entry] of [...this.balancers]) {
       if (fingerprint(config, service) === entry.settings) continue;
       this.release(service, entry);
-      if (this.listed.has(service)) this.create(service, this.latestHealth.get(service));
+      if (this.listed.has(service)) this.create(service, this.latestHealth.get(service), entry.balancer.keeper);
     }
     const routes = config.routes.filter(selectsSubsets);
     const selected = new Set(routes.flatMap((route) => selectorsOf(route).map((selector) => subsetId(route.service!, selector))));
@@ -167,8 +169,8 @@ export class ServiceBalancers {
     this.healthChanges.complete();
   }
 
-  private create(service: string, previous?: HealthSnapshot): ServiceBalancer {
-    const balancer = this.source.create(service, serviceSettings(this.config, service), previous);
+  private create(service: string, previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer {
+    const balancer = this.source.create(service, serviceSettings(this.config, service), previous, keep);
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);

@@ -1,5 +1,5 @@
 import { BehaviorSubject, filter, type Observable } from 'rxjs';
-import { createBalancer, ServiceBalancer, type OutcomeListener } from '../../src/balance/index.ts';
+import { BalancerKeeper, ServiceBalancer, type OutcomeListener } from '../../src/balance/index.ts';
 import type { HealthSnapshot, HealthView, UpstreamOutcome } from '../../src/health/index.ts';
 import { serviceBalancerOptions, type ServiceSettings } from '../config/index.ts';
 import type { BalancerSource } from '../service-registry.ts';
@@ -35,13 +35,13 @@ export class PrimaryFeed implements BalancerSource {
     return this.views.get(service)?.getValue();
   }
 
-  create(service: string, settings: ServiceSettings): ServiceBalancer {
+  create(service: string, settings: ServiceSettings, _previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer {
     const snapshots = this.view(service);
     const health: HealthView = { endpoints$: snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined)) };
     const recordOutcome: OutcomeListener = (address, outcome) => this.onOutcome(service, address, outcome);
     const options = serviceBalancerOptions(settings);
-    const balancer = createBalancer(options.balancer, { onOutcome: recordOutcome, ...(options.slowStart ? { slowStart: options.slowStart } : {}) });
-    return new ServiceBalancer(health, balancer, () => undefined, recordOutcome);
+    const keeper = BalancerKeeper.keep(keep, options.balancer, options.slowStart, recordOutcome);
+    return new ServiceBalancer(health, keeper.balancer, () => undefined, recordOutcome, keeper);
   }
 
   private view(service: string): BehaviorSubject<HealthSnapshot | undefined> {

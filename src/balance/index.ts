@@ -4,6 +4,7 @@ export type { Balancer, BalancerAlgorithm, BalancerEndpoint, BalancerOptions, Me
 export { ConsistentHashBalancer, DEFAULT_MAX_RING_POINTS, DEFAULT_POINTS_PER_WEIGHT } from './balancer-consistent-hash.ts';
 export type { ConsistentHashOptions } from './balancer-consistent-hash.ts';
 export { createBalancer } from './balancer-factory.ts';
+export { BalancerKeeper } from './balancer-keeper.ts';
 export type { BalancerConfig } from './balancer-factory.ts';
 export { LeastConnectionsBalancer } from './balancer-least-connections.ts';
 export { DEFAULT_EWMA_DECAY_MS, P2cEwmaBalancer } from './balancer-p2c-ewma.ts';

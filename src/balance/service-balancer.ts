@@ -4,7 +4,8 @@ import type { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
 import { EndpointSet, type EndpointSetOptions } from '../health/endpoint-set.ts';
 import type { HealthView } from '../health/health-view.ts';
 import type { Balancer, BalancerEndpoint, OutcomeListener } from './balancer.ts';
-import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import type { BalancerConfig } from './balancer-factory.ts';
+import { BalancerKeeper } from './balancer-keeper.ts';
 import { nonePicker, type Picker } from './picker.ts';
 import type { SlowStartOptions } from './slow-start.ts';
 
@@ -32,6 +33,8 @@ export class ServiceBalancer {
     private readonly teardown: () => void = () => undefined,
     /** Where outcomes of picks go for passive health; subset balancers over the same health report here too. */
     readonly recordOutcome: OutcomeListener = () => undefined,
+    /** Holds `balancer` when a rebuild of the service may keep it (`ServiceBalancerOptions.keep`). */
+    readonly keeper?: BalancerKeeper,
   ) {
     this.picker$ = this.pickers.asObservable();
     this.subscription = health.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
@@ -79,18 +82,21 @@ export interface ServiceBalancerOptions {
   readonly health?: EndpointSetOptions;
   /** Slow start for instances that join later; honoured by the algorithms in `SLOW_START_ALGORITHMS`. */
   readonly slowStart?: SlowStartOptions;
+  /** The `keeper` of the closed balancer of the service this one rebuilds: its balancer is kept when `balancer` and `slowStart` are unchanged. */
+  readonly keep?: BalancerKeeper;
 }
 
 /**
  * The whole per-service composition: an `EndpointSet` over `conf.conf$` (active checks, outlier
- * detection, Envoy's rule, panic) feeding a balancer built from `options.balancer`, with every
- * pick's outcome reported to outlier detection. `close()` tears all of it down.
+ * detection, Envoy's rule, panic) feeding a balancer built from `options.balancer` (or kept, see
+ * `BalancerKeeper`), with every pick's outcome reported to outlier detection. `close()` tears down
+ * all of it but the balancer, which holds no timers or connections.
  */
 export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
   const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
   const recordOutcome: OutcomeListener = (address, outcome) => endpoints.record(address, outcome);
-  const balancer = createBalancer(options.balancer, { onOutcome: recordOutcome, ...(options.slowStart ? { slowStart: options.slowStart } : {}) });
-  return new ServiceBalancer(endpoints, balancer, () => endpoints.close(), recordOutcome);
+  const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, recordOutcome);
+  return new ServiceBalancer(endpoints, keeper.balancer, () => endpoints.close(), recordOutcome, keeper);
 }
 
 function sameEndpoints(a: readonly BalancerEndpoint[], b: readonly BalancerEndpoint[]): boolean {

@@ -1,0 +1,37 @@
+import type { Balancer, OutcomeListener } from './balancer.ts';
+import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import type { SlowStartOptions } from './slow-start.ts';
+
+/**
+ * A service's balancer that outlives the health view it is fed from: a rebuild of the service
+ * (a reload that changed its checks, outlier detection, TLS or protocol) keeps it while its own
+ * settings (algorithm and their options, slow start) stay the same, as named middleware keeps its
+ * state across reloads. The requests in flight on each instance, latency estimates, smooth weights
+ * and hash rings thus carry on, where a new balancer would see every instance idle while the
+ * requests picked before the reload still run. Its outcomes go to the listener of the latest build.
+ */
+export class BalancerKeeper {
+  readonly balancer: Balancer;
+  private listener: OutcomeListener;
+
+  private constructor(
+    private readonly settingsKey: string,
+    config: BalancerConfig,
+    slowStart: SlowStartOptions | undefined,
+    onOutcome: OutcomeListener,
+  ) {
+    this.listener = onOutcome;
+    this.balancer = createBalancer(config, { onOutcome: (address, outcome) => this.listener(address, outcome), ...(slowStart ? { slowStart } : {}) });
+  }
+
+  /**
+   * `previous` itself, its outcomes now sent to `onOutcome`, when it was made with the same `config`
+   * and `slowStart`; otherwise a keeper of a new balancer. The build `previous` served must be closed.
+   */
+  static keep(previous: BalancerKeeper | undefined, config: BalancerConfig, slowStart: SlowStartOptions | undefined, onOutcome: OutcomeListener): BalancerKeeper {
+    const settingsKey = JSON.stringify({ config, slowStart: slowStart ?? false });
+    if (previous?.settingsKey !== settingsKey) return new BalancerKeeper(settingsKey, config, slowStart, onOutcome);
+    previous.listener = onOutcome;
+    return previous;
+  }
+}
