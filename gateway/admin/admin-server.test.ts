@@ -202,3 +202,57 @@ describe('an admin listener with many event streams open', () => {
     }
   });
 });
+
+describe('the admin listener of a gateway whose configuration holds secrets', () => {
+  it('shows none of them in any view: configuration, routes, breakers, explain, services, stats, metrics', async () => {
+    const backend = createServer((_request, response) => response.end('ok'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as AddressInfo).port;
+    // Each secret holds "secret-"; the consumer's key digest is of the key "secret-key".
+    const digest = (await import('node:crypto')).createHash('sha256').update('secret-key').digest('hex');
+    const gateway = await startGateway(
+      parseConfig(
+        'g.yaml',
+        `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+accessLog: false
+services:
+  echo: { instances: ["127.0.0.1:${port}"] }
+consumers:
+  alice: { keys: ["sha256:${digest}"] }
+middlewares:
+  api-key: { keyAuth: { header: X-Key } }
+  sso: { forwardAuth: { address: "http://gw:fa-secret-1@127.0.0.1:${port}/check" } }
+routes:
+  - name: guarded
+    path: /guarded
+    service: echo
+    headers: { x-api-key: route-secret-2 }
+    requestHeaders: { set: { authorization: "Bearer route-secret-3" } }
+    circuitBreaker: { fallback: { status: 503, headers: { x-auth-token: breaker-secret-4 } } }
+    middlewares: [api-key]
+`,
+      ),
+    );
+    try {
+      const proxied = await fetch(`http://127.0.0.1:${gateway.port}/guarded`, { headers: { 'x-api-key': 'route-secret-2', 'x-key': 'secret-key' } });
+      expect(proxied.status).toBe(200);
+      const admin = `http://127.0.0.1:${gateway.adminPort}`;
+      const paths = ['/api/config', '/api/routes', '/api/breakers', '/api/explain?path=/guarded', '/api/services', '/api/registries', '/api/stats', '/api/tcp', '/metrics'];
+      for (const path of paths) {
+        const response = await fetch(`${admin}${path}`);
+        const text = await response.text();
+        expect(response.status, path).toBe(200);
+        expect(text, path).not.toMatch(/secret-|[0-9a-f]{64}/);
+      }
+      const explain = (await (await fetch(`${admin}/api/explain?path=/guarded`)).json()) as { nearMisses: { reasons: string[] }[] };
+      expect(explain.nearMisses[0]!.reasons).toEqual(['header x-api-key does not hold "[redacted]"']);
+      const breakers = (await (await fetch(`${admin}/api/breakers`)).json()) as { workers: { breakers: { settings: { fallback: { headers: unknown } } }[] }[] };
+      expect(breakers.workers[0]!.breakers[0]!.settings.fallback.headers).toEqual({ 'x-auth-token': '[redacted]' });
+    } finally {
+      await gateway.close();
+      await new Promise<void>((resolve) => backend.close(() => resolve()));
+    }
+  });
+});

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { DEFAULT_SERVER_LIMITS, type ListenAddress } from '../config/index.ts';
+import { redactSecrets } from '../config/redaction.ts';
 import { isAuthorized, isLoopbackHostHeader } from './admin-auth.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { configView, routesView } from './config-view.ts';
@@ -73,7 +74,8 @@ export class AdminServer {
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
       ...(sources.peers ? [['/api/peers', sources.peers] as const] : []),
-      ...(sources.breakers ? [['/api/breakers', () => sources.breakers!.view()] as const] : []),
+      // A breaker's settings carry its fallback answer, whose headers may hold credentials.
+      ...(sources.breakers ? [['/api/breakers', () => redactSecrets(sources.breakers!.view())] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsText());

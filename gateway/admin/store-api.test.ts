@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { StoreWriter } from '../config-store/store-writer.ts';
+import { REDACTED } from '../config/redaction.ts';
 import { StoreApi, storePlaceOf } from './store-api.ts';
 
 describe('storePlaceOf', () => {
@@ -39,5 +41,47 @@ describe('StoreApi', () => {
     expect(await api.answer(request('HEAD', '/api/store'), { kind: 'store' })).toMatchObject({ status: 200 });
     expect(await api.answer(request('POST', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD, PUT, DELETE' } });
     expect(await api.answer(request('PUT', '/api/store'), { kind: 'store' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD' } });
+  });
+
+  describe('with secrets in the store', () => {
+    const route = { name: 'x', path: '/x', service: 'a', headers: { 'x-api-key': 'route-secret-1' }, requestHeaders: { set: { authorization: 'Bearer route-secret-2' } } };
+    const consumer = { keys: [`sha256:${'ab'.repeat(32)}`] };
+    const objects = { 'routes/x': route, 'consumers/alice': consumer, 'middlewares/sso': { forwardAuth: { address: 'http://gw:mw-secret-3@auth:4181/check' } } } as Record<string, unknown>;
+    const puts: unknown[] = [];
+    const secretWriter = {
+      get: async (kind: string, name: string) => (objects[`${kind}/${name}`] ? { revision: '7', value: objects[`${kind}/${name}`] } : undefined),
+      list: async () => ({ revision: '7', objects: Object.entries(objects).map(([key, value]) => ({ kind: key.split('/')[0], name: key.split('/')[1], revision: '7', value })), unreadable: [] }),
+      put: async (_kind: string, _name: string, value: unknown) => {
+        puts.push(value);
+        return { revision: '8', created: false };
+      },
+    };
+    const secretApi = new StoreApi({ token: 't', location: () => ({ url: 'etcd://127.0.0.1:2379/switchboard' }) as StoreLocation, record: () => undefined, openWriter: async () => secretWriter as unknown as StoreWriter });
+    const put = (url: string, body: unknown) => Object.assign(Readable.from([Buffer.from(JSON.stringify(body))]), { method: 'PUT', url, headers: {}, socket: { remoteAddress: '127.0.0.1' } }) as unknown as IncomingMessage;
+
+    it('answers a read of one object, of the whole store and a write with every secret redacted', async () => {
+      const answers = [
+        await secretApi.answer(request('GET', '/api/routes/x'), { kind: 'routes', name: 'x' }),
+        await secretApi.answer(request('GET', '/api/consumers/alice'), { kind: 'consumers', name: 'alice' }),
+        await secretApi.answer(request('GET', '/api/middlewares/sso'), { kind: 'middlewares', name: 'sso' }),
+        await secretApi.answer(request('GET', '/api/store'), { kind: 'store' }),
+        await secretApi.answer(put('/api/routes/x', route), { kind: 'routes', name: 'x' }),
+      ];
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(JSON.stringify(answers)).not.toMatch(/secret-\d|abab/);
+      expect(answers[0]!.body).toMatchObject({ value: { headers: { 'x-api-key': REDACTED }, requestHeaders: { set: { authorization: REDACTED } } } });
+      expect(answers[1]!.body).toMatchObject({ value: { keys: [REDACTED] } });
+      expect(puts).toEqual([route]);
+    });
+
+    it('refuses a write that sends a read-back redacted secret, naming where, and writes nothing', async () => {
+      puts.length = 0;
+      const read = (await secretApi.answer(request('GET', '/api/routes/x'), { kind: 'routes', name: 'x' })).body as { value: unknown };
+      const answer = await secretApi.answer(put('/api/routes/x', { ...(read.value as object), path: '/y' }), { kind: 'routes', name: 'x' });
+      expect(answer).toMatchObject({ status: 400, body: { code: 'SB_ADMIN_REDACTED_VALUE', issues: [{ path: 'routes[x].headers.x-api-key' }, { path: 'routes[x].requestHeaders.set.authorization' }] } });
+      const keys = await secretApi.answer(put('/api/consumers/alice', { keys: [REDACTED] }), { kind: 'consumers', name: 'alice' });
+      expect(keys).toMatchObject({ status: 400, body: { issues: [{ path: 'consumers.alice.keys[0]' }] } });
+      expect(puts).toEqual([]);
+    });
   });
 });

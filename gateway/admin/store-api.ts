@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
+import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
@@ -81,7 +82,10 @@ export class StoreApi {
     if (!location) return error(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
       const writer = await this.writerFor(location);
-      if (place.kind === 'store') return { status: 200, body: { store: location.url, ...(await writer.list()) } };
+      if (place.kind === 'store') {
+        const listing = await writer.list();
+        return { status: 200, body: { store: redactSecrets(location.url), ...listing, objects: listing.objects.map((object) => ({ ...object, value: redactSecrets(object.value) })) } };
+      }
       if (method === 'GET') return await this.read(writer, place.kind, place.name);
       if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
       return await this.write(request, writer, place.kind, place.name);
@@ -100,19 +104,21 @@ export class StoreApi {
   private async read(writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const stored = await writer.get(kind, name);
     if (!stored) return error(404, 'not-found', 'SB_CONFIG_STORE_NOT_FOUND', `${kind}/${name} is not in the store`);
-    return { status: 200, body: { kind, name, revision: stored.revision, value: stored.value }, headers: { etag: `"${stored.revision}"` } };
+    return { status: 200, body: { kind, name, revision: stored.revision, value: redactSecrets(stored.value) }, headers: { etag: `"${stored.revision}"` } };
   }
 
   private async write(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const body = await readBody(request);
     if ('status' in body) return body;
+    const refused = readBack(kind, name, body.value);
+    if (refused) return refused;
     const check = checkStoreObject(kind, name, body.value);
     if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
-    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: check.value }, headers: { etag: `"${revision}"` } };
+    return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value) }, headers: { etag: `"${revision}"` } };
   }
 
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
@@ -172,6 +178,21 @@ async function readBody(request: IncomingMessage): Promise<{ value: unknown } | 
   } catch (failure) {
     return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${errorMessage(failure).split('\n')[0]}`);
   }
+}
+
+/**
+ * A 400 when `value` holds the redaction marker where a secret goes (an object read back from
+ * this API and sent again), else undefined. Refused rather than filled in from the stored object:
+ * a PUT replaces the whole object, and which stored secret a marker stands for is a guess once
+ * header names, key order or the object itself changed since the read; filling it in would also
+ * let a writer move a secret it cannot read to a new upstream (a route's requestHeaders with
+ * another service). Nothing is written, so the real secret stays.
+ */
+function readBack(kind: StoreKind, name: string, value: unknown): StoreAnswer | undefined {
+  const place = kind === 'routes' ? `routes[${name}]` : `${kind}.${name}`;
+  const issues = redactionMarkers(value).map((at) => ({ path: `${place}${at.startsWith('[') ? '' : '.'}${at}`, reason: `holds "${REDACTED}", which the admin API shows in place of a secret: send the secret itself` }));
+  if (issues.length === 0) return undefined;
+  return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_ADMIN_REDACTED_VALUE', describeObjectIssues(issues)), issues } };
 }
 
 /** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { headerHasValue } from '../../src/header-list.ts';
+import { isCredentialHeader, REDACTED } from '../config/redaction.ts';
 import type { RouteConfig } from '../config/types.ts';
 import { compileRoute, HostKind, matchesPrefix, routesInMatchOrder, type CompiledRoute } from './route-compile.ts';
 import { createRouter, normalizeHost, type RouteMatch } from './router.ts';
@@ -53,7 +54,7 @@ function missesOf(route: CompiledRoute, host: string, request: ExplainRequest, h
   if (route.regex && !route.regex.test(pathname)) misses.push(`path "${pathname}" does not match /${route.regex.source}/`);
   if (route.prefix !== undefined && !matchesPrefix(request.path, route.prefix)) misses.push(`path "${pathname}" is not under "${route.prefix}"`);
   if (route.methods && !route.methods.has(request.method)) misses.push(`method ${request.method} is not one of ${[...route.methods].join(', ')}`);
-  for (const [name, value] of route.headers) if (!headerHasValue(request.headers[name], value)) misses.push(`header ${name} does not hold "${value}"`);
+  for (const [name, value] of route.headers) if (!headerHasValue(request.headers[name], value)) misses.push(`header ${name} does not hold "${isCredentialHeader(name) ? REDACTED : value}"`);
   if (route.config.namespace && misses.length === 0) {
     const start = route.prefix?.length ?? 0;
     const service = /^\/([^/?]+)/.exec(request.path.slice(start))?.[1];

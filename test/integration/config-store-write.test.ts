@@ -166,6 +166,12 @@ configStore: ${store.url}
     );
     expect(event.data).toMatchObject({ action: 'put', kind: 'consumers', name: 'alice', client: expect.stringMatching(/127\.0\.0\.1/) as unknown });
     expect(JSON.stringify(event)).not.toContain('abab');
+    // Read back, the key digests are redacted; sent again as read, the write is refused and the store keeps the real ones.
+    const read = (await (await admin.get('/api/consumers/alice')).json()) as { value: unknown };
+    expect(read.value).toEqual({ keys: ['[redacted]'] });
+    const again = await send(admin, 'PUT', '/api/consumers/alice', read.value);
+    expect([again.status, ((await again.json()) as { code: string }).code]).toEqual([400, 'SB_ADMIN_REDACTED_VALUE']);
+    expect(JSON.parse((await store.read(`${ROOT}/consumers/alice`))!)).toEqual(consumer);
   });
 
   // Last: it stops the store.
