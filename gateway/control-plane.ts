@@ -2,7 +2,7 @@ import { merge, Subject } from 'rxjs';
 import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
-import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type RegistryRef } from './admin/index.ts';
+import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type Readiness, type RegistryRef } from './admin/index.ts';
 import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { configStoreState, onApplied } from './config-store/store-status.ts';
 import type { PeerSet } from './config-store/peer-set.ts';
@@ -32,6 +32,9 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
+/** The readiness of a control plane alone: it runs no entry point, so the gateway it belongs to says when it serves. */
+const NOT_SERVING = (): Readiness => ({ ready: false, reason: 'no entry point is listening' });
+
 /** How long a stopping gateway waits for the store to confirm its peer entry is gone (it goes with its lease or session otherwise). */
 export const PEER_LEAVE_TIMEOUT_MS = 2_000;
 
@@ -43,7 +46,7 @@ export interface ControlPlaneOptions {
   /** Flow statistics the admin API serves; the control plane starts its roll and stops it on close. A new one by default. */
   readonly flow?: FlowStats;
   /** Admin extras of a multi-process gateway (aggregated metrics, the workers view). */
-  readonly admin?: Pick<AdminSources, 'metrics' | 'workers' | 'breakers'>;
+  readonly admin?: Pick<AdminSources, 'metrics' | 'workers' | 'breakers'> & Partial<Pick<AdminSources, 'ready'>>;
 }
 
 /**
@@ -80,7 +83,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
   let peers: PeerSet | undefined;
-  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, ready: NOT_SERVING, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
   let admin: AdminListener | undefined;
   let stopReporting = () => {};
   const leave = async () => {

@@ -5,6 +5,7 @@
 // `workers`, a primary runs the control plane and each worker a data plane fed over IPC (cluster/).
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
+import { DRAINING, type Readiness } from './admin/index.ts';
 import type { GatewayConfig } from './config/index.ts';
 import type { AccessLogDestination } from './middleware/index.ts';
 import { startControlPlane } from './control-plane.ts';
@@ -54,7 +55,9 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   // Breakers, caps and retry budgets live in the data plane; the admin API reads them.
   const guards = new TrafficGuards(initial);
   const breakers = { view: () => ({ workers: [{ worker: null, breakers: guards.breakers(), services: guards.serviceLimits() }] }), changes$: guards.changes$ };
-  const control = await startControlPlane(initial, { log, traffic, flow, admin: { breakers } });
+  // Ready from when the entry points listen until the drain starts (`/ready`).
+  let readiness: Readiness = { ready: false, reason: 'the entry points are not listening yet' };
+  const control = await startControlPlane(initial, { log, traffic, flow, admin: { breakers, ready: () => readiness } });
 
   // 2. Data plane: entry points → router → named middleware → proxy, picking from those balancers.
   const data = await startDataPlane(initial, {
@@ -69,6 +72,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     throw error;
   });
   const ports = data.ports;
+  readiness = { ready: true, reason: null };
   for (const entryPoint of initial.entryPoints) {
     log.info({ entryPoint: entryPoint.name, protocol: entryPoint.protocol, service: entryPoint.tcp?.service, h2c: entryPoint.h2c || undefined, http2: entryPoint.http2 || undefined, host: entryPoint.listen.host, port: ports.get(entryPoint.name) }, 'entry point listening');
   }
@@ -88,6 +92,7 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
     },
     refuse: (error) => control.refuse(error),
     async close() {
+      readiness = DRAINING;
       // Out of the peer list first: operators and the other gateways see it leave while it drains.
       await control.leave();
       await data.drain();

@@ -6,7 +6,7 @@ import { openEventStream } from '../../test/harness/sse-client.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
-import type { AdminSources } from './admin-sources.ts';
+import type { AdminSources, Readiness } from './admin-sources.ts';
 import { AdminServer } from './admin-server.ts';
 import { AdminEvents } from './events.ts';
 import type { ConfigChange } from './event-types.ts';
@@ -84,6 +84,12 @@ ${extra}`;
       await get.body?.cancel();
     }
     expect((await fetch(`${admin}/api/services`, { method: 'HEAD' })).status).toBe(401);
+  });
+
+  it('answers /ready without the token: 200 while the entry points listen', async () => {
+    const response = await fetch(`${admin}/ready`);
+    expect([response.status, await response.json()]).toEqual([200, { ready: true, reason: null }]);
+    expect((await fetch(`${admin}/ready`, { method: 'HEAD' })).status).toBe(200);
   });
 
   it('serves the dashboard without the token, under a strict content security policy', async () => {
@@ -251,6 +257,54 @@ routes:
       const breakers = (await (await fetch(`${admin}/api/breakers`)).json()) as { workers: { breakers: { settings: { fallback: { headers: unknown } } }[] }[] };
       expect(breakers.workers[0]!.breakers[0]!.settings.fallback.headers).toEqual({ 'x-auth-token': '[redacted]' });
     } finally {
+      await gateway.close();
+      await new Promise<void>((resolve) => backend.close(() => resolve()));
+    }
+  });
+});
+
+describe('/ready of the admin listener', () => {
+  it('answers 503 with the reason while the gateway does not take connections, and 200 again once it does', async () => {
+    let readiness: Readiness = { ready: false, reason: 'no worker is listening (2 down or restarting)' };
+    const server = new AdminServer({ ready: () => readiness } as AdminSources, {} as AdminEvents, new Map(), { listen: { host: '127.0.0.1', port: 0 }, token: 'ready-test-token' });
+    const url = `http://127.0.0.1:${await server.listen()}/ready`;
+    try {
+      const down = await fetch(url);
+      expect([down.status, await down.json()]).toEqual([503, readiness]);
+      readiness = { ready: true, reason: null };
+      expect((await fetch(url)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('says not ready as soon as a gateway starts to drain, while requests still finish', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let arrived = false;
+    const backend = createServer((_request, response) => {
+      arrived = true;
+      void held.then(() => response.end('ok'));
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as AddressInfo).port;
+    const gateway = await startGateway(parseConfig('g.yaml', `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\naccessLog: false\nservices: { echo: { instances: ["127.0.0.1:${port}"] } }\nroutes: [{ path: /, service: echo }]\n`));
+    const ready = `http://127.0.0.1:${gateway.adminPort}/ready`;
+    try {
+      expect((await fetch(ready)).status).toBe(200);
+      const inFlight = fetch(`http://127.0.0.1:${gateway.port}/slow`);
+      await waitFor(() => arrived, { message: 'the request to reach the backend' });
+      const closed = gateway.close();
+      const answer = await waitFor(async () => {
+        const response = await fetch(ready);
+        return response.status === 503 && ((await response.json()) as Readiness);
+      }, { message: '/ready to say 503 during the drain' });
+      expect(answer).toEqual({ ready: false, reason: 'draining: the gateway is stopping' });
+      release();
+      expect((await inFlight).status).toBe(200);
+      await closed;
+    } finally {
+      release();
       await gateway.close();
       await new Promise<void>((resolve) => backend.close(() => resolve()));
     }

@@ -44,14 +44,17 @@ export const ADMIN_MAX_EVENT_STREAMS = 64;
 /** What a client refused a stream is told to wait before trying again, in seconds. */
 const EVENT_STREAMS_RETRY_AFTER_S = 5;
 
+/** Readiness for probes, as Envoy's admin `/ready`: 200 while the gateway takes connections, 503 with the reason otherwise. */
+const READY_PATH = '/ready';
+
 const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 
 /**
  * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
- * and registries, live events (SSE), Prometheus metrics and the dashboard. Every endpoint is GET (and
- * HEAD) but the config store's objects (store-api.ts), which take PUT and DELETE with the token.
- * With a token, everything but the dashboard's static files needs it; without one, only requests
- * addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
+ * and registries, live events (SSE), Prometheus metrics, readiness (`/ready`) and the dashboard.
+ * Every endpoint is GET (and HEAD) but the config store's objects (store-api.ts), which take PUT and
+ * DELETE with the token. With a token, everything but the dashboard's static files and `/ready`
+ * needs it; without one, only requests addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
  */
 export class AdminServer {
   readonly server: Server;
@@ -113,7 +116,8 @@ export class AdminServer {
     if (token === undefined && !isLoopbackHostHeader(request.headers.host)) {
       return sendError(response, 403, 'forbidden', 'without an admin token, the admin API answers only requests addressed to localhost');
     }
-    if (token !== undefined && !asset && !isAuthorized(token, { headers: request.headers, queryToken: path === '/api/events' ? url.searchParams.get('token') : null })) {
+    // `/ready` answers probes (a load balancer, a kubelet, Docker) that hold no token; it tells only ready or not.
+    if (token !== undefined && !asset && path !== READY_PATH && !isAuthorized(token, { headers: request.headers, queryToken: path === '/api/events' ? url.searchParams.get('token') : null })) {
       response.setHeader('www-authenticate', 'Bearer realm="switchboard-admin"');
       return sendError(response, 401, 'unauthorized', 'send Authorization: Bearer <admin token>');
     }
@@ -121,7 +125,7 @@ export class AdminServer {
     if (place) return sendAnswer(response, await this.store.answer(request, place));
     const view = this.views.get(path);
     const stats = isStatsPath(path);
-    if (!asset && !view && !stats && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
+    if (!asset && !view && !stats && path !== READY_PATH && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);
     // HEAD is GET without the body (RFC 9110 §9.3.2): Node leaves the body out of a HEAD answer.
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('allow', 'GET, HEAD');
@@ -132,6 +136,10 @@ export class AdminServer {
       return void response.end(asset.body);
     }
     if (view) return sendJson(response, 200, await view());
+    if (path === READY_PATH) {
+      const { ready, reason } = this.sources.ready();
+      return sendJson(response, ready ? 200 : 503, { ready, reason });
+    }
     if (stats) {
       const answer = await statsAnswer(this.sources, path, url.searchParams);
       return answer.status === 200 ? sendJson(response, 200, answer.body) : sendError(response, answer.status, answer.error, answer.message);

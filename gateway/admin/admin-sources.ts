@@ -17,6 +17,15 @@ export interface RegistryRef {
   readonly kind: 'zookeeper' | 'etcd' | 'file' | 'static';
 }
 
+/** Whether the gateway takes traffic now, as `/ready` answers it; `reason` says why not (null when ready). */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string | null;
+}
+
+/** The readiness of a gateway that started to stop: load balancers should stop sending while it drains. */
+export const DRAINING: Readiness = { ready: false, reason: 'draining: the gateway is stopping' };
+
 /** Everything of the running gateway that the admin API reads; it never writes to any of it. */
 export interface AdminSources {
   readonly aggregator: DiscoveryAggregator;
@@ -28,6 +37,11 @@ export interface AdminSources {
   readonly registries: readonly RegistryRef[];
   /** The configuration in force. */
   config(): GatewayConfig;
+  /**
+   * Whether the gateway takes connections, for `/ready`: one process from when its entry points
+   * listen until its drain starts; with `workers`, while at least one worker listens.
+   */
+  readonly ready: () => Readiness;
   /** The Prometheus text of `/metrics`; this process's registry when absent (a primary aggregates its workers'). */
   readonly metrics?: () => Promise<string>;
   /** Circuit breakers and caps, for `/api/breakers`; its changes for `/api/events`. */

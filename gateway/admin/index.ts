@@ -10,7 +10,8 @@ import { AdminEvents } from './events.ts';
 
 export { AdminServer } from './admin-server.ts';
 export type { AdminServerOptions } from './admin-server.ts';
-export type { AdminSources, RegistryRef } from './admin-sources.ts';
+export { DRAINING } from './admin-sources.ts';
+export type { AdminSources, Readiness, RegistryRef } from './admin-sources.ts';
 export { ADMIN_EVENT_TYPES } from './event-types.ts';
 export type { AdminEvent, AdminEventPayloads, AdminEventType, ConfigChange, RateLimitChange } from './event-types.ts';
 export { AdminEvents } from './events.ts';

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { DRAINING } from '../admin/admin-sources.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
@@ -52,6 +53,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
   const breakers = new WorkerBreakers();
+  let closing = false;
   failed.catch(() => undefined);
 
   const supervisor: WorkerSupervisor = new WorkerSupervisor(
@@ -125,7 +127,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view(), breakers } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view(), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);
@@ -145,6 +147,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     },
     refuse: (error) => control.refuse(error),
     async close() {
+      // Not ready from here on: load balancers stop sending while the peer entry goes and the workers drain.
+      closing = true;
       await control.leave();
       await supervisor.stop(bound());
       await control.close();

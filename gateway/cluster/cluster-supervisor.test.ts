@@ -179,22 +179,28 @@ describe('WorkerSupervisor', () => {
     expect(supervisor.view()[0]!.state).toBe('stopped');
   }, 20_000);
 
-  it('says once that no worker listens any more and once that one does again, and shows it in switchboard_workers_listening', async () => {
+  it('says once that no worker listens any more and once that one does again, and shows it in switchboard_workers_listening and its readiness', async () => {
     stub('normal');
     const { lines, logger } = capturedLog();
     const listening = async () => (await metricsRegistry.getSingleMetric('switchboard_workers_listening')!.get()).values[0]!.value;
     supervisor = new WorkerSupervisor(2, hooks(), logger);
+    expect(supervisor.readiness()).toEqual({ ready: false, reason: 'the workers are not listening yet' });
     await supervisor.start();
     expect(await listening()).toBe(2);
+    expect(supervisor.readiness()).toEqual({ ready: true, reason: null });
     // Every replacement exits before it listens: both slots crash-loop.
     process.env.STUB_MODE = 'fail-start';
     for (const worker of supervisor.connected()) worker.process.kill('SIGKILL');
     await waitFor(() => supervisor!.view().every((worker) => worker.restarts >= 3), { timeoutMs: 15_000, message: 'both slots to crash three times' });
     expect(await listening()).toBe(0);
+    expect(supervisor.readiness()).toEqual({ ready: false, reason: 'no worker is listening (2 down or restarting)' });
     expect(lines.filter((line) => line.msg.startsWith('no worker is listening'))).toHaveLength(1);
     process.env.STUB_MODE = 'normal';
     await waitFor(() => supervisor!.view().some((worker) => worker.state === 'listening'), { timeoutMs: 15_000, message: 'a replacement to listen' });
     expect(lines.filter((line) => line.msg.startsWith('a worker listens again'))).toHaveLength(1);
     expect(await listening()).toBeGreaterThan(0);
+    expect(supervisor.readiness().ready).toBe(true);
+    await supervisor.stop(5_000);
+    expect(supervisor.readiness()).toEqual({ ready: false, reason: 'draining: the gateway is stopping' });
   }, 30_000);
 });

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge } from 'prom-client';
 import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
 import type { Logger } from '../../src/logger.ts';
+import { DRAINING, type Readiness } from '../admin/admin-sources.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS } from '../config/defaults.ts';
 import { HEARTBEAT_INTERVAL_MS, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
@@ -130,6 +131,13 @@ export class WorkerSupervisor {
     this.watchdog.unref();
     await this.allListening;
     this.started = true;
+  }
+
+  /** Whether the gateway takes connections, for `/ready`: while a worker listens (the primary accepts none itself), never once stopping. */
+  readiness(): Readiness {
+    if (this.stopping) return DRAINING;
+    if (this.slots.some((slot) => slot.state === 'listening')) return { ready: true, reason: null };
+    return { ready: false, reason: this.started ? `no worker is listening (${this.slots.length} down or restarting)` : 'the workers are not listening yet' };
   }
 
   /** The workers as the admin API shows them. */

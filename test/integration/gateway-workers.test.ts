@@ -141,6 +141,8 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(view.map((worker) => worker.state)).toEqual(['listening', 'listening']);
     expect(new Set(view.map((worker) => worker.pid)).size).toBe(2);
     expect(view.map((worker) => worker.pid)).not.toContain(gateway.process.pid);
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/ready`);
+    expect([ready.status, await ready.json()]).toEqual([200, { ready: true, reason: null }]);
   });
 
   it("starts every worker with the gateway's 32 MB semi-spaces, though the primary was started without them", async () => {
@@ -291,6 +293,8 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
 
     process.kill(gateway.process.pid!, 'SIGTERM');
     await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the entry point to stop accepting' });
+    // The primary's admin listener stays up while the workers drain, and says not ready.
+    expect(await (await fetch(`http://127.0.0.1:${adminPort}/ready`)).json()).toEqual({ ready: false, reason: 'draining: the gateway is stopping' });
     // Released on every backend (a release for a request a backend never saw is kept there and harmless).
     for (let index = 0; index < held.length; index += 1) {
       for (const backend of backends) await fetch(`http://127.0.0.1:${backend.port}/release/held-${index}`, { method: 'POST' });
