@@ -35,6 +35,20 @@ describe('store layout', () => {
   it('names the key when a value is not JSON', () => {
     expect(() => decodeObject('/sb/routes/x', '{oops')).toThrow(/\/sb\/routes\/x: not JSON/);
   });
+
+  it('says why a value is not JSON without quoting any of it, as it may hold a secret', () => {
+    for (const text of ['{"headers":{"x-api-key":secret-1234}}', 'password: secret-1234', '{"headers":{"x-api-key":"secret-1234}}', '{"a":1} secret-1234']) {
+      const failure = (() => {
+        try {
+          decodeObject('/sb/routes/x', text);
+        } catch (error) {
+          return (error as Error).message;
+        }
+      })();
+      expect(failure, text).toMatch(/^\/sb\/routes\/x: not JSON \(/);
+      expect(failure, text).not.toMatch(/secret-|1234|'[a-z]'/);
+    }
+  });
 });
 
 describe('storeIdentity', () => {

@@ -136,11 +136,18 @@ export function encodeObject(value: unknown): string {
   return `${JSON.stringify(value)}\n`;
 }
 
-/** Reads a stored value; throws `StoreValueError` naming `key` when it is not JSON. */
+/**
+ * V8's `Unexpected token 'a', ..."api-key":abcdefghi"... is not valid JSON`: the character and the
+ * text around it, which may be a secret's. The reason goes to `/api/store`, `/api/config`, events and logs.
+ */
+const QUOTED_EXCERPT = /^Unexpected token .*is not valid JSON$/s;
+
+/** Reads a stored value; throws `StoreValueError` naming `key` when it is not JSON, without quoting the text. */
 export function decodeObject(key: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new StoreValueError(key, `not JSON (${(error as Error).message})`);
+    const message = (error as Error).message;
+    throw new StoreValueError(key, `not JSON (${QUOTED_EXCERPT.test(message) ? 'an unexpected character; the text is not quoted, as it may hold a secret' : message})`);
   }
 }
