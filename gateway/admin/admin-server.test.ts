@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import pino, { type Logger } from 'pino';
 import type { AddressInfo } from 'node:net';
 import { BehaviorSubject, Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -307,6 +308,24 @@ describe('/ready of the admin listener', () => {
       release();
       await gateway.close();
       await new Promise<void>((resolve) => backend.close(() => resolve()));
+    }
+  });
+});
+
+describe('an admin listener that fails to answer', () => {
+  it('logs the path without its query, where /api/events takes the admin token', async () => {
+    const lines: { path?: string }[] = [];
+    const server = new AdminServer({} as AdminSources, {} as AdminEvents, new Map(), { listen: { host: '127.0.0.1', port: 0 }, token: 'logged-token-secret' });
+    (server as unknown as { log: Logger }).log = pino({ level: 'error' }, { write: (line: string) => void lines.push(JSON.parse(line) as { path?: string }) });
+    const port = await server.listen();
+    try {
+      // Events without a feed: the stream fails once it has started, and the failure is logged.
+      await fetch(`http://127.0.0.1:${port}/api/events?token=logged-token-secret`).then((response) => response.text()).catch(() => undefined);
+      await waitFor(() => lines.length > 0, { message: 'the failure to be logged' });
+      expect(lines[0]!.path).toBe('/api/events');
+      expect(JSON.stringify(lines)).not.toContain('logged-token-secret');
+    } finally {
+      await server.close();
     }
   });
 });

@@ -87,7 +87,8 @@ export class AdminServer {
     // Node's defaults let a trickling client hold a connection for 60 s, and check only every 30 s.
     this.server = createServer({ headersTimeout, connectionsCheckingInterval: Math.min(1_000, headersTimeout) }, (request, response) => {
       this.handle(request, response).catch((error: unknown) => {
-        this.log.error({ err: error, path: request.url }, 'admin request failed');
+        // The path without its query: `/api/events?token=` carries the admin token.
+        this.log.error({ err: error, path: request.url?.split('?')[0] }, 'admin request failed');
         sendError(response, 500, 'internal', 'the admin API failed to answer; see the gateway log');
       });
     });
