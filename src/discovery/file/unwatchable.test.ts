@@ -1,25 +1,29 @@
-import type * as fs from 'node:fs';
+import fs from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { firstValueFrom, filter } from 'rxjs';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ProviderStatus } from '../provider.ts';
 import { FileProvider } from './index.ts';
-
-// The one part that cannot run for real here: a kernel out of inotify watches (ENOSPC), which this
-// machine's other work must not be made to share.
-vi.mock('node:fs', async (original) => ({
-  ...(await original<typeof fs>()),
-  watch: () => {
-    throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
-  },
-}));
 
 describe('FileProvider whose folder cannot be watched', () => {
   let dir: string;
   let provider: FileProvider | undefined;
+  // The one part that cannot run for real here: a kernel out of inotify watches (ENOSPC), which this
+  // machine's other work must not be made to share. The unit project shares modules between files
+  // (isolate: false), so the already-loaded `watch` binding is replaced for this file's tests
+  // (syncBuiltinESMExports carries the spy to `import { watch } from 'node:fs'`) and put back after.
+  beforeEach(() => {
+    vi.spyOn(fs, 'watch').mockImplementation(() => {
+      throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
+    });
+    syncBuiltinESMExports();
+  });
   afterEach(async () => {
+    vi.restoreAllMocks();
+    syncBuiltinESMExports();
     await provider?.close();
     await rm(dir, { recursive: true, force: true });
   });

@@ -1,0 +1,10 @@
+import { afterAll, vi } from 'vitest';
+
+// The unit project runs its files one after another in shared workers (isolate: false, see
+// vitest.config.ts), and Vitest itself restores only spies between them: a clock or stub that a
+// file left switched on must not reach the next file, where it would fail tests that are not at fault.
+afterAll(() => {
+  vi.useRealTimers();
+  vi.unstubAllEnvs();
+  vi.unstubAllGlobals();
+});
