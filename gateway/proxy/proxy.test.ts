@@ -151,9 +151,10 @@ describe('retries prefer an instance not tried yet in the request', () => {
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
     const { port, attempts, close } = await serveProxy(proxy);
     try {
-      // Concurrent, so least-connections sees the live instance busy and the refusing one idle; hash keys vary, so some land on the refusing one.
-      const results = await Promise.all(Array.from({ length: 12 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
-      expect(results.map((result) => `${result.status} ${result.body.toString('utf8')}`)).toEqual(Array.from({ length: 12 }, () => '200 live'));
+      // Concurrent, so least-connections sees the live instance busy and the refusing one idle; hash keys vary, so some land on the refusing one
+      // (the ring depends on the ports: with 12 keys, 4 pairs of random ports in 5,000 sent them all to the live one; with 32, none of the 5,000).
+      const results = await Promise.all(Array.from({ length: 32 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
+      expect(results.map((result) => `${result.status} ${result.body.toString('utf8')}`)).toEqual(Array.from({ length: 32 }, () => '200 live'));
       // The control: the refusing instance was picked first at least once, so the retry was exercised.
       expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
     } finally {
