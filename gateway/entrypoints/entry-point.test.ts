@@ -1,5 +1,7 @@
 import { connect as connectHttp2 } from 'node:http2';
 import { request } from 'node:https';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ClientResponse } from '../context.ts';
@@ -46,7 +48,37 @@ function http2Get(port: number): Promise<string> {
   });
 }
 
+/** The ClientHello a TLS client sends for `servername`, as bytes, caught by a listener that answers nothing. */
+function clientHello(servername: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const catcher = createServer((socket) =>
+      socket.once('data', (chunk: Buffer) => {
+        resolve(chunk);
+        socket.destroy();
+        catcher.close();
+      }),
+    );
+    catcher.listen(0, '127.0.0.1', () => connectTls({ host: '127.0.0.1', port: (catcher.address() as AddressInfo).port, servername, rejectUnauthorized: false }).on('error', () => undefined));
+  });
+}
+
 describe('startEntryPoint', () => {
+  it('closes a TLS connection whose client sent its ClientHello and then nothing, once the handshake timeout passes', async () => {
+    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: () => undefined, upgrade: () => undefined }, { ...LIMITS, headersTimeoutMs: 200 }, log);
+    try {
+      const hello = await clientHello('web.test');
+      const socket = connect({ host: '127.0.0.1', port: entryPoint.port }, () => socket.write(hello));
+      socket.on('error', () => undefined);
+      socket.resume();
+      // Node's handshakeTimeout only reports (tlsClientError): the connection stayed open for good.
+      const closed = new Promise((resolve) => socket.once('close', () => resolve('closed')));
+      const waited = new Promise((resolve) => setTimeout(() => resolve('still open'), 5_000).unref());
+      expect(await Promise.race([closed, waited])).toBe('closed');
+    } finally {
+      await entryPoint.drain(0);
+    }
+  });
+
   it('on drain lets requests in flight on TLS connections (HTTP/1.1 and HTTP/2) finish, instead of cutting their connections', async () => {
     const held: ClientResponse[] = [];
     const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: (_request, response) => void held.push(response), upgrade: () => undefined }, LIMITS, log);

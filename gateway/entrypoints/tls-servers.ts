@@ -40,6 +40,7 @@ function connectionKey(socket: Socket): string {
  * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
  * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
  * cut every open TLS connection at once instead of letting it finish.
+ * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection.
  */
 export function tlsServers(
   config: EntryPointConfig,
@@ -63,7 +64,12 @@ export function tlsServers(
   };
   for (const server of [withSni, withoutSni]) {
     server.on('secureConnection', onSecure);
-    server.on('tlsClientError', (error: Error) => log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed'));
+    // Node only reports a handshake that failed or timed out: the socket stays open (a client that
+    // sent its ClientHello and then nothing held a connection, and its accepted socket here, for good).
+    server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed');
+      socket.destroy();
+    });
   }
   return {
     withSni,
