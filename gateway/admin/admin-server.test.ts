@@ -144,6 +144,10 @@ describe('an admin listener without a token', () => {
       const { request } = await import('undici');
       const rebound = await request(url, { headers: { host: `attacker.example:${gateway.adminPort}` } });
       expect([rebound.statusCode, await rebound.body.json()]).toMatchObject([403, { error: 'forbidden', status: 403 }]);
+      // Readiness tells nothing worth rebinding for, and a probe names the address it was given (a
+      // health check on the machine's own address, a sidecar), so `/ready` answers whatever the Host.
+      const probe = await request(`http://127.0.0.1:${gateway.adminPort}/ready`, { headers: { host: `10.1.2.3:${gateway.adminPort}` } });
+      expect([probe.statusCode, await probe.body.json()]).toEqual([200, { ready: true, reason: null }]);
     } finally {
       await gateway.close();
     }

@@ -113,8 +113,9 @@ export class AdminServer {
     const path = url.pathname === '/index.html' ? '/' : url.pathname;
     const asset = this.assets.get(path);
     const { token } = this.options;
-    // Checked before the path, so that without the token nothing is learned, not even which paths exist.
-    if (token === undefined && !isLoopbackHostHeader(request.headers.host)) {
+    // Checked before the path, so that without the token nothing is learned, not even which paths
+    // exist; but `/ready`, which tells only ready or not, answers probes that name any address.
+    if (token === undefined && path !== READY_PATH && !isLoopbackHostHeader(request.headers.host)) {
       return sendError(response, 403, 'forbidden', 'without an admin token, the admin API answers only requests addressed to localhost');
     }
     // `/ready` answers probes (a load balancer, a kubelet, Docker) that hold no token; it tells only ready or not.
