@@ -124,6 +124,7 @@ describe('startTcpEntryPoint', () => {
     }
     socket.destroy();
     rounds.sort((a, b) => a - b);
-    expect(rounds[4]).toBeLessThan(25);
+    // 35 ms: far above a loaded machine's loopback round, below the 40 ms minimum of a delayed ACK.
+    expect(rounds[4]).toBeLessThan(35);
   });
 });
