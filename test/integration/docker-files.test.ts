@@ -18,6 +18,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   volumes?: string[];
   ports?: string[];
+  healthcheck?: { test: string[] };
 }
 
 const read = (path: string): string => readFileSync(join(REPO_ROOT, path), 'utf8');
@@ -93,6 +94,8 @@ describe('the Dockerfile and docker-compose.yml', () => {
     expect(config.registries.map((registry) => registry.location.kind).sort()).toEqual(['etcd', 'zookeeper']);
     expect(services.gateway!.command).toEqual(['switchboard', '--config', '/etc/switchboard/gateway.yaml']);
     expect(services.gateway!.ports).toEqual(expect.arrayContaining(['8080:8080', '127.0.0.1:9180:9180']));
+    // Healthy means ready: the admin listener's /ready, on the port the configuration gives it, for both gateways.
+    for (const name of ['gateway', 'gateway-2']) expect(services[name]!.healthcheck!.test.join(' ')).toContain(`http://127.0.0.1:${config.admin!.listen.port}/ready`);
   });
 
   it('runs two gateways on one configuration and config store behind an HAProxy that checks both', () => {
