@@ -16,6 +16,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'upstream-protocol': 'the upstream sent an invalid HTTP response',
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
+  'pool-overflow': 'the gateway has as many connections to the upstream as it may open, all busy',
   'http-5xx': 'the upstream failed',
   'grpc-error': 'the upstream failed',
   'headers-timeout': 'the upstream did not answer in time',

@@ -12,10 +12,11 @@ export type GatewayErrorClass =
   | 'no-healthy-instances'
   | 'upstream-protocol'
   | 'unsupported-protocol'
+  | 'pool-overflow'
   | 'internal';
 
 /**
- * Status the client sees for each class (503 nothing to send to, 502 refused/reset/bad answer, 504
+ * Status the client sees for each class (503 nothing to send to or no room left towards it, 502 refused/reset/bad answer, 504
  * timeout; 400 a request the gateway cannot forward, 499 a client that went away, which is
  * logged but never written, 500 the gateway's own failure).
  */
@@ -29,6 +30,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'upstream-protocol': 502,
   'upstream-tls': 502,
   'unsupported-protocol': 502,
+  'pool-overflow': 503,
   'http-5xx': 502,
   'grpc-error': 502,
   'connect-timeout': 504,
@@ -103,6 +105,8 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'deadline-exceeded';
     case 'SB_UNSUPPORTED_PROTOCOL':
       return 'unsupported-protocol';
+    case 'SB_UPSTREAM_POOL_FULL':
+      return 'pool-overflow';
     case 'SB_UPSTREAM_INVALID_STATUS':
       return 'upstream-protocol';
     // node:http2 refused the request's own headers before sending anything.
@@ -190,6 +194,9 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     // configuration mismatch, not the instance's fault.
     case 'unsupported-protocol':
       return 'request-rejected';
+    // The gateway's own cap on sessions to the instance (Envoy's overflow): its load, not the instance's fault.
+    case 'pool-overflow':
+      return 'internal';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':
     case 'no-instances':

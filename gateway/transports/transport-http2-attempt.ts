@@ -23,7 +23,10 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * `timeouts.deadlineMs` the whole attempt is bounded (a gRPC call's deadline; `deadline-exceeded`).
  * Reports the outcome to the pick exactly once. Never rejects.
  *
- * `sessions` gives the transport's live session, opening one when there is none. A stream the
+ * `sessions` reserves a stream on one of the transport's live sessions, opening one when none has
+ * room, and `release` gives it back: exactly once per session `sessions` resolved with, when the
+ * stream opened on it closes or when none is opened (the attempt ended first, node:http2 refused
+ * the request). A stream the
  * session refused unprocessed because it was going away (a GOAWAY that raced the stream: RFC 9113
  * §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
  * with what the refused stream had taken of the request body (up to `RESEND_BYTES`; a larger body
@@ -44,6 +47,7 @@ export function http2Attempt(
   timeouts: AttemptTimeouts,
   body: GatewayContext['request'] | null,
   scheme: 'http' | 'https',
+  release: (session: ClientHttp2Session) => void = NOTHING_TO_RELEASE,
 ): Promise<AttemptResult> {
   const { response } = context;
   const started = performance.now();
@@ -69,7 +73,7 @@ export function http2Attempt(
     const timeout = new CallbackDeadline(() => timedOut());
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
-    const release = (): boolean => {
+    const settle = (): boolean => {
       if (settled) return false;
       settled = true;
       sent = undefined;
@@ -79,7 +83,7 @@ export function http2Attempt(
       return true;
     };
     const finish = (result: AttemptResult) => {
-      if (!release()) return;
+      if (!settle()) return;
       if (!result.ok && stream && !stream.closed) stream.close(NGHTTP2_CANCEL);
       if (!result.ok) body?.unpipe();
       reportAttempt(pick, started, status, result, grpcStatus);
@@ -91,7 +95,7 @@ export function http2Attempt(
       // Ended while the session is still connecting (the call's deadline, the client gone): the
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened.
-      if (!release()) return;
+      if (!settle()) return;
       const released = session.then(
         () => reportAttempt(pick, started, 0, result),
         (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
@@ -148,12 +152,17 @@ export function http2Attempt(
     };
     const open = (pending: Promise<ClientHttp2Session>) => pending.then((live) => {
       connecting = false;
-      if (settled) return;
-      if (response.destroyed) return fail(new ClientGoneError());
+      // From here the reservation on `live` is given back once: at once when no stream is opened, else when the stream closes.
+      if (settled) return release(live);
+      if (response.destroyed) {
+        release(live);
+        return fail(new ClientGoneError());
+      }
       let opened: ClientHttp2Stream;
       try {
         opened = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
       } catch (error) {
+        release(live);
         if (reopened(live, error as Error)) return;
         return fail(error as Error);
       }
@@ -229,6 +238,7 @@ export function http2Attempt(
       });
       // A stream reset with NO_ERROR, or closed before its end, emits no 'error'.
       opened.once('close', () => {
+        release(live);
         if (!settled && stream === opened && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
       });
     }, (error: Error) => {
@@ -238,6 +248,9 @@ export function http2Attempt(
     open(session);
   });
 }
+
+/** For callers whose `sessions` reserves nothing. */
+const NOTHING_TO_RELEASE = (): void => undefined;
 
 /** How many times one attempt's request goes again on a fresh session after a going-away one refused it. */
 export const REOPENS = 2;

@@ -118,10 +118,10 @@ export class UpstreamTransports {
         return new Http1Transport({ ...target, tls: settings.tls }, pool);
       case 'h2c':
       case 'grpc':
-        return new Http2Transport({ ...target, tls: undefined });
+        return new Http2Transport({ ...target, tls: undefined }, { maxSessions: pool.connections, idleMs: pool.keepAliveTimeoutMs });
       case 'h2':
       case 'grpcs':
-        return new Http2Transport({ ...target, tls: settings.tls });
+        return new Http2Transport({ ...target, tls: settings.tls }, { maxSessions: pool.connections, idleMs: pool.keepAliveTimeoutMs });
       default:
         return new Http1Transport({ ...target, tls: undefined }, pool);
     }

@@ -1,0 +1,200 @@
+import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from 'node:http2';
+import type { UpstreamTlsOptions } from './transport.ts';
+import { undiciTlsOptions } from './transport-http1.ts';
+import { UpstreamTimeoutError } from './transport-outcome.ts';
+
+/** Where an HTTP/2 transport connects and how. */
+export interface Http2Target {
+  readonly host: string;
+  /** `host:port`, IPv6 bracketed. */
+  readonly address: string;
+  readonly connectTimeoutMs: number;
+  /** TLS settings (`h2`, `grpcs`: ALPN h2); undefined for prior-knowledge cleartext (`h2c`, `grpc`). */
+  readonly tls: UpstreamTlsOptions | undefined;
+}
+
+/** How many sessions one instance gets and how long an extra one may stay idle. */
+export interface Http2SessionLimits {
+  /** Sessions to the instance at once (a service's `concurrency.maxConnections`, else the pool's connections). */
+  readonly maxSessions: number;
+  /** A session beyond the first that has had no stream for this long is closed (the HTTP/1.1 pool's keep-alive idle rule). */
+  readonly idleMs: number;
+}
+
+/** Defaults: as the HTTP/1.1 pool's (256 connections, 4 s idle). */
+export const DEFAULT_HTTP2_SESSION_LIMITS: Http2SessionLimits = { maxSessions: 256, idleMs: 4_000 };
+
+/**
+ * The streams the first session is assumed to take until the peer's SETTINGS say how many (RFC
+ * 9113 §6.5.2 recommends at least 100; node:http2 assumes the same as `peerMaxConcurrentStreams`).
+ */
+export const INITIAL_MAX_CONCURRENT_STREAMS = 100;
+
+/**
+ * Every session of the instance is at its peer's SETTINGS_MAX_CONCURRENT_STREAMS and there are
+ * `maxSessions` of them (code `SB_UPSTREAM_POOL_FULL`, class `pool-overflow`, 503): the gateway's
+ * own cap, which never counts against the instance.
+ */
+export class Http2PoolFullError extends Error {
+  readonly code = 'SB_UPSTREAM_POOL_FULL';
+}
+
+/** One session of the pool and the streams handed out on it. */
+interface PooledSession {
+  readonly session: ClientHttp2Session;
+  readonly ready: Promise<ClientHttp2Session>;
+  /** Streams reserved on the session: handed out to an attempt and not yet given back. */
+  active: number;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS; until they arrive, what the peer said last on another session. */
+  limit: number;
+  /** When `active` last fell to 0. */
+  idleSince: number;
+}
+
+/**
+ * The HTTP/2 sessions to one instance, as Envoy's HTTP/2 connection pool: a stream goes on the
+ * first session with room under its peer's SETTINGS_MAX_CONCURRENT_STREAMS, and another session is
+ * opened when all are full (node:http2 would otherwise queue the stream silently until the
+ * attempt's headers timeout blamed a healthy instance). Past `maxSessions` a reservation fails
+ * at once with `Http2PoolFullError`. A session that closes or receives GOAWAY leaves the pool; one
+ * beyond the first closes after `idleMs` without streams.
+ */
+export class Http2SessionPool {
+  /** Oldest first: streams fill the first sessions, so the later ones empty and close when the load falls. */
+  private readonly entries: PooledSession[] = [];
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /**
+   * The SETTINGS_MAX_CONCURRENT_STREAMS the instance sent last, which a new session assumes until
+   * its own SETTINGS arrive: a session opened because the others are full would otherwise take the
+   * whole burst that filled them (100 assumed) and queue it as before.
+   */
+  private peerLimit = INITIAL_MAX_CONCURRENT_STREAMS;
+
+  constructor(
+    private readonly target: Http2Target,
+    private readonly limits: Http2SessionLimits = DEFAULT_HTTP2_SESSION_LIMITS,
+  ) {}
+
+  /** Sessions in the pool, connecting ones included. */
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * Reserves, synchronously, one stream on a session with room (so that attempts in the same tick
+   * spread over sessions), connecting one when none has; resolves with it once it is connected, or
+   * rejects with the connect error (refused, TLS, timeout) or `Http2PoolFullError`. A resolved
+   * reservation must be given back exactly once with `release`: when its stream closes, or when no
+   * stream is opened. A rejected one holds nothing.
+   */
+  readonly reserve = (): Promise<ClientHttp2Session> => {
+    // The common path: the first session, far under its limit.
+    const first = this.entries[0];
+    if (first !== undefined && first.active < first.limit && !first.session.closed && !first.session.destroyed) {
+      first.active += 1;
+      return first.ready;
+    }
+    for (const entry of this.entries) {
+      if (entry.active < entry.limit && !entry.session.closed && !entry.session.destroyed) {
+        entry.active += 1;
+        return entry.ready;
+      }
+    }
+    if (this.closed) return Promise.reject(Object.assign(new Error('the transport is closed'), { code: 'UND_ERR_CLOSED' }));
+    if (this.entries.length >= this.limits.maxSessions) {
+      const full = this.entries.map((entry) => entry.limit).join(', ');
+      return Promise.reject(new Http2PoolFullError(`all ${this.entries.length} HTTP/2 sessions with ${this.target.address} are at their streams limit (${full})`));
+    }
+    const entry = this.connect();
+    entry.active = 1;
+    return entry.ready;
+  };
+
+  /** Gives back a stream `reserve` resolved with `session`; a session no longer in the pool is ignored. */
+  readonly release = (session: ClientHttp2Session): void => {
+    const entries = this.entries;
+    for (let index = 0; index < entries.length; index += 1) {
+      const entry = entries[index]!;
+      if (entry.session !== session) continue;
+      entry.active -= 1;
+      if (entry.active === 0 && index > 0) {
+        entry.idleSince = performance.now();
+        this.idleTimer ??= setTimeout(this.closeIdle, this.limits.idleMs).unref();
+      }
+      return;
+    }
+  };
+
+  /** Closes every session, letting their streams finish; idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    const sessions = this.entries.splice(0).map((entry) => entry.session);
+    await Promise.all(sessions.map((session) => !session.destroyed && new Promise<void>((resolve) => session.close(() => resolve()))));
+  }
+
+  /** Closes the sessions beyond the first idle for `idleMs`, and waits again for those idle for less. */
+  private readonly closeIdle = (): void => {
+    this.idleTimer = undefined;
+    const now = performance.now();
+    let nextMs = Infinity;
+    for (let index = this.entries.length - 1; index > 0; index -= 1) {
+      const entry = this.entries[index]!;
+      if (entry.active > 0) continue;
+      // Timers may fire a little early; a millisecond's slack keeps one from re-arming for nothing.
+      const leftMs = entry.idleSince + this.limits.idleMs - now;
+      if (leftMs > 1) {
+        nextMs = Math.min(nextMs, leftMs);
+        continue;
+      }
+      this.entries.splice(index, 1);
+      entry.session.close();
+    }
+    if (nextMs !== Infinity) this.idleTimer = setTimeout(this.closeIdle, nextMs).unref();
+  };
+
+  private connect(): PooledSession {
+    const { address, host, tls, connectTimeoutMs } = this.target;
+    const options: SecureClientSessionOptions = tls ? { ...(undiciTlsOptions(host, tls) as SecureClientSessionOptions), ALPNProtocols: ['h2'] } : {};
+    const session = connect(`${tls ? 'https' : 'http'}://${address}`, options);
+    const ready = new Promise<ClientHttp2Session>((resolve, reject) => {
+      const timer =
+        connectTimeoutMs > 0
+          ? setTimeout(() => session.destroy(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs)
+          : undefined;
+      session.once('connect', () => {
+        clearTimeout(timer);
+        resolve(session);
+      });
+      session.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      session.once('close', () => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error(`the HTTP/2 session with ${address} closed before it was ready`), { code: 'ERR_HTTP2_INVALID_SESSION' }));
+      });
+    });
+    // Failures reach the attempts through `ready`; the session's own 'error' must not go uncaught.
+    ready.catch(() => undefined);
+    session.on('error', () => undefined);
+    const entry: PooledSession = { session, ready, active: 0, limit: this.peerLimit, idleSince: 0 };
+    // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
+    session.on('remoteSettings', (settings: Settings) => {
+      entry.limit = this.peerLimit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
+    });
+    const forget = () => {
+      const index = this.entries.indexOf(entry);
+      if (index >= 0) this.entries.splice(index, 1);
+    };
+    session.once('close', forget);
+    // After GOAWAY the session takes no new streams: the next request goes on another one.
+    session.once('goaway', forget);
+    // An idle upstream session must not keep the process alive (the listener does while it runs).
+    session.unref();
+    this.entries.push(entry);
+    return entry;
+  }
+}
