@@ -183,8 +183,8 @@ export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
 /**
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
  * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
- * the gateway caused keep their names, which the health layer never counts; so does an unsupported
- * protocol, which is not the upstream's failure.
+ * the gateway caused keep their names, which the health layer never counts; so do an unsupported
+ * protocol, which is not the upstream's failure, and the gateway's own cap on sessions (`internal`).
  */
 export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
   switch (errorClass) {

@@ -183,7 +183,10 @@ export class Http2SessionPool {
     const entry: PooledSession = { session, ready, active: 0, limit: this.peerLimit, idleSince: 0 };
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
-      entry.limit = this.peerLimit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
+      entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
+      // A session refusing all streams for now (0, as some servers say before their GOAWAY) is not
+      // what a new one will say: learnt, it would open a session per request up to the cap.
+      if (entry.limit > 0) this.peerLimit = entry.limit;
     });
     const forget = () => {
       const index = this.entries.indexOf(entry);

@@ -262,6 +262,35 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     expect((await holding).status).toBe(200);
   });
 
+  it("has a new session assume the instance's last limit, but not a 0 one session said for now", async () => {
+    const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
+    try {
+      const live = await pool.reserve();
+      /** Resolves once the pool, which listened first, has read SETTINGS saying `maxConcurrentStreams`. */
+      const received = (maxConcurrentStreams: number) =>
+        new Promise<void>((resolve) => {
+          const check = (settings: { maxConcurrentStreams?: number }) => {
+            if (settings.maxConcurrentStreams !== maxConcurrentStreams) return;
+            live.off('remoteSettings', check);
+            resolve();
+          };
+          live.on('remoteSettings', check);
+        });
+      for (const maxConcurrentStreams of [3, 0]) {
+        const read = received(maxConcurrentStreams);
+        sessions.at(-1)!.settings({ maxConcurrentStreams });
+        await read;
+      }
+      // The first session takes none now; the next one is assumed to take 3 until its own SETTINGS come.
+      const reserved = [pool.reserve(), pool.reserve(), pool.reserve()];
+      expect(pool.size).toBe(2);
+      await Promise.all(reserved);
+    } finally {
+      for (const session of sessions) session.destroy();
+      await pool.close();
+    }
+  });
+
   it('gives back exactly once the stream reserved for an attempt that ended before opening it', async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
     // Hands the reserved session over when the test says, as a connecting session would.
