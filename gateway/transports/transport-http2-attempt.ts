@@ -26,9 +26,8 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * `sessions` reserves a stream on one of the transport's live sessions, opening one when none has
  * room, and `release` gives it back: exactly once per session `sessions` resolved with, when the
  * stream opened on it closes or when none is opened (the attempt ended first, node:http2 refused
- * the request). A stream the
- * session refused unprocessed because it was going away (a GOAWAY that raced the stream: RFC 9113
- * §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
+ * the request). A stream the session refused unprocessed because it was going away (a GOAWAY
+ * that raced the stream: RFC 9113 §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
  * with what the refused stream had taken of the request body (up to `RESEND_BYTES`; a larger body
  * is not sent again, and fails as before): a server rotating its connections gracefully
  * (nginx after `keepalive_requests`, 1,000 by default) is no failure of the upstream's.
