@@ -7,13 +7,14 @@
 // budget), each against the same gateway without policy: the CPU each policy costs per request.
 // BENCH_NODE_ARGS="--max-semi-space-size=16;--max-semi-space-size=64" adds a row of this checkout's gateway per
 // `;`-separated set of Node flags, BENCH_NODE24=1 a row under Node 24 (SWITCHBOARD_NODE24 or .cache/node24), and
-// BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests.
+// BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests,
+// BENCH_BARE_HEADERS=1 adds the bare proxy sending the gateway's default headers (its upstream request and answer carry the same).
 // BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
 // (the proxies keep their upstream connections): what connection churn costs.
 // The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,8 @@ const WARMUP_S = 2;
 const POLICY = process.env.BENCH_POLICY === '1';
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(';').map((flags) => flags.trim()).filter(Boolean);
 const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
+/** A row of the bare proxy sending the headers the gateway's default middleware adds (bare-proxy.mjs --gateway-headers). */
+const BARE_HEADERS = process.env.BENCH_BARE_HEADERS === '1';
 /** Every request on a new client connection (`Connection: close`): the cost of connection churn. */
 const CONNECTION_CLOSE = process.env.BENCH_CONNECTION_CLOSE === '1';
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
@@ -93,6 +96,10 @@ try {
   else for (const backend of backends) await start(process.execPath, ['bench/proxy/backend.mjs', String(backend)], backend);
   const barePort = await freePort();
   contenders.push({ name: 'bare undici proxy', port: barePort, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(barePort), ...backends.map(String)], barePort) });
+  if (BARE_HEADERS) {
+    const port = await freePort();
+    contenders.push({ name: "bare + the gateway's default headers", port, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(port), ...backends.map(String), '--gateway-headers'], port) });
+  }
   // Started as the `switchboard` command starts: with its shebang's Node flags, unless a row gives its own.
   const gateway = async (name: string, program: string, accessLog = true, nodeArgs = shebangNodeFlags(program), node = process.execPath) => {
     const port = await freePort();
