@@ -55,8 +55,10 @@ const gcByPid = new Map<number, GcCounts>();
 
 /** Starts a program (stdout read and discarded, as a log collector would) and waits for `port`. */
 async function start(command: string, args: string[], port: number): Promise<number> {
-  const child = spawn(command, TRACE_GC ? ['--trace-gc', ...args] : args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
-  if (TRACE_GC) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
+  // Node's flag only for Node programs: nginx backends refuse it.
+  const traced = TRACE_GC && /(^|\/)node$/.test(command);
+  const child = spawn(command, traced ? ['--trace-gc', ...args] : args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+  if (traced) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
   else child.stdout!.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${command} ${args.join(' ')} on port ${port}` });
