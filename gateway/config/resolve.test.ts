@@ -125,6 +125,7 @@ describe('upstreamPolicy', () => {
     ['connect-timeout', 'connect-failure'],
     ['upstream-tls', 'connect-failure'],
     ['unsupported-protocol', undefined],
+    ['pool-closed', undefined],
     ['reset-before-headers', 'reset'],
     ['upstream-protocol', 'reset'],
     ['headers-timeout', 'headers-timeout'],

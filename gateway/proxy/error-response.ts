@@ -17,6 +17,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
   'pool-overflow': 'the gateway has as many connections to the upstream as it may open, all busy',
+  'pool-closed': 'the gateway closed its connections to the upstream (it is shutting down)',
   'http-5xx': 'the upstream failed',
   'grpc-error': 'the upstream failed',
   'headers-timeout': 'the upstream did not answer in time',

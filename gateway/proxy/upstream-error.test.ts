@@ -49,6 +49,8 @@ describe('classifyUpstreamError', () => {
     { error: coded('SB_UNSUPPORTED_PROTOCOL'), started: false, expected: 'unsupported-protocol', status: 502 },
     // The gateway's own cap on HTTP/2 sessions to an instance.
     { error: coded('SB_UPSTREAM_POOL_FULL'), started: false, expected: 'pool-overflow', status: 503 },
+    // The gateway closing its own HTTP/2 sessions (a shutdown) before the request had one.
+    { error: coded('SB_UPSTREAM_POOL_CLOSED'), started: false, expected: 'pool-closed', status: 503 },
     { error: coded('SB_UPSTREAM_INVALID_STATUS'), started: false, expected: 'upstream-protocol', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
     const errorClass = classifyUpstreamError(error, started);
@@ -74,6 +76,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'upstream-tls', counts: true, health: 'upstream-tls' },
     { errorClass: 'unsupported-protocol', counts: false, health: 'request-rejected' },
     { errorClass: 'pool-overflow', counts: false, health: 'internal' },
+    { errorClass: 'pool-closed', counts: false, health: 'internal' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },

@@ -13,6 +13,7 @@ export type GatewayErrorClass =
   | 'upstream-protocol'
   | 'unsupported-protocol'
   | 'pool-overflow'
+  | 'pool-closed'
   | 'internal';
 
 /**
@@ -31,6 +32,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'upstream-tls': 502,
   'unsupported-protocol': 502,
   'pool-overflow': 503,
+  'pool-closed': 503,
   'http-5xx': 502,
   'grpc-error': 502,
   'connect-timeout': 504,
@@ -107,6 +109,8 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'unsupported-protocol';
     case 'SB_UPSTREAM_POOL_FULL':
       return 'pool-overflow';
+    case 'SB_UPSTREAM_POOL_CLOSED':
+      return 'pool-closed';
     case 'SB_UPSTREAM_INVALID_STATUS':
       return 'upstream-protocol';
     // node:http2 refused the request's own headers before sending anything.
@@ -184,7 +188,8 @@ export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
  * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
  * the gateway caused keep their names, which the health layer never counts; so do an unsupported
- * protocol, which is not the upstream's failure, and the gateway's own cap on sessions (`internal`).
+ * protocol, which is not the upstream's failure, the gateway's own cap on sessions and its closing
+ * of them (`internal`).
  */
 export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
   switch (errorClass) {
@@ -194,8 +199,10 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     // configuration mismatch, not the instance's fault.
     case 'unsupported-protocol':
       return 'request-rejected';
-    // The gateway's own cap on sessions to the instance (Envoy's overflow): its load, not the instance's fault.
+    // The gateway's own cap on sessions to the instance (Envoy's overflow): its load, not the instance's
+    // fault; and the gateway closing its own sessions (shutting down) before the request had one.
     case 'pool-overflow':
+    case 'pool-closed':
       return 'internal';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':

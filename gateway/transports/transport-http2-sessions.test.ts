@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
@@ -13,7 +13,7 @@ import { http2Attempt } from './transport-http2-attempt.ts';
 import { Http2SessionPool, type Http2SessionLimits } from './transport-http2-sessions.ts';
 import { recordingPick } from './transport-testing.ts';
 
-const listen = async (server: Server | Http2Server) => {
+const listen = async (server: Server | Http2Server | TcpServer) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
 };
@@ -172,5 +172,84 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
       for (const session of sessions) session.destroy();
       await pool.close();
     }
+  });
+});
+
+describe('Http2SessionPool: closed by the gateway while a session connects (a shutdown past its drain deadline)', () => {
+  let h2c: Http2Server;
+  /** TCP servers that accept and answer nothing, so a TLS handshake with them never ends: one reads what it gets, one reads nothing. */
+  let reading: TcpServer;
+  let mute: TcpServer;
+  const accepted = new Set<Socket>();
+  const ports = new Map<string, number>();
+  let gateway: Server;
+  let attempt: (context: GatewayContext, pick: ReturnType<typeof recordingPick>['pick']) => Promise<AttemptResult>;
+  const ended: { result: AttemptResult; outcome: UpstreamOutcome | undefined }[] = [];
+  const timeouts: AttemptTimeouts = { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 };
+  const tls = { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: false };
+  const peer = (read: boolean) =>
+    createTcpServer((socket) => {
+      accepted.add(socket);
+      socket.on('close', () => accepted.delete(socket));
+      if (read) socket.resume();
+    });
+
+  beforeAll(async () => {
+    h2c = createHttp2Server((request, response) => response.end('answered'));
+    reading = peer(true);
+    mute = peer(false);
+    ports.set('h2c', await listen(h2c));
+    ports.set('reading', await listen(reading));
+    ports.set('mute', await listen(mute));
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, outcome } = recordingPick();
+      void attempt(context, pick).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        ended.push({ result, outcome: outcome() });
+      });
+    });
+    await listen(gateway);
+  });
+  afterEach(() => {
+    for (const socket of accepted) socket.destroy();
+  });
+  afterAll(async () => {
+    gateway.closeAllConnections();
+    await Promise.all([h2c, reading, mute, gateway].map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it.each([
+    { peer: 'h2c', when: 'before its TCP connection is open', tls: false },
+    { peer: 'reading', when: 'during its TLS handshake, with a peer that reads it', tls: true },
+    { peer: 'mute', when: 'during its TLS handshake, with a peer that reads nothing', tls: true },
+  ])('fails the attempt waiting for a session closed $when as the gateway\'s own (503 pool-closed), counted against nobody', async ({ peer, tls: secure }) => {
+    const address = `127.0.0.1:${ports.get(peer)!}`;
+    const transport = new Http2Transport({ host: '127.0.0.1', address, connectTimeoutMs: 5_000, tls: secure ? tls : undefined });
+    let closing: Promise<void> | undefined;
+    attempt = (context, pick) => {
+      const result = transport.attempt(context, pick, timeouts, null);
+      // Cleartext: closed in the tick the session was opened in, before its socket connects.
+      if (!secure) closing = transport.close();
+      return result;
+    };
+    const before = ended.length;
+    const answer = sendTestRequest((gateway.address() as AddressInfo).port, '/call');
+    answer.catch(() => undefined);
+    if (secure) {
+      expect(await until(() => accepted.size === 1, 3_000), 'the TLS peer accepted the connection').toBe(true);
+      closing = transport.close();
+    }
+    // node:http2 connected the closed session and failed the stream (upstream-protocol), or, mid
+    // handshake with a peer that reads nothing, never settled it.
+    expect(await until(() => ended.length > before, 2_000), 'the attempt ended').toBe(true);
+    const { result, outcome } = ended.at(-1)!;
+    expect(result).toMatchObject({ ok: false, errorClass: 'pool-closed', responseStarted: false });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'internal' });
+    expect(isUpstreamFailure(outcome!)).toBe(false);
+    const { status, body } = await answer;
+    expect({ status, error: JSON.parse(body.toString('utf8')).error }).toEqual({ status: 503, error: 'pool-closed' });
+    await closing;
+    if (peer === 'reading') expect(await until(() => accepted.size === 0, 2_000), 'the abandoned session let go of its socket').toBe(true);
   });
 });

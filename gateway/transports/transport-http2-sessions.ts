@@ -39,10 +39,23 @@ export class Http2PoolFullError extends Error {
   readonly code = 'SB_UPSTREAM_POOL_FULL';
 }
 
+/**
+ * The pool was closed (the gateway shutting down, or dropping a transport it no longer uses) before
+ * the request had a session (code `SB_UPSTREAM_POOL_CLOSED`, class `pool-closed`, 503): the
+ * gateway's own doing, which never counts against the instance.
+ */
+export class Http2PoolClosedError extends Error {
+  readonly code = 'SB_UPSTREAM_POOL_CLOSED';
+}
+
 /** One session of the pool and the streams handed out on it. */
 interface PooledSession {
   readonly session: ClientHttp2Session;
   readonly ready: Promise<ClientHttp2Session>;
+  /** Rejects `ready` with `error` and destroys the session, while it is still connecting. */
+  readonly abandon: (error: Error) => void;
+  /** Set once `ready` has resolved. */
+  connected: boolean;
   /** Streams reserved on the session: handed out to an attempt and not yet given back. */
   active: number;
   /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS; until they arrive, what the peer said last on another session. */
@@ -101,7 +114,7 @@ export class Http2SessionPool {
         return entry.ready;
       }
     }
-    if (this.closed) return Promise.reject(Object.assign(new Error('the transport is closed'), { code: 'UND_ERR_CLOSED' }));
+    if (this.closed) return Promise.reject(new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} are closed`));
     if (this.entries.length >= this.limits.maxSessions) {
       const full = this.entries.map((entry) => entry.limit).join(', ');
       return Promise.reject(new Http2PoolFullError(`all ${this.entries.length} HTTP/2 sessions with ${this.target.address} are at their streams limit (${full})`));
@@ -126,13 +139,25 @@ export class Http2SessionPool {
     }
   };
 
-  /** Closes every session, letting their streams finish; idempotent. */
+  /**
+   * Closes every session, letting their streams finish; one still connecting has none, and fails
+   * the attempts waiting for it with `Http2PoolClosedError`. Idempotent.
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    const sessions = this.entries.splice(0).map((entry) => entry.session);
-    await Promise.all(sessions.map((session) => !session.destroyed && new Promise<void>((resolve) => session.close(() => resolve()))));
+    const entries = this.entries.splice(0);
+    await Promise.all(
+      entries.map((entry) => {
+        // node:http2's close() of a connecting session would let it connect and then fail the attempts'
+        // streams (ERR_HTTP2_INVALID_SESSION, the instance's upstream-protocol), or, mid TLS handshake,
+        // wait without an event for the peer to close the socket.
+        if (!entry.connected) return entry.abandon(new Http2PoolClosedError(`the HTTP/2 session with ${this.target.address} was closed by the gateway while it connected`));
+        const { session } = entry;
+        return !session.destroyed && new Promise<void>((resolve) => session.close(() => resolve()));
+      }),
+    );
   }
 
   /** Closes the sessions beyond the first idle for `idleMs`, and waits again for those idle for less. */
@@ -159,13 +184,17 @@ export class Http2SessionPool {
     const { address, host, tls, connectTimeoutMs } = this.target;
     const options: SecureClientSessionOptions = tls ? { ...(undiciTlsOptions(host, tls) as SecureClientSessionOptions), ALPNProtocols: ['h2'] } : {};
     const session = connect(`${tls ? 'https' : 'http'}://${address}`, options);
+    let abandon!: (error: Error) => void;
     const ready = new Promise<ClientHttp2Session>((resolve, reject) => {
-      const timer =
-        connectTimeoutMs > 0
-          ? setTimeout(() => session.destroy(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs)
-          : undefined;
+      abandon = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+        session.destroy();
+      };
+      const timer = connectTimeoutMs > 0 ? setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs) : undefined;
       session.once('connect', () => {
         clearTimeout(timer);
+        entry.connected = true;
         resolve(session);
       });
       session.once('error', (error) => {
@@ -180,7 +209,7 @@ export class Http2SessionPool {
     // Failures reach the attempts through `ready`; the session's own 'error' must not go uncaught.
     ready.catch(() => undefined);
     session.on('error', () => undefined);
-    const entry: PooledSession = { session, ready, active: 0, limit: this.peerLimit, idleSince: 0 };
+    const entry: PooledSession = { session, ready, abandon, connected: false, active: 0, limit: this.peerLimit, idleSince: 0 };
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
