@@ -107,6 +107,34 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     expect((await holding).status).toBe(200);
   });
 
+  it('counts a session that received GOAWAY towards maxSessions until it has finished its streams and closed', async () => {
+    const pool = new Http2SessionPool(target(), { maxSessions: 1, idleMs: 60_000 });
+    attempt = (context, pick) => http2Attempt(context, pool.reserve, pick, timeouts, null, 'http', pool.release);
+    try {
+      const first = sessions.length;
+      const live = await pool.reserve();
+      pool.release(live);
+      const holding = send('/hold');
+      expect(await until(() => held.length === 1, 3_000)).toBe(true);
+      // The instance rotates the session gracefully: GOAWAY, and the held stream goes on.
+      const goaway = new Promise((resolve) => live.once('goaway', resolve));
+      sessions.at(-1)!.close();
+      await goaway;
+      // Forgotten at its GOAWAY, the session let a second one open beside it: two sessions with a cap of one.
+      expect((await send('/quick')).status).toBe(503);
+      expect(ended.at(-1)!.result).toMatchObject({ ok: false, errorClass: 'pool-overflow' });
+      expect(sessions.length).toBe(first + 1);
+      expect(pool.size).toBe(1);
+      held.shift()!();
+      expect(await holding).toEqual({ status: 200, body: `on session ${first}` });
+      expect(await until(() => pool.size === 0, 3_000), `${pool.size} sessions left`).toBe(true);
+      expect(await send('/quick')).toEqual({ status: 200, body: `on session ${first + 1}` });
+    } finally {
+      for (const session of sessions) session.destroy();
+      await pool.close();
+    }
+  });
+
   it("has a new session assume the instance's last limit, but not a 0 one session said for now", async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
     try {

@@ -69,8 +69,9 @@ interface PooledSession {
  * first session with room under its peer's SETTINGS_MAX_CONCURRENT_STREAMS, and another session is
  * opened when all are full (node:http2 would otherwise queue the stream silently until the
  * attempt's headers timeout blamed a healthy instance). Past `maxSessions` a reservation fails
- * at once with `Http2PoolFullError`. A session that closes or receives GOAWAY leaves the pool; one
- * beyond the first closes after `idleMs` without streams.
+ * at once with `Http2PoolFullError`. A session that receives GOAWAY takes no new stream but
+ * counts towards `maxSessions` until it has finished its streams and closed; one beyond the first
+ * closes after `idleMs` without streams.
  */
 export class Http2SessionPool {
   /** Oldest first: streams fill the first sessions, so the later ones empty and close when the load falls. */
@@ -89,7 +90,7 @@ export class Http2SessionPool {
     private readonly limits: Http2SessionLimits = DEFAULT_HTTP2_SESSION_LIMITS,
   ) {}
 
-  /** Sessions in the pool, connecting ones included. */
+  /** Sessions in the pool, connecting ones and going-away ones (GOAWAY received, streams still open) included. */
   get size(): number {
     return this.entries.length;
   }
@@ -116,8 +117,8 @@ export class Http2SessionPool {
     }
     if (this.closed) return Promise.reject(new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} are closed`));
     if (this.entries.length >= this.limits.maxSessions) {
-      const full = this.entries.map((entry) => entry.limit).join(', ');
-      return Promise.reject(new Http2PoolFullError(`all ${this.entries.length} HTTP/2 sessions with ${this.target.address} are at their streams limit (${full})`));
+      const full = this.entries.map((entry) => (entry.session.closed ? 'going away' : entry.limit)).join(', ');
+      return Promise.reject(new Http2PoolFullError(`all ${this.entries.length} HTTP/2 sessions with ${this.target.address} are at their streams limit or going away (${full})`));
     }
     const entry = this.connect();
     entry.active = 1;
@@ -155,7 +156,12 @@ export class Http2SessionPool {
         // wait without an event for the peer to close the socket.
         if (!entry.connected) return entry.abandon(new Http2PoolClosedError(`the HTTP/2 session with ${this.target.address} was closed by the gateway while it connected`));
         const { session } = entry;
-        return !session.destroyed && new Promise<void>((resolve) => session.close(() => resolve()));
+        if (session.destroyed) return;
+        // Not close(callback): a session already closing (GOAWAY received) would never call it.
+        return new Promise<void>((resolve) => {
+          session.once('close', resolve);
+          session.close();
+        });
       }),
     );
   }
@@ -221,9 +227,10 @@ export class Http2SessionPool {
       const index = this.entries.indexOf(entry);
       if (index >= 0) this.entries.splice(index, 1);
     };
+    // After GOAWAY node:http2 closes the session (`closed`: `reserve` passes it by) and lets its
+    // streams finish; it stays in the pool until then, so that the sessions open to the instance
+    // never exceed `maxSessions`.
     session.once('close', forget);
-    // After GOAWAY the session takes no new streams: the next request goes on another one.
-    session.once('goaway', forget);
     // An idle upstream session must not keep the process alive (the listener does while it runs).
     session.unref();
     this.entries.push(entry);

@@ -11,10 +11,10 @@ export type { Http2Target } from './transport-http2-sessions.ts';
  * HTTP/2 to one instance with node:http2 (chosen over undici's H2CClient: about twice the
  * throughput here and response trailers delivered, which gRPC needs; see bench/proxy/h2-clients.mjs).
  * Requests share a small pool of sessions (`Http2SessionPool`): one while its peer's
- * SETTINGS_MAX_CONCURRENT_STREAMS leaves room, another when it is full; a session that closes or
- * receives GOAWAY is replaced on the next request. The WebSocket handshake goes over HTTP/1.1 to
- * the same address (RFC 8441 WebSocket over HTTP/2 is not spoken), in cleartext or TLS as the
- * protocol says.
+ * SETTINGS_MAX_CONCURRENT_STREAMS leaves room, another when it is full; a session that receives
+ * GOAWAY takes no new stream (the next request goes on another) and counts towards the cap until it
+ * has closed. The WebSocket handshake goes over HTTP/1.1 to the same address (RFC 8441 WebSocket
+ * over HTTP/2 is not spoken), in cleartext or TLS as the protocol says.
  */
 export class Http2Transport implements Transport {
   private readonly sessions: Http2SessionPool;
