@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
@@ -7,13 +7,14 @@ import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-tra
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
-import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { ClientGoneError, InvalidStatusError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
-const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
 /**
  * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
@@ -24,12 +25,14 @@ const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HE
  * Reports the outcome to the pick exactly once. Never rejects.
  *
  * `sessions` reserves a stream on one of the transport's live sessions, opening one when none has
- * room, and `release` gives it back: exactly once per session `sessions` resolved with, when the
- * stream opened on it closes or when none is opened (the attempt ended first, node:http2 refused
- * the request). A stream the session refused unprocessed because it was going away (a GOAWAY
- * that raced the stream: RFC 9113 §6.8 and §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times,
- * with what the refused stream had taken of the request body (up to `RESEND_BYTES`; a larger body
- * is not sent again, and fails as before): a server rotating its connections gracefully
+ * room or waiting for one, and `returns.release` gives it back: exactly once per session `sessions`
+ * resolved with, when the stream opened on it closes or when none is opened (the attempt ended
+ * first, node:http2 refused the request). An attempt that ends while its reservation still waits
+ * for a stream takes it back with `returns.withdraw`, and holds nothing. A stream the session
+ * refused unprocessed because it was going away (a GOAWAY that raced the stream: RFC 9113 §6.8 and
+ * §8.7 say it may be sent again) goes again on a fresh session, up to `REOPENS` times, with what
+ * the refused stream had taken of the request body (up to `RESEND_BYTES`; a larger body is not
+ * sent again, and fails as before): a server rotating its connections gracefully
  * (nginx after `keepalive_requests`, 1,000 by default) is no failure of the upstream's.
  *
  * The headers and idle-body timeouts blame the upstream only for its own silence, as towards
@@ -46,9 +49,10 @@ export function http2Attempt(
   timeouts: AttemptTimeouts,
   body: GatewayContext['request'] | null,
   scheme: 'http' | 'https',
-  release: (session: ClientHttp2Session) => void = NOTHING_TO_RELEASE,
+  returns: Http2StreamReturns = NOTHING_TO_RETURN,
 ): Promise<AttemptResult> {
   const { response } = context;
+  const { release } = returns;
   const started = performance.now();
   return new Promise<AttemptResult>((resolve) => {
     let session = sessions();
@@ -93,8 +97,13 @@ export function http2Attempt(
       if (!connecting) return finish(result);
       // Ended while the session is still connecting (the call's deadline, the client gone): the
       // receiver gets the result now, and the pick how the connection went, since one that fails
-      // is the instance's fault whatever ended the attempt; else no stream is opened.
+      // is the instance's fault whatever ended the attempt; else no stream is opened. A
+      // reservation still queued for a stream leaves the queue, and there is nothing to wait for.
       if (!settle()) return;
+      if (returns.withdraw(session)) {
+        reportAttempt(pick, started, 0, result);
+        return resolve(result);
+      }
       const released = session.then(
         () => reportAttempt(pick, started, 0, result),
         (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
@@ -248,8 +257,16 @@ export function http2Attempt(
   });
 }
 
+/** What an attempt gives back to the pool its `sessions` reserved streams from (`Http2SessionPool`). */
+export interface Http2StreamReturns {
+  /** Gives back a stream reserved on `session`, once. */
+  readonly release: (session: ClientHttp2Session) => void;
+  /** Takes back `reservation` while it waits for a stream; true if it did (it never settles then). */
+  readonly withdraw: (reservation: Promise<ClientHttp2Session>) => boolean;
+}
+
 /** For callers whose `sessions` reserves nothing. */
-const NOTHING_TO_RELEASE = (): void => undefined;
+const NOTHING_TO_RETURN: Http2StreamReturns = { release: () => undefined, withdraw: () => false };
 
 /** How many times one attempt's request goes again on a fresh session after a going-away one refused it. */
 export const REOPENS = 2;
@@ -272,26 +289,4 @@ function refusedUnprocessed(error: Error): boolean {
 function countedGrpcStatus(context: GatewayContext, value: string | string[]): number | undefined {
   if (!isGrpcRequest(context.request.headers)) return undefined;
   return (context.outcome.grpcStatus = parseGrpcStatus(value));
-}
-
-/** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */
-function requestHeaders(context: GatewayContext, pick: PickedEndpoint, scheme: 'http' | 'https'): Http2OutgoingHeaders {
-  const { upstream, request } = context;
-  const headers = upstreamRequestHeaders(upstream.headers) as Http2OutgoingHeaders;
-  const authority = upstream.useInstanceHost ? pick.address : (upstream.host ?? (headers.host as string | undefined) ?? pick.address);
-  delete headers.host;
-  // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it.
-  if (/\btrailers\b/i.test(String(request.headers.te ?? ''))) headers.te = 'trailers';
-  headers[HTTP2_HEADER_METHOD] = upstream.method;
-  headers[HTTP2_HEADER_PATH] = upstream.path;
-  headers[HTTP2_HEADER_SCHEME] = scheme;
-  headers[HTTP2_HEADER_AUTHORITY] = authority;
-  return headers;
-}
-
-/** The upstream's response headers for the client: without pseudo-headers and hop-by-hop ones. */
-function responseHeaders(headers: Http2Headers): OutgoingHttpHeaders {
-  const result = withoutHopByHop(headers as IncomingHttpHeaders);
-  for (const name of Object.keys(result)) if (name.startsWith(':')) delete result[name];
-  return result;
 }

@@ -1,79 +1,44 @@
-import { createServer, type Server } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
-import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import { sendGatewayError } from '../proxy/error-response.ts';
-import type { GatewayContext } from '../context.ts';
-import type { AttemptResult, AttemptTimeouts } from './transport.ts';
+import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
+import type { AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 import { http2Attempt } from './transport-http2-attempt.ts';
 import { Http2SessionPool, type Http2SessionLimits } from './transport-http2-sessions.ts';
-import { recordingPick } from './transport-testing.ts';
-
-const listen = async (server: Server | Http2Server | TcpServer) => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
-};
-
-async function until(condition: () => boolean, withinMs: number): Promise<boolean> {
-  for (const deadline = performance.now() + withinMs; !condition(); await delay(10)) if (performance.now() > deadline) return false;
-  return true;
-}
+import { listenOnLoopback, startAttemptGateway, startHoldingBackend, until, type AttemptGateway, type HoldingBackend } from './transport-http2-testing.ts';
 
 describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_CONCURRENT_STREAMS", () => {
-  const sessions: ServerHttp2Session[] = [];
-  /** The answers of the `/hold` streams that reached the backend, which waits for the test to send them. */
-  const held: (() => void)[] = [];
-  let backendPort: number;
-  let backend: Http2Server;
-  let gateway: Server;
-  let attempt: (context: GatewayContext, pick: ReturnType<typeof recordingPick>['pick']) => Promise<AttemptResult>;
-  let ended: { result: AttemptResult; outcome: UpstreamOutcome | undefined }[] = [];
+  let backend: HoldingBackend;
+  let gateway: AttemptGateway;
+  let sessions: HoldingBackend['sessions'];
+  let held: HoldingBackend['held'];
+  let ended: AttemptGateway['ended'];
   let transport: Http2Transport | undefined;
-  const target = () => ({ host: '127.0.0.1', address: `127.0.0.1:${backendPort}`, connectTimeoutMs: 1_000, tls: undefined });
+  const target = () => ({ host: '127.0.0.1', address: `127.0.0.1:${backend.port}`, connectTimeoutMs: 1_000, tls: undefined });
   const timeouts: AttemptTimeouts = { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 };
   const withTransport = (limits: Http2SessionLimits) => {
     const created = new Http2Transport(target(), limits);
-    attempt = (context, pick) => created.attempt(context, pick, timeouts, null);
+    gateway.attempt = (context, pick) => created.attempt(context, pick, timeouts, null);
     return (transport = created);
   };
-  const send = async (path: string) => {
-    const answer = await sendTestRequest((gateway.address() as AddressInfo).port, path);
-    return { status: answer.status, body: answer.body.toString('utf8') };
-  };
+  const send = (path: string) => gateway.send(path);
 
   beforeAll(async () => {
-    // One stream at a time per session, as a gRPC server with long-lived streams at its limit is.
-    backend = createHttp2Server({ settings: { maxConcurrentStreams: 1 } }, (request, response) => {
-      const answer = () => response.end(`on session ${sessions.indexOf(request.stream.session as ServerHttp2Session)}`);
-      if (request.url === '/hold') held.push(answer);
-      else answer();
-    });
-    backend.on('session', (session) => sessions.push(session));
-    backendPort = await listen(backend);
-    gateway = createServer((request, response) => {
-      const context = initialContext(request, response);
-      const { pick, outcome } = recordingPick();
-      void attempt(context, pick).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-        ended.push({ result, outcome: outcome() });
-      });
-    });
-    await listen(gateway);
+    [backend, gateway] = await Promise.all([startHoldingBackend(), startAttemptGateway()]);
+    ({ sessions, held } = backend);
+    ended = gateway.ended;
   });
   afterEach(async () => {
     // Streams a failing test left queued must not hold the transport's graceful close.
     for (const session of sessions) session.destroy();
     held.length = 0;
-    ended = [];
+    ended.length = 0;
     await transport?.close();
     transport = undefined;
   });
   afterAll(async () => {
-    await Promise.all([new Promise((resolve) => backend.close(resolve)), new Promise((resolve) => gateway.close(resolve))]);
+    await Promise.all([backend.close(), gateway.close()]);
   });
 
   it('answers concurrent requests at once on a session each, counts nothing against the instance, and closes the extra sessions once idle', async () => {
@@ -92,24 +57,9 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     expect(await send('/quick')).toEqual({ status: 200, body: `on session ${first}` });
   });
 
-  it("fails a stream beyond maxSessions full sessions at once as the gateway's overload (503 pool-overflow), not the instance's", async () => {
-    withTransport({ maxSessions: 1, idleMs: 100 });
-    await send('/quick');
-    const holding = send('/hold');
-    expect(await until(() => held.length === 1, 3_000)).toBe(true);
-    const started = performance.now();
-    expect((await send('/quick')).status).toBe(503);
-    expect(performance.now() - started).toBeLessThan(1_000);
-    const { result, outcome } = ended.at(-1)!;
-    expect(result).toMatchObject({ ok: false, errorClass: 'pool-overflow' });
-    expect(isUpstreamFailure(outcome!)).toBe(false);
-    held.shift()!();
-    expect((await holding).status).toBe(200);
-  });
-
   it('counts a session that received GOAWAY towards maxSessions until it has finished its streams and closed', async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 1, idleMs: 60_000 });
-    attempt = (context, pick) => http2Attempt(context, pool.reserve, pick, timeouts, null, 'http', pool.release);
+    gateway.attempt = (context, pick) => http2Attempt(context, pool.reserve, pick, timeouts, null, 'http', pool);
     try {
       const first = sessions.length;
       const live = await pool.reserve();
@@ -121,14 +71,15 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
       sessions.at(-1)!.close();
       await goaway;
       // Forgotten at its GOAWAY, the session let a second one open beside it: two sessions with a cap of one.
-      expect((await send('/quick')).status).toBe(503);
-      expect(ended.at(-1)!.result).toMatchObject({ ok: false, errorClass: 'pool-overflow' });
+      const waiting = send('/quick');
+      expect(await until(() => pool.waiting === 1, 3_000), 'the request waits for a stream').toBe(true);
       expect(sessions.length).toBe(first + 1);
       expect(pool.size).toBe(1);
       held.shift()!();
       expect(await holding).toEqual({ status: 200, body: `on session ${first}` });
-      expect(await until(() => pool.size === 0, 3_000), `${pool.size} sessions left`).toBe(true);
-      expect(await send('/quick')).toEqual({ status: 200, body: `on session ${first + 1}` });
+      // Closed once its stream has, the session leaves its place to the waiting request.
+      expect(await waiting).toEqual({ status: 200, body: `on session ${first + 1}` });
+      expect(ended.map(({ outcome }) => outcome)).toEqual([expect.objectContaining({ ok: true }), expect.objectContaining({ ok: true })]);
     } finally {
       for (const session of sessions) session.destroy();
       await pool.close();
@@ -169,19 +120,19 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     // Hands the reserved session over when the test says, as a connecting session would.
     let handOver = Promise.resolve();
     let attempts = 0;
-    attempt = (context, pick) => {
+    gateway.attempt = (context, pick) => {
       attempts += 1;
       return http2Attempt(context, () => {
         const reserved = pool.reserve();
         return handOver.then(() => reserved);
-      }, pick, timeouts, null, 'http', pool.release);
+      }, pick, timeouts, null, 'http', pool);
     };
     try {
       const first = sessions.length;
       expect(await send('/quick')).toEqual({ status: 200, body: `on session ${first}` });
       let letGo!: () => void;
       handOver = new Promise((resolve) => (letGo = resolve));
-      const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+      const client = connect(gateway.port, '127.0.0.1');
       client.on('error', () => undefined);
       client.write('GET /quick HTTP/1.1\r\nhost: gateway\r\n\r\n');
       expect(await until(() => attempts === 2, 3_000)).toBe(true);
@@ -210,9 +161,7 @@ describe('Http2SessionPool: closed by the gateway while a session connects (a sh
   let mute: TcpServer;
   const accepted = new Set<Socket>();
   const ports = new Map<string, number>();
-  let gateway: Server;
-  let attempt: (context: GatewayContext, pick: ReturnType<typeof recordingPick>['pick']) => Promise<AttemptResult>;
-  const ended: { result: AttemptResult; outcome: UpstreamOutcome | undefined }[] = [];
+  let gateway: AttemptGateway;
   const timeouts: AttemptTimeouts = { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 };
   const tls = { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: false };
   const peer = (read: boolean) =>
@@ -226,25 +175,16 @@ describe('Http2SessionPool: closed by the gateway while a session connects (a sh
     h2c = createHttp2Server((request, response) => response.end('answered'));
     reading = peer(true);
     mute = peer(false);
-    ports.set('h2c', await listen(h2c));
-    ports.set('reading', await listen(reading));
-    ports.set('mute', await listen(mute));
-    gateway = createServer((request, response) => {
-      const context = initialContext(request, response);
-      const { pick, outcome } = recordingPick();
-      void attempt(context, pick).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-        ended.push({ result, outcome: outcome() });
-      });
-    });
-    await listen(gateway);
+    ports.set('h2c', await listenOnLoopback(h2c));
+    ports.set('reading', await listenOnLoopback(reading));
+    ports.set('mute', await listenOnLoopback(mute));
+    gateway = await startAttemptGateway();
   });
   afterEach(() => {
     for (const socket of accepted) socket.destroy();
   });
   afterAll(async () => {
-    gateway.closeAllConnections();
-    await Promise.all([h2c, reading, mute, gateway].map((server) => new Promise((resolve) => server.close(resolve))));
+    await Promise.all([gateway.close(), ...[h2c, reading, mute].map((server) => new Promise((resolve) => server.close(resolve)))]);
   });
 
   it.each([
@@ -255,14 +195,15 @@ describe('Http2SessionPool: closed by the gateway while a session connects (a sh
     const address = `127.0.0.1:${ports.get(peer)!}`;
     const transport = new Http2Transport({ host: '127.0.0.1', address, connectTimeoutMs: 5_000, tls: secure ? tls : undefined });
     let closing: Promise<void> | undefined;
-    attempt = (context, pick) => {
+    gateway.attempt = (context, pick) => {
       const result = transport.attempt(context, pick, timeouts, null);
       // Cleartext: closed in the tick the session was opened in, before its socket connects.
       if (!secure) closing = transport.close();
       return result;
     };
+    const { ended } = gateway;
     const before = ended.length;
-    const answer = sendTestRequest((gateway.address() as AddressInfo).port, '/call');
+    const answer = gateway.send('/call');
     answer.catch(() => undefined);
     if (secure) {
       expect(await until(() => accepted.size === 1, 3_000), 'the TLS peer accepted the connection').toBe(true);
@@ -276,7 +217,7 @@ describe('Http2SessionPool: closed by the gateway while a session connects (a sh
     expect(outcome).toMatchObject({ ok: false, errorClass: 'internal' });
     expect(isUpstreamFailure(outcome!)).toBe(false);
     const { status, body } = await answer;
-    expect({ status, error: JSON.parse(body.toString('utf8')).error }).toEqual({ status: 503, error: 'pool-closed' });
+    expect({ status, error: JSON.parse(body).error }).toEqual({ status: 503, error: 'pool-closed' });
     await closing;
     if (peer === 'reading') expect(await until(() => accepted.size === 0, 2_000), 'the abandoned session let go of its socket').toBe(true);
   });

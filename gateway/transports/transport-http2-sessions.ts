@@ -2,6 +2,7 @@ import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type
 import type { UpstreamTlsOptions } from './transport.ts';
 import { undiciTlsOptions } from './transport-http1.ts';
 import { UpstreamTimeoutError } from './transport-outcome.ts';
+import { DEFAULT_HTTP2_MAX_PENDING_STREAMS, Http2StreamQueue, STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-stream-queue.ts';
 
 /** Where an HTTP/2 transport connects and how. */
 export interface Http2Target {
@@ -13,16 +14,18 @@ export interface Http2Target {
   readonly tls: UpstreamTlsOptions | undefined;
 }
 
-/** How many sessions one instance gets and how long an extra one may stay idle. */
+/** How many sessions one instance gets, how long an extra one may stay idle, and how many requests may wait for a stream. */
 export interface Http2SessionLimits {
   /** Sessions to the instance at once (a service's `concurrency.maxConnections`, else the pool's connections). */
   readonly maxSessions: number;
   /** A session beyond the first that has had no stream for this long is closed (the HTTP/1.1 pool's keep-alive idle rule). */
   readonly idleMs: number;
+  /** Requests that may wait for a stream while `maxSessions` sessions are full (`DEFAULT_HTTP2_MAX_PENDING_STREAMS` when left out). */
+  readonly maxPending?: number;
 }
 
-/** Defaults: as the HTTP/1.1 pool's (256 connections, 4 s idle). */
-export const DEFAULT_HTTP2_SESSION_LIMITS: Http2SessionLimits = { maxSessions: 256, idleMs: 4_000 };
+/** Defaults: as the HTTP/1.1 pool's (256 connections, 4 s idle), and Envoy's 1,024 pending requests. */
+export const DEFAULT_HTTP2_SESSION_LIMITS: Http2SessionLimits = { maxSessions: 256, idleMs: 4_000, maxPending: DEFAULT_HTTP2_MAX_PENDING_STREAMS };
 
 /**
  * The streams the first session is assumed to take until the peer's SETTINGS say how many (RFC
@@ -31,9 +34,10 @@ export const DEFAULT_HTTP2_SESSION_LIMITS: Http2SessionLimits = { maxSessions: 2
 export const INITIAL_MAX_CONCURRENT_STREAMS = 100;
 
 /**
- * Every session of the instance is at its peer's SETTINGS_MAX_CONCURRENT_STREAMS and there are
- * `maxSessions` of them (code `SB_UPSTREAM_POOL_FULL`, class `pool-overflow`, 503): the gateway's
- * own cap, which never counts against the instance.
+ * Every session of the instance is at its peer's SETTINGS_MAX_CONCURRENT_STREAMS (or going away),
+ * there are `maxSessions` of them, and no stream came free within the wait or the queue of waiting
+ * requests is full (code `SB_UPSTREAM_POOL_FULL`, class `pool-overflow`, 503): the gateway's own
+ * cap, which never counts against the instance.
  */
 export class Http2PoolFullError extends Error {
   readonly code = 'SB_UPSTREAM_POOL_FULL';
@@ -68,14 +72,17 @@ interface PooledSession {
  * The HTTP/2 sessions to one instance, as Envoy's HTTP/2 connection pool: a stream goes on the
  * first session with room under its peer's SETTINGS_MAX_CONCURRENT_STREAMS, and another session is
  * opened when all are full (node:http2 would otherwise queue the stream silently until the
- * attempt's headers timeout blamed a healthy instance). Past `maxSessions` a reservation fails
- * at once with `Http2PoolFullError`. A session that receives GOAWAY takes no new stream but
- * counts towards `maxSessions` until it has finished its streams and closed; one beyond the first
- * closes after `idleMs` without streams.
+ * attempt's headers timeout blamed a healthy instance). Past `maxSessions` a reservation waits in a
+ * FIFO queue (`Http2StreamQueue`) for a stream to come free, at most `maxPending` of them and each
+ * for the connect timeout, and otherwise fails with `Http2PoolFullError`. A session that receives
+ * GOAWAY takes no new stream but counts towards `maxSessions` until it has finished its streams and
+ * closed; one beyond the first closes after `idleMs` without streams.
  */
 export class Http2SessionPool {
   /** Oldest first: streams fill the first sessions, so the later ones empty and close when the load falls. */
   private readonly entries: PooledSession[] = [];
+  /** Reservations waiting for a stream while every session is full and there are `maxSessions`. */
+  private readonly queue = new Http2StreamQueue();
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /**
@@ -95,12 +102,18 @@ export class Http2SessionPool {
     return this.entries.length;
   }
 
+  /** Requests waiting for a stream. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   /**
    * Reserves, synchronously, one stream on a session with room (so that attempts in the same tick
-   * spread over sessions), connecting one when none has; resolves with it once it is connected, or
-   * rejects with the connect error (refused, TLS, timeout) or `Http2PoolFullError`. A resolved
-   * reservation must be given back exactly once with `release`: when its stream closes, or when no
-   * stream is opened. A rejected one holds nothing.
+   * spread over sessions), connecting one when none has, or else waits in the queue for one;
+   * resolves with the session once it is connected, or rejects with the connect error (refused,
+   * TLS, timeout), `Http2PoolFullError` or `Http2PoolClosedError`. A resolved reservation must be
+   * given back exactly once with `release`: when its stream closes, or when no stream is opened. A
+   * rejected one holds nothing, and so does one taken back with `withdraw`.
    */
   readonly reserve = (): Promise<ClientHttp2Session> => {
     // The common path: the first session, far under its limit.
@@ -109,21 +122,24 @@ export class Http2SessionPool {
       first.active += 1;
       return first.ready;
     }
-    for (const entry of this.entries) {
-      if (entry.active < entry.limit && !entry.session.closed && !entry.session.destroyed) {
-        entry.active += 1;
-        return entry.ready;
-      }
+    const entry = this.withRoom();
+    if (entry !== undefined) {
+      entry.active += 1;
+      return entry.ready;
     }
     if (this.closed) return Promise.reject(new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} are closed`));
-    if (this.entries.length >= this.limits.maxSessions) {
-      const full = this.entries.map((entry) => (entry.session.closed ? 'going away' : entry.limit)).join(', ');
-      return Promise.reject(new Http2PoolFullError(`all ${this.entries.length} HTTP/2 sessions with ${this.target.address} are at their streams limit or going away (${full})`));
-    }
-    const entry = this.connect();
-    entry.active = 1;
-    return entry.ready;
+    if (this.entries.length >= this.limits.maxSessions) return this.wait();
+    const connecting = this.connect();
+    connecting.active = 1;
+    return connecting.ready;
   };
+
+  /**
+   * Takes a reservation still waiting in the queue back (its request ended: the client went away,
+   * the call's deadline passed); true if it was waiting, and then it never settles and holds
+   * nothing. A reservation `reserve` did not queue is left alone: false.
+   */
+  readonly withdraw = (reservation: Promise<ClientHttp2Session>): boolean => this.queue.length > 0 && this.queue.withdraw(reservation);
 
   /** Gives back a stream `reserve` resolved with `session`; a session no longer in the pool is ignored. */
   readonly release = (session: ClientHttp2Session): void => {
@@ -132,6 +148,8 @@ export class Http2SessionPool {
       const entry = entries[index]!;
       if (entry.session !== session) continue;
       entry.active -= 1;
+      // The one cost of the queue to a request: a length compared with 0.
+      if (this.queue.length > 0) this.serveQueue();
       if (entry.active === 0 && index > 0) {
         entry.idleSince = performance.now();
         this.idleTimer ??= setTimeout(this.closeIdle, this.limits.idleMs).unref();
@@ -149,6 +167,7 @@ export class Http2SessionPool {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const entries = this.entries.splice(0);
+    this.queue.rejectAll(() => new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} were closed by the gateway while the request waited for a stream`));
     await Promise.all(
       entries.map((entry) => {
         // node:http2's close() of a connecting session would let it connect and then fail the attempts'
@@ -184,7 +203,38 @@ export class Http2SessionPool {
       entry.session.close();
     }
     if (nextMs !== Infinity) this.idleTimer = setTimeout(this.closeIdle, nextMs).unref();
+    // Only a session that takes no stream (its peer said 0) is idle while requests wait: its place is theirs.
+    if (this.queue.length > 0) this.serveQueue();
   };
+
+  /** The first session, oldest first, that takes another stream. */
+  private withRoom(): PooledSession | undefined {
+    for (const entry of this.entries) if (entry.active < entry.limit && !entry.session.closed && !entry.session.destroyed) return entry;
+    return undefined;
+  }
+
+  /** Queues a reservation past `maxSessions`, or refuses it when `maxPending` already wait. */
+  private wait(): Promise<ClientHttp2Session> {
+    const { address, connectTimeoutMs } = this.target;
+    const maxPending = this.limits.maxPending ?? DEFAULT_HTTP2_MAX_PENDING_STREAMS;
+    const sessions = () => `${this.entries.length} HTTP/2 sessions with ${address}, all at their streams limit or going away`;
+    if (this.queue.length >= maxPending) return Promise.reject(new Http2PoolFullError(`${sessions()}, and ${maxPending} requests already wait for a stream`));
+    const waitMs = connectTimeoutMs || STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS;
+    return this.queue.add(waitMs, () => new Http2PoolFullError(`${sessions()}: no stream came free within ${waitMs} ms`));
+  }
+
+  /** Gives the waiting reservations, oldest first, the streams there is room for now, opening sessions up to `maxSessions`. */
+  private serveQueue(): void {
+    while (this.queue.length > 0) {
+      let entry = this.withRoom();
+      if (entry === undefined) {
+        if (this.closed || this.entries.length >= this.limits.maxSessions) return;
+        entry = this.connect();
+      }
+      entry.active += 1;
+      this.queue.serveOldest(entry.ready);
+    }
+  }
 
   private connect(): PooledSession {
     const { address, host, tls, connectTimeoutMs } = this.target;
@@ -222,10 +272,14 @@ export class Http2SessionPool {
       // A session refusing all streams for now (0, as some servers say before their GOAWAY) is not
       // what a new one will say: learnt, it would open a session per request up to the cap.
       if (entry.limit > 0) this.peerLimit = entry.limit;
+      if (this.queue.length > 0) this.serveQueue();
     });
     const forget = () => {
       const index = this.entries.indexOf(entry);
-      if (index >= 0) this.entries.splice(index, 1);
+      if (index < 0) return;
+      this.entries.splice(index, 1);
+      // Its place under `maxSessions` is free: a waiting request may open a session.
+      if (this.queue.length > 0) this.serveQueue();
     };
     // After GOAWAY node:http2 closes the session (`closed`: `reserve` passes it by) and lets its
     // streams finish; it stays in the pool until then, so that the sessions open to the instance

@@ -11,7 +11,8 @@ export type { Http2Target } from './transport-http2-sessions.ts';
  * HTTP/2 to one instance with node:http2 (chosen over undici's H2CClient: about twice the
  * throughput here and response trailers delivered, which gRPC needs; see bench/proxy/h2-clients.mjs).
  * Requests share a small pool of sessions (`Http2SessionPool`): one while its peer's
- * SETTINGS_MAX_CONCURRENT_STREAMS leaves room, another when it is full; a session that receives
+ * SETTINGS_MAX_CONCURRENT_STREAMS leaves room, another when it is full, and past
+ * `concurrency.maxConnections` sessions a short FIFO wait for a stream; a session that receives
  * GOAWAY takes no new stream (the next request goes on another) and counts towards the cap until it
  * has closed. The WebSocket handshake goes over HTTP/1.1 to the same address (RFC 8441 WebSocket
  * over HTTP/2 is not spoken), in cleartext or TLS as the protocol says.
@@ -33,7 +34,7 @@ export class Http2Transport implements Transport {
   }
 
   attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
-    return http2Attempt(context, this.sessions.reserve, pick, timeouts, body, this.target.tls ? 'https' : 'http', this.sessions.release);
+    return http2Attempt(context, this.sessions.reserve, pick, timeouts, body, this.target.tls ? 'https' : 'http', this.sessions);
   }
 
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {

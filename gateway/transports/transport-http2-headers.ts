@@ -1,0 +1,29 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { constants, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+
+const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME } = constants;
+
+/** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */
+export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, scheme: 'http' | 'https'): Http2OutgoingHeaders {
+  const { upstream, request } = context;
+  const headers = upstreamRequestHeaders(upstream.headers) as Http2OutgoingHeaders;
+  const authority = upstream.useInstanceHost ? pick.address : (upstream.host ?? (headers.host as string | undefined) ?? pick.address);
+  delete headers.host;
+  // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it.
+  if (/\btrailers\b/i.test(String(request.headers.te ?? ''))) headers.te = 'trailers';
+  headers[HTTP2_HEADER_METHOD] = upstream.method;
+  headers[HTTP2_HEADER_PATH] = upstream.path;
+  headers[HTTP2_HEADER_SCHEME] = scheme;
+  headers[HTTP2_HEADER_AUTHORITY] = authority;
+  return headers;
+}
+
+/** The upstream's response headers for the client: without pseudo-headers and hop-by-hop ones. */
+export function responseHeaders(headers: Http2Headers): OutgoingHttpHeaders {
+  const result = withoutHopByHop(headers as IncomingHttpHeaders);
+  for (const name of Object.keys(result)) if (name.startsWith(':')) delete result[name];
+  return result;
+}
