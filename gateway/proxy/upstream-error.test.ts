@@ -51,6 +51,8 @@ describe('classifyUpstreamError', () => {
     { error: coded('SB_UPSTREAM_POOL_FULL'), started: false, expected: 'pool-overflow', status: 503 },
     // The gateway closing its own HTTP/2 sessions (a shutdown) before the request had one.
     { error: coded('SB_UPSTREAM_POOL_CLOSED'), started: false, expected: 'pool-closed', status: 503 },
+    { error: coded('UND_ERR_CLOSED'), started: false, expected: 'pool-closed', status: 503 },
+    { error: coded('UND_ERR_DESTROYED'), started: false, expected: 'pool-closed', status: 503 },
     { error: coded('SB_UPSTREAM_INVALID_STATUS'), started: false, expected: 'upstream-protocol', status: 502 },
   ])('maps $error.message (response started: $started) to $expected and HTTP $status', ({ error, started, expected, status }) => {
     const errorClass = classifyUpstreamError(error, started);

@@ -109,7 +109,12 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
       return 'unsupported-protocol';
     case 'SB_UPSTREAM_POOL_FULL':
       return 'pool-overflow';
+    // The gateway's own pools closed under the request: its HTTP/2 sessions, or an undici pool it
+    // closed (shutting down, an idle transport swept) or destroyed. Only the gateway closes them;
+    // an upstream's reset is UND_ERR_SOCKET.
     case 'SB_UPSTREAM_POOL_CLOSED':
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
       return 'pool-closed';
     case 'SB_UPSTREAM_INVALID_STATUS':
       return 'upstream-protocol';
@@ -160,8 +165,6 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'UND_ERR_CLOSED':
-    case 'UND_ERR_DESTROYED':
       return responseStarted ? 'reset-after-headers' : 'reset-before-headers';
     default:
       if ((error as Error | null)?.name === 'HTTPParserError') return responseStarted ? 'reset-after-headers' : 'upstream-protocol';

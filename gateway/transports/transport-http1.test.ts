@@ -92,3 +92,33 @@ describe('Http1Transport', () => {
     }
   });
 });
+
+describe('Http1Transport after close', () => {
+  it('fails an attempt on its closed pool as pool-closed, the gateway shutting down, not the instance', async () => {
+    const backend = createServer((_request, response) => response.end('ok'));
+    const address = `127.0.0.1:${await listen(backend)}`;
+    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
+    await transport.close();
+    const outcomes: unknown[] = [];
+    const gateway = createServer((request, response) => {
+      const context: GatewayContext = initialContext(request, response);
+      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome) } as unknown as PickedEndpoint;
+      void transport.attempt(context, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
+        response.end(JSON.stringify(result.ok ? { ok: true } : { errorClass: result.errorClass }));
+      });
+    });
+    const port = await listen(gateway);
+    try {
+      const answer = await sendTestRequest(port, '/');
+      expect(JSON.parse(answer.body.toString())).toEqual({ errorClass: 'pool-closed' });
+      expect(outcomes).toHaveLength(1);
+      // The health class the pick is told: the gateway's own, counted against no instance.
+      expect(outcomes[0]).toMatchObject({ ok: false, errorClass: 'internal' });
+    } finally {
+      for (const server of [gateway, backend]) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+  });
+});
