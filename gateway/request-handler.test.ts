@@ -22,14 +22,14 @@ afterEach(() => {
 });
 
 /** A real server on port 0 that hands each request to `handle` with a fresh context; answers the first response. */
-async function serve(handle: (context: GatewayContext) => Promise<void>): Promise<(path: string) => Promise<{ status: number; headers: Record<string, unknown>; body: string }>> {
+async function serve(handle: (context: GatewayContext) => Promise<void>): Promise<(path: string, headers?: Record<string, string>) => Promise<{ status: number; headers: Record<string, unknown>; body: string }>> {
   const server = createServer((request, response) => void handle(createContext(request, response, rootLogger)));
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return (path) =>
+  return (path, headers = {}) =>
     new Promise((resolve, reject) => {
-      httpRequest({ port, host: '127.0.0.1', path, agent: false }, (response) => {
+      httpRequest({ port, host: '127.0.0.1', path, headers, agent: false }, (response) => {
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
@@ -117,6 +117,20 @@ routes:
     const get = await serve(createRequestRunner(config, { proxy: echoProxy, hasService: () => true, namedMiddleware: registry }));
     await get('/named/x');
     expect(calls).toEqual(['rewrite', 'headers']);
+  });
+});
+
+describe('a client that names its own consumer', () => {
+  it('has its X-Consumer removed on a route without authentication too, so no upstream believes it', async () => {
+    const config = parseConfig('gateway.yaml', 'accessLog: false\nroutes: [{ path: /open, service: a }]');
+    const consumerUpstream = async (context: GatewayContext) => {
+      context.outcome.status = 200;
+      context.response.writeHead(200, { 'content-type': 'application/json' });
+      context.response.end(JSON.stringify({ consumer: context.upstream.headers['x-consumer'] ?? null, other: context.upstream.headers['x-other'] ?? null }));
+    };
+    const get = await serve(createRequestRunner(config, { proxy: consumerUpstream, hasService: () => true }));
+    const answer = await get('/open/orders', { 'X-Consumer': 'admin', 'X-Other': 'kept' });
+    expect(JSON.parse(answer.body)).toEqual({ consumer: null, other: 'kept' });
   });
 });
 

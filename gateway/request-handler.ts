@@ -1,6 +1,6 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
-import { compose, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
+import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
@@ -183,7 +183,12 @@ class RequestContext implements GatewayContext {
     readonly secure: boolean,
   ) {
     this.clientIp = request.socket.remoteAddress ?? '';
-    this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers: clientUpstreamHeaders(request.headers), host: undefined, useInstanceHost: undefined };
+    const headers = clientUpstreamHeaders(request.headers);
+    // X-Consumer is this gateway's word on who an authentication middleware identified: a client's own
+    // is never passed on, on a route without authentication either (an upstream behind several routes
+    // would believe it). Deleted only when there, which keeps the usual headers object out of dictionary mode.
+    if (headers[CONSUMER_HEADER] !== undefined) delete headers[CONSUMER_HEADER];
+    this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers, host: undefined, useInstanceHost: undefined };
   }
 
   get log(): Logger {
