@@ -1,5 +1,6 @@
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { GatewayConfig, RouteConfig } from '../config/index.ts';
+import { rewritePath } from '../middleware/rewrite/index.ts';
 import { normalisePath } from '../router/index.ts';
 import { explainRoute, type RouteVerdict } from '../router/route-explain.ts';
 import type { AdminSources } from './admin-sources.ts';
@@ -72,11 +73,13 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   const byProvider = new Map(statuses.map((status) => [status.provider, status]));
   const service = serviceView(sources, match.service, byProvider);
   const picker = sources.balancers.pickerFor(match.service, match.route);
-  const peeked = picker?.peek({ url: match.path, headers, clientIp: query.get('clientIp') ?? '' });
+  // Hashed on the path traffic is hashed on (a consistent-hash `key: path` reads the rewritten one).
+  const upstreamPath = upstreamPathOf(config, match.route, match.path);
+  const peeked = picker?.peek({ url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' });
   return {
     ...base,
     outcome: peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
-    route: { name: match.name, namespace: match.route.namespace, service: match.service, upstreamPath: match.path },
+    route: { name: match.name, namespace: match.route.namespace, service: match.service, upstreamPath },
     nearMisses,
     middleware: [...globalLayers, ...entryLayers, ...routeLayers(config, match.route)],
     service: { name: service.name, declared: service.declared, balancer: service.balancer, panic: service.panic },
@@ -112,6 +115,20 @@ function globalMiddleware(config: GatewayConfig): ExplainLayer[] {
 
 function named(config: GatewayConfig, scope: 'entryPoint' | 'named', name: string): ExplainLayer {
   return { scope, name, kind: config.middlewares.get(name)?.kind ?? 'unknown' };
+}
+
+/**
+ * The path the upstream gets: the router's (prefix stripped, namespace mapped), then the route's
+ * `rewrite` and its named `rewrite` middleware in list order, as the request runner applies them
+ * (the router's path alone named a path no upstream would see on a route that rewrites).
+ */
+function upstreamPathOf(config: GatewayConfig, route: RouteConfig, routed: string): string {
+  let path = route.rewrite ? rewritePath(routed, new RegExp(route.rewrite.pattern), route.rewrite.replacement) : routed;
+  for (const name of route.middlewares) {
+    const middleware = config.middlewares.get(name);
+    if (middleware?.kind === 'rewrite') path = rewritePath(path, new RegExp(middleware.settings.pattern), middleware.settings.replacement);
+  }
+  return path;
 }
 
 /** The route's own edits in the order `routeMiddleware` runs them, then its named middleware. */

@@ -1,0 +1,88 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/index.ts';
+import { startGateway, type Gateway } from '../pipeline.ts';
+
+/** The real pipeline in this process, in front of a backend that answers with the path it got. */
+describe('GET /api/explain on routes that rewrite', () => {
+  let backend: Server;
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => response.end(request.url));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as AddressInfo).port;
+    gateway = await startGateway(
+      parseConfig(
+        'g.yaml',
+        `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+accessLog: false
+services:
+  users: { instances: ["127.0.0.1:${port}"] }
+middlewares:
+  to-v3: { rewrite: { pattern: "^/v2/", replacement: "/v3/" } }
+routes:
+  - { name: inline, path: /users, service: users, rewrite: { pattern: "^/users/(\\\\d+)$", replacement: "/v2/users/$1" } }
+  - { name: named, path: /people, service: users, stripPrefix: true, rewrite: { pattern: "^/(.*)$", replacement: "/v2/$1" }, middlewares: [to-v3] }
+  - { name: plain, path: /plain, service: users, stripPrefix: true }
+`,
+      ),
+    );
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  it.each([
+    ['the route rewrite', '/users/7?fields=name', '/v2/users/7?fields=name'],
+    ['stripPrefix, the route rewrite, then a named rewrite', '/people/ada?x=1', '/v3/ada?x=1'],
+    ['stripPrefix alone', '/plain/a/b', '/a/b'],
+  ])('names as upstreamPath the path the upstream gets after %s', async (_edits, path, upstreamPath) => {
+    const received = await (await fetch(`http://127.0.0.1:${gateway.port}${path}`)).text();
+    const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent(path)}`)).json()) as { route: { upstreamPath: string } };
+    expect([received, explained.route.upstreamPath]).toEqual([upstreamPath, upstreamPath]);
+  });
+});
+
+describe('GET /api/explain on a route that rewrites to a service hashed on the path', () => {
+  it('picks the instance that the rewritten path goes to, as traffic does', async () => {
+    const backends: Server[] = [];
+    for (let index = 0; index < 2; index += 1) {
+      const backend = createServer((request, response) => response.end(String((request.socket.address() as AddressInfo).port)));
+      await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+      backends.push(backend);
+    }
+    const ports = backends.map((backend) => (backend.address() as AddressInfo).port);
+    const gateway = await startGateway(
+      parseConfig(
+        'g.yaml',
+        `
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+accessLog: false
+services:
+  sticky: { balancer: { algorithm: consistent-hash, key: path }, instances: ["127.0.0.1:${ports[0]}", "127.0.0.1:${ports[1]}"] }
+routes:
+  - { path: /s, service: sticky, rewrite: { pattern: "^/s/(.*)$", replacement: "/objects/$1/v1" } }
+`,
+      ),
+    );
+    try {
+      // 24 keys: were the pick hashed on the path before the rewrite, some key would land elsewhere
+      // (each has an even chance on two instances).
+      for (let key = 0; key < 24; key += 1) {
+        const answeredBy = await (await fetch(`http://127.0.0.1:${gateway.port}/s/key-${key}`)).text();
+        const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/s/key-${key}`)).json()) as { pick: { address: string } };
+        expect(explained.pick.address, `key-${key}`).toBe(`127.0.0.1:${answeredBy}`);
+      }
+    } finally {
+      await gateway.close();
+      for (const backend of backends) await new Promise<void>((resolve) => backend.close(() => resolve()));
+    }
+  });
+});
