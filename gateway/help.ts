@@ -24,14 +24,14 @@ Commands (they start nothing and exit):
             admin API (--admin, default http://127.0.0.1:9180; --token or SWITCHBOARD_ADMIN_TOKEN):
               get [kind [name]] [--json]        the stored objects as YAML (or JSON)
               apply -f <file> [--prune]         store the file's routes (each needs a name),
-                                                services, middlewares and consumers; prints
-                                                created/updated/unchanged; --prune deletes stored
-                                                objects the file no longer has
+                                                services, middlewares, consumers and certificates;
+                                                prints created/updated/unchanged; --prune deletes
+                                                stored objects the file no longer has
               diff -f <file>                    + only in the file, - only in the store, ~ changed;
                                                 exit 1 when there are differences, 0 when none
               delete <kind> <name> [--if-match <revision>]
-            kinds: routes, services, middlewares, consumers. Writes need the admin token and use
-            compare-and-swap: an object changed by someone else meanwhile is refused (412)
+            kinds: routes, services, middlewares, consumers, certificates. Writes need the admin
+            token and use compare-and-swap: an object changed by someone else meanwhile is refused (412)
 
 Environment:
   SWITCHBOARD_LOG_LEVEL   trace, debug, info (default), warn, error, silent
