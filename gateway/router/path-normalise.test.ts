@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalisePath, type PathNormalisation } from './path-normalise.ts';
+import { hasDotSegment, normalisePath, type PathNormalisation } from './path-normalise.ts';
 
 const DEFAULTS: PathNormalisation = { mergeSlashes: true, escapedSlashes: 'keep' };
 
@@ -71,5 +71,25 @@ describe('normalisePath with its options', () => {
 
   it.each(['/%2F', '/a%2fb', '/a%5Cb'])('refuses %s with escapedSlashes: reject', (input) => {
     expect(normalisePath(input, { mergeSlashes: true, escapedSlashes: 'reject' })).toEqual({ error: 'escaped-slash' });
+  });
+});
+
+describe('hasDotSegment', () => {
+  it.each([
+    ['/a/../b', true],
+    ['/a/./b', true],
+    ['/a/..', true],
+    ['/a/.', true],
+    ['/..', true],
+    ['/a/..?x', true],
+    ['/a/...', false],
+    ['/a/.b/c', false],
+    ['/a/..b', false],
+    ['/a/b.', false],
+    ['/a/b?x=/../', false],
+    ['/', false],
+    ['/a/b', false],
+  ])('%s: %s', (path, expected) => {
+    expect(hasDotSegment(path)).toBe(expected);
   });
 });

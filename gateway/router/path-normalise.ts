@@ -59,6 +59,22 @@ export function normalisePath(target: string, options: PathNormalisation): strin
   return end === target.length ? path : path + target.slice(end);
 }
 
+/**
+ * Whether the path of `target` (before any `?`) holds a `.` or `..` segment, as a normalised path
+ * never does. Allocates nothing; a path without `/.` is answered by one scan.
+ */
+export function hasDotSegment(target: string): boolean {
+  const query = target.indexOf('?');
+  const end = query === -1 ? target.length : query;
+  for (let index = target.indexOf('/.'); index !== -1 && index < end; index = target.indexOf('/.', index + 1)) {
+    // After `/.`: the segment ends at once (`.`), or after one more dot (`..`).
+    let after = index + 2;
+    if (after < end && target.charCodeAt(after) === DOT) after += 1;
+    if (after === end || target.charCodeAt(after) === SLASH) return true;
+  }
+  return false;
+}
+
 /** `target` up to `end` with unreserved escapes decoded and the others in uppercase hex. */
 function decodeUnreserved(target: string, end: number, escapedSlashes: EscapedSlashAction): string | PathError {
   let out = '';

@@ -11,6 +11,17 @@ describe('rewrite', () => {
     expect(echoed(await server.send('/v2/users/ada?fields=name')).path).toBe('/api/users/ada?version=2&fields=name');
   });
 
+  it('refuses with 400 a request the rewrite would turn into a path with a dot segment, and passes its neighbours', async () => {
+    server = await serveMiddleware([rewrite({ pattern: '^/api/([^/]+)\\.json$', replacement: '/data/$1/public' })]);
+    for (const path of ['/api/...json', '/api/..json', '/api/...json?x=1']) {
+      const answer = await server.send(path);
+      expect(answer.status, path).toBe(400);
+      expect(JSON.parse(answer.body.toString()).error).toBe('rewritten-dot-segment');
+    }
+    expect(echoed(await server.send('/api/....json')).path).toBe('/data/.../public');
+    expect(echoed(await server.send('/api/report.json?x=..')).path).toBe('/data/report/public?x=..');
+  });
+
   it('leaves a path the pattern does not match alone', async () => {
     server = await serveMiddleware([rewrite({ pattern: '^/legacy', replacement: '/modern' })]);
     expect(echoed(await server.send('/current/x?y=1')).path).toBe('/current/x?y=1');

@@ -1,4 +1,9 @@
 import type { Middleware } from '../../context.ts';
+import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { hasDotSegment } from '../../router/path-normalise.ts';
+
+/** The answer to a request the rewrite would turn into a path with a dot segment. */
+const DOT_SEGMENT_MESSAGE = "the route's rewrite made a path with a . or .. segment of this request, which this gateway refuses";
 
 /** Settings of the rewrite middleware: a regex and its replacement, with `$1`… and `$<name>` groups. */
 export interface RewriteOptions {
@@ -10,13 +15,20 @@ export interface RewriteOptions {
  * Rewrites the upstream path (the query stays as it was) by replacing the first match of
  * `pattern` with `replacement`, as `String.prototype.replace` does; a path the pattern does not
  * match is left alone. A replacement that adds its own query gets the original query appended
- * with `&`; one that does not start with `/` gets a leading `/`.
+ * with `&`; one that does not start with `/` gets a leading `/`. A rewritten path with a `.` or
+ * `..` segment is refused with 400 `rewritten-dot-segment`: the upstream gets a normalised path.
  */
 export function rewrite(options: RewriteOptions): Middleware {
   const pattern = typeof options.pattern === 'string' ? new RegExp(options.pattern) : options.pattern;
   const { replacement } = options;
   return async function rewrite(context, next) {
-    context.upstream.path = rewritePath(context.upstream.path, pattern, replacement);
+    const before = context.upstream.path;
+    const path = rewritePath(before, pattern, replacement);
+    // The path was normalised before routing: a dot segment now was made by the rewrite, from the
+    // client's own text (`/api/...json` through `^/api/([^/]+)\.json$` → `/data/$1/public` gives
+    // `/data/../public`), and would climb out of where the rewrite meant to keep the client.
+    if (path !== before && hasDotSegment(path)) return sendErrorAnswer(context, 400, 'rewritten-dot-segment', DOT_SEGMENT_MESSAGE);
+    context.upstream.path = path;
     await next();
   };
 }
