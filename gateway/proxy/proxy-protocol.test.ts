@@ -32,6 +32,14 @@ describe('the PROXY protocol header', () => {
     expect(proxyProtocolHeader(2, mapped)).toEqual(proxyProtocolHeader(2, IPV4));
   });
 
+  it('leaves out the zone of a link-local address (fe80::1%eth0), which neither version can carry', () => {
+    const linkLocal = { sourceAddress: 'fe80::1%eth0', sourcePort: 40_000, destinationAddress: 'fe80::2%eth0', destinationPort: 443 };
+    expect(proxyProtocolHeader(1, linkLocal).toString('latin1')).toBe('PROXY TCP6 fe80::1 fe80::2 40000 443\r\n');
+    expect(proxyProtocolHeader(2, linkLocal).subarray(16, 48).toString('hex')).toBe(
+      'fe800000000000000000000000000001' + 'fe800000000000000000000000000002',
+    );
+  });
+
   it('says UNKNOWN (v1) or LOCAL (v2) when the addresses are missing or of two families', () => {
     const mixed = { ...IPV4, destinationAddress: '::1' };
     expect(proxyProtocolHeader(1, mixed).toString('latin1')).toBe('PROXY UNKNOWN\r\n');

@@ -16,9 +16,17 @@ export interface ConnectionAddresses {
 /** The 12-byte signature every version 2 header starts with. */
 export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
-/** `::ffff:10.0.0.1` (a dual-stack socket's IPv4 client) as `10.0.0.1`; other addresses unchanged. */
-function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+/**
+ * An address as the header may carry it: `::ffff:10.0.0.1` (a dual-stack socket's IPv4 client) as
+ * `10.0.0.1`, and `fe80::1%eth0` (node's form for a link-local peer) as `fe80::1`. The spec allows
+ * only plain IPv4 or IPv6 text in version 1 (a receiver such as HAProxy refuses the line otherwise)
+ * and version 2 has 16 bytes with no room for a zone, which names an interface of the gateway's host
+ * that means nothing to the upstream anyway.
+ */
+function plainAddress(address: string): string {
+  const zone = address.indexOf('%');
+  const unzoned = zone === -1 ? address : address.slice(0, zone);
+  return unzoned.startsWith('::ffff:') && isIPv4(unzoned.slice(7)) ? unzoned.slice(7) : unzoned;
 }
 
 /**
@@ -27,8 +35,8 @@ function unmapped(address: string): string {
  * LOCAL, which a receiver takes as "use the connection's own addresses".
  */
 export function proxyProtocolHeader(version: ProxyProtocolVersion, addresses: ConnectionAddresses): Buffer {
-  const source = addresses.sourceAddress === undefined ? '' : unmapped(addresses.sourceAddress);
-  const destination = addresses.destinationAddress === undefined ? '' : unmapped(addresses.destinationAddress);
+  const source = addresses.sourceAddress === undefined ? '' : plainAddress(addresses.sourceAddress);
+  const destination = addresses.destinationAddress === undefined ? '' : plainAddress(addresses.destinationAddress);
   const sourcePort = addresses.sourcePort ?? 0;
   const destinationPort = addresses.destinationPort ?? 0;
   const family = isIPv4(source) && isIPv4(destination) ? 4 : isIPv6(source) && isIPv6(destination) ? 6 : 0;
@@ -62,7 +70,7 @@ function writeAddress(target: Buffer, offset: number, address: string, family: 4
 
 /** The eight 16-bit groups of an IPv6 address, `::` expanded and a trailing dotted IPv4 part read. */
 function ipv6Groups(address: string): number[] {
-  let text = address.split('%')[0]!;
+  let text = address;
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted) {
     const [a, b, c, d] = dotted[1]!.split('.').map(Number) as [number, number, number, number];
