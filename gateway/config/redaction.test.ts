@@ -48,4 +48,15 @@ describe('redactSecrets', () => {
     expect(redactionMarkers({ headers: { 'x-note': REDACTED }, path: '/[redacted]', keys: [REDACTED] })).toEqual(['keys[0]']);
     expect(redactionMarkers({ forwardAuth: { address: `http://gw:${REDACTED}@auth/check?x=1` } })).toEqual(['forwardAuth.address']);
   });
+
+  it.each([
+    ['a query value', `http://h/?q=${REDACTED}`, []],
+    ['a path segment', `http://h/${REDACTED}/x`, []],
+    ['a query value beside a user with no password', `http://gw@auth/check?q=${REDACTED}`, []],
+    ['a password query parameter', `redis://h:6379?db=0&password=${REDACTED}`, ['url']],
+    ['a userinfo that is all password', `redis://${REDACTED}@h:6379`, ['url']],
+    ['a userinfo password beside a query value that says it too', `redis://default:${REDACTED}@h?q=${REDACTED}`, ['url']],
+  ])('in a URL, counts [redacted] in %s only where redactSecrets writes it', (_name, url, places) => {
+    expect(redactionMarkers({ url })).toEqual(places);
+  });
 });

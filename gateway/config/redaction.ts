@@ -49,7 +49,7 @@ export function redactSecrets(value: unknown): unknown {
 export function redactionMarkers(value: unknown): string[] {
   const places: string[] = [];
   walk(value, undefined, [], (text, kind, path) => {
-    const marked = kind === 'url' ? text.includes(REDACTED) && redactUrl(text) === text : text === REDACTED;
+    const marked = kind === 'url' ? urlPasswords(text).includes(REDACTED) : text === REDACTED;
     if (marked) places.push(placeOf(path));
     return text;
   });
@@ -88,6 +88,17 @@ function redactUrl(text: string): string {
   return text
     .replace(URL_USERINFO, (_match, scheme: string, userinfo: string) => `${scheme}${userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : ''}${REDACTED}@`)
     .replace(URL_PASSWORD_PARAM, `$1${REDACTED}`);
+}
+
+/**
+ * The parts of a URL that `redactUrl` replaces: the userinfo's password (the whole userinfo when it
+ * has no user part) and each `password` query parameter's value. A marker counts only there: the
+ * URL as a whole may hold `[redacted]` elsewhere (`?q=[redacted]`, a path) as plain text.
+ */
+function urlPasswords(text: string): string[] {
+  const userinfo = URL_USERINFO.exec(text)?.[2];
+  const fromUserinfo = userinfo === undefined ? [] : [userinfo.includes(':') ? userinfo.slice(userinfo.indexOf(':') + 1) : userinfo];
+  return [...fromUserinfo, ...Array.from(text.matchAll(URL_PASSWORD_PARAM), (match) => match[0].slice(match[1]!.length))];
 }
 
 /** `headers.authorization`, `keys[0]`: a path as the configuration file's key paths read. */
