@@ -1,44 +1,22 @@
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
-import { Counter, Gauge } from 'prom-client';
-import { backoffDelay, type BackoffOptions } from '../../src/backoff.ts';
+import { Gauge } from 'prom-client';
 import type { Logger } from '../../src/logger.ts';
 import { DRAINING, type Readiness } from '../admin/admin-sources.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS } from '../config/defaults.ts';
 import { HEARTBEAT_INTERVAL_MS, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { workerExecArgv } from './cluster-node-flags.ts';
+import { restartPlan, workerRestartsTotal } from './cluster-restarts.ts';
 
-/** Restart delays of a worker that keeps crashing: 100 ms, then doubling up to 30 s. */
-const RESTART_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000 };
-/** A worker that ran this long before it crashed starts its next restart from the first delay again. */
-const STABLE_AFTER_MS = 10_000;
 /** A worker not listening this long after its fork is stuck: it is killed, which fails the start or, later, counts as a crash. */
 export const WORKER_START_TIMEOUT_MS = 30_000;
 /** How often the primary looks for workers whose heartbeat stopped. */
 const WATCHDOG_CHECK_MS = HEARTBEAT_INTERVAL_MS;
 
-/** Workers replaced, by why the one before exited: it crashed, did not listen in time, or its heartbeat stopped and the primary killed it. */
-export const workerRestartsTotal = new Counter({
-  name: 'switchboard_worker_restarts_total',
-  help: 'Workers replaced, by why the previous one exited (crashed, start-timeout, unresponsive).',
-  labelNames: ['reason'] as const,
-  registers: [metricsRegistry],
-});
-
 /** Registered by the first supervisor, so that a one-process gateway (and a worker) never reports a 0 that reads as an outage. */
 const WORKERS_LISTENING = 'switchboard_workers_listening';
 const workersListening = new Gauge({ name: WORKERS_LISTENING, help: 'Workers listening now; 0 means the gateway accepts no connections (every worker is down or restarting).', registers: [] });
-
-/**
- * When to replace a worker that exited after `livedMs`, having crashed `crashes` times in a row
- * before: one that ran at least `STABLE_AFTER_MS` starts the count afresh (about 0.1 s), and each
- * quick crash doubles the delay up to 30 s, so a crash loop costs a start every 30 s, not a spin.
- */
-export function restartPlan(crashes: number, livedMs: number, random: () => number = Math.random): { crashes: number; delayMs: number } {
-  const next = livedMs >= STABLE_AFTER_MS ? 1 : crashes + 1;
-  return { crashes: next, delayMs: backoffDelay(next - 1, RESTART_BACKOFF, random) };
-}
 
 /** What the admin API shows of one worker. */
 export interface WorkerView {
