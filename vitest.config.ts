@@ -22,6 +22,8 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           // The programs run from dist/: build it from the current sources first (see the file).
           globalSetup: ['test/harness/build-programs.ts'],
+          // Kills what a file left running and fails that file by name (see the file).
+          setupFiles: ['test/integration-setup.ts'],
           // Real ZooKeeper and etcd processes on a 2-core machine: one file at a time.
           fileParallelism: false,
           testTimeout: 120_000,
