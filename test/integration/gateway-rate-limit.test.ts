@@ -202,6 +202,25 @@ routes:
     return { allowance, episodes };
   };
 
+  /**
+   * A window of steady load on both gateways, with what fallback episodes in it may have added. On a
+   * loaded machine a Redis command sometimes misses the timeout, and the gateways then decide alone
+   * for a while: the code's right answer to a slow Redis, but a window with much of that says
+   * nothing about sharing. Such a window is measured again, up to three in all.
+   */
+  const sharedWindow = async (ports: number[], durationMs: number) => {
+    const skipped: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      await onRedis();
+      const sinceIds = await Promise.all(admins.map(lastEventId));
+      const load = await steadyLoad(ports, 2 * RATE, durationMs);
+      const { allowance, episodes } = await fallbackAllowance(sinceIds, load.seconds);
+      if (allowance < RATE * load.seconds * 0.5) return { ...load, allowance, episodes, skipped };
+      skipped.push(`passed ${load.passed.join(' + ')} in ${load.seconds.toFixed(2)} s with fallback episodes ${episodes.join(', ')}`);
+    }
+    throw new Error(`every window fell back to local buckets too much to judge sharing: ${skipped.join('; ')}`);
+  };
+
   it('counts a quota in Redis across both gateways and refuses past it with quota-exceeded', async () => {
     const answers: Answer[] = [];
     for (let index = 0; index < 5; index += 1) answers.push(await get(gateways[index % 2]!.port, '/quota'));
@@ -244,15 +263,11 @@ routes:
     // Warm-up: both connected, the script loaded and the code paths hot, so that a slow first
     // command (a fallback episode) is unlikely inside the window.
     await steadyLoad(ports, RATE, 2_000);
-    await onRedis();
-    const sinceIds = await Promise.all(admins.map(lastEventId));
-    const { passed, answers, seconds } = await steadyLoad(ports, 2 * RATE, 10_000);
+    // An unshared (per-gateway) limiter passes about twice the budget: the window is one the test can judge that by.
+    const { passed, answers, seconds, allowance, episodes, skipped } = await sharedWindow(ports, 10_000);
     const total = passed[0]! + passed[1]!;
-    const { allowance, episodes } = await fallbackAllowance(sinceIds, seconds);
-    const detail = `passed ${passed.join(' + ')} = ${total} in ${seconds.toFixed(2)} s; refused ${answers.map((list) => count(list, 429)).join(' + ')}; fallback episodes: ${episodes.join(', ') || 'none'}`;
+    const detail = `passed ${passed.join(' + ')} = ${total} in ${seconds.toFixed(2)} s; refused ${answers.map((list) => count(list, 429)).join(' + ')}; fallback episodes: ${episodes.join(', ') || 'none'}; windows measured again: ${skipped.length}`;
     console.info(`shared redis limit: ${detail}`);
-    // An unshared (per-gateway) limiter passes about twice the budget: keep the test able to say so.
-    expect(allowance, `${detail}: too much of the window fell back to local buckets to judge sharing`).toBeLessThan(RATE * seconds * 0.5);
     // At most one full bucket (20) plus 20/s over the measured window (which contains Redis'
     // window), plus what fallback episodes (a Redis command over the timeout) let through locally.
     expect(total, detail).toBeLessThanOrEqual(RATE + Math.ceil(RATE * seconds) + allowance);
@@ -284,13 +299,11 @@ routes:
     await onRedis().catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateways[0]!.process)}`);
     });
-    const sinceIds = await Promise.all(admins.map(lastEventId));
-    const resumed = await steadyLoad(ports, 2 * RATE, 5_000);
+    const resumed = await sharedWindow(ports, 5_000);
+    const { allowance, episodes } = resumed;
     const total = resumed.passed[0]! + resumed.passed[1]!;
-    const { allowance, episodes } = await fallbackAllowance(sinceIds, resumed.seconds);
-    const resumedDetail = `${detail}; resumed: passed ${resumed.passed.join(' + ')} = ${total} in ${resumed.seconds.toFixed(2)} s; fallback episodes since: ${episodes.join(', ') || 'none'}`;
+    const resumedDetail = `${detail}; resumed: passed ${resumed.passed.join(' + ')} = ${total} in ${resumed.seconds.toFixed(2)} s; fallback episodes since: ${episodes.join(', ') || 'none'}; windows measured again: ${resumed.skipped.length}`;
     console.info(`redis stopped and resumed: ${resumedDetail}`);
-    expect(allowance, resumedDetail).toBeLessThan(RATE * resumed.seconds * 0.5);
     expect(total, resumedDetail).toBeLessThanOrEqual(RATE + Math.ceil(RATE * resumed.seconds) + allowance);
     expect(total, resumedDetail).toBeGreaterThanOrEqual(Math.floor((RATE - 2) * resumed.seconds));
     const fallbacks = (await admins[0]!.metrics()).get('switchboard_rate_limit_fallback_total');
