@@ -7,6 +7,7 @@ import { instanceAddress, type Instance } from '../../src/discovery/instance.ts'
 import type { BalancerAlgorithm, BalancerEndpoint } from '../../src/balance/balancer.ts';
 import { createBalancer, type BalancerConfig } from '../../src/balance/balancer-factory.ts';
 import { WeightedMember } from '../../src/balance/balancer-weighted-round-robin.ts';
+import { HostLoads } from '../../src/balance/host-load.ts';
 import { SLOW_START_ALGORITHMS, slowStartFactor, slowStartTickMs, type SlowStartOptions } from '../../src/balance/slow-start.ts';
 import { measure } from './measure.ts';
 
@@ -76,7 +77,7 @@ function pickNs(size: number, mode: 'off' | 'ramping'): number {
 }
 
 function pickTimeNs(size: number): number {
-  const members = endpointsOf(size).map((endpoint, index) => Object.assign(new WeightedMember(endpoint.address, endpoint.instance, true), { startedAt: index === size - 1 ? performance.now() : -1 }));
+  const members = endpointsOf(size).map((endpoint, index) => Object.assign(new WeightedMember(endpoint.address, endpoint.instance, true, new HostLoads().of(endpoint.address)), { startedAt: index === size - 1 ? performance.now() : -1 }));
   let sink = 0;
   const result = measure(TARGET_MS, (iterations) => {
     for (let round = 0; round < iterations; round += 1) sink += pickTimeStep(members, performance.now()).instance.port;

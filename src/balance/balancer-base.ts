@@ -1,5 +1,6 @@
 import type { Balancer, BalancerAlgorithm, BalancerEndpoint, BalancerOptions, OutcomeListener } from './balancer.ts';
 import { Attempt, targetWeight, type AttemptSettler, type Member } from './balancer-member.ts';
+import { HostLoads, type HostLoad } from './host-load.ts';
 import { nonePicker, type PickOutcome, type Picker } from './picker.ts';
 import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-start.ts';
 
@@ -9,7 +10,10 @@ import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-
  * leaves and comes back meanwhile, as a re-registration does, is the same member: its in-flight
  * count, latency estimate and weights go on, and the answers of its picks release what they hold),
  * and the subclass builds a picker over the members that
- * may take traffic (routable, weight above 0, not draining) in registry order. With slow start,
+ * may take traffic (routable, weight above 0, not draining) in registry order. Each member holds
+ * its host's load in `hostLoads`, which the balancers of a service's subsets share with the
+ * service's: a pick through any of them counts on the host for all, and a member departed here
+ * is held while picks on its host are in flight through any of them. With slow start,
  * a member that joins after the first non-empty set ramps its weight from its first routable
  * update on; `reweigh()` moves the ramps and rebuilds the picker, so pick paths stay as they are.
  */
@@ -19,13 +23,15 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   protected readonly random: () => number;
   protected readonly now: () => number;
   readonly rampTickMs: number | undefined;
+  readonly hostLoads: HostLoads;
   private readonly onOutcome: OutcomeListener | undefined;
   private readonly slowStart: SlowStartOptions | undefined;
   private readonly slowStartParent: Balancer | undefined;
   private members = new Map<string, M>();
-  /** Members gone from the set while picks on them are in flight; dropped as the last one is done. */
+  /** Members gone from the set while picks on their hosts are in flight (through any balancer sharing `hostLoads`); dropped as the last one is done. */
   private readonly departed = new Map<string, M>();
   private current: Picker = nonePicker('no-instances');
+  /** The loads of the hosts of every member, departed ones included. */
   private inFlight = 0;
   /** True once a non-empty set arrived: members of the first set start warm (nothing to ramp against). */
   private seeded = false;
@@ -37,6 +43,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     this.onOutcome = options.onOutcome;
     this.slowStart = options.slowStart;
     this.slowStartParent = options.slowStartParent;
+    this.hostLoads = options.hostLoads ?? new HostLoads();
     this.rampTickMs = options.slowStart && slowStartTickMs(options.slowStart);
   }
 
@@ -60,7 +67,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       const member = this.members.get(endpoint.address) ?? this.departed.get(endpoint.address);
       this.departed.delete(endpoint.address);
       if (!member) {
-        const created = this.createMember(endpoint);
+        const created = this.createMember(endpoint, this.hostLoads.of(endpoint.address));
+        this.hold(created);
         if (this.slowStart) this.beginSlowStart(created, this.slowStart);
         next.set(endpoint.address, created);
         continue;
@@ -68,10 +76,19 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       member.refresh(endpoint.instance, endpoint.routable);
       next.set(endpoint.address, member);
     }
-    for (const [address, member] of this.members) if (!next.has(address) && member.inFlight > 0) this.departed.set(address, member);
+    for (const [address, member] of this.members) {
+      if (next.has(address)) continue;
+      if (member.inFlight > 0) this.departed.set(address, member);
+      else member.load.release(member);
+    }
     this.members = next;
     this.seeded ||= next.size > 0;
     return this.rebuild();
+  }
+
+  close(): void {
+    for (const member of this.members.values()) member.load.release(member);
+    for (const member of this.departed.values()) member.load.release(member);
   }
 
   reweigh(): Picker {
@@ -121,13 +138,33 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** @internal Called once per attempt by `Attempt.done`. */
   settle(member: M, outcome: PickOutcome): void {
     this.inFlight -= 1;
-    if (member.inFlight === 0 && this.departed.get(member.address) === member) this.departed.delete(member.address);
+    if (this.departed.size > 0 && member.inFlight === 0) this.dropDeparted(member);
     this.observe(member, outcome);
     this.onOutcome?.(member.address, outcome);
   }
 
-  /** Starts the state of a new address. */
-  protected abstract createMember(endpoint: BalancerEndpoint): M;
+  /** Holds the load of a new member's host: picks already on it (through a subset, or the service) count here from now on. */
+  private hold(member: M): void {
+    member.load.hold(member, (delta) => this.heldLoadMoved(member, delta));
+    this.inFlight += member.inFlight;
+  }
+
+  /** A pick or an answer through another balancer moved the load of `member`'s host. */
+  private heldLoadMoved(member: M, delta: 1 | -1): void {
+    this.inFlight += delta;
+    this.loadMoved(member);
+    if (this.departed.size > 0 && member.inFlight === 0) this.dropDeparted(member);
+  }
+
+  /** Lets go of `member` once departed and idle: its state goes, and its host's load when nobody else holds it. */
+  private dropDeparted(member: M): void {
+    if (this.departed.get(member.address) !== member) return;
+    this.departed.delete(member.address);
+    member.load.release(member);
+  }
+
+  /** Starts the state of a new address, over its host's `load`. */
+  protected abstract createMember(endpoint: BalancerEndpoint, load: HostLoad): M;
 
   /** Builds the picker over `eligible` (non-empty, registry order); `all` includes members that take no traffic. */
   protected abstract buildPicker(eligible: readonly M[], all: readonly M[]): Picker;
@@ -135,7 +172,10 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** Hook: an attempt on `member` finished; its in-flight count is already released. */
   protected observe(_member: M, _outcome: PickOutcome): void {}
 
-  /** Picks not yet done across every member, departed ones included. */
+  /** Hook: a pick or an answer through another balancer sharing `hostLoads` moved `member`'s in-flight count. */
+  protected loadMoved(_member: M): void {}
+
+  /** Picks not yet done on the hosts of every member, departed ones included, through this balancer or one sharing `hostLoads`. */
   protected get totalInFlight(): number {
     return this.inFlight;
   }

@@ -1,5 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { Member } from './balancer-member.ts';
 import { ConsistentHashPicker } from './consistent-hash-picker.ts';
 import type { HashKeySource } from './hash-key.ts';
@@ -73,8 +74,8 @@ export class ConsistentHashBalancer extends BalancerBase<HashMember> {
     return this.ring.size;
   }
 
-  protected createMember(endpoint: BalancerEndpoint): HashMember {
-    return new HashMember(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): HashMember {
+    return new HashMember(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly HashMember[], all: readonly HashMember[]): Picker {

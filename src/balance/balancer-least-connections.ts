@@ -1,5 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedMember } from './balancer-weighted-round-robin.ts';
 import { leastLoadedUntried } from './balancer-member.ts';
@@ -77,8 +78,8 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
     return super.member(address);
   }
 
-  protected createMember(endpoint: BalancerEndpoint): WeightedMember {
-    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): WeightedMember {
+    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
@@ -107,6 +108,11 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
   }
 
   protected override observe(member: WeightedMember): void {
+    this.index?.moved(member);
+  }
+
+  // A subset's pick (or the service's, for a subset) on the host moved the member's ratio.
+  protected override loadMoved(member: WeightedMember): void {
     this.index?.moved(member);
   }
 }

@@ -3,6 +3,7 @@
 // from index.ts and not used by the gateway.
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { leastConnectionsPeek, leastConnectionsStep } from './balancer-least-connections.ts';
 import { rebalanceCurrentWeights, smoothWeightedPeek, smoothWeightedStep, WeightedMember } from './balancer-weighted-round-robin.ts';
 import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
@@ -11,8 +12,8 @@ import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 export class LinearWeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'weighted-round-robin';
 
-  protected createMember(endpoint: BalancerEndpoint): WeightedMember {
-    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): WeightedMember {
+    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {
@@ -29,8 +30,8 @@ export class LinearWeightedRoundRobinBalancer extends BalancerBase<WeightedMembe
 export class LinearLeastConnectionsBalancer extends BalancerBase<WeightedMember> {
   readonly algorithm: BalancerAlgorithm = 'least-connections';
 
-  protected createMember(endpoint: BalancerEndpoint): WeightedMember {
-    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): WeightedMember {
+    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {

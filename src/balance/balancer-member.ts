@@ -1,10 +1,21 @@
 import type { Instance } from '../discovery/instance.ts';
+import type { HostLoad } from './host-load.ts';
 import type { PickedEndpoint, PickOutcome } from './picker.ts';
 
 /** The state a balancer keeps for one address across updates; subclasses add their own fields. */
 export class Member {
-  /** Picks whose `done` has not been called yet. */
+  /**
+   * Picks on the host whose `done` has not been called yet, through this balancer or any sharing
+   * its `HostLoads`: each member for the host keeps this count, and a move through one reaches the
+   * copies of the others (`HostLoad.move`).
+   */
   inFlight = 0;
+  /**
+   * True while another balancer's member holds `load` too, or once this one let go of a load others
+   * still hold: its picks then count through `load.move`. False, they count here alone, so that a
+   * service without subsets pays nothing for the sharing.
+   */
+  sharing = false;
   /**
    * The weight picks use, in a field because pick loops read it for every member: `instance.weight`,
    * 0 while the instance is draining, scaled down during slow start. 0 means no traffic.
@@ -20,6 +31,8 @@ export class Member {
     /** The latest registry value for this address. */
     public instance: Instance,
     public routable: boolean,
+    /** The host's load, shared with the members for the same address in the balancers of the service's subsets. */
+    readonly load: HostLoad,
   ) {
     this.weight = targetWeight(instance);
   }
@@ -58,14 +71,16 @@ export class Attempt<M extends Member> implements PickedEndpoint {
   ) {
     this.instance = member.instance;
     this.address = member.address;
-    member.inFlight += 1;
+    if (member.sharing) member.load.move(member, 1);
+    else member.inFlight += 1;
   }
 
   /** Releases the in-flight slot and reports the outcome; calls after the first do nothing. */
   done(outcome: PickOutcome): void {
     if (!this.open) return;
     this.open = false;
-    this.member.inFlight -= 1;
+    if (this.member.sharing) this.member.load.move(this.member, -1);
+    else this.member.inFlight -= 1;
     this.settler.settle(this.member, outcome);
   }
 }

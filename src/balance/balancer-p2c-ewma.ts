@@ -2,6 +2,7 @@ import { isUpstreamFailure } from '../health/upstream-outcome.ts';
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
 import { leastLoadedUntried, Member } from './balancer-member.ts';
+import type { HostLoad } from './host-load.ts';
 import { PeakEwma } from './peak-ewma.ts';
 import { peekedEndpoint, type PickContext, type PickOutcome, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
@@ -17,12 +18,12 @@ export interface P2cEwmaOptions extends BalancerOptions {
 
 /** A member with its latency estimate. */
 export class EwmaMember extends Member {
-  constructor(
-    endpoint: BalancerEndpoint,
-    /** Survives updates while the address stays. */
-    readonly ewma: PeakEwma,
-  ) {
-    super(endpoint.address, endpoint.instance, endpoint.routable);
+  /** The host's estimate (`HostLoad.ewma`): survives updates while the address stays, and is the same in the balancers of the service's subsets. */
+  readonly ewma: PeakEwma;
+
+  constructor(endpoint: BalancerEndpoint, load: HostLoad, decayMs: number, nowMs: number) {
+    super(endpoint.address, endpoint.instance, endpoint.routable, load);
+    this.ewma = load.ewma ??= new PeakEwma(decayMs, nowMs);
   }
 
   /** The peak-EWMA estimate, undecayed, for the admin view. */
@@ -68,8 +69,8 @@ export class P2cEwmaBalancer extends BalancerBase<EwmaMember> {
     this.decayMs = options.decayMs ?? DEFAULT_EWMA_DECAY_MS;
   }
 
-  protected createMember(endpoint: BalancerEndpoint): EwmaMember {
-    return new EwmaMember(endpoint, new PeakEwma(this.decayMs, this.now()));
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): EwmaMember {
+    return new EwmaMember(endpoint, load, this.decayMs, this.now());
   }
 
   protected override observe(member: EwmaMember, outcome: PickOutcome): void {

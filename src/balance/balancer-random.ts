@@ -1,5 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { Member, randomUntried } from './balancer-member.ts';
 import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { WeightedSampler } from './weighted-sampler.ts';
@@ -8,8 +9,8 @@ import { WeightedSampler } from './weighted-sampler.ts';
 export class RandomBalancer extends BalancerBase<Member> {
   readonly algorithm: BalancerAlgorithm = 'random';
 
-  protected createMember(endpoint: BalancerEndpoint): Member {
-    return new Member(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): Member {
+    return new Member(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly Member[]): Picker {

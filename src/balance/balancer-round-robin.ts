@@ -1,5 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint, BalancerOptions } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { Member } from './balancer-member.ts';
 import { peekedEndpoint, type PickResult, type Picker } from './picker.ts';
 
@@ -18,8 +19,8 @@ export class RoundRobinBalancer extends BalancerBase<Member> {
     this.cursor = { next: Math.floor(this.random() * 0x7fffffff) };
   }
 
-  protected createMember(endpoint: BalancerEndpoint): Member {
-    return new Member(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): Member {
+    return new Member(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly Member[]): Picker {

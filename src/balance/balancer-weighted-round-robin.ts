@@ -1,5 +1,6 @@
 import type { BalancerAlgorithm, BalancerEndpoint } from './balancer.ts';
 import { BalancerBase } from './balancer-base.ts';
+import type { HostLoad } from './host-load.ts';
 import { Member } from './balancer-member.ts';
 import { peekedEndpoint, type PickContext, type PickResult, type Picker } from './picker.ts';
 import { INDEXED_PICK_MIN_MEMBERS, SmoothWeightedSet, type SmoothWeightedEntry } from './smooth-weighted-set.ts';
@@ -104,8 +105,8 @@ export class WeightedRoundRobinBalancer extends BalancerBase<WeightedMember> {
     return super.member(address);
   }
 
-  protected createMember(endpoint: BalancerEndpoint): WeightedMember {
-    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable);
+  protected createMember(endpoint: BalancerEndpoint, load: HostLoad): WeightedMember {
+    return new WeightedMember(endpoint.address, endpoint.instance, endpoint.routable, load);
   }
 
   protected buildPicker(eligible: readonly WeightedMember[]): Picker {

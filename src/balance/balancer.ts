@@ -1,4 +1,5 @@
 import type { Instance } from '../discovery/instance.ts';
+import type { HostLoads } from './host-load.ts';
 import type { PickOutcome, Picker } from './picker.ts';
 import type { SlowStartOptions } from './slow-start.ts';
 
@@ -42,6 +43,12 @@ export interface BalancerOptions {
    * lazily (at a route's first request, again after a reload) while instances may be ramping.
    */
   readonly slowStartParent?: Balancer;
+  /**
+   * For a subset's balancer: the service's balancer's `hostLoads`, so that requests in flight (and
+   * p2c-ewma's latency estimates) are one per host across the service and its subsets, as Envoy
+   * keeps one active-request count per host. Sharers must have the same algorithm and options.
+   */
+  readonly hostLoads?: HostLoads;
 }
 
 /** What a balancer reports of one member, e.g. for the admin view. */
@@ -55,7 +62,7 @@ export interface MemberView {
   readonly rampEndsAt: number | undefined;
   /** True while the member waits for its first routable update to start its slow start. */
   readonly rampPending: boolean;
-  /** Picks whose `done` has not been called yet. */
+  /** Picks on the host whose `done` has not been called yet, through this balancer or one sharing its `hostLoads`. */
   readonly inFlight: number;
   /** The latency estimate in milliseconds, from balancers that keep one (`p2c-ewma`); undefined otherwise. */
   readonly latencyMs?: number;
@@ -78,6 +85,14 @@ export interface Balancer {
   update(endpoints: readonly BalancerEndpoint[]): Picker;
   /** The state kept for `address`, or undefined when it is not a member. */
   member(address: string): MemberView | undefined;
+  /** The load of every host a member stands for; give it to the balancers of the service's subsets (`BalancerOptions.hostLoads`). */
+  readonly hostLoads: HostLoads;
+  /**
+   * Lets go of the host loads it holds, for a balancer that will be fed no more (a subset no route
+   * names): the balancers still sharing them no longer hear from it. Picks made earlier still count
+   * on their hosts until done. Idempotent.
+   */
+  close(): void;
   /**
    * While true some member is in slow start, and its owner should call `reweigh()` every
    * `rampTickMs` (no registry event will come to move the ramp).

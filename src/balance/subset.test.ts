@@ -109,6 +109,39 @@ describe('createSubsetBalancer', () => {
     parent.close();
   });
 
+  it('counts picks through the subset and through the service in flight on the same hosts (least-connections)', () => {
+    const conf = new LoadBalanceConf('svc');
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'least-connections' } });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'least-connections' });
+    publish(conf, tagged('a', { version: 'v1' }), tagged('b', { version: 'v2' }), tagged('c', { version: 'v2' }));
+    const throughSubset = Array.from({ length: 4 }, () => v2.picker.pick({}) as PickedEndpoint);
+    expect(throughSubset.map(pickedId).sort()).toEqual(['b', 'b', 'c', 'c']);
+    expect(parent.balancer.member(instanceAddress(tagged('b', {})))?.inFlight).toBe(2);
+    // b and c carry two requests each: the service sends its next two to a, not one of them to b.
+    const throughService = [parent.picker.pick({}), parent.picker.pick({})] as PickedEndpoint[];
+    expect(throughService.map(pickedId)).toEqual(['a', 'a']);
+    for (const pick of [...throughSubset, ...throughService]) pick.done({ ok: true, latencyMs: 1 });
+    // The other way: with every host idle, three picks of the service land on a, b and c; the one on b stays open.
+    const open = Array.from({ length: 3 }, () => parent.picker.pick({}) as PickedEndpoint);
+    for (const pick of open) if (pick.instance.id !== 'b') pick.done({ ok: true, latencyMs: 1 });
+    expect(pickedId(v2.picker.pick({}))).toBe('c');
+    v2.close();
+    parent.close();
+  });
+
+  it('shares the latency estimate of a host between the service and the subset (p2c-ewma)', () => {
+    const conf = new LoadBalanceConf('svc');
+    const parent = createServiceBalancer(conf, { balancer: { algorithm: 'p2c-ewma' } });
+    const v2 = createSubsetBalancer(parent, { version: 'v2' }, { algorithm: 'p2c-ewma' });
+    publish(conf, tagged('a', { version: 'v1' }), tagged('b', { version: 'v2' }));
+    const pick = v2.picker.pick({}) as PickedEndpoint;
+    expect(parent.balancer.member(pick.address)?.inFlight).toBe(1);
+    pick.done({ ok: true, latencyMs: 250 });
+    expect(parent.balancer.member(pick.address)?.latencyMs).toBe(250);
+    v2.close();
+    parent.close();
+  });
+
   it('leaves the service balancer and its health running when closed', () => {
     const conf = new LoadBalanceConf('svc');
     const parent = createServiceBalancer(conf, { balancer: { algorithm: 'round-robin' } });

@@ -34,12 +34,14 @@ export function subsetHealthView(parent: HealthView, selector: SubsetSelector): 
 /**
  * A balancer of `config`'s algorithm over the subset of `parent`'s endpoints that `selector`
  * matches. It shares the parent's health (one active checker and one outlier detector per
- * instance): outcomes of its picks feed the parent's passive health. With `slowStart` (the
+ * instance): outcomes of its picks feed the parent's passive health. It shares the parent's host
+ * loads too: its picks count in flight on their hosts for the parent's least-connections and
+ * p2c-ewma, and the parent's for its own, and p2c-ewma's latency estimate is one per host. With `slowStart` (the
  * service's), instances ramp as in the service's own balancer: one that joins the subset later, and
  * one still ramping in the service when the subset is made, which takes the service's ramp.
- * Closing it leaves the parent running.
+ * Closing it leaves the parent running and lets go of the host loads it held.
  */
 export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig, slowStart?: SlowStartOptions): ServiceBalancer {
-  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, ...(slowStart ? { slowStart, slowStartParent: parent.balancer } : {}) });
-  return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer);
+  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, hostLoads: parent.balancer.hostLoads, ...(slowStart ? { slowStart, slowStartParent: parent.balancer } : {}) });
+  return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer, () => balancer.close());
 }
