@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Picker } from '../src/balance/index.ts';
+import type { PickedEndpoint, Picker } from '../src/balance/index.ts';
 import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { parseConfig, type GatewayConfig } from './config/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
+
+const FAIL = { ok: false, latencyMs: 1, errorClass: 'http-5xx' } as const;
 
 const CANARY = `
 routes:
@@ -76,6 +78,34 @@ describe('ServiceBalancers with subsets', () => {
     expect(balancers.subsetCount()).toBe(1);
     balancers.apply(parseConfig('g.yaml', 'routes: [{ path: /, service: svc }]'));
     expect(balancers.subsetCount()).toBe(0);
+  });
+
+  it('keeps subset balancers across a rebuild of the service that keeps its balancer, fed from the new build and reporting to it', async () => {
+    const text = (grace: string) => `services: { svc: { removalGrace: ${grace}, outlierDetection: { consecutiveErrors: 2, maxEjectionPercent: 100 } } }\n${CANARY}`;
+    const { balancers, config, list, route } = await start(text('10s'), { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' } });
+    // Smooth weighted round-robin over b and c: b, then c.
+    expect(counts(1, balancers.pickerFor('svc', route(config, 'v2'))!)).toEqual({ b: 1 });
+    const before = balancers.balancer('svc');
+    const reloaded = parseConfig('g.yaml', text('20s'));
+    balancers.apply(reloaded);
+    expect(balancers.balancer('svc')).not.toBe(before);
+    expect(balancers.balancer('svc')!.balancer).toBe(before!.balancer);
+    expect(balancers.subsetCount()).toBe(1);
+    const v2 = balancers.pickerFor('svc', route(reloaded, 'v2'))!;
+    // The subset's weights went on: c is next, where a new subset balancer would start with b again.
+    const failed = v2.pick({}) as PickedEndpoint;
+    expect(failed.instance.id).toBe('c');
+    // Its outcomes reach the new build's outlier detection (two failures in a row eject c) ...
+    failed.done(FAIL);
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      const pick = v2.pick({}) as PickedEndpoint;
+      pick.done(pick.instance.id === 'c' ? FAIL : { ok: true, latencyMs: 1 });
+    }
+    expect(balancers.health('svc')?.endpoints.find((endpoint) => endpoint.instance.id === 'c')?.ejected).toBe(true);
+    // ... and it follows the new build's instances.
+    list({ a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' }, d: { version: 'v2' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 4, { message: 'the new instance' });
+    expect(Object.keys(counts(4, v2)).sort()).toEqual(['b', 'd']);
   });
 
   it('rebuilds the subsets of a service whose algorithm changed, with the new algorithm', async () => {

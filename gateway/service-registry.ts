@@ -1,5 +1,5 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type BalancerKeeper, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type Balancer, type BalancerKeeper, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
@@ -48,6 +48,7 @@ interface Entry {
 
 interface SubsetEntry {
   readonly service: string;
+  readonly selector: SubsetSelector;
   readonly balancer: ServiceBalancer;
 }
 
@@ -58,7 +59,9 @@ interface SubsetEntry {
  * balancers whose settings changed. A service exists when it is declared or a registry lists it.
  * A route with `subset` or `canary` gets a balancer per subset it names, of the service's algorithm
  * and fed from the service's health (never a second checker); made on the route's first request,
- * kept across reloads while some route names it, dropped when none does or the service's is rebuilt.
+ * kept across reloads while some route names it, and across a rebuild of the service that keeps
+ * its balancer (then fed from the new build); dropped when no route names it or the service's
+ * balancer is replaced.
  */
 export class ServiceBalancers {
   /**
@@ -141,22 +144,20 @@ export class ServiceBalancers {
   /**
    * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services,
    * keeping the health verdicts (failing checks, ejections) their instances had, and the balancer
-   * itself (requests in flight, latency, weights) when its own settings did not change.
+   * itself (requests in flight, latency, weights) when its own settings did not change, with the
+   * balancers of its subsets.
    */
   apply(config: GatewayConfig): void {
     this.config = config;
     for (const [service, entry] of [...this.balancers]) {
       if (fingerprint(config, service) === entry.settings) continue;
       this.release(service, entry);
-      if (this.listed.has(service)) this.create(service, this.latestHealth.get(service), entry.balancer.keeper);
+      const rebuilt = this.listed.has(service) ? this.create(service, this.latestHealth.get(service), entry.balancer.keeper) : undefined;
+      this.carrySubsets(service, entry.balancer.balancer, rebuilt);
     }
     const routes = config.routes.filter(selectsSubsets);
     const selected = new Set(routes.flatMap((route) => selectorsOf(route).map((selector) => subsetId(route.service!, selector))));
-    for (const [id, subset] of [...this.subsets]) {
-      if (selected.has(id)) continue;
-      subset.balancer.close();
-      this.subsets.delete(id);
-    }
+    for (const [id, subset] of [...this.subsets]) if (!selected.has(id)) this.dropSubset(id, subset);
     const splits = new Set(routes.flatMap((route) => (route.canary ? [splitKey(route.service!, route.canary)] : [])));
     for (const key of [...this.splits.keys()]) if (!splits.has(key)) this.splits.delete(key);
   }
@@ -165,6 +166,7 @@ export class ServiceBalancers {
   close(): void {
     this.subscription.unsubscribe();
     for (const [service, entry] of [...this.balancers]) this.release(service, entry);
+    for (const [id, subset] of [...this.subsets]) this.dropSubset(id, subset);
     this.splits.clear();
     this.healthChanges.complete();
   }
@@ -183,12 +185,33 @@ export class ServiceBalancers {
     entry.subscription.unsubscribe();
     entry.balancer.close();
     this.balancers.delete(service);
-    // Subsets read the released balancer's health: they go with it and come back on the next request.
+  }
+
+  /**
+   * The subsets of a rebuilt service read the released build's health: when `rebuilt` kept the
+   * `previous` balancer they go on over its health with their balancers (weights, rotations) kept;
+   * otherwise they go, and come back on the next request with the new algorithm.
+   */
+  private carrySubsets(service: string, previous: Balancer, rebuilt: ServiceBalancer | undefined): void {
+    const parent = rebuilt?.balancer === previous ? rebuilt : undefined;
+    const options = serviceBalancerOptions(serviceSettings(this.config, service));
     for (const [id, subset] of [...this.subsets]) {
       if (subset.service !== service) continue;
+      if (!parent) {
+        this.dropSubset(id, subset);
+        continue;
+      }
       subset.balancer.close();
-      this.subsets.delete(id);
+      const balancer = createSubsetBalancer(parent, subset.selector, options.balancer, options.slowStart, subset.balancer.keeper);
+      this.subsets.set(id, { ...subset, balancer });
     }
+  }
+
+  /** Closes a subset for good: its balancer lets go of the service's host loads. */
+  private dropSubset(id: string, subset: SubsetEntry): void {
+    subset.balancer.close();
+    subset.balancer.balancer.close();
+    this.subsets.delete(id);
   }
 
   private createRoutePicker(service: string, route: RouteConfig): Picker | undefined {
@@ -212,7 +235,7 @@ export class ServiceBalancers {
     let subset = this.subsets.get(id);
     if (!subset) {
       const options = serviceBalancerOptions(serviceSettings(this.config, service));
-      subset = { service, balancer: createSubsetBalancer(parent, selector, options.balancer, options.slowStart) };
+      subset = { service, selector, balancer: createSubsetBalancer(parent, selector, options.balancer, options.slowStart) };
       this.subsets.set(id, subset);
     }
     return subset.balancer;

@@ -17,6 +17,18 @@ describe('BalancerKeeper', () => {
     expect(second.balancer.member(pick.address)?.latencyMs).toBeGreaterThan(0);
   });
 
+  it('keeps a subset\'s balancer, sharing its service\'s host loads, only while the service\'s balancer is the same', () => {
+    const config = { algorithm: 'least-connections' } as const;
+    const service = BalancerKeeper.keep(undefined, config, undefined, () => undefined);
+    const subset = BalancerKeeper.keep(undefined, config, undefined, () => undefined, service.balancer);
+    expect(subset.balancer.hostLoads).toBe(service.balancer.hostLoads);
+    expect(BalancerKeeper.keep(subset, config, undefined, () => undefined, service.balancer)).toBe(subset);
+    const otherService = BalancerKeeper.keep(undefined, config, undefined, () => undefined);
+    const remade = BalancerKeeper.keep(subset, config, undefined, () => undefined, otherService.balancer);
+    expect(remade).not.toBe(subset);
+    expect(remade.balancer.hostLoads).toBe(otherService.balancer.hostLoads);
+  });
+
   it.each([
     { change: 'another algorithm', config: { algorithm: 'least-connections' }, slowStart: undefined },
     { change: 'another option of the algorithm', config: { algorithm: 'p2c-ewma', decayMs: 1_000 }, slowStart: undefined },

@@ -1,4 +1,4 @@
-import type { Balancer, OutcomeListener } from './balancer.ts';
+import type { Balancer, BalancerOptions, OutcomeListener } from './balancer.ts';
 import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
 import type { SlowStartOptions } from './slow-start.ts';
 
@@ -9,6 +9,7 @@ import type { SlowStartOptions } from './slow-start.ts';
  * state across reloads. The requests in flight on each instance, latency estimates, smooth weights
  * and hash rings thus carry on, where a new balancer would see every instance idle while the
  * requests picked before the reload still run. Its outcomes go to the listener of the latest build.
+ * A subset's balancer is kept the same way, while its service's balancer (`parent`) is kept too.
  */
 export class BalancerKeeper {
   readonly balancer: Balancer;
@@ -19,18 +20,26 @@ export class BalancerKeeper {
     config: BalancerConfig,
     slowStart: SlowStartOptions | undefined,
     onOutcome: OutcomeListener,
+    private readonly parent: Balancer | undefined,
   ) {
     this.listener = onOutcome;
-    this.balancer = createBalancer(config, { onOutcome: (address, outcome) => this.listener(address, outcome), ...(slowStart ? { slowStart } : {}) });
+    // A subset's balancer shares its service's host loads and follows its slow start (see `BalancerOptions`).
+    const options: BalancerOptions = {
+      onOutcome: (address, outcome) => this.listener(address, outcome),
+      ...(slowStart ? { slowStart } : {}),
+      ...(parent ? { hostLoads: parent.hostLoads, ...(slowStart ? { slowStartParent: parent } : {}) } : {}),
+    };
+    this.balancer = createBalancer(config, options);
   }
 
   /**
-   * `previous` itself, its outcomes now sent to `onOutcome`, when it was made with the same `config`
-   * and `slowStart`; otherwise a keeper of a new balancer. The build `previous` served must be closed.
+   * `previous` itself, its outcomes now sent to `onOutcome`, when it was made with the same `config`,
+   * `slowStart` and `parent` (a subset's: its service's balancer); otherwise a keeper of a new
+   * balancer. The build `previous` served must be closed.
    */
-  static keep(previous: BalancerKeeper | undefined, config: BalancerConfig, slowStart: SlowStartOptions | undefined, onOutcome: OutcomeListener): BalancerKeeper {
+  static keep(previous: BalancerKeeper | undefined, config: BalancerConfig, slowStart: SlowStartOptions | undefined, onOutcome: OutcomeListener, parent?: Balancer): BalancerKeeper {
     const settingsKey = JSON.stringify({ config, slowStart: slowStart ?? false });
-    if (previous?.settingsKey !== settingsKey) return new BalancerKeeper(settingsKey, config, slowStart, onOutcome);
+    if (previous?.settingsKey !== settingsKey || previous.parent !== parent) return new BalancerKeeper(settingsKey, config, slowStart, onOutcome, parent);
     previous.listener = onOutcome;
     return previous;
   }

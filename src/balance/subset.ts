@@ -1,7 +1,8 @@
 import { map } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import type { HealthView } from '../health/health-view.ts';
-import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import type { BalancerConfig } from './balancer-factory.ts';
+import { BalancerKeeper } from './balancer-keeper.ts';
 import { ServiceBalancer } from './service-balancer.ts';
 import type { SlowStartOptions } from './slow-start.ts';
 
@@ -39,9 +40,12 @@ export function subsetHealthView(parent: HealthView, selector: SubsetSelector): 
  * p2c-ewma, and the parent's for its own, and p2c-ewma's latency estimate is one per host. With `slowStart` (the
  * service's), instances ramp as in the service's own balancer: one that joins the subset later, and
  * one still ramping in the service when the subset is made, which takes the service's ramp.
- * Closing it leaves the parent running and lets go of the host loads it held.
+ * `keep` is the `keeper` of the subset's balancer under the service's previous build: when `parent`
+ * kept its balancer (`BalancerKeeper`), the subset's is kept too, fed from `parent`'s health and
+ * reporting to it. Closing the result leaves the parent and the balancer as they are; the owner
+ * calls `balancer.close()` when the subset goes for good, so that it lets go of the host loads.
  */
-export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig, slowStart?: SlowStartOptions): ServiceBalancer {
-  const balancer = createBalancer(config, { onOutcome: parent.recordOutcome, hostLoads: parent.balancer.hostLoads, ...(slowStart ? { slowStart, slowStartParent: parent.balancer } : {}) });
-  return new ServiceBalancer(subsetHealthView(parent.health, selector), balancer, () => balancer.close());
+export function createSubsetBalancer(parent: ServiceBalancer, selector: SubsetSelector, config: BalancerConfig, slowStart?: SlowStartOptions, keep?: BalancerKeeper): ServiceBalancer {
+  const keeper = BalancerKeeper.keep(keep, config, slowStart, parent.recordOutcome, parent.balancer);
+  return new ServiceBalancer(subsetHealthView(parent.health, selector), keeper.balancer, undefined, parent.recordOutcome, keeper);
 }
