@@ -28,6 +28,7 @@ routes:
   - { name: inline, path: /users, service: users, rewrite: { pattern: "^/users/(\\\\d+)$", replacement: "/v2/users/$1" } }
   - { name: named, path: /people, service: users, stripPrefix: true, rewrite: { pattern: "^/(.*)$", replacement: "/v2/$1" }, middlewares: [to-v3] }
   - { name: plain, path: /plain, service: users, stripPrefix: true }
+  - { name: files, path: /files, service: users, rewrite: { pattern: "^/files/([^/]+)\\\\.json$", replacement: "/data/$1/public" } }
 `,
       ),
     );
@@ -46,6 +47,15 @@ routes:
     const received = await (await fetch(`http://127.0.0.1:${gateway.port}${path}`)).text();
     const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent(path)}`)).json()) as { route: { upstreamPath: string } };
     expect([received, explained.route.upstreamPath]).toEqual([upstreamPath, upstreamPath]);
+  });
+
+  it('gives as outcome the refusal of a request the rewrite turns into a dot segment, and no pick', async () => {
+    const answer = await fetch(`http://127.0.0.1:${gateway.port}/files/...json`);
+    const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent('/files/...json')}`)).json()) as { outcome: string; pick: unknown };
+    expect([answer.status, explained.outcome, explained.pick]).toEqual([400, 'rewritten-dot-segment', null]);
+    // Its neighbour goes through.
+    const neighbour = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent('/files/....json')}`)).json()) as { outcome: string };
+    expect(neighbour.outcome).toBe('proxy');
   });
 });
 

@@ -2,6 +2,7 @@ import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { GatewayConfig, RouteConfig } from '../config/index.ts';
 import { rewritePath } from '../middleware/rewrite/index.ts';
 import { normalisePath } from '../router/index.ts';
+import { hasDotSegment } from '../router/path-normalise.ts';
 import { explainRoute, type RouteVerdict } from '../router/route-explain.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { serviceView, type InstanceView } from './service-view.ts';
@@ -74,11 +75,12 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   const service = serviceView(sources, match.service, byProvider);
   const picker = sources.balancers.pickerFor(match.service, match.route);
   // Hashed on the path traffic is hashed on (a consistent-hash `key: path` reads the rewritten one).
-  const upstreamPath = upstreamPathOf(config, match.route, match.path);
-  const peeked = picker?.peek({ url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' });
+  const { path: upstreamPath, refused } = upstreamPathOf(config, match.route, match.path);
+  // A rewrite that made a dot segment is answered 400 before any pick, as traffic is.
+  const peeked = refused ? undefined : picker?.peek({ url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' });
   return {
     ...base,
-    outcome: peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
+    outcome: refused ? 'rewritten-dot-segment' : peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
     route: { name: match.name, namespace: match.route.namespace, service: match.service, upstreamPath },
     nearMisses,
     middleware: [...globalLayers, ...entryLayers, ...routeLayers(config, match.route)],
@@ -120,15 +122,23 @@ function named(config: GatewayConfig, scope: 'entryPoint' | 'named', name: strin
 /**
  * The path the upstream gets: the router's (prefix stripped, namespace mapped), then the route's
  * `rewrite` and its named `rewrite` middleware in list order, as the request runner applies them
- * (the router's path alone named a path no upstream would see on a route that rewrites).
+ * (the router's path alone named a path no upstream would see on a route that rewrites); `refused`
+ * when one of them makes a dot segment, which the rewrite middleware answers with 400 (`path` is then
+ * the path it refused).
  */
-function upstreamPathOf(config: GatewayConfig, route: RouteConfig, routed: string): string {
-  let path = route.rewrite ? rewritePath(routed, new RegExp(route.rewrite.pattern), route.rewrite.replacement) : routed;
+function upstreamPathOf(config: GatewayConfig, route: RouteConfig, routed: string): { readonly path: string; readonly refused: boolean } {
+  const rewrites = route.rewrite ? [route.rewrite] : [];
   for (const name of route.middlewares) {
     const middleware = config.middlewares.get(name);
-    if (middleware?.kind === 'rewrite') path = rewritePath(path, new RegExp(middleware.settings.pattern), middleware.settings.replacement);
+    if (middleware?.kind === 'rewrite') rewrites.push(middleware.settings);
   }
-  return path;
+  let path = routed;
+  for (const { pattern, replacement } of rewrites) {
+    const rewritten = rewritePath(path, new RegExp(pattern), replacement);
+    if (rewritten !== path && hasDotSegment(rewritten)) return { path: rewritten, refused: true };
+    path = rewritten;
+  }
+  return { path, refused: false };
 }
 
 /** The route's own edits in the order `routeMiddleware` runs them, then its named middleware. */
