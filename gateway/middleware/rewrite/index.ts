@@ -24,10 +24,12 @@ export function rewrite(options: RewriteOptions): Middleware {
   return async function rewrite(context, next) {
     const before = context.upstream.path;
     const path = rewritePath(before, pattern, replacement);
-    // The path was normalised before routing: a dot segment now was made by the rewrite, from the
-    // client's own text (`/api/...json` through `^/api/([^/]+)\.json$` → `/data/$1/public` gives
-    // `/data/../public`), and would climb out of where the rewrite meant to keep the client.
-    if (path !== before && hasDotSegment(path)) return sendErrorAnswer(context, 400, 'rewritten-dot-segment', DOT_SEGMENT_MESSAGE);
+    // On a route the path was normalised before routing: a dot segment now was made by the rewrite,
+    // from the client's own text (`/api/...json` through `^/api/([^/]+)\.json$` → `/data/$1/public`
+    // gives `/data/../public`), and would climb out of where the rewrite meant to keep the client.
+    // On an entry point the rewrite runs before normalisation: the client's own dot segments are
+    // the router's to remove (the last test runs only on the refusal path).
+    if (path !== before && hasDotSegment(path) && !hasDotSegment(before)) return sendErrorAnswer(context, 400, 'rewritten-dot-segment', DOT_SEGMENT_MESSAGE);
     context.upstream.path = path;
     await next();
   };
