@@ -9,7 +9,13 @@ const { GATEWAY_HELP, TOOL_COMMANDS, parseGatewayArgs } = await import(compiled(
 if (TOOL_COMMANDS.includes(process.argv[2])) {
   await import(compiled('switchboard-tools.js', 'switchboard'));
 } else {
-  if (parseGatewayArgs().values.help) {
+  const parsed = parseGatewayArgs();
+  // A usage error (an unknown flag, say) is reported before the gateway loads, with the status of the program's others.
+  if (parsed.usageError !== undefined) {
+    process.stderr.write(`switchboard: ${parsed.usageError}\n`);
+    process.exit(2);
+  }
+  if (parsed.values.help) {
     process.stdout.write(GATEWAY_HELP);
     process.exit(0);
   }

@@ -47,11 +47,30 @@ export const TOOLS_HELP = `Usage: switchboard check --config <file>
 /** The one-shot commands `bin/switchboard.js` sends to dist/switchboard-tools.js. */
 export const TOOL_COMMANDS: readonly string[] = ['check', 'explain', 'config'];
 
-/** Parses the gateway's command line (unknown flags are tolerated, as they always were). */
-export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)) {
-  return parseArgs({
-    args: [...args],
-    options: { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    strict: false,
-  });
+/** The gateway's own flags. */
+export interface GatewayArgs {
+  readonly config?: string;
+  readonly pretty?: boolean;
+  readonly help?: boolean;
+}
+
+/**
+ * Parses the gateway's command line. An unknown flag (a mistyped `--prety`), a positional argument
+ * or a flag without its value is a `usageError` naming it, which the program prints after
+ * `switchboard: ` and exits 2 (as switchboard-agent does): a flag the gateway ignored would leave
+ * the operator believing it took effect.
+ */
+export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)): { values: GatewayArgs; usageError?: undefined } | { usageError: string } {
+  try {
+    const { values } = parseArgs({
+      args: [...args],
+      options: { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    });
+    return { values };
+  } catch (error) {
+    // Node's first sentence names the flag; the rest advises on positional arguments, which the gateway takes none of.
+    const reason = (error as Error).message.split(/\.(?:\s|$)/)[0]!;
+    return { usageError: `${reason.charAt(0).toLowerCase()}${reason.slice(1)} (switchboard --help lists the options)` };
+  }
 }

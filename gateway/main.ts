@@ -13,7 +13,12 @@ import type { RedisSettings } from './config/types.ts';
 import { releaseSharedRedisAfter, sameRedisSettings, sharedRedis } from './redis/redis-connection.ts';
 import { MemoryFlowStore, RedisFlowStore, SwitchableFlowStore, type FlowStore } from './telemetry/index.ts';
 
-const { values } = parseGatewayArgs();
+const parsed = parseGatewayArgs();
+if (parsed.usageError !== undefined) {
+  process.stderr.write(`switchboard: ${parsed.usageError}\n`);
+  process.exit(2);
+}
+const { values } = parsed;
 
 if (values.help) {
   process.stdout.write(GATEWAY_HELP);
