@@ -1,4 +1,5 @@
 import { request as httpRequest, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
@@ -62,5 +63,36 @@ describe('GatewayListener in-flight bookkeeping', () => {
     await drained;
     listener = undefined;
     expect(own.inFlight).toBe(0);
+  });
+});
+
+describe('GatewayListener refusals of malformed requests', () => {
+  let listener: GatewayListener | undefined;
+  afterEach(async () => {
+    await listener?.drain(1_000);
+  });
+
+  /** Sends `text` on a new connection and returns all the listener answers before it closes the connection. */
+  async function exchange(port: number, text: string): Promise<string> {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => void (answer += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    const deadline = setTimeout(() => socket.destroy(), 5_000);
+    await new Promise((resolve) => socket.on('close', resolve).write(text));
+    clearTimeout(deadline);
+    return answer;
+  }
+
+  it.each([
+    { name: 'a request head over maxHeaderSize', text: `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(4_096)}\r\n\r\n`, status: 431, error: 'header-too-large' },
+    { name: 'a head not finished within headersTimeout', text: 'GET / HTTP/1.1\r\nHost: a\r\n', status: 408, error: 'request-timeout' },
+    { name: 'a malformed request line', text: 'GARBAGE\r\n\r\n', status: 400, error: 'bad-request' },
+  ])('answers $name with $status and the error code $error', async ({ text, status, error }) => {
+    const limits = { ...LIMITS, maxHeaderSize: 1_024, headersTimeoutMs: 300 };
+    listener = new GatewayListener({ request: (_request, response) => void response.end('ok'), upgrade: () => undefined }, limits, rootLogger);
+    const answer = await exchange(await listener.listen('127.0.0.1', 0), text);
+    expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error, status });
   });
 });

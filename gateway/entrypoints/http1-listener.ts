@@ -24,9 +24,10 @@ export interface ListenerHandlers {
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
-const CLIENT_ERRORS: Readonly<Record<string, [number, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+/** Parse errors answered with their own status and `error` code, else 400 `bad-request`; no request id (none was parsed). */
+const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'header-too-large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
 };
 
 /** `process.nextTick` target: arguments instead of a closure per request. */
@@ -260,12 +261,12 @@ export class GatewayListener {
     if (state.refused) return;
     state.refused = true;
     if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
-    const [status, text] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
+    const [status, text, code] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'bad-request'];
     this.log.debug({ code: error.code, status }, 'refused a malformed request');
     const inFlight = state.open.filter((response) => response[DISPATCHED] === true);
     const answer = () => {
       if ((socket as Socket).writable === false) return void socket.destroy();
-      const body = JSON.stringify({ error: 'bad-request', status, message: text });
+      const body = JSON.stringify({ error: code, status, message: text });
       socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     };
     const broken = inFlight.find((response) => !response.req.complete);

@@ -67,4 +67,19 @@ describe('Http2Sessions', () => {
     await waitFor(() => held.every((response) => response.destroyed), { timeoutMs: 5_000, message: 'both streams closed' });
     expect(held.map((response) => response.writableEnded)).toEqual([true, true]);
   });
+
+  it('answers a request whose body has not arrived within requestTimeout with 408 request-timeout', async () => {
+    started = await startPlainHttp2(() => undefined, { requestTimeoutMs: 200 });
+    // The body never ends: the stream stays open, so only the timeout can answer.
+    const stream = started.client.request({ ':path': '/', ':method': 'POST' }, { endStream: false });
+    stream.on('error', () => undefined);
+    stream.write('partial');
+    const status = new Promise<number>((resolve) => stream.on('response', (headers) => resolve(Number(headers[':status']))));
+    let body = '';
+    stream.on('data', (chunk: Buffer) => void (body += chunk.toString()));
+    const ended = new Promise((resolve) => stream.on('close', resolve));
+    expect(await status).toBe(408);
+    await ended;
+    expect(JSON.parse(body)).toMatchObject({ error: 'request-timeout', status: 408 });
+  });
 });

@@ -109,7 +109,7 @@ export class Http2Sessions {
       if (request.complete) return;
       if (!response.headersSent) {
         response.writeHead(408, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ error: 'bad-request', status: 408, message: 'Request Timeout' }));
+        response.end(JSON.stringify({ error: 'request-timeout', status: 408, message: 'Request Timeout' }));
       }
       request.stream.close(constants.NGHTTP2_CANCEL);
     }, this.limits.requestTimeoutMs);

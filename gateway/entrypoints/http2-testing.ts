@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import type { ClientRequest, ClientResponse } from '../context.ts';
 import { Http2Sessions } from './http2-sessions.ts';
 
-const limits = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
+const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
 
 /** `Http2Sessions` behind a plaintext listener on port 0, and a client speaking HTTP/2 to it with prior knowledge. */
 export interface PlainHttp2 {
@@ -14,9 +14,9 @@ export interface PlainHttp2 {
   close(): Promise<void>;
 }
 
-/** Starts `Http2Sessions` with `handler` (as an h2c entry point hands it requests) and connects a client. */
-export async function startPlainHttp2(handler: (request: ClientRequest, response: ClientResponse) => void): Promise<PlainHttp2> {
-  const sessions = new Http2Sessions(handler, limits, pino({ level: 'silent' }));
+/** Starts `Http2Sessions` with `handler` (as an h2c entry point hands it requests) and `limits` over the defaults, and connects a client. */
+export async function startPlainHttp2(handler: (request: ClientRequest, response: ClientResponse) => void, limits: Partial<typeof LIMITS> = {}): Promise<PlainHttp2> {
+  const sessions = new Http2Sessions(handler, { ...LIMITS, ...limits }, pino({ level: 'silent' }));
   const server: Server = createServer((socket) => sessions.accept(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
