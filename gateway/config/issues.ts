@@ -1,5 +1,7 @@
 import { isMap, isScalar, type Document, type LineCounter, type Node } from 'yaml';
 import type { z } from 'zod';
+import { configSchema } from './schema.ts';
+import { objectKeysAt } from './schema-keys.ts';
 import { KNOWN_KEYS } from './schema-values.ts';
 
 /** One reason a configuration file was refused: where (key path and line) and why. */
@@ -19,7 +21,7 @@ export function locateIssues(issues: readonly z.core.$ZodIssue[], document: Docu
   const visit = (issue: z.core.$ZodIssue, prefix: Path) => {
     const path = [...prefix, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) located.push(at([...path, key], lineOfKey(document, lines, path, key), unknownKeyReason(key)));
+      for (const key of issue.keys) located.push(at([...path, key], lineOfKey(document, lines, path, key), unknownKeyReason(key, path)));
       return;
     }
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
@@ -65,17 +67,21 @@ function reasonOf(issue: z.core.$ZodIssue): string {
   return issue.message.replace(/^Invalid (input|option): /, '');
 }
 
-function unknownKeyReason(key: string): string {
-  const suggestion = closestKey(key);
-  if (suggestion === key) return `unknown field "${key}" (it belongs in another section)`;
+/**
+ * An unknown key's reason, with the key it most likely meant among those valid in its object
+ * (`from` is a jwtAuth key: no hint for a top-level `foo`), or a note that it is another section's.
+ */
+function unknownKeyReason(key: string, objectPath: Path): string {
+  const suggestion = closestKey(key, objectKeysAt(configSchema, objectPath));
+  if (suggestion === undefined && KNOWN_KEYS.has(key)) return `unknown field "${key}" (it belongs in another section)`;
   return `unknown field "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`;
 }
 
-/** The known key within edit distance 2 of `key`, if any. */
-function closestKey(key: string): string | undefined {
+/** The key of `candidates` within edit distance 2 of `key`, if any. */
+function closestKey(key: string, candidates: ReadonlySet<string>): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
-  for (const known of KNOWN_KEYS) {
+  for (const known of candidates) {
     const distance = editDistance(key.toLowerCase(), known.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [known, distance];
   }

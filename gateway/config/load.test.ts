@@ -117,6 +117,17 @@ describe('parseConfig errors', () => {
     expect(error.message).toContain(expected);
   });
 
+  it.each([
+    ['foo: 1', 'foo (line 1): unknown field "foo"'],
+    ['routes:\n  - { service: a, form: x }', 'routes.0.form (line 2): unknown field "form"'],
+    ['routes:\n  - { service: a, servce: b }', 'routes.0.servce (line 2): unknown field "servce" (did you mean "service"?)'],
+    ['services:\n  a: { balancer: { algorithm: p2c-ewma, decy: 1s } }', 'services.a.balancer.decy (line 2): unknown field "decy" (did you mean "decay"?)'],
+    ['entryPoints:\n  web: { listen: ":1", protocl: http }', 'entryPoints.web.protocl (line 2): unknown field "protocl" (did you mean "protocol"?)'],
+  ])('suggests for %j only a key valid where it stands: "%s"', (text, expected) => {
+    // The whole message: a hint from another section (jwtAuth's "from" for "foo") would be a wrong lead.
+    expect(errorOf(text).message).toBe(`/etc/sb/gateway.yaml: ${expected}`);
+  });
+
   it('takes a regex the backtracking check refuses when allowUnsafeRegex: true stands beside it, and names that key when it does not', () => {
     const text = 'routes:\n  - { pathRegex: "^/(a+)+$", allowUnsafeRegex: true, service: a, rewrite: { pattern: "^/(.*)-(.*)$", replacement: /x, allowUnsafeRegex: true } }\n';
     expect(parseConfig('gateway.yaml', text).routes[0]).toMatchObject({ pathRegex: '^/(a+)+$', rewrite: { pattern: '^/(.*)-(.*)$', replacement: '/x' } });

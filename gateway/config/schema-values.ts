@@ -3,7 +3,7 @@ import { parseDurationMs } from '../../src/duration.ts';
 import { parseIpRanges } from './ip-range.ts';
 import { ALLOW_UNSAFE_REGEX_KEY, regexBacktrackingRisk } from './regex-safety.ts';
 
-/** Every key any section of the file knows, for "did you mean" hints on unknown keys. */
+/** Every key any section of the file knows: an unknown key found here is another section's (the hints name only keys valid at its place). */
 export const KNOWN_KEYS = new Set<string>();
 
 /** A strict object (an unknown key is an error, so typos never pass silently) whose keys feed `KNOWN_KEYS`. */
