@@ -1,5 +1,6 @@
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { timersArmedBy } from '../../test/harness/fake-timers.ts';
 import type { HealthSnapshot } from '../health/health-view.ts';
 import type { BalancerEndpoint } from './balancer.ts';
 import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
@@ -134,11 +135,11 @@ describe('ServiceBalancer with slow start', () => {
     const service = new ServiceBalancer({ endpoints$: snapshots }, balancer);
     const send = (...ids: string[]) =>
       snapshots.next({ service: 'svc', panic: false, endpoints: testEndpoints(...ids).map((endpoint) => ({ ...endpoint, inRegistry: true, active: 'unknown', ejected: false })) });
-    send('a');
-    expect(vi.getTimerCount()).toBe(0);
-    send('a', 'b');
+    // Timers counted around the calls alone: other code in this process may arm its own meanwhile.
+    expect(timersArmedBy(() => send('a'))).toBe(0);
+    expect(timersArmedBy(() => send('a', 'b'))).toBe(1);
     const first = service.picker;
-    expect(vi.getTimerCount()).toBe(1);
+    const reweigh = vi.spyOn(balancer, 'reweigh');
     vi.advanceTimersByTime(50);
     expect(service.picker).not.toBe(first);
     expect(balancer.member(address('b'))!.weight).toBeCloseTo(0.1, 6);
@@ -146,15 +147,19 @@ describe('ServiceBalancer with slow start', () => {
     expect(balancer.member(address('b'))!.weight).toBeCloseTo(0.5, 6);
     vi.advanceTimersByTime(500);
     expect(balancer.member(address('b'))!.weight).toBe(1);
-    expect(vi.getTimerCount()).toBe(0);
+    // The ramp is over and its timer with it: no more ticks reweigh.
+    const ticks = reweigh.mock.calls.length;
+    vi.advanceTimersByTime(1_000);
+    expect(reweigh).toHaveBeenCalledTimes(ticks);
     const picks = Array.from({ length: 4 }, () => {
       const result = service.picker.pick({});
       if (result.kind === 'endpoint') result.done({ ok: true, latencyMs: 1 });
       return pickedId(result);
     });
     expect(picks.sort()).toEqual(['a', 'a', 'b', 'b']);
-    send('a', 'b', 'c');
-    service.close();
-    expect(vi.getTimerCount()).toBe(0);
+    expect(timersArmedBy(() => send('a', 'b', 'c'))).toBe(1);
+    expect(timersArmedBy(() => service.close())).toBe(-1);
+    vi.advanceTimersByTime(1_000);
+    expect(reweigh).toHaveBeenCalledTimes(ticks);
   });
 });

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { timersArmedBy } from '../../test/harness/fake-timers.ts';
 import { ActiveHealthChecker } from './active-checker.ts';
 import type { ActiveHealth } from './health-view.ts';
 import { ScriptedProbe, startSwitchableBackend, type SwitchableBackend } from './health-testing.ts';
@@ -146,10 +147,20 @@ describe('ActiveHealthChecker timing', () => {
 
   it('leaves no timer behind once closed, even with a probe in flight', async () => {
     vi.useFakeTimers();
-    const checker = new ActiveHealthChecker('svc', { probe: () => new Promise(() => undefined), intervalMs: 1_000, jitterMs: 0 });
+    const signals: AbortSignal[] = [];
+    const probe = vi.fn<HealthProbe>((_target, signal) => {
+      signals.push(signal);
+      return new Promise(() => undefined);
+    });
+    const checker = new ActiveHealthChecker('svc', { probe, intervalMs: 1_000, timeoutMs: 500, jitterMs: 0 });
     checker.track([target(1), target(2)]);
     await vi.advanceTimersByTimeAsync(1);
-    checker.close();
-    expect(vi.getTimerCount()).toBe(0);
+    expect(probe).toHaveBeenCalledTimes(2);
+    // Each probe in flight holds its deadline; close() clears both. Counted around close() alone:
+    // other code in this process may arm timers of its own while the test awaits.
+    expect(timersArmedBy(() => checker.close())).toBe(-2);
+    expect(signals.map((signal) => signal.aborted)).toEqual([true, true]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(probe).toHaveBeenCalledTimes(2);
   });
 });
