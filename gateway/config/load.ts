@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
@@ -106,7 +106,34 @@ export async function readConfigText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new GatewayConfigError(path, [{ keyPath: '', line: undefined, reason: `cannot read the file (${code ?? (error as Error).message})` }], { cause: error });
+    throw unreadableConfig(path, error);
   }
+}
+
+/** A reading of the configuration file: its text and `save`, which tells one save of the file from another. */
+export interface ConfigFileReading {
+  readonly text: string;
+  /** The file's inode and modification time (ns) after the text was read: a new save (a write, a rename onto it, `touch`) changes it; reading, or an event that did not write the file, does not. */
+  readonly save: string;
+}
+
+/** Reads the file at `path` with the stamp of the save its text came from, or throws a `GatewayConfigError` saying why it cannot be read. */
+export async function readConfigFile(path: string): Promise<ConfigFileReading> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'r');
+    const text = await handle.readFile('utf8');
+    // Taken after the read, from the same open file: a save that the text includes is in it, however the path was swapped since.
+    const stat = await handle.stat({ bigint: true });
+    return { text, save: `${stat.ino}:${stat.mtimeNs}` };
+  } catch (error) {
+    throw unreadableConfig(path, error);
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+function unreadableConfig(path: string, error: unknown): GatewayConfigError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new GatewayConfigError(path, [{ keyPath: '', line: undefined, reason: `cannot read the file (${code ?? (error as Error).message})` }], { cause: error });
 }

@@ -5,7 +5,7 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
 import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { componentLogger } from '../../src/logger.ts';
-import { parseConfig, readConfigText } from './load.ts';
+import { parseConfig, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -37,8 +37,8 @@ export const CONFIG_DEBOUNCE_MS = 200;
  * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
  * both of which a file watch would lose. Events naming the file (see `concernsFile`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
- * is reported once), except after a refusal: saving the same text again retries it, for a refusal
- * by a file the configuration names that has appeared since. The caller applies `ok` results and keeps its running config on refused ones.
+ * is reported once), except after a refusal: saving the same text again (`touch`) retries it, for a refusal
+ * by a file the configuration names that has appeared since; the other events of the save it was refused in do not. The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
  * stops the watch.
  */
@@ -50,6 +50,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   return new Observable<ConfigResult>((subscriber) => {
     // undefined: not read yet; null: the last read failed; else the last text read.
     let last: string | null | undefined;
+    // The save (see `ConfigFileReading`) whose text `last` was refused; undefined when `last` was not refused.
+    let refusedSave: string | undefined;
     // Only the first read may be a baseline (see `emitCurrent`).
     let emitNext = options.emitCurrent ?? true;
     // Whether the first reading (the start's, or the baseline) has been done.
@@ -60,15 +62,22 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       const change = started;
       emitNext = true;
       started = true;
-      let text: string;
+      let reading: ConfigFileReading;
       try {
-        text = await readConfigText(path);
+        reading = await readConfigFile(path);
       } catch (error) {
         if (last !== null && emit && !reads.closed) subscriber.next({ ok: false, error: error as ConfigFileError });
         last = null;
+        refusedSave = undefined;
         return;
       }
-      if (text === last) return;
+      const { text, save } = reading;
+      // A refused text is read again when the file is saved again, even unchanged: it may be refused for
+      // a file it names (a CA bundle, a key) that is there now, copied in after the edit. Only a new save
+      // counts: one save raises several events (a write's truncation, then its text; the steps of a
+      // Kubernetes swap), and a read after the first can already see the whole text, which the later
+      // events would otherwise refuse again (a reload counted as refused twice).
+      if (text === last && (refusedSave === undefined || refusedSave === save)) return;
       // An empty file after a first reading is a write caught between its truncation and its text
       // (`>`, most tools that do not rename): the write's own event reads it again. Applied, it would
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
@@ -76,14 +85,11 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
         return;
       }
-      if (!emit || reads.closed) {
-        last = text;
-        return;
-      }
+      last = text;
+      refusedSave = undefined;
+      if (!emit || reads.closed) return;
       const result = parse(path, text);
-      // A refused text is read again at the next event naming the file, even unchanged: it may be
-      // refused for a file it names (a CA bundle, a key) that is there now, copied in after the edit.
-      last = result.ok ? text : undefined;
+      if (!result.ok) refusedSave = save;
       subscriber.next(result);
     };
     const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'));
