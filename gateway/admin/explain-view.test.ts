@@ -1,8 +1,20 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
+
+/** A backend on a free loopback port, and that port. */
+async function backendOn(handler: RequestListener): Promise<{ server: Server; port: number }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** The real pipeline in this process with its admin listener, for `body` (services, middlewares, routes). */
+function gatewayWith(body: string): Promise<Gateway> {
+  return startGateway(parseConfig('g.yaml', `listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\naccessLog: false\n${body}`));
+}
 
 /** The real pipeline in this process, in front of a backend that answers with the path it got. */
 describe('GET /api/explain on routes that rewrite', () => {
@@ -10,16 +22,10 @@ describe('GET /api/explain on routes that rewrite', () => {
   let gateway: Gateway;
 
   beforeAll(async () => {
-    backend = createServer((request, response) => response.end(request.url));
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    const port = (backend.address() as AddressInfo).port;
-    gateway = await startGateway(
-      parseConfig(
-        'g.yaml',
-        `
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-accessLog: false
+    const started = await backendOn((request, response) => response.end(request.url));
+    backend = started.server;
+    const port = started.port;
+    gateway = await gatewayWith(`
 services:
   users: { instances: ["127.0.0.1:${port}"] }
 middlewares:
@@ -29,9 +35,7 @@ routes:
   - { name: named, path: /people, service: users, stripPrefix: true, rewrite: { pattern: "^/(.*)$", replacement: "/v2/$1" }, middlewares: [to-v3] }
   - { name: plain, path: /plain, service: users, stripPrefix: true }
   - { name: files, path: /files, service: users, rewrite: { pattern: "^/files/([^/]+)\\\\.json$", replacement: "/data/$1/public" } }
-`,
-      ),
-    );
+`);
   });
 
   afterAll(async () => {
@@ -61,27 +65,16 @@ routes:
 
 describe('GET /api/explain on a route that rewrites to a service hashed on the path', () => {
   it('picks the instance that the rewritten path goes to, as traffic does', async () => {
-    const backends: Server[] = [];
-    for (let index = 0; index < 2; index += 1) {
-      const backend = createServer((request, response) => response.end(String((request.socket.address() as AddressInfo).port)));
-      await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-      backends.push(backend);
-    }
-    const ports = backends.map((backend) => (backend.address() as AddressInfo).port);
-    const gateway = await startGateway(
-      parseConfig(
-        'g.yaml',
-        `
-listen: 127.0.0.1:0
-admin: 127.0.0.1:0
-accessLog: false
+    const started = [];
+    for (let index = 0; index < 2; index += 1) started.push(await backendOn((request, response) => response.end(String((request.socket.address() as AddressInfo).port))));
+    const backends = started.map(({ server }) => server);
+    const ports = started.map(({ port }) => port);
+    const gateway = await gatewayWith(`
 services:
   sticky: { balancer: { algorithm: consistent-hash, key: path }, instances: ["127.0.0.1:${ports[0]}", "127.0.0.1:${ports[1]}"] }
 routes:
   - { path: /s, service: sticky, rewrite: { pattern: "^/s/(.*)$", replacement: "/objects/$1/v1" } }
-`,
-      ),
-    );
+`);
     try {
       // 24 keys: were the pick hashed on the path before the rewrite, some key would land elsewhere
       // (each has an even chance on two instances).
