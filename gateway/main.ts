@@ -1,17 +1,17 @@
 import cluster from 'node:cluster';
 import { prettySink, wantsColor } from '../src/log-pretty.ts';
-import { rootLogger, usePrettyLogs } from '../src/logger.ts';
+import { closeLogs, rootLogger, useLogSink, usePrettyLogs } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
 import { runWorker } from './cluster/cluster-worker.ts';
 import type { GatewayConfig } from './config/index.ts';
 import { ConfigFollower, type Running } from './config-follower.ts';
 import { watchConfigWithStore } from './config-store/store-config.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
-import { createAccessLogger } from './middleware/index.ts';
+import { accessLogDestination, createAccessLogger } from './middleware/index.ts';
 import { startGateway } from './pipeline.ts';
 import type { RedisSettings } from './config/types.ts';
 import { releaseSharedRedisAfter, sameRedisSettings, sharedRedis } from './redis/redis-connection.ts';
-import { MemoryFlowStore, RedisFlowStore, SwitchableFlowStore, type FlowStore } from './telemetry/index.ts';
+import { logDroppedTotal, MemoryFlowStore, RedisFlowStore, SwitchableFlowStore, type FlowStore } from './telemetry/index.ts';
 
 const parsed = parseGatewayArgs();
 if (parsed.usageError !== undefined) {
@@ -30,6 +30,9 @@ if (typeof values.config !== 'string') {
 }
 
 if (values.pretty) usePrettyLogs();
+// Operational lines take the access log's non-blocking buffer, each line written as it comes: a
+// reader of stderr that stalls or goes away costs lines (counted), never the gateway or its exit.
+else useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines) }));
 const configPath = values.config;
 const log = rootLogger.child({ component: 'main' });
 // The workers of a gateway share its stdout.
@@ -99,6 +102,7 @@ function runMain(): void {
       subscription.unsubscribe();
       void (async () => {
         await follower.close();
+        await closeLogs();
         process.exit(0);
       })();
     });

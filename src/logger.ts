@@ -3,12 +3,22 @@ import { prettySink, wantsColor, type LineSink } from './log-pretty.ts';
 
 export type { Logger };
 
+/** A line sink that may hold lines back, and then says how to write them before exit. */
+export type ClosableSink = LineSink & { close?(deadlineMs?: number): Promise<void> };
+
 /**
  * Where the root logger writes. Every logger is a child of one root created at import time, so the
- * format is switched by swapping the sink behind it rather than by rebuilding loggers.
+ * format and the destination are switched by swapping the sink behind it rather than by rebuilding
+ * loggers.
+ *
+ * By default each line is written to stderr synchronously: nothing is left to flush at exit, and
+ * the descriptor stays as it was, which matters to the agent, whose backend shares it. (pino's
+ * asynchronous destination flushed at exit in a loop that retried any error but EAGAIN every 100 ms:
+ * with the reader of stderr gone, EPIPE held the process forever, past every shutdown bound.) The
+ * gateway swaps in a buffered destination that never blocks (`useLogSink`).
  */
-const sink: { target: LineSink; write(text: string): unknown } = {
-  target: pino.destination(2),
+const sink: { target: ClosableSink; write(text: string): unknown } = {
+  target: pino.destination({ dest: 2, sync: true }),
   write(text: string) {
     return this.target.write(text);
   },
@@ -31,10 +41,20 @@ export function componentLogger(component: string, bindings: Record<string, unkn
   return rootLogger.child({ component, ...bindings });
 }
 
+/** Sends every logger's lines to `target` from now on (lines already written stay where they went). */
+export function useLogSink(target: ClosableSink): void {
+  sink.target = target;
+}
+
+/** Writes what the sink still holds, for at most `deadlineMs`: call it before `process.exit`. */
+export async function closeLogs(deadlineMs = 1_000): Promise<void> {
+  await sink.target.close?.(deadlineMs);
+}
+
 /**
  * Switches every logger to human-readable lines on stderr (`--pretty`), coloured on a terminal.
  * Call it once, early; lines already written stay JSON.
  */
 export function usePrettyLogs(): void {
-  sink.target = prettySink(process.stderr, { color: wantsColor(process.stderr) });
+  useLogSink(prettySink(process.stderr, { color: wantsColor(process.stderr) }));
 }

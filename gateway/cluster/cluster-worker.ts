@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
-import { componentLogger } from '../../src/logger.ts';
+import { closeLogs, componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
@@ -140,6 +140,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       clearInterval(breakerTimer);
       balancers?.close();
       await data?.close();
+      await closeLogs();
       process.exit(0);
     })();
   };

@@ -27,6 +27,12 @@ export const tlsReloadsTotal = new Counter({
 });
 
 /** Access log lines dropped because stdout did not keep up (or was closed): the gateway never waits for its log reader. */
+export const logDroppedTotal = new Counter({
+  name: 'switchboard_log_dropped_total',
+  help: 'Operational log lines dropped because stderr did not keep up or could not be written (the gateway never blocks on its log reader).',
+  registers: [metricsRegistry],
+});
+
 export const accessLogDroppedTotal = new Counter({
   name: 'switchboard_access_log_dropped_total',
   help: 'Access log lines dropped because stdout did not keep up or could not be written (the gateway never blocks on its log reader).',

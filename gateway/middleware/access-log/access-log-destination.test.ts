@@ -28,6 +28,21 @@ describe('bufferedDestination', () => {
     expect(batches).toEqual(['a\n']);
   });
 
+  it('with no delay writes each line at once, batches what arrives during a write, and counts drops where told', () => {
+    const { batches, output, complete } = heldOutput();
+    const dropped: number[] = [];
+    const destination = bufferedDestination(output, { maxBufferBytes: 8, flushDelayMs: 0, onDropped: (lines) => dropped.push(lines) });
+    destination.write('a\n');
+    expect(batches).toEqual(['a\n']);
+    destination.write('b\n');
+    destination.write('c\n');
+    complete();
+    expect(batches).toEqual(['a\n', 'b\nc\n']);
+    complete(new Error('EPIPE'));
+    expect(dropped).toEqual([2]);
+    expect(destination.dropped).toBe(2);
+  });
+
   it('writes the lines that arrived during a write as soon as it completes, in one batch', () => {
     const { batches, output, complete } = heldOutput();
     const destination = bufferedDestination(output, { flushBytes: 10, flushDelayMs: 50 });

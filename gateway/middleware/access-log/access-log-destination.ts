@@ -26,10 +26,12 @@ export interface DestinationOptions {
   readonly maxBufferBytes?: number;
   /** A batch this large is written at once; smaller ones wait up to `flushDelayMs`. 32 KiB by default. */
   readonly flushBytes?: number;
-  /** Longest a line waits in the buffer; 25 ms by default. */
+  /** Longest a line waits in the buffer; 25 ms by default. 0 writes each line at once (when no batch is in flight). */
   readonly flushDelayMs?: number;
   /** Told once, when the first line is dropped. */
   readonly onFirstDrop?: (reason: string) => void;
+  /** Counts dropped lines; in `switchboard_access_log_dropped_total` by default. */
+  readonly onDropped?: (lines: number) => void;
   /**
    * Other processes write to the same pipe or socket (the workers of one gateway share its stdout):
    * batches go out in writes of whole lines of at most `PIPE_BUF` bytes, one at a time, which the
@@ -161,7 +163,7 @@ class BufferedDestination implements AccessLogDestination {
     if (line.length * 3 > room && Buffer.byteLength(line) > room) return this.drop('the access log reader is not keeping up');
     this.used += filling.write(line, this.used);
     if (this.writing) return;
-    if (this.used >= this.flushBytes) this.flush();
+    if (this.used >= this.flushBytes || this.flushDelayMs === 0) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushDelayMs);
   }
 
@@ -201,7 +203,8 @@ class BufferedDestination implements AccessLogDestination {
   private drop(reason: string, lines = 1): void {
     if (this.dropped === 0) this.options.onFirstDrop?.(reason);
     this.dropped += lines;
-    accessLogDroppedTotal.inc(lines);
+    if (this.options.onDropped) this.options.onDropped(lines);
+    else accessLogDroppedTotal.inc(lines);
   }
 }
 

@@ -1,0 +1,134 @@
+// A log reader that goes away or stalls never holds a process up. With stderr a pipe whose reader
+// has closed, SIGTERM still ends the gateway and the agent within their bounds (pino's asynchronous
+// destination flushed at exit in a loop that met EPIPE, slept 100 ms and wrote again, forever). With
+// stderr a pipe nobody reads, the gateway keeps answering, drops and counts log lines, and exits on
+// SIGTERM (a synchronous writer blocks the event loop on the full pipe; pino's asynchronous one
+// buffers without limit, counts nothing, and its exit flush waits on the pipe forever).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { acceptsConnections, backendCommand, freePort, makeTempDir, REPO_ROOT, startEtcd, waitFor, type EtcdCluster } from '../harness/index.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+
+/** A gateway config in a new file: `listen` on `port`, one service `a` on a port nothing listens on (each request is retried twice, each retry logged at debug). */
+async function gatewayConfig(port: number, admin: string): Promise<string> {
+  const configPath = join(await makeTempDir('sb-stderr-'), 'gateway.yaml');
+  await writeFile(
+    configPath,
+    `listen: 127.0.0.1:${port}
+admin: ${admin}
+services:
+  a: { instances: [127.0.0.1:1], outlierDetection: false, circuitBreaker: false, retryBudget: false }
+routes:
+  - { path: /, service: a }
+`,
+  );
+  return configPath;
+}
+
+/** GET `path`; resolves with the status, rejects after `timeoutMs` without an answer. */
+function get(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** Starts `bin` with `args`, stderr a pipe; resolves once a stderr line matches `ready`, then closes the pipe's read end. */
+async function startThenCloseStderr(bin: string, args: readonly string[], ready: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(REPO_ROOT, bin), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'debug' },
+    cwd: REPO_ROOT,
+  });
+  let seen = '';
+  const stderr = child.stderr as NonNullable<typeof child.stderr>;
+  stderr.setEncoding('utf8');
+  stderr.on('data', (chunk: string) => {
+    seen += chunk;
+  });
+  const exited = once(child, 'exit');
+  await Promise.race([
+    waitFor(() => ready.test(seen), { timeoutMs: 20_000, message: `${bin} to log ${ready}` }),
+    exited.then(() => {
+      throw new Error(`${bin} exited before it logged ${ready}:\n${seen}`);
+    }),
+  ]);
+  // The reader goes away: every later write to the pipe fails with EPIPE.
+  stderr.destroy();
+  return child;
+}
+
+/** SIGTERM, then the exit within `boundMs`. */
+async function terminate(child: ChildProcess, boundMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  child.kill('SIGTERM');
+  await waitFor(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs: boundMs, message: 'the process to exit after SIGTERM with its stderr reader gone' });
+  return { code: child.exitCode, signal: child.signalCode };
+}
+
+describe('SIGTERM after the stderr reader has gone', () => {
+  const children: ChildProcess[] = [];
+  let etcd: EtcdCluster | undefined;
+  afterEach(async () => {
+    for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await etcd?.close();
+    etcd = undefined;
+  });
+
+  it('the gateway drains and exits', async () => {
+    const configPath = await gatewayConfig(await freePort(), 'false');
+    const gateway = await startThenCloseStderr('bin/switchboard.js', ['--config', configPath], /entry point listening/);
+    children.push(gateway);
+    expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
+  });
+
+  it('the agent deregisters, stops its backend and exits', async () => {
+    etcd = await startEtcd();
+    const port = await freePort();
+    const agent = await startThenCloseStderr(
+      'bin/switchboard-agent.js',
+      ['--registry', `etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`, '--service', 'user', '--port', String(port), '--id', 'gone', '--interval', '200ms', '--drain', '0', '--', ...backendCommand(port, 'gone')],
+      /registration registered/,
+    );
+    children.push(agent);
+    expect(await terminate(agent, 10_000)).toEqual({ code: 0, signal: null });
+  });
+
+  it('the gateway with a stderr nobody reads keeps answering, drops and counts log lines, and exits', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const configPath = await gatewayConfig(port, `127.0.0.1:${adminPort}`);
+    // stderr is a pipe this test never reads: once the kernel buffer is full, every write to it would block.
+    const gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'debug' },
+      cwd: REPO_ROOT,
+    });
+    children.push(gateway);
+    await waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' });
+    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    try {
+      // Each request logs two ~250-byte debug lines (its retries): past the pipe's 64 KiB and the
+      // buffer's 1 MiB after ~2,500 requests. Every request is answered (a 502: nothing listens).
+      let dropped = 0;
+      for (let round = 0; round < 40 && dropped === 0; round += 1) {
+        const statuses = await Promise.all(Array.from({ length: 500 }, (_, n) => get(port, `/r${round}-${n}`, agent, 10_000)));
+        expect(statuses.filter((status) => status !== 502)).toEqual([]);
+        dropped = sampleValue(await admin.metrics(), 'switchboard_log_dropped_total') ?? 0;
+      }
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      agent.destroy();
+    }
+    expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
+  });
+});
