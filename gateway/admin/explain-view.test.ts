@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.ts';
@@ -87,5 +87,62 @@ routes:
       await gateway.close();
       for (const backend of backends) await new Promise<void>((resolve) => backend.close(() => resolve()));
     }
+  });
+});
+
+/** GET `path` from the gateway as written, raw `\` included (fetch would read `\` as `/`, as WHATWG URLs do). */
+function rawGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('a raw backslash in a request path, in traffic and in GET /api/explain', () => {
+  let backend: Server;
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    const started = await backendOn((request, response) => response.end(request.url));
+    backend = started.server;
+    gateway = await gatewayWith(`
+services:
+  app: { instances: ["127.0.0.1:${started.port}"] }
+middlewares:
+  staff-only: { ipAllowList: { sourceRange: [192.0.2.0/24] } }
+routes:
+  - { name: admin, path: /admin, service: app, middlewares: [staff-only] }
+  - { name: public, path: /public, service: app }
+  - { name: files, path: /files, service: app, rewrite: { pattern: "^/files/([^/]+)\\\\.json$", replacement: "/data/$1/public" } }
+`);
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  async function explained(path: string): Promise<{ outcome: string; route: { name: string; upstreamPath: string } }> {
+    return (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent(path)}`)).json()) as never;
+  }
+
+  it('sends it upstream as %5C: /public/..\\admin reaches the upstream as a path under /public, which no reader takes for the guarded /admin', async () => {
+    expect((await rawGet(gateway.port, '/admin')).status).toBe(403);
+    const answer = await rawGet(gateway.port, '/public/..\\admin');
+    expect(answer).toEqual({ status: 200, body: '/public/..%5Cadmin' });
+    // A WHATWG reader (new URL, as many Node apps parse req.url) reads a raw `\` as `/`: here it reads what the gateway routed.
+    expect(new URL(answer.body, 'http://upstream').pathname).toBe('/public/..%5Cadmin');
+    expect(await explained('/public/..\\admin')).toMatchObject({ outcome: 'proxy', route: { name: 'public', upstreamPath: '/public/..%5Cadmin' } });
+  });
+
+  it('keeps a backslash a rewrite carries from the request a character, never half of a dot segment', async () => {
+    expect(await rawGet(gateway.port, '/files/..\\x.json')).toEqual({ status: 200, body: '/data/..%5Cx/public' });
+    expect(await explained('/files/..\\x.json')).toMatchObject({ outcome: 'proxy', route: { name: 'files', upstreamPath: '/data/..%5Cx/public' } });
   });
 });

@@ -30,10 +30,17 @@ describe('normalisePath with the defaults (merge slashes, keep escaped slashes)'
     ['/a%2fb', '/a%2Fb'],
     ['/a%2f..%2fb', '/a%2F..%2Fb'],
     ['/a%5cb', '/a%5Cb'],
+    ['/a\\b', '/a%5Cb'],
+    ['/public/..\\admin', '/public/..%5Cadmin'],
+    ['/data/..\\x/public', '/data/..%5Cx/public'],
+    ['/a\\..\\..\\b', '/a%5C..%5C..%5Cb'],
+    ['/a/b\\/../c', '/a/c'],
     ['/%41%7a%30%2d%2e%5f%7e', '/Az0-._~'],
     ['/caf%c3%a9', '/caf%C3%A9'],
     ['/a%20b', '/a%20b'],
     ['/a?x=/../y&z=%zz', '/a?x=/../y&z=%zz'],
+    ['/a?x=..\\y', '/a?x=..\\y'],
+    ['/a\\b?x=\\', '/a%5Cb?x=\\'],
     ['/a/../b?q=1', '/b?q=1'],
     ['/a//b?', '/a/b?'],
     ['*', '*'],
@@ -69,7 +76,7 @@ describe('normalisePath with its options', () => {
     expect(normalisePath(input, { mergeSlashes: false, escapedSlashes: 'keep' })).toBe(expected);
   });
 
-  it.each(['/%2F', '/a%2fb', '/a%5Cb'])('refuses %s with escapedSlashes: reject', (input) => {
+  it.each(['/%2F', '/a%2fb', '/a%5Cb', '/a\\b', '/public/..\\admin'])('refuses %s with escapedSlashes: reject', (input) => {
     expect(normalisePath(input, { mergeSlashes: true, escapedSlashes: 'reject' })).toEqual({ error: 'escaped-slash' });
   });
 });

@@ -1,11 +1,11 @@
-/** What to do with `%2F` and `%5C` in a path (Envoy's `path_with_escaped_slashes_action`). */
+/** What to do with `%2F`, `%5C` and a raw `\` in a path (Envoy's `path_with_escaped_slashes_action`). */
 export type EscapedSlashAction = 'keep' | 'reject';
 
 /** How paths are normalised before routing. */
 export interface PathNormalisation {
   /** Merge runs of `/` into one (nginx `merge_slashes on`). */
   readonly mergeSlashes: boolean;
-  /** `keep` leaves `%2F`/`%5C` encoded (a segment may hold a slash), `reject` answers 400. */
+  /** `keep` leaves `%2F`/`%5C` encoded and encodes a raw `\` as `%5C` (a segment may hold a slash), `reject` answers 400. */
   readonly escapedSlashes: EscapedSlashAction;
 }
 
@@ -21,6 +21,22 @@ const PERCENT = 37;
 const SLASH = 47;
 const DOT = 46;
 const QUESTION = 63;
+/**
+ * A raw `\` in a path is read as `%5C`, the escaped backslash, and falls under `escapedSlashes`
+ * with it: kept (and sent upstream as `%5C`) or refused with 400 `escaped-slash`. RFC 3986 allows
+ * no raw `\` in a URI, but Node's parser takes one, and readers disagree on what it is: the WHATWG
+ * URL parser (browsers, Node's `new URL(req.url, base)`, Chromium's GURL, which Envoy's
+ * `normalize_path` uses) reads it as `/`; nginx on Unix, HAProxy and Go read it as a character, and
+ * nginx 1.22 and HAProxy 2.6 forward it raw. Left raw here, the gateway would route and guard
+ * `/public/..\admin` under `/public` while a WHATWG upstream serves `/admin`. Sent as `%5C`, it is
+ * a character to every reader (WHATWG keeps `%5C`, and `..%5C` is no dot segment), so routing,
+ * rewrites, access control and the upstream read one path; Go's net/url writes a raw `\` it
+ * forwards as `%5C` too (`EscapedPath`), and so Traefik's proxy does. Reading it as `/` before dot
+ * segments, as Envoy does, would make them agree as well, but would change the resource for every
+ * upstream that reads `\` as a character, and would let a backslash the client disguised split a
+ * segment that `%5C`, the one it escaped, never splits: one contract, `escapedSlashes`, for both.
+ */
+const BACKSLASH = 92;
 const HEX_DIGITS = '0123456789ABCDEF';
 
 /**
@@ -29,12 +45,13 @@ const HEX_DIGITS = '0123456789ABCDEF';
  * - percent-encoded unreserved characters (RFC 3986 §2.3: ALPHA DIGIT `-._~`) are decoded, other
  *   escapes stay encoded with uppercase hex (§6.2.2.1); a `%` without two hex digits, and NUL (raw
  *   or `%00`), are refused;
- * - `%2F` and `%5C` are kept encoded (they never split a segment) or refused, per `escapedSlashes`;
+ * - `%2F` and `%5C` are kept encoded (they never split a segment) or refused, per `escapedSlashes`,
+ *   and a raw `\` is read as `%5C` (why: at `BACKSLASH`);
  * - `.` and `..` segments are removed (§5.2.4 remove_dot_segments, never above the root; a path
  *   ending in a dot segment keeps its trailing slash);
  * - runs of `/` are merged when `mergeSlashes` is on.
- * The query is left as it is. A target that needs none of this (no `%`, no `/.`, no `//`, no NUL
- * in its path) is returned unchanged without allocating; one not starting with `/` (`*`) too.
+ * The query is left as it is. A target that needs none of this (no `%`, no `\`, no `/.`, no `//`,
+ * no NUL in its path) is returned unchanged without allocating; one not starting with `/` (`*`) too.
  */
 export function normalisePath(target: string, options: PathNormalisation): string | PathError {
   if (target.charCodeAt(0) !== SLASH) return target;
@@ -46,7 +63,7 @@ export function normalisePath(target: string, options: PathNormalisation): strin
       end = index;
       break;
     }
-    if (code === PERCENT || code === 0) clean = false;
+    if (code === PERCENT || code === BACKSLASH || code === 0) clean = false;
     else if (code === SLASH) {
       const next = target.charCodeAt(index + 1);
       if (next === DOT || (next === SLASH && options.mergeSlashes)) clean = false;
@@ -75,13 +92,19 @@ export function hasDotSegment(target: string): boolean {
   return false;
 }
 
-/** `target` up to `end` with unreserved escapes decoded and the others in uppercase hex. */
+/** `target` up to `end` with unreserved escapes decoded, the others in uppercase hex and a raw `\` as `%5C`. */
 function decodeUnreserved(target: string, end: number, escapedSlashes: EscapedSlashAction): string | PathError {
   let out = '';
   let copied = 0;
   for (let index = 0; index < end; index += 1) {
     const code = target.charCodeAt(index);
     if (code === 0) return { error: 'nul-in-path' };
+    if (code === BACKSLASH) {
+      if (escapedSlashes === 'reject') return { error: 'escaped-slash' };
+      out += `${target.slice(copied, index)}%5C`;
+      copied = index + 1;
+      continue;
+    }
     if (code !== PERCENT) continue;
     const high = hexValue(target.charCodeAt(index + 1));
     const low = index + 2 < end ? hexValue(target.charCodeAt(index + 2)) : -1;

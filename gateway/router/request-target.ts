@@ -10,7 +10,7 @@ export type RequestTargetErrorCode = PathErrorCode | 'duplicate-host';
 const MESSAGES: Readonly<Record<RequestTargetErrorCode, string>> = {
   'invalid-percent-encoding': 'the request path holds a % not followed by two hex digits',
   'nul-in-path': 'the request path holds a NUL character',
-  'escaped-slash': 'the request path holds an encoded slash (%2F or %5C), which this gateway refuses',
+  'escaped-slash': 'the request path holds an encoded slash (%2F or %5C) or a backslash, which this gateway refuses',
   'duplicate-host': 'the request carries more than one Host header',
 };
 

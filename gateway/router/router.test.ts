@@ -65,6 +65,7 @@ describe('Router path prefixes', () => {
     ['/café', '/caf%C3%A9/menu'],
     ['/%7Euser', '/~user/menu'],
     ['/a/./b/../c', '/a/c/menu'],
+    ['/a\\\\b', '/a%5Cb/menu'],
   ])('matches a prefix written as %s with the normalised request path %s', (written, normalised) => {
     expect(routerOf([`{ path: "${written}", service: s, stripPrefix: true }`]).route(request(normalised))).toMatchObject({ service: 's', path: '/menu' });
   });

@@ -120,6 +120,8 @@ routes:
     ['/api/user/a/b/..', 'user', '/a/'],
     ['/api/user/caf%c3%a9', 'user', '/caf%C3%A9'],
     ['/api/user/a%2fb', 'user', '/a%2Fb'],
+    // A raw `\` is read as %5C and sent so: a WHATWG upstream would read `..\` as a dot segment.
+    ['/api/user/x/..\\private', 'user', '/x/..%5Cprivate'],
   ])('routes %s to %s, which sees %s', async (target, service, seen) => {
     const answer = await get(gateway.port, target);
     expect(answer.status).toBe(200);
@@ -137,6 +139,12 @@ routes:
     expect(answer.headers['x-request-id']).toBe('paths-400');
     expect(answer.json).toMatchObject({ error, status: 400, requestId: 'paths-400' });
     expect(user.requests.length + priv.requests.length).toBe(requestsBefore);
+  });
+
+  it('routes nowhere a raw backslash after a prefix, as %5C: it does not end the segment', async () => {
+    const answer = await get(gateway.port, '/api/user\\private');
+    expect(answer.status).toBe(404);
+    expect(answer.json).toMatchObject({ error: 'no-route' });
   });
 
   it('answers 400 to a request with two Host headers and forwards nothing', async () => {
