@@ -1,6 +1,6 @@
-import type { PickContext, PickedEndpoint, PickResult, Picker } from '../../src/balance/picker.ts';
+import { nonePicker, type PickContext, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import { hintServerNameOnMismatch } from '../../src/upstream-tls-hint.ts';
-import { retryConditionOf, type RetryCondition } from '../config/index.ts';
+import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTrace } from '../telemetry/tracing/index.ts';
@@ -8,6 +8,7 @@ import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings
 import { errorMessageOf, sendGatewayError } from './error-response.ts';
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
+import { distinctPick } from './proxy-retry-pick.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
@@ -36,10 +37,15 @@ export interface AttemptLoopShared {
   readonly upgrade: boolean;
   readonly transports: UpstreamTransports;
   readonly observer: AttemptObserver | undefined;
+  /**
+   * The picker in force now for `service` through `route` (undefined when the service is unknown):
+   * a retry asks again, so that it picks from the host set of the moment, as Envoy's retries do.
+   */
+  readonly pickerFor: (service: string, route: RouteConfig | undefined) => Picker | undefined;
 }
 
-/** Attempts to find an instance not tried yet before accepting a repeat. */
-const DISTINCT_PICK_TRIES = 4;
+/** A retry's picker when its service is no longer known: no instance, so the request ends with its last failure. */
+const UNKNOWN_SERVICE = nonePicker('no-instances');
 
 /**
  * The longest a request its transport still holds after answering (`AttemptResult.released`) keeps
@@ -80,6 +86,9 @@ export class AttemptLoop implements AttemptReceiver {
   constructor(
     private readonly shared: AttemptLoopShared,
     private readonly context: GatewayContext,
+    /** The request's route (undefined on a breaker's fallback hop): a retry asks `shared.pickerFor` with it. */
+    private readonly route: RouteConfig | undefined,
+    /** The first attempt's picker, read just before the loop starts. */
     private readonly picker: Picker,
     private readonly guard: RequestGuard | undefined,
     private readonly admission: number,
@@ -120,8 +129,12 @@ export class AttemptLoop implements AttemptReceiver {
   }
 
   private start(): void {
-    const { context, picker, policy, firstTried, laterTried } = this;
+    const { context, policy, firstTried, laterTried } = this;
     this.attempt += 1;
+    // A retry picks from the host set in force now (Envoy's): the picker the request started with
+    // may list a member its balancer has let go since (a registry change) or belong to a balancer a
+    // reload replaced, and a pick there counts in no live load. The first attempt takes its own.
+    const picker = firstTried === undefined ? this.picker : (this.shared.pickerFor(context.service, this.route) ?? UNKNOWN_SERVICE);
     let pick = picker.pick(this.pickContext);
     // Only a retry can repeat an instance; the first attempt takes its pick as it is.
     if (firstTried !== undefined && pick.kind === 'endpoint' && (pick.address === firstTried || laterTried?.includes(pick.address) === true)) {
@@ -256,27 +269,6 @@ function leaveWhenReleased(guard: RequestGuard, released: Promise<void>, admissi
 /** `process.nextTick` target: an argument instead of a closure per retry. */
 function startNext(loop: AttemptLoop): void {
   loop.next();
-}
-
-/**
- * A retry's pick of an instance not tried yet, when the balancer offers one within
- * `DISTINCT_PICK_TRIES` picks, else the last repeat. `repeat` (a pick of a tried instance) and the
- * later repeats are held until the search ends, so that least-connections and p2c count them and
- * turn to the others (released at once, a repeat would win the next pick again); each further pick
- * carries `tried`, which balancers that would repeat themselves (least-connections, hashes, random
- * draws) skip. Only retries get here, so the usual single attempt allocates nothing for it.
- */
-function distinctPick(picker: Picker, base: PickContext, repeat: PickedEndpoint, firstTried: string, laterTried: readonly string[] | undefined): PickResult {
-  const held: PickedEndpoint[] = [];
-  const tried = laterTried ? [firstTried, ...laterTried] : [firstTried];
-  let pick: PickResult = repeat;
-  for (let again = 1; pick.kind === 'endpoint' && tried.includes(pick.address) && again < DISTINCT_PICK_TRIES; again += 1) {
-    held.push(pick);
-    pick = picker.pick({ ...base, tried });
-  }
-  // Released unused: `cancelled` frees the in-flight slot without feeding latency or health.
-  for (const unused of held) unused.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
-  return pick;
 }
 
 /**

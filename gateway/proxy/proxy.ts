@@ -54,7 +54,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     return slot;
   };
 
-  const shared: AttemptLoopShared = { upgrade, transports: dependencies.transports, observer: dependencies.observer };
+  const shared: AttemptLoopShared = { upgrade, transports: dependencies.transports, observer: dependencies.observer, pickerFor: (service, route) => dependencies.pickerFor(service, route) };
 
   // Admission by the service's breaker and caps without a promise of its own (one only while
   // queued behind `maxRequests`), then the attempt loop, which releases the guard.
@@ -71,19 +71,20 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     let admission = 1;
     if (guard) {
       admission = guard.enter(context.startedAt);
-      if (admission === MUST_WAIT) return queued(context, picker, slot, guard, fallbackDepth);
+      if (admission === MUST_WAIT) return queued(context, route, picker, slot, guard, fallbackDepth);
       if (admission < 0) return refused(context, admission, guard, fallbackDepth);
     }
-    return attempts(context, picker, guard, admission, slot ? slot.policy : dependencies.policyFor(context));
+    return attempts(context, route, picker, guard, admission, slot ? slot.policy : dependencies.policyFor(context));
   }
 
   /** Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests. */
-  async function queued(context: GatewayContext, picker: Picker, slot: RouteSlot | undefined, guard: RequestGuard, fallbackDepth: number): Promise<void> {
+  async function queued(context: GatewayContext, route: RouteConfig | undefined, picker: Picker, slot: RouteSlot | undefined, guard: RequestGuard, fallbackDepth: number): Promise<void> {
     const policy = slot ? slot.policy : dependencies.policyFor(context);
     let admission = (await guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
     if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
     if (admission < 0) return refused(context, admission, guard, fallbackDepth);
-    return attempts(context, picker, guard, admission, policy);
+    // The host set may have changed during the wait: the first pick too is made from the one in force now.
+    return attempts(context, route, dependencies.pickerFor(context.service, route) ?? picker, guard, admission, policy);
   }
 
   function refused(context: GatewayContext, admission: number, guard: RequestGuard, fallbackDepth: number): Promise<void> {
@@ -98,8 +99,8 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     return proxy(context, undefined, fallbackDepth + 1);
   }
 
-  function attempts(context: GatewayContext, picker: Picker, guard: RequestGuard | undefined, admission: number, policy: ProxyPolicy): Promise<void> {
-    return new Promise<void>((resolve, reject) => new AttemptLoop(shared, context, picker, guard, admission, policy, resolve, reject).next());
+  function attempts(context: GatewayContext, route: RouteConfig | undefined, picker: Picker, guard: RequestGuard | undefined, admission: number, policy: ProxyPolicy): Promise<void> {
+    return new Promise<void>((resolve, reject) => new AttemptLoop(shared, context, route, picker, guard, admission, policy, resolve, reject).next());
   }
 
   return (context) => proxy(context, context.route, 0);
