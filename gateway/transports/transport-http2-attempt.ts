@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
-import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
 import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
@@ -101,7 +101,10 @@ export function http2Attempt(
       // reservation still queued for a stream leaves the queue, and there is nothing to wait for.
       if (!settle()) return;
       if (returns.withdraw(session)) {
-        reportAttempt(pick, started, 0, result);
+        // It never left the gateway's queue: the instance saw nothing, so its latency estimate and
+        // passive health hear nothing either (a deadline that passed there measured the gateway's
+        // own congestion); the pick is released as unused, and the request's result keeps its class.
+        pick.done(NEVER_SENT);
         return resolve(result);
       }
       const released = session.then(
@@ -264,6 +267,9 @@ export interface Http2StreamReturns {
   /** Takes back `reservation` while it waits for a stream; true if it did (it never settles then). */
   readonly withdraw: (reservation: Promise<ClientHttp2Session>) => boolean;
 }
+
+/** The outcome of a pick whose request waited for a stream and left the queue without one: counted for and against nobody. */
+const NEVER_SENT: PickOutcome = { ok: false, latencyMs: 0, errorClass: 'cancelled' };
 
 /** For callers whose `sessions` reserves nothing. */
 const NOTHING_TO_RETURN: Http2StreamReturns = { release: () => undefined, withdraw: () => false };

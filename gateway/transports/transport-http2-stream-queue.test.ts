@@ -4,6 +4,7 @@ import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
 import type { AttemptTimeouts } from './transport.ts';
 import { http2Attempt } from './transport-http2-attempt.ts';
 import { Http2SessionPool } from './transport-http2-sessions.ts';
+import { Http2StreamQueue } from './transport-http2-stream-queue.ts';
 import { startAttemptGateway, startHoldingBackend, until, type AttemptGateway, type HoldingBackend } from './transport-http2-testing.ts';
 
 describe('Http2SessionPool: a request that finds maxSessions full sessions waits for a stream', () => {
@@ -112,6 +113,18 @@ describe('Http2SessionPool: a request that finds maxSessions full sessions waits
     expect(await next).toEqual({ status: 200, body: `on session ${first}` });
   });
 
+  it("ends a call whose deadline passes while it waits as deadline-exceeded, its pick released unused: the queue time is no latency sample of the instance's", async () => {
+    const { pool: held, holding } = await heldPool(5_000);
+    gateway.attempt = (context, pick) => http2Attempt(context, held.reserve, pick, { ...timeouts, deadlineMs: 200 }, null, 'http', held);
+    // It waits: the one session's one stream is held.
+    expect((await gateway.send('/quick')).status).toBe(504);
+    expect(held.waiting).toBe(0);
+    // Reported as deadline-exceeded with the ~200 ms it waited, p2c-ewma would take the wait as the instance's latency.
+    expect(gateway.ended.at(-1)).toEqual({ result: expect.objectContaining({ ok: false, errorClass: 'deadline-exceeded' }), outcome: { ok: false, latencyMs: 0, errorClass: 'cancelled' } });
+    backend.held.shift()!();
+    expect((await holding).status).toBe(200);
+  });
+
   it('fails the waiting requests as pool-closed, counted against nobody, when the pool closes', async () => {
     const { holding } = await heldPool(5_000);
     const { answer: waiting } = await queued('/quick', 1);
@@ -123,5 +136,19 @@ describe('Http2SessionPool: a request that finds maxSessions full sessions waits
     backend.held.shift()!();
     expect((await holding).status).toBe(200);
     await closing;
+  });
+});
+
+describe('Http2StreamQueue', () => {
+  it('keeps no process alive with a waiting request: its wait timer is unref\'d, and close() rejects the waiter at once', async () => {
+    const queue = new Http2StreamQueue();
+    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    // Synchronous between the two reads: only add() can arm a timer here (unref'd ones are not listed).
+    const before = timers();
+    const waiting = queue.add(60_000, () => new Error('expired'));
+    expect(timers()).toBe(before);
+    queue.rejectAll(() => new Error('closed'));
+    await expect(waiting).rejects.toThrow('closed');
+    expect(queue.length).toBe(0);
   });
 });

@@ -42,9 +42,11 @@ export class Http2StreamQueue {
       resolve = yes;
       reject = no;
     });
+    // Unref'd: a request waiting here is held by its client's connection, never by this timer, so a
+    // process with nothing else left exits instead of waiting out the wait (close() rejects the waiters).
     const timer = setTimeout(() => {
       if (this.withdraw(reservation)) reject(expired());
-    }, waitMs);
+    }, waitMs).unref();
     this.waiters.push({ reservation, resolve, reject, timer });
     return reservation;
   }
