@@ -108,6 +108,18 @@ describe('ServiceBalancers with subsets', () => {
     expect(Object.keys(counts(4, v2)).sort()).toEqual(['b', 'd']);
   });
 
+  it('gives a route picker made before such a rebuild (a request in flight across the reload, retrying) the carried subset, which follows the registry', async () => {
+    const text = (grace: string) => `services: { svc: { removalGrace: ${grace} } }\n${CANARY}`;
+    const { balancers, config, list, route } = await start(text('10s'), { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' } });
+    const before = balancers.pickerFor('svc', route(config, 'v2'))!;
+    balancers.apply(parseConfig('g.yaml', text('20s')));
+    list({ a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' }, d: { version: 'v2' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 4, { message: 'the new instance' });
+    // The old route's picker read the subset balancer of the build the reload closed, which froze at b and c.
+    expect(balancers.pickerFor('svc', route(config, 'v2'))).toBe(before);
+    expect(Object.keys(counts(6, before)).sort()).toEqual(['b', 'c', 'd']);
+  });
+
   it('rebuilds the subsets of a service whose algorithm changed, with the new algorithm', async () => {
     const { balancers, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' } });
     const next = parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${CANARY}`);

@@ -1,5 +1,5 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type Balancer, type BalancerKeeper, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
@@ -49,7 +49,20 @@ interface Entry {
 interface SubsetEntry {
   readonly service: string;
   readonly selector: SubsetSelector;
-  readonly balancer: ServiceBalancer;
+  readonly source: SubsetSource;
+}
+
+/**
+ * A subset's balancer as route pickers read it: one object for the subset's life, whose balancer a
+ * rebuild of the service that carries the subset over replaces, so that a route picker made before
+ * a reload (a request in flight across it, retrying) picks from the subset's current host set.
+ */
+class SubsetSource implements PickerSource {
+  constructor(public balancer: ServiceBalancer) {}
+
+  get picker(): Picker {
+    return this.balancer.picker;
+  }
 }
 
 /**
@@ -201,16 +214,16 @@ export class ServiceBalancers {
         this.dropSubset(id, subset);
         continue;
       }
-      subset.balancer.close();
-      const balancer = createSubsetBalancer(parent, subset.selector, options.balancer, options.slowStart, subset.balancer.keeper);
-      this.subsets.set(id, { ...subset, balancer });
+      const { source } = subset;
+      source.balancer.close();
+      source.balancer = createSubsetBalancer(parent, subset.selector, options.balancer, options.slowStart, source.balancer.keeper);
     }
   }
 
   /** Closes a subset for good: its balancer lets go of the service's host loads. */
   private dropSubset(id: string, subset: SubsetEntry): void {
-    subset.balancer.close();
-    subset.balancer.balancer.close();
+    subset.source.balancer.close();
+    subset.source.balancer.balancer.close();
     this.subsets.delete(id);
   }
 
@@ -230,15 +243,15 @@ export class ServiceBalancers {
     return picker;
   }
 
-  private subsetBalancer(service: string, selector: SubsetSelector, parent: ServiceBalancer): ServiceBalancer {
+  private subsetBalancer(service: string, selector: SubsetSelector, parent: ServiceBalancer): PickerSource {
     const id = subsetId(service, selector);
     let subset = this.subsets.get(id);
     if (!subset) {
       const options = serviceBalancerOptions(serviceSettings(this.config, service));
-      subset = { service, selector, balancer: createSubsetBalancer(parent, selector, options.balancer, options.slowStart) };
+      subset = { service, selector, source: new SubsetSource(createSubsetBalancer(parent, selector, options.balancer, options.slowStart)) };
       this.subsets.set(id, subset);
     }
-    return subset.balancer;
+    return subset.source;
   }
 
   private splitOf(service: string, canary: CanaryRouting): SmoothSplit {
