@@ -15,7 +15,7 @@ describe('HistogramCell', () => {
 describe('cell metrics in a prom-client registry', () => {
   it('exposes counter cells as one series per label set, the same cell for the same labels', async () => {
     const registry = new Registry();
-    const counter = new CellCounter<'route' | 'status'>('test_requests_total', 'Requests.', registry);
+    const counter = new CellCounter<'route' | 'status'>('test_requests_total', 'Requests.', ['route', 'status'], registry);
     counter.cell({ route: 'a', status: '2xx' }).value += 3;
     counter.cell({ route: 'a', status: '2xx' }).value += 1;
     counter.cell({ route: 'b', status: '5xx' }).value += 1;
@@ -26,7 +26,7 @@ describe('cell metrics in a prom-client registry', () => {
 
   it('exposes histogram cells with cumulative buckets, +Inf, sum and count', async () => {
     const registry = new Registry();
-    const histogram = new CellHistogram<'route'>('test_seconds', 'Time.', registry, [0.1, 1]);
+    const histogram = new CellHistogram<'route'>('test_seconds', 'Time.', ['route'], registry, [0.1, 1]);
     const cell = histogram.cell({ route: 'a' });
     for (const value of [0.05, 0.5, 2]) cell.observe(value);
     expect(await registry.metrics()).toBe(
@@ -45,13 +45,13 @@ describe('cell metrics in a prom-client registry', () => {
 
   it('refuses a second metric of the same name in one registry, as prom-client does', () => {
     const registry = new Registry();
-    new CellCounter('test_total', 'x', registry);
-    expect(() => new CellCounter('test_total', 'x', registry)).toThrow(/already been registered/);
+    new CellCounter('test_total', 'x', [], registry);
+    expect(() => new CellCounter('test_total', 'x', [], registry)).toThrow(/already been registered/);
   });
 
   it('drops every series on reset', async () => {
     const registry = new Registry();
-    const counter = new CellCounter<'a'>('test_total', 'x', registry);
+    const counter = new CellCounter<'a'>('test_total', 'x', ['a'], registry);
     counter.cell({ a: '1' }).value = 5;
     registry.resetMetrics();
     expect(await registry.metrics()).toBe('# HELP test_total x\n# TYPE test_total counter\n');

@@ -47,6 +47,8 @@ abstract class CellMetric<L extends string, C> {
   constructor(
     readonly name: string,
     readonly help: string,
+    /** The label names every series carries, as prom-client's metrics declare them (the docs test reads them). */
+    readonly labelNames: readonly L[],
     registry: Registry,
   ) {
     // The registry takes any object with prom-client's collector shape: name, help, type and get().
@@ -98,10 +100,11 @@ export class CellHistogram<L extends string> extends CellMetric<L, HistogramCell
   constructor(
     name: string,
     help: string,
+    labelNames: readonly L[],
     registry: Registry,
     private readonly bounds: readonly number[],
   ) {
-    super(name, help, registry);
+    super(name, help, labelNames, registry);
   }
 
   protected createCell(): HistogramCell {

@@ -20,6 +20,7 @@ export const STATUS_CLASSES = ['unknown', '1xx', '2xx', '3xx', '4xx', '5xx'] as 
 export const requestsTotal = new CellCounter<'route' | 'service' | 'status'>(
   'switchboard_requests_total',
   'Requests answered, by route, service and status class (1xx-5xx).',
+  ['route', 'service', 'status'],
   metricsRegistry,
 );
 
@@ -27,6 +28,7 @@ export const requestsTotal = new CellCounter<'route' | 'service' | 'status'>(
 export const requestDurationSeconds = new CellHistogram<'route' | 'service'>(
   'switchboard_request_duration_seconds',
   'Time from the arrival of a request to the end of its response, by route and service.',
+  ['route', 'service'],
   metricsRegistry,
   REQUEST_DURATION_BUCKETS_S,
 );
@@ -35,6 +37,7 @@ export const requestDurationSeconds = new CellHistogram<'route' | 'service'>(
 export const upstreamErrorsTotal = new CellCounter<'service' | 'class'>(
   'switchboard_upstream_errors_total',
   'Failed upstream attempts (each retry counts) and requests no instance could take, by service and error class.',
+  ['service', 'class'],
   metricsRegistry,
 );
 
@@ -42,6 +45,7 @@ export const upstreamErrorsTotal = new CellCounter<'service' | 'class'>(
 export const grpcCallsTotal = new CellCounter<'service' | 'grpc_service' | 'grpc_method' | 'grpc_code'>(
   'switchboard_grpc_calls_total',
   'gRPC calls answered (by the upstream or the gateway), by service, gRPC service and method, and grpc-status code.',
+  ['service', 'grpc_service', 'grpc_method', 'grpc_code'],
   metricsRegistry,
 );
 

@@ -15,6 +15,7 @@ export const tcpConnectionsOpen = new Gauge({
 export const tcpConnectionsTotal = new CellCounter<'service'>(
   'switchboard_tcp_connections_total',
   'Client connections accepted by tcp entry points, by service (forwarded or not).',
+  ['service'],
   metricsRegistry,
 );
 
@@ -22,6 +23,7 @@ export const tcpConnectionsTotal = new CellCounter<'service'>(
 export const tcpBytesTotal = new CellCounter<'service' | 'direction'>(
   'switchboard_tcp_bytes_total',
   'Bytes forwarded by tcp entry points, by service and direction (in: client to upstream, out: upstream to client).',
+  ['service', 'direction'],
   metricsRegistry,
 );
 
@@ -29,6 +31,7 @@ export const tcpBytesTotal = new CellCounter<'service' | 'direction'>(
 export const tcpErrorsTotal = new CellCounter<'service' | 'class'>(
   'switchboard_tcp_errors_total',
   'Failed upstream connects (each retry counts), connections no instance could take, resets and idle timeouts of tcp entry points, by service and class.',
+  ['service', 'class'],
   metricsRegistry,
 );
 

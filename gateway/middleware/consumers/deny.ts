@@ -8,6 +8,7 @@ import { CellCounter, type CounterCell } from '../../telemetry/metric-cells.ts';
 export const accessDeniedTotal = new CellCounter<'route' | 'reason'>(
   'switchboard_access_denied_total',
   'Requests refused by access control (401, 403), by route and reason.',
+  ['route', 'reason'],
   metricsRegistry,
 );
 
