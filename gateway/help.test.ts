@@ -1,11 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { STORE_KINDS } from './config-store/store-layout.ts';
-import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
+import { GATEWAY_HELP, parseGatewayArgs, TOOL_COMMANDS } from './help.ts';
 
 describe('switchboard --help', () => {
   it('names every kind of object switchboard config reads and writes', () => {
     const kinds = /kinds: ([a-z, ]+)\./.exec(GATEWAY_HELP.replace(/\s+/g, ' '))?.[1]?.split(', ');
     expect([...(kinds ?? [])].sort()).toEqual([...STORE_KINDS].sort());
+  });
+
+  it('writes every command first, before its options, as the usage error of a command after an option says', () => {
+    const usage = [...GATEWAY_HELP.matchAll(/^(?:Usage:)? +switchboard (\S+)/gm)].map((match) => match[1]);
+    expect(usage).toEqual(['--config', ...TOOL_COMMANDS]);
   });
 });
 
@@ -26,5 +31,17 @@ describe('parseGatewayArgs', () => {
     const parsed = parseGatewayArgs(args);
     expect(parsed.usageError).toContain(named);
     expect(parsed.usageError).not.toContain('positional');
+  });
+
+  it.each([
+    { args: ['--pretty', 'check', '-c', 'x.yaml'], command: 'check' },
+    { args: ['-c', 'g.yaml', 'explain', '--path', '/'], command: 'explain' },
+    { args: ['--config=g.yaml', 'config', 'get'], command: 'config' },
+  ])('refuses $command after an option with the advice to put the command first', ({ args, command }) => {
+    expect(parseGatewayArgs(args).usageError).toBe(`'${command}' is a command: put it first, before any option (switchboard ${command} …; switchboard --help lists the commands)`);
+  });
+
+  it('reads a command\'s name given as the value of --config as a file name', () => {
+    expect(parseGatewayArgs(['-c', 'check'])).toEqual({ values: { config: 'check' } });
   });
 });

@@ -54,23 +54,34 @@ export interface GatewayArgs {
   readonly help?: boolean;
 }
 
+/** The gateway's options, as `parseArgs` takes them. */
+const GATEWAY_OPTIONS = { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+
 /**
  * Parses the gateway's command line. An unknown flag (a mistyped `--prety`), a positional argument
  * or a flag without its value is a `usageError` naming it, which the program prints after
  * `switchboard: ` and exits 2 (as switchboard-agent does): a flag the gateway ignored would leave
- * the operator believing it took effect.
+ * the operator believing it took effect. A command (`check`, `explain`, `config`) after an option
+ * is refused with the advice to put it first, where the help writes it and where
+ * `bin/switchboard.js` looks for it.
  */
 export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)): { values: GatewayArgs; usageError?: undefined } | { usageError: string } {
+  const command = commandAfterOptions(args);
+  if (command !== undefined) return { usageError: `'${command}' is a command: put it first, before any option (switchboard ${command} …; switchboard --help lists the commands)` };
   try {
-    const { values } = parseArgs({
-      args: [...args],
-      options: { config: { type: 'string', short: 'c' }, pretty: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    });
+    const { values } = parseArgs({ args: [...args], options: GATEWAY_OPTIONS, strict: true });
     return { values };
   } catch (error) {
     // Node's first sentence names the flag; the rest advises on positional arguments, which the gateway takes none of.
     const reason = (error as Error).message.split(/\.(?:\s|$)/)[0]!;
     return { usageError: `${reason.charAt(0).toLowerCase()}${reason.slice(1)} (switchboard --help lists the options)` };
   }
+}
+
+/** The first argument that is not an option or an option's value, when it names a command and is not the first word. */
+function commandAfterOptions(args: readonly string[]): string | undefined {
+  // Not strict: this looks only for the command; the strict parse that follows reports anything else.
+  const { tokens } = parseArgs({ args: [...args], options: GATEWAY_OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const first = tokens.find((token) => token.kind === 'positional');
+  return first !== undefined && first.index > 0 && TOOL_COMMANDS.includes(first.value) ? first.value : undefined;
 }
