@@ -44,4 +44,11 @@ describe('parseGatewayArgs', () => {
   it('reads a command\'s name given as the value of --config as a file name', () => {
     expect(parseGatewayArgs(['-c', 'check'])).toEqual({ values: { config: 'check' } });
   });
+
+  it.each([
+    { args: ['-c', '-x.yaml'], reason: "option '-c' argument is ambiguous: Did you forget to specify the option argument for '-c'? To specify an option argument starting with a dash use '--config=-x.yaml' or '-c-x.yaml'" },
+    { args: ['--config', 'a.yaml', '--pretty', '--config', '-x.yaml'], reason: "option '--config' argument is ambiguous: Did you forget to specify the option argument for '--config'? To specify an option argument starting with a dash use '--config=-x.yaml'" },
+  ])('keeps the advice on writing a value that starts with a dash, with the value given ($args)', ({ args, reason }) => {
+    expect(parseGatewayArgs(args).usageError).toBe(`${reason} (switchboard --help lists the options)`);
+  });
 });

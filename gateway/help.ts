@@ -72,9 +72,7 @@ export function parseGatewayArgs(args: readonly string[] = process.argv.slice(2)
     const { values } = parseArgs({ args: [...args], options: GATEWAY_OPTIONS, strict: true });
     return { values };
   } catch (error) {
-    // Node's first sentence names the flag; the rest advises on positional arguments, which the gateway takes none of.
-    const reason = (error as Error).message.split(/\.(?:\s|$)/)[0]!;
-    return { usageError: `${reason.charAt(0).toLowerCase()}${reason.slice(1)} (switchboard --help lists the options)` };
+    return { usageError: `${usageReason(error as Error, args)} (switchboard --help lists the options)` };
   }
 }
 
@@ -84,4 +82,21 @@ function commandAfterOptions(args: readonly string[]): string | undefined {
   const { tokens } = parseArgs({ args: [...args], options: GATEWAY_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   const first = tokens.find((token) => token.kind === 'positional');
   return first !== undefined && first.index > 0 && TOOL_COMMANDS.includes(first.value) ? first.value : undefined;
+}
+
+/**
+ * Node's reason, from a lower-case start. Its first sentence names the flag; for a value that
+ * starts with a dash (`-c -x.yaml`) the next ones say how to write it, kept with the value put in
+ * for Node's `-XYZ`; elsewhere they advise on positional arguments, which the gateway takes none of.
+ */
+function usageReason(error: Error, args: readonly string[]): string {
+  const [first, ...advice] = error.message.split('\n');
+  let reason = first!.replace(/\.(?:\s.*)?$/, '');
+  if (/argument is ambiguous/.test(first!)) {
+    // The first use of the flag followed by a dash is the one Node stopped at (-c a.yaml -c -x.yaml).
+    const flag = /'(-[^']+)'/.exec(first!)?.[1];
+    const value = args.find((arg, index) => index > 0 && args[index - 1] === flag && arg.startsWith('-'));
+    reason += `: ${advice.map((line) => (value === undefined ? line : line.replaceAll('-XYZ', value))).join(' ').replace(/\.$/, '')}`;
+  }
+  return `${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
 }
