@@ -71,6 +71,9 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },
     { args: [...BASE, '--protocol', 'grpcs', '--health', 'http:/healthz'], error: /^--health: http:\/healthz cannot check a grpcs backend: use grpc\[:service\]/ },
     { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
+    // Node's whole first sentence, not up to the first dot: the file name is whole.
+    { args: [...BASE, 'g.yaml'], error: /^--arguments: unexpected argument 'g\.yaml'$/ },
+    { args: [...BASE, '--ttl', '-x.yaml'], error: /^--ttl: option '--ttl' argument is ambiguous.*'--ttl=-x\.yaml'/ },
   ])('refuses $args with one line naming the flag', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);
   });

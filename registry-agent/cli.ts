@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { usageReason } from '../src/cli-usage.ts';
 import { parseDurationMs } from '../src/duration.ts';
 import { SwitchboardError } from '../src/errors.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
@@ -86,7 +87,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     ({ values } = parseArgs({ args: [...own], options: FLAGS, strict: true, allowPositionals: false }));
   } catch (error) {
     const flag = /'(--?[\w-]+)/.exec((error as Error).message)?.[1]?.replace(/^-+/, '') ?? 'arguments';
-    throw new AgentUsageError(flag, (error as Error).message.split('.')[0]!.replace(/^Unknown option/, 'unknown option'));
+    throw new AgentUsageError(flag, usageReason(error as Error, own));
   }
   const get = (flag: Flag): string | undefined => {
     const value = values[flag];
