@@ -1,15 +1,18 @@
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { pino } from 'pino';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsFile } from '../../src/folder-watch.ts';
-import { watchConfig, type ConfigResult } from './watch.ts';
+import { CONFIG_SETTLE_MS, watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
+// Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
+const SETTLE_MS = 40;
 
 describe('watchConfig', () => {
   let folder: string;
@@ -33,8 +36,8 @@ describe('watchConfig', () => {
   // reported twice) fails with the list it made, not with a wait for exactly n that it ran past.
 
   /** Subscribes and waits for the current file's result, so that later edits are changes. */
-  const watchResults = async () => {
-    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
+  const watchResults = async (settleMs = SETTLE_MS) => {
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs }).subscribe((result) => results.push(result));
     await waitFor(() => results.length >= 1);
   };
   const ports = () => results.map((result) => (result.ok ? result.config.listen.port : 'refused'));
@@ -124,6 +127,39 @@ describe('watchConfig', () => {
     await writeFile(path, 'listen: 4000\n');
     await waitFor(() => results.length >= 2);
     expect(ports()).toEqual([1000, 4000]);
+  });
+
+  it('does not report the first chunk of a file written in two, and applies the whole text', async () => {
+    const lines: string[] = [];
+    // The watch's own line that it read a refused text and holds it: the point at which the rest is written.
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    // A settle time far past any stall of a loaded machine: the rest's write ends it early by its event.
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, log }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    const text = 'listen: 2000\nservices:\n  api:\n    instances: ["10.0.0.1:80"]\n';
+    const cut = text.indexOf('vices');
+    const file = await open(path, 'w');
+    try {
+      // The first write() ends inside a key ("ser"), which no configuration allows: read now, it is refused.
+      await file.write(text.slice(0, cut));
+      // Until the watch has read it: held (the fix) or reported (a watch that reports what it reads half-way).
+      await waitFor(() => results.length >= 2 || lines.some((line) => line.includes('the configuration is refused')), { intervalMs: 5 });
+      await file.write(text.slice(cut));
+    } finally {
+      await file.close();
+    }
+    await waitFor(() => results.length >= 2 && results.at(-1)!.ok);
+    expect(ports()).toEqual([1000, 2000]);
+  });
+
+  it('reports a refused save once the file has stayed unchanged for the settle time', async () => {
+    await watchResults(CONFIG_SETTLE_MS);
+    await writeFile(path, 'listen: 2000\nlistn: typo\n');
+    const written = performance.now();
+    await waitFor(() => results.length >= 2);
+    expect(performance.now() - written).toBeGreaterThanOrEqual(CONFIG_SETTLE_MS);
+    expect(ports()).toEqual([1000, 'refused']);
+    expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toBe(`${path}: listn (line 2): unknown field "listn" (did you mean "listen"?)`);
   });
 
   it('reads a refused text again when it is saved unchanged: the file it named may be there now', async () => {

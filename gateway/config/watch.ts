@@ -4,7 +4,7 @@ import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
 import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
-import { componentLogger } from '../../src/logger.ts';
+import { componentLogger, type Logger } from '../../src/logger.ts';
 import { parseConfig, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
 
@@ -27,10 +27,22 @@ export interface WatchConfigOptions {
   readonly emitCurrent?: boolean;
   /** Backoff between attempts to watch the folder again after its watcher failed. */
   readonly rewatchBackoff?: BackoffOptions;
+  /** How long a refused text must stay unchanged before its refusal is reported (`CONFIG_SETTLE_MS` by default). */
+  readonly settleMs?: number;
+  /** Where the watch writes its lines; a `config-watch` child of the root logger by default. */
+  readonly log?: Logger;
 }
 
 /** Default quiet time before a changed file is read. */
 export const CONFIG_DEBOUNCE_MS = 200;
+
+/**
+ * Default time a refused text must stay unchanged before it is reported: a file written in several
+ * `write()` calls (`cat big.yaml > gateway.yaml`, an editor that does not rename) can be read between
+ * two of them, and its first half is no configuration. Traefik's file provider and Kubernetes-style
+ * watchers wait for such bursts the same way; a refusal costs this much delay, an applied text none.
+ */
+export const CONFIG_SETTLE_MS = 150;
 
 /**
  * Watches the configuration file: emits the current result, then one each time the text changes.
@@ -38,14 +50,17 @@ export const CONFIG_DEBOUNCE_MS = 200;
  * both of which a file watch would lose. Events naming the file (see `concernsFile`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
  * is reported once), except after a refusal: saving the same text again (`touch`) retries it, for a refusal
- * by a file the configuration names that has appeared since; the other events of the save it was refused in do not. The caller applies `ok` results and keeps its running config on refused ones.
+ * by a file the configuration names that has appeared since; the other events of the save it was refused in do not.
+ * A refusal is reported only once the refused text has stayed unchanged for `settleMs`: a further change in that
+ * time (the rest of a write read half-way) supersedes it unreported. The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
  * stops the watch.
  */
 export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
   const rewatchBackoff = options.rewatchBackoff ?? REWATCH_BACKOFF;
-  const log = componentLogger('config-watch', { path });
+  const settleMs = options.settleMs ?? CONFIG_SETTLE_MS;
+  const log = options.log ?? componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
     // undefined: not read yet; null: the last read failed; else the last text read.
@@ -56,6 +71,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let emitNext = options.emitCurrent ?? true;
     // Whether the first reading (the start's, or the baseline) has been done.
     let started = false;
+    // A refusal not reported yet, until its text has stayed unchanged for `settleMs` since `since` (performance.now()).
+    let held: { readonly text: string; readonly result: ConfigResult; readonly since: number } | undefined;
 
     const read = async () => {
       const emit = emitNext;
@@ -66,12 +83,32 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       try {
         reading = await readConfigFile(path);
       } catch (error) {
+        held = undefined;
         if (last !== null && emit && !reads.closed) subscriber.next({ ok: false, error: error as ConfigFileError });
         last = null;
         refusedSave = undefined;
         return;
       }
       const { text, save } = reading;
+      if (held !== undefined) {
+        if (text === held.text) {
+          // Unchanged since it was refused: reported once it has been so for the whole settle time (an
+          // event of the same write can bring this read early), then as any refusal.
+          const waitedMs = performance.now() - held.since;
+          if (waitedMs < settleMs) {
+            reads.schedule(settleMs - waitedMs);
+            return;
+          }
+          const { result } = held;
+          held = undefined;
+          last = text;
+          refusedSave = save;
+          if (!reads.closed) subscriber.next(result);
+          return;
+        }
+        // The file changed again before the refusal was reported: a write read half-way, not a save.
+        held = undefined;
+      }
       // A refused text is read again when the file is saved again, even unchanged: it may be refused for
       // a file it names (a CA bundle, a key) that is there now, copied in after the edit. Only a new save
       // counts: one save raises several events (a write's truncation, then its text; the steps of a
@@ -85,11 +122,21 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
         return;
       }
-      last = text;
-      refusedSave = undefined;
-      if (!emit || reads.closed) return;
+      if (!emit || reads.closed) {
+        last = text;
+        refusedSave = undefined;
+        return;
+      }
       const result = parse(path, text);
-      if (!result.ok) refusedSave = save;
+      if (!result.ok && settleMs > 0) {
+        // `last` stays the text the caller has, so that the rest of a write is compared with that.
+        held = { text, result, since: performance.now() };
+        reads.schedule(settleMs);
+        log.debug({ settleMs }, 'the configuration is refused; reported if the file stays unchanged (a write in progress is read again)');
+        return;
+      }
+      last = text;
+      refusedSave = result.ok ? undefined : save;
       subscriber.next(result);
     };
     const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'));
