@@ -82,4 +82,28 @@ describe('Http2Sessions', () => {
     await ended;
     expect(JSON.parse(body)).toMatchObject({ error: 'request-timeout', status: 408 });
   });
+
+  it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, before the client has acknowledged the limit', async () => {
+    const arrived: string[] = [];
+    started = await startPlainHttp2((request, response) => {
+      arrived.push(request.url ?? '');
+      response.end();
+    }, { maxHeaderSize: 1_024 });
+    const { client } = started;
+    /** Sends a GET whose header list is `size` by RFC 7541's count, padded by one header; resolves with the stream's reset code (0: answered). */
+    const send = (path: string, size: number) => {
+      const headers = { ':method': 'GET', ':path': path, ':scheme': 'http', ':authority': 'gw.test' };
+      const used = Object.entries(headers).reduce((sum, [name, value]) => sum + name.length + value.length + 32, 0) + 'x-pad'.length + 32;
+      const stream = client.request({ ...headers, 'x-pad': 'a'.repeat(size - used) });
+      stream.on('error', () => undefined).resume();
+      return new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
+    };
+    // node:http2's client sends these with its preface, before it has read the gateway's SETTINGS and
+    // acknowledged maxHeaderListSize: a head at the limit is served, one byte over and 4 KB are reset.
+    const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
+    expect(await Promise.all([send('/at-limit', 1_024), send('/one-over', 1_025), send('/big', 4_096)])).toEqual([0, calm, calm]);
+    // Once acknowledged, the same answers.
+    expect(await Promise.all([send('/at-limit-later', 1_024), send('/one-over-later', 1_025)])).toEqual([0, calm]);
+    expect(arrived).toEqual(['/at-limit', '/at-limit-later']);
+  });
 });

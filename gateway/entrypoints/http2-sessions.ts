@@ -82,6 +82,14 @@ export class Http2Sessions {
   }
 
   private dispatch(handler: (request: ClientRequest, response: ClientResponse) => void, request: Http2ServerRequest, response: ClientResponse): void {
+    // node:http2 holds a stream to maxHeaderListSize only once the client has acknowledged the SETTINGS
+    // that carry it (until then nghttp2's local setting is the unlimited default), so the first requests,
+    // which a client sends with its preface, passed any limit. Counted here as node counts, and refused as
+    // node refuses past it, the limit holds from the first request.
+    if (headerListSize(request.rawHeaders) > this.limits.maxHeaderSize) {
+      request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      return;
+    }
     const headers = request.headers;
     // RFC 9113 §8.3.1: `:authority` is the host; a Host header beside it must not differ, so it is replaced.
     const authority = headers[':authority'];
@@ -118,4 +126,12 @@ export class Http2Sessions {
     request.once('end', clear);
     response.once('close', clear);
   }
+}
+
+/** RFC 7541 §4.1's size of a header list (each name and value plus 32, pseudo-headers included), as node:http2 counts it against maxHeaderListSize. */
+function headerListSize(rawHeaders: readonly string[]): number {
+  // node's header strings hold one character per byte received.
+  let size = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2) size += rawHeaders[index]!.length + rawHeaders[index + 1]!.length + 32;
+  return size;
 }
