@@ -5,8 +5,8 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
-import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits } from './entrypoints/index.ts';
-import { NamedMiddlewareRegistry, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
+import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
+import { NamedMiddlewareRegistry, refusalLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
@@ -89,9 +89,15 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
       tracer,
       ...(dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}),
     };
+    // A listener's own answers to malformed requests: logged and counted as requests that matched no route.
+    const logRefusal = refusalLogStep(next, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});
     return {
       http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
       upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
+      refused: (refusal: ListenerRefusal) => {
+        logRefusal?.(refusal);
+        dependencies.requestMetrics.refused(refusal.status);
+      },
     };
   };
   let runners = build(config);
@@ -106,6 +112,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   const handlersFor = (origin: RequestOrigin) => ({
     request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
     upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void runUpgrade(upgradeRunner(runners, request), request, socket, head, log, origin),
+    refused: (refusal: ListenerRefusal) => runners.refused(refusal),
   });
   const entryPoints: EntryPoint[] = [];
   // Named certificates (`certificates:`) are the configuration's, added to every TLS entry point's own.

@@ -64,7 +64,7 @@ function clientHello(servername: string): Promise<Buffer> {
 
 describe('startEntryPoint', () => {
   it('closes a TLS connection whose client sent its ClientHello and then nothing, once the handshake timeout passes', async () => {
-    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: () => undefined, upgrade: () => undefined }, { ...LIMITS, headersTimeoutMs: 200 }, log);
+    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: () => undefined, upgrade: () => undefined, refused: () => undefined }, { ...LIMITS, headersTimeoutMs: 200 }, log);
     try {
       const hello = await clientHello('web.test');
       const socket = connect({ host: '127.0.0.1', port: entryPoint.port }, () => socket.write(hello));
@@ -81,7 +81,7 @@ describe('startEntryPoint', () => {
 
   it('on drain lets requests in flight on TLS connections (HTTP/1.1 and HTTP/2) finish, instead of cutting their connections', async () => {
     const held: ClientResponse[] = [];
-    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: (_request, response) => void held.push(response), upgrade: () => undefined }, LIMITS, log);
+    const entryPoint = await startEntryPoint(testEntryPointConfig('https', certificate), { request: (_request, response) => void held.push(response), upgrade: () => undefined, refused: () => undefined }, LIMITS, log);
     const answers = [http1Get(entryPoint.port), http2Get(entryPoint.port)];
     await expect.poll(() => held.length).toBe(2);
     const drained = entryPoint.drain(5_000);

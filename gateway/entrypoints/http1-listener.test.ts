@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
 import { GatewayListener } from './http1-listener.ts';
+import type { ListenerRefusal } from './http1-refusal.ts';
 
 const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000 };
 
@@ -15,7 +16,7 @@ describe('GatewayListener in-flight bookkeeping', () => {
 
   it('counts each open response once and forgets it when it ends or its connection breaks', async () => {
     const held: ServerResponse[] = [];
-    listener = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined }, LIMITS, rootLogger);
+    listener = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: () => undefined }, LIMITS, rootLogger);
     const port = await listener.listen('127.0.0.1', 0);
     const send = () => {
       const request = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false });
@@ -40,7 +41,7 @@ describe('GatewayListener in-flight bookkeeping', () => {
 
   it("tells every live connection's unanswered response to close when draining, whichever connections went before", async () => {
     const held: ServerResponse[] = [];
-    const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined }, LIMITS, rootLogger);
+    const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: () => undefined }, LIMITS, rootLogger);
     listener = own;
     const port = await own.listen('127.0.0.1', 0);
     const requests = [0, 1, 2, 3, 4].map(() => {
@@ -84,15 +85,38 @@ describe('GatewayListener refusals of malformed requests', () => {
     return answer;
   }
 
+  const BIG_HEADER = `X-Big: ${'a'.repeat(4_096)}`;
   it.each([
-    { name: 'a request head over maxHeaderSize', text: `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(4_096)}\r\n\r\n`, status: 431, error: 'header-too-large' },
-    { name: 'a head not finished within headersTimeout', text: 'GET / HTTP/1.1\r\nHost: a\r\n', status: 408, error: 'request-timeout' },
-    { name: 'a malformed request line', text: 'GARBAGE\r\n\r\n', status: 400, error: 'bad-request' },
-  ])('answers $name with $status and the error code $error', async ({ text, status, error }) => {
+    { name: 'a request head over maxHeaderSize', text: `GET /big?key=k HTTP/1.1\r\nHost: a\r\n${BIG_HEADER}\r\n\r\n`, status: 431, error: 'header-too-large', method: undefined, target: undefined },
+    { name: 'a head not finished within headersTimeout', text: 'GET /slow HTTP/1.1\r\nHost: a\r\n', status: 408, error: 'request-timeout', method: undefined, target: undefined },
+    { name: 'a malformed request line', text: 'GARBAGE\r\n\r\n', status: 400, error: 'bad-request', method: undefined, target: undefined },
+    { name: 'a chunked body that fails to parse behind its head', text: 'POST /chunks?a=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', status: 400, error: 'bad-request', method: 'POST', target: '/chunks?a=1' },
+  ])('answers $name with $status and the error code $error, and reports that answer once', async ({ text, status, error, method, target }) => {
     const limits = { ...LIMITS, maxHeaderSize: 1_024, headersTimeoutMs: 300 };
-    listener = new GatewayListener({ request: (_request, response) => void response.end('ok'), upgrade: () => undefined }, limits, rootLogger);
+    const refusals: ListenerRefusal[] = [];
+    listener = new GatewayListener({ request: (_request, response) => void response.end('ok'), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, limits, rootLogger);
     const answer = await exchange(await listener.listen('127.0.0.1', 0), text);
     expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error, status });
+    const body = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+    expect(JSON.parse(body)).toMatchObject({ error, status });
+    // Method and target only from a head Node parsed: never from a head too large.
+    expect(refusals).toEqual([{ status, error, bytes: Buffer.byteLength(body), clientAddress: '127.0.0.1', method, target }]);
+  });
+
+  it('reports no refusal for a dispatched request whose body fails (its handler logs and counts it)', async () => {
+    const refusals: ListenerRefusal[] = [];
+    const held: ServerResponse[] = [];
+    listener = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const socket = connect(await listener.listen('127.0.0.1', 0), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => void (answer += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.write('POST /held HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    await waitFor(() => held.length === 1, { timeoutMs: 5_000, message: 'the request dispatched' });
+    socket.write('zz\r\n');
+    await waitFor(() => answer !== '', { timeoutMs: 5_000, message: 'an answer' });
+    socket.destroy();
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(refusals).toEqual([]);
   });
 });

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
+import { refuseConnection, type RefusalReport } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
@@ -18,17 +18,13 @@ export interface ListenerLimits {
   keepAliveTimeoutMs: number;
 }
 
-/** Handlers an entry point calls; both must never reject. */
+/** Handlers an entry point calls; none may throw or reject. */
 export interface ListenerHandlers {
   request(request: ClientRequest, response: ClientResponse): void;
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Told of each answer the listener gave by itself to bytes that failed to parse (access log, metrics); never called on a request's own path. */
+  refused: RefusalReport;
 }
-
-/** Parse errors answered with their own status and `error` code, else 400 `bad-request`; no request id (none was parsed). */
-const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'header-too-large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
-};
 
 /** `process.nextTick` target: arguments instead of a closure per request. */
 function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, request: IncomingMessage, response: ServerResponse): void {
@@ -139,7 +135,7 @@ export class GatewayListener {
       socket.on('drain', passDrainToAnswer);
       handlers.upgrade(request, socket, head);
     });
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket, handlers.refused));
   }
 
   /**
@@ -248,37 +244,18 @@ export class GatewayListener {
   }
 
   /**
-   * Node reports a parse error of a connection here (for whichever of its requests). Requests of
-   * that connection not yet dispatched never are. One dispatched earlier whose body is what failed
-   * gets the 400 itself when it is the only one in flight and nothing of its answer was sent (as
-   * nginx answers a broken chunked body); the connection then ends, so its upstream attempt is
-   * aborted as the client's fault, never completed with a truncated body. Otherwise (an answer
-   * already begun, or complete requests ahead of it) the connection is cut. A complete request is
-   * answered first, so that the 400 follows it in order, as HTTP/1.1 pipelining requires.
+   * Node reports a parse error of a connection here (for whichever of its requests): requests of
+   * that connection not yet dispatched never are, and `refuseConnection` answers or cuts it.
    */
-  private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  private onClientError(error: NodeJS.ErrnoException, socket: Duplex, refused: RefusalReport): void {
     const state = this.stateOf(socket as TrackedSocket);
     if (state.refused) return;
     state.refused = true;
-    if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
-    const [status, text, code] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'bad-request'];
-    this.log.debug({ code: error.code, status }, 'refused a malformed request');
     const inFlight = state.open.filter((response) => response[DISPATCHED] === true);
-    const answer = () => {
-      if ((socket as Socket).writable === false) return void socket.destroy();
-      const body = JSON.stringify({ error: code, status, message: text });
-      socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    };
-    const broken = inFlight.find((response) => !response.req.complete);
-    if (broken) return inFlight.length === 1 && !broken.headersSent ? answer() : void socket.destroy(error);
-    let pending = inFlight.length;
-    if (pending === 0) return answer();
-    for (const response of inFlight) {
-      response.once('close', () => {
-        pending -= 1;
-        if (pending === 0) answer();
-      });
-    }
+    // A request read but not dispatched that is still incomplete is the one whose body failed (a
+    // connection has at most one request being read); a complete one goes unanswered with it.
+    const unfinished = state.open.find((response) => response[DISPATCHED] !== true && !response.req.complete)?.req;
+    refuseConnection(error, socket, inFlight, unfinished, this.log, refused);
   }
 }
 

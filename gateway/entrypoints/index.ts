@@ -5,6 +5,7 @@ export { startTcpEntryPoint } from './tcp-entry-point.ts';
 export type { TcpConnectionHandler } from './tcp-entry-point.ts';
 export { answerHoldingSocket, GatewayListener } from './http1-listener.ts';
 export type { ListenerHandlers, ListenerLimits } from './http1-listener.ts';
+export type { ListenerRefusal } from './http1-refusal.ts';
 export { listenOn } from './listen.ts';
 export { SniTable } from './tls-sni.ts';
 export type { SniEntry } from './tls-sni.ts';

@@ -1,7 +1,8 @@
 // Built-in middleware and the chains the gateway builds from its configuration.
 import type { GatewayConfig, RouteConfig } from '../config/types.ts';
 import type { GatewayContext, Middleware } from '../context.ts';
-import { accessLog, accessLogRecorder, stdoutAccessLogger, type AccessLogDestination } from './access-log/index.ts';
+import { accessLog, accessLogRecorder, refusalLogRecorder, stdoutAccessLogger, type AccessLogDestination } from './access-log/index.ts';
+import type { ListenerRefusal } from '../entrypoints/http1-refusal.ts';
 import { forwarded, forwardingStep } from './forwarded/index.ts';
 import { headers } from './headers/index.ts';
 import { requestId, requestIdStep } from './request-id/index.ts';
@@ -73,6 +74,14 @@ export function globalSteps(config: GatewayConfig, options: GlobalMiddlewareOpti
     },
     after: config.accessLog ? accessLogRecorder(options.accessLogger ?? stdoutAccessLogger(), credentialQueryParams(config)) : undefined,
   };
+}
+
+/**
+ * The access log of a listener's own answers to malformed requests under `config` (its credential
+ * query parameters hidden, as in every request's line); undefined when `accessLog` is off.
+ */
+export function refusalLogStep(config: GatewayConfig, options: GlobalMiddlewareOptions = {}): ((refusal: ListenerRefusal) => void) | undefined {
+  return config.accessLog ? refusalLogRecorder(options.accessLogger ?? stdoutAccessLogger(), credentialQueryParams(config)) : undefined;
 }
 
 /** The query parameters `keyAuth` and `jwtAuth` middleware read credentials from, each once. */

@@ -64,6 +64,16 @@ describe('RequestMetrics', () => {
     expect(await value(requestsTotal, { route: '', service: '', status: '3xx' })).toBe(1);
   });
 
+  it("counts a listener's own answers to malformed requests as requests no route matched, without a duration it never measured", async () => {
+    const metrics = new RequestMetrics();
+    const unmatched = { route: '', service: '' };
+    const before = (await value(requestsTotal, { ...unmatched, status: '4xx' })) ?? 0;
+    const timedBefore = (await value(requestDurationSeconds, unmatched, 'switchboard_request_duration_seconds_count')) ?? 0;
+    for (const status of [400, 408, 431]) metrics.refused(status);
+    expect(await value(requestsTotal, { ...unmatched, status: '4xx' })).toBe(before + 3);
+    expect((await value(requestDurationSeconds, unmatched, 'switchboard_request_duration_seconds_count')) ?? 0).toBe(timedBefore);
+  });
+
   it('gives gRPC methods labels of their own only once an upstream answered them: made-up methods cannot push the real ones into other', async () => {
     const metrics = new RequestMetrics();
     // More made-up calls than the series budget: no route, refused by the gateway, unknown to the server.

@@ -98,6 +98,17 @@ export class RequestMetrics {
     if (context.outcome.grpcStatus !== undefined) this.grpcCall(context, context.outcome.grpcStatus);
   }
 
+  /**
+   * Counts an answer a listener gave by itself to bytes that failed to parse (400, 408, 431) in
+   * `switchboard_requests_total`, with the empty route and service of a request that matched no
+   * route; not in the duration histogram, as nothing timed a request never received whole.
+   */
+  refused(status: number): void {
+    const cells = this.cellsOf('', '');
+    const index = statusClassIndex(status);
+    (cells.statuses[index] ?? this.statusCell(cells, index)).value += 1;
+  }
+
   private readonly grpcCells = new Map<string, CounterCell>();
   private grpcMethods = 0;
   /** Service and path of the methods an upstream has answered, not with UNIMPLEMENTED: only they get labels of their own. */

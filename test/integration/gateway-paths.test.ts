@@ -200,6 +200,18 @@ routes:
         .map((line) => JSON.parse(line) as { path: string; upstream?: string; attempts: number });
       expect(accessLines.map((line) => line.path)).toEqual(['/control']);
       expect(accessLines[0]).toMatchObject({ attempts: 1, upstream: `127.0.0.1:${backend.port}` });
+      // Each 400 is a line of its own, without request id, route, service or upstream; a path only
+      // from a head that parsed (the bad chunk's), not from one refused as CL+TE.
+      const refusals = log
+        .split('\n')
+        .filter((line) => line.includes('"errorClass"') && !line.includes('"requestId"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const refused = { status: 400, durationMs: 0, bytes: 60, attempts: 0, clientIp: '127.0.0.1', errorClass: 'bad-request' };
+      expect(refusals).toEqual([
+        { level: 30, time: expect.any(String), ...refused },
+        { level: 30, time: expect.any(String), ...refused },
+        { level: 30, time: expect.any(String), method: 'POST', path: '/bad-chunk', ...refused },
+      ]);
     } finally {
       await gateway.process.stop();
       await backend.close();

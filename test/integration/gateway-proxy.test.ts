@@ -1,7 +1,10 @@
 import { connect, createServer, type Server } from 'node:net';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { adminClient } from '../harness/admin-client.ts';
 import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** Echo answer of the fixture backend. */
 interface Echo {
@@ -43,6 +46,20 @@ function rawUntilClosed(port: number, bytes: string, timeoutMs = 10_000): Promis
   });
 }
 
+/** The access log lines of a listener's own answers to malformed requests (no request id: none was parsed) in `gateway`'s output so far. */
+async function refusalLines(gateway: GatewayProcess): Promise<Record<string, unknown>[]> {
+  const output = await readFile(gateway.process.logFile, 'utf8');
+  return output
+    .split('\n')
+    .filter((line) => line.includes('"errorClass"') && !line.includes('"requestId"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** `switchboard_requests_total` of requests that matched no route (a listener's refusals count there), with status class 4xx. */
+async function unmatched4xx(adminPort: number): Promise<number> {
+  return sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+}
+
 const WS_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
 
 const STREAMED_BODY = Buffer.alloc(32 << 20, 's');
@@ -61,9 +78,10 @@ describe('the gateway proxies HTTP and WebSocket through its middleware', () => 
   let silentRequests = 0;
   let closingServed = 0;
   let gateway: GatewayProcess;
-  const config = () => `
+  let adminPort: number;
+  const config = (admin = adminPort) => `
 listen: 127.0.0.1:{{port}}
-admin: false
+admin: 127.0.0.1:${admin}
 services:
   echo: { instances: [127.0.0.1:${backend.port}] }
   slow: { instances: [127.0.0.1:${hanging.port}], timeouts: { headers: 300ms }, outlierDetection: false }
@@ -90,7 +108,7 @@ routes:
 
   beforeAll(async () => {
     [backend, hanging] = await Promise.all([startBackend({ name: 'echo-1' }), startBackend({ name: 'hanging', delayMs: 5_000 })]);
-    closedPort = await freePort();
+    [closedPort, adminPort] = [await freePort(), await freePort()];
     // An upstream that answers each request with "Connection: close", body and FIN written at once.
     closing = createServer((socket) => {
       socket.on('error', () => undefined);
@@ -249,12 +267,30 @@ routes:
     expect(answer).toContain('h2c');
   });
 
-  it('refuses oversized headers with 431 and a malformed request line with 400, and keeps serving', async () => {
+  it('refuses oversized headers with 431 and malformed bytes with 400, logs and counts each answer, and keeps serving', async () => {
+    const countedBefore = await unmatched4xx(adminPort);
     const oversized = await rawExchange(gateway.port, `GET /api/echo/x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
     expect(oversized).toMatch(/^HTTP\/1\.1 431 /);
     const malformed = await rawExchange(gateway.port, 'GARBAGE\r\n\r\n');
     expect(malformed).toMatch(/^HTTP\/1\.1 400 /);
+    // A chunked body that fails right behind its head: the head was parsed, so its line has method and path.
+    const badChunk = await rawExchange(gateway.port, 'POST /api/echo/chunks?n=1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+    expect(badChunk).toMatch(/^HTTP\/1\.1 400 /);
     expect((await get('/api/echo/still-here')).status).toBe(200);
+
+    const lines = await waitFor(async () => {
+      const found = await refusalLines(gateway);
+      return found.length >= 3 && found;
+    }, { timeoutMs: 5_000, message: 'three refusal lines in the access log' });
+    expect(lines).toEqual([
+      { level: 30, time: expect.any(String), status: 431, durationMs: 0, bytes: 85, attempts: 0, clientIp: '127.0.0.1', errorClass: 'header-too-large' },
+      { level: 30, time: expect.any(String), status: 400, durationMs: 0, bytes: 60, attempts: 0, clientIp: '127.0.0.1', errorClass: 'bad-request' },
+      { level: 30, time: expect.any(String), method: 'POST', path: '/api/echo/chunks?n=1', status: 400, durationMs: 0, bytes: 60, attempts: 0, clientIp: '127.0.0.1', errorClass: 'bad-request' },
+    ]);
+    // Not a byte of the header block that was too large reaches the log.
+    expect(await readFile(gateway.process.logFile, 'utf8')).not.toContain('a'.repeat(64));
+    // Counted as requests that matched no route are (the well-formed request after them matched one).
+    expect(await unmatched4xx(adminPort)).toBe(countedBefore + 3);
   });
 
   // undici 7 threw an uncatchable AssertionError when an upstream closed a connection it did not
@@ -306,13 +342,21 @@ routes:
 
   it('times out a client that sends its headers too slowly, and keeps serving others', async () => {
     // Limits apply at start: a second gateway with a short headers timeout.
-    const strict = await startGateway(`${config()}\nlimits: { headersTimeout: 1s }\n`);
+    const strictAdmin = await freePort();
+    const strict = await startGateway(`${config(strictAdmin)}\nlimits: { headersTimeout: 1s }\n`);
     try {
       const started = Date.now();
       const answer = await rawExchange(strict.port, 'GET /api/echo/x HTTP/1.1\r\nHost: a\r\n', 10_000);
       expect(answer).toMatch(/^HTTP\/1\.1 408 /);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect((await fetch(`${strict.url}/api/echo/fine`)).status).toBe(200);
+      // The 408 is one access line and one request no route matched.
+      const lines = await waitFor(async () => {
+        const found = await refusalLines(strict);
+        return found.length > 0 && found;
+      }, { timeoutMs: 5_000, message: 'the refusal line in the access log' });
+      expect(lines).toEqual([{ level: 30, time: expect.any(String), status: 408, durationMs: 0, bytes: 68, attempts: 0, clientIp: '127.0.0.1', errorClass: 'request-timeout' }]);
+      expect(await unmatched4xx(strictAdmin)).toBe(1);
     } finally {
       await strict.process.stop();
     }

@@ -8,11 +8,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 const REQUESTS = 3_000;
 
@@ -29,6 +31,19 @@ function get(port: number, path: string, agent: Agent): Promise<number> {
     outgoing.on('timeout', () => outgoing.destroy(new Error('no answer within 20 s')));
     outgoing.on('error', reject);
     outgoing.end();
+  });
+}
+
+/** Sends `bytes` on a new connection; resolves with the whole answer once the gateway closes it. */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => undefined);
+    socket.write(bytes);
   });
 }
 
@@ -103,6 +118,11 @@ routes:
     } finally {
       agent.destroy();
     }
+    // A worker's listener refuses malformed bytes itself: its line goes into the same pipe, and the
+    // primary's metrics count it as a request no route matched.
+    expect(await rawExchange(port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    expect(sampleValue(parsePrometheusText(metrics), 'switchboard_requests_total', { route: '', service: '', status: '4xx' })).toBe(1);
 
     // Then a slow reader: a kilobyte at a time, so the pipe stays nearly full while both workers
     // write the rest of their lines into whatever room each read makes.
@@ -110,7 +130,7 @@ routes:
     const parts: Buffer[] = [];
     let newlines = 0;
     const deadline = performance.now() + 60_000;
-    while (newlines < REQUESTS && performance.now() < deadline) {
+    while (newlines < REQUESTS + 1 && performance.now() < deadline) {
       let read = 0;
       try {
         read = readSync(readEnd, chunk);
@@ -135,7 +155,9 @@ routes:
       }
     });
     expect(corrupt.slice(0, 3)).toEqual([]);
-    const paths = lines.map((line) => (JSON.parse(line) as { path: string }).path);
+    const records = lines.map((line) => JSON.parse(line) as { path?: string; errorClass?: string; status: number });
+    expect(records.filter((record) => record.path === undefined)).toMatchObject([{ status: 400, errorClass: 'bad-request' }]);
+    const paths = records.filter((record) => record.path !== undefined).map((record) => record.path);
     expect(new Set(paths).size).toBe(REQUESTS);
     expect(paths).toHaveLength(REQUESTS);
 

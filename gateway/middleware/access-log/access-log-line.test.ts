@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hundredthsText } from './access-log-line.ts';
+import { hundredthsText, refusalLogText } from './access-log-line.ts';
 
 describe('hundredthsText', () => {
   it('prints every count of hundredths as JavaScript prints the number it stands for', () => {
@@ -11,5 +11,21 @@ describe('hundredthsText', () => {
   it('falls back to the plain division for what is not a non-negative safe integer', () => {
     expect(hundredthsText(-5)).toBe('-0.05');
     expect(hundredthsText(Number.NaN)).toBe('NaN');
+  });
+});
+
+describe('refusalLogText', () => {
+  const refusal = { status: 400, error: 'bad-request', bytes: 60, clientAddress: '::ffff:203.0.113.7', method: undefined, target: undefined };
+
+  it('writes a line of the requests\' shape with the error code as errorClass and no route, service, upstream or request id', () => {
+    const line = refusalLogText({ ...refusal, status: 431, error: 'header-too-large', bytes: 86 });
+    expect(line.endsWith('}\n')).toBe(true);
+    const fields = JSON.parse(line) as Record<string, unknown>;
+    expect(fields).toEqual({ level: 30, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), status: 431, durationMs: 0, bytes: 86, attempts: 0, clientIp: '203.0.113.7', errorClass: 'header-too-large' });
+  });
+
+  it('writes the method and path of a parsed head without the hidden query parameters', () => {
+    const fields = JSON.parse(refusalLogText({ ...refusal, method: 'POST', target: '/upload?api_key=secret&x="1"' }, ['api_key'])) as Record<string, unknown>;
+    expect(fields).toMatchObject({ method: 'POST', path: '/upload?x="1"', errorClass: 'bad-request' });
   });
 });

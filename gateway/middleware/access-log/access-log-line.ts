@@ -2,7 +2,9 @@
 // generic serialiser, and the timestamp's date-and-seconds part reused within a second. The line
 // has the fields and shape pino wrote before (`level`, `time`, then the request's fields; a field
 // without a value is left out), so readers and `--pretty` keep working.
+import { plainIp } from '../../config/ip-range.ts';
 import type { GatewayContext } from '../../context.ts';
+import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
 import { withoutQueryParam } from '../key-auth/index.ts';
 
@@ -79,5 +81,20 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
   }
   // end() not called: the client went away or the connection broke before the answer was complete.
   if (!response.writableEnded) line += ',"aborted":true';
+  return `${line}}\n`;
+}
+
+/**
+ * The access log line of an answer the listener gave by itself to bytes that failed to parse, in
+ * the same shape as a request's line: `errorClass` is the answer's error code; no route, service,
+ * upstream or request id (none was read); `method` and `path` only from a head Node parsed;
+ * `durationMs` 0, as nothing timed a request the gateway never received whole.
+ */
+export function refusalLogText(refusal: ListenerRefusal, hiddenParams?: readonly string[]): string {
+  let line = `{"level":30,"time":"${isoTime(Date.now())}"`;
+  if (refusal.method !== undefined) line += `,"method":${quote(refusal.method)}`;
+  if (refusal.target !== undefined) line += `,"path":${quote(hiddenParams === undefined ? refusal.target : withoutQueryParams(refusal.target, hiddenParams))}`;
+  line += `,"status":${refusal.status},"durationMs":0,"bytes":${refusal.bytes},"attempts":0`;
+  line += `,"clientIp":${quote(plainIp(refusal.clientAddress))},"errorClass":${quote(refusal.error)}`;
   return `${line}}\n`;
 }

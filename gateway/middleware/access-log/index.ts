@@ -2,11 +2,12 @@ import type { LineSink } from '../../../src/log-pretty.ts';
 import { componentLogger } from '../../../src/logger.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { accessLogDestination, type AccessLogDestination, type DestinationOptions } from './access-log-destination.ts';
-import { accessLogText } from './access-log-line.ts';
+import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
+import { accessLogText, refusalLogText } from './access-log-line.ts';
 
 export { accessLogDestination } from './access-log-destination.ts';
 export type { AccessLogDestination, DestinationOptions } from './access-log-destination.ts';
-export { accessLogText } from './access-log-line.ts';
+export { accessLogText, refusalLogText } from './access-log-line.ts';
 
 /** Settings of the access-log middleware. */
 export interface AccessLogOptions {
@@ -97,6 +98,15 @@ export function accessLogRecorder(destination: AccessLogDestination, hiddenQuery
     if (response.writableEnded || response.destroyed) destination.write(accessLogText(context, failed, hidden));
     else response.once('close', () => destination.write(accessLogText(context, failed, hidden)));
   };
+}
+
+/**
+ * The access log of the answers a listener gives by itself to bytes that fail to parse (400, 408,
+ * 431): one line each, into the same destination as the requests' lines, without `hiddenQueryParams`.
+ */
+export function refusalLogRecorder(destination: AccessLogDestination, hiddenQueryParams: readonly string[] = []): (refusal: ListenerRefusal) => void {
+  const hidden = hiddenQueryParams.length > 0 ? hiddenQueryParams : undefined;
+  return (refusal) => destination.write(refusalLogText(refusal, hidden));
 }
 
 /** The line for a request whose response has ended, as an object (tests and tools). */

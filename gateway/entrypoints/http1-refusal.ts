@@ -1,0 +1,78 @@
+// The HTTP/1.1 listener's answer to bytes that fail to parse (Node's 'clientError'), and the
+// report of that answer: the gateway answers it before any request reaches routing, so the access
+// log and the request metrics learn of it only from here (as nginx logs its own 400/431 answers,
+// and Envoy its downstream protocol errors with the DPE flag).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../src/logger.ts';
+
+/** Parse errors answered with their own status and `error` code, else 400 `bad-request`; no request id (none was parsed). */
+const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'header-too-large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
+};
+
+/** One answer the listener gave by itself to a request no handler saw, told once it is written. */
+export interface ListenerRefusal {
+  /** 400, 408 or 431. */
+  readonly status: number;
+  /** The answer's `error` code: `bad-request`, `request-timeout` or `header-too-large`. */
+  readonly error: string;
+  /** Bytes of the answer's JSON body. */
+  readonly bytes: number;
+  /** The connection's peer address (no header was read to say otherwise). */
+  readonly clientAddress: string;
+  /**
+   * Method and target of the refused request when Node parsed its head (its body is what failed);
+   * undefined when the failure was in the head itself, so nothing of a head too large is ever read.
+   */
+  readonly method: string | undefined;
+  readonly target: string | undefined;
+}
+
+/** Where the connection's refusal goes; must not throw. */
+export type RefusalReport = (refusal: ListenerRefusal) => void;
+
+/**
+ * Answers a connection whose bytes failed to parse (`error`) with a JSON 400, 408 or 431 and closes
+ * it, or cuts it when no answer fits. `inFlight` are its requests already dispatched to the gateway;
+ * `unfinished` is the request whose body failed, when its head was parsed but it was never
+ * dispatched. A dispatched request whose body is what failed gets the answer itself when it is the
+ * only one in flight and nothing of its answer was sent (as nginx answers a broken chunked body);
+ * the connection then ends, so its upstream attempt is aborted as the client's fault, never
+ * completed with a truncated body. Otherwise (an answer already begun, or complete requests ahead
+ * of it) the connection is cut. A complete request is answered first, so that the answer follows it
+ * in order, as HTTP/1.1 pipelining requires. `report` is told of an answer written for a request no
+ * handler saw (a dispatched request is logged and counted as its handler ends it).
+ */
+export function refuseConnection(
+  error: NodeJS.ErrnoException,
+  socket: Duplex,
+  inFlight: readonly ServerResponse[],
+  unfinished: IncomingMessage | undefined,
+  log: Logger,
+  report: RefusalReport,
+): void {
+  if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
+  const [status, text, code] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'bad-request'];
+  log.debug({ code: error.code, status }, 'refused a malformed request');
+  const answer = (reported: boolean) => {
+    if ((socket as Socket).writable === false) return void socket.destroy();
+    const body = JSON.stringify({ error: code, status, message: text });
+    // Read before the end: a socket that is gone no longer knows its peer.
+    const clientAddress = (socket as Socket).remoteAddress ?? '';
+    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    if (reported) report({ status, error: code, bytes: Buffer.byteLength(body), clientAddress, method: unfinished?.method, target: unfinished?.url });
+  };
+  const broken = inFlight.find((response) => !response.req.complete);
+  if (broken) return inFlight.length === 1 && !broken.headersSent ? answer(false) : void socket.destroy(error);
+  let pending = inFlight.length;
+  if (pending === 0) return answer(true);
+  for (const response of inFlight) {
+    response.once('close', () => {
+      pending -= 1;
+      if (pending === 0) answer(true);
+    });
+  }
+}
