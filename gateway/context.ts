@@ -52,6 +52,25 @@ export interface CloseWatcher {
  */
 export const CLOSE_WATCHER = Symbol('switchboard.closeWatcher');
 
+/** The answer an HTTP/1.1 listener wrote on a request's connection itself, in the request's place. */
+export interface ListenerAnswer {
+  readonly status: number;
+  /** Its `error` code (`bad-request`, `request-timeout`). */
+  readonly error: string;
+  /** Bytes of its JSON body. */
+  readonly bytes: number;
+}
+
+/**
+ * Where a dispatched request's response holds the answer its listener gave in its place (the
+ * request's body failed to parse, or came too slowly): read only once the response is destroyed,
+ * by whoever records the request's outcome, so a request on its own path pays nothing for it.
+ */
+export const LISTENER_ANSWER = Symbol('switchboard.listenerAnswer');
+
+/** A response whose listener may have answered in its place. */
+export type AnsweredResponse = { [LISTENER_ANSWER]?: ListenerAnswer };
+
 /** A response as the shared 'close' listener sees it. */
 export type WatchedResponse = { [CLOSE_WATCHER]?: CloseWatcher | null };
 

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
+import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
 import { GatewayListener } from './http1-listener.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
 
@@ -103,7 +104,7 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(refusals).toEqual([{ status, error, bytes: Buffer.byteLength(body), clientAddress: '127.0.0.1', method, target }]);
   });
 
-  it('reports no refusal for a dispatched request whose body fails (its handler logs and counts it)', async () => {
+  it('reports no refusal for a dispatched request whose body fails, but leaves the answer on its response for its handler to log and count', async () => {
     const refusals: ListenerRefusal[] = [];
     const held: ServerResponse[] = [];
     listener = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
@@ -118,5 +119,7 @@ describe('GatewayListener refusals of malformed requests', () => {
     socket.destroy();
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect(refusals).toEqual([]);
+    // Left on its response instead, for its handler to record as the request's outcome.
+    expect((held[0] as AnsweredResponse)[LISTENER_ANSWER]).toEqual({ status: 400, error: 'bad-request', bytes: Buffer.byteLength(answer.slice(answer.indexOf('\r\n\r\n') + 4)) });
   });
 });

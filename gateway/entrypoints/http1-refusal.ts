@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
+import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
 
 /** Parse errors answered with their own status and `error` code, else 400 `bad-request`; no request id (none was parsed). */
 const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
@@ -44,7 +45,8 @@ export type RefusalReport = (refusal: ListenerRefusal) => void;
  * completed with a truncated body. Otherwise (an answer already begun, or complete requests ahead
  * of it) the connection is cut. A complete request is answered first, so that the answer follows it
  * in order, as HTTP/1.1 pipelining requires. `report` is told of an answer written for a request no
- * handler saw (a dispatched request is logged and counted as its handler ends it).
+ * handler saw; a dispatched request's answer is left on its response (`LISTENER_ANSWER`) for its
+ * handler to log and count.
  */
 export function refuseConnection(
   error: NodeJS.ErrnoException,
@@ -57,22 +59,25 @@ export function refuseConnection(
   if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
   const [status, text, code] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'bad-request'];
   log.debug({ code: error.code, status }, 'refused a malformed request');
-  const answer = (reported: boolean) => {
+  const body = JSON.stringify({ error: code, status, message: text });
+  const bytes = Buffer.byteLength(body);
+  /** Writes the answer; told to `report`, or left on `inPlaceOf`, the dispatched request it answers (its handler records it as its outcome). */
+  const answer = (inPlaceOf?: ServerResponse) => {
     if ((socket as Socket).writable === false) return void socket.destroy();
-    const body = JSON.stringify({ error: code, status, message: text });
     // Read before the end: a socket that is gone no longer knows its peer.
     const clientAddress = (socket as Socket).remoteAddress ?? '';
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    if (reported) report({ status, error: code, bytes: Buffer.byteLength(body), clientAddress, method: unfinished?.method, target: unfinished?.url });
+    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
+    if (inPlaceOf) (inPlaceOf as AnsweredResponse)[LISTENER_ANSWER] = { status, error: code, bytes };
+    else report({ status, error: code, bytes, clientAddress, method: unfinished?.method, target: unfinished?.url });
   };
   const broken = inFlight.find((response) => !response.req.complete);
-  if (broken) return inFlight.length === 1 && !broken.headersSent ? answer(false) : void socket.destroy(error);
+  if (broken) return inFlight.length === 1 && !broken.headersSent ? answer(broken) : void socket.destroy(error);
   let pending = inFlight.length;
-  if (pending === 0) return answer(true);
+  if (pending === 0) return answer();
   for (const response of inFlight) {
     response.once('close', () => {
       pending -= 1;
-      if (pending === 0) answer(true);
+      if (pending === 0) answer();
     });
   }
 }

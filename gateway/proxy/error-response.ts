@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { GatewayContext } from '../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
@@ -29,6 +29,19 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   internal: 'internal gateway error',
 };
 
+/**
+ * Records the outcome of an answer that can no longer be sent. A response destroyed because its
+ * listener answered in its place (the request's body failed to parse, or came too slowly) records
+ * that answer, the one the client got: else the request read `499 cancelled`, as if the client had
+ * gone, while it was answered 400 or 408.
+ */
+function recordUnsent(context: GatewayContext, status: number, error: string): void {
+  const answered = context.response.destroyed ? (context.response as AnsweredResponse)[LISTENER_ANSWER] : undefined;
+  context.outcome.status = answered?.status ?? status;
+  context.outcome.errorClass = answered?.error ?? error;
+  if (answered) context.outcome.bytesOut = answered.bytes;
+}
+
 /** The human text of each class's gateway answer (the JSON `message`, or a gRPC caller's `grpc-message`). */
 export function errorMessageOf(errorClass: GatewayErrorClass): string {
   return MESSAGES[errorClass];
@@ -52,10 +65,10 @@ export function sendGatewayError(context: GatewayContext, errorClass: GatewayErr
  * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client.
  */
 export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
+  const response = context.response;
+  if (response.headersSent || response.destroyed) return recordUnsent(context, status, error);
   context.outcome.status = status;
   context.outcome.errorClass = error;
-  const response = context.response;
-  if (response.headersSent || response.destroyed) return;
   if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, extraHeaders);
   const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);

@@ -190,6 +190,8 @@ routes:
     const before = await instance();
     const ROUNDS = 12;
     const statuses: number[] = [];
+    /** The broken uploads the gateway had begun to forward when their body broke. */
+    const brokenForwarded: string[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {
       // A client that sends part of its body, then goes away while the upstream is reading it.
       const id = `abort-${round}`;
@@ -239,6 +241,7 @@ routes:
       broken.write(`POST /upload/${brokenId} HTTP/1.1\r\nHost: gw\r\nx-upload-id: ${brokenId}\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n${'b'.repeat(0x10000)}\r\n`);
       await waitFor(() => brokenAnswer !== '' || (backend.received.get(brokenId)?.bytes ?? 0) > 0, { timeoutMs: 15_000, message: `the backend to receive part of ${brokenId}` });
       if (brokenAnswer === '') {
+        brokenForwarded.push(brokenId);
         broken.write('not-a-chunk-size\r\n');
         await waitFor(() => brokenAnswer.startsWith('HTTP/1.1 400 '), { timeoutMs: 15_000, message: `a 400 for ${brokenId}` });
         await waitFor(() => backend.received.get(brokenId)?.aborted, { timeoutMs: 15_000, message: `the gateway to close ${brokenId} upstream` });
@@ -257,6 +260,17 @@ routes:
     expect(after.latencyMs ?? 0).toBeLessThan(1_000);
 
     expect(statuses).toEqual(Array.from({ length: ROUNDS }, () => [417, 200]).flat());
+
+    // The 400 the listener gave a forwarded request whose body broke is that request's access line
+    // (it read 499 cancelled and aborted, as if the client had gone).
+    expect(brokenForwarded.length).toBeGreaterThan(0);
+    const brokenLines = await waitFor(async () => {
+      const lines = (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((line) => line.includes('"requestId"') && line.includes('"path":"/upload/broken-'));
+      return lines.length >= brokenForwarded.length ? lines.map((line) => JSON.parse(line) as Record<string, unknown>) : undefined;
+    }, { timeoutMs: 5_000, message: 'the access lines of the broken uploads' });
+    expect(brokenLines.map(({ path, status, errorClass, aborted }) => ({ path, status, errorClass, aborted }))).toEqual(
+      brokenForwarded.map((id) => ({ path: `/upload/${id}`, status: 400, errorClass: 'bad-request', aborted: undefined })),
+    );
 
     const answers = await Promise.all(Array.from({ length: 10 }, (_, index) => upload(gateway.port, `/upload/after-${index}`, `after-${index}`, 4 * 1024)));
     expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 10 }, () => 200));

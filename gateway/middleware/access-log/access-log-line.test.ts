@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hundredthsText, refusalLogText } from './access-log-line.ts';
+import { LISTENER_ANSWER, type GatewayContext } from '../../context.ts';
+import { accessLogText, hundredthsText, refusalLogText } from './access-log-line.ts';
 
 describe('hundredthsText', () => {
   it('prints every count of hundredths as JavaScript prints the number it stands for', () => {
@@ -27,5 +28,27 @@ describe('refusalLogText', () => {
   it('writes the method and path of a parsed head without the hidden query parameters', () => {
     const fields = JSON.parse(refusalLogText({ ...refusal, method: 'POST', target: '/upload?api_key=secret&x="1"' }, ['api_key'])) as Record<string, unknown>;
     expect(fields).toMatchObject({ method: 'POST', path: '/upload?x="1"', errorClass: 'bad-request' });
+  });
+});
+
+describe('accessLogText of a response that never ended', () => {
+  /** A routed request whose response was destroyed before it ended; `listenerAnswer` when the listener answered in its place. */
+  function cut(listenerAnswer?: object): GatewayContext {
+    const response = { headersSent: false, statusCode: 200, writableEnded: false, destroyed: true, ...(listenerAnswer ? { [LISTENER_ANSWER]: listenerAnswer } : {}) };
+    return {
+      request: { method: 'POST', url: '/up' },
+      response,
+      outcome: { status: 400, errorClass: 'bad-request', attempts: 1, bytesOut: 60 },
+      startedAt: performance.now(),
+      routeName: 'up',
+      service: 'up',
+      requestId: 'r',
+      clientIp: '127.0.0.1',
+    } as unknown as GatewayContext;
+  }
+
+  it('marks it aborted when the connection broke, not when the listener answered in its place', () => {
+    expect(JSON.parse(accessLogText(cut(), false))).toMatchObject({ aborted: true });
+    expect(JSON.parse(accessLogText(cut({ status: 400, error: 'bad-request', bytes: 60 }), false))).not.toHaveProperty('aborted');
   });
 });

@@ -3,7 +3,7 @@
 // has the fields and shape pino wrote before (`level`, `time`, then the request's fields; a field
 // without a value is left out), so readers and `--pretty` keep working.
 import { plainIp } from '../../config/ip-range.ts';
-import type { GatewayContext } from '../../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../../context.ts';
 import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
 import { withoutQueryParam } from '../key-auth/index.ts';
@@ -79,8 +79,9 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
     if (call) line += `,"grpcService":${quote(call.service)},"grpcMethod":${quote(call.method)}`;
     line += `,"grpcStatus":${outcome.grpcStatus}`;
   }
-  // end() not called: the client went away or the connection broke before the answer was complete.
-  if (!response.writableEnded) line += ',"aborted":true';
+  // end() not called: the client went away or the connection broke before the answer was complete
+  // (not a listener's own answer in the request's place, which was whole).
+  if (!response.writableEnded && (response as AnsweredResponse)[LISTENER_ANSWER] === undefined) line += ',"aborted":true';
   return `${line}}\n`;
 }
 

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { LISTENER_ANSWER, type GatewayContext } from '../context.ts';
+import { sendGatewayError } from './error-response.ts';
+
+/** A request whose response can no longer be written (destroyed), with the answer its listener gave in its place, if any. */
+function unsendable(listenerAnswer?: { status: number; error: string; bytes: number }): GatewayContext {
+  const response = { headersSent: false, destroyed: true, ...(listenerAnswer ? { [LISTENER_ANSWER]: listenerAnswer } : {}) };
+  return { response, request: { headers: {} }, outcome: { status: 0, errorClass: undefined, attempts: 1, bytesOut: 0 } } as unknown as GatewayContext;
+}
+
+describe('sendGatewayError on a response that can no longer be written', () => {
+  it('records the class as the outcome when the client went away', () => {
+    const context = unsendable();
+    sendGatewayError(context, 'cancelled');
+    expect(context.outcome).toMatchObject({ status: 499, errorClass: 'cancelled', bytesOut: 0 });
+  });
+
+  it("records the listener's own answer when it answered in the request's place (its body failed to parse)", () => {
+    const context = unsendable({ status: 400, error: 'bad-request', bytes: 60 });
+    sendGatewayError(context, 'cancelled');
+    expect(context.outcome).toMatchObject({ status: 400, errorClass: 'bad-request', bytesOut: 60 });
+  });
+});
