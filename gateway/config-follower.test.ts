@@ -65,4 +65,19 @@ describe('ConfigFollower', () => {
     await second.under.close();
     expect(second.exits).toEqual([['switchboard: cannot start: port in use\n', 1]]);
   });
+
+  it('takes no result once it has asked to exit, which may end the process only after its logs are out', async () => {
+    const first = follower();
+    first.under.take(refused('no routes'));
+    first.under.take(ok('a'));
+    first.under.take(refused('no routes either'));
+    expect(first.seen).toEqual([]);
+    expect(first.exits).toEqual([['switchboard: gateway.yaml: no routes\n', 2]]);
+    const second = follower();
+    second.under.take(ok('a'));
+    second.failStart(new Error('port in use'));
+    await new Promise(setImmediate);
+    second.under.take(refused('bad port'));
+    expect(second.exits).toEqual([['switchboard: cannot start: port in use\n', 1]]);
+  });
 });

@@ -11,7 +11,11 @@ export interface Running {
 /** How a `ConfigFollower` starts the gateway and ends the process when it cannot. */
 export interface FollowerHooks {
   start(config: GatewayConfig, text: string): Promise<Running>;
-  /** Writes `message` to stderr and exits with `code` (2: the first configuration is refused, 1: it cannot start). */
+  /**
+   * Writes `message` to stderr and exits with `code` (2: the first configuration is refused, 1: it
+   * cannot start). It may return before the process ends (log lines still buffered go out first):
+   * the follower takes no result after it.
+   */
   exit(message: string, code: number): void;
   readonly log: Logger;
 }
@@ -26,12 +30,15 @@ export class ConfigFollower {
   private running: Running | undefined;
   private starting: Promise<void> | undefined;
   private readonly arrivedWhileStarting: ConfigResult[] = [];
+  private exiting = false;
 
   constructor(private readonly hooks: FollowerHooks) {}
 
   readonly take = (result: ConfigResult): void => {
+    // The process is ending: a good configuration arriving meanwhile must not start a gateway.
+    if (this.exiting) return;
     if (!result.ok) {
-      if (!this.running && !this.starting) return this.hooks.exit(`switchboard: ${result.error.message}\n`, 2);
+      if (!this.running && !this.starting) return this.exit(`switchboard: ${result.error.message}\n`, 2);
       this.hooks.log.error({ reason: result.error.message }, 'configuration refused; the running configuration stays');
       if (this.running) this.running.refuse(result.error);
       else this.arrivedWhileStarting.push(result);
@@ -47,9 +54,14 @@ export class ConfigFollower {
           else started.refuse(arrived.error);
         }
       },
-      (error: Error) => this.hooks.exit(`switchboard: cannot start: ${error.message}\n`, 1),
+      (error: Error) => this.exit(`switchboard: cannot start: ${error.message}\n`, 1),
     );
   };
+
+  private exit(message: string, code: number): void {
+    this.exiting = true;
+    this.hooks.exit(message, code);
+  }
 
   /** Waits for a start under way, then closes what runs. */
   async close(): Promise<void> {

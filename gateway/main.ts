@@ -82,18 +82,23 @@ if (cluster.isWorker) runWorker({ accessLogger });
 else runMain();
 
 function runMain(): void {
+  let stopping = false;
   const follower = new ConfigFollower({
     start,
     exit: (message, code) => {
-      process.stderr.write(message);
-      process.exit(code);
+      stopping = true;
+      // Lines logged just before (each registry saying it closed) can still be in the log buffer,
+      // whose writes complete on a later tick: out with them first, then the reason, in order.
+      void closeLogs().then(() => {
+        process.stderr.write(message);
+        process.exit(code);
+      });
     },
     log,
   });
   // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
   const subscription = watchConfigWithStore(configPath).subscribe(follower.take);
 
-  let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       if (stopping) return;

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
@@ -130,5 +131,38 @@ describe('SIGTERM after the stderr reader has gone', () => {
       agent.destroy();
     }
     expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('a gateway that cannot start, with stderr a pipe', () => {
+  it('writes every line it logged before the reason, then exits 1', async () => {
+    // The port is taken, so the gateway closes its three registries (each logs a line, in one tick) and exits.
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const dir = await makeTempDir('sb-stderr-');
+      await writeFile(join(dir, 'instances.yaml'), 'services:\n  a: ["127.0.0.1:1"]\n');
+      const configPath = join(dir, 'gateway.yaml');
+      await writeFile(configPath, `listen: 127.0.0.1:${port}\nadmin: false\nregistries: [file:${dir}/instances.yaml, file:${dir}/./instances.yaml]\nroutes:\n  - { path: /, service: a }\n`);
+      const gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+        cwd: REPO_ROOT,
+      });
+      let seen = '';
+      gateway.stderr.setEncoding('utf8');
+      gateway.stderr.on('data', (chunk: string) => (seen += chunk));
+      const [code] = (await Promise.race([
+        once(gateway, 'close'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`the gateway did not exit within 20 s:\n${seen}`)), 20_000).unref()),
+      ])) as [number | null];
+      expect(code).toBe(1);
+      const lines = seen.trimEnd().split('\n');
+      expect(lines.filter((line) => line.includes('"registry closed"'))).toHaveLength(3);
+      expect(lines.at(-1)).toMatch(/^switchboard: cannot start: listen EADDRINUSE/);
+    } finally {
+      holder.close();
+    }
   });
 });
