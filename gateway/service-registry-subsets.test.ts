@@ -120,6 +120,24 @@ describe('ServiceBalancers with subsets', () => {
     expect(Object.keys(counts(6, before)).sort()).toEqual(['b', 'c', 'd']);
   });
 
+  it('gives a route picker made before a rebuild that dropped its subset (a request in flight, retrying) the subset of the new build, which follows the registry', async () => {
+    const { balancers, config, list, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' } });
+    const before = balancers.pickerFor('svc', route(config, 'v2'))!;
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${CANARY}`));
+    list({ a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' }, d: { version: 'v2' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 4, { message: 'the new instance' });
+    // It read the subset the rebuild closed, frozen at b and c, whose loads no live balancer counts.
+    const retry = balancers.pickerFor('svc', route(config, 'v2'))!;
+    const held = [0, 1, 2].map(() => retry.pick({}) as PickedEndpoint);
+    expect(held.map((pick) => pick.instance.id).sort()).toEqual(['b', 'c', 'd']);
+    // Least-connections of the live subset counts them: the next pick goes to the one released.
+    held.find((pick) => pick.instance.id === 'd')!.done({ ok: true, latencyMs: 1 });
+    expect((before.pick({}) as PickedEndpoint).instance.id).toBe('d');
+    // Once no route selects the subset, such a picker reads the whole service, as a request whose route a reload dropped does.
+    balancers.apply(parseConfig('g.yaml', 'routes: [{ path: /, service: svc }]'));
+    expect(counts(4, before)).toEqual(counts(4, balancers.pickerFor('svc')!));
+  });
+
   it('rebuilds the subsets of a service whose algorithm changed, with the new algorithm', async () => {
     const { balancers, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' } });
     const next = parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${CANARY}`);

@@ -1,12 +1,13 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, SmoothSplit, subsetKey, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, SmoothSplit, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
 import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
-import { routePicker, selectorsOf, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
+import { routePicker, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
+import { selectedSubsets, SubsetSource, subsetId, type SubsetEntry } from './service-registry-subset.ts';
 
 /** Where the balancers of `ServiceBalancers` come from: the local registries, or a primary process over IPC. */
 export interface BalancerSource {
@@ -44,25 +45,6 @@ interface Entry {
   readonly balancer: ServiceBalancer;
   readonly settings: string;
   readonly subscription: Subscription;
-}
-
-interface SubsetEntry {
-  readonly service: string;
-  readonly selector: SubsetSelector;
-  readonly source: SubsetSource;
-}
-
-/**
- * A subset's balancer as route pickers read it: one object for the subset's life, whose balancer a
- * rebuild of the service that carries the subset over replaces, so that a route picker made before
- * a reload (a request in flight across it, retrying) picks from the subset's current host set.
- */
-class SubsetSource implements PickerSource {
-  constructor(public balancer: ServiceBalancer) {}
-
-  get picker(): Picker {
-    return this.balancer.picker;
-  }
 }
 
 /**
@@ -169,7 +151,7 @@ export class ServiceBalancers {
       this.carrySubsets(service, entry.balancer.balancer, rebuilt);
     }
     const routes = config.routes.filter(selectsSubsets);
-    const selected = new Set(routes.flatMap((route) => selectorsOf(route).map((selector) => subsetId(route.service!, selector))));
+    const selected = selectedSubsets(config);
     for (const [id, subset] of [...this.subsets]) if (!selected.has(id)) this.dropSubset(id, subset);
     const splits = new Set(routes.flatMap((route) => (route.canary ? [splitKey(route.service!, route.canary)] : [])));
     for (const key of [...this.splits.keys()]) if (!splits.has(key)) this.splits.delete(key);
@@ -179,7 +161,7 @@ export class ServiceBalancers {
   close(): void {
     this.subscription.unsubscribe();
     for (const [service, entry] of [...this.balancers]) this.release(service, entry);
-    for (const [id, subset] of [...this.subsets]) this.dropSubset(id, subset);
+    for (const [id, subset] of [...this.subsets]) this.dropSubset(id, subset, false);
     this.splits.clear();
     this.healthChanges.complete();
   }
@@ -220,8 +202,21 @@ export class ServiceBalancers {
     }
   }
 
-  /** Closes a subset for good: its balancer lets go of the service's host loads. */
-  private dropSubset(id: string, subset: SubsetEntry): void {
+  /**
+   * Closes a subset for good: its balancer lets go of the service's host loads. A route picker made
+   * before (a request in flight across the reload, retrying) then reads, while `successor`, the
+   * subset of the build in force when a route in force still selects it, else the whole service (as
+   * a request whose route a reload dropped is given in `createRoutePicker`).
+   */
+  private dropSubset(id: string, subset: SubsetEntry, successor = true): void {
+    const { service, selector } = subset;
+    const frozen = subset.source.balancer;
+    if (successor) {
+      subset.source.successor = () => {
+        if (!selectedSubsets(this.config).has(id)) return this.pickerFor(service) ?? frozen.picker;
+        return this.subsetBalancer(service, selector, this.balancers.get(service)?.balancer ?? this.create(service)).picker;
+      };
+    }
     subset.source.balancer.close();
     subset.source.balancer.balancer.close();
     this.subsets.delete(id);
@@ -263,10 +258,6 @@ export class ServiceBalancers {
     }
     return split;
   }
-}
-
-function subsetId(service: string, selector: SubsetSelector): string {
-  return `${service}\n${subsetKey(selector)}`;
 }
 
 /** What a balancer is built from; instances are left out, since they arrive through the registry stream. */
