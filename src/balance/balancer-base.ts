@@ -1,7 +1,7 @@
 import type { Balancer, BalancerAlgorithm, BalancerEndpoint, BalancerOptions, OutcomeListener } from './balancer.ts';
 import { Attempt, targetWeight, type AttemptSettler, type Member } from './balancer-member.ts';
 import { HostLoads, type HostLoad } from './host-load.ts';
-import { nonePicker, type PickOutcome, type Picker } from './picker.ts';
+import { nonePicker, type NoEndpoint, type PickOutcome, type PickResult, type Picker } from './picker.ts';
 import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-start.ts';
 
 /**
@@ -36,6 +36,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** True once a non-empty set arrived: members of the first set start warm (nothing to ramp against). */
   private seeded = false;
   private rampCount = 0;
+  /** Set by `close()`: the balancer is fed no more and its pickers give nothing. */
+  private closed = false;
 
   constructor(options: BalancerOptions = {}) {
     this.random = options.random ?? Math.random;
@@ -61,6 +63,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   }
 
   update(endpoints: readonly BalancerEndpoint[]): Picker {
+    // Members made now would hold host loads that nothing lets go of again.
+    if (this.closed) return this.current;
     const next = new Map<string, M>();
     for (const endpoint of endpoints) {
       if (next.has(endpoint.address)) continue;
@@ -87,12 +91,15 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   }
 
   close(): void {
+    this.closed = true;
+    this.current = CLOSED;
+    this.rampCount = 0;
     for (const member of this.members.values()) member.load.release(member);
     for (const member of this.departed.values()) member.load.release(member);
   }
 
   reweigh(): Picker {
-    return this.rampCount > 0 ? this.rebuild() : this.current;
+    return this.rampCount > 0 && !this.closed ? this.rebuild() : this.current;
   }
 
   private rebuild(): Picker {
@@ -180,9 +187,18 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     return this.inFlight;
   }
 
-  /** Starts an attempt on `member`: counts it in flight and returns the pick. */
-  protected attempt(member: M): Attempt<M> {
+  /**
+   * Starts an attempt on `member`: counts it in flight and returns the pick. A picker kept past
+   * `close()` answers `no-instances` instead: the balancer no longer holds its hosts' loads, so a
+   * pick there must not move the counts of the balancers that still do (a member that shared its
+   * host would, behind their backs).
+   */
+  protected attempt(member: M): PickResult {
+    if (this.closed) return CLOSED_PICK;
     this.inFlight += 1;
     return new Attempt(member, this);
   }
 }
+
+const CLOSED = nonePicker('no-instances');
+const CLOSED_PICK = CLOSED.pick({}) as NoEndpoint;

@@ -90,7 +90,8 @@ export interface Balancer {
   /**
    * Lets go of the host loads it holds, for a balancer that will be fed no more (a subset no route
    * names): the balancers still sharing them no longer hear from it. Picks made earlier still count
-   * on their hosts until done. Idempotent.
+   * on their hosts until done. From then on every picker it made answers `no-instances`, so that no
+   * pick counts in a load it no longer holds, and `update` and `reweigh` change nothing. Idempotent.
    */
   close(): void;
   /**

@@ -76,4 +76,21 @@ describe('host loads shared between a service balancer and a subset balancer', (
     onB.done(OK);
     expect(service.hostLoads.size).toBe(1);
   });
+
+  it('answers no-instances from the pickers of a closed subset balancer, counting nothing on the service\'s hosts, and takes no more updates', () => {
+    const service = createBalancer({ algorithm: 'least-connections' });
+    const subset = createBalancer({ algorithm: 'least-connections' }, { hostLoads: service.hostLoads });
+    service.update(testEndpoints('a', 'b'));
+    const kept = subset.update(testEndpoints('b'));
+    subset.close();
+    // A request holding the picker across the close (a retry reading a dropped subset) gets nothing here.
+    expect(kept.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+    expect(subset.picker.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });
+    expect(service.member(address('b'))?.inFlight).toBe(0);
+    // The service's least-connections still sees b idle: a then b, not a twice.
+    expect([pickedId(pick(service)), pickedId(pick(service))]).toEqual(['a', 'b']);
+    subset.update(testEndpoints('a', 'b', 'c'));
+    expect(subset.picker.pick({}).kind).toBe('none');
+    expect(service.hostLoads.size).toBe(2);
+  });
 });
