@@ -120,6 +120,31 @@ routes:
   });
 });
 
+describe('a rewrite on an entry point', () => {
+  const CONFIG = `
+accessLog: false
+entryPoints:
+  web: { listen: ":8080", middlewares: [json, old] }
+middlewares:
+  json: { rewrite: { pattern: "^/api/(.*)\\\\.json$", replacement: "/data/$1/public" } }
+  old: { rewrite: { pattern: "^/old/", replacement: "/new/" } }
+routes:
+  - { path: /, service: a }
+`;
+
+  it('matches the path the router will read and refuses a dot segment it writes, as on a route, whether the client sent a dot segment or not', async () => {
+    const get = await serve(createRequestRunner(parseConfig('gateway.yaml', CONFIG), { proxy: echoProxy, hasService: () => true }));
+    // `/api/./...json` became `/data/./../public`, which passed (the path held a dot segment before) and the router made `/public`.
+    for (const path of ['/api/...json', '/api/./...json', '/api/x/../...json', '/api/%2E%2E.json']) {
+      const answer = await get(path);
+      expect([answer.status, JSON.parse(answer.body).error], path).toEqual([400, 'rewritten-dot-segment']);
+    }
+    expect(JSON.parse((await get('/old/x/../y')).body).path).toBe('/new/y');
+    expect(JSON.parse((await get('/x/../old/y')).body).path).toBe('/new/y');
+    expect(JSON.parse((await get('/api/./report.json')).body).path).toBe('/data/report/public');
+  });
+});
+
 describe('a client that names its own consumer', () => {
   it('has its X-Consumer removed on a route without authentication too, so no upstream believes it', async () => {
     const config = parseConfig('gateway.yaml', 'accessLog: false\nroutes: [{ path: /open, service: a }]');

@@ -5,7 +5,7 @@ import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
-import { createRouter, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
+import { createRouter, normalisePath, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
 import type { RequestTrace, RequestTracer } from './telemetry/tracing/index.ts';
 
 /** Runs one request through the whole onion; never rejects. */
@@ -69,7 +69,19 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     return chainOf(match.route)(context);
   };
   // An entry point's own middleware (a redirect to https, say) run before routing, so they apply to every path.
-  const entryChains = new Map(config.entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.middlewares.length > 0 ? compose(registry.resolve(entryPoint.middlewares), async (context) => routing(context)) : routing]));
+  const entryChain = (names: readonly string[]) => {
+    const chain = compose(registry.resolve(names), async (context) => routing(context));
+    // They see the path as a route's middleware do, normalised: a rewrite there matches the path the
+    // router will read and is checked as on a route (the client's own `./` let a `..` it made pass,
+    // and the router then climbed with it). A path the normaliser refuses stays as sent, for the
+    // router to refuse after them, as before.
+    return (context: GatewayContext): Promise<void> => {
+      const path = normalisePath(context.upstream.path, config.paths);
+      if (typeof path === 'string') context.upstream.path = path;
+      return chain(context);
+    };
+  };
+  const entryChains = new Map(config.entryPoints.map((entryPoint) => [entryPoint.name, entryPoint.middlewares.length > 0 ? entryChain(entryPoint.middlewares) : routing]));
   // The global layers (request id, forwarding, access log) are plain calls around the rest: the
   // same order as `globalMiddleware`, without a promise and closures per layer and request.
   const global = globalSteps(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});

@@ -15,7 +15,8 @@ export interface RewriteOptions {
  * Rewrites the upstream path (the query stays as it was) by replacing the first match of
  * `pattern` with `replacement`, as `String.prototype.replace` does; a path the pattern does not
  * match is left alone. A replacement that adds its own query gets the original query appended
- * with `&`; one that does not start with `/` gets a leading `/`. A rewritten path with a `.` or
+ * with `&`; one that does not start with `/` gets a leading `/`. It expects a normalised path, as
+ * routes and the request runner give it (on an entry point too); a rewritten path with a `.` or
  * `..` segment is refused with 400 `rewritten-dot-segment`: the upstream gets a normalised path.
  */
 export function rewrite(options: RewriteOptions): Middleware {
@@ -24,12 +25,12 @@ export function rewrite(options: RewriteOptions): Middleware {
   return async function rewrite(context, next) {
     const before = context.upstream.path;
     const path = rewritePath(before, pattern, replacement);
-    // On a route the path was normalised before routing: a dot segment now was made by the rewrite,
-    // from the client's own text (`/api/...json` through `^/api/([^/]+)\.json$` → `/data/$1/public`
-    // gives `/data/../public`), and would climb out of where the rewrite meant to keep the client.
-    // On an entry point the rewrite runs before normalisation: the client's own dot segments are
-    // the router's to remove (the last test runs only on the refusal path).
-    if (path !== before && hasDotSegment(path) && !hasDotSegment(before)) return sendErrorAnswer(context, 400, 'rewritten-dot-segment', DOT_SEGMENT_MESSAGE);
+    // The path was normalised before (a route's by routing, an entry point's by the request
+    // runner): a dot segment now was made by the rewrite, from the client's own text (`/api/...json`
+    // through `^/api/([^/]+)\.json$` → `/data/$1/public` gives `/data/../public`), and would climb
+    // out of where the rewrite meant to keep the client. The output is checked one way whoever
+    // wrote its dots: a path the normaliser refused reaches an entry point's rewrite as sent.
+    if (path !== before && hasDotSegment(path)) return sendErrorAnswer(context, 400, 'rewritten-dot-segment', DOT_SEGMENT_MESSAGE);
     context.upstream.path = path;
     await next();
   };
