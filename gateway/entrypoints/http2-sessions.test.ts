@@ -83,6 +83,29 @@ describe('Http2Sessions', () => {
     expect(JSON.parse(body)).toMatchObject({ error: 'request-timeout', status: 408 });
   });
 
+  it('leaves a request that arrived whole in its HEADERS frame to its handler past requestTimeout, however long the answer takes', async () => {
+    const held: ClientResponse[] = [];
+    started = await startPlainHttp2((_request, response) => void held.push(response), { requestTimeoutMs: 100 });
+    // A GET the handler never reads (the proxy reads no body of a request without one), answered slowly.
+    const stream = started.client.request({ ':path': '/slow', ':method': 'GET' }, { endStream: true });
+    stream.on('error', () => undefined);
+    const status = new Promise<number>((resolve) => stream.on('response', (headers) => resolve(Number(headers[':status']))));
+    let body = '';
+    stream.on('data', (chunk: Buffer) => void (body += chunk.toString()));
+    const ended = new Promise((resolve) => stream.on('close', resolve));
+    await waitFor(() => held.length === 1, { timeoutMs: 5_000, message: 'the request to arrive' });
+    // A POST whose body never ends, sent after it: its 408 comes from a timer set later for as long,
+    // so by then the GET's would have fired too.
+    const upload = started.client.request({ ':path': '/upload', ':method': 'POST' }, { endStream: false });
+    upload.on('error', () => undefined).write('partial');
+    expect(await new Promise<number>((resolve) => upload.on('response', (headers) => resolve(Number(headers[':status']))))).toBe(408);
+    expect([stream.closed, held[0]!.headersSent]).toEqual([false, false]);
+    held[0]!.end('slow but whole');
+    expect(await status).toBe(200);
+    await ended;
+    expect([body, stream.rstCode]).toEqual(['slow but whole', constants.NGHTTP2_NO_ERROR]);
+  });
+
   it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, before the client has acknowledged the limit', async () => {
     const arrived: string[] = [];
     started = await startPlainHttp2((request, response) => {

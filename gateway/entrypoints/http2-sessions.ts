@@ -106,7 +106,10 @@ export class Http2Sessions {
         closeWithStream.call(response as GatewayHttp2Response);
       });
     } else request.stream.once('close', this.responseClosed);
-    if (this.limits.requestTimeoutMs > 0) this.limitRequestTime(request, response);
+    // A request whose HEADERS frame ended its stream has arrived whole. `request.complete` would not
+    // say so until its (empty) body is read, which the proxy never does for a request without one, so
+    // its timer would answer a slow upstream's GET 408, or cut a long answer (server-sent events).
+    if (this.limits.requestTimeoutMs > 0 && !request.stream.endAfterHeaders) this.limitRequestTime(request, response);
     handler(request, response);
   }
 
