@@ -52,7 +52,7 @@ export interface CloseWatcher {
  */
 export const CLOSE_WATCHER = Symbol('switchboard.closeWatcher');
 
-/** The answer an HTTP/1.1 listener wrote on a request's connection itself, in the request's place. */
+/** The answer a listener wrote itself in a dispatched request's place (on its HTTP/1.1 connection, or on its HTTP/2 stream). */
 export interface ListenerAnswer {
   readonly status: number;
   /** Its `error` code (`bad-request`, `request-timeout`). */

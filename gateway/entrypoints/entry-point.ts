@@ -40,7 +40,7 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
     return { name: config.name, port, get inFlight() { return http1.inFlight; }, drain: (deadlineMs) => http1.drain(deadlineMs) };
   }
   http1.attach();
-  const http2 = new Http2Sessions((request, response) => handlers.request(request, response), limits, log);
+  const http2 = new Http2Sessions((request, response) => handlers.request(request, response), handlers.refused, limits, log);
   const certificates = config.protocol === 'https' ? await TlsCertificates.load(config, log) : undefined;
   if (certificates) named?.attach(config.name, certificates);
   // Sockets accepted but not yet handed to HTTP/1.1 or HTTP/2 (first bytes, TLS handshake).

@@ -22,7 +22,10 @@ export interface ListenerLimits {
 export interface ListenerHandlers {
   request(request: ClientRequest, response: ClientResponse): void;
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Told of each answer the listener gave by itself to bytes that failed to parse (access log, metrics); never called on a request's own path. */
+  /**
+   * Told of each answer the listener gave by itself to bytes that failed to parse, and of each HTTP/2
+   * stream reset for a head over maxHeaderSize (access log, metrics); never called on a request's own path.
+   */
   refused: RefusalReport;
 }
 

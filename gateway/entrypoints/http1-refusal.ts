@@ -14,13 +14,13 @@ const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
 };
 
-/** One answer the listener gave by itself to a request no handler saw, told once it is written. */
+/** One answer the listener gave by itself to a request no handler saw, told once it is written (an HTTP/2 head over maxHeaderSize: once its stream is reset). */
 export interface ListenerRefusal {
-  /** 400, 408 or 431. */
+  /** 400, 408 or 431 (also an HTTP/2 head over maxHeaderSize, whose stream was reset with no status). */
   readonly status: number;
   /** The answer's `error` code: `bad-request`, `request-timeout` or `header-too-large`. */
   readonly error: string;
-  /** Bytes of the answer's JSON body. */
+  /** Bytes of the answer's JSON body; 0 for a reset HTTP/2 stream. */
   readonly bytes: number;
   /** The connection's peer address (no header was read to say otherwise). */
   readonly clientAddress: string;

@@ -1,7 +1,8 @@
 import { constants } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
-import type { ClientResponse } from '../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse } from '../context.ts';
+import type { ListenerRefusal } from './http1-refusal.ts';
 import { startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('Http2Sessions', () => {
@@ -68,8 +69,9 @@ describe('Http2Sessions', () => {
     expect(held.map((response) => response.writableEnded)).toEqual([true, true]);
   });
 
-  it('answers a request whose body has not arrived within requestTimeout with 408 request-timeout', async () => {
-    started = await startPlainHttp2(() => undefined, { requestTimeoutMs: 200 });
+  it('answers a request whose body has not arrived within requestTimeout with 408 request-timeout, left on its response for its handler to record', async () => {
+    const held: ClientResponse[] = [];
+    started = await startPlainHttp2((_request, response) => void held.push(response), { requestTimeoutMs: 200 });
     // The body never ends: the stream stays open, so only the timeout can answer.
     const stream = started.client.request({ ':path': '/', ':method': 'POST' }, { endStream: false });
     stream.on('error', () => undefined);
@@ -81,6 +83,8 @@ describe('Http2Sessions', () => {
     expect(await status).toBe(408);
     await ended;
     expect(JSON.parse(body)).toMatchObject({ error: 'request-timeout', status: 408 });
+    // The handler's access line and metrics read this answer, not the `499 cancelled` its proxy ends with.
+    expect((held[0] as AnsweredResponse)[LISTENER_ANSWER]).toEqual({ status: 408, error: 'request-timeout', bytes: Buffer.byteLength(body) });
   });
 
   it('leaves a request that arrived whole in its HEADERS frame to its handler past requestTimeout, however long the answer takes', async () => {
@@ -106,12 +110,13 @@ describe('Http2Sessions', () => {
     expect([body, stream.rstCode]).toEqual(['slow but whole', constants.NGHTTP2_NO_ERROR]);
   });
 
-  it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, before the client has acknowledged the limit', async () => {
+  it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, before the client has acknowledged the limit, and reports each reset', async () => {
     const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
     started = await startPlainHttp2((request, response) => {
       arrived.push(request.url ?? '');
       response.end();
-    }, { maxHeaderSize: 1_024 });
+    }, { maxHeaderSize: 1_024 }, (refusal) => void refusals.push(refusal));
     const { client } = started;
     /** Sends a GET whose header list is `size` by RFC 7541's count, padded by one header; resolves with the stream's reset code (0: answered). */
     const send = (path: string, size: number) => {
@@ -128,5 +133,10 @@ describe('Http2Sessions', () => {
     // Once acknowledged, the same answers.
     expect(await Promise.all([send('/at-limit-later', 1_024), send('/one-over-later', 1_025)])).toEqual([0, calm]);
     expect(arrived).toEqual(['/at-limit', '/at-limit-later']);
+    // A report per reset the gateway makes (the two sent with the preface), as 431 header-too-large with
+    // no answer's bytes and nothing of the head. node:http2 resets the one sent after the acknowledgment
+    // itself, inside nghttp2's header callback, and tells JavaScript nothing of it: not reported.
+    const reset = { status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined };
+    expect(refusals).toEqual([reset, reset]);
   });
 });

@@ -2,12 +2,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants, createServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
-import type { ClientRequest, ClientResponse } from '../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import type { ListenerLimits } from './http1-listener.ts';
+import type { RefusalReport } from './http1-refusal.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
 
 /** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
 const MAX_CONCURRENT_STREAMS = 128;
+
+/** The body of the 408 `limits.requestTimeout` answers, and its size. */
+const REQUEST_TIMEOUT_BODY = JSON.stringify({ error: 'request-timeout', status: 408, message: 'Request Timeout' });
+const REQUEST_TIMEOUT_BYTES = Buffer.byteLength(REQUEST_TIMEOUT_BODY);
 
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
@@ -15,7 +20,9 @@ const MAX_CONCURRENT_STREAMS = 128;
  * (`Http2ServerRequest`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
  * `:authority` becomes `host`, and a request with a body but no length is marked chunked so the
  * proxy sends its body. Pseudo-headers stay in `request.headers` (the upstream header filter drops
- * them). Limits: the header list size, the request timeout, and an idle timeout per session.
+ * them). Limits: the header list size, the request timeout, and an idle timeout per session. A
+ * head over the size never reaches the handler: its reset is told to `refused` (access log,
+ * metrics); a 408 is left on its response (`LISTENER_ANSWER`) for the handler that has it to record.
  */
 export class Http2Sessions {
   readonly server: Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof GatewayHttp2Response>;
@@ -35,6 +42,7 @@ export class Http2Sessions {
 
   constructor(
     handler: (request: ClientRequest, response: ClientResponse) => void,
+    private readonly refused: RefusalReport,
     private readonly limits: ListenerLimits,
     private readonly log: Logger,
   ) {
@@ -87,7 +95,16 @@ export class Http2Sessions {
     // which a client sends with its preface, passed any limit. Counted here as node counts, and refused as
     // node refuses past it, the limit holds from the first request.
     if (headerListSize(request.rawHeaders) > this.limits.maxHeaderSize) {
+      // Read before the reset: a closed stream no longer knows its session's peer.
+      const clientAddress = request.socket.remoteAddress ?? '';
       request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // HTTP/2 answers no status here, yet the line and the metric need one: 431 header-too-large, as
+      // the same limit answers over HTTP/1.1 (RFC 9113 §10.5.1 names 431 for a header section larger
+      // than a server will handle), so one search or alert finds both protocols and it counts as the
+      // client's fault (4xx), where 0 would count as `unknown`; `bytes` 0 says no answer was sent. As
+      // over HTTP/1.1, nothing of the head is reported: not its method, nor its path. (The heads node
+      // resets itself, once the limit is acknowledged, reach no JavaScript and are not reported.)
+      this.refused({ status: 431, error: 'header-too-large', bytes: 0, clientAddress, method: undefined, target: undefined });
       return;
     }
     const headers = request.headers;
@@ -113,14 +130,21 @@ export class Http2Sessions {
     handler(request, response);
   }
 
-  /** `limits.requestTimeout` for a stream: a request whose body has not fully arrived in time gets 408 (or a reset once answering began). */
+  /**
+   * `limits.requestTimeout` for a stream: a request whose body has not fully arrived in time gets
+   * 408, left on its response as `LISTENER_ANSWER` (or a reset once answering began).
+   */
   private limitRequestTime(request: Http2ServerRequest, response: ClientResponse): void {
     if (request.complete) return;
     const timer = setTimeout(() => {
       if (request.complete) return;
       if (!response.headersSent) {
+        // The handler still has the request (its proxy waits for the body): it records this answer,
+        // the one the client got, as the outcome, not what its attempt ends with (499 cancelled, or
+        // the status of an upstream that answered once the body stopped). Set first, for any listener.
+        (response as AnsweredResponse)[LISTENER_ANSWER] = { status: 408, error: 'request-timeout', bytes: REQUEST_TIMEOUT_BYTES };
         response.writeHead(408, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ error: 'request-timeout', status: 408, message: 'Request Timeout' }));
+        response.end(REQUEST_TIMEOUT_BODY);
       }
       request.stream.close(constants.NGHTTP2_CANCEL);
     }, this.limits.requestTimeoutMs);

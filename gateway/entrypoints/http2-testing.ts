@@ -2,6 +2,7 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { pino } from 'pino';
 import type { ClientRequest, ClientResponse } from '../context.ts';
+import type { RefusalReport } from './http1-refusal.ts';
 import { Http2Sessions } from './http2-sessions.ts';
 
 const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 75_000 };
@@ -14,9 +15,16 @@ export interface PlainHttp2 {
   close(): Promise<void>;
 }
 
-/** Starts `Http2Sessions` with `handler` (as an h2c entry point hands it requests) and `limits` over the defaults, and connects a client. */
-export async function startPlainHttp2(handler: (request: ClientRequest, response: ClientResponse) => void, limits: Partial<typeof LIMITS> = {}): Promise<PlainHttp2> {
-  const sessions = new Http2Sessions(handler, { ...LIMITS, ...limits }, pino({ level: 'silent' }));
+/**
+ * Starts `Http2Sessions` with `handler` (as an h2c entry point hands it requests), `limits` over the
+ * defaults and `refused` told of the resets no handler saw (none kept by default), and connects a client.
+ */
+export async function startPlainHttp2(
+  handler: (request: ClientRequest, response: ClientResponse) => void,
+  limits: Partial<typeof LIMITS> = {},
+  refused: RefusalReport = () => undefined,
+): Promise<PlainHttp2> {
+  const sessions = new Http2Sessions(handler, refused, { ...LIMITS, ...limits }, pino({ level: 'silent' }));
   const server: Server = createServer((socket) => sessions.accept(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);

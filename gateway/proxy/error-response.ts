@@ -30,16 +30,28 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
 };
 
 /**
+ * Records as the request's outcome the answer its listener gave in its place, when it gave one
+ * (`LISTENER_ANSWER`: the request's body failed to parse, or came too slowly), the one the client
+ * got, whatever the attempt met after it; true when there was one. Only for an attempt that failed.
+ */
+export function recordListenerAnswer(context: GatewayContext): boolean {
+  const answered = (context.response as AnsweredResponse)[LISTENER_ANSWER];
+  if (answered === undefined) return false;
+  context.outcome.status = answered.status;
+  context.outcome.errorClass = answered.error;
+  context.outcome.bytesOut = answered.bytes;
+  return true;
+}
+
+/**
  * Records the outcome of an answer that can no longer be sent. A response destroyed because its
- * listener answered in its place (the request's body failed to parse, or came too slowly) records
- * that answer, the one the client got: else the request read `499 cancelled`, as if the client had
- * gone, while it was answered 400 or 408.
+ * listener answered in its place records that answer: else the request read `499 cancelled`, as if
+ * the client had gone, while it was answered 400 or 408.
  */
 function recordUnsent(context: GatewayContext, status: number, error: string): void {
-  const answered = context.response.destroyed ? (context.response as AnsweredResponse)[LISTENER_ANSWER] : undefined;
-  context.outcome.status = answered?.status ?? status;
-  context.outcome.errorClass = answered?.error ?? error;
-  if (answered) context.outcome.bytesOut = answered.bytes;
+  if (context.response.destroyed && recordListenerAnswer(context)) return;
+  context.outcome.status = status;
+  context.outcome.errorClass = error;
 }
 
 /** The human text of each class's gateway answer (the JSON `message`, or a gRPC caller's `grpc-message`). */

@@ -5,7 +5,7 @@ import type { GatewayContext } from '../context.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTrace } from '../telemetry/tracing/index.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, TransportSettings, UpstreamTransports } from '../transports/index.ts';
-import { errorMessageOf, sendGatewayError } from './error-response.ts';
+import { errorMessageOf, recordListenerAnswer, sendGatewayError } from './error-response.ts';
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
@@ -212,10 +212,13 @@ export class AttemptLoop implements AttemptReceiver {
       hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls.serverName, upstreamErrorCode(result.error), (result.error as Error | null)?.message);
     }
     if (result.responseStarted) {
-      context.outcome.errorClass = result.errorClass;
+      // An HTTP/2 listener's 408 (the body came too slowly) answered in the upstream's place, whose
+      // answer then found the response taken: the 408 is what the client got, not the upstream's status.
+      const answered = recordListenerAnswer(context);
+      if (!answered) context.outcome.errorClass = result.errorClass;
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
       // call gets its status in trailers instead, which its client reads).
-      if (this.grpcDeadlineMs !== undefined) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
+      if (this.grpcDeadlineMs !== undefined && !answered) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
       else context.response.destroy(result.error);
       this.end();
       return false;

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { connect, constants, type IncomingHttpHeaders } from 'node:http2';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { promisify } from 'node:util';
@@ -17,6 +18,8 @@ import {
   type GatewayProcess,
   type ZooKeeperCluster,
 } from '../harness/index.ts';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 
 const run = promisify(execFile);
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -115,20 +118,25 @@ describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 b
   let web: string;
   let websecure: string;
   let odd: Server;
+  let adminPort: number;
 
   beforeAll(async () => {
     zk = await startZooKeeper();
     const dir = await makeTempDir('sb-h2-');
-    const [certificate, agentBackend, port] = await Promise.all([
+    const [certificate, agentBackend, port, admin] = await Promise.all([
       makeCertificate(dir, 'site', { key: 'ec', names: ['site.test'] }),
       startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'echo', id: 'echo-1', weight: 1, flags: AGENT_FLAGS }),
       freePort(),
+      freePort(),
     ]);
+    adminPort = admin;
     member = agentBackend;
     tlsPort = port;
     odd = await startOddUpstream();
     gateway = await startGateway(`
-admin: false
+admin: 127.0.0.1:${adminPort}
+# Short enough for an upload that stalls to be answered 408 within the test; GETs are not held to it.
+limits: { headersTimeout: 1500ms, requestTimeout: 1500ms }
 registries: [zk://${zk.connectString}/services]
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
@@ -242,6 +250,54 @@ routes:
     expect((await h2Get(web, '/odd-h2/status'))[':status']).toBe(502);
     expect((await curl(['--http1.1'], `${web}/odd-h2/status`)).status).toBe(502);
     expect((await curl(['--http2-prior-knowledge'], `${web}/api/echo/still`)).status).toBe(200);
+  });
+
+  it('resets a request head over maxHeaderSize, and logs and counts the reset as a 431 header-too-large that matched no route', async () => {
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const countedBefore = await unmatched4xx();
+    const session = connect(web);
+    try {
+      // Sent with the preface (before the client has acknowledged the limit), so the gateway resets it itself.
+      const stream = session.request({ ':path': '/api/echo/big?n=1', 'x-big': 'b'.repeat(20_000) }, { endStream: true });
+      stream.on('error', () => undefined).resume();
+      expect(await new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)))).toBe(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } finally {
+      session.destroy();
+    }
+    const refusals = async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((line) => line.includes('"header-too-large"') && !line.includes('"requestId"'));
+    const lines = await waitFor(async () => {
+      const found = await refusals();
+      return found.length > 0 ? found : undefined;
+    }, { timeoutMs: 5_000, message: 'the reset in the access log' });
+    expect(lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      { level: 30, time: expect.any(String), status: 431, durationMs: 0, bytes: 0, attempts: 0, clientIp: '127.0.0.1', errorClass: 'header-too-large' },
+    ]);
+    // Nothing of the head: neither its header bytes nor its path.
+    const log = await readFile(gateway.process.logFile, 'utf8');
+    expect([log.includes('b'.repeat(64)), log.includes('/api/echo/big')]).toEqual([false, false]);
+    expect(await unmatched4xx()).toBe(countedBefore + 1);
+  });
+
+  it('answers an upload whose body stalls past requestTimeout with 408, and logs and counts that answer as its route\'s', async () => {
+    const echo4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '/api/echo', service: 'echo', status: '4xx' }) ?? 0;
+    const countedBefore = await echo4xx();
+    const session = connect(web);
+    let body = '';
+    try {
+      const stream = session.request({ ':path': '/api/echo/stalled-upload', ':method': 'POST' }, { endStream: false });
+      stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (body += chunk.toString()));
+      stream.write('partial');
+      expect(await new Promise((resolve) => stream.on('response', (headers) => resolve(headers[':status'])))).toBe(408);
+      await new Promise((resolve) => stream.on('close', resolve));
+    } finally {
+      session.destroy();
+    }
+    const logged = (log: string) => log.split('\n').find((line) => line.includes('"path":"/api/echo/stalled-upload"'));
+    const line = await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 5_000, message: "the upload's access line" });
+    // The answer the client got (it read 200, the upstream's status to the body cut short, with `cancelled`).
+    const { status, errorClass, bytes, route, aborted } = JSON.parse(line) as Record<string, unknown>;
+    expect({ status, errorClass, bytes, route, aborted }).toEqual({ status: 408, errorClass: 'request-timeout', bytes: Buffer.byteLength(body), route: '/api/echo', aborted: undefined });
+    expect(await echo4xx()).toBe(countedBefore + 1);
   });
 
   it("passes an upstream's repeated Location to an HTTP/2 client as its first value", async () => {
