@@ -153,6 +153,28 @@ describe('forwardConnection', () => {
     expect(outcomes.filter(({ outcome }) => outcome.errorClass === 'connect-refused')).toHaveLength(2);
   });
 
+  it('retries on the balancer in force when a reload replaced the first one meanwhile', async () => {
+    const refusing = await closedPort();
+    const upstream = await listen((socket) => socket.end('from the new balancer'));
+    const before = scriptedPicker([refusing, 'none']);
+    const after = scriptedPicker([upstream]);
+    let current = before.picker;
+    const forwards: Promise<void>[] = [];
+    const port = await listen(
+      (socket) => {
+        forwards.push(forwardConnection(socket, POLICY, { pickerFor: () => current, log }));
+        // The reload lands while the first connect is out: the closed balancer would answer no-instances.
+        current = after.picker;
+      },
+      { allowHalfOpen: true, pauseOnConnect: true },
+    );
+    const client = connect({ port, host: '127.0.0.1' });
+    expect((await readAll(client)).toString()).toBe('from the new balancer');
+    await Promise.all(forwards);
+    expect(before.outcomes.map(({ outcome }) => outcome.errorClass)).toEqual(['connect-refused']);
+    expect(after.outcomes.map(({ address }) => address)).toEqual([`127.0.0.1:${upstream}`]);
+  });
+
   it('counts a client gone while connecting against no instance (cancelled)', async () => {
     const upstream = await listen((socket) => socket.end());
     const { picker, outcomes } = scriptedPicker([upstream]);

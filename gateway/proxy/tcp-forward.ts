@@ -70,7 +70,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
 
   const attempt = (number: number) => {
     if (client.destroyed) return;
-    const pick = distinctPick(picker, clientIp, tried);
+    // A retry picks from the balancer in force (a reload may have replaced or closed the first one), as HTTP retries do.
+    const pick = distinctPick(number === 1 ? picker : (dependencies.pickerFor(service) ?? picker), clientIp, tried);
     if (pick.kind === 'none') {
       if (lastError === undefined) return unavailable(client, cells, dependencies, service, pick.reason);
       return void client.destroy();
