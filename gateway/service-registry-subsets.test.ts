@@ -138,6 +138,17 @@ describe('ServiceBalancers with subsets', () => {
     expect(counts(4, before)).toEqual(counts(4, balancers.pickerFor('svc')!));
   });
 
+  it("gives a route picker made before a rebuild of its service (a request in flight, retrying) the whole service of the new build for its fallback any, which follows the registry", async () => {
+    const routes = `routes: [{ name: v3, path: /v3, service: svc, subset: { match: { version: v3 } } }]`;
+    const { balancers, config, list, route } = await start(routes, { a: { version: 'v1' }, b: { version: 'v2' } });
+    const before = balancers.pickerFor('svc', route(config, 'v3'))!;
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${routes}`));
+    list({ a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' } });
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 3, { message: 'the new instance' });
+    // No v3 instance: it falls back to the service, that of the build in force (not the one the rebuild closed, frozen at a and b).
+    expect(Object.keys(counts(6, before)).sort()).toEqual(['a', 'b', 'c']);
+  });
+
   it('rebuilds the subsets of a service whose algorithm changed, with the new algorithm', async () => {
     const { balancers, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' } });
     const next = parseConfig('g.yaml', `services: { svc: { balancer: least-connections } }\n${CANARY}`);

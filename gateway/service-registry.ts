@@ -228,8 +228,12 @@ export class ServiceBalancers {
     // made only for routes in force (so that `apply` can drop them), so it gets the whole service.
     if (!this.config.routes.includes(route)) return this.pickerFor(service);
     const parent = () => this.balancers.get(service)?.balancer ?? this.create(service);
+    // Read on every pick, as a subset's source is: a fallback `any` of a picker made before a reload
+    // that rebuilt the service (a request in flight, retrying) picks from the build in force, not
+    // from the closed one, frozen at the reload.
+    const whole: PickerSource = { get picker() { return parent().picker; } };
     const sources: SubsetSources = {
-      service: parent,
+      service: () => whole,
       subset: (selector) => this.subsetBalancer(service, selector, parent()),
       split: (canary) => this.splitOf(service, canary),
     };
