@@ -41,7 +41,9 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
     api = await startBackend({ name: 'api' });
     authService = createServer((request, response) => {
       seenByAuth.set(String(request.headers['x-request-id']), request.headers);
-      if (request.headers['x-ticket'] === 'let-me-in' && String(request.headers['x-forwarded-uri']).startsWith('/guarded')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
+      const uri = String(request.headers['x-forwarded-uri']);
+      // An auth service that decides by path: /guarded/admin is for nobody.
+      if (request.headers['x-ticket'] === 'let-me-in' && uri.startsWith('/guarded') && !uri.startsWith('/guarded/admin')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
       else if (request.headers['x-ticket'] === 'gzip') response.writeHead(401, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end(gzipSync('no ticket, compressed'));
       else if (request.headers['x-ticket'] === 'odd-status') response.writeHead(999, { 'content-type': 'text/plain' }).end('odd');
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
@@ -152,6 +154,13 @@ ${IP_ROUTES}
     // (fetch decodes a body whose Content-Encoding it is told.)
     const compressed = await fetch(`http://127.0.0.1:${gateway.port}/guarded/x`, { headers: { 'x-ticket': 'gzip' } });
     expect([compressed.status, compressed.headers.get('content-encoding'), await compressed.text()]).toEqual([401, 'gzip', 'no ticket, compressed']);
+  });
+
+  it('gives the auth service the path the upstream gets, so that dot segments cannot take a request past a rule by path', async () => {
+    expect((await send(gateway.port, '/guarded/x/../admin', { 'x-ticket': 'let-me-in' })).status).toBe(401);
+    expect((await send(gateway.port, '/guarded/./x/%2E%2E/admin?q=1', { 'x-ticket': 'let-me-in' })).status).toBe(401);
+    const passed = await send(gateway.port, '/guarded/admin/../x?q=1', { 'x-ticket': 'let-me-in', 'x-request-id': 'normalised-1' });
+    expect([passed.status, seenByAuth.get('normalised-1')?.['x-forwarded-uri']]).toEqual([200, '/guarded/x?q=1']);
   });
 
   it("gives the auth service the forwarding headers of the trusted-proxy rule, never an untrusted client's own", async () => {

@@ -79,7 +79,11 @@ function authRequestHeaders(context: GatewayContext): Record<string, string | st
   headers['x-forwarded-method'] = context.request.method ?? 'GET';
   headers['x-forwarded-proto'] ??= context.secure ? 'https' : 'http';
   if (headers['x-forwarded-host'] === undefined && context.request.headers.host !== undefined) headers['x-forwarded-host'] = context.request.headers.host;
-  headers['x-forwarded-uri'] = context.request.url ?? '/';
+  // The path as the gateway reads it at this point (normalised, and as rewritten by the layers
+  // before), which is what the upstream gets, as Traefik sends its request's URI after its own
+  // path sanitising and middleware: the client's raw `/guarded/x/../admin` let an auth service that
+  // decides by path allow what the upstream then served as `/guarded/admin`.
+  headers['x-forwarded-uri'] = context.upstream.path;
   headers['x-forwarded-for'] = context.clientIp;
   return headers;
 }
