@@ -5,6 +5,7 @@ import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import type { ListenerLimits } from './http1-listener.ts';
 import type { RefusalReport } from './http1-refusal.ts';
+import { GatewayHttp2Request } from './http2-request.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
 
 /** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
@@ -17,7 +18,7 @@ const REQUEST_TIMEOUT_BYTES = Buffer.byteLength(REQUEST_TIMEOUT_BODY);
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
  * ALPN `h2`, or plaintext after the prior-knowledge preface), requests in Node's compatibility API
- * (`Http2ServerRequest`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
+ * (`GatewayHttp2Request`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
  * `:authority` becomes `host`, and a request with a body but no length is marked chunked so the
  * proxy sends its body. Pseudo-headers stay in `request.headers` (the upstream header filter drops
  * them). Limits: the header list size, the request timeout, and an idle timeout per session. A
@@ -25,7 +26,7 @@ const REQUEST_TIMEOUT_BYTES = Buffer.byteLength(REQUEST_TIMEOUT_BODY);
  * metrics); a 408 is left on its response (`LISTENER_ANSWER`) for the handler that has it to record.
  */
 export class Http2Sessions {
-  readonly server: Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2ServerRequest, typeof GatewayHttp2Response>;
+  readonly server: Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof GatewayHttp2Request, typeof GatewayHttp2Response>;
   private readonly sessions = new Set<ServerHttp2Session>();
   /**
    * Requests whose stream has not closed yet: a count, not a Set of them. A Set that lives as
@@ -49,6 +50,7 @@ export class Http2Sessions {
     this.server = createServer(
       {
         settings: { maxHeaderListSize: limits.maxHeaderSize, maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+        Http2ServerRequest: GatewayHttp2Request,
         Http2ServerResponse: GatewayHttp2Response,
       },
       (request, response) => this.dispatch(handler, request, response),
@@ -146,6 +148,8 @@ export class Http2Sessions {
         response.writeHead(408, { 'content-type': 'application/json' });
         response.end(REQUEST_TIMEOUT_BODY);
       }
+      // The reset fails the body still coming (GatewayHttp2Request): the proxy aborts the upstream
+      // request instead of sending it the last chunk of a body cut short.
       request.stream.close(constants.NGHTTP2_CANCEL);
     }, this.limits.requestTimeoutMs);
     timer.unref();
