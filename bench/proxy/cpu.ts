@@ -9,13 +9,16 @@
 // `;`-separated set of Node flags, BENCH_NODE24=1 a row under Node 24 (SWITCHBOARD_NODE24 or .cache/node24), and
 // BENCH_TRACE_GC=1 runs every Node contender with --trace-gc and prints its collections per 10k requests,
 // BENCH_BARE_HEADERS=1 adds the bare proxy sending the gateway's default headers (its upstream request and answer carry the same).
+// BENCH_LOG_SINKS=1 adds the gateway with its access log going to a regular file and to /dev/null, beside the default
+// row's pipe (read by this process, as a log collector would): what the log's destination costs.
 // BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
 // (the proxies keep their upstream connections): what connection churn costs.
 // The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
 import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +45,8 @@ const TRACE_GC = process.env.BENCH_TRACE_GC === '1';
 const BARE_HEADERS = process.env.BENCH_BARE_HEADERS === '1';
 /** Every request on a new client connection (`Connection: close`): the cost of connection churn. */
 const CONNECTION_CLOSE = process.env.BENCH_CONNECTION_CLOSE === '1';
+/** Rows of the gateway with its stdout (the access log) on a regular file and on /dev/null. */
+const LOG_SINKS = process.env.BENCH_LOG_SINKS === '1';
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
 const children: ChildProcess[] = [];
@@ -53,13 +58,13 @@ process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 /** Collections counted from each started program's --trace-gc lines, by pid (BENCH_TRACE_GC=1 only). */
 const gcByPid = new Map<number, GcCounts>();
 
-/** Starts a program (stdout read and discarded, as a log collector would) and waits for `port`. */
-async function start(command: string, args: string[], port: number): Promise<number> {
+/** Starts a program (stdout read and discarded, as a log collector would, unless `stdout` is a descriptor to hand it) and waits for `port`. */
+async function start(command: string, args: string[], port: number, stdout?: number): Promise<number> {
   // Node's flag only for Node programs: nginx backends refuse it.
   const traced = TRACE_GC && /(^|\/)node$/.test(command);
-  const child = spawn(command, traced ? ['--trace-gc', ...args] : args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
-  if (traced) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
-  else child.stdout!.resume();
+  const child = spawn(command, traced ? ['--trace-gc', ...args] : args, { stdio: ['ignore', stdout ?? 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+  if (traced && stdout === undefined) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
+  else child.stdout?.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${command} ${args.join(' ')} on port ${port}` });
   return child.pid!;
@@ -103,14 +108,18 @@ try {
     contenders.push({ name: "bare + the gateway's default headers", port, pid: await start(process.execPath, ['bench/proxy/bare-proxy.mjs', String(port), ...backends.map(String), '--gateway-headers'], port) });
   }
   // Started as the `switchboard` command starts: with its shebang's Node flags, unless a row gives its own.
-  const gateway = async (name: string, program: string, accessLog = true, nodeArgs = shebangNodeFlags(program), node = process.execPath) => {
+  const gateway = async (name: string, program: string, accessLog = true, nodeArgs = shebangNodeFlags(program), node = process.execPath, stdout?: number) => {
     const port = await freePort();
     const file = join(dir, `${contenders.length}.yaml`);
     await writeFile(file, `listen: 127.0.0.1:${port}\nadmin: false\naccessLog: ${accessLog}\nservices:\n  nodeb: { balancer: round-robin, instances: [${instances}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
-    contenders.push({ name, port, pid: await start(node, [...nodeArgs, program, '--config', file], port) });
+    contenders.push({ name, port, pid: await start(node, [...nodeArgs, program, '--config', file], port, stdout) });
   };
   await gateway('switchboard (this checkout)', 'bin/switchboard.js');
   await gateway('switchboard (access log off)', 'bin/switchboard.js', false);
+  if (LOG_SINKS) {
+    await gateway('switchboard (access log to a file)', 'bin/switchboard.js', true, undefined, undefined, openSync(join(dir, 'access.log'), 'w'));
+    await gateway('switchboard (access log to /dev/null)', 'bin/switchboard.js', true, undefined, undefined, openSync('/dev/null', 'w'));
+  }
   for (const flags of NODE_ARGS) await gateway(`switchboard (node ${flags})`, 'bin/switchboard.js', true, flags.split(/\s+/));
   if (process.env.BENCH_NODE24 === '1') {
     const node24 = node24Binary();
