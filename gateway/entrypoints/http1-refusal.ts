@@ -8,10 +8,31 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
 
-/** Parse errors answered with their own status and `error` code, else 400 `bad-request`; no request id (none was parsed). */
-const CLIENT_ERRORS: Readonly<Record<string, [number, string, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'header-too-large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
+/** An answer the listener gives by itself: its status, reason phrase, `error` code and JSON body with the body's byte count. */
+export interface ListenerAnswer {
+  readonly status: number;
+  readonly text: string;
+  readonly error: string;
+  readonly body: string;
+  readonly bytes: number;
+}
+
+function answerOf(status: number, text: string, error: string): ListenerAnswer {
+  const body = JSON.stringify({ error, status, message: text });
+  return { status, text, error, body, bytes: Buffer.byteLength(body) };
+}
+
+const ANSWERS = { 400: answerOf(400, 'Bad Request', 'bad-request'), 408: answerOf(408, 'Request Timeout', 'request-timeout'), 431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large') } as const;
+
+/** The answer the listeners (HTTP/1.1 and HTTP/2) give with `status`, made once; no request id (none was parsed, or the handler never had the request). */
+export function listenerAnswer(status: keyof typeof ANSWERS): ListenerAnswer {
+  return ANSWERS[status];
+}
+
+/** Parse errors answered with their own status, else 400 `bad-request`. */
+const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
+  HPE_HEADER_OVERFLOW: ANSWERS[431],
+  ERR_HTTP_REQUEST_TIMEOUT: ANSWERS[408],
 };
 
 /** One answer the listener gave by itself to a request no handler saw, told once it is written (an HTTP/2 head over maxHeaderSize: once its stream is reset). */
@@ -57,10 +78,8 @@ export function refuseConnection(
   report: RefusalReport,
 ): void {
   if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
-  const [status, text, code] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'bad-request'];
+  const { status, text, error: code, body, bytes } = CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400];
   log.debug({ code: error.code, status }, 'refused a malformed request');
-  const body = JSON.stringify({ error: code, status, message: text });
-  const bytes = Buffer.byteLength(body);
   /** Writes the answer; told to `report`, or left on `inPlaceOf`, the dispatched request it answers (its handler records it as its outcome). */
   const answer = (inPlaceOf?: ServerResponse) => {
     if ((socket as Socket).writable === false) return void socket.destroy();

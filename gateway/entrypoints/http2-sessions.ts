@@ -4,16 +4,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import type { ListenerLimits } from './http1-listener.ts';
-import type { RefusalReport } from './http1-refusal.ts';
+import { listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
 
 /** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
 const MAX_CONCURRENT_STREAMS = 128;
-
-/** The body of the 408 `limits.requestTimeout` answers, and its size. */
-const REQUEST_TIMEOUT_BODY = JSON.stringify({ error: 'request-timeout', status: 408, message: 'Request Timeout' });
-const REQUEST_TIMEOUT_BYTES = Buffer.byteLength(REQUEST_TIMEOUT_BODY);
 
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
@@ -106,7 +102,8 @@ export class Http2Sessions {
       // client's fault (4xx), where 0 would count as `unknown`; `bytes` 0 says no answer was sent. As
       // over HTTP/1.1, nothing of the head is reported: not its method, nor its path. (The heads node
       // resets itself, once the limit is acknowledged, reach no JavaScript and are not reported.)
-      this.refused({ status: 431, error: 'header-too-large', bytes: 0, clientAddress, method: undefined, target: undefined });
+      const { status, error } = listenerAnswer(431);
+      this.refused({ status, error, bytes: 0, clientAddress, method: undefined, target: undefined });
       return;
     }
     const headers = request.headers;
@@ -144,9 +141,10 @@ export class Http2Sessions {
         // The handler still has the request (its proxy waits for the body): it records this answer,
         // the one the client got, as the outcome, not what its attempt ends with (499 cancelled, or
         // the status of an upstream that answered once the body stopped). Set first, for any listener.
-        (response as AnsweredResponse)[LISTENER_ANSWER] = { status: 408, error: 'request-timeout', bytes: REQUEST_TIMEOUT_BYTES };
-        response.writeHead(408, { 'content-type': 'application/json' });
-        response.end(REQUEST_TIMEOUT_BODY);
+        const { status, error, body, bytes } = listenerAnswer(408);
+        (response as AnsweredResponse)[LISTENER_ANSWER] = { status, error, bytes };
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(body);
       }
       // The reset fails the body still coming (GatewayHttp2Request): the proxy aborts the upstream
       // request instead of sending it the last chunk of a body cut short.
