@@ -91,8 +91,10 @@ export class Http2Sessions {
     // node:http2 holds a stream to maxHeaderListSize only once the client has acknowledged the SETTINGS
     // that carry it (until then nghttp2's local setting is the unlimited default), so the first requests,
     // which a client sends with its preface, passed any limit. Counted here as node counts, and refused as
-    // node refuses past it, the limit holds from the first request.
-    if (headerListSize(request.rawHeaders) > this.limits.maxHeaderSize) {
+    // node refuses past it, the limit holds from the first request. Only until the acknowledgement, which
+    // nghttp2 applies before node counts it off (frames are handled in the order they came): from then on
+    // node refuses these heads itself, and the sum would be a loop over the headers of every request.
+    if (request.stream.session?.pendingSettingsAck === true && headerListSize(request.rawHeaders) > this.limits.maxHeaderSize) {
       // Read before the reset: a closed stream no longer knows its session's peer.
       const clientAddress = request.socket.remoteAddress ?? '';
       request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
