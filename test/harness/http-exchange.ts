@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 /** A whole HTTP answer, body as text. */
 export interface HttpAnswer {
@@ -34,5 +34,24 @@ export function sendRequest(port: number, path: string, options: SendRequestOpti
     outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`${method} ${path} timed out`)));
     outgoing.on('error', reject);
     outgoing.end(options.body);
+  });
+}
+
+/**
+ * GET `path` through `agent` (its connections kept for the next call); resolves with the status,
+ * rejects after `timeoutMs` without an answer or when the connection closes before the whole answer.
+ */
+export function getStatus(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error', and the
+      // idle timeout goes with the socket; after 'end' this is a no-op.
+      response.on('close', () => reject(new Error(`GET ${path}: the connection closed before the whole answer`)));
+    });
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
+    outgoing.on('error', reject);
+    outgoing.end();
   });
 }

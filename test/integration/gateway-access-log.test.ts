@@ -7,31 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+import { acceptsConnections, freePort, getStatus, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-
-/**
- * GET `path` through `agent`; resolves with the status, rejects after `timeoutMs` without an answer
- * or when the connection closes before the whole answer.
- */
-function get(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-      // A connection closed mid-body aborts the response with neither 'end' nor (unlisted) 'error', and the
-      // idle timeout goes with the socket; after 'end' this is a no-op.
-      response.on('close', () => reject(new Error(`GET ${path}: the connection closed before the whole answer`)));
-    });
-    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
 
 describe('the access log on a stdout nobody reads', () => {
   let gateway: ChildProcess | undefined;
@@ -76,7 +57,7 @@ routes:
       const worker = async () => {
         while (next < 10_000) {
           next += 1;
-          statuses.push(await get(port, `${path}?n=${next}`, agent, 20_000));
+          statuses.push(await getStatus(port, `${path}?n=${next}`, agent, 20_000));
         }
       };
       await Promise.all(Array.from({ length: 16 }, worker));

@@ -7,12 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { acceptsConnections, backendCommand, freePort, makeTempDir, REPO_ROOT, startEtcd, waitFor, type EtcdCluster } from '../harness/index.ts';
+import { acceptsConnections, backendCommand, freePort, getStatus, makeTempDir, REPO_ROOT, startEtcd, waitFor, type EtcdCluster } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** A gateway config in a new file: `listen` on `port`, one service `a` on a port nothing listens on (each request is retried twice, each retry logged at debug). */
@@ -29,19 +29,6 @@ routes:
 `,
   );
   return configPath;
-}
-
-/** GET `path`; resolves with the status, rejects after `timeoutMs` without an answer. */
-function get(port: number, path: string, agent: Agent, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, agent, timeout: timeoutMs }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-    });
-    outgoing.on('timeout', () => outgoing.destroy(new Error(`no answer to a request within ${timeoutMs} ms`)));
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
 }
 
 /** Starts `bin` with `args`, stderr a pipe; resolves once a stderr line matches `ready`, then closes the pipe's read end. */
@@ -122,7 +109,7 @@ describe('SIGTERM after the stderr reader has gone', () => {
       // buffer's 1 MiB after ~2,500 requests. Every request is answered (a 502: nothing listens).
       let dropped = 0;
       for (let round = 0; round < 40 && dropped === 0; round += 1) {
-        const statuses = await Promise.all(Array.from({ length: 500 }, (_, n) => get(port, `/r${round}-${n}`, agent, 10_000)));
+        const statuses = await Promise.all(Array.from({ length: 500 }, (_, n) => getStatus(port, `/r${round}-${n}`, agent, 10_000)));
         expect(statuses.filter((status) => status !== 502)).toEqual([]);
         dropped = sampleValue(await admin.metrics(), 'switchboard_log_dropped_total') ?? 0;
       }
