@@ -13,7 +13,8 @@
 // row's pipe (read by this process, as a log collector would): what the log's destination costs.
 // BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
 // (the proxies keep their upstream connections): what connection churn costs.
-// The peak RSS of each contender (VmHWM) is printed after the rounds. Gateways start with their bin's shebang flags
+// The peak RSS of each contender (VmHWM) is printed after the rounds, with the share of its CPU on its main thread
+// (the event loop; the rest is V8's helper threads and libuv's pool) and the machine's steal time (a VM's noise). Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
 // BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
@@ -76,10 +77,22 @@ async function peakRssMb(pid: number): Promise<number> {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
-/** User and system CPU of `pid` in ms (fields 14 and 15 of /proc/<pid>/stat, clock ticks of 10 ms). */
-async function cpuMs(pid: number): Promise<{ user: number; sys: number }> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
+/** User and system CPU in ms (fields 14 and 15 of a /proc stat file, clock ticks of 10 ms). */
+async function statCpuMs(file: string): Promise<{ user: number; sys: number }> {
+  const fields = (await readFile(file, 'utf8')).replace(/^.*\) /s, '').split(' ');
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
+}
+
+/** User and system CPU of `pid` in ms, all threads, and of its main thread alone (the event loop's). */
+async function cpuMs(pid: number): Promise<{ user: number; sys: number; main: number }> {
+  const [all, main] = await Promise.all([statCpuMs(`/proc/${pid}/stat`), statCpuMs(`/proc/${pid}/task/${pid}/stat`)]);
+  return { ...all, main: main.user + main.sys };
+}
+
+/** Ticks the machine's CPUs spent in all states and stolen by the hypervisor (/proc/stat's `cpu` line). */
+async function machineTicks(): Promise<{ total: number; steal: number }> {
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: fields.reduce((sum, value) => sum + value, 0), steal: fields[7]! };
 }
 
 /** The collections of several runs added up. */
@@ -91,6 +104,8 @@ interface Run {
   rps: number;
   user: number;
   sys: number;
+  /** Share of the process's CPU on its main thread. */
+  mainShare: number;
   requests: number;
   gc: GcCounts;
 }
@@ -147,6 +162,7 @@ try {
   const wrk = { threads: 1, connections: CONNECTIONS, ...(CONNECTION_CLOSE ? { headers: { connection: 'close' } } : {}) };
   for (const { port } of contenders) await runWrk(`http://127.0.0.1:${port}/`, { ...wrk, durationS: WARMUP_S });
   const runs = contenders.map((): Run[] => []);
+  const machineBefore = await machineTicks();
   for (let round = 0; round < ROUNDS; round += 1) {
     for (let step = 0; step < contenders.length; step += 1) {
       const index = (step + round) % contenders.length;
@@ -157,14 +173,17 @@ try {
       const after = await cpuMs(pid);
       const requests = result.requestsPerSecond * DURATION_S;
       const gc = gcDelta(gcByPid.get(pid) ?? NO_GC, gcBefore);
-      runs[index]!.push({ rps: result.requestsPerSecond, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests, requests, gc });
+      const spent = after.user + after.sys - before.user - before.sys;
+      runs[index]!.push({ rps: result.requestsPerSecond, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests, mainShare: spent > 0 ? (after.main - before.main) / spent : 0, requests, gc });
     }
   }
+  const machineAfter = await machineTicks();
+  const stealPercent = (100 * (machineAfter.steal - machineBefore.steal)) / Math.max(1, machineAfter.total - machineBefore.total);
   const bareUser = median(runs[0]!.map((run) => run.user + run.sys));
   const peakRss = await Promise.all(contenders.map(({ pid }) => peakRssMb(pid)));
   process.stdout.write(
-    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), ${BACKENDS_LABEL}; medians\n\n${table(
-      ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'peak RSS MB', 'per round user/sys'],
+    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), ${BACKENDS_LABEL}; medians; the hypervisor stole ${stealPercent.toFixed(1)} % of the machine's CPU during the rounds\n\n${table(
+      ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'main thread', 'peak RSS MB', 'per round user/sys'],
       contenders.map(({ name }, index) => {
         const rows = runs[index]!;
         const total = median(rows.map((run) => run.user + run.sys));
@@ -175,6 +194,7 @@ try {
           median(rows.map((run) => run.sys)).toFixed(1),
           total.toFixed(1),
           (total / bareUser).toFixed(2),
+          `${(100 * median(rows.map((run) => run.mainShare))).toFixed(0)} %`,
           peakRss[index]!.toFixed(0),
           rows.map((run) => `${run.user.toFixed(0)}/${run.sys.toFixed(0)}`).join(' '),
         ];
