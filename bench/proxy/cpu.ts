@@ -11,13 +11,17 @@
 // BENCH_BARE_HEADERS=1 adds the bare proxy sending the gateway's default headers (its upstream request and answer carry the same).
 // BENCH_LOG_SINKS=1 adds the gateway with its access log going to a regular file and to /dev/null, beside the default
 // row's pipe (read by this process, as a log collector would): what the log's destination costs.
+// BENCH_RATE=<req/s> loads every contender at that fixed rate (h2load --h1 --rps, spread over the connections) instead
+// of as fast as it answers: at saturation a slower contender batches more requests per wake-up and pays less for
+// each, which a fixed rate evens out (the rate must stay below what the slowest contender serves; a row that fell
+// short is marked).
 // BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
 // (the proxies keep their upstream connections): what connection churn costs.
 // The peak RSS of each contender (VmHWM) is printed after the rounds, with the share of its CPU on its main thread
 // (the event loop; the rest is V8's helper threads and libuv's pool) and the machine's steal time (a VM's noise). Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_RATE, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +36,7 @@ import { countGcTrace, gcDelta, type GcCounts } from './gc-trace.ts';
 import { BACKENDS_LABEL, BENCH_BACKENDS, nginxBackendCommand } from './nginx.ts';
 import { NO_POLICY, policyContenders } from './policy.ts';
 import { median } from './rounds.ts';
+import { runH2load } from './h2load.ts';
 import { runWrk } from './wrk.ts';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 4);
@@ -48,6 +53,8 @@ const BARE_HEADERS = process.env.BENCH_BARE_HEADERS === '1';
 const CONNECTION_CLOSE = process.env.BENCH_CONNECTION_CLOSE === '1';
 /** Rows of the gateway with its stdout (the access log) on a regular file and on /dev/null. */
 const LOG_SINKS = process.env.BENCH_LOG_SINKS === '1';
+/** A fixed load in requests a second (h2load), or undefined for wrk's as-fast-as-answered. */
+const RATE = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
 const children: ChildProcess[] = [];
@@ -159,8 +166,17 @@ try {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     await gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program);
   }
+  if (RATE !== undefined && CONNECTION_CLOSE) throw new Error('BENCH_RATE and BENCH_CONNECTION_CLOSE do not go together (h2load keeps its connections)');
   const wrk = { threads: 1, connections: CONNECTIONS, ...(CONNECTION_CLOSE ? { headers: { connection: 'close' } } : {}) };
-  for (const { port } of contenders) await runWrk(`http://127.0.0.1:${port}/`, { ...wrk, durationS: WARMUP_S });
+  /** One load run against `port`: requests a second answered. */
+  const load = async (port: number, durationS: number): Promise<number> => {
+    const url = `http://127.0.0.1:${port}/`;
+    if (RATE === undefined) return (await runWrk(url, { ...wrk, durationS })).requestsPerSecond;
+    const result = await runH2load(url, { clients: CONNECTIONS, streams: 1, durationS, h1: true, ratePerClient: RATE / CONNECTIONS });
+    if (result.errors > 0) throw new Error(`${result.errors} requests failed on port ${port}`);
+    return result.requestsPerSecond;
+  };
+  for (const { port } of contenders) await load(port, WARMUP_S);
   const runs = contenders.map((): Run[] => []);
   const machineBefore = await machineTicks();
   for (let round = 0; round < ROUNDS; round += 1) {
@@ -169,12 +185,12 @@ try {
       const { port, pid } = contenders[index]!;
       const before = await cpuMs(pid);
       const gcBefore = { ...(gcByPid.get(pid) ?? NO_GC) };
-      const result = await runWrk(`http://127.0.0.1:${port}/`, { ...wrk, durationS: DURATION_S });
+      const rps = await load(port, DURATION_S);
       const after = await cpuMs(pid);
-      const requests = result.requestsPerSecond * DURATION_S;
+      const requests = rps * DURATION_S;
       const gc = gcDelta(gcByPid.get(pid) ?? NO_GC, gcBefore);
       const spent = after.user + after.sys - before.user - before.sys;
-      runs[index]!.push({ rps: result.requestsPerSecond, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests, mainShare: spent > 0 ? (after.main - before.main) / spent : 0, requests, gc });
+      runs[index]!.push({ rps, user: ((after.user - before.user) * 1_000) / requests, sys: ((after.sys - before.sys) * 1_000) / requests, mainShare: spent > 0 ? (after.main - before.main) / spent : 0, requests, gc });
     }
   }
   const machineAfter = await machineTicks();
@@ -182,14 +198,15 @@ try {
   const bareUser = median(runs[0]!.map((run) => run.user + run.sys));
   const peakRss = await Promise.all(contenders.map(({ pid }) => peakRssMb(pid)));
   process.stdout.write(
-    `\nProxy CPU per request: wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ""} × ${ROUNDS} rounds (alternating), ${BACKENDS_LABEL}; medians; the hypervisor stole ${stealPercent.toFixed(1)} % of the machine's CPU during the rounds\n\n${table(
+    `\nProxy CPU per request: ${RATE === undefined ? `wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s${CONNECTION_CLOSE ? " -H 'Connection: close'" : ''}` : `h2load --h1 -c${CONNECTIONS} -D${DURATION_S} at ${RATE} req/s`} × ${ROUNDS} rounds (alternating), ${BACKENDS_LABEL}; medians; the hypervisor stole ${stealPercent.toFixed(1)} % of the machine's CPU during the rounds\n\n${table(
       ['proxy', 'req/s', 'user µs/req', 'sys µs/req', 'total µs/req', '× bare (CPU)', 'main thread', 'peak RSS MB', 'per round user/sys'],
       contenders.map(({ name }, index) => {
         const rows = runs[index]!;
         const total = median(rows.map((run) => run.user + run.sys));
         return [
           name,
-          median(rows.map((run) => run.rps)).toFixed(0),
+          // A contender that could not keep up with a fixed rate did different work: marked.
+          `${median(rows.map((run) => run.rps)).toFixed(0)}${RATE !== undefined && rows.some((run) => run.rps < RATE * 0.97) ? ' (short of the rate)' : ''}`,
           median(rows.map((run) => run.user)).toFixed(1),
           median(rows.map((run) => run.sys)).toFixed(1),
           total.toFixed(1),

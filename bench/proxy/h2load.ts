@@ -10,11 +10,15 @@ export interface H2loadResult {
 }
 
 /**
- * Runs `h2load` (nghttp2-client) for `durationS` seconds against `url` and parses its summary.
+ * Runs `h2load` (nghttp2-client) for `durationS` seconds against `url` and parses its summary;
+ * `h1` speaks HTTP/1.1 (one request at a time per client), `ratePerClient` caps each client's requests a second.
  * No `--warm-up-time`: h2load 1.52 then reports zero requests; warm up with a separate run.
  */
-export async function runH2load(url: string, options: { clients: number; streams: number; durationS: number }): Promise<H2loadResult> {
+export async function runH2load(url: string, options: { clients: number; streams: number; durationS: number; h1?: boolean; ratePerClient?: number }): Promise<H2loadResult> {
   const args = ['-c', String(options.clients), '-m', String(options.streams), '-D', String(options.durationS), url];
+  if (options.h1 === true) args.unshift('--h1');
+  // Each client sends at most this many requests a second (h2load's --rps): a fixed load, not as many as the server takes.
+  if (options.ratePerClient !== undefined) args.unshift('--rps', String(options.ratePerClient));
   const output = await captureStdout('h2load', args);
   const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
   const statuses = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(output);
