@@ -124,10 +124,11 @@ describe('a rewrite on an entry point', () => {
   const CONFIG = `
 accessLog: false
 entryPoints:
-  web: { listen: ":8080", middlewares: [json, old] }
+  web: { listen: ":8080", middlewares: [json, old, escaped] }
 middlewares:
   json: { rewrite: { pattern: "^/api/(.*)\\\\.json$", replacement: "/data/$1/public" } }
   old: { rewrite: { pattern: "^/old/", replacement: "/new/" } }
+  escaped: { rewrite: { pattern: "^/reports/", replacement: "/data/%2E%2E/" } }
 routes:
   - { path: /, service: a }
 `;
@@ -142,6 +143,12 @@ routes:
     expect(JSON.parse((await get('/old/x/../y')).body).path).toBe('/new/y');
     expect(JSON.parse((await get('/x/../old/y')).body).path).toBe('/new/y');
     expect(JSON.parse((await get('/api/./report.json')).body).path).toBe('/data/report/public');
+  });
+
+  it('refuses a dot segment its replacement spells %2E%2E, which the router would climb with before matching a route', async () => {
+    const get = await serve(createRequestRunner(parseConfig('gateway.yaml', CONFIG), { proxy: echoProxy, hasService: () => true }));
+    const answer = await get('/reports/admin');
+    expect([answer.status, JSON.parse(answer.body).error]).toEqual([400, 'rewritten-dot-segment']);
   });
 });
 

@@ -96,7 +96,32 @@ describe('hasDotSegment', () => {
     ['/a/b?x=/../', false],
     ['/', false],
     ['/a/b', false],
+    ['/data/%2E%2E/admin', true],
+    ['/a/%2e%2e', true],
+    ['/a/%2E/b', true],
+    ['/a/.%2e/b', true],
+    ['/a/%2E./b', true],
+    ['/a/%2E%2E?x', true],
+    ['/a/%2E%2E%2E/b', false],
+    ['/a/%2E%2Eb/c', false],
+    ['/a/%2F%2E/b', false],
+    ['/a/%2/b', false],
+    ['/a/%2', false],
+    ['/a/%2E%2', false],
+    ['/a/b?x=/%2E%2E/', false],
   ])('%s: %s', (path, expected) => {
     expect(hasDotSegment(path)).toBe(expected);
   });
+
+  // The rewrite's check and the router must read one path: a segment is a dot segment to the first
+  // exactly when the second removes it.
+  it.each(['.', '..', '...', '%2E', '%2e', '%2E%2E', '%2e%2E', '.%2E', '%2e.', '%2E%2E%2E', '%2E%2Ex', 'x%2E%2E', '.x', '%252E'])(
+    'calls the segment %s a dot segment exactly when normalisePath removes it',
+    (segment) => {
+      const path = `/a/b/${segment}/c`;
+      const normalised = normalisePath(path, { mergeSlashes: true, escapedSlashes: 'keep' });
+      expect(typeof normalised).toBe('string');
+      expect(hasDotSegment(path)).toBe((normalised as string).split('/').length !== path.split('/').length);
+    },
+  );
 });

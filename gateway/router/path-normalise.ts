@@ -78,18 +78,34 @@ export function normalisePath(target: string, options: PathNormalisation): strin
 
 /**
  * Whether the path of `target` (before any `?`) holds a `.` or `..` segment, as a normalised path
- * never does. Allocates nothing; a path without `/.` is answered by one scan.
+ * never does, a dot spelt `%2E` or `%2e` counting as a dot: `normalisePath` decodes it (RFC 3986
+ * §6.2.2.2, it is unreserved) before removing dot segments, and so do upstreams that decode escapes
+ * first, so `/data/%2E%2E/admin` is `/admin` to both. Allocates nothing.
  */
 export function hasDotSegment(target: string): boolean {
   const query = target.indexOf('?');
   const end = query === -1 ? target.length : query;
-  for (let index = target.indexOf('/.'); index !== -1 && index < end; index = target.indexOf('/.', index + 1)) {
-    // After `/.`: the segment ends at once (`.`), or after one more dot (`..`).
-    let after = index + 2;
-    if (after < end && target.charCodeAt(after) === DOT) after += 1;
-    if (after === end || target.charCodeAt(after) === SLASH) return true;
+  for (let slash = target.indexOf('/'); slash !== -1 && slash < end; slash = target.indexOf('/', slash + 1)) {
+    // Up to three dots after the slash: one or two then the segment's end make a dot segment.
+    let after = slash + 1;
+    let dots = 0;
+    for (let width = dotWidth(target, after, end); width > 0 && dots < 3; width = dotWidth(target, after, end)) {
+      after += width;
+      dots += 1;
+    }
+    if (dots > 0 && dots < 3 && (after === end || target.charCodeAt(after) === SLASH)) return true;
   }
   return false;
+}
+
+/** 1 for a `.` at `index`, 3 for a `%2E` (either case), else 0; nothing at or past `end`. */
+function dotWidth(target: string, index: number, end: number): number {
+  if (index >= end) return 0;
+  const code = target.charCodeAt(index);
+  if (code === DOT) return 1;
+  if (code !== PERCENT || index + 2 >= end) return 0;
+  const low = target.charCodeAt(index + 2);
+  return target.charCodeAt(index + 1) === 50 && (low === 69 || low === 101) ? 3 : 0;
 }
 
 /** `target` up to `end` with unreserved escapes decoded, the others in uppercase hex and a raw `\` as `%5C`. */

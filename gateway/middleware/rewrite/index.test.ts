@@ -32,6 +32,15 @@ describe('rewrite', () => {
     }
   });
 
+  it('refuses a dot segment its replacement spells with %2E, which the router and many upstreams decode before resolving', async () => {
+    server = await serveMiddleware([rewrite({ pattern: '^/reports/(.*)$', replacement: '/data/%2E%2E/$1' }), rewrite({ pattern: '^/old/', replacement: '/data/.%2e/' })]);
+    for (const path of ['/reports/admin', '/old/admin']) {
+      const answer = await server.send(path);
+      expect(answer.status, path).toBe(400);
+      expect(JSON.parse(answer.body.toString()).error).toBe('rewritten-dot-segment');
+    }
+  });
+
   it('leaves a path the pattern does not match alone', async () => {
     server = await serveMiddleware([rewrite({ pattern: '^/legacy', replacement: '/modern' })]);
     expect(echoed(await server.send('/current/x?y=1')).path).toBe('/current/x?y=1');

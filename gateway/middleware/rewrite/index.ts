@@ -17,7 +17,8 @@ export interface RewriteOptions {
  * match is left alone. A replacement that adds its own query gets the original query appended
  * with `&`; one that does not start with `/` gets a leading `/`. It expects a normalised path, as
  * routes and the request runner give it (on an entry point too); a rewritten path with a `.` or
- * `..` segment is refused with 400 `rewritten-dot-segment`: the upstream gets a normalised path.
+ * `..` segment, a dot spelt `%2E` included (the router decodes it, see `hasDotSegment`), is refused
+ * with 400 `rewritten-dot-segment`: the upstream gets a normalised path.
  */
 export function rewrite(options: RewriteOptions): Middleware {
   const pattern = typeof options.pattern === 'string' ? new RegExp(options.pattern) : options.pattern;
