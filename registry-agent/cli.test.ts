@@ -72,9 +72,12 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--protocol', 'grpcs', '--health', 'http:/healthz'], error: /^--health: http:\/healthz cannot check a grpcs backend: use grpc\[:service\]/ },
     { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
     // Node's whole first sentence, not up to the first dot: the file name is whole.
-    { args: [...BASE, 'g.yaml'], error: /^--arguments: unexpected argument 'g\.yaml'$/ },
+    { args: [...BASE, 'g.yaml'], error: /^unexpected argument 'g\.yaml' \(the agent takes only options; a command to run goes after --\)$/ },
+    { args: [...BASE, 'node', 'server.js'], error: /^unexpected argument 'node' \(/ },
+    // Named as written: `--x` is no flag the user typed.
+    { args: [...BASE, '-x'], error: /^-x: unknown option '-x'$/ },
     { args: [...BASE, '--ttl', '-x.yaml'], error: /^--ttl: option '--ttl' argument is ambiguous.*'--ttl=-x\.yaml'/ },
-  ])('refuses $args with one line naming the flag', ({ args, error }) => {
+  ])('refuses $args with one line naming the flag, or the argument that is none', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);
   });
   it('reads --protocol and --health grpc[:service], and refuses an unknown protocol or probe', () => {

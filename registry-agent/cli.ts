@@ -37,15 +37,23 @@ export interface AgentOptions {
   help: boolean;
 }
 
-/** A flag that is missing or wrong: the message names it; the program exits with code 2. */
+/**
+ * A flag that is missing or wrong, or an argument that is none: the message names the flag as the
+ * user wrote it (`--port`, `-x`), or, with `flag` undefined, only says what is wrong with the
+ * argument; the program exits with code 2.
+ */
 export class AgentUsageError extends SwitchboardError {
   constructor(
-    readonly flag: string,
+    readonly flag: string | undefined,
     reason: string,
+    written = flag === undefined ? undefined : `--${flag}`,
   ) {
-    super('SB_AGENT_USAGE', `--${flag}: ${reason}`);
+    super('SB_AGENT_USAGE', written === undefined ? reason : `${written}: ${reason}`);
   }
 }
+
+/** What the agent adds to Node's `unexpected argument`: an argument of its own is always a flag's. */
+const POSITIONAL_ADVICE = 'the agent takes only options; a command to run goes after --';
 
 const FLAGS = {
   registry: { type: 'string' },
@@ -86,8 +94,11 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   try {
     ({ values } = parseArgs({ args: [...own], options: FLAGS, strict: true, allowPositionals: false }));
   } catch (error) {
-    const flag = /'(--?[\w-]+)/.exec((error as Error).message)?.[1]?.replace(/^-+/, '') ?? 'arguments';
-    throw new AgentUsageError(flag, usageReason(error as Error, own));
+    const reason = usageReason(error as Error, own);
+    // A positional argument has no flag to name (`--arguments:` read as if it were one).
+    if ((error as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new AgentUsageError(undefined, `${reason} (${POSITIONAL_ADVICE})`);
+    const written = /'(--?[\w-]+)/.exec((error as Error).message)?.[1];
+    throw new AgentUsageError(written?.replace(/^-+/, ''), reason, written);
   }
   const get = (flag: Flag): string | undefined => {
     const value = values[flag];
