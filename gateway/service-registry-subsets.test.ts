@@ -53,6 +53,22 @@ describe('ServiceBalancers with subsets', () => {
     expect(balancers.subsetCount()).toBe(0);
   });
 
+  it('reads a route\'s picker for explain without making its subsets, its split rotation or a service balancer', async () => {
+    const { balancers, config, route } = await start(`services: { idle: {} }\n${CANARY}`, { a: { version: 'v1' }, b: { version: 'v2' } });
+    const peek = (name: string) => balancers.withReadOnlyPicker('svc', route(config, name), (picker) => picker?.peek({ headers: {} }));
+    expect(peek('v2')).toMatchObject({ kind: 'endpoint', instance: { id: 'b' } });
+    expect(peek('canary')).toMatchObject({ kind: 'endpoint', instance: { id: 'a' } });
+    expect(balancers.subsetCount()).toBe(0);
+    // A declared service no registry lists gets its balancer (and health checks) from traffic only.
+    expect(balancers.withReadOnlyPicker('idle', undefined, (picker) => picker?.peek({}))).toEqual({ kind: 'none', reason: 'no-instances' });
+    expect(balancers.balancer('idle')).toBeUndefined();
+    expect(balancers.withReadOnlyPicker('nowhere', undefined, (picker) => picker)).toBeUndefined();
+    // The split's rotation was not made by the peeks: traffic still gets one whole 90/10 cycle from its start.
+    const seen = counts(100, balancers.pickerFor('svc', route(config, 'canary'))!);
+    expect(seen).toEqual({ a: 90, b: 10 });
+    expect(balancers.subsetCount()).toBe(2);
+  });
+
   it('splits a canary route exactly 90/10 over a cycle, sends lane requests to v2, and shares subsets between routes', async () => {
     const { balancers, config, route } = await start(CANARY, { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v1', zone: 'x' } });
     const canary = balancers.pickerFor('svc', route(config, 'canary'))!;

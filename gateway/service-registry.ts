@@ -1,5 +1,5 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, SmoothSplit, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, nonePicker, SmoothSplit, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
@@ -7,7 +7,7 @@ import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
 import { routePicker, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
-import { selectedSubsets, SubsetSource, subsetId, type SubsetEntry } from './service-registry-subset.ts';
+import { selectedSubsets, SubsetSource, subsetId, withReadOnlyRoutePicker, type SubsetEntry } from './service-registry-subset.ts';
 
 /** Where the balancers of `ServiceBalancers` come from: the local registries, or a primary process over IPC. */
 export interface BalancerSource {
@@ -109,6 +109,22 @@ export class ServiceBalancers {
     if (entry) return entry.balancer.picker;
     if (!this.has(service)) return undefined;
     return this.create(service).picker;
+  }
+
+  /**
+   * Calls `use` with the picker `pickerFor(service, route)` would give now (undefined: no such
+   * service), making no balancer, subset or split (explain reads this way): an unlisted declared
+   * service answers `no-instances`, a route's not yet made subsets are scratch copies (`withReadOnlyRoutePicker`).
+   */
+  withReadOnlyPicker<T>(service: string, route: RouteConfig | undefined, use: (picker: Picker | undefined) => T): T {
+    if (!this.has(service)) return use(undefined);
+    const parent = this.balancers.get(service)?.balancer;
+    if (!selectsSubsets(route) || !this.config.routes.includes(route)) return use(parent?.picker ?? nonePicker('no-instances'));
+    const made = this.routePickers.get(route);
+    if (made) return use(made);
+    const options = serviceBalancerOptions(serviceSettings(this.config, service));
+    const subset = (selector: SubsetSelector) => this.subsets.get(subsetId(service, selector))?.source;
+    return withReadOnlyRoutePicker(route, { parent, options, subset, split: (canary) => this.splits.get(splitKey(service, canary)) }, use);
   }
 
   /** The number of subset balancers alive, for tests and views. */

@@ -146,3 +146,59 @@ routes:
     expect(await explained('/files/..\\x.json')).toMatchObject({ outcome: 'proxy', route: { name: 'files', upstreamPath: '/data/..%5Cx/public' } });
   });
 });
+
+describe('GET /api/explain on a route that selects a subset, and through an entry point that rewrites', () => {
+  const backends: Server[] = [];
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    const ports = [];
+    for (let index = 0; index < 2; index += 1) {
+      const started = await backendOn((request, response) => response.end(request.url));
+      backends.push(started.server);
+      ports.push(started.port);
+    }
+    gateway = await startGateway(
+      parseConfig(
+        'g.yaml',
+        `admin: 127.0.0.1:0
+accessLog: false
+entryPoints:
+  web: { listen: 127.0.0.1:0, middlewares: [old-to-new, escaped] }
+services:
+  app:
+    instances:
+      - { id: app-v1, host: 127.0.0.1, port: ${ports[0]}, metadata: { version: v1 } }
+      - { id: app-v2, host: 127.0.0.1, port: ${ports[1]}, metadata: { version: v2 } }
+middlewares:
+  old-to-new: { rewrite: { pattern: "^/old/", replacement: "/new/" } }
+  escaped: { rewrite: { pattern: "^/reports/", replacement: "/data/%2E%2E/" } }
+routes:
+  - { name: v2, path: /v2, service: app, subset: { match: { version: v2 } } }
+  - { name: new, path: /new, service: app, subset: { match: { version: v1 } } }
+  - { name: old, path: /old, service: app }
+`,
+      ),
+    );
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    for (const backend of backends) await new Promise<void>((resolve) => backend.close(() => resolve()));
+  });
+
+  async function explained(path: string): Promise<{ outcome: string; request: { routedPath: string }; route: { name: string; upstreamPath: string } | null; pick: { id: string } | null }> {
+    return (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent(path)}`)).json()) as never;
+  }
+
+  it('picks from the subset without making its balancer, which only traffic makes', async () => {
+    expect(gateway.balancers.subsetCount()).toBe(0);
+    expect(await explained('/v2/x')).toMatchObject({ outcome: 'proxy', route: { name: 'v2' }, pick: { id: 'app-v2' } });
+    expect(gateway.balancers.subsetCount()).toBe(0);
+    expect((await fetch(`http://127.0.0.1:${gateway.port}/v2/x`)).status).toBe(200);
+    expect(gateway.balancers.subsetCount()).toBe(1);
+    // Once made, it is the one explain reads.
+    expect(await explained('/v2/x')).toMatchObject({ outcome: 'proxy', pick: { id: 'app-v2' } });
+    expect(gateway.balancers.subsetCount()).toBe(1);
+  });
+});

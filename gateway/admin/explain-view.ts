@@ -45,6 +45,8 @@ export class ExplainQueryError extends Error {
  * Answers "where would this request go, and why" from the running gateway's state: routing by
  * the same router as traffic, then the service's instances with their health and weights, and
  * the balancer's `peek()` (which counts nothing and moves no rotation).
+ * It makes no data-plane state: a subset balancer no request has made yet is peeked through a
+ * scratch copy (`ServiceBalancers.withReadOnlyPicker`), so asking never changes what traffic gets.
  */
 export function explainView(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
   const config = sources.config();
@@ -73,11 +75,12 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   if (!match) return { ...base, outcome: 'no-route', route: null, nearMisses, middleware: [...globalLayers, ...entryLayers], service: null, instances: [], pick: null };
   const byProvider = new Map(statuses.map((status) => [status.provider, status]));
   const service = serviceView(sources, match.service, byProvider);
-  const picker = sources.balancers.pickerFor(match.service, match.route);
   // Hashed on the path traffic is hashed on (a consistent-hash `key: path` reads the rewritten one).
   const { path: upstreamPath, refused } = upstreamPathOf(config, match.route, match.path);
-  // A rewrite that made a dot segment is answered 400 before any pick, as traffic is.
-  const peeked = refused ? undefined : picker?.peek({ url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' });
+  // A rewrite that made a dot segment is answered 400 before any pick, as traffic is. Read only:
+  // `pickerFor` would make the subset balancers of a route no request has taken yet.
+  const context = { url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' };
+  const peeked = refused ? undefined : sources.balancers.withReadOnlyPicker(match.service, match.route, (picker) => picker?.peek(context));
   return {
     ...base,
     outcome: refused ? 'rewritten-dot-segment' : peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
