@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
+import { formatExplanation } from '../tools/explain-cli.ts';
+import type { ExplainView } from './explain-view.ts';
 
 /** A backend on a free loopback port, and that port. */
 async function backendOn(handler: RequestListener): Promise<{ server: Server; port: number }> {
@@ -200,5 +202,15 @@ routes:
     // Once made, it is the one explain reads.
     expect(await explained('/v2/x')).toMatchObject({ outcome: 'proxy', pick: { id: 'app-v2' } });
     expect(gateway.balancers.subsetCount()).toBe(1);
+  });
+
+  it('routes the path the entry point\'s rewrites make, as traffic does, and refuses a dot segment one makes', async () => {
+    const answer = await fetch(`http://127.0.0.1:${gateway.port}/old/x?y=1`);
+    expect([answer.status, await answer.text()]).toEqual([200, '/new/x?y=1']);
+    const view = await explained('/old/x?y=1');
+    expect(view).toMatchObject({ outcome: 'proxy', request: { routedPath: '/new/x?y=1' }, route: { name: 'new', upstreamPath: '/new/x?y=1' }, pick: { id: 'app-v1' } });
+    expect(formatExplanation(view as unknown as ExplainView).split('\n')[0]).toBe('GET (no host) /old/x?y=1  [entry point web, routed as /new/x?y=1 (its rewrites)]');
+    expect((await fetch(`http://127.0.0.1:${gateway.port}/reports/admin`)).status).toBe(400);
+    expect(await explained('/reports/admin')).toMatchObject({ outcome: 'rewritten-dot-segment', route: null, pick: null });
   });
 });

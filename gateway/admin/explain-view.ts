@@ -21,7 +21,8 @@ export interface ExplainLayer {
 
 /** The body of `GET /api/explain`. */
 export interface ExplainView {
-  readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly entryPoint: string };
+  /** `path` normalised; `routedPath` the path the router reads: `path` after the entry point's `rewrite` middleware (`path` without any). */
+  readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly routedPath: string; readonly entryPoint: string };
   /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`…). */
   readonly outcome: string;
   readonly route: { readonly name: string; readonly namespace: boolean; readonly service: string; readonly upstreamPath: string } | null;
@@ -42,9 +43,9 @@ export class ExplainQueryError extends Error {
 }
 
 /**
- * Answers "where would this request go, and why" from the running gateway's state: routing by
- * the same router as traffic, then the service's instances with their health and weights, and
- * the balancer's `peek()` (which counts nothing and moves no rotation).
+ * Answers "where would this request go, and why" from the running gateway's state: the entry
+ * point's rewrites, routing by the same router as traffic, then the service's instances with their
+ * health and weights, and the balancer's `peek()` (which counts nothing and moves no rotation).
  * It makes no data-plane state: a subset balancer no request has made yet is peeked through a
  * scratch copy (`ServiceBalancers.withReadOnlyPicker`), so asking never changes what traffic gets.
  */
@@ -60,14 +61,19 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   const headers = headersOf(query.getAll('header'));
   const notes = sources.workers ? ['several workers: each keeps its own balancer rotation; the pick is that of the primary\'s balancer'] : [];
   const normalised = normalisePath(rawPath, config.paths);
-  const base = { request: { method, host, path: typeof normalised === 'string' ? normalised : rawPath, entryPoint }, notes };
+  const path = typeof normalised === 'string' ? normalised : rawPath;
   const globalLayers = globalMiddleware(config);
   const entryLayers = entry.middlewares.map((name) => named(config, 'entryPoint', name));
-  if (typeof normalised !== 'string') {
-    return { ...base, outcome: normalised.error, route: null, nearMisses: [], middleware: globalLayers, service: null, instances: [], pick: null };
-  }
+  // The entry point's rewrites run before routing, on the normalised path (as sent when it fails
+  // normalisation), and the router normalises what they make, as the request runner does.
+  const entryRewrite = rewrite(rewritesOf(config, entry.middlewares), path);
+  const routed = entryRewrite.path === path ? normalised : normalisePath(entryRewrite.path, config.paths);
+  const base = { request: { method, host, path, routedPath: typeof routed === 'string' ? routed : entryRewrite.path, entryPoint }, notes };
+  const unrouted = { route: null, nearMisses: [], service: null, instances: [], pick: null };
+  if (entryRewrite.refused) return { ...base, ...unrouted, outcome: 'rewritten-dot-segment', middleware: [...globalLayers, ...entryLayers] };
+  if (typeof routed !== 'string') return { ...base, ...unrouted, outcome: routed.error, middleware: globalLayers };
   const routes = config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
-  const { match, verdicts } = explainRoute(routes, { method, host, path: normalised, headers }, (name) => sources.balancers.has(name));
+  const { match, verdicts } = explainRoute(routes, { method, host, path: routed, headers }, (name) => sources.balancers.has(name));
   const nearMisses = verdicts
     .filter((verdict) => verdict.name !== match?.name && (verdict.misses.length === 1 || (verdict.misses.length === 0 && match)))
     .slice(0, MAX_NEAR_MISSES)
@@ -129,19 +135,39 @@ function named(config: GatewayConfig, scope: 'entryPoint' | 'named', name: strin
  * when one of them makes a dot segment, which the rewrite middleware answers with 400 (`path` is then
  * the path it refused).
  */
-function upstreamPathOf(config: GatewayConfig, route: RouteConfig, routed: string): { readonly path: string; readonly refused: boolean } {
-  const rewrites = route.rewrite ? [route.rewrite] : [];
-  for (const name of route.middlewares) {
+function upstreamPathOf(config: GatewayConfig, route: RouteConfig, routed: string): RewrittenPath {
+  return rewrite([...(route.rewrite ? [route.rewrite] : []), ...rewritesOf(config, route.middlewares)], routed);
+}
+
+interface RewriteSettings {
+  readonly pattern: string;
+  readonly replacement: string;
+}
+
+interface RewrittenPath {
+  readonly path: string;
+  readonly refused: boolean;
+}
+
+/** The settings of the `rewrite` middleware among `names`, in list order. */
+function rewritesOf(config: GatewayConfig, names: readonly string[]): RewriteSettings[] {
+  const rewrites: RewriteSettings[] = [];
+  for (const name of names) {
     const middleware = config.middlewares.get(name);
     if (middleware?.kind === 'rewrite') rewrites.push(middleware.settings);
   }
-  let path = routed;
+  return rewrites;
+}
+
+/** `path` through `rewrites` in order, as the rewrite middleware does; `refused` at the first that makes a dot segment. */
+function rewrite(rewrites: readonly RewriteSettings[], path: string): RewrittenPath {
+  let current = path;
   for (const { pattern, replacement } of rewrites) {
-    const rewritten = rewritePath(path, new RegExp(pattern), replacement);
-    if (rewritten !== path && hasDotSegment(rewritten)) return { path: rewritten, refused: true };
-    path = rewritten;
+    const rewritten = rewritePath(current, new RegExp(pattern), replacement);
+    if (rewritten !== current && hasDotSegment(rewritten)) return { path: rewritten, refused: true };
+    current = rewritten;
   }
-  return { path, refused: false };
+  return { path: current, refused: false };
 }
 
 /** The route's own edits in the order `routeMiddleware` runs them, then its named middleware. */

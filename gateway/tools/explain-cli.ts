@@ -54,7 +54,10 @@ export async function explainCommand(args: string[], out: NodeJS.WritableStream,
 
 /** The explanation as a few lines of text for a terminal. */
 export function formatExplanation(view: ExplainView): string {
-  const lines = [`${view.request.method} ${view.request.host || '(no host)'} ${view.request.path}  [entry point ${view.request.entryPoint}]`];
+  const { routedPath } = view.request;
+  // A gateway from before routedPath leaves it out.
+  const routed = routedPath !== undefined && routedPath !== view.request.path ? `, routed as ${routedPath} (its rewrites)` : '';
+  const lines = [`${view.request.method} ${view.request.host || '(no host)'} ${view.request.path}  [entry point ${view.request.entryPoint}${routed}]`];
   lines.push(view.route ? `route:      ${view.route.name}${view.route.namespace ? ' (namespace)' : ''} → service ${view.route.service}, upstream path ${view.route.upstreamPath}` : 'route:      none matches (404)');
   for (const miss of view.nearMisses) lines.push(`  not ${miss.name}: ${miss.reasons.join('; ')}`);
   lines.push(`middleware: ${view.middleware.map((layer) => (layer.kind === layer.name ? layer.name : `${layer.name} (${layer.kind})`)).join(' → ') || '(none)'}`);
