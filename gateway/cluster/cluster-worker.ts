@@ -122,10 +122,14 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   const fail = (error: unknown) => {
     stopping = true;
     log.error({ reason: errorMessage(error) }, 'worker cannot start');
-    send({ kind: 'switchboard:failed', reason: errorMessage(error) });
-    // Exit once the message is out (disconnect flushes the channel), so the primary reports the reason.
-    process.disconnect?.();
-    setTimeout(() => process.exit(1), 100).unref();
+    // Exit once the reason is with the primary, which reports it, and the log buffer is written
+    // (closeLogs, 1 s at most): with a slow stderr reader this line and those before it wait there,
+    // and an exit drops them. No disconnect first: a disconnected cluster worker exits at once, with 0.
+    const reported = new Promise<void>((resolve) => {
+      if (!process.connected || !process.send) return resolve();
+      process.send({ kind: 'switchboard:failed', reason: errorMessage(error) } satisfies WorkerMessage, undefined, {}, () => resolve());
+    });
+    void Promise.all([reported, closeLogs()]).then(() => process.exit(1));
   };
 
   const drain = () => {

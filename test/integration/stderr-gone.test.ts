@@ -3,9 +3,11 @@
 // destination flushed at exit in a loop that met EPIPE, slept 100 ms and wrote again, forever). With
 // stderr a pipe nobody reads, the gateway keeps answering, drops and counts log lines, and exits on
 // SIGTERM (a synchronous writer blocks the event loop on the full pipe; pino's asynchronous one
-// buffers without limit, counts nothing, and its exit flush waits on the pipe forever).
-import { spawn, type ChildProcess } from 'node:child_process';
+// buffers without limit, counts nothing, and its exit flush waits on the pipe forever). A gateway,
+// or a worker, that cannot start writes the lines it logged before it exits, a reader that stalls too.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { createServer } from 'node:net';
@@ -150,6 +152,70 @@ describe('a gateway that cannot start, with stderr a pipe', () => {
       expect(lines.at(-1)).toMatch(/^switchboard: cannot start: listen EADDRINUSE/);
     } finally {
       holder.close();
+    }
+  });
+
+  it('a worker that cannot start writes its lines before it exits 1, though its reader stalls', async () => {
+    const dir = await makeTempDir('sb-stderr-');
+    // stderr is a FIFO filled to the brim: each line the worker writes waits for this test to read.
+    const fifo = join(dir, 'stderr');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    const filler = Buffer.from(`${'x'.repeat(4_095)}\n`);
+    for (let full = false; !full; ) {
+      try {
+        writeSync(writer, filler);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        full = true;
+      }
+    }
+    // The test plays the primary (cluster-messages.ts): the worker is the real program, started as
+    // cluster.fork starts it, and its failure reaches the test at once instead of when it exits.
+    const worker = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', join(dir, 'unused.yaml')], {
+      stdio: ['ignore', 'ignore', writer, 'ipc'],
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info', NODE_UNIQUE_ID: '1', SWITCHBOARD_WORKER_SLOT: '1' },
+      cwd: REPO_ROOT,
+    });
+    closeSync(writer);
+    const exited = once(worker, 'exit');
+    try {
+      const reason = await new Promise<string>((resolve, reject) => {
+        worker.on('message', (message: { kind?: string; reason?: string }) => {
+          if (message.kind === 'switchboard:ready') worker.send({ kind: 'switchboard:config', path: 'gateway.yaml', text: 'listen: [', workers: 2 });
+          if (message.kind === 'switchboard:failed') resolve(String(message.reason));
+        });
+        void exited.then(() => reject(new Error('the worker exited before it reported its failure')));
+      });
+      expect(reason).toMatch(/gateway\.yaml/);
+      // The reader stalls 200 ms more (the worker waits for its log buffer 1 s at most), or until the worker has exited.
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 200))]);
+      let seen = '';
+      const chunk = Buffer.alloc(65_536);
+      await waitFor(
+        () => {
+          for (;;) {
+            let read: number;
+            try {
+              read = readSync(reader, chunk);
+            } catch (error) {
+              if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+              return false;
+            }
+            if (read === 0) return true;
+            seen += chunk.toString('utf8', 0, read);
+          }
+        },
+        { timeoutMs: 10_000, intervalMs: 10, message: 'the worker to exit and close its stderr' },
+      );
+      const lines = seen.trimEnd().split('\n').filter((line) => !line.startsWith('x'));
+      expect(lines.filter((line) => line.includes('"worker cannot start"'))).toHaveLength(1);
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(1);
+    } finally {
+      if (worker.exitCode === null) worker.kill('SIGKILL');
+      closeSync(reader);
     }
   });
 });
