@@ -134,7 +134,7 @@ describe('watchConfig', () => {
     // The watch's own line that it read a refused text and holds it: the point at which the rest is written.
     const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
     // A settle time far past any stall of a loaded machine: the rest's write ends it early by its event.
-    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, log }).subscribe((result) => results.push(result));
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, maxWaitMs: 5_000, log }).subscribe((result) => results.push(result));
     await waitFor(() => results.length >= 1);
     const text = 'listen: 2000\nservices:\n  api:\n    instances: ["10.0.0.1:80"]\n';
     const cut = text.indexOf('vices');
@@ -150,6 +150,66 @@ describe('watchConfig', () => {
     }
     await waitFor(() => results.length >= 2 && results.at(-1)!.ok);
     expect(ports()).toEqual([1000, 2000]);
+  });
+
+  it('does not report a file removed mid-save and written again within the settle time, and applies the new text', async () => {
+    const lines: string[] = [];
+    // The watch's own line that it read the file unreadable and holds that: the point at which it is written again.
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    // A settle time far past any stall of a loaded machine: the write's event ends it early.
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, maxWaitMs: 5_000, log }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    // An editor that deletes the file, then writes the new one.
+    await rm(path);
+    // Until the watch has read it: held (the fix) or reported (a watch that reports an unreadable file at once).
+    await waitFor(() => results.length >= 2 || lines.some((line) => line.includes('the configuration is refused') && line.includes('ENOENT')), { intervalMs: 5 });
+    await writeFile(path, 'listen: 2000\n');
+    await waitFor(() => results.length >= 2);
+    expect(ports()).toEqual([1000, 2000]);
+  });
+
+  it('reports the refusal of a file rewritten faster than the settle time once it has kept changing for the maximum wait', async () => {
+    // Settling alone waits for 5 s without a change, past the wait below: each rewrite restarts it.
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, maxWaitMs: 200 }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    let writing = true;
+    // A bad text, another every ~5 ms (one write() each, so a read sees it whole or empty).
+    const writer = (async () => {
+      for (let n = 0; writing; n += 1) {
+        await writeFile(path, `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
+        await delay(5);
+      }
+    })();
+    try {
+      await waitFor(() => results.length >= 2, { timeoutMs: 4_000, message: 'the refusal of the file that keeps changing' });
+    } finally {
+      writing = false;
+      await writer;
+    }
+    // Refused, and nothing applied: the running configuration stays.
+    expect(ports().slice(0, 2)).toEqual([1000, 'refused']);
+    expect(results.slice(1).filter((result) => result.ok)).toEqual([]);
+  });
+
+  it('reads a file that keeps changing once its first change is the maximum wait old, though its events never leave a quiet time', async () => {
+    // Each write's event restarts the 5 s quiet time, past the wait below.
+    subscription = watchConfig(path, { debounceMs: 5_000, maxWaitMs: 200 }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    let writing = true;
+    const writer = (async () => {
+      for (let n = 0; writing; n += 1) {
+        await writeFile(path, `listen: ${2000 + (n % 1000)}\n`);
+        await delay(5);
+      }
+    })();
+    try {
+      await waitFor(() => results.length >= 2, { timeoutMs: 4_000, message: 'a reading of the file that keeps changing' });
+    } finally {
+      writing = false;
+      await writer;
+    }
+    expect(results[1]).toMatchObject({ ok: true, config: { listen: { port: expect.any(Number) } } });
+    expect(ports()[1]).not.toBe(1000);
   });
 
   it('reports a refused save once the file has stayed unchanged for the settle time', async () => {

@@ -27,8 +27,10 @@ export interface WatchConfigOptions {
   readonly emitCurrent?: boolean;
   /** Backoff between attempts to watch the folder again after its watcher failed. */
   readonly rewatchBackoff?: BackoffOptions;
-  /** How long a refused text must stay unchanged before its refusal is reported (`CONFIG_SETTLE_MS` by default). */
+  /** How long a refused text, or an unreadable file, must stay so before its refusal is reported (`CONFIG_SETTLE_MS` by default). */
   readonly settleMs?: number;
+  /** Longest a change waits to be read, and a refusal to be reported, while the file keeps changing (`CONFIG_MAX_WAIT_MS` by default). */
+  readonly maxWaitMs?: number;
   /** Where the watch writes its lines; a `config-watch` child of the root logger by default. */
   readonly log?: Logger;
 }
@@ -45,14 +47,25 @@ export const CONFIG_DEBOUNCE_MS = 200;
 export const CONFIG_SETTLE_MS = 150;
 
 /**
+ * Default bound on the quiet time and the settle time while the file keeps changing, as lodash's
+ * debounce `maxWait`: a file rewritten more often than they last (a generator in a loop) is still read,
+ * and its refusal reported, this long after its first change. A write that takes longer than this
+ * can have its first part reported; `cat`, editors and Kubernetes take milliseconds.
+ */
+export const CONFIG_MAX_WAIT_MS = 2_000;
+
+type Refusal = Extract<ConfigResult, { ok: false }>;
+
+/**
  * Watches the configuration file: emits the current result, then one each time the text changes.
  * The folder is watched, not the file: editors replace files by rename and Kubernetes swaps a symlinked folder,
  * both of which a file watch would lose. Events naming the file (see `concernsFile`) are debounced, then the file is
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
- * is reported once), except after a refusal: saving the same text again (`touch`) retries it, for a refusal
+ * is reported once, when it has stayed so for `settleMs`, as a refused text), except after a refusal: saving the same text again (`touch`) retries it, for a refusal
  * by a file the configuration names that has appeared since; the other events of the save it was refused in do not.
  * A refusal is reported only once the refused text has stayed unchanged for `settleMs`: a further change in that
- * time (the rest of a write read half-way) supersedes it unreported. The caller applies `ok` results and keeps its running config on refused ones.
+ * time (the rest of a write read half-way) supersedes it unreported, unless the file has kept changing for `maxWaitMs`
+ * since the first refusal: then the latest is reported; events that keep coming read the file every `maxWaitMs` the same way. The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
  * stops the watch.
  */
@@ -60,6 +73,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
   const rewatchBackoff = options.rewatchBackoff ?? REWATCH_BACKOFF;
   const settleMs = options.settleMs ?? CONFIG_SETTLE_MS;
+  const maxWaitMs = options.maxWaitMs ?? CONFIG_MAX_WAIT_MS;
   const log = options.log ?? componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
@@ -71,50 +85,81 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let emitNext = options.emitCurrent ?? true;
     // Whether the first reading (the start's, or the baseline) has been done.
     let started = false;
-    // A refusal not reported yet, until its text has stayed unchanged for `settleMs` since `since` (performance.now()).
-    let held: { readonly text: string; readonly result: ConfigResult; readonly since: number } | undefined;
+    // A refusal not reported yet (of `text`, or of the file unreadable), until it has stayed so for `settleMs` since `since` (performance.now()).
+    let held: { readonly text: string | undefined; readonly result: Refusal; readonly since: number } | undefined;
+    // When the refusals not reported yet began (the first of several, each superseding the last): reported by `maxWaitMs` after it.
+    let refusingSince: number | undefined;
+    // When the first folder event not read yet came: it is read by `maxWaitMs` after it, however many follow.
+    let unreadSince: number | undefined;
+
+    /** Holds a refusal until it has settled (see `held`), or reports it and calls `reported`; `text` is undefined for an unreadable file. */
+    const settle = (text: string | undefined, result: Refusal, reported: () => void) => {
+      const now = performance.now();
+      const unchanged = held !== undefined && held.text === text && (text !== undefined || held.result.error.message === result.error.message);
+      refusingSince ??= now;
+      const since = unchanged ? held!.since : now;
+      const settleLeftMs = settleMs - (now - since);
+      const maxLeftMs = maxWaitMs - (now - refusingSince);
+      if (settleLeftMs > 0 && maxLeftMs > 0) {
+        // `last` stays what the caller has, so that the rest of a write is compared with that. An event of the
+        // same write can bring the next read early; it holds the refusal for the rest of the time.
+        if (!unchanged) log.debug({ settleMs, reason: result.error.message }, 'the configuration is refused; reported if the file stays so (a write in progress is read again)');
+        held = { text, result, since };
+        reads.schedule(Math.min(settleLeftMs, maxLeftMs));
+        return;
+      }
+      held = undefined;
+      refusingSince = undefined;
+      reported();
+      if (!reads.closed) subscriber.next(result);
+    };
+    /** The file is as the caller has it (or a baseline): nothing to report. */
+    const settled = () => {
+      held = undefined;
+      refusingSince = undefined;
+    };
 
     const read = async () => {
       const emit = emitNext;
       const change = started;
       emitNext = true;
       started = true;
+      unreadSince = undefined;
       let reading: ConfigFileReading;
       try {
         reading = await readConfigFile(path);
       } catch (error) {
-        held = undefined;
-        if (last !== null && emit && !reads.closed) subscriber.next({ ok: false, error: error as ConfigFileError });
-        last = null;
-        refusedSave = undefined;
+        // Reported once per outage, and only once it has lasted the settle time: a file removed mid-save
+        // (an editor that deletes, then writes) is read again, whole, when the save's next event comes.
+        if (last === null || !emit) {
+          settled();
+          last = null;
+          refusedSave = undefined;
+          return;
+        }
+        settle(undefined, { ok: false, error: error as ConfigFileError }, () => {
+          last = null;
+          refusedSave = undefined;
+        });
         return;
       }
       const { text, save } = reading;
-      if (held !== undefined) {
-        if (text === held.text) {
-          // Unchanged since it was refused: reported once it has been so for the whole settle time (an
-          // event of the same write can bring this read early), then as any refusal.
-          const waitedMs = performance.now() - held.since;
-          if (waitedMs < settleMs) {
-            reads.schedule(settleMs - waitedMs);
-            return;
-          }
-          const { result } = held;
-          held = undefined;
+      // Unchanged since it was refused: reported once it has been so for the whole settle time, then as any refusal.
+      if (held !== undefined && held.text === text) {
+        settle(text, held.result, () => {
           last = text;
           refusedSave = save;
-          if (!reads.closed) subscriber.next(result);
-          return;
-        }
-        // The file changed again before the refusal was reported: a write read half-way, not a save.
-        held = undefined;
+        });
+        return;
       }
+      // Else the file changed again before the refusal was reported: a write read half-way, not a save.
+      held = undefined;
       // A refused text is read again when the file is saved again, even unchanged: it may be refused for
       // a file it names (a CA bundle, a key) that is there now, copied in after the edit. Only a new save
       // counts: one save raises several events (a write's truncation, then its text; the steps of a
       // Kubernetes swap), and a read after the first can already see the whole text, which the later
       // events would otherwise refuse again (a reload counted as refused twice).
-      if (text === last && (refusedSave === undefined || refusedSave === save)) return;
+      if (text === last && (refusedSave === undefined || refusedSave === save)) return settled();
       // An empty file after a first reading is a write caught between its truncation and its text
       // (`>`, most tools that do not rename): the write's own event reads it again. Applied, it would
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
@@ -123,20 +168,22 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         return;
       }
       if (!emit || reads.closed) {
+        settled();
         last = text;
         refusedSave = undefined;
         return;
       }
       const result = parse(path, text);
-      if (!result.ok && settleMs > 0) {
-        // `last` stays the text the caller has, so that the rest of a write is compared with that.
-        held = { text, result, since: performance.now() };
-        reads.schedule(settleMs);
-        log.debug({ settleMs }, 'the configuration is refused; reported if the file stays unchanged (a write in progress is read again)');
+      if (!result.ok) {
+        settle(text, result, () => {
+          last = text;
+          refusedSave = save;
+        });
         return;
       }
+      settled();
       last = text;
-      refusedSave = result.ok ? undefined : save;
+      refusedSave = undefined;
       subscriber.next(result);
     };
     const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'));
@@ -145,7 +192,13 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       dirname(resolve(path)),
       {
         event: (filename) => {
-          if (concernsFile(filename, fileName)) schedule();
+          if (!concernsFile(filename, fileName)) return;
+          const now = performance.now();
+          unreadSince ??= now;
+          // A file that keeps changing is read anyway once the first unread change is `maxWaitMs` old:
+          // each event restarts the quiet time, which alone would wait for the writer to stop.
+          if (now - unreadSince >= maxWaitMs) void reads.run();
+          else schedule();
         },
         failed: (error, attempt) => {
           log.warn({ err: error, attempt }, 'watching the configuration folder failed; retrying');
