@@ -4,7 +4,8 @@
 // stderr a pipe nobody reads, the gateway keeps answering, drops and counts log lines, and exits on
 // SIGTERM (a synchronous writer blocks the event loop on the full pipe; pino's asynchronous one
 // buffers without limit, counts nothing, and its exit flush waits on the pipe forever). A gateway,
-// or a worker, that cannot start writes the lines it logged before it exits, a reader that stalls too.
+// or a worker, that cannot start writes the lines it logged before it exits, a reader that stalls too;
+// and one whose stderr a preloaded module wrote to, on a full pipe, still starts.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
@@ -56,6 +57,23 @@ async function startThenCloseStderr(bin: string, args: readonly string[], ready:
   // The reader goes away: every later write to the pipe fails with EPIPE.
   stderr.destroy();
   return child;
+}
+
+/** A FIFO at `path` filled to the brim (lines of `x`), both ends open and non-blocking: each write to it waits for a read. */
+function fullFifo(path: string): { reader: number; writer: number } {
+  execFileSync('mkfifo', [path]);
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  const filler = Buffer.from(`${'x'.repeat(4_095)}\n`);
+  for (let full = false; !full; ) {
+    try {
+      writeSync(writer, filler);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      full = true;
+    }
+  }
+  return { reader, writer };
 }
 
 /** SIGTERM, then the exit within `boundMs`. */
@@ -123,6 +141,41 @@ describe('SIGTERM after the stderr reader has gone', () => {
   });
 });
 
+describe('a gateway whose stderr was written before it started, on a full pipe', () => {
+  it('starts, answers and exits on SIGTERM', async () => {
+    // A preloaded module (an APM agent, say) writes a line to process.stderr that waits on the full
+    // pipe: Node's stderr stream then holds the descriptor in the event loop, where libuv refuses to
+    // open it a second time (EEXIST), and the gateway's log sink made that a start-up crash.
+    const dir = await makeTempDir('sb-stderr-');
+    const preload = join(dir, 'preload.cjs');
+    await writeFile(preload, "process.stderr.write('preloaded\\n');\n");
+    const port = await freePort();
+    const configPath = await gatewayConfig(port, 'false');
+    const { reader, writer } = fullFifo(join(dir, 'stderr'));
+    const gateway = spawn(process.execPath, ['--require', preload, join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+      stdio: ['ignore', 'ignore', writer],
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+      cwd: REPO_ROOT,
+    });
+    closeSync(writer);
+    const agent = new Agent({ keepAlive: true });
+    try {
+      await Promise.race([
+        waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' }),
+        once(gateway, 'exit').then(([code]) => {
+          throw new Error(`the gateway exited with ${String(code)} before it listened`);
+        }),
+      ]);
+      expect(await getStatus(port, '/', agent, 10_000)).toBe(502);
+      expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      agent.destroy();
+      if (gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
+      closeSync(reader);
+    }
+  });
+});
+
 describe('a gateway that cannot start, with stderr a pipe', () => {
   it('writes every line it logged before the reason, then exits 1', async () => {
     // The port is taken, so the gateway closes its three registries (each logs a line, in one tick) and exits.
@@ -158,19 +211,7 @@ describe('a gateway that cannot start, with stderr a pipe', () => {
   it('a worker that cannot start writes its lines before it exits 1, though its reader stalls', async () => {
     const dir = await makeTempDir('sb-stderr-');
     // stderr is a FIFO filled to the brim: each line the worker writes waits for this test to read.
-    const fifo = join(dir, 'stderr');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    const filler = Buffer.from(`${'x'.repeat(4_095)}\n`);
-    for (let full = false; !full; ) {
-      try {
-        writeSync(writer, filler);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-        full = true;
-      }
-    }
+    const { reader, writer } = fullFifo(join(dir, 'stderr'));
     // The test plays the primary (cluster-messages.ts): the worker is the real program, started as
     // cluster.fork starts it, and its failure reaches the test at once instead of when it exits.
     const worker = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', join(dir, 'unused.yaml')], {

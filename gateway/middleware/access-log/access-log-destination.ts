@@ -91,7 +91,7 @@ function outputFor(target: number | LineSink, shared: boolean): Output {
       }
     };
   }
-  const socket = new Socket({ fd: target, readable: false, writable: true });
+  const socket = socketOn(target);
   let failure: Error | undefined;
   socket.on('error', (error) => {
     failure = error;
@@ -117,6 +117,22 @@ function outputFor(target: number | LineSink, shared: boolean): Output {
     };
     next();
   };
+}
+
+/**
+ * A non-blocking socket writing to `fd`. libuv opens a descriptor once per loop: when Node's own
+ * stdio stream already holds it (a preloaded module wrote to `process.stderr` and that write still
+ * waits on a full pipe), a second socket fails with EEXIST, and the gateway failed to start; that
+ * stream, itself a non-blocking socket on the same pipe, is used instead.
+ */
+function socketOn(fd: number): Socket {
+  try {
+    return new Socket({ fd, readable: false, writable: true });
+  } catch (error) {
+    const stdio = fd === 1 ? process.stdout : fd === 2 ? process.stderr : undefined;
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !(stdio instanceof Socket)) throw error;
+    return stdio;
+  }
 }
 
 /** Where the piece of `batch` from `offset` ends: after the last whole line within `PIPE_BUF` bytes, or after one longer line (which cannot be written whole). */
