@@ -12,6 +12,7 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { DEFAULT_POOL_SETTINGS, Http1Transport } from './transport-http1.ts';
+import { until } from './transport-http2-testing.ts';
 
 const listen = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -116,6 +117,40 @@ describe('Http1Transport after close', () => {
       expect(outcomes[0]).toMatchObject({ ok: false, errorClass: 'internal' });
     } finally {
       for (const server of [gateway, backend]) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+  });
+
+  it("stops waiting for a request whose upstream never answers after the grace close() is given, failing it as pool-closed, counted against nobody", async () => {
+    let received = 0;
+    const silent = createServer(() => (received += 1));
+    const address = `127.0.0.1:${await listen(silent)}`;
+    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
+    const outcomes: unknown[] = [];
+    const gateway = createServer((request, response) => {
+      const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome) } as unknown as PickedEndpoint;
+      // Timeouts long enough that only the close can end the attempt within the test.
+      void transport.attempt(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
+        response.end(JSON.stringify(result.ok ? { ok: true } : { errorClass: result.errorClass }));
+      });
+    });
+    const port = await listen(gateway);
+    try {
+      const answer = sendTestRequest(port, '/never');
+      expect(await until(() => received === 1, 3_000), 'the upstream received the request').toBe(true);
+      const graceMs = 200;
+      const started = performance.now();
+      let closedAfterMs: number | undefined;
+      void transport.close(graceMs).then(() => (closedAfterMs = performance.now() - started));
+      // Without a bound undici's close waits for the answer, which never comes.
+      expect(await until(() => closedAfterMs !== undefined, 3_000), 'the pool closed').toBe(true);
+      expect(closedAfterMs).toBeGreaterThanOrEqual(graceMs - 1);
+      expect(JSON.parse((await answer).body.toString())).toEqual({ errorClass: 'pool-closed' });
+      expect(outcomes).toEqual([expect.objectContaining({ ok: false, errorClass: 'internal' })]);
+    } finally {
+      for (const server of [gateway, silent]) {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
       }

@@ -72,8 +72,12 @@ export class Http1Transport implements Transport {
     return dispatchUpgrade(context, this.pool, pick, timeouts);
   }
 
-  close(): Promise<void> {
-    return this.pool.close().catch(() => undefined);
+  async close(graceMs?: number): Promise<void> {
+    const closing = this.pool.close().catch(() => undefined);
+    // undici fails the requests still running with UND_ERR_DESTROYED: `pool-closed`, the gateway's own.
+    const bound = graceMs === undefined ? undefined : setTimeout(() => void this.pool.destroy().catch(() => undefined), graceMs);
+    await closing;
+    clearTimeout(bound);
   }
 }
 

@@ -222,3 +222,73 @@ describe('Http2SessionPool: closed by the gateway while a session connects (a sh
     if (peer === 'reading') expect(await until(() => accepted.size === 0, 2_000), 'the abandoned session let go of its socket').toBe(true);
   });
 });
+
+describe('Http2SessionPool: closed at shutdown while a stream waits on an upstream that never answers', () => {
+  let silent: Http2Server;
+  /** In front of `silent`: passes bytes both ways until `stalled`, then reads nothing more from the gateway (an upstream stuck, its socket unread). */
+  let relay: TcpServer;
+  const relayed = new Set<Socket>();
+  let stalled = false;
+  const ports = new Map<string, number>();
+  /** The streams the upstream received (and never answers). */
+  let received = 0;
+  let gateway: AttemptGateway;
+  // Long enough that only the close can end the attempt within the test.
+  const timeouts: AttemptTimeouts = { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 };
+
+  beforeAll(async () => {
+    silent = createHttp2Server();
+    silent.on('session', (session) => session.on('error', () => undefined));
+    silent.on('stream', () => {
+      received += 1;
+      if (!stalled) return;
+      for (const socket of relayed) socket.pause();
+    });
+    ports.set('reads', await listenOnLoopback(silent));
+    relay = createTcpServer((from) => {
+      relayed.add(from);
+      const to = connect(ports.get('reads')!, '127.0.0.1');
+      for (const socket of [from, to]) socket.on('error', () => undefined);
+      from.pipe(to);
+      to.pipe(from);
+      from.on('close', () => (relayed.delete(from), to.destroy()));
+      to.on('close', () => from.destroy());
+    });
+    ports.set('stops reading', await listenOnLoopback(relay));
+    gateway = await startAttemptGateway();
+  });
+  afterAll(async () => {
+    for (const socket of relayed) socket.destroy();
+    await gateway.close();
+    await Promise.all([silent, relay].map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it.each([
+    // Its graceful close waits for the stream's answer.
+    { upstream: 'reads' },
+    // Destroyed, the session would still wait for the socket's writes (its GOAWAY) to drain, and for the peer to close.
+    { upstream: 'stops reading' },
+  ])("stops waiting for the stream after the grace given, and fails it as the gateway's own (503 pool-closed), counted against nobody (an upstream that $upstream)", async ({ upstream }) => {
+    stalled = upstream === 'stops reading';
+    const pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${ports.get(upstream)!}`, connectTimeoutMs: 1_000, tls: undefined });
+    gateway.attempt = (context, pick) => http2Attempt(context, pool.reserve, pick, timeouts, null, 'http', pool);
+    const before = { received, ended: gateway.ended.length };
+    const answer = gateway.send('/never');
+    expect(await until(() => received > before.received, 3_000), 'the upstream received the stream').toBe(true);
+    const graceMs = 200;
+    const started = performance.now();
+    let closedAfterMs: number | undefined;
+    void pool.close(graceMs).then(() => (closedAfterMs = performance.now() - started));
+    // Without a bound the close waits for the upstream, which never answers (or reads).
+    expect(await until(() => closedAfterMs !== undefined, 3_000), 'the pool closed').toBe(true);
+    // Graceful until then: the stream was not cut before the grace ran out.
+    expect(closedAfterMs).toBeGreaterThanOrEqual(graceMs - 1);
+    expect(await until(() => gateway.ended.length > before.ended, 2_000), 'the attempt ended').toBe(true);
+    const { result, outcome } = gateway.ended.at(-1)!;
+    expect(result).toMatchObject({ ok: false, errorClass: 'pool-closed', responseStarted: false });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'internal' });
+    expect(isUpstreamFailure(outcome!)).toBe(false);
+    const { status, body } = await answer;
+    expect({ status, error: JSON.parse(body).error }).toEqual({ status: 503, error: 'pool-closed' });
+  });
+});

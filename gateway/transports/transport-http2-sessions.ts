@@ -1,18 +1,8 @@
-import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from 'node:http2';
-import type { UpstreamTlsOptions } from './transport.ts';
-import { undiciTlsOptions } from './transport-http1.ts';
-import { UpstreamTimeoutError } from './transport-outcome.ts';
+import { constants, type ClientHttp2Session, type Settings } from 'node:http2';
+import { openPooledSession, type Http2Target, type PooledSession } from './transport-http2-session-open.ts';
 import { DEFAULT_HTTP2_MAX_PENDING_STREAMS, Http2StreamQueue, STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-stream-queue.ts';
 
-/** Where an HTTP/2 transport connects and how. */
-export interface Http2Target {
-  readonly host: string;
-  /** `host:port`, IPv6 bracketed. */
-  readonly address: string;
-  readonly connectTimeoutMs: number;
-  /** TLS settings (`h2`, `grpcs`: ALPN h2); undefined for prior-knowledge cleartext (`h2c`, `grpc`). */
-  readonly tls: UpstreamTlsOptions | undefined;
-}
+export type { Http2Target } from './transport-http2-session-open.ts';
 
 /** How many sessions one instance gets, how long an extra one may stay idle, and how many requests may wait for a stream. */
 export interface Http2SessionLimits {
@@ -50,22 +40,6 @@ export class Http2PoolFullError extends Error {
  */
 export class Http2PoolClosedError extends Error {
   readonly code = 'SB_UPSTREAM_POOL_CLOSED';
-}
-
-/** One session of the pool and the streams handed out on it. */
-interface PooledSession {
-  readonly session: ClientHttp2Session;
-  readonly ready: Promise<ClientHttp2Session>;
-  /** Rejects `ready` with `error` and destroys the session, while it is still connecting. */
-  readonly abandon: (error: Error) => void;
-  /** Set once `ready` has resolved. */
-  connected: boolean;
-  /** Streams reserved on the session: handed out to an attempt and not yet given back. */
-  active: number;
-  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS; until they arrive, what the peer said last on another session. */
-  limit: number;
-  /** When `active` last fell to 0. */
-  idleSince: number;
 }
 
 /**
@@ -159,30 +133,41 @@ export class Http2SessionPool {
   };
 
   /**
-   * Closes every session, letting their streams finish; one still connecting has none, and fails
-   * the attempts waiting for it with `Http2PoolClosedError`. Idempotent.
+   * Closes every session, letting their streams finish for at most `graceMs` when given (shutdown),
+   * then failing them with `Http2PoolClosedError` (the gateway's doing, counted against nobody), as
+   * at once the attempts waiting for a session still connecting. Idempotent.
    */
-  async close(): Promise<void> {
+  async close(graceMs?: number): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const entries = this.entries.splice(0);
     this.queue.rejectAll(() => new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} were closed by the gateway while the request waited for a stream`));
-    await Promise.all(
-      entries.map((entry) => {
-        // node:http2's close() of a connecting session would let it connect and then fail the attempts'
-        // streams (ERR_HTTP2_INVALID_SESSION, the instance's upstream-protocol), or, mid TLS handshake,
-        // wait without an event for the peer to close the socket.
-        if (!entry.connected) return entry.abandon(new Http2PoolClosedError(`the HTTP/2 session with ${this.target.address} was closed by the gateway while it connected`));
-        const { session } = entry;
-        if (session.destroyed) return;
-        // Not close(callback): a session already closing (GOAWAY received) would never call it.
-        return new Promise<void>((resolve) => {
-          session.once('close', resolve);
-          session.close();
-        });
-      }),
-    );
+    const closing = entries.map((entry) => {
+      // node:http2's close() of a connecting session would let it connect and then fail the attempts'
+      // streams (ERR_HTTP2_INVALID_SESSION, the instance's upstream-protocol), or, mid TLS handshake,
+      // wait without an event for the peer to close the socket.
+      if (entry.socket === undefined) return entry.abandon(new Http2PoolClosedError(`the HTTP/2 session with ${this.target.address} was closed by the gateway while it connected`));
+      const { session } = entry;
+      if (session.destroyed) return;
+      // Not close(callback): a session already closing (GOAWAY received) would never call it.
+      return new Promise<void>((resolve) => {
+        session.once('close', resolve);
+        session.close();
+      });
+    });
+    // A graceful close waits as long as the upstream takes to answer or to read what it was sent, for
+    // good when it never does: past the bound the sessions left are destroyed (NO_ERROR in their last
+    // GOAWAY, as in the first: a shutdown, no fault of either side's), and their sockets with them.
+    const bound = graceMs === undefined ? undefined : setTimeout(() => {
+      const error = new Http2PoolClosedError(`the HTTP/2 session with ${this.target.address} was closed by the gateway before its streams finished`);
+      for (const { session, socket } of entries) {
+        if (!session.destroyed) session.destroy(error, constants.NGHTTP2_NO_ERROR);
+        socket?.destroy();
+      }
+    }, graceMs);
+    await Promise.all(closing);
+    clearTimeout(bound);
   }
 
   /** Closes the sessions beyond the first idle for `idleMs`, and waits again for those idle for less. */
@@ -237,35 +222,8 @@ export class Http2SessionPool {
   }
 
   private connect(): PooledSession {
-    const { address, host, tls, connectTimeoutMs } = this.target;
-    const options: SecureClientSessionOptions = tls ? { ...(undiciTlsOptions(host, tls) as SecureClientSessionOptions), ALPNProtocols: ['h2'] } : {};
-    const session = connect(`${tls ? 'https' : 'http'}://${address}`, options);
-    let abandon!: (error: Error) => void;
-    const ready = new Promise<ClientHttp2Session>((resolve, reject) => {
-      abandon = (error: Error) => {
-        clearTimeout(timer);
-        reject(error);
-        session.destroy();
-      };
-      const timer = connectTimeoutMs > 0 ? setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs) : undefined;
-      session.once('connect', () => {
-        clearTimeout(timer);
-        entry.connected = true;
-        resolve(session);
-      });
-      session.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      session.once('close', () => {
-        clearTimeout(timer);
-        reject(Object.assign(new Error(`the HTTP/2 session with ${address} closed before it was ready`), { code: 'ERR_HTTP2_INVALID_SESSION' }));
-      });
-    });
-    // Failures reach the attempts through `ready`; the session's own 'error' must not go uncaught.
-    ready.catch(() => undefined);
-    session.on('error', () => undefined);
-    const entry: PooledSession = { session, ready, abandon, connected: false, active: 0, limit: this.peerLimit, idleSince: 0 };
+    const entry = openPooledSession(this.target, this.peerLimit);
+    const { session } = entry;
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;

@@ -42,7 +42,7 @@ export class Http2Transport implements Transport {
     return this.upgrader.upgrade(context, pick, timeouts);
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.upgrader?.close(), this.sessions.close()]);
+  async close(graceMs?: number): Promise<void> {
+    await Promise.all([this.upgrader?.close(graceMs), this.sessions.close(graceMs)]);
   }
 }

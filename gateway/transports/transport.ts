@@ -58,8 +58,12 @@ export interface Transport {
    * never rejects; `context.response` must be a ServerResponse assigned to the client socket.
    */
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult>;
-  /** Closes the connections, letting in-flight requests finish; idempotent. */
-  close(): Promise<void>;
+  /**
+   * Closes the connections, letting in-flight requests finish, for at most `graceMs` when given
+   * (the gateway's shutdown; without it, as long as they take): past it they fail as `pool-closed`,
+   * the gateway's own doing, which never counts against the instance. Idempotent.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** The connection settings a transport is built with, besides the address and the protocol. */

@@ -1,5 +1,8 @@
+import { createServer } from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TransportSettings } from './transport.ts';
+import { listenOnLoopback, startAttemptGateway, until } from './transport-http2-testing.ts';
 import { UpstreamTransports } from './upstream-transports.ts';
 
 const settings = (key: string): TransportSettings => ({ connectTimeoutMs: 1_000, tls: { ca: undefined, cert: undefined, key: undefined, verify: true, serverName: undefined }, key });
@@ -25,5 +28,28 @@ describe('UpstreamTransports', () => {
     expect(fresh).not.toBe(swept);
     expect(transports.sweep(60_000)).toBe(0);
     expect(transports.get(http, '127.0.0.1:1', settings('a'))).toBe(fresh);
+  });
+});
+
+describe('UpstreamTransports.close (the shutdown)', () => {
+  it.each(['http', 'h2c'] as const)('cuts a %s request the upstream never answers once the grace given has passed, as pool-closed', async (protocol) => {
+    let received = 0;
+    const silent = protocol === 'http' ? createServer(() => (received += 1)) : createHttp2Server().on('stream', () => (received += 1));
+    const gateway = await startAttemptGateway();
+    const transports = new UpstreamTransports();
+    try {
+      const transport = transports.get({ host: '127.0.0.1', protocol }, `127.0.0.1:${await listenOnLoopback(silent)}`, settings('a'));
+      gateway.attempt = (context, pick) => transport.attempt(context, pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }, null);
+      const answer = gateway.send('/never');
+      expect(await until(() => received === 1, 3_000), 'the upstream received the request').toBe(true);
+      let closed = false;
+      void transports.close(100).then(() => (closed = true));
+      expect(await until(() => closed, 3_000), 'the transports closed').toBe(true);
+      expect((await answer).status).toBe(503);
+      expect(gateway.ended.map(({ result }) => (result.ok ? 'ok' : result.errorClass))).toEqual(['pool-closed']);
+    } finally {
+      await gateway.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -1,5 +1,6 @@
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../config/defaults.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, Transport, TransportSettings } from './transport.ts';
 import { DEFAULT_POOL_SETTINGS, Http1Transport, type PoolSettings } from './transport-http1.ts';
@@ -94,12 +95,16 @@ export class UpstreamTransports {
     return closed;
   }
 
-  /** Closes every transport, waiting for in-flight requests. */
-  async close(): Promise<void> {
+  /**
+   * Closes every transport (the gateway's shutdown), waiting for in-flight requests for at most
+   * `graceMs` (the configured `shutdown.drainTimeout`; its default when left out), then cutting
+   * them as `pool-closed`, counted against no instance.
+   */
+  async close(graceMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
     const entries = [...this.transports.values()];
     this.transports.clear();
     this.index.clear();
-    await Promise.all(entries.map(({ transport }) => transport.close()));
+    await Promise.all(entries.map(({ transport }) => transport.close(graceMs)));
   }
 
   private unindex(entry: TransportEntry): void {
