@@ -328,7 +328,8 @@ describe('dispatchAttempt timeouts', () => {
   }
 
   it.each([
-    { fate: 'opens', reported: 'deadline-exceeded', counts: false },
+    // Dropped unsent: the pick is released unused (cancelled, 0 ms), as for a call that waited in the pool's queue.
+    { fate: 'opens', reported: 'cancelled', counts: false },
     { fate: 'fails', reported: 'connect-refused', counts: true },
   ] as const)('answers a call whose deadline passes while its connection is still opening at once, and tells the pick how the connection went when it $fate', async ({ fate, reported, counts }) => {
     await withHeldConnection(fate, async (settle) => {
@@ -493,5 +494,63 @@ describe('dispatchAttempt timeouts', () => {
     await head;
     expect(answer).toMatch(/^HTTP\/1\.1 504 /);
     client.destroy();
+  });
+});
+
+describe("dispatchAttempt: a call whose deadline passes while it waits in the pool's queue (every connection busy)", () => {
+  let backend: Server;
+  /** The backend's answers to `/hold` requests, sent when the test calls them. */
+  const held: (() => void)[] = [];
+  let backendRequests = 0;
+  let pool: Pool;
+  let gateway: Server;
+  let timeouts: AttemptTimeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 };
+  const ended: { result: AttemptResult; reports: UpstreamOutcome[] }[] = [];
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => {
+      backendRequests += 1;
+      if (request.url === '/hold') held.push(() => response.end('held'));
+      else response.end('quick');
+    });
+    // One connection: a request held on it leaves the next one in undici's queue.
+    pool = new Pool(`http://127.0.0.1:${await listen(backend)}`, { connections: 1, headersTimeout: 0, bodyTimeout: 0 });
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      const { pick, reports } = recordingPick();
+      void dispatchAttempt(context, pool, pick, timeouts, null).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        ended.push({ result, reports });
+      });
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    for (const answer of held.splice(0)) answer();
+    await pool.close();
+    await new Promise((resolve) => backend.close(resolve));
+    await new Promise((resolve) => gateway.close(resolve));
+  });
+
+  it("answers it 504 at its deadline and releases its pick unused once undici drops it unsent: the queue time is no latency sample of the instance's", async () => {
+    const { port } = gateway.address() as AddressInfo;
+    timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 };
+    const holding = sendTestRequest(port, '/hold');
+    for (const deadline = performance.now() + 3_000; held.length === 0 && performance.now() < deadline; ) await delay(10);
+    expect(held).toHaveLength(1);
+    const requestsBefore = backendRequests;
+    timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 };
+    expect((await sendTestRequest(port, '/quick')).status).toBe(504);
+    const queued = ended.at(-1)!;
+    expect(queued.result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
+    // The connection frees: undici takes the queued request and drops it unsent.
+    held.shift()!();
+    expect((await holding).status).toBe(200);
+    await (queued.result as { released?: Promise<void> }).released;
+    // Reported as deadline-exceeded with the ~200 ms it waited, p2c-ewma would take the wait as the instance's latency.
+    expect(queued.reports).toEqual([{ ok: false, latencyMs: 0, errorClass: 'cancelled' }]);
+    expect(backendRequests).toBe(requestsBefore);
+    // The connection is kept for the next request.
+    expect(pool.stats.connected).toBe(1);
   });
 });

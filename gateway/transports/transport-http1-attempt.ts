@@ -10,7 +10,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { ClientGoneError, InvalidStatusError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
@@ -123,7 +123,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
    * Ends the attempt as `deadline-exceeded`: through undici once the request started. Before that
    * (a connection still opening, or the pool's queue) the client is answered at once, and the pick
    * is told when undici lets go of the request: a connection that fails is the instance's fault
-   * whatever the deadline; else the request is dropped unsent, the connection kept (`onRequestStart`).
+   * whatever the deadline; else the request is dropped unsent, the connection kept (`onRequestStart`),
+   * and the pick released unused (`finish`).
    */
   private callDeadlinePassed(error: Error): void {
     if (this.controller) return void this.controller.abort(error);
@@ -249,7 +250,12 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (this.reported) return;
     this.reported = true;
     try {
-      reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus);
+      // Dropped unsent once its deadline had passed in undici's queue (every connection busy) or while
+      // its connection opened: the instance saw nothing, so its pick is released unused, as the HTTP/2
+      // stream queue does (deadline-exceeded with the time waited was a latency sample for p2c-ewma). A
+      // connection that failed meanwhile comes here with its own error, the instance's fault.
+      if (!result.ok && this.unsent !== undefined && result.error === this.unsent) this.pick.done(NEVER_SENT);
+      else reportAttempt(this.pick, this.started, this.status, result, this.grpcStatus);
     } finally {
       // The held slot is given back even if reporting failed.
       this.letGo?.();

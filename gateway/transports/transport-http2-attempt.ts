@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
-import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
 import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
@@ -12,7 +12,7 @@ import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
-import { ClientGoneError, InvalidStatusError, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -267,9 +267,6 @@ export interface Http2StreamReturns {
   /** Takes back `reservation` while it waits for a stream; true if it did (it never settles then). */
   readonly withdraw: (reservation: Promise<ClientHttp2Session>) => boolean;
 }
-
-/** The outcome of a pick whose request waited for a stream and left the queue without one: counted for and against nobody. */
-const NEVER_SENT: PickOutcome = { ok: false, latencyMs: 0, errorClass: 'cancelled' };
 
 /** For callers whose `sessions` reserves nothing. */
 const NOTHING_TO_RETURN: Http2StreamReturns = { release: () => undefined, withdraw: () => false };

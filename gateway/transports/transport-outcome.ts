@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
 import { answerClassOf, healthClassOf } from '../proxy/upstream-error.ts';
@@ -60,6 +60,13 @@ export function startCallDeadline(deadlineMs: number | undefined, onPassed: (err
   if (deadlineMs === undefined || deadlineMs > LONGEST_TIMER_MS) return undefined;
   return setTimeout(() => onPassed(new UpstreamTimeoutError('SB_CALL_DEADLINE', `the call's deadline passed (${deadlineMs} ms were left of it when this attempt began)`)), deadlineMs);
 }
+
+/**
+ * The outcome of a pick whose request the gateway never sent (it waited in a queue for a stream or
+ * a connection until its call's deadline passed): released unused, counted for and against nobody,
+ * since the instance saw nothing (the wait was the gateway's own congestion, no latency of the instance's).
+ */
+export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
 
 /**
  * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, an answer to a gRPC call with
