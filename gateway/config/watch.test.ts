@@ -191,6 +191,33 @@ describe('watchConfig', () => {
     expect(results.slice(1).filter((result) => result.ok)).toEqual([]);
   });
 
+  it('reports the refusal of a file that keeps changing the maximum wait after its first change, not twice that', async () => {
+    // Neither the quiet time nor the settle time ever passes: only the maximum wait ends the waiting.
+    subscription = watchConfig(path, { debounceMs: 5_000, settleMs: 5_000, maxWaitMs: 1_000 }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    let writing = true;
+    const startedAt = performance.now();
+    const writer = (async () => {
+      for (let n = 0; writing; n += 1) {
+        await writeFile(path, `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
+        await delay(5);
+      }
+    })();
+    let reportedAfterMs: number;
+    try {
+      await waitFor(() => results.length >= 2, { timeoutMs: 6_000, message: 'the refusal of the file that keeps changing' });
+      reportedAfterMs = performance.now() - startedAt;
+    } finally {
+      writing = false;
+      await writer;
+    }
+    expect(ports().slice(0, 2)).toEqual([1000, 'refused']);
+    // The first change's event came after the first write began; the maximum wait counts from it. The
+    // refusal found by the read it forced used to start a maximum wait of its own: 2 s here.
+    expect(reportedAfterMs).toBeGreaterThanOrEqual(1_000);
+    expect(reportedAfterMs).toBeLessThan(1_800);
+  });
+
   it('reads a file that keeps changing once its first change is the maximum wait old, though its events never leave a quiet time', async () => {
     // Each write's event restarts the 5 s quiet time, past the wait below.
     subscription = watchConfig(path, { debounceMs: 5_000, maxWaitMs: 200 }).subscribe((result) => results.push(result));

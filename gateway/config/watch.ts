@@ -91,12 +91,14 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let refusingSince: number | undefined;
     // When the first folder event not read yet came: it is read by `maxWaitMs` after it, however many follow.
     let unreadSince: number | undefined;
+    // When the change the read in progress looks at first came (its first unread event): a refusal it finds has been coming since then.
+    let readingChangeSince: number | undefined;
 
     /** Holds a refusal until it has settled (see `held`), or reports it and calls `reported`; `text` is undefined for an unreadable file. */
     const settle = (text: string | undefined, result: Refusal, reported: () => void) => {
       const now = performance.now();
       const unchanged = held !== undefined && held.text === text && (text !== undefined || held.result.error.message === result.error.message);
-      refusingSince ??= now;
+      refusingSince ??= readingChangeSince ?? now;
       const since = unchanged ? held!.since : now;
       const settleLeftMs = settleMs - (now - since);
       const maxLeftMs = maxWaitMs - (now - refusingSince);
@@ -124,6 +126,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       const change = started;
       emitNext = true;
       started = true;
+      readingChangeSince = unreadSince;
       unreadSince = undefined;
       let reading: ConfigFileReading;
       try {
