@@ -21,6 +21,12 @@ import { UpstreamTransports } from './transports/index.ts';
 const POOL_IDLE_MS = 5 * 60_000;
 /** How long a tracer that is replaced or shut down may spend exporting what it has queued. */
 const TRACER_SHUTDOWN_MS = 2_000;
+/**
+ * How long the upstream pools wait for their requests at shutdown before cutting them. They close
+ * after the entry points' drain, which has already cut every client connection, so what is still in
+ * flight has nobody to answer: a moment for the aborts to go out, not a second drain time.
+ */
+const UPSTREAM_CLOSE_GRACE_MS = 1_000;
 
 /** What requests are balanced over: the pickers of `ServiceBalancers`, local or fed by a primary. */
 export interface PickerLookup {
@@ -127,7 +133,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     namedCertificates.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
     tracer = undefined;
-    await transports.close();
+    await transports.close(UPSTREAM_CLOSE_GRACE_MS);
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
   };
