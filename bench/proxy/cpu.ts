@@ -69,9 +69,10 @@ const gcByPid = new Map<number, GcCounts>();
 /** Starts a program (stdout read and discarded, as a log collector would, unless `stdout` is a descriptor to hand it) and waits for `port`. */
 async function start(command: string, args: string[], port: number, stdout?: number): Promise<number> {
   // Node's flag only for Node programs: nginx backends refuse it.
-  const traced = TRACE_GC && /(^|\/)node$/.test(command);
+  // Only where stdout is read here: the trace lines would otherwise go uncounted into a log row's file.
+  const traced = TRACE_GC && stdout === undefined && /(^|\/)node$/.test(command);
   const child = spawn(command, traced ? ['--trace-gc', ...args] : args, { stdio: ['ignore', stdout ?? 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
-  if (traced && stdout === undefined) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
+  if (traced) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
   else child.stdout?.resume();
   children.push(child);
   await waitFor(() => acceptsConnections(port), { timeoutMs: 60_000, message: `${command} ${args.join(' ')} on port ${port}` });
