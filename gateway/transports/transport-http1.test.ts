@@ -123,13 +123,16 @@ describe('Http1Transport after close', () => {
     }
   });
 
-  it("stops waiting for a request whose upstream never answers after the grace close() is given, failing it as pool-closed, counted against nobody", async () => {
+  it("stops waiting for a request whose upstream never answers, and one queued behind it, after the grace close() is given, failing both as pool-closed, counted against nobody", async () => {
     let received = 0;
+    let dispatched = 0;
     const silent = createServer(() => (received += 1));
     const address = `127.0.0.1:${await listen(silent)}`;
-    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
+    // One connection: the second request waits in undici's queue, whose close() resolves only once that queue drains.
+    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, { ...DEFAULT_POOL_SETTINGS, connections: 1 });
     const outcomes: unknown[] = [];
     const gateway = createServer((request, response) => {
+      dispatched += 1;
       const pick = { kind: 'endpoint', address, instance: {}, done: (outcome: unknown) => outcomes.push(outcome) } as unknown as PickedEndpoint;
       // Timeouts long enough that only the close can end the attempt within the test.
       void transport.attempt(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
@@ -140,6 +143,8 @@ describe('Http1Transport after close', () => {
     try {
       const answer = sendTestRequest(port, '/never');
       expect(await until(() => received === 1, 3_000), 'the upstream received the request').toBe(true);
+      const queued = sendTestRequest(port, '/queued');
+      expect(await until(() => dispatched === 2, 3_000), 'the second request queued').toBe(true);
       const graceMs = 200;
       const started = performance.now();
       let closedAfterMs: number | undefined;
@@ -148,7 +153,9 @@ describe('Http1Transport after close', () => {
       expect(await until(() => closedAfterMs !== undefined, 3_000), 'the pool closed').toBe(true);
       expect(closedAfterMs).toBeGreaterThanOrEqual(graceMs - 1);
       expect(JSON.parse((await answer).body.toString())).toEqual({ errorClass: 'pool-closed' });
-      expect(outcomes).toEqual([expect.objectContaining({ ok: false, errorClass: 'internal' })]);
+      expect(JSON.parse((await queued).body.toString())).toEqual({ errorClass: 'pool-closed' });
+      expect(received).toBe(1);
+      expect(outcomes).toEqual([expect.objectContaining({ ok: false, errorClass: 'internal' }), expect.objectContaining({ ok: false, errorClass: 'internal' })]);
     } finally {
       for (const server of [gateway, silent]) {
         server.closeAllConnections();

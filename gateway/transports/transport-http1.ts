@@ -74,9 +74,15 @@ export class Http1Transport implements Transport {
 
   async close(graceMs?: number): Promise<void> {
     const closing = this.pool.close().catch(() => undefined);
-    // undici fails the requests still running with UND_ERR_DESTROYED: `pool-closed`, the gateway's own.
-    const bound = graceMs === undefined ? undefined : setTimeout(() => void this.pool.destroy().catch(() => undefined), graceMs);
-    await closing;
+    if (graceMs === undefined) return closing;
+    // undici fails the requests still running, and those queued, with UND_ERR_DESTROYED: `pool-closed`, the
+    // gateway's own. Its close() is not awaited past that: with requests queued, it resolves only once its
+    // queue drains, which a destroy never reports.
+    let bound: NodeJS.Timeout | undefined;
+    const cut = new Promise<void>((resolve) => {
+      bound = setTimeout(() => void this.pool.destroy().then(resolve, resolve), graceMs);
+    });
+    await Promise.race([closing, cut]);
     clearTimeout(bound);
   }
 }

@@ -97,8 +97,8 @@ export class UpstreamTransports {
 
   /**
    * Closes every transport (the gateway's shutdown), waiting for in-flight requests for at most
-   * `graceMs` (the configured `shutdown.drainTimeout`; its default when left out), then cutting
-   * them as `pool-closed`, counted against no instance.
+   * `graceMs` (the data plane gives 1 s after its drain; `shutdown.drainTimeout`'s default when left
+   * out), then cutting them as `pool-closed`, counted against no instance.
    */
   async close(graceMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
     const entries = [...this.transports.values()];
