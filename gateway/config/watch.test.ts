@@ -14,6 +14,23 @@ const DEBOUNCE_MS = 20;
 // Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
 const SETTLE_MS = 40;
 
+/** Writes `textOf(n)` to `file` (one write each; `append` adds instead) every ~5 ms until `stop()`, which resolves once the last write is done. */
+function keepWriting(file: string, textOf: (n: number) => string, append = false): { stop(): Promise<void> } {
+  let writing = true;
+  const writer = (async () => {
+    for (let n = 0; writing; n += 1) {
+      await writeFile(file, textOf(n), append ? { flag: 'a' } : {});
+      await delay(5);
+    }
+  })();
+  return {
+    stop: () => {
+      writing = false;
+      return writer;
+    },
+  };
+}
+
 describe('watchConfig', () => {
   let folder: string;
   let path: string;
@@ -81,21 +98,14 @@ describe('watchConfig', () => {
   it('applies an edit while other files in the folder keep changing (a log file written beside the config)', async () => {
     await watchResults();
     const log = join(folder, 'gateway.log');
-    let writing = true;
     // A write every 5 ms, well inside the debounce: events for it must not keep postponing the read.
-    const writer = (async () => {
-      for (let line = 0; writing; line += 1) {
-        await writeFile(log, `line ${line}\n`, { flag: 'a' });
-        await delay(5);
-      }
-    })();
+    const writer = keepWriting(log, (line) => `line ${line}\n`, true);
     try {
       await writeFile(path, 'listen: 4500\n');
       // Without the edit's read the writer would run to the deadline: 5 s is room for a loaded machine, inside the 10 s test timeout.
       await waitFor(() => results.length >= 2, { timeoutMs: 5_000, message: 'the edit while the log grows' });
     } finally {
-      writing = false;
-      await writer;
+      await writer.stop();
     }
     expect(ports()).toEqual([1000, 4500]);
   });
@@ -172,19 +182,12 @@ describe('watchConfig', () => {
     // Settling alone waits for 5 s without a change, past the wait below: each rewrite restarts it.
     subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 5_000, maxWaitMs: 200 }).subscribe((result) => results.push(result));
     await waitFor(() => results.length >= 1);
-    let writing = true;
     // A bad text, another every ~5 ms (one write() each, so a read sees it whole or empty).
-    const writer = (async () => {
-      for (let n = 0; writing; n += 1) {
-        await writeFile(path, `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
-        await delay(5);
-      }
-    })();
+    const writer = keepWriting(path, (n) => `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
     try {
       await waitFor(() => results.length >= 2, { timeoutMs: 4_000, message: 'the refusal of the file that keeps changing' });
     } finally {
-      writing = false;
-      await writer;
+      await writer.stop();
     }
     // Refused, and nothing applied: the running configuration stays.
     expect(ports().slice(0, 2)).toEqual([1000, 'refused']);
@@ -195,21 +198,14 @@ describe('watchConfig', () => {
     // Neither the quiet time nor the settle time ever passes: only the maximum wait ends the waiting.
     subscription = watchConfig(path, { debounceMs: 5_000, settleMs: 5_000, maxWaitMs: 1_000 }).subscribe((result) => results.push(result));
     await waitFor(() => results.length >= 1);
-    let writing = true;
     const startedAt = performance.now();
-    const writer = (async () => {
-      for (let n = 0; writing; n += 1) {
-        await writeFile(path, `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
-        await delay(5);
-      }
-    })();
+    const writer = keepWriting(path, (n) => `listen: ${2000 + (n % 1000)}\nlistn: typo\n`);
     let reportedAfterMs: number;
     try {
       await waitFor(() => results.length >= 2, { timeoutMs: 6_000, message: 'the refusal of the file that keeps changing' });
       reportedAfterMs = performance.now() - startedAt;
     } finally {
-      writing = false;
-      await writer;
+      await writer.stop();
     }
     expect(ports().slice(0, 2)).toEqual([1000, 'refused']);
     // The first change's event came after the first write began; the maximum wait counts from it. The
@@ -222,18 +218,11 @@ describe('watchConfig', () => {
     // Each write's event restarts the 5 s quiet time, past the wait below.
     subscription = watchConfig(path, { debounceMs: 5_000, maxWaitMs: 200 }).subscribe((result) => results.push(result));
     await waitFor(() => results.length >= 1);
-    let writing = true;
-    const writer = (async () => {
-      for (let n = 0; writing; n += 1) {
-        await writeFile(path, `listen: ${2000 + (n % 1000)}\n`);
-        await delay(5);
-      }
-    })();
+    const writer = keepWriting(path, (n) => `listen: ${2000 + (n % 1000)}\n`);
     try {
       await waitFor(() => results.length >= 2, { timeoutMs: 4_000, message: 'a reading of the file that keeps changing' });
     } finally {
-      writing = false;
-      await writer;
+      await writer.stop();
     }
     expect(results[1]).toMatchObject({ ok: true, config: { listen: { port: expect.any(Number) } } });
     expect(ports()[1]).not.toBe(1000);
