@@ -239,7 +239,10 @@ describe('Http2SessionPool: closed at shutdown while a stream waits on an upstre
   beforeAll(async () => {
     silent = createHttp2Server();
     silent.on('session', (session) => session.on('error', () => undefined));
-    silent.on('stream', () => {
+    // The pool cuts its socket at the end of the grace: Node 24 fails this side's open stream with the
+    // reset (ECONNRESET), which would be unhandled here.
+    silent.on('stream', (stream) => {
+      stream.on('error', () => undefined);
       received += 1;
       if (!stalled) return;
       for (const socket of relayed) socket.pause();
