@@ -99,16 +99,17 @@ export function http2Attempt(
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened. A
       // reservation still queued for a stream leaves the queue, and there is nothing to wait for.
+      // Either way the request never went out: the instance saw nothing, so its latency estimate
+      // and passive health hear nothing of it (the wait measured the gateway's own congestion or
+      // the connect, not an answer), the pick is released unused, and the request's result keeps
+      // its class; as towards HTTP/1.1, where undici drops such a request unsent.
       if (!settle()) return;
       if (returns.withdraw(session)) {
-        // It never left the gateway's queue: the instance saw nothing, so its latency estimate and
-        // passive health hear nothing either (a deadline that passed there measured the gateway's
-        // own congestion); the pick is released as unused, and the request's result keeps its class.
         pick.done(NEVER_SENT);
         return resolve(result);
       }
       const released = session.then(
-        () => reportAttempt(pick, started, 0, result),
+        () => pick.done(NEVER_SENT),
         (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
       );
       resolve({ ...result, released });
