@@ -166,7 +166,7 @@ describe('GET /api/explain on a route that selects a subset, and through an entr
         `admin: 127.0.0.1:0
 accessLog: false
 entryPoints:
-  web: { listen: 127.0.0.1:0, middlewares: [old-to-new, escaped] }
+  web: { listen: 127.0.0.1:0, middlewares: [old-to-new, dotted] }
 services:
   app:
     instances:
@@ -174,7 +174,7 @@ services:
       - { id: app-v2, host: 127.0.0.1, port: ${ports[1]}, metadata: { version: v2 } }
 middlewares:
   old-to-new: { rewrite: { pattern: "^/old/", replacement: "/new/" } }
-  escaped: { rewrite: { pattern: "^/reports/", replacement: "/data/%2E%2E/" } }
+  dotted: { rewrite: { pattern: "^/reports/([^/]*)\\\\.csv$", replacement: "/data/$1/" } }
 routes:
   - { name: v2, path: /v2, service: app, subset: { match: { version: v2 } } }
   - { name: new, path: /new, service: app, subset: { match: { version: v1 } } }
@@ -210,7 +210,7 @@ routes:
     const view = await explained('/old/x?y=1');
     expect(view).toMatchObject({ outcome: 'proxy', request: { routedPath: '/new/x?y=1' }, route: { name: 'new', upstreamPath: '/new/x?y=1' }, pick: { id: 'app-v1' } });
     expect(formatExplanation(view as unknown as ExplainView).split('\n')[0]).toBe('GET (no host) /old/x?y=1  [entry point web, routed as /new/x?y=1 (its rewrites)]');
-    expect((await fetch(`http://127.0.0.1:${gateway.port}/reports/admin`)).status).toBe(400);
-    expect(await explained('/reports/admin')).toMatchObject({ outcome: 'rewritten-dot-segment', route: null, pick: null });
+    expect((await fetch(`http://127.0.0.1:${gateway.port}/reports/...csv`)).status).toBe(400);
+    expect(await explained('/reports/...csv')).toMatchObject({ outcome: 'rewritten-dot-segment', route: null, pick: null });
   });
 });

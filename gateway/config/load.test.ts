@@ -96,6 +96,8 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { pathRegex: "^/(a+)+$", service: a }', 'routes.0.pathRegex (line 2): can take exponential time on a short path (ReDoS): a+ repeats inside (a+)+'],
     ['routes:\n  - { service: a, rewrite: { pattern: "^/(.*)-(.*)$", replacement: /x } }', 'routes.0.rewrite.pattern (line 2): can take polynomial time'],
     ['middlewares:\n  r: { rewrite: { pattern: "/+$", replacement: / } }', 'middlewares.r.rewrite.pattern (line 2): can take quadratic time'],
+    ['routes:\n  - { service: a, rewrite: { pattern: "^/old/", replacement: /a/../b/ } }', 'routes.0.rewrite.replacement (line 2): makes the dot segment ".." in every path it rewrites, whatever the request, so each would be refused with 400 rewritten-dot-segment'],
+    ['middlewares:\n  r: { rewrite: { pattern: "^/reports/(.*)$", replacement: "/data/%2E%2E/$1" } }', 'middlewares.r.rewrite.replacement (line 2): makes the dot segment "%2E%2E" (a dot spelt %2E counts'],
     ['routes:\n  - { host: "api.example.com:80", service: a }', 'routes.0.host (line 2): expected a host name'],
     ['routes:\n  - { service: a, stripPrefix: true }', 'routes.0.stripPrefix (line 2): stripPrefix needs a path prefix to strip'],
     ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header'],
@@ -126,6 +128,13 @@ describe('parseConfig errors', () => {
   ])('suggests for %j only a key valid where it stands: "%s"', (text, expected) => {
     // The whole message: a hint from another section (jwtAuth's "from" for "foo") would be a wrong lead.
     expect(errorOf(text).message).toBe(`/etc/sb/gateway.yaml: ${expected}`);
+  });
+
+  it('takes a rewrite whose replacement makes a dot segment only from what the request holds (refused per request)', () => {
+    const text = 'middlewares:\n  r: { rewrite: { pattern: "^/api/([^/]+)\\\\.json$", replacement: /data/$1/public } }\n  s: { rewrite: { pattern: "^/x", replacement: /a/.. } }\n';
+    const { middlewares } = parseConfig('gateway.yaml', text);
+    expect(middlewares.get('r')).toEqual({ kind: 'rewrite', settings: { pattern: '^/api/([^/]+)\\.json$', replacement: '/data/$1/public' } });
+    expect(middlewares.get('s')).toEqual({ kind: 'rewrite', settings: { pattern: '^/x', replacement: '/a/..' } });
   });
 
   it('takes a regex the backtracking check refuses when allowUnsafeRegex: true stands beside it, and names that key when it does not', () => {

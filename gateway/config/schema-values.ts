@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../../src/duration.ts';
+import { replacementDotSegment } from '../middleware/rewrite/replacement-dot-segment.ts';
 import { parseIpRanges } from './ip-range.ts';
 import { ALLOW_UNSAFE_REGEX_KEY, regexBacktrackingRisk } from './regex-safety.ts';
 
@@ -103,10 +104,22 @@ export function refuseUnsafeRegex(context: z.RefinementCtx, source: string | und
   if (risk) context.addIssue({ code: 'custom', path: [...path], message: `${risk}; or set ${ALLOW_UNSAFE_REGEX_KEY}: true beside it to accept it` });
 }
 
-/** `rewrite:` of a route and of a rewrite middleware: a regex on the upstream path, checked by `refuseUnsafeRegex`, and its replacement. */
+/**
+ * `rewrite:` of a route and of a rewrite middleware: a regex on the upstream path, checked by
+ * `refuseUnsafeRegex`, and its replacement, refused when its own text makes a `.` or `..` segment
+ * in every path it rewrites (`replacementDotSegment`): each such request would be answered 400
+ * `rewritten-dot-segment`, so the rewrite could serve none of them.
+ */
 export const rewriteSettings = section({ pattern: regexSource, replacement: z.string(), [ALLOW_UNSAFE_REGEX_KEY]: z.boolean().optional() })
   .superRefine((rewrite, context) => {
     if (!rewrite.allowUnsafeRegex) refuseUnsafeRegex(context, rewrite.pattern, ['pattern']);
+    const segment = replacementDotSegment(rewrite.pattern, rewrite.replacement);
+    if (segment !== undefined) context.addIssue({ code: 'custom', path: ['replacement'], message: dotSegmentMessage(segment) });
   })
   // The opt-out is about loading; the middleware's settings (its state key) stay the pattern and replacement.
   .transform(({ pattern, replacement }) => ({ pattern, replacement }));
+
+function dotSegmentMessage(segment: string): string {
+  const spelt = segment.includes('%') ? ' (a dot spelt %2E counts, as the router decodes it)' : '';
+  return `makes the dot segment "${segment}"${spelt} in every path it rewrites, whatever the request, so each would be refused with 400 rewritten-dot-segment; write the path without it ("/a/../b" as "/b")`;
+}

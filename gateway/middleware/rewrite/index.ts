@@ -18,7 +18,9 @@ export interface RewriteOptions {
  * with `&`; one that does not start with `/` gets a leading `/`. It expects a normalised path, as
  * routes and the request runner give it (on an entry point too); a rewritten path with a `.` or
  * `..` segment, a dot spelt `%2E` included (the router decodes it, see `hasDotSegment`), is refused
- * with 400 `rewritten-dot-segment`: the upstream gets a normalised path.
+ * with 400 `rewritten-dot-segment`: the upstream gets a normalised path. The configuration refuses
+ * a replacement that would make one in every path (`replacementDotSegment`); this check is the one
+ * for those that depend on the request, and for callers that build the middleware themselves.
  */
 export function rewrite(options: RewriteOptions): Middleware {
   const pattern = typeof options.pattern === 'string' ? new RegExp(options.pattern) : options.pattern;
