@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate } from '../../test/harness/certificates.ts';
+import { keepWriting } from '../../test/harness/keep-writing.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsFile } from '../../src/folder-watch.ts';
 import { CONFIG_SETTLE_MS, watchConfig, type ConfigResult } from './watch.ts';
@@ -13,23 +14,6 @@ import { CONFIG_SETTLE_MS, watchConfig, type ConfigResult } from './watch.ts';
 const DEBOUNCE_MS = 20;
 // Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
 const SETTLE_MS = 40;
-
-/** Writes `textOf(n)` to `file` (one write each; `append` adds instead) every ~5 ms until `stop()`, which resolves once the last write is done. */
-function keepWriting(file: string, textOf: (n: number) => string, append = false): { stop(): Promise<void> } {
-  let writing = true;
-  const writer = (async () => {
-    for (let n = 0; writing; n += 1) {
-      await writeFile(file, textOf(n), append ? { flag: 'a' } : {});
-      await delay(5);
-    }
-  })();
-  return {
-    stop: () => {
-      writing = false;
-      return writer;
-    },
-  };
-}
 
 describe('watchConfig', () => {
   let folder: string;

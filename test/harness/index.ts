@@ -1,4 +1,5 @@
 export * from './wait.ts';
+export * from './keep-writing.ts';
 export * from './ports.ts';
 export * from './errors.ts';
 export * from './process.ts';
