@@ -46,6 +46,73 @@ describe('FolderWatchDebounce', () => {
     expect(state.started).toBe(1);
   });
 
+  it('runs the task the maximum wait after the first event of a burst that never leaves a quiet time, again each maximum wait while it lasts, and the quiet time after its end', async () => {
+    const MAX_WAIT_MS = 1_000;
+    const startedAt: number[] = [];
+    const begin = performance.now();
+    const debounce = new FolderWatchDebounce(async () => void startedAt.push(performance.now() - begin), DELAY_MS, () => {}, MAX_WAIT_MS);
+    // An event every 30 ms from 0 to 2,580 ms, far inside the quiet time: only the maximum wait ends the waiting.
+    for (let at = 0; at <= 2_580; at += 30) {
+      debounce.schedule();
+      await vi.advanceTimersByTimeAsync(30);
+    }
+    await vi.advanceTimersByTimeAsync(DELAY_MS * 5);
+    // The first burst's events from 0 ms; the next from 1,020 ms, the first after the run at 1,000 ms
+    // began (that run read the ones before); the last event at 2,580 ms, then a quiet time.
+    expect(startedAt).toEqual([1_000, 2_020, 2_580 + DELAY_MS]);
+  });
+
+  it('tells the task when the first event it answers came, and that none came for a run() on its own', async () => {
+    const changes: (number | undefined)[] = [];
+    const begin = performance.now();
+    const debounce = new FolderWatchDebounce(async (changedSince) => void changes.push(changedSince === undefined ? undefined : changedSince - begin), DELAY_MS, () => {});
+    await vi.advanceTimersByTimeAsync(10);
+    debounce.schedule();
+    await vi.advanceTimersByTimeAsync(50);
+    debounce.schedule();
+    await vi.advanceTimersByTimeAsync(DELAY_MS);
+    await debounce.run();
+    expect(changes).toEqual([10, undefined]);
+  });
+
+  it('counts the maximum wait from the change a run did not read whole, not from the event after it', async () => {
+    const startedAt: number[] = [];
+    const begin = performance.now();
+    const debounce = new FolderWatchDebounce(
+      async (changedSince) => {
+        startedAt.push(performance.now() - begin);
+        // The first run finds a write in progress; its event is to bring the file back.
+        if (startedAt.length === 1) debounce.notReadYet(changedSince);
+      },
+      DELAY_MS,
+      () => {},
+      1_000,
+    );
+    for (let at = 0; at <= 1_500; at += 30) {
+      debounce.schedule();
+      await vi.advanceTimersByTimeAsync(30);
+    }
+    // The run at 1,000 ms read nothing whole: the event after it (1,020 ms) is past the maximum wait of the change from 0 ms.
+    expect(startedAt).toEqual([1_000, 1_020]);
+  });
+
+  it('counts the maximum wait of events that come during a long run from the first of them, and runs once after it', async () => {
+    const { task, state, endRun } = controlledTask();
+    const debounce = new FolderWatchDebounce(task, DELAY_MS, () => {}, 1_000);
+    void debounce.run();
+    // Events every 30 ms while the run goes on for 3 s: they are due 1 s after the first, and wait for the run.
+    for (let at = 0; at < 3_000; at += 30) {
+      debounce.schedule();
+      await vi.advanceTimersByTimeAsync(30);
+    }
+    expect(state).toEqual({ started: 1, active: 1, mostActive: 1 });
+    await endRun();
+    expect(state.started).toBe(2);
+    await endRun();
+    await vi.advanceTimersByTimeAsync(DELAY_MS * 5);
+    expect(state).toEqual({ started: 2, active: 0, mostActive: 1 });
+  });
+
   it('never runs the task twice at once, and bursts during a run lead to exactly one more run after it', async () => {
     const { task, state, endRun } = controlledTask();
     const debounce = new FolderWatchDebounce(task, DELAY_MS, () => {});

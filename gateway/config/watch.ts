@@ -3,7 +3,7 @@ import { Observable } from 'rxjs';
 import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
-import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { parseConfig, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
@@ -50,9 +50,10 @@ export const CONFIG_SETTLE_MS = 150;
  * Default bound on the quiet time and the settle time while the file keeps changing, as lodash's
  * debounce `maxWait`: a file rewritten more often than they last (a generator in a loop) is still read,
  * and its refusal reported, this long after its first change. A write that takes longer than this
- * can have its first part reported; `cat`, editors and Kubernetes take milliseconds.
+ * can have its first part reported; `cat`, editors and Kubernetes take milliseconds. The bound of
+ * every folder watch (`FOLDER_WATCH_MAX_WAIT_MS`), so all files the gateway watches answer alike.
  */
-export const CONFIG_MAX_WAIT_MS = 2_000;
+export const CONFIG_MAX_WAIT_MS = FOLDER_WATCH_MAX_WAIT_MS;
 
 type Refusal = Extract<ConfigResult, { ok: false }>;
 
@@ -89,9 +90,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let held: { readonly text: string | undefined; readonly result: Refusal; readonly since: number } | undefined;
     // When the refusals not reported yet began (the first of several, each superseding the last): reported by `maxWaitMs` after it.
     let refusingSince: number | undefined;
-    // When the first folder event not read yet came: it is read by `maxWaitMs` after it, however many follow.
-    let unreadSince: number | undefined;
-    // When the change the read in progress looks at first came (its first unread event): a refusal it finds has been coming since then.
+    // When the change the read in progress looks at first came (see `FolderWatchDebounce`): a refusal it finds has been coming since then.
     let readingChangeSince: number | undefined;
 
     /** Holds a refusal until it has settled (see `held`), or reports it and calls `reported`; `text` is undefined for an unreadable file. */
@@ -121,13 +120,12 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       refusingSince = undefined;
     };
 
-    const read = async () => {
+    const read = async (changedSince: number | undefined) => {
       const emit = emitNext;
       const change = started;
       emitNext = true;
       started = true;
-      readingChangeSince = unreadSince;
-      unreadSince = undefined;
+      readingChangeSince = changedSince;
       let reading: ConfigFileReading;
       try {
         reading = await readConfigFile(path);
@@ -168,6 +166,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
       if (change && text.trim() === '') {
         log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
+        // A writer that never stops can be caught so at each maximum wait: the wait keeps counting from the change.
+        reads.notReadYet(readingChangeSince);
         return;
       }
       if (!emit || reads.closed) {
@@ -189,19 +189,15 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       refusedSave = undefined;
       subscriber.next(result);
     };
-    const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'));
+    // A file that keeps changing is read anyway once its first change not read yet is `maxWaitMs` old:
+    // each event restarts the quiet time, which alone would wait for the writer to stop.
+    const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'), maxWaitMs);
     const schedule = () => reads.schedule();
     const stopWatch = watchFolder(
       dirname(resolve(path)),
       {
         event: (filename) => {
-          if (!concernsFile(filename, fileName)) return;
-          const now = performance.now();
-          unreadSince ??= now;
-          // A file that keeps changing is read anyway once the first unread change is `maxWaitMs` old:
-          // each event restarts the quiet time, which alone would wait for the writer to stop.
-          if (now - unreadSince >= maxWaitMs) void reads.run();
-          else schedule();
+          if (concernsFile(filename, fileName)) schedule();
         },
         failed: (error, attempt) => {
           log.warn({ err: error, attempt }, 'watching the configuration folder failed; retrying');

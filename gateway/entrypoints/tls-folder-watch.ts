@@ -4,12 +4,22 @@ import { concernsFile, watchFolder } from '../../src/folder-watch.ts';
 import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
-import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
+import { CONFIG_DEBOUNCE_MS, CONFIG_MAX_WAIT_MS } from '../config/watch.ts';
+
+/** Quiet time and maximum wait of a `CertificateFolderWatch`. */
+export interface CertificateFolderWatchTiming {
+  /** Quiet time after the last event before `changed` is called (`CONFIG_DEBOUNCE_MS` by default). */
+  readonly debounceMs?: number;
+  /** Longest an event waits for that call while events keep coming (`CONFIG_MAX_WAIT_MS` by default). */
+  readonly maxWaitMs?: number;
+}
 
 /**
  * Watches the folders of certificate and key files (as the configuration file is watched: the
  * folder, since tools replace files by rename) and calls `changed` once per burst of events that
- * can concern those files (`concernsFile`), after the configuration's debounce, one call at a time (`FolderWatchDebounce`). A folder whose
+ * can concern those files (`concernsFile`), after the configuration's debounce, one call at a time (`FolderWatchDebounce`);
+ * a burst that never leaves that quiet time (a file rewritten every few milliseconds) is called for
+ * all the same once its first event is the configuration's maximum wait old. A folder whose
  * watch fails is watched again with backoff, and `changed` is called then too, since the files
  * may have changed while nobody watched.
  */
@@ -25,8 +35,14 @@ export class CertificateFolderWatch {
     changed: () => Promise<void>,
     private readonly log: Logger,
     private readonly context: Readonly<Record<string, string>>,
+    timing: CertificateFolderWatchTiming = {},
   ) {
-    this.changes = new FolderWatchDebounce(changed, CONFIG_DEBOUNCE_MS, (error) => log.error({ ...context, err: errorMessage(error) }, 'reloading certificates failed'));
+    this.changes = new FolderWatchDebounce(
+      changed,
+      timing.debounceMs ?? CONFIG_DEBOUNCE_MS,
+      (error) => log.error({ ...context, err: errorMessage(error) }, 'reloading certificates failed'),
+      timing.maxWaitMs ?? CONFIG_MAX_WAIT_MS,
+    );
   }
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */

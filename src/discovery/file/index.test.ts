@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom, filter, type Observable } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keepWriting } from '../../../test/harness/keep-writing.ts';
 import type { ProviderSnapshot, ProviderStatus } from '../provider.ts';
 import { FileProvider, parseInstanceList } from './index.ts';
 
@@ -88,6 +89,22 @@ describe('FileProvider', () => {
     const refused = await statusWhere((status) => status.state === 'stale');
     expect(refused.reason).toMatch(/cannot be read/);
     expect(seen.every((snapshot) => snapshot.service !== 'user' || snapshot.instances.length === 2)).toBe(true);
+  });
+
+  it('reads a file that keeps changing once its first change is the maximum wait old, though its events never leave a quiet time', async () => {
+    await provider.close();
+    // Each write's event restarts the 5 s quiet time, as long as the deadline of the wait below.
+    const started = new FileProvider({ path, debounceMs: 5_000, maxWaitMs: 200 });
+    provider = started;
+    started.start();
+    await withDeadline(until(started.snapshots$, (s) => s.service === 'user' && ports(s).includes(8081)), 'the first list');
+    const writer = keepWriting(path, (n) => `services:\n  user: [127.0.0.1:${9000 + (n % 1000)}]\n`);
+    try {
+      const user = await withDeadline(until(started.snapshots$, (s) => s.service === 'user' && ports(s).some((port) => port >= 9000)), 'a list of the file that keeps changing');
+      expect(user.instances).toHaveLength(1);
+    } finally {
+      await writer.stop();
+    }
   });
 
   it('skips a bad entry and serves its siblings', async () => {

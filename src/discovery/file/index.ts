@@ -17,7 +17,10 @@ export interface FileProviderOptions {
   path: string;
   /** Defaults to `file:<absolute path>`. */
   name?: string;
+  /** Quiet time after the last event before the file is read (`FILE_RELOAD_DEBOUNCE_MS` by default). */
   debounceMs?: number;
+  /** Longest a change waits to be read while the file keeps changing (`FOLDER_WATCH_MAX_WAIT_MS`, 2 s, by default). */
+  maxWaitMs?: number;
 }
 
 /**
@@ -25,7 +28,8 @@ export interface FileProviderOptions {
  * cannot be read or parsed is refused with its path and the reason (status `stale`, logged) and
  * the previous lists stay; the next good version is applied. The folder is watched (see
  * `watchFolder`), so an editor's rename and a Kubernetes ConfigMap's `..data` swap are seen; a
- * failed watch makes the lists `stale` until it is watched again.
+ * failed watch makes the lists `stale` until it is watched again. A file that keeps changing is
+ * read all the same `maxWaitMs` after its first change, and again every `maxWaitMs` while it does.
  */
 export class FileProvider extends StaticProvider {
   private readonly path: string;
@@ -41,8 +45,11 @@ export class FileProvider extends StaticProvider {
     super(options.name ?? `file:${path}`);
     this.path = path;
     this.log = componentLogger('provider', { provider: this.name });
-    this.reads = new FolderWatchDebounce(() => this.reload(), options.debounceMs ?? FILE_RELOAD_DEBOUNCE_MS, (error) =>
-      this.log.error({ err: errorMessage(error) }, 'reading the instance list failed'),
+    this.reads = new FolderWatchDebounce(
+      () => this.reload(),
+      options.debounceMs ?? FILE_RELOAD_DEBOUNCE_MS,
+      (error) => this.log.error({ err: errorMessage(error) }, 'reading the instance list failed'),
+      options.maxWaitMs,
     );
   }
 
