@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
+import { jvmThreads } from './jvm-threads.ts';
 import { freePort, retryOnPortClash } from './ports.ts';
 import { makeTempDir, ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
 import { ZOOKEEPER_JAR } from './runtime.ts';
@@ -15,6 +16,8 @@ const STANDALONE_READY_TIMEOUT_MS = 30_000;
 const ENSEMBLE_READY_TIMEOUT_MS = 45_000;
 const LEADER_TIMEOUT_MS = 20_000;
 const HOST = '127.0.0.1';
+/** The threads that elect, replicate, commit and expire sessions (not the JVM's or the 4lw workers). */
+const SERVER_THREADS = /QuorumPeer|LearnerHandler|LearnerCnxAcceptor|CommitProc|ProcessThread|SyncThread|SessionTracker|RequestThrottler|RequestProcessor/;
 
 // The Debian package puts no SLF4J binding on zookeeper.jar's class path; without these the server logs nothing.
 const LOGGING_JARS = ['/usr/share/java/slf4j-log4j12.jar', '/usr/share/java/log4j-1.2.jar'];
@@ -32,6 +35,11 @@ const JVM_FLAGS = [
 ];
 
 const LOG4J_PROPERTIES = `log4j.rootLogger=INFO,CONSOLE
+# Tests poll srvr and dump several times a second; at INFO each poll is a line that pushes what the
+# server did out of the log's tail (a failure message shows only the tail).
+log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=WARN
+# Sessions added and removed: what a test of session expiry needs to see when it fails.
+log4j.logger.org.apache.zookeeper.server.SessionTrackerImpl=DEBUG
 log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
@@ -81,6 +89,10 @@ class LocalZooKeeperNode extends LocalNode implements ZooKeeperNode {
   async mode(): Promise<ZooKeeperMode> {
     if (!this.process.running || this.process.paused) return 'down';
     return srvrMode(HOST, this.clientPort);
+  }
+
+  threads(): Promise<string> {
+    return jvmThreads(this.process.running ? this.process.pid : undefined, this.logFile, SERVER_THREADS);
   }
 
 }

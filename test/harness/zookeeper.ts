@@ -15,6 +15,8 @@ export interface ZooKeeperNode extends RegistryNode {
   readonly connectString: string;
   /** The mode `srvr` reports; `down` when the node is stopped, paused, unreachable or not serving. */
   mode(): Promise<ZooKeeperMode>;
+  /** The server threads' stacks (a JVM thread dump), for a failure message; only local nodes have it. */
+  threads?(): Promise<string>;
 }
 
 /** A standalone server or an ensemble, owned by one test file. */

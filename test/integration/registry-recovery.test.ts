@@ -14,6 +14,7 @@ import {
   type AgentBackend,
   type GatewayProcess,
   type ZooKeeperCluster,
+  type ZooKeeperNode,
 } from '../harness/index.ts';
 
 /** The agents' sessions (`--ttl`) are shorter than the freeze, so the ensemble expires them when it resumes. */
@@ -141,7 +142,7 @@ routes:
     for (const node of zk.nodes) node.resume();
     // On resuming, the ensemble expires the agents' sessions and deletes their nodes. (Once in a
     // dozen CI runs this wait has run out: the probe says what it last saw, to tell a node still
-    // held from an ensemble without a leader.)
+    // held from an ensemble without a leader, and describeNode what each node was doing.)
     await waitFor(
       async () => {
         const held = await owners();
@@ -150,9 +151,7 @@ routes:
       },
       { timeoutMs: 30_000, intervalMs: 200, message: "the ensemble expired every agent's node" },
     ).catch(async (error: Error) => {
-      // What each node logged tells a leader that never expired the sessions from an election that never ended.
-      const logs = await Promise.all(zk.nodes.map(async (node) => `--- zookeeper-${node.id} (${await node.mode().catch(() => '?')}) ---\n${await node.logTail()}`));
-      throw new Error(`${error.message}\n${logs.join('\n')}`);
+      throw new Error(`${error.message}\n${(await Promise.all(zk.nodes.map(describeNode))).join('\n')}`);
     });
     await waitFor(async () => (await gatewayView()).registry === 'connected', { timeoutMs: 30_000, intervalMs: 100, message: 'the gateway connected again' });
     await meanwhile();
@@ -228,6 +227,24 @@ routes:
     expect((await refused()) - refusedBefore).toBeLessThanOrEqual(LOAD_WORKERS);
   }, 180_000);
 });
+
+/** What the leader's `mntr` says of its followers, its pipeline and its sessions. */
+const MNTR_KEYS = /^zk_(server_state|synced_followers|pending_syncs|outstanding_requests|global_sessions|ephemerals_count|num_alive_connections)\s/;
+
+/**
+ * A node's state for a failure message: its mode, `mntr`, log tail and server threads' stacks.
+ * They tell an election that never ended from a leader that lost the sessions' expiry or whose
+ * commits stopped (the wait for the expiry ran out in about one CI run in a dozen).
+ */
+async function describeNode(node: ZooKeeperNode): Promise<string> {
+  const mode = await node.mode().catch(() => '?');
+  const mntr = await fourLetterWord('127.0.0.1', node.clientPort, 'mntr', READ_TIMEOUT_MS).catch((error: Error) => error.message);
+  // The tail before the thread dump, which the JVM prints to the same log.
+  const tail = await node.logTail();
+  const threads = (await node.threads?.()) ?? '(no thread dump)';
+  const state = mntr.split('\n').filter((line) => MNTR_KEYS.test(line)).join(', ');
+  return `--- zookeeper-${node.id} (${mode}) ${state} ---\n${tail}\n--- zookeeper-${node.id} threads ---\n${threads}`;
+}
 
 /** The pid of the backend an agent started (its only child). */
 async function childPidOf(pid: number): Promise<number> {
