@@ -110,7 +110,7 @@ describe('Http2Sessions', () => {
     expect([body, stream.rstCode]).toEqual(['slow but whole', constants.NGHTTP2_NO_ERROR]);
   });
 
-  it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, before the client has acknowledged the limit, and reports each reset', async () => {
+  it('resets a request head over maxHeaderSize with ENHANCE_YOUR_CALM from the first request, and reports each reset, before the client has acknowledged its SETTINGS and after', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];
     started = await startPlainHttp2((request, response) => {
@@ -127,16 +127,18 @@ describe('Http2Sessions', () => {
       return new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
     };
     // node:http2's client sends these with its preface, before it has read the gateway's SETTINGS and
-    // acknowledged maxHeaderListSize: a head at the limit is served, one byte over and 4 KB are reset.
+    // acknowledged them: a head at the limit is served, one byte over and 4 KB are reset.
     const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
     expect(await Promise.all([send('/at-limit', 1_024), send('/one-over', 1_025), send('/big', 4_096)])).toEqual([0, calm, calm]);
-    // Once acknowledged, the same answers.
-    expect(await Promise.all([send('/at-limit-later', 1_024), send('/one-over-later', 1_025)])).toEqual([0, calm]);
+    // The client has read the gateway's SETTINGS (their maxConcurrentStreams, where the default is unlimited),
+    // so it acknowledged them before it sends more: the same answers.
+    expect(client.remoteSettings.maxConcurrentStreams).toBe(128);
+    expect(await Promise.all([send('/at-limit-later', 1_024), send('/one-over-later', 1_025), send('/big-later', 20_000)])).toEqual([0, calm, calm]);
     expect(arrived).toEqual(['/at-limit', '/at-limit-later']);
-    // A report per reset the gateway makes (the two sent with the preface), as 431 header-too-large with
-    // no answer's bytes and nothing of the head. node:http2 resets the one sent after the acknowledgment
-    // itself, inside nghttp2's header callback, and tells JavaScript nothing of it: not reported.
+    // A report per reset, those after the acknowledgement too (node:http2 held streams to the acknowledged
+    // limit itself and told JavaScript nothing of its resets): 431 header-too-large, no answer's bytes,
+    // nothing of the head.
     const reset = { status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined };
-    expect(refusals).toEqual([reset, reset]);
+    expect(refusals).toEqual([reset, reset, reset, reset]);
   });
 });
