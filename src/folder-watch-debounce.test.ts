@@ -23,6 +23,16 @@ function controlledTask() {
   return { task, state, endRun };
 }
 
+/** With the first run still going, ending it starts exactly one more, never two at once, and nothing after that. */
+async function expectOneRunQueued(state: ReturnType<typeof controlledTask>['state'], endRun: () => Promise<void>) {
+  expect(state).toEqual({ started: 1, active: 1, mostActive: 1 });
+  await endRun();
+  expect(state.started).toBe(2);
+  await endRun();
+  await vi.advanceTimersByTimeAsync(DELAY_MS * 5);
+  expect(state).toEqual({ started: 2, active: 0, mostActive: 1 });
+}
+
 describe('FolderWatchDebounce', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -105,12 +115,7 @@ describe('FolderWatchDebounce', () => {
       debounce.schedule();
       await vi.advanceTimersByTimeAsync(30);
     }
-    expect(state).toEqual({ started: 1, active: 1, mostActive: 1 });
-    await endRun();
-    expect(state.started).toBe(2);
-    await endRun();
-    await vi.advanceTimersByTimeAsync(DELAY_MS * 5);
-    expect(state).toEqual({ started: 2, active: 0, mostActive: 1 });
+    await expectOneRunQueued(state, endRun);
   });
 
   it('never runs the task twice at once, and bursts during a run lead to exactly one more run after it', async () => {
@@ -124,12 +129,7 @@ describe('FolderWatchDebounce', () => {
       debounce.schedule();
       await vi.advanceTimersByTimeAsync(DELAY_MS);
     }
-    expect(state).toEqual({ started: 1, active: 1, mostActive: 1 });
-    await endRun();
-    expect(state.started).toBe(2);
-    await endRun();
-    await vi.advanceTimersByTimeAsync(DELAY_MS * 5);
-    expect(state).toEqual({ started: 2, active: 0, mostActive: 1 });
+    await expectOneRunQueued(state, endRun);
   });
 
   it('run() starts at once when idle, queues one run behind a run in progress, and resolves once a run after it is done', async () => {
