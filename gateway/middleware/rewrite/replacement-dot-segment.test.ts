@@ -19,6 +19,8 @@ describe('replacementDotSegment', () => {
     ['^/search$', '/find/..?q=1', '..'],
     ['^/v(\\d+)$', '/$$/../$1', '..'],
     ['^/(?<id>\\d+)$', '/$<id>/../x', '..'],
+    // A group name the pattern lacks is replaced by nothing when it names any group.
+    ['^/(?<id>x)$', '/a$<id?>/..', '..'],
     ['^/x$', '/$&/../', '..'],
     ['^/(a|b)$', '..', '..'],
     ['^/[|]$', '.', '.'],
@@ -44,6 +46,8 @@ describe('replacementDotSegment', () => {
     ['^/x$', '/a.%2E./', '/x', '/a.%2E./'],
     ['^/x$', '/$$./', '/x', '/$./'],
     ['^/(\\w+)$', '/$1../', '/v2', '/v2../'],
+    // Without named groups `$<` is text, and the `?` inside it starts the query.
+    ['^/x$', '/a$<id?>/..', '/x', '/a$<id?>/..'],
   ])('leaves %s → %j to the per-request check: %s becomes %s', (pattern, replacement, path, rewritten) => {
     expect(replacementDotSegment(pattern, replacement)).toBeUndefined();
     expect(rewritePath(path, new RegExp(pattern), replacement)).toBe(rewritten);

@@ -23,12 +23,13 @@ type ReplacementPiece = string | null;
  * So `/a/../b` and `/data/%2E%2E/$1` always make one, as `..` with `^/x$` does (the path `/..`);
  * `/data/$1/public` (a group of `..`) and `/a/..` with `^/x` (a path `/x.y` gives `/a/...y`) only
  * might. A substitution that String.prototype.replace would leave as text (`$9` without a ninth
- * group, `$<n>` without named groups) is taken as one: that can only miss a segment, never
- * invent one. Patterns are compiled without flags, as the configuration compiles them.
+ * group, `$<` without a `>`) is taken as one: that can only miss a segment, never invent one;
+ * but `$<` is read as text when the pattern names no group, as the text up to its `>` may hold
+ * the `?` that starts the query. Patterns are compiled without flags, as the configuration compiles them.
  */
 export function replacementDotSegment(patternSource: string, replacement: string): string | undefined {
   const anchors = patternAnchors(patternSource);
-  const pieces = replacementPieces(replacement);
+  const pieces = replacementPieces(replacement, hasNamedGroups(patternSource));
   for (let index = 0; index < pieces.length; index += 1) {
     const piece = pieces[index];
     if (piece === null || piece === undefined) continue;
@@ -48,8 +49,18 @@ export function replacementDotSegment(patternSource: string, replacement: string
   return undefined;
 }
 
-/** `replacement` split into its own text and its substitutions, as String.prototype.replace reads it. */
-function replacementPieces(replacement: string): ReplacementPiece[] {
+/**
+ * Whether the flagless regex `source` has a named group. Without one, String.prototype.replace
+ * writes `$<` as text, so `$<a?b>` is no substitution: its `?` starts the query, and a segment
+ * after it is no segment of the path.
+ */
+function hasNamedGroups(source: string): boolean {
+  // The empty alternative always matches; `groups` is an object exactly when the regex names a group.
+  return new RegExp(`(?:${source})|`).exec('')?.groups !== undefined;
+}
+
+/** `replacement` split into its own text and its substitutions, as String.prototype.replace reads it (`namedGroups`: whether the pattern has any). */
+function replacementPieces(replacement: string, namedGroups: boolean): ReplacementPiece[] {
   const pieces: ReplacementPiece[] = [];
   let text = '';
   for (let index = 0; index < replacement.length; index += 1) {
@@ -60,7 +71,7 @@ function replacementPieces(replacement: string): ReplacementPiece[] {
     } else if (next === '$') {
       text += '$';
       index += 1;
-    } else if (next === '&' || next === '`' || next === "'" || next === '<' || (next >= '0' && next <= '9')) {
+    } else if (next === '&' || next === '`' || next === "'" || (next === '<' && namedGroups) || (next >= '0' && next <= '9')) {
       pieces.push(text, null);
       text = '';
       index += 1;
