@@ -141,4 +141,30 @@ describe('Http2Sessions', () => {
     const reset = { status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined };
     expect(refusals).toEqual([reset, reset, reset, reset]);
   });
+
+  it("resets a request whose trailers are over maxHeaderSize with ENHANCE_YOUR_CALM, after the client has acknowledged its SETTINGS too", async () => {
+    const bodies: string[] = [];
+    started = await startPlainHttp2((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => void (body += chunk.toString()));
+      request.on('end', () => {
+        bodies.push(body);
+        response.end();
+      });
+      request.on('error', () => undefined);
+    }, { maxHeaderSize: 1_024 });
+    const { client } = started;
+    /** A POST whose trailers carry `size` bytes in one field; resolves with the stream's reset code (0: answered). */
+    const send = (size: number) => {
+      const stream = client.request({ ':method': 'POST', ':path': '/upload' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-trailer': 'a'.repeat(size) }));
+      stream.on('error', () => undefined).resume();
+      stream.end('body');
+      return new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
+    };
+    await waitFor(() => client.remoteSettings.maxConcurrentStreams === 128, { timeoutMs: 5_000, message: "the gateway's SETTINGS read" });
+    const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
+    expect(await Promise.all([send(100), send(4_096)])).toEqual([0, calm]);
+    expect(bodies).toEqual(['body']);
+  });
 });

@@ -119,6 +119,14 @@ export class Http2Sessions {
       this.refused({ status, error, bytes: 0, clientAddress, method: undefined, target: undefined });
       return;
     }
+    // Trailers are a header list too, which node:http2, told its ceiling, no longer holds to the limit:
+    // one over it is reset as node reset it before. The request's handler sees a client stream cut short
+    // (its line says so); the trailers reach no upstream, as the proxy forwards none of a request's.
+    if (!request.stream.endAfterHeaders) {
+      request.stream.once('trailers', (_trailers: unknown, _flags: number, rawTrailers: string[]) => {
+        if (headerListSize(rawTrailers) > this.limits.maxHeaderSize) request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      });
+    }
     const headers = request.headers;
     // RFC 9113 §8.3.1: `:authority` is the host; a Host header beside it must not differ, so it is replaced.
     const authority = headers[':authority'];
