@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse } from '../context.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
+import { MAX_HEADER_FIELDS } from './http2-sessions.ts';
 import { startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('Http2Sessions', () => {
@@ -166,5 +167,36 @@ describe('Http2Sessions', () => {
     const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
     expect(await Promise.all([send(100), send(4_096)])).toEqual([0, calm]);
     expect(bodies).toEqual(['body']);
+  });
+
+  it('serves a head of MAX_HEADER_FIELDS fields and resets one of more, past node:http2\'s default of 128 too, reporting each reset as 431 header-too-large; trailers of more are reset', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    started = await startPlainHttp2((request, response) => {
+      arrived.push(request.url ?? '');
+      request.on('error', () => undefined).resume();
+      request.on('end', () => response.end());
+    }, { maxHeaderSize: 1_048_576 }, (refusal) => void refusals.push(refusal));
+    const { client } = started;
+    /** `count` fields in all, the 4 pseudo-headers included. */
+    const fields = (count: number) => Object.fromEntries(Array.from({ length: count - 4 }, (_, index) => [`x-f${index}`, 'v']));
+    const closed = (stream: ReturnType<typeof client.request>) => {
+      stream.on('error', () => undefined).resume();
+      return new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
+    };
+    const send = (path: string, count: number) => closed(client.request({ ':path': path, ...fields(count) }));
+    const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
+    expect(await Promise.all([send('/129', 129), send('/at-limit', MAX_HEADER_FIELDS), send('/one-over', MAX_HEADER_FIELDS + 1)])).toEqual([0, 0, calm]);
+    const reset = { status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined };
+    expect(refusals).toEqual([reset]);
+
+    const upload = (count: number) => {
+      const stream = client.request({ ':method': 'POST', ':path': `/trailers-${count}` }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(Object.fromEntries(Array.from({ length: count }, (_, index) => [`x-t${index}`, 'v']))));
+      stream.end('body');
+      return closed(stream);
+    };
+    expect(await Promise.all([upload(MAX_HEADER_FIELDS), upload(MAX_HEADER_FIELDS + 1)])).toEqual([0, calm]);
+    expect(arrived).toEqual(['/129', '/at-limit', `/trailers-${MAX_HEADER_FIELDS}`, `/trailers-${MAX_HEADER_FIELDS + 1}`]);
   });
 });

@@ -18,12 +18,28 @@ const MAX_CONCURRENT_STREAMS = 128;
  * inside nghttp2's header callback and tells JavaScript nothing (no 'stream', 'frameError', 'error'
  * or diagnostics-channel message on Node 20 or 24), so such heads went unlogged and uncounted. The
  * gateway holds every head to the limit itself instead (`dispatch`). What reaches it stays bounded by
- * node's 128 header fields and nghttp2's 8 CONTINUATION frames (a block of ~144 KB on the wire), as
- * for any client that has not acknowledged the SETTINGS (or never does). The price: a client that
+ * NODE_HEADER_PAIRS_CEILING fields and nghttp2's 8 CONTINUATION frames (a block of ~144 KB on the
+ * wire), as for any client that has not acknowledged the SETTINGS (or never does). The price: a client that
  * heeds the advertised value (Go's) sends a head over the limit and gets the reset, where it failed
  * the request itself; either way the request fails, and now the gateway's log says so.
  */
 const NODE_HEADER_LIST_CEILING = 16_777_215;
+
+/**
+ * Header fields (pseudo-headers included) in one head or trailer section that the gateway serves;
+ * more are refused as a head over maxHeaderSize is (431 `header-too-large`). Each field counts at
+ * least 33 bytes against maxHeaderSize, so this binds only under a maxHeaderSize over ~32 KiB.
+ */
+export const MAX_HEADER_FIELDS = 1_000;
+
+/**
+ * node:http2's `maxHeaderListPairs`: past this many fields it resets the stream (ENHANCE_YOUR_CALM)
+ * inside nghttp2's header callback and tells JavaScript nothing. Its default, 128, refused heads
+ * between 128 and MAX_HEADER_FIELDS fields unseen, so it is raised above the gateway's own limit,
+ * which answers (logs and counts) those; only a head past this ceiling stays node's silent reset.
+ * The cost is memory node holds for a head being received: bounded by maxSessionMemory (10 MB).
+ */
+const NODE_HEADER_PAIRS_CEILING = 2 * MAX_HEADER_FIELDS;
 
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
@@ -31,8 +47,8 @@ const NODE_HEADER_LIST_CEILING = 16_777_215;
  * (`GatewayHttp2Request`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
  * `:authority` becomes `host`, and a request with a body but no length is marked chunked so the
  * proxy sends its body. Pseudo-headers stay in `request.headers` (the upstream header filter drops
- * them). Limits: the header list size, the request timeout, and an idle timeout per session. A
- * head over the size never reaches the handler: its reset is told to `refused` (access log,
+ * them). Limits: the header list size and field count, the request timeout, and an idle timeout per
+ * session. A head over either never reaches the handler: its reset is told to `refused` (access log,
  * metrics); a 408 is left on its response (`LISTENER_ANSWER`) for the handler that has it to record.
  */
 export class Http2Sessions {
@@ -60,6 +76,7 @@ export class Http2Sessions {
     this.server = createServer(
       {
         settings: { maxHeaderListSize: NODE_HEADER_LIST_CEILING, maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+        maxHeaderListPairs: NODE_HEADER_PAIRS_CEILING,
         Http2ServerRequest: GatewayHttp2Request,
         Http2ServerResponse: GatewayHttp2Response,
       },
@@ -106,7 +123,8 @@ export class Http2Sessions {
     // to node's ceiling, NODE_HEADER_LIST_CEILING): the limit holds from the first request, which a client
     // sends before it has acknowledged any SETTINGS, and each refusal is seen. A loop over the headers:
     // 20-70 ns a head of 7 to 20 fields (Node 20 and 24), of the ~110 µs of CPU an HTTP/2 request costs.
-    if (headerListSize(request.rawHeaders) > this.limits.maxHeaderSize) {
+    // A head of more than MAX_HEADER_FIELDS fields is refused alike (node's own ceiling is set above it).
+    if (this.overLimits(request.rawHeaders)) {
       // Read before the reset: a closed stream no longer knows its session's peer.
       const clientAddress = request.socket.remoteAddress ?? '';
       request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
@@ -119,12 +137,12 @@ export class Http2Sessions {
       this.refused({ status, error, bytes: 0, clientAddress, method: undefined, target: undefined });
       return;
     }
-    // Trailers are a header list too, which node:http2, told its ceiling, no longer holds to the limit:
-    // one over it is reset as node reset it before. The request's handler sees a client stream cut short
+    // Trailers are a header list too, which node:http2, told its ceilings, no longer holds to the limits:
+    // one over them is reset as node reset it before. The request's handler sees a client stream cut short
     // (its line says so); the trailers reach no upstream, as the proxy forwards none of a request's.
     if (!request.stream.endAfterHeaders) {
       request.stream.once('trailers', (_trailers: unknown, _flags: number, rawTrailers: string[]) => {
-        if (headerListSize(rawTrailers) > this.limits.maxHeaderSize) request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        if (this.overLimits(rawTrailers)) request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       });
     }
     const headers = request.headers;
@@ -148,6 +166,11 @@ export class Http2Sessions {
     // its timer would answer a slow upstream's GET 408, or cut a long answer (server-sent events).
     if (this.limits.requestTimeoutMs > 0 && !request.stream.endAfterHeaders) this.limitRequestTime(request, response);
     handler(request, response);
+  }
+
+  /** Whether a header or trailer section (`rawHeaders`, name and value in turn) is over maxHeaderSize or MAX_HEADER_FIELDS. */
+  private overLimits(rawHeaders: readonly string[]): boolean {
+    return rawHeaders.length > 2 * MAX_HEADER_FIELDS || headerListSize(rawHeaders) > this.limits.maxHeaderSize;
   }
 
   /**

@@ -47,8 +47,9 @@ describe('HTTP/2 clients at fault (a head over maxHeaderSize, an upload cut or s
     [recorder, adminPort] = await Promise.all([startRecordingUpstream(), freePort()]);
     gateway = await startGateway(`
 admin: 127.0.0.1:${adminPort}
-# Short enough for an upload that stalls to be answered 408 within the test.
-limits: { headersTimeout: 1s, requestTimeout: 1s }
+# Short enough for an upload that stalls to be answered 408 within the test; a head size that
+# 1,001 fields fit in (each counts 33 bytes or more), so that their count is what refuses them.
+limits: { headersTimeout: 1s, requestTimeout: 1s, maxHeaderSize: 64KiB }
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
@@ -64,12 +65,18 @@ routes:
     recorder?.server.close();
   });
 
+  /** Access lines of the listener's own 431 header-too-large answers so far. */
+  async function refusalLines(): Promise<number> {
+    return (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((line) => line.includes('"header-too-large"') && !line.includes('"requestId"')).length;
+  }
+
   it('resets each request head over maxHeaderSize, before the client has acknowledged the SETTINGS and after, and logs and counts each reset as a 431 header-too-large that matched no route', async () => {
     const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
     const countedBefore = await unmatched4xx();
-    const session = connect(web);
+    // node:http2's client refuses to send a header block over 64,000 bytes by default.
+    const session = connect(web, { maxSendHeaderBlockLength: 1_048_576 });
     const sendBig = async (n: number) => {
-      const stream = session.request({ ':path': `/api/echo/big?n=${n}`, 'x-big': 'b'.repeat(20_000) }, { endStream: true });
+      const stream = session.request({ ':path': `/api/echo/big?n=${n}`, 'x-big': 'b'.repeat(70_000) }, { endStream: true });
       stream.on('error', () => undefined).resume();
       return new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
     };
@@ -92,6 +99,39 @@ routes:
     // Nothing of the head: neither its header bytes nor its path.
     const log = await readFile(gateway.process.logFile, 'utf8');
     expect([log.includes('b'.repeat(64)), log.includes('/api/echo/big')]).toEqual([false, false]);
+    expect(await unmatched4xx()).toBe(countedBefore + 2);
+  });
+
+  it("answers a head of more than node:http2's default 128 fields, and logs and counts one of more than 1,000 as a 431 header-too-large that matched no route", async () => {
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const countedBefore = await unmatched4xx();
+    const refusalsBefore = await refusalLines();
+    const session = connect(web);
+    /** A GET of `count` fields, the 4 pseudo-headers included; resolves with its status, or its reset code. */
+    const send = (path: string, count: number) => {
+      const fields = Object.fromEntries(Array.from({ length: count - 4 }, (_, index) => [`x-field-${index}`, 'v']));
+      const stream = session.request({ ':path': path, ...fields }, { endStream: true });
+      let status: unknown;
+      stream.on('response', (headers) => (status = headers[':status']));
+      stream.on('error', () => undefined).resume();
+      return new Promise((resolve) => stream.on('close', () => resolve(status ?? `reset ${stream.rstCode}`)));
+    };
+    try {
+      // 200 fields were reset by node:http2 unseen; now they reach routing (no route here: 404).
+      expect(await send('/many-fields', 200)).toBe(404);
+      expect(await send('/too-many-fields', 1_001)).toBe(`reset ${constants.NGHTTP2_ENHANCE_YOUR_CALM}`);
+    } finally {
+      session.destroy();
+    }
+    const logOf = async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n');
+    const line = await waitFor(async () => (await logOf()).filter((text) => text.includes('"header-too-large"') && !text.includes('"requestId"'))[refusalsBefore], {
+      timeoutMs: 5_000,
+      message: 'the reset in the access log',
+    });
+    expect(JSON.parse(line)).toEqual({ level: 30, time: expect.any(String), status: 431, durationMs: 0, bytes: 0, attempts: 0, clientIp: '127.0.0.1', errorClass: 'header-too-large' });
+    expect((await logOf()).some((text) => text.includes('"path":"/many-fields"') && text.includes('"status":404'))).toBe(true);
+    expect((await logOf()).some((text) => text.includes('/too-many-fields'))).toBe(false);
+    // The 404 is unmatched too.
     expect(await unmatched4xx()).toBe(countedBefore + 2);
   });
 
