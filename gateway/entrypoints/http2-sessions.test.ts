@@ -1,10 +1,11 @@
 import { constants } from 'node:http2';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse } from '../context.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
 import { MAX_HEADER_FIELDS } from './http2-sessions.ts';
-import { startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
+import { continuedGet, startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('Http2Sessions', () => {
   let started: PlainHttp2 | undefined;
@@ -198,5 +199,31 @@ describe('Http2Sessions', () => {
     };
     expect(await Promise.all([upload(MAX_HEADER_FIELDS), upload(MAX_HEADER_FIELDS + 1)])).toEqual([0, calm]);
     expect(arrived).toEqual(['/129', '/at-limit', `/trailers-${MAX_HEADER_FIELDS}`, `/trailers-${MAX_HEADER_FIELDS + 1}`]);
+  });
+
+  it('reports a header block spread over more than 8 CONTINUATION frames, which nghttp2 ends the session for, as 431 header-too-large with the peer address', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    started = await startPlainHttp2((request, response) => {
+      arrived.push(request.url ?? '');
+      response.end();
+    }, {}, (refusal) => void refusals.push(refusal));
+    const { port } = started;
+    /** A connection that sends a GET whose head spreads over `continuations` CONTINUATION frames after its HEADERS frame. */
+    const send = (path: string, continuations: number) => {
+      const socket = connect(port, '127.0.0.1');
+      // Read, so that the gateway's close is seen.
+      socket.on('error', () => undefined).resume();
+      socket.write(continuedGet(path, continuations));
+      return socket;
+    };
+    const eight = send('/eight', 8);
+    await waitFor(() => arrived.length === 1, { timeoutMs: 5_000, message: 'the head in 8 CONTINUATION frames to be served' });
+    eight.destroy();
+    const nine = send('/nine', 9);
+    await new Promise((resolve) => nine.once('close', resolve));
+    await waitFor(() => refusals.length === 1, { timeoutMs: 5_000, message: 'the refusal' });
+    expect(arrived).toEqual(['/eight']);
+    expect(refusals).toEqual([{ status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined }]);
   });
 });

@@ -42,6 +42,17 @@ export const MAX_HEADER_FIELDS = 1_000;
 const NODE_HEADER_PAIRS_CEILING = 2 * MAX_HEADER_FIELDS;
 
 /**
+ * nghttp2's NGHTTP2_ERR_TOO_MANY_CONTINUATIONS (1.61, the CVE-2024-27316 "CONTINUATION flood" fix):
+ * a header block spread over more than 8 CONTINUATION frames. nghttp2 ends the session for it, and
+ * node:http2 destroys the session with this `errno` on its NghttpError (`ERR_HTTP2_ERROR`).
+ */
+const NGHTTP2_ERR_TOO_MANY_CONTINUATIONS = -905;
+
+/** Where a session keeps its peer's address, read when it starts: a destroyed session no longer has its socket. */
+const PEER = Symbol('switchboard.peer');
+type PeeredSession = ServerHttp2Session & { [PEER]?: string };
+
+/**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
  * ALPN `h2`, or plaintext after the prior-knowledge preface), requests in Node's compatibility API
  * (`GatewayHttp2Request`/`GatewayHttp2Response`) shaped like HTTP/1.1 for the rest of the gateway:
@@ -84,12 +95,27 @@ export class Http2Sessions {
     );
     // A session that carries no frame for this long is closed, as an idle HTTP/1.1 keep-alive connection is.
     this.server.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.headersTimeoutMs));
-    this.server.on('session', (session: ServerHttp2Session) => {
+    this.server.on('session', (session: PeeredSession) => {
       this.sessions.add(session);
+      session[PEER] = session.socket.remoteAddress ?? '';
       session.once('close', () => this.sessions.delete(session));
       if (this.draining) session.close();
     });
-    this.server.on('sessionError', (error: Error) => this.log.debug({ err: error.message }, 'HTTP/2 session error'));
+    this.server.on('sessionError', (error: NodeJS.ErrnoException, session: PeeredSession) => this.onSessionError(error, session));
+  }
+
+  /**
+   * A session ended by an error. One spread over too many CONTINUATION frames is a head refused
+   * before any stream exists (nghttp2 sends GOAWAY and node destroys the session): it is reported
+   * as a head too large is, 431 `header-too-large` with the connection's peer, so it is logged and
+   * counted like one over maxHeaderSize (RFC 9113 §10.5.1 names 431 for a header section larger
+   * than a server will handle; nghttp2 stops at 8 frames of up to 16 KB each).
+   */
+  private onSessionError(error: NodeJS.ErrnoException, session: PeeredSession): void {
+    this.log.debug({ err: error.message }, 'HTTP/2 session error');
+    if (error.code !== 'ERR_HTTP2_ERROR' || error.errno !== NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) return;
+    const { status, error: code } = listenerAnswer(431);
+    this.refused({ status, error: code, bytes: 0, clientAddress: session[PEER] ?? '', method: undefined, target: undefined });
   }
 
   /** Serves HTTP/2 on `socket` (already past TLS, or holding the prior-knowledge preface). */

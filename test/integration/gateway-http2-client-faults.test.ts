@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { connect, constants } from 'node:http2';
 import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { continuedGet, http2Frame } from '../../gateway/entrypoints/http2-testing.ts';
 import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
@@ -135,6 +136,24 @@ routes:
     expect(await unmatched4xx()).toBe(countedBefore + 2);
   });
 
+  it('logs and counts a head spread over more than 8 CONTINUATION frames, whose connection nghttp2 closes, as a 431 header-too-large that matched no route', async () => {
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const countedBefore = await unmatched4xx();
+    const refusalsBefore = await refusalLines();
+    const socket = netConnect(Number(new URL(web).port), '127.0.0.1');
+    // Read, so that the gateway's close is seen.
+    socket.on('error', () => undefined).resume();
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(continuedGet('/continued', 9));
+    await closed;
+    const line = await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((text) => text.includes('"header-too-large"') && !text.includes('"requestId"'))[refusalsBefore], {
+      timeoutMs: 5_000,
+      message: 'the refusal in the access log',
+    });
+    expect(JSON.parse(line)).toEqual({ level: 30, time: expect.any(String), status: 431, durationMs: 0, bytes: 0, attempts: 0, clientIp: '127.0.0.1', errorClass: 'header-too-large' });
+    expect(await unmatched4xx()).toBe(countedBefore + 1);
+  });
+
   /** An upload under way: `cut` ends it early, `close` lets go of its connection. */
   interface StartedUpload {
     cut(): Promise<void>;
@@ -169,14 +188,7 @@ routes:
    * `cut` resets the stream (RST_STREAM CANCEL) or drops the connection.
    */
   function rawUpload(path: string, how: 'reset' | 'drop'): StartedUpload {
-    const frame = (type: number, flags: number, payload: Buffer) => {
-      const head = Buffer.alloc(9);
-      head.writeUIntBE(payload.length, 0, 3);
-      head.writeUInt8(type, 3);
-      head.writeUInt8(flags, 4);
-      head.writeUInt32BE(type === 4 ? 0 : 1, 5);
-      return Buffer.concat([head, payload]);
-    };
+    const frame = (type: number, flags: number, payload: Buffer) => http2Frame(type, flags, type === 4 ? 0 : 1, payload);
     // HPACK (RFC 7541): :method POST and :scheme http from the static table, :authority (1) and
     // :path (4) as literals with a static name; END_HEADERS (0x4) without END_STREAM.
     const literal = (nameIndex: number, value: string) => Buffer.concat([Buffer.from([nameIndex, value.length]), Buffer.from(value)]);
