@@ -22,7 +22,13 @@ function answerOf(status: number, text: string, error: string): ListenerAnswer {
   return { status, text, error, body, bytes: Buffer.byteLength(body) };
 }
 
-const ANSWERS = { 400: answerOf(400, 'Bad Request', 'bad-request'), 408: answerOf(408, 'Request Timeout', 'request-timeout'), 431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large') } as const;
+const ANSWERS = {
+  400: answerOf(400, 'Bad Request', 'bad-request'),
+  405: answerOf(405, 'Method Not Allowed', 'method-not-allowed'),
+  408: answerOf(408, 'Request Timeout', 'request-timeout'),
+  417: answerOf(417, 'Expectation Failed', 'expectation-failed'),
+  431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large'),
+} as const;
 
 /** The answer the listeners (HTTP/1.1 and HTTP/2) give with `status`, made once; no request id (none was parsed, or the handler never had the request). */
 export function listenerAnswer(status: keyof typeof ANSWERS): ListenerAnswer {
@@ -37,9 +43,12 @@ const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
 
 /** One answer the listener gave by itself to a request no handler saw, told once it is written (an HTTP/2 head over maxHeaderSize: once its stream is reset). */
 export interface ListenerRefusal {
-  /** 400, 408 or 431 (also an HTTP/2 head over maxHeaderSize, whose stream was reset with no status). */
+  /**
+   * 400, 408 or 431 (also an HTTP/2 head over maxHeaderSize, whose stream was reset with no status),
+   * 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`.
+   */
   readonly status: number;
-  /** The answer's `error` code: `bad-request`, `request-timeout` or `header-too-large`. */
+  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed` or `expectation-failed`. */
   readonly error: string;
   /** Bytes of the answer's JSON body; 0 for a reset HTTP/2 stream. */
   readonly bytes: number;

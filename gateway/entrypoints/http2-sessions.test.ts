@@ -226,4 +226,56 @@ describe('Http2Sessions', () => {
     expect(arrived).toEqual(['/eight']);
     expect(refusals).toEqual([{ status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined }]);
   });
+
+  it('answers CONNECT with 405 and an Expect other than 100-continue with 417 itself, reporting each with its method and target; a head over the limits is reset first, and 100 Continue is sent only to a head within them', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    started = await startPlainHttp2((request, response) => {
+      arrived.push(request.url ?? '');
+      request.on('error', () => undefined).resume();
+      request.on('end', () => response.end('done'));
+    }, { maxHeaderSize: 1_024 }, (refusal) => void refusals.push(refusal));
+    const { client } = started;
+    /** Resolves with the answer's status (or the stream's reset code), its body, and whether a 100 Continue came first. */
+    const send = (headers: Record<string, string>, body?: string) => {
+      const stream = client.request(headers, { endStream: body === undefined });
+      let status: unknown;
+      let text = '';
+      let continued = false;
+      stream.on('continue', () => {
+        continued = true;
+        stream.end(body);
+      });
+      stream.on('response', (answer) => (status = answer[':status']));
+      stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (text += chunk.toString()));
+      return new Promise<[unknown, string, boolean]>((resolve) => stream.on('close', () => resolve([status ?? `reset ${stream.rstCode}`, text, continued])));
+    };
+    const post = { ':method': 'POST', ':path': '/upload?x=1' };
+    const connectAnswer = await send({ ':method': 'CONNECT', ':authority': 'example.test:443' });
+    const otherAnswer = await send({ ...post, expect: 'something-else' }, 'body');
+    expect([connectAnswer[0], JSON.parse(connectAnswer[1]), otherAnswer[0], JSON.parse(otherAnswer[1])]).toEqual([
+      405,
+      { error: 'method-not-allowed', status: 405, message: 'Method Not Allowed' },
+      417,
+      { error: 'expectation-failed', status: 417, message: 'Expectation Failed' },
+    ]);
+    const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
+    const pad = 'a'.repeat(2_000);
+    expect(await Promise.all([
+      send({ ...post, ':path': '/continue', expect: '100-continue' }, 'body'),
+      send({ ...post, ':path': '/continue-in-capitals', expect: '100-Continue' }, 'body'),
+      send({ ...post, ':path': '/continue-too-large', expect: '100-continue', 'x-pad': pad }, 'body'),
+      send({ ':method': 'CONNECT', ':authority': 'example.test:443', 'x-pad': pad }),
+      send({ ...post, expect: 'something-else', 'x-pad': pad }, 'body'),
+    ])).toEqual([[200, 'done', true], [200, 'done', true], [`reset ${calm}`, '', false], [`reset ${calm}`, '', false], [`reset ${calm}`, '', false]]);
+    expect(arrived).toEqual(['/continue', '/continue-in-capitals']);
+    const tooLarge = { status: 431, error: 'header-too-large', bytes: 0, clientAddress: '127.0.0.1', method: undefined, target: undefined };
+    expect(refusals).toEqual([
+      { status: 405, error: 'method-not-allowed', bytes: Buffer.byteLength(connectAnswer[1]), clientAddress: '127.0.0.1', method: 'CONNECT', target: 'example.test:443' },
+      { status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(otherAnswer[1]), clientAddress: '127.0.0.1', method: 'POST', target: '/upload?x=1' },
+      tooLarge,
+      tooLarge,
+      tooLarge,
+    ]);
+  });
 });

@@ -91,8 +91,18 @@ export class Http2Sessions {
         Http2ServerRequest: GatewayHttp2Request,
         Http2ServerResponse: GatewayHttp2Response,
       },
-      (request, response) => this.dispatch(handler, request, response),
+      (request, response) => this.dispatch(handler, request, response, false),
     );
+    // node:http2 answers these itself unless they are listened to: CONNECT with 405, an Expect other
+    // than `100-continue` with 417, and `100-continue` with a 100 before any limit is checked. Taken
+    // over, they are held to the limits first and answered as the gateway's own (logged, counted).
+    this.server.on('connect', (request: Http2ServerRequest, response: ClientResponse) => this.answerItself(request, response, 405));
+    this.server.on('checkContinue', (request: Http2ServerRequest, response: ClientResponse) => this.dispatch(handler, request, response, true));
+    this.server.on('checkExpectation', (request: Http2ServerRequest, response: ClientResponse) => {
+      // node:http2 takes only `100-continue` in lower case for one; RFC 9110 §10.1.1 (and node:http) any case.
+      if (request.headers.expect?.trim().toLowerCase() === '100-continue') this.dispatch(handler, request, response, true);
+      else this.answerItself(request, response, 417);
+    });
     // A session that carries no frame for this long is closed, as an idle HTTP/1.1 keep-alive connection is.
     this.server.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.headersTimeoutMs));
     this.server.on('session', (session: PeeredSession) => {
@@ -144,25 +154,48 @@ export class Http2Sessions {
     clearTimeout(deadline);
   }
 
-  private dispatch(handler: (request: ClientRequest, response: ClientResponse) => void, request: Http2ServerRequest, response: ClientResponse): void {
-    // Every head, counted as node counts and refused as node refuses past maxHeaderListSize (which is set
-    // to node's ceiling, NODE_HEADER_LIST_CEILING): the limit holds from the first request, which a client
-    // sends before it has acknowledged any SETTINGS, and each refusal is seen. A loop over the headers:
-    // 20-70 ns a head of 7 to 20 fields (Node 20 and 24), of the ~110 µs of CPU an HTTP/2 request costs.
-    // A head of more than MAX_HEADER_FIELDS fields is refused alike (node's own ceiling is set above it).
-    if (this.overLimits(request.rawHeaders)) {
-      // Read before the reset: a closed stream no longer knows its session's peer.
-      const clientAddress = request.socket.remoteAddress ?? '';
-      request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      // HTTP/2 answers no status here, yet the line and the metric need one: 431 header-too-large, as
-      // the same limit answers over HTTP/1.1 (RFC 9113 §10.5.1 names 431 for a header section larger
-      // than a server will handle), so one search or alert finds both protocols and it counts as the
-      // client's fault (4xx), where 0 would count as `unknown`; `bytes` 0 says no answer was sent. As
-      // over HTTP/1.1, nothing of the head is reported: not its method, nor its path.
-      const { status, error } = listenerAnswer(431);
-      this.refused({ status, error, bytes: 0, clientAddress, method: undefined, target: undefined });
-      return;
-    }
+  /**
+   * Resets the stream of a head over the limits and reports it; false (nothing done) for one within.
+   * Every head, counted as node counts and refused as node refuses past maxHeaderListSize (which is set
+   * to node's ceiling, NODE_HEADER_LIST_CEILING): the limit holds from the first request, which a client
+   * sends before it has acknowledged any SETTINGS, and each refusal is seen. A loop over the headers:
+   * 20-70 ns a head of 7 to 20 fields (Node 20 and 24), of the ~110 µs of CPU an HTTP/2 request costs.
+   * A head of more than MAX_HEADER_FIELDS fields is refused alike (node's own ceiling is set above it).
+   */
+  private refusedOversized(request: Http2ServerRequest): boolean {
+    if (!this.overLimits(request.rawHeaders)) return false;
+    // Read before the reset: a closed stream no longer knows its session's peer.
+    const clientAddress = request.socket.remoteAddress ?? '';
+    request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // HTTP/2 answers no status here, yet the line and the metric need one: 431 header-too-large, as
+    // the same limit answers over HTTP/1.1 (RFC 9113 §10.5.1 names 431 for a header section larger
+    // than a server will handle), so one search or alert finds both protocols and it counts as the
+    // client's fault (4xx), where 0 would count as `unknown`; `bytes` 0 says no answer was sent. As
+    // over HTTP/1.1, nothing of the head is reported: not its method, nor its path.
+    const { status, error } = listenerAnswer(431);
+    this.refused({ status, error, bytes: 0, clientAddress, method: undefined, target: undefined });
+    return true;
+  }
+
+  /**
+   * Answers a head within the limits that no route may serve with `status` (405 for CONNECT, which
+   * the gateway does not tunnel; 417 for an expectation it cannot meet, as nginx answers it) and a
+   * JSON body, ending the stream, and reports it with the head's method and target (`:path`, or a
+   * CONNECT's `:authority`). No handler sees the request, and no upstream.
+   */
+  private answerItself(request: Http2ServerRequest, response: ClientResponse, answer: 405 | 417): void {
+    if (this.refusedOversized(request)) return;
+    const clientAddress = request.socket.remoteAddress ?? '';
+    const { status, error, body, bytes } = listenerAnswer(answer);
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(body);
+    this.refused({ status, error, bytes, clientAddress, method: request.method, target: request.url ?? request.headers[':authority'] });
+  }
+
+  /** Hands a request within the limits to `handler`; `expectsContinue`: sends its `100 Continue` first. */
+  private dispatch(handler: (request: ClientRequest, response: ClientResponse) => void, request: Http2ServerRequest, response: ClientResponse, expectsContinue: boolean): void {
+    if (this.refusedOversized(request)) return;
+    if (expectsContinue) response.writeContinue();
     // Trailers are a header list too, which node:http2, told its ceilings, no longer holds to the limits:
     // one over them is reset as node reset it before. The request's handler sees a client stream cut short
     // (its line says so); the trailers reach no upstream, as the proxy forwards none of a request's.

@@ -15,8 +15,8 @@ interface RecordedConnection {
 
 /**
  * A raw HTTP/1.1 upstream that keeps every byte each connection sends it, and answers 200 only once
- * a request's chunked body has ended (its last chunk, `0\r\n\r\n`): what it holds is what an
- * upstream would act on.
+ * a request's chunked body has ended (its last chunk, `0\r\n\r\n`), closing the connection then, so
+ * that each holds one request: what it holds is what an upstream would act on.
  */
 async function startRecordingUpstream(): Promise<{ server: Server; connections: RecordedConnection[] }> {
   const connections: RecordedConnection[] = [];
@@ -26,7 +26,7 @@ async function startRecordingUpstream(): Promise<{ server: Server; connections: 
     socket.on('error', () => undefined).on('close', () => (connection.closed = true));
     socket.on('data', (chunk: Buffer) => {
       connection.received += chunk.toString('latin1');
-      if (connection.received.endsWith('\r\n0\r\n\r\n')) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      if (connection.received.endsWith('\r\n0\r\n\r\n')) socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -152,6 +152,46 @@ routes:
     });
     expect(JSON.parse(line)).toEqual({ level: 30, time: expect.any(String), status: 431, durationMs: 0, bytes: 0, attempts: 0, clientIp: '127.0.0.1', errorClass: 'header-too-large' });
     expect(await unmatched4xx()).toBe(countedBefore + 1);
+  });
+
+  it('answers CONNECT with 405 and an Expect other than 100-continue with 417 itself, logged and counted as answers that matched no route, and sends 100 Continue to an upload that expects it', async () => {
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const countedBefore = await unmatched4xx();
+    const session = connect(web);
+    /** Resolves with the answer's status (or the stream's reset code) and whether a 100 Continue came first. */
+    const send = (headers: Record<string, string>, body?: string) => {
+      const stream = session.request(headers, { endStream: body === undefined });
+      let status: unknown;
+      let continued = false;
+      stream.on('continue', () => {
+        continued = true;
+        stream.end(body);
+      });
+      stream.on('response', (answer) => (status = answer[':status']));
+      stream.on('error', () => undefined).resume();
+      return new Promise((resolve) => stream.on('close', () => resolve([status ?? `reset ${stream.rstCode}`, continued])));
+    };
+    try {
+      expect(await send({ ':method': 'CONNECT', ':authority': 'example.test:443' })).toEqual([405, false]);
+      expect(await send({ ':method': 'POST', ':path': '/record/expect-other', expect: 'something-else' }, 'partial')).toEqual([417, false]);
+      expect(await send({ ':method': 'POST', ':path': '/record/expect-continue', expect: '100-continue' }, 'partial')).toEqual([200, true]);
+    } finally {
+      session.destroy();
+    }
+    const refusals = await waitFor(async () => {
+      const lines = (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((text) => /"errorClass":"(method-not-allowed|expectation-failed)"/.test(text));
+      return lines.length >= 2 ? lines.map((text) => JSON.parse(text) as unknown) : undefined;
+    }, { timeoutMs: 5_000, message: 'both answers in the access log' });
+    const line = { level: 30, time: expect.any(String), durationMs: 0, attempts: 0, clientIp: '127.0.0.1' };
+    expect(refusals).toEqual([
+      { ...line, method: 'CONNECT', path: 'example.test:443', status: 405, bytes: expect.any(Number), errorClass: 'method-not-allowed' },
+      { ...line, method: 'POST', path: '/record/expect-other', status: 417, bytes: expect.any(Number), errorClass: 'expectation-failed' },
+    ]);
+    expect(await unmatched4xx()).toBe(countedBefore + 2);
+    // The refused upload reached no upstream; the one that got its 100 Continue did, whole.
+    expect(recorder.connections.some((connection) => connection.received.startsWith('POST /record/expect-other '))).toBe(false);
+    const upstream = recorder.connections.find((connection) => connection.received.startsWith('POST /record/expect-continue '));
+    expect(upstream === undefined ? undefined : [uploadOf(upstream), /^expect:/im.test(upstream.received)]).toEqual(['7\r\npartial\r\n0\r\n', false]);
   });
 
   /** An upload under way: `cut` ends it early, `close` lets go of its connection. */
