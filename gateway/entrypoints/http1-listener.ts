@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
-import { refuseConnection, type RefusalReport } from './http1-refusal.ts';
+import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, type RefusalReport } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
@@ -23,8 +23,9 @@ export interface ListenerHandlers {
   request(request: ClientRequest, response: ClientResponse): void;
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /**
-   * Told of each answer the listener gave by itself to bytes that failed to parse, and of each HTTP/2
-   * stream reset for a head over maxHeaderSize (access log, metrics); never called on a request's own path.
+   * Told of each answer the listener gave by itself to bytes that failed to parse, to a CONNECT request
+   * or an Expect other than `100-continue` (HTTP/1.1 and HTTP/2), and of each HTTP/2 stream reset or
+   * connection closed for a head over the limits (access log, metrics); never called on a request's own path.
    */
   refused: RefusalReport;
 }
@@ -127,18 +128,32 @@ export class GatewayListener {
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.draining) return void socket.destroy();
       toOriginForm(request);
-      this.upgraded.add(socket);
-      socket.once('close', () => this.upgraded.delete(socket));
-      // Node took its own error listener off the socket: a client's reset before the upgrade is
-      // spliced (or while the gateway answers it) would otherwise be an uncaught 'error'.
-      socket.on('error', ignoreUpgradedSocketError);
-      // Node also took the listener that passes the socket's 'drain' on to the answer it holds: an
-      // answer still written on this socket (a pipelined earlier one, an h2c offer served over
-      // HTTP/1.1) that filled the socket's buffer would wait for a 'drain' that never came.
-      socket.on('drain', passDrainToAnswer);
+      this.adopt(socket);
       handlers.upgrade(request, socket, head);
     });
+    // Node cuts a CONNECT request's connection unanswered and unseen when this is not listened to,
+    // and answers an Expect other than `100-continue` with a bare 417 when that is not: both are
+    // answered here as the listener's own refusals (logged, counted).
+    this.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
+      if (this.draining) return void socket.destroy();
+      this.adopt(socket);
+      void refuseConnect(request, socket, handlers.refused);
+    });
+    this.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => refuseExpectation(request, response, handlers.refused));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket, handlers.refused));
+  }
+
+  /** Takes over a socket Node has let go of (an upgrade, a CONNECT): tracked for `drain`, its errors and 'drain' handled. */
+  private adopt(socket: Duplex): void {
+    this.upgraded.add(socket);
+    socket.once('close', () => this.upgraded.delete(socket));
+    // Node took its own error listener off the socket: a client's reset before the upgrade is
+    // spliced (or while the gateway answers it) would otherwise be an uncaught 'error'.
+    socket.on('error', ignoreUpgradedSocketError);
+    // Node also took the listener that passes the socket's 'drain' on to the answer it holds: an
+    // answer still written on this socket (a pipelined earlier one, an h2c offer served over
+    // HTTP/1.1) that filled the socket's buffer would wait for a 'drain' that never came.
+    socket.on('drain', passDrainToAnswer);
   }
 
   /**
@@ -264,15 +279,6 @@ export class GatewayListener {
 
 /** An upgraded socket's error: the socket is destroyed with it, and whoever joined it to an upstream has its own listener. */
 function ignoreUpgradedSocketError(): void {}
-
-/**
- * The answer that still holds `socket` (Node's private `_httpMessage`): an earlier request's on the
- * same connection, still being written. Node hands an upgraded socket over while such answers are
- * queued; the upgrade path waits for them and this listener passes 'drain' on to them.
- */
-export function answerHoldingSocket(socket: Duplex): ServerResponse | undefined {
-  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
-}
 
 /** An upgraded socket drained (its 'drain' listener, `this` is the socket): the answer it still holds, if any, may write again. */
 function passDrainToAnswer(this: Duplex): void {

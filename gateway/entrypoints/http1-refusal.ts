@@ -1,7 +1,7 @@
-// The HTTP/1.1 listener's answer to bytes that fail to parse (Node's 'clientError'), and the
-// report of that answer: the gateway answers it before any request reaches routing, so the access
-// log and the request metrics learn of it only from here (as nginx logs its own 400/431 answers,
-// and Envoy its downstream protocol errors with the DPE flag).
+// The HTTP/1.1 listener's answer to bytes that fail to parse (Node's 'clientError'), to a CONNECT
+// request and to an unmet Expect, and the report of that answer: the gateway answers it before any
+// request reaches routing, so the access log and the request metrics learn of it only from here
+// (as nginx logs its own 400/431 answers, and Envoy its downstream protocol errors with the DPE flag).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -108,4 +108,52 @@ export function refuseConnection(
       if (pending === 0) answer();
     });
   }
+}
+
+/**
+ * The answer that still holds `socket` (Node's private `_httpMessage`): an earlier request's on the
+ * same connection, still being written. Node hands an upgraded socket over while such answers are
+ * queued; the upgrade path waits for them and the listener passes 'drain' on to them.
+ */
+export function answerHoldingSocket(socket: Duplex): ServerResponse | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * Answers a CONNECT request (Node's 'connect': it has let go of the socket) with a JSON 405
+ * `method-not-allowed`, since the gateway tunnels nothing, and closes the connection, once the
+ * answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its head
+ * are never read.
+ */
+export async function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<void> {
+  for (let held = answerHoldingSocket(socket); held; held = answerHoldingSocket(socket)) {
+    // Node's own 'finish' listener, added first, hands the socket to the next queued answer, if any.
+    await new Promise<void>((resolve) => {
+      held.once('finish', resolve);
+      held.once('close', resolve);
+    });
+    if (socket.destroyed) return;
+  }
+  // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain).
+  if ((socket as Socket).writable === false) return void socket.destroy();
+  const { status, text, error, body, bytes } = ANSWERS[405];
+  // Read before the end: a socket that is gone no longer knows its peer.
+  const clientAddress = (socket as Socket).remoteAddress ?? '';
+  socket.write(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
+  // Node's server sockets allow half-open connections: ended, this one is also destroyed once the answer is out.
+  (socket as Socket).destroySoon();
+  report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
+}
+
+/**
+ * Answers a request whose `Expect` is not `100-continue` (Node's 'checkExpectation') with a JSON 417
+ * `expectation-failed` in its place among pipelined answers, and tells `report`. The connection
+ * closes after it: the client may send the body it announced, or never send it.
+ */
+export function refuseExpectation(request: IncomingMessage, response: ServerResponse, report: RefusalReport): void {
+  const { status, error, body, bytes } = ANSWERS[417];
+  const clientAddress = request.socket.remoteAddress ?? '';
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes, connection: 'close' });
+  response.end(body);
+  report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
 }

@@ -64,7 +64,7 @@ export function withoutHopByHop(headers: IncomingHttpHeaders, keep?: ReadonlySet
 
 /**
  * The headers of a request as it goes upstream: without hop-by-hop headers and without `Expect`,
- * which the gateway answers itself (node:http sends `100 Continue`, or 417 for any other
+ * which the gateway answers itself (its listeners send `100 Continue`, or 417 for any other
  * expectation, before the handler runs), as nginx does; undici refuses to send it anyway.
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): OutgoingHttpHeaders {

@@ -293,6 +293,35 @@ routes:
     expect(await unmatched4xx(adminPort)).toBe(countedBefore + 3);
   });
 
+  it('answers a CONNECT request with 405 after the requests pipelined before it and closes the connection, answers an Expect other than 100-continue with 417, and logs and counts both', async () => {
+    const countedBefore = await unmatched4xx(adminPort);
+    const linesBefore = (await refusalLines(gateway)).length;
+    const requests = `GET /api/echo/first HTTP/1.1\r\nHost: a\r\n\r\nGET /api/echo/second HTTP/1.1\r\nHost: a\r\n\r\n`;
+    const tunnel = await rawUntilClosed(gateway.port, `${requests}CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n`);
+    expect([...tunnel.answer.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((match) => match[1])).toEqual(['200', '200', '405']);
+    expect(tunnel.closed).toBe(true);
+    // A body announced and never sent: the 417 comes without it, and the connection closes rather than wait for it.
+    const expectation = await rawUntilClosed(gateway.port, 'POST /api/echo/expect?x=1 HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\n');
+    expect(expectation.answer).toMatch(/^HTTP\/1\.1 417 /);
+    expect(expectation.closed).toBe(true);
+    const bodies = [tunnel.answer, expectation.answer].map((answer) => JSON.parse(answer.slice(answer.lastIndexOf('{'))) as unknown);
+    expect(bodies).toEqual([
+      { error: 'method-not-allowed', status: 405, message: 'Method Not Allowed' },
+      { error: 'expectation-failed', status: 417, message: 'Expectation Failed' },
+    ]);
+    expect(gateway.process.running).toBe(true);
+
+    const lines = await waitFor(async () => {
+      const found = (await refusalLines(gateway)).slice(linesBefore);
+      return found.length >= 2 && found;
+    }, { timeoutMs: 5_000, message: 'two refusal lines in the access log' });
+    expect(lines).toEqual([
+      { level: 30, time: expect.any(String), method: 'CONNECT', path: 'example.test:443', status: 405, durationMs: 0, bytes: 74, attempts: 0, clientIp: '127.0.0.1', errorClass: 'method-not-allowed' },
+      { level: 30, time: expect.any(String), method: 'POST', path: '/api/echo/expect?x=1', status: 417, durationMs: 0, bytes: 74, attempts: 0, clientIp: '127.0.0.1', errorClass: 'expectation-failed' },
+    ]);
+    expect(await unmatched4xx(adminPort)).toBe(countedBefore + 2);
+  });
+
   // undici 7 threw an uncatchable AssertionError when an upstream closed a connection it did not
   // keep alive while the gateway held its answer back: the gateway exited (nodejs/undici#5360,
   // gateway/transports/undici-connector.ts). A pipelined request's answer waits behind the one
