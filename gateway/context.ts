@@ -11,6 +11,8 @@ export interface RequestOutcome {
   errorClass?: string;
   /** `host:port` of the last upstream tried. */
   upstream?: string;
+  /** The last attempt's request never reached `upstream` (its transport dropped it unsent, `AttemptResult.unsent`): the request's bytes are none of that instance's. */
+  unsent?: boolean;
   /** Upstream attempts made (1 + retries). */
   attempts: number;
   /** Response body bytes sent to the client. */

@@ -26,6 +26,7 @@ export interface AttemptObserver {
   /**
    * An attempt on `address` of `service` ended: `errorClass` undefined for an answer below 500,
    * `http-5xx` for a 5xx answer, `grpc-error` for a gRPC call its server failed (`answerClassOf`).
+   * Not called for an attempt whose request the transport dropped unsent (`AttemptResult.unsent`).
    */
   attempt(service: string, address: string, errorClass: GatewayErrorClass | undefined): void;
   /** A request of `service` found no instance to send to (and none had been tried). */
@@ -151,6 +152,7 @@ export class AttemptLoop implements AttemptReceiver {
     else (this.laterTried ??= []).push(pick.address);
     context.outcome.attempts = this.attempt;
     context.outcome.upstream = pick.address;
+    if (context.outcome.unsent === true) context.outcome.unsent = false;
     const transport = this.shared.transports.get(pick.instance, pick.address, policy.connection);
     let timeouts: AttemptTimeouts = policy;
     if (this.grpcDeadlineMs !== undefined) {
@@ -195,7 +197,10 @@ export class AttemptLoop implements AttemptReceiver {
     // The span's error is the attempt's class: its failure, or an answer that counts as one (a 5xx, a gRPC call failed inside an HTTP 200).
     this.span?.end(result.ok ? context.outcome.status : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
     this.span = undefined;
-    this.shared.observer?.attempt(context.service, pick.address, attemptClass);
+    // A request its transport dropped unsent is no request of the instance's (blame only the guilty):
+    // the route and the service count it when it is answered, the instance never saw it.
+    if (result.ok || result.unsent !== true) this.shared.observer?.attempt(context.service, pick.address, attemptClass);
+    else context.outcome.unsent = true;
     if (guard) {
       // The clock is read only when a breaker will use it.
       if (guard.record(guard.slot ? performance.now() : 0, attemptClass, status, this.admission)) this.recorded = true;

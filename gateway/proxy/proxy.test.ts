@@ -277,6 +277,41 @@ describe('the attempt loop with a transport that still holds an unsent request a
   });
 });
 
+describe('the attempt loop with a transport that drops a request unsent (scripted fakes)', () => {
+  it.each([
+    { name: 'dropped unsent (its deadline passed in the queue)', unsent: true, observed: [], status: 504 },
+    { name: 'sent and timed out (the control)', unsent: false, observed: ['deadline-exceeded'], status: 504 },
+  ])('tells the observer of no attempt for a request $name, and marks the outcome', async ({ unsent, observed, status }) => {
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined };
+    const picker: Picker = { pick: () => pick, peek: () => ({ kind: 'none', reason: 'no-instances' }) };
+    const transport = {
+      attemptThen(_context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        const error = new Error('deadline');
+        receiver.attemptEnded(unsent ? { ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error, unsent } : { ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error });
+      },
+    };
+    const seen: (string | undefined)[] = [];
+    const outcomes: GatewayContext['outcome'][] = [];
+    const proxy = createProxy({
+      pickerFor: () => picker,
+      policyFor: () => TEST_PROXY_POLICY,
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+      observer: { attempt: (_service, _address, errorClass) => seen.push(errorClass), unavailable: () => undefined },
+    });
+    const { port, attempts, close } = await serveProxy(proxy, (context) => outcomes.push(context.outcome));
+    try {
+      expect((await sendTestRequest(port, '/')).status).toBe(status);
+      await waitFor(() => attempts.length === 1);
+      expect(seen).toEqual(observed);
+      // The last instance tried stays in the outcome (the access log's `upstream`), marked unsent for the flow statistics' bytes.
+      expect(outcomes[0]).toMatchObject({ upstream: 'a', attempts: 1, errorClass: 'deadline-exceeded' });
+      expect(outcomes[0]!.unsent === true).toBe(unsent);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe("the attempt loop books an upstream's answer to a gRPC call by its grpc-status (scripted fakes)", () => {
   it.each([
     ['application/grpc', 14, 'grpc-error', 503],

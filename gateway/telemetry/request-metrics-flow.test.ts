@@ -5,13 +5,13 @@ import { InstanceTraffic } from './instance-traffic.ts';
 import { RequestMetrics } from './request-metrics.ts';
 
 /** A finished request as the flow statistics read it. */
-function finished(status: number, options: { errorClass?: string; consumer?: string; contentLength?: string; bytesOut?: number; upstream?: string; grpcStatus?: number } = {}): GatewayContext {
+function finished(status: number, options: { errorClass?: string; consumer?: string; contentLength?: string; bytesOut?: number; upstream?: string; unsent?: boolean; grpcStatus?: number } = {}): GatewayContext {
   return {
     routeName: 'api',
     service: 'user',
     startedAt: performance.now(),
     request: { headers: options.contentLength === undefined ? {} : { 'content-length': options.contentLength } },
-    outcome: { status, attempts: 1, bytesOut: options.bytesOut ?? 0, errorClass: options.errorClass, upstream: options.upstream, grpcStatus: options.grpcStatus },
+    outcome: { status, attempts: 1, bytesOut: options.bytesOut ?? 0, errorClass: options.errorClass, upstream: options.upstream, unsent: options.unsent, grpcStatus: options.grpcStatus },
     upstream: { path: '/test.Echo/Echo' },
     response: { headersSent: true, statusCode: status },
     get: (key: string) => (key === 'consumer' && options.consumer ? { name: options.consumer } : undefined),
@@ -49,6 +49,18 @@ describe('RequestMetrics with flow statistics', () => {
     expect(flow.of('consumer', 'alice').total).toEqual({ requests: 1, errors: 0, bytesIn: 120, bytesOut: 30 });
     // Bytes only: an instance's requests are its attempts, which InstanceTraffic counts.
     expect(flow.instance('user', '10.0.0.1:80').total).toEqual({ requests: 0, errors: 0, bytesIn: 120, bytesOut: 35 });
+  });
+
+  it('gives no instance the bytes of a request whose last attempt its transport dropped unsent, and still counts the request and its error for the route and the service', () => {
+    const flow = new FlowStats();
+    const metrics = new RequestMetrics(flow);
+    metrics.request(finished(504, { errorClass: 'deadline-exceeded', contentLength: '7', bytesOut: 40, upstream: '10.0.0.1:80', unsent: true }));
+    metrics.request(finished(200, { contentLength: '3', bytesOut: 5, upstream: '10.0.0.1:80' }));
+    flow.roll(100);
+    const both = { requests: 2, errors: 1, bytesIn: 10, bytesOut: 45 };
+    expect(flow.of('service', 'user').total).toEqual(both);
+    expect(flow.of('route', 'api').total).toEqual(both);
+    expect(flow.instance('user', '10.0.0.1:80').total).toEqual({ requests: 0, errors: 0, bytesIn: 3, bytesOut: 5 });
   });
 
   it('counts every attempt on an instance, failed ones as errors, and nothing for a request that matched no route', () => {

@@ -152,9 +152,10 @@ export class RequestMetrics {
     cells.flowRoute!.record(error, bytesIn, bytesOut);
     const consumer = context.get('consumer');
     if (consumer) this.flow!.of('consumer', consumer.name).record(error, bytesIn, bytesOut);
-    // An instance's requests are its attempts (InstanceTraffic); the bytes go to the one that answered last.
+    // An instance's requests are its attempts (InstanceTraffic); the bytes go to the one that answered
+    // last, none to one the last attempt never reached (dropped unsent from its transport's queue).
     const upstream = outcome.upstream;
-    if (upstream !== undefined) {
+    if (upstream !== undefined && outcome.unsent !== true) {
       const instance = cells.flowInstances!.get(upstream) ?? this.flow!.instance(cells.service, upstream);
       instance.bytesIn += bytesIn;
       instance.bytesOut += bytesOut;

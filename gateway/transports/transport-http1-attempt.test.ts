@@ -108,6 +108,8 @@ describe('dispatchAttempt', () => {
     expect(result.status).toBe(502);
     expect(result.outcome.errorClass).toBe('reset-before-headers');
     expect(isUpstreamFailure(result.outcome)).toBe(true);
+    // Sent, then cut: the instance's own attempt.
+    expect(result.result).not.toHaveProperty('unsent');
   });
 });
 
@@ -280,6 +282,8 @@ describe('dispatchAttempt timeouts', () => {
   it("still counts a gateway timeout that runs out before the call's deadline against the upstream", async () => {
     const { result, outcome } = await get('/hang', { headersTimeoutMs: 300, bodyTimeoutMs: 0, deadlineMs: 5_000 });
     expect(result).toMatchObject({ ok: false, errorClass: 'headers-timeout' });
+    // Sent: the instance's own attempt.
+    expect(result).not.toHaveProperty('unsent');
     expect(isUpstreamFailure(outcome)).toBe(true);
   });
 
@@ -335,7 +339,8 @@ describe('dispatchAttempt timeouts', () => {
     await withHeldConnection(fate, async (settle) => {
       const requestsBefore = backendRequests;
       const { answer, result, reports, ms } = await get('/hang', { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 });
-      expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
+      // Unsent whatever the connection's fate: the instance saw nothing of the request, so the attempt is none of its requests.
+      expect(result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, unsent: true });
       expect(answer?.status).toBe(504);
       expect(ms).toBeGreaterThanOrEqual(199);
       // The pick waits for the connection's fate, and so does the result's `released`.
@@ -374,7 +379,7 @@ describe('dispatchAttempt timeouts', () => {
       expect(context!.response.destroyed).toBe(true);
       settle();
       const { result, reports } = await ending;
-      expect(result).toMatchObject({ ok: false, errorClass: 'cancelled' });
+      expect(result).toMatchObject({ ok: false, errorClass: 'cancelled', responseStarted: false, unsent: true });
       await expectReportedUnsent(reports, 'cancelled', false, requestsBefore, kept);
     });
   });
@@ -542,7 +547,8 @@ describe("dispatchAttempt: a call whose deadline passes while it waits in the po
     timeouts = { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, deadlineMs: 200 };
     expect((await sendTestRequest(port, '/quick')).status).toBe(504);
     const queued = ended.at(-1)!;
-    expect(queued.result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false });
+    // Unsent: the attempt is none of the instance's requests (flow statistics, the admin API), as the instance saw nothing.
+    expect(queued.result).toMatchObject({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, unsent: true });
     // The connection frees: undici takes the queued request and drops it unsent.
     held.shift()!();
     expect((await holding).status).toBe(200);

@@ -84,6 +84,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private reported = false;
   /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
   private unsent: Error | undefined = undefined;
+  /** undici dropped the request before writing any of it (refused at `onRequestStart`, or the client's body failed first): its failure is `unsent`. */
+  private dropped = false;
   /** Resolves the early result's `released` once the pick has been told. */
   private letGo: (() => void) | undefined = undefined;
   private buffered: Buffer[] | undefined = undefined;
@@ -130,7 +132,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (this.controller) return void this.controller.abort(error);
     this.unsent = error;
     const released = new Promise<void>((resolve) => (this.letGo = resolve));
-    this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error, released });
+    this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error, released, unsent: true });
   }
 
   /** The client closed its side: an unfinished answer stops the upstream request. */
@@ -144,8 +146,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     // The call's deadline passed, or the client left, while the request waited for a connection:
     // undici drops a request whose handler throws here, before writing any of it, and keeps the
     // connection for the next (an abort would close it); the error comes back to `onResponseError`.
-    if (this.unsent) throw this.unsent;
-    if (this.response.destroyed) throw new ClientGoneError();
+    if (this.unsent || this.response.destroyed) {
+      this.dropped = true;
+      throw this.unsent ?? new ClientGoneError();
+    }
     this.startDeadline(this.timeouts.headersTimeoutMs);
     // A closure only for a request with a body still coming (a retry never has one: proxy-attempts.ts).
     const body = this.body;
@@ -224,12 +228,17 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     // The client's request body failed (it left) before the request started: undici kept that
     // error and aborts with it once a connection is there. The client's doing, not a reset.
-    if (this.controller === undefined && this.body !== null && error === this.body.errored) return this.fail(this.unsent ?? new ClientGoneError());
+    if (this.controller === undefined && this.body !== null && error === this.body.errored) {
+      this.dropped = true;
+      return this.fail(this.unsent ?? new ClientGoneError());
+    }
     this.fail(error);
   }
 
   fail(error: Error): void {
-    this.finish({ ok: false, errorClass: classifyUpstreamError(error, this.responseStarted), responseStarted: this.responseStarted, error });
+    const errorClass = classifyUpstreamError(error, this.responseStarted);
+    if (this.dropped) this.finish({ ok: false, errorClass, responseStarted: false, error, unsent: true });
+    else this.finish({ ok: false, errorClass, responseStarted: this.responseStarted, error });
   }
 
   protected deadlinePassed(): void {

@@ -92,9 +92,13 @@ export function http2Attempt(
       reportAttempt(pick, started, status, result, grpcStatus);
       resolve(result);
     };
-    const fail = (error: Error) => {
-      const result: AttemptResult = { ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error };
-      if (!connecting) return finish(result);
+    /** `unsent`: no stream was opened for the request (the instance saw none of it). */
+    const fail = (error: Error, unsent = false) => {
+      if (!connecting) {
+        const errorClass = classifyUpstreamError(error, responseStarted);
+        return finish(unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
+      }
+      const result: AttemptResult = { ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error, unsent: true };
       // Ended while the session is still connecting (the call's deadline, the client gone): the
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened. A
@@ -168,7 +172,7 @@ export function http2Attempt(
       if (settled) return release(live);
       if (response.destroyed) {
         release(live);
-        return fail(new ClientGoneError());
+        return fail(new ClientGoneError(), true);
       }
       let opened: ClientHttp2Stream;
       try {

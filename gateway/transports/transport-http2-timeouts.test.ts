@@ -302,7 +302,8 @@ describe('http2Attempt: an attempt that ends while the session is still connecti
     }
     expect(last, cause).toBeDefined();
     const { result, reports, ms } = await last!;
-    expect(result).toMatchObject({ ok: false, errorClass: ended, responseStarted: false });
+    // Unsent: the instance saw nothing of the request, so the attempt is none of its requests.
+    expect(result).toMatchObject({ ok: false, errorClass: ended, responseStarted: false, unsent: true });
     if (ended === 'deadline-exceeded') expect(ms).toBeGreaterThanOrEqual(199);
     // The pick waits for the connection's fate, and so does the result's `released`.
     expect(reports).toEqual([]);

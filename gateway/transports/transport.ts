@@ -24,9 +24,12 @@ export interface AttemptTimeouts {
  * `released` is set when the transport ends an attempt whose request it still holds, unsent (the
  * call's deadline passed, or the client left, while it waited for a connection): it resolves once
  * the transport has let go of the request and reported the pick, so that a concurrency slot can be
- * held until then.
+ * held until then. `unsent` is set when the transport dropped the request before writing any of it
+ * to the instance (it waited in a queue for a connection or a stream until the call's deadline
+ * passed or the client left): the instance saw nothing, so the attempt is none of its requests (nor
+ * are the request's bytes its bytes), while the route and the service still count the request.
  */
-export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error; released?: Promise<void> };
+export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error; released?: Promise<void>; unsent?: true };
 
 /** Told how an attempt started with `Transport.attemptThen` ended. */
 export interface AttemptReceiver {
