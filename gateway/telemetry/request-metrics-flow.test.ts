@@ -18,6 +18,15 @@ function finished(status: number, options: { errorClass?: string; consumer?: str
   } as unknown as GatewayContext;
 }
 
+/** Flow statistics that have recorded `contexts` through `RequestMetrics` and rolled them into their totals. */
+function recorded(...contexts: GatewayContext[]): FlowStats {
+  const flow = new FlowStats();
+  const metrics = new RequestMetrics(flow);
+  for (const context of contexts) metrics.request(context);
+  flow.roll(100);
+  return flow;
+}
+
 describe('RequestMetrics with flow statistics', () => {
   it.each([
     ['a 200', finished(200), 0],
@@ -30,19 +39,16 @@ describe('RequestMetrics with flow statistics', () => {
     ['a gRPC call failed with NOT_FOUND', finished(200, { grpcStatus: 5 }), 0],
     ["a gateway's gRPC answer to a request it refused (400, INTERNAL)", finished(400, { errorClass: 'request-rejected', grpcStatus: 13 }), 0],
   ])('counts %s as %i errors', (_name, context, errors) => {
-    const flow = new FlowStats();
-    new RequestMetrics(flow).request(context);
-    flow.roll(100);
+    const flow = recorded(context);
     expect(flow.of('service', 'user').total).toMatchObject({ requests: 1, errors });
     expect(flow.of('route', 'api').total).toMatchObject({ requests: 1, errors });
   });
 
   it('counts declared request bytes and sent response bytes per service, route, consumer and the instance that answered', () => {
-    const flow = new FlowStats();
-    const metrics = new RequestMetrics(flow);
-    metrics.request(finished(200, { consumer: 'alice', contentLength: '120', bytesOut: 30, upstream: '10.0.0.1:80' }));
-    metrics.request(finished(200, { contentLength: 'nonsense', bytesOut: 5, upstream: '10.0.0.1:80' }));
-    flow.roll(100);
+    const flow = recorded(
+      finished(200, { consumer: 'alice', contentLength: '120', bytesOut: 30, upstream: '10.0.0.1:80' }),
+      finished(200, { contentLength: 'nonsense', bytesOut: 5, upstream: '10.0.0.1:80' }),
+    );
     const both = { requests: 2, errors: 0, bytesIn: 120, bytesOut: 35 };
     expect(flow.of('service', 'user').total).toEqual(both);
     expect(flow.of('route', 'api').total).toEqual(both);
@@ -52,11 +58,10 @@ describe('RequestMetrics with flow statistics', () => {
   });
 
   it('gives no instance the bytes of a request whose last attempt its transport dropped unsent, and still counts the request and its error for the route and the service', () => {
-    const flow = new FlowStats();
-    const metrics = new RequestMetrics(flow);
-    metrics.request(finished(504, { errorClass: 'deadline-exceeded', contentLength: '7', bytesOut: 40, upstream: '10.0.0.1:80', unsent: true }));
-    metrics.request(finished(200, { contentLength: '3', bytesOut: 5, upstream: '10.0.0.1:80' }));
-    flow.roll(100);
+    const flow = recorded(
+      finished(504, { errorClass: 'deadline-exceeded', contentLength: '7', bytesOut: 40, upstream: '10.0.0.1:80', unsent: true }),
+      finished(200, { contentLength: '3', bytesOut: 5, upstream: '10.0.0.1:80' }),
+    );
     const both = { requests: 2, errors: 1, bytesIn: 10, bytesOut: 45 };
     expect(flow.of('service', 'user').total).toEqual(both);
     expect(flow.of('route', 'api').total).toEqual(both);
