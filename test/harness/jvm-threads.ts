@@ -1,4 +1,5 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { readFrom } from './process.ts';
 import { waitFor } from './wait.ts';
 
 const DUMP_TIMEOUT_MS = 3_000;
@@ -32,17 +33,5 @@ export async function jvmThreads(pid: number | undefined, logFile: string, names
     return threads.length > 0 ? threads.join('\n\n') : `(no thread named ${names})`;
   } catch (error) {
     return `(no thread dump: ${(error as Error).message})`;
-  }
-}
-
-async function readFrom(path: string, offset: number): Promise<string> {
-  const handle = await open(path, 'r');
-  try {
-    const { size } = await handle.stat();
-    const buffer = Buffer.alloc(Math.max(0, size - offset));
-    await handle.read(buffer, 0, buffer.length, offset);
-    return buffer.toString('utf8');
-  } finally {
-    await handle.close();
   }
 }

@@ -202,18 +202,23 @@ function waitUntilStopped(pid: number): void {
 /** Reads the last `maxBytes` of a file as text; an unreadable file yields a note instead of an error. */
 export async function readTail(path: string, maxBytes = LOG_TAIL_BYTES): Promise<string> {
   try {
-    const handle = await open(path, 'r');
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, maxBytes);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      return buffer.toString('utf8');
-    } finally {
-      await handle.close();
-    }
+    return await readFrom(path, 0, maxBytes);
   } catch (error) {
     return `(log ${path} unreadable: ${String(error)})`;
+  }
+}
+
+/** Reads what a file holds past byte `offset` as text, the last `maxBytes` of it when there is more; rejects when it cannot. */
+export async function readFrom(path: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const length = Math.max(0, Math.min(size - offset, maxBytes));
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer.toString('utf8');
+  } finally {
+    await handle.close();
   }
 }
 
