@@ -1,7 +1,8 @@
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigFileError } from '../../src/errors.ts';
+import { readFileWithSave, type FileReading } from '../../src/folder-watch-settle.ts';
 import { MAX_ALIAS_COUNT, parseFast } from './fast-parse.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
@@ -111,25 +112,15 @@ export async function readConfigText(path: string): Promise<string> {
 }
 
 /** A reading of the configuration file: its text and `save`, which tells one save of the file from another. */
-export interface ConfigFileReading {
-  readonly text: string;
-  /** The file's inode and modification time (ns) after the text was read: a new save (a write, a rename onto it, `touch`) changes it; reading, or an event that did not write the file, does not. */
-  readonly save: string;
-}
+/** The configuration file's text and the save it came from (see `readFileWithSave`). */
+export type ConfigFileReading = FileReading;
 
 /** Reads the file at `path` with the stamp of the save its text came from, or throws a `GatewayConfigError` saying why it cannot be read. */
 export async function readConfigFile(path: string): Promise<ConfigFileReading> {
-  let handle: FileHandle | undefined;
   try {
-    handle = await open(path, 'r');
-    const text = await handle.readFile('utf8');
-    // Taken after the read, from the same open file: a save that the text includes is in it, however the path was swapped since.
-    const stat = await handle.stat({ bigint: true });
-    return { text, save: `${stat.ino}:${stat.mtimeNs}` };
+    return await readFileWithSave(path);
   } catch (error) {
     throw unreadableConfig(path, error);
-  } finally {
-    await handle?.close().catch(() => undefined);
   }
 }
 

@@ -9,7 +9,8 @@ import { makeCertificate } from '../../test/harness/certificates.ts';
 import { keepWriting } from '../../test/harness/keep-writing.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsFile } from '../../src/folder-watch.ts';
-import { CONFIG_SETTLE_MS, watchConfig, type ConfigResult } from './watch.ts';
+import { FOLDER_WATCH_SETTLE_MS } from '../../src/folder-watch-settle.ts';
+import { watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
 // Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
@@ -213,11 +214,11 @@ describe('watchConfig', () => {
   });
 
   it('reports a refused save once the file has stayed unchanged for the settle time', async () => {
-    await watchResults(CONFIG_SETTLE_MS);
+    await watchResults(FOLDER_WATCH_SETTLE_MS);
     await writeFile(path, 'listen: 2000\nlistn: typo\n');
     const written = performance.now();
     await waitFor(() => results.length >= 2);
-    expect(performance.now() - written).toBeGreaterThanOrEqual(CONFIG_SETTLE_MS);
+    expect(performance.now() - written).toBeGreaterThanOrEqual(FOLDER_WATCH_SETTLE_MS);
     expect(ports()).toEqual([1000, 'refused']);
     expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toBe(`${path}: listn (line 2): unknown field "listn" (did you mean "listen"?)`);
   });

@@ -4,6 +4,7 @@ import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
 import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { parseConfig, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
@@ -27,9 +28,9 @@ export interface WatchConfigOptions {
   readonly emitCurrent?: boolean;
   /** Backoff between attempts to watch the folder again after its watcher failed. */
   readonly rewatchBackoff?: BackoffOptions;
-  /** How long a refused text, or an unreadable file, must stay so before its refusal is reported (`CONFIG_SETTLE_MS` by default). */
+  /** How long a refused text (the same save), or an unreadable file, must stay so before its refusal is reported (`FOLDER_WATCH_SETTLE_MS` by default). */
   readonly settleMs?: number;
-  /** Longest a change waits to be read, and a refusal to be reported, while the file keeps changing (`CONFIG_MAX_WAIT_MS` by default). */
+  /** Longest a change waits to be read, and a refusal to be reported, while the file keeps changing (`FOLDER_WATCH_MAX_WAIT_MS` by default). */
   readonly maxWaitMs?: number;
   /** Where the watch writes its lines; a `config-watch` child of the root logger by default. */
   readonly log?: Logger;
@@ -37,23 +38,6 @@ export interface WatchConfigOptions {
 
 /** Default quiet time before a changed file is read. */
 export const CONFIG_DEBOUNCE_MS = 200;
-
-/**
- * Default time a refused text must stay unchanged before it is reported: a file written in several
- * `write()` calls (`cat big.yaml > gateway.yaml`, an editor that does not rename) can be read between
- * two of them, and its first half is no configuration. Traefik's file provider and Kubernetes-style
- * watchers wait for such bursts the same way; a refusal costs this much delay, an applied text none.
- */
-export const CONFIG_SETTLE_MS = 150;
-
-/**
- * Default bound on the quiet time and the settle time while the file keeps changing, as lodash's
- * debounce `maxWait`: a file rewritten more often than they last (a generator in a loop) is still read,
- * and its refusal reported, this long after its first change. A write that takes longer than this
- * can have its first part reported; `cat`, editors and Kubernetes take milliseconds. The bound of
- * every folder watch (`FOLDER_WATCH_MAX_WAIT_MS`), so all files the gateway watches answer alike.
- */
-export const CONFIG_MAX_WAIT_MS = FOLDER_WATCH_MAX_WAIT_MS;
 
 type Refusal = Extract<ConfigResult, { ok: false }>;
 
@@ -64,7 +48,7 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * read; unchanged text is skipped, so only real edits reach the caller (a file that cannot be read
  * is reported once, when it has stayed so for `settleMs`, as a refused text), except after a refusal: saving the same text again (`touch`) retries it, for a refusal
  * by a file the configuration names that has appeared since; the other events of the save it was refused in do not.
- * A refusal is reported only once the refused text has stayed unchanged for `settleMs`: a further change in that
+ * A refusal is reported only once the refused text has settled (`FolderWatchSettle`: the same save read the same for `settleMs`): a further change in that
  * time (the rest of a write read half-way) supersedes it unreported, unless the file has kept changing for `maxWaitMs`
  * since the first refusal: then the latest is reported; events that keep coming read the file every `maxWaitMs` the same way. The caller applies `ok` results and keeps its running config on refused ones.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
@@ -73,8 +57,8 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
 export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
   const rewatchBackoff = options.rewatchBackoff ?? REWATCH_BACKOFF;
-  const settleMs = options.settleMs ?? CONFIG_SETTLE_MS;
-  const maxWaitMs = options.maxWaitMs ?? CONFIG_MAX_WAIT_MS;
+  const settleMs = options.settleMs ?? FOLDER_WATCH_SETTLE_MS;
+  const maxWaitMs = options.maxWaitMs ?? FOLDER_WATCH_MAX_WAIT_MS;
   const log = options.log ?? componentLogger('config-watch', { path });
   const fileName = basename(path);
   return new Observable<ConfigResult>((subscriber) => {
@@ -86,38 +70,32 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let emitNext = options.emitCurrent ?? true;
     // Whether the first reading (the start's, or the baseline) has been done.
     let started = false;
-    // A refusal not reported yet (of `text`, or of the file unreadable), until it has stayed so for `settleMs` since `since` (performance.now()).
-    let held: { readonly text: string | undefined; readonly result: Refusal; readonly since: number } | undefined;
-    // When the refusals not reported yet began (the first of several, each superseding the last): reported by `maxWaitMs` after it.
-    let refusingSince: number | undefined;
+    // A refusal not reported yet and the reading it came from (`readingKey`, or the error of an unreadable file), until that reading has settled.
+    let held: { readonly key: string; readonly result: Refusal } | undefined;
+    // When a refused reading is settled (`FolderWatchSettle`): the same save read the same for `settleMs`, or `maxWaitMs` since the first refusal's change.
+    const settling = new FolderWatchSettle(settleMs, maxWaitMs);
     // When the change the read in progress looks at first came (see `FolderWatchDebounce`): a refusal it finds has been coming since then.
     let readingChangeSince: number | undefined;
 
-    /** Holds a refusal until it has settled (see `held`), or reports it and calls `reported`; `text` is undefined for an unreadable file. */
-    const settle = (text: string | undefined, result: Refusal, reported: () => void) => {
-      const now = performance.now();
-      const unchanged = held !== undefined && held.text === text && (text !== undefined || held.result.error.message === result.error.message);
-      refusingSince ??= readingChangeSince ?? now;
-      const since = unchanged ? held!.since : now;
-      const settleLeftMs = settleMs - (now - since);
-      const maxLeftMs = maxWaitMs - (now - refusingSince);
-      if (settleLeftMs > 0 && maxLeftMs > 0) {
+    /** Holds a refusal until its reading has settled, or reports it and calls `reported`. */
+    const settle = (key: string, result: Refusal, reported: () => void) => {
+      const verdict = settling.observe(key, readingChangeSince);
+      if (!verdict.settled) {
         // `last` stays what the caller has, so that the rest of a write is compared with that. An event of the
         // same write can bring the next read early; it holds the refusal for the rest of the time.
-        if (!unchanged) log.debug({ settleMs, reason: result.error.message }, 'the configuration is refused; reported if the file stays so (a write in progress is read again)');
-        held = { text, result, since };
-        reads.schedule(Math.min(settleLeftMs, maxLeftMs));
+        if (held?.key !== key) log.debug({ settleMs, reason: result.error.message }, 'the configuration is refused; reported if the file stays so (a write in progress is read again)');
+        held = { key, result };
+        reads.schedule(verdict.readAgainInMs);
         return;
       }
       held = undefined;
-      refusingSince = undefined;
       reported();
       if (!reads.closed) subscriber.next(result);
     };
     /** The file is as the caller has it (or a baseline): nothing to report. */
     const settled = () => {
       held = undefined;
-      refusingSince = undefined;
+      settling.reset();
     };
 
     const read = async (changedSince: number | undefined) => {
@@ -138,16 +116,16 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
           refusedSave = undefined;
           return;
         }
-        settle(undefined, { ok: false, error: error as ConfigFileError }, () => {
+        settle(`unreadable\n${(error as ConfigFileError).message}`, { ok: false, error: error as ConfigFileError }, () => {
           last = null;
           refusedSave = undefined;
         });
         return;
       }
       const { text, save } = reading;
-      // Unchanged since it was refused: reported once it has been so for the whole settle time, then as any refusal.
-      if (held !== undefined && held.text === text) {
-        settle(text, held.result, () => {
+      // Unchanged since it was refused (the same save): reported once it has settled, then as any refusal.
+      if (held !== undefined && held.key === readingKey(reading)) {
+        settle(held.key, held.result, () => {
           last = text;
           refusedSave = save;
         });
@@ -178,7 +156,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       }
       const result = parse(path, text);
       if (!result.ok) {
-        settle(text, result, () => {
+        settle(readingKey(reading), result, () => {
           last = text;
           refusedSave = save;
         });

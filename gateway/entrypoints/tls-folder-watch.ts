@@ -1,16 +1,16 @@
 import { basename, dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
 import { concernsFile, watchFolder } from '../../src/folder-watch.ts';
-import { FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
-import { CONFIG_DEBOUNCE_MS, CONFIG_MAX_WAIT_MS } from '../config/watch.ts';
+import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 
 /** Quiet time and maximum wait of a `CertificateFolderWatch`. */
 export interface CertificateFolderWatchTiming {
   /** Quiet time after the last event before `changed` is called (`CONFIG_DEBOUNCE_MS` by default). */
   readonly debounceMs?: number;
-  /** Longest an event waits for that call while events keep coming (`CONFIG_MAX_WAIT_MS` by default). */
+  /** Longest an event waits for that call while events keep coming (`FOLDER_WATCH_MAX_WAIT_MS` by default). */
   readonly maxWaitMs?: number;
 }
 
@@ -41,7 +41,7 @@ export class CertificateFolderWatch {
       changed,
       timing.debounceMs ?? CONFIG_DEBOUNCE_MS,
       (error) => log.error({ ...context, err: errorMessage(error) }, 'reloading certificates failed'),
-      timing.maxWaitMs ?? CONFIG_MAX_WAIT_MS,
+      timing.maxWaitMs ?? FOLDER_WATCH_MAX_WAIT_MS,
     );
   }
 
