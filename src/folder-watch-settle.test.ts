@@ -91,4 +91,17 @@ describe('FolderWatchSettle', () => {
     await appendFile(path, 'b');
     expect((await observe(settle, 10 * FOLDER_WATCH_SETTLE_MS)).verdict.settled).toBe(false);
   });
+
+  it('waits for a reading that must settle past the maximum wait, saying it is overdue, and settles it once it stays the same', async () => {
+    const settle = new FolderWatchSettle(150, 1_000);
+    await writeFile(path, 'a');
+    const first = readingKey(await readFileWithSave(path));
+    expect(settle.awaitSettled(first, 0, 0)).toEqual({ settled: false, readAgainInMs: 150, overdue: false });
+    await appendFile(path, 'b');
+    const second = readingKey(await readFileWithSave(path));
+    expect(settle.awaitSettled(second, undefined, 1_000)).toEqual({ settled: false, readAgainInMs: 150, overdue: true });
+    expect(settle.awaitSettled(second, undefined, 1_100)).toEqual({ settled: false, readAgainInMs: 50, overdue: true });
+    expect(settle.awaitSettled(second, undefined, 1_150)).toEqual({ settled: true });
+    expect(settle.pending).toBe(false);
+  });
 });

@@ -72,6 +72,23 @@ export class FolderWatchSettle {
     return { settled: false, readAgainInMs: Math.min(settleLeftMs, maxLeftMs) };
   }
 
+  /**
+   * As `observe`, for a reading that must never be judged unsettled (a list that takes instances
+   * away): only the same reading for `settleMs` settles it, however long the file keeps changing;
+   * `overdue` says that the maximum wait has passed meanwhile.
+   */
+  awaitSettled(key: string, changedSince?: number, now = performance.now()): { readonly settled: true } | { readonly settled: false; readonly readAgainInMs: number; readonly overdue: boolean } {
+    const since = this.seen?.key === key ? this.seen.since : now;
+    const settleLeftMs = this.settleMs - (now - since);
+    if (settleLeftMs <= 0) {
+      this.settle(key, false);
+      return { settled: true };
+    }
+    this.pendingSince ??= Math.min(changedSince ?? now, now);
+    this.seen = { key, since };
+    return { settled: false, readAgainInMs: settleLeftMs, overdue: now - this.pendingSince >= this.maxWaitMs };
+  }
+
   /** True while a reading waits to settle. */
   get pending(): boolean {
     return this.pendingSince !== undefined;

@@ -98,10 +98,11 @@ describe('FileProvider', () => {
     provider = started;
     started.start();
     await withDeadline(until(started.snapshots$, (s) => s.service === 'user' && ports(s).includes(8081)), 'the first list');
-    const writer = keepWriting(path, (n) => `services:\n  user: [127.0.0.1:${9000 + (n % 1000)}]\n`);
+    // Lists that only add instances, which apply without waiting for the file to settle (see settle.test.ts).
+    const writer = keepWriting(path, (n) => `services:\n  user:\n    - 127.0.0.1:8081\n    - { host: 127.0.0.1, port: 8082, weight: 5 }\n    - 127.0.0.1:${9000 + (n % 1000)}\n  order: []\n`);
     try {
       const user = await withDeadline(until(started.snapshots$, (s) => s.service === 'user' && ports(s).some((port) => port >= 9000)), 'a list of the file that keeps changing');
-      expect(user.instances).toHaveLength(1);
+      expect(user.instances).toHaveLength(3);
     } finally {
       await writer.stop();
     }

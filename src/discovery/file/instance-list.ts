@@ -44,3 +44,20 @@ function entryName(item: Record<string, unknown>, index: number): string {
   if (item.host !== undefined && item.port !== undefined) return `${String(item.host)}:${String(item.port)}`;
   return `#${index}`;
 }
+
+/**
+ * Whether `next` keeps every instance of `applied` as it is (same service, name and entry) and at
+ * most adds some: a list that cannot take an instance away, which a file written half-way can.
+ */
+export function onlyAdds(applied: ReadonlyMap<string, readonly RawInstance[]>, next: ReadonlyMap<string, readonly RawInstance[]>): boolean {
+  for (const [service, instances] of applied) {
+    if (instances.length === 0) continue;
+    const kept = new Set((next.get(service) ?? []).map(instanceKey));
+    if (!instances.every((instance) => kept.has(instanceKey(instance)))) return false;
+  }
+  return true;
+}
+
+function instanceKey(instance: RawInstance): string {
+  return `${instance.name}\n${String(instance.data)}`;
+}
