@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError } from '../../src/errors.ts';
+import { readFileWithSave, type FileReading } from '../../src/folder-watch-settle.ts';
 import type { Logger } from '../../src/logger.ts';
 import { checkCertificatePem, unreadableFile } from '../config/certificate-check.ts';
 import type { CertificateFiles } from '../config/types.ts';
@@ -42,7 +42,18 @@ export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TL
  * reason (code `SB_CONFIG_INVALID`), so a bad file can be refused while the old one keeps serving.
  */
 export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): Promise<LoadedCertificate> {
+  const { cert, key } = await readCertificatePair(files);
+  return certificateFromPem(files, cert.text, key.text, minVersion);
+}
+
+/** The texts of a pair's certificate and key files with the saves they came from; rejects with a `ConfigFileError` naming a file that cannot be read. */
+export async function readCertificatePair(files: CertificateFiles): Promise<{ readonly cert: FileReading; readonly key: FileReading }> {
   const [cert, key] = await Promise.all([readPem(files.certFile), readPem(files.keyFile)]);
+  return { cert, key };
+}
+
+/** `loadCertificate` for texts already read (see `readCertificatePair`). */
+export function certificateFromPem(files: CertificateFiles, cert: string, key: string, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): LoadedCertificate {
   const { x509, keyType, context } = checkCertificatePem(files, cert, key, minVersion);
   // Node 20 has no validFromDate; its date strings ("Dec  3 08:05:09 2026 GMT") parse as they are.
   return { files, names: certificateNames(x509), keyType, validFrom: new Date(x509.validFrom), validTo: new Date(x509.validTo), context, cert, key };
@@ -86,9 +97,9 @@ export function certificateNames(x509: X509Certificate): string[] {
   return cn ? [cn] : [];
 }
 
-async function readPem(path: string): Promise<string> {
+async function readPem(path: string): Promise<FileReading> {
   try {
-    return await readFile(path, 'utf8');
+    return await readFileWithSave(path);
   } catch (error) {
     throw unreadableFile(path, error);
   }

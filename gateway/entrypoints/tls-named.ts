@@ -102,7 +102,7 @@ export class NamedCertificates {
 
   private async reloadFiles(): Promise<void> {
     let changed = false;
-    for (const slot of this.slots.values()) if (await reloadSlot(slot, undefined, this.log, slot.keyPath)) changed = true;
+    for (const slot of this.slots.values()) if (await reloadSlot(slot, undefined, this.log, slot.keyPath, this.folders)) changed = true;
     if (changed) this.publish();
   }
 

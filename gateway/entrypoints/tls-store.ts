@@ -3,8 +3,9 @@ import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { loadCertificate, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
-import { CertificateFolderWatch } from './tls-folder-watch.ts';
+import { readingKey } from '../../src/folder-watch-settle.ts';
+import { certificateFromPem, loadCertificateAt, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { CertificateFolderWatch, type CertificateFolderWatchTiming } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
 /** One configured pair and what serves for it now. */
@@ -37,16 +38,17 @@ export class TlsCertificates {
     private readonly slots: readonly Slot[],
     private readonly defaultSlot: Slot,
     private readonly log: Logger,
+    timing: CertificateFolderWatchTiming,
   ) {
     this.table = this.buildTable();
-    this.folders = new CertificateFolderWatch(() => this.reloadAll(), log, { entryPoint });
+    this.folders = new CertificateFolderWatch(() => this.reloadAll(), log, { entryPoint }, timing);
   }
 
   /**
    * Reads every certificate of `entryPoint`; rejects with a `ConfigFileError` that names the bad
-   * file, the reason and the key path in the configuration.
+   * file, the reason and the key path in the configuration. `timing` tunes the folder watch (tests).
    */
-  static async load(entryPoint: EntryPointConfig, log: Logger): Promise<TlsCertificates> {
+  static async load(entryPoint: EntryPointConfig, log: Logger, timing: CertificateFolderWatchTiming = {}): Promise<TlsCertificates> {
     const settings = entryPoint.tls;
     if (!settings) throw new Error(`entry point ${entryPoint.name} has no tls settings`);
     const where = `entryPoints.${entryPoint.name}.tls`;
@@ -55,7 +57,7 @@ export class TlsCertificates {
     const slots = await Promise.all(
       wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath), lastRefusal: undefined })),
     );
-    const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log);
+    const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log, timing);
     for (const slot of slots) {
       log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
       warnOfValidity(log, { entryPoint: entryPoint.name }, slot.current);
@@ -101,7 +103,7 @@ export class TlsCertificates {
   private async reloadAll(): Promise<void> {
     let changed = false;
     for (const slot of this.slots) {
-      if (!(await reloadSlot(slot, this.settings.minVersion, this.log, this.entryPoint))) continue;
+      if (!(await reloadSlot(slot, this.settings.minVersion, this.log, this.entryPoint, this.folders))) continue;
       changed = true;
       if (slot === this.defaultSlot) this.defaultListener?.(slot.current);
     }
@@ -119,12 +121,28 @@ export class TlsCertificates {
 /**
  * Reads a slot's pair again; a changed good pair replaces the current one (true), an unchanged one
  * is kept (false), and a bad one is refused with its path and reason, logged at warn once per
- * distinct reason and counted under `entryPoint` (false; the current one keeps serving).
+ * distinct reason and counted under `entryPoint` (false; the current one keeps serving). A changed
+ * pair is judged only once both its files have settled (`folders.pairSettled`; false until then):
+ * a certificate written before its key is never loaded, nor refused, with the old key.
  */
-export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersion'], log: Logger, entryPoint: string): Promise<boolean> {
+export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersion'], log: Logger, entryPoint: string, folders: CertificateFolderWatch): Promise<boolean> {
   let next: LoadedCertificate;
   try {
-    next = await loadCertificate(slot.files, minVersion);
+    let pair: Awaited<ReturnType<typeof readCertificatePair>>;
+    try {
+      pair = await readCertificatePair(slot.files);
+    } catch (error) {
+      if (!folders.pairSettled(slot.files, `unreadable\n${errorMessage(error)}`)) return false;
+      throw error;
+    }
+    const { cert, key } = pair;
+    if (cert.text === slot.current.cert && key.text === slot.current.key) {
+      folders.pairUnchanged(slot.files);
+      slot.lastRefusal = undefined;
+      return false;
+    }
+    if (!folders.pairSettled(slot.files, `${readingKey(cert)}\n${readingKey(key)}`)) return false;
+    next = certificateFromPem(slot.files, cert.text, key.text, minVersion);
   } catch (error) {
     const reason = errorMessage(error);
     if (reason !== slot.lastRefusal) {
