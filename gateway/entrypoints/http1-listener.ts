@@ -54,6 +54,12 @@ interface ConnectionState {
   readonly open: ListenedResponse[];
   /** Its bytes failed to parse: nothing more read from it is dispatched. */
   refused: boolean;
+  /**
+   * An answer that closes it was given in its turn (a refused expectation): requests read after
+   * that one are never served, as RFC 9112 §9.6 has a server that closes do, so none reaches an
+   * upstream; the client learns from the close that they were not processed (§9.3.2).
+   */
+  closing: boolean;
   /** In the listener's list of connections, with a 'close' listener that forgets it. */
   tracked: boolean;
   /** Its neighbours in that list while tracked (see `GatewayListener.newest`). */
@@ -109,6 +115,7 @@ export class GatewayListener {
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
       },
       (request, response) => {
+        if ((request.socket as TrackedSocket)[CONNECTION]?.closing === true) return this.skip(request);
         this.track(response);
         (response as ListenedResponse)[LISTENER] = this;
         (response as WatchedResponse)[CLOSE_WATCHER] = null;
@@ -139,7 +146,11 @@ export class GatewayListener {
       this.adopt(socket);
       void refuseConnect(request, socket, handlers.refused);
     });
-    this.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => refuseExpectation(request, response, handlers.refused));
+    this.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+      // Node reads on after a 417 with `connection: close`: what it reads behind it must go nowhere.
+      this.stateOf(request.socket as TrackedSocket).closing = true;
+      refuseExpectation(request, response, handlers.refused);
+    });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket, handlers.refused));
   }
 
@@ -235,7 +246,7 @@ export class GatewayListener {
 
   /** The state of `socket`, made on its first request (or its first parse error). */
   private stateOf(socket: TrackedSocket): ConnectionState {
-    socket[CONNECTION] ??= { open: [], refused: false, tracked: false, previous: undefined, next: undefined };
+    socket[CONNECTION] ??= { open: [], refused: false, closing: false, tracked: false, previous: undefined, next: undefined };
     return socket[CONNECTION];
   }
 
@@ -251,6 +262,16 @@ export class GatewayListener {
     state.next = undefined;
     this.openCount -= state.open.length;
     state.open.length = 0;
+  }
+
+  /**
+   * A request read after an answer that closes its connection: neither tracked nor dispatched, its
+   * body read and dropped (a body left unread would stop the reads of the connection, whose close
+   * with bytes unread is a reset); Node drops its response with the connection.
+   */
+  private skip(request: IncomingMessage): void {
+    request.resume();
+    this.log.debug({ method: request.method }, 'a request after an answer that closes its connection is not served');
   }
 
   /** @internal */

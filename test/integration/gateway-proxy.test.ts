@@ -1,3 +1,4 @@
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +78,10 @@ describe('the gateway proxies HTTP and WebSocket through its middleware', () => 
   let silent: Server;
   let silentRequests = 0;
   let closingServed = 0;
+  /** An upstream that keeps the path of each request it got, and answers it at once, or when the test ends it (a path ending in /held). */
+  let counting: HttpServer;
+  const countedPaths: string[] = [];
+  const heldAnswers: ServerResponse[] = [];
   let gateway: GatewayProcess;
   let adminPort: number;
   const config = (admin = adminPort) => `
@@ -90,6 +95,7 @@ services:
   closing: { instances: [127.0.0.1:${(closing.address() as { port: number }).port}] }
   streaming: { instances: [127.0.0.1:${(streaming.address() as { port: number }).port}] }
   silent: { instances: [127.0.0.1:${(silent.address() as { port: number }).port}], outlierDetection: false, retries: false }
+  counting: { instances: [127.0.0.1:${(counting.address() as { port: number }).port}] }
 routes:
   - path: /api/echo
     service: echo
@@ -104,6 +110,7 @@ routes:
   - { path: /closing, service: closing }
   - { path: /streaming, service: streaming }
   - { path: /silent, service: silent }
+  - { path: /counted, service: counting }
 `;
 
   beforeAll(async () => {
@@ -136,6 +143,12 @@ routes:
       socket.once('data', () => (silentRequests += 1));
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    counting = createHttpServer((request, response) => {
+      countedPaths.push(request.url ?? '');
+      request.resume();
+      request.on('end', () => (request.url?.endsWith('/held') ? heldAnswers.push(response) : response.end('counted')));
+    });
+    await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(config());
   });
   afterAll(async () => {
@@ -144,6 +157,7 @@ routes:
     closing?.close();
     streaming?.close();
     silent?.close();
+    counting?.close();
   });
 
   async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: string }> {
@@ -322,6 +336,28 @@ routes:
     expect(await unmatched4xx(adminPort)).toBe(countedBefore + 2);
   });
 
+  it('lets no request pipelined behind a 417 or a CONNECT reach an upstream, since the connection closes after their answer', async () => {
+    const before = countedPaths.length;
+    const behind = (name: string) => `POST /counted/${name} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi`;
+    /** Sends `refusal` behind a request the upstream holds, and the request behind it; answers once the held one is let go. */
+    const refuseBehindHeld = async (refusal: string) => {
+      const held = heldAnswers.length;
+      const exchange = rawUntilClosed(gateway.port, `GET /counted/held HTTP/1.1\r\nHost: a\r\n\r\n${refusal}${behind('after')}`);
+      // The connection stays open while the refusal waits its turn: Node read on after a 417, and
+      // the request behind it was proxied, its answer then thrown away with the connection.
+      await waitFor(() => heldAnswers.length > held, { timeoutMs: 5_000, message: 'the first request to reach the upstream' });
+      heldAnswers.shift()!.end('released');
+      const { answer, closed } = await exchange;
+      return { statuses: [...answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1]), closed };
+    };
+    expect(await refuseBehindHeld('POST /counted/refused HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nContent-Length: 5\r\n\r\nhello')).toEqual({ statuses: ['200', '417'], closed: true });
+    expect(await refuseBehindHeld('CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n')).toEqual({ statuses: ['200', '405'], closed: true });
+    // A request sent after both on a connection of its own, answered: what they let through came to the upstream before it.
+    const marker = await rawUntilClosed(gateway.port, behind('marker').replace('Host: a', 'Host: a\r\nConnection: close'));
+    expect(marker.answer).toMatch(/^HTTP\/1\.1 200 [^]*counted$/);
+    expect(countedPaths.slice(before)).toEqual(['/counted/held', '/counted/held', '/counted/marker']);
+  });
+
   // undici 7 threw an uncatchable AssertionError when an upstream closed a connection it did not
   // keep alive while the gateway held its answer back: the gateway exited (nodejs/undici#5360,
   // gateway/transports/undici-connector.ts). A pipelined request's answer waits behind the one
@@ -394,7 +430,7 @@ routes:
   it('refuses an invalid configuration edit and keeps routing, then applies a valid one', async () => {
     await gateway.writeConfig(`${config()}\n  - { path: /typo, servce: echo }\n`);
     await waitFor(async () => (await logOf(gateway.process)).includes('configuration refused'), { timeoutMs: 5_000, message: 'the refusal in the log' });
-    expect(await logOf(gateway.process)).toMatch(/routes\.9\.servce \(line \d+\)/);
+    expect(await logOf(gateway.process)).toMatch(/routes\.10\.servce \(line \d+\)/);
     expect((await get('/api/echo/ok')).status).toBe(200);
 
     await gateway.writeConfig(`${config()}\n  - { path: /added, service: echo, stripPrefix: true }\n`);
