@@ -120,10 +120,37 @@ export function answerHoldingSocket(socket: Duplex): ServerResponse | undefined 
 }
 
 /**
+ * How long a connection the listener closes after its own answer is still read, its bytes dropped:
+ * at most this long after the client's last bytes, and this long in all (nginx's lingering_timeout
+ * and lingering_time).
+ */
+const LINGER_IDLE_MS = 5_000;
+const LINGER_MAX_MS = 30_000;
+
+/** A lingering connection's bytes: dropped. */
+function dropInput(): void {}
+
+/**
+ * Ends `socket` with `answer`, then reads and drops what the client still sends until it closes its
+ * side (the socket is then done), or LINGER_IDLE_MS passes without a byte, or LINGER_MAX_MS in all.
+ * A socket closed with bytes unread makes the kernel reset the connection, and the reset throws away
+ * whatever of the answer (and of the answers before it) the client had not yet received, as nginx's
+ * lingering close keeps from happening.
+ */
+function endLingering(socket: Socket, answer: string): void {
+  socket.on('data', dropInput);
+  socket.resume();
+  socket.end(answer);
+  socket.setTimeout(LINGER_IDLE_MS, () => socket.destroy());
+  const cap = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
+  socket.once('close', () => clearTimeout(cap));
+}
+
+/**
  * Answers a CONNECT request (Node's 'connect': it has let go of the socket) with a JSON 405
  * `method-not-allowed`, since the gateway tunnels nothing, and closes the connection, once the
  * answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its head
- * are never read.
+ * (a tunnel's) are read and dropped until the client closes its side, so that the answers reach it.
  */
 export async function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<void> {
   for (let held = answerHoldingSocket(socket); held; held = answerHoldingSocket(socket)) {
@@ -139,9 +166,7 @@ export async function refuseConnect(request: IncomingMessage, socket: Duplex, re
   const { status, text, error, body, bytes } = ANSWERS[405];
   // Read before the end: a socket that is gone no longer knows its peer.
   const clientAddress = (socket as Socket).remoteAddress ?? '';
-  socket.write(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
-  // Node's server sockets allow half-open connections: ended, this one is also destroyed once the answer is out.
-  (socket as Socket).destroySoon();
+  endLingering(socket as Socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
 }
 

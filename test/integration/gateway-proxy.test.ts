@@ -358,6 +358,39 @@ routes:
     expect(countedPaths.slice(before)).toEqual(['/counted/held', '/counted/held', '/counted/marker']);
   });
 
+  // A socket closed with bytes unread makes the kernel reset the connection, and on Linux the reset
+  // throws away what the gateway had written and the client had not yet received: here the tail of
+  // a big answer pipelined before the CONNECT, and the 405, which the tunnel's bytes sent with the
+  // CONNECT head kept from being read.
+  it('sends the whole 405 to a CONNECT whose tunnel bytes came with its head, and the answers before it, then closes cleanly', async () => {
+    const size = 8 << 20;
+    const tunnel = Buffer.alloc(1 << 20, 't');
+    const { bytes, tail, error } = await new Promise<{ bytes: number; tail: string; error: string | undefined }>((resolve) => {
+      const socket = connect(gateway.port, '127.0.0.1');
+      let received = 0;
+      let last = '';
+      let failure: string | undefined;
+      const deadline = setTimeout(() => socket.destroy(), 20_000);
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        last = (last + chunk.subarray(-512).toString('latin1')).slice(-512);
+        // A client that reads a little slower than the gateway writes: the gateway's socket then
+        // holds unsent bytes when the 405 is written, which a reset would throw away.
+        socket.pause();
+        setTimeout(() => socket.resume(), 1);
+      });
+      socket.on('error', (cause: NodeJS.ErrnoException) => (failure = cause.code));
+      socket.on('close', () => {
+        clearTimeout(deadline);
+        resolve({ bytes: received, tail: last, error: failure });
+      });
+      socket.write(Buffer.concat([Buffer.from(`GET /api/echo/bytes/${size} HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n`), tunnel]));
+    });
+    expect(error).toBeUndefined();
+    expect(bytes).toBeGreaterThan(size);
+    expect(tail).toMatch(/^b+HTTP\/1\.1 405 Method Not Allowed\r\n[^]*\r\n\r\n\{"error":"method-not-allowed","status":405,"message":"Method Not Allowed"\}$/);
+  });
+
   // undici 7 threw an uncatchable AssertionError when an upstream closed a connection it did not
   // keep alive while the gateway held its answer back: the gateway exited (nodejs/undici#5360,
   // gateway/transports/undici-connector.ts). A pipelined request's answer waits behind the one
