@@ -104,6 +104,20 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(refusals).toEqual([{ status, error, bytes: Buffer.byteLength(body), clientAddress: '127.0.0.1', method, target }]);
   });
 
+  it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    listener = new GatewayListener({ request: (request, response) => (arrived.push(request.url ?? ''), void response.end('ok')), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const post = (path: string, expectation: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\nExpect: ${expectation}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
+    // Node's own rule sent 100 Continue to both, and dispatched both.
+    const [capitals, more] = [await exchange(port, post('/capitals', '100-Continue')), await exchange(port, post('/more', '100-continue, foo'))];
+    expect([...capitals.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1])).toEqual(['100', '200']);
+    expect([...more.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1])).toEqual(['417']);
+    expect(arrived).toEqual(['/capitals']);
+    expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(more.slice(more.indexOf('\r\n\r\n') + 4)), clientAddress: '127.0.0.1', method: 'POST', target: '/more' }]);
+  });
+
   it('reports no refusal for a dispatched request whose body fails, but leaves the answer on its response for its handler to log and count', async () => {
     const refusals: ListenerRefusal[] = [];
     const held: ServerResponse[] = [];

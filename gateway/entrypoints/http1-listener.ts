@@ -4,6 +4,7 @@ import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
 import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, type RefusalReport } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
+import { meetsExpectation } from './expectation.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
@@ -106,6 +107,24 @@ export class GatewayListener {
   private draining = false;
 
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
+    /** A request within the limits whose expectation, if any, is met: tracked, then dispatched. */
+    const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+      if ((request.socket as TrackedSocket)[CONNECTION]?.closing === true) return this.skip(request);
+      this.track(response);
+      (response as ListenedResponse)[LISTENER] = this;
+      (response as WatchedResponse)[CLOSE_WATCHER] = null;
+      // A response closes once: `on` with one shared function instead of `once` with a closure per request.
+      response.on('close', onResponseClose);
+      if (this.draining) response.setHeader('connection', 'close');
+      // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
+      // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
+      // chunk of this very body) is found only after this callback returns. Dispatching after
+      // the current read lets a parse error of that read refuse the connection first, so no
+      // request of it reaches routing or an upstream. A tick is enough: the parser runs the
+      // whole read synchronously (its callbacks skip the tick queue), and a tick costs far less
+      // than an immediate, which also waits for the next turn of the event loop.
+      process.nextTick(dispatchLater, this, handlers, request, response);
+    };
     this.server = createServer(
       {
         maxHeaderSize: limits.maxHeaderSize,
@@ -114,23 +133,7 @@ export class GatewayListener {
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
       },
-      (request, response) => {
-        if ((request.socket as TrackedSocket)[CONNECTION]?.closing === true) return this.skip(request);
-        this.track(response);
-        (response as ListenedResponse)[LISTENER] = this;
-        (response as WatchedResponse)[CLOSE_WATCHER] = null;
-        // A response closes once: `on` with one shared function instead of `once` with a closure per request.
-        response.on('close', onResponseClose);
-        if (this.draining) response.setHeader('connection', 'close');
-        // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
-        // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
-        // chunk of this very body) is found only after this callback returns. Dispatching after
-        // the current read lets a parse error of that read refuse the connection first, so no
-        // request of it reaches routing or an upstream. A tick is enough: the parser runs the
-        // whole read synchronously (its callbacks skip the tick queue), and a tick costs far less
-        // than an immediate, which also waits for the next turn of the event loop.
-        process.nextTick(dispatchLater, this, handlers, request, response);
-      },
+      onRequest,
     );
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (this.draining) return void socket.destroy();
@@ -146,11 +149,22 @@ export class GatewayListener {
       this.adopt(socket);
       void refuseConnect(request, socket, handlers.refused);
     });
-    this.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    // An HTTP/1.1 request with an Expect field comes here instead of 'request': to 'checkContinue'
+    // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.
+    // Both hold it to the listeners' one rule, meetsExpectation, as the HTTP/2 listener does.
+    const onExpectation = (request: IncomingMessage, response: ServerResponse) => {
+      const state = this.stateOf(request.socket as TrackedSocket);
+      if (state.closing) return this.skip(request);
+      if (meetsExpectation(request.headers.expect)) {
+        response.writeContinue();
+        return onRequest(request, response);
+      }
       // Node reads on after a 417 with `connection: close`: what it reads behind it must go nowhere.
-      this.stateOf(request.socket as TrackedSocket).closing = true;
+      state.closing = true;
       refuseExpectation(request, response, handlers.refused);
-    });
+    };
+    this.server.on('checkContinue', onExpectation);
+    this.server.on('checkExpectation', onExpectation);
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket, handlers.refused));
   }
 

@@ -171,7 +171,7 @@ export async function refuseConnect(request: IncomingMessage, socket: Duplex, re
 }
 
 /**
- * Answers a request whose `Expect` is not `100-continue` (Node's 'checkExpectation') with a JSON 417
+ * Answers a request whose `Expect` the gateway does not meet (`meetsExpectation`) with a JSON 417
  * `expectation-failed` in its place among pipelined answers, and tells `report`. The connection
  * closes after it: the client may send the body it announced, or never send it.
  */

@@ -253,11 +253,15 @@ describe('Http2Sessions', () => {
     const post = { ':method': 'POST', ':path': '/upload?x=1' };
     const connectAnswer = await send({ ':method': 'CONNECT', ':authority': 'example.test:443' });
     const otherAnswer = await send({ ...post, expect: 'something-else' }, 'body');
-    expect([connectAnswer[0], JSON.parse(connectAnswer[1]), otherAnswer[0], JSON.parse(otherAnswer[1])]).toEqual([
+    // One rule for both listeners (meetsExpectation): 100-continue beside another expectation is refused too.
+    const moreAnswer = await send({ ...post, ':path': '/more', expect: '100-continue, foo' }, 'body');
+    expect([connectAnswer[0], JSON.parse(connectAnswer[1]), otherAnswer[0], JSON.parse(otherAnswer[1]), moreAnswer[0], moreAnswer[2]]).toEqual([
       405,
       { error: 'method-not-allowed', status: 405, message: 'Method Not Allowed' },
       417,
       { error: 'expectation-failed', status: 417, message: 'Expectation Failed' },
+      417,
+      false,
     ]);
     const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
     const pad = 'a'.repeat(2_000);
@@ -273,6 +277,7 @@ describe('Http2Sessions', () => {
     expect(refusals).toEqual([
       { status: 405, error: 'method-not-allowed', bytes: Buffer.byteLength(connectAnswer[1]), clientAddress: '127.0.0.1', method: 'CONNECT', target: 'example.test:443' },
       { status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(otherAnswer[1]), clientAddress: '127.0.0.1', method: 'POST', target: '/upload?x=1' },
+      { status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(moreAnswer[1]), clientAddress: '127.0.0.1', method: 'POST', target: '/more' },
       tooLarge,
       tooLarge,
       tooLarge,

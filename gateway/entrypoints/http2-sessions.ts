@@ -3,6 +3,7 @@ import { constants, createServer, type Http2Server, type Http2ServerRequest, typ
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
+import { meetsExpectation } from './expectation.ts';
 import type { ListenerLimits } from './http1-listener.ts';
 import { listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
@@ -97,12 +98,14 @@ export class Http2Sessions {
     // than `100-continue` with 417, and `100-continue` with a 100 before any limit is checked. Taken
     // over, they are held to the limits first and answered as the gateway's own (logged, counted).
     this.server.on('connect', (request: Http2ServerRequest, response: ClientResponse) => this.answerItself(request, response, 405));
-    this.server.on('checkContinue', (request: Http2ServerRequest, response: ClientResponse) => this.dispatch(handler, request, response, true));
-    this.server.on('checkExpectation', (request: Http2ServerRequest, response: ClientResponse) => {
-      // node:http2 takes only `100-continue` in lower case for one; RFC 9110 §10.1.1 (and node:http) any case.
-      if (request.headers.expect?.trim().toLowerCase() === '100-continue') this.dispatch(handler, request, response, true);
+    // node:http2 takes only `100-continue` exactly for one (to 'checkContinue'); both events are
+    // held to the listeners' one rule, meetsExpectation, as the HTTP/1.1 listener does.
+    const onExpectation = (request: Http2ServerRequest, response: ClientResponse) => {
+      if (meetsExpectation(request.headers.expect)) this.dispatch(handler, request, response, true);
       else this.answerItself(request, response, 417);
-    });
+    };
+    this.server.on('checkContinue', onExpectation);
+    this.server.on('checkExpectation', onExpectation);
     // A session that carries no frame for this long is closed, as an idle HTTP/1.1 keep-alive connection is.
     this.server.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.headersTimeoutMs));
     this.server.on('session', (session: PeeredSession) => {
