@@ -118,6 +118,20 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(more.slice(more.indexOf('\r\n\r\n') + 4)), clientAddress: '127.0.0.1', method: 'POST', target: '/more' }]);
   });
 
+  it('answers a HEAD it refuses with the head alone and reports 0 bytes of body: a refused expectation, a body that fails to parse', async () => {
+    const refusals: ListenerRefusal[] = [];
+    listener = new GatewayListener({ request: (_request, response) => void response.end('ok'), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const expectation = await exchange(port, 'HEAD /expect HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n\r\n');
+    const badChunk = await exchange(port, 'HEAD /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+    expect(expectation).toMatch(/^HTTP\/1\.1 417 [^]*\r\ncontent-length: 74\r\n[^]*\r\n\r\n$/);
+    expect(badChunk).toMatch(/^HTTP\/1\.1 400 [^]*\r\ncontent-length: 60\r\n[^]*\r\n\r\n$/);
+    expect(refusals).toEqual([
+      { status: 417, error: 'expectation-failed', bytes: 0, clientAddress: '127.0.0.1', method: 'HEAD', target: '/expect' },
+      { status: 400, error: 'bad-request', bytes: 0, clientAddress: '127.0.0.1', method: 'HEAD', target: '/chunks' },
+    ]);
+  });
+
   it('reports no refusal for a dispatched request whose body fails, but leaves the answer on its response for its handler to log and count', async () => {
     const refusals: ListenerRefusal[] = [];
     const held: ServerResponse[] = [];

@@ -35,6 +35,14 @@ export function listenerAnswer(status: keyof typeof ANSWERS): ListenerAnswer {
   return ANSWERS[status];
 }
 
+/**
+ * The body an answer to a request with `method` carries: none to a HEAD (RFC 9110 §9.3.2: its
+ * answer is the head alone, `content-length` included), so it is logged with 0 bytes.
+ */
+export function bodyFor(method: string | undefined, answer: ListenerAnswer): { readonly body: string; readonly bytes: number } {
+  return method === 'HEAD' ? { body: '', bytes: 0 } : answer;
+}
+
 /** Parse errors answered with their own status, else 400 `bad-request`. */
 const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
   HPE_HEADER_OVERFLOW: ANSWERS[431],
@@ -50,7 +58,7 @@ export interface ListenerRefusal {
   readonly status: number;
   /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed` or `expectation-failed`. */
   readonly error: string;
-  /** Bytes of the answer's JSON body; 0 for a reset HTTP/2 stream. */
+  /** Bytes of the answer's JSON body as sent: 0 for a reset HTTP/2 stream, and for an answer to a HEAD (`bodyFor`). */
   readonly bytes: number;
   /** The connection's peer address (no header was read to say otherwise). */
   readonly clientAddress: string;
@@ -87,14 +95,16 @@ export function refuseConnection(
   report: RefusalReport,
 ): void {
   if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
-  const { status, text, error: code, body, bytes } = CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400];
+  const refusal = CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400];
+  const { status, text, error: code } = refusal;
   log.debug({ code: error.code, status }, 'refused a malformed request');
   /** Writes the answer; told to `report`, or left on `inPlaceOf`, the dispatched request it answers (its handler records it as its outcome). */
   const answer = (inPlaceOf?: ServerResponse) => {
     if ((socket as Socket).writable === false) return void socket.destroy();
     // Read before the end: a socket that is gone no longer knows its peer.
     const clientAddress = (socket as Socket).remoteAddress ?? '';
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
+    const { body, bytes } = bodyFor((inPlaceOf?.req ?? unfinished)?.method, refusal);
+    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${refusal.bytes}\r\nconnection: close\r\n\r\n${body}`);
     if (inPlaceOf) (inPlaceOf as AnsweredResponse)[LISTENER_ANSWER] = { status, error: code, bytes };
     else report({ status, error: code, bytes, clientAddress, method: unfinished?.method, target: unfinished?.url });
   };
@@ -176,9 +186,11 @@ export async function refuseConnect(request: IncomingMessage, socket: Duplex, re
  * closes after it: the client may send the body it announced, or never send it.
  */
 export function refuseExpectation(request: IncomingMessage, response: ServerResponse, report: RefusalReport): void {
-  const { status, error, body, bytes } = ANSWERS[417];
+  const refusal = ANSWERS[417];
+  const { status, error } = refusal;
+  const { body, bytes } = bodyFor(request.method, refusal);
   const clientAddress = request.socket.remoteAddress ?? '';
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes, connection: 'close' });
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': refusal.bytes, connection: 'close' });
   response.end(body);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
 }

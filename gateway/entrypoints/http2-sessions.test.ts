@@ -283,4 +283,16 @@ describe('Http2Sessions', () => {
       tooLarge,
     ]);
   });
+
+  it('answers a HEAD whose expectation it refuses with the 417 head alone, and reports 0 bytes of body', async () => {
+    const refusals: ListenerRefusal[] = [];
+    started = await startPlainHttp2((_request, response) => void response.end('ok'), {}, (refusal) => void refusals.push(refusal));
+    const stream = started.client.request({ ':method': 'HEAD', ':path': '/head', expect: 'foo' });
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => void (received += chunk.length)).on('error', () => undefined);
+    const status = await new Promise<unknown>((resolve) => stream.on('response', (headers) => resolve(headers[':status'])));
+    await new Promise((resolve) => stream.on('close', resolve));
+    expect([status, received]).toEqual([417, 0]);
+    expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: 0, clientAddress: '127.0.0.1', method: 'HEAD', target: '/head' }]);
+  });
 });

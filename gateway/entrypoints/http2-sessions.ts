@@ -5,7 +5,7 @@ import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import { meetsExpectation } from './expectation.ts';
 import type { ListenerLimits } from './http1-listener.ts';
-import { listenerAnswer, type RefusalReport } from './http1-refusal.ts';
+import { bodyFor, listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
 
@@ -189,7 +189,9 @@ export class Http2Sessions {
   private answerItself(request: Http2ServerRequest, response: ClientResponse, answer: 405 | 417): void {
     if (this.refusedOversized(request)) return;
     const clientAddress = request.socket.remoteAddress ?? '';
-    const { status, error, body, bytes } = listenerAnswer(answer);
+    const refusal = listenerAnswer(answer);
+    const { status, error } = refusal;
+    const { body, bytes } = bodyFor(request.method, refusal);
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end(body);
     this.refused({ status, error, bytes, clientAddress, method: request.method, target: request.url ?? request.headers[':authority'] });
