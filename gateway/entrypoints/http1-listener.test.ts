@@ -1,5 +1,5 @@
 import { request as httpRequest, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
@@ -65,6 +65,64 @@ describe('GatewayListener in-flight bookkeeping', () => {
     await drained;
     listener = undefined;
     expect(own.inFlight).toBe(0);
+  });
+});
+
+describe('GatewayListener answers to CONNECT while it drains', () => {
+  let listener: GatewayListener | undefined;
+  afterEach(async () => {
+    await listener?.drain(1_000);
+  });
+
+  /** A listener whose handler holds every response, the server sockets it accepted, and a client connection whose bytes are collected. */
+  async function started(refusals: ListenerRefusal[]) {
+    const held: ServerResponse[] = [];
+    const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    listener = own;
+    const accepted: Socket[] = [];
+    own.server.on('connection', (socket: Socket) => void accepted.push(socket));
+    const client = connect(await own.listen('127.0.0.1', 0), '127.0.0.1');
+    let answer = '';
+    client.on('data', (chunk: Buffer) => void (answer += chunk.toString('latin1'))).on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    let sent = 0;
+    /** Writes `text` and waits until the listener has read all that was written. */
+    const send = async (text: string) => {
+      sent += Buffer.byteLength(text);
+      client.write(text);
+      await waitFor(() => accepted[0] !== undefined && accepted[0].bytesRead === sent, { timeoutMs: 5_000, message: 'the listener to read what was sent' });
+    };
+    return { own, held, send, closed, answer: () => answer };
+  }
+
+  it('answers a CONNECT whose head ends while the listener drains with 405, where it cut the connection unanswered', async () => {
+    const refusals: ListenerRefusal[] = [];
+    const { own, send, closed, answer } = await started(refusals);
+    // A head begun before the drain: the connection is not idle, so the drain leaves it open.
+    await send('CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n');
+    const drained = own.drain(5_000);
+    await send('\r\n');
+    await closed;
+    await drained;
+    listener = undefined;
+    expect(answer()).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    expect(refusals).toMatchObject([{ status: 405, method: 'CONNECT', target: 'example.test:443' }]);
+  });
+
+  it('sends the answer of a request in flight when the listener drains before closing, and leaves a CONNECT pipelined behind it unanswered', async () => {
+    const refusals: ListenerRefusal[] = [];
+    const { own, held, send, closed, answer } = await started(refusals);
+    await send('GET /held HTTP/1.1\r\nHost: a\r\n\r\n');
+    await waitFor(() => held.length === 1, { timeoutMs: 5_000, message: 'the request dispatched' });
+    const drained = own.drain(5_000);
+    await send('CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n');
+    held[0]!.end('ok');
+    await closed;
+    await drained;
+    listener = undefined;
+    // The drain's answer closes the connection: RFC 9112 §9.6 has nothing after it processed.
+    expect(answer()).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*connection: close\r\n[^]*\r\n\r\nok$/i);
+    expect(refusals).toEqual([]);
   });
 });
 

@@ -144,10 +144,15 @@ export class GatewayListener {
     // Node cuts a CONNECT request's connection unanswered and unseen when this is not listened to,
     // and answers an Expect other than `100-continue` with a bare 417 when that is not: both are
     // answered here as the listener's own refusals (logged, counted).
+    // A CONNECT that arrives while the listener drains is answered all the same: it closes its
+    // connection, as a drain would, once the answers before it are sent (destroying the socket at
+    // once took those answers with it). One behind an answer that closed the connection is not
+    // answered, as a request pipelined there is not (see ConnectionState.closing).
     this.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
-      if (this.draining) return void socket.destroy();
       this.adopt(socket);
-      void refuseConnect(request, socket, handlers.refused);
+      void refuseConnect(request, socket, handlers.refused).then((answered) => {
+        if (!answered) this.skip(request);
+      });
     });
     // An HTTP/1.1 request with an Expect field comes here instead of 'request': to 'checkContinue'
     // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.

@@ -161,23 +161,26 @@ function endLingering(socket: Socket, answer: string): void {
  * `method-not-allowed`, since the gateway tunnels nothing, and closes the connection, once the
  * answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its head
  * (a tunnel's) are read and dropped until the client closes its side, so that the answers reach it.
+ * Resolves false, the request unanswered, when the connection is gone by then, or one of those
+ * answers closed it (RFC 9112 §9.6: nothing after such an answer is processed).
  */
-export async function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<void> {
+export async function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
   for (let held = answerHoldingSocket(socket); held; held = answerHoldingSocket(socket)) {
     // Node's own 'finish' listener, added first, hands the socket to the next queued answer, if any.
     await new Promise<void>((resolve) => {
       held.once('finish', resolve);
       held.once('close', resolve);
     });
-    if (socket.destroyed) return;
+    if (socket.destroyed) return false;
   }
-  // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain).
-  if ((socket as Socket).writable === false) return void socket.destroy();
+  // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain, a 417).
+  if ((socket as Socket).writable === false) return (socket.destroy(), false);
   const { status, text, error, body, bytes } = ANSWERS[405];
   // Read before the end: a socket that is gone no longer knows its peer.
   const clientAddress = (socket as Socket).remoteAddress ?? '';
   endLingering(socket as Socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
+  return true;
 }
 
 /**
