@@ -141,19 +141,30 @@ const LINGER_MAX_MS = 30_000;
 function dropInput(): void {}
 
 /**
- * Ends `socket` with `answer`, then reads and drops what the client still sends until it closes its
- * side (the socket is then done), or LINGER_IDLE_MS passes without a byte, or LINGER_MAX_MS in all.
- * A socket closed with bytes unread makes the kernel reset the connection, and the reset throws away
- * whatever of the answer (and of the answers before it) the client had not yet received, as nginx's
- * lingering close keeps from happening.
+ * Lets `socket`, its answer ended, live on until the client closes its side (the socket is then
+ * done), or LINGER_IDLE_MS passes without a byte from it, or LINGER_MAX_MS in all, what it still
+ * sends read and dropped meanwhile. A socket closed with bytes unread makes the kernel reset the
+ * connection, and the reset throws away whatever of the answer (and of the answers before it) the
+ * client had not yet received, as nginx's lingering close keeps from happening.
  */
+function linger(socket: Socket): void {
+  if (!socket.writableEnded) socket.end();
+  socket.setTimeout(LINGER_IDLE_MS, () => socket.destroy());
+  const cap = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
+  socket.once('close', () => clearTimeout(cap));
+}
+
+/** Ends a socket Node has let go of with `answer`, and lingers: its bytes are read and dropped here. */
 function endLingering(socket: Socket, answer: string): void {
   socket.on('data', dropInput);
   socket.resume();
   socket.end(answer);
-  socket.setTimeout(LINGER_IDLE_MS, () => socket.destroy());
-  const cap = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
-  socket.once('close', () => clearTimeout(cap));
+  linger(socket);
+}
+
+/** Node's server closes a socket with `destroySoon()` once an answer that ends the connection is sent: in its place, `this` lingers, Node's parser still reading it (the requests it finds there are not served). */
+function lingerInsteadOfDestroy(this: Socket): void {
+  linger(this);
 }
 
 /**
@@ -194,6 +205,8 @@ export function refuseExpectation(request: IncomingMessage, response: ServerResp
   const { body, bytes } = bodyFor(request.method, refusal);
   const clientAddress = request.socket.remoteAddress ?? '';
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': refusal.bytes, connection: 'close' });
+  // The body announced may be on its way, or requests pipelined behind: the connection lingers.
+  (request.socket as Socket).destroySoon = lingerInsteadOfDestroy;
   response.end(body);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
 }
