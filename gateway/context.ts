@@ -11,7 +11,7 @@ export interface RequestOutcome {
   errorClass?: string;
   /** `host:port` of the last upstream tried. */
   upstream?: string;
-  /** The last attempt's request never reached `upstream` (its transport dropped it unsent, `AttemptResult.unsent`): the request's bytes are none of that instance's. */
+  /** The last attempt's request never reached `upstream` (its transport dropped it unsent, `AttemptResult.unsent`, or the call's deadline was spent before it went out): the request's bytes are none of that instance's. */
   unsent?: boolean;
   /** Upstream attempts made (1 + retries). */
   attempts: number;

@@ -158,7 +158,11 @@ export class AttemptLoop implements AttemptReceiver {
     if (this.grpcDeadlineMs !== undefined) {
       timeouts = grpcTimeouts(context, policy, this.grpcDeadlineMs);
       if (timeouts.deadlineMs === 0) {
+        // The deadline was spent before this attempt went out: nothing is sent, so the attempt is
+        // none of the instance's requests, nor the request's bytes its bytes (the access log still
+        // names the instance as `upstream`).
         this.unreported = undefined;
+        context.outcome.unsent = true;
         pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
         sendGatewayError(context, 'deadline-exceeded');
         return this.end();

@@ -84,3 +84,62 @@ routes:
     expect(await logOf(gateway.process)).toMatch(/"status":504,.*"errorClass":"deadline-exceeded"/);
   });
 });
+
+// A call whose deadline is already spent when its attempt would go out is answered by the gateway
+// without sending anything: the access log still names the instance picked, the flow statistics
+// give it neither the request nor its bytes.
+describe('a gRPC call whose deadline is spent before its attempt is sent', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let address: string;
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'api' });
+    address = `127.0.0.1:${backend.port}`;
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  api: { instances: ["${address}"], healthCheck: false }
+routes:
+  - { name: calls, path: /, service: api }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+  });
+
+  const stats = async (): Promise<Stats> => (await (await admin.get('/api/stats')).json()) as Stats;
+
+  it('counts it for the route and the service, as a 504, and gives the instance neither the request nor its bytes', async () => {
+    const answered = await sendRequest(gateway.port, '/first');
+    expect(answered.status).toBe(200);
+    // One nanosecond: spent before the proxy picks an instance.
+    const call = await sendRequest(gateway.port, '/svc.Echo/Say', { method: 'POST', headers: { 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '1n', 'content-length': '5' }, body: 'hello' });
+    expect(call.status).toBe(200);
+    expect(call.headers['grpc-status']).toBe('4');
+    const view = await waitFor(
+      async () => {
+        const current = await stats();
+        return current.services.api?.total.requests === 2 ? current : undefined;
+      },
+      { timeoutMs: 15_000, message: 'both requests in /api/stats' },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${JSON.stringify(await stats())}\n${await logOf(gateway.process)}`);
+    });
+    const both = { requests: 2, errors: 1, bytesIn: 5, bytesOut: Buffer.byteLength(answered.body) + Buffer.byteLength(call.body) };
+    expect(view.services.api!.total).toEqual(both);
+    expect(view.routes.calls!.total).toEqual(both);
+    // The instance took the first request only; the call's 5 bytes in are none of its bytes.
+    expect(view.instances.api![address]!.total).toEqual({ requests: 1, errors: 0, bytesIn: 0, bytesOut: Buffer.byteLength(answered.body) });
+    expect(await admin.instance('api', address)).toMatchObject({ requests: 1, errors: 0 });
+    // The access log still names the instance picked, with its one attempt.
+    const line = (await logOf(gateway.process)).split('\n').find((text) => text.includes('"status":504'));
+    expect(JSON.parse(line!)).toMatchObject({ status: 504, errorClass: 'deadline-exceeded', upstream: address, attempts: 1 });
+  });
+});
