@@ -8,7 +8,7 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { isValidFinalStatus } from '../http-status.ts';
 import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
-import { classifyUpstreamError } from '../proxy/upstream-error.ts';
+import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
@@ -57,6 +57,8 @@ export function http2Attempt(
   return new Promise<AttemptResult>((resolve) => {
     let session = sessions();
     let stream: ClientHttp2Stream | undefined;
+    /** A stream was opened for the request, on this session or on one that refused it before a reopen: part of it may have reached the instance. */
+    let streamOpened = false;
     let reopens = 0;
     /**
      * The request body's chunks that went into the stream, kept until the response starts so that a
@@ -92,10 +94,14 @@ export function http2Attempt(
       reportAttempt(pick, started, status, result, grpcStatus);
       resolve(result);
     };
-    /** `unsent`: no stream was opened for the request (the instance saw none of it). */
-    const fail = (error: Error, unsent = false) => {
+    const fail = (error: Error) => {
       if (!connecting) {
         const errorClass = classifyUpstreamError(error, responseStarted);
+        // No stream was ever opened and the failure is not the instance's (the gateway's pool full or
+        // closed, node:http2 refusing the request's headers, the client gone): nothing of the request
+        // left the gateway, so the attempt is none of the instance's requests. A connect failure
+        // stays the instance's attempt, and its failure.
+        const unsent = !streamOpened && !countsAgainstUpstream(errorClass);
         return finish(unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       }
       const result: AttemptResult = { ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error, unsent: true };
@@ -172,7 +178,7 @@ export function http2Attempt(
       if (settled) return release(live);
       if (response.destroyed) {
         release(live);
-        return fail(new ClientGoneError(), true);
+        return fail(new ClientGoneError());
       }
       let opened: ClientHttp2Stream;
       try {
@@ -183,6 +189,7 @@ export function http2Attempt(
         return fail(error as Error);
       }
       stream = opened;
+      streamOpened = true;
       timeout.start(timeouts.headersTimeoutMs);
       if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;

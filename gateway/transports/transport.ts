@@ -25,9 +25,11 @@ export interface AttemptTimeouts {
  * call's deadline passed, or the client left, while it waited for a connection): it resolves once
  * the transport has let go of the request and reported the pick, so that a concurrency slot can be
  * held until then. `unsent` is set when the transport dropped the request before writing any of it
- * to the instance (it waited in a queue for a connection or a stream until the call's deadline
- * passed or the client left): the instance saw nothing, so the attempt is none of its requests (nor
- * are the request's bytes its bytes), while the route and the service still count the request.
+ * to the instance, for a reason not the instance's (it waited in a queue for a connection or a
+ * stream until the call's deadline passed or the client left; the gateway's own pool was full or
+ * closed; the request's headers were refused before sending): the instance saw nothing, so the
+ * attempt is none of its requests (nor are the request's bytes its bytes), while the route and the
+ * service still count the request. A connect failure is the instance's attempt, never `unsent`.
  */
 export type AttemptResult = { ok: true } | { ok: false; errorClass: GatewayErrorClass; responseStarted: boolean; error: Error; released?: Promise<void>; unsent?: true };
 
