@@ -201,3 +201,91 @@ describe('the attempt loop with real transports: an HTTP/2 attempt whose request
     }
   });
 });
+
+describe("the attempt loop with real transports: an HTTP/1.1 attempt whose request never left the gateway is none of the instance's requests, and no failure of its", () => {
+  let backend: CountingBackend;
+
+  beforeAll(async () => {
+    backend = await startBackend('http');
+  });
+  afterAll(async () => {
+    await backend.close();
+  });
+
+  it('counts no request for a header undici refuses to send: 400 request-rejected, the outcome unsent', async () => {
+    const gateway = await gatewayFor('http', backend.port, {}, (context) => (context.upstream.headers['x-bad'] = 'a\u0001b'));
+    const before = backend.requests();
+    try {
+      expect(await gateway.send('/')).toMatchObject({ status: 400, body: { error: 'request-rejected' } });
+      await waitFor(() => gateway.outcomes.length === 1);
+      expect(gateway.outcomes[0]).toMatchObject({ errorClass: 'request-rejected', upstream: expect.any(String), attempts: 1, unsent: true });
+      expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
+      expect(gateway.ejected()).toBe(false);
+      expect(backend.requests()).toBe(before);
+    } finally {
+      for (const answer of backend.held.splice(0)) answer();
+      await gateway.close();
+    }
+  });
+
+  it("counts no request for one queued for the instance's one connection when the gateway closes its pool (pool-closed, 503), and counts the one it cut after sending it", async () => {
+    const gateway = await gatewayFor('http', backend.port, { maxConnections: 1, connectTimeoutMs: 30_000 });
+    const before = backend.requests();
+    try {
+      const holding = gateway.send('/hold');
+      await waitFor(() => backend.held.length === 1);
+      const waiting = gateway.send('/');
+      await waitFor(() => gateway.entered() === 2);
+      // The gateway shuts down with no grace: undici fails the running request and the queued one.
+      const closing = gateway.transports.close(0);
+      expect(await waiting).toMatchObject({ status: 503, body: { error: 'pool-closed' } });
+      expect((await holding).status).toBe(503);
+      await closing;
+      await waitFor(() => gateway.outcomes.length === 2);
+      const byUnsent = gateway.outcomes.map((outcome) => `${outcome.errorClass} ${outcome.unsent === true ? 'unsent' : 'sent'}`).sort();
+      expect(byUnsent).toEqual(['pool-closed sent', 'pool-closed unsent']);
+      expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
+      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
+      expect(backend.requests()).toBe(before + 1);
+    } finally {
+      for (const answer of backend.held.splice(0)) answer();
+      await gateway.close();
+    }
+  });
+
+  it('still counts a refused connection as the instance\'s failed attempt (the control): 502 connect-refused, not unsent', async () => {
+    // A port nothing listens on: a closed backend's.
+    const gone = await startBackend('http');
+    await gone.close();
+    const gateway = await gatewayFor('http', gone.port);
+    try {
+      expect(await gateway.send('/')).toMatchObject({ status: 502, body: { error: 'connect-refused' } });
+      await waitFor(() => gateway.outcomes.length === 1);
+      expect(gateway.outcomes[0]!.unsent).not.toBe(true);
+      expect(gateway.counts()).toEqual({ requests: 1, errors: 1 });
+      expect(isUpstreamFailure(gateway.reports[0]!)).toBe(true);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('the attempt loop with real transports: a tcp instance behind an HTTP route', () => {
+  it("counts no request: 502 unsupported-protocol, the outcome unsent, no failure of the instance's", async () => {
+    const backend = await startBackend('http');
+    const gateway = await gatewayFor('tcp', backend.port);
+    try {
+      expect(await gateway.send('/')).toMatchObject({ status: 502, body: { error: 'unsupported-protocol' } });
+      await waitFor(() => gateway.outcomes.length === 1);
+      expect(gateway.outcomes[0]).toMatchObject({ errorClass: 'unsupported-protocol', upstream: `127.0.0.1:${backend.port}`, attempts: 1, unsent: true });
+      expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
+      expect(gateway.ejected()).toBe(false);
+      expect(backend.requests()).toBe(0);
+    } finally {
+      await gateway.close();
+      await backend.close();
+    }
+  });
+});

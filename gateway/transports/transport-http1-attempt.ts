@@ -7,7 +7,7 @@ import { isValidFinalStatus } from '../http-status.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
-import { classifyUpstreamError } from '../proxy/upstream-error.ts';
+import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
@@ -84,7 +84,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private reported = false;
   /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
   private unsent: Error | undefined = undefined;
-  /** undici dropped the request before writing any of it (refused at `onRequestStart`, or the client's body failed first): its failure is `unsent`. */
+  /** undici dropped the request before writing any of it (refused at `onRequestStart`, or the client's body failed first): its failure is `unsent` whatever its class. */
   private dropped = false;
   /** Resolves the early result's `released` once the pick has been told. */
   private letGo: (() => void) | undefined = undefined;
@@ -237,7 +237,11 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   fail(error: Error): void {
     const errorClass = classifyUpstreamError(error, this.responseStarted);
-    if (this.dropped) this.finish({ ok: false, errorClass, responseStarted: false, error, unsent: true });
+    // undici never started the request (`onRequestStart`, where it writes it, did not run) and the
+    // failure is not the instance's (undici refused the request's headers, the gateway closed its
+    // pool while the request was queued): nothing of it left the gateway. A connect failure stays
+    // the instance's failed attempt.
+    if (this.dropped || (this.controller === undefined && !countsAgainstUpstream(errorClass))) this.finish({ ok: false, errorClass, responseStarted: false, error, unsent: true });
     else this.finish({ ok: false, errorClass, responseStarted: this.responseStarted, error });
   }
 

@@ -15,7 +15,8 @@ export class UnsupportedProtocolError extends Error {
 /**
  * The transport of `tcp` instances behind an HTTP route: every attempt fails at once with
  * `unsupported-protocol` (502), which never counts against the instance (it is a configuration
- * mismatch, not the instance's fault).
+ * mismatch, not the instance's fault), unsent: nothing goes to the instance, so the attempt is none
+ * of its requests.
  */
 const UNSUPPORTED: Transport = {
   attempt: (context, pick) => unsupported(context, pick),
@@ -25,7 +26,7 @@ const UNSUPPORTED: Transport = {
 
 function unsupported(context: GatewayContext, pick: PickedEndpoint): Promise<AttemptResult> {
   const error = new UnsupportedProtocolError(`instance ${pick.address} speaks ${pick.instance.protocol}, which is not proxied over HTTP`);
-  const result: AttemptResult = { ok: false, errorClass: 'unsupported-protocol', responseStarted: false, error };
+  const result: AttemptResult = { ok: false, errorClass: 'unsupported-protocol', responseStarted: false, error, unsent: true };
   reportAttempt(pick, performance.now(), 0, result);
   return Promise.resolve(result);
 }
