@@ -95,8 +95,8 @@ export function http2Attempt(
       resolve(result);
     };
     const fail = (error: Error) => {
+      const errorClass = classifyUpstreamError(error, responseStarted);
       if (!connecting) {
-        const errorClass = classifyUpstreamError(error, responseStarted);
         // No stream was ever opened and the failure is not the instance's (the gateway's pool full or
         // closed, node:http2 refusing the request's headers, the client gone): nothing of the request
         // left the gateway, so the attempt is none of the instance's requests. A connect failure
@@ -104,15 +104,16 @@ export function http2Attempt(
         const unsent = !streamOpened && !countsAgainstUpstream(errorClass);
         return finish(unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       }
-      const result: AttemptResult = { ok: false, errorClass: classifyUpstreamError(error, responseStarted), responseStarted, error, unsent: true };
+      // Unsent unless an earlier stream, refused by a going-away session, took the request to the instance before this one.
+      const result: AttemptResult = streamOpened ? { ok: false, errorClass, responseStarted, error } : { ok: false, errorClass, responseStarted, error, unsent: true };
       // Ended while the session is still connecting (the call's deadline, the client gone): the
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened. A
       // reservation still queued for a stream leaves the queue, and there is nothing to wait for.
-      // Either way the request never went out: the instance saw nothing, so its latency estimate
-      // and passive health hear nothing of it (the wait measured the gateway's own congestion or
-      // the connect, not an answer), the pick is released unused, and the request's result keeps
-      // its class; as towards HTTP/1.1, where undici drops such a request unsent.
+      // Either way the request never went out on this session: its latency estimate and passive
+      // health hear nothing of it (the wait measured the gateway's own congestion or the connect,
+      // not an answer, and a refused stream is no failure), the pick is released unused, and the
+      // request's result keeps its class; as towards HTTP/1.1, where undici drops such a request unsent.
       if (!settle()) return;
       if (returns.withdraw(session)) {
         pick.done(NEVER_SENT);
