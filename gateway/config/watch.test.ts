@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -221,6 +221,32 @@ describe('watchConfig', () => {
     expect(performance.now() - written).toBeGreaterThanOrEqual(FOLDER_WATCH_SETTLE_MS);
     expect(ports()).toEqual([1000, 'refused']);
     expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toBe(`${path}: listn (line 2): unknown field "listn" (did you mean "listen"?)`);
+  });
+
+  it('holds a refused text saved again (touch) before it is reported for a settle time of its own: a new save is a new reading', async () => {
+    const lines: string[] = [];
+    // The watch's own line that it read a refused text and holds it: the settle time has begun.
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    // Far past the gap below and any stall of a loaded machine in it; the maximum wait is past both.
+    const settleMs = 2_000;
+    let reportedAt: number | undefined;
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs, maxWaitMs: 10_000, log }).subscribe((result) => {
+      results.push(result);
+      if (!result.ok) reportedAt ??= performance.now();
+    });
+    await waitFor(() => results.length >= 1);
+    await writeFile(path, 'listen: 2000\nlistn: typo\n');
+    await waitFor(() => lines.some((line) => line.includes('the configuration is refused')), { intervalMs: 5 });
+    // A gap, not synchronisation: a watch that took the same text for the same reading would report
+    // the refusal this much less than a settle time after the touch below, so the check tells them apart.
+    await delay(settleMs / 5);
+    expect(results).toHaveLength(1);
+    const touched = performance.now();
+    // What `touch` does: the same text, a new save (a modification time no write above can have).
+    await utimes(path, new Date(), new Date(Date.now() + 60_000));
+    await waitFor(() => reportedAt !== undefined, { timeoutMs: 8_000, message: 'the refusal of the touched file' });
+    expect(reportedAt! - touched).toBeGreaterThanOrEqual(settleMs);
+    expect(ports()).toEqual([1000, 'refused']);
   });
 
   it('reads a refused text again when it is saved unchanged: the file it named may be there now', async () => {
