@@ -215,8 +215,9 @@ describe('watchConfig', () => {
 
   it('reports a refused save once the file has stayed unchanged for the settle time', async () => {
     await watchResults(FOLDER_WATCH_SETTLE_MS);
-    await writeFile(path, 'listen: 2000\nlistn: typo\n');
+    // Taken before the write: the watch can read the file (and start the settle time) before writeFile's close resolves.
     const written = performance.now();
+    await writeFile(path, 'listen: 2000\nlistn: typo\n');
     await waitFor(() => results.length >= 2);
     expect(performance.now() - written).toBeGreaterThanOrEqual(FOLDER_WATCH_SETTLE_MS);
     expect(ports()).toEqual([1000, 'refused']);
