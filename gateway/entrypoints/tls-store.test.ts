@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -51,6 +51,19 @@ describe('TlsCertificates and a renewal written one file at a time', () => {
     await waitFor(() => loaded.defaultCertificate.names.includes('new.test'), { timeoutMs: 5_000, message: 'the renewed pair served' });
     expect(refusals()).toEqual([]);
     expect(lines.some((line) => line.msg === 'certificate reloaded')).toBe(true);
+  });
+
+  it('holds a certificate file removed before its renewal is moved in, and serves the renewal without a refusal', async () => {
+    // A settle time past any stall of a loaded machine between the removal and the renames below.
+    const loaded = await watch(1_000);
+    // As certbot updates a live/ link: the old one goes first, then the new one comes.
+    await unlink(served.certFile);
+    // The watch has read the pair with its certificate missing: held, not refused as unreadable.
+    await waitFor(() => held() || refusals().length > 0, { timeoutMs: 5_000, intervalMs: 5, message: 'the missing certificate read' });
+    await rename(renewed.certFile, served.certFile);
+    await rename(renewed.keyFile, served.keyFile);
+    await waitFor(() => loaded.defaultCertificate.names.includes('new.test'), { timeoutMs: 5_000, message: 'the renewed pair served' });
+    expect(refusals()).toEqual([]);
   });
 
   it('refuses a certificate whose key never comes only once the pair has settled', async () => {
