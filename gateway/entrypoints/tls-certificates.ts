@@ -46,10 +46,17 @@ export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv
   return certificateFromPem(files, cert.text, key.text, minVersion);
 }
 
-/** The texts of a pair's certificate and key files with the saves they came from; rejects with a `ConfigFileError` naming a file that cannot be read. */
+/**
+ * The texts of a pair's certificate and key files with the saves they came from; rejects with a
+ * `ConfigFileError` naming a file that cannot be read, the certificate's when neither can: always
+ * the same one, so a pair that stays unreadable reads the same each time (its watch settles it in
+ * the settle time, not the maximum wait) and its refusal is logged once, not once per file.
+ */
 export async function readCertificatePair(files: CertificateFiles): Promise<{ readonly cert: FileReading; readonly key: FileReading }> {
-  const [cert, key] = await Promise.all([readPem(files.certFile), readPem(files.keyFile)]);
-  return { cert, key };
+  const [cert, key] = await Promise.allSettled([readPem(files.certFile), readPem(files.keyFile)]);
+  if (cert.status === 'rejected') throw cert.reason;
+  if (key.status === 'rejected') throw key.reason;
+  return { cert: cert.value, key: key.value };
 }
 
 /** `loadCertificate` for texts already read (see `readCertificatePair`). */
