@@ -12,11 +12,12 @@
 // delivery and the time the process waits to be scheduled), so a change there needs a count that
 // does not sample, e.g. syscalls from /proc/<pid>/io (bench/proxy/README.md, round 7). It steers
 // changes to the gateway's own functions of a few tenths of a µs that `bench:proxy-cpu` cannot resolve.
+// BENCH_LOG_OFF=1 adds this checkout's gateway with its access log off (`accessLog: false`).
 // BENCH_NODE24=1 adds this checkout's gateway under Node 24 (SWITCHBOARD_NODE24 or .cache/node24).
 // BENCH_PROTOCOL=h2 profiles HTTP/2 over TLS instead (h2load -c BENCH_CONNECTIONS, default 10, -m
 // BENCH_STREAMS, default 10, as bench:proxy's HTTP/2 row): the bare proxy behind TLS (`--tls`) and the
 // gateway's https entry point, one self-signed ECDSA certificate.
-// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PROTOCOL, BENCH_STREAMS,
+// Run: npm run bench:proxy-profile   (env BENCH_REQUESTS, BENCH_ROUNDS, BENCH_LOG_OFF, BENCH_CONNECTIONS, BENCH_PROTOCOL, BENCH_STREAMS,
 // BENCH_BASELINE, BENCH_NODE24, BENCH_TOP, BENCH_BACKENDS, BENCH_KEEP=1 keeps the .cpuprofile files for Chrome DevTools or speedscope)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -44,6 +45,9 @@ const STREAMS = Number(process.env.BENCH_STREAMS ?? 10);
 const BASELINE_REF = process.env.BENCH_BASELINE;
 const TOP = Number(process.env.BENCH_TOP ?? 25);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+/** BENCH_LOG_OFF=1 adds this checkout's gateway with `accessLog: false`, to see the rest of its code without the log's samples. */
+const LOG_OFF = process.env.BENCH_LOG_OFF === '1';
+const LOG_OFF_NAME = 'switchboard (access log off)';
 /** Sampling interval in µs (V8's default is 1,000). */
 const INTERVAL_US = 250;
 
@@ -219,6 +223,8 @@ interface Contender {
   readonly root: string;
   /** The Node binary; this process's by default. */
   readonly node?: string;
+  /** Its configuration turns the access log off (a gateway only). */
+  readonly accessLogOff?: boolean;
 }
 
 const backends = [await freePort(), await freePort()];
@@ -229,12 +235,12 @@ try {
     await start(args, backends[0]!, command);
   } else for (const backend of backends) await start(['bench/proxy/backend.mjs', String(backend)], backend);
   const certificate = H2 ? await selfSignedCertificate(dir) : undefined;
-  const config = async (port: number) => {
+  const config = async (port: number, accessLogOff = false) => {
     const file = join(dir, `gateway-${port}.yaml`);
     const listen = certificate
       ? `entryPoints:\n  websecure:\n    listen: 127.0.0.1:${port}\n    protocol: https\n    tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }\n`
       : `listen: 127.0.0.1:${port}\n`;
-    await writeFile(file, `${listen}admin: false\nservices:\n  nodeb: { balancer: round-robin, instances: [${backends.map((backend) => `127.0.0.1:${backend}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
+    await writeFile(file, `${listen}admin: false\n${accessLogOff ? 'accessLog: false\n' : ''}services:\n  nodeb: { balancer: round-robin, instances: [${backends.map((backend) => `127.0.0.1:${backend}`).join(', ')}] }\nroutes:\n  - { path: /, service: nodeb }\n`);
     return file;
   };
   const gatewayConfigs = new Map<number, string>();
@@ -247,6 +253,7 @@ try {
     baseline = await checkoutBaseline(REPO_ROOT, BASELINE_REF, join(dir, 'baseline'));
     contenders.push(gateway(`switchboard ${baseline.commit} (baseline)`, baseline.program, join(dir, 'baseline')));
   }
+  if (LOG_OFF) contenders.push({ ...gateway(LOG_OFF_NAME, 'bin/switchboard.js', REPO_ROOT), accessLogOff: true });
   if (process.env.BENCH_NODE24 === '1') {
     const node24 = node24Binary();
     if (node24) contenders.push({ ...gateway('switchboard (node 24)', 'bin/switchboard.js', REPO_ROOT), node: node24 });
@@ -257,7 +264,7 @@ try {
   const running: Array<{ contender: Contender; port: number; child: ChildProcess; profileDir: string; windows: Array<[number, number]>; rates: number[] }> = [];
   for (const contender of contenders) {
     const port = await freePort();
-    gatewayConfigs.set(port, await config(port));
+    gatewayConfigs.set(port, await config(port, contender.accessLogOff));
     const profileDir = join(dir, `profile-${port}`);
     await mkdir(profileDir);
     const child = await start([`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${INTERVAL_US}`, ...contender.args(port)], port, contender.node);
@@ -297,9 +304,15 @@ try {
   );
 
   const base = baseline ? results.get(`switchboard ${baseline.commit} (baseline)`) : undefined;
+  const logOff = results.get(LOG_OFF_NAME);
   process.stdout.write(`\nThe gateway's own functions, µs per request (top ${TOP})${base ? `, beside ${baseline!.commit}` : ''}\n\n`);
   const ownNames = [...self.ownFunctions].sort((a, b) => b[1] - a[1]).slice(0, TOP);
-  process.stdout.write(`${table(['function (source:line)', 'this checkout', ...(base ? ['baseline'] : [])], ownNames.map(([name, us]) => [name, perRequest(us), ...(base ? [perRequest(base.ownFunctions.get(name))] : [])]))}\n`);
+  process.stdout.write(
+    `${table(
+      ['function (source:line)', 'this checkout', ...(base ? ['baseline'] : []), ...(logOff ? ['access log off'] : [])],
+      ownNames.map(([name, us]) => [name, perRequest(us), ...(base ? [perRequest(base.ownFunctions.get(name))] : []), ...(logOff ? [perRequest(logOff.ownFunctions.get(name))] : [])]),
+    )}\n`,
+  );
   if (base) {
     const gone = [...base.ownFunctions].filter(([name]) => !self.ownFunctions.has(name)).sort((a, b) => b[1] - a[1]).slice(0, 10);
     if (gone.length > 0) process.stdout.write(`\nBaseline functions not in this checkout's profile: ${gone.map(([name, us]) => `${name} ${perRequest(us)}`).join('; ')}\n`);
