@@ -50,14 +50,15 @@ interface ConnectionState {
    * reallocates its hash table in the old generation each time it empties and fills again (a
    * delete that shrinks it, an add that grows it): ~100 bytes of old-generation garbage a
    * request, which brought a mark-compact every few seconds under load. An array keeps its
-   * backing store through push and pop.
+   * backing store through push and pop. In the order their requests were read, which is the order
+   * of their answers: the last is the one a drain closes the connection after.
    */
   readonly open: ListenedResponse[];
   /** Its bytes failed to parse: nothing more read from it is dispatched. */
   refused: boolean;
   /**
-   * An answer that closes it was given in its turn (a refused expectation): requests read after
-   * that one are never served, as RFC 9112 §9.6 has a server that closes do, so none reaches an
+   * An answer that closes it was given in its turn (a refused expectation, a drain's
+   * `connection: close`): requests read after that one are never served, as RFC 9112 §9.6 has a server that closes do, so none reaches an
    * upstream; the client learns from the close that they were not processed (§9.3.2).
    */
   closing: boolean;
@@ -115,7 +116,7 @@ export class GatewayListener {
       (response as WatchedResponse)[CLOSE_WATCHER] = null;
       // A response closes once: `on` with one shared function instead of `once` with a closure per request.
       response.on('close', onResponseClose);
-      if (this.draining) response.setHeader('connection', 'close');
+      if (this.draining) this.closeAfter(response);
       // Node emits 'request' from inside the parser, before it has parsed the rest of the bytes
       // already received: a smuggled or malformed request right behind this one (CL+TE, a bad
       // chunk of this very body) is found only after this callback returns. Dispatching after
@@ -218,7 +219,13 @@ export class GatewayListener {
    */
   async drain(deadlineMs: number, closed?: Promise<void>): Promise<void> {
     this.draining = true;
-    for (let state = this.newest; state !== undefined; state = state.next) for (const response of state.open) if (!response.headersSent) response.setHeader('connection', 'close');
+    // Only a connection's last response can close it: closing after an earlier one would throw away
+    // the answers behind it, whose requests already reached an upstream. One whose head is already
+    // sent cannot; the connection closes when idle, or after the next request's answer.
+    for (let state = this.newest; state !== undefined; state = state.next) {
+      const last = state.open.at(-1);
+      if (last !== undefined && !last.headersSent) this.closeAfter(last);
+    }
     const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
     closed ??= ownClose;
     this.server.closeIdleConnections();
@@ -242,9 +249,18 @@ export class GatewayListener {
     const index = open?.indexOf(response) ?? -1;
     if (open === undefined || index < 0) return;
     this.openCount -= 1;
-    // Order does not matter here: the last one takes the closed one's place.
-    const last = open.pop() as ListenedResponse;
-    if (index < open.length) open[index] = last;
+    // The ones behind move up, so the order stays the answers' (seldom more than one or two).
+    for (let next = index + 1; next < open.length; next += 1) open[next - 1] = open[next]!;
+    open.pop();
+  }
+
+  /**
+   * `response` is the last its connection answers: it says `connection: close`, and the requests
+   * read behind it are not served (ConnectionState.closing), their answers having nowhere to go.
+   */
+  private closeAfter(response: ServerResponse): void {
+    response.setHeader('connection', 'close');
+    this.stateOf(response.req.socket as TrackedSocket).closing = true;
   }
 
   private track(response: ServerResponse): void {

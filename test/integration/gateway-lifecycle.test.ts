@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -78,6 +78,45 @@ describe('gateway lifecycle', () => {
     expect(await inFlight).toEqual([200, 'finished']);
     const exit = await gateway.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
+  });
+
+  it('drains a keep-alive connection after its last answer: every answer before it arrives, and no request pipelined behind it reaches the upstream', async () => {
+    const paths: string[] = [];
+    const waiting: ServerResponse[] = [];
+    const backend = createHttpServer((request, response) => {
+      paths.push(request.url ?? '');
+      request.resume();
+      waiting.push(response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    const client = connect(gateway.port, '127.0.0.1');
+    let answer = '';
+    client.on('data', (chunk) => (answer += chunk.toString()));
+    client.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    client.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n');
+    await waitFor(() => waiting.length === 2, { timeoutMs: 5_000, message: 'both pipelined requests to reach the backend' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    // Sent once the drain has marked the answer to /second as the connection's last.
+    client.write('GET /third HTTP/1.1\r\nHost: a\r\n\r\nPOST /fourth HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi');
+    const skipped = async () => (await logOf(gateway.process)).split('closes its connection is not served').length - 1;
+    await waitFor(async () => paths.length === 4 || (await skipped()) === 2, { timeoutMs: 5_000, message: 'the gateway to read the requests sent while draining' });
+    waiting[0]!.end('one');
+    waiting[1]!.end('two');
+    await closed;
+    const heads = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) [^]*?\r\n\r\n/g)];
+    expect(heads.map(([head, status]) => [status, /^connection: close\r$/im.test(head)])).toEqual([
+      ['200', false],
+      ['200', true],
+    ]);
+    expect(answer).toMatch(/one[^]*two$/);
+    expect(paths).toEqual(['/first', '/second']);
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
