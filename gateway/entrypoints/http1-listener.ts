@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
-import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, type RefusalReport } from './http1-refusal.ts';
+import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, refuseUpgradeWhileDraining, type RefusalReport } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
 import { meetsExpectation } from './expectation.ts';
 import { toOriginForm } from '../router/request-target.ts';
@@ -25,7 +25,7 @@ export interface ListenerHandlers {
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /**
    * Told of each answer the listener gave by itself to bytes that failed to parse, to a CONNECT request
-   * or an Expect other than `100-continue` (HTTP/1.1 and HTTP/2), and of each HTTP/2 stream reset or
+   * or an Expect other than `100-continue` (HTTP/1.1 and HTTP/2), to an upgrade while draining (HTTP/1.1), and of each HTTP/2 stream reset or
    * connection closed for a head over the limits (access log, metrics); never called on a request's own path.
    */
   refused: RefusalReport;
@@ -136,10 +136,11 @@ export class GatewayListener {
       },
       onRequest,
     );
+    // An upgrade while draining is answered 503 as a CONNECT is 405 (see below), not cut unanswered.
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.draining) return void socket.destroy();
-      toOriginForm(request);
       this.adopt(socket);
+      if (this.draining) return this.refuseTakenOver(refuseUpgradeWhileDraining, request, socket, handlers.refused);
+      toOriginForm(request);
       handlers.upgrade(request, socket, head);
     });
     // Node cuts a CONNECT request's connection unanswered and unseen when this is not listened to,
@@ -151,9 +152,7 @@ export class GatewayListener {
     // answered, as a request pipelined there is not (see ConnectionState.closing).
     this.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
       this.adopt(socket);
-      void refuseConnect(request, socket, handlers.refused).then((answered) => {
-        if (!answered) this.skip(request);
-      });
+      this.refuseTakenOver(refuseConnect, request, socket, handlers.refused);
     });
     // An HTTP/1.1 request with an Expect field comes here instead of 'request': to 'checkContinue'
     // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.
@@ -297,6 +296,14 @@ export class GatewayListener {
     state.next = undefined;
     this.openCount -= state.open.length;
     state.open.length = 0;
+  }
+
+  /** Refuses a request whose socket Node has let go of (`adopt`) with `refuse`; one it leaves unanswered is skipped. */
+  private refuseTakenOver(refuse: typeof refuseConnect, request: IncomingMessage, socket: Duplex, report: RefusalReport): void {
+    this.log.debug({ method: request.method }, 'a request the listener refuses waits for the answers before it');
+    void refuse(request, socket, report).then((answered) => {
+      if (!answered) this.skip(request);
+    });
   }
 
   /**

@@ -1,5 +1,5 @@
 // The HTTP/1.1 listener's answer to bytes that fail to parse (Node's 'clientError'), to a CONNECT
-// request and to an unmet Expect, and the report of that answer: the gateway answers it before any
+// request, to an unmet Expect and to an upgrade while it drains, and the report of that answer: the gateway answers it before any
 // request reaches routing, so the access log and the request metrics learn of it only from here
 // (as nginx logs its own 400/431 answers, and Envoy its downstream protocol errors with the DPE flag).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,6 +28,7 @@ const ANSWERS = {
   408: answerOf(408, 'Request Timeout', 'request-timeout'),
   417: answerOf(417, 'Expectation Failed', 'expectation-failed'),
   431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large'),
+  503: answerOf(503, 'Service Unavailable', 'draining'),
 } as const;
 
 /** The answer the listeners (HTTP/1.1 and HTTP/2) give with `status`, made once; no request id (none was parsed, or the handler never had the request). */
@@ -53,10 +54,11 @@ const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
 export interface ListenerRefusal {
   /**
    * 400, 408 or 431 (also an HTTP/2 head over maxHeaderSize, whose stream was reset with no status),
-   * 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`.
+   * 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`, 503 for an HTTP/1.1
+   * upgrade (WebSocket) while the listener drains.
    */
   readonly status: number;
-  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed` or `expectation-failed`. */
+  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed`, `expectation-failed` or `draining`. */
   readonly error: string;
   /** Bytes of the answer's JSON body as sent: 0 for a reset HTTP/2 stream, and for an answer to a HEAD (`bodyFor`). */
   readonly bytes: number;
@@ -169,13 +171,30 @@ function lingerInsteadOfDestroy(this: Socket): void {
 
 /**
  * Answers a CONNECT request (Node's 'connect': it has let go of the socket) with a JSON 405
- * `method-not-allowed`, since the gateway tunnels nothing, and closes the connection, once the
- * answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its head
- * (a tunnel's) are read and dropped until the client closes its side, so that the answers reach it.
- * Resolves false, the request unanswered, when the connection is gone by then, or one of those
- * answers closed it (RFC 9112 §9.6: nothing after such an answer is processed).
+ * `method-not-allowed`, since the gateway tunnels nothing, as `refuseTakenOver` does.
  */
-export async function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+export function refuseConnect(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+  return refuseTakenOver(request, socket, ANSWERS[405], report);
+}
+
+/**
+ * Answers an upgrade (WebSocket) request that arrives while the listener drains (Node's 'upgrade':
+ * it has let go of the socket) with a JSON 503 `draining`, as `refuseTakenOver` does: a client
+ * told so may open its WebSocket on another gateway, where one cut unanswered cannot tell a
+ * drain from a failure.
+ */
+export function refuseUpgradeWhileDraining(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+  return refuseTakenOver(request, socket, ANSWERS[503], report);
+}
+
+/**
+ * Answers a request whose socket Node has let go of with `refusal` and closes the connection, once
+ * the answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its
+ * head (a tunnel's, a WebSocket's) are read and dropped until the client closes its side, so that
+ * the answers reach it. Resolves false, the request unanswered, when the connection is gone by
+ * then, or one of those answers closed it (RFC 9112 §9.6: nothing after such an answer is processed).
+ */
+async function refuseTakenOver(request: IncomingMessage, socket: Duplex, refusal: ListenerAnswer, report: RefusalReport): Promise<boolean> {
   for (let held = answerHoldingSocket(socket); held; held = answerHoldingSocket(socket)) {
     // Node's own 'finish' listener, added first, hands the socket to the next queued answer, if any.
     await new Promise<void>((resolve) => {
@@ -186,10 +205,11 @@ export async function refuseConnect(request: IncomingMessage, socket: Duplex, re
   }
   // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain, a 417).
   if ((socket as Socket).writable === false) return (socket.destroy(), false);
-  const { status, text, error, body, bytes } = ANSWERS[405];
+  const { status, text, error } = refusal;
+  const { body, bytes } = bodyFor(request.method, refusal);
   // Read before the end: a socket that is gone no longer knows its peer.
   const clientAddress = (socket as Socket).remoteAddress ?? '';
-  endLingering(socket as Socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\nconnection: close\r\n\r\n${body}`);
+  endLingering(socket as Socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${refusal.bytes}\r\nconnection: close\r\n\r\n${body}`);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
   return true;
 }

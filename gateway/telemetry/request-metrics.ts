@@ -101,8 +101,9 @@ export class RequestMetrics {
   /**
    * Counts an answer a listener gave by itself in `switchboard_requests_total` (`ListenerRefusal`:
    * 400, 408 or 431 to bytes that failed to parse or a head over the limits, an HTTP/2 reset counted
-   * as 431, 405 to a CONNECT, 417 to an unmet Expect), with the empty route and service of a request
-   * that matched no route; not in the duration histogram, as nothing timed a request no route saw.
+   * as 431, 405 to a CONNECT, 417 to an unmet Expect, 503 to an upgrade while draining), with the
+   * empty route and service of a request that matched no route; not in the duration histogram, as
+   * nothing timed a request no route saw.
    */
   refused(status: number): void {
     const cells = this.cellsOf('', '');

@@ -16,6 +16,8 @@ afterEach(async () => {
   for (const close of closers.splice(0)) close();
 });
 
+const WS_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
 function configFor(port: number): string {
   return `
 listen: 127.0.0.1:{{port}}
@@ -117,6 +119,50 @@ describe('gateway lifecycle', () => {
     expect(answer).toMatch(/one[^]*two$/);
     expect(paths).toEqual(['/first', '/second']);
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+  });
+
+  it('answers a WebSocket upgrade pipelined while draining with a logged 503 once the answer before it is whole, and passes it to no upstream', async () => {
+    const streams: ServerResponse[] = [];
+    let upgrades = 0;
+    const backend = createHttpServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.write('streamed-');
+      streams.push(response);
+    });
+    backend.on('upgrade', (_request, socket) => {
+      upgrades += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    const client = connect(gateway.port, '127.0.0.1');
+    let answer = '';
+    let closed = false;
+    client.on('data', (chunk) => (answer += chunk.toString()));
+    client.on('error', () => undefined);
+    client.on('close', () => (closed = true));
+    client.write('GET /stream HTTP/1.1\r\nHost: a\r\n\r\n');
+    // Its head already sent, the streamed answer keeps the connection open through the drain.
+    await waitFor(() => answer.includes('streamed-'), { timeoutMs: 5_000, message: 'the head and first bytes of the streamed answer' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    client.write(`GET /ws HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    await waitFor(async () => closed || (await logOf(gateway.process)).includes('refuses waits for the answers before it'), {
+      timeoutMs: 5_000,
+      message: 'the gateway to read the upgrade',
+    });
+    streams[0]!.end('rest');
+    await waitFor(() => closed, { timeoutMs: 10_000, message: 'the gateway to close the connection' });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 [^]*streamed-[^]*rest[^]*\r\n0\r\n\r\nHTTP\/1\.1 503 Service Unavailable\r\n/);
+    expect(answer).toMatch(/\r\nconnection: close\r\n\r\n\{"error":"draining","status":503,"message":"Service Unavailable"\}$/);
+    expect(upgrades).toBe(0);
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+    const lines = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('"errorClass":"draining"'));
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([expect.objectContaining({ status: 503, method: 'GET', path: '/ws', bytes: 65 })]);
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
