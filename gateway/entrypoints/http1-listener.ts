@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
+import { connectionOf, connectionStateOf, Http1Connections } from './http1-connections.ts';
 import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, refuseUpgradeWhileDraining, type RefusalReport } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
 import { meetsExpectation } from './expectation.ts';
@@ -36,48 +37,15 @@ function dispatchLater(listener: GatewayListener, handlers: ListenerHandlers, re
   listener.dispatch(handlers, request, response);
 }
 
-/** Where a response holds the listener that tracks it, for the shared 'close' listener. */
-const LISTENER = Symbol('switchboard.listener');
+/** Where a response holds the connections that track it, for the shared 'close' listener. */
+const CONNECTIONS = Symbol('switchboard.connections');
 /** Set on a response once it has been handed to the gateway (dispatched). */
 const DISPATCHED = Symbol('switchboard.dispatched');
-type ListenedResponse = ServerResponse & { [LISTENER]?: GatewayListener; [DISPATCHED]?: boolean };
-
-/** What the listener keeps about one connection, on the socket itself. */
-interface ConnectionState {
-  /**
-   * Its responses not yet closed (one, or a few when the client pipelines). An array, not a Set:
-   * the state lives as long as the connection, so it reaches the old generation, and a Set there
-   * reallocates its hash table in the old generation each time it empties and fills again (a
-   * delete that shrinks it, an add that grows it): ~100 bytes of old-generation garbage a
-   * request, which brought a mark-compact every few seconds under load. An array keeps its
-   * backing store through push and pop. In the order their requests were read, which is the order
-   * of their answers: the last is the one a drain closes the connection after.
-   */
-  readonly open: ListenedResponse[];
-  /** Its bytes failed to parse: nothing more read from it is dispatched. */
-  refused: boolean;
-  /**
-   * An answer that closes it was given in its turn (a refused expectation, a drain's
-   * `connection: close`): requests read after that one are never served, as RFC 9112 §9.6 has a server that closes do, so none reaches an
-   * upstream; the client learns from the close that they were not processed (§9.3.2).
-   */
-  closing: boolean;
-  /** In the listener's list of connections, with a 'close' listener that forgets it. */
-  tracked: boolean;
-  /** Its neighbours in that list while tracked (see `GatewayListener.newest`). */
-  previous: ConnectionState | undefined;
-  next: ConnectionState | undefined;
-}
-/**
- * Where a socket holds its `ConnectionState`: a property read per request instead of a lookup in
- * a Map, a WeakMap and a WeakSet keyed by the socket (four hash lookups a request, on the profile).
- */
-const CONNECTION = Symbol('switchboard.connection');
-type TrackedSocket = Duplex & { [CONNECTION]?: ConnectionState };
+type ListenedResponse = ServerResponse & { [CONNECTIONS]?: Http1Connections; [DISPATCHED]?: boolean };
 
 /** Every response's 'close' listener (`this` is the response); it also tells the upstream attempt, which then needs none of its own. */
 function onResponseClose(this: ListenedResponse & WatchedResponse): void {
-  this[LISTENER]?.closed(this);
+  this[CONNECTIONS]?.closed(this);
   this[CLOSE_WATCHER]?.clientClosed();
 }
 
@@ -89,20 +57,8 @@ function onResponseClose(this: ListenedResponse & WatchedResponse): void {
  */
 export class GatewayListener {
   readonly server: Server;
-  /**
-   * Connections with a request so far, while they live, newest first; each holds its open
-   * responses (see `ConnectionState`). Not one Set of every open response: adding and deleting
-   * ~10k responses a second in one long-lived Set kept each of them (and its request, headers and
-   * write requests) reachable past the next scavenges, so V8 promoted ~1 MB per scavenge to the
-   * old generation; per-connection arrays hold one or two. And not a Set of the connections
-   * either, but a list through their states: under connection churn (a new connection per
-   * request) such a Set, in the old generation, rebuilt its table as it emptied and filled, each
-   * dead table still pointed at young sockets, and a scavenge kept and promoted them with all
-   * they held: twice the bare proxy's scavenge time (bench/proxy/README.md, round 13). A state
-   * leaving the list points at nothing.
-   */
-  private newest: ConnectionState | undefined = undefined;
-  private openCount = 0;
+  /** Connections with a request so far, while they live, and their open responses. */
+  private readonly connections = new Http1Connections();
   /** Upgraded (WebSocket) sockets: the HTTP server no longer tracks them, but they keep it from closing. */
   private readonly upgraded = new Set<Duplex>();
   private draining = false;
@@ -110,9 +66,9 @@ export class GatewayListener {
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
     /** A request within the limits whose expectation, if any, is met: tracked, then dispatched. */
     const onRequest = (request: IncomingMessage, response: ServerResponse) => {
-      if ((request.socket as TrackedSocket)[CONNECTION]?.closing === true) return this.skip(request);
-      this.track(response);
-      (response as ListenedResponse)[LISTENER] = this;
+      if (connectionOf(request.socket)?.closing === true) return this.skip(request);
+      this.connections.track(response);
+      (response as ListenedResponse)[CONNECTIONS] = this.connections;
       (response as WatchedResponse)[CLOSE_WATCHER] = null;
       // A response closes once: `on` with one shared function instead of `once` with a closure per request.
       response.on('close', onResponseClose);
@@ -158,7 +114,7 @@ export class GatewayListener {
     // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.
     // Both hold it to the listeners' one rule, meetsExpectation, as the HTTP/2 listener does.
     const onExpectation = (request: IncomingMessage, response: ServerResponse) => {
-      const state = this.stateOf(request.socket as TrackedSocket);
+      const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       if (meetsExpectation(request.headers.expect)) {
         response.writeContinue();
@@ -208,7 +164,7 @@ export class GatewayListener {
 
   /** Requests being served right now. */
   get inFlight(): number {
-    return this.openCount;
+    return this.connections.inFlight;
   }
 
   /**
@@ -221,7 +177,7 @@ export class GatewayListener {
     // Only a connection's last response can close it: closing after an earlier one would throw away
     // the answers behind it, whose requests already reached an upstream. One whose head is already
     // sent cannot; the connection closes when idle, or after the next request's answer.
-    for (let state = this.newest; state !== undefined; state = state.next) {
+    for (const state of this.connections.states()) {
       const last = state.open.at(-1);
       if (last !== undefined && !last.headersSent) this.closeAfter(last);
     }
@@ -229,8 +185,8 @@ export class GatewayListener {
     closed ??= ownClose;
     this.server.closeIdleConnections();
     const deadline = setTimeout(() => {
-      if (this.openCount + this.upgraded.size > 0) {
-        this.log.warn({ inFlight: this.openCount, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
+      if (this.inFlight + this.upgraded.size > 0) {
+        this.log.warn({ inFlight: this.inFlight, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
       }
       this.server.closeAllConnections();
       for (const socket of this.upgraded) socket.destroy();
@@ -242,60 +198,13 @@ export class GatewayListener {
     clearInterval(sweep);
   }
 
-  /** @internal A response closed: it is no longer in flight, on the listener or on its connection. */
-  closed(response: ServerResponse): void {
-    const open = (response.req.socket as TrackedSocket | null)?.[CONNECTION]?.open;
-    const index = open?.indexOf(response) ?? -1;
-    if (open === undefined || index < 0) return;
-    this.openCount -= 1;
-    // The ones behind move up, so the order stays the answers' (seldom more than one or two).
-    for (let next = index + 1; next < open.length; next += 1) open[next - 1] = open[next]!;
-    open.pop();
-  }
-
   /**
    * `response` is the last its connection answers: it says `connection: close`, and the requests
    * read behind it are not served (ConnectionState.closing), their answers having nowhere to go.
    */
   private closeAfter(response: ServerResponse): void {
     response.setHeader('connection', 'close');
-    this.stateOf(response.req.socket as TrackedSocket).closing = true;
-  }
-
-  private track(response: ServerResponse): void {
-    const socket = response.req.socket as TrackedSocket;
-    let state = socket[CONNECTION];
-    if (state === undefined) state = this.stateOf(socket);
-    if (!state.tracked) {
-      // Kept while the connection lives (an entry per request would churn the Set's table).
-      state.tracked = true;
-      state.next = this.newest;
-      if (this.newest !== undefined) this.newest.previous = state;
-      this.newest = state;
-      socket.once('close', () => this.forget(socket));
-    }
-    state.open.push(response);
-    this.openCount += 1;
-  }
-
-  /** The state of `socket`, made on its first request (or its first parse error). */
-  private stateOf(socket: TrackedSocket): ConnectionState {
-    socket[CONNECTION] ??= { open: [], refused: false, closing: false, tracked: false, previous: undefined, next: undefined };
-    return socket[CONNECTION];
-  }
-
-  /** A connection closed: whatever of it is still counted open (its responses' 'close' may come after) is not. */
-  private forget(socket: TrackedSocket): void {
-    const state = socket[CONNECTION]!;
-    if (!state.tracked) return;
-    state.tracked = false;
-    if (state.previous === undefined) this.newest = state.next;
-    else state.previous.next = state.next;
-    if (state.next !== undefined) state.next.previous = state.previous;
-    state.previous = undefined;
-    state.next = undefined;
-    this.openCount -= state.open.length;
-    state.open.length = 0;
+    connectionStateOf(response.req.socket).closing = true;
   }
 
   /** Refuses a request whose socket Node has let go of (`adopt`) with `refuse`; one it leaves unanswered is skipped. */
@@ -318,7 +227,7 @@ export class GatewayListener {
 
   /** @internal */
   dispatch(handlers: ListenerHandlers, request: IncomingMessage, response: ServerResponse): void {
-    if ((request.socket as TrackedSocket)[CONNECTION]?.refused === true || response.destroyed) return;
+    if (connectionOf(request.socket)?.refused === true || response.destroyed) return;
     (response as ListenedResponse)[DISPATCHED] = true;
     toOriginForm(request);
     handlers.request(request, response);
@@ -329,13 +238,13 @@ export class GatewayListener {
    * that connection not yet dispatched never are, and `refuseConnection` answers or cuts it.
    */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex, refused: RefusalReport): void {
-    const state = this.stateOf(socket as TrackedSocket);
+    const state = connectionStateOf(socket);
     if (state.refused) return;
     state.refused = true;
-    const inFlight = state.open.filter((response) => response[DISPATCHED] === true);
+    const inFlight = state.open.filter((response) => (response as ListenedResponse)[DISPATCHED] === true);
     // A request read but not dispatched that is still incomplete is the one whose body failed (a
     // connection has at most one request being read); a complete one goes unanswered with it.
-    const unfinished = state.open.find((response) => response[DISPATCHED] !== true && !response.req.complete)?.req;
+    const unfinished = state.open.find((response) => (response as ListenedResponse)[DISPATCHED] !== true && !response.req.complete)?.req;
     refuseConnection(error, socket, inFlight, unfinished, this.log, refused);
   }
 }
