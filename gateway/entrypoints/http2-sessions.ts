@@ -182,7 +182,7 @@ export class Http2Sessions {
 
   /**
    * Answers a head within the limits that no route may serve with `status` (405 for CONNECT, which
-   * the gateway does not tunnel; 417 for an expectation it cannot meet, as nginx answers it) and a
+   * the gateway does not tunnel; 417 for an expectation it cannot meet, as RFC 9110 §10.1.1 lets it) and a
    * JSON body, ending the stream, and reports it with the head's method and target (`:path`, or a
    * CONNECT's `:authority`). No handler sees the request, and no upstream.
    */
