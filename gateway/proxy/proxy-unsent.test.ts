@@ -121,6 +121,54 @@ async function gatewayFor(protocol: InstanceProtocol, port: number, connection: 
   };
 }
 
+/** A request whose headers `prepare` makes unsendable: 400 `request-rejected`, the outcome unsent, nothing counted or sent. */
+async function expectRejectedUnsent(protocol: 'http' | 'h2c', backend: CountingBackend, prepare: (context: GatewayContext) => void): Promise<void> {
+  const gateway = await gatewayFor(protocol, backend.port, {}, prepare);
+  const before = backend.requests();
+  try {
+    expect(await gateway.send('/')).toMatchObject({ status: 400, body: { error: 'request-rejected' } });
+    await waitFor(() => gateway.outcomes.length === 1);
+    expect(gateway.outcomes[0]).toMatchObject({ errorClass: 'request-rejected', upstream: expect.any(String), attempts: 1, unsent: true });
+    expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+    expect(gateway.reports).toHaveLength(1);
+    expect(isUpstreamFailure(gateway.reports[0]!)).toBe(false);
+    expect(gateway.ejected()).toBe(false);
+    expect(backend.requests()).toBe(before);
+  } finally {
+    for (const answer of backend.held.splice(0)) answer();
+    await gateway.close();
+  }
+}
+
+/**
+ * One request held by the instance's only connection or stream, a second waiting behind it, then the
+ * gateway closes its pool with no grace: the waiting one fails first (503 `pool-closed`, unsent), then
+ * the held one is cut; only the held one, which reached the instance, is its request, and neither a failure.
+ */
+async function expectPoolClosedCountsOnlySent(protocol: 'http' | 'h2c', backend: CountingBackend): Promise<void> {
+  const gateway = await gatewayFor(protocol, backend.port, { maxConnections: 1, connectTimeoutMs: 30_000 });
+  const before = backend.requests();
+  try {
+    const holding = gateway.send('/hold');
+    await waitFor(() => backend.held.length === 1);
+    const waiting = gateway.send('/');
+    await waitFor(() => gateway.entered() === 2);
+    const closing = gateway.transports.close(0);
+    expect(await waiting).toMatchObject({ status: 503, body: { error: 'pool-closed' } });
+    expect((await holding).status).toBe(503);
+    await closing;
+    await waitFor(() => gateway.outcomes.length === 2);
+    const byUnsent = gateway.outcomes.map((outcome) => `${outcome.errorClass} ${outcome.unsent === true ? 'unsent' : 'sent'}`).sort();
+    expect(byUnsent).toEqual(['pool-closed sent', 'pool-closed unsent']);
+    expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
+    expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
+    expect(backend.requests()).toBe(before + 1);
+  } finally {
+    for (const answer of backend.held.splice(0)) answer();
+    await gateway.close();
+  }
+}
+
 describe('the attempt loop with real transports: an HTTP/2 attempt whose request never left the gateway is none of the instance\'s requests, and no failure of its', () => {
   let backend: CountingBackend;
 
@@ -133,21 +181,7 @@ describe('the attempt loop with real transports: an HTTP/2 attempt whose request
 
   it('counts no request for headers node:http2 refuses to send (its request() throws): 400 request-rejected, the outcome unsent', async () => {
     // Two Content-Type values, as a middleware could set them: node:http2 throws ERR_HTTP2_HEADER_SINGLE_VALUE before opening a stream.
-    const gateway = await gatewayFor('h2c', backend.port, {}, (context) => ((context.upstream.headers as Record<string, string | string[]>)['content-type'] = ['text/plain', 'text/html']));
-    const before = backend.requests();
-    try {
-      expect(await gateway.send('/')).toMatchObject({ status: 400, body: { error: 'request-rejected' } });
-      await waitFor(() => gateway.outcomes.length === 1);
-      expect(gateway.outcomes[0]).toMatchObject({ errorClass: 'request-rejected', upstream: expect.any(String), attempts: 1, unsent: true });
-      expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
-      expect(gateway.reports).toHaveLength(1);
-      expect(isUpstreamFailure(gateway.reports[0]!)).toBe(false);
-      expect(gateway.ejected()).toBe(false);
-      expect(backend.requests()).toBe(before);
-    } finally {
-      for (const answer of backend.held.splice(0)) answer();
-      await gateway.close();
-    }
+    await expectRejectedUnsent('h2c', backend, (context) => ((context.upstream.headers as Record<string, string | string[]>)['content-type'] = ['text/plain', 'text/html']));
   });
 
   it("counts no request for one the gateway's full pool refused (pool-overflow, 503), and still counts the held one that took the only stream", async () => {
@@ -176,29 +210,7 @@ describe('the attempt loop with real transports: an HTTP/2 attempt whose request
   });
 
   it('counts no request for one still waiting for a stream when the gateway closes its pool (pool-closed, 503), and counts the one it cut after sending it', async () => {
-    const gateway = await gatewayFor('h2c', backend.port, { maxConnections: 1, connectTimeoutMs: 30_000 });
-    const before = backend.requests();
-    try {
-      const holding = gateway.send('/hold');
-      await waitFor(() => backend.held.length === 1);
-      const waiting = gateway.send('/');
-      await waitFor(() => gateway.entered() === 2);
-      // The gateway shuts down with no grace: the waiting request fails first, then the held stream is cut.
-      const closing = gateway.transports.close(0);
-      expect(await waiting).toMatchObject({ status: 503, body: { error: 'pool-closed' } });
-      expect((await holding).status).toBe(503);
-      await closing;
-      await waitFor(() => gateway.outcomes.length === 2);
-      const byUnsent = gateway.outcomes.map((outcome) => `${outcome.errorClass} ${outcome.unsent === true ? 'unsent' : 'sent'}`).sort();
-      expect(byUnsent).toEqual(['pool-closed sent', 'pool-closed unsent']);
-      // The held request reached the instance: its attempt; the waiting one did not.
-      expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
-      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
-      expect(backend.requests()).toBe(before + 1);
-    } finally {
-      for (const answer of backend.held.splice(0)) answer();
-      await gateway.close();
-    }
+    await expectPoolClosedCountsOnlySent('h2c', backend);
   });
 });
 
@@ -213,45 +225,11 @@ describe("the attempt loop with real transports: an HTTP/1.1 attempt whose reque
   });
 
   it('counts no request for a header undici refuses to send: 400 request-rejected, the outcome unsent', async () => {
-    const gateway = await gatewayFor('http', backend.port, {}, (context) => (context.upstream.headers['x-bad'] = 'a\u0001b'));
-    const before = backend.requests();
-    try {
-      expect(await gateway.send('/')).toMatchObject({ status: 400, body: { error: 'request-rejected' } });
-      await waitFor(() => gateway.outcomes.length === 1);
-      expect(gateway.outcomes[0]).toMatchObject({ errorClass: 'request-rejected', upstream: expect.any(String), attempts: 1, unsent: true });
-      expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
-      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
-      expect(gateway.ejected()).toBe(false);
-      expect(backend.requests()).toBe(before);
-    } finally {
-      for (const answer of backend.held.splice(0)) answer();
-      await gateway.close();
-    }
+    await expectRejectedUnsent('http', backend, (context) => (context.upstream.headers['x-bad'] = 'a\u0001b'));
   });
 
   it("counts no request for one queued for the instance's one connection when the gateway closes its pool (pool-closed, 503), and counts the one it cut after sending it", async () => {
-    const gateway = await gatewayFor('http', backend.port, { maxConnections: 1, connectTimeoutMs: 30_000 });
-    const before = backend.requests();
-    try {
-      const holding = gateway.send('/hold');
-      await waitFor(() => backend.held.length === 1);
-      const waiting = gateway.send('/');
-      await waitFor(() => gateway.entered() === 2);
-      // The gateway shuts down with no grace: undici fails the running request and the queued one.
-      const closing = gateway.transports.close(0);
-      expect(await waiting).toMatchObject({ status: 503, body: { error: 'pool-closed' } });
-      expect((await holding).status).toBe(503);
-      await closing;
-      await waitFor(() => gateway.outcomes.length === 2);
-      const byUnsent = gateway.outcomes.map((outcome) => `${outcome.errorClass} ${outcome.unsent === true ? 'unsent' : 'sent'}`).sort();
-      expect(byUnsent).toEqual(['pool-closed sent', 'pool-closed unsent']);
-      expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
-      expect(gateway.reports.some(isUpstreamFailure)).toBe(false);
-      expect(backend.requests()).toBe(before + 1);
-    } finally {
-      for (const answer of backend.held.splice(0)) answer();
-      await gateway.close();
-    }
+    await expectPoolClosedCountsOnlySent('http', backend);
   });
 
   it('still counts a refused connection as the instance\'s failed attempt (the control): 502 connect-refused, not unsent', async () => {
