@@ -36,6 +36,11 @@ export function listenerAnswer(status: keyof typeof ANSWERS): ListenerAnswer {
   return ANSWERS[status];
 }
 
+/** `answer` as HTTP/1.1 bytes written straight to a socket, closing the connection; `body` as `bodyFor` gives it (its `content-length` stays the answer's). */
+function rawAnswer(answer: ListenerAnswer, body: string): string {
+  return `HTTP/1.1 ${answer.status} ${answer.text}\r\ncontent-type: application/json\r\ncontent-length: ${answer.bytes}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 /**
  * The body an answer to a request with `method` carries: none to a HEAD (RFC 9110 §9.3.2: its
  * answer is the head alone, `content-length` included), so it is logged with 0 bytes.
@@ -98,7 +103,7 @@ export function refuseConnection(
 ): void {
   if ((socket as Socket).writable === false || error.code === 'ECONNRESET') return void socket.destroy();
   const refusal = CLIENT_ERRORS[error.code ?? ''] ?? ANSWERS[400];
-  const { status, text, error: code } = refusal;
+  const { status, error: code } = refusal;
   log.debug({ code: error.code, status }, 'refused a malformed request');
   /** Writes the answer; told to `report`, or left on `inPlaceOf`, the dispatched request it answers (its handler records it as its outcome). */
   const answer = (inPlaceOf?: ServerResponse) => {
@@ -106,7 +111,7 @@ export function refuseConnection(
     // Read before the end: a socket that is gone no longer knows its peer.
     const clientAddress = (socket as Socket).remoteAddress ?? '';
     const { body, bytes } = bodyFor((inPlaceOf?.req ?? unfinished)?.method, refusal);
-    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${refusal.bytes}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(rawAnswer(refusal, body));
     if (inPlaceOf) (inPlaceOf as AnsweredResponse)[LISTENER_ANSWER] = { status, error: code, bytes };
     else report({ status, error: code, bytes, clientAddress, method: unfinished?.method, target: unfinished?.url });
   };
@@ -205,11 +210,11 @@ async function refuseTakenOver(request: IncomingMessage, socket: Duplex, refusal
   }
   // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain, a 417).
   if ((socket as Socket).writable === false) return (socket.destroy(), false);
-  const { status, text, error } = refusal;
+  const { status, error } = refusal;
   const { body, bytes } = bodyFor(request.method, refusal);
   // Read before the end: a socket that is gone no longer knows its peer.
   const clientAddress = (socket as Socket).remoteAddress ?? '';
-  endLingering(socket as Socket, `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${refusal.bytes}\r\nconnection: close\r\n\r\n${body}`);
+  endLingering(socket as Socket, rawAnswer(refusal, body));
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
   return true;
 }
