@@ -96,16 +96,16 @@ export function http2Attempt(
     };
     const fail = (error: Error) => {
       const errorClass = classifyUpstreamError(error, responseStarted);
+      const failed = (unsent: boolean): Extract<AttemptResult, { ok: false }> => (unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       if (!connecting) {
         // No stream was ever opened and the failure is not the instance's (the gateway's pool full or
         // closed, node:http2 refusing the request's headers, the client gone): nothing of the request
         // left the gateway, so the attempt is none of the instance's requests. A connect failure
         // stays the instance's attempt, and its failure.
-        const unsent = !streamOpened && !countsAgainstUpstream(errorClass);
-        return finish(unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
+        return finish(failed(!streamOpened && !countsAgainstUpstream(errorClass)));
       }
       // Unsent unless an earlier stream, refused by a going-away session, took the request to the instance before this one.
-      const result: AttemptResult = streamOpened ? { ok: false, errorClass, responseStarted, error } : { ok: false, errorClass, responseStarted, error, unsent: true };
+      const result = failed(!streamOpened);
       // Ended while the session is still connecting (the call's deadline, the client gone): the
       // receiver gets the result now, and the pick how the connection went, since one that fails
       // is the instance's fault whatever ended the attempt; else no stream is opened. A
