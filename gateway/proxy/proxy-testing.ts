@@ -1,3 +1,5 @@
+import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { ProxyPolicy } from './proxy.ts';
 
 /** For tests: one attempt, no retries, 2 s headers and body timeouts, 1 s to connect, default TLS (verified, system roots, no serverName). */
@@ -16,4 +18,17 @@ export function grpcWebFrame(flags: number, payload: Buffer | string): Buffer {
   prefix[0] = flags;
   prefix.writeUInt32BE(bytes.length, 1);
   return Buffer.concat([prefix, bytes]);
+}
+
+/** For tests: `picker`, with every outcome reported to one of its picks also pushed to `reports` on its way to the balancer. */
+export function recordingPicker(picker: Picker, reports: UpstreamOutcome[]): Picker {
+  return {
+    pick: (pickContext) => {
+      const pick = picker.pick(pickContext);
+      if (pick.kind === 'none') return pick;
+      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)) };
+      return recorded;
+    },
+    peek: (pickContext) => picker.peek(pickContext),
+  };
 }

@@ -35,6 +35,8 @@ export function spliceSockets(client: Socket, upstream: Socket, idleTimeoutMs: n
   forward(upstream, client, hooks.bytesOut, counters);
 
   const ended = new WeakSet<Socket>();
+  // A client read ahead (`forwardConnection` while it connects) may have ended before the splice.
+  if (client.readableEnded) ended.add(client);
   client.once('end', () => ended.add(client));
   upstream.once('end', () => ended.add(upstream));
   const onClose = (side: Socket, other: Socket) => (hadError: boolean) => {
@@ -81,6 +83,8 @@ function forward(from: Socket, to: Socket, bytes: CounterCell | undefined, spoke
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => from.resume());
-  from.once('end', () => to.end());
+  // A socket whose FIN was read before (no data left to read) has emitted 'end' already.
+  if (from.readableEnded) to.end();
+  else from.once('end', () => to.end());
   from.resume();
 }

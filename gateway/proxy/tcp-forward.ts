@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
-import { isGatewayResourceCode } from '../../src/health/upstream-outcome.ts';
+import { isGatewayResourceCode, isNotUpstreamFault } from '../../src/health/upstream-outcome.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { ProxyProtocolVersion } from '../config/index.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
@@ -38,14 +38,19 @@ function plainAddress(address: string | undefined): string | undefined {
 }
 
 /**
- * Forwards `client` (paused, not yet read) to an instance of `policy.service`: picks one (the
+ * Forwards `client` (paused, nothing read yet) to an instance of `policy.service`: picks one (the
  * client IP is the consistent-hash key), connects within the connect timeout, and on a failed
  * connect, before any byte was forwarded, tries another instance within `policy.attempts`; each
- * failed connect counts against its instance, a client gone meanwhile counts against none. With no
- * instance (left) the client connection is closed at once. Once connected it writes the PROXY
- * header if asked, then joins the sockets (`spliceSockets`): back-pressure and half-close (either side's
- * FIN is passed on while the other direction keeps flowing), until both sides are done, either
- * side fails (the other is then destroyed) or the idle timeout passes. The pick is held, and so
+ * connect the instance refused or left unanswered counts against it, while a client gone meanwhile
+ * (it reset, or the entry point cut it) and a connect the gateway could not make (out of file
+ * descriptors) count against none: as over HTTP, such an attempt is unsent, no attempt of the
+ * instance's. While connecting, the client is read ahead into its socket's buffer (up to its
+ * high-water mark; forwarded first once connected), so that its reset is noticed: a socket that
+ * reads nothing never learns of it. With no instance (left) the client connection is closed at
+ * once. Once connected it writes the PROXY header if asked, then joins the sockets
+ * (`spliceSockets`): back-pressure and half-close (either side's FIN is passed on while the other
+ * direction keeps flowing), until both sides are done, either side fails (the other is then
+ * destroyed) or the idle timeout passes. The pick is held, and so
  * counted by least-connections, for the connection's whole life. Resolves when every socket it
  * made or took is closed.
  */
@@ -64,6 +69,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
     unavailable(client, cells, dependencies, service, 'no-instances');
     return closed;
   }
+  // Reading ahead is what makes a client's reset surface as 'close' while the connect is out (`onClientGone`).
+  client.read(0);
   const clientIp = plainAddress(client.remoteAddress);
   const tried: string[] = [];
   let lastError: string | undefined;
@@ -91,14 +98,15 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       settle();
       upstream.destroy();
       pick.done({ ok: false, latencyMs: performance.now() - startedAt, errorClass });
-      dependencies.observer?.attempt(service, pick.address, errorClass);
+      // Unsent (the gateway's own failure): no attempt of the instance's, as over HTTP; the service still counts it.
+      if (!isNotUpstreamFault(errorClass)) dependencies.observer?.attempt(service, pick.address, errorClass);
       cells.error(errorClass);
       lastError = errorClass;
       dependencies.log.debug({ service, upstream: pick.address, errorClass, err: error?.message, attempt: number }, 'tcp connect failed');
       if (number < policy.attempts) attempt(number + 1);
       else client.destroy();
     };
-    // The client went away while we were connecting: nothing says anything about the upstream.
+    // The client went away while we were connecting (it reset, or the entry point cut it on drain): nothing says anything about the upstream.
     const onClientGone = () => {
       settle();
       upstream.destroy();

@@ -1,0 +1,240 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import pino from 'pino';
+import { BehaviorSubject } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/wait.ts';
+import { createServiceBalancer } from '../../src/balance/index.ts';
+import type { Picker } from '../../src/balance/picker.ts';
+import type { Instance } from '../../src/discovery/instance.ts';
+import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
+import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import type { EntryPoint } from '../entrypoints/entry-point.ts';
+import { startTcpEntryPoint } from '../entrypoints/tcp-entry-point.ts';
+import { testEntryPointConfig } from '../entrypoints/tls-testing.ts';
+import { InstanceTraffic } from '../telemetry/instance-traffic.ts';
+import { recordingPicker } from './proxy-testing.ts';
+import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
+
+const log = pino({ level: 'silent' });
+
+/**
+ * The stalled instance's program: listens with a backlog of 1, tells its port, then stops itself
+ * (SIGSTOP) until the test resumes it; it answers each connection, at the connection's FIN, with
+ * `got <n> bytes` and its own FIN.
+ */
+const STALLED_INSTANCE = `
+const server = require('node:net').createServer({ allowHalfOpen: true }, (socket) => {
+  let bytes = 0;
+  socket.on('error', () => undefined);
+  socket.on('data', (chunk) => (bytes += chunk.length));
+  socket.on('end', () => socket.end('got ' + bytes + ' bytes'));
+});
+server.listen(0, '127.0.0.1', 1, () => {
+  process.stdout.write(server.address().port + '\\n');
+  process.kill(process.pid, 'SIGSTOP');
+});
+`;
+
+/** The process's soft limit of open files, from /proc/self/limits. */
+function openFilesLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((candidate) => candidate.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[3]);
+}
+
+/**
+ * `picker`, whose pick leaves the process out of file descriptors (it opens /dev/null until EMFILE)
+ * until that pick reports its outcome: the connect the forwarder makes right after fails with
+ * EMFILE, the gateway's own failure, and the descriptors are given back at once.
+ */
+function exhaustingPicker(picker: Picker): Picker {
+  return {
+    peek: (context) => picker.peek(context),
+    pick: (context) => {
+      const pick = picker.pick(context);
+      if (pick.kind === 'none') return pick;
+      const held: number[] = [];
+      const release = () => held.splice(0).forEach((descriptor) => closeSync(descriptor));
+      try {
+        for (;;) held.push(openSync('/dev/null', 'r'));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EMFILE') release();
+      }
+      return { ...pick, done: (outcome) => (release(), pick.done(outcome)) };
+    },
+  };
+}
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Whether the process `pid` is stopped (state T in /proc/<pid>/stat). */
+function isStopped(pid: number): boolean {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+}
+
+/**
+ * An instance whose connect stays out until the test says: a stopped process listening with a
+ * backlog of 1, whose accept queue two connections fill (Linux queues backlog + 1); the kernel then
+ * drops every further SYN, so a connect to it neither opens nor fails before the connect timeout.
+ * `resume` lets it accept again (the connect opens at the SYN's next retransmission, 1 to 3 s later).
+ * Killed after the test.
+ */
+async function stalledInstance() {
+  const child: ChildProcess = spawn(process.execPath, ['-e', STALLED_INSTANCE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    child.once('error', reject);
+  });
+  await waitFor(() => isStopped(child.pid!), { message: 'the stalled instance stopped' });
+  const fillers: Socket[] = [];
+  for (let filled = 0; filled < 2; filled += 1) {
+    const filler = connect(port, '127.0.0.1').on('error', () => undefined);
+    fillers.push(filler);
+    await new Promise((resolve) => filler.once('connect', resolve));
+  }
+  cleanups.push(() => {
+    for (const filler of fillers) filler.destroy();
+    child.kill('SIGKILL');
+  });
+  return { port, resume: () => void child.kill('SIGCONT') };
+}
+
+/** A port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A tcp entry point forwarding service `svc`, whose one instance listens on `port`, through a real
+ * least-connections balancer with outlier detection ejecting at one failure and the real
+ * per-instance counters (InstanceTraffic: the admin API's and the flow statistics' `requests` and
+ * `errors`); `reports` keeps what each connect attempt told its pick, `ended` tells whether the
+ * gateway read the client's FIN.
+ */
+async function tcpGatewayFor(port: number, connectTimeoutMs: number, wrap: (picker: Picker) => Picker = (picker) => picker) {
+  const instance: Instance = { id: 'only', service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'tcp', metadata: {} };
+  const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
+  const balancer = createServiceBalancer(
+    { service: 'svc', conf$ },
+    { balancer: { algorithm: 'least-connections' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
+  );
+  let health: HealthSnapshot | undefined;
+  const watch = balancer.health.endpoints$.subscribe((snapshot) => (health = snapshot));
+  const reports: UpstreamOutcome[] = [];
+  const picker = recordingPicker(wrap(balancer.picker), reports);
+  const traffic = new InstanceTraffic();
+  const policy: TcpForwardPolicy = { service: 'svc', attempts: 1, connectTimeoutMs, idleTimeoutMs: 0, proxyProtocol: false };
+  let ended = false;
+  const entryPoint: EntryPoint = await startTcpEntryPoint(
+    testEntryPointConfig('tcp', undefined, { service: 'svc', sni: new Map(), proxyProtocol: undefined, idleTimeoutMs: 0 }),
+    (socket) => {
+      socket.once('end', () => (ended = true));
+      return forwardConnection(socket, policy, { pickerFor: () => picker, observer: traffic, log });
+    },
+    5_000,
+    log,
+  );
+  cleanups.push(() => {
+    watch.unsubscribe();
+    balancer.close();
+  });
+  cleanups.push(() => entryPoint.drain(0));
+  return {
+    entryPoint,
+    reports,
+    /** The instance's `requests` and `errors`. */
+    counts: () => traffic.counts('svc', `127.0.0.1:${port}`),
+    ejected: () => health?.endpoints[0]?.ejected,
+    ended: () => ended,
+    /** A client of the entry point, connected and handed to the forwarder (which picks at once). */
+    client: async () => {
+      const socket = connect(entryPoint.port, '127.0.0.1').on('error', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      await waitFor(() => entryPoint.inFlight === 1, { message: 'the connection reached the forwarder' });
+      return socket;
+    },
+  };
+}
+
+/** What a pick released unused reports: no latency sample, no failure. */
+const UNUSED = { ok: false, latencyMs: 0, errorClass: 'cancelled' };
+
+describe('a tcp connection whose connect to the instance fails for a reason not the instance\'s counts against no instance (unsent, as over HTTP)', () => {
+  it('a client that resets while the connect is still out: the pick is released unused at once, the instance takes no attempt and stays in', async () => {
+    const instance = await stalledInstance();
+    // A connect timeout far beyond the test's waits: only the client's reset can end the attempt.
+    const gateway = await tcpGatewayFor(instance.port, 60_000);
+    const client = await gateway.client();
+    client.resetAndDestroy();
+    await waitFor(() => gateway.reports.length === 1, { timeoutMs: 5_000, message: 'the pick reported' });
+    expect(gateway.reports).toEqual([UNUSED]);
+    await waitFor(() => gateway.entryPoint.inFlight === 0, { message: 'the forward ended' });
+    expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+    expect(gateway.ejected()).toBe(false);
+  });
+
+  it('a client the entry point cuts at its drain deadline while the connect is still out: the same', async () => {
+    const instance = await stalledInstance();
+    const gateway = await tcpGatewayFor(instance.port, 60_000);
+    await gateway.client();
+    await gateway.entryPoint.drain(0);
+    await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
+    expect(gateway.reports).toEqual([UNUSED]);
+    expect(gateway.entryPoint.inFlight).toBe(0);
+    expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+    expect(gateway.ejected()).toBe(false);
+  });
+
+  // Filling the descriptor table of a process allowed far more would take too long and too much memory.
+  it.skipIf(openFilesLimit() > 65_536)('a connect the gateway cannot make, out of file descriptors (EMFILE): internal, and no attempt of the instance\'s', async () => {
+    const gateway = await tcpGatewayFor(await closedPort(), 60_000, exhaustingPicker);
+    await gateway.client();
+    await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
+    expect(gateway.reports).toMatchObject([{ ok: false, errorClass: 'internal' }]);
+    await waitFor(() => gateway.entryPoint.inFlight === 0, { message: 'the forward ended' });
+    expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
+    expect(gateway.ejected()).toBe(false);
+  });
+
+  it.each([
+    ['a connect the instance leaves unanswered past the connect timeout', 'connect-timeout', async () => (await stalledInstance()).port],
+    ['a connect the instance refuses', 'connect-refused', closedPort],
+  ] as const)('%s still counts against it (%s): one failed attempt, and it is ejected', async (_name, errorClass, instancePort) => {
+    const port = await instancePort();
+    const gateway = await tcpGatewayFor(port, 300);
+    await gateway.client();
+    await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
+    await waitFor(() => gateway.entryPoint.inFlight === 0, { message: 'the forward ended' });
+    expect(gateway.reports).toMatchObject([{ ok: false, errorClass }]);
+    expect(gateway.counts()).toEqual({ requests: 1, errors: 1 });
+    expect(gateway.ejected()).toBe(true);
+  });
+
+  it("passes on a client's FIN read while the connect was out (no data before it) once the connection opens", async () => {
+    const instance = await stalledInstance();
+    const gateway = await tcpGatewayFor(instance.port, 60_000);
+    const client = await gateway.client();
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      client.once('end', () => resolve(text));
+    });
+    client.end();
+    await waitFor(() => gateway.ended(), { message: "the gateway read the client's FIN" });
+    instance.resume();
+    expect(await answer).toBe('got 0 bytes');
+    await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
+    expect(gateway.reports).toMatchObject([{ ok: true }]);
+    expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
+  });
+});
