@@ -1,27 +1,19 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BehaviorSubject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
-import { createServiceBalancer } from '../../src/balance/index.ts';
-import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
-import type { Instance } from '../../src/discovery/instance.ts';
-import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
-import type { HealthSnapshot } from '../../src/health/index.ts';
-import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
-import type { GatewayContext } from '../context.ts';
+import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
 import { accessLogText } from '../middleware/access-log/index.ts';
-import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import { UpstreamTransports } from '../transports/index.ts';
+import { sendTestRequest } from '../middleware/middleware-testing.ts';
 import { NEVER_SENT } from '../transports/transport-outcome.ts';
-import { createProxy, type ProxyPolicy } from './proxy.ts';
-import { TEST_PROXY_POLICY } from './proxy-testing.ts';
+import type { ProxyPolicy } from './proxy.ts';
+import { TEST_PROXY_POLICY, testGateway } from './proxy-testing.ts';
 
 const SERVER_NAME = 'upstream.test';
 const DEADLINE_MS = 200;
@@ -104,56 +96,19 @@ describe("a gRPC call whose deadline passes while its TLS connection to the inst
   });
 
   /**
-   * A gateway for service `svc` whose one instance speaks `protocol` behind its relay, balanced by
-   * p2c-ewma (which takes latency samples) with outlier detection ejecting at one failure; every
-   * outcome reported to a pick is kept in `reports` on its way to the balancer, every request's
-   * access log line in `lines` once its attempt loop ends.
+   * A gateway for service `svc` whose one instance speaks `protocol` behind its relay (`testGateway`),
+   * balanced by p2c-ewma (which takes latency samples) with outlier detection ejecting at one
+   * failure; every outcome reported to a pick is kept in `reports` on its way to the balancer, every
+   * request's access log line in `lines` once its attempt loop ends.
    */
   async function gatewayFor(protocol: 'https' | 'h2') {
-    const transports = new UpstreamTransports();
-    const instance: Instance = { id: 'only', service: 'svc', host: '127.0.0.1', port: relayPorts[protocol], weight: 1, protocol, metadata: {} };
-    const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
-    const balancer = createServiceBalancer(
-      { service: 'svc', conf$ },
-      { balancer: { algorithm: 'p2c-ewma' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
-    );
-    const reports: UpstreamOutcome[] = [];
-    const recording: Picker = {
-      pick: (pickContext) => {
-        const pick = balancer.picker.pick(pickContext);
-        if (pick.kind === 'none') return pick;
-        const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)) };
-        return recorded;
-      },
-      peek: (pickContext) => balancer.picker.peek(pickContext),
-    };
     // A connect timeout far beyond the deadline: the connection opens when the test releases it.
     const policy: ProxyPolicy = { ...TEST_PROXY_POLICY, connection: { ...TEST_PROXY_POLICY.connection, connectTimeoutMs: 30_000, tls: { ...TEST_PROXY_POLICY.connection.tls, ca, serverName: SERVER_NAME }, key: 'deadline-unsent' } };
-    const proxy = createProxy({ pickerFor: () => recording, policyFor: () => policy, transports });
     const lines: string[] = [];
-    const server = createHttpServer((request, response) => {
-      const context: GatewayContext = initialContext(request, response);
-      context.service = 'svc';
-      void proxy(context).then(() => lines.push(accessLogText(context, false)));
-    });
-    const port = await listen(server);
-    let health: HealthSnapshot | undefined;
-    const watch = balancer.health.endpoints$.subscribe((snapshot) => (health = snapshot));
+    const gateway = await testGateway({ protocol, port: relayPorts[protocol], algorithm: 'p2c-ewma', policy, finished: (context) => lines.push(accessLogText(context, false)) });
     const call = (deadline: string | undefined) =>
-      sendTestRequest(port, '/svc.Echo/Say', { method: 'POST', headers: { 'content-type': 'application/grpc', te: 'trailers', ...(deadline ? { 'grpc-timeout': deadline } : {}) }, body: '' });
-    return {
-      call,
-      reports,
-      lines,
-      ejected: () => health?.endpoints[0]?.ejected,
-      close: async () => {
-        watch.unsubscribe();
-        balancer.close();
-        await transports.close(0);
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      },
-    };
+      sendTestRequest(gateway.port, '/svc.Echo/Say', { method: 'POST', headers: { 'content-type': 'application/grpc', te: 'trailers', ...(deadline ? { 'grpc-timeout': deadline } : {}) }, body: '' });
+    return { call, reports: gateway.reports, lines, ejected: gateway.ejected, close: gateway.close };
   }
 
   it.each(['https', 'h2'] as const)(

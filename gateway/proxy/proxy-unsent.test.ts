@@ -1,21 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { BehaviorSubject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
-import { createServiceBalancer } from '../../src/balance/index.ts';
-import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
-import type { Instance, InstanceProtocol } from '../../src/discovery/instance.ts';
-import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
-import type { HealthSnapshot } from '../../src/health/index.ts';
-import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import type { InstanceProtocol } from '../../src/discovery/instance.ts';
+import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
 import type { GatewayContext } from '../context.ts';
-import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
+import { sendTestRequest } from '../middleware/middleware-testing.ts';
 import { InstanceTraffic } from '../telemetry/instance-traffic.ts';
-import { UpstreamTransports, type TransportSettings } from '../transports/index.ts';
-import { createProxy, type ProxyPolicy } from './proxy.ts';
-import { TEST_PROXY_POLICY } from './proxy-testing.ts';
+import type { TransportSettings } from '../transports/index.ts';
+import type { ProxyPolicy } from './proxy.ts';
+import { TEST_PROXY_POLICY, testGateway } from './proxy-testing.ts';
 
 const listen = async (server: Server | Http2Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -56,68 +51,46 @@ async function startBackend(protocol: 'http' | 'h2c'): Promise<CountingBackend> 
 }
 
 /**
- * A gateway for service `svc` with one instance speaking `protocol` on `port`: a real balancer with
- * outlier detection ejecting at one failure, real transports and the real per-instance counters
- * (InstanceTraffic, the admin API's and the flow statistics' `requests` and `errors`). `prepare`
- * edits each request's context before the proxy (as a middleware would); `outcomes` keeps each
- * finished request's outcome, `reports` what each attempt told its pick.
+ * A gateway for service `svc` with one instance speaking `protocol` on `port` (`testGateway`: a real
+ * round-robin balancer with outlier detection ejecting at one failure, real transports) and the real
+ * per-instance counters (InstanceTraffic, the admin API's and the flow statistics' `requests` and
+ * `errors`). `prepare` edits each request's context before the proxy (as a middleware would);
+ * `outcomes` keeps each finished request's outcome, `reports` what each attempt told its pick.
  */
 async function gatewayFor(protocol: InstanceProtocol, port: number, connection: Partial<TransportSettings> = {}, prepare: (context: GatewayContext) => void = () => undefined) {
-  const transports = new UpstreamTransports();
-  const instance: Instance = { id: 'only', service: 'svc', host: '127.0.0.1', port, weight: 1, protocol, metadata: {} };
   const address = `127.0.0.1:${port}`;
-  const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
-  const balancer = createServiceBalancer(
-    { service: 'svc', conf$ },
-    { balancer: { algorithm: 'round-robin' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
-  );
-  const reports: UpstreamOutcome[] = [];
-  const recording: Picker = {
-    pick: (pickContext) => {
-      const pick = balancer.picker.pick(pickContext);
-      if (pick.kind === 'none') return pick;
-      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)) };
-      return recorded;
-    },
-    peek: (pickContext) => balancer.picker.peek(pickContext),
-  };
   const policy: ProxyPolicy = { ...TEST_PROXY_POLICY, connection: { ...TEST_PROXY_POLICY.connection, ...connection, key: JSON.stringify(connection) } };
   const traffic = new InstanceTraffic();
-  const proxy = createProxy({ pickerFor: () => recording, policyFor: () => policy, transports, observer: traffic });
   const outcomes: GatewayContext['outcome'][] = [];
   let entered = 0;
-  const server = createServer((request, response) => {
-    const context = initialContext(request, response);
-    context.service = 'svc';
-    prepare(context);
-    entered += 1;
-    void proxy(context).then(() => outcomes.push(context.outcome));
+  const gateway = await testGateway({
+    protocol,
+    port,
+    algorithm: 'round-robin',
+    policy,
+    observer: traffic,
+    prepare: (context) => {
+      prepare(context);
+      entered += 1;
+    },
+    finished: (context) => outcomes.push(context.outcome),
   });
-  const gatewayPort = await listen(server);
-  let health: HealthSnapshot | undefined;
-  const watch = balancer.health.endpoints$.subscribe((snapshot) => (health = snapshot));
   return {
     /** The status and the body, parsed when it is the gateway's JSON error. */
     send: (path: string) =>
-      sendTestRequest(gatewayPort, path).then(({ status, body }) => {
+      sendTestRequest(gateway.port, path).then(({ status, body }) => {
         const text = body.toString('utf8');
         return { status, body: text.startsWith('{') ? (JSON.parse(text) as unknown) : text };
       }),
     outcomes,
-    reports,
+    reports: gateway.reports,
     /** Requests handed to the proxy so far: each has made its first attempt (the proxy starts it synchronously). */
     entered: () => entered,
-    transports,
+    transports: gateway.transports,
     /** The instance's `requests` and `errors`. */
     counts: () => traffic.counts('svc', address),
-    ejected: () => health?.endpoints[0]?.ejected,
-    close: async () => {
-      watch.unsubscribe();
-      balancer.close();
-      await transports.close(0);
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    ejected: gateway.ejected,
+    close: gateway.close,
   };
 }
 

@@ -1,21 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import pino from 'pino';
-import { BehaviorSubject } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../test/harness/ports.ts';
 import { waitFor } from '../../test/harness/wait.ts';
-import { createServiceBalancer } from '../../src/balance/index.ts';
 import type { Picker } from '../../src/balance/picker.ts';
-import type { Instance } from '../../src/discovery/instance.ts';
-import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
-import type { HealthSnapshot } from '../../src/health/index.ts';
-import type { UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import type { EntryPoint } from '../entrypoints/entry-point.ts';
 import { startTcpEntryPoint } from '../entrypoints/tcp-entry-point.ts';
 import { testEntryPointConfig } from '../entrypoints/tls-testing.ts';
 import { InstanceTraffic } from '../telemetry/instance-traffic.ts';
-import { recordingPicker } from './proxy-testing.ts';
+import { singleInstanceBalancer } from './proxy-testing.ts';
 import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
 
 const log = pino({ level: 'silent' });
@@ -105,33 +100,18 @@ async function stalledInstance() {
   return { port, resume: () => void child.kill('SIGCONT') };
 }
 
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /**
  * A tcp entry point forwarding service `svc`, whose one instance listens on `port`, through a real
- * least-connections balancer with outlier detection ejecting at one failure and the real
- * per-instance counters (InstanceTraffic: the admin API's and the flow statistics' `requests` and
- * `errors`); `reports` keeps what each connect attempt told its pick, `ended` tells whether the
- * gateway read the client's FIN.
+ * least-connections balancer with outlier detection ejecting at one failure
+ * (`singleInstanceBalancer`, its picker wrapped by `wrap`) and the real per-instance counters
+ * (InstanceTraffic: the admin API's and the flow statistics' `requests` and `errors`); `reports`
+ * keeps what each connect attempt told its pick, `ended` tells whether the gateway read the
+ * client's FIN.
  */
 async function tcpGatewayFor(port: number, connectTimeoutMs: number, wrap: (picker: Picker) => Picker = (picker) => picker) {
-  const instance: Instance = { id: 'only', service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'tcp', metadata: {} };
-  const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
-  const balancer = createServiceBalancer(
-    { service: 'svc', conf$ },
-    { balancer: { algorithm: 'least-connections' }, health: { outlier: { consecutiveErrors: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
-  );
-  let health: HealthSnapshot | undefined;
-  const watch = balancer.health.endpoints$.subscribe((snapshot) => (health = snapshot));
-  const reports: UpstreamOutcome[] = [];
-  const picker = recordingPicker(wrap(balancer.picker), reports);
+  const balancer = singleInstanceBalancer('tcp', port, 'least-connections');
+  cleanups.push(balancer.close);
+  const picker = wrap(balancer.picker);
   const traffic = new InstanceTraffic();
   const policy: TcpForwardPolicy = { service: 'svc', attempts: 1, connectTimeoutMs, idleTimeoutMs: 0, proxyProtocol: false };
   let ended = false;
@@ -144,17 +124,13 @@ async function tcpGatewayFor(port: number, connectTimeoutMs: number, wrap: (pick
     5_000,
     log,
   );
-  cleanups.push(() => {
-    watch.unsubscribe();
-    balancer.close();
-  });
   cleanups.push(() => entryPoint.drain(0));
   return {
     entryPoint,
-    reports,
+    reports: balancer.reports,
     /** The instance's `requests` and `errors`. */
     counts: () => traffic.counts('svc', `127.0.0.1:${port}`),
-    ejected: () => health?.endpoints[0]?.ejected,
+    ejected: balancer.ejected,
     ended: () => ended,
     /** A client of the entry point, connected and handed to the forwarder (which picks at once). */
     client: async () => {
@@ -197,7 +173,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
 
   // Filling the descriptor table of a process allowed far more would take too long and too much memory.
   it.skipIf(openFilesLimit() > 65_536)('a connect the gateway cannot make, out of file descriptors (EMFILE): internal, and no attempt of the instance\'s', async () => {
-    const gateway = await tcpGatewayFor(await closedPort(), 60_000, exhaustingPicker);
+    const gateway = await tcpGatewayFor(await freePort(), 60_000, exhaustingPicker);
     await gateway.client();
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
     expect(gateway.reports).toMatchObject([{ ok: false, errorClass: 'internal' }]);
@@ -208,7 +184,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
 
   it.each([
     ['a connect the instance leaves unanswered past the connect timeout', 'connect-timeout', async () => (await stalledInstance()).port],
-    ['a connect the instance refuses', 'connect-refused', closedPort],
+    ['a connect the instance refuses', 'connect-refused', freePort],
   ] as const)('%s still counts against it (%s): one failed attempt, and it is ejected', async (_name, errorClass, instancePort) => {
     const port = await instancePort();
     const gateway = await tcpGatewayFor(port, 300);
