@@ -1,7 +1,10 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
+import { FolderWatchSettle, readFileWithSave, readingKey, type FileReading } from '../../src/folder-watch-settle.ts';
+import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, GatewayConfig } from './types.ts';
 import type { TlsFileIssue } from './upstream-tls-files.ts';
 
@@ -47,6 +50,64 @@ export function unreadableFile(path: string, error: unknown): ConfigFileError {
   return new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
 }
 
+/**
+ * The texts of a pair's certificate and key files with the saves they came from; rejects with a
+ * `ConfigFileError` naming a file that cannot be read, the certificate's when neither can: always
+ * the same one, so a pair that stays unreadable reads the same each time (its watch settles it in
+ * the settle time, not the maximum wait) and its refusal is logged once, not once per file.
+ */
+export async function readCertificatePair(files: CertificateFiles): Promise<{ readonly cert: FileReading; readonly key: FileReading }> {
+  const [cert, key] = await Promise.allSettled([readPem(files.certFile), readPem(files.keyFile)]);
+  if (cert.status === 'rejected') throw cert.reason;
+  if (key.status === 'rejected') throw key.reason;
+  return { cert: cert.value, key: key.value };
+}
+
+/** Settle time, maximum wait and log of `checkSettledCertificatePair` (the folder watches' defaults). */
+export interface CertificateSettleOptions {
+  /** How long a bad reading must stay the same before it is refused (`FOLDER_WATCH_SETTLE_MS` by default). */
+  readonly settleMs?: number;
+  /** Longest a pair that keeps changing is read again before its latest reading is judged (`FOLDER_WATCH_MAX_WAIT_MS` by default). */
+  readonly maxWaitMs?: number;
+  /** Where a pair read again is told at debug. */
+  readonly log?: Logger;
+}
+
+/**
+ * Reads and checks a pair (`readCertificatePair`, `checkCertificatePem`) for a configuration being
+ * applied: a good reading is taken at once, and a bad one (a file missing, a key that does not match)
+ * is refused only once it has settled, by the certificate folder watch's rule (`FolderWatchSettle`:
+ * the same texts from the same saves `settleMs` apart, or the latest once the pair has kept changing
+ * for `maxWaitMs`); until then the pair is read again. A renewal written one file at a time (certbot
+ * writes and relinks them one by one) thus delays a start or reload that lands in it by at most the
+ * maximum wait instead of refusing it. Rejects with the settled reading's `ConfigFileError`.
+ */
+export async function checkSettledCertificatePair(
+  files: CertificateFiles,
+  minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined,
+  options: CertificateSettleOptions = {},
+): Promise<CheckedCertificate & { readonly cert: string; readonly key: string }> {
+  const settle = new FolderWatchSettle(options.settleMs, options.maxWaitMs);
+  for (;;) {
+    let reading: string | undefined;
+    let refusal: ConfigFileError;
+    try {
+      const { cert, key } = await readCertificatePair(files);
+      reading = `${readingKey(cert)}\n${readingKey(key)}`;
+      return { ...checkCertificatePem(files, cert.text, key.text, minVersion), cert: cert.text, key: key.text };
+    } catch (error) {
+      if (!(error instanceof ConfigFileError)) throw error;
+      refusal = error;
+      // A file that cannot be read has no save: its error is the reading (as in the folder watch).
+      reading ??= `unreadable\n${error.message}`;
+    }
+    const verdict = settle.observe(reading);
+    if (verdict.settled) throw refusal;
+    options.log?.debug({ certFile: files.certFile, keyFile: files.keyFile, reason: refusal.message, readAgainInMs: verdict.readAgainInMs }, 'certificate pair refused; read again until both files have settled');
+    await delay(verdict.readAgainInMs);
+  }
+}
+
 /** The last check of a pair, valid while neither file's identity, size or modification time changes. */
 interface CheckMemo {
   readonly stamp: string;
@@ -67,7 +128,7 @@ const memos = new Map<string, CheckMemo>();
 export function checkCertificateFiles(config: GatewayConfig): TlsFileIssue[] {
   const issues: TlsFileIssue[] = [];
   const used = new Set<string>();
-  const check = (files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, at: readonly (string | number)[]) => {
+  for (const { files, minVersion, at } of certificatePairsOf(config)) {
     const id = `${files.certFile}\n${files.keyFile}\n${minVersion ?? ''}`;
     used.add(id);
     const stamp = fileStamp(files.certFile) + fileStamp(files.keyFile);
@@ -75,16 +136,29 @@ export function checkCertificateFiles(config: GatewayConfig): TlsFileIssue[] {
     const issue = memo?.stamp === stamp ? memo.issue : checkPair(files, minVersion);
     memos.set(id, { stamp, issue });
     if (issue) issues.push({ path: [...at.map(String), ...issue.path], message: issue.message });
-  };
+  }
+  for (const id of memos.keys()) if (!used.has(id)) memos.delete(id);
+  return issues;
+}
+
+/** A certificate pair a configuration names, with its entry point's TLS floor and where it sits. */
+export interface ConfiguredCertificatePair {
+  readonly files: CertificateFiles;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  readonly at: readonly (string | number)[];
+}
+
+/** Every certificate pair `config` names: each entry point's `tls.certificates` and `tls.defaultCertificate`, and `certificates.<name>`. */
+export function certificatePairsOf(config: GatewayConfig): ConfiguredCertificatePair[] {
+  const pairs: ConfiguredCertificatePair[] = [];
   for (const entryPoint of config.entryPoints) {
     const tls = entryPoint.tls;
     if (!tls) continue;
-    tls.certificates.forEach((files, index) => check(files, tls.minVersion, ['entryPoints', entryPoint.name, 'tls', 'certificates', index]));
-    if (tls.defaultCertificate) check(tls.defaultCertificate, tls.minVersion, ['entryPoints', entryPoint.name, 'tls', 'defaultCertificate']);
+    tls.certificates.forEach((files, index) => pairs.push({ files, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'certificates', index] }));
+    if (tls.defaultCertificate) pairs.push({ files: tls.defaultCertificate, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'defaultCertificate'] });
   }
-  for (const certificate of config.certificates) check(certificate, undefined, ['certificates', certificate.name]);
-  for (const id of memos.keys()) if (!used.has(id)) memos.delete(id);
-  return issues;
+  for (const certificate of config.certificates) pairs.push({ files: certificate, minVersion: undefined, at: ['certificates', certificate.name] });
+  return pairs;
 }
 
 /** The issue of one pair, its path relative to the certificate (`certFile` or `keyFile`), or undefined. */
@@ -103,6 +177,14 @@ function checkPair(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | 
     if (!(error instanceof ConfigFileError)) throw error;
     const at = error.path === files.keyFile && error.path !== files.certFile ? 'keyFile' : 'certFile';
     return { path: [at], message: error.message };
+  }
+}
+
+async function readPem(path: string): Promise<FileReading> {
+  try {
+    return await readFileWithSave(path);
+  } catch (error) {
+    throw unreadableFile(path, error);
   }
 }
 

@@ -7,7 +7,7 @@ import { MAX_ALIAS_COUNT, parseFast } from './fast-parse.ts';
 import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
 import { readAccessFiles } from './access-files.ts';
-import { checkCertificateFiles } from './certificate-check.ts';
+import { certificatePairsOf, checkCertificateFiles, checkSettledCertificatePair, type CertificateSettleOptions } from './certificate-check.ts';
 import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
@@ -83,6 +83,32 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
     throw new GatewayConfigError(path, locateIssues(asZod, document, lines));
   }
   return config;
+}
+
+/**
+ * `parseConfig` for a configuration about to be applied (at start, on a reload): when the text is
+ * refused and a certificate pair it names does not check, that pair is read again until it has
+ * settled (`checkSettledCertificatePair`, the certificate folder watch's rule) and the text is parsed
+ * once more. A reload that lands in a renewal written one file at a time (a new certificate with the
+ * old key, a file relinked) thus waits for it, by at most the maximum wait, instead of being refused;
+ * a pair still bad then refuses it as before. A text that parses costs nothing more.
+ */
+export async function parseConfigSettled(path: string, text: string, settle: CertificateSettleOptions = {}): Promise<GatewayConfig> {
+  try {
+    return parseConfig(path, text);
+  } catch (error) {
+    if (!(error instanceof GatewayConfigError)) throw error;
+    let unchecked: GatewayConfig;
+    try {
+      unchecked = parseConfig(path, text, { readFiles: false });
+    } catch {
+      throw error;
+    }
+    const waits = certificatePairsOf(unchecked).map(({ files, minVersion }) => checkSettledCertificatePair(files, minVersion, settle).then(() => undefined, () => undefined));
+    if (waits.length === 0) throw error;
+    await Promise.all(waits);
+    return parseConfig(path, text);
+  }
 }
 
 /** Options of `parseConfig`. */

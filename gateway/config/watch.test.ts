@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeCertificate } from '../../test/harness/certificates.ts';
+import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
 import { keepWriting } from '../../test/harness/keep-writing.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsFile } from '../../src/folder-watch.ts';
@@ -290,6 +290,54 @@ describe('watchConfig', () => {
     await waitFor(() => results.length >= 3);
     expect(results.map((result) => (result.ok ? result.config.entryPoints.find((entryPoint) => entryPoint.name === 'web')?.listen.port : 'refused'))).toEqual([1000, 'refused', 3000]);
     expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain(`entryPoints.websecure.tls.certificates.0.keyFile (line 3): ${b.keyFile}: the key does not match the certificate ${a.certFile}`);
+  });
+
+  describe('a reload that lands in a certificate renewal written one file at a time', () => {
+    const READ_AGAIN = 'certificate pair refused; read again until both files have settled';
+    let lines: { msg: string; [field: string]: unknown }[];
+    let served: TestCertificate;
+    let renewed: TestCertificate;
+    const named = (port: number) => `listen: ${port}\ncertificates:\n  site: { certFile: ${served.certFile}, keyFile: ${served.keyFile} }\n`;
+
+    beforeEach(async () => {
+      lines = [];
+      await mkdir(join(folder, 'staging'));
+      // Real pairs by openssl: the served one, and its renewal, staged in a folder nobody reads.
+      [served, renewed] = await Promise.all([makeCertificate(folder, 'site', { key: 'ec', names: ['old.test'] }), makeCertificate(join(folder, 'staging'), 'site', { key: 'ec', names: ['new.test'] })]);
+      await writeFile(path, named(1000));
+    });
+
+    const watchWithLog = async (settleMs: number) => {
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs, log }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+    };
+    const readAgain = () => lines.filter((line) => line.msg === READ_AGAIN);
+
+    it('takes it once the key is written within the settle time, where it refused the whole configuration', async () => {
+      // A settle time past any stall of a loaded machine between the reload's first reading and the key's rename.
+      await watchWithLog(1_000);
+      // certbot's order: the certificate first, then the key; the reload reads the pair in between.
+      await rename(renewed.certFile, served.certFile);
+      await writeFile(path, named(2000));
+      await waitFor(() => readAgain().length > 0 || results.length >= 2, { timeoutMs: 5_000, intervalMs: 5, message: 'the reload reading the mismatched pair' });
+      await rename(renewed.keyFile, served.keyFile);
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      expect(ports()).toEqual([1000, 2000]);
+      expect(readAgain().length).toBeGreaterThan(0);
+    });
+
+    it('refuses it with the key path and the file once the mismatched pair has settled', async () => {
+      const settleMs = 300;
+      await watchWithLog(settleMs);
+      await rename(renewed.certFile, served.certFile);
+      await writeFile(path, named(2000));
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      expect(ports()).toEqual([1000, 'refused']);
+      expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain(`certificates.site.keyFile (line 3): ${served.keyFile}: the key does not match the certificate ${served.certFile}`);
+      // Read again for the settle time before the refusal: the same mismatch, from the same saves.
+      expect(readAgain()[0]).toMatchObject({ keyFile: served.keyFile, reason: expect.stringContaining('does not match') });
+    });
   });
 
   it('reports a deleted file once and recovers when it comes back', async () => {

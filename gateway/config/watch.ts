@@ -6,7 +6,8 @@ import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-wat
 import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
-import { parseConfig, readConfigFile, type ConfigFileReading } from './load.ts';
+import type { CertificateSettleOptions } from './certificate-check.ts';
+import { parseConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -51,6 +52,8 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * A refusal is reported only once the refused text has settled (`FolderWatchSettle`: the same save read the same for `settleMs`): a further change in that
  * time (the rest of a write read half-way) supersedes it unreported, unless the file has kept changing for `maxWaitMs`
  * since the first refusal: then the latest is reported; events that keep coming read the file every `maxWaitMs` the same way. The caller applies `ok` results and keeps its running config on refused ones.
+ * A text refused while a certificate pair it names does not check is parsed again once that pair has settled by the same rule (`parseConfigSettled`),
+ * so a reload that lands in a renewal written one file at a time is taken once the pair is whole.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
  * stops the watch.
  */
@@ -154,7 +157,9 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         refusedSave = undefined;
         return;
       }
-      const result = parse(path, text);
+      const result = await parse(path, text, { settleMs, maxWaitMs, log });
+      // Unsubscribed while a certificate pair the text names settled.
+      if (reads.closed) return;
       if (!result.ok) {
         settle(readingKey(reading), result, () => {
           last = text;
@@ -194,9 +199,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   });
 }
 
-function parse(path: string, text: string): ConfigResult {
+/** The result of `text`; a refusal by a certificate pair is judged once that pair has settled (`parseConfigSettled`). */
+async function parse(path: string, text: string, settle: CertificateSettleOptions): Promise<ConfigResult> {
   try {
-    return { ok: true, config: parseConfig(path, text), text };
+    return { ok: true, config: await parseConfigSettled(path, text, settle), text };
   } catch (error) {
     return { ok: false, error: error instanceof ConfigFileError ? error : new ConfigFileError(path, errorMessage(error), { cause: error }) };
   }

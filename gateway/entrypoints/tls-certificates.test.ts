@@ -1,11 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeCertificate } from '../../test/harness/certificates.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import type { EntryPointConfig } from '../config/types.ts';
-import { loadCertificate, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { loadCertificate, loadCertificateAt, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { reloadSlot, TlsCertificates } from './tls-store.ts';
 
@@ -21,9 +24,9 @@ function selfSigned(dir: string, name: string, days: number): { certFile: string
   return files;
 }
 
-function capture() {
+function capture(level = 'info') {
   const lines: { msg: string; [field: string]: unknown }[] = [];
-  return { lines, log: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }) };
+  return { lines, log: pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }) };
 }
 
 describe('readCertificatePair', () => {
@@ -44,6 +47,60 @@ describe('readCertificatePair', () => {
     const present = selfSigned(dir, 'pair.test', 30);
     await expect(readCertificatePair({ certFile: present.certFile, keyFile: missing.keyFile })).rejects.toThrow(missing.keyFile);
     await expect(readCertificatePair(present)).resolves.toMatchObject({ cert: { text: expect.stringContaining('BEGIN CERTIFICATE') }, key: { text: expect.stringContaining('PRIVATE KEY') } });
+  });
+});
+
+describe('loadCertificateAt and a renewal written one file at a time', () => {
+  const READ_AGAIN = 'certificate pair refused; read again until both files have settled';
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-cert-settle-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A served pair for old.test, and its renewal for new.test staged in a folder of its own, its certificate already moved in. */
+  async function renewalHalfWritten(name: string) {
+    mkdirSync(join(dir, name, 'staging'), { recursive: true });
+    const [served, renewed] = await Promise.all([makeCertificate(join(dir, name), 'site', { key: 'ec', names: ['old.test'] }), makeCertificate(join(dir, name, 'staging'), 'site', { key: 'ec', names: ['new.test'] })]);
+    await rename(renewed.certFile, served.certFile);
+    return { served, renewed };
+  }
+
+  it('loads a pair whose key is written within the settle time after the load first read it mismatched', async () => {
+    const { served, renewed } = await renewalHalfWritten('fixed');
+    const { lines, log } = capture('debug');
+    // A settle time past any stall of a loaded machine between the first reading and the key's rename.
+    const loading = loadCertificateAt(served, undefined, 'certificates.site', { settleMs: 1_000, log });
+    const outcome = loading.then(
+      (certificate) => certificate.names,
+      (error: Error) => error.message,
+    );
+    let settled: unknown;
+    void outcome.then((value) => (settled = value));
+    await waitFor(() => lines.some((line) => line.msg === READ_AGAIN) || settled !== undefined, { intervalMs: 5, message: 'the mismatched pair read' });
+    await rename(renewed.keyFile, served.keyFile);
+    expect(await outcome).toEqual(['new.test']);
+  });
+
+  it('refuses a pair still mismatched once it has settled, with the key file, the reason and the key path', async () => {
+    const { served } = await renewalHalfWritten('stays');
+    const { lines, log } = capture('debug');
+    const settleMs = 200;
+    const started = performance.now();
+    await expect(loadCertificateAt(served, undefined, 'certificates.site', { settleMs, log })).rejects.toThrow(`${served.keyFile}: the key does not match the certificate ${served.certFile} (certificates.site)`);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(settleMs);
+    const reads = lines.filter((line) => line.msg === READ_AGAIN);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads).toEqual(reads.map(() => expect.objectContaining({ keyFile: served.keyFile, reason: expect.stringContaining('does not match') })));
+  });
+
+  it('loads a pair that checks at its first reading without reading it again', async () => {
+    const { lines, log } = capture('debug');
+    const files = selfSigned(dir, 'stable.test', 30);
+    // A settle time no start-up may wait for: a good pair is taken at once.
+    const settleMs = 60_000;
+    await expect(loadCertificateAt(files, undefined, 'certificates.stable', { settleMs, log })).resolves.toMatchObject({ names: ['stable.test'] });
+    expect(lines).toEqual([]);
   });
 });
 

@@ -1,9 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError } from '../../src/errors.ts';
-import { readFileWithSave, type FileReading } from '../../src/folder-watch-settle.ts';
 import type { Logger } from '../../src/logger.ts';
-import { checkCertificatePem, unreadableFile } from '../config/certificate-check.ts';
+import { checkCertificatePem, checkSettledCertificatePair, type CertificateSettleOptions } from '../config/certificate-check.ts';
 import type { CertificateFiles } from '../config/types.ts';
 
 /** A certificate and its key, read from disk, checked, and ready to serve. */
@@ -27,9 +26,9 @@ export interface LoadedCertificate {
  * `entryPoints.websecure.tls.certificates.0`): a `ConfigFileError` also says where, for a start
  * that must refuse the whole configuration.
  */
-export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, keyPath: string): Promise<LoadedCertificate> {
+export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, keyPath: string, settle: CertificateSettleOptions = {}): Promise<LoadedCertificate> {
   try {
-    return await loadCertificate(files, minVersion);
+    return await loadCertificate(files, minVersion, settle);
   } catch (error) {
     if (!(error instanceof ConfigFileError)) throw error;
     throw new ConfigFileError(error.path, `${error.message.slice(error.path.length + 2)} (${keyPath})`, { cause: error });
@@ -37,31 +36,28 @@ export async function loadCertificateAt(files: CertificateFiles, minVersion: 'TL
 }
 
 /**
- * Reads and checks one certificate pair: the certificate parses, the key parses and matches it,
- * and OpenSSL accepts both. Rejects with a `ConfigFileError` naming the file at fault and the
- * reason (code `SB_CONFIG_INVALID`), so a bad file can be refused while the old one keeps serving.
+ * Reads and checks one certificate pair for a configuration being applied: the certificate parses,
+ * the key parses and matches it, and OpenSSL accepts both. A bad pair is read again until it has
+ * settled (`checkSettledCertificatePair`), so a renewal written one file at a time delays the load
+ * by at most the maximum wait; a good one is taken at once. Rejects with a `ConfigFileError` naming
+ * the file at fault and the reason (code `SB_CONFIG_INVALID`), so a bad file can be refused while
+ * the old one keeps serving.
  */
-export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): Promise<LoadedCertificate> {
-  const { cert, key } = await readCertificatePair(files);
-  return certificateFromPem(files, cert.text, key.text, minVersion);
+export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined, settle: CertificateSettleOptions = {}): Promise<LoadedCertificate> {
+  const { x509, keyType, context, cert, key } = await checkSettledCertificatePair(files, minVersion, settle);
+  return loadedCertificate(files, x509, keyType, context, cert, key);
 }
 
-/**
- * The texts of a pair's certificate and key files with the saves they came from; rejects with a
- * `ConfigFileError` naming a file that cannot be read, the certificate's when neither can: always
- * the same one, so a pair that stays unreadable reads the same each time (its watch settles it in
- * the settle time, not the maximum wait) and its refusal is logged once, not once per file.
- */
-export async function readCertificatePair(files: CertificateFiles): Promise<{ readonly cert: FileReading; readonly key: FileReading }> {
-  const [cert, key] = await Promise.allSettled([readPem(files.certFile), readPem(files.keyFile)]);
-  if (cert.status === 'rejected') throw cert.reason;
-  if (key.status === 'rejected') throw key.reason;
-  return { cert: cert.value, key: key.value };
-}
+/** Reads a pair's two files with their saves (see `readCertificatePair` in certificate-check.ts). */
+export { readCertificatePair } from '../config/certificate-check.ts';
 
 /** `loadCertificate` for texts already read (see `readCertificatePair`). */
 export function certificateFromPem(files: CertificateFiles, cert: string, key: string, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): LoadedCertificate {
   const { x509, keyType, context } = checkCertificatePem(files, cert, key, minVersion);
+  return loadedCertificate(files, x509, keyType, context, cert, key);
+}
+
+function loadedCertificate(files: CertificateFiles, x509: X509Certificate, keyType: string, context: SecureContext, cert: string, key: string): LoadedCertificate {
   // Node 20 has no validFromDate; its date strings ("Dec  3 08:05:09 2026 GMT") parse as they are.
   return { files, names: certificateNames(x509), keyType, validFrom: new Date(x509.validFrom), validTo: new Date(x509.validTo), context, cert, key };
 }
@@ -102,12 +98,4 @@ export function certificateNames(x509: X509Certificate): string[] {
   if (dns.length > 0) return dns;
   const cn = /^CN=(.+)$/m.exec(x509.subject)?.[1];
   return cn ? [cn] : [];
-}
-
-async function readPem(path: string): Promise<FileReading> {
-  try {
-    return await readFileWithSave(path);
-  } catch (error) {
-    throw unreadableFile(path, error);
-  }
 }

@@ -40,7 +40,7 @@ export class NamedCertificates {
     const loaded = await Promise.all(
       certificates.map(async (config): Promise<NamedSlot> => {
         const keyPath = `certificates.${config.name}`;
-        return { config, files: config, keyPath, current: await loadCertificateAt(config, undefined, keyPath), lastRefusal: undefined };
+        return { config, files: config, keyPath, current: await loadCertificateAt(config, undefined, keyPath, { log: this.log }), lastRefusal: undefined };
       }),
     );
     this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));
@@ -82,7 +82,8 @@ export class NamedCertificates {
         continue;
       }
       try {
-        const current = await loadCertificate(config, undefined);
+        // A renewal in progress is waited for (at most the maximum wait), not refused: see `loadCertificate`.
+        const current = await loadCertificate(config, undefined, { log: this.log });
         next.set(config.name, { config, files: config, keyPath, current, lastRefusal: undefined });
         tlsReloadsTotal.inc({ entry_point: keyPath, result: 'applied' });
         this.log.info({ certificate: config.name, certFile: config.certFile, names: current.names, keyType: current.keyType }, previous ? 'named certificate replaced' : 'named certificate added');

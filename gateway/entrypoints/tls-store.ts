@@ -46,7 +46,8 @@ export class TlsCertificates {
 
   /**
    * Reads every certificate of `entryPoint`; rejects with a `ConfigFileError` that names the bad
-   * file, the reason and the key path in the configuration. `timing` tunes the folder watch (tests).
+   * file, the reason and the key path in the configuration, once that pair has settled (a renewal
+   * in progress is waited for: `loadCertificate`). `timing` tunes the folder watch and that wait (tests).
    */
   static async load(entryPoint: EntryPointConfig, log: Logger, timing: CertificateFolderWatchTiming = {}): Promise<TlsCertificates> {
     const settings = entryPoint.tls;
@@ -55,7 +56,7 @@ export class TlsCertificates {
     const wanted = settings.certificates.map((files, index) => ({ files, keyPath: `${where}.certificates.${index}` }));
     if (settings.defaultCertificate) wanted.push({ files: settings.defaultCertificate, keyPath: `${where}.defaultCertificate` });
     const slots = await Promise.all(
-      wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath), lastRefusal: undefined })),
+      wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath, { ...timing, log }), lastRefusal: undefined })),
     );
     const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log, timing);
     for (const slot of slots) {
