@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import type { EntryPointConfig } from '../config/types.ts';
+import { tlsReloadsTotal } from '../telemetry/index.ts';
 import { TlsCertificates } from './tls-store.ts';
 
 describe('TlsCertificates and a renewal written one file at a time', () => {
@@ -40,6 +41,8 @@ describe('TlsCertificates and a renewal written one file at a time', () => {
 
   const held = () => lines.some((line) => line.msg === 'certificate pair changed; held until both files have settled');
   const refusals = () => lines.filter((line) => line.msg === 'certificate refused; the previous one keeps serving');
+  const refusedAgain = () => lines.filter((line) => line.msg === 'certificate still refused for the reason reported; the previous one keeps serving');
+  const refusedCount = async () => (await tlsReloadsTotal.get()).values.find((value) => value.labels.entry_point === 'websecure' && value.labels.result === 'refused')?.value ?? 0;
 
   it('holds a certificate written before its key, logs nothing of the mismatch, and serves the pair once its key is written', async () => {
     // A settle time past any stall of a loaded machine between the two renames below.
@@ -66,15 +69,22 @@ describe('TlsCertificates and a renewal written one file at a time', () => {
     expect(refusals()).toEqual([]);
   });
 
-  it('refuses a certificate whose key never comes only once the pair has settled', async () => {
+  it('refuses a certificate whose key never comes only once the pair has settled, and logs and counts it once however often it is read again', async () => {
     const settleMs = 300;
     const loaded = await watch(settleMs);
+    const countedBefore = await refusedCount();
     const written = Date.now();
     await rename(renewed.certFile, served.certFile);
     await waitFor(() => refusals().length > 0, { timeoutMs: 5_000, message: 'the refusal of the mismatched pair' });
     expect(held()).toBe(true);
     expect(refusals()[0]!.time - written).toBeGreaterThanOrEqual(settleMs);
     expect(loaded.defaultCertificate.names).toEqual(['old.test']);
+    // The certificate is saved again unchanged (a new file renamed over it, a new save): the pair is
+    // read again, settles again and is refused again, for the reason already reported.
+    await copyFile(served.certFile, join(dir, 'staging', 'again.pem'));
+    await rename(join(dir, 'staging', 'again.pem'), served.certFile);
+    await waitFor(() => refusedAgain().length > 0 || refusals().length > 1, { timeoutMs: 5_000, message: 'the refused pair judged again' });
     expect(refusals()).toHaveLength(1);
+    expect((await refusedCount()) - countedBefore).toBe(1);
   });
 });

@@ -121,8 +121,8 @@ export class TlsCertificates {
 
 /**
  * Reads a slot's pair again; a changed good pair replaces the current one (true), an unchanged one
- * is kept (false), and a bad one is refused with its path and reason, logged at warn once per
- * distinct reason and counted under `entryPoint` (false; the current one keeps serving). A changed
+ * is kept (false), and a bad one is refused with its path and reason, logged at warn and counted
+ * under `entryPoint` once per distinct reason, at debug when read again (false; the current one keeps serving). A changed
  * pair is judged only once both its files have settled (`folders.pairSettled`; false until then):
  * a certificate written before its key is never loaded, nor refused, with the old key.
  */
@@ -146,11 +146,13 @@ export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersi
     next = certificateFromPem(slot.files, cert.text, key.text, minVersion);
   } catch (error) {
     const reason = errorMessage(error);
+    const path = error instanceof ConfigFileError ? error.path : slot.files.certFile;
     if (reason !== slot.lastRefusal) {
       slot.lastRefusal = reason;
       tlsReloadsTotal.inc({ entry_point: entryPoint, result: 'refused' });
-      const path = error instanceof ConfigFileError ? error.path : slot.files.certFile;
       log.warn({ entryPoint, path, reason }, 'certificate refused; the previous one keeps serving');
+    } else {
+      log.debug({ entryPoint, path, reason }, 'certificate still refused for the reason reported; the previous one keeps serving');
     }
     return false;
   }
