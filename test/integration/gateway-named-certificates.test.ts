@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acceptsConnections,
@@ -12,6 +13,7 @@ import {
   type GatewayProcess,
   type TestCertificate,
 } from '../harness/index.ts';
+import { keepWriting } from '../harness/keep-writing.ts';
 
 /** The subject a TLS handshake to `port` with SNI `servername` is answered with. */
 async function subjectOn(port: number, servername: string): Promise<string> {
@@ -95,5 +97,26 @@ ${certificates}
     // The running configuration stays whole: partners still served where it was.
     expect(await subjectOn(internalPort, 'partners.test')).toBe('CN=partners.test');
     expect(await subjectOn(securePort, 'extra.test')).toBe('CN=extra.test');
+  });
+  it('takes a reload that lands while a certificate it adds is renewed one file at a time, once the key is written, without a refusal', async () => {
+    await mkdir(join(dir, 'staging'), { recursive: true });
+    const renewal = await makeCertificate(join(dir, 'staging'), 'renew', { key: 'ec', names: ['renew.test'] });
+    const files = { certFile: join(dir, 'renew.pem'), keyFile: join(dir, 'renew-key.pem') };
+    // The new certificate is in place; its key file is still being written with another pair's key (certbot's order), every few milliseconds, so the pair never settles before the maximum wait.
+    await rename(renewal.certFile, files.certFile);
+    const wrongKey = await readFile(made.extra!.keyFile, 'utf8');
+    const writer = keepWriting(files.keyFile, () => wrongKey);
+    try {
+      await gateway.writeConfig(config(`\n  renew: { certFile: ${files.certFile}, keyFile: ${files.keyFile} }\n`));
+      await waitFor(async () => {
+        const log = await logOf(gateway.process);
+        return log.includes('certificate pair refused; read again until both files have settled') || log.includes('certificates.renew');
+      }, { timeoutMs: 10_000, intervalMs: 20, message: 'the reload reading the pair being renewed' });
+    } finally {
+      await writer.stop();
+    }
+    await rename(renewal.keyFile, files.keyFile);
+    await waitFor(async () => (await subjectOn(securePort, 'renew.test')) === 'CN=renew.test', { timeoutMs: 10_000, message: 'the renewed certificate to be served' });
+    expect(await logOf(gateway.process)).not.toContain('certificates.renew');
   });
 });
