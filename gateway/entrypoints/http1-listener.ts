@@ -3,7 +3,15 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
 import { connectionOf, connectionStateOf, Http1Connections } from './http1-connections.ts';
-import { answerHoldingSocket, refuseConnect, refuseConnection, refuseExpectation, refuseUpgradeWhileDraining, type RefusalReport } from './http1-refusal.ts';
+import {
+  answerHoldingSocket,
+  lingerAfterLastAnswer,
+  refuseConnect,
+  refuseConnection,
+  refuseExpectation,
+  refuseUpgradeWhileDraining,
+  type RefusalReport,
+} from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
 import { meetsExpectation } from './expectation.ts';
 import { toOriginForm } from '../router/request-target.ts';
@@ -201,10 +209,14 @@ export class GatewayListener {
   /**
    * `response` is the last its connection answers: it says `connection: close`, and the requests
    * read behind it are not served (ConnectionState.closing), their answers having nowhere to go.
+   * The connection lingers after it, as after the listener's refusals: a client still sending
+   * (a big body pipelined behind) would have the close with its bytes unread reset the connection,
+   * and with it the tail of this answer. The drain's deadline still cuts it (`closeAllConnections`).
    */
   private closeAfter(response: ServerResponse): void {
     response.setHeader('connection', 'close');
     connectionStateOf(response.req.socket).closing = true;
+    lingerAfterLastAnswer(response.req.socket);
   }
 
   /** Refuses a request whose socket Node has let go of (`adopt`) with `refuse`; one it leaves unanswered is skipped. */

@@ -175,6 +175,15 @@ function lingerInsteadOfDestroy(this: Socket): void {
 }
 
 /**
+ * Has `socket`, a connection the listener closes after an answer of its own choosing (a refused
+ * expectation, a drain's last answer), linger once that answer is sent, where Node's server would
+ * destroy it: a body announced, or requests pipelined behind the answer, may still be on their way.
+ */
+export function lingerAfterLastAnswer(socket: Socket): void {
+  socket.destroySoon = lingerInsteadOfDestroy;
+}
+
+/**
  * Answers a CONNECT request (Node's 'connect': it has let go of the socket) with a JSON 405
  * `method-not-allowed`, since the gateway tunnels nothing, as `refuseTakenOver` does.
  */
@@ -230,8 +239,7 @@ export function refuseExpectation(request: IncomingMessage, response: ServerResp
   const { body, bytes } = bodyFor(request.method, refusal);
   const clientAddress = request.socket.remoteAddress ?? '';
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': refusal.bytes, connection: 'close' });
-  // The body announced may be on its way, or requests pipelined behind: the connection lingers.
-  (request.socket as Socket).destroySoon = lingerInsteadOfDestroy;
+  lingerAfterLastAnswer(request.socket);
   response.end(body);
   report({ status, error, bytes, clientAddress, method: request.method, target: request.url });
 }

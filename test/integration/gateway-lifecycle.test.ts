@@ -121,6 +121,104 @@ describe('gateway lifecycle', () => {
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
   });
 
+  // A socket closed with bytes unread, or that bytes reach once closed, makes the kernel reset the
+  // connection, and on Linux the reset throws away what the gateway had written and the client had
+  // not yet received: here the tail of the drain's last answer, which the body of a request
+  // pipelined behind it, not served, still on its way, would cut.
+  it('sends the whole of the last answer of a draining connection to a client that reads it slowly while it sends a big body behind it', async () => {
+    const size = 8 << 20;
+    const paths: string[] = [];
+    const waiting: ServerResponse[] = [];
+    const backend = createHttpServer((request, response) => {
+      paths.push(request.url ?? '');
+      request.resume();
+      waiting.push(response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    const client = connect(gateway.port, '127.0.0.1');
+    const body = Buffer.alloc(1 << 20, 't');
+    let sent = 64 << 10;
+    let head = '';
+    let bytes = 0;
+    let tail = '';
+    let error: string | undefined;
+    client.on('data', (chunk: Buffer) => {
+      if (head === '') head = chunk.toString('latin1', 0, chunk.indexOf('\r\n\r\n') + 4);
+      bytes += chunk.length;
+      tail = (tail + chunk.subarray(-512).toString('latin1')).slice(-512);
+      // The body goes on while the answer comes, the rest of it once the answer is whole: what
+      // the gateway is still to read when it has sent its last byte.
+      const whole = bytes - head.length === size;
+      const next = whole ? body.length : Math.min(body.length, sent + (4 << 10));
+      if (next > sent) client.write(body.subarray(sent, next));
+      sent = next;
+      if (whole) return void client.end();
+      // A client that reads a little slower than the gateway writes: the gateway's socket then
+      // holds unsent bytes when the answer ends, which a reset would throw away.
+      client.pause();
+      setTimeout(() => client.resume(), 1);
+    });
+    client.on('error', (cause: NodeJS.ErrnoException) => (error = cause.code));
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    client.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    await waitFor(() => waiting.length === 1, { timeoutMs: 5_000, message: 'the request to reach the backend' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    // Sent once the drain has made the answer to /big the connection's last.
+    client.write(Buffer.concat([Buffer.from(`POST /behind HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`), body.subarray(0, sent)]));
+    await waitFor(async () => (await logOf(gateway.process)).includes('closes its connection is not served'), {
+      timeoutMs: 5_000,
+      message: 'the gateway to read the request behind the answer',
+    });
+    waiting[0]!.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    waiting[0]!.end(Buffer.alloc(size, 'b'));
+    await closed;
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toMatch(/\r\nconnection: close\r\n/i);
+    expect({ error, body: bytes - head.length, tail }).toEqual({ error: undefined, body: size, tail: 'b'.repeat(512) });
+    expect(paths).toEqual(['/big']);
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+  });
+
+  it('cuts a connection still lingering after its last answer at the drain deadline, so SIGTERM ends the process in time', async () => {
+    const waiting: ServerResponse[] = [];
+    const backend = createHttpServer((request, response) => {
+      request.resume();
+      waiting.push(response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port)}\nshutdown: { drainTimeout: 1s }\n`);
+    gateways.push(gateway);
+
+    // Half-open allowed: the client does not close its side when the gateway closes its own.
+    const client = connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    closers.push(() => client.destroy());
+    let answer = '';
+    client.on('data', (chunk) => (answer += chunk.toString()));
+    client.on('error', () => undefined);
+    client.write('GET /held HTTP/1.1\r\nHost: a\r\n\r\n');
+    await waitFor(() => waiting.length === 1, { timeoutMs: 5_000, message: 'the request to reach the backend' });
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    // A body that never ends and a client that never closes: the connection lingers after the answer.
+    client.write('POST /behind HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nstarted');
+    await waitFor(async () => (await logOf(gateway.process)).includes('closes its connection is not served'), {
+      timeoutMs: 5_000,
+      message: 'the gateway to read the request behind the answer',
+    });
+    waiting[0]!.end('answered');
+    await waitFor(() => answer.endsWith('answered'), { timeoutMs: 5_000, message: 'the answer' });
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+    // Cut at the deadline (1 s), not when the linger would give up (5 s after the answer).
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+  });
+
   it('answers a WebSocket upgrade pipelined while draining with a logged 503 once the answer before it is whole, and passes it to no upstream', async () => {
     const streams: ServerResponse[] = [];
     let upgrades = 0;
