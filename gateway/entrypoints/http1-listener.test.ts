@@ -106,6 +106,8 @@ describe('GatewayListener answers to CONNECT while it drains', () => {
     await drained;
     listener = undefined;
     expect(answer()).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    // RFC 9110 §15.5.6: a 405 says which methods are served, here every standard one but CONNECT.
+    expect(answer()).toMatch(/\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n/);
     expect(refusals).toMatchObject([{ status: 405, method: 'CONNECT', target: 'example.test:443' }]);
   });
 

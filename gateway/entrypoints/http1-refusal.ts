@@ -8,23 +8,34 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
 
-/** An answer the listener gives by itself: its status, reason phrase, `error` code and JSON body with the body's byte count. */
+/**
+ * An answer the listener gives by itself: its status, reason phrase, `error` code and JSON body with
+ * the body's byte count, and the `allow` field a 405 carries (RFC 9110 §15.5.6: a server MUST send one).
+ */
 export interface ListenerAnswer {
   readonly status: number;
   readonly text: string;
   readonly error: string;
   readonly body: string;
   readonly bytes: number;
+  readonly allow: string | undefined;
 }
 
-function answerOf(status: number, text: string, error: string): ListenerAnswer {
+function answerOf(status: number, text: string, error: string, allow?: string): ListenerAnswer {
   const body = JSON.stringify({ error, status, message: text });
-  return { status, text, error, body, bytes: Buffer.byteLength(body) };
+  return { status, text, error, body, bytes: Buffer.byteLength(body), allow };
 }
+
+/**
+ * The methods a 405 to CONNECT lists in `allow`: the gateway forwards every method but CONNECT,
+ * extension methods included, which no list can name, so it names the standard ones it serves: RFC
+ * 9110 §9's but CONNECT, in their order there, and PATCH (RFC 5789).
+ */
+export const FORWARDED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH';
 
 const ANSWERS = {
   400: answerOf(400, 'Bad Request', 'bad-request'),
-  405: answerOf(405, 'Method Not Allowed', 'method-not-allowed'),
+  405: answerOf(405, 'Method Not Allowed', 'method-not-allowed', FORWARDED_METHODS),
   408: answerOf(408, 'Request Timeout', 'request-timeout'),
   417: answerOf(417, 'Expectation Failed', 'expectation-failed'),
   431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large'),
@@ -38,7 +49,8 @@ export function listenerAnswer(status: keyof typeof ANSWERS): ListenerAnswer {
 
 /** `answer` as HTTP/1.1 bytes written straight to a socket, closing the connection; `body` as `bodyFor` gives it (its `content-length` stays the answer's). */
 function rawAnswer(answer: ListenerAnswer, body: string): string {
-  return `HTTP/1.1 ${answer.status} ${answer.text}\r\ncontent-type: application/json\r\ncontent-length: ${answer.bytes}\r\nconnection: close\r\n\r\n${body}`;
+  const allow = answer.allow === undefined ? '' : `allow: ${answer.allow}\r\n`;
+  return `HTTP/1.1 ${answer.status} ${answer.text}\r\ncontent-type: application/json\r\ncontent-length: ${answer.bytes}\r\n${allow}connection: close\r\n\r\n${body}`;
 }
 
 /**

@@ -236,6 +236,8 @@ describe('Http2Sessions', () => {
       request.on('end', () => response.end('done'));
     }, { maxHeaderSize: 1_024 }, (refusal) => void refusals.push(refusal));
     const { client } = started;
+    /** The `allow` field of each answer that has one, with the request's method. */
+    const allows: Array<[string | undefined, unknown]> = [];
     /** Resolves with the answer's status (or the stream's reset code), its body, and whether a 100 Continue came first. */
     const send = (headers: Record<string, string>, body?: string) => {
       const stream = client.request(headers, { endStream: body === undefined });
@@ -246,7 +248,10 @@ describe('Http2Sessions', () => {
         continued = true;
         stream.end(body);
       });
-      stream.on('response', (answer) => (status = answer[':status']));
+      stream.on('response', (answer) => {
+        status = answer[':status'];
+        if (answer.allow !== undefined) allows.push([headers[':method'], answer.allow]);
+      });
       stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (text += chunk.toString()));
       return new Promise<[unknown, string, boolean]>((resolve) => stream.on('close', () => resolve([status ?? `reset ${stream.rstCode}`, text, continued])));
     };
@@ -263,6 +268,8 @@ describe('Http2Sessions', () => {
       417,
       false,
     ]);
+    // RFC 9110 §15.5.6: a 405 says which methods are served, here every standard one but CONNECT.
+    expect(allows).toEqual([['CONNECT', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH']]);
     const { NGHTTP2_ENHANCE_YOUR_CALM: calm } = constants;
     const pad = 'a'.repeat(2_000);
     expect(await Promise.all([

@@ -192,7 +192,7 @@ export class Http2Sessions {
     const refusal = listenerAnswer(answer);
     const { status, error } = refusal;
     const { body, bytes } = bodyFor(request.method, refusal);
-    response.writeHead(status, { 'content-type': 'application/json' });
+    response.writeHead(status, refusal.allow === undefined ? { 'content-type': 'application/json' } : { 'content-type': 'application/json', allow: refusal.allow });
     response.end(body);
     this.refused({ status, error, bytes, clientAddress, method: request.method, target: request.url ?? request.headers[':authority'] });
   }
