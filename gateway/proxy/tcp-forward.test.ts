@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PickOutcome, Picker, PickResult } from '../../src/balance/picker.ts';
 import { tcpErrorsTotal } from '../telemetry/tcp-metrics.ts';
 import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
+import { freePort } from '../../test/harness/ports.ts';
 
 const POLICY: TcpForwardPolicy = { service: 'svc', attempts: 3, connectTimeoutMs: 2_000, idleTimeoutMs: 0, proxyProtocol: false };
 const log = pino({ level: 'silent' });
@@ -38,15 +39,6 @@ async function listen(onConnection: (socket: Socket) => void, options: { allowHa
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
-}
-
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A gateway front whose every connection is forwarded with `picker`; returns its port and the forwards' promises. */
@@ -97,7 +89,7 @@ describe('forwardConnection', () => {
   });
 
   it('retries a refused connect on another instance, counting the refusal against the first only, and keys the pick on the client IP', async () => {
-    const refused = await closedPort();
+    const refused = await freePort();
     const upstream = await listen((socket) => socket.end('served'));
     const { picker, outcomes, contexts } = scriptedPicker([refused, upstream]);
     const attempts: [string, string | undefined][] = [];
@@ -115,7 +107,7 @@ describe('forwardConnection', () => {
   });
 
   it('moves a retry off a refusing instance that least-connections keeps choosing (repeats are held while it picks again)', async () => {
-    const refused = await closedPort();
+    const refused = await freePort();
     const upstream = await listen((socket) => socket.end('served'));
     // Least-connections over two instances, the good one busy with one connection of another client.
     const inFlight = new Map([[refused, 0], [upstream, 1]]);
@@ -144,7 +136,7 @@ describe('forwardConnection', () => {
   });
 
   it('gives up after the attempts of the policy and closes the client', async () => {
-    const refused = await closedPort();
+    const refused = await freePort();
     const { picker, outcomes } = scriptedPicker([refused]);
     const { port, forwards } = await front(picker, { ...POLICY, attempts: 2 });
     const client = connect({ port, host: '127.0.0.1' });
@@ -154,7 +146,7 @@ describe('forwardConnection', () => {
   });
 
   it('retries on the balancer in force when a reload replaced the first one meanwhile', async () => {
-    const refusing = await closedPort();
+    const refusing = await freePort();
     const upstream = await listen((socket) => socket.end('from the new balancer'));
     const before = scriptedPicker([refusing, 'none']);
     const after = scriptedPicker([upstream]);

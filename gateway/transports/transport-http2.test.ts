@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { constants, createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import type { AddressInfo, Server as TcpServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
@@ -10,19 +10,12 @@ import type { AttemptResult } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 import { RESEND_BYTES } from './transport-http2-attempt.ts';
 import { recordingPick } from './transport-testing.ts';
+import { freePort } from '../../test/harness/ports.ts';
 
-const listen = async (server: Server | Http2Server | ReturnType<typeof createTcpServer>) => {
+const listen = async (server: Server | Http2Server | TcpServer) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
 };
-
-/** A free loopback port: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createTcpServer();
-  const port = await listen(server);
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('Http2Transport', () => {
   const sessions: ServerHttp2Session[] = [];
@@ -137,7 +130,7 @@ describe('Http2Transport', () => {
   });
 
   it('fails with connect-refused, counted against the upstream, when nothing listens', async () => {
-    transport = h2c(await closedPort());
+    transport = h2c(await freePort());
     const result = await exchange('/');
     expect(result.status).toBe(502);
     expect(result.result).toMatchObject({ ok: false, errorClass: 'connect-refused' });

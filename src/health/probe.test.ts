@@ -6,15 +6,7 @@ import { startSwitchableBackend, type SwitchableBackend } from './health-testing
 import { httpProbe } from './probe-http.ts';
 import { tcpProbe } from './probe-tcp.ts';
 import type { ProbeTarget } from './probe.ts';
-
-/** A loopback port nothing listens on: bound once, then released. */
-async function closedPort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../../test/harness/ports.ts';
 
 const targetAt = (port: number): ProbeTarget => ({ address: `127.0.0.1:${port}`, host: '127.0.0.1', port, protocol: 'http' });
 
@@ -53,7 +45,7 @@ describe('httpProbe', () => {
   });
 
   it('fails with ECONNREFUSED when nothing listens', async () => {
-    expect(await httpProbe()(targetAt(await closedPort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+    expect(await httpProbe()(targetAt(await freePort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
   });
 
   it('closes its connection once the status is in, though the body never ends', async () => {
@@ -117,7 +109,7 @@ describe('httpProbe over HTTP/2', () => {
   });
 
   it('fails with the connection\'s own error, not the cancel of its pending stream, when an h2c or grpc target refuses', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     for (const protocol of ['h2c', 'grpc'] as const) {
       expect(await httpProbe()({ ...targetAt(port), protocol }, AbortSignal.timeout(2_000))).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
     }
@@ -143,6 +135,6 @@ describe('tcpProbe', () => {
   });
 
   it('fails with ECONNREFUSED when nothing listens', async () => {
-    expect(await tcpProbe()(targetAt(await closedPort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+    expect(await tcpProbe()(targetAt(await freePort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
   });
 });
