@@ -10,6 +10,7 @@ import {
   refuseConnection,
   refuseExpectation,
   refuseUpgradeWhileDraining,
+  sparingLingering,
   type RefusalReport,
 } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
@@ -189,9 +190,12 @@ export class GatewayListener {
       const last = state.open.at(-1);
       if (last !== undefined && !last.headersSent) this.closeAfter(last);
     }
-    const ownClose = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Node's close and its idle sweeps spare connections lingering after their last answer (a
+    // drain's, a 417's): Node counts them idle, yet their client may still be sending.
+    const ownClose = new Promise<void>((resolve) => sparingLingering(() => this.server.close(() => resolve())));
     closed ??= ownClose;
-    this.server.closeIdleConnections();
+    const closeIdle = () => sparingLingering(() => this.server.closeIdleConnections());
+    closeIdle();
     const deadline = setTimeout(() => {
       if (this.inFlight + this.upgraded.size > 0) {
         this.log.warn({ inFlight: this.inFlight, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
@@ -200,7 +204,7 @@ export class GatewayListener {
       for (const socket of this.upgraded) socket.destroy();
     }, deadlineMs);
     // Keep-alive connections that finish a response close at once while draining.
-    const sweep = setInterval(() => this.server.closeIdleConnections(), 50);
+    const sweep = setInterval(closeIdle, 50);
     await closed;
     clearTimeout(deadline);
     clearInterval(sweep);

@@ -159,6 +159,34 @@ const LINGER_MAX_MS = 30_000;
 /** A lingering connection's bytes: dropped. */
 function dropInput(): void {}
 
+/** True while `sparingLingering` runs its action: a lingering socket's `destroy` is then not carried out. */
+let sparing = false;
+
+/**
+ * A lingering socket's `destroy` (`this` is the socket): its own, but while `sparingLingering`
+ * runs. Node's server counts a lingering socket idle (its answer is written, no request is being
+ * read), so its `closeIdleConnections` would destroy it, bytes the client is still sending then
+ * reaching a closed socket, which resets the connection, as `linger` is there to prevent.
+ */
+function destroyUnlessSparing(this: Socket, error?: Error): Socket {
+  if (sparing) return this;
+  return (Object.getPrototypeOf(this) as Socket).destroy.call(this, error);
+}
+
+/**
+ * Runs `act` (Node's `server.closeIdleConnections()`, or `server.close()`, which calls it) with
+ * the lingering sockets spared: they end by themselves (`linger`), or when the drain's deadline
+ * cuts every connection (`closeAllConnections`, outside of this).
+ */
+export function sparingLingering(act: () => void): void {
+  sparing = true;
+  try {
+    act();
+  } finally {
+    sparing = false;
+  }
+}
+
 /**
  * Lets `socket`, its answer ended, live on until the client closes its side (the socket is then
  * done), or LINGER_IDLE_MS passes without a byte from it, or LINGER_MAX_MS in all, what it still
@@ -168,6 +196,7 @@ function dropInput(): void {}
  */
 function linger(socket: Socket): void {
   if (!socket.writableEnded) socket.end();
+  socket.destroy = destroyUnlessSparing;
   socket.setTimeout(LINGER_IDLE_MS, () => socket.destroy());
   const cap = setTimeout(() => socket.destroy(), LINGER_MAX_MS);
   socket.once('close', () => clearTimeout(cap));

@@ -184,6 +184,82 @@ describe('gateway lifecycle', () => {
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
   });
 
+  // Node's server counts a connection whose answer is written and whose next request has not begun
+  // as idle, and the drain closes idle connections every 50 ms: a lingering one among them would
+  // be closed before the bytes its client sends after the answer reach it, and those bytes, reaching
+  // a closed socket, would have it reset, the end of the answer still on its way with it. An idle
+  // keep-alive connection is still closed at once.
+  it('keeps a draining connection lingering after its last answer when the client sends a request only once the answer is written, and closes an idle keep-alive one at once', async () => {
+    const size = 512 << 10;
+    const paths: string[] = [];
+    const waiting = new Map<string, ServerResponse>();
+    const backend = createHttpServer((request, response) => {
+      paths.push(request.url ?? '');
+      request.resume();
+      waiting.set(request.url ?? '', response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
+    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
+    gateways.push(gateway);
+
+    // An answer whose head is sent before the drain, which therefore keeps its connection alive:
+    // once it ends, the connection is idle, and the drain closes it (long before keepAliveTimeout).
+    const keptAlive = connect(gateway.port, '127.0.0.1');
+    closers.push(() => keptAlive.destroy());
+    let streamed = '';
+    let keptAliveClosed = false;
+    keptAlive.on('data', (chunk) => (streamed += chunk.toString()));
+    keptAlive.on('error', () => undefined);
+    keptAlive.on('close', () => (keptAliveClosed = true));
+    keptAlive.write('GET /stream HTTP/1.1\r\nHost: a\r\n\r\n');
+
+    const client = connect(gateway.port, '127.0.0.1');
+    // Nothing read until the gateway has written the whole answer: the kernel's buffers hold it.
+    client.pause();
+    const chunks: Buffer[] = [];
+    let error: string | undefined;
+    client.on('data', (chunk: Buffer) => chunks.push(chunk));
+    client.on('error', (cause: NodeJS.ErrnoException) => (error = cause.code));
+    const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+    client.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+    await waitFor(() => waiting.size === 2, { timeoutMs: 5_000, message: 'the requests to reach the backend' });
+    waiting.get('/stream')!.writeHead(200, { 'content-type': 'text/plain', 'content-length': 4 });
+    waiting.get('/stream')!.write('on');
+    await waitFor(() => streamed.endsWith('on'), { timeoutMs: 5_000, message: 'the head of /stream' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    waiting.get('/stream')!.end('ce');
+    waiting.get('/big')!.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    waiting.get('/big')!.end(Buffer.alloc(size, 'b'));
+    await waitFor(() => keptAliveClosed, { timeoutMs: 5_000, message: 'the idle keep-alive connection to be closed' });
+    expect(streamed).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nonce$/);
+    expect(streamed).not.toMatch(/\r\nconnection: close\r\n/i);
+    // The access line is written once the answer has ended: the gateway has written all of it.
+    await waitFor(async () => /"path":"\/big".*"status":200/.test(await logOf(gateway.process)), {
+      timeoutMs: 5_000,
+      message: 'the gateway to write the whole answer',
+    });
+    // A client that sends its next request a while after the answer was written (several of the
+    // drain's 50 ms idle sweeps): only then does it read the answer.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    client.write(`POST /behind HTTP/1.1\r\nHost: a\r\nContent-Length: ${64 << 10}\r\n\r\n${'t'.repeat(64 << 10)}`);
+    client.resume();
+    await closed;
+    const answer = Buffer.concat(chunks);
+    const headLength = answer.indexOf('\r\n\r\n') + 4;
+    const head = answer.toString('latin1', 0, headLength);
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toMatch(/\r\nconnection: close\r\n/i);
+    expect({ error, body: answer.length - headLength, tail: answer.toString('latin1', answer.length - 512) }).toEqual({
+      error: undefined,
+      body: size,
+      tail: 'b'.repeat(512),
+    });
+    expect(paths.sort()).toEqual(['/big', '/stream']);
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+  });
+
   it('cuts a connection still lingering after its last answer at the drain deadline, so SIGTERM ends the process in time', async () => {
     const waiting: ServerResponse[] = [];
     const backend = createHttpServer((request, response) => {
