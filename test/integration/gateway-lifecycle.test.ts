@@ -29,6 +29,27 @@ routes:
 `;
 }
 
+/**
+ * A gateway (`extra` appended to its configuration) in front of a real backend that records each
+ * request's path and holds its response until the test answers it (`waiting`, in arrival order;
+ * `held(path)`, by path).
+ */
+async function gatewayOverHeldBackend(extra = '') {
+  const paths: string[] = [];
+  const waiting: ServerResponse[] = [];
+  const backend = createHttpServer((request, response) => {
+    paths.push(request.url ?? '');
+    request.resume();
+    waiting.push(response);
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  closers.push(() => backend.close());
+  const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port)}${extra}`);
+  gateways.push(gateway);
+  const held = (path: string): ServerResponse | undefined => waiting[paths.indexOf(path)];
+  return { gateway, paths, waiting, held };
+}
+
 describe('gateway lifecycle', () => {
   it('retries on a new connection when the backend closed the reused keep-alive socket', async () => {
     // A real HTTP/1.1 peer that answers the first request of each connection and closes the
@@ -60,15 +81,7 @@ describe('gateway lifecycle', () => {
   });
 
   it('drains on SIGTERM: stops accepting, finishes the request in flight, then exits 0', async () => {
-    const waiting: ServerResponse[] = [];
-    const backend = createHttpServer((request, response) => {
-      request.resume();
-      waiting.push(response);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    closers.push(() => backend.close());
-    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
-    gateways.push(gateway);
+    const { gateway, waiting } = await gatewayOverHeldBackend();
 
     const inFlight = fetch(`${gateway.url}/slow`).then(async (response) => [response.status, await response.text()]);
     await waitFor(() => waiting.length === 1, { message: 'the request to reach the backend' });
@@ -83,17 +96,7 @@ describe('gateway lifecycle', () => {
   });
 
   it('drains a keep-alive connection after its last answer: every answer before it arrives, and no request pipelined behind it reaches the upstream', async () => {
-    const paths: string[] = [];
-    const waiting: ServerResponse[] = [];
-    const backend = createHttpServer((request, response) => {
-      paths.push(request.url ?? '');
-      request.resume();
-      waiting.push(response);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    closers.push(() => backend.close());
-    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
-    gateways.push(gateway);
+    const { gateway, paths, waiting } = await gatewayOverHeldBackend();
 
     const client = connect(gateway.port, '127.0.0.1');
     let answer = '';
@@ -127,17 +130,7 @@ describe('gateway lifecycle', () => {
   // pipelined behind it, not served, still on its way, would cut.
   it('sends the whole of the last answer of a draining connection to a client that reads it slowly while it sends a big body behind it', async () => {
     const size = 8 << 20;
-    const paths: string[] = [];
-    const waiting: ServerResponse[] = [];
-    const backend = createHttpServer((request, response) => {
-      paths.push(request.url ?? '');
-      request.resume();
-      waiting.push(response);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    closers.push(() => backend.close());
-    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
-    gateways.push(gateway);
+    const { gateway, paths, waiting } = await gatewayOverHeldBackend();
 
     const client = connect(gateway.port, '127.0.0.1');
     const body = Buffer.alloc(1 << 20, 't');
@@ -191,17 +184,7 @@ describe('gateway lifecycle', () => {
   // keep-alive connection is still closed at once.
   it('keeps a draining connection lingering after its last answer when the client sends a request only once the answer is written, and closes an idle keep-alive one at once', async () => {
     const size = 512 << 10;
-    const paths: string[] = [];
-    const waiting = new Map<string, ServerResponse>();
-    const backend = createHttpServer((request, response) => {
-      paths.push(request.url ?? '');
-      request.resume();
-      waiting.set(request.url ?? '', response);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    closers.push(() => backend.close());
-    const gateway = await startGateway(configFor((backend.address() as AddressInfo).port));
-    gateways.push(gateway);
+    const { gateway, paths, waiting, held } = await gatewayOverHeldBackend();
 
     // An answer whose head is sent before the drain, which therefore keeps its connection alive:
     // once it ends, the connection is idle, and the drain closes it (long before keepAliveTimeout).
@@ -223,15 +206,15 @@ describe('gateway lifecycle', () => {
     client.on('error', (cause: NodeJS.ErrnoException) => (error = cause.code));
     const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
     client.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
-    await waitFor(() => waiting.size === 2, { timeoutMs: 5_000, message: 'the requests to reach the backend' });
-    waiting.get('/stream')!.writeHead(200, { 'content-type': 'text/plain', 'content-length': 4 });
-    waiting.get('/stream')!.write('on');
+    await waitFor(() => waiting.length === 2, { timeoutMs: 5_000, message: 'the requests to reach the backend' });
+    held('/stream')!.writeHead(200, { 'content-type': 'text/plain', 'content-length': 4 });
+    held('/stream')!.write('on');
     await waitFor(() => streamed.endsWith('on'), { timeoutMs: 5_000, message: 'the head of /stream' });
     process.kill(gateway.process.pid!, 'SIGTERM');
     await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
-    waiting.get('/stream')!.end('ce');
-    waiting.get('/big')!.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-    waiting.get('/big')!.end(Buffer.alloc(size, 'b'));
+    held('/stream')!.end('ce');
+    held('/big')!.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    held('/big')!.end(Buffer.alloc(size, 'b'));
     await waitFor(() => keptAliveClosed, { timeoutMs: 5_000, message: 'the idle keep-alive connection to be closed' });
     expect(streamed).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nonce$/);
     expect(streamed).not.toMatch(/\r\nconnection: close\r\n/i);
@@ -260,16 +243,9 @@ describe('gateway lifecycle', () => {
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
   });
 
-  it('cuts a connection still lingering after its last answer at the drain deadline, so SIGTERM ends the process in time', async () => {
-    const waiting: ServerResponse[] = [];
-    const backend = createHttpServer((request, response) => {
-      request.resume();
-      waiting.push(response);
-    });
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    closers.push(() => backend.close());
-    const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port)}\nshutdown: { drainTimeout: 1s }\n`);
-    gateways.push(gateway);
+  it('keeps a connection lingering after its last answer until the drain deadline, and cuts it there, so SIGTERM ends the process in time', async () => {
+    // 3 s: the steps before the answer (the listener closing, the log line) must fit in it on a loaded machine.
+    const { gateway, waiting } = await gatewayOverHeldBackend('\nshutdown: { drainTimeout: 3s }\n');
 
     // Half-open allowed: the client does not close its side when the gateway closes its own.
     const client = connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
@@ -284,6 +260,7 @@ describe('gateway lifecycle', () => {
     await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
     // A body that never ends and a client that never closes: the connection lingers after the answer.
     client.write('POST /behind HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nstarted');
+    const lastSentAt = Date.now();
     await waitFor(async () => (await logOf(gateway.process)).includes('closes its connection is not served'), {
       timeoutMs: 5_000,
       message: 'the gateway to read the request behind the answer',
@@ -291,8 +268,12 @@ describe('gateway lifecycle', () => {
     waiting[0]!.end('answered');
     await waitFor(() => answer.endsWith('answered'), { timeoutMs: 5_000, message: 'the answer' });
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
-    // Cut at the deadline (1 s), not when the linger would give up (5 s after the answer).
-    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    const exitedAt = Date.now();
+    // The lingering connection held the drain until its deadline (3 s after the signal): a gateway
+    // that closed it with the answer would have exited at once.
+    expect(exitedAt - signalledAt).toBeGreaterThanOrEqual(2_900);
+    // Cut at the deadline, not when the linger would give up (5 s after the client's last bytes).
+    expect(exitedAt - lastSentAt).toBeLessThan(5_000);
   });
 
   it('answers a WebSocket upgrade pipelined while draining with a logged 503 once the answer before it is whole, and passes it to no upstream', async () => {
