@@ -44,9 +44,16 @@ function plainAddress(address: string | undefined): string | undefined {
  * connect the instance refused or left unanswered counts against it, while a client gone meanwhile
  * (it reset, or the entry point cut it) and a connect the gateway could not make (out of file
  * descriptors) count against none: as over HTTP, such an attempt is unsent, no attempt of the
- * instance's. While connecting, the client is read ahead into its socket's buffer (up to its
- * high-water mark; forwarded first once connected), so that its reset is noticed: a socket that
- * reads nothing never learns of it. With no instance (left) the client connection is closed at
+ * instance's. While connecting, the client is read ahead into its socket's buffer (forwarded
+ * first once connected), so that its reset is noticed: a socket that reads nothing never learns of
+ * it. Reading stops once the buffer holds the high-water mark (16 KiB on Node 20), but the read
+ * that crosses it takes up to 64 KiB (the buffer Node gives each libuv read), so up to 80 KiB - 1
+ * are held (measured: 16,383 bytes read, then 65,536 at once); the rest waits in the kernel
+ * (back-pressure). A client that has sent 16 KiB or more and then resets is therefore not noticed
+ * until the connect ends (it opens: the bytes held are forwarded, then the splice sees the reset;
+ * it fails or times out: that counts against the instance), since libuv polls a socket only while
+ * it reads or writes, and Node can neither peek at one nor ask for its pending error; reading on
+ * would mean buffering without bound. With no instance (left) the client connection is closed at
  * once. Once connected it writes the PROXY header if asked, then joins the sockets
  * (`spliceSockets`): back-pressure and half-close (either side's FIN is passed on while the other
  * direction keeps flowing), until both sides are done, either side fails (the other is then
