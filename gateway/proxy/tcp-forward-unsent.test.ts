@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import pino from 'pino';
@@ -6,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../test/harness/ports.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import type { Picker } from '../../src/balance/picker.ts';
+import type { ProxyProtocolVersion } from '../config/index.ts';
 import type { EntryPoint } from '../entrypoints/entry-point.ts';
 import { startTcpEntryPoint } from '../entrypoints/tcp-entry-point.ts';
 import { testEntryPointConfig } from '../entrypoints/tls-testing.ts';
@@ -18,20 +20,26 @@ const log = pino({ level: 'silent' });
 /**
  * The stalled instance's program: listens with a backlog of 1, tells its port, then stops itself
  * (SIGSTOP) until the test resumes it; it answers each connection, at the connection's FIN, with
- * `got <n> bytes` and its own FIN.
+ * `got <n> bytes, sha256 <hex>` of what it received (`receipt`) and its own FIN.
  */
 const STALLED_INSTANCE = `
 const server = require('node:net').createServer({ allowHalfOpen: true }, (socket) => {
   let bytes = 0;
+  const hash = require('node:crypto').createHash('sha256');
   socket.on('error', () => undefined);
-  socket.on('data', (chunk) => (bytes += chunk.length));
-  socket.on('end', () => socket.end('got ' + bytes + ' bytes'));
+  socket.on('data', (chunk) => ((bytes += chunk.length), hash.update(chunk)));
+  socket.on('end', () => socket.end('got ' + bytes + ' bytes, sha256 ' + hash.digest('hex')));
 });
 server.listen(0, '127.0.0.1', 1, () => {
   process.stdout.write(server.address().port + '\\n');
   process.kill(process.pid, 'SIGSTOP');
 });
 `;
+
+/** What the stalled instance answers to a connection that brought exactly `received`, in order, then its FIN. */
+function receipt(received: Buffer): string {
+  return `got ${received.length} bytes, sha256 ${createHash('sha256').update(received).digest('hex')}`;
+}
 
 /** The process's soft limit of open files, from /proc/self/limits. */
 function openFilesLimit(): number {
@@ -106,18 +114,24 @@ async function stalledInstance() {
  * (`singleInstanceBalancer`, its picker wrapped by `wrap`) and the real per-instance counters
  * (InstanceTraffic: the admin API's and the flow statistics' `requests` and `errors`); `reports`
  * keeps what each connect attempt told its pick, `ended` tells whether the gateway read the
- * client's FIN.
+ * client's FIN, `readAhead` how many bytes of the client its socket holds unread.
  */
-async function tcpGatewayFor(port: number, connectTimeoutMs: number, wrap: (picker: Picker) => Picker = (picker) => picker) {
+async function tcpGatewayFor(
+  port: number,
+  connectTimeoutMs: number,
+  { wrap = (picker) => picker, proxyProtocol = false }: { wrap?: (picker: Picker) => Picker; proxyProtocol?: ProxyProtocolVersion | false } = {},
+) {
   const balancer = singleInstanceBalancer('tcp', port, 'least-connections');
   cleanups.push(balancer.close);
   const picker = wrap(balancer.picker);
   const traffic = new InstanceTraffic();
-  const policy: TcpForwardPolicy = { service: 'svc', attempts: 1, connectTimeoutMs, idleTimeoutMs: 0, proxyProtocol: false };
+  const policy: TcpForwardPolicy = { service: 'svc', attempts: 1, connectTimeoutMs, idleTimeoutMs: 0, proxyProtocol };
   let ended = false;
+  let accepted: Socket | undefined;
   const entryPoint: EntryPoint = await startTcpEntryPoint(
     testEntryPointConfig('tcp', undefined, { service: 'svc', sni: new Map(), proxyProtocol: undefined, idleTimeoutMs: 0 }),
     (socket) => {
+      accepted = socket;
       socket.once('end', () => (ended = true));
       return forwardConnection(socket, policy, { pickerFor: () => picker, observer: traffic, log });
     },
@@ -132,6 +146,7 @@ async function tcpGatewayFor(port: number, connectTimeoutMs: number, wrap: (pick
     counts: () => traffic.counts('svc', `127.0.0.1:${port}`),
     ejected: balancer.ejected,
     ended: () => ended,
+    readAhead: () => accepted?.readableLength ?? 0,
     /** A client of the entry point, connected and handed to the forwarder (which picks at once). */
     client: async () => {
       const socket = connect(entryPoint.port, '127.0.0.1').on('error', () => undefined);
@@ -173,7 +188,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
 
   // Filling the descriptor table of a process allowed far more would take too long and too much memory.
   it.skipIf(openFilesLimit() > 65_536)('a connect the gateway cannot make, out of file descriptors (EMFILE): internal, and no attempt of the instance\'s', async () => {
-    const gateway = await tcpGatewayFor(await freePort(), 60_000, exhaustingPicker);
+    const gateway = await tcpGatewayFor(await freePort(), 60_000, { wrap: exhaustingPicker });
     await gateway.client();
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
     expect(gateway.reports).toMatchObject([{ ok: false, errorClass: 'internal' }]);
@@ -208,7 +223,35 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     client.end();
     await waitFor(() => gateway.ended(), { message: "the gateway read the client's FIN" });
     instance.resume();
-    expect(await answer).toBe('got 0 bytes');
+    expect(await answer).toBe(receipt(Buffer.alloc(0)));
+    await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
+    expect(gateway.reports).toMatchObject([{ ok: true }]);
+    expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
+  });
+
+  it.each([
+    ['without a PROXY header', false, () => ''],
+    ['after the PROXY header (version 1)', 1, (clientPort: number, gatewayPort: number) => `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${gatewayPort}\r\n`],
+  ] as const)("forwards 1 MiB and the FIN a client sent while the connect was out, %s: exactly those bytes in order, then the FIN", async (_name, proxyProtocol, header) => {
+    const instance = await stalledInstance();
+    const gateway = await tcpGatewayFor(instance.port, 60_000, { proxyProtocol });
+    const client = await gateway.client();
+    const expectedHeader = header(client.localPort!, gateway.entryPoint.port);
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      client.once('end', () => resolve(text));
+    });
+    // Each 4-byte word holds its own index (big-endian), so a chunk lost, repeated or out of order changes the hash.
+    const sent = Buffer.alloc(1_048_576);
+    for (let offset = 0; offset < sent.length; offset += 4) sent.writeUInt32BE(offset / 4, offset);
+    client.write(sent);
+    client.end();
+    // The gateway reads ahead while connecting, within its bound (16 KiB high-water mark, crossed by one read of at most 64 KiB); the rest waits.
+    await waitFor(() => gateway.readAhead() >= 16_384, { message: 'the gateway read the client ahead' });
+    expect(gateway.readAhead()).toBeLessThanOrEqual(16_383 + 65_536);
+    instance.resume();
+    expect(await answer).toBe(receipt(Buffer.concat([Buffer.from(expectedHeader), sent])));
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
     expect(gateway.reports).toMatchObject([{ ok: true }]);
     expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
