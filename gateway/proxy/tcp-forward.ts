@@ -46,10 +46,11 @@ function plainAddress(address: string | undefined): string | undefined {
  * descriptors) count against none: as over HTTP, such an attempt is unsent, no attempt of the
  * instance's. While connecting, the client is read ahead into its socket's buffer (forwarded
  * first once connected), so that its reset is noticed: a socket that reads nothing never learns of
- * it. Reading stops once the buffer holds the high-water mark (16 KiB on Node 20), but the read
- * that crosses it takes up to 64 KiB (the buffer Node gives each libuv read), so up to 80 KiB - 1
- * are held (measured: 16,383 bytes read, then 65,536 at once); the rest waits in the kernel
- * (back-pressure). A client that has sent 16 KiB or more and then resets is therefore not noticed
+ * it. Reading stops once the buffer holds the high-water mark (16 KiB on Node 20, 64 KiB on Node 22
+ * and later), but the read that crosses it takes up to 64 KiB (the buffer Node gives each libuv
+ * read), so up to that mark - 1 + 64 KiB are held (measured on Node 20: 16,383 bytes read, then
+ * 65,536 at once); the rest waits in the kernel (back-pressure). A client that has sent the
+ * high-water mark or more and then resets is therefore not noticed
  * until the connect ends (it opens: the bytes held are forwarded, then the splice sees the reset;
  * it fails or times out: that counts against the instance), since libuv polls a socket only while
  * it reads or writes, and Node can neither peek at one nor ask for its pending error; reading on
