@@ -104,18 +104,21 @@ ${certificates}
     const files = { certFile: join(dir, 'renew.pem'), keyFile: join(dir, 'renew-key.pem') };
     // The new certificate is in place; its key file is still being written with another pair's key (certbot's order), every few milliseconds, so the pair never settles before the maximum wait.
     await rename(renewal.certFile, files.certFile);
-    const wrongKey = await readFile(made.extra!.keyFile, 'utf8');
-    const writer = keepWriting(files.keyFile, () => wrongKey);
+    const rightKey = await readFile(renewal.keyFile, 'utf8');
+    let keyText = await readFile(made.extra!.keyFile, 'utf8');
+    const writer = keepWriting(files.keyFile, () => keyText);
     try {
       await gateway.writeConfig(config(`\n  renew: { certFile: ${files.certFile}, keyFile: ${files.keyFile} }\n`));
       await waitFor(async () => {
         const log = await logOf(gateway.process);
         return log.includes('certificate pair refused; read again until both files have settled') || log.includes('certificates.renew');
       }, { timeoutMs: 10_000, intervalMs: 20, message: 'the reload reading the pair being renewed' });
+      // The writer's own next write is the right key, so the wrong one never stays on disk between the writer's last write and the key's arrival (a stall there of more than the settle time would have the gateway refuse the pair); once the file reads the right key, every write still to come writes it too.
+      keyText = rightKey;
+      await waitFor(async () => (await readFile(files.keyFile, 'utf8')) === rightKey, { timeoutMs: 10_000, intervalMs: 5, message: 'the writer to write the right key' });
     } finally {
       await writer.stop();
     }
-    await rename(renewal.keyFile, files.keyFile);
     await waitFor(async () => (await subjectOn(securePort, 'renew.test')) === 'CN=renew.test', { timeoutMs: 10_000, message: 'the renewed certificate to be served' });
     expect(await logOf(gateway.process)).not.toContain('certificates.renew');
   });
