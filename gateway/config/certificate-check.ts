@@ -5,7 +5,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { FolderWatchSettle, readFileWithSave, readingKey, type FileReading } from '../../src/folder-watch-settle.ts';
 import type { Logger } from '../../src/logger.ts';
-import type { CertificateFiles, GatewayConfig } from './types.ts';
+import type { CertificateFiles, EntryPointConfig, GatewayConfig } from './types.ts';
 import type { TlsFileIssue } from './upstream-tls-files.ts';
 
 /** What a checked certificate pair is: its parsed certificate, its key's type (`rsa`, `ec`, …) and OpenSSL's context. */
@@ -63,6 +63,15 @@ export async function readCertificatePair(files: CertificateFiles): Promise<{ re
   return { cert: cert.value, key: key.value };
 }
 
+/**
+ * What identifies a reading of a pair for its `FolderWatchSettle`: both files' texts and saves (see
+ * `readingKey`), or, for a pair that cannot be read (`readCertificatePair`'s error, which has no
+ * save), that error. The settled check at apply and the certificate folder watch key pairs alike.
+ */
+export function pairReadingKey(reading: { readonly cert: FileReading; readonly key: FileReading } | { readonly unreadable: unknown }): string {
+  return 'unreadable' in reading ? `unreadable\n${errorMessage(reading.unreadable)}` : `${readingKey(reading.cert)}\n${readingKey(reading.key)}`;
+}
+
 /** Settle time, maximum wait and log of `checkSettledCertificatePair` (the folder watches' defaults). */
 export interface CertificateSettleOptions {
   /** How long a bad reading must stay the same before it is refused (`FOLDER_WATCH_SETTLE_MS` by default). */
@@ -92,14 +101,13 @@ export async function checkSettledCertificatePair(
     let reading: string | undefined;
     let refusal: ConfigFileError;
     try {
-      const { cert, key } = await readCertificatePair(files);
-      reading = `${readingKey(cert)}\n${readingKey(key)}`;
-      return { ...checkCertificatePem(files, cert.text, key.text, minVersion), cert: cert.text, key: key.text };
+      const pair = await readCertificatePair(files);
+      reading = pairReadingKey(pair);
+      return { ...checkCertificatePem(files, pair.cert.text, pair.key.text, minVersion), cert: pair.cert.text, key: pair.key.text };
     } catch (error) {
       if (!(error instanceof ConfigFileError)) throw error;
       refusal = error;
-      // A file that cannot be read has no save: its error is the reading (as in the folder watch).
-      reading ??= `unreadable\n${error.message}`;
+      reading ??= pairReadingKey({ unreadable: error });
     }
     const verdict = settle.observe(reading);
     if (verdict.settled) throw refusal;
@@ -150,14 +158,17 @@ export interface ConfiguredCertificatePair {
 
 /** Every certificate pair `config` names: each entry point's `tls.certificates` and `tls.defaultCertificate`, and `certificates.<name>`. */
 export function certificatePairsOf(config: GatewayConfig): ConfiguredCertificatePair[] {
-  const pairs: ConfiguredCertificatePair[] = [];
-  for (const entryPoint of config.entryPoints) {
-    const tls = entryPoint.tls;
-    if (!tls) continue;
-    tls.certificates.forEach((files, index) => pairs.push({ files, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'certificates', index] }));
-    if (tls.defaultCertificate) pairs.push({ files: tls.defaultCertificate, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'defaultCertificate'] });
-  }
+  const pairs = config.entryPoints.flatMap(entryPointCertificatePairs);
   for (const certificate of config.certificates) pairs.push({ files: certificate, minVersion: undefined, at: ['certificates', certificate.name] });
+  return pairs;
+}
+
+/** The certificate pairs of one entry point: its `tls.certificates` in order, then its `tls.defaultCertificate` (last); none without `tls`. */
+export function entryPointCertificatePairs(entryPoint: EntryPointConfig): ConfiguredCertificatePair[] {
+  const tls = entryPoint.tls;
+  if (!tls) return [];
+  const pairs: ConfiguredCertificatePair[] = tls.certificates.map((files, index) => ({ files, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'certificates', index] }));
+  if (tls.defaultCertificate) pairs.push({ files: tls.defaultCertificate, minVersion: tls.minVersion, at: ['entryPoints', entryPoint.name, 'tls', 'defaultCertificate'] });
   return pairs;
 }
 

@@ -1,9 +1,9 @@
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
+import { entryPointCertificatePairs, pairReadingKey } from '../config/certificate-check.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { readingKey } from '../../src/folder-watch-settle.ts';
 import { certificateFromPem, loadCertificateAt, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch, type CertificateFolderWatchTiming } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
@@ -52,11 +52,11 @@ export class TlsCertificates {
   static async load(entryPoint: EntryPointConfig, log: Logger, timing: CertificateFolderWatchTiming = {}): Promise<TlsCertificates> {
     const settings = entryPoint.tls;
     if (!settings) throw new Error(`entry point ${entryPoint.name} has no tls settings`);
-    const where = `entryPoints.${entryPoint.name}.tls`;
-    const wanted = settings.certificates.map((files, index) => ({ files, keyPath: `${where}.certificates.${index}` }));
-    if (settings.defaultCertificate) wanted.push({ files: settings.defaultCertificate, keyPath: `${where}.defaultCertificate` });
     const slots = await Promise.all(
-      wanted.map(async ({ files, keyPath }): Promise<Slot> => ({ files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath, { ...timing, log }), lastRefusal: undefined })),
+      entryPointCertificatePairs(entryPoint).map(async ({ files, at }): Promise<Slot> => {
+        const keyPath = at.join('.');
+        return { files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath, { ...timing, log }), lastRefusal: undefined };
+      }),
     );
     const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log, timing);
     for (const slot of slots) {
@@ -133,7 +133,7 @@ export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersi
     try {
       pair = await readCertificatePair(slot.files);
     } catch (error) {
-      if (!folders.pairSettled(slot.files, `unreadable\n${errorMessage(error)}`)) return false;
+      if (!folders.pairSettled(slot.files, pairReadingKey({ unreadable: error }))) return false;
       throw error;
     }
     const { cert, key } = pair;
@@ -142,7 +142,7 @@ export async function reloadSlot(slot: Slot, minVersion: EntryPointTls['minVersi
       slot.lastRefusal = undefined;
       return false;
     }
-    if (!folders.pairSettled(slot.files, `${readingKey(cert)}\n${readingKey(key)}`)) return false;
+    if (!folders.pairSettled(slot.files, pairReadingKey(pair))) return false;
     next = certificateFromPem(slot.files, cert.text, key.text, minVersion);
   } catch (error) {
     const reason = errorMessage(error);
