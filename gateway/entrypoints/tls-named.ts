@@ -3,7 +3,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles, NamedCertificate } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
 import { loadCertificate, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
-import { CertificateFolderWatch } from './tls-folder-watch.ts';
+import { CertificateFolderWatch, type CertificateFolderWatchTiming } from './tls-folder-watch.ts';
 import { reloadSlot, type Slot, type TlsCertificates } from './tls-store.ts';
 
 /** One named certificate as configured, and what serves for it now. */
@@ -27,8 +27,12 @@ export class NamedCertificates {
   private readonly folders: CertificateFolderWatch;
   private work = Promise.resolve();
 
-  constructor(private readonly log: Logger) {
-    this.folders = new CertificateFolderWatch(() => this.queue(() => this.reloadFiles()), log, { certificates: 'named' });
+  /** `timing` tunes the folder watch and the wait for a pair being renewed (tests). */
+  constructor(
+    private readonly log: Logger,
+    private readonly timing: CertificateFolderWatchTiming = {},
+  ) {
+    this.folders = new CertificateFolderWatch(() => this.queue(() => this.reloadFiles()), log, { certificates: 'named' }, timing);
   }
 
   /**
@@ -40,7 +44,7 @@ export class NamedCertificates {
     const loaded = await Promise.all(
       certificates.map(async (config): Promise<NamedSlot> => {
         const keyPath = `certificates.${config.name}`;
-        return { config, files: config, keyPath, current: await loadCertificateAt(config, undefined, keyPath, { log: this.log }), lastRefusal: undefined };
+        return { config, files: config, keyPath, current: await loadCertificateAt(config, undefined, keyPath, { ...this.timing, log: this.log }), lastRefusal: undefined };
       }),
     );
     this.slots = new Map(loaded.map((slot) => [slot.config.name, slot]));
@@ -73,25 +77,34 @@ export class NamedCertificates {
   }
 
   private async update(certificates: readonly NamedCertificate[]): Promise<void> {
-    const next = new Map<string, NamedSlot>();
-    for (const config of certificates) {
-      const keyPath = `certificates.${config.name}`;
-      const previous = this.slots.get(config.name);
-      if (previous && sameFiles(previous.config, config)) {
-        next.set(config.name, { ...previous, config });
-        continue;
-      }
-      try {
+    // The changed pairs load side by side, so that several in a renewal wait the maximum wait once, not once each.
+    const loads = await Promise.all(
+      certificates.map(async (config) => {
+        const previous = this.slots.get(config.name);
+        if (previous && sameFiles(previous.config, config)) return { config, previous, load: undefined };
         // A renewal in progress is waited for (at most the maximum wait), not refused: see `loadCertificate`.
-        const current = await loadCertificate(config, undefined, { log: this.log });
+        const load = await loadCertificate(config, undefined, { ...this.timing, log: this.log }).then(
+          (current) => ({ current }),
+          (error: unknown) => ({ error }),
+        );
+        return { config, previous, load };
+      }),
+    );
+    const next = new Map<string, NamedSlot>();
+    for (const { config, previous, load } of loads) {
+      const keyPath = `certificates.${config.name}`;
+      if (!load) {
+        next.set(config.name, { ...previous!, config });
+      } else if ('current' in load) {
+        const { current } = load;
         next.set(config.name, { config, files: config, keyPath, current, lastRefusal: undefined });
         tlsReloadsTotal.inc({ entry_point: keyPath, result: 'applied' });
         this.log.info({ certificate: config.name, certFile: config.certFile, names: current.names, keyType: current.keyType }, previous ? 'named certificate replaced' : 'named certificate added');
         warnOfValidity(this.log, { certificate: config.name }, current);
-      } catch (error) {
+      } else {
         tlsReloadsTotal.inc({ entry_point: keyPath, result: 'refused' });
-        const path = error instanceof ConfigFileError ? error.path : config.certFile;
-        this.log.warn({ certificate: config.name, path, reason: errorMessage(error) }, previous ? 'named certificate refused; the previous one keeps serving' : 'named certificate refused; the rest apply');
+        const path = load.error instanceof ConfigFileError ? load.error.path : config.certFile;
+        this.log.warn({ certificate: config.name, path, reason: errorMessage(load.error) }, previous ? 'named certificate refused; the previous one keeps serving' : 'named certificate refused; the rest apply');
         if (previous) next.set(config.name, previous);
       }
     }
