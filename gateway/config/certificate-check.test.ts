@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
+import { waitFor } from '../../test/harness/wait.ts';
+import type { Logger } from '../../src/logger.ts';
+import { checkSettledCertificatePair } from './certificate-check.ts';
 import { GatewayConfigError, parseConfig } from './index.ts';
 
 describe('named certificates in the configuration', () => {
@@ -72,5 +75,26 @@ describe('named certificates in the configuration', () => {
     copyFileSync(other.certFile, join(dir, 'renewed.pem'));
     copyFileSync(other.keyFile, join(dir, 'renewed-key.pem'));
     expect(() => parseConfig(join(dir, 'gateway.yaml'), text)).not.toThrow();
+  });
+});
+
+describe('checkSettledCertificatePair and an abort', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-settled-abort-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('stops reading a pair that has not settled once its signal is aborted, rejecting with the reason', async () => {
+    const files = { certFile: join(dir, 'missing.pem'), keyFile: join(dir, 'missing-key.pem') };
+    const stop = new AbortController();
+    const reasons: string[] = [];
+    const log = { debug: (fields: { reason: string }) => reasons.push(fields.reason) } as unknown as Logger;
+    // Settle time and maximum wait far past the test's own timeout: only the abort can end the wait.
+    const check = checkSettledCertificatePair(files, undefined, { settleMs: 600_000, maxWaitMs: 600_000, log, signal: stop.signal });
+    await waitFor(() => reasons.length > 0, { timeoutMs: 5_000, message: 'the pair read a first time' });
+    stop.abort(new Error('unsubscribed'));
+    await expect(check).rejects.toThrow('unsubscribed');
+    expect(reasons).toHaveLength(1);
   });
 });

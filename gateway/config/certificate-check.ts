@@ -80,6 +80,8 @@ export interface CertificateSettleOptions {
   readonly maxWaitMs?: number;
   /** Where a pair read again is told at debug. */
   readonly log?: Logger;
+  /** Stops the reading again (its owner is gone: a watch unsubscribed, a shutdown): the wait rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -89,7 +91,8 @@ export interface CertificateSettleOptions {
  * the same texts from the same saves `settleMs` apart, or the latest once the pair has kept changing
  * for `maxWaitMs`); until then the pair is read again. A renewal written one file at a time (certbot
  * writes and relinks them one by one) thus delays a start or reload that lands in it by at most the
- * maximum wait instead of refusing it. Rejects with the settled reading's `ConfigFileError`.
+ * maximum wait instead of refusing it. Rejects with the settled reading's `ConfigFileError`, or with
+ * the reason of `options.signal` once it is aborted (no reading nor line after that).
  */
 export async function checkSettledCertificatePair(
   files: CertificateFiles,
@@ -98,6 +101,7 @@ export async function checkSettledCertificatePair(
 ): Promise<CheckedCertificate & { readonly cert: string; readonly key: string }> {
   const settle = new FolderWatchSettle(options.settleMs, options.maxWaitMs);
   for (;;) {
+    options.signal?.throwIfAborted();
     let reading: string | undefined;
     let refusal: ConfigFileError;
     try {
@@ -111,8 +115,13 @@ export async function checkSettledCertificatePair(
     }
     const verdict = settle.observe(reading);
     if (verdict.settled) throw refusal;
+    options.signal?.throwIfAborted();
     options.log?.debug({ certFile: files.certFile, keyFile: files.keyFile, reason: refusal.message, readAgainInMs: verdict.readAgainInMs }, 'certificate pair refused; read again until both files have settled');
-    await delay(verdict.readAgainInMs);
+    await delay(verdict.readAgainInMs, undefined, options.signal ? { signal: options.signal } : {}).catch((error: unknown) => {
+      // Node's AbortError, not the reason the signal was aborted with.
+      options.signal?.throwIfAborted();
+      throw error;
+    });
   }
 }
 

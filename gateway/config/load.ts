@@ -91,7 +91,8 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
  * settled (`checkSettledCertificatePair`, the certificate folder watch's rule) and the text is parsed
  * once more. A reload that lands in a renewal written one file at a time (a new certificate with the
  * old key, a file relinked) thus waits for it, by at most the maximum wait, instead of being refused;
- * a pair still bad then refuses it as before. A text that parses costs nothing more.
+ * a pair still bad then refuses it as before. A text that parses costs nothing more. Once
+ * `settle.signal` is aborted, the pairs are read no more and it rejects with the signal's reason.
  */
 export async function parseConfigSettled(path: string, text: string, settle: CertificateSettleOptions = {}): Promise<GatewayConfig> {
   try {
@@ -107,6 +108,7 @@ export async function parseConfigSettled(path: string, text: string, settle: Cer
     const waits = certificatePairsOf(unchecked).map(({ files, minVersion }) => checkSettledCertificatePair(files, minVersion, settle).then(() => undefined, () => undefined));
     if (waits.length === 0) throw error;
     await Promise.all(waits);
+    settle.signal?.throwIfAborted();
     return parseConfig(path, text);
   }
 }

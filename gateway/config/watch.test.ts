@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -337,6 +337,27 @@ describe('watchConfig', () => {
       expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain(`certificates.site.keyFile (line 3): ${served.keyFile}: the key does not match the certificate ${served.certFile}`);
       // Read again for the settle time before the refusal: the same mismatch, from the same saves.
       expect(readAgain()[0]).toMatchObject({ keyFile: served.keyFile, reason: expect.stringContaining('does not match') });
+    });
+
+    it('reads the pair no more once unsubscribed', async () => {
+      const settleMs = 300;
+      await watchWithLog(settleMs);
+      await rename(renewed.certFile, served.certFile);
+      // The old key is saved again every few milliseconds: the pair never settles, and would be read again for the maximum wait.
+      const oldKey = await readFile(served.keyFile, 'utf8');
+      const writer = keepWriting(served.keyFile, () => oldKey);
+      try {
+        await writeFile(path, named(2000));
+        await waitFor(() => readAgain().length > 0, { timeoutMs: 5_000, intervalMs: 5, message: 'the reload reading the mismatched pair' });
+        subscription!.unsubscribe();
+        const seen = readAgain().length;
+        // Absence can only be waited for: three times the longest the check sleeps between two readings.
+        await delay(settleMs * 3);
+        expect(readAgain()).toHaveLength(seen);
+        expect(ports()).toEqual([1000]);
+      } finally {
+        await writer.stop();
+      }
     });
   });
 

@@ -55,7 +55,7 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * A text refused while a certificate pair it names does not check is parsed again once that pair has settled by the same rule (`parseConfigSettled`),
  * so a reload that lands in a renewal written one file at a time is taken once the pair is whole.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
- * stops the watch.
+ * stops the watch, and the reading again of such a pair with it.
  */
 export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
@@ -77,6 +77,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let held: { readonly key: string; readonly result: Refusal } | undefined;
     // When a refused reading is settled (`FolderWatchSettle`): the same save read the same for `settleMs`, or `maxWaitMs` since the first refusal's change.
     const settling = new FolderWatchSettle(settleMs, maxWaitMs);
+    // Aborted on unsubscribing: a certificate pair being read again until it settles (`parseConfigSettled`) stops at once.
+    const stopped = new AbortController();
     // When the change the read in progress looks at first came (see `FolderWatchDebounce`): a refusal it finds has been coming since then.
     let readingChangeSince: number | undefined;
 
@@ -157,7 +159,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         refusedSave = undefined;
         return;
       }
-      const result = await parse(path, text, { settleMs, maxWaitMs, log });
+      const result = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
       // Unsubscribed while a certificate pair the text names settled.
       if (reads.closed) return;
       if (!result.ok) {
@@ -193,6 +195,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     );
     void reads.run();
     return () => {
+      stopped.abort();
       void reads.close();
       stopWatch();
     };
