@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { FOLDER_WATCH_MAX_WAIT_MS } from './folder-watch-debounce.ts';
 
 /**
@@ -26,6 +26,16 @@ export async function readFileWithSave(path: string): Promise<FileReading> {
     return { text, save: `${stat.ino}:${stat.mtimeNs}` };
   } finally {
     await handle.close().catch(() => undefined);
+  }
+}
+
+/** The save `path` holds now, as `readFileWithSave` stamps it, or undefined when the file cannot be read: what tells whether a reading is still the file's. */
+export async function currentSave(path: string): Promise<string | undefined> {
+  try {
+    const now = await stat(path, { bigint: true });
+    return `${now.ino}:${now.mtimeNs}`;
+  } catch {
+    return undefined;
   }
 }
 

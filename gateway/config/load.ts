@@ -98,19 +98,28 @@ export async function parseConfigSettled(path: string, text: string, settle: Cer
   try {
     return parseConfig(path, text);
   } catch (error) {
-    if (!(error instanceof GatewayConfigError)) throw error;
-    let unchecked: GatewayConfig;
-    try {
-      unchecked = parseConfig(path, text, { readFiles: false });
-    } catch {
-      throw error;
-    }
-    const waits = certificatePairsOf(unchecked).map(({ files, minVersion }) => checkSettledCertificatePair(files, minVersion, settle).then(() => undefined, () => undefined));
-    if (waits.length === 0) throw error;
-    await Promise.all(waits);
-    settle.signal?.throwIfAborted();
-    return parseConfig(path, text);
+    return parseRefusedConfigSettled(path, text, error, settle);
   }
+}
+
+/**
+ * The rest of `parseConfigSettled` once `parseConfig` has refused `text` with `error`: rethrows it
+ * unless a certificate pair the text names does not check, else waits for those pairs to settle and
+ * parses the text once more. For a caller that must know whether the parse waited (`watchConfig`).
+ */
+export async function parseRefusedConfigSettled(path: string, text: string, error: unknown, settle: CertificateSettleOptions = {}): Promise<GatewayConfig> {
+  if (!(error instanceof GatewayConfigError)) throw error;
+  let unchecked: GatewayConfig;
+  try {
+    unchecked = parseConfig(path, text, { readFiles: false });
+  } catch {
+    throw error;
+  }
+  const waits = certificatePairsOf(unchecked).map(({ files, minVersion }) => checkSettledCertificatePair(files, minVersion, settle).then(() => undefined, () => undefined));
+  if (waits.length === 0) throw error;
+  await Promise.all(waits);
+  settle.signal?.throwIfAborted();
+  return parseConfig(path, text);
 }
 
 /** Options of `parseConfig`. */

@@ -339,6 +339,19 @@ describe('watchConfig', () => {
       expect(readAgain()[0]).toMatchObject({ keyFile: served.keyFile, reason: expect.stringContaining('does not match') });
     });
 
+    it('drops a text saved over while its pair settled, and applies only the newer one', async () => {
+      await watchWithLog(1_000);
+      await rename(renewed.certFile, served.certFile);
+      await writeFile(path, named(2000));
+      await waitFor(() => readAgain().length > 0 || results.length >= 2, { timeoutMs: 5_000, intervalMs: 5, message: 'the reload reading the mismatched pair' });
+      // Saved again while the first reload waits for the pair; then the key comes, and the pair settles good.
+      await writeFile(path, named(3000));
+      await rename(renewed.keyFile, served.keyFile);
+      await waitFor(() => ports().includes(3000), { timeoutMs: 5_000, message: 'the newer text applied' });
+      // The older text, whichever way its pair settled (taken, or refused after a stall past the settle time), is not reported.
+      expect(ports()).toEqual([1000, 3000]);
+    });
+
     it('reads the pair no more once unsubscribed', async () => {
       const settleMs = 300;
       await watchWithLog(settleMs);

@@ -4,10 +4,10 @@ import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
 import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
-import { FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
+import { currentSave, FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import type { CertificateSettleOptions } from './certificate-check.ts';
-import { parseConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
+import { parseConfig, parseRefusedConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -159,8 +159,16 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         refusedSave = undefined;
         return;
       }
-      const result = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
+      const { result, waited } = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
       // Unsubscribed while a certificate pair the text names settled.
+      if (reads.closed) return;
+      // Saved again while a certificate pair the text names settled: the save's event has queued the next read, which
+      // judges the newer text; applied now, the older one would take effect (listeners rebound…) just before it.
+      if (waited && (await currentSave(path)) !== save) {
+        log.debug('the configuration was saved again while a certificate pair it names settled; the newer text is read instead');
+        reads.notReadYet(readingChangeSince);
+        return;
+      }
       if (reads.closed) return;
       if (!result.ok) {
         settle(readingKey(reading), result, () => {
@@ -202,11 +210,15 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
   });
 }
 
-/** The result of `text`; a refusal by a certificate pair is judged once that pair has settled (`parseConfigSettled`). */
-async function parse(path: string, text: string, settle: CertificateSettleOptions): Promise<ConfigResult> {
+/** The result of `text` (`parseConfigSettled`), and whether it was refused at first and so may have waited for a certificate pair to settle: the only way the text can have gone stale meanwhile. */
+async function parse(path: string, text: string, settle: CertificateSettleOptions): Promise<{ readonly result: ConfigResult; readonly waited: boolean }> {
   try {
-    return { ok: true, config: await parseConfigSettled(path, text, settle), text };
-  } catch (error) {
-    return { ok: false, error: error instanceof ConfigFileError ? error : new ConfigFileError(path, errorMessage(error), { cause: error }) };
+    return { result: { ok: true, config: parseConfig(path, text), text }, waited: false };
+  } catch (refusal) {
+    try {
+      return { result: { ok: true, config: await parseRefusedConfigSettled(path, text, refusal, settle), text }, waited: true };
+    } catch (error) {
+      return { result: { ok: false, error: error instanceof ConfigFileError ? error : new ConfigFileError(path, errorMessage(error), { cause: error }) }, waited: true };
+    }
   }
 }
