@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { FOLDER_WATCH_MAX_WAIT_MS } from './folder-watch-debounce.ts';
 
@@ -22,8 +23,7 @@ export async function readFileWithSave(path: string): Promise<FileReading> {
   try {
     const text = await handle.readFile('utf8');
     // Taken after the read, from the same open file: a save that the text includes is in it, however the path was swapped since.
-    const stat = await handle.stat({ bigint: true });
-    return { text, save: `${stat.ino}:${stat.mtimeNs}` };
+    return { text, save: saveOf(await handle.stat({ bigint: true })) };
   } finally {
     await handle.close().catch(() => undefined);
   }
@@ -32,11 +32,15 @@ export async function readFileWithSave(path: string): Promise<FileReading> {
 /** The save `path` holds now, as `readFileWithSave` stamps it, or undefined when the file cannot be read: what tells whether a reading is still the file's. */
 export async function currentSave(path: string): Promise<string | undefined> {
   try {
-    const now = await stat(path, { bigint: true });
-    return `${now.ino}:${now.mtimeNs}`;
+    return saveOf(await stat(path, { bigint: true }));
   } catch {
     return undefined;
   }
+}
+
+/** A save's stamp: the file's inode and modification time (ns). */
+function saveOf(stats: BigIntStats): string {
+  return `${stats.ino}:${stats.mtimeNs}`;
 }
 
 /** What identifies a reading for `FolderWatchSettle.observe`: its text and its save. */

@@ -148,7 +148,6 @@ export async function readConfigText(path: string): Promise<string> {
   }
 }
 
-/** A reading of the configuration file: its text and `save`, which tells one save of the file from another. */
 /** The configuration file's text and the save it came from (see `readFileWithSave`). */
 export type ConfigFileReading = FileReading;
 
