@@ -149,9 +149,9 @@ export function answerHoldingSocket(socket: Duplex): ServerResponse | undefined 
 }
 
 /**
- * How long a connection the listener closes after its own answer is still read, its bytes dropped:
- * at most this long after the client's last bytes, and this long in all (nginx's lingering_timeout
- * and lingering_time).
+ * How long a connection the listener closes after an answer (a refusal's, or a draining
+ * connection's last) is still read, its bytes dropped: at most this long after the client's last
+ * bytes, and this long in all (nginx's lingering_timeout and lingering_time).
  */
 const LINGER_IDLE_MS = 5_000;
 const LINGER_MAX_MS = 30_000;
