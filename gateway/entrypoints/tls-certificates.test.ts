@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificate } from '../../test/harness/certificates.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import type { EntryPointConfig } from '../config/types.ts';
-import { loadCertificate, loadCertificateAt, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { readCertificatePair } from '../config/certificate-check.ts';
+import { loadCertificate, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch } from './tls-folder-watch.ts';
 import { reloadSlot, TlsCertificates } from './tls-store.ts';
 

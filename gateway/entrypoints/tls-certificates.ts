@@ -48,10 +48,7 @@ export async function loadCertificate(files: CertificateFiles, minVersion: 'TLSv
   return loadedCertificate(files, x509, keyType, context, cert, key);
 }
 
-/** Reads a pair's two files with their saves (see `readCertificatePair` in certificate-check.ts). */
-export { readCertificatePair } from '../config/certificate-check.ts';
-
-/** `loadCertificate` for texts already read (see `readCertificatePair`). */
+/** `loadCertificate` for texts already read (see `readCertificatePair` in certificate-check.ts). */
 export function certificateFromPem(files: CertificateFiles, cert: string, key: string, minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined): LoadedCertificate {
   const { x509, keyType, context } = checkCertificatePem(files, cert, key, minVersion);
   return loadedCertificate(files, x509, keyType, context, cert, key);

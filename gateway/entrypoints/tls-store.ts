@@ -1,10 +1,10 @@
 import type { SecureContext } from 'node:tls';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
-import { entryPointCertificatePairs, pairReadingKey } from '../config/certificate-check.ts';
+import { entryPointCertificatePairs, pairReadingKey, readCertificatePair } from '../config/certificate-check.ts';
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
-import { certificateFromPem, loadCertificateAt, readCertificatePair, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { certificateFromPem, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
 import { CertificateFolderWatch, type CertificateFolderWatchTiming } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
