@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
-import { GatewayListener } from './http1-listener.ts';
+import { GatewayListener, MAX_HEADER_FIELDS } from './http1-listener.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
 
 const LIMITS = { maxHeaderSize: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5_000 };
@@ -176,6 +176,53 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect([...more.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1])).toEqual(['417']);
     expect(arrived).toEqual(['/capitals']);
     expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(more.slice(more.indexOf('\r\n\r\n') + 4)), clientAddress: '127.0.0.1', method: 'POST', target: '/more' }]);
+  });
+
+  it('refuses a head of more than MAX_HEADER_FIELDS fields with 431 header-too-large in its place, where node kept 2,000 fields and dropped the rest unseen', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    let upgrades = 0;
+    listener = new GatewayListener(
+      {
+        request: (request, response) => (arrived.push(`${request.url ?? ''} ${request.rawHeaders.length / 2}`), void response.end('ok')),
+        upgrade: (_request, socket) => (upgrades += 1, void socket.destroy()),
+        refused: (refusal) => void refusals.push(refusal),
+      },
+      // Room for 2,500 short fields: the count is what refuses them, not the size.
+      { ...LIMITS, maxHeaderSize: 65_536 },
+      rootLogger,
+    );
+    const port = await listener.listen('127.0.0.1', 0);
+    // `fields` header fields in all, Host and the given ones included.
+    const head = (line: string, fields: number, ...given: string[]) => {
+      const lines = [line, 'Host: a', ...given];
+      for (let index = lines.length - 1; index < fields; index += 1) lines.push(`x-${index}: v`);
+      return `${lines.join('\r\n')}\r\n\r\n`;
+    };
+    const statuses = (answer: string) => [...answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1]);
+    const atLimit = await exchange(port, head('GET /at-limit HTTP/1.1', MAX_HEADER_FIELDS, 'Connection: close'));
+    // Pipelined behind a request within the limit: that one is answered first, and the connection closes after the 431.
+    const pipelined = await exchange(port, head('GET /before HTTP/1.1', 2) + head('GET /one-over HTTP/1.1', MAX_HEADER_FIELDS + 1) + head('GET /after HTTP/1.1', 2));
+    const many = await exchange(port, head('GET /many HTTP/1.1', 2_500, 'Connection: close'));
+    // Refused before any 100 Continue, and before an upgrade is handed over.
+    const expecting = await exchange(port, head('POST /expecting HTTP/1.1', MAX_HEADER_FIELDS + 1, 'Expect: 100-continue', 'Content-Length: 2'));
+    const upgrade = await exchange(port, head('GET /upgrade HTTP/1.1', MAX_HEADER_FIELDS + 1, 'Connection: Upgrade', 'Upgrade: websocket'));
+    expect([atLimit, pipelined, many, expecting, upgrade].map(statuses)).toEqual([['200'], ['200', '431'], ['431'], ['431'], ['431']]);
+    expect(many).toMatch(/\r\nconnection: close\r\n/);
+    expect(arrived).toEqual([`/at-limit ${MAX_HEADER_FIELDS}`, '/before 2']);
+    expect(upgrades).toBe(0);
+    const body = many.slice(many.indexOf('\r\n\r\n') + 4);
+    expect(JSON.parse(body)).toMatchObject({ error: 'header-too-large', status: 431 });
+    expect(refusals).toEqual(
+      ['/one-over', '/many', '/expecting', '/upgrade'].map((target) => ({
+        status: 431,
+        error: 'header-too-large',
+        bytes: Buffer.byteLength(body),
+        clientAddress: '127.0.0.1',
+        method: target === '/expecting' ? 'POST' : 'GET',
+        target,
+      })),
+    );
   });
 
   it('answers a HEAD it refuses with the head alone and reports 0 bytes of body: a refused expectation, a body that fails to parse', async () => {

@@ -8,7 +8,8 @@ import {
   lingerAfterLastAnswer,
   refuseConnect,
   refuseConnection,
-  refuseExpectation,
+  refuseRequest,
+  refuseTakenOverHead,
   refuseUpgradeWhileDraining,
   sparingLingering,
   type RefusalReport,
@@ -27,6 +28,22 @@ export interface ListenerLimits {
   requestTimeoutMs: number;
   /** Idle keep-alive connections are closed after this. */
   keepAliveTimeoutMs: number;
+}
+
+/**
+ * Header fields in one request head that the listeners (HTTP/1.1 and HTTP/2) serve; a head of more
+ * is answered 431 `header-too-large`, as one over maxHeaderSize is, and logged and counted. Node's
+ * HTTP/1.1 parser otherwise kept the first 2,000 fields (`maxHeadersCount`) and dropped the rest
+ * silently: the gateway routed, authenticated and forwarded a request other than the one sent.
+ * Over HTTP/1.1 a field takes as little as 4 bytes, so the default maxHeaderSize (16 KiB) holds
+ * about 4,000; over HTTP/2, pseudo-headers count, and each field counts at least 33 bytes against
+ * maxHeaderSize, so there it binds only under a maxHeaderSize over ~32 KiB.
+ */
+export const MAX_HEADER_FIELDS = 1_000;
+
+/** Whether a request head has more than MAX_HEADER_FIELDS fields (node keeps at least one more, see the constructor). */
+function tooManyFields(request: IncomingMessage): boolean {
+  return request.rawHeaders.length > 2 * MAX_HEADER_FIELDS;
 }
 
 /** Handlers an entry point calls; none may throw or reject. */
@@ -74,7 +91,7 @@ export class GatewayListener {
 
   constructor(handlers: ListenerHandlers, limits: ListenerLimits, private readonly log: Logger) {
     /** A request within the limits whose expectation, if any, is met: tracked, then dispatched. */
-    const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+    const serve = (request: IncomingMessage, response: ServerResponse) => {
       if (connectionOf(request.socket)?.closing === true) return this.skip(request);
       this.connections.track(response);
       (response as ListenedResponse)[CONNECTIONS] = this.connections;
@@ -99,11 +116,22 @@ export class GatewayListener {
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
       },
-      onRequest,
+      (request, response) => (tooManyFields(request) ? refuseHead(request, response) : serve(request, response)),
     );
+    // Node's parser keeps this many fields of a head (one more than served, so that a head over the
+    // limit is told apart) and drops the rest unseen; it reads the value as each connection opens.
+    this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
+    /** A head of more than MAX_HEADER_FIELDS fields: 431 in its place among the answers, then the connection closes. */
+    const refuseHead = (request: IncomingMessage, response: ServerResponse) => {
+      const state = connectionStateOf(request.socket);
+      if (state.closing) return this.skip(request);
+      state.closing = true;
+      refuseRequest(request, response, 431, handlers.refused);
+    };
     // An upgrade while draining is answered 503 as a CONNECT is 405 (see below), not cut unanswered.
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.adopt(socket);
+      if (tooManyFields(request)) return this.refuseTakenOver(refuseTakenOverHead, request, socket, handlers.refused);
       if (this.draining) return this.refuseTakenOver(refuseUpgradeWhileDraining, request, socket, handlers.refused);
       toOriginForm(request);
       handlers.upgrade(request, socket, head);
@@ -117,21 +145,22 @@ export class GatewayListener {
     // answered, as a request pipelined there is not (see ConnectionState.closing).
     this.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
       this.adopt(socket);
-      this.refuseTakenOver(refuseConnect, request, socket, handlers.refused);
+      this.refuseTakenOver(tooManyFields(request) ? refuseTakenOverHead : refuseConnect, request, socket, handlers.refused);
     });
     // An HTTP/1.1 request with an Expect field comes here instead of 'request': to 'checkContinue'
     // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.
     // Both hold it to the listeners' one rule, meetsExpectation, as the HTTP/2 listener does.
     const onExpectation = (request: IncomingMessage, response: ServerResponse) => {
+      if (tooManyFields(request)) return refuseHead(request, response);
       const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       if (meetsExpectation(request.headers.expect)) {
         response.writeContinue();
-        return onRequest(request, response);
+        return serve(request, response);
       }
       // Node reads on after a 417 with `connection: close`: what it reads behind it must go nowhere.
       state.closing = true;
-      refuseExpectation(request, response, handlers.refused);
+      refuseRequest(request, response, 417, handlers.refused);
     };
     this.server.on('checkContinue', onExpectation);
     this.server.on('checkExpectation', onExpectation);

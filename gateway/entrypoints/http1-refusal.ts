@@ -1,5 +1,5 @@
 // The HTTP/1.1 listener's answer to bytes that fail to parse (Node's 'clientError'), to a CONNECT
-// request, to an unmet Expect and to an upgrade while it drains, and the report of that answer: the gateway answers it before any
+// request, to an unmet Expect, to a head of too many fields and to an upgrade while it drains, and the report of that answer: the gateway answers it before any
 // request reaches routing, so the access log and the request metrics learn of it only from here
 // (as nginx logs its own 400/431 answers, and Envoy its downstream protocol errors with the DPE flag).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -70,8 +70,8 @@ const CLIENT_ERRORS: Readonly<Record<string, ListenerAnswer>> = {
 /** One answer the listener gave by itself to a request no handler saw, told once it is written (an HTTP/2 head over maxHeaderSize: once its stream is reset). */
 export interface ListenerRefusal {
   /**
-   * 400, 408 or 431 (also an HTTP/2 head over maxHeaderSize, whose stream was reset with no status),
-   * 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`, 503 for an HTTP/1.1
+   * 400, 408 or 431 (also a head of more than MAX_HEADER_FIELDS fields, and an HTTP/2 head over
+   * maxHeaderSize, whose stream was reset with no status), 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`, 503 for an HTTP/1.1
    * upgrade (WebSocket) while the listener drains.
    */
   readonly status: number;
@@ -243,6 +243,15 @@ export function refuseUpgradeWhileDraining(request: IncomingMessage, socket: Dup
 }
 
 /**
+ * Answers an upgrade or CONNECT request of more than MAX_HEADER_FIELDS fields (Node has let go of
+ * the socket) with a JSON 431 `header-too-large`, as `refuseTakenOver` does: the head is refused
+ * before anything else is said of it, as over HTTP/2.
+ */
+export function refuseTakenOverHead(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+  return refuseTakenOver(request, socket, ANSWERS[431], report);
+}
+
+/**
  * Answers a request whose socket Node has let go of with `refusal` and closes the connection, once
  * the answers to the requests pipelined before it are sent; `report` is told. Bytes sent after its
  * head (a tunnel's, a WebSocket's) are read and dropped until the client closes its side, so that
@@ -270,13 +279,14 @@ async function refuseTakenOver(request: IncomingMessage, socket: Duplex, refusal
 }
 
 /**
- * Answers a request whose `Expect` the gateway does not meet (`meetsExpectation`) with a JSON 417
- * `expectation-failed` in its place among pipelined answers, and tells `report`. The connection
- * closes after it: the client may send the body it announced, or never send it.
+ * Answers a request the listener refuses after Node parsed its head, in its place among pipelined
+ * answers, and tells `report`: 417 `expectation-failed` to an `Expect` the gateway does not meet
+ * (`meetsExpectation`), 431 `header-too-large` to a head of more than MAX_HEADER_FIELDS fields. The
+ * connection closes after it, lingering: the client may send the body it announced, or never send it.
  */
-export function refuseExpectation(request: IncomingMessage, response: ServerResponse, report: RefusalReport): void {
-  const refusal = ANSWERS[417];
-  const { status, error } = refusal;
+export function refuseRequest(request: IncomingMessage, response: ServerResponse, status: 417 | 431, report: RefusalReport): void {
+  const refusal = ANSWERS[status];
+  const { error } = refusal;
   const { body, bytes } = bodyFor(request.method, refusal);
   const clientAddress = request.socket.remoteAddress ?? '';
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': refusal.bytes, connection: 'close' });

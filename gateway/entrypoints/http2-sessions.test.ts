@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse } from '../context.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
-import { MAX_HEADER_FIELDS } from './http2-sessions.ts';
+import { MAX_HEADER_FIELDS } from './http1-listener.ts';
 import { continuedGet, startPlainHttp2, type PlainHttp2 } from './http2-testing.ts';
 
 describe('Http2Sessions', () => {

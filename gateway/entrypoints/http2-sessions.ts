@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import { meetsExpectation } from './expectation.ts';
-import type { ListenerLimits } from './http1-listener.ts';
+import { MAX_HEADER_FIELDS, type ListenerLimits } from './http1-listener.ts';
 import { bodyFor, listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
@@ -25,13 +25,6 @@ const MAX_CONCURRENT_STREAMS = 128;
  * the request itself; either way the request fails, and now the gateway's log says so.
  */
 const NODE_HEADER_LIST_CEILING = 16_777_215;
-
-/**
- * Header fields (pseudo-headers included) in one head or trailer section that the gateway serves;
- * more are refused as a head over maxHeaderSize is (431 `header-too-large`). Each field counts at
- * least 33 bytes against maxHeaderSize, so this binds only under a maxHeaderSize over ~32 KiB.
- */
-export const MAX_HEADER_FIELDS = 1_000;
 
 /**
  * node:http2's `maxHeaderListPairs`: past this many fields it resets the stream (ENHANCE_YOUR_CALM)
