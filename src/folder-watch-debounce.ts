@@ -11,6 +11,13 @@ import { CoalescedTask } from './coalesced-task.ts';
 export const FOLDER_WATCH_MAX_WAIT_MS = 2_000;
 
 /**
+ * The configuration watch's quiet time after the last change event before the file is read (editors
+ * write in bursts), which the certificate folder watch shares. Here, not in the configuration watch,
+ * since that watch uses the certificate folder watch for the files a refused text names.
+ */
+export const CONFIG_DEBOUNCE_MS = 200;
+
+/**
  * Runs a task (reading a watched file again) once per burst of folder events, and never two runs
  * at once (`CoalescedTask`): a burst that ends while the task runs leads to exactly one more run
  * after it, so the last change is always read, an older read never overtakes a newer one, and a

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,6 +13,16 @@ import { FOLDER_WATCH_SETTLE_MS } from '../../src/folder-watch-settle.ts';
 import { watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
+
+/** Whether this process watches `folder` (Linux: a watch of one of its inotify descriptors names the folder's inode). */
+async function watchedByThisProcess(folder: string): Promise<boolean> {
+  const inode = `ino:${(await stat(folder)).ino.toString(16)} `;
+  for (const fd of await readdir('/proc/self/fdinfo')) {
+    const info = await readFile(join('/proc/self/fdinfo', fd), 'utf8').catch(() => '');
+    if (info.split('\n').some((line) => line.startsWith('inotify wd:') && line.includes(inode))) return true;
+  }
+  return false;
+}
 // Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
 const SETTLE_MS = 40;
 
@@ -371,6 +381,104 @@ describe('watchConfig', () => {
       } finally {
         await writer.stop();
       }
+    });
+  });
+
+  describe('a reload refused for a file it names, put right with no save of the configuration', () => {
+    const READ_AGAIN = 'certificate pair refused; read again until both files have settled';
+    const TAKEN = 'the refused configuration is taken: a file it names has changed since its refusal';
+    let lines: { msg: string; [field: string]: unknown }[];
+    let site: TestCertificate;
+    let rightKey: string;
+    let wrongKey: string;
+    const named = (port: number) => `listen: ${port}\ncertificates:\n  site: { certFile: ${site.certFile}, keyFile: ${site.keyFile} }\n`;
+
+    beforeEach(async () => {
+      lines = [];
+      // The pair lives in a folder of its own, which the configuration's own watch does not see.
+      await Promise.all([mkdir(join(folder, 'keys')), mkdir(join(folder, 'staging'))]);
+      const [made, other] = await Promise.all([makeCertificate(join(folder, 'keys'), 'site', { key: 'ec', names: ['site.test'] }), makeCertificate(join(folder, 'staging'), 'other', { key: 'ec', names: ['other.test'] })]);
+      site = made;
+      [rightKey, wrongKey] = await Promise.all([readFile(site.keyFile, 'utf8'), readFile(other.keyFile, 'utf8')]);
+      await writeFile(site.keyFile, wrongKey);
+    });
+
+    /** Watches with a debug log, then saves a reload naming the mismatched pair and waits for its refusal. */
+    const refuseReload = async () => {
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: SETTLE_MS, log }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      await writeFile(path, named(2000));
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      expect(ports()).toEqual([1000, 'refused']);
+      expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain(`certificates.site.keyFile (line 3): ${site.keyFile}: the key does not match the certificate ${site.certFile}`);
+    };
+    const logged = (msg: string) => lines.filter((line) => line.msg === msg).length;
+
+    it('takes the refused text once the right key is written, and says so once', async () => {
+      await refuseReload();
+      await writeFile(site.keyFile, rightKey);
+      await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken' });
+      expect(ports()).toEqual([1000, 'refused', 2000]);
+      expect(logged(TAKEN)).toBe(1);
+    });
+
+    it.each([
+      {
+        file: 'a service\'s CA bundle',
+        text: 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: keys/ca.pem }\n',
+        putRight: async () => rename((await makeCertificate(join(folder, 'staging'), 'issuer', { key: 'ec', names: ['api.test'] })).certFile, join(folder, 'keys', 'ca.pem')),
+      },
+      {
+        file: 'a jwtAuth secret',
+        text: 'listen: 7000\nmiddlewares:\n  j: { jwtAuth: { algorithms: [HS256], secretFile: keys/secret } }\n',
+        putRight: () => writeFile(join(folder, 'keys', 'secret'), `${'s'.repeat(40)}\n`),
+      },
+    ])('takes a text refused for a missing file it names ($file) once the file is put in place', async ({ text, putRight }) => {
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: SETTLE_MS }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      await writeFile(path, text);
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      expect(ports()).toEqual([1000, 'refused']);
+      await putRight();
+      await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken' });
+      expect(ports()).toEqual([1000, 'refused', 7000]);
+    });
+
+    it('does not report a pair that stays bad again when its files or others beside them change, and takes it once it is good', async () => {
+      await refuseReload();
+      const before = logged(READ_AGAIN);
+      // The wrong key saved again (a new save, the same text), and another file in the folder.
+      await writeFile(site.keyFile, wrongKey);
+      await writeFile(join(folder, 'keys', 'unrelated.log'), 'line\n');
+      // The refused text is parsed again for its key's change: the pair is read again until it settles, bad.
+      await waitFor(() => logged(READ_AGAIN) > before, { timeoutMs: 5_000, message: 'the refused text parsed again for its key file' });
+      // An observation window, not synchronisation: a second refusal would arrive in it.
+      await delay(SETTLE_MS * 2 + DEBOUNCE_MS * 5);
+      expect(ports()).toEqual([1000, 'refused']);
+      await writeFile(site.keyFile, rightKey);
+      await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken' });
+      expect(ports()).toEqual([1000, 'refused', 2000]);
+    });
+
+    it('reads the named files no more once unsubscribed, and lets their folder go', async () => {
+      const keys = join(folder, 'keys');
+      await refuseReload();
+      expect(await watchedByThisProcess(keys)).toBe(true);
+      const before = logged(READ_AGAIN);
+      await writeFile(site.keyFile, wrongKey);
+      await waitFor(() => logged(READ_AGAIN) > before, { timeoutMs: 5_000, message: 'the refused text parsed again for its key file' });
+      subscription!.unsubscribe();
+      const seen = logged(READ_AGAIN);
+      await writeFile(site.keyFile, wrongKey);
+      await writeFile(site.keyFile, rightKey);
+      // Absence can only be waited for: a watch still running would read the pair within it.
+      await delay(SETTLE_MS * 3 + DEBOUNCE_MS * 10);
+      expect(logged(READ_AGAIN)).toBe(seen);
+      expect(logged(TAKEN)).toBe(0);
+      expect(ports()).toEqual([1000, 'refused']);
+      // The key's folder watch is closed too (no read follows it once the reads are closed, but it would be kept).
+      await waitFor(async () => !(await watchedByThisProcess(keys)), { timeoutMs: 5_000, message: 'the key folder watch to be closed' });
     });
   });
 

@@ -3,11 +3,13 @@ import { Observable } from 'rxjs';
 import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
-import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { CONFIG_DEBOUNCE_MS, FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { currentSave, FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { CertificateFolderWatch } from '../entrypoints/tls-folder-watch.ts';
 import type { CertificateSettleOptions } from './certificate-check.ts';
 import { parseConfig, parseRefusedConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
+import { filesNamedBy } from './named-files.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -38,7 +40,7 @@ export interface WatchConfigOptions {
 }
 
 /** Default quiet time before a changed file is read. */
-export const CONFIG_DEBOUNCE_MS = 200;
+export { CONFIG_DEBOUNCE_MS };
 
 type Refusal = Extract<ConfigResult, { ok: false }>;
 
@@ -54,8 +56,12 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * since the first refusal: then the latest is reported; events that keep coming read the file every `maxWaitMs` the same way. The caller applies `ok` results and keeps its running config on refused ones.
  * A text refused while a certificate pair it names does not check is parsed again once that pair has settled by the same rule (`parseConfigSettled`),
  * so a reload that lands in a renewal written one file at a time is taken once the pair is whole.
+ * While the latest text is refused and would parse but for the files it names (certificate pairs, upstream CA bundles and client pairs,
+ * JWT key files: `filesNamedBy`), their folders are watched too (`CertificateFolderWatch`), from the refusal on: a change of one of those
+ * files parses the refused text again (pairs settled by the same rule) and emits it once it is taken (logged at info), with no save of
+ * the configuration file; a text still refused is not reported again. That watch stops when the text changes or is taken, and on unsubscribing.
  * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
- * stops the watch, and the reading again of such a pair with it.
+ * stops the watches, and the reading again of such a pair with them.
  */
 export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
@@ -81,6 +87,35 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     const stopped = new AbortController();
     // When the change the read in progress looks at first came (see `FolderWatchDebounce`): a refusal it finds has been coming since then.
     let readingChangeSince: number | undefined;
+    // Whether a file the refused text names has changed since that text was last parsed: it is then parsed again.
+    let namedFilesChanged = false;
+    // The folders of the files the last refused text names, watched while it is refused (see `watchNamedFiles`).
+    const namedFiles = new CertificateFolderWatch(
+      () => {
+        namedFilesChanged = true;
+        reads.schedule(0);
+        return Promise.resolve();
+      },
+      log,
+      {},
+      { debounceMs, maxWaitMs },
+    );
+    /**
+     * Watches the files `text` names when it would parse but for them (`filesNamedBy`), else none: the refusal may
+     * then end with no save of the configuration file (a key put right, a CA bundle copied in). Undefined: none.
+     */
+    const watchNamedFiles = (text: string | undefined) => {
+      let paths: string[] = [];
+      if (text !== undefined) {
+        try {
+          paths = filesNamedBy(parseConfig(path, text, { readFiles: false }), path);
+        } catch {
+          // Refused for its text itself: only a new save can change that.
+        }
+      }
+      if (paths.length === 0) namedFilesChanged = false;
+      namedFiles.watchFiles(paths);
+    };
 
     /** Holds a refusal until its reading has settled, or reports it and calls `reported`. */
     const settle = (key: string, result: Refusal, reported: () => void) => {
@@ -119,17 +154,20 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
           settled();
           last = null;
           refusedSave = undefined;
+          watchNamedFiles(undefined);
           return;
         }
         settle(`unreadable\n${(error as ConfigFileError).message}`, { ok: false, error: error as ConfigFileError }, () => {
           last = null;
           refusedSave = undefined;
+          watchNamedFiles(undefined);
         });
         return;
       }
       const { text, save } = reading;
-      // Unchanged since it was refused (the same save): reported once it has settled, then as any refusal.
-      if (held !== undefined && held.key === readingKey(reading)) {
+      // Unchanged since it was refused (the same save): reported once it has settled, then as any refusal;
+      // unless a file it names has changed since: then it is parsed again.
+      if (held !== undefined && held.key === readingKey(reading) && !namedFilesChanged) {
         settle(held.key, held.result, () => {
           last = text;
           refusedSave = save;
@@ -143,7 +181,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // counts: one save raises several events (a write's truncation, then its text; the steps of a
       // Kubernetes swap), and a read after the first can already see the whole text, which the later
       // events would otherwise refuse again (a reload counted as refused twice).
-      if (text === last && (refusedSave === undefined || refusedSave === save)) return settled();
+      // A refused text (this same save) whose named files changed is parsed again, and reported only if taken:
+      // its refusal was reported already.
+      const retry = namedFilesChanged && text === last && refusedSave === save;
+      if (!retry && text === last && (refusedSave === undefined || refusedSave === save)) return settled();
       // An empty file after a first reading is a write caught between its truncation and its text
       // (`>`, most tools that do not rename): the write's own event reads it again. Applied, it would
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
@@ -157,11 +198,16 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         settled();
         last = text;
         refusedSave = undefined;
+        watchNamedFiles(undefined);
         return;
       }
+      // This parse reads the named files as they are now; a change from here on is seen by their watch.
+      namedFilesChanged = false;
       const { result, waited } = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
       // Unsubscribed while a certificate pair the text names settled.
       if (reads.closed) return;
+      // Watched from the refusal on, before it is reported: a file put right while the refusal settles is seen too.
+      watchNamedFiles(result.ok ? undefined : text);
       // Saved again while a certificate pair the text names settled: the save's event has queued the next read, which
       // judges the newer text; applied now, the older one would take effect (listeners rebound…) just before it.
       if (waited && (await currentSave(path)) !== save) {
@@ -171,12 +217,15 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       }
       if (reads.closed) return;
       if (!result.ok) {
+        // Still refused after a change of its files: reported already, and its files are still watched.
+        if (retry) return;
         settle(readingKey(reading), result, () => {
           last = text;
           refusedSave = save;
         });
         return;
       }
+      if (retry) log.info('the refused configuration is taken: a file it names has changed since its refusal');
       settled();
       last = text;
       refusedSave = undefined;
@@ -206,6 +255,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       stopped.abort();
       void reads.close();
       stopWatch();
+      namedFiles.close();
     };
   });
 }

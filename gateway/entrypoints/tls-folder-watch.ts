@@ -1,11 +1,10 @@
 import { basename, dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
 import { concernsFile, watchFolder } from '../../src/folder-watch.ts';
-import { FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { CONFIG_DEBOUNCE_MS, FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
 import { FolderWatchSettle } from '../../src/folder-watch-settle.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
-import { CONFIG_DEBOUNCE_MS } from '../config/watch.ts';
 
 /** Quiet time, maximum wait and settle time of a `CertificateFolderWatch`. */
 export interface CertificateFolderWatchTiming {
@@ -58,18 +57,29 @@ export class CertificateFolderWatch {
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
   watch(pairs: Iterable<CertificateFiles>): void {
-    if (this.changes.closed) return;
-    this.files.clear();
     const ids = new Set<string>();
+    const paths: string[] = [];
     for (const files of pairs) {
       ids.add(pairId(files));
-      for (const path of [files.certFile, files.keyFile]) {
-        const folder = dirname(path);
-        if (!this.files.has(folder)) this.files.set(folder, new Set());
-        this.files.get(folder)!.add(basename(path));
-      }
+      paths.push(files.certFile, files.keyFile);
     }
     for (const id of this.settles.keys()) if (!ids.has(id)) this.settles.delete(id);
+    this.watchFiles(paths);
+  }
+
+  /**
+   * Watches exactly the folders of `paths` from now on, for events that can concern those files, as
+   * `watch` does for pairs; none lets every folder go. For files that are not pairs (`pairSettled`
+   * is then not used): the files a refused configuration names (`watchConfig`).
+   */
+  watchFiles(paths: Iterable<string>): void {
+    if (this.changes.closed) return;
+    this.files.clear();
+    for (const path of paths) {
+      const folder = dirname(path);
+      if (!this.files.has(folder)) this.files.set(folder, new Set());
+      this.files.get(folder)!.add(basename(path));
+    }
     for (const [folder, stop] of this.watches) {
       if (this.files.has(folder)) continue;
       stop();

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -121,5 +121,23 @@ ${certificates}
     }
     await waitFor(async () => (await subjectOn(securePort, 'renew.test')) === 'CN=renew.test', { timeoutMs: 10_000, message: 'the renewed certificate to be served' });
     expect(await logOf(gateway.process)).not.toContain('certificates.renew');
+  });
+
+  it('takes a reload refused for a named certificate whose key is wrong once the key is put right, with no save of the configuration', async () => {
+    // In a folder of its own, which neither the configuration watch nor the running pairs' watch sees.
+    const folder = join(dir, 'fixed');
+    await mkdir(join(folder, 'staging'), { recursive: true });
+    const fixed = await makeCertificate(folder, 'fixed', { key: 'ec', names: ['fixed.test'] });
+    const rightKey = join(folder, 'staging', 'right-key.pem');
+    await rename(fixed.keyFile, rightKey);
+    await writeFile(fixed.keyFile, await readFile(made.extra!.keyFile, 'utf8'));
+    await gateway.writeConfig(config(`\n  fixed: { certFile: ${fixed.certFile}, keyFile: ${fixed.keyFile} }\n`));
+    await waitFor(async () => (await logOf(gateway.process)).includes('certificates.fixed.keyFile'), { timeoutMs: 10_000, message: 'the reload to be refused, naming the key path' });
+    expect(await logOf(gateway.process)).toContain(`${fixed.keyFile}: the key does not match the certificate ${fixed.certFile}`);
+    expect(await subjectOn(securePort, 'fixed.test')).toBe('CN=default.test');
+    // The operator puts the right key in place; the configuration file is not saved again.
+    await rename(rightKey, fixed.keyFile);
+    await waitFor(async () => (await subjectOn(securePort, 'fixed.test')) === 'CN=fixed.test', { timeoutMs: 10_000, message: 'the refused reload to be taken and its certificate served' });
+    expect(await logOf(gateway.process)).toContain('the refused configuration is taken: a file it names has changed since its refusal');
   });
 });
