@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
 import { closeLogs, componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
-import { parseConfig, type GatewayConfig } from '../config/index.ts';
+import { parseConfig, parseRefusedConfigSettled, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
@@ -80,16 +80,48 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   let stopping = false;
   // Configurations are applied one at a time, in the order the primary sent them.
   let queue = Promise.resolve();
+  // Configurations the primary has sent so far: the one being applied is stale when a later one has come.
+  let received = 0;
+  // The configuration waiting for a certificate pair to settle: aborted when a newer one comes or the worker drains.
+  let waiting: AbortController | undefined;
 
-  const applyConfig = async (path: string, text: string, workers: number) => {
-    let config: GatewayConfig;
+  /**
+   * Parses the primary's text as the primary did (`parseConfigSettled`): the primary took it, maybe
+   * once a certificate pair it names had settled, and the worker reads that pair a moment later,
+   * possibly mid-renewal (the certificate new, the key still old). Such a pair is read again until it
+   * settles, so that the worker takes the text the primary runs instead of keeping its own. Undefined
+   * when a refused text is dropped: the worker drains, or the primary has sent a newer text, which is
+   * next in the queue. The primary no longer runs the older one: taken after its wait, it would take
+   * effect (listeners rebound…) just before the newer one, and waited for, it would hold the newer
+   * one back by up to the maximum wait.
+   */
+  const parse = async (path: string, text: string, sent: number): Promise<{ readonly config: GatewayConfig } | { readonly error: unknown } | undefined> => {
     try {
-      config = parseConfig(path, text);
-    } catch (error) {
-      if (!data) return fail(error);
-      log.error({ reason: errorMessage(error) }, 'configuration refused; the running configuration stays');
-      return send({ kind: 'switchboard:config-result', ok: false, reason: errorMessage(error) });
+      return { config: parseConfig(path, text) };
+    } catch (refusal) {
+      if (stopping || sent !== received) return undefined;
+      const dropped = new AbortController();
+      waiting = dropped;
+      const result = await parseRefusedConfigSettled(path, text, refusal, { log, signal: dropped.signal }).then(
+        (config) => ({ config }),
+        (error: unknown) => ({ error }),
+      );
+      waiting = undefined;
+      if (!dropped.signal.aborted) return result;
+      if (!stopping) log.debug('a newer configuration came from the primary while a certificate pair this one names settled; the newer one is applied instead');
+      return undefined;
     }
+  };
+
+  const applyConfig = async (path: string, text: string, workers: number, sent: number) => {
+    const parsed = await parse(path, text, sent);
+    if (!parsed) return;
+    if ('error' in parsed) {
+      if (!data) return fail(parsed.error);
+      log.error({ reason: errorMessage(parsed.error) }, 'configuration refused; the running configuration stays');
+      return send({ kind: 'switchboard:config-result', ok: false, reason: errorMessage(parsed.error) });
+    }
+    const config = parsed.config;
     if (data && balancers) {
       balancers.apply(config);
       data.apply(config);
@@ -135,6 +167,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   const drain = () => {
     if (stopping) return;
     stopping = true;
+    waiting?.abort();
     void (async () => {
       await queue;
       await data?.drain();
@@ -152,9 +185,13 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   process.on('message', (message: unknown) => {
     if (!isGatewayMessage<PrimaryMessage>(message)) return;
     switch (message.kind) {
-      case 'switchboard:config':
-        if (!stopping) queue = queue.then(() => applyConfig(message.path, message.text, message.workers)).catch((error: unknown) => log.error({ err: error }, 'applying the configuration failed'));
+      case 'switchboard:config': {
+        if (stopping) return;
+        const sent = (received += 1);
+        waiting?.abort();
+        queue = queue.then(() => applyConfig(message.path, message.text, message.workers, sent)).catch((error: unknown) => log.error({ err: error }, 'applying the configuration failed'));
         return;
+      }
       case 'switchboard:health': {
         const snapshot = decodeHealthSnapshot(message.snapshot);
         if (snapshot) feed.health(snapshot);

@@ -5,7 +5,7 @@ export * from './defaults.ts';
 export { ipRangeMatcher, isLoopbackHost, parseIpRanges, plainIp } from './ip-range.ts';
 export type { IpRange } from './ip-range.ts';
 export type { ConfigIssue } from './issues.ts';
-export { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
+export { GatewayConfigError, loadConfig, parseConfig, parseRefusedConfigSettled } from './load.ts';
 export type { ParseConfigOptions } from './load.ts';
 export { PemFile } from './upstream-tls-files.ts';
 export type { UpstreamTlsFiles } from './upstream-tls-files.ts';
