@@ -480,6 +480,18 @@ describe('watchConfig', () => {
       // The key's folder watch is closed too (no read follows it once the reads are closed, but it would be kept).
       await waitFor(async () => !(await watchedByThisProcess(keys)), { timeoutMs: 5_000, message: 'the key folder watch to be closed' });
     });
+
+    it('lets the folders of a refused text go when the running text is saved back before that refusal is reported', async () => {
+      const keys = join(folder, 'keys');
+      // A settle time the test never reaches: the refusal stays held, unreported, while the edit is undone.
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 60_000 }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      await writeFile(path, 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: keys/ca.pem }\n');
+      await waitFor(() => watchedByThisProcess(keys), { timeoutMs: 5_000, message: 'the refused text\'s folder to be watched' });
+      await writeFile(path, 'listen: 1000\n');
+      await waitFor(async () => !(await watchedByThisProcess(keys)), { timeoutMs: 5_000, message: 'the refused text\'s folder watch to be closed' });
+      expect(ports()).toEqual([1000]);
+    });
   });
 
   it('reports a deleted file once and recovers when it comes back', async () => {

@@ -184,7 +184,11 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // A refused text (this same save) whose named files changed is parsed again, and reported only if taken:
       // its refusal was reported already.
       const retry = namedFilesChanged && text === last && refusedSave === save;
-      if (!retry && text === last && (refusedSave === undefined || refusedSave === save)) return settled();
+      if (!retry && text === last && (refusedSave === undefined || refusedSave === save)) {
+        // Back to the running text before a refusal was reported (an edit undone): that refusal waits for no file.
+        if (refusedSave === undefined) watchNamedFiles(undefined);
+        return settled();
+      }
       // An empty file after a first reading is a write caught between its truncation and its text
       // (`>`, most tools that do not rename): the write's own event reads it again. Applied, it would
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
