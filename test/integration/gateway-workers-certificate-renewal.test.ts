@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
 import {
   freePort,
-  keepWriting,
+  keepWritingApart,
   logOf,
   makeCertificate,
   makeTempDir,
@@ -116,8 +116,7 @@ shutdown: { drainTimeout: 5s }
    * pair (it refused the text at once, before, or reads the pair again until it settles), the wrong key still being written.
    */
   async function reloadMidRenewal(gateway: GatewayProcess, config: (routes: string) => string, pids: readonly number[]): Promise<{ writeRightKey(): Promise<void>; stop(): Promise<void> }> {
-    let keyText = rightKey;
-    let writer: { stop(): Promise<void> } | undefined;
+    let writer: { write(text: string): void; stop(): Promise<void> } | undefined;
     const stop = async () => {
       for (const pid of pids) if (stillRunning(pid)) process.kill(pid, 'SIGCONT');
       await writer?.stop();
@@ -133,8 +132,9 @@ shutdown: { drainTimeout: 5s }
         intervalMs: 20,
         message: 'the primary to apply the reload',
       });
-      keyText = await readFile(other.keyFile, 'utf8');
-      writer = keepWriting(site.keyFile, () => keyText);
+      const keyText = await readFile(other.keyFile, 'utf8');
+      // In a process of its own: a stall of this one (150 ms, the settle time) would otherwise let the wrong pair settle, and be refused.
+      writer = keepWritingApart(site.keyFile, keyText);
       await waitFor(async () => (await readFile(site.keyFile, 'utf8')) === keyText, { timeoutMs: 10_000, intervalMs: 5, message: 'the wrong key to be written' });
       offset = (await stat(gateway.process.logFile)).size;
       for (const pid of pids) process.kill(pid, 'SIGCONT');
@@ -153,7 +153,7 @@ shutdown: { drainTimeout: 5s }
     return {
       // The writer's next write is the right key, so the wrong one never stays on disk unwritten for the settle time.
       async writeRightKey() {
-        keyText = rightKey;
+        writer?.write(rightKey);
         await waitFor(async () => (await readFile(site.keyFile, 'utf8')) === rightKey, { timeoutMs: 10_000, intervalMs: 5, message: 'the writer to write the right key' });
         await writer?.stop();
       },
@@ -214,7 +214,7 @@ shutdown: { drainTimeout: 5s }
       await waitFor(async () => (await appliedSince(offset)) === 1, { timeoutMs: 10_000, intervalMs: 20, message: 'the primary to apply the older reload' });
       // renew's key is then replaced, for good: the older text, waited for to the end, would be refused after the 2 s maximum wait.
       const wrongKey = await readFile(other.keyFile, 'utf8');
-      writer = keepWriting(renew.keyFile, () => wrongKey);
+      writer = keepWritingApart(renew.keyFile, wrongKey);
       await waitFor(async () => (await readFile(renew.keyFile, 'utf8')) === wrongKey, { timeoutMs: 10_000, intervalMs: 5, message: 'the wrong key to be written' });
       // The newer names no such pair: the primary takes it at once.
       await gateway.writeConfig(config('  - { path: /c, service: echo }'));
