@@ -207,21 +207,24 @@ describe('GatewayListener refusals of malformed requests', () => {
     // Refused before any 100 Continue, and before an upgrade is handed over.
     const expecting = await exchange(port, head('POST /expecting HTTP/1.1', MAX_HEADER_FIELDS + 1, 'Expect: 100-continue', 'Content-Length: 2'));
     const upgrade = await exchange(port, head('GET /upgrade HTTP/1.1', MAX_HEADER_FIELDS + 1, 'Connection: Upgrade', 'Upgrade: websocket'));
-    expect([atLimit, pipelined, many, expecting, upgrade].map(statuses)).toEqual([['200'], ['200', '431'], ['431'], ['431'], ['431']]);
+    // The other ways a head takes past 'request': an Expect other than 100-continue (417 else), a CONNECT (405 else).
+    const otherExpectation = await exchange(port, head('POST /other-expectation HTTP/1.1', MAX_HEADER_FIELDS + 1, 'Expect: 200-ok', 'Content-Length: 2'));
+    const connect = await exchange(port, head('CONNECT example.test:443 HTTP/1.1', MAX_HEADER_FIELDS + 1));
+    expect([atLimit, pipelined, many, expecting, upgrade, otherExpectation, connect].map(statuses)).toEqual([['200'], ['200', '431'], ['431'], ['431'], ['431'], ['431'], ['431']]);
     expect(many).toMatch(/\r\nconnection: close\r\n/);
     expect(arrived).toEqual([`/at-limit ${MAX_HEADER_FIELDS}`, '/before 2']);
     expect(upgrades).toBe(0);
     const body = many.slice(many.indexOf('\r\n\r\n') + 4);
     expect(JSON.parse(body)).toMatchObject({ error: 'header-too-large', status: 431 });
     expect(refusals).toEqual(
-      ['/one-over', '/many', '/expecting', '/upgrade'].map((target) => ({
-        status: 431,
-        error: 'header-too-large',
-        bytes: Buffer.byteLength(body),
-        clientAddress: '127.0.0.1',
-        method: target === '/expecting' ? 'POST' : 'GET',
-        target,
-      })),
+      [
+        ['GET', '/one-over'],
+        ['GET', '/many'],
+        ['POST', '/expecting'],
+        ['GET', '/upgrade'],
+        ['POST', '/other-expectation'],
+        ['CONNECT', 'example.test:443'],
+      ].map(([method, target]) => ({ status: 431, error: 'header-too-large', bytes: Buffer.byteLength(body), clientAddress: '127.0.0.1', method, target })),
     );
   });
 
