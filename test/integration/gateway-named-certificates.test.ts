@@ -13,7 +13,7 @@ import {
   type GatewayProcess,
   type TestCertificate,
 } from '../harness/index.ts';
-import { keepWriting } from '../harness/keep-writing.ts';
+import { keepWritingApart } from '../harness/keep-writing.ts';
 
 /** The subject a TLS handshake to `port` with SNI `servername` is answered with. */
 async function subjectOn(port: number, servername: string): Promise<string> {
@@ -105,8 +105,8 @@ ${certificates}
     // The new certificate is in place; its key file is still being written with another pair's key (certbot's order), every few milliseconds, so the pair never settles before the maximum wait.
     await rename(renewal.certFile, files.certFile);
     const rightKey = await readFile(renewal.keyFile, 'utf8');
-    let keyText = await readFile(made.extra!.keyFile, 'utf8');
-    const writer = keepWriting(files.keyFile, () => keyText);
+    // From a process of its own: a stall of the test's process (over the 150 ms settle time) would otherwise let the wrong key settle and the pair be refused.
+    const writer = keepWritingApart(files.keyFile, await readFile(made.extra!.keyFile, 'utf8'));
     try {
       await gateway.writeConfig(config(`\n  renew: { certFile: ${files.certFile}, keyFile: ${files.keyFile} }\n`));
       await waitFor(async () => {
@@ -114,7 +114,7 @@ ${certificates}
         return log.includes('certificate pair refused; read again until both files have settled') || log.includes('certificates.renew');
       }, { timeoutMs: 10_000, intervalMs: 20, message: 'the reload reading the pair being renewed' });
       // The writer's own next write is the right key, so the wrong one never stays on disk between the writer's last write and the key's arrival (a stall there of more than the settle time would have the gateway refuse the pair); once the file reads the right key, every write still to come writes it too.
-      keyText = rightKey;
+      writer.write(rightKey);
       await waitFor(async () => (await readFile(files.keyFile, 'utf8')) === rightKey, { timeoutMs: 10_000, intervalMs: 5, message: 'the writer to write the right key' });
     } finally {
       await writer.stop();
