@@ -178,7 +178,7 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(more.slice(more.indexOf('\r\n\r\n') + 4)), clientAddress: '127.0.0.1', method: 'POST', target: '/more' }]);
   });
 
-  it('refuses a head of more than MAX_HEADER_FIELDS fields with 431 header-too-large in its place, where node kept 2,000 fields and dropped the rest unseen', async () => {
+  it('refuses a head of more than MAX_HEADER_FIELDS fields with 431 header-too-large in its place, where node 20 kept 2,000 fields and dropped the rest unseen', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];
     let upgrades = 0;
@@ -216,10 +216,13 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(upgrades).toBe(0);
     const body = many.slice(many.indexOf('\r\n\r\n') + 4);
     expect(JSON.parse(body)).toMatchObject({ error: 'header-too-large', status: 431 });
+    // Node 20's parser keeps the head's first fields and the listener refuses it, its head known; Node 24's refuses
+    // a head past maxHeadersCount (one more than the limit) itself, as a parse error, so nothing of it is known.
+    const manyHead = process.versions.node.startsWith('20.') ? ['GET', '/many'] : [undefined, undefined];
     expect(refusals).toEqual(
       [
         ['GET', '/one-over'],
-        ['GET', '/many'],
+        manyHead,
         ['POST', '/expecting'],
         ['GET', '/upgrade'],
         ['POST', '/other-expectation'],

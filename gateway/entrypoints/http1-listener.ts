@@ -32,9 +32,10 @@ export interface ListenerLimits {
 
 /**
  * Header fields in one request head that the listeners (HTTP/1.1 and HTTP/2) serve; a head of more
- * is answered 431 `header-too-large`, as one over maxHeaderSize is, and logged and counted. Node's
+ * is answered 431 `header-too-large`, as one over maxHeaderSize is, and logged and counted. Node 20's
  * HTTP/1.1 parser otherwise kept the first 2,000 fields (`maxHeadersCount`) and dropped the rest
  * silently: the gateway routed, authenticated and forwarded a request other than the one sent.
+ * (Node 24's refuses a head past `maxHeadersCount` itself, as a parse error: 431 by 'clientError'.)
  * Over HTTP/1.1 a field takes as little as 4 bytes, so the default maxHeaderSize (16 KiB) holds
  * about 4,000; over HTTP/2, pseudo-headers count, and each field counts at least 33 bytes against
  * maxHeaderSize, so there it binds only under a maxHeaderSize over ~32 KiB.
@@ -119,7 +120,8 @@ export class GatewayListener {
       (request, response) => (tooManyFields(request) ? refuseHead(request, response) : serve(request, response)),
     );
     // Node's parser keeps this many fields of a head (one more than served, so that a head over the
-    // limit is told apart) and drops the rest unseen; it reads the value as each connection opens.
+    // limit is told apart); past it Node 20 drops the rest unseen, Node 24 fails the parse (431 by
+    // 'clientError', nothing of the head known). It reads the value as each connection opens.
     this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
     /** A head of more than MAX_HEADER_FIELDS fields: 431 in its place among the answers, then the connection closes. */
     const refuseHead = (request: IncomingMessage, response: ServerResponse) => {
