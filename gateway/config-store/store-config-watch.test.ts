@@ -1,9 +1,14 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pino } from 'pino';
 import { Subject } from 'rxjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
+import { watchedByThisProcess } from '../../test/harness/folder-watched.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig, type ConfigResult } from '../config/index.ts';
 import { watchConfigWithStore } from './store-config.ts';
 import { writeStoreSnapshot } from './store-snapshot-file.ts';
@@ -20,7 +25,10 @@ function fileResult(path: string, text: string): ConfigResult {
   return { ok: true, config: parseConfig(path, text), text };
 }
 
-function scripted() {
+/** Quiet time of the named files' watch in these tests. */
+const DEBOUNCE_MS = 20;
+
+function scripted(log?: pino.Logger) {
   count += 1;
   const path = join(dir, `gateway-${count}.yaml`);
   const snapshot = join(dir, `snapshot-${count}.json`);
@@ -31,7 +39,8 @@ function scripted() {
   let closed = false;
   const source: StoreSource = { listings$: listings, start: () => undefined, close: async () => void (closed = true) };
   const results: ConfigResult[] = [];
-  subscriptions.push(watchConfigWithStore(path, { file$, createSource: () => source }).subscribe((result) => results.push(result)));
+  const subscription = watchConfigWithStore(path, { file$, createSource: () => source, log, debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
+  subscriptions.push(subscription);
   const root = `/sb${count}`;
   const listing = (revision: string, routes: Record<string, unknown>): StoreListing => ({
     revision,
@@ -42,7 +51,13 @@ function scripted() {
     const last = results.at(-1);
     return last?.ok ? last.config.routes.map((route) => route.name) : undefined;
   };
-  return { path, snapshot, url, text, file$, listings, results, listing, routeNames, closed: () => closed };
+  /** A listing of objects of any kind, by `<kind>/<name>`. */
+  const objects = (revision: string, values: Record<string, unknown>): StoreListing => ({
+    revision,
+    receivedAt: Date.now(),
+    entries: new Map(Object.entries(values).map(([id, value]) => [`${root}/${id}`, JSON.stringify(value)])),
+  });
+  return { path, snapshot, url, text, file$, listings, results, listing, objects, routeNames, subscription, closed: () => closed };
 }
 
 const until = async (condition: () => boolean) => {
@@ -124,5 +139,128 @@ describe('watchConfigWithStore', () => {
     store.file$.next(fileResult(store.path, store.text));
     subscriptions.splice(0).forEach((subscription) => subscription.unsubscribe());
     expect(store.closed()).toBe(true);
+  });
+
+  describe('a store object refused for a file it names, put right with no change of the store', () => {
+    const TAKEN = 'refused config store object taken: a file it names has changed since its refusal';
+    const COMPOSING = 'a file a refused config store object names has changed; composing again';
+    let folder: string;
+    let keys: string;
+    let site: TestCertificate;
+    let rightKey: string;
+    let wrongKey: string;
+    let lines: { msg: string; [field: string]: unknown }[];
+
+    beforeEach(async () => {
+      lines = [];
+      folder = await mkdtemp(join(tmpdir(), 'sb-store-files-'));
+      keys = join(folder, 'keys');
+      await Promise.all([mkdir(keys), mkdir(join(folder, 'staging'))]);
+      const [made, other] = await Promise.all([makeCertificate(keys, 'site', { key: 'ec', names: ['site.test'] }), makeCertificate(join(folder, 'staging'), 'other', { key: 'ec', names: ['other.test'] })]);
+      site = made;
+      [rightKey, wrongKey] = await Promise.all([readFile(site.keyFile, 'utf8'), readFile(other.keyFile, 'utf8')]);
+      await writeFile(site.keyFile, wrongKey);
+    });
+
+    const logged = (msg: string) => lines.filter((line) => line.msg === msg);
+    /** A store whose file has been read and whose listing `values` has been composed; the log is kept in `lines`. */
+    const composed = (values: Record<string, unknown>) => {
+      const store = scripted(pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }));
+      store.file$.next(fileResult(store.path, store.text));
+      store.listings.next(store.objects('5', { 'routes/stored': { path: '/stored', service: 's' }, ...values }));
+      return store;
+    };
+    const certificateNames = (store: ReturnType<typeof scripted>) => {
+      const last = store.results.at(-1);
+      return last?.ok ? [...last.config.certificates].map((certificate) => certificate.name) : undefined;
+    };
+    const refusedKeys = () => (configStoreState.current()?.refused ?? []).map((entry) => entry.key);
+
+    it('applies a certificates object refused for a wrong key once the right key is written, and says so once', async () => {
+      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      expect(store.results).toHaveLength(1);
+      expect(store.routeNames()).toEqual(['file-route', 'stored']);
+      expect(certificateNames(store)).toEqual([]);
+      expect(refusedKeys()).toEqual([`/sb${count}/certificates/site`]);
+      await writeFile(site.keyFile, rightKey);
+      await waitFor(() => store.results.length >= 2, { timeoutMs: 5_000, message: 'the refused object to be taken' });
+      expect(certificateNames(store)).toEqual(['site']);
+      expect(store.routeNames()).toEqual(['file-route', 'stored']);
+      expect(refusedKeys()).toEqual([]);
+      expect(logged(TAKEN).map((line) => line.key)).toEqual([`/sb${count}/certificates/site`]);
+    });
+
+    it('applies a service refused for a missing CA bundle once the bundle is copied in', async () => {
+      const caFile = join(keys, 'ca.pem');
+      const store = composed({ 'services/api': { protocol: 'https', tls: { caFile } } });
+      expect(store.results).toHaveLength(1);
+      let last = store.results.at(-1);
+      expect(last?.ok && last.config.services.has('api')).toBe(false);
+      await rename((await makeCertificate(join(folder, 'staging'), 'issuer', { key: 'ec', names: ['api.test'] })).certFile, caFile);
+      await waitFor(() => store.results.length >= 2, { timeoutMs: 5_000, message: 'the refused service to be taken' });
+      last = store.results.at(-1);
+      expect(last?.ok && last.config.services.get('api')?.tls.caFile).toBe(caFile);
+      expect(logged(TAKEN)).toHaveLength(1);
+    });
+
+    it('does not report an object that stays bad again when its files change, and takes it once it is good', async () => {
+      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      await waitFor(() => watchedByThisProcess(keys), { timeoutMs: 5_000, message: 'the key folder to be watched' });
+      await writeFile(site.keyFile, wrongKey);
+      await writeFile(join(keys, 'unrelated.log'), 'line\n');
+      await waitFor(() => logged(COMPOSING).length > 0, { timeoutMs: 5_000, message: 'a composition for the key file' });
+      // An observation window, not synchronisation: a result for the still refused object would arrive in it.
+      await delay(DEBOUNCE_MS * 5);
+      expect(store.results).toHaveLength(1);
+      await writeFile(site.keyFile, rightKey);
+      await waitFor(() => store.results.length >= 2, { timeoutMs: 5_000, message: 'the refused object to be taken' });
+      expect(certificateNames(store)).toEqual(['site']);
+    });
+
+    it('applies a merged document refused as a whole for a file it names once that file is back', async () => {
+      const caFile = join(keys, 'ca.pem');
+      await rename((await makeCertificate(join(folder, 'staging'), 'issuer', { key: 'ec', names: ['api.test'] })).certFile, caFile);
+      const store = scripted(pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }));
+      const text = `${store.text}services:\n  api: { protocol: https, tls: { caFile: ${caFile} } }\n`;
+      store.file$.next(fileResult(store.path, text));
+      store.listings.next(store.listing('5', { stored: { path: '/stored', service: 's' } }));
+      expect(store.routeNames()).toEqual(['file-route', 'stored']);
+      // The file's own CA bundle goes away (a renewal mid-way) as the store changes: no store object is to blame.
+      const held = join(folder, 'staging', 'ca.pem');
+      await rename(caFile, held);
+      store.listings.next(store.listing('6', { stored: { path: '/stored', service: 's' }, added: { path: '/added', service: 's' } }));
+      expect(store.results.map((result) => result.ok)).toEqual([true, false]);
+      await rename(held, caFile);
+      await waitFor(() => store.results.length >= 3, { timeoutMs: 5_000, message: 'the refused document to be taken' });
+      expect(store.routeNames()).toEqual(['file-route', 'added', 'stored']);
+      expect(logged('the configuration merged with the config store is taken: a file it names has changed since its refusal')).toHaveLength(1);
+    });
+
+    it('does not watch the files of an object refused for its own content, nor compose again when they change', async () => {
+      await writeFile(site.keyFile, rightKey);
+      // Refused for an unknown field: no file can change that.
+      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile, unknownField: true } });
+      expect(refusedKeys()).toEqual([`/sb${count}/certificates/site`]);
+      expect(await watchedByThisProcess(keys)).toBe(false);
+      await writeFile(site.keyFile, wrongKey);
+      await writeFile(site.keyFile, rightKey);
+      // An observation window, not synchronisation: a composition after the key's change would arrive in it.
+      await delay(DEBOUNCE_MS * 10);
+      expect(store.results).toHaveLength(1);
+      expect(logged(COMPOSING)).toEqual([]);
+      expect(logged(TAKEN)).toEqual([]);
+    });
+
+    it('composes no more once unsubscribed, and lets the key folder go', async () => {
+      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      await waitFor(() => watchedByThisProcess(keys), { timeoutMs: 5_000, message: 'the key folder to be watched' });
+      store.subscription.unsubscribe();
+      await writeFile(site.keyFile, rightKey);
+      // Absence can only be waited for: a watch still running would compose within it.
+      await delay(DEBOUNCE_MS * 10);
+      expect(store.results).toHaveLength(1);
+      expect(logged(TAKEN)).toEqual([]);
+      await waitFor(async () => !(await watchedByThisProcess(keys)), { timeoutMs: 5_000, message: 'the key folder watch to be closed' });
+    });
   });
 });

@@ -102,3 +102,30 @@ describe('mergeWithStore blames the store object a merged issue points into', ()
     expect(merged.refused).toEqual([{ key: `${ROOT}/certificates/${name}`, kind: 'certificates', reason: expect.stringContaining(`certificates.${name}.certFile`) }]);
   });
 });
+
+describe('mergeWithStore says what refusals for files wait for', () => {
+  it('lists a store object refused for files it names, with those files, and not one refused for its content', () => {
+    const merged = mergeWithStore(
+      '/tmp/gateway.yaml',
+      ROOT,
+      FILE,
+      listing({
+        'services/secure': { protocol: 'https', tls: { caFile: 'keys/ca.pem' } },
+        'certificates/site': { certFile: '/nonexistent/site.pem', keyFile: '/nonexistent/site.key' },
+        'certificates/typo': { certFile: '/elsewhere/typo.pem', keyFile: '/elsewhere/typo.key', unknownField: true },
+        'routes/bad': { path: 'no-slash', service: 'x' },
+      }),
+    );
+    if (!merged.ok) throw merged.error;
+    expect(merged.refused.map((entry) => entry.key).sort()).toEqual([`${ROOT}/certificates/site`, `${ROOT}/certificates/typo`, `${ROOT}/routes/bad`, `${ROOT}/services/secure`]);
+    expect([...merged.waitingFor.keys].sort()).toEqual([`${ROOT}/certificates/site`, `${ROOT}/services/secure`]);
+    // Relative paths from the configuration file's folder, as the readers take them.
+    expect([...merged.waitingFor.files].sort()).toEqual(['/nonexistent/site.key', '/nonexistent/site.pem', '/tmp/keys/ca.pem']);
+  });
+
+  it('lists nothing when every refusal is for content', () => {
+    const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ 'routes/bad': { path: 'no-slash', service: 'x' } }));
+    expect(merged.waitingFor.keys.size).toBe(0);
+    expect(merged.waitingFor.files).toEqual([]);
+  });
+});

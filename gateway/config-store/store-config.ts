@@ -1,22 +1,27 @@
 import { Observable } from 'rxjs';
 import { parseDocument } from 'yaml';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
-import { componentLogger } from '../../src/logger.ts';
+import { componentLogger, type Logger } from '../../src/logger.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
+import { CertificateFolderWatch } from '../entrypoints/tls-folder-watch.ts';
 import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
+import { filesOfObject, filesOfRefusal, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
 
-/** Seams for tests: the file's results and the store source. */
+/** Seams for tests: the file's results, the store source, the log, and the quiet time of the named files' watch. */
 export interface StoreConfigOptions {
   readonly file$?: Observable<ConfigResult>;
   readonly createSource?: (settings: ConfigStoreSettings) => StoreSource;
+  readonly log?: Logger;
+  /** Quiet time after a change of a file a refused store object names before composing again (`CONFIG_DEBOUNCE_MS` by default). */
+  readonly debounceMs?: number;
 }
 
 /** How many times a merged document refused for a store object's sake is retried without that object. */
@@ -30,9 +35,15 @@ const MAX_ATTRIBUTION_ROUNDS = 8;
  * `configStore.timeout` for the store, then starts from the last-known-good snapshot (or the file
  * alone when there is none) and catches up when the store answers. Each listing applied from the
  * store is written to the snapshot file. The store's location is read once, at start.
+ * While the last composition refused store objects (or the merged document) for files they name
+ * (`mergeWithStore`'s `waitingFor`: a certificate pair, a CA bundle, a JWT key missing or bad), the
+ * folders of those files are watched (`CertificateFolderWatch`), and a change there composes again:
+ * the result is emitted, like a store change, once an object (or the document) refused so is taken,
+ * logged once at info; one still refused is not reported again. Objects refused for their own
+ * content wait for a change of the store or the file, as before. Unsubscribing closes that watch too.
  */
 export function watchConfigWithStore(path: string, options: StoreConfigOptions = {}): Observable<ConfigResult> {
-  const log = componentLogger('config-store');
+  const log = options.log ?? componentLogger('config-store');
   return new Observable<ConfigResult>((subscriber) => {
     let file: { result: Extract<ConfigResult, { ok: true }>; document: ConfigDocument } | undefined;
     let settings: ConfigStoreSettings | undefined;
@@ -44,6 +55,19 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     let writes = Promise.resolve();
     // Per-object results for the file's current top-level settings; cleared when the file changes.
     const validations: ValidationCache = new Map();
+    // What the last composition's refusals for files wait for; their folders are watched (see `mergeWithStore`).
+    let waitingFor: FileWait = NO_FILE_WAIT;
+    // Cached validations need no dropping on a file change: they are the schema's, which reads no file (the merged parse does, every time).
+    const namedFiles = new CertificateFolderWatch(
+      () => {
+        log.debug({ files: waitingFor.files }, 'a file a refused config store object names has changed; composing again');
+        compose(false, true);
+        return Promise.resolve();
+      },
+      log,
+      {},
+      { debounceMs: options.debounceMs },
+    );
 
     const emit = (result: ConfigResult) => {
       if (closed) return;
@@ -51,10 +75,24 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       subscriber.next(result);
     };
 
-    const compose = (fresh: boolean) => {
-      if (!file || !settings) return;
+    /** Merges the file and the store and emits the result; `namedFileChanged`: only if a refusal for a file has ended since the last one. */
+    const compose = (fresh: boolean, namedFileChanged = false) => {
+      if (closed || !file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
       const merged = mergeWithStore(path, settings.root, file.document, current, validations);
+      const before = waitingFor;
+      waitingFor = merged.waitingFor;
+      namedFiles.watchFiles(waitingFor.files);
+      if (namedFileChanged) {
+        const refusedNow = new Set(merged.refused.map((entry) => entry.key));
+        const taken = [...before.keys].filter((key) => (key === MERGED_DOCUMENT ? merged.ok : !refusedNow.has(key) && !waitingFor.keys.has(key)));
+        // Nothing refused for a file is taken: the refusals were reported already, and their files are still watched.
+        if (taken.length === 0) return;
+        for (const key of taken) {
+          if (key === MERGED_DOCUMENT) log.info({ revision: current.revision }, 'the configuration merged with the config store is taken: a file it names has changed since its refusal');
+          else log.info({ key, revision: current.revision }, 'refused config store object taken: a file it names has changed since its refusal');
+        }
+      }
       const status = { url: settings.url, revision: listing ? current.revision : null, source: listing?.origin ?? ('none' as const), applied: new Date().toISOString(), refused: merged.refused };
       if (!merged.ok && !emitted) {
         // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
@@ -131,33 +169,55 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     return () => {
       closed = true;
       clearTimeout(waiting);
+      namedFiles.close();
       fileSubscription.unsubscribe();
       void source?.close();
     };
   });
 }
 
-/** The merged configuration, or why it is refused as a whole (no single store object to blame). */
-type Merged = { ok: true; config: Extract<ConfigResult, { ok: true }>['config']; text: string; refused: StoreRefusal[] } | { ok: false; error: ConfigFileError; refused: StoreRefusal[] };
+/**
+ * The merged configuration, or why it is refused as a whole (no single store object to blame); with
+ * what its refusals for files they name wait for (`FileWait`).
+ */
+type Merged = ({ ok: true; config: Extract<ConfigResult, { ok: true }>['config']; text: string } | { ok: false; error: ConfigFileError }) & { refused: StoreRefusal[]; waitingFor: FileWait };
 
 /**
  * Validates the listing object by object, merges, and parses the result with `parseConfig`. When
  * the merged document is refused at a place that belongs to a store object (a cross-object rule
- * no single object breaks), that object is refused too and the merge retried without it.
+ * no single object breaks), that object is refused too and the merge retried without it. A store
+ * object (or the merged document) refused for a file it names (missing, unreadable, a pair that
+ * does not check), where the document would parse but for its files, is listed in `waitingFor`
+ * with the files it names; one refused for its own content is not.
  */
 export function mergeWithStore(path: string, root: string, document: ConfigDocument, listing: StoreListing, cache?: ValidationCache): Merged {
   const { objects, refused } = validateStoreObjects(root, listing.entries, document, cache);
   const kept = Object.fromEntries(STORE_KINDS.map((kind) => [kind, new Map(objects[kind])])) as { [K in StoreKind]: Map<string, unknown> };
+  const waitingKeys = new Set<string>();
+  const waitingFiles = new Set<string>();
+  const waitingFor = (): FileWait => (waitingKeys.size === 0 ? NO_FILE_WAIT : { keys: waitingKeys, files: [...waitingFiles] });
   for (let round = 0; ; round += 1) {
     const merged = mergeStoreDocument(root, document, kept);
     const text = JSON.stringify(merged.document);
     try {
-      return { ok: true, config: parseConfig(path, text), text, refused: [...refused, ...merged.refused] };
+      return { ok: true, config: parseConfig(path, text), text, refused: [...refused, ...merged.refused], waitingFor: waitingFor() };
     } catch (error) {
       const blamed = error instanceof GatewayConfigError && round < MAX_ATTRIBUTION_ROUNDS ? blame(root, merged.document, kept, error) : [];
+      // Files are read only once the document checks: a refusal that parses without them is one for its files.
+      const files = error instanceof GatewayConfigError ? filesOfRefusal(path, text) : undefined;
       if (blamed.length === 0) {
+        if (files) {
+          waitingKeys.add(MERGED_DOCUMENT);
+          files.forEach((file) => waitingFiles.add(file));
+        }
         const reason = `config store revision ${listing.revision}: ${errorMessage(error)}`;
-        return { ok: false, error: new ConfigFileError(path, reason, { cause: error }), refused: [...refused, ...merged.refused] };
+        return { ok: false, error: new ConfigFileError(path, reason, { cause: error }), refused: [...refused, ...merged.refused], waitingFor: waitingFor() };
+      }
+      if (files) {
+        for (const { key, kind } of blamed) {
+          waitingKeys.add(key);
+          filesOfObject(path, document, merged.document, kind, key.slice(key.lastIndexOf('/') + 1), files).forEach((file) => waitingFiles.add(file));
+        }
       }
       refused.push(...blamed);
     }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
+import { watchedByThisProcess } from '../../test/harness/folder-watched.ts';
 import { keepWriting } from '../../test/harness/keep-writing.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { concernsFile } from '../../src/folder-watch.ts';
@@ -14,15 +15,6 @@ import { watchConfig, type ConfigResult } from './watch.ts';
 
 const DEBOUNCE_MS = 20;
 
-/** Whether this process watches `folder` (Linux: a watch of one of its inotify descriptors names the folder's inode). */
-async function watchedByThisProcess(folder: string): Promise<boolean> {
-  const inode = `ino:${(await stat(folder)).ino.toString(16)} `;
-  for (const fd of await readdir('/proc/self/fdinfo')) {
-    const info = await readFile(join('/proc/self/fdinfo', fd), 'utf8').catch(() => '');
-    if (info.split('\n').some((line) => line.startsWith('inotify wd:') && line.includes(inode))) return true;
-  }
-  return false;
-}
 // Shorter than the default, which the test of the settle time itself keeps: each refusal waits this long.
 const SETTLE_MS = 40;
 
