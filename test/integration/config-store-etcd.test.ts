@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +218,29 @@ describe('config store on etcd', () => {
 
     await writer.delete().key(`${root}/certificates/shop`);
     await waitFor(async () => (await subject('shop.test')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the deleted certificate to be gone' });
+  });
+
+  it('serves a stored certificate refused for its missing key once the key is put in place, with no change of the store', async () => {
+    const root = freshRoot();
+    const dir = await makeTempDir('sb-store-late-');
+    const [own, late] = await Promise.all([makeCertificate(dir, 'own', { key: 'ec', names: ['own.test'] }), makeCertificate(dir, 'late', { key: 'ec', names: ['late.test'] })]);
+    // The key is not there yet when the object is written (a renewal mid-way, a key copied in later).
+    const held = join(await makeTempDir('sb-store-held-'), 'late-key.pem');
+    await rename(late.keyFile, held);
+    const https = { port: await freePort(), certificate: own };
+    const { admin } = await gatewayOn(etcd.endpoints[0]!, root, { https });
+    const subject = async (servername: string) => (await presentedCertificate(https.port, servername)).subject;
+    await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
+
+    await writer.put(`${root}/certificates/late`).value(JSON.stringify({ certFile: late.certFile, keyFile: late.keyFile }));
+    await writer.put(`${root}/routes/beside`).value(route('/beside'));
+    const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/certificates/late`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the certificate without its key to be refused' });
+    expect(refused.reason).toContain('certificates.late.keyFile');
+    expect(await subject('late.test')).toBe('CN=own.test');
+
+    await rename(held, late.keyFile);
+    await waitFor(async () => (await subject('late.test')) === 'CN=late.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the certificate to be served once its key is in place' });
+    expect((await storeStatus(admin)).refused).toEqual([]);
   });
 
   it('with workers: 2, both workers route a stored route', async () => {
