@@ -11,7 +11,8 @@ import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
-import { filesOfObject, filesOfRefusal, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
+import { filesOfRefusal } from '../config/named-files.ts';
+import { filesOfObject, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
 

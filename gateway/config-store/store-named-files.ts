@@ -1,5 +1,4 @@
-import { parseConfig } from '../config/index.ts';
-import { filesNamedBy } from '../config/named-files.ts';
+import { filesOfRefusal } from '../config/named-files.ts';
 import { isNamedKind, type StoreKind } from './store-layout.ts';
 import { withoutSections, type ConfigDocument } from './store-objects.ts';
 
@@ -18,19 +17,6 @@ export const MERGED_DOCUMENT = '';
 
 /** No refusal waits for a file. */
 export const NO_FILE_WAIT: FileWait = { keys: new Set(), files: [] };
-
-/**
- * The files `text` (a merged document `parseConfig` refused) names when it would parse but for them
- * (`parseConfig` without reading files, then `filesNamedBy`), or undefined when it is refused for its
- * own content: then only a change of the store or the file can change that.
- */
-export function filesOfRefusal(path: string, text: string): string[] | undefined {
-  try {
-    return filesNamedBy(parseConfig(path, text, { readFiles: false }), path);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The files the store object `name` of `kind` names, as it stands in `merged` (the document it was

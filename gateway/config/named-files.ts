@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { certificatePairsOf } from './certificate-check.ts';
+import { parseConfig } from './load.ts';
 import type { GatewayConfig, ServiceSettings } from './types.ts';
 
 /**
@@ -31,4 +32,17 @@ export function filesNamedBy(config: GatewayConfig, configPath: string): string[
     definition.settings.publicKeyFiles.forEach(add);
   }
   return [...paths];
+}
+
+/**
+ * The files `text` (a configuration `parseConfig` refused: a file's, or a merged document) names when it would parse but for them
+ * (`parseConfig` without reading files, then `filesNamedBy`), or undefined when it is refused for its
+ * own content: then only a change of the store or the file can change that.
+ */
+export function filesOfRefusal(path: string, text: string): string[] | undefined {
+  try {
+    return filesNamedBy(parseConfig(path, text, { readFiles: false }), path);
+  } catch {
+    return undefined;
+  }
 }

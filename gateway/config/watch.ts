@@ -9,7 +9,7 @@ import { componentLogger, type Logger } from '../../src/logger.ts';
 import { CertificateFolderWatch } from '../entrypoints/tls-folder-watch.ts';
 import type { CertificateSettleOptions } from './certificate-check.ts';
 import { parseConfig, parseRefusedConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
-import { filesNamedBy } from './named-files.ts';
+import { filesOfRefusal } from './named-files.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -105,14 +105,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
      * then end with no save of the configuration file (a key put right, a CA bundle copied in). Undefined: none.
      */
     const watchNamedFiles = (text: string | undefined) => {
-      let paths: string[] = [];
-      if (text !== undefined) {
-        try {
-          paths = filesNamedBy(parseConfig(path, text, { readFiles: false }), path);
-        } catch {
-          // Refused for its text itself: only a new save can change that.
-        }
-      }
+      // None for a text refused for its own content: only a new save can change that.
+      const paths = (text === undefined ? undefined : filesOfRefusal(path, text)) ?? [];
       if (paths.length === 0) namedFilesChanged = false;
       namedFiles.watchFiles(paths);
     };
