@@ -15,13 +15,18 @@
 // of as fast as it answers: at saturation a slower contender batches more requests per wake-up and pays less for
 // each, which a fixed rate evens out (the rate must stay below what the slowest contender serves; a row that fell
 // short is marked).
+// BENCH_PERF=1 records every round of every contender with Linux perf (`perf record -e cpu-clock -p <pid>`; Node
+// contenders started with --perf-basic-prof) and prints where each one's CPU per request went by kind (the kernel,
+// node's and V8's native code and builtins, JIT-compiled JavaScript, libc) and the symbols that differ most from the
+// bare proxy: what V8's own profiler (bench:proxy-profile) does not see. Needs perf (Debian: linux-perf) and
+// kernel.perf_event_paranoid ≤ 2; the recording costs the contenders alike a few per cent.
 // BENCH_CONNECTION_CLOSE=1 sends every request with `Connection: close`, so each is a new client connection
 // (the proxies keep their upstream connections): what connection churn costs.
 // The peak RSS of each contender (VmHWM) is printed after the rounds, with the share of its CPU on its main thread
 // (the event loop; the rest is V8's helper threads and libuv's pool) and the machine's steal time (a VM's noise). Gateways start with their bin's shebang flags
 // (as the `switchboard` command does), a baseline with its own.
 // Run: npm run bench:proxy-cpu   (env BENCH_DURATION_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_BASELINE, BENCH_POLICY,
-// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_RATE, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS)
+// BENCH_NODE_ARGS, BENCH_NODE24, BENCH_TRACE_GC, BENCH_BARE_HEADERS, BENCH_LOG_SINKS, BENCH_RATE, BENCH_CONNECTION_CLOSE, BENCH_BACKENDS, BENCH_PERF, BENCH_PERF_TOP)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -36,6 +41,7 @@ import { countGcTrace, gcDelta, type GcCounts } from './gc-trace.ts';
 import { BACKENDS_LABEL, BENCH_BACKENDS, nginxBackendCommand } from './nginx.ts';
 import { NO_POLICY, policyContenders } from './policy.ts';
 import { median } from './rounds.ts';
+import { PERF_NODE_FLAG, readPerfSamples, recordPerf, removePerfMaps, SAMPLE_KINDS, type SymbolSamples } from './perf-samples.ts';
 import { runH2load } from './h2load.ts';
 import { runWrk } from './wrk.ts';
 
@@ -55,6 +61,9 @@ const CONNECTION_CLOSE = process.env.BENCH_CONNECTION_CLOSE === '1';
 const LOG_SINKS = process.env.BENCH_LOG_SINKS === '1';
 /** A fixed load in requests a second (h2load), or undefined for wrk's as-fast-as-answered. */
 const RATE = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
+/** Record every run with Linux perf and print where the CPU went (native code and the kernel included). */
+const PERF = process.env.BENCH_PERF === '1';
+const PERF_TOP = Number(process.env.BENCH_PERF_TOP ?? 25);
 const NO_GC: GcCounts = { scavenges: 0, scavengeMs: 0, markCompacts: 0, markCompactMs: 0 };
 
 const children: ChildProcess[] = [];
@@ -70,8 +79,10 @@ const gcByPid = new Map<number, GcCounts>();
 async function start(command: string, args: string[], port: number, stdout?: number): Promise<number> {
   // Node's flag only for Node programs: nginx backends refuse it.
   // Only where stdout is read here: the trace lines would otherwise go uncounted into a log row's file.
-  const traced = TRACE_GC && stdout === undefined && /(^|\/)node$/.test(command);
-  const child = spawn(command, traced ? ['--trace-gc', ...args] : args, { stdio: ['ignore', stdout ?? 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
+  const node = /(^|\/)node$/.test(command);
+  const traced = TRACE_GC && stdout === undefined && node;
+  const flags = [...(traced ? ['--trace-gc'] : []), ...(PERF && node ? [PERF_NODE_FLAG] : [])];
+  const child = spawn(command, [...flags, ...args], { stdio: ['ignore', stdout ?? 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' }, cwd: REPO_ROOT });
   if (traced) gcByPid.set(child.pid!, countGcTrace(child.stdout!));
   else child.stdout?.resume();
   children.push(child);
@@ -179,6 +190,8 @@ try {
   };
   for (const { port } of contenders) await load(port, WARMUP_S);
   const runs = contenders.map((): Run[] => []);
+  /** BENCH_PERF=1: each contender's samples by symbol over all rounds, and its total samples and CPU µs. */
+  const perf = contenders.map(() => ({ symbols: new Map() as SymbolSamples, files: [] as string[], cpuUs: 0, requests: 0 }));
   const machineBefore = await machineTicks();
   for (let round = 0; round < ROUNDS; round += 1) {
     for (let step = 0; step < contenders.length; step += 1) {
@@ -186,8 +199,16 @@ try {
       const { port, pid } = contenders[index]!;
       const before = await cpuMs(pid);
       const gcBefore = { ...(gcByPid.get(pid) ?? NO_GC) };
+      const file = join(dir, `perf-${index}-${round}.data`);
+      const recording = PERF ? recordPerf(pid, file) : undefined;
       const rps = await load(port, DURATION_S);
       const after = await cpuMs(pid);
+      if (recording) {
+        await recording.stop();
+        perf[index]!.files.push(file);
+        perf[index]!.cpuUs += (after.user + after.sys - before.user - before.sys) * 1_000;
+        perf[index]!.requests += rps * DURATION_S;
+      }
       const requests = rps * DURATION_S;
       const gc = gcDelta(gcByPid.get(pid) ?? NO_GC, gcBefore);
       const spent = after.user + after.sys - before.user - before.sys;
@@ -232,6 +253,10 @@ try {
       )}\n`,
     );
   }
+  if (PERF) {
+    for (const entry of perf) for (const file of entry.files) await readPerfSamples(file, entry.symbols);
+    printPerf(perf);
+  }
   // Each policy row against the no-policy gateway of the same rounds: CPU per request, and req/s.
   const plain = contenders.findIndex(({ name }) => name === NO_POLICY);
   const cpuOf = (index: number) => median(runs[index]!.map((run) => run.user + run.sys));
@@ -242,8 +267,50 @@ try {
   });
 } finally {
   children.forEach((child) => child.kill('SIGTERM'));
+  if (PERF) await removePerfMaps(children.map((child) => child.pid ?? 0));
   await baseline?.remove();
   await closePolicy?.();
   await rm(dir, { recursive: true, force: true });
 }
 process.exit(0);
+
+/**
+ * BENCH_PERF=1's tables: CPU µs per request by kind of code for every contender, then the symbols whose
+ * µs per request differ most between the first gateway row and the bare proxy. Each contender's samples
+ * are scaled to its CPU per request read from /proc over the same runs (perf attaches a moment after a
+ * run starts, so its samples are a share, not a total).
+ */
+function printPerf(perf: ReadonlyArray<{ symbols: SymbolSamples; cpuUs: number; requests: number }>): void {
+  const scaled = perf.map(({ symbols, cpuUs, requests }) => {
+    let total = 0;
+    for (const { samples } of symbols.values()) total += samples;
+    const perRequest = total > 0 && requests > 0 ? cpuUs / requests / total : 0;
+    return { symbols, perRequest, us: (name: string) => (symbols.get(name)?.samples ?? 0) * perRequest };
+  });
+  const byKind = (index: number, kind: string) => {
+    let samples = 0;
+    for (const entry of scaled[index]!.symbols.values()) if (entry.kind === kind) samples += entry.samples;
+    return samples * scaled[index]!.perRequest;
+  };
+  process.stdout.write(
+    `\nWhere the CPU went (perf record -e cpu-clock, every round; µs per request, scaled to each row's CPU from /proc)\n\n${table(
+      ['proxy', ...SAMPLE_KINDS, 'total'],
+      contenders.map(({ name }, index) => [name, ...SAMPLE_KINDS.map((kind) => byKind(index, kind).toFixed(1)), SAMPLE_KINDS.reduce((sum, kind) => sum + byKind(index, kind), 0).toFixed(1)]),
+    )}\n`,
+  );
+  const [bare, gateway] = scaled;
+  if (!bare || !gateway) return;
+  const names = new Set([...bare.symbols.keys(), ...gateway.symbols.keys()]);
+  const differences = [...names].map((name) => ({ name, difference: gateway.us(name) - bare.us(name) })).sort((a, b) => Math.abs(b.difference) - Math.abs(a.difference));
+  process.stdout.write(
+    `\nThe ${PERF_TOP} symbols whose µs per request differ most between "${contenders[1]!.name}" and the bare proxy (every row shown)\n\n${table(
+      ['symbol', 'kind', ...contenders.map(({ name }) => name), 'difference'],
+      differences.slice(0, PERF_TOP).map(({ name, difference }) => [
+        name.length > 70 ? `${name.slice(0, 67)}...` : name,
+        (gateway.symbols.get(name) ?? bare.symbols.get(name))!.kind,
+        ...scaled.map((row) => row.us(name).toFixed(2)),
+        `${difference >= 0 ? '+' : ''}${difference.toFixed(2)}`,
+      ]),
+    )}\n`,
+  );
+}
