@@ -69,6 +69,11 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
     { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },
+    // Past 2^31 - 1 ms a Node timer fires after 1 ms: probes every millisecond, no drain, no deregistration bound.
+    { args: [...BASE, '--interval', '1000d'], error: /^--interval: "1000d" is longer than 24 days, the longest a timer can wait$/ },
+    { args: [...BASE, '--drain', '1y'], error: /^--drain: "1y" is longer than 24 days/ },
+    { args: [...BASE, '--ttl', '25d'], error: /^--ttl: "25d" is longer than 24 days/ },
+    { args: [...BASE, '--timeout', '30d'], error: /^--timeout: "30d" is longer than 24 days/ },
     { args: [...BASE, '--protocol', 'grpcs', '--health', 'http:/healthz'], error: /^--health: http:\/healthz cannot check a grpcs backend: use grpc\[:service\]/ },
     { args: [...BASE, '--colour', 'red'], error: /^--colour: unknown option/ },
     // Node's whole first sentence, not up to the first dot: the file name is whole.
@@ -80,6 +85,10 @@ describe('parseAgentArgs', () => {
   ])('refuses $args with one line naming the flag, or the argument that is none', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);
   });
+  it('takes durations up to the longest a timer can wait', () => {
+    expect(parseAgentArgs([...BASE, '--drain', '24d', '--interval', '2147483647ms'], {})).toMatchObject({ drainMs: 24 * 86_400_000, intervalMs: 2_147_483_647 });
+  });
+
   it('reads --protocol and --health grpc[:service], and refuses an unknown protocol or probe', () => {
     expect(parseAgentArgs([...BASE, '--protocol', 'grpc', '--health', 'grpc'], {})).toMatchObject({ protocol: 'grpc', probe: { kind: 'grpc', service: '' } });
     expect(parseAgentArgs([...BASE, '--health', 'grpc:helloworld.Greeter'], {}).probe).toEqual({ kind: 'grpc', service: 'helloworld.Greeter' });

@@ -179,9 +179,14 @@ function integer(flag: string, text: string, min: number, max: number): number {
   return value;
 }
 
+/** The longest delay a Node timer holds (about 24.8 days); a longer one fires after 1 ms instead, with only a warning. */
+const LONGEST_TIMER_MS = 2_147_483_647;
+
 function duration(flag: string, text: string): number {
   const value = parseDurationMs(text);
   if (value === undefined || (value <= 0 && flag !== 'drain')) throw new AgentUsageError(flag, `"${text}" is not a duration such as 500ms, 2s or 1m`);
+  // Every duration becomes a timer: a longer one would probe, drain or give up after 1 ms.
+  if (value > LONGEST_TIMER_MS) throw new AgentUsageError(flag, `"${text}" is longer than 24 days, the longest a timer can wait`);
   return value;
 }
 
