@@ -65,6 +65,11 @@ describe('parseAgentArgs', () => {
     { args: [...BASE.slice(0, 2), '--port', '1'], error: /^--service: is required/ },
     { args: [...BASE.slice(0, 4), '--port', '0'], error: /^--port: "0" must be a whole number from 1 to 65535$/ },
     { args: [...BASE, '--weight', '-1'], error: /^--weight: / },
+    // Hosts the gateway refuses in a registry entry (INSTANCE_HOST), named as --host rather than as the --id made of them.
+    { args: [...BASE, '--host', '10.0.0.5:8081'], error: /^--host: "10\.0\.0\.5:8081" must be a host name, an IPv4 address or an IPv6 address, without brackets or port$/ },
+    { args: [...BASE, '--host', '[::1]'], error: /^--host: "\[::1\]" must be a host name/ },
+    { args: [...BASE, '--host', 'a b'], error: /^--host: "a b" must be a host name or IP address without spaces or slashes$/ },
+    { args: [...BASE, '--host', ''], error: /^--host: "" must be 1 to 253 characters$/ },
     { args: [...BASE, '--interval', 'soon'], error: /^--interval: "soon" is not a duration/ },
     { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
@@ -85,6 +90,10 @@ describe('parseAgentArgs', () => {
   ])('refuses $args with one line naming the flag, or the argument that is none', ({ args, error }) => {
     expect(() => parseAgentArgs(args, {})).toThrow(error);
   });
+  it('takes a host name, an IPv4 or a bare IPv6 address as --host, as gateways do in an entry', () => {
+    for (const host of ['backend-1.internal', '10.0.0.5', '::1', 'fd00::5']) expect(parseAgentArgs([...BASE, '--host', host, '--id', 'user-1'], {}).host).toBe(host);
+  });
+
   it('takes durations up to the longest a timer can wait', () => {
     expect(parseAgentArgs([...BASE, '--drain', '24d', '--interval', '2147483647ms'], {})).toMatchObject({ drainMs: 24 * 86_400_000, intervalMs: 2_147_483_647 });
   });

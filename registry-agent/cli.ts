@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { usageReason } from '../src/cli-usage.ts';
+import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { parseDurationMs } from '../src/duration.ts';
 import { SwitchboardError } from '../src/errors.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
@@ -120,6 +121,9 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (!/^[A-Za-z0-9][\w.-]*$/.test(service)) throw new AgentUsageError('service', `"${service}" must be letters, digits, ".", "_" or "-"`);
   const port = integer('port', required('port', get('port')), 1, 65_535);
   const host = get('host') ?? '127.0.0.1';
+  // Gateways skip an entry whose host fits in no upstream URL (`10.0.0.5:8080`, `[::1]`, empty): it would never be routed to.
+  const hostProblem = instanceHostProblem(host);
+  if (hostProblem !== undefined) throw new AgentUsageError('host', `"${host}" ${hostProblem}`);
   const id = get('id') ?? `${service}-${host}-${port}`;
   if (!/^[\w.:-]+$/.test(id)) throw new AgentUsageError('id', `"${id}" must be letters, digits, ".", ":", "_" or "-"`);
 

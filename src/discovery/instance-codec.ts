@@ -1,6 +1,6 @@
-import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { InvalidInstanceError } from '../errors.ts';
+import { fitsUpstreamUrl, HOST_FORM_REASON, HOST_SPACES_REASON, MAX_HOST_LENGTH } from './instance-host.ts';
 import { INSTANCE_PROTOCOLS, type Instance } from './instance.ts';
 
 /** Highest weight accepted from a registry; larger values are refused as likely mistakes. */
@@ -25,15 +25,7 @@ export type DecodeResult = { ok: true; instance: Instance } | { ok: false; error
  * or zone. Anything else (`10.0.0.5:8080` as the host, `[::1]`) makes a URL the proxy cannot parse,
  * so every request picked for it would fail inside the gateway, where health never notices.
  */
-export const INSTANCE_HOST = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(/^[^\s/]+$/, 'must be a host name or IP address without spaces or slashes')
-  .refine(
-    (value) => (isIPv6(value) && !value.includes('%')) || (!/[:[\]@?#%\\]/.test(value) && URL.canParse(`http://${value}:1`)),
-    'must be a host name, an IPv4 address or an IPv6 address, without brackets or port',
-  );
+export const INSTANCE_HOST = z.string().min(1).max(MAX_HOST_LENGTH).regex(/^[^\s/]+$/, HOST_SPACES_REASON).refine(fitsUpstreamUrl, HOST_FORM_REASON);
 const port = z.int().min(1).max(65_535);
 const weight = z.number().int().min(0).max(MAX_INSTANCE_WEIGHT);
 const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
