@@ -37,7 +37,8 @@ With "-- command...", the agent starts the backend as its child, registers it on
 forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its
 registry entry draining ("draining": true; gateways stop sending new requests to it at once),
 waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
-the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short. Marking
+the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short, and one
+with no entry (never healthy, or unhealthy since) is stopped without the drain. Marking
 and deleting together give up after --ttl when the registry does not answer (the entry ends
 with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
 stop time (at most 10s) + 1s.

@@ -66,13 +66,16 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
  * their watch latency), waits `--drain` so they do and the requests they sent finish, deletes the
  * entry, then stops the backend with the signal the agent received and exits with its status.
  * Marking and deleting share the `--ttl` bound, so a registry that is down costs at most `--ttl`.
- * Without a signal (the backend exited) or with `--drain 0` it deletes the entry at once; a backend
- * that exits during the drain cuts it short. The agent exits with the backend's status.
+ * Without a signal (the backend exited), with `--drain 0` or with no entry registered (the backend
+ * never passed its probe, or failed it since) it deletes the entry at once, if any; a backend that
+ * exits during the drain cuts it short. The agent exits with the backend's status.
  */
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  if (signal && options.drainMs > 0) {
+  // No entry (never registered, or removed after `--fall` failures): no gateway sends it anything, so nothing to drain.
+  const entry = agent.registration.currentState() !== 'unregistered';
+  if (signal && options.drainMs > 0 && entry) {
     const startedAt = performance.now();
     log.info({ signal }, 'marking the entry draining before the backend stops');
     const marked = await agent.markDraining(options.ttlMs / 2);
@@ -84,7 +87,7 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     log.info('drained; deregistering');
     await agent.deregister(Math.max(1, options.ttlMs - (performance.now() - startedAt - options.drainMs)));
   } else {
-    log.info({ signal }, 'deregistering before the backend stops');
+    log.info({ signal }, entry ? 'deregistering before the backend stops' : 'no entry registered, nothing to drain; stopping without waiting --drain');
     await agent.deregister();
   }
   log.info('deregistered; stopping the backend');

@@ -136,6 +136,24 @@ describe('switchboard-agent with ZooKeeper', () => {
     expect(deletedAt! - Math.min(markedAt!, changedAt ?? markedAt!)).toBeGreaterThanOrEqual(400);
   });
 
+  it('exits on SIGTERM without waiting --drain when no entry is registered, its backend never having passed its probe', async () => {
+    const user = await backend();
+    await fetch(`http://127.0.0.1:${user.port}/health/fail`, { method: 'POST' });
+    const drainMs = 20_000;
+    const agent = await agentBeside(user, ['--health', 'http:/healthz', '--drain', `${drainMs}ms`]);
+    // Connected and probing (from its start): the failing probes keep the backend out of the registry.
+    await waitFor(async () => (await logOf(agent)).includes('ZooKeeper session established'), { timeoutMs: 10_000, message: 'the agent to connect' });
+    const sentAt = Date.now();
+    await agent.stop(drainMs + 5_000);
+    // The old agent waited the whole --drain for an entry that never was, warning that the registry did not confirm its mark.
+    expect(Date.now() - sentAt, await logOf(agent)).toBeLessThan(5_000);
+    expect(agent.exitInfo?.code).toBe(0);
+    const log = await logOf(agent);
+    expect(log).toContain('no entry registered, nothing to drain');
+    expect(log).not.toContain('draining mark');
+    expect(await exists(reader, `/services/user/user-${user.port}`)).toBeNull();
+  });
+
   it('loses the node within the session timeout when the agent is killed with SIGKILL', async () => {
     const user = await backend();
     const agent = await agentBeside(user);
