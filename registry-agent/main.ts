@@ -85,7 +85,8 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
     draining = false;
     log.info('drained; deregistering');
-    await agent.deregister(Math.max(1, options.ttlMs - (performance.now() - startedAt - options.drainMs)));
+    // Whole milliseconds: the bound is named in the warning when the registry does not answer.
+    await agent.deregister(Math.max(1, Math.round(options.ttlMs - (performance.now() - startedAt - options.drainMs))));
   } else {
     log.info({ signal }, entry ? 'deregistering before the backend stops' : 'no entry registered, nothing to drain; stopping without waiting --drain');
     await agent.deregister();

@@ -111,6 +111,8 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(elapsedMs, await logOf(agent)).toBeLessThan(ttlMs + DRAIN_MS + 1_000 + 2_000);
     // The backend stopped because the agent stopped it, after the drain: no warning says otherwise.
     expect(await logOf(agent)).not.toContain('backend exited during the drain');
+    // The deletion gave up within what was left of --ttl after the drain, named in whole milliseconds (986.0133340000011 before).
+    expect(await logOf(agent)).toMatch(/no answer from the registry within \d+ ms"/);
   });
 
   it("exits with the backend's status when the backend dies during the drain", async () => {
