@@ -1,9 +1,11 @@
 import type { Subscription } from 'rxjs';
 import type { Instance } from '../src/discovery/instance.ts';
+import { MAX_INSTANCE_WEIGHT } from '../src/discovery/instance-codec.ts';
+import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { componentLogger } from '../src/logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 import { BackendHealth } from './backend-health.ts';
-import { unwritableLocation, type AgentOptions } from './cli.ts';
+import { INSTANCE_ID, INSTANCE_ID_RULE, LONGEST_TIMER_MS, MIN_TTL_MS, SERVICE_NAME, SERVICE_NAME_RULE, unwritableLocation, type AgentOptions } from './cli.ts';
 import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
 import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
 import type { Registration } from '../src/registration/registration.ts';
@@ -110,9 +112,12 @@ export interface RegistrationHandle {
  */
 export function register(options: RegisterOptions): RegistrationHandle {
   const host = options.host ?? '127.0.0.1';
+  const id = options.id ?? `${options.service}-${host}-${options.port}`;
+  const problem = registerOptionsProblem(options, host, id);
+  if (problem !== undefined) throw new Error(`register(): ${problem}`);
   const registration = createRegistration(parseRegistryUrl(options.registry), options.ttlMs ?? 10_000);
   registration.register({
-    id: options.id ?? `${options.service}-${host}-${options.port}`,
+    id,
     service: options.service,
     host,
     port: options.port,
@@ -121,4 +126,21 @@ export function register(options: RegisterOptions): RegistrationHandle {
     metadata: options.metadata ?? {},
   });
   return { registration, close: () => registration.close() };
+}
+
+/**
+ * What the command line would refuse in `options`, or undefined: an entry gateways skip as invalid
+ * (a bad host, port or weight), one written outside `<root>/<service>/<id>` (a `/` in the service
+ * or id), or a session or lease that cannot hold (`ttlMs` below 1 s or past the longest timer).
+ */
+function registerOptionsProblem(options: RegisterOptions, host: string, id: string): string | undefined {
+  const { service, port, weight, ttlMs } = options;
+  if (typeof service !== 'string' || !SERVICE_NAME.test(service)) return `service "${service}" ${SERVICE_NAME_RULE}`;
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) return `port ${port} must be a whole number from 1 to 65535`;
+  const hostProblem = instanceHostProblem(host);
+  if (hostProblem !== undefined) return `host "${host}" ${hostProblem}`;
+  if (!INSTANCE_ID.test(id)) return `id "${id}" ${INSTANCE_ID_RULE}`;
+  if (weight !== undefined && (!Number.isInteger(weight) || weight < 0 || weight > MAX_INSTANCE_WEIGHT)) return `weight ${weight} must be a whole number from 0 to ${MAX_INSTANCE_WEIGHT}`;
+  if (ttlMs !== undefined && !(ttlMs >= MIN_TTL_MS && ttlMs <= LONGEST_TIMER_MS)) return `ttlMs ${ttlMs} must be from ${MIN_TTL_MS} to ${LONGEST_TIMER_MS}`;
+  return undefined;
 }

@@ -78,6 +78,15 @@ const FLAGS = {
 
 type Flag = keyof typeof FLAGS;
 
+/** A service the agent registers: one path segment (`<root>/<service>/<id>`). */
+export const SERVICE_NAME = /^[A-Za-z0-9][\w.-]*$/;
+/** What `SERVICE_NAME` asks for, in an error. */
+export const SERVICE_NAME_RULE = 'must be letters, digits, ".", "_" or "-"';
+/** An instance id the agent registers: one path segment, as gateways accept it. */
+export const INSTANCE_ID = /^[\w.:-]+$/;
+/** What `INSTANCE_ID` asks for, in an error. */
+export const INSTANCE_ID_RULE = 'must be letters, digits, ".", ":", "_" or "-"';
+
 /** Environment variable that stands in for `--flag`: `SWITCHBOARD_` and the flag in capitals. */
 export function envNameOf(flag: string): string {
   return `SWITCHBOARD_${flag.toUpperCase().replaceAll('-', '_')}`;
@@ -118,14 +127,14 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const unwritable = unwritableLocation(registry);
   if (unwritable !== undefined) throw new AgentUsageError('registry', unwritable);
   const service = required('service', get('service'));
-  if (!/^[A-Za-z0-9][\w.-]*$/.test(service)) throw new AgentUsageError('service', `"${service}" must be letters, digits, ".", "_" or "-"`);
+  if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
   const port = integer('port', required('port', get('port')), 1, 65_535);
   const host = get('host') ?? '127.0.0.1';
   // Gateways skip an entry whose host fits in no upstream URL (`10.0.0.5:8080`, `[::1]`, empty): it would never be routed to.
   const hostProblem = instanceHostProblem(host);
   if (hostProblem !== undefined) throw new AgentUsageError('host', `"${host}" ${hostProblem}`);
   const id = get('id') ?? `${service}-${host}-${port}`;
-  if (!/^[\w.:-]+$/.test(id)) throw new AgentUsageError('id', `"${id}" must be letters, digits, ".", ":", "_" or "-"`);
+  if (!INSTANCE_ID.test(id)) throw new AgentUsageError('id', `"${id}" ${INSTANCE_ID_RULE}`);
 
   const protocol = protocolOf(get('protocol'));
   const health = probe(get('health') ?? 'tcp');
@@ -184,7 +193,7 @@ function integer(flag: string, text: string, min: number, max: number): number {
 }
 
 /** The longest delay a Node timer holds (about 24.8 days); a longer one fires after 1 ms instead, with only a warning. */
-const LONGEST_TIMER_MS = 2_147_483_647;
+export const LONGEST_TIMER_MS = 2_147_483_647;
 
 function duration(flag: string, text: string): number {
   const value = parseDurationMs(text);
@@ -195,7 +204,7 @@ function duration(flag: string, text: string): number {
 }
 
 /** ZooKeeper counts sessions in ticks and etcd leases in whole seconds: below a second neither holds. */
-const MIN_TTL_MS = 1_000;
+export const MIN_TTL_MS = 1_000;
 
 function ttl(text: string): number {
   const value = duration('ttl', text);

@@ -9,4 +9,18 @@ describe('register(), the in-process API', () => {
   ])('refuses %s, as the command line does, before connecting anywhere', (registry, error) => {
     expect(() => register({ registry, service: 'user', port: 8080 })).toThrow(error);
   });
+
+  it.each([
+    [{ service: 'a/b', port: 8080 }, /^register\(\): service "a\/b" must be letters, digits/],
+    [{ service: 'user', port: 0 }, /^register\(\): port 0 must be a whole number from 1 to 65535$/],
+    [{ service: 'user', port: 8080.5 }, /^register\(\): port 8080.5 /],
+    [{ service: 'user', port: 8080, host: '' }, /^register\(\): host "" must be 1 to 253 characters$/],
+    [{ service: 'user', port: 8080, host: '10.0.0.5:8080', id: 'u1' }, /^register\(\): host "10\.0\.0\.5:8080" must be a host name/],
+    [{ service: 'user', port: 8080, id: 'a/b' }, /^register\(\): id "a\/b" must be letters/],
+    [{ service: 'user', port: 8080, weight: -5 }, /^register\(\): weight -5 must be a whole number from 0 to 1000000$/],
+    [{ service: 'user', port: 8080, ttlMs: 100 }, /^register\(\): ttlMs 100 must be from 1000 to 2147483647$/],
+  ])('refuses %j, which the command line refuses too, before connecting anywhere', (options, error) => {
+    // Port 1 of loopback: a registry nobody answers on, were it ever contacted.
+    expect(() => register({ registry: 'zk://127.0.0.1:1/services', ...options })).toThrow(error);
+  });
 });
