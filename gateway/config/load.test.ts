@@ -56,6 +56,26 @@ describe('parseConfig', () => {
     expect(config.defaults.balancer).toEqual({ algorithm: 'weighted-round-robin' });
   });
 
+  it('takes a timer duration of up to 24 days, and longer ones where nothing waits on them (an HSTS max-age, a rate, JWT leeways)', async () => {
+    const config = parseConfig('gateway.yaml', 'limits: { keepAliveTimeout: 24d }\ndefaults:\n  healthCheck: { interval: 24d }\n');
+    expect(config.limits.keepAliveTimeoutMs).toBe(24 * 86_400_000);
+    const long = [
+      'middlewares:',
+      '  hsts: { hsts: { maxAge: 1y } }',
+      '  monthly: { rateLimit: { average: 1000, period: 30d } }',
+      '  jwt: { jwtAuth: { algorithms: [HS256], secretFile: secret, clockSkew: 30d, cacheTtl: 30d } }',
+      'consumers:',
+      '  acme: { rateLimit: { average: 1000, period: 30d } }',
+    ].join('\n');
+    const dir = await mkdtemp(join(tmpdir(), 'sb-durations-'));
+    try {
+      await writeFile(join(dir, 'secret'), 'a secret of at least thirty-two bytes for HS256');
+      expect(() => parseConfig(join(dir, 'gateway.yaml'), long)).not.toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ignores top-level x- keys, so settings can be shared through YAML anchors and merge keys', () => {
     const text = 'x-common: &common { stripPrefix: true, hostHeader: upstream }\nroutes:\n  - { <<: *common, path: /a, service: a }\n';
     expect(parseConfig('gateway.yaml', text).routes[0]).toMatchObject({ stripPrefix: true, hostHeader: 'upstream' });
@@ -74,6 +94,10 @@ describe('parseConfig errors', () => {
     ['listen: 127.0.0.1', 'listen (line 1): expected "host:port", ":port", "[ipv6]:port" or a port number'],
     ['registries: [redis://x:1]', 'registries.0 (line 1): invalid registry URL "redis://x:1": unknown scheme "redis"'],
     ['defaults:\n  timeouts:\n    headers: "500"', 'defaults.timeouts.headers (line 3): expected a duration'],
+    // Past what a Node timer holds it would fire after 1 ms: keep-alive connections closed at once.
+    ['limits: { keepAliveTimeout: 30d }', 'limits.keepAliveTimeout (line 1): must be at most 24d (the longest a timer waits)'],
+    ['defaults:\n  healthCheck: { interval: 25d }', 'defaults.healthCheck.interval (line 2): must be at most 24d'],
+    ['services:\n  a: { timeouts: { connect: 1y } }', 'services.a.timeouts.connect (line 2): must be at most 24d'],
     ['defaults: { balancer: fastest }', 'defaults.balancer (line 1): expected one of random, round-robin'],
     ['services:\n  a: { balancer: { algorithm: p2c-ewma, decay: 0s } }', 'services.a.balancer.decay (line 2): must be above 0'],
     ['services:\n  a:\n    balancer: { algorithm: consistent-hash, key: "header:" }', 'services.a.balancer.key (line 3): expected client-ip, path, header:<name>'],

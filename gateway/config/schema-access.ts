@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, duration, headerName, ipRangeText, section } from './schema-values.ts';
+import { count, duration, headerName, ipRangeText, longDuration, section } from './schema-values.ts';
 
 /** The JWS algorithms `jwtAuth` can verify; `none` is not among them, so it can never be allowed. */
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -21,7 +21,7 @@ export const consumersSchema = z.record(
     labels: z.record(z.string(), z.string()).optional(),
     rateLimit: section({
       average: z.number().positive('must be above 0'),
-      period: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
+      period: longDuration.refine((ms) => ms > 0, 'must be above 0').optional(),
       burst: count(1).optional(),
     }).optional(),
   }),
@@ -46,13 +46,13 @@ export const ACCESS_MIDDLEWARE_KINDS = {
     }).optional(),
     issuer: oneOrMany.optional(),
     audience: oneOrMany.optional(),
-    clockSkew: duration.optional(),
+    clockSkew: longDuration.optional(),
     from: section({ header: headerName.optional(), cookie: z.string().min(1).optional(), query: z.string().min(1).optional() }).optional(),
     claimsToHeaders: z.record(z.string().min(1), headerName).optional(),
     stripAuthorization: z.boolean().optional(),
     consumerRequired: z.boolean().optional(),
     cacheSize: count(0).optional(),
-    cacheTtl: duration.optional(),
+    cacheTtl: longDuration.optional(),
   }).superRefine((settings, context) => {
     const hmac = settings.algorithms.filter((alg) => alg.startsWith('HS'));
     const asymmetric = settings.algorithms.filter((alg) => !alg.startsWith('HS'));

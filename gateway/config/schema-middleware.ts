@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
-import { count, duration, headerName, rewriteSettings, section } from './schema-values.ts';
+import { count, duration, headerName, longDuration, rewriteSettings, section } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -24,7 +24,7 @@ const IPV6_SUBNET_HINT = 'expected a prefix length from 1 to 128';
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
     average: z.number().positive('must be above 0'),
-    period: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
+    period: longDuration.refine((ms) => ms > 0, 'must be above 0').optional(),
     burst: count(1).optional(),
     key: rateLimitKey.optional(),
     ipv6Subnet: z.int(IPV6_SUBNET_HINT).min(1, IPV6_SUBNET_HINT).max(128, IPV6_SUBNET_HINT).optional(),
@@ -39,7 +39,7 @@ const MIDDLEWARE_KINDS = {
     permanent: z.boolean().optional(),
   }),
   hsts: section({
-    maxAge: duration,
+    maxAge: longDuration,
     includeSubDomains: z.boolean().optional(),
     preload: z.boolean().optional(),
   }),

@@ -15,8 +15,19 @@ export function section<Shape extends z.ZodRawShape>(shape: Shape) {
 
 const DURATION_HINT = 'expected a duration such as "500ms", "2s", "1m", or a number of milliseconds';
 
-/** A duration: `"500ms"`, `"2s"`, `"1.5m"`, `"1h"` or a number of milliseconds; output in milliseconds. */
-export const duration = z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((value, context) => {
+/**
+ * The longest duration the file takes where the gateway waits on it with a timer (a timeout, an
+ * interval, a grace): 24 days. Node's timers hold at most 2^31 - 1 ms (about 24.8 days) and fire a
+ * longer one after 1 ms instead, with only a TimeoutOverflowWarning: `keepAliveTimeout: 30d` closed
+ * every idle connection at once. 24 days leaves room for what node or the gateway adds to a value.
+ */
+export const LONGEST_TIMER_DURATION_MS = 24 * 86_400_000;
+
+/**
+ * A duration that is only computed with, never waited on by a timer (an HSTS max-age, a rate's
+ * period): `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`, `"1y"` or a number of milliseconds; output in milliseconds.
+ */
+export const longDuration = z.union([z.number(), z.string()], { error: DURATION_HINT }).transform((value, context) => {
   // A bare number in a string is refused: "500" could mean seconds (nginx) or milliseconds (here).
   const ms = typeof value === 'number' ? value : /[a-z]\s*$/i.test(value) ? parseDurationMs(value) : undefined;
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) {
@@ -25,6 +36,9 @@ export const duration = z.union([z.number(), z.string()], { error: DURATION_HINT
   }
   return Math.round(ms);
 });
+
+/** A duration the gateway waits on (`longDuration` up to `LONGEST_TIMER_DURATION_MS`); output in milliseconds. */
+export const duration = longDuration.refine((ms) => ms <= LONGEST_TIMER_DURATION_MS, 'must be at most 24d (the longest a timer waits)');
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
 const SIZE_HINT = 'expected a size such as 16384, "16KiB" or "1MiB"';
