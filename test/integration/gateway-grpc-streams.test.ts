@@ -1,0 +1,168 @@
+import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+/** One gRPC message frame: the 5-byte prefix (uncompressed, length) and the bytes. */
+function grpcFrame(message: Buffer): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+/** How a stream the stub served ended: its RST_STREAM code (0 when it ended cleanly) and when. */
+interface StubStreamEnd {
+  readonly rstCode: number;
+  readonly at: number;
+}
+
+const identity = (value: Buffer) => value;
+const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
+  path,
+  requestStream,
+  responseStream,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+const STUB_SERVICE = {
+  Forever: method('/stub.S/Forever', false, true),
+  Meta: method('/stub.S/Meta', false, false),
+  HalfClose: method('/stub.S/HalfClose', true, true),
+};
+type StubClient = grpc.Client & Record<keyof typeof STUB_SERVICE, (...args: unknown[]) => unknown>;
+
+describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancellation mid-stream, metadata, half-close', () => {
+  let stub: Http2Server;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let client: StubClient;
+  /** Each stub stream's end, by the x-key request header. */
+  const ends = new Map<string, StubStreamEnd>();
+  /** Each stub stream's request headers, by the x-key request header. */
+  const requests = new Map<string, IncomingHttpHeaders>();
+
+  beforeAll(async () => {
+    stub = createServer();
+    stub.on('stream', (stream: ServerHttp2Stream, headers) => {
+      const key = String(headers['x-key'] ?? '');
+      requests.set(key, headers);
+      stream.on('error', () => undefined);
+      stream.on('close', () => ends.set(key, { rstCode: stream.rstCode ?? 0, at: performance.now() }));
+      const path = headers[':path'];
+      const respond = (extra: Record<string, string | string[]> = {}) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...extra }, { waitForTrailers: true });
+      if (path === '/stub.S/Forever') {
+        respond();
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        const timer = setInterval(() => stream.write(grpcFrame(Buffer.from('tick'))), 20);
+        stream.on('close', () => clearInterval(timer));
+      } else if (path === '/stub.S/Meta') {
+        const echoed = Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith('x-m')).map(([name, value]) => [name, value as string]));
+        respond(echoed);
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', ...Object.fromEntries(Object.entries(echoed).map(([name, value]) => [`${name.replace(/^x-m/, 'x-t')}`, value])) }));
+        stream.resume();
+        stream.on('end', () => stream.end(grpcFrame(Buffer.from('meta'))));
+      } else if (path === '/stub.S/HalfClose') {
+        respond();
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.on('data', (chunk: Buffer) => stream.write(grpcFrame(Buffer.from(`echo:${chunk.subarray(5).toString()}`))));
+        // Sent only once the client's END_STREAM has come through the gateway.
+        stream.on('end', () => {
+          stream.write(grpcFrame(Buffer.from('after-end-1')));
+          setTimeout(() => stream.end(grpcFrame(Buffer.from('after-end-2'))), 100);
+        });
+      }
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+admin: 127.0.0.1:${adminPort}
+workers: 1
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+services:
+  stub: { instances: [{ host: 127.0.0.1, port: ${(stub.address() as AddressInfo).port}, protocol: grpc }], outlierDetection: { consecutiveErrors: 1 }, retries: false }
+routes:
+  - { grpcService: stub.S, service: stub }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const Client = grpc.makeGenericClientConstructor(STUB_SERVICE, 'stub.S');
+    client = new Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure()) as never;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await gateway?.process.stop();
+    stub?.close();
+  });
+
+  const stubInstance = async () => (await admin.services()).find((service) => service.name === 'stub')!.instances[0]!;
+
+  function metadataOf(key: string): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set('x-key', key);
+    return metadata;
+  }
+
+  it('a server stream its client cancels is reset (CANCEL) at the upstream at once, and counts against no instance', async () => {
+    const before = await stubInstance();
+    const key = `cancel-${Date.now()}`;
+    const call = (client.Forever as (request: Buffer, metadata: grpc.Metadata) => grpc.ClientReadableStream<Buffer>)(Buffer.from('go'), metadataOf(key));
+    let received = 0;
+    call.on('data', () => (received += 1));
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => undefined);
+    await waitFor(() => received >= 3, { timeoutMs: 10_000, message: 'three messages through the gateway' });
+    const cancelled = performance.now();
+    call.cancel();
+    expect((await status).code).toBe(grpc.status.CANCELLED);
+    const end = await waitFor(() => ends.get(key), { timeoutMs: 5_000, message: 'the upstream stream to end' });
+    console.log(`upstream stream closed ${Math.round(end.at - cancelled)} ms after the cancel, rstCode ${end.rstCode}`);
+    expect(end.rstCode).toBe(constants.NGHTTP2_CANCEL);
+    await waitFor(async () => (await stubInstance()).requests >= before.requests + 1, { timeoutMs: 10_000, message: 'the call in the instance counts' });
+    expect(await stubInstance()).toMatchObject({ errors: before.errors, health: { ejectedUntil: null } });
+  });
+
+  it('binary and large metadata reach the upstream and come back in headers and trailers unchanged', async () => {
+    const key = `meta-${Date.now()}`;
+    const metadata = metadataOf(key);
+    const binary = Buffer.from([0, 1, 2, 0xff, 0xfe, 10, 13, 0x80]);
+    metadata.set('x-m-bin', binary);
+    metadata.set('x-m-text', 'plain value');
+    metadata.set('x-m-large', 'v'.repeat(6_000));
+    for (let index = 0; index < 50; index += 1) metadata.set(`x-m-many-${index}`, `value-${index}`);
+    const outcome = await new Promise<{ headers: grpc.Metadata; status: grpc.StatusObject; value?: Buffer }>((resolve) => {
+      let headers = new grpc.Metadata();
+      let value: Buffer | undefined;
+      const call = (client.Meta as (...args: unknown[]) => grpc.ClientUnaryCall)(Buffer.from('x'), metadata, (_error: unknown, answer?: Buffer) => (value = answer));
+      call.on('metadata', (received: grpc.Metadata) => (headers = received));
+      call.on('status', (status: grpc.StatusObject) => setImmediate(() => resolve({ headers, status, ...(value ? { value } : {}) })));
+    });
+    expect([outcome.status.code, outcome.value?.toString()]).toEqual([0, 'meta']);
+    expect(Buffer.from(String(requests.get(key)!['x-m-bin']), 'base64')).toEqual(binary);
+    expect(outcome.headers.get('x-m-bin')[0]).toEqual(binary);
+    expect(outcome.status.metadata.get('x-t-bin')[0]).toEqual(binary);
+    expect(outcome.headers.get('x-m-large')[0]).toBe('v'.repeat(6_000));
+    expect(outcome.status.metadata.get('x-t-many-49')[0]).toBe('value-49');
+    expect(outcome.headers.get('x-m-text')[0]).toBe('plain value');
+  });
+
+  it('a bidi stream talks turn by turn, and once its client half-closes the server sees the end and still gets to send, then OK', async () => {
+    const key = `half-${Date.now()}`;
+    const call = (client.HalfClose as (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>)(metadataOf(key));
+    const messages: string[] = [];
+    call.on('data', (message: Buffer) => {
+      messages.push(message.toString());
+      if (messages.length === 1) call.write(Buffer.from('two'));
+      if (messages.length === 2) call.end();
+    });
+    call.on('error', () => undefined);
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.write(Buffer.from('one'));
+    expect((await status).code).toBe(0);
+    expect(messages).toEqual(['echo:one', 'echo:two', 'after-end-1', 'after-end-2']);
+  });
+});
