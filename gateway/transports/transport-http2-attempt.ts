@@ -14,7 +14,7 @@ import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
-const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = constants;
 
 /**
  * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
@@ -196,6 +196,9 @@ export function http2Attempt(
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
+      let trailed = false;
+      // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
+      let upstreamEnded = false;
       // A gRPC-Web answer that is not Trailers-Only has its status in the body's last frame.
       let grpcWeb: GrpcWebTrailerReader | undefined;
       opened.once('response', (headers: Http2Headers, flags: number) => {
@@ -240,6 +243,7 @@ export function http2Attempt(
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {
+        trailed = true;
         const trailerStatus = trailers['grpc-status'];
         // Trailers after the attempt ended (a deadline, a reset) must not change the outcome it reported.
         if (trailerStatus !== undefined && !settled) grpcStatus = countedGrpcStatus(context, trailerStatus);
@@ -247,6 +251,11 @@ export function http2Attempt(
       });
       opened.once('end', () => {
         if (settled || !responseStarted) return;
+        // node:http2 also ends the readable side of a stream it closes itself, its session's connection
+        // gone mid-answer (rstCode CANCEL, set before this 'end'): that answer was cut, not ended.
+        // Trailers (or Trailers-Only headers) come with the upstream's END_STREAM: the answer was whole.
+        if (!trailed && !trailersOnly && opened.rstCode !== undefined && opened.rstCode !== NGHTTP2_NO_ERROR) return fail(streamClosedError(opened));
+        upstreamEnded = true;
         // The upstream has said all: a response transform's time is not its silence.
         timeout.stop();
         if (grpcWeb?.status !== undefined) grpcStatus = context.outcome.grpcStatus = grpcWeb.status;
@@ -260,10 +269,11 @@ export function http2Attempt(
       opened.once('error', (error: Error) => {
         if (stream === opened && !reopened(live, error)) fail(error);
       });
-      // A stream reset with NO_ERROR, or closed before its end, emits no 'error'.
+      // A stream reset with NO_ERROR, or closed before its end (its connection gone, before the
+      // response headers or after), emits no 'error'.
       opened.once('close', () => {
         release(live);
-        if (!settled && stream === opened && !opened.readableEnded) fail(Object.assign(new Error(`the upstream closed the stream (code ${opened.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' }));
+        if (!settled && stream === opened && !upstreamEnded) fail(streamClosedError(opened));
       });
     }, (error: Error) => {
       connecting = false;
@@ -289,6 +299,11 @@ export const REOPENS = 2;
 
 /** The most of a request body kept to send again after a refused stream (a unary gRPC call's message fits many times). */
 export const RESEND_BYTES = 64 * 1024;
+
+/** The failure of a stream that closed before the upstream ended it (`reset-before-headers` or `reset-after-headers`). */
+function streamClosedError(stream: ClientHttp2Stream): Error {
+  return Object.assign(new Error(`the upstream closed the stream (code ${stream.rstCode})`), { code: 'ERR_HTTP2_STREAM_CANCEL' });
+}
 
 /** The session refused the stream before processing it: a REFUSED_STREAM reset, or a GOAWAY before the stream could start. */
 function refusedUnprocessed(error: Error): boolean {

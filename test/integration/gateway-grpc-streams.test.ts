@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** One gRPC message frame: the 5-byte prefix (uncompressed, length) and the bytes. */
 function grpcFrame(message: Buffer): Buffer {
@@ -30,12 +31,15 @@ const method = (path: string, requestStream: boolean, responseStream: boolean) =
 });
 const STUB_SERVICE = {
   Forever: method('/stub.S/Forever', false, true),
+  Die: method('/stub.S/Die', false, true),
+  DieEarly: method('/stub.S/DieEarly', false, true),
+  Reset: method('/stub.S/Reset', false, true),
   Meta: method('/stub.S/Meta', false, false),
   HalfClose: method('/stub.S/HalfClose', true, true),
 };
 type StubClient = grpc.Client & Record<keyof typeof STUB_SERVICE, (...args: unknown[]) => unknown>;
 
-describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancellation mid-stream, metadata, half-close', () => {
+describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancellation mid-stream, an upstream gone mid-stream, metadata, half-close', () => {
   let stub: Http2Server;
   let gateway: GatewayProcess;
   let admin: AdminClient;
@@ -59,6 +63,17 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
         const timer = setInterval(() => stream.write(grpcFrame(Buffer.from('tick'))), 20);
         stream.on('close', () => clearInterval(timer));
+      } else if (path === '/stub.S/Die') {
+        respond();
+        stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.session?.destroy(), 50));
+      } else if (path === '/stub.S/DieEarly') {
+        stream.session?.destroy();
+      } else if (path === '/plain/die') {
+        stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+        stream.write('first part\n', () => setTimeout(() => stream.session?.destroy(), 50));
+      } else if (path === '/stub.S/Reset') {
+        respond();
+        stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.close(constants.NGHTTP2_INTERNAL_ERROR), 50));
       } else if (path === '/stub.S/Meta') {
         const echoed = Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith('x-m')).map(([name, value]) => [name, value as string]));
         respond(echoed);
@@ -85,7 +100,9 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
   stub: { instances: [{ host: 127.0.0.1, port: ${(stub.address() as AddressInfo).port}, protocol: grpc }], outlierDetection: { consecutiveErrors: 1 }, retries: false }
+  plain: { instances: [{ host: 127.0.0.1, port: ${(stub.address() as AddressInfo).port}, protocol: h2c }], outlierDetection: false, retries: false }
 routes:
+  - { path: /plain, service: plain }
   - { grpcService: stub.S, service: stub }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
@@ -124,6 +141,39 @@ routes:
     expect(end.rstCode).toBe(constants.NGHTTP2_CANCEL);
     await waitFor(async () => (await stubInstance()).requests >= before.requests + 1, { timeoutMs: 10_000, message: 'the call in the instance counts' });
     expect(await stubInstance()).toMatchObject({ errors: before.errors, health: { ejectedUntil: null } });
+  });
+
+  it.each([
+    ['Die', 'closes its connection after a message', ['first']],
+    ['DieEarly', 'closes its connection before its response headers', []],
+    ['Reset', 'resets the stream after a message', ['first']],
+  ] as const)('an upstream that %s (%s) ends the call as UNAVAILABLE at once, not a hang nor an OK, and counts against the instance', async (name, _what, expected) => {
+    const before = await stubInstance();
+    const key = `${name}-${Date.now()}`;
+    const started = performance.now();
+    const call = (client[name] as (request: Buffer, metadata: grpc.Metadata) => grpc.ClientReadableStream<Buffer>)(Buffer.from('go'), metadataOf(key));
+    const messages: string[] = [];
+    call.on('data', (message: Buffer) => messages.push(message.toString()));
+    call.on('error', () => undefined);
+    const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    // Well within the 30 s headers and 60 s idle-body timeouts: the gateway saw the connection go.
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect({ code: status.code, messages }).toEqual({ code: grpc.status.UNAVAILABLE, messages: expected });
+    await waitFor(async () => (await stubInstance()).errors >= before.errors + 1, { timeoutMs: 10_000, message: 'the failure counted against the instance' });
+  });
+
+  it.each([
+    ['HTTP/1.1', '--http1.1', 18],
+    ['HTTP/2', '--http2-prior-knowledge', 92],
+  ])('an h2c upstream whose connection closes mid-body cuts the %s answer short: the client never takes it for a whole one', async (_name, flag, exitCode) => {
+    const outcome = await new Promise<{ code: number | null; body: string }>((resolve) => {
+      execFile('curl', ['-sS', '-m', '10', flag, `${gateway.url}/plain/die`], { timeout: 15_000 }, (error, stdout) => resolve({ code: error ? (error as { code?: number }).code ?? -1 : 0, body: stdout }));
+    });
+    expect(outcome.body).toBe('first part\n');
+    // Not 0, an answer that ended as it should: 18, a chunked body without its last chunk; 92, a reset HTTP/2 stream.
+    expect(outcome.code).toBe(exitCode);
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').findLast((text) => text.includes('"path":"/plain/die"')), { timeoutMs: 5_000, message: 'the access line' });
+    expect(JSON.parse(line)).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
   });
 
   it('binary and large metadata reach the upstream and come back in headers and trailers unchanged', async () => {
