@@ -34,6 +34,16 @@ export interface PooledSession {
 }
 
 /**
+ * node:http2's `maxHeaderListPairs` for an upstream's answers: past this many fields in a response
+ * head or its trailers it resets the stream, which the gateway saw as the instance's reset before
+ * headers (502, a gRPC call UNAVAILABLE, counted against it). Its default, 128, refused a gRPC
+ * server's answer of some 125 metadata entries, which an HTTP/1.1 upstream's would pass with; the
+ * size of a head stays bounded by the session's maxHeaderListSize (node's 64 KiB), which fits
+ * about this many of the smallest fields (32 bytes each, RFC 7541 §4.1).
+ */
+export const UPSTREAM_HEADER_PAIRS = 2_000;
+
+/**
  * Opens a session to `target` for `Http2SessionPool`, assuming `limit` streams until its peer's
  * SETTINGS say: `ready` resolves once it is connected, or rejects with the connect error (refused,
  * TLS, the connect timeout), a close before that, or what `abandon` is given. The pool counts its
@@ -41,7 +51,7 @@ export interface PooledSession {
  */
 export function openPooledSession(target: Http2Target, limit: number): PooledSession {
   const { address, host, tls, connectTimeoutMs } = target;
-  const options: SecureClientSessionOptions = tls ? { ...(undiciTlsOptions(host, tls) as SecureClientSessionOptions), ALPNProtocols: ['h2'] } : {};
+  const options: SecureClientSessionOptions = { ...(tls ? { ...(undiciTlsOptions(host, tls) as SecureClientSessionOptions), ALPNProtocols: ['h2'] } : {}), maxHeaderListPairs: UPSTREAM_HEADER_PAIRS };
   const session = connect(`${tls ? 'https' : 'http'}://${address}`, options);
   let abandon!: (error: Error) => void;
   const ready = new Promise<ClientHttp2Session>((resolve, reject) => {

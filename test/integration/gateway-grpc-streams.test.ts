@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { connect, constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +74,13 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
       } else if (path === '/stub.S/Reset') {
         respond();
         stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.close(constants.NGHTTP2_INTERNAL_ERROR), 50));
+      } else if (path === '/stub.S/ManyFields') {
+        // An answer of x-n metadata entries in its headers and as many in its trailers.
+        const fields = Object.fromEntries(Array.from({ length: Number(headers['x-n']) }, (_, index) => [`x-r-${index}`, `v${index}`]));
+        respond(fields);
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', ...fields }));
+        stream.resume();
+        stream.on('end', () => stream.end(grpcFrame(Buffer.from('many'))));
       } else if (path === '/stub.S/Meta') {
         const echoed = Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith('x-m')).map(([name, value]) => [name, value as string]));
         respond(echoed);
@@ -198,6 +205,39 @@ routes:
     expect(outcome.headers.get('x-m-large')[0]).toBe('v'.repeat(6_000));
     expect(outcome.status.metadata.get('x-t-many-49')[0]).toBe('value-49');
     expect(outcome.headers.get('x-m-text')[0]).toBe('plain value');
+  });
+
+  it("an answer of 300 metadata entries in its headers and 300 in its trailers (node:http2's default limit is 128) reaches the client whole, and counts against no instance", async () => {
+    const before = await stubInstance();
+    // grpc-js holds its answers to node:http2's default 128 fields: a raw client that takes more.
+    const session = connect(gateway.url, { maxHeaderListPairs: 1_000 });
+    try {
+      const outcome = await new Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': '/stub.S/ManyFields', 'content-type': 'application/grpc', te: 'trailers', 'x-n': '300' });
+        let headers: Record<string, unknown> = {};
+        let trailers: Record<string, unknown> = {};
+        const chunks: Buffer[] = [];
+        stream.on('response', (received) => (headers = received));
+        stream.on('trailers', (received) => (trailers = received));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('error', reject);
+        stream.on('close', () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
+        stream.end(grpcFrame(Buffer.alloc(0)));
+      });
+      const entries = (fields: Record<string, unknown>) => Object.keys(fields).filter((name) => name.startsWith('x-r-')).length;
+      expect({ status: outcome.headers[':status'], grpcStatus: outcome.trailers['grpc-status'], headers: entries(outcome.headers), trailers: entries(outcome.trailers), last: outcome.trailers['x-r-299'] }).toEqual({
+        status: 200,
+        grpcStatus: '0',
+        headers: 300,
+        trailers: 300,
+        last: 'v299',
+      });
+      expect(outcome.body).toEqual(grpcFrame(Buffer.from('many')));
+    } finally {
+      session.close();
+    }
+    await waitFor(async () => (await stubInstance()).requests >= before.requests + 1, { timeoutMs: 10_000, message: 'the call in the instance counts' });
+    expect((await stubInstance()).errors).toBe(before.errors);
   });
 
   it('a bidi stream talks turn by turn, and once its client half-closes the server sees the end and still gets to send, then OK', async () => {
