@@ -12,8 +12,8 @@ export const FOLDER_WATCH_MAX_WAIT_MS = 2_000;
 
 /**
  * The configuration watch's quiet time after the last change event before the file is read (editors
- * write in bursts), which the certificate folder watch shares. Here, not in the configuration watch,
- * since that watch uses the certificate folder watch for the files a refused text names.
+ * write in bursts), which the watch of a set of files' folders shares (`FilesFolderWatch`: certificate
+ * folders, the files a refused text names). Here, not in the configuration watch, since that one is in `gateway/`.
  */
 export const CONFIG_DEBOUNCE_MS = 200;
 
@@ -23,7 +23,7 @@ export const CONFIG_DEBOUNCE_MS = 200;
  * after it, so the last change is always read, an older read never overtakes a newer one, and a
  * long read does not pile up a queue of reads behind it. A burst that never leaves a quiet time is
  * read all the same once its first event not read yet is `maxWaitMs` old. The users are
- * `watchConfig`, the file provider and the certificate folder watch.
+ * `watchConfig`, the file provider and `FilesFolderWatch`.
  */
 export class FolderWatchDebounce {
   private timer: NodeJS.Timeout | undefined;

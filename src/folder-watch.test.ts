@@ -1,9 +1,10 @@
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../test/harness/wait.ts';
-import { watchFolder, type FolderWatchBackoff } from './folder-watch.ts';
+import { folderWatchOutageLog, watchFolder, type FolderWatchBackoff } from './folder-watch.ts';
 
 describe('watchFolder', () => {
   let root: string;
@@ -86,5 +87,21 @@ describe('watchFolder', () => {
     await waitFor(() => seen.failures.length >= 10, { timeoutMs: 10_000, message: 'ten failed attempts' });
     await mkdir(folder);
     await waitFor(() => seen.rewatched === 1, { timeoutMs: 3_000, message: 'the folder watched within the missing folder\'s cap' });
+  });
+});
+
+describe('folderWatchOutageLog', () => {
+  it('logs the loss of a watch once at its level, the retries at debug, and the recovery at info', () => {
+    const lines: { level: number; msg: string; folder?: string; attempt?: number }[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const outage = folderWatchOutageLog(log, 'certificate folder', { folder: '/certs' });
+    for (const attempt of [0, 1, 2]) outage.failed(new Error('ENOENT'), attempt);
+    outage.rewatched();
+    expect(lines.map(({ level, msg, folder, attempt }) => ({ level, msg, folder, attempt }))).toEqual([
+      { level: 40, msg: 'watching the certificate folder failed; retrying (further failures at debug)', folder: '/certs', attempt: 0 },
+      { level: 20, msg: 'watching the certificate folder failed again; retrying', folder: '/certs', attempt: 1 },
+      { level: 20, msg: 'watching the certificate folder failed again; retrying', folder: '/certs', attempt: 2 },
+      { level: 30, msg: 'watching the certificate folder again', folder: '/certs', attempt: undefined },
+    ]);
   });
 });

@@ -1,6 +1,8 @@
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
 import { backoffDelay, type BackoffOptions } from './backoff.ts';
+import { errorMessage } from './errors.ts';
+import type { Logger } from './logger.ts';
 
 /** Backoff between attempts to watch a folder again, with a lower cap while the folder does not exist. */
 export interface FolderWatchBackoff extends BackoffOptions {
@@ -96,6 +98,28 @@ export function watchFolder(folder: string, handlers: FolderWatchHandlers, backo
     stopped = true;
     clearTimeout(retry);
     watcher?.close();
+  };
+}
+
+/**
+ * The log lines of a folder watch's outages, for its `failed` and `rewatched` handlers: the loss of
+ * the watch once at `level` (warn by default), each failed retry after it at debug, and one info
+ * line when it watches again, so that a folder missing for hours logs two lines, not one per retry.
+ * `what` names the folder for the reader ("certificate folder"); `fields` go on every line.
+ */
+export function folderWatchOutageLog(
+  log: Logger,
+  what: string,
+  fields: Readonly<Record<string, unknown>>,
+  level: 'warn' | 'error' = 'warn',
+): Pick<FolderWatchHandlers, 'failed' | 'rewatched'> {
+  return {
+    failed: (error, attempt) => {
+      const line = { ...fields, attempt, err: errorMessage(error) };
+      if (attempt === 0) log[level](line, `watching the ${what} failed; retrying (further failures at debug)`);
+      else log.debug(line, `watching the ${what} failed again; retrying`);
+    },
+    rewatched: () => log.info(fields, `watching the ${what} again`),
   };
 }
 

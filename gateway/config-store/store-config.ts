@@ -2,9 +2,9 @@ import { Observable } from 'rxjs';
 import { parseDocument } from 'yaml';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
-import { CertificateFolderWatch } from '../entrypoints/tls-folder-watch.ts';
 import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
 import { mergeStoreDocument } from './store-merge.ts';
@@ -38,7 +38,7 @@ const MAX_ATTRIBUTION_ROUNDS = 8;
  * store is written to the snapshot file. The store's location is read once, at start.
  * While the last composition refused store objects (or the merged document) for files they name
  * (`mergeWithStore`'s `waitingFor`: a certificate pair, a CA bundle, a JWT key missing or bad), the
- * folders of those files are watched (`CertificateFolderWatch`), and a change there composes again:
+ * folders of those files are watched (`FilesFolderWatch`), and a change there composes again:
  * the result is emitted, like a store change, once an object (or the document) refused so is taken,
  * logged once at info; one still refused is not reported again. Objects refused for their own
  * content wait for a change of the store or the file, as before. Unsubscribing closes that watch too.
@@ -59,7 +59,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     // What the last composition's refusals for files wait for; their folders are watched (see `mergeWithStore`).
     let waitingFor: FileWait = NO_FILE_WAIT;
     // Cached validations need no dropping on a file change: they are the schema's, which reads no file (the merged parse does, every time).
-    const namedFiles = new CertificateFolderWatch(
+    const namedFiles = new FilesFolderWatch(
       () => {
         log.debug({ files: waitingFor.files }, 'a file a refused config store object names has changed; composing again');
         compose(false, true);
@@ -67,6 +67,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       },
       log,
       {},
+      { folder: 'folder of a file a config store object names', changeFailed: 'composing the configuration again for a file it names failed' },
       { debounceMs: options.debounceMs },
     );
 

@@ -296,7 +296,7 @@ describe('watchConfig', () => {
 
   describe('a reload that lands in a certificate renewal written one file at a time', () => {
     const READ_AGAIN = 'certificate pair refused; read again until both files have settled';
-    let lines: { msg: string; [field: string]: unknown }[];
+    let lines: { msg: string; level?: number; [field: string]: unknown }[];
     let served: TestCertificate;
     let renewed: TestCertificate;
     const named = (port: number) => `listen: ${port}\ncertificates:\n  site: { certFile: ${served.certFile}, keyFile: ${served.keyFile} }\n`;
@@ -379,7 +379,7 @@ describe('watchConfig', () => {
   describe('a reload refused for a file it names, put right with no save of the configuration', () => {
     const READ_AGAIN = 'certificate pair refused; read again until both files have settled';
     const TAKEN = 'the refused configuration is taken: a file it names has changed since its refusal';
-    let lines: { msg: string; [field: string]: unknown }[];
+    let lines: { msg: string; level?: number; [field: string]: unknown }[];
     let site: TestCertificate;
     let rightKey: string;
     let wrongKey: string;
@@ -435,6 +435,38 @@ describe('watchConfig', () => {
       await putRight();
       await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken' });
       expect(ports()).toEqual([1000, 'refused', 7000]);
+    });
+
+    it('logs a folder of a named file that is missing once per outage, retries at debug, says when it watches it again, and takes the text once the file is there', async () => {
+      const LOST = 'watching the folder of a file the configuration names failed; retrying (further failures at debug)';
+      const RETRY = 'watching the folder of a file the configuration names failed again; retrying';
+      const BACK = 'watching the folder of a file the configuration names again';
+      const later = join(folder, 'later');
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+      const at = (msg: string) => lines.filter((line) => line.msg === msg).map((line) => line.level);
+      // Retried every 20 to 40 ms: each retry would warn, as it did, many times over within the waits below.
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: SETTLE_MS, log, rewatchBackoff: { initialMs: 20, maxMs: 40 } }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      await writeFile(path, 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: later/ca.pem }\n');
+      await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+      expect(ports()).toEqual([1000, 'refused']);
+      await waitFor(() => at(RETRY).length >= 3, { timeoutMs: 5_000, message: 'retries while the folder is missing' });
+      // The folder appears, still without the bundle: watched again, the text still refused and not reported again.
+      await mkdir(later);
+      await waitFor(() => at(BACK).length === 1, { timeoutMs: 5_000, message: 'the folder watched once it appears' });
+      // Removed again while the text waits for it: a second outage, warned once more.
+      await rm(later, { recursive: true });
+      await waitFor(() => at(LOST).length === 2 && at(RETRY).length >= 6, { timeoutMs: 5_000, message: 'a second outage and its retries' });
+      const issuer = await makeCertificate(join(folder, 'staging'), 'issuer', { key: 'ec', names: ['api.test'] });
+      await mkdir(later);
+      await rename(issuer.certFile, join(later, 'ca.pem'));
+      await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken' });
+      expect(ports()).toEqual([1000, 'refused', 7000]);
+      expect(at(LOST)).toEqual([40, 40]);
+      expect(new Set(at(RETRY))).toEqual(new Set([20]));
+      expect(at(BACK)).toEqual([30, 30]);
+      expect(lines.filter((line) => line.level === 40 && line.msg !== LOST)).toEqual([]);
+      expect(logged(TAKEN)).toBe(1);
     });
 
     it('does not report a pair that stays bad again when its files or others beside them change, and takes it once it is good', async () => {

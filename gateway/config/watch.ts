@@ -1,12 +1,11 @@
 import { basename, dirname, resolve } from 'node:path';
 import { Observable } from 'rxjs';
-import type { BackoffOptions } from '../../src/backoff.ts';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
-import { concernsFile, REWATCH_BACKOFF, watchFolder } from '../../src/folder-watch.ts';
+import { concernsFile, folderWatchOutageLog, REWATCH_BACKOFF, watchFolder, type FolderWatchBackoff } from '../../src/folder-watch.ts';
 import { CONFIG_DEBOUNCE_MS, FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
 import { currentSave, FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } from '../../src/folder-watch-settle.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
-import { CertificateFolderWatch } from '../entrypoints/tls-folder-watch.ts';
 import type { CertificateSettleOptions } from './certificate-check.ts';
 import { parseConfig, parseRefusedConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
 import { filesOfRefusal } from './named-files.ts';
@@ -29,8 +28,8 @@ export interface WatchConfigOptions {
    * subscription would go unnoticed.
    */
   readonly emitCurrent?: boolean;
-  /** Backoff between attempts to watch the folder again after its watcher failed. */
-  readonly rewatchBackoff?: BackoffOptions;
+  /** Backoff between attempts to watch a folder (the file's, or one of a file a refused text names) again after its watcher failed (`REWATCH_BACKOFF` by default). */
+  readonly rewatchBackoff?: FolderWatchBackoff;
   /** How long a refused text (the same save), or an unreadable file, must stay so before its refusal is reported (`FOLDER_WATCH_SETTLE_MS` by default). */
   readonly settleMs?: number;
   /** Longest a change waits to be read, and a refusal to be reported, while the file keeps changing (`FOLDER_WATCH_MAX_WAIT_MS` by default). */
@@ -57,10 +56,11 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * A text refused while a certificate pair it names does not check is parsed again once that pair has settled by the same rule (`parseConfigSettled`),
  * so a reload that lands in a renewal written one file at a time is taken once the pair is whole.
  * While the latest text is refused and would parse but for the files it names (certificate pairs, upstream CA bundles and client pairs,
- * JWT key files: `filesNamedBy`), their folders are watched too (`CertificateFolderWatch`), from the refusal on: a change of one of those
+ * JWT key files: `filesNamedBy`), their folders are watched too (`FilesFolderWatch`), from the refusal on: a change of one of those
  * files parses the refused text again (pairs settled by the same rule) and emits it once it is taken (logged at info), with no save of
  * the configuration file; a text still refused is not reported again. That watch stops when the text changes or is taken, and on unsubscribing.
- * Never errors: a failed folder watch is reported once and retried with backoff. Unsubscribing
+ * Never errors: a failed folder watch is reported once and retried with backoff (`REWATCH_BACKOFF`: a folder not there yet
+ * is tried again every 2 s at most), logged once per outage (`folderWatchOutageLog`). Unsubscribing
  * stops the watches, and the reading again of such a pair with them.
  */
 export function watchConfig(path: string, options: WatchConfigOptions = {}): Observable<ConfigResult> {
@@ -90,7 +90,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     // Whether a file the refused text names has changed since that text was last parsed: it is then parsed again.
     let namedFilesChanged = false;
     // The folders of the files the last refused text names, watched while it is refused (see `watchNamedFiles`).
-    const namedFiles = new CertificateFolderWatch(
+    const namedFiles = new FilesFolderWatch(
       () => {
         namedFilesChanged = true;
         reads.schedule(0);
@@ -98,7 +98,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       },
       log,
       {},
-      { debounceMs, maxWaitMs },
+      { folder: 'folder of a file the configuration names', changeFailed: 'reading the configuration again for a file it names failed' },
+      { debounceMs, maxWaitMs, rewatchBackoff },
     );
     /**
      * Watches the files `text` names when it would parse but for them (`filesNamedBy`), else none: the refusal may
@@ -233,18 +234,23 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     // each event restarts the quiet time, which alone would wait for the writer to stop.
     const reads = new FolderWatchDebounce(read, debounceMs, (error) => log.error({ err: error }, 'reading the configuration failed'), maxWaitMs);
     const schedule = () => reads.schedule();
+    const folder = dirname(resolve(path));
+    const outage = folderWatchOutageLog(log, 'configuration folder', { folder });
     const stopWatch = watchFolder(
-      dirname(resolve(path)),
+      folder,
       {
         event: (filename) => {
           if (concernsFile(filename, fileName)) schedule();
         },
         failed: (error, attempt) => {
-          log.warn({ err: error, attempt }, 'watching the configuration folder failed; retrying');
+          outage.failed(error, attempt);
           // Reported once per outage, not once per attempt.
           if (attempt === 0 && !reads.closed) subscriber.next({ ok: false, error: new ConfigFileError(path, `cannot watch the folder: ${errorMessage(error)}`, { cause: error }) });
         },
-        rewatched: schedule,
+        rewatched: () => {
+          outage.rewatched();
+          schedule();
+        },
       },
       rewatchBackoff,
     );

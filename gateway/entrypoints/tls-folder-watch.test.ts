@@ -1,6 +1,7 @@
-import { appendFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rootLogger } from '../../src/logger.ts';
 import { keepWriting } from '../../test/harness/keep-writing.ts';
@@ -48,5 +49,22 @@ describe('CertificateFolderWatch', () => {
     } finally {
       await writer.stop();
     }
+  });
+
+  it('says a certificate folder not there yet is one, once, retries at debug, and calls once it is watched', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-cert-watch-'));
+    const folder = join(dir, 'certs');
+    const lines: { level: number; msg: string; folder?: string }[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    let changes = 0;
+    watch = new CertificateFolderWatch(async () => void (changes += 1), log, { entryPoint: 'websecure' });
+    watch.watch([{ certFile: join(folder, 'site.pem'), keyFile: join(folder, 'site-key.pem') }]);
+    await waitFor(() => lines.some((line) => line.msg === 'watching the certificate folder failed again; retrying'), { timeoutMs: 5_000, message: 'a retry' });
+    await mkdir(folder);
+    await waitFor(() => changes > 0, { timeoutMs: 5_000, message: 'a call once the folder is watched' });
+    expect(lines.filter((line) => line.level >= 40).map(({ level, msg, folder: watched }) => ({ level, msg, folder: watched }))).toEqual([
+      { level: 40, msg: 'watching the certificate folder failed; retrying (further failures at debug)', folder },
+    ]);
+    expect(lines.filter((line) => line.msg === 'watching the certificate folder again')).toHaveLength(1);
   });
 });

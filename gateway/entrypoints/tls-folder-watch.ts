@@ -1,7 +1,4 @@
-import { basename, dirname } from 'node:path';
-import { errorMessage } from '../../src/errors.ts';
-import { concernsFile, watchFolder } from '../../src/folder-watch.ts';
-import { CONFIG_DEBOUNCE_MS, FOLDER_WATCH_MAX_WAIT_MS, FolderWatchDebounce } from '../../src/folder-watch-debounce.ts';
+import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
 import { FolderWatchSettle } from '../../src/folder-watch-settle.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { CertificateFiles } from '../config/types.ts';
@@ -17,26 +14,16 @@ export interface CertificateFolderWatchTiming {
 }
 
 /**
- * Watches the folders of certificate and key files (as the configuration file is watched: the
- * folder, since tools replace files by rename) and calls `changed` once per burst of events that
- * can concern those files (`concernsFile`), after the configuration's debounce, one call at a time (`FolderWatchDebounce`);
- * a burst that never leaves that quiet time (a file rewritten every few milliseconds) is called for
- * all the same once its first event is the configuration's maximum wait old. A folder whose
- * watch fails is watched again with backoff, and `changed` is called then too, since the files
- * may have changed while nobody watched. `pairSettled` holds a changed pair until both its files
- * have settled, so that a certificate written before its key is not loaded with the old key.
+ * Watches the folders of certificate and key files (`FilesFolderWatch`, its lines saying
+ * "certificate folder") and calls `changed` once per burst of events that can concern them, and
+ * when a folder is watched again after its watch failed. `pairSettled` holds a changed pair until
+ * both its files have settled, so that a certificate written before its key is not loaded with the old key.
  */
 export class CertificateFolderWatch {
-  /** The stop of each folder's watch. */
-  private readonly watches = new Map<string, () => void>();
-  /** Editors and `cp` write in bursts, and a certificate and its key change one after the other. */
-  private readonly changes: FolderWatchDebounce;
-  /** The names of the watched certificate and key files in each folder. */
-  private readonly files = new Map<string, Set<string>>();
+  /** The folders of the pairs' files. */
+  private readonly folders: FilesFolderWatch;
   /** Whether each changed pair (by its two paths) has settled. */
   private readonly settles = new Map<string, FolderWatchSettle>();
-  /** The change the call in progress answers (see `FolderWatchDebounce`), from which the maximum wait counts. */
-  private changedSince: number | undefined;
 
   constructor(
     changed: () => Promise<void>,
@@ -44,15 +31,7 @@ export class CertificateFolderWatch {
     private readonly context: Readonly<Record<string, string>>,
     private readonly timing: CertificateFolderWatchTiming = {},
   ) {
-    this.changes = new FolderWatchDebounce(
-      (changedSince) => {
-        this.changedSince = changedSince;
-        return changed();
-      },
-      timing.debounceMs ?? CONFIG_DEBOUNCE_MS,
-      (error) => log.error({ ...context, err: errorMessage(error) }, 'reloading certificates failed'),
-      timing.maxWaitMs ?? FOLDER_WATCH_MAX_WAIT_MS,
-    );
+    this.folders = new FilesFolderWatch(changed, log, context, { folder: 'certificate folder', changeFailed: 'reloading certificates failed' }, timing);
   }
 
   /** Watches exactly the folders of `pairs` (certificate and key files) from now on: new ones are added, ones no longer needed are let go. */
@@ -64,39 +43,7 @@ export class CertificateFolderWatch {
       paths.push(files.certFile, files.keyFile);
     }
     for (const id of this.settles.keys()) if (!ids.has(id)) this.settles.delete(id);
-    this.watchFiles(paths);
-  }
-
-  /**
-   * Watches exactly the folders of `paths` from now on, for events that can concern those files, as
-   * `watch` does for pairs; none lets every folder go. For files that are not pairs (`pairSettled`
-   * is then not used): the files a refused configuration names (`watchConfig`).
-   */
-  watchFiles(paths: Iterable<string>): void {
-    if (this.changes.closed) return;
-    this.files.clear();
-    for (const path of paths) {
-      const folder = dirname(path);
-      if (!this.files.has(folder)) this.files.set(folder, new Set());
-      this.files.get(folder)!.add(basename(path));
-    }
-    for (const [folder, stop] of this.watches) {
-      if (this.files.has(folder)) continue;
-      stop();
-      this.watches.delete(folder);
-    }
-    for (const folder of this.files.keys()) {
-      if (this.watches.has(folder)) continue;
-      const stop = watchFolder(folder, {
-        // Only events that can concern a watched file: another file written often in the folder (a log) would hold the debounce open forever.
-        event: (filename) => {
-          for (const name of this.files.get(folder) ?? []) if (concernsFile(filename, name)) return this.changes.schedule();
-        },
-        failed: (error, attempt) => this.log.warn({ ...this.context, folder, attempt, err: errorMessage(error) }, 'watching a certificate folder failed; retrying'),
-        rewatched: () => this.changes.schedule(),
-      });
-      this.watches.set(folder, stop);
-    }
+    this.folders.watchFiles(paths);
   }
 
   /**
@@ -112,10 +59,10 @@ export class CertificateFolderWatch {
       settle = new FolderWatchSettle(this.timing.settleMs, this.timing.maxWaitMs);
       this.settles.set(id, settle);
     }
-    const verdict = settle.observe(reading, this.changedSince);
+    const verdict = settle.observe(reading, this.folders.changedSince);
     if (verdict.settled) return true;
     this.log.debug({ ...this.context, certFile: files.certFile, keyFile: files.keyFile, readAgainInMs: verdict.readAgainInMs }, 'certificate pair changed; held until both files have settled');
-    this.changes.schedule(verdict.readAgainInMs);
+    this.folders.schedule(verdict.readAgainInMs);
     return false;
   }
 
@@ -126,9 +73,7 @@ export class CertificateFolderWatch {
 
   /** Stops watching and drops a pending call (one in progress finishes). */
   close(): void {
-    void this.changes.close();
-    for (const stop of this.watches.values()) stop();
-    this.watches.clear();
+    this.folders.close();
   }
 }
 

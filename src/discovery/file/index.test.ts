@@ -1,9 +1,11 @@
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { firstValueFrom, filter, type Observable } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keepWriting } from '../../../test/harness/keep-writing.ts';
+import { waitFor } from '../../../test/harness/wait.ts';
 import type { ProviderSnapshot, ProviderStatus } from '../provider.ts';
 import { FileProvider, parseInstanceList } from './index.ts';
 
@@ -160,6 +162,35 @@ describe('FileProvider with a Kubernetes-style volume', () => {
     await withDeadline(until(started.status$, (status) => status.state === 'connected'), 'connected once the folder appeared');
     const user = await withDeadline(until(started.snapshots$, (s) => s.service === 'user'), 'the user list');
     expect(user.instances.map((i) => i.port)).toEqual([8081]);
+  });
+
+  it('logs each outage of its folder once at error, the retries at debug, and says when it watches the folder again', async () => {
+    const LOST = 'watching the folder of the instance list failed; retrying (further failures at debug)';
+    const RETRY = 'watching the folder of the instance list failed again; retrying';
+    const BACK = 'watching the folder of the instance list again';
+    dir = await mkdtemp(join(tmpdir(), 'sb-file-late-'));
+    const folder = join(dir, 'lists');
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const at = (msg: string) => lines.filter((line) => line.msg === msg).map((line) => line.level);
+    const started = new FileProvider({ path: join(folder, 'instances.yaml'), debounceMs: 10, log });
+    provider = started;
+    started.start();
+    // The default backoff: 0.5 s, then 1 s.
+    await waitFor(() => at(RETRY).length >= 2, { timeoutMs: 10_000, message: 'two retries while the folder is missing' });
+    await mkdir(folder);
+    await writeFile(join(folder, 'instances.yaml'), 'services:\n  user: [127.0.0.1:8081]\n');
+    await waitFor(() => at(BACK).length === 1, { timeoutMs: 10_000, message: 'the folder watched once it appears' });
+    // Removed while watched, then back with another list: a second outage, and the new list served.
+    await rm(folder, { recursive: true });
+    await waitFor(() => at(LOST).length === 2, { timeoutMs: 10_000, message: 'the second outage' });
+    await mkdir(folder);
+    await writeFile(join(folder, 'instances.yaml'), 'services:\n  user: [127.0.0.1:8082]\n');
+    await waitFor(() => at(BACK).length === 2, { timeoutMs: 10_000, message: 'the folder watched again once created again' });
+    await withDeadline(until(started.snapshots$, (s) => s.service === 'user' && s.instances.some((i) => i.port === 8082)), 'the new list');
+    expect(at(LOST)).toEqual([50, 50]);
+    expect(new Set(at(RETRY))).toEqual(new Set([20]));
+    expect(at(BACK)).toEqual([30, 30]);
   });
 });
 

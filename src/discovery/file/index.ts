@@ -1,7 +1,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { errorMessage } from '../../errors.ts';
-import { concernsFile, watchFolder } from '../../folder-watch.ts';
+import { concernsFile, folderWatchOutageLog, watchFolder } from '../../folder-watch.ts';
 import { FolderWatchDebounce } from '../../folder-watch-debounce.ts';
 import { FolderWatchSettle, readFileWithSave, readingKey, type FileReading } from '../../folder-watch-settle.ts';
 import type { RawInstance } from '../instance-codec.ts';
@@ -81,18 +81,22 @@ export class FileProvider extends StaticProvider {
   override start(): void {
     if (this.stopWatch || this.reads.closed) return;
     const file = basename(this.path);
-    this.stopWatch = watchFolder(dirname(this.path), {
+    const folder = dirname(this.path);
+    // Once at error per outage, the retries at debug, and an info line when watched again.
+    const outage = folderWatchOutageLog(this.log, 'folder of the instance list', { folder }, 'error');
+    this.stopWatch = watchFolder(folder, {
       event: (filename) => {
         if (concernsFile(filename, file)) this.reads.schedule();
       },
       failed: (error, attempt) => {
-        this.log.error({ err: errorMessage(error), attempt }, 'watching the instance list failed; retrying');
+        outage.failed(error, attempt);
         // Changes go unseen until the folder is watched again: the lists are kept but may be old,
         // and stay `stale` (a read that succeeds meanwhile does not make them current).
         this.unwatched = `${this.path}: cannot watch the folder (${errorMessage(error)})`;
         this.store.setStatus('stale', this.unwatched);
       },
       rewatched: () => {
+        outage.rewatched();
         this.unwatched = undefined;
         this.reads.schedule(0);
       },
