@@ -15,8 +15,11 @@ export const HEARTBEAT_INTERVAL_MS = 1_000;
 
 /** What the primary sends a worker, in this order: the configuration first, then health and services as they change. */
 export type PrimaryMessage =
-  /** The configuration file's text as the primary validated it (`path` resolves relative files); applied at start and on every reload. */
-  | { readonly kind: 'switchboard:config'; readonly path: string; readonly text: string; readonly workers: number }
+  /**
+   * The configuration file's text as the primary validated it (`path` resolves relative files); applied at start and on every reload.
+   * `sequence` and `digest` are its identity (`ConfigIdentity`), which the worker's `config-result` echoes.
+   */
+  | { readonly kind: 'switchboard:config'; readonly path: string; readonly text: string; readonly workers: number; readonly sequence: number; readonly digest: string }
   /** The whole endpoint set of one service (never a delta). */
   | { readonly kind: 'switchboard:health'; readonly snapshot: HealthSnapshot }
   /** Every service some registry lists. */
@@ -27,6 +30,9 @@ export type PrimaryMessage =
   /** How many gateways share the config store (the rate limiter's Redis fallback divides by it). */
   | { readonly kind: 'switchboard:peers'; readonly count: number };
 
+/** What a worker did with a configuration text the primary sent (see `config-result`). */
+export type ConfigOutcome = 'taken' | 'refused' | 'superseded';
+
 /** What a worker sends the primary. */
 export type WorkerMessage =
   /** The worker listens for messages; the primary answers with the configuration. */
@@ -36,8 +42,12 @@ export type WorkerMessage =
   /** Why the worker is about to exit at start-up (a bind error, a certificate), for the primary's error. */
   | { readonly kind: 'switchboard:failed'; readonly reason: string }
   | { readonly kind: 'switchboard:listening'; readonly ports: readonly (readonly [string, number])[] }
-  /** The outcome of a `config` message after start-up: a worker that cannot apply it keeps its running configuration. */
-  | { readonly kind: 'switchboard:config-result'; readonly ok: boolean; readonly reason?: string }
+  /**
+   * The outcome of the `config` message of that `sequence` and `digest`: `taken` (at start too, once the worker
+   * listens), `refused` (the worker keeps its running configuration; `reason` says why) or `superseded` (dropped
+   * untried because the primary has sent a newer one, which is next in the worker's queue).
+   */
+  | { readonly kind: 'switchboard:config-result'; readonly sequence: number; readonly digest: string; readonly outcome: ConfigOutcome; readonly reason?: string }
   | { readonly kind: 'switchboard:outcomes'; readonly outcomes: WireOutcomes }
   /** One rolled second of flow statistics (epoch second), for the primary's rings and store; sent once a second when there was traffic. */
   | { readonly kind: 'switchboard:flow'; readonly second: number; readonly entries: readonly WireFlowEntry[] }

@@ -8,9 +8,10 @@ import { rateLimitChanges } from '../middleware/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { WorkerBreakers } from './cluster-breakers.ts';
 import { aggregateMetrics, RetiredWorkerMetrics, type ScrapeAnswer } from './cluster-metrics.ts';
-import { decodeRateLimitChange } from './cluster-messages.ts';
+import { decodeRateLimitChange, type PrimaryMessage } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
+import { configIdentity } from './cluster-worker-configs.ts';
 
 /** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
@@ -44,6 +45,9 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const log = options.log ?? componentLogger('primary');
   const count = workerCount(initial.workers);
   let text = initialText;
+  // Every text sent gets the next sequence; the workers' results say which one each runs.
+  let identity = configIdentity(1, initialText);
+  const configMessage = (): PrimaryMessage => ({ kind: 'switchboard:config', path, text, workers: count, ...identity });
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);
@@ -60,7 +64,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     count,
     {
       attach(send) {
-        send({ kind: 'switchboard:config', path, text, workers: count });
+        send(configMessage());
         const services = control.aggregator.services$.subscribe((names) => send({ kind: 'switchboard:services', names }));
         // health$ replays every service's latest snapshot first, so a new worker starts with the whole picture.
         const health = control.balancers.health$.subscribe((snapshot) => send({ kind: 'switchboard:health', snapshot }));
@@ -92,7 +96,9 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           const change = decodeRateLimitChange(message.change);
           if (change) rateLimitChanges.next(change);
         }
-        else if (message.kind === 'switchboard:config-result' && !message.ok) log.error({ reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
+        else if (message.kind === 'switchboard:config-result') {
+          if (message.outcome === 'refused') log.error({ worker: slot, sequence: message.sequence, reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
+        }
       },
       exited: (slot) => retiredMetrics.exited(slot),
       failedToStart(slot, reason) {
@@ -143,7 +149,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       control.apply(config);
       supervisor.setHeartbeatTimeout(config.workerHeartbeatTimeoutMs);
       text = nextText;
-      supervisor.broadcast({ kind: 'switchboard:config', path, text, workers: count });
+      identity = configIdentity(identity.sequence + 1, text);
+      supervisor.broadcast(configMessage());
     },
     refuse: (error) => control.refuse(error),
     async close() {

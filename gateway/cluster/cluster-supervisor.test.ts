@@ -16,7 +16,7 @@ describe('WorkerSupervisor', () => {
 
   const hooks = (overrides: Partial<SupervisorHooks> = {}): SupervisorHooks => ({
     attach: (send) => {
-      send({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+      send({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1, sequence: 1, digest: '' });
       return () => undefined;
     },
     message: () => undefined,
@@ -121,7 +121,7 @@ describe('WorkerSupervisor', () => {
     const results: string[] = [];
     supervisor = new WorkerSupervisor(1, hooks({ message: (message) => void results.push(message.kind) }), logger, 10_000, 6_000);
     await supervisor.start();
-    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1, sequence: 1, digest: '' });
     // Its answer comes after the block: a watchdog that judged it during the block has killed it by then.
     await waitFor(() => results.includes('switchboard:config-result'), { timeoutMs: 10_000, message: 'the busy worker to answer' });
     expect(lines.filter((line) => line.msg.startsWith('worker unresponsive'))).toEqual([]);
@@ -138,7 +138,7 @@ describe('WorkerSupervisor', () => {
     const until = performance.now() + 4_500;
     while (performance.now() < until);
     // The overdue check runs before any message is read; the stub answers a configuration with `listening`.
-    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1 });
+    supervisor.broadcast({ kind: 'switchboard:config', path: 'gateway.yaml', text: '', workers: 1, sequence: 1, digest: '' });
     await waitFor(() => listened.length === 2, { timeoutMs: 10_000, message: 'the worker to answer after the block' });
     expect(lines.filter((line) => line.msg.startsWith('worker unresponsive'))).toEqual([]);
     expect(exits).toEqual([]);

@@ -2,7 +2,6 @@ import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
 import { closeLogs, componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
-import { parseConfig, parseRefusedConfigSettled, type GatewayConfig } from '../config/index.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
@@ -11,7 +10,8 @@ import { releaseSharedRedisAfter } from '../redis/redis-connection.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
-import { decodeHealthSnapshot, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { WorkerConfigQueue, type ConfigText, type ConfigVerdict } from './cluster-config-queue.ts';
+import { decodeHealthSnapshot, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type ConfigOutcome, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
 import { setLivePeerCount } from '../config-store/peer-count.ts';
@@ -78,50 +78,16 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   setInterval(() => send({ kind: 'switchboard:heartbeat' }), HEARTBEAT_INTERVAL_MS).unref();
 
   let stopping = false;
-  // Configurations are applied one at a time, in the order the primary sent them.
-  let queue = Promise.resolve();
-  // Configurations the primary has sent so far: the one being applied is stale when a later one has come.
-  let received = 0;
-  // The configuration waiting for a certificate pair to settle: aborted when a newer one comes or the worker drains.
-  let waiting: AbortController | undefined;
 
-  /**
-   * Parses the primary's text as the primary did (`parseConfigSettled`): the primary took it, maybe
-   * once a certificate pair it names had settled, and the worker reads that pair a moment later,
-   * possibly mid-renewal (the certificate new, the key still old). Such a pair is read again until it
-   * settles, so that the worker takes the text the primary runs instead of keeping its own. Undefined
-   * when a refused text is dropped: the worker drains, or the primary has sent a newer text, which is
-   * next in the queue. The primary no longer runs the older one: taken after its wait, it would take
-   * effect (listeners rebound…) just before the newer one, and waited for, it would hold the newer
-   * one back by up to the maximum wait.
-   */
-  const parse = async (path: string, text: string, sent: number): Promise<{ readonly config: GatewayConfig } | { readonly error: unknown } | undefined> => {
-    try {
-      return { config: parseConfig(path, text) };
-    } catch (refusal) {
-      if (stopping || sent !== received) return undefined;
-      const dropped = new AbortController();
-      waiting = dropped;
-      const result = await parseRefusedConfigSettled(path, text, refusal, { log, signal: dropped.signal }).then(
-        (config) => ({ config }),
-        (error: unknown) => ({ error }),
-      );
-      waiting = undefined;
-      if (!dropped.signal.aborted) return result;
-      if (!stopping) log.debug('a newer configuration came from the primary while a certificate pair this one names settled; the newer one is applied instead');
-      return undefined;
+  const applyConfig = async (text: ConfigText, verdict: ConfigVerdict) => {
+    const result = (outcome: ConfigOutcome, reason?: string) => send({ kind: 'switchboard:config-result', sequence: text.sequence, digest: text.digest, outcome, ...(reason === undefined ? {} : { reason }) });
+    if (verdict.outcome === 'superseded') return result('superseded');
+    if (verdict.outcome === 'refused') {
+      if (!data) return fail(verdict.error);
+      log.error({ reason: errorMessage(verdict.error), sequence: text.sequence }, 'configuration refused; the running configuration stays');
+      return result('refused', errorMessage(verdict.error));
     }
-  };
-
-  const applyConfig = async (path: string, text: string, workers: number, sent: number) => {
-    const parsed = await parse(path, text, sent);
-    if (!parsed) return;
-    if ('error' in parsed) {
-      if (!data) return fail(parsed.error);
-      log.error({ reason: errorMessage(parsed.error) }, 'configuration refused; the running configuration stays');
-      return send({ kind: 'switchboard:config-result', ok: false, reason: errorMessage(parsed.error) });
-    }
-    const config = parsed.config;
+    const config = verdict.config;
     if (data && balancers) {
       balancers.apply(config);
       data.apply(config);
@@ -129,7 +95,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       // once the requests of the previous configuration have had their drain time (a reload that
       // keeps `redis:` does not restart that wait).
       releaseSharedRedisAfter(config.redis, config.shutdown.drainTimeoutMs);
-      return send({ kind: 'switchboard:config-result', ok: true });
+      return result('taken');
     }
     balancers = new ServiceBalancers(feed, config);
     guards = new TrafficGuards(config, slot);
@@ -142,17 +108,21 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         guards,
         log,
         // Every local rate-limit bucket (the middleware's, each consumer's, the Redis fallback's) gets 1/workers.
-        middlewareFactory: (definition, name) => buildNamedMiddleware(definition, { name, share: 1 / workers, worker: slot }),
+        middlewareFactory: (definition, name) => buildNamedMiddleware(definition, { name, share: 1 / text.workers, worker: slot }),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
       });
     } catch (error) {
       return fail(error);
     }
     send({ kind: 'switchboard:listening', ports: [...data.ports] });
+    result('taken');
   };
+  // Configurations are applied one at a time, in the order the primary sent them; a stale one is superseded.
+  const configs = new WorkerConfigQueue(applyConfig, log);
 
   const fail = (error: unknown) => {
     stopping = true;
+    void configs.stop();
     log.error({ reason: errorMessage(error) }, 'worker cannot start');
     // Exit once the reason is with the primary, which reports it, and the log buffer is written
     // (closeLogs, 1 s at most): with a slow stderr reader this line and those before it wait there,
@@ -167,9 +137,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   const drain = () => {
     if (stopping) return;
     stopping = true;
-    waiting?.abort();
     void (async () => {
-      await queue;
+      await configs.stop();
       await data?.drain();
       flush();
       await flow.stop();
@@ -187,9 +156,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     switch (message.kind) {
       case 'switchboard:config': {
         if (stopping) return;
-        const sent = (received += 1);
-        waiting?.abort();
-        queue = queue.then(() => applyConfig(message.path, message.text, message.workers, sent)).catch((error: unknown) => log.error({ err: error }, 'applying the configuration failed'));
+        configs.receive({ path: message.path, text: message.text, workers: message.workers, sequence: message.sequence, digest: message.digest });
         return;
       }
       case 'switchboard:health': {
