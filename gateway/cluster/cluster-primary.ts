@@ -11,7 +11,7 @@ import { aggregateMetrics, RetiredWorkerMetrics, type ScrapeAnswer } from './clu
 import { decodeRateLimitChange, type PrimaryMessage } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
-import { configIdentity } from './cluster-worker-configs.ts';
+import { configIdentity, WorkerConfigs } from './cluster-worker-configs.ts';
 
 /** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
@@ -46,8 +46,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const count = workerCount(initial.workers);
   let text = initialText;
   // Every text sent gets the next sequence; the workers' results say which one each runs.
-  let identity = configIdentity(1, initialText);
-  const configMessage = (): PrimaryMessage => ({ kind: 'switchboard:config', path, text, workers: count, ...identity });
+  const configs = new WorkerConfigs(count, configIdentity(1, initialText));
+  const configMessage = (): PrimaryMessage => ({ kind: 'switchboard:config', path, text, workers: count, ...configs.latest });
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);
@@ -63,7 +63,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   const supervisor: WorkerSupervisor = new WorkerSupervisor(
     count,
     {
-      attach(send) {
+      attach(send, slot) {
+        configs.attached(slot);
         send(configMessage());
         const services = control.aggregator.services$.subscribe((names) => send({ kind: 'switchboard:services', names }));
         // health$ replays every service's latest snapshot first, so a new worker starts with the whole picture.
@@ -97,10 +98,14 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           if (change) rateLimitChanges.next(change);
         }
         else if (message.kind === 'switchboard:config-result') {
+          configs.result(slot, message, Date.now());
           if (message.outcome === 'refused') log.error({ worker: slot, sequence: message.sequence, reason: message.reason }, 'a worker refused the configuration; it keeps its running one');
         }
       },
-      exited: (slot) => retiredMetrics.exited(slot),
+      exited(slot) {
+        retiredMetrics.exited(slot);
+        configs.exited(slot);
+      },
       failedToStart(slot, reason) {
         failure?.(new Error(`worker ${slot} could not start: ${reason}`));
       },
@@ -133,7 +138,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view(), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);
@@ -149,7 +154,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       control.apply(config);
       supervisor.setHeartbeatTimeout(config.workerHeartbeatTimeoutMs);
       text = nextText;
-      identity = configIdentity(identity.sequence + 1, text);
+      configs.sent(configIdentity(configs.latest.sequence + 1, text));
       supervisor.broadcast(configMessage());
     },
     refuse: (error) => control.refuse(error),

@@ -53,8 +53,8 @@ interface Slot {
 
 /** What the supervisor asks of its owner. */
 export interface SupervisorHooks {
-  /** A new worker is ready for messages: send it the configuration and subscribe it to health; returns its teardown. */
-  attach(send: (message: PrimaryMessage) => void): () => void;
+  /** A new worker in `slot` is ready for messages: send it the configuration and subscribe it to health; returns its teardown. */
+  attach(send: (message: PrimaryMessage) => void, slot: number): () => void;
   /** A message from the worker in `slot`; `countRequests` adds to its slot's count. */
   message(message: WorkerMessage, countRequests: (requests: number) => void, slot: number): void;
   /** The slot's worker exited (whatever the reason; a replacement may follow). */
@@ -223,7 +223,7 @@ export class WorkerSupervisor {
         // A worker forked just before stop() had no listener yet when its drain was sent: it gets it now instead of a configuration to serve.
         if (this.stopping) return send(worker, { kind: 'switchboard:drain' });
         slot.ready = true;
-        slot.teardown = this.hooks.attach((next) => send(worker, next));
+        slot.teardown = this.hooks.attach((next) => send(worker, next), slot.index);
         return;
       }
       if (message.kind === 'switchboard:failed') {

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { WorkerSupervisor } from '../cluster/cluster-supervisor.ts';
+import { configIdentity, WorkerConfigs } from '../cluster/cluster-worker-configs.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const OWN = 'switchboard_';
@@ -43,9 +44,11 @@ function documentedMetrics(): MetricLabels {
 async function registeredMetrics(sources: Map<string, string[]>): Promise<MetricLabels> {
   // Loading every module that defines a metric registers it, wherever it lives (a new file too).
   for (const path of sources.keys()) await import(path);
-  // switchboard_workers_listening is registered by the first worker supervisor only, so that a
-  // one-process gateway never reports a 0 that reads as an outage; constructing one forks nothing.
+  // switchboard_workers_listening and switchboard_workers_config_behind are registered by the first
+  // worker supervisor and the first primary's WorkerConfigs only, so that a one-process gateway never
+  // reports a 0 that reads as an outage; constructing them forks nothing.
   new WorkerSupervisor(1, { attach: () => () => undefined, message: () => undefined, exited: () => undefined, failedToStart: () => undefined }, pino({ level: 'silent' }));
+  new WorkerConfigs(1, configIdentity(1, ''));
   const registered: MetricLabels = {};
   for (const metric of metricsRegistry.getMetricsAsArray()) {
     // prom-client's metrics and the cell metrics both keep the label names they were declared with.
