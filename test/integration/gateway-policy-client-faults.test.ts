@@ -1,0 +1,293 @@
+import { createServer, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+/** A real HTTP backend in the test process: what reached it, and how it answers. */
+interface TestBackend {
+  readonly port: number;
+  /** Requests that reached the backend, with the body each sent in full (undefined while it comes, or when it never ended). */
+  readonly received: { url: string; method: string; body: string | undefined }[];
+  /** Answers whose connection closed (answered, or cut off by the gateway). */
+  readonly closed: () => number;
+  close(): Promise<void>;
+}
+
+async function startTestBackend(handle: (request: IncomingMessage, response: ServerResponse) => void): Promise<TestBackend> {
+  const received: TestBackend['received'] = [];
+  let closed = 0;
+  const server: Server = createServer((request, response) => {
+    const seen: TestBackend['received'][number] = { url: request.url ?? '', method: request.method ?? '', body: undefined };
+    received.push(seen);
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => (seen.body = body));
+    response.on('close', () => (closed += 1));
+    handle(request, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    closed: () => closed,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One answer as a client saw it. */
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** A request on a fresh connection from `localAddress` (127.0.0.x); resolves with the whole answer. */
+function exchange(port: number, path: string, options: { localAddress?: string; headers?: Record<string, string>; method?: string } = {}): { outgoing: ClientRequest; answer: Promise<Answer> } {
+  let outgoing!: ClientRequest;
+  const answer = new Promise<Answer>((resolve, reject) => {
+    outgoing = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false, ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    });
+    outgoing.setTimeout(15_000, () => outgoing.destroy(new Error(`${path} timed out`)));
+    outgoing.on('error', reject);
+  });
+  return { outgoing, answer };
+}
+
+const get = (port: number, path: string, options: { localAddress?: string; headers?: Record<string, string> } = {}): Promise<Answer> => {
+  const { outgoing, answer } = exchange(port, path, options);
+  outgoing.end();
+  return answer;
+};
+
+interface BreakerView {
+  readonly service: string;
+  readonly state: string;
+  readonly requests: number;
+  readonly failures: number;
+}
+
+describe('what clients cause never counts against a circuit breaker', () => {
+  /** Holds every request unanswered until the test's end (or its client leaves). */
+  let holding: TestBackend;
+  /** Answers at once with headers, then a line every 50 ms for 30 s. */
+  let streaming: TestBackend;
+  /** Answers each request with the status in its `status` query parameter once its body has come. */
+  let answering: TestBackend;
+  let gateway: GatewayProcess;
+  let adminPort: number;
+  const held: ServerResponse[] = [];
+
+  beforeAll(async () => {
+    [holding, streaming, answering] = await Promise.all([
+      startTestBackend((_request, response) => held.push(response)),
+      startTestBackend((_request, response) => {
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        const ticker = setInterval(() => response.write('line\n'), 50);
+        const stop = setTimeout(() => response.end(), 30_000);
+        response.on('close', () => (clearInterval(ticker), clearTimeout(stop)));
+      }),
+      startTestBackend((request, response) => {
+        request.on('end', () => response.writeHead(Number(new URL(request.url ?? '/', 'http://x').searchParams.get('status') ?? 200), { 'content-type': 'text/plain' }).end('answered'));
+      }),
+    ]);
+    adminPort = await freePort();
+    // A breaker per backend behaviour: 4 calls with half of them failed would open each.
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  held: { instances: [127.0.0.1:${holding.port}], outlierDetection: false, retries: false, circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s } }
+  streamed: { instances: [127.0.0.1:${streaming.port}], outlierDetection: false, retries: false, circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s } }
+  answered: { instances: [127.0.0.1:${answering.port}], outlierDetection: false, retries: false, circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s } }
+routes:
+  - { path: /held, service: held }
+  - { path: /streamed, service: streamed }
+  - { path: /answered, service: answered }
+`);
+  });
+  afterAll(async () => {
+    for (const response of held) response.end();
+    await gateway?.process.stop();
+    await Promise.all([holding, streaming, answering].map((backend) => backend?.close()));
+  });
+
+  const breaker = async (service: string): Promise<BreakerView> => {
+    const answer = await get(adminPort, '/api/breakers');
+    const views = (JSON.parse(answer.body) as { workers: { breakers: BreakerView[] }[] }).workers.flatMap((worker) => worker.breakers);
+    const view = views.find((candidate) => candidate.service === service);
+    if (!view) throw new Error(`no breaker for ${service} in ${answer.body}`);
+    return view;
+  };
+
+  /** Sends `count` requests one after another, each of which `leave` abandons once the backend has it (and `ready` says so). */
+  const leaveEach = async (count: number, start: () => { outgoing: ClientRequest; answer: Promise<Answer> }, ready: (index: number) => boolean | Promise<boolean>) => {
+    for (let index = 0; index < count; index += 1) {
+      const { outgoing, answer } = start();
+      answer.catch(() => undefined);
+      await waitFor(() => ready(index), { message: `request ${index + 1} to reach the backend` });
+      outgoing.destroy();
+    }
+  };
+
+  it('stays closed, with no failure, after clients leave while the upstream thinks (before headers)', async () => {
+    await leaveEach(
+      6,
+      () => {
+        const started = exchange(gateway.port, '/held');
+        started.outgoing.end();
+        return started;
+      },
+      (index) => holding.received.length > index,
+    );
+    // The gateway cancels each abandoned attempt (the backend sees its connection close) and books it then.
+    await waitFor(() => holding.closed() === 6, { message: 'the abandoned attempts to end' });
+    expect(await breaker('held')).toMatchObject({ state: 'closed', failures: 0 });
+  });
+
+  it('stays closed, with no failure, after clients leave in the middle of the answer or of their upload', async () => {
+    await leaveEach(
+      6,
+      () => {
+        const started = exchange(gateway.port, '/streamed');
+        started.outgoing.end();
+        return started;
+      },
+      (index) => streaming.received.length > index,
+    );
+    await leaveEach(
+      6,
+      () => {
+        const started = exchange(gateway.port, '/answered', { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } });
+        started.outgoing.write('the first part of a body that never ends');
+        return started;
+      },
+      (index) => answering.received.length > index,
+    );
+    await waitFor(() => streaming.closed() === 6 && answering.closed() === 6, { message: 'the abandoned attempts to end' });
+    const [streamed, answered] = [await breaker('streamed'), await breaker('answered')];
+    expect(streamed).toMatchObject({ state: 'closed', failures: 0 });
+    expect(answered).toMatchObject({ state: 'closed', failures: 0 });
+  });
+
+  it("stays closed on 4xx answers (429 included), the client's own errors, then opens on 5xx and answers 503 circuit-open with Retry-After", async () => {
+    for (const status of [400, 401, 404, 429, 404, 429]) expect((await get(gateway.port, `/answered?status=${status}`)).status).toBe(status);
+    expect(await breaker('answered')).toMatchObject({ state: 'closed', failures: 0 });
+    // The same breaker does count the upstream's failures: 5xx until it opens.
+    await waitFor(async () => (await get(gateway.port, '/answered?status=500')).status === 503, { message: 'the breaker to open on 500s' });
+    const refused = await get(gateway.port, '/answered?status=200');
+    expect([refused.status, JSON.parse(refused.body).error]).toEqual([503, 'circuit-open']);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect((await breaker('answered')).state).toBe('open');
+  });
+});
+
+describe('rate limits keyed by the client a trusted proxy names, and retries of streamed bodies', () => {
+  let api: TestBackend;
+  /** Reads the start of a request's body, then resets the connection without answering. */
+  let resetting: TestBackend;
+  /** A forward-auth service that lets everything through: its answers show a request got as far as the middleware after it. */
+  let auth: TestBackend;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    api = await startTestBackend((request, response) => request.on('end', () => response.writeHead(200, { 'content-type': 'text/plain' }).end('ok')));
+    resetting = await startTestBackend((request) => request.once('data', () => request.socket.destroy()));
+    auth = await startTestBackend((_request, response) => response.writeHead(204).end());
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+forwarding: { trustedProxies: [127.0.0.1] }
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+  pair:
+    instances: [127.0.0.1:${resetting.port}, 127.0.0.1:${api.port}]
+    balancer: round-robin
+    outlierDetection: false
+    retries: { attempts: 3, retryOn: [connect-failure, reset] }
+middlewares:
+  per-client: { rateLimit: { average: 1, period: 10s, burst: 2, key: client-ip } }
+  seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
+  held: { rateLimit: { average: 1, period: 2s, burst: 1, key: route, delay: { maxWait: 5s } } }
+routes:
+  - { path: /limited, service: api, middlewares: [per-client] }
+  - { path: /held, service: api, middlewares: [seen, held] }
+  - { path: /pair, service: pair }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([api, resetting, auth].map((backend) => backend?.close()));
+  });
+
+  it('gives each client a trusted proxy names its own bucket (spoofed entries to its left ignored), with Retry-After the seconds to the next token', async () => {
+    const fromProxy = (forwardedFor: string) => get(gateway.port, '/limited', { localAddress: '127.0.0.1', headers: { 'x-forwarded-for': forwardedFor } });
+    expect((await fromProxy('203.0.113.1')).status).toBe(200);
+    expect((await fromProxy('203.0.113.1')).status).toBe(200);
+    // The client put an address of its own before the one the proxy appended: the proxy's counts.
+    const refused = await fromProxy('198.51.100.9, 203.0.113.1');
+    expect([refused.status, JSON.parse(refused.body).error]).toEqual([429, 'rate-limited']);
+    // One token every 10 s: the next one is due in 10 s less the moments since the last was taken (9 on a stalled machine), the bucket full in twice that.
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(9);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(10);
+    expect(Number(refused.headers['x-ratelimit-reset'])).toBeGreaterThanOrEqual(19);
+    expect(Number(refused.headers['x-ratelimit-reset'])).toBeLessThanOrEqual(20);
+    expect(refused.headers).toMatchObject({ 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '0', 'ratelimit-policy': '"default";q=2;w=20' });
+    // Another client behind the same proxy has a bucket of its own.
+    expect((await fromProxy('203.0.113.2')).status).toBe(200);
+  });
+
+  it('keys a peer it does not trust by its own address, whatever X-Forwarded-For it sends', async () => {
+    const statuses: number[] = [];
+    for (const forwardedFor of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) statuses.push((await get(gateway.port, '/limited', { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': forwardedFor } })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it('never forwards a request that delay held after its client left during the wait', async () => {
+    const forwarded = () => api.received.filter((request) => request.url === '/held').length;
+    expect((await get(gateway.port, '/held')).status).toBe(200);
+    // The next token is due in about 2 s: once the auth service has let the next request on, the
+    // limit holds it, and its client leaves meanwhile.
+    const { outgoing, answer } = exchange(gateway.port, '/held');
+    answer.catch(() => undefined);
+    outgoing.end();
+    await waitFor(() => auth.closed() === 2, { message: 'the auth service to let the second request on' });
+    outgoing.destroy();
+    // The abandoned request took its token ahead, so this one is held for up to 4 s (maxWait is 5 s); by then the other's wait is over.
+    expect((await get(gateway.port, '/held')).status).toBe(200);
+    expect(auth.received.length).toBe(3);
+    expect(forwarded()).toBe(2);
+  });
+
+  it("does not retry a PUT whose streamed body the first instance had started reading when it reset, but answers 502; the other instance never gets a part of it", async () => {
+    // Round-robin alternates: within two PUTs one goes to the resetting instance first.
+    for (let sent = 0; sent < 2; sent += 1) {
+      const [resetBefore, apiBefore] = [resetting.received.length, api.received.length];
+      const { outgoing, answer } = exchange(gateway.port, '/pair', { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } });
+      outgoing.write('part one, ');
+      const landed = await waitFor(() => (resetting.received.length > resetBefore ? 'reset' : api.received.length > apiBefore ? 'api' : undefined), { message: 'the PUT to reach an instance' });
+      if (landed === 'api') {
+        outgoing.end('part two');
+        expect((await answer).status).toBe(200);
+        expect(api.received.at(-1)!.body).toBe('part one, part two');
+        continue;
+      }
+      const refused = await answer;
+      outgoing.destroy();
+      expect([refused.status, JSON.parse(refused.body).error]).toEqual([502, 'reset-before-headers']);
+      // A retry would have sent the other instance what was left of the body, under the whole body's framing.
+      expect(api.received.length).toBe(apiBefore);
+      return;
+    }
+    throw new Error('no PUT reached the resetting instance');
+  });
+});
