@@ -46,6 +46,9 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
       if (request.headers['x-ticket'] === 'let-me-in' && uri.startsWith('/guarded') && !uri.startsWith('/guarded/admin')) response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
       else if (request.headers['x-ticket'] === 'gzip') response.writeHead(401, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end(gzipSync('no ticket, compressed'));
       else if (request.headers['x-ticket'] === 'odd-status') response.writeHead(999, { 'content-type': 'text/plain' }).end('odd');
+      // A 2xx whose body never comes whole: cut off by a crash, or still coming when the timeout ends.
+      else if (request.headers['x-ticket'] === 'cut-off') response.writeHead(200, { 'content-length': '100', 'x-auth-user': 'cut-off' }).write('{"user":', () => response.socket?.destroy());
+      else if (request.headers['x-ticket'] === 'stalled') response.writeHead(200, { 'x-auth-user': 'stalled' }).write('{"user":');
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
     });
     await new Promise<void>((resolve) => authService.listen(0, '127.0.0.1', resolve));
@@ -77,7 +80,7 @@ forwarding: { trustedProxies: [loopback] }
 services:
   api: { instances: [127.0.0.1:${api.port}] }
 middlewares:
-  guard: { forwardAuth: { address: "http://127.0.0.1:${(authService.address() as { port: number }).port}/check" } }
+  guard: { forwardAuth: { address: "http://127.0.0.1:${(authService.address() as { port: number }).port}/check", timeout: 2s } }
 ${IP_MIDDLEWARES}
 routes:
   - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
@@ -179,6 +182,15 @@ ${IP_ROUTES}
   it('refuses with 502 when the forward-auth service answers a status outside 200-599, never relaying it', async () => {
     const odd = await send(gateway.port, '/guarded/x', { 'x-ticket': 'odd-status' });
     expect([odd.status, (JSON.parse(odd.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
+  });
+
+  it('refuses with 502 when the forward-auth service says 2xx but its answer is cut off or outlasts the timeout, never letting the request on', async () => {
+    // Let on, the request would get the backend's 200.
+    const cutOff = await send(gateway.port, '/guarded/x', { 'x-ticket': 'cut-off' });
+    expect([cutOff.status, (JSON.parse(cutOff.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
+    // timeout: 2s on this gateway's forwardAuth.
+    const stalled = await send(behindProxy.port, '/guarded/x', { 'x-ticket': 'stalled' });
+    expect([stalled.status, (JSON.parse(stalled.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
   });
 
   it('never writes a key into the gateway log, access log included (last: it stops the gateway)', async () => {

@@ -33,8 +33,9 @@ let authDispatcher: Agent | undefined;
  * X-Forwarded-*, Forwarded) are the ones the trusted-proxy rule left upstream, not the client's. A 2xx lets the request on, with the
  * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
- * answer in `timeout` or answers a status outside 200–599 (which no client could be sent) is a 502
- * `auth-unavailable`: the request is refused, never let through.
+ * answer in `timeout` (a 2xx counts once its body has ended), fails mid-answer or answers a status
+ * outside 200–599 (which no client could be sent) is a 502 `auth-unavailable`: the request is
+ * refused, never let through.
  */
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   return async function forwardAuth(context, next) {
@@ -53,7 +54,14 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
       return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not answer' });
     }
     if (answer.statusCode >= 200 && answer.statusCode < 300) {
-      await answer.body.dump();
+      // The verdict is the whole answer, as Traefik reads it: a 2xx cut off (the auth service
+      // failed mid-answer) or not finished within `timeout` is no pass. undici's `dump()` settled
+      // alike for a body that ended and for one that failed, so either let the request on.
+      try {
+        await drain(answer.body);
+      } catch {
+        return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not finish its answer' });
+      }
       for (const name of settings.authResponseHeaders) {
         const value = answer.headers[name];
         if (value !== undefined) context.upstream.headers[name] = value;
@@ -86,6 +94,11 @@ function authRequestHeaders(context: GatewayContext): Record<string, string | st
   headers['x-forwarded-uri'] = context.upstream.path;
   headers['x-forwarded-for'] = context.clientIp;
   return headers;
+}
+
+/** Reads `body` to its end, keeping none of it; rejects when it fails or is aborted before its end. */
+async function drain(body: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of body) void chunk;
 }
 
 async function boundedBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
