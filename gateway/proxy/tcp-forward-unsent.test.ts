@@ -41,6 +41,18 @@ function receipt(received: Buffer): string {
   return `got ${received.length} bytes, sha256 ${createHash('sha256').update(received).digest('hex')}`;
 }
 
+/**
+ * The version 2 PROXY header of a connection from 127.0.0.1:`clientPort` to 127.0.0.1:`gatewayPort`,
+ * spelled out byte by byte from HAProxy's proxy-protocol.txt (section 2.2), not by the code under test.
+ */
+function proxyV2Header(clientPort: number, gatewayPort: number): Buffer {
+  const ports = Buffer.alloc(4);
+  ports.writeUInt16BE(clientPort, 0);
+  ports.writeUInt16BE(gatewayPort, 2);
+  // Signature; version 2, PROXY; TCP over IPv4; 12 bytes of addresses and ports; source, destination.
+  return Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0x00, 0x0c, 127, 0, 0, 1, 127, 0, 0, 1]), ports]);
+}
+
 /** The process's soft limit of open files, from /proc/self/limits. */
 function openFilesLimit(): number {
   const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((candidate) => candidate.startsWith('Max open files'));
@@ -230,8 +242,9 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
   });
 
   it.each([
-    ['without a PROXY header', false, () => ''],
-    ['after the PROXY header (version 1)', 1, (clientPort: number, gatewayPort: number) => `PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${gatewayPort}\r\n`],
+    ['without a PROXY header', false, () => Buffer.alloc(0)],
+    ['after the PROXY header (version 1)', 1, (clientPort: number, gatewayPort: number) => Buffer.from(`PROXY TCP4 127.0.0.1 127.0.0.1 ${clientPort} ${gatewayPort}\r\n`, 'latin1')],
+    ['after the PROXY header (version 2)', 2, proxyV2Header],
   ] as const)("forwards 1 MiB and the FIN a client sent while the connect was out, %s: exactly those bytes in order, then the FIN", async (_name, proxyProtocol, header) => {
     const instance = await stalledInstance();
     const gateway = await tcpGatewayFor(instance.port, 60_000, { proxyProtocol });
@@ -253,7 +266,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     await waitFor(() => gateway.readAhead() >= highWaterMark, { message: 'the gateway read the client ahead' });
     expect(gateway.readAhead()).toBeLessThanOrEqual(highWaterMark - 1 + 65_536);
     instance.resume();
-    expect(await answer).toBe(receipt(Buffer.concat([Buffer.from(expectedHeader), sent])));
+    expect(await answer).toBe(receipt(Buffer.concat([expectedHeader, sent])));
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
     expect(gateway.reports).toMatchObject([{ ok: true }]);
     expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
