@@ -1,6 +1,8 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, makeCertificate, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A raw TCP backend in the test process: it reads each connection's request head and hands the socket to `answer`. */
 interface UpgradeBackend {
@@ -347,5 +349,111 @@ shutdown: { drainTimeout: 1s }
     // Bytes the gateway holds for the splice must not hide the FIN behind them.
     client.end(Buffer.from([0x81, 0x05, ...Buffer.from('early')]));
     await waitFor(() => backend.sockets[0]!.closed, { timeoutMs: 3_000, message: "the handshake's upstream connection to close" });
+  });
+});
+
+describe('WebSocket tunnels as a ws client and a ws server see them', () => {
+  let upstream: WebSocketServer;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let securePort: number;
+  /** The upstream's connections, in order, with the close code and reason each received (once closed). */
+  const accepted: { socket: WebSocket; closed?: { code: number; reason: string } }[] = [];
+
+  beforeAll(async () => {
+    upstream = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => upstream.once('listening', resolve));
+    upstream.on('connection', (socket) => {
+      const entry: (typeof accepted)[number] = { socket };
+      accepted.push(entry);
+      socket.on('error', () => undefined);
+      socket.on('close', (code, reason) => (entry.closed = { code, reason: reason.toString() }));
+      socket.on('message', (data) => {
+        if (data.toString() === 'close please') socket.close(4001, 'server says bye');
+        else socket.send(data);
+      });
+    });
+    const dir = await makeTempDir('sb-ws-tls-');
+    const certificate = await makeCertificate(dir, 'ws', { key: 'ec', names: ['ws.test'] });
+    securePort = await freePort();
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  secure: { listen: "127.0.0.1:${securePort}", protocol: https, tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] } }
+admin: 127.0.0.1:${adminPort}
+services:
+  ws: { instances: [127.0.0.1:${(upstream.address() as AddressInfo).port}] }
+routes:
+  - { path: /, service: ws }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  }, 60_000);
+  afterAll(async () => {
+    await gateway?.process.stop();
+    for (const { socket } of accepted) socket.terminate();
+    await new Promise((resolve) => upstream?.close(resolve));
+  });
+
+  /** A WebSocket through the gateway, open, with the close code and reason it receives; `accepted` has its upstream side last. */
+  const openThrough = async (url: string) => {
+    const before = accepted.length;
+    const socket = new WebSocket(url, { rejectUnauthorized: false });
+    const state: { closed?: { code: number; reason: string } } = {};
+    socket.on('error', () => undefined);
+    socket.on('close', (code, reason) => (state.closed = { code, reason: reason.toString() }));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('unexpected-response', (_request, response) => reject(new Error(`the upgrade was answered ${response.statusCode}`)));
+      socket.once('close', () => reject(new Error('the WebSocket closed before it opened')));
+    });
+    await waitFor(() => accepted.length === before + 1, { message: 'the upstream to accept the tunnel' });
+    return { socket, state, upstream: accepted.at(-1)! };
+  };
+  /** The one instance's `requests` and `errors`, as the admin API counts them. */
+  const counts = async () => {
+    const view = (await (await admin.get('/api/services')).json()) as { services: { name: string; instances: { requests: number; errors: number }[] }[] };
+    const { requests, errors } = view.services.find((service) => service.name === 'ws')!.instances[0]!;
+    return { requests, errors };
+  };
+
+  it.each([
+    ['ws:// through the http entry point', () => `ws://127.0.0.1:${gateway.port}/chat`],
+    ['wss:// through the https entry point', () => `wss://127.0.0.1:${securePort}/chat`],
+  ])('passes close frames with their code and reason both ways (%s)', async (_name, url) => {
+    const first = await openThrough(url());
+    first.socket.send('close please');
+    await waitFor(() => first.state.closed !== undefined, { timeoutMs: 5_000, message: "the server's close to reach the client" });
+    expect(first.state.closed).toEqual({ code: 4001, reason: 'server says bye' });
+
+    const second = await openThrough(url());
+    second.socket.send('hello');
+    await new Promise((resolve) => second.socket.once('message', resolve));
+    second.socket.close(4002, 'client says bye');
+    await waitFor(() => second.upstream.closed !== undefined, { timeoutMs: 5_000, message: "the client's close to reach the server" });
+    expect(second.upstream.closed).toEqual({ code: 4002, reason: 'client says bye' });
+  });
+
+  /** The TCP socket under a `ws` WebSocket, to make it vanish without a close frame. */
+  const rawSocket = (socket: WebSocket) => (socket as unknown as { _socket: Socket })._socket;
+
+  it.each([
+    ['destroyed (FIN)', (socket: WebSocket) => rawSocket(socket).destroy()],
+    ['reset (RST)', (socket: WebSocket) => rawSocket(socket).resetAndDestroy()],
+  ])("closes the upstream's side at once when the client's socket vanishes, %s, and counts the tunnel against no instance", async (_name, vanish) => {
+    const before = await counts();
+    const { socket, upstream: side } = await openThrough(`ws://127.0.0.1:${gateway.port}/vanishing`);
+    vanish(socket);
+    // Well before any idle timeout (websocketIdle is 1 h): the splice takes the upstream down with the client.
+    await waitFor(() => side.closed !== undefined, { timeoutMs: 3_000, message: "the upstream's side to close" });
+    expect(side.closed!.code).toBe(1006);
+    expect(await counts()).toEqual({ requests: before.requests + 1, errors: before.errors });
+  });
+
+  it("closes the client's side at once when the upstream's socket vanishes", async () => {
+    const { state, upstream: side } = await openThrough(`ws://127.0.0.1:${gateway.port}/upstream-vanishing`);
+    rawSocket(side.socket).resetAndDestroy();
+    await waitFor(() => state.closed !== undefined, { timeoutMs: 3_000, message: "the client's side to close" });
+    expect(state.closed!.code).toBe(1006);
   });
 });
