@@ -24,7 +24,9 @@ export function grpcBackendCommand(port: number, name: string): string[] {
 }
 
 const identity = (value: Buffer) => value;
-const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
+
+/** A grpc-js method definition of `path` whose messages are raw bytes (no .proto), for `makeGenericClientConstructor` and `addService`. */
+export const rawMethod = (path: string, requestStream: boolean, responseStream: boolean) => ({
   path,
   requestStream,
   responseStream,
@@ -36,16 +38,16 @@ const method = (path: string, requestStream: boolean, responseStream: boolean) =
 
 /** The fixture's `test.Echo` service with raw-bytes messages (no .proto), plus a method it does not implement. */
 const ECHO_SERVICE = {
-  Echo: method('/test.Echo/Echo', false, false),
-  Stream: method('/test.Echo/Stream', false, true),
-  Collect: method('/test.Echo/Collect', true, false),
-  Chat: method('/test.Echo/Chat', true, true),
-  Hang: method('/test.Echo/Hang', false, false),
-  Hanging: method('/test.Echo/Hanging', false, false),
-  SetHealth: method('/test.Echo/SetHealth', false, false),
-  Missing: method('/test.Echo/Missing', false, false),
-  Unrouted: method('/nothing.Here/Call', false, false),
-  NoInstance: method('/absent.Service/Call', false, false),
+  Echo: rawMethod('/test.Echo/Echo', false, false),
+  Stream: rawMethod('/test.Echo/Stream', false, true),
+  Collect: rawMethod('/test.Echo/Collect', true, false),
+  Chat: rawMethod('/test.Echo/Chat', true, true),
+  Hang: rawMethod('/test.Echo/Hang', false, false),
+  Hanging: rawMethod('/test.Echo/Hanging', false, false),
+  SetHealth: rawMethod('/test.Echo/SetHealth', false, false),
+  Missing: rawMethod('/test.Echo/Missing', false, false),
+  Unrouted: rawMethod('/nothing.Here/Call', false, false),
+  NoInstance: rawMethod('/absent.Service/Call', false, false),
 };
 
 /** What a unary call ended with: the answer or the status, and the metadata both ways. */

@@ -28,6 +28,16 @@ export function descendantsOf(pid: number): ProcessRecord[] {
   return found;
 }
 
+/** Whether a process `pid` exists (signal 0: a stopped or zombie one counts), for a cleanup that signals only those still there. */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The records whose process still runs with the same command line (zombies count as gone). */
 export function stillRunning(records: readonly ProcessRecord[]): ProcessRecord[] {
   return records.filter((record) => commandOf(record.pid) === record.command && stateOf(record.pid) !== 'Z');

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { rawMethod } from '../harness/grpc.ts';
 import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** One gRPC message frame: the 5-byte prefix (uncompressed, length) and the bytes. */
@@ -19,23 +20,13 @@ interface StubStreamEnd {
   readonly at: number;
 }
 
-const identity = (value: Buffer) => value;
-const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
 const STUB_SERVICE = {
-  Forever: method('/stub.S/Forever', false, true),
-  Die: method('/stub.S/Die', false, true),
-  DieEarly: method('/stub.S/DieEarly', false, true),
-  Reset: method('/stub.S/Reset', false, true),
-  Meta: method('/stub.S/Meta', false, false),
-  HalfClose: method('/stub.S/HalfClose', true, true),
+  Forever: rawMethod('/stub.S/Forever', false, true),
+  Die: rawMethod('/stub.S/Die', false, true),
+  DieEarly: rawMethod('/stub.S/DieEarly', false, true),
+  Reset: rawMethod('/stub.S/Reset', false, true),
+  Meta: rawMethod('/stub.S/Meta', false, false),
+  HalfClose: rawMethod('/stub.S/HalfClose', true, true),
 };
 type StubClient = grpc.Client & Record<keyof typeof STUB_SERVICE, (...args: unknown[]) => unknown>;
 

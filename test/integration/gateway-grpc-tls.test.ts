@@ -2,24 +2,15 @@ import { readFile } from 'node:fs/promises';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { rawMethod } from '../harness/grpc.ts';
 import { acceptsConnections, createTestCa, freePort, logOf, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
-const identity = (value: Buffer) => value;
-const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
 const SECURE_SERVICE = {
-  Echo: method('/secure.Echo/Echo', false, false),
-  Stream: method('/secure.Echo/Stream', false, true),
-  Chat: method('/secure.Echo/Chat', true, true),
+  Echo: rawMethod('/secure.Echo/Echo', false, false),
+  Stream: rawMethod('/secure.Echo/Stream', false, true),
+  Chat: rawMethod('/secure.Echo/Chat', true, true),
 };
-const HEALTH_SERVICE = { Check: method('/grpc.health.v1.Health/Check', false, false) };
+const HEALTH_SERVICE = { Check: rawMethod('/grpc.health.v1.Health/Check', false, false) };
 type SecureClient = grpc.Client & Record<keyof typeof SECURE_SERVICE, (...args: unknown[]) => unknown>;
 
 describe('gRPC over TLS end to end: grpc-js through an https entry point (ALPN h2) to a grpcs instance checked with grpc.health.v1 over TLS', () => {

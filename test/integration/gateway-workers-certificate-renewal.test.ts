@@ -16,6 +16,7 @@ import {
   type GatewayProcess,
   type TestCertificate,
 } from '../harness/index.ts';
+import { processExists } from '../harness/process-tree.ts';
 
 /** The status of one GET on a connection of its own (no keep-alive), so that successive ones go to each worker in turn. */
 function statusOf(url: string): Promise<number> {
@@ -28,16 +29,6 @@ function statusOf(url: string): Promise<number> {
     request.on('error', reject);
     request.end();
   });
-}
-
-/** Whether the process `pid` still exists. */
-function stillRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The JSON lines of the gateway's log (primary and workers) written past byte `offset`. */
@@ -118,7 +109,7 @@ shutdown: { drainTimeout: 5s }
   async function reloadMidRenewal(gateway: GatewayProcess, config: (routes: string) => string, pids: readonly number[]): Promise<{ writeRightKey(): Promise<void>; stop(): Promise<void> }> {
     let writer: { write(text: string): void; stop(): Promise<void> } | undefined;
     const stop = async () => {
-      for (const pid of pids) if (stillRunning(pid)) process.kill(pid, 'SIGCONT');
+      for (const pid of pids) if (processExists(pid)) process.kill(pid, 'SIGCONT');
       await writer?.stop();
       // The pair whole again for the gateways of the tests that follow.
       await writeFile(site.keyFile, rightKey);
@@ -197,7 +188,7 @@ shutdown: { drainTimeout: 5s }
     // Waiting on, each worker would have refused the text at the 2 s maximum wait (the key kept being written wrong), then drained.
     const log = await linesFrom(gateway, 0);
     expect(log.filter((line) => line.msg === REFUSED || line.msg === 'applying the configuration failed')).toEqual([]);
-    expect(pids.filter(stillRunning)).toEqual([]);
+    expect(pids.filter(processExists)).toEqual([]);
   });
 
   it('drops a text waiting for its pair when a newer one comes from the primary, and applies the newer one at once', async () => {
@@ -232,7 +223,7 @@ shutdown: { drainTimeout: 5s }
       const readings = lines.filter((line) => line.msg === READ_AGAIN);
       expect(readings.length, JSON.stringify(readings)).toBeLessThan(2 * 4);
     } finally {
-      for (const pid of pids) if (stillRunning(pid)) process.kill(pid, 'SIGCONT');
+      for (const pid of pids) if (processExists(pid)) process.kill(pid, 'SIGCONT');
       await writer?.stop();
     }
   });

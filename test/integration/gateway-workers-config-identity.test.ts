@@ -5,18 +5,9 @@ import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
 import type { WorkerConfigView } from '../../gateway/cluster/cluster-worker-configs.ts';
 import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
+import { processExists } from '../harness/process-tree.ts';
 
 type Worker = WorkerView & WorkerConfigView;
-
-/** Whether the process `pid` still exists. */
-function stillRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('workers: 2 — the primary shows which configuration each worker runs', () => {
   let backend: BackendProcess;
@@ -64,7 +55,7 @@ shutdown: { drainTimeout: 2s }
   }, 60_000);
 
   afterAll(async () => {
-    for (const pid of stopped) if (stillRunning(pid)) process.kill(pid, 'SIGCONT');
+    for (const pid of stopped) if (processExists(pid)) process.kill(pid, 'SIGCONT');
     await gateway?.process.stop();
     await backend?.process.kill();
   });
