@@ -1,5 +1,4 @@
 import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
@@ -28,12 +27,19 @@ export function recordPerf(pid: number, file: string): { stop(): Promise<void> }
   const child = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(PERF_FREQUENCY), '-p', String(pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'exit');
+  // Settled at once, not rejected: perf missing (ENOENT) is told by stop(), after the run, where an
+  // unhandled rejection would end the bench before its finally stopped the contenders.
+  const exited = new Promise<[number | null, NodeJS.Signals | null] | Error>((resolve) => {
+    child.once('exit', (code, signal) => resolve([code, signal]));
+    child.once('error', resolve);
+  });
   return {
     async stop() {
       child.kill('SIGINT');
+      const outcome = await exited;
+      if (outcome instanceof Error) throw new Error(`perf record could not start (${outcome.message}): BENCH_PERF=1 needs perf (Debian: linux-perf)`, { cause: outcome });
       // perf writes its file and then ends by the signal (no exit code) or with 0.
-      const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+      const [code, signal] = outcome;
       if (code !== 0 && signal !== 'SIGINT') throw new Error(`perf record -p ${pid} failed (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(-2).join(' ')}`);
     },
   };
