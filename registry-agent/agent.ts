@@ -1,5 +1,5 @@
 import type { Subscription } from 'rxjs';
-import type { Instance } from '../src/discovery/instance.ts';
+import { INSTANCE_PROTOCOLS, type Instance } from '../src/discovery/instance.ts';
 import { MAX_INSTANCE_WEIGHT } from '../src/discovery/instance-codec.ts';
 import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { componentLogger } from '../src/logger.ts';
@@ -131,10 +131,11 @@ export function register(options: RegisterOptions): RegistrationHandle {
 /**
  * What the command line would refuse in `options`, or undefined: an entry gateways skip as invalid
  * (a bad host, port or weight), one written outside `<root>/<service>/<id>` (a `/` in the service
- * or id), or a session or lease that cannot hold (`ttlMs` below 1 s or past the longest timer).
+ * or id), or a session or lease that cannot hold (`ttlMs` below 1 s or past the longest timer); a
+ * `protocol` gateways do not know.
  */
 function registerOptionsProblem(options: RegisterOptions, host: string, id: string): string | undefined {
-  const { service, port, weight, ttlMs } = options;
+  const { service, port, weight, ttlMs, protocol } = options;
   if (typeof service !== 'string' || !SERVICE_NAME.test(service)) return `service "${service}" ${SERVICE_NAME_RULE}`;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) return `port ${port} must be a whole number from 1 to 65535`;
   const hostProblem = instanceHostProblem(host);
@@ -142,5 +143,7 @@ function registerOptionsProblem(options: RegisterOptions, host: string, id: stri
   if (!INSTANCE_ID.test(id)) return `id "${id}" ${INSTANCE_ID_RULE}`;
   if (weight !== undefined && (!Number.isInteger(weight) || weight < 0 || weight > MAX_INSTANCE_WEIGHT)) return `weight ${weight} must be a whole number from 0 to ${MAX_INSTANCE_WEIGHT}`;
   if (ttlMs !== undefined && !(ttlMs >= MIN_TTL_MS && ttlMs <= LONGEST_TIMER_MS)) return `ttlMs ${ttlMs} must be from ${MIN_TTL_MS} to ${LONGEST_TIMER_MS}`;
+  // The type says so, but a JavaScript caller's "http2" would register an entry gateways skip as invalid.
+  if (protocol !== undefined && !(INSTANCE_PROTOCOLS as readonly string[]).includes(protocol)) return `protocol "${protocol}" must be one of ${INSTANCE_PROTOCOLS.join(', ')}`;
   return undefined;
 }

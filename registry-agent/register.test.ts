@@ -19,6 +19,7 @@ describe('register(), the in-process API', () => {
     [{ service: 'user', port: 8080, id: 'a/b' }, /^register\(\): id "a\/b" must be letters/],
     [{ service: 'user', port: 8080, weight: -5 }, /^register\(\): weight -5 must be a whole number from 0 to 1000000$/],
     [{ service: 'user', port: 8080, ttlMs: 100 }, /^register\(\): ttlMs 100 must be from 1000 to 2147483647$/],
+    [{ service: 'user', port: 8080, protocol: 'http2' as never }, /^register\(\): protocol "http2" must be one of http, https, h2c, h2, grpc, grpcs, tcp$/],
   ])('refuses %j, which the command line refuses too, before connecting anywhere', (options, error) => {
     // Port 1 of loopback: a registry nobody answers on, were it ever contacted.
     expect(() => register({ registry: 'zk://127.0.0.1:1/services', ...options })).toThrow(error);
