@@ -90,6 +90,8 @@ routes:
   });
 
   it('unary calls with metadata, an application error, a server stream and a bidi conversation go through as over cleartext', async () => {
+    const secure = async () => (await admin.services()).find((service) => service.name === 'secure')!.instances[0]!;
+    const before = await secure();
     const unary = (request: string) =>
       new Promise<{ code: number; details: string; value?: string }>((resolve) => {
         const metadata = new grpc.Metadata();
@@ -125,7 +127,8 @@ routes:
       call.write(Buffer.from(words[0]!));
     });
     expect(answers).toEqual(['PING', 'PONG']);
-    // NOT_FOUND is the caller's: the instance has no error.
-    expect((await admin.services()).find((service) => service.name === 'secure')!.instances[0]).toMatchObject({ errors: 0 });
+    // NOT_FOUND is the caller's: the instance has no error, once its four calls are counted (an error counted late would otherwise go unseen).
+    await waitFor(async () => (await secure()).requests >= before.requests + 4, { timeoutMs: 10_000, message: 'the four calls in the instance counts' });
+    expect(await secure()).toMatchObject({ errors: before.errors });
   });
 });
