@@ -31,7 +31,8 @@ Options:
   -h, --help           print this help
 
 Every flag can also be set as an environment variable: --service is SWITCHBOARD_SERVICE,
---metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win.
+--metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win. A <dur> is written 500ms,
+2s, 1m, 1h or 1d, and is at most about 24.8 days (2^31 - 1 ms, the longest a timer waits).
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
 forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its
