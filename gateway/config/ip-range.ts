@@ -54,6 +54,33 @@ export function plainIp(address: string): string {
 }
 
 /**
+ * The address of one `X-Forwarded-For` entry: an IP address, or one with a port as some proxies
+ * write it (`203.0.113.7:5678`, `[2001:db8::1]:443`, `[2001:db8::1]`, as Azure Application
+ * Gateway does), IPv4-mapped addresses as their IPv4 one (`plainIp`); undefined for anything else.
+ */
+export function forwardedForAddress(entry: string): string | undefined {
+  const text = entry.trim();
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) return undefined;
+    const rest = text.slice(close + 1);
+    const inner = text.slice(1, close);
+    return (rest === '' || isPortSuffix(rest)) && isIP(inner) === 6 ? plainIp(inner) : undefined;
+  }
+  const plain = plainIp(text);
+  if (isIP(plain) !== 0) return plain;
+  const colon = text.indexOf(':');
+  if (colon === -1 || colon !== text.lastIndexOf(':') || !isPortSuffix(text.slice(colon))) return undefined;
+  const host = text.slice(0, colon);
+  return isIP(host) === 4 ? host : undefined;
+}
+
+/** True for `:` and a port number, 0 to 65535, of at most five digits. */
+function isPortSuffix(text: string): boolean {
+  return /^:\d{1,5}$/.test(text) && Number(text.slice(1)) <= 65535;
+}
+
+/**
  * The client key of `address` for per-client state: an IPv4 address (also IPv4-mapped) as it is,
  * an IPv6 address as the network of its first `ipv6Prefix` bits (`2001:db8:1:2::/64`), since a
  * provider hands one customer a whole /64 (RFC 6177) and per address it would hold 2^64 keys.

@@ -148,6 +148,14 @@ ${IP_ROUTES}
     }).toEqual({ denyV4: [200, 403, 403], allowTen: [200, 200, 403, 403], allowV6: [200, 403], depth: [200, 403, 403] });
   });
 
+  it('takes an X-Forwarded-For entry a trusted proxy wrote with a port (Azure Application Gateway) as its address, and refuses garbage', async () => {
+    const at = (path: string, forwardedFor: string, host = '127.0.0.1') => send(behindProxy.port, path, { 'x-forwarded-for': forwardedFor }, host).then((answer) => answer.status);
+    expect({
+      allowTen: [await at('/ip/allow-ten', '10.1.2.3:5678'), await at('/ip/allow-ten', '[fd00::7]:443', '::1'), await at('/ip/allow-ten', '[fd00::7]', '::1'), await at('/ip/allow-ten', '10.1.2.3:port')],
+      depth: [await at('/ip/allow-depth', '203.0.113.5:5678, 10.0.0.1'), await at('/ip/allow-depth', '203.0.113.5:99999, 10.0.0.1')],
+    }).toEqual({ allowTen: [200, 200, 200, 403], depth: [200, 403] });
+  });
+
   it('lets a request on when the forward-auth service says 2xx, with its headers, and relays its refusal otherwise', async () => {
     const passed = await send(gateway.port, '/guarded/x', { 'x-ticket': 'let-me-in', 'x-auth-user': 'spoofed' });
     expect([passed.status, (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers['x-auth-user']]).toEqual([200, 'ticket-holder']);

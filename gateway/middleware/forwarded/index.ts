@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { ipRangeMatcher, parseIpRanges, plainIp } from '../../config/ip-range.ts';
+import { forwardedForAddress, ipRangeMatcher, parseIpRanges, plainIp } from '../../config/ip-range.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 
 /** Settings of the forwarded middleware. */
@@ -13,7 +12,8 @@ export interface ForwardedOptions {
  * trusted proxy speaks for nobody: its X-Forwarded-* and Forwarded headers are dropped, the
  * client is the peer, and X-Forwarded-For becomes the peer alone. From a trusted proxy the
  * incoming X-Forwarded-For is kept with the peer appended, and the client is the right-most
- * address that is not a trusted proxy (an entry that is not an IP ends the walk: the hop that
+ * address that is not a trusted proxy (an entry may carry a port, `203.0.113.7:5678` or
+ * `[2001:db8::1]:443`, as some proxies write it; one that is not an IP ends the walk: the hop that
  * reported it is taken as the client). X-Forwarded-Proto and -Host are kept from a trusted proxy
  * and otherwise set from this connection; X-Real-IP is always the client.
  */
@@ -63,8 +63,8 @@ export function clientFromChain(chain: string, peer: string, isTrusted: (address
   let client = peer;
   const hops = chain.split(',');
   for (let index = hops.length - 1; index >= 0; index -= 1) {
-    const hop = plainIp(hops[index]!.trim());
-    if (isIP(hop) === 0) return client;
+    const hop = forwardedForAddress(hops[index]!);
+    if (hop === undefined) return client;
     client = hop;
     if (!isTrusted(hop)) return hop;
   }

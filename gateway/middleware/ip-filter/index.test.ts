@@ -28,6 +28,10 @@ describe('clientAddress', () => {
     expect(read(contextOf('::ffff:127.0.0.1', '', '198.51.100.1,203.0.113.5 , 10.0.0.1'))).toBe('203.0.113.5');
     expect(read(contextOf('127.0.0.1', '', '10.0.0.1'))).toBeUndefined();
     expect(read(contextOf('127.0.0.1', '', 'unknown, 10.0.0.1'))).toBeUndefined();
+    // A proxy that writes the client's port (Azure Application Gateway) still names an address.
+    expect(read(contextOf('127.0.0.1', '', '203.0.113.5:5678, 10.0.0.1'))).toBe('203.0.113.5');
+    expect(read(contextOf('127.0.0.1', '', '[2001:db8::5]:443, 10.0.0.1'))).toBe('2001:db8::5');
+    expect(read(contextOf('127.0.0.1', '', '203.0.113.5:99999, 10.0.0.1'))).toBeUndefined();
     // An untrusted peer's header proves nothing: the peer is the client.
     expect(read(contextOf('192.0.2.9', '192.0.2.9', '203.0.113.5, 10.0.0.1'))).toBe('192.0.2.9');
   });

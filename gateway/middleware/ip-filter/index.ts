@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { ipRangeMatcher, parseIpRanges, plainIp, type IpRange } from '../../config/ip-range.ts';
+import { forwardedForAddress, ipRangeMatcher, parseIpRanges, plainIp, type IpRange } from '../../config/ip-range.ts';
 import type { IpFilterSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { denyAccess } from '../consumers/index.ts';
@@ -46,7 +45,8 @@ export function ranges(texts: readonly string[]): IpRange[] {
  * How a list reads the client address. Depth 0: `context.clientIp`, which the forwarded
  * middleware set by the trusted-proxy rule. Depth N: the N-th X-Forwarded-For entry from the
  * right (Traefik's `ipStrategy.depth`), believed only when the peer is a trusted proxy; undefined
- * when the chain is shorter than N or that entry is not an address, so a list fails closed.
+ * when the chain is shorter than N or that entry is not an address (one with a port is, as in
+ * `clientFromChain`), so a list fails closed.
  */
 export function clientAddress(settings: Pick<IpFilterSettings, 'depth' | 'trustedProxies'>): (context: GatewayContext) => string | undefined {
   if (settings.depth === 0) return (context) => plainIp(context.clientIp);
@@ -57,7 +57,6 @@ export function clientAddress(settings: Pick<IpFilterSettings, 'depth' | 'truste
     const raw = context.request.headers['x-forwarded-for'];
     const hops = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((hop) => hop.trim()).filter((hop) => hop !== '');
     const hop = hops[hops.length - settings.depth];
-    const address = hop === undefined ? '' : plainIp(hop);
-    return isIP(address) === 0 ? undefined : address;
+    return hop === undefined ? undefined : forwardedForAddress(hop);
   };
 }
