@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isIP } from 'node:net';
-import { clientNetwork } from './ip-range.ts';
+import { clientNetwork, plainIp } from './ip-range.ts';
 
 describe('clientNetwork', () => {
   it.each([
@@ -12,6 +12,13 @@ describe('clientNetwork', () => {
     ['64:ff9b::192.0.2.1', 96, '64:ff9b:0:0:0:0::/96'],
     ['2001:db8::1', 128, '2001:db8::1'],
     ['::ffff:192.0.2.1', 64, '192.0.2.1'],
+    // IPv4-mapped in other spellings: the IPv4 client, not a /64 shared with every other one.
+    ['::FFFF:192.0.2.1', 64, '192.0.2.1'],
+    ['::ffff:c000:201', 64, '192.0.2.1'],
+    ['::FFFF:C000:0201', 128, '192.0.2.1'],
+    ['0:0:0:0:0:ffff:192.0.2.1', 64, '192.0.2.1'],
+    ['::fffe:c000:201', 64, '0:0:0:0::/64'],
+    ['1::ffff:c000:201', 64, '1:0:0:0::/64'],
     ['192.0.2.1', 64, '192.0.2.1'],
     ['', 64, ''],
     ['not:an:address', 64, 'not:an:address'],
@@ -20,11 +27,29 @@ describe('clientNetwork', () => {
   });
 });
 
+describe('plainIp', () => {
+  it.each([
+    ['::ffff:10.0.0.1', '10.0.0.1'],
+    ['::FFFF:10.0.0.1', '10.0.0.1'],
+    ['::ffff:a00:1', '10.0.0.1'],
+    ['::ffff:102:304', '1.2.3.4'],
+    ['0:0:0:0:0:FFFF:0A00:0001', '10.0.0.1'],
+    ['0::ffff:255.255.255.255', '255.255.255.255'],
+    ['10.0.0.1', '10.0.0.1'],
+    ['2001:db8::1', '2001:db8::1'],
+    ['::ffff', '::ffff'],
+    ['::ffff:0:a00:1', '::ffff:0:a00:1'],
+    ['1::ffff:a00:1', '1::ffff:a00:1'],
+    ['::ffff:x:1', '::ffff:x:1'],
+  ])('writes %s as %s', (address, expected) => {
+    expect(plainIp(address)).toBe(expected);
+  });
+});
+
 /** The first implementation (split, `net.isIP`, arrays): slow on the hot path, plain to check against. */
 function referenceNetwork(address: string, ipv6Prefix: number): string {
   if (address.indexOf(':') === -1) return address;
-  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (plain !== address || ipv6Prefix >= 128) return plain;
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
   const zone = address.indexOf('%');
   const text = zone === -1 ? address : address.slice(0, zone);
   if (isIP(text) !== 6) return address;
@@ -40,6 +65,9 @@ function referenceNetwork(address: string, ipv6Prefix: number): string {
   const head = parts(gap === -1 ? text : text.slice(0, gap));
   const tail = gap === -1 ? [] : parts(text.slice(gap + 2));
   const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  // IPv4-mapped in any spelling: the IPv4 address, whatever the prefix.
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) return `${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
+  if (ipv6Prefix >= 128) return address;
   let key = '';
   for (let index = 0; index < ipv6Prefix >> 4; index += 1) key += `${groups[index]!.toString(16)}:`;
   const partBits = ipv6Prefix & 15;

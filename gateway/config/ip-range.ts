@@ -48,10 +48,24 @@ export function ipRangeMatcher(ranges: readonly IpRange[]): (address: string) =>
   };
 }
 
-/** Strips the `::ffff:` of an IPv4-mapped IPv6 address, so logs and hashes see `10.0.0.1`. */
+/**
+ * An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2) as the IPv4 address it maps, in every spelling
+ * (`::ffff:10.0.0.1`, `::FFFF:10.0.0.1`, `::ffff:a00:1`, `0:0:0:0:0:ffff:10.0.0.1`), so logs, lists
+ * and rate-limit keys see `10.0.0.1`; any other text is returned as it is.
+ */
 export function plainIp(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  // The form node gives a dual-stack listener's IPv4 peers, without a scan.
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!MAPPED_MARK.test(address) || !readIpv6Groups(address)) return address;
+  for (let index = 0; index < 5; index += 1) if (IPV6_GROUPS[index] !== 0) return address;
+  if (IPV6_GROUPS[5] !== 0xffff) return address;
+  const high = IPV6_GROUPS[6]!;
+  const low = IPV6_GROUPS[7]!;
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
+
+/** What every spelling of an IPv4-mapped address holds; text without it is not one. */
+const MAPPED_MARK = /:ffff:/i;
 
 /**
  * The address of one `X-Forwarded-For` entry: an IP address, or one with a port as some proxies

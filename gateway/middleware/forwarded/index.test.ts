@@ -78,6 +78,9 @@ describe('clientFromChain', () => {
     ['2001:db8::7:443, 10.0.0.5', '2001:db8::7:443'],
     ['host.example:80', '127.0.0.1'],
     ['::ffff:203.0.113.9', '203.0.113.9'],
+    ['::FFFF:203.0.113.9', '203.0.113.9'],
+    ['::ffff:cb00:7109', '203.0.113.9'],
+    ['0:0:0:0:0:ffff:cb00:7109, ::FFFF:10.0.0.5', '203.0.113.9'],
     ['2001:db8::1, fd00::1', '2001:db8::1'],
   ])('reads chain "%s" behind a trusted peer as client %s', (chain, client) => {
     expect(clientFromChain(chain, '127.0.0.1', isTrusted)).toBe(client);

@@ -11,6 +11,8 @@ describe('ranges', () => {
   it('matches an IPv4-mapped IPv6 range against the plain IPv4 client, and IPv4 ranges against mapped clients', () => {
     const mapped = ipRangeMatcher(ranges(['::ffff:127.0.0.1', '::ffff:10.0.0.0/104']));
     expect(['127.0.0.1', '10.9.8.7', '::ffff:127.0.0.1', '127.0.0.2', '::1', '11.0.0.1'].map(mapped)).toEqual([true, true, true, false, false, false]);
+    const hex = ipRangeMatcher(ranges(['::ffff:a00:0/104']));
+    expect(['10.9.8.7', '11.0.0.1'].map(hex)).toEqual([true, false]);
     const v4 = ipRangeMatcher(ranges(['127.0.0.0/8']));
     expect(['::ffff:127.0.0.9', '127.1.1.1', '::1'].map(v4)).toEqual([true, true, false]);
   });
@@ -20,6 +22,8 @@ describe('clientAddress', () => {
   it('takes the client of the trusted-proxy rule at depth 0, in its plain IPv4 form', () => {
     const read = clientAddress({ depth: 0, trustedProxies: ['loopback'] });
     expect(read(contextOf('::ffff:127.0.0.1', '::ffff:10.0.0.1', '1.2.3.4'))).toBe('10.0.0.1');
+    expect(read(contextOf('::ffff:127.0.0.1', '::FFFF:10.0.0.1', '1.2.3.4'))).toBe('10.0.0.1');
+    expect(read(contextOf('::ffff:127.0.0.1', '::ffff:a00:1', '1.2.3.4'))).toBe('10.0.0.1');
   });
 
   it('takes the N-th X-Forwarded-For entry from the right only from a trusted peer, and fails closed on a short chain', () => {

@@ -28,15 +28,15 @@ export function ipDenyList(settings: IpFilterSettings): Middleware {
 }
 
 /**
- * The ranges of `texts`, with IPv4-mapped IPv6 ranges (`::ffff:10.0.0.0/104`) also written as
+ * The ranges of `texts`, with IPv4-mapped IPv6 ranges (`::ffff:10.0.0.0/104`, `::ffff:a00:0/104`) also written as
  * the IPv4 range they map, since client addresses are compared in their plain IPv4 form.
  */
 export function ranges(texts: readonly string[]): IpRange[] {
   return texts.flatMap((text) => {
     const parsed = parseIpRanges(text) ?? [];
     return parsed.flatMap((range) => {
-      const mapped = range.family === 'ipv6' && range.prefix >= 96 ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(range.address) : null;
-      return mapped ? [range, { family: 'ipv4' as const, address: mapped[1]!, prefix: range.prefix - 96 }] : [range];
+      const mapped = range.family === 'ipv6' && range.prefix >= 96 ? plainIp(range.address) : range.address;
+      return mapped !== range.address ? [range, { family: 'ipv4' as const, address: mapped, prefix: range.prefix - 96 }] : [range];
     });
   });
 }
