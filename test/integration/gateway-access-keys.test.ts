@@ -119,6 +119,10 @@ ${IP_ROUTES}
     expect([missing.status, JSON.parse(missing.body).error]).toEqual([401, 'missing-credentials']);
     const viaQuery = await send(gateway.port, `/keyed/q?a=1&api_key=${CAROL_KEY}&b=2`);
     expect([viaQuery.status, (JSON.parse(viaQuery.body) as { url: string }).url]).toEqual([200, '/keyed/q?a=1&b=2']);
+    // The header's key decides; the query's goes no further either, whatever it holds.
+    const both = await send(gateway.port, `/keyed/both?a=1&api_key=${ALICE_KEY}&b=2`, { 'x-api-key': CAROL_KEY });
+    const bothEchoed = JSON.parse(both.body) as { url: string; headers: IncomingHttpHeaders };
+    expect([both.status, bothEchoed.url, bothEchoed.headers['x-api-key'], bothEchoed.headers['x-consumer']]).toEqual([200, '/keyed/both?a=1&b=2', undefined, 'carol']);
     const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'invalid-key' })).toBe(1);
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'missing-credentials' })).toBe(1);

@@ -26,4 +26,13 @@ describe('keyAuth', () => {
     expect(lines.join('')).toContain('"path":"/q?a=1"');
     expect(lines.join('')).not.toContain(KEY);
   });
+
+  it.each([
+    ['strip', true, '/q?a=1', undefined],
+    ['strip: false', false, '/q?a=1&api_key=other-key', KEY],
+  ])('with %s and the key in the header, treats a query key alike', async (_name, strip, upstreamPath, upstreamHeader) => {
+    server = await serveMiddleware([keyAuth({ header: 'x-api-key', query: 'api_key', strip, consumers: [partner] })]);
+    const response = await server.send('/q?a=1&api_key=other-key', { headers: { 'x-api-key': KEY } });
+    expect([response.status, echoed(response).path, echoed(response).headers['x-api-key'], echoed(response).headers['x-consumer']]).toEqual([200, upstreamPath, upstreamHeader, 'partner']);
+  });
 });

@@ -9,8 +9,9 @@ export { queryParam, withoutQueryParam } from './query.ts';
  * API keys (Kong's and APISIX's key-auth): the key from the header or, failing that, the query
  * parameter must belong to a consumer, who is then published as the `consumer` context variable
  * and named upstream in `X-Consumer`. No key or an unknown key answers 401 with a `WWW-Authenticate`
- * challenge. A key from the query is always removed from the request target the access log
- * writes; with `strip`, it is removed from the upstream request too.
+ * challenge. A key in the query is always removed from the request target the access log
+ * writes; with `strip`, the header and the query parameter are both removed from the upstream
+ * request, whichever of them the key was taken from.
  */
 export function keyAuth(settings: KeyAuthSettings): Middleware {
   const index = new ConsumerKeyIndex(settings.consumers);
@@ -25,22 +26,27 @@ export function keyAuth(settings: KeyAuthSettings): Middleware {
   };
 }
 
-/** The key a request carries, removing it from what goes on when `strip` is set. */
+/**
+ * The key a request carries, the header's before the query's. Whichever holds it, a key in the
+ * query parameter is removed from the request target the access log writes and, with `strip`, from
+ * the upstream request, as a header key is: a client that sends both must not get either past.
+ */
 function readKey(context: GatewayContext, settings: KeyAuthSettings): string | undefined {
+  let key: string | undefined;
   if (settings.header !== undefined) {
     const value = context.upstream.headers[settings.header];
     if (value !== undefined) {
       if (settings.strip) delete context.upstream.headers[settings.header];
-      return Array.isArray(value) ? value[0] : value;
+      key = Array.isArray(value) ? value[0] : value;
     }
   }
-  if (settings.query === undefined) return undefined;
-  const key = queryParam(context.upstream.path, settings.query);
-  if (key !== undefined) {
+  if (settings.query === undefined) return key;
+  const queryKey = queryParam(context.upstream.path, settings.query);
+  if (queryKey !== undefined) {
     if (settings.strip) context.upstream.path = withoutQueryParam(context.upstream.path, settings.query);
     // The access log writes the client's request target after the response: it must not hold the
     // key, whether or not the upstream is to see it.
     context.request.url = withoutQueryParam(context.request.url ?? '/', settings.query);
   }
-  return key;
+  return key ?? queryKey;
 }
