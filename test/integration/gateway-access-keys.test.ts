@@ -191,6 +191,19 @@ ${IP_ROUTES}
     expect(forwardingOf('trusted-1')).toEqual({ ...spoofed, 'x-real-ip': '10.9.9.9', 'x-forwarded-for': '10.9.9.9' });
   });
 
+  it('gives the auth service the request id the upstream and the client get, the gateway\'s own when the client sent none or an unusable one', async () => {
+    for (const sent of [{}, { 'x-request-id': 'not a sane id!' }] as Record<string, string>[]) {
+      const passed = await send(gateway.port, '/guarded/x', { 'x-ticket': 'let-me-in', ...sent });
+      const id = String(passed.headers['x-request-id']);
+      const upstream = (JSON.parse(passed.body) as { headers: IncomingHttpHeaders }).headers;
+      expect([passed.status, upstream['x-request-id'], seenByAuth.get(id)?.['x-forwarded-uri']]).toEqual([200, id, '/guarded/x']);
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    // A sane id of the client's is the request's id: all three see it.
+    const kept = await send(gateway.port, '/guarded/x', { 'x-ticket': 'let-me-in', 'x-request-id': 'client-id-7' });
+    expect([kept.headers['x-request-id'], seenByAuth.get('client-id-7')?.['x-forwarded-uri']]).toEqual(['client-id-7', '/guarded/x']);
+  });
+
   it('refuses with 502 when the forward-auth service answers a status outside 200-599, never relaying it', async () => {
     const odd = await send(gateway.port, '/guarded/x', { 'x-ticket': 'odd-status' });
     expect([odd.status, (JSON.parse(odd.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);

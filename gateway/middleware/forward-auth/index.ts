@@ -6,6 +6,7 @@ import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
 import { denyAccess } from '../consumers/index.ts';
 import { UNTRUSTED_FORWARDING_HEADERS } from '../forwarded/index.ts';
+import { REQUEST_ID_HEADER } from '../request-id/index.ts';
 
 /** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
 const MAX_RELAYED_BODY_BYTES = 64 * 1024;
@@ -28,8 +29,8 @@ const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'conten
 let authDispatcher: Agent | undefined;
 
 /**
- * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers and
- * X-Forwarded-Method/-Proto/-Host/-Uri/-For goes to `address`; the forwarding headers (X-Real-IP,
+ * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers,
+ * X-Forwarded-Method/-Proto/-Host/-Uri/-For and the request's id in X-Request-Id goes to `address`; the forwarding headers (X-Real-IP,
  * X-Forwarded-*, Forwarded) are the ones the trusted-proxy rule left upstream, not the client's. A 2xx lets the request on, with the
  * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
@@ -93,6 +94,9 @@ function authRequestHeaders(context: GatewayContext): Record<string, string | st
   // decides by path allow what the upstream then served as `/guarded/admin`.
   headers['x-forwarded-uri'] = context.upstream.path;
   headers['x-forwarded-for'] = context.clientIp;
+  // The request's id as the upstream and the access log have it (the client's when it was sane,
+  // else the one the gateway made), so the auth service's log lines meet the gateway's.
+  if (context.requestId !== '') headers[REQUEST_ID_HEADER] = context.requestId;
   return headers;
 }
 
