@@ -97,6 +97,12 @@ describe('isRetryable', () => {
     { errorClass: 'connect-refused', idempotent: false, consumed: false, expected: true },
     { errorClass: 'connect-timeout', idempotent: false, consumed: false, expected: true },
     { errorClass: 'upstream-tls', idempotent: false, consumed: false, expected: true },
+    // A body already read from the client cannot be sent again whole, whatever the method.
+    { errorClass: 'connect-refused', idempotent: true, consumed: true, expected: false },
+    { errorClass: 'connect-timeout', idempotent: true, consumed: true, expected: false },
+    { errorClass: 'upstream-tls', idempotent: true, consumed: true, expected: false },
+    { errorClass: 'connect-refused', idempotent: false, consumed: true, expected: false },
+    { errorClass: 'connect-refused', idempotent: true, consumed: false, expected: true },
     { errorClass: 'reset-before-headers', idempotent: true, consumed: false, expected: true },
     { errorClass: 'reset-before-headers', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-before-headers', idempotent: true, consumed: true, expected: false },

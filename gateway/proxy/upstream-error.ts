@@ -218,14 +218,16 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
 }
 
 /**
- * True when an attempt that failed with `errorClass` may safely go to another instance: always when
- * nothing was sent; for a reset or a headers timeout before any response only when the method is
- * idempotent and the request body was not consumed (a keep-alive socket the backend had closed
- * lands here). Which of these are retried at all is the configuration's `retryOn`.
+ * True when an attempt that failed with `errorClass` may safely go to another instance: never when
+ * the request body was consumed (what was read from the client cannot be sent again, and another
+ * instance would get it truncated); when nothing was sent, for any method; for a reset or a
+ * headers timeout before any response only when the method is idempotent (a keep-alive socket the
+ * backend had closed lands here). Which of these are retried at all is the configuration's `retryOn`.
  */
 export function isRetryable(errorClass: GatewayErrorClass, idempotent: boolean, bodyConsumed: boolean): boolean {
-  if (NOTHING_SENT.has(errorClass)) return !bodyConsumed || idempotent;
-  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol' || errorClass === 'headers-timeout') return idempotent && !bodyConsumed;
+  if (bodyConsumed) return false;
+  if (NOTHING_SENT.has(errorClass)) return true;
+  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol' || errorClass === 'headers-timeout') return idempotent;
   return false;
 }
 
