@@ -36,7 +36,7 @@ function recordingPicker(picker: Picker, reports: UpstreamOutcome[]): Picker {
     pick: (pickContext) => {
       const pick = picker.pick(pickContext);
       if (pick.kind === 'none') return pick;
-      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)) };
+      const recorded: PickedEndpoint = { kind: 'endpoint', instance: pick.instance, address: pick.address, done: (outcome) => (reports.push(outcome), pick.done(outcome)), hold: () => pick.hold() };
       return recorded;
     },
     peek: (pickContext) => picker.peek(pickContext),

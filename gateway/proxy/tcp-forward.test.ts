@@ -23,7 +23,7 @@ function scriptedPicker(ports: (number | 'none')[]) {
       if (port === 'none') return { kind: 'none', reason: 'no-healthy-instances' };
       const address = `127.0.0.1:${port}`;
       const instance = { id: address, service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
-      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }) };
+      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }), hold: () => () => undefined };
     },
   };
   return { picker, outcomes, contexts };
@@ -118,7 +118,7 @@ describe('forwardConnection', () => {
         inFlight.set(port, inFlight.get(port)! + 1);
         const instance = { id: String(port), service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
         let released = false;
-        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)) };
+        return { kind: 'endpoint', instance, address: `127.0.0.1:${port}`, done: () => void (released || inFlight.set(port, inFlight.get(port)! - 1), (released = true)), hold: () => () => undefined };
       },
     };
     const { port } = await front(picker);

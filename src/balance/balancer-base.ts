@@ -142,10 +142,15 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     this.rampCount = ramping;
   }
 
+  /** @internal Called once per attempt by `Attempt`, when its in-flight slot is given back (at `done`, or later once held). */
+  release(member: M): void {
+    this.inFlight -= 1;
+    this.loadMoved(member);
+    if (this.departed.size > 0 && member.inFlight === 0) this.dropDeparted(member);
+  }
+
   /** @internal Called once per attempt by `Attempt.done`. */
   settle(member: M, outcome: PickOutcome): void {
-    this.inFlight -= 1;
-    if (this.departed.size > 0 && member.inFlight === 0) this.dropDeparted(member);
     this.observe(member, outcome);
     this.onOutcome?.(member.address, outcome);
   }
@@ -176,10 +181,10 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** Builds the picker over `eligible` (non-empty, registry order); `all` includes members that take no traffic. */
   protected abstract buildPicker(eligible: readonly M[], all: readonly M[]): Picker;
 
-  /** Hook: an attempt on `member` finished; its in-flight count is already released. */
+  /** Hook: an attempt on `member` finished; its in-flight count is already released, unless the pick is held (`PickedEndpoint.hold`). */
   protected observe(_member: M, _outcome: PickOutcome): void {}
 
-  /** Hook: a pick or an answer through another balancer sharing `hostLoads` moved `member`'s in-flight count. */
+  /** Hook: an attempt's release here, or a pick or a release through another balancer sharing `hostLoads`, moved `member`'s in-flight count. */
   protected loadMoved(_member: M): void {}
 
   /** Picks not yet done on the hosts of every member, departed ones included, through this balancer or one sharing `hostLoads`. */

@@ -107,11 +107,7 @@ export class LeastConnectionsBalancer extends BalancerBase<WeightedMember> {
     };
   }
 
-  protected override observe(member: WeightedMember): void {
-    this.index?.moved(member);
-  }
-
-  // A subset's pick (or the service's, for a subset) on the host moved the member's ratio.
+  // A release here, or a subset's pick or release (or the service's, for a subset) on the host, moved the member's ratio.
   protected override loadMoved(member: WeightedMember): void {
     this.index?.moved(member);
   }

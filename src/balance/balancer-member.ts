@@ -50,8 +50,11 @@ export function targetWeight(instance: Instance): number {
   return instance.draining === true ? 0 : instance.weight;
 }
 
-/** Receives the outcome of an attempt exactly once. */
+/** Receives the outcome of an attempt and the release of its in-flight slot, each exactly once. */
 export interface AttemptSettler<M extends Member> {
+  /** The attempt's in-flight slot on `member` was given back (its count already moved). */
+  release(member: M): void;
+  /** The attempt's outcome; its slot may still be held (`PickedEndpoint.hold`). */
   settle(member: M, outcome: PickOutcome): void;
 }
 
@@ -63,7 +66,12 @@ export class Attempt<M extends Member> implements PickedEndpoint {
   readonly kind = 'endpoint';
   readonly instance: Instance;
   readonly address: string;
+  /** True until `done` reported the outcome. */
   private open = true;
+  /** True while the in-flight slot is taken. */
+  private counted = true;
+  /** True once `hold` kept the slot past `done`. */
+  private held = false;
 
   constructor(
     private readonly member: M,
@@ -75,15 +83,31 @@ export class Attempt<M extends Member> implements PickedEndpoint {
     else member.inFlight += 1;
   }
 
-  /** Releases the in-flight slot and reports the outcome; calls after the first do nothing. */
+  /** Reports the outcome and, unless `hold` kept it, releases the in-flight slot first; calls after the first do nothing. */
   done(outcome: PickOutcome): void {
     if (!this.open) return;
     this.open = false;
-    if (this.member.sharing) this.member.load.move(this.member, -1);
-    else this.member.inFlight -= 1;
+    if (!this.held) this.release();
     this.settler.settle(this.member, outcome);
   }
+
+  hold(): () => void {
+    if (!this.open || this.held) return noRelease;
+    this.held = true;
+    return () => this.release();
+  }
+
+  /** Gives the in-flight slot back; once. */
+  private release(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    if (this.member.sharing) this.member.load.move(this.member, -1);
+    else this.member.inFlight -= 1;
+    this.settler.release(this.member);
+  }
 }
+
+function noRelease(): void {}
 
 /**
  * A member the request has not tried, drawn with probability weight ÷ the untried members' total

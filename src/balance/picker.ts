@@ -36,6 +36,15 @@ export interface PickedEndpoint {
    * `{ ok: false, latencyMs: 0, errorClass: 'cancelled' }`, which counts neither for nor against it.
    */
   done(outcome: PickOutcome): void;
+  /**
+   * Keeps the in-flight slot past `done`, for a connection that outlives its attempt (a WebSocket
+   * tunnel after its 101, counted as Envoy counts an upgraded stream and nginx's least_conn a
+   * connection): `done` then reports the outcome at once but leaves the slot taken, and the returned
+   * function releases it, once (later calls do nothing), whether before or after `done`. Call it
+   * before `done`; called after `done`, or again, it holds nothing and returns a function that does
+   * nothing. `done` must still be called exactly once.
+   */
+  hold(): () => void;
 }
 
 /**
