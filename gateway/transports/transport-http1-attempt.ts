@@ -104,7 +104,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   constructor(
     protected readonly context: GatewayContext,
-    private readonly pick: PickedEndpoint,
+    protected readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
     protected readonly timeouts: AttemptTimeouts,
     private readonly body: GatewayContext['request'] | null,

@@ -17,7 +17,10 @@ import { Http1Attempt } from './transport-http1-attempt.ts';
  * (`spliceSockets`); any other answer (a 401, 403, 426, 503…) is relayed to the client as the
  * upstream sent it, after which the client connection closes (its response does not keep alive).
  * Such an answer counts against the upstream, and for the circuit breaker, as its status says:
- * only a 5xx does. Never rejects.
+ * only a 5xx does. A 101 reports the attempt at once (a success, its latency the handshake's), but
+ * the pick stays held (`PickedEndpoint.hold`) until both sockets of the tunnel are closed, however it
+ * ends, so that the instance's in-flight count includes its open tunnels, as Envoy counts an upgraded
+ * stream and nginx's least_conn a connection. Never rejects.
  */
 export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
   // undici writes `Connection: upgrade` and `Upgrade` itself from the `upgrade` option.
@@ -56,10 +59,14 @@ class UpgradeAttempt extends Http1Attempt {
   onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, socket: Duplex): void {
     this.status = status;
     this.stopWatching();
+    // The tunnel keeps the instance's in-flight slot until it closes, so that least-connections,
+    // p2c-ewma and bounded-load hashing count it; its outcome and latency (the handshake's) are reported now.
+    const release = this.pick.hold();
     try {
-      splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0);
+      splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0, release);
     } catch (error) {
       // A response header hook threw: nothing joins the sockets, and the attempt must end now, not at its headers deadline.
+      release();
       socket.destroy();
       (this.context.response as ServerResponse).socket?.destroy();
       return this.fail(error as Error);
@@ -100,13 +107,18 @@ function watchClientEnd(client: Socket): () => void {
   };
 }
 
-/** Sends the upstream's 101 to the client and joins the two sockets, closing both after `idleTimeoutMs` without a byte (0: never). */
-function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Socket, idleTimeoutMs: number): void {
+/**
+ * Sends the upstream's 101 to the client and joins the two sockets, closing both after
+ * `idleTimeoutMs` without a byte (0: never); `closed` is called once both are closed (at once when
+ * the client is already gone), however the tunnel ends.
+ */
+function splice(context: GatewayContext, status: number, upstreamHeaders: IncomingHttpHeaders, upstream: Socket, idleTimeoutMs: number, closed: () => void): void {
   // An upgrade's response is always the HTTP/1.1 ServerResponse that runUpgrade assigned to the client socket.
   const response = context.response as ServerResponse;
   const client = response.socket;
   if (!client || client.destroyed) {
     upstream.destroy();
+    closed();
     return;
   }
   response.detachSocket(client);
@@ -119,5 +131,5 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   client.write(`${head}\r\n`);
   context.outcome.status = status;
-  spliceSockets(client, upstream, idleTimeoutMs, {});
+  spliceSockets(client, upstream, idleTimeoutMs, { closed });
 }

@@ -457,3 +457,104 @@ routes:
     expect(state.closed!.code).toBe(1006);
   });
 });
+
+describe('WebSocket tunnels and least-connections', () => {
+  /** Two ws servers; each keeps its open connections. */
+  const upstreams: { server: WebSocketServer; open: Set<WebSocket>; port: number }[] = [];
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  const clients: WebSocket[] = [];
+
+  beforeAll(async () => {
+    for (let index = 0; index < 2; index += 1) {
+      const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await new Promise((resolve) => server.once('listening', resolve));
+      const open = new Set<WebSocket>();
+      server.on('connection', (socket) => {
+        open.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => open.delete(socket));
+      });
+      upstreams.push({ server, open, port: (server.address() as AddressInfo).port });
+    }
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  ws:
+    balancer: least-connections
+    instances: [127.0.0.1:${upstreams[0]!.port}, 127.0.0.1:${upstreams[1]!.port}]
+routes:
+  - { path: /idle, service: ws, timeouts: { websocketIdle: 300ms } }
+  - { path: /, service: ws }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  }, 60_000);
+  afterAll(async () => {
+    for (const client of clients) client.terminate();
+    await gateway?.process.stop();
+    for (const { server, open } of upstreams) {
+      for (const socket of open) socket.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  /** Opens a tunnel through the gateway and resolves with the index of the upstream that took it, once that upstream holds it. */
+  const openTunnel = async (path = '/tunnel'): Promise<{ client: WebSocket; upstream: number }> => {
+    const before = upstreams.map(({ server }) => server.clients.size);
+    const client = new WebSocket(`ws://127.0.0.1:${gateway.port}${path}`);
+    clients.push(client);
+    client.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve());
+      client.once('unexpected-response', (_request, response) => reject(new Error(`the upgrade was answered ${response.statusCode}`)));
+      client.once('close', () => reject(new Error('the WebSocket closed before it opened')));
+    });
+    const upstream = await waitFor(() => {
+      const grown = upstreams.findIndex(({ server }, index) => server.clients.size > before[index]!);
+      return grown < 0 ? undefined : { index: grown };
+    }, { message: 'an upstream to accept the tunnel' });
+    return { client, upstream: upstream.index };
+  };
+  /** Each instance's in-flight count as `/api/services` shows it, in the order of the configuration. */
+  const inFlight = async () => {
+    const service = (await admin.services()).find((candidate) => candidate.name === 'ws')!;
+    return upstreams.map(({ port }) => service.instances.find((instance) => instance.address === `127.0.0.1:${port}`)!.inFlight);
+  };
+
+  it('counts open tunnels as in flight, so new tunnels go to the instance whose tunnels closed', async () => {
+    // One at a time: each tunnel is open (and counted) before the next is picked.
+    const first: { client: WebSocket; upstream: number }[] = [];
+    for (let index = 0; index < 4; index += 1) first.push(await openTunnel());
+    expect([0, 1].map((upstream) => first.filter((tunnel) => tunnel.upstream === upstream).length)).toEqual([2, 2]);
+    // The handshakes are long over; the tunnels are what the admin API counts.
+    expect(await inFlight()).toEqual([2, 2]);
+
+    // The first instance's tunnels end, one closed by its client, one cut by the upstream.
+    const [closedByClient, cutByUpstream] = first.filter((tunnel) => tunnel.upstream === 0);
+    closedByClient!.client.close(1000, 'done');
+    await waitFor(async () => upstreams[0]!.open.size === 1 && (await inFlight())[0] === 1, { timeoutMs: 5_000, message: "the client's close to end its tunnel and release its count" });
+    [...upstreams[0]!.open][0]!.terminate();
+    await waitFor(async () => cutByUpstream!.client.readyState === WebSocket.CLOSED && (await inFlight())[0] === 0, { timeoutMs: 5_000, message: "the upstream's cut to end its tunnel and release its count" });
+    expect(await inFlight()).toEqual([0, 2]);
+
+    // Released at the 101, the tie-break would alternate; counted, both new tunnels go to the emptied instance.
+    const next = [await openTunnel(), await openTunnel()];
+    expect(next.map((tunnel) => tunnel.upstream)).toEqual([0, 0]);
+    expect(await inFlight()).toEqual([2, 2]);
+
+    for (const client of clients) client.close(1000, 'bye');
+    await waitFor(async () => (await inFlight()).every((count) => count === 0), { timeoutMs: 5_000, message: 'every tunnel to be released' });
+  });
+
+  it('releases the count of a tunnel the idle timeout closes', async () => {
+    await waitFor(async () => (await inFlight()).every((count) => count === 0), { timeoutMs: 5_000, message: 'no tunnel to be open' });
+    const { client } = await openTunnel('/idle');
+    // Sent nothing, the tunnel is closed by the route's 300 ms websocketIdle, not by either side.
+    await waitFor(async () => client.readyState === WebSocket.CLOSED && (await inFlight()).every((count) => count === 0), {
+      timeoutMs: 5_000,
+      message: 'the idle timeout to close the tunnel and release its count',
+    });
+  });
+});
