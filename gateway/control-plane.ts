@@ -61,7 +61,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // 1. Providers: every registry, plus the static instances declared in the file.
   const staticInstances = new StaticProvider('static');
   staticInstances.replace(staticInstanceLists(config));
-  const providers = [...config.registries.map((registry) => createProvider(registry.location)), staticInstances];
+  const providers = [...config.registries.map((registry) => createProvider(registry.location, registry.credentials)), staticInstances];
   const registries: RegistryRef[] = providers.map((provider, index) => {
     const registry = config.registries[index];
     return { name: provider.name, url: registry?.url, kind: registry?.location.kind ?? 'static' };
@@ -156,7 +156,9 @@ function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string
   if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
   if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
-  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
+  // A registry is its URL and its credentials' contents: changed files under the same paths are a change too.
+  const registries = (config: GatewayConfig) => config.registries.map((registry) => `${registry.url} ${registry.credentials?.sha256 ?? ''}`).join();
+  if (registries(current) !== registries(next)) keys.push('registries');
   if (current.workers !== next.workers) keys.push('workers');
   // The store is connected once, at start (its snapshot and timeout with it).
   if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');

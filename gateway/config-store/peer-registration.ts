@@ -68,7 +68,7 @@ export class PeerRegistration {
     this.registration =
       options.registration?.(entry) ??
       (location.kind === 'etcd'
-        ? new EtcdRegistration<PeerRecord>({ endpoints: location.endpoints, prefix: location.root, ttlMs, entry, component: 'peer-registration' })
+        ? new EtcdRegistration<PeerRecord>({ endpoints: location.endpoints, prefix: location.root, ttlMs, entry, component: 'peer-registration', credentials: location.credentials })
         : new ZooKeeperRegistration<PeerRecord>({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs, entry, component: 'peer-registration' }));
     this.record = {
       id: this.id,

@@ -1,6 +1,7 @@
 import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay } from '../../src/backoff.ts';
 import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
+import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { exists, getChildren, getData, isZooKeeperError, ZooKeeperSessionSupervisor, type ZooKeeperSession } from '../../src/zookeeper/index.ts';
@@ -53,7 +54,7 @@ export class PeerWatcher {
   /** Starts following the store; returns at once. */
   start(): void {
     const { location } = this.options;
-    this.stop = location.kind === 'etcd' ? this.followEtcd(location.endpoints) : this.followZooKeeper(location.connectString);
+    this.stop = location.kind === 'etcd' ? this.followEtcd(location.endpoints, location.credentials) : this.followZooKeeper(location.connectString);
   }
 
   /** Stops following and releases the client, within about a second; the list completes. */
@@ -69,7 +70,7 @@ export class PeerWatcher {
     this.peers.next(next);
   }
 
-  private followEtcd(endpoints: readonly string[]): () => Promise<void> {
+  private followEtcd(endpoints: readonly string[], credentials: EtcdCredentials | undefined): () => Promise<void> {
     const keyPrefix = `${this.dir}/`;
     let session: EtcdSession | undefined;
     let wake: (() => void) | undefined;
@@ -80,7 +81,7 @@ export class PeerWatcher {
         const endpoint = endpoints[index % endpoints.length]!;
         let entries = new Map<string, PeerRecord>();
         session = new EtcdSession(
-          { endpoint, keyPrefix, requestTimeoutMs: PEER_READ_TIMEOUT_MS, stallTimeoutMs: ETCD_STALL_TIMEOUT_MS },
+          { endpoint, keyPrefix, requestTimeoutMs: PEER_READ_TIMEOUT_MS, stallTimeoutMs: ETCD_STALL_TIMEOUT_MS, credentials },
           {
             onListed: (listing) => {
               attempt = 0;

@@ -1,4 +1,5 @@
 import { SwitchboardError } from '../../src/errors.ts';
+import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
 import { parseRegistryUrl, type RegistryLocation, type ZooKeeperWatchMode } from '../../src/registry-url.ts';
 
 /**
@@ -55,7 +56,7 @@ export class StoreValueError extends SwitchboardError {
 
 /** Where the shared configuration is kept, parsed from `configStore: etcd://…/root` or `zk://…/root`. */
 export type StoreLocation =
-  | { kind: 'etcd'; url: string; endpoints: string[]; root: string }
+  | { kind: 'etcd'; url: string; endpoints: string[]; root: string; credentials?: EtcdCredentials | undefined }
   | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode };
 
 /**

@@ -56,7 +56,7 @@ export class EtcdStoreSource implements StoreSource {
     while (!this.closing) {
       const endpoint = endpoints[endpointIndex % endpoints.length]!;
       this.session = new EtcdSession(
-        { endpoint, keyPrefix: `${root}/`, requestTimeoutMs: this.options.requestTimeoutMs, stallTimeoutMs: DEFAULT_ETCD_STALL_TIMEOUT_MS },
+        { endpoint, keyPrefix: `${root}/`, requestTimeoutMs: this.options.requestTimeoutMs, stallTimeoutMs: DEFAULT_ETCD_STALL_TIMEOUT_MS, credentials: this.location.credentials },
         { onListed: (listing) => this.onListed(listing), onWatchResponse: (response) => this.onWatchResponse(response) },
       );
       const end = await this.session.run();

@@ -114,7 +114,7 @@ export class EtcdStoreWriter implements StoreWriter {
   private async call<T>(what: string, work: (client: Etcd3) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
     const endpoints = this.location.endpoints;
-    const client = (this.client ??= createEtcdClient({ endpoint: endpoints[this.member % endpoints.length]!, requestTimeoutMs: this.timeoutMs }));
+    const client = (this.client ??= createEtcdClient({ endpoint: endpoints[this.member % endpoints.length]!, requestTimeoutMs: this.timeoutMs, credentials: this.location.credentials }));
     try {
       return await withDeadline(this.location.url, what, this.timeoutMs, work(client));
     } catch (error) {

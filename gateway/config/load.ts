@@ -8,6 +8,7 @@ import { describeIssues, locateIssues, type ConfigIssue } from './issues.ts';
 import { resolveConfig } from './resolve.ts';
 import { readAccessFiles } from './access-files.ts';
 import { certificatePairsOf, checkCertificateFiles, checkSettledCertificatePair, type CertificateSettleOptions } from './certificate-check.ts';
+import { readRegistryCredentials } from './registry-credential-files.ts';
 import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
@@ -48,8 +49,9 @@ function parseFastPath(path: string, text: string, options: ParseConfigOptions):
   const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
-  const { config, issues } = readAccessFiles(withTls.config, path);
-  return withTls.issues.length === 0 && issues.length === 0 && checkCertificateFiles(config).length === 0 ? config : undefined;
+  const withRegistries = readRegistryCredentials(withTls.config, path);
+  const { config, issues } = readAccessFiles(withRegistries.config, path);
+  return withTls.issues.length === 0 && withRegistries.issues.length === 0 && issues.length === 0 && checkCertificateFiles(config).length === 0 ? config : undefined;
 }
 
 /** `parseConfig` by `yaml` alone, with positions so that every problem names its line (the benchmark's "before"). */
@@ -76,8 +78,9 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
   const resolved = resolveConfig(parsed.data, { baseDir: dirname(resolve(path)) });
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
-  const { config, issues: accessIssues } = readAccessFiles(withTls.config, path);
-  const issues = [...withTls.issues, ...accessIssues, ...checkCertificateFiles(config)];
+  const withRegistries = readRegistryCredentials(withTls.config, path);
+  const { config, issues: accessIssues } = readAccessFiles(withRegistries.config, path);
+  const issues = [...withTls.issues, ...withRegistries.issues, ...accessIssues, ...checkCertificateFiles(config)];
   if (issues.length > 0) {
     const asZod = issues.map((issue) => ({ code: 'custom' as const, path: [...issue.path], message: issue.message, input: undefined }));
     throw new GatewayConfigError(path, locateIssues(asZod, document, lines));

@@ -6,7 +6,8 @@ import type { GatewayConfig, ServiceSettings } from './types.ts';
 /**
  * Every file `parseConfig` reads for `config` (parsed without reading them), as absolute paths:
  * each certificate pair (`certificatePairsOf`), the `caFile`, `certFile` and `keyFile` of `defaults`
- * and of every service, and each `jwtAuth` middleware's `secretFile` and `publicKeyFiles`, relative
+ * and of every service, the `tls` and `auth` files of each registry and of the config store, and
+ * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles`, relative
  * ones from `configPath`'s folder as the readers take them. What a refused text may be waiting for.
  */
 export function filesNamedBy(config: GatewayConfig, configPath: string): string[] {
@@ -26,6 +27,12 @@ export function filesNamedBy(config: GatewayConfig, configPath: string): string[
   };
   upstreamTls(config.defaults);
   for (const settings of config.services.values()) upstreamTls(settings);
+  for (const { tls, auth } of [...config.registries, ...(config.configStore ? [config.configStore] : [])]) {
+    add(tls?.caFile);
+    add(tls?.certFile);
+    add(tls?.keyFile);
+    add(auth?.passwordFile);
+  }
   for (const definition of config.middlewares.values()) {
     if (definition.kind !== 'jwtAuth') continue;
     add(definition.settings.secretFile);

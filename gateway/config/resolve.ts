@@ -102,6 +102,8 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
       ...input.configStore.location,
       snapshotPath: input.configStore.snapshot === undefined ? undefined : absolutePath(baseDir, input.configStore.snapshot),
       timeoutMs: input.configStore.timeout ?? DEFAULT_CONFIG_STORE_TIMEOUT_MS,
+      ...('tls' in input.configStore && input.configStore.tls !== undefined ? { tls: input.configStore.tls } : {}),
+      ...('auth' in input.configStore && input.configStore.auth !== undefined ? { auth: input.configStore.auth } : {}),
     },
     peers: resolvePeers(input.peers),
     defaults,

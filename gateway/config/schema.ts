@@ -14,7 +14,7 @@ import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from '.
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
-const registry = z.string().transform((url, context): { url: string; location: RegistryLocation } => {
+const registryUrl = z.string().transform((url, context): { url: string; location: RegistryLocation } => {
   try {
     return { url, location: parseRegistryUrl(url) };
   } catch (error) {
@@ -22,6 +22,44 @@ const registry = z.string().transform((url, context): { url: string; location: R
     return z.NEVER;
   }
 });
+
+/** TLS towards an etcd registry or store: its CA bundle, and a client certificate and key for `--client-cert-auth`. */
+const etcdTlsSection = section({ caFile: z.string().min(1).optional(), certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() });
+/** etcd's user/password authentication; the password is read from a file. */
+const etcdAuthSection = section({ username: z.string().min(1), passwordFile: z.string().min(1) });
+
+/** The `tls` and `auth` blocks an etcd registry or config store may have, as written. */
+export interface EtcdSecurityInput {
+  readonly tls?: z.output<typeof etcdTlsSection> | undefined;
+  readonly auth?: z.output<typeof etcdAuthSection> | undefined;
+}
+
+/**
+ * The issues of `tls`/`auth` blocks on `location`: they apply to etcd only (ZooKeeper's digest
+ * auth is not supported), and `tls` needs the `etcds://` scheme (TLS) that asks for it.
+ */
+function etcdSecurityIssues(url: string, location: { kind: string; endpoints?: readonly string[] }, security: EtcdSecurityInput, context: z.RefinementCtx): void {
+  const blocks = (['tls', 'auth'] as const).filter((block) => security[block] !== undefined);
+  if (blocks.length === 0) return;
+  if (location.kind !== 'etcd') {
+    context.addIssue({ code: 'custom', path: [blocks[0]!], message: `${blocks.join(' and ')} apply to etcd (etcd://, etcds://) only; ${url} is not one (ZooKeeper authentication and TLS are not supported)` });
+    return;
+  }
+  if (security.tls !== undefined && !location.endpoints?.every((endpoint) => endpoint.startsWith('https://'))) {
+    context.addIssue({ code: 'custom', path: ['tls'], message: `tls needs an etcds:// URL (TLS); ${url} is plain etcd://` });
+  }
+}
+
+/** A registry: its URL, or `{ url, tls, auth }` for an etcd registry that needs a private CA, a client certificate or a user. */
+const registry = z.union(
+  [
+    registryUrl,
+    section({ url: registryUrl, tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional() })
+      .superRefine((entry, context) => etcdSecurityIssues(entry.url.url, entry.url.location, entry, context))
+      .transform(({ url, tls, auth }) => ({ ...url, ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { auth }) })),
+  ],
+  { error: 'expected a registry URL (zk://, etcd://, etcds://, file:) or { url, tls, auth }' },
+);
 
 /** The shared configuration store's URL (`etcd://…/root`, `zk://…/root`) checked by `parseStoreUrl`. */
 const storeUrl = z.string().transform((url, context): StoreLocation => {
@@ -65,9 +103,15 @@ export const configSchema = section({
     .optional(),
   registries: z.array(registry).optional(),
   configStore: z
-    .union([storeUrl.transform((location) => ({ location, snapshot: undefined, timeout: undefined })), section({ url: storeUrl, snapshot: z.string().min(1).optional(), timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional() }).transform(({ url, ...rest }) => ({ location: url, ...rest }))], {
-      error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout }',
-    })
+    .union(
+      [
+        storeUrl.transform((location) => ({ location, snapshot: undefined, timeout: undefined })),
+        section({ url: storeUrl, snapshot: z.string().min(1).optional(), timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional(), tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional() })
+          .superRefine((entry, context) => etcdSecurityIssues(entry.url.url, entry.url, entry, context))
+          .transform(({ url, ...rest }) => ({ location: url, ...rest })),
+      ],
+      { error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout, tls, auth }' },
+    )
     .optional(),
   peers: section({
     id: z.string().regex(OBJECT_NAME, 'expected letters, digits, ".", "_" or "-" (it names a key in the store)').optional(),

@@ -3,6 +3,7 @@ import type { SlowStartOptions } from '../../src/balance/slow-start.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
+import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
 import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
@@ -68,6 +69,12 @@ export type ConfigStoreSettings = StoreLocation & {
   readonly snapshotPath: string | undefined;
   /** Deadline of each store read, and how long a start waits for the store before using the snapshot. */
   readonly timeoutMs: number;
+  /** TLS files of an etcd store, as written. */
+  readonly tls?: EtcdTlsFiles | undefined;
+  /** User/password authentication of an etcd store, as written. */
+  readonly auth?: EtcdAuthFiles | undefined;
+  /** What `tls` and `auth` name, read at load; undefined when neither is given or files are not read. */
+  readonly credentials?: EtcdCredentials | undefined;
 };
 /** This gateway as a peer in the config store. */
 export interface PeerSettings {
@@ -170,6 +177,25 @@ export interface AdminSettings {
 export interface RegistryConfig {
   readonly url: string;
   readonly location: RegistryLocation;
+  /** TLS files of an etcd registry, as written. */
+  readonly tls?: EtcdTlsFiles | undefined;
+  /** User/password authentication of an etcd registry, as written. */
+  readonly auth?: EtcdAuthFiles | undefined;
+  /** What `tls` and `auth` name, read at load (`readRegistryCredentials`); undefined when neither is given or files are not read. */
+  readonly credentials?: EtcdCredentials | undefined;
+}
+
+/** An etcd registry's or store's `tls` block: paths, relative to the configuration file's folder. */
+export interface EtcdTlsFiles {
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+}
+
+/** An etcd registry's or store's `auth` block: the user and the file holding its password. */
+export interface EtcdAuthFiles {
+  readonly username: string;
+  readonly passwordFile: string;
 }
 
 /** A failure the proxy may retry on another instance; see `retryConditionOf`. */

@@ -1,3 +1,4 @@
+import type { EtcdCredentials } from '../etcd-credentials.ts';
 import { componentLogger } from '../logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
 import { DeferredProvider } from './deferred-provider.ts';
@@ -7,11 +8,11 @@ import type { DiscoveryProvider } from './provider.ts';
 import { normalizeRoot } from './zookeeper/zookeeper-root.ts';
 
 /**
- * Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location; not
- * started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
+ * Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location,
+ * with `credentials` (TLS files, user/password) for an etcd registry; not started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
  * so a configuration that names neither never loads their clients.
  */
-export function createProvider(registry: string | RegistryLocation): DiscoveryProvider {
+export function createProvider(registry: string | RegistryLocation, credentials?: EtcdCredentials): DiscoveryProvider {
   const location = typeof registry === 'string' ? parseRegistryUrl(registry) : registry;
   const layout = location.kind !== 'file' && location.layout ? { layout: location.layout } : {};
   switch (location.kind) {
@@ -35,7 +36,7 @@ export function createProvider(registry: string | RegistryLocation): DiscoveryPr
       const name = `etcd:${location.endpoints.join(',')}${normalizePrefix(location.prefix)}`;
       return new DeferredProvider(
         name,
-        async () => (await import('./etcd/index.ts')).createEtcdProvider({ name, endpoints: location.endpoints, prefix: location.prefix, ...layout }),
+        async () => (await import('./etcd/index.ts')).createEtcdProvider({ name, endpoints: location.endpoints, prefix: location.prefix, ...layout, ...(credentials === undefined ? {} : { credentials }) }),
         componentLogger('provider-etcd', { provider: name }),
       );
     }

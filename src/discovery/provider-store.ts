@@ -114,6 +114,17 @@ export class ProviderStore {
     this.status.next({ provider: this.provider, state, since: Date.now(), ...(reason === undefined ? {} : { reason }) });
   }
 
+  /**
+   * While the provider has not yet connected, the reason of its latest failed attempt (a TLS or
+   * authentication error, a refused connection), so that a registry that never connects says why;
+   * ignored in any other state. Keeps `since`; a repeated reason changes nothing.
+   */
+  setConnectingReason(reason: string): void {
+    const current = this.status.getValue();
+    if (current.state !== 'connecting' || current.reason === reason) return;
+    this.status.next({ ...current, reason });
+  }
+
   /** The current status. */
   currentStatus(): ProviderStatus {
     return this.status.getValue();

@@ -1,4 +1,5 @@
 import type { Etcd3, Lease } from 'etcd3';
+import type { EtcdCredentials } from '../etcd-credentials.ts';
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { errorMessage } from '../errors.ts';
@@ -17,6 +18,8 @@ export interface EtcdRegistrationOptions<T = Instance> {
   entry?: RegisteredEntry<T>;
   /** The component name in logs. */
   component?: string;
+  /** TLS files and user/password of the client. */
+  credentials?: EtcdCredentials | undefined;
 }
 
 
@@ -100,7 +103,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private connect(): Promise<Etcd3> {
     // No hidden retries or breaker: etcd3's would hold calls back for 5 s after an outage, past the
     // registration's own backoff (at most 1 s), and the agent would register late.
-    this.client ??= import('etcd3').then(({ Etcd3 }) => new Etcd3({ hosts: this.options.endpoints, faultHandling: NO_HIDDEN_RETRIES }));
+    this.client ??= import('etcd3').then(({ Etcd3 }) => new Etcd3({ hosts: this.options.endpoints, faultHandling: NO_HIDDEN_RETRIES, ...this.options.credentials?.clientSecurity() }));
     return this.client;
   }
 

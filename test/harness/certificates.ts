@@ -33,8 +33,11 @@ export async function makeCertificate(dir: string, file: string, options: { key:
 export interface TestCa {
   /** The CA certificate, to trust. */
   readonly caFile: string;
-  /** A certificate for `dnsName` (SAN) signed by this CA, for a TLS server. */
-  issue(name: string, dnsName: string): Promise<TestCertificate>;
+  /**
+   * A certificate for `dnsName` (SAN, and CN) signed by this CA, for a TLS server; `ipAddresses`
+   * adds IP SANs, and `clientAuth` makes it good for a TLS client too (extendedKeyUsage clientAuth).
+   */
+  issue(name: string, dnsName: string, options?: { ipAddresses?: readonly string[]; clientAuth?: boolean }): Promise<TestCertificate>;
 }
 
 /** Creates a fresh test CA (ECDSA P-256, valid 2 days) in `dir` with Debian's openssl. */
@@ -44,12 +47,13 @@ export async function createTestCa(dir: string): Promise<TestCa> {
   await run('openssl', ['req', '-x509', ...EC_KEY_ARGS, '-keyout', caKey, '-out', caFile, '-days', '2', '-subj', '/CN=Switchboard Test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   return {
     caFile,
-    async issue(name, dnsName) {
+    async issue(name, dnsName, options = {}) {
       const certFile = join(dir, `${name}.pem`);
       const keyFile = join(dir, `${name}-key.pem`);
       const csr = join(dir, `${name}.csr`);
       const extensions = join(dir, `${name}.ext`);
-      await writeFile(extensions, `subjectAltName=DNS:${dnsName}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+      const san = [`DNS:${dnsName}`, ...(options.ipAddresses ?? []).map((ip) => `IP:${ip}`)].join(',');
+      await writeFile(extensions, `subjectAltName=${san}\nextendedKeyUsage=serverAuth${options.clientAuth ? ',clientAuth' : ''}\nbasicConstraints=CA:FALSE\n`);
       await run('openssl', ['req', ...EC_KEY_ARGS, '-keyout', keyFile, '-out', csr, '-subj', `/CN=${dnsName}`]);
       await run('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', extensions]);
       return { certFile, keyFile };

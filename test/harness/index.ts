@@ -21,3 +21,4 @@ export * from './redis-local.ts';
 export * from './silenceable-relay.ts';
 export * from './stream-silencing-relay.ts';
 export * from './haproxy.ts';
+export * from './etcd-tls.ts';

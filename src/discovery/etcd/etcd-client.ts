@@ -1,4 +1,5 @@
 import { Etcd3, type IOptions } from 'etcd3';
+import type { EtcdCredentials } from '../../etcd-credentials.ts';
 import { NO_HIDDEN_RETRIES } from './etcd-fault-handling.ts';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
@@ -16,6 +17,8 @@ export interface EtcdClientOptions {
   readonly endpoint: string;
   /** Deadline of every unary call (reads, probes), and how long a keepalive ping may go unanswered. */
   readonly requestTimeoutMs: number;
+  /** TLS files and user/password for the connection; none: the URL's scheme alone (system roots for https). */
+  readonly credentials?: EtcdCredentials | undefined;
 }
 
 /**
@@ -32,6 +35,7 @@ const WATCH_STREAM_RETRY: WatchBackoff = { duration: 100, next: () => WATCH_STRE
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   return new Etcd3({
     hosts: options.endpoint,
+    ...options.credentials?.clientSecurity(),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs }),
     grpcOptions: {
       'grpc.use_local_subchannel_pool': 1,

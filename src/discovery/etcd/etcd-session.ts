@@ -1,4 +1,5 @@
 import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
+import type { EtcdCredentials } from '../../etcd-credentials.ts';
 import { RegistryError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
@@ -27,6 +28,8 @@ export interface EtcdSessionOptions {
   readonly requestTimeoutMs: number;
   readonly stallTimeoutMs: number;
   readonly listPageSize?: number;
+  /** TLS files and user/password of the client. */
+  readonly credentials?: EtcdCredentials | undefined;
 }
 
 /** Where a session delivers what it reads; neither callback may throw. */
@@ -62,7 +65,7 @@ export class EtcdSession {
     private readonly options: EtcdSessionOptions,
     private readonly handlers: EtcdSessionHandlers,
   ) {
-    this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs });
+    this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs, credentials: options.credentials });
     this.detector = new StallDetector({
       stallTimeoutMs: options.stallTimeoutMs,
       probe: () => this.watchCaughtUp(),

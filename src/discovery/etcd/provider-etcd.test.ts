@@ -130,12 +130,16 @@ describe('EtcdProvider supervision', () => {
     expect(members('b')).toEqual([2]);
   });
 
-  it('stays connecting rather than stale while no listing has succeeded yet', async () => {
+  it('stays connecting rather than stale while no listing has succeeded yet, giving the failure as its reason', async () => {
     const { provider, sessions, statuses } = scripted();
-    sessions[0]!.end({ reason: 'broken' });
+    sessions[0]!.end({ reason: 'broken', error: new Error('unable to verify the first certificate') });
     await vi.waitFor(() => expect(sessions).toHaveLength(2));
     sessions[1]!.list(3, {});
-    expect(statuses.map((status) => status.state)).toEqual(['connecting', 'connected']);
+    expect(statuses.map((status) => [status.state, status.reason])).toEqual([
+      ['connecting', undefined],
+      ['connecting', 'broken: unable to verify the first certificate'],
+      ['connected', undefined],
+    ]);
     expect(await resyncs(provider, 'broken')).toBe(0);
   });
 

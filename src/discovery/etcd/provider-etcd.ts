@@ -1,6 +1,7 @@
 import type { IWatchResponse } from 'etcd3';
 import type { Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backoff.ts';
+import type { EtcdCredentials } from '../../etcd-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
@@ -43,6 +44,8 @@ export interface EtcdProviderOptions {
   readonly backoff?: BackoffOptions;
   /** How keys are laid out and values encoded; `native` under `<prefix>/<service>/<instanceId>` by default. */
   readonly layout?: RegistryLayoutSpec;
+  /** TLS files and user/password of every session's client. */
+  readonly credentials?: EtcdCredentials | undefined;
 }
 
 /**
@@ -129,6 +132,7 @@ export class EtcdProvider implements DiscoveryProvider {
           requestTimeoutMs: this.options.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS,
           stallTimeoutMs: this.options.stallTimeoutMs ?? DEFAULT_ETCD_STALL_TIMEOUT_MS,
           ...(this.options.listPageSize === undefined ? {} : { listPageSize: this.options.listPageSize }),
+          ...(this.options.credentials === undefined ? {} : { credentials: this.options.credentials }),
         },
         { onListed: (listing) => this.onListed(listing), onWatchResponse: (response) => this.onWatchResponse(response) },
       );
@@ -149,6 +153,7 @@ export class EtcdProvider implements DiscoveryProvider {
       else {
         this.log.warn(log, 'etcd session ended, retrying');
         if (this.listedOnce) this.store.setStatus('stale', `${end.reason}: ${log.err ?? 'no detail'}`);
+        else this.store.setConnectingReason(`${end.reason}: ${log.err ?? 'no detail'}`);
         endpointIndex += 1;
       }
       await this.sleep(relistAtOnce ? 0 : backoffDelay(attempt, backoff));

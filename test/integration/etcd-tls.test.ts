@@ -1,0 +1,127 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, logOf, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type TlsEtcd } from '../harness/index.ts';
+
+const CONVERGENCE_MS = 20_000;
+const ROOT_PASSWORD = 'root-secret-7f3a';
+
+/** GET `path` of the admin listener on `port`; throws unless it answers 200. */
+async function adminJson<T>(port: number, path: string): Promise<T> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  if (response.status !== 200) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+interface RegistryRow {
+  url: string | null;
+  state: string;
+  reason: string | null;
+}
+
+/** etcd with TLS only, a private CA and client certificates required, then user/password authentication. */
+describe('etcd over TLS with a private CA, client certificates and authentication', () => {
+  let etcd: TlsEtcd;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess | undefined;
+
+  /** What one request to /user/who answered: the backend's name, or the status. */
+  async function who(): Promise<string> {
+    try {
+      const response = await fetch(`${gateway!.url}/user/who`);
+      const body = await response.text();
+      return response.status === 200 ? (JSON.parse(body) as { name: string }).name : `status ${response.status}`;
+    } catch (error) {
+      return `error: ${(error as Error).message}`;
+    }
+  }
+
+  async function registries(adminPort: number): Promise<RegistryRow[]> {
+    return (await adminJson<{ registries: RegistryRow[] }>(adminPort, '/api/registries')).registries;
+  }
+
+  async function startWith(registriesYaml: string): Promise<{ gateway: GatewayProcess; adminPort: number }> {
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+registries:
+${registriesYaml}
+routes:
+  - { namespace: true }
+`);
+    return { gateway, adminPort };
+  }
+
+  async function converge<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+    return waitFor(check, { timeoutMs: CONVERGENCE_MS, intervalMs: 100, message: what }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${gateway ? await logOf(gateway.process) : ''}\netcd log: ${(await readFile(etcd.logFile, 'utf8')).slice(-2_000)}`);
+    });
+  }
+
+  beforeAll(async () => {
+    etcd = await startTlsEtcd();
+    backend = await startBackend({ name: 'tls-registered' });
+    // Registered over TLS with the client certificate (etcdctl), before authentication is turned on.
+    await etcd.ctl(['put', '/services/user/a', JSON.stringify({ host: '127.0.0.1', port: backend.port })]);
+    await writeFile(join(etcd.dir, 'root.password'), `${ROOT_PASSWORD}\n`);
+    await writeFile(join(etcd.dir, 'wrong.password'), 'not-the-password\n');
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+    await etcd?.close();
+  });
+
+  it('discovers an instance through TLS with the CA and a client certificate; a plain etcds:// entry says why it cannot connect', async () => {
+    const { adminPort } = await startWith(`
+  - url: etcds://${etcd.hostPort}/services
+    tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }
+  - etcds://${etcd.hostPort}/plain
+`);
+    await converge('the instance registered over TLS to answer /user/who', async () => ((await who()) === 'tls-registered' ? true : undefined));
+    const plain = await converge('the plain etcds:// registry to report why it cannot connect', async () => {
+      const row = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/plain`);
+      return row?.reason ? row : undefined;
+    });
+    expect(plain.state).toBe('connecting');
+    // Without the private CA the server's certificate cannot be verified.
+    expect(plain.reason).toMatch(/unable to verify the first certificate/);
+    const secured = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/services`);
+    expect(secured?.state).toBe('connected');
+    // The log says it too (pino writes it asynchronously).
+    await converge('the log to say why the plain registry cannot connect', async () => ((await logOf(gateway!.process)).split('\n').some((line) => line.includes('etcd session ended, retrying') && /unable to verify the first certificate/.test(line)) ? true : undefined));
+    // /api/config shows the files' paths, never the key.
+    const config = JSON.stringify(await adminJson(adminPort, '/api/config'));
+    expect(config).toContain(etcd.client.keyFile);
+    expect(config).not.toContain('PRIVATE KEY');
+    await gateway!.process.stop();
+    gateway = undefined;
+  }, 60_000);
+
+  it('with authentication on, the right password lists the registry and a wrong one is reported as such', async () => {
+    await etcd.enableAuth(ROOT_PASSWORD);
+    const tls = `tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }`;
+    const { adminPort } = await startWith(`
+  - url: etcds://${etcd.hostPort}/services
+    ${tls}
+    auth: { username: root, passwordFile: ${join(etcd.dir, 'root.password')} }
+  - url: etcds://${etcd.hostPort}/wrong
+    ${tls}
+    auth: { username: root, passwordFile: ${join(etcd.dir, 'wrong.password')} }
+`);
+    await converge('the instance to answer /user/who through the authenticated registry', async () => ((await who()) === 'tls-registered' ? true : undefined));
+    const wrong = await converge('the registry with the wrong password to report it', async () => {
+      const row = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/wrong`);
+      return row?.reason ? row : undefined;
+    });
+    expect(wrong.state).toBe('connecting');
+    expect(wrong.reason).toMatch(/authentication failed/i);
+    await converge('the log to say the authentication failed', async () => (/authentication failed/i.test(await logOf(gateway!.process)) ? true : undefined));
+    expect(await readFile(gateway!.process.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
+    const config = JSON.stringify(await adminJson(adminPort, '/api/config'));
+    expect(config).toContain('root.password');
+    expect(config).not.toContain(ROOT_PASSWORD);
+  }, 60_000);
+});
