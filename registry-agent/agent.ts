@@ -7,16 +7,20 @@ import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts'
 import { BackendHealth } from './backend-health.ts';
 import { INSTANCE_ID, INSTANCE_ID_RULE, LONGEST_TIMER_MS, MIN_TTL_MS, SERVICE_NAME, SERVICE_NAME_RULE, unwritableLocation, type AgentOptions } from './cli.ts';
 import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
+import type { EtcdCredentials } from '../src/etcd-credentials.ts';
 import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
 import type { Registration } from '../src/registration/registration.ts';
 
-/** Creates the registration for a ZooKeeper or etcd location; throws for one the agent cannot write (`unwritableLocation`). */
-export function createRegistration(location: RegistryLocation, ttlMs: number): Registration {
+/**
+ * Creates the registration for a ZooKeeper or etcd location, an etcd one with `credentials` (TLS
+ * files, user/password) when given; throws for one the agent cannot write (`unwritableLocation`).
+ */
+export function createRegistration(location: RegistryLocation, ttlMs: number, credentials?: EtcdCredentials): Registration {
   const unwritable = unwritableLocation(location);
   // (A file location is always unwritable; the kind test narrows the type.)
   if (unwritable !== undefined || location.kind === 'file') throw new Error(unwritable);
   if (location.kind === 'zookeeper') return new ZooKeeperRegistration({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs });
-  return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs });
+  return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs, credentials });
 }
 
 /**
@@ -42,7 +46,7 @@ export class Agent {
       metadata: options.metadata,
     };
     const log = componentLogger('agent', { service: options.service, id: options.id });
-    this.registration = createRegistration(options.registry, options.ttlMs);
+    this.registration = createRegistration(options.registry, options.ttlMs, options.etcdCredentials);
     this.health = new BackendHealth(options, log);
   }
 

@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestCa } from '../test/harness/certificates.ts';
 import { parseAgentArgs } from './cli.ts';
 
 const BASE = ['--registry', 'zk://127.0.0.1:2181/services', '--service', 'user', '--port', '8081'];
@@ -104,5 +108,37 @@ describe('parseAgentArgs', () => {
     expect(parseAgentArgs(BASE, {}).protocol).toBeUndefined();
     expect(() => parseAgentArgs([...BASE, '--protocol', 'ftp'], {})).toThrow(/--protocol: "ftp" must be one of http, https, h2c, h2, grpc, grpcs/);
     expect(() => parseAgentArgs([...BASE, '--health', 'grpc:'], {})).toThrow(/--health/);
+  });
+});
+
+describe('parseAgentArgs: etcd TLS and authentication', () => {
+  const ETCDS = ['--registry', 'etcds://127.0.0.1:2379/services', '--service', 'user', '--port', '8081'];
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-agent-etcd-'));
+    await (await createTestCa(dir)).issue('client', 'agent', { clientAuth: true });
+    writeFileSync(join(dir, 'password'), 'agent-secret\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the CA, client certificate, key and password file from flags and SWITCHBOARD_ETCD_* variables', () => {
+    const options = parseAgentArgs([...ETCDS, '--etcd-ca-file', join(dir, 'ca.pem'), '--etcd-cert-file', join(dir, 'client.pem'), '--etcd-key-file', join(dir, 'client-key.pem')], {
+      SWITCHBOARD_ETCD_USERNAME: 'agent',
+      SWITCHBOARD_ETCD_PASSWORD_FILE: join(dir, 'password'),
+    });
+    const security = options.etcdCredentials?.clientSecurity();
+    expect(security?.auth).toEqual({ username: 'agent', password: 'agent-secret' });
+    expect(security?.credentials?.rootCertificate.toString()).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(security?.credentials?.certChain?.toString()).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(JSON.stringify(options)).not.toContain('agent-secret');
+  });
+
+  it.each([
+    ['on a zk:// registry', [...BASE, '--etcd-username', 'agent', '--etcd-password-file', '/x'], '--etcd-username: applies to an etcd registry (etcd://, etcds://) only; ZooKeeper authentication and TLS are not supported'],
+    ['TLS files on a plain etcd:// registry', ['--registry', 'etcd://127.0.0.1:2379/services', '--service', 'user', '--port', '8081', '--etcd-ca-file', '/x.pem'], '--etcd-ca-file: needs an etcds:// registry URL (TLS)'],
+    ['a missing CA file', [...ETCDS, '--etcd-ca-file', '/nowhere/ca.pem'], '--etcd-ca-file: cannot read /nowhere/ca.pem (ENOENT)'],
+    ['a user without a password file', [...ETCDS, '--etcd-username', 'agent'], '--etcd-username: username and passwordFile go together'],
+  ])('refuses %s, naming the flag', (_name, args, message) => {
+    expect(() => parseAgentArgs(args, {})).toThrow(message);
   });
 });

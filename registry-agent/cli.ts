@@ -3,6 +3,7 @@ import { usageReason } from '../src/cli-usage.ts';
 import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { parseDurationMs } from '../src/duration.ts';
 import { SwitchboardError } from '../src/errors.ts';
+import { namesEtcdCredentials, readEtcdCredentials, type EtcdCredentialFiles, type EtcdCredentials } from '../src/etcd-credentials.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 
 /** How the agent decides the backend is healthy. */
@@ -31,6 +32,8 @@ export interface AgentOptions {
   drainMs: number;
   /** etcd lease TTL, and the ZooKeeper session timeout the agent asks for. */
   ttlMs: number;
+  /** An etcd registry's TLS files and user/password (`--etcd-ca-file`…), read at start; undefined when none is given. */
+  etcdCredentials?: EtcdCredentials | undefined;
   /** The backend to start as a child, when given after `--`. */
   command: string[];
   /** Human-readable logs instead of JSON lines. */
@@ -72,6 +75,11 @@ const FLAGS = {
   fall: { type: 'string' },
   drain: { type: 'string' },
   ttl: { type: 'string' },
+  'etcd-ca-file': { type: 'string' },
+  'etcd-cert-file': { type: 'string' },
+  'etcd-key-file': { type: 'string' },
+  'etcd-username': { type: 'string' },
+  'etcd-password-file': { type: 'string' },
   pretty: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -126,6 +134,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   }
   const unwritable = unwritableLocation(registry);
   if (unwritable !== undefined) throw new AgentUsageError('registry', unwritable);
+  const etcdCredentials = credentialsOf(registry, get);
   const service = required('service', get('service'));
   if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
   const port = integer('port', required('port', get('port')), 1, 65_535);
@@ -159,10 +168,40 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     fall: integer('fall', get('fall') ?? '3', 1, 100),
     drainMs: duration('drain', get('drain') ?? '5s'),
     ttlMs: ttl(get('ttl') ?? '10s'),
+    ...(etcdCredentials === undefined ? {} : { etcdCredentials }),
     command,
     pretty: values.pretty === true || booleanEnv('pretty', env[envNameOf('pretty')]),
     help: false,
   };
+}
+
+/** The flag of each etcd credential file (or the user). */
+const CREDENTIAL_FLAGS: Record<keyof EtcdCredentialFiles, Flag> = {
+  caFile: 'etcd-ca-file',
+  certFile: 'etcd-cert-file',
+  keyFile: 'etcd-key-file',
+  username: 'etcd-username',
+  passwordFile: 'etcd-password-file',
+};
+
+/**
+ * The etcd credentials the `--etcd-*` flags name, read now (relative paths from the working folder),
+ * so that a missing or bad file stops the agent at start with the flag and the reason; undefined
+ * when none is given. Refused on ZooKeeper, and the TLS files on a plain etcd:// URL.
+ */
+function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): EtcdCredentials | undefined {
+  const files = Object.fromEntries(Object.entries(CREDENTIAL_FLAGS).map(([field, flag]) => [field, get(flag)])) as EtcdCredentialFiles;
+  if (!namesEtcdCredentials(files)) return undefined;
+  const given = (Object.keys(CREDENTIAL_FLAGS) as (keyof EtcdCredentialFiles)[]).find((field) => files[field] !== undefined)!;
+  if (registry.kind !== 'etcd') throw new AgentUsageError(CREDENTIAL_FLAGS[given], 'applies to an etcd registry (etcd://, etcds://) only; ZooKeeper authentication and TLS are not supported');
+  const tlsFile = (['caFile', 'certFile', 'keyFile'] as const).find((field) => files[field] !== undefined);
+  if (tlsFile !== undefined && !registry.endpoints.every((endpoint) => endpoint.startsWith('https://'))) {
+    throw new AgentUsageError(CREDENTIAL_FLAGS[tlsFile], 'needs an etcds:// registry URL (TLS)');
+  }
+  const { credentials, issues } = readEtcdCredentials(files, process.cwd());
+  const first = issues[0];
+  if (first !== undefined) throw new AgentUsageError(CREDENTIAL_FLAGS[first.field], first.message);
+  return credentials;
 }
 
 /** Why the agent cannot register at `location`, or undefined when it can: it writes native entries in ZooKeeper or etcd. */

@@ -27,6 +27,15 @@ Options:
                        the backend (5s); 0 deletes at once
   --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s; at least 1s); a
                        ZooKeeper server grants within its min/maxSessionTimeout (warned)
+  --etcd-ca-file <path>
+                       CA bundle that signed etcd's server certificate (etcds://; the
+                       system roots by default)
+  --etcd-cert-file <path>, --etcd-key-file <path>
+                       client certificate and key for etcd's --client-cert-auth (etcds://)
+  --etcd-username <user>, --etcd-password-file <path>
+                       etcd user and a file holding its password (one trailing newline
+                       dropped), for etcd's authentication; every --etcd-* flag is refused
+                       on a zk:// registry
   --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
 

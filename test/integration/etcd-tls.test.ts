@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, logOf, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type TlsEtcd } from '../harness/index.ts';
+import { freePort, logOf, startAgentBackend, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type TlsEtcd } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ROOT_PASSWORD = 'root-secret-7f3a';
@@ -24,11 +24,12 @@ describe('etcd over TLS with a private CA, client certificates and authenticatio
   let etcd: TlsEtcd;
   let backend: BackendProcess;
   let gateway: GatewayProcess | undefined;
+  let agent: ManagedProcess | undefined;
 
-  /** What one request to /user/who answered: the backend's name, or the status. */
-  async function who(): Promise<string> {
+  /** What one request to /<service>/who answered: the backend's name, or the status. */
+  async function who(service = 'user'): Promise<string> {
     try {
-      const response = await fetch(`${gateway!.url}/user/who`);
+      const response = await fetch(`${gateway!.url}/${service}/who`);
       const body = await response.text();
       return response.status === 200 ? (JSON.parse(body) as { name: string }).name : `status ${response.status}`;
     } catch (error) {
@@ -69,6 +70,7 @@ routes:
   }, 60_000);
 
   afterAll(async () => {
+    await agent?.stop();
     await gateway?.process.stop();
     await backend?.process.stop();
     await etcd?.close();
@@ -123,5 +125,22 @@ routes:
     const config = JSON.stringify(await adminJson(adminPort, '/api/config'));
     expect(config).toContain('root.password');
     expect(config).not.toContain(ROOT_PASSWORD);
+  }, 60_000);
+
+  it('the agent registers through TLS with a client certificate and etcd authentication, and the gateway routes to it', async () => {
+    const started = await startAgentBackend({
+      registry: `etcds://${etcd.hostPort}/services`,
+      service: 'agent',
+      id: 'via-agent',
+      weight: 1,
+      flags: ['--interval', '200ms', '--rise', '1', '--etcd-ca-file', etcd.caFile, '--etcd-cert-file', etcd.client.certFile, '--etcd-key-file', etcd.client.keyFile, '--etcd-username', 'root', '--etcd-password-file', join(etcd.dir, 'root.password')],
+    });
+    agent = started.agent;
+    await converge('the agent\'s entry to be in etcd', async () => ((await etcd.ctl(['get', '--keys-only', '/services/agent/via-agent'], `root:${ROOT_PASSWORD}`)).includes('via-agent') ? true : undefined)).catch(async (error: Error) => {
+      throw new Error(`${error.message}\nagent log: ${await logOf(started.agent)}`);
+    });
+    // The gateway of the previous test, still running with the right password, sees it.
+    await converge('the agent\'s backend to answer /agent/who', async () => ((await who('agent')) === 'via-agent' ? true : undefined));
+    expect(await readFile(started.agent.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
   }, 60_000);
 });
