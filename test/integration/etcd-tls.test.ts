@@ -143,4 +143,29 @@ routes:
     await converge('the agent\'s backend to answer /agent/who', async () => ((await who('agent')) === 'via-agent' ? true : undefined));
     expect(await readFile(started.agent.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
   }, 60_000);
+
+  it('a config store over TLS with authentication: a route written to it is routed, and the gateway registers as a peer', async () => {
+    await gateway?.process.stop();
+    const tls = `tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }`;
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+configStore:
+  url: etcds://${etcd.hostPort}/sb
+  timeout: 2s
+  snapshot: ${join(etcd.dir, 'store-snapshot.json')}
+  ${tls}
+  auth: { username: root, passwordFile: ${join(etcd.dir, 'root.password')} }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+`);
+    const user = `root:${ROOT_PASSWORD}`;
+    await etcd.ctl(['put', '/sb/routes/stored', JSON.stringify({ path: '/stored', service: 'echo' })], user);
+    await converge('the route written to the store to be routed', async () => {
+      const response = await fetch(`${gateway!.url}/stored`).catch(() => undefined);
+      return response?.status === 200 ? true : undefined;
+    });
+    await converge('the gateway\'s peer entry in the store', async () => ((await etcd.ctl(['get', '--prefix', '--keys-only', '/sb/peers/'], user)).includes('/sb/peers/') ? true : undefined));
+    expect(await readFile(gateway!.process.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
+  }, 60_000);
 });
