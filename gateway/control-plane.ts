@@ -1,5 +1,5 @@
 import { merge, Subject } from 'rxjs';
-import { createProvider, DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { createProvider, DiscoveryAggregator, StaticProvider, type DiscoveryProvider } from '../src/discovery/index.ts';
 import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type Readiness, type RegistryRef } from './admin/index.ts';
@@ -134,6 +134,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     apply(next) {
       const restartOnly = restartOnlyChanges(config, next);
       if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
+      if (!restartOnly.includes('registries')) reconnectChangedCredentials(config, next, providers, log);
       config = next;
       balancers.apply(next);
       aggregator.configureProtection(next.removalProtection);
@@ -150,15 +151,27 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   };
 }
 
+/**
+ * With the same registry URLs in `next`, reconnects each etcd registry whose credentials changed
+ * (other files or paths, a new password): its provider starts a new session with them at once.
+ */
+function reconnectChangedCredentials(current: GatewayConfig, next: GatewayConfig, providers: readonly DiscoveryProvider[], log: Logger): void {
+  next.registries.forEach((registry, index) => {
+    const before = current.registries[index]?.credentials?.sha256;
+    if (before === registry.credentials?.sha256) return;
+    log.info({ registry: registry.url }, 'registry credentials changed, reconnecting');
+    providers[index]?.replaceCredentials?.(registry.credentials);
+  });
+}
+
 /** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list, the worker count and the config store. */
 function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
   if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
   if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
-  // A registry is its URL and its credentials' contents: changed files under the same paths are a change too.
-  const registries = (config: GatewayConfig) => config.registries.map((registry) => `${registry.url} ${registry.credentials?.sha256 ?? ''}`).join();
-  if (registries(current) !== registries(next)) keys.push('registries');
+  // Credentials of the same URLs are replaced in place (reconnectChangedCredentials).
+  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
   if (current.workers !== next.workers) keys.push('workers');
   // The store is connected once, at start (its snapshot and timeout with it).
   if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');

@@ -1,5 +1,6 @@
 import { BehaviorSubject, ReplaySubject, switchMap, take, type Observable, type Subscription } from 'rxjs';
 import { errorMessage } from '../errors.ts';
+import type { EtcdCredentials } from '../etcd-credentials.ts';
 import type { Logger } from '../logger.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from './provider.ts';
 
@@ -58,6 +59,13 @@ export class DeferredProvider implements DiscoveryProvider {
         return undefined;
       },
     );
+  }
+
+  /** Gives `credentials` to the implementation once it is loaded (see `DiscoveryProvider.replaceCredentials`). */
+  replaceCredentials(credentials: EtcdCredentials | undefined): void {
+    void this.#loading?.then((provider) => {
+      if (!this.#closing) provider?.replaceCredentials?.(credentials);
+    });
   }
 
   /** Closes the implementation if it was loaded (waiting for a load in progress); idempotent. */

@@ -1,3 +1,4 @@
+import type { EtcdCredentials } from '../etcd-credentials.ts';
 import type { Observable } from 'rxjs';
 import type { Instance } from './instance.ts';
 
@@ -62,4 +63,9 @@ export interface DiscoveryProvider {
   start(): void;
   /** Stops watching and releases connections; idempotent. Snapshots already emitted stay valid. */
   close(): Promise<void>;
+  /**
+   * etcd only: connects again with `credentials` (new TLS files or password), at once, keeping the
+   * sets already published until the new connection lists the registry.
+   */
+  replaceCredentials?(credentials: EtcdCredentials | undefined): void;
 }

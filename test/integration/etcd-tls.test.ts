@@ -105,14 +105,15 @@ routes:
   it('with authentication on, the right password lists the registry and a wrong one is reported as such', async () => {
     await etcd.enableAuth(ROOT_PASSWORD);
     const tls = `tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }`;
-    const { adminPort } = await startWith(`
+    const entries = (wrongPasswordFile: string) => `
   - url: etcds://${etcd.hostPort}/services
     ${tls}
     auth: { username: root, passwordFile: ${join(etcd.dir, 'root.password')} }
   - url: etcds://${etcd.hostPort}/wrong
     ${tls}
-    auth: { username: root, passwordFile: ${join(etcd.dir, 'wrong.password')} }
-`);
+    auth: { username: root, passwordFile: ${join(etcd.dir, wrongPasswordFile)} }
+`;
+    const { adminPort } = await startWith(entries('wrong.password'));
     await converge('the instance to answer /user/who through the authenticated registry', async () => ((await who()) === 'tls-registered' ? true : undefined));
     const wrong = await converge('the registry with the wrong password to report it', async () => {
       const row = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/wrong`);
@@ -125,6 +126,14 @@ routes:
     const config = JSON.stringify(await adminJson(adminPort, '/api/config'));
     expect(config).toContain('root.password');
     expect(config).not.toContain(ROOT_PASSWORD);
+    // A reload that changes only that registry's password file reconnects it, without a restart.
+    const text = await readFile(gateway!.configPath, 'utf8');
+    await gateway!.writeConfig(text.replace(join(etcd.dir, 'wrong.password'), join(etcd.dir, 'root.password')));
+    await converge('the registry to connect with the password the reload gave it', async () => {
+      const row = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/wrong`);
+      return row?.state === 'connected' ? true : undefined;
+    });
+    expect(await readFile(gateway!.process.logFile, 'utf8')).not.toMatch(/apply only after a restart/);
   }, 60_000);
 
   it('the agent registers through TLS with a client certificate and etcd authentication, and the gateway routes to it', async () => {

@@ -1,3 +1,4 @@
+import { readEtcdCredentials } from '../../etcd-credentials.ts';
 import type { IKeyValue, IWatchResponse } from 'etcd3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { providerResyncsTotal } from '../../metrics.ts';
@@ -141,6 +142,18 @@ describe('EtcdProvider supervision', () => {
       ['connected', undefined],
     ]);
     expect(await resyncs(provider, 'broken')).toBe(0);
+  });
+
+  it('replaceCredentials ends the session and opens the next one with the new credentials at once, staying connected with the sets it had', async () => {
+    const { provider, sessions, statuses, members } = scripted();
+    sessions[0]!.list(3, { '/services/a/1': instance(1) });
+    const credentials = readEtcdCredentials({}, '/').credentials;
+    provider.replaceCredentials(credentials);
+    await vi.waitFor(() => expect(sessions).toHaveLength(2));
+    expect(sessions[0]!.options.credentials).toBeUndefined();
+    expect(sessions[1]!.options.credentials).toBe(credentials);
+    expect(members('a')).toEqual([1]);
+    expect(statuses.map((status) => status.state)).toEqual(['connecting', 'connected']);
   });
 
   it('moves to the next endpoint after a failed session', async () => {

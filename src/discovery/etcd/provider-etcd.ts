@@ -76,6 +76,9 @@ export class EtcdProvider implements DiscoveryProvider {
   private readonly batch: PublishBatch;
   private revision = '0';
   private session: ReturnType<EtcdSessionFactory> | undefined;
+  private credentials: EtcdCredentials | undefined;
+  /** Set by `replaceCredentials`: the session it closed is to be replaced at once, not the provider stopped. */
+  private reconnecting = false;
   private running: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -91,6 +94,7 @@ export class EtcdProvider implements DiscoveryProvider {
   ) {
     if (options.endpoints.length === 0) throw new RangeError('the etcd provider needs at least one endpoint');
     this.prefix = normalizePrefix(options.prefix ?? DEFAULT_ETCD_PREFIX);
+    this.credentials = options.credentials;
     this.name = options.name ?? `etcd:${options.endpoints.join(',')}${this.prefix}`;
     this.log = componentLogger('provider-etcd', { provider: this.name });
     const layout = registryLayout(options.layout);
@@ -105,6 +109,16 @@ export class EtcdProvider implements DiscoveryProvider {
   start(): void {
     if (this.running || this.closing) return;
     this.running = this.supervise().catch((error: unknown) => this.log.error({ err: errorMessage(error) }, 'etcd supervisor failed'));
+  }
+
+  /** Ends the current session (or backoff) and starts a new one with `credentials`; the published sets stay until it lists. */
+  replaceCredentials(credentials: EtcdCredentials | undefined): void {
+    if (this.closing) return;
+    this.credentials = credentials;
+    this.reconnecting = true;
+    this.log.info({}, 'etcd credentials changed, reconnecting');
+    this.session?.close();
+    this.wake?.();
   }
 
   close(): Promise<void> {
@@ -125,6 +139,7 @@ export class EtcdProvider implements DiscoveryProvider {
     let attempt = 0;
     while (!this.closing) {
       const endpoint = endpoints[endpointIndex % endpoints.length]!;
+      this.reconnecting = false;
       this.session = this.newSession(
         {
           endpoint,
@@ -132,7 +147,7 @@ export class EtcdProvider implements DiscoveryProvider {
           requestTimeoutMs: this.options.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS,
           stallTimeoutMs: this.options.stallTimeoutMs ?? DEFAULT_ETCD_STALL_TIMEOUT_MS,
           ...(this.options.listPageSize === undefined ? {} : { listPageSize: this.options.listPageSize }),
-          ...(this.options.credentials === undefined ? {} : { credentials: this.options.credentials }),
+          ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
         },
         { onListed: (listing) => this.onListed(listing), onWatchResponse: (response) => this.onWatchResponse(response) },
       );
@@ -140,7 +155,12 @@ export class EtcdProvider implements DiscoveryProvider {
       this.session = undefined;
       // Events already applied are registry truth at their revision: publish them before anything else.
       this.batch.flushNow();
-      if (end.reason === 'closed' || this.closing) return;
+      if (this.closing) return;
+      if (this.reconnecting) {
+        attempt = 0;
+        continue;
+      }
+      if (end.reason === 'closed') return;
       // A session that served for a while proves the registry healthy again: start the backoff over.
       if ((end.listedForMs ?? 0) >= backoff.maxMs) attempt = 0;
       if (this.listedOnce) this.resyncReason ??= end.reason;
