@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { BALANCER_ALGORITHMS } from './balancer.ts';
 import type { BalancerBase } from './balancer-base.ts';
-import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import { createBalancer } from './balancer-factory.ts';
 import type { EwmaMember } from './balancer-p2c-ewma.ts';
-import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
+import { EVERY_ALGORITHM, pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
 import type { PickedEndpoint, PickOutcome } from './picker.ts';
 import { INDEXED_PICK_MIN_MEMBERS } from './smooth-weighted-set.ts';
-
-const CONFIGS: Record<(typeof BALANCER_ALGORITHMS)[number], BalancerConfig> = {
-  random: { algorithm: 'random' },
-  'round-robin': { algorithm: 'round-robin' },
-  'weighted-round-robin': { algorithm: 'weighted-round-robin' },
-  'least-connections': { algorithm: 'least-connections' },
-  'p2c-ewma': { algorithm: 'p2c-ewma' },
-  'consistent-hash': { algorithm: 'consistent-hash', key: { from: 'header', name: 'x-user' } },
-};
-const ALL = BALANCER_ALGORITHMS.map((algorithm) => ({ algorithm, config: CONFIGS[algorithm] }));
 
 const OK: PickOutcome = { ok: true, latencyMs: 5 };
 const address = (id: string) => `${id}.svc.test:8080`;
@@ -26,7 +15,7 @@ function pick(balancer: ReturnType<typeof createBalancer>, user = 'u'): PickedEn
   return result;
 }
 
-describe.each(ALL)('a held pick ($algorithm)', ({ config }) => {
+describe.each(EVERY_ALGORITHM)('a held pick ($algorithm)', ({ config }) => {
   it('reports its outcome at done, keeps its in-flight slot until released, and releases it once', () => {
     const outcomes: string[] = [];
     const balancer = createBalancer(config, { onOutcome: (picked, outcome) => outcomes.push(`${picked}:${outcome.ok}:${outcome.latencyMs}`) });

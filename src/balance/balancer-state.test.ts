@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { BALANCER_ALGORITHMS, type BalancerEndpoint } from './balancer.ts';
+import type { BalancerEndpoint } from './balancer.ts';
 import type { BalancerBase } from './balancer-base.ts';
-import { createBalancer, type BalancerConfig } from './balancer-factory.ts';
+import { createBalancer } from './balancer-factory.ts';
 import type { EwmaMember } from './balancer-p2c-ewma.ts';
-import { pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
+import { EVERY_ALGORITHM, pickedId, seededRandom, testEndpoints } from './balancer-testing.ts';
 import type { PickedEndpoint } from './picker.ts';
-
-const CONFIGS: Record<(typeof BALANCER_ALGORITHMS)[number], BalancerConfig> = {
-  random: { algorithm: 'random' },
-  'round-robin': { algorithm: 'round-robin' },
-  'weighted-round-robin': { algorithm: 'weighted-round-robin' },
-  'least-connections': { algorithm: 'least-connections' },
-  'p2c-ewma': { algorithm: 'p2c-ewma' },
-  'consistent-hash': { algorithm: 'consistent-hash', key: { from: 'header', name: 'x-user' } },
-};
-const ALL = BALANCER_ALGORITHMS.map((algorithm) => ({ algorithm, config: CONFIGS[algorithm] }));
 
 const address = (id: string) => `${id}.svc.test:8080`;
 const unroutable = (endpoints: BalancerEndpoint[], ...ids: string[]) =>
@@ -28,7 +18,7 @@ function pickMany(balancer: ReturnType<typeof createBalancer>, count: number): P
   });
 }
 
-describe.each(ALL)('$algorithm balancer', ({ config }) => {
+describe.each(EVERY_ALGORITHM)('$algorithm balancer', ({ config }) => {
   it('answers no-instances before any update and for an empty set', () => {
     const balancer = createBalancer(config);
     expect(balancer.picker.pick({})).toEqual({ kind: 'none', reason: 'no-instances' });

@@ -1,6 +1,7 @@
 // Fixtures shared by the balancer tests; not exported from index.ts.
 import { instanceAddress, type Instance } from '../discovery/instance.ts';
-import type { BalancerEndpoint } from './balancer.ts';
+import { BALANCER_ALGORITHMS, type BalancerAlgorithm, type BalancerEndpoint } from './balancer.ts';
+import type { BalancerConfig } from './balancer-factory.ts';
 import type { PeekResult, PickResult } from './picker.ts';
 
 /** An instance named `id` at `<id>.svc.test:8080`, so the address follows from the id. */
@@ -33,3 +34,16 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A configuration of each algorithm (consistent-hash keyed by the `x-user` header), for tests run over every balancer. */
+const ALGORITHM_CONFIGS: Record<BalancerAlgorithm, BalancerConfig> = {
+  random: { algorithm: 'random' },
+  'round-robin': { algorithm: 'round-robin' },
+  'weighted-round-robin': { algorithm: 'weighted-round-robin' },
+  'least-connections': { algorithm: 'least-connections' },
+  'p2c-ewma': { algorithm: 'p2c-ewma' },
+  'consistent-hash': { algorithm: 'consistent-hash', key: { from: 'header', name: 'x-user' } },
+};
+
+/** Every algorithm with its `ALGORITHM_CONFIGS` entry, for `describe.each`. */
+export const EVERY_ALGORITHM: ReadonlyArray<{ algorithm: BalancerAlgorithm; config: BalancerConfig }> = BALANCER_ALGORITHMS.map((algorithm) => ({ algorithm, config: ALGORITHM_CONFIGS[algorithm] }));
