@@ -121,9 +121,10 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
     closed();
     return;
   }
-  response.detachSocket(client);
+  // Before the client socket leaves the response: a hook that throws leaves it there for the caller to close.
   const outgoing: OutgoingHttpHeaders = { ...upstreamHeaders };
   for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
+  response.detachSocket(client);
   let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
   for (const [name, value] of Object.entries(outgoing)) {
     if (value === undefined) continue;

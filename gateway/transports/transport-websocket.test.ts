@@ -1,0 +1,85 @@
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import type { GatewayContext } from '../context.ts';
+import { initialContext } from '../middleware/middleware-testing.ts';
+import type { AttemptResult } from './transport.ts';
+import { DEFAULT_POOL_SETTINGS, Http1Transport } from './transport-http1.ts';
+import { until } from './transport-http2-testing.ts';
+
+/** A pick that counts its outcomes and its holds' releases. */
+function countingPick(address: string) {
+  const counts = { done: [] as string[], holds: 0, releases: 0 };
+  const pick = {
+    kind: 'endpoint',
+    address,
+    instance: {},
+    done: (outcome: { ok: boolean; errorClass?: string }) => void counts.done.push(outcome.ok ? 'ok' : String(outcome.errorClass)),
+    hold: () => {
+      counts.holds += 1;
+      return () => void (counts.releases += 1);
+    },
+  } as unknown as PickedEndpoint;
+  return { pick, counts };
+}
+
+describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client socket)', () => {
+  const servers: Server[] = [];
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  const start = async (prepare: (context: GatewayContext) => void) => {
+    const upstream = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => upstream.once('listening', resolve));
+    closers.push(() => {
+      for (const socket of upstream.clients) socket.terminate();
+      return new Promise((resolve) => upstream.close(resolve));
+    });
+    upstream.on('connection', (socket) => socket.on('error', () => undefined));
+    const address = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
+    closers.push(() => transport.close());
+    const { pick, counts } = countingPick(address);
+    const results: AttemptResult[] = [];
+    const gateway = createServer();
+    gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+      const response = new ServerResponse(request);
+      response.assignSocket(socket as Socket);
+      const context = initialContext(request, response);
+      prepare(context);
+      void transport.upgrade(context, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }).then((result) => results.push(result));
+    });
+    servers.push(gateway);
+    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+    const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    closers.push(() => client.destroy());
+    return { client, counts, results, upstream };
+  };
+
+  it('releases the held pick once and reports a failure when a response header hook throws', async () => {
+    const { client, counts, results } = await start((context) => context.responseHeaderHooks.push(() => { throw new Error('hook'); }));
+    // The hook runs once the upstream's 101 is in: the upstream socket and the client's are closed, the held pick given back once.
+    expect(await until(() => results.length === 1 && client.destroyed, 5_000)).toBe(true);
+    expect([counts.holds, counts.releases, counts.done.length, results[0]!.ok]).toEqual([1, 1, 1, false]);
+  });
+
+  it('releases the held pick once both sockets of the tunnel close', async () => {
+    const { client, counts, results, upstream } = await start(() => undefined);
+    expect(await until(() => results.length === 1 && upstream.clients.size === 1, 5_000)).toBe(true);
+    expect([counts.holds, counts.releases, counts.done]).toEqual([1, 0, ['ok']]);
+    client.destroy();
+    expect(await until(() => counts.releases === 1 && upstream.clients.size === 0, 5_000)).toBe(true);
+    expect([counts.holds, counts.releases, counts.done]).toEqual([1, 1, ['ok']]);
+  });
+});
