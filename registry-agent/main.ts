@@ -73,13 +73,17 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  // No entry (never registered, or removed after `--fall` failures): no gateway sends it anything, so nothing to drain.
-  const entry = agent.registration.currentState() !== 'unregistered';
+  // No entry (never registered, or removed after `--fall` failures with the registry's confirmation):
+  // no gateway sends it anything, so nothing to drain. A removal the registry did not confirm may
+  // have left the entry (a ZooKeeper session that came back keeps its node): that one drains.
+  const entry = agent.registration.mayHoldEntry();
   if (signal && options.drainMs > 0 && entry) {
     const startedAt = performance.now();
-    log.info({ signal }, 'marking the entry draining before the backend stops');
+    const unconfirmedRemoval = agent.registration.currentState() === 'unregistered';
+    log.info({ signal }, unconfirmedRemoval ? 'the last deregistration was not confirmed, so the entry may still be there; deleting it after --drain' : 'marking the entry draining before the backend stops');
     const marked = await agent.markDraining(options.ttlMs / 2);
     if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
+    else if (unconfirmedRemoval) log.info({ drainMs: options.drainMs }, 'waiting --drain for requests in flight');
     else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
     draining = true;
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
@@ -91,7 +95,8 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     log.info({ signal }, entry ? 'deregistering before the backend stops' : 'no entry registered, nothing to drain; stopping without waiting --drain');
     await agent.deregister();
   }
-  log.info('deregistered; stopping the backend');
+  if (child) log.info('deregistered; stopping the backend');
+  else log.info('deregistered');
   if (child && child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     child.kill(signal ?? 'SIGTERM');

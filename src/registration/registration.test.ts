@@ -105,6 +105,42 @@ describe('Registration, the last call wins', () => {
   });
 });
 
+describe('Registration.mayHoldEntry', () => {
+  /** A registry whose removals fail while `removalsFail` is set (a delete lost with its connection). */
+  class FailingRemovals extends ScriptedRegistration {
+    removalsFail = false;
+    protected override async remove(): Promise<void> {
+      if (this.removalsFail) throw new Error('connection lost during the delete');
+    }
+  }
+
+  it('is false before anything is written and after a removal the registry confirmed', async () => {
+    const registration = new FailingRemovals();
+    expect(registration.mayHoldEntry()).toBe(false);
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    expect(registration.mayHoldEntry()).toBe(true);
+    await registration.deregister();
+    expect(registration.currentState()).toBe('unregistered');
+    expect(registration.mayHoldEntry()).toBe(false);
+    await registration.close();
+  });
+
+  it('stays true after a removal that failed, although the state reads unregistered, until a later removal is confirmed', async () => {
+    const registration = new FailingRemovals();
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    registration.removalsFail = true;
+    await registration.deregister();
+    expect(registration.currentState()).toBe('unregistered');
+    expect(registration.mayHoldEntry()).toBe(true);
+    registration.removalsFail = false;
+    await registration.deregister();
+    expect(registration.mayHoldEntry()).toBe(false);
+    await registration.close();
+  });
+});
+
 describe('instanceEntry', () => {
   it.each([
     ['/services', '/services/user/u1'],

@@ -44,6 +44,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private wakeRetry: (() => void) | undefined;
   private attempt = 0;
   private deregistered = false;
+  /** True after a removal the registry did not confirm: the entry may still be there (until its session or lease ends). */
+  private removalUnconfirmed = false;
   /** The removal that `deregister()` asked for and the loop has not started yet; `register()` cancels it. */
   private pendingRemoval: PendingRemoval | undefined;
   /** Every instance value the registry confirmed holding, for `markDraining`. */
@@ -66,6 +68,15 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /** The current state. */
   currentState(): RegistrationState {
     return this.state.getValue();
+  }
+
+  /**
+   * True while the registry may hold this registration's entry: from the first attempt to write it
+   * until a removal the registry confirmed. A removal that failed or timed out leaves it true, so a
+   * shutdown still drains: the entry may stay until its session or lease ends.
+   */
+  mayHoldEntry(): boolean {
+    return this.currentState() !== 'unregistered' || this.removalUnconfirmed;
   }
 
   /** Wants `instance` registered from now on; returns at once, the loop does the work. */
@@ -125,6 +136,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     });
     const outcome = await Promise.race([removed, gaveUp]).finally(() => clearTimeout(timer));
     if (outcome.superseded) return;
+    this.removalUnconfirmed = outcome.error !== undefined;
     if (outcome.error !== undefined) this.log.warn({ err: errorMessage(outcome.error) }, 'deregistration failed; the entry goes when the session or lease ends');
     // A register() while the removal ran wants the entry back: the loop writes it after the removal.
     if (this.desired !== undefined) return;

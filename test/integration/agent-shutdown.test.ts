@@ -140,6 +140,38 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     }
   });
 
+  it('drains on SIGTERM after a --fall deregistration the registry did not confirm (the entry may still be there)', async () => {
+    const paused = await startEtcd();
+    cleanup.push(() => paused.close());
+    const member = paused.members[0]!;
+    const reader = new Etcd3({ hosts: paused.endpoints });
+    cleanup.push(async () => reader.close());
+    const port = await freePort();
+    const agent = await startAgent([
+      '--registry', `etcd://${paused.endpoints[0]!.replace('http://', '')}/services`, '--service', 'user', '--port', String(port), '--id', 'etcd-unconfirmed',
+      '--ttl', `${TTL_MS}ms`, '--drain', `${DRAIN_MS}ms`, '--health', 'http:/healthz', '--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '1',
+      '--', ...backendCommand(port, 'etcd-unconfirmed'),
+    ]);
+    cleanup.push(() => agent.kill());
+    await waitFor(() => reader.get('/services/user/etcd-unconfirmed').string(), { timeoutMs: 10_000, message: 'the key to appear' });
+
+    // etcd stops answering, then the backend fails its probe: the lease revoke cannot be confirmed.
+    member.pause();
+    cleanup.unshift(async () => member.resume());
+    const failed = await fetch(`http://127.0.0.1:${port}/health/fail`, { method: 'POST' });
+    await failed.arrayBuffer();
+    await waitFor(async () => (await logOf(agent)).includes('deregistration failed'), { timeoutMs: 15_000, message: 'the deregistration to give up' });
+    member.resume();
+
+    const exit = await agent.stop(EXIT_BOUND_MS + 2_000);
+    const log = await logOf(agent);
+    expect(exit, log).toMatchObject({ signal: null, code: 0 });
+    // The old agent read its state (unregistered) as "no entry" and stopped the backend without waiting --drain.
+    expect(log).not.toContain('no entry registered, nothing to drain');
+    expect(log).toContain('the last deregistration was not confirmed');
+    expect(log).toContain('drained; deregistering');
+  });
+
   it('exits within the stated bound and stops its backend when etcd was killed', async () => {
     etcd = await startEtcd();
     const reader = new Etcd3({ hosts: etcd.endpoints });
