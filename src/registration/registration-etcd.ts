@@ -82,13 +82,16 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
 
   protected async remove(): Promise<void> {
     const lease = this.lease;
-    this.lease = undefined;
     if (!lease) return;
     // Each call goes to one member (no hidden retries): with one member down, a single revoke would
-    // fail one time in N. Once per member, within the deregistration's own bound.
+    // fail one time in N. Once per member, within the deregistration's own bound. The lease is kept
+    // until a revoke is confirmed, so a removal retried later revokes it again (the first call
+    // already stopped its keep-alive; a lease etcd no longer knows counts as revoked).
     for (let attempt = 1; ; attempt += 1) {
       try {
-        return await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
+        await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
+        if (this.lease === lease) this.lease = undefined;
+        return;
       } catch (error) {
         if (attempt >= this.options.endpoints.length) throw error;
       }

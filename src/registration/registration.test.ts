@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { componentLogger } from '../logger.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 import { instanceEntry, Registration } from './registration.ts';
 
 const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port: 8081, weight: 2, protocol: 'http', metadata: {} };
@@ -109,7 +110,9 @@ describe('Registration.mayHoldEntry', () => {
   /** A registry whose removals fail while `removalsFail` is set (a delete lost with its connection). */
   class FailingRemovals extends ScriptedRegistration {
     removalsFail = false;
+    removals = 0;
     protected override async remove(): Promise<void> {
+      this.removals += 1;
       if (this.removalsFail) throw new Error('connection lost during the delete');
     }
   }
@@ -126,16 +129,38 @@ describe('Registration.mayHoldEntry', () => {
     await registration.close();
   });
 
-  it('stays true after a removal that failed, although the state reads unregistered, until a later removal is confirmed', async () => {
+  it('stays true after a removal that failed, although the state reads unregistered, and the removal is retried until the registry confirms it', async () => {
     const registration = new FailingRemovals();
     registration.register(INSTANCE);
     await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
     registration.removalsFail = true;
-    await registration.deregister();
+    await registration.deregister(100);
     expect(registration.currentState()).toBe('unregistered');
     expect(registration.mayHoldEntry()).toBe(true);
+    const triedBefore = registration.removals;
+    expect(triedBefore).toBeGreaterThan(1);
+    // The registry answers again: the removal goes through without another deregister().
     registration.removalsFail = false;
+    await waitFor(() => !registration.mayHoldEntry(), { timeoutMs: 5_000, message: 'the removal to be retried and confirmed' });
+    expect(registration.removals).toBeGreaterThan(triedBefore);
+    await registration.close();
+  });
+
+  it('gives up a failed removal once an entry is wanted again, and writes it', async () => {
+    const registration = new FailingRemovals();
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    registration.removalsFail = true;
+    await registration.deregister(100);
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    expect(registration.writes).toEqual([INSTANCE, INSTANCE]);
+    expect(registration.mayHoldEntry()).toBe(true);
+    // The next deregister() runs one removal of its own and is confirmed.
+    registration.removalsFail = false;
+    const tried = registration.removals;
     await registration.deregister();
+    expect(registration.removals).toBe(tried + 1);
     expect(registration.mayHoldEntry()).toBe(false);
     await registration.close();
   });

@@ -120,6 +120,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /**
    * Removes the entry and resolves once the registry confirmed it, or gave up after `timeoutMs`
    * (the deregistration timeout by default; the entry then ends with its session or lease); never rejects.
+   * A failed removal is retried with backoff until the registry confirms it, a `register()` wants the
+   * entry back or `close()`, also after this call gave up: a ZooKeeper session that comes back keeps its node.
    * The removal runs in the loop, after any pass in progress: a `register()` that comes before it
    * starts cancels it (this resolves at once), and one that comes later is written after it.
    */
@@ -128,15 +130,17 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.desired = undefined;
     this.cancelRetry();
     this.pendingRemoval ??= pendingRemoval();
-    const { removed } = this.pendingRemoval;
+    const removal = this.pendingRemoval;
+    const { removed } = removal;
     this.reconcile();
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<RemovalOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: new Error(`no answer from the registry within ${timeoutMs} ms`) }), timeoutMs);
+      timer = setTimeout(() => resolve({ error: removal.lastError ?? new Error(`no answer from the registry within ${timeoutMs} ms`) }), timeoutMs);
     });
     const outcome = await Promise.race([removed, gaveUp]).finally(() => clearTimeout(timer));
     if (outcome.superseded) return;
-    this.removalUnconfirmed = outcome.error !== undefined;
+    // (A retry may have confirmed it in the same turn as the bound ran out.)
+    if (outcome.error !== undefined && !removal.confirmed) this.removalUnconfirmed = true;
     if (outcome.error !== undefined) this.log.warn({ err: errorMessage(outcome.error) }, 'deregistration failed; the entry goes when the session or lease ends');
     // A register() while the removal ran wants the entry back: the loop writes it after the removal.
     if (this.desired !== undefined) return;
@@ -151,6 +155,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.closing = true;
     if (!this.deregistered) await this.deregister();
     this.closed = true;
+    // A removal waiting to be retried ends here; the entry ends with the session or lease.
+    this.cancelRetry();
     await this.release();
     this.setState('closed');
     this.state.complete();
@@ -221,16 +227,42 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     } while (this.again);
   }
 
-  /** Removes the entry once for the waiting `deregister()` calls; a failure is theirs to report, never retried. */
+  /**
+   * Removes the entry for the waiting `deregister()` calls. A failure is kept for the callers that give
+   * up on their bound, and the removal is tried again after a backoff, unless a `register()` came
+   * meanwhile (the loop writes the entry next) or the registration closed.
+   */
   private async runPendingRemoval(): Promise<void> {
     const removal = this.pendingRemoval;
     if (!removal) return;
     this.pendingRemoval = undefined;
     try {
       await this.remove();
+      if (removal.lastError !== undefined) this.log.info('deregistered after retrying');
+      this.attempt = 0;
+      this.removalUnconfirmed = false;
+      removal.confirmed = true;
       removal.settle({});
     } catch (error) {
-      removal.settle({ error });
+      removal.lastError = error;
+      this.removalUnconfirmed = true;
+      if (this.closed || this.desired !== undefined) {
+        removal.settle({ error });
+        return;
+      }
+      // A deregister() during this attempt queued its own removal: this one's callers wait for it.
+      // (A cast: the narrowing from the assignment above does not see a deregister() during the await.)
+      const queued = this.pendingRemoval as PendingRemoval | undefined;
+      if (queued) void queued.removed.then((outcome) => removal.settle(outcome));
+      else this.pendingRemoval = removal;
+      const delayMs = backoffDelay(this.attempt++, this.backoff);
+      this.log.debug({ err: errorMessage(error), delayMs }, 'removal attempt failed');
+      await new Promise<void>((resolve) => {
+        this.wakeRetry = resolve;
+        this.retryTimer = setTimeout(resolve, delayMs);
+      });
+      this.wakeRetry = undefined;
+      this.again = true;
     }
   }
 
@@ -256,6 +288,10 @@ interface RemovalOutcome {
 
 interface PendingRemoval {
   readonly removed: Promise<RemovalOutcome>;
+  /** The last attempt's error, while the removal is retried. */
+  lastError?: unknown;
+  /** True once the registry confirmed the removal. */
+  confirmed?: boolean;
   settle(outcome: RemovalOutcome): void;
 }
 
