@@ -13,6 +13,13 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 1_000;
 export const DEFAULT_HEALTHY_THRESHOLD = 2;
 /** Default consecutive failures that mark an endpoint unhealthy (HAProxy's `fall`). */
 export const DEFAULT_UNHEALTHY_THRESHOLD = 3;
+/**
+ * How long the `unhealthy` verdict of an endpoint that left the targets is remembered: one that
+ * comes back within it (a registry flap: an agent's session expired, a lease was re-granted) starts
+ * from it and must pass `healthyThreshold` checks before it gets traffic again. Envoy's default
+ * longest ejection, 300 s.
+ */
+export const DEPARTED_VERDICT_MEMORY_MS = 300_000;
 
 /** Active health check settings of one service. */
 export interface ActiveCheckOptions {
@@ -30,8 +37,9 @@ export interface ActiveCheckOptions {
 
 /**
  * Runs active checks for the endpoints of one service. `track()` sets the targets: new ones start
- * checking, departed ones stop (their probe is aborted and its result dropped). Results feed
- * `status$`; transitions are logged and counted.
+ * checking, departed ones stop (their probe is aborted and its result dropped). A target that left
+ * unhealthy and comes back within `DEPARTED_VERDICT_MEMORY_MS` starts unhealthy; any other new
+ * target starts `unknown`. Results feed `status$`; transitions are logged and counted.
  */
 export class ActiveHealthChecker {
   /** Replays the health of every tracked address, then emits a new map whenever one changes or targets change. */
@@ -39,6 +47,8 @@ export class ActiveHealthChecker {
 
   private readonly statuses = new BehaviorSubject<ReadonlyMap<string, ActiveHealth>>(new Map());
   private readonly loops = new Map<string, ActiveCheckLoop>();
+  /** By address: until when (epoch ms) the `unhealthy` verdict of a target that left is remembered. */
+  private readonly departedUnhealthy = new Map<string, number>();
   private readonly settings: CheckLoopSettings;
   private readonly log: Logger;
   private closed = false;
@@ -79,10 +89,13 @@ export class ActiveHealthChecker {
     const wanted = new Map<string, ProbeTarget>();
     for (const target of targets) wanted.set(target.address, target);
     let changed = false;
+    const now = Date.now();
+    for (const [address, until] of this.departedUnhealthy) if (until <= now) this.departedUnhealthy.delete(address);
     for (const [address, loop] of this.loops) {
       if (wanted.has(address)) continue;
       loop.stop();
       this.loops.delete(address);
+      if (loop.health === 'unhealthy') this.departedUnhealthy.set(address, now + DEPARTED_VERDICT_MEMORY_MS);
       changed = true;
     }
     for (const [address, target] of wanted) {
@@ -91,7 +104,9 @@ export class ActiveHealthChecker {
         loop.target = target;
         continue;
       }
-      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous), this.carried.get(address));
+      const initial = this.carried.get(address) ?? (this.departedUnhealthy.has(address) ? 'unhealthy' : undefined);
+      this.departedUnhealthy.delete(address);
+      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous), initial);
       this.loops.set(address, created);
       created.start();
       changed = true;
@@ -107,6 +122,7 @@ export class ActiveHealthChecker {
     this.closed = true;
     for (const loop of this.loops.values()) loop.stop();
     this.loops.clear();
+    this.departedUnhealthy.clear();
     this.statuses.complete();
   }
 

@@ -119,6 +119,52 @@ describe('EndpointSet', () => {
     h.set.close();
   });
 
+  it('keeps a member that left while failing its checks out when it comes back, until a check passes', async () => {
+    const { set, scripted, check, list, routable, endpoint } = harness([1, 2, 3]);
+    scripted.set(healthAddress(3), false);
+    await check();
+    list(1, 2);
+    list(1, 2, 3);
+    // A registry flap (an agent's session expired, a lease re-granted) is no pass.
+    expect(endpoint(3)).toMatchObject({ inRegistry: true, active: 'unhealthy', routable: false });
+    await check();
+    expect(routable()).toEqual(['i-1', 'i-2']);
+    scripted.set(healthAddress(3), true);
+    await check();
+    expect(routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    set.close();
+  });
+
+  it('forgets the failing verdict of a member that stays away five minutes', async () => {
+    const { set, scripted, check, list, endpoint } = harness([1, 2, 3]);
+    scripted.set(healthAddress(3), false);
+    await check();
+    list(1, 2);
+    await vi.advanceTimersByTimeAsync(300_000);
+    list(1, 2, 3);
+    expect(endpoint(3)).toMatchObject({ active: 'unknown', routable: true });
+    set.close();
+  });
+
+  it('keeps a member that left while ejected ejected when it comes back before the ejection ends, and not after', async () => {
+    const { set, list, routable, endpoint } = harness([1, 2, 3], { active: undefined });
+    set.record(healthAddress(3), FAIL);
+    const until = Date.now() + 10_000;
+    list(1, 2);
+    await vi.advanceTimersByTimeAsync(4_000);
+    list(1, 2, 3);
+    expect(endpoint(3)).toMatchObject({ inRegistry: true, ejected: true, ejectedUntil: until, routable: false });
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(routable()).toEqual(['i-1', 'i-2', 'i-3']);
+    // Gone again while ejected, back after the end: nothing of it is kept.
+    set.record(healthAddress(3), FAIL);
+    list(1, 2);
+    await vi.advanceTimersByTimeAsync(30_000);
+    list(1, 2, 3);
+    expect(endpoint(3)).toMatchObject({ ejected: false, routable: true });
+    set.close();
+  });
+
   it('drops a departed member at once when no active checks are configured', () => {
     const { set, list, present } = harness([1, 2, 3], { active: undefined });
     list(1, 2);

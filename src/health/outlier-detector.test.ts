@@ -135,7 +135,7 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
-  it('forgets a member that leaves, ejection included, and ignores outcomes for addresses it does not know', () => {
+  it('takes a member that leaves out of the ejected set, and ignores outcomes for addresses it does not know', () => {
     const target = detector();
     const address = members(1)[0]!;
     feed(target, address, FAIL, FAIL, FAIL);
@@ -144,6 +144,13 @@ describe('OutlierDetector', () => {
     feed(target, 'stranger:1', FAIL, FAIL, FAIL);
     expect(target.isEjected('stranger:1')).toBe(false);
     target.close();
+  });
+
+  it('cancels the return timer of an ejected member that left when closed', () => {
+    const target = detector();
+    feed(target, members(1)[0]!, FAIL, FAIL, FAIL);
+    target.setMembers(members(10).slice(1));
+    expect(timersArmedBy(() => target.close())).toBe(-1);
   });
 
   it('cancels every return timer when closed', () => {

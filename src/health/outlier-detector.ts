@@ -46,6 +46,11 @@ export class OutlierDetector {
 
   private readonly ejected = new BehaviorSubject<ReadonlySet<string>>(new Set());
   private readonly trackers = new Map<string, Tracker>();
+  /**
+   * Ejected endpoints that left the members: their ejection runs on out of sight, and one that comes
+   * back before it ends serves the rest of it (a registry flap must not clear an ejection).
+   */
+  private readonly parked = new Map<string, Tracker>();
   private readonly settings: Required<OutlierDetectionOptions>;
   private readonly log: Logger;
   private closed = false;
@@ -82,18 +87,29 @@ export class OutlierDetector {
     return tracker?.timer === undefined ? undefined : tracker.until;
   }
 
-  /** Sets the endpoints outcomes may be recorded for; departed ones lose their history and any ejection. */
+  /**
+   * Sets the endpoints outcomes may be recorded for. A departed one loses its history, except that
+   * an ejection it was serving runs on: should it come back before the ejection ends, it is ejected
+   * still, with its count of past ejections; after the end it starts afresh.
+   */
   setMembers(addresses: Iterable<string>): void {
     if (this.closed) return;
     const wanted = new Set(addresses);
     for (const [address, tracker] of this.trackers) {
       if (wanted.has(address)) continue;
-      clearTimeout(tracker.timer);
       this.trackers.delete(address);
+      if (tracker.timer !== undefined) this.parked.set(address, tracker);
     }
     const resumed: string[] = [];
     for (const address of wanted) {
       if (this.trackers.has(address)) continue;
+      const parked = this.parked.get(address);
+      if (parked) {
+        this.parked.delete(address);
+        this.trackers.set(address, parked);
+        resumed.push(address);
+        continue;
+      }
       const tracker: Tracker = { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 };
       this.trackers.set(address, tracker);
       const until = this.carried.get(address);
@@ -141,8 +157,9 @@ export class OutlierDetector {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const tracker of this.trackers.values()) clearTimeout(tracker.timer);
+    for (const tracker of [...this.trackers.values(), ...this.parked.values()]) clearTimeout(tracker.timer);
     this.trackers.clear();
+    this.parked.clear();
     this.ejected.complete();
   }
 
@@ -167,6 +184,11 @@ export class OutlierDetector {
 
   private restore(address: string, tracker: Tracker): void {
     tracker.timer = undefined;
+    // The ejection of an endpoint that left ran out before it came back: nothing of it is kept.
+    if (this.parked.get(address) === tracker) {
+      this.parked.delete(address);
+      return;
+    }
     tracker.consecutive = 0;
     tracker.returnedAt = this.now();
     this.log.info({ address }, 'ejected endpoint returned');

@@ -1,0 +1,93 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+/** A real HTTP backend: `/health` answers `health`, any other path `traffic` with the backend's port as body. */
+interface RejoinBackend {
+  readonly port: number;
+  health: number;
+  traffic: number;
+  close(): Promise<void>;
+}
+
+async function startRejoinBackend(health: number, traffic: number): Promise<RejoinBackend> {
+  const backend = { health, traffic } as RejoinBackend;
+  const server: Server = createServer((request, response) => {
+    const status = request.url === '/health' ? backend.health : backend.traffic;
+    response.writeHead(status, { 'content-type': 'text/plain' }).end(String(backend.port));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(backend, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+describe('an instance that leaves the registry unhealthy and comes back', () => {
+  /** Fails its health checks. */
+  let failing: RejoinBackend;
+  /** Passes its checks, answers traffic 500: outlier detection ejects it. */
+  let erring: RejoinBackend;
+  let good: RejoinBackend;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  const config = (backends: readonly RejoinBackend[]) => `
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  web:
+    retries: false
+    panicThreshold: 0
+    healthCheck: { path: /health, interval: 1s, unhealthyThreshold: 3, healthyThreshold: 2 }
+    outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 120s, maxEjectionPercent: 100 }
+    instances: [${backends.map((backend) => `127.0.0.1:${backend.port}`).join(', ')}]
+routes:
+  - { path: /, service: web }
+`;
+  let adminPort: number;
+  const reasons = async () => new Map((await admin.services()).find((service) => service.name === 'web')?.instances.map((instance) => [instance.port, instance.health.reason]) ?? []);
+
+  beforeAll(async () => {
+    [failing, erring, good] = await Promise.all([startRejoinBackend(503, 200), startRejoinBackend(200, 500), startRejoinBackend(200, 200)]);
+    adminPort = await freePort();
+    gateway = await startGateway(config([failing, erring, good]));
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([failing, erring, good].map((backend) => backend?.close()));
+  });
+
+  it('is still failing its checks or ejected, and gets no traffic until it earns it back', async () => {
+    await waitFor(async () => (await reasons()).get(failing.port) === 'check-failing', { timeoutMs: 15_000, message: 'the failing instance to fail its checks' });
+    await waitFor(
+      async () => {
+        await fetch(`${gateway.url}/x`).then((response) => response.text());
+        return (await reasons()).get(erring.port) === 'ejected';
+      },
+      { timeoutMs: 15_000, message: 'the erring instance to be ejected' },
+    );
+    const ejectedUntil = (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === erring.port)?.health.ejectedUntil;
+
+    // A registry flap: both leave, then come back (as after an agent's expired session).
+    await gateway.writeConfig(config([good]));
+    await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
+    await gateway.writeConfig(config([failing, erring, good]));
+    const back = await waitFor(async () => ((await reasons()).size === 3 ? reasons() : undefined), { timeoutMs: 10_000, message: 'the two to come back' });
+
+    // A fresh start would be `check-pending` and routable (for three failed checks) and `registered`-healthy.
+    expect(back.get(failing.port)).toBe('check-failing');
+    expect(back.get(erring.port)).toBe('ejected');
+    const erringView = (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === erring.port);
+    expect(erringView).toMatchObject({ routable: false, health: { ejectedUntil } });
+    const answeredBy = new Set<string>();
+    for (let request = 0; request < 12; request += 1) answeredBy.add(await fetch(`${gateway.url}/x`).then((response) => response.text()));
+    expect([...answeredBy]).toEqual([String(good.port)]);
+  });
+});
