@@ -90,6 +90,20 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it('counts past ejections only up to the cap, so two decay intervals back shorten the next after a long flapping', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    for (let round = 0; round < 8; round += 1) {
+      feed(target, address, FAIL, FAIL, FAIL);
+      await vi.advanceTimersByTimeAsync(2_500);
+    }
+    // 2.5 s is 3 × the base: the count stays at 3, and two intervals back make the next the second.
+    await vi.advanceTimersByTimeAsync(20_000);
+    feed(target, address, FAIL, FAIL, FAIL);
+    expect(target.ejectedUntil(address)).toBe(Date.now() + 2_000);
+    target.close();
+  });
+
   it('ignores outcomes while ejected, so requests still finishing do not extend the ejection', async () => {
     const target = detector();
     const address = members(1)[0]!;

@@ -35,8 +35,8 @@ interface Tracker {
 /**
  * Passive health from real traffic, after Envoy's consecutive-5xx outlier detection: after
  * `consecutiveErrors` failures in a row (5xx or transport errors; client cancels do not count) an
- * endpoint is ejected for `baseEjectionMs × times ejected`, capped at `maxEjectionMs`. Each
- * `decayIntervalMs` spent back in service forgives one past ejection. No ejection happens while
+ * endpoint is ejected for `baseEjectionMs × times ejected`, capped at `maxEjectionMs`; the count
+ * stops growing at the cap. Each `decayIntervalMs` spent back in service forgives one past ejection. No ejection happens while
  * it would put more than `maxEjectionPercent` of the members out, except that one endpoint may
  * always be ejected (as Envoy does).
  */
@@ -172,8 +172,12 @@ export class OutlierDetector {
     }
     const now = this.now();
     const forgiven = Math.floor((now - tracker.returnedAt) / this.settings.decayIntervalMs);
-    tracker.timesEjected = Math.max(0, tracker.timesEjected - forgiven) + 1;
-    const durationMs = Math.min(this.settings.baseEjectionMs * tracker.timesEjected, this.settings.maxEjectionMs);
+    const { baseEjectionMs, maxEjectionMs } = this.settings;
+    // The count stops where the ejection reaches its cap (as Envoy's backoff does), so two decay
+    // intervals back in service shorten the next one, however long the flapping before was.
+    const countCap = baseEjectionMs > 0 ? Math.max(1, Math.ceil(maxEjectionMs / baseEjectionMs)) : 1;
+    tracker.timesEjected = Math.min(Math.max(0, tracker.timesEjected - forgiven) + 1, countCap);
+    const durationMs = Math.min(baseEjectionMs * tracker.timesEjected, maxEjectionMs);
     tracker.until = now + durationMs;
     tracker.timer = setTimeout(() => this.restore(address, tracker), durationMs);
     tracker.timer.unref();
