@@ -32,6 +32,12 @@ describe('classifyUpstreamError', () => {
     { error: coded('CERT_HAS_EXPIRED'), started: false, expected: 'upstream-tls', status: 502 },
     { error: coded('ERR_TLS_CERT_ALTNAME_INVALID'), started: false, expected: 'upstream-tls', status: 502 },
     { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_WRONG_VERSION_NUMBER') }), started: false, expected: 'upstream-tls', status: 502 },
+    // A certificate without the serverAuth purpose, and alerts the upstream sends: no common ALPN protocol
+    // (an HTTP/1.1-only server registered as h2), the gateway's client certificate missing or expired.
+    { error: coded('INVALID_PURPOSE'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: coded('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'), started: false, expected: 'upstream-tls', status: 502 },
+    { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') }), started: false, expected: 'upstream-tls', status: 502 },
+    { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED') }), started: false, expected: 'upstream-tls', status: 502 },
     // node:http2
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_REFUSED_STREAM' }), started: false, expected: 'connect-refused', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: false, expected: 'reset-before-headers', status: 502 },

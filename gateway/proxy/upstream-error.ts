@@ -48,30 +48,52 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
 /** Classes after which no byte of the request reached an upstream, so any method may be retried. */
 const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused', 'connect-timeout', 'upstream-tls']);
 
-/** OpenSSL and Node codes of a TLS handshake the upstream failed: its certificate, its name, its chain. */
-const TLS_CODES: ReadonlySet<string> = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+/**
+ * OpenSSL's certificate verification codes as Node names them (X509_V_ERR_*, less the prefix) and
+ * Node's own TLS codes of a handshake with the upstream: its certificate, chain, purpose or name.
+ */
+const TLS_VERIFY_CODES: ReadonlySet<string> = new Set([
   'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
   'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
   'CERT_UNTRUSTED',
   'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'INVALID_CA',
   'HOSTNAME_MISMATCH',
   'ERR_TLS_CERT_ALTNAME_INVALID',
   'ERR_TLS_HANDSHAKE_TIMEOUT',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
-  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
 ]);
+
+/**
+ * Whether `code` is a TLS failure with the upstream: a verification code above, or any of Node's
+ * `ERR_SSL_*` codes, which name an OpenSSL error of the TLS session itself: an alert the upstream
+ * sent (it wants a client certificate, refuses the gateway's, knows no protocol the gateway offers
+ * through ALPN), a version or a record it cannot speak (a plain-text server). A list of some of
+ * them let the others fall through to a reset, retried only for idempotent methods.
+ */
+function isUpstreamTlsCode(code: string): boolean {
+  return TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_');
+}
 
 /** The code an upstream attempt's error stands for: its own, else its cause's under undici's generic socket error. */
 export function upstreamErrorCode(error: unknown): unknown {
@@ -87,7 +109,7 @@ export function upstreamErrorCode(error: unknown): unknown {
  */
 export function classifyUpstreamError(error: unknown, responseStarted: boolean): GatewayErrorClass {
   const effective = upstreamErrorCode(error);
-  if (typeof effective === 'string' && TLS_CODES.has(effective)) return 'upstream-tls';
+  if (typeof effective === 'string' && isUpstreamTlsCode(effective)) return 'upstream-tls';
   // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
   if (isGatewayResourceCode(effective)) return 'internal';
   switch (effective) {

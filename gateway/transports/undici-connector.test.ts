@@ -1,5 +1,10 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Pool } from 'undici';
+import { createTestCa } from '../../test/harness/certificates.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasUndiciParser, resumingConnector } from './undici-connector.ts';
 
@@ -118,5 +123,27 @@ describe('resumingConnector', () => {
     cleanup.push(() => pool.close());
     expect(await slowlyRead(pool)).toEqual({ body: 'ok' });
     expect(seen).toBe(true);
+  });
+
+  it("gives the TLS alert of an upstream that wants a client certificate as the cause of undici's socket error", async () => {
+    // TLS 1.3: the server judges the client certificate after the client's side of the handshake,
+    // so the alert comes on a socket the request was written to, and node:tls leaves it open for its 'end'.
+    const dir = await mkdtemp(join(tmpdir(), 'sb-connector-mtls-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const ca = await createTestCa(dir);
+    const issued = await ca.issue('backend', 'backend.test');
+    const [cert, key, caText] = await Promise.all([readFile(issued.certFile), readFile(issued.keyFile), readFile(ca.caFile)]);
+    const server = createHttpsServer({ cert, key, ca: caText, requestCert: true, rejectUnauthorized: true }, (_request, response) => response.end('ok'));
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const connect = resumingConnector({ timeout: 5_000, ca: caText, servername: 'backend.test' });
+    const pool = new Pool(`https://127.0.0.1:${(server.address() as { port: number }).port}`, { connect });
+    cleanup.push(() => pool.close());
+    const error = await pool.request({ path: '/', method: 'GET' }).then(
+      () => undefined,
+      (failure: Error & { code?: string; cause?: { code?: string } }) => failure,
+    );
+    expect([error?.code, error?.cause?.code]).toEqual(['UND_ERR_SOCKET', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED']);
   });
 });

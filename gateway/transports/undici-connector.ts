@@ -17,6 +17,13 @@ import { buildConnector } from 'undici';
  * been parsed before the pause, so the answer completes; a body cut short still fails. The client
  * still gets every byte: the gateway already holds them in the client's write buffer, at most one
  * read beyond its high-water mark.
+ *
+ * And one more: the first error of a socket is kept as the `cause` of undici's "other side closed"
+ * that follows it. A TLS 1.3 upstream judges the gateway's client certificate (none, expired, an
+ * unknown CA) after the gateway's side of the handshake is done, so its alert comes as an error on
+ * a socket undici has sent the request on; node:tls leaves that socket open, its 'end' comes next,
+ * and undici fails the request with the error it makes there, which replaced the alert: a TLS
+ * failure of the upstream was classed as a reset (`upstreamErrorCode` reads the cause).
  */
 export function resumingConnector(options: buildConnector.BuildOptions): buildConnector.connector {
   const connect = buildConnector(options);
@@ -63,7 +70,13 @@ function onEnd(this: Socket): void {
   finishPaused(parserOf(this));
 }
 
+/** Each socket's first error, for the errors after it (see `resumingConnector`). */
+const firstErrors = new WeakMap<Socket, Error>();
+
 function onError(this: Socket, error: NodeJS.ErrnoException): void {
+  const first = firstErrors.get(this);
+  if (first === undefined) firstErrors.set(this, error);
+  else if (error.code === 'UND_ERR_SOCKET' && error.cause === undefined) error.cause = first;
   const parser = parserOf(this);
   if (error.code === 'ECONNRESET' && parser !== undefined && !parser.shouldKeepAlive) finishPaused(parser);
 }

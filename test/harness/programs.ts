@@ -50,11 +50,12 @@ const PROTOCOL_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-protocols
 /**
  * Starts test/fixtures/backend-protocols.mjs: a backend that speaks only `mode` (h2c without
  * HTTP/1.1, h2 over TLS without HTTP/1.1, or https) and answers what it received; waits until it accepts connections.
+ * With `clientCaFile` it requires a client certificate that CA signed (mutual TLS).
  */
-export async function startProtocolBackend(options: { mode: 'h2c' | 'h2' | 'https'; name: string; certFile?: string; keyFile?: string }): Promise<BackendProcess> {
+export async function startProtocolBackend(options: { mode: 'h2c' | 'h2' | 'https'; name: string; certFile?: string; keyFile?: string; clientCaFile?: string }): Promise<BackendProcess> {
   const port = await freePort();
   const dir = await makeTempDir('sb-backend-');
-  const tls = options.certFile && options.keyFile ? ['--cert', options.certFile, '--key', options.keyFile] : [];
+  const tls = options.certFile && options.keyFile ? ['--cert', options.certFile, '--key', options.keyFile, ...(options.clientCaFile ? ['--client-ca', options.clientCaFile] : [])] : [];
   const process = new ManagedProcess({
     name: `backend:${options.mode}:${port}`,
     command: globalThis.process.execPath,

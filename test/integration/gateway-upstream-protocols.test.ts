@@ -27,6 +27,7 @@ interface Received {
   encrypted: boolean;
   servername: string | null;
   alpn: string | null;
+  clientCertificate: string | null;
   url: string;
 }
 
@@ -54,6 +55,7 @@ describe('the gateway speaks each instance its registered protocol, for traffic 
   let https: BackendProcess;
   let h2: BackendProcess;
   let rogue: BackendProcess;
+  let mutual: BackendProcess;
   let gateway: GatewayProcess;
   let admin: AdminClient;
 
@@ -65,13 +67,18 @@ describe('the gateway speaks each instance its registered protocol, for traffic 
   beforeAll(async () => {
     const dir = await makeTempDir('sb-upstream-tls-');
     const ca = await createTestCa(dir);
-    const [signed, selfSigned] = await Promise.all([ca.issue('backend', 'backend.test'), makeCertificate(dir, 'rogue', { key: 'ec', names: ['backend.test'] })]);
-    [zk, h2c, https, h2, rogue] = await Promise.all([
+    const [signed, selfSigned, gatewayClient] = await Promise.all([
+      ca.issue('backend', 'backend.test'),
+      makeCertificate(dir, 'rogue', { key: 'ec', names: ['backend.test'] }),
+      ca.issue('gateway', 'gateway.test', { clientAuth: true }),
+    ]);
+    [zk, h2c, https, h2, rogue, mutual] = await Promise.all([
       startZooKeeper(),
       startProtocolBackend({ mode: 'h2c', name: 'h2c-1' }),
       startProtocolBackend({ mode: 'https', name: 'https-1', ...signed }),
       startProtocolBackend({ mode: 'h2', name: 'h2-1', ...signed }),
       startProtocolBackend({ mode: 'https', name: 'rogue-1', ...selfSigned }),
+      startProtocolBackend({ mode: 'https', name: 'mutual-1', ...signed, clientCaFile: ca.caFile }),
     ]);
     writer = await connectZooKeeperClient(zk.connectString);
     await registerInstance('said-h2c', { port: h2c.port, protocol: 'h2c' });
@@ -80,6 +87,9 @@ describe('the gateway speaks each instance its registered protocol, for traffic 
     await registerInstance('secure-h2', { port: h2.port, protocol: 'h2' });
     await registerInstance('rogue', { port: rogue.port, protocol: 'https' });
     await registerInstance('raw-tcp', { port: h2c.port, protocol: 'tcp' });
+    await registerInstance('mutual', { port: mutual.port, protocol: 'https' });
+    await registerInstance('mutual-anonymous', { port: mutual.port, protocol: 'https' });
+    await registerInstance('h2-on-https', { port: https.port, protocol: 'h2' });
     await registerInstance('ws', { port: https.port, protocol: 'https' });
     await create(writer, '/services/ws/b-closed', Buffer.from(JSON.stringify({ host: '127.0.0.1', port: await freePort(), protocol: 'https' })), zookeeper.CreateMode.EPHEMERAL);
     const adminPort = await freePort();
@@ -97,6 +107,9 @@ services:
   secure-h2: {}
   rogue: { healthCheck: false, outlierDetection: false, retries: false }
   raw-tcp: { healthCheck: false, outlierDetection: { consecutiveErrors: 1, maxEjectionPercent: 100 } }
+  mutual: { tls: { certFile: ${gatewayClient.certFile}, keyFile: ${gatewayClient.keyFile} } }
+  mutual-anonymous: { healthCheck: false, outlierDetection: false, retries: false }
+  h2-on-https: { healthCheck: false, outlierDetection: false, retries: false }
   ws: { balancer: round-robin, healthCheck: false, outlierDetection: false, retries: { attempts: 2, retryOn: [connect-failure] } }
 routes:
   - { path: /said-h2c, service: said-h2c, stripPrefix: true }
@@ -105,6 +118,9 @@ routes:
   - { path: /secure-h2, service: secure-h2, stripPrefix: true }
   - { path: /rogue, service: rogue, stripPrefix: true }
   - { path: /raw-tcp, service: raw-tcp, stripPrefix: true }
+  - { path: /mutual, service: mutual, stripPrefix: true }
+  - { path: /mutual-anonymous, service: mutual-anonymous, stripPrefix: true }
+  - { path: /h2-on-https, service: h2-on-https, stripPrefix: true }
   - { path: /ws, service: ws, stripPrefix: true }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
@@ -113,12 +129,12 @@ routes:
   afterAll(async () => {
     await gateway?.process.stop();
     writer?.close();
-    await Promise.all([h2c, https, h2, rogue].map((backend) => backend?.process.kill()));
+    await Promise.all([h2c, https, h2, rogue, mutual].map((backend) => backend?.process.kill()));
     await zk?.close();
   });
 
   it('passes the active health checks over each protocol (h2c prior knowledge, TLS with the service CA, h2 over TLS)', async () => {
-    for (const service of ['said-h2c', 'unsaid', 'secure', 'secure-h2']) {
+    for (const service of ['said-h2c', 'unsaid', 'secure', 'secure-h2', 'mutual']) {
       await waitFor(async () => (await admin.instance(service, 'a'))?.health.reason === 'check-passing', { timeoutMs: 20_000, message: `${service} to pass its active check` }).catch(async (error: Error) => {
         throw new Error(`${error.message}: ${JSON.stringify(await admin.instance(service, 'a'))}\n${await logOf(gateway.process)}`);
       });
@@ -155,6 +171,24 @@ routes:
     const answer = await get(gateway.port, '/rogue/who');
     expect(answer.status).toBe(502);
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'upstream-tls', status: 502, service: 'rogue' });
+  });
+
+  it('sends the configured client certificate to an instance that requires one (mutual TLS)', async () => {
+    const answer = await get(gateway.port, '/mutual/who');
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ name: 'mutual-1', encrypted: true, servername: 'backend.test', clientCertificate: 'gateway.test' } satisfies Partial<Received>);
+  });
+
+  // Both were classed as resets: the first alert comes over TLS 1.3 after the gateway's side of the
+  // handshake, with the request already written, and undici's "other side closed" took its place;
+  // the second's alert code was in no list of TLS failures.
+  it.each([
+    ['refuses the gateway for want of a client certificate', '/mutual-anonymous/who'],
+    ['registered as h2 knows no protocol the gateway offers through ALPN (an HTTP/1.1-only server)', '/h2-on-https/who'],
+  ])('answers 502 upstream-tls, not a reset, when an instance %s', async (_name, path) => {
+    const answer = await get(gateway.port, path);
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'upstream-tls', status: 502 });
   });
 
   it('makes the WebSocket handshake over TLS to an https instance, retrying on another instance when one refuses', async () => {
