@@ -55,6 +55,20 @@ routes:
     expect([received, explained.route.upstreamPath]).toEqual([upstreamPath, upstreamPath]);
   });
 
+  it.each([
+    ['a header without its name', 'path=/plain/x&header=x-tenant', 'header="x-tenant" is not "name: value" with an HTTP header name'],
+    ['a header whose name is no HTTP token', 'path=/plain/x&header=x%20tenant%3A%20a', 'header="x tenant: a" is not "name: value" with an HTTP header name'],
+    ['a method that is no HTTP token', 'path=/plain/x&method=G%20T', 'method="G T" is not an HTTP method (a token such as GET or PURGE)'],
+  ])('refuses %s with 400 and the reason, where it explained another request than the one asked about', async (_case, query, message) => {
+    const answer = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?${query}`);
+    expect([answer.status, await answer.json()]).toEqual([400, { error: 'bad-request', status: 400, message }]);
+  });
+
+  it('takes a method in any case and a header value that holds colons (a control)', async () => {
+    const answer = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/plain/x&method=purge&header=${encodeURIComponent('X-Tenant:a:b')}`);
+    expect([answer.status, ((await answer.json()) as { request: { method: string } }).request.method]).toEqual([200, 'PURGE']);
+  });
+
   it('gives as outcome the refusal of a request the rewrite turns into a dot segment, and no pick', async () => {
     const answer = await fetch(`http://127.0.0.1:${gateway.port}/files/...json`);
     const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=${encodeURIComponent('/files/...json')}`)).json()) as { outcome: string; pick: unknown };

@@ -37,6 +37,9 @@ export interface ExplainView {
   readonly notes: readonly string[];
 }
 
+/** An HTTP method or header name (RFC 9110 §5.6.2 token). */
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /** A query `explainView` cannot answer: the HTTP status and message to send. */
 export class ExplainQueryError extends Error {
   readonly code = 'SB_EXPLAIN_QUERY';
@@ -52,6 +55,7 @@ export class ExplainQueryError extends Error {
 export function explainView(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
   const config = sources.config();
   const method = (query.get('method') ?? 'GET').toUpperCase();
+  if (!HTTP_TOKEN.test(method)) throw new ExplainQueryError(`method=${JSON.stringify(method)} is not an HTTP method (a token such as GET or PURGE)`);
   const host = query.get('host') ?? '';
   const rawPath = query.get('path');
   if (!rawPath || !rawPath.startsWith('/')) throw new ExplainQueryError('path= is required and must start with "/"');
@@ -105,12 +109,17 @@ function reasonsOf(verdict: RouteVerdict, winner: string | undefined): string[] 
   return [`matches too, but "${winner}" comes first (more specific${verdict.namespace ? ', or a route to a named service before namespace routes' : ''})`];
 }
 
-/** `name: value` pairs from `header=` parameters, lower-cased names as node:http gives them. */
+/**
+ * `name: value` pairs from `header=` parameters, lower-cased names as node:http gives them. One
+ * without a `name:` is refused: skipped, it would explain another request than the one asked about.
+ */
 function headersOf(pairs: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const pair of pairs) {
     const colon = pair.indexOf(':');
-    if (colon > 0) headers[pair.slice(0, colon).trim().toLowerCase()] = pair.slice(colon + 1).trim();
+    const name = pair.slice(0, Math.max(colon, 0)).trim();
+    if (!HTTP_TOKEN.test(name)) throw new ExplainQueryError(`header=${JSON.stringify(pair)} is not "name: value" with an HTTP header name`);
+    headers[name.toLowerCase()] = pair.slice(colon + 1).trim();
   }
   return headers;
 }
