@@ -10,6 +10,13 @@ const SETTLE_MS = 150;
 
 const token = takeToken();
 const services = new Map();
+/**
+ * Service name → its card and the text of what the card shows. A card is built again only when
+ * that changed: rebuilding every card on every fetch and event made the browser restyle and lay out
+ * the whole page each time, which froze the page for seconds with a thousand services.
+ */
+const cards = new Map();
+let renderQueued = false;
 /** `service|address` → { requests, at } from the previous fetch, and the rate derived from it. */
 const samples = new Map();
 const rates = new Map();
@@ -74,9 +81,38 @@ function renderRegistries(registries) {
   );
 }
 
+/** Renders once for a burst of events (a deploy), however many arrived together. */
 function renderServices() {
-  const cards = [...services.values()].map(renderCard);
-  $('services').replaceChildren(...cards);
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    renderCards();
+  });
+}
+
+/** Puts a card per service in order, building only those whose content changed, and moving no card that is in place. */
+function renderCards() {
+  const container = $('services');
+  const shown = [...services.values()].map(cardOf);
+  const kept = new Set(shown);
+  // Cards replaced or of services gone go first, so that the cards after them need not move.
+  for (const card of [...container.children]) if (!kept.has(card)) card.remove();
+  let next = container.firstElementChild;
+  for (const card of shown) {
+    if (card === next) next = next.nextElementSibling;
+    else container.insertBefore(card, next);
+  }
+  for (const name of cards.keys()) if (!services.has(name)) cards.delete(name);
+}
+
+function cardOf(service) {
+  const key = JSON.stringify([service, service.instances.map((instance) => rates.get(`${service.name}|${instance.address}`) ?? 0)]);
+  const cached = cards.get(service.name);
+  if (cached?.key === key) return cached.card;
+  const card = renderCard(service);
+  cards.set(service.name, { key, card });
+  return card;
 }
 
 function renderCard(service) {

@@ -1,0 +1,111 @@
+import { Etcd3 } from 'etcd3';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { requireChromium, startChromium, type HeadlessChromium } from '../harness/chromium.ts';
+import { freePort, logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+
+const TOKEN = 'dashboard-many-services-token';
+/** Enough cards that rebuilding all of them on every fetch shows, few enough to register quickly. */
+const SERVICES = 200;
+const INSTANCES = 2;
+/** Registry change to the page: watch, throttle, event stream and render take well under this. */
+const PAGE_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+
+const serviceName = (index: number) => `svc-${String(index).padStart(3, '0')}`;
+
+/**
+ * The dashboard with a few hundred services (instances on addresses nobody serves: no checks, no
+ * traffic, so nothing on their cards changes). Rebuilding every card on every fetch and event made
+ * the browser restyle and lay out the whole page each time, which with a thousand services kept its
+ * main thread busy for seconds on end: a card is now built again only when what it shows changed.
+ */
+describe('the dashboard in headless Chromium with many services', () => {
+  let etcd: EtcdCluster;
+  let writer: Etcd3;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let browser: HeadlessChromium | undefined;
+  let page: Page;
+  /** `/api/services` answers the page has received. */
+  let fetches = 0;
+
+  beforeAll(async () => {
+    requireChromium();
+    etcd = await startEtcd();
+    writer = new Etcd3({ hosts: etcd.endpoints, defaultCallOptions: () => ({ deadline: Date.now() + REQUEST_TIMEOUT_MS }) });
+    const puts: Promise<unknown>[] = [];
+    for (let service = 0; service < SERVICES; service += 1) {
+      for (let instance = 0; instance < INSTANCES; instance += 1) puts.push(writer.put(`/backends/${serviceName(service)}/i${instance}`).value(`127.0.0.${instance + 2}:${10_000 + service}`).exec());
+    }
+    await Promise.all(puts);
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+accessLog: false
+registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layout=registrator"]
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    await waitFor(async () => (await admin.services()).length === SERVICES, { timeoutMs: 20_000, message: `${SERVICES} services listed` }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+    browser = await startChromium({ width: 1280, height: 800 });
+    page = browser.page;
+    page.on('response', (response) => void (new URL(response.url()).pathname === '/api/services' && fetches++));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.process.stop();
+    writer?.close();
+    await etcd?.close();
+  });
+
+  /** Waits until the page has received two more `/api/services` answers (so rendered at least one since `from`). */
+  async function twoFetchesAfter(from: number): Promise<void> {
+    await waitFor(async () => fetches >= from + 2, { timeoutMs: PAGE_MS, message: 'two more fetches of /api/services by the page' });
+  }
+
+  /** The services whose card is still the element `mark` tagged (an expando property, which a rebuilt card lacks), in page order. */
+  const marked = async () => (await page.evaluate(`[...document.querySelectorAll('article.card')].filter((card) => card.marked).map((card) => card.dataset.service)`)) as string[];
+  const mark = () => page.evaluate(`document.querySelectorAll('article.card').forEach((card) => { card.marked = true; })`);
+  const cardOrder = async () => (await page.evaluate(`[...document.querySelectorAll('article.card')].map((card) => card.dataset.service)`)) as string[];
+
+  it('keeps the card of a service whose instances did not change across fetches, in order', async () => {
+    await page.goto(`${admin.url}/?token=${TOKEN}`);
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: PAGE_MS });
+    await waitFor(async () => (await page.locator('article.card').count()) === SERVICES, { timeoutMs: PAGE_MS, message: `${SERVICES} cards` });
+    await mark();
+    await twoFetchesAfter(fetches);
+    const kept = await marked();
+    // Rebuilt on every fetch, none would be left (the old code's behaviour).
+    expect(kept).toHaveLength(SERVICES);
+    expect(kept).toEqual(Array.from({ length: SERVICES }, (_, index) => serviceName(index)));
+  });
+
+  it('builds again only the card of the service an event changed, with the new instance, and keeps the others in place', async () => {
+    await mark();
+    const changed = serviceName(7);
+    await writer.put(`/backends/${changed}/i9`).value('127.0.0.9:10007');
+    await page.locator(`article[data-service="${changed}"] tr[data-instance="i9"]`).waitFor({ timeout: PAGE_MS });
+    await twoFetchesAfter(fetches);
+    const kept = await marked();
+    expect(kept).toHaveLength(SERVICES - 1);
+    expect(kept).not.toContain(changed);
+    expect(await cardOrder()).toEqual(Array.from({ length: SERVICES }, (_, index) => serviceName(index)));
+    expect(await page.locator(`article[data-service="${changed}"] tbody tr`).count()).toBe(INSTANCES + 1);
+  });
+
+  it('builds again the card of a service whose instances all left, which says so, and only that one', async () => {
+    await mark();
+    const emptied = serviceName(SERVICES - 1);
+    await writer.delete().prefix(`/backends/${emptied}/`);
+    await page.locator(`article[data-service="${emptied}"] .empty`, { hasText: 'No instances.' }).waitFor({ timeout: PAGE_MS });
+    await twoFetchesAfter(fetches);
+    const kept = await marked();
+    expect(kept).toHaveLength(SERVICES - 1);
+    expect(kept).not.toContain(emptied);
+  });
+});
