@@ -72,6 +72,15 @@ describe('AdminEvents', () => {
     expect(events.since(0)[0]!.id).toBe(6);
   });
 
+  it('replays every buffered event to a client whose last id this run never issued (it followed the gateway before a restart)', () => {
+    const { events, config$ } = harness();
+    for (let index = 0; index < 3; index += 1) config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
+    // Ids 1 to 3 issued: 3 is the newest (nothing missed), 4 and above come from an earlier run.
+    expect(events.since(3)).toEqual([]);
+    expect(events.since(4).map((event) => event.id)).toEqual([1, 2, 3]);
+    expect(events.since(347).map((event) => event.id)).toEqual([1, 2, 3]);
+  });
+
   it('survives a snapshot it cannot describe and goes on with the next', () => {
     const { seen, health$, snapshot } = harness();
     health$.next({ service: 'unknown', endpoints: [], panic: false });

@@ -53,8 +53,13 @@ export class AdminEvents {
     if (inputs.protection$) this.subscription.add(inputs.protection$.subscribe((change) => this.guard(() => this.emit(protectionEvent(change)))));
   }
 
-  /** The buffered events after `lastId`, oldest first (all buffered ones for 0). */
+  /**
+   * The buffered events after `lastId`, oldest first (all buffered ones for 0). An id this process
+   * has not issued yet is from an earlier run of the gateway (ids start at 1 in each): a client
+   * that followed the old one and reconnects missed everything this one buffered, so it gets it all.
+   */
   since(lastId: number): AdminEvent[] {
+    if (lastId >= this.nextId) return [...this.buffer];
     return this.buffer.filter((event) => event.id > lastId);
   }
 
