@@ -2,11 +2,27 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { GatewayContext } from '../context.ts';
 
 /**
- * Runs the request's response header hooks over one of the gateway's own answers (an error, a
- * refusal, a fallback), as the transports run them over an upstream's: `headers` is edited in
- * place and returned.
+ * A response header hook threw (a header policy, a middleware's hook): the gateway's own failure,
+ * which `classifyUpstreamError` classes `internal` whatever the upstream answered, so that it never
+ * counts against the instance (passive health, breakers). The hook's error is the `cause`.
+ */
+export class ResponseHookError extends Error {
+  readonly code = 'SB_RESPONSE_HOOK_FAILED';
+  constructor(cause: unknown) {
+    super(`a response header hook failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
+ * Runs the request's response header hooks over an answer, an upstream's (the transports) or one of
+ * the gateway's own (an error, a refusal, a fallback): `headers` is edited in place and returned.
+ * A hook that throws is reported as a `ResponseHookError`.
  */
 export function applyHeaderHooks(context: GatewayContext, status: number, headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
-  for (const hook of context.responseHeaderHooks) hook(status, headers, context);
+  try {
+    for (const hook of context.responseHeaderHooks) hook(status, headers, context);
+  } catch (error) {
+    throw error instanceof ResponseHookError ? error : new ResponseHookError(error);
+  }
   return headers;
 }

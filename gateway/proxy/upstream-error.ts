@@ -113,6 +113,9 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
   // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
   if (isGatewayResourceCode(effective)) return 'internal';
   switch (effective) {
+    // A response header hook threw on the upstream's answer (`ResponseHookError`): the gateway's failure.
+    case 'SB_RESPONSE_HOOK_FAILED':
+      return 'internal';
     // The server refused the stream or was going away before it was sent: no handler saw it.
     case 'SB_HTTP2_REFUSED_STREAM':
     case 'ERR_HTTP2_GOAWAY_SESSION':

@@ -103,6 +103,17 @@ describe('dispatchAttempt', () => {
     expect(seen.length > 0).toBe(reachedUpstream);
   });
 
+  it("fails an answer whose response header hook throws as internal, the gateway's own failure, never counted against the upstream", async () => {
+    // The hook throws on the upstream's 200 only, so the gateway's own 500 still goes out.
+    const result = await exchange('/', (context) => context.responseHeaderHooks.push((status) => {
+      if (status === 200) throw new Error('a header policy failed');
+    }));
+    expect(result.status).toBe(500);
+    expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
+    expect(result.outcome.errorClass).toBe('internal');
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
   it('still counts an upstream that closes the connection before answering', async () => {
     const result = await exchange('/reset');
     expect(result.status).toBe(502);

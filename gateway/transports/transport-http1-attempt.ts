@@ -6,6 +6,7 @@ import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResp
 import { isValidFinalStatus } from '../http-status.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
+import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -168,7 +169,6 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (statusCode < 200) return;
     if (!isValidFinalStatus(statusCode)) return controller.abort(new InvalidStatusError(statusCode));
     const context = this.context;
-    this.responseStarted = true;
     this.startDeadline(this.timeouts.bodyTimeoutMs);
     this.status = statusCode;
     context.outcome.status = statusCode;
@@ -179,7 +179,14 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
     const outgoing = responseHeadersForClient(upstreamHeaders);
     this.outgoing = outgoing;
-    for (const hook of context.responseHeaderHooks) hook(statusCode, outgoing, context);
+    try {
+      applyHeaderHooks(context, statusCode, outgoing);
+    } catch (error) {
+      // Nothing went to the client yet: the proxy answers 500 (`internal`), the upstream not blamed.
+      return controller.abort(error as Error);
+    }
+    // From here the client may have part of the answer.
+    this.responseStarted = true;
     if (context.responseBodyTransforms.length > 0) {
       this.buffered = [];
       return;

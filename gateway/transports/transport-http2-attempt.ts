@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
+import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -206,13 +207,19 @@ export function http2Attempt(
         if (settled) return;
         status = Number(headers[HTTP2_HEADER_STATUS]);
         if (!isValidFinalStatus(status)) return fail(new InvalidStatusError(status));
-        responseStarted = true;
         // The stream was taken: what it sent of the body is no longer needed.
         sent = undefined;
         timeout.start(timeouts.bodyTimeoutMs);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
-        for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
+        try {
+          applyHeaderHooks(context, status, outgoing);
+        } catch (error) {
+          // Nothing went to the client yet: the proxy answers 500 (`internal`), the upstream not blamed.
+          return fail(error as Error);
+        }
+        // From here the client may have part of the answer.
+        responseStarted = true;
         const headerStatus = headers['grpc-status'];
         if (isGrpcRequest(context.request.headers)) {
           grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);

@@ -3,6 +3,7 @@ import { constants, createServer as createHttp2Server, type Http2Server, type Se
 import type { AddressInfo, Server as TcpServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import type { GatewayContext } from '../context.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import { sendGatewayError } from '../proxy/error-response.ts';
 import { grpcWebFrame } from '../proxy/proxy-testing.ts';
@@ -24,6 +25,7 @@ describe('Http2Transport', () => {
   let transport: Http2Transport | undefined;
   let gateway: Server;
   let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>;
+  let prepare: (context: GatewayContext) => void = () => undefined;
 
   beforeAll(async () => {
     backend = createHttp2Server((request, response) => {
@@ -47,6 +49,7 @@ describe('Http2Transport', () => {
     backendPort = await listen(backend);
     gateway = createServer((request, response) => {
       const context = initialContext(request, response);
+      prepare(context);
       const { pick, outcome } = recordingPick();
       last = transport!.attempt(context, pick, { headersTimeoutMs: 300, bodyTimeoutMs: 2_000 }, null).then((result) => {
         if (!result.ok) sendGatewayError(context, result.errorClass);
@@ -58,6 +61,7 @@ describe('Http2Transport', () => {
   afterEach(async () => {
     await transport?.close();
     transport = undefined;
+    prepare = () => undefined;
   });
   afterAll(async () => {
     for (const session of sessions) session.destroy();
@@ -127,6 +131,19 @@ describe('Http2Transport', () => {
     expect(result.status).toBe(502);
     expect(result.outcome).toMatchObject({ ok: false, errorClass: 'connect-refused' });
     expect(isUpstreamFailure(result.outcome)).toBe(true);
+  });
+
+  it("fails an answer whose response header hook throws as internal, the gateway's own failure, never counted against the upstream", async () => {
+    transport = h2c(backendPort);
+    // The hook throws on the upstream's 200 only, so the gateway's own 500 still goes out.
+    prepare = (context) => context.responseHeaderHooks.push((status) => {
+      if (status === 200) throw new Error('a header policy failed');
+    });
+    const result = await exchange('/');
+    expect(result.status).toBe(500);
+    expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
+    expect(result.outcome).toMatchObject({ ok: false, errorClass: 'internal' });
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
   });
 
   it('fails with connect-refused, counted against the upstream, when nothing listens', async () => {

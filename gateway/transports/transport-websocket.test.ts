@@ -67,11 +67,11 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     return { client, counts, results, upstream };
   };
 
-  it('releases the held pick once and reports a failure when a response header hook throws', async () => {
+  it("releases the held pick once and reports a failure of the gateway's own (internal, not the upstream's) when a response header hook throws", async () => {
     const { client, counts, results } = await start((context) => context.responseHeaderHooks.push(() => { throw new Error('hook'); }));
     // The hook runs once the upstream's 101 is in: the upstream socket and the client's are closed, the held pick given back once.
     expect(await until(() => results.length === 1 && client.destroyed, 5_000)).toBe(true);
-    expect([counts.holds, counts.releases, counts.done.length, results[0]!.ok]).toEqual([1, 1, 1, false]);
+    expect([counts.holds, counts.releases, counts.done, results[0]]).toEqual([1, 1, ['internal'], expect.objectContaining({ ok: false, errorClass: 'internal' })]);
   });
 
   it('releases the held pick once both sockets of the tunnel close', async () => {

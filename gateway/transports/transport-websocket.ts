@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
+import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { upstreamRequestHeaders } from '../proxy/hop-by-hop.ts';
 import { spliceSockets } from '../proxy/socket-splice.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -123,7 +124,7 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   // Before the client socket leaves the response: a hook that throws leaves it there for the caller to close.
   const outgoing: OutgoingHttpHeaders = { ...upstreamHeaders };
-  for (const hook of context.responseHeaderHooks) hook(status, outgoing, context);
+  applyHeaderHooks(context, status, outgoing);
   response.detachSocket(client);
   let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
   for (const [name, value] of Object.entries(outgoing)) {
