@@ -11,6 +11,8 @@ describe('clientNetwork', () => {
     ['fe80::1%eth0', 64, 'fe80:0:0:0::/64'],
     ['64:ff9b::192.0.2.1', 96, '64:ff9b:0:0:0:0::/96'],
     ['2001:db8::1', 128, '2001:db8::1'],
+    // The whole address, as plainIp writes it: without the zone id.
+    ['fe80::1%eth0', 128, 'fe80::1'],
     ['::ffff:192.0.2.1', 64, '192.0.2.1'],
     // IPv4-mapped in other spellings: the IPv4 client, not a /64 shared with every other one.
     ['::FFFF:192.0.2.1', 64, '192.0.2.1'],
@@ -41,15 +43,52 @@ describe('plainIp', () => {
     ['::ffff:0:a00:1', '::ffff:0:a00:1'],
     ['1::ffff:a00:1', '1::ffff:a00:1'],
     ['::ffff:x:1', '::ffff:x:1'],
+    // Zone ids name an interface of the gateway's host: dropped, in every form.
+    ['fe80::1%eth0', 'fe80::1'],
+    ['FE80::abcd:1%25', 'FE80::abcd:1'],
+    ['::ffff:10.0.0.1%eth0', '10.0.0.1'],
+    ['::ffff:a00:1%2', '10.0.0.1'],
+    // Not addresses: as they are.
+    ['::ffff:1.2.3.256', '::ffff:1.2.3.256'],
+    ['::ffff:01.2.3.4', '::ffff:01.2.3.4'],
+    ['::ffff:1.2.3', '::ffff:1.2.3'],
+    // IPv4-translated (::ffff:0:0/96), not IPv4-mapped: an IPv6 address of its own.
+    ['::ffff:0:192.0.2.1', '::ffff:0:192.0.2.1'],
+    ['10.0.0.1%eth0', '10.0.0.1%eth0'],
+    ['%eth0', '%eth0'],
+    ['x%eth0', 'x%eth0'],
+    ['[::ffff:10.0.0.1]', '[::ffff:10.0.0.1]'],
+    ['[fe80::1%eth0]', '[fe80::1%eth0]'],
+    ['', ''],
   ])('writes %s as %s', (address, expected) => {
     expect(plainIp(address)).toBe(expected);
+  });
+
+  it('gives an address node reads as the same address, and every IPv4-mapped spelling as its IPv4 one', () => {
+    const random = randomNumbers(5);
+    const next = (): number => random.next().value;
+    const wrong: string[] = [];
+    for (let round = 0; round < 2_000; round += 1) {
+      const ipv4 = `${next() % 256}.${next() % 256}.${next() % 256}.${next() % 256}`;
+      const [a, b, c, d] = ipv4.split('.').map(Number) as [number, number, number, number];
+      const hex = `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+      for (const mapped of [`::ffff:${ipv4}`, `::FFFF:${hex}`, `0:0:0:0:0:ffff:${hex}`, `0::FfFf:${ipv4}%eth${round}`]) {
+        if (plainIp(mapped) !== ipv4) wrong.push(`${mapped}: ${plainIp(mapped)}, not ${ipv4}`);
+      }
+      const other = `2001:db8::${hex}`;
+      for (const [text, expected] of [[other, other], [`${other}%${round}`, other], [ipv4, ipv4]]) {
+        const plain = plainIp(text!);
+        if (plain !== expected || isIP(plain) === 0) wrong.push(`${text}: ${plain}, not ${expected}`);
+      }
+    }
+    expect(wrong).toEqual([]);
   });
 });
 
 /** The first implementation (split, `net.isIP`, arrays): slow on the hot path, plain to check against. */
 function referenceNetwork(address: string, ipv6Prefix: number): string {
   if (address.indexOf(':') === -1) return address;
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) return address.slice(7);
   const zone = address.indexOf('%');
   const text = zone === -1 ? address : address.slice(0, zone);
   if (isIP(text) !== 6) return address;
@@ -67,7 +106,7 @@ function referenceNetwork(address: string, ipv6Prefix: number): string {
   const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   // IPv4-mapped in any spelling: the IPv4 address, whatever the prefix.
   if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) return `${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
-  if (ipv6Prefix >= 128) return address;
+  if (ipv6Prefix >= 128) return text;
   let key = '';
   for (let index = 0; index < ipv6Prefix >> 4; index += 1) key += `${groups[index]!.toString(16)}:`;
   const partBits = ipv6Prefix & 15;

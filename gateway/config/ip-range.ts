@@ -49,16 +49,31 @@ export function ipRangeMatcher(ranges: readonly IpRange[]): (address: string) =>
 }
 
 /**
- * An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2) as the IPv4 address it maps, in every spelling
- * (`::ffff:10.0.0.1`, `::FFFF:10.0.0.1`, `::ffff:a00:1`, `0:0:0:0:0:ffff:10.0.0.1`), so logs, lists
- * and rate-limit keys see `10.0.0.1`; any other text is returned as it is.
+ * An address as the gateway names a client or a peer everywhere (logs, access lists, trusted
+ * proxies, rate-limit and hash keys, PROXY headers): an IPv4-mapped IPv6 address (RFC 4291
+ * §2.5.5.2) as the IPv4 address it maps, in every spelling (`::ffff:10.0.0.1`, `::FFFF:10.0.0.1`,
+ * `::ffff:a00:1`, `0:0:0:0:0:ffff:10.0.0.1`), and an IPv6 address without its zone id
+ * (`fe80::1%eth0` as `fe80::1`: it names an interface of the gateway's host, which means nothing to
+ * anyone else, and Envoy and nginx write link-local peers without it too). Any other text is
+ * returned as it is: an address in brackets or with a port is `forwardedForAddress`'s to read.
  */
 export function plainIp(address: string): string {
   // The form node gives a dual-stack listener's IPv4 peers, without a scan.
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!MAPPED_MARK.test(address) || !readIpv6Groups(address)) return address;
-  for (let index = 0; index < 5; index += 1) if (IPV6_GROUPS[index] !== 0) return address;
-  if (IPV6_GROUPS[5] !== 0xffff) return address;
+  if (isDottedMapped(address)) return address.slice(7);
+  const zone = address.indexOf('%');
+  if ((zone === -1 && !MAPPED_MARK.test(address)) || !readIpv6Groups(address)) return address;
+  return mappedIpv4() ?? (zone === -1 ? address : address.slice(0, zone));
+}
+
+/** True for `::ffff:` and a dotted IPv4 address, the form node gives a dual-stack listener's IPv4 peers. */
+function isDottedMapped(address: string): boolean {
+  return address.startsWith('::ffff:') && readIpv4(address, 7, address.length) !== -1;
+}
+
+/** The IPv4 address `IPV6_GROUPS` maps (`::ffff:0:0/96`), or undefined when it is no IPv4-mapped address. */
+function mappedIpv4(): string | undefined {
+  for (let index = 0; index < 5; index += 1) if (IPV6_GROUPS[index] !== 0) return undefined;
+  if (IPV6_GROUPS[5] !== 0xffff) return undefined;
   const high = IPV6_GROUPS[6]!;
   const low = IPV6_GROUPS[7]!;
   return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
@@ -70,7 +85,8 @@ const MAPPED_MARK = /:ffff:/i;
 /**
  * The address of one `X-Forwarded-For` entry: an IP address, or one with a port as some proxies
  * write it (`203.0.113.7:5678`, `[2001:db8::1]:443`, `[2001:db8::1]`, as Azure Application
- * Gateway does), IPv4-mapped addresses as their IPv4 one (`plainIp`); undefined for anything else.
+ * Gateway does), as `plainIp` writes it (IPv4-mapped addresses as their IPv4 one, no zone id);
+ * undefined for anything else.
  */
 export function forwardedForAddress(entry: string): string | undefined {
   const text = entry.trim();
@@ -98,13 +114,14 @@ function isPortSuffix(text: string): boolean {
  * The client key of `address` for per-client state: an IPv4 address (also IPv4-mapped) as it is,
  * an IPv6 address as the network of its first `ipv6Prefix` bits (`2001:db8:1:2::/64`), since a
  * provider hands one customer a whole /64 (RFC 6177) and per address it would hold 2^64 keys.
- * Traefik's `ipStrategy.ipv6Subnet`. Text that is not an address is returned as it is.
+ * Traefik's `ipStrategy.ipv6Subnet`; with a prefix of 128, the address as `plainIp` writes it.
+ * Text that is not an address is returned as it is.
  */
 export function clientNetwork(address: string, ipv6Prefix: number): string {
   if (address.indexOf(':') === -1) return address;
-  const plain = plainIp(address);
-  if (plain !== address || ipv6Prefix >= 128) return plain;
-  return readIpv6Groups(address) ? ipv6NetworkKey(ipv6Prefix) : address;
+  if (isDottedMapped(address)) return address.slice(7);
+  if (!readIpv6Groups(address)) return address;
+  return mappedIpv4() ?? (ipv6Prefix >= 128 ? plainIp(address) : ipv6NetworkKey(ipv6Prefix));
 }
 
 /**

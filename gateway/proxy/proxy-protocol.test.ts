@@ -32,6 +32,12 @@ describe('the PROXY protocol header', () => {
     expect(proxyProtocolHeader(2, mapped)).toEqual(proxyProtocolHeader(2, IPV4));
   });
 
+  it('sends the IPv4 form for an IPv4-mapped address in any spelling, as every other part of the gateway writes it (plainIp)', () => {
+    const mapped = { ...IPV4, sourceAddress: '::FFFF:7f00:2', destinationAddress: '0:0:0:0:0:ffff:127.0.0.1' };
+    expect(proxyProtocolHeader(1, mapped).toString('latin1')).toBe('PROXY TCP4 127.0.0.2 127.0.0.1 51234 6380\r\n');
+    expect(proxyProtocolHeader(2, mapped)).toEqual(proxyProtocolHeader(2, IPV4));
+  });
+
   it('leaves out the zone of a link-local address (fe80::1%eth0), which neither version can carry', () => {
     const linkLocal = { sourceAddress: 'fe80::1%eth0', sourcePort: 40_000, destinationAddress: 'fe80::2%eth0', destinationPort: 443 };
     expect(proxyProtocolHeader(1, linkLocal).toString('latin1')).toBe('PROXY TCP6 fe80::1 fe80::2 40000 443\r\n');

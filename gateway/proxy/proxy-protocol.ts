@@ -3,7 +3,7 @@
 // sending side is about forty lines of buffer writes, and the packages that exist (proxy-protocol-js,
 // proxy-protocol-v2) are mostly parsers, unmaintained for years, and would add code on every connection.
 import { isIPv4, isIPv6 } from 'node:net';
-import type { ProxyProtocolVersion } from '../config/index.ts';
+import { plainIp, type ProxyProtocolVersion } from '../config/index.ts';
 
 /** The two ends of the client's connection to the gateway: the client, and the address it connected to. */
 export interface ConnectionAddresses {
@@ -17,26 +17,15 @@ export interface ConnectionAddresses {
 export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
 /**
- * An address as the header may carry it: `::ffff:10.0.0.1` (a dual-stack socket's IPv4 client) as
- * `10.0.0.1`, and `fe80::1%eth0` (node's form for a link-local peer) as `fe80::1`. The spec allows
- * only plain IPv4 or IPv6 text in version 1 (a receiver such as HAProxy refuses the line otherwise)
- * and version 2 has 16 bytes with no room for a zone, which names an interface of the gateway's host
- * that means nothing to the upstream anyway.
- */
-function plainAddress(address: string): string {
-  const zone = address.indexOf('%');
-  const unzoned = zone === -1 ? address : address.slice(0, zone);
-  return unzoned.startsWith('::ffff:') && isIPv4(unzoned.slice(7)) ? unzoned.slice(7) : unzoned;
-}
-
-/**
  * The PROXY header for a connection between `addresses`, in `version`. Both ends must be of one
  * family (IPv4 or IPv6); otherwise (a unix socket, an unknown address) the header says UNKNOWN /
  * LOCAL, which a receiver takes as "use the connection's own addresses".
  */
 export function proxyProtocolHeader(version: ProxyProtocolVersion, addresses: ConnectionAddresses): Buffer {
-  const source = addresses.sourceAddress === undefined ? '' : plainAddress(addresses.sourceAddress);
-  const destination = addresses.destinationAddress === undefined ? '' : plainAddress(addresses.destinationAddress);
+  // The spec allows only plain IPv4 or IPv6 text in version 1 (HAProxy refuses the line otherwise)
+  // and version 2 has 16 bytes with no room for a zone: `plainIp` writes both ends so.
+  const source = addresses.sourceAddress === undefined ? '' : plainIp(addresses.sourceAddress);
+  const destination = addresses.destinationAddress === undefined ? '' : plainIp(addresses.destinationAddress);
   const sourcePort = addresses.sourcePort ?? 0;
   const destinationPort = addresses.destinationPort ?? 0;
   const family = isIPv4(source) && isIPv4(destination) ? 4 : isIPv6(source) && isIPv6(destination) ? 6 : 0;

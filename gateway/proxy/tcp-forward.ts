@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import { isGatewayResourceCode, isNotUpstreamFault } from '../../src/health/upstream-outcome.ts';
 import type { Logger } from '../../src/logger.ts';
-import type { ProxyProtocolVersion } from '../config/index.ts';
+import { plainIp, type ProxyProtocolVersion } from '../config/index.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
@@ -31,11 +31,6 @@ export interface TcpForwardDependencies {
 
 /** Picks to find an instance not tried yet before accepting a repeat. */
 const DISTINCT_PICK_TRIES = 4;
-
-/** The client address as balancers and PROXY headers see it: `::ffff:a.b.c.d` of a dual-stack listener as `a.b.c.d`. */
-function plainAddress(address: string | undefined): string | undefined {
-  return address?.startsWith('::ffff:') ? address.slice(7) : address;
-}
 
 /**
  * Forwards `client` (paused, nothing read yet) to an instance of `policy.service`: picks one (the
@@ -79,7 +74,8 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   }
   // Reading ahead is what makes a client's reset surface as 'close' while the connect is out (`onClientGone`).
   client.read(0);
-  const clientIp = plainAddress(client.remoteAddress);
+  // The consistent-hash key: the client address as `plainIp` writes it, as the PROXY header does.
+  const clientIp = client.remoteAddress === undefined ? undefined : plainIp(client.remoteAddress);
   const tried: string[] = [];
   let lastError: string | undefined;
 
