@@ -82,6 +82,11 @@ describe('clientFromChain', () => {
     ['::ffff:cb00:7109', '203.0.113.9'],
     ['0:0:0:0:0:ffff:cb00:7109, ::FFFF:10.0.0.5', '203.0.113.9'],
     ['2001:db8::1, fd00::1', '2001:db8::1'],
+    // An empty entry is no address: the walk ends there, whatever the client wrote on its left.
+    ['203.0.113.7, , 10.0.0.5', '10.0.0.5'],
+    ['203.0.113.7,,10.0.0.5', '10.0.0.5'],
+    ['203.0.113.7, 10.0.0.5, ', '127.0.0.1'],
+    ['203.0.113.7, , 198.51.100.2', '198.51.100.2'],
   ])('reads chain "%s" behind a trusted peer as client %s', (chain, client) => {
     expect(clientFromChain(chain, '127.0.0.1', isTrusted)).toBe(client);
   });

@@ -46,7 +46,7 @@ export function ranges(texts: readonly string[]): IpRange[] {
  * middleware set by the trusted-proxy rule. Depth N: the N-th X-Forwarded-For entry from the
  * right (Traefik's `ipStrategy.depth`), believed only when the peer is a trusted proxy; undefined
  * when the chain is shorter than N or that entry is not an address (one with a port is, as in
- * `clientFromChain`), so a list fails closed.
+ * `clientFromChain`; an empty one is not, and counts as an entry), so a list fails closed.
  */
 export function clientAddress(settings: Pick<IpFilterSettings, 'depth' | 'trustedProxies'>): (context: GatewayContext) => string | undefined {
   if (settings.depth === 0) return (context) => plainIp(context.clientIp);
@@ -55,7 +55,9 @@ export function clientAddress(settings: Pick<IpFilterSettings, 'depth' | 'truste
     const peer = plainIp(context.request.socket.remoteAddress ?? '');
     if (!isTrusted(peer)) return peer;
     const raw = context.request.headers['x-forwarded-for'];
-    const hops = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((hop) => hop.trim()).filter((hop) => hop !== '');
+    // An empty entry keeps its place, as in `clientFromChain`: dropped, it would move the N-th entry
+    // one to the left, past a hop of a trusted proxy into what the client wrote. Read there, it is no address.
+    const hops = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',');
     const hop = hops[hops.length - settings.depth];
     return hop === undefined ? undefined : forwardedForAddress(hop);
   };
