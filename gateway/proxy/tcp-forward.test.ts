@@ -2,7 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BehaviorSubject } from 'rxjs';
+import { createServiceBalancer } from '../../src/balance/index.ts';
 import type { PickOutcome, Picker, PickResult } from '../../src/balance/picker.ts';
+import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
+import type { HealthSnapshot } from '../../src/health/index.ts';
 import { tcpErrorsTotal } from '../telemetry/tcp-metrics.ts';
 import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
 import { freePort } from '../../test/harness/ports.ts';
@@ -10,9 +14,10 @@ import { freePort } from '../../test/harness/ports.ts';
 const POLICY: TcpForwardPolicy = { service: 'svc', attempts: 3, connectTimeoutMs: 2_000, idleTimeoutMs: 0, proxyProtocol: false };
 const log = pino({ level: 'silent' });
 
-/** A picker that hands out `ports` in order (the last one again when they run out) and records every outcome. */
+/** A picker that hands out `ports` in order (the last one again when they run out) and records every outcome and every held pick's release. */
 function scriptedPicker(ports: (number | 'none')[]) {
   const outcomes: { address: string; outcome: PickOutcome }[] = [];
+  const holds = { held: 0, released: 0 };
   const contexts: unknown[] = [];
   let index = 0;
   const picker: Picker = {
@@ -23,10 +28,14 @@ function scriptedPicker(ports: (number | 'none')[]) {
       if (port === 'none') return { kind: 'none', reason: 'no-healthy-instances' };
       const address = `127.0.0.1:${port}`;
       const instance = { id: address, service: 'svc', host: '127.0.0.1', port, weight: 1, protocol: 'http' as const, metadata: {} };
-      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }), hold: () => () => undefined };
+      const hold = () => {
+        holds.held += 1;
+        return () => void (holds.released += 1);
+      };
+      return { kind: 'endpoint', instance, address, done: (outcome) => void outcomes.push({ address, outcome }), hold };
     },
   };
-  return { picker, outcomes, contexts };
+  return { picker, outcomes, contexts, holds };
 }
 
 const servers: Server[] = [];
@@ -75,17 +84,76 @@ describe('forwardConnection', () => {
     expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: true, latencyMs: expect.any(Number) } }]);
   });
 
-  it('holds the pick while the connection is open, so least-connections counts open connections', async () => {
+  it('reports the connect once it opens and holds the pick while the connection is open, so least-connections counts open connections', async () => {
     const upstream = await listen((socket) => socket.pipe(socket));
-    const { picker, outcomes } = scriptedPicker([upstream]);
+    const { picker, outcomes, holds } = scriptedPicker([upstream]);
     const { port, forwards } = await front(picker);
     const client = connect({ port, host: '127.0.0.1' });
     client.write('ping');
     await new Promise((resolve) => client.once('data', resolve));
-    expect(outcomes).toEqual([]);
+    expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: true, latencyMs: expect.any(Number) } }]);
+    expect(holds).toEqual({ held: 1, released: 0 });
     client.end();
     await Promise.all(forwards);
     expect(outcomes).toHaveLength(1);
+    expect(holds).toEqual({ held: 1, released: 1 });
+  });
+
+  it("counts a connection's connect for the instance when it opens, so outlier detection sees refusals between open connections as the streak they are not", async () => {
+    // One instance that accepts, refuses (its listener closed, the open connection kept), accepts again, refuses again.
+    const accepted: Socket[] = [];
+    const upstreamPort = await freePort();
+    let server: Server | undefined;
+    const open = () => {
+      const listener = createServer((socket) => {
+        accepted.push(socket);
+        socket.pipe(socket);
+      });
+      servers.push((server = listener));
+      return new Promise<void>((resolve) => listener.listen(upstreamPort, '127.0.0.1', resolve));
+    };
+    // Stops listening at once; its accepted connection stays open (close's callback would wait for it).
+    const stop = () => void server!.close();
+    const instance = { id: 'only', service: 'svc', host: '127.0.0.1', port: upstreamPort, weight: 1, protocol: 'tcp' as const, metadata: {} };
+    const conf$ = new BehaviorSubject<ServiceConf>({ service: 'svc', instances: [instance], sources: new Map(), version: 1 });
+    const balancer = createServiceBalancer(
+      { service: 'svc', conf$ },
+      { balancer: { algorithm: 'least-connections' }, health: { outlier: { consecutiveErrors: 2, maxEjectionPercent: 100, baseEjectionMs: 60_000 }, panicThresholdPercent: 0 } },
+    );
+    let health: HealthSnapshot | undefined;
+    const watch = balancer.health.endpoints$.subscribe((snapshot) => (health = snapshot));
+    const clients: Socket[] = [];
+    try {
+      const { port, forwards } = await front(balancer.picker, { ...POLICY, attempts: 1 });
+      const connection = async (expectOpen: boolean) => {
+        const client = connect({ port, host: '127.0.0.1' });
+        client.on('error', () => undefined);
+        clients.push(client);
+        if (expectOpen) {
+          client.write('ping');
+          await new Promise((resolve) => client.once('data', resolve));
+        } else {
+          await new Promise((resolve) => client.once('close', resolve));
+        }
+      };
+      await open();
+      await connection(true);
+      stop();
+      await connection(false);
+      await open();
+      await connection(true);
+      stop();
+      await connection(false);
+      // Two refusals, each after a connect that succeeded: no two errors in a row.
+      expect(health?.endpoints[0]?.ejected).toBe(false);
+      for (const client of clients) client.destroy();
+      await Promise.all(forwards);
+    } finally {
+      for (const client of clients) client.destroy();
+      for (const socket of accepted) socket.destroy();
+      watch.unsubscribe();
+      balancer.close();
+    }
   });
 
   it('retries a refused connect on another instance, counting the refusal against the first only, and keys the pick on the client IP', async () => {

@@ -53,9 +53,9 @@ const DISTINCT_PICK_TRIES = 4;
  * once. Once connected it writes the PROXY header if asked, then joins the sockets
  * (`spliceSockets`): back-pressure and half-close (either side's FIN is passed on while the other
  * direction keeps flowing), until both sides are done, either side fails (the other is then
- * destroyed) or the idle timeout passes. The pick is held, and so
- * counted by least-connections, for the connection's whole life. Resolves when every socket it
- * made or took is closed.
+ * destroyed) or the idle timeout passes. The connect is reported to the pick when it opens, and
+ * the pick is held, and so counted by least-connections, for the connection's whole life.
+ * Resolves when every socket it made or took is closed.
  */
 export function forwardConnection(client: Socket, policy: TcpForwardPolicy, dependencies: TcpForwardDependencies): Promise<void> {
   const { service } = policy;
@@ -165,9 +165,14 @@ function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpFo
 /**
  * Joins `client` and `upstream` (`spliceSockets`) after the PROXY header, if asked, until both are
  * closed. Following Envoy's TCP proxy, only the connect counts for the instance's health: what
- * happens on an open connection is the application's.
+ * happens on an open connection is the application's. The connect's success is reported at once
+ * (passive health, p2c-ewma's sample: the connect time), as a WebSocket's 101 is,
+ * while the pick stays held (`PickedEndpoint.hold`) until both sockets are closed, so that
+ * least-connections counts the open connection.
  */
 function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, finish: () => void): void {
+  const release = pick.hold();
+  pick.done({ ok: true, latencyMs: connectMs });
   cells.opened();
   if (policy.proxyProtocol) {
     upstream.write(
@@ -186,7 +191,7 @@ function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, ce
     idled: () => cells.error('idle-timeout'),
     closed: () => {
       cells.closed();
-      pick.done({ ok: true, latencyMs: connectMs });
+      release();
       finish();
     },
   });
