@@ -58,6 +58,21 @@ function resumeController(controller: Dispatcher.DispatchController): void {
   controller.resume();
 }
 
+/**
+ * The phases of an `Http1Attempt`, in the order it goes through them (skipping some): it waits for
+ * the response headers, then relays the response, then the receiver has the result, then the pick
+ * has the outcome. A failure before the response goes from `WAITING` to `REPORTED` at once (the pick
+ * is told, then the receiver); only a call whose deadline passed before undici started its request
+ * stops at `SETTLED` (the client answered at once) until undici lets go of the request.
+ */
+const WAITING = 0;
+/** The response started: its headers are the client's. */
+const ANSWERING = 1;
+/** The receiver has the result (the client is answered or being answered); the pick not yet. */
+const SETTLED = 2;
+/** The pick has the outcome, and the receiver the result. */
+const REPORTED = 3;
+
 /** The result of every attempt that answered: one object, not one per request. */
 const ANSWERED: AttemptResult = Object.freeze({ ok: true });
 
@@ -78,11 +93,8 @@ function abortOnClientClose(this: WatchedResponse): void {
  */
 export class Http1Attempt extends AttemptDeadline implements Dispatcher.DispatchHandler, CloseWatcher {
   private readonly started = performance.now();
-  private responseStarted = false;
-  /** The receiver has the result (the client is answered or being answered). */
-  private settled = false;
-  /** The pick has the outcome: with `settled`, except for a call whose deadline passed before its request started. */
-  private reported = false;
+  /** `WAITING`, `ANSWERING`, `SETTLED` or `REPORTED`; it only moves forward. */
+  private phase = WAITING;
   /** The call's deadline passed before undici started the request: it is dropped unsent when it would start. */
   private unsent: Error | undefined = undefined;
   /** undici dropped the request before writing any of it (refused at `onRequestStart`, or the client's body failed first): its failure is `unsent` whatever its class. */
@@ -159,7 +171,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   /** The request body has been read to its end: the wait for the response headers starts over (unless they came already). */
   private requestSent(): void {
-    if (!this.settled && !this.responseStarted) this.startDeadline(this.timeouts.headersTimeoutMs);
+    if (this.phase === WAITING) this.startDeadline(this.timeouts.headersTimeoutMs);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
@@ -185,8 +197,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       // Nothing went to the client yet: the proxy answers 500 (`internal`), the upstream not blamed.
       return controller.abort(error as Error);
     }
-    // From here the client may have part of the answer.
-    this.responseStarted = true;
+    // From here the client may have part of the answer (undici calls nothing after an attempt ended; the phase only moves forward all the same).
+    if (this.phase === WAITING) this.phase = ANSWERING;
     if (context.responseBodyTransforms.length > 0) {
       this.buffered = [];
       return;
@@ -209,7 +221,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.stopDeadline();
       controller.pause();
       this.response.once('drain', () => {
-        if (!this.settled) this.startDeadline(this.timeouts.bodyTimeoutMs);
+        if (this.phase < SETTLED) this.startDeadline(this.timeouts.bodyTimeoutMs);
         // Not from here: Node's server also emits 'drain' on this response from inside another
         // response's write, the answer pipelined behind it (_http_server's updateOutgoingData calls
         // socketOnDrain), and that write runs inside undici's parser for that other answer. Resuming
@@ -243,22 +255,24 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   }
 
   fail(error: Error): void {
-    const errorClass = classifyUpstreamError(error, this.responseStarted);
+    const responseStarted = this.phase === ANSWERING;
+    const errorClass = classifyUpstreamError(error, responseStarted);
     // undici never started the request (`onRequestStart`, where it writes it, did not run) and the
     // failure is not the instance's (undici refused the request's headers, the gateway closed its
     // pool while the request was queued): nothing of it left the gateway. A connect failure stays
     // the instance's failed attempt.
     if (this.dropped || (this.controller === undefined && !countsAgainstUpstream(errorClass))) this.finish({ ok: false, errorClass, responseStarted: false, error, unsent: true });
-    else this.finish({ ok: false, errorClass, responseStarted: this.responseStarted, error });
+    else this.finish({ ok: false, errorClass, responseStarted, error });
   }
 
   protected deadlinePassed(): void {
     // The upstream is waiting for the client's upload, not the other way round.
-    if (!this.responseStarted && uploadWaitsForClient(this.body)) {
+    const responseStarted = this.phase === ANSWERING;
+    if (!responseStarted && uploadWaitsForClient(this.body)) {
       this.startDeadline(this.timeouts.headersTimeoutMs);
       return;
     }
-    const error = this.responseStarted
+    const error = responseStarted
       ? new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${this.timeouts.bodyTimeoutMs} ms`)
       : new UpstreamTimeoutError('SB_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${this.timeouts.headersTimeoutMs} ms`);
     // undici then destroys the socket and reports the error to `onResponseError`.
@@ -267,8 +281,9 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
 
   /** Reports the outcome to the pick and, unless `settle` did already, the result to the receiver; once. */
   protected finish(result: AttemptResult): void {
-    if (this.reported) return;
-    this.reported = true;
+    if (this.phase === REPORTED) return;
+    const settled = this.phase === SETTLED;
+    this.phase = REPORTED;
     try {
       // Dropped unsent once its deadline had passed in undici's queue (every connection busy) or while
       // its connection opened: the instance saw nothing, so its pick is released unused, as the HTTP/2
@@ -280,13 +295,18 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       // The held slot is given back even if reporting failed.
       this.letGo?.();
     }
-    this.settle(result);
+    if (!settled) this.handOver(result);
   }
 
-  /** Hands the result to the receiver, having stopped the timers and the client's 'close' listener; once. */
+  /** Hands the result to the receiver before the pick is told (`SETTLED`). */
   private settle(result: AttemptResult): void {
-    if (this.settled) return;
-    this.settled = true;
+    if (this.phase >= SETTLED) return;
+    this.phase = SETTLED;
+    this.handOver(result);
+  }
+
+  /** Hands the result to the receiver, having stopped the timers and the client's 'close' listener; called once, by `settle` or `finish`. */
+  private handOver(result: AttemptResult): void {
     this.stopDeadline();
     clearTimeout(this.callDeadline);
     if (this.ownListener) {
