@@ -57,7 +57,12 @@ function scripted(log?: pino.Logger) {
     receivedAt: Date.now(),
     entries: new Map(Object.entries(values).map(([id, value]) => [`${root}/${id}`, JSON.stringify(value)])),
   });
-  return { path, snapshot, url, text, file$, listings, results, listing, objects, routeNames, subscription, closed: () => closed };
+  /** Sends a listing and resolves once the composition it asks for has run (it runs on the next turn of the event loop). */
+  const list = async (value: StoreListing) => {
+    listings.next(value);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { path, snapshot, url, text, file$, listings, list, results, listing, objects, routeNames, subscription, closed: () => closed };
 }
 
 const until = async (condition: () => boolean) => {
@@ -82,7 +87,7 @@ describe('watchConfigWithStore', () => {
     const store = scripted();
     store.file$.next(fileResult(store.path, store.text));
     expect(store.results).toEqual([]);
-    store.listings.next(store.listing('12', { stored: { path: '/stored', service: 's' } }));
+    await store.list(store.listing('12', { stored: { path: '/stored', service: 's' } }));
     expect(store.routeNames()).toEqual(['file-route', 'stored']);
     await until(() => configStoreState.current()?.revision === '12');
     const written = await (async () => {
@@ -95,6 +100,24 @@ describe('watchConfigWithStore', () => {
     expect(written).toMatchObject({ revision: '12', url: store.url });
   });
 
+  it('composes a burst of listings once, with the newest, where each listing used to be composed and applied', async () => {
+    const store = scripted();
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('1', { first: { path: '/first', service: 's' } }));
+    expect(store.results).toHaveLength(1);
+    // A script writing many objects: the watch delivers listing after listing within one turn of the event loop.
+    const routes: Record<string, unknown> = {};
+    for (let index = 0; index < 50; index += 1) {
+      routes[`r${index}`] = { path: `/r${index}`, service: 's' };
+      store.listings.next(store.listing(String(index + 2), routes));
+    }
+    await until(() => store.results.length > 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.results).toHaveLength(2);
+    expect(store.routeNames()).toHaveLength(51);
+    expect(configStoreState.current()?.revision).toBe('51');
+  });
+
   it('starts from the snapshot when the store does not answer in time, then catches up', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));
@@ -102,7 +125,7 @@ describe('watchConfigWithStore', () => {
     await until(() => store.results.length > 0);
     expect(store.routeNames()).toEqual(['file-route', 'remembered']);
     expect(configStoreState.current()).toMatchObject({ source: 'snapshot', revision: '7' });
-    store.listings.next(store.listing('9', { remembered: { path: '/remembered', service: 's' }, meanwhile: { path: '/meanwhile', service: 's' } }));
+    await store.list(store.listing('9', { remembered: { path: '/remembered', service: 's' }, meanwhile: { path: '/meanwhile', service: 's' } }));
     expect(store.routeNames()).toEqual(['file-route', 'meanwhile', 'remembered']);
     expect(configStoreState.current()).toMatchObject({ source: 'store', revision: '9' });
   });
@@ -123,10 +146,10 @@ describe('watchConfigWithStore', () => {
     expect(store.routeNames()).toEqual(['file-route']);
   });
 
-  it('re-merges on a file change and keeps the store objects; a refused file keeps the running configuration', () => {
+  it('re-merges on a file change and keeps the store objects; a refused file keeps the running configuration', async () => {
     const store = scripted();
     store.file$.next(fileResult(store.path, store.text));
-    store.listings.next(store.listing('3', { stored: { path: '/stored', service: 's' } }));
+    await store.list(store.listing('3', { stored: { path: '/stored', service: 's' } }));
     store.file$.next(fileResult(store.path, store.text.replace('/file', '/file-moved')));
     const last = store.results.at(-1);
     expect(last?.ok && last.config.routes.map((route) => route.path)).toEqual(['/file-moved', '/stored']);
@@ -164,10 +187,10 @@ describe('watchConfigWithStore', () => {
 
     const logged = (msg: string) => lines.filter((line) => line.msg === msg);
     /** A store whose file has been read and whose listing `values` has been composed; the log is kept in `lines`. */
-    const composed = (values: Record<string, unknown>) => {
+    const composed = async (values: Record<string, unknown>) => {
       const store = scripted(pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }));
       store.file$.next(fileResult(store.path, store.text));
-      store.listings.next(store.objects('5', { 'routes/stored': { path: '/stored', service: 's' }, ...values }));
+      await store.list(store.objects('5', { 'routes/stored': { path: '/stored', service: 's' }, ...values }));
       return store;
     };
     const certificateNames = (store: ReturnType<typeof scripted>) => {
@@ -177,7 +200,7 @@ describe('watchConfigWithStore', () => {
     const refusedKeys = () => (configStoreState.current()?.refused ?? []).map((entry) => entry.key);
 
     it('applies a certificates object refused for a wrong key once the right key is written, and says so once', async () => {
-      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      const store = await composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
       expect(store.results).toHaveLength(1);
       expect(store.routeNames()).toEqual(['file-route', 'stored']);
       expect(certificateNames(store)).toEqual([]);
@@ -192,7 +215,7 @@ describe('watchConfigWithStore', () => {
 
     it('applies a service refused for a missing CA bundle once the bundle is copied in', async () => {
       const caFile = join(keys, 'ca.pem');
-      const store = composed({ 'services/api': { protocol: 'https', tls: { caFile } } });
+      const store = await composed({ 'services/api': { protocol: 'https', tls: { caFile } } });
       expect(store.results).toHaveLength(1);
       let last = store.results.at(-1);
       expect(last?.ok && last.config.services.has('api')).toBe(false);
@@ -204,7 +227,7 @@ describe('watchConfigWithStore', () => {
     });
 
     it('does not report an object that stays bad again when its files change, and takes it once it is good', async () => {
-      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      const store = await composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
       await waitFor(() => watchedByThisProcess(keys), { timeoutMs: 5_000, message: 'the key folder to be watched' });
       await writeFile(site.keyFile, wrongKey);
       await writeFile(join(keys, 'unrelated.log'), 'line\n');
@@ -223,12 +246,12 @@ describe('watchConfigWithStore', () => {
       const store = scripted(pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) }));
       const text = `${store.text}services:\n  api: { protocol: https, tls: { caFile: ${caFile} } }\n`;
       store.file$.next(fileResult(store.path, text));
-      store.listings.next(store.listing('5', { stored: { path: '/stored', service: 's' } }));
+      await store.list(store.listing('5', { stored: { path: '/stored', service: 's' } }));
       expect(store.routeNames()).toEqual(['file-route', 'stored']);
       // The file's own CA bundle goes away (a renewal mid-way) as the store changes: no store object is to blame.
       const held = join(folder, 'staging', 'ca.pem');
       await rename(caFile, held);
-      store.listings.next(store.listing('6', { stored: { path: '/stored', service: 's' }, added: { path: '/added', service: 's' } }));
+      await store.list(store.listing('6', { stored: { path: '/stored', service: 's' }, added: { path: '/added', service: 's' } }));
       expect(store.results.map((result) => result.ok)).toEqual([true, false]);
       await rename(held, caFile);
       await waitFor(() => store.results.length >= 3, { timeoutMs: 5_000, message: 'the refused document to be taken' });
@@ -239,7 +262,7 @@ describe('watchConfigWithStore', () => {
     it('does not watch the files of an object refused for its own content, nor compose again when they change', async () => {
       await writeFile(site.keyFile, rightKey);
       // Refused for an unknown field: no file can change that.
-      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile, unknownField: true } });
+      const store = await composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile, unknownField: true } });
       expect(refusedKeys()).toEqual([`/sb${count}/certificates/site`]);
       expect(await watchedByThisProcess(keys)).toBe(false);
       await writeFile(site.keyFile, wrongKey);
@@ -252,7 +275,7 @@ describe('watchConfigWithStore', () => {
     });
 
     it('composes no more once unsubscribed, and lets the key folder go', async () => {
-      const store = composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
+      const store = await composed({ 'certificates/site': { certFile: site.certFile, keyFile: site.keyFile } });
       await waitFor(() => watchedByThisProcess(keys), { timeoutMs: 5_000, message: 'the key folder to be watched' });
       store.subscription.unsubscribe();
       await writeFile(site.keyFile, rightKey);

@@ -51,6 +51,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     let source: StoreSource | undefined;
     let listing: { value: StoreListing; origin: 'store' | 'snapshot' } | undefined;
     let waiting: NodeJS.Timeout | undefined;
+    // A composition asked for by store listings and not run yet (see the listings' subscription).
+    let composing: NodeJS.Immediate | undefined;
     let emitted = false;
     let closed = false;
     let writes = Promise.resolve();
@@ -146,7 +148,13 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         waiting = undefined;
         if (listing?.origin === 'snapshot') log.info({ revision: value.revision }, 'config store answers: catching up from the snapshot');
         listing = { value, origin: 'store' };
-        compose(true);
+        // Listings are whole snapshots: a burst of them (a script writing many objects, a restore)
+        // is composed once, with the newest, after the events that arrived meanwhile are read. One
+        // composition per event would block the event loop for the whole burst.
+        composing ??= setImmediate(() => {
+          composing = undefined;
+          compose(true);
+        });
       });
       source.start();
     };
@@ -171,6 +179,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     return () => {
       closed = true;
       clearTimeout(waiting);
+      clearImmediate(composing);
       namedFiles.close();
       fileSubscription.unsubscribe();
       void source?.close();

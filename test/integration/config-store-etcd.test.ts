@@ -243,6 +243,32 @@ describe('config store on etcd', () => {
     expect((await storeStatus(admin)).refused).toEqual([]);
   });
 
+  it('keeps answering while a script writes a thousand routes, and routes them all once it is done', async () => {
+    const root = freshRoot();
+    const { gateway } = await gatewayOn(etcd.endpoints[0]!, root);
+    const ROUTES = 1_000;
+    // Each listing was composed and applied on its own (a parse of every route each time): the
+    // gateway stopped answering for seconds (over 20 s on the 2-core test machine) until it had worked through them.
+    let slowest = 0;
+    let writing = true;
+    const probing = (async () => {
+      while (writing) {
+        const started = Date.now();
+        expect((await statusOf(gateway, '/file')).status).toBe(200);
+        slowest = Math.max(slowest, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    // Twenty writers, one key at a time each: a thousand revisions, as a restore script would write them.
+    await Promise.all(Array.from({ length: 20 }, async (_, writerIndex) => {
+      for (let index = writerIndex; index < ROUTES; index += 20) await writer.put(`${root}/routes/r${index}`).value(route(`/r${index}`));
+    }));
+    await waitFor(async () => (await statusOf(gateway, `/r${ROUTES - 1}`)).status === 200 && (await statusOf(gateway, '/r0')).status === 200, { timeoutMs: 30_000, intervalMs: 50, message: 'every written route to be routed' });
+    writing = false;
+    await probing;
+    expect(slowest, 'the slowest request to /file while the routes were written and applied, in ms').toBeLessThan(3_000);
+  }, 60_000);
+
   it('with workers: 2, both workers route a stored route', async () => {
     const root = freshRoot();
     const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { workers: 2 });
