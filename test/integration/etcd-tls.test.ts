@@ -1,10 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, logOf, startAgentBackend, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type TlsEtcd } from '../harness/index.ts';
+import { freePort, logOf, makeTempDir, runSwitchboard, startAgentBackend, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type TlsEtcd } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ROOT_PASSWORD = 'root-secret-7f3a';
+const ADMIN_TOKEN = 'etcd-tls-admin-token-5c1d';
 
 /** GET `path` of the admin listener on `port`; throws unless it answers 200. */
 async function adminJson<T>(port: number, path: string): Promise<T> {
@@ -153,12 +154,13 @@ routes:
     expect(await readFile(started.agent.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
   }, 60_000);
 
-  it('a config store over TLS with authentication: a route written to it is routed, and the gateway registers as a peer', async () => {
+  it('a config store over TLS with authentication: a route written to it is routed, the gateway registers as a peer, and switchboard config writes through it', async () => {
     await gateway?.process.stop();
     const tls = `tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }`;
+    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: false
+admin: { listen: 127.0.0.1:${adminPort}, token: ${ADMIN_TOKEN} }
 configStore:
   url: etcds://${etcd.hostPort}/sb
   timeout: 2s
@@ -175,6 +177,14 @@ services:
       return response?.status === 200 ? true : undefined;
     });
     await converge('the gateway\'s peer entry in the store', async () => ((await etcd.ctl(['get', '--prefix', '--keys-only', '/sb/peers/'], user)).includes('/sb/peers/') ? true : undefined));
+    // `switchboard config` writes through the admin API, so the gateway's own store client (with
+    // its CA, client certificate and password) does the writing: the command needs no etcd flags.
+    const file = join(await makeTempDir('sb-etcd-tls-cli-'), 'shared.yaml');
+    await writeFile(file, 'routes:\n  - { name: applied, path: /applied, service: echo }\n');
+    const applied = await runSwitchboard(['config', 'apply', '-f', file, '--admin', `http://127.0.0.1:${adminPort}`], { SWITCHBOARD_ADMIN_TOKEN: ADMIN_TOKEN });
+    expect(applied, applied.stderr).toMatchObject({ status: 0, stdout: expect.stringMatching(/^routes\/applied created \(revision \d+\)$/m) as unknown });
+    expect(JSON.parse(await etcd.ctl(['get', '--print-value-only', '/sb/routes/applied'], user))).toEqual({ name: 'applied', path: '/applied', service: 'echo' });
+    await converge('the route applied with switchboard config to be routed', async () => ((await fetch(`${gateway!.url}/applied`).catch(() => undefined))?.status === 200 ? true : undefined));
     expect(await readFile(gateway!.process.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
   }, 60_000);
 });
