@@ -269,6 +269,20 @@ describe('config store on etcd', () => {
     expect(slowest, 'the slowest request to /file while the routes were written and applied, in ms').toBeLessThan(3_000);
   }, 60_000);
 
+  it('lists a store holding more than gRPC\'s default 4 MiB, for the gateway and for the admin API', async () => {
+    const root = freshRoot();
+    // Six consumers of about 870 kB each (a write takes up to 1 MiB): one listing page of over 5 MiB,
+    // which the client refused (RESOURCE_EXHAUSTED), so the gateway never applied the store.
+    const digests = (consumer: number) => Array.from({ length: 12_000 }, (_, index) => `sha256:${(consumer * 100_000 + index).toString(16).padStart(64, '0')}`);
+    for (let consumer = 0; consumer < 6; consumer += 1) await writer.put(`${root}/consumers/large-${consumer}`).value(JSON.stringify({ keys: digests(consumer) }));
+    await writer.put(`${root}/routes/beside-large`).value(route('/beside-large'));
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
+    await waitFor(async () => (await statusOf(gateway, '/beside-large')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the route stored beside the large consumers to be routed' });
+    const listing = await fetch(`${admin}/api/store`);
+    expect(listing.status).toBe(200);
+    expect(((await listing.json()) as { objects: { kind: string }[] }).objects.filter((object) => object.kind === 'consumers')).toHaveLength(6);
+  }, 60_000);
+
   it('with workers: 2, both workers route a stored route', async () => {
     const root = freshRoot();
     const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { workers: 2 });

@@ -41,6 +41,11 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.keepalive_time_ms': ETCD_KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': options.requestTimeoutMs,
+      // gRPC's default 4 MiB receive limit made a listing page (or a batched watch response) over
+      // 4 MiB fail for good: config store objects may be up to 1 MiB each, so a handful of large
+      // ones kept every gateway from listing the store. etcd's own Go client (clientv3) lifts the
+      // limit the same way (MaxCallRecvMsgSize math.MaxInt32); etcd bounds what is stored.
+      'grpc.max_receive_message_length': -1,
     },
     faultHandling: { ...NO_HIDDEN_RETRIES, watchBackoff: WATCH_STREAM_RETRY },
   });

@@ -1,6 +1,6 @@
 import { Range, type Etcd3, type IKeyValue } from 'etcd3';
 
-/** Keys per range request when listing; pages keep each response far below gRPC's 4 MiB limit. */
+/** Keys per range request when listing: pages of instance entries stay a few hundred kilobytes (the client takes any size, see `createEtcdClient`). */
 export const ETCD_LIST_PAGE_SIZE = 1_000;
 
 /** Every key under a prefix as of one revision. */
