@@ -118,6 +118,32 @@ describe('watchConfigWithStore', () => {
     expect(configStoreState.current()?.revision).toBe('51');
   });
 
+  it('keeps the last good value of an object whose new value is refused, and says so; a new or deleted object is not kept', async () => {
+    const store = scripted();
+    store.file$.next(fileResult(store.path, store.text));
+    const paths = () => {
+      const last = store.results.at(-1);
+      return last?.ok ? last.config.routes.map((route) => route.path) : undefined;
+    };
+    await store.list(store.listing('1', { stored: { path: '/stored', service: 's' } }));
+    expect(paths()).toEqual(['/file', '/stored']);
+    // Written around the admin API (etcdctl): the new value is refused, the route keeps serving as it was.
+    await store.list(store.listing('2', { stored: { path: 'no-slash', service: 's' }, fresh: { path: 'no-slash-either', service: 's' } }));
+    expect(paths()).toEqual(['/file', '/stored']);
+    const refused = configStoreState.current()?.refused ?? [];
+    expect(refused.map((entry) => entry.key).sort()).toEqual([`/sb${count}/routes/fresh`, `/sb${count}/routes/stored`]);
+    expect(refused.find((entry) => entry.key.endsWith('/stored'))?.reason).toMatch(/path: .*; its last good value stays in force$/);
+    expect(refused.find((entry) => entry.key.endsWith('/fresh'))?.reason).not.toMatch(/last good/);
+    // Still refused at the next change of another object: the earlier value is still the one in force.
+    await store.list(store.listing('3', { stored: { path: 'no-slash', service: 's' }, other: { path: '/other', service: 's' } }));
+    expect(paths()).toEqual(['/file', '/other', '/stored']);
+    await store.list(store.listing('4', { stored: { path: '/stored-v2', service: 's' } }));
+    expect(paths()).toEqual(['/file', '/stored-v2']);
+    expect(configStoreState.current()?.refused).toEqual([]);
+    await store.list(store.listing('5', {}));
+    expect(paths()).toEqual(['/file']);
+  });
+
   it('starts from the snapshot when the store does not answer in time, then catches up', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));

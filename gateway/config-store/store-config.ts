@@ -7,6 +7,7 @@ import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type C
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
 import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
+import { LastGoodObjects } from './store-last-good.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
@@ -58,6 +59,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     let writes = Promise.resolve();
     // Per-object results for the file's current top-level settings; cleared when the file changes.
     const validations: ValidationCache = new Map();
+    const lastGood = new LastGoodObjects();
     // What the last composition's refusals for files wait for; their folders are watched (see `mergeWithStore`).
     let waitingFor: FileWait = NO_FILE_WAIT;
     // Cached validations need no dropping on a file change: they are the schema's, which reads no file (the merged parse does, every time).
@@ -83,7 +85,27 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     const compose = (fresh: boolean, namedFileChanged = false) => {
       if (closed || !file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
-      const merged = mergeWithStore(path, settings.root, file.document, current, validations);
+      let merged = mergeWithStore(path, settings.root, file.document, current, validations);
+      // What is applied: the listing, with the last good value of each changed object now refused.
+      let applied = current;
+      let appliedRefused = merged.refused;
+      const restored = merged.ok ? lastGood.restore(current, merged.refused) : undefined;
+      if (restored) {
+        const again = mergeWithStore(path, settings.root, file.document, restored.listing, validations);
+        if (again.ok) {
+          // An earlier value refused in turn (a certificate whose old files are gone) is left out: its new value's refusal is reported.
+          const refusedAgain = new Set(again.refused.map((entry) => entry.key));
+          const kept = restored.kept.filter((entry) => !refusedAgain.has(entry.key));
+          const keptKeys = new Set(restored.kept.map((entry) => entry.key));
+          const files = new Set([...merged.waitingFor.files, ...again.waitingFor.files]);
+          const keys = new Set([...merged.waitingFor.keys, ...again.waitingFor.keys]);
+          // The refused new values stay reported (and their files watched), with the earlier values in force.
+          const refused = [...kept, ...merged.refused.filter((entry) => keptKeys.has(entry.key) && refusedAgain.has(entry.key)), ...again.refused.filter((entry) => !keptKeys.has(entry.key))];
+          merged = { ...again, refused, waitingFor: keys.size === 0 ? NO_FILE_WAIT : { keys, files: [...files] } };
+          applied = restored.listing;
+          appliedRefused = again.refused;
+        }
+      }
       const before = waitingFor;
       waitingFor = merged.waitingFor;
       namedFiles.watchFiles(waitingFor.files);
@@ -114,6 +136,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       configStoreState.update(status);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
       emit({ ok: true, config: merged.config, text: merged.text });
+      lastGood.applied(applied, appliedRefused);
       if (!listing) return;
       const appliedAt = Date.now();
       if (fresh && listing.origin === 'store') configPropagationSeconds.observe(Math.max(0, appliedAt - current.receivedAt) / 1_000);

@@ -123,6 +123,28 @@ describe('config store on etcd', () => {
     expect((await storeStatus(admin)).refused).toEqual([]);
   });
 
+  it('keeps serving a stored route on every gateway when a bad new value of it is written with etcdctl, and reports the refusal', async () => {
+    const root = freshRoot();
+    const gateways = [await gatewayOn(etcd.endpoints[0]!, root), await gatewayOn(etcd.endpoints[0]!, root)];
+    await writer.put(`${root}/routes/orders`).value(route('/orders'));
+    for (const { gateway } of gateways) await until(gateway, '/orders', 200, 'the stored route');
+    // No admin API to check it: the route was taken out of service (404) on every gateway at once.
+    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/orders`, JSON.stringify({ path: 'orders', service: 'echo' }));
+    for (const { gateway, admin } of gateways) {
+      const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/routes/orders`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the bad value to be listed as refused' });
+      expect(refused.reason).toMatch(/path: expected a path starting with \/.*; its last good value stays in force/);
+      expect((await statusOf(gateway, '/orders')).status).toBe(200);
+      const metrics = await (await fetch(`${admin}/metrics`)).text();
+      expect(metrics).toMatch(/^switchboard_config_store_refused_objects\{kind="routes"\} 1$/m);
+    }
+    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/orders`, route('/orders-v2'));
+    for (const { gateway, admin } of gateways) {
+      await until(gateway, '/orders-v2', 200, 'the fixed value');
+      expect((await statusOf(gateway, '/orders')).status).toBe(404);
+      expect((await storeStatus(admin)).refused).toEqual([]);
+    }
+  });
+
   it('answers 503 with the reason on a stored route whose middleware is missing, while the others serve', async () => {
     const root = freshRoot();
     const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
