@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { rootLogger } from '../logger.ts';
 import { invalidInstancesTotal } from '../metrics.ts';
-import { MAX_INVALID_ENTRIES_LISTED, type ProviderSnapshot } from './provider.ts';
+import { MAX_INVALID_ENTRIES_LISTED, type ProviderSnapshot, type ProviderStatus } from './provider.ts';
 import { ProviderStore } from './provider-store.ts';
 import { registryLayout } from './layout/index.ts';
 
@@ -118,5 +118,32 @@ describe('ProviderStore decodes only what changed', () => {
     expect(snapshots.at(-1)!.invalid).toBe(1);
     expect(snapshots.at(-1)!.invalidEntries).toEqual([{ key: 'user/bad', reason: expect.stringMatching(/not JSON/), since: expect.any(Number) }]);
     store.complete();
+  });
+});
+
+describe('ProviderStore status', () => {
+  it('replaces the reason of a repeated state and keeps since, and emits nothing for the same state and reason', () => {
+    vi.useFakeTimers({ now: 1_000 });
+    const store = new ProviderStore('status-test', rootLogger);
+    const statuses: ProviderStatus[] = [];
+    store.status$.subscribe((status) => statuses.push(status));
+    store.setStatus('connected');
+    vi.setSystemTime(2_000);
+    store.setStatus('stale', 'disconnected from ZooKeeper');
+    vi.setSystemTime(3_000);
+    store.setStatus('stale', 'ZooKeeper session expired');
+    store.setStatus('stale', 'ZooKeeper session expired');
+    vi.setSystemTime(4_000);
+    store.setStatus('connected');
+    store.complete();
+    vi.useRealTimers();
+    expect(statuses.map(({ state, since, reason }) => ({ state, since, reason }))).toEqual([
+      { state: 'connecting', since: 1_000, reason: undefined },
+      { state: 'connected', since: 1_000, reason: undefined },
+      { state: 'stale', since: 2_000, reason: 'disconnected from ZooKeeper' },
+      { state: 'stale', since: 2_000, reason: 'ZooKeeper session expired' },
+      { state: 'connected', since: 4_000, reason: undefined },
+      { state: 'closed', since: 4_000, reason: undefined },
+    ]);
   });
 });

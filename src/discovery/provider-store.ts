@@ -104,10 +104,18 @@ export class ProviderStore {
     this.changes.next(snapshot);
   }
 
-  /** Moves to `state`; a repeated state is not re-emitted. */
+  /**
+   * Moves to `state`. A repeated state is not re-emitted, unless it comes with another reason: the
+   * reason is then replaced and `since` kept (a file refused for bad YAML and then removed is stale
+   * since the first refusal, now because it cannot be read), with no log line, as the provider logs
+   * each failure its own way.
+   */
   setStatus(state: ProviderState, reason?: string): void {
     const current = this.status.getValue();
-    if (current.state === state) return;
+    if (current.state === state) {
+      if (current.reason !== reason) this.status.next({ provider: this.provider, state, since: current.since, ...(reason === undefined ? {} : { reason }) });
+      return;
+    }
     providerStale.set({ provider: this.provider }, state === 'stale' ? 1 : 0);
     if (state === 'connected' || state === 'closed') this.log.info({ from: current.state }, `registry ${state}`);
     else this.log.warn({ from: current.state, reason }, `registry ${state}`);

@@ -27,6 +27,8 @@ interface Recording {
   members(service: string): string[] | undefined;
   emitted(service: string): ProviderSnapshot[];
   state(): ProviderState | undefined;
+  /** Why the provider is in its latest state, as `/api/registries` shows it. */
+  reason(): string | undefined;
 }
 
 const providers: DiscoveryProvider[] = [];
@@ -53,8 +55,12 @@ function startProvider(connectString: string, options: ProviderOptions = {}): { 
   providers.push(provider);
   const snapshots: ProviderSnapshot[] = [];
   const states: ProviderState[] = [];
+  let reason: string | undefined;
   provider.snapshots$.subscribe((snapshot) => snapshots.push(snapshot));
-  provider.status$.subscribe((status) => states.push(status.state));
+  provider.status$.subscribe((status) => {
+    states.push(status.state);
+    reason = status.reason;
+  });
   provider.start();
   const emitted = (service: string) => snapshots.filter((snapshot) => snapshot.service === service);
   const latest = (service: string) => emitted(service).at(-1);
@@ -65,6 +71,7 @@ function startProvider(connectString: string, options: ProviderOptions = {}): { 
     emitted,
     members: (service) => latest(service)?.instances.map((instance) => `${instance.id}=${instance.host}:${instance.port}`),
     state: () => states.at(-1),
+    reason: () => reason,
   };
   return { provider, recording };
 }
@@ -279,6 +286,9 @@ describe('the ZooKeeper provider against a standalone server', () => {
     await waitFor(async () => (await counter('switchboard_zookeeper_session_events_total', { client: provider.name, event: 'expired' })) > expiries, {
       message: 'the supervisor gave the session up',
     });
+    // Stale since the partition began, and now for the expired session, however many new sessions it tries meanwhile.
+    await waitFor(() => recording.reason() === 'ZooKeeper session expired', { message: 'the reason says the session expired' });
+    expect(recording.state()).toBe('stale');
     await create(writer, '/services/cart/c2', payload(7002), PERSISTENT);
     proxy.restore();
 

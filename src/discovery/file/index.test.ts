@@ -93,6 +93,20 @@ describe('FileProvider', () => {
     expect(seen.every((snapshot) => snapshot.service !== 'user' || snapshot.instances.length === 2)).toBe(true);
   });
 
+  it('reports the latest refusal\'s reason while it stays refused: a broken file then deleted says it cannot be read, stale since the first refusal', async () => {
+    await save('services:\n  user: [127.0.0.1:1\n');
+    const broken = await statusWhere((status) => status.state === 'stale');
+    expect(broken.reason).toMatch(/not valid YAML or JSON/);
+    await rm(path);
+    const deleted = await statusWhere((status) => status.state === 'stale' && /cannot be read/.test(status.reason ?? ''));
+    expect(deleted.since).toBe(broken.since);
+    await save('nothing: 1\n');
+    const invalid = await statusWhere((status) => status.state === 'stale' && /Unrecognized key/.test(status.reason ?? ''));
+    expect(invalid.reason).toContain(path);
+    expect(invalid.since).toBe(broken.since);
+    expect(seen.every((snapshot) => snapshot.service !== 'user' || snapshot.instances.length === 2)).toBe(true);
+  });
+
   it('reads a file that keeps changing once its first change is the maximum wait old, though its events never leave a quiet time', async () => {
     await provider.close();
     // Each write's event restarts the 5 s quiet time, as long as the deadline of the wait below.

@@ -110,7 +110,8 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
         if (everConnected) store.setStatus('stale', 'ZooKeeper session expired');
         return;
       case 'connecting':
-        if (everConnected) store.setStatus('stale', 'connecting to ZooKeeper');
+        // A new session after an outage: the reason stays the outage's (an expired session), which says more.
+        if (everConnected && store.currentStatus().state !== 'stale') store.setStatus('stale', 'connecting to ZooKeeper');
         return;
       case 'closed':
         return;
