@@ -32,10 +32,21 @@ describe('registrator layout', () => {
     expect(registrator.decode(entry('web', '10.0.0.9:80', ''))).toMatchObject({ ok: true, instances: [{ host: '10.0.0.9', port: 80, weight: 1 }] });
   });
 
-  it.each(['10.0.0.7', '10.0.0.7:99999', 'web.local:http'])('refuses the value %j with a reason', (data) => {
+  it.each([
+    { data: '10.0.0.7', reason: 'value "10.0.0.7" is neither host:port nor a JSON object' },
+    { data: '10.0.0.7:99999', reason: 'value "10.0.0.7:99999" is not a valid host:port' },
+    { data: '10.0.0.7:0\n', reason: 'value "10.0.0.7:0" is not a valid host:port' },
+    { data: 'web.local:http', reason: 'value "web.local:http" is neither host:port nor a JSON object' },
+    { data: 'bad host:80', reason: 'value "bad host:80" is not a valid host:port' },
+    { data: '8080', reason: 'value "8080" is neither host:port nor a JSON object' },
+    { data: '{"host":"10.0.0.7"}', reason: 'port' },
+  ])('refuses the value $data with a reason that names what is wrong', ({ data, reason }) => {
     const result = registrator.decode(entry('web', 'web-1', data));
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.error.message).toMatch(/^web\/web-1: /);
+    if (!result.ok) {
+      expect(result.error.message).toMatch(/^web\/web-1: /);
+      expect(result.error.message).toContain(reason);
+    }
   });
 });
 
