@@ -62,8 +62,14 @@ export class ZooKeeperSessionSupervisor {
   readonly session$: Observable<ZooKeeperSession>;
   /** Replays the current state on subscribe, then each change. Completes after `close()`. */
   readonly state$: Observable<ZooKeeperSessionState>;
+  /**
+   * Why each client the supervisor gave up on failed (no session within the connect deadline,
+   * authentication), as logged; not replayed. Completes after `close()`.
+   */
+  readonly failures$: Observable<string>;
 
   private readonly sessions = new Subject<ZooKeeperSession>();
+  private readonly failures = new Subject<string>();
   private readonly state = new BehaviorSubject<ZooKeeperSessionState>('connecting');
   private readonly name: string;
   private readonly log: Logger;
@@ -85,6 +91,7 @@ export class ZooKeeperSessionSupervisor {
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.sessionTimeoutMs;
     this.state$ = this.state.pipe(distinctUntilChanged());
+    this.failures$ = this.failures.asObservable();
     this.session$ = new Observable<ZooKeeperSession>((subscriber) => {
       if (this.session) subscriber.next(this.session);
       return this.sessions.subscribe(subscriber);
@@ -119,6 +126,7 @@ export class ZooKeeperSessionSupervisor {
       this.state.next('closed');
       this.state.complete();
       this.sessions.complete();
+      this.failures.complete();
     })();
     return this.closing;
   }
@@ -135,6 +143,7 @@ export class ZooKeeperSessionSupervisor {
       );
     } catch (error) {
       this.log.error({ err: errorMessage(error) }, 'could not create a ZooKeeper client; retrying');
+      this.failures.next(`could not create a ZooKeeper client: ${errorMessage(error)}`);
       this.scheduleConnect();
       return;
     }
@@ -225,6 +234,7 @@ export class ZooKeeperSessionSupervisor {
   /** The current client failed before or without a session: retire it and retry with backoff. */
   private replace(event: ZooKeeperSessionEvent, reason: string): void {
     this.log.warn({ reason, attempt: this.attempt }, 'ZooKeeper client failed; retrying');
+    this.failures.next(reason);
     if (this.session) {
       this.expire(event, reason);
       return;

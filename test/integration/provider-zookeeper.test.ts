@@ -303,6 +303,21 @@ describe('the ZooKeeper provider against a standalone server', () => {
     expect(recording.emitted('cart').every((snapshot) => snapshot.instances.length > 0)).toBe(true);
   });
 
+  it('says why it has no session before its first one, against a server that accepts connections and answers nothing, and connects once it answers', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: zk.nodes[0]!.clientPort });
+    proxies.push(proxy);
+    proxy.blackhole();
+    const { recording } = startProvider(proxy.address);
+    await waitFor(() => recording.reason() === `no ZooKeeper session from ${proxy.address} within ${SESSION_TIMEOUT_MS} ms`, {
+      timeoutMs: CONVERGENCE_MS,
+      message: 'the reason names the connect deadline',
+    });
+    expect(recording.state()).toBe('connecting');
+    proxy.restore();
+    await waitFor(() => recording.state() === 'connected', { timeoutMs: CONVERGENCE_MS, message: 'connected once the server answers' });
+    expect(recording.reason()).toBeUndefined();
+  });
+
   it('notices a frozen server that keeps its sockets open, reports stale with the last set, and recovers when it resumes', async () => {
     const writer = await connectWriter(zk.connectString);
     await mkdirp(writer, '/services/frozen');

@@ -91,6 +91,11 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
     settle(current, current.sync());
   };
 
+  /** Until the first session, `/api/registries` says why none was had; an outage keeps the reason `onState` gave it. */
+  const onFailure = (reason: string): void => {
+    if (!everConnected) store.setConnectingReason(reason);
+  };
+
   const onState = (state: ZooKeeperSessionState): void => {
     switch (state) {
       case 'connected':
@@ -134,6 +139,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       });
       subscriptions.add(supervisor.session$.subscribe(guarded(log, onSession)));
       subscriptions.add(supervisor.state$.subscribe(guarded(log, onState)));
+      subscriptions.add(supervisor.failures$.subscribe(guarded(log, onFailure)));
       supervisor.start();
     },
     close() {
