@@ -62,6 +62,8 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   const staticInstances = new StaticProvider('static');
   staticInstances.replace(staticInstanceLists(config));
   const providers = [...config.registries.map((registry) => createProvider(registry.location, registry.credentials)), staticInstances];
+  // What each registry provider runs with, by position: the list waits for a restart, credentials do not.
+  const running: RunningRegistry[] = config.registries.map((registry) => ({ url: registry.url, sha256: registry.credentials?.sha256 }));
   const registries: RegistryRef[] = providers.map((provider, index) => {
     const registry = config.registries[index];
     return { name: provider.name, url: registry?.url, kind: registry?.location.kind ?? 'static' };
@@ -134,7 +136,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     apply(next) {
       const restartOnly = restartOnlyChanges(config, next);
       if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
-      if (!restartOnly.includes('registries')) reconnectChangedCredentials(config, next, providers, log);
+      reconnectChangedCredentials(running, next, providers, log);
       config = next;
       balancers.apply(next);
       aggregator.configureProtection(next.removalProtection);
@@ -151,16 +153,25 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   };
 }
 
+/** A running registry provider's URL and the digest of the credentials it connects with. */
+interface RunningRegistry {
+  readonly url: string;
+  sha256: string | undefined;
+}
+
 /**
- * With the same registry URLs in `next`, reconnects each etcd registry whose credentials changed
+ * Reconnects each running etcd registry whose entry in `next` (the same URL) has other credentials
  * (other files or paths, a new password): its provider starts a new session with them at once.
+ * Matched by URL, not by place in the list: the list itself changes only with a restart, so after
+ * a reload that added or removed a registry the running providers no longer line up with it.
  */
-function reconnectChangedCredentials(current: GatewayConfig, next: GatewayConfig, providers: readonly DiscoveryProvider[], log: Logger): void {
-  next.registries.forEach((registry, index) => {
-    const before = current.registries[index]?.credentials?.sha256;
-    if (before === registry.credentials?.sha256) return;
+function reconnectChangedCredentials(running: readonly RunningRegistry[], next: GatewayConfig, providers: readonly DiscoveryProvider[], log: Logger): void {
+  running.forEach((registry, index) => {
+    const entry = next.registries.find((candidate) => candidate.url === registry.url);
+    if (entry === undefined || entry.credentials?.sha256 === registry.sha256) return;
+    registry.sha256 = entry.credentials?.sha256;
     log.info({ registry: registry.url }, 'registry credentials changed, reconnecting');
-    providers[index]?.replaceCredentials?.(registry.credentials);
+    providers[index]?.replaceCredentials?.(entry.credentials);
   });
 }
 

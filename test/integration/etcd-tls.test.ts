@@ -135,6 +135,24 @@ routes:
       return row?.state === 'connected' ? true : undefined;
     });
     expect(await readFile(gateway!.process.logFile, 'utf8')).not.toMatch(/apply only after a restart/);
+
+    // A registry put in front of the list waits for a restart, and the running ones keep their places:
+    // a later password change reaches the registry of that URL, not the one at its new place in the list.
+    const fixed = await readFile(gateway!.configPath, 'utf8');
+    const other = `  - url: etcds://${etcd.hostPort}/other\n    ${tls}\n    auth: { username: root, passwordFile: ${join(etcd.dir, 'root.password')} }\n`;
+    const withOther = fixed.replace('registries:\n', `registries:\n${other}`);
+    await gateway!.writeConfig(withOther);
+    await converge('the restart warning for the registry list', async () => (/apply only after a restart/.test(await logOf(gateway!.process)) ? true : undefined));
+    const wrongEntry = (file: string) => `etcds://${etcd.hostPort}/wrong\n    ${tls}\n    auth: { username: root, passwordFile: ${join(etcd.dir, file)} }`;
+    expect(withOther).toContain(wrongEntry('root.password'));
+    await gateway!.writeConfig(withOther.replace(wrongEntry('root.password'), wrongEntry('wrong.password')));
+    const refused = await converge('the /wrong registry to reconnect with the wrong password it was given again', async () => {
+      const row = (await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/wrong`);
+      return row?.state === 'stale' ? row : undefined;
+    });
+    expect(refused.reason).toMatch(/authentication failed/i);
+    expect((await registries(adminPort)).find((registry) => registry.url === `etcds://${etcd.hostPort}/services`)?.state).toBe('connected');
+    expect(await who()).toBe('tls-registered');
   }, 60_000);
 
   it('the agent registers through TLS with a client certificate and etcd authentication, and the gateway routes to it', async () => {
