@@ -6,6 +6,7 @@ import { firstValueFrom, filter, type Observable } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keepWriting } from '../../../test/harness/keep-writing.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
+import { invalidInstancesTotal } from '../../metrics.ts';
 import type { ProviderSnapshot, ProviderStatus } from '../provider.ts';
 import { FileProvider, parseInstanceList } from './index.ts';
 
@@ -128,6 +129,20 @@ describe('FileProvider', () => {
     await save('services:\n  user:\n    - 127.0.0.1:8081\n    - { host: 127.0.0.1, port: 99999 }\n    - 127.0.0.1:8083\n');
     const user = await snapshotOf('user', (s) => s.invalid === 1);
     expect(ports(user)).toEqual([8081, 8083]);
+  });
+
+  it('reports a bad entry anew, counted and with a new since, when its service leaves the file and comes back with it', async () => {
+    const counted = async () => (await invalidInstancesTotal.get()).values.find((value) => value.labels.provider === provider.name && value.labels.service === 'pay')?.value ?? 0;
+    const withPay = 'services:\n  user:\n    - 127.0.0.1:8081\n  pay:\n    - 127.0.0.1:7001\n    - { host: 127.0.0.1, port: 99999 }\n';
+    await save(withPay);
+    const first = await snapshotOf('pay', (s) => s.invalid === 1);
+    expect(await counted()).toBe(1);
+    await save('services:\n  user:\n    - 127.0.0.1:8081\n');
+    await snapshotOf('pay', (s) => s.instances.length === 0 && s.invalid === 0);
+    await save(withPay);
+    const again = await snapshotOf('pay', (s) => s.invalid === 1 && s !== first);
+    expect(await counted()).toBe(2);
+    expect(again.invalidEntries![0]!.since).toBeGreaterThan(first.invalidEntries![0]!.since);
   });
 });
 

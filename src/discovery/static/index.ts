@@ -32,8 +32,9 @@ export class StaticProvider implements DiscoveryProvider {
    */
   replace(services: ReadonlyMap<string, readonly RawInstance[]>): void {
     const revision = String(++this.revision);
+    // As an empty listing, so the store forgets the bad entries it reported (one that returns is reported anew).
     for (const service of this.store.services()) {
-      if (!services.has(service)) this.store.publish(service, [], revision);
+      if (!services.has(service)) this.store.publishRaw(service, [], revision);
     }
     for (const [service, entries] of services) this.store.publishRaw(service, entries, revision);
   }
