@@ -10,6 +10,7 @@ import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
+import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
 export interface ProxyPolicy extends AttemptTimeouts {
@@ -218,7 +219,9 @@ export class AttemptLoop implements AttemptReceiver {
     // Not the request's error class yet: a retry may still answer it (the gateway's own answer records its class).
     this.lastError = result.errorClass;
     if (result.errorClass === 'upstream-tls') {
-      hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls.serverName, upstreamErrorCode(result.error), (result.error as Error | null)?.message);
+      const code = upstreamErrorCode(result.error);
+      warnUpstreamTlsFailure(context.log, context.service, pick.address, code, result.error);
+      hintServerNameOnMismatch(context.log, context.service, pick.instance.host, policy.connection.tls.serverName, code, (result.error as Error | null)?.message);
     }
     if (result.responseStarted) {
       // An HTTP/2 listener's 408 (the body came too slowly) answered in the upstream's place, whose

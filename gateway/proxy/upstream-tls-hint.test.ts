@@ -17,6 +17,7 @@ import { createContext } from '../request-handler.ts';
 import { UpstreamTransports, type UpstreamTlsOptions } from '../transports/index.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
 import { TEST_PROXY_POLICY } from './proxy-testing.ts';
+import { UPSTREAM_TLS_WARN_EVERY_MS, warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
 const listen = async (server: Server | Http2SecureServer) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -28,7 +29,8 @@ describe('an instance registered by IP whose certificate carries only its DNS na
   let dir: string;
   let backend: Server;
   let h2Backend: Http2SecureServer;
-  const ports = { https: 0, h2: 0 };
+  let mutualBackend: Server;
+  const ports = { https: 0, h2: 0, mutual: 0 };
   let ca: string;
 
   beforeAll(async () => {
@@ -41,20 +43,24 @@ describe('an instance registered by IP whose certificate carries only its DNS na
     ports.https = await listen(backend);
     h2Backend = createSecureServer(credentials, (_request, response) => response.end('backend'));
     ports.h2 = await listen(h2Backend);
+    mutualBackend = createHttpsServer({ ...credentials, ca, requestCert: true, rejectUnauthorized: true }, (_request, response) => response.end('backend'));
+    ports.mutual = await listen(mutualBackend);
   });
   afterAll(async () => {
     await transports.close();
     backend.closeAllConnections();
     await new Promise((resolve) => backend.close(resolve));
     await new Promise((resolve) => h2Backend.close(resolve));
+    mutualBackend.closeAllConnections();
+    await new Promise((resolve) => mutualBackend.close(resolve));
     await rm(dir, { recursive: true, force: true });
   });
 
   /** A gateway sending every request to `service`, whose one instance is 127.0.0.1 speaking `protocol`, with `tls`; collects warnings. */
-  async function gatewayFor(service: string, tls: UpstreamTlsOptions, protocol: 'https' | 'h2' = 'https') {
-    const warnings: { msg: string; service?: string }[] = [];
+  async function gatewayFor(service: string, tls: UpstreamTlsOptions, protocol: 'https' | 'h2' = 'https', port = ports[protocol]) {
+    const warnings: { msg: string; service?: string; upstream?: string; code?: string; reason?: string }[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { msg: string }) });
-    const conf$ = new BehaviorSubject<ServiceConf>({ service, instances: [{ id: 'ip', service, host: '127.0.0.1', port: ports[protocol], weight: 1, protocol, metadata: {} }], sources: new Map(), version: 1 });
+    const conf$ = new BehaviorSubject<ServiceConf>({ service, instances: [{ id: 'ip', service, host: '127.0.0.1', port, weight: 1, protocol, metadata: {} }], sources: new Map(), version: 1 });
     const balancer = createServiceBalancer({ service, conf$ }, { balancer: { algorithm: 'round-robin' }, health: { outlier: false, panicThresholdPercent: 0 } });
     const policy: ProxyPolicy = { ...TEST_PROXY_POLICY, connection: { connectTimeoutMs: 2_000, tls, key: `${service}|${tls.serverName ?? ''}` } };
     const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
@@ -80,9 +86,12 @@ describe('an instance registered by IP whose certificate carries only its DNS na
       const gateway = await gatewayFor(service, noName, protocol);
       try {
         for (let request = 0; request < 3; request += 1) expect((await gateway.get()).status).toBe(502);
-        expect(gateway.warnings).toHaveLength(1);
-        expect(gateway.warnings[0]!.service).toBe(service);
-        expect(gateway.warnings[0]!.msg).toContain(`services.${service}.tls.serverName`);
+        const hints = gateway.warnings.filter(({ msg }) => msg.includes('tls.serverName'));
+        expect(hints).toHaveLength(1);
+        expect(hints[0]!.service).toBe(service);
+        expect(hints[0]!.msg).toContain(`services.${service}.tls.serverName`);
+        // The failure itself, with its reason, once for the three requests.
+        expect(gateway.warnings.filter(({ msg }) => msg.includes('TLS session'))).toEqual([expect.objectContaining({ service, code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: expect.stringContaining('127.0.0.1') })]);
       } finally {
         await gateway.close();
       }
@@ -99,5 +108,33 @@ describe('an instance registered by IP whose certificate carries only its DNS na
     } finally {
       await gateway.close();
     }
+  });
+
+  it('warns with the TLS reason once per instance per period when an instance wants a client certificate the gateway does not send', async () => {
+    const gateway = await gatewayFor('wants-certificate', { ca, cert: undefined, key: undefined, serverName: 'backend.test', verify: true }, 'https', ports.mutual);
+    try {
+      for (let request = 0; request < 3; request += 1) expect((await gateway.get()).status).toBe(502);
+      const failures = gateway.warnings.filter(({ msg }) => msg.includes('TLS session'));
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toMatchObject({ service: 'wants-certificate', upstream: `127.0.0.1:${ports.mutual}`, code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' });
+      expect(failures[0]!.reason).toMatch(/certificate required/i);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('warnUpstreamTlsFailure', () => {
+  it('warns once per instance per period, and again once the period has passed', () => {
+    const warnings: { service: string; upstream: string }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { service: string; upstream: string }) });
+    const error = Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' });
+    const at = 1_000_000;
+    warnUpstreamTlsFailure(log, 'period', '10.0.0.1:443', 'CERT_HAS_EXPIRED', error, at);
+    warnUpstreamTlsFailure(log, 'period', '10.0.0.1:443', 'CERT_HAS_EXPIRED', error, at + UPSTREAM_TLS_WARN_EVERY_MS - 1);
+    warnUpstreamTlsFailure(log, 'period', '10.0.0.2:443', 'CERT_HAS_EXPIRED', error, at + 1);
+    warnUpstreamTlsFailure(log, 'period', '10.0.0.1:443', 'CERT_HAS_EXPIRED', error, at + UPSTREAM_TLS_WARN_EVERY_MS);
+    expect(warnings.map(({ upstream }) => upstream)).toEqual(['10.0.0.1:443', '10.0.0.2:443', '10.0.0.1:443']);
+    expect(warnings[0]).toMatchObject({ code: 'CERT_HAS_EXPIRED', reason: 'certificate has expired' });
   });
 });
