@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { certificatePairsOf } from './certificate-check.ts';
 import { parseConfig } from './load.ts';
@@ -9,16 +11,19 @@ import type { GatewayConfig, ServiceSettings } from './types.ts';
  * and of every service, the `tls` and `auth` files of each registry and of the config store, and
  * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles`, relative
  * ones from `configPath`'s folder as the readers take them. What a refused text may be waiting for.
+ * With `certificatePairs: false`, all but the certificate pairs (which the entry points' certificate watch reloads on its own).
  */
-export function filesNamedBy(config: GatewayConfig, configPath: string): string[] {
+export function filesNamedBy(config: GatewayConfig, configPath: string, options: { readonly certificatePairs?: boolean } = {}): string[] {
   const base = dirname(resolve(configPath));
   const paths = new Set<string>();
   const add = (file: string | undefined) => {
     if (file !== undefined) paths.add(resolve(base, file));
   };
-  for (const { files } of certificatePairsOf(config)) {
-    add(files.certFile);
-    add(files.keyFile);
+  if (options.certificatePairs ?? true) {
+    for (const { files } of certificatePairsOf(config)) {
+      add(files.certFile);
+      add(files.keyFile);
+    }
   }
   const upstreamTls = ({ tls }: ServiceSettings) => {
     add(tls.caFile);
@@ -52,4 +57,32 @@ export function filesOfRefusal(path: string, text: string): string[] | undefined
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The files a running configuration `text` reads only when it loads (`filesNamedBy` but the certificate pairs):
+ * upstream CA bundles and client pairs, registry and config store credentials, JWT key files. None for a text
+ * that does not parse on its own.
+ */
+export function filesReadOnLoad(path: string, text: string): string[] {
+  try {
+    return filesNamedBy(parseConfig(path, text, { readFiles: false }), path, { certificatePairs: false });
+  } catch {
+    return [];
+  }
+}
+
+/** A digest of the contents of `paths` as they are now (an unreadable file counts as its error's code): equal digests, nothing to read again. */
+export function filesFingerprint(paths: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const path of paths) {
+    hash.update(path).update('\0');
+    try {
+      hash.update(readFileSync(path));
+    } catch (error) {
+      hash.update(`unreadable:${String((error as NodeJS.ErrnoException).code)}`);
+    }
+    hash.update('\0');
+  }
+  return hash.digest('base64url');
 }

@@ -547,4 +547,55 @@ describe('watchConfig', () => {
     await delay(DEBOUNCE_MS * 10);
     expect(ports()).toEqual([1000]);
   });
+
+  describe('a running configuration whose files change on disk', () => {
+    const clientCert = (result: ConfigResult | undefined) => (result?.ok ? result.config.services.get('api')?.tls.files?.cert?.sha256 : 'refused');
+
+    it('reads the same text again with a renewed client pair written one file at a time, skips events that change no content, reports a broken pair once and takes it put right', async () => {
+      const keys = join(folder, 'keys');
+      await Promise.all([mkdir(keys), mkdir(join(folder, 'staging'))]);
+      const first = await makeCertificate(keys, 'client', { key: 'ec', names: ['gw.test'] });
+      const text = `listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { certFile: keys/client.pem, keyFile: keys/client-key.pem }\n`;
+      await writeFile(path, text);
+      // A settle time a key written just after its certificate falls within, on a loaded machine too.
+      await watchResults(400);
+      const taken = clientCert(results[0]);
+      expect(taken).toEqual(expect.any(String));
+
+      // Renewed: the certificate first, its key a moment later (as a writer of two files does).
+      const renewed = await makeCertificate(join(folder, 'staging'), 'client', { key: 'ec', names: ['gw.test'] });
+      await rename(renewed.certFile, first.certFile);
+      await delay(50);
+      await rename(renewed.keyFile, first.keyFile);
+      await waitFor(() => results.length >= 2);
+      expect(results[1]!.ok).toBe(true);
+      expect((results[1] as Extract<ConfigResult, { ok: true }>).text).toBe(text);
+      expect(clientCert(results[1])).not.toBe(taken);
+
+      // Written again the same (a touch): nothing to apply.
+      await writeFile(first.certFile, await readFile(first.certFile));
+      // An observation window: a result for it would arrive in it.
+      await delay(DEBOUNCE_MS * 10);
+      expect(results).toHaveLength(2);
+      // A key that does not match: refused once, whatever the events after it.
+      const other = await makeCertificate(join(folder, 'staging'), 'other', { key: 'ec', names: ['other.test'] });
+      await rename(other.keyFile, first.keyFile);
+      await waitFor(() => results.length >= 3);
+      expect(results[2]!.ok).toBe(false);
+      expect((results[2] as Extract<ConfigResult, { ok: false }>).error.message).toContain('services.api.tls');
+      await utimes(first.keyFile, new Date(), new Date());
+      await writeFile(join(keys, 'unrelated.txt'), 'x');
+      await delay(400 + DEBOUNCE_MS * 10);
+      expect(results).toHaveLength(3);
+
+      // Put right: taken.
+      const fixed = await makeCertificate(join(folder, 'staging'), 'fixed', { key: 'ec', names: ['gw.test'] });
+      await rename(fixed.keyFile, first.keyFile);
+      await rename(fixed.certFile, first.certFile);
+      await waitFor(() => results.length >= 4);
+      expect(results.map((result) => result.ok)).toEqual([true, true, false, true]);
+      expect(clientCert(results[3])).not.toBe(clientCert(results[1]));
+    });
+  });
 });
+

@@ -1,4 +1,5 @@
 import { basename, dirname, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Observable } from 'rxjs';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { concernsFile, folderWatchOutageLog, REWATCH_BACKOFF, watchFolder, type FolderWatchBackoff } from '../../src/folder-watch.ts';
@@ -8,7 +9,7 @@ import { currentSave, FOLDER_WATCH_SETTLE_MS, FolderWatchSettle, readingKey } fr
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import type { CertificateSettleOptions } from './certificate-check.ts';
 import { parseConfig, parseRefusedConfigSettled, readConfigFile, type ConfigFileReading } from './load.ts';
-import { filesOfRefusal } from './named-files.ts';
+import { filesFingerprint, filesOfRefusal, filesReadOnLoad } from './named-files.ts';
 import type { GatewayConfig } from './types.ts';
 
 /** One reading of the configuration file: a config to apply, or the reason it was refused. */
@@ -59,6 +60,11 @@ type Refusal = Extract<ConfigResult, { ok: false }>;
  * JWT key files: `filesNamedBy`), their folders are watched too (`FilesFolderWatch`), from the refusal on: a change of one of those
  * files parses the refused text again (pairs settled by the same rule) and emits it once it is taken (logged at info), with no save of
  * the configuration file; a text still refused is not reported again. That watch stops when the text changes or is taken, and on unsubscribing.
+ * While a text runs (taken), the files it reads only when it loads are watched the same way (`filesReadOnLoad`: upstream CA bundles and
+ * client pairs, registry and config store credentials, JWT key files; not the certificate pairs, which the entry points reload on their own):
+ * a change of their contents (`filesFingerprint`; an event that changed none is skipped) parses the same text again (pairs settled by the
+ * same rule) and emits it once taken (logged at info), so that a renewed client certificate or CA bundle is applied with no save of the
+ * configuration file; refused, the refusal is emitted (once per reason) and the running configuration stays, its files as they were read.
  * Never errors: a failed folder watch is reported once and retried with backoff (`REWATCH_BACKOFF`: a folder not there yet
  * is tried again every 2 s at most), logged once per outage (`folderWatchOutageLog`). Unsubscribing
  * stops the watches, and the reading again of such a pair with them.
@@ -87,8 +93,14 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     const stopped = new AbortController();
     // When the change the read in progress looks at first came (see `FolderWatchDebounce`): a refusal it finds has been coming since then.
     let readingChangeSince: number | undefined;
-    // Whether a file the refused text names has changed since that text was last parsed: it is then parsed again.
+    // Whether a file the refused text names (or the running text reads on load) has changed since that text was last parsed: it is then parsed again.
     let namedFilesChanged = false;
+    // The files the running text reads only when it loads (`filesReadOnLoad`) and the digest of their contents when it was last parsed.
+    let running: { readonly files: readonly string[]; readonly fingerprint: string } | undefined;
+    // The reason the running text, parsed again for a change of its files, was last refused: reported once.
+    let rereadRefused: string | undefined;
+    // When the running text was first refused with its changed files, until they are taken or the refusal reported (see `maxWaitMs`).
+    let rereadRefusedSince: number | undefined;
     // The folders of the files the last refused text names, watched while it is refused (see `watchNamedFiles`).
     const namedFiles = new FilesFolderWatch(
       () => {
@@ -103,11 +115,12 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     );
     /**
      * Watches the files `text` names when it would parse but for them (`filesNamedBy`), else none: the refusal may
-     * then end with no save of the configuration file (a key put right, a CA bundle copied in). Undefined: none.
+     * then end with no save of the configuration file (a key put right, a CA bundle copied in). Undefined: those
+     * the running text reads on load (`running`), renewed on disk while it runs.
      */
     const watchNamedFiles = (text: string | undefined) => {
       // None for a text refused for its own content: only a new save can change that.
-      const paths = (text === undefined ? undefined : filesOfRefusal(path, text)) ?? [];
+      const paths = text === undefined ? (running?.files ?? []) : (filesOfRefusal(path, text) ?? []);
       if (paths.length === 0) namedFilesChanged = false;
       namedFiles.watchFiles(paths);
     };
@@ -179,7 +192,9 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // A refused text (this same save) whose named files changed is parsed again, and reported only if taken:
       // its refusal was reported already.
       const retry = namedFilesChanged && text === last && refusedSave === save;
-      if (!retry && text === last && (refusedSave === undefined || refusedSave === save)) {
+      // The running text whose files (`running`) changed on disk: parsed again, to apply them.
+      const reread = namedFilesChanged && text === last && refusedSave === undefined && running !== undefined;
+      if (!retry && !reread && text === last && (refusedSave === undefined || refusedSave === save)) {
         // Back to the running text before a refusal was reported (an edit undone): that refusal waits for no file.
         if (refusedSave === undefined) watchNamedFiles(undefined);
         return settled();
@@ -197,16 +212,33 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         settled();
         last = text;
         refusedSave = undefined;
+        const files = filesReadOnLoad(path, text);
+        running = { files, fingerprint: filesFingerprint(files) };
         watchNamedFiles(undefined);
         return;
       }
       // This parse reads the named files as they are now; a change from here on is seen by their watch.
       namedFilesChanged = false;
+      // The contents of the files it reads on load before it reads them: a change during the parse shows as a difference afterwards.
+      const files = filesReadOnLoad(path, text);
+      const fingerprint = filesFingerprint(files);
+      if (reread && fingerprint === running!.fingerprint) {
+        // Events that changed no content (a touch, a file written again the same): nothing to apply.
+        rereadRefused = undefined;
+        return settled();
+      }
       const { result, waited } = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
       // Unsubscribed while a certificate pair the text names settled.
       if (reads.closed) return;
+      if (result.ok) running = { files, fingerprint };
       // Watched from the refusal on, before it is reported: a file put right while the refusal settles is seen too.
-      watchNamedFiles(result.ok ? undefined : text);
+      // The running text refused with its files as they are now keeps them watched: their next change is read again.
+      watchNamedFiles(result.ok || reread ? undefined : text);
+      // Changed between the reading of the fingerprint and the start of the watch: read again.
+      if (result.ok && filesFingerprint(files) !== fingerprint) {
+        namedFilesChanged = true;
+        reads.schedule(0);
+      }
       // Saved again while a certificate pair the text names settled: the save's event has queued the next read, which
       // judges the newer text; applied now, the older one would take effect (listeners rebound…) just before it.
       if (waited && (await currentSave(path)) !== save) {
@@ -218,6 +250,25 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       if (!result.ok) {
         // Still refused after a change of its files: reported already, and its files are still watched.
         if (retry) return;
+        if (reread) {
+          // A client pair renewed one file at a time can be read half-way (a new certificate, the old key): reported only
+          // once the files have stayed as read for `settleMs`, or kept changing for `maxWaitMs`; a change meanwhile is read again.
+          rereadRefusedSince ??= Date.now();
+          await delay(settleMs, undefined, { signal: stopped.signal }).catch(() => undefined);
+          if (reads.closed) return;
+          if (filesFingerprint(files) !== fingerprint && Date.now() - rereadRefusedSince < maxWaitMs) {
+            namedFilesChanged = true;
+            reads.schedule(0);
+            return;
+          }
+          rereadRefusedSince = undefined;
+          // The running configuration stays, with its files as they were read; reported once per reason.
+          if (rereadRefused === result.error.message) return;
+          rereadRefused = result.error.message;
+          log.warn({ files, reason: result.error.message }, 'a file the running configuration names has changed and the configuration is refused with it; the running configuration stays (with the files as they were read)');
+          subscriber.next(result);
+          return;
+        }
         settle(readingKey(reading), result, () => {
           last = text;
           refusedSave = save;
@@ -225,6 +276,9 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         return;
       }
       if (retry) log.info('the refused configuration is taken: a file it names has changed since its refusal');
+      if (reread) log.info({ files }, 'a file the configuration names has changed: the configuration is read again with it and applied (its text is unchanged)');
+      rereadRefused = undefined;
+      rereadRefusedSince = undefined;
       settled();
       last = text;
       refusedSave = undefined;
