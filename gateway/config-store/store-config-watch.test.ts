@@ -144,6 +144,30 @@ describe('watchConfigWithStore', () => {
     expect(paths()).toEqual(['/file']);
   });
 
+  it('writes the last good value of an object whose new value is refused to the snapshot, so that a restart from it keeps serving it', async () => {
+    const store = scripted();
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('1', { stored: { path: '/stored', service: 's' } }));
+    await store.list(store.listing('2', { stored: { path: 'no-slash', service: 's' }, other: { path: '/other', service: 's' } }));
+    const written = await waitFor(
+      async () => {
+        const text = await readFile(store.snapshot, 'utf8').catch(() => '');
+        const content = text === '' ? undefined : (JSON.parse(text) as { revision: string; entries: Record<string, string> });
+        return content?.revision === '2' ? content : undefined;
+      },
+      { timeoutMs: 5_000, message: 'the snapshot of revision 2' },
+    );
+    expect(JSON.parse(written.entries[`/sb${count}/routes/stored`]!)).toEqual({ path: '/stored', service: 's' });
+    expect(JSON.parse(written.entries[`/sb${count}/routes/other`]!)).toEqual({ path: '/other', service: 's' });
+    // A gateway started from that snapshot (the store unreachable) serves the route as it was.
+    const restarted = scripted();
+    await writeStoreSnapshot(restarted.snapshot, restarted.url, { revision: written.revision, receivedAt: Date.now(), entries: new Map(Object.entries(written.entries).map(([key, value]) => [key.replace(`/sb${count - 1}/`, `/sb${count}/`), value])) });
+    restarted.file$.next(fileResult(restarted.path, restarted.text));
+    await until(() => restarted.results.length > 0);
+    const last = restarted.results.at(-1);
+    expect(last?.ok && last.config.routes.map((route) => route.path)).toEqual(['/file', '/other', '/stored']);
+  });
+
   it('starts from the snapshot when the store does not answer in time, then catches up', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));

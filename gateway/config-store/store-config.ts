@@ -36,7 +36,7 @@ const MAX_ATTRIBUTION_ROUNDS = 8;
  * applies it (and sends it to workers) exactly as a file reload. At start it waits up to
  * `configStore.timeout` for the store, then starts from the last-known-good snapshot (or the file
  * alone when there is none) and catches up when the store answers. Each listing applied from the
- * store is written to the snapshot file. The store's location is read once, at start.
+ * store is written to the snapshot file as applied (a refused new value's last good value in its place). The store's location is read once, at start.
  * While the last composition refused store objects (or the merged document) for files they name
  * (`mergeWithStore`'s `waitingFor`: a certificate pair, a CA bundle, a JWT key missing or bad), the
  * folders of those files are watched (`FilesFolderWatch`), and a change there composes again:
@@ -145,7 +145,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (fresh && listing.origin === 'store') {
         const target = settings.snapshotPath ?? defaultSnapshotPath(path);
         const url = settings.url;
-        writes = writes.then(() => writeStoreSnapshot(target, url, current)).catch((error: unknown) => log.warn({ path: target, err: errorMessage(error) }, 'cannot write the config store snapshot'));
+        // What is in force: a refused new value's last good one, so that a restart from the snapshot keeps serving it.
+        writes = writes.then(() => writeStoreSnapshot(target, url, applied)).catch((error: unknown) => log.warn({ path: target, err: errorMessage(error) }, 'cannot write the config store snapshot'));
       }
     };
 
