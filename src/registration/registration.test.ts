@@ -1,5 +1,5 @@
 import { firstValueFrom, filter } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { componentLogger } from '../logger.ts';
@@ -163,6 +163,32 @@ describe('Registration.mayHoldEntry', () => {
     expect(registration.removals).toBe(tried + 1);
     expect(registration.mayHoldEntry()).toBe(false);
     await registration.close();
+  });
+
+  describe('on a fake clock', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('ends the retries of a failed removal on close(), leaving no timer armed and no attempt after it', async () => {
+      vi.useFakeTimers();
+      const registration = new FailingRemovals();
+      registration.register(INSTANCE);
+      await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+      registration.removalsFail = true;
+      const deregistered = registration.deregister(100);
+      await vi.advanceTimersByTimeAsync(100);
+      await deregistered;
+      // Retried while the bound ran: a backoff timer waits for the next attempt.
+      expect(registration.removals).toBeGreaterThan(1);
+      expect(vi.getTimerCount()).toBeGreaterThan(0);
+      await registration.close();
+      const tried = registration.removals;
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(registration.removals).toBe(tried);
+      expect(registration.currentState()).toBe('closed');
+    });
   });
 });
 

@@ -214,15 +214,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
           this.setState('retrying', error);
           continue;
         }
-        const delayMs = backoffDelay(this.attempt++, this.backoff);
         this.setState('retrying', error);
-        this.log.debug({ err: errorMessage(error), delayMs }, 'registration attempt failed');
-        await new Promise<void>((resolve) => {
-          this.wakeRetry = resolve;
-          this.retryTimer = setTimeout(resolve, delayMs);
-        });
-        this.wakeRetry = undefined;
-        this.again = true;
+        await this.backOff(error, 'registration attempt failed');
       }
     } while (this.again);
   }
@@ -255,15 +248,20 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       const queued = this.pendingRemoval as PendingRemoval | undefined;
       if (queued) void queued.removed.then((outcome) => removal.settle(outcome));
       else this.pendingRemoval = removal;
-      const delayMs = backoffDelay(this.attempt++, this.backoff);
-      this.log.debug({ err: errorMessage(error), delayMs }, 'removal attempt failed');
-      await new Promise<void>((resolve) => {
-        this.wakeRetry = resolve;
-        this.retryTimer = setTimeout(resolve, delayMs);
-      });
-      this.wakeRetry = undefined;
-      this.again = true;
+      await this.backOff(error, 'removal attempt failed');
     }
+  }
+
+  /** Waits the next backoff delay after a failed attempt (cut short by `cancelRetry()` or a `reconcile()`), then asks the loop for another pass. */
+  private async backOff(error: unknown, what: string): Promise<void> {
+    const delayMs = backoffDelay(this.attempt++, this.backoff);
+    this.log.debug({ err: errorMessage(error), delayMs }, what);
+    await new Promise<void>((resolve) => {
+      this.wakeRetry = resolve;
+      this.retryTimer = setTimeout(resolve, delayMs);
+    });
+    this.wakeRetry = undefined;
+    this.again = true;
   }
 
   private cancelRetry(): void {
