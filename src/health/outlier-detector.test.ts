@@ -160,6 +160,32 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it.each([
+    { maxEjectionPercent: 10, resumed: false },
+    { maxEjectionPercent: 100, resumed: true },
+  ])('resumes the ejection of a member that comes back only within maxEjectionPercent ($maxEjectionPercent %), and keeps its count either way', async ({ maxEjectionPercent, resumed }) => {
+    const target = detector({ maxEjectionPercent });
+    const [away, other] = members(2) as [string, string];
+    feed(target, away, FAIL, FAIL, FAIL);
+    const until = target.ejectedUntil(away);
+    // Away, out of the count: the first ejection among those left is always allowed.
+    target.setMembers(members(10).slice(1));
+    feed(target, other, FAIL, FAIL, FAIL);
+    expect(target.isEjected(other)).toBe(true);
+    await vi.advanceTimersByTimeAsync(100);
+    target.setMembers(members(10));
+    // Two of ten would be 20 %: over a 10 % cap the member comes back in service.
+    expect(target.isEjected(away)).toBe(resumed);
+    expect(target.ejectedUntil(away)).toBe(resumed ? until : undefined);
+    expect(target.isEjected(other)).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([target.isEjected(away), target.isEjected(other)]).toEqual([false, false]);
+    // Its one past ejection still counts: the next is twice the base.
+    feed(target, away, FAIL, FAIL, FAIL);
+    expect(target.ejectedUntil(away)).toBe(Date.now() + 2_000);
+    target.close();
+  });
+
   it('cancels the return timer of an ejected member that left when closed', () => {
     const target = detector();
     feed(target, members(1)[0]!, FAIL, FAIL, FAIL);

@@ -101,13 +101,14 @@ export class OutlierDetector {
       if (tracker.timer !== undefined) this.parked.set(address, tracker);
     }
     const resumed: string[] = [];
+    const returning: [string, Tracker][] = [];
     for (const address of wanted) {
       if (this.trackers.has(address)) continue;
       const parked = this.parked.get(address);
       if (parked) {
         this.parked.delete(address);
         this.trackers.set(address, parked);
-        resumed.push(address);
+        returning.push([address, parked]);
         continue;
       }
       const tracker: Tracker = { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 };
@@ -125,9 +126,21 @@ export class OutlierDetector {
     // Only the endpoints of the set in force at the replacement: one that comes back later starts afresh.
     this.carried = new Map();
     const current = this.ejected.getValue();
-    if (resumed.length > 0 || [...current].some((address) => !wanted.has(address))) {
-      this.ejected.next(new Set([...[...current].filter((address) => wanted.has(address)), ...resumed]));
+    const kept = new Set([...[...current].filter((address) => wanted.has(address)), ...resumed]);
+    // One that comes back serves the rest of its ejection within maxEjectionPercent, as an ejection
+    // would be decided now (others were ejected while it was away); beyond it, it is back in service.
+    for (const [address, tracker] of returning) {
+      if (this.withinEjectionCap(kept.size)) {
+        kept.add(address);
+        continue;
+      }
+      clearTimeout(tracker.timer);
+      tracker.timer = undefined;
+      tracker.consecutive = 0;
+      tracker.returnedAt = this.now();
+      this.log.info({ address }, 'ejected endpoint came back to the members; back in service, as the ejection would exceed maxEjectionPercent');
     }
+    if (kept.size !== current.size || [...current].some((address) => !kept.has(address))) this.ejected.next(kept);
   }
 
   /** Counts one outcome of traffic to `address`; ignored for non-members and while it is ejected. */
@@ -165,8 +178,7 @@ export class OutlierDetector {
 
   private eject(address: string, tracker: Tracker): void {
     const current = this.ejected.getValue();
-    const { maxEjectionPercent } = this.settings;
-    if (current.size > 0 && (current.size + 1) * 100 > maxEjectionPercent * this.trackers.size) {
+    if (!this.withinEjectionCap(current.size)) {
       outlierEjectionsSkippedTotal.inc({ service: this.service });
       return;
     }
@@ -184,6 +196,11 @@ export class OutlierDetector {
     outlierEjectionsTotal.inc({ service: this.service });
     this.log.warn({ address, durationMs, timesEjected: tracker.timesEjected, consecutive: tracker.consecutive }, 'endpoint ejected');
     this.ejected.next(new Set([...current, address]));
+  }
+
+  /** Whether one more may be ejected while `ejectedCount` members are: within `maxEjectionPercent`, or the first. */
+  private withinEjectionCap(ejectedCount: number): boolean {
+    return ejectedCount === 0 || (ejectedCount + 1) * 100 <= this.settings.maxEjectionPercent * this.trackers.size;
   }
 
   private restore(address: string, tracker: Tracker): void {
