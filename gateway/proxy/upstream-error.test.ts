@@ -38,6 +38,8 @@ describe('classifyUpstreamError', () => {
     { error: coded('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'), started: false, expected: 'upstream-tls', status: 502 },
     { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') }), started: false, expected: 'upstream-tls', status: 502 },
     { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED') }), started: false, expected: 'upstream-tls', status: 502 },
+    // The TLS session broke in the middle of the response: no handshake failure, and the request had reached the upstream.
+    { error: Object.assign(coded('UND_ERR_SOCKET'), { cause: coded('ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC') }), started: true, expected: 'reset-after-headers', status: 502 },
     // node:http2
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_REFUSED_STREAM' }), started: false, expected: 'connect-refused', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: false, expected: 'reset-before-headers', status: 502 },

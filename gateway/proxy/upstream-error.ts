@@ -109,7 +109,9 @@ export function upstreamErrorCode(error: unknown): unknown {
  */
 export function classifyUpstreamError(error: unknown, responseStarted: boolean): GatewayErrorClass {
   const effective = upstreamErrorCode(error);
-  if (typeof effective === 'string' && isUpstreamTlsCode(effective)) return 'upstream-tls';
+  // Once the response started, the TLS session broke in the middle of it (a bad record, an alert):
+  // a reset after headers. upstream-tls says that nothing of the request reached the upstream.
+  if (typeof effective === 'string' && isUpstreamTlsCode(effective)) return responseStarted ? 'reset-after-headers' : 'upstream-tls';
   // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
   if (isGatewayResourceCode(effective)) return 'internal';
   switch (effective) {
