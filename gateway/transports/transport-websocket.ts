@@ -7,6 +7,7 @@ import type { GatewayContext } from '../context.ts';
 import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { upstreamRequestHeaders } from '../proxy/hop-by-hop.ts';
 import { spliceSockets } from '../proxy/socket-splice.ts';
+import type { CounterCell } from '../telemetry/index.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { Http1Attempt } from './transport-http1-attempt.ts';
 
@@ -133,5 +134,14 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   }
   client.write(`${head}\r\n`);
   context.outcome.status = status;
-  spliceSockets(client, upstream, idleTimeoutMs, { closed });
+  // The response ends with its tunnel: its socket left it, so Node never closes it. The access log
+  // waits for that 'close' (as nginx and Envoy, it writes a WebSocket's line once it has closed,
+  // with the tunnel's life and the bytes the upstream sent through it).
+  const sent: CounterCell = { value: 0 };
+  const tunnelClosed = () => {
+    context.outcome.bytesOut += sent.value;
+    closed();
+    response.emit('close');
+  };
+  spliceSockets(client, upstream, idleTimeoutMs, { closed: tunnelClosed, bytesOut: sent });
 }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -448,6 +449,29 @@ routes:
     await waitFor(() => side.closed !== undefined, { timeoutMs: 3_000, message: "the upstream's side to close" });
     expect(side.closed!.code).toBe(1006);
     expect(await counts()).toEqual({ requests: before.requests + 1, errors: before.errors });
+  });
+
+  /** The access log lines (the gateway's stdout, in its log file with stderr) whose path is `path`. */
+  const accessLinesOf = async (path: string) =>
+    (await readFile(gateway.process.logFile, 'utf8'))
+      .split('\n')
+      .filter((line) => line.startsWith('{"level":30,"time":"') && line.includes(`"path":"${path}"`))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('writes one access log line per tunnel once it has closed: status 101, the bytes the upstream sent through it, not aborted', async () => {
+    const { socket } = await openThrough(`ws://127.0.0.1:${gateway.port}/logged?n=1`);
+    // Echoed: 200 bytes of payload in one unmasked frame from the server (4 bytes of header: a 16-bit length).
+    socket.send('x'.repeat(200));
+    await new Promise((resolve) => socket.once('message', resolve));
+    expect(await accessLinesOf('/logged?n=1')).toEqual([]);
+    socket.close(1000, 'done');
+    await waitFor(async () => (await accessLinesOf('/logged?n=1')).length > 0, { timeoutMs: 5_000, message: "the tunnel's access log line" });
+    const lines = await accessLinesOf('/logged?n=1');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: 'GET', status: 101, upstream: expect.any(String), attempts: 1, service: 'ws' });
+    expect(lines[0]).not.toHaveProperty('aborted');
+    // The 200-byte echo (204 bytes framed) and the server's close frame (2 + 2 + 4 bytes): nothing of the 101's head.
+    expect(lines[0]!.bytes).toBe(204 + 8);
   });
 
   it("closes the client's side at once when the upstream's socket vanishes", async () => {

@@ -80,8 +80,9 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
     line += `,"grpcStatus":${outcome.grpcStatus}`;
   }
   // end() not called: the client went away or the connection broke before the answer was complete
-  // (not a listener's own answer in the request's place, which was whole).
-  if (!response.writableEnded && (response as AnsweredResponse)[LISTENER_ANSWER] === undefined) line += ',"aborted":true';
+  // (not a listener's own answer in the request's place, which was whole, nor a WebSocket's 101,
+  // whose answer was whole once sent and whose line is written when its tunnel closes).
+  if (!response.writableEnded && status !== 101 && (response as AnsweredResponse)[LISTENER_ANSWER] === undefined) line += ',"aborted":true';
   return `${line}}\n`;
 }
 
