@@ -596,6 +596,34 @@ describe('watchConfig', () => {
       expect(results.map((result) => result.ok)).toEqual([true, true, false, true]);
       expect(clientCert(results[3])).not.toBe(clientCert(results[1]));
     });
+
+    it('applies a change of its files made while a newer text was read, once that edit is undone before its refusal was reported', async () => {
+      const keys = join(folder, 'keys');
+      await Promise.all([mkdir(keys), mkdir(join(folder, 'staging'))]);
+      const first = await makeCertificate(keys, 'ca', { key: 'ec', names: ['ca.test'] });
+      const caOf = (result: ConfigResult | undefined) => (result?.ok ? result.config.services.get('api')?.tls.files?.ca?.sha256 : 'refused');
+      const text = 'listen: 7000\nservices:\n  api:\n    protocol: https\n    tls: { caFile: keys/ca.pem }\n';
+      await writeFile(path, text);
+      const held: string[] = [];
+      const log = pino({ level: 'debug' }, { write: (line: string) => void held.push((JSON.parse(line) as { msg: string }).msg) });
+      // Settle and maximum wait far beyond the steps below: the newer text's refusal is still held (not reported) when it is undone.
+      subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: 20_000, maxWaitMs: 40_000, log }).subscribe((result) => results.push(result));
+      await waitFor(() => results.length >= 1);
+      const taken = caOf(results[0]);
+      expect(taken).toEqual(expect.any(String));
+
+      // A newer text refused for its own content: read, its refusal held while it settles; the running text's files are not watched meanwhile.
+      await writeFile(path, `${text}listn: typo\n`);
+      await waitFor(() => held.some((msg) => msg.startsWith('the configuration is refused; reported if the file stays so')));
+      const renewed = await makeCertificate(join(folder, 'staging'), 'ca', { key: 'ec', names: ['ca.test'] });
+      await rename(renewed.certFile, first.certFile);
+      // The edit undone: the running text again, with the CA bundle as it is now.
+      await writeFile(path, text);
+      await waitFor(() => results.length >= 2);
+      expect(results.map((result) => result.ok)).toEqual([true, true]);
+      expect((results[1] as Extract<ConfigResult, { ok: true }>).text).toBe(text);
+      expect(caOf(results[1])).not.toBe(taken);
+    });
   });
 });
 

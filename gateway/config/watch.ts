@@ -192,8 +192,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // A refused text (this same save) whose named files changed is parsed again, and reported only if taken:
       // its refusal was reported already.
       const retry = namedFilesChanged && text === last && refusedSave === save;
-      // The running text whose files (`running`) changed on disk: parsed again, to apply them.
-      const reread = namedFilesChanged && text === last && refusedSave === undefined && running !== undefined;
+      // The running text whose files (`running`) changed on disk: parsed again, to apply them. Their contents are compared
+      // too when no event of theirs came: a change made while a newer text was read (whose files were watched instead) is
+      // applied when that edit is undone, not lost until their next change.
+      const reread = text === last && refusedSave === undefined && running !== undefined && (namedFilesChanged || filesFingerprint(running.files) !== running.fingerprint);
       if (!retry && !reread && text === last && (refusedSave === undefined || refusedSave === save)) {
         // Back to the running text before a refusal was reported (an edit undone): that refusal waits for no file.
         if (refusedSave === undefined) watchNamedFiles(undefined);
