@@ -156,6 +156,8 @@ describe('retries prefer an instance not tried yet in the request', () => {
       const results = await Promise.all(Array.from({ length: 32 }, (_, index) => sendTestRequest(port, '/', { headers: { 'x-user': `user-${index}` } })));
       expect(results.map((result) => `${result.status} ${result.body.toString('utf8')}`)).toEqual(Array.from({ length: 32 }, () => '200 live'));
       // The control: the refusing instance was picked first at least once, so the retry was exercised.
+      // Each count is pushed once proxy() has settled, which may come after its client has the answer.
+      await waitFor(() => attempts.length === 32, { message: 'every request to settle in the proxy' });
       expect(attempts.filter((count) => count === 2).length).toBeGreaterThan(0);
     } finally {
       balancer.close();
