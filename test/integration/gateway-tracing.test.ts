@@ -161,6 +161,36 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
     expect(spansOf(b3Trace).find((span) => span.kind === SERVER)!.parentSpanId).toBe(CLIENT_SPAN);
   });
 
+  it('continues a B3 multi-header trace in that encoding, and follows a B3 sampling decision sent without trace ids', async () => {
+    const multiTrace = '5bf92f3577b34da6a3ce929d0e0e4737';
+    const viaMulti = await throughGateway(gateway, '/api/users/b3-multi', { 'X-B3-TraceId': multiTrace, 'X-B3-SpanId': CLIENT_SPAN, 'X-B3-ParentSpanId': 'aaaaaaaaaaaaaaaa', 'X-B3-Sampled': '1' });
+    expect(viaMulti.traceparent!.split('-')[1]).toBe(multiTrace);
+    expect(viaMulti['x-b3-traceid']).toBe(multiTrace);
+    expect(viaMulti['x-b3-sampled']).toBe('1');
+    expect(viaMulti.b3).toBeUndefined();
+    await waitFor(() => spansOf(multiTrace).length >= 2, { timeoutMs: 10_000, message: 'the B3 multi-header trace at the receiver' });
+    const server = spansOf(multiTrace).find((span) => span.kind === SERVER)!;
+    const attempt = spansOf(multiTrace).find((span) => span.kind === CLIENT)!;
+    expect(server.parentSpanId).toBe(CLIENT_SPAN);
+    expect(viaMulti['x-b3-spanid']).toBe(attempt.spanId);
+    expect(viaMulti['x-b3-parentspanid']).toBe(server.spanId);
+
+    // `b3: 0` and `X-B3-Sampled: 0` alone say "do not trace": the gateway starts a new trace
+    // (sampleRatio is 1 here), unsampled, and records nothing of it; `b3: 1` alone is traced.
+    const denied = [await throughGateway(gateway, '/api/users/b3-deny', { b3: '0' }), await throughGateway(gateway, '/api/users/b3-deny-multi', { 'X-B3-Sampled': '0' })];
+    for (const headers of denied) {
+      expect(headers.traceparent!.split('-')[3]).toBe('00');
+    }
+    expect(denied[0]!.b3!.endsWith('-0')).toBe(true);
+    expect(denied[1]!['x-b3-sampled']).toBe('0');
+    const accepted = await throughGateway(gateway, '/api/users/b3-accept', { b3: '1' });
+    const acceptedTrace = accepted.traceparent!.split('-')[1]!;
+    expect(accepted.traceparent!.split('-')[3]).toBe('01');
+    await waitFor(() => spansOf(acceptedTrace).length >= 2, { timeoutMs: 10_000, message: 'the accepted trace at the receiver' });
+    // Sent before the accepted one, so exported no later: none of the denied traces was recorded.
+    for (const headers of denied) expect(spansOf(headers.traceparent!.split('-')[1]!)).toEqual([]);
+  });
+
   it('gives each attempt its own span, with the upstream error class on the failed one and the count on the request', async () => {
     // Weighted round-robin over a dead and a live instance (no health checks): at least one of two
     // requests tries the dead instance first and is retried on the live one (both may, as the

@@ -8,7 +8,7 @@ import type { GatewayContext } from '../../context.ts';
 /** Starts the trace of each request; one per data plane (per worker with `workers`), each exporting its own spans. */
 export interface RequestTracer {
   readonly settings: TracingSettings;
-  /** Starts the server span of `context`'s request, continuing the client's trace (`traceparent`, else `b3`) when it sent one. */
+  /** Starts the server span of `context`'s request, continuing the client's trace (`traceparent`, else B3: `b3` or `X-B3-*`) when it sent one. */
   start(context: GatewayContext): RequestTrace;
   /** Exports what is queued (bounded by `timeoutMs`) and stops; spans started later are not exported. */
   shutdown(timeoutMs: number): Promise<void>;
@@ -21,7 +21,7 @@ export interface RequestTrace {
   /**
    * Starts the child span of upstream attempt `number` on `instance` and writes the propagation
    * headers of that span into `headers` (the upstream request's): `traceparent` and `tracestate`,
-   * and `b3` when the client sent `b3`.
+   * and B3 in the encoding the client used when it spoke B3.
    */
   attempt(number: number, instance: Instance, address: string, headers: IncomingHttpHeaders): AttemptTrace;
   /** Ends the server span with what the request came to (route, service, instance, attempts, status, error class). */

@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { createContextKey, defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler, TracerProvider, type Sampler } from '@opentelemetry/sdk-trace';
 import type { Instance } from '../../../src/discovery/instance.ts';
 import type { TracingSettings } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
@@ -14,7 +14,15 @@ import type { AttemptTrace, RequestTrace, RequestTracer } from './index.ts';
 import { CountedExport } from './tracing-export.ts';
 
 const W3C = new W3CTraceContextPropagator();
-const B3 = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+/** Both extract either B3 encoding; the upstream gets the one its client used. */
+const B3_SINGLE = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+const B3_MULTI = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+/**
+ * A B3 sampling decision sent without trace ids (`b3: 0`, `X-B3-Sampled: 1`…): B3 lets a client
+ * say "do not trace this" (or "trace this") without starting a trace itself. The new trace the
+ * gateway starts follows it instead of `sampleRatio`.
+ */
+const B3_DECISION = createContextKey('switchboard B3 sampling decision');
 /** The tracer's own name (instrumentation scope). */
 const SCOPE = 'switchboard-gateway';
 
@@ -40,7 +48,7 @@ export function createRequestTracer(settings: TracingSettings): RequestTracer {
   );
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+    sampler: new ParentBasedSampler({ root: new B3DecisionSampler(new TraceIdRatioBasedSampler(settings.sampleRatio)) }),
     spanProcessors: [processor],
   });
   const tracer = provider.getTracer(SCOPE);
@@ -56,20 +64,59 @@ export function createRequestTracer(settings: TracingSettings): RequestTracer {
   };
 }
 
+/** The root sampler: a client's B3 decision-only header where there is one, else the ratio. */
+class B3DecisionSampler implements Sampler {
+  constructor(private readonly ratio: Sampler) {}
+
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
+    const decision = args[0].getValue(B3_DECISION);
+    if (decision === undefined) return this.ratio.shouldSample(...args);
+    return { decision: decision === true ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
+  }
+
+  toString(): string {
+    return `B3DecisionSampler{${this.ratio.toString()}}`;
+  }
+}
+
+/** How a client without `traceparent` spoke B3, if it did: `b3`, or the `X-B3-*` headers. */
+function b3EncodingOf(headers: IncomingHttpHeaders): 'single' | 'multi' | undefined {
+  if (headers.traceparent !== undefined) return undefined;
+  if (headers.b3 !== undefined) return 'single';
+  if (headers['x-b3-traceid'] !== undefined || headers['x-b3-sampled'] !== undefined || headers['x-b3-flags'] !== undefined) return 'multi';
+  return undefined;
+}
+
+/** The sampling decision of a B3 header that carries no trace ids (B3 allows `b3: 0|1|d` and `X-B3-Sampled`/`X-B3-Flags` alone), if any. */
+function b3DecisionOf(headers: IncomingHttpHeaders, encoding: 'single' | 'multi'): boolean | undefined {
+  const first = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value)?.trim();
+  if (encoding === 'single') {
+    const value = first(headers.b3);
+    return value === '0' ? false : value === '1' || value === 'd' ? true : undefined;
+  }
+  if (first(headers['x-b3-flags']) === '1') return true;
+  const sampled = first(headers['x-b3-sampled'])?.toLowerCase();
+  return sampled === '1' || sampled === 'true' ? true : sampled === '0' || sampled === 'false' ? false : undefined;
+}
+
 class RequestSpan implements RequestTrace {
   readonly traceId: string;
   private readonly span: Span;
   private readonly parent: Context;
-  /** The client spoke B3 (and not W3C): the upstream gets `b3` too, so a B3-only service continues the trace. */
-  private readonly b3: boolean;
+  /** The client spoke B3 (and not W3C): the upstream gets B3 in the same encoding too, so a B3-only service continues the trace. */
+  private readonly b3: 'single' | 'multi' | undefined;
 
   constructor(
     private readonly tracer: Tracer,
     context: GatewayContext,
   ) {
     const headers = context.request.headers;
-    this.b3 = headers.traceparent === undefined && headers.b3 !== undefined;
-    const incoming = this.b3 ? B3.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    const b3 = (this.b3 = b3EncodingOf(headers));
+    let incoming = b3 ? B3_SINGLE.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    if (b3 && trace.getSpanContext(incoming) === undefined) {
+      const decision = b3DecisionOf(headers, b3);
+      if (decision !== undefined) incoming = incoming.setValue(B3_DECISION, decision);
+    }
     const method = context.request.method ?? 'GET';
     // Attributes only on recording spans: an unsampled request (most of them at a low ratio) builds none.
     this.span = tracer.startSpan(method, { kind: SpanKind.SERVER }, incoming);
@@ -105,7 +152,12 @@ class RequestSpan implements RequestTrace {
     // context. Deleted only when present: a delete turns the header object into a slower dictionary.
     if (headers.tracestate !== undefined) delete headers.tracestate;
     W3C.inject(spanContext, headers, defaultTextMapSetter);
-    if (this.b3) B3.inject(spanContext, headers, defaultTextMapSetter);
+    if (this.b3 === 'single') B3_SINGLE.inject(spanContext, headers, defaultTextMapSetter);
+    else if (this.b3 === 'multi') {
+      B3_MULTI.inject(spanContext, headers, defaultTextMapSetter);
+      // The attempt span's parent is the server span (the client's own parent id would be stale).
+      headers['x-b3-parentspanid'] = this.span.spanContext().spanId;
+    }
     return {
       end(status, errorClass, grpcStatus) {
         if (!recording) return span.end();
