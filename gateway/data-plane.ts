@@ -6,7 +6,7 @@ import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
 import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
-import { NamedMiddlewareRegistry, refusalLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
+import { NamedMiddlewareRegistry, refusalLogStep, tcpLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
@@ -137,10 +137,14 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
   };
-  // A tcp entry point reads its settings per connection, so a reload applies to new connections.
+  // A tcp entry point reads its settings per connection, so a reload applies to new connections;
+  // each connection gets an access log line once closed, when the configuration it opened under logs.
   const tcpHandler = (initialEntryPoint: EntryPointConfig) => (socket: Socket, serverName: string | undefined) => {
     const current = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name)?.tcp ?? initialEntryPoint.tcp!;
-    return forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
+    const logLine = tcpLogStep(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});
+    const clientAddress = socket.remoteAddress;
+    const forwarded = forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
+    return logLine ? forwarded.then((record) => logLine(record, initialEntryPoint.name, clientAddress, serverName)) : forwarded;
   };
   const tcpDependencies = { pickerFor: (service: string) => balancers.pickerFor(service), observer: dependencies.observer, log };
   /** Builds the tracer of `next` and, if `next` is still the configuration by then, serves with it; the old one exports what it holds. */

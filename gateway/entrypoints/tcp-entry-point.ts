@@ -11,7 +11,7 @@ import { TlsCertificates } from './tls-store.ts';
  * Takes one accepted client connection (paused, nothing read yet; TLS already terminated when the
  * entry point has `tls`, with the client's server name) and resolves when the connection is closed.
  */
-export type TcpConnectionHandler = (socket: Socket, serverName: string | undefined) => Promise<void>;
+export type TcpConnectionHandler = (socket: Socket, serverName: string | undefined) => Promise<unknown>;
 
 /**
  * Starts a tcp entry point and resolves once it listens: every connection goes to `handle`, in

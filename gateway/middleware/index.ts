@@ -1,7 +1,7 @@
 // Built-in middleware and the chains the gateway builds from its configuration.
 import type { GatewayConfig, RouteConfig } from '../config/types.ts';
 import type { GatewayContext, Middleware } from '../context.ts';
-import { accessLog, accessLogRecorder, refusalLogRecorder, stdoutAccessLogger, type AccessLogDestination } from './access-log/index.ts';
+import { accessLog, accessLogRecorder, refusalLogRecorder, stdoutAccessLogger, tcpLogRecorder, type AccessLogDestination } from './access-log/index.ts';
 import type { ListenerRefusal } from '../entrypoints/http1-refusal.ts';
 import { forwarded, forwardingStep } from './forwarded/index.ts';
 import { headers } from './headers/index.ts';
@@ -82,6 +82,11 @@ export function globalSteps(config: GatewayConfig, options: GlobalMiddlewareOpti
  */
 export function refusalLogStep(config: GatewayConfig, options: GlobalMiddlewareOptions = {}): ((refusal: ListenerRefusal) => void) | undefined {
   return config.accessLog ? refusalLogRecorder(options.accessLogger ?? stdoutAccessLogger(), credentialQueryParams(config)) : undefined;
+}
+
+/** The access log of tcp entry points' connections under `config`, if it logs (`accessLog`). */
+export function tcpLogStep(config: GatewayConfig, options: GlobalMiddlewareOptions = {}): ReturnType<typeof tcpLogRecorder> | undefined {
+  return config.accessLog ? tcpLogRecorder(options.accessLogger ?? stdoutAccessLogger()) : undefined;
 }
 
 /** The query parameters `keyAuth` and `jwtAuth` middleware read credentials from, each once. */

@@ -8,7 +8,7 @@ import type { PickOutcome, Picker, PickResult } from '../../src/balance/picker.t
 import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { tcpErrorsTotal } from '../telemetry/tcp-metrics.ts';
-import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
+import { forwardConnection, type TcpConnectionRecord, type TcpForwardPolicy } from './tcp-forward.ts';
 import { freePort } from '../../test/harness/ports.ts';
 
 const POLICY: TcpForwardPolicy = { service: 'svc', attempts: 3, connectTimeoutMs: 2_000, idleTimeoutMs: 0, proxyProtocol: false };
@@ -52,7 +52,7 @@ async function listen(onConnection: (socket: Socket) => void, options: { allowHa
 
 /** A gateway front whose every connection is forwarded with `picker`; returns its port and the forwards' promises. */
 async function front(picker: Picker, policy: TcpForwardPolicy = POLICY, observer?: Parameters<typeof forwardConnection>[2]['observer']) {
-  const forwards: Promise<void>[] = [];
+  const forwards: Promise<TcpConnectionRecord>[] = [];
   const port = await listen((socket) => forwards.push(forwardConnection(socket, policy, { pickerFor: () => picker, log, ...(observer ? { observer } : {}) })), { allowHalfOpen: true, pauseOnConnect: true });
   return { port, forwards };
 }
@@ -80,8 +80,10 @@ describe('forwardConnection', () => {
     const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     client.end('hello');
     expect((await readAll(client)).toString()).toBe('got hello');
-    await Promise.all(forwards);
+    const [record] = await Promise.all(forwards);
     expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: true, latencyMs: expect.any(Number) } }]);
+    // What its access log line is made of.
+    expect(record).toEqual({ service: 'svc', startedAt: expect.any(Number), upstream: `127.0.0.1:${upstream}`, attempts: 1, connected: true, errorClass: undefined, bytes: 'got hello'.length, bytesReceived: 'hello'.length });
   });
 
   it('reports the connect once it opens and holds the pick while the connection is open, so least-connections counts open connections', async () => {
@@ -165,7 +167,8 @@ describe('forwardConnection', () => {
     const client = connect({ port, host: '127.0.0.1' });
     expect((await readAll(client)).toString()).toBe('served');
     client.end();
-    await Promise.all(forwards);
+    const [record] = await Promise.all(forwards);
+    expect(record).toMatchObject({ upstream: `127.0.0.1:${upstream}`, attempts: 2, connected: true, errorClass: undefined, bytes: 'served'.length, bytesReceived: 0 });
     expect(outcomes.map(({ address, outcome }) => [address, outcome.ok, outcome.errorClass])).toEqual([
       [`127.0.0.1:${refused}`, false, 'connect-refused'],
       [`127.0.0.1:${upstream}`, true, undefined],
@@ -197,10 +200,11 @@ describe('forwardConnection', () => {
   it('closes the client at once when no instance can take it, and reports it unavailable', async () => {
     const { picker } = scriptedPicker(['none']);
     const unavailable: string[] = [];
-    const { port } = await front(picker, POLICY, { attempt: () => undefined, unavailable: (_service, reason) => void unavailable.push(reason) });
+    const { port, forwards } = await front(picker, POLICY, { attempt: () => undefined, unavailable: (_service, reason) => void unavailable.push(reason) });
     const client = connect({ port, host: '127.0.0.1' });
     expect((await readAll(client)).length).toBe(0);
     expect(unavailable).toEqual(['no-healthy-instances']);
+    expect(await forwards[0]).toMatchObject({ upstream: undefined, attempts: 0, connected: false, errorClass: 'no-healthy-instances' });
   });
 
   it('gives up after the attempts of the policy and closes the client', async () => {
@@ -209,8 +213,9 @@ describe('forwardConnection', () => {
     const { port, forwards } = await front(picker, { ...POLICY, attempts: 2 });
     const client = connect({ port, host: '127.0.0.1' });
     await readAll(client).catch(() => Buffer.alloc(0));
-    await Promise.all(forwards);
+    const [record] = await Promise.all(forwards);
     expect(outcomes.filter(({ outcome }) => outcome.errorClass === 'connect-refused')).toHaveLength(2);
+    expect(record).toMatchObject({ upstream: `127.0.0.1:${refused}`, attempts: 2, connected: false, errorClass: 'connect-refused', bytes: 0 });
   });
 
   it('retries on the balancer in force when a reload replaced the first one meanwhile', async () => {
@@ -219,7 +224,7 @@ describe('forwardConnection', () => {
     const before = scriptedPicker([refusing, 'none']);
     const after = scriptedPicker([upstream]);
     let current = before.picker;
-    const forwards: Promise<void>[] = [];
+    const forwards: Promise<TcpConnectionRecord>[] = [];
     const port = await listen(
       (socket) => {
         forwards.push(forwardConnection(socket, POLICY, { pickerFor: () => current, log }));
@@ -238,7 +243,7 @@ describe('forwardConnection', () => {
   it('counts a client gone while connecting against no instance (cancelled)', async () => {
     const upstream = await listen((socket) => socket.end());
     const { picker, outcomes } = scriptedPicker([upstream]);
-    const forwards: Promise<void>[] = [];
+    const forwards: Promise<TcpConnectionRecord>[] = [];
     const port = await listen(
       (socket) => {
         forwards.push(forwardConnection(socket, POLICY, { pickerFor: () => picker, log }));
@@ -249,8 +254,9 @@ describe('forwardConnection', () => {
     );
     connect({ port, host: '127.0.0.1' }).on('error', () => undefined);
     await expect.poll(() => forwards.length).toBe(1);
-    await Promise.all(forwards);
+    const [record] = await Promise.all(forwards);
     expect(outcomes).toEqual([{ address: `127.0.0.1:${upstream}`, outcome: { ok: false, latencyMs: 0, errorClass: 'cancelled' } }]);
+    expect(record).toMatchObject({ attempts: 1, connected: false, errorClass: 'cancelled' });
   });
 
   it('forwards 16 MiB each way intact through a client that reads slowly (back-pressure, no loss)', async () => {
@@ -296,11 +302,12 @@ describe('forwardConnection', () => {
     const startedAt = performance.now();
     const client = connect({ port, host: '127.0.0.1' });
     await readAll(client);
-    await Promise.all(forwards);
+    const [record] = await Promise.all(forwards);
     // Closed by the idle timer, not at once: no earlier than the timeout (timers never fire early
     // by more than a millisecond), and counted as an idle timeout.
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(190);
     expect(idleTimeouts.value).toBe(before + 1);
+    expect(record).toMatchObject({ connected: true, errorClass: 'idle-timeout' });
     expect(outcomes).toHaveLength(1);
   });
 });

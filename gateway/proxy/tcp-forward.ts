@@ -29,6 +29,30 @@ export interface TcpForwardDependencies {
   readonly log: Logger;
 }
 
+/** What became of one client connection, for its access log line; final once `forwardConnection` resolves. */
+export interface TcpConnectionRecord {
+  readonly service: string;
+  /** `performance.now()` when the connection was taken. */
+  readonly startedAt: number;
+  /** The last instance tried, if any. */
+  upstream: string | undefined;
+  /** Upstream connects tried (0 when no instance could take it). */
+  attempts: number;
+  /** An upstream connect opened and the sockets were joined. */
+  connected: boolean;
+  /**
+   * What ended or failed it, if anything did: the last connect's failure (`connect-refused`,
+   * `connect-timeout`, `internal`), `no-instances`/`no-healthy-instances`, `cancelled` (the client
+   * left while connecting), or, once joined, `reset-before-headers`/`reset-after-headers` (the
+   * upstream's socket failed before/after it sent a byte) and `idle-timeout`.
+   */
+  errorClass: string | undefined;
+  /** Bytes the upstream sent towards the client. */
+  bytes: number;
+  /** Bytes of the client's forwarded to the upstream (the PROXY header not counted). */
+  bytesReceived: number;
+}
+
 /** Picks to find an instance not tried yet before accepting a repeat. */
 const DISTINCT_PICK_TRIES = 4;
 
@@ -55,20 +79,22 @@ const DISTINCT_PICK_TRIES = 4;
  * direction keeps flowing), until both sides are done, either side fails (the other is then
  * destroyed) or the idle timeout passes. The connect is reported to the pick when it opens, and
  * the pick is held, and so counted by least-connections, for the connection's whole life.
- * Resolves when every socket it made or took is closed.
+ * Resolves, with what became of the connection, when every socket it made or took is closed.
  */
-export function forwardConnection(client: Socket, policy: TcpForwardPolicy, dependencies: TcpForwardDependencies): Promise<void> {
+export function forwardConnection(client: Socket, policy: TcpForwardPolicy, dependencies: TcpForwardDependencies): Promise<TcpConnectionRecord> {
   const { service } = policy;
   const cells = tcpServiceCells(service);
   cells.connections.value += 1;
+  const record: TcpConnectionRecord = { service, startedAt: performance.now(), upstream: undefined, attempts: 0, connected: false, errorClass: undefined, bytes: 0, bytesReceived: 0 };
   let finish!: () => void;
-  const closed = new Promise<void>((resolve) => (finish = resolve));
+  const closed = new Promise<TcpConnectionRecord>((resolve) => (finish = () => resolve(record)));
   let piping = false;
   client.once('close', () => piping || finish());
   // Errors surface as 'close' with hadError; without a listener a client reset would crash the process.
   client.on('error', () => undefined);
   const picker = dependencies.pickerFor(service);
   if (!picker) {
+    record.errorClass = 'no-instances';
     unavailable(client, cells, dependencies, service, 'no-instances');
     return closed;
   }
@@ -84,10 +110,13 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
     // A retry picks from the balancer in force (a reload may have replaced or closed the first one), as HTTP retries do.
     const pick = distinctPick(number === 1 ? picker : (dependencies.pickerFor(service) ?? picker), clientIp, tried);
     if (pick.kind === 'none') {
-      if (lastError === undefined) return unavailable(client, cells, dependencies, service, pick.reason);
-      return void client.destroy();
+      if (lastError !== undefined) return void client.destroy();
+      record.errorClass = pick.reason;
+      return unavailable(client, cells, dependencies, service, pick.reason);
     }
     tried.push(pick.address);
+    record.upstream = pick.address;
+    record.attempts = number;
     const startedAt = performance.now();
     const upstream = connect({ host: pick.instance.host, port: pick.instance.port, allowHalfOpen: true, noDelay: true });
     upstream.on('error', () => undefined);
@@ -105,7 +134,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       // Unsent (the gateway's own failure): no attempt of the instance's, as over HTTP; the service still counts it.
       if (!isNotUpstreamFault(errorClass)) dependencies.observer?.attempt(service, pick.address, errorClass);
       cells.error(errorClass);
-      lastError = errorClass;
+      lastError = record.errorClass = errorClass;
       dependencies.log.debug({ service, upstream: pick.address, errorClass, err: error?.message, attempt: number }, 'tcp connect failed');
       if (number < policy.attempts) attempt(number + 1);
       else client.destroy();
@@ -115,6 +144,7 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       settle();
       upstream.destroy();
       pick.done({ ok: false, latencyMs: 0, errorClass: 'cancelled' });
+      record.errorClass = 'cancelled';
     };
     // The gateway out of file descriptors (EMFILE) never reached the instance: its own failure.
     const onConnectError = (error: NodeJS.ErrnoException) => fail(isGatewayResourceCode(error.code) ? 'internal' : 'connect-refused', error);
@@ -125,8 +155,10 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
       if (settled) return;
       settle();
       piping = true;
+      record.connected = true;
+      record.errorClass = undefined;
       dependencies.observer?.attempt(service, pick.address, undefined);
-      pipeBoth(client, upstream, policy, cells, pick, performance.now() - startedAt, finish);
+      pipeBoth(client, upstream, policy, cells, pick, performance.now() - startedAt, record, finish);
     });
   };
   attempt(1);
@@ -170,26 +202,35 @@ function unavailable(client: Socket, cells: TcpServiceCells, dependencies: TcpFo
  * while the pick stays held (`PickedEndpoint.hold`) until both sockets are closed, so that
  * least-connections counts the open connection.
  */
-function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, finish: () => void): void {
+function pipeBoth(client: Socket, upstream: Socket, policy: TcpForwardPolicy, cells: TcpServiceCells, pick: PickedEndpoint, connectMs: number, record: TcpConnectionRecord, finish: () => void): void {
   const release = pick.hold();
   pick.done({ ok: true, latencyMs: connectMs });
   cells.opened();
+  let headerBytes = 0;
   if (policy.proxyProtocol) {
-    upstream.write(
-      proxyProtocolHeader(policy.proxyProtocol, {
-        sourceAddress: client.remoteAddress,
-        sourcePort: client.remotePort,
-        destinationAddress: client.localAddress,
-        destinationPort: client.localPort,
-      }),
-    );
+    const header = proxyProtocolHeader(policy.proxyProtocol, {
+      sourceAddress: client.remoteAddress,
+      sourcePort: client.remotePort,
+      destinationAddress: client.localAddress,
+      destinationPort: client.localPort,
+    });
+    headerBytes = header.length;
+    upstream.write(header);
   }
+  const failed = (errorClass: string) => {
+    cells.error(errorClass);
+    // The first is what ended it: an idle cut makes the sockets close with errors of their own.
+    record.errorClass ??= errorClass;
+  };
   spliceSockets(client, upstream, policy.idleTimeoutMs, {
     bytesIn: cells.bytesIn,
     bytesOut: cells.bytesOut,
-    upstreamFailed: (spoke) => cells.error(spoke ? 'reset-after-headers' : 'reset-before-headers'),
-    idled: () => cells.error('idle-timeout'),
+    upstreamFailed: (spoke) => failed(spoke ? 'reset-after-headers' : 'reset-before-headers'),
+    idled: () => failed('idle-timeout'),
     closed: () => {
+      // The upstream socket is plain TCP on both entry point kinds: its counts are the payload's.
+      record.bytes = upstream.bytesRead;
+      record.bytesReceived = Math.max(0, upstream.bytesWritten - headerBytes);
       cells.closed();
       release();
       finish();

@@ -245,6 +245,28 @@ services:
     expect(await command(toProxied, 'VIA-TLS')).toBe('+OK');
     toProxied.destroy();
     expect(proxied.headers.at(-1)).toEqual({ command: 0x21, family: 0x11, source: '127.0.0.2', destination: '127.0.0.1', sourcePort: clientPort, destinationPort: tlsPort, payload: 'VIA-TLS\r\n' });
+    // Each connection gets an access log line once closed: entry point, server name, service, the
+    // bytes each way (the PROXY header not counted), status 200 for a connection that reached an upstream.
+    const tcpLine = async () =>
+      (await readFile(gateway.process.logFile, 'utf8'))
+        .split('\n')
+        .filter((line) => line.includes('"protocol":"tcp"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line.serverName === 'proxied.test');
+    await waitFor(async () => (await tcpLine()) !== undefined, { timeoutMs: 10_000, message: 'the access log line of the proxied.test connection' });
+    expect(await tcpLine()).toMatchObject({
+      level: 30,
+      protocol: 'tcp',
+      entryPoint: 'secure',
+      status: 200,
+      bytes: '+OK\r\n'.length,
+      bytesReceived: 'VIA-TLS\r\n'.length,
+      upstream: `127.0.0.1:${proxied.port}`,
+      attempts: 1,
+      service: 'proxied',
+      clientIp: '127.0.0.2',
+      serverName: 'proxied.test',
+    });
   });
 
   it('after kill -9 of one Redis, every new connection succeeds on the other (connect failures retried)', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LISTENER_ANSWER, type GatewayContext } from '../../context.ts';
-import { accessLogText, hundredthsText, refusalLogText } from './access-log-line.ts';
+import { accessLogText, hundredthsText, refusalLogText, tcpLogText } from './access-log-line.ts';
 
 describe('hundredthsText', () => {
   it('prints every count of hundredths as JavaScript prints the number it stands for', () => {
@@ -50,5 +50,36 @@ describe('accessLogText of a response that never ended', () => {
   it('marks it aborted when the connection broke, not when the listener answered in its place', () => {
     expect(JSON.parse(accessLogText(cut(), false))).toMatchObject({ aborted: true });
     expect(JSON.parse(accessLogText(cut({ status: 400, error: 'bad-request', bytes: 60 }), false))).not.toHaveProperty('aborted');
+  });
+});
+
+describe('tcpLogText', () => {
+  const record = { service: 'redis', startedAt: performance.now(), upstream: '10.0.0.7:6379', attempts: 1, connected: true, errorClass: undefined, bytes: 5, bytesReceived: 14 };
+
+  it('writes a closed connection with its entry point, bytes each way, server name and status 200 when it reached an upstream', () => {
+    const fields = JSON.parse(tcpLogText(record, 'secure', '::ffff:203.0.113.7', 'redis.test')) as Record<string, unknown>;
+    expect(fields).toEqual({
+      level: 30,
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      protocol: 'tcp',
+      entryPoint: 'secure',
+      status: 200,
+      durationMs: expect.any(Number),
+      bytes: 5,
+      bytesReceived: 14,
+      upstream: '10.0.0.7:6379',
+      attempts: 1,
+      service: 'redis',
+      clientIp: '203.0.113.7',
+      serverName: 'redis.test',
+    });
+  });
+
+  it('gives a connection no upstream took the status its failure has over HTTP, and keeps the error class of one that broke once joined', () => {
+    const status = (errorClass: string, connected = false) => (JSON.parse(tcpLogText({ ...record, connected, errorClass }, 'redis', '127.0.0.1', undefined)) as { status: number; errorClass: string }).status;
+    expect([status('no-instances'), status('no-healthy-instances'), status('connect-refused'), status('connect-timeout'), status('cancelled'), status('internal')]).toEqual([503, 503, 502, 504, 499, 500]);
+    expect(status('idle-timeout', true)).toBe(200);
+    expect(JSON.parse(tcpLogText({ ...record, errorClass: 'reset-after-headers' }, 'redis', '127.0.0.1', undefined))).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
+    expect(JSON.parse(tcpLogText({ ...record, upstream: undefined, attempts: 0, connected: false, errorClass: 'no-instances' }, 'redis', undefined, undefined))).not.toHaveProperty('upstream');
   });
 });

@@ -6,6 +6,8 @@ import { plainIp } from '../../config/ip-range.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../../context.ts';
 import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
+import type { TcpConnectionRecord } from '../../proxy/tcp-forward.ts';
+import { STATUS_BY_CLASS, type GatewayErrorClass } from '../../proxy/upstream-error.ts';
 import { withoutQueryParam } from '../key-auth/index.ts';
 
 /** Characters that make a string need JSON escaping (quotes, backslash, controls, and non-ASCII to be safe). */
@@ -98,5 +100,27 @@ export function refusalLogText(refusal: ListenerRefusal, hiddenParams?: readonly
   if (refusal.target !== undefined) line += `,"path":${quote(hiddenParams === undefined ? refusal.target : withoutQueryParams(refusal.target, hiddenParams))}`;
   line += `,"status":${refusal.status},"durationMs":0,"bytes":${refusal.bytes},"attempts":0`;
   line += `,"clientIp":${quote(plainIp(refusal.clientAddress))},"errorClass":${quote(refusal.error)}`;
+  return `${line}}\n`;
+}
+
+/**
+ * The access log line of a tcp entry point's connection once it has closed (as nginx's stream
+ * module, HAProxy's `tcplog` and Envoy's TCP proxy write theirs): `protocol: "tcp"` and the
+ * `entryPoint`, in place of a method and path; `status` 200 for a connection that reached an
+ * upstream, else the status the same failure has over HTTP (`no-instances` 503, `connect-refused`
+ * 502, `connect-timeout` 504, `cancelled` 499); `durationMs` the connection's life; `bytes` what the
+ * upstream sent the client and `bytesReceived` what the client sent the upstream; `serverName` the
+ * TLS server name, if any.
+ */
+export function tcpLogText(record: TcpConnectionRecord, entryPoint: string, clientAddress: string | undefined, serverName: string | undefined): string {
+  const errorClass = record.errorClass;
+  const status = record.connected ? 200 : errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) ? STATUS_BY_CLASS[errorClass as GatewayErrorClass] : 500;
+  let line = `{"level":30,"time":"${isoTime(Date.now())}","protocol":"tcp","entryPoint":${quote(entryPoint)}`;
+  line += `,"status":${status},"durationMs":${hundredthsText(Math.round((performance.now() - record.startedAt) * 100))},"bytes":${record.bytes},"bytesReceived":${record.bytesReceived}`;
+  if (record.upstream !== undefined) line += `,"upstream":${quote(record.upstream)}`;
+  line += `,"attempts":${record.attempts},"service":${quote(record.service)}`;
+  if (clientAddress !== undefined) line += `,"clientIp":${quote(plainIp(clientAddress))}`;
+  if (serverName !== undefined) line += `,"serverName":${quote(serverName)}`;
+  if (errorClass !== undefined) line += `,"errorClass":${quote(errorClass)}`;
   return `${line}}\n`;
 }

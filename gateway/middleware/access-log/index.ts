@@ -3,11 +3,12 @@ import { componentLogger } from '../../../src/logger.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { accessLogDestination, type AccessLogDestination, type DestinationOptions } from './access-log-destination.ts';
 import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
-import { accessLogText, refusalLogText } from './access-log-line.ts';
+import { accessLogText, refusalLogText, tcpLogText } from './access-log-line.ts';
+import type { TcpConnectionRecord } from '../../proxy/tcp-forward.ts';
 
 export { accessLogDestination } from './access-log-destination.ts';
 export type { AccessLogDestination, DestinationOptions } from './access-log-destination.ts';
-export { accessLogText, refusalLogText } from './access-log-line.ts';
+export { accessLogText, refusalLogText, tcpLogText } from './access-log-line.ts';
 
 /** Settings of the access-log middleware. */
 export interface AccessLogOptions {
@@ -107,6 +108,11 @@ export function accessLogRecorder(destination: AccessLogDestination, hiddenQuery
 export function refusalLogRecorder(destination: AccessLogDestination, hiddenQueryParams: readonly string[] = []): (refusal: ListenerRefusal) => void {
   const hidden = hiddenQueryParams.length > 0 ? hiddenQueryParams : undefined;
   return (refusal) => destination.write(refusalLogText(refusal, hidden));
+}
+
+/** The access log of a tcp entry point's connections: one line each once closed (`tcpLogText`). */
+export function tcpLogRecorder(destination: AccessLogDestination): (record: TcpConnectionRecord, entryPoint: string, clientAddress: string | undefined, serverName: string | undefined) => void {
+  return (record, entryPoint, clientAddress, serverName) => destination.write(tcpLogText(record, entryPoint, clientAddress, serverName));
 }
 
 /** The line for a request whose response has ended, as an object (tests and tools). */
