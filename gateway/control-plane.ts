@@ -160,7 +160,7 @@ interface RunningRegistry {
 }
 
 /**
- * Reconnects each running etcd registry whose entry in `next` (the same URL) has other credentials
+ * Reconnects each running etcd or ZooKeeper registry whose entry in `next` (the same URL) has other credentials
  * (other files or paths, a new password): its provider starts a new session with them at once.
  * Matched by URL, not by place in the list: the list itself changes only with a restart, so after
  * a reload that added or removed a registry the running providers no longer line up with it.

@@ -12,14 +12,18 @@ import { ZooKeeperRegistration } from '../src/registration/registration-zookeepe
 import type { Registration } from '../src/registration/registration.ts';
 
 /**
- * Creates the registration for a ZooKeeper or etcd location, an etcd one with `credentials` (TLS
- * files, user/password) when given; throws for one the agent cannot write (`unwritableLocation`).
+ * Creates the registration for a ZooKeeper or etcd location with `credentials` when given (etcd:
+ * TLS files, user/password; ZooKeeper: the digest user and password); throws for one the agent
+ * cannot write (`unwritableLocation`).
  */
 export function createRegistration(location: RegistryLocation, ttlMs: number, credentials?: EtcdCredentials): Registration {
   const unwritable = unwritableLocation(location);
   // (A file location is always unwritable; the kind test narrows the type.)
   if (unwritable !== undefined || location.kind === 'file') throw new Error(unwritable);
-  if (location.kind === 'zookeeper') return new ZooKeeperRegistration({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs });
+  if (location.kind === 'zookeeper') {
+    const digest = credentials?.zooKeeperDigest();
+    return new ZooKeeperRegistration({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs, ...(digest === undefined ? {} : { digest }) });
+  }
   return new EtcdRegistration({ endpoints: location.endpoints, prefix: location.prefix, ttlMs, credentials });
 }
 
@@ -46,7 +50,7 @@ export class Agent {
       metadata: options.metadata,
     };
     const log = componentLogger('agent', { service: options.service, id: options.id });
-    this.registration = createRegistration(options.registry, options.ttlMs, options.etcdCredentials);
+    this.registration = createRegistration(options.registry, options.ttlMs, options.etcdCredentials ?? options.zooKeeperCredentials);
     this.health = new BackendHealth(options, log);
   }
 

@@ -133,8 +133,18 @@ describe('parseAgentArgs: etcd TLS and authentication', () => {
     expect(JSON.stringify(options)).not.toContain('agent-secret');
   });
 
+  it('reads --zk-username and --zk-password-file into the ZooKeeper digest credentials', () => {
+    const options = parseAgentArgs([...BASE, '--zk-username', 'agent'], { SWITCHBOARD_ZK_PASSWORD_FILE: join(dir, 'password') });
+    expect(options.zooKeeperCredentials?.zooKeeperDigest()).toBe('agent:agent-secret');
+    expect(options.etcdCredentials).toBeUndefined();
+    expect(JSON.stringify(options)).not.toContain('agent-secret');
+  });
+
   it.each([
-    ['on a zk:// registry', [...BASE, '--etcd-username', 'agent', '--etcd-password-file', '/x'], '--etcd-username: applies to an etcd registry (etcd://, etcds://) only; ZooKeeper authentication and TLS are not supported'],
+    ['on a zk:// registry', [...BASE, '--etcd-username', 'agent', '--etcd-password-file', '/x'], '--etcd-username: applies to an etcd registry (etcd://, etcds://) only; ZooKeeper takes --zk-username and --zk-password-file'],
+    ['--zk-username on an etcd registry', [...ETCDS, '--zk-username', 'agent', '--zk-password-file', '/x'], '--zk-username: applies to a ZooKeeper registry (zk://) only'],
+    ['--zk-username without a password file', [...BASE, '--zk-username', 'agent'], '--zk-password-file: is needed with --zk-username'],
+    ['a missing ZooKeeper password file', [...BASE, '--zk-username', 'agent', '--zk-password-file', '/nowhere/zk.password'], '--zk-password-file: cannot read /nowhere/zk.password (ENOENT)'],
     ['TLS files on a plain etcd:// registry', ['--registry', 'etcd://127.0.0.1:2379/services', '--service', 'user', '--port', '8081', '--etcd-ca-file', '/x.pem'], '--etcd-ca-file: needs an etcds:// registry URL (TLS)'],
     ['a missing CA file', [...ETCDS, '--etcd-ca-file', '/nowhere/ca.pem'], '--etcd-ca-file: cannot read /nowhere/ca.pem (ENOENT)'],
     ['a user without a password file', [...ETCDS, '--etcd-username', 'agent'], '--etcd-username: username and passwordFile go together'],

@@ -34,6 +34,8 @@ export interface AgentOptions {
   ttlMs: number;
   /** An etcd registry's TLS files and user/password (`--etcd-ca-file`…), read at start; undefined when none is given. */
   etcdCredentials?: EtcdCredentials | undefined;
+  /** A ZooKeeper registry's digest user and password (`--zk-username`, `--zk-password-file`), read at start; undefined when none is given. */
+  zooKeeperCredentials?: EtcdCredentials | undefined;
   /** The backend to start as a child, when given after `--`. */
   command: string[];
   /** Human-readable logs instead of JSON lines. */
@@ -80,6 +82,8 @@ const FLAGS = {
   'etcd-key-file': { type: 'string' },
   'etcd-username': { type: 'string' },
   'etcd-password-file': { type: 'string' },
+  'zk-username': { type: 'string' },
+  'zk-password-file': { type: 'string' },
   pretty: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -135,6 +139,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const unwritable = unwritableLocation(registry);
   if (unwritable !== undefined) throw new AgentUsageError('registry', unwritable);
   const etcdCredentials = credentialsOf(registry, get);
+  const zooKeeperCredentials = zooKeeperCredentialsOf(registry, get);
   const service = required('service', get('service'));
   if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
   const port = integer('port', required('port', get('port')), 1, 65_535);
@@ -169,6 +174,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     drainMs: duration('drain', get('drain') ?? '5s'),
     ttlMs: ttl(get('ttl') ?? '10s'),
     ...(etcdCredentials === undefined ? {} : { etcdCredentials }),
+    ...(zooKeeperCredentials === undefined ? {} : { zooKeeperCredentials }),
     command,
     pretty: values.pretty === true || booleanEnv('pretty', env[envNameOf('pretty')]),
     help: false,
@@ -193,7 +199,7 @@ function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string |
   const files = Object.fromEntries(Object.entries(CREDENTIAL_FLAGS).map(([field, flag]) => [field, get(flag)])) as EtcdCredentialFiles;
   if (!namesEtcdCredentials(files)) return undefined;
   const given = (Object.keys(CREDENTIAL_FLAGS) as (keyof EtcdCredentialFiles)[]).find((field) => files[field] !== undefined)!;
-  if (registry.kind !== 'etcd') throw new AgentUsageError(CREDENTIAL_FLAGS[given], 'applies to an etcd registry (etcd://, etcds://) only; ZooKeeper authentication and TLS are not supported');
+  if (registry.kind !== 'etcd') throw new AgentUsageError(CREDENTIAL_FLAGS[given], 'applies to an etcd registry (etcd://, etcds://) only; ZooKeeper takes --zk-username and --zk-password-file (digest authentication; ZooKeeper TLS is not supported)');
   const tlsFile = (['caFile', 'certFile', 'keyFile'] as const).find((field) => files[field] !== undefined);
   if (tlsFile !== undefined && !registry.endpoints.every((endpoint) => endpoint.startsWith('https://'))) {
     throw new AgentUsageError(CREDENTIAL_FLAGS[tlsFile], 'needs an etcds:// registry URL (TLS)');
@@ -201,6 +207,25 @@ function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string |
   const { credentials, issues } = readEtcdCredentials(files, process.cwd());
   const first = issues[0];
   if (first !== undefined) throw new AgentUsageError(CREDENTIAL_FLAGS[first.field], first.message);
+  return credentials;
+}
+
+/**
+ * The ZooKeeper digest credentials `--zk-username` and `--zk-password-file` name, the password read
+ * now (relative to the working folder); undefined when neither is given. Both are needed, and only
+ * on a zk:// registry.
+ */
+function zooKeeperCredentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): EtcdCredentials | undefined {
+  const username = get('zk-username');
+  const passwordFile = get('zk-password-file');
+  if (username === undefined && passwordFile === undefined) return undefined;
+  const given: Flag = username !== undefined ? 'zk-username' : 'zk-password-file';
+  if (registry.kind !== 'zookeeper') throw new AgentUsageError(given, 'applies to a ZooKeeper registry (zk://) only; etcd takes --etcd-username and --etcd-password-file');
+  if (username === undefined) throw new AgentUsageError('zk-username', 'is needed with --zk-password-file');
+  if (passwordFile === undefined) throw new AgentUsageError('zk-password-file', 'is needed with --zk-username');
+  const { credentials, issues } = readEtcdCredentials({ username, passwordFile }, process.cwd());
+  const first = issues[0];
+  if (first !== undefined) throw new AgentUsageError(first.field === 'username' ? 'zk-username' : 'zk-password-file', first.message);
   return credentials;
 }
 

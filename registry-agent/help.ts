@@ -36,6 +36,10 @@ Options:
                        etcd user and a file holding its password (one trailing newline
                        dropped), for etcd's authentication; every --etcd-* flag is refused
                        on a zk:// registry
+  --zk-username <user>, --zk-password-file <path>
+                       ZooKeeper digest authentication (zk://): the session runs as that
+                       user, and the nodes the agent creates can be changed only by it
+                       (anyone may read them)
   --pretty             human-readable logs (coloured on a terminal, unless NO_COLOR is set)
   -h, --help           print this help
 

@@ -65,6 +65,14 @@ export class EtcdCredentials {
     return this.#ca !== undefined || this.#cert !== undefined;
   }
 
+  /**
+   * `user:password` for ZooKeeper's digest authentication, when a user and password were given: a
+   * ZooKeeper registry or store takes the same `auth` block (and the agent the same kind of flags).
+   */
+  zooKeeperDigest(): string | undefined {
+    return this.username !== undefined && this.#password !== undefined ? `${this.username}:${this.#password}` : undefined;
+  }
+
   /** The `credentials` and `auth` options of an `Etcd3` client. */
   clientSecurity(): EtcdClientSecurity {
     return {

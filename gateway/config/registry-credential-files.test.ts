@@ -56,11 +56,17 @@ describe('tls and auth of etcd registries and of the config store', () => {
     ['a certificate without its key', '{ url: "etcds://h:1/s", tls: { certFile: client.pem } }', /registries\.0\.tls\.certFile.*certFile and keyFile go together/],
     ['a missing password file', '{ url: "etcd://h:1/s", auth: { username: gw, passwordFile: nope.password } }', /registries\.0\.auth\.passwordFile.*cannot read .*nope\.password \(ENOENT\)/],
     ['tls on a plain etcd:// URL', '{ url: "etcd://h:1/s", tls: { caFile: ca.pem } }', /registries\.0\.tls.*tls needs an etcds:\/\/ URL/],
-    ['tls on ZooKeeper', '{ url: "zk://h:1/s", tls: { caFile: ca.pem } }', /registries\.0\.tls.*apply to etcd.*ZooKeeper authentication and TLS are not supported/],
-    ['auth on ZooKeeper', '{ url: "zk://h:1/s", auth: { username: gw, passwordFile: etcd.password } }', /registries\.0\.auth.*apply to etcd/],
+    ['tls on ZooKeeper', '{ url: "zk://h:1/s", tls: { caFile: ca.pem } }', /registries\.0\.tls.*tls applies to etcd.*ZooKeeper, whose TLS is not supported/],
+    ['a missing password file on ZooKeeper', '{ url: "zk://h:1/s", auth: { username: gw, passwordFile: nope.password } }', /registries\.0\.auth\.passwordFile.*cannot read .*nope\.password \(ENOENT\)/],
     ['auth on a file registry', '{ url: "file:/tmp/x.yaml", auth: { username: gw, passwordFile: etcd.password } }', /registries\.0\.auth.*apply to etcd/],
   ])('refuses %s, naming the key', (_name, entry, reason) => {
     expect(refusal(registry(entry))).toMatch(reason);
+  });
+
+  it('reads a ZooKeeper registry\'s auth block into its digest credentials', () => {
+    const config = parseConfig(path(), registry('{ url: "zk://h:1/s", auth: { username: gw, passwordFile: etcd.password } }'));
+    expect(config.registries[0]?.credentials?.zooKeeperDigest()).toBe(`gw:${PASSWORD}`);
+    expect(JSON.stringify(config.registries[0])).not.toContain(PASSWORD);
   });
 
   it('names the files in filesNamedBy, so a text refused for a missing one is retried when it appears', () => {
@@ -74,7 +80,7 @@ describe('tls and auth of etcd registries and of the config store', () => {
     const config = parseConfig(path(), 'configStore: { url: "etcds://h:1/sb", tls: { caFile: ca.pem }, auth: { username: gw, passwordFile: etcd.password } }\n');
     expect(config.configStore?.credentials?.clientSecurity().auth).toEqual({ username: 'gw', password: PASSWORD });
     expect(JSON.stringify(configView(config))).not.toContain(PASSWORD);
-    expect(refusal('configStore: { url: "zk://h:1/sb", auth: { username: gw, passwordFile: etcd.password } }\n')).toMatch(/configStore\.auth.*apply to etcd/);
+    expect(refusal('configStore: { url: "zk://h:1/sb", auth: { username: gw, passwordFile: etcd.password } }\n')).toMatch(/configStore\.auth.*auth applies to an etcd store only/);
     expect(refusal('configStore: { url: "etcds://h:1/sb", tls: { caFile: nope.pem } }\n')).toMatch(/configStore\.tls\.caFile.*cannot read/);
   });
 });

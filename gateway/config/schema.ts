@@ -35,14 +35,19 @@ export interface EtcdSecurityInput {
 }
 
 /**
- * The issues of `tls`/`auth` blocks on `location`: they apply to etcd only (ZooKeeper's digest
- * auth is not supported), and `tls` needs the `etcds://` scheme (TLS) that asks for it.
+ * The issues of `tls`/`auth` blocks on `location`: `auth` applies to etcd (user/password) and to
+ * ZooKeeper (digest), `tls` to etcd only (ZooKeeper's TLS is not supported) and needs the
+ * `etcds://` scheme (TLS) that asks for it.
  */
 function etcdSecurityIssues(url: string, location: { kind: string; endpoints?: readonly string[] }, security: EtcdSecurityInput, context: z.RefinementCtx): void {
   const blocks = (['tls', 'auth'] as const).filter((block) => security[block] !== undefined);
   if (blocks.length === 0) return;
+  if (location.kind === 'zookeeper') {
+    if (security.tls !== undefined) context.addIssue({ code: 'custom', path: ['tls'], message: `tls applies to etcd (etcds://) only; ${url} is ZooKeeper, whose TLS is not supported (auth, digest authentication, is)` });
+    return;
+  }
   if (location.kind !== 'etcd') {
-    context.addIssue({ code: 'custom', path: [blocks[0]!], message: `${blocks.join(' and ')} apply to etcd (etcd://, etcds://) only; ${url} is not one (ZooKeeper authentication and TLS are not supported)` });
+    context.addIssue({ code: 'custom', path: [blocks[0]!], message: `${blocks.join(' and ')} apply to etcd (etcd://, etcds://) and ZooKeeper (auth only); ${url} is neither` });
     return;
   }
   if (security.tls !== undefined && !location.endpoints?.every((endpoint) => endpoint.startsWith('https://'))) {
@@ -107,7 +112,12 @@ export const configSchema = section({
       [
         storeUrl.transform((location) => ({ location, snapshot: undefined, timeout: undefined })),
         section({ url: storeUrl, snapshot: z.string().min(1).optional(), timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional(), tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional() })
-          .superRefine((entry, context) => etcdSecurityIssues(entry.url.url, entry.url, entry, context))
+          .superRefine((entry, context) => {
+            if (entry.url.kind === 'zookeeper' && entry.auth !== undefined) {
+              context.addIssue({ code: 'custom', path: ['auth'], message: `auth applies to an etcd store only; ${entry.url.url} is ZooKeeper (digest authentication is supported on zk:// registries, not yet on the store)` });
+            }
+            etcdSecurityIssues(entry.url.url, entry.url, entry, context);
+          })
           .transform(({ url, ...rest }) => ({ location: url, ...rest })),
       ],
       { error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout, tls, auth }' },

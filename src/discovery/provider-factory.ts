@@ -9,7 +9,7 @@ import { normalizeRoot } from './zookeeper/zookeeper-root.ts';
 
 /**
  * Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location,
- * with `credentials` (TLS files, user/password) for an etcd registry; not started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
+ * with `credentials` (TLS files, user/password) for an etcd registry, a ZooKeeper one's digest user and password; not started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
  * so a configuration that names neither never loads their clients.
  */
 export function createProvider(registry: string | RegistryLocation, credentials?: EtcdCredentials): DiscoveryProvider {
@@ -28,6 +28,7 @@ export function createProvider(registry: string | RegistryLocation, credentials?
             root: location.root,
             ...layout,
             ...(location.watch === undefined ? {} : { recursiveWatch: location.watch === 'recursive' }),
+            ...(credentials === undefined ? {} : { credentials }),
           }),
         componentLogger('provider-zookeeper', { provider: name }),
       );

@@ -64,8 +64,9 @@ export interface DiscoveryProvider {
   /** Stops watching and releases connections; idempotent. Snapshots already emitted stay valid. */
   close(): Promise<void>;
   /**
-   * etcd only: connects again with `credentials` (new TLS files or password), at once, keeping the
-   * sets already published until the new connection lists the registry.
+   * etcd and ZooKeeper: connects again with `credentials` (new TLS files or password; ZooKeeper's
+   * digest user and password), at once, keeping the sets already published until the new
+   * connection lists the registry.
    */
   replaceCredentials?(credentials: EtcdCredentials | undefined): void;
 }

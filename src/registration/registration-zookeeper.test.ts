@@ -78,8 +78,8 @@ class ScriptedClient implements GuardedClient {
         return id;
       },
       getSessionTimeout: () => SESSION_TIMEOUT_MS,
-      mkdirp: (_path: string, _mode: number, callback: Callback) => request(() => [], callback),
-      create: (path: string, _data: Buffer, _mode: number, callback: Callback) =>
+      mkdirp: (_path: string, _acls: unknown, _mode: number, callback: Callback) => request(() => [], callback),
+      create: (path: string, _data: Buffer, _acls: unknown, _mode: number, callback: Callback) =>
         request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), server.created.push(path), [path])), callback),
       exists: (path: string, callback: Callback) => request(() => [stat(nodes.get(path))], callback),
       setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>

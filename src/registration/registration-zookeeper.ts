@@ -3,7 +3,7 @@ import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import { componentLogger } from '../logger.ts';
 import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../zookeeper/index.ts';
-import { create, ephemeralOwnerOf, mkdirp, remove, setData } from '../zookeeper/zookeeper-writes.ts';
+import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */
@@ -18,6 +18,11 @@ export interface ZooKeeperRegistrationOptions<T = Instance> {
   entry?: RegisteredEntry<T>;
   /** The component name in logs. */
   component?: string;
+  /**
+   * `user:password` for ZooKeeper's digest authentication: the session runs as that identity, and
+   * the nodes it creates (the entry and missing parents) can be changed only by it (`writeAcls`).
+   */
+  digest?: string;
 }
 
 /**
@@ -56,6 +61,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       spinDelayMs: AGENT_SPIN_DELAY_MS,
       name: `agent:${options.connectString}`,
       ...(options.createClient ? { createClient: options.createClient } : {}),
+      ...(options.digest === undefined ? {} : { digest: options.digest }),
     });
     // Every new session starts without our ephemeral node: converge again, unless the pass that
     // waits for a session takes this one (a second pass at once would only repeat its writes).
@@ -81,9 +87,10 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     if (this.desired !== instance) return;
     const path = this.pathOf(instance);
     const data = Buffer.from(this.entry.encode(instance));
-    await mkdirp(client, path.slice(0, path.lastIndexOf('/')));
+    const acls = writeAcls(this.options.digest !== undefined);
+    await mkdirp(client, path.slice(0, path.lastIndexOf('/')), acls);
     try {
-      await create(client, path, data, zookeeper.CreateMode.EPHEMERAL);
+      await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
     } catch (error) {
       if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
       const stat = await exists(client, path);
@@ -92,7 +99,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       } else {
         // Left by an older session of this agent (or by a previous run): ours now.
         if (stat) await remove(client, path, stat.version);
-        await create(client, path, data, zookeeper.CreateMode.EPHEMERAL);
+        await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
       }
     }
     this.writtenBy = id;

@@ -34,6 +34,11 @@ export interface GuardedClientOptions {
   readonly spinDelayMs?: number;
   /** Attach to this existing session instead of creating one (closing it then ends that session). */
   readonly session?: { readonly id: Buffer; readonly password: Buffer };
+  /**
+   * `user:password` of ZooKeeper's digest authentication: the library sends it on every connection
+   * right after the handshake, before any request, so each request runs with that identity.
+   */
+  readonly digest?: string;
 }
 
 /** Builds guarded clients; the supervisor takes one so tests can substitute a fake. */
@@ -77,6 +82,7 @@ export const createGuardedClient: GuardedClientFactory = (connectString, options
     // Supported by the library (lib/ConnectionManager.js) but missing from its type definitions.
     ...(options.session ? { sessionId: options.session.id, sessionPassword: options.session.password } : {}),
   } as Partial<zookeeper.Option>);
+  if (options.digest !== undefined) client.addAuthInfo('digest', Buffer.from(options.digest, 'utf8'));
   const manager = (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager;
   let lastReceivedAt = Date.now();
   let framesReset: () => void = () => undefined;

@@ -41,6 +41,8 @@ export interface SessionSupervisorOptions {
   readonly name?: string;
   readonly log?: Logger;
   readonly createClient?: GuardedClientFactory;
+  /** `user:password` for ZooKeeper's digest authentication of every client (see `GuardedClientOptions.digest`); none by default. */
+  readonly digest?: string;
 }
 
 /**
@@ -78,6 +80,7 @@ export class ZooKeeperSessionSupervisor {
   private current: GuardedClient | undefined;
   private session: ZooKeeperSession | undefined;
   private attempt = 0;
+  private digest: string | undefined;
   private started = false;
   private closing: Promise<void> | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -90,6 +93,7 @@ export class ZooKeeperSessionSupervisor {
     this.log = options.log ?? componentLogger('zookeeper-session', { client: this.name });
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.sessionTimeoutMs;
+    this.digest = options.digest;
     this.state$ = this.state.pipe(distinctUntilChanged());
     this.failures$ = this.failures.asObservable();
     this.session$ = new Observable<ZooKeeperSession>((subscriber) => {
@@ -115,6 +119,22 @@ export class ZooKeeperSessionSupervisor {
     return this.session;
   }
 
+  /**
+   * Authenticates every later client with `digest` (`user:password`, or none) and, when it differs
+   * from the one in use, replaces the current client and session at once: an identity cannot be
+   * taken off a session, so only a new one runs with the new credentials alone.
+   */
+  replaceDigest(digest: string | undefined): void {
+    if (digest === this.digest) return;
+    this.digest = digest;
+    if (!this.started || this.closing || !this.current) return;
+    this.log.info('ZooKeeper credentials changed; starting a new session with them');
+    if (this.session) return this.expire('credentials_changed', 'the credentials changed');
+    this.retireCurrent();
+    this.attempt = 0;
+    this.connect();
+  }
+
   /** Closes the current session (ephemeral nodes go at once) and stops for good. Idempotent, never rejects. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -138,7 +158,7 @@ export class ZooKeeperSessionSupervisor {
     try {
       guarded = (this.options.createClient ?? createGuardedClient)(
         this.options.connectString,
-        { sessionTimeoutMs: this.sessionTimeoutMs, ...(this.options.spinDelayMs === undefined ? {} : { spinDelayMs: this.options.spinDelayMs }) },
+        { sessionTimeoutMs: this.sessionTimeoutMs, ...(this.options.spinDelayMs === undefined ? {} : { spinDelayMs: this.options.spinDelayMs }), ...(this.digest === undefined ? {} : { digest: this.digest }) },
         this.log,
       );
     } catch (error) {

@@ -1,15 +1,30 @@
-import type { Client, Stat } from 'node-zookeeper-client';
+import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import zookeeper from 'node-zookeeper-client';
 import { callZooKeeper, operationTimeoutOf } from './zookeeper-call.ts';
 
-/** Creates `path` with `data` in `mode` (a `CreateMode`); rejects with a `ZooKeeperError` (NODE_EXISTS…). */
-export function create(client: Client, path: string, data: Buffer, mode: number): Promise<void> {
-  return settle(client, 'create', path, (done) => client.create(path, data, mode, (error) => done(error)));
+const ANYONE = new zookeeper.Id('world', 'anyone');
+/** ZooKeeper's `OPEN_ACL_UNSAFE` (the library has it, its type definitions do not): every right to anyone. */
+const OPEN: ACL[] = [new zookeeper.ACL(zookeeper.Permission.ALL, ANYONE)];
+
+/**
+ * The ACL of the nodes a client writes: open to all (ZooKeeper's `OPEN_ACL_UNSAFE`) for a client
+ * without credentials; for one with digest credentials, every right to the identities it
+ * authenticated as (the `auth` scheme) and reading to anyone, so that only holders of those
+ * credentials can change or delete what it wrote, while gateways without them still read it.
+ */
+export function writeAcls(authenticated: boolean): ACL[] {
+  if (!authenticated) return OPEN;
+  return [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('auth', '')), new zookeeper.ACL(zookeeper.Permission.READ, ANYONE)];
 }
 
-/** Creates `path` and its missing parents as persistent nodes; an existing path is fine. */
-export function mkdirp(client: Client, path: string): Promise<void> {
-  return settle(client, 'mkdirp', path, (done) => client.mkdirp(path, zookeeper.CreateMode.PERSISTENT, (error) => done(error)));
+/** Creates `path` with `data` in `mode` (a `CreateMode`) under `acls` (open by default); rejects with a `ZooKeeperError` (NODE_EXISTS…). */
+export function create(client: Client, path: string, data: Buffer, mode: number, acls: ACL[] = OPEN): Promise<void> {
+  return settle(client, 'create', path, (done) => client.create(path, data, acls, mode, (error) => done(error)));
+}
+
+/** Creates `path` and its missing parents as persistent nodes under `acls` (open by default); an existing path is fine. */
+export function mkdirp(client: Client, path: string, acls: ACL[] = OPEN): Promise<void> {
+  return settle(client, 'mkdirp', path, (done) => client.mkdirp(path, acls, zookeeper.CreateMode.PERSISTENT, (error) => done(error)));
 }
 
 /** Replaces the data of `path` if its version is still `version` (-1: any version). */

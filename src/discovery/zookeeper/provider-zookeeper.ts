@@ -1,5 +1,6 @@
 import { Subscription } from 'rxjs';
 import type { BackoffOptions } from '../../backoff.ts';
+import type { EtcdCredentials } from '../../etcd-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal } from '../../metrics.ts';
@@ -28,6 +29,8 @@ export interface ZooKeeperProviderOptions {
   readonly connectTimeoutMs?: number;
   /** Retry delays for connections and failed reads. */
   readonly backoff?: BackoffOptions;
+  /** The `auth` of the registry's entry: its user and password authenticate every session (ZooKeeper's digest scheme). */
+  readonly credentials?: EtcdCredentials | undefined;
   /** Provider name tagging snapshots; `zk:<connectString><root>` by default. */
   readonly name?: string;
   /** How entries are laid out and encoded; `native` under `<root>/<service>/<instance>` by default. */
@@ -60,6 +63,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   let reconnecting = false;
   let everConnected = false;
   let closing: Promise<void> | undefined;
+  let digest = options.credentials?.zooKeeperDigest();
   const watches = { recursive: options.recursiveWatch ?? true };
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
@@ -136,11 +140,18 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
         ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
         ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
         ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(digest === undefined ? {} : { digest }),
       });
       subscriptions.add(supervisor.session$.subscribe(guarded(log, onSession)));
       subscriptions.add(supervisor.state$.subscribe(guarded(log, onState)));
       subscriptions.add(supervisor.failures$.subscribe(guarded(log, onFailure)));
       supervisor.start();
+    },
+    replaceCredentials(credentials) {
+      if (closing) return;
+      digest = credentials?.zooKeeperDigest();
+      // A new session with them: the published sets stay (stale) until it lists the tree again.
+      supervisor?.replaceDigest(digest);
     },
     close() {
       closing ??= (async () => {

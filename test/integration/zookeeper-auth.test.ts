@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import zookeeper, { type ACL, type Client } from 'node-zookeeper-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
+import { freePort, logOf, makeTempDir, startAgent, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+
+const CONVERGENCE_MS = 20_000;
+const PASSWORDS = { admin: 'admin-secret-91c2', agent: 'agent-secret-4d7e', gateway: 'gateway-secret-0b5a' } as const;
+
+/** ZooKeeper's digest id of `user` (DigestAuthenticationProvider): `user:base64(sha1(user:password))`. */
+function digestId(user: keyof typeof PASSWORDS): string {
+  return `${user}:${createHash('sha1').update(`${user}:${PASSWORDS[user]}`).digest('base64')}`;
+}
+
+/** A node-zookeeper-client call as a promise (the library's callbacks take its Exception, or null). */
+function call<T>(start: (done: (error: unknown, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((error, value) => (error ? reject(error as Error) : resolve(value as T))));
+}
+
+/** The error code name a ZooKeeper call failed with (`NO_AUTH`…), or `ok`. */
+async function outcome(start: (done: (error: unknown) => void) => void): Promise<string> {
+  try {
+    await call(start);
+    return 'ok';
+  } catch (error) {
+    return (error as { name?: string }).name ?? String(error);
+  }
+}
+
+/**
+ * ZooKeeper digest authentication: a root only the agent's user may write and only the gateway's
+ * user (and the agent's) may list, as an operator locks a shared ensemble down.
+ */
+describe('ZooKeeper digest authentication: the agent writes and the gateway reads a locked-down root', () => {
+  let zk: ZooKeeperCluster;
+  let admin: Client;
+  let anonymous: Client;
+  let backend: BackendProcess;
+  let dir: string;
+  const agents: ManagedProcess[] = [];
+  let gateway: GatewayProcess | undefined;
+
+  const agentArgs = (id: string, extra: string[] = []) => ['--registry', `zk://${zk.connectString}/secure`, '--service', 'user', '--id', id, '--port', String(backend.port), '--health', 'tcp', '--interval', '200ms', '--rise', '1', ...extra];
+
+  beforeAll(async () => {
+    [zk, backend, dir] = await Promise.all([startZooKeeper(), startBackend({ name: 'zk-auth' }), makeTempDir('sb-zk-auth-')]);
+    for (const user of Object.keys(PASSWORDS) as (keyof typeof PASSWORDS)[]) await writeFile(join(dir, `${user}.password`), `${PASSWORDS[user]}\n`);
+    await writeFile(join(dir, 'wrong.password'), 'not-the-password\n');
+    admin = await connectZooKeeperClient(zk.connectString);
+    admin.addAuthInfo('digest', Buffer.from(`admin:${PASSWORDS.admin}`));
+    anonymous = await connectZooKeeperClient(zk.connectString);
+    const acl = (permission: number, id: string) => new zookeeper.ACL(permission, new zookeeper.Id('digest', id));
+    const { ALL, READ } = zookeeper.Permission;
+    await call<string>((done) => admin.create('/secure', Buffer.alloc(0), [acl(ALL, digestId('admin')), acl(ALL, digestId('agent')), acl(READ, digestId('gateway'))], zookeeper.CreateMode.PERSISTENT, done));
+    expect(await outcome((done) => anonymous.getChildren('/secure', done))).toBe('NO_AUTH');
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all(agents.map((agent) => agent.stop()));
+    admin?.close();
+    anonymous?.close();
+    await backend?.process.stop();
+    await zk?.close();
+  }, 60_000);
+
+  it('refuses the agent without credentials (NO_AUTH in its log), and registers it with them: its node can be changed only by its user, read by anyone', async () => {
+    const unauthenticated = await startAgent(agentArgs('user-1'));
+    agents.push(unauthenticated);
+    await waitFor(async () => (await logOf(unauthenticated)).includes('NO_AUTH'), { timeoutMs: CONVERGENCE_MS, message: 'the agent without credentials to log NO_AUTH' });
+    expect(await outcome((done) => admin.exists('/secure/user', done))).toBe('ok');
+    expect(await call((done) => admin.exists('/secure/user', done))).toBeNull();
+    await unauthenticated.stop();
+
+    agents.push(await startAgent(agentArgs('user-1', ['--zk-username', 'agent', '--zk-password-file', join(dir, 'agent.password')])));
+    await waitFor(async () => (await call<unknown>((done) => admin.exists('/secure/user/user-1', done))) !== null, { timeoutMs: CONVERGENCE_MS, message: 'the authenticated agent to register' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(agents.at(-1)!)}`);
+    });
+    for (const path of ['/secure/user', '/secure/user/user-1']) {
+      const acls = await call<ACL[]>((done) => admin.getACL(path, (error, value) => done(error, value)));
+      // ZooKeeper shows a digest id's hash only to a client with ADMIN on the node ("agent:x" here);
+      // the library names the rights `permission` (its type definitions, `perms`).
+      expect(acls.map((entry) => [entry.id.scheme, entry.id.id.split(':')[0], (entry as unknown as { permission: number }).permission]).sort()).toEqual([
+        ['digest', 'agent', zookeeper.Permission.ALL],
+        ['world', 'anyone', zookeeper.Permission.READ],
+      ]);
+    }
+    expect(JSON.parse((await call<Buffer>((done) => anonymous.getData('/secure/user/user-1', done))).toString())).toMatchObject({ port: backend.port });
+    expect(await outcome((done) => anonymous.remove('/secure/user/user-1', -1, done))).toBe('NO_AUTH');
+    expect(await outcome((done) => anonymous.setData('/secure/user/user-1', Buffer.from('{}'), -1, done))).toBe('NO_AUTH');
+  });
+
+  it('lists the root with the gateway user and routes to the instance; a wrong password is fixed by rewriting the password file alone', async () => {
+    const adminPort = await freePort();
+    const passwordFile = join(dir, 'gateway-now.password');
+    await writeFile(passwordFile, 'not-the-password\n');
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+registries:
+  - url: zk://${zk.connectString}/secure
+    auth: { username: gateway, passwordFile: ${passwordFile} }
+routes:
+  - { namespace: true }
+`);
+    const who = async () => {
+      const response = await fetch(`${gateway!.url}/user/who`);
+      return response.status === 200 ? ((await response.json()) as { name: string }).name : `status ${response.status}`;
+    };
+    const registries = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/registries`)).json()) as { registries: { state: string; reason: string | null }[] }).registries;
+    // With the wrong password the session is not the gateway's user: the root cannot be listed.
+    await waitFor(async () => (await logOf(gateway!.process)).includes('NO_AUTH'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log NO_AUTH listing the root' });
+    expect(await who()).not.toBe('zk-auth');
+    expect((await registries())[0]?.state).not.toBe('connected');
+
+    // The configuration text is the same; only the file it names changes (as a rotated secret would).
+    await writeFile(passwordFile, `${PASSWORDS.gateway}\n`);
+    await waitFor(async () => (await who()) === 'zk-auth', { timeoutMs: CONVERGENCE_MS, message: 'the gateway to list the root with the right password and route' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway!.process)}`);
+    });
+    expect((await registries())[0]?.state).toBe('connected');
+    expect(await logOf(gateway.process)).not.toContain(PASSWORDS.gateway);
+  });
+});
