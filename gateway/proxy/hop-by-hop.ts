@@ -39,9 +39,18 @@ function isPlainConnection(value: string): boolean {
   return value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close';
 }
 
-/** The extra headers a `Connection` value names, or undefined when it names none beyond the fixed set. */
+/**
+ * The extra headers a `Connection` value names, or undefined when it names none beyond the fixed set.
+ * `Host` is never among them: it is no connection option (RFC 9110 §7.6.1) but the target's
+ * authority, which routing read, and removed it would leave the upstream the instance's address
+ * in its place, though the route says `pass` (Go's reverse proxy, and so Traefik, keep it too: Host
+ * is no entry of the header map they clean).
+ */
 function namedByConnection(named: string | string[] | number | undefined): Set<string> | undefined {
-  return named && !(typeof named === 'string' && isPlainConnection(named)) ? new Set(String(named).toLowerCase().split(',').map((token) => token.trim())) : undefined;
+  if (!named || (typeof named === 'string' && isPlainConnection(named))) return undefined;
+  const names = new Set(String(named).toLowerCase().split(',').map((token) => token.trim()));
+  names.delete('host');
+  return names;
 }
 
 /**

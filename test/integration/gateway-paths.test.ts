@@ -155,6 +155,12 @@ routes:
     expect(user.requests.length + priv.requests.length).toBe(requestsBefore);
   });
 
+  it('sends upstream the Host it routed by though the client names Host in Connection', async () => {
+    const answer = await get(gateway.port, '/x', 'Host: a.example\r\nConnection: keep-alive, Host\r\n');
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ name: 'priv', url: '/x', host: 'a.example' });
+  });
+
   it('routes an absolute-form target by its authority and sends origin-form upstream with that Host', async () => {
     const answer = await get(gateway.port, 'http://a.example/x?q=1', 'Host: b.example\r\n');
     expect(answer.status).toBe(200);
