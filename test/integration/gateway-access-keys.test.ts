@@ -71,6 +71,7 @@ ${IP_MIDDLEWARES}
 routes:
   - { name: keyed, path: /keyed, service: api, middlewares: [keys, per-consumer] }
   - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
+  - { name: keyed-guarded, path: /keyed-guarded, service: api, middlewares: [keys, guard] }
 ${IP_ROUTES}
 `);
     behindProxy = await startGateway(`
@@ -189,6 +190,14 @@ ${IP_ROUTES}
     expect(forwardingOf('untrusted-1')).toEqual({ 'x-real-ip': '127.0.0.1', forwarded: undefined, 'x-forwarded-prefix': undefined, 'x-forwarded-proto': 'http', 'x-forwarded-host': 'shop.test', 'x-forwarded-for': '127.0.0.1' });
     // A trusted proxy speaks for the client: what it reported reaches the auth service.
     expect(forwardingOf('trusted-1')).toEqual({ ...spoofed, 'x-real-ip': '10.9.9.9', 'x-forwarded-for': '10.9.9.9' });
+  });
+
+  it("gives the auth service the headers the upstream gets, the gateway's X-Consumer and none of the client's own", async () => {
+    await send(gateway.port, '/keyed-guarded/x', { 'x-api-key': CAROL_KEY, 'x-consumer': 'root', 'x-request-id': 'consumer-1' });
+    await send(gateway.port, '/guarded/x', { 'x-consumer': 'root', 'x-request-id': 'consumer-2' });
+    const seen = (id: string) => [seenByAuth.get(id)?.['x-consumer'], seenByAuth.get(id)?.['x-api-key']];
+    // keyAuth before forwardAuth identified carol and took the key off (strip), as the upstream would see it.
+    expect([seen('consumer-1'), seen('consumer-2')]).toEqual([['carol', undefined], [undefined, undefined]]);
   });
 
   it('gives the auth service the request id the upstream and the client get, the gateway\'s own when the client sent none or an unusable one', async () => {

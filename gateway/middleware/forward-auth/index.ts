@@ -5,7 +5,6 @@ import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
 import { denyAccess } from '../consumers/index.ts';
-import { UNTRUSTED_FORWARDING_HEADERS } from '../forwarded/index.ts';
 import { REQUEST_ID_HEADER } from '../request-id/index.ts';
 
 /** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
@@ -14,14 +13,6 @@ const MAX_RELAYED_BODY_BYTES = 64 * 1024;
 /** Headers that describe one connection or the request's body, never sent to the auth service (RFC 9110 §7.6.1). */
 const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'expect', 'host']);
 
-/**
- * Headers that say who the client is and how it came in. The auth service gets them as the
- * forwarding rule left them upstream, never as the client sent them: an untrusted client's
- * `X-Real-IP: 10.0.0.1` or `Forwarded: for=10.0.0.1` must not reach a service that may trust it.
- */
-const FORWARDING_HEADERS = [...UNTRUSTED_FORWARDING_HEADERS, 'x-real-ip'];
-const FROM_UPSTREAM = new Set(FORWARDING_HEADERS);
-
 /** Headers of a refusing auth service's answer that reach the client (the body is relayed as sent, so its encoding too). */
 const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'content-encoding', 'set-cookie', 'retry-after'];
 
@@ -29,9 +20,9 @@ const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'conten
 let authDispatcher: Agent | undefined;
 
 /**
- * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers,
- * X-Forwarded-Method/-Proto/-Host/-Uri/-For and the request's id in X-Request-Id goes to `address`; the forwarding headers (X-Real-IP,
- * X-Forwarded-*, Forwarded) are the ones the trusted-proxy rule left upstream, not the client's. A 2xx lets the request on, with the
+ * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers as
+ * the upstream would get them (`authRequestHeaders`), X-Forwarded-Method/-Proto/-Host/-Uri/-For and
+ * the request's id in X-Request-Id goes to `address`. A 2xx lets the request on, with the
  * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
  * answer in `timeout` (a 2xx counts once its body has ended), fails mid-answer or answers a status
@@ -78,13 +69,16 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   };
 }
 
+/**
+ * The request's headers as the upstream would get them at this point, as Traefik's forwardAuth
+ * sends its request after the middleware before it: the gateway's `X-Consumer` and claim headers,
+ * never the client's own (read from the client's headers, a spoofed `X-Consumer: root` or `X-User`
+ * reached an auth service placed after `keyAuth` or `jwtAuth` that the upstream never got), the
+ * forwarding headers of the trusted-proxy rule, and without what earlier layers removed.
+ */
 function authRequestHeaders(context: GatewayContext): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(context.request.headers)) if (value !== undefined && !NOT_FORWARDED.has(name) && !FROM_UPSTREAM.has(name) && !name.startsWith(':')) headers[name] = value;
-  for (const name of FORWARDING_HEADERS) {
-    const value = context.upstream.headers[name];
-    if (value !== undefined) headers[name] = value;
-  }
+  for (const [name, value] of Object.entries(context.upstream.headers)) if (value !== undefined && !NOT_FORWARDED.has(name) && !name.startsWith(':')) headers[name] = value;
   headers['x-forwarded-method'] = context.request.method ?? 'GET';
   headers['x-forwarded-proto'] ??= context.secure ? 'https' : 'http';
   if (headers['x-forwarded-host'] === undefined && context.request.headers.host !== undefined) headers['x-forwarded-host'] = context.request.headers.host;
