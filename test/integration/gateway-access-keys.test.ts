@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
@@ -7,6 +8,19 @@ import { sampleValue } from '../harness/prometheus-text.ts';
 import { freePort, logOf, sendRequest, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One request from `host` (127.0.0.1 or ::1) on a fresh connection. */
+/** Sends raw bytes and collects the answer until the gateway closes the connection. */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => resolve(answer));
+    socket.write(bytes);
+  });
+}
+
 const send = (port: number, path: string, headers: Record<string, string> = {}, host = '127.0.0.1') => sendRequest(port, path, { headers, host });
 
 const sha256 = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex')}`;
@@ -228,11 +242,15 @@ ${IP_ROUTES}
   });
 
   it('never writes a key into the gateway log, access log included (last: it stops the gateway)', async () => {
+    // A head the listener refuses (417) with an absolute-form target: its userinfo and key must not be logged either.
+    const refused = await rawExchange(gateway.port, `GET http://alice:${UNKNOWN_KEY}@a.test/keyed/refused?api_key=${BOB_KEY} HTTP/1.1\r\nHost: a.test\r\nExpect: bogus\r\n\r\n`);
+    expect(refused).toMatch(/^HTTP\/1\.1 417 /);
     // The access log is buffered until shutdown: stop the gateway to read every line it wrote.
     await gateway.process.stop();
     const log = await logOf(gateway.process);
     // The access log is on: the requests above are in it, but no key is.
     expect(log).toContain('/keyed/q?a=1&b=2');
+    expect(log).toContain('"path":"/keyed/refused","status":417');
     for (const key of [ALICE_KEY, BOB_KEY, CAROL_KEY, UNKNOWN_KEY]) expect(log).not.toContain(key);
   });
 });

@@ -29,6 +29,13 @@ describe('refusalLogText', () => {
     const fields = JSON.parse(refusalLogText({ ...refusal, method: 'POST', target: '/upload?api_key=secret&x="1"' }, ['api_key'])) as Record<string, unknown>;
     expect(fields).toMatchObject({ method: 'POST', path: '/upload?x="1"', errorClass: 'bad-request' });
   });
+
+  it('writes an absolute-form target as its origin-form path, without the userinfo, as a served request\'s line has it', () => {
+    const line = refusalLogText({ ...refusal, method: 'GET', target: 'http://alice:s3cret@a.test/x?api_key=k&y=2' }, ['api_key']);
+    expect(JSON.parse(line)).toMatchObject({ path: '/x?y=2' });
+    expect(line).not.toContain('s3cret');
+    expect(JSON.parse(refusalLogText({ ...refusal, method: 'CONNECT', target: 'a.test:443' }))).toMatchObject({ path: 'a.test:443' });
+  });
 });
 
 describe('accessLogText of a response that never ended', () => {

@@ -8,6 +8,7 @@ import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
 import type { TcpConnectionRecord } from '../../proxy/tcp-forward.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from '../../proxy/upstream-error.ts';
+import { splitAbsoluteTarget } from '../../router/request-target.ts';
 import { withoutQueryParam } from '../key-auth/index.ts';
 
 /** Characters that make a string need JSON escaping (quotes, backslash, controls, and non-ASCII to be safe). */
@@ -89,6 +90,16 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
 }
 
 /**
+ * A refused head's target as a request's line writes it: an absolute-form one as its origin-form
+ * path and query (`http://user:secret@a.test/x?q` as `/x?q`), as the listener turns the target of
+ * every request it serves (`toOriginForm`), so the userinfo a client put there is never written;
+ * a refused head never got that far. Other targets (`*`, a CONNECT's `host:port`) as they are.
+ */
+function originFormTarget(target: string): string {
+  return target.charCodeAt(0) === 47 /* / */ ? target : (splitAbsoluteTarget(target)?.path ?? target);
+}
+
+/**
  * The access log line of an answer the listener gave by itself to bytes that failed to parse, in
  * the same shape as a request's line: `errorClass` is the answer's error code; no route, service,
  * upstream or request id (none was read); `method` and `path` only from a head Node parsed;
@@ -97,7 +108,10 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
 export function refusalLogText(refusal: ListenerRefusal, hiddenParams?: readonly string[]): string {
   let line = `{"level":30,"time":"${isoTime(Date.now())}"`;
   if (refusal.method !== undefined) line += `,"method":${quote(refusal.method)}`;
-  if (refusal.target !== undefined) line += `,"path":${quote(hiddenParams === undefined ? refusal.target : withoutQueryParams(refusal.target, hiddenParams))}`;
+  if (refusal.target !== undefined) {
+    const target = originFormTarget(refusal.target);
+    line += `,"path":${quote(hiddenParams === undefined ? target : withoutQueryParams(target, hiddenParams))}`;
+  }
   line += `,"status":${refusal.status},"durationMs":0,"bytes":${refusal.bytes},"attempts":0`;
   line += `,"clientIp":${quote(plainIp(refusal.clientAddress))},"errorClass":${quote(refusal.error)}`;
   return `${line}}\n`;
