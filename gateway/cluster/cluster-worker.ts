@@ -179,7 +179,14 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     }
   });
   // Without its primary a worker has no health updates and no one to restart it: it drains and leaves.
-  process.on('disconnect', drain);
+  // Node's cluster worker exits at once, with 0, when its channel closes unless it was disconnected on
+  // purpose, which would cut the requests in flight: the flag hands that exit to this drain.
+  if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+  process.on('disconnect', () => {
+    if (stopping) return;
+    log.warn('the primary went away; draining');
+    drain();
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
   send({ kind: 'switchboard:ready' });
 }
