@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../gateway/config/index.ts';
+import { parseDurationMs } from '../../src/duration.ts';
+import { PEER_LEAVE_TIMEOUT_MS } from '../../gateway/control-plane.ts';
 import { parseAgentArgs } from '../../registry-agent/cli.ts';
 import { HAPROXY_BIN, REPO_ROOT } from '../harness/index.ts';
 
@@ -19,6 +21,7 @@ interface ComposeService {
   volumes?: string[];
   ports?: string[];
   healthcheck?: { test: string[] };
+  stop_grace_period?: string;
 }
 
 const read = (path: string): string => readFileSync(join(REPO_ROOT, path), 'utf8');
@@ -125,4 +128,18 @@ describe('the Dockerfile and docker-compose.yml', () => {
       expect(services[options.host], `${options.id} registers a host name that compose resolves`).toBeDefined();
     }
   });
+
+  it('gives every gateway and agent container a stop grace period that covers its own shutdown bound, so docker compose stop never cuts a drain', () => {
+    const graceMs = (name: string) => parseDurationMs(services[name]!.stop_grace_period ?? '10s')!;
+    const path = services.gateway!.volumes![0]!.split(':')[0]!;
+    const config = parseConfig(path, read(path));
+    // Leaving the peer list, the drain, then the margin a primary gives its workers to close their pools and logs (3 s).
+    for (const name of ['gateway', 'gateway-2']) expect(graceMs(name), name).toBeGreaterThanOrEqual(PEER_LEAVE_TIMEOUT_MS + config.shutdown.drainTimeoutMs + 3_000);
+    // The agent's bound with its backend as a child, the registry not answering (README, registry agent).
+    for (const [name, service] of agents) {
+      const options = parseAgentArgs(service.command ?? [], service.environment ?? {});
+      expect(graceMs(name), name).toBeGreaterThanOrEqual(options.ttlMs + options.drainMs + 10_000 + 1_000);
+    }
+  });
 });
+
