@@ -274,6 +274,32 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(warnings.map((line) => (JSON.parse(line) as { worker: number }).worker)).toEqual([0]);
   });
 
+  it('gives a worker started after a health change the verdict in force: a replacement never sends to an instance failing its checks', async () => {
+    const routable = async (name: string) => {
+      const body = (await (await fetch(`http://127.0.0.1:${adminPort}/api/services`)).json()) as { services: { name: string; instances: { id: string; routable: boolean }[] }[] };
+      return body.services.find((service) => service.name === 'user')?.instances.find((instance) => instance.id === name)?.routable;
+    };
+    const b = backends.find((backend) => backend.name === 'b')!;
+    await fetch(`http://127.0.0.1:${b.port}/health/fail`, { method: 'POST' });
+    await waitFor(async () => (await routable('b')) === false, { timeoutMs: 20_000, message: "the primary's checks to fail b" });
+    const [, victim] = await workers();
+    process.kill(victim!.pid!, 'SIGKILL');
+    await waitFor(async () => {
+      const view = await workers();
+      return view[1]!.state === 'listening' && view[1]!.pid !== victim!.pid;
+    }, { timeoutMs: 20_000, message: 'a new worker in slot 1' });
+    // The replacement was forked after b failed: it learns so from the snapshot replayed at its start, not from a change.
+    const namesOfNewWorker: string[] = [];
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.slot === 1) namesOfNewWorker.push(served.name);
+      return namesOfNewWorker.length >= 6;
+    }, { timeoutMs: 60_000, message: 'six requests through the new worker' });
+    expect(namesOfNewWorker).toEqual(Array(6).fill('a'));
+    await fetch(`http://127.0.0.1:${b.port}/health/ok`, { method: 'POST' });
+    await waitFor(async () => (await routable('b')) === true, { timeoutMs: 20_000, message: "the primary's checks to pass b again" });
+  });
+
   it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
     // Held requests on fresh connections until both workers serve at least one.
     const held: Promise<{ status: number; body: string }>[] = [];
