@@ -16,7 +16,7 @@ import { configIdentity, WorkerConfigs } from './cluster-worker-configs.ts';
 /** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
 /** Added to the drain bound for workers to flush and exit before the primary kills them. */
-const EXIT_MARGIN_MS = 3_000;
+export const EXIT_MARGIN_MS = 3_000;
 
 /** The number of worker processes `workers` asks for: `auto` is the available parallelism. */
 export function workerCount(workers: GatewayConfig['workers']): number {

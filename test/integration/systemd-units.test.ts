@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeTempDir, REPO_ROOT } from '../harness/index.ts';
 import { GATEWAY_SEMI_SPACE_MB } from '../../gateway/cluster/cluster-node-flags.ts';
+import { EXIT_MARGIN_MS } from '../../gateway/cluster/cluster-primary.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../../gateway/config/defaults.ts';
+import { PEER_LEAVE_TIMEOUT_MS } from '../../gateway/control-plane.ts';
 
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 const UNITS = join(REPO_ROOT, 'deploy/systemd');
@@ -53,5 +56,9 @@ describe.skipIf(!available)(`deploy/systemd units${available ? '' : ` (skipped: 
     expect(agent).toMatch(/^After=%i\.service /m);
     expect(agent).toMatch(/^KillSignal=SIGTERM$/m);
     for (const unit of [gateway, agent]) expect(unit).toMatch(/^Restart=on-failure$/m);
+    // systemd's SIGKILL comes after the gateway's own bound with the default drain: the peer entry's
+    // removal, the drain, the margin for workers to exit, and at least 5 s to close the registries.
+    const stopSeconds = Number(/^TimeoutStopSec=(\d+)s$/m.exec(gateway)?.[1]);
+    expect(stopSeconds * 1_000).toBeGreaterThanOrEqual(PEER_LEAVE_TIMEOUT_MS + DEFAULT_DRAIN_TIMEOUT_MS + EXIT_MARGIN_MS + 5_000);
   });
 });
