@@ -126,7 +126,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     log.error({ reason: errorMessage(error) }, 'worker cannot start');
     // Exit once the reason is with the primary, which reports it, and the log buffer is written
     // (closeLogs, 1 s at most): with a slow stderr reader this line and those before it wait there,
-    // and an exit drops them. No disconnect first: a disconnected cluster worker exits at once, with 0.
+    // and an exit drops them. The exit status is 1: a plain disconnect would read as a clean exit.
     const reported = new Promise<void>((resolve) => {
       if (!process.connected || !process.send) return resolve();
       process.send({ kind: 'switchboard:failed', reason: errorMessage(error) } satisfies WorkerMessage, undefined, {}, () => resolve());
