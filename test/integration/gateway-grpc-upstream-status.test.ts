@@ -7,6 +7,10 @@ import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** How a raw gRPC call through the gateway ended: where its status came and whether a message came before it. */
 interface CallEnd {
+  /** The HTTP status and content type of the answer's first HEADERS frame. */
+  readonly httpStatus: number;
+  readonly contentType: string;
+  readonly headers: Record<string, unknown>;
   readonly grpcStatus: number;
   readonly grpcMessage: string;
   /** True for a Trailers-Only answer: one HEADERS frame with END_STREAM. */
@@ -37,7 +41,7 @@ function call(port: number, target: string, method: 'Fail' | 'FailStream', code:
     stream.on('close', () => {
       session.close();
       const ending = trailersOnly ? headers : trailers;
-      resolve({ grpcStatus: Number(ending['grpc-status']), grpcMessage: decodeURIComponent(String(ending['grpc-message'] ?? '')), trailersOnly, dataBytes });
+      resolve({ httpStatus: Number(headers[':status']), contentType: String(headers['content-type']), headers, grpcStatus: Number(ending['grpc-status']), grpcMessage: decodeURIComponent(String(ending['grpc-message'] ?? '')), trailersOnly, dataBytes });
     });
     const message = Buffer.from(String(code));
     const frame = Buffer.alloc(5 + message.length);
@@ -74,10 +78,21 @@ services:
   ejecting:
     instances: [${instance}]
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 60s }
+  degraded:
+    instances: [${instance}]
+    outlierDetection: false
+    circuitBreaker:
+      { window: 60s, requestVolumeThreshold: 3, errorPercentThreshold: 50, sleepWindow: 60s, fallback: { status: 200, headers: { content-type: application/json, x-degraded: "yes" }, body: '{"items":[]}' } }
+  shedding:
+    instances: [${instance}]
+    outlierDetection: false
+    circuitBreaker: { window: 60s, requestVolumeThreshold: 3, errorPercentThreshold: 50, sleepWindow: 60s, fallback: { status: 429, body: busy } }
 routes:
   - { headers: { x-target: trailers-only }, service: trailers-only }
   - { headers: { x-target: after-message }, service: after-message }
   - { headers: { x-target: ejecting }, service: ejecting }
+  - { headers: { x-target: degraded }, service: degraded }
+  - { headers: { x-target: shedding }, service: shedding }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
   });
@@ -117,6 +132,24 @@ routes:
       const refused = await call(gateway.port, service, method, 0);
       expect(refused.grpcStatus).toBe(14);
       expect(refused.grpcMessage).not.toContain('grpc-backend');
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${await logOf(gateway.process)}`, { cause: error });
+    }
+  });
+
+  // A static fallback is an HTTP answer (its body is no protobuf message): a gRPC caller that got
+  // it as such read a 200 without grpc-status, which gRPC clients take as a failed call of no known cause.
+  it.each([
+    ['degraded', 14],
+    ['shedding', 8],
+  ] as const)("%s: an open breaker's static fallback answers a gRPC call with a gRPC status (Trailers-Only), not the HTTP body", async (service, expected) => {
+    try {
+      for (let sent = 0; sent < 3; sent += 1) expect((await call(gateway.port, service, 'Fail', 14)).grpcStatus).toBe(14);
+      expect(await breakerOf(service)).toMatchObject({ state: 'open' });
+      const refused = await call(gateway.port, service, 'Fail', 0);
+      expect(refused).toMatchObject({ httpStatus: 200, contentType: 'application/grpc', grpcStatus: expected, trailersOnly: true, dataBytes: 0 });
+      expect(refused.grpcMessage).toContain('circuit breaker');
+      if (service === 'degraded') expect(refused.headers['x-degraded']).toBe('yes');
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${await logOf(gateway.process)}`, { cause: error });
     }
