@@ -105,3 +105,58 @@ describe.each([1, 2])('a reload that moves redis: (workers: %i)', (workers) => {
     expect((await gatewayClients(two)).length).toBeGreaterThan(0);
   });
 });
+
+describe('a reload that changes a policy: redis limit', () => {
+  let redis: LocalRedis;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+
+  /** One limit with an hourly quota of `quota` on `/quota`, and `marker` as a route to tell that the text is applied. */
+  const configOf = (quota: number, average: number, marker: string) => `
+listen: 127.0.0.1:{{port}}
+accessLog: false
+redis: { url: "${redis.url}", timeout: 500ms, keyPrefix: "test:" }
+services:
+  api: { instances: [127.0.0.1:${backend.port}] }
+middlewares:
+  hourly: { rateLimit: { average: ${average}, key: route, policy: redis, onRedisError: allow, quota: { limit: ${quota}, per: hour } } }
+routes:
+  - { path: /quota, service: api, middlewares: [hourly] }
+  - { path: /${marker}, service: api }
+`;
+  /** Status and what is left of the quota (the `RateLimit` header's `hourly` item) after one request to `/quota`. */
+  const take = async () => {
+    const answer = await fetch(`${gateway.url}/quota`);
+    await answer.text();
+    return `${answer.status} ${/"hourly";r=\d+/.exec(answer.headers.get('ratelimit') ?? '')?.[0]}`;
+  };
+  const applied = (marker: string) => waitFor(async () => (await fetch(`${gateway.url}/${marker}`)).status === 200 || undefined, { timeoutMs: 15_000, message: `the text with /${marker} applied` });
+
+  beforeAll(async () => {
+    [redis, backend] = await Promise.all([startLocalRedis(), startBackend({ name: 'api' })]);
+    gateway = await startGateway(configOf(3, 1000, 'first'));
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.kill();
+    await redis?.close();
+  });
+
+  it('goes on from the quota count Redis holds (the edit hands no key a fresh quota), and a raised quota lets through only the difference', async () => {
+    // The hour must not turn within the test (its counts would start again): at most a minute's wait.
+    await waitFor(() => Date.now() % 3_600_000 < 3_540_000 || undefined, { timeoutMs: 70_000, intervalMs: 1_000, message: 'a clock hour with a minute left' });
+    try {
+      expect([await take(), await take(), await take(), await take()]).toEqual(['200 "hourly";r=2', '200 "hourly";r=1', '200 "hourly";r=0', '429 "hourly";r=0']);
+      // The rate changed, the quota not: still used up.
+      await gateway.writeConfig(configOf(3, 500, 'second'));
+      await applied('second');
+      expect(await take()).toBe('429 "hourly";r=0');
+      // A quota raised to 5 gives two more, not five.
+      await gateway.writeConfig(configOf(5, 500, 'third'));
+      await applied('third');
+      expect([await take(), await take(), await take()]).toEqual(['200 "hourly";r=1', '200 "hourly";r=0', '429 "hourly";r=0']);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${(await logOf(gateway.process)).slice(-3_000)}`, { cause: error });
+    }
+  }, 120_000);
+});
