@@ -114,6 +114,44 @@ routes:
   });
 });
 
+describe('local rate limit with workers: 2 (burst 5, refilling one a day)', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let adminPort: number;
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'api' });
+    adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+accessLog: false
+workers: 2
+services:
+  api: { instances: [127.0.0.1:${backend.port}] }
+middlewares:
+  odd: { rateLimit: { average: 1, period: 24h, burst: 5, key: route } }
+routes:
+  - { path: /limited, service: api, middlewares: [odd] }
+`);
+    const listening = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as { state: string }[]).filter((worker) => worker.state === 'listening').length;
+    await waitFor(async () => (await listening()) === 2 || undefined, { timeoutMs: 20_000, message: 'both workers to listen' });
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.kill();
+  });
+
+  // Each worker took burst / 2 rounded down, 2 and 2: a fifth of the burst was lost.
+  it('lets the whole burst through, dealt out 3 and 2 between the workers, over connections spread across both', async () => {
+    // A connection each: node:cluster hands them to the workers in turn, so each worker sees 10.
+    const { answers } = await burst(gateway.port, 20);
+    expect(statuses(answers).sort()).toEqual([...Array<number>(5).fill(200), ...Array<number>(15).fill(429)]);
+    const limits = new Set(answers.map((answer) => answer.headers['x-ratelimit-limit']));
+    expect([...limits].sort()).toEqual(['2', '3']);
+  });
+});
+
 describe('redis rate limit shared by two gateway processes (20 req/s)', () => {
   const RATE = 20;
   // Above the 100 ms default: on a loaded 2-core CI machine a 100 ms deadline is sometimes missed.

@@ -160,6 +160,26 @@ describe('rateLimit with workers (share)', () => {
     expect(await statuses(undefined, 4)).toEqual([200, 200, 200, 429]);
   });
 
+  // Each worker took its share rounded down: a burst of 5 over 2 workers let 4 through, a quota of 3 over 2 only 2.
+  it.each([
+    ['a burst of 5 over 2 workers', { burst: 5 }, 2, [3, 2]],
+    ['a burst of 7 over 3 workers', { burst: 7 }, 3, [3, 2, 2]],
+    ['a quota of 3 over 2 workers', { burst: 100, quota: { limit: 3, per: 'day' } }, 2, [2, 1]],
+    ['a quota of 6 over 4 workers', { burst: 100, quota: { limit: 6, per: 'day' } }, 4, [2, 2, 1, 1]],
+    ['a burst of 1 over 2 workers (each keeps one token)', { burst: 1 }, 2, [1, 1]],
+  ] as const)('deals out %s by worker slot, so that together they let through what the file says', async (_name, shape, workers, expected) => {
+    const settings: RateLimitSettings = { ...SETTINGS, average: 1, periodMs: 86_400_000, key: { from: 'route' }, ...shape };
+    const passed: number[] = [];
+    for (let worker = 0; worker < workers; worker += 1) {
+      server = await serveMiddleware([rateLimit(settings, { now: () => 0, wallClock: () => Date.UTC(2026, 0, 1, 12), share: 1 / workers, worker })]);
+      let count = 0;
+      for (let index = 0; index < 8; index += 1) if ((await server.send('/')).status === 200) count += 1;
+      passed.push(count);
+      await server.close();
+    }
+    expect(passed).toEqual(expected);
+  });
+
   it("states each bucket's own refill time in RateLimit-Policy: a consumer's own rate, not the middleware's, and a worker's share refills as fast as the whole", async () => {
     const gold: ConsumerConfig = { name: 'gold', keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 100, periodMs: 1_000, burst: 100 } };
     const identify: Middleware = async (context, next) => {

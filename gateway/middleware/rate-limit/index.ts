@@ -6,7 +6,7 @@ import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
 import { rateLimitHeaders } from './headers.ts';
-import { shareOf, type BucketShape, type LimitDecision, type Limiter } from './limiter.ts';
+import { shareOf, wholeShareOf, type BucketShape, type LimitDecision, type Limiter } from './limiter.ts';
 import { QuotaLimiter } from './local-quota.ts';
 import { rateLimitChanges, rateLimitFallbackTotal } from './rate-limit-events.ts';
 import { RedisBucketLimiter } from './redis-bucket.ts';
@@ -16,7 +16,7 @@ import { livePeerCount } from '../../config-store/peer-count.ts';
 import { TokenBucketLimiter } from './token-bucket.ts';
 
 export type { BucketShape, LimitDecision, Limiter, QuotaState } from './limiter.ts';
-export { shareOf } from './limiter.ts';
+export { shareOf, wholeShareOf } from './limiter.ts';
 export { QuotaLimiter } from './local-quota.ts';
 export { rateLimitChanges, rateLimitFallbackTotal } from './rate-limit-events.ts';
 export { RedisBucketLimiter, TAKE_TOKEN_SCRIPT } from './redis-bucket.ts';
@@ -46,7 +46,10 @@ export interface RateLimitOptions {
   readonly name?: string;
   /** The Redis connection for `policy: redis`; this process's shared one by default. */
   readonly redis?: (settings: NonNullable<RateLimitSettings['redis']>) => RedisConnection;
-  /** The worker slot, for events; null in a one-process gateway. */
+  /**
+   * The worker slot (0 to workers - 1), for events and to deal out what of a burst or quota does not
+   * divide evenly among the workers (the first slots take one more); null in a one-process gateway.
+   */
   readonly worker?: number | null;
   readonly log?: Logger;
 }
@@ -95,13 +98,17 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
   const share = options.share ?? 1;
   const name = options.name ?? 'rateLimit';
   const maxWaitMs = settings.delay?.maxWaitMs ?? 0;
-  const local = (shape: BucketShape, localShare: number): Limiter => {
-    const bucket = new TokenBucketLimiter({ ...shareOf(shape, localShare), maxWaitMs, ...(options.now ? { now: options.now } : {}) });
+  // The worker's slot deals out what does not divide evenly (burst 5 over 2 workers: 3 and 2).
+  const part = options.worker ?? undefined;
+  // A bucket (and quota) of `gateways` gateways' share (each the same, rounded down), then this worker's of that.
+  const local = (shape: BucketShape, gateways: number): Limiter => {
+    const gatewayShape = shareOf(shape, 1 / gateways);
+    const bucket = new TokenBucketLimiter({ ...shareOf(gatewayShape, share, part), maxWaitMs, ...(options.now ? { now: options.now } : {}) });
     if (!settings.quota) return bucket;
-    const quota = { ...settings.quota, limit: Math.max(1, Math.floor(settings.quota.limit * Math.min(1, localShare))) };
+    const quota = { ...settings.quota, limit: wholeShareOf(wholeShareOf(settings.quota.limit, 1 / gateways), share, part) };
     return new QuotaLimiter(bucket, quota, options.wallClock);
   };
-  if (settings.policy !== 'redis' || !settings.redis) return (shape) => local(shape, share);
+  if (settings.policy !== 'redis' || !settings.redis) return (shape) => local(shape, 1);
   const redisSettings = settings.redis;
   const log = options.log ?? componentLogger('rate-limit');
   // The first limiter built (the middleware's own) keeps the fallback state; consumers' own limiters follow it.
@@ -117,7 +124,7 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
       mode: settings.onRedisError,
       // Every gateway falls back alike: each gets its share of the budget, and each worker its share of that.
       // With a config store the number of gateways is the live peer count, else the configured `redis.gateways`.
-      local: new PeerScaledLimiter((gateways) => local(shape, share / gateways), () => livePeerCount() ?? redisSettings.gateways),
+      local: new PeerScaledLimiter((gateways) => local(shape, gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
       probe: () => bucket.probe(),
       closed: () => redis.status === 'end',

@@ -47,9 +47,23 @@ export interface BucketShape {
 
 /**
  * `shape` scaled to a `share` of it (1/workers, 1/gateways): the rate times `share`, the burst
- * times `share` rounded down but at least one token (a bucket under one token admits nothing).
+ * `wholeShareOf` it (a bucket under one token admits nothing).
  */
-export function shareOf<Shape extends BucketShape>(shape: Shape, share: number): Shape {
+export function shareOf<Shape extends BucketShape>(shape: Shape, share: number, part?: number): Shape {
   if (share >= 1) return shape;
-  return { ...shape, average: shape.average * share, burst: Math.max(1, Math.floor(shape.burst * share)) };
+  return { ...shape, average: shape.average * share, burst: wholeShareOf(shape.burst, share, part) };
+}
+
+/**
+ * A `share` (1/parts) of a whole count (a burst, a quota), at least 1. With `part` (a worker's slot,
+ * 0 to parts - 1) the count is dealt out as evenly as whole numbers allow, the first parts taking one
+ * of the remainder each, so that the parts add up to the count (5 over 2 workers: 3 and 2); without
+ * it (a gateway's share: gateways have no index), every part takes the count rounded down.
+ */
+export function wholeShareOf(count: number, share: number, part?: number): number {
+  if (share >= 1) return count;
+  const parts = Math.round(1 / share);
+  const even = Math.floor(count / parts);
+  const extra = part !== undefined && part >= 0 && part < count % parts ? 1 : 0;
+  return Math.max(1, even + extra);
 }
