@@ -174,6 +174,7 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         certificates: tls.certificates.map(pair),
         defaultCertificate: tls.defaultCertificate && pair(tls.defaultCertificate),
         minVersion: tls.minVersion,
+        ciphers: tls.ciphers,
       },
       middlewares: entryPoint.middlewares ?? [],
       ...(tcp

@@ -55,6 +55,11 @@ routes:
     expect(config.routes.map((route) => route.entryPoints)).toEqual([['websecure'], undefined]);
   });
 
+  it('keeps an entry point\'s cipher list as written', () => {
+    const config = parseConfig('g.yaml', 'entryPoints:\n  s: { listen: 8443, protocol: https, tls: { certificates: [{ certFile: a, keyFile: b }], ciphers: "ECDHE+AESGCM:!SHA1" } }\n', { readFiles: false });
+    expect(config.entryPoints[0]!.tls?.ciphers).toBe('ECDHE+AESGCM:!SHA1');
+  });
+
   it('lets an https entry point turn HTTP/2 off', () => {
     const config = parseConfig('g.yaml', 'entryPoints:\n  s: { listen: 8443, protocol: https, http2: false, tls: { certificates: [{ certFile: a, keyFile: b }] } }\n', { readFiles: false });
     expect(config.entryPoints[0]!.http2).toBe(false);
@@ -69,6 +74,7 @@ routes:
     ['a certificate without its key', 'entryPoints:\n  s:\n    listen: 8443\n    protocol: https\n    tls:\n      certificates:\n        - { certFile: a.pem }\n', 'entryPoints.s.tls.certificates.0.keyFile (line 7)'],
     ['an unknown protocol', 'entryPoints:\n  web: { listen: 8080, protocol: udp }\n', 'entryPoints.web.protocol (line 2)'],
     ['an old TLS version', 'entryPoints:\n  s: { listen: 8443, protocol: https, tls: { certificates: [{ certFile: a, keyFile: b }], minVersion: TLSv1 } }\n', 'entryPoints.s.tls.minVersion (line 2)'],
+    ['a cipher list OpenSSL does not know', 'entryPoints:\n  s: { listen: 8443, protocol: https, tls: { certificates: [{ certFile: a, keyFile: b }], ciphers: "NOT-A-CIPHER" } }\n', 'entryPoints.s.tls.ciphers (line 2): OpenSSL refuses this cipher list (error:0A0000B9:SSL routines::no cipher match)'],
     ['two entry points on one address', 'entryPoints:\n  a: { listen: 127.0.0.1:8080 }\n  b: { listen: 127.0.0.1:8080 }\n', 'entryPoints.b.listen (line 3): entry point b listens on the same address as entry point a'],
     ['a bad entry point name', 'entryPoints:\n  "web secure": { listen: 8080 }\n', 'entryPoints.web secure'],
     ['an unknown key', 'entryPoints:\n  web: { listen: 8080, h2: true }\n', 'entryPoints.web.h2 (line 2): unknown field "h2"'],

@@ -1,4 +1,6 @@
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
+import { errorMessage } from '../../src/errors.ts';
 import { duration, listenAddress, section } from './schema-values.ts';
 
 /** An entry point's name: letters, digits, `-` and `_` (it appears in logs, metrics and route filters). */
@@ -15,7 +17,20 @@ const tlsSettings = section({
   defaultCertificate: certificatePair.optional(),
   // TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused by OpenSSL 3's default security level anyway.
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional(),
+  ciphers: z.string().min(1, 'expected an OpenSSL cipher list such as "ECDHE+AESGCM:ECDHE+CHACHA20"').superRefine(cipherListIssue).optional(),
 });
+
+/**
+ * Refuses an OpenSSL cipher list that OpenSSL itself refuses (no cipher it knows, a bad rule), with
+ * its reason: the list is tried on a context here, so a typo fails the load instead of the listener.
+ */
+function cipherListIssue(ciphers: string, context: z.RefinementCtx): void {
+  try {
+    createSecureContext({ ciphers });
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: `OpenSSL refuses this cipher list (${errorMessage(error)})` });
+  }
+}
 
 /** A PROXY protocol version sent to upstreams before the client's bytes (HAProxy's `send-proxy` / `send-proxy-v2`). */
 export const proxyProtocolVersion = z.union([z.literal(1), z.literal(2)], { error: 'expected 1 (text) or 2 (binary)' });

@@ -142,6 +142,8 @@ export interface EntryPointTls {
   /** Served for unknown names and clients without SNI; the first certificate when not set. */
   readonly defaultCertificate: CertificateFiles | undefined;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  /** OpenSSL cipher list (`tls.ciphers`), checked by OpenSSL at load; undefined: Node's default list. */
+  readonly ciphers: string | undefined;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
 import { sniffPreface } from './h2c-sniff.ts';
 import { GatewayListener, type ListenerHandlers, type ListenerLimits } from './http1-listener.ts';
+import { refusePlainHttpOnTls } from './http1-refusal.ts';
 import { Http2Sessions } from './http2-sessions.ts';
 import { listenEntryPoint } from './listen.ts';
 import { peekSocket } from './socket-peek.ts';
@@ -61,6 +62,7 @@ export async function startEntryPoint(config: EntryPointConfig, handlers: Listen
       { ALPNProtocols: config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'], handshakeTimeout: limits.headersTimeoutMs },
       log,
       (socket, accepted) => handOver(accepted, socket, socket.alpnProtocol),
+      (socket) => refusePlainHttpOnTls(socket),
     );
   const front: Server = createNetServer((socket) => {
     pending.add(socket);

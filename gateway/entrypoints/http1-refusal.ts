@@ -210,6 +210,18 @@ function endLingering(socket: Socket, answer: string): void {
   linger(socket);
 }
 
+/** nginx's answer to plain HTTP on a TLS port (its internal 497, sent as a 400 with this message). */
+const PLAIN_HTTP_ON_TLS_BODY = JSON.stringify({ error: 'plain-http-on-tls-port', status: 400, message: 'The plain HTTP request was sent to HTTPS port' });
+
+/**
+ * Answers a connection to a TLS port whose first byte starts no TLS record (`tlsServers` tells it
+ * apart) with a JSON 400 `plain-http-on-tls-port` and `connection: close`, then lingers: the client
+ * most likely sent plain HTTP to an https URL's port, and learns why instead of seeing a reset.
+ */
+export function refusePlainHttpOnTls(socket: Socket): void {
+  endLingering(socket, `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(PLAIN_HTTP_ON_TLS_BODY)}\r\nconnection: close\r\n\r\n${PLAIN_HTTP_ON_TLS_BODY}`);
+}
+
 /** Node's server closes a socket with `destroySoon()` once an answer that ends the connection is sent: in its place, `this` lingers, Node's parser still reading it (the requests it finds there are not served). */
 function lingerInsteadOfDestroy(this: Socket): void {
   linger(this);

@@ -36,11 +36,14 @@ function connectionKey(socket: Socket): string {
  * (SNI alone decides, unknown names get the default), and `withoutSni`, for clients that send no
  * server name, has only the default certificate (kept current with `setSecureContext`). `options`
  * adds what the entry point's protocol needs (ALPN, half-open sockets, the handshake timeout);
- * the config's `tls.minVersion` applies to both. Every finished handshake goes to `secure`, with the
+ * the config's `tls.minVersion` and `tls.ciphers` apply to both. Every finished handshake goes to `secure`, with the
  * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
  * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
  * cut every open TLS connection at once instead of letting it finish.
- * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection.
+ * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection. With
+ * `plainText`, a connection whose first byte starts no TLS record (nor an SSLv2-style hello, which
+ * OpenSSL refuses itself), as nginx tells plain HTTP from TLS, goes there instead of to OpenSSL;
+ * the check reads the first byte of the bytes `handOver` peeks anyway, once.
  */
 export function tlsServers(
   config: EntryPointConfig,
@@ -48,8 +51,14 @@ export function tlsServers(
   options: TlsOptions & { readonly allowHalfOpen?: boolean },
   log: Logger,
   secure: SecureConnectionHandler,
+  plainText?: (socket: Socket) => void,
 ): TlsServers {
-  const common: TlsOptions = { ...options, ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}) };
+  const common: TlsOptions = {
+    ...options,
+    ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}),
+    // On the server's context, which the handshake keeps when SNI swaps in a certificate's context: OpenSSL picks the cipher from the connection's own list.
+    ...(config.tls?.ciphers ? { ciphers: config.tls.ciphers } : {}),
+  };
   const withSni = createTlsServer({ ...common, SNICallback: certificates.sniCallback });
   const defaultOptions = () => ({ ...common, cert: certificates.defaultCertificate.cert, key: certificates.defaultCertificate.key });
   const withoutSni = createTlsServer(defaultOptions());
@@ -75,8 +84,11 @@ export function tlsServers(
     withSni,
     withoutSni,
     handOver(socket, timeoutMs) {
-      void peekSocket(socket, timeoutMs, serverNameReader()).then((verdict) => {
+      const reader = serverNameReader();
+      const judge = plainText ? (data: Buffer) => (data[0] !== 0x16 && (data[0]! & 0x80) === 0 ? 'plain' : reader(data)) : reader;
+      void peekSocket(socket, timeoutMs, judge).then((verdict) => {
         if (!verdict) return;
+        if (verdict === 'plain') return plainText?.(socket);
         const key = connectionKey(socket);
         handshaking.set(key, socket);
         socket.once('close', () => handshaking.get(key) === socket && handshaking.delete(key));
