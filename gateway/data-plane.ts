@@ -168,7 +168,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
         entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log, namedCertificates));
         continue;
       }
-      const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https' };
+      const origin = { entryPoint: entryPoint.name, secure: entryPoint.protocol === 'https', clientCertificate: entryPoint.tls?.clientAuth !== undefined };
       entryPoints.push(await startEntryPoint(entryPoint, handlersFor(origin), limits, log, namedCertificates));
     }
   } catch (error) {

@@ -3,6 +3,7 @@ import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } 
 import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
+import { setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, normalisePath, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
@@ -193,6 +194,7 @@ class RequestContext implements GatewayContext {
     private readonly baseLog: Logger,
     readonly entryPoint: string,
     readonly secure: boolean,
+    clientCertificate: boolean,
   ) {
     this.clientIp = request.socket.remoteAddress ?? '';
     const headers = clientUpstreamHeaders(request.headers);
@@ -200,6 +202,8 @@ class RequestContext implements GatewayContext {
     // is never passed on, on a route without authentication either (an upstream behind several routes
     // would believe it). Deleted only when there, which keeps the usual headers object out of dictionary mode.
     if (headers[CONSUMER_HEADER] !== undefined) delete headers[CONSUMER_HEADER];
+    stripClientCertificateHeaders(headers);
+    if (clientCertificate) setClientCertificateHeaders(headers, request.socket);
     this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers, host: undefined, useInstanceHost: undefined };
   }
 
@@ -218,13 +222,14 @@ class RequestContext implements GatewayContext {
   }
 }
 
-/** Where a request came in: its entry point's name and whether the connection is TLS. */
+/** Where a request came in: its entry point's name, whether the connection is TLS, and whether that entry point checks client certificates (`tls.clientAuth`). */
 export interface RequestOrigin {
   readonly entryPoint: string;
   readonly secure: boolean;
+  readonly clientCertificate?: boolean;
 }
 
 /** A fresh context for a request; its `log` carries the request id once request-id has set it. */
 export function createContext(request: ClientRequest, response: ClientResponse, log: Logger, origin: RequestOrigin = { entryPoint: 'web', secure: false }): GatewayContext {
-  return new RequestContext(request, response, log, origin.entryPoint, origin.secure);
+  return new RequestContext(request, response, log, origin.entryPoint, origin.secure, origin.clientCertificate ?? false);
 }

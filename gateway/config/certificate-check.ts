@@ -45,6 +45,20 @@ export function checkCertificatePem(files: CertificateFiles, cert: string, key: 
   return { x509, keyType, context };
 }
 
+/**
+ * Checks a CA bundle's PEM text (`tls.clientAuth.caFile`): its first certificate parses (node:tls
+ * skips PEM blocks it cannot parse in `ca`, so a bundle of garbage would trust nothing and say
+ * nothing) and OpenSSL takes the bundle. Throws a `ConfigFileError` naming the file and the reason.
+ */
+export function checkCaBundlePem(path: string, text: string): void {
+  try {
+    new X509Certificate(text);
+    createSecureContext({ ca: text });
+  } catch (error) {
+    throw new ConfigFileError(path, `not a usable CA bundle (${errorMessage(error)})`, { cause: error });
+  }
+}
+
 /** The error of a certificate or key file that cannot be read, as loading and checking both report it. */
 export function unreadableFile(path: string, error: unknown): ConfigFileError {
   return new ConfigFileError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`, { cause: error });
@@ -135,7 +149,8 @@ const memos = new Map<string, CheckMemo>();
 
 /**
  * Reads and checks every certificate pair `config` names (each entry point's `tls.certificates`
- * and `tls.defaultCertificate`, and `certificates.<name>`), so that a missing, unreadable or
+ * and `tls.defaultCertificate`, and `certificates.<name>`) and each entry point's client CA bundle
+ * (`tls.clientAuth.caFile`), so that a missing, unreadable or
  * mismatched pair refuses the configuration at load, at start as on a reload, with the key path
  * and reason (and, from a config store, refuses that object alone). An entry point's pairs need a
  * restart to be served, so a reload that named a bad one would otherwise be taken and the gateway
@@ -154,8 +169,36 @@ export function checkCertificateFiles(config: GatewayConfig): TlsFileIssue[] {
     memos.set(id, { stamp, issue });
     if (issue) issues.push({ path: [...at.map(String), ...issue.path], message: issue.message });
   }
+  for (const entryPoint of config.entryPoints) {
+    const caFile = entryPoint.tls?.clientAuth?.caFile;
+    if (caFile === undefined) continue;
+    const id = `ca\n${caFile}`;
+    used.add(id);
+    const stamp = fileStamp(caFile);
+    const memo = memos.get(id);
+    const issue = memo?.stamp === stamp ? memo.issue : checkCaBundle(caFile);
+    memos.set(id, { stamp, issue });
+    if (issue) issues.push({ path: ['entryPoints', entryPoint.name, 'tls', 'clientAuth', 'caFile'], message: issue.message });
+  }
   for (const id of memos.keys()) if (!used.has(id)) memos.delete(id);
   return issues;
+}
+
+/** The issue of a client-certificate CA bundle that cannot be read or used, or undefined. */
+function checkCaBundle(path: string): TlsFileIssue | undefined {
+  try {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw unreadableFile(path, error);
+    }
+    checkCaBundlePem(path, text);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ConfigFileError)) throw error;
+    return { path: [], message: error.message };
+  }
 }
 
 /** A certificate pair a configuration names, with its entry point's TLS floor and where it sits. */

@@ -7,11 +7,11 @@ import type { GatewayConfig, ServiceSettings } from './types.ts';
 
 /**
  * Every file `parseConfig` reads for `config` (parsed without reading them), as absolute paths:
- * each certificate pair (`certificatePairsOf`), the `caFile`, `certFile` and `keyFile` of `defaults`
+ * each certificate pair (`certificatePairsOf`) and entry point client CA bundle (`tls.clientAuth.caFile`), the `caFile`, `certFile` and `keyFile` of `defaults`
  * and of every service, the `tls` and `auth` files of each registry and of the config store, and
  * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles`, relative
  * ones from `configPath`'s folder as the readers take them. What a refused text may be waiting for.
- * With `certificatePairs: false`, all but the certificate pairs (which the entry points' certificate watch reloads on its own).
+ * With `certificatePairs: false`, all but the certificate pairs and client CA bundles (which the entry points' certificate watch reloads on its own).
  */
 export function filesNamedBy(config: GatewayConfig, configPath: string, options: { readonly certificatePairs?: boolean } = {}): string[] {
   const base = dirname(resolve(configPath));
@@ -24,6 +24,7 @@ export function filesNamedBy(config: GatewayConfig, configPath: string, options:
       add(files.certFile);
       add(files.keyFile);
     }
+    for (const entryPoint of config.entryPoints) add(entryPoint.tls?.clientAuth?.caFile);
   }
   const upstreamTls = ({ tls }: ServiceSettings) => {
     add(tls.caFile);

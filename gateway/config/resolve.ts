@@ -175,6 +175,7 @@ function resolveEntryPoints(input: ConfigInput, baseDir: string): EntryPointConf
         defaultCertificate: tls.defaultCertificate && pair(tls.defaultCertificate),
         minVersion: tls.minVersion,
         ciphers: tls.ciphers,
+        clientAuth: tls.clientAuth && { caFile: absolutePath(baseDir, tls.clientAuth.caFile), mode: tls.clientAuth.mode ?? 'require' },
       },
       middlewares: entryPoint.middlewares ?? [],
       ...(tcp

@@ -60,6 +60,14 @@ routes:
     expect(config.entryPoints[0]!.tls?.ciphers).toBe('ECDHE+AESGCM:!SHA1');
   });
 
+  it('reads tls.clientAuth with require as its mode by default, its caFile from the file folder', () => {
+    const text = (clientAuth: string) => `entryPoints:\n  s: { listen: 8443, protocol: https, tls: { certificates: [{ certFile: a, keyFile: b }], clientAuth: ${clientAuth} } }\n`;
+    expect(parseConfig('/etc/sb/g.yaml', text('{ caFile: certs/clients-ca.pem }'), { readFiles: false }).entryPoints[0]!.tls?.clientAuth).toEqual({ caFile: '/etc/sb/certs/clients-ca.pem', mode: 'require' });
+    expect(parseConfig('/etc/sb/g.yaml', text('{ caFile: /ca.pem, mode: optional }'), { readFiles: false }).entryPoints[0]!.tls?.clientAuth).toEqual({ caFile: '/ca.pem', mode: 'optional' });
+    expect(refusal(text('{ caFile: /ca.pem, mode: on }'))).toContain('entryPoints.s.tls.clientAuth.mode (line 2)');
+    expect(refusal(text('{ mode: optional }'))).toContain('entryPoints.s.tls.clientAuth.caFile (line 2)');
+  });
+
   it('lets an https entry point turn HTTP/2 off', () => {
     const config = parseConfig('g.yaml', 'entryPoints:\n  s: { listen: 8443, protocol: https, http2: false, tls: { certificates: [{ certFile: a, keyFile: b }] } }\n', { readFiles: false });
     expect(config.entryPoints[0]!.http2).toBe(false);

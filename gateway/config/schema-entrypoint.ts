@@ -12,12 +12,23 @@ export const certificatePair = section({
   keyFile: z.string().min(1, 'expected the path of a PEM private key'),
 });
 
+/**
+ * Client certificates at a TLS entry point (Traefik's `clientAuth`, nginx's `ssl_verify_client`):
+ * `require` refuses a connection without a certificate the CA bundle vouches for, `optional` asks
+ * for one and lets the request pass, telling the upstream the result.
+ */
+const clientAuthSettings = section({
+  caFile: z.string().min(1, 'expected the path of a PEM bundle of the CA certificates client certificates must chain to'),
+  mode: z.enum(['require', 'optional']).optional(),
+});
+
 const tlsSettings = section({
   certificates: z.array(certificatePair).min(1, 'expected at least one { certFile, keyFile }'),
   defaultCertificate: certificatePair.optional(),
   // TLS 1.0 and 1.1 are deprecated (RFC 8996) and refused by OpenSSL 3's default security level anyway.
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional(),
   ciphers: z.string().min(1, 'expected an OpenSSL cipher list such as "ECDHE+AESGCM:ECDHE+CHACHA20"').superRefine(cipherListIssue).optional(),
+  clientAuth: clientAuthSettings.optional(),
 });
 
 /**

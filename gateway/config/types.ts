@@ -144,6 +144,16 @@ export interface EntryPointTls {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
   /** OpenSSL cipher list (`tls.ciphers`), checked by OpenSSL at load; undefined: Node's default list. */
   readonly ciphers: string | undefined;
+  /** Client certificates asked for (`tls.clientAuth`); undefined: none. */
+  readonly clientAuth: ClientAuthSettings | undefined;
+}
+
+/** Client-certificate verification at a TLS entry point; `caFile` is absolute. */
+export interface ClientAuthSettings {
+  /** PEM bundle of the CAs a client certificate must chain to; watched and reloaded like the certificates. */
+  readonly caFile: string;
+  /** `require`: no HTTP without a certificate the CAs vouch for; `optional`: asked for, verified when sent, the request passes. */
+  readonly mode: 'require' | 'optional';
 }
 
 /**

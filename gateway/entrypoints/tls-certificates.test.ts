@@ -145,7 +145,7 @@ describe('warnOfValidity', () => {
 
   it('warns when an entry point loads an expired certificate at start and when a reload of its files brings one', async () => {
     const { lines, log } = capture();
-    const entryPoint = { name: 'websecure', tls: { certificates: [expired.files], defaultCertificate: undefined, minVersion: undefined, ciphers: undefined } } as unknown as EntryPointConfig;
+    const entryPoint = { name: 'websecure', tls: { certificates: [expired.files], defaultCertificate: undefined, minVersion: undefined, ciphers: undefined, clientAuth: undefined } } as unknown as EntryPointConfig;
     (await TlsCertificates.load(entryPoint, log)).close();
     const slot = { files: expired.files, keyPath: 'entryPoints.websecure.tls.certificates.0', current, lastRefusal: undefined };
     // No settle time: the files are as openssl left them (tls-store.test.ts covers the wait).

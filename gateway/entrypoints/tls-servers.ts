@@ -58,9 +58,16 @@ export function tlsServers(
     ...(config.tls?.minVersion ? { minVersion: config.tls.minVersion } : {}),
     // On the server's context, which the handshake keeps when SNI swaps in a certificate's context: OpenSSL picks the cipher from the connection's own list.
     ...(config.tls?.ciphers ? { ciphers: config.tls.ciphers } : {}),
+    // Node asks for a certificate and, with rejectUnauthorized, ends a connection whose certificate is missing or unverified.
+    ...(config.tls?.clientAuth ? { requestCert: true, rejectUnauthorized: config.tls.clientAuth.mode === 'require' } : {}),
   };
   const withSni = createTlsServer({ ...common, SNICallback: certificates.sniCallback });
-  const defaultOptions = () => ({ ...common, cert: certificates.defaultCertificate.cert, key: certificates.defaultCertificate.key });
+  const defaultOptions = () => ({
+    ...common,
+    cert: certificates.defaultCertificate.cert,
+    key: certificates.defaultCertificate.key,
+    ...(certificates.clientCa ? { ca: certificates.clientCa.text } : {}),
+  });
   const withoutSni = createTlsServer(defaultOptions());
   certificates.onDefaultChange(() => withoutSni.setSecureContext(defaultOptions()));
   // Handed over and not yet secure, by four-tuple (node:tls keeps the accepted socket to itself).

@@ -5,6 +5,7 @@ import { entryPointCertificatePairs, pairReadingKey, readCertificatePair } from 
 import type { CertificateFiles, EntryPointConfig, EntryPointTls } from '../config/types.ts';
 import { tlsReloadsTotal } from '../telemetry/index.ts';
 import { certificateFromPem, loadCertificateAt, warnOfValidity, type LoadedCertificate } from './tls-certificates.ts';
+import { ClientCa } from './tls-client-ca.ts';
 import { CertificateFolderWatch, type CertificateFolderWatchTiming } from './tls-folder-watch.ts';
 import { SniTable } from './tls-sni.ts';
 
@@ -39,6 +40,8 @@ export class TlsCertificates {
     private readonly defaultSlot: Slot,
     private readonly log: Logger,
     timing: CertificateFolderWatchTiming,
+    /** The client CA bundle (`tls.clientAuth`), whose copy every context served gets; undefined without clientAuth. */
+    readonly clientCa: ClientCa | undefined,
   ) {
     this.table = this.buildTable();
     this.folders = new CertificateFolderWatch(() => this.reloadAll(), log, { entryPoint }, timing);
@@ -52,13 +55,14 @@ export class TlsCertificates {
   static async load(entryPoint: EntryPointConfig, log: Logger, timing: CertificateFolderWatchTiming = {}): Promise<TlsCertificates> {
     const settings = entryPoint.tls;
     if (!settings) throw new Error(`entry point ${entryPoint.name} has no tls settings`);
+    const clientCa = await ClientCa.load(entryPoint.name, settings);
     const slots = await Promise.all(
       entryPointCertificatePairs(entryPoint).map(async ({ files, at }): Promise<Slot> => {
         const keyPath = at.join('.');
         return { files, keyPath, current: await loadCertificateAt(files, settings.minVersion, keyPath, { ...timing, log }), lastRefusal: undefined };
       }),
     );
-    const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log, timing);
+    const certificates = new TlsCertificates(entryPoint.name, settings, slots, settings.defaultCertificate ? slots.at(-1)! : slots[0]!, log, timing, clientCa);
     for (const slot of slots) {
       log.info({ entryPoint: entryPoint.name, certFile: slot.files.certFile, names: slot.current.names, keyType: slot.current.keyType }, 'certificate loaded');
       warnOfValidity(log, { entryPoint: entryPoint.name }, slot.current);
@@ -83,7 +87,7 @@ export class TlsCertificates {
 
   /** Starts watching the folders of every certificate and key file; `close()` stops it. */
   watch(): void {
-    this.folders.watch(this.slots.map((slot) => slot.files));
+    this.folders.watch([...this.slots.map((slot) => slot.files), ...(this.clientCa ? [this.clientCa.files] : [])]);
   }
 
   /**
@@ -100,9 +104,13 @@ export class TlsCertificates {
     this.folders.close();
   }
 
-  /** Reads every pair again (what a file change triggers after its debounce). */
+  /** Reads every pair and the client CA bundle again (what a file change triggers after its debounce). */
   private async reloadAll(): Promise<void> {
     let changed = false;
+    if (await this.clientCa?.reload(this.folders, this.log)) {
+      changed = true;
+      this.defaultListener?.(this.defaultSlot.current);
+    }
     for (const slot of this.slots) {
       if (!(await reloadSlot(slot, this.settings.minVersion, this.log, this.entryPoint, this.folders))) continue;
       changed = true;
@@ -113,9 +121,14 @@ export class TlsCertificates {
 
   private buildTable(): SniTable<SecureContext> {
     return new SniTable(
-      [...this.slots.map((slot) => slot.current), ...this.shared].map((certificate) => ({ names: certificate.names, value: certificate.context })),
-      this.defaultSlot.current.context,
+      [...this.slots.map((slot) => slot.current), ...this.shared].map((certificate) => ({ names: certificate.names, value: this.contextOf(certificate) })),
+      this.contextOf(this.defaultSlot.current),
     );
+  }
+
+  /** What serves `certificate` here: its own context, or a copy that verifies client certificates. */
+  private contextOf(certificate: LoadedCertificate): SecureContext {
+    return this.clientCa ? this.clientCa.contextFor(certificate) : certificate.context;
   }
 }
 

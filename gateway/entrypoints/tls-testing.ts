@@ -21,7 +21,7 @@ export function testEntryPointConfig(protocol: EntryPointConfig['protocol'], cer
     protocol,
     h2c: false,
     http2: protocol === 'https',
-    tls: certificate ? { certificates: [certificate], defaultCertificate: undefined, minVersion: undefined, ciphers: undefined } : undefined,
+    tls: certificate ? { certificates: [certificate], defaultCertificate: undefined, minVersion: undefined, ciphers: undefined, clientAuth: undefined } : undefined,
     middlewares: [],
     ...(tcp ? { tcp } : {}),
   };
