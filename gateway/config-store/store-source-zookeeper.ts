@@ -87,6 +87,10 @@ export class ZooKeeperStoreSource implements StoreSource {
       publish: (kind, entries, revision) => {
         if (tree === this.tree) this.onPublish(kind, entries, revision);
       },
+      // A kind's node gone means none of that kind.
+      publishGone: (kind, revision) => {
+        if (tree === this.tree) this.onPublish(kind, [], revision);
+      },
     });
     this.tree = tree;
     this.synced = false;

@@ -26,6 +26,22 @@ import {
 /** Default window in which per-service snapshots are coalesced; the newest set in a window wins. */
 export const DEFAULT_THROTTLE_MS = 100;
 
+/**
+ * How long a service no source lists any more, with no instance left, is kept before it is
+ * forgotten: as long as the health verdicts of departed endpoints are remembered
+ * (`DEPARTED_VERDICT_MEMORY_MS`, Envoy's longest ejection), so a redeploy or a registry flap within
+ * it finds the service as it left it.
+ */
+export const DEFAULT_FORGET_AFTER_MS = 300_000;
+
+/** Which services may be forgotten, and when (`DiscoveryAggregator.configureForgetting`). */
+export interface ForgettingOptions {
+  /** How long a service stays after no source lists it and it has no instances; false: never forgotten. */
+  readonly afterMs: number | false;
+  /** Services never forgotten (those the configuration names): they stay, empty, once their sources drop them. */
+  readonly retained: ReadonlySet<string>;
+}
+
 /** Options of the aggregator. */
 export interface DiscoveryAggregatorOptions {
   /** Per-service coalescing window: the first change passes at once, later ones in the window collapse into one. */
@@ -36,6 +52,8 @@ export interface DiscoveryAggregatorOptions {
   protection?: RemovalProtectionOptions | false;
   /** For tests: the clock of removal protection (epoch ms). */
   now?: () => number;
+  /** When services no source lists are forgotten; after `DEFAULT_FORGET_AFTER_MS`, none retained, when absent. */
+  forgetting?: ForgettingOptions;
 }
 
 /** A change of what removal protection holds for one service, for logs and admin events. */
@@ -61,6 +79,11 @@ export class DiscoveryAggregator {
   readonly statuses$: Observable<readonly ProviderStatus[]>;
   /** Every change of what removal protection holds (no replay). Completes on `close()`. */
   readonly protection$: Observable<ProtectionChange>;
+  /**
+   * The name of each service forgotten (no replay), emitted after `services$` dropped it and
+   * before its `conf$` completes. Completes on `close()`.
+   */
+  readonly forgotten$: Observable<string>;
 
   private readonly confs = new Map<string, LoadBalanceConf>();
   private readonly inputs = new Map<string, Subject<ReadonlyMap<string, ProviderSnapshot>>>();
@@ -73,6 +96,10 @@ export class DiscoveryAggregator {
   private readonly protection: RemovalProtection;
   private readonly protectionChanges = new Subject<ProtectionChange>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
+  private readonly pipelines = new Map<string, Subscription>();
+  private readonly forgottenNames = new Subject<string>();
+  private forgetting: ForgettingOptions;
   private readonly log = componentLogger('discovery-aggregator');
   private readonly rank: ReadonlyMap<string, number>;
   private readonly now: () => number;
@@ -92,6 +119,8 @@ export class DiscoveryAggregator {
       this.now,
     );
     this.protection$ = this.protectionChanges.asObservable();
+    this.forgotten$ = this.forgottenNames.asObservable();
+    this.forgetting = options.forgetting ?? { afterMs: DEFAULT_FORGET_AFTER_MS, retained: new Set() };
     this.services$ = this.serviceNames.asObservable();
     this.statuses$ = providers.length === 0 ? new BehaviorSubject<readonly ProviderStatus[]>([]) : combineLatest(providers.map((p) => p.status$));
   }
@@ -136,13 +165,31 @@ export class DiscoveryAggregator {
     this.protection.configure(options);
   }
 
+  /**
+   * Switches when services are forgotten and which never are. A service that no source lists any
+   * more (each said it is gone, see `ProviderSnapshot.gone`) and that has no instance left (none
+   * held either) is forgotten `afterMs` after that became true, unless it is retained: then
+   * `services$` no longer names it, `forgotten$` says so, its `conf$` completes, and what the
+   * aggregator kept of it goes. Listed again before, it stays as it was. A countdown already
+   * running keeps its start; a service retained now stops its countdown.
+   */
+  configureForgetting(options: ForgettingOptions): void {
+    const changedDelay = options.afterMs !== this.forgetting.afterMs;
+    this.forgetting = options;
+    if (changedDelay) for (const service of [...this.forgetTimers.keys()]) this.cancelForgetting(service);
+    for (const service of this.latestByService.keys()) this.reviewForgetting(service);
+  }
+
   /** Closes every provider and completes every conf stream. */
   async close(): Promise<void> {
     this.closed = true;
     this.subscriptions.unsubscribe();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
+    for (const timer of this.forgetTimers.values()) clearTimeout(timer);
+    this.forgetTimers.clear();
     this.protectionChanges.complete();
+    this.forgottenNames.complete();
     await Promise.all(this.providers.map((provider) => provider.close()));
     for (const input of this.inputs.values()) input.complete();
     for (const conf of this.confs.values()) conf.complete();
@@ -151,6 +198,14 @@ export class DiscoveryAggregator {
 
   private accept(snapshot: ProviderSnapshot): void {
     let perProvider = this.latestByService.get(snapshot.service);
+    if (snapshot.gone) {
+      // The provider no longer lists the service: its (empty) set no longer counts, and once no
+      // provider lists it, `reviewForgetting` starts its countdown.
+      this.latestRevision.set(snapshot.provider, snapshot.revision);
+      if (!perProvider?.delete(snapshot.provider)) return;
+      this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
+      return;
+    }
     if (!perProvider) {
       perProvider = new Map();
       this.latestByService.set(snapshot.service, perProvider);
@@ -173,14 +228,14 @@ export class DiscoveryAggregator {
     input = new Subject();
     this.inputs.set(service, input);
     const conf = this.service(service);
-    this.subscriptions.add(
-      input
-        .pipe(
-          throttleTime(this.throttleMs, this.scheduler, { leading: true, trailing: true }),
-          map((snapshots) => mergeSnapshots(service, snapshots)),
-        )
-        .subscribe((merged) => this.update(conf, merged)),
-    );
+    const pipeline = input
+      .pipe(
+        throttleTime(this.throttleMs, this.scheduler, { leading: true, trailing: true }),
+        map((snapshots) => mergeSnapshots(service, snapshots)),
+      )
+      .subscribe((merged) => this.update(conf, merged));
+    this.pipelines.set(service, pipeline);
+    this.subscriptions.add(pipeline);
     return input;
   }
 
@@ -191,16 +246,71 @@ export class DiscoveryAggregator {
     const result = this.protection.apply(service, previous, merged);
     this.report(service, result);
     this.scheduleExpiry(conf);
-    if (previous && sameInstances(previous.instances, result.instances) && sameHeld(previous.held, result.held)) return;
-    const providers = () => new Set(this.snapshotsOf(service).keys());
-    conf.push({
-      service,
-      instances: result.instances,
-      sources: result.sources,
-      version: (previous?.version ?? 0) + 1,
-      held: result.held,
-      recovering: () => this.protection.recoveringUntilOf(providers()) !== undefined,
-    });
+    if (!(previous && sameInstances(previous.instances, result.instances) && sameHeld(previous.held, result.held))) {
+      const providers = () => new Set(this.snapshotsOf(service).keys());
+      conf.push({
+        service,
+        instances: result.instances,
+        sources: result.sources,
+        version: (previous?.version ?? 0) + 1,
+        held: result.held,
+        recovering: () => this.protection.recoveringUntilOf(providers()) !== undefined,
+      });
+    }
+    this.reviewForgetting(service);
+  }
+
+  /** True when no provider lists `service`, none of its instances is left (held ones count) and it is not retained. */
+  private forgettable(service: string): boolean {
+    if (this.closed || this.forgetting.afterMs === false || this.forgetting.retained.has(service)) return false;
+    if ((this.latestByService.get(service)?.size ?? 1) > 0) return false;
+    return (this.confs.get(service)?.current()?.instances.length ?? 0) === 0;
+  }
+
+  /** Starts `service`'s countdown to being forgotten when it became forgettable, stops it when it no longer is. */
+  private reviewForgetting(service: string): void {
+    const { afterMs } = this.forgetting;
+    if (!this.forgettable(service) || afterMs === false) {
+      this.cancelForgetting(service);
+      return;
+    }
+    if (this.forgetTimers.has(service)) return;
+    const timer = setTimeout(() => {
+      this.forgetTimers.delete(service);
+      if (this.forgettable(service)) this.forget(service);
+    }, afterMs);
+    timer.unref();
+    this.forgetTimers.set(service, timer);
+  }
+
+  private cancelForgetting(service: string): void {
+    clearTimeout(this.forgetTimers.get(service));
+    this.forgetTimers.delete(service);
+  }
+
+  /**
+   * Drops everything kept of `service`. `services$` goes first, so that whoever builds on the conf
+   * (balancers, health checks) lets go of it before its `conf$` completes.
+   */
+  private forget(service: string): void {
+    clearTimeout(this.expiryTimers.get(service));
+    this.expiryTimers.delete(service);
+    const pipeline = this.pipelines.get(service);
+    if (pipeline) {
+      pipeline.unsubscribe();
+      this.subscriptions.remove(pipeline);
+      this.pipelines.delete(service);
+    }
+    this.inputs.get(service)?.complete();
+    this.inputs.delete(service);
+    this.latestByService.delete(service);
+    this.protection.forget(service);
+    protectedInstances.remove({ service });
+    this.log.info({ service, afterMs: this.forgetting.afterMs }, 'service forgotten: no registry or list has named it since the grace began');
+    this.serviceNames.next([...this.latestByService.keys()].sort());
+    this.forgottenNames.next(service);
+    this.confs.get(service)?.complete();
+    this.confs.delete(service);
   }
 
   private report(service: string, result: ProtectedSet): void {

@@ -32,6 +32,11 @@ export class EntryDecodeCache {
     else this.byService.delete(service);
     return results;
   }
+
+  /** Drops what `service`'s last listing decoded to. */
+  forget(service: string): void {
+    this.byService.delete(service);
+  }
 }
 
 /** True when two raw values hold the same bytes; the same Buffer (a cached read) answers at once. */

@@ -105,6 +105,20 @@ export class ProviderStore {
   }
 
   /**
+   * Publishes that the registry no longer lists `service` (an empty snapshot with `gone`), and
+   * forgets it: it is no longer among `services()` nor replayed to new subscribers, and a listing
+   * that names it again is published as new. Nothing when the service has no published snapshot.
+   */
+  publishGone(service: string, revision: string): void {
+    if (!this.latest.has(service)) return;
+    this.latest.delete(service);
+    this.reportedInvalid.delete(service);
+    this.decoded.forget(service);
+    providerSnapshotsTotal.inc({ provider: this.provider });
+    this.changes.next({ provider: this.provider, service, instances: [], revision, invalid: 0, gone: true });
+  }
+
+  /**
    * Moves to `state`. A repeated state is not re-emitted, unless it comes with another reason: the
    * reason is then replaced and `since` kept (a file refused for bad YAML and then removed is stale
    * since the first refusal, now because it cannot be read), with no log line, as the provider logs

@@ -33,6 +33,13 @@ export interface ProviderSnapshot {
   readonly invalid: number;
   /** The first `MAX_INVALID_ENTRIES_LISTED` of those entries, for operators; absent when none. */
   readonly invalidEntries?: readonly InvalidEntry[];
+  /**
+   * True when the registry no longer lists the service at all (its znode or its last key was
+   * deleted, a list no longer names it), read from a live registry; `instances` is then empty.
+   * Never set because a registry is unreachable. An empty set without it (a ZooKeeper service node
+   * with no children, a list naming the service with no instances) means the service exists, empty.
+   */
+  readonly gone?: true;
 }
 
 /** One registry entry skipped as invalid: where it is, why, and since when (epoch ms) it has been invalid. */

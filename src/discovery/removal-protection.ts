@@ -158,6 +158,11 @@ export class RemovalProtection {
     return { instances, sources, held: new Map(state.held), newlyHeld, released };
   }
 
+  /** Drops what is kept of `service` (its last outage baseline; it holds nothing when forgotten). */
+  forget(service: string): void {
+    this.services.delete(service);
+  }
+
   private holdMs(): number {
     return this.options ? this.options.holdMs : 0;
   }

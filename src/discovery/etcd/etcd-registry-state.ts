@@ -70,6 +70,11 @@ export class EtcdRegistryState {
     return [...instances].map(([name, entry]) => ({ service, name, key: entry.key, data: entry.value }));
   }
 
+  /** True while `service` has at least one key (valid or not): etcd has no service node, so a service without keys is gone. */
+  has(service: string): boolean {
+    return this.services.has(service);
+  }
+
   /** Services that currently have at least one key. */
   serviceNames(): string[] {
     return [...this.services.keys()];

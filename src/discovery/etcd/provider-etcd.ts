@@ -200,7 +200,11 @@ export class EtcdProvider implements DiscoveryProvider {
   }
 
   private publish(services: Iterable<string>): void {
-    for (const service of services) this.store.publishRaw(service, this.state.entries(service), this.revision);
+    for (const service of services) {
+      // etcd has no service node: a service whose last key went (by a watch event or a fresh listing) is gone.
+      if (this.state.has(service)) this.store.publishRaw(service, this.state.entries(service), this.revision);
+      else this.store.publishGone(service, this.revision);
+    }
   }
 
   private sleep(delayMs: number): Promise<void> {

@@ -27,14 +27,14 @@ export class StaticProvider implements DiscoveryProvider {
   }
 
   /**
-   * Replaces every service's list: services missing from `services` get an empty snapshot.
+   * Replaces every service's list: services missing from `services` are published as gone.
    * Bad entries are skipped and counted like bad registry entries.
    */
   replace(services: ReadonlyMap<string, readonly RawInstance[]>): void {
     const revision = String(++this.revision);
-    // As an empty listing, so the store forgets the bad entries it reported (one that returns is reported anew).
+    // The store forgets the bad entries it reported with them (one that returns is reported anew).
     for (const service of this.store.services()) {
-      if (!services.has(service)) this.store.publishRaw(service, [], revision);
+      if (!services.has(service)) this.store.publishGone(service, revision);
     }
     for (const [service, entries] of services) this.store.publishRaw(service, entries, revision);
   }

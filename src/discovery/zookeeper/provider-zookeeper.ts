@@ -90,6 +90,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       watches,
       knownServices: () => store.services(),
       publish: (service, entries, revision) => store.publishRaw(service, entries, revision),
+      publishGone: (service, revision) => store.publishGone(service, revision),
     });
     tree = current;
     settle(current, current.sync());

@@ -75,6 +75,7 @@ function fakeRegistry(addWatchError?: ZooKeeperError) {
 function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pick<TreeSyncContext, 'root' | 'service' | 'instancesNode'>> = {}, watches = { recursive: true }) {
   const published = new Map<string, string[]>();
   const ports = new Map<string, string[]>();
+  const gone = new Set<string>();
   const tree = new ZooKeeperTreeSync({
     provider: 'test',
     reader: registry.reader,
@@ -86,9 +87,15 @@ function treeOver(registry: ReturnType<typeof fakeRegistry>, layout: Partial<Pic
     publish: (service, entries) => {
       published.set(service, entries.map((entry) => entry.name));
       ports.set(service, entries.map((entry) => `${entry.name}=${(JSON.parse(String(entry.data)) as { port: number }).port}`));
+      gone.delete(service);
+    },
+    publishGone: (service) => {
+      published.set(service, []);
+      ports.set(service, []);
+      gone.add(service);
     },
   });
-  return { tree, published, ports, watches };
+  return { tree, published, ports, watches, gone };
 }
 
 describe('ZooKeeperTreeSync', () => {
@@ -145,6 +152,7 @@ describe('ZooKeeperTreeSync', () => {
       backoff: { initialMs: 1, maxMs: 1 },
       knownServices: () => [],
       publish: () => undefined,
+      publishGone: () => undefined,
     });
     const synced = tree.sync();
     await waitFor(() => registry.calls.length >= 3, { timeoutMs: 5_000, message: 'two retries' });

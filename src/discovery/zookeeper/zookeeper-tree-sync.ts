@@ -29,6 +29,8 @@ export interface TreeSyncContext {
   /** Services that currently have a published snapshot (from this or an earlier session). */
   knownServices(): readonly string[];
   publish(service: string, entries: readonly RawInstance[], revision: string): void;
+  /** The registry no longer lists `service` (its node is gone). */
+  publishGone(service: string, revision: string): void;
 }
 
 const EVENT_KINDS: Record<number, string> = { 1: 'created', 2: 'deleted', 3: 'data_changed', 4: 'children_changed' };
@@ -263,9 +265,9 @@ export class ZooKeeperTreeSync {
       sync.dispose();
       this.services.delete(name);
     }
-    // The registry itself says these are gone: the only case where an empty set is published.
+    // The registry itself says these are gone: the only case where a service is published as gone.
     for (const name of this.context.knownServices()) {
-      if (!listed.has(name)) this.context.publish(name, [], revision);
+      if (!listed.has(name)) this.context.publishGone(name, revision);
     }
     for (const name of names) {
       if (this.services.has(name)) continue;
@@ -293,7 +295,7 @@ export class ZooKeeperTreeSync {
         if (this.disposed || this.services.get(service) !== sync) return;
         sync.dispose();
         this.services.delete(service);
-        this.context.publish(service, [], revision);
+        this.context.publishGone(service, revision);
         // It may have been re-created already; only a root listing can tell.
         void this.rootTask.request();
       },
