@@ -1,14 +1,14 @@
 import { merge, Subject } from 'rxjs';
-import { createProvider, DiscoveryAggregator, StaticProvider, type DiscoveryProvider } from '../src/discovery/index.ts';
+import { createProvider, DiscoveryAggregator, StaticProvider, type DiscoveryProvider, type ForgettingOptions } from '../src/discovery/index.ts';
 import { errorMessage } from '../src/errors.ts';
 import { componentLogger, type Logger } from '../src/logger.ts';
 import { startAdmin, type AdminListener, type AdminSources, type ConfigChange, type Readiness, type RegistryRef } from './admin/index.ts';
-import { staticInstanceLists, type GatewayConfig } from './config/index.ts';
+import { servicesNamedIn, staticInstanceLists, type GatewayConfig } from './config/index.ts';
 import { configStoreState, onApplied } from './config-store/store-status.ts';
 import type { PeerSet } from './config-store/peer-set.ts';
 import { rateLimitChanges } from './middleware/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
-import { configReloadsTotal, FlowStats, InstanceTraffic, recordInstances } from './telemetry/index.ts';
+import { configReloadsTotal, FlowStats, forgetServiceSeries, InstanceTraffic, recordInstances } from './telemetry/index.ts';
 
 /** The part of a gateway that talks to registries and backends' health and serves the admin API. */
 export interface ControlPlane {
@@ -71,7 +71,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
 
   // 2. One LoadBalanceConf per service, merged, deduplicated and throttled.
   // A mass removal right after a registry outage is held (self-preservation), see RemovalProtection.
-  const aggregator = new DiscoveryAggregator(providers, { protection: config.removalProtection });
+  const aggregator = new DiscoveryAggregator(providers, { protection: config.removalProtection, forgetting: forgettingOf(config) });
 
   // 3. A balancer per service (with active and passive health), built as soon as a registry lists it.
   const balancers = new ServiceBalancers(registryBalancerSource(aggregator), config);
@@ -80,6 +80,11 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   const healthWatch = balancers.health$.subscribe((snapshot) => {
     recordInstances(snapshot);
     traffic.retain(snapshot.service, snapshot.endpoints.map((endpoint) => endpoint.address));
+  });
+  // A forgotten service leaves no counters and no metric series (its balancer is gone already).
+  const forgetWatch = balancers.forgotten$.subscribe((service) => {
+    traffic.retain(service, []);
+    void forgetServiceSeries(service);
   });
 
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
@@ -99,6 +104,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     await flow.stop();
     configChanges.complete();
     healthWatch.unsubscribe();
+    forgetWatch.unsubscribe();
     balancers.close();
     await aggregator.close();
   };
@@ -140,6 +146,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
       config = next;
       balancers.apply(next);
       aggregator.configureProtection(next.removalProtection);
+      aggregator.configureForgetting(forgettingOf(next));
       staticInstances.replace(staticInstanceLists(next));
       configReloadsTotal.inc({ result: 'applied' });
       configChanges.next({ type: 'config-applied', data: { routes: next.routes.length, services: next.services.size, restartRequired: restartOnly } });
@@ -151,6 +158,11 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     },
     close: release,
   };
+}
+
+/** When `config` lets services be forgotten, and those it names, which never are. */
+function forgettingOf(config: GatewayConfig): ForgettingOptions {
+  return { afterMs: config.forgetServicesAfterMs, retained: servicesNamedIn(config) };
 }
 
 /** A running registry provider's URL and the digest of the credentials it connects with. */

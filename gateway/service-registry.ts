@@ -11,7 +11,11 @@ import { selectedSubsets, SubsetSource, subsetId, withReadOnlyRoutePicker, type 
 
 /** Where the balancers of `ServiceBalancers` come from: the local registries, or a primary process over IPC. */
 export interface BalancerSource {
-  /** The services some registry lists; the list only grows (a service leaves only when its registry empties it). */
+  /**
+   * The services some registry lists, as a whole list on every change. A service leaves it only when
+   * it is forgotten (no registry or list names it any more, it has no instance, the configuration
+   * names it nowhere, and the grace `forgetServicesAfter` is over), never because a registry is down.
+   */
   readonly services$: Observable<readonly string[]>;
   /**
    * A new balancer of `service`, fed from this source's health and balanced with `settings`;
@@ -64,10 +68,16 @@ export class ServiceBalancers {
    * as it happens, across balancer rebuilds. Completes on `close()`.
    */
   readonly health$: Observable<HealthSnapshot>;
+  /**
+   * The name of each listed service the source no longer lists (it was forgotten), after its
+   * balancer, health checks and health state were let go; no replay. Completes on `close()`.
+   */
+  readonly forgotten$: Observable<string>;
 
   private readonly balancers = new Map<string, Entry>();
   private readonly latestHealth = new Map<string, HealthSnapshot>();
   private readonly healthChanges = new Subject<HealthSnapshot>();
+  private readonly forgottenNames = new Subject<string>();
   private readonly listed = new Set<string>();
   private readonly subscription: Subscription;
   /** By `service` and `subsetKey`, joined with a newline (no service name holds one). */
@@ -85,8 +95,10 @@ export class ServiceBalancers {
       for (const snapshot of this.latestHealth.values()) subscriber.next(snapshot);
       return this.healthChanges.subscribe(subscriber);
     });
-    // The aggregator's list only grows: a service leaves only when its registry says it has no instances.
+    this.forgotten$ = this.forgottenNames.asObservable();
     this.subscription = source.services$.subscribe((names) => {
+      const listed = new Set(names);
+      for (const name of [...this.listed]) if (!listed.has(name)) this.forget(name);
       for (const name of names) {
         this.listed.add(name);
         if (!this.balancers.has(name)) this.create(name);
@@ -180,6 +192,22 @@ export class ServiceBalancers {
     for (const [id, subset] of [...this.subsets]) this.dropSubset(id, subset, false);
     this.splits.clear();
     this.healthChanges.complete();
+    this.forgottenNames.complete();
+  }
+
+  /**
+   * Lets go of a service the source forgot: its balancer with its health checks and outlier state,
+   * its subsets and splits, its latest health. A declared service would get a new balancer on its
+   * next request, but the source never forgets one (the configuration names it).
+   */
+  private forget(service: string): void {
+    this.listed.delete(service);
+    const entry = this.balancers.get(service);
+    if (entry) this.release(service, entry);
+    for (const [id, subset] of [...this.subsets]) if (subset.service === service) this.dropSubset(id, subset);
+    for (const key of [...this.splits.keys()]) if ((JSON.parse(key) as unknown[])[0] === service) this.splits.delete(key);
+    this.latestHealth.delete(service);
+    this.forgottenNames.next(service);
   }
 
   private create(service: string, previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer {

@@ -13,6 +13,7 @@ export const ADMIN_EVENT_TYPES = [
   'provider-status',
   'removal-held',
   'removal-released',
+  'service-forgotten',
   'config-applied',
   'config-refused',
   'config-written',
@@ -84,6 +85,12 @@ export interface AdminEventPayloads {
   'removal-held': { service: string; reason: 'mass-removal-after-outage'; instances: HeldPayload[]; held: number };
   /** Held instances were let go: listed again (`relisted`) or their hold ended and the removal applied (`expired`). */
   'removal-released': { service: string; reason: 'relisted' | 'expired'; instances: HeldPayload[]; held: number };
+  /**
+   * No registry or list has named the service, nor has it had an instance, for `afterMs`
+   * (`forgetServicesAfter`), and the configuration names it nowhere: it left `/api/services` and
+   * `/metrics`, with its health state.
+   */
+  'service-forgotten': { service: string; afterMs: number | null };
   /** `restartRequired`: changed keys that take effect only after a restart. */
   'config-applied': { routes: number; services: number; restartRequired: string[] };
   'config-refused': { reason: string };

@@ -19,6 +19,8 @@ export interface AdminEventInputs {
   readonly config$: Observable<ConfigChange | RateLimitChange>;
   /** What removal protection holds and lets go (`DiscoveryAggregator.protection$`); none when absent. */
   readonly protection$?: Observable<ProtectionChange>;
+  /** Services forgotten (`ServiceBalancers.forgotten$`), each with the grace it outlived; none when absent. */
+  readonly forgotten$?: Observable<{ readonly service: string; readonly afterMs: number | false }>;
   /** Circuit breaker state changes (`TrafficGuards.changes$`, or the workers' relayed by the primary); none when absent. */
   readonly breakers$?: Observable<BreakerChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */
@@ -50,6 +52,14 @@ export class AdminEvents {
     this.subscription.add(inputs.health$.subscribe((snapshot) => this.guard(() => this.onHealth(snapshot, inputs.describe(snapshot)))));
     this.subscription.add(inputs.config$.subscribe((change) => this.emit(change)));
     if (inputs.breakers$) this.subscription.add(inputs.breakers$.subscribe((change) => this.emit(change)));
+    if (inputs.forgotten$) {
+      this.subscription.add(
+        inputs.forgotten$.subscribe(({ service, afterMs }) => {
+          this.endpoints.delete(service);
+          this.emit({ type: 'service-forgotten', data: { service, afterMs: afterMs === false ? null : afterMs } });
+        }),
+      );
+    }
     if (inputs.protection$) this.subscription.add(inputs.protection$.subscribe((change) => this.guard(() => this.emit(protectionEvent(change)))));
   }
 

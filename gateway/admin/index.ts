@@ -1,5 +1,5 @@
 // The admin listener: JSON views, live events (SSE), Prometheus metrics and the dashboard.
-import type { Observable } from 'rxjs';
+import { map, type Observable } from 'rxjs';
 import type { AdminSettings } from '../config/index.ts';
 import { collectProcessMetrics } from '../telemetry/index.ts';
 import { endpointStates, type AdminSources } from './admin-sources.ts';
@@ -38,6 +38,7 @@ export async function startAdmin(sources: AdminSources, config$: Observable<Conf
     statuses$: sources.aggregator.statuses$,
     config$,
     protection$: sources.aggregator.protection$,
+    forgotten$: sources.balancers.forgotten$.pipe(map((service) => ({ service, afterMs: sources.config().forgetServicesAfterMs }))),
     ...(sources.breakers ? { breakers$: sources.breakers.changes$ } : {}),
     describe: (snapshot) => endpointStates(sources, snapshot),
   });

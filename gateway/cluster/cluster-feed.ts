@@ -25,9 +25,19 @@ export class PrimaryFeed implements BalancerSource {
     this.view(snapshot.service).next(snapshot);
   }
 
-  /** Takes the primary's list of services. */
+  /**
+   * Takes the primary's list of services. A service the list no longer names was forgotten by the
+   * primary: once the balancers have let go of it (they follow `services$`), its view goes too.
+   */
   services(names: readonly string[]): void {
+    const previous = this.names.getValue();
     this.names.next(names);
+    const listed = new Set(names);
+    for (const name of previous) {
+      if (listed.has(name)) continue;
+      this.views.get(name)?.complete();
+      this.views.delete(name);
+    }
   }
 
   /** The latest snapshot of `service`, once the primary has sent one. */

@@ -9,7 +9,7 @@ import type { BreakerChange } from '../policy/breaker-change.ts';
 import { releaseSharedRedisAfter } from '../redis/redis-connection.ts';
 import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
-import { collectProcessMetrics, FlowStats, RequestMetrics } from '../telemetry/index.ts';
+import { collectProcessMetrics, FlowStats, forgetServiceSeries, RequestMetrics } from '../telemetry/index.ts';
 import { WorkerConfigQueue, type ConfigText, type ConfigVerdict } from './cluster-config-queue.ts';
 import { decodeHealthSnapshot, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type ConfigOutcome, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
@@ -98,6 +98,11 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       return result('taken');
     }
     balancers = new ServiceBalancers(feed, config);
+    // A service the primary forgot leaves no cells or series here either (completes with the balancers).
+    balancers.forgotten$.subscribe((service) => {
+      requestMetrics.forget(service);
+      void forgetServiceSeries(service);
+    });
     guards = new TrafficGuards(config, slot);
     guards.changes$.subscribe((change) => reportBreakers([change]));
     try {

@@ -23,7 +23,7 @@ import {
   DEFAULT_UPSTREAM_TLS,
   DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
 } from './defaults.ts';
-import { DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
+import { DEFAULT_FORGET_AFTER_MS, DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ConfigInput } from './schema.ts';
 import type { EntryPointInput } from './schema-entrypoint.ts';
@@ -138,6 +138,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
             thresholdPercent: input.removalProtection?.threshold ?? DEFAULT_PROTECTION_THRESHOLD_PERCENT,
             holdMs: input.removalProtection?.hold ?? DEFAULT_PROTECTION_HOLD_MS,
           },
+    forgetServicesAfterMs: input.forgetServicesAfter ?? DEFAULT_FORGET_AFTER_MS,
   };
 }
 

@@ -149,6 +149,7 @@ export const configSchema = section({
   removalProtection: z
     .union([z.literal(false), section({ threshold: percent.optional(), hold: duration.optional() })], { error: 'expected false or { threshold, hold }' })
     .optional(),
+  forgetServicesAfter: z.union([z.literal(false), duration], { error: 'expected false or a duration such as 5m' }).optional(),
   redis: redisSchema.optional(),
 }).superRefine((config, context) => {
   for (const [name, entry] of Object.entries(config.middlewares ?? {})) {

@@ -59,6 +59,12 @@ export interface GatewayConfig {
   readonly workerHeartbeatTimeoutMs: number;
   /** Post-outage removal protection of every service; false when off. */
   readonly removalProtection: RemovalProtectionSettings | false;
+  /**
+   * How long a service no registry or list names any more, with no instance left and named nowhere
+   * in this configuration, is kept before it is forgotten (`DiscoveryAggregator.configureForgetting`);
+   * false: never.
+   */
+  readonly forgetServicesAfterMs: number | false;
   /** The shared Redis (`redis:`); undefined when the file has none. */
   readonly redis: RedisSettings | undefined;
 }

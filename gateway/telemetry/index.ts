@@ -14,5 +14,6 @@ export type { FlowStore, FlowTotals } from './flow-store.ts';
 export { RedisFlowStore, flowStoreFailuresTotal } from './flow-store-redis.ts';
 export type { RedisFlowStoreOptions } from './flow-store-redis.ts';
 export { SwitchableFlowStore } from './flow-store-switch.ts';
+export { forgetServiceSeries } from './service-series.ts';
 export { tcpBytesTotal, tcpConnectionsOpen, tcpConnectionsTotal, tcpErrorsTotal, tcpServiceCells } from './tcp-metrics.ts';
 export type { TcpServiceCells } from './tcp-metrics.ts';

@@ -71,6 +71,11 @@ abstract class CellMetric<L extends string, C> {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.samples() };
   }
 
+  /** Forgets the series whose `label` is `value`; cells already handed out for them stop being reported. */
+  removeMatching(label: string, value: string): void {
+    for (const [key, { labels }] of this.series) if ((labels as Readonly<Record<string, string>>)[label] === value) this.series.delete(key);
+  }
+
   /** Forgets every series (`registry.resetMetrics()`); cells already handed out stop being reported. */
   reset(): void {
     this.series.clear();

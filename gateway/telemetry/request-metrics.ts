@@ -164,6 +164,22 @@ export class RequestMetrics {
     }
   }
 
+  /**
+   * Drops the cells kept for `service` (a forgotten service, whose series `forgetServiceSeries`
+   * removes), so that a request of a service of that name later counts in new series.
+   */
+  forget(service: string): void {
+    for (const byService of this.byRoute.values()) byService.delete(service);
+    this.errorsByService.delete(service);
+    const prefix = `${service}\u0000`;
+    for (const key of [...this.grpcCells.keys()]) {
+      if (!key.startsWith(prefix)) continue;
+      this.grpcCells.delete(key);
+      this.grpcMethods -= 1;
+    }
+    for (const method of [...this.answeredMethods]) if (method.startsWith(prefix)) this.answeredMethods.delete(method);
+  }
+
   /** Counts one upstream failure of `service` of class `errorClass`. */
   upstreamError(service: string, errorClass: string): void {
     nestedValue(this.errorsByService, service, errorClass, upstreamErrorCell).value += 1;

@@ -44,6 +44,8 @@ export function describeEvent(event) {
       return { text: `${data.service}: kept ${data.instances.map((held) => held.id).join(', ')} routable after a registry outage (until ${data.instances[0]?.until ?? '?'})`, tone: 'bad' };
     case 'removal-released':
       return { text: `${data.service}: ${data.instances.map((held) => held.id).join(', ')} ${data.reason === 'relisted' ? 'registered again' : 'hold over, removed'}`, tone: data.reason === 'relisted' ? 'good' : 'info' };
+    case 'service-forgotten':
+      return { text: `${data.service}: no registry lists it any more, forgotten`, tone: 'info' };
     case 'config-applied':
       return { text: `${data.routes} routes, ${data.services} services${data.restartRequired.length ? `; restart needed for ${data.restartRequired.join(', ')}` : ''}`, tone: 'good' };
     case 'config-refused':

@@ -177,6 +177,8 @@ function apply(event) {
     Object.assign(find(), { routable: data.routable, health: { ...data.to, ejectedUntil: data.ejectedUntil } });
   } else if (event.type === 'weight-changed' && find()) {
     find().weight = data.to;
+  } else if (event.type === 'service-forgotten') {
+    services.delete(data.service);
   }
   renderServices();
   clearTimeout(settleTimer);
@@ -204,7 +206,7 @@ function connect() {
     connection.dataset.state = events.readyState === EventSource.CLOSED ? 'error' : 'connecting';
     connection.textContent = events.readyState === EventSource.CLOSED ? 'disconnected (reload to retry)' : 'reconnecting…';
   };
-  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'config-applied', 'config-refused', 'config-written']) {
+  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'service-forgotten', 'config-applied', 'config-refused', 'config-written']) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);
       log(event);
