@@ -170,8 +170,8 @@ export class DiscoveryAggregator {
    * more (each said it is gone, see `ProviderSnapshot.gone`) and that has no instance left (none
    * held either) is forgotten `afterMs` after that became true, unless it is retained: then
    * `services$` no longer names it, `forgotten$` says so, its `conf$` completes, and what the
-   * aggregator kept of it goes. Listed again before, it stays as it was. A countdown already
-   * running keeps its start; a service retained now stops its countdown.
+   * aggregator kept of it goes. Listed again before, it stays as it was. A new `afterMs`
+   * starts the running countdowns over; a service retained now stops its countdown.
    */
   configureForgetting(options: ForgettingOptions): void {
     const changedDelay = options.afterMs !== this.forgetting.afterMs;
