@@ -35,6 +35,28 @@ describe('ServiceBalancers', () => {
     expect(balancers.names()).toEqual(['declared', 'listed']);
   });
 
+  it('lets go of a service the source forgets: its balancer closes, its health and name go, forgotten$ says so; a declared one stays', async () => {
+    const provider = new StaticProvider('static');
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1, forgetting: { afterMs: 20, retained: new Set(['declared']) } });
+    const balancers = new ServiceBalancers(registryBalancerSource(aggregator), parseConfig('g.yaml', 'services: { declared: {} }'));
+    cleanups.push(() => aggregator.close(), () => balancers.close());
+    aggregator.start();
+    const forgotten: string[] = [];
+    balancers.forgotten$.subscribe((service) => forgotten.push(service));
+    const entry = (service: string, port: number) => [{ service, name: `127.0.0.1:${port}`, data: null }];
+    provider.replace(new Map([['declared', entry('declared', 1001)], ['canary', entry('canary', 1002)]]));
+    await waitFor(() => balancers.health('canary')?.endpoints.length === 1 && balancers.health('declared')?.endpoints.length === 1, { message: 'both listed' });
+    provider.replace(new Map());
+    await waitFor(() => forgotten.length > 0, { message: 'canary forgotten' });
+    expect(forgotten).toEqual(['canary']);
+    expect(balancers.balancer('canary')).toBeUndefined();
+    expect(balancers.health('canary')).toBeUndefined();
+    expect(balancers.has('canary')).toBe(false);
+    expect(balancers.pickerFor('canary')).toBeUndefined();
+    expect(balancers.names()).toEqual(['declared']);
+    expect(balancers.health('declared')?.endpoints).toEqual([]);
+  });
+
   it("applies the service's protocol to instances whose entry named none; the registry wins where it did", async () => {
     const provider = new StaticProvider('static');
     const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1 });

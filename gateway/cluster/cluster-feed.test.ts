@@ -21,6 +21,21 @@ function pickAddress(balancers: ServiceBalancers): string {
 }
 
 describe('PrimaryFeed', () => {
+  it('lets go of a service the primary no longer lists: the balancer goes, then its view', () => {
+    const feed = new PrimaryFeed(() => undefined);
+    const balancers = new ServiceBalancers(feed, parseConfig('g.yaml', 'routes: [{ namespace: true }]'));
+    const forgotten: string[] = [];
+    balancers.forgotten$.subscribe((service) => forgotten.push(service));
+    feed.services(['user']);
+    feed.health(snapshot(endpoint(1, true)));
+    expect(pickAddress(balancers)).toBe('10.0.0.1:1');
+    feed.services([]);
+    expect(forgotten).toEqual(['user']);
+    expect(feed.latest('user')).toBeUndefined();
+    expect(balancers.pickerFor('user')).toBeUndefined();
+    balancers.close();
+  });
+
   it("balances over the primary's routable endpoints only, and follows each new snapshot", () => {
     const feed = new PrimaryFeed(() => undefined);
     const balancers = new ServiceBalancers(feed, parseConfig('g.yaml', 'services: { user: { balancer: round-robin } }'));

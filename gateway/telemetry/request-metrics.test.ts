@@ -107,3 +107,21 @@ describe('RequestMetrics', () => {
     expect(await value(upstreamErrorsTotal, { service: 'rm-orders', class: 'cancelled' })).toBeUndefined();
   });
 });
+
+describe('RequestMetrics.forget', () => {
+  it('counts a forgotten service that comes back in new series, not in the cells its series were removed with', async () => {
+    const metrics = new RequestMetrics();
+    metrics.request(finished('rm-forget', 'rm-canary', 200));
+    metrics.upstreamError('rm-canary', 'refused');
+    expect(await value(requestsTotal, { route: 'rm-forget', service: 'rm-canary', status: '2xx' })).toBe(1);
+    requestsTotal.removeMatching('service', 'rm-canary');
+    upstreamErrorsTotal.removeMatching('service', 'rm-canary');
+    requestDurationSeconds.removeMatching('service', 'rm-canary');
+    metrics.forget('rm-canary');
+    metrics.request(finished('rm-forget', 'rm-canary', 200));
+    metrics.upstreamError('rm-canary', 'refused');
+    expect(await value(requestsTotal, { route: 'rm-forget', service: 'rm-canary', status: '2xx' })).toBe(1);
+    expect(await value(upstreamErrorsTotal, { service: 'rm-canary', class: 'refused' })).toBe(1);
+    expect(await value(requestDurationSeconds, { route: 'rm-forget', service: 'rm-canary' }, 'switchboard_request_duration_seconds_count')).toBe(1);
+  });
+});
