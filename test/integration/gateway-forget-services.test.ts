@@ -41,8 +41,8 @@ describe('a gateway forgets services its registries no longer list', () => {
   let listPath: string;
 
   const payload = (id: string) => JSON.stringify({ id, host: '127.0.0.1', port: backend.port, weight: 1 });
-  const zkCall = (run: (done: (error: Error | null) => void) => void) =>
-    new Promise<void>((resolve, reject) => run((error) => (error ? reject(error) : resolve())));
+  const zkCall = (run: (done: (error: unknown) => void) => void) =>
+    new Promise<void>((resolve, reject) => run((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
   const zkCreate = (path: string, data?: string) =>
     zkCall((done) => (data === undefined ? zkWriter.mkdirp(path, done) : zkWriter.create(path, Buffer.from(data), zookeeper.CreateMode.PERSISTENT, done)));
   const zkRemove = (path: string) => zkCall((done) => zkWriter.remove(path, -1, done));
