@@ -38,3 +38,11 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/**
+ * The reason in a YAML parse error (from the `yaml` package) on one line: its first line, where the
+ * place is named (`… at line 2, column 1`), without the colon that introduced the excerpt after it.
+ */
+export function yamlErrorReason(error: unknown): string {
+  return errorMessage(error).split('\n')[0]!.replace(/:\s*$/, '');
+}

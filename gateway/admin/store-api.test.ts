@@ -74,6 +74,13 @@ describe('StoreApi', () => {
       expect(puts).toEqual([route]);
     });
 
+    it('refuses a YAML body that does not parse with a one-line reason ending with the place', async () => {
+      const body = Object.assign(Readable.from([Buffer.from('name: x\npath: [/x\n')]), { method: 'PUT', url: '/api/routes/x', headers: { 'content-type': 'application/yaml' }, socket: { remoteAddress: '127.0.0.1' } }) as unknown as IncomingMessage;
+      const answer = await secretApi.answer(body, { kind: 'routes', name: 'x' });
+      expect(answer).toMatchObject({ status: 400, body: { code: 'SB_ADMIN_BODY' } });
+      expect((answer.body as { message: string }).message).toMatch(/^the body is not YAML: .+ at line \d+, column \d+$/);
+    });
+
     it('refuses a write that sends a read-back redacted secret, naming where, and writes nothing', async () => {
       puts.length = 0;
       const read = (await secretApi.answer(request('GET', '/api/routes/x'), { kind: 'routes', name: 'x' })).body as { value: unknown };

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
-import { errorMessage } from '../../src/errors.ts';
+import { errorMessage, yamlErrorReason } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
@@ -176,7 +176,7 @@ async function readBody(request: IncomingMessage): Promise<{ value: unknown } | 
   try {
     return { value: yaml ? (parseYaml(text) as unknown) : (JSON.parse(text) as unknown) };
   } catch (failure) {
-    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${errorMessage(failure).split('\n')[0]}`);
+    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${yaml ? yamlErrorReason(failure) : errorMessage(failure)}`);
   }
 }
 

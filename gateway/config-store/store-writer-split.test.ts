@@ -37,6 +37,10 @@ consumers:
     expect(() => splitConfig('gw.yaml', text)).toThrow(`gw.yaml: ${reason}`);
   });
 
+  it('names where the YAML breaks on one line, ending with the place rather than the colon before the excerpt', () => {
+    expect(() => splitConfig('gw.yaml', 'routes: [\n')).toThrow(/^gw\.yaml: not YAML or JSON \(.+ at line \d+, column \d+\)$/);
+  });
+
   it('reads an empty file as no objects', () => {
     expect(splitConfig('empty.yaml', '')).toEqual({ objects: [], ignored: [] });
   });

@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { SwitchboardError } from '../../src/errors.ts';
+import { SwitchboardError, yamlErrorReason } from '../../src/errors.ts';
 import { OBJECT_NAME, STORE_KINDS, type StoreKind } from './store-layout.ts';
 
 /** One object of a configuration, as the store keeps it. */
@@ -34,7 +34,7 @@ export function splitConfig(path: string, text: string): SplitConfig {
   try {
     document = parse(text);
   } catch (error) {
-    throw new ConfigSplitError(path, `not YAML or JSON (${(error as Error).message.split('\n')[0]})`);
+    throw new ConfigSplitError(path, `not YAML or JSON (${yamlErrorReason(error)})`);
   }
   if (document === null || document === undefined) return { objects: [], ignored: [] };
   if (!isRecord(document)) throw new ConfigSplitError(path, 'expected a mapping of sections at the top level');

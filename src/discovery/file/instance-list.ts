@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigFileError } from '../../errors.ts';
+import { ConfigFileError, yamlErrorReason } from '../../errors.ts';
 import type { RawInstance } from '../instance-codec.ts';
 
 const entry = z.union([z.string(), z.record(z.string(), z.unknown())]);
@@ -18,7 +18,7 @@ export function parseInstanceList(path: string, text: string): Map<string, RawIn
   try {
     document = parseYaml(text, { prettyErrors: true });
   } catch (error) {
-    throw new ConfigFileError(path, `not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new ConfigFileError(path, `not valid YAML or JSON: ${yamlErrorReason(error)}`, { cause: error });
   }
   const parsed = listFile.safeParse(document ?? {});
   if (!parsed.success) {
