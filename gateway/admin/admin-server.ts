@@ -10,7 +10,8 @@ import { DASHBOARD_HEADERS, type DashboardAsset } from './dashboard-assets.ts';
 import type { AdminEvents } from './events.ts';
 import { explainView, ExplainQueryError } from './explain-view.ts';
 import { registriesView } from './registry-view.ts';
-import { servicesView } from './service-view.ts';
+import { ServicesViewCache } from './service-view-cache.ts';
+import { JsonParts, writeSliced } from './sliced-work.ts';
 import { streamEvents } from './sse.ts';
 import { isStatsPath, statsAnswer } from './stats-view.ts';
 import { StoreApi, storePlaceOf, type StoreAnswer } from './store-api.ts';
@@ -70,8 +71,9 @@ export class AdminServer {
     private readonly assets: ReadonlyMap<string, DashboardAsset>,
     private readonly options: AdminServerOptions,
   ) {
+    const services = new ServicesViewCache(sources);
     this.views = new Map<string, () => unknown>([
-      ['/api/services', () => servicesView(sources, events.providerStatuses())],
+      ['/api/services', () => services.parts(events.providerStatuses())],
       ['/api/routes', () => routesView(sources.config())],
       ['/api/config', () => configView(sources.config(), sources.configStore?.())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
@@ -137,7 +139,12 @@ export class AdminServer {
       response.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': asset.contentType, 'content-length': asset.body.length });
       return void response.end(asset.body);
     }
-    if (view) return sendJson(response, 200, await view());
+    if (view) {
+      const body = await view();
+      if (!(body instanceof JsonParts)) return sendJson(response, 200, body);
+      response.writeHead(200, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+      return writeSliced(response, body.parts);
+    }
     if (path === READY_PATH) {
       const { ready, reason } = this.sources.ready();
       return sendJson(response, ready ? 200 : 503, { ready, reason });

@@ -1,0 +1,93 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/index.ts';
+import { startGateway, type Gateway } from '../pipeline.ts';
+import type { AdminSources } from './admin-sources.ts';
+import { ServicesViewCache } from './service-view-cache.ts';
+import { servicesView, type ServiceView } from './service-view.ts';
+
+/** Enough instances that building their view takes many times `ADMIN_SLICE_MS` on any machine. */
+const SERVICES = 1_000;
+const INSTANCES = 10;
+
+function configText(port: number, balancer = 'round-robin'): string {
+  const lines = ['listen: 127.0.0.1:0', 'admin: 127.0.0.1:0', 'accessLog: false', 'services:', `  echo: { balancer: ${balancer}, instances: ["127.0.0.1:${port}"] }`];
+  for (let service = 0; service < SERVICES; service += 1) {
+    const instances = Array.from({ length: INSTANCES }, (_, index) => `"10.9.${index}.${service % 250}:${20_000 + service}"`);
+    lines.push(`  svc-${String(service).padStart(4, '0')}: { instances: [${instances.join(', ')}] }`);
+  }
+  lines.push('routes:', '  - { path: /echo, service: echo }', '');
+  return lines.join('\n');
+}
+
+describe('/api/services with many services', () => {
+  let backend: Server;
+  let gateway: Gateway;
+  let sources: AdminSources;
+  let port: number;
+
+  beforeAll(async () => {
+    backend = createServer((_request, response) => response.end('ok'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    port = (backend.address() as AddressInfo).port;
+    gateway = await startGateway(parseConfig('g.yaml', configText(port)));
+    sources = { aggregator: gateway.aggregator, balancers: gateway.balancers, traffic: gateway.traffic, registries: [], config: () => gateway.config(), ready: () => ({ ready: true, reason: null }) };
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  const cached = async (cache: ServicesViewCache) => Buffer.concat((await cache.parts([])).parts).toString();
+  const echoOf = (text: string) => (JSON.parse(text) as { services: ServiceView[] }).services.find((service) => service.name === 'echo')!;
+
+  it('answers what building every service afresh answers, after traffic and after a reload that changed a service', async () => {
+    const cache = new ServicesViewCache(sources);
+    expect(await cached(cache)).toBe(JSON.stringify(servicesView(sources, [])));
+    for (let request = 0; request < 3; request += 1) await (await fetch(`http://127.0.0.1:${gateway.port}/echo`)).text();
+    const afterTraffic = await cached(cache);
+    expect(afterTraffic).toBe(JSON.stringify(servicesView(sources, [])));
+    expect(echoOf(afterTraffic).instances[0]!.requests).toBe(3);
+    gateway.apply(parseConfig('g.yaml', configText(port, 'least-connections')));
+    const afterReload = await cached(cache);
+    expect(afterReload).toBe(JSON.stringify(servicesView(sources, [])));
+    expect(echoOf(afterReload).balancer).toBe('least-connections');
+  });
+
+  it('lets other callbacks run while it builds the answer, rather than blocking the event loop until it is written', async () => {
+    // Turns of the event loop, counted by a callback that schedules itself again (as proxied traffic would get its turn).
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns += 1;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    let turnsAtRequest = -1;
+    let turnsAtHead = -1;
+    const onRequest = (message: unknown) => {
+      const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+      if (request.url !== '/api/services') return;
+      turnsAtRequest = turns;
+      const writeHead = response.writeHead.bind(response) as (...args: unknown[]) => ServerResponse;
+      response.writeHead = ((...args: unknown[]) => {
+        turnsAtHead = turns;
+        return writeHead(...args);
+      }) as typeof response.writeHead;
+    };
+    subscribe('http.server.request.start', onRequest);
+    try {
+      const response = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/services`);
+      expect((await response.json() as { services: unknown[] }).services).toHaveLength(SERVICES + 1);
+    } finally {
+      unsubscribe('http.server.request.start', onRequest);
+      ticking = false;
+    }
+    expect(turnsAtRequest).toBeGreaterThanOrEqual(0);
+    // Built in one go, the answer's head is written in the same turn the request arrived in.
+    expect(turnsAtHead).toBeGreaterThan(turnsAtRequest);
+  });
+});
