@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
 import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
 import { startAgentBackend, freePort, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
@@ -115,5 +116,34 @@ routes:
     await row('user-d').waitFor({ state: 'detached', timeout: PAGE_MS });
     await page.locator('#event-log li[data-type="instance-removed"]', { hasText: 'user/user-d' }).waitFor({ timeout: PAGE_MS });
     expect(await page.locator('article[data-service="user"] tbody tr').count()).toBe(3);
+    // The page forgets the counters and rates of the instance that left: it keeps them for the rows it shows only.
+    await page.locator('#services[data-sampled="4"]').waitFor({ state: 'attached', timeout: PAGE_MS });
+    expect(await page.locator('#services tbody tr').count()).toBe(4);
+  });
+
+  it('retries its event stream with a backoff while the gateway refuses it (503 too-many-streams), says so, and goes live once a stream is free', async () => {
+    // Take every stream the admin listener serves but the page's own.
+    const held: SseConnection[] = [];
+    try {
+      for (let attempt = 0; attempt < 100; attempt += 1) {
+        const stream = await openEventStream(`${admin.url}/api/events`, { authorization: `Bearer ${TOKEN}` });
+        if (stream.status !== 200) break;
+        held.push(stream);
+      }
+      const tab = await browser!.context.newPage();
+      try {
+        await tab.goto(`${admin.url}/?token=${TOKEN}`, { timeout: PAGE_MS });
+        // An EventSource refused with a 503 gives up for good: the page must try again by itself.
+        await tab.locator('#connection[data-state="retrying"]', { hasText: 'retrying' }).waitFor({ timeout: PAGE_MS });
+        await tab.locator('#connection[data-state="retrying"]', { hasText: 'retrying in 2 s' }).waitFor({ timeout: PAGE_MS });
+        held.pop()!.close();
+        await tab.locator('#connection[data-state="live"]').waitFor({ timeout: 2 * PAGE_MS });
+        await tab.locator('article[data-service="orders"] tr[data-instance="orders-1"]').waitFor({ timeout: PAGE_MS });
+      } finally {
+        await tab.close();
+      }
+    } finally {
+      for (const stream of held) stream.close();
+    }
   });
 });

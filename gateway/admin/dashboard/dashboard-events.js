@@ -1,9 +1,69 @@
 // The page's one event stream, shared by every panel: an EventSource holds a connection for as long
 // as the page is open, and a browser opens about six per host over HTTP/1.1, so two per page left a
 // third tab's requests waiting and a fourth tab unable to load at all.
+//
+// A browser's EventSource reconnects by itself after a dropped connection, but gives up for good
+// on an answer that is not a 200 (a 503 `too-many-streams` while other tabs hold every stream, a
+// 401, a gateway restarting behind a proxy): then this opens a new one after a backoff, doubling
+// from `FIRST_RETRY_MS` to `MAX_RETRY_MS`, and says so with a `connection` event.
+
+const FIRST_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 30_000;
 
 /** The token as dashboard.js reads it (it runs after this module, and only then moves `?token=` to the tab's storage). */
 const token = new URL(location.href).searchParams.get('token') || sessionStorage.getItem('switchboard-admin-token') || '';
+const url = token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events';
 
-/** `/api/events`, opened once per page; listen with `addEventListener(type, …)`. */
-export const events = new EventSource(token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events');
+/**
+ * `/api/events`, one stream per page, opened again after a refusal; listen with `addEventListener(type, …)`
+ * for the gateway's event types, and for `connection` (`detail`: `{ state: 'live' | 'connecting' |
+ * 'retrying', retryInMs? }`) to follow the stream itself.
+ */
+class ReconnectingEvents extends EventTarget {
+  #source;
+  #types = new Set();
+  #retryMs = FIRST_RETRY_MS;
+  /** The latest `connection` detail, for listeners that start late. */
+  state = { state: 'connecting' };
+
+  constructor() {
+    super();
+    this.#open();
+  }
+
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, listener, options);
+    if (type === 'connection' || this.#types.has(type)) return;
+    this.#types.add(type);
+    this.#forward(this.#source, type);
+  }
+
+  #forward(source, type) {
+    source.addEventListener(type, (message) => this.dispatchEvent(new MessageEvent(type, { data: message.data, lastEventId: message.lastEventId })));
+  }
+
+  #announce(state) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('connection', { detail: state }));
+  }
+
+  #open() {
+    const source = new EventSource(url);
+    this.#source = source;
+    for (const type of this.#types) this.#forward(source, type);
+    source.onopen = () => {
+      this.#retryMs = FIRST_RETRY_MS;
+      this.#announce({ state: 'live' });
+    };
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED) return this.#announce({ state: 'connecting' });
+      // Refused (not a 200): the browser will not try again, so this does.
+      const retryInMs = this.#retryMs;
+      this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs * 2);
+      this.#announce({ state: 'retrying', retryInMs });
+      setTimeout(() => this.#open(), retryInMs);
+    };
+  }
+}
+
+export const events = new ReconnectingEvents();

@@ -47,11 +47,17 @@ async function refresh() {
   try {
     const [{ services: list }, { registries }] = await Promise.all([getJson('api/services'), getJson('api/registries')]);
     const now = performance.now();
+    const sampled = new Set();
     services.clear();
     for (const service of list) {
       services.set(service.name, service);
-      for (const instance of service.instances) sample(`${service.name}|${instance.address}`, instance.requests, now);
+      for (const instance of service.instances) {
+        const key = `${service.name}|${instance.address}`;
+        sampled.add(key);
+        sample(key, instance.requests, now);
+      }
     }
+    forgetOthers(sampled);
     showNotice(list.length === 0 ? 'No services yet: register a backend with switchboard-agent, or declare one in the configuration.' : '');
     renderRegistries(registries);
     renderServices();
@@ -64,6 +70,18 @@ function sample(key, requests, now) {
   const previous = samples.get(key);
   if (previous && now > previous.at) rates.set(key, Math.max(0, ((requests - previous.requests) * 1_000) / (now - previous.at)));
   samples.set(key, { requests, at: now });
+}
+
+/** Drops the counters and rates of instances (and services) the gateway no longer lists, which would otherwise pile up for as long as the page is open. */
+function forgetOthers(sampled) {
+  for (const key of samples.keys()) {
+    if (sampled.has(key)) continue;
+    samples.delete(key);
+    rates.delete(key);
+  }
+  for (const key of rates.keys()) if (!sampled.has(key)) rates.delete(key);
+  // How many instances the page keeps rates for, for tools and tests (it should match the rows shown).
+  $('services').dataset.sampled = String(samples.size);
 }
 
 function showNotice(text) {
@@ -197,15 +215,18 @@ function log(event) {
 
 function connect() {
   const connection = $('connection');
-  events.onopen = () => {
-    connection.dataset.state = 'live';
-    connection.textContent = 'live';
-    void refresh();
+  const show = ({ state, retryInMs }) => {
+    connection.dataset.state = state;
+    if (state === 'live') connection.textContent = 'live';
+    else if (state === 'connecting') connection.textContent = 'connecting…';
+    else connection.textContent = `disconnected, retrying in ${Math.round(retryInMs / 1_000)} s…`;
   };
-  events.onerror = () => {
-    connection.dataset.state = events.readyState === EventSource.CLOSED ? 'error' : 'connecting';
-    connection.textContent = events.readyState === EventSource.CLOSED ? 'disconnected (reload to retry)' : 'reconnecting…';
-  };
+  events.addEventListener('connection', ({ detail }) => {
+    show(detail);
+    // A stream (re)opened may have missed changes: read the whole state again.
+    if (detail.state === 'live') void refresh();
+  });
+  show(events.state);
   for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'service-forgotten', 'config-applied', 'config-refused', 'config-written']) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);
