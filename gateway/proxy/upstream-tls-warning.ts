@@ -1,13 +1,11 @@
+import { LogRateLimit } from '../../src/log-rate-limit.ts';
 import type { Logger } from '../../src/logger.ts';
 
 /** At most one warning per instance per this period about its failing TLS handshakes: an instance that fails every request must not flood the log. */
 export const UPSTREAM_TLS_WARN_EVERY_MS = 30_000;
 
-/** Instances past this many remembered warnings drop those older than the period (bounded by the instances routed to). */
-const MAX_REMEMBERED = 1_024;
-
-/** When each instance (`service address`) was last warned about, in `Date.now()` time. */
-const lastWarned = new Map<string, number>();
+/** When each instance (`service address`) was last warned about; at most 1,024 remembered. */
+const warned = new LogRateLimit(UPSTREAM_TLS_WARN_EVERY_MS);
 
 /**
  * Warns that the TLS session with an instance failed on live traffic (`upstream-tls`), with the reason
@@ -17,13 +15,7 @@ const lastWarned = new Map<string, number>();
  * error"): the 502 alone does not say that the gateway's own client certificate or CA bundle is the one at fault.
  */
 export function warnUpstreamTlsFailure(log: Logger, service: string, address: string, code: unknown, error: unknown, now = Date.now()): void {
-  const key = `${service} ${address}`;
-  const last = lastWarned.get(key);
-  if (last !== undefined && now - last < UPSTREAM_TLS_WARN_EVERY_MS) return;
-  if (lastWarned.size >= MAX_REMEMBERED) {
-    for (const [other, at] of lastWarned) if (now - at >= UPSTREAM_TLS_WARN_EVERY_MS) lastWarned.delete(other);
-  }
-  lastWarned.set(key, now);
+  if (!warned.allow(`${service} ${address}`, now)) return;
   log.warn(
     { service, upstream: address, code, reason: reasonOf(error), everyMs: UPSTREAM_TLS_WARN_EVERY_MS },
     `the TLS session with an instance of service ${service} failed (${typeof code === 'string' ? code : 'no code'}): its requests answer 502 upstream-tls (logged at most once per instance every ${UPSTREAM_TLS_WARN_EVERY_MS / 1000} s)`,

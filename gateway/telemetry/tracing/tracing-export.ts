@@ -3,6 +3,7 @@ import { TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { Counter } from 'prom-client';
+import { LogRateLimit } from '../../../src/log-rate-limit.ts';
 import { componentLogger } from '../../../src/logger.ts';
 import { metricsRegistry } from '../../../src/metrics.ts';
 
@@ -29,7 +30,7 @@ const WARN_EVERY_MS = 30_000;
 export class CountedExport {
   /** Finished sampled spans handed to the batch processor and not yet taken by an export. */
   private queued = 0;
-  private lastWarning = 0;
+  private readonly warnings = new LogRateLimit(WARN_EVERY_MS);
   private readonly log = componentLogger('tracing');
 
   constructor(private readonly maxQueueSize: number) {}
@@ -70,9 +71,7 @@ export class CountedExport {
 
   private failed(count: number, error: Error | undefined): void {
     dropped.inc({ reason: 'export-failed' }, count);
-    const now = Date.now();
-    if (now - this.lastWarning < WARN_EVERY_MS) return;
-    this.lastWarning = now;
+    if (!this.warnings.allow('export')) return;
     this.log.warn({ spans: count, reason: error?.message }, 'trace export failed; the spans are dropped (requests are not affected)');
   }
 }
