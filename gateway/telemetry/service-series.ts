@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
+import { forgetTcpServiceCells } from './tcp-metrics.ts';
 
 /** The part of prom-client's metrics (and of the cell metrics) that a sweep of one service uses. */
 interface ServiceLabelledMetric {
@@ -19,7 +20,9 @@ const SAMPLE_LABELS = new Set(['le', 'quantile']);
  * Removes from `registry` every series whose `service` label is `service`, so that a forgotten
  * service leaves no series behind in `/metrics` (a name that churns would otherwise grow the
  * scrape without end). Series recreated later (the service listed again) start from zero, as a
- * new series does. Never rejects: a metric that fails is logged and the others are swept.
+ * new series does. The cells tcp entry points keep per service are dropped once the sweep is done
+ * (a connection meanwhile still finds them; dropped first, it would make cells the sweep then
+ * detaches). Never rejects: a metric that fails is logged and the others are swept.
  */
 export async function forgetServiceSeries(service: string, registry: Registry = metricsRegistry): Promise<void> {
   for (const metric of registry.getMetricsAsArray() as unknown as ServiceLabelledMetric[]) {
@@ -43,4 +46,5 @@ export async function forgetServiceSeries(service: string, registry: Registry = 
       componentLogger('metrics').warn({ metric: metric.name, service, err: errorMessage(error) }, 'could not remove the series of a forgotten service');
     }
   }
+  if (registry === metricsRegistry) forgetTcpServiceCells(service);
 }

@@ -53,12 +53,18 @@ export function tcpServiceCells(service: string): TcpServiceCells {
   if (!cells) {
     const open = tcpConnectionsOpen.labels({ service });
     const errors = new Map<string, CounterCell>();
+    const own = () => byService.get(service) === cells;
     cells = {
       connections: tcpConnectionsTotal.cell({ service }),
       bytesIn: tcpBytesTotal.cell({ service, direction: 'in' }),
       bytesOut: tcpBytesTotal.cell({ service, direction: 'out' }),
-      opened: () => open.inc(),
-      closed: () => open.dec(),
+      // A connection that outlives the forgetting of its service leaves the new gauge alone (it would go negative).
+      opened: () => {
+        if (own()) open.inc();
+      },
+      closed: () => {
+        if (own()) open.dec();
+      },
       error(errorClass) {
         let cell = errors.get(errorClass);
         if (!cell) {
@@ -71,4 +77,13 @@ export function tcpServiceCells(service: string): TcpServiceCells {
     byService.set(service, cells);
   }
   return cells;
+}
+
+/**
+ * Drops the series kept for `service` (a forgotten service, whose series `forgetServiceSeries` has
+ * removed), so that a connection of a service of that name later counts in new series; connections
+ * still open keep their cells, which are no longer reported and no longer move the open gauge.
+ */
+export function forgetTcpServiceCells(service: string): void {
+  byService.delete(service);
 }
