@@ -30,3 +30,20 @@ describe('forgetServiceSeries', () => {
     expect(text).toContain('t_reloads_total{result="applied"} 1');
   });
 });
+
+describe('forgetServiceSeries and a request meanwhile', () => {
+  it('removes the cell series before it returns, so cells made right after (a request of the name, listed again) are reported', async () => {
+    const registry = new Registry();
+    // A prom-client metric first: reading its series is asynchronous.
+    new Counter({ name: 'u_checks_total', help: 'h', labelNames: ['service'], registers: [registry] }).inc({ service: 'canary-8' });
+    const cells = new CellCounter<'service'>('u_requests_total', 'h', ['service'], registry);
+    cells.cell({ service: 'canary-8' }).value += 1;
+
+    const sweep = forgetServiceSeries('canary-8', registry);
+    cells.cell({ service: 'canary-8' }).value += 1;
+    await sweep;
+
+    expect(await registry.metrics()).toContain('u_requests_total{service="canary-8"} 1');
+    expect(await registry.metrics()).not.toContain('u_checks_total{service="canary-8"}');
+  });
+});

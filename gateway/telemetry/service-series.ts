@@ -20,18 +20,20 @@ const SAMPLE_LABELS = new Set(['le', 'quantile']);
  * Removes from `registry` every series whose `service` label is `service`, so that a forgotten
  * service leaves no series behind in `/metrics` (a name that churns would otherwise grow the
  * scrape without end). Series recreated later (the service listed again) start from zero, as a
- * new series does. The cells tcp entry points keep per service are dropped once the sweep is done
- * (a connection meanwhile still finds them; dropped first, it would make cells the sweep then
- * detaches). Never rejects: a metric that fails is logged and the others are swept.
+ * new series does. The cell metrics' series, and the cells tcp entry points keep per service, go
+ * before this returns, in the same turn as the callers drop the cells they keep (`RequestMetrics.forget`):
+ * a request or connection in between would make cells that a later step detaches, which then never
+ * count again. Never rejects: a metric that fails is logged and the others are swept.
  */
 export async function forgetServiceSeries(service: string, registry: Registry = metricsRegistry): Promise<void> {
-  for (const metric of registry.getMetricsAsArray() as unknown as ServiceLabelledMetric[]) {
-    if (!metric.labelNames?.includes('service')) continue;
+  const metrics = (registry.getMetricsAsArray() as unknown as ServiceLabelledMetric[]).filter((metric) => metric.labelNames?.includes('service'));
+  for (const metric of metrics) {
+    if (metric.removeMatching) guarded(metric, service, () => metric.removeMatching!('service', service));
+  }
+  if (registry === metricsRegistry) forgetTcpServiceCells(service);
+  for (const metric of metrics) {
+    if (metric.removeMatching) continue;
     try {
-      if (metric.removeMatching) {
-        metric.removeMatching('service', service);
-        continue;
-      }
       const { values } = await metric.get();
       const seen = new Set<string>();
       for (const { labels } of values) {
@@ -43,8 +45,19 @@ export async function forgetServiceSeries(service: string, registry: Registry = 
         metric.remove?.(own);
       }
     } catch (error) {
-      componentLogger('metrics').warn({ metric: metric.name, service, err: errorMessage(error) }, 'could not remove the series of a forgotten service');
+      warn(metric, service, error);
     }
   }
-  if (registry === metricsRegistry) forgetTcpServiceCells(service);
+}
+
+function guarded(metric: ServiceLabelledMetric, service: string, remove: () => void): void {
+  try {
+    remove();
+  } catch (error) {
+    warn(metric, service, error);
+  }
+}
+
+function warn(metric: ServiceLabelledMetric, service: string, error: unknown): void {
+  componentLogger('metrics').warn({ metric: metric.name, service, err: errorMessage(error) }, 'could not remove the series of a forgotten service');
 }
