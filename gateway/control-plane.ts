@@ -84,6 +84,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // A forgotten service leaves no counters and no metric series (its balancer is gone already).
   const forgetWatch = balancers.forgotten$.subscribe((service) => {
     traffic.retain(service, []);
+    flow.forget(service);
     void forgetServiceSeries(service);
   });
 

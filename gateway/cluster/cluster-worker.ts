@@ -101,6 +101,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     // A service the primary forgot leaves no cells or series here either (completes with the balancers).
     balancers.forgotten$.subscribe((service) => {
       requestMetrics.forget(service);
+      flow.forget(service);
       void forgetServiceSeries(service);
     });
     guards = new TrafficGuards(config, slot);

@@ -66,6 +66,20 @@ describe('FlowStats', () => {
     expect(gone.at(100 + FLOW_RING_SECONDS + 1, 0)).toBe(1);
   });
 
+  it('lets the series of a forgotten service go once its traffic left the ring, so later names get series of their own', () => {
+    const flow = new FlowStats({ maxSeries: 3 });
+    flow.of('service', 'canary-1').record(0, 0, 0);
+    flow.instance('canary-1', 'a:1').record(0, 0, 0);
+    flow.roll(100);
+    flow.forget('canary-1');
+    flow.roll(101);
+    expect(flow.list('service').map((series) => series.name)).toEqual(['canary-1']);
+    flow.roll(100 + FLOW_RING_SECONDS);
+    expect(flow.list('service')).toEqual([]);
+    expect(flow.list('instance', 'canary-1')).toEqual([]);
+    expect([flow.of('service', 'canary-2').name, flow.instance('canary-2', 'b:1').name, flow.of('service', 'canary-3').name]).toEqual(['canary-2', 'b:1', 'canary-3']);
+  });
+
   it('puts names past the series bound into one overflow series per kind', () => {
     const flow = new FlowStats({ maxSeries: 2 });
     flow.of('consumer', 'a');

@@ -82,6 +82,17 @@ export class FlowStats {
     }
   }
 
+  /**
+   * Retires the series of `service` (a forgotten service): its service series and those of its
+   * instances stay in charts until their traffic leaves the ring, then go, so that names that churn
+   * neither grow memory nor, past `maxSeries`, push the services that follow into the overflow series.
+   */
+  forget(service: string): void {
+    const series = this.byKind.get('service')!.get(service);
+    if (series) this.retired.add(series);
+    this.retire(service, []);
+  }
+
   /** Starts the roll timer, aligned just after each whole second; idempotent. */
   start(now: () => number = Date.now): void {
     if (this.timer) return;
