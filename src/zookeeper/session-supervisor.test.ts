@@ -3,6 +3,7 @@ import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { GuardedClient, GuardedClientFactory } from './guarded-client.ts';
 import { ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from './session-supervisor.ts';
+import { zookeeperSessionEventsTotal } from './zookeeper-metrics.ts';
 
 const SESSION_TIMEOUT_MS = 3_000;
 const CONNECT_TIMEOUT_MS = 1_000;
@@ -49,9 +50,11 @@ class FakeGuardedClient implements GuardedClient {
 
 function setup() {
   const clients: FakeGuardedClient[] = [];
-  const factory: GuardedClientFactory = () => {
+  const digests: (string | undefined)[] = [];
+  const factory: GuardedClientFactory = (_connectString, options) => {
     const client = new FakeGuardedClient();
     clients.push(client);
+    digests.push(options.digest);
     return client;
   };
   const supervisor = new ZooKeeperSessionSupervisor({
@@ -67,7 +70,7 @@ function setup() {
   supervisor.session$.subscribe((session) => sessions.push(session));
   supervisor.start();
   const latest = (): FakeGuardedClient => clients.at(-1)!;
-  return { supervisor, clients, states, sessions, latest };
+  return { supervisor, clients, digests, states, sessions, latest };
 }
 
 describe('ZooKeeperSessionSupervisor', () => {
@@ -130,6 +133,23 @@ describe('ZooKeeperSessionSupervisor', () => {
     await vi.advanceTimersByTimeAsync(100);
     latest().connected(2);
     expect(sessions.map((session) => session.id)).toEqual(['0000000000000001', '0000000000000002']);
+  });
+
+  it('replaces the client with one carrying new credentials, and counts it, whether a session is up or still connecting', async () => {
+    const changed = async () => (await zookeeperSessionEventsTotal.get()).values.find((value) => value.labels.client === 'fake:2181' && value.labels.event === 'credentials_changed')?.value ?? 0;
+    const before = await changed();
+    const { supervisor, clients, digests, latest } = setup();
+    supervisor.replaceDigest('user:first');
+    expect(clients[0]!.retired).toBe(true);
+    expect(digests).toEqual([undefined, 'user:first']);
+    latest().connected(1);
+    supervisor.replaceDigest('user:first');
+    expect(clients).toHaveLength(2);
+    supervisor.replaceDigest('user:second');
+    expect(clients[1]!.retired).toBe(true);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(digests).toEqual([undefined, 'user:first', 'user:second']);
+    expect((await changed()) - before).toBe(2);
   });
 
   it('retires a client that misses the connect deadline and retries with capped exponential backoff', async () => {

@@ -131,6 +131,7 @@ export class ZooKeeperSessionSupervisor {
     this.log.info('ZooKeeper credentials changed; starting a new session with them');
     if (this.session) return this.expire('credentials_changed', 'the credentials changed');
     this.retireCurrent();
+    this.count('credentials_changed');
     this.attempt = 0;
     this.connect();
   }
