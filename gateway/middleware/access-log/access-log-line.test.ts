@@ -36,6 +36,16 @@ describe('refusalLogText', () => {
     expect(line).not.toContain('s3cret');
     expect(JSON.parse(refusalLogText({ ...refusal, method: 'CONNECT', target: 'a.test:443' }))).toMatchObject({ path: 'a.test:443' });
   });
+
+  it.each([
+    ['an http:// target with an empty host', 'http://alice:s3cret@/x', 'http:///x'],
+    ['another scheme', 'ftp://alice:s3cret@a.test/x', 'ftp://a.test/x'],
+    ['an authority-form target', 'alice:s3cret@a.test:443', 'a.test:443'],
+  ])('drops the userinfo of %s, which has no origin form', (_case, target, path) => {
+    const line = refusalLogText({ ...refusal, method: 'GET', target });
+    expect(JSON.parse(line)).toMatchObject({ path });
+    expect(line).not.toContain('s3cret');
+  });
 });
 
 describe('accessLogText of a response that never ended', () => {

@@ -96,7 +96,24 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
  * a refused head never got that far. Other targets (`*`, a CONNECT's `host:port`) as they are.
  */
 function originFormTarget(target: string): string {
-  return target.charCodeAt(0) === 47 /* / */ ? target : (splitAbsoluteTarget(target)?.path ?? target);
+  return target.charCodeAt(0) === 47 /* / */ ? target : (splitAbsoluteTarget(target)?.path ?? withoutUserinfo(target));
+}
+
+/**
+ * A target with no origin form (another scheme, an empty host, an authority) without the userinfo
+ * of its authority: `ftp://alice:secret@a.test/x` as `ftp://a.test/x`, `alice:secret@a.test:443` as `a.test:443`.
+ */
+function withoutUserinfo(target: string): string {
+  const scheme = target.indexOf('://');
+  const start = scheme === -1 ? 0 : scheme + 3;
+  let end = start;
+  while (end < target.length) {
+    const code = target.charCodeAt(end);
+    if (code === 47 || code === 63 || code === 35) break;
+    end += 1;
+  }
+  const at = target.lastIndexOf('@', end - 1);
+  return at >= start ? target.slice(0, start) + target.slice(at + 1) : target;
 }
 
 /**
