@@ -167,6 +167,18 @@ describe('a client that names its own consumer', () => {
     const answer = await get('/open/orders', { 'X-Consumer': 'admin', 'X-Other': 'kept' });
     expect(JSON.parse(answer.body)).toEqual({ consumer: null, other: 'kept' });
   });
+
+  it('has its X_Consumer (underscores, which CGI-style upstreams read as X-Consumer) removed too', async () => {
+    const config = parseConfig('gateway.yaml', 'accessLog: false\nroutes: [{ path: /open, service: a }]');
+    const consumerUpstream = async (context: GatewayContext) => {
+      context.outcome.status = 200;
+      context.response.writeHead(200, { 'content-type': 'application/json' });
+      context.response.end(JSON.stringify({ consumer: context.upstream.headers['x_consumer'] ?? null, other: context.upstream.headers['x_other'] ?? null }));
+    };
+    const get = await serve(createRequestRunner(config, { proxy: consumerUpstream, hasService: () => true }));
+    const answer = await get('/open/orders', { X_Consumer: 'admin', X_Other: 'kept' });
+    expect(JSON.parse(answer.body)).toEqual({ consumer: null, other: 'kept' });
+  });
 });
 
 describe('createRequestRunner when something inside the onion throws', () => {

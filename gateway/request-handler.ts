@@ -202,6 +202,8 @@ class RequestContext implements GatewayContext {
     // is never passed on, on a route without authentication either (an upstream behind several routes
     // would believe it). Deleted only when there, which keeps the usual headers object out of dictionary mode.
     if (headers[CONSUMER_HEADER] !== undefined) delete headers[CONSUMER_HEADER];
+    // Spelt with underscores too: CGI-style upstreams (PHP, Rack, WSGI) read x_consumer as HTTP_X_CONSUMER.
+    for (const name in headers) if (name.length === CONSUMER_HEADER.length && name.includes('_') && name.replaceAll('_', '-') === CONSUMER_HEADER) delete headers[name];
     stripClientCertificateHeaders(headers);
     if (clientCertificate) setClientCertificateHeaders(headers, request.socket);
     this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers, host: undefined, useInstanceHost: undefined };
