@@ -49,7 +49,19 @@ export function splitAbsoluteTarget(target: string): { authority: string; path: 
   if (schemeEnd !== 4 && schemeEnd !== 5) return undefined;
   const scheme = target.slice(0, schemeEnd).toLowerCase();
   if (scheme !== 'http' && scheme !== 'https') return undefined;
-  const start = schemeEnd + 3;
+  const { host, end } = authorityBounds(target, schemeEnd + 3);
+  const authority = target.slice(host, end);
+  if (authority === '') return undefined;
+  const rest = target.slice(end);
+  return { authority, path: rest.charCodeAt(0) === 47 ? rest : `/${rest}` };
+}
+
+/**
+ * Where the authority that begins at `start` in `target` ends (at the first `/`, `?` or `#`, or the
+ * end) and where its host begins: after the last `@` of the authority, so that userinfo
+ * (`alice:secret@`) is skipped, or at `start` when there is none.
+ */
+export function authorityBounds(target: string, start: number): { host: number; end: number } {
   let end = start;
   while (end < target.length) {
     const code = target.charCodeAt(end);
@@ -57,10 +69,7 @@ export function splitAbsoluteTarget(target: string): { authority: string; path: 
     end += 1;
   }
   const at = target.lastIndexOf('@', end - 1);
-  const authority = target.slice(at >= start ? at + 1 : start, end);
-  if (authority === '') return undefined;
-  const rest = target.slice(end);
-  return { authority, path: rest.charCodeAt(0) === 47 ? rest : `/${rest}` };
+  return { host: at >= start ? at + 1 : start, end };
 }
 
 function hasSeveralHosts(rawHeaders: readonly string[]): boolean {

@@ -8,7 +8,7 @@ import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { grpcCallOf } from '../../proxy/grpc-status.ts';
 import type { TcpConnectionRecord } from '../../proxy/tcp-forward.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from '../../proxy/upstream-error.ts';
-import { splitAbsoluteTarget } from '../../router/request-target.ts';
+import { authorityBounds, splitAbsoluteTarget } from '../../router/request-target.ts';
 import { withoutQueryParam } from '../key-auth/index.ts';
 
 /** Characters that make a string need JSON escaping (quotes, backslash, controls, and non-ASCII to be safe). */
@@ -106,14 +106,8 @@ function originFormTarget(target: string): string {
 function withoutUserinfo(target: string): string {
   const scheme = target.indexOf('://');
   const start = scheme === -1 ? 0 : scheme + 3;
-  let end = start;
-  while (end < target.length) {
-    const code = target.charCodeAt(end);
-    if (code === 47 || code === 63 || code === 35) break;
-    end += 1;
-  }
-  const at = target.lastIndexOf('@', end - 1);
-  return at >= start ? target.slice(0, start) + target.slice(at + 1) : target;
+  const { host } = authorityBounds(target, start);
+  return host === start ? target : target.slice(0, start) + target.slice(host);
 }
 
 /**
