@@ -86,6 +86,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   const namedMiddleware = new NamedMiddlewareRegistry(dependencies.middlewareFactory);
   // The OpenTelemetry SDK is loaded only when `tracing` is set; a reload that changes it swaps the tracer.
   let tracer: RequestTracer | undefined = initial.tracing ? await loadTracer(initial.tracing) : undefined;
+  const logOptions = dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {};
   const build = (next: GatewayConfig) => {
     namedMiddleware.update(next.middlewares);
     const common = {
@@ -93,11 +94,13 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
       hasService: (service: string) => balancers.has(service),
       onRequestEnd: (context: GatewayContext) => dependencies.requestMetrics.request(context),
       tracer,
-      ...(dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {}),
+      ...logOptions,
     };
     // A listener's own answers to malformed requests: logged and counted as requests that matched no route.
-    const logRefusal = refusalLogStep(next, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});
+    const logRefusal = refusalLogStep(next, logOptions);
     return {
+      // A tcp entry point's connections: one line each once closed, when `next` logs.
+      tcpLog: tcpLogStep(next, logOptions),
       http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
       upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
       refused: (refusal: ListenerRefusal) => {
@@ -141,7 +144,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   // each connection gets an access log line once closed, when the configuration it opened under logs.
   const tcpHandler = (initialEntryPoint: EntryPointConfig) => (socket: Socket, serverName: string | undefined) => {
     const current = config.entryPoints.find((entryPoint) => entryPoint.name === initialEntryPoint.name)?.tcp ?? initialEntryPoint.tcp!;
-    const logLine = tcpLogStep(config, dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {});
+    const logLine = runners.tcpLog;
     const clientAddress = socket.remoteAddress;
     const forwarded = forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
     return logLine ? forwarded.then((record) => logLine(record, initialEntryPoint.name, clientAddress, serverName)) : forwarded;
