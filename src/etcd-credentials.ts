@@ -73,6 +73,17 @@ export class EtcdCredentials {
     return this.username !== undefined && this.#password !== undefined ? `${this.username}:${this.#password}` : undefined;
   }
 
+  /** The `ca`, `cert` and `key` of a node:tls connection (as ioredis' `tls` takes them); empty when none was given. */
+  tlsOptions(): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+    return { ...(this.#ca ? { ca: this.#ca } : {}), ...(this.#cert ? { cert: this.#cert } : {}), ...(this.#key ? { key: this.#key } : {}) };
+  }
+
+  /** The user (if any) and password for a server's AUTH (Redis), when a password was given. */
+  login(): { username?: string; password: string } | undefined {
+    if (this.#password === undefined) return undefined;
+    return { ...(this.username !== undefined ? { username: this.username } : {}), password: this.#password };
+  }
+
   /** The `credentials` and `auth` options of an `Etcd3` client. */
   clientSecurity(): EtcdClientSecurity {
     return {
@@ -86,9 +97,10 @@ export class EtcdCredentials {
 /**
  * Reads and checks the files of `files` (relative paths from `baseDir`): the CA bundle and the
  * certificate/key pair with node:tls, the password file's first line. A certificate needs its key and
- * a user a password file, and the other way round. Returns the credentials, or every issue found.
+ * a user a password file, and the other way round (with `passwordAlone`, a password file may come
+ * without a user: Redis' default user). Returns the credentials, or every issue found.
  */
-export function readEtcdCredentials(files: EtcdCredentialFiles, baseDir: string): { credentials: EtcdCredentials | undefined; issues: EtcdCredentialIssue[] } {
+export function readEtcdCredentials(files: EtcdCredentialFiles, baseDir: string, options: { readonly passwordAlone?: boolean } = {}): { credentials: EtcdCredentials | undefined; issues: EtcdCredentialIssue[] } {
   const issues: EtcdCredentialIssue[] = [];
   const read = (field: keyof EtcdCredentialFiles): Buffer | undefined => {
     const file = files[field];
@@ -104,7 +116,7 @@ export function readEtcdCredentials(files: EtcdCredentialFiles, baseDir: string)
   if ((files.certFile === undefined) !== (files.keyFile === undefined)) {
     issues.push({ field: files.certFile === undefined ? 'keyFile' : 'certFile', message: 'certFile and keyFile go together' });
   }
-  if ((files.username === undefined) !== (files.passwordFile === undefined)) {
+  if (files.username !== undefined ? files.passwordFile === undefined : files.passwordFile !== undefined && options.passwordAlone !== true) {
     issues.push({ field: files.username === undefined ? 'passwordFile' : 'username', message: 'username and passwordFile go together' });
   }
   const ca = read('caFile');

@@ -8,7 +8,7 @@ import type { GatewayConfig, ServiceSettings } from './types.ts';
 /**
  * Every file `parseConfig` reads for `config` (parsed without reading them), as absolute paths:
  * each certificate pair (`certificatePairsOf`) and entry point client CA bundle (`tls.clientAuth.caFile`), the `caFile`, `certFile` and `keyFile` of `defaults`
- * and of every service, the `tls` and `auth` files of each registry and of the config store, and
+ * and of every service, the `tls` and `auth` files of each registry, of the config store and of `redis`, and
  * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles`, relative
  * ones from `configPath`'s folder as the readers take them. What a refused text may be waiting for.
  * With `certificatePairs: false`, all but the certificate pairs and client CA bundles (which the entry points' certificate watch reloads on its own).
@@ -39,6 +39,12 @@ export function filesNamedBy(config: GatewayConfig, configPath: string, options:
     add(tls?.keyFile);
     add(auth?.passwordFile);
   }
+  const redis = config.redis;
+  add(redis?.tls?.caFile);
+  add(redis?.tls?.certFile);
+  add(redis?.tls?.keyFile);
+  add(redis?.auth?.passwordFile);
+  add(redis?.sentinelAuth?.passwordFile);
   for (const definition of config.middlewares.values()) {
     if (definition.kind !== 'jwtAuth') continue;
     add(definition.settings.secretFile);

@@ -74,6 +74,8 @@ describe('tls and auth of etcd registries and of the config store', () => {
     expect(filesOfRefusal(path(), text)?.sort()).toEqual([join(dir, 'later-ca.pem'), join(dir, 'later.password')]);
     const store = parseConfig(path(), 'configStore: { url: "etcds://h:1/sb", tls: { caFile: ca.pem }, auth: { username: gw, passwordFile: etcd.password } }\n', { readFiles: false });
     expect(filesNamedBy(store, path()).sort()).toEqual([join(dir, 'ca.pem'), join(dir, 'etcd.password')]);
+    const redis = parseConfig(path(), 'redis: { sentinels: ["s:1"], name: m, tls: { caFile: redis-ca.pem, certFile: c.pem, keyFile: k.pem }, auth: { passwordFile: r.password }, sentinelAuth: { passwordFile: s.password } }\n', { readFiles: false });
+    expect(filesNamedBy(redis, path()).sort()).toEqual(['c.pem', 'k.pem', 'r.password', 'redis-ca.pem', 's.password'].map((file) => join(dir, file)));
   });
 
   it('reads the config store block into its settings and refuses it on ZooKeeper', () => {

@@ -405,7 +405,14 @@ function defined<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], u
 function resolveRedis(input: RedisInput | undefined): RedisSettings | undefined {
   if (!input) return undefined;
   const target: RedisTarget = input.url ? { kind: 'url', url: input.url } : input.sentinels ? { kind: 'sentinel', sentinels: input.sentinels, name: input.name ?? '' } : { kind: 'cluster', nodes: input.cluster ?? [] };
-  return { target, password: input.password, timeoutMs: input.timeout ?? DEFAULT_REDIS_TIMEOUT_MS, keyPrefix: input.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX, gateways: input.gateways ?? 1 };
+  return {
+    target,
+    password: input.password,
+    ...defined({ tls: input.tls, auth: input.auth, sentinelAuth: input.sentinelAuth }),
+    timeoutMs: input.timeout ?? DEFAULT_REDIS_TIMEOUT_MS,
+    keyPrefix: input.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX,
+    gateways: input.gateways ?? 1,
+  };
 }
 
 /** The peer settings with defaults; the id is `<hostname>-<pid>` unless the file names one. */

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GatewayConfigError} from './load.ts';
 import { parseConfig } from './load.ts';
@@ -63,6 +66,25 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     expect(redisOf('{ cluster: ["n1:7000", "n2:7001"] }')).toMatchObject({ target: { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }] } });
   });
 
+  it('reads the files of redis.auth and sentinelAuth at load, into the section and every policy: redis limit, without showing the password', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-redis-auth-'));
+    try {
+      writeFileSync(join(dir, 'redis.password'), 'master-secret\n');
+      writeFileSync(join(dir, 'sentinel.password'), 'sentinel-secret\n');
+      const config = parseConfig(
+        join(dir, 'gateway.yaml'),
+        'redis: { sentinels: ["s:26379"], name: m, auth: { username: gw, passwordFile: redis.password }, sentinelAuth: { passwordFile: sentinel.password } }\nmiddlewares:\n  l: { rateLimit: { average: 1, policy: redis } }\n',
+      );
+      expect(config.redis?.credentials?.login()).toEqual({ username: 'gw', password: 'master-secret' });
+      expect(config.redis?.sentinelCredentials?.login()).toEqual({ password: 'sentinel-secret' });
+      const limit = config.middlewares.get('l');
+      expect(limit?.kind === 'rateLimit' && limit.settings.redis).toBe(config.redis);
+      expect(JSON.stringify(config.redis)).not.toContain('secret"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
@@ -77,6 +99,13 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['redis: { sentinels: ["a:1"] }', 'redis.name (line 1): the master name is required with sentinels'],
     ['redis: { cluster: ["no-port"] }', 'redis.cluster.0 (line 1): expected host:port'],
     ['redis: { url: "http://a:1" }', 'redis.url (line 1): expected redis://host:port[/db]'],
+    ['redis: { url: "redis://a:1", password: pw, auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
+    ['redis: { url: "redis://:pw@a:1", auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
+    ['redis: { url: "redis://a:1", sentinelAuth: { passwordFile: /nonexistent } }', 'redis.sentinelAuth (line 1): sentinelAuth goes with sentinels'],
+    ['redis: { url: "redis://:pw@a:1", tls: { caFile: /nonexistent } }', 'redis.tls (line 1): tls needs a rediss:// url (TLS); redis://***@a:1 is plain redis://'],
+    ['redis: { url: "rediss://a:1", tls: { caFile: /nonexistent/ca.pem } }', 'redis.tls.caFile (line 1): cannot read /nonexistent/ca.pem (ENOENT)'],
+    ['redis: { url: "rediss://a:1", tls: { certFile: /nonexistent/c.pem } }', 'redis.tls.certFile (line 1): certFile and keyFile go together'],
+    ['redis: { sentinels: ["a:1"], name: m, sentinelAuth: { passwordFile: /nonexistent/s } }', 'redis.sentinelAuth.passwordFile (line 1): cannot read /nonexistent/s (ENOENT)'],
     ['middlewares:\n  l: { rateLimit: { average: 1, period: 0s } }', 'middlewares.l.rateLimit.period (line 2): must be above 0'],
     ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: 0 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],
     ['middlewares:\n  l: { rateLimit: { average: 1, ipv6Subnet: 129 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): expected a prefix length from 1 to 128'],

@@ -11,9 +11,23 @@ const redisNode = z.string().transform((text, context): RedisNode => {
   return z.NEVER;
 });
 
+/** TLS towards Redis: a private CA bundle, a client certificate and key (`tls-auth-clients`), the name to verify. */
+const redisTlsSection = section({
+  caFile: z.string().min(1).optional(),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  serverName: z.string().min(1).optional(),
+});
+/** Redis AUTH from a file: an ACL user (Redis 6+; none: the default user, as `requirepass`) and its password. */
+const redisAuthSection = section({ username: z.string().min(1).optional(), passwordFile: z.string().min(1) });
+
+/** Whether a Redis URL carries userinfo (`redis://:secret@host`, `redis://user:secret@host`). */
+const hasUserinfo = (url: string) => /^rediss?:\/\/[^/?#]*@/.test(url);
+
 /**
  * `redis:`: exactly one of `url` (redis://[:password@]host:port/db or rediss://), `sentinels` with
- * the master `name`, or `cluster` (seed nodes); plus `password`, `timeout`, `keyPrefix`, `gateways`.
+ * the master `name`, or `cluster` (seed nodes); plus `password` or `auth` (a password file, an ACL
+ * user), `tls`, `sentinelAuth` (the Sentinels' own password), `timeout`, `keyPrefix`, `gateways`.
  */
 export const redisSchema = section({
   url: z
@@ -24,6 +38,9 @@ export const redisSchema = section({
   name: z.string().min(1).optional(),
   cluster: z.array(redisNode).min(1, 'must list at least one node').optional(),
   password: z.string().optional(),
+  auth: redisAuthSection.optional(),
+  sentinelAuth: redisAuthSection.optional(),
+  tls: redisTlsSection.optional(),
   timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional(),
   keyPrefix: z.string().optional(),
   gateways: count(1, 10_000).optional(),
@@ -32,6 +49,11 @@ export const redisSchema = section({
   if (targets.length !== 1) context.addIssue({ code: 'custom', message: `set exactly one of url, sentinels (with name) or cluster; found ${targets.length === 0 ? 'none' : targets.join(' and ')}` });
   if (redis.sentinels && !redis.name) context.addIssue({ code: 'custom', path: ['name'], message: 'the master name is required with sentinels' });
   if (redis.name && !redis.sentinels) context.addIssue({ code: 'custom', path: ['name'], message: 'name goes with sentinels' });
+  if (redis.auth && (redis.password !== undefined || (redis.url !== undefined && hasUserinfo(redis.url)))) {
+    context.addIssue({ code: 'custom', path: ['auth'], message: 'set the password once: auth.passwordFile, or password (or the url\'s), not both' });
+  }
+  if (redis.sentinelAuth && !redis.sentinels) context.addIssue({ code: 'custom', path: ['sentinelAuth'], message: 'sentinelAuth goes with sentinels' });
+  if (redis.tls && redis.url?.startsWith('redis://')) context.addIssue({ code: 'custom', path: ['tls'], message: `tls needs a rediss:// url (TLS); ${redis.url.replace(/\/\/[^/?#]*@/, '//***@')} is plain redis://` });
 });
 
 /** The `redis:` section as parsed. */

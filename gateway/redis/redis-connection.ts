@@ -2,6 +2,7 @@
 // single server, a Sentinel-managed master and a Redis Cluster alike; `defineCommand` runs a Lua
 // script by EVALSHA and falls back to EVAL on NOSCRIPT by itself; and `enableOfflineQueue: false`
 // with `commandTimeout` makes every call fail fast instead of queueing while Redis is away.
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { componentLogger } from '../../src/logger.ts';
 import type { RedisSettings } from '../config/types.ts';
@@ -24,8 +25,11 @@ const log = componentLogger('redis');
  * background (backing off to one second). Keys get `keyPrefix`.
  */
 export function createRedisConnection(settings: RedisSettings): RedisConnection {
+  const tls = tlsOf(settings);
   const options: RedisOptions = {
     ...(settings.password !== undefined ? { password: settings.password } : {}),
+    ...settings.credentials?.login(),
+    ...(tls ? { tls } : {}),
     commandTimeout: settings.timeoutMs,
     connectTimeout: Math.max(MIN_CONNECT_TIMEOUT_MS, settings.timeoutMs),
     enableOfflineQueue: false,
@@ -42,7 +46,16 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
       { redisOptions, keyPrefix, enableOfflineQueue: false, clusterRetryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS), slotsRefreshTimeout: Math.max(MIN_CONNECT_TIMEOUT_MS, settings.timeoutMs) },
     );
   } else if (target.kind === 'sentinel') {
-    connection = new Redis({ ...options, sentinels: target.sentinels.map((node) => ({ host: node.host, port: node.port })), name: target.name, sentinelMaxConnections: 4 });
+    const sentinelLogin = settings.sentinelCredentials?.login();
+    connection = new Redis({
+      ...options,
+      sentinels: target.sentinels.map((node) => ({ host: node.host, port: node.port })),
+      name: target.name,
+      sentinelMaxConnections: 4,
+      ...(sentinelLogin ? { sentinelPassword: sentinelLogin.password, ...(sentinelLogin.username !== undefined ? { sentinelUsername: sentinelLogin.username } : {}) } : {}),
+      // One `tls` for both: a deployment that runs Redis over TLS runs its Sentinels so too.
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+    });
   } else {
     connection = new Redis(target.url, options);
   }
@@ -64,6 +77,15 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
     log.warn({ target: describeTarget(settings), err: error.message }, 'redis connection error; reconnecting');
   });
   return connection;
+}
+
+/**
+ * The node:tls options of `settings`' connections: the CA, client pair and server name of `tls`;
+ * undefined without `tls` (a rediss:// url then verifies against the system roots).
+ */
+function tlsOf(settings: RedisSettings): ConnectionOptions | undefined {
+  if (settings.tls === undefined) return undefined;
+  return { ...settings.credentials?.tlsOptions(), ...(settings.tls.serverName !== undefined ? { servername: settings.tls.serverName } : {}) };
 }
 
 /** Connections made here that have not been ready yet: their first 'ready', and their command timeout. */

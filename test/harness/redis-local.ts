@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -25,9 +26,17 @@ export class LocalRedis extends LocalNode {
   /** The port of its Cluster bus, for a Cluster node. */
   readonly clusterPort: number | undefined;
 
-  /** With `clusterPort`, a Cluster node without slots (its bus there: port + 10000 may be past 65535). */
-  constructor(dir: string, port: number, name = 'redis', clusterPort?: number) {
+  /** The port of its TLS listener, when started with `tls`. */
+  readonly tlsPort: number | undefined;
+
+  /**
+   * With `clusterPort`, a Cluster node without slots (its bus there: port + 10000 may be past 65535);
+   * with `tls`, a TLS listener on `tls.port` too (beside the plain one), its clients required to
+   * present a certificate `tls.caFile` signed; `extraArgs` are appended (`--user …` ACL lines).
+   */
+  constructor(dir: string, port: number, name = 'redis', clusterPort?: number, options: { tls?: RedisTlsListener; extraArgs?: readonly string[] } = {}) {
     super();
+    this.tlsPort = options.tls?.port;
     this.dir = dir;
     this.port = port;
     this.url = `redis://${HOST}:${port}`;
@@ -47,6 +56,8 @@ export class LocalRedis extends LocalNode {
         '--daemonize', 'no',
         '--loglevel', 'warning',
         ...cluster,
+        ...(options.tls ? ['--tls-port', String(options.tls.port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'yes'] : []),
+        ...(options.extraArgs ?? []),
       ],
       logFile: join(dir, 'redis.log'),
       cwd: dir,
@@ -71,14 +82,24 @@ export class LocalRedis extends LocalNode {
   }
 }
 
+/** A TLS listener of a test Redis: its port, its server certificate and the CA its clients' certificates chain to. */
+export interface RedisTlsListener {
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
 /**
  * Starts a `redis-server` on a free loopback port and waits until it answers PING; with `cluster`,
- * as a Cluster node without slots, its bus on a free port too.
+ * as a Cluster node without slots, its bus on a free port too; with `tls`, a TLS listener on a
+ * free port beside the plain one; `extraArgs` appended to its command line.
  */
-export function startLocalRedis(name = 'redis', options: { cluster?: boolean } = {}): Promise<LocalRedis> {
+export function startLocalRedis(name = 'redis', options: { cluster?: boolean; tls?: Omit<RedisTlsListener, 'port'>; extraArgs?: readonly string[] } = {}): Promise<LocalRedis> {
   return retryOnPortClash(async () => {
     const dir = await makeTempDir('switchboard-redis-');
-    const redis = new LocalRedis(dir, await freePort(), name, options.cluster ? await freePort() : undefined);
+    const tls = options.tls && { ...options.tls, port: await freePort() };
+    const redis = new LocalRedis(dir, await freePort(), name, options.cluster ? await freePort() : undefined, { ...(tls ? { tls } : {}), ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}) });
     redis.start();
     try {
       await redis.waitReady();
@@ -91,10 +112,61 @@ export function startLocalRedis(name = 'redis', options: { cluster?: boolean } =
 }
 
 /**
- * True when a RESP `PING` on a fresh connection answers `+PONG` within a second; false when the
- * connection fails, closes before a whole reply line (even with a plain FIN and no error) or stays silent.
+ * A Redis Sentinel (`redis-server --sentinel`, Debian's package) on a free loopback port watching
+ * `master` under the name `name` (quorum 1), its clients required to AUTH with `password`.
  */
-export function redisPing(host: string, port: number): Promise<boolean> {
+export class LocalRedisSentinel extends LocalNode {
+  readonly host = HOST;
+  readonly port: number;
+  readonly dir: string;
+  readonly #password: string;
+
+  constructor(dir: string, port: number, master: { host: string; port: number }, name: string, password: string) {
+    super();
+    this.dir = dir;
+    this.port = port;
+    this.#password = password;
+    const configFile = join(dir, 'sentinel.conf');
+    // Sentinel rewrites its file (it records what it learns), so each one gets a file of its own.
+    writeFileSync(configFile, [`port ${port}`, `bind ${HOST}`, 'daemonize no', 'protected-mode no', `dir ${dir}`, `requirepass ${password}`, `sentinel monitor ${name} ${master.host} ${master.port} 1`, ''].join('\n'));
+    this.process = new ManagedProcess({ name: 'redis-sentinel', command: 'redis-server', args: [configFile, '--sentinel', '--loglevel', 'warning'], logFile: join(dir, 'sentinel.log'), cwd: dir });
+  }
+
+  /** Resolves once the Sentinel answers PING after AUTH. */
+  async waitReady(): Promise<void> {
+    await waitUntilReady(this.process, () => redisPing(HOST, this.port, this.#password), { what: `redis sentinel on ${HOST}:${this.port}`, timeoutMs: READY_TIMEOUT_MS });
+  }
+
+  /** Stops the Sentinel and removes its folder. */
+  async close(): Promise<void> {
+    if (this.process.paused) this.process.resume();
+    await this.process.stop();
+    await removeTempDir(this.dir);
+  }
+}
+
+/** Starts a `LocalRedisSentinel` watching `master` as `name`, with `password`, and waits until it answers. */
+export function startLocalRedisSentinel(master: { host: string; port: number }, name: string, password: string): Promise<LocalRedisSentinel> {
+  return retryOnPortClash(async () => {
+    const dir = await makeTempDir('switchboard-sentinel-');
+    const sentinel = new LocalRedisSentinel(dir, await freePort(), master, name, password);
+    sentinel.start();
+    try {
+      await sentinel.waitReady();
+    } catch (error) {
+      await sentinel.close();
+      throw error;
+    }
+    return sentinel;
+  });
+}
+
+/**
+ * True when a RESP `PING` on a fresh connection (after `AUTH password`, when given) answers `+PONG`
+ * within a second; false when the connection fails, closes before the reply line (even with a plain
+ * FIN and no error) or stays silent.
+ */
+export function redisPing(host: string, port: number, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host, port });
     let answer = '';
@@ -111,10 +183,12 @@ export function redisPing(host: string, port: number): Promise<boolean> {
     const deadline = setTimeout(() => done(false), PING_TIMEOUT_MS);
     socket.on('error', () => done(false));
     socket.on('close', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('connect', () => socket.write(password === undefined ? 'PING\r\n' : `AUTH ${password}\r\nPING\r\n`));
     socket.on('data', (chunk) => {
       answer += chunk.toString('latin1');
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+      const lines = answer.split('\r\n');
+      const expected = password === undefined ? 1 : 2;
+      if (lines.length > expected) done(lines[expected - 1]!.startsWith('+PONG'));
     });
   });
 }
