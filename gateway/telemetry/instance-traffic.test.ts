@@ -19,4 +19,15 @@ describe('InstanceTraffic', () => {
     expect(traffic.counts('a', '10.0.0.1:80').requests).toBe(0);
     expect(traffic.counts('a', '10.0.0.2:80').requests).toBe(1);
   });
+
+  it('lets go of a service whose addresses are all gone, so names that come and go leave nothing behind', () => {
+    const traffic = new InstanceTraffic();
+    traffic.attempt('canary-1', '10.0.0.1:80', undefined);
+    traffic.add('canary-1', '10.0.0.2:80', 3, 0);
+    traffic.retain('canary-1', []);
+    // Internal state: the counts read as zeros either way, only the map shows the entry is gone.
+    expect([...(traffic as unknown as { services: Map<string, unknown> }).services.keys()]).toEqual([]);
+    traffic.attempt('canary-1', '10.0.0.1:80', undefined);
+    expect(traffic.counts('canary-1', '10.0.0.1:80')).toEqual({ requests: 1, errors: 0 });
+  });
 });

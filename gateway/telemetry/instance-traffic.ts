@@ -68,12 +68,16 @@ export class InstanceTraffic implements AttemptObserver {
     return this.services.get(service)?.get(address) ?? NONE;
   }
 
-  /** Drops the counters of `service`'s addresses not in `addresses`, so instances that come and go do not pile up. */
+  /**
+   * Drops the counters of `service`'s addresses not in `addresses`, so instances that come and go
+   * do not pile up, and the service's entry once it keeps none, so names that come and go do not either.
+   */
   retain(service: string, addresses: Iterable<string>): void {
     const kept = new Set(addresses);
     this.flow?.retire(service, kept);
     const byAddress = this.services.get(service);
     if (!byAddress) return;
     for (const address of byAddress.keys()) if (!kept.has(address)) byAddress.delete(address);
+    if (byAddress.size === 0) this.services.delete(service);
   }
 }
