@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FLOW_RING_SECONDS } from './flow-series.ts';
-import { FlowStats, type WireFlowEntry } from './flow-stats.ts';
+import { flowKey, FlowStats, type WireFlowEntry } from './flow-stats.ts';
 
 describe('FlowStats', () => {
   it('rolls pending counts into the second they were recorded in and keeps lifetime totals', async () => {
@@ -78,6 +78,37 @@ describe('FlowStats', () => {
     expect(flow.list('service')).toEqual([]);
     expect(flow.list('instance', 'canary-1')).toEqual([]);
     expect([flow.of('service', 'canary-2').name, flow.instance('canary-2', 'b:1').name, flow.of('service', 'canary-3').name]).toEqual(['canary-2', 'b:1', 'canary-3']);
+  });
+
+  it('lets the instance map and the store totals of a forgotten service go with its last series', async () => {
+    const flow = new FlowStats();
+    const instances = () => (flow as unknown as { instances: Map<string, unknown> }).instances;
+    flow.of('service', 'canary-1').record(0, 0, 0);
+    flow.instance('canary-1', 'a:1').record(0, 0, 0);
+    flow.of('service', 'stable').record(0, 0, 0);
+    flow.instance('stable', 'b:1').record(0, 0, 0);
+    flow.roll(100);
+    flow.forget('canary-1');
+    flow.roll(101);
+    // Still in charts: their totals are too.
+    expect([...(await flow.store.totals(102)).keys()].sort()).toEqual([flowKey('instance', 'a:1', 'canary-1'), flowKey('instance', 'b:1', 'stable'), flowKey('service', 'canary-1'), flowKey('service', 'stable')].sort());
+    flow.roll(100 + FLOW_RING_SECONDS);
+    // Same hour and day as second 100: what is left of the totals is the stable service's.
+    expect([...(await flow.store.totals(100 + FLOW_RING_SECONDS)).keys()].sort()).toEqual([flowKey('instance', 'b:1', 'stable'), flowKey('service', 'stable')].sort());
+    expect([...instances().keys()]).toEqual(['stable']);
+  });
+
+  it('keeps the series of a forgotten service that is listed again, with its totals', async () => {
+    const flow = new FlowStats();
+    flow.of('service', 'canary-1').record(0, 0, 0);
+    flow.instance('canary-1', 'a:1').record(0, 0, 0);
+    flow.roll(100);
+    flow.forget('canary-1');
+    flow.retire('canary-1', ['a:1']);
+    flow.roll(100 + FLOW_RING_SECONDS);
+    expect(flow.list('service').map((series) => series.name)).toEqual(['canary-1']);
+    expect(flow.list('instance', 'canary-1').map((series) => series.name)).toEqual(['a:1']);
+    expect((await flow.store.totals(100 + FLOW_RING_SECONDS)).get(flowKey('service', 'canary-1'))?.day.requests).toBe(1);
   });
 
   it('puts names past the series bound into one overflow series per kind', () => {

@@ -38,8 +38,10 @@ export class FlowStats {
     ['consumer', new Map()],
   ]);
   private readonly instances = new Map<string, Map<string, FlowSeries>>();
-  /** Instance series whose instance left; dropped once their traffic is out of the ring. */
+  /** Instance series whose instance left, and service series of forgotten services; dropped once their traffic is out of the ring. */
   private readonly retired = new Set<FlowSeries>();
+  /** Forgotten services whose instance series have not all gone yet: their map goes with the last one. */
+  private readonly forgotten = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly reattach = (series: FlowSeries) => this.attach(series);
 
@@ -61,7 +63,11 @@ export class FlowStats {
     return map.get(address) ?? this.create('instance', address, service, map);
   }
 
-  /** The instance series of `service` by address, a Map that lives as long as this object: callers may keep it and look addresses up in it. */
+  /**
+   * The instance series of `service` by address, a Map that lives until the service is forgotten
+   * (`forget`): callers may keep it and look addresses up in it, and look up those it lacks with
+   * `instance` (which, once the Map went, makes a new one).
+   */
   instancesOf(service: string): ReadonlyMap<string, FlowSeries> & Map<string, FlowSeries> {
     let map = this.instances.get(service);
     if (!map) {
@@ -71,8 +77,13 @@ export class FlowStats {
     return map;
   }
 
-  /** Marks the instance series of `service` not in `addresses` as gone: they stay in charts until their traffic leaves the ring. */
+  /**
+   * Marks the instance series of `service` not in `addresses` as gone: they stay in charts until
+   * their traffic leaves the ring. The service is listed (its health was reported), so a service
+   * of that name forgotten before is not any more.
+   */
   retire(service: string, addresses: Iterable<string>): void {
+    this.revive(service);
     const map = this.instances.get(service);
     if (!map) return;
     const kept = new Set(addresses);
@@ -84,13 +95,17 @@ export class FlowStats {
 
   /**
    * Retires the series of `service` (a forgotten service): its service series and those of its
-   * instances stay in charts until their traffic leaves the ring, then go, so that names that churn
-   * neither grow memory nor, past `maxSeries`, push the services that follow into the overflow series.
+   * instances stay in charts until their traffic leaves the ring, then go with their store totals
+   * and the service's instance map, so that names that churn neither grow memory nor, past
+   * `maxSeries`, push the services that follow into the overflow series.
    */
   forget(service: string): void {
+    this.retire(service, []);
     const series = this.byKind.get('service')!.get(service);
     if (series) this.retired.add(series);
-    this.retire(service, []);
+    const map = this.instances.get(service);
+    if (map?.size === 0) this.instances.delete(service);
+    else if (map) this.forgotten.add(service);
   }
 
   /** Starts the roll timer, aligned just after each whole second; idempotent. */
@@ -161,6 +176,13 @@ export class FlowStats {
     this.store.add(series.key, second, counts);
   }
 
+  /** `service` counts again: its series are no longer on their way out (its instances' follow `retire`). */
+  private revive(service: string): void {
+    this.forgotten.delete(service);
+    const series = this.byKind.get('service')!.get(service);
+    if (series) this.retired.delete(series);
+  }
+
   private create(kind: FlowKind, name: string, service: string | undefined, map: Map<string, FlowSeries>): FlowSeries {
     if (this.series.size >= this.maxSeries && name !== FLOW_OVERFLOW_NAME) {
       return kind === 'instance' ? this.instance(service!, FLOW_OVERFLOW_NAME) : this.of(kind, FLOW_OVERFLOW_NAME);
@@ -172,11 +194,14 @@ export class FlowStats {
     return series;
   }
 
+  /** Drops a series that went (its instance left, its service was forgotten) with its totals in the store. */
   private detach(series: FlowSeries): void {
     series.detached = true;
     this.series.delete(series.key);
+    this.store.drop(series.key);
     const map = series.kind === 'instance' ? this.instances.get(series.service!) : this.byKind.get(series.kind);
     if (map?.get(series.name) === series) map.delete(series.name);
+    if (series.kind === 'instance' && map?.size === 0 && this.forgotten.delete(series.service!)) this.instances.delete(series.service!);
   }
 
   /** A dropped series the data path still held recorded again: it comes back, or hands its counts to the one that replaced it. */

@@ -145,6 +145,9 @@ export class RedisFlowStore implements FlowStore {
     return totals;
   }
 
+  /** Keeps them: every gateway sharing the Redis adds to the same fields, and the hashes expire (`TTL_SECONDS`). */
+  drop(): void {}
+
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.flushing;

@@ -22,6 +22,10 @@ export class SwitchableFlowStore implements FlowStore {
     return this.current.totals(second);
   }
 
+  drop(key: string): void {
+    this.current.drop(key);
+  }
+
   /**
    * Sends every later count to `next` and closes the previous store (bounded by its timeout). From
    * one Redis store to another, the counts not sent yet go to the new Redis; otherwise the previous

@@ -28,6 +28,12 @@ export interface FlowStore {
    * store's timeout) when the store cannot answer; callers then show this gateway's own totals.
    */
   totals(second: number): Promise<Map<string, FlowTotals>>;
+  /**
+   * Lets go of the totals of `key`, a series that went (its instance left, its service was
+   * forgotten), so that names that churn do not grow memory. A store other gateways share keeps
+   * them: they may still count that series, and its buckets expire.
+   */
+  drop(key: string): void;
   /** Sends what is buffered (bounded by the store's timeout) and releases the store's timer. */
   close(): Promise<void>;
 }
@@ -78,6 +84,10 @@ export class MemoryFlowStore implements FlowStore {
       }
     });
     return Promise.resolve(result);
+  }
+
+  drop(key: string): void {
+    for (const bucket of this.buckets) bucket.series.delete(key);
   }
 
   close(): Promise<void> {
