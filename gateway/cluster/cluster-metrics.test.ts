@@ -105,4 +105,28 @@ describe('RetiredWorkerMetrics', () => {
     // The next scrape: slot 0's replacement has counted nothing yet.
     expect(await total([answer(0, await workerMetrics(0, 0)), answer(1, await workerMetrics(10, 0))])).toBe(40);
   });
+
+  it('drops the series of a forgotten service from the exited workers and from the answers kept for an exit', async () => {
+    const retired = new RetiredWorkerMetrics();
+    const byService = async (counts: Record<string, number>): Promise<ProcessMetrics> => {
+      const registry = new Registry();
+      const counter = new Counter({ name: 'requests_total', help: 'h', labelNames: ['service'], registers: [registry] });
+      const histogram = new Histogram({ name: 'duration_seconds', help: 'h', labelNames: ['service'], buckets: [1], registers: [registry] });
+      for (const [service, count] of Object.entries(counts)) {
+        counter.inc({ service }, count);
+        histogram.observe({ service }, 0.5);
+      }
+      return JSON.parse(JSON.stringify(await registry.getMetricsAsJSON())) as ProcessMetrics;
+    };
+    retired.answered(0, await byService({ canary: 3, stable: 5 }));
+    retired.exited(0);
+    retired.answered(1, await byService({ canary: 2, stable: 1 }));
+    retired.forget('canary');
+    retired.exited(1);
+    const families = parsePrometheusText(await aggregateMetrics([retired.metrics()]));
+    const services = new Set([...families.values()].flatMap((family) => family.samples.map((sample) => sample.labels.service)));
+    expect([...services]).toEqual(['stable']);
+    expect(sampleValue(families, 'requests_total', { service: 'stable' })).toBe(6);
+    expect(sampleValue(families, 'duration_seconds_count', { service: 'stable' })).toBe(2);
+  });
 });

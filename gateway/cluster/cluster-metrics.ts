@@ -64,6 +64,17 @@ export class RetiredWorkerMetrics {
     this.retired = aggregate([this.retired, cumulative]).getMetricsAsArray() as unknown as ProcessMetrics;
   }
 
+  /**
+   * Drops every series labelled with `service` (a forgotten service) from the sum of the workers
+   * gone and from the answers kept for a later exit, as `forgetServiceSeries` does in each process:
+   * a name that churns would otherwise stay in `/metrics` once a worker that counted it had exited.
+   */
+  forget(service: string): void {
+    const without = (metrics: ProcessMetrics): ProcessMetrics => metrics.map((metric) => ({ ...metric, values: metric.values.filter((sample) => sample.labels.service !== service) }));
+    this.retired = without(this.retired);
+    for (const [slot, metrics] of this.latest) this.latest.set(slot, without(metrics));
+  }
+
   /** The counters and histograms of every worker gone, as one process's metrics. */
   metrics(): ProcessMetrics {
     return this.retired;

@@ -139,6 +139,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
 
   // The hooks above run only once workers exist, which is after this line.
   const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
+  // A forgotten service leaves no series in the counts of workers gone either (each worker drops its own).
+  control.balancers.forgotten$.subscribe((service) => retiredMetrics.forget(service));
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
   try {
     await Promise.race([supervisor.start(), failed]);
