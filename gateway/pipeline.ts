@@ -58,8 +58,11 @@ export async function startGateway(initial: GatewayConfig, options: GatewayOptio
   // Ready from when the entry points listen until the drain starts (`/ready`).
   let readiness: Readiness = { ready: false, reason: 'the entry points are not listening yet' };
   const control = await startControlPlane(initial, { log, traffic, flow, admin: { breakers, ready: () => readiness } });
-  // The control plane removes a forgotten service's series; the cells the data plane kept for it go too.
-  control.balancers.forgotten$.subscribe((service) => requestMetrics.forget(service));
+  // The control plane removes a forgotten service's series; the cells, breakers and caps the data plane kept for it go too.
+  control.balancers.forgotten$.subscribe((service) => {
+    requestMetrics.forget(service);
+    guards.forget(service);
+  });
 
   // 2. Data plane: entry points → router → named middleware → proxy, picking from those balancers.
   const data = await startDataPlane(initial, {

@@ -98,9 +98,10 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       return result('taken');
     }
     balancers = new ServiceBalancers(feed, config);
-    // A service the primary forgot leaves no cells or series here either (completes with the balancers).
+    // A service the primary forgot leaves no cells, series, breakers or caps here either (completes with the balancers).
     balancers.forgotten$.subscribe((service) => {
       requestMetrics.forget(service);
+      guards?.forget(service);
       flow.forget(service);
       void forgetServiceSeries(service);
     });

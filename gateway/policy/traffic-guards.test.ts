@@ -52,4 +52,26 @@ describe('TrafficGuards', () => {
     expect(guards.guardFor('api', inserted.routes[0]).slot!.breaker.state).toBe('closed');
     expect(guards.guardFor('api', inserted.routes[1]).slot!.breaker.state).toBe('open');
   });
+
+  it('lets go of the breaker, caps and guards of a forgotten service reached through a namespace route, and of it alone', () => {
+    const config = parseConfig('gateway.yaml', 'defaults: { circuitBreaker: { requestVolumeThreshold: 5 } }\nroutes:\n  - { namespace: true }\n', { readFiles: false });
+    const route = config.routes[0];
+    const guards = new TrafficGuards(config);
+    const held = guards.guardFor('forget-canary', route);
+    for (let call = 0; call < 5; call += 1) {
+      const admission = held.enter(call);
+      held.record(call, 'connect-refused', 0, admission);
+      held.leave(admission, true);
+    }
+    guards.guardFor('forget-stable', route);
+    expect(held.slot!.breaker.state).toBe('open');
+
+    guards.forget('forget-canary');
+    expect(guards.breakers().map((breaker) => breaker.service)).toEqual(['forget-stable']);
+    expect(guards.serviceLimits().map((limits) => limits.service)).toEqual(['forget-stable']);
+    // Listed again later, it is a new service: a guard of its own with a closed breaker.
+    const again = guards.guardFor('forget-canary', route);
+    expect(again).not.toBe(held);
+    expect(again.slot!.breaker.state).toBe('closed');
+  });
 });

@@ -87,6 +87,23 @@ export class TrafficGuards {
     }
   }
 
+  /**
+   * Lets go of the state of `service`, a forgotten service (one the configuration does not name,
+   * such as a service reached through a namespace route): its caps and retry budget, its breakers
+   * with their state series, and the guards made for it, so that names that churn do not pile up.
+   * A request of that name later starts afresh, as a new service's does; a request in flight keeps
+   * the guard it holds.
+   */
+  forget(service: string): void {
+    this.limits.delete(service);
+    const breaker = this.serviceBreakers.get(service);
+    if (breaker) this.drop(this.serviceBreakers, service, breaker.value);
+    for (const [key, kept] of this.routeBreakers) if (kept.value.service === service) this.drop(this.routeBreakers, key, kept.value);
+    this.routeless.delete(service);
+    // Guards of an earlier configuration's routes go with those routes (a WeakMap).
+    for (const route of this.config.routes) this.guards.get(route)?.delete(service);
+  }
+
   /** Every breaker made so far, services first, by name. */
   breakers(nowMs = performance.now()): BreakerView[] {
     const slots = [...this.serviceBreakers.values(), ...this.routeBreakers.values()].map((kept) => kept.value);

@@ -26,7 +26,7 @@ const DEADLINE_MS = 20_000;
 
 /**
  * The gateway keeps a service that no registry or list names any more for `forgetServicesAfter`,
- * then forgets it: it leaves `/api/services` and every series of `/metrics`. A service a route names
+ * then forgets it: it leaves `/api/services`, every series of `/metrics` and `/api/breakers`. A service a route names
  * stays, and a registry that goes away forgets nothing.
  */
 describe('a gateway forgets services its registries no longer list', () => {
@@ -60,6 +60,11 @@ describe('a gateway forgets services its registries no longer list', () => {
     for (const family of (await admin.metrics()).values()) for (const sample of family.samples) if (sample.labels.service) names.add(sample.labels.service);
     return names;
   };
+  /** The services with a breaker or caps in `/api/breakers`. */
+  const guarded = async () => {
+    const { workers } = (await (await admin.get('/api/breakers')).json()) as { workers: { breakers: { service: string }[]; services: { service: string }[] }[] };
+    return new Set(workers.flatMap((worker) => [...worker.breakers, ...worker.services].map((entry) => entry.service)));
+  };
   const withLog = async (error: Error) => {
     throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
   };
@@ -81,6 +86,8 @@ registries:
   - "etcd://${etcd.endpoints[0]!.replace('http://', '')}/services"
   - "zk://${zk.connectString}/services"
   - "file:${listPath}"
+defaults:
+  circuitBreaker: { requestVolumeThreshold: 1000, sleepWindow: 60s }
 routes:
   - { path: /routed, service: routed, stripPrefix: true }
   - { namespace: true }
@@ -97,7 +104,7 @@ routes:
     if (listDir) await rm(listDir, { recursive: true, force: true });
   });
 
-  it('forgets services whose last etcd key is deleted: gone from /api/services and /metrics, while a routed one stays, empty', async () => {
+  it('forgets services whose last etcd key is deleted: gone from /api/services, /metrics and /api/breakers, while a routed one stays, empty', async () => {
     const churned = ['canary-1', 'canary-2', 'canary-3'];
     for (const name of [...churned, 'routed']) await writer.put(`/services/${name}/i1`).value(payload('i1'));
     await waitFor(async () => {
@@ -110,6 +117,8 @@ routes:
       const names = await labelled();
       return churned.every((name) => names.has(name));
     }, { timeoutMs: DEADLINE_MS, message: 'series of the churned services' });
+    const breakers = await guarded();
+    expect(churned.filter((name) => !breakers.has(name))).toEqual([]);
 
     // `routed` goes first: had it not been kept, it would be forgotten before the others.
     for (const name of ['routed', ...churned]) await writer.delete().key(`/services/${name}/i1`);
@@ -119,6 +128,11 @@ routes:
     }, { timeoutMs: DEADLINE_MS, message: 'the deleted etcd services forgotten' }).catch(withLog);
     const series = await labelled();
     expect(churned.filter((name) => series.has(name))).toEqual([]);
+    // Reached only through the namespace route, their breakers and caps go with them.
+    await waitFor(async () => {
+      const left = await guarded();
+      return churned.every((name) => !left.has(name));
+    }, { timeoutMs: DEADLINE_MS, message: 'no breaker or caps of the forgotten services left' });
     // Named by a route: listed with no instance, answering 503 as before.
     expect(await instancesOf('routed')).toBe(0);
     expect((await fetch(`${gateway.url}/routed/hello`)).status).toBe(503);
