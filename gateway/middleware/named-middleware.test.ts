@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
 import type { MiddlewareConfig } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
+import { whenRetired } from './middleware-retire.ts';
 import { canonicalJson, NamedMiddlewareRegistry } from './named-middleware.ts';
 
 const BASE = `
@@ -12,15 +13,17 @@ routes:
   - { path: /a, service: a, middlewares: [limit, hsts] }
 `;
 
-/** A registry whose factory records each build, so a test can tell reuse from rebuild. */
+/** A registry whose factory records each build and each retirement, so a test can tell reuse from rebuild. */
 function countingRegistry() {
   const built: string[] = [];
-  const registry = new NamedMiddlewareRegistry((definition: MiddlewareConfig) => {
+  const retired: string[] = [];
+  const registry = new NamedMiddlewareRegistry((definition: MiddlewareConfig, name: string) => {
     built.push(definition.kind);
     const middleware: Middleware = async (_context, next) => next();
+    whenRetired(middleware, () => retired.push(name));
     return middleware;
   });
-  return { registry, built, apply: (text: string) => registry.update(parseConfig('gateway.yaml', text).middlewares) };
+  return { registry, built, retired, apply: (text: string) => registry.update(parseConfig('gateway.yaml', text).middlewares) };
 }
 
 describe('NamedMiddlewareRegistry', () => {
@@ -50,6 +53,19 @@ describe('NamedMiddlewareRegistry', () => {
     expect(registry.get('limit')).not.toBe(limit);
     expect(registry.get('hsts')).toBe(hsts);
     expect(built).toEqual(['rateLimit', 'hsts', 'rateLimit']);
+  });
+
+  it('retires each instance it replaces or drops, once, and none it keeps', () => {
+    const { retired, apply } = countingRegistry();
+    apply(BASE);
+    apply(`${BASE}  - { path: /b, service: a }\n`);
+    expect(retired).toEqual([]);
+    apply(BASE.replace('burst: 3', 'burst: 5'));
+    expect(retired).toEqual(['limit']);
+    apply('middlewares:\n  hsts: { hsts: { maxAge: 1y } }\n');
+    expect(retired).toEqual(['limit', 'limit']);
+    apply('middlewares:\n  hsts: { hsts: { maxAge: 2y } }\n');
+    expect(retired).toEqual(['limit', 'limit', 'hsts']);
   });
 
   it('drops a middleware no longer declared, so declaring it again starts fresh', () => {

@@ -6,6 +6,7 @@ import { hsts } from './hsts/index.ts';
 import { ipAllowList, ipDenyList } from './ip-filter/index.ts';
 import { jwtAuth } from './jwt-auth/index.ts';
 import { keyAuth } from './key-auth/index.ts';
+import { retire } from './middleware-retire.ts';
 import { rateLimit } from './rate-limit/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
 import { rewrite } from './rewrite/index.ts';
@@ -57,7 +58,8 @@ interface Entry {
 /**
  * The named middleware of the running configuration, kept across reloads: `update` reuses the
  * built instance (and so its state, such as rate-limit buckets) of every name whose own
- * definition is unchanged, builds the new and changed ones, and drops the ones no longer declared.
+ * definition is unchanged, builds the new and changed ones, and drops the ones no longer declared
+ * (retiring the replaced and dropped ones: `whenRetired`).
  * Unrelated changes (a route, a service) therefore never reset a middleware's state.
  */
 export class NamedMiddlewareRegistry {
@@ -76,7 +78,10 @@ export class NamedMiddlewareRegistry {
       const current = this.entries.get(name);
       next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition, name) });
     }
+    const previous = this.entries;
     this.entries = next;
+    // The instances replaced or dropped stop their background work (retire), once the new set is in place.
+    for (const [name, entry] of previous) if (next.get(name) !== entry) retire(entry.middleware);
   }
 
   /** The middleware declared as `name`, or undefined when it is not declared. */

@@ -5,6 +5,7 @@ import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts
 import { sendGatewayError } from '../../proxy/error-response.ts';
 import { rateLimit, rateLimitChanges, type Limiter } from './index.ts';
 import { setLivePeerCount } from '../../config-store/peer-count.ts';
+import { retire } from '../middleware-retire.ts';
 
 const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
 const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
@@ -273,6 +274,39 @@ describe('rateLimit with policy redis while Redis is away', () => {
       server = await serveMiddleware([identify, rateLimit(settings, { redis: counting, name: 'per-app', log: log as never })]);
       for (const who of ['a', 'b', 'c', 'a']) expect((await server.send('/', { headers: { 'x-who': who } })).status).toBe(200);
       expect([calls, log.warn.mock.calls.length, changes]).toEqual([1, 1, ['rate-limit-fallback']]);
+    } finally {
+      subscription.unsubscribe();
+    }
+  });
+
+  it('once retired by a reload, reports no recovery of its own when Redis comes back (the limit that replaced it does)', async () => {
+    const redis = { up: false, probes: 0 };
+    const recovering = () => {
+      const fake: Record<string, unknown> = {
+        defineCommand: (name: string) =>
+          (fake[name] = (...args: unknown[]) => {
+            if (String(args[0]).startsWith('rl-probe:')) redis.probes += 1;
+            return redis.up ? Promise.resolve([1, '0', '0', 0, 0]) : Promise.reject(new Error('Command timed out'));
+          }),
+        status: 'ready',
+      };
+      return fake as never;
+    };
+    const changes: string[] = [];
+    const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'retired' && changes.push(change.type));
+    try {
+      const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError: 'allow' } as const;
+      const middleware = rateLimit(settings, { redis: recovering, name: 'retired', log: { warn: vi.fn(), info: vi.fn() } as never });
+      server = await serveMiddleware([middleware]);
+      expect((await server.send('/')).status).toBe(200);
+      expect(changes).toEqual(['rate-limit-fallback']);
+      retire(middleware);
+      redis.up = true;
+      const probesAtRetirement = redis.probes;
+      // The probe scheduled before the retirement still runs once and is answered; no recovery is reported for it.
+      await vi.waitFor(() => expect(redis.probes).toBeGreaterThan(probesAtRetirement), { timeout: 5_000, interval: 20 });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(changes).toEqual(['rate-limit-fallback']);
     } finally {
       subscription.unsubscribe();
     }

@@ -4,6 +4,7 @@ import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { whenRetired } from '../middleware-retire.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
 import { rateLimitHeaders } from './headers.ts';
 import { shareOf, wholeShareOf, type BucketShape, type LimitDecision, type Limiter } from './limiter.ts';
@@ -62,7 +63,9 @@ export interface RateLimitOptions {
  * Every other answer carries the limit headers too (through a response header hook).
  */
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
-  const build = limiterBuilder(settings, options);
+  // Set once a reload replaced this middleware: its Redis limiters stop probing and report no recovery.
+  let retired = false;
+  const build = limiterBuilder(settings, options, () => retired);
   const limiter = options.limiter ?? build(settings, '');
   const keyOf = keyReader(settings.key, settings.ipv6Subnet);
   const byConsumer = settings.key.from === 'consumer' && !options.limiter;
@@ -85,16 +88,18 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
     if (decision.delayMs > 0) return new Promise((resolve) => setTimeout(resolve, decision.delayMs)).then(next);
     return next();
   };
-  return function rateLimit(context, next) {
+  const middleware: Middleware = function rateLimit(context, next) {
     const taken = limiterOf(context).take(keyOf(context));
     return taken instanceof Promise ? taken.then((decision) => decide(context, next, decision)) : decide(context, next, taken);
   };
+  whenRetired(middleware, () => (retired = true));
+  return middleware;
 }
 
 const DONE: Promise<void> = Promise.resolve();
 
 /** Builds the limiter of one bucket shape: local (this process's share), or Redis with its fallback. */
-function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions): (shape: BucketShape, subKey: string) => Limiter {
+function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, retired: () => boolean): (shape: BucketShape, subKey: string) => Limiter {
   const share = options.share ?? 1;
   const name = options.name ?? 'rateLimit';
   const maxWaitMs = settings.delay?.maxWaitMs ?? 0;
@@ -127,7 +132,7 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions):
       local: new PeerScaledLimiter((gateways) => local(shape, gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
       probe: () => bucket.probe(),
-      closed: () => redis.status === 'end',
+      closed: () => retired() || redis.status === 'end',
       log,
       report: (change) => rateLimitChanges.next(change),
       counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),

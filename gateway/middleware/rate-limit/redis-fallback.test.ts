@@ -81,4 +81,20 @@ describe('RedisFallbackLimiter', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(state.probes).toBe(3);
   });
+
+  it('reports no recovery once retired (a reload replaced its middleware): the limiter that replaced it reports Redis\' return', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const use = { retired: false };
+    const { limiter, changes, log } = fallbackOf('local', redis, probe, () => use.retired);
+    state.up = false;
+    await limiter.take('k');
+    await vi.advanceTimersByTimeAsync(60);
+    use.retired = true;
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback']);
+    expect(log.info).not.toHaveBeenCalled();
+    expect(state.probes).toBe(2);
+  });
 });

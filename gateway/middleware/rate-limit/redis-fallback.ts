@@ -17,7 +17,11 @@ export interface RedisFallbackOptions {
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
-  /** True once the limiter's Redis connection is closed for good (a reload moved `redis:`): probing stops. */
+  /**
+   * True once the limiter is out of use for good: a reload replaced its middleware, or moved `redis:`
+   * and closed its connection. Probing stops, and a probe's answer that comes after is not reported
+   * (the limiter that replaced it reports Redis' return: one recovery per outage, not one per reload).
+   */
   readonly closed?: () => boolean;
   readonly log: Logger;
   readonly report: (change: RateLimitChange) => void;
@@ -96,7 +100,9 @@ export class RedisFallbackLimiter implements Limiter {
     this.probing = setTimeout(() => {
       this.probing = undefined;
       this.options.probe().then(
-        () => this.recover(),
+        () => {
+          if (!this.options.closed?.()) this.recover();
+        },
         () => {
           // A limiter dropped by a reload that moved Redis would probe its closed connection forever.
           if (!this.options.closed?.()) this.scheduleProbe();
