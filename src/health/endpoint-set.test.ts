@@ -36,6 +36,8 @@ function harness(octets: number[], options: Partial<EndpointSetOptions> = {}) {
     set,
     snapshots,
     list: (...listed: number[]) => conf$.next(confOf(listed.map((octet) => healthInstance(octet)), conf$.getValue().version + 1)),
+    /** Lists these instances as they are (weight, drain mark). */
+    publish: (instances: Instance[]) => conf$.next(confOf(instances, conf$.getValue().version + 1)),
     /** Lets every pending check run once. */
     check: () => vi.advanceTimersByTimeAsync(CHECK_MS),
     routable: () => latest().endpoints.filter((endpoint) => endpoint.routable).map((endpoint) => endpoint.instance.id),
@@ -204,6 +206,24 @@ describe('EndpointSet', () => {
     await vi.advanceTimersByTimeAsync(CHECK_MS);
     // One of two weighted members is healthy: 50% is not below 50%, and the drained ones do not dilute it.
     expect(set.current()?.panic).toBe(false);
+    set.close();
+  });
+
+  it.each([
+    { idle: 'draining', instance: { ...healthInstance(3), draining: true } },
+    { idle: 'with weight 0', instance: healthInstance(3, 0) },
+    { idle: 'in removal grace', instance: undefined },
+  ])('leaves a member $idle out of the outlier ejection cap, as it takes no traffic', async ({ instance }) => {
+    // 67% of three members allows two out; of the two that take traffic, only one.
+    const { set, check, list, publish, endpoint } = harness([1, 2, 3], { outlier: { consecutiveErrors: 1, baseEjectionMs: 10_000, maxEjectionPercent: 67 } });
+    await check();
+    if (instance) publish([healthInstance(1), healthInstance(2), instance]);
+    else list(1, 2);
+    expect(endpoint(3)).toBeDefined();
+    set.record(healthAddress(1), FAIL);
+    set.record(healthAddress(2), FAIL);
+    expect(endpoint(1)?.ejected).toBe(true);
+    expect(endpoint(2)?.ejected).toBe(false);
     set.close();
   });
 

@@ -175,7 +175,9 @@ export class EndpointSet implements HealthView {
 
   private syncTargets(): void {
     const instances = [...this.members, ...[...this.departed.values()].map((entry) => entry.instance)];
-    this.detector?.setMembers(instances.map(instanceAddress));
+    // As the panic share counts: the endpoints that would take traffic were they healthy.
+    const idle = [...this.members.filter((instance) => instance.weight <= 0 || instance.draining === true).map(instanceAddress), ...this.departed.keys()];
+    this.detector?.setMembers(instances.map(instanceAddress), idle);
     this.checker?.track(instances.map((instance) => ({ service: this.service, address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
   }
 

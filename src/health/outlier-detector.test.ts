@@ -139,6 +139,22 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it('counts only the members that take traffic against maxEjectionPercent, and ejects an idle one regardless', () => {
+    // Twenty members, ten of them idle (draining, weight 0, in removal grace): 10% of the ten that take traffic is one.
+    const target = detector({ maxEjectionPercent: 10, consecutiveErrors: 1 }, 0);
+    const all = members(20);
+    target.setMembers(all, all.slice(10));
+    const [first, second] = all as [string, string];
+    feed(target, first, FAIL);
+    feed(target, second, FAIL);
+    expect(target.isEjected(first)).toBe(true);
+    // With the idle ten counted, two of twenty (10%) were allowed out.
+    expect(target.isEjected(second)).toBe(false);
+    feed(target, all[10]!, FAIL);
+    expect(target.isEjected(all[10]!)).toBe(true);
+    target.close();
+  });
+
   it('emits the ejected set on every ejection and return', async () => {
     const target = detector();
     const sets: string[][] = [];

@@ -38,7 +38,9 @@ interface Tracker {
  * endpoint is ejected for `baseEjectionMs × times ejected`, capped at `maxEjectionMs`; the count
  * stops growing at the cap. Each `decayIntervalMs` spent back in service forgives one past ejection. No ejection happens while
  * it would put more than `maxEjectionPercent` of the members out, except that one endpoint may
- * always be ejected (as Envoy does).
+ * always be ejected (as Envoy does). The share counts only the members that would otherwise take
+ * traffic (Envoy's hosts of the cluster): an idle one (see `setMembers`) counts for neither side,
+ * and ejecting it is never held back, as it takes no capacity away.
  */
 export class OutlierDetector {
   /** Replays the ejected addresses, then emits a new set on every ejection and return. */
@@ -46,6 +48,8 @@ export class OutlierDetector {
 
   private readonly ejected = new BehaviorSubject<ReadonlySet<string>>(new Set());
   private readonly trackers = new Map<string, Tracker>();
+  /** Members that take no traffic whatever their health: left out of the ejection cap. */
+  private idle: ReadonlySet<string> = new Set();
   /**
    * Ejected endpoints that left the members: their ejection runs on out of sight, and one that comes
    * back before it ends serves the rest of it (a registry flap must not clear an ejection).
@@ -90,11 +94,14 @@ export class OutlierDetector {
   /**
    * Sets the endpoints outcomes may be recorded for. A departed one loses its history, except that
    * an ejection it was serving runs on: should it come back before the ejection ends, it is ejected
-   * still, with its count of past ejections; after the end it starts afresh.
+   * still, with its count of past ejections; after the end it starts afresh. `idle` names the
+   * members that take no traffic whatever their health (in removal grace, draining, weight 0):
+   * they count for neither side of `maxEjectionPercent`.
    */
-  setMembers(addresses: Iterable<string>): void {
+  setMembers(addresses: Iterable<string>, idle: Iterable<string> = []): void {
     if (this.closed) return;
     const wanted = new Set(addresses);
+    this.idle = new Set(idle);
     for (const [address, tracker] of this.trackers) {
       if (wanted.has(address)) continue;
       this.trackers.delete(address);
@@ -130,7 +137,7 @@ export class OutlierDetector {
     // One that comes back serves the rest of its ejection within maxEjectionPercent, as an ejection
     // would be decided now (others were ejected while it was away); beyond it, it is back in service.
     for (const [address, tracker] of returning) {
-      if (this.withinEjectionCap(kept.size)) {
+      if (this.withinEjectionCap(address, kept)) {
         kept.add(address);
         continue;
       }
@@ -178,7 +185,7 @@ export class OutlierDetector {
 
   private eject(address: string, tracker: Tracker): void {
     const current = this.ejected.getValue();
-    if (!this.withinEjectionCap(current.size)) {
+    if (!this.withinEjectionCap(address, current)) {
       outlierEjectionsSkippedTotal.inc({ service: this.service });
       return;
     }
@@ -198,9 +205,17 @@ export class OutlierDetector {
     this.ejected.next(new Set([...current, address]));
   }
 
-  /** Whether one more may be ejected while `ejectedCount` members are: within `maxEjectionPercent`, or the first. */
-  private withinEjectionCap(ejectedCount: number): boolean {
-    return ejectedCount === 0 || (ejectedCount + 1) * 100 <= this.settings.maxEjectionPercent * this.trackers.size;
+  /**
+   * Whether `address` may be ejected while `ejected` are: always when it is idle, else when the
+   * members that take traffic would stay within `maxEjectionPercent` ejected, or none of them is yet.
+   */
+  private withinEjectionCap(address: string, ejected: ReadonlySet<string>): boolean {
+    if (this.idle.has(address)) return true;
+    let counted = 0;
+    for (const member of this.trackers.keys()) if (!this.idle.has(member)) counted += 1;
+    let out = 0;
+    for (const member of ejected) if (member !== address && this.trackers.has(member) && !this.idle.has(member)) out += 1;
+    return out === 0 || (out + 1) * 100 <= this.settings.maxEjectionPercent * counted;
   }
 
   private restore(address: string, tracker: Tracker): void {
