@@ -103,7 +103,7 @@ export interface RegisterOptions {
   weight?: number;
   metadata?: Record<string, string>;
   protocol?: Instance['protocol'];
-  /** Session timeout (ZooKeeper) or lease TTL (etcd); 10 s by default. */
+  /** Session timeout (ZooKeeper) or lease TTL (etcd, rounded up to whole seconds); 10 s by default. */
   ttlMs?: number;
 }
 

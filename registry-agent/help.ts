@@ -26,7 +26,8 @@ Options:
   --drain <dur>        wait after marking the entry draining, before deleting it and stopping
                        the backend (5s); 0 deletes at once
   --ttl <dur>          ZooKeeper session timeout / etcd lease TTL (10s; at least 1s); a
-                       ZooKeeper server grants within its min/maxSessionTimeout (warned)
+                       ZooKeeper server grants within its min/maxSessionTimeout (warned);
+                       an etcd lease is whole seconds, so 1500ms is a 2s lease (warned)
   --etcd-ca-file <path>
                        CA bundle that signed etcd's server certificate (etcds://; the
                        system roots by default)

@@ -10,7 +10,7 @@ import { instanceEntry, Registration, type RegisteredEntry } from './registratio
 export interface EtcdRegistrationOptions<T = Instance> {
   endpoints: string[];
   prefix: string;
-  /** Lease TTL; the key goes at most this long after the agent dies. Whole seconds, at least 1 s. */
+  /** Lease TTL, at least 1 s; etcd grants whole seconds, so one that is not is rounded up (warned). The key goes at most that long after the agent dies. */
   ttlMs: number;
   /** Deadline of one grant-and-put attempt. */
   attemptTimeoutMs?: number;
@@ -40,7 +40,9 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   constructor(private readonly options: EtcdRegistrationOptions<T>) {
     super(componentLogger(options.component ?? 'agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
     this.entry = options.entry ?? (instanceEntry(options.prefix) as unknown as RegisteredEntry<T>);
-    this.ttlSeconds = Math.max(1, Math.round(options.ttlMs / 1_000));
+    // Up, never down (1.4 s would be a 1 s lease, and anything under 500 ms none): the lease lives at least as long as asked.
+    this.ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1_000));
+    if (this.ttlSeconds * 1_000 !== options.ttlMs) this.log.warn({ ttlMs: options.ttlMs, leaseTtlSeconds: this.ttlSeconds }, 'an etcd lease TTL is whole seconds; rounded up');
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
   }
 

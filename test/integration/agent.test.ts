@@ -360,6 +360,18 @@ describe('switchboard-agent with etcd', () => {
     }
   });
 
+  it('rounds a --ttl that is not whole seconds up to the next whole second of lease, and says so', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port, ['--ttl', '1400ms']);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    const lease = (await reader.get(key).exec()).kvs[0]!.lease;
+    // Rounded to the nearest second, 1400 ms was a 1 s lease: shorter than asked.
+    expect((await reader.leaseClient.leaseTimeToLive({ ID: lease })).grantedTTL).toBe('2');
+    expect(await logOf(agent)).toContain('an etcd lease TTL is whole seconds; rounded up');
+  });
+
   it('puts the key again on a new lease when its lease is revoked from another client', async () => {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
