@@ -74,6 +74,17 @@ export class Agent {
     return this.registration.markDraining(timeoutMs);
   }
 
+  /**
+   * Stops probing (a verdict must not write the entry back) and waits for the retried removal that
+   * an earlier deregistration left unconfirmed; true once the registry confirmed it, false when it
+   * did not within `timeoutMs`.
+   */
+  async removalConfirmed(timeoutMs: number): Promise<boolean> {
+    this.subscription?.unsubscribe();
+    this.health.stop();
+    return this.registration.removalConfirmed(timeoutMs);
+  }
+
   /** Stops probing and removes the entry; resolves once the registry confirmed or gave up after `timeoutMs` (`--ttl` by default). */
   async deregister(timeoutMs?: number): Promise<void> {
     this.subscription?.unsubscribe();

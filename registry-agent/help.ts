@@ -53,7 +53,9 @@ forwards signals, and exits with the child's status. On SIGTERM or SIGINT it fir
 registry entry draining ("draining": true; gateways stop sending new requests to it at once),
 waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
 the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short, and one
-with no entry (never healthy, or unhealthy since) is stopped without the drain. Marking
+with no entry (never healthy, or unhealthy since) is stopped without the drain; after a
+deletion the registry did not confirm, --drain counts from the retried deletion's confirmation
+(waited for up to half of --ttl) in place of the mark's. Marking
 and deleting together give up after --ttl when the registry does not answer (the entry ends
 with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
 stop time (at most 10s) + 1s.

@@ -65,7 +65,10 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
  * The drain handshake: on a signal, marks the entry draining (gateways stop picking it within
  * their watch latency), waits `--drain` so they do and the requests they sent finish, deletes the
  * entry, then stops the backend with the signal the agent received and exits with its status.
- * Marking and deleting share the `--ttl` bound, so a registry that is down costs at most `--ttl`.
+ * After a deletion the registry did not confirm (the entry may still be there), the retried
+ * deletion takes the mark's place: `--drain` counts from its confirmation, when gateways stop
+ * sending. Marking (or that wait) and deleting share the `--ttl` bound, so a registry that is down
+ * costs at most `--ttl`.
  * Without a signal (the backend exited), with `--drain 0` or with no entry registered (the backend
  * never passed its probe, or failed it since) it deletes the entry at once, if any; a backend that
  * exits during the drain cuts it short. The agent exits with the backend's status.
@@ -80,11 +83,18 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
   if (signal && options.drainMs > 0 && entry) {
     const startedAt = performance.now();
     const unconfirmedRemoval = agent.registration.currentState() === 'unregistered';
-    log.info({ signal }, unconfirmedRemoval ? 'the last deregistration was not confirmed, so the entry may still be there; deleting it after --drain' : 'marking the entry draining before the backend stops');
-    const marked = await agent.markDraining(options.ttlMs / 2);
-    if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
-    else if (unconfirmedRemoval) log.info({ drainMs: options.drainMs }, 'waiting --drain for requests in flight');
-    else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+    if (unconfirmedRemoval) {
+      // Gateways send to the entry until its deletion lands, so --drain counts from there, as it counts from the mark.
+      log.info({ signal }, 'the last deregistration was not confirmed, so the entry may still be there; waiting for its retried deletion, then --drain');
+      const removed = await agent.removalConfirmed(options.ttlMs / 2);
+      if (removed) log.info({ drainMs: options.drainMs, removedAt: Date.now() }, 'the retried deletion was confirmed; waiting --drain for the requests gateways sent before it to finish');
+      else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the retried deletion; waiting --drain for requests in flight anyway');
+    } else {
+      log.info({ signal }, 'marking the entry draining before the backend stops');
+      const marked = await agent.markDraining(options.ttlMs / 2);
+      if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
+      else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+    }
     draining = true;
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
     draining = false;

@@ -146,6 +146,22 @@ describe('Registration.mayHoldEntry', () => {
     await registration.close();
   });
 
+  it('tells when the retried removal is confirmed, and answers false within its bound while the registry refuses', async () => {
+    const registration = new FailingRemovals();
+    registration.register(INSTANCE);
+    await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
+    registration.removalsFail = true;
+    await registration.deregister(100);
+    expect(await registration.removalConfirmed(50)).toBe(false);
+    const confirmed = registration.removalConfirmed(5_000);
+    registration.removalsFail = false;
+    expect(await confirmed).toBe(true);
+    expect(registration.mayHoldEntry()).toBe(false);
+    // Nothing is left unconfirmed: at once.
+    expect(await registration.removalConfirmed(0)).toBe(true);
+    await registration.close();
+  });
+
   it('gives up a failed removal once an entry is wanted again, and writes it', async () => {
     const registration = new FailingRemovals();
     registration.register(INSTANCE);

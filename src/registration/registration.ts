@@ -50,6 +50,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private pendingRemoval: PendingRemoval | undefined;
   /** Every instance value the registry confirmed holding, for `markDraining`. */
   private readonly written = new Subject<T>();
+  /** Each removal the registry confirmed, for `removalConfirmed`. */
+  private readonly removalsConfirmed = new Subject<void>();
   protected closed = false;
   private closing = false;
 
@@ -118,6 +120,28 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   }
 
   /**
+   * After a `deregister()` that gave up (see `mayHoldEntry`): resolves true once a retry of the
+   * removal is confirmed (at once when none is left unconfirmed), false when the registry did not
+   * confirm it within `timeoutMs`, or when an entry is wanted (`register()`) or the registration closed.
+   * Asks for no removal itself; never rejects.
+   */
+  async removalConfirmed(timeoutMs: number): Promise<boolean> {
+    if (this.closed || this.desired !== undefined) return false;
+    if (!this.removalUnconfirmed) return true;
+    let timer: NodeJS.Timeout | undefined;
+    let subscription: { unsubscribe(): void } | undefined;
+    try {
+      return await new Promise<boolean>((resolve) => {
+        subscription = this.removalsConfirmed.subscribe({ next: () => resolve(true), complete: () => resolve(false) });
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+      subscription?.unsubscribe();
+    }
+  }
+
+  /**
    * Removes the entry and resolves once the registry confirmed it, or gave up after `timeoutMs`
    * (the deregistration timeout by default; the entry then ends with its session or lease); never rejects.
    * A failed removal is retried with backoff until the registry confirms it, a `register()` wants the
@@ -161,6 +185,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.setState('closed');
     this.state.complete();
     this.written.complete();
+    this.removalsConfirmed.complete();
   }
 
   /** Converges now: coalesced, so a call during a running attempt causes one more pass. */
@@ -236,6 +261,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       this.removalUnconfirmed = false;
       removal.confirmed = true;
       removal.settle({});
+      this.removalsConfirmed.next();
     } catch (error) {
       removal.lastError = error;
       this.removalUnconfirmed = true;

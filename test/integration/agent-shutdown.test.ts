@@ -172,6 +172,51 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(log).toContain('drained; deregistering');
   });
 
+  it('counts --drain from the retried deletion once it is confirmed, after a deregistration the registry did not confirm', async () => {
+    // --ttl leaves half of itself (3 s) to wait for the deletion; the outage outlasts --drain (1 s).
+    const ttlMs = 6_000;
+    const drainMs = 1_000;
+    const paused = await startEtcd();
+    cleanup.push(() => paused.close());
+    const member = paused.members[0]!;
+    const reader = new Etcd3({ hosts: paused.endpoints });
+    cleanup.push(async () => reader.close());
+    const port = await freePort();
+    const key = '/services/user/etcd-late-deletion';
+    const agent = await startAgent([
+      '--registry', `etcd://${paused.endpoints[0]!.replace('http://', '')}/services`, '--service', 'user', '--port', String(port), '--id', 'etcd-late-deletion',
+      '--ttl', `${ttlMs}ms`, '--drain', `${drainMs}ms`, '--health', 'http:/healthz', '--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '1',
+      '--', ...backendCommand(port, 'etcd-late-deletion'),
+    ]);
+    cleanup.push(() => agent.kill());
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: 'the key to appear' });
+
+    member.pause();
+    cleanup.unshift(async () => member.resume());
+    const failed = await fetch(`http://127.0.0.1:${port}/health/fail`, { method: 'POST' });
+    await failed.arrayBuffer();
+    await waitFor(async () => (await logOf(agent)).includes('deregistration failed'), { timeoutMs: ttlMs + 10_000, message: 'the deregistration to give up' });
+
+    // SIGTERM while etcd is still frozen: gateways keep sending to the key they last read until its deletion lands.
+    process.kill(agent.pid!, 'SIGTERM');
+    await waitFor(async () => (await logOf(agent)).includes('the last deregistration was not confirmed'), { timeoutMs: 5_000, message: 'the agent to take the signal' });
+    // The outage's length, not a synchronisation: etcd comes back only after --drain has passed since the signal.
+    await new Promise((resolve) => setTimeout(resolve, drainMs + 500));
+    member.resume();
+    let exitedAt: number | undefined;
+    const exited = agent.waitForExit(ttlMs + drainMs + 10_000).then((exit) => {
+      exitedAt = Date.now();
+      return exit;
+    });
+    const goneAt = await waitFor(async () => ((await reader.get(key).string()) === null ? Date.now() : undefined), { timeoutMs: ttlMs, intervalMs: 20, message: 'the key to go once etcd answers' });
+    const exit = await exited;
+    const log = await logOf(agent);
+    expect(exit, log).toMatchObject({ signal: null, code: 0 });
+    expect(log).toContain('the retried deletion was confirmed');
+    // The old agent counted --drain from the signal and stopped the backend as the deletion landed (about 50 ms later).
+    expect(exitedAt! - goneAt, log).toBeGreaterThanOrEqual(drainMs - 100);
+  });
+
   it('exits within the stated bound and stops its backend when etcd was killed', async () => {
     etcd = await startEtcd();
     const reader = new Etcd3({ hosts: etcd.endpoints });
