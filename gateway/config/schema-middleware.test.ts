@@ -101,6 +101,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['redis: { url: "http://a:1" }', 'redis.url (line 1): expected redis://host:port[/db]'],
     ['redis: { url: "redis://a:1", password: pw, auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
     ['redis: { url: "redis://:pw@a:1", auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
+    ['redis: { url: "redis://a:1/0?password=pw", auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
+    ['redis: { url: "redis://a:1/0?db=1&username=u", auth: { passwordFile: /nonexistent } }', 'redis.auth (line 1): set the password once'],
     ['redis: { url: "redis://a:1", sentinelAuth: { passwordFile: /nonexistent } }', 'redis.sentinelAuth (line 1): sentinelAuth goes with sentinels'],
     ['redis: { url: "redis://:pw@a:1", tls: { caFile: /nonexistent } }', 'redis.tls (line 1): tls needs a rediss:// url (TLS); redis://***@a:1 is plain redis://'],
     ['redis: { url: "rediss://a:1", tls: { caFile: /nonexistent/ca.pem } }', 'redis.tls.caFile (line 1): cannot read /nonexistent/ca.pem (ENOENT)'],

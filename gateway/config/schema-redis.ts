@@ -21,8 +21,11 @@ const redisTlsSection = section({
 /** Redis AUTH from a file: an ACL user (Redis 6+; none: the default user, as `requirepass`) and its password. */
 const redisAuthSection = section({ username: z.string().min(1).optional(), passwordFile: z.string().min(1) });
 
-/** Whether a Redis URL carries userinfo (`redis://:secret@host`, `redis://user:secret@host`). */
-const hasUserinfo = (url: string) => /^rediss?:\/\/[^/?#]*@/.test(url);
+/**
+ * Whether a Redis URL carries a password or user: in its userinfo (`redis://:secret@host`) or as a
+ * query parameter (`?password=`, `?username=`), which ioredis reads as options that win over ours.
+ */
+const namesLogin = (url: string) => /^rediss?:\/\/[^/?#]*@/.test(url) || /[?&](?:password|username)=/i.test(url);
 
 /**
  * `redis:`: exactly one of `url` (redis://[:password@]host:port/db or rediss://), `sentinels` with
@@ -49,8 +52,8 @@ export const redisSchema = section({
   if (targets.length !== 1) context.addIssue({ code: 'custom', message: `set exactly one of url, sentinels (with name) or cluster; found ${targets.length === 0 ? 'none' : targets.join(' and ')}` });
   if (redis.sentinels && !redis.name) context.addIssue({ code: 'custom', path: ['name'], message: 'the master name is required with sentinels' });
   if (redis.name && !redis.sentinels) context.addIssue({ code: 'custom', path: ['name'], message: 'name goes with sentinels' });
-  if (redis.auth && (redis.password !== undefined || (redis.url !== undefined && hasUserinfo(redis.url)))) {
-    context.addIssue({ code: 'custom', path: ['auth'], message: 'set the password once: auth.passwordFile, or password (or the url\'s), not both' });
+  if (redis.auth && (redis.password !== undefined || (redis.url !== undefined && namesLogin(redis.url)))) {
+    context.addIssue({ code: 'custom', path: ['auth'], message: 'set the password once: auth.passwordFile, or password (or the url\'s userinfo or password= and username= parameters), not both' });
   }
   if (redis.sentinelAuth && !redis.sentinels) context.addIssue({ code: 'custom', path: ['sentinelAuth'], message: 'sentinelAuth goes with sentinels' });
   if (redis.tls && redis.url?.startsWith('redis://')) context.addIssue({ code: 'custom', path: ['tls'], message: `tls needs a rediss:// url (TLS); ${redis.url.replace(/\/\/[^/?#]*@/, '//***@')} is plain redis://` });
