@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.ts';
 import type { BreakerChange } from './breaker-change.ts';
+import { breakerStateGauge } from './guard-metrics.ts';
 import { TrafficGuards } from './traffic-guards.ts';
 
 const parse = (breaker: string, extra = '') =>
@@ -73,5 +74,25 @@ describe('TrafficGuards', () => {
     const again = guards.guardFor('forget-canary', route);
     expect(again).not.toBe(held);
     expect(again.slot!.breaker.state).toBe('closed');
+  });
+
+  it('says nothing of a dropped breaker whose requests finish after it went: no state series, no transition, no event', async () => {
+    const config = parseConfig('gateway.yaml', 'defaults: { circuitBreaker: { requestVolumeThreshold: 5 } }\nroutes:\n  - { namespace: true }\n', { readFiles: false });
+    const route = config.routes[0];
+    const guards = new TrafficGuards(config);
+    const changes: BreakerChange[] = [];
+    const subscription = guards.changes$.subscribe((change) => changes.push(change));
+    const held = guards.guardFor('forget-in-flight', route);
+    const admissions = [0, 1, 2, 3, 4].map((call) => held.enter(call));
+    guards.forget('forget-in-flight');
+    admissions.forEach((admission, call) => {
+      held.record(call, 'connect-refused', 0, admission);
+      held.leave(admission, true);
+    });
+    subscription.unsubscribe();
+    expect(held.slot!.breaker.state).toBe('open');
+    expect(changes).toEqual([]);
+    const series = (await breakerStateGauge.get()).values.filter((value) => value.labels.service === 'forget-in-flight');
+    expect(series).toEqual([]);
   });
 });

@@ -152,7 +152,13 @@ export class TrafficGuards {
     const kept = map.get(key);
     if (kept && kept.fingerprint === fingerprint) return kept.value;
     if (kept) this.drop(map, key, kept.value);
-    const slot = new BreakerSlot(service, route, settings, this.listener(service, route));
+    const report = this.listener(service, route);
+    // A breaker dropped (its settings changed, its service forgotten) may still see the requests that
+    // held it finish: its transitions then say nothing, or they would write the series and events of
+    // a breaker that is gone (or of the one that replaced it, under the same labels).
+    const slot: BreakerSlot = new BreakerSlot(service, route, settings, (from, to, figures) => {
+      if (map.get(key)?.value === slot) report(from, to, figures);
+    });
     breakerStateGauge.set({ service, route: route ?? '' }, 0);
     map.set(key, { fingerprint, value: slot });
     return slot;
