@@ -1,9 +1,10 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
-import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, routeMiddleware, type AccessLogDestination } from './middleware/index.ts';
+import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, routeMiddleware, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
-import { setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
+import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
+import { otherSpellingsRemover } from './proxy/header-spellings.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, normalisePath, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
@@ -170,6 +171,13 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
   };
 }
 
+/**
+ * Removes a client's own spellings with `_` of the headers the gateway states on every route:
+ * `X-Consumer`, the client-certificate headers and the forwarding headers (a trusted proxy never
+ * writes `X_Forwarded_For` either; one that passes a client's on is no reason to keep it).
+ */
+const removeGatewayHeaderSpellings = otherSpellingsRemover([CONSUMER_HEADER, CLIENT_VERIFY_HEADER, CLIENT_SUBJECT_HEADER, REAL_IP_HEADER, ...UNTRUSTED_FORWARDING_HEADERS])!;
+
 /** One request's context; a class so that its shape is fixed and its logger is made only when used. */
 class RequestContext implements GatewayContext {
   requestId = '';
@@ -202,9 +210,9 @@ class RequestContext implements GatewayContext {
     // is never passed on, on a route without authentication either (an upstream behind several routes
     // would believe it). Deleted only when there, which keeps the usual headers object out of dictionary mode.
     if (headers[CONSUMER_HEADER] !== undefined) delete headers[CONSUMER_HEADER];
-    // Spelt with underscores too: CGI-style upstreams (PHP, Rack, WSGI) read x_consumer as HTTP_X_CONSUMER.
-    for (const name in headers) if (name.length === CONSUMER_HEADER.length && name.includes('_') && name.replaceAll('_', '-') === CONSUMER_HEADER) delete headers[name];
     stripClientCertificateHeaders(headers);
+    // Spelt with underscores too: CGI-style upstreams (PHP, Rack, WSGI) read x_consumer as HTTP_X_CONSUMER.
+    removeGatewayHeaderSpellings(headers);
     if (clientCertificate) setClientCertificateHeaders(headers, request.socket);
     this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers, host: undefined, useInstanceHost: undefined };
   }

@@ -11,7 +11,7 @@ import { rewrite } from './rewrite/index.ts';
 export { accessLog, accessLogDestination, accessLogLine, accessLogRecorder, accessLogText, createAccessLogger, stdoutAccessLogger } from './access-log/index.ts';
 export type { AccessLogDestination, AccessLogLine, AccessLogOptions, DestinationOptions } from './access-log/index.ts';
 export { compose } from './compose.ts';
-export { clientFromChain, forwarded, forwardingStep } from './forwarded/index.ts';
+export { clientFromChain, forwarded, forwardingStep, REAL_IP_HEADER, UNTRUSTED_FORWARDING_HEADERS } from './forwarded/index.ts';
 export type { ForwardedOptions } from './forwarded/index.ts';
 export { CONSUMER_HEADER, ConsumerKeyIndex, accessDeniedTotal, denyAccess, identify } from './consumers/index.ts';
 export type { AccessDenial } from './consumers/index.ts';

@@ -25,10 +25,4 @@ describe('client-certificate headers', () => {
     stripClientCertificateHeaders(headers);
     expect(headers).toEqual({ host: 'a' });
   });
-
-  it('strips the same headers spelt with underscores, which CGI-style upstreams read as the same variable', () => {
-    const headers: IncomingHttpHeaders = { host: 'a', x_ssl_client_verify: 'SUCCESS', 'x-ssl_client-s_dn': 'CN=admin', x_other: 'kept' };
-    stripClientCertificateHeaders(headers);
-    expect(headers).toEqual({ host: 'a', x_other: 'kept' });
-  });
 });

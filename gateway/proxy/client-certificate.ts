@@ -13,18 +13,13 @@ const verdicts = new WeakMap<object, { readonly verify: string; readonly subject
 /**
  * Drops the client-certificate headers from a client's request: only the gateway that checked the
  * certificate may say what it found, on any entry point (an upstream behind several would believe it).
- * Deleted only when there, which keeps the usual headers object out of dictionary mode.
+ * Deleted only when there, which keeps the usual headers object out of dictionary mode. Their
+ * spellings with underscores (`x_ssl_client_verify`) the request context removes with those of the
+ * gateway's other headers (`otherSpellingsRemover`).
  */
 export function stripClientCertificateHeaders(headers: IncomingHttpHeaders): void {
   if (headers[CLIENT_VERIFY_HEADER] !== undefined) delete headers[CLIENT_VERIFY_HEADER];
   if (headers[CLIENT_SUBJECT_HEADER] !== undefined) delete headers[CLIENT_SUBJECT_HEADER];
-  // The same names spelt with underscores (`x_ssl_client_verify`): CGI-style upstreams (PHP, Rack,
-  // WSGI) read both spellings as one variable (HTTP_X_SSL_CLIENT_VERIFY), so a client could forge it.
-  for (const name in headers) {
-    if (!name.startsWith('x') || !name.includes('_')) continue;
-    const dashed = name.replaceAll('_', '-');
-    if (dashed === CLIENT_VERIFY_HEADER || dashed === CLIENT_SUBJECT_HEADER) delete headers[name];
-  }
 }
 
 /**

@@ -5,6 +5,7 @@ import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
 import { denyAccess } from '../consumers/index.ts';
+import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { REQUEST_ID_HEADER } from '../request-id/index.ts';
 
 /** The largest answer body of a refusing auth service relayed to the client; the rest is dropped. */
@@ -23,15 +24,21 @@ let authDispatcher: Agent | undefined;
  * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers as
  * the upstream would get them (`authRequestHeaders`), X-Forwarded-Method/-Proto/-Host/-Uri/-For and
  * the request's id in X-Request-Id goes to `address`. A 2xx lets the request on, with the
- * `authResponseHeaders` of that answer set upstream (replacing any the client sent); any other
+ * `authResponseHeaders` of that answer set upstream (replacing any the client sent, spelt with
+ * underscores too); any other
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
  * answer in `timeout` (a 2xx counts once its body has ended), fails mid-answer or answers a status
  * outside 200–599 (which no client could be sent) is a 502 `auth-unavailable`: the request is
  * refused, never let through.
  */
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
+  // The client's spellings with underscores of what the gateway states: the auth service's headers
+  // upstream, and X-Forwarded-Method and -Uri to the auth service (CGI-style services read
+  // `X_Forwarded_Uri` as the gateway's X-Forwarded-Uri). The other forwarding headers every request loses.
+  const removeSpellings = otherSpellingsRemover([...settings.authResponseHeaders, 'x-forwarded-method', 'x-forwarded-uri'])!;
   return async function forwardAuth(context, next) {
     for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
+    removeSpellings(context.upstream.headers);
     let answer;
     try {
       answer = await request(settings.address, {

@@ -51,9 +51,12 @@ export function forwardingStep(options: ForwardedOptions = {}): (context: Gatewa
     }
     if (!fromTrusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = context.secure ? 'https' : 'http';
     if ((!fromTrusted || headers['x-forwarded-host'] === undefined) && request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host;
-    headers['x-real-ip'] = context.clientIp;
+    headers[REAL_IP_HEADER] = context.clientIp;
   };
 }
+
+/** The header naming the client upstream, whoever the peer: `context.clientIp`. */
+export const REAL_IP_HEADER = 'x-real-ip';
 
 /** Forwarding headers an untrusted client may not set: the de-facto X-Forwarded-* family and RFC 7239 Forwarded. */
 export const UNTRUSTED_FORWARDING_HEADERS: readonly string[] = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'forwarded'];

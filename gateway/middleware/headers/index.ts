@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { HeaderPolicy, HostHeaderPolicy } from '../../config/types.ts';
 import type { Middleware, ResponseHeadersHook } from '../../context.ts';
+import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 
 /** Settings of the headers middleware; header names are matched case-insensitively. */
 export interface HeadersOptions {
@@ -13,19 +14,23 @@ export interface HeadersOptions {
 }
 
 /**
- * Sets, then removes, headers on the upstream request and, through a response header hook, on the
- * response; applies the route's Host policy. Everything is prepared once: a request costs the
+ * Sets, then removes, headers on the upstream request (and a client's spellings of them with
+ * underscores) and, through a response header hook, on the response; applies the route's Host policy. Everything is prepared once: a request costs the
  * edits only.
  */
 export function headers(options: HeadersOptions): Middleware {
   const requestSet = entries(options.request?.set);
   const requestRemove = names(options.request?.remove);
+  // A client's spellings with underscores of what is set or removed go too: CGI-style upstreams read
+  // `X_Tenant` as the `X-Tenant` the route set, or as the one it removed.
+  const removeSpellings = otherSpellingsRemover([...requestSet.map(([name]) => name), ...requestRemove]);
   const responseHook = responseHeadersHook(options.response);
   const host = options.host ?? 'pass';
   return async function headers(context, next) {
     const upstream = context.upstream;
     for (const [name, value] of requestSet) upstream.headers[name] = value;
     for (const name of requestRemove) delete upstream.headers[name];
+    removeSpellings?.(upstream.headers);
     if (host === 'upstream') upstream.useInstanceHost = true;
     else if (host !== 'pass') upstream.host = host;
     if (responseHook) context.responseHeaderHooks.push(responseHook);

@@ -4,6 +4,7 @@ import type { ConsumerConfig, JwtAuthSettings } from '../../config/types.ts';
 import { componentLogger } from '../../../src/logger.ts';
 import type { Middleware } from '../../context.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
+import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
 import { namedKey, unnamedKey } from './key-selection.ts';
 import { TokenCache } from './token-cache.ts';
@@ -40,8 +41,8 @@ const CHALLENGE = 'Bearer realm="switchboard"';
  * JWT verification with jose: the token (Authorization header, cookie or query parameter) must
  * use an algorithm of the allow-list, verify with a configured key (the HMAC secret for HS*, a
  * key file or JWKS key of the matching type otherwise), and pass `iss`, `aud`, `exp` and `nbf`
- * with `clockSkew` leeway. The chosen claims then replace any same-named client headers upstream,
- * and a matching consumer is published. Verdicts are cached per token until it expires, so a
+ * with `clockSkew` leeway. The chosen claims then replace any same-named client headers upstream
+ * (spelt with underscores too), and a matching consumer is published. Verdicts are cached per token until it expires, so a
  * client that reuses its token pays one signature check per `cacheTtl`.
  */
 export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {}): Middleware {
@@ -53,6 +54,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError }) : undefined;
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
   const claimHeaders = Object.entries(settings.claimsToHeaders);
+  const removeClaimHeaderSpellings = otherSpellingsRemover(claimHeaders.map(([, header]) => header));
   /**
    * The key for a token header. A key that carries the token's kid wins wherever it is (a key file,
    * the JWKS); else a key without a kid stands in, unless `refresh`: then the JWKS is fetched again
@@ -115,6 +117,8 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     if (settings.stripAuthorization) delete context.upstream.headers.authorization;
     // Whatever the client sent under a claim header's name is dropped, verified or not.
     for (const [, header] of claimHeaders) if (context.upstream.headers[header] !== undefined) delete context.upstream.headers[header];
+    // And under another spelling of it (`X_User`), which CGI-style upstreams read as the same variable.
+    removeClaimHeaderSpellings?.(context.upstream.headers);
     if (token === undefined || token === '') return denyAccess(context, { status: 401, reason: 'missing-token', message: 'a bearer token is required', challenge: CHALLENGE });
     let verdict = cache.get(token);
     if (!verdict) {
