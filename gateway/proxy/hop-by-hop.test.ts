@@ -12,6 +12,7 @@ describe('clientUpstreamHeaders', () => {
       upgrade: 'websocket',
       'transfer-encoding': 'chunked',
       'proxy-authorization': 'Basic eA==',
+      'http2-settings': 'AAMAAABk',
       expect: '100-continue',
       ':authority': 'example.test',
       accept: 'application/json',

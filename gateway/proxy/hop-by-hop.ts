@@ -1,7 +1,12 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies strip (nginx, Envoy). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/**
+ * RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies strip (nginx, Envoy),
+ * and `HTTP2-Settings`, which belongs to one connection's h2c upgrade (RFC 7540 §3.2.1) whether or
+ * not the client named it in `Connection` as it must: an HTTP/2 upstream refuses a request that
+ * carries it (RFC 9113 §8.2.2; node:http2 will not send it).
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
 /**
  * Whether `name` (lower case) is in `HOP_BY_HOP`. Called for every header of every request and
@@ -17,6 +22,8 @@ export function isHopByHop(name: string): boolean {
       return name === 'upgrade' || name === 'trailer';
     case 10:
       return name === 'connection' || name === 'keep-alive';
+    case 14:
+      return name === 'http2-settings';
     case 16:
       return name === 'proxy-connection';
     case 17:

@@ -263,6 +263,14 @@ routes:
     expect(echo.headers).not.toHaveProperty('http2-settings');
   });
 
+  it('drops HTTP2-Settings that the client did not name in Connection, since it belongs to that connection alone', async () => {
+    const { answer } = await rawUntilClosed(gateway.port, 'GET /api/echo/h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('{'), answer.lastIndexOf('}') + 1))).not.toHaveProperty(['headers', 'http2-settings']);
+    const plain = await get('/api/echo/settings', { 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' });
+    expect((JSON.parse(plain.body) as Echo).headers).not.toHaveProperty('http2-settings');
+  });
+
   it('streams a big answer to an Upgrade: h2c offer whole, and refuses an offer with a body', async () => {
     const received = await new Promise<number>((resolve, reject) => {
       const socket = connect(gateway.port, '127.0.0.1');

@@ -32,9 +32,9 @@ interface Received {
 }
 
 /** One answer through the gateway, trailers included (node:http exposes them after the body). */
-function get(port: number, path: string): Promise<{ status: number; body: string; trailers: NodeJS.Dict<string> }> {
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; trailers: NodeJS.Dict<string> }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, headers: { te: 'trailers' } }, (response) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, headers: { te: 'trailers', ...headers } }, (response) => {
       let body = '';
       response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body, trailers: response.trailers }));
@@ -147,6 +147,12 @@ routes:
     expect(answer.status, answer.body).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ name: 'h2c-1', httpVersion: '2.0', encrypted: false, url: '/who' } satisfies Partial<Received>);
     expect(answer.trailers['x-backend-trailer']).toBe('h2c-1');
+  });
+
+  it('proxies to an h2c instance a request whose client sent HTTP2-Settings without naming it in Connection', async () => {
+    // A connection-specific header HTTP/2 forbids (RFC 9113 §8.2.2): sent on, node:http2 refused the request (400 request-rejected).
+    const answer = await get(gateway.port, '/said-h2c/who', { 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' });
+    expect([answer.status, answer.body]).toEqual([200, expect.stringContaining('"name":"h2c-1"')]);
   });
 
   it("applies the service's protocol to an instance whose registry entry names none", async () => {
