@@ -7,6 +7,7 @@ import type { GatewayContext, Middleware } from './context.ts';
 import { accessLogDestination, compose } from './middleware/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { NamedMiddlewareRegistry } from './middleware/named-middleware.ts';
+import { sendGatewayError } from './proxy/error-response.ts';
 import { createContext, createRequestRunner } from './request-handler.ts';
 
 // The shape a middleware that publishes a value declares (here only for this test).
@@ -194,6 +195,28 @@ describe('createRequestRunner when something inside the onion throws', () => {
     expect(answer.status).toBe(500);
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'internal', status: 500, service: 'svc' });
     expect(ended).toEqual([500]);
+  });
+
+  it.each([
+    ['a response header hook that throws', () => { throw new Error('the hook failed'); }],
+    ['a header a hook set that no response may carry', (_status: number, headers: Record<string, unknown>) => void (headers['x-team'] = '李')],
+  ])("answers a clean 500 internal when %s fails the gateway's own answer, and still reports the request once", async (_case, hook) => {
+    const ended: [number, string | undefined][] = [];
+    const runner = createRequestRunner(parseConfig('g.yaml', 'accessLog: false\nroutes: [{ path: /, service: svc }]'), {
+      proxy: async (context) => {
+        context.responseHeaderHooks.push(hook);
+        sendGatewayError(context, 'connect-refused');
+      },
+      hasService: () => true,
+      onRequestEnd: (context) => ended.push([context.outcome.status, context.outcome.errorClass]),
+    });
+    const get = await serve(runner);
+    const answer = await get('/x', { 'content-type': 'application/json' });
+    expect([answer.status, JSON.parse(answer.body)]).toEqual([500, expect.objectContaining({ error: 'internal', status: 500, service: 'svc' })]);
+    expect(ended).toEqual([[500, 'internal']]);
+    // And a gRPC caller gets its status, not a cut stream.
+    const grpc = await get('/x', { 'content-type': 'application/grpc-web' });
+    expect([grpc.status, grpc.headers['grpc-status']]).toEqual([200, '13']);
   });
 });
 

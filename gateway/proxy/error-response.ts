@@ -74,11 +74,29 @@ export function sendGatewayError(context: GatewayContext, errorClass: GatewayErr
  * were sent. The one shape of every answer the gateway gives in an upstream's place. A gRPC caller
  * (`content-type: application/grpc*`) gets the same refusal as a gRPC status instead (HTTP 200,
  * Trailers-Only, `grpc-status` mapped from `status` and `error`: see `grpcStatusOf`), so that every
- * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client.
+ * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client. Never
+ * throws for a response header hook: one that fails the answer turns it into a 500 `internal`.
  */
 export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
   const response = context.response;
   if (response.headersSent || response.destroyed) return recordUnsent(context, status, error);
+  try {
+    writeErrorAnswer(context, status, error, message, extraHeaders);
+  } catch (failure) {
+    // A response header hook threw, or set a header the response refused: nothing was sent, so the
+    // client still gets a whole answer, this gateway's own failure (500 `internal`, as on an
+    // upstream's answer), made without the hooks, which would fail it again (the runner's answer
+    // to a failure runs them too).
+    if (response.headersSent || response.destroyed) throw failure;
+    context.log.error({ err: failure instanceof Error ? failure.message : String(failure), error }, "a response header hook failed the gateway's answer");
+    context.responseHeaderHooks.length = 0;
+    writeErrorAnswer(context, 500, 'internal', MESSAGES.internal, {});
+  }
+}
+
+/** `sendErrorAnswer`'s answer on a response whose headers were not sent; throws when a header hook or a header fails it. */
+function writeErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>>): void {
+  const response = context.response;
   context.outcome.status = status;
   context.outcome.errorClass = error;
   if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, extraHeaders);
