@@ -106,6 +106,29 @@ routes:
   });
 });
 
+describe('GET /api/explain on a service hashed on the client IP', () => {
+  it('hashes an IPv4-mapped clientIp as its IPv4 address, as traffic (whose forwarding step normalises the peer) does', async () => {
+    const instances = Array.from({ length: 6 }, (_, index) => `"127.0.0.1:${40001 + index}"`).join(', ');
+    const gateway = await gatewayWith(`
+services:
+  sticky: { balancer: consistent-hash, instances: [${instances}], healthCheck: false }
+routes:
+  - { path: /s, service: sticky }
+`);
+    const pickFor = async (clientIp: string) =>
+      ((await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/s/x&clientIp=${encodeURIComponent(clientIp)}`)).json()) as { pick: { address: string } }).pick.address;
+    try {
+      // 16 addresses: were the mapped spelling hashed as written, some would land elsewhere (each has a 5 in 6 chance to).
+      for (let host = 0; host < 16; host += 1) {
+        const address = `10.0.0.${host}`;
+        expect([await pickFor(`::ffff:${address}`), await pickFor(`::FFFF:${address}`)], address).toEqual([await pickFor(address), await pickFor(address)]);
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
 /** GET `path` from the gateway as written, raw `\` included (fetch would read `\` as `/`, as WHATWG URLs do). */
 function rawGet(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { GatewayConfig, RouteConfig } from '../config/index.ts';
+import { plainIp } from '../config/ip-range.ts';
 import { rewritePath } from '../middleware/rewrite/index.ts';
 import { normalisePath } from '../router/index.ts';
 import { hasDotSegment } from '../router/path-normalise.ts';
@@ -89,7 +90,8 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   const { path: upstreamPath, refused } = upstreamPathOf(config, match.route, match.path);
   // A rewrite that made a dot segment is answered 400 before any pick, as traffic is. Read only:
   // `pickerFor` would make the subset balancers of a route no request has taken yet.
-  const context = { url: upstreamPath, headers, clientIp: query.get('clientIp') ?? '' };
+  // The client IP as the forwarding step leaves it for traffic (`::ffff:192.0.2.1` is `192.0.2.1`), so a hash on it picks alike.
+  const context = { url: upstreamPath, headers, clientIp: plainIp(query.get('clientIp') ?? '') };
   const peeked = refused ? undefined : sources.balancers.withReadOnlyPicker(match.service, match.route, (picker) => picker?.peek(context));
   return {
     ...base,
