@@ -126,6 +126,8 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { service: a, stripPrefix: true }', 'routes.0.stripPrefix (line 2): stripPrefix needs a path prefix to strip'],
     ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header'],
     ['routes:\n  - { service: a, responseHeaders: { set: { x-a: "v\\r\\nSet-Cookie: y" } } }', 'must not contain CR, LF or NUL'],
+    ['routes:\n  - { service: a, responseHeaders: { set: { x-team: "李" } } }', 'routes.0.responseHeaders.set.x-team (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
+    ['middlewares:\n  h: { headers: { request: { set: { x-a: "a\\x01b" } } } }', 'middlewares.h.headers.request.set.x-a (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     ['routes:\n  - { name: a, service: a }\n  - { name: a, service: b }', 'routes.1.name (line 3): route name "a" is already used by routes.0'],
     ['forwarding: { trustedProxies: [10.0.0.0/33] }', 'forwarding.trustedProxies.0 (line 1): expected an IP address, a CIDR'],
     ['limits: { headersTimeout: 10m, requestTimeout: 1m }', 'limits.headersTimeout (line 1): must not exceed limits.requestTimeout'],

@@ -4,7 +4,7 @@ import { normalisePath } from '../router/path-normalise.ts';
 import { circuitBreakerSchema } from './schema-breaker.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
-import { duration, headerName, headerValue, hostWithPort, refuseUnsafeRegex, regexSource, rewriteSettings, section } from './schema-values.ts';
+import { duration, headerName, headerValue, hostWithPort, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 /** A service name as registries spell it: no slash, no whitespace. */
 export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
@@ -44,7 +44,7 @@ const method = z
 
 /** Header edits: `{ set: { name: value }, remove: [names] }`. */
 export const headerPolicy = section({
-  set: z.record(headerName, headerValue).optional(),
+  set: z.record(headerName, sentHeaderValue).optional(),
   remove: z.array(headerName).optional(),
 });
 

@@ -93,6 +93,23 @@ export const headerValue = z
   .transform(String)
   .refine((value) => !/[\r\n\0]/.test(value), 'must not contain CR, LF or NUL');
 
+/**
+ * A header value the gateway sends on a request or an answer (`set` edits, a fallback's headers): as
+ * `headerValue`, and only characters an HTTP header can carry as Node writes it (tab, printable
+ * ASCII, U+0080–U+00FF). Any other made every answer that carried it fail as it was written: the
+ * client's connection was cut, after an upstream's answer or the gateway's own.
+ */
+export const sentHeaderValue = headerValue.refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters (percent-encode other text)');
+
+/** Whether Node can write `value` in a header; CR, LF and NUL pass here, `headerValue` names them itself. */
+function isSendableHeaderText(value: string): boolean {
+  for (let index = 0; index < value.length; index += 1) {
+    const code = value.charCodeAt(index);
+    if (code > 0xff || code === 0x7f || (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d && code !== 0x00)) return false;
+  }
+  return true;
+}
+
 /** A host name or IP address with an optional port, as a literal Host header carries it. */
 export const hostWithPort = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/, 'is not a host name with an optional :port');
 
