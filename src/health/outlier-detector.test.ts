@@ -155,6 +155,21 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it('judges one ejected while idle against maxEjectionPercent once it takes traffic again (a drain cancelled, a weight raised)', () => {
+    const target = detector({ maxEjectionPercent: 50, consecutiveErrors: 1 }, 0);
+    const all = members(4);
+    const [a, b, c] = all as [string, string, string];
+    // a and b draining: their failing requests eject them at no cost; c is then the one the cap allows.
+    target.setMembers(all, [a, b]);
+    for (const address of [a, b, c]) feed(target, address, FAIL);
+    expect(all.filter((address) => target.isEjected(address))).toEqual([a, b, c]);
+    // The drain is cancelled: four take traffic, and 50% of them is two.
+    target.setMembers(all, []);
+    expect(all.filter((address) => target.isEjected(address))).toHaveLength(2);
+    expect(target.isEjected(c)).toBe(true);
+    target.close();
+  });
+
   it('emits the ejected set on every ejection and return', async () => {
     const target = detector();
     const sets: string[][] = [];

@@ -101,6 +101,7 @@ export class OutlierDetector {
   setMembers(addresses: Iterable<string>, idle: Iterable<string> = []): void {
     if (this.closed) return;
     const wanted = new Set(addresses);
+    const wasIdle = this.idle;
     this.idle = new Set(idle);
     for (const [address, tracker] of this.trackers) {
       if (wanted.has(address)) continue;
@@ -134,6 +135,13 @@ export class OutlierDetector {
     this.carried = new Map();
     const current = this.ejected.getValue();
     const kept = new Set([...[...current].filter((address) => wanted.has(address)), ...resumed]);
+    // One ejected while it took no traffic (ejecting it cost nothing) that takes traffic again counts
+    // from now on: it is judged as one that comes back.
+    for (const address of [...kept]) {
+      if (!wasIdle.has(address) || this.idle.has(address)) continue;
+      kept.delete(address);
+      returning.push([address, this.trackers.get(address)!]);
+    }
     // One that comes back serves the rest of its ejection within maxEjectionPercent, as an ejection
     // would be decided now (others were ejected while it was away); beyond it, it is back in service.
     for (const [address, tracker] of returning) {
@@ -145,7 +153,7 @@ export class OutlierDetector {
       tracker.timer = undefined;
       tracker.consecutive = 0;
       tracker.returnedAt = this.now();
-      this.log.info({ address }, 'ejected endpoint came back to the members; back in service, as the ejection would exceed maxEjectionPercent');
+      this.log.info({ address }, 'ejected endpoint came back to the members or takes traffic again; back in service, as the ejection would exceed maxEjectionPercent');
     }
     if (kept.size !== current.size || [...current].some((address) => !kept.has(address))) this.ejected.next(kept);
   }
