@@ -279,7 +279,7 @@ describe('rateLimit with policy redis while Redis is away', () => {
     }
   });
 
-  it('once retired by a reload, reports no recovery of its own when Redis comes back (the limit that replaced it does)', async () => {
+  it('once replaced by a reload during an outage, leaves the recovery to its successor: one recovery for the outage', async () => {
     const redis = { up: false, probes: 0 };
     const recovering = () => {
       const fake: Record<string, unknown> = {
@@ -293,20 +293,24 @@ describe('rateLimit with policy redis while Redis is away', () => {
       return fake as never;
     };
     const changes: string[] = [];
-    const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'retired' && changes.push(change.type));
+    const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'replaced' && changes.push(change.type));
     try {
       const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError: 'allow' } as const;
-      const middleware = rateLimit(settings, { redis: recovering, name: 'retired', log: { warn: vi.fn(), info: vi.fn() } as never });
-      server = await serveMiddleware([middleware]);
+      const options = { redis: recovering, name: 'replaced', log: { warn: vi.fn(), info: vi.fn() } as never };
+      const first = rateLimit(settings, options);
+      server = await serveMiddleware([first]);
       expect((await server.send('/')).status).toBe(200);
-      expect(changes).toEqual(['rate-limit-fallback']);
-      retire(middleware);
+      retire(first);
+      await server.close();
+      server = await serveMiddleware([rateLimit({ ...settings, burst: 9 }, options)]);
+      expect((await server.send('/')).status).toBe(200);
+      expect(changes).toEqual(['rate-limit-fallback', 'rate-limit-fallback']);
       redis.up = true;
-      const probesAtRetirement = redis.probes;
-      // The probe scheduled before the retirement still runs once and is answered; no recovery is reported for it.
-      await vi.waitFor(() => expect(redis.probes).toBeGreaterThan(probesAtRetirement), { timeout: 5_000, interval: 20 });
+      const probesAtReturn = redis.probes;
+      // Each limit probes until one probe succeeds; both have once two probes came after Redis' return.
+      await vi.waitFor(() => expect(redis.probes).toBeGreaterThanOrEqual(probesAtReturn + 2), { timeout: 5_000, interval: 20 });
       await new Promise((resolve) => setImmediate(resolve));
-      expect(changes).toEqual(['rate-limit-fallback']);
+      expect(changes).toEqual(['rate-limit-fallback', 'rate-limit-fallback', 'rate-limit-recovered']);
     } finally {
       subscription.unsubscribe();
     }

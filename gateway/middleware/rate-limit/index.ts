@@ -63,7 +63,7 @@ export interface RateLimitOptions {
  * Every other answer carries the limit headers too (through a response header hook).
  */
 export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions = {}): Middleware {
-  // Set once a reload replaced this middleware: its Redis limiters stop probing and report no recovery.
+  // Set once a reload replaced or dropped this middleware: its Redis limiters leave Redis' return to the limit that replaced it, if that falls back too.
   let retired = false;
   const build = limiterBuilder(settings, options, () => retired);
   const limiter = options.limiter ?? build(settings, '');
@@ -132,7 +132,8 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, 
       local: new PeerScaledLimiter((gateways) => local(shape, gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
       probe: () => bucket.probe(),
-      closed: () => retired() || redis.status === 'end',
+      closed: () => redis.status === 'end',
+      retired,
       log,
       report: (change) => rateLimitChanges.next(change),
       counted: () => rateLimitFallbackTotal.inc({ middleware: name, mode: settings.onRedisError }),

@@ -22,12 +22,25 @@ function scripted() {
   return { state, redis, probe };
 }
 
-function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () => Promise<unknown>, closed?: () => boolean) {
+function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () => Promise<unknown>, closed?: () => boolean, more: { name?: string; retired?: () => boolean; changes?: RateLimitChange[] } = {}) {
   const log = { warn: vi.fn(), info: vi.fn() };
-  const changes: RateLimitChange[] = [];
+  const changes: RateLimitChange[] = more.changes ?? [];
   const counted = vi.fn();
   const local: Limiter = { take: () => decision(true, 1) };
-  const limiter = new RedisFallbackLimiter(redis, { name: 'shared', mode, local, burst: 5, probe, log: log as never, report: (change) => changes.push(change), counted, worker: null, probeIntervalMs: 50, ...(closed ? { closed } : {}) });
+  const limiter = new RedisFallbackLimiter(redis, {
+    name: more.name ?? 'shared',
+    mode,
+    local,
+    burst: 5,
+    probe,
+    log: log as never,
+    report: (change) => changes.push(change),
+    counted,
+    worker: null,
+    probeIntervalMs: 50,
+    ...(closed ? { closed } : {}),
+    ...(more.retired ? { retired: more.retired } : {}),
+  });
   return { limiter, log, changes, counted };
 }
 
@@ -82,19 +95,54 @@ describe('RedisFallbackLimiter', () => {
     expect(state.probes).toBe(3);
   });
 
-  it('reports no recovery once retired (a reload replaced its middleware): the limiter that replaced it reports Redis\' return', async () => {
+  it('leaves the recovery to the limit of the same name that replaced it when that one falls back too: one recovery per outage', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const changes: RateLimitChange[] = [];
+    const use = { retired: false };
+    const { limiter: old } = fallbackOf('local', redis, probe, undefined, { name: 'replaced-during-outage', retired: () => use.retired, changes });
+    state.up = false;
+    await old.take('k');
+    use.retired = true;
+    const { limiter: successor } = fallbackOf('local', redis, probe, undefined, { name: 'replaced-during-outage', changes });
+    await successor.take('k');
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(200);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-fallback', 'rate-limit-recovered']);
+    expect([old.fallingBack, successor.fallingBack]).toEqual([false, false]);
+  });
+
+  it('reports no second recovery when the limit that replaced it saw Redis return first', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const changes: RateLimitChange[] = [];
+    const use = { retired: false };
+    const { limiter: old } = fallbackOf('local', redis, probe, undefined, { name: 'replaced-probes-later', retired: () => use.retired, changes });
+    state.up = false;
+    await old.take('k');
+    // The old limit's first probe (at 50 ms) fails; its next comes at 100 ms, then 150 ms.
+    await vi.advanceTimersByTimeAsync(60);
+    use.retired = true;
+    const { limiter: successor } = fallbackOf('local', redis, probe, undefined, { name: 'replaced-probes-later', changes });
+    await successor.take('k');
+    await vi.advanceTimersByTimeAsync(41);
+    // Redis returns at 101 ms: the successor's probe (110 ms) sees it before the old one's (150 ms).
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-fallback', 'rate-limit-recovered']);
+    expect([old.fallingBack, successor.fallingBack]).toEqual([false, false]);
+  });
+
+  it('reports the recovery itself when retired with no limit of its name falling back (dropped, or replaced by one that never fell back)', async () => {
     vi.useFakeTimers();
     const { state, redis, probe } = scripted();
     const use = { retired: false };
-    const { limiter, changes, log } = fallbackOf('local', redis, probe, () => use.retired);
+    const { limiter, changes } = fallbackOf('local', redis, probe, undefined, { name: 'dropped-during-outage', retired: () => use.retired });
     state.up = false;
     await limiter.take('k');
-    await vi.advanceTimersByTimeAsync(60);
     use.retired = true;
     state.up = true;
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback']);
-    expect(log.info).not.toHaveBeenCalled();
-    expect(state.probes).toBe(2);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-recovered']);
   });
 });

@@ -17,12 +17,15 @@ export interface RedisFallbackOptions {
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
-  /**
-   * True once the limiter is out of use for good: a reload replaced its middleware, or moved `redis:`
-   * and closed its connection. Probing stops, and a probe's answer that comes after is not reported
-   * (the limiter that replaced it reports Redis' return: one recovery per outage, not one per reload).
-   */
+  /** True once the limiter's Redis connection is closed for good (a reload moved `redis:`): probing stops. */
   readonly closed?: () => boolean;
+  /**
+   * True once a reload replaced or dropped the limiter's middleware. It goes on probing while it
+   * falls back, but reports Redis' return only when no limit of the same name that is still in use
+   * falls back too (that one reports it): one recovery per outage, not one per reload, and never
+   * a fallback left without its recovery.
+   */
+  readonly retired?: () => boolean;
   readonly log: Logger;
   readonly report: (change: RateLimitChange) => void;
   /** Counts one request decided without Redis. */
@@ -46,8 +49,13 @@ export interface RedisFallbackOptions {
  * and uses Redis again. No request waits longer than one Redis command timeout, except right after
  * start-up: then it may wait one more for the first connection (`untilFirstReady`).
  */
+/** By middleware name: the limiters of this process that fall back now (each fallback state's owner). */
+const fallingBackByName = new Map<string, Set<RedisFallbackLimiter>>();
+
 export class RedisFallbackLimiter implements Limiter {
   private downSince: number | undefined;
+  /** Retired and falling back when a limit of its name in use reported Redis' return: its own return is not reported. */
+  private covered = false;
   private probing: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   /** The limiter whose fallback state this one follows: itself, or `sharesStateWith`. */
@@ -90,7 +98,11 @@ export class RedisFallbackLimiter implements Limiter {
     // Requests in flight when Redis stopped all fail together: only the first one switches.
     if (this.downSince !== undefined) return;
     this.downSince = this.now();
+    this.covered = false;
     const { name, mode, worker } = this.options;
+    let fallingBack = fallingBackByName.get(name);
+    if (!fallingBack) fallingBackByName.set(name, (fallingBack = new Set()));
+    fallingBack.add(this);
     this.options.log.warn({ middleware: name, onRedisError: mode, err: errorMessage(error) }, 'rate limit: redis failed (unreachable, too slow or refusing the script); deciding without it until it serves the limit again');
     this.options.report({ type: 'rate-limit-fallback', data: { middleware: name, onRedisError: mode, reason: errorMessage(error), worker } });
     this.scheduleProbe();
@@ -100,12 +112,11 @@ export class RedisFallbackLimiter implements Limiter {
     this.probing = setTimeout(() => {
       this.probing = undefined;
       this.options.probe().then(
-        () => {
-          if (!this.options.closed?.()) this.recover();
-        },
+        () => this.recover(),
         () => {
           // A limiter dropped by a reload that moved Redis would probe its closed connection forever.
           if (!this.options.closed?.()) this.scheduleProbe();
+          else this.leaveFallingBack();
         },
       );
     }, this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS);
@@ -117,8 +128,22 @@ export class RedisFallbackLimiter implements Limiter {
     if (this.downSince === undefined) return;
     const downMs = this.now() - this.downSince;
     this.downSince = undefined;
+    this.leaveFallingBack();
     const { name, worker } = this.options;
+    const others = [...(fallingBackByName.get(name) ?? [])];
+    if (this.options.retired?.()) {
+      // The limit in use that falls back too reports this outage's end, or already did.
+      if (this.covered || others.some((other) => !other.options.retired?.())) return;
+    } else {
+      for (const other of others) if (other.options.retired?.()) other.covered = true;
+    }
     this.options.log.info({ middleware: name, downMs }, 'rate limit: redis answers again; shared counting resumed');
     this.options.report({ type: 'rate-limit-recovered', data: { middleware: name, downMs, worker } });
+  }
+
+  private leaveFallingBack(): void {
+    const fallingBack = fallingBackByName.get(this.options.name);
+    fallingBack?.delete(this);
+    if (fallingBack?.size === 0) fallingBackByName.delete(this.options.name);
   }
 }
