@@ -49,6 +49,11 @@ const EVENT_STREAMS_RETRY_AFTER_S = 5;
 const READY_PATH = '/ready';
 
 const API_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+/**
+ * A view with an ETag may be kept by the browser (not by shared caches: it answers a token), but
+ * must be revalidated on each use: `fetch(…, { cache: 'no-cache' })` then sends `If-None-Match`.
+ */
+const VERSIONED_API_HEADERS = { 'cache-control': 'private, no-cache', 'x-content-type-options': 'nosniff' } as const;
 
 /**
  * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
@@ -62,6 +67,8 @@ export class AdminServer {
   private readonly streams = new Set<() => void>();
   private readonly log = componentLogger('admin');
   private readonly views: ReadonlyMap<string, () => unknown>;
+  /** The current ETag of the views that have one, got without building the view. */
+  private readonly etags: ReadonlyMap<string, () => Promise<string>>;
   private readonly metrics: () => Promise<string>;
   private readonly store: StoreApi;
 
@@ -83,6 +90,7 @@ export class AdminServer {
       ...(sources.breakers ? [['/api/breakers', () => redactSecrets(sources.breakers!.view())] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
+    this.etags = new Map([['/api/services', () => services.etag(events.providerStatuses())]]);
     this.metrics = sources.metrics ?? (() => metricsText());
     this.store = new StoreApi({ token: options.token, location: () => sources.storeLocation?.(), record: (change) => events.record(change) });
     const headersTimeout = options.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
@@ -140,9 +148,19 @@ export class AdminServer {
       return void response.end(asset.body);
     }
     if (view) {
+      const etag = this.etags.get(path);
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (etag && ifNoneMatch !== undefined) {
+        const current = await etag();
+        if (etagMatches(ifNoneMatch, current)) {
+          response.writeHead(304, { ...VERSIONED_API_HEADERS, etag: current });
+          return void response.end();
+        }
+      }
       const body = await view();
       if (!(body instanceof JsonParts)) return sendJson(response, 200, body);
-      response.writeHead(200, { ...API_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+      const headers = body.etag === undefined ? API_HEADERS : { ...VERSIONED_API_HEADERS, etag: body.etag };
+      response.writeHead(200, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
       return writeSliced(response, body.parts);
     }
     if (path === READY_PATH) {
@@ -182,6 +200,13 @@ export class AdminServer {
       sendError(response, 400, 'bad-request', error.message);
     }
   }
+}
+
+/** `If-None-Match` against a current ETag: `*`, or any listed tag equal to it by weak comparison (RFC 9110 §13.1.2). */
+export function etagMatches(ifNoneMatch: string, etag: string): boolean {
+  if (ifNoneMatch.trim() === '*') return true;
+  const opaque = etag.replace(/^W\//, '');
+  return ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque);
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

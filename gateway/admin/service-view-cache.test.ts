@@ -7,6 +7,7 @@ import { startGateway, type Gateway } from '../pipeline.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { ServicesViewCache } from './service-view-cache.ts';
 import { servicesView, type ServiceView } from './service-view.ts';
+import type { JsonParts } from './sliced-work.ts';
 
 /** Enough instances that building their view takes many times `ADMIN_SLICE_MS` on any machine. */
 const SERVICES = 1_000;
@@ -55,6 +56,37 @@ describe('/api/services with many services', () => {
     const afterReload = await cached(cache);
     expect(afterReload).toBe(JSON.stringify(servicesView(sources, [])));
     expect(echoOf(afterReload).balancer).toBe('least-connections');
+  });
+
+  it('gives the ETag of the body it would answer, the same while nothing changed and a new one after traffic or a reload,', async () => {
+    const cache = new ServicesViewCache(sources);
+    const first = await cache.parts([]);
+    expect(first.etag).toMatch(/^"[\w-]+"$/);
+    expect(await cache.etag([])).toBe(first.etag);
+    expect((await cache.parts([])).etag).toBe(first.etag);
+    // Another cache (another process) never gives the same tag, though its version counts alike.
+    expect(await new ServicesViewCache(sources).etag([])).not.toBe(first.etag);
+    await (await fetch(`http://127.0.0.1:${gateway.port}/echo`)).text();
+    const afterTraffic = await cache.etag([]);
+    expect(afterTraffic).not.toBe(first.etag);
+    const body = await cache.parts([]);
+    expect([body.etag, echoOf(Buffer.concat(body.parts).toString()).balancer]).toEqual([afterTraffic, 'least-connections']);
+    gateway.apply(parseConfig('g.yaml', configText(port, 'round-robin')));
+    const afterReload = await cache.parts([]);
+    expect(afterReload.etag).not.toBe(afterTraffic);
+    expect(echoOf(Buffer.concat(afterReload.parts).toString()).balancer).toBe('round-robin');
+  });
+
+  it('pairs each body with its own version when walks overlap', async () => {
+    const cache = new ServicesViewCache(sources);
+    await cache.parts([]);
+    const walks = Promise.all([cache.parts([]), cache.etag([]), cache.parts([])]);
+    await (await fetch(`http://127.0.0.1:${gateway.port}/echo`)).text();
+    const [before, , after] = await walks;
+    const requestsOf = (body: JsonParts) => echoOf(Buffer.concat(body.parts).toString()).instances[0]!.requests;
+    // Same tag, same body: a client that cached one body under a tag is never told 304 for another.
+    if (before.etag === after.etag) expect(requestsOf(before)).toBe(requestsOf(after));
+    else expect(requestsOf(after)).toBe(requestsOf(before) + 1);
   });
 
   it('lets other callbacks run while it builds the answer, rather than blocking the event loop until it is written', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { AdminSources } from './admin-sources.ts';
 import { serviceView } from './service-view.ts';
@@ -5,7 +6,8 @@ import { JsonParts, SliceClock } from './sliced-work.ts';
 
 interface CachedService {
   readonly inputs: readonly unknown[];
-  readonly json: Buffer;
+  /** Undefined until a body needs it (a walk for the ETag alone builds nothing). */
+  json: Buffer | undefined;
 }
 
 const OPEN = Buffer.from('{"services":[');
@@ -19,29 +21,76 @@ const CLOSE = Buffer.from(']}');
  * again only when one of those differs. The walk over the services yields to the event loop every
  * `ADMIN_SLICE_MS`. Building and serialising every service in one go blocked the event loop, and
  * so proxied traffic, for tens of milliseconds per call with a thousand services (bench/admin).
+ *
+ * The same walk keeps a version of the whole view, raised whenever a service's inputs or the list
+ * of services changed, which the answer carries as its ETag: a client that sends it back in
+ * `If-None-Match` (the dashboard, every two seconds) is told 304 by `etag()` without any service
+ * being built or serialised. Walks run one at a time, so that the ETag given with a body is the
+ * version of exactly that body.
  */
 export class ServicesViewCache {
   private readonly byService = new Map<string, CachedService>();
   /** Filled for each service and copied only when it changed, so that an unchanged service allocates nothing. */
   private readonly scratch: unknown[] = [];
+  private names: readonly string[] = [];
+  private version = 0;
+  /** Versions restart with the process: this keeps an ETag of an earlier run (or another cache) from matching. */
+  private readonly epoch = randomBytes(6).toString('base64url');
+  private walking: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly sources: AdminSources) {}
 
-  /** The body of `GET /api/services`, as `servicesView` serialises it, in parts. */
-  async parts(statuses: readonly ProviderStatus[]): Promise<JsonParts> {
+  /** The ETag (quoted) that `parts` would answer with now; builds and serialises nothing. */
+  etag(statuses: readonly ProviderStatus[]): Promise<string> {
+    return this.exclusive(async () => {
+      await this.walk(statuses, undefined);
+      return this.currentEtag();
+    });
+  }
+
+  /** The body of `GET /api/services`, as `servicesView` serialises it, in parts, with its ETag. */
+  parts(statuses: readonly ProviderStatus[]): Promise<JsonParts> {
+    return this.exclusive(async () => {
+      const parts: Buffer[] = [OPEN];
+      const length = await this.walk(statuses, parts);
+      parts.push(CLOSE);
+      return new JsonParts(parts, length + OPEN.length + CLOSE.length, this.currentEtag());
+    });
+  }
+
+  private currentEtag(): string {
+    return `"${this.epoch}-${this.version}"`;
+  }
+
+  /** Runs `work` after every walk started before it ended, whether it failed or not. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.walking.then(work);
+    this.walking = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Compares every service's inputs with those last seen, raising the version on any difference;
+   * with `parts`, also builds what is missing and appends each service's JSON (comma-separated)
+   * and returns their bytes.
+   */
+  private async walk(statuses: readonly ProviderStatus[], parts: Buffer[] | undefined): Promise<number> {
     const clock = new SliceClock();
     const byProvider = new Map(statuses.map((status) => [status.provider, status]));
     const names = this.sources.balancers.names();
-    const parts: Buffer[] = [OPEN];
-    let length = OPEN.length + CLOSE.length;
+    let changed = !sameInputs(this.names, names);
+    let length = 0;
     for (const name of names) {
       await clock.pause();
       const inputs = serviceViewInputs(this.sources, name, byProvider, this.scratch);
       let cached = this.byService.get(name);
       if (!cached || !sameInputs(cached.inputs, inputs)) {
-        cached = { inputs: [...inputs], json: Buffer.from(JSON.stringify(serviceView(this.sources, name, byProvider))) };
+        cached = { inputs: [...inputs], json: undefined };
         this.byService.set(name, cached);
+        changed = true;
       }
+      if (!parts) continue;
+      cached.json ??= Buffer.from(JSON.stringify(serviceView(this.sources, name, byProvider)));
       if (parts.length > 1) {
         parts.push(COMMA);
         length += COMMA.length;
@@ -49,12 +98,13 @@ export class ServicesViewCache {
       parts.push(cached.json);
       length += cached.json.length;
     }
-    parts.push(CLOSE);
+    this.names = names;
+    if (changed) this.version += 1;
     if (this.byService.size > names.length) {
       const shown = new Set(names);
       for (const name of this.byService.keys()) if (!shown.has(name)) this.byService.delete(name);
     }
-    return new JsonParts(parts, length);
+    return length;
   }
 }
 

@@ -21,11 +21,12 @@ export class SliceClock {
   }
 }
 
-/** A JSON body in parts, sent one after the other (`writeSliced`); `length` is their bytes in all. */
+/** A JSON body in parts, sent one after the other (`writeSliced`); `length` is their bytes in all, `etag` (quoted) names its version when it has one. */
 export class JsonParts {
   constructor(
     readonly parts: readonly Buffer[],
     readonly length: number,
+    readonly etag?: string,
   ) {}
 }
 

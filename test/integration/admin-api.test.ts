@@ -1,6 +1,7 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
+import type { ServiceView } from '../../gateway/admin/service-view.ts';
 import zookeeper from 'node-zookeeper-client';
 import { exists } from '../../src/zookeeper/index.ts';
 import { create, remove } from '../../src/zookeeper/zookeeper-writes.ts';
@@ -71,6 +72,33 @@ routes:
     await Promise.all([...agents.values()].map(({ agent }) => agent.stop()));
     reader?.close();
     await zk?.close();
+  });
+
+  it('answers GET /api/services with 304 to its own ETag while nothing changed, and with 200 and a new ETag once an instance changed', async () => {
+    const first = await admin.get('/api/services');
+    const etag = first.headers.get('etag');
+    expect([first.status, first.headers.get('cache-control')]).toEqual([200, 'private, no-cache']);
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    const steadyOf = (body: { services: ServiceView[] }) => body.services.find((service) => service.name === 'user')!.instances.find((instance) => instance.id === 'steady')!;
+    const requestsBefore = steadyOf((await first.json()) as { services: ServiceView[] }).requests;
+    for (let round = 0; round < 3; round += 1) {
+      const unchanged = await admin.get('/api/services', { headers: { 'if-none-match': etag! } });
+      expect([unchanged.status, unchanged.headers.get('etag'), await unchanged.text()]).toEqual([304, etag, '']);
+    }
+    // Any of several tags, weak or strong, matches (RFC 9110 §13.1.2).
+    expect((await admin.get('/api/services', { headers: { 'if-none-match': `"other", W/${etag!}` } })).status).toBe(304);
+    expect((await fetch(`${gateway.url}/api/user/etag`)).status).toBe(200);
+    // The instance's counters move when the proxied exchange ends, just after the client has its answer.
+    const changed = await waitFor(async () => {
+      const response = await admin.get('/api/services', { headers: { 'if-none-match': etag! } });
+      return response.status === 304 ? undefined : response;
+    }, { timeoutMs: WITHIN_MS, intervalMs: 10, message: '/api/services changed after a proxied request' });
+    const newEtag = changed.headers.get('etag');
+    expect(changed.status).toBe(200);
+    expect(newEtag).toMatch(/^"[\w-]+"$/);
+    expect(newEtag).not.toBe(etag);
+    expect(steadyOf((await changed.json()) as { services: ServiceView[] }).requests).toBe(requestsBefore + 1);
+    expect((await admin.get('/api/services', { headers: { 'if-none-match': newEtag! } })).status).toBe(304);
   });
 
   it('shows a registration within one second of it being visible in ZooKeeper, and streams instance-added', async () => {

@@ -85,6 +85,27 @@ registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layou
     expect(kept).toEqual(Array.from({ length: SERVICES }, (_, index) => serviceName(index)));
   });
 
+  it('asks for /api/services again with the ETag it was given, and gets 304 with no body while nothing changed', async () => {
+    // The headers and status that went over the wire, which the page's own view of a revalidated answer (200 from cache) hides.
+    const cdp = await browser!.context.newCDPSession(page);
+    const urls = new Map<string, string>();
+    const exchanges = new Map<string, { ifNoneMatch: string | undefined; status?: number }>();
+    cdp.on('Network.requestWillBeSent', ({ requestId, request }) => urls.set(requestId, request.url));
+    cdp.on('Network.requestWillBeSentExtraInfo', ({ requestId, headers }) => exchanges.set(requestId, { ifNoneMatch: (headers['If-None-Match'] ?? headers['if-none-match']) as string | undefined }));
+    cdp.on('Network.responseReceivedExtraInfo', ({ requestId, statusCode }) => {
+      const exchange = exchanges.get(requestId);
+      if (exchange) exchange.status = statusCode;
+    });
+    await cdp.send('Network.enable');
+    const current = (await admin.get('/api/services')).headers.get('etag');
+    const answered = () => [...exchanges].filter(([id, exchange]) => urls.get(id)?.endsWith('/api/services') && exchange.status !== undefined).map(([, exchange]) => exchange);
+    await waitFor(async () => answered().length >= 2, { timeoutMs: PAGE_MS, message: 'two fetches of /api/services seen on the wire' });
+    await cdp.detach();
+    for (const exchange of answered()) expect(exchange).toEqual({ ifNoneMatch: current, status: 304 });
+    // The page still shows every card (a 304 hands it the stored body).
+    expect(await page.locator('article.card').count()).toBe(SERVICES);
+  });
+
   it('builds again only the card of the service an event changed, with the new instance, and keeps the others in place', async () => {
     await mark();
     const changed = serviceName(7);

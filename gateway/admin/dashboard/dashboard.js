@@ -36,8 +36,13 @@ function takeToken() {
   return fromQuery || sessionStorage.getItem('switchboard-admin-token') || '';
 }
 
+/**
+ * `no-cache` revalidates every time: an answer with an ETag (`/api/services`) is asked for again with
+ * `If-None-Match`, and a 304 (nothing changed) gives back the stored body without the gateway
+ * building or sending it again. Answers marked `no-store` are never stored, so are fetched in full.
+ */
 async function getJson(path) {
-  const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+  const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-cache' });
   if (response.status === 401) throw new Error('unauthorized: open this page with ?token=<admin token>');
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
