@@ -81,6 +81,15 @@ describe('AdminEvents', () => {
     expect(events.since(347).map((event) => event.id)).toEqual([1, 2, 3]);
   });
 
+  it('says whether it can replay everything after an id: not once events after it left the buffer, nor for an id of an earlier run', () => {
+    const { events, config$ } = harness();
+    expect([events.canReplay(0), events.canReplay(1)]).toEqual([true, false]);
+    for (let index = 0; index < EVENT_BUFFER_SIZE + 5; index += 1) config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
+    // Buffered: 6 to EVENT_BUFFER_SIZE + 5.
+    expect([4, 5, 6, EVENT_BUFFER_SIZE + 5, EVENT_BUFFER_SIZE + 6].map((id) => events.canReplay(id))).toEqual([false, true, true, true, false]);
+    expect(events.canReplay(0)).toBe(false);
+  });
+
   it('survives a snapshot it cannot describe and goes on with the next', () => {
     const { seen, health$, snapshot } = harness();
     health$.next({ service: 'unknown', endpoints: [], panic: false });

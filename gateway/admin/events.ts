@@ -73,6 +73,16 @@ export class AdminEvents {
     return this.buffer.filter((event) => event.id > lastId);
   }
 
+  /**
+   * Whether `since(lastId)` is every event after `lastId`: false when some of them already left the
+   * buffer, and for an id this process has not issued yet (from an earlier run of the gateway).
+   */
+  canReplay(lastId: number): boolean {
+    if (lastId >= this.nextId) return false;
+    const oldest = this.buffer[0]?.id ?? this.nextId;
+    return oldest <= lastId + 1;
+  }
+
   /** The latest status of every provider, in the order they first reported. */
   providerStatuses(): ProviderStatus[] {
     return [...this.statuses.values()];

@@ -22,9 +22,16 @@ describe('streamEvents', () => {
     await closed;
   });
 
-  async function serve(heartbeatMs = 60_000): Promise<string> {
+  /** A feed that buffers `kept` (consecutive ids) and has issued none after them, as `AdminEvents` would. */
+  const feedOf = (kept: readonly AdminEvent[]) => ({
+    events$,
+    since: (lastId: number) => (lastId > (kept.at(-1)?.id ?? 0) ? [...kept] : kept.filter((item) => item.id > lastId)),
+    canReplay: (lastId: number) => lastId <= (kept.at(-1)?.id ?? 0) && lastId + 1 >= (kept[0]?.id ?? 1),
+  });
+
+  async function serve(heartbeatMs = 60_000, kept: readonly AdminEvent[] = buffered): Promise<string> {
     server = createServer((request, response) => {
-      ends.push(streamEvents(request, response, { events$, since: (lastId) => buffered.filter((item) => item.id > lastId) }, heartbeatMs));
+      ends.push(streamEvents(request, response, feedOf(kept), heartbeatMs));
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
@@ -54,10 +61,48 @@ describe('streamEvents', () => {
     stream.close();
   });
 
+  it('takes ?lastEventId= where no Last-Event-ID is sent (a page opening a new EventSource), and the header over it', async () => {
+    const url = await serve();
+    const fromQuery = await openEventStream(`${url}?lastEventId=2`);
+    const fromHeader = await openEventStream(`${url}?lastEventId=0`, { 'last-event-id': '2' });
+    await waitFor(() => fromQuery.messages.length === 1 && fromHeader.messages.length === 1, { message: 'the replays' });
+    events$.next(event(4));
+    await waitFor(() => fromQuery.messages.length === 2 && fromHeader.messages.length === 2, { message: 'the new event' });
+    expect([fromQuery.messages.map((message) => message.id), fromHeader.messages.map((message) => message.id)]).toEqual([['3', '4'], ['3', '4']]);
+    fromQuery.close();
+    fromHeader.close();
+  });
+
+  it.each([
+    ['events after it left the buffer', '1', 3],
+    ['an id this run never issued (an earlier run of the gateway)', '9', 3],
+  ])('tells a client that resumes from %s to read the state again (resync, no id), then replays all it has', async (_case, lastEventId, oldestId) => {
+    const stream = await openEventStream(await serve(60_000, [event(3), event(4), event(5)]), { 'last-event-id': lastEventId });
+    await waitFor(() => stream.messages.length === 4, { message: 'resync and the replay' });
+    const [resync, ...replayed] = stream.messages;
+    expect([resync!.event, resync!.id]).toEqual(['resync', '']);
+    expect(JSON.parse(resync!.data)).toEqual({ type: 'resync', time: expect.any(String), data: { lastEventId: Number(lastEventId), oldestId } });
+    expect(replayed.map((message) => message.id)).toEqual(['3', '4', '5']);
+    stream.close();
+  });
+
+  it('sends no resync to a client whose missed events are all still buffered, nor to one that does not resume', async () => {
+    const url = await serve(60_000, [event(3), event(4), event(5)]);
+    const resuming = await openEventStream(url, { 'last-event-id': '2' });
+    const fresh = await openEventStream(url);
+    await waitFor(() => resuming.messages.length === 3, { message: 'the replay' });
+    events$.next(event(6));
+    await waitFor(() => resuming.messages.length === 4 && fresh.messages.length === 1, { message: 'the new event' });
+    expect(resuming.messages.map((message) => message.event)).not.toContain('resync');
+    expect(fresh.messages.map((message) => message.id)).toEqual(['6']);
+    resuming.close();
+    fresh.close();
+  });
+
   it('replays missed events whose text is past the slow-client limit to a client that reads, then streams new ones', async () => {
     const large = Array.from({ length: 400 }, (_, index): AdminEvent => ({ id: index + 1, type: 'config-refused', time: '2030-01-01T00:00:00.000Z', data: { reason: 'x'.repeat(4_000) } }));
     expect(large.reduce((sum, item) => sum + formatEvent(item).length, 0)).toBeGreaterThan(SSE_MAX_BUFFERED_BYTES);
-    server = createServer((request, response) => ends.push(streamEvents(request, response, { events$, since: (lastId) => large.filter((item) => item.id > lastId) }, 60_000)));
+    server = createServer((request, response) => ends.push(streamEvents(request, response, feedOf(large), 60_000)));
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const stream = await openEventStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { 'last-event-id': '0' });
     await waitFor(() => stream.messages.length === large.length, { message: 'the whole replay' });

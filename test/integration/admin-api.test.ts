@@ -7,7 +7,7 @@ import { exists } from '../../src/zookeeper/index.ts';
 import { create, remove } from '../../src/zookeeper/zookeeper-writes.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import type { SseConnection } from '../harness/sse-client.ts';
+import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
 import { startAgentBackend, connectZooKeeperClient, freePort, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'admin-api-integration-token';
@@ -186,6 +186,28 @@ routes:
     const config = await (await admin.get('/api/config')).text();
     expect(config).not.toContain(TOKEN);
     expect(received('provider-status').some((event) => event.type === 'provider-status' && event.data.state === 'connected')).toBe(true);
+  });
+
+  it('replays to a stream reopened with ?lastEventId= what it missed, and tells one resuming from an id of no run it knows to resync first', async () => {
+    const ids = stream.messages.map((message) => Number(message.id));
+    const lastSeen = ids.at(-1)!;
+    expect(lastSeen).toBeGreaterThan(2);
+    // A page opening a new EventSource names where it was in the query (it cannot send Last-Event-ID).
+    const reopened = await openEventStream(`${admin.url}/api/events?token=${TOKEN}&lastEventId=${lastSeen - 2}`);
+    const resumedFar = await admin.events(String(lastSeen + 1_000));
+    try {
+      await waitFor(() => reopened.messages.length >= 2 && resumedFar.messages.length >= ids.length + 1, { timeoutMs: WITHIN_MS, message: 'the replays' });
+      expect(reopened.messages.slice(0, 2).map((message) => Number(message.id))).toEqual([lastSeen - 1, lastSeen]);
+      expect(reopened.messages.map((message) => message.event)).not.toContain('resync');
+      // An id this run never issued: from an earlier run, so what the client holds is stale.
+      const [resync, ...replayed] = resumedFar.messages;
+      expect(resync).toMatchObject({ event: 'resync', id: '' });
+      expect(JSON.parse(resync!.data)).toMatchObject({ type: 'resync', data: { lastEventId: lastSeen + 1_000, oldestId: ids[0] } });
+      expect(replayed.slice(0, ids.length).map((message) => Number(message.id))).toEqual(ids);
+    } finally {
+      reopened.close();
+      resumedFar.close();
+    }
   });
 
   it('refuses a missing or wrong token with 401, an unknown path with 404 and a write with 405, as JSON', async () => {

@@ -5,7 +5,10 @@
 // A browser's EventSource reconnects by itself after a dropped connection, but gives up for good
 // on an answer that is not a 200 (a 503 `too-many-streams` while other tabs hold every stream, a
 // 401, a gateway restarting behind a proxy): then this opens a new one after a backoff, doubling
-// from `FIRST_RETRY_MS` to `MAX_RETRY_MS`, and says so with a `connection` event.
+// from `FIRST_RETRY_MS` to `MAX_RETRY_MS`, and says so with a `connection` event. The browser's own
+// reconnect sends `Last-Event-ID`; a new EventSource cannot, so this one names the last id it saw in
+// `?lastEventId=`, and the gateway replays what the page missed, or sends `resync` first when it no
+// longer holds all of it.
 
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
@@ -13,16 +16,19 @@ const MAX_RETRY_MS = 30_000;
 /** The token as dashboard.js reads it (it runs after this module, and only then moves `?token=` to the tab's storage). */
 const token = new URL(location.href).searchParams.get('token') || sessionStorage.getItem('switchboard-admin-token') || '';
 const url = token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events';
+const urlFrom = (lastEventId) => (lastEventId === '' ? url : `${url}${token ? '&' : '?'}lastEventId=${encodeURIComponent(lastEventId)}`);
 
 /**
  * `/api/events`, one stream per page, opened again after a refusal; listen with `addEventListener(type, …)`
- * for the gateway's event types, and for `connection` (`detail`: `{ state: 'live' | 'connecting' |
+ * for the gateway's event types and `resync` (changes were missed: read the state again), and for `connection` (`detail`: `{ state: 'live' | 'connecting' |
  * 'retrying', retryInMs? }`) to follow the stream itself.
  */
 class ReconnectingEvents extends EventTarget {
   #source;
   #types = new Set();
   #retryMs = FIRST_RETRY_MS;
+  /** The id of the latest event received, on any stream this opened: where a new one resumes. */
+  #lastEventId = '';
   /** The latest `connection` detail, for listeners that start late. */
   state = { state: 'connecting' };
 
@@ -39,7 +45,10 @@ class ReconnectingEvents extends EventTarget {
   }
 
   #forward(source, type) {
-    source.addEventListener(type, (message) => this.dispatchEvent(new MessageEvent(type, { data: message.data, lastEventId: message.lastEventId })));
+    source.addEventListener(type, (message) => {
+      if (message.lastEventId !== '') this.#lastEventId = message.lastEventId;
+      this.dispatchEvent(new MessageEvent(type, { data: message.data, lastEventId: message.lastEventId }));
+    });
   }
 
   #announce(state) {
@@ -48,7 +57,7 @@ class ReconnectingEvents extends EventTarget {
   }
 
   #open() {
-    const source = new EventSource(url);
+    const source = new EventSource(urlFrom(this.#lastEventId));
     this.#source = source;
     for (const type of this.#types) this.#forward(source, type);
     source.onopen = () => {

@@ -30,6 +30,8 @@ export function describeEvent(event) {
   const data = event.data;
   const who = data.service ? `${data.service}/${data.id ?? data.instance?.id}` : '';
   switch (event.type) {
+    case 'resync':
+      return { text: 'the stream reconnected after more changes than the gateway keeps: some are missing here; the cards were read again', tone: 'info' };
     case 'instance-added':
       return { text: `${who} at ${data.instance.address} (weight ${data.instance.weight}${data.instance.source ? `, ${data.instance.source}` : ''})`, tone: 'good' };
     case 'instance-removed':

@@ -232,6 +232,8 @@ function connect() {
     if (detail.state === 'live') void refresh();
   });
   show(events.state);
+  // More changes happened while the page was away than the gateway keeps: the refresh on `live` reads the state again; the log says some are missing.
+  events.addEventListener('resync', () => log({ type: 'resync', time: new Date().toISOString(), data: {} }));
   for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'service-forgotten', 'config-applied', 'config-refused', 'config-written']) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);
