@@ -4,6 +4,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
 import { peekSocket } from './socket-peek.ts';
 import { serverNameReader } from './tls-client-hello.ts';
+import { recordTlsRefusal, tlsFailureOf } from './tls-refusals.ts';
 import type { TlsCertificates } from './tls-store.ts';
 
 /** The two TLS servers of an entry point with `tls`; see `tlsServers`. */
@@ -40,7 +41,8 @@ function connectionKey(socket: Socket): string {
  * accepted socket it came from: node:tls hands out only the TLS socket, and an entry point that took
  * that for the accepted one kept the accepted socket as "still in its handshake" for good, so a drain
  * cut every open TLS connection at once instead of letting it finish.
- * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection. With
+ * A handshake that fails or outlasts `options.handshakeTimeout` closes its connection; it and a
+ * plain-text connection are counted and warned about (`recordTlsRefusal`). With
  * `plainText`, a connection whose first byte starts no TLS record (nor an SSLv2-style hello, which
  * OpenSSL refuses itself), as nginx tells plain HTTP from TLS, goes there instead of to OpenSSL;
  * the check reads the first byte of the bytes `handOver` peeks anyway, once.
@@ -83,7 +85,8 @@ export function tlsServers(
     // Node only reports a handshake that failed or timed out: the socket stays open (a client that
     // sent its ClientHello and then nothing held a connection, and its accepted socket here, for good).
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
-      log.debug({ entryPoint: config.name, err: error.message }, 'TLS handshake failed');
+      const { reason, code } = tlsFailureOf(error, socket);
+      recordTlsRefusal(log, config.name, reason, code, socket);
       socket.destroy();
     });
   }
@@ -95,7 +98,10 @@ export function tlsServers(
       const judge = plainText ? (data: Buffer) => (data[0] !== 0x16 && (data[0]! & 0x80) === 0 ? 'plain' : reader(data)) : reader;
       void peekSocket(socket, timeoutMs, judge).then((verdict) => {
         if (!verdict) return;
-        if (verdict === 'plain') return plainText?.(socket);
+        if (verdict === 'plain') {
+          recordTlsRefusal(log, config.name, 'plain-http', undefined, socket);
+          return plainText?.(socket);
+        }
         const key = connectionKey(socket);
         handshaking.set(key, socket);
         socket.once('close', () => handshaking.get(key) === socket && handshaking.delete(key));

@@ -26,6 +26,18 @@ export const tlsReloadsTotal = new Counter({
   registers: [metricsRegistry],
 });
 
+/**
+ * Connections to a TLS entry point refused before any request, by entry point and reason
+ * (`TlsRefusalReason`): plain HTTP sent to the TLS port, a client certificate missing or refused
+ * (`tls.clientAuth`), a handshake that timed out, or one that failed otherwise.
+ */
+export const tlsHandshakeFailuresTotal = new Counter({
+  name: 'switchboard_tls_handshake_failures_total',
+  help: 'Connections to a TLS entry point refused before any request, by entry point and reason (plain-http, client-certificate, timeout, handshake).',
+  labelNames: ['entry_point', 'reason'] as const,
+  registers: [metricsRegistry],
+});
+
 /** Access log lines dropped because stdout did not keep up (or was closed): the gateway never waits for its log reader. */
 export const logDroppedTotal = new Counter({
   name: 'switchboard_log_dropped_total',

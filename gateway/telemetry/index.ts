@@ -1,5 +1,5 @@
 // What the gateway measures: request and upstream metrics, per-instance traffic, instance gauges, reloads.
-export { accessLogDroppedTotal, collectProcessMetrics, configReloadsTotal, instancesGauge, logDroppedTotal, recordInstances, tlsReloadsTotal } from './gateway-metrics.ts';
+export { accessLogDroppedTotal, collectProcessMetrics, configReloadsTotal, instancesGauge, logDroppedTotal, recordInstances, tlsHandshakeFailuresTotal, tlsReloadsTotal } from './gateway-metrics.ts';
 export { InstanceTraffic } from './instance-traffic.ts';
 export type { TrafficCounts } from './instance-traffic.ts';
 export { CellCounter, CellHistogram, HistogramCell } from './metric-cells.ts';

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,6 +21,8 @@ import {
   type TestCa,
   type TestCertificate,
 } from '../harness/index.ts';
+import { adminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 
 const run = promisify(execFile);
 
@@ -62,6 +65,7 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
   let gateway: GatewayProcess;
   let strictPort: number;
   let optionalPort: number;
+  let adminPort: number;
   let caCopy: string;
 
   beforeAll(async () => {
@@ -73,10 +77,10 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
     await replaceFile(caCopy, caText);
     const [gw, other, named] = await Promise.all([ca.issue('gw', 'gw.test'), ca.issue('other', 'other.test'), ca.issue('named', 'named.test')]);
     [client, stranger] = await Promise.all([ca.issue('client', 'client.test', { clientAuth: true }), otherCa.issue('stranger', 'stranger.test', { clientAuth: true })]);
-    [backend, strictPort, optionalPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort(), freePort()]);
+    [backend, strictPort, optionalPort, adminPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort(), freePort(), freePort()]);
     const tls = (mode: string) => `{ certificates: [{ certFile: ${gw.certFile}, keyFile: ${gw.keyFile} }, { certFile: ${other.certFile}, keyFile: ${other.keyFile} }], clientAuth: { caFile: ${caCopy}, mode: ${mode} } }`;
     gateway = await startGateway(`
-admin: false
+admin: 127.0.0.1:${adminPort}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   strict: { listen: "127.0.0.1:${strictPort}", protocol: https, tls: ${tls('require')} }
@@ -120,6 +124,33 @@ routes:
     await expect(get(strictPort, caText, undefined, stranger)).rejects.toThrow();
     const curl = run('curl', ['-sS', '--cacert', ca.caFile, '--resolve', `gw.test:${strictPort}:127.0.0.1`, `https://gw.test:${strictPort}/echo`], { timeout: 10_000 });
     await expect(curl).rejects.toMatchObject({ code: expect.any(Number) });
+  });
+
+  it('counts and warns of refused client certificates and of plain HTTP sent to the TLS port, by entry point and reason, warning once per reason', async () => {
+    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const refused = async (reason: string) => sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: 'strict', reason }) ?? 0;
+    const [certificatesBefore, plainBefore, lenientBefore] = [await refused('client-certificate'), await refused('plain-http'), sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: 'lenient', reason: 'client-certificate' }) ?? 0];
+    // node:tls without a certificate and with one another CA signed, then openssl s_client without one.
+    await expect(get(strictPort, caText, 'gw.test', undefined)).rejects.toThrow();
+    await expect(get(strictPort, caText, 'gw.test', stranger)).rejects.toThrow();
+    await run('openssl', ['s_client', '-connect', `127.0.0.1:${strictPort}`, '-servername', 'gw.test', '-CAfile', ca.caFile], { timeout: 10_000 }).catch(() => undefined);
+    const plain = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect(strictPort, '127.0.0.1', () => socket.end('GET /echo HTTP/1.1\r\nHost: gw.test\r\n\r\n'));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.once('close', () => resolve(answer));
+      socket.once('error', reject);
+    });
+    expect(plain).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*plain-http-on-tls-port/);
+    await waitFor(async () => (await refused('client-certificate')) === certificatesBefore + 3 && (await refused('plain-http')) === plainBefore + 1, { timeoutMs: 5_000, message: 'three refused certificates and one plain HTTP connection counted' });
+    // The optional entry point refuses no certificate: it passes the verdict on.
+    expect(await get(optionalPort, caText, 'gw.test', stranger)).toMatchObject({ status: 200 });
+    expect(sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: 'lenient', reason: 'client-certificate' }) ?? 0).toBe(lenientBefore);
+    const warnings = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('"level":40') && line.includes('"entryPoint":"strict"'));
+    const byReason = (reason: string) => warnings.filter((line) => line.includes(`"reason":"${reason}"`));
+    // Once per reason and entry point per minute, however many were refused (this file's earlier tests refused some too).
+    expect([byReason('client-certificate').length, byReason('plain-http').length]).toEqual([1, 1]);
+    expect(byReason('plain-http')[0]).toContain('plain HTTP sent to the TLS port');
   });
 
   it('optional: passes every client and tells the upstream what the check found (SUCCESS, NONE, FAILED:<reason>)', async () => {

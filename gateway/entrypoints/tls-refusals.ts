@@ -1,0 +1,52 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { LogRateLimit } from '../../src/log-rate-limit.ts';
+import type { Logger } from '../../src/logger.ts';
+import { tlsHandshakeFailuresTotal } from '../telemetry/index.ts';
+
+/** Why a connection to a TLS entry point was refused before any request (the `reason` of `switchboard_tls_handshake_failures_total`). */
+export type TlsRefusalReason = 'plain-http' | 'client-certificate' | 'timeout' | 'handshake';
+
+/** At most one warning per entry point and reason per this period: a scanner or a misconfigured client fleet must not flood the log. */
+export const TLS_REFUSAL_WARN_EVERY_MS = 60_000;
+
+/** When each `entryPoint reason` was last warned about; at most 1,024 remembered. */
+const warned = new LogRateLimit(TLS_REFUSAL_WARN_EVERY_MS);
+
+const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
+  'plain-http': 'plain HTTP sent to the TLS port, answered 400 plain-http-on-tls-port',
+  'client-certificate': 'a client certificate missing or not signed by the tls.clientAuth CA',
+  timeout: 'a TLS handshake not finished in time',
+  handshake: 'a failed TLS handshake',
+};
+
+/**
+ * Why a handshake failed, from the error node:tls reported and the socket: a certificate that
+ * failed verification leaves its reason in `authorizationError` (Node then just destroys the
+ * socket, and reports a reset); a client that sent none fails in OpenSSL itself.
+ */
+export function tlsFailureOf(error: Error & { code?: unknown }, socket: Pick<TLSSocket, 'authorizationError'> | undefined): { reason: TlsRefusalReason; code: string | undefined } {
+  const authorizationError = socket?.authorizationError as unknown;
+  if (typeof authorizationError === 'string' || authorizationError instanceof Error) {
+    return { reason: 'client-certificate', code: typeof authorizationError === 'string' ? authorizationError : (authorizationError as Error & { code?: string }).code };
+  }
+  const code = typeof error.code === 'string' ? error.code : undefined;
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return { reason: 'client-certificate', code };
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'timeout', code };
+  return { reason: 'handshake', code };
+}
+
+/**
+ * Counts a connection a TLS entry point refused before any request, logs it at debug, and warns
+ * at most once per entry point and reason every `TLS_REFUSAL_WARN_EVERY_MS` (the first refusal of
+ * a kind says what is wrong; the counter says how often). None reaches the access log: no request was read.
+ */
+export function recordTlsRefusal(log: Logger, entryPoint: string, reason: TlsRefusalReason, code: string | undefined, socket: Pick<Socket, 'remoteAddress'>, now = Date.now()): void {
+  tlsHandshakeFailuresTotal.inc({ entry_point: entryPoint, reason });
+  const fields = { entryPoint, reason, code, remoteAddress: socket.remoteAddress };
+  if (!warned.allow(`${entryPoint} ${reason}`, now)) return void log.debug(fields, 'TLS connection refused');
+  log.warn(
+    { ...fields, everyMs: TLS_REFUSAL_WARN_EVERY_MS },
+    `entry point ${entryPoint} refused a connection: ${WHAT[reason]}${code ? ` (${code})` : ''}; counted in switchboard_tls_handshake_failures_total (warned at most once per reason every ${TLS_REFUSAL_WARN_EVERY_MS / 1000} s)`,
+  );
+}
