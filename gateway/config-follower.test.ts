@@ -66,6 +66,18 @@ describe('ConfigFollower', () => {
     expect(second.exits).toEqual([['switchboard: cannot start: port in use\n', 1]]);
   });
 
+  it('asks a start under way to stop on close, and does not exit as if the start had failed', async () => {
+    const exits: [string, number][] = [];
+    const under = new ConfigFollower({
+      start: (_config, _text, signal) => new Promise<Running>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+      exit: (message, code) => void exits.push([message, code]),
+      log: rootLogger.child({ level: 'silent' }),
+    });
+    under.take(ok('a'));
+    await under.close();
+    expect(exits).toEqual([]);
+  });
+
   it('takes no result once it has asked to exit, which may end the process only after its logs are out', async () => {
     const first = follower();
     first.under.take(refused('no routes'));

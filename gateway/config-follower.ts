@@ -10,7 +10,8 @@ export interface Running {
 
 /** How a `ConfigFollower` starts the gateway and ends the process when it cannot. */
 export interface FollowerHooks {
-  start(config: GatewayConfig, text: string): Promise<Running>;
+  /** Starts the gateway; when `signal` aborts (a stop), it may give up the start and reject with `signal.reason`. */
+  start(config: GatewayConfig, text: string, signal: AbortSignal): Promise<Running>;
   /**
    * Writes `message` to stderr and exits with `code` (2: the first configuration is refused, 1: it
    * cannot start). It may return before the process ends (log lines still buffered go out first):
@@ -31,6 +32,8 @@ export class ConfigFollower {
   private starting: Promise<void> | undefined;
   private readonly arrivedWhileStarting: ConfigResult[] = [];
   private exiting = false;
+  /** Aborted by `close()`: a start under way stops instead of being waited for. */
+  private readonly stop = new AbortController();
 
   constructor(private readonly hooks: FollowerHooks) {}
 
@@ -46,7 +49,7 @@ export class ConfigFollower {
     }
     if (this.running) return this.running.apply(result.config, result.text);
     if (this.starting) return void this.arrivedWhileStarting.push(result);
-    this.starting = this.hooks.start(result.config, result.text).then(
+    this.starting = this.hooks.start(result.config, result.text, this.stop.signal).then(
       (started) => {
         this.running = started;
         for (const arrived of this.arrivedWhileStarting.splice(0)) {
@@ -54,7 +57,11 @@ export class ConfigFollower {
           else started.refuse(arrived.error);
         }
       },
-      (error: Error) => this.exit(`switchboard: cannot start: ${error.message}\n`, 1),
+      (error: Error) => {
+        // The start gave up because close() asked it to: its caller ends the process, as after any stop.
+        if (this.stop.signal.aborted && error === this.stop.signal.reason) return this.hooks.log.info('stopped before the gateway finished starting');
+        this.exit(`switchboard: cannot start: ${error.message}\n`, 1);
+      },
     );
   };
 
@@ -63,8 +70,9 @@ export class ConfigFollower {
     this.hooks.exit(message, code);
   }
 
-  /** Waits for a start under way, then closes what runs. */
+  /** Asks a start under way to stop and waits for it, then closes what runs. */
   async close(): Promise<void> {
+    this.stop.abort(new Error('the gateway was asked to stop while starting'));
     await this.starting;
     await this.running?.close();
   }

@@ -48,7 +48,7 @@ function flowStoreOf(redis: RedisSettings | undefined): FlowStore {
   return redis ? new RedisFlowStore(sharedRedis(redis), { prefix: `{${redis.keyPrefix}flow}` }) : new MemoryFlowStore();
 }
 
-function start(config: GatewayConfig, text: string): Promise<Running> {
+function start(config: GatewayConfig, text: string, signal: AbortSignal): Promise<Running> {
   const flowStore = new SwitchableFlowStore(flowStoreOf(config.redis));
   let redis = config.redis;
   // A reload that changes `redis:` moves every user of it: the limits are rebuilt by the apply, the
@@ -62,7 +62,7 @@ function start(config: GatewayConfig, text: string): Promise<Running> {
   };
   const running: Promise<Running> =
     workerCount(config.workers) > 1
-      ? startPrimary(configPath, config, text, { flowStore })
+      ? startPrimary(configPath, config, text, { flowStore, signal })
       : startGateway(config, { accessLogger, flowStore }).then((gateway) => ({
           apply: (next) => gateway.apply(next),
           refuse: (error) => gateway.refuse(error),

@@ -39,9 +39,11 @@ export interface Primary {
  * Their passive outcomes come back to this process's outlier detection and traffic counters, and
  * `/metrics` sums theirs with this process's (prom-client's `AggregatorRegistry`); their flow
  * statistics arrive rolled per second and the primary alone writes the store. Resolves once
- * every worker listens; rejects, with nothing left running, when one cannot start.
+ * every worker listens; rejects, with nothing left running, when one cannot start, or with
+ * `signal.reason` once every worker has stopped when `signal` aborts first (a SIGTERM during the
+ * start: workers still starting are killed after `STARTING_STOP_MS`, not waited for).
  */
-export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger; flowStore?: FlowStore } = {}): Promise<Primary> {
+export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger; flowStore?: FlowStore; signal?: AbortSignal } = {}): Promise<Primary> {
   const log = options.log ?? componentLogger('primary');
   const count = workerCount(initial.workers);
   let text = initialText;
@@ -142,11 +144,22 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   // A forgotten service leaves no series in the counts of workers gone either (each worker drops its own).
   control.balancers.forgotten$.subscribe((service) => retiredMetrics.forget(service));
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;
+  const signal = options.signal;
+  const stopRequested = new Promise<'stop'>((resolve) => {
+    if (signal?.aborted) resolve('stop');
+    else signal?.addEventListener('abort', () => resolve('stop'), { once: true });
+  });
   try {
-    await Promise.race([supervisor.start(), failed]);
+    if ((await Promise.race([supervisor.start(), failed, stopRequested])) === 'stop') {
+      const starting = supervisor.view().filter((worker) => worker.state !== 'listening').map((worker) => worker.slot);
+      log.warn({ starting }, 'stop requested while workers were starting; stopping them without waiting for the start');
+      closing = true;
+      throw signal?.reason;
+    }
   } catch (error) {
     await supervisor.stop(bound());
     await control.close();
+    breakers.close();
     throw error;
   }
   log.info({ workers: count, admin: control.adminPort, registries: initial.registries.map((registry) => registry.url) }, 'gateway listening');

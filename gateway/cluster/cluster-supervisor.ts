@@ -11,6 +11,11 @@ import { restartPlan, workerRestartsTotal } from './cluster-restarts.ts';
 
 /** A worker not listening this long after its fork is stuck: it is killed, which fails the start or, later, counts as a crash. */
 export const WORKER_START_TIMEOUT_MS = 30_000;
+/**
+ * On stop, a worker that never listened (starting, or a replacement) has no request to finish: it
+ * exits as soon as it takes the drain, and is killed if it has not within this bound.
+ */
+export const STARTING_STOP_MS = 3_000;
 /** How often the primary looks for workers whose heartbeat stopped. */
 const WATCHDOG_CHECK_MS = HEARTBEAT_INTERVAL_MS;
 
@@ -135,20 +140,32 @@ export class WorkerSupervisor {
 
   /**
    * Tells every worker to drain and resolves when all have exited; after `deadlineMs` the ones left
-   * are killed. No worker is replaced from now on.
+   * are killed, and those that never listened after `STARTING_STOP_MS` (at most `deadlineMs`): a
+   * stop during the start never waits for the start. No worker is replaced from now on.
    */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     // A draining worker is bounded by `deadlineMs` alone: the watchdog no longer kills.
     clearInterval(this.watchdog);
     for (const slot of this.slots) clearTimeout(slot.timer);
-    const running = this.slots.flatMap((slot) => (slot.worker && !slot.worker.isDead() ? [slot.worker] : []));
+    const live = this.slots.filter((slot) => slot.worker && !slot.worker.isDead());
+    const running = live.map((slot) => slot.worker!);
     const exits = running.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
     for (const worker of running) send(worker, { kind: 'switchboard:drain' });
+    // One still loading may be stuck before it can take the drain (its start bound is 30 s).
+    const starting = live.filter((slot) => slot.state !== 'listening').map((slot) => ({ slot: slot.index, worker: slot.worker! }));
+    const startingTimer = setTimeout(() => {
+      for (const { slot, worker } of starting) {
+        if (worker.isDead()) continue;
+        this.log.warn({ worker: slot, workerPid: worker.process.pid, boundMs: Math.min(STARTING_STOP_MS, deadlineMs) }, 'worker still starting when the gateway stopped; killed');
+        worker.process.kill('SIGKILL');
+      }
+    }, Math.min(STARTING_STOP_MS, deadlineMs));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deadlineMs)));
     const result = await Promise.race([Promise.all(exits), deadline]);
     clearTimeout(timer);
+    clearTimeout(startingTimer);
     if (result === 'late') {
       for (const worker of running) if (!worker.isDead()) worker.process.kill('SIGKILL');
       this.log.warn({ deadlineMs }, 'workers did not exit within the drain bound; killed');

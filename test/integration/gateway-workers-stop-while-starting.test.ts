@@ -1,0 +1,66 @@
+// A multi-process gateway told to stop while its workers are still starting stops then, without
+// waiting for the start (whose bound is 30 s per worker), and leaves no worker behind.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, logOf, makeTempDir, ManagedProcess, REPO_ROOT, waitFor } from '../harness/index.ts';
+import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+
+/** Longer than the workers' start bound: a gateway that waited for the start would fail it (exit 1), not stop. */
+const WORKER_HOLD_MS = 60_000;
+
+describe('workers: 2 — SIGTERM while the workers are starting', () => {
+  let gateway: ManagedProcess | undefined;
+  let tree: ProcessRecord[] = [];
+
+  afterEach(async () => {
+    killStillRunning(tree);
+    await gateway?.kill();
+  });
+
+  it('stops the starting workers, says so, exits 0 and leaves no worker process behind', async () => {
+    const dir = await makeTempDir('sb-stop-starting-');
+    // Each worker's event loop is held before the gateway's code loads: it can take no drain, only a kill.
+    const preload = join(dir, 'hold-workers.cjs');
+    writeFileSync(preload, `if (require('node:cluster').isWorker) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${WORKER_HOLD_MS});\n`);
+    const configPath = join(dir, 'gateway.yaml');
+    writeFileSync(configPath, `
+listen: 127.0.0.1:${await freePort()}
+admin: 127.0.0.1:${await freePort()}
+workers: 2
+accessLog: false
+services:
+  user: { instances: ["127.0.0.1:${await freePort()}"] }
+routes:
+  - { path: /, service: user }
+`);
+    gateway = new ManagedProcess({
+      name: 'gateway:stop-while-starting',
+      command: process.execPath,
+      args: [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath],
+      logFile: join(dir, 'gateway.log'),
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require=${preload}` },
+      cwd: REPO_ROOT,
+    });
+    gateway.start();
+    const pid = gateway.pid!;
+    tree = await waitFor(() => {
+      const workers = descendantsOf(pid).filter((record) => record.command.includes('switchboard'));
+      return workers.length === 2 ? workers : undefined;
+    }, { timeoutMs: 30_000, message: 'both workers to be forked' });
+
+    process.kill(pid, 'SIGTERM');
+    // Well under the workers' 30 s start bound: the stop does not wait for it.
+    const exit = await gateway.waitForExit(20_000).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway!)}`);
+    });
+    const log = await logOf(gateway);
+    expect(exit.code, log).toBe(0);
+    expect(log).toContain('stop requested while workers were starting; stopping them without waiting for the start');
+    expect(log.split('\n').filter((line) => line.includes('worker still starting when the gateway stopped; killed'))).toHaveLength(2);
+    expect(log).toContain('stopped before the gateway finished starting');
+    expect(log).not.toContain('cannot start');
+    expect(log).not.toContain('gateway listening');
+    expect(stillRunning(tree)).toEqual([]);
+  }, 60_000);
+});
