@@ -13,9 +13,10 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
+import { watchPeerEnd } from './transport-http2-peer-end.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
-const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
 /**
  * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
@@ -192,12 +193,12 @@ export function http2Attempt(
       }
       stream = opened;
       streamOpened = true;
+      const upstreamSentEnd = watchPeerEnd(opened);
       timeout.start(timeouts.headersTimeoutMs);
       if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
       let trailersOnly = false;
-      let trailed = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
       // A gRPC-Web answer that is not Trailers-Only has its status in the body's last frame.
@@ -250,7 +251,6 @@ export function http2Attempt(
         }
       });
       opened.once('trailers', (trailers: Http2Headers) => {
-        trailed = true;
         const trailerStatus = trailers['grpc-status'];
         // Trailers after the attempt ended (a deadline, a reset) must not change the outcome it reported.
         if (trailerStatus !== undefined && !settled) grpcStatus = countedGrpcStatus(context, trailerStatus);
@@ -258,10 +258,10 @@ export function http2Attempt(
       });
       opened.once('end', () => {
         if (settled || !responseStarted) return;
-        // node:http2 also ends the readable side of a stream it closes itself, its session's connection
-        // gone mid-answer (rstCode CANCEL, set before this 'end'): that answer was cut, not ended.
-        // Trailers (or Trailers-Only headers) come with the upstream's END_STREAM: the answer was whole.
-        if (!trailed && !trailersOnly && opened.rstCode !== undefined && opened.rstCode !== NGHTTP2_NO_ERROR) return fail(streamClosedError(opened));
+        // node:http2 also ends the readable side of a stream that closed before the upstream's
+        // END_STREAM: its session's connection gone mid-answer, or an RST_STREAM, NO_ERROR included
+        // (RFC 9113 §8.1: before END_STREAM that means the answer was truncated). That answer was cut, not ended.
+        if (!upstreamSentEnd()) return fail(streamClosedError(opened));
         upstreamEnded = true;
         // The upstream has said all: a response transform's time is not its silence.
         timeout.stop();

@@ -39,6 +39,11 @@ describe('Http2Transport', () => {
         request.on('data', (chunk: Buffer) => chunks.push(chunk));
         return void request.on('end', () => response.end(`echo ${Buffer.concat(chunks).toString('utf8')} on session ${sessions.indexOf(request.stream.session as ServerHttp2Session)}`));
       }
+      // RST_STREAM NO_ERROR after part of the answer, before its END_STREAM (waitForTrailers holds that back).
+      if (request.url === '/reset-no-error') {
+        request.stream.respond({ ':status': 200 }, { waitForTrailers: true });
+        return void request.stream.write('first part', () => request.stream.close(constants.NGHTTP2_NO_ERROR));
+      }
       // Load shedding: the stream refused, the session kept.
       if (request.url === '/shed') return void request.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       request.resume();
@@ -131,6 +136,22 @@ describe('Http2Transport', () => {
     expect(result.status).toBe(502);
     expect(result.outcome).toMatchObject({ ok: false, errorClass: 'connect-refused' });
     expect(isUpstreamFailure(result.outcome)).toBe(true);
+  });
+
+  it('fails an answer the upstream reset with NO_ERROR before its END_STREAM as reset-after-headers, counted: RFC 9113 §8.1 says it was truncated', async () => {
+    transport = h2c(backendPort);
+    const { port } = gateway.address() as AddressInfo;
+    const arrived = new Promise<GatewayContext>((resolve) => (prepare = resolve));
+    // The client's answer is cut (its chunked body never ends): what it makes of that is the integration tests'.
+    const answer = sendTestRequest(port, '/reset-no-error').catch(() => undefined);
+    const context = await arrived;
+    const { result, outcome } = await last;
+    // As the proxy does with an answer cut after it started.
+    context.response.destroy();
+    await answer;
+    expect(result).toMatchObject({ ok: false, errorClass: 'reset-after-headers', responseStarted: true });
+    expect(outcome).toMatchObject({ ok: false, errorClass: 'reset-after-headers' });
+    expect(isUpstreamFailure(outcome)).toBe(true);
   });
 
   it("fails an answer whose response header hook throws as internal, the gateway's own failure, never counted against the upstream", async () => {

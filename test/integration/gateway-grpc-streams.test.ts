@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { connect, constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
@@ -25,6 +26,7 @@ const STUB_SERVICE = {
   Die: rawMethod('/stub.S/Die', false, true),
   DieEarly: rawMethod('/stub.S/DieEarly', false, true),
   Reset: rawMethod('/stub.S/Reset', false, true),
+  ResetNoError: rawMethod('/stub.S/ResetNoError', false, true),
   Meta: rawMethod('/stub.S/Meta', false, false),
   HalfClose: rawMethod('/stub.S/HalfClose', true, true),
 };
@@ -65,6 +67,15 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
       } else if (path === '/stub.S/Reset') {
         respond();
         stream.write(grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.close(constants.NGHTTP2_INTERNAL_ERROR), 50));
+      } else if (path === '/stub.S/ResetNoError' || path === '/plain/reset-no-error') {
+        // RST_STREAM NO_ERROR after a message, with no END_STREAM before it (waitForTrailers holds it back): RFC 9113 §8.1 allows
+        // that only after a complete response, so this one was cut short.
+        stream.respond({ ':status': 200, 'content-type': path === '/plain/reset-no-error' ? 'text/plain' : 'application/grpc' }, { waitForTrailers: true });
+        stream.write(path === '/plain/reset-no-error' ? 'first part\n' : grpcFrame(Buffer.from('first')), () => setTimeout(() => stream.close(constants.NGHTTP2_NO_ERROR), 50));
+      } else if (path === '/plain/answer-early') {
+        // A whole answer (END_STREAM), then RST_STREAM NO_ERROR without reading the upload: RFC 9113 §8.1's early response.
+        stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+        stream.end('whole answer\n', () => stream.close(constants.NGHTTP2_NO_ERROR));
       } else if (path === '/stub.S/ManyFields') {
         // An answer of x-n metadata entries in its headers and as many in its trailers.
         const fields = Object.fromEntries(Array.from({ length: Number(headers['x-n']) }, (_, index) => [`x-r-${index}`, `v${index}`]));
@@ -145,6 +156,7 @@ routes:
     ['Die', 'closes its connection after a message', ['first']],
     ['DieEarly', 'closes its connection before its response headers', []],
     ['Reset', 'resets the stream after a message', ['first']],
+    ['ResetNoError', 'resets the stream with NO_ERROR after a message, before its end', ['first']],
   ] as const)('an upstream that %s (%s) ends the call as UNAVAILABLE at once, not a hang nor an OK, and counts against the instance', async (name, _what, expected) => {
     const before = await stubInstance();
     const key = `${name}-${Date.now()}`;
@@ -161,17 +173,39 @@ routes:
   });
 
   it.each([
-    ['HTTP/1.1', '--http1.1', 18],
-    ['HTTP/2', '--http2-prior-knowledge', 92],
-  ])('an h2c upstream whose connection closes mid-body cuts the %s answer short: the client never takes it for a whole one', async (_name, flag, exitCode) => {
+    ['closes its connection', 'die', 'HTTP/1.1', '--http1.1', 18],
+    ['closes its connection', 'die', 'HTTP/2', '--http2-prior-knowledge', 92],
+    ['resets the stream with NO_ERROR before its end', 'reset-no-error', 'HTTP/1.1', '--http1.1', 18],
+    ['resets the stream with NO_ERROR before its end', 'reset-no-error', 'HTTP/2', '--http2-prior-knowledge', 92],
+  ])('an h2c upstream that %s mid-body (/plain/%s) cuts the %s answer short: the client never takes it for a whole one', async (_what, path, _name, flag, exitCode) => {
     const outcome = await new Promise<{ code: number | null; body: string }>((resolve) => {
-      execFile('curl', ['-sS', '-m', '10', flag, `${gateway.url}/plain/die`], { timeout: 15_000 }, (error, stdout) => resolve({ code: error ? (error as { code?: number }).code ?? -1 : 0, body: stdout }));
+      execFile('curl', ['-sS', '-m', '10', flag, `${gateway.url}/plain/${path}`], { timeout: 15_000 }, (error, stdout) => resolve({ code: error ? (error as { code?: number }).code ?? -1 : 0, body: stdout }));
     });
     expect(outcome.body).toBe('first part\n');
     // Not 0, an answer that ended as it should: 18, a chunked body without its last chunk; 92, a reset HTTP/2 stream.
     expect(outcome.code).toBe(exitCode);
-    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').findLast((text) => text.includes('"path":"/plain/die"')), { timeoutMs: 5_000, message: 'the access line' });
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').findLast((text) => text.includes(`"path":"/plain/${path}"`)), { timeoutMs: 5_000, message: 'the access line' });
     expect(JSON.parse(line)).toMatchObject({ status: 200, errorClass: 'reset-after-headers' });
+  });
+
+  it('an h2c upstream that answers whole, then resets with NO_ERROR while the client still uploads (an early response) gives the client the whole answer', async () => {
+    const outcome = await new Promise<{ status: number; body: string; complete: boolean }>((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port: gateway.port, method: 'POST', path: '/plain/answer-early', headers: { 'transfer-encoding': 'chunked' } }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => {
+          resolve({ status: response.statusCode ?? 0, body, complete: response.complete });
+          request.end();
+        });
+      });
+      request.setTimeout(10_000, () => request.destroy(new Error('POST /plain/answer-early timed out')));
+      request.on('error', reject);
+      // The upload's first part only: its end is sent after the whole answer has come.
+      request.write('first part of the upload');
+    });
+    expect(outcome).toEqual({ status: 200, body: 'whole answer\n', complete: true });
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').findLast((text) => text.includes('"path":"/plain/answer-early"')), { timeoutMs: 5_000, message: 'the access line' });
+    expect(JSON.parse(line)).not.toHaveProperty('errorClass');
   });
 
   it('binary and large metadata reach the upstream and come back in headers and trailers unchanged', async () => {
