@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { constants, createServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
+import { constants, createServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
@@ -44,7 +44,9 @@ const NGHTTP2_ERR_TOO_MANY_CONTINUATIONS = -905;
 
 /** Where a session keeps its peer's address, read when it starts: a destroyed session no longer has its socket. */
 const PEER = Symbol('switchboard.peer');
-type PeeredSession = ServerHttp2Session & { [PEER]?: string };
+/** Where a session counts its streams that have not closed yet (each stream closes exactly once). */
+const OPEN_STREAMS = Symbol('switchboard.openStreams');
+type PeeredSession = ServerHttp2Session & { [PEER]?: string; [OPEN_STREAMS]?: number };
 
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
@@ -99,12 +101,16 @@ export class Http2Sessions {
     };
     this.server.on('checkContinue', onExpectation);
     this.server.on('checkExpectation', onExpectation);
-    // A session that carries no frame for this long is closed, as an idle HTTP/1.1 keep-alive connection is.
-    this.server.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.headersTimeoutMs));
     this.server.on('session', (session: PeeredSession) => {
       this.sessions.add(session);
       session[PEER] = session.socket.remoteAddress ?? '';
+      session[OPEN_STREAMS] = 0;
+      session.on('stream', (stream: ServerHttp2Stream) => {
+        session[OPEN_STREAMS]! += 1;
+        stream.once('close', () => (session[OPEN_STREAMS]! -= 1));
+      });
       session.once('close', () => this.sessions.delete(session));
+      this.closeWhenIdle(session);
       if (this.draining) session.close();
     });
     this.server.on('sessionError', (error: NodeJS.ErrnoException, session: PeeredSession) => this.onSessionError(error, session));
@@ -122,6 +128,23 @@ export class Http2Sessions {
     if (error.code !== 'ERR_HTTP2_ERROR' || error.errno !== NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) return;
     const { status, error: code } = listenerAnswer(431);
     this.refused({ status, error: code, bytes: 0, clientAddress: session[PEER] ?? '', method: undefined, target: undefined });
+  }
+
+  /**
+   * Closes `session` (GOAWAY, then the connection) once it has carried no frame for keepAliveTimeout
+   * (headersTimeout if longer) with no stream open, as an idle HTTP/1.1 keep-alive connection is
+   * closed. Not node's `server.setTimeout`, which destroys a session silent that long even with a
+   * stream open: a request waiting for a slow upstream (a route's longer `timeouts.headers`) or a
+   * stream whose answer pauses (server-sent events, a gRPC watch, `idleBody: 0`) was reset
+   * (CANCEL) where HTTP/1.1 keeps it; the upstream timeouts bound those. Any frame either way
+   * (node refreshes the timer) starts the wait over, a slow reader's WINDOW_UPDATEs and the data
+   * they let through included.
+   */
+  private closeWhenIdle(session: PeeredSession): void {
+    session.setTimeout(Math.max(this.limits.keepAliveTimeoutMs, this.limits.headersTimeoutMs), () => {
+      if (session[OPEN_STREAMS]! > 0) return this.closeWhenIdle(session);
+      session.close();
+    });
   }
 
   /** Serves HTTP/2 on `socket` (already past TLS, or holding the prior-knowledge preface). */
