@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
@@ -222,8 +223,12 @@ export class GatewayListener {
       if (last !== undefined && !last.headersSent) this.closeAfter(last);
     }
     // Node's close and its idle sweeps spare connections lingering after their last answer (a
-    // drain's, a 417's): Node counts them idle, yet their client may still be sending.
-    const ownClose = new Promise<void>((resolve) => sparingLingering(() => this.server.close(() => resolve())));
+    // drain's, a 417's): Node counts them idle, yet their client may still be sending. The
+    // listening socket's close only, not node:http's: that also stops the checks that hold a
+    // connection to headersTimeout and requestTimeout, so a connection that never sent its head
+    // (not idle to Node: it may be sending one) held the drain to its deadline. They go on until
+    // the drain ends, and a connection still without its head gets its 408 as at any other time.
+    const ownClose = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()));
     closed ??= ownClose;
     const closeIdle = () => sparingLingering(() => this.server.closeIdleConnections());
     closeIdle();
@@ -239,6 +244,8 @@ export class GatewayListener {
     await closed;
     clearTimeout(deadline);
     clearInterval(sweep);
+    // node:http's own close now: it stops those checks (the listening socket is closed already).
+    sparingLingering(() => this.server.close());
   }
 
   /**

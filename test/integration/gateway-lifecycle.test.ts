@@ -276,6 +276,33 @@ describe('gateway lifecycle', () => {
     expect(exitedAt - lastSentAt).toBeLessThan(5_000);
   });
 
+  it('holds a connection that never sends its head (no byte, or part of one) to headersTimeout while draining, not to the drain deadline: SIGTERM ends the process long before drainTimeout', async () => {
+    const { gateway } = await gatewayOverHeldBackend('\nlimits: { headersTimeout: 1s }\nshutdown: { drainTimeout: 20s }\n');
+    const silent = async (sent: string) => {
+      const client = connect(gateway.port, '127.0.0.1');
+      closers.push(() => client.destroy());
+      let answer = '';
+      client.on('data', (chunk) => (answer += chunk.toString()));
+      client.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+      await new Promise((resolve) => client.once('connect', resolve));
+      if (sent !== '') client.write(sent);
+      return { closed, answer: () => answer };
+    };
+    const [mute, partial] = await Promise.all([silent(''), silent('GET /never-finished HTTP/1.1\r\nHost: a\r\n')]);
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    expect((await gateway.process.waitForExit(15_000)).code).toBe(0);
+    // headersTimeout (1 s) and Node's check of it (every second), not the 20 s drain deadline: node:http's
+    // close stopped those checks, so such a connection held the drain to its end.
+    expect(Date.now() - signalledAt).toBeLessThan(10_000);
+    await Promise.all([mute.closed, partial.closed]);
+    // Each is answered 408, or closed with nothing (the one that sent nothing may go with the drain's idle
+    // sweeps; the other's bytes may reach the gateway only after that): never anything else.
+    const timedOut = expect.stringMatching(/^(HTTP\/1\.1 408 |$)/);
+    expect([mute.answer(), partial.answer()]).toEqual([timedOut, timedOut]);
+  });
+
   it('answers a WebSocket upgrade pipelined while draining with a logged 503 once the answer before it is whole, and passes it to no upstream', async () => {
     const streams: ServerResponse[] = [];
     let upgrades = 0;
