@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { UpstreamTlsOptions } from './transport.ts';
 import { undiciTlsOptions } from './transport-http1.ts';
 import { UpstreamTimeoutError } from './transport-outcome.ts';
+import { UPSTREAM_HEADER_PAIRS } from '../../src/http2-limits.ts';
 
 /** Where an HTTP/2 transport connects and how. */
 export interface Http2Target {
@@ -33,15 +34,6 @@ export interface PooledSession {
   idleSince: number;
 }
 
-/**
- * node:http2's `maxHeaderListPairs` for an upstream's answers: past this many fields in a response
- * head or its trailers it resets the stream, which the gateway saw as the instance's reset before
- * headers (502, a gRPC call UNAVAILABLE, counted against it). Its default, 128, refused a gRPC
- * server's answer of some 125 metadata entries, which an HTTP/1.1 upstream's would pass with; the
- * size of a head stays bounded by the session's maxHeaderListSize (node's 64 KiB), which fits
- * about this many of the smallest fields (32 bytes each, RFC 7541 §4.1).
- */
-export const UPSTREAM_HEADER_PAIRS = 2_000;
 
 /**
  * Opens a session to `target` for `Http2SessionPool`, assuming `limit` streams until its peer's

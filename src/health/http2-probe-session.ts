@@ -1,6 +1,7 @@
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { probeFailureDetail, type ProbeResult, type ProbeTarget } from './probe.ts';
 import { probeTlsConnectOptions, type ProbeTlsOptions } from './probe-tls.ts';
+import { UPSTREAM_HEADER_PAIRS } from '../http2-limits.ts';
 
 /** Gives a probe's verdict once; later calls are ignored. */
 export type ProbeSettle = (healthy: boolean, detail: string) => void;
@@ -39,7 +40,8 @@ export function http2ProbeSession(
     const authority = `${options.tls ? 'https' : 'http'}://${target.address}`;
     const session: ClientHttp2Session = connect(
       authority,
-      options.tls ? { ...probeTlsConnectOptions(target.host, options.tlsOptions), ALPNProtocols: ['h2'] } : {},
+      // As many answer fields as proxied traffic accepts: a check must not fail an instance its requests pass on.
+      { ...(options.tls ? { ...probeTlsConnectOptions(target.host, options.tlsOptions), ALPNProtocols: ['h2'] } : {}), maxHeaderListPairs: UPSTREAM_HEADER_PAIRS },
     );
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });

@@ -22,7 +22,7 @@ describe('grpcProbe against a real HTTP/2 server speaking the health protocol', 
   let server: Http2Server | undefined;
   afterEach(() => server?.close());
 
-  async function serve(answer: { status?: number; grpcStatus: string }): Promise<{ port: number; seen: Buffer[] }> {
+  async function serve(answer: { status?: number; grpcStatus: string; metadata?: number }): Promise<{ port: number; seen: Buffer[] }> {
     const seen: Buffer[] = [];
     server = createServer();
     server.on('stream', (stream, headers) => {
@@ -31,8 +31,13 @@ describe('grpcProbe against a real HTTP/2 server speaking the health protocol', 
       stream.on('end', () => {
         seen.push(Buffer.concat(chunks));
         expect(headers[':path']).toBe('/grpc.health.v1.Health/Check');
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': answer.grpcStatus }));
+        const metadata = Object.fromEntries(Array.from({ length: answer.metadata ?? 0 }, (_, index) => [`x-meta-${index}`, 'v']));
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...metadata }, { waitForTrailers: true });
+        // A client that reset the stream (too many fields for it) must fail the check, not crash the test process.
+        stream.on('error', () => undefined);
+        stream.on('wantTrailers', () => {
+          if (!stream.destroyed) stream.sendTrailers({ 'grpc-status': answer.grpcStatus });
+        });
         stream.end(answer.status === undefined ? undefined : grpcFrame(Buffer.from([0x08, answer.status])));
       });
     });
@@ -47,6 +52,11 @@ describe('grpcProbe against a real HTTP/2 server speaking the health protocol', 
     const { port, seen } = await serve({ status: 1, grpcStatus: '0' });
     expect(await check(port, 'pkg.Svc')).toEqual({ healthy: true, detail: 'SERVING' });
     expect(seen[0]).toEqual(grpcFrame(encodeHealthCheckRequest('pkg.Svc')));
+  });
+
+  it('passes an answer with as many metadata entries as proxied traffic accepts (more than node:http2\'s default 128 fields)', async () => {
+    const { port } = await serve({ status: 1, grpcStatus: '0', metadata: 300 });
+    expect(await check(port)).toEqual({ healthy: true, detail: 'SERVING' });
   });
 
   it('fails on NOT_SERVING, on a non-OK grpc-status and on a refused connection', async () => {
