@@ -85,8 +85,9 @@ describe('/api/services with many services', () => {
     const [before, , after] = await walks;
     const requestsOf = (body: JsonParts) => echoOf(Buffer.concat(body.parts).toString()).instances[0]!.requests;
     // Same tag, same body: a client that cached one body under a tag is never told 304 for another.
-    if (before.etag === after.etag) expect(requestsOf(before)).toBe(requestsOf(after));
-    else expect(requestsOf(after)).toBe(requestsOf(before) + 1);
+    // (Another tag may come with the same count: the request in flight changes the view before it is counted.)
+    if (before.etag === after.etag) expect(Buffer.concat(after.parts).toString()).toBe(Buffer.concat(before.parts).toString());
+    else expect(requestsOf(after)).toBeGreaterThanOrEqual(requestsOf(before));
   });
 
   it('lets other callbacks run while it builds the answer, rather than blocking the event loop until it is written', async () => {
