@@ -5,7 +5,7 @@ import { ZooKeeperRegistration } from '../../src/registration/registration-zooke
 import type { Registration, RegisteredEntry } from '../../src/registration/registration.ts';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { PeerRecord } from './peer-record.ts';
-import { encodeObject, peerKey, type StoreLocation } from './store-layout.ts';
+import { encodeObject, peerKey, STORE_READ_ACCESS, zooKeeperStoreAuth, type StoreLocation } from './store-layout.ts';
 
 /** Rewrites of the peer entry for applied revisions are at most this frequent (a burst of applies costs one write). */
 export const PEER_UPDATE_INTERVAL_MS = 250;
@@ -69,7 +69,7 @@ export class PeerRegistration {
       options.registration?.(entry) ??
       (location.kind === 'etcd'
         ? new EtcdRegistration<PeerRecord>({ endpoints: location.endpoints, prefix: location.root, ttlMs, entry, component: 'peer-registration', credentials: location.credentials })
-        : new ZooKeeperRegistration<PeerRecord>({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs, entry, component: 'peer-registration' }));
+        : new ZooKeeperRegistration<PeerRecord>({ connectString: location.connectString, root: location.root, sessionTimeoutMs: ttlMs, entry, component: 'peer-registration', readAccess: STORE_READ_ACCESS, ...zooKeeperStoreAuth(location) }));
     this.record = {
       id: this.id,
       host: hostname(),

@@ -54,7 +54,7 @@ export class PeerWatcher {
   /** Starts following the store; returns at once. */
   start(): void {
     const { location } = this.options;
-    this.stop = location.kind === 'etcd' ? this.followEtcd(location.endpoints, location.credentials) : this.followZooKeeper(location.connectString);
+    this.stop = location.kind === 'etcd' ? this.followEtcd(location.endpoints, location.credentials) : this.followZooKeeper(location.connectString, location.credentials?.zooKeeperDigest());
   }
 
   /** Stops following and releases the client, within about a second; the list completes. */
@@ -119,8 +119,8 @@ export class PeerWatcher {
     };
   }
 
-  private followZooKeeper(connectString: string): () => Promise<void> {
-    const supervisor = new ZooKeeperSessionSupervisor({ connectString, sessionTimeoutMs: this.options.sessionTimeoutMs, name: `peers:${connectString}`, log: this.log });
+  private followZooKeeper(connectString: string, digest: string | undefined): () => Promise<void> {
+    const supervisor = new ZooKeeperSessionSupervisor({ connectString, sessionTimeoutMs: this.options.sessionTimeoutMs, name: `peers:${connectString}`, log: this.log, ...(digest === undefined ? {} : { digest }) });
     let reading = false;
     let again = false;
     let retry: NodeJS.Timeout | undefined;

@@ -1,5 +1,6 @@
 import { SwitchboardError } from '../../src/errors.ts';
 import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
+import type { ZooKeeperReadAccess } from '../../src/zookeeper/zookeeper-writes.ts';
 import { parseRegistryUrl, type RegistryLocation, type ZooKeeperWatchMode } from '../../src/registry-url.ts';
 
 /**
@@ -57,7 +58,25 @@ export class StoreValueError extends SwitchboardError {
 /** Where the shared configuration is kept, parsed from `configStore: etcd://…/root` or `zk://…/root`. */
 export type StoreLocation =
   | { kind: 'etcd'; url: string; endpoints: string[]; root: string; credentials?: EtcdCredentials | undefined }
-  | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode };
+  | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode; credentials?: EtcdCredentials | undefined };
+
+/**
+ * Who may read the znodes a gateway with `auth` creates in a ZooKeeper store (objects, their kinds'
+ * nodes, the root, peer entries): its user alone. Objects carry credential header values, URL
+ * passwords and API key digests, which the registry's policy (anyone reads) would hand to every
+ * client of the ensemble; the gateways sharing a store read it with the same `auth`.
+ */
+export const STORE_READ_ACCESS: ZooKeeperReadAccess = 'owner';
+
+/**
+ * The `digest` session option (ZooKeeper's digest scheme) of a ZooKeeper store client with the
+ * location's `auth`, as the registry's sessions take it; empty without it. What such a client
+ * creates gets `writeAcls(true, STORE_READ_ACCESS)`.
+ */
+export function zooKeeperStoreAuth(location: Extract<StoreLocation, { kind: 'zookeeper' }>): { digest?: string } {
+  const digest = location.credentials?.zooKeeperDigest();
+  return digest === undefined ? {} : { digest };
+}
 
 /**
  * Parses a store URL (`etcd://`, `etcds://`, `zk://`); throws `StoreUrlError`. The one parameter is

@@ -5,7 +5,7 @@ import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
 import { maxZxid, readerFor, ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../src/zookeeper/index.ts';
 import { configStoreResyncsTotal } from './store-metrics.ts';
-import { isStoreKind, objectKey, type StoreLocation } from './store-layout.ts';
+import { isStoreKind, objectKey, zooKeeperStoreAuth, type StoreLocation } from './store-layout.ts';
 import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
 
 /** Quiet time gathering the per-kind publishes of one change (or of a whole re-list) into one listing. */
@@ -55,6 +55,7 @@ export class ZooKeeperStoreSource implements StoreSource {
       name: `config-store:${this.location.url}`,
       log: this.log,
       connectTimeoutMs: this.options.requestTimeoutMs,
+      ...zooKeeperStoreAuth(this.location),
     });
     this.subscriptions.add(this.supervisor.session$.subscribe((session) => this.guard(() => this.onSession(session))));
     this.subscriptions.add(this.supervisor.state$.subscribe((state) => this.guard(() => this.onState(state))));

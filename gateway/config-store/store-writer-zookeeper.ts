@@ -2,8 +2,8 @@ import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
 import { filter, firstValueFrom } from 'rxjs';
 import { errorMessage } from '../../src/errors.ts';
 import { exists, getChildren, getData, isZooKeeperError, maxZxid, ZooKeeperSessionSupervisor, zxidToString } from '../../src/zookeeper/index.ts';
-import { create, mkdirp, remove, setData } from '../../src/zookeeper/zookeeper-writes.ts';
-import { decodeObject, encodeObject, kindDir, objectKey, STORE_KINDS, type StoreKind, type StoreLocation } from './store-layout.ts';
+import { create, mkdirp, remove, setData, writeAcls } from '../../src/zookeeper/zookeeper-writes.ts';
+import { decodeObject, encodeObject, kindDir, objectKey, STORE_KINDS, STORE_READ_ACCESS, zooKeeperStoreAuth, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
   STORE_CALL_TIMEOUT_MS,
   STORE_CLOSE_TIMEOUT_MS,
@@ -98,9 +98,10 @@ export class ZooKeeperStoreWriter implements StoreWriter {
         const stat = await orAbsent(setData(client, path, data, -1));
         if (stat) return { revision: znodeRevision(stat), created: false };
       }
-      await mkdirp(client, kindDir(this.location.root, kind));
+      const acls = writeAcls(this.location.credentials?.zooKeeperDigest() !== undefined, STORE_READ_ACCESS);
+      await mkdirp(client, kindDir(this.location.root, kind), acls);
       try {
-        await create(client, path, data, zookeeper.CreateMode.PERSISTENT);
+        await create(client, path, data, zookeeper.CreateMode.PERSISTENT, acls);
       } catch (error) {
         if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
         const current = await exists(client, path);
@@ -178,7 +179,7 @@ export class ZooKeeperStoreWriter implements StoreWriter {
   }
 
   private startSupervisor(): ZooKeeperSessionSupervisor {
-    const supervisor = new ZooKeeperSessionSupervisor({ connectString: this.location.connectString, connectTimeoutMs: this.timeoutMs, name: `config-store-writer ${this.location.url}` });
+    const supervisor = new ZooKeeperSessionSupervisor({ connectString: this.location.connectString, connectTimeoutMs: this.timeoutMs, name: `config-store-writer ${this.location.url}`, ...zooKeeperStoreAuth(this.location) });
     supervisor.start();
     return supervisor;
   }

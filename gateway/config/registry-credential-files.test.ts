@@ -82,7 +82,10 @@ describe('tls and auth of etcd registries and of the config store', () => {
     const config = parseConfig(path(), 'configStore: { url: "etcds://h:1/sb", tls: { caFile: ca.pem }, auth: { username: gw, passwordFile: etcd.password } }\n');
     expect(config.configStore?.credentials?.clientSecurity().auth).toEqual({ username: 'gw', password: PASSWORD });
     expect(JSON.stringify(configView(config))).not.toContain(PASSWORD);
-    expect(refusal('configStore: { url: "zk://h:1/sb", auth: { username: gw, passwordFile: etcd.password } }\n')).toMatch(/configStore\.auth.*auth applies to an etcd store only/);
+    const zk = parseConfig(path(), 'configStore: { url: "zk://h:1/sb", auth: { username: gw, passwordFile: etcd.password } }\n');
+    expect(zk.configStore?.credentials?.zooKeeperDigest()).toBe(`gw:${PASSWORD}`);
+    expect(JSON.stringify(configView(zk))).not.toContain(PASSWORD);
+    expect(refusal('configStore: { url: "zk://h:1/sb", tls: { caFile: ca.pem } }\n')).toMatch(/configStore\.tls.*tls applies to etcd.*ZooKeeper, whose TLS is not supported/);
     expect(refusal('configStore: { url: "etcds://h:1/sb", tls: { caFile: nope.pem } }\n')).toMatch(/configStore\.tls\.caFile.*cannot read/);
   });
 });

@@ -112,12 +112,7 @@ export const configSchema = section({
       [
         storeUrl.transform((location) => ({ location, snapshot: undefined, timeout: undefined })),
         section({ url: storeUrl, snapshot: z.string().min(1).optional(), timeout: duration.refine((ms) => ms > 0, 'must be above 0').optional(), tls: etcdTlsSection.optional(), auth: etcdAuthSection.optional() })
-          .superRefine((entry, context) => {
-            if (entry.url.kind === 'zookeeper' && entry.auth !== undefined) {
-              context.addIssue({ code: 'custom', path: ['auth'], message: `auth applies to an etcd store only; ${entry.url.url} is ZooKeeper (digest authentication is supported on zk:// registries, not yet on the store)` });
-            }
-            etcdSecurityIssues(entry.url.url, entry.url, entry, context);
-          })
+          .superRefine((entry, context) => etcdSecurityIssues(entry.url.url, entry.url, entry, context))
           .transform(({ url, ...rest }) => ({ location: url, ...rest })),
       ],
       { error: 'expected a store URL (etcd://host:port/root, zk://host:port/root) or { url, snapshot, timeout, tls, auth }' },

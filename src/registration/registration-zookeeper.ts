@@ -3,7 +3,7 @@ import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import { componentLogger } from '../logger.ts';
 import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../zookeeper/index.ts';
-import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls } from '../zookeeper/zookeeper-writes.ts';
+import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */
@@ -23,6 +23,8 @@ export interface ZooKeeperRegistrationOptions<T = Instance> {
    * the nodes it creates (the entry and missing parents) can be changed only by it (`writeAcls`).
    */
   digest?: string;
+  /** Who may read the nodes it creates when `digest` is given (`writeAcls`); anyone by default. */
+  readAccess?: ZooKeeperReadAccess;
 }
 
 /**
@@ -87,7 +89,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     if (this.desired !== instance) return;
     const path = this.pathOf(instance);
     const data = Buffer.from(this.entry.encode(instance));
-    const acls = writeAcls(this.options.digest !== undefined);
+    const acls = writeAcls(this.options.digest !== undefined, this.options.readAccess);
     await mkdirp(client, path.slice(0, path.lastIndexOf('/')), acls);
     try {
       await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);

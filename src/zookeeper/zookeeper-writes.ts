@@ -7,14 +7,22 @@ const ANYONE = new zookeeper.Id('world', 'anyone');
 const OPEN: ACL[] = [new zookeeper.ACL(zookeeper.Permission.ALL, ANYONE)];
 
 /**
+ * Who may read what an authenticated client writes: `anyone` (the registry's policy: an instance's
+ * address is no secret, and gateways without credentials still discover it) or `owner` (the config
+ * store's: its objects carry credential headers and API key digests, so only its user reads them).
+ */
+export type ZooKeeperReadAccess = 'anyone' | 'owner';
+
+/**
  * The ACL of the nodes a client writes: open to all (ZooKeeper's `OPEN_ACL_UNSAFE`) for a client
  * without credentials; for one with digest credentials, every right to the identities it
- * authenticated as (the `auth` scheme) and reading to anyone, so that only holders of those
- * credentials can change or delete what it wrote, while gateways without them still read it.
+ * authenticated as (the `auth` scheme), and reading to anyone unless `read` is `owner`, so that only
+ * holders of those credentials can change or delete what it wrote.
  */
-export function writeAcls(authenticated: boolean): ACL[] {
+export function writeAcls(authenticated: boolean, read: ZooKeeperReadAccess = 'anyone'): ACL[] {
   if (!authenticated) return OPEN;
-  return [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('auth', '')), new zookeeper.ACL(zookeeper.Permission.READ, ANYONE)];
+  const owner = new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('auth', ''));
+  return read === 'owner' ? [owner] : [owner, new zookeeper.ACL(zookeeper.Permission.READ, ANYONE)];
 }
 
 /** Creates `path` with `data` in `mode` (a `CreateMode`) under `acls` (open by default); rejects with a `ZooKeeperError` (NODE_EXISTS…). */

@@ -124,3 +124,81 @@ routes:
     expect(await logOf(gateway.process)).not.toContain(PASSWORDS.gateway);
   });
 });
+
+/**
+ * A config store on ZooKeeper with digest authentication: a root only the store's user may use, as
+ * an operator locks a shared ensemble down. What the gateway writes (objects, their kinds' nodes, its
+ * peer entry) is its user's alone, reading included: objects carry credential headers and key digests.
+ */
+describe('ZooKeeper digest authentication: the config store on a locked-down root', () => {
+  const TOKEN = 'zk-auth-store-token';
+  const ROOT = '/store-secure';
+  let zk: ZooKeeperCluster;
+  let admin: Client;
+  let storeUser: Client;
+  let anonymous: Client;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess | undefined;
+  let adminUrl: string;
+
+  beforeAll(async () => {
+    let dir: string;
+    [zk, backend, dir] = await Promise.all([startZooKeeper(), startBackend({ name: 'zk-auth-store' }), makeTempDir('sb-zk-auth-store-')]);
+    await writeFile(join(dir, 'gateway.password'), `${PASSWORDS.gateway}\n`);
+    admin = await connectZooKeeperClient(zk.connectString);
+    admin.addAuthInfo('digest', Buffer.from(`admin:${PASSWORDS.admin}`));
+    storeUser = await connectZooKeeperClient(zk.connectString);
+    storeUser.addAuthInfo('digest', Buffer.from(`gateway:${PASSWORDS.gateway}`));
+    anonymous = await connectZooKeeperClient(zk.connectString);
+    const acl = (id: string) => new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', id));
+    await call<string>((done) => admin.create(ROOT, Buffer.alloc(0), [acl(digestId('admin')), acl(digestId('gateway'))], zookeeper.CreateMode.PERSISTENT, done));
+    expect(await outcome((done) => anonymous.getChildren(ROOT, done))).toBe('NO_AUTH');
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 5s, auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} } }
+peers: { id: gw-secure }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    adminUrl = `http://127.0.0.1:${adminPort}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    admin?.close();
+    storeUser?.close();
+    anonymous?.close();
+    await backend?.process.stop();
+    await zk?.close();
+  }, 60_000);
+
+  /** The ACL of `path` as [scheme, user, rights], sorted (read as the store's user: the operator's admin user has no right on these nodes). */
+  const aclOf = async (path: string) =>
+    (await call<ACL[]>((done) => storeUser.getACL(path, (error, value) => done(error, value)))).map((entry) => [entry.id.scheme, entry.id.id.split(':')[0], (entry as unknown as { permission: number }).permission]).sort();
+
+  it('writes an object through the admin API and routes it; the nodes it created can be read and changed by its user alone', async () => {
+    const status = async (path: string) => (await fetch(`${gateway!.url}${path}`, { headers: { connection: 'close' } }).catch(() => undefined))?.status ?? 0;
+    const put = await fetch(`${adminUrl}/api/routes/stored`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/stored', service: 'echo' }) });
+    expect(put.status, await put.text()).toBe(201);
+    // Read back by the gateway's own watch, through the same authenticated session kind.
+    await waitFor(async () => (await status('/stored')) === 200, { timeoutMs: CONVERGENCE_MS, message: 'the stored route to be routed' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway!.process)}`);
+    });
+    const owner = [['digest', 'gateway', zookeeper.Permission.ALL]];
+    for (const path of [`${ROOT}/routes`, `${ROOT}/routes/stored`]) expect(await aclOf(path), path).toEqual(owner);
+    expect(await outcome((done) => anonymous.getData(`${ROOT}/routes/stored`, done))).toBe('NO_AUTH');
+    expect(await outcome((done) => anonymous.setData(`${ROOT}/routes/stored`, Buffer.from('{}'), -1, done))).toBe('NO_AUTH');
+    expect(await outcome((done) => anonymous.remove(`${ROOT}/routes/stored`, -1, done))).toBe('NO_AUTH');
+    expect(JSON.parse((await call<Buffer>((done) => storeUser.getData(`${ROOT}/routes/stored`, done))).toString())).toMatchObject({ path: '/stored', service: 'echo' });
+
+    await waitFor(async () => (await call<unknown>((done) => storeUser.exists(`${ROOT}/peers/gw-secure`, done))) !== null, { timeoutMs: CONVERGENCE_MS, message: 'the gateway to register as a peer' });
+    for (const path of [`${ROOT}/peers`, `${ROOT}/peers/gw-secure`]) expect(await aclOf(path), path).toEqual(owner);
+    const peers = (await (await fetch(`${adminUrl}/api/peers`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { peers: { id: string }[] };
+    expect(peers.peers.map((peer) => peer.id)).toEqual(['gw-secure']);
+    expect(await logOf(gateway!.process)).not.toContain(PASSWORDS.gateway);
+  });
+});
