@@ -156,3 +156,33 @@ services:
     }
   });
 });
+
+describe('config store on ZooKeeper, emptied', () => {
+  it('applies an emptied store as empty: every stored object goes at once, and the file\'s routes keep serving', async () => {
+    // As Traefik's KV provider: an empty listing is a successful read, not an outage (see docs: "An emptied store is an empty store").
+    const root = `${ROOT}-emptied`;
+    await call((done) => writer.mkdirp(`${root}/routes`, done));
+    await call((done) => writer.mkdirp(`${root}/services`, done));
+    await call((done) => writer.create(`${root}/services/stored-echo`, Buffer.from(JSON.stringify({ instances: [`127.0.0.1:${backend.port}`] })), done));
+    for (const name of ['one', 'two']) await call((done) => writer.create(`${root}/routes/${name}`, Buffer.from(JSON.stringify({ path: `/${name}`, service: 'stored-echo' })), done));
+    const emptied = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${await freePort()}
+configStore: { url: "zk://${zk.connectString}${root}", timeout: 5s }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    const routed = async () => Promise.all(['/one', '/two', '/file'].map(async (path) => (await statusOf(path, emptied)).status));
+    try {
+      await waitFor(async () => (await routed()).every((status) => status === 200), { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored routes' });
+      // Every object and kind node goes, as `zkCli.sh deleteall` on each kind removes them (children first:
+      // ZooKeeper deletes leaves only); the root stays, holding the gateways' ephemeral peer entries.
+      for (const path of [`${root}/routes/one`, `${root}/routes/two`, `${root}/routes`, `${root}/services/stored-echo`, `${root}/services`]) await call((done) => writer.remove(path, -1, done));
+      await waitFor(async () => (await routed()).join() === '404,404,200', { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored routes to be gone and the file route to stay' });
+    } finally {
+      await emptied.process.stop();
+    }
+  });
+});
