@@ -2,7 +2,7 @@ import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
 import { filter, firstValueFrom } from 'rxjs';
 import { errorMessage } from '../../src/errors.ts';
 import { exists, getChildren, getData, isZooKeeperError, maxZxid, ZooKeeperSessionSupervisor, zxidToString } from '../../src/zookeeper/index.ts';
-import { create, mkdirp, remove, setData, writeAcls } from '../../src/zookeeper/zookeeper-writes.ts';
+import { mkdirp, multi, setData, writeAcls, type ZooKeeperOp } from '../../src/zookeeper/zookeeper-writes.ts';
 import { decodeObject, encodeObject, kindDir, objectKey, STORE_KINDS, STORE_READ_ACCESS, zooKeeperStoreAuth, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
   STORE_CALL_TIMEOUT_MS,
@@ -35,13 +35,29 @@ function parseRevision(revision: string): { czxid: string; version: number } | u
   return match ? { czxid: match[1]!, version: Number(match[2]) } : undefined;
 }
 
+/** How many times an `If-Match` write reads again when only another object of its kind was created or deleted meanwhile. */
+const GENERATION_RETRIES = 5;
+
+const NO_DATA = Buffer.alloc(0);
+
+/** Seams for tests. */
+export interface ZooKeeperStoreWriterHooks {
+  /** Called after an `If-Match` write has read what it compares and before it commits (a test makes a race happen there). */
+  readonly beforeCompare?: () => Promise<void>;
+}
+
 /**
  * The ZooKeeper store writer: one znode per object (persistent, parents created as needed), its
- * data the JSON value. `If-Match` checks the czxid, then `setData`/`remove` with the version
- * compare atomically on the server (ZooKeeper compares versions only, so an object deleted and
- * created again between those two calls, within one round trip, would pass the version compare;
- * etcd's compare is one transaction); create-only is `create`, which fails with NODE_EXISTS. The
- * session is supervised (expiry, silent servers) and opened on the first call.
+ * data the JSON value. ZooKeeper compares versions only, and an object deleted and created again
+ * starts at version 0 again, so `If-Match` (`<czxid>.<version>`) cannot be one compare of the
+ * object: every create and delete of this writer also sets the kind node's data (its version is
+ * the kind's generation) in the same transaction, and an `If-Match` write reads the generation,
+ * then checks the czxid, then commits the write with a check of the generation and of the version,
+ * all or nothing. An object deleted and created again in between moves the generation, so the
+ * write is a conflict rather than landing on an object it never saw (etcd's compare is one
+ * transaction too). Objects created or deleted around this writer (zkCli) do not move it.
+ * Create-only is `create`, which fails with NODE_EXISTS. The session is supervised (expiry,
+ * silent servers) and opened on the first call.
  */
 export class ZooKeeperStoreWriter implements StoreWriter {
   private supervisor: ZooKeeperSessionSupervisor | undefined;
@@ -50,6 +66,7 @@ export class ZooKeeperStoreWriter implements StoreWriter {
   constructor(
     private readonly location: ZooKeeperLocation,
     private readonly timeoutMs = STORE_CALL_TIMEOUT_MS,
+    private readonly hooks: ZooKeeperStoreWriterHooks = {},
   ) {}
 
   async get(kind: StoreKind, name: string): Promise<StoredObject | undefined> {
@@ -90,18 +107,19 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     const { ifMatch, ifNoneMatch } = conditions;
     return this.call(`put ${path}`, async (client) => {
       if (ifMatch !== undefined) {
-        const version = await this.expectRevision(client, path, ifMatch);
-        const stat = await setData(client, path, data, version).catch((error: unknown) => this.conflictOr(client, path, ifMatch, error));
-        return { revision: znodeRevision(stat), created: false };
+        const stat = await this.compareAndWrite(client, kind, path, ifMatch, false, (version) => [{ op: 'setData', path, data, version }]);
+        // The compare held: the same node, one version on.
+        return { revision: znodeRevision({ ...stat, version: stat.version + 1 }), created: false };
       }
       if (!ifNoneMatch) {
         const stat = await orAbsent(setData(client, path, data, -1));
         if (stat) return { revision: znodeRevision(stat), created: false };
       }
       const acls = writeAcls(this.location.credentials?.zooKeeperDigest() !== undefined, STORE_READ_ACCESS);
-      await mkdirp(client, kindDir(this.location.root, kind), acls);
+      const dir = kindDir(this.location.root, kind);
+      await mkdirp(client, dir, acls);
       try {
-        await create(client, path, data, zookeeper.CreateMode.PERSISTENT, acls);
+        await multi(client, [{ op: 'create', path, data, acls, mode: zookeeper.CreateMode.PERSISTENT }, nextGeneration(dir)]);
       } catch (error) {
         if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
         const current = await exists(client, path);
@@ -121,10 +139,14 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     const path = objectKey(this.location.root, kind, name);
     const { ifMatch } = conditions;
     await this.call(`delete ${path}`, async (client) => {
-      const version = ifMatch === undefined ? -1 : await this.expectRevision(client, path, ifMatch, true);
-      await remove(client, path, version).catch(async (error: unknown) => {
+      const dir = kindDir(this.location.root, kind);
+      if (ifMatch !== undefined) {
+        await this.compareAndWrite(client, kind, path, ifMatch, true, (version) => [{ op: 'remove', path, version }, nextGeneration(dir)]);
+        return;
+      }
+      await multi(client, [{ op: 'remove', path, version: -1 }, nextGeneration(dir)]).catch((error: unknown) => {
         if (isZooKeeperError(error, 'NO_NODE')) throw new StoreNotFoundError(path);
-        return this.conflictOr(client, path, ifMatch ?? '', error);
+        throw error;
       });
     });
   }
@@ -136,8 +158,31 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     await withDeadline(this.location.url, 'close', STORE_CLOSE_TIMEOUT_MS, supervisor?.close() ?? Promise.resolve()).catch(() => undefined);
   }
 
-  /** The version to compare when `ifMatch` still names the znode there; otherwise a conflict (or not found, for a delete). */
-  private async expectRevision(client: Client, path: string, ifMatch: string, missingIsNotFound = false): Promise<number> {
+  /**
+   * Commits `write(version)` (operations on the object at `path`, at the version `ifMatch` names)
+   * with a check of the kind's generation read before the object, in one transaction; resolves
+   * with the object's stat as compared. A generation moved meanwhile by another object is read
+   * again, up to `GENERATION_RETRIES` times; the object changed, deleted or created again is a conflict.
+   */
+  private async compareAndWrite(client: Client, kind: StoreKind, path: string, ifMatch: string, missingIsNotFound: boolean, write: (version: number) => ZooKeeperOp[]): Promise<Stat> {
+    const dir = kindDir(this.location.root, kind);
+    for (let attempt = 0; ; attempt += 1) {
+      const generation = await exists(client, dir);
+      const stat = await this.expectRevision(client, path, ifMatch, missingIsNotFound);
+      await this.hooks.beforeCompare?.();
+      try {
+        // No kind node (gone between the two reads) fails the check with NO_NODE: read again.
+        await multi(client, [{ op: 'check', path: dir, version: generation?.version ?? 0 }, ...write(stat.version)]);
+        return stat;
+      } catch (error) {
+        const moved = isZooKeeperError(error, 'BAD_VERSION') || isZooKeeperError(error, 'NO_NODE');
+        if (!moved || attempt >= GENERATION_RETRIES) return this.conflictOr(client, path, ifMatch, error);
+      }
+    }
+  }
+
+  /** The stat to compare when `ifMatch` still names the znode there; otherwise a conflict (or not found, for a delete). */
+  private async expectRevision(client: Client, path: string, ifMatch: string, missingIsNotFound = false): Promise<Stat> {
     const stat = await exists(client, path);
     if (!stat) {
       if (missingIsNotFound) throw new StoreNotFoundError(path);
@@ -147,7 +192,7 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     if (!wanted || wanted.czxid !== zxidToString(stat.czxid) || wanted.version !== stat.version) {
       throw new StoreConflictError(path, znodeRevision(stat), `revision is ${znodeRevision(stat)}, not ${ifMatch}`);
     }
-    return stat.version;
+    return stat;
   }
 
   /** A BAD_VERSION (or NO_NODE) from a compare becomes a conflict naming what is there now; other errors pass. */
@@ -183,6 +228,11 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     supervisor.start();
     return supervisor;
   }
+}
+
+/** Moves the kind's generation (the version of its node, whose data stays empty): with every create and delete of an object. */
+function nextGeneration(dir: string): ZooKeeperOp {
+  return { op: 'setData', path: dir, data: NO_DATA, version: -1 };
 }
 
 /** The result, or undefined when the node does not exist. */

@@ -60,3 +60,27 @@ export function ephemeralOwnerOf(stat: Stat): string {
 function settle(client: Client, operation: string, path: string, start: (done: (error: unknown) => void) => void): Promise<void> {
   return callZooKeeper<[]>(operation, path, operationTimeoutOf(client), (done) => start((error) => done(error))).then(() => undefined);
 }
+
+/** One operation of a `multi`, in the library's `Transaction` terms. */
+export type ZooKeeperOp = { op: 'check'; path: string; version: number } | { op: 'setData'; path: string; data: Buffer; version: number } | { op: 'remove'; path: string; version: number } | { op: 'create'; path: string; data: Buffer; acls: ACL[]; mode: number };
+
+/**
+ * Runs `ops` as one ZooKeeper transaction (`multi`): all apply or none does. Rejects with a
+ * `ZooKeeperError` of the first operation that failed (BAD_VERSION, NO_NODE, NODE_EXISTS…).
+ */
+export function multi(client: Client, ops: readonly ZooKeeperOp[]): Promise<void> {
+  return settle(client, 'multi', ops.map((op) => op.path).join(','), (done) => {
+    let transaction = client.transaction();
+    // The library's check/setData/remove take `version || -1`, so version 0 became "any version"
+    // (lib/Transaction.js); the queued operation is given the exact version back.
+    const queued = (transaction as unknown as { ops: { version?: number }[] }).ops;
+    for (const op of ops) {
+      if (op.op === 'check') transaction = transaction.check(op.path, op.version);
+      else if (op.op === 'setData') transaction = transaction.setData(op.path, op.data, op.version);
+      else if (op.op === 'remove') transaction = transaction.remove(op.path, op.version);
+      else transaction = transaction.create(op.path, op.data, op.acls, op.mode);
+      if (op.op !== 'create') queued[queued.length - 1]!.version = op.version;
+    }
+    transaction.commit((error) => done(error));
+  });
+}
