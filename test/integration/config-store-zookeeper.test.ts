@@ -89,6 +89,7 @@ describe('config store on ZooKeeper, watch=one-shot on its URL', () => {
     await call((done) => writer.create(`${root}/routes/first`, Buffer.from(JSON.stringify({ path: '/first', service: 'echo' })), done));
     const oneShot = await startGateway(`
 listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${await freePort()}
 configStore: { url: "zk://${zk.connectString}${root}?watch=one-shot", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
