@@ -122,6 +122,12 @@ export interface GatewayContext {
      */
     useInstanceHost?: boolean;
   };
+  /**
+   * Whether the client's headers, as first copied for upstream, hold a name with `_` the gateway
+   * kept (no other spelling of a header it states): when false, a middleware removing other
+   * spellings of its own headers (`otherSpellingsRemover`) need not scan them. Undefined: not known.
+   */
+  readonly underscoreNames?: boolean;
   readonly responseHeaderHooks: ResponseHeadersHook[];
   readonly responseBodyTransforms: ResponseBodyTransform[];
   /** Filled in by the proxy (or whoever answers) as the request ends. */

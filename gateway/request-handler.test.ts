@@ -171,7 +171,7 @@ describe('a client that names its own consumer', () => {
 
   it('has its X_Consumer, X_SSL_Client_Verify and X_Real_IP (underscores, which CGI-style upstreams read as the dashed names) removed too', async () => {
     const config = parseConfig('gateway.yaml', 'accessLog: false\nroutes: [{ path: /open, service: a }]');
-    const underscored = ['x_consumer', 'x_ssl_client_verify', 'x-ssl_client-s_dn', 'x_real_ip', 'x_forwarded_for', 'x_other'];
+    const underscored = ['x_consumer', 'x_ssl_client_verify', 'x-ssl_client-s_dn', 'x_real_ip', 'x_forwarded_for', 'x_request_id', 'x_other'];
     const consumerUpstream = async (context: GatewayContext) => {
       context.outcome.status = 200;
       context.response.writeHead(200, { 'content-type': 'application/json' });
@@ -179,7 +179,7 @@ describe('a client that names its own consumer', () => {
     };
     const get = await serve(createRequestRunner(config, { proxy: consumerUpstream, hasService: () => true }));
     const answer = await get('/open/orders', Object.fromEntries(underscored.map((name) => [name, 'forged'])));
-    expect(JSON.parse(answer.body)).toEqual({ x_consumer: null, x_ssl_client_verify: null, 'x-ssl_client-s_dn': null, x_real_ip: null, x_forwarded_for: null, x_other: 'forged' });
+    expect(JSON.parse(answer.body)).toEqual({ x_consumer: null, x_ssl_client_verify: null, 'x-ssl_client-s_dn': null, x_real_ip: null, x_forwarded_for: null, x_request_id: null, x_other: 'forged' });
   });
 });
 

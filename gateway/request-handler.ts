@@ -1,6 +1,6 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
 import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
-import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, routeMiddleware, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
+import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
@@ -173,10 +173,10 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
 
 /**
  * Removes a client's own spellings with `_` of the headers the gateway states on every route:
- * `X-Consumer`, the client-certificate headers and the forwarding headers (a trusted proxy never
+ * `X-Consumer`, the client-certificate headers, `X-Request-Id` and the forwarding headers (a trusted proxy never
  * writes `X_Forwarded_For` either; one that passes a client's on is no reason to keep it).
  */
-const removeGatewayHeaderSpellings = otherSpellingsRemover([CONSUMER_HEADER, CLIENT_VERIFY_HEADER, CLIENT_SUBJECT_HEADER, REAL_IP_HEADER, ...UNTRUSTED_FORWARDING_HEADERS])!;
+const removeGatewayHeaderSpellings = otherSpellingsRemover([CONSUMER_HEADER, CLIENT_VERIFY_HEADER, CLIENT_SUBJECT_HEADER, REAL_IP_HEADER, REQUEST_ID_HEADER, ...UNTRUSTED_FORWARDING_HEADERS])!;
 
 /** One request's context; a class so that its shape is fixed and its logger is made only when used. */
 class RequestContext implements GatewayContext {
@@ -187,6 +187,7 @@ class RequestContext implements GatewayContext {
   routeName = '';
   route: RouteConfig | undefined = undefined;
   readonly upstream: GatewayContext['upstream'];
+  readonly underscoreNames: boolean;
   readonly responseHeaderHooks: GatewayContext['responseHeaderHooks'] = [];
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
   // Every field present from the start, so each request's objects share one shape (V8 map).
@@ -212,7 +213,7 @@ class RequestContext implements GatewayContext {
     if (headers[CONSUMER_HEADER] !== undefined) delete headers[CONSUMER_HEADER];
     stripClientCertificateHeaders(headers);
     // Spelt with underscores too: CGI-style upstreams (PHP, Rack, WSGI) read x_consumer as HTTP_X_CONSUMER.
-    removeGatewayHeaderSpellings(headers);
+    this.underscoreNames = removeGatewayHeaderSpellings(headers);
     if (clientCertificate) setClientCertificateHeaders(headers, request.socket);
     this.upstream = { method: request.method ?? 'GET', path: request.url ?? '/', headers, host: undefined, useInstanceHost: undefined };
   }

@@ -38,7 +38,7 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   const removeSpellings = otherSpellingsRemover([...settings.authResponseHeaders, 'x-forwarded-method', 'x-forwarded-uri'])!;
   return async function forwardAuth(context, next) {
     for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
-    removeSpellings(context.upstream.headers);
+    removeSpellings(context.upstream.headers, context.underscoreNames);
     let answer;
     try {
       answer = await request(settings.address, {

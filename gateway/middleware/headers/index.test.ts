@@ -35,6 +35,13 @@ describe('headers', () => {
     expect(response.headers['x-request-id']).toBeUndefined();
   });
 
+  it('keeps the header it sets when it also removes another spelling of it (set X-Tenant, remove X_Tenant)', async () => {
+    server = await serveMiddleware([headers({ request: { set: { 'X-Tenant': 'gateway' }, remove: ['X_Tenant'] } })]);
+    const upstream = echoed(await server.send('/', { headers: { x_tenant: 'client', 'x-tenant_': 'other' } })).headers;
+    expect(upstream['x-tenant']).toBe('gateway');
+    expect(upstream.x_tenant).toBeUndefined();
+  });
+
   it('removes a header named in both set and remove', async () => {
     server = await serveMiddleware([headers({ request: { set: { 'x-a': '1' }, remove: ['x-a'] } })]);
     expect(echoed(await server.send('/')).headers['x-a']).toBeUndefined();

@@ -15,7 +15,7 @@ export interface HeadersOptions {
 
 /**
  * Sets, then removes, headers on the upstream request (and a client's spellings of them with
- * underscores) and, through a response header hook, on the response; applies the route's Host policy. Everything is prepared once: a request costs the
+ * underscores, looked for only when the client sent a name with `_`) and, through a response header hook, on the response; applies the route's Host policy. Everything is prepared once: a request costs the
  * edits only.
  */
 export function headers(options: HeadersOptions): Middleware {
@@ -30,7 +30,7 @@ export function headers(options: HeadersOptions): Middleware {
     const upstream = context.upstream;
     for (const [name, value] of requestSet) upstream.headers[name] = value;
     for (const name of requestRemove) delete upstream.headers[name];
-    removeSpellings?.(upstream.headers);
+    removeSpellings?.(upstream.headers, context.underscoreNames);
     if (host === 'upstream') upstream.useInstanceHost = true;
     else if (host !== 'pass') upstream.host = host;
     if (responseHook) context.responseHeaderHooks.push(responseHook);

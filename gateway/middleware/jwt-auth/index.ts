@@ -118,7 +118,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     // Whatever the client sent under a claim header's name is dropped, verified or not.
     for (const [, header] of claimHeaders) if (context.upstream.headers[header] !== undefined) delete context.upstream.headers[header];
     // And under another spelling of it (`X_User`), which CGI-style upstreams read as the same variable.
-    removeClaimHeaderSpellings?.(context.upstream.headers);
+    removeClaimHeaderSpellings?.(context.upstream.headers, context.underscoreNames);
     if (token === undefined || token === '') return denyAccess(context, { status: 401, reason: 'missing-token', message: 'a bearer token is required', challenge: CHALLENGE });
     let verdict = cache.get(token);
     if (!verdict) {
