@@ -24,14 +24,19 @@ describe('recordTlsRefusal', () => {
     const count = async (entryPoint: string, reason: string) =>
       (await metricsRegistry.getSingleMetric('switchboard_tls_handshake_failures_total')!.get()).values.find((value) => value.labels.entry_point === entryPoint && value.labels.reason === reason)?.value ?? 0;
     const socket = { remoteAddress: '192.0.2.7' };
+    // Entry point names of this run alone: the counters and the warning limit are the process's (isolate: false, watch mode).
+    const [web, other] = [`unit-web-${process.hrtime.bigint()}`, `unit-other-${process.hrtime.bigint()}`];
+    const counts = () => Promise.all([count(web, 'plain-http'), count(web, 'client-certificate'), count(other, 'plain-http')]);
+    const before = await counts();
     const start = 1_000_000;
-    for (const at of [start, start + 1, start + 2]) recordTlsRefusal(log, 'unit-web', 'plain-http', undefined, socket, at);
-    recordTlsRefusal(log, 'unit-web', 'client-certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', socket, start + 3);
-    recordTlsRefusal(log, 'unit-other', 'plain-http', undefined, socket, start + 4);
-    recordTlsRefusal(log, 'unit-web', 'plain-http', undefined, socket, start + TLS_REFUSAL_WARN_EVERY_MS);
-    expect([await count('unit-web', 'plain-http'), await count('unit-web', 'client-certificate'), await count('unit-other', 'plain-http')]).toEqual([4, 1, 1]);
+    for (const at of [start, start + 1, start + 2]) recordTlsRefusal(log, web, 'plain-http', undefined, socket, at);
+    recordTlsRefusal(log, web, 'client-certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', socket, start + 3);
+    recordTlsRefusal(log, other, 'plain-http', undefined, socket, start + 4);
+    recordTlsRefusal(log, web, 'plain-http', undefined, socket, start + TLS_REFUSAL_WARN_EVERY_MS);
+    const after = await counts();
+    expect(after.map((value, index) => value - before[index]!)).toEqual([4, 1, 1]);
     const warnings = lines.filter((line) => line.level === 40).map((line) => `${line.entryPoint} ${line.reason}`);
-    expect(warnings).toEqual(['unit-web plain-http', 'unit-web client-certificate', 'unit-other plain-http', 'unit-web plain-http']);
+    expect(warnings).toEqual([`${web} plain-http`, `${web} client-certificate`, `${other} plain-http`, `${web} plain-http`]);
     expect(lines.filter((line) => line.level === 20)).toHaveLength(2);
   });
 });
