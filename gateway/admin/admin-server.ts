@@ -68,7 +68,6 @@ export class AdminServer {
   private readonly log = componentLogger('admin');
   private readonly views: ReadonlyMap<string, () => unknown>;
   /** The current ETag of the views that have one, got without building the view. */
-  private readonly etags: ReadonlyMap<string, () => Promise<string>>;
   private readonly metrics: () => Promise<string>;
   private readonly store: StoreApi;
 
@@ -90,7 +89,6 @@ export class AdminServer {
       ...(sources.breakers ? [['/api/breakers', () => redactSecrets(sources.breakers!.view())] as const] : []),
       ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
     ]);
-    this.etags = new Map([['/api/services', () => services.etag(events.providerStatuses())]]);
     this.metrics = sources.metrics ?? (() => metricsText());
     this.store = new StoreApi({ token: options.token, location: () => sources.storeLocation?.(), record: (change) => events.record(change) });
     const headersTimeout = options.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
@@ -148,17 +146,15 @@ export class AdminServer {
       return void response.end(asset.body);
     }
     if (view) {
-      const etag = this.etags.get(path);
-      const ifNoneMatch = request.headers['if-none-match'];
-      if (etag && ifNoneMatch !== undefined) {
-        const current = await etag();
-        if (etagMatches(ifNoneMatch, current)) {
-          response.writeHead(304, { ...VERSIONED_API_HEADERS, etag: current });
-          return void response.end();
-        }
-      }
+      // One walk either way: a service that did not change is not serialised again, so the body of
+      // an unchanged view costs the walk alone, and its tag is the version of exactly that body.
       const body = await view();
       if (!(body instanceof JsonParts)) return sendJson(response, 200, body);
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (body.etag !== undefined && ifNoneMatch !== undefined && etagMatches(ifNoneMatch, body.etag)) {
+        response.writeHead(304, { ...VERSIONED_API_HEADERS, etag: body.etag });
+        return void response.end();
+      }
       const headers = body.etag === undefined ? API_HEADERS : { ...VERSIONED_API_HEADERS, etag: body.etag };
       response.writeHead(200, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
       return writeSliced(response, body.parts);

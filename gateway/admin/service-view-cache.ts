@@ -24,9 +24,9 @@ const CLOSE = Buffer.from(']}');
  *
  * The same walk keeps a version of the whole view, raised whenever a service's inputs or the list
  * of services changed, which the answer carries as its ETag: a client that sends it back in
- * `If-None-Match` (the dashboard, every two seconds) is told 304 by `etag()` without any service
- * being built or serialised. Walks run one at a time, so that the ETag given with a body is the
- * version of exactly that body.
+ * `If-None-Match` (the dashboard, every two seconds) is told 304 after one walk that serialised no
+ * service again (each unchanged service's JSON is kept). Walks run one at a time, so that the ETag
+ * given with a body is the version of exactly that body.
  */
 export class ServicesViewCache {
   private readonly byService = new Map<string, CachedService>();
@@ -39,14 +39,6 @@ export class ServicesViewCache {
   private walking: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly sources: AdminSources) {}
-
-  /** The ETag (quoted) that `parts` would answer with now; builds and serialises nothing. */
-  etag(statuses: readonly ProviderStatus[]): Promise<string> {
-    return this.exclusive(async () => {
-      await this.walk(statuses, undefined);
-      return this.currentEtag();
-    });
-  }
 
   /** The body of `GET /api/services`, as `servicesView` serialises it, in parts, with its ETag. */
   parts(statuses: readonly ProviderStatus[]): Promise<JsonParts> {
@@ -71,10 +63,10 @@ export class ServicesViewCache {
 
   /**
    * Compares every service's inputs with those last seen, raising the version on any difference;
-   * with `parts`, also builds what is missing and appends each service's JSON (comma-separated)
+   * builds what is missing and appends each service's JSON (comma-separated) to `parts`
    * and returns their bytes.
    */
-  private async walk(statuses: readonly ProviderStatus[], parts: Buffer[] | undefined): Promise<number> {
+  private async walk(statuses: readonly ProviderStatus[], parts: Buffer[]): Promise<number> {
     const clock = new SliceClock();
     const byProvider = new Map(statuses.map((status) => [status.provider, status]));
     const names = this.sources.balancers.names();
@@ -89,7 +81,6 @@ export class ServicesViewCache {
         this.byService.set(name, cached);
         changed = true;
       }
-      if (!parts) continue;
       cached.json ??= Buffer.from(JSON.stringify(serviceView(this.sources, name, byProvider)));
       if (parts.length > 1) {
         parts.push(COMMA);
