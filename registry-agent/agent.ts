@@ -7,7 +7,7 @@ import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts'
 import { BackendHealth } from './backend-health.ts';
 import { INSTANCE_ID, INSTANCE_ID_RULE, LONGEST_TIMER_MS, MIN_TTL_MS, SERVICE_NAME, SERVICE_NAME_RULE, unwritableLocation, type AgentOptions } from './cli.ts';
 import { EtcdRegistration } from '../src/registration/registration-etcd.ts';
-import type { EtcdCredentials } from '../src/etcd-credentials.ts';
+import type { ConnectionCredentials } from '../src/connection-credentials.ts';
 import { ZooKeeperRegistration } from '../src/registration/registration-zookeeper.ts';
 import type { Registration } from '../src/registration/registration.ts';
 
@@ -16,7 +16,7 @@ import type { Registration } from '../src/registration/registration.ts';
  * TLS files, user/password; ZooKeeper: the digest user and password); throws for one the agent
  * cannot write (`unwritableLocation`).
  */
-export function createRegistration(location: RegistryLocation, ttlMs: number, credentials?: EtcdCredentials): Registration {
+export function createRegistration(location: RegistryLocation, ttlMs: number, credentials?: ConnectionCredentials): Registration {
   const unwritable = unwritableLocation(location);
   // (A file location is always unwritable; the kind test narrows the type.)
   if (unwritable !== undefined || location.kind === 'file') throw new Error(unwritable);

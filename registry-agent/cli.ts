@@ -3,7 +3,7 @@ import { usageReason } from '../src/cli-usage.ts';
 import { instanceHostProblem } from '../src/discovery/instance-host.ts';
 import { parseDurationMs } from '../src/duration.ts';
 import { SwitchboardError } from '../src/errors.ts';
-import { namesEtcdCredentials, readEtcdCredentials, type EtcdCredentialFiles, type EtcdCredentials } from '../src/etcd-credentials.ts';
+import { namesCredentialFiles, readCredentialFiles, type CredentialFiles, type ConnectionCredentials } from '../src/connection-credentials.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../src/registry-url.ts';
 
 /** How the agent decides the backend is healthy. */
@@ -33,9 +33,9 @@ export interface AgentOptions {
   /** etcd lease TTL, and the ZooKeeper session timeout the agent asks for. */
   ttlMs: number;
   /** An etcd registry's TLS files and user/password (`--etcd-ca-file`…), read at start; undefined when none is given. */
-  etcdCredentials?: EtcdCredentials | undefined;
+  etcdCredentials?: ConnectionCredentials | undefined;
   /** A ZooKeeper registry's digest user and password (`--zk-username`, `--zk-password-file`), read at start; undefined when none is given. */
-  zooKeeperCredentials?: EtcdCredentials | undefined;
+  zooKeeperCredentials?: ConnectionCredentials | undefined;
   /** The backend to start as a child, when given after `--`. */
   command: string[];
   /** Human-readable logs instead of JSON lines. */
@@ -182,7 +182,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
 }
 
 /** The flag of each etcd credential file (or the user). */
-const CREDENTIAL_FLAGS: Record<keyof EtcdCredentialFiles, Flag> = {
+const CREDENTIAL_FLAGS: Record<keyof CredentialFiles, Flag> = {
   caFile: 'etcd-ca-file',
   certFile: 'etcd-cert-file',
   keyFile: 'etcd-key-file',
@@ -195,16 +195,16 @@ const CREDENTIAL_FLAGS: Record<keyof EtcdCredentialFiles, Flag> = {
  * so that a missing or bad file stops the agent at start with the flag and the reason; undefined
  * when none is given. Refused on ZooKeeper, and the TLS files on a plain etcd:// URL.
  */
-function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): EtcdCredentials | undefined {
-  const files = Object.fromEntries(Object.entries(CREDENTIAL_FLAGS).map(([field, flag]) => [field, get(flag)])) as EtcdCredentialFiles;
-  if (!namesEtcdCredentials(files)) return undefined;
-  const given = (Object.keys(CREDENTIAL_FLAGS) as (keyof EtcdCredentialFiles)[]).find((field) => files[field] !== undefined)!;
+function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): ConnectionCredentials | undefined {
+  const files = Object.fromEntries(Object.entries(CREDENTIAL_FLAGS).map(([field, flag]) => [field, get(flag)])) as CredentialFiles;
+  if (!namesCredentialFiles(files)) return undefined;
+  const given = (Object.keys(CREDENTIAL_FLAGS) as (keyof CredentialFiles)[]).find((field) => files[field] !== undefined)!;
   if (registry.kind !== 'etcd') throw new AgentUsageError(CREDENTIAL_FLAGS[given], 'applies to an etcd registry (etcd://, etcds://) only; ZooKeeper takes --zk-username and --zk-password-file (digest authentication; ZooKeeper TLS is not supported)');
   const tlsFile = (['caFile', 'certFile', 'keyFile'] as const).find((field) => files[field] !== undefined);
   if (tlsFile !== undefined && !registry.endpoints.every((endpoint) => endpoint.startsWith('https://'))) {
     throw new AgentUsageError(CREDENTIAL_FLAGS[tlsFile], 'needs an etcds:// registry URL (TLS)');
   }
-  const { credentials, issues } = readEtcdCredentials(files, process.cwd());
+  const { credentials, issues } = readCredentialFiles(files, process.cwd());
   const first = issues[0];
   if (first !== undefined) throw new AgentUsageError(CREDENTIAL_FLAGS[first.field], first.message);
   return credentials;
@@ -215,7 +215,7 @@ function credentialsOf(registry: RegistryLocation, get: (flag: Flag) => string |
  * now (relative to the working folder); undefined when neither is given. Both are needed, and only
  * on a zk:// registry.
  */
-function zooKeeperCredentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): EtcdCredentials | undefined {
+function zooKeeperCredentialsOf(registry: RegistryLocation, get: (flag: Flag) => string | undefined): ConnectionCredentials | undefined {
   const username = get('zk-username');
   const passwordFile = get('zk-password-file');
   if (username === undefined && passwordFile === undefined) return undefined;
@@ -223,7 +223,7 @@ function zooKeeperCredentialsOf(registry: RegistryLocation, get: (flag: Flag) =>
   if (registry.kind !== 'zookeeper') throw new AgentUsageError(given, 'applies to a ZooKeeper registry (zk://) only; etcd takes --etcd-username and --etcd-password-file');
   if (username === undefined) throw new AgentUsageError('zk-username', 'is needed with --zk-password-file');
   if (passwordFile === undefined) throw new AgentUsageError('zk-password-file', 'is needed with --zk-username');
-  const { credentials, issues } = readEtcdCredentials({ username, passwordFile }, process.cwd());
+  const { credentials, issues } = readCredentialFiles({ username, passwordFile }, process.cwd());
   const first = issues[0];
   if (first !== undefined) throw new AgentUsageError(first.field === 'username' ? 'zk-username' : 'zk-password-file', first.message);
   return credentials;

@@ -1,7 +1,7 @@
 import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay } from '../../src/backoff.ts';
 import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
-import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { exists, getChildren, getData, isZooKeeperError, ZooKeeperSessionSupervisor, type ZooKeeperSession } from '../../src/zookeeper/index.ts';
@@ -70,7 +70,7 @@ export class PeerWatcher {
     this.peers.next(next);
   }
 
-  private followEtcd(endpoints: readonly string[], credentials: EtcdCredentials | undefined): () => Promise<void> {
+  private followEtcd(endpoints: readonly string[], credentials: ConnectionCredentials | undefined): () => Promise<void> {
     const keyPrefix = `${this.dir}/`;
     let session: EtcdSession | undefined;
     let wake: (() => void) | undefined;

@@ -1,5 +1,5 @@
 import { SwitchboardError } from '../../src/errors.ts';
-import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import type { ZooKeeperReadAccess } from '../../src/zookeeper/zookeeper-writes.ts';
 import { parseRegistryUrl, type RegistryLocation, type ZooKeeperWatchMode } from '../../src/registry-url.ts';
 
@@ -57,8 +57,8 @@ export class StoreValueError extends SwitchboardError {
 
 /** Where the shared configuration is kept, parsed from `configStore: etcd://…/root` or `zk://…/root`. */
 export type StoreLocation =
-  | { kind: 'etcd'; url: string; endpoints: string[]; root: string; credentials?: EtcdCredentials | undefined }
-  | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode; credentials?: EtcdCredentials | undefined };
+  | { kind: 'etcd'; url: string; endpoints: string[]; root: string; credentials?: ConnectionCredentials | undefined }
+  | { kind: 'zookeeper'; url: string; connectString: string; root: string; watch?: ZooKeeperWatchMode; credentials?: ConnectionCredentials | undefined };
 
 /**
  * Who may read the znodes a gateway with `auth` creates in a ZooKeeper store (objects, their kinds'

@@ -11,7 +11,7 @@ describe('tls and auth of etcd registries and of the config store', () => {
   let dir: string;
   const PASSWORD = 'etcd-password-9c1e';
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sb-etcd-credentials-'));
+    dir = mkdtempSync(join(tmpdir(), 'sb-connection-credentials-'));
     await (await createTestCa(dir)).issue('client', 'switchboard', { clientAuth: true });
     writeFileSync(join(dir, 'etcd.password'), `${PASSWORD}\n`);
     writeFileSync(join(dir, 'notes.txt'), 'not a certificate');

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { readEtcdCredentials, type EtcdCredentialFiles, type EtcdCredentials } from '../../src/etcd-credentials.ts';
+import { readCredentialFiles, type CredentialFiles, type ConnectionCredentials } from '../../src/connection-credentials.ts';
 import type { EtcdTlsFiles, GatewayConfig, MiddlewareConfig, RedisSettings } from './types.ts';
 
 /** A problem with one credential file, at the key path that names it. */
@@ -15,21 +15,21 @@ interface AuthFiles {
 }
 
 /** The files an etcd registry's or store's (or Redis') `tls` and `auth` blocks name, in the reader's terms. */
-export function etcdCredentialFiles(tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined): EtcdCredentialFiles {
+export function credentialFilesOf(tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined): CredentialFiles {
   return { caFile: tls?.caFile, certFile: tls?.certFile, keyFile: tls?.keyFile, username: auth?.username, passwordFile: auth?.passwordFile };
 }
 
 /**
  * Reads the files of each registry's `tls` and `auth` blocks, the config store's and those of
  * `redis` (`tls`, `auth`, `sentinelAuth`; relative paths from the configuration file's folder) with
- * `readEtcdCredentials`, so that a missing or bad file refuses the configuration at load, naming
+ * `readCredentialFiles`, so that a missing or bad file refuses the configuration at load, naming
  * `registries[i].tls.caFile` and the reason, instead of failing to connect later.
  */
 export function readRegistryCredentials(config: GatewayConfig, configPath: string): { config: GatewayConfig; issues: RegistryCredentialIssue[] } {
   const issues: RegistryCredentialIssue[] = [];
-  const read = (tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined, at: readonly (string | number)[], options: { authBlock?: string; passwordAlone?: boolean } = {}): EtcdCredentials | undefined => {
+  const read = (tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined, at: readonly (string | number)[], options: { authBlock?: string; passwordAlone?: boolean } = {}): ConnectionCredentials | undefined => {
     if (tls === undefined && auth === undefined) return undefined;
-    const read = readEtcdCredentials(etcdCredentialFiles(tls, auth), dirname(configPath), { passwordAlone: options.passwordAlone ?? false });
+    const read = readCredentialFiles(credentialFilesOf(tls, auth), dirname(configPath), { passwordAlone: options.passwordAlone ?? false });
     for (const issue of read.issues) issues.push({ path: [...at, issue.field === 'username' || issue.field === 'passwordFile' ? (options.authBlock ?? 'auth') : 'tls', issue.field], message: issue.message });
     return read.credentials;
   };
@@ -54,7 +54,7 @@ export function readRegistryCredentials(config: GatewayConfig, configPath: strin
 /** `redis` with what its `tls`, `auth` and `sentinelAuth` name, read by `read`; itself when it names nothing. */
 function withRedisCredentials(
   redis: RedisSettings,
-  read: (tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined, options: { authBlock?: string; passwordAlone: boolean }) => EtcdCredentials | undefined,
+  read: (tls: EtcdTlsFiles | undefined, auth: AuthFiles | undefined, options: { authBlock?: string; passwordAlone: boolean }) => ConnectionCredentials | undefined,
 ): RedisSettings {
   const credentials = read(redis.tls, redis.auth, { passwordAlone: true });
   const sentinelCredentials = redis.sentinelAuth && read(undefined, redis.sentinelAuth, { authBlock: 'sentinelAuth', passwordAlone: true });

@@ -1,4 +1,4 @@
-import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 
 /** A `host:port` pair of a Redis node or sentinel. */
 export interface RedisNode {
@@ -38,9 +38,9 @@ export interface RedisSettings {
   /** The Sentinels' own AUTH, as written. */
   readonly sentinelAuth?: RedisAuthFiles | undefined;
   /** What `tls` and `auth` name, read at load (`readRegistryCredentials`); undefined when neither is given or files are not read. */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
   /** What `sentinelAuth` names, read at load. */
-  readonly sentinelCredentials?: EtcdCredentials | undefined;
+  readonly sentinelCredentials?: ConnectionCredentials | undefined;
   /** Every command's deadline and the connect timeout: past it a caller gets an error, never a hang. */
   readonly timeoutMs: number;
   /** Prepended to every key the gateway writes, so that several gateways (or apps) can share one Redis. */

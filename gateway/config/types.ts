@@ -3,7 +3,7 @@ import type { SlowStartOptions } from '../../src/balance/slow-start.ts';
 import type { InstanceProtocol } from '../../src/discovery/instance.ts';
 import type { StatusRange } from '../../src/health/probe-http.ts';
 import type { RegistryLocation } from '../../src/registry-url.ts';
-import type { EtcdCredentials } from '../../src/etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
@@ -80,7 +80,7 @@ export type ConfigStoreSettings = StoreLocation & {
   /** User/password authentication of an etcd store, as written. */
   readonly auth?: EtcdAuthFiles | undefined;
   /** What `tls` and `auth` name, read at load; undefined when neither is given or files are not read. */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
 };
 /** This gateway as a peer in the config store. */
 export interface PeerSettings {
@@ -200,7 +200,7 @@ export interface RegistryConfig {
   /** User/password authentication of an etcd registry, as written. */
   readonly auth?: EtcdAuthFiles | undefined;
   /** What `tls` and `auth` name, read at load (`readRegistryCredentials`); undefined when neither is given or files are not read. */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
 }
 
 /** An etcd registry's or store's `tls` block: paths, relative to the configuration file's folder. */

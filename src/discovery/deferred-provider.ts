@@ -1,6 +1,6 @@
 import { BehaviorSubject, ReplaySubject, switchMap, take, type Observable, type Subscription } from 'rxjs';
 import { errorMessage } from '../errors.ts';
-import type { EtcdCredentials } from '../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../connection-credentials.ts';
 import type { Logger } from '../logger.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from './provider.ts';
 
@@ -62,7 +62,7 @@ export class DeferredProvider implements DiscoveryProvider {
   }
 
   /** Gives `credentials` to the implementation once it is loaded (see `DiscoveryProvider.replaceCredentials`). */
-  replaceCredentials(credentials: EtcdCredentials | undefined): void {
+  replaceCredentials(credentials: ConnectionCredentials | undefined): void {
     void this.#loading?.then((provider) => {
       if (!this.#closing) provider?.replaceCredentials?.(credentials);
     });

@@ -1,4 +1,4 @@
-import type { EtcdCredentials } from '../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { componentLogger } from '../logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
 import { DeferredProvider } from './deferred-provider.ts';
@@ -12,7 +12,7 @@ import { normalizeRoot } from './zookeeper/zookeeper-root.ts';
  * with `credentials` (TLS files, user/password) for an etcd registry, a ZooKeeper one's digest user and password; not started. The ZooKeeper and etcd implementations are imported on `start()` (see `DeferredProvider`),
  * so a configuration that names neither never loads their clients.
  */
-export function createProvider(registry: string | RegistryLocation, credentials?: EtcdCredentials): DiscoveryProvider {
+export function createProvider(registry: string | RegistryLocation, credentials?: ConnectionCredentials): DiscoveryProvider {
   const location = typeof registry === 'string' ? parseRegistryUrl(registry) : registry;
   const layout = location.kind !== 'file' && location.layout ? { layout: location.layout } : {};
   switch (location.kind) {

@@ -1,4 +1,4 @@
-import type { EtcdCredentials } from '../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../connection-credentials.ts';
 import type { Observable } from 'rxjs';
 import type { Instance } from './instance.ts';
 
@@ -75,5 +75,5 @@ export interface DiscoveryProvider {
    * digest user and password), at once, keeping the sets already published until the new
    * connection lists the registry.
    */
-  replaceCredentials?(credentials: EtcdCredentials | undefined): void;
+  replaceCredentials?(credentials: ConnectionCredentials | undefined): void;
 }

@@ -1,5 +1,5 @@
 import type { Etcd3, Lease } from 'etcd3';
-import type { EtcdCredentials } from '../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { errorMessage } from '../errors.ts';
@@ -19,7 +19,7 @@ export interface EtcdRegistrationOptions<T = Instance> {
   /** The component name in logs. */
   component?: string;
   /** TLS files and user/password of the client. */
-  credentials?: EtcdCredentials | undefined;
+  credentials?: ConnectionCredentials | undefined;
 }
 
 

@@ -1,5 +1,5 @@
 import { Etcd3, type IOptions } from 'etcd3';
-import type { EtcdCredentials } from '../../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { NO_HIDDEN_RETRIES } from './etcd-fault-handling.ts';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
@@ -18,7 +18,7 @@ export interface EtcdClientOptions {
   /** Deadline of every unary call (reads, probes), and how long a keepalive ping may go unanswered. */
   readonly requestTimeoutMs: number;
   /** TLS files and user/password for the connection; none: the URL's scheme alone (system roots for https). */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
 }
 
 /**

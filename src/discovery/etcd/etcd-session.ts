@@ -1,5 +1,5 @@
 import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
-import type { EtcdCredentials } from '../../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { RegistryError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
@@ -29,7 +29,7 @@ export interface EtcdSessionOptions {
   readonly stallTimeoutMs: number;
   readonly listPageSize?: number;
   /** TLS files and user/password of the client. */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
 }
 
 /** Where a session delivers what it reads; neither callback may throw. */

@@ -1,4 +1,4 @@
-import { readEtcdCredentials } from '../../etcd-credentials.ts';
+import { readCredentialFiles } from '../../connection-credentials.ts';
 import type { IKeyValue, IWatchResponse } from 'etcd3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { providerResyncsTotal } from '../../metrics.ts';
@@ -147,7 +147,7 @@ describe('EtcdProvider supervision', () => {
   it('replaceCredentials ends the session and opens the next one with the new credentials at once, staying connected with the sets it had', async () => {
     const { provider, sessions, statuses, members } = scripted();
     sessions[0]!.list(3, { '/services/a/1': instance(1) });
-    const credentials = readEtcdCredentials({}, '/').credentials;
+    const credentials = readCredentialFiles({}, '/').credentials;
     provider.replaceCredentials(credentials);
     await vi.waitFor(() => expect(sessions).toHaveLength(2));
     expect(sessions[0]!.options.credentials).toBeUndefined();

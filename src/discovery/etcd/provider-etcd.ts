@@ -1,7 +1,7 @@
 import type { IWatchResponse } from 'etcd3';
 import type { Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backoff.ts';
-import type { EtcdCredentials } from '../../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
@@ -45,7 +45,7 @@ export interface EtcdProviderOptions {
   /** How keys are laid out and values encoded; `native` under `<prefix>/<service>/<instanceId>` by default. */
   readonly layout?: RegistryLayoutSpec;
   /** TLS files and user/password of every session's client. */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
 }
 
 /**
@@ -76,7 +76,7 @@ export class EtcdProvider implements DiscoveryProvider {
   private readonly batch: PublishBatch;
   private revision = '0';
   private session: ReturnType<EtcdSessionFactory> | undefined;
-  private credentials: EtcdCredentials | undefined;
+  private credentials: ConnectionCredentials | undefined;
   /** Set by `replaceCredentials`: the session it closed is to be replaced at once, not the provider stopped. */
   private reconnecting = false;
   private running: Promise<void> | undefined;
@@ -112,7 +112,7 @@ export class EtcdProvider implements DiscoveryProvider {
   }
 
   /** Ends the current session (or backoff) and starts a new one with `credentials`; the published sets stay until it lists. */
-  replaceCredentials(credentials: EtcdCredentials | undefined): void {
+  replaceCredentials(credentials: ConnectionCredentials | undefined): void {
     if (this.closing) return;
     this.credentials = credentials;
     this.reconnecting = true;

@@ -1,6 +1,6 @@
 import { Subscription } from 'rxjs';
 import type { BackoffOptions } from '../../backoff.ts';
-import type { EtcdCredentials } from '../../etcd-credentials.ts';
+import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal } from '../../metrics.ts';
@@ -30,7 +30,7 @@ export interface ZooKeeperProviderOptions {
   /** Retry delays for connections and failed reads. */
   readonly backoff?: BackoffOptions;
   /** The `auth` of the registry's entry: its user and password authenticate every session (ZooKeeper's digest scheme). */
-  readonly credentials?: EtcdCredentials | undefined;
+  readonly credentials?: ConnectionCredentials | undefined;
   /** Provider name tagging snapshots; `zk:<connectString><root>` by default. */
   readonly name?: string;
   /** How entries are laid out and encoded; `native` under `<root>/<service>/<instance>` by default. */

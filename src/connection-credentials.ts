@@ -3,21 +3,21 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 
-/** The files that secure an etcd connection, as a configuration or the agent's flags name them. */
-export interface EtcdCredentialFiles {
-  /** TLS: the CA bundle that signed etcd's server certificate; none: the system roots. */
+/** The files that secure a connection to etcd, ZooKeeper (a digest's user and password) or Redis, as a configuration or the agent's flags name them. */
+export interface CredentialFiles {
+  /** TLS: the CA bundle that signed the server's certificate; none: the system roots. */
   readonly caFile?: string | undefined;
-  /** TLS: a client certificate (with `keyFile`) for etcd's `--client-cert-auth`. */
+  /** TLS: a client certificate (with `keyFile`), for etcd's `--client-cert-auth` or Redis' `tls-auth-clients`. */
   readonly certFile?: string | undefined;
   readonly keyFile?: string | undefined;
-  /** etcd's user/password authentication: the user, and a file holding the password (one trailing newline dropped). */
+  /** User/password authentication: the user, and a file holding the password (one trailing newline dropped). */
   readonly username?: string | undefined;
   readonly passwordFile?: string | undefined;
 }
 
 /** A problem with one credential file, named by its field (`caFile`, `passwordFile`…). */
-export interface EtcdCredentialIssue {
-  readonly field: keyof EtcdCredentialFiles;
+export interface CredentialIssue {
+  readonly field: keyof CredentialFiles;
   readonly message: string;
 }
 
@@ -28,11 +28,11 @@ export interface EtcdClientSecurity {
 }
 
 /**
- * The contents of an etcd connection's credential files as read once. The key and password are
+ * The contents of a connection's credential files (etcd, ZooKeeper, Redis) as read once. The key and password are
  * private fields, so the admin API's `/api/config` (which lists enumerable fields) and logs show
  * the paths, the user and a digest, never a secret; a changed file under the same path changes `sha256`.
  */
-export class EtcdCredentials {
+export class ConnectionCredentials {
   readonly #ca: Buffer | undefined;
   readonly #cert: Buffer | undefined;
   readonly #key: Buffer | undefined;
@@ -45,7 +45,7 @@ export class EtcdCredentials {
   /** SHA-256 over every file read and the user name. */
   readonly sha256: string;
 
-  constructor(files: EtcdCredentialFiles, contents: { ca?: Buffer; cert?: Buffer; key?: Buffer; password?: string }) {
+  constructor(files: CredentialFiles, contents: { ca?: Buffer; cert?: Buffer; key?: Buffer; password?: string }) {
     this.caFile = files.caFile;
     this.certFile = files.certFile;
     this.keyFile = files.keyFile;
@@ -100,9 +100,9 @@ export class EtcdCredentials {
  * a user a password file, and the other way round (with `passwordAlone`, a password file may come
  * without a user: Redis' default user). Returns the credentials, or every issue found.
  */
-export function readEtcdCredentials(files: EtcdCredentialFiles, baseDir: string, options: { readonly passwordAlone?: boolean } = {}): { credentials: EtcdCredentials | undefined; issues: EtcdCredentialIssue[] } {
-  const issues: EtcdCredentialIssue[] = [];
-  const read = (field: keyof EtcdCredentialFiles): Buffer | undefined => {
+export function readCredentialFiles(files: CredentialFiles, baseDir: string, options: { readonly passwordAlone?: boolean } = {}): { credentials: ConnectionCredentials | undefined; issues: CredentialIssue[] } {
+  const issues: CredentialIssue[] = [];
+  const read = (field: keyof CredentialFiles): Buffer | undefined => {
     const file = files[field];
     if (file === undefined) return undefined;
     const absolute = resolve(baseDir, file);
@@ -129,10 +129,10 @@ export function readEtcdCredentials(files: EtcdCredentialFiles, baseDir: string,
   if (password === '') issues.push({ field: 'passwordFile', message: `${resolve(baseDir, files.passwordFile ?? '')} is empty` });
   if (issues.length > 0) return { credentials: undefined, issues };
   const contents = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(password === undefined ? {} : { password }) };
-  return { credentials: new EtcdCredentials(files, contents), issues };
+  return { credentials: new ConnectionCredentials(files, contents), issues };
 }
 
-function checkPem(pem: Buffer, field: keyof EtcdCredentialFiles, issues: EtcdCredentialIssue[], check: () => void, what: string): void {
+function checkPem(pem: Buffer, field: keyof CredentialFiles, issues: CredentialIssue[], check: () => void, what: string): void {
   if (!pem.includes('-----BEGIN ')) {
     issues.push({ field, message: 'not a PEM file (no "-----BEGIN" line)' });
     return;
@@ -145,6 +145,6 @@ function checkPem(pem: Buffer, field: keyof EtcdCredentialFiles, issues: EtcdCre
 }
 
 /** Whether any credential file or user is named. */
-export function namesEtcdCredentials(files: EtcdCredentialFiles): boolean {
+export function namesCredentialFiles(files: CredentialFiles): boolean {
   return Object.values(files).some((value) => value !== undefined);
 }
