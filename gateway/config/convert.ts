@@ -3,6 +3,7 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
 import { httpProbe, type ProbeTlsOptions } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
+import { probeOnPort } from '../../src/health/probe.ts';
 import { componentLogger } from '../../src/logger.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
@@ -35,12 +36,12 @@ export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalanc
 
 function activeCheckOptions(check: HealthCheckSettings, tls: UpstreamConnection['tls']): ActiveCheckOptions {
   const probeTls: ProbeTlsOptions = Object.fromEntries(Object.entries({ ...tls }).filter(([, value]) => value !== undefined));
-  const probe =
+  const checked =
     check.type === 'tcp'
       ? tcpProbe()
       : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, grpcService: check.grpcService, tlsHintLog: PROBE_HINT_LOG, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
   return {
-    probe,
+    probe: check.port === undefined ? checked : probeOnPort(checked, check.port),
     intervalMs: check.intervalMs,
     unhealthyIntervalMs: check.unhealthyIntervalMs,
     timeoutMs: check.timeoutMs,

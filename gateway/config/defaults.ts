@@ -38,6 +38,7 @@ export const DEFAULT_HEALTH_CHECK: HealthCheckSettings = {
   expectedStatuses: [{ from: 200, to: 299 }],
   hostHeader: undefined,
   grpcService: '',
+  port: undefined,
   intervalMs: DEFAULT_CHECK_INTERVAL_MS,
   unhealthyIntervalMs: DEFAULT_CHECK_INTERVAL_MS,
   timeoutMs: DEFAULT_CHECK_TIMEOUT_MS,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeInstance } from '../../src/discovery/instance-codec.ts';
+import { startSwitchableBackend } from '../../src/health/health-testing.ts';
 import { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamPolicy } from './convert.ts';
 import { DEFAULT_HEALTH_CHECK, DEFAULT_OUTLIER_DETECTION, DEFAULT_RETRY_POLICY, DEFAULT_UPSTREAM_TIMEOUTS } from './defaults.ts';
 import { parseConfig } from './load.ts';
@@ -88,6 +89,25 @@ describe('serviceBalancerOptions', () => {
     expect(serviceBalancerOptions(serviceSettings(parsed, 'a')).slowStart).toEqual({ windowMs: 30_000, aggression: 1, minWeightPercent: 10 });
     expect(serviceBalancerOptions(serviceSettings(parsed, 'b')).slowStart).toEqual({ windowMs: 4_000, aggression: 2, minWeightPercent: 5 });
     expect(serviceBalancerOptions(serviceSettings(parsed, 'c'))).not.toHaveProperty('slowStart');
+  });
+
+  it('points the active check at healthCheck.port of the instance\'s host, inherited from defaults, and refuses a port out of range', async () => {
+    const management = await startSwitchableBackend();
+    try {
+      const text = `defaults: { healthCheck: { port: ${management.target.port} } }\nservices: { a: {}, b: { healthCheck: { type: tcp } } }`;
+      const parsed = parseConfig('gateway.yaml', text);
+      // The instances' own port refuses: only a check of the management port passes.
+      const instance = { address: '127.0.0.1:1', host: '127.0.0.1', port: 1, protocol: 'http' as const };
+      for (const service of ['a', 'b']) {
+        const probe = serviceBalancerOptions(serviceSettings(parsed, service)).health?.active?.probe;
+        expect(await probe!(instance, AbortSignal.timeout(5_000))).toMatchObject({ healthy: true });
+      }
+      expect(management.requests).toEqual([{ path: '/health', host: `127.0.0.1:${management.target.port}` }]);
+    } finally {
+      await management.close();
+    }
+    expect(() => parseConfig('gateway.yaml', 'services: { a: { healthCheck: { port: 0 } } }')).toThrow('services.a.healthCheck.port');
+    expect(() => parseConfig('gateway.yaml', 'services: { a: { healthCheck: { port: 65536 } } }')).toThrow('services.a.healthCheck.port');
   });
 
   it('defaults the consistent-hash key to the client IP', () => {

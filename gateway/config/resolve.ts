@@ -277,6 +277,7 @@ function mergeHealthCheck(base: HealthCheckSettings | false, layer: ServiceSetti
       expectedStatuses: layer.expectedStatuses,
       hostHeader: layer.hostHeader,
       grpcService: layer.grpcService,
+      port: layer.port,
       intervalMs: layer.interval,
       unhealthyIntervalMs: layer.unhealthyInterval,
       timeoutMs: layer.timeout,

@@ -76,6 +76,8 @@ const healthCheck = section({
   expectedStatuses: z.array(statusRange).min(1).optional(),
   hostHeader: z.string().regex(/^[\x21-\x7e]+$/, 'expected a host name, optionally with :port').optional(),
   grpcService: z.string().max(512).optional(),
+  // A management port (Spring's actuator, Envoy's admin): the check connects there instead of the traffic port.
+  port: count(1, 65_535).optional(),
   interval: checkDuration.optional(),
   unhealthyInterval: checkDuration.optional(),
   timeout: checkDuration.optional(),

@@ -273,6 +273,8 @@ export interface HealthCheckSettings {
   readonly hostHeader: string | undefined;
   /** `grpc`/`grpcs` instances: the service name their `grpc.health.v1.Health/Check` asks about ('' the whole server). */
   readonly grpcService: string;
+  /** The port checks connect to on the instance's host; the instance's own port when undefined. */
+  readonly port: number | undefined;
   readonly intervalMs: number;
   readonly unhealthyIntervalMs: number;
   readonly timeoutMs: number;

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startSwitchableBackend, type SwitchableBackend } from './health-testing.ts';
 import { httpProbe } from './probe-http.ts';
 import { tcpProbe } from './probe-tcp.ts';
-import type { ProbeTarget } from './probe.ts';
+import { probeOnPort, type ProbeTarget } from './probe.ts';
 import { freePort } from '../../test/harness/ports.ts';
 
 const targetAt = (port: number): ProbeTarget => ({ address: `127.0.0.1:${port}`, host: '127.0.0.1', port, protocol: 'http' });
@@ -136,5 +136,32 @@ describe('tcpProbe', () => {
 
   it('fails with ECONNREFUSED when nothing listens', async () => {
     expect(await tcpProbe()(targetAt(await freePort()), new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+  });
+});
+
+describe('probeOnPort', () => {
+  it('checks the management port of the instance\'s host and names that port in the default Host', async () => {
+    const management = await startSwitchableBackend();
+    try {
+      // The traffic port refuses: a check of it would fail.
+      const instance = targetAt(await freePort());
+      const checked = await probeOnPort(httpProbe(), management.target.port)(instance, new AbortController().signal);
+      expect(checked).toEqual({ healthy: true, detail: 'status 200' });
+      expect(management.requests).toEqual([{ path: '/health', host: `127.0.0.1:${management.target.port}` }]);
+      expect(await probeOnPort(tcpProbe(), management.target.port)(instance, new AbortController().signal)).toEqual({ healthy: true, detail: 'connected' });
+    } finally {
+      await management.close();
+    }
+  });
+
+  it('fails when the management port refuses, though the traffic port answers', async () => {
+    const traffic = await startSwitchableBackend();
+    try {
+      const probe = probeOnPort(httpProbe(), await freePort());
+      expect(await probe(traffic.target, new AbortController().signal)).toEqual({ healthy: false, detail: 'ECONNREFUSED' });
+      expect(traffic.requests).toEqual([]);
+    } finally {
+      await traffic.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import type { InstanceProtocol } from '../discovery/instance.ts';
+import { instanceAddress, type InstanceProtocol } from '../discovery/instance.ts';
 
 /** Where an active check connects: the address balancers know, and how to reach it. */
 export interface ProbeTarget {
@@ -36,4 +36,14 @@ export function probeTimeoutReason(timeoutMs: number): Error {
   const reason = new Error(`health check timed out after ${timeoutMs} ms`);
   reason.name = 'TimeoutError';
   return reason;
+}
+
+/**
+ * `probe` pointed at `port` of each target's host instead of the target's own port (a management
+ * port, as Envoy's health check `port_value` and Traefik's `healthCheck.port`). The probe sees that
+ * port in `address` too, so an HTTP check's default Host (`:authority`) names the port it reached;
+ * checks stay keyed and judged by the instance.
+ */
+export function probeOnPort(probe: HealthProbe, port: number): HealthProbe {
+  return (target, signal) => probe({ ...target, port, address: instanceAddress({ host: target.host, port }) }, signal);
 }
