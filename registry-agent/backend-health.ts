@@ -12,6 +12,8 @@ export interface BackendHealthOptions {
   host: string;
   port: number;
   probe: AgentProbe;
+  /** The port probed on `host` (a management port); `port` when undefined. Registered is always `port`. */
+  healthPort?: number | undefined;
   /** The registered protocol, which the probe speaks; plain HTTP when undefined. */
   protocol?: AgentOptions['protocol'];
   intervalMs: number;
@@ -45,7 +47,8 @@ export class BackendHealth {
     const { probe } = options;
     this.probe = probe.kind === 'http' ? httpProbe({ path: probe.path }) : probe.kind === 'grpc' ? grpcProbe({ service: probe.service }) : tcpProbe();
     // The HTTP probe speaks the registered protocol (HTTP/2 for h2c, TLS for https), as the gateway's would.
-    this.target = { address: instanceAddress(options), host: options.host, port: options.port, protocol: options.protocol ?? (probe.kind === 'grpc' ? 'grpc' : 'http') };
+    const port = options.healthPort ?? options.port;
+    this.target = { address: instanceAddress({ host: options.host, port }), host: options.host, port, protocol: options.protocol ?? (probe.kind === 'grpc' ? 'grpc' : 'http') };
   }
 
   /** The current verdict. */

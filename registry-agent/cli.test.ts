@@ -98,6 +98,13 @@ describe('parseAgentArgs', () => {
     for (const host of ['backend-1.internal', '10.0.0.5', '::1', 'fd00::5']) expect(parseAgentArgs([...BASE, '--host', host, '--id', 'user-1'], {}).host).toBe(host);
   });
 
+  it('reads --health-port (SWITCHBOARD_HEALTH_PORT), probing the registered port without it', () => {
+    expect(parseAgentArgs(BASE, {}).healthPort).toBeUndefined();
+    expect(parseAgentArgs([...BASE, '--health-port', '9090'], {})).toMatchObject({ port: 8081, healthPort: 9090, id: 'user-127.0.0.1-8081' });
+    expect(parseAgentArgs(BASE, { SWITCHBOARD_HEALTH_PORT: '9091' }).healthPort).toBe(9091);
+    expect(() => parseAgentArgs([...BASE, '--health-port', '0'], {})).toThrow(/^--health-port: "0" must be a whole number from 1 to 65535$/);
+  });
+
   it('takes durations up to the longest a timer can wait', () => {
     expect(parseAgentArgs([...BASE, '--drain', '24d', '--interval', '2147483647ms'], {})).toMatchObject({ drainMs: 24 * 86_400_000, intervalMs: 2_147_483_647 });
   });

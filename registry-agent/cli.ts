@@ -25,6 +25,8 @@ export interface AgentOptions {
   /** The registered `protocol`; undefined leaves it to the gateway's service default. */
   protocol: (typeof AGENT_PROTOCOLS)[number] | undefined;
   probe: AgentProbe;
+  /** The port the probe connects to on `host` (`--health-port`, a management port); `port` when undefined. */
+  healthPort: number | undefined;
   intervalMs: number;
   timeoutMs: number;
   rise: number;
@@ -70,6 +72,7 @@ const FLAGS = {
   metadata: { type: 'string', multiple: true },
   id: { type: 'string' },
   health: { type: 'string' },
+  'health-port': { type: 'string' },
   protocol: { type: 'string' },
   interval: { type: 'string' },
   timeout: { type: 'string' },
@@ -152,6 +155,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
 
   const protocol = protocolOf(get('protocol'));
   const health = probe(get('health') ?? 'tcp');
+  const healthPort = get('health-port');
   // The gateway checks a grpc instance with the gRPC health service whatever path it is given; so would the agent.
   if (health.kind === 'http' && (protocol === 'grpc' || protocol === 'grpcs')) {
     throw new AgentUsageError('health', `http:${health.path} cannot check a ${protocol} backend: use grpc[:service] (grpc.health.v1) or tcp`);
@@ -167,6 +171,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
     protocol,
     probe: health,
+    healthPort: healthPort === undefined ? undefined : integer('health-port', healthPort, 1, 65_535),
     intervalMs: duration('interval', get('interval') ?? '2s'),
     timeoutMs: duration('timeout', get('timeout') ?? '1s'),
     rise: integer('rise', get('rise') ?? '2', 1, 100),

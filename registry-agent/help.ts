@@ -19,6 +19,8 @@ Options:
   --health <probe>     tcp, http:/path expecting 2xx, or grpc[:service] for the standard
                        grpc.health.v1 check expecting SERVING (tcp); grpc and grpcs
                        backends take tcp or grpc[:service]
+  --health-port <port> port the probe connects to on --host, e.g. a management port
+                       serving /health (--port); the probe speaks --protocol there
   --interval <dur>     time between probes (2s)
   --timeout <dur>      probe timeout (1s)
   --rise <n>           passes before registering (2)
