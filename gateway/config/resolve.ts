@@ -318,6 +318,9 @@ function staticInstance(entry: NonNullable<ServiceSettingsInput['instances']>[nu
 const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined => policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
 
 
+/** The methods a CORS preflight is allowed unless `allowMethods` says otherwise: the ones that need none. */
+const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
+
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
 function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefined): MiddlewareConfig {
   if (input.rateLimit) {
@@ -346,6 +349,11 @@ function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefi
   if (input.hsts) {
     const { maxAge, includeSubDomains, preload } = input.hsts;
     return { kind: 'hsts', settings: { maxAgeMs: maxAge, includeSubDomains: includeSubDomains ?? false, preload: preload ?? false } };
+  }
+  if (input.cors) {
+    const { allowOrigins, allowMethods, allowHeaders, exposeHeaders, allowCredentials, maxAge } = input.cors;
+    const settings = { allowOrigins, allowMethods: allowMethods ?? DEFAULT_CORS_METHODS, allowHeaders: allowHeaders ?? [], exposeHeaders: exposeHeaders ?? [], allowCredentials: allowCredentials ?? false, maxAgeMs: maxAge };
+    return { kind: 'cors', settings };
   }
   if (input.headers) {
     const { request, response, host } = input.headers;

@@ -20,6 +20,25 @@ const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
 
 const IPV6_SUBNET_HINT = 'expected a prefix length from 1 to 128';
 
+const ORIGIN_HINT = 'expected "*" or an origin such as https://app.example.com or https://*.example.com (scheme, host, optional port; no path)';
+const ORIGIN = /^(https?):\/\/((?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/;
+const DEFAULT_PORT: Readonly<Record<string, string>> = { http: '80', https: '443' };
+
+/** A CORS origin as browsers send it: lower-cased, without its scheme's default port (`https://a.example:443` is `https://a.example`). */
+const corsOrigin = z.string().transform((text, context) => {
+  if (text === '*') return text;
+  const match = ORIGIN.exec(text.toLowerCase());
+  if (!match || (match[3] !== undefined && (Number(match[3]) < 1 || Number(match[3]) > 65_535))) {
+    context.addIssue({ code: 'custom', message: ORIGIN_HINT });
+    return z.NEVER;
+  }
+  const [, scheme, host, port] = match;
+  return port === undefined || port === DEFAULT_PORT[scheme!] ? `${scheme}://${host}` : `${scheme}://${host}:${port}`;
+});
+
+/** An HTTP method (an RFC 9110 token, case kept: methods are case-sensitive), or `*` for whichever a preflight asks. */
+const corsMethod = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid method');
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -43,6 +62,19 @@ const MIDDLEWARE_KINDS = {
     includeSubDomains: z.boolean().optional(),
     preload: z.boolean().optional(),
   }),
+  cors: section({
+    allowOrigins: z.array(corsOrigin).min(1),
+    allowMethods: z.array(corsMethod).min(1).optional(),
+    allowHeaders: z.array(headerName).optional(),
+    exposeHeaders: z.array(headerName).optional(),
+    allowCredentials: z.boolean().optional(),
+    maxAge: longDuration.optional(),
+  }).superRefine((settings, context) => {
+    // The Fetch standard: a credentialed request's answer may not grant `*`; echoing every origin instead would open credentials to any site.
+    if (settings.allowCredentials && settings.allowOrigins.includes('*')) {
+      context.addIssue({ code: 'custom', path: ['allowCredentials'], message: 'cannot go with allowOrigins "*" (browsers refuse credentials for any origin): list the origins' });
+    }
+  }),
   headers: section({
     request: headerPolicy.optional(),
     response: headerPolicy.optional(),
@@ -60,6 +92,7 @@ const middlewareEntry = section({
   rateLimit: MIDDLEWARE_KINDS.rateLimit.optional(),
   redirectScheme: MIDDLEWARE_KINDS.redirectScheme.optional(),
   hsts: MIDDLEWARE_KINDS.hsts.optional(),
+  cors: MIDDLEWARE_KINDS.cors.optional(),
   headers: MIDDLEWARE_KINDS.headers.optional(),
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),

@@ -496,6 +496,20 @@ export interface HstsSettings {
   readonly preload: boolean;
 }
 
+/** CORS answered by the gateway: which origins, methods and headers a browser may use across origins. */
+export interface CorsSettings {
+  /** Lower-cased origins without default ports, `https://*.example.com` patterns, or `*`. */
+  readonly allowOrigins: readonly string[];
+  /** `*` answers a preflight with the method it asks for. */
+  readonly allowMethods: readonly string[];
+  /** Lower-cased; `*` answers a preflight with the headers it asks for. */
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  /** How long a browser may cache a preflight's answer; the browser's default when undefined. */
+  readonly maxAgeMs: number | undefined;
+}
+
 /** Header edits as a named middleware: the route keys `requestHeaders`, `responseHeaders`, `hostHeader` in one. */
 export interface HeadersSettings {
   readonly request: HeaderPolicy | undefined;
@@ -508,6 +522,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
   | { readonly kind: 'redirectScheme'; readonly settings: RedirectSchemeSettings }
   | { readonly kind: 'hsts'; readonly settings: HstsSettings }
+  | { readonly kind: 'cors'; readonly settings: CorsSettings }
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }
   | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }

@@ -1,5 +1,6 @@
 import type { MiddlewareConfig } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
+import { cors } from './cors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
@@ -33,6 +34,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return redirectScheme(definition.settings);
     case 'hsts':
       return hsts(definition.settings);
+    case 'cors':
+      return cors(definition.settings);
     case 'headers':
       return headers(definition.settings);
     case 'rewrite':

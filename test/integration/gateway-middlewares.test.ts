@@ -20,11 +20,13 @@ ${options.extraServices ?? ''}
 middlewares:
   to-https: { redirectScheme: { scheme: https, port: 8443, permanent: true } }
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
+  api-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [GET, PUT], allowHeaders: [X-Tenant], allowCredentials: true, maxAge: 10m } }
   ${options.limit === false ? '' : (options.limit ?? LIMIT(3))}
 routes:
   - { path: /limited, service: api${options.limit === false ? '' : ', middlewares: [limit]'} }
   - { path: /old, service: api, middlewares: [to-https] }
   - { path: /hsts, service: api, middlewares: [hsts] }
+  - { path: /cors, service: api, middlewares: [api-cors] }
   - { path: /plain, service: api }
 ${options.extraRoutes ?? ''}
 `;
@@ -94,6 +96,21 @@ ${options.extraRoutes ?? ''}
     expect([moved.status, moved.headers.location]).toEqual([301, 'https://shop.test:8443/old/item?id=7&x=%20']);
     const posted = await get('/old/form', { method: 'POST', headers });
     expect([posted.status, posted.headers.location]).toEqual([308, 'https://shop.test:8443/old/form']);
+  });
+
+  it('answers a CORS preflight itself and grants the listed origin on the upstream answer', async () => {
+    const preflight = { method: 'OPTIONS', headers: { origin: 'https://app.test', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-tenant' } };
+    // The upstream's echo would be a 200 with a body.
+    const answered = await get('/cors/items', preflight);
+    expect([answered.status, answered.body]).toEqual([204, '']);
+    expect(answered.headers).toMatchObject({ 'access-control-allow-origin': 'https://app.test', 'access-control-allow-methods': 'GET, PUT', 'access-control-allow-headers': 'x-tenant', 'access-control-allow-credentials': 'true', 'access-control-max-age': '600' });
+    expect((await get('/cors/items', { ...preflight, headers: { ...preflight.headers, origin: 'https://evil.test' } })).status).toBe(403);
+    const served = await get('/cors/items', { headers: { origin: 'https://app.test' } });
+    expect(served.status).toBe(200);
+    expect(JSON.parse(served.body)).toMatchObject({ method: 'GET', url: '/cors/items' });
+    expect(served.headers).toMatchObject({ 'access-control-allow-origin': 'https://app.test', 'access-control-allow-credentials': 'true', vary: 'Origin' });
+    const foreign = await get('/cors/items', { headers: { origin: 'https://evil.test' } });
+    expect([foreign.status, foreign.headers['access-control-allow-origin']]).toEqual([200, undefined]);
   });
 
   it('does not send HSTS on a plain connection', async () => {
