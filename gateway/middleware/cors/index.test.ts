@@ -42,6 +42,7 @@ describe('cors', () => {
       'access-control-max-age': '600',
       vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers',
     });
+    expect(response.headers['content-length']).toBeUndefined();
     expect(upstreamCalls).toBe(0);
     expect(server.contexts[0]!.outcome.status).toBe(204);
   });
@@ -50,7 +51,7 @@ describe('cors', () => {
     server = await serveMiddleware([cors(SETTINGS)]);
     for (const origin of ['https://evil.example', 'http://app.example.com', 'https://app.example.com.evil.example', 'https://example.org', 'http://localhost:3001']) {
       const response = await server.send('/api', preflight(origin));
-      expect([origin, response.status, response.headers['access-control-allow-origin']]).toEqual([origin, 403, undefined]);
+      expect([origin, response.status, response.headers['access-control-allow-origin'], response.headers['content-length']]).toEqual([origin, 403, undefined, '0']);
     }
   });
 

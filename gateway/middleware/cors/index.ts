@@ -66,10 +66,11 @@ export function cors(settings: CorsSettings): Middleware {
   };
 
   function answerPreflight(context: GatewayContext, origin: string, requestedMethod: string): void {
-    const headers: OutgoingHttpHeaders = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'content-length': 0, 'x-request-id': context.requestId };
+    // No Content-Length on the 204: RFC 9110 §8.6 forbids it there.
+    const headers: OutgoingHttpHeaders = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'x-request-id': context.requestId };
     if (!allowed(origin)) {
       context.outcome.status = 403;
-      context.response.writeHead(403, headers);
+      context.response.writeHead(403, { ...headers, 'content-length': 0 });
       context.response.end();
       return;
     }
