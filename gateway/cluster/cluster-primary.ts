@@ -41,7 +41,8 @@ export interface Primary {
  * statistics arrive rolled per second and the primary alone writes the store. Resolves once
  * every worker listens; rejects, with nothing left running, when one cannot start, or with
  * `signal.reason` once every worker has stopped when `signal` aborts first (a SIGTERM during the
- * start: workers still starting are killed after `STARTING_STOP_MS`, not waited for).
+ * start: workers still starting are killed after `STARTING_STOP_MS`, not waited for; one before
+ * the control plane has started forks none).
  */
 export async function startPrimary(path: string, initial: GatewayConfig, initialText: string, options: { log?: Logger; flowStore?: FlowStore; signal?: AbortSignal } = {}): Promise<Primary> {
   const log = options.log ?? componentLogger('primary');
@@ -150,6 +151,12 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
     else signal?.addEventListener('abort', () => resolve('stop'), { once: true });
   });
   try {
+    // A stop asked for while the control plane started forks no worker: none would have anything to do but exit.
+    if (signal?.aborted) {
+      log.warn('stop requested before the workers were forked; none is forked');
+      closing = true;
+      throw signal.reason;
+    }
     if ((await Promise.race([supervisor.start(), failed, stopRequested])) === 'stop') {
       const starting = supervisor.view().filter((worker) => worker.state !== 'listening').map((worker) => worker.slot);
       log.warn({ starting }, 'stop requested while workers were starting; stopping them without waiting for the start');

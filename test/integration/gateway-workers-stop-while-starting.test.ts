@@ -1,6 +1,7 @@
 // A multi-process gateway told to stop while its workers are still starting stops then, without
-// waiting for the start (whose bound is 30 s per worker), and leaves no worker behind.
-import { writeFileSync } from 'node:fs';
+// waiting for the start (whose bound is 30 s per worker), and leaves no worker behind; told to
+// stop before its control plane has started, it forks no worker at all.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, logOf, makeTempDir, ManagedProcess, REPO_ROOT, waitFor } from '../harness/index.ts';
@@ -62,5 +63,65 @@ routes:
     expect(log).not.toContain('cannot start');
     expect(log).not.toContain('gateway listening');
     expect(stillRunning(tree)).toEqual([]);
+  }, 60_000);
+
+  it('forks no worker when the stop comes before the control plane has started, and exits 0 without the starting-worker kill', async () => {
+    const dir = await makeTempDir('sb-stop-before-fork-');
+    const adminPort = await freePort();
+    const forked = join(dir, 'workers-forked');
+    const held = join(dir, 'admin-held');
+    // In the primary, the admin bind (within the control plane's start) waits for the SIGTERM, and says
+    // when it waits; a worker writes its pid as its code loads, so any fork at all is seen.
+    const preload = join(dir, 'hold-admin.cjs');
+    writeFileSync(preload, `
+const fs = require('node:fs');
+if (require('node:cluster').isWorker) fs.appendFileSync(${JSON.stringify(forked)}, process.pid + '\\n');
+else {
+  const net = require('node:net');
+  const listen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function (...args) {
+    if (args[0] !== ${adminPort}) return listen.apply(this, args);
+    process.once('SIGTERM', () => setImmediate(() => listen.apply(this, args)));
+    fs.writeFileSync(${JSON.stringify(held)}, '');
+    return this;
+  };
+}
+`);
+    const configPath = join(dir, 'gateway.yaml');
+    writeFileSync(configPath, `
+listen: 127.0.0.1:${await freePort()}
+admin: 127.0.0.1:${adminPort}
+workers: 2
+accessLog: false
+services:
+  user: { instances: ["127.0.0.1:${await freePort()}"] }
+routes:
+  - { path: /, service: user }
+`);
+    gateway = new ManagedProcess({
+      name: 'gateway:stop-before-fork',
+      command: process.execPath,
+      args: [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath],
+      logFile: join(dir, 'gateway.log'),
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require=${preload}` },
+      cwd: REPO_ROOT,
+    });
+    gateway.start();
+    const pid = gateway.pid!;
+    await waitFor(() => existsSync(held) || undefined, { timeoutMs: 30_000, message: 'the primary to reach its admin bind' });
+
+    process.kill(pid, 'SIGTERM');
+    const exit = await gateway.waitForExit(20_000).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway!)}`);
+    });
+    const log = await logOf(gateway);
+    expect(exit.code, log).toBe(0);
+    // A gateway that forked after the stop started workers (each writes its pid) and drained or killed them.
+    expect(existsSync(forked) ? readFileSync(forked, 'utf8') : '', log).toBe('');
+    expect(log).toContain('stop requested before the workers were forked; none is forked');
+    expect(log).not.toContain('worker still starting when the gateway stopped; killed');
+    expect(log).toContain('stopped before the gateway finished starting');
+    expect(log).not.toContain('cannot start');
+    expect(log).not.toContain('gateway listening');
   }, 60_000);
 });
