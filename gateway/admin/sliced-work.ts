@@ -1,5 +1,4 @@
 import type { ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
 /**
@@ -52,8 +51,25 @@ export async function writeSliced(response: ServerResponse, parts: readonly Buff
       index += 1;
     }
     response.uncork();
-    if (!more) await Promise.race([once(response, 'drain'), once(response, 'close')]);
+    if (!more) await drainedOrClosed(response);
     await clock.pause();
   }
   if (!response.destroyed) response.end();
+}
+
+/**
+ * Resolves on the response's next `drain` or `close`, whichever comes first, and removes both
+ * listeners then: `Promise.race` over two `once()` left the loser's listeners (and its `error`
+ * one) on the response, one set per wait, past the default limit of 10 on a long body.
+ */
+function drainedOrClosed(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
