@@ -4,10 +4,10 @@ import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { endpointState } from './admin-testing.ts';
 import type { AdminEvent, ConfigChange, EndpointState } from './event-types.ts';
-import { AdminEvents, EVENT_BUFFER_SIZE } from './events.ts';
+import { AdminEvents, EVENT_BUFFER_SIZE, firstEventId } from './events.ts';
 
-/** An AdminEvents over hand-driven streams; `describe` maps a snapshot's service name to prepared endpoint states. */
-function harness(statuses: ProviderStatus[] = []) {
+/** An AdminEvents over hand-driven streams, numbering from `firstId` (`run-start`: its default); `describe` maps a snapshot's service name to prepared endpoint states. */
+function harness(statuses: ProviderStatus[] = [], firstId: number | 'run-start' = 1) {
   const health$ = new Subject<HealthSnapshot>();
   const statuses$ = new BehaviorSubject<readonly ProviderStatus[]>(statuses);
   const config$ = new Subject<ConfigChange>();
@@ -16,6 +16,7 @@ function harness(statuses: ProviderStatus[] = []) {
     health$,
     statuses$,
     config$,
+    ...(firstId === 'run-start' ? {} : { firstId }),
     describe: (snapshot) => {
       const described = states.get(snapshot.service);
       if (!described) throw new Error(`no states for ${snapshot.service}`);
@@ -88,6 +89,29 @@ describe('AdminEvents', () => {
     // Buffered: 6 to EVENT_BUFFER_SIZE + 5.
     expect([4, 5, 6, EVENT_BUFFER_SIZE + 5, EVENT_BUFFER_SIZE + 6].map((id) => events.canReplay(id))).toEqual([false, true, true, true, false]);
     expect(events.canReplay(0)).toBe(false);
+  });
+
+  it('numbers a run from the time it started, so that its ids are above those of every run before it', () => {
+    const before = Date.now();
+    const { seen, config$ } = harness([], 'run-start');
+    config$.next({ type: 'config-applied', data: { routes: 1, services: 0, restartRequired: [] } });
+    const after = Date.now();
+    expect(seen[0]!.id).toBeGreaterThanOrEqual(firstEventId(before));
+    expect(seen[0]!.id).toBeLessThanOrEqual(firstEventId(after));
+    expect(Number.isSafeInteger(firstEventId(Date.UTC(2200, 0, 1)) + 1e9)).toBe(true);
+  });
+
+  it.each([
+    ['a run started a minute earlier, which issued many events', firstEventId(Date.UTC(2026, 0, 1, 12)) - 60_000 * 1_000 + 50_000],
+    ['a gateway that numbered from 1', 4],
+    ['a run started later', firstEventId(Date.UTC(2026, 0, 1, 12)) + 1_000],
+  ])('takes an id of %s for one this run never issued: it cannot replay after it, and replays all it holds', (_case, lastId) => {
+    const { events, config$ } = harness([], firstEventId(Date.UTC(2026, 0, 1, 12)));
+    for (let index = 0; index < 10; index += 1) config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
+    expect(events.canReplay(lastId)).toBe(false);
+    expect(events.since(lastId)).toHaveLength(10);
+    // 0 stands for before this run's first event: everything, and nothing missed while the first is still buffered.
+    expect([events.canReplay(0), events.since(0).length]).toEqual([true, 10]);
   });
 
   it('survives a snapshot it cannot describe and goes on with the next', () => {

@@ -9,6 +9,18 @@ import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload,
 
 /** Events kept for clients that reconnect with `Last-Event-ID`. */
 export const EVENT_BUFFER_SIZE = 500;
+/** Event ids a run may issue per millisecond it has run before a run started later reaches them. */
+export const EVENT_IDS_PER_MS = 1_000;
+
+/**
+ * The first event id of a gateway run starting at `startMs`: its start times `EVENT_IDS_PER_MS`, so
+ * every run numbers above all the ids of the runs before it (a safe integer until the year 2255).
+ * With ids from 1 in every run, a client resuming from an id of an earlier run that the new run had
+ * already passed got the new run's events after it and no `resync`.
+ */
+export function firstEventId(startMs = Date.now()): number {
+  return startMs * EVENT_IDS_PER_MS;
+}
 
 /** The streams the admin events are derived from. */
 export interface AdminEventInputs {
@@ -25,6 +37,8 @@ export interface AdminEventInputs {
   readonly breakers$?: Observable<BreakerChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */
   describe(snapshot: HealthSnapshot): EndpointState[];
+  /** The id of the first event; `firstEventId()` (this run's start) by default. */
+  readonly firstId?: number;
 }
 
 /**
@@ -43,10 +57,13 @@ export class AdminEvents {
   private statuses = new Map<string, ProviderStatus>();
   private readonly subscription = new Subscription();
   private readonly log = componentLogger('admin-events');
-  private nextId = 1;
+  private readonly firstId: number;
+  private nextId: number;
 
   constructor(inputs: AdminEventInputs) {
     this.events$ = this.subject.asObservable();
+    this.firstId = inputs.firstId ?? firstEventId();
+    this.nextId = this.firstId;
     // Statuses first, so that a registry reads as connected before the instances it lists appear.
     this.subscription.add(inputs.statuses$.subscribe((statuses) => this.guard(() => this.onStatuses(statuses))));
     this.subscription.add(inputs.health$.subscribe((snapshot) => this.guard(() => this.onHealth(snapshot, inputs.describe(snapshot)))));
@@ -64,23 +81,24 @@ export class AdminEvents {
   }
 
   /**
-   * The buffered events after `lastId`, oldest first (all buffered ones for 0). An id this process
-   * has not issued yet is from an earlier run of the gateway (ids start at 1 in each): a client
-   * that followed the old one and reconnects missed everything this one buffered, so it gets it all.
+   * The buffered events after `lastId`, oldest first; all buffered ones for 0 (before this run's
+   * first event) and for an id this run has not issued (below its first, or not reached yet): that
+   * is from another run of the gateway (see `firstEventId`), and a client that followed that one
+   * and reconnects missed everything this one buffered.
    */
   since(lastId: number): AdminEvent[] {
-    if (lastId >= this.nextId) return [...this.buffer];
+    if (!this.issued(lastId)) return [...this.buffer];
     return this.buffer.filter((event) => event.id > lastId);
   }
 
   /**
    * Whether `since(lastId)` is every event after `lastId`: false when some of them already left the
-   * buffer, and for an id this process has not issued yet (from an earlier run of the gateway).
+   * buffer, and for an id this run has not issued (from another run of the gateway).
    */
   canReplay(lastId: number): boolean {
-    if (lastId >= this.nextId) return false;
     const oldest = this.buffer[0]?.id ?? this.nextId;
-    return oldest <= lastId + 1;
+    if (lastId === 0) return oldest === this.firstId;
+    return this.issued(lastId) && oldest <= lastId + 1;
   }
 
   /** The latest status of every provider, in the order they first reported. */
@@ -116,6 +134,11 @@ export class AdminEvents {
     this.buffer.push(event);
     if (this.buffer.length > EVENT_BUFFER_SIZE) this.buffer.shift();
     this.subject.next(event);
+  }
+
+  /** Whether `lastId` is an id of this run (0, before its first event, counts as one). */
+  private issued(lastId: number): boolean {
+    return lastId === 0 || (lastId >= this.firstId && lastId < this.nextId);
   }
 
   /** A bad value must not end a stream the admin API lives on: report it and carry on. */

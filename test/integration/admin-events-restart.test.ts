@@ -1,0 +1,81 @@
+// A client of /api/events that followed a gateway across a restart resumes with an id of the run
+// before: it must be told to read the state again (`resync`), however many events the new run has
+// issued meanwhile, never handed the new run's events after that number as if nothing was missed.
+import { afterEach, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import type { SseConnection } from '../harness/sse-client.ts';
+
+const WITHIN_MS = 10_000;
+
+function configText(adminPort: number, backendPort: number, extraServices = 0): string {
+  const extra = Array.from({ length: extraServices }, (_, index) => `  extra-${index}: { instances: ["127.0.0.1:${backendPort + 1 + index}"] }`);
+  return [
+    'listen: 127.0.0.1:{{port}}',
+    `admin: 127.0.0.1:${adminPort}`,
+    'accessLog: false',
+    'services:',
+    `  user: { instances: ["127.0.0.1:${backendPort}"] }`,
+    ...extra,
+    'routes:',
+    '  - { path: /, service: user }',
+    '',
+  ].join('\n');
+}
+
+/** The ids the admin listener has buffered in this run, oldest first (a replay from 0), once there are more than `atLeast`. */
+async function bufferedIds(adminUrl: string, atLeast = 0): Promise<number[]> {
+  const admin = adminClient(adminUrl);
+  return waitFor(
+    async () => {
+      const stream = await admin.events('0');
+      try {
+        // The replay is written at once on connecting; the event after the last one it had waits for a change.
+        await waitFor(() => stream.messages.length > atLeast || undefined, { timeoutMs: 1_000, message: 'the replay' }).catch(() => undefined);
+        const ids = stream.messages.map((message) => Number(message.id));
+        return ids.length > atLeast ? ids : undefined;
+      } finally {
+        stream.close();
+      }
+    },
+    { timeoutMs: WITHIN_MS, message: `more than ${atLeast} buffered events` },
+  );
+}
+
+describe('admin event ids across a gateway restart', () => {
+  let gateway: GatewayProcess | undefined;
+  let stream: SseConnection | undefined;
+
+  afterEach(async () => {
+    stream?.close();
+    await gateway?.process.stop();
+  });
+
+  it('sends resync to a client resuming from an id of the run before, even once the new run has issued more events than that one', async () => {
+    const adminPort = await freePort();
+    const backendPort = await freePort();
+    const adminUrl = `http://127.0.0.1:${adminPort}`;
+
+    gateway = await startGateway(configText(adminPort, backendPort));
+    const firstRun = await bufferedIds(adminUrl);
+    const lastOfFirstRun = firstRun.at(-1)!;
+    await gateway.process.stop();
+
+    gateway = await startGateway(configText(adminPort, backendPort));
+    // More events in this run than in the one before: with ids counted from 1 in each run, the new
+    // run would have issued the old client's id too, and replayed only what came after it.
+    await gateway.writeConfig(configText(adminPort, backendPort, firstRun.length + 1));
+    const secondRun = await bufferedIds(adminUrl, firstRun.length + 1).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway!.process)}`);
+    });
+
+    stream = await adminClient(adminUrl).events(String(lastOfFirstRun));
+    // A partial replay never gets this far: what arrived is then asserted below.
+    await waitFor(() => stream!.messages.length > secondRun.length || undefined, { timeoutMs: WITHIN_MS, message: 'the resync and the replay' }).catch(() => undefined);
+    const [resync, ...replayed] = stream.messages;
+    expect(resync).toMatchObject({ event: 'resync', id: '' });
+    expect(JSON.parse(resync!.data)).toMatchObject({ type: 'resync', data: { lastEventId: lastOfFirstRun, oldestId: secondRun[0] } });
+    expect(replayed.slice(0, secondRun.length).map((message) => Number(message.id))).toEqual(secondRun);
+    expect(secondRun.every((id) => id > lastOfFirstRun)).toBe(true);
+  }, 60_000);
+});
