@@ -61,4 +61,13 @@ describe.skipIf(!available)(`deploy/systemd units${available ? '' : ` (skipped: 
     const stopSeconds = Number(/^TimeoutStopSec=(\d+)s$/m.exec(gateway)?.[1]);
     expect(stopSeconds * 1_000).toBeGreaterThanOrEqual(PEER_LEAVE_TIMEOUT_MS + DEFAULT_DRAIN_TIMEOUT_MS + EXIT_MARGIN_MS + 5_000);
   });
+
+  it('stop the gateway by a SIGTERM to its primary alone, which drains its workers itself, and kill whatever is left after that', () => {
+    const gateway = readFileSync(join(UNITS, 'switchboard.service'), 'utf8');
+    expect(gateway).toMatch(/^KillSignal=SIGTERM$/m);
+    // The default (control-group) would send SIGTERM to the workers too, at the same time: they would
+    // close their listeners before the primary left the peer list and drain on their own. `process`
+    // would leave a worker that outlived the primary running after the stop; `mixed` kills it then.
+    expect([...gateway.matchAll(/^KillMode=(.*)$/gm)].map((match) => match[1])).toEqual(['mixed']);
+  });
 });
