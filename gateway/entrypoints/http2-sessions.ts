@@ -47,6 +47,9 @@ const PEER = Symbol('switchboard.peer');
 /** Where a session counts its streams that have not closed yet (each stream closes exactly once). */
 const OPEN_STREAMS = Symbol('switchboard.openStreams');
 type PeeredSession = ServerHttp2Session & { [PEER]?: string; [OPEN_STREAMS]?: number };
+/** Where a stream keeps its session, for its 'close' (node has let go of `stream.session` by then). */
+const SESSION = Symbol('switchboard.session');
+type SessionStream = ServerHttp2Stream & { [SESSION]?: PeeredSession };
 
 /**
  * The HTTP/2 side of an entry point: sessions on sockets handed over by the entry point (TLS with
@@ -105,9 +108,11 @@ export class Http2Sessions {
       this.sessions.add(session);
       session[PEER] = session.socket.remoteAddress ?? '';
       session[OPEN_STREAMS] = 0;
-      session.on('stream', (stream: ServerHttp2Stream) => {
+      session.on('stream', (stream: SessionStream) => {
         session[OPEN_STREAMS]! += 1;
-        stream.once('close', () => (session[OPEN_STREAMS]! -= 1));
+        stream[SESSION] = session;
+        // A module-level listener and a slot on the stream: no closure per stream.
+        stream.on('close', streamClosed);
       });
       session.once('close', () => this.sessions.delete(session));
       this.closeWhenIdle(session);
@@ -240,7 +245,7 @@ export class Http2Sessions {
         this.open -= 1;
         closeWithStream.call(response as GatewayHttp2Response);
       });
-    } else request.stream.once('close', this.responseClosed);
+    } else request.stream.on('close', this.responseClosed);
     // A request whose HEADERS frame ended its stream has arrived whole. `request.complete` would not
     // say so until its (empty) body is read, which the proxy never does for a request without one, so
     // its timer would answer a slow upstream's GET 408, or cut a long answer (server-sent events).
@@ -279,6 +284,11 @@ export class Http2Sessions {
     request.once('end', clear);
     response.once('close', clear);
   }
+}
+
+/** A stream's 'close': its session has one stream fewer open. */
+function streamClosed(this: SessionStream): void {
+  this[SESSION]![OPEN_STREAMS]! -= 1;
 }
 
 /** RFC 7541 §4.1's size of a header list (each name and value plus 32, pseudo-headers included), as node:http2 counts it against maxHeaderListSize. */

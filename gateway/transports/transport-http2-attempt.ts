@@ -13,7 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
-import { watchPeerEnd } from './transport-http2-peer-end.ts';
+import { peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -193,7 +193,7 @@ export function http2Attempt(
       }
       stream = opened;
       streamOpened = true;
-      const upstreamSentEnd = watchPeerEnd(opened);
+      watchPeerEnd(opened);
       timeout.start(timeouts.headersTimeoutMs);
       if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;
@@ -261,7 +261,7 @@ export function http2Attempt(
         // node:http2 also ends the readable side of a stream that closed before the upstream's
         // END_STREAM: its session's connection gone mid-answer, or an RST_STREAM, NO_ERROR included
         // (RFC 9113 §8.1: before END_STREAM that means the answer was truncated). That answer was cut, not ended.
-        if (!upstreamSentEnd()) return fail(streamClosedError(opened));
+        if (!peerEnded(opened)) return fail(streamClosedError(opened));
         upstreamEnded = true;
         // The upstream has said all: a response transform's time is not its silence.
         timeout.stop();

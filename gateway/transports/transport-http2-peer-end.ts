@@ -1,23 +1,43 @@
 import type { Http2Stream } from 'node:http2';
+import { Readable } from 'node:stream';
+
+/** Where a watched stream records that its peer's END_STREAM came (`watchPeerEnd`). */
+const PEER_ENDED = Symbol('switchboard.peerEnded');
+type WatchedStream = Http2Stream & { [PEER_ENDED]?: boolean };
+
+/** node:http2's streams inherit Readable's `push` (a unit test holds it so on each Node version). */
+const readablePush = Readable.prototype.push;
 
 /**
- * Watches `stream` for its peer's END_STREAM and returns whether it has come; call it before the
- * stream can receive a frame (at once after `session.request()`).
+ * Watches `stream` for its peer's END_STREAM (read it with `peerEnded`); call it before the
+ * stream can read a frame: at once after `session.request()`, or, for a server stream, in the
+ * session's 'stream' event.
  *
  * node:http2 ends a stream's readable side at the peer's END_STREAM (a DATA or HEADERS frame) and
  * also when the stream closes: an RST_STREAM with NO_ERROR, or a close with no error code, ends it
- * the same way, `rstCode` 0 either way, so at 'end' a cut answer looks whole. RFC 9113 §8.1 allows
- * NO_ERROR only after a complete response (a server that answered without reading the request
- * body); before END_STREAM it means the response was truncated. The two differ in order only:
+ * the same way, `rstCode` 0 either way, so at 'end' a cut body looks whole. RFC 9113 §8.1 allows
+ * NO_ERROR only after a complete message (a server that answered without reading the request
+ * body); before END_STREAM it means the message was truncated. The two differ in order only:
  * node pushes the end of a peer's END_STREAM while the stream is still open, and the end of a
- * close after marking the stream closed, so the stream's own `push` is watched.
+ * close after marking the stream closed, so the stream's own `push` is watched. One module-level
+ * function and a symbol slot per stream, no closure: this runs for every HTTP/2 stream.
  */
-export function watchPeerEnd(stream: Http2Stream): () => boolean {
-  let peerEnded = false;
-  const push = stream.push;
-  stream.push = function pushWatched(this: Http2Stream, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk === null && !stream.closed) peerEnded = true;
-    return push.call(this, chunk, encoding);
-  };
-  return () => peerEnded;
+export function watchPeerEnd(stream: Http2Stream): void {
+  const watched = stream as WatchedStream & { _readableState: { ended: boolean } };
+  // A server stream whose HEADERS frame carried END_STREAM has its end pushed before its 'stream'
+  // event (node pushes DATA only once the stream reads): an end pushed while it is open was the
+  // peer's. One that closed meanwhile is taken as cut (reset before the gateway saw it).
+  watched[PEER_ENDED] = watched._readableState.ended && !stream.closed;
+  watched.push = pushWatched;
+}
+
+/** Whether the peer of a stream `watchPeerEnd` watches has sent END_STREAM. */
+export function peerEnded(stream: Http2Stream): boolean {
+  return (stream as WatchedStream)[PEER_ENDED] === true;
+}
+
+/** A watched stream's `push`. */
+function pushWatched(this: WatchedStream, chunk: unknown, encoding?: BufferEncoding): boolean {
+  if (chunk === null && !this.closed) this[PEER_ENDED] = true;
+  return readablePush.call(this, chunk, encoding);
 }

@@ -1,0 +1,65 @@
+import { connect, constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { http2Frame } from '../entrypoints/http2-testing.ts';
+import { peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+
+/** The frames after a prior-knowledge preface and SETTINGS: HEADERS of a POST on stream 1 (END_HEADERS, no END_STREAM). */
+const POST_HEADERS = http2Frame(1, 0x4, 1, Buffer.from([0x83, 0x86, 0x01, 2, ...Buffer.from('gw'), 0x04, 2, ...Buffer.from('/p')]));
+const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), http2Frame(4, 0, 0, Buffer.alloc(0))]);
+const data = (flags: number) => http2Frame(0, flags, 1, Buffer.from('partial'));
+const reset = (code: number) => {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(code);
+  return http2Frame(3, 0, 1, payload);
+};
+
+describe('watchPeerEnd', () => {
+  let server: Http2Server | undefined;
+  let socket: Socket | undefined;
+
+  afterEach(async () => {
+    socket?.destroy();
+    if (server) await new Promise((resolve) => server!.close(resolve));
+    server = socket = undefined;
+  });
+
+  it("relies on node:http2's streams pushing with Readable's own push, on the client side and the server side", async () => {
+    server = createServer((_request, response) => response.end());
+    const pushes = new Promise<unknown>((resolve) => server!.on('stream', (stream: ServerHttp2Stream) => resolve(Object.getPrototypeOf(stream).push)));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const request = client.request({ ':path': '/' });
+    expect(Object.getPrototypeOf(request).push).toBe(Readable.prototype.push);
+    expect(await pushes).toBe(Readable.prototype.push);
+    request.resume();
+    await new Promise((resolve) => request.on('close', resolve));
+    client.close();
+  });
+
+  // Each frame list is written at once (`split`: the first frame a write of its own, after which the
+  // server has the stream), so that the end may come before the session's 'stream' event too.
+  it.each([
+    { name: 'HEADERS with END_STREAM (an end pushed before the session\'s \'stream\' event)', frames: [http2Frame(1, 0x5, 1, POST_HEADERS.subarray(9))], split: false, ended: true },
+    { name: 'DATA with END_STREAM', frames: [POST_HEADERS, data(0), data(0x1)], split: true, ended: true },
+    { name: 'DATA with END_STREAM in the read that opened the stream', frames: [POST_HEADERS, data(0), data(0x1)], split: false, ended: true },
+    { name: 'RST_STREAM NO_ERROR before END_STREAM', frames: [POST_HEADERS, data(0), reset(constants.NGHTTP2_NO_ERROR)], split: true, ended: false },
+    { name: 'RST_STREAM NO_ERROR before END_STREAM, in the read that opened the stream', frames: [POST_HEADERS, data(0), reset(constants.NGHTTP2_NO_ERROR)], split: false, ended: false },
+    { name: 'RST_STREAM CANCEL before END_STREAM', frames: [POST_HEADERS, data(0), reset(constants.NGHTTP2_CANCEL)], split: true, ended: false },
+  ])('tells a peer that sent $name (ended: $ended)', async ({ frames, split, ended }) => {
+    server = createServer();
+    const opened = new Promise<ServerHttp2Stream>((resolve) => server!.on('stream', resolve));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    socket = netConnect((server.address() as AddressInfo).port, '127.0.0.1').on('error', () => undefined);
+    socket.write(Buffer.concat([PREFACE, ...(split ? frames.slice(0, 1) : frames)]));
+    const stream = await opened;
+    watchPeerEnd(stream);
+    stream.on('error', () => undefined).resume();
+    if (split) socket.write(Buffer.concat(frames.slice(1)));
+    await new Promise((resolve) => stream.once('end', resolve));
+    // A server that has read the whole body answers, which closes a stream whose client has ended it.
+    if (!stream.closed) stream.respond({ ':status': 200 }, { endStream: true });
+    expect(peerEnded(stream)).toBe(ended);
+  });
+});
