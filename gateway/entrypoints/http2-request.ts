@@ -1,4 +1,6 @@
-import { constants, Http2ServerRequest } from 'node:http2';
+import { constants, Http2ServerRequest, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { ReadableOptions } from 'node:stream';
+import { peerEnded, watchPeerEnd } from '../transports/transport-http2-peer-end.ts';
 import { ClientGoneError } from '../transports/transport-outcome.ts';
 
 /**
@@ -17,16 +19,25 @@ type Ended = { [ENDED]?: true };
  * finished the upstream request, a chunked body with its last chunk, as if the upload were whole,
  * and the upstream acted on a truncated file or a cut JSON that still parses. Failed instead
  * (`ClientGoneError`), the body aborts the upstream request: the upstream sees its connection
- * reset, never the last chunk, and nothing counts against it. (A client that sends END_STREAM,
- * then resets, as node's own client does on `close()`, has sent its body whole: it ends.)
+ * reset, never the last chunk, and nothing counts against it. An RST_STREAM with NO_ERROR cuts it
+ * too (RFC 9113 §8.1: before END_STREAM it means the message was truncated), though node gives its
+ * stream the `rstCode` of a clean end (`watchPeerEnd`). (A client that sends END_STREAM, then
+ * resets, as node's own client does on `close()`, has sent its body whole: it ends.)
  */
 export class GatewayHttp2Request extends Http2ServerRequest {
+  // node's compatibility layer makes it in the session's 'stream' event, as `watchPeerEnd` asks.
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, options: ReadableOptions, rawHeaders: readonly string[]) {
+    super(stream, headers, options, rawHeaders);
+    watchPeerEnd(stream);
+  }
+
   // Readable's signature; node's compatibility layer pushes the end of the body as `null`: on the
-  // stream's 'end' (END_STREAM received, the stream still open: `rstCode` 0) and on its 'close'.
+  // stream's 'end' (the client's END_STREAM, or the stream's close) and on its 'close'.
   override push(chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk === null && (this as Ended)[ENDED] !== true) {
       (this as Ended)[ENDED] = true;
-      if (!this.destroyed && this.stream.rstCode !== constants.NGHTTP2_NO_ERROR) {
+      // A stream reset with an error code by then is cut too, END_STREAM or not: trailers over the limits.
+      if (!this.destroyed && (!peerEnded(this.stream) || this.stream.rstCode !== constants.NGHTTP2_NO_ERROR)) {
         cutBody(this);
         return false;
       }

@@ -225,9 +225,10 @@ routes:
   /**
    * An upload in raw HTTP/2 frames (prior knowledge), its body `partial` and no END_STREAM: node's
    * own client cannot leave a body unfinished (its `close()` sends END_STREAM before RST_STREAM).
-   * `cut` resets the stream (RST_STREAM CANCEL) or drops the connection.
+   * `cut` resets the stream (RST_STREAM CANCEL, or NO_ERROR, which before END_STREAM still cuts the
+   * body: RFC 9113 §8.1) or drops the connection.
    */
-  function rawUpload(path: string, how: 'reset' | 'drop'): StartedUpload {
+  function rawUpload(path: string, how: 'reset' | 'reset-no-error' | 'drop'): StartedUpload {
     const frame = (type: number, flags: number, payload: Buffer) => http2Frame(type, flags, type === 4 ? 0 : 1, payload);
     // HPACK (RFC 7541): :method POST and :scheme http from the static table, :authority (1) and
     // :path (4) as literals with a static name; END_HEADERS (0x4) without END_STREAM.
@@ -236,10 +237,10 @@ routes:
     const socket = netConnect(Number(new URL(web).port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, Buffer.alloc(0)), frame(1, 0x4, block), frame(0, 0, Buffer.from('partial'))]));
-    const cancel = Buffer.alloc(4);
-    cancel.writeUInt32BE(constants.NGHTTP2_CANCEL);
+    const code = Buffer.alloc(4);
+    code.writeUInt32BE(how === 'reset' ? constants.NGHTTP2_CANCEL : constants.NGHTTP2_NO_ERROR);
     return {
-      cut: async () => void (how === 'reset' ? socket.write(frame(3, 0, cancel)) : socket.destroy()),
+      cut: async () => void (how === 'drop' ? socket.destroy() : socket.write(frame(3, 0, code))),
       close: () => socket.destroy(),
     };
   }
@@ -251,7 +252,7 @@ routes:
     return samples.filter((sample) => sample.labels.service === 'recorder').reduce((sum, sample) => sum + sample.value, 0);
   }
 
-  it.each(['reset', 'drop'] as const)('aborts the upstream request of an upload its client cuts mid-body (%s), as an HTTP/1.1 client leaving does: the upstream never gets the last chunk', async (how) => {
+  it.each(['reset', 'reset-no-error', 'drop'] as const)('aborts the upstream request of an upload its client cuts mid-body (%s), as an HTTP/1.1 client leaving does: the upstream never gets the last chunk', async (how) => {
     const errorsBefore = await recorderErrors();
     const { upstream, line } = await cutUpload(`/record/${how}`, () => rawUpload(`/record/${how}`, how));
     // Its connection reset after the part sent, never the last chunk (node:http2 ends a body whose stream
