@@ -99,6 +99,8 @@ routes:
 
   it('adds the card row of a backend as its agent registers it, and shows a health flip', async () => {
     await register('user', 'user-d', 2);
+    // The agent's start and first probe are not the page's doing (seconds on a loaded machine): PAGE_MS counts from the gateway's view.
+    await waitFor(async () => (await admin.services()).some((service) => service.instances.some((instance) => instance.id === 'user-d')), { timeoutMs: 20_000, message: 'user-d registered' });
     await row('user-d').waitFor({ timeout: PAGE_MS });
     await page.locator('#event-log li[data-type="instance-added"]', { hasText: 'user/user-d' }).waitFor({ timeout: PAGE_MS });
     await fetch(`http://127.0.0.1:${agents.get('user-b')!.port}/health/fail`, { method: 'POST' });
