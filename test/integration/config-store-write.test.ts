@@ -196,21 +196,29 @@ describe('the admin write API refuses what it cannot do safely', () => {
   let storelessAdmin: AdminClient;
 
   beforeAll(async () => {
-    etcd = await etcdStore();
     const [openPort, storelessPort] = [await freePort(), await freePort()];
-    // An admin listener without a token (allowed on loopback): it may read, never write.
-    open = await startGateway(`
+    // Each start assigns its own result, so afterAll stops whatever started when the other failed.
+    await Promise.all([
+      (async () => {
+        etcd = await etcdStore();
+        // An admin listener without a token (allowed on loopback): it may read, never write.
+        open = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${openPort}
 accessLog: false
 configStore: ${etcd.url}
 `);
-    openAdmin = `http://127.0.0.1:${openPort}`;
-    storeless = await startGateway(`
+      })(),
+      // The storeless gateway needs nothing of the store: it starts beside it.
+      (async () => {
+        storeless = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:${storelessPort}, token: ${TOKEN} }
 accessLog: false
 `);
+      })(),
+    ]);
+    openAdmin = `http://127.0.0.1:${openPort}`;
     storelessAdmin = adminClient(`http://127.0.0.1:${storelessPort}`, TOKEN);
   });
 
@@ -273,8 +281,7 @@ describe('a route written through the admin API, read back by the gateway that w
   let admin: AdminClient;
 
   beforeAll(async () => {
-    etcd = await etcdStore();
-    backend = await startBackend({ name: 'echo' });
+    await Promise.all([(async () => (etcd = await etcdStore()))(), (async () => (backend = await startBackend({ name: 'echo' })))()]);
     const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
