@@ -151,9 +151,12 @@ describe('gateways as peers on a 3-member etcd cluster', () => {
     const member = new URL(etcd.endpoints[0]!);
     const proxy = await startTcpProxy({ host: member.hostname, port: Number(member.port) });
     try {
-      const a = await startPeer('gw-connected', storeAt(root), TTL_MS, { lagAfterMs: LAG_AFTER_MS });
-      // A long TTL: the cut-off gateway's entry outlives the test instead of expiring with its lease.
-      const b = await startPeer('gw-cut-off', `etcd://${proxy.address}${root}`, LONG_TTL_MS, { lagAfterMs: LAG_AFTER_MS });
+      // Started together (neither needs the other); afterEach stops each that started.
+      const [a, b] = await Promise.all([
+        startPeer('gw-connected', storeAt(root), TTL_MS, { lagAfterMs: LAG_AFTER_MS }),
+        // A long TTL: the cut-off gateway's entry outlives the test instead of expiring with its lease.
+        startPeer('gw-cut-off', `etcd://${proxy.address}${root}`, LONG_TTL_MS, { lagAfterMs: LAG_AFTER_MS }),
+      ]);
       await waitFor(async () => {
         const answer = await peersOf(a);
         return listed(answer) === expected(a, b) && answer.peers.every((peer) => peer.revision !== null && !peer.lagging);
