@@ -26,6 +26,19 @@ describe('the dashboard traffic chart in headless Chromium', () => {
 
   beforeAll(async () => {
     requireChromium();
+    // Chromium starts beside the rest, which it does not need until the load runs; assigned as
+    // soon as it is up, so afterAll closes it even when another start-up failed.
+    const launched = startChromium({ width: 1280, height: 900 }).then((started) => (browser = started));
+    launched.catch(() => undefined);
+    try {
+      await startServersAndLoad();
+    } finally {
+      await launched.catch(() => undefined);
+    }
+    page = (await launched).page;
+  });
+
+  async function startServersAndLoad(): Promise<void> {
     zk = await startZooKeeper();
     const adminPort = await freePort();
     gateway = await startGateway(`
@@ -45,9 +58,7 @@ routes:
     });
     // Steady load: two requests in flight at a time, so both instances of the round robin take some every second.
     load = steadyLoad([`${gateway.url}/shop/item`, `${gateway.url}/shop/item`], 20);
-    browser = await startChromium({ width: 1280, height: 900 });
-    page = browser.page;
-  });
+  }
 
   afterAll(async () => {
     await load?.stop();
