@@ -4,7 +4,7 @@ import { normalisePath } from '../router/path-normalise.ts';
 import { circuitBreakerSchema } from './schema-breaker.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
-import { duration, headerName, headerValue, hostWithPort, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { duration, headerName, hostWithPort, matchedHeaderValue, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 /** A service name as registries spell it: no slash, no whitespace. */
 export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
@@ -67,7 +67,7 @@ const routeFields = section({
   // Accepts a pathRegex that refuseUnsafeRegex refuses (a rewrite pattern has its own key).
   allowUnsafeRegex: z.boolean().optional(),
   methods: z.union([method.transform((name) => [name]), z.array(method).min(1)], { error: 'expected a method or a list of methods' }).optional(),
-  headers: z.record(headerName, headerValue).optional(),
+  headers: z.record(headerName, matchedHeaderValue).optional(),
   service: serviceName.optional(),
   namespace: z.union([z.literal(true), z.literal('grpc')], { error: 'expected true or grpc (leave it out for a route to one service)' }).optional(),
   grpcService: z

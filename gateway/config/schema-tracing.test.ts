@@ -38,6 +38,7 @@ describe('tracing', () => {
     ['tracing: { endpoint: "http://c/v1/traces", maxQueueSize: 10, maxBatchSize: 20 }', 'tracing.maxBatchSize (line 1): maxBatchSize must not exceed maxQueueSize'],
     ['tracing: { endpoint: "http://c/v1/traces", sampleratio: 0.5 }', 'unknown field "sampleratio" (did you mean "sampleRatio"?)'],
     ['tracing: { endpoint: "http://c/v1/traces", headers: { x-key: "a\\r\\nx-injected: 1" } }', 'tracing.headers.x-key (line 1): must not contain CR, LF or NUL'],
+    ['tracing: { endpoint: "http://c/v1/traces", headers: { authorization: "Bearer 日本" } }', 'tracing.headers.authorization (line 1): must hold only tab, printable ASCII and Latin-1 characters'],
     ['tracing: { endpoint: "http://c/v1/traces", headers: { "x key": s } }', 'tracing.headers'],
   ])('refuses %s', (text, expected) => {
     expect(issuesOf(`${text}\n`)).toContain(expected);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, duration, headerName, headerValue, section } from './schema-values.ts';
+import { count, duration, headerName, section, sentHeaderValue } from './schema-values.ts';
 
 /** The `tracing` section: present turns OpenTelemetry tracing on (OTLP/HTTP export), absent or false leaves it off. */
 export const tracingSchema = z.union(
@@ -9,7 +9,7 @@ export const tracingSchema = z.union(
       endpoint: z.url({ protocol: /^https?$/, error: 'expected the http(s) URL of an OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces' }),
       sampleRatio: z.number().min(0).max(1).optional(),
       serviceName: z.string().min(1).optional(),
-      headers: z.record(headerName, headerValue).optional(),
+      headers: z.record(headerName, sentHeaderValue).optional(),
       maxQueueSize: count(1, 1_000_000).optional(),
       maxBatchSize: count(1, 100_000).optional(),
       flushInterval: duration.optional(),

@@ -94,12 +94,19 @@ export const headerValue = z
   .refine((value) => !/[\r\n\0]/.test(value), 'must not contain CR, LF or NUL');
 
 /**
- * A header value the gateway sends on a request or an answer (`set` edits, a fallback's headers): as
+ * A header value the gateway sends on a request or an answer (`set` edits, a fallback's headers, the trace exporter's): as
  * `headerValue`, and only characters an HTTP header can carry as Node writes it (tab, printable
  * ASCII, U+0080–U+00FF). Any other made every answer that carried it fail as it was written: the
  * client's connection was cut, after an upstream's answer or the gateway's own.
  */
 export const sentHeaderValue = headerValue.refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters (percent-encode other text)');
+
+/**
+ * A header value a request's header is compared with (a route's `headers` condition): as
+ * `sentHeaderValue`, since Node reads a request's header bytes as Latin-1, so a condition with any
+ * other character (`日本`) could never match, whatever a client sent.
+ */
+export const matchedHeaderValue = headerValue.refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters, as a request header read by Node does (it could never match)');
 
 /** Whether Node can write `value` in a header; CR, LF and NUL pass here, `headerValue` names them itself. */
 function isSendableHeaderText(value: string): boolean {
