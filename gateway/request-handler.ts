@@ -41,6 +41,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const registry = dependencies.namedMiddleware ?? freshRegistry(config);
   // Looked up now, not on a route's first request: by then a reload may have moved the registry on.
   const named = new Map(config.routes.filter((route) => route.middlewares.length > 0).map((route) => [route, registry.resolve(route.middlewares)]));
+  // A client's other spellings of the headers a route matched on (`X_Tenant` beside `X-Tenant`): a
+  // CGI-style upstream reads both as HTTP_X_TENANT, and may believe the one the router never looked at.
+  const conditionSpellings = new Map(config.routes.flatMap((route) => {
+    const remove = otherSpellingsRemover(Object.keys(route.headers ?? {}));
+    return remove ? [[route, remove] as const] : [];
+  }));
   const routeChains = new Map<RouteConfig, (context: GatewayContext) => Promise<void>>();
   const chainOf = (route: RouteConfig) => {
     let chain = routeChains.get(route);
@@ -68,6 +74,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     context.routeName = match.name;
     context.route = match.route;
     context.upstream.path = match.path;
+    conditionSpellings.get(match.route)?.(context.upstream.headers, context.underscoreNames);
     return chainOf(match.route)(context);
   };
   // An entry point's own middleware (a redirect to https, say) run before routing, so they apply to every path.

@@ -48,6 +48,8 @@ routes:
   - { name: jwt, path: /jwt, service: api, middlewares: [jwt] }
   - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
   - { name: edited, path: /edited, service: api, requestHeaders: { set: { X-Role: reader }, remove: [X-Internal-Token] } }
+  - { name: tenant-a, path: /tenant, headers: { X-Tenant: a }, service: api }
+  - { name: zoned, path: /zoned, headers: { X_Zone: eu }, service: api }
 `);
   });
   afterAll(async () => {
@@ -98,5 +100,18 @@ routes:
   it("sends a route's set header without the client's spelling of it, and removes every spelling of a removed one", async () => {
     const headers = upstreamOf(await sendRequest(gateway.port, '/edited/x', { headers: { X_Role: 'admin', X_Internal_Token: 'forged', 'X-Internal-Token': 'forged' } }));
     expect(variables(headers, ['HTTP_X_ROLE', 'HTTP_X_INTERNAL_TOKEN'])).toEqual({ HTTP_X_ROLE: ['reader'] });
+  });
+
+  it("sends the header a route matched on without the client's other spellings of it, which the router never looked at", async () => {
+    // Either order: a CGI-style upstream takes one of them for HTTP_X_TENANT, often the last.
+    for (const forged of [{ 'X-Tenant': 'a', X_Tenant: 'b', 'x-Tenant_': 'c' }, { X_Tenant: 'b', 'x-Tenant_': 'c', 'X-Tenant': 'a' }]) {
+      const headers = upstreamOf(await sendRequest(gateway.port, '/tenant/x', { headers: forged }));
+      expect(variables(headers, ['HTTP_X_TENANT', 'HTTP_X_TENANT_'])).toEqual({ HTTP_X_TENANT: ['a'], HTTP_X_TENANT_: ['c'] });
+    }
+    // A condition spelt with `_` keeps that spelling and drops the dashed one.
+    const zoned = upstreamOf(await sendRequest(gateway.port, '/zoned/x', { headers: { 'X-Zone': 'us', X_Zone: 'eu' } }));
+    expect(variables(zoned, ['HTTP_X_ZONE'])).toEqual({ HTTP_X_ZONE: ['eu'] });
+    // Another spelling alone is not the header the route matches on.
+    expect((await sendRequest(gateway.port, '/tenant/x', { headers: { X_Tenant: 'a' } })).status).toBe(404);
   });
 });
