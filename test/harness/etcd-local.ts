@@ -3,10 +3,10 @@ import { basename, join } from 'node:path';
 import type { EtcdCluster, EtcdMember } from './etcd.ts';
 import { etcdHealthy, etcdStatus, type EtcdStatus } from './etcd-http.ts';
 import { HarnessError } from './errors.ts';
-import { freePort, retryOnPortClash } from './ports.ts';
-import { makeTempDir, ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
+import { freePort } from './ports.ts';
+import { ManagedProcess, waitUntilReady } from './process.ts';
 import { waitFor } from './wait.ts';
-import { LocalNode } from './local-node.ts';
+import { killLocalNodes, LocalNode, startLocalNode } from './local-node.ts';
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 20_000;
@@ -73,38 +73,31 @@ function environmentWithoutEtcdFlags(): NodeJS.ProcessEnv {
 
 /** Starts `size` local etcd members as one static cluster on loopback and waits until every member is healthy. */
 export function startLocalEtcd(size: number): Promise<EtcdCluster> {
-  return retryOnPortClash(() => startOnce(size));
-}
-
-async function startOnce(size: number): Promise<EtcdCluster> {
-  const root = await makeTempDir('switchboard-etcd-');
-  const members: LocalEtcdMember[] = [];
-  const cluster = new LocalEtcdCluster(members, root);
-  try {
-    const ports: MemberPorts[] = [];
-    for (let i = 0; i < size; i += 1) ports.push({ client: await freePort(), peer: await freePort() });
-    const names = ports.map((_, index) => `etcd-${index + 1}`);
-    const initialCluster = ports.map((p, index) => `${names[index]}=http://${HOST}:${p.peer}`).join(',');
-    for (const [index, memberPorts] of ports.entries()) {
-      const dir = join(root, `member-${index + 1}`);
-      await mkdir(dir, { recursive: true });
-      members.push(new LocalEtcdMember(names[index] ?? `etcd-${index + 1}`, dir, memberPorts, initialCluster, basename(root)));
-    }
-    for (const member of members) member.start();
-    await Promise.all(members.map((member) => member.waitReady()));
-    return cluster;
-  } catch (error) {
-    await cluster.close();
-    throw error;
-  }
+  return startLocalNode(
+    'switchboard-etcd-',
+    (root) => new LocalEtcdCluster([], root),
+    async (cluster, root) => {
+      const ports: MemberPorts[] = [];
+      for (let i = 0; i < size; i += 1) ports.push({ client: await freePort(), peer: await freePort() });
+      const names = ports.map((_, index) => `etcd-${index + 1}`);
+      const initialCluster = ports.map((p, index) => `${names[index]}=http://${HOST}:${p.peer}`).join(',');
+      for (const [index, memberPorts] of ports.entries()) {
+        const dir = join(root, `member-${index + 1}`);
+        await mkdir(dir, { recursive: true });
+        cluster.members.push(new LocalEtcdMember(names[index] ?? `etcd-${index + 1}`, dir, memberPorts, initialCluster, basename(root)));
+      }
+      return cluster.members;
+    },
+  );
 }
 
 class LocalEtcdCluster implements EtcdCluster {
-  readonly members: readonly LocalEtcdMember[];
+  /** Filled in while it starts. */
+  readonly members: LocalEtcdMember[];
   readonly #root: string;
   #closed = false;
 
-  constructor(members: readonly LocalEtcdMember[], root: string) {
+  constructor(members: LocalEtcdMember[], root: string) {
     this.members = members;
     this.#root = root;
   }
@@ -136,7 +129,6 @@ class LocalEtcdCluster implements EtcdCluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.members.map((member) => member.kill()));
-    await removeTempDir(this.#root);
+    await killLocalNodes(this.members, this.#root);
   }
 }

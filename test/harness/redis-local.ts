@@ -2,9 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, retryOnPortClash } from './ports.ts';
-import { LocalNode } from './local-node.ts';
-import { makeTempDir, ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
+import { freePort } from './ports.ts';
+import { LocalNode, startLocalNode } from './local-node.ts';
+import { ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
 import { waitFor } from './wait.ts';
 
 const HOST = '127.0.0.1';
@@ -15,11 +15,27 @@ const CLUSTER_SLOTS = 16_384;
 /** Cluster nodes never mark each other failed within a test: a paused node stays a member that does not answer. */
 const CLUSTER_NODE_TIMEOUT_MS = 600_000;
 
-/** One `redis-server` (Debian package) on a free loopback port, with no persistence, and its data dir. */
-export class LocalRedis extends LocalNode {
+/** A `redis-server` process (a server or a Sentinel) in a folder of its own, which `close` removes. */
+abstract class LocalRedisProcess extends LocalNode {
   readonly host = HOST;
-  readonly port: number;
   readonly dir: string;
+
+  constructor(dir: string) {
+    super();
+    this.dir = dir;
+  }
+
+  /** Stops the process (if it runs) and removes its folder. */
+  async close(): Promise<void> {
+    if (this.process.paused) this.process.resume();
+    await this.process.stop();
+    await removeTempDir(this.dir);
+  }
+}
+
+/** One `redis-server` (Debian package) on a free loopback port, with no persistence, and its data dir. */
+export class LocalRedis extends LocalRedisProcess {
+  readonly port: number;
   /** `redis://127.0.0.1:<port>`, the form ioredis and the gateway's config take. */
   readonly url: string;
 
@@ -35,9 +51,8 @@ export class LocalRedis extends LocalNode {
    * present a certificate `tls.caFile` signed; `extraArgs` are appended (`--user …` ACL lines).
    */
   constructor(dir: string, port: number, name = 'redis', clusterPort?: number, options: { tls?: RedisTlsListener; extraArgs?: readonly string[] } = {}) {
-    super();
+    super(dir);
     this.tlsPort = options.tls?.port;
-    this.dir = dir;
     this.port = port;
     this.url = `redis://${HOST}:${port}`;
     this.clusterPort = clusterPort;
@@ -74,12 +89,6 @@ export class LocalRedis extends LocalNode {
     return this.process.pid;
   }
 
-  /** Stops the server (if it runs) and removes its directory. */
-  async close(): Promise<void> {
-    if (this.process.paused) this.process.resume();
-    await this.process.stop();
-    await removeTempDir(this.dir);
-  }
 }
 
 /** A TLS listener of a test Redis: its port, its server certificate and the CA its clients' certificates chain to. */
@@ -96,34 +105,26 @@ export interface RedisTlsListener {
  * free port beside the plain one; `extraArgs` appended to its command line.
  */
 export function startLocalRedis(name = 'redis', options: { cluster?: boolean; tls?: Omit<RedisTlsListener, 'port'>; extraArgs?: readonly string[] } = {}): Promise<LocalRedis> {
-  return retryOnPortClash(async () => {
-    const dir = await makeTempDir('switchboard-redis-');
-    const tls = options.tls && { ...options.tls, port: await freePort() };
-    const redis = new LocalRedis(dir, await freePort(), name, options.cluster ? await freePort() : undefined, { ...(tls ? { tls } : {}), ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}) });
-    redis.start();
-    try {
-      await redis.waitReady();
-    } catch (error) {
-      await redis.close();
-      throw error;
-    }
-    return redis;
-  });
+  return startLocalNode(
+    'switchboard-redis-',
+    async (dir) => {
+      const tls = options.tls && { ...options.tls, port: await freePort() };
+      return new LocalRedis(dir, await freePort(), name, options.cluster ? await freePort() : undefined, { ...(tls ? { tls } : {}), ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}) });
+    },
+    (redis) => [redis],
+  );
 }
 
 /**
  * A Redis Sentinel (`redis-server --sentinel`, Debian's package) on a free loopback port watching
  * `master` under the name `name` (quorum 1), its clients required to AUTH with `password`.
  */
-export class LocalRedisSentinel extends LocalNode {
-  readonly host = HOST;
+export class LocalRedisSentinel extends LocalRedisProcess {
   readonly port: number;
-  readonly dir: string;
   readonly #password: string;
 
   constructor(dir: string, port: number, master: { host: string; port: number }, name: string, password: string) {
-    super();
-    this.dir = dir;
+    super(dir);
     this.port = port;
     this.#password = password;
     const configFile = join(dir, 'sentinel.conf');
@@ -137,28 +138,11 @@ export class LocalRedisSentinel extends LocalNode {
     await waitUntilReady(this.process, () => redisPing(HOST, this.port, this.#password), { what: `redis sentinel on ${HOST}:${this.port}`, timeoutMs: READY_TIMEOUT_MS });
   }
 
-  /** Stops the Sentinel and removes its folder. */
-  async close(): Promise<void> {
-    if (this.process.paused) this.process.resume();
-    await this.process.stop();
-    await removeTempDir(this.dir);
-  }
 }
 
 /** Starts a `LocalRedisSentinel` watching `master` as `name`, with `password`, and waits until it answers. */
 export function startLocalRedisSentinel(master: { host: string; port: number }, name: string, password: string): Promise<LocalRedisSentinel> {
-  return retryOnPortClash(async () => {
-    const dir = await makeTempDir('switchboard-sentinel-');
-    const sentinel = new LocalRedisSentinel(dir, await freePort(), master, name, password);
-    sentinel.start();
-    try {
-      await sentinel.waitReady();
-    } catch (error) {
-      await sentinel.close();
-      throw error;
-    }
-    return sentinel;
-  });
+  return startLocalNode('switchboard-sentinel-', async (dir) => new LocalRedisSentinel(dir, await freePort(), master, name, password), (sentinel) => [sentinel]);
 }
 
 /**

@@ -3,13 +3,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
 import { jvmThreads } from './jvm-threads.ts';
-import { freePort, retryOnPortClash } from './ports.ts';
-import { makeTempDir, ManagedProcess, removeTempDir, waitUntilReady } from './process.ts';
+import { freePort } from './ports.ts';
+import { ManagedProcess, waitUntilReady } from './process.ts';
 import { ZOOKEEPER_JAR } from './runtime.ts';
 import { waitFor } from './wait.ts';
 import { srvrMode, type ZooKeeperMode } from './zookeeper-four-letter-word.ts';
 import type { ZooKeeperCluster, ZooKeeperNode, ZooKeeperOptions } from './zookeeper.ts';
-import { LocalNode } from './local-node.ts';
+import { killLocalNodes, LocalNode, startLocalNode } from './local-node.ts';
 
 const DEFAULT_TICK_TIME_MS = 500;
 const STANDALONE_READY_TIMEOUT_MS = 30_000;
@@ -125,42 +125,35 @@ function zooCfg(dataDir: string, ports: Ports, all: readonly Ports[], ensemble: 
 
 /** Starts `size` local ZooKeeper servers from the Debian package (standalone unless `ensemble`) and waits until they serve. */
 export function startLocalZooKeeper(size: number, options: ZooKeeperOptions, { ensemble = false } = {}): Promise<ZooKeeperCluster> {
-  return retryOnPortClash(() => startOnce(size, options, ensemble));
-}
-
-async function startOnce(size: number, options: ZooKeeperOptions, ensemble: boolean): Promise<ZooKeeperCluster> {
-  const root = await makeTempDir('switchboard-zk-');
-  const nodes: LocalZooKeeperNode[] = [];
-  const cluster = new LocalZooKeeperCluster(nodes, root, ensemble);
-  try {
-    const ports: Ports[] = [];
-    for (let i = 0; i < size; i += 1) ports.push({ client: await freePort(), peer: await freePort(), election: await freePort() });
-    for (const [index, nodePorts] of ports.entries()) {
-      const id = index + 1;
-      const dir = join(root, `node-${id}`);
-      const dataDir = join(dir, 'data');
-      await mkdir(dataDir, { recursive: true });
-      await writeFile(join(dataDir, 'myid'), `${id}\n`);
-      await writeFile(join(dir, 'zoo.cfg'), zooCfg(dataDir, nodePorts, ports, ensemble, options));
-      await writeFile(join(dir, 'log4j.properties'), LOG4J_PROPERTIES);
-      nodes.push(new LocalZooKeeperNode(id, dir, nodePorts, ensemble));
-    }
-    for (const node of nodes) node.start();
-    await Promise.all(nodes.map((node) => node.waitReady()));
-    return cluster;
-  } catch (error) {
-    await cluster.close();
-    throw error;
-  }
+  return startLocalNode(
+    'switchboard-zk-',
+    (root) => new LocalZooKeeperCluster([], root, ensemble),
+    async (cluster, root) => {
+      const ports: Ports[] = [];
+      for (let i = 0; i < size; i += 1) ports.push({ client: await freePort(), peer: await freePort(), election: await freePort() });
+      for (const [index, nodePorts] of ports.entries()) {
+        const id = index + 1;
+        const dir = join(root, `node-${id}`);
+        const dataDir = join(dir, 'data');
+        await mkdir(dataDir, { recursive: true });
+        await writeFile(join(dataDir, 'myid'), `${id}\n`);
+        await writeFile(join(dir, 'zoo.cfg'), zooCfg(dataDir, nodePorts, ports, ensemble, options));
+        await writeFile(join(dir, 'log4j.properties'), LOG4J_PROPERTIES);
+        cluster.nodes.push(new LocalZooKeeperNode(id, dir, nodePorts, ensemble));
+      }
+      return cluster.nodes;
+    },
+  );
 }
 
 class LocalZooKeeperCluster implements ZooKeeperCluster {
-  readonly nodes: readonly LocalZooKeeperNode[];
+  /** Filled in while it starts. */
+  readonly nodes: LocalZooKeeperNode[];
   readonly #root: string;
   readonly #ensemble: boolean;
   #closed = false;
 
-  constructor(nodes: readonly LocalZooKeeperNode[], root: string, ensemble: boolean) {
+  constructor(nodes: LocalZooKeeperNode[], root: string, ensemble: boolean) {
     this.nodes = nodes;
     this.#root = root;
     this.#ensemble = ensemble;
@@ -191,7 +184,6 @@ class LocalZooKeeperCluster implements ZooKeeperCluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.nodes.map((node) => node.kill()));
-    await removeTempDir(this.#root);
+    await killLocalNodes(this.nodes, this.#root);
   }
 }
