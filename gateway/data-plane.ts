@@ -88,7 +88,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   let tracer: RequestTracer | undefined = initial.tracing ? await loadTracer(initial.tracing) : undefined;
   const logOptions = dependencies.accessLogger ? { accessLogger: dependencies.accessLogger } : {};
   const build = (next: GatewayConfig) => {
-    namedMiddleware.update(next.middlewares);
+    namedMiddleware.update(next);
     const common = {
       namedMiddleware,
       hasService: (service: string) => balancers.has(service),

@@ -114,7 +114,7 @@ routes:
       await next();
     });
     const config = parseConfig('gateway.yaml', CONFIG);
-    registry.update(config.middlewares);
+    registry.update(config);
     const get = await serve(createRequestRunner(config, { proxy: echoProxy, hasService: () => true, namedMiddleware: registry }));
     await get('/named/x');
     expect(calls).toEqual(['rewrite', 'headers']);

@@ -141,7 +141,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 function freshRegistry(config: GatewayConfig): NamedMiddlewareRegistry {
   const registry = new NamedMiddlewareRegistry();
-  registry.update(config.middlewares);
+  registry.update(config);
   return registry;
 }
 

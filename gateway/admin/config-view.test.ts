@@ -12,7 +12,7 @@ describe('configView', () => {
     expect(view.listen).toEqual({ host: null, port: 8080 });
   });
 
-  it('redacts the Redis password, also in its URL and in a rate limit\'s copy, and the tracing headers and URL password', () => {
+  it('redacts the Redis password, also in its URL, shows it once (a policy: redis limit carries no copy), and redacts the tracing headers and URL password', () => {
     const config = parseConfig(
       'g.yaml',
       `
@@ -24,11 +24,12 @@ middlewares: { shared: { rateLimit: { average: 10, policy: redis } } }
     const view = configView(config) as {
       redis: { target: { url: string }; password: string };
       tracing: { endpoint: string; headers: Record<string, string> };
-      middlewares: { shared: { settings: { redis: { target: { url: string }; password: string } } } };
+      middlewares: { shared: { settings: Record<string, unknown> } };
     };
     expect(JSON.stringify(view)).not.toMatch(/secret-[1-4]/);
     expect(view.redis).toMatchObject({ target: { url: `redis://:${REDACTED}@127.0.0.1:6379/0` }, password: REDACTED });
-    expect(view.middlewares.shared.settings.redis).toMatchObject({ target: { url: `redis://:${REDACTED}@127.0.0.1:6379/0` }, password: REDACTED });
+    expect(view.middlewares.shared.settings).toMatchObject({ policy: 'redis' });
+    expect(view.middlewares.shared.settings).not.toHaveProperty('redis');
     expect(view.tracing).toMatchObject({ endpoint: `http://otel:${REDACTED}@collector:4318/v1/traces`, headers: { 'x-honeycomb-team': REDACTED } });
   });
 

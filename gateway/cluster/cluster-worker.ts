@@ -115,7 +115,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         guards,
         log,
         // Every local rate-limit bucket (the middleware's, each consumer's, the Redis fallback's) gets 1/workers.
-        middlewareFactory: (definition, name) => buildNamedMiddleware(definition, { name, share: 1 / text.workers, worker: slot }),
+        middlewareFactory: (definition, name, redis) => buildNamedMiddleware(definition, { name, share: 1 / text.workers, worker: slot }, redis),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
       });
     } catch (error) {

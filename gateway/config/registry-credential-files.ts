@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { readCredentialFiles, type CredentialFiles, type ConnectionCredentials } from '../../src/connection-credentials.ts';
-import type { EtcdTlsFiles, GatewayConfig, MiddlewareConfig, RedisSettings } from './types.ts';
+import type { EtcdTlsFiles, GatewayConfig, RedisSettings } from './types.ts';
 
 /** A problem with one credential file, at the key path that names it. */
 export interface RegistryCredentialIssue {
@@ -45,7 +45,7 @@ export function readRegistryCredentials(config: GatewayConfig, configPath: strin
       ...config,
       registries,
       ...(store && storeCredentials ? { configStore: { ...store, credentials: storeCredentials } } : {}),
-      ...(redis && redis !== config.redis ? { redis, middlewares: withRedis(config.middlewares, redis) } : {}),
+      ...(redis && redis !== config.redis ? { redis } : {}),
     },
     issues,
   };
@@ -60,11 +60,4 @@ function withRedisCredentials(
   const sentinelCredentials = redis.sentinelAuth && read(undefined, redis.sentinelAuth, { authBlock: 'sentinelAuth', passwordAlone: true });
   if (credentials === undefined && sentinelCredentials === undefined) return redis;
   return { ...redis, ...(credentials ? { credentials } : {}), ...(sentinelCredentials ? { sentinelCredentials } : {}) };
-}
-
-/** `middlewares` with every `policy: redis` limit's copy of the `redis:` section replaced by `redis`. */
-function withRedis(middlewares: ReadonlyMap<string, MiddlewareConfig>, redis: RedisSettings): Map<string, MiddlewareConfig> {
-  return new Map(
-    [...middlewares].map(([name, definition]) => [name, definition.kind === 'rateLimit' && definition.settings.redis !== undefined ? { ...definition, settings: { ...definition.settings, redis } } : definition]),
-  );
 }

@@ -109,7 +109,7 @@ export function resolveConfig(input: ConfigInput, options: ResolveOptions = {}):
     defaults,
     services,
     routes: resolveRoutes(input.routes ?? [], (service) => (services.get(service) ?? defaults).circuitBreaker),
-    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry, redis)])),
+    middlewares: new Map(Object.entries(input.middlewares ?? {}).map(([name, entry]) => [name, resolveAccessMiddleware(entry, consumers, trustedProxies) ?? resolveMiddleware(entry)])),
     consumers,
     certificates: Object.entries(input.certificates ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
@@ -322,7 +322,7 @@ const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | unde
 const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
 
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
-function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefined): MiddlewareConfig {
+function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   if (input.rateLimit) {
     const { average, period, burst, key, ipv6Subnet, policy = 'local', onRedisError, delay, quota } = input.rateLimit;
     // Default burst = average, at least one token: a bucket of less than one never admits anything.
@@ -335,7 +335,6 @@ function resolveMiddleware(input: MiddlewareInput, redis: RedisSettings | undefi
         key: key ?? { from: 'client-ip' },
         ipv6Subnet: ipv6Subnet ?? DEFAULT_RATE_LIMIT_IPV6_SUBNET,
         policy,
-        redis: policy === 'redis' ? redis : undefined,
         onRedisError: onRedisError ?? 'local',
         delay: delay && { maxWaitMs: delay.maxWait },
         quota,

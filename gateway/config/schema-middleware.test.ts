@@ -16,7 +16,7 @@ function errorOf(text: string): GatewayConfigError {
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
 
-const LOCAL = { ipv6Subnet: 64, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined } as const;
+const LOCAL = { ipv6Subnet: 64, policy: 'local', onRedisError: 'local', delay: undefined, quota: undefined } as const;
 const REDIS = { target: { kind: 'url', url: 'redis://127.0.0.1:6379/2' }, password: undefined, timeoutMs: 100, keyPrefix: 'gw:', gateways: 3 } as const;
 
 describe('middlewares', () => {
@@ -44,7 +44,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       'limit-by-key': { kind: 'rateLimit', settings: { ...LOCAL, average: 100, periodMs: 60_000, burst: 10, key: { from: 'header', name: 'x-api-key' } } },
       'by-tenant': {
         kind: 'rateLimit',
-        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', redis: REDIS, onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
+        settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
       },
       'to-https': { kind: 'redirectScheme', settings: { scheme: 'https', port: 8443, permanent: false } },
       hsts: { kind: 'hsts', settings: { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false } },
@@ -66,7 +66,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     expect(redisOf('{ cluster: ["n1:7000", "n2:7001"] }')).toMatchObject({ target: { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }] } });
   });
 
-  it('reads the files of redis.auth and sentinelAuth at load, into the section and every policy: redis limit, without showing the password', () => {
+  it('reads the files of redis.auth and sentinelAuth at load into the one redis section, which the policy: redis limits do not copy, without showing the password', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-redis-auth-'));
     try {
       writeFileSync(join(dir, 'redis.password'), 'master-secret\n');
@@ -78,7 +78,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       expect(config.redis?.credentials?.login()).toEqual({ username: 'gw', password: 'master-secret' });
       expect(config.redis?.sentinelCredentials?.login()).toEqual({ password: 'sentinel-secret' });
       const limit = config.middlewares.get('l');
-      expect(limit?.kind === 'rateLimit' && limit.settings.redis).toBe(config.redis);
+      expect(limit?.kind === 'rateLimit' && Object.keys(limit.settings)).not.toContain('redis');
       expect(JSON.stringify(config.redis)).not.toContain('secret"');
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -472,8 +472,6 @@ export interface RateLimitSettings {
   /** With `key: client-ip`, IPv6 clients are counted per network of this prefix length (128: per address); IPv4 clients per address. */
   readonly ipv6Subnet: number;
   readonly policy: 'local' | 'redis';
-  /** The top-level `redis:` section, copied in with `policy: redis` so that a change to it rebuilds the limiter. */
-  readonly redis: RedisSettings | undefined;
   /** While Redis does not answer: a local bucket of 1/gateways of the limit, let everything through, or refuse everything. */
   readonly onRedisError: 'local' | 'allow' | 'deny';
   /** Delay instead of refusing: a request whose token comes within `maxWaitMs` waits for it (nginx `limit_req ... delay`). */

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
-import type { MiddlewareConfig } from '../config/types.ts';
+import type { MiddlewareConfig, RedisSettings } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
 import { whenRetired } from './middleware-retire.ts';
 import { canonicalJson, NamedMiddlewareRegistry } from './named-middleware.ts';
@@ -17,13 +20,15 @@ routes:
 function countingRegistry() {
   const built: string[] = [];
   const retired: string[] = [];
-  const registry = new NamedMiddlewareRegistry((definition: MiddlewareConfig, name: string) => {
+  const redisOfBuild: (RedisSettings | undefined)[] = [];
+  const registry = new NamedMiddlewareRegistry((definition: MiddlewareConfig, name: string, redis: RedisSettings | undefined) => {
     built.push(definition.kind);
+    redisOfBuild.push(redis);
     const middleware: Middleware = async (_context, next) => next();
     whenRetired(middleware, () => retired.push(name));
     return middleware;
   });
-  return { registry, built, retired, apply: (text: string) => registry.update(parseConfig('gateway.yaml', text).middlewares) };
+  return { registry, built, retired, redisOfBuild, apply: (text: string, path = 'gateway.yaml') => registry.update(parseConfig(path, text)) };
 }
 
 describe('NamedMiddlewareRegistry', () => {
@@ -79,16 +84,51 @@ describe('NamedMiddlewareRegistry', () => {
     expect(registry.get('limit')).not.toBe(limit);
   });
 
+  it('builds a policy: redis limit against the redis section, and anew (only it) when that section or its password file changes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-named-redis-'));
+    try {
+      const path = join(dir, 'gateway.yaml');
+      const text = `redis: { url: "redis://127.0.0.1:6379", auth: { passwordFile: redis.password } }
+middlewares:
+  limit: { rateLimit: { average: 1, policy: redis } }
+  hsts: { hsts: { maxAge: 1y } }
+  local: { rateLimit: { average: 1 } }
+`;
+      const { registry, redisOfBuild, apply } = countingRegistry();
+      writeFileSync(join(dir, 'redis.password'), 'first\n');
+      apply(text, path);
+      const [limit, hsts, local] = registry.resolve(['limit', 'hsts', 'local']);
+      expect(redisOfBuild.map((redis) => redis?.credentials?.login()?.password)).toEqual(['first', undefined, undefined]);
+      // Reloaded unchanged: every instance is kept.
+      apply(text, path);
+      expect(registry.resolve(['limit', 'hsts', 'local'])).toEqual([limit, hsts, local]);
+      // The password file rotated: the Redis limit is rebuilt with the new password, the others kept.
+      writeFileSync(join(dir, 'redis.password'), 'second\n');
+      apply(text, path);
+      expect(registry.get('limit')).not.toBe(limit);
+      expect(registry.resolve(['hsts', 'local'])).toEqual([hsts, local]);
+      expect(redisOfBuild.map((redis) => redis?.credentials?.login()?.password)).toEqual(['first', undefined, undefined, 'second']);
+      // Another keyPrefix: rebuilt again, with the section as loaded.
+      const moved = registry.get('limit');
+      apply(text.replace('auth:', 'keyPrefix: "b:", auth:'), path);
+      expect(registry.get('limit')).not.toBe(moved);
+      expect(redisOfBuild.at(-1)).toMatchObject({ keyPrefix: 'b:' });
+      expect(registry.resolve(['hsts', 'local'])).toEqual([hsts, local]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps what it had when a factory throws', () => {
     let fail = false;
     const registry = new NamedMiddlewareRegistry(() => {
       if (fail) throw new Error('cannot build');
       return async (_context, next) => next();
     });
-    registry.update(parseConfig('gateway.yaml', BASE).middlewares);
+    registry.update(parseConfig('gateway.yaml', BASE));
     const limit = registry.get('limit');
     fail = true;
-    expect(() => registry.update(parseConfig('gateway.yaml', BASE.replace('burst: 3', 'burst: 4')).middlewares)).toThrow('cannot build');
+    expect(() => registry.update(parseConfig('gateway.yaml', BASE.replace('burst: 3', 'burst: 4')))).toThrow('cannot build');
     expect(registry.get('limit')).toBe(limit);
   });
 });

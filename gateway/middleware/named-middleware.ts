@@ -1,4 +1,4 @@
-import type { MiddlewareConfig } from '../config/types.ts';
+import type { GatewayConfig, MiddlewareConfig, RedisSettings } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
 import { cors } from './cors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
@@ -12,8 +12,11 @@ import { rateLimit } from './rate-limit/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
 import { rewrite } from './rewrite/index.ts';
 
-/** Builds one named middleware from its definition and the name it is declared under. */
-export type NamedMiddlewareFactory = (definition: MiddlewareConfig, name: string) => Middleware;
+/**
+ * Builds one named middleware from its definition, the name it is declared under and the
+ * configuration's `redis:` section (where a `policy: redis` rate limit counts; undefined for the others).
+ */
+export type NamedMiddlewareFactory = (definition: MiddlewareConfig, name: string, redis: RedisSettings | undefined) => Middleware;
 
 /** Where a named middleware runs: which worker of how many (stateful middleware such as rate limits take a share). */
 export interface MiddlewarePlacement {
@@ -25,11 +28,11 @@ export interface MiddlewarePlacement {
   readonly worker?: number | null;
 }
 
-/** The built-in factory: one middleware kind per folder. */
-export function buildNamedMiddleware(definition: MiddlewareConfig, placement: MiddlewarePlacement = {}): Middleware {
+/** The built-in factory: one middleware kind per folder; `redis` is the `redis:` section a `policy: redis` limit counts in. */
+export function buildNamedMiddleware(definition: MiddlewareConfig, placement: MiddlewarePlacement = {}, redis?: RedisSettings): Middleware {
   switch (definition.kind) {
     case 'rateLimit':
-      return rateLimit(definition.settings, placement);
+      return rateLimit(definition.settings, { ...placement, ...(redis ? { redisSettings: redis } : {}) });
     case 'redirectScheme':
       return redirectScheme(definition.settings);
     case 'hsts':
@@ -58,28 +61,35 @@ interface Entry {
   readonly middleware: Middleware;
 }
 
+/** The `redis:` section `definition` counts in: the configuration's for a `policy: redis` rate limit, else none. */
+function redisOf(definition: MiddlewareConfig, redis: RedisSettings | undefined): RedisSettings | undefined {
+  return definition.kind === 'rateLimit' && definition.settings.policy === 'redis' ? redis : undefined;
+}
+
 /**
  * The named middleware of the running configuration, kept across reloads: `update` reuses the
  * built instance (and so its state, such as rate-limit buckets) of every name whose own
- * definition is unchanged, builds the new and changed ones, and drops the ones no longer declared
- * (retiring the replaced and dropped ones: `whenRetired`).
- * Unrelated changes (a route, a service) therefore never reset a middleware's state.
+ * definition, and for a `policy: redis` limit the `redis:` section (its credentials' digests
+ * included, so a rotated password file moves it to a new connection), is unchanged, builds the
+ * new and changed ones, and drops the ones no longer declared (retiring the replaced and dropped
+ * ones: `whenRetired`). Unrelated changes (a route, a service) therefore never reset a middleware's state.
  */
 export class NamedMiddlewareRegistry {
   private entries = new Map<string, Entry>();
 
-  constructor(private readonly factory: NamedMiddlewareFactory = (definition, name) => buildNamedMiddleware(definition, { name })) {}
+  constructor(private readonly factory: NamedMiddlewareFactory = (definition, name, redis) => buildNamedMiddleware(definition, { name }, redis)) {}
 
   /**
-   * Brings the registry to `definitions`. All or nothing: if a factory throws, the registry keeps
-   * what it had and the error propagates.
+   * Brings the registry to the configuration's `middlewares`, built against its `redis:` section.
+   * All or nothing: if a factory throws, the registry keeps what it had and the error propagates.
    */
-  update(definitions: ReadonlyMap<string, MiddlewareConfig>): void {
+  update(config: Pick<GatewayConfig, 'middlewares' | 'redis'>): void {
     const next = new Map<string, Entry>();
-    for (const [name, definition] of definitions) {
-      const fingerprint = canonicalJson(definition);
+    for (const [name, definition] of config.middlewares) {
+      const redis = redisOf(definition, config.redis);
+      const fingerprint = canonicalJson(redis ? { definition, redis } : definition);
       const current = this.entries.get(name);
-      next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition, name) });
+      next.set(name, current?.fingerprint === fingerprint ? current : { fingerprint, middleware: this.factory(definition, name, redis) });
     }
     const previous = this.entries;
     this.entries = next;

@@ -59,8 +59,8 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     const connection = createRedisConnection(settings);
     connections.push(connection);
     if (ready) await new Promise((resolve) => connection.once('ready', resolve));
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', redis: settings, onRedisError, delay: undefined, quota: undefined };
-    server = await serveMiddleware([rateLimit(limit, { name, redis: () => connection, log: quiet })]);
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError, delay: undefined, quota: undefined };
+    server = await serveMiddleware([rateLimit(limit, { name, redisSettings: settings, redis: () => connection, log: quiet })]);
     return server;
   }
   const typesOf = (name: string) => changes.filter((change) => change.data.middleware === name).map((change) => change.type);
@@ -99,9 +99,9 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
   it('keeps the previous configuration\'s connection through the drain time after a reload moved Redis, then closes it', async () => {
     const before: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 500, keyPrefix: 'test-moved-a:', gateways: 1 };
     const after: RedisSettings = { ...before, keyPrefix: 'test-moved-b:' };
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', redis: before, onRedisError: 'deny', delay: undefined, quota: undefined };
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: undefined, quota: undefined };
     // The limit of the previous configuration, on the shared connection as the gateway builds it.
-    const old = await serveMiddleware([rateLimit(limit, { name: 'moved', log: quiet })]);
+    const old = await serveMiddleware([rateLimit(limit, { name: 'moved', redisSettings: before, log: quiet })]);
     server = old;
     expect((await old.send('/')).status).toBe(200);
     const connection = sharedRedis(before);
@@ -120,8 +120,8 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     await new Promise((resolve) => connection.once('ready', resolve));
     let cut = false;
     connection.on('close', () => (cut = true));
-    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', redis: settings, onRedisError: 'deny', delay: undefined, quota: undefined };
-    const slow = await serveMiddleware([rateLimit(limit, { name: 'slow', redis: () => connection, log: quiet })]);
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: undefined, quota: undefined };
+    const slow = await serveMiddleware([rateLimit(limit, { name: 'slow', redisSettings: settings, redis: () => connection, log: quiet })]);
     server = slow;
     expect((await slow.send('/')).status).toBe(200);
     // Redis stalls for 700 ms: this limit's request and its probes time out at 100 ms, their replies come late.

@@ -7,7 +7,7 @@ import { rateLimit, rateLimitChanges, type Limiter } from './index.ts';
 import { setLivePeerCount } from '../../config-store/peer-count.ts';
 import { retire } from '../middleware-retire.ts';
 
-const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', redis: undefined, onRedisError: 'local', delay: undefined, quota: undefined };
+const SETTINGS: RateLimitSettings = { average: 1, periodMs: 10_000, burst: 2, key: { from: 'client-ip' }, ipv6Subnet: 64, policy: 'local', onRedisError: 'local', delay: undefined, quota: undefined };
 const PASS = { allowed: true, refusedBy: undefined, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, delayMs: 0 } as const;
 
 describe('rateLimit', () => {
@@ -244,9 +244,9 @@ describe('rateLimit with policy redis while Redis is away', () => {
     ['deny: every request refused', 'deny', [429, 429, 429]],
     ['allow: every request through', 'allow', [200, 200, 200]],
   ] as const)('falls back by onRedisError %s', async (_name, onRedisError, expected) => {
-    const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError } as const;
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', onRedisError } as const;
     // 8 / 2 gateways / 2 workers = 2 tokens for this worker.
-    server = await serveMiddleware([rateLimit(settings, { now: () => 0, share: 1 / 2, redis: downRedis, name: 'shared' })]);
+    server = await serveMiddleware([rateLimit(settings, { now: () => 0, share: 1 / 2, redisSettings: REDIS, redis: downRedis, name: 'shared' })]);
     const seen: number[] = [];
     for (let index = 0; index < 3; index += 1) seen.push((await server.send('/')).status);
     expect(seen).toEqual(expected);
@@ -270,8 +270,8 @@ describe('rateLimit with policy redis while Redis is away', () => {
     const changes: string[] = [];
     const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'per-app' && changes.push(change.type));
     try {
-      const settings = { ...SETTINGS, burst: 8, key: { from: 'consumer' }, policy: 'redis', redis: REDIS, onRedisError: 'allow' } as const;
-      server = await serveMiddleware([identify, rateLimit(settings, { redis: counting, name: 'per-app', log: log as never })]);
+      const settings = { ...SETTINGS, burst: 8, key: { from: 'consumer' }, policy: 'redis', onRedisError: 'allow' } as const;
+      server = await serveMiddleware([identify, rateLimit(settings, { redisSettings: REDIS, redis: counting, name: 'per-app', log: log as never })]);
       for (const who of ['a', 'b', 'c', 'a']) expect((await server.send('/', { headers: { 'x-who': who } })).status).toBe(200);
       expect([calls, log.warn.mock.calls.length, changes]).toEqual([1, 1, ['rate-limit-fallback']]);
     } finally {
@@ -295,8 +295,8 @@ describe('rateLimit with policy redis while Redis is away', () => {
     const changes: string[] = [];
     const subscription = rateLimitChanges.subscribe((change) => change.data.middleware === 'replaced' && changes.push(change.type));
     try {
-      const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError: 'allow' } as const;
-      const options = { redis: recovering, name: 'replaced', log: { warn: vi.fn(), info: vi.fn() } as never };
+      const settings = { ...SETTINGS, burst: 8, policy: 'redis', onRedisError: 'allow' } as const;
+      const options = { redisSettings: REDIS, redis: recovering, name: 'replaced', log: { warn: vi.fn(), info: vi.fn() } as never };
       const first = rateLimit(settings, options);
       server = await serveMiddleware([first]);
       expect((await server.send('/')).status).toBe(200);
@@ -317,11 +317,11 @@ describe('rateLimit with policy redis while Redis is away', () => {
   });
 
   it('sizes the local fallback by the live peer count of the config store instead of redis.gateways', async () => {
-    const settings = { ...SETTINGS, burst: 8, policy: 'redis', redis: REDIS, onRedisError: 'local' } as const;
+    const settings = { ...SETTINGS, burst: 8, policy: 'redis', onRedisError: 'local' } as const;
     // 4 peers listed (redis.gateways says 2): 8 / 4 = 2 tokens; then one peer is left: all 8.
     setLivePeerCount(4);
     try {
-      server = await serveMiddleware([rateLimit(settings, { now: () => 0, redis: downRedis, name: 'peers' })]);
+      server = await serveMiddleware([rateLimit(settings, { now: () => 0, redisSettings: REDIS, redis: downRedis, name: 'peers' })]);
       const statuses = async (count: number) => {
         const seen: number[] = [];
         for (let index = 0; index < count; index += 1) seen.push((await server.send('/')).status);

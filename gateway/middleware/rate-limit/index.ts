@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { clientNetwork } from '../../config/ip-range.ts';
 import { componentLogger, type Logger } from '../../../src/logger.ts';
-import type { RateLimitKey, RateLimitSettings } from '../../config/types.ts';
+import type { RateLimitKey, RateLimitSettings, RedisSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { whenRetired } from '../middleware-retire.ts';
@@ -45,8 +45,10 @@ export interface RateLimitOptions {
   readonly share?: number;
   /** The middleware's name: keeps its Redis keys apart and names it in logs, metrics and events. */
   readonly name?: string;
+  /** The configuration's `redis:` section, where a `policy: redis` limit counts; without it the limit counts locally. */
+  readonly redisSettings?: RedisSettings;
   /** The Redis connection for `policy: redis`; this process's shared one by default. */
-  readonly redis?: (settings: NonNullable<RateLimitSettings['redis']>) => RedisConnection;
+  readonly redis?: (settings: RedisSettings) => RedisConnection;
   /**
    * The worker slot (0 to workers - 1), for events and to deal out what of a burst or quota does not
    * divide evenly among the workers (the first slots take one more); null in a one-process gateway.
@@ -113,8 +115,8 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, 
     const quota = { ...settings.quota, limit: wholeShareOf(wholeShareOf(settings.quota.limit, 1 / gateways), share, part) };
     return new QuotaLimiter(bucket, quota, options.wallClock);
   };
-  if (settings.policy !== 'redis' || !settings.redis) return (shape) => local(shape, 1);
-  const redisSettings = settings.redis;
+  const redisSettings = options.redisSettings;
+  if (settings.policy !== 'redis' || !redisSettings) return (shape) => local(shape, 1);
   const log = options.log ?? componentLogger('rate-limit');
   // The first limiter built (the middleware's own) keeps the fallback state; consumers' own limiters follow it.
   let first: RedisFallbackLimiter | undefined;
