@@ -9,6 +9,7 @@ const TEST_CLIENT = 'switchboard-test';
 function configOf(redisUrl: string, backendPort: number, workers: number, extra = ''): string {
   return `
 listen: 127.0.0.1:{{port}}
+admin: false
 accessLog: false
 workers: ${workers}
 redis: { url: "${redisUrl}", timeout: 500ms, keyPrefix: "test:" }
@@ -114,6 +115,7 @@ describe('a reload that changes a policy: redis limit', () => {
   /** One limit with an hourly quota of `quota` on `/quota`, and `marker` as a route to tell that the text is applied. */
   const configOf = (quota: number, average: number, marker: string) => `
 listen: 127.0.0.1:{{port}}
+admin: false
 accessLog: false
 redis: { url: "${redis.url}", timeout: 500ms, keyPrefix: "test:" }
 services:

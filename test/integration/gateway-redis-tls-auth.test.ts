@@ -44,6 +44,7 @@ async function gatewayClients(redis: Redis): Promise<ClientFields[]> {
 function configWith(redis: string, backendPort: number): string {
   return `
 listen: 127.0.0.1:{{port}}
+admin: false
 accessLog: false
 redis: ${redis}
 shutdown: { drainTimeout: 1s }
