@@ -1,6 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.ts';
 import { LocalNode, startLocalNode } from './local-node.ts';
@@ -45,14 +46,19 @@ export class LocalRedis extends LocalRedisProcess {
   /** The port of its TLS listener, when started with `tls`. */
   readonly tlsPort: number | undefined;
 
+  /** With `tls.only`: the options its own readiness ping connects with (its certificate as the client's). */
+  readonly #pingTls: ConnectionOptions | undefined;
+
   /**
    * With `clusterPort`, a Cluster node without slots (its bus there: port + 10000 may be past 65535);
-   * with `tls`, a TLS listener on `tls.port` too (beside the plain one), its clients required to
-   * present a certificate `tls.caFile` signed; `extraArgs` are appended (`--user …` ACL lines).
+   * with `tls`, a TLS listener on `tls.port` too (beside the plain one, or alone with `tls.only`:
+   * `port` is then not listened on), its clients required to present a certificate `tls.caFile`
+   * signed; `extraArgs` are appended (`--user …` ACL lines).
    */
   constructor(dir: string, port: number, name = 'redis', clusterPort?: number, options: { tls?: RedisTlsListener; extraArgs?: readonly string[] } = {}) {
     super(dir);
     this.tlsPort = options.tls?.port;
+    this.#pingTls = options.tls?.only ? tlsClientOptions(options.tls) : undefined;
     this.port = port;
     this.url = `redis://${HOST}:${port}`;
     this.clusterPort = clusterPort;
@@ -61,7 +67,7 @@ export class LocalRedis extends LocalRedisProcess {
       name,
       command: 'redis-server',
       args: [
-        '--port', String(port),
+        '--port', options.tls?.only ? '0' : String(port),
         '--bind', HOST,
         '--dir', dir,
         // No snapshots or append-only file: a test's Redis starts empty and writes nothing to disk.
@@ -71,7 +77,7 @@ export class LocalRedis extends LocalRedisProcess {
         '--daemonize', 'no',
         '--loglevel', 'warning',
         ...cluster,
-        ...(options.tls ? ['--tls-port', String(options.tls.port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'yes'] : []),
+        ...(options.tls ? ['--tls-port', String(options.tls.port), '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile, '--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'yes', ...(options.tls.only ? ['--tls-replication', 'yes'] : [])] : []),
         ...(options.extraArgs ?? []),
       ],
       logFile: join(dir, 'redis.log'),
@@ -81,7 +87,8 @@ export class LocalRedis extends LocalRedisProcess {
 
   /** Resolves once the server answers PING with PONG. */
   async waitReady(): Promise<void> {
-    await waitUntilReady(this.process, () => redisPing(HOST, this.port), { what: `redis-server on ${this.url}`, timeoutMs: READY_TIMEOUT_MS });
+    const [port, tls] = this.#pingTls ? [this.tlsPort!, this.#pingTls] : [this.port, undefined];
+    await waitUntilReady(this.process, () => redisPing(HOST, port, undefined, tls), { what: `redis-server on ${HOST}:${port}`, timeoutMs: READY_TIMEOUT_MS });
   }
 
   /** Process id of the current run (for `kill -STOP` style tests beyond pause/resume). */
@@ -91,12 +98,22 @@ export class LocalRedis extends LocalRedisProcess {
 
 }
 
-/** A TLS listener of a test Redis: its port, its server certificate and the CA its clients' certificates chain to. */
+/**
+ * A TLS listener of a test Redis: its port, its server certificate and the CA its clients'
+ * certificates chain to; with `only`, the server listens on no plain port and its certificate must
+ * be good for a client too (`clientAuth`): its readiness ping (and a Sentinel's connections) present it.
+ */
 export interface RedisTlsListener {
   readonly port: number;
   readonly certFile: string;
   readonly keyFile: string;
   readonly caFile: string;
+  readonly only?: boolean;
+}
+
+/** node:tls options that present `tls`' certificate and trust its CA, the name unchecked (test certificates name test hosts). */
+function tlsClientOptions(tls: Omit<RedisTlsListener, 'port'>): ConnectionOptions {
+  return { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), checkServerIdentity: () => undefined };
 }
 
 /**
@@ -117,42 +134,49 @@ export function startLocalRedis(name = 'redis', options: { cluster?: boolean; tl
 
 /**
  * A Redis Sentinel (`redis-server --sentinel`, Debian's package) on a free loopback port watching
- * `master` under the name `name` (quorum 1), its clients required to AUTH with `password`.
+ * `master` under the name `name` (quorum 1), its clients required to AUTH with `password`; with
+ * `tls`, `port` is a TLS port and the only one (clients and the master reached over TLS, the
+ * Sentinel presenting `tls.certFile`, which must then be good for a client too).
  */
 export class LocalRedisSentinel extends LocalRedisProcess {
   readonly port: number;
   readonly #password: string;
+  readonly #pingTls: ConnectionOptions | undefined;
 
-  constructor(dir: string, port: number, master: { host: string; port: number }, name: string, password: string) {
+  constructor(dir: string, port: number, master: { host: string; port: number }, name: string, password: string, tls?: Omit<RedisTlsListener, 'port' | 'only'>) {
     super(dir);
     this.port = port;
     this.#password = password;
+    this.#pingTls = tls && tlsClientOptions(tls);
     const configFile = join(dir, 'sentinel.conf');
+    const listen = tls
+      ? ['port 0', `tls-port ${port}`, `tls-cert-file ${tls.certFile}`, `tls-key-file ${tls.keyFile}`, `tls-ca-cert-file ${tls.caFile}`, 'tls-auth-clients yes', 'tls-replication yes']
+      : [`port ${port}`];
     // Sentinel rewrites its file (it records what it learns), so each one gets a file of its own.
-    writeFileSync(configFile, [`port ${port}`, `bind ${HOST}`, 'daemonize no', 'protected-mode no', `dir ${dir}`, `requirepass ${password}`, `sentinel monitor ${name} ${master.host} ${master.port} 1`, ''].join('\n'));
+    writeFileSync(configFile, [...listen, `bind ${HOST}`, 'daemonize no', 'protected-mode no', `dir ${dir}`, `requirepass ${password}`, `sentinel monitor ${name} ${master.host} ${master.port} 1`, ''].join('\n'));
     this.process = new ManagedProcess({ name: 'redis-sentinel', command: 'redis-server', args: [configFile, '--sentinel', '--loglevel', 'warning'], logFile: join(dir, 'sentinel.log'), cwd: dir });
   }
 
   /** Resolves once the Sentinel answers PING after AUTH. */
   async waitReady(): Promise<void> {
-    await waitUntilReady(this.process, () => redisPing(HOST, this.port, this.#password), { what: `redis sentinel on ${HOST}:${this.port}`, timeoutMs: READY_TIMEOUT_MS });
+    await waitUntilReady(this.process, () => redisPing(HOST, this.port, this.#password, this.#pingTls), { what: `redis sentinel on ${HOST}:${this.port}`, timeoutMs: READY_TIMEOUT_MS });
   }
 
 }
 
-/** Starts a `LocalRedisSentinel` watching `master` as `name`, with `password`, and waits until it answers. */
-export function startLocalRedisSentinel(master: { host: string; port: number }, name: string, password: string): Promise<LocalRedisSentinel> {
-  return startLocalNode('switchboard-sentinel-', async (dir) => new LocalRedisSentinel(dir, await freePort(), master, name, password), (sentinel) => [sentinel]);
+/** Starts a `LocalRedisSentinel` watching `master` as `name`, with `password` (with `tls`, on a TLS port only), and waits until it answers. */
+export function startLocalRedisSentinel(master: { host: string; port: number }, name: string, password: string, tls?: Omit<RedisTlsListener, 'port' | 'only'>): Promise<LocalRedisSentinel> {
+  return startLocalNode('switchboard-sentinel-', async (dir) => new LocalRedisSentinel(dir, await freePort(), master, name, password, tls), (sentinel) => [sentinel]);
 }
 
 /**
- * True when a RESP `PING` on a fresh connection (after `AUTH password`, when given) answers `+PONG`
- * within a second; false when the connection fails, closes before the reply line (even with a plain
- * FIN and no error) or stays silent.
+ * True when a RESP `PING` on a fresh connection (over TLS with `tls`; after `AUTH password`, when
+ * given) answers `+PONG` within a second; false when the connection fails, closes before the reply
+ * line (even with a plain FIN and no error) or stays silent.
  */
-export function redisPing(host: string, port: number, password?: string): Promise<boolean> {
+export function redisPing(host: string, port: number, password?: string, tls?: ConnectionOptions): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
+    const socket = tls ? tlsConnect({ ...tls, host, port }) : createConnection({ host, port });
     let answer = '';
     let settled = false;
     const done = (ok: boolean): void => {
@@ -167,7 +191,7 @@ export function redisPing(host: string, port: number, password?: string): Promis
     const deadline = setTimeout(() => done(false), PING_TIMEOUT_MS);
     socket.on('error', () => done(false));
     socket.on('close', () => done(false));
-    socket.on('connect', () => socket.write(password === undefined ? 'PING\r\n' : `AUTH ${password}\r\nPING\r\n`));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(password === undefined ? 'PING\r\n' : `AUTH ${password}\r\nPING\r\n`));
     socket.on('data', (chunk) => {
       answer += chunk.toString('latin1');
       const lines = answer.split('\r\n');

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import {
   type GatewayProcess,
   type LocalRedis,
   type LocalRedisSentinel,
+  type TestCertificate,
 } from '../harness/index.ts';
 
 /** The test's own connections name themselves so, and are left out when the gateway's are looked for. */
@@ -57,6 +58,23 @@ routes:
 `;
 }
 
+/** The private CA of this file's TLS cases, the Redis servers' certificate (good for a client too: a Sentinel presents it) and the gateway's. */
+let pki: { dir: string; caFile: string; server: TestCertificate; gateway: TestCertificate };
+
+beforeAll(async () => {
+  const dir = await makeTempDir('sb-redis-pki-');
+  const ca = await createTestCa(dir);
+  // The server's certificate names redis.test only: the connection to 127.0.0.1 verifies through `serverName`.
+  const [server, gateway] = await Promise.all([ca.issue('redis-server', 'redis.test', { clientAuth: true }), ca.issue('gateway-client', 'gateway.test', { clientAuth: true })]);
+  pki = { dir, caFile: ca.caFile, server, gateway };
+});
+afterAll(async () => {
+  if (pki) await removeTempDir(pki.dir);
+});
+
+/** The gateway's `redis.tls`: the private CA, its client certificate, the server's name. */
+const gatewayTls = () => `{ caFile: "${pki.caFile}", certFile: "${pki.gateway.certFile}", keyFile: "${pki.gateway.keyFile}", serverName: redis.test }`;
+
 describe('redis: over TLS with a private CA and a client certificate, as an ACL user whose password is in a file', () => {
   let dir: string;
   let redis: LocalRedis;
@@ -83,19 +101,14 @@ describe('redis: over TLS with a private CA and a client certificate, as an ACL 
 
   beforeAll(async () => {
     dir = await makeTempDir('sb-redis-tls-');
-    const ca = await createTestCa(dir);
-    // The server's certificate names redis.test only: the connection to 127.0.0.1 verifies through `serverName`.
-    const server = await ca.issue('redis-server', 'redis.test');
-    const gatewayCertificate = await ca.issue('gateway-client', 'gateway.test', { clientAuth: true });
     passwordFile = join(dir, 'redis.password');
     await writeFile(passwordFile, `${FIRST_PASSWORD}\n`);
     [redis, backend] = await Promise.all([
-      startLocalRedis('redis-tls', { tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: ca.caFile }, extraArgs: gatewayUser(FIRST_PASSWORD) }),
+      startLocalRedis('redis-tls', { tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile }, extraArgs: gatewayUser(FIRST_PASSWORD) }),
       startBackend({ name: 'api' }),
     ]);
     client = new Redis({ host: redis.host, port: redis.port, connectionName: TEST_CLIENT });
-    const tls = `{ caFile: "${ca.caFile}", certFile: "${gatewayCertificate.certFile}", keyFile: "${gatewayCertificate.keyFile}", serverName: redis.test }`;
-    gateway = await startGateway(configWith(`{ url: "rediss://127.0.0.1:${redis.tlsPort}", tls: ${tls}, auth: { username: gateway, passwordFile: "${passwordFile}" }, timeout: 500ms, keyPrefix: "test:" }`, backend.port));
+    gateway = await startGateway(configWith(`{ url: "rediss://127.0.0.1:${redis.tlsPort}", tls: ${gatewayTls()}, auth: { username: gateway, passwordFile: "${passwordFile}" }, timeout: 500ms, keyPrefix: "test:" }`, backend.port));
   });
   afterAll(async () => {
     client?.disconnect();
@@ -161,6 +174,56 @@ describe('redis: through Sentinels that require a password of their own', () => 
         return ((await client.keys('test:rl:*')).length > 0 && clients.some((each) => each.user === 'gateway')) || undefined;
       },
       { timeoutMs: 15_000, intervalMs: 250, message: 'the limit counting in the master the Sentinel named, as the gateway user' },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${(await logOf(gateway.process)).slice(-3_000)}`);
+    });
+  });
+});
+
+describe('redis: over TLS through Sentinels, both listening on TLS ports only', () => {
+  let dir: string;
+  let master: LocalRedis;
+  let sentinel: LocalRedisSentinel;
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let client: Redis;
+
+  beforeAll(async () => {
+    dir = await makeTempDir('sb-redis-sentinel-tls-');
+    await writeFile(join(dir, 'master.password'), `${FIRST_PASSWORD}\n`);
+    await writeFile(join(dir, 'sentinel.password'), `${SENTINEL_PASSWORD}\n`);
+    const serverTls = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.caFile };
+    [master, backend] = await Promise.all([startLocalRedis('redis-master-tls', { tls: { ...serverTls, only: true }, extraArgs: gatewayUser(FIRST_PASSWORD) }), startBackend({ name: 'api' })]);
+    sentinel = await startLocalRedisSentinel({ host: master.host, port: master.tlsPort! }, MASTER_NAME, SENTINEL_PASSWORD, serverTls);
+    // The test's own client reaches the master as the gateway must: over TLS, with a client certificate.
+    const [ca, cert, key] = await Promise.all([readFile(pki.caFile), readFile(pki.gateway.certFile), readFile(pki.gateway.keyFile)]);
+    client = new Redis({ host: master.host, port: master.tlsPort!, connectionName: TEST_CLIENT, tls: { ca, cert, key, servername: 'redis.test' } });
+    gateway = await startGateway(
+      configWith(
+        `{ sentinels: ["127.0.0.1:${sentinel.port}"], name: ${MASTER_NAME}, tls: ${gatewayTls()}, auth: { username: gateway, passwordFile: "${join(dir, 'master.password')}" }, sentinelAuth: { passwordFile: "${join(dir, 'sentinel.password')}" }, timeout: 500ms, keyPrefix: "test:" }`,
+        backend.port,
+      ),
+    );
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await gateway?.process.stop();
+    await backend?.process.kill();
+    await sentinel?.close();
+    await master?.close();
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('asks the Sentinel over TLS for the master and counts there over TLS as its user', async () => {
+    const tlsPort = String(master.tlsPort);
+    await waitFor(
+      async () => {
+        const answer = await fetch(`${gateway.url}/limited`);
+        expect(answer.status).toBe(200);
+        const clients = await gatewayClients(client);
+        return ((await client.keys('test:rl:*')).length > 0 && clients.some((each) => each.user === 'gateway' && each.laddr!.endsWith(`:${tlsPort}`))) || undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 250, message: 'the limit counting over TLS in the master the Sentinel named over TLS, as the gateway user' },
     ).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${(await logOf(gateway.process)).slice(-3_000)}`);
     });
