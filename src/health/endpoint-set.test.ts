@@ -167,6 +167,19 @@ describe('EndpointSet', () => {
     set.close();
   });
 
+  it('shows members that come back together, one failing its checks and one ejected, as before in the first snapshot that lists them', async () => {
+    const { set, scripted, check, list, snapshots } = harness([1, 2, 3, 4], { panicThresholdPercent: 0 });
+    scripted.set(healthAddress(3), false);
+    await check();
+    set.record(healthAddress(2), FAIL);
+    list(1, 4);
+    const from = snapshots.length;
+    list(1, 2, 3, 4);
+    // The detector hears of the return before the checker: no snapshot in between may show 3 unchecked and routable.
+    expect(snapshots.slice(from).map((snapshot) => snapshot.endpoints.filter((endpoint) => endpoint.routable).map((endpoint) => endpoint.instance.id))).toEqual([['i-1', 'i-4']]);
+    set.close();
+  });
+
   it('drops a departed member at once when no active checks are configured', () => {
     const { set, list, present } = harness([1, 2, 3], { active: undefined });
     list(1, 2);

@@ -66,6 +66,9 @@ export class EndpointSet implements HealthView {
   private readonly confirmedGone = new Set<string>();
   private listed = false;
   private closed = false;
+  /** Set while `syncTargets` tells the detector and the checker in turn: a snapshot between them would mix old and new. */
+  private syncing = false;
+  private changedWhileSyncing = false;
 
   constructor(
     readonly service: string,
@@ -165,6 +168,10 @@ export class EndpointSet implements HealthView {
   }
 
   private onHealthChange(): void {
+    if (this.syncing) {
+      this.changedWhileSyncing = true;
+      return;
+    }
     let dropped = false;
     for (const address of [...this.departed.keys()]) {
       if (!this.stillPassing(address)) dropped = this.forget(address) || dropped;
@@ -177,8 +184,17 @@ export class EndpointSet implements HealthView {
     const instances = [...this.members, ...[...this.departed.values()].map((entry) => entry.instance)];
     // As the panic share counts: the endpoints that would take traffic were they healthy.
     const idle = [...this.members.filter((instance) => instance.weight <= 0 || instance.draining === true).map(instanceAddress), ...this.departed.keys()];
-    this.detector?.setMembers(instances.map(instanceAddress), idle);
-    this.checker?.track(instances.map((instance) => ({ service: this.service, address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
+    this.syncing = true;
+    try {
+      this.detector?.setMembers(instances.map(instanceAddress), idle);
+      this.checker?.track(instances.map((instance) => ({ service: this.service, address: instanceAddress(instance), host: instance.host, port: instance.port, protocol: instance.protocol })));
+    } finally {
+      this.syncing = false;
+    }
+    if (this.changedWhileSyncing) {
+      this.changedWhileSyncing = false;
+      this.onHealthChange();
+    }
   }
 
   private recompute(): void {
