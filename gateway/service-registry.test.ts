@@ -184,6 +184,57 @@ describe('ServiceBalancers', () => {
     ]);
   });
 
+  it('keeps the health set across a rebuild that changed only the balancer, so an instance that was failing or ejected, left and came back is judged as before', async () => {
+    const listen = async (keep: boolean) => {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+      if (keep) cleanups.push(close);
+      else await close();
+      return port;
+    };
+    const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
+    const health = 'panicThreshold: 0, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
+    const { balancers, list } = start(`services: { svc: { ${health} } }`);
+    list('svc', up, ejected, down);
+    const address = (port: number) => `127.0.0.1:${port}`;
+    const endpoint = (port: number) => balancers.health('svc')?.endpoints.find((candidate) => candidate.address === address(port));
+    await waitFor(() => endpoint(down)?.active === 'unhealthy' && endpoint(up)?.active === 'healthy' && endpoint(ejected)?.active === 'healthy', { message: 'the checks to find down failing' });
+    balancers.balancer('svc')!.recordOutcome(address(ejected), { ok: false, latencyMs: 1, errorClass: 'http-5xx' });
+    const ejectedUntil = endpoint(ejected)!.ejectedUntil;
+    expect(ejectedUntil).toBeDefined();
+    // Both leave the registry (neither passes, so no removal grace keeps them) ...
+    list('svc', up);
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 1, { message: 'down and ejected to leave' });
+    const before = balancers.balancer('svc')!;
+
+    // ... the balancer alone changes ...
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { balancer: least-connections, slowStart: { window: 10s }, ${health} } }`));
+    expect(balancers.balancer('svc')?.balancer.algorithm).toBe('least-connections');
+    expect(balancers.balancer('svc')!.health).toBe(before.health);
+
+    // ... and they come back: the first snapshot with them, before any check has run, judges them as before.
+    const seen: HealthSnapshot[] = [];
+    balancers.health$.subscribe((snapshot) => seen.push(snapshot));
+    list('svc', up, ejected, down);
+    await waitFor(() => seen.some((snapshot) => snapshot.endpoints.length === 3), { message: 'down and ejected to come back' });
+    const back = seen.find((snapshot) => snapshot.endpoints.length === 3)!;
+    const byAddress = (a: { address: string }, b: { address: string }) => a.address.localeCompare(b.address);
+    expect(back.endpoints.map(({ address, active, ejected, ejectedUntil, routable }) => ({ address, active, ejected, ejectedUntil, routable })).sort(byAddress)).toEqual([
+      { address: address(up), active: 'healthy', ejected: false, ejectedUntil: undefined, routable: true },
+      // Only failing verdicts are remembered for instances that left: a passing one is checked afresh.
+      { address: address(ejected), active: 'unknown', ejected: true, ejectedUntil, routable: false },
+      { address: address(down), active: 'unhealthy', ejected: false, ejectedUntil: undefined, routable: false },
+    ].sort(byAddress));
+    const picks = Array.from({ length: 6 }, () => {
+      const pick = balancers.pickerFor('svc')!.pick({});
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      return pick.kind === 'endpoint' ? pick.address : pick.reason;
+    });
+    expect(new Set(picks)).toEqual(new Set([address(up)]));
+  });
+
   it('completes health$ on close', () => {
     const { balancers } = start('');
     let completed = false;

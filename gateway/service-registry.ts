@@ -1,5 +1,5 @@
 import { map, Observable, Subject, type Subscription } from 'rxjs';
-import { createServiceBalancer, createSubsetBalancer, nonePicker, SmoothSplit, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type SubsetSelector } from '../src/balance/index.ts';
+import { createServiceBalancer, createSubsetBalancer, nonePicker, SmoothSplit, type Balancer, type BalancerKeeper, type PickerSource, type ServiceBalancer, type ServiceHealth, type SubsetSelector } from '../src/balance/index.ts';
 import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
@@ -21,9 +21,11 @@ export interface BalancerSource {
    * A new balancer of `service`, fed from this source's health and balanced with `settings`;
    * `previous` is the last health of the balancer it replaces, whose verdicts a source with health
    * of its own carries over, and `keep` that balancer's keeper, whose balancer (in-flight counts,
-   * latency, weights) it keeps when the balancer settings are the same.
+   * latency, weights) it keeps when the balancer settings are the same; `health`, when the health
+   * settings are the same, is that balancer's health, which a source with health of its own runs on
+   * as it was (then `previous` is moot).
    */
-  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer;
+  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer;
 }
 
 /**
@@ -33,13 +35,14 @@ export interface BalancerSource {
 export function registryBalancerSource(aggregator: DiscoveryAggregator): BalancerSource {
   return {
     services$: aggregator.services$,
-    create(service, settings, previous, keep) {
+    create(service, settings, previous, keep, health) {
       const conf = aggregator.service(service);
       // The service's protocol applies to instances whose registry entry named none, before health
       // checks and balancers see them, so checks and traffic speak the same protocol.
       const protocol = settings.protocol;
       const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
       const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
+      if (health) return createServiceBalancer({ service, conf$ }, { ...options, keepHealth: health });
       return createServiceBalancer({ service, conf$ }, previous ? { ...options, health: { ...options.health, previous } } : options);
     },
   };
@@ -47,7 +50,10 @@ export function registryBalancerSource(aggregator: DiscoveryAggregator): Balance
 
 interface Entry {
   readonly balancer: ServiceBalancer;
+  /** `balancerFingerprint` when built. */
   readonly settings: string;
+  /** `healthFingerprint` when built. */
+  readonly healthSettings: string;
   readonly subscription: Subscription;
 }
 
@@ -165,17 +171,22 @@ export class ServiceBalancers {
   }
 
   /**
-   * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services,
-   * keeping the health verdicts (failing checks, ejections) their instances had, and the balancer
-   * itself (requests in flight, latency, weights) when its own settings did not change, with the
-   * balancers of its subsets.
+   * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services.
+   * A rebuild keeps the health the service had: all of it (checks, the verdicts of instances that
+   * left, parked ejections, removal grace) when its health settings did not change, else the
+   * verdicts (failing checks, ejections) of its current instances; and the balancer itself
+   * (requests in flight, latency, weights) when its own settings did not change, with the balancers
+   * of its subsets.
    */
   apply(config: GatewayConfig): void {
     this.config = config;
     for (const [service, entry] of [...this.balancers]) {
-      if (fingerprint(config, service) === entry.settings) continue;
+      const health = healthFingerprint(config, service);
+      if (health === entry.healthSettings && balancerFingerprint(config, service) === entry.settings) continue;
+      const listed = this.listed.has(service);
+      const kept = listed && health === entry.healthSettings ? entry.balancer.handOverHealth() : undefined;
       this.release(service, entry);
-      const rebuilt = this.listed.has(service) ? this.create(service, this.latestHealth.get(service), entry.balancer.keeper) : undefined;
+      const rebuilt = listed ? this.create(service, this.latestHealth.get(service), entry.balancer.keeper, kept) : undefined;
       this.carrySubsets(service, entry.balancer.balancer, rebuilt);
     }
     const routes = config.routes.filter(selectsSubsets);
@@ -210,13 +221,13 @@ export class ServiceBalancers {
     this.forgottenNames.next(service);
   }
 
-  private create(service: string, previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer {
-    const balancer = this.source.create(service, serviceSettings(this.config, service), previous, keep);
+  private create(service: string, previous?: HealthSnapshot, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer {
+    const balancer = this.source.create(service, serviceSettings(this.config, service), previous, keep, health);
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);
     });
-    this.balancers.set(service, { balancer, settings: fingerprint(this.config, service), subscription });
+    this.balancers.set(service, { balancer, settings: balancerFingerprint(this.config, service), healthSettings: healthFingerprint(this.config, service), subscription });
     return balancer;
   }
 
@@ -308,11 +319,17 @@ export class ServiceBalancers {
   }
 }
 
-/** What a balancer is built from; instances are left out, since they arrive through the registry stream. */
-function fingerprint(config: GatewayConfig, service: string): string {
-  const { balancer, slowStart, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
+/** What a service's balancer alone is built from (see `BalancerKeeper`). */
+function balancerFingerprint(config: GatewayConfig, service: string): string {
+  const { balancer, slowStart } = serviceSettings(config, service);
+  return JSON.stringify({ balancer, slowStart });
+}
+
+/** What a service's health (its `EndpointSet` and the stream feeding it) is built from; instances are left out, since they arrive through the registry stream. */
+function healthFingerprint(config: GatewayConfig, service: string): string {
+  const { healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
   // The probe speaks the protocol with the TLS settings; files count by digest (PemFile hides its text).
-  return JSON.stringify({ balancer, slowStart, healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
+  return JSON.stringify({ healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
 }
 
 /** `conf` with `protocol` for every instance whose registry entry named none; the same object when none changes. */

@@ -18,7 +18,7 @@ export type { NoEndpoint, PeekedEndpoint, PeekResult, PickContext, PickedEndpoin
 export { createServiceBalancer, ServiceBalancer } from './service-balancer.ts';
 export { DEFAULT_SLOW_START, SLOW_START_ALGORITHMS, slowStartFactor } from './slow-start.ts';
 export type { SlowStartOptions } from './slow-start.ts';
-export type { ServiceBalancerOptions } from './service-balancer.ts';
+export type { ServiceBalancerOptions, ServiceHealth } from './service-balancer.ts';
 export { canaryPicker, cookieValue, fallbackPicker, SmoothSplit } from './picker-subset.ts';
 export type { CanaryLane, CanaryPlan, PickerSource } from './picker-subset.ts';
 export { createSubsetBalancer, matchesSubset, subsetHealthView, subsetKey } from './subset.ts';

@@ -30,7 +30,7 @@ export class ServiceBalancer {
     /** The health view the balancer is fed from; the admin view reads it too. */
     readonly health: HealthView,
     readonly balancer: Balancer,
-    private readonly teardown: () => void = () => undefined,
+    private teardown: () => void = () => undefined,
     /** Where outcomes of picks go for passive health; subset balancers over the same health report here too. */
     readonly recordOutcome: OutcomeListener = () => undefined,
     /** Holds `balancer` when a rebuild of the service may keep it (`ServiceBalancerOptions.keep`). */
@@ -43,6 +43,17 @@ export class ServiceBalancer {
   /** The picker to use for the next request; `no-instances` until the registry lists the service. */
   get picker(): Picker {
     return this.current;
+  }
+
+  /**
+   * Gives this build's health, with its teardown and outcome listener, to the build of the service
+   * that replaces it (`ServiceBalancerOptions.keepHealth`): `close()` then leaves it running. Call it
+   * right before closing this build.
+   */
+  handOverHealth(): ServiceHealth {
+    const handed: ServiceHealth = { view: this.health, teardown: this.teardown, recordOutcome: this.recordOutcome };
+    this.teardown = () => undefined;
+    return handed;
   }
 
   /** Unsubscribes, runs the owner's teardown (checks, timers) and completes `picker$`; the last picker stays usable. Idempotent. */
@@ -76,6 +87,15 @@ export class ServiceBalancer {
   }
 }
 
+/** The health one build of a service runs on, as `ServiceBalancer.handOverHealth()` passes it to the next. */
+export interface ServiceHealth {
+  readonly view: HealthView;
+  /** Stops its checks and timers; run by the build that holds it last, on `close()`. */
+  readonly teardown: () => void;
+  /** Where outcomes of picks go for passive health. */
+  readonly recordOutcome: OutcomeListener;
+}
+
 /** Settings of `createServiceBalancer`. */
 export interface ServiceBalancerOptions {
   readonly balancer: BalancerConfig;
@@ -84,15 +104,27 @@ export interface ServiceBalancerOptions {
   readonly slowStart?: SlowStartOptions;
   /** The `keeper` of the closed balancer of the service this one rebuilds: its balancer is kept when `balancer` and `slowStart` are unchanged. */
   readonly keep?: BalancerKeeper;
+  /**
+   * The health of the build of the service this one replaces (`ServiceBalancer.handOverHealth()`),
+   * for a rebuild that left the health settings alone: it carries on as it was (checks, verdicts of
+   * instances that left, parked ejections, removal grace), as across a reload that changed nothing
+   * of the service, and `health` is unused.
+   */
+  readonly keepHealth?: ServiceHealth;
 }
 
 /**
  * The whole per-service composition: an `EndpointSet` over `conf.conf$` (active checks, outlier
- * detection, Envoy's rule, panic) feeding a balancer built from `options.balancer` (or kept, see
+ * detection, Envoy's rule, panic; or the one of `options.keepHealth`) feeding a balancer built from `options.balancer` (or kept, see
  * `BalancerKeeper`), with every pick's outcome reported to outlier detection. `close()` tears down
  * all of it but the balancer, which holds no timers or connections.
  */
 export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
+  const kept = options.keepHealth;
+  if (kept) {
+    const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, kept.recordOutcome);
+    return new ServiceBalancer(kept.view, keeper.balancer, kept.teardown, kept.recordOutcome, keeper);
+  }
   const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
   const recordOutcome: OutcomeListener = (address, outcome) => endpoints.record(address, outcome);
   const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, recordOutcome);
