@@ -37,12 +37,13 @@ describe('an instance that leaves the registry unhealthy and comes back', () => 
   let good: RejoinBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  const config = (backends: readonly RejoinBackend[]) => `
+  const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin') => `
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${adminPort}
 services:
   web:
     retries: false
+    balancer: ${balancer}
     panicThreshold: 0
     healthCheck: { path: /health, interval: 1s, unhealthyThreshold: 3, healthyThreshold: 2 }
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 120s, maxEjectionPercent: 100 }
@@ -51,6 +52,7 @@ routes:
   - { path: /, service: web }
 `;
   let adminPort: number;
+  const view = async (port: number) => (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === port);
   const reasons = async () => new Map((await admin.services()).find((service) => service.name === 'web')?.instances.map((instance) => [instance.port, instance.health.reason]) ?? []);
 
   beforeAll(async () => {
@@ -86,6 +88,28 @@ routes:
     expect(back.get(erring.port)).toBe('ejected');
     const erringView = (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === erring.port);
     expect(erringView).toMatchObject({ routable: false, health: { ejectedUntil } });
+    const answeredBy = new Set<string>();
+    for (let request = 0; request < 12; request += 1) answeredBy.add(await fetch(`${gateway.url}/x`).then((response) => response.text()));
+    expect([...answeredBy]).toEqual([String(good.port)]);
+  });
+
+  it('is still failing or ejected when a reload that changed only the balancer came while it was away', async () => {
+    // Left from the test before: failing fails its checks, erring serves its 120 s ejection.
+    expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
+    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
+
+    await gateway.writeConfig(config([good]));
+    await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
+    // The balancer alone changes while they are away: the service is rebuilt.
+    await gateway.writeConfig(config([good], 'least-connections'));
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'web')?.balancer === 'least-connections', { timeoutMs: 10_000, message: 'the new balancer' });
+    await gateway.writeConfig(config([failing, erring, good], 'least-connections'));
+    const back = await waitFor(async () => ((await reasons()).size === 3 ? reasons() : undefined), { timeoutMs: 10_000, message: 'the two to come back' });
+
+    // A rebuild that made a new health set would show them `check-pending` and `registered`, routable.
+    expect(back.get(failing.port)).toBe('check-failing');
+    expect(back.get(erring.port)).toBe('ejected');
+    expect(await view(erring.port)).toMatchObject({ routable: false, health: { ejectedUntil } });
     const answeredBy = new Set<string>();
     for (let request = 0; request < 12; request += 1) answeredBy.add(await fetch(`${gateway.url}/x`).then((response) => response.text()));
     expect([...answeredBy]).toEqual([String(good.port)]);
