@@ -67,8 +67,8 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
  * entry, then stops the backend with the signal the agent received and exits with its status.
  * After a deletion the registry did not confirm (the entry may still be there), the retried
  * deletion takes the mark's place: `--drain` counts from its confirmation, when gateways stop
- * sending. Marking (or that wait) and deleting share the `--ttl` bound, so a registry that is down
- * costs at most `--ttl`.
+ * sending. Marking (or that wait) and deleting share the `--ttl` bound (the lease's TTL: an etcd lease
+ * rounds `--ttl` up to whole seconds), so a registry that is down costs at most that.
  * Without a signal (the backend exited), with `--drain 0` or with no entry registered (the backend
  * never passed its probe, or failed it since) it deletes the entry at once, if any; a backend that
  * exits during the drain cuts it short. The agent exits with the backend's status.
@@ -76,6 +76,8 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
+  // The entry's life asked of the registry, not `--ttl` as given: an etcd lease is rounded up to whole seconds.
+  const ttlMs = agent.registration.entryTtlMs;
   // No entry (never registered, or removed after `--fall` failures with the registry's confirmation):
   // no gateway sends it anything, so nothing to drain. A removal the registry did not confirm may
   // have left the entry (a ZooKeeper session that came back keeps its node): that one drains.
@@ -86,21 +88,21 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     if (unconfirmedRemoval) {
       // Gateways send to the entry until its deletion lands, so --drain counts from there, as it counts from the mark.
       log.info({ signal }, 'the last deregistration was not confirmed, so the entry may still be there; waiting for its retried deletion, then --drain');
-      const removed = await agent.removalConfirmed(options.ttlMs / 2);
+      const removed = await agent.removalConfirmed(ttlMs / 2);
       if (removed) log.info({ drainMs: options.drainMs, removedAt: Date.now() }, 'the retried deletion was confirmed; waiting --drain for the requests gateways sent before it to finish');
-      else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the retried deletion; waiting --drain for requests in flight anyway');
+      else log.warn({ drainMs: options.drainMs, waitedMs: ttlMs / 2 }, 'the registry did not confirm the retried deletion; waiting --drain for requests in flight anyway');
     } else {
       log.info({ signal }, 'marking the entry draining before the backend stops');
-      const marked = await agent.markDraining(options.ttlMs / 2);
+      const marked = await agent.markDraining(ttlMs / 2);
       if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
-      else log.warn({ drainMs: options.drainMs }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+      else log.warn({ drainMs: options.drainMs, waitedMs: ttlMs / 2 }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
     }
     draining = true;
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);
     draining = false;
     log.info('drained; deregistering');
     // Whole milliseconds: the bound is named in the warning when the registry does not answer.
-    await agent.deregister(Math.max(1, Math.round(options.ttlMs - (performance.now() - startedAt - options.drainMs))));
+    await agent.deregister(Math.max(1, Math.round(ttlMs - (performance.now() - startedAt - options.drainMs))));
   } else {
     log.info({ signal }, entry ? 'deregistering before the backend stops' : 'no entry registered, nothing to drain; stopping without waiting --drain');
     await agent.deregister();

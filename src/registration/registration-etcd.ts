@@ -38,10 +38,10 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private readonly entry: RegisteredEntry<T>;
 
   constructor(private readonly options: EtcdRegistrationOptions<T>) {
-    super(componentLogger(options.component ?? 'agent-registration', { registry: 'etcd', endpoints: options.endpoints }), options.ttlMs);
+    // The lease's TTL bounds deregistration: the key is gone after it anyway (1.4 s asked is a 2 s lease).
+    super(componentLogger(options.component ?? 'agent-registration', { registry: 'etcd', endpoints: options.endpoints }), leaseTtlSeconds(options.ttlMs) * 1_000);
     this.entry = options.entry ?? (instanceEntry(options.prefix) as unknown as RegisteredEntry<T>);
-    // Up, never down (1.4 s would be a 1 s lease, and anything under 500 ms none): the lease lives at least as long as asked.
-    this.ttlSeconds = Math.max(1, Math.ceil(options.ttlMs / 1_000));
+    this.ttlSeconds = leaseTtlSeconds(options.ttlMs);
     if (this.ttlSeconds * 1_000 !== options.ttlMs) this.log.warn({ ttlMs: options.ttlMs, leaseTtlSeconds: this.ttlSeconds }, 'an etcd lease TTL is whole seconds; rounded up');
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1_000, options.ttlMs);
   }
@@ -128,4 +128,9 @@ function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): 
       timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The TTL in whole seconds of a lease asked for `ttlMs`: up, never down (1.4 s would be a 1 s lease, and anything under 500 ms none), so the lease lives at least as long as asked. */
+function leaseTtlSeconds(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs / 1_000));
 }

@@ -57,7 +57,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
-   *   removal together: the session timeout or lease TTL, after which the entry is gone anyway.
+   *   removal together: the session timeout or lease TTL asked of the registry (etcd's rounded up
+   *   to whole seconds), after which the entry is gone anyway.
    */
   constructor(
     protected readonly log: Logger,
@@ -65,6 +66,15 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     private readonly backoff: BackoffOptions = REGISTRATION_BACKOFF,
   ) {
     this.state$ = this.state.asObservable();
+  }
+
+  /**
+   * How long the entry may outlive an agent that stopped answering: the session timeout or lease
+   * TTL asked of the registry (an etcd lease rounded up to whole seconds), the default bound of
+   * `deregister()`; shutdown bounds derive from it.
+   */
+  get entryTtlMs(): number {
+    return this.deregisterTimeoutMs;
   }
 
   /** The current state. */
@@ -165,7 +175,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     if (outcome.superseded) return;
     // (A retry may have confirmed it in the same turn as the bound ran out.)
     if (outcome.error !== undefined && !removal.confirmed) this.removalUnconfirmed = true;
-    if (outcome.error !== undefined) this.log.warn({ err: errorMessage(outcome.error) }, 'deregistration failed; the entry goes when the session or lease ends');
+    if (outcome.error !== undefined) this.log.warn({ err: errorMessage(outcome.error), timeoutMs }, 'deregistration failed; the entry goes when the session or lease ends');
     // A register() while the removal ran wants the entry back: the loop writes it after the removal.
     if (this.desired !== undefined) return;
     this.deregistered = true;

@@ -217,6 +217,40 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(exitedAt! - goneAt, log).toBeGreaterThanOrEqual(drainMs - 100);
   });
 
+  it('bounds marking and deleting by the lease etcd was asked for, a --ttl rounded up to whole seconds, when etcd stops answering', async () => {
+    const paused = await startEtcd();
+    cleanup.push(() => paused.close());
+    const member = paused.members[0]!;
+    const reader = new Etcd3({ hosts: paused.endpoints });
+    cleanup.push(async () => reader.close());
+    const registry = `etcd://${paused.endpoints[0]!.replace('http://', '')}/services`;
+    // --ttl 1400ms is a 2 s lease: the key outlives a silent agent by up to 2 s, so shutdown may wait that long for etcd.
+    const start = async (id: string, drain: string) => {
+      const port = await freePort();
+      const agent = await startAgent(['--registry', registry, '--service', 'user', '--port', String(port), '--id', id, '--ttl', '1400ms', '--drain', drain, ...PROBES, '--', ...backendCommand(port, id)]);
+      cleanup.push(async () => {
+        await agent.kill();
+        killStillRunning(children);
+      });
+      return agent;
+    };
+    let children: ProcessRecord[] = [];
+    const [draining, immediate] = [await start('etcd-lease-drain', '200ms'), await start('etcd-lease-now', '0s')];
+    await waitFor(async () => (await reader.get('/services/user/etcd-lease-drain').string()) && (await reader.get('/services/user/etcd-lease-now').string()), { timeoutMs: 10_000, message: 'both keys to appear' });
+    children = [draining, immediate].flatMap((agent) => (agent.pid === undefined ? [] : descendantsOf(agent.pid)));
+
+    member.pause();
+    cleanup.unshift(async () => member.resume());
+    const [drained, stopped] = await Promise.all([draining.stop(EXIT_BOUND_MS + 2_000), immediate.stop(EXIT_BOUND_MS + 2_000)]);
+    const [drainLog, immediateLog] = [await logOf(draining), await logOf(immediate)];
+    expect(drained, drainLog).toMatchObject({ signal: null, code: 0 });
+    expect(stopped, immediateLog).toMatchObject({ signal: null, code: 0 });
+    // Half of the 2 s lease for the mark (700 ms, half of --ttl, before) ...
+    expect(drainLog).toMatch(/"waitedMs":1000\b.*did not confirm the draining mark/);
+    // ... and the whole lease for a deletion without a drain (1400 ms before).
+    expect(immediateLog).toMatch(/"timeoutMs":2000\b.*deregistration failed/);
+  });
+
   it('exits within the stated bound and stops its backend when etcd was killed', async () => {
     etcd = await startEtcd();
     const reader = new Etcd3({ hosts: etcd.endpoints });
