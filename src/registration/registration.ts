@@ -4,6 +4,7 @@ import { errorMessage } from '../errors.ts';
 import { encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Logger } from '../logger.ts';
+import { PendingRemoval } from './registration-removal.ts';
 
 /** Where one registration stands; `retrying` means the registry refused or could not be reached. */
 export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 'retrying' | 'closed';
@@ -163,15 +164,10 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     if (this.closed) return;
     this.desired = undefined;
     this.cancelRetry();
-    this.pendingRemoval ??= pendingRemoval();
+    this.pendingRemoval ??= new PendingRemoval();
     const removal = this.pendingRemoval;
-    const { removed } = removal;
     this.reconcile();
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<RemovalOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ error: removal.lastError ?? new Error(`no answer from the registry within ${timeoutMs} ms`) }), timeoutMs);
-    });
-    const outcome = await Promise.race([removed, gaveUp]).finally(() => clearTimeout(timer));
+    const outcome = await removal.within(timeoutMs);
     if (outcome.superseded) return;
     // (A retry may have confirmed it in the same turn as the bound ran out.)
     if (outcome.error !== undefined && !removal.confirmed) this.removalUnconfirmed = true;
@@ -312,25 +308,4 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);
   }
-}
-
-/** How a removal ended: done (nothing set), failed (`error`), or cancelled by a later `register()` (`superseded`). */
-interface RemovalOutcome {
-  readonly error?: unknown;
-  readonly superseded?: boolean;
-}
-
-interface PendingRemoval {
-  readonly removed: Promise<RemovalOutcome>;
-  /** The last attempt's error, while the removal is retried. */
-  lastError?: unknown;
-  /** True once the registry confirmed the removal. */
-  confirmed?: boolean;
-  settle(outcome: RemovalOutcome): void;
-}
-
-function pendingRemoval(): PendingRemoval {
-  let settle!: (outcome: RemovalOutcome) => void;
-  const removed = new Promise<RemovalOutcome>((resolve) => (settle = resolve));
-  return { removed, settle };
 }
