@@ -107,6 +107,12 @@ describe('cors', () => {
     expect(simple.headers['access-control-allow-origin']).toBe('*');
     expect(simple.headers.vary).toBeUndefined();
   });
+
+  it('grants * on an answer to a request without Origin too, since that answer carries no Vary: Origin and a cache may hand it to a page', async () => {
+    server = await serveMiddleware([cors({ ...SETTINGS, allowOrigins: ['*'], allowCredentials: false })]);
+    const response = await server.send('/api', {});
+    expect([response.headers['access-control-allow-origin'], response.headers.vary]).toEqual(['*', undefined]);
+  });
 });
 
 describe('cors in the configuration', () => {

@@ -50,8 +50,10 @@ export function cors(settings: CorsSettings): Middleware {
     if (settings.allowCredentials) headers['access-control-allow-credentials'] = 'true';
     if (exposed !== '') headers['access-control-expose-headers'] = exposed;
   };
-  // One hook for every request: the origin it grants is the context's own.
-  const onAnswer: ResponseHeadersHook = (_status, headers, context) => grant(headers, grantedOrigin(context, allowed));
+  // One hook for every request: the origin it grants is the context's own. A `*` grant goes on every
+  // answer, Origin or not: one without it and without `Vary: Origin` would be cached and handed to a
+  // page (the Fetch standard's "CORS protocol and HTTP caches").
+  const onAnswer: ResponseHeadersHook = (_status, headers, context) => grant(headers, variesByOrigin ? grantedOrigin(context, allowed) : '*');
 
   return async function cors(context, next) {
     const origin = originOf(context);
