@@ -104,9 +104,13 @@ export const sentHeaderValue = headerValue.refine(isSendableHeaderText, 'must ho
 /**
  * A header value a request's header is compared with (a route's `headers` condition): as
  * `sentHeaderValue`, since Node reads a request's header bytes as Latin-1, so a condition with any
- * other character (`日本`) could never match, whatever a client sent.
+ * other character (`日本`) could never match, whatever a client sent; nor one with a space or tab at
+ * either end (`" a"`), which Node strips from every value.
  */
-export const matchedHeaderValue = headerValue.refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters, as a request header read by Node does (it could never match)');
+export const matchedHeaderValue = headerValue
+  .refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters, as a request header read by Node does (it could never match)')
+  // RFC 9110 §5.5: a field value's leading and trailing spaces and tabs are no part of it; Node strips them, and `headerHasValue` trims each listed element.
+  .refine((value) => !/^[ \t]|[ \t]$/.test(value), 'must not start or end with a space or tab, which a request header never does (it could never match)');
 
 /** Whether Node can write `value` in a header; CR, LF and NUL pass here, `headerValue` names them itself. */
 function isSendableHeaderText(value: string): boolean {
