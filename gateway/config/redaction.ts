@@ -3,7 +3,7 @@ import { CREDENTIAL_HEADER } from './credential-header.ts';
 /** What a secret is replaced with wherever the admin API shows configuration. */
 export const REDACTED = '[redacted]';
 
-/** Keys whose string value is a secret wherever they sit: the Redis `password` (and a rate limit's copy), the admin `token`. */
+/** Keys whose string value is a secret wherever they sit: the Redis `password`, the admin `token`. */
 const SECRET_KEYS = new Set(['password', 'token']);
 
 /** Keys whose value maps header names to values: a header policy's `set`, a route's `headers` conditions, a fallback answer's `headers`. */
