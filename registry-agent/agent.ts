@@ -85,7 +85,7 @@ export class Agent {
     return this.registration.removalConfirmed(timeoutMs);
   }
 
-  /** Stops probing and removes the entry; resolves once the registry confirmed or gave up after `timeoutMs` (the registration's `entryTtlMs`, `--ttl` as etcd's lease rounds it, by default). */
+  /** Stops probing and removes the entry; resolves once the registry confirmed or gave up after `timeoutMs` (the registration's `entryTtlMs`, `--ttl` as etcd's lease rounds it or a ZooKeeper server granted it, by default). */
   async deregister(timeoutMs?: number): Promise<void> {
     this.subscription?.unsubscribe();
     this.health.stop();

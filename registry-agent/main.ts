@@ -76,7 +76,7 @@ process.on('SIGHUP', () => child?.kill('SIGHUP'));
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  // The entry's life asked of the registry, not `--ttl` as given: an etcd lease is rounded up to whole seconds.
+  // The entry's life in the registry, not `--ttl` as given: an etcd lease is rounded up to whole seconds, a ZooKeeper session clamped by its server.
   const ttlMs = agent.registration.entryTtlMs;
   // No entry (never registered, or removed after `--fall` failures with the registry's confirmation):
   // no gateway sends it anything, so nothing to drain. A removal the registry did not confirm may

@@ -73,6 +73,15 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     this.supervisor.start();
   }
 
+  /**
+   * The session timeout the server granted while a session lives (it clamps the one asked for to
+   * its minSessionTimeout/maxSessionTimeout, and the node outlives a silent agent by that), else
+   * the one asked for.
+   */
+  override get entryTtlMs(): number {
+    return this.supervisor.currentSession()?.timeoutMs ?? super.entryTtlMs;
+  }
+
   /** The znode path this registration writes for `entry`. */
   pathOf(entry: T): string {
     return this.entry.keyOf(entry);

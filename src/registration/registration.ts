@@ -71,8 +71,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
 
   /**
    * How long the entry may outlive an agent that stopped answering: the session timeout or lease
-   * TTL asked of the registry (an etcd lease rounded up to whole seconds), the default bound of
-   * `deregister()`; shutdown bounds derive from it.
+   * TTL asked of the registry (an etcd lease rounded up to whole seconds; a ZooKeeper session as
+   * its server granted it), the default bound of `deregister()`; shutdown bounds derive from it.
    */
   get entryTtlMs(): number {
     return this.deregisterTimeoutMs;
@@ -160,7 +160,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
    * The removal runs in the loop, after any pass in progress: a `register()` that comes before it
    * starts cancels it (this resolves at once), and one that comes later is written after it.
    */
-  async deregister(timeoutMs = this.deregisterTimeoutMs): Promise<void> {
+  async deregister(timeoutMs = this.entryTtlMs): Promise<void> {
     if (this.closed) return;
     this.desired = undefined;
     this.cancelRetry();

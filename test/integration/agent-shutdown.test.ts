@@ -251,6 +251,39 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(immediateLog).toMatch(/"timeoutMs":2000\b.*deregistration failed/);
   });
 
+  it('bounds marking and deleting by the session ZooKeeper granted, a --ttl its minSessionTimeout raised, when ZooKeeper stops answering', async () => {
+    // A 3 s minSessionTimeout turns the 1 s asked for into a 3 s session: the znode outlives a silent agent by up to 3 s.
+    const clamped = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 3_000 });
+    cleanup.push(() => clamped.close());
+    const reader = await connectZooKeeperClient(clamped.connectString);
+    cleanup.push(async () => reader.close());
+    let children: ProcessRecord[] = [];
+    const start = async (id: string, drain: string) => {
+      const port = await freePort();
+      const agent = await startAgent(['--registry', `zk://${clamped.connectString}/services`, '--service', 'user', '--port', String(port), '--id', id, '--ttl', '1s', '--drain', drain, ...PROBES, '--', ...backendCommand(port, id)]);
+      cleanup.push(async () => {
+        await agent.kill();
+        killStillRunning(children);
+      });
+      return agent;
+    };
+    const [draining, immediate] = [await start('zk-granted-drain', '200ms'), await start('zk-granted-now', '0s')];
+    await waitFor(async () => (await exists(reader, '/services/user/zk-granted-drain')) && exists(reader, '/services/user/zk-granted-now'), { timeoutMs: 10_000, message: 'both nodes to appear' });
+    children = [draining, immediate].flatMap((agent) => (agent.pid === undefined ? [] : descendantsOf(agent.pid)));
+
+    const node = clamped.nodes[0]!;
+    node.pause();
+    cleanup.unshift(async () => node.resume());
+    const [drained, stopped] = await Promise.all([draining.stop(3_000 + EXIT_BOUND_MS), immediate.stop(3_000 + EXIT_BOUND_MS)]);
+    const [drainLog, immediateLog] = [await logOf(draining), await logOf(immediate)];
+    expect(drained, drainLog).toMatchObject({ signal: null, code: 0 });
+    expect(stopped, immediateLog).toMatchObject({ signal: null, code: 0 });
+    // Half of the granted 3 s for the mark (500 ms, half of --ttl, before) ...
+    expect(drainLog).toMatch(/"waitedMs":1500\b.*did not confirm the draining mark/);
+    // ... and the whole granted session for a deletion without a drain (1000 ms before).
+    expect(immediateLog).toMatch(/"timeoutMs":3000\b.*deregistration failed/);
+  });
+
   it('exits within the stated bound and stops its backend when etcd was killed', async () => {
     etcd = await startEtcd();
     const reader = new Etcd3({ hosts: etcd.endpoints });
