@@ -74,6 +74,10 @@ const MIDDLEWARE_KINDS = {
     if (settings.allowCredentials && settings.allowOrigins.includes('*')) {
       context.addIssue({ code: 'custom', path: ['allowCredentials'], message: 'cannot go with allowOrigins "*" (browsers refuse credentials for any origin): list the origins' });
     }
+    // With credentials a browser reads an exposed `*` as a header named `*` (the Fetch standard), exposing nothing.
+    if (settings.allowCredentials && settings.exposeHeaders?.includes('*')) {
+      context.addIssue({ code: 'custom', path: ['exposeHeaders'], message: 'cannot hold "*" with allowCredentials (browsers then read it as a header named *): list the headers' });
+    }
   }),
   headers: section({
     request: headerPolicy.optional(),

@@ -137,6 +137,7 @@ describe('cors in the configuration', () => {
 
   it.each([
     ['{ allowOrigins: ["*"], allowCredentials: true }', 'middlewares.c.cors.allowCredentials (line 2): cannot go with allowOrigins "*"'],
+    ['{ allowOrigins: ["https://a.example"], allowCredentials: true, exposeHeaders: ["*"] }', 'middlewares.c.cors.exposeHeaders (line 2): cannot hold "*" with allowCredentials'],
     ['{ allowOrigins: ["https://app.example.com/"] }', 'middlewares.c.cors.allowOrigins.0 (line 2): expected "*" or an origin'],
     ['{ allowOrigins: ["app.example.com"] }', 'middlewares.c.cors.allowOrigins.0'],
     ['{ allowOrigins: ["https://a.*.example.com"] }', 'middlewares.c.cors.allowOrigins.0'],
