@@ -358,6 +358,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     const { request, response, host } = input.headers;
     return { kind: 'headers', settings: { request: headerPolicy(request), response: headerPolicy(response), host: host ?? 'pass' } };
   }
+  if (input.bodyLimit) return { kind: 'bodyLimit', settings: { maxBytes: input.bodyLimit.maxSize } };
   return { kind: 'rewrite', settings: input.rewrite! };
 }
 

@@ -32,6 +32,7 @@ describe('middlewares', () => {
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
   tag: { headers: { request: { set: { x-tag: a } }, host: upstream } }
   v2: { rewrite: { pattern: "^/v1/", replacement: /v2/ } }
+  small-bodies: { bodyLimit: { maxSize: 1MiB } }
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
   - { path: /b, service: b }
@@ -50,6 +51,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       hsts: { kind: 'hsts', settings: { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false } },
       tag: { kind: 'headers', settings: { request: { set: { 'x-tag': 'a' }, remove: [] }, response: undefined, host: 'upstream' } },
       v2: { kind: 'rewrite', settings: { pattern: '^/v1/', replacement: '/v2/' } },
+      'small-bodies': { kind: 'bodyLimit', settings: { maxBytes: 1024 * 1024 } },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
     expect(config.redis).toEqual(REDIS);
@@ -89,9 +91,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, keyAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
+    ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
+    ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  l: { rateLimit: { average: 1, key: cookie } }', 'middlewares.l.rateLimit.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
     ['middlewares:\n  l: { rateLimit: { average: 1, policy: redis } }', 'middlewares.l.rateLimit.policy (line 2): policy redis needs the top-level redis: section'],
     ['middlewares:\n  l: { rateLimit: { average: 1, quota: { limit: 5, per: week } } }', 'middlewares.l.rateLimit.quota.per (line 2)'],

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
-import { count, duration, headerName, longDuration, rewriteSettings, section } from './schema-values.ts';
+import { byteSize, count, duration, headerName, longDuration, rewriteSettings, section } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -85,6 +85,7 @@ const MIDDLEWARE_KINDS = {
     host: hostHeaderPolicy.optional(),
   }),
   rewrite: rewriteSettings,
+  bodyLimit: section({ maxSize: byteSize }),
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -99,6 +100,7 @@ const middlewareEntry = section({
   cors: MIDDLEWARE_KINDS.cors.optional(),
   headers: MIDDLEWARE_KINDS.headers.optional(),
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
+  bodyLimit: MIDDLEWARE_KINDS.bodyLimit.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),
   ipAllowList: MIDDLEWARE_KINDS.ipAllowList.optional(),

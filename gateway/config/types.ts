@@ -515,6 +515,12 @@ export interface HeadersSettings {
   readonly host: HostHeaderPolicy;
 }
 
+/** A request body limit as a named middleware: bodies over `maxBytes` are answered 413 `body-too-large`. */
+export interface BodyLimitSettings {
+  /** The largest request body, in bytes, a request may carry upstream. */
+  readonly maxBytes: number;
+}
+
 /** One named middleware: its kind and that kind's settings, every default applied. */
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
@@ -523,6 +529,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'cors'; readonly settings: CorsSettings }
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }
   | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
+  | { readonly kind: 'bodyLimit'; readonly settings: BodyLimitSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }
   | { readonly kind: 'ipAllowList'; readonly settings: IpFilterSettings }

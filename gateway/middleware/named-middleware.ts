@@ -1,5 +1,6 @@
 import type { GatewayConfig, MiddlewareConfig, RedisSettings } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
+import { bodyLimit } from './body-limit/index.ts';
 import { cors } from './cors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
@@ -43,6 +44,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return headers(definition.settings);
     case 'rewrite':
       return rewrite(definition.settings);
+    case 'bodyLimit':
+      return bodyLimit(definition.settings);
     case 'keyAuth':
       return keyAuth(definition.settings);
     case 'jwtAuth':

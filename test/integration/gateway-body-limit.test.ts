@@ -1,0 +1,187 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { connect as connectHttp2 } from 'node:http2';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const MAX = 64 * KiB;
+
+/** What the backend saw of one request, keyed by its `x-upload-id`. */
+interface Received {
+  bytes: number;
+  contentLength: string | undefined;
+  complete: boolean;
+}
+
+/** A real HTTP backend on port 0 that counts every request body it receives. */
+async function startCountingBackend(): Promise<{ server: Server; port: number; received: Map<string, Received> }> {
+  const received = new Map<string, Received>();
+  const server = createServer((request, response) => {
+    const entry: Received = { bytes: 0, contentLength: request.headers['content-length'], complete: false };
+    received.set(String(request.headers['x-upload-id']), entry);
+    request.on('data', (chunk: Buffer) => (entry.bytes += chunk.length));
+    request.on('end', () => {
+      entry.complete = true;
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: entry.bytes }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port, received };
+}
+
+/** POSTs `size` bytes with node:http and `content-length`, writing the body while the answer may already come; resolves with the whole answer. */
+function upload(port: number, path: string, id: string, size: number): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-length': size, 'x-upload-id': id } });
+    request.on('response', (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
+    });
+    // Writing the rest of a refused body may fail once the gateway closed the connection: the answer is what counts.
+    request.on('error', reject);
+    const chunk = Buffer.alloc(64 * KiB, 1);
+    let left = size;
+    const writeMore = (): void => {
+      while (left > 0 && !request.destroyed) {
+        const part = chunk.subarray(0, Math.min(chunk.length, left));
+        left -= part.length;
+        if (!request.write(part)) return void request.once('drain', writeMore);
+      }
+      if (left === 0) request.end();
+    };
+    writeMore();
+  });
+}
+
+describe('the bodyLimit middleware in the running gateway', () => {
+  let backend: Awaited<ReturnType<typeof startCountingBackend>>;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  /** The h2c entry point's port (the `web` one, `gateway.port`, is plain HTTP/1.1). */
+  let h2cPort: number;
+  const address = () => `127.0.0.1:${backend.port}`;
+  const instance = async () => (await admin.services()).find((service) => service.name === 'upload')!.instances.find((candidate) => candidate.address === address())!;
+  const accessLine = (path: string) =>
+    waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').find((text) => text.includes('"requestId"') && text.includes(`"path":"${path}"`)), {
+      timeoutMs: 5_000,
+      message: `the access line of ${path}`,
+    }).then((line) => JSON.parse(line) as Record<string, unknown>);
+
+  beforeAll(async () => {
+    backend = await startCountingBackend();
+    const [adminPort, h2c] = await Promise.all([freePort(), freePort()]);
+    h2cPort = h2c;
+    // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
+    gateway = await startGateway(`
+admin: 127.0.0.1:${adminPort}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+  h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
+services:
+  upload:
+    instances: [${address()}]
+    balancer: p2c-ewma
+    panicThreshold: 0
+    outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
+middlewares:
+  small-bodies: { bodyLimit: { maxSize: 64KiB } }
+routes:
+  - { path: /limited, service: upload, middlewares: [small-bodies] }
+  - { path: /open, service: upload }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    backend?.server.closeAllConnections();
+    await new Promise((resolve) => backend?.server.close(resolve));
+  });
+
+  it('forwards a body of maxSize bytes, and any size on a route without the limit', async () => {
+    expect((await upload(gateway.port, '/limited/at', 'at', MAX)).status).toBe(200);
+    expect(backend.received.get('at')).toEqual({ bytes: MAX, contentLength: String(MAX), complete: true });
+    expect((await upload(gateway.port, '/open/big', 'open-big', 2 * MiB)).status).toBe(200);
+    expect(backend.received.get('open-big')).toMatchObject({ bytes: 2 * MiB, complete: true });
+  });
+
+  it('answers an HTTP/1.1 content-length over maxSize 413 body-too-large, closing the connection, and sends nothing upstream', async () => {
+    const answer = await upload(gateway.port, '/limited/over', 'over', 8 * MiB);
+    expect(answer.status, await logOf(gateway.process)).toBe(413);
+    expect(answer.headers).toMatchObject({ connection: 'close', 'content-type': 'application/json' });
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'body-too-large', status: 413, service: 'upload' });
+    expect(backend.received.has('over')).toBe(false);
+    expect(await accessLine('/limited/over')).toMatchObject({ method: 'POST', status: 413, errorClass: 'body-too-large', attempts: 0 });
+  });
+
+  it('answers the 413 readably to a client that sends its whole announced body before reading', async () => {
+    // A body far larger than the socket buffers, all written before the client reads a byte: a
+    // gateway that closed with these bytes unread would reset the connection, and the reset would
+    // throw away the answer waiting in the client's buffer.
+    const size = 16 * MiB;
+    const socket = connect(gateway.port, '127.0.0.1');
+    socket.pause();
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // The gateway ends its side after the answer, where a kept-alive connection would read the whole body on.
+    let ended = false;
+    socket.on('end', () => (ended = true));
+    socket.write(`POST /limited/raw HTTP/1.1\r\nhost: gw\r\nx-upload-id: raw\r\ncontent-length: ${size}\r\n\r\n`);
+    const written = await new Promise<Error | null | undefined>((resolve) => socket.write(Buffer.alloc(size, 2), resolve));
+    socket.resume();
+    await waitFor(() => (text.includes('}') && ended) || socket.destroyed, { timeoutMs: 15_000, message: 'the whole 413 and the end of the connection' });
+    socket.end();
+    await closed;
+    expect(written ?? null).toBeNull();
+    expect(ended).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'body-too-large' });
+    expect(backend.received.has('raw')).toBe(false);
+  });
+
+  it('answers an HTTP/2 content-length over maxSize 413 body-too-large and sends nothing upstream', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': '/limited/h2', 'content-length': String(MiB), 'x-upload-id': 'h2' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => (body += chunk));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+        stream.write(Buffer.alloc(16 * KiB, 3));
+      });
+      expect(answer.status).toBe(413);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: 'body-too-large', status: 413 });
+    } finally {
+      session.destroy();
+    }
+    expect(backend.received.has('h2')).toBe(false);
+    expect(await accessLine('/limited/h2')).toMatchObject({ status: 413, errorClass: 'body-too-large', attempts: 0 });
+  });
+
+  it('leaves the instance healthy after several oversized uploads', async () => {
+    const before = await instance();
+    const statuses: number[] = [];
+    // node:http writes on while the answer comes: a connection closed with its bytes unread resets, and the upload fails with EPIPE instead of the 413.
+    const ROUNDS = 12;
+    for (let round = 0; round < ROUNDS; round += 1) statuses.push((await upload(gateway.port, `/limited/many-${round}`, `many-${round}`, 8 * MiB)).status);
+    expect(statuses).toEqual(Array.from({ length: ROUNDS }, () => 413));
+    expect([...backend.received.keys()].filter((id) => id.startsWith('many-'))).toEqual([]);
+    const after = await instance();
+    expect(after.health).toMatchObject({ state: 'healthy', ejectedUntil: null });
+    expect(after.routable).toBe(true);
+    expect(after.errors).toBe(before.errors);
+    expect((await upload(gateway.port, '/limited/after', 'after', KiB)).status).toBe(200);
+  });
+});
