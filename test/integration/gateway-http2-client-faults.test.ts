@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { connect, constants } from 'node:http2';
+import { connect, constants, createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { continuedGet, http2Frame } from '../../gateway/entrypoints/http2-testing.ts';
+import { peerEnded, watchPeerEnd } from '../../gateway/transports/transport-http2-peer-end.ts';
 import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
@@ -38,14 +39,49 @@ function uploadOf(connection: RecordedConnection): string {
   return connection.received.slice(connection.received.indexOf('\r\n\r\n') + 4).replace(/\r\n$/, '');
 }
 
+/** What one stream to an h2c recording upstream received, whether its request ended (END_STREAM) and how it closed. */
+interface RecordedStream {
+  path: string;
+  received: string;
+  endStream: boolean;
+  closed: boolean;
+  rstCode: number | undefined;
+}
+
+/**
+ * An h2c upstream that keeps each stream's request body and answers 200 once it has ended with
+ * END_STREAM: a request that ends is one the upstream acts on, whole; a cut one should only reset.
+ */
+async function startHttp2RecordingUpstream(): Promise<{ server: Http2Server; streams: RecordedStream[] }> {
+  const streams: RecordedStream[] = [];
+  const server = createHttp2Server();
+  server.on('session', (session) => session.on('error', () => undefined));
+  server.on('stream', (stream, headers) => {
+    // node:http2 also ends the body of a stream that closes: only its peer's END_STREAM counts.
+    watchPeerEnd(stream);
+    const recorded: RecordedStream = { path: String(headers[':path']), received: '', endStream: false, closed: false, rstCode: undefined };
+    streams.push(recorded);
+    stream.on('error', () => undefined).on('data', (chunk: Buffer) => void (recorded.received += chunk.toString('latin1')));
+    stream.on('end', () => {
+      if (!peerEnded(stream) || stream.closed) return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    stream.on('close', () => Object.assign(recorded, { endStream: peerEnded(stream), closed: true, rstCode: stream.rstCode }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, streams };
+}
+
 describe('HTTP/2 clients at fault (a head over maxHeaderSize, an upload cut or stalled): answered, logged and counted, never against the upstream', () => {
   let gateway: GatewayProcess;
   let web: string;
   let recorder: Awaited<ReturnType<typeof startRecordingUpstream>>;
+  let h2Recorder: Awaited<ReturnType<typeof startHttp2RecordingUpstream>>;
   let adminPort: number;
 
   beforeAll(async () => {
-    [recorder, adminPort] = await Promise.all([startRecordingUpstream(), freePort()]);
+    [recorder, h2Recorder, adminPort] = await Promise.all([startRecordingUpstream(), startHttp2RecordingUpstream(), freePort()]);
     gateway = await startGateway(`
 admin: 127.0.0.1:${adminPort}
 # Short enough for an upload that stalls to be answered 408 within the test; a head size that
@@ -55,8 +91,10 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 services:
   recorder: { instances: [{ host: 127.0.0.1, port: ${(recorder.server.address() as AddressInfo).port} }], healthCheck: false, retries: false }
+  h2-recorder: { protocol: h2c, instances: [{ host: 127.0.0.1, port: ${(h2Recorder.server.address() as AddressInfo).port} }], healthCheck: false, outlierDetection: false, retries: false }
 routes:
   - { path: /record, service: recorder }
+  - { path: /h2-record, service: h2-recorder }
 `);
     web = gateway.url;
   });
@@ -64,6 +102,7 @@ routes:
   afterAll(async () => {
     await gateway?.process.stop();
     recorder?.server.close();
+    h2Recorder?.server.close();
   });
 
   /** Access lines of the listener's own 431 header-too-large answers so far. */
@@ -245,11 +284,23 @@ routes:
     };
   }
 
-  /** Failed attempts counted against the recording upstream, whatever their class. */
-  async function recorderErrors(): Promise<number> {
+  /**
+   * An upload over HTTP/1.1 whose Content-Length promises more than the `partial` sent: `cut` resets
+   * its connection mid-body (a FIN instead lets node's parser see the body end early, and the
+   * listener's 400 for that races the client's going).
+   */
+  function http1Upload(path: string): StartedUpload {
+    const socket = netConnect(Number(new URL(web).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\npartial`);
+    return { cut: async () => void socket.resetAndDestroy(), close: () => socket.destroy() };
+  }
+
+  /** Failed attempts counted against `service` (the recording upstream by default), whatever their class. */
+  async function recorderErrors(service = 'recorder'): Promise<number> {
     const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
     const samples = metrics.get('switchboard_upstream_errors_total')?.samples ?? [];
-    return samples.filter((sample) => sample.labels.service === 'recorder').reduce((sum, sample) => sum + sample.value, 0);
+    return samples.filter((sample) => sample.labels.service === service).reduce((sum, sample) => sum + sample.value, 0);
   }
 
   it.each(['reset', 'reset-no-error', 'drop'] as const)('aborts the upstream request of an upload its client cuts mid-body (%s), as an HTTP/1.1 client leaving does: the upstream never gets the last chunk', async (how) => {
@@ -261,6 +312,29 @@ routes:
     expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true });
     // The client's doing: nothing counts against the upstream.
     expect(await recorderErrors()).toBe(errorsBefore);
+  });
+
+  it.each(['reset', 'reset-no-error', 'drop', 'http1-close'] as const)('resets the stream to an h2c upstream of an upload its client cuts mid-body (%s) without END_STREAM: the upstream never takes the part sent for a whole request', async (how) => {
+    const path = `/h2-record/${how}`;
+    const errorsBefore = await recorderErrors('h2-recorder');
+    const upload = how === 'http1-close' ? http1Upload(path) : rawUpload(path, how);
+    try {
+      const upstream = await waitFor(() => h2Recorder.streams.find((stream) => stream.path === path && stream.received === 'partial'), {
+        timeoutMs: 5_000,
+        message: 'the first chunk of the upload at the h2c upstream',
+      });
+      await upload.cut();
+      await waitFor(() => upstream.closed, { timeoutMs: 5_000, message: "the upstream's stream to close" });
+      // Reset with CANCEL and no END_STREAM before it (node:http2's `close(NGHTTP2_CANCEL)` ends the
+      // writable side first: the upstream got END_STREAM, a whole request that it answered, then RST_STREAM).
+      expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
+      const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
+      const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 5_000, message: "the upload's access line" })) as Record<string, unknown>;
+      expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true });
+      expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
+    } finally {
+      upload.close();
+    }
   });
 
   it("answers an upload whose body stalls past requestTimeout with 408, aborts its upstream request, and logs and counts that answer as its route's", async () => {
