@@ -13,7 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
-import { peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -78,11 +78,6 @@ export function http2Attempt(
     // A gRPC call's `grpc-status` (Trailers-Only headers, else the trailers): it decides the outcome, which is reported at the stream's end.
     let grpcStatus: number | undefined;
     const timeout = new CallbackDeadline(() => timedOut());
-    // A failed attempt resets its stream through the request's signal: node:http2 destroys the stream
-    // with an AbortError, an RST_STREAM CANCEL alone. `stream.close(NGHTTP2_CANCEL)` ends the writable
-    // side first and node sends that END_STREAM before the RST_STREAM, so an upstream took an upload
-    // cut short (its client gone, a timeout) for a whole request and could act on it.
-    const cancel = new AbortController();
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
     const settle = (): boolean => {
@@ -96,7 +91,7 @@ export function http2Attempt(
     };
     const finish = (result: AttemptResult) => {
       if (!settle()) return;
-      if (!result.ok && stream && !stream.closed) cancel.abort();
+      if (!result.ok && stream && !stream.closed) cancelStream(stream);
       if (!result.ok) body?.unpipe();
       reportAttempt(pick, started, status, result, grpcStatus);
       resolve(result);
@@ -190,7 +185,7 @@ export function http2Attempt(
       }
       let opened: ClientHttp2Stream;
       try {
-        opened = live.request(requestHeaders(context, pick, scheme), { endStream: body === null, signal: cancel.signal });
+        opened = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
       } catch (error) {
         release(live);
         if (reopened(live, error as Error)) return;

@@ -1,9 +1,9 @@
-import { connect, constants, createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { connect, constants, createServer, type ClientHttp2Stream, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { http2Frame } from '../entrypoints/http2-testing.ts';
-import { peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 
 /** The frames after a prior-knowledge preface and SETTINGS: HEADERS of a POST on stream 1 (END_HEADERS, no END_STREAM). */
 const POST_HEADERS = http2Frame(1, 0x4, 1, Buffer.from([0x83, 0x86, 0x01, 2, ...Buffer.from('gw'), 0x04, 2, ...Buffer.from('/p')]));
@@ -61,5 +61,33 @@ describe('watchPeerEnd', () => {
     // A server that has read the whole body answers, which closes a stream whose client has ended it.
     if (!stream.closed) stream.respond({ ':status': 200 }, { endStream: true });
     expect(peerEnded(stream)).toBe(ended);
+  });
+});
+
+describe('cancelStream', () => {
+  it('resets a stream mid-upload with RST_STREAM CANCEL and no END_STREAM before it, where close(CANCEL) sends END_STREAM first', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const seen = async (cut: (stream: ClientHttp2Stream) => void) => {
+        const opened = new Promise<ServerHttp2Stream>((resolve) => server.once('stream', resolve));
+        const request = client.request({ ':path': '/', ':method': 'POST' }, { endStream: false }).on('error', () => undefined);
+        request.write('partial');
+        const stream = await opened;
+        watchPeerEnd(stream);
+        stream.on('error', () => undefined).resume();
+        await new Promise((resolve) => stream.once('data', resolve));
+        cut(request);
+        await new Promise((resolve) => stream.once('close', resolve));
+        return { peerEnded: peerEnded(stream), rstCode: stream.rstCode };
+      };
+      expect(await seen((request) => cancelStream(request))).toEqual({ peerEnded: false, rstCode: constants.NGHTTP2_CANCEL });
+      // What it replaces: node ends the writable side first, and the upstream sees a whole body.
+      expect((await seen((request) => request.close(constants.NGHTTP2_CANCEL))).peerEnded).toBe(true);
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { Http2Stream } from 'node:http2';
-import { Readable } from 'node:stream';
+import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
 /** Where a watched stream records that its peer's END_STREAM came (`watchPeerEnd`). */
 const PEER_ENDED = Symbol('switchboard.peerEnded');
@@ -40,4 +40,28 @@ export function peerEnded(stream: Http2Stream): boolean {
 function pushWatched(this: WatchedStream, chunk: unknown, encoding?: BufferEncoding): boolean {
   if (chunk === null && !this.closed) this[PEER_ENDED] = true;
   return readablePush.call(this, chunk, encoding);
+}
+
+/**
+ * node:http2's own AbortError, which it keeps internal: a stream destroyed with it is reset with
+ * RST_STREAM CANCEL alone (what a request's AbortSignal does), any other error gives
+ * INTERNAL_ERROR. Taken once from `addAbortSignal`, which destroys a stream with one.
+ */
+const NODE_ABORT_ERROR: Error = (() => {
+  const probe = new PassThrough();
+  probe.on('error', () => undefined);
+  addAbortSignal(AbortSignal.abort(), probe);
+  return probe.errored!;
+})();
+
+/**
+ * Resets `stream` with RST_STREAM CANCEL and nothing before it: an attempt that failed (its client
+ * gone mid-upload, a timeout) must not look whole to the upstream. `stream.close(NGHTTP2_CANCEL)`
+ * ends the writable side first, and node sends that END_STREAM before the RST_STREAM, so an
+ * upstream took an upload cut short for a whole request. Destroying the stream with node's
+ * AbortError leaves `end()` nothing to send; one shared instance, nothing made per stream (a
+ * request's own AbortSignal would cost an AbortController and an EventTarget listener each).
+ */
+export function cancelStream(stream: Http2Stream): void {
+  stream.destroy(NODE_ABORT_ERROR);
 }
