@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { StoreLocation } from '../config-store/store-layout.ts';
-import type { StoreWriter } from '../config-store/store-writer.ts';
+import { StoreForbiddenError, type StoreWriter } from '../config-store/store-writer.ts';
 import { REDACTED } from '../config/redaction.ts';
 import { StoreApi, storePlaceOf } from './store-api.ts';
 
@@ -41,6 +41,16 @@ describe('StoreApi', () => {
     expect(await api.answer(request('HEAD', '/api/store'), { kind: 'store' })).toMatchObject({ status: 200 });
     expect(await api.answer(request('POST', '/api/routes/x'), { kind: 'routes', name: 'x' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD, PUT, DELETE' } });
     expect(await api.answer(request('PUT', '/api/store'), { kind: 'store' })).toMatchObject({ status: 405, headers: { allow: 'GET, HEAD' } });
+  });
+
+  it('answers a store that refuses the gateway\'s user 403 store-forbidden with the writer\'s message, not 503', async () => {
+    const refusing = { get: async () => undefined, put: async () => Promise.reject(new StoreForbiddenError('zk://zk:2181/sb', '/sb/routes', 'put /sb/routes/x: no right')) };
+    const refusingApi = new StoreApi({ token: 't', location: () => ({ url: 'zk://zk:2181/sb' }) as StoreLocation, record: () => undefined, openWriter: async () => refusing as unknown as StoreWriter });
+    const body = Object.assign(Readable.from([Buffer.from(JSON.stringify({ path: '/x', service: 'a' }))]), { method: 'PUT', url: '/api/routes/x', headers: {}, socket: { remoteAddress: '127.0.0.1' } }) as unknown as IncomingMessage;
+    expect(await refusingApi.answer(body, { kind: 'routes', name: 'x' })).toEqual({
+      status: 403,
+      body: { error: 'store-forbidden', code: 'SB_CONFIG_STORE_FORBIDDEN', status: 403, message: 'config store zk://zk:2181/sb: put /sb/routes/x: no right' },
+    });
   });
 
   describe('with secrets in the store', () => {

@@ -6,7 +6,7 @@ import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.t
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
-import { StoreConflictError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
+import { StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
 /** The largest body a write accepts; one object is a few kilobytes. */
@@ -90,6 +90,8 @@ export class StoreApi {
       if (method === 'DELETE') return await this.remove(request, writer, place.kind, place.name);
       return await this.write(request, writer, place.kind, place.name);
     } catch (failure) {
+      // An ACL that leaves the gateway's user out is for an operator to fix: said in the log too, not only to the client.
+      if (failure instanceof StoreForbiddenError) this.log.error({ code: failure.code, node: failure.node, method, path: request.url }, failure.message);
       return failureAnswer(failure);
     }
   }
@@ -208,6 +210,8 @@ function failureAnswer(failure: unknown): StoreAnswer {
   }
   if (failure instanceof StoreNotFoundError) return error(404, 'not-found', failure.code, failure.message);
   if (failure instanceof StoreUnavailableError) return error(503, 'store-unavailable', failure.code, failure.message);
+  // The store's own refusal (as grpc-gateway maps PERMISSION_DENIED): retrying cannot help, unlike a 503.
+  if (failure instanceof StoreForbiddenError) return error(403, 'store-forbidden', failure.code, failure.message);
   // Written around the API (etcdctl, zkCli) and not JSON: the store is wrong, not the request.
   if (failure instanceof StoreValueError) return error(502, 'store-value', failure.code, failure.message);
   throw failure;

@@ -71,6 +71,21 @@ export class StoreUnavailableError extends SwitchboardError {
   }
 }
 
+/**
+ * The store refused the gateway's user (ZooKeeper NO_AUTH on a node an operator created with an
+ * ACL that leaves it out): retrying cannot help, so it is no outage. `node` is where the right is missing.
+ */
+export class StoreForbiddenError extends SwitchboardError {
+  constructor(
+    url: string,
+    readonly node: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('SB_CONFIG_STORE_FORBIDDEN', `config store ${url}: ${reason}`, options);
+  }
+}
+
 /** Rejects with `StoreUnavailableError` when `work` has not settled within `timeoutMs`. */
 export function withDeadline<T>(url: string, what: string, timeoutMs: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -35,11 +35,14 @@ const TRANSIENT: ReadonlySet<ZooKeeperErrorName> = new Set(['CONNECTION_LOSS', '
 export class ZooKeeperError extends SwitchboardError {
   readonly reason: ZooKeeperErrorName;
   readonly path: string | undefined;
+  /** The operation that failed (`create`, `setData`, `getData`…; of a `multi`, the operation in it that failed). */
+  readonly operation: string | undefined;
 
-  constructor(reason: ZooKeeperErrorName, message: string, options?: { cause?: unknown; path?: string }) {
+  constructor(reason: ZooKeeperErrorName, message: string, options?: { cause?: unknown; path?: string; operation?: string }) {
     super(`SB_ZK_${reason}`, message, options);
     this.reason = reason;
     this.path = options?.path;
+    this.operation = options?.operation;
   }
 
   /** True when retrying the operation later can succeed (connection loss, timeout, expiry). */
@@ -60,7 +63,7 @@ export function toZooKeeperError(error: unknown, operation: string, path: string
   if (error instanceof ZooKeeperError) return error;
   const code = typeof (error as { code?: unknown } | null)?.code === 'number' ? (error as { code: number }).code : undefined;
   const reason = (code === undefined ? undefined : NAME_BY_CODE.get(code)) ?? 'UNKNOWN';
-  return new ZooKeeperError(reason, `${operation} ${path}: ${reason === 'UNKNOWN' ? errorMessage(error) : reason}`, { cause: error, path });
+  return new ZooKeeperError(reason, `${operation} ${path}: ${reason === 'UNKNOWN' ? errorMessage(error) : reason}`, { cause: error, path, operation });
 }
 
 /** True when `error` is a `ZooKeeperError` with result `reason`. */

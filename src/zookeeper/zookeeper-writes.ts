@@ -1,6 +1,7 @@
 import type { ACL, Client, Stat } from 'node-zookeeper-client';
 import zookeeper from 'node-zookeeper-client';
 import { callZooKeeper, operationTimeoutOf } from './zookeeper-call.ts';
+import { toZooKeeperError } from './zookeeper-errors.ts';
 
 const ANYONE = new zookeeper.Id('world', 'anyone');
 /** ZooKeeper's `OPEN_ACL_UNSAFE` (the library has it, its type definitions do not): every right to anyone. */
@@ -66,7 +67,8 @@ export type ZooKeeperOp = { op: 'check'; path: string; version: number } | { op:
 
 /**
  * Runs `ops` as one ZooKeeper transaction (`multi`): all apply or none does. Rejects with a
- * `ZooKeeperError` of the first operation that failed (BAD_VERSION, NO_NODE, NODE_EXISTS…).
+ * `ZooKeeperError` of the first operation that failed (BAD_VERSION, NO_NODE, NODE_EXISTS…), whose
+ * `operation` and `path` are that operation's (`create` of the object, not the whole transaction).
  */
 export function multi(client: Client, ops: readonly ZooKeeperOp[]): Promise<void> {
   return settle(client, 'multi', ops.map((op) => op.path).join(','), (done) => {
@@ -81,6 +83,17 @@ export function multi(client: Client, ops: readonly ZooKeeperOp[]): Promise<void
       else transaction = transaction.create(op.path, op.data, op.acls, op.mode);
       if (op.op !== 'create') queued[queued.length - 1]!.version = op.version;
     }
-    transaction.commit((error) => done(error));
+    transaction.commit((error, results: unknown) => done(error && failedOperationError(error, ops, results)));
   });
+}
+
+/**
+ * The error of the operation that failed a transaction: ZooKeeper answers OK for the operations
+ * before it, its code for it, and RUNTIME_INCONSISTENCY for those after (the library reports the
+ * first non-OK). The whole error is kept when the results do not say which one failed.
+ */
+function failedOperationError(error: unknown, ops: readonly ZooKeeperOp[], results: unknown): unknown {
+  const index = Array.isArray(results) ? results.findIndex((result: { err?: unknown } | undefined) => typeof result?.err === 'number' && result.err !== zookeeper.Exception.OK) : -1;
+  const op = index >= 0 ? ops[index] : undefined;
+  return op ? toZooKeeperError(error, op.op, op.path) : error;
 }

@@ -201,4 +201,20 @@ routes:
     expect(peers.peers.map((peer) => peer.id)).toEqual(['gw-secure']);
     expect(await logOf(gateway!.process)).not.toContain(PASSWORDS.gateway);
   });
+
+  it('answers a write under a kind node its user may not write 403 store-forbidden naming the node, not 503 as an outage, and logs it', async () => {
+    // An operator pre-created the services node and granted the gateway's user reading only.
+    const acl = (permission: number, user: keyof typeof PASSWORDS) => new zookeeper.ACL(permission, new zookeeper.Id('digest', digestId(user)));
+    const { ALL, READ } = zookeeper.Permission;
+    await call<string>((done) => admin.create(`${ROOT}/services`, Buffer.alloc(0), [acl(ALL, 'admin'), acl(READ, 'gateway')], zookeeper.CreateMode.PERSISTENT, done));
+    const put = await fetch(`${adminUrl}/api/services/locked`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ instances: [`127.0.0.1:${backend.port}`] }) });
+    const text = await put.text();
+    expect(put.status, text).toBe(403);
+    const body = JSON.parse(text) as { error: string; code: string; message: string };
+    expect(body).toMatchObject({ error: 'store-forbidden', code: 'SB_CONFIG_STORE_FORBIDDEN' });
+    expect(body.message).toContain(`${ROOT}/services`);
+    expect(body.message).toMatch(/user "gateway" lacks the right to create/);
+    expect(await call<unknown>((done) => storeUser.exists(`${ROOT}/services/locked`, done))).toBeNull();
+    await waitFor(async () => (await logOf(gateway!.process)).includes('SB_CONFIG_STORE_FORBIDDEN'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused write' });
+  });
 });
