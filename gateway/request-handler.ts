@@ -41,10 +41,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const registry = dependencies.namedMiddleware ?? freshRegistry(config);
   // Looked up now, not on a route's first request: by then a reload may have moved the registry on.
   const named = new Map(config.routes.filter((route) => route.middlewares.length > 0).map((route) => [route, registry.resolve(route.middlewares)]));
-  // A client's other spellings of the headers a route matched on (`X_Tenant` beside `X-Tenant`): a
-  // CGI-style upstream reads both as HTTP_X_TENANT, and may believe the one the router never looked at.
+  // A client's other spellings of the headers a route matched on (`X_Tenant` beside `X-Tenant`), and
+  // of its canary lanes' headers, whose presence or absence chose the upstream: a CGI-style upstream
+  // reads both as HTTP_X_TENANT, and may believe the one the router never looked at.
   const conditionSpellings = new Map(config.routes.flatMap((route) => {
-    const remove = otherSpellingsRemover(Object.keys(route.headers ?? {}));
+    const laneHeaders = (route.canary?.lanes ?? []).flatMap((lane) => (lane.header === undefined ? [] : [lane.header]));
+    const remove = otherSpellingsRemover([...Object.keys(route.headers ?? {}), ...laneHeaders]);
     return remove ? [[route, remove] as const] : [];
   }));
   const routeChains = new Map<RouteConfig, (context: GatewayContext) => Promise<void>>();

@@ -19,12 +19,13 @@ const asCgiVariables = (headers: IncomingHttpHeaders) => Object.entries(headers)
  */
 describe('the headers the gateway sets, against a client that spells them with underscores', () => {
   let api: BackendProcess;
+  let canary: BackendProcess;
   let gateway: GatewayProcess;
   let authService: Server;
   const seenByAuth = new Map<string, IncomingHttpHeaders>();
 
   beforeAll(async () => {
-    api = await startBackend({ name: 'api' });
+    [api, canary] = await Promise.all([startBackend({ name: 'api' }), startBackend({ name: 'canary' })]);
     authService = createServer((request, response) => {
       seenByAuth.set(String(request.headers['x-request-id']), request.headers);
       response.writeHead(204, { 'x-auth-user': 'ticket-holder' }).end();
@@ -37,6 +38,7 @@ listen: 127.0.0.1:{{port}}
 admin: false
 services:
   api: { instances: [127.0.0.1:${api.port}] }
+  versions: { instances: [{ host: 127.0.0.1, port: ${api.port}, id: v1, metadata: { version: v1 } }, { host: 127.0.0.1, port: ${canary.port}, id: v2, metadata: { version: v2 } }] }
 consumers:
   alice: { keys: ["sha256:${createHash('sha256').update(KEY).digest('hex')}"] }
 middlewares:
@@ -50,11 +52,16 @@ routes:
   - { name: edited, path: /edited, service: api, requestHeaders: { set: { X-Role: reader }, remove: [X-Internal-Token] } }
   - { name: tenant-a, path: /tenant, headers: { X-Tenant: a }, service: api }
   - { name: zoned, path: /zoned, headers: { X_Zone: eu }, service: api }
+  - name: canary
+    path: /canary
+    service: versions
+    canary: { by: version, split: { v1: 100, v2: 0 }, lanes: [{ header: X-Canary, value: "on", to: v2 }] }
 `);
   });
   afterAll(async () => {
     await gateway?.process.stop();
     await api?.process.kill();
+    await canary?.process.kill();
     await new Promise((resolve) => authService?.close(resolve));
   });
 
@@ -113,5 +120,18 @@ routes:
     expect(variables(zoned, ['HTTP_X_ZONE'])).toEqual({ HTTP_X_ZONE: ['eu'] });
     // Another spelling alone is not the header the route matches on.
     expect((await sendRequest(gateway.port, '/tenant/x', { headers: { X_Tenant: 'a' } })).status).toBe(404);
+  });
+
+  it("sends the header a canary lane chose the upstream by without the client's other spellings of it, lane taken or not", async () => {
+    const nameOf = (answer: HttpAnswer) => (JSON.parse(answer.body) as { name: string }).name;
+    for (const [forged, backend, expected] of [
+      [{ 'X-Canary': 'on', X_Canary: 'off' }, 'canary', { HTTP_X_CANARY: ['on'] }],
+      [{ X_Canary: 'on', 'X-Canary': 'off' }, 'api', { HTTP_X_CANARY: ['off'] }],
+      [{ X_Canary: 'on' }, 'api', {}],
+    ] as const) {
+      const answer = await sendRequest(gateway.port, '/canary/x', { headers: forged });
+      expect(nameOf(answer), JSON.stringify(forged)).toBe(backend);
+      expect(variables(upstreamOf(answer), ['HTTP_X_CANARY']), JSON.stringify(forged)).toEqual(expected);
+    }
   });
 });
