@@ -147,6 +147,32 @@ routes:
     expect(backend.received.has('raw')).toBe(false);
   });
 
+  it('serves no request pipelined behind the 413: it closed the connection', async () => {
+    // The refused request's whole body, then a second request on the same connection, which stays
+    // open (a client gone would have the gateway drop that request unsent anyway): after an answer
+    // that says `connection: close`, nothing read behind it may reach routing or an upstream.
+    const socket = connect(gateway.port, '127.0.0.1');
+    let text = '';
+    let ended = false;
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('end', () => (ended = true));
+    socket.on('error', () => undefined);
+    const size = MAX + 1;
+    socket.write(`POST /limited/first HTTP/1.1\r\nhost: gw\r\nx-upload-id: first\r\ncontent-length: ${size}\r\n\r\n`);
+    socket.write(Buffer.alloc(size, 4));
+    socket.write('POST /open/behind HTTP/1.1\r\nhost: gw\r\nx-upload-id: behind\r\ncontent-length: 2\r\n\r\nok');
+    try {
+      await waitFor(() => ended, { timeoutMs: 10_000, message: 'the gateway to end the connection after its 413' });
+      // A request sent after the pipelined one was read: once the backend has it, one served would be there too.
+      expect((await upload(gateway.port, '/open/marker', 'marker', 2)).status).toBe(200);
+      expect(text).toMatch(/^HTTP\/1\.1 413 /);
+      expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      expect(backend.received.has('behind')).toBe(false);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('answers an HTTP/2 content-length over maxSize 413 body-too-large and sends nothing upstream', async () => {
     const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
     try {
