@@ -1,6 +1,6 @@
 import type { GatewayContext } from '../context.ts';
 import { applyHeaderHooks } from '../proxy/answer-headers.ts';
-import { sendErrorAnswer } from '../proxy/error-response.ts';
+import { closingUnreadBody, sendErrorAnswer } from '../proxy/error-response.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { REFUSED_MAX_CONCURRENT, REFUSED_OPEN, type BreakerSlot, type RequestGuard } from './service-guard.ts';
 
@@ -28,7 +28,7 @@ export function answerRefusal(context: GatewayContext, code: number, guard: Requ
       const response = context.response;
       if (response.headersSent || response.destroyed) return undefined;
       context.outcome.bytesOut = Buffer.byteLength(fallback.body);
-      response.writeHead(fallback.status, applyHeaderHooks(context, fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers }));
+      response.writeHead(fallback.status, applyHeaderHooks(context, fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers, ...closingUnreadBody(context) }));
       response.end(fallback.body);
       return undefined;
     }

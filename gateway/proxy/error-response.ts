@@ -1,5 +1,8 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
+import { connectionStateOf } from '../entrypoints/http1-connections.ts';
+import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
@@ -94,6 +97,31 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
   }
 }
 
+/**
+ * The `connection` field of an answer the gateway gives by itself (a refusal, a 404, a 503) before
+ * the request's body has all arrived over HTTP/1.x: `close`, and the connection lingers after the
+ * answer (as bodyLimit's 413 and the listener's 417 do), the rest of the body read and dropped until
+ * the client stops sending. Node's server would otherwise close the connection with the body
+ * unread, and the reset that follows throws away the answer before a still-uploading client reads
+ * it. Empty for a request whose body is complete, or that announced none: its connection lives on.
+ */
+export function closingUnreadBody(context: GatewayContext): Readonly<Record<string, string>> {
+  const request = context.request as IncomingMessage;
+  if (request.httpVersionMajor !== 1 || request.complete) return {};
+  const headers = request.headers;
+  const announced = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && Number(headers['content-length']) > 0);
+  if (!announced) return {};
+  // Node lets go of the request's socket (null) once its connection is gone: nothing lingers then.
+  const socket = request.socket as Socket | null;
+  if (socket) {
+    // Node reads on after an answer with `connection: close`: a request pipelined behind the body
+    // must go nowhere (RFC 9112 §9.6), as behind the listener's 417 (ConnectionState.closing).
+    connectionStateOf(socket).closing = true;
+    lingerAfterLastAnswer(socket);
+  }
+  return { connection: 'close' };
+}
+
 /** `sendErrorAnswer`'s answer on a response whose headers were not sent; throws when a header hook or a header fails it. */
 function writeErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>>): void {
   const response = context.response;
@@ -107,6 +135,7 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
     'content-length': context.outcome.bytesOut,
     'x-request-id': context.requestId,
     ...extraHeaders,
+    ...closingUnreadBody(context),
   };
   applyHeaderHooks(context, status, headers);
   response.writeHead(status, headers);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect as connectHttp2 } from 'node:http2';
@@ -59,6 +60,44 @@ function upload(port: number, path: string, id: string, size: number): Promise<{
   });
 }
 
+/** What a raw client that writes its whole announced body before reading a byte got back. */
+interface RawUpload {
+  /** The error the body's write ended with (a reset), or null. */
+  written: Error | null;
+  /** The gateway ended its side of the connection after its answer. */
+  ended: boolean;
+  /** Every byte read, as latin1. */
+  text: string;
+}
+
+/**
+ * Sends `POST path` over node:net with `content-length: size` and `headers`, writes all `size` bytes
+ * of the body before reading anything, then reads until the answer is whole and the gateway ended
+ * the connection, or the connection is gone. A body far larger than the socket buffers: a gateway
+ * that closed with these bytes unread would reset the connection, and the reset would throw away the
+ * answer waiting in the client's buffer.
+ */
+async function rawUpload(port: number, path: string, size: number, headers = ''): Promise<RawUpload> {
+  const socket = connect(port, '127.0.0.1');
+  socket.pause();
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  // The gateway ends its side after the answer, where a kept-alive connection would read the whole body on.
+  let ended = false;
+  socket.on('end', () => (ended = true));
+  socket.write(`POST ${path} HTTP/1.1\r\nhost: gw\r\n${headers}content-length: ${size}\r\n\r\n`);
+  const written = await new Promise<Error | null | undefined>((resolve) => socket.write(Buffer.alloc(size, 2), resolve));
+  socket.resume();
+  await waitFor(() => (text.includes('}') && ended) || socket.destroyed, { timeoutMs: 15_000, message: `the whole answer to ${path} and the end of the connection` });
+  socket.end();
+  await closed;
+  return { written: written ?? null, ended, text };
+}
+
+const API_KEY = 'upload-key-0123456789';
+
 describe('the bodyLimit middleware in the running gateway', () => {
   let backend: Awaited<ReturnType<typeof startCountingBackend>>;
   let gateway: GatewayProcess;
@@ -91,9 +130,15 @@ services:
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
 middlewares:
   small-bodies: { bodyLimit: { maxSize: 64KiB } }
+  one-only: { rateLimit: { average: 1, period: 1h, burst: 1 } }
+  keys: { keyAuth: { header: X-API-Key } }
+consumers:
+  uploader: { keys: ["sha256:${createHash('sha256').update(API_KEY).digest('hex')}"] }
 routes:
   - { path: /limited, service: upload, middlewares: [small-bodies] }
   - { path: /open, service: upload }
+  - { path: /rated, service: upload, middlewares: [one-only] }
+  - { path: /keyed, service: upload, middlewares: [keys] }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
@@ -121,26 +166,8 @@ routes:
   });
 
   it('answers the 413 readably to a client that sends its whole announced body before reading', async () => {
-    // A body far larger than the socket buffers, all written before the client reads a byte: a
-    // gateway that closed with these bytes unread would reset the connection, and the reset would
-    // throw away the answer waiting in the client's buffer.
-    const size = 16 * MiB;
-    const socket = connect(gateway.port, '127.0.0.1');
-    socket.pause();
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    // The gateway ends its side after the answer, where a kept-alive connection would read the whole body on.
-    let ended = false;
-    socket.on('end', () => (ended = true));
-    socket.write(`POST /limited/raw HTTP/1.1\r\nhost: gw\r\nx-upload-id: raw\r\ncontent-length: ${size}\r\n\r\n`);
-    const written = await new Promise<Error | null | undefined>((resolve) => socket.write(Buffer.alloc(size, 2), resolve));
-    socket.resume();
-    await waitFor(() => (text.includes('}') && ended) || socket.destroyed, { timeoutMs: 15_000, message: 'the whole 413 and the end of the connection' });
-    socket.end();
-    await closed;
-    expect(written ?? null).toBeNull();
+    const { written, ended, text } = await rawUpload(gateway.port, '/limited/raw', 16 * MiB, 'x-upload-id: raw\r\n');
+    expect(written).toBeNull();
     expect(ended).toBe(true);
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
     expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'body-too-large' });
@@ -168,6 +195,37 @@ routes:
       expect(text).toMatch(/^HTTP\/1\.1 413 /);
       expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
       expect(backend.received.has('behind')).toBe(false);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('answers a rate limit 429 readably, closing the connection, to a client that sends a 16 MiB body before reading', async () => {
+    // The burst of one goes to this small upload; the large one behind it is refused before its body has arrived.
+    expect((await upload(gateway.port, '/rated/first', 'rated-first', KiB)).status).toBe(200);
+    const limited = await rawUpload(gateway.port, '/rated/big', 16 * MiB, 'x-upload-id: rated-big\r\n');
+    expect(limited.text, await logOf(gateway.process)).toMatch(/^HTTP\/1\.1 429 /);
+    expect(limited.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(limited.text.slice(limited.text.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'rate-limited', status: 429 });
+    expect(limited).toMatchObject({ written: null, ended: true });
+    expect(backend.received.has('rated-big')).toBe(false);
+  });
+
+  it('answers a keyAuth 401 readably, closing the connection, to a client that sends a 16 MiB body before reading', async () => {
+    const unknown = await rawUpload(gateway.port, '/keyed/big', 16 * MiB, 'x-upload-id: keyed-big\r\nx-api-key: not-a-key\r\n');
+    expect(unknown.text, await logOf(gateway.process)).toMatch(/^HTTP\/1\.1 401 /);
+    expect(unknown.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(unknown).toMatchObject({ written: null, ended: true });
+    expect(backend.received.has('keyed-big')).toBe(false);
+    // A refusal of a request whose body is complete keeps its connection.
+    const socket = connect(gateway.port, '127.0.0.1');
+    try {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.write('POST /keyed/small HTTP/1.1\r\nhost: gw\r\ncontent-length: 0\r\n\r\n');
+      await waitFor(() => text.includes('}'), { timeoutMs: 5_000, message: 'the 401 to a request without a body' });
+      expect(text).toMatch(/^HTTP\/1\.1 401 /);
+      expect(text).not.toMatch(/\r\nconnection: close\r\n/i);
     } finally {
       socket.destroy();
     }

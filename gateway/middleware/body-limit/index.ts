@@ -1,9 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { BodyLimitSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
-import { connectionStateOf } from '../../entrypoints/http1-connections.ts';
-import { lingerAfterLastAnswer } from '../../entrypoints/http1-refusal.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 
 /** The `error` code of the gateway's answer to a body over the limit. */
@@ -18,22 +15,14 @@ export function announcesMoreThan(headers: IncomingMessage['headers'], maxBytes:
 }
 
 /**
- * Answers 413 `body-too-large` in the upstream's place. Over HTTP/1.1 the answer says
- * `connection: close` and the connection lingers after it (as the listener's 417 does): the body
- * announced is read and dropped until the client stops sending, so the answer reaches it where
- * closing with bytes unread would reset the connection, and the body is never read to its end on a
- * kept-alive connection (nginx's client_max_body_size answer closes it too); a request pipelined
- * behind it is not served.
+ * Answers 413 `body-too-large` in the upstream's place. Over HTTP/1.1, with the body still on its
+ * way, the answer says `connection: close` and the connection lingers after it, as every answer the
+ * gateway gives by itself does (`closingUnreadBody`): the body is read and dropped until the client
+ * stops sending, never read to its end on a kept-alive connection (nginx's client_max_body_size
+ * answer closes it too).
  */
 function refuse(context: GatewayContext): void {
-  const request = context.request;
-  if (request.httpVersionMajor !== 1) return sendErrorAnswer(context, 413, BODY_TOO_LARGE, MESSAGE);
-  const socket = (request as IncomingMessage).socket as Socket;
-  // Node reads on after an answer with `connection: close`: a request pipelined behind the body
-  // must go nowhere (RFC 9112 §9.6), as behind the listener's 417 (ConnectionState.closing).
-  connectionStateOf(socket).closing = true;
-  lingerAfterLastAnswer(socket);
-  sendErrorAnswer(context, 413, BODY_TOO_LARGE, MESSAGE, { connection: 'close' });
+  sendErrorAnswer(context, 413, BODY_TOO_LARGE, MESSAGE);
 }
 
 /**

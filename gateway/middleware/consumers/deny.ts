@@ -1,7 +1,7 @@
 import { metricsRegistry } from '../../../src/metrics.ts';
 import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
-import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { closingUnreadBody, sendErrorAnswer } from '../../proxy/error-response.ts';
 import { CellCounter, type CounterCell } from '../../telemetry/metric-cells.ts';
 
 /** Requests refused by access control, by route (empty before routing: an entry point's middleware) and reason. */
@@ -49,6 +49,6 @@ function relay(context: GatewayContext, status: number, relayed: NonNullable<Acc
   const response = context.response;
   if (response.headersSent || response.destroyed) return;
   context.outcome.bytesOut = relayed.body.length;
-  response.writeHead(status, applyHeaderHooks(context, status, { ...relayed.headers, 'content-length': relayed.body.length, 'x-request-id': context.requestId }));
+  response.writeHead(status, applyHeaderHooks(context, status, { ...relayed.headers, 'content-length': relayed.body.length, 'x-request-id': context.requestId, ...closingUnreadBody(context) }));
   response.end(relayed.body);
 }
