@@ -66,16 +66,26 @@ routes:
     await Promise.all([failing, erring, good].map((backend) => backend?.close()));
   });
 
-  it('is still failing its checks or ejected, and gets no traffic until it earns it back', async () => {
+  /**
+   * Waits until `failing` fails its checks and `erring` is ejected (at once when a case before left
+   * them so: its 120 s ejection outlasts the file), with all three registered; the ejection's end.
+   */
+  const untilVerdicts = async () => {
+    await gateway.writeConfig(config([failing, erring, good]));
     await waitFor(async () => (await reasons()).get(failing.port) === 'check-failing', { timeoutMs: 15_000, message: 'the failing instance to fail its checks' });
     await waitFor(
       async () => {
+        if ((await reasons()).get(erring.port) === 'ejected') return true;
         await fetch(`${gateway.url}/x`).then((response) => response.text());
-        return (await reasons()).get(erring.port) === 'ejected';
+        return false;
       },
       { timeoutMs: 15_000, message: 'the erring instance to be ejected' },
     );
-    const ejectedUntil = (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === erring.port)?.health.ejectedUntil;
+    return (await view(erring.port))?.health.ejectedUntil;
+  };
+
+  it('is still failing its checks or ejected, and gets no traffic until it earns it back', async () => {
+    const ejectedUntil = await untilVerdicts();
 
     // A registry flap: both leave, then come back (as after an agent's expired session).
     await gateway.writeConfig(config([good]));
@@ -94,9 +104,8 @@ routes:
   });
 
   it('is still failing or ejected when a reload that changed only the balancer came while it was away', async () => {
-    // Left from the test before: failing fails its checks, erring serves its 120 s ejection.
+    const ejectedUntil = await untilVerdicts();
     expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
-    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
 
     await gateway.writeConfig(config([good]));
     await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
