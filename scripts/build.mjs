@@ -5,6 +5,7 @@
 // pino…); one tree-shaken file per program removes that. Types are checked by `npm run typecheck`.
 // The registry clients stay external and load on demand (etcd3 reads .proto files beside itself at
 // run time), each in its own chunk: a configuration that names neither registry never loads them.
+// bcrypt is a native addon (prebuilt binaries beside its JavaScript), loaded by the first `basicAuth`.
 import { cpSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +42,7 @@ try {
     format: 'esm',
     platform: 'node',
     target: NODE_TARGET,
-    external: ['etcd3', 'node-zookeeper-client', '@grpc/*'],
+    external: ['etcd3', 'node-zookeeper-client', '@grpc/*', 'bcrypt'],
     // Bundled CommonJS packages call require() for Node built-ins; ESM output has none of its own.
     banner: { js: "import { createRequire as __sbCreateRequire } from 'node:module'; const require = __sbCreateRequire(import.meta.url);" },
     sourcemap: 'linked',

@@ -34,8 +34,8 @@ describe('redactSecrets', () => {
   });
 
   it('redacts the values of credential headers, a password and a token wherever they sit, a resolved Map included', () => {
-    const resolved = { routes: new Map([['a', { headers: { cookie: 's=secret-1' } }]]), redis: { password: 'secret-2' }, admin: { token: 'secret-3' }, consumers: [{ keyHashes: ['ab'.repeat(32)] }] };
-    expect(redactSecrets(resolved)).toEqual({ routes: { a: { headers: { cookie: REDACTED } } }, redis: { password: REDACTED }, admin: { token: REDACTED }, consumers: [{ keyHashes: [REDACTED] }] });
+    const resolved = { routes: new Map([['a', { headers: { cookie: 's=secret-1' } }]]), redis: { password: 'secret-2' }, admin: { token: 'secret-3' }, consumers: [{ keyHashes: ['ab'.repeat(32)], passwordHashes: ['$2b$04$x'] }] };
+    expect(redactSecrets(resolved)).toEqual({ routes: { a: { headers: { cookie: REDACTED } } }, redis: { password: REDACTED }, admin: { token: REDACTED }, consumers: [{ keyHashes: [REDACTED], passwordHashes: [REDACTED] }] });
   });
 
   it('leaves header names, non-credential values, plain URLs and undefined (as null) readable', () => {

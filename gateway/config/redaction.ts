@@ -10,10 +10,11 @@ const SECRET_KEYS = new Set(['password', 'token']);
 const HEADER_MAP_KEYS = new Set(['set', 'headers']);
 
 /**
- * Keys whose list holds API key digests: a consumer's `keys` as written (`sha256:<hex>`) and its
- * `keyHashes` as resolved. An unsalted SHA-256 lets a short key be found by trying values.
+ * Keys whose list holds credential digests: a consumer's `keys` as written (`sha256:<hex>`) and its
+ * `keyHashes` as resolved (an unsalted SHA-256 lets a short key be found by trying values), and its
+ * `passwords` / `passwordHashes` (bcrypt is slow to guess, not impossible).
  */
-const KEY_LIST_KEYS = new Set(['keys', 'keyHashes']);
+const KEY_LIST_KEYS = new Set(['keys', 'keyHashes', 'passwords', 'passwordHashes']);
 
 /**
  * The userinfo of `scheme://user:secret@host…`, up to the last `@` of the authority: ioredis reads

@@ -22,6 +22,7 @@ export function resolveConsumers(input: ConsumersInput | undefined): ConsumerCon
   return Object.entries(input ?? {}).map(([name, consumer]) => ({
     name,
     keyHashes: consumer.keys ?? [],
+    passwordHashes: consumer.passwords ?? [],
     jwt: (consumer.jwt ?? []).map((match) => ({ issuer: match.issuer, subject: match.subject })),
     labels: consumer.labels ?? {},
     rateLimit: consumer.rateLimit && {
@@ -44,6 +45,10 @@ export function resolveAccessMiddleware(input: MiddlewareInput, consumers: reado
       kind: 'keyAuth',
       settings: { header: header ?? (query === undefined ? 'x-api-key' : undefined), query, strip: strip ?? true, consumers: consumers.filter((consumer) => consumer.keyHashes.length > 0) },
     };
+  }
+  if (input.basicAuth) {
+    const { realm, strip } = input.basicAuth;
+    return { kind: 'basicAuth', settings: { realm: realm ?? 'switchboard', strip: strip ?? true, consumers: consumers.filter((consumer) => consumer.passwordHashes.length > 0) } };
   }
   if (input.jwtAuth) {
     const jwt = input.jwtAuth;

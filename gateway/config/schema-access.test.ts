@@ -7,6 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from './load.ts';
 
 const HASH = `sha256:${'ab'.repeat(32)}`;
+/** `htpasswd -nbB c secret`'s hash, and another in bcrypt's older `$2a$` spelling. */
+const HTPASSWD_HASH = '$2y$05$ZdO6qGk0Y8Bq7bK3dJ0m6eq9cJ1yRr3o8C5yW1X0f2tQG3bV9Zb7K';
+const BCRYPT_A_HASH = '$2a$04$ZdO6qGk0Y8Bq7bK3dJ0m6eq9cJ1yRr3o8C5yW1X0f2tQG3bV9Zb7K';
 
 function refusal(text: string, path = '/etc/sb/gateway.yaml'): string {
   try {
@@ -24,22 +27,31 @@ describe('access-control configuration', () => {
       `consumers:
   a: { keys: ["${HASH.toUpperCase().replace('SHA256', 'sha256')}"], rateLimit: { average: 2 } }
   b: { jwt: [{ issuer: https://idp }] , labels: { plan: pro } }
+  c: { passwords: ["${HTPASSWD_HASH}", "${BCRYPT_A_HASH}"] }
 middlewares:
   keys: { keyAuth: { query: api_key } }
+  basic: { basicAuth: { realm: ops } }
   ips: { ipAllowList: { sourceRange: [10.0.0.0/8] } }
 forwarding: { trustedProxies: [loopback] }
 `,
     );
     expect(config.consumers).toEqual([
-      { name: 'a', keyHashes: ['ab'.repeat(32)], jwt: [], labels: {}, rateLimit: { average: 2, periodMs: 1_000, burst: 2 } },
-      { name: 'b', keyHashes: [], jwt: [{ issuer: 'https://idp', subject: undefined }], labels: { plan: 'pro' }, rateLimit: undefined },
+      { name: 'a', keyHashes: ['ab'.repeat(32)], passwordHashes: [], jwt: [], labels: {}, rateLimit: { average: 2, periodMs: 1_000, burst: 2 } },
+      { name: 'b', keyHashes: [], passwordHashes: [], jwt: [{ issuer: 'https://idp', subject: undefined }], labels: { plan: 'pro' }, rateLimit: undefined },
+      // htpasswd's $2y$ is read as $2b$ (the same algorithm), the spelling the bcrypt binding checks.
+      { name: 'c', keyHashes: [], passwordHashes: [`$2b$${HTPASSWD_HASH.slice(4)}`, BCRYPT_A_HASH], jwt: [], labels: {}, rateLimit: undefined },
     ]);
     expect(config.middlewares.get('keys')).toEqual({ kind: 'keyAuth', settings: { header: undefined, query: 'api_key', strip: true, consumers: [config.consumers[0]] } });
+    expect(config.middlewares.get('basic')).toEqual({ kind: 'basicAuth', settings: { realm: 'ops', strip: true, consumers: [config.consumers[2]] } });
     expect(config.middlewares.get('ips')).toEqual({ kind: 'ipAllowList', settings: { sourceRange: ['10.0.0.0/8'], depth: 0, trustedProxies: ['loopback'] } });
   });
 
   it.each([
     ['a plain key instead of its hash', `consumers: { a: { keys: [my-secret-key] } }`, 'consumers.a.keys.0 (line 1): expected sha256:<64 hex digits>'],
+    ['an MD5 htpasswd hash', `consumers: { a: { passwords: ["$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/"] } }`, 'consumers.a.passwords.0 (line 1): expected a bcrypt hash ($2y$…'],
+    ['a plain password', `consumers: { a: { passwords: [hunter2] } }`, 'MD5, SHA-1 and crypt hashes are refused'],
+    ['a bcrypt cost of 3', `consumers: { a: { passwords: ["$2b$03$ZdO6qGk0Y8Bq7bK3dJ0m6eq9cJ1yRr3o8C5yW1X0f2tQG3bV9Zb7K"] } }`, 'consumers.a.passwords.0 (line 1): expected a bcrypt hash'],
+    ['a realm with a quote', `middlewares: { b: { basicAuth: { realm: 'say "hi"' } } }`, 'middlewares.b.basicAuth.realm (line 1): must not hold `"` or `\\`'],
     ['alg none', `middlewares: { j: { jwtAuth: { algorithms: [none], secretFile: s } } }`, 'middlewares.j.jwtAuth.algorithms.0 (line 1): expected one of HS256'],
     ['no algorithms', `middlewares: { j: { jwtAuth: { secretFile: s } } }`, 'middlewares.j.jwtAuth.algorithms'],
     ['HS256 without a secret', `middlewares: { j: { jwtAuth: { algorithms: [HS256], publicKeyFiles: [k.pem] } } }`, 'middlewares.j.jwtAuth.secretFile (line 1): HS256 need a secretFile'],

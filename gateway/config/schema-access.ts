@@ -12,11 +12,22 @@ const keyHash = z
   .regex(/^sha256:[0-9a-fA-F]{64}$/, 'expected sha256:<64 hex digits>, the SHA-256 of the key (printf %s "$KEY" | sha256sum)')
   .transform((text) => text.slice('sha256:'.length).toLowerCase());
 
+/**
+ * A bcrypt hash of a password, as `htpasswd -nbB <name> <password>` writes it (`$2y$`, the same
+ * algorithm as `$2b$`, which the bcrypt binding reads; `$2a$` too). MD5 (`$apr1$`), SHA-1 (`{SHA}`)
+ * and crypt(3) htpasswd hashes are refused: they are fast to guess from a leaked file.
+ */
+const passwordHash = z
+  .string()
+  .regex(/^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/, 'expected a bcrypt hash ($2y$…, as `htpasswd -nbB <name> <password>` prints after the colon); MD5, SHA-1 and crypt hashes are refused')
+  .transform((text) => (text.startsWith('$2y$') ? `$2b$${text.slice(4)}` : text));
+
 /** `consumers`: name → one identity with its credentials, labels and own limits. */
 export const consumersSchema = z.record(
   z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1-64 letters, digits, "_", ".", "@" or "-"'),
   section({
     keys: z.array(keyHash).optional(),
+    passwords: z.array(passwordHash).optional(),
     jwt: z.array(section({ issuer: z.string().min(1), subject: z.string().min(1).optional() })).optional(),
     labels: z.record(z.string(), z.string()).optional(),
     rateLimit: section({
@@ -32,6 +43,14 @@ export const ACCESS_MIDDLEWARE_KINDS = {
   keyAuth: section({
     header: headerName.optional(),
     query: z.string().min(1).optional(),
+    strip: z.boolean().optional(),
+  }),
+  basicAuth: section({
+    realm: z
+      .string()
+      .regex(/^[\x20-\x7e]{1,64}$/, 'must be 1-64 printable ASCII characters')
+      .refine((realm) => !/["\\]/.test(realm), 'must not hold `"` or `\\`')
+      .optional(),
     strip: z.boolean().optional(),
   }),
   jwtAuth: section({

@@ -102,6 +102,7 @@ const middlewareEntry = section({
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
   bodyLimit: MIDDLEWARE_KINDS.bodyLimit.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
+  basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),
   ipAllowList: MIDDLEWARE_KINDS.ipAllowList.optional(),
   ipDenyList: MIDDLEWARE_KINDS.ipDenyList.optional(),

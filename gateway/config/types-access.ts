@@ -6,6 +6,8 @@ export interface ConsumerConfig {
   readonly name: string;
   /** SHA-256 digests (hex, lower case) of the consumer's API keys; the keys themselves are never in the file. */
   readonly keyHashes: readonly string[];
+  /** bcrypt hashes of the consumer's passwords (`$2b$`/`$2a$`), for `basicAuth` with the consumer's name as the user name. */
+  readonly passwordHashes: readonly string[];
   /** JWTs whose `iss` (and `sub`, when set) match belong to this consumer. */
   readonly jwt: readonly { readonly issuer: string; readonly subject: string | undefined }[];
   readonly labels: Readonly<Record<string, string>>;
@@ -20,6 +22,15 @@ export interface KeyAuthSettings {
   /** Query parameter holding the key; undefined when only the header is read. */
   readonly query: string | undefined;
   /** Remove the key from what goes upstream (the access log never sees a query key either way). */
+  readonly strip: boolean;
+  readonly consumers: readonly ConsumerConfig[];
+}
+
+/** HTTP Basic authentication (`basicAuth`): a consumer's name and one of its passwords, checked against its bcrypt hashes. */
+export interface BasicAuthSettings {
+  /** The `realm` of the 401's challenge. */
+  readonly realm: string;
+  /** Remove the Authorization header from what goes upstream. */
   readonly strip: boolean;
   readonly consumers: readonly ConsumerConfig[];
 }

@@ -7,7 +7,7 @@ import type { ConnectionCredentials } from '../../src/connection-credentials.ts'
 import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
-import type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
+import type { BasicAuthSettings, ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
 import type { ListenAddress } from './schema-values.ts';
 import type { RedisSettings } from './types-redis.ts';
 
@@ -15,7 +15,7 @@ export type { RedisNode, RedisSettings, RedisTarget } from './types-redis.ts';
 import type { CircuitBreakerSettings, ConcurrencyLimits, RetryBudgetSettings } from './types-breaker.ts';
 
 export type { ListenAddress };
-export type { ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwksSettings, JwtAuthSettings, KeyAuthSettings, TokenSources } from './types-access.ts';
+export type { BasicAuthSettings, ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwksSettings, JwtAuthSettings, KeyAuthSettings, TokenSources } from './types-access.ts';
 
 /** The gateway configuration with every default applied; durations are in milliseconds. Never mutated once parsed. */
 export interface GatewayConfig {
@@ -531,6 +531,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
   | { readonly kind: 'bodyLimit'; readonly settings: BodyLimitSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
+  | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }
   | { readonly kind: 'ipAllowList'; readonly settings: IpFilterSettings }
   | { readonly kind: 'ipDenyList'; readonly settings: IpFilterSettings }

@@ -25,6 +25,7 @@ export { clientAddress, ipAllowList, ipDenyList } from './ip-filter/index.ts';
 export { JwksSource, jwtAuth, TokenCache } from './jwt-auth/index.ts';
 export type { JwtAuthOptions } from './jwt-auth/index.ts';
 export { keyAuth } from './key-auth/index.ts';
+export { basicAuth } from './basic-auth/index.ts';
 export { buildNamedMiddleware, canonicalJson, NamedMiddlewareRegistry } from './named-middleware.ts';
 export type { MiddlewarePlacement, NamedMiddlewareFactory } from './named-middleware.ts';
 export { QUOTA_EXCEEDED, RATE_LIMITED, RATE_LIMIT_MAX_KEYS, rateLimit, rateLimitChanges, TokenBucketLimiter } from './rate-limit/index.ts';

@@ -8,6 +8,7 @@ import { hsts } from './hsts/index.ts';
 import { ipAllowList, ipDenyList } from './ip-filter/index.ts';
 import { jwtAuth } from './jwt-auth/index.ts';
 import { keyAuth } from './key-auth/index.ts';
+import { basicAuth } from './basic-auth/index.ts';
 import { retire } from './middleware-retire.ts';
 import { rateLimit } from './rate-limit/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
@@ -48,6 +49,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return bodyLimit(definition.settings);
     case 'keyAuth':
       return keyAuth(definition.settings);
+    case 'basicAuth':
+      return basicAuth(definition.settings);
     case 'jwtAuth':
       return jwtAuth(definition.settings);
     case 'ipAllowList':

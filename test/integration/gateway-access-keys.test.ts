@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hashSync } from 'bcrypt';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -28,6 +29,10 @@ const ALICE_KEY = 'alice-key-4f1d9a7c2b8e6053';
 const BOB_KEY = 'bob-key-9c3e7a1f5d2b8046';
 const CAROL_KEY = 'carol-key-2a6f8c0e4b1d7395';
 const UNKNOWN_KEY = 'mallory-key-7e5c3a1f9b2d4068';
+const DAVE_PASSWORD = 'dave-pass-8d2b6f0a4c1e9357';
+/** As `htpasswd -nbB` writes it: `$2y$` (cost 4, the lowest, to keep the test quick). */
+const DAVE_HASH = hashSync(DAVE_PASSWORD, 4).replace(/^\$2b\$/, '$2y$');
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 
 const IP_MIDDLEWARES = `
   deny-v4: { ipDenyList: { sourceRange: [127.0.0.0/8] } }
@@ -77,8 +82,10 @@ consumers:
   alice: { keys: ["${sha256(ALICE_KEY)}"], labels: { plan: free }, rateLimit: { average: 1, period: 1h, burst: 2 } }
   bob: { keys: ["${sha256(BOB_KEY)}"], labels: { plan: pro }, rateLimit: { average: 1, period: 1h, burst: 4 } }
   carol: { keys: ["${sha256(CAROL_KEY)}"] }
+  dave: { passwords: ["${DAVE_HASH}"] }
 middlewares:
   keys: { keyAuth: { header: X-API-Key, query: api_key } }
+  staff: { basicAuth: { realm: staff } }
   per-consumer: { rateLimit: { average: 1, period: 1h, burst: 50, key: consumer } }
   guard: { forwardAuth: { address: "http://127.0.0.1:${(authService.address() as { port: number }).port}/check", authResponseHeaders: [X-Auth-User], timeout: 5s } }
 ${IP_MIDDLEWARES}
@@ -86,6 +93,7 @@ routes:
   - { name: keyed, path: /keyed, service: api, middlewares: [keys, per-consumer] }
   - { name: guarded, path: /guarded, service: api, middlewares: [guard] }
   - { name: keyed-guarded, path: /keyed-guarded, service: api, middlewares: [keys, guard] }
+  - { name: staff, path: /staff, service: api, middlewares: [staff] }
 ${IP_ROUTES}
 `);
     behindProxy = await startGateway(`
@@ -241,6 +249,22 @@ ${IP_ROUTES}
     expect([stalled.status, (JSON.parse(stalled.body) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
   });
 
+  it('lets a consumer in with its htpasswd (bcrypt) password over Basic authentication, naming it upstream without the header, and refuses others', async () => {
+    const passed = await send(gateway.port, '/staff/x', { ...basic('dave', DAVE_PASSWORD), 'x-consumer': 'alice' });
+    const echoed = JSON.parse(passed.body) as { headers: IncomingHttpHeaders };
+    expect([passed.status, echoed.headers['x-consumer'], echoed.headers.authorization]).toEqual([200, 'dave', undefined]);
+    for (const [headers, reason] of [[basic('dave', 'guess'), 'invalid-credentials'], [basic('carol', DAVE_PASSWORD), 'invalid-credentials'], [{}, 'missing-credentials']] as const) {
+      const refused = await send(gateway.port, '/staff/x', headers);
+      expect([refused.status, refused.headers['www-authenticate'], JSON.parse(refused.body).error]).toEqual([401, 'Basic realm="staff", charset="UTF-8"', reason]);
+    }
+    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'staff', reason: 'invalid-credentials' })).toBe(2);
+    // The admin API shows the consumer, never its password hash.
+    const config = JSON.stringify(await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json());
+    expect(config).toContain('dave');
+    expect(config).not.toContain(DAVE_HASH.slice(7));
+  });
+
   it('never writes a key into the gateway log, access log included (last: it stops the gateway)', async () => {
     // A head the listener refuses (417) with an absolute-form target: its userinfo and key must not be logged either.
     const refused = await rawExchange(gateway.port, `GET http://alice:${UNKNOWN_KEY}@a.test/keyed/refused?api_key=${BOB_KEY} HTTP/1.1\r\nHost: a.test\r\nExpect: bogus\r\n\r\n`);
@@ -251,6 +275,6 @@ ${IP_ROUTES}
     // The access log is on: the requests above are in it, but no key is.
     expect(log).toContain('/keyed/q?a=1&b=2');
     expect(log).toContain('"path":"/keyed/refused","status":417');
-    for (const key of [ALICE_KEY, BOB_KEY, CAROL_KEY, UNKNOWN_KEY]) expect(log).not.toContain(key);
+    for (const key of [ALICE_KEY, BOB_KEY, CAROL_KEY, UNKNOWN_KEY, DAVE_PASSWORD]) expect(log).not.toContain(key);
   });
 });

@@ -4,7 +4,7 @@ import type { ConsumerConfig } from '../../config/types.ts';
 import { ConsumerKeyIndex } from './index.ts';
 
 const digest = (key: string) => createHash('sha256').update(key).digest('hex');
-const consumer = (name: string, keys: string[]): ConsumerConfig => ({ name, keyHashes: keys.map(digest), jwt: [], labels: {}, rateLimit: undefined });
+const consumer = (name: string, keys: string[]): ConsumerConfig => ({ name, keyHashes: keys.map(digest), passwordHashes: [], jwt: [], labels: {}, rateLimit: undefined });
 
 describe('ConsumerKeyIndex', () => {
   it('finds the consumer of a key by its SHA-256 digest, and nobody for an unknown, empty or near-miss key', () => {

@@ -7,7 +7,7 @@ import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-te
 import { keyAuth } from './index.ts';
 
 const KEY = 'partner-key-0b7e3c9a1f5d2846';
-const partner: ConsumerConfig = { name: 'partner', keyHashes: [createHash('sha256').update(KEY).digest('hex')], jwt: [], labels: {}, rateLimit: undefined };
+const partner: ConsumerConfig = { name: 'partner', keyHashes: [createHash('sha256').update(KEY).digest('hex')], passwordHashes: [], jwt: [], labels: {}, rateLimit: undefined };
 const settings = (strip: boolean): KeyAuthSettings => ({ header: undefined, query: 'api_key', strip, consumers: [partner] });
 
 describe('keyAuth', () => {

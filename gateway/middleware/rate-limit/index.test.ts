@@ -119,7 +119,7 @@ describe('rateLimit keyed by consumer', () => {
   afterEach(() => server.close());
 
   it("gives a consumer with its own limit its own bucket size, others the middleware's, and anonymous requests one shared bucket", async () => {
-    const consumer = (name: string, burst?: number): ConsumerConfig => ({ name, keyHashes: [], jwt: [], labels: {}, rateLimit: burst === undefined ? undefined : { average: 1, periodMs: 10_000, burst } });
+    const consumer = (name: string, burst?: number): ConsumerConfig => ({ name, keyHashes: [], passwordHashes: [], jwt: [], labels: {}, rateLimit: burst === undefined ? undefined : { average: 1, periodMs: 10_000, burst } });
     const consumers = new Map([['gold', consumer('gold', 3)], ['plain', consumer('plain')]]);
     // Stands in for keyAuth: the x-who header names the consumer.
     const identify: Middleware = async (context, next) => {
@@ -146,7 +146,7 @@ describe('rateLimit with workers (share)', () => {
   // The bug this fixes: the worker divided the middleware's settings but not a consumer's own
   // rateLimit, so with N workers a consumer got N times its limit.
   it("gives one of two workers half of every bucket: the middleware's and each consumer's own", async () => {
-    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 10_000, burst: 4 } };
+    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], passwordHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 10_000, burst: 4 } };
     const identify: Middleware = async (context, next) => {
       if (context.request.headers['x-who'] === 'gold') context.set('consumer', gold);
       await next();
@@ -182,7 +182,7 @@ describe('rateLimit with workers (share)', () => {
   });
 
   it("states each bucket's own refill time in RateLimit-Policy: a consumer's own rate, not the middleware's, and a worker's share refills as fast as the whole", async () => {
-    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 100, periodMs: 1_000, burst: 100 } };
+    const gold: ConsumerConfig = { name: 'gold', keyHashes: [], passwordHashes: [], jwt: [], labels: {}, rateLimit: { average: 100, periodMs: 1_000, burst: 100 } };
     const identify: Middleware = async (context, next) => {
       if (context.request.headers['x-who'] === 'gold') context.set('consumer', gold);
       await next();
@@ -260,7 +260,7 @@ describe('rateLimit with policy redis while Redis is away', () => {
       };
       return fake as never;
     };
-    const consumers = ['a', 'b', 'c'].map((name): ConsumerConfig => ({ name, keyHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 1_000, burst: 5 } }));
+    const consumers = ['a', 'b', 'c'].map((name): ConsumerConfig => ({ name, keyHashes: [], passwordHashes: [], jwt: [], labels: {}, rateLimit: { average: 1, periodMs: 1_000, burst: 5 } }));
     const identify: Middleware = async (context, next) => {
       const found = consumers.find((consumer) => consumer.name === context.request.headers['x-who']);
       if (found) context.set('consumer', found);

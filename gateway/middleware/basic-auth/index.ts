@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
+import { denyAccess, identify } from '../consumers/index.ts';
+import { TokenCache } from '../jwt-auth/token-cache.ts';
+
+/** Verified credentials remembered per middleware, and for how long. */
+const CACHE_SIZE = 10_000;
+const CACHE_TTL_MS = 5 * 60_000;
+
+/**
+ * A bcrypt hash (cost 10) of a random password nobody holds: a user name no consumer has is
+ * checked against it, so a refusal takes as long whether or not the name exists.
+ */
+const UNKNOWN_USER_HASH = '$2b$10$KTzqxwY6ME.jfD4nBbuvxuBi.bygrBo29g8uEwibJvITBkxm9WjYe';
+
+type Compare = (password: string, hash: string) => Promise<boolean>;
+let bcryptCompare: Compare | undefined;
+
+/**
+ * bcrypt's native binding, loaded by the first `basicAuth` built (a gateway without one never
+ * loads it). It checks on libuv's thread pool: a check (~50–100 ms of CPU at cost 10) never
+ * holds the event loop, as a JavaScript bcrypt would for its whole length.
+ */
+function compare(): Compare {
+  bcryptCompare ??= (createRequire(import.meta.url)('bcrypt') as { compare: Compare }).compare;
+  return bcryptCompare;
+}
+
+/**
+ * HTTP Basic authentication (RFC 7617; Traefik's BasicAuth, APISIX's basic-auth): the user name is
+ * a consumer's name and the password must match one of its bcrypt `passwords`. The consumer is then
+ * published as the `consumer` context variable and named upstream in `X-Consumer`. No credentials,
+ * or wrong ones, answer 401 with a `Basic` challenge. A verified Authorization value is remembered
+ * (as its SHA-256, never the password) for 5 minutes, so a client sending it on every request pays
+ * one bcrypt check per 5 minutes; a change of any consumer's passwords rebuilds the middleware and
+ * forgets them all. With `strip` (default) the Authorization header does not go upstream.
+ */
+export function basicAuth(settings: BasicAuthSettings): Middleware {
+  const check = compare();
+  const consumers = new Map<string, ConsumerConfig>(settings.consumers.map((consumer) => [consumer.name, consumer]));
+  const cache = new TokenCache<ConsumerConfig>(CACHE_SIZE, CACHE_TTL_MS);
+  const challenge = `Basic realm="${settings.realm}", charset="UTF-8"`;
+  return async function basicAuth(context, next) {
+    const headers = context.upstream.headers;
+    const authorization = headers.authorization;
+    if (settings.strip && authorization !== undefined) delete headers.authorization;
+    const credentials = readCredentials(authorization);
+    if (credentials === undefined) return denyAccess(context, { status: 401, reason: 'missing-credentials', message: 'a user name and password are required', challenge });
+    const invalid = { status: 401, reason: 'invalid-credentials', message: 'the user name or password is not valid', challenge };
+    if (credentials === 'malformed') return denyAccess(context, invalid);
+    const cacheKey = createHash('sha256').update(authorization as string).digest('base64');
+    let consumer = cache.get(cacheKey);
+    if (!consumer) {
+      consumer = await verify(check, consumers.get(credentials.user), credentials.password);
+      if (!consumer) return denyAccess(context, invalid);
+      cache.set(cacheKey, consumer, undefined);
+    }
+    identify(context, consumer);
+    await next();
+  };
+}
+
+/** `consumer` when `password` matches one of its hashes; a missing consumer costs one check too. */
+async function verify(check: Compare, consumer: ConsumerConfig | undefined, password: string): Promise<ConsumerConfig | undefined> {
+  if (!consumer) {
+    await check(password, UNKNOWN_USER_HASH);
+    return undefined;
+  }
+  for (const hash of consumer.passwordHashes) if (await check(password, hash)) return consumer;
+  return undefined;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * The user name and password of an `Authorization: Basic <base64(user:password)>` value (the scheme
+ * in any case, RFC 9110 §11.1; the text as UTF-8, RFC 7617 §2.1): undefined when there is no Basic
+ * value (none, another scheme, several headers), 'malformed' when it does not decode to `user:password`.
+ */
+export function readCredentials(value: string | string[] | undefined): { user: string; password: string } | 'malformed' | undefined {
+  if (typeof value !== 'string' || value.length < 6 || value.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
+  const encoded = value.slice(6).trim();
+  if (!BASE64.test(encoded)) return 'malformed';
+  const text = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  // A control character or a replacement character (bytes that are not UTF-8) is no one's name or password.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (colon <= 0 || /[\u0000-\u001f\u007f\ufffd]/.test(text)) return 'malformed';
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}
