@@ -1,9 +1,10 @@
 import { hashSync } from 'bcrypt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/harness/wait.ts';
 import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
 import { accessDeniedTotal } from '../consumers/index.ts';
 import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
-import { basicAuth, readCredentials } from './index.ts';
+import { basicAuth, boundedCompare, BUSY, readCredentials } from './index.ts';
 
 // Cost 4, the lowest bcrypt allows: the tests check the logic, not the cost.
 const ops: ConsumerConfig = { name: 'ops', keyHashes: [], passwordHashes: [hashSync('old-pass', 4), hashSync('pässwörd:with colon', 4)], jwt: [], labels: {}, rateLimit: undefined };
@@ -46,7 +47,7 @@ describe('basicAuth', () => {
     const response = await server.send('/x', { headers: authorization === undefined ? {} : { authorization } });
     expect(response.status).toBe(401);
     expect(response.headers['www-authenticate']).toBe('Basic realm="ops area", charset="UTF-8"');
-    expect(JSON.parse(response.body)).toMatchObject({ error: reason, status: 401 });
+    expect(JSON.parse(response.body.toString())).toMatchObject({ error: reason, status: 401 });
     expect(response.body.toString()).not.toContain('old-pass');
     expect(await denials(reason)).toBe(before + 1);
   });
@@ -77,5 +78,31 @@ describe('readCredentials', () => {
     ['Basic b3Bz Ong=', 'malformed'],
   ])('reads %j as %j', (value, expected) => {
     expect(readCredentials(value as string | string[] | undefined)).toEqual(expected);
+  });
+});
+
+describe('boundedCompare', () => {
+  it('runs at most maxChecks at once, queues maxWaiting more in order, and answers BUSY past that at once', async () => {
+    const started: string[] = [];
+    const finish = new Map<string, (ok: boolean) => void>();
+    const check = boundedCompare((password) => new Promise<boolean>((resolve) => {
+      started.push(password);
+      finish.set(password, resolve);
+    }), 2, 2);
+    const outcomes = ['a', 'b', 'c', 'd', 'e'].map((password) => check(password, 'hash'));
+    expect(await outcomes[4]).toBe(BUSY);
+    expect(started).toEqual(['a', 'b']);
+    finish.get('a')!(true);
+    expect(await outcomes[0]).toBe(true);
+    await waitFor(() => started.length === 3);
+    expect(started).toEqual(['a', 'b', 'c']);
+    for (const password of ['b', 'c']) finish.get(password)!(false);
+    await waitFor(() => started.length === 4);
+    finish.get('d')!(true);
+    expect(await Promise.all(outcomes.slice(1, 4))).toEqual([false, false, true]);
+    // Every slot is free again: two run at once.
+    void check('f', 'hash');
+    void check('g', 'hash');
+    await waitFor(() => started.length === 6);
   });
 });

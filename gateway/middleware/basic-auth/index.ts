@@ -15,17 +15,26 @@ const CACHE_TTL_MS = 5 * 60_000;
  */
 const UNKNOWN_USER_HASH = '$2b$10$KTzqxwY6ME.jfD4nBbuvxuBi.bygrBo29g8uEwibJvITBkxm9WjYe';
 
-type Compare = (password: string, hash: string) => Promise<boolean>;
-let bcryptCompare: Compare | undefined;
+/**
+ * bcrypt checks running at once in this process, and waiting: libuv's thread pool (4 threads by
+ * default) also serves zlib, DNS lookups and file reads, which a flood of guesses must not starve.
+ * Past the queue a request is refused at once (503 `auth-busy`) instead of waiting in memory.
+ */
+const MAX_CHECKS = 2;
+const MAX_WAITING = 256;
+
+export type Compare = (password: string, hash: string) => Promise<boolean>;
+/** The process's bcrypt checks: every basicAuth shares the thread pool, so they share the bound. */
+let sharedCheck: BoundedCompare | undefined;
 
 /**
  * bcrypt's native binding, loaded by the first `basicAuth` built (a gateway without one never
  * loads it). It checks on libuv's thread pool: a check (~50–100 ms of CPU at cost 10) never
  * holds the event loop, as a JavaScript bcrypt would for its whole length.
  */
-function compare(): Compare {
-  bcryptCompare ??= (createRequire(import.meta.url)('bcrypt') as { compare: Compare }).compare;
-  return bcryptCompare;
+function bcryptCheck(): BoundedCompare {
+  sharedCheck ??= boundedCompare((createRequire(import.meta.url)('bcrypt') as { compare: Compare }).compare, MAX_CHECKS, MAX_WAITING);
+  return sharedCheck;
 }
 
 /**
@@ -38,7 +47,7 @@ function compare(): Compare {
  * forgets them all. With `strip` (default) the Authorization header does not go upstream.
  */
 export function basicAuth(settings: BasicAuthSettings): Middleware {
-  const check = compare();
+  const check = bcryptCheck();
   const consumers = new Map<string, ConsumerConfig>(settings.consumers.map((consumer) => [consumer.name, consumer]));
   const cache = new TokenCache<ConsumerConfig>(CACHE_SIZE, CACHE_TTL_MS);
   const challenge = `Basic realm="${settings.realm}", charset="UTF-8"`;
@@ -53,8 +62,10 @@ export function basicAuth(settings: BasicAuthSettings): Middleware {
     const cacheKey = createHash('sha256').update(authorization as string).digest('base64');
     let consumer = cache.get(cacheKey);
     if (!consumer) {
-      consumer = await verify(check, consumers.get(credentials.user), credentials.password);
-      if (!consumer) return denyAccess(context, invalid);
+      const verified = await verify(check, consumers.get(credentials.user), credentials.password);
+      if (verified === BUSY) return denyAccess(context, { status: 503, reason: 'auth-busy', message: 'too many password checks are waiting; try again shortly', retryAfterSeconds: 1 });
+      if (!verified) return denyAccess(context, invalid);
+      consumer = verified;
       cache.set(cacheKey, consumer, undefined);
     }
     identify(context, consumer);
@@ -62,13 +73,40 @@ export function basicAuth(settings: BasicAuthSettings): Middleware {
   };
 }
 
+export const BUSY = Symbol('busy');
+export type BoundedCompare = (password: string, hash: string) => Promise<boolean | typeof BUSY>;
+
+/** `compare` at most `maxChecks` at once, `maxWaiting` more queued in arrival order; BUSY past that. */
+export function boundedCompare(compare: Compare, maxChecks: number, maxWaiting: number): BoundedCompare {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (password, hash) => {
+    if (running >= maxChecks) {
+      if (waiting.length >= maxWaiting) return BUSY;
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else running += 1;
+    try {
+      return await compare(password, hash);
+    } finally {
+      // The slot passes to the next in line, or is freed.
+      const next = waiting.shift();
+      if (next) next();
+      else running -= 1;
+    }
+  };
+}
+
 /** `consumer` when `password` matches one of its hashes; a missing consumer costs one check too. */
-async function verify(check: Compare, consumer: ConsumerConfig | undefined, password: string): Promise<ConsumerConfig | undefined> {
+async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string): Promise<ConsumerConfig | undefined | typeof BUSY> {
   if (!consumer) {
-    await check(password, UNKNOWN_USER_HASH);
-    return undefined;
+    const outcome = await check(password, UNKNOWN_USER_HASH);
+    return outcome === BUSY ? BUSY : undefined;
   }
-  for (const hash of consumer.passwordHashes) if (await check(password, hash)) return consumer;
+  for (const hash of consumer.passwordHashes) {
+    const outcome = await check(password, hash);
+    if (outcome === BUSY) return BUSY;
+    if (outcome) return consumer;
+  }
   return undefined;
 }
 

@@ -23,6 +23,8 @@ export interface AccessDenial {
   readonly message: string;
   /** `WWW-Authenticate` value of a 401 (RFC 7235). */
   readonly challenge?: string;
+  /** `Retry-After` of a refusal the client may try again (a 503 while password checks are backed up). */
+  readonly retryAfterSeconds?: number;
   /** An answer to pass on as it is (a forward-auth service's refusal) instead of the gateway's JSON. */
   readonly relayed?: { readonly headers: Readonly<Record<string, string | string[]>>; readonly body: Buffer };
 }
@@ -40,7 +42,10 @@ export function denyAccess(context: GatewayContext, denial: AccessDenial): void 
   }
   cell.value += 1;
   if (denial.relayed) return relay(context, denial.status, denial.relayed);
-  sendErrorAnswer(context, denial.status, denial.reason, denial.message, denial.challenge ? { 'www-authenticate': denial.challenge } : {});
+  const headers: Record<string, string> = {};
+  if (denial.challenge) headers['www-authenticate'] = denial.challenge;
+  if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(denial.retryAfterSeconds);
+  sendErrorAnswer(context, denial.status, denial.reason, denial.message, headers);
 }
 
 function relay(context: GatewayContext, status: number, relayed: NonNullable<AccessDenial['relayed']>): void {
