@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Transform } from 'node:stream';
 import type { Logger } from '../src/logger.ts';
 import type { RouteConfig } from './config/types.ts';
 import type { RequestTrace } from './telemetry/tracing/index.ts';
@@ -33,6 +34,13 @@ export type ResponseHeadersHook = (status: number, headers: OutgoingHttpHeaders,
  * body; `content-encoding: gzip` bodies are decoded before and encoded after the transforms.
  */
 export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders) => Buffer | Promise<Buffer>;
+
+/**
+ * Chooses how an upstream answer's body is encoded for the client, as its headers are about to be
+ * written: returns the streaming encoder the body goes through (having edited `headers` in place:
+ * Content-Encoding, Content-Length…), or undefined to send the body as it is. Set by `compress`.
+ */
+export type ResponseEncoder = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => Transform | undefined;
 
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -130,6 +138,8 @@ export interface GatewayContext {
   readonly underscoreNames?: boolean;
   readonly responseHeaderHooks: ResponseHeadersHook[];
   readonly responseBodyTransforms: ResponseBodyTransform[];
+  /** Encodes the upstream answer's body on its way to the client (`compress`); undefined sends it as it is. */
+  responseEncoder: ResponseEncoder | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */

@@ -39,6 +39,7 @@ import type {
   AdminSettings,
   PeerSettings,
   CanaryRouting,
+  CompressEncoding,
   CertificateFiles,
   EntryPointConfig,
   GatewayConfig,
@@ -318,6 +319,35 @@ function staticInstance(entry: NonNullable<ServiceSettingsInput['instances']>[nu
 const headerPolicy = (policy: RouteInput['requestHeaders']): HeaderPolicy | undefined => policy && { set: policy.set ?? {}, remove: policy.remove ?? [] };
 
 
+/** `compress` codings by default, the server's preference first: brotli is smaller at the same speed. */
+const DEFAULT_COMPRESS_ENCODINGS: readonly CompressEncoding[] = ['br', 'gzip'];
+/** `compress` leaves answers below 1 KiB as they are (Traefik's default): the coding's overhead outweighs the gain. */
+const DEFAULT_COMPRESS_MIN_BYTES = 1_024;
+/** gzip level and brotli quality 5: near the best ratio a streaming encoder reaches at a small cost in CPU. */
+const DEFAULT_COMPRESS_LEVEL = 5;
+/** The media types `compress` compresses by default: text, and the structured formats sent as text. */
+const DEFAULT_COMPRESS_TYPES: readonly string[] = [
+  'text/*',
+  'application/json',
+  'application/javascript',
+  'application/x-javascript',
+  'application/ecmascript',
+  'application/xml',
+  'application/xhtml+xml',
+  'application/rss+xml',
+  'application/atom+xml',
+  'application/ld+json',
+  'application/manifest+json',
+  'application/problem+json',
+  'application/graphql-response+json',
+  'application/x-ndjson',
+  'application/wasm',
+  'image/svg+xml',
+  'image/x-icon',
+  'font/ttf',
+  'font/otf',
+];
+
 /** The methods a CORS preflight is allowed unless `allowMethods` says otherwise: the ones that need none. */
 const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
 
@@ -359,6 +389,11 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     return { kind: 'headers', settings: { request: headerPolicy(request), response: headerPolicy(response), host: host ?? 'pass' } };
   }
   if (input.bodyLimit) return { kind: 'bodyLimit', settings: { maxBytes: input.bodyLimit.maxSize } };
+  if (input.compress) {
+    const { encodings, minSize, contentTypes, excludedContentTypes, level } = input.compress;
+    const settings = { encodings: encodings ?? DEFAULT_COMPRESS_ENCODINGS, minBytes: minSize ?? DEFAULT_COMPRESS_MIN_BYTES, contentTypes: contentTypes ?? DEFAULT_COMPRESS_TYPES, excludedContentTypes, level: level ?? DEFAULT_COMPRESS_LEVEL };
+    return { kind: 'compress', settings };
+  }
   return { kind: 'rewrite', settings: input.rewrite! };
 }
 

@@ -33,6 +33,7 @@ describe('middlewares', () => {
   tag: { headers: { request: { set: { x-tag: a } }, host: upstream } }
   v2: { rewrite: { pattern: "^/v1/", replacement: /v2/ } }
   small-bodies: { bodyLimit: { maxSize: 1MiB } }
+  zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
   - { path: /b, service: b }
@@ -52,6 +53,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       tag: { kind: 'headers', settings: { request: { set: { 'x-tag': 'a' }, remove: [] }, response: undefined, host: 'upstream' } },
       v2: { kind: 'rewrite', settings: { pattern: '^/v1/', replacement: '/v2/' } },
       'small-bodies': { kind: 'bodyLimit', settings: { maxBytes: 1024 * 1024 } },
+      zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
     expect(config.redis).toEqual(REDIS);
@@ -91,8 +93,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
     ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
@@ -121,6 +123,14 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  r: { redirectScheme: { scheme: ftp } }', 'middlewares.r.redirectScheme.scheme (line 2)'],
     ['middlewares:\n  h: { hsts: { maxAge: 1y, subdomains: true } }', 'middlewares.h.hsts.subdomains (line 2): unknown field "subdomains"'],
     ['middlewares:\n  "bad name": { hsts: { maxAge: 1y } }', 'middlewares.bad name'],
+    ['middlewares:\n  c: { compress: { contentTypes: [text/*], excludedContentTypes: [image/png] } }', 'middlewares.c.compress.excludedContentTypes (line 2): cannot go with contentTypes'],
+    ['middlewares:\n  c: { compress: { encodings: [gzip, br, gzip] } }', 'middlewares.c.compress.encodings (line 2): lists a coding twice'],
+    ['middlewares:\n  c: { compress: { encodings: [zstd] } }', 'middlewares.c.compress.encodings.0 (line 2)'],
+    ['middlewares:\n  c: { compress: { encodings: [] } }', 'middlewares.c.compress.encodings (line 2)'],
+    ['middlewares:\n  c: { compress: { level: 10 } }', 'middlewares.c.compress.level (line 2)'],
+    ['middlewares:\n  c: { compress: { minSize: -1 } }', 'middlewares.c.compress.minSize (line 2)'],
+    ['middlewares:\n  c: { compress: { contentTypes: ["text/html; charset=utf-8"] } }', 'middlewares.c.compress.contentTypes.0 (line 2): expected a media type such as application/json'],
+    ['middlewares:\n  c: { compress: { gzip: true } }', 'middlewares.c.compress.gzip (line 2): unknown field "gzip"'],
   ])('refuses %j with "%s"', (text, expected) => {
     expect(errorOf(text).message).toContain(expected);
   });

@@ -39,6 +39,31 @@ const corsOrigin = z.string().transform((text, context) => {
 /** An HTTP method (an RFC 9110 token, case kept: methods are case-sensitive), or `*` for whichever a preflight asks. */
 const corsMethod = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid method');
 
+const MEDIA_TYPE_HINT = 'expected a media type such as application/json, or a whole type such as text/*';
+
+/** A media type or `type/*`, without parameters; lower-cased. */
+const mediaTypePattern = z.string().transform((text, context) => {
+  const type = text.trim().toLowerCase();
+  if (/^[a-z0-9!#$&^_.+-]+\/(?:\*|[a-z0-9!#$&^_.+-]+)$/.test(type)) return type;
+  context.addIssue({ code: 'custom', message: MEDIA_TYPE_HINT });
+  return z.NEVER;
+});
+
+/** `compress` as written: at most one of `contentTypes` and `excludedContentTypes`, each coding once. */
+const compressSection = section({
+  encodings: z.array(z.enum(['br', 'gzip'])).min(1).optional(),
+  minSize: byteSize.optional(),
+  contentTypes: z.array(mediaTypePattern).min(1).optional(),
+  excludedContentTypes: z.array(mediaTypePattern).min(1).optional(),
+  level: count(1, 9).optional(),
+}).superRefine((settings, context) => {
+  if (settings.contentTypes !== undefined && settings.excludedContentTypes !== undefined) {
+    context.addIssue({ code: 'custom', path: ['excludedContentTypes'], message: 'cannot go with contentTypes: list the types to compress or the ones to leave out, not both' });
+  }
+  const encodings = settings.encodings ?? [];
+  if (new Set(encodings).size !== encodings.length) context.addIssue({ code: 'custom', path: ['encodings'], message: 'lists a coding twice' });
+});
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -86,6 +111,7 @@ const MIDDLEWARE_KINDS = {
   }),
   rewrite: rewriteSettings,
   bodyLimit: section({ maxSize: byteSize }),
+  compress: compressSection,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -101,6 +127,7 @@ const middlewareEntry = section({
   headers: MIDDLEWARE_KINDS.headers.optional(),
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
   bodyLimit: MIDDLEWARE_KINDS.bodyLimit.optional(),
+  compress: MIDDLEWARE_KINDS.compress.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),

@@ -521,6 +521,23 @@ export interface BodyLimitSettings {
   readonly maxBytes: number;
 }
 
+/** A coding the `compress` middleware can encode answers in. */
+export type CompressEncoding = 'br' | 'gzip';
+
+/** Answers compressed on the fly (`compress`): which codings, from what size, which media types. */
+export interface CompressSettings {
+  /** The codings offered, the server's preference first (it breaks ties between equal q-values). */
+  readonly encodings: readonly CompressEncoding[];
+  /** An answer whose Content-Length is below this many bytes is sent as it is (one without a length is compressed). */
+  readonly minBytes: number;
+  /** Media types compressed (`text/*` or exact, lower-case); ignored when `excludedContentTypes` is set. */
+  readonly contentTypes: readonly string[];
+  /** When set, every media type is compressed except these. */
+  readonly excludedContentTypes: readonly string[] | undefined;
+  /** gzip's level and brotli's quality, 1 (fastest) to 9. */
+  readonly level: number;
+}
+
 /** One named middleware: its kind and that kind's settings, every default applied. */
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
@@ -530,6 +547,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }
   | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
   | { readonly kind: 'bodyLimit'; readonly settings: BodyLimitSettings }
+  | { readonly kind: 'compress'; readonly settings: CompressSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }

@@ -1,6 +1,7 @@
 import type { GatewayConfig, MiddlewareConfig, RedisSettings } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
 import { bodyLimit } from './body-limit/index.ts';
+import { compress } from './compress/index.ts';
 import { cors } from './cors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
@@ -47,6 +48,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return rewrite(definition.settings);
     case 'bodyLimit':
       return bodyLimit(definition.settings);
+    case 'compress':
+      return compress(definition.settings);
     case 'keyAuth':
       return keyAuth(definition.settings);
     case 'basicAuth':

@@ -11,6 +11,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
+import { startResponseBody } from './transport-response-body.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -103,6 +104,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private letGo: (() => void) | undefined = undefined;
   private buffered: Buffer[] | undefined = undefined;
   private outgoing: OutgoingHttpHeaders | undefined = undefined;
+  /** Where the body goes once the head is written: the response, or its encoder (`startResponseBody`). */
+  private sink: Writable | undefined = undefined;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -203,7 +206,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.buffered = [];
       return;
     }
-    this.response.writeHead(statusCode, outgoing);
+    this.sink = startResponseBody(context, statusCode, outgoing);
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
@@ -215,12 +218,13 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       return;
     }
     this.context.outcome.bytesOut += chunk.length;
-    // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
-    if (!(this.response as Writable).write(chunk)) {
+    // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
+    const sink = this.sink!;
+    if (!sink.write(chunk)) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();
       controller.pause();
-      this.response.once('drain', () => {
+      sink.once('drain', () => {
         if (this.phase < SETTLED) this.startDeadline(this.timeouts.bodyTimeoutMs);
         // Not from here: Node's server also emits 'drain' on this response from inside another
         // response's write, the answer pipelined behind it (_http_server's updateOutgoingData calls
@@ -237,7 +241,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const grpcWebStatus = this.grpcWeb?.status;
     if (grpcWebStatus !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = grpcWebStatus;
     if (!this.buffered) {
-      this.response.end();
+      this.sink!.end();
       this.finish(ANSWERED);
       return;
     }

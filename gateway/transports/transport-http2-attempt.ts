@@ -15,6 +15,7 @@ import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -198,6 +199,8 @@ export function http2Attempt(
       if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;
       let outgoing: OutgoingHttpHeaders | undefined;
+      // Where the body goes once the head is written: the response, or its encoder.
+      let sink: Writable | undefined;
       let trailersOnly = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
@@ -231,7 +234,7 @@ export function http2Attempt(
           trailersOnly = true;
           sendTrailersOnly(response, status, outgoing);
         } else if (context.responseBodyTransforms.length > 0) buffered = [];
-        else response.writeHead(status, outgoing);
+        else sink = startResponseBody(context, status, outgoing);
       });
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
@@ -239,12 +242,12 @@ export function http2Attempt(
         grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);
         context.outcome.bytesOut += chunk.length;
-        // Both client response kinds (HTTP/1.1 and HTTP/2) are writable streams with back-pressure.
-        if (!(response as Writable).write(chunk)) {
+        // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
+        if (!sink!.write(chunk)) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();
           opened.pause();
-          response.once('drain', () => {
+          sink!.once('drain', () => {
             if (!settled) timeout.start(timeouts.bodyTimeoutMs);
             opened.resume();
           });
@@ -268,7 +271,7 @@ export function http2Attempt(
         if (grpcWeb?.status !== undefined) grpcStatus = context.outcome.grpcStatus = grpcWeb.status;
         if (trailersOnly) return finish({ ok: true });
         if (!buffered) {
-          response.end();
+          sink!.end();
           return finish({ ok: true });
         }
         void sendTransformed(context, status, outgoing!, buffered).then(finish);

@@ -4,6 +4,7 @@ import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
 import { answerClassOf, healthClassOf } from '../proxy/upstream-error.ts';
 import type { AttemptResult } from './transport.ts';
+import { startResponseBody } from './transport-response-body.ts';
 
 /** Marks the abort the gateway causes when the client goes away, so it is classified as `cancelled`. */
 export class ClientGoneError extends Error {
@@ -82,7 +83,8 @@ export function reportAttempt(pick: PickedEndpoint, started: number, status: num
 }
 
 /**
- * Runs the response body transforms over a buffered upstream body and sends the result. A
+ * Runs the response body transforms over a buffered upstream body and sends the result (through
+ * the route's response encoder, if any). A
  * transform that fails is the gateway's failure: `internal`, and nothing was sent yet, so the proxy
  * answers 500.
  */
@@ -91,8 +93,7 @@ export function sendTransformed(context: GatewayContext, status: number, outgoin
     .then(() => transformBody(Buffer.concat(chunks), outgoing, context.responseBodyTransforms))
     .then((body): AttemptResult => {
       context.outcome.bytesOut += body.length;
-      context.response.writeHead(status, outgoing);
-      context.response.end(body);
+      startResponseBody(context, status, outgoing).end(body);
       return { ok: true };
     })
     .catch((error: Error): AttemptResult => ({ ok: false, errorClass: 'internal', responseStarted: context.response.headersSent, error }));

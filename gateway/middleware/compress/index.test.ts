@@ -1,0 +1,67 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import type { CompressSettings } from '../../config/types.ts';
+import { mayCompress, negotiateEncoding } from './index.ts';
+
+const BOTH = ['br', 'gzip'] as const;
+const SETTINGS: CompressSettings = { encodings: BOTH, minBytes: 1024, contentTypes: ['text/*', 'application/json'], excludedContentTypes: undefined, level: 5 };
+
+describe('negotiateEncoding', () => {
+  it.each([
+    [undefined, BOTH, undefined],
+    ['', BOTH, undefined],
+    ['gzip', BOTH, 'gzip'],
+    ['gzip, br', BOTH, 'br'],
+    ['gzip, br', ['gzip', 'br'], 'gzip'],
+    ['br;q=0.5, gzip', BOTH, 'gzip'],
+    ['br;q=0, gzip;q=0', BOTH, undefined],
+    ['*', BOTH, 'br'],
+    ['*;q=0.3, gzip;q=0.5', BOTH, 'gzip'],
+    ['*;q=0', BOTH, undefined],
+    ['gzip;q=0, *', BOTH, 'br'],
+    ['br;q=0, *', ['br'], undefined],
+    ['identity', BOTH, undefined],
+    ['identity;q=1, gzip;q=0.5', BOTH, undefined],
+    ['identity;q=0.5, gzip', BOTH, 'gzip'],
+    ['identity;q=0, gzip', BOTH, 'gzip'],
+    ['x-gzip', BOTH, 'gzip'],
+    ['GZIP ; Q=0.8, deflate', BOTH, 'gzip'],
+    ['deflate, zstd', BOTH, undefined],
+    ['br;q=0.001', BOTH, 'br'],
+  ] as const)('picks from Accept-Encoding %j offering %j: %j', (header, offered, expected) => {
+    expect(negotiateEncoding(header, offered)).toBe(expected);
+  });
+});
+
+describe('mayCompress', () => {
+  const compressible: OutgoingHttpHeaders = { 'content-type': 'text/html; charset=utf-8', 'content-length': '4096' };
+  it.each([
+    ['a large text answer to GET', 'GET', {}, 200, compressible, true],
+    ['a chunked answer of unknown length', 'GET', {}, 200, { 'content-type': 'text/event-stream' }, true],
+    ['an error page', 'GET', {}, 404, compressible, true],
+    ['a JSON answer', 'POST', {}, 201, { 'content-type': 'application/json' }, true],
+    ['an answer with Content-Encoding: identity', 'GET', {}, 200, { ...compressible, 'content-encoding': 'identity' }, true],
+    ['an answer to HEAD', 'HEAD', {}, 200, compressible, false],
+    ['a 204', 'GET', {}, 204, { 'content-type': 'text/plain' }, false],
+    ['a 304', 'GET', {}, 304, compressible, false],
+    ['a 206', 'GET', {}, 206, compressible, false],
+    ['an answer to a Range request', 'GET', { range: 'bytes=0-10' }, 200, compressible, false],
+    ['an upgrade', 'GET', { upgrade: 'websocket' }, 101, compressible, false],
+    ['a gRPC call', 'POST', { 'content-type': 'application/grpc-web+proto' }, 200, { 'content-type': 'text/plain' }, false],
+    ['an answer already gzipped', 'GET', {}, 200, { ...compressible, 'content-encoding': 'gzip' }, false],
+    ['an answer with Cache-Control no-transform', 'GET', {}, 200, { ...compressible, 'cache-control': 'public, No-Transform' }, false],
+    ['an answer below minSize', 'GET', {}, 200, { ...compressible, 'content-length': '1023' }, false],
+    ['an answer of exactly minSize', 'GET', {}, 200, { ...compressible, 'content-length': '1024' }, true],
+    ['an image', 'GET', {}, 200, { 'content-type': 'image/png' }, false],
+    ['an answer without Content-Type', 'GET', {}, 200, {}, false],
+  ] as const)('%s: %s', (_name, method, request, status, headers, expected) => {
+    expect(mayCompress(method, request as IncomingHttpHeaders, status, { ...headers }, SETTINGS)).toBe(expected);
+  });
+
+  it('compresses every type but the excluded ones when excludedContentTypes is set', () => {
+    const settings = { ...SETTINGS, excludedContentTypes: ['image/*', 'application/zip'] };
+    expect(mayCompress('GET', {}, 200, { 'content-type': 'application/octet-stream' }, settings)).toBe(true);
+    expect(mayCompress('GET', {}, 200, { 'content-type': 'image/webp' }, settings)).toBe(false);
+    expect(mayCompress('GET', {}, 200, { 'content-type': 'Application/Zip' }, settings)).toBe(false);
+  });
+});

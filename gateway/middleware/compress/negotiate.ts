@@ -1,0 +1,87 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { CompressEncoding, CompressSettings } from '../../config/types.ts';
+
+/**
+ * The coding the client prefers among `offered` (the server's order breaks ties), by RFC 9110
+ * §12.5.3: a coding's own q-value, else that of `*`; q=0 refuses; `x-gzip` is `gzip`. Undefined
+ * (send identity) when the request has no Accept-Encoding, when it accepts none of `offered`, or
+ * when it lists `identity` with a higher q-value than the best of them.
+ */
+export function negotiateEncoding(acceptEncoding: string | undefined, offered: readonly CompressEncoding[]): CompressEncoding | undefined {
+  if (acceptEncoding === undefined) return undefined;
+  const weights = new Map<string, number>();
+  for (const entry of acceptEncoding.split(',')) {
+    const [rawName = '', ...parameters] = entry.split(';');
+    const name = rawName.trim().toLowerCase();
+    if (name === '') continue;
+    let weight = 1;
+    for (const parameter of parameters) {
+      const match = /^\s*q\s*=\s*([01](?:\.\d{0,3})?)\s*$/i.exec(parameter);
+      if (match) weight = Math.min(1, Number(match[1]));
+    }
+    const key = name === 'x-gzip' ? 'gzip' : name;
+    // A coding listed twice: its highest weight (a lenient reading of a malformed header).
+    weights.set(key, Math.max(weights.get(key) ?? 0, weight));
+  }
+  const any = weights.get('*');
+  let best: CompressEncoding | undefined;
+  let bestWeight = 0;
+  for (const coding of offered) {
+    const weight = weights.get(coding) ?? any ?? 0;
+    if (weight > bestWeight) {
+      best = coding;
+      bestWeight = weight;
+    }
+  }
+  const identity = weights.get('identity');
+  return identity !== undefined && identity > bestWeight ? undefined : best;
+}
+
+/** Statuses whose answer has no body to compress, or one a cache or range request relies on byte for byte. */
+const UNTOUCHED_STATUSES: ReadonlySet<number> = new Set([101, 204, 206, 304]);
+
+/** Whether the media type `type` (parameters already removed, lower-case) matches `pattern` (`text/*` or an exact type). */
+function matchesType(type: string, pattern: string): boolean {
+  return pattern.endsWith('/*') ? type.startsWith(pattern.slice(0, -1)) : type === pattern;
+}
+
+/** Whether `settings` lets a body of Content-Type `contentType` be compressed. */
+export function compressibleType(contentType: unknown, settings: CompressSettings): boolean {
+  if (typeof contentType !== 'string') return false;
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  if (type === '') return false;
+  if (settings.excludedContentTypes !== undefined) return !settings.excludedContentTypes.some((pattern) => matchesType(type, pattern));
+  return settings.contentTypes.some((pattern) => matchesType(type, pattern));
+}
+
+/**
+ * Whether an answer may be compressed at all, whatever the client accepts: not to HEAD, a Range
+ * request, an upgrade or a gRPC call; not a 1xx/204/206/304; not one already encoded, marked
+ * `Cache-Control: no-transform`, of a type `settings` leaves out, or with a Content-Length below
+ * `minBytes`. Only an answer that passes varies with Accept-Encoding.
+ */
+export function mayCompress(method: string, requestHeaders: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
+  if (method === 'HEAD' || status < 200 || UNTOUCHED_STATUSES.has(status)) return false;
+  if (requestHeaders.range !== undefined || requestHeaders.upgrade !== undefined) return false;
+  if (requestHeaders['content-type']?.startsWith('application/grpc')) return false;
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') return false;
+  const cacheControl = headers['cache-control'];
+  if (cacheControl !== undefined && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(String(cacheControl))) return false;
+  if (!compressibleType(headers['content-type'], settings)) return false;
+  const length = headers['content-length'];
+  return length === undefined || !(Number(length) < settings.minBytes);
+}
+
+/** Adds `Accept-Encoding` to the answer's Vary, unless it is there already or Vary is `*`. */
+export function varyOnAcceptEncoding(headers: OutgoingHttpHeaders): void {
+  const vary = headers.vary;
+  if (vary === undefined || vary === '') {
+    headers.vary = 'Accept-Encoding';
+    return;
+  }
+  const text = Array.isArray(vary) ? vary.join(', ') : String(vary);
+  const names = text.split(',').map((name) => name.trim().toLowerCase());
+  if (names.includes('*') || names.includes('accept-encoding')) return;
+  headers.vary = `${text}, Accept-Encoding`;
+}

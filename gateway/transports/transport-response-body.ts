@@ -1,0 +1,31 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Transform, Writable } from 'node:stream';
+import type { ClientResponse, GatewayContext } from '../context.ts';
+
+/** Destroys the encoder of a response that closed: a client gone mid-answer, or a cut one. */
+function stopEncoder(encoder: Transform): void {
+  if (!encoder.writableEnded || !encoder.readableEnded) encoder.destroy();
+}
+
+/**
+ * Writes an upstream answer's head to the client and returns where its body goes: the response
+ * itself, or the encoder the route's `responseEncoder` chose (which may edit `outgoing` first),
+ * piped into the response. Either is a writable with back-pressure: `write` returns false and
+ * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
+ * (the client gone, or the proxy cutting an answer whose upstream failed) destroys its encoder, so
+ * a truncated answer never gets a clean end; an encoder that fails destroys the response.
+ */
+export function startResponseBody(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders): Writable {
+  const response = context.response;
+  const encoder = context.responseEncoder?.(status, outgoing, context);
+  response.writeHead(status, outgoing);
+  if (encoder === undefined) return response as Writable;
+  pipeEncoded(encoder, response);
+  return encoder;
+}
+
+function pipeEncoded(encoder: Transform, response: ClientResponse): void {
+  encoder.pipe(response as Writable);
+  response.once('close', () => stopEncoder(encoder));
+  encoder.once('error', (error) => response.destroy(error));
+}
