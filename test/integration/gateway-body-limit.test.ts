@@ -77,7 +77,7 @@ interface RawUpload {
  * that closed with these bytes unread would reset the connection, and the reset would throw away the
  * answer waiting in the client's buffer.
  */
-async function rawUpload(port: number, path: string, size: number, headers = ''): Promise<RawUpload> {
+async function rawUpload(port: number, path: string, size: number, headers = '', method = 'POST'): Promise<RawUpload> {
   const socket = connect(port, '127.0.0.1');
   socket.pause();
   let text = '';
@@ -87,10 +87,12 @@ async function rawUpload(port: number, path: string, size: number, headers = '')
   // The gateway ends its side after the answer, where a kept-alive connection would read the whole body on.
   let ended = false;
   socket.on('end', () => (ended = true));
-  socket.write(`POST ${path} HTTP/1.1\r\nhost: gw\r\n${headers}content-length: ${size}\r\n\r\n`);
+  socket.write(`${method} ${path} HTTP/1.1\r\nhost: gw\r\n${headers}content-length: ${size}\r\n\r\n`);
   const written = await new Promise<Error | null | undefined>((resolve) => socket.write(Buffer.alloc(size, 2), resolve));
   socket.resume();
-  await waitFor(() => (text.includes('}') && ended) || socket.destroyed, { timeoutMs: 15_000, message: `the whole answer to ${path} and the end of the connection` });
+  // A JSON answer is whole at its `}`; one without a body (a 204, a redirect) at the end of its head.
+  const whole = () => (text.includes('\r\ncontent-length: 0\r\n') || text.startsWith('HTTP/1.1 204 ') ? text.includes('\r\n\r\n') : text.includes('}'));
+  await waitFor(() => (whole() && ended) || socket.destroyed, { timeoutMs: 15_000, message: `the whole answer to ${path} and the end of the connection` });
   socket.end();
   await closed;
   return { written: written ?? null, ended, text };
@@ -132,6 +134,8 @@ middlewares:
   small-bodies: { bodyLimit: { maxSize: 64KiB } }
   one-only: { rateLimit: { average: 1, period: 1h, burst: 1 } }
   keys: { keyAuth: { header: X-API-Key } }
+  app-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [PUT] } }
+  to-https: { redirectScheme: { scheme: https } }
 consumers:
   uploader: { keys: ["sha256:${createHash('sha256').update(API_KEY).digest('hex')}"] }
 routes:
@@ -139,6 +143,8 @@ routes:
   - { path: /open, service: upload }
   - { path: /rated, service: upload, middlewares: [one-only] }
   - { path: /keyed, service: upload, middlewares: [keys] }
+  - { path: /cors, service: upload, middlewares: [app-cors] }
+  - { path: /insecure, service: upload, middlewares: [to-https] }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
@@ -209,6 +215,18 @@ routes:
     expect(JSON.parse(limited.text.slice(limited.text.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'rate-limited', status: 429 });
     expect(limited).toMatchObject({ written: null, ended: true });
     expect(backend.received.has('rated-big')).toBe(false);
+  });
+
+  it.each([
+    ['a CORS preflight 204', '/cors/granted', 'origin: https://app.test\r\naccess-control-request-method: PUT\r\n', 'OPTIONS', 204],
+    ['a CORS preflight 403', '/cors/refused', 'origin: https://elsewhere.test\r\naccess-control-request-method: PUT\r\n', 'OPTIONS', 403],
+    ["redirectScheme's 307", '/insecure/upload', '', 'POST', 307],
+  ] as const)('answers %s readably, closing the connection, to a client that sends a 16 MiB body before reading', async (_name, path, headers, method, status) => {
+    const answer = await rawUpload(gateway.port, path, 16 * MiB, `x-upload-id: ${path}\r\n${headers}`, method);
+    expect(answer.text, await logOf(gateway.process)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(answer.text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answer).toMatchObject({ written: null, ended: true });
+    expect(backend.received.has(path)).toBe(false);
   });
 
   it('answers a keyAuth 401 readably, closing the connection, to a client that sends a 16 MiB body before reading', async () => {

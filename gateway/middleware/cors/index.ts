@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { CorsSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware, ResponseHeadersHook } from '../../context.ts';
+import { closingUnreadBody } from '../../proxy/error-response.ts';
 
 /** The response headers CORS grants with: the gateway sets them, an upstream's are dropped. */
 const GRANTS = ['access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers'] as const;
@@ -41,12 +42,14 @@ export function cors(settings: CorsSettings): Middleware {
   const methods = settings.allowMethods.includes('*') ? undefined : settings.allowMethods.join(', ');
   const allowHeaders = settings.allowHeaders.includes('*') ? undefined : settings.allowHeaders.join(', ');
   const maxAge = settings.maxAgeMs === undefined ? undefined : String(Math.floor(settings.maxAgeMs / 1_000));
+  // The `Access-Control-Allow-Origin` of a listed origin, on an answer and on a preflight alike.
+  const allowOriginOf = (origin: string) => (variesByOrigin ? origin : '*');
 
   const grant = (headers: OutgoingHttpHeaders, origin: string | undefined) => {
     for (const name of GRANTS) delete headers[name];
     if (variesByOrigin) headers.vary = withVary(headers.vary, 'Origin');
     if (origin === undefined) return;
-    headers['access-control-allow-origin'] = variesByOrigin ? origin : '*';
+    headers['access-control-allow-origin'] = allowOriginOf(origin);
     if (settings.allowCredentials) headers['access-control-allow-credentials'] = 'true';
     if (exposed !== '') headers['access-control-expose-headers'] = exposed;
   };
@@ -67,16 +70,21 @@ export function cors(settings: CorsSettings): Middleware {
     await next();
   };
 
+  /**
+   * Answers a preflight itself, 204 or 403. One sent with a body still arriving over HTTP/1.1 gets
+   * its answer with the connection closing after it, as every answer the gateway gives by itself
+   * (`closingUnreadBody`), instead of a connection kept alive that reads on a body no one wants.
+   */
   function answerPreflight(context: GatewayContext, origin: string, requestedMethod: string): void {
     // No Content-Length on the 204: RFC 9110 §8.6 forbids it there.
-    const headers: OutgoingHttpHeaders = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'x-request-id': context.requestId };
+    const headers: OutgoingHttpHeaders = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'x-request-id': context.requestId, ...closingUnreadBody(context) };
     if (!allowed(origin)) {
       context.outcome.status = 403;
       context.response.writeHead(403, { ...headers, 'content-length': 0 });
       context.response.end();
       return;
     }
-    headers['access-control-allow-origin'] = variesByOrigin ? origin : '*';
+    headers['access-control-allow-origin'] = allowOriginOf(origin);
     if (settings.allowCredentials) headers['access-control-allow-credentials'] = 'true';
     headers['access-control-allow-methods'] = methods ?? requestedMethod;
     const requestedHeaders = context.request.headers['access-control-request-headers'];
