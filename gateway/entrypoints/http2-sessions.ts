@@ -227,6 +227,10 @@ export class Http2Sessions {
     // (its line says so); the trailers reach no upstream, as the proxy forwards none of a request's.
     if (!request.stream.endAfterHeaders) {
       request.stream.once('trailers', (_trailers: unknown, _flags: number, rawTrailers: string[]) => {
+        // The answer may be in flight by now, and `close` ends the writable side before its RST_STREAM,
+        // yet no END_STREAM precedes it: node's compatibility response answers with `waitForTrailers`,
+        // so its last DATA frame leaves the stream open, and a closed stream sends no trailers. The
+        // client sees its answer reset, not ended (a stream answered with `respond()` would end first).
         if (this.overLimits(rawTrailers)) request.stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       });
     }

@@ -73,15 +73,32 @@ async function startHttp2RecordingUpstream(): Promise<{ server: Http2Server; str
   return { server, streams };
 }
 
+/**
+ * An h2c upstream that answers at once, before the request's body has come: its head and `part-`,
+ * then `rest` once the body has ended whole. An answer in flight while the client uploads (the
+ * gateway passes an HTTP/1.1 upstream's answer on only once the upload has ended).
+ */
+async function startEarlyAnswerUpstream(): Promise<Http2Server> {
+  const server = createHttp2Server((request, response) => {
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    response.write('part-');
+    request.on('error', () => undefined).resume();
+    request.on('end', () => response.end('rest'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
 describe('HTTP/2 clients at fault (a head over maxHeaderSize, an upload cut or stalled): answered, logged and counted, never against the upstream', () => {
   let gateway: GatewayProcess;
   let web: string;
   let recorder: Awaited<ReturnType<typeof startRecordingUpstream>>;
   let h2Recorder: Awaited<ReturnType<typeof startHttp2RecordingUpstream>>;
+  let earlyAnswer: Http2Server;
   let adminPort: number;
 
   beforeAll(async () => {
-    [recorder, h2Recorder, adminPort] = await Promise.all([startRecordingUpstream(), startHttp2RecordingUpstream(), freePort()]);
+    [recorder, h2Recorder, earlyAnswer, adminPort] = await Promise.all([startRecordingUpstream(), startHttp2RecordingUpstream(), startEarlyAnswerUpstream(), freePort()]);
     gateway = await startGateway(`
 admin: 127.0.0.1:${adminPort}
 # Short enough for an upload that stalls to be answered 408 within the test; a head size that
@@ -92,9 +109,11 @@ entryPoints:
 services:
   recorder: { instances: [{ host: 127.0.0.1, port: ${(recorder.server.address() as AddressInfo).port} }], healthCheck: false, retries: false }
   h2-recorder: { protocol: h2c, instances: [{ host: 127.0.0.1, port: ${(h2Recorder.server.address() as AddressInfo).port} }], healthCheck: false, outlierDetection: false, retries: false }
+  early-answer: { protocol: h2c, instances: [{ host: 127.0.0.1, port: ${(earlyAnswer.address() as AddressInfo).port} }], healthCheck: false, retries: false }
 routes:
   - { path: /record, service: recorder }
   - { path: /h2-record, service: h2-recorder }
+  - { path: /early-answer, service: early-answer }
 `);
     web = gateway.url;
   });
@@ -103,6 +122,7 @@ routes:
     await gateway?.process.stop();
     recorder?.server.close();
     h2Recorder?.server.close();
+    earlyAnswer?.close();
   });
 
   /** Access lines of the listener's own 431 header-too-large answers so far. */
@@ -173,6 +193,28 @@ routes:
     expect((await logOf()).some((text) => text.includes('/too-many-fields'))).toBe(false);
     // The 404 is unmatched too.
     expect(await unmatched4xx()).toBe(countedBefore + 2);
+  });
+
+  it('resets the stream of an upload whose trailers are over the limits while its answer is in flight, with no END_STREAM before the RST_STREAM: the client never takes the part it got for a whole answer', async () => {
+    const session = connect(web);
+    try {
+      const stream = session.request({ ':path': '/early-answer/upload', ':method': 'POST' }, { waitForTrailers: true });
+      const trailers = Object.fromEntries(Array.from({ length: 1_001 }, (_, index) => [`x-trailer-${index}`, 'v']));
+      stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+      let body = '';
+      let ended = false;
+      stream.on('error', () => undefined).on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+        // The answer has begun: now the upload ends, with its trailers.
+        if (body === 'part-') stream.end('upload');
+      });
+      // 'end' comes only with the gateway's END_STREAM: the answer would read as whole.
+      stream.on('end', () => (ended = true));
+      await new Promise((resolve) => stream.on('close', resolve));
+      expect({ body, ended, rstCode: stream.rstCode }).toEqual({ body: 'part-', ended: false, rstCode: constants.NGHTTP2_ENHANCE_YOUR_CALM });
+    } finally {
+      session.destroy();
+    }
   });
 
   it('logs and counts a head spread over more than 8 CONTINUATION frames, whose connection nghttp2 closes, as a 431 header-too-large that matched no route', async () => {
