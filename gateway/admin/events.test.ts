@@ -1,10 +1,10 @@
 import { BehaviorSubject, Subject } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { endpointState } from './admin-testing.ts';
 import type { AdminEvent, ConfigChange, EndpointState } from './event-types.ts';
-import { AdminEvents, EVENT_BUFFER_SIZE, firstEventId } from './events.ts';
+import { AdminEvents, EVENT_BUFFER_SIZE, EVENT_IDS_PER_RUN, firstEventId } from './events.ts';
 
 /** An AdminEvents over hand-driven streams, numbering from `firstId` (`run-start`: its default); `describe` maps a snapshot's service name to prepared endpoint states. */
 function harness(statuses: ProviderStatus[] = [], firstId: number | 'run-start' = 1) {
@@ -91,22 +91,33 @@ describe('AdminEvents', () => {
     expect(events.canReplay(0)).toBe(false);
   });
 
-  it('numbers a run from the time it started, so that its ids are above those of every run before it', () => {
-    const before = Date.now();
-    const { seen, config$ } = harness([], 'run-start');
-    config$.next({ type: 'config-applied', data: { routes: 1, services: 0, restartRequired: [] } });
-    const after = Date.now();
-    expect(seen[0]!.id).toBeGreaterThanOrEqual(firstEventId(before));
-    expect(seen[0]!.id).toBeLessThanOrEqual(firstEventId(after));
-    expect(Number.isSafeInteger(firstEventId(Date.UTC(2200, 0, 1)) + 1e9)).toBe(true);
+  it('numbers two runs started in the same millisecond in ranges of their own: neither takes an id of the other for its own', () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1, 12), toFake: ['Date'] });
+    try {
+      const [first, second] = [harness([], 'run-start'), harness([], 'run-start')];
+      for (const run of [first, second]) for (let index = 0; index < 3; index += 1) run.config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
+      const lastOfFirst = first.seen.at(-1)!.id;
+      expect(second.seen.map((event) => event.id)).not.toContain(lastOfFirst);
+      // Resuming on the other run from the first one's last id: all it holds, and a resync.
+      expect([second.events.canReplay(lastOfFirst), second.events.since(lastOfFirst).length]).toEqual([false, 3]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
+  it('draws first ids of at least 1 that leave EVENT_IDS_PER_RUN ids below the largest safe integer', () => {
+    const ids = Array.from({ length: 1_000 }, () => firstEventId());
+    expect(ids.every((id) => Number.isSafeInteger(id) && id >= 1 && Number.isSafeInteger(id + EVENT_IDS_PER_RUN))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  const RUN_FIRST_ID = 7 * EVENT_IDS_PER_RUN + 12_345;
   it.each([
-    ['a run started a minute earlier, which issued many events', firstEventId(Date.UTC(2026, 0, 1, 12)) - 60_000 * 1_000 + 50_000],
+    ['a run numbered below this one, which issued many events', RUN_FIRST_ID - 1],
     ['a gateway that numbered from 1', 4],
-    ['a run started later', firstEventId(Date.UTC(2026, 0, 1, 12)) + 1_000],
+    ['a run numbered above this one', RUN_FIRST_ID + 1_000],
   ])('takes an id of %s for one this run never issued: it cannot replay after it, and replays all it holds', (_case, lastId) => {
-    const { events, config$ } = harness([], firstEventId(Date.UTC(2026, 0, 1, 12)));
+    const { events, config$ } = harness([], RUN_FIRST_ID);
     for (let index = 0; index < 10; index += 1) config$.next({ type: 'config-applied', data: { routes: index, services: 0, restartRequired: [] } });
     expect(events.canReplay(lastId)).toBe(false);
     expect(events.since(lastId)).toHaveLength(10);

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { Subject, Subscription, type Observable } from 'rxjs';
 import type { HeldInstance, ProtectionChange } from '../../src/discovery/index.ts';
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
@@ -9,17 +10,22 @@ import type { AdminChange, AdminEvent, ConfigChange, EndpointState, HeldPayload,
 
 /** Events kept for clients that reconnect with `Last-Event-ID`. */
 export const EVENT_BUFFER_SIZE = 500;
-/** Event ids a run may issue per millisecond it has run before a run started later reaches them. */
-export const EVENT_IDS_PER_MS = 1_000;
+/** Event ids a run may issue (2^40, over a trillion) before it could reach past the safe integers. */
+export const EVENT_IDS_PER_RUN = 2 ** 40;
 
 /**
- * The first event id of a gateway run starting at `startMs`: its start times `EVENT_IDS_PER_MS`, so
- * every run numbers above all the ids of the runs before it (a safe integer until the year 2255).
- * With ids from 1 in every run, a client resuming from an id of an earlier run that the new run had
- * already passed got the new run's events after it and no `resync`.
+ * The first event id of a gateway run: random, at least 1, and at most `EVENT_IDS_PER_RUN` below
+ * the largest safe integer, so that the runs of a fleet number in ranges of their own, however
+ * close together they started: an id one run issued is another's only by a chance of about one in
+ * 2^52 for every pair of runs and every event either issued. A client that resumes on another run
+ * (after a restart, or on another gateway behind the same admin address) thus resumes from an id
+ * this one never issued, and gets `resync` and all it holds. Numbered from their start time (ms ×
+ * 1,000, as before), two gateways started in the same millisecond issued the same ids, and one a
+ * few milliseconds later the ids the first issued after a few thousand events: a client resuming
+ * there got the events after that number and no `resync`, and missed the rest.
  */
-export function firstEventId(startMs = Date.now()): number {
-  return startMs * EVENT_IDS_PER_MS;
+export function firstEventId(): number {
+  return randomInt(2 ** 13 - 1) * EVENT_IDS_PER_RUN + randomInt(1, EVENT_IDS_PER_RUN);
 }
 
 /** The streams the admin events are derived from. */
@@ -37,7 +43,7 @@ export interface AdminEventInputs {
   readonly breakers$?: Observable<BreakerChange>;
   /** The endpoint states of a snapshot (`endpointStates`). */
   describe(snapshot: HealthSnapshot): EndpointState[];
-  /** The id of the first event; `firstEventId()` (this run's start) by default. */
+  /** The id of the first event; `firstEventId()` (random) by default. */
   readonly firstId?: number;
 }
 
