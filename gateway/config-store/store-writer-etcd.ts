@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
+import { EtcdPermissionDeniedError, type Etcd3, type IKeyValue, type ITxnResponse } from 'etcd3';
 import { createEtcdClient } from '../../src/discovery/etcd/etcd-client.ts';
 import { listPrefix } from '../../src/discovery/etcd/etcd-list.ts';
 import { errorMessage } from '../../src/errors.ts';
@@ -6,6 +6,7 @@ import { decodeObject, encodeObject, objectKey, parseObjectKey, type StoreKind, 
 import {
   STORE_CALL_TIMEOUT_MS,
   StoreConflictError,
+  StoreForbiddenError,
   StoreNotFoundError,
   StoreUnavailableError,
   withDeadline,
@@ -40,14 +41,14 @@ export class EtcdStoreWriter implements StoreWriter {
 
   async get(kind: StoreKind, name: string): Promise<StoredObject | undefined> {
     const key = objectKey(this.location.root, kind, name);
-    const response = await this.call(`get ${key}`, (client) => client.get(key).exec());
+    const response = await this.call(`get ${key}`, key, 'read', (client) => client.get(key).exec());
     const kv = response.kvs[0];
     return kv ? { value: decodeObject(key, kv.value.toString('utf8')), revision: kv.mod_revision } : undefined;
   }
 
   async list(): Promise<StoreListing> {
     const { root } = this.location;
-    const listing = await this.call(`list ${root}/`, (client) => listPrefix(client, `${root}/`));
+    const listing = await this.call(`list ${root}/`, `${root}/`, 'read', (client) => listPrefix(client, `${root}/`));
     const objects: StoreListing['objects'][number][] = [];
     const unreadable: StoreListing['unreadable'][number][] = [];
     for (const kv of listing.kvs) {
@@ -68,7 +69,7 @@ export class EtcdStoreWriter implements StoreWriter {
     const body = encodeObject(value);
     const { ifMatch, ifNoneMatch } = conditions;
     if (ifMatch !== undefined && !/^[1-9][0-9]*$/.test(ifMatch)) throw new StoreConflictError(key, (await this.get(kind, name))?.revision, `revision "${ifMatch}" is not an etcd revision`);
-    const result = await this.call(`put ${key}`, (client) => {
+    const result = await this.call(`put ${key}`, key, 'write', (client) => {
       const put = client.put(key).value(body);
       if (ifMatch !== undefined) return client.if(key, 'Mod', '==', ifMatch).then(put).else(client.get(key)).commit();
       if (ifNoneMatch) return client.if(key, 'Create', '==', 0).then(put).else(client.get(key)).commit();
@@ -87,11 +88,11 @@ export class EtcdStoreWriter implements StoreWriter {
     const key = objectKey(this.location.root, kind, name);
     const { ifMatch } = conditions;
     if (ifMatch === undefined) {
-      const response = await this.call(`delete ${key}`, (client) => client.delete().key(key).exec());
+      const response = await this.call(`delete ${key}`, key, 'write', (client) => client.delete().key(key).exec());
       if (Number(response.deleted) === 0) throw new StoreNotFoundError(key);
       return;
     }
-    const result = await this.call(`delete ${key}`, (client) =>
+    const result = await this.call(`delete ${key}`, key, 'write', (client) =>
       client
         .if(key, 'Mod', '==', /^[0-9]+$/.test(ifMatch) ? ifMatch : -1)
         .then(client.delete().key(key))
@@ -110,14 +111,19 @@ export class EtcdStoreWriter implements StoreWriter {
     this.client = undefined;
   }
 
-  /** Runs one call on the current member's client, within the deadline; a failure moves the next call to the next member. */
-  private async call<T>(what: string, work: (client: Etcd3) => Promise<T>): Promise<T> {
+  /**
+   * Runs one call on the current member's client, within the deadline; a failure moves the next
+   * call to the next member, except etcd's "permission denied" on `key`: the member answered, and
+   * no member will answer otherwise until the user's roles change.
+   */
+  private async call<T>(what: string, key: string, right: 'read' | 'write', work: (client: Etcd3) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
     const endpoints = this.location.endpoints;
     const client = (this.client ??= createEtcdClient({ endpoint: endpoints[this.member % endpoints.length]!, requestTimeoutMs: this.timeoutMs, credentials: this.location.credentials }));
     try {
       return await withDeadline(this.location.url, what, this.timeoutMs, work(client));
     } catch (error) {
+      if (error instanceof EtcdPermissionDeniedError) throw this.forbidden(what, key, right, error);
       if (this.client === client) {
         this.client = undefined;
         this.member += 1;
@@ -126,6 +132,15 @@ export class EtcdStoreWriter implements StoreWriter {
       if (error instanceof StoreUnavailableError) throw error;
       throw new StoreUnavailableError(this.location.url, `${what}: ${errorMessage(error)}`, { cause: error });
     }
+  }
+
+  /** A "permission denied" as the key and the right the gateway's etcd user lacks there, for an operator to grant. */
+  private forbidden(what: string, key: string, right: 'read' | 'write', error: EtcdPermissionDeniedError): StoreForbiddenError {
+    const username = this.location.credentials?.username;
+    const user = username === undefined ? 'the gateway, connected without configStore.auth,' : `the gateway's etcd user "${username}"`;
+    const prefix = `${this.location.root}/`;
+    const grant = right === 'write' ? 'readwrite' : 'read';
+    return new StoreForbiddenError(this.location.url, key, `${what}: ${user} lacks the right to ${right} ${key} (etcd: permission denied): grant one of its roles ${grant} on the prefix ${prefix} (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });
   }
 }
 

@@ -73,7 +73,8 @@ export class StoreUnavailableError extends SwitchboardError {
 
 /**
  * The store refused the gateway's user (ZooKeeper NO_AUTH on a node an operator created with an
- * ACL that leaves it out): retrying cannot help, so it is no outage. `node` is where the right is missing.
+ * ACL that leaves it out, etcd "permission denied" on a key no role of the user covers): retrying
+ * cannot help, so it is no outage. `node` is the node or key where the right is missing.
  */
 export class StoreForbiddenError extends SwitchboardError {
   constructor(
