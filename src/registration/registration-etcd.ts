@@ -1,6 +1,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
+import { describeEtcdRefusal } from '../discovery/etcd/etcd-refusal.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { errorMessage } from '../errors.ts';
 import { componentLogger } from '../logger.ts';
@@ -52,6 +53,16 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   }
 
   protected async ensure(instance: T): Promise<void> {
+    try {
+      await this.put(instance);
+    } catch (error) {
+      const { endpoints, credentials } = this.options;
+      throw describeEtcdRefusal(error, { endpoint: endpoints.join(','), key: this.keyOf(instance), right: 'write', username: credentials?.username });
+    }
+  }
+
+  /** Puts the entry on the live lease, or on a new one. */
+  private async put(instance: T): Promise<void> {
     // A live lease is kept: rewriting the value on it (the drain mark) is a data update, never a delete and re-create.
     const live = this.lease;
     if (live && !live.revoked()) {

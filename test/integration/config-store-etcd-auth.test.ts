@@ -8,9 +8,14 @@ import { freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, wa
 
 const run = promisify(execFile);
 const CONVERGENCE_MS = 20_000;
-const PASSWORDS = { root: 'root-secret-2b8e', gateway: 'gateway-secret-6d1f' } as const;
+const PASSWORDS = { root: 'root-secret-2b8e', gateway: 'gateway-secret-6d1f', outsider: 'outsider-secret-a47c' } as const;
 const TOKEN = 'etcd-auth-admin-token-93a0';
 const ROOT = '/sb-auth';
+
+/** `text` as it appears inside a JSON log line (quotes escaped). */
+function asLogged(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}
 
 /**
  * etcd with authentication on, and a gateway whose etcd user may read the store's prefix and
@@ -22,6 +27,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   let dir: string;
   let gateway: GatewayProcess | undefined;
   let admin: AdminClient;
+  let outsider: GatewayProcess | undefined;
 
   /** `etcdctl` against the single member, as `user` (`name:password`) when given; resolves its stdout. */
   async function ctl(args: readonly string[], user?: string): Promise<string> {
@@ -31,7 +37,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
 
   beforeAll(async () => {
     [etcd, backend, dir] = await Promise.all([startEtcd(), startBackend({ name: 'etcd-auth' }), makeTempDir('sb-etcd-auth-')]);
-    await writeFile(join(dir, 'gateway.password'), `${PASSWORDS.gateway}\n`);
+    for (const user of ['gateway', 'outsider'] as const) await writeFile(join(dir, `${user}.password`), `${PASSWORDS[user]}\n`);
     await ctl(['put', `${ROOT}/routes/stored`, JSON.stringify({ path: '/stored', service: 'echo' })]);
     await ctl(['user', 'add', `root:${PASSWORDS.root}`]);
     await ctl(['user', 'add', `gateway:${PASSWORDS.gateway}`]);
@@ -39,6 +45,11 @@ describe('a config store in etcd whose user may read the prefix but not write ob
     await ctl(['role', 'grant-permission', '--prefix=true', 'store-reader', 'read', `${ROOT}/`]);
     await ctl(['role', 'grant-permission', '--prefix=true', 'store-reader', 'readwrite', `${ROOT}/peers/`]);
     await ctl(['user', 'grant-role', 'gateway', 'store-reader']);
+    // A user whose role covers another prefix only: it may read nothing of the store.
+    await ctl(['user', 'add', `outsider:${PASSWORDS.outsider}`]);
+    await ctl(['role', 'add', 'elsewhere']);
+    await ctl(['role', 'grant-permission', '--prefix=true', 'elsewhere', 'readwrite', '/elsewhere/']);
+    await ctl(['user', 'grant-role', 'outsider', 'elsewhere']);
     await ctl(['auth', 'enable']);
     const adminPort = await freePort();
     gateway = await startGateway(`
@@ -57,6 +68,7 @@ services:
   }, 60_000);
 
   afterAll(async () => {
+    await outsider?.process.stop();
     await gateway?.process.stop();
     await backend?.process.stop();
     await etcd?.close();
@@ -78,5 +90,55 @@ services:
     // The store is still read: the stored route stays routed.
     expect((await fetch(`${gateway!.url}/stored`)).status).toBe(200);
     expect(await logOf(gateway!.process)).not.toContain(PASSWORDS.gateway);
+  });
+
+  it('says which user may not read which prefix, for the config store, the peer list, the peer entry and an etcd registry, and keeps serving', async () => {
+    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
+    const auth = `auth: { username: outsider, passwordFile: ${join(dir, 'outsider.password')} }`;
+    const adminPort = await freePort();
+    outsider = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  timeout: 1s
+  snapshot: ${join(dir, 'outsider-snapshot.json')}
+  ${auth}
+registries:
+  - url: etcd://${hostPort}/services
+    ${auth}
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    const refusal = (right: string, key: string) => `refused etcd user "outsider" the right to ${right} ${key} (permission denied)`;
+    const logged = (text: string) =>
+      waitFor(async () => (await logOf(outsider!.process)).includes(asLogged(text)), { timeoutMs: CONVERGENCE_MS, message: `the log to say: ${text}` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${(await logOf(outsider!.process)).slice(-4_000)}`);
+      });
+    await logged(refusal('read', `${ROOT}/`));
+    await logged(refusal('read', `${ROOT}/peers/`));
+    await logged(`refused etcd user "outsider" the right to write ${ROOT}/peers/`);
+    await logged(`(etcdctl role grant-permission --prefix=true <role> readwrite ${ROOT}/peers/)`);
+    await logged(`read /services/ (permission denied): grant one of its roles read on the prefix (etcdctl role grant-permission --prefix=true <role> read /services/)`);
+    const row = await waitFor(async () => {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/api/registries`);
+      const { registries } = (await response.json()) as { registries: { url: string | null; state: string; reason: string | null }[] };
+      return registries.find((registry) => registry.url === `etcd://${hostPort}/services` && registry.reason !== null);
+    }, { timeoutMs: CONVERGENCE_MS, message: 'the registry to report why it cannot list' });
+    expect(row.state).toBe('connecting');
+    expect(row.reason).toContain(refusal('read', '/services/'));
+    // The file's routes still serve; nothing of the password shows.
+    expect((await fetch(`${outsider.url}/file`)).status).toBe(200);
+    expect(await logOf(outsider.process)).not.toContain(PASSWORDS.outsider);
+  });
+
+  it('keeps the last listing when the user loses its read right, and says why it cannot re-list', async () => {
+    await ctl(['role', 'revoke-permission', '--prefix=true', 'store-reader', `${ROOT}/`], `root:${PASSWORDS.root}`);
+    // A change under the prefix makes etcd cancel the watch it no longer permits; the re-list is refused.
+    await ctl(['put', `${ROOT}/routes/later`, JSON.stringify({ path: '/later', service: 'echo' })], `root:${PASSWORDS.root}`);
+    await waitFor(async () => (await logOf(gateway!.process)).includes(asLogged(`refused etcd user "gateway" the right to read ${ROOT}/ (permission denied)`)), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to say it may no longer read the store' });
+    expect((await fetch(`${gateway!.url}/stored`)).status).toBe(200);
   });
 });

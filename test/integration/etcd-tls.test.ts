@@ -122,6 +122,7 @@ routes:
     });
     expect(wrong.state).toBe('connecting');
     expect(wrong.reason).toMatch(/authentication failed/i);
+    expect(wrong.reason).toContain(`etcd https://${etcd.hostPort} refused the password of etcd user "root"`);
     await converge('the log to say the authentication failed', async () => (/authentication failed/i.test(await logOf(gateway!.process)) ? true : undefined));
     expect(await readFile(gateway!.process.logFile, 'utf8')).not.toContain(ROOT_PASSWORD);
     const config = JSON.stringify(await adminJson(adminPort, '/api/config'));

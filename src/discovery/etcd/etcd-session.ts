@@ -1,7 +1,8 @@
-import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
+import { EtcdPermissionDeniedError, Range, type Etcd3, type IWatchResponse } from 'etcd3';
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { RegistryError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
+import { describeEtcdRefusal } from './etcd-refusal.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
 import { openPrefixWatch, type PrefixWatch } from './etcd-watch.ts';
 import { StallDetector } from './stall-detector.ts';
@@ -68,7 +69,13 @@ export class EtcdSession {
     this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs, credentials: options.credentials });
     this.detector = new StallDetector({
       stallTimeoutMs: options.stallTimeoutMs,
-      probe: () => this.watchCaughtUp(),
+      // etcd refusing the probe's read means the user lost its right to the prefix: end the session
+      // now, so the re-list says so, instead of waiting out the stall timeout.
+      probe: () =>
+        this.watchCaughtUp().catch((error: unknown) => {
+          if (error instanceof EtcdPermissionDeniedError) this.finish('broken', error);
+          throw error;
+        }),
       onStall: (silentMs) => this.finish('stalled', new RegistryError(`etcd ${options.endpoint} silent for ${silentMs} ms`)),
     });
     this.ended = new Promise((resolve) => {
@@ -76,7 +83,8 @@ export class EtcdSession {
         if (this.done) return;
         this.done = true;
         const listedForMs = this.listedAt === undefined ? undefined : Date.now() - this.listedAt;
-        resolve({ reason, listedForMs, ...(error === undefined ? {} : { error }) });
+        const described = describeEtcdRefusal(error, { endpoint: options.endpoint, key: options.keyPrefix, right: 'read', username: options.credentials?.username });
+        resolve({ reason, listedForMs, ...(described === undefined ? {} : { error: described }) });
       };
     });
   }

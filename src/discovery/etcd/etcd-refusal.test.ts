@@ -1,0 +1,31 @@
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+import { describe, expect, it } from 'vitest';
+import { RegistryError } from '../../errors.ts';
+import { describeEtcdRefusal } from './etcd-refusal.ts';
+
+describe('describeEtcdRefusal', () => {
+  const context = { endpoint: 'http://127.0.0.1:2379', key: '/sb/', right: 'read', username: 'gateway' } as const;
+
+  it('names the endpoint, the user, the prefix and the grant for a permission denied', () => {
+    const cause = new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied');
+    const described = describeEtcdRefusal(cause, context) as RegistryError;
+    expect(described).toBeInstanceOf(RegistryError);
+    expect(described.message).toBe('etcd http://127.0.0.1:2379 refused etcd user "gateway" the right to read /sb/ (permission denied): grant one of its roles read on the prefix (etcdctl role grant-permission --prefix=true <role> read /sb/)');
+    expect(described.cause).toBe(cause);
+  });
+
+  it('grants readwrite on the folder of a key that could not be written', () => {
+    const described = describeEtcdRefusal(new EtcdPermissionDeniedError('denied'), { ...context, key: '/sb/peers/gw-1', right: 'write', username: undefined }) as Error;
+    expect(described.message).toMatch(/^etcd http:\/\/127\.0\.0\.1:2379 refused the client, connected without auth, the right to write \/sb\/peers\/gw-1 .*readwrite \/sb\/peers\/\)$/);
+  });
+
+  it('names the endpoint and the user for a wrong password', () => {
+    expect((describeEtcdRefusal(new EtcdAuthenticationFailedError('x'), context) as Error).message).toBe('etcd http://127.0.0.1:2379 refused the password of etcd user "gateway" (authentication failed, invalid user ID or password)');
+  });
+
+  it('passes any other error through unchanged', () => {
+    const other = new Error('14 UNAVAILABLE: connect ECONNREFUSED');
+    expect(describeEtcdRefusal(other, context)).toBe(other);
+    expect(describeEtcdRefusal(undefined, context)).toBeUndefined();
+  });
+});

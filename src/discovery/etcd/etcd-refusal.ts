@@ -1,0 +1,32 @@
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+import { RegistryError } from '../../errors.ts';
+
+/** Who asked and what for, to name in a refusal. */
+export interface EtcdRefusalContext {
+  readonly endpoint: string;
+  /** The key or `<prefix>/` the call was about. */
+  readonly key: string;
+  readonly right: 'read' | 'write';
+  /** The etcd user the client authenticates as; undefined: no `auth`. */
+  readonly username: string | undefined;
+}
+
+/**
+ * etcd's refusal of the user as a `RegistryError` that names the endpoint, the user and the key or
+ * prefix, and what to grant; any other error comes back unchanged. A bare
+ * "7 PERMISSION_DENIED: etcdserver: permission denied" names none of them, so it read like an outage.
+ */
+export function describeEtcdRefusal(error: unknown, context: EtcdRefusalContext): unknown {
+  const { endpoint, key, right, username } = context;
+  const user = username === undefined ? 'the client, connected without auth,' : `etcd user "${username}"`;
+  if (error instanceof EtcdPermissionDeniedError) {
+    const grant = right === 'write' ? 'readwrite' : 'read';
+    // A key's folder is the narrowest prefix to grant: a peer's or an instance's key changes with its id.
+    const prefix = key.endsWith('/') ? key : key.slice(0, key.lastIndexOf('/') + 1);
+    return new RegistryError(`etcd ${endpoint} refused ${user} the right to ${right} ${key} (permission denied): grant one of its roles ${grant} on the prefix (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });
+  }
+  if (error instanceof EtcdAuthenticationFailedError) {
+    return new RegistryError(`etcd ${endpoint} refused the password of ${user} (authentication failed, invalid user ID or password)`, { cause: error });
+  }
+  return error;
+}
