@@ -1,10 +1,10 @@
-import { hashSync } from 'bcrypt';
+import { compare, hashSync } from 'bcrypt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/harness/wait.ts';
 import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
 import { accessDeniedTotal } from '../consumers/index.ts';
 import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
-import { basicAuth, boundedCompare, BUSY, readCredentials } from './index.ts';
+import { basicAuth, boundedCompare, BUSY, readCredentials, type BoundedCompare } from './index.ts';
 
 // Cost 4, the lowest bcrypt allows: the tests check the logic, not the cost.
 const ops: ConsumerConfig = { name: 'ops', keyHashes: [], passwordHashes: [hashSync('old-pass', 4), hashSync('pässwörd:with colon', 4)], jwt: [], labels: {}, rateLimit: undefined };
@@ -62,6 +62,19 @@ describe('basicAuth', () => {
     expect((await server.send('/x', { headers: { authorization: basic('ops:pass') } })).status).toBe(200);
     expect((await server.send('/x', { headers: { authorization: basic('ops:other') } })).status).toBe(200);
     expect((await server.send('/x', { headers: { authorization: basic('ops:wrong') } })).status).toBe(401);
+  });
+
+  it("checks a name no consumer has against a hash of the consumers' own cost, so it takes as long as a wrong password", async () => {
+    // htpasswd -B writes cost 5 unless told -C: a fixed cost-10 stand-in made an unknown name 30 times slower.
+    const htpasswd = { ...ops, passwordHashes: [hashSync('pass', 5)] };
+    const checked: string[] = [];
+    const check: BoundedCompare = async (password, hash) => {
+      checked.push(hash);
+      return compare(password, hash);
+    };
+    server = await serveMiddleware([basicAuth({ realm: 'r', strip: true, consumers: [htpasswd, { ...ops, name: 'cheap', passwordHashes: [hashSync('x', 4)] }] }, check)]);
+    for (const credentials of ['ops:wrong', 'nobody:wrong', 'nobody:pass']) expect((await server.send('/x', { headers: { authorization: basic(credentials) } })).status).toBe(401);
+    expect(checked.map((hash) => hash.slice(0, 7))).toEqual(['$2b$05$', '$2b$05$', '$2b$05$']);
   });
 });
 

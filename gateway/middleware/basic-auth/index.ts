@@ -10,8 +10,8 @@ const CACHE_SIZE = 10_000;
 const CACHE_TTL_MS = 5 * 60_000;
 
 /**
- * A bcrypt hash (cost 10) of a random password nobody holds: a user name no consumer has is
- * checked against it, so a refusal takes as long whether or not the name exists.
+ * A bcrypt hash (cost 10) of a random password nobody holds: what a user name is checked against
+ * when no consumer has a password (`standInHash`).
  */
 const UNKNOWN_USER_HASH = '$2b$10$KTzqxwY6ME.jfD4nBbuvxuBi.bygrBo29g8uEwibJvITBkxm9WjYe';
 
@@ -44,10 +44,11 @@ function bcryptCheck(): BoundedCompare {
  * or wrong ones, answer 401 with a `Basic` challenge. A verified Authorization value is remembered
  * (as its SHA-256, never the password) for 5 minutes, so a client sending it on every request pays
  * one bcrypt check per 5 minutes; a change of any consumer's passwords rebuilds the middleware and
- * forgets them all. With `strip` (default) the Authorization header does not go upstream.
+ * forgets them all. With `strip` (default) the Authorization header does not go upstream. `check`
+ * is the process's bounded bcrypt unless a test passes its own.
  */
-export function basicAuth(settings: BasicAuthSettings): Middleware {
-  const check = bcryptCheck();
+export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = bcryptCheck()): Middleware {
+  const unknownUserHash = standInHash(settings.consumers);
   const consumers = new Map<string, ConsumerConfig>(settings.consumers.map((consumer) => [consumer.name, consumer]));
   const cache = new TokenCache<ConsumerConfig>(CACHE_SIZE, CACHE_TTL_MS);
   const challenge = `Basic realm="${settings.realm}", charset="UTF-8"`;
@@ -62,7 +63,7 @@ export function basicAuth(settings: BasicAuthSettings): Middleware {
     const cacheKey = createHash('sha256').update(authorization as string).digest('base64');
     let consumer = cache.get(cacheKey);
     if (!consumer) {
-      const verified = await verify(check, consumers.get(credentials.user), credentials.password);
+      const verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash);
       if (verified === BUSY) return denyAccess(context, { status: 503, reason: 'auth-busy', message: 'too many password checks are waiting; try again shortly', retryAfterSeconds: 1 });
       if (!verified) return denyAccess(context, invalid);
       consumer = verified;
@@ -96,10 +97,23 @@ export function boundedCompare(compare: Compare, maxChecks: number, maxWaiting: 
   };
 }
 
+/**
+ * The hash a user name no consumer has is checked against, its outcome ignored: the costliest of the
+ * consumers' own. A bcrypt check's time doubles with each step of cost, so a stand-in of another cost
+ * than the consumers' (htpasswd -B writes cost 5 unless told -C) would tell a wrong password from a
+ * name that does not exist.
+ */
+export function standInHash(consumers: readonly ConsumerConfig[]): string {
+  const hashes = consumers.flatMap((consumer) => consumer.passwordHashes);
+  if (hashes.length === 0) return UNKNOWN_USER_HASH;
+  // `$2b$NN$…`: the cost is the two digits after the version.
+  return hashes.reduce((costliest, hash) => (Number(hash.slice(4, 6)) > Number(costliest.slice(4, 6)) ? hash : costliest));
+}
+
 /** `consumer` when `password` matches one of its hashes; a missing consumer costs one check too. */
-async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string): Promise<ConsumerConfig | undefined | typeof BUSY> {
+async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string, unknownUserHash: string): Promise<ConsumerConfig | undefined | typeof BUSY> {
   if (!consumer) {
-    const outcome = await check(password, UNKNOWN_USER_HASH);
+    const outcome = await check(password, unknownUserHash);
     return outcome === BUSY ? BUSY : undefined;
   }
   for (const hash of consumer.passwordHashes) {
