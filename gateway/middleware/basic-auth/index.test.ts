@@ -118,4 +118,21 @@ describe('boundedCompare', () => {
     void check('g', 'hash');
     await waitFor(() => started.length === 6);
   });
+
+  it('skips the check of a waiter whose client left, passing its slot to the next in line', async () => {
+    const started: string[] = [];
+    const finish = new Map<string, (ok: boolean) => void>();
+    const check = boundedCompare((password) => new Promise<boolean>((resolve) => {
+      started.push(password);
+      finish.set(password, resolve);
+    }), 1, 2);
+    const left = new Set(['b']);
+    const outcomes = ['a', 'b', 'c'].map((password) => check(password, 'hash', () => left.has(password)));
+    finish.get('a')!(false);
+    expect(await outcomes[1]).toBe(BUSY);
+    await waitFor(() => started.length === 2);
+    expect(started).toEqual(['a', 'c']);
+    finish.get('c')!(true);
+    expect(await outcomes[2]).toBe(true);
+  });
 });

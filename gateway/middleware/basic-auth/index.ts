@@ -63,7 +63,7 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
     const cacheKey = createHash('sha256').update(authorization as string).digest('base64');
     let consumer = cache.get(cacheKey);
     if (!consumer) {
-      const verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash);
+      const verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash, () => context.response.destroyed);
       if (verified === BUSY) return denyAccess(context, { status: 503, reason: 'auth-busy', message: 'too many password checks are waiting; try again shortly', retryAfterSeconds: 1 });
       if (!verified) return denyAccess(context, invalid);
       consumer = verified;
@@ -75,24 +75,36 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
 }
 
 export const BUSY = Symbol('busy');
-export type BoundedCompare = (password: string, hash: string) => Promise<boolean | typeof BUSY>;
+/** A bcrypt check under the process's bound; `gone` says the client has left (its check is then skipped). */
+export type BoundedCompare = (password: string, hash: string, gone?: () => boolean) => Promise<boolean | typeof BUSY>;
 
-/** `compare` at most `maxChecks` at once, `maxWaiting` more queued in arrival order; BUSY past that. */
+/**
+ * `compare` at most `maxChecks` at once, `maxWaiting` more queued in arrival order; BUSY past that,
+ * and BUSY without a check for one whose client left while it waited (a flood that disconnects
+ * must not hold the slots for the checks of requests nobody will read).
+ */
 export function boundedCompare(compare: Compare, maxChecks: number, maxWaiting: number): BoundedCompare {
   let running = 0;
   const waiting: Array<() => void> = [];
-  return async (password, hash) => {
+  // The slot passes to the next in line, or is freed.
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else running -= 1;
+  };
+  return async (password, hash, gone) => {
     if (running >= maxChecks) {
       if (waiting.length >= maxWaiting) return BUSY;
       await new Promise<void>((resolve) => waiting.push(resolve));
+      if (gone?.()) {
+        release();
+        return BUSY;
+      }
     } else running += 1;
     try {
       return await compare(password, hash);
     } finally {
-      // The slot passes to the next in line, or is freed.
-      const next = waiting.shift();
-      if (next) next();
-      else running -= 1;
+      release();
     }
   };
 }
@@ -111,13 +123,13 @@ export function standInHash(consumers: readonly ConsumerConfig[]): string {
 }
 
 /** `consumer` when `password` matches one of its hashes; a missing consumer costs one check too. */
-async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string, unknownUserHash: string): Promise<ConsumerConfig | undefined | typeof BUSY> {
+async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string, unknownUserHash: string, gone: () => boolean): Promise<ConsumerConfig | undefined | typeof BUSY> {
   if (!consumer) {
-    const outcome = await check(password, unknownUserHash);
+    const outcome = await check(password, unknownUserHash, gone);
     return outcome === BUSY ? BUSY : undefined;
   }
   for (const hash of consumer.passwordHashes) {
-    const outcome = await check(password, hash);
+    const outcome = await check(password, hash, gone);
     if (outcome === BUSY) return BUSY;
     if (outcome) return consumer;
   }
