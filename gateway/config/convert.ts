@@ -3,7 +3,7 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
 import { httpProbe, type ProbeTlsOptions } from '../../src/health/probe-http.ts';
 import { tcpProbe } from '../../src/health/probe-tcp.ts';
-import { probeOnPort } from '../../src/health/probe.ts';
+import { probeOnPort, probeSpeaking } from '../../src/health/probe.ts';
 import { componentLogger } from '../../src/logger.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
 import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
@@ -40,8 +40,9 @@ function activeCheckOptions(check: HealthCheckSettings, tls: UpstreamConnection[
     check.type === 'tcp'
       ? tcpProbe()
       : httpProbe({ path: check.path, expectedStatuses: check.expectedStatuses, tls: probeTls, grpcService: check.grpcService, tlsHintLog: PROBE_HINT_LOG, ...(check.hostHeader ? { hostHeader: check.hostHeader } : {}) });
+  const spoken = check.type === 'http' && check.protocol !== undefined ? probeSpeaking(checked, check.protocol) : checked;
   return {
-    probe: check.port === undefined ? checked : probeOnPort(checked, check.port),
+    probe: check.port === undefined ? spoken : probeOnPort(spoken, check.port),
     intervalMs: check.intervalMs,
     unhealthyIntervalMs: check.unhealthyIntervalMs,
     timeoutMs: check.timeoutMs,

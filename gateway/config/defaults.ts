@@ -39,6 +39,7 @@ export const DEFAULT_HEALTH_CHECK: HealthCheckSettings = {
   hostHeader: undefined,
   grpcService: '',
   port: undefined,
+  protocol: undefined,
   intervalMs: DEFAULT_CHECK_INTERVAL_MS,
   unhealthyIntervalMs: DEFAULT_CHECK_INTERVAL_MS,
   timeoutMs: DEFAULT_CHECK_TIMEOUT_MS,

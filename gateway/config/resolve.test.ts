@@ -110,6 +110,51 @@ describe('serviceBalancerOptions', () => {
     expect(() => parseConfig('gateway.yaml', 'services: { a: { healthCheck: { port: 65536 } } }')).toThrow('services.a.healthCheck.port');
   });
 
+  it("speaks healthCheck.protocol instead of the instance's: a gRPC instance checked by HTTP GET on its management port", async () => {
+    const management = await startSwitchableBackend();
+    try {
+      const port = management.target.port;
+      const text = `services:\n  spoken: { healthCheck: { protocol: http, port: ${port}, path: /healthz } }\n  own: { healthCheck: { port: ${port}, path: /healthz } }`;
+      const parsed = parseConfig('gateway.yaml', text);
+      const instance = { address: '127.0.0.1:1', host: '127.0.0.1', port: 1, protocol: 'grpc' as const };
+      const probeOf = (service: string) => serviceBalancerOptions(serviceSettings(parsed, service)).health!.active!.probe;
+      expect(await probeOf('spoken')(instance, AbortSignal.timeout(5_000))).toEqual({ healthy: true, detail: 'status 200' });
+      management.status = 503;
+      expect(await probeOf('spoken')(instance, AbortSignal.timeout(5_000))).toEqual({ healthy: false, detail: 'status 503' });
+      expect(management.requests).toEqual([
+        { path: '/healthz', host: `127.0.0.1:${port}` },
+        { path: '/healthz', host: `127.0.0.1:${port}` },
+      ]);
+      // Without it the check speaks gRPC (HTTP/2) to the HTTP/1.1 listener and fails whatever /healthz says.
+      management.status = 200;
+      expect(await probeOf('own')(instance, AbortSignal.timeout(5_000))).toMatchObject({ healthy: false });
+    } finally {
+      await management.close();
+    }
+  });
+
+  it('makes a check that names a protocol an http check and drops an inherited protocol from a tcp one', () => {
+    const text = 'defaults: { healthCheck: { type: tcp } }\nservices:\n  a: { healthCheck: { protocol: https } }\n  b: { healthCheck: { protocol: grpc } }\n  c: { healthCheck: { type: tcp } }';
+    const parsed = parseConfig('gateway.yaml', text);
+    expect(serviceSettings(parsed, 'a').healthCheck).toMatchObject({ type: 'http', protocol: 'https' });
+    const layered = parseConfig('gateway.yaml', 'defaults: { healthCheck: { protocol: grpc } }\nservices: { a: {}, c: { healthCheck: { type: tcp } } }');
+    expect(serviceSettings(layered, 'a').healthCheck).toMatchObject({ type: 'http', protocol: 'grpc' });
+    expect(serviceSettings(layered, 'c').healthCheck).toMatchObject({ type: 'tcp', protocol: undefined });
+  });
+
+  it.each([
+    ['{ protocol: tcp }', 'services.a.healthCheck.protocol', 'a check that only connects is type: tcp'],
+    ['{ type: tcp, path: /healthz }', 'services.a.healthCheck.path', 'a tcp check only opens a connection: path applies to http checks'],
+    ['{ type: tcp, protocol: http }', 'services.a.healthCheck.protocol', 'a tcp check only opens a connection: protocol applies to http checks'],
+    ['{ type: tcp, expectedStatuses: [200] }', 'services.a.healthCheck.expectedStatuses', 'a tcp check only opens a connection'],
+    ['{ protocol: grpc, path: /healthz }', 'services.a.healthCheck.path', 'a grpc check asks grpc.health.v1.Health/Check and passes on SERVING: path does not apply'],
+    ['{ protocol: grpcs, expectedStatuses: [200] }', 'services.a.healthCheck.expectedStatuses', 'expectedStatuses does not apply'],
+    ['{ protocol: http, grpcService: pkg.Svc }', 'services.a.healthCheck.grpcService', 'a http check sends GET path: grpcService applies to grpc and grpcs checks'],
+  ])('refuses healthCheck %s with its path and reason', (check, path, reason) => {
+    expect(() => parseConfig('gateway.yaml', `services: { a: { healthCheck: ${check} } }`)).toThrow(path);
+    expect(() => parseConfig('gateway.yaml', `services: { a: { healthCheck: ${check} } }`)).toThrow(reason);
+  });
+
   it('defaults the consistent-hash key to the client IP', () => {
     const named = parseConfig('gateway.yaml', 'services: { a: { balancer: consistent-hash } }');
     expect(serviceBalancerOptions(serviceSettings(named, 'a')).balancer).toEqual({ algorithm: 'consistent-hash', key: { from: 'client-ip' } });

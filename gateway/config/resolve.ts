@@ -204,11 +204,11 @@ function tcpServices(entryPoints: readonly EntryPointConfig[]): Set<string> {
   return new Set(entryPoints.flatMap((entryPoint) => (entryPoint.tcp ? [entryPoint.tcp.service, ...entryPoint.tcp.sni.values()] : [])));
 }
 
-/** A service layer with TCP connect checks unless it turns checks off or names another type. */
+/** A service layer with TCP connect checks unless it turns checks off or names another type or a protocol. */
 function tcpServiceLayer(layer: ServiceSettingsInput): ServiceSettingsInput {
   const check = layer.healthCheck;
   if (check === false) return layer;
-  return { ...layer, healthCheck: typeof check === 'object' ? { ...check, type: check.type ?? 'tcp' } : { type: 'tcp' } };
+  return { ...layer, healthCheck: typeof check === 'object' ? { ...check, type: check.type ?? (check.protocol === undefined ? 'tcp' : 'http') } : { type: 'tcp' } };
 }
 
 /** The admin listener from its short form (an address), its long form (`{ listen, token }`) or its absence. */
@@ -279,6 +279,7 @@ function mergeHealthCheck(base: HealthCheckSettings | false, layer: ServiceSetti
       hostHeader: layer.hostHeader,
       grpcService: layer.grpcService,
       port: layer.port,
+      protocol: layer.protocol,
       intervalMs: layer.interval,
       unhealthyIntervalMs: layer.unhealthyInterval,
       timeoutMs: layer.timeout,
@@ -286,6 +287,9 @@ function mergeHealthCheck(base: HealthCheckSettings | false, layer: ServiceSetti
       unhealthyThreshold: layer.unhealthyThreshold,
     }),
   };
+  // A protocol asks for an HTTP-family check; a tcp check written here speaks none inherited.
+  if (layer.protocol !== undefined && layer.type === undefined) merged.type = 'http';
+  if (layer.type === 'tcp') merged.protocol = undefined;
   // Unless set on its own, the unhealthy interval follows the interval, as the core's checker does.
   if (followsInterval && layer.unhealthyInterval === undefined) merged.unhealthyIntervalMs = merged.intervalMs;
   return merged;

@@ -62,6 +62,9 @@ export const statusRange = z.union(
   { error: 'expected a status such as 200 or a range such as "200-399"' },
 );
 
+/** Upstream protocols a service may default its instances to (`tcp` is never proxied over HTTP). */
+export const UPSTREAM_PROTOCOLS = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs'] as const;
+
 /** A check's timing: 0 would probe in a tight loop (an interval) or fail every check at once (the timeout). */
 const checkDuration = duration.refine((ms) => ms > 0, 'must be above 0');
 
@@ -78,12 +81,34 @@ const healthCheck = section({
   grpcService: z.string().max(512).optional(),
   // A management port (Spring's actuator, Envoy's admin): the check connects there instead of the traffic port.
   port: count(1, 65_535).optional(),
+  // What the check speaks, chosen apart from the instances' protocol (Envoy's http/grpc health checkers, Traefik's mode).
+  protocol: z.enum(UPSTREAM_PROTOCOLS, { error: `expected ${UPSTREAM_PROTOCOLS.join(', ')} (a check that only connects is type: tcp)` }).optional(),
   interval: checkDuration.optional(),
   unhealthyInterval: checkDuration.optional(),
   timeout: checkDuration.optional(),
   healthyThreshold: count(1, 100).optional(),
   unhealthyThreshold: count(1, 100).optional(),
+}).superRefine((check, context) => {
+  for (const [key, message] of healthCheckConflicts(check)) context.addIssue({ code: 'custom', path: [key], message });
 });
+
+const GRPC_CHECK_PROTOCOLS: ReadonlySet<string> = new Set(['grpc', 'grpcs']);
+const HTTP_CHECK_KEYS = ['protocol', 'path', 'expectedStatuses', 'hostHeader', 'grpcService'] as const;
+
+/**
+ * Keys of one `healthCheck` object that its check would ignore, with why: an HTTP key beside
+ * `type: tcp` (it only connects), `path` or `expectedStatuses` beside a gRPC `protocol` (it asks
+ * `grpc.health.v1.Health/Check`), `grpcService` beside an HTTP one. Only keys written together are
+ * judged, since `defaults` may serve instances of every protocol.
+ */
+function healthCheckConflicts(check: { readonly type?: string | undefined; readonly protocol?: string | undefined } & Partial<Record<(typeof HTTP_CHECK_KEYS)[number], unknown>>): [string, string][] {
+  if (check.type === 'tcp') return HTTP_CHECK_KEYS.filter((key) => check[key] !== undefined).map((key) => [key, `a tcp check only opens a connection: ${key} applies to http checks`]);
+  if (check.protocol === undefined) return [];
+  if (GRPC_CHECK_PROTOCOLS.has(check.protocol)) {
+    return (['path', 'expectedStatuses'] as const).filter((key) => check[key] !== undefined).map((key) => [key, `a ${check.protocol} check asks grpc.health.v1.Health/Check and passes on SERVING: ${key} does not apply (use grpcService)`]);
+  }
+  return check.grpcService === undefined ? [] : [['grpcService', `a ${check.protocol} check sends GET path: grpcService applies to grpc and grpcs checks`]];
+}
 
 const outlierDetection = section({
   consecutiveErrors: count(1, 1_000).optional(),
@@ -116,9 +141,6 @@ const instanceEntry = z.union(
   ],
   { error: 'expected "host:port" or { host, port, weight?, id?, protocol?, metadata? }' },
 );
-
-/** Upstream protocols a service may default its instances to (`tcp` is never proxied over HTTP). */
-export const UPSTREAM_PROTOCOLS = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs'] as const;
 
 const pemPath = z.string().min(1, 'expected a file path');
 

@@ -275,6 +275,8 @@ export interface HealthCheckSettings {
   readonly grpcService: string;
   /** The port checks connect to on the instance's host; the instance's own port when undefined. */
   readonly port: number | undefined;
+  /** The protocol HTTP checks speak (`type: http`); the instance's own protocol when undefined. */
+  readonly protocol: UpstreamProtocol | undefined;
   readonly intervalMs: number;
   readonly unhealthyIntervalMs: number;
   readonly timeoutMs: number;

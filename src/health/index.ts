@@ -18,7 +18,7 @@ export type { GrpcProbeOptions } from './probe-grpc.ts';
 export { httpProbe } from './probe-http.ts';
 export type { HttpProbeOptions, ProbeTlsOptions, StatusRange } from './probe-http.ts';
 export { tcpProbe } from './probe-tcp.ts';
-export { probeOnPort } from './probe.ts';
+export { probeOnPort, probeSpeaking } from './probe.ts';
 export type { HealthProbe, ProbeResult, ProbeTarget } from './probe.ts';
 export { isGatewayResourceCode, isNotUpstreamFault, isUpstreamFailure } from './upstream-outcome.ts';
 export type { NotUpstreamFaultClass, UpstreamErrorClass, UpstreamOutcome } from './upstream-outcome.ts';

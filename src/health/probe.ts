@@ -47,3 +47,13 @@ export function probeTimeoutReason(timeoutMs: number): Error {
 export function probeOnPort(probe: HealthProbe, port: number): HealthProbe {
   return (target, signal) => probe({ ...target, port, address: instanceAddress({ host: target.host, port }) }, signal);
 }
+
+/**
+ * `probe` speaking `protocol` to each target instead of the target's own, as Envoy's
+ * `http_health_check` / `grpc_health_check` / `tcp_health_check` are chosen apart from the cluster
+ * and Traefik's `healthCheck.mode`: a gRPC server whose management port answers plain HTTP `/healthz`.
+ * Checks stay keyed and judged by the instance.
+ */
+export function probeSpeaking(probe: HealthProbe, protocol: InstanceProtocol): HealthProbe {
+  return (target, signal) => probe({ ...target, protocol }, signal);
+}

@@ -7,14 +7,18 @@ import { waitFor } from './wait.ts';
 
 const GRPC_BACKEND_SCRIPT = join(REPO_ROOT, 'test/fixtures/backend-grpc.mjs');
 
-/** Starts test/fixtures/backend-grpc.mjs (a real grpc-js server) on a free port as `name`, and waits until it accepts connections. */
-export async function startGrpcBackend(name: string): Promise<BackendProcess> {
+/**
+ * Starts test/fixtures/backend-grpc.mjs (a real grpc-js server) on a free port of `host` (another
+ * loopback address, such as 127.0.0.2, gives a second instance a host of its own) as `name`, and
+ * waits until it accepts connections.
+ */
+export async function startGrpcBackend(name: string, host = '127.0.0.1'): Promise<BackendProcess> {
   const port = await freePort();
   const dir = await makeTempDir('sb-backend-');
-  const [command, ...args] = grpcBackendCommand(port, name);
+  const [command, ...args] = [...grpcBackendCommand(port, name), '--host', host];
   const backend = new ManagedProcess({ name: `backend:grpc:${port}`, command: command!, args, logFile: join(dir, 'backend.log') });
   backend.start();
-  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `gRPC backend on port ${port} to listen` });
+  await waitFor(() => acceptsConnections(port, host), { timeoutMs: 10_000, message: `gRPC backend on ${host}:${port} to listen` });
   return { port, process: backend };
 }
 

@@ -19,9 +19,9 @@ export interface BackendProcess {
 }
 
 /** True when a TCP connection to 127.0.0.1:`port` is accepted right now. */
-export function acceptsConnections(port: number): Promise<boolean> {
+export function acceptsConnections(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolvePromise) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
+    const socket = createConnection({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolvePromise(true);
