@@ -235,6 +235,81 @@ describe('ServiceBalancers', () => {
     expect(new Set(picks)).toEqual(new Set([address(up)]));
   });
 
+  it('carries the failing verdicts and ejections of instances that left across a rebuild that changed how often checks run, as of those present', async () => {
+    const listen = async (keep: boolean) => {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+      if (keep) cleanups.push(close);
+      else await close();
+      return port;
+    };
+    const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
+    const health = (interval: string) => `panicThreshold: 0, healthCheck: { type: tcp, interval: ${interval}, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }`;
+    const { balancers, list } = start(`services: { svc: { ${health('50ms')} } }`);
+    list('svc', up, ejected, down);
+    const address = (port: number) => `127.0.0.1:${port}`;
+    const endpoint = (port: number) => balancers.health('svc')?.endpoints.find((candidate) => candidate.address === address(port));
+    await waitFor(() => endpoint(down)?.active === 'unhealthy' && endpoint(up)?.active === 'healthy' && endpoint(ejected)?.active === 'healthy', { message: 'the checks to find down failing' });
+    balancers.balancer('svc')!.recordOutcome(address(ejected), { ok: false, latencyMs: 1, errorClass: 'http-5xx' });
+    const ejectedUntil = endpoint(ejected)!.ejectedUntil;
+    expect(ejectedUntil).toBeDefined();
+    list('svc', up);
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 1, { message: 'down and ejected to leave' });
+    const before = balancers.balancer('svc')!;
+
+    // The health settings change (checks run less often): a new health set replaces the old one ...
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { ${health('60ms')} } }`));
+    expect(balancers.balancer('svc')!.health).not.toBe(before.health);
+
+    // ... and when they come back, the first snapshot with them judges them as the old set would have.
+    const seen: HealthSnapshot[] = [];
+    balancers.health$.subscribe((snapshot) => seen.push(snapshot));
+    list('svc', up, ejected, down);
+    await waitFor(() => seen.some((snapshot) => snapshot.endpoints.length === 3), { message: 'down and ejected to come back' });
+    const back = seen.find((snapshot) => snapshot.endpoints.length === 3)!;
+    const byAddress = (a: { address: string }, b: { address: string }) => a.address.localeCompare(b.address);
+    expect(back.endpoints.map(({ address, active, ejected, ejectedUntil, routable }) => ({ address, active, ejected, ejectedUntil, routable })).sort(byAddress)).toEqual([
+      { address: address(up), active: 'healthy', ejected: false, ejectedUntil: undefined, routable: true },
+      { address: address(ejected), active: 'unknown', ejected: true, ejectedUntil, routable: false },
+      { address: address(down), active: 'unhealthy', ejected: false, ejectedUntil: undefined, routable: false },
+    ].sort(byAddress));
+  });
+
+  it('drops the check verdicts of present and departed instances alike when the check asks something else, and keeps their ejections', async () => {
+    const listen = async () => {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    };
+    // Nothing listens on either: both fail their TCP checks.
+    const [present, departed] = [await listen(), await listen()];
+    const outlier = 'panicThreshold: 0, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
+    const { balancers, list } = start(`services: { svc: { ${outlier}, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 } } }`);
+    list('svc', present, departed);
+    const address = (port: number) => `127.0.0.1:${port}`;
+    const endpoint = (port: number) => balancers.health('svc')?.endpoints.find((candidate) => candidate.address === address(port));
+    await waitFor(() => endpoint(present)?.active === 'unhealthy' && endpoint(departed)?.active === 'unhealthy', { message: 'both failing their checks' });
+    balancers.balancer('svc')!.recordOutcome(address(departed), { ok: false, latencyMs: 1, errorClass: 'http-5xx' });
+    const ejectedUntil = endpoint(departed)!.ejectedUntil;
+    expect(ejectedUntil).toBeDefined();
+    list('svc', present);
+    await waitFor(() => balancers.health('svc')?.endpoints.length === 1, { message: 'departed to leave' });
+
+    // An HTTP check of /ready: what a TCP connect said is no answer to it.
+    balancers.apply(parseConfig('g.yaml', `services: { svc: { ${outlier}, healthCheck: { path: /ready, interval: 1h, unhealthyThreshold: 1 } } }`));
+    expect(balancers.health('svc')?.endpoints.map(({ address, active }) => ({ address, active }))).toEqual([{ address: address(present), active: 'unknown' }]);
+    const seen: HealthSnapshot[] = [];
+    balancers.health$.subscribe((snapshot) => seen.push(snapshot));
+    list('svc', present, departed);
+    await waitFor(() => seen.some((snapshot) => snapshot.endpoints.length === 2), { message: 'departed to come back' });
+    const back = seen.find((snapshot) => snapshot.endpoints.length === 2)!.endpoints.find((candidate) => candidate.address === address(departed))!;
+    expect({ active: back.active, ejected: back.ejected, ejectedUntil: back.ejectedUntil }).toEqual({ active: 'unknown', ejected: true, ejectedUntil });
+  });
+
   it('completes health$ on close', () => {
     const { balancers } = start('');
     let completed = false;

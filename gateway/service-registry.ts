@@ -4,7 +4,7 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
 import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
-import type { HealthSnapshot } from '../src/health/index.ts';
+import { EndpointSet, type DepartedHealth, type HealthSnapshot, type HealthView } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
 import { routePicker, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
 import { selectedSubsets, SubsetSource, subsetId, withReadOnlyRoutePicker, type SubsetEntry } from './service-registry-subset.ts';
@@ -19,13 +19,21 @@ export interface BalancerSource {
   readonly services$: Observable<readonly string[]>;
   /**
    * A new balancer of `service`, fed from this source's health and balanced with `settings`;
-   * `previous` is the last health of the balancer it replaces, whose verdicts a source with health
-   * of its own carries over, and `keep` that balancer's keeper, whose balancer (in-flight counts,
+   * `previous` is what the balancer it replaces passes on (`CarriedHealth`), which a source with
+   * health of its own starts from, and `keep` that balancer's keeper, whose balancer (in-flight counts,
    * latency, weights) it keeps when the balancer settings are the same; `health`, when the health
    * settings are the same, is that balancer's health, which a source with health of its own runs on
    * as it was (then `previous` is moot).
    */
-  create(service: string, settings: ServiceSettings, previous?: HealthSnapshot, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer;
+  create(service: string, settings: ServiceSettings, previous?: CarriedHealth, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer;
+}
+
+/** What a rebuild of a service with other health settings starts from (see `carriedHealth`). */
+export interface CarriedHealth {
+  /** The last snapshot of the build it replaces: its active verdicts, where they still hold, and its ejections. */
+  readonly snapshot: HealthSnapshot | undefined;
+  /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, and their failing verdicts where those still hold. */
+  readonly departed: DepartedHealth;
 }
 
 /**
@@ -43,7 +51,9 @@ export function registryBalancerSource(aggregator: DiscoveryAggregator): Balance
       const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
       const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
       if (health) return createServiceBalancer({ service, conf$ }, { ...options, keepHealth: health });
-      return createServiceBalancer({ service, conf$ }, previous ? { ...options, health: { ...options.health, previous } } : options);
+      if (!previous) return createServiceBalancer({ service, conf$ }, options);
+      const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed };
+      return createServiceBalancer({ service, conf$ }, { ...options, health: { ...options.health, ...carried } });
     },
   };
 }
@@ -54,6 +64,8 @@ interface Entry {
   readonly settings: string;
   /** `healthFingerprint` when built. */
   readonly healthSettings: string;
+  /** `checkFingerprint` when built. */
+  readonly checkSettings: string;
   readonly subscription: Subscription;
 }
 
@@ -173,8 +185,9 @@ export class ServiceBalancers {
   /**
    * Switches to `config`; balancers whose settings changed are rebuilt, at once for listed services.
    * A rebuild keeps the health the service had: all of it (checks, the verdicts of instances that
-   * left, parked ejections, removal grace) when its health settings did not change, else the
-   * verdicts (failing checks, ejections) of its current instances; and the balancer itself
+   * left, parked ejections, removal grace) when its health settings did not change, else its
+   * ejections and, while its check asks what it asked, the failing verdicts of its current instances
+   * and of those that left (`carriedHealth`); and the balancer itself
    * (requests in flight, latency, weights) when its own settings did not change, with the balancers
    * of its subsets.
    */
@@ -185,8 +198,10 @@ export class ServiceBalancers {
       if (health === entry.healthSettings && balancerFingerprint(config, service) === entry.settings) continue;
       const listed = this.listed.has(service);
       const kept = listed && health === entry.healthSettings ? entry.balancer.handOverHealth() : undefined;
+      // Read before the release closes the old health set.
+      const carried = kept ? undefined : carriedHealth(this.latestHealth.get(service), entry.balancer.health, checkFingerprint(config, service) === entry.checkSettings);
       this.release(service, entry);
-      const rebuilt = listed ? this.create(service, this.latestHealth.get(service), entry.balancer.keeper, kept) : undefined;
+      const rebuilt = listed ? this.create(service, carried, entry.balancer.keeper, kept) : undefined;
       this.carrySubsets(service, entry.balancer.balancer, rebuilt);
     }
     const routes = config.routes.filter(selectsSubsets);
@@ -221,13 +236,13 @@ export class ServiceBalancers {
     this.forgottenNames.next(service);
   }
 
-  private create(service: string, previous?: HealthSnapshot, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer {
+  private create(service: string, previous?: CarriedHealth, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer {
     const balancer = this.source.create(service, serviceSettings(this.config, service), previous, keep, health);
     const subscription = balancer.health.endpoints$.subscribe((snapshot) => {
       this.latestHealth.set(service, snapshot);
       this.healthChanges.next(snapshot);
     });
-    this.balancers.set(service, { balancer, settings: balancerFingerprint(this.config, service), healthSettings: healthFingerprint(this.config, service), subscription });
+    this.balancers.set(service, { balancer, settings: balancerFingerprint(this.config, service), healthSettings: healthFingerprint(this.config, service), checkSettings: checkFingerprint(this.config, service), subscription });
     return balancer;
   }
 
@@ -330,6 +345,33 @@ function healthFingerprint(config: GatewayConfig, service: string): string {
   const { healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls } = serviceSettings(config, service);
   // The probe speaks the protocol with the TLS settings; files count by digest (PemFile hides its text).
   return JSON.stringify({ healthCheck, outlierDetection, panicThresholdPercent, removalGraceMs, protocol, tls });
+}
+
+/**
+ * What a service's active check asks, leaving out when and how often (interval, timeout,
+ * thresholds): a verdict answers its own question, so one of another path, port or protocol means
+ * nothing to the new check.
+ */
+function checkFingerprint(config: GatewayConfig, service: string): string {
+  const { healthCheck, protocol, tls } = serviceSettings(config, service);
+  if (!healthCheck) return 'off';
+  const { type, port, path, expectedStatuses, hostHeader, grpcService, protocol: spoken } = healthCheck;
+  return JSON.stringify(type === 'tcp' ? { type, port } : { type, port, path, expectedStatuses, hostHeader, grpcService, spoken, protocol, tls });
+}
+
+/**
+ * What a rebuild with other health settings keeps of the build it replaces: ejections (verdicts of
+ * traffic) of instances present and departed alike, always; their failing check verdicts only when
+ * `sameCheck` (only the timing, thresholds, outlier detection, panic or grace changed), since a
+ * verdict of another question means nothing: then every instance starts unchecked.
+ */
+function carriedHealth(snapshot: HealthSnapshot | undefined, view: HealthView, sameCheck: boolean): CarriedHealth {
+  const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map() };
+  if (sameCheck) return { snapshot, departed };
+  return {
+    snapshot: snapshot && { ...snapshot, endpoints: snapshot.endpoints.map((endpoint) => ({ ...endpoint, active: 'unknown' as const })) },
+    departed: { ...departed, unhealthyUntil: new Map() },
+  };
 }
 
 /** `conf` with `protocol` for every instance whose registry entry named none; the same object when none changes. */

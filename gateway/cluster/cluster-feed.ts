@@ -2,7 +2,7 @@ import { BehaviorSubject, filter, type Observable } from 'rxjs';
 import { BalancerKeeper, ServiceBalancer, type OutcomeListener } from '../../src/balance/index.ts';
 import type { HealthSnapshot, HealthView, UpstreamOutcome } from '../../src/health/index.ts';
 import { serviceBalancerOptions, type ServiceSettings } from '../config/index.ts';
-import type { BalancerSource } from '../service-registry.ts';
+import type { BalancerSource, CarriedHealth } from '../service-registry.ts';
 
 /**
  * A worker's view of the primary's registries and health: the services listed and the latest
@@ -45,7 +45,7 @@ export class PrimaryFeed implements BalancerSource {
     return this.views.get(service)?.getValue();
   }
 
-  create(service: string, settings: ServiceSettings, _previous?: HealthSnapshot, keep?: BalancerKeeper): ServiceBalancer {
+  create(service: string, settings: ServiceSettings, _previous?: CarriedHealth, keep?: BalancerKeeper): ServiceBalancer {
     const snapshots = this.view(service);
     const health: HealthView = { endpoints$: snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined)) };
     const recordOutcome: OutcomeListener = (address, outcome) => this.onOutcome(service, address, outcome);

@@ -48,7 +48,7 @@ export class ActiveHealthChecker {
   private readonly statuses = new BehaviorSubject<ReadonlyMap<string, ActiveHealth>>(new Map());
   private readonly loops = new Map<string, ActiveCheckLoop>();
   /** By address: until when (epoch ms) the `unhealthy` verdict of a target that left is remembered. */
-  private readonly departedUnhealthy = new Map<string, number>();
+  private readonly departedUnhealthy: Map<string, number>;
   private readonly settings: CheckLoopSettings;
   private readonly log: Logger;
   private closed = false;
@@ -61,8 +61,11 @@ export class ActiveHealthChecker {
     random: () => number = Math.random,
     /** By address: the health each endpoint had under the checker this one replaces (a reload), to start from. */
     carried: ReadonlyMap<string, ActiveHealth> = new Map(),
+    /** By address: `departedVerdicts()` of the checker this one replaces, remembered as if this one had seen them leave. */
+    departed: ReadonlyMap<string, number> = new Map(),
   ) {
     this.carried = carried;
+    this.departedUnhealthy = new Map(departed);
     const intervalMs = options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.settings = {
       probe: options.probe,
@@ -81,6 +84,12 @@ export class ActiveHealthChecker {
   /** The health of `address`, or undefined when it is not tracked. */
   health(address: string): ActiveHealth | undefined {
     return this.loops.get(address)?.health;
+  }
+
+  /** By address: until when (epoch ms) the `unhealthy` verdict of each target that left is still remembered. */
+  departedVerdicts(): ReadonlyMap<string, number> {
+    const now = Date.now();
+    return new Map([...this.departedUnhealthy].filter(([, until]) => until > now));
   }
 
   /** Makes `targets` the checked set: starts new addresses, stops departed ones. Ignored after `close()`. */

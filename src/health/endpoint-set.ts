@@ -30,10 +30,23 @@ export interface EndpointSetOptions {
    * does, so an instance that was failing checks or ejected gets no traffic until it earns it back.
    */
   readonly previous?: HealthSnapshot;
+  /**
+   * What the set this one replaces remembered of instances that left (`departedHealth()`): one that
+   * comes back while it holds starts failing or ejected, as it would have there.
+   */
+  readonly previousDeparted?: DepartedHealth;
   /** For tests: jitter source of the active checker. */
   readonly random?: () => number;
   /** For tests: clock of the outlier detector (epoch ms). */
   readonly now?: () => number;
+}
+
+/** What an `EndpointSet` remembers of instances that left the registry, for when they come back. */
+export interface DepartedHealth {
+  /** By address: until when (epoch ms) a failing active verdict is remembered (`DEPARTED_VERDICT_MEMORY_MS`). */
+  readonly unhealthyUntil: ReadonlyMap<string, number>;
+  /** By address: when a running ejection ends (the outlier detector's clock). */
+  readonly ejectedUntil: ReadonlyMap<string, number>;
 }
 
 interface Departed {
@@ -80,8 +93,8 @@ export class EndpointSet implements HealthView {
     const previous = options.previous?.endpoints ?? [];
     const verdicts = new Map(previous.flatMap((endpoint) => (endpoint.active === 'unknown' ? [] : [[endpoint.address, endpoint.active] as const])));
     const ejections = new Map(previous.flatMap((endpoint) => (endpoint.ejectedUntil === undefined ? [] : [[endpoint.address, endpoint.ejectedUntil] as const])));
-    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts) : undefined;
-    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections);
+    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts, options.previousDeparted?.unhealthyUntil) : undefined;
+    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections, options.previousDeparted?.ejectedUntil);
     this.log = componentLogger('endpoint-set', { service });
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
     if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));
@@ -111,6 +124,11 @@ export class EndpointSet implements HealthView {
     }
     if (connectFailure && this.lastConf?.recovering?.()) this.detector?.ejectNow(address);
     this.detector?.record(address, outcome);
+  }
+
+  /** What is remembered now of instances that left: failing verdicts (with active checks) and running ejections (with outlier detection). */
+  departedHealth(): DepartedHealth {
+    return { unhealthyUntil: this.checker?.departedVerdicts() ?? new Map(), ejectedUntil: this.detector?.parkedEjections() ?? new Map() };
   }
 
   /** Stops checks and timers, completes `endpoints$`. Idempotent. */

@@ -2,7 +2,7 @@ export { ActiveHealthChecker, DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_M
 export type { ActiveCheckOptions } from './active-checker.ts';
 export { DEFAULT_PANIC_THRESHOLD_PERCENT, DEFAULT_REMOVAL_GRACE_MS, EndpointSet } from './endpoint-set.ts';
 export { isHealthy } from './endpoint-verdict.ts';
-export type { EndpointSetOptions } from './endpoint-set.ts';
+export type { DepartedHealth, EndpointSetOptions } from './endpoint-set.ts';
 export type { ActiveHealth, EndpointHealth, HealthSnapshot, HealthView } from './health-view.ts';
 export {
   DEFAULT_BASE_EJECTION_MS,

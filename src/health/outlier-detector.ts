@@ -67,8 +67,18 @@ export class OutlierDetector {
     private readonly now: () => number = Date.now,
     /** By address: when the ejections of the detector this one replaces (a reload) end, on the clock of `now`; they run on here. */
     carried: ReadonlyMap<string, number> = new Map(),
+    /** By address: when the ejections of endpoints that had left the detector this one replaces end (`parkedEjections()`); they run on parked here. */
+    parked: ReadonlyMap<string, number> = new Map(),
   ) {
     this.carried = carried;
+    const start = now();
+    for (const [address, until] of parked) {
+      if (until <= start) continue;
+      const tracker: Tracker = { consecutive: 0, timesEjected: 1, returnedAt: start, timer: undefined, until };
+      tracker.timer = setTimeout(() => this.restore(address, tracker), until - start);
+      tracker.timer.unref();
+      this.parked.set(address, tracker);
+    }
     this.settings = {
       consecutiveErrors: Math.max(1, options.consecutiveErrors ?? DEFAULT_CONSECUTIVE_ERRORS),
       baseEjectionMs: options.baseEjectionMs ?? DEFAULT_BASE_EJECTION_MS,
@@ -89,6 +99,11 @@ export class OutlierDetector {
   ejectedUntil(address: string): number | undefined {
     const tracker = this.trackers.get(address);
     return tracker?.timer === undefined ? undefined : tracker.until;
+  }
+
+  /** By address: when the ejection of each endpoint that left while ejected ends (see `setMembers`). */
+  parkedEjections(): ReadonlyMap<string, number> {
+    return new Map([...this.parked].flatMap(([address, tracker]) => (tracker.timer === undefined ? [] : [[address, tracker.until] as const])));
   }
 
   /**

@@ -37,7 +37,7 @@ describe('an instance that leaves the registry unhealthy and comes back', () => 
   let good: RejoinBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin') => `
+  const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin', check = { path: '/health', interval: '1s' }) => `
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${adminPort}
 services:
@@ -45,7 +45,7 @@ services:
     retries: false
     balancer: ${balancer}
     panicThreshold: 0
-    healthCheck: { path: /health, interval: 1s, unhealthyThreshold: 3, healthyThreshold: 2 }
+    healthCheck: { path: ${check.path}, interval: ${check.interval}, unhealthyThreshold: 3, healthyThreshold: 2 }
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 120s, maxEjectionPercent: 100 }
     instances: [${backends.map((backend) => `127.0.0.1:${backend.port}`).join(', ')}]
 routes:
@@ -53,6 +53,7 @@ routes:
 `;
   let adminPort: number;
   const view = async (port: number) => (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === port);
+  const balancerIs = (name: string) => waitFor(async () => (await admin.services()).find((service) => service.name === 'web')?.balancer === name, { timeoutMs: 10_000, message: `the reload to ${name}` });
   const reasons = async () => new Map((await admin.services()).find((service) => service.name === 'web')?.instances.map((instance) => [instance.port, instance.health.reason]) ?? []);
 
   beforeAll(async () => {
@@ -122,5 +123,55 @@ routes:
     const answeredBy = new Set<string>();
     for (let request = 0; request < 12; request += 1) answeredBy.add(await fetch(`${gateway.url}/x`).then((response) => response.text()));
     expect([...answeredBy]).toEqual([String(good.port)]);
+  });
+
+  it('is still failing or ejected when a reload that changed how often checks run came while it was away', async () => {
+    expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
+    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
+
+    await gateway.writeConfig(config([good], 'least-connections'));
+    await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
+    // The check interval changes while they are away (the balancer too, to see the reload land): a new health set.
+    const slower = { path: '/health', interval: '1100ms' };
+    await gateway.writeConfig(config([good], 'random', slower));
+    await balancerIs('random');
+    await gateway.writeConfig(config([failing, erring, good], 'random', slower));
+    const back = await waitFor(async () => ((await reasons()).size === 3 ? reasons() : undefined), { timeoutMs: 10_000, message: 'the two to come back' });
+
+    // Had the new set forgotten what the old one remembered, they would be `check-pending` and `registered`, routable.
+    expect(back.get(failing.port)).toBe('check-failing');
+    expect(back.get(erring.port)).toBe('ejected');
+    expect(await view(erring.port)).toMatchObject({ routable: false, health: { ejectedUntil } });
+    const answeredBy = new Set<string>();
+    for (let request = 0; request < 12; request += 1) answeredBy.add(await fetch(`${gateway.url}/x`).then((response) => response.text()));
+    expect([...answeredBy]).toEqual([String(good.port)]);
+  });
+
+  it('is checked afresh, present or away, after a reload that changed the path its checks ask, and stays ejected', async () => {
+    expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
+    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
+
+    // Away: they leave, the path changes to /ready (which the failing one answers 200), they come back.
+    await gateway.writeConfig(config([good], 'least-connections'));
+    await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
+    const ready = { path: '/ready', interval: '1s' };
+    await gateway.writeConfig(config([good], 'round-robin', ready));
+    await balancerIs('round-robin');
+    await gateway.writeConfig(config([failing, erring, good], 'round-robin', ready));
+    const back = await waitFor(async () => ((await reasons()).size === 3 ? reasons() : undefined), { timeoutMs: 10_000, message: 'the two to come back' });
+    expect(['check-pending', 'check-passing']).toContain(back.get(failing.port));
+    // An ejection is a verdict of traffic, whatever the check asks.
+    expect(back.get(erring.port)).toBe('ejected');
+    expect(await view(erring.port)).toMatchObject({ routable: false, health: { ejectedUntil } });
+
+    // Present: failing /health again, then a reload to /ready: a verdict of /health says nothing of /ready.
+    await gateway.writeConfig(config([failing, erring, good], 'random'));
+    await balancerIs('random');
+    await waitFor(async () => (await reasons()).get(failing.port) === 'check-failing', { timeoutMs: 15_000, message: 'the failing instance to fail /health again' });
+    await gateway.writeConfig(config([failing, erring, good], 'weighted-round-robin', ready));
+    await balancerIs('weighted-round-robin');
+    // Carried over, the failing verdict would hold for two passing checks (2 s).
+    expect(['check-pending', 'check-passing']).toContain((await reasons()).get(failing.port));
+    await waitFor(async () => (await fetch(`${gateway.url}/x`).then((response) => response.text())) === String(failing.port), { timeoutMs: 10_000, message: 'traffic to the instance that passes /ready' });
   });
 });
