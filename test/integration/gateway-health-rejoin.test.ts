@@ -126,8 +126,8 @@ routes:
   });
 
   it('is still failing or ejected when a reload that changed how often checks run came while it was away', async () => {
+    const ejectedUntil = await untilVerdicts();
     expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
-    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
 
     await gateway.writeConfig(config([good], 'least-connections'));
     await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
@@ -148,8 +148,8 @@ routes:
   });
 
   it('is checked afresh, present or away, after a reload that changed the path its checks ask, and stays ejected', async () => {
+    const ejectedUntil = await untilVerdicts();
     expect(await reasons()).toEqual(new Map([[failing.port, 'check-failing'], [erring.port, 'ejected'], [good.port, expect.any(String)]]));
-    const ejectedUntil = (await view(erring.port))?.health.ejectedUntil;
 
     // Away: they leave, the path changes to /ready (which the failing one answers 200), they come back.
     await gateway.writeConfig(config([good], 'least-connections'));
