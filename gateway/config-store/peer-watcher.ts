@@ -4,6 +4,7 @@ import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
 import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { describeZooKeeperRefusal, digestUser } from '../../src/zookeeper/zookeeper-refusal.ts';
 import { exists, getChildren, getData, isZooKeeperError, ZooKeeperSessionSupervisor, type ZooKeeperSession } from '../../src/zookeeper/index.ts';
 import { decodePeerRecord, type PeerRecord } from './peer-record.ts';
 import { PEERS_DIR, type StoreLocation } from './store-layout.ts';
@@ -135,7 +136,7 @@ export class PeerWatcher {
       withDeadline(this.readZooKeeper(session, sync), PEER_READ_TIMEOUT_MS)
         .then((list) => this.publish(list))
         .catch((error: unknown) => {
-          this.log.warn({ err: errorMessage(error) }, 'peer list read failed; retrying');
+          this.log.warn({ err: errorMessage(describeZooKeeperRefusal(error, { connectString, username: digestUser(digest) })) }, 'peer list read failed; retrying');
           retry = setTimeout(sync, 1_000);
           retry.unref();
         })

@@ -83,6 +83,7 @@ export class ZooKeeperStoreSource implements StoreSource {
       reader: readerFor(session.client),
       root: this.location.root,
       log: this.log,
+      refusal: { connectString: this.location.connectString, username: this.location.credentials?.username },
       watches: this.watches,
       knownServices: () => [...this.byKind.keys()],
       publish: (kind, entries, revision) => {

@@ -3,6 +3,7 @@ import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import { componentLogger } from '../logger.ts';
 import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../zookeeper/index.ts';
+import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-refusal.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
@@ -93,6 +94,15 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   }
 
   protected async ensure(instance: T): Promise<void> {
+    try {
+      await this.write(instance);
+    } catch (error) {
+      throw describeZooKeeperRefusal(error, { connectString: this.options.connectString, username: digestUser(this.options.digest) });
+    }
+  }
+
+  /** Writes the entry's ephemeral node (and its missing parents) on a connected session. */
+  private async write(instance: T): Promise<void> {
     const { client, id } = await this.liveSession();
     // Deregistered (or asked for another entry) while this pass waited for a session: writing now would only flap the node.
     if (this.desired !== instance) return;

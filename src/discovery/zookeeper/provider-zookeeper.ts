@@ -4,7 +4,7 @@ import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
 import { providerResyncsTotal } from '../../metrics.ts';
-import { ZooKeeperSessionSupervisor, readerFor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../zookeeper/index.ts';
+import { ZooKeeperSessionSupervisor, isZooKeeperError, readerFor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../zookeeper/index.ts';
 import type { RegistryLayoutSpec } from '../../registry-url.ts';
 import { registryLayout } from '../layout/index.ts';
 import { ProviderStore } from '../provider-store.ts';
@@ -64,6 +64,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   let everConnected = false;
   let closing: Promise<void> | undefined;
   let digest = options.credentials?.zooKeeperDigest();
+  let username = options.credentials?.username;
   const watches = { recursive: options.recursiveWatch ?? true };
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
@@ -87,6 +88,11 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       ...(layout.instancesNode === undefined ? {} : { instancesNode: layout.instancesNode }),
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
+      refusal: { connectString: options.connectString, username },
+      // A refused read keeps the provider connecting (nothing listed yet): /api/registries says why.
+      readFailed: (error) => {
+        if (isZooKeeperError(error, 'NO_AUTH')) onFailure(errorMessage(error));
+      },
       watches,
       knownServices: () => store.services(),
       publish: (service, entries, revision) => store.publishRaw(service, entries, revision),
@@ -151,6 +157,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
     replaceCredentials(credentials) {
       if (closing) return;
       digest = credentials?.zooKeeperDigest();
+      username = credentials?.username;
       // A new session with them: the published sets stay (stale) until it lists the tree again.
       supervisor?.replaceDigest(digest);
     },

@@ -4,6 +4,7 @@ import { errorMessage } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { registryEventsTotal } from '../../metrics.ts';
 import { isZooKeeperError, zxidToString, type ZooKeeperReader } from '../../zookeeper/index.ts';
+import { describeZooKeeperRefusal, type ZooKeeperRefusalContext } from '../../zookeeper/zookeeper-refusal.ts';
 import type { RawInstance } from '../instance-codec.ts';
 import { CoalescedTask } from '../../coalesced-task.ts';
 import { ZooKeeperServiceSync, type WatchMode } from './zookeeper-service-sync.ts';
@@ -20,6 +21,10 @@ export interface TreeSyncContext {
   readonly instancesNode?: string;
   readonly log: Logger;
   readonly backoff?: BackoffOptions;
+  /** The connect string and user a NO_AUTH names (what to grant whom); a bare NO_AUTH without it. */
+  readonly refusal?: ZooKeeperRefusalContext;
+  /** A read failed (a refusal described); it is retried with backoff. Called after the log line. */
+  readFailed?(error: unknown): void;
   /**
    * Whether to watch through one persistent recursive watch on the root (ZooKeeper 3.6+). Shared
    * by the trees of successive sessions: a server that answers `UNIMPLEMENTED` (and then closes
@@ -304,9 +309,11 @@ export class ZooKeeperTreeSync {
     return sync;
   }
 
-  private failed(path: string, error: unknown, attempt: number): void {
+  private failed(path: string, failure: unknown, attempt: number): void {
+    const error = this.context.refusal ? describeZooKeeperRefusal(failure, this.context.refusal) : failure;
     const transient = isZooKeeperError(error, 'CONNECTION_LOSS') || isZooKeeperError(error, 'SESSION_EXPIRED');
     const level = transient && attempt < 3 ? 'debug' : 'warn';
     this.context.log[level]({ path, attempt, err: errorMessage(error) }, 'ZooKeeper read failed; retrying');
+    this.context.readFailed?.(error);
   }
 }
