@@ -43,6 +43,7 @@ describe('mayCompress', () => {
     ['an answer with Content-Encoding: identity', 'GET', {}, 200, { ...compressible, 'content-encoding': 'identity' }, true],
     ['an answer to HEAD', 'HEAD', {}, 200, compressible, false],
     ['a 204', 'GET', {}, 204, { 'content-type': 'text/plain' }, false],
+    ['a 205, which must have no body', 'POST', {}, 205, { 'content-type': 'text/plain' }, false],
     ['a 304', 'GET', {}, 304, compressible, false],
     ['a 206', 'GET', {}, 206, compressible, false],
     ['an answer to a Range request', 'GET', { range: 'bytes=0-10' }, 200, compressible, false],

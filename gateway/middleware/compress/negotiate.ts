@@ -37,8 +37,12 @@ export function negotiateEncoding(acceptEncoding: string | undefined, offered: r
   return identity !== undefined && identity > bestWeight ? undefined : best;
 }
 
-/** Statuses whose answer has no body to compress, or one a cache or range request relies on byte for byte. */
-const UNTOUCHED_STATUSES: ReadonlySet<number> = new Set([101, 204, 206, 304]);
+/**
+ * Statuses whose answer has no body to compress (a 205 must have none: RFC 9110 §15.3.6, and an
+ * encoder would send one, the coding's header and end), or one a cache or range request relies on
+ * byte for byte.
+ */
+const UNTOUCHED_STATUSES: ReadonlySet<number> = new Set([101, 204, 205, 206, 304]);
 
 /** Whether the media type `type` (parameters already removed, lower-case) matches `pattern` (`text/*` or an exact type). */
 function matchesType(type: string, pattern: string): boolean {
@@ -56,7 +60,7 @@ export function compressibleType(contentType: unknown, settings: CompressSetting
 
 /**
  * Whether an answer may be compressed at all, whatever the client accepts: not to HEAD, a Range
- * request, an upgrade or a gRPC call; not a 1xx/204/206/304; not one already encoded, marked
+ * request, an upgrade or a gRPC call; not a 1xx/204/205/206/304; not one already encoded, marked
  * `Cache-Control: no-transform`, of a type `settings` leaves out, or with a Content-Length below
  * `minBytes`. Only an answer that passes varies with Accept-Encoding.
  */
