@@ -27,6 +27,8 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
         response.writeHead(206, { 'content-type': 'text/plain', 'content-range': `bytes 0-9/${TEXT.length}`, 'content-length': 10 });
         return void response.end(TEXT.subarray(0, 10));
       }
+      // A revalidation: the upstream compares weakly (RFC 9110 §13.1.2), and says nothing of the body.
+      if (headers['if-none-match'] !== undefined) return void response.writeHead(304, { etag: ETAG, vary: 'Origin' }).end();
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': TEXT.length, etag: ETAG, 'accept-ranges': 'bytes', vary: 'Origin' });
       return void response.end(method === 'HEAD' ? undefined : TEXT);
     case '/small':
@@ -202,6 +204,15 @@ routes:
       expect(answer.headers.etag).toBe(ETAG);
       expect(answer.headers.vary).toBe('Origin, Accept-Encoding');
       expect(answer.body.equals(TEXT)).toBe(true);
+    }
+  });
+
+  it('answers a revalidation (304) with the Vary and the ETag of the 200 it stands for, compressed or not', async () => {
+    for (const acceptEncoding of ['gzip', 'br', 'identity']) {
+      const first = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding });
+      const again = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding, 'if-none-match': first.headers.etag! });
+      expect(again.status, acceptEncoding).toBe(304);
+      expect({ etag: again.headers.etag, vary: again.headers.vary }, acceptEncoding).toEqual({ etag: first.headers.etag, vary: first.headers.vary });
     }
   });
 

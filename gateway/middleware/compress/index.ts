@@ -3,7 +3,7 @@ import type { Transform } from 'node:stream';
 import { constants, createBrotliCompress, createGzip } from 'node:zlib';
 import type { CompressSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
-import { mayCompress, negotiateEncoding, varyOnAcceptEncoding } from './negotiate.ts';
+import { mayCompress, negotiateEncoding, notModifiedMayStandForCompressed, varyOnAcceptEncoding, weakenEtag } from './negotiate.ts';
 
 export { compressibleType, mayCompress, negotiateEncoding } from './negotiate.ts';
 
@@ -29,7 +29,9 @@ function createEncoder(coding: 'br' | 'gzip', level: number, sizeHint: number): 
 export function compress(settings: CompressSettings): Middleware {
   const encoder = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext): Transform | undefined => {
     const { request } = context;
-    if (!mayCompress(request.method ?? 'GET', request.headers, status, headers, settings)) return undefined;
+    const method = request.method ?? 'GET';
+    if (status === 304) return notModified(method, request.headers, headers);
+    if (!mayCompress(method, request.headers, status, headers, settings)) return undefined;
     varyOnAcceptEncoding(headers);
     const coding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings);
     if (coding === undefined) return undefined;
@@ -37,9 +39,19 @@ export function compress(settings: CompressSettings): Middleware {
     delete headers['content-length'];
     delete headers['accept-ranges'];
     headers['content-encoding'] = coding;
-    const etag = headers.etag;
-    if (typeof etag === 'string' && !etag.startsWith('W/')) headers.etag = `W/${etag}`;
+    weakenEtag(headers);
     return createEncoder(coding, settings.level, sizeHint);
+  };
+  /**
+   * A 304 gets the Vary and the ETag of the 200 it revalidates (RFC 9110 §15.4.5): a cache
+   * freshens its stored compressed answer only by a validator that matches its weak ETag (RFC 9111
+   * §4.3.4), and a weakened ETag still matches, weakly, an answer that was not compressed.
+   */
+  const notModified = (method: string, requestHeaders: GatewayContext['request']['headers'], headers: OutgoingHttpHeaders): undefined => {
+    if (!notModifiedMayStandForCompressed(method, requestHeaders, headers, settings)) return undefined;
+    varyOnAcceptEncoding(headers);
+    if (negotiateEncoding(requestHeaders['accept-encoding'], settings.encodings) !== undefined) weakenEtag(headers);
+    return undefined;
   };
   return async function compress(context, next) {
     context.responseEncoder = encoder;

@@ -65,16 +65,40 @@ export function compressibleType(contentType: unknown, settings: CompressSetting
  * `minBytes`. Only an answer that passes varies with Accept-Encoding.
  */
 export function mayCompress(method: string, requestHeaders: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
-  if (method === 'HEAD' || status < 200 || UNTOUCHED_STATUSES.has(status)) return false;
-  if (requestHeaders.range !== undefined || requestHeaders.upgrade !== undefined) return false;
-  if (requestHeaders['content-type']?.startsWith('application/grpc')) return false;
-  const encoding = headers['content-encoding'];
-  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') return false;
-  const cacheControl = headers['cache-control'];
-  if (cacheControl !== undefined && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(String(cacheControl))) return false;
+  if (status < 200 || UNTOUCHED_STATUSES.has(status) || !requestMayBeCompressed(method, requestHeaders) || !headersAllowCoding(headers)) return false;
   if (!compressibleType(headers['content-type'], settings)) return false;
   const length = headers['content-length'];
   return length === undefined || !(Number(length) < settings.minBytes);
+}
+
+/** Whether the answer to this request may be compressed: not to HEAD, a Range request, an upgrade or a gRPC call. */
+function requestMayBeCompressed(method: string, requestHeaders: IncomingHttpHeaders): boolean {
+  if (method === 'HEAD' || requestHeaders.range !== undefined || requestHeaders.upgrade !== undefined) return false;
+  return requestHeaders['content-type']?.startsWith('application/grpc') !== true;
+}
+
+/** Whether answer headers let the gateway add a coding: none there already, no `Cache-Control: no-transform`. */
+function headersAllowCoding(headers: OutgoingHttpHeaders): boolean {
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') return false;
+  const cacheControl = headers['cache-control'];
+  return cacheControl === undefined || !/(?:^|,)\s*no-transform\s*(?:,|$)/i.test(String(cacheControl));
+}
+
+/**
+ * Whether a 304 may stand for a 200 this middleware compressed, and so must carry the Vary and ETag
+ * that 200 had (RFC 9110 §15.4.5). A 304 seldom says its Content-Type or length: unless it names a
+ * type `settings` leaves out, it is taken to stand for a compressed answer.
+ */
+export function notModifiedMayStandForCompressed(method: string, requestHeaders: IncomingHttpHeaders, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
+  if (!requestMayBeCompressed(method, requestHeaders) || !headersAllowCoding(headers)) return false;
+  return headers['content-type'] === undefined || compressibleType(headers['content-type'], settings);
+}
+
+/** Weakens a strong ETag (`"x"` to `W/"x"`): a compressed answer's bytes are not the upstream's. */
+export function weakenEtag(headers: OutgoingHttpHeaders): void {
+  const etag = headers.etag;
+  if (typeof etag === 'string' && !etag.startsWith('W/')) headers.etag = `W/${etag}`;
 }
 
 /** Adds `Accept-Encoding` to the answer's Vary, unless it is there already or Vary is `*`. */
