@@ -223,7 +223,6 @@ routes:
     ['an answer below minSize', '/zipped/small', {}, 'GET', 200],
     ['an image', '/zipped/image', {}, 'GET', 200],
     ['an answer with Cache-Control no-transform', '/zipped/no-transform', {}, 'GET', 200],
-    ['a route without compress', '/plain/text', {}, 'GET', 200],
   ])('leaves %s untouched', async (_name, path, headers, method, status) => {
     const answer = await http1(gateway.port, path, { 'accept-encoding': 'br, gzip', ...headers }, method);
     const upstream = await http1(gateway.port, path.replace(/^\/zipped/, '/plain'), { 'accept-encoding': 'br, gzip', ...headers }, method);
@@ -233,6 +232,16 @@ routes:
     expect(answer.headers.etag).toBe(upstream.headers.etag);
     expect(answer.headers.vary).toBe(upstream.headers.vary);
     expect(answer.body.equals(upstream.body)).toBe(true);
+  });
+
+  it('passes the answer of a route without compress as the upstream sent it', async () => {
+    const answer = await http1(gateway.port, '/plain/text', { 'accept-encoding': 'br, gzip' });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(answer.headers['content-length']).toBe(String(TEXT.length));
+    expect(answer.headers.etag).toBe(ETAG);
+    expect(answer.headers.vary).toBe('Origin');
+    expect(answer.body.equals(TEXT)).toBe(true);
   });
 
   it('passes each server-sent event to the client, compressed, before the upstream sends the next', async () => {
