@@ -25,7 +25,10 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
 }
 
 function pipeEncoded(encoder: Transform, response: ClientResponse): void {
+  encoder.once('error', (error) => response.destroy(error));
+  // A response the client left as the head came (the attempt then stops the upstream) may have
+  // emitted its 'close' already: nothing would destroy the encoder, nor end it.
+  if (response.destroyed) return void encoder.destroy();
   encoder.pipe(response as Writable);
   response.once('close', () => stopEncoder(encoder));
-  encoder.once('error', (error) => response.destroy(error));
 }
