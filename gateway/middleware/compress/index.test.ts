@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { CompressSettings } from '../../config/types.ts';
-import { mayCompress, negotiateEncoding } from './index.ts';
+import type { GatewayContext } from '../../context.ts';
+import { compress, mayCompress, negotiateEncoding } from './index.ts';
 
 const BOTH = ['br', 'gzip'] as const;
 const SETTINGS: CompressSettings = { encodings: BOTH, minBytes: 1024, contentTypes: ['text/*', 'application/json'], excludedContentTypes: undefined, level: 5 };
@@ -64,5 +65,25 @@ describe('mayCompress', () => {
     expect(mayCompress('GET', {}, 200, { 'content-type': 'application/octet-stream' }, settings)).toBe(true);
     expect(mayCompress('GET', {}, 200, { 'content-type': 'image/webp' }, settings)).toBe(false);
     expect(mayCompress('GET', {}, 200, { 'content-type': 'Application/Zip' }, settings)).toBe(false);
+  });
+});
+
+describe('compress', () => {
+  it('edits the head of an answer it compresses: coding set, length, ranges and digests of the upstream bytes gone, ETag weakened', async () => {
+    const context = { request: { method: 'GET', headers: { 'accept-encoding': 'gzip' } }, responseEncoder: undefined } as unknown as GatewayContext;
+    await compress(SETTINGS)(context, async () => {});
+    const headers: OutgoingHttpHeaders = {
+      'content-type': 'text/plain',
+      'content-length': '4096',
+      'accept-ranges': 'bytes',
+      etag: '"v1"',
+      'content-digest': 'sha-256=:AAAA:',
+      'repr-digest': 'sha-256=:BBBB:',
+      'content-md5': 'Q2hlY2sgSW50ZWdyaXR5IQ==',
+    };
+    const encoder = context.responseEncoder!(200, headers, context);
+    expect(encoder).toBeDefined();
+    encoder!.destroy();
+    expect(headers).toEqual({ 'content-type': 'text/plain', etag: 'W/"v1"', 'content-encoding': 'gzip', vary: 'Accept-Encoding' });
   });
 });

@@ -23,7 +23,8 @@ function createEncoder(coding: 'br' | 'gzip', level: number, sizeHint: number): 
  * Compresses answers on the fly (Traefik's `compress`, nginx's `gzip`): picks `br` or `gzip` by the
  * request's Accept-Encoding and the server's order, streams the body through the encoder (never
  * buffered whole, back-pressure kept), and adds `Vary: Accept-Encoding` to every answer that may be
- * compressed. A compressed answer loses Content-Length and Accept-Ranges, gets Content-Encoding,
+ * compressed. A compressed answer loses Content-Length, Accept-Ranges and the upstream's digests
+ * (Content-Digest, Repr-Digest, Content-MD5), gets Content-Encoding,
  * and a strong ETag is weakened (`W/`): the bytes differ. `mayCompress` lists what is left untouched.
  */
 export function compress(settings: CompressSettings): Middleware {
@@ -38,6 +39,10 @@ export function compress(settings: CompressSettings): Middleware {
     const sizeHint = headers['content-length'] === undefined ? 0 : Number(headers['content-length']);
     delete headers['content-length'];
     delete headers['accept-ranges'];
+    // Digests of the bytes as the upstream sent them (RFC 9530, RFC 1864) would not match the encoded ones.
+    delete headers['content-digest'];
+    delete headers['repr-digest'];
+    delete headers['content-md5'];
     headers['content-encoding'] = coding;
     weakenEtag(headers);
     return createEncoder(coding, settings.level, sizeHint);
