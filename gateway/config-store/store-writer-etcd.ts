@@ -1,6 +1,7 @@
-import { EtcdPermissionDeniedError, type Etcd3, type IKeyValue, type ITxnResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
 import { createEtcdClient } from '../../src/discovery/etcd/etcd-client.ts';
 import { listPrefix } from '../../src/discovery/etcd/etcd-list.ts';
+import { isEtcdRefusal, isEtcdUserMissing } from '../../src/discovery/etcd/etcd-refusal.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { decodeObject, encodeObject, objectKey, parseObjectKey, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
@@ -113,8 +114,9 @@ export class EtcdStoreWriter implements StoreWriter {
 
   /**
    * Runs one call on the current member's client, within the deadline; a failure moves the next
-   * call to the next member, except etcd's "permission denied" on `key`: the member answered, and
-   * no member will answer otherwise until the user's roles change.
+   * call to the next member, except etcd's refusal of the user on `key` ("permission denied", or
+   * "user name is empty" with no `configStore.auth`): the member answered, and no member will
+   * answer otherwise until the user's roles or the gateway's auth change.
    */
   private async call<T>(what: string, key: string, right: 'read' | 'write', work: (client: Etcd3) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
@@ -123,7 +125,7 @@ export class EtcdStoreWriter implements StoreWriter {
     try {
       return await withDeadline(this.location.url, what, this.timeoutMs, work(client));
     } catch (error) {
-      if (error instanceof EtcdPermissionDeniedError) throw this.forbidden(what, key, right, error);
+      if (isEtcdRefusal(error)) throw this.forbidden(what, key, right, error);
       if (this.client === client) {
         this.client = undefined;
         this.member += 1;
@@ -134,10 +136,13 @@ export class EtcdStoreWriter implements StoreWriter {
     }
   }
 
-  /** A "permission denied" as the key and the right the gateway's etcd user lacks there, for an operator to grant. */
-  private forbidden(what: string, key: string, right: 'read' | 'write', error: EtcdPermissionDeniedError): StoreForbiddenError {
+  /** etcd's refusal as the key and the right the gateway's etcd user lacks there, or the auth it lacks, for an operator to grant or set. */
+  private forbidden(what: string, key: string, right: 'read' | 'write', error: unknown): StoreForbiddenError {
     const username = this.location.credentials?.username;
     const user = username === undefined ? 'the gateway, connected without configStore.auth,' : `the gateway's etcd user "${username}"`;
+    if (isEtcdUserMissing(error)) {
+      return new StoreForbiddenError(this.location.url, key, `${what}: ${user} lacks the right to ${right} ${key} (etcd has authentication on: user name is empty): set configStore.auth { username, passwordFile }`, { cause: error });
+    }
     const prefix = `${this.location.root}/`;
     const grant = right === 'write' ? 'readwrite' : 'read';
     return new StoreForbiddenError(this.location.url, key, `${what}: ${user} lacks the right to ${right} ${key} (etcd: permission denied): grant one of its roles ${grant} on the prefix ${prefix} (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });

@@ -28,6 +28,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   let gateway: GatewayProcess | undefined;
   let admin: AdminClient;
   let outsider: GatewayProcess | undefined;
+  let anonymous: GatewayProcess | undefined;
 
   /** `etcdctl` against the single member, as `user` (`name:password`) when given; resolves its stdout. */
   async function ctl(args: readonly string[], user?: string): Promise<string> {
@@ -68,6 +69,7 @@ services:
   }, 60_000);
 
   afterAll(async () => {
+    await anonymous?.process.stop();
     await outsider?.process.stop();
     await gateway?.process.stop();
     await backend?.process.stop();
@@ -132,6 +134,39 @@ routes:
     // The file's routes still serve; nothing of the password shows.
     expect((await fetch(`${outsider.url}/file`)).status).toBe(200);
     expect(await logOf(outsider.process)).not.toContain(PASSWORDS.outsider);
+  });
+
+  it('answers a write from a gateway without configStore.auth 403 store-forbidden saying to set it, not 503 as an outage, and says so for its registry', async () => {
+    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
+    const adminPort = await freePort();
+    anonymous = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  timeout: 2s
+  snapshot: ${join(dir, 'anonymous-snapshot.json')}
+registries:
+  - url: etcd://${hostPort}/services
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    const anonymousAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    const put = await anonymousAdmin.get('/api/routes/anonymous', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/anonymous', service: 'echo' }) });
+    const text = await put.text();
+    expect(put.status, text).toBe(403);
+    expect(JSON.parse(text)).toMatchObject({ error: 'store-forbidden', code: 'SB_CONFIG_STORE_FORBIDDEN' });
+    expect(text).toContain(`connected without configStore.auth, lacks the right to write ${ROOT}/routes/anonymous`);
+    expect(text).toContain('set configStore.auth');
+    const row = await waitFor(async () => {
+      const response = await anonymousAdmin.get('/api/registries');
+      const { registries } = (await response.json()) as { registries: { url: string | null; state: string; reason: string | null }[] };
+      return registries.find((registry) => registry.url === `etcd://${hostPort}/services` && registry.reason !== null);
+    }, { timeoutMs: CONVERGENCE_MS, message: 'the registry to report why it cannot list' });
+    expect(row.reason).toContain('has authentication on and refused the client, connected without auth, the right to read /services/ (user name is empty)');
+    expect((await fetch(`${anonymous.url}/file`)).status).toBe(200);
   });
 
   it('keeps the last listing when the user loses its read right, and says why it cannot re-list', async () => {

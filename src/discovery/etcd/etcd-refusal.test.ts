@@ -23,6 +23,14 @@ describe('describeEtcdRefusal', () => {
     expect((describeEtcdRefusal(new EtcdAuthenticationFailedError('x'), context) as Error).message).toBe('etcd http://127.0.0.1:2379 refused the password of etcd user "gateway" (authentication failed, invalid user ID or password)');
   });
 
+  it('says to set auth when etcd with authentication on refuses a client that sent no user', () => {
+    const cause = new Error('3 INVALID_ARGUMENT: etcdserver: user name is empty');
+    const described = describeEtcdRefusal(cause, { ...context, username: undefined }) as RegistryError;
+    expect(described).toBeInstanceOf(RegistryError);
+    expect(described.message).toBe('etcd http://127.0.0.1:2379 has authentication on and refused the client, connected without auth, the right to read /sb/ (user name is empty): give it auth { username, passwordFile }');
+    expect(described.cause).toBe(cause);
+  });
+
   it('passes any other error through unchanged', () => {
     const other = new Error('14 UNAVAILABLE: connect ECONNREFUSED');
     expect(describeEtcdRefusal(other, context)).toBe(other);

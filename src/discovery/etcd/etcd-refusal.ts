@@ -12,6 +12,20 @@ export interface EtcdRefusalContext {
 }
 
 /**
+ * Whether etcd refused a call from a client that sent no user: etcd with authentication on answers
+ * it "etcdserver: user name is empty" (gRPC INVALID_ARGUMENT, which etcd3 leaves untyped), never
+ * "permission denied".
+ */
+export function isEtcdUserMissing(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('etcdserver: user name is empty');
+}
+
+/** Whether etcd refused the call for who made it (no right, or no user while auth is on): no other member answers otherwise. */
+export function isEtcdRefusal(error: unknown): boolean {
+  return error instanceof EtcdPermissionDeniedError || isEtcdUserMissing(error);
+}
+
+/**
  * etcd's refusal of the user as a `RegistryError` that names the endpoint, the user and the key or
  * prefix, and what to grant; any other error comes back unchanged. A bare
  * "7 PERMISSION_DENIED: etcdserver: permission denied" names none of them, so it read like an outage.
@@ -24,6 +38,9 @@ export function describeEtcdRefusal(error: unknown, context: EtcdRefusalContext)
     // A key's folder is the narrowest prefix to grant: a peer's or an instance's key changes with its id.
     const prefix = key.endsWith('/') ? key : key.slice(0, key.lastIndexOf('/') + 1);
     return new RegistryError(`etcd ${endpoint} refused ${user} the right to ${right} ${key} (permission denied): grant one of its roles ${grant} on the prefix (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });
+  }
+  if (isEtcdUserMissing(error)) {
+    return new RegistryError(`etcd ${endpoint} has authentication on and refused ${user} the right to ${right} ${key} (user name is empty): give it auth { username, passwordFile }`, { cause: error });
   }
   if (error instanceof EtcdAuthenticationFailedError) {
     return new RegistryError(`etcd ${endpoint} refused the password of ${user} (authentication failed, invalid user ID or password)`, { cause: error });

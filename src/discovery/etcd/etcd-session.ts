@@ -1,8 +1,8 @@
-import { EtcdPermissionDeniedError, Range, type Etcd3, type IWatchResponse } from 'etcd3';
+import { Range, type Etcd3, type IWatchResponse } from 'etcd3';
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { RegistryError } from '../../errors.ts';
 import { createEtcdClient } from './etcd-client.ts';
-import { describeEtcdRefusal } from './etcd-refusal.ts';
+import { describeEtcdRefusal, isEtcdRefusal } from './etcd-refusal.ts';
 import { isCompactedError, listPrefix, type PrefixListing } from './etcd-list.ts';
 import { openPrefixWatch, type PrefixWatch } from './etcd-watch.ts';
 import { StallDetector } from './stall-detector.ts';
@@ -69,11 +69,11 @@ export class EtcdSession {
     this.client = createEtcdClient({ endpoint: options.endpoint, requestTimeoutMs: options.requestTimeoutMs, credentials: options.credentials });
     this.detector = new StallDetector({
       stallTimeoutMs: options.stallTimeoutMs,
-      // etcd refusing the probe's read means the user lost its right to the prefix: end the session
-      // now, so the re-list says so, instead of waiting out the stall timeout.
+      // etcd refusing the probe's read means the user lost its right to the prefix (or auth was turned
+      // on): end the session now, so the re-list says so, instead of waiting out the stall timeout.
       probe: () =>
         this.watchCaughtUp().catch((error: unknown) => {
-          if (error instanceof EtcdPermissionDeniedError) this.finish('broken', error);
+          if (isEtcdRefusal(error)) this.finish('broken', error);
           throw error;
         }),
       onStall: (silentMs) => this.finish('stalled', new RegistryError(`etcd ${options.endpoint} silent for ${silentMs} ms`)),
