@@ -72,4 +72,15 @@ describe('parseRegistryUrl', () => {
   ])('refuses $url with a reason', ({ url, reason }) => {
     expect(() => parseRegistryUrl(url)).toThrow(reason);
   });
+
+  it.each(['etcd://gw:s3cr3t@127.0.0.1:2379/sb', 'zk://a:1,ops:s3cr3t@b:2/x', 'etcd://:s3cr3t@h:1'])('keeps the password of %s out of its refusal', (url) => {
+    let message = '';
+    try {
+      parseRegistryUrl(url);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('[redacted]@');
+    expect(message).not.toContain('s3cr3t');
+  });
 });

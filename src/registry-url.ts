@@ -35,9 +35,13 @@ const LAYOUT_DEFAULT_ROOTS: Partial<Record<RegistryLayoutName, string>> = { 'go-
 /** A registry URL that cannot be used; the message says which part is wrong. */
 export class RegistryUrlError extends SwitchboardError {
   constructor(url: string, reason: string) {
-    super('SB_REGISTRY_URL', `invalid registry URL "${url}": ${reason}`);
+    // Credentials belong in `auth`, never in the URL; one written there anyway stays out of the message (and the log).
+    super('SB_REGISTRY_URL', `invalid registry URL "${url}": ${reason}`.replace(USERINFO_PASSWORD, '$1$2:[redacted]@'));
   }
 }
+
+/** The password of a `user:password@` in a URL or a host list, after `/`, `"` or `,`. */
+const USERINFO_PASSWORD = /([/",]|^)([^/",@:\s]*):[^/",@\s]*@/g;
 
 const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 const SERVICE_NAME = /^[^\s/]+$/;
