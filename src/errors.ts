@@ -33,6 +33,25 @@ export class RegistryError extends SwitchboardError {
   }
 }
 
+/**
+ * A registry's refusal of who asked (no right on the node or prefix, no user while authentication
+ * is on), which an operator must grant: asked again, the registry answers the same, so a retry waits
+ * longer than after an outage. Set by the registry clients' refusal descriptions.
+ */
+export interface RegistryRefusal {
+  readonly refusal: true;
+}
+
+/** Whether `error` is a registry's refusal of who asked (`RegistryRefusal`). */
+export function isRegistryRefusal(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as Partial<RegistryRefusal>).refusal === true;
+}
+
+/** A `RegistryError` that is a registry's refusal of who asked. */
+export class RegistryRefusalError extends RegistryError implements RegistryRefusal {
+  readonly refusal = true as const;
+}
+
 /** Best-effort human text for any thrown value, for logs. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -4,6 +4,7 @@ import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { componentLogger } from '../logger.ts';
 import { waitFor } from '../../test/harness/wait.ts';
+import { RegistryRefusalError } from '../errors.ts';
 import { instanceEntry, Registration } from './registration.ts';
 
 const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port: 8081, weight: 2, protocol: 'http', metadata: {} };
@@ -247,5 +248,35 @@ describe('Registration.markDraining', () => {
     expect(Date.now() - startedAt).toBeLessThan(1_000);
     await registration.close();
     expect(registration.currentState()).toBe('closed');
+  });
+});
+
+/** A registration whose registry refuses its first `refusals` writes as a refusal of who asked, or as an outage. */
+class RefusingRegistration extends Registration {
+  readonly attempts: number[] = [];
+  constructor(private readonly failure: () => Error) {
+    super(componentLogger('test-registration'), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
+    this.refusedRetryMs = 1_000;
+  }
+  protected async ensure(): Promise<void> {
+    this.attempts.push(performance.now());
+    if (this.attempts.length < 3) throw this.failure();
+  }
+  protected async remove(): Promise<void> {}
+  protected async release(): Promise<void> {}
+}
+
+describe('Registration retries', () => {
+  it('asks a registry that refused who asked again no sooner than the refusal wait, and one that failed at backoff speed', async () => {
+    const refused = new RefusingRegistration(() => new RegistryRefusalError('etcd refused etcd user "gw" the right to write /sb/peers/a'));
+    const failed = new RefusingRegistration(() => new Error('connect ECONNREFUSED'));
+    refused.register(INSTANCE);
+    failed.register(INSTANCE);
+    await waitFor(() => refused.attempts.length === 3 && failed.attempts.length === 3, { timeoutMs: 10_000 });
+    const gaps = (attempts: number[]) => attempts.slice(1).map((at, index) => at - attempts[index]!);
+    // Timers never fire early (by more than a millisecond's rounding); a loaded machine only makes them late.
+    for (const gap of gaps(refused.attempts)) expect(gap).toBeGreaterThanOrEqual(995);
+    expect(Math.min(...gaps(failed.attempts))).toBeLessThan(995);
+    await Promise.all([refused.close(), failed.close()]);
   });
 });

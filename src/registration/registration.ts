@@ -1,6 +1,6 @@
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../backoff.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, isRegistryRefusal } from '../errors.ts';
 import { encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Logger } from '../logger.ts';
@@ -11,6 +11,12 @@ export type RegistrationState = 'unregistered' | 'registering' | 'registered' | 
 
 /** Delay between registration attempts while the registry is unreachable: jittered, at most a second, so an entry is back within about a second of its registry. */
 export const REGISTRATION_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, initialMs: 200, maxMs: 1_000 };
+/**
+ * The least wait before asking again a registry that refused who asked (no right, no user, a wrong
+ * password): it answers the same until an operator grants it, and an etcd registration grants and
+ * revokes a lease at each try, three writes through the cluster's log a second at outage speed.
+ */
+export const REFUSED_RETRY_MS = 10_000;
 
 /** How a registered entry is spelled in the registry: its key (or znode path) and its value. */
 export interface RegisteredEntry<T> {
@@ -55,6 +61,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private readonly removalsConfirmed = new Subject<void>();
   protected closed = false;
   private closing = false;
+  /** The least wait after a registry's refusal (`REFUSED_RETRY_MS`; tests shorten it). */
+  protected refusedRetryMs = REFUSED_RETRY_MS;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -286,7 +294,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
 
   /** Waits the next backoff delay after a failed attempt (cut short by `cancelRetry()` or a `reconcile()`), then asks the loop for another pass. */
   private async backOff(error: unknown, what: string): Promise<void> {
-    const delayMs = backoffDelay(this.attempt++, this.backoff);
+    const backoff = backoffDelay(this.attempt++, this.backoff);
+    const delayMs = isRegistryRefusal(error) ? Math.max(backoff, this.refusedRetryMs) : backoff;
     this.log.debug({ err: errorMessage(error), delayMs }, what);
     await new Promise<void>((resolve) => {
       this.wakeRetry = resolve;

@@ -1,3 +1,4 @@
+import type { RegistryRefusal } from '../errors.ts';
 import { isZooKeeperError, ZooKeeperError } from './zookeeper-errors.ts';
 
 /** Who asked, to name in a refusal. */
@@ -18,7 +19,8 @@ interface MissingPermission {
 }
 
 /** A NO_AUTH already described (so that a caller up the stack does not describe it again). */
-class ZooKeeperRefusalError extends ZooKeeperError {
+class ZooKeeperRefusalError extends ZooKeeperError implements RegistryRefusal {
+  readonly refusal = true as const;
   constructor(message: string, options: { cause: unknown; path: string; operation?: string }) {
     super('NO_AUTH', message, options);
   }

@@ -1,5 +1,5 @@
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
-import { RegistryError } from '../../errors.ts';
+import { RegistryRefusalError } from '../../errors.ts';
 
 /** Who asked and what for, to name in a refusal. */
 export interface EtcdRefusalContext {
@@ -26,7 +26,7 @@ export function isEtcdRefusal(error: unknown): boolean {
 }
 
 /**
- * etcd's refusal of the user as a `RegistryError` that names the endpoint, the user and the key or
+ * etcd's refusal of the user as a `RegistryRefusalError` that names the endpoint, the user and the key or
  * prefix, and what to grant; any other error comes back unchanged. A bare
  * "7 PERMISSION_DENIED: etcdserver: permission denied" names none of them, so it read like an outage.
  */
@@ -37,13 +37,13 @@ export function describeEtcdRefusal(error: unknown, context: EtcdRefusalContext)
     const grant = right === 'write' ? 'readwrite' : 'read';
     // A key's folder is the narrowest prefix to grant: a peer's or an instance's key changes with its id.
     const prefix = key.endsWith('/') ? key : key.slice(0, key.lastIndexOf('/') + 1);
-    return new RegistryError(`etcd ${endpoint} refused ${user} the right to ${right} ${key} (permission denied): grant one of its roles ${grant} on the prefix (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });
+    return new RegistryRefusalError(`etcd ${endpoint} refused ${user} the right to ${right} ${key} (permission denied): grant one of its roles ${grant} on the prefix (etcdctl role grant-permission --prefix=true <role> ${grant} ${prefix})`, { cause: error });
   }
   if (isEtcdUserMissing(error)) {
-    return new RegistryError(`etcd ${endpoint} has authentication on and refused ${user} the right to ${right} ${key} (user name is empty): give it auth { username, passwordFile }`, { cause: error });
+    return new RegistryRefusalError(`etcd ${endpoint} has authentication on and refused ${user} the right to ${right} ${key} (user name is empty): give it auth { username, passwordFile }`, { cause: error });
   }
   if (error instanceof EtcdAuthenticationFailedError) {
-    return new RegistryError(`etcd ${endpoint} refused the password of ${user} (authentication failed, invalid user ID or password)`, { cause: error });
+    return new RegistryRefusalError(`etcd ${endpoint} refused the password of ${user} (authentication failed, invalid user ID or password)`, { cause: error });
   }
   return error;
 }
