@@ -277,7 +277,7 @@ describe('ServiceBalancers', () => {
     ].sort(byAddress));
   });
 
-  it('drops the check verdicts of present and departed instances alike when the check asks something else, and keeps their ejections', async () => {
+  it('keeps present and departed instances that failed out until a check that asks something else answers, and keeps their ejections', async () => {
     const listen = async () => {
       const server = createServer((socket) => socket.destroy());
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -301,13 +301,14 @@ describe('ServiceBalancers', () => {
 
     // An HTTP check of /ready: what a TCP connect said is no answer to it.
     balancers.apply(parseConfig('g.yaml', `services: { svc: { ${outlier}, healthCheck: { path: /ready, interval: 1h, unhealthyThreshold: 1 } } }`));
-    expect(balancers.health('svc')?.endpoints.map(({ address, active }) => ({ address, active }))).toEqual([{ address: address(present), active: 'unknown' }]);
+    // Until the new check answers, what failed stays out (its first answer decides: see ActiveHealthChecker).
+    expect(balancers.health('svc')?.endpoints.map(({ address, active, routable }) => ({ address, active, routable }))).toEqual([{ address: address(present), active: 'unhealthy', routable: false }]);
     const seen: HealthSnapshot[] = [];
     balancers.health$.subscribe((snapshot) => seen.push(snapshot));
     list('svc', present, departed);
     await waitFor(() => seen.some((snapshot) => snapshot.endpoints.length === 2), { message: 'departed to come back' });
     const back = seen.find((snapshot) => snapshot.endpoints.length === 2)!.endpoints.find((candidate) => candidate.address === address(departed))!;
-    expect({ active: back.active, ejected: back.ejected, ejectedUntil: back.ejectedUntil }).toEqual({ active: 'unknown', ejected: true, ejectedUntil });
+    expect({ active: back.active, ejected: back.ejected, ejectedUntil: back.ejectedUntil }).toEqual({ active: 'unhealthy', ejected: true, ejectedUntil });
   });
 
   it('completes health$ on close', () => {

@@ -34,6 +34,8 @@ export interface CarriedHealth {
   readonly snapshot: HealthSnapshot | undefined;
   /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, and their failing verdicts where those still hold. */
   readonly departed: DepartedHealth;
+  /** True when the check asks something else now: the failing verdicts carried hold only until its first answer. */
+  readonly checkDiffers: boolean;
 }
 
 /**
@@ -52,7 +54,7 @@ export function registryBalancerSource(aggregator: DiscoveryAggregator): Balance
       const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
       if (health) return createServiceBalancer({ service, conf$ }, { ...options, keepHealth: health });
       if (!previous) return createServiceBalancer({ service, conf$ }, options);
-      const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed };
+      const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed, previousCheckDiffers: previous.checkDiffers };
       return createServiceBalancer({ service, conf$ }, { ...options, health: { ...options.health, ...carried } });
     },
   };
@@ -361,16 +363,19 @@ function checkFingerprint(config: GatewayConfig, service: string): string {
 
 /**
  * What a rebuild with other health settings keeps of the build it replaces: ejections (verdicts of
- * traffic) of instances present and departed alike, always; their failing check verdicts only when
- * `sameCheck` (only the timing, thresholds, outlier detection, panic or grace changed), since a
- * verdict of another question means nothing: then every instance starts unchecked.
+ * traffic) of instances present and departed alike, always; their failing check verdicts too, but
+ * when the check asks something else (not `sameCheck`) a verdict of another question holds only
+ * until the new check's first answer, which decides: an instance that failed is not sent traffic
+ * before anything vouches for it, nor held out for `healthyThreshold` passes of a check it never
+ * failed. Passing verdicts of another question start unchecked.
  */
 function carriedHealth(snapshot: HealthSnapshot | undefined, view: HealthView, sameCheck: boolean): CarriedHealth {
   const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map() };
-  if (sameCheck) return { snapshot, departed };
+  if (sameCheck) return { snapshot, departed, checkDiffers: false };
   return {
-    snapshot: snapshot && { ...snapshot, endpoints: snapshot.endpoints.map((endpoint) => ({ ...endpoint, active: 'unknown' as const })) },
-    departed: { ...departed, unhealthyUntil: new Map() },
+    snapshot: snapshot && { ...snapshot, endpoints: snapshot.endpoints.map((endpoint) => (endpoint.active === 'healthy' ? { ...endpoint, active: 'unknown' as const } : endpoint)) },
+    departed,
+    checkDiffers: true,
   };
 }
 

@@ -40,8 +40,18 @@ export class ActiveCheckLoop {
     private readonly listener: CheckLoopListener,
     /** The health to start from: a verdict carried over from the checker this one replaces. */
     initial: ActiveHealth = 'unknown',
+    /**
+     * True when `initial` answers another check than this one (a reload changed what the check
+     * asks): an `unhealthy` start then holds only until this check's first answer, which decides.
+     */
+    private provisional = false,
   ) {
     this.currentHealth = initial;
+  }
+
+  /** True until the first answer of a loop that started from a verdict of another check. */
+  get awaitingFirstAnswer(): boolean {
+    return this.provisional;
   }
 
   /** The health this loop has established so far. */
@@ -109,11 +119,12 @@ export class ActiveCheckLoop {
     if (result.healthy) {
       this.passes += 1;
       this.failures = 0;
-      if (before === 'unknown' || (before === 'unhealthy' && this.passes >= this.settings.healthyThreshold)) this.currentHealth = 'healthy';
+      if (before === 'unknown' || (before === 'unhealthy' && (this.provisional || this.passes >= this.settings.healthyThreshold))) this.currentHealth = 'healthy';
     } else {
       this.failures += 1;
       this.passes = 0;
       if (before !== 'unhealthy' && this.failures >= this.settings.unhealthyThreshold) this.currentHealth = 'unhealthy';
     }
+    this.provisional = false;
   }
 }

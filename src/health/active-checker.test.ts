@@ -145,6 +145,32 @@ describe('ActiveHealthChecker timing', () => {
     checker.close();
   });
 
+  it.each([
+    // A verdict of the check it replaces (same question): healthyThreshold passes bring it back.
+    { from: 'the same check', otherCheck: false, first: true, after: ['unhealthy', 'healthy'] },
+    // A verdict of another question keeps it out only until this check's first answer, which decides.
+    { from: 'another check', otherCheck: true, first: true, after: ['healthy', 'healthy'] },
+    { from: 'another check', otherCheck: true, first: false, after: ['unhealthy', 'unhealthy'] },
+  ])('starts a present and a departed endpoint carried as failing $from unhealthy, then follows passes=$first as $after', async ({ otherCheck, first, after }) => {
+    vi.useFakeTimers();
+    const scripted = new ScriptedProbe();
+    scripted.set(target(1).address, first);
+    scripted.set(target(2).address, first);
+    const carried = new Map<string, ActiveHealth>([[target(1).address, 'unhealthy']]);
+    const departed = new Map([[target(2).address, Date.now() + 60_000]]);
+    const checker = new ActiveHealthChecker('svc', { probe: scripted.probe, intervalMs: 100, jitterMs: 0, healthyThreshold: 2 }, Math.random, carried, departed, otherCheck);
+    checker.track([target(1), target(2)]);
+    // Before any answer, neither gets traffic, whichever check the verdict came from.
+    expect([checker.health(target(1).address), checker.health(target(2).address)]).toEqual(['unhealthy', 'unhealthy']);
+    const seen: ActiveHealth[][] = [];
+    for (let round = 0; round < 2; round += 1) {
+      await vi.advanceTimersByTimeAsync(round === 0 ? 1 : 100);
+      seen.push([checker.health(target(1).address)!, checker.health(target(2).address)!]);
+    }
+    expect(seen).toEqual(after.map((health) => [health, health]));
+    checker.close();
+  });
+
   it('leaves no timer behind once closed, even with a probe in flight', async () => {
     vi.useFakeTimers();
     const signals: AbortSignal[] = [];

@@ -54,6 +54,8 @@ export class ActiveHealthChecker {
   private closed = false;
   /** Verdicts carried over from the checker this one replaces, until the first `track()`. */
   private carried: ReadonlyMap<string, ActiveHealth>;
+  /** Addresses whose carried `unhealthy` verdict answered another check: it holds until this check's first answer. */
+  private readonly provisional: Set<string>;
 
   constructor(
     private readonly service: string,
@@ -63,9 +65,17 @@ export class ActiveHealthChecker {
     carried: ReadonlyMap<string, ActiveHealth> = new Map(),
     /** By address: `departedVerdicts()` of the checker this one replaces, remembered as if this one had seen them leave. */
     departed: ReadonlyMap<string, number> = new Map(),
+    /**
+     * True when the checker this one replaces asked something else (another path, port, protocol):
+     * its failing verdicts (`carried`, `departed`) keep an endpoint out only until this checker's
+     * first answer, since they say nothing of this check, yet an endpoint that failed is not sent
+     * traffic before anything vouches for it.
+     */
+    carriedFromOtherCheck = false,
   ) {
     this.carried = carried;
     this.departedUnhealthy = new Map(departed);
+    this.provisional = carriedFromOtherCheck ? new Set([...departed.keys(), ...[...carried].flatMap(([address, health]) => (health === 'unhealthy' ? [address] : []))]) : new Set();
     const intervalMs = options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.settings = {
       probe: options.probe,
@@ -104,6 +114,7 @@ export class ActiveHealthChecker {
       if (wanted.has(address)) continue;
       loop.stop();
       this.loops.delete(address);
+      if (loop.awaitingFirstAnswer) this.provisional.add(address);
       if (loop.health === 'unhealthy') this.departedUnhealthy.set(address, now + DEPARTED_VERDICT_MEMORY_MS);
       changed = true;
     }
@@ -115,7 +126,9 @@ export class ActiveHealthChecker {
       }
       const initial = this.carried.get(address) ?? (this.departedUnhealthy.has(address) ? 'unhealthy' : undefined);
       this.departedUnhealthy.delete(address);
-      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous), initial);
+      const provisional = initial === 'unhealthy' && this.provisional.has(address);
+      this.provisional.delete(address);
+      const created = new ActiveCheckLoop(target, this.settings, (from, result, previous) => this.onResult(from, result, previous), initial, provisional);
       this.loops.set(address, created);
       created.start();
       changed = true;
@@ -132,6 +145,7 @@ export class ActiveHealthChecker {
     for (const loop of this.loops.values()) loop.stop();
     this.loops.clear();
     this.departedUnhealthy.clear();
+    this.provisional.clear();
     this.statuses.complete();
   }
 

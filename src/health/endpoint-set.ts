@@ -35,6 +35,12 @@ export interface EndpointSetOptions {
    * comes back while it holds starts failing or ejected, as it would have there.
    */
   readonly previousDeparted?: DepartedHealth;
+  /**
+   * True when the set this one replaces checked something else (another path, port, protocol):
+   * the failing verdicts of `previous` and `previousDeparted` then hold only until this set's first
+   * check of each endpoint answers, as they say nothing of this check.
+   */
+  readonly previousCheckDiffers?: boolean;
   /** For tests: jitter source of the active checker. */
   readonly random?: () => number;
   /** For tests: clock of the outlier detector (epoch ms). */
@@ -93,7 +99,7 @@ export class EndpointSet implements HealthView {
     const previous = options.previous?.endpoints ?? [];
     const verdicts = new Map(previous.flatMap((endpoint) => (endpoint.active === 'unknown' ? [] : [[endpoint.address, endpoint.active] as const])));
     const ejections = new Map(previous.flatMap((endpoint) => (endpoint.ejectedUntil === undefined ? [] : [[endpoint.address, endpoint.ejectedUntil] as const])));
-    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts, options.previousDeparted?.unhealthyUntil) : undefined;
+    this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts, options.previousDeparted?.unhealthyUntil, options.previousCheckDiffers) : undefined;
     this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections, options.previousDeparted?.ejectedUntil);
     this.log = componentLogger('endpoint-set', { service });
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
