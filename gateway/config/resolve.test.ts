@@ -149,7 +149,7 @@ describe('serviceBalancerOptions', () => {
     ['{ type: tcp, expectedStatuses: [200] }', 'services.a.healthCheck.expectedStatuses', 'a tcp check only opens a connection'],
     ['{ protocol: grpc, path: /healthz }', 'services.a.healthCheck.path', 'a grpc check asks grpc.health.v1.Health/Check and passes on SERVING: path does not apply'],
     ['{ protocol: grpcs, expectedStatuses: [200] }', 'services.a.healthCheck.expectedStatuses', 'expectedStatuses does not apply'],
-    ['{ protocol: http, grpcService: pkg.Svc }', 'services.a.healthCheck.grpcService', 'a http check sends GET path: grpcService applies to grpc and grpcs checks'],
+    ['{ protocol: http, grpcService: pkg.Svc }', 'services.a.healthCheck.grpcService', 'an http check sends GET path: grpcService applies to grpc and grpcs checks'],
   ])('refuses healthCheck %s with its path and reason', (check, path, reason) => {
     expect(() => parseConfig('gateway.yaml', `services: { a: { healthCheck: ${check} } }`)).toThrow(path);
     expect(() => parseConfig('gateway.yaml', `services: { a: { healthCheck: ${check} } }`)).toThrow(reason);

@@ -107,7 +107,8 @@ function healthCheckConflicts(check: { readonly type?: string | undefined; reado
   if (GRPC_CHECK_PROTOCOLS.has(check.protocol)) {
     return (['path', 'expectedStatuses'] as const).filter((key) => check[key] !== undefined).map((key) => [key, `a ${check.protocol} check asks grpc.health.v1.Health/Check and passes on SERVING: ${key} does not apply (use grpcService)`]);
   }
-  return check.grpcService === undefined ? [] : [['grpcService', `a ${check.protocol} check sends GET path: grpcService applies to grpc and grpcs checks`]];
+  // `""`, the server as a whole, is what a check asks when grpcService is not written: harmless beside any protocol.
+  return check.grpcService === undefined || check.grpcService === '' ? [] : [['grpcService', `an ${check.protocol} check sends GET path: grpcService applies to grpc and grpcs checks`]];
 }
 
 const outlierDetection = section({
