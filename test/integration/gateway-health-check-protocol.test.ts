@@ -61,7 +61,7 @@ services:
     instances: [127.0.0.1:${backends[0]!.port}, 127.0.0.2:${backends[1]!.port}]
     panicThreshold: 0
     outlierDetection: false
-    healthCheck: { protocol: http, port: ${managementPort}, path: /healthz, interval: 100ms, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1 }
+    healthCheck: { protocol: http, port: ${managementPort}, path: /healthz, interval: 200ms, timeout: 5s, unhealthyThreshold: 2, healthyThreshold: 1 }
 routes:
   - { grpcService: test.Echo, service: echo }
 `);
