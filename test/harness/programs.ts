@@ -87,6 +87,11 @@ export async function startAgent(args: readonly string[], env: NodeJS.ProcessEnv
   return agent;
 }
 
+/** `text` as it appears inside a JSON log line (quotes and backslashes escaped). */
+export function asLogged(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
+}
+
 /** The log of a managed process, for assertion messages. */
 export function logOf(process: ManagedProcess): Promise<string> {
   return readTail(process.logFile);

@@ -4,18 +4,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { asLogged, freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const run = promisify(execFile);
 const CONVERGENCE_MS = 20_000;
 const PASSWORDS = { root: 'root-secret-2b8e', gateway: 'gateway-secret-6d1f', outsider: 'outsider-secret-a47c' } as const;
 const TOKEN = 'etcd-auth-admin-token-93a0';
 const ROOT = '/sb-auth';
-
-/** `text` as it appears inside a JSON log line (quotes escaped). */
-function asLogged(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
-}
 
 /**
  * etcd with authentication on, and a gateway whose etcd user may read the store's prefix and

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { freePort, logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { asLogged, freePort, logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const PASSWORDS = { admin: 'admin-secret-5e1a', gateway: 'gateway-secret-c83f' } as const;
@@ -12,11 +12,6 @@ const PASSWORDS = { admin: 'admin-secret-5e1a', gateway: 'gateway-secret-c83f' }
 /** ZooKeeper's digest id of `user` (DigestAuthenticationProvider): `user:base64(sha1(user:password))`. */
 function digestId(user: keyof typeof PASSWORDS): string {
   return `${user}:${createHash('sha1').update(`${user}:${PASSWORDS[user]}`).digest('base64')}`;
-}
-
-/** `text` as it appears inside a JSON log line (quotes escaped). */
-function asLogged(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
 }
 
 /**
