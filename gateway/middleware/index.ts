@@ -18,7 +18,7 @@ export type { AccessDenial } from './consumers/index.ts';
 export { forwardAuth } from './forward-auth/index.ts';
 export { headers } from './headers/index.ts';
 export type { HeadersOptions } from './headers/index.ts';
-export { BODY_TOO_LARGE, bodyLimit } from './body-limit/index.ts';
+export { bodyLimit } from './body-limit/index.ts';
 export { cors } from './cors/index.ts';
 export { hsts, hstsValue } from './hsts/index.ts';
 export { clientAddress, ipAllowList, ipDenyList } from './ip-filter/index.ts';

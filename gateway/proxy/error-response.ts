@@ -28,6 +28,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'deadline-exceeded': "the call's deadline passed",
   cancelled: 'the client closed the request',
   'client-body-error': 'the request body ended before its announced length',
+  'body-too-large': 'the request body is larger than this route allows',
   'request-rejected': 'the request cannot be forwarded as sent',
   internal: 'internal gateway error',
 };
@@ -97,6 +98,12 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
   }
 }
 
+/** The body length a request's `content-length` announces (NaN when it is not a number), or undefined without one. */
+export function announcedLength(headers: IncomingMessage['headers']): number | undefined {
+  const length = headers['content-length'];
+  return length === undefined ? undefined : Number(length);
+}
+
 /**
  * The `connection` field of an answer the gateway gives by itself (a refusal, a 404, a 503) before
  * the request's body has all arrived over HTTP/1.x: `close`, and the connection lingers after the
@@ -109,7 +116,7 @@ export function closingUnreadBody(context: GatewayContext): Readonly<Record<stri
   const request = context.request as IncomingMessage;
   if (request.httpVersionMajor !== 1 || request.complete) return {};
   const headers = request.headers;
-  const announced = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && Number(headers['content-length']) > 0);
+  const announced = headers['transfer-encoding'] !== undefined || (announcedLength(headers) ?? 0) > 0;
   if (!announced) return {};
   // Node lets go of the request's socket (null) once its connection is gone: nothing lingers then.
   const socket = request.socket as Socket | null;

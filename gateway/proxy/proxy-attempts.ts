@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { nonePicker, type PickContext, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import { hintServerNameOnMismatch } from '../../src/upstream-tls-hint.ts';
 import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
@@ -9,6 +10,7 @@ import { errorMessageOf, recordListenerAnswer, sendGatewayError } from './error-
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
+import { limitedBody } from './request-body-limit.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
@@ -79,7 +81,8 @@ export class AttemptLoop implements AttemptReceiver {
   /** The current pick until a transport has it (and reports its outcome): `next` releases it should `start` throw before. */
   private unreported: PickedEndpoint | undefined = undefined;
   private span: AttemptTrace | undefined = undefined;
-  private readonly hasBody: boolean;
+  /** What every attempt sends as the request body (`limitedBody`): null for a request without one. */
+  private readonly body: Readable | null;
   private readonly idempotent: boolean;
   // gRPC calls only; other requests pay one header test.
   private readonly grpcDeadlineMs: number | undefined;
@@ -99,7 +102,8 @@ export class AttemptLoop implements AttemptReceiver {
     private readonly reject: (error: unknown) => void,
   ) {
     const headers = context.request.headers;
-    this.hasBody = shared.upgrade ? false : headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
+    const hasBody = shared.upgrade ? false : headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
+    this.body = hasBody ? limitedBody(context) : null;
     this.idempotent = isIdempotent(context.upstream.method);
     this.grpcDeadlineMs = !shared.upgrade && isGrpcRequest(headers) ? (parseGrpcTimeout(headers['grpc-timeout']) ?? -1) : undefined;
     this.pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers };
@@ -177,9 +181,9 @@ export class AttemptLoop implements AttemptReceiver {
       transport.upgrade(context, pick, timeouts).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
     } else if (transport.attemptThen) {
       // Last: the result may come back before this returns.
-      transport.attemptThen(context, pick, timeouts, this.hasBody ? context.request : null, this);
+      transport.attemptThen(context, pick, timeouts, this.body, this);
     } else {
-      transport.attempt(context, pick, timeouts, this.hasBody ? context.request : null).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
+      transport.attempt(context, pick, timeouts, this.body).then((result) => this.attemptEnded(result), (error: unknown) => this.end(error));
     }
   }
 
@@ -228,6 +232,8 @@ export class AttemptLoop implements AttemptReceiver {
       // answer then found the response taken: the 408 is what the client got, not the upstream's status.
       const answered = recordListenerAnswer(context);
       if (!answered) context.outcome.errorClass = result.errorClass;
+      // A body past the route's limit is why the answer is cut: the request reads 413, not the upstream's status.
+      if (!answered && result.errorClass === 'body-too-large') context.outcome.status = STATUS_BY_CLASS['body-too-large'];
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
       // call gets its status in trailers instead, which its client reads).
       if (this.grpcDeadlineMs !== undefined && !answered) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
@@ -235,7 +241,7 @@ export class AttemptLoop implements AttemptReceiver {
       this.end();
       return false;
     }
-    const bodyConsumed = this.hasBody && context.request.readableDidRead;
+    const bodyConsumed = this.body !== null && this.body.readableDidRead;
     const condition = retryConditionOf(result.errorClass);
     const allowed = condition !== undefined && policy.retryOn.includes(condition) && isRetryable(result.errorClass, this.idempotent, bodyConsumed);
     // The guard is asked last: a retry it allows is taken from the budget.

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { errors } from 'undici';
 import { classifyUpstreamError, countsAgainstUpstream, healthClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
+import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 
 const coded = (code: string) => Object.assign(new Error(code), { code });
 
@@ -19,6 +20,8 @@ describe('classifyUpstreamError', () => {
     { error: new errors.NotSupportedError('expect header not supported'), started: false, expected: 'request-rejected', status: 400 },
     { error: new errors.InvalidArgumentError('invalid x-bad header'), started: false, expected: 'request-rejected', status: 400 },
     { error: new errors.RequestContentLengthMismatchError(), started: false, expected: 'client-body-error', status: 400 },
+    { error: new BodyTooLargeError(64), started: false, expected: 'body-too-large', status: 413 },
+    { error: new BodyTooLargeError(64), started: true, expected: 'body-too-large', status: 413 },
     { error: new errors.RequestAbortedError(), started: false, expected: 'cancelled', status: 499 },
     { error: new Error('anything else'), started: false, expected: 'reset-before-headers', status: 502 },
     // The gateway out of its own file descriptors (a real undici connect error carries `code: 'EMFILE'`) or memory.
@@ -89,6 +92,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'pool-closed', counts: false, health: 'internal' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
+    { errorClass: 'body-too-large', counts: false, health: 'body-too-large' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },

@@ -18,7 +18,7 @@ export type GatewayErrorClass =
 
 /**
  * Status the client sees for each class (503 nothing to send to or no room left towards it, 502 refused/reset/bad answer, 504
- * timeout; 400 a request the gateway cannot forward, 499 a client that went away, which is
+ * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 499 a client that went away, which is
  * logged but never written, 500 the gateway's own failure).
  */
 export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
@@ -41,6 +41,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'deadline-exceeded': 504,
   cancelled: 499,
   'client-body-error': 400,
+  'body-too-large': 413,
   'request-rejected': 400,
   internal: 500,
 };
@@ -183,6 +184,9 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     // The request body ended short of (or past) its Content-Length: the client's framing.
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return 'client-body-error';
+    // The request body grew past its route's bodyLimit as it streamed (request-body-limit.ts).
+    case 'SB_BODY_TOO_LARGE':
+      return 'body-too-large';
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_HEADER_TOKEN':

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResponse } from '../context.ts';
@@ -12,19 +12,19 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
 import { startResponseBody } from './transport-response-body.ts';
-import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
  * `Transport.attempt` over an undici dispatcher (HTTP/1.1, in cleartext or TLS): `dispatch`, the
  * fastest undici API, streaming the response to the client with back-pressure both ways. Reports
  * the outcome to the pick exactly once. Never rejects.
  */
-export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
+export function dispatchAttempt(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null): Promise<AttemptResult> {
   return new Promise<AttemptResult>((resolve) => dispatchAttemptThen(context, dispatcher, pick, timeouts, body, { attemptEnded: resolve }));
 }
 
 /** `dispatchAttempt` without a promise: `receiver.attemptEnded` gets the result once (`Transport.attemptThen`). */
-export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
+export function dispatchAttemptThen(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null, receiver: AttemptReceiver): void {
   const { upstream } = context;
   const handler = new Http1Attempt(context, pick, receiver, timeouts, body);
   // Usually the context's own headers (copied once, without hop-by-hop headers, when the request
@@ -123,7 +123,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     protected readonly pick: PickedEndpoint,
     private readonly receiver: AttemptReceiver,
     protected readonly timeouts: AttemptTimeouts,
-    private readonly body: GatewayContext['request'] | null,
+    private readonly body: Readable | null,
   ) {
     super();
     this.response = context.response;
@@ -253,7 +253,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     // error and aborts with it once a connection is there. The client's doing, not a reset.
     if (this.controller === undefined && this.body !== null && error === this.body.errored) {
       this.dropped = true;
-      return this.fail(this.unsent ?? new ClientGoneError());
+      // A body past its route's limit keeps its class: the client is answered 413, not 499.
+      return this.fail(this.unsent ?? (error instanceof BodyTooLargeError ? error : new ClientGoneError()));
     }
     this.fail(error);
   }

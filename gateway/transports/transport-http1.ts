@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { isIP } from 'node:net';
 import { Pool, type buildConnector } from 'undici';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -60,11 +61,11 @@ export class Http1Transport implements Transport {
     });
   }
 
-  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
+  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null): Promise<AttemptResult> {
     return dispatchAttempt(context, this.pool, pick, timeouts, body);
   }
 
-  attemptThen(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void {
+  attemptThen(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null, receiver: AttemptReceiver): void {
     dispatchAttemptThen(context, this.pool, pick, timeouts, body, receiver);
   }
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { sendTrailersOnly } from '../proxy/grpc-answer.ts';
 import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
@@ -14,7 +14,7 @@ import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
-import { ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -50,7 +50,7 @@ export function http2Attempt(
   sessions: () => Promise<ClientHttp2Session>,
   pick: PickedEndpoint,
   timeouts: AttemptTimeouts,
-  body: GatewayContext['request'] | null,
+  body: Readable | null,
   scheme: 'http' | 'https',
   returns: Http2StreamReturns = NOTHING_TO_RETURN,
 ): Promise<AttemptResult> {
@@ -147,10 +147,16 @@ export function http2Attempt(
      * the first time, also watches it (a 'data' listener before the first pipe would let the body flow away).
      */
     const sendBody = (upload: NonNullable<typeof body>, opened: ClientHttp2Stream) => {
+      // A body past its route's limit (it may fail before the stream opens) cancels the stream: the
+      // upstream never sees its end. Any other failure of the body is the client's, whose response closes.
+      if (upload.errored instanceof BodyTooLargeError) return fail(upload.errored);
       if (sent !== undefined) for (const chunk of sent) opened.write(chunk);
       upload.pipe(opened);
       if (bodyWatched) return;
       bodyWatched = true;
+      upload.once('error', (error: Error) => {
+        if (error instanceof BodyTooLargeError) fail(error);
+      });
       // Either phase's deadline starts over as the upload moves; the headers' wait from its end.
       upload.on('data', (chunk: Buffer) => {
         if (sent !== undefined) {

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptResult, AttemptTimeouts, Transport } from './transport.ts';
@@ -33,7 +34,7 @@ export class Http2Transport implements Transport {
     return this.sessions.size;
   }
 
-  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult> {
+  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null): Promise<AttemptResult> {
     return http2Attempt(context, this.sessions.reserve, pick, timeouts, body, this.target.tls ? 'https' : 'http', this.sessions);
   }
 

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
@@ -14,12 +15,20 @@ export class ClientGoneError extends Error {
   }
 }
 
+/** The failure of a request body that grew past its route's bodyLimit (proxy/request-body-limit.ts): the attempt ends `body-too-large`, never the upstream's fault. */
+export class BodyTooLargeError extends Error {
+  readonly code = 'SB_BODY_TOO_LARGE';
+  constructor(maxBytes: number) {
+    super(`the request body is larger than ${maxBytes} bytes`);
+  }
+}
+
 /**
  * Whether the headers wait is the client's: its request body is still coming and nothing of it
  * waits to be sent (`queuedBytes`: what the transport itself holds for the upstream). An upstream
  * that stops reading leaves the body's buffer full, and then the timeout is its own.
  */
-export function uploadWaitsForClient(body: GatewayContext['request'] | null, queuedBytes = 0): boolean {
+export function uploadWaitsForClient(body: Readable | null, queuedBytes = 0): boolean {
   return body !== null && !body.readableEnded && body.readableLength === 0 && queuedBytes === 0;
 }
 

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import type { GatewayErrorClass } from '../proxy/upstream-error.ts';
@@ -50,13 +51,13 @@ export interface Transport {
    * Reports the outcome to `pick` exactly once and never rejects; the error class in a failed
    * result is the one classifier's (`classifyUpstreamError`).
    */
-  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null): Promise<AttemptResult>;
+  attempt(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null): Promise<AttemptResult>;
   /**
    * `attempt` without a promise: `receiver.attemptEnded` is called exactly once with the result,
    * possibly before this call returns (a dispatch that fails at once). Optional; the proxy uses it
    * when present, sparing each attempt its promise.
    */
-  attemptThen?(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: GatewayContext['request'] | null, receiver: AttemptReceiver): void;
+  attemptThen?(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts, body: Readable | null, receiver: AttemptReceiver): void;
   /**
    * One WebSocket handshake (HTTP/1.1, in cleartext or over TLS as the protocol says): on a 101 the
    * client gets the upstream's 101 and the two sockets are joined. Reports to `pick` exactly once,

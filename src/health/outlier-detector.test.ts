@@ -35,7 +35,7 @@ describe('OutlierDetector', () => {
     { name: 'a success resets the count', outcomes: [FAIL, FAIL, OK, FAIL, FAIL], ejected: false },
     { name: 'a client cancel neither counts nor resets', outcomes: [FAIL, CANCELLED, FAIL, CANCELLED, FAIL], ejected: true },
     { name: 'a failure without a class counts', outcomes: [{ ok: false, latencyMs: 1 }, FAIL, FAIL], ejected: true },
-    ...(['cancelled', 'client-body-error', 'request-rejected', 'deadline-exceeded', 'internal'] as const).map((errorClass) => ({
+    ...(['cancelled', 'client-body-error', 'body-too-large', 'request-rejected', 'deadline-exceeded', 'internal'] as const).map((errorClass) => ({
       name: `twelve ${errorClass} failures, caused by the client or the gateway, never eject`,
       outcomes: Array.from({ length: 12 }, (): UpstreamOutcome => ({ ok: false, latencyMs: 1, errorClass })),
       ejected: false,

@@ -21,14 +21,15 @@ export type UpstreamErrorClass =
  * Failures that are not the upstream's: `cancelled` (the client went away, or a pick was released
  * unused), `client-body-error` (the request body the client sent broke off or did not match its
  * framing), `request-rejected` (the gateway refused to send the request, before any byte reached
- * the upstream), `deadline-exceeded` (the client's own deadline for the call, a gRPC call's
+ * the upstream), `body-too-large` (the request body grew past its route's bodyLimit as it streamed:
+ * the gateway aborted the upstream request), `deadline-exceeded` (the client's own deadline for the call, a gRPC call's
  * `grpc-timeout`, passed before the gateway's timeouts did: the upstream was slower than the client
  * asked, not slower than the gateway allows) and `internal` (the gateway failed, e.g. a response
  * transform).
  */
-export type NotUpstreamFaultClass = 'cancelled' | 'client-body-error' | 'request-rejected' | 'deadline-exceeded' | 'internal';
+export type NotUpstreamFaultClass = 'cancelled' | 'client-body-error' | 'body-too-large' | 'request-rejected' | 'deadline-exceeded' | 'internal';
 
-const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set<NotUpstreamFaultClass>(['cancelled', 'client-body-error', 'request-rejected', 'deadline-exceeded', 'internal']);
+const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set<NotUpstreamFaultClass>(['cancelled', 'client-body-error', 'body-too-large', 'request-rejected', 'deadline-exceeded', 'internal']);
 
 /** The outcome of one upstream attempt, reported once per pick by the proxy. */
 export interface UpstreamOutcome {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect as connectHttp2 } from 'node:http2';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as connectHttp2, createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
@@ -15,23 +15,118 @@ const MAX = 64 * KiB;
 interface Received {
   bytes: number;
   contentLength: string | undefined;
+  /** The body arrived whole: it ended, and (once `closed`) was not aborted. */
   complete: boolean;
+  /** The request is over, whole or aborted. */
+  closed: boolean;
 }
 
 /** A real HTTP backend on port 0 that counts every request body it receives. */
-async function startCountingBackend(): Promise<{ server: Server; port: number; received: Map<string, Received> }> {
+async function startCountingBackend(http2 = false): Promise<{ server: Server | Http2Server; port: number; received: Map<string, Received> }> {
   const received = new Map<string, Received>();
-  const server = createServer((request, response) => {
-    const entry: Received = { bytes: 0, contentLength: request.headers['content-length'], complete: false };
+  const handler = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse): void => {
+    const entry: Received = { bytes: 0, contentLength: request.headers['content-length'], complete: false, closed: false };
     received.set(String(request.headers['x-upload-id']), entry);
     request.on('data', (chunk: Buffer) => (entry.bytes += chunk.length));
-    request.on('end', () => {
-      entry.complete = true;
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes: entry.bytes }));
+    request.on('error', () => undefined);
+    request.on('close', () => (entry.closed = true));
+    // node:http2 ends a request whose stream was reset too, its 'end' before or after its 'aborted': no whole body.
+    let aborted = false;
+    request.on('aborted', () => {
+      aborted = true;
+      entry.complete = false;
     });
-  });
+    request.on('end', () => {
+      entry.complete = !aborted;
+      // `x-answer-first` asks for the answer's head before the body: a limit hit then can only cut the exchange.
+      if (!response.headersSent) response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ bytes: entry.bytes }));
+    });
+    if (request.headers['x-answer-first'] !== undefined) {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      (response as ServerResponse).write(' ');
+    }
+  };
+  const server = http2 ? createHttp2Server(handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as { port: number }).port, received };
+}
+
+/**
+ * POSTs `size` bytes with node:http and no length (chunked), written while the answer may already
+ * come, and stops writing once an answer or an error is there; resolves with the status (0 when the
+ * exchange was cut) and the answer's body. `pauseAt`: writes that many bytes, then the rest only once
+ * the answer's head has arrived.
+ */
+function chunkedUpload(port: number, path: string, id: string, size: number, headers: Record<string, string> = {}, pauseAt?: number): Promise<{ status: number; body: string; cut: boolean }> {
+  return new Promise((resolve) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked', 'x-upload-id': id, ...headers } });
+    let status = 0;
+    let done = false;
+    let paused = false;
+    const settle = (body: string, cut: boolean) => {
+      if (done) return;
+      done = true;
+      request.destroy();
+      resolve({ status, body, cut });
+    };
+    request.on('response', (response) => {
+      status = response.statusCode ?? 0;
+      if (paused) writeMore();
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => settle(text, false));
+      response.on('error', () => settle(text, true));
+      response.on('aborted', () => settle(text, true));
+    });
+    request.on('error', () => settle('', true));
+    const chunk = Buffer.alloc(16 * KiB, 5);
+    let left = size;
+    const writeMore = (): void => {
+      while (left > 0 && !done && !request.destroyed) {
+        paused = pauseAt !== undefined && status === 0 && size - left >= pauseAt;
+        if (paused) return;
+        const part = chunk.subarray(0, Math.min(chunk.length, left));
+        left -= part.length;
+        if (!request.write(part)) return void request.once('drain', writeMore);
+      }
+      if (left === 0 && !request.destroyed) request.end();
+    };
+    writeMore();
+  });
+}
+
+/**
+ * POSTs `size` bytes over HTTP/2 without content-length, and stops writing once the answer's head is
+ * there; ends the stream after them only when `end` says so. Resolves with the answer at its end, or
+ * at the stream's close when it is cut.
+ */
+function http2Upload(port: number, path: string, id: string, size: number, end = false): Promise<{ status: number; body: string }> {
+  const session = connectHttp2(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  return new Promise<{ status: number; body: string }>((resolve) => {
+    const stream = session.request({ ':method': 'POST', ':path': path, 'x-upload-id': id });
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('end', () => resolve({ status, body }));
+    stream.on('close', () => resolve({ status, body }));
+    stream.on('error', () => undefined);
+    const chunk = Buffer.alloc(16 * KiB, 6);
+    let left = size;
+    const writeMore = (): void => {
+      while (left > 0 && !stream.destroyed && status === 0) {
+        const part = chunk.subarray(0, Math.min(chunk.length, left));
+        left -= part.length;
+        if (!stream.write(part)) return void stream.once('drain', writeMore);
+      }
+      if (left === 0 && end && !stream.destroyed) stream.end();
+    };
+    writeMore();
+  }).finally(() => session.destroy());
 }
 
 /** POSTs `size` bytes with node:http and `content-length`, writing the body while the answer may already come; resolves with the whole answer. */
@@ -102,6 +197,7 @@ const API_KEY = 'upload-key-0123456789';
 
 describe('the bodyLimit middleware in the running gateway', () => {
   let backend: Awaited<ReturnType<typeof startCountingBackend>>;
+  let h2Backend: Awaited<ReturnType<typeof startCountingBackend>>;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   /** The h2c entry point's port (the `web` one, `gateway.port`, is plain HTTP/1.1). */
@@ -115,7 +211,7 @@ describe('the bodyLimit middleware in the running gateway', () => {
     }).then((line) => JSON.parse(line) as Record<string, unknown>);
 
   beforeAll(async () => {
-    backend = await startCountingBackend();
+    [backend, h2Backend] = await Promise.all([startCountingBackend(), startCountingBackend(true)]);
     const [adminPort, h2c] = await Promise.all([freePort(), freePort()]);
     h2cPort = h2c;
     // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
@@ -130,6 +226,11 @@ services:
     balancer: p2c-ewma
     panicThreshold: 0
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
+  upload-h2:
+    protocol: h2c
+    instances: [{ host: 127.0.0.1, port: ${h2Backend.port} }]
+    panicThreshold: 0
+    outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
 middlewares:
   small-bodies: { bodyLimit: { maxSize: 64KiB } }
   one-only: { rateLimit: { average: 1, period: 1h, burst: 1 } }
@@ -140,6 +241,7 @@ consumers:
   uploader: { keys: ["sha256:${createHash('sha256').update(API_KEY).digest('hex')}"] }
 routes:
   - { path: /limited, service: upload, middlewares: [small-bodies] }
+  - { path: /h2-limited, service: upload-h2, middlewares: [small-bodies] }
   - { path: /open, service: upload }
   - { path: /rated, service: upload, middlewares: [one-only] }
   - { path: /keyed, service: upload, middlewares: [keys] }
@@ -151,13 +253,14 @@ routes:
   });
   afterAll(async () => {
     await gateway?.process.stop();
-    backend?.server.closeAllConnections();
+    (backend?.server as Server | undefined)?.closeAllConnections();
     await new Promise((resolve) => backend?.server.close(resolve));
+    await new Promise((resolve) => h2Backend?.server.close(resolve));
   });
 
   it('forwards a body of maxSize bytes, and any size on a route without the limit', async () => {
     expect((await upload(gateway.port, '/limited/at', 'at', MAX)).status).toBe(200);
-    expect(backend.received.get('at')).toEqual({ bytes: MAX, contentLength: String(MAX), complete: true });
+    expect(backend.received.get('at')).toMatchObject({ bytes: MAX, contentLength: String(MAX), complete: true });
     expect((await upload(gateway.port, '/open/big', 'open-big', 2 * MiB)).status).toBe(200);
     expect(backend.received.get('open-big')).toMatchObject({ bytes: 2 * MiB, complete: true });
   });
@@ -285,5 +388,80 @@ routes:
     expect(after.routable).toBe(true);
     expect(after.errors).toBe(before.errors);
     expect((await upload(gateway.port, '/limited/after', 'after', KiB)).status).toBe(200);
+  });
+
+  /** Waits until the backend behind `received` is done with `id` (if it got it at all), then says what it saw. */
+  const settledAt = async (received: Map<string, Received>, id: string) => {
+    await waitFor(() => received.get(id)?.closed !== false, { timeoutMs: 10_000, message: `the backend to be done with ${id}` });
+    return received.get(id);
+  };
+
+  it('forwards a chunked HTTP/1.1 body of maxSize bytes whole', async () => {
+    const answer = await chunkedUpload(gateway.port, '/limited/chunked-at', 'chunked-at', MAX);
+    expect(answer.status, await logOf(gateway.process)).toBe(200);
+    expect(backend.received.get('chunked-at')).toMatchObject({ bytes: MAX, complete: true });
+  });
+
+  it('answers a chunked HTTP/1.1 body that grows past maxSize 413 body-too-large, aborting the upstream request', async () => {
+    const answer = await chunkedUpload(gateway.port, '/limited/chunked-over', 'chunked-over', 4 * MiB);
+    expect(answer.status, await logOf(gateway.process)).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'body-too-large', status: 413, service: 'upload' });
+    const seen = await settledAt(backend.received, 'chunked-over');
+    expect(seen?.complete ?? false).toBe(false);
+    expect(seen?.bytes ?? 0).toBeLessThanOrEqual(MAX);
+    expect(await accessLine('/limited/chunked-over')).toMatchObject({ method: 'POST', status: 413, errorClass: 'body-too-large', attempts: 1 });
+  });
+
+  it('cuts the exchange when the upstream had begun its answer before the body grew past maxSize', async () => {
+    const answer = await chunkedUpload(gateway.port, '/limited/answered', 'answered', 4 * MiB, { 'x-answer-first': '1' }, 16 * KiB);
+    expect(answer.cut, await logOf(gateway.process)).toBe(true);
+    const seen = await settledAt(backend.received, 'answered');
+    expect(seen).toMatchObject({ complete: false, closed: true });
+    expect(await accessLine('/limited/answered')).toMatchObject({ status: 413, errorClass: 'body-too-large' });
+  });
+
+  it.each([
+    ['an HTTP/1.1', '/limited/h2-at', () => backend.received],
+    ['an HTTP/2', '/h2-limited/h2-at', () => h2Backend.received],
+  ])('forwards an HTTP/2 body without content-length of maxSize bytes whole to %s upstream', async (kind, path, received) => {
+    const id = `h2-at-${kind}`;
+    const answer = await http2Upload(h2cPort, path, id, MAX, true);
+    expect(answer.status, await logOf(gateway.process)).toBe(200);
+    expect(received().get(id)).toMatchObject({ bytes: MAX, contentLength: undefined, complete: true });
+  });
+
+  it.each([
+    ['an HTTP/1.1', '/limited/h2-chunked', 'upload', () => backend.received],
+    ['an HTTP/2', '/h2-limited/h2-chunked', 'upload-h2', () => h2Backend.received],
+  ])('answers an HTTP/2 body without content-length past maxSize 413 body-too-large to %s upstream, aborting its request', async (_kind, path, service, received) => {
+    const id = `h2-over-${service}`;
+    const answer = await http2Upload(h2cPort, path, id, 4 * MiB);
+    expect(answer.status, await logOf(gateway.process)).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'body-too-large', status: 413, service });
+    const seen = await settledAt(received(), id);
+    expect(seen?.complete ?? false).toBe(false);
+    expect(await accessLine(path)).toMatchObject({ status: 413, errorClass: 'body-too-large' });
+  });
+
+  it('leaves both instances healthy after several chunked uploads past maxSize', async () => {
+    const upstreams = async () => {
+      const services = await admin.services();
+      return ['upload', 'upload-h2'].map((name) => services.find((service) => service.name === name)!.instances[0]!);
+    };
+    const before = await upstreams();
+    const statuses: number[] = [];
+    const ROUNDS = 6;
+    for (let round = 0; round < ROUNDS; round += 1) {
+      statuses.push((await chunkedUpload(gateway.port, `/limited/chunked-many-${round}`, `chunked-many-${round}`, 2 * MiB)).status);
+      statuses.push((await http2Upload(h2cPort, `/h2-limited/h2-many-${round}`, `h2-many-${round}`, 2 * MiB)).status);
+    }
+    expect(statuses).toEqual(Array.from({ length: 2 * ROUNDS }, () => 413));
+    const after = await upstreams();
+    for (const [index, instance] of after.entries()) {
+      expect(instance.health).toMatchObject({ state: 'healthy', ejectedUntil: null });
+      expect(instance.routable).toBe(true);
+      expect(instance.errors).toBe(before[index]!.errors);
+    }
+    expect((await chunkedUpload(gateway.port, '/h2-limited/after', 'h2-after', KiB)).status).toBe(200);
   });
 });

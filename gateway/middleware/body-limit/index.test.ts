@@ -43,6 +43,13 @@ describe('bodyLimit', () => {
     expect(answer.status).toBe(200);
   });
 
+  it('leaves a chunked body to the proxy to count, and does not count one with content-length', async () => {
+    server = await serveMiddleware([bodyLimit({ maxBytes: 5 })]);
+    expect((await sendTestRequest(server.port, '/', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: 'hello, world' })).status).toBe(200);
+    expect((await sendTestRequest(server.port, '/', { method: 'POST', headers: { 'content-length': '5' }, body: 'hello' })).status).toBe(200);
+    expect(server.contexts.map((context) => context.get('requestBodyLimit'))).toEqual([5, undefined]);
+  });
+
   it('answers a content-length over the limit 413 body-too-large without the proxy, closing the connection', async () => {
     server = await serveMiddleware([bodyLimit({ maxBytes: 5 })]);
     const text = await exchange(server.port, 'POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 100000\r\n\r\n', Buffer.alloc(64 * 1024, 'x'));
