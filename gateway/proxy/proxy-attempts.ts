@@ -11,6 +11,7 @@ import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
 import { limitedBody } from './request-body-limit.ts';
+import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
@@ -238,6 +239,13 @@ export class AttemptLoop implements AttemptReceiver {
       // call gets its status in trailers instead, which its client reads).
       if (this.grpcDeadlineMs !== undefined && !answered) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
       else context.response.destroy(result.error);
+      this.end();
+      return false;
+    }
+    // A body past the route's limit is the answer, whatever this attempt met first (a connect
+    // timeout: undici holds a body's error until it has a connection): no retry would send it.
+    if (this.body !== null && this.body.errored instanceof BodyTooLargeError) {
+      sendGatewayError(context, 'body-too-large');
       this.end();
       return false;
     }

@@ -193,6 +193,19 @@ async function rawUpload(port: number, path: string, size: number, headers = '',
   return { written: written ?? null, ended, text };
 }
 
+/** Writes `bytes` in one write over node:net and reads until the gateway closes the connection. */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setTimeout(15_000, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text));
+    socket.write(bytes);
+  });
+}
+
 const API_KEY = 'upload-key-0123456789';
 
 describe('the bodyLimit middleware in the running gateway', () => {
@@ -202,6 +215,7 @@ describe('the bodyLimit middleware in the running gateway', () => {
   let admin: AdminClient;
   /** The h2c entry point's port (the `web` one, `gateway.port`, is plain HTTP/1.1). */
   let h2cPort: number;
+  let closedPort: number;
   const address = () => `127.0.0.1:${backend.port}`;
   const instance = async () => (await admin.services()).find((service) => service.name === 'upload')!.instances.find((candidate) => candidate.address === address())!;
   const accessLine = (path: string) =>
@@ -212,7 +226,9 @@ describe('the bodyLimit middleware in the running gateway', () => {
 
   beforeAll(async () => {
     [backend, h2Backend] = await Promise.all([startCountingBackend(), startCountingBackend(true)]);
+    // closedPort: nothing listens there, so a connect to it is refused.
     const [adminPort, h2c] = await Promise.all([freePort(), freePort()]);
+    closedPort = await freePort();
     h2cPort = h2c;
     // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
     gateway = await startGateway(`
@@ -226,6 +242,11 @@ services:
     balancer: p2c-ewma
     panicThreshold: 0
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
+  upload-retry:
+    instances: [127.0.0.1:${closedPort}, ${address()}]
+    balancer: round-robin
+    healthCheck: false
+    outlierDetection: false
   upload-h2:
     protocol: h2c
     instances: [{ host: 127.0.0.1, port: ${h2Backend.port} }]
@@ -233,6 +254,7 @@ services:
     outlierDetection: { consecutiveErrors: 3, baseEjectionTime: 120s }
 middlewares:
   small-bodies: { bodyLimit: { maxSize: 64KiB } }
+  tiny-bodies: { bodyLimit: { maxSize: 1KiB } }
   one-only: { rateLimit: { average: 1, period: 1h, burst: 1 } }
   keys: { keyAuth: { header: X-API-Key } }
   app-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [PUT] } }
@@ -243,6 +265,7 @@ routes:
   - { path: /limited, service: upload, middlewares: [small-bodies] }
   - { path: /h2-limited, service: upload-h2, middlewares: [small-bodies] }
   - { path: /open, service: upload }
+  - { path: /retry-limited, service: upload-retry, middlewares: [tiny-bodies] }
   - { path: /rated, service: upload, middlewares: [one-only] }
   - { path: /keyed, service: upload, middlewares: [keys] }
   - { path: /cors, service: upload, middlewares: [app-cors] }
@@ -410,6 +433,22 @@ routes:
     expect(seen?.complete ?? false).toBe(false);
     expect(seen?.bytes ?? 0).toBeLessThanOrEqual(MAX);
     expect(await accessLine('/limited/chunked-over')).toMatchObject({ method: 'POST', status: 413, errorClass: 'body-too-large', attempts: 1 });
+  });
+
+  it('answers a body already past maxSize 413 after a refused connect, without retrying it on the next instance', async () => {
+    // Head and a 5 KB chunked body in one write: the gateway has read past the 1 KiB limit before a
+    // refused connect comes back (I/O after the body's own tick), and undici holds the body's error
+    // until it has a connection, so the refusal is what the first attempt reports.
+    for (let request = 0; request < 4; request += 1) {
+      const answer = await rawExchange(
+        gateway.port,
+        `POST /retry-limited/${request} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1388\r\n${'x'.repeat(5_000)}\r\n0\r\n\r\n`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    }
+    // Round-robin puts the refused instance first for two of the four: each is still one attempt.
+    const lines = await Promise.all([0, 1, 2, 3].map((request) => accessLine(`/retry-limited/${request}`)));
+    expect(lines.map((line) => [line.status, line.errorClass, line.attempts])).toEqual(Array.from({ length: 4 }, () => [413, 'body-too-large', 1]));
   });
 
   it('cuts the exchange when the upstream had begun its answer before the body grew past maxSize', async () => {
