@@ -6,8 +6,8 @@
 // The registry clients stay external and load on demand (etcd3 reads .proto files beside itself at
 // run time), each in its own chunk: a configuration that names neither registry never loads them.
 // bcrypt is a native addon (prebuilt binaries beside its JavaScript), loaded by the first `basicAuth`.
-import { cpSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { NODE_TARGET } from './esbuild-target.mjs';
@@ -31,12 +31,17 @@ const ENTRIES = {
 /** Files read through `import.meta.url` at run time, copied beside the chunks that read them. */
 const ASSETS = [['gateway/admin/dashboard', 'dashboard']];
 
-rmSync(OUT, { recursive: true, force: true });
+// esbuild writes into a staging directory beside dist/ (the same depth, so the source maps' relative
+// paths hold), whose files then replace dist/'s one by one: a program started from dist/ while a build
+// runs (the demo builds while a test suite or a gateway runs) finds a whole build, the old or the new,
+// never an empty or half-written dist/.
+const STAGING = join(ROOT, `.dist-staging-${process.pid}`);
+rmSync(STAGING, { recursive: true, force: true });
 try {
   await build({
     absWorkingDir: ROOT,
     entryPoints: ENTRIES,
-    outdir: OUT,
+    outdir: STAGING,
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -50,12 +55,41 @@ try {
     logLevel: 'warning',
   });
 } catch (error) {
-  process.stderr.write(`build: esbuild failed (${error instanceof Error ? error.message.split('\n')[0] : error}); dist/ is not usable\n`);
+  rmSync(STAGING, { recursive: true, force: true });
+  process.stderr.write(`build: esbuild failed (${error instanceof Error ? error.message.split('\n')[0] : error}); dist/ is left as it was\n`);
   process.exit(1);
 }
-for (const [from, to] of ASSETS) cpSync(join(ROOT, from), join(OUT, to), { recursive: true });
-mkdirSync(OUT, { recursive: true });
+for (const [from, to] of ASSETS) cpSync(join(ROOT, from), join(STAGING, to), { recursive: true });
 // Stamped with the time the build began: a source saved while it ran counts as newer than the build.
-const stamp = join(OUT, '.build-stamp');
-writeFileSync(stamp, `${startedAt.toISOString()}\n`);
-utimesSync(stamp, startedAt, startedAt);
+const STAMP = '.build-stamp';
+writeFileSync(join(STAGING, STAMP), `${startedAt.toISOString()}\n`);
+utimesSync(join(STAGING, STAMP), startedAt, startedAt);
+publish(STAGING, OUT);
+rmSync(STAGING, { recursive: true, force: true });
+
+/**
+ * Moves every file of `staging` into `out` (a rename replaces a file atomically), then removes what the
+ * new build no longer has. Chunks go first, the entry files that import them after, the stamp last: a
+ * program that starts meanwhile loads either the old entry with the old chunks, still there, or the new
+ * entry with the new ones. Chunk names are content hashes, so an unchanged source keeps its chunk.
+ */
+function publish(staging, out) {
+  const fresh = filesUnder(staging);
+  const entries = new Set(Object.keys(ENTRIES).map((name) => `${name}.js`));
+  const rank = (path) => (path === STAMP ? 2 : entries.has(path) ? 1 : 0);
+  for (const path of [...fresh].sort((a, b) => rank(a) - rank(b))) {
+    mkdirSync(dirname(join(out, path)), { recursive: true });
+    renameSync(join(staging, path), join(out, path));
+  }
+  for (const path of filesUnder(out)) if (!fresh.has(path)) rmSync(join(out, path), { force: true });
+}
+
+/** Paths of the files under `dir`, relative to it; none when it does not exist. */
+function filesUnder(dir) {
+  try {
+    return new Set(readdirSync(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1)));
+  } catch (error) {
+    if (error.code === 'ENOENT') return new Set();
+    throw error;
+  }
+}

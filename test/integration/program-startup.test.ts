@@ -1,8 +1,9 @@
 // The published bins as they ship: compiled JavaScript from dist/, registry clients loaded only for
 // the registries a configuration names (and connected while the gateway already listens), and a
 // clear word when dist/ is missing or older than the sources.
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { delimiter, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acceptsConnections, freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
@@ -136,5 +137,38 @@ describe('the bins without a usable build', () => {
     utimesSync(stamp, new Date(), new Date(Date.now() + 60_000));
     const fresh = spawnSync(process.execPath, [join(root, 'bin/switchboard.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
     expect(fresh.stderr).toBe('');
+  });
+});
+
+describe('npm run build while the programs start from dist/', () => {
+  it('leaves them a whole build throughout, and removes what the new build no longer has', async () => {
+    const dir = await makeTempDir('sb-rebuild-');
+    const config = join(dir, 'gateway.yaml');
+    writeFileSync(config, STATIC(await freePort()).replace('{{port}}', String(await freePort())));
+    const stale = join(REPO_ROOT, 'dist/chunk-STALE0.js');
+    writeFileSync(stale, 'export {};\n');
+    const stampBefore = readFileSync(join(REPO_ROOT, 'dist/.build-stamp'), 'utf8');
+    const build = spawn(process.execPath, [join(REPO_ROOT, 'scripts/build.mjs')], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let buildErrors = '';
+    build.stderr.on('data', (chunk: Buffer) => (buildErrors += chunk.toString()));
+    const built = new Promise<number | null>((resolve) => build.on('exit', resolve));
+    let finished = false;
+    void built.then(() => (finished = true));
+    // `switchboard check` imports its entry and chunks from dist/; an old build emptied dist/ first.
+    const failures: string[] = [];
+    let runs = 0;
+    do {
+      const run = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), 'check', '--config', config], { encoding: 'utf8', timeout: 30_000 }).catch(
+        (error: { stdout?: string; message: string }) => ({ stdout: '', stderr: `${error.message}${error.stdout ?? ''}` }),
+      );
+      runs += 1;
+      if (run.stdout !== `${config}: ok\n`) failures.push(run.stderr.split('\n').slice(0, 3).join(' | '));
+    } while (!finished);
+    expect(await built, buildErrors).toBe(0);
+    expect(failures).toEqual([]);
+    expect(runs).toBeGreaterThan(1);
+    expect(existsSync(stale)).toBe(false);
+    expect(readFileSync(join(REPO_ROOT, 'dist/.build-stamp'), 'utf8')).not.toBe(stampBefore);
+    expect(readdirSync(REPO_ROOT).filter((name) => name.startsWith('.dist-staging-'))).toEqual([]);
   });
 });
