@@ -2,6 +2,7 @@ import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
 import { filter, firstValueFrom } from 'rxjs';
 import { errorMessage } from '../../src/errors.ts';
 import { exists, getChildren, getData, isZooKeeperError, maxZxid, ZooKeeperSessionSupervisor, zxidToString, type ZooKeeperError } from '../../src/zookeeper/index.ts';
+import { grantHint, missingPermission } from '../../src/zookeeper/zookeeper-refusal.ts';
 import { mkdirp, multi, setData, writeAcls, type ZooKeeperOp } from '../../src/zookeeper/zookeeper-writes.ts';
 import { decodeObject, encodeObject, kindDir, objectKey, STORE_KINDS, STORE_READ_ACCESS, zooKeeperStoreAuth, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
@@ -225,39 +226,21 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     }
   }
 
-  /** A NO_AUTH as the node and the right the gateway's user lacks there, for an operator to grant. */
+  /** A NO_AUTH as the node and the permission the gateway's user lacks there, for an operator to grant. */
   private forbidden(what: string, error: ZooKeeperError): StoreForbiddenError {
     const path = error.path ?? this.location.root;
-    const { node, right } = missingRight(error.operation, path);
+    const missing = missingPermission(error.operation, path);
     const username = this.location.credentials?.username;
     const user = username === undefined ? 'the gateway, connected without configStore.auth (world:anyone),' : `the gateway's ZooKeeper user "${username}"`;
-    return new StoreForbiddenError(this.location.url, node, `${what}: ${user} lacks the right to ${right} ${node} (NO_AUTH): grant it there (setAcl), or remove the node and let the gateway create it`, { cause: error });
+    // mkdirp's node is a placeholder (the error does not tell which level it could not create).
+    const node = missing.node.startsWith('/') ? missing.node : path;
+    return new StoreForbiddenError(this.location.url, node, `${what}: ${user} lacks the ${missing.permission} permission on ${missing.on} (NO_AUTH): grant it there, ${grantHint(missing, username)}; or remove the node and let the gateway create it`, { cause: error });
   }
 
   private startSupervisor(): ZooKeeperSessionSupervisor {
     const supervisor = new ZooKeeperSessionSupervisor({ connectString: this.location.connectString, connectTimeoutMs: this.timeoutMs, name: `config-store-writer ${this.location.url}`, ...zooKeeperStoreAuth(this.location) });
     supervisor.start();
     return supervisor;
-  }
-}
-
-/**
- * Where a NO_AUTH of `operation` on `path` lacks a right, and which (ZooKeeper checks CREATE and
- * DELETE on the parent, WRITE and READ on the node itself, and `mkdirp` creates every missing level).
- */
-function missingRight(operation: string | undefined, path: string): { node: string; right: string } {
-  const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-  switch (operation) {
-    case 'create':
-      return { node: parent, right: 'create children of' };
-    case 'remove':
-      return { node: parent, right: 'delete children of' };
-    case 'setData':
-      return { node: path, right: 'write' };
-    case 'mkdirp':
-      return { node: path, right: 'create (on a missing level of)' };
-    default:
-      return { node: path, right: 'read' };
   }
 }
 

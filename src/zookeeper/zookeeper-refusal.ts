@@ -9,7 +9,7 @@ export interface ZooKeeperRefusalContext {
 }
 
 /** ZooKeeper's permission an operation needs, where, and its letter in a zkCli ACL (`digest:<user>:<hash>:r`). */
-interface MissingPermission {
+export interface MissingPermission {
   readonly permission: 'READ' | 'WRITE' | 'CREATE' | 'DELETE';
   readonly letter: 'r' | 'w' | 'c' | 'd';
   /** The node that lacks it, as the message names it. */
@@ -31,7 +31,7 @@ class ZooKeeperRefusalError extends ZooKeeperError implements RegistryRefusal {
  * the parent, READ (listing, reading, watching) and WRITE on the node itself; `mkdirp` needs CREATE
  * on the deepest node that exists, which the error does not tell.
  */
-function missingPermission(operation: string | undefined, path: string): MissingPermission {
+export function missingPermission(operation: string | undefined, path: string): MissingPermission {
   const parent = path.slice(0, path.lastIndexOf('/')) || '/';
   switch (operation) {
     case 'create':
@@ -56,11 +56,16 @@ function missingPermission(operation: string | undefined, path: string): Missing
 export function describeZooKeeperRefusal(error: unknown, context: ZooKeeperRefusalContext): unknown {
   if (!isZooKeeperError(error, 'NO_AUTH') || error instanceof ZooKeeperRefusalError || error.path === undefined) return error;
   const { connectString, username } = context;
-  const { permission, letter, on, node } = missingPermission(error.operation, error.path);
+  const missing = missingPermission(error.operation, error.path);
   const user = username === undefined ? 'the client, connected without auth (world:anyone),' : `digest user "${username}"`;
-  const entry = username === undefined ? `world:anyone:${letter}` : `digest:${username}:<base64 sha1 of ${username}:password>:${letter}`;
-  const message = `ZooKeeper ${connectString} refused ${user} the ${permission} permission on ${on} (${error.message}): grant it there, keeping the node's other ACL entries (zkCli: getAcl ${node}, then setAcl ${node} <those entries>,${entry})`;
+  const message = `ZooKeeper ${connectString} refused ${user} the ${missing.permission} permission on ${missing.on} (${error.message}): grant it there, ${grantHint(missing, username)}`;
   return new ZooKeeperRefusalError(message, { cause: error, path: error.path, ...(error.operation === undefined ? {} : { operation: error.operation }) });
+}
+
+/** How to grant `missing` to `username` (undefined: `world:anyone`) with zkCli, keeping the node's other entries. */
+export function grantHint({ letter, node }: MissingPermission, username: string | undefined): string {
+  const entry = username === undefined ? `world:anyone:${letter}` : `digest:${username}:<base64 sha1 of ${username}:password>:${letter}`;
+  return `keeping the node's other ACL entries (zkCli: getAcl ${node}, then setAcl ${node} <those entries>,${entry})`;
 }
 
 /** The user of a `user:password` digest, for naming it in a refusal; undefined without one. */

@@ -213,7 +213,8 @@ routes:
     const body = JSON.parse(text) as { error: string; code: string; message: string };
     expect(body).toMatchObject({ error: 'store-forbidden', code: 'SB_CONFIG_STORE_FORBIDDEN' });
     expect(body.message).toContain(`${ROOT}/services`);
-    expect(body.message).toMatch(/user "gateway" lacks the right to create/);
+    expect(body.message).toContain(`user "gateway" lacks the CREATE permission on ${ROOT}/services (NO_AUTH)`);
+    expect(body.message).toContain(`setAcl ${ROOT}/services <those entries>,digest:gateway:<base64 sha1 of gateway:password>:c`);
     expect(await call<unknown>((done) => storeUser.exists(`${ROOT}/services/locked`, done))).toBeNull();
     await waitFor(async () => (await logOf(gateway!.process)).includes('SB_CONFIG_STORE_FORBIDDEN'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused write' });
   });
