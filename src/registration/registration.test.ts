@@ -2,6 +2,7 @@ import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
+import { pino } from 'pino';
 import { componentLogger } from '../logger.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { RegistryRefusalError } from '../errors.ts';
@@ -254,8 +255,12 @@ describe('Registration.markDraining', () => {
 /** A registration whose registry refuses its first `refusals` writes as a refusal of who asked, or as an outage. */
 class RefusingRegistration extends Registration {
   readonly attempts: number[] = [];
-  constructor(private readonly failure: () => Error) {
-    super(componentLogger('test-registration'), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
+  /** `warnings`: the messages of the warnings it logs. */
+  constructor(
+    private readonly failure: () => Error,
+    readonly warnings: string[] = [],
+  ) {
+    super(pino({ level: 'warn' }, { write: (line: string) => void (warnings.push((JSON.parse(line) as { msg: string }).msg)) }), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
     this.refusedRetryMs = 1_000;
   }
   protected async ensure(): Promise<void> {
@@ -277,6 +282,9 @@ describe('Registration retries', () => {
     // Timers never fire early (by more than a millisecond's rounding); a loaded machine only makes them late.
     for (const gap of gaps(refused.attempts)) expect(gap).toBeGreaterThanOrEqual(995);
     expect(Math.min(...gaps(failed.attempts))).toBeLessThan(995);
+    // A refusal is not reported as an outage.
+    expect(refused.warnings).toEqual(['registry refused the registration; asking again every 1 s until it is granted']);
+    expect(failed.warnings).toEqual(['registry unreachable; retrying with backoff']);
     await Promise.all([refused.close(), failed.close()]);
   });
 });

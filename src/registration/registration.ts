@@ -313,7 +313,11 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private setState(state: RegistrationState, error?: unknown): void {
     if (this.currentState() === state) return;
     const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
-    if (state === 'retrying') this.log.warn(fields, 'registry unreachable; retrying with backoff');
+    if (state === 'retrying') {
+      // A refusal is no outage: the registry answers the same until an operator grants the right.
+      if (isRegistryRefusal(error)) this.log.warn(fields, `registry refused the registration; asking again every ${this.refusedRetryMs / 1_000} s until it is granted`);
+      else this.log.warn(fields, 'registry unreachable; retrying with backoff');
+    }
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);
   }

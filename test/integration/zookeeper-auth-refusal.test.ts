@@ -83,6 +83,8 @@ routes:
     const refused = `ZooKeeper ${zk.connectString} refused digest user "gateway" the`;
     await logged(gateway, `${refused} CREATE permission on the deepest existing node of /zsb/peers (mkdirp /zsb/peers: NO_AUTH)`);
     await logged(gateway, `setAcl <that node> <those entries>,digest:gateway:<base64 sha1 of gateway:password>:c)`);
+    // Reported as a refusal, not as an outage, by the peer entry's registration.
+    await logged(gateway, 'registry refused the registration; asking again every 10 s until it is granted');
 
     const row = await waitFor(
       async () => {
