@@ -393,6 +393,10 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     return { kind: 'headers', settings: { request: headerPolicy(request), response: headerPolicy(response), host: host ?? 'pass' } };
   }
   if (input.bodyLimit) return { kind: 'bodyLimit', settings: { maxBytes: input.bodyLimit.maxSize } };
+  if (input.inFlightReq) {
+    const { amount, key, ipv6Subnet } = input.inFlightReq;
+    return { kind: 'inFlightReq', settings: { amount, key: key ?? { from: 'client-ip' }, ipv6Subnet: ipv6Subnet ?? DEFAULT_RATE_LIMIT_IPV6_SUBNET } };
+  }
   if (input.compress) {
     const { encodings, minSize, contentTypes, excludedContentTypes, level } = input.compress;
     const settings = { encodings: encodings ?? DEFAULT_COMPRESS_ENCODINGS, minBytes: minSize ?? DEFAULT_COMPRESS_MIN_BYTES, contentTypes: contentTypes ?? DEFAULT_COMPRESS_TYPES, excludedContentTypes, level: level ?? DEFAULT_COMPRESS_LEVEL };

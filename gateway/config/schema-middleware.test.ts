@@ -33,6 +33,8 @@ describe('middlewares', () => {
   tag: { headers: { request: { set: { x-tag: a } }, host: upstream } }
   v2: { rewrite: { pattern: "^/v1/", replacement: /v2/ } }
   small-bodies: { bodyLimit: { maxSize: 1MiB } }
+  per-client: { inFlightReq: { amount: 10 } }
+  per-tenant: { inFlightReq: { amount: 3, key: "header:X-Tenant" } }
   zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
@@ -53,6 +55,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       tag: { kind: 'headers', settings: { request: { set: { 'x-tag': 'a' }, remove: [] }, response: undefined, host: 'upstream' } },
       v2: { kind: 'rewrite', settings: { pattern: '^/v1/', replacement: '/v2/' } },
       'small-bodies': { kind: 'bodyLimit', settings: { maxBytes: 1024 * 1024 } },
+      'per-client': { kind: 'inFlightReq', settings: { amount: 10, key: { from: 'client-ip' }, ipv6Subnet: 64 } },
+      'per-tenant': { kind: 'inFlightReq', settings: { amount: 3, key: { from: 'header', name: 'x-tenant' }, ipv6Subnet: 64 } },
       zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
@@ -93,11 +97,15 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
     ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
+    ['middlewares:\n  f: { inFlightReq: { amount: 0 } }', 'middlewares.f.inFlightReq.amount (line 2)'],
+    ['middlewares:\n  f: { inFlightReq: { amount: 2.5 } }', 'middlewares.f.inFlightReq.amount (line 2)'],
+    ['middlewares:\n  f: { inFlightReq: { amount: 2, key: "header:X-T", ipv6Subnet: 56 } }', 'middlewares.f.inFlightReq.ipv6Subnet (line 2): applies only to key: client-ip'],
+    ['middlewares:\n  f: { inFlightReq: { amount: 2, key: cookie } }', 'middlewares.f.inFlightReq.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
     ['middlewares:\n  l: { rateLimit: { average: 1, key: cookie } }', 'middlewares.l.rateLimit.key (line 2): expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
     ['middlewares:\n  l: { rateLimit: { average: 1, policy: redis } }', 'middlewares.l.rateLimit.policy (line 2): policy redis needs the top-level redis: section'],
     ['middlewares:\n  l: { rateLimit: { average: 1, quota: { limit: 5, per: week } } }', 'middlewares.l.rateLimit.quota.per (line 2)'],

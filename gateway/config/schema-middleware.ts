@@ -19,6 +19,7 @@ const rateLimitKey = z.string().transform((text, context): RateLimitKey => {
 });
 
 const IPV6_SUBNET_HINT = 'expected a prefix length from 1 to 128';
+const ipv6Subnet = z.int(IPV6_SUBNET_HINT).min(1, IPV6_SUBNET_HINT).max(128, IPV6_SUBNET_HINT);
 
 const ORIGIN_HINT = 'expected "*" or an origin such as https://app.example.com or https://*.example.com (scheme, host, optional port; no path)';
 const ORIGIN = /^(https?):\/\/((?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/;
@@ -71,7 +72,7 @@ const MIDDLEWARE_KINDS = {
     period: longDuration.refine((ms) => ms > 0, 'must be above 0').optional(),
     burst: count(1).optional(),
     key: rateLimitKey.optional(),
-    ipv6Subnet: z.int(IPV6_SUBNET_HINT).min(1, IPV6_SUBNET_HINT).max(128, IPV6_SUBNET_HINT).optional(),
+    ipv6Subnet: ipv6Subnet.optional(),
     policy: z.enum(['local', 'redis']).optional(),
     onRedisError: z.enum(['local', 'allow', 'deny']).optional(),
     delay: section({ maxWait: duration.refine((ms) => ms > 0, 'must be above 0') }).optional(),
@@ -111,6 +112,11 @@ const MIDDLEWARE_KINDS = {
   }),
   rewrite: rewriteSettings,
   bodyLimit: section({ maxSize: byteSize }),
+  inFlightReq: section({
+    amount: count(1),
+    key: rateLimitKey.optional(),
+    ipv6Subnet: ipv6Subnet.optional(),
+  }),
   compress: compressSection,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
@@ -127,6 +133,7 @@ const middlewareEntry = section({
   headers: MIDDLEWARE_KINDS.headers.optional(),
   rewrite: MIDDLEWARE_KINDS.rewrite.optional(),
   bodyLimit: MIDDLEWARE_KINDS.bodyLimit.optional(),
+  inFlightReq: MIDDLEWARE_KINDS.inFlightReq.optional(),
   compress: MIDDLEWARE_KINDS.compress.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),

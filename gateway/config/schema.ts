@@ -148,7 +148,10 @@ export const configSchema = section({
   redis: redisSchema.optional(),
 }).superRefine((config, context) => {
   for (const [name, entry] of Object.entries(config.middlewares ?? {})) {
-    if (entry.rateLimit?.ipv6Subnet !== undefined && (entry.rateLimit.key ?? { from: 'client-ip' }).from !== 'client-ip') context.addIssue({ code: 'custom', path: ['middlewares', name, 'rateLimit', 'ipv6Subnet'], message: 'applies only to key: client-ip' });
+    for (const kind of ['rateLimit', 'inFlightReq'] as const) {
+      const limit = entry[kind];
+      if (limit?.ipv6Subnet !== undefined && (limit.key ?? { from: 'client-ip' }).from !== 'client-ip') context.addIssue({ code: 'custom', path: ['middlewares', name, kind, 'ipv6Subnet'], message: 'applies only to key: client-ip' });
+    }
     if (entry.rateLimit?.policy === 'redis' && !config.redis) context.addIssue({ code: 'custom', path: ['middlewares', name, 'rateLimit', 'policy'], message: 'policy redis needs the top-level redis: section' });
   }
   const adminIssue = adminExposureIssue(config.admin);

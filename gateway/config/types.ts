@@ -523,6 +523,17 @@ export interface BodyLimitSettings {
   readonly maxBytes: number;
 }
 
+/**
+ * A cap on the requests in flight per key (`inFlightReq`, Traefik's middleware of that name, nginx's
+ * `limit_conn`): beyond `amount`, 429 `in-flight-limit` until one of them has finished.
+ */
+export interface InFlightReqSettings {
+  readonly amount: number;
+  readonly key: RateLimitKey;
+  /** With `key: client-ip`, IPv6 clients are counted per network of this prefix length (128: per address). */
+  readonly ipv6Subnet: number;
+}
+
 /** A coding the `compress` middleware can encode answers in. */
 export type CompressEncoding = 'br' | 'gzip';
 
@@ -549,6 +560,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }
   | { readonly kind: 'rewrite'; readonly settings: { readonly pattern: string; readonly replacement: string } }
   | { readonly kind: 'bodyLimit'; readonly settings: BodyLimitSettings }
+  | { readonly kind: 'inFlightReq'; readonly settings: InFlightReqSettings }
   | { readonly kind: 'compress'; readonly settings: CompressSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }

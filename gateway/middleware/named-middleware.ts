@@ -6,6 +6,7 @@ import { cors } from './cors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
+import { inFlightReq } from './in-flight-req/index.ts';
 import { ipAllowList, ipDenyList } from './ip-filter/index.ts';
 import { jwtAuth } from './jwt-auth/index.ts';
 import { keyAuth } from './key-auth/index.ts';
@@ -48,6 +49,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return rewrite(definition.settings);
     case 'bodyLimit':
       return bodyLimit(definition.settings);
+    case 'inFlightReq':
+      return inFlightReq(definition.settings);
     case 'compress':
       return compress(definition.settings);
     case 'keyAuth':

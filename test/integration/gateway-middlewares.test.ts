@@ -1,4 +1,6 @@
+import { get as httpGet } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { logOf, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One request on a fresh connection (node:http, so that Host can be set). */
@@ -20,6 +22,7 @@ ${options.extraServices ?? ''}
 middlewares:
   to-https: { redirectScheme: { scheme: https, port: 8443, permanent: true } }
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
+  downloads: { inFlightReq: { amount: 2 } }
   api-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [GET, PUT], allowHeaders: [X-Tenant], allowCredentials: true, maxAge: 10m } }
   ${options.limit === false ? '' : (options.limit ?? LIMIT(3))}
 routes:
@@ -28,6 +31,7 @@ routes:
   - { path: /hsts, service: api, middlewares: [hsts] }
   - { path: /cors, service: api, middlewares: [api-cors] }
   - { path: /plain, service: api }
+  - { path: /dl, service: api, stripPrefix: true, middlewares: [downloads] }
 ${options.extraRoutes ?? ''}
 `;
   const get = (path: string, options?: Parameters<typeof send>[2]) => send(gateway.port, path, options);
@@ -116,5 +120,39 @@ ${options.extraRoutes ?? ''}
   it('does not send HSTS on a plain connection', async () => {
     const answer = await get('/hsts');
     expect([answer.status, answer.headers['strict-transport-security']]).toEqual([200, undefined]);
+  });
+
+  it('lets a client have two requests in flight through inFlightReq, a WebSocket counted until it closes, and answers the next 429 at once', async () => {
+    /** A request whose answer has begun (the backend streams its first line); `ended` resolves with the whole body. */
+    const started = (path: string) =>
+      new Promise<{ status: number; ended: Promise<string> }>((resolve, reject) => {
+        httpGet({ host: '127.0.0.1', port: gateway.port, path, agent: false }, (response) => {
+          let body = '';
+          response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+          resolve({ status: response.statusCode ?? 0, ended: new Promise((done, fail) => response.on('end', () => done(body)).on('error', fail)) });
+        }).on('error', reject);
+      });
+    const release = (key: string) => fetch(`http://127.0.0.1:${backend.port}/release/${key}`, { method: 'POST' });
+    const first = await started('/dl/stream/if-1');
+    const second = await started('/dl/stream/if-2');
+    expect([first.status, second.status]).toEqual([200, 200]);
+    const refused = await get('/dl/echo');
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'in-flight-limit', status: 429, service: 'api' });
+    // Other routes are not limited.
+    expect((await get('/plain')).status).toBe(200);
+
+    await release('if-1');
+    expect(await first.ended).toMatch(/second\n$/);
+    // The slot comes free once the gateway has finished with the answer, which may trail the client's last byte.
+    await waitFor(async () => (await get('/dl/echo')).status === 200, { timeoutMs: 10_000, message: 'a request let in once one finished' });
+
+    const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/dl/ws`);
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    expect((await get('/dl/echo')).status).toBe(429);
+    socket.close();
+    await waitFor(async () => (await get('/dl/echo')).status === 200, { timeoutMs: 10_000, message: 'a request let in once the WebSocket closed' });
+    await release('if-2');
+    expect(await second.ended).toMatch(/second\n$/);
   });
 });

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { clientNetwork } from '../../config/ip-range.ts';
 import { componentLogger, type Logger } from '../../../src/logger.ts';
-import type { RateLimitKey, RateLimitSettings, RedisSettings } from '../../config/types.ts';
+import type { RateLimitSettings, RedisSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { whenRetired } from '../middleware-retire.ts';
+import { requestKeyReader } from '../request-key.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
 import { rateLimitHeaders } from './headers.ts';
 import { shareOf, wholeShareOf, type BucketShape, type LimitDecision, type Limiter } from './limiter.ts';
@@ -69,7 +68,7 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   let retired = false;
   const build = limiterBuilder(settings, options, () => retired);
   const limiter = options.limiter ?? build(settings, '');
-  const keyOf = keyReader(settings.key, settings.ipv6Subnet);
+  const keyOf = requestKeyReader(settings.key, settings.ipv6Subnet);
   const byConsumer = settings.key.from === 'consumer' && !options.limiter;
   const limiterOf = byConsumer ? consumerLimiters(limiter, build) : () => limiter;
   // A local limiter answers at once: no promise and no extra microtask on that path.
@@ -145,49 +144,6 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, 
     first ??= limiter;
     return limiter;
   };
-}
-
-/**
- * Header and claim values longer than this are kept as their SHA-256: a client picks them, and at
- * up to `maxHeaderSize` each they made 100,000 local buckets (or as many Redis keys) weigh gigabytes.
- */
-const MAX_PLAIN_KEY_LENGTH = 64;
-
-/** `value`, or its digest when it is longer than `MAX_PLAIN_KEY_LENGTH` (`#` and 43 base64url characters). */
-function boundedKey(value: string): string {
-  return value.length <= MAX_PLAIN_KEY_LENGTH ? value : `#${createHash('sha256').update(value).digest('base64url')}`;
-}
-
-/**
- * Reads a request's bucket key; a missing header or claim shares one bucket (the empty key) with
- * every other request lacking it. An IPv6 client counts as its `ipv6Subnet` network.
- */
-function keyReader(key: RateLimitKey, ipv6Subnet: number): (context: GatewayContext) => string {
-  switch (key.from) {
-    case 'client-ip':
-      return (context) => clientNetwork(context.clientIp, ipv6Subnet);
-    case 'route':
-      return (context) => context.routeName;
-    case 'service':
-      return (context) => context.service;
-    case 'consumer':
-      // Requests no authentication middleware identified share the empty key.
-      return (context) => context.get('consumer')?.name ?? '';
-    case 'header': {
-      const name = key.name.toLowerCase();
-      return (context) => {
-        const value = context.request.headers[name];
-        return boundedKey(Array.isArray(value) ? value.join(',') : (value ?? ''));
-      };
-    }
-    case 'claim': {
-      const name = key.name;
-      return (context) => {
-        const value = context.get('jwtClaims')?.[name];
-        return value === undefined || value === null ? '' : boundedKey(typeof value === 'string' ? value : JSON.stringify(value));
-      };
-    }
-  }
 }
 
 type ConsumerLimit = { readonly average: number; readonly periodMs: number; readonly burst: number } | undefined;
