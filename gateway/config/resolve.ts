@@ -379,6 +379,10 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     const { scheme, port, permanent } = input.redirectScheme;
     return { kind: 'redirectScheme', settings: { scheme, port, permanent: permanent ?? false } };
   }
+  if (input.redirectRegex) {
+    const { regex, replacement, permanent } = input.redirectRegex;
+    return { kind: 'redirectRegex', settings: { regex, replacement, permanent: permanent ?? false } };
+  }
   if (input.hsts) {
     const { maxAge, includeSubDomains, preload } = input.hsts;
     return { kind: 'hsts', settings: { maxAgeMs: maxAge, includeSubDomains: includeSubDomains ?? false, preload: preload ?? false } };

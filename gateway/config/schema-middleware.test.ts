@@ -29,6 +29,7 @@ describe('middlewares', () => {
   limit-by-key: { rateLimit: { average: 100, period: 1m, burst: 10, key: "header:X-Api-Key" } }
   by-tenant: { rateLimit: { average: 5, key: "claim:tenant", policy: redis, onRedisError: deny, delay: { maxWait: 250ms }, quota: { limit: 1000, per: day } } }
   to-https: { redirectScheme: { scheme: https, port: 8443 } }
+  to-apex: { redirectRegex: { regex: '^https?://www\\.(example\\.com)(.*)$', replacement: "https://$1$2", permanent: true } }
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
   tag: { headers: { request: { set: { x-tag: a } }, host: upstream } }
   v2: { rewrite: { pattern: "^/v1/", replacement: /v2/ } }
@@ -51,6 +52,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
         settings: { average: 5, periodMs: 1_000, burst: 5, key: { from: 'claim', name: 'tenant' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'deny', delay: { maxWaitMs: 250 }, quota: { limit: 1000, per: 'day' } },
       },
       'to-https': { kind: 'redirectScheme', settings: { scheme: 'https', port: 8443, permanent: false } },
+      'to-apex': { kind: 'redirectRegex', settings: { regex: '^https?://www\\.(example\\.com)(.*)$', replacement: 'https://$1$2', permanent: true } },
       hsts: { kind: 'hsts', settings: { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false } },
       tag: { kind: 'headers', settings: { request: { set: { 'x-tag': 'a' }, remove: [] }, response: undefined, host: 'upstream' } },
       v2: { kind: 'rewrite', settings: { pattern: '^/v1/', replacement: '/v2/' } },
@@ -97,11 +99,15 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
     ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
+    ['middlewares:\n  r: { redirectRegex: { regex: "(", replacement: /x } }', 'middlewares.r.redirectRegex.regex (line 2): is not a valid regular expression'],
+    ['middlewares:\n  r: { redirectRegex: { regex: "^http://(a+)+$", replacement: /x } }', 'middlewares.r.redirectRegex.regex (line 2):'],
+    ['middlewares:\n  r: { redirectRegex: { regex: "^http://a", replacement: "https://b/\\n" } }', 'middlewares.r.redirectRegex.replacement (line 2): must not contain CR, LF or NUL'],
+    ['middlewares:\n  r: { redirectRegex: { regex: "^http://a", replacement: "https://日本/" } }', 'middlewares.r.redirectRegex.replacement (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     ['middlewares:\n  f: { inFlightReq: { amount: 0 } }', 'middlewares.f.inFlightReq.amount (line 2)'],
     ['middlewares:\n  f: { inFlightReq: { amount: 2.5 } }', 'middlewares.f.inFlightReq.amount (line 2)'],
     ['middlewares:\n  f: { inFlightReq: { amount: 2, key: "header:X-T", ipv6Subnet: 56 } }', 'middlewares.f.inFlightReq.ipv6Subnet (line 2): applies only to key: client-ip'],

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
-import { byteSize, count, duration, headerName, longDuration, rewriteSettings, section } from './schema-values.ts';
+import { ALLOW_UNSAFE_REGEX_KEY } from './regex-safety.ts';
+import { byteSize, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -83,6 +84,17 @@ const MIDDLEWARE_KINDS = {
     port: count(1, 65_535).optional(),
     permanent: z.boolean().optional(),
   }),
+  redirectRegex: section({
+    regex: regexSource,
+    replacement: sentHeaderValue,
+    permanent: z.boolean().optional(),
+    [ALLOW_UNSAFE_REGEX_KEY]: z.boolean().optional(),
+  })
+    .superRefine((settings, context) => {
+      if (!settings.allowUnsafeRegex) refuseUnsafeRegex(context, settings.regex, ['regex']);
+    })
+    // The opt-out is about loading; the middleware's settings (its state key) stay the rest.
+    .transform(({ regex, replacement, permanent }) => ({ regex, replacement, permanent })),
   hsts: section({
     maxAge: longDuration,
     includeSubDomains: z.boolean().optional(),
@@ -128,6 +140,7 @@ export const MIDDLEWARE_KIND_NAMES = Object.keys(MIDDLEWARE_KINDS) as (keyof typ
 const middlewareEntry = section({
   rateLimit: MIDDLEWARE_KINDS.rateLimit.optional(),
   redirectScheme: MIDDLEWARE_KINDS.redirectScheme.optional(),
+  redirectRegex: MIDDLEWARE_KINDS.redirectRegex.optional(),
   hsts: MIDDLEWARE_KINDS.hsts.optional(),
   cors: MIDDLEWARE_KINDS.cors.optional(),
   headers: MIDDLEWARE_KINDS.headers.optional(),

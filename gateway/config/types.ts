@@ -489,6 +489,15 @@ export interface RedirectSchemeSettings {
   readonly permanent: boolean;
 }
 
+/** Redirects requests whose URL matches `regex` to the URL with the match replaced: 301/308 when `permanent`, else 302/307. */
+export interface RedirectRegexSettings {
+  /** A JavaScript regex source, tested against `http[s]://host[:port]/path?query` as the client sent it. */
+  readonly regex: string;
+  /** The Location: the URL with the first match replaced by this (`$1`, `$<name>`). */
+  readonly replacement: string;
+  readonly permanent: boolean;
+}
+
 /** The Strict-Transport-Security header, sent on secure connections only. */
 export interface HstsSettings {
   readonly maxAgeMs: number;
@@ -555,6 +564,7 @@ export interface CompressSettings {
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
   | { readonly kind: 'redirectScheme'; readonly settings: RedirectSchemeSettings }
+  | { readonly kind: 'redirectRegex'; readonly settings: RedirectRegexSettings }
   | { readonly kind: 'hsts'; readonly settings: HstsSettings }
   | { readonly kind: 'cors'; readonly settings: CorsSettings }
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }

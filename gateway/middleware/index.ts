@@ -31,6 +31,7 @@ export { buildNamedMiddleware, canonicalJson, NamedMiddlewareRegistry } from './
 export type { MiddlewarePlacement, NamedMiddlewareFactory } from './named-middleware.ts';
 export { QUOTA_EXCEEDED, RATE_LIMITED, RATE_LIMIT_MAX_KEYS, rateLimit, rateLimitChanges, TokenBucketLimiter } from './rate-limit/index.ts';
 export type { LimitDecision, Limiter, RateLimitOptions, TokenBucketOptions } from './rate-limit/index.ts';
+export { redirectRegex } from './redirect-regex/index.ts';
 export { redirectScheme } from './redirect-scheme/index.ts';
 export { REQUEST_ID_HEADER, requestId, requestIdStep } from './request-id/index.ts';
 export type { RequestIdOptions } from './request-id/index.ts';

@@ -13,6 +13,7 @@ import { keyAuth } from './key-auth/index.ts';
 import { basicAuth } from './basic-auth/index.ts';
 import { retire } from './middleware-retire.ts';
 import { rateLimit } from './rate-limit/index.ts';
+import { redirectRegex } from './redirect-regex/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
 import { rewrite } from './rewrite/index.ts';
 
@@ -39,6 +40,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return rateLimit(definition.settings, { ...placement, ...(redis ? { redisSettings: redis } : {}) });
     case 'redirectScheme':
       return redirectScheme(definition.settings);
+    case 'redirectRegex':
+      return redirectRegex(definition.settings);
     case 'hsts':
       return hsts(definition.settings);
     case 'cors':
