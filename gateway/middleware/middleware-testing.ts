@@ -58,6 +58,12 @@ export function fakeProxy(answer: FakeUpstreamAnswer = {}): (context: GatewayCon
   };
 }
 
+/** Makes the request look as if it came over TLS, as an https entry point's would. */
+export const overTls: Middleware = async (context, next) => {
+  Object.defineProperty(context, 'secure', { value: true });
+  await next();
+};
+
 /** The context the pipeline builds for a fresh request, before any middleware. */
 export function initialContext(request: GatewayContext['request'], response: GatewayContext['response']): GatewayContext {
   return createContext(request, response, rootLogger);

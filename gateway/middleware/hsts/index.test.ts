@@ -1,15 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Middleware } from '../../context.ts';
-import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { fakeProxy, overTls, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { hsts, hstsValue } from './index.ts';
 
 const YEAR = { maxAgeMs: 365 * 86_400_000, includeSubDomains: true, preload: false };
 
-/** Makes the request look as if it came over TLS, as an https entry point's would. */
-const overTls: Middleware = async (context, next) => {
-  Object.defineProperty(context, 'secure', { value: true });
-  await next();
-};
 
 describe('hsts', () => {
   let server: MiddlewareServer | undefined;

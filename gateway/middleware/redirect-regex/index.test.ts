@@ -1,13 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Middleware } from '../../context.ts';
-import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { overTls, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { redirectRegex } from './index.ts';
 
-/** Makes the request look as if it came over TLS, as an https entry point's would. */
-const overTls: Middleware = async (context, next) => {
-  Object.defineProperty(context, 'secure', { value: true });
-  await next();
-};
 
 const TO_APEX = { regex: '^(https?)://www\\.(example\\.com)(?::\\d+)?(/.*)$', replacement: '$1://$2$3', permanent: true };
 

@@ -1,16 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RedirectSchemeSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
-import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { overTls, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { redirectScheme } from './index.ts';
 
 const TO_HTTPS: RedirectSchemeSettings = { scheme: 'https', port: undefined, permanent: true };
 
-/** Makes the request look as if it came over TLS, as an https entry point's would. */
-const overTls: Middleware = async (context, next) => {
-  Object.defineProperty(context, 'secure', { value: true });
-  await next();
-};
 
 describe('redirectScheme', () => {
   let server: MiddlewareServer;
