@@ -27,9 +27,10 @@ export type UpstreamErrorClass =
  * asked, not slower than the gateway allows) and `internal` (the gateway failed, e.g. a response
  * transform).
  */
-export type NotUpstreamFaultClass = 'cancelled' | 'client-body-error' | 'body-too-large' | 'request-rejected' | 'deadline-exceeded' | 'internal';
+const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'request-rejected', 'deadline-exceeded', 'internal'] as const;
+export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];
 
-const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set<NotUpstreamFaultClass>(['cancelled', 'client-body-error', 'body-too-large', 'request-rejected', 'deadline-exceeded', 'internal']);
+const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLASSES);
 
 /** The outcome of one upstream attempt, reported once per pick by the proxy. */
 export interface UpstreamOutcome {
