@@ -6,7 +6,7 @@
 // The registry clients stay external and load on demand (etcd3 reads .proto files beside itself at
 // run time), each in its own chunk: a configuration that names neither registry never loads them.
 // bcrypt is a native addon (prebuilt binaries beside its JavaScript), loaded by the first `basicAuth`.
-import { cpSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -62,26 +62,43 @@ try {
 for (const [from, to] of ASSETS) cpSync(join(ROOT, from), join(STAGING, to), { recursive: true });
 // Stamped with the time the build began: a source saved while it ran counts as newer than the build.
 const STAMP = '.build-stamp';
+/** The list of a build's files, kept in dist/ so that the next build knows which files were the last build's. */
+const MANIFEST = '.build-files';
 writeFileSync(join(STAGING, STAMP), `${startedAt.toISOString()}\n`);
 utimesSync(join(STAGING, STAMP), startedAt, startedAt);
 publish(STAGING, OUT);
 rmSync(STAGING, { recursive: true, force: true });
 
 /**
- * Moves every file of `staging` into `out` (a rename replaces a file atomically), then removes what the
- * new build no longer has. Chunks go first, the entry files that import them after, the stamp last: a
- * program that starts meanwhile loads either the old entry with the old chunks, still there, or the new
- * entry with the new ones. Chunk names are content hashes, so an unchanged source keeps its chunk.
+ * Moves every file of `staging` into `out` (a rename replaces a file atomically), then removes what
+ * neither the new build nor the one before it has. Chunks go first, the entry files that import them
+ * after, the list and the stamp last: a program that starts meanwhile loads either the old entry with
+ * the old chunks, still there, or the new entry with the new ones. The last build's files stay until
+ * the next build: a program still running it imports some chunks only when first needed (a registry
+ * client, the tracing SDK, a config store writer), and a build of changed sources renames them
+ * (chunk names are content hashes). A dist/ without a list keeps all its files one build more.
  */
 function publish(staging, out) {
   const fresh = filesUnder(staging);
+  fresh.add(MANIFEST);
+  writeFileSync(join(staging, MANIFEST), `${JSON.stringify([...fresh].sort(), null, 1)}\n`);
+  const previous = lastBuildFiles(out);
   const entries = new Set(Object.keys(ENTRIES).map((name) => `${name}.js`));
-  const rank = (path) => (path === STAMP ? 2 : entries.has(path) ? 1 : 0);
+  const rank = (path) => (path === STAMP || path === MANIFEST ? 2 : entries.has(path) ? 1 : 0);
   for (const path of [...fresh].sort((a, b) => rank(a) - rank(b))) {
     mkdirSync(dirname(join(out, path)), { recursive: true });
     renameSync(join(staging, path), join(out, path));
   }
-  for (const path of filesUnder(out)) if (!fresh.has(path)) rmSync(join(out, path), { force: true });
+  for (const path of filesUnder(out)) if (!fresh.has(path) && !previous.has(path)) rmSync(join(out, path), { force: true });
+}
+
+/** The files the last build published into `out`, by its list; every file there when it has none. */
+function lastBuildFiles(out) {
+  try {
+    return new Set(JSON.parse(readFileSync(join(out, MANIFEST), 'utf8')));
+  } catch {
+    return filesUnder(out);
+  }
 }
 
 /** Paths of the files under `dir`, relative to it; none when it does not exist. */

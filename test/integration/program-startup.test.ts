@@ -2,7 +2,7 @@
 // the registries a configuration names (and connected while the gateway already listens), and a
 // clear word when dist/ is missing or older than the sources.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { delimiter, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -172,5 +172,33 @@ describe('npm run build while the programs start from dist/', () => {
     // Its own staging directory only: another build may be running meanwhile (demo.test.ts builds too,
     // in the other worker), and its staging directory is there until it has published.
     expect(readdirSync(REPO_ROOT)).not.toContain(`.dist-staging-${build.pid}`);
+  });
+
+  it("keeps the last build's files one build more, for programs still running it that import a chunk when first needed", async () => {
+    // A scratch root of its own: builds of the real repo by other files (the demo's) would move its generations on.
+    const root = await makeTempDir('sb-generations-');
+    for (const entry of ['gateway', 'src', 'registry-agent', 'node_modules', 'package.json', 'tsconfig.json']) symlinkSync(join(REPO_ROOT, entry), join(root, entry));
+    mkdirSync(join(root, 'scripts'));
+    for (const entry of readdirSync(join(REPO_ROOT, 'scripts'))) symlinkSync(join(REPO_ROOT, 'scripts', entry), join(root, 'scripts', entry));
+    // Symlinked, build.mjs would find the real repo from its own real path: a copy finds the scratch root.
+    rmSync(join(root, 'scripts/build.mjs'));
+    cpSync(join(REPO_ROOT, 'scripts/build.mjs'), join(root, 'scripts/build.mjs'));
+    const build = () => {
+      const run = spawnSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+      expect(run.status, run.stderr).toBe(0);
+    };
+    build();
+    // As if the last build had a chunk the next one no longer makes (a source changed, so its hash did).
+    const list = join(root, 'dist/.build-files');
+    writeFileSync(join(root, 'dist/chunk-LASTGEN.js'), 'export {};\n');
+    writeFileSync(list, JSON.stringify([...(JSON.parse(readFileSync(list, 'utf8')) as string[]), 'chunk-LASTGEN.js']));
+    writeFileSync(join(root, 'dist/chunk-NOBUILD.js'), 'export {};\n');
+    build();
+    expect(existsSync(join(root, 'dist/chunk-LASTGEN.js'))).toBe(true);
+    expect(existsSync(join(root, 'dist/chunk-NOBUILD.js'))).toBe(false);
+    expect(JSON.parse(readFileSync(list, 'utf8'))).not.toContain('chunk-LASTGEN.js');
+    build();
+    expect(existsSync(join(root, 'dist/chunk-LASTGEN.js'))).toBe(false);
+    expect(existsSync(join(root, 'dist/switchboard.js'))).toBe(true);
   });
 });
