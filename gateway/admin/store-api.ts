@@ -6,7 +6,7 @@ import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.t
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
-import { StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
+import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
 /** The largest body a write accepts; one object is a few kilobytes. */
@@ -92,6 +92,7 @@ export class StoreApi {
     } catch (failure) {
       // An ACL that leaves the gateway's user out is for an operator to fix: said in the log too, not only to the client.
       if (failure instanceof StoreForbiddenError) this.log.error({ code: failure.code, node: failure.node, method, path: request.url }, failure.message);
+      if (failure instanceof StoreAuthenticationError) this.log.error({ code: failure.code, user: failure.user, method, path: request.url }, failure.message);
       return failureAnswer(failure);
     }
   }
@@ -212,6 +213,8 @@ function failureAnswer(failure: unknown): StoreAnswer {
   if (failure instanceof StoreUnavailableError) return error(503, 'store-unavailable', failure.code, failure.message);
   // The store's own refusal (as grpc-gateway maps PERMISSION_DENIED): retrying cannot help, unlike a 503.
   if (failure instanceof StoreForbiddenError) return error(403, 'store-forbidden', failure.code, failure.message);
+  // The store refused the gateway's password: 403 as well (the admin token was fine, so not 401), its own `error`.
+  if (failure instanceof StoreAuthenticationError) return error(403, 'store-auth-failed', failure.code, failure.message);
   // Written around the API (etcdctl, zkCli) and not JSON: the store is wrong, not the request.
   if (failure instanceof StoreValueError) return error(502, 'store-value', failure.code, failure.message);
   throw failure;

@@ -1,11 +1,12 @@
 import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
 import { createEtcdClient } from '../../src/discovery/etcd/etcd-client.ts';
 import { listPrefix } from '../../src/discovery/etcd/etcd-list.ts';
-import { isEtcdRefusal, isEtcdUserMissing } from '../../src/discovery/etcd/etcd-refusal.ts';
+import { isEtcdPasswordRefused, isEtcdRefusal, isEtcdUserMissing } from '../../src/discovery/etcd/etcd-refusal.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { decodeObject, encodeObject, objectKey, parseObjectKey, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
   STORE_CALL_TIMEOUT_MS,
+  StoreAuthenticationError,
   StoreConflictError,
   StoreForbiddenError,
   StoreNotFoundError,
@@ -116,7 +117,8 @@ export class EtcdStoreWriter implements StoreWriter {
    * Runs one call on the current member's client, within the deadline; a failure moves the next
    * call to the next member, except etcd's refusal of the user on `key` ("permission denied", or
    * "user name is empty" with no `configStore.auth`): the member answered, and no member will
-   * answer otherwise until the user's roles or the gateway's auth change.
+   * answer otherwise until the user's roles or the gateway's auth change; likewise etcd's refusal
+   * of the user's password.
    */
   private async call<T>(what: string, key: string, right: 'read' | 'write', work: (client: Etcd3) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError(this.location.url, 'the gateway is shutting down');
@@ -126,6 +128,7 @@ export class EtcdStoreWriter implements StoreWriter {
       return await withDeadline(this.location.url, what, this.timeoutMs, work(client));
     } catch (error) {
       if (isEtcdRefusal(error)) throw this.forbidden(what, key, right, error);
+      if (isEtcdPasswordRefused(error)) throw this.passwordRefused(what, error);
       if (this.client === client) {
         this.client = undefined;
         this.member += 1;
@@ -134,6 +137,17 @@ export class EtcdStoreWriter implements StoreWriter {
       if (error instanceof StoreUnavailableError) throw error;
       throw new StoreUnavailableError(this.location.url, `${what}: ${errorMessage(error)}`, { cause: error });
     }
+  }
+
+  /** etcd's refusal of the password as the store and the user whose password file to correct; never the password. */
+  private passwordRefused(what: string, error: unknown): StoreAuthenticationError {
+    const username = this.location.credentials?.username ?? '';
+    return new StoreAuthenticationError(
+      this.location.url,
+      username,
+      `${what}: etcd refused the password of the gateway's etcd user "${username}" (authentication failed, invalid user ID or password): put that user's password in configStore.auth.passwordFile, or set it in etcd (etcdctl user passwd ${username})`,
+      { cause: error },
+    );
   }
 
   /** etcd's refusal as the key and the right the gateway's etcd user lacks there, or the auth it lacks, for an operator to grant or set. */

@@ -87,6 +87,23 @@ export class StoreForbiddenError extends SwitchboardError {
   }
 }
 
+/**
+ * The store refused the gateway's credentials themselves (etcd "authentication failed, invalid
+ * user ID or password"): no call of that user gets through until its password file (or the user's
+ * password in the store) changes, so it is neither an outage nor a missing right. The message names
+ * the store and the user, never the password.
+ */
+export class StoreAuthenticationError extends SwitchboardError {
+  constructor(
+    url: string,
+    readonly user: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('SB_CONFIG_STORE_AUTH_FAILED', `config store ${url}: ${reason}`, options);
+  }
+}
+
 /** Rejects with `StoreUnavailableError` when `work` has not settled within `timeoutMs`. */
 export function withDeadline<T>(url: string, what: string, timeoutMs: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -9,6 +9,8 @@ import { asLogged, freePort, logOf, makeTempDir, startBackend, startEtcd, startG
 const run = promisify(execFile);
 const CONVERGENCE_MS = 20_000;
 const PASSWORDS = { root: 'root-secret-2b8e', gateway: 'gateway-secret-6d1f', outsider: 'outsider-secret-a47c' } as const;
+/** A password etcd does not know for the user "gateway": what a stale or mistyped password file holds. */
+const WRONG_PASSWORD = 'stale-secret-5c39';
 const TOKEN = 'etcd-auth-admin-token-93a0';
 const ROOT = '/sb-auth';
 
@@ -24,6 +26,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   let admin: AdminClient;
   let outsider: GatewayProcess | undefined;
   let anonymous: GatewayProcess | undefined;
+  let mistyped: GatewayProcess | undefined;
 
   /** `etcdctl` against the single member, as `user` (`name:password`) when given; resolves its stdout. */
   async function ctl(args: readonly string[], user?: string): Promise<string> {
@@ -34,6 +37,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   beforeAll(async () => {
     [etcd, backend, dir] = await Promise.all([startEtcd(), startBackend({ name: 'etcd-auth' }), makeTempDir('sb-etcd-auth-')]);
     for (const user of ['gateway', 'outsider'] as const) await writeFile(join(dir, `${user}.password`), `${PASSWORDS[user]}\n`);
+    await writeFile(join(dir, 'wrong.password'), `${WRONG_PASSWORD}\n`);
     await ctl(['put', `${ROOT}/routes/stored`, JSON.stringify({ path: '/stored', service: 'echo' })]);
     await ctl(['user', 'add', `root:${PASSWORDS.root}`]);
     await ctl(['user', 'add', `gateway:${PASSWORDS.gateway}`]);
@@ -65,6 +69,7 @@ services:
 
   afterAll(async () => {
     await anonymous?.process.stop();
+    await mistyped?.process.stop();
     await outsider?.process.stop();
     await gateway?.process.stop();
     await backend?.process.stop();
@@ -162,6 +167,44 @@ routes:
     }, { timeoutMs: CONVERGENCE_MS, message: 'the registry to report why it cannot list' });
     expect(row.reason).toContain('has authentication on and refused the client, connected without auth, the right to read /services/ (user name is empty)');
     expect((await fetch(`${anonymous.url}/file`)).status).toBe(200);
+  });
+
+  it('answers a write with a password etcd refuses 403 store-auth-failed naming the store and the user, never the password, not 503 as an outage', async () => {
+    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
+    const adminPort = await freePort();
+    mistyped = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  timeout: 2s
+  snapshot: ${join(dir, 'mistyped-snapshot.json')}
+  auth: { username: gateway, passwordFile: ${join(dir, 'wrong.password')} }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    const mistypedAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    for (const [method, path, body] of [
+      ['PUT', '/api/routes/mistyped', JSON.stringify({ path: '/mistyped', service: 'echo' })],
+      ['DELETE', '/api/routes/stored', undefined],
+      ['GET', '/api/store', undefined],
+    ] as const) {
+      const answer = await mistypedAdmin.get(path, { method, headers: { 'content-type': 'application/json' }, body });
+      const text = await answer.text();
+      expect(answer.status, `${method} ${path}: ${text}`).toBe(403);
+      const parsed = JSON.parse(text) as { error: string; code: string; message: string };
+      expect(parsed, `${method} ${path}`).toMatchObject({ error: 'store-auth-failed', code: 'SB_CONFIG_STORE_AUTH_FAILED' });
+      expect(parsed.message).toContain(`config store etcd://${hostPort}${ROOT}`);
+      expect(parsed.message).toContain('refused the password of the gateway\'s etcd user "gateway"');
+      expect(text).not.toContain(WRONG_PASSWORD);
+    }
+    expect(await ctl(['get', '--keys-only', `${ROOT}/routes/mistyped`], `root:${PASSWORDS.root}`)).toBe('');
+    expect(await ctl(['get', '--print-value-only', `${ROOT}/routes/stored`], `root:${PASSWORDS.root}`)).toContain('/stored');
+    await waitFor(async () => (await logOf(mistyped!.process)).includes('SB_CONFIG_STORE_AUTH_FAILED'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused password' });
+    expect(await logOf(mistyped.process)).not.toContain(WRONG_PASSWORD);
+    expect((await fetch(`${mistyped.url}/file`)).status).toBe(200);
   });
 
   it('ends the session at the first stall probe etcd refuses once the user lost its read right, keeps the last listing, and says why it cannot re-list', async () => {

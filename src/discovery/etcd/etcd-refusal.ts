@@ -20,6 +20,15 @@ export function isEtcdUserMissing(error: unknown): boolean {
   return error instanceof Error && error.message.includes('etcdserver: user name is empty');
 }
 
+/**
+ * Whether etcd refused the client's user and password ("authentication failed, invalid user ID or
+ * password", from the Authenticate call etcd3 makes before the call itself): the member answered,
+ * and no member will take that password until the file or the user's password changes.
+ */
+export function isEtcdPasswordRefused(error: unknown): boolean {
+  return error instanceof EtcdAuthenticationFailedError || (error instanceof Error && error.message.includes('etcdserver: authentication failed, invalid user ID or password'));
+}
+
 /** Whether etcd refused the call for who made it (no right, or no user while auth is on): no other member answers otherwise. */
 export function isEtcdRefusal(error: unknown): boolean {
   return error instanceof EtcdPermissionDeniedError || isEtcdUserMissing(error);
