@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
-import { Subject } from 'rxjs';
+import { NEVER, Subject } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
 import { watchedByThisProcess } from '../../test/harness/folder-watched.ts';
@@ -37,7 +37,7 @@ function scripted(log?: pino.Logger) {
   const file$ = new Subject<ConfigResult>();
   const listings = new Subject<StoreListing>();
   let closed = false;
-  const source: StoreSource = { listings$: listings, start: () => undefined, close: async () => void (closed = true) };
+  const source: StoreSource = { listings$: listings, reason$: NEVER, start: () => undefined, close: async () => void (closed = true) };
   const results: ConfigResult[] = [];
   const subscription = watchConfigWithStore(path, { file$, createSource: () => source, log, debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
   subscriptions.push(subscription);

@@ -167,6 +167,9 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
           compose(true);
         });
       }, next.timeoutMs);
+      source.reason$.subscribe((reason) => {
+        if (!closed) configStoreState.setUnreadReason(reason);
+      });
       source.listings$.subscribe((value) => {
         clearTimeout(waiting);
         waiting = undefined;

@@ -19,6 +19,9 @@ import type { StoreListing, StoreSource, StoreSourceOptions } from './store-sour
 export class EtcdStoreSource implements StoreSource {
   private readonly subject = new Subject<StoreListing>();
   readonly listings$ = this.subject.asObservable();
+  private readonly reasons = new Subject<string | null>();
+  readonly reason$ = this.reasons.asObservable();
+  private reason: string | null = null;
   private readonly entries = new Map<string, string>();
   private readonly log: Logger;
   private session: EtcdSession | undefined;
@@ -44,6 +47,7 @@ export class EtcdStoreSource implements StoreSource {
       this.wake?.();
       await this.running;
       this.subject.complete();
+      this.reasons.complete();
     })();
     return this.closing;
   }
@@ -70,6 +74,7 @@ export class EtcdStoreSource implements StoreSource {
       const detail = { endpoint, reason: end.reason, attempt, err: end.error === undefined ? undefined : errorMessage(end.error) };
       if (relistAtOnce) this.log.info(detail, 'config store watch revision compacted, re-listing');
       else {
+        this.setReason(`${end.reason}: ${detail.err ?? 'no detail'}`);
         this.log.warn(detail, 'config store session ended; keeping the last listing and retrying');
         endpointIndex += 1;
       }
@@ -101,7 +106,15 @@ export class EtcdStoreSource implements StoreSource {
   }
 
   private emit(revision: string): void {
+    this.setReason(null);
     this.subject.next({ revision, entries: new Map(this.entries), receivedAt: Date.now() });
+  }
+
+  /** Sends `next` on `reason$` when it differs: a retry that fails the same way again is not news. */
+  private setReason(next: string | null): void {
+    if (next === this.reason) return;
+    this.reason = next;
+    this.reasons.next(next);
   }
 
   private sleep(delayMs: number): Promise<void> {

@@ -3,7 +3,7 @@ import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import { ZooKeeperTreeSync } from '../../src/discovery/zookeeper/zookeeper-tree-sync.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
-import { maxZxid, readerFor, ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../src/zookeeper/index.ts';
+import { isZooKeeperError, maxZxid, readerFor, ZooKeeperSessionSupervisor, type ZooKeeperSession, type ZooKeeperSessionState } from '../../src/zookeeper/index.ts';
 import { configStoreResyncsTotal } from './store-metrics.ts';
 import { isStoreKind, objectKey, zooKeeperStoreAuth, type StoreLocation } from './store-layout.ts';
 import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
@@ -23,6 +23,9 @@ const GATHER_MS = 20;
 export class ZooKeeperStoreSource implements StoreSource {
   private readonly subject = new Subject<StoreListing>();
   readonly listings$ = this.subject.asObservable();
+  private readonly reasons = new Subject<string | null>();
+  readonly reason$ = this.reasons.asObservable();
+  private reason: string | null = null;
   private readonly byKind = new Map<string, ReadonlyMap<string, string>>();
   private readonly log;
   private readonly subscriptions = new Subscription();
@@ -59,6 +62,7 @@ export class ZooKeeperStoreSource implements StoreSource {
     });
     this.subscriptions.add(this.supervisor.session$.subscribe((session) => this.guard(() => this.onSession(session))));
     this.subscriptions.add(this.supervisor.state$.subscribe((state) => this.guard(() => this.onState(state))));
+    this.subscriptions.add(this.supervisor.failures$.subscribe((reason) => this.setReason(reason)));
     this.supervisor.start();
   }
 
@@ -69,6 +73,7 @@ export class ZooKeeperStoreSource implements StoreSource {
       this.tree?.dispose();
       await this.supervisor?.close();
       this.subject.complete();
+      this.reasons.complete();
     })();
     return this.closing;
   }
@@ -84,6 +89,10 @@ export class ZooKeeperStoreSource implements StoreSource {
       root: this.location.root,
       log: this.log,
       refusal: { connectString: this.location.connectString, username: this.location.credentials?.username },
+      // A refused read is retried with backoff and nothing is listed meanwhile: `reason$` says why.
+      readFailed: (error) => {
+        if (tree === this.tree && isZooKeeperError(error, 'NO_AUTH')) this.setReason(errorMessage(error));
+      },
       watches: this.watches,
       knownServices: () => [...this.byKind.keys()],
       publish: (kind, entries, revision) => {
@@ -104,9 +113,15 @@ export class ZooKeeperStoreSource implements StoreSource {
   }
 
   private onState(state: ZooKeeperSessionState): void {
-    if (state === 'disconnected') this.reconnecting = true;
+    if (state === 'disconnected') {
+      this.reconnecting = true;
+      this.setReason('disconnected from ZooKeeper');
+    }
     // A new session follows, with a new tree that reads everything.
-    if (state === 'expired') this.reconnecting = false;
+    if (state === 'expired') {
+      this.reconnecting = false;
+      this.setReason('ZooKeeper session expired');
+    }
     if (state === 'connected' && this.reconnecting && this.tree) {
       // A reconnect on the same session, also during the first read: the watches may have missed
       // changes (a recursive watch is gone with its connection), so the tree reads again.
@@ -140,6 +155,14 @@ export class ZooKeeperStoreSource implements StoreSource {
     for (const values of this.byKind.values()) for (const [key, value] of values) entries.set(key, value);
     this.subject.next({ revision: this.revision, entries, receivedAt: this.firstChangeAt ?? Date.now() });
     this.firstChangeAt = undefined;
+    this.setReason(null);
+  }
+
+  /** Sends `next` on `reason$` when it differs: a retry that fails the same way again is not news. */
+  private setReason(next: string | null): void {
+    if (next === this.reason) return;
+    this.reason = next;
+    this.reasons.next(next);
   }
 
   private guard(handler: () => void): void {

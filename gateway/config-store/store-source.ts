@@ -1,4 +1,4 @@
-import { Subject, type Observable, type Subscription } from 'rxjs';
+import { Subject, Subscription, type Observable } from 'rxjs';
 import type { StoreLocation } from './store-layout.ts';
 
 /** Every object key under a store's root with its raw value, as of one revision. */
@@ -15,6 +15,11 @@ export interface StoreListing {
 export interface StoreSource {
   /** One listing after each (re-)list and after each change; hot, the latest is not replayed. */
   readonly listings$: Observable<StoreListing>;
+  /**
+   * Why the store is not read now, each time that changes: a reason (the store unreachable, its
+   * refusal of the user described) while the source retries, null once it lists again; hot.
+   */
+  readonly reason$: Observable<string | null>;
   /** Connects and starts listing; idempotent. */
   start(): void;
   /** Stops watching and closes the connection within the client's close bound; never rejects. */
@@ -34,15 +39,18 @@ export interface StoreSourceOptions {
  */
 export function createStoreSource(location: StoreLocation, options: StoreSourceOptions): StoreSource {
   const listings = new Subject<StoreListing>();
+  const reasons = new Subject<string | null>();
   let loading: Promise<StoreSource | undefined> | undefined;
-  let relay: Subscription | undefined;
+  const relays = new Subscription();
   let closed = false;
   return {
     listings$: listings.asObservable(),
+    reason$: reasons.asObservable(),
     start() {
       loading ??= (location.kind === 'etcd' ? import('./store-source-etcd.ts').then(({ EtcdStoreSource }) => new EtcdStoreSource(location, options)) : import('./store-source-zookeeper.ts').then(({ ZooKeeperStoreSource }) => new ZooKeeperStoreSource(location, options))).then((source) => {
         if (closed) return undefined;
-        relay = source.listings$.subscribe(listings);
+        relays.add(source.listings$.subscribe(listings));
+        relays.add(source.reason$.subscribe(reasons));
         source.start();
         return source;
       });
@@ -50,7 +58,7 @@ export function createStoreSource(location: StoreLocation, options: StoreSourceO
     async close() {
       closed = true;
       const source = await loading?.catch(() => undefined);
-      relay?.unsubscribe();
+      relays.unsubscribe();
       await source?.close();
     },
   };

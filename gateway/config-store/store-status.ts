@@ -2,7 +2,7 @@ import { BehaviorSubject, ReplaySubject, Subject, type Observable } from 'rxjs';
 import type { ConfigStoreSettings } from '../config/index.ts';
 import type { StoreRefusal } from './store-objects.ts';
 
-/** What `/api/config` shows of the config store: where, which revision is in force, from where, and what was refused. */
+/** What `/api/config` shows of the config store: where, which revision is in force, from where, why it is not read now, and what was refused. */
 export interface StoreStatus {
   readonly url: string;
   /** The revision in force; null before anything was applied. */
@@ -11,6 +11,11 @@ export interface StoreStatus {
   readonly source: 'store' | 'snapshot' | 'none';
   /** ISO time of the last applied listing; null before. */
   readonly applied: string | null;
+  /**
+   * Why the gateway does not read the store now (unreachable, or refusing its user: the reason the
+   * reader retries with), the revision in force staying; null while it reads the store.
+   */
+  readonly reason: string | null;
   readonly refused: readonly StoreRefusal[];
 }
 
@@ -35,9 +40,10 @@ export interface StoreApplied {
  * so that the admin API and the peers registration can read it without threading it through.
  */
 class StoreState {
-  private readonly status = new BehaviorSubject<StoreStatus | undefined>(undefined);
+  private readonly status = new BehaviorSubject<Omit<StoreStatus, 'reason'> | undefined>(undefined);
   private readonly refusedChanges = new Subject<StoreRefusedChange>();
   private reading: ConfigStoreSettings | undefined;
+  private reason: string | null = null;
   // Replays the latest: the peers registration starts after the first listing was applied.
   private readonly appliedSubject = new ReplaySubject<StoreApplied>(1);
   /** Each newly refused object (not repeated while it stays refused with the same reason). */
@@ -57,11 +63,17 @@ class StoreState {
 
   /** The latest status; undefined when the configuration has no `configStore`. */
   current(): StoreStatus | undefined {
-    return this.status.value;
+    const status = this.status.value;
+    return status && { ...status, reason: this.reason };
+  }
+
+  /** Records why the store is not read now (null: it is read); kept apart from listings, which stop while it holds. */
+  setUnreadReason(reason: string | null): void {
+    this.reason = reason;
   }
 
   /** Records the store's state; reports refusals that are new (by key and reason) as events. */
-  update(next: StoreStatus): void {
+  update(next: Omit<StoreStatus, 'reason'>): void {
     const before = new Set((this.status.value?.refused ?? []).map((entry) => `${entry.key}\n${entry.reason}`));
     this.status.next(next);
     for (const entry of next.refused) {

@@ -203,6 +203,13 @@ routes:
     expect(await ctl(['get', '--keys-only', `${ROOT}/routes/mistyped`], `root:${PASSWORDS.root}`)).toBe('');
     expect(await ctl(['get', '--print-value-only', `${ROOT}/routes/stored`], `root:${PASSWORDS.root}`)).toContain('/stored');
     await waitFor(async () => (await logOf(mistyped!.process)).includes('SB_CONFIG_STORE_AUTH_FAILED'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused password' });
+    // GET /api/config says why the store is not read, as /api/registries does for a registry.
+    const store = await waitFor(async () => {
+      const { store } = (await (await mistypedAdmin.get('/api/config')).json()) as { store: { source: string; reason: string | null } };
+      return store.reason === null ? undefined : store;
+    }, { timeoutMs: CONVERGENCE_MS, message: '/api/config to say why the store is not read' });
+    expect(store.source).toBe('none');
+    expect(store.reason).toContain(`etcd ${etcd.endpoints[0]!} refused the password of etcd user "gateway" (authentication failed, invalid user ID or password)`);
     expect(await logOf(mistyped.process)).not.toContain(WRONG_PASSWORD);
     expect((await fetch(`${mistyped.url}/file`)).status).toBe(200);
   });

@@ -83,8 +83,8 @@ async function statusOf(gateway: GatewayProcess, path: string): Promise<{ status
 const until = (gateway: GatewayProcess, path: string, status: number, message: string) =>
   waitFor(async () => (await statusOf(gateway, path)).status === status, { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 50, message });
 
-async function storeStatus(admin: string): Promise<{ revision: string | null; source: string; refused: { key: string; reason: string }[] }> {
-  const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { revision: string | null; source: string; refused: { key: string; reason: string }[] } };
+async function storeStatus(admin: string): Promise<{ revision: string | null; source: string; reason: string | null; refused: { key: string; reason: string }[] }> {
+  const config = (await (await fetch(`${admin}/api/config`)).json()) as { store: { revision: string | null; source: string; reason: string | null; refused: { key: string; reason: string }[] } };
   return config.store;
 }
 
@@ -178,11 +178,14 @@ describe('config store on etcd', () => {
     const second = await gatewayOn(`http://${proxy.address}`, root, { snapshot: first.snapshot });
     expect((await statusOf(second.gateway, '/remembered')).status).toBe(200);
     expect((await storeStatus(second.admin)).source).toBe('snapshot');
+    // /api/config says why the store is not read while it is cut off.
+    const unread = await waitFor(async () => (await storeStatus(second.admin)).reason ?? undefined, { timeoutMs: 20_000, message: '/api/config to say why the store is not read' });
+    expect(unread).toMatch(/^broken: /);
     await writer.put(`${root}/routes/meanwhile`).value(route('/meanwhile'));
     expect((await statusOf(second.gateway, '/meanwhile')).status).toBe(404);
     proxy.restore();
     await waitFor(async () => (await statusOf(second.gateway, '/meanwhile')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the change made meanwhile to be applied' });
-    expect((await storeStatus(second.admin)).source).toBe('store');
+    expect(await storeStatus(second.admin)).toMatchObject({ source: 'store', reason: null });
     await rm(first.snapshot, { force: true });
   });
 

@@ -147,9 +147,13 @@ services:
       // Its session expired, it still serves the last listing: an expiry is no empty store.
       expect((await statusOf('/doomed', cutOff)).status).toBe(200);
       expect((await statusOf('/kept', cutOff)).status).toBe(200);
+      // /api/config says why the store is not read (disconnected, expired, or the failed connect after it).
+      const storeOf = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json()) as { store: { source: string; reason: string | null } }).store;
+      expect((await storeOf()).reason).toEqual(expect.any(String));
       proxy.restore();
       await waitFor(async () => (await statusOf('/added', cutOff)).status === 200 && (await statusOf('/doomed', cutOff)).status === 404, { timeoutMs: 30_000, intervalMs: 100, message: 'the changes made during the cut' });
       expect((await statusOf('/kept', cutOff)).status).toBe(200);
+      expect(await storeOf()).toMatchObject({ source: 'store', reason: null });
       expect(await newSessions()).toBeGreaterThan(before);
     } finally {
       await cutOff.process.stop();

@@ -102,10 +102,20 @@ routes:
     expect(await logOf(gateway.process)).not.toContain(PASSWORDS.gateway);
   });
 
-  it('names the user and the READ to grant when the config store root cannot be listed', async () => {
-    const { gateway } = await start('/zsb-locked', 'gw-b');
-    await logged(gateway, `ZooKeeper ${zk.connectString} refused digest user "gateway" the READ permission on /zsb-locked (getChildren /zsb-locked: NO_AUTH)`);
+  it('names the user and the READ to grant when the config store root cannot be listed, in the log and in /api/config', async () => {
+    const { gateway, adminUrl } = await start('/zsb-locked', 'gw-b');
+    const refusal = `ZooKeeper ${zk.connectString} refused digest user "gateway" the READ permission on /zsb-locked (getChildren /zsb-locked: NO_AUTH)`;
+    await logged(gateway, refusal);
     await logged(gateway, `setAcl /zsb-locked <those entries>,digest:gateway:<base64 sha1 of gateway:password>:r)`);
+    const store = await waitFor(
+      async () => {
+        const { store } = (await (await fetch(`${adminUrl}/api/config`)).json()) as { store: { source: string; reason: string | null } };
+        return store.reason?.includes('NO_AUTH') ? store : undefined;
+      },
+      { timeoutMs: CONVERGENCE_MS, message: '/api/config to say why the store is not read' },
+    );
+    expect(store.source).toBe('none');
+    expect(store.reason).toContain(`${refusal}: grant it there`);
     expect((await fetch(`${gateway.url}/file`)).status).toBe(200);
   });
 });
