@@ -234,7 +234,9 @@ export class ZooKeeperStoreWriter implements StoreWriter {
     const user = username === undefined ? 'the gateway, connected without configStore.auth (world:anyone),' : `the gateway's ZooKeeper user "${username}"`;
     // mkdirp's node is a placeholder (the error does not tell which level it could not create).
     const node = missing.node.startsWith('/') ? missing.node : path;
-    return new StoreForbiddenError(this.location.url, node, `${what}: ${user} lacks the ${missing.permission} permission on ${missing.on} (NO_AUTH): grant it there, ${grantHint(missing, username)}; or remove the node and let the gateway create it`, { cause: error });
+    // ZooKeeper takes any digest password and refuses the identity it makes later, with the NO_AUTH of a missing right.
+    const password = username === undefined ? '' : `; or, if configStore.auth.passwordFile holds another password than the one the node's ACL was made with, correct the file: ZooKeeper accepts any password and tells a wrong one from a missing right by nothing but NO_AUTH (a digest identity is user and password together)`;
+    return new StoreForbiddenError(this.location.url, node, `${what}: ${user} lacks the ${missing.permission} permission on ${missing.on} (NO_AUTH): grant it there, ${grantHint(missing, username)}; or remove the node and let the gateway create it${password}`, { cause: error });
   }
 
   private startSupervisor(): ZooKeeperSessionSupervisor {

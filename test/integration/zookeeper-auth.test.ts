@@ -218,4 +218,47 @@ routes:
     expect(await call<unknown>((done) => storeUser.exists(`${ROOT}/services/locked`, done))).toBeNull();
     await waitFor(async () => (await logOf(gateway!.process)).includes('SB_CONFIG_STORE_FORBIDDEN'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused write' });
   });
+
+  it('answers a write with a wrong password 403 store-forbidden that says to check the password file, not 503 as an outage, and /api/config says why it reads nothing', async () => {
+    // ZooKeeper takes the wrong password (addauth never fails for digest) and refuses the identity it makes.
+    const wrongPassword = 'stale-secret-e61d';
+    const dir = await makeTempDir('sb-zk-auth-wrong-');
+    await writeFile(join(dir, 'gateway.password'), `${wrongPassword}\n`);
+    const adminPort = await freePort();
+    const mistyped = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 1s, snapshot: ${join(dir, 'snapshot.json')}, auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} } }
+peers: { id: gw-mistyped }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    try {
+      const mistypedAdmin = `http://127.0.0.1:${adminPort}`;
+      const put = await fetch(`${mistypedAdmin}/api/routes/mistyped`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/mistyped', service: 'echo' }) });
+      const text = await put.text();
+      expect(put.status, text).toBe(403);
+      const body = JSON.parse(text) as { error: string; code: string; message: string };
+      expect(body).toMatchObject({ error: 'store-forbidden', code: 'SB_CONFIG_STORE_FORBIDDEN' });
+      expect(body.message).toContain(`config store zk://${zk.connectString}${ROOT}`);
+      expect(body.message).toContain('user "gateway" lacks the CREATE permission');
+      expect(body.message).toContain('if configStore.auth.passwordFile holds another password than the one the node\'s ACL was made with, correct the file');
+      expect(text).not.toContain(wrongPassword);
+      expect(await call<unknown>((done) => storeUser.exists(`${ROOT}/routes/mistyped`, done))).toBeNull();
+      const store = await waitFor(
+        async () => {
+          const { store } = (await (await fetch(`${mistypedAdmin}/api/config`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { store: { source: string; reason: string | null } };
+          return store.reason?.includes('NO_AUTH') ? store : undefined;
+        },
+        { timeoutMs: CONVERGENCE_MS, message: '/api/config to say why the store is not read' },
+      );
+      expect(store.reason).toContain(`refused digest user "gateway" the READ permission on ${ROOT}`);
+      expect((await fetch(`${mistyped.url}/file`)).status).toBe(200);
+      expect(await logOf(mistyped.process)).not.toContain(wrongPassword);
+    } finally {
+      await mistyped.process.stop();
+    }
+  });
 });
