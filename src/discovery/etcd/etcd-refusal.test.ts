@@ -1,7 +1,7 @@
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../../errors.ts';
-import { describeEtcdRefusal } from './etcd-refusal.ts';
+import { describeEtcdRefusal, isEtcdPasswordRefused, isEtcdRefusal } from './etcd-refusal.ts';
 
 describe('describeEtcdRefusal', () => {
   const context = { endpoint: 'http://127.0.0.1:2379', key: '/sb/', right: 'read', username: 'gateway' } as const;
@@ -35,5 +35,20 @@ describe('describeEtcdRefusal', () => {
     const other = new Error('14 UNAVAILABLE: connect ECONNREFUSED');
     expect(describeEtcdRefusal(other, context)).toBe(other);
     expect(describeEtcdRefusal(undefined, context)).toBeUndefined();
+  });
+});
+
+describe('isEtcdPasswordRefused', () => {
+  it.each([
+    ['the typed error', new EtcdAuthenticationFailedError('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'), true],
+    ['the untyped gRPC error', new Error('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'), true],
+    ['a permission denied', new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'), false],
+    ['an outage', new Error('14 UNAVAILABLE: connect ECONNREFUSED'), false],
+  ])('tells %s', (_name, error, expected) => {
+    expect(isEtcdPasswordRefused(error)).toBe(expected);
+  });
+
+  it('is no refusal of a right: a wrong password is told apart from a missing role', () => {
+    expect(isEtcdRefusal(new EtcdAuthenticationFailedError('x'))).toBe(false);
   });
 });
