@@ -34,8 +34,12 @@ export interface CarriedHealth {
   readonly snapshot: HealthSnapshot | undefined;
   /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, and their failing verdicts where those still hold. */
   readonly departed: DepartedHealth;
-  /** True when the check asks something else now: the failing verdicts carried hold only until its first answer. */
-  readonly checkDiffers: boolean;
+  /**
+   * True when the check asks something else now: the failing verdicts carried hold only until its
+   * first answer. Else the addresses whose failing verdicts already answered another check than the
+   * old build's (it had not yet asked them): the same holds for those.
+   */
+  readonly checkDiffers: boolean | ReadonlySet<string>;
 }
 
 /**
@@ -367,11 +371,14 @@ function checkFingerprint(config: GatewayConfig, service: string): string {
  * when the check asks something else (not `sameCheck`) a verdict of another question holds only
  * until the new check's first answer, which decides: an instance that failed is not sent traffic
  * before anything vouches for it, nor held out for `healthyThreshold` passes of a check it never
- * failed. Passing verdicts of another question start unchecked.
+ * failed. Passing verdicts of another question start unchecked. A failing verdict the old build
+ * had carried from an earlier check and not yet put to its own is still one of another question,
+ * however many reloads that changed only when checks run came since.
  */
 function carriedHealth(snapshot: HealthSnapshot | undefined, view: HealthView, sameCheck: boolean): CarriedHealth {
   const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map() };
-  if (sameCheck) return { snapshot, departed, checkDiffers: false };
+  // A verdict the old build had carried from a check before its own still answers that one.
+  if (sameCheck) return { snapshot, departed, checkDiffers: view instanceof EndpointSet ? view.awaitingFirstAnswer() : false };
   return {
     snapshot: snapshot && { ...snapshot, endpoints: snapshot.endpoints.map((endpoint) => (endpoint.active === 'healthy' ? { ...endpoint, active: 'unknown' as const } : endpoint)) },
     departed,

@@ -171,6 +171,27 @@ describe('ActiveHealthChecker timing', () => {
     checker.close();
   });
 
+  it('hands failing verdicts of another check that still await a first answer on as such, through a checker of the same check', async () => {
+    vi.useFakeTimers();
+    const scripted = new ScriptedProbe();
+    for (const octet of [1, 2, 3]) scripted.set(target(octet).address, true);
+    const settings = { probe: scripted.probe, intervalMs: 100, jitterMs: 0, healthyThreshold: 2 };
+    // Replaced another check: 1 present and 2 departed, both failing it, neither asked yet.
+    const first = new ActiveHealthChecker('svc', settings, Math.random, new Map([[target(1).address, 'unhealthy']]), new Map([[target(2).address, Date.now() + 60_000]]), true);
+    first.track([target(1)]);
+    expect(first.awaitingFirstAnswer()).toEqual(new Set([target(1).address, target(2).address]));
+    // Replaced by the same check before any answer; 3 failed this very check.
+    const carried = new Map<string, ActiveHealth>([[target(1).address, 'unhealthy'], [target(3).address, 'unhealthy']]);
+    const second = new ActiveHealthChecker('svc', settings, Math.random, carried, first.departedVerdicts(), first.awaitingFirstAnswer());
+    first.close();
+    second.track([target(1), target(2), target(3)]);
+    await vi.advanceTimersByTimeAsync(1);
+    // The first answer decides for 1 and 2; 3 needs healthyThreshold passes.
+    expect([1, 2, 3].map((octet) => second.health(target(octet).address))).toEqual(['healthy', 'healthy', 'unhealthy']);
+    expect(second.awaitingFirstAnswer()).toEqual(new Set());
+    second.close();
+  });
+
   it('leaves no timer behind once closed, even with a probe in flight', async () => {
     vi.useFakeTimers();
     const signals: AbortSignal[] = [];

@@ -69,13 +69,15 @@ export class ActiveHealthChecker {
      * True when the checker this one replaces asked something else (another path, port, protocol):
      * its failing verdicts (`carried`, `departed`) keep an endpoint out only until this checker's
      * first answer, since they say nothing of this check, yet an endpoint that failed is not sent
-     * traffic before anything vouches for it.
+     * traffic before anything vouches for it. When it asked the same, the addresses whose failing
+     * verdict there still answered an earlier check (its `awaitingFirstAnswer()`): the same holds for them.
      */
-    carriedFromOtherCheck = false,
+    carriedFromOtherCheck: boolean | ReadonlySet<string> = false,
   ) {
     this.carried = carried;
     this.departedUnhealthy = new Map(departed);
-    this.provisional = carriedFromOtherCheck ? new Set([...departed.keys(), ...[...carried].flatMap(([address, health]) => (health === 'unhealthy' ? [address] : []))]) : new Set();
+    const failing = [...departed.keys(), ...[...carried].flatMap(([address, health]) => (health === 'unhealthy' ? [address] : []))];
+    this.provisional = new Set(carriedFromOtherCheck === true ? failing : carriedFromOtherCheck === false ? [] : failing.filter((address) => carriedFromOtherCheck.has(address)));
     const intervalMs = options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS;
     this.settings = {
       probe: options.probe,
@@ -100,6 +102,17 @@ export class ActiveHealthChecker {
   departedVerdicts(): ReadonlyMap<string, number> {
     const now = Date.now();
     return new Map([...this.departedUnhealthy].filter(([, until]) => until > now));
+  }
+
+  /**
+   * The addresses, tracked or remembered as departed, whose `unhealthy` verdict answered the check
+   * of a checker this one replaced and still awaits this one's first answer: a checker that replaces
+   * this one with the same check holds them out only until its own first answer.
+   */
+  awaitingFirstAnswer(): ReadonlySet<string> {
+    const departed = [...this.departedVerdicts().keys()].filter((address) => this.provisional.has(address));
+    const tracked = [...this.loops].flatMap(([address, loop]) => (loop.awaitingFirstAnswer && loop.health === 'unhealthy' ? [address] : []));
+    return new Set([...departed, ...tracked]);
   }
 
   /** Makes `targets` the checked set: starts new addresses, stops departed ones. Ignored after `close()`. */

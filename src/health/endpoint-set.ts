@@ -38,9 +38,11 @@ export interface EndpointSetOptions {
   /**
    * True when the set this one replaces checked something else (another path, port, protocol):
    * the failing verdicts of `previous` and `previousDeparted` then hold only until this set's first
-   * check of each endpoint answers, as they say nothing of this check.
+   * check of each endpoint answers, as they say nothing of this check. When it checked the same,
+   * its `awaitingFirstAnswer()`: the failing verdicts that answered a check before its own, which
+   * hold as long.
    */
-  readonly previousCheckDiffers?: boolean;
+  readonly previousCheckDiffers?: boolean | ReadonlySet<string>;
   /** For tests: jitter source of the active checker. */
   readonly random?: () => number;
   /** For tests: clock of the outlier detector (epoch ms). */
@@ -135,6 +137,11 @@ export class EndpointSet implements HealthView {
   /** What is remembered now of instances that left: failing verdicts (with active checks) and running ejections (with outlier detection). */
   departedHealth(): DepartedHealth {
     return { unhealthyUntil: this.checker?.departedVerdicts() ?? new Map(), ejectedUntil: this.detector?.parkedEjections() ?? new Map() };
+  }
+
+  /** The addresses, present or departed, whose failing verdict answered an earlier check and still awaits the first answer of this set's. */
+  awaitingFirstAnswer(): ReadonlySet<string> {
+    return this.checker?.awaitingFirstAnswer() ?? new Set();
   }
 
   /** Stops checks and timers, completes `endpoints$`. Idempotent. */

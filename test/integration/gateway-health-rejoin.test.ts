@@ -176,4 +176,22 @@ routes:
     await waitFor(async () => (await reasons()).get(failing.port) === 'check-passing', { timeoutMs: 10_000, message: 'the failing instance to pass its first check of /ready' });
     await waitFor(async () => (await fetch(`${gateway.url}/x`).then((response) => response.text())) === String(failing.port), { timeoutMs: 10_000, message: 'traffic to the instance that passes /ready' });
   });
+
+  it('is judged by the first answer of its new check when, away, the path changed and then only how often checks run', async () => {
+    await untilVerdicts();
+    await gateway.writeConfig(config([good], 'least-connections'));
+    await waitFor(async () => (await reasons()).size === 1, { timeoutMs: 10_000, message: 'the two to leave' });
+    // Two reloads while it is away: the path changes, then only the interval (the same question).
+    await gateway.writeConfig(config([good], 'round-robin', { path: '/ready', interval: '30s' }));
+    await balancerIs('round-robin');
+    const ready = { path: '/ready', interval: '31s' };
+    await gateway.writeConfig(config([good], 'random', ready));
+    await balancerIs('random');
+    await gateway.writeConfig(config([failing, erring, good], 'random', ready));
+    await waitFor(async () => (await reasons()).size === 3, { timeoutMs: 10_000, message: 'the two to come back' });
+    // Its failing verdict still answers /health, which /ready never asked: the first answer decides,
+    // where taking it for one of /ready kept it out for two passing checks (31 s).
+    await waitFor(async () => (await reasons()).get(failing.port) === 'check-passing', { timeoutMs: 10_000, message: 'the failing instance to pass its first check of /ready' });
+    await waitFor(async () => (await fetch(`${gateway.url}/x`).then((response) => response.text())) === String(failing.port), { timeoutMs: 10_000, message: 'traffic to the instance that passes /ready' });
+  });
 });
