@@ -217,6 +217,45 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it.each([
+    // A registry flap: it is the same endpoint, judged as if it had stayed without traffic.
+    { left: 'while ejected', awayMs: 3_000, next: 2_000 },
+    { left: 'after its ejection ended', awayMs: 3_000, next: 2_000 },
+    // Time away forgives as time back in service does: one decay interval, one past ejection.
+    { left: 'while ejected', awayMs: 11_500, next: 1_000 },
+    { left: 'after its ejection ended', awayMs: 11_500, next: 1_000 },
+  ])('keeps the count of past ejections of a member that left $left and comes back $awayMs ms later, less what the time forgave (next: $next ms)', async ({ left, awayMs, next }) => {
+    const target = detector();
+    const address = members(1)[0]!;
+    feed(target, address, FAIL, FAIL, FAIL);
+    if (left !== 'while ejected') await vi.advanceTimersByTimeAsync(1_000);
+    expect(target.isEjected(address)).toBe(left === 'while ejected');
+    target.setMembers(members(10).slice(1));
+    await vi.advanceTimersByTimeAsync(awayMs);
+    target.setMembers(members(10));
+    expect(target.isEjected(address)).toBe(false);
+    feed(target, address, FAIL, FAIL, FAIL);
+    expect(target.ejectedUntil(address)).toBe(Date.now() + next);
+    target.close();
+  });
+
+  it('forgets a member that left once its past ejections are forgiven, and starts one that comes back then afresh', async () => {
+    const target = detector();
+    const address = members(1)[0]!;
+    feed(target, address, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_000);
+    feed(target, address, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(2_000);
+    target.setMembers(members(10).slice(1));
+    // Two decay intervals forgive both; the next change of members lets it go.
+    await vi.advanceTimersByTimeAsync(20_000);
+    target.setMembers(members(10).slice(2));
+    target.setMembers(members(10));
+    feed(target, address, FAIL, FAIL, FAIL);
+    expect(target.ejectedUntil(address)).toBe(Date.now() + 1_000);
+    target.close();
+  });
+
   it('cancels the return timer of an ejected member that left when closed', () => {
     const target = detector();
     feed(target, members(1)[0]!, FAIL, FAIL, FAIL);

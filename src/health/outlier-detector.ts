@@ -51,8 +51,10 @@ export class OutlierDetector {
   /** Members that take no traffic whatever their health: left out of the ejection cap. */
   private idle: ReadonlySet<string> = new Set();
   /**
-   * Ejected endpoints that left the members: their ejection runs on out of sight, and one that comes
-   * back before it ends serves the rest of it (a registry flap must not clear an ejection).
+   * Endpoints that left the members with past ejections not yet forgiven: a running ejection runs
+   * on out of sight, and one that comes back before it ends serves the rest of it; one that comes
+   * back later keeps its count of past ejections, less what its time away forgave (a registry flap
+   * must not clear an ejection nor its history). Dropped once the count is forgiven.
    */
   private readonly parked = new Map<string, Tracker>();
   private readonly settings: Required<OutlierDetectionOptions>;
@@ -107,9 +109,12 @@ export class OutlierDetector {
   }
 
   /**
-   * Sets the endpoints outcomes may be recorded for. A departed one loses its history, except that
-   * an ejection it was serving runs on: should it come back before the ejection ends, it is ejected
-   * still, with its count of past ejections; after the end it starts afresh. `idle` names the
+   * Sets the endpoints outcomes may be recorded for. One that leaves and comes back is judged as if
+   * it had stayed without traffic meanwhile (Envoy keeps a host's ejection multiplier while the host
+   * exists; a registry flap is the same host): an ejection it was serving runs on, and should it come
+   * back before the end it is ejected still; its count of past ejections stays, each `decayIntervalMs`
+   * since its last ejection ended forgiving one, whether it spent them away or not. One that comes
+   * back with nothing left to forgive starts afresh, as a new endpoint would. `idle` names the
    * members that take no traffic whatever their health (in removal grace, draining, weight 0):
    * they count for neither side of `maxEjectionPercent`.
    */
@@ -121,8 +126,9 @@ export class OutlierDetector {
     for (const [address, tracker] of this.trackers) {
       if (wanted.has(address)) continue;
       this.trackers.delete(address);
-      if (tracker.timer !== undefined) this.parked.set(address, tracker);
+      if (tracker.timer !== undefined || !this.forgiven(tracker)) this.parked.set(address, tracker);
     }
+    for (const [address, tracker] of this.parked) if (tracker.timer === undefined && this.forgiven(tracker)) this.parked.delete(address);
     const resumed: string[] = [];
     const returning: [string, Tracker][] = [];
     for (const address of wanted) {
@@ -130,8 +136,9 @@ export class OutlierDetector {
       const parked = this.parked.get(address);
       if (parked) {
         this.parked.delete(address);
+        parked.consecutive = 0;
         this.trackers.set(address, parked);
-        returning.push([address, parked]);
+        if (parked.timer !== undefined) returning.push([address, parked]);
         continue;
       }
       const tracker: Tracker = { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 };
@@ -241,15 +248,17 @@ export class OutlierDetector {
     return out === 0 || (out + 1) * 100 <= this.settings.maxEjectionPercent * counted;
   }
 
+  /** True when `decayIntervalMs` spans since its last ejection ended have forgiven every past one. */
+  private forgiven(tracker: Tracker): boolean {
+    return tracker.timesEjected <= Math.floor((this.now() - tracker.returnedAt) / this.settings.decayIntervalMs);
+  }
+
   private restore(address: string, tracker: Tracker): void {
     tracker.timer = undefined;
-    // The ejection of an endpoint that left ran out before it came back: nothing of it is kept.
-    if (this.parked.get(address) === tracker) {
-      this.parked.delete(address);
-      return;
-    }
     tracker.consecutive = 0;
     tracker.returnedAt = this.now();
+    // The ejection of an endpoint that left ran out before it came back: its count stays parked.
+    if (this.parked.get(address) === tracker) return;
     this.log.info({ address }, 'ejected endpoint returned');
     const next = new Set(this.ejected.getValue());
     next.delete(address);

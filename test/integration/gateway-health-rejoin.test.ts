@@ -195,3 +195,77 @@ routes:
     await waitFor(async () => (await fetch(`${gateway.url}/x`).then((response) => response.text())) === String(failing.port), { timeoutMs: 10_000, message: 'traffic to the instance that passes /ready' });
   });
 });
+
+describe('an instance ejected before, that leaves the registry and comes back', () => {
+  /** Answers traffic 500: outlier detection ejects it (one per case, so that each starts with no past ejections). */
+  let erring: RejoinBackend;
+  let good: RejoinBackend;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let adminPort: number;
+  const opened: RejoinBackend[] = [];
+  const BASE_EJECTION_MS = 3_000;
+  const config = (backends: readonly RejoinBackend[]) => `
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:${adminPort}
+services:
+  web:
+    retries: false
+    panicThreshold: 0
+    outlierDetection: { consecutiveErrors: 2, baseEjectionTime: ${BASE_EJECTION_MS}ms, maxEjectionPercent: 100, decayInterval: 120s }
+    instances: [${backends.map((backend) => `127.0.0.1:${backend.port}`).join(', ')}]
+routes:
+  - { path: /, service: web }
+`;
+  const erringView = async () => (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === erring.port);
+  const members = async () => (await admin.services()).find((service) => service.name === 'web')?.instances.length ?? 0;
+  /** Sends traffic until `erring` is ejected; how long after the first request its ejection ends (at least the ejection's length). */
+  const ejectionFromNow = async () => {
+    const start = Date.now();
+    const until = await waitFor(
+      async () => {
+        const ejectedUntil = (await erringView())?.health.ejectedUntil;
+        if (ejectedUntil) return ejectedUntil;
+        await fetch(`${gateway.url}/x`).then((response) => response.text());
+        return undefined;
+      },
+      { timeoutMs: 10_000, message: 'the erring instance to be ejected' },
+    );
+    return Date.parse(until) - start;
+  };
+  const setMembers = async (backends: readonly RejoinBackend[]) => {
+    await gateway.writeConfig(config(backends));
+    await waitFor(async () => (await members()) === backends.length, { timeoutMs: 10_000, message: `${backends.length} members` });
+  };
+  const ejectionOver = () => waitFor(async () => (await erringView())?.health.ejectedUntil === null, { timeoutMs: 10_000, message: 'the ejection to end' });
+
+  beforeAll(async () => {
+    good = await startRejoinBackend(200, 200);
+    opened.push(good);
+    adminPort = await freePort();
+    gateway = await startGateway(config([good]));
+    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all(opened.map((backend) => backend.close()));
+  });
+
+  it.each([
+    { when: 'left while ejected and came back after its ejection ended', leftEjected: true },
+    { when: 'left after its ejection ended', leftEjected: false },
+  ])('keeps its count of past ejections when it $when (a registry flap)', async ({ leftEjected }) => {
+    erring = await startRejoinBackend(200, 500);
+    opened.push(erring);
+    await setMembers([erring, good]);
+    const first = await ejectionFromNow();
+    const ejectionEnd = Date.now() + first;
+    if (!leftEjected) await ejectionOver();
+    await setMembers([good]);
+    await waitFor(() => Date.now() > ejectionEnd, { timeoutMs: 15_000, message: 'the ejection to run out' });
+    await setMembers([erring, good]);
+    expect((await erringView())?.health.ejectedUntil).toBeNull();
+    // Its second ejection lasts twice the base; a fresh start would eject it for the base again.
+    expect(await ejectionFromNow()).toBeGreaterThanOrEqual(2 * BASE_EJECTION_MS);
+  });
+});
