@@ -155,6 +155,27 @@ describe('serviceBalancerOptions', () => {
     expect(() => parseConfig('gateway.yaml', `services: { a: { healthCheck: ${check} } }`)).toThrow(reason);
   });
 
+  it.each([
+    ['grpc', '{ path: /healthz }', 'services.a.healthCheck.path', "path does not apply (use grpcService); the check speaks the service's protocol, grpc"],
+    ['grpcs', '{ expectedStatuses: [200] }', 'services.a.healthCheck.expectedStatuses', 'a grpcs check asks grpc.health.v1.Health/Check'],
+    ['h2c', '{ grpcService: pkg.Svc }', 'services.a.healthCheck.grpcService', "grpcService applies to grpc and grpcs checks; the check speaks the service's protocol, h2c"],
+  ])('refuses a service of protocol %s with healthCheck %s, which its check would ignore, with its path and reason', (protocol, check, path, reason) => {
+    const text = `services: { a: { protocol: ${protocol}, healthCheck: ${check} } }`;
+    expect(() => parseConfig('gateway.yaml', text)).toThrow(path);
+    expect(() => parseConfig('gateway.yaml', text)).toThrow(reason);
+  });
+
+  it.each([
+    // The check names its own protocol: the path is asked over HTTP.
+    'services: { a: { protocol: grpc, healthCheck: { protocol: http, path: /healthz } } }',
+    'services: { a: { protocol: grpc, healthCheck: { type: tcp } } }',
+    // A path in defaults serves the services that speak HTTP; one of grpc ignores it.
+    'defaults: { healthCheck: { path: /healthz } }\nservices: { a: { protocol: grpc, healthCheck: true }, b: {} }',
+    'defaults: { protocol: grpc, healthCheck: { path: /healthz } }\nservices: { a: { protocol: http } }',
+  ])('accepts %s', (text) => {
+    expect(() => parseConfig('gateway.yaml', text)).not.toThrow();
+  });
+
   it('defaults the consistent-hash key to the client IP', () => {
     const named = parseConfig('gateway.yaml', 'services: { a: { balancer: consistent-hash } }');
     expect(serviceBalancerOptions(serviceSettings(named, 'a')).balancer).toEqual({ algorithm: 'consistent-hash', key: { from: 'client-ip' } });

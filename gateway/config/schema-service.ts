@@ -193,8 +193,19 @@ const settingsShape = {
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */
 export const serviceDefaultsSchema = section(settingsShape);
 
-/** One entry of `services`: the defaults' keys plus an optional static `instances` list. */
-export const serviceSettingsSchema = section({ ...settingsShape, instances: z.array(instanceEntry).optional() });
+/**
+ * One entry of `services`: the defaults' keys plus an optional static `instances` list. A check that
+ * names no `protocol` speaks the service's, so one written beside it is judged as if it named it
+ * (`protocol: grpc` with `healthCheck: { path }` would ask grpc.health.v1.Health/Check and never
+ * the path); `defaults` are not, since a service may speak another protocol.
+ */
+export const serviceSettingsSchema = section({ ...settingsShape, instances: z.array(instanceEntry).optional() }).superRefine((service, context) => {
+  const check = service.healthCheck;
+  if (typeof check !== 'object' || check.type === 'tcp' || check.protocol !== undefined || service.protocol === undefined) return;
+  for (const [key, message] of healthCheckConflicts({ ...check, protocol: service.protocol })) {
+    context.addIssue({ code: 'custom', path: ['healthCheck', key], message: `${message}; the check speaks the service's protocol, ${service.protocol} (healthCheck.protocol names another)` });
+  }
+});
 
 /** `defaults` as parsed: file keys, durations already in milliseconds, nothing filled in yet. */
 export type ServiceDefaultsInput = z.output<typeof serviceDefaultsSchema>;
