@@ -4,7 +4,7 @@ import type { Picker } from '../src/balance/picker.ts';
 import type { DiscoveryAggregator } from '../src/discovery/index.ts';
 import { withDefaultProtocol, type InstanceProtocol } from '../src/discovery/instance.ts';
 import type { ServiceConf } from '../src/discovery/load-balance-conf.ts';
-import { EndpointSet, type DepartedHealth, type HealthSnapshot, type HealthView } from '../src/health/index.ts';
+import { EndpointSet, type DepartedHealth, type EjectionHistory, type HealthSnapshot, type HealthView } from '../src/health/index.ts';
 import { serviceBalancerOptions, serviceSettings, type CanaryRouting, type GatewayConfig, type RouteConfig, type ServiceSettings } from './config/index.ts';
 import { routePicker, selectsSubsets, splitKey, type SubsetSources } from './route-picker.ts';
 import { selectedSubsets, SubsetSource, subsetId, withReadOnlyRoutePicker, type SubsetEntry } from './service-registry-subset.ts';
@@ -34,6 +34,8 @@ export interface CarriedHealth {
   readonly snapshot: HealthSnapshot | undefined;
   /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, and their failing verdicts where those still hold. */
   readonly departed: DepartedHealth;
+  /** Its counts of past ejections, of instances present and departed (`EndpointSet.ejectionHistory`). */
+  readonly ejectionHistory: ReadonlyMap<string, EjectionHistory>;
   /**
    * True when the check asks something else now: the failing verdicts carried hold only until its
    * first answer. Else the addresses whose failing verdicts already answered another check than the
@@ -58,7 +60,7 @@ export function registryBalancerSource(aggregator: DiscoveryAggregator): Balance
       const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
       if (health) return createServiceBalancer({ service, conf$ }, { ...options, keepHealth: health });
       if (!previous) return createServiceBalancer({ service, conf$ }, options);
-      const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed, previousCheckDiffers: previous.checkDiffers };
+      const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed, previousCheckDiffers: previous.checkDiffers, previousEjectionHistory: previous.ejectionHistory };
       return createServiceBalancer({ service, conf$ }, { ...options, health: { ...options.health, ...carried } });
     },
   };
@@ -377,11 +379,13 @@ function checkFingerprint(config: GatewayConfig, service: string): string {
  */
 function carriedHealth(snapshot: HealthSnapshot | undefined, view: HealthView, sameCheck: boolean): CarriedHealth {
   const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map() };
+  const ejectionHistory = view instanceof EndpointSet ? view.ejectionHistory() : new Map<string, EjectionHistory>();
   // A verdict the old build had carried from a check before its own still answers that one.
-  if (sameCheck) return { snapshot, departed, checkDiffers: view instanceof EndpointSet ? view.awaitingFirstAnswer() : false };
+  if (sameCheck) return { snapshot, departed, ejectionHistory, checkDiffers: view instanceof EndpointSet ? view.awaitingFirstAnswer() : false };
   return {
     snapshot: snapshot && { ...snapshot, endpoints: snapshot.endpoints.map((endpoint) => (endpoint.active === 'healthy' ? { ...endpoint, active: 'unknown' as const } : endpoint)) },
     departed,
+    ejectionHistory,
     checkDiffers: true,
   };
 }

@@ -5,7 +5,7 @@ import { componentLogger, type Logger } from '../logger.ts';
 import { ActiveHealthChecker, type ActiveCheckOptions } from './active-checker.ts';
 import { healthPanic } from './health-metrics.ts';
 import type { EndpointHealth, HealthSnapshot, HealthView } from './health-view.ts';
-import { OutlierDetector, type OutlierDetectionOptions } from './outlier-detector.ts';
+import { OutlierDetector, type EjectionHistory, type OutlierDetectionOptions } from './outlier-detector.ts';
 import { isHealthy, sameSnapshot, snapshotOf } from './endpoint-verdict.ts';
 import type { UpstreamOutcome } from './upstream-outcome.ts';
 
@@ -43,6 +43,8 @@ export interface EndpointSetOptions {
    * hold as long.
    */
   readonly previousCheckDiffers?: boolean | ReadonlySet<string>;
+  /** `ejectionHistory()` of the set this one replaces: the counts of past ejections of its instances, present or departed, carry on. */
+  readonly previousEjectionHistory?: ReadonlyMap<string, EjectionHistory>;
   /** For tests: jitter source of the active checker. */
   readonly random?: () => number;
   /** For tests: clock of the outlier detector (epoch ms). */
@@ -102,7 +104,7 @@ export class EndpointSet implements HealthView {
     const verdicts = new Map(previous.flatMap((endpoint) => (endpoint.active === 'unknown' ? [] : [[endpoint.address, endpoint.active] as const])));
     const ejections = new Map(previous.flatMap((endpoint) => (endpoint.ejectedUntil === undefined ? [] : [[endpoint.address, endpoint.ejectedUntil] as const])));
     this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts, options.previousDeparted?.unhealthyUntil, options.previousCheckDiffers) : undefined;
-    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections, options.previousDeparted?.ejectedUntil);
+    this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections, options.previousDeparted?.ejectedUntil, options.previousEjectionHistory);
     this.log = componentLogger('endpoint-set', { service });
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
     if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));
@@ -137,6 +139,11 @@ export class EndpointSet implements HealthView {
   /** What is remembered now of instances that left: failing verdicts (with active checks) and running ejections (with outlier detection). */
   departedHealth(): DepartedHealth {
     return { unhealthyUntil: this.checker?.departedVerdicts() ?? new Map(), ejectedUntil: this.detector?.parkedEjections() ?? new Map() };
+  }
+
+  /** By address: the past ejections not yet forgiven of instances present or departed (with outlier detection). */
+  ejectionHistory(): ReadonlyMap<string, EjectionHistory> {
+    return this.detector?.history() ?? new Map();
   }
 
   /** The addresses, present or departed, whose failing verdict answered an earlier check and still awaits the first answer of this set's. */

@@ -12,7 +12,7 @@ export {
   DEFAULT_MAX_EJECTION_PERCENT,
   OutlierDetector,
 } from './outlier-detector.ts';
-export type { OutlierDetectionOptions } from './outlier-detector.ts';
+export type { EjectionHistory, OutlierDetectionOptions } from './outlier-detector.ts';
 export { grpcProbe } from './probe-grpc.ts';
 export type { GrpcProbeOptions } from './probe-grpc.ts';
 export { httpProbe } from './probe-http.ts';

@@ -256,6 +256,32 @@ describe('OutlierDetector', () => {
     target.close();
   });
 
+  it('hands the counts of past ejections of present and departed members to a detector that replaces it', async () => {
+    const settings = { consecutiveErrors: 3, baseEjectionMs: 1_000, maxEjectionMs: 10_000, decayIntervalMs: 10_000, maxEjectionPercent: 100 };
+    const old = new OutlierDetector('svc', settings, () => Date.now());
+    old.setMembers(members(10));
+    const [back, ejected, away] = members(3) as [string, string, string];
+    feed(old, back, FAIL, FAIL, FAIL);
+    feed(old, away, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_000);
+    // Ejected a second time (2 s), the other never before.
+    feed(old, ejected, FAIL, FAIL, FAIL);
+    await vi.advanceTimersByTimeAsync(1_000);
+    feed(old, ejected, FAIL, FAIL, FAIL);
+    old.setMembers(members(10).filter((address) => address !== away));
+    const carried = new Map([[ejected, old.ejectedUntil(ejected)!]]);
+    const next = new OutlierDetector('svc', settings, () => Date.now(), carried, old.parkedEjections(), old.history());
+    old.close();
+    next.setMembers(members(10).filter((address) => address !== away));
+    expect(next.isEjected(ejected)).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_000);
+    next.setMembers(members(10));
+    for (const address of [back, ejected, away]) feed(next, address, FAIL, FAIL, FAIL);
+    // Once ejected: twice the base; twice: three times.
+    expect([back, ejected, away].map((address) => next.ejectedUntil(address)! - Date.now())).toEqual([2_000, 3_000, 2_000]);
+    next.close();
+  });
+
   it('cancels the return timer of an ejected member that left when closed', () => {
     const target = detector();
     feed(target, members(1)[0]!, FAIL, FAIL, FAIL);

@@ -23,6 +23,13 @@ export interface OutlierDetectionOptions {
   readonly decayIntervalMs?: number;
 }
 
+/** What counts towards an endpoint's next ejection: its past ejections and when the last one ended. */
+export interface EjectionHistory {
+  readonly timesEjected: number;
+  /** When its last ejection ended (the detector's clock); each `decayIntervalMs` since forgives one. */
+  readonly returnedAt: number;
+}
+
 interface Tracker {
   consecutive: number;
   timesEjected: number;
@@ -62,6 +69,8 @@ export class OutlierDetector {
   private closed = false;
   /** Ejections carried over from the detector this one replaces, until the first `setMembers()`. */
   private carried: ReadonlyMap<string, number>;
+  /** Counts of past ejections carried over from the detector this one replaces, until the first `setMembers()`. */
+  private carriedHistory: ReadonlyMap<string, EjectionHistory>;
 
   constructor(
     private readonly service: string,
@@ -71,12 +80,15 @@ export class OutlierDetector {
     carried: ReadonlyMap<string, number> = new Map(),
     /** By address: when the ejections of endpoints that had left the detector this one replaces end (`parkedEjections()`); they run on parked here. */
     parked: ReadonlyMap<string, number> = new Map(),
+    /** By address: `history()` of the detector this one replaces, present and departed endpoints alike: their counts carry on here. */
+    history: ReadonlyMap<string, EjectionHistory> = new Map(),
   ) {
     this.carried = carried;
+    this.carriedHistory = history;
     const start = now();
     for (const [address, until] of parked) {
       if (until <= start) continue;
-      const tracker: Tracker = { consecutive: 0, timesEjected: 1, returnedAt: start, timer: undefined, until };
+      const tracker: Tracker = { consecutive: 0, timesEjected: history.get(address)?.timesEjected ?? 1, returnedAt: start, timer: undefined, until };
       tracker.timer = setTimeout(() => this.restore(address, tracker), until - start);
       tracker.timer.unref();
       this.parked.set(address, tracker);
@@ -106,6 +118,12 @@ export class OutlierDetector {
   /** By address: when the ejection of each endpoint that left while ejected ends (see `setMembers`). */
   parkedEjections(): ReadonlyMap<string, number> {
     return new Map([...this.parked].flatMap(([address, tracker]) => (tracker.timer === undefined ? [] : [[address, tracker.until] as const])));
+  }
+
+  /** By address: the past ejections not yet forgiven of each endpoint, present or departed, for a detector that replaces this one. */
+  history(): ReadonlyMap<string, EjectionHistory> {
+    const all = [...this.trackers, ...this.parked].filter(([, tracker]) => tracker.timer !== undefined || !this.forgiven(tracker));
+    return new Map(all.map(([address, { timesEjected, returnedAt }]) => [address, { timesEjected, returnedAt }]));
   }
 
   /**
@@ -141,20 +159,29 @@ export class OutlierDetector {
         if (parked.timer !== undefined) returning.push([address, parked]);
         continue;
       }
-      const tracker: Tracker = { consecutive: 0, timesEjected: 0, returnedAt: this.now(), timer: undefined, until: 0 };
+      const history = this.carriedHistory.get(address);
+      const tracker: Tracker = { consecutive: 0, timesEjected: history?.timesEjected ?? 0, returnedAt: history?.returnedAt ?? this.now(), timer: undefined, until: 0 };
       this.trackers.set(address, tracker);
       const until = this.carried.get(address);
-      if (until !== undefined && until > tracker.returnedAt) {
-        // The rest of an ejection made under the settings before a reload; it counts as one ejection.
-        tracker.timesEjected = 1;
+      if (until !== undefined && until > this.now()) {
+        // The rest of an ejection made under the settings before a reload; it counts as one ejection at least.
+        tracker.timesEjected = Math.max(1, tracker.timesEjected);
+        tracker.returnedAt = this.now();
         tracker.until = until;
         tracker.timer = setTimeout(() => this.restore(address, tracker), until - tracker.returnedAt);
         tracker.timer.unref();
         resumed.push(address);
       }
     }
-    // Only the endpoints of the set in force at the replacement: one that comes back later starts afresh.
+    // Only the endpoints of the set in force at the replacement: one that comes back later is parked below.
     this.carried = new Map();
+    // Those of the replaced detector's history that are not members wait parked, as if they had left here.
+    for (const [address, { timesEjected, returnedAt }] of this.carriedHistory) {
+      if (wanted.has(address) || this.parked.has(address)) continue;
+      const tracker: Tracker = { consecutive: 0, timesEjected, returnedAt, timer: undefined, until: 0 };
+      if (!this.forgiven(tracker)) this.parked.set(address, tracker);
+    }
+    this.carriedHistory = new Map();
     const current = this.ejected.getValue();
     const kept = new Set([...[...current].filter((address) => wanted.has(address)), ...resumed]);
     // One ejected while it took no traffic (ejecting it cost nothing) that takes traffic again counts

@@ -205,13 +205,14 @@ describe('an instance ejected before, that leaves the registry and comes back', 
   let adminPort: number;
   const opened: RejoinBackend[] = [];
   const BASE_EJECTION_MS = 3_000;
-  const config = (backends: readonly RejoinBackend[]) => `
+  const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin', panicThreshold = 0) => `
 listen: 127.0.0.1:{{port}}
 admin: 127.0.0.1:${adminPort}
 services:
   web:
     retries: false
-    panicThreshold: 0
+    balancer: ${balancer}
+    panicThreshold: ${panicThreshold}
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: ${BASE_EJECTION_MS}ms, maxEjectionPercent: 100, decayInterval: 120s }
     instances: [${backends.map((backend) => `127.0.0.1:${backend.port}`).join(', ')}]
 routes:
@@ -233,8 +234,8 @@ routes:
     );
     return Date.parse(until) - start;
   };
-  const setMembers = async (backends: readonly RejoinBackend[]) => {
-    await gateway.writeConfig(config(backends));
+  const setMembers = async (backends: readonly RejoinBackend[], balancer?: string) => {
+    await gateway.writeConfig(config(backends, balancer));
     await waitFor(async () => (await members()) === backends.length, { timeoutMs: 10_000, message: `${backends.length} members` });
   };
   const ejectionOver = () => waitFor(async () => (await erringView())?.health.ejectedUntil === null, { timeoutMs: 10_000, message: 'the ejection to end' });
@@ -266,6 +267,24 @@ routes:
     await setMembers([erring, good]);
     expect((await erringView())?.health.ejectedUntil).toBeNull();
     // Its second ejection lasts twice the base; a fresh start would eject it for the base again.
+    expect(await ejectionFromNow()).toBeGreaterThanOrEqual(2 * BASE_EJECTION_MS);
+  });
+
+  it.each([
+    { where: 'present', away: false },
+    { where: 'away', away: true },
+  ])('keeps its count of past ejections across a reload that rebuilds the service for other health settings, $where', async ({ away }) => {
+    erring = await startRejoinBackend(200, 500);
+    opened.push(erring);
+    await setMembers([erring, good]);
+    await ejectionFromNow();
+    await ejectionOver();
+    if (away) await setMembers([good]);
+    // panicThreshold is a health setting: a new health set (the balancer changes too, to see the reload land).
+    await gateway.writeConfig(config(away ? [good] : [erring, good], 'round-robin', 1));
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'web')?.balancer === 'round-robin', { timeoutMs: 10_000, message: 'the reload' });
+    if (away) await setMembers([erring, good], 'round-robin');
+    // A new health set that started every count afresh would eject it for the base again.
     expect(await ejectionFromNow()).toBeGreaterThanOrEqual(2 * BASE_EJECTION_MS);
   });
 });
