@@ -133,10 +133,13 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
   });
   gateway.start();
   // A gateway that exits at start-up (a refused config) ends the wait at once, not at the deadline.
+  // Some 300 ms on a quiet machine; the bound is for a CI machine that other work (and the other test worker) loads.
   const state = await waitFor(async () => (gateway.exitInfo !== undefined ? 'exited' : (await acceptsConnections(port)) && 'listening'), {
-    timeoutMs: 15_000,
+    timeoutMs: 30_000,
     message: `the gateway on port ${port} to listen`,
   }).catch(async (error: Error) => {
+    // Nobody else holds it to stop it: left running, it would fail the file as a leftover besides.
+    await gateway.stop();
     throw new Error(`${error.message}\n${await readTail(gateway.logFile)}`);
   });
   if (state === 'exited') throw new Error(`the gateway on port ${port} exited before it listened\n${await readTail(gateway.logFile)}`);
