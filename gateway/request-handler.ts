@@ -102,7 +102,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const finish = (context: GatewayContext, failed: boolean): void => {
     logAccess?.(context, failed);
     context.trace?.end(context);
-    onRequestEnd?.(context);
+    if (onRequestEnd === undefined) return;
+    // A compressed answer's encoder may still hold its last bytes when the upstream's answer has
+    // ended: its metrics wait for the response's end, as the access log does, so `bytesOut` is whole.
+    const response = context.response;
+    if (response.writableEnded || response.destroyed) onRequestEnd(context);
+    else response.once('close', () => onRequestEnd(context));
   };
   const fail = (context: GatewayContext, error: unknown): void => {
     context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');

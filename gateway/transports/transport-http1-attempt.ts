@@ -11,7 +11,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -217,9 +217,9 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.buffered.push(chunk);
       return;
     }
-    this.context.outcome.bytesOut += chunk.length;
     // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
     const sink = this.sink!;
+    countBodyBytes(this.context, sink, chunk.length);
     if (!sink.write(chunk)) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();

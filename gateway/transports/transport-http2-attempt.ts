@@ -15,7 +15,7 @@ import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
-import { startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -247,7 +247,7 @@ export function http2Attempt(
         timeout.extend();
         grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);
-        context.outcome.bytesOut += chunk.length;
+        countBodyBytes(context, sink!, chunk.length);
         // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
         if (!sink!.write(chunk)) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.

@@ -5,7 +5,7 @@ import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
 import { answerClassOf, healthClassOf } from '../proxy/upstream-error.ts';
 import type { AttemptResult } from './transport.ts';
-import { startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
 
 /** Marks the abort the gateway causes when the client goes away, so it is classified as `cancelled`. */
 export class ClientGoneError extends Error {
@@ -101,8 +101,9 @@ export function sendTransformed(context: GatewayContext, status: number, outgoin
   return Promise.resolve()
     .then(() => transformBody(Buffer.concat(chunks), outgoing, context.responseBodyTransforms))
     .then((body): AttemptResult => {
-      context.outcome.bytesOut += body.length;
-      startResponseBody(context, status, outgoing).end(body);
+      const sink = startResponseBody(context, status, outgoing);
+      countBodyBytes(context, sink, body.length);
+      sink.end(body);
       return { ok: true };
     })
     .catch((error: Error): AttemptResult => ({ ok: false, errorClass: 'internal', responseStarted: context.response.headersSent, error }));

@@ -8,9 +8,18 @@ function stopEncoder(encoder: Transform): void {
 }
 
 /**
+ * Counts `length` bytes of an answer's body, just written to `sink`, as sent to the client
+ * (`RequestOutcome.bytesOut`), unless `sink` is an encoder: what went to the client then is the
+ * encoded bytes, which `startResponseBody` counts as they leave it (as nginx's `$body_bytes_sent`).
+ */
+export function countBodyBytes(context: GatewayContext, sink: Writable, length: number): void {
+  if (sink === context.response) context.outcome.bytesOut += length;
+}
+
+/**
  * Writes an upstream answer's head to the client and returns where its body goes: the response
  * itself, or the encoder the route's `responseEncoder` chose (which may edit `outgoing` first),
- * piped into the response. Either is a writable with back-pressure: `write` returns false and
+ * piped into the response, its output counted in `bytesOut` (`countBodyBytes`). Either is a writable with back-pressure: `write` returns false and
  * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
  * (the client gone, or the proxy cutting an answer whose upstream failed) destroys its encoder, so
  * a truncated answer never gets a clean end; an encoder that fails destroys the response.
@@ -20,12 +29,14 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
   const encoder = context.responseEncoder?.(status, outgoing, context);
   response.writeHead(status, outgoing);
   if (encoder === undefined) return response as Writable;
-  pipeEncoded(encoder, response);
+  pipeEncoded(encoder, response, context.outcome);
   return encoder;
 }
 
-function pipeEncoded(encoder: Transform, response: ClientResponse): void {
+function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: GatewayContext['outcome']): void {
   encoder.once('error', (error) => response.destroy(error));
+  // Beside pipe's own 'data' listener: the stream stays flowing as pipe's back-pressure lets it.
+  encoder.on('data', (chunk: Buffer) => (outcome.bytesOut += chunk.length));
   // A response the client left as the head came (the attempt then stops the upstream) may have
   // emitted its 'close' already: nothing would destroy the encoder, nor end it.
   if (response.destroyed) return void encoder.destroy();

@@ -168,6 +168,7 @@ routes:
   - { path: /zipped, service: site, stripPrefix: true, middlewares: [zip] }
   - { path: /gzip-first, service: site, stripPrefix: true, middlewares: [gzip-first] }
   - { path: /plain, service: site, stripPrefix: true }
+  - { name: counted, path: /counted, service: site, stripPrefix: true, middlewares: [zip] }
 `);
     session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
   });
@@ -365,6 +366,25 @@ routes:
     const line = await accessLine('/zipped/events?client=leaves');
     expect({ errorClass: line.errorClass, aborted: line.aborted }).toEqual({ errorClass: 'cancelled', aborted: true });
     expect(await upstreamErrors()).toBe(errorsBefore);
+  });
+
+  it('counts the bytes the client received, compressed, in the access log and in /api/stats, over HTTP/1.1 and HTTP/2', async () => {
+    const gzipped = await http1(gateway.port, '/counted/text?via=h1', { 'accept-encoding': 'gzip' });
+    const brotli = await http2(session, '/counted/text?via=h2', { 'accept-encoding': 'br' });
+    const identity = await http1(gateway.port, '/counted/text?via=identity');
+    expect([gzipped.headers['content-encoding'], brotli.headers['content-encoding'], identity.headers['content-encoding']]).toEqual(['gzip', 'br', undefined]);
+    expect(gzipped.body.length).toBeLessThan(TEXT.length / 2);
+    // nginx's $body_bytes_sent, Traefik's DownstreamContentSize: what went to the client.
+    expect((await accessLine('/counted/text?via=h1')).bytes).toBe(gzipped.body.length);
+    expect((await accessLine('/counted/text?via=h2')).bytes).toBe(brotli.body.length);
+    expect((await accessLine('/counted/text?via=identity')).bytes).toBe(TEXT.length);
+    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    type Totals = { routes: Record<string, { total: { requests: number; bytesOut: number } }> };
+    const route = await waitFor(async () => {
+      const counted = ((await (await admin.get('/api/stats')).json()) as Totals).routes.counted?.total;
+      return counted?.requests === 3 ? counted : undefined;
+    }, { message: 'the three requests of route counted in /api/stats' });
+    expect(route.bytesOut).toBe(gzipped.body.length + brotli.body.length + TEXT.length);
   });
 
   it('keeps serving after all that', async () => {
