@@ -55,3 +55,23 @@ function cutBody(request: Http2ServerRequest): void {
 
 /** An 'error' listener for a request body nobody reads any more. */
 function ignoreError(): void {}
+
+/**
+ * Asks the client of an HTTP/2 request whose body is still coming to stop sending it once the
+ * gateway's own answer to it is complete: RST_STREAM with NO_ERROR (RFC 9113 §8.1), which a client
+ * must not take as a reason to drop the answer. node:http2 does so by itself only for a body nobody
+ * began to read; one the proxy had read part of (a body counted by bodyLimit, found too large)
+ * kept its stream open, the client sending the rest to be read and dropped. The reset follows the
+ * answer's END_STREAM (the stream's writable 'finish'; node sends the data queued before it).
+ */
+export function stopBodyAfterAnswer(request: Http2ServerRequest): void {
+  const stream = request.stream;
+  if (peerEnded(stream) || stream.closed) return;
+  if (stream.writableFinished) closeWithNoError(stream);
+  else stream.once('finish', () => closeWithNoError(stream));
+}
+
+/** Resets a stream whose answer is complete with NO_ERROR, unless its body came whole meanwhile. */
+function closeWithNoError(stream: ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed && !peerEnded(stream)) stream.close(constants.NGHTTP2_NO_ERROR);
+}

@@ -1,8 +1,10 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
 import { connectionStateOf } from '../entrypoints/http1-connections.ts';
 import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
+import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
@@ -111,10 +113,17 @@ export function announcedLength(headers: IncomingMessage['headers']): number | u
  * the client stops sending. Node's server would otherwise close the connection with the body
  * unread, and the reset that follows throws away the answer before a still-uploading client reads
  * it. Empty for a request whose body is complete, or that announced none: its connection lives on.
+ * Over HTTP/2 it is empty too, and the client is asked to stop sending once the answer is complete
+ * (`stopBodyAfterAnswer`).
  */
 export function closingUnreadBody(context: GatewayContext): Readonly<Record<string, string>> {
   const request = context.request as IncomingMessage;
-  if (request.httpVersionMajor !== 1 || request.complete) return {};
+  if (request.complete) return {};
+  if (request.httpVersionMajor === 2) {
+    stopBodyAfterAnswer(context.request as unknown as Http2ServerRequest);
+    return {};
+  }
+  if (request.httpVersionMajor !== 1) return {};
   const headers = request.headers;
   const announced = headers['transfer-encoding'] !== undefined || (announcedLength(headers) ?? 0) > 0;
   if (!announced) return {};

@@ -482,6 +482,43 @@ routes:
     expect(await accessLine(path)).toMatchObject({ status: 413, errorClass: 'body-too-large' });
   });
 
+  it('asks an HTTP/2 client still sending a body past maxSize to stop: RST_STREAM NO_ERROR after the whole 413', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/limited/h2-keeps-sending', 'x-upload-id': 'h2-keeps-sending' });
+      stream.on('error', () => undefined);
+      let status = 0;
+      let body = '';
+      let ended = false;
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (body += chunk));
+      stream.on('end', () => (ended = true));
+      // Unlike http2Upload, this client writes on after the answer came, up to CAP, and ends its
+      // body there: a stream the gateway left open would take all of it and end normally.
+      const CAP = 64 * MiB;
+      const chunk = Buffer.alloc(16 * KiB, 7);
+      let sent = 0;
+      const writeMore = (): void => {
+        while (sent < CAP && !stream.closed) {
+          sent += chunk.length;
+          if (!stream.write(chunk)) return void stream.once('drain', writeMore);
+        }
+        if (!stream.closed) stream.end();
+      };
+      writeMore();
+      await waitFor(() => stream.closed, { timeoutMs: 15_000, message: 'the HTTP/2 stream to close' });
+      expect({ status, ended, rstCode: stream.rstCode, sentAll: sent >= CAP }).toEqual({ status: 413, ended: true, rstCode: 0, sentAll: false });
+      expect(JSON.parse(body)).toMatchObject({ error: 'body-too-large', status: 413 });
+    } finally {
+      session.destroy();
+    }
+    const line = await accessLine('/limited/h2-keeps-sending');
+    expect(line).toMatchObject({ status: 413, errorClass: 'body-too-large' });
+    expect(line).not.toHaveProperty('aborted');
+  });
+
   it('leaves both instances healthy after several chunked uploads past maxSize', async () => {
     const upstreams = async () => {
       const services = await admin.services();
