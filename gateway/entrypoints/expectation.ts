@@ -1,4 +1,5 @@
-// The one rule both listeners (HTTP/1.1 and HTTP/2) apply to a request's `Expect` field.
+// The one rule both listeners (HTTP/1.1 and HTTP/2) apply to a request's `Expect` field, and when they send `100 Continue`.
+import type { Readable } from 'node:stream';
 
 /**
  * Whether the gateway meets the expectation of a request whose `Expect` field is `value`: true when
@@ -20,4 +21,27 @@ export function meetsExpectation(value: string | readonly string[] | undefined):
     continues = true;
   }
   return continues;
+}
+
+/** What `continueOnFirstRead` needs of a response, HTTP/1.1's or HTTP/2's. */
+interface ContinuableResponse {
+  readonly headersSent: boolean;
+  writeContinue(): unknown;
+}
+
+/**
+ * Sends the `100 Continue` of a request whose expectation is met when its body is first read (the
+ * proxy sending it upstream), as nginx sends it when it starts reading the body, not at once: an
+ * answer the gateway gives before that (bodyLimit's 413 to a `Content-Length` over `maxSize`, an
+ * access refusal, a 404) goes without one, and a client that waits for it never sends the body it
+ * announced (RFC 9110 §10.1.1). Never once the answer's head is out: node reads an unread body on
+ * by itself after an answer ends.
+ */
+export function continueOnFirstRead(request: Readable, response: ContinuableResponse): void {
+  const read = request._read;
+  request._read = function readAfterContinue(this: Readable, size: number): void {
+    this._read = read;
+    if (!response.headersSent) response.writeContinue();
+    read.call(this, size);
+  };
 }

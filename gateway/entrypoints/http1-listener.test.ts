@@ -1,4 +1,4 @@
-import { request as httpRequest, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
@@ -167,7 +167,13 @@ describe('GatewayListener refusals of malformed requests', () => {
   it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];
-    listener = new GatewayListener({ request: (request, response) => (arrived.push(request.url ?? ''), void response.end('ok')), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    // The handler reads the body, as the proxy does: the 100 Continue goes out then (continueOnFirstRead).
+    const request = (incoming: IncomingMessage, response: ServerResponse) => {
+      arrived.push(incoming.url ?? '');
+      incoming.resume();
+      incoming.once('end', () => response.end('ok'));
+    };
+    listener = new GatewayListener({ request, upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
     const port = await listener.listen('127.0.0.1', 0);
     const post = (path: string, expectation: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\nExpect: ${expectation}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
     // Node's own rule sent 100 Continue to both, and dispatched both.
@@ -176,6 +182,36 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect([...more.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1])).toEqual(['417']);
     expect(arrived).toEqual(['/capitals']);
     expect(refusals).toEqual([{ status: 417, error: 'expectation-failed', bytes: Buffer.byteLength(more.slice(more.indexOf('\r\n\r\n') + 4)), clientAddress: '127.0.0.1', method: 'POST', target: '/more' }]);
+  });
+
+  it('sends no 100 Continue to a request answered before its body is read, and one to a request whose body is read', async () => {
+    listener = new GatewayListener(
+      {
+        request: (incoming, response) => {
+          if (incoming.url === '/refused') return void response.writeHead(413, { connection: 'close' }).end('too large');
+          incoming.resume();
+          incoming.once('end', () => response.end('ok'));
+        },
+        upgrade: () => undefined,
+        refused: () => undefined,
+      },
+      LIMITS,
+      rootLogger,
+    );
+    const port = await listener.listen('127.0.0.1', 0);
+    // Heads alone: a client that waits for the 100 Continue (RFC 9110 §10.1.1) sends no body before it.
+    const statuses = (answer: string) => [...answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1]);
+    const refused = await exchange(port, 'POST /refused HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n');
+    expect(statuses(refused)).toEqual(['413']);
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write('hi');
+    });
+    socket.write('POST /read HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(statuses(text)).toEqual(['100', '200']);
   });
 
   it('refuses a head of more than MAX_HEADER_FIELDS fields with 431 header-too-large in its place, where node 20 kept 2,000 fields and dropped the rest unseen', async () => {

@@ -16,7 +16,7 @@ import {
   type RefusalReport,
 } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
-import { meetsExpectation } from './expectation.ts';
+import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
@@ -158,7 +158,7 @@ export class GatewayListener {
       const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       if (meetsExpectation(request.headers.expect)) {
-        response.writeContinue();
+        continueOnFirstRead(request, response);
         return serve(request, response);
       }
       // Node reads on after a 417 with `connection: close`: what it reads behind it must go nowhere.

@@ -3,7 +3,7 @@ import { constants, createServer, type Http2Server, type Http2ServerRequest, typ
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
-import { meetsExpectation } from './expectation.ts';
+import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
 import { MAX_HEADER_FIELDS, type ListenerLimits } from './http1-listener.ts';
 import { bodyFor, listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
@@ -218,10 +218,10 @@ export class Http2Sessions {
     this.refused({ status, error, bytes, clientAddress, method: request.method, target: request.url ?? request.headers[':authority'] });
   }
 
-  /** Hands a request within the limits to `handler`; `expectsContinue`: sends its `100 Continue` first. */
+  /** Hands a request within the limits to `handler`; `expectsContinue`: sends its `100 Continue` when its body is first read. */
   private dispatch(handler: (request: ClientRequest, response: ClientResponse) => void, request: Http2ServerRequest, response: ClientResponse, expectsContinue: boolean): void {
     if (this.refusedOversized(request)) return;
-    if (expectsContinue) response.writeContinue();
+    if (expectsContinue) continueOnFirstRead(request, response);
     // Trailers are a header list too, which node:http2, told its ceilings, no longer holds to the limits:
     // one over them is reset as node reset it before. The request's handler sees a client stream cut short
     // (its line says so); the trailers reach no upstream, as the proxy forwards none of a request's.

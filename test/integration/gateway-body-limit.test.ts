@@ -398,6 +398,33 @@ routes:
     expect(await accessLine('/limited/h2')).toMatchObject({ status: 413, errorClass: 'body-too-large', attempts: 0 });
   });
 
+  it('answers Expect: 100-continue with a content-length over maxSize 413 at once, with no 100 Continue before it', async () => {
+    // The head alone: a client that waits for the 100 Continue, as curl does, never sends the body.
+    const answer = await rawExchange(gateway.port, `POST /limited/expect-over HTTP/1.1\r\nHost: t\r\nx-upload-id: expect-over\r\nExpect: 100-continue\r\nContent-Length: ${8 * MiB}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).not.toMatch(/100 Continue/);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'body-too-large', status: 413 });
+    expect(backend.received.has('expect-over')).toBe(false);
+    expect(await accessLine('/limited/expect-over')).toMatchObject({ status: 413, errorClass: 'body-too-large', attempts: 0 });
+  });
+
+  it('answers an HTTP/2 Expect: 100-continue with a content-length over maxSize 413, with no 100 before it', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/limited/h2-expect-over', 'content-length': String(8 * MiB), expect: '100-continue', 'x-upload-id': 'h2-expect-over' });
+      stream.on('error', () => undefined);
+      let continued = false;
+      stream.on('continue', () => (continued = true));
+      const status = await new Promise<number>((resolve) => stream.once('response', (headers) => resolve(Number(headers[':status']))));
+      expect({ status, continued }).toEqual({ status: 413, continued: false });
+    } finally {
+      session.destroy();
+    }
+    expect(backend.received.has('h2-expect-over')).toBe(false);
+  });
+
   it('leaves the instance healthy after several oversized uploads', async () => {
     const before = await instance();
     const statuses: number[] = [];
