@@ -217,8 +217,18 @@ routes:
     }
   });
 
+  it('answers HEAD with the head a GET gets (RFC 9110 §9.3.2): coding, Vary, weak ETag, no length, and no body', async () => {
+    for (const [acceptEncoding, coding] of [['br, gzip', 'br'], ['gzip', 'gzip'], ['identity', undefined]] as const) {
+      const get = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding });
+      const head = await http1(gateway.port, '/zipped/text', { 'accept-encoding': acceptEncoding }, 'HEAD');
+      const fields = (answer: Answer) => ({ status: answer.status, coding: answer.headers['content-encoding'], vary: answer.headers.vary, etag: answer.headers.etag, length: answer.headers['content-length'], ranges: answer.headers['accept-ranges'] });
+      expect(fields(head), acceptEncoding).toEqual(fields(get));
+      expect(head.headers['content-encoding'], acceptEncoding).toBe(coding);
+      expect(head.body.length).toBe(0);
+    }
+  });
+
   it.each([
-    ['HEAD', '/zipped/text', {}, 'HEAD', 200],
     ['a Range request (206)', '/zipped/text', { range: 'bytes=0-9' }, 'GET', 206],
     ['an answer already gzipped', '/zipped/gzipped', {}, 'GET', 200],
     ['an answer below minSize', '/zipped/small', {}, 'GET', 200],
@@ -297,7 +307,7 @@ routes:
     expect(() => gunzipSync(Buffer.concat(received))).toThrow(/unexpected end/i);
   });
 
-  it('compresses over the HTTP/2 entry point too, and leaves HEAD untouched there', async () => {
+  it('compresses over the HTTP/2 entry point too, and answers HEAD there with the head a GET gets', async () => {
     for (const coding of ['br', 'gzip']) {
       const answer = await http2(session, '/zipped/text', { 'accept-encoding': coding });
       expect(answer.status).toBe(200);
@@ -307,8 +317,12 @@ routes:
       expect(decode(answer).equals(TEXT)).toBe(true);
     }
     const head = await http2(session, '/zipped/text', { ':method': 'HEAD', 'accept-encoding': 'br' });
-    expect(head.headers['content-encoding']).toBeUndefined();
-    expect(head.headers['content-length']).toBe(String(TEXT.length));
+    expect(head.status).toBe(200);
+    expect(head.headers['content-encoding']).toBe('br');
+    expect(head.headers.vary).toBe('Origin, Accept-Encoding');
+    expect(head.headers.etag).toBe(`W/${ETAG}`);
+    expect(head.headers['content-length']).toBeUndefined();
+    expect(head.body.length).toBe(0);
   });
 
   it('passes server-sent events one by one over the HTTP/2 entry point', async () => {

@@ -37,34 +37,33 @@ describe('negotiateEncoding', () => {
 describe('mayCompress', () => {
   const compressible: OutgoingHttpHeaders = { 'content-type': 'text/html; charset=utf-8', 'content-length': '4096' };
   it.each([
-    ['a large text answer to GET', 'GET', {}, 200, compressible, true],
-    ['a chunked answer of unknown length', 'GET', {}, 200, { 'content-type': 'text/event-stream' }, true],
-    ['an error page', 'GET', {}, 404, compressible, true],
-    ['a JSON answer', 'POST', {}, 201, { 'content-type': 'application/json' }, true],
-    ['an answer with Content-Encoding: identity', 'GET', {}, 200, { ...compressible, 'content-encoding': 'identity' }, true],
-    ['an answer to HEAD', 'HEAD', {}, 200, compressible, false],
-    ['a 204', 'GET', {}, 204, { 'content-type': 'text/plain' }, false],
-    ['a 205, which must have no body', 'POST', {}, 205, { 'content-type': 'text/plain' }, false],
-    ['a 304', 'GET', {}, 304, compressible, false],
-    ['a 206', 'GET', {}, 206, compressible, false],
-    ['an answer to a Range request', 'GET', { range: 'bytes=0-10' }, 200, compressible, false],
-    ['an upgrade', 'GET', { upgrade: 'websocket' }, 101, compressible, false],
-    ['a gRPC call', 'POST', { 'content-type': 'application/grpc-web+proto' }, 200, { 'content-type': 'text/plain' }, false],
-    ['an answer already gzipped', 'GET', {}, 200, { ...compressible, 'content-encoding': 'gzip' }, false],
-    ['an answer with Cache-Control no-transform', 'GET', {}, 200, { ...compressible, 'cache-control': 'public, No-Transform' }, false],
-    ['an answer below minSize', 'GET', {}, 200, { ...compressible, 'content-length': '1023' }, false],
-    ['an answer of exactly minSize', 'GET', {}, 200, { ...compressible, 'content-length': '1024' }, true],
-    ['an image', 'GET', {}, 200, { 'content-type': 'image/png' }, false],
-    ['an answer without Content-Type', 'GET', {}, 200, {}, false],
-  ] as const)('%s: %s', (_name, method, request, status, headers, expected) => {
-    expect(mayCompress(method, request as IncomingHttpHeaders, status, { ...headers }, SETTINGS)).toBe(expected);
+    ['a large text answer to GET', {}, 200, compressible, true],
+    ['a chunked answer of unknown length', {}, 200, { 'content-type': 'text/event-stream' }, true],
+    ['an error page', {}, 404, compressible, true],
+    ['a JSON answer', {}, 201, { 'content-type': 'application/json' }, true],
+    ['an answer with Content-Encoding: identity', {}, 200, { ...compressible, 'content-encoding': 'identity' }, true],
+    ['a 204', {}, 204, { 'content-type': 'text/plain' }, false],
+    ['a 205, which must have no body', {}, 205, { 'content-type': 'text/plain' }, false],
+    ['a 304', {}, 304, compressible, false],
+    ['a 206', {}, 206, compressible, false],
+    ['an answer to a Range request', { range: 'bytes=0-10' }, 200, compressible, false],
+    ['an upgrade', { upgrade: 'websocket' }, 101, compressible, false],
+    ['a gRPC call', { 'content-type': 'application/grpc-web+proto' }, 200, { 'content-type': 'text/plain' }, false],
+    ['an answer already gzipped', {}, 200, { ...compressible, 'content-encoding': 'gzip' }, false],
+    ['an answer with Cache-Control no-transform', {}, 200, { ...compressible, 'cache-control': 'public, No-Transform' }, false],
+    ['an answer below minSize', {}, 200, { ...compressible, 'content-length': '1023' }, false],
+    ['an answer of exactly minSize', {}, 200, { ...compressible, 'content-length': '1024' }, true],
+    ['an image', {}, 200, { 'content-type': 'image/png' }, false],
+    ['an answer without Content-Type', {}, 200, {}, false],
+  ] as const)('%s', (_name, request, status, headers, expected) => {
+    expect(mayCompress(request as IncomingHttpHeaders, status, { ...headers }, SETTINGS)).toBe(expected);
   });
 
   it('compresses every type but the excluded ones when excludedContentTypes is set', () => {
     const settings = { ...SETTINGS, excludedContentTypes: ['image/*', 'application/zip'] };
-    expect(mayCompress('GET', {}, 200, { 'content-type': 'application/octet-stream' }, settings)).toBe(true);
-    expect(mayCompress('GET', {}, 200, { 'content-type': 'image/webp' }, settings)).toBe(false);
-    expect(mayCompress('GET', {}, 200, { 'content-type': 'Application/Zip' }, settings)).toBe(false);
+    expect(mayCompress({}, 200, { 'content-type': 'application/octet-stream' }, settings)).toBe(true);
+    expect(mayCompress({}, 200, { 'content-type': 'image/webp' }, settings)).toBe(false);
+    expect(mayCompress({}, 200, { 'content-type': 'Application/Zip' }, settings)).toBe(false);
   });
 });
 
@@ -85,5 +84,13 @@ describe('compress', () => {
     expect(encoder).toBeDefined();
     encoder!.destroy();
     expect(headers).toEqual({ 'content-type': 'text/plain', etag: 'W/"v1"', 'content-encoding': 'gzip', vary: 'Accept-Encoding' });
+  });
+
+  it('gives an answer to HEAD the head the GET gets, and no encoder: it has no body', async () => {
+    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, responseEncoder: undefined } as unknown as GatewayContext;
+    await compress(SETTINGS)(context, async () => {});
+    const headers: OutgoingHttpHeaders = { 'content-type': 'text/plain', 'content-length': '4096', 'accept-ranges': 'bytes', etag: '"v1"' };
+    expect(context.responseEncoder!(200, headers, context)).toBeUndefined();
+    expect(headers).toEqual({ 'content-type': 'text/plain', etag: 'W/"v1"', 'content-encoding': 'br', vary: 'Accept-Encoding' });
   });
 });

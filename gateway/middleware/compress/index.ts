@@ -25,14 +25,14 @@ function createEncoder(coding: 'br' | 'gzip', level: number, sizeHint: number): 
  * buffered whole, back-pressure kept), and adds `Vary: Accept-Encoding` to every answer that may be
  * compressed. A compressed answer loses Content-Length, Accept-Ranges and the upstream's digests
  * (Content-Digest, Repr-Digest, Content-MD5), gets Content-Encoding,
- * and a strong ETag is weakened (`W/`): the bytes differ. `mayCompress` lists what is left untouched.
+ * and a strong ETag is weakened (`W/`): the bytes differ. An answer to HEAD gets the same head, with
+ * no body. `mayCompress` lists what is left untouched.
  */
 export function compress(settings: CompressSettings): Middleware {
   const encoder = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext): Transform | undefined => {
     const { request } = context;
-    const method = request.method ?? 'GET';
-    if (status === 304) return notModified(method, request.headers, headers);
-    if (!mayCompress(method, request.headers, status, headers, settings)) return undefined;
+    if (status === 304) return notModified(request.headers, headers);
+    if (!mayCompress(request.headers, status, headers, settings)) return undefined;
     varyOnAcceptEncoding(headers);
     const coding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings);
     if (coding === undefined) return undefined;
@@ -45,6 +45,8 @@ export function compress(settings: CompressSettings): Middleware {
     delete headers['content-md5'];
     headers['content-encoding'] = coding;
     weakenEtag(headers);
+    // A HEAD's answer gets the head the GET's would have (RFC 9110 §9.3.2), and has no body to encode.
+    if (request.method === 'HEAD') return undefined;
     return createEncoder(coding, settings.level, sizeHint);
   };
   /**
@@ -52,8 +54,8 @@ export function compress(settings: CompressSettings): Middleware {
    * freshens its stored compressed answer only by a validator that matches its weak ETag (RFC 9111
    * §4.3.4), and a weakened ETag still matches, weakly, an answer that was not compressed.
    */
-  const notModified = (method: string, requestHeaders: GatewayContext['request']['headers'], headers: OutgoingHttpHeaders): undefined => {
-    if (!notModifiedMayStandForCompressed(method, requestHeaders, headers, settings)) return undefined;
+  const notModified = (requestHeaders: GatewayContext['request']['headers'], headers: OutgoingHttpHeaders): undefined => {
+    if (!notModifiedMayStandForCompressed(requestHeaders, headers, settings)) return undefined;
     varyOnAcceptEncoding(headers);
     if (negotiateEncoding(requestHeaders['accept-encoding'], settings.encodings) !== undefined) weakenEtag(headers);
     return undefined;

@@ -59,21 +59,22 @@ export function compressibleType(contentType: unknown, settings: CompressSetting
 }
 
 /**
- * Whether an answer may be compressed at all, whatever the client accepts: not to HEAD, a Range
- * request, an upgrade or a gRPC call; not a 1xx/204/205/206/304; not one already encoded, marked
+ * Whether an answer may be compressed at all, whatever the client accepts: not to a Range request,
+ * an upgrade or a gRPC call; not a 1xx/204/205/206/304; not one already encoded, marked
  * `Cache-Control: no-transform`, of a type `settings` leaves out, or with a Content-Length below
- * `minBytes`. Only an answer that passes varies with Accept-Encoding.
+ * `minBytes`. Only an answer that passes varies with Accept-Encoding. An answer to HEAD passes as
+ * the GET's would: its head must say what the GET's says (RFC 9110 §9.3.2), though it has no body.
  */
-export function mayCompress(method: string, requestHeaders: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
-  if (status < 200 || UNTOUCHED_STATUSES.has(status) || !requestMayBeCompressed(method, requestHeaders) || !headersAllowCoding(headers)) return false;
+export function mayCompress(requestHeaders: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
+  if (status < 200 || UNTOUCHED_STATUSES.has(status) || !requestMayBeCompressed(requestHeaders) || !headersAllowCoding(headers)) return false;
   if (!compressibleType(headers['content-type'], settings)) return false;
   const length = headers['content-length'];
   return length === undefined || !(Number(length) < settings.minBytes);
 }
 
-/** Whether the answer to this request may be compressed: not to HEAD, a Range request, an upgrade or a gRPC call. */
-function requestMayBeCompressed(method: string, requestHeaders: IncomingHttpHeaders): boolean {
-  if (method === 'HEAD' || requestHeaders.range !== undefined || requestHeaders.upgrade !== undefined) return false;
+/** Whether the answer to this request may be compressed: not to a Range request, an upgrade or a gRPC call. */
+function requestMayBeCompressed(requestHeaders: IncomingHttpHeaders): boolean {
+  if (requestHeaders.range !== undefined || requestHeaders.upgrade !== undefined) return false;
   return requestHeaders['content-type']?.startsWith('application/grpc') !== true;
 }
 
@@ -90,8 +91,8 @@ function headersAllowCoding(headers: OutgoingHttpHeaders): boolean {
  * that 200 had (RFC 9110 §15.4.5). A 304 seldom says its Content-Type or length: unless it names a
  * type `settings` leaves out, it is taken to stand for a compressed answer.
  */
-export function notModifiedMayStandForCompressed(method: string, requestHeaders: IncomingHttpHeaders, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
-  if (!requestMayBeCompressed(method, requestHeaders) || !headersAllowCoding(headers)) return false;
+export function notModifiedMayStandForCompressed(requestHeaders: IncomingHttpHeaders, headers: OutgoingHttpHeaders, settings: CompressSettings): boolean {
+  if (!requestMayBeCompressed(requestHeaders) || !headersAllowCoding(headers)) return false;
   return headers['content-type'] === undefined || compressibleType(headers['content-type'], settings);
 }
 
