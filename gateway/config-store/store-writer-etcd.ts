@@ -1,7 +1,7 @@
 import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
 import { createEtcdClient } from '../../src/discovery/etcd/etcd-client.ts';
 import { listPrefix } from '../../src/discovery/etcd/etcd-list.ts';
-import { isEtcdPasswordRefused, isEtcdRefusal, isEtcdUserMissing } from '../../src/discovery/etcd/etcd-refusal.ts';
+import { isEtcdNoPasswordUser, isEtcdPasswordRefused, isEtcdRefusal, isEtcdUserMissing } from '../../src/discovery/etcd/etcd-refusal.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { decodeObject, encodeObject, objectKey, parseObjectKey, type StoreKind, type StoreLocation } from './store-layout.ts';
 import {
@@ -142,12 +142,10 @@ export class EtcdStoreWriter implements StoreWriter {
   /** etcd's refusal of the password as the store and the user whose password file to correct; never the password. */
   private passwordRefused(what: string, error: unknown): StoreAuthenticationError {
     const username = this.location.credentials?.username ?? '';
-    return new StoreAuthenticationError(
-      this.location.url,
-      username,
-      `${what}: etcd refused the password of the gateway's etcd user "${username}" (authentication failed, invalid user ID or password): put that user's password in configStore.auth.passwordFile, or set it in etcd (etcdctl user passwd ${username})`,
-      { cause: error },
-    );
+    const reason = isEtcdNoPasswordUser(error)
+      ? `, a user without password (password was given for no password user): authenticate it by its client certificate (configStore.tls), without configStore.auth.passwordFile, or give it a password in etcd (etcdctl user passwd ${username})`
+      : ` (authentication failed, invalid user ID or password): put that user's password in configStore.auth.passwordFile, or set it in etcd (etcdctl user passwd ${username})`;
+    return new StoreAuthenticationError(this.location.url, username, `${what}: etcd refused the password of the gateway's etcd user "${username}"${reason}`, { cause: error });
   }
 
   /** etcd's refusal as the key and the right the gateway's etcd user lacks there, or the auth it lacks, for an operator to grant or set. */

@@ -27,6 +27,7 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   let outsider: GatewayProcess | undefined;
   let anonymous: GatewayProcess | undefined;
   let mistyped: GatewayProcess | undefined;
+  let passwordless: GatewayProcess | undefined;
 
   /** `etcdctl` against the single member, as `user` (`name:password`) when given; resolves its stdout. */
   async function ctl(args: readonly string[], user?: string): Promise<string> {
@@ -50,6 +51,9 @@ describe('a config store in etcd whose user may read the prefix but not write ob
     await ctl(['role', 'add', 'elsewhere']);
     await ctl(['role', 'grant-permission', '--prefix=true', 'elsewhere', 'readwrite', '/elsewhere/']);
     await ctl(['user', 'grant-role', 'outsider', 'elsewhere']);
+    // A user for a client certificate's CN (etcd 3.4+): etcd refuses any password given for it.
+    await ctl(['user', 'add', 'certonly', '--no-password']);
+    await ctl(['user', 'grant-role', 'certonly', 'store-reader']);
     await ctl(['auth', 'enable']);
     const adminPort = await freePort();
     gateway = await startGateway(`
@@ -70,6 +74,7 @@ services:
   afterAll(async () => {
     await anonymous?.process.stop();
     await mistyped?.process.stop();
+    await passwordless?.process.stop();
     await outsider?.process.stop();
     await gateway?.process.stop();
     await backend?.process.stop();
@@ -212,6 +217,34 @@ routes:
     expect(store.reason).toContain(`etcd ${etcd.endpoints[0]!} refused the password of etcd user "gateway" (authentication failed, invalid user ID or password)`);
     expect(await logOf(mistyped.process)).not.toContain(WRONG_PASSWORD);
     expect((await fetch(`${mistyped.url}/file`)).status).toBe(200);
+  });
+
+  it('answers a write with a password for a user etcd knows without password 403 store-auth-failed, not 503 as an outage', async () => {
+    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
+    const adminPort = await freePort();
+    passwordless = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  timeout: 2s
+  snapshot: ${join(dir, 'passwordless-snapshot.json')}
+  auth: { username: certonly, passwordFile: ${join(dir, 'wrong.password')} }
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`);
+    const passwordlessAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    const answer = await passwordlessAdmin.get('/api/routes/passwordless', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/passwordless', service: 'echo' }) });
+    const text = await answer.text();
+    expect(answer.status, text).toBe(403);
+    const parsed = JSON.parse(text) as { error: string; code: string; message: string };
+    expect(parsed).toMatchObject({ error: 'store-auth-failed', code: 'SB_CONFIG_STORE_AUTH_FAILED' });
+    expect(parsed.message).toContain('refused the password of the gateway\'s etcd user "certonly"');
+    expect(text).not.toContain(WRONG_PASSWORD);
+    expect(await ctl(['get', '--keys-only', `${ROOT}/routes/passwordless`], `root:${PASSWORDS.root}`)).toBe('');
+    expect(await logOf(passwordless.process)).not.toContain(WRONG_PASSWORD);
   });
 
   it('ends the session at the first stall probe etcd refuses once the user lost its read right, keeps the last listing, and says why it cannot re-list', async () => {

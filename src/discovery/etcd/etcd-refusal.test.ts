@@ -1,4 +1,4 @@
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, GRPCUnknownError } from 'etcd3';
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../../errors.ts';
 import { describeEtcdRefusal, isEtcdPasswordRefused, isEtcdRefusal } from './etcd-refusal.ts';
@@ -43,6 +43,7 @@ describe('isEtcdPasswordRefused', () => {
     ['the typed error', new EtcdAuthenticationFailedError('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'), true],
     ['the untyped gRPC error', new Error('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'), true],
     ['a permission denied', new EtcdPermissionDeniedError('7 PERMISSION_DENIED: etcdserver: permission denied'), false],
+    ['etcd 3.4\'s refusal of a password for a user made with --no-password (gRPC UNKNOWN, no "etcdserver:")', new GRPCUnknownError('2 UNKNOWN: auth: authentication failed, password was given for no password user'), true],
     ['an outage', new Error('14 UNAVAILABLE: connect ECONNREFUSED'), false],
   ])('tells %s', (_name, error, expected) => {
     expect(isEtcdPasswordRefused(error)).toBe(expected);
@@ -50,5 +51,13 @@ describe('isEtcdPasswordRefused', () => {
 
   it('is no refusal of a right: a wrong password is told apart from a missing role', () => {
     expect(isEtcdRefusal(new EtcdAuthenticationFailedError('x'))).toBe(false);
+  });
+});
+
+describe('describeEtcdRefusal of a password given for a user without password', () => {
+  it('names the endpoint and the user and says to authenticate by certificate, not as an outage', () => {
+    const described = describeEtcdRefusal(new GRPCUnknownError('2 UNKNOWN: auth: authentication failed, password was given for no password user'), { endpoint: 'http://127.0.0.1:2379', key: '/sb/', right: 'read', username: 'gateway' });
+    expect(described).toBeInstanceOf(RegistryError);
+    expect((described as Error).message).toBe('etcd http://127.0.0.1:2379 refused the password of etcd user "gateway", a user without password (password was given for no password user): authenticate it by its client certificate, without passwordFile');
   });
 });

@@ -26,7 +26,16 @@ export function isEtcdUserMissing(error: unknown): boolean {
  * and no member will take that password until the file or the user's password changes.
  */
 export function isEtcdPasswordRefused(error: unknown): boolean {
-  return error instanceof EtcdAuthenticationFailedError || (error instanceof Error && error.message.includes('etcdserver: authentication failed, invalid user ID or password'));
+  return error instanceof EtcdAuthenticationFailedError || (error instanceof Error && (error.message.includes('etcdserver: authentication failed, invalid user ID or password') || isEtcdNoPasswordUser(error)));
+}
+
+/**
+ * Whether etcd refused a password because its user has none (made with `--no-password`, for a TLS
+ * client certificate's CN): etcd 3.4 answers "auth: authentication failed, password was given for
+ * no password user" as gRPC UNKNOWN, without the "etcdserver:" prefix, so etcd3 leaves it untyped.
+ */
+export function isEtcdNoPasswordUser(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('authentication failed, password was given for no password user');
 }
 
 /** Whether etcd refused the call for who made it (no right, or no user while auth is on): no other member answers otherwise. */
@@ -50,6 +59,9 @@ export function describeEtcdRefusal(error: unknown, context: EtcdRefusalContext)
   }
   if (isEtcdUserMissing(error)) {
     return new RegistryRefusalError(`etcd ${endpoint} has authentication on and refused ${user} the right to ${right} ${key} (user name is empty): give it auth { username, passwordFile }`, { cause: error });
+  }
+  if (isEtcdNoPasswordUser(error)) {
+    return new RegistryRefusalError(`etcd ${endpoint} refused the password of ${user}, a user without password (password was given for no password user): authenticate it by its client certificate, without passwordFile`, { cause: error });
   }
   if (error instanceof EtcdAuthenticationFailedError) {
     return new RegistryRefusalError(`etcd ${endpoint} refused the password of ${user} (authentication failed, invalid user ID or password)`, { cause: error });
