@@ -172,6 +172,9 @@ describe('serviceBalancerOptions', () => {
     // A path in defaults serves the services that speak HTTP; one of grpc ignores it.
     'defaults: { healthCheck: { path: /healthz } }\nservices: { a: { protocol: grpc, healthCheck: true }, b: {} }',
     'defaults: { protocol: grpc, healthCheck: { path: /healthz } }\nservices: { a: { protocol: http } }',
+    // The check inherits the protocol defaults name for it: the path is asked over HTTP, grpcService over gRPC.
+    'defaults: { healthCheck: { protocol: http } }\nservices: { a: { protocol: grpc, healthCheck: { path: /healthz } }, b: {} }',
+    'defaults: { healthCheck: { protocol: grpc } }\nservices: { a: { protocol: http, healthCheck: { grpcService: pkg.Svc } } }',
   ])('accepts %s', (text) => {
     expect(() => parseConfig('gateway.yaml', text)).not.toThrow();
   });

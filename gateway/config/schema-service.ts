@@ -193,19 +193,32 @@ const settingsShape = {
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */
 export const serviceDefaultsSchema = section(settingsShape);
 
+/** One entry of `services`: the defaults' keys plus an optional static `instances` list. */
+export const serviceSettingsSchema = section({ ...settingsShape, instances: z.array(instanceEntry).optional() });
+
+type CheckLayer = { readonly protocol?: string | undefined; readonly healthCheck?: boolean | z.output<typeof healthCheck> | undefined };
+
 /**
- * One entry of `services`: the defaults' keys plus an optional static `instances` list. A check that
- * names no `protocol` speaks the service's, so one written beside it is judged as if it named it
- * (`protocol: grpc` with `healthCheck: { path }` would ask grpc.health.v1.Health/Check and never
- * the path); `defaults` are not, since a service may speak another protocol.
+ * A service's check that names no `protocol` and inherits none (nor `type: tcp`) from `defaults`
+ * speaks the service's own protocol, so its keys are judged as if it named it: `protocol: grpc`
+ * with `healthCheck: { path }` would ask grpc.health.v1.Health/Check and never the path. Judged
+ * where `defaults` are known: a check whose `defaults` name `healthCheck.protocol: http` asks the
+ * path over HTTP whatever the service speaks.
  */
-export const serviceSettingsSchema = section({ ...settingsShape, instances: z.array(instanceEntry).optional() }).superRefine((service, context) => {
-  const check = service.healthCheck;
-  if (typeof check !== 'object' || check.type === 'tcp' || check.protocol !== undefined || service.protocol === undefined) return;
-  for (const [key, message] of healthCheckConflicts({ ...check, protocol: service.protocol })) {
-    context.addIssue({ code: 'custom', path: ['healthCheck', key], message: `${message}; the check speaks the service's protocol, ${service.protocol} (healthCheck.protocol names another)` });
+export function serviceCheckProtocolIssues(
+  config: { readonly defaults?: CheckLayer | undefined; readonly services?: Readonly<Record<string, CheckLayer | null>> | undefined },
+  problem: (path: (string | number)[], message: string) => void,
+): void {
+  const inherited = config.defaults?.healthCheck;
+  if (typeof inherited === 'object' && (inherited.protocol !== undefined || inherited.type === 'tcp')) return;
+  for (const [name, service] of Object.entries(config.services ?? {})) {
+    const check = service?.healthCheck;
+    if (!service || typeof check !== 'object' || check.type === 'tcp' || check.protocol !== undefined || service.protocol === undefined) continue;
+    for (const [key, message] of healthCheckConflicts({ ...check, protocol: service.protocol })) {
+      problem(['services', name, 'healthCheck', key], `${message}; the check speaks the service's protocol, ${service.protocol} (healthCheck.protocol names another)`);
+    }
   }
-});
+}
 
 /** `defaults` as parsed: file keys, durations already in milliseconds, nothing filled in yet. */
 export type ServiceDefaultsInput = z.output<typeof serviceDefaultsSchema>;

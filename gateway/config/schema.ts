@@ -10,7 +10,7 @@ import { entryPointsSchema } from './schema-entrypoint.ts';
 import { namedCertificatesSchema, namedCertificateIssues } from './schema-certificate.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
-import { serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
+import { serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
@@ -177,6 +177,7 @@ export const configSchema = section({
   entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   namedCertificateIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  serviceCheckProtocolIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;
   // Node refuses a server whose headers timeout exceeds its (non-zero) request timeout.
