@@ -282,6 +282,30 @@ describe('OutlierDetector', () => {
     next.close();
   });
 
+  it('counts past ejections carried from a detector with a higher cap only up to its own cap, so two decay intervals still shorten the next ejection', async () => {
+    const before = { consecutiveErrors: 3, baseEjectionMs: 1_000, maxEjectionMs: 4_000, decayIntervalMs: 10_000, maxEjectionPercent: 100 };
+    const old = new OutlierDetector('svc', before, () => Date.now());
+    old.setMembers(members(10));
+    const [present, away] = members(2) as [string, string];
+    // Ejected four times each: 1, 2, 3 and 4 s, the cap of these settings.
+    for (let time = 1; time <= 4; time += 1) {
+      feed(old, present, FAIL, FAIL, FAIL);
+      feed(old, away, FAIL, FAIL, FAIL);
+      await vi.advanceTimersByTimeAsync(time * 1_000);
+    }
+    old.setMembers(members(10).filter((address) => address !== away));
+    // A reload to a base of 2 s under the same cap: two ejections reach it.
+    const next = new OutlierDetector('svc', { ...before, baseEjectionMs: 2_000 }, () => Date.now(), new Map(), old.parkedEjections(), old.history());
+    old.close();
+    next.setMembers(members(10).filter((address) => address !== away));
+    await vi.advanceTimersByTimeAsync(20_000);
+    next.setMembers(members(10));
+    for (const address of [present, away]) feed(next, address, FAIL, FAIL, FAIL);
+    // Two decay intervals forgave two of the two past ejections these settings count: the base again.
+    expect([present, away].map((address) => next.ejectedUntil(address)! - Date.now())).toEqual([2_000, 2_000]);
+    next.close();
+  });
+
   it('cancels the return timer of an ejected member that left when closed', () => {
     const target = detector();
     feed(target, members(1)[0]!, FAIL, FAIL, FAIL);

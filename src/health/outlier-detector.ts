@@ -83,16 +83,6 @@ export class OutlierDetector {
     /** By address: `history()` of the detector this one replaces, present and departed endpoints alike: their counts carry on here. */
     history: ReadonlyMap<string, EjectionHistory> = new Map(),
   ) {
-    this.carried = carried;
-    this.carriedHistory = history;
-    const start = now();
-    for (const [address, until] of parked) {
-      if (until <= start) continue;
-      const tracker: Tracker = { consecutive: 0, timesEjected: history.get(address)?.timesEjected ?? 1, returnedAt: start, timer: undefined, until };
-      tracker.timer = setTimeout(() => this.restore(address, tracker), until - start);
-      tracker.timer.unref();
-      this.parked.set(address, tracker);
-    }
     this.settings = {
       consecutiveErrors: Math.max(1, options.consecutiveErrors ?? DEFAULT_CONSECUTIVE_ERRORS),
       baseEjectionMs: options.baseEjectionMs ?? DEFAULT_BASE_EJECTION_MS,
@@ -100,6 +90,19 @@ export class OutlierDetector {
       maxEjectionPercent: options.maxEjectionPercent ?? DEFAULT_MAX_EJECTION_PERCENT,
       decayIntervalMs: options.decayIntervalMs ?? DEFAULT_EJECTION_DECAY_INTERVAL_MS,
     };
+    this.carried = carried;
+    // A count past where these settings stop counting (another base or cap before the reload) would
+    // take more than two decay intervals to shorten the next ejection: it stops at this cap too.
+    const countCap = this.countCap();
+    this.carriedHistory = new Map([...history].map(([address, past]) => [address, { ...past, timesEjected: Math.min(past.timesEjected, countCap) }]));
+    const start = now();
+    for (const [address, until] of parked) {
+      if (until <= start) continue;
+      const tracker: Tracker = { consecutive: 0, timesEjected: this.carriedHistory.get(address)?.timesEjected ?? 1, returnedAt: start, timer: undefined, until };
+      tracker.timer = setTimeout(() => this.restore(address, tracker), until - start);
+      tracker.timer.unref();
+      this.parked.set(address, tracker);
+    }
     this.ejected$ = this.ejected.asObservable();
     this.log = componentLogger('outlier-detector', { service });
   }
@@ -249,10 +252,7 @@ export class OutlierDetector {
     const now = this.now();
     const forgiven = Math.floor((now - tracker.returnedAt) / this.settings.decayIntervalMs);
     const { baseEjectionMs, maxEjectionMs } = this.settings;
-    // The count stops where the ejection reaches its cap (as Envoy's backoff does), so two decay
-    // intervals back in service shorten the next one, however long the flapping before was.
-    const countCap = baseEjectionMs > 0 ? Math.max(1, Math.ceil(maxEjectionMs / baseEjectionMs)) : 1;
-    tracker.timesEjected = Math.min(Math.max(0, tracker.timesEjected - forgiven) + 1, countCap);
+    tracker.timesEjected = Math.min(Math.max(0, tracker.timesEjected - forgiven) + 1, this.countCap());
     const durationMs = Math.min(baseEjectionMs * tracker.timesEjected, maxEjectionMs);
     tracker.until = now + durationMs;
     tracker.timer = setTimeout(() => this.restore(address, tracker), durationMs);
@@ -273,6 +273,16 @@ export class OutlierDetector {
     let out = 0;
     for (const member of ejected) if (member !== address && this.trackers.has(member) && !this.idle.has(member)) out += 1;
     return out === 0 || (out + 1) * 100 <= this.settings.maxEjectionPercent * counted;
+  }
+
+  /**
+   * Where the count of past ejections stops: where the ejection reaches `maxEjectionMs` (as Envoy's
+   * backoff does), so two decay intervals back in service shorten the next one, however long the
+   * flapping before was.
+   */
+  private countCap(): number {
+    const { baseEjectionMs, maxEjectionMs } = this.settings;
+    return baseEjectionMs > 0 ? Math.max(1, Math.ceil(maxEjectionMs / baseEjectionMs)) : 1;
   }
 
   /** True when `decayIntervalMs` spans since its last ejection ended have forgiven every past one. */
