@@ -144,7 +144,7 @@ export class EtcdStoreWriter implements StoreWriter {
     const username = this.location.credentials?.username ?? '';
     const reason = isEtcdNoPasswordUser(error)
       ? `, a user without password (password was given for no password user): authenticate it by its client certificate (configStore.tls), without configStore.auth.passwordFile, or give it a password in etcd (etcdctl user passwd ${username})`
-      : ` (authentication failed, invalid user ID or password): put that user's password in configStore.auth.passwordFile, or set it in etcd (etcdctl user passwd ${username})`;
+      : ` (authentication failed, invalid user ID or password): put that user's password in configStore.auth.passwordFile and restart the gateway, or set it in etcd (etcdctl user passwd ${username})`;
     return new StoreAuthenticationError(this.location.url, username, `${what}: etcd refused the password of the gateway's etcd user "${username}"${reason}`, { cause: error });
   }
 
