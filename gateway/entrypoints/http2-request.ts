@@ -57,21 +57,34 @@ function cutBody(request: Http2ServerRequest): void {
 function ignoreError(): void {}
 
 /**
+ * How long a reset waits between looks for the answer's END_STREAM once a few turns of the event
+ * loop did not see it go out (a client that does not read its socket holds it back).
+ */
+const END_STREAM_POLL_MS = 10;
+/** The turns of the event loop a reset first waits for the answer's END_STREAM, before `END_STREAM_POLL_MS`. */
+const END_STREAM_IMMEDIATE_TURNS = 8;
+
+/**
  * Asks the client of an HTTP/2 request whose body is still coming to stop sending it once the
  * gateway's own answer to it is complete: RST_STREAM with NO_ERROR (RFC 9113 §8.1), which a client
  * must not take as a reason to drop the answer. node:http2 does so by itself only for a body nobody
  * began to read; one the proxy had read part of (a body counted by bodyLimit, found too large)
  * kept its stream open, the client sending the rest to be read and dropped. The reset follows the
- * answer's END_STREAM (the stream's writable 'finish'; node sends the data queued before it).
+ * answer's END_STREAM: the stream's writable 'finish' comes before nghttp2 has sent it, and a reset
+ * submitted then goes out first (the last DATA frame without END_STREAM: an answer cut short), so
+ * it waits until the stream's local side is closed (`state.localClose`, set once END_STREAM is sent).
  */
 export function stopBodyAfterAnswer(request: Http2ServerRequest): void {
   const stream = request.stream;
   if (peerEnded(stream) || stream.closed) return;
-  if (stream.writableFinished) closeWithNoError(stream);
-  else stream.once('finish', () => closeWithNoError(stream));
+  if (stream.writableFinished) closeWithNoError(stream, 0);
+  else stream.once('finish', () => closeWithNoError(stream, 0));
 }
 
-/** Resets a stream whose answer is complete with NO_ERROR, unless its body came whole meanwhile. */
-function closeWithNoError(stream: ServerHttp2Stream): void {
-  if (!stream.closed && !stream.destroyed && !peerEnded(stream)) stream.close(constants.NGHTTP2_NO_ERROR);
+/** Resets a stream whose answer is complete with NO_ERROR once its END_STREAM is out, unless its body came whole meanwhile. */
+function closeWithNoError(stream: ServerHttp2Stream, turns: number): void {
+  if (stream.closed || stream.destroyed || peerEnded(stream)) return;
+  if (stream.state.localClose === 1) return void stream.close(constants.NGHTTP2_NO_ERROR);
+  if (turns < END_STREAM_IMMEDIATE_TURNS) setImmediate(closeWithNoError, stream, turns + 1);
+  else setTimeout(closeWithNoError, END_STREAM_POLL_MS, stream, turns + 1).unref();
 }
