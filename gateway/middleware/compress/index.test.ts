@@ -93,4 +93,12 @@ describe('compress', () => {
     expect(context.responseEncoder!(200, headers, context)).toBeUndefined();
     expect(headers).toEqual({ 'content-type': 'text/plain', etag: 'W/"v1"', 'content-encoding': 'br', vary: 'Accept-Encoding' });
   });
+
+  it('leaves an answer to HEAD without a Content-Length as it is: the GET it stands for may be below minBytes, and not compressed', async () => {
+    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, responseEncoder: undefined } as unknown as GatewayContext;
+    await compress(SETTINGS)(context, async () => {});
+    const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', etag: '"v1"' };
+    expect(context.responseEncoder!(200, headers, context)).toBeUndefined();
+    expect(headers).toEqual({ 'content-type': 'application/json', etag: '"v1"' });
+  });
 });
