@@ -110,6 +110,15 @@ export interface GatewayProcess {
 }
 
 /**
+ * `config` with `admin: false` added when it names no admin listener: the default one is the fixed
+ * port 127.0.0.1:9180, which two gateways of files running at once (or a gateway outside the tests)
+ * cannot both have.
+ */
+function withoutFixedAdmin(config: string): string {
+  return /^admin:/m.test(config) ? config : `${config.trimEnd()}\nadmin: false\n`;
+}
+
+/**
  * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}` stands for a free
  * port, and waits until the listener accepts connections.
  */
@@ -119,7 +128,7 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
   const configPath = join(dir, 'gateway.yaml');
   const writeConfig = async (text: string) => {
     const temporary = join(dir, `.gateway-${Date.now()}.yaml`);
-    await writeFile(temporary, text.replaceAll('{{port}}', String(port)));
+    await writeFile(temporary, withoutFixedAdmin(text).replaceAll('{{port}}', String(port)));
     await rename(temporary, configPath);
   };
   await writeConfig(config);

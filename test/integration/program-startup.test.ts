@@ -72,7 +72,8 @@ describe('the gateway command (the bin run as an executable, as npm links it and
   async function startCommand(env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
     const dir = await makeTempDir('sb-command-');
     const port = await freePort();
-    writeFileSync(join(dir, 'gateway.yaml'), STATIC(await freePort()).replace('{{port}}', String(port)));
+    // No admin listener: the default one is a fixed port, which a gateway of another file may hold.
+    writeFileSync(join(dir, 'gateway.yaml'), `${STATIC(await freePort()).replace('{{port}}', String(port))}admin: false\n`);
     command = new ManagedProcess({
       name: 'switchboard-command',
       command: join(REPO_ROOT, 'bin/switchboard.js'),
