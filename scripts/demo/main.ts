@@ -9,7 +9,7 @@ import { startChurn, type StopChurn } from './churn.ts';
 import { DemoCluster } from './cluster.ts';
 import { DEMO_ROUTE_PREFIX } from './gateway-config.ts';
 import { demoOptionsFrom, type DemoOptions } from './options.ts';
-import { freePort, portOrFree } from './ports.ts';
+import { freePort, portOrFree, reservePorts } from './ports.ts';
 import { tcpHello } from './tcp-service.ts';
 import { startTraffic, type StopTraffic } from './traffic.ts';
 
@@ -31,6 +31,9 @@ export async function runDemo(repoRoot: string): Promise<void> {
     process.exit(2);
   }
   const dir = await mkdtemp(join(tmpdir(), 'switchboard-demo-'));
+  // The ports asked for are not bound before the cluster starts: a free port picked meanwhile (for
+  // ZooKeeper, the backends) must not be one of them, as the kernel may well offer it.
+  reservePorts(options.port, options.adminPort, options.zooKeeperPort, options.tcpPort);
   const proxy = await portOrFree(options.port);
   const admin = await portOrFree(options.adminPort);
   const zooKeeperPort = options.zooKeeperPort || (await freePort());

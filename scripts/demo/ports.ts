@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
-import { freePort } from '../../test/harness/ports.ts';
+import { freePort, reservePorts } from '../../test/harness/ports.ts';
 
-export { freePort };
+export { freePort, reservePorts };
 
 /** A port the demo will use, and whether it had to differ from the one asked for. */
 export interface ChosenPort {

@@ -18,6 +18,15 @@ export async function freePort(): Promise<number> {
   throw new Error(`no fresh loopback port after ${MAX_ATTEMPTS} attempts`);
 }
 
+/**
+ * Marks `ports` as handed out: ports this process was told to use (a program given its ports by a
+ * test that chose them in another process), which `freePort` must not offer for something else while
+ * they are not bound yet.
+ */
+export function reservePorts(...ports: number[]): void {
+  for (const port of ports) if (port > 0) handedOut.add(port);
+}
+
 function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
