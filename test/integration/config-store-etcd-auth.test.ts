@@ -13,6 +13,8 @@ const PASSWORDS = { root: 'root-secret-2b8e', gateway: 'gateway-secret-6d1f', ou
 const WRONG_PASSWORD = 'stale-secret-5c39';
 const TOKEN = 'etcd-auth-admin-token-93a0';
 const ROOT = '/sb-auth';
+/** The file's own route, served whatever the store holds. */
+const FILE_ROUTE = ['routes:', '  - { name: file-route, path: /file, service: echo }'] as const;
 
 /**
  * etcd with authentication on, and a gateway whose etcd user may read the store's prefix and
@@ -22,12 +24,11 @@ describe('a config store in etcd whose user may read the prefix but not write ob
   let etcd: EtcdCluster;
   let backend: BackendProcess;
   let dir: string;
+  let hostPort: string;
   let gateway: GatewayProcess | undefined;
   let admin: AdminClient;
-  let outsider: GatewayProcess | undefined;
-  let anonymous: GatewayProcess | undefined;
-  let mistyped: GatewayProcess | undefined;
-  let passwordless: GatewayProcess | undefined;
+  /** Every gateway started, stopped after all. */
+  const started: GatewayProcess[] = [];
 
   /** `etcdctl` against the single member, as `user` (`name:password`) when given; resolves its stdout. */
   async function ctl(args: readonly string[], user?: string): Promise<string> {
@@ -35,8 +36,34 @@ describe('a config store in etcd whose user may read the prefix but not write ob
     return stdout;
   }
 
+  /** `auth:` as the user `username` whose password is in the file `password` of the scratch directory. */
+  const authAs = (username: string, password: string): string => `auth: { username: ${username}, passwordFile: ${join(dir, `${password}.password`)} }`;
+
+  /**
+   * A gateway on the store (its own snapshot `<name>-snapshot.json`), with its own admin listener and
+   * `storeLines` (indented under configStore: auth, timeout) and `lines` (top level) added; its admin
+   * API asks for `adminToken` (none when null).
+   */
+  async function storeGateway(name: string, storeLines: readonly string[], lines: readonly string[] = [], adminToken: string | null = TOKEN): Promise<{ gateway: GatewayProcess; admin: AdminClient; adminPort: number }> {
+    const adminPort = await freePort();
+    const one = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}${adminToken === null ? '' : `, token: ${adminToken}`} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  snapshot: ${join(dir, `${name}-snapshot.json`)}
+${storeLines.map((line) => `  ${line}`).join('\n')}
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+${lines.join('\n')}
+`);
+    started.push(one);
+    return { gateway: one, admin: adminClient(`http://127.0.0.1:${adminPort}`, adminToken ?? undefined), adminPort };
+  }
+
   beforeAll(async () => {
     [etcd, backend, dir] = await Promise.all([startEtcd(), startBackend({ name: 'etcd-auth' }), makeTempDir('sb-etcd-auth-')]);
+    hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
     for (const user of ['gateway', 'outsider'] as const) await writeFile(join(dir, `${user}.password`), `${PASSWORDS[user]}\n`);
     await writeFile(join(dir, 'wrong.password'), `${WRONG_PASSWORD}\n`);
     await ctl(['put', `${ROOT}/routes/stored`, JSON.stringify({ path: '/stored', service: 'echo' })]);
@@ -55,28 +82,12 @@ describe('a config store in etcd whose user may read the prefix but not write ob
     await ctl(['user', 'add', 'certonly', '--no-password']);
     await ctl(['user', 'grant-role', 'certonly', 'store-reader']);
     await ctl(['auth', 'enable']);
-    const adminPort = await freePort();
-    gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
-configStore:
-  url: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
-  timeout: 2s
-  snapshot: ${join(dir, 'store-snapshot.json')}
-  auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} }
-services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
-`);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    ({ gateway, admin } = await storeGateway('store', ['timeout: 2s', authAs('gateway', 'gateway')]));
     await waitFor(async () => (await fetch(`${gateway!.url}/stored`).catch(() => undefined))?.status === 200, { timeoutMs: CONVERGENCE_MS, message: 'the stored route to be routed' });
   }, 60_000);
 
   afterAll(async () => {
-    await anonymous?.process.stop();
-    await mistyped?.process.stop();
-    await passwordless?.process.stop();
-    await outsider?.process.stop();
-    await gateway?.process.stop();
+    for (const process of started.reverse()) await process.process.stop();
     await backend?.process.stop();
     await etcd?.close();
   });
@@ -100,29 +111,12 @@ services:
   });
 
   it('says which user may not read which prefix, for the config store, the peer list, the peer entry and an etcd registry, and keeps serving', async () => {
-    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
-    const auth = `auth: { username: outsider, passwordFile: ${join(dir, 'outsider.password')} }`;
-    const adminPort = await freePort();
-    outsider = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
-configStore:
-  url: etcd://${hostPort}${ROOT}
-  timeout: 1s
-  snapshot: ${join(dir, 'outsider-snapshot.json')}
-  ${auth}
-registries:
-  - url: etcd://${hostPort}/services
-    ${auth}
-services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
-routes:
-  - { name: file-route, path: /file, service: echo }
-`);
+    const auth = authAs('outsider', 'outsider');
+    const { gateway: outsider, adminPort } = await storeGateway('outsider', ['timeout: 1s', auth], ['registries:', `  - url: etcd://${hostPort}/services`, `    ${auth}`, ...FILE_ROUTE], null);
     const refusal = (right: string, key: string) => `refused etcd user "outsider" the right to ${right} ${key} (permission denied)`;
     const logged = (text: string) =>
-      waitFor(async () => (await logOf(outsider!.process)).includes(asLogged(text)), { timeoutMs: CONVERGENCE_MS, message: `the log to say: ${text}` }).catch(async (error: Error) => {
-        throw new Error(`${error.message}\n${(await logOf(outsider!.process)).slice(-4_000)}`);
+      waitFor(async () => (await logOf(outsider.process)).includes(asLogged(text)), { timeoutMs: CONVERGENCE_MS, message: `the log to say: ${text}` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${(await logOf(outsider.process)).slice(-4_000)}`);
       });
     await logged(refusal('read', `${ROOT}/`));
     await logged(refusal('read', `${ROOT}/peers/`));
@@ -142,23 +136,7 @@ routes:
   });
 
   it('answers a write from a gateway without configStore.auth 403 store-forbidden saying to set it, not 503 as an outage, and says so for its registry', async () => {
-    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
-    const adminPort = await freePort();
-    anonymous = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
-configStore:
-  url: etcd://${hostPort}${ROOT}
-  timeout: 2s
-  snapshot: ${join(dir, 'anonymous-snapshot.json')}
-registries:
-  - url: etcd://${hostPort}/services
-services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
-routes:
-  - { name: file-route, path: /file, service: echo }
-`);
-    const anonymousAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    const { gateway: anonymous, admin: anonymousAdmin } = await storeGateway('anonymous', ['timeout: 2s'], ['registries:', `  - url: etcd://${hostPort}/services`, ...FILE_ROUTE]);
     const put = await anonymousAdmin.get('/api/routes/anonymous', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/anonymous', service: 'echo' }) });
     const text = await put.text();
     expect(put.status, text).toBe(403);
@@ -175,22 +153,7 @@ routes:
   });
 
   it('answers a write with a password etcd refuses 403 store-auth-failed naming the store and the user, never the password, not 503 as an outage', async () => {
-    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
-    const adminPort = await freePort();
-    mistyped = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
-configStore:
-  url: etcd://${hostPort}${ROOT}
-  timeout: 2s
-  snapshot: ${join(dir, 'mistyped-snapshot.json')}
-  auth: { username: gateway, passwordFile: ${join(dir, 'wrong.password')} }
-services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
-routes:
-  - { name: file-route, path: /file, service: echo }
-`);
-    const mistypedAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    const { gateway: mistyped, admin: mistypedAdmin } = await storeGateway('mistyped', ['timeout: 2s', authAs('gateway', 'wrong')], FILE_ROUTE);
     for (const [method, path, body] of [
       ['PUT', '/api/routes/mistyped', JSON.stringify({ path: '/mistyped', service: 'echo' })],
       ['DELETE', '/api/routes/stored', undefined],
@@ -207,7 +170,7 @@ routes:
     }
     expect(await ctl(['get', '--keys-only', `${ROOT}/routes/mistyped`], `root:${PASSWORDS.root}`)).toBe('');
     expect(await ctl(['get', '--print-value-only', `${ROOT}/routes/stored`], `root:${PASSWORDS.root}`)).toContain('/stored');
-    await waitFor(async () => (await logOf(mistyped!.process)).includes('SB_CONFIG_STORE_AUTH_FAILED'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused password' });
+    await waitFor(async () => (await logOf(mistyped.process)).includes('SB_CONFIG_STORE_AUTH_FAILED'), { timeoutMs: CONVERGENCE_MS, message: 'the gateway to log the refused password' });
     // GET /api/config says why the store is not read, as /api/registries does for a registry.
     const store = await waitFor(async () => {
       const { store } = (await (await mistypedAdmin.get('/api/config')).json()) as { store: { source: string; reason: string | null } };
@@ -220,22 +183,7 @@ routes:
   });
 
   it('answers a write with a password for a user etcd knows without password 403 store-auth-failed, not 503 as an outage', async () => {
-    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
-    const adminPort = await freePort();
-    passwordless = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
-configStore:
-  url: etcd://${hostPort}${ROOT}
-  timeout: 2s
-  snapshot: ${join(dir, 'passwordless-snapshot.json')}
-  auth: { username: certonly, passwordFile: ${join(dir, 'wrong.password')} }
-services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
-routes:
-  - { name: file-route, path: /file, service: echo }
-`);
-    const passwordlessAdmin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    const { gateway: passwordless, admin: passwordlessAdmin } = await storeGateway('passwordless', ['timeout: 2s', authAs('certonly', 'wrong')], FILE_ROUTE);
     const answer = await passwordlessAdmin.get('/api/routes/passwordless', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/passwordless', service: 'echo' }) });
     const text = await answer.text();
     expect(answer.status, text).toBe(403);
