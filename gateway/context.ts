@@ -81,6 +81,17 @@ export const LISTENER_ANSWER = Symbol('switchboard.listenerAnswer');
 /** A response whose listener may have answered in its place. */
 export type AnsweredResponse = { [LISTENER_ANSWER]?: ListenerAnswer };
 
+/**
+ * Calls `done(value)` once `response` is finished with: at once when its end() was called or it was
+ * destroyed, else when it closes (an answer still streaming, an upgrade's tunnel). What counts a
+ * request until its answer is whole (the access log, metrics, an in-flight count) waits through this;
+ * `value` is passed on so a caller's `done` can be one function for every request, not a closure each.
+ */
+export function afterResponse<T>(response: ClientResponse, done: (value: T) => void, value: T): void {
+  if (response.writableEnded || response.destroyed) done(value);
+  else response.once('close', () => done(value));
+}
+
 /** A response as the shared 'close' listener sees it. */
 export type WatchedResponse = { [CLOSE_WATCHER]?: CloseWatcher | null };
 

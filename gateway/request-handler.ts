@@ -1,5 +1,5 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
-import type { ClientRequest, ClientResponse, ContextVariables, GatewayContext } from './context.ts';
+import { afterResponse, type ClientRequest, type ClientResponse, type ContextVariables, type GatewayContext } from './context.ts';
 import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
@@ -105,9 +105,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     if (onRequestEnd === undefined) return;
     // A compressed answer's encoder may still hold its last bytes when the upstream's answer has
     // ended: its metrics wait for the response's end, as the access log does, so `bytesOut` is whole.
-    const response = context.response;
-    if (response.writableEnded || response.destroyed) onRequestEnd(context);
-    else response.once('close', () => onRequestEnd(context));
+    afterResponse(context.response, onRequestEnd, context);
   };
   const fail = (context: GatewayContext, error: unknown): void => {
     context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'request failed inside the gateway');

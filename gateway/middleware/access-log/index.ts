@@ -1,6 +1,6 @@
 import type { LineSink } from '../../../src/log-pretty.ts';
 import { componentLogger } from '../../../src/logger.ts';
-import type { GatewayContext, Middleware } from '../../context.ts';
+import { afterResponse, type GatewayContext, type Middleware } from '../../context.ts';
 import { accessLogDestination, type AccessLogDestination, type DestinationOptions } from './access-log-destination.ts';
 import type { ListenerRefusal } from '../../entrypoints/http1-refusal.ts';
 import { accessLogText, refusalLogText, tcpLogText } from './access-log-line.ts';
@@ -93,12 +93,10 @@ export function accessLog(options: AccessLogOptions = {}): Middleware {
 export function accessLogRecorder(destination: AccessLogDestination, hiddenQueryParams: readonly string[] = []): (context: GatewayContext, failed: boolean) => void {
   // Without hidden parameters (the plain case) the line is built with no query scan at all.
   const hidden = hiddenQueryParams.length > 0 ? hiddenQueryParams : undefined;
-  return (context, failed) => {
-    const response = context.response;
-    // end() called: status and bytes are final, and the line is written without a listener.
-    if (response.writableEnded || response.destroyed) destination.write(accessLogText(context, failed, hidden));
-    else response.once('close', () => destination.write(accessLogText(context, failed, hidden)));
-  };
+  const logAnswered = (context: GatewayContext): void => destination.write(accessLogText(context, false, hidden));
+  const logFailed = (context: GatewayContext): void => destination.write(accessLogText(context, true, hidden));
+  // Once end() was called, status and bytes are final and the line is written without a listener.
+  return (context, failed) => afterResponse(context.response, failed ? logFailed : logAnswered, context);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { InFlightReqSettings } from '../../config/types.ts';
-import type { Middleware } from '../../context.ts';
+import { afterResponse, type Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { requestKeyReader } from '../request-key.ts';
 
@@ -35,11 +35,7 @@ export function inFlightReq(settings: InFlightReqSettings): Middleware {
     counts.set(key, held + 1);
     // The chain settles once the answer has ended, but an upgrade's (a WebSocket's) at its handshake:
     // its response closes with the tunnel, as the access log waits for it too.
-    const settled = (): void => {
-      const response = context.response;
-      if (response.writableEnded || response.destroyed) release(key);
-      else response.once('close', () => release(key));
-    };
+    const settled = (): void => afterResponse(context.response, release, key);
     let inner: Promise<void>;
     try {
       inner = next();
