@@ -252,12 +252,12 @@ describe('Registration.markDraining', () => {
   });
 });
 
-/** A registration whose registry refuses its first `refusals` writes as a refusal of who asked, or as an outage. */
+/** A registration whose registry fails its first two writes with `failure(attempt)` (a refusal of who asked, or an outage). */
 class RefusingRegistration extends Registration {
   readonly attempts: number[] = [];
   /** `warnings`: the messages of the warnings it logs. */
   constructor(
-    private readonly failure: () => Error,
+    private readonly failure: (attempt: number) => Error,
     readonly warnings: string[] = [],
   ) {
     super(pino({ level: 'warn' }, { write: (line: string) => void (warnings.push((JSON.parse(line) as { msg: string }).msg)) }), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
@@ -265,7 +265,7 @@ class RefusingRegistration extends Registration {
   }
   protected async ensure(): Promise<void> {
     this.attempts.push(performance.now());
-    if (this.attempts.length < 3) throw this.failure();
+    if (this.attempts.length < 3) throw this.failure(this.attempts.length);
   }
   protected async remove(): Promise<void> {}
   protected async release(): Promise<void> {}
@@ -286,5 +286,13 @@ describe('Registration retries', () => {
     expect(refused.warnings).toEqual(['registry refused the registration; asking again every 1 s until it is granted']);
     expect(failed.warnings).toEqual(['registry unreachable; retrying with backoff']);
     await Promise.all([refused.close(), failed.close()]);
+  });
+
+  it('warns again when a retried registration fails for the other reason: an outage, then a refusal', async () => {
+    const changing = new RefusingRegistration((attempt) => (attempt === 1 ? new Error('connect ECONNREFUSED') : new RegistryRefusalError('etcd refused etcd user "gw" the right to write /sb/peers/a')));
+    changing.register(INSTANCE);
+    await waitFor(() => changing.currentState() === 'registered', { timeoutMs: 10_000 });
+    expect(changing.warnings).toEqual(['registry unreachable; retrying with backoff', 'registry refused the registration; asking again every 1 s until it is granted']);
+    await changing.close();
   });
 });

@@ -63,6 +63,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private closing = false;
   /** The least wait after a registry's refusal (`REFUSED_RETRY_MS`; tests shorten it). */
   protected refusedRetryMs = REFUSED_RETRY_MS;
+  /** Whether the last 'retrying' warning was for a refusal (true) or an outage (false). */
+  private retryingRefused: boolean | undefined;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -311,14 +313,23 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   }
 
   private setState(state: RegistrationState, error?: unknown): void {
-    if (this.currentState() === state) return;
-    const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
-    if (state === 'retrying') {
-      // A refusal is no outage: the registry answers the same until an operator grants the right.
-      if (isRegistryRefusal(error)) this.log.warn(fields, `registry refused the registration; asking again every ${this.refusedRetryMs / 1_000} s until it is granted`);
-      else this.log.warn(fields, 'registry unreachable; retrying with backoff');
+    const refused = state === 'retrying' && isRegistryRefusal(error);
+    if (this.currentState() === state) {
+      // Still retrying, but for the other reason (the registry came back and now refuses, or the
+      // reverse): the warning says so, since the last one no longer tells the operator what to fix.
+      if (state === 'retrying' && refused !== this.retryingRefused) this.warnRetrying(refused, { state, err: errorMessage(error) });
+      return;
     }
+    const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
+    if (state === 'retrying') this.warnRetrying(refused, fields);
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);
+  }
+
+  private warnRetrying(refused: boolean, fields: object): void {
+    this.retryingRefused = refused;
+    // A refusal is no outage: the registry answers the same until an operator grants the right.
+    if (refused) this.log.warn(fields, `registry refused the registration; asking again every ${this.refusedRetryMs / 1_000} s until it is granted`);
+    else this.log.warn(fields, 'registry unreachable; retrying with backoff');
   }
 }
