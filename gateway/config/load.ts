@@ -9,6 +9,7 @@ import { resolveConfig } from './resolve.ts';
 import { readAccessFiles } from './access-files.ts';
 import { certificatePairsOf, checkCertificateFiles, checkSettledCertificatePair, type CertificateSettleOptions } from './certificate-check.ts';
 import { readRegistryCredentials } from './registry-credential-files.ts';
+import { readRespondFiles } from './respond-files.ts';
 import { readUpstreamTlsFiles } from './upstream-tls-files.ts';
 import { configSchema } from './schema.ts';
 import type { GatewayConfig } from './types.ts';
@@ -50,8 +51,10 @@ function parseFastPath(path: string, text: string, options: ParseConfigOptions):
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const withRegistries = readRegistryCredentials(withTls.config, path);
-  const { config, issues } = readAccessFiles(withRegistries.config, path);
-  return withTls.issues.length === 0 && withRegistries.issues.length === 0 && issues.length === 0 && checkCertificateFiles(config).length === 0 ? config : undefined;
+  const withKeys = readAccessFiles(withRegistries.config, path);
+  const { config, issues } = readRespondFiles(withKeys.config, path);
+  const clear = withTls.issues.length === 0 && withRegistries.issues.length === 0 && withKeys.issues.length === 0 && issues.length === 0;
+  return clear && checkCertificateFiles(config).length === 0 ? config : undefined;
 }
 
 /** `parseConfig` by `yaml` alone, with positions so that every problem names its line (the benchmark's "before"). */
@@ -79,8 +82,9 @@ export function parseLocated(path: string, text: string, options: ParseConfigOpt
   if (options.readFiles === false) return resolved;
   const withTls = readUpstreamTlsFiles(resolved, path);
   const withRegistries = readRegistryCredentials(withTls.config, path);
-  const { config, issues: accessIssues } = readAccessFiles(withRegistries.config, path);
-  const issues = [...withTls.issues, ...withRegistries.issues, ...accessIssues, ...checkCertificateFiles(config)];
+  const withKeys = readAccessFiles(withRegistries.config, path);
+  const { config, issues: respondIssues } = readRespondFiles(withKeys.config, path);
+  const issues = [...withTls.issues, ...withRegistries.issues, ...withKeys.issues, ...respondIssues, ...checkCertificateFiles(config)];
   if (issues.length > 0) {
     const asZod = issues.map((issue) => ({ code: 'custom' as const, path: [...issue.path], message: issue.message, input: undefined }));
     throw new GatewayConfigError(path, locateIssues(asZod, document, lines));

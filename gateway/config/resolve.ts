@@ -355,6 +355,9 @@ const DEFAULT_COMPRESS_TYPES: readonly string[] = [
 /** The methods a CORS preflight is allowed unless `allowMethods` says otherwise: the ones that need none. */
 const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
 
+/** A `respond` body's type when it names none (nginx's `return` text goes out as its default_type, often text/plain). */
+const DEFAULT_RESPOND_CONTENT_TYPE = 'text/plain; charset=utf-8';
+
 /** One `middlewares` entry with its defaults; the schema guarantees exactly one kind is set. */
 function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   if (input.rateLimit) {
@@ -382,6 +385,11 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   if (input.redirectRegex) {
     const { regex, replacement, permanent } = input.redirectRegex;
     return { kind: 'redirectRegex', settings: { regex, replacement, permanent: permanent ?? false } };
+  }
+  if (input.respond) {
+    const { status, body, bodyFile, contentType, headers } = input.respond;
+    const hasBody = body !== undefined || bodyFile !== undefined;
+    return { kind: 'respond', settings: { status, body, bodyFile, contentType: contentType ?? (hasBody ? DEFAULT_RESPOND_CONTENT_TYPE : undefined), headers: headers ?? {} } };
   }
   if (input.hsts) {
     const { maxAge, includeSubDomains, preload } = input.hsts;

@@ -66,6 +66,32 @@ const compressSection = section({
   if (new Set(encodings).size !== encodings.length) context.addIssue({ code: 'custom', path: ['encodings'], message: 'lists a coding twice' });
 });
 
+/** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
+const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+
+/** Headers a `respond` answer's framing and connection own, or that `contentType` sets. */
+const RESPOND_OWN_HEADERS: ReadonlySet<string> = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+
+const RESPOND_STATUS_HINT = 'expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)';
+
+/** `respond` as written: a final status, at most one of `body` and `bodyFile`, none for a status that has no body. */
+const respondSection = section({
+  status: z.int(RESPOND_STATUS_HINT).min(200, RESPOND_STATUS_HINT).max(599, RESPOND_STATUS_HINT),
+  body: z.string().optional(),
+  bodyFile: z.string().min(1).optional(),
+  contentType: sentHeaderValue.optional(),
+  headers: z.record(headerName, sentHeaderValue).optional(),
+}).superRefine((settings, context) => {
+  const problem = (key: string, message: string) => context.addIssue({ code: 'custom', path: [key], message });
+  if (settings.body !== undefined && settings.bodyFile !== undefined) problem('bodyFile', 'cannot go with body: give the text or the file it is in, not both');
+  const hasBody = settings.body !== undefined || settings.bodyFile !== undefined;
+  if (hasBody && BODYLESS_STATUSES.has(settings.status)) problem(settings.body !== undefined ? 'body' : 'bodyFile', `a ${settings.status} answer has no body (RFC 9110)`);
+  if (settings.contentType !== undefined && !hasBody) problem('contentType', 'describes a body: give body or bodyFile');
+  for (const name of Object.keys(settings.headers ?? {})) {
+    if (RESPOND_OWN_HEADERS.has(name)) problem('headers', name === 'content-type' ? 'set content-type with contentType' : `cannot set ${name}: the gateway frames the answer itself`);
+  }
+});
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -95,6 +121,7 @@ const MIDDLEWARE_KINDS = {
     })
     // The opt-out is about loading; the middleware's settings (its state key) stay the rest.
     .transform(({ regex, replacement, permanent }) => ({ regex, replacement, permanent })),
+  respond: respondSection,
   hsts: section({
     maxAge: longDuration,
     includeSubDomains: z.boolean().optional(),
@@ -141,6 +168,7 @@ const middlewareEntry = section({
   rateLimit: MIDDLEWARE_KINDS.rateLimit.optional(),
   redirectScheme: MIDDLEWARE_KINDS.redirectScheme.optional(),
   redirectRegex: MIDDLEWARE_KINDS.redirectRegex.optional(),
+  respond: MIDDLEWARE_KINDS.respond.optional(),
   hsts: MIDDLEWARE_KINDS.hsts.optional(),
   cors: MIDDLEWARE_KINDS.cors.optional(),
   headers: MIDDLEWARE_KINDS.headers.optional(),

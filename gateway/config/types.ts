@@ -498,6 +498,23 @@ export interface RedirectRegexSettings {
   readonly permanent: boolean;
 }
 
+/**
+ * The gateway answers by itself, with no upstream (`respond`: Envoy's direct_response, Kong's
+ * request-termination, nginx's `return`): `status` with `body` (given, or read from `bodyFile` at load).
+ */
+export interface RespondSettings {
+  /** A final status, 200 to 599. */
+  readonly status: number;
+  /** The body as written, or as read from `bodyFile` when the configuration loaded; undefined for none. */
+  readonly body: string | undefined;
+  /** The file `body` is read from (relative to the configuration file's folder), as written. */
+  readonly bodyFile: string | undefined;
+  /** The Content-Type of the body: `text/plain; charset=utf-8` by default when there is one, none without. */
+  readonly contentType: string | undefined;
+  /** More headers of the answer, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
 /** The Strict-Transport-Security header, sent on secure connections only. */
 export interface HstsSettings {
   readonly maxAgeMs: number;
@@ -565,6 +582,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
   | { readonly kind: 'redirectScheme'; readonly settings: RedirectSchemeSettings }
   | { readonly kind: 'redirectRegex'; readonly settings: RedirectRegexSettings }
+  | { readonly kind: 'respond'; readonly settings: RespondSettings }
   | { readonly kind: 'hsts'; readonly settings: HstsSettings }
   | { readonly kind: 'cors'; readonly settings: CorsSettings }
   | { readonly kind: 'headers'; readonly settings: HeadersSettings }

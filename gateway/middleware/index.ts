@@ -33,6 +33,7 @@ export { QUOTA_EXCEEDED, RATE_LIMITED, RATE_LIMIT_MAX_KEYS, rateLimit, rateLimit
 export type { LimitDecision, Limiter, RateLimitOptions, TokenBucketOptions } from './rate-limit/index.ts';
 export { redirectRegex } from './redirect-regex/index.ts';
 export { redirectScheme } from './redirect-scheme/index.ts';
+export { respond } from './respond/index.ts';
 export { REQUEST_ID_HEADER, requestId, requestIdStep } from './request-id/index.ts';
 export type { RequestIdOptions } from './request-id/index.ts';
 export { responseTransform, transformBody } from './response-transform/index.ts';

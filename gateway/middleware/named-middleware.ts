@@ -15,6 +15,7 @@ import { retire } from './middleware-retire.ts';
 import { rateLimit } from './rate-limit/index.ts';
 import { redirectRegex } from './redirect-regex/index.ts';
 import { redirectScheme } from './redirect-scheme/index.ts';
+import { respond } from './respond/index.ts';
 import { rewrite } from './rewrite/index.ts';
 
 /**
@@ -42,6 +43,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return redirectScheme(definition.settings);
     case 'redirectRegex':
       return redirectRegex(definition.settings);
+    case 'respond':
+      return respond(definition.settings);
     case 'hsts':
       return hsts(definition.settings);
     case 'cors':

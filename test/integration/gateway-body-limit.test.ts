@@ -259,6 +259,7 @@ middlewares:
   keys: { keyAuth: { header: X-API-Key } }
   app-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [PUT] } }
   to-https: { redirectScheme: { scheme: https } }
+  blocked: { respond: { status: 403 } }
 consumers:
   uploader: { keys: ["sha256:${createHash('sha256').update(API_KEY).digest('hex')}"] }
 routes:
@@ -270,6 +271,7 @@ routes:
   - { path: /keyed, service: upload, middlewares: [keys] }
   - { path: /cors, service: upload, middlewares: [app-cors] }
   - { path: /insecure, service: upload, middlewares: [to-https] }
+  - { path: /blocked, service: upload, middlewares: [blocked] }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
@@ -347,6 +349,7 @@ routes:
     ['a CORS preflight 204', '/cors/granted', 'origin: https://app.test\r\naccess-control-request-method: PUT\r\n', 'OPTIONS', 204],
     ['a CORS preflight 403', '/cors/refused', 'origin: https://elsewhere.test\r\naccess-control-request-method: PUT\r\n', 'OPTIONS', 403],
     ["redirectScheme's 307", '/insecure/upload', '', 'POST', 307],
+    ["respond's 403", '/blocked/upload', '', 'POST', 403],
   ] as const)('answers %s readably, closing the connection, to a client that sends a 16 MiB body before reading', async (_name, path, headers, method, status) => {
     const answer = await rawUpload(gateway.port, path, 16 * MiB, `x-upload-id: ${path}\r\n${headers}`, method);
     expect(answer.text, await logOf(gateway.process)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));

@@ -1,0 +1,36 @@
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { AccessFileIssue } from './access-files.ts';
+import type { GatewayConfig, MiddlewareConfig } from './types.ts';
+
+/** The largest `respond.bodyFile`: its text is held in memory by every worker and sent whole. */
+export const RESPOND_BODY_FILE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Reads the `bodyFile` of every `respond` middleware (a relative path from the configuration
+ * file's folder) into its `body`, as UTF-8 text, so that a missing, unreadable or oversized file
+ * refuses the configuration with its path and the reason instead of failing requests later. Read
+ * again on every load, so a reload picks up the file's new text.
+ */
+export function readRespondFiles(config: GatewayConfig, configPath: string): { config: GatewayConfig; issues: AccessFileIssue[] } {
+  const base = dirname(configPath);
+  const issues: AccessFileIssue[] = [];
+  let middlewares: Map<string, MiddlewareConfig> | undefined;
+  for (const [name, definition] of config.middlewares) {
+    if (definition.kind !== 'respond' || definition.settings.bodyFile === undefined) continue;
+    const absolute = resolve(base, definition.settings.bodyFile);
+    const at = ['middlewares', name, 'respond', 'bodyFile'];
+    try {
+      const size = statSync(absolute).size;
+      if (size > RESPOND_BODY_FILE_MAX_BYTES) {
+        issues.push({ path: at, message: `${absolute}: ${size} bytes, more than a respond body may hold (${RESPOND_BODY_FILE_MAX_BYTES})` });
+        continue;
+      }
+      const body = readFileSync(absolute, 'utf8');
+      (middlewares ??= new Map(config.middlewares)).set(name, { kind: 'respond', settings: { ...definition.settings, body } });
+    } catch (error) {
+      issues.push({ path: at, message: `cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
+    }
+  }
+  return { config: middlewares ? { ...config, middlewares } : config, issues };
+}

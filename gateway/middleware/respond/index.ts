@@ -1,0 +1,40 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { RespondSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
+import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
+import { closingUnreadBody, sendGatewayError } from '../../proxy/error-response.ts';
+
+/**
+ * Answers every request itself with `status`, the body and headers of `settings`, and never calls
+ * the inner layers, so no upstream is picked or tried (Envoy's direct_response, Kong's
+ * request-termination, nginx's `return`). HEAD gets the head GET gets (its Content-Length too) and
+ * no body. The answer goes through the response header hooks of the layers around it (a headers
+ * middleware's `response`, CORS, HSTS), is recorded as the request's outcome with no upstream and
+ * no error class, and, with the request's body still arriving, closes an HTTP/1.1 connection after
+ * it or asks an HTTP/2 client to stop sending (`closingUnreadBody`), as the gateway's other answers do.
+ */
+export function respond(settings: RespondSettings): Middleware {
+  const { status } = settings;
+  const body = settings.body === undefined ? undefined : Buffer.from(settings.body, 'utf8');
+  const fixed: OutgoingHttpHeaders = { ...settings.headers };
+  if (settings.contentType !== undefined) fixed['content-type'] = settings.contentType;
+  // 204 and 304 carry no Content-Length either (RFC 9110 §8.6); the schema refuses a body for them.
+  if (status !== 204 && status !== 304) fixed['content-length'] = body?.length ?? 0;
+  return async function respond(context) {
+    const headers: OutgoingHttpHeaders = { ...fixed, 'x-request-id': context.requestId, ...closingUnreadBody(context) };
+    try {
+      applyHeaderHooks(context, status, headers);
+    } catch (failure) {
+      // As `sendErrorAnswer`: this gateway's own failure, answered 500 `internal` without the hooks.
+      context.log.error({ err: failure instanceof Error ? failure.message : String(failure) }, "a response header hook failed the respond middleware's answer");
+      context.responseHeaderHooks.length = 0;
+      return sendGatewayError(context, 'internal');
+    }
+    const sent = context.request.method === 'HEAD' ? undefined : body;
+    context.outcome.status = status;
+    context.outcome.bytesOut = sent?.length ?? 0;
+    context.response.writeHead(status, headers);
+    if (sent === undefined) context.response.end();
+    else context.response.end(sent);
+  };
+}
