@@ -100,6 +100,27 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
   }
 }
 
+/**
+ * Writes an answer the gateway gives by itself that is no error (a redirect, a `respond` answer):
+ * `status`, `headers` and `body` after the request's response header hooks, which edit `headers` in
+ * place; records the status and the bytes sent. A hook that fails it turns it into `sendErrorAnswer`'s
+ * 500 `internal`, made without the hooks.
+ */
+export function sendOwnAnswer(context: GatewayContext, status: number, headers: OutgoingHttpHeaders, body?: Buffer): void {
+  try {
+    applyHeaderHooks(context, status, headers);
+  } catch (failure) {
+    context.log.error({ err: failure instanceof Error ? failure.message : String(failure), status }, "a response header hook failed the gateway's answer");
+    context.responseHeaderHooks.length = 0;
+    return sendErrorAnswer(context, 500, 'internal', MESSAGES.internal);
+  }
+  context.outcome.status = status;
+  context.outcome.bytesOut = body?.length ?? 0;
+  context.response.writeHead(status, headers);
+  if (body === undefined) context.response.end();
+  else context.response.end(body);
+}
+
 /** The body length a request's `content-length` announces (NaN when it is not a number), or undefined without one. */
 export function announcedLength(headers: IncomingMessage['headers']): number | undefined {
   const length = headers['content-length'];

@@ -24,6 +24,7 @@ middlewares:
   hsts: { hsts: { maxAge: 1y, includeSubDomains: true } }
   downloads: { inFlightReq: { amount: 2 } }
   moved: { redirectRegex: { regex: '^http://([^/]+)/moved/(.*)$', replacement: 'https://$1/new/$2', permanent: true } }
+  frame-deny: { headers: { response: { set: { X-Frame-Options: DENY } } } }
   api-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [GET, PUT], allowHeaders: [X-Tenant], allowCredentials: true, maxAge: 10m } }
   ${options.limit === false ? '' : (options.limit ?? LIMIT(3))}
 routes:
@@ -33,7 +34,7 @@ routes:
   - { path: /cors, service: api, middlewares: [api-cors] }
   - { path: /plain, service: api }
   - { path: /dl, service: api, stripPrefix: true, middlewares: [downloads] }
-  - { path: /moved, service: api, middlewares: [moved] }
+  - { path: /moved, service: api, middlewares: [frame-deny, moved] }
 ${options.extraRoutes ?? ''}
 `;
   const get = (path: string, options?: Parameters<typeof send>[2]) => send(gateway.port, path, options);
@@ -104,15 +105,15 @@ ${options.extraRoutes ?? ''}
     expect([posted.status, posted.headers.location]).toEqual([308, 'https://shop.test:8443/old/form']);
   });
 
-  it('redirects what redirectRegex matches, with the groups put in the Location, and passes the rest upstream', async () => {
+  it('redirects what redirectRegex matches, with the groups put in the Location and the response headers of the layers before it, and passes the rest upstream', async () => {
     const headers = { host: `shop.test:${gateway.port}` };
     const moved = await get('/moved/item?id=7', { headers });
-    expect([moved.status, moved.headers.location]).toEqual([301, `https://shop.test:${gateway.port}/new/item?id=7`]);
+    expect([moved.status, moved.headers.location, moved.headers['x-frame-options']]).toEqual([301, `https://shop.test:${gateway.port}/new/item?id=7`, 'DENY']);
     const posted = await get('/moved/form', { method: 'POST', headers });
-    expect([posted.status, posted.headers.location]).toEqual([308, `https://shop.test:${gateway.port}/new/form`]);
+    expect([posted.status, posted.headers.location, posted.headers['x-frame-options']]).toEqual([308, `https://shop.test:${gateway.port}/new/form`, 'DENY']);
     // `/moved` alone has no `/` after it: no match, so the upstream answers.
     const unmatched = await get('/moved', { headers });
-    expect([unmatched.status, JSON.parse(unmatched.body).url]).toEqual([200, '/moved']);
+    expect([unmatched.status, JSON.parse(unmatched.body).url, unmatched.headers['x-frame-options']]).toEqual([200, '/moved', 'DENY']);
   });
 
   it('answers a CORS preflight itself and grants the listed origin on the upstream answer', async () => {

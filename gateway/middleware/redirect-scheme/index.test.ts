@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RedirectSchemeSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
+import { headers } from '../headers/index.ts';
 import { overTls, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { redirectScheme } from './index.ts';
 
@@ -50,5 +51,22 @@ describe('redirectScheme', () => {
     server = await serveMiddleware([redirectScheme(TO_HTTPS)]);
     const response = await server.send('/', { headers: { host: 'evil.test/@other' } });
     expect([response.status, response.headers.location]).toEqual([400, undefined]);
+  });
+
+  it('lets the response header hooks of the layers before it edit the redirect, and answers 500 internal when one fails it', async () => {
+    server = await serveMiddleware([headers({ response: { set: { 'x-frame-options': 'DENY' } } }), redirectScheme(TO_HTTPS)]);
+    const redirected = await server.send('/p', { headers: { host: 'shop.test' } });
+    expect([redirected.status, redirected.headers.location, redirected.headers['x-frame-options']]).toEqual([301, 'https://shop.test/p', 'DENY']);
+    await server.close();
+    const failingHook: Middleware = async (context, next) => {
+      context.responseHeaderHooks.push(() => {
+        throw new Error('hook failed');
+      });
+      await next();
+    };
+    server = await serveMiddleware([failingHook, redirectScheme(TO_HTTPS)]);
+    const failed = await server.send('/p', { headers: { host: 'shop.test' } });
+    expect([failed.status, failed.headers.location, JSON.parse(failed.body.toString('utf8')).error]).toEqual([500, undefined, 'internal']);
+    expect(server.contexts[0]!.outcome).toMatchObject({ status: 500, errorClass: 'internal' });
   });
 });

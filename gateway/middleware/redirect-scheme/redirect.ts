@@ -1,6 +1,6 @@
 // What the redirecting middleware (`redirectScheme`, `redirectRegex`) share: the request's own URL and the redirect itself.
 import type { GatewayContext } from '../../context.ts';
-import { closingUnreadBody } from '../../proxy/error-response.ts';
+import { closingUnreadBody, sendOwnAnswer } from '../../proxy/error-response.ts';
 
 /** A Host header the Location may be built from: a name or IP literal with an optional port, nothing else. */
 const HOST_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/;
@@ -29,12 +29,11 @@ export function originalTarget(url: string): string {
  * Answers with a redirect to `location`: 301/302 for GET and HEAD, 307/308 otherwise so the method
  * and body are kept; `permanent` picks 301/308 over 302/307. One redirected while its body is still
  * arriving over HTTP/1.1 gets the redirect with the connection closing after it, as every answer
- * the gateway gives by itself (`closingUnreadBody`).
+ * the gateway gives by itself (`closingUnreadBody`). The response header hooks of the layers
+ * before it (a `headers` middleware's `response`, `hsts`) apply to it (`sendOwnAnswer`).
  */
 export function sendRedirect(context: GatewayContext, location: string, permanent: boolean): void {
   const keepsMethod = context.request.method !== 'GET' && context.request.method !== 'HEAD';
   const status = permanent ? (keepsMethod ? 308 : 301) : keepsMethod ? 307 : 302;
-  context.outcome.status = status;
-  context.response.writeHead(status, { location, 'content-length': 0, 'x-request-id': context.requestId, ...closingUnreadBody(context) });
-  context.response.end();
+  sendOwnAnswer(context, status, { location, 'content-length': 0, 'x-request-id': context.requestId, ...closingUnreadBody(context) });
 }

@@ -1,8 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RespondSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
-import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
-import { closingUnreadBody, sendGatewayError } from '../../proxy/error-response.ts';
+import { closingUnreadBody, sendOwnAnswer } from '../../proxy/error-response.ts';
 
 /**
  * Answers every request itself with `status`, the body and headers of `settings`, and never calls
@@ -22,19 +21,6 @@ export function respond(settings: RespondSettings): Middleware {
   if (status !== 204 && status !== 304) fixed['content-length'] = body?.length ?? 0;
   return async function respond(context) {
     const headers: OutgoingHttpHeaders = { ...fixed, 'x-request-id': context.requestId, ...closingUnreadBody(context) };
-    try {
-      applyHeaderHooks(context, status, headers);
-    } catch (failure) {
-      // As `sendErrorAnswer`: this gateway's own failure, answered 500 `internal` without the hooks.
-      context.log.error({ err: failure instanceof Error ? failure.message : String(failure) }, "a response header hook failed the respond middleware's answer");
-      context.responseHeaderHooks.length = 0;
-      return sendGatewayError(context, 'internal');
-    }
-    const sent = context.request.method === 'HEAD' ? undefined : body;
-    context.outcome.status = status;
-    context.outcome.bytesOut = sent?.length ?? 0;
-    context.response.writeHead(status, headers);
-    if (sent === undefined) context.response.end();
-    else context.response.end(sent);
+    sendOwnAnswer(context, status, headers, context.request.method === 'HEAD' ? undefined : body);
   };
 }
