@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
+import { tolerateEtcdAuthDisabled } from '../discovery/etcd/etcd-auth-disabled.ts';
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
 import { describeEtcdRefusal } from '../discovery/etcd/etcd-refusal.ts';
 import type { Instance } from '../discovery/instance.ts';
@@ -119,7 +120,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private connect(): Promise<Etcd3> {
     // No hidden retries or breaker: etcd3's would hold calls back for 5 s after an outage, past the
     // registration's own backoff (at most 1 s), and the agent would register late.
-    this.client ??= import('etcd3').then(({ Etcd3 }) => new Etcd3({ hosts: this.options.endpoints, faultHandling: NO_HIDDEN_RETRIES, ...this.options.credentials?.clientSecurity() }));
+    this.client ??= import('etcd3').then(({ Etcd3 }) => tolerateEtcdAuthDisabled(new Etcd3({ hosts: this.options.endpoints, faultHandling: NO_HIDDEN_RETRIES, ...this.options.credentials?.clientSecurity() })));
     return this.client;
   }
 

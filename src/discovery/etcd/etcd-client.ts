@@ -1,5 +1,6 @@
 import { Etcd3, type IOptions } from 'etcd3';
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
+import { tolerateEtcdAuthDisabled } from './etcd-auth-disabled.ts';
 import { NO_HIDDEN_RETRIES } from './etcd-fault-handling.ts';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
@@ -30,10 +31,11 @@ const WATCH_STREAM_RETRY: WatchBackoff = { duration: 100, next: () => WATCH_STRE
 /**
  * A fresh etcd3 client bound to one member: every unary call has a deadline, no hidden retries or
  * breakers, keepalive pings on its connections, and connections of its own (a local subchannel
- * pool), so closing it drops its sockets instead of leaving a possibly dead one for the next client.
+ * pool), so closing it drops its sockets instead of leaving a possibly dead one for the next client;
+ * given a user, it goes on without a token where etcd has authentication off (as etcdctl does).
  */
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
-  return new Etcd3({
+  const client = new Etcd3({
     hosts: options.endpoint,
     ...options.credentials?.clientSecurity(),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs }),
@@ -49,4 +51,5 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
     },
     faultHandling: { ...NO_HIDDEN_RETRIES, watchBackoff: WATCH_STREAM_RETRY },
   });
+  return tolerateEtcdAuthDisabled(client);
 }

@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+
+const run = promisify(execFile);
+const CONVERGENCE_MS = 20_000;
+const PASSWORD = 'gateway-secret-off-81c2';
+const TOKEN = 'etcd-auth-off-admin-token-4e17';
+const ROOT = '/sb-auth-off';
+
+/**
+ * etcd with authentication off and a gateway given `auth` anyway (say, before an operator turns it
+ * on): etcd answers Authenticate "authentication is not enabled", and etcd's own client (clientv3,
+ * so etcdctl) then goes on without a token, as etcd ignores credentials while auth is off.
+ */
+describe('a config store and a registry with auth in an etcd whose authentication is off', () => {
+  let etcd: EtcdCluster;
+  let backend: BackendProcess;
+  let dir: string;
+  let gateway: GatewayProcess | undefined;
+  let admin: AdminClient;
+
+  async function ctl(args: readonly string[]): Promise<string> {
+    const { stdout } = await run('etcdctl', ['--endpoints', etcd.endpoints[0]!, '--dial-timeout', '5s', ...args], { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } });
+    return stdout;
+  }
+
+  async function converge<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+    return waitFor(check, { timeoutMs: CONVERGENCE_MS, message: what }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${gateway ? (await logOf(gateway.process)).slice(-4_000) : ''}`);
+    });
+  }
+
+  beforeAll(async () => {
+    [etcd, backend, dir] = await Promise.all([startEtcd(), startBackend({ name: 'etcd-auth-off' }), makeTempDir('sb-etcd-auth-off-')]);
+    await writeFile(join(dir, 'gateway.password'), `${PASSWORD}\n`);
+    await ctl(['put', `${ROOT}/routes/stored`, JSON.stringify({ path: '/stored', service: 'echo' })]);
+    await ctl(['put', '/services-off/registered/a', JSON.stringify({ host: '127.0.0.1', port: backend.port })]);
+    const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
+    const auth = `auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} }`;
+    const adminPort = await freePort();
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+configStore:
+  url: etcd://${hostPort}${ROOT}
+  timeout: 2s
+  snapshot: ${join(dir, 'store-snapshot.json')}
+  ${auth}
+registries:
+  - url: etcd://${hostPort}/services-off
+    ${auth}
+services:
+  echo: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { path: /registered, service: registered }
+`);
+    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.stop();
+    await etcd?.close();
+  });
+
+  it('reads the store, takes an admin write and says nothing is wrong in GET /api/config', async () => {
+    await converge('the stored route to be routed', async () => (await fetch(`${gateway!.url}/stored`).catch(() => undefined))?.status === 200);
+    const put = await admin.get('/api/routes/written', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/written', service: 'echo' }) });
+    const text = await put.text();
+    expect(put.status, text).toBeLessThan(300);
+    expect(await ctl(['get', '--print-value-only', `${ROOT}/routes/written`])).toContain('/written');
+    await converge('the written route to be routed', async () => (await fetch(`${gateway!.url}/written`).catch(() => undefined))?.status === 200);
+    const { store } = (await (await admin.get('/api/config')).json()) as { store: { source: string; reason: string | null } };
+    expect(store).toMatchObject({ source: 'store', reason: null });
+    expect(await logOf(gateway!.process)).not.toContain(PASSWORD);
+  });
+
+  it('lists the etcd registry and routes to its instance', async () => {
+    await converge('the registered instance to be routed', async () => (await fetch(`${gateway!.url}/registered`).catch(() => undefined))?.status === 200);
+    const { registries } = (await (await admin.get('/api/registries')).json()) as { registries: { url: string | null; reason: string | null }[] };
+    expect(registries.find((registry) => registry.url?.endsWith('/services-off'))).toMatchObject({ reason: null });
+    // Nothing (store, registry, peer registration) failed on the login.
+    expect(await logOf(gateway!.process)).not.toContain('authentication is not enabled');
+  });
+});
