@@ -26,6 +26,8 @@ export class ZooKeeperStoreSource implements StoreSource {
   private readonly reasons = new Subject<string | null>();
   readonly reason$ = this.reasons.asObservable();
   private reason: string | null = null;
+  /** Why each node the tree last failed to read (NO_AUTH) is unread, by the path the tree names; `reason$` holds while any is. */
+  private readonly unread = new Map<string, string>();
   private readonly byKind = new Map<string, ReadonlyMap<string, string>>();
   private readonly log;
   private readonly subscriptions = new Subscription();
@@ -89,9 +91,15 @@ export class ZooKeeperStoreSource implements StoreSource {
       root: this.location.root,
       log: this.log,
       refusal: { connectString: this.location.connectString, username: this.location.credentials?.username },
-      // A refused read is retried with backoff and nothing is listed meanwhile: `reason$` says why.
-      readFailed: (error) => {
-        if (tree === this.tree && isZooKeeperError(error, 'NO_AUTH')) this.setReason(errorMessage(error));
+      // A refused read is retried with backoff and its kind is not listed meanwhile: `reason$` says
+      // why until it is read, also across listings of the kinds that read.
+      readFailed: (error, path) => {
+        if (tree !== this.tree || !isZooKeeperError(error, 'NO_AUTH')) return;
+        this.unread.set(path, errorMessage(error));
+        this.setReason(this.unreadReason());
+      },
+      readSucceeded: (path) => {
+        if (tree === this.tree && this.unread.delete(path) && this.synced) this.setReason(this.unreadReason());
       },
       watches: this.watches,
       knownServices: () => [...this.byKind.keys()],
@@ -105,6 +113,8 @@ export class ZooKeeperStoreSource implements StoreSource {
     });
     this.tree = tree;
     this.synced = false;
+    // The new tree reads everything again, and names again what it may not read.
+    this.unread.clear();
     void tree.sync().then(() => {
       if (tree !== this.tree) return;
       this.synced = true;
@@ -155,7 +165,14 @@ export class ZooKeeperStoreSource implements StoreSource {
     for (const values of this.byKind.values()) for (const [key, value] of values) entries.set(key, value);
     this.subject.next({ revision: this.revision, entries, receivedAt: this.firstChangeAt ?? Date.now() });
     this.firstChangeAt = undefined;
-    this.setReason(null);
+    this.setReason(this.unreadReason());
+  }
+
+  /** The reason a part of the store is unread (the first refusal, and how many more); null when every part read. */
+  private unreadReason(): string | null {
+    const [first, ...more] = this.unread.values();
+    if (first === undefined) return null;
+    return more.length === 0 ? first : `${first} (and ${more.length} more unreadable node${more.length === 1 ? '' : 's'})`;
   }
 
   /** Sends `next` on `reason$` when it differs: a retry that fails the same way again is not news. */

@@ -23,8 +23,13 @@ export interface TreeSyncContext {
   readonly backoff?: BackoffOptions;
   /** The connect string and user a NO_AUTH names (what to grant whom); a bare NO_AUTH without it. */
   readonly refusal?: ZooKeeperRefusalContext;
-  /** A read failed (a refusal described); it is retried with backoff. Called after the log line. */
-  readFailed?(error: unknown): void;
+  /**
+   * A read of `path` (the root, or a service's node for a read of it or of one of its children)
+   * failed (a refusal described); it is retried with backoff. Called after the log line.
+   */
+  readFailed?(error: unknown, path: string): void;
+  /** `path` (as `readFailed` names it) was read whole: the root listed, or a service's node and children read and published. */
+  readSucceeded?(path: string): void;
   /**
    * Whether to watch through one persistent recursive watch on the root (ZooKeeper 3.6+). Shared
    * by the trees of successive sessions: a server that answers `UNIMPLEMENTED` (and then closes
@@ -91,7 +96,10 @@ export class ZooKeeperTreeSync {
   private unlisten: (() => void) | undefined;
 
   constructor(private readonly context: TreeSyncContext) {
-    this.rootTask = new CoalescedTask(() => this.listRoot(), {
+    this.rootTask = new CoalescedTask(async () => {
+      await this.listRoot();
+      if (!this.disposed) this.context.readSucceeded?.(context.root);
+    }, {
       onError: (error, attempt) => this.failed(context.root, error, attempt),
       ...(context.backoff ? { backoff: context.backoff } : {}),
     });
@@ -294,12 +302,15 @@ export class ZooKeeperTreeSync {
       mode: () => this.mode(),
       ...(this.context.backoff ? { backoff: this.context.backoff } : {}),
       publish: (service, entries, revision) => {
-        if (!this.disposed) this.context.publish(service, entries, revision);
+        if (this.disposed) return;
+        this.context.readSucceeded?.(path);
+        this.context.publish(service, entries, revision);
       },
       gone: (service, revision) => {
         if (this.disposed || this.services.get(service) !== sync) return;
         sync.dispose();
         this.services.delete(service);
+        this.context.readSucceeded?.(path);
         this.context.publishGone(service, revision);
         // It may have been re-created already; only a root listing can tell.
         void this.rootTask.request();
@@ -314,6 +325,6 @@ export class ZooKeeperTreeSync {
     const transient = isZooKeeperError(error, 'CONNECTION_LOSS') || isZooKeeperError(error, 'SESSION_EXPIRED');
     const level = transient && attempt < 3 ? 'debug' : 'warn';
     this.context.log[level]({ path, attempt, err: errorMessage(error) }, 'ZooKeeper read failed; retrying');
-    this.context.readFailed?.(error);
+    this.context.readFailed?.(error, path);
   }
 }
