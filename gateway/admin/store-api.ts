@@ -5,7 +5,9 @@ import { componentLogger } from '../../src/logger.ts';
 import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
-import { checkStoreObject, describeObjectIssues } from '../config-store/store-writer-validate.ts';
+import { storeObjectIssues, type ConfigDocument } from '../config-store/store-objects.ts';
+import { configStoreState } from '../config-store/store-status.ts';
+import { checkStoreObject, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
@@ -52,6 +54,11 @@ export interface StoreApiOptions {
   readonly location: () => (StoreLocation & { readonly timeoutMs?: number }) | undefined;
   /** Reports a write to `/api/events`. */
   readonly record: (change: ConfigWrite) => void;
+  /**
+   * The configuration file's document the store's reader judges objects beside (its `defaults`…);
+   * the one the config store reader last read by default. Undefined: only the object's own schema.
+   */
+  readonly fileDocument?: () => ConfigDocument | undefined;
   /** The writer of a store; `openStoreWriter` by default (tests pass fakes). */
   readonly openWriter?: (location: StoreLocation & { readonly timeoutMs?: number }) => Promise<StoreWriter>;
 }
@@ -115,13 +122,28 @@ export class StoreApi {
     if ('status' in body) return body;
     const refused = readBack(kind, name, body.value);
     if (refused) return refused;
-    const check = checkStoreObject(kind, name, body.value);
+    const check = this.check(kind, name, body.value);
     if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
     this.report(request, 'put', kind, name, revision);
     return { status: created ? 201 : 200, body: { kind, name, revision, created, value: redactSecrets(check.value) }, headers: { etag: `"${revision}"` } };
+  }
+
+  /**
+   * The object's own schema, then the reader's judgement beside the file (`defaults` and other
+   * top-level settings, rules across the file's sections): a write every gateway would refuse at
+   * load and skip with a warning is refused here.
+   */
+  private check(kind: StoreKind, name: string, value: unknown): ObjectCheck {
+    const check = checkStoreObject(kind, name, value);
+    if (!check.ok) return check;
+    const file = (this.options.fileDocument ?? (() => configStoreState.fileDocument()))() ?? {};
+    const issues = storeObjectIssues(file, kind, name, check.value);
+    if (issues.length === 0) return check;
+    const place = kind === 'routes' ? `routes[${name}]` : `${kind}.${name}`;
+    return { ok: false, issues: issues.map(({ where, inObject, message }) => ({ path: !inObject ? where : where === '' ? place : `${place}.${where}`, reason: message })) };
   }
 
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {

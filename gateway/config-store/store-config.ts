@@ -197,6 +197,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         return;
       }
       file = { result, document: rawDocument(result.text) };
+      // The admin API judges a write beside the same file as the reader judges the objects it lists.
+      configStoreState.setFileDocument(file.document);
       validations.clear();
       if (!settings && result.config.configStore) startStore(result.config.configStore);
       if (waiting && !emitted) return;

@@ -68,30 +68,52 @@ export type ValidationCache = Map<string, string>;
 
 /** Why one object is refused, or undefined when the schema accepts it. */
 function objectIssue(context: ConfigDocument, kind: StoreKind, name: string, value: unknown): string | undefined {
+  const issues = objectIssues(context, kind, name, value);
+  return issues.length === 0 ? undefined : issues.map(({ where, message }) => (where === '' ? message : `${where}: ${message}`)).join('; ');
+}
+
+/** One reason the reader refuses an object: where (relative to the object, or the file's path when outside it; '' for the object itself) and why. */
+export interface StoreObjectIssue {
+  readonly where: string;
+  /** Whether `where` lies inside the object. */
+  readonly inObject: boolean;
+  readonly message: string;
+}
+
+/**
+ * Why every gateway reading the store beside `file` (the configuration file's document) would
+ * refuse this one object, as `validateStoreObjects` judges it (the file's `defaults`, entry points
+ * and other top-level settings applying); empty when it would take it. The admin API refuses such a
+ * write instead of storing an object each gateway would skip with a warning.
+ */
+export function storeObjectIssues(file: ConfigDocument, kind: StoreKind, name: string, value: unknown): StoreObjectIssue[] {
+  return objectIssues(withoutSections(file), kind, name, value);
+}
+
+function objectIssues(context: ConfigDocument, kind: StoreKind, name: string, value: unknown): StoreObjectIssue[] {
   let document: ConfigDocument;
   if (kind === 'routes') {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a route is a JSON object';
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return [{ where: '', inObject: true, message: 'a route is a JSON object' }];
     const routeName = (value as { name?: unknown }).name;
-    if (routeName !== undefined && routeName !== name) return `name "${String(routeName)}" differs from the key's id "${name}" (leave it out, or make them equal)`;
+    if (routeName !== undefined && routeName !== name) return [{ where: '', inObject: true, message: `name "${String(routeName)}" differs from the key's id "${name}" (leave it out, or make them equal)` }];
     document = { ...context, routes: [{ ...value, name }] };
   } else document = { ...context, [kind]: { [name]: value } };
   const parsed = configSchema.safeParse(document);
-  if (parsed.success) return undefined;
+  if (parsed.success) return [];
   // A reference to a middleware the file does not declare may be satisfied by the store: checked after merging.
-  const issues = parsed.error.issues.filter((issue) => !(kind === 'routes' && isUnknownMiddleware(issue)));
-  return issues.length === 0 ? undefined : issues.map((issue) => describeIssue(kind, issue)).join('; ');
+  return parsed.error.issues.filter((issue) => !(kind === 'routes' && isUnknownMiddleware(issue))).map((issue) => describeIssue(kind, issue));
 }
 
 function isUnknownMiddleware(issue: z.core.$ZodIssue): boolean {
   return issue.path[0] === 'routes' && issue.path[2] === 'middlewares' && issue.message.startsWith('unknown middleware');
 }
 
-/** `path.in.object: reason`, the path relative to the object itself (the file's `routes.0.` or `services.x.` dropped). */
-function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): string {
+/** The issue's path relative to the object itself (the file's `routes.0.` or `services.x.` dropped), and its message. */
+function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): StoreObjectIssue {
   // `routes.0.<path>` and `services.<name>.<path>` alike: the object's own path starts at the third segment.
-  const path = issue.path.slice(2).map(String);
-  const where = issue.path[0] === kind ? path.join('.') : issue.path.map(String).join('.');
-  return where === '' ? issue.message : `${where}: ${issue.message}`;
+  const inObject = issue.path[0] === kind;
+  const where = inObject ? issue.path.slice(2).map(String).join('.') : issue.path.map(String).join('.');
+  return { where, inObject, message: issue.message };
 }
 
 /** The file's document without the sections store objects contribute to. */

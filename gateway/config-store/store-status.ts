@@ -1,6 +1,6 @@
 import { BehaviorSubject, ReplaySubject, Subject, type Observable } from 'rxjs';
 import type { ConfigStoreSettings } from '../config/index.ts';
-import type { StoreRefusal } from './store-objects.ts';
+import type { ConfigDocument, StoreRefusal } from './store-objects.ts';
 
 /** What `/api/config` shows of the config store: where, which revision is in force, from where, why it is not read now, and what was refused. */
 export interface StoreStatus {
@@ -43,6 +43,7 @@ class StoreState {
   private readonly status = new BehaviorSubject<Omit<StoreStatus, 'reason'> | undefined>(undefined);
   private readonly refusedChanges = new Subject<StoreRefusedChange>();
   private reading: ConfigStoreSettings | undefined;
+  private file: ConfigDocument | undefined;
   private reason: string | null = null;
   // Replays the latest: the peers registration starts after the first listing was applied.
   private readonly appliedSubject = new ReplaySubject<StoreApplied>(1);
@@ -59,6 +60,16 @@ class StoreState {
   /** Records the store this process starts reading (the reader calls it once). */
   setLocation(settings: ConfigStoreSettings): void {
     this.reading = settings;
+  }
+
+  /** The configuration file's document the store's objects are read beside (its `defaults`, entry points…); undefined before the file was read. */
+  fileDocument(): ConfigDocument | undefined {
+    return this.file;
+  }
+
+  /** Records the file's document the reader now validates store objects against (on each file read). */
+  setFileDocument(document: ConfigDocument): void {
+    this.file = document;
   }
 
   /** The latest status; undefined when the configuration has no `configStore`. */
