@@ -87,4 +87,18 @@ routes:
     // Nothing (store, registry, peer registration) failed on the login.
     expect(await logOf(gateway!.process)).not.toContain('authentication is not enabled');
   });
+
+  it('logs in once an operator turns authentication on, and writes as its user', async () => {
+    await ctl(['user', 'add', 'root:root-secret-off-19d4']);
+    await ctl(['user', 'add', `gateway:${PASSWORD}`]);
+    await ctl(['role', 'add', 'store-writer']);
+    await ctl(['role', 'grant-permission', '--prefix=true', 'store-writer', 'readwrite', `${ROOT}/`]);
+    await ctl(['user', 'grant-role', 'gateway', 'store-writer']);
+    await ctl(['auth', 'enable']);
+    // Without a login before this call the gateway would be refused "user name is empty" (403).
+    const put = await admin.get('/api/routes/after-enable', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/after-enable', service: 'echo' }) });
+    const text = await put.text();
+    expect(put.status, text).toBeLessThan(300);
+    expect(await ctl(['--user', 'root:root-secret-off-19d4', 'get', '--print-value-only', `${ROOT}/routes/after-enable`])).toContain('/after-enable');
+  });
 });
