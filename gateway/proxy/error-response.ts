@@ -164,7 +164,9 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
   const response = context.response;
   context.outcome.status = status;
   context.outcome.errorClass = error;
-  if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, extraHeaders);
+  // A gRPC caller still streaming its request is asked to stop as a JSON answer's client is (a
+  // client-streaming call refused by a middleware, or past its deadline): else it sends on.
+  if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, { ...extraHeaders, ...closingUnreadBody(context) });
   const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
   const headers: OutgoingHttpHeaders = {

@@ -1,5 +1,7 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { ClientResponse, GatewayContext } from '../context.ts';
+import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
 
@@ -51,4 +53,7 @@ export function endGrpcCall(context: GatewayContext, status: number, errorClass:
   context.outcome.grpcStatus = grpcStatus;
   response.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': encodeGrpcMessage(message) });
   response.end();
+  // A client-streaming call whose deadline passed mid-answer is still sending: asked to stop once its trailers are out.
+  const request = context.request as IncomingMessage;
+  if (request.httpVersionMajor === 2 && !request.complete) stopBodyAfterAnswer(context.request as unknown as Http2ServerRequest);
 }
