@@ -4,6 +4,7 @@ import type { Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { parseConfig } from '../../config/load.ts';
+import { headers } from '../headers/index.ts';
 import { cors } from './index.ts';
 
 const APP = 'https://app.example.com';
@@ -53,6 +54,25 @@ describe('cors', () => {
       const response = await server.send('/api', preflight(origin));
       expect([origin, response.status, response.headers['access-control-allow-origin'], response.headers['content-length']]).toEqual([origin, 403, undefined, '0']);
     }
+  });
+
+  it('lets the response header hooks of the layers before it edit its preflight answers, and answers 500 internal when one fails them', async () => {
+    server = await serveMiddleware([headers({ response: { set: { 'x-frame-options': 'DENY' } } }), cors(SETTINGS)]);
+    const granted = await server.send('/api', preflight(APP));
+    const refused = await server.send('/api', preflight('https://evil.test'));
+    expect([granted.status, granted.headers['access-control-allow-origin'], granted.headers['x-frame-options']]).toEqual([204, APP, 'DENY']);
+    expect([refused.status, refused.headers['access-control-allow-origin'], refused.headers['x-frame-options']]).toEqual([403, undefined, 'DENY']);
+    await server.close();
+    const failingHook: Middleware = async (context, next) => {
+      context.responseHeaderHooks.push(() => {
+        throw new Error('hook failed');
+      });
+      await next();
+    };
+    server = await serveMiddleware([failingHook, cors(SETTINGS)]);
+    const failed = await server.send('/api', preflight(APP));
+    expect([failed.status, failed.headers['access-control-allow-origin'], JSON.parse(failed.body.toString('utf8')).error]).toEqual([500, undefined, 'internal']);
+    expect(server.contexts[0]!.outcome).toMatchObject({ status: 500, errorClass: 'internal' });
   });
 
   it('matches subdomains of a wildcard origin at any depth, on its scheme and port only, and origins whatever their case', async () => {

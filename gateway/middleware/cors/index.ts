@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { CorsSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware, ResponseHeadersHook } from '../../context.ts';
-import { closingUnreadBody } from '../../proxy/error-response.ts';
+import { closingUnreadBody, sendOwnAnswer } from '../../proxy/error-response.ts';
 
 /** The response headers CORS grants with: the gateway sets them, an upstream's are dropped. */
 const GRANTS = ['access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers'] as const;
@@ -74,16 +74,13 @@ export function cors(settings: CorsSettings): Middleware {
    * Answers a preflight itself, 204 or 403. One sent with a body still arriving over HTTP/1.1 gets
    * its answer with the connection closing after it, as every answer the gateway gives by itself
    * (`closingUnreadBody`), instead of a connection kept alive that reads on a body no one wants.
+   * The response header hooks of the layers before it (a `headers` middleware's `response`, `hsts`)
+   * apply to it as to the gateway's other answers (`sendOwnAnswer`).
    */
   function answerPreflight(context: GatewayContext, origin: string, requestedMethod: string): void {
     // No Content-Length on the 204: RFC 9110 §8.6 forbids it there.
     const headers: OutgoingHttpHeaders = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'x-request-id': context.requestId, ...closingUnreadBody(context) };
-    if (!allowed(origin)) {
-      context.outcome.status = 403;
-      context.response.writeHead(403, { ...headers, 'content-length': 0 });
-      context.response.end();
-      return;
-    }
+    if (!allowed(origin)) return sendOwnAnswer(context, 403, { ...headers, 'content-length': 0 });
     headers['access-control-allow-origin'] = allowOriginOf(origin);
     if (settings.allowCredentials) headers['access-control-allow-credentials'] = 'true';
     headers['access-control-allow-methods'] = methods ?? requestedMethod;
@@ -91,9 +88,7 @@ export function cors(settings: CorsSettings): Middleware {
     const headerList = allowHeaders ?? (typeof requestedHeaders === 'string' ? requestedHeaders : '');
     if (headerList !== '') headers['access-control-allow-headers'] = headerList;
     if (maxAge !== undefined) headers['access-control-max-age'] = maxAge;
-    context.outcome.status = 204;
-    context.response.writeHead(204, headers);
-    context.response.end();
+    sendOwnAnswer(context, 204, headers);
   }
 }
 
