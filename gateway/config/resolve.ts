@@ -389,7 +389,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   if (input.respond) {
     const { status, body, bodyFile, contentType, headers } = input.respond;
     const hasBody = body !== undefined || bodyFile !== undefined;
-    return { kind: 'respond', settings: { status, body, bodyFile, contentType: contentType ?? (hasBody ? DEFAULT_RESPOND_CONTENT_TYPE : undefined), headers: headers ?? {} } };
+    return { kind: 'respond', settings: { status, body, bodyFile, fileBody: undefined, contentType: contentType ?? (hasBody ? DEFAULT_RESPOND_CONTENT_TYPE : undefined), headers: headers ?? {} } };
   }
   if (input.hsts) {
     const { maxAge, includeSubDomains, preload } = input.hsts;

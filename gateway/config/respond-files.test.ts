@@ -16,6 +16,12 @@ function errorOf(path: string, text: string): GatewayConfigError {
 
 const respondOf = (path: string, text: string) => parseConfig(path, text).middlewares.get('r');
 
+/** The bytes the `respond` middleware `r` of `text` read from its `bodyFile`. */
+function fileBodyOf(path: string, text: string): Buffer | undefined {
+  const definition = respondOf(path, text);
+  return definition?.kind === 'respond' ? definition.settings.fileBody?.bytes : undefined;
+}
+
 describe('respond settings', () => {
   let dir: string;
   beforeEach(() => {
@@ -27,19 +33,20 @@ describe('respond settings', () => {
     const config = join(dir, 'gateway.yaml');
     expect(respondOf(config, 'middlewares:\n  r: { respond: { status: 503, body: "down for maintenance", headers: { Retry-After: 120 } } }\n')).toEqual({
       kind: 'respond',
-      settings: { status: 503, body: 'down for maintenance', bodyFile: undefined, contentType: 'text/plain; charset=utf-8', headers: { 'retry-after': '120' } },
+      settings: { status: 503, body: 'down for maintenance', bodyFile: undefined, fileBody: undefined, contentType: 'text/plain; charset=utf-8', headers: { 'retry-after': '120' } },
     });
     expect(respondOf(config, 'middlewares:\n  r: { respond: { status: 200, body: "{}", contentType: application/json } }\n')).toMatchObject({ settings: { contentType: 'application/json' } });
-    expect(respondOf(config, 'middlewares:\n  r: { respond: { status: 403 } }\n')).toEqual({ kind: 'respond', settings: { status: 403, body: undefined, bodyFile: undefined, contentType: undefined, headers: {} } });
+    expect(respondOf(config, 'middlewares:\n  r: { respond: { status: 403 } }\n')).toEqual({ kind: 'respond', settings: { status: 403, body: undefined, bodyFile: undefined, fileBody: undefined, contentType: undefined, headers: {} } });
   });
 
   it('reads bodyFile at load, relative to the configuration file, and again on the next load', () => {
     writeFileSync(join(dir, 'maintenance.html'), '<h1>Back soon</h1>\n');
     const config = join(dir, 'gateway.yaml');
     const text = 'middlewares:\n  r: { respond: { status: 503, bodyFile: maintenance.html, contentType: text/html } }\n';
-    expect(respondOf(config, text)).toMatchObject({ settings: { body: '<h1>Back soon</h1>\n', bodyFile: 'maintenance.html', contentType: 'text/html' } });
+    expect(respondOf(config, text)).toMatchObject({ settings: { body: undefined, bodyFile: 'maintenance.html', contentType: 'text/html' } });
+    expect(fileBodyOf(config, text)).toEqual(Buffer.from('<h1>Back soon</h1>\n'));
     writeFileSync(join(dir, 'maintenance.html'), '<h1>Back at 6</h1>');
-    expect(respondOf(config, text)).toMatchObject({ settings: { body: '<h1>Back at 6</h1>' } });
+    expect(fileBodyOf(config, text)).toEqual(Buffer.from('<h1>Back at 6</h1>'));
     // The config watch re-reads the text when the file changes, as for the other files read on load.
     expect(filesReadOnLoad(config, text)).toEqual([join(dir, 'maintenance.html')]);
   });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { AccessFileIssue } from './access-files.ts';
@@ -7,8 +8,30 @@ import type { GatewayConfig, MiddlewareConfig } from './types.ts';
 export const RESPOND_BODY_FILE_MAX_BYTES = 1024 * 1024;
 
 /**
+ * A `respond.bodyFile`'s bytes as read at configuration load, sent as they are (an image, a page in
+ * any encoding). Private, so `/api/config` and the reload fingerprint see only the size and a digest.
+ */
+export class RespondFileBody {
+  readonly #bytes: Buffer;
+  /** SHA-256 of the bytes: changed contents under the same path are changed settings. */
+  readonly sha256: string;
+  readonly size: number;
+
+  constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+    this.sha256 = createHash('sha256').update(bytes).digest('hex');
+    this.size = bytes.length;
+  }
+
+  /** The file's bytes. */
+  get bytes(): Buffer {
+    return this.#bytes;
+  }
+}
+
+/**
  * Reads the `bodyFile` of every `respond` middleware (a relative path from the configuration
- * file's folder) into its `body`, as UTF-8 text, so that a missing, unreadable or oversized file
+ * file's folder) into its `fileBody`, byte for byte, so that a missing, unreadable or oversized file
  * refuses the configuration with its path and the reason instead of failing requests later. Read
  * again on every load, so a reload picks up the file's new text.
  */
@@ -26,8 +49,8 @@ export function readRespondFiles(config: GatewayConfig, configPath: string): { c
         issues.push({ path: at, message: `${absolute}: ${size} bytes, more than a respond body may hold (${RESPOND_BODY_FILE_MAX_BYTES})` });
         continue;
       }
-      const body = readFileSync(absolute, 'utf8');
-      (middlewares ??= new Map(config.middlewares)).set(name, { kind: 'respond', settings: { ...definition.settings, body } });
+      const fileBody = new RespondFileBody(readFileSync(absolute));
+      (middlewares ??= new Map(config.middlewares)).set(name, { kind: 'respond', settings: { ...definition.settings, fileBody } });
     } catch (error) {
       issues.push({ path: at, message: `cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
     }

@@ -6,6 +6,7 @@ import type { RegistryLocation } from '../../src/registry-url.ts';
 import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import type { StoreLocation } from '../config-store/store-layout.ts';
 import type { RETRY_CONDITIONS, UPSTREAM_PROTOCOLS } from './schema-service.ts';
+import type { RespondFileBody } from './respond-files.ts';
 import type { UpstreamTlsFiles } from './upstream-tls-files.ts';
 import type { BasicAuthSettings, ConsumerConfig, ForwardAuthSettings, IpFilterSettings, JwtAuthSettings, KeyAuthSettings } from './types-access.ts';
 import type { ListenAddress } from './schema-values.ts';
@@ -505,10 +506,12 @@ export interface RedirectRegexSettings {
 export interface RespondSettings {
   /** A final status, 200 to 599. */
   readonly status: number;
-  /** The body as written, or as read from `bodyFile` when the configuration loaded; undefined for none. */
+  /** The body as written (sent as UTF-8); undefined for none, or with `bodyFile`. */
   readonly body: string | undefined;
-  /** The file `body` is read from (relative to the configuration file's folder), as written. */
+  /** The file the body is read from (relative to the configuration file's folder), as written. */
   readonly bodyFile: string | undefined;
+  /** The bytes of `bodyFile` as read when the configuration loaded; undefined without one, or before `readRespondFiles`. */
+  readonly fileBody: RespondFileBody | undefined;
   /** The Content-Type of the body: `text/plain; charset=utf-8` by default when there is one, none without. */
   readonly contentType: string | undefined;
   /** More headers of the answer, lower-case names. */

@@ -14,7 +14,7 @@ import { closingUnreadBody, sendOwnAnswer } from '../../proxy/error-response.ts'
  */
 export function respond(settings: RespondSettings): Middleware {
   const { status } = settings;
-  const body = settings.body === undefined ? undefined : Buffer.from(settings.body, 'utf8');
+  const body = settings.fileBody?.bytes ?? (settings.body === undefined ? undefined : Buffer.from(settings.body, 'utf8'));
   const fixed: OutgoingHttpHeaders = { ...settings.headers };
   if (settings.contentType !== undefined) fixed['content-type'] = settings.contentType;
   // 204 and 304 carry no Content-Length either (RFC 9110 §8.6); the schema refuses a body for them.
