@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,19 @@ describe('respond settings', () => {
     expect(errorOf(config, `middlewares:\n  r: { respond: { status: 503, bodyFile: ${dir} } }\n`).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${dir} (EISDIR)`);
     writeFileSync(join(dir, 'big.html'), Buffer.alloc(1024 * 1024 + 1, 'a'));
     expect(errorOf(config, 'middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n').message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a respond body may hold (1048576)`);
+  });
+
+  it('refuses a bodyFile that is no regular file, whose size says nothing of what a read brings (a FIFO, /dev/zero)', () => {
+    const config = join(dir, 'gateway.yaml');
+    const fifo = join(dir, 'body.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // A writer that sends 2 MiB: the FIFO's size (0) passes a size check, and a read would take them all.
+    const writer = spawn(process.execPath, ['-e', `require('node:fs').writeFileSync(${JSON.stringify(fifo)}, Buffer.alloc(2 * 1024 * 1024, 'a'))`], { stdio: 'ignore' });
+    try {
+      expect(errorOf(config, `middlewares:\n  r: { respond: { status: 200, bodyFile: ${fifo} } }\n`).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${fifo}: not a regular file`);
+    } finally {
+      writer.kill();
+    }
   });
 
   it.each([

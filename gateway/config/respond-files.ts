@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { AccessFileIssue } from './access-files.ts';
 import type { GatewayConfig, MiddlewareConfig } from './types.ts';
@@ -44,16 +44,46 @@ export function readRespondFiles(config: GatewayConfig, configPath: string): { c
     const absolute = resolve(base, definition.settings.bodyFile);
     const at = ['middlewares', name, 'respond', 'bodyFile'];
     try {
-      const size = statSync(absolute).size;
-      if (size > RESPOND_BODY_FILE_MAX_BYTES) {
-        issues.push({ path: at, message: `${absolute}: ${size} bytes, more than a respond body may hold (${RESPOND_BODY_FILE_MAX_BYTES})` });
+      const read = readBodyFile(absolute);
+      if (typeof read === 'string') {
+        issues.push({ path: at, message: read });
         continue;
       }
-      const fileBody = new RespondFileBody(readFileSync(absolute));
+      const fileBody = new RespondFileBody(read);
       (middlewares ??= new Map(config.middlewares)).set(name, { kind: 'respond', settings: { ...definition.settings, fileBody } });
     } catch (error) {
       issues.push({ path: at, message: `cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
     }
   }
   return { config: middlewares ? { ...config, middlewares } : config, issues };
+}
+
+/**
+ * The bytes of the regular file at `path`, never more than `RESPOND_BODY_FILE_MAX_BYTES` + 1 of them
+ * read, or why it cannot be a body. A device, a FIFO or a procfs file has no size to check (`/dev/zero`
+ * would be read until memory runs out, a FIFO would block the load until a writer came); a file
+ * that grew past the limit after its size was read is caught by the bounded read. Throws the
+ * system's error (ENOENT, EACCES, EISDIR) for a file it cannot open or read.
+ */
+function readBodyFile(path: string): Buffer | string {
+  // O_NONBLOCK: opening a FIFO that has no writer returns at once instead of waiting for one; a regular file ignores it.
+  const descriptor = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stats = fstatSync(descriptor);
+    if (stats.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' });
+    if (!stats.isFile()) return `${path}: not a regular file (a device or a FIFO has no size to check)`;
+    const tooLarge = (size: string) => `${path}: ${size} bytes, more than a respond body may hold (${RESPOND_BODY_FILE_MAX_BYTES})`;
+    if (stats.size > RESPOND_BODY_FILE_MAX_BYTES) return tooLarge(String(stats.size));
+    const bytes = Buffer.alloc(RESPOND_BODY_FILE_MAX_BYTES + 1);
+    let length = 0;
+    while (length < bytes.length) {
+      const count = readSync(descriptor, bytes, length, bytes.length - length, null);
+      if (count === 0) break;
+      length += count;
+    }
+    if (length > RESPOND_BODY_FILE_MAX_BYTES) return tooLarge('more than that many');
+    return Buffer.from(bytes.subarray(0, length));
+  } finally {
+    closeSync(descriptor);
+  }
 }
