@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LISTENER_ANSWER, type GatewayContext } from '../context.ts';
-import { sendGatewayError } from './error-response.ts';
+import { sendGatewayError, sendOwnAnswer } from './error-response.ts';
 
 /** A request whose response can no longer be written (destroyed), with the answer its listener gave in its place, if any. */
 function unsendable(listenerAnswer?: { status: number; error: string; bytes: number }): GatewayContext {
@@ -19,5 +19,19 @@ describe('sendGatewayError on a response that can no longer be written', () => {
     const context = unsendable({ status: 400, error: 'bad-request', bytes: 60 });
     sendGatewayError(context, 'cancelled');
     expect(context.outcome).toMatchObject({ status: 400, errorClass: 'bad-request', bytesOut: 60 });
+  });
+});
+
+describe('sendOwnAnswer on a response that can no longer be written', () => {
+  it("records the listener's own answer when it answered in the request's place, and writes nothing", () => {
+    const context = unsendable({ status: 408, error: 'request-timeout', bytes: 70 });
+    sendOwnAnswer(context, 503, {}, Buffer.from('down for maintenance'));
+    expect(context.outcome).toMatchObject({ status: 408, errorClass: 'request-timeout', bytesOut: 70 });
+  });
+
+  it('records its own status when the client went away, with no bytes sent', () => {
+    const context = unsendable();
+    sendOwnAnswer(context, 301, { location: '/elsewhere' });
+    expect(context.outcome).toMatchObject({ status: 301, errorClass: undefined, bytesOut: 0 });
   });
 });

@@ -104,9 +104,17 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
  * Writes an answer the gateway gives by itself that is no error (a redirect, a `respond` answer):
  * `status`, `headers` and `body` after the request's response header hooks, which edit `headers` in
  * place; records the status and the bytes sent. A hook that fails it turns it into `sendErrorAnswer`'s
- * 500 `internal`, made without the hooks.
+ * 500 `internal`, made without the hooks. Writes nothing once headers were sent or the response was
+ * destroyed (as `sendErrorAnswer`).
  */
 export function sendOwnAnswer(context: GatewayContext, status: number, headers: OutgoingHttpHeaders, body?: Buffer): void {
+  const response = context.response;
+  if (response.headersSent || response.destroyed) {
+    // Nothing goes out: the request records what its client got (its listener's answer in its
+    // place), or this answer's status as the one it would have had.
+    if (!(response.destroyed && recordListenerAnswer(context))) context.outcome.status = status;
+    return;
+  }
   try {
     applyHeaderHooks(context, status, headers);
   } catch (failure) {
@@ -116,9 +124,9 @@ export function sendOwnAnswer(context: GatewayContext, status: number, headers: 
   }
   context.outcome.status = status;
   context.outcome.bytesOut = body?.length ?? 0;
-  context.response.writeHead(status, headers);
-  if (body === undefined) context.response.end();
-  else context.response.end(body);
+  response.writeHead(status, headers);
+  if (body === undefined) response.end();
+  else response.end(body);
 }
 
 /** The body length a request's `content-length` announces (NaN when it is not a number), or undefined without one. */
