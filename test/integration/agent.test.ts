@@ -173,9 +173,12 @@ describe('switchboard-agent with ZooKeeper', () => {
 
     await fetch(`http://127.0.0.1:${user.port}/health/fail`, { method: 'POST' });
     const failedAt = Date.now();
-    // fall (2) × interval (200 ms) plus one interval, and the probe timeout as slack for a loaded machine.
-    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: 3 * 200 + 1_000, message: 'the node to go' });
-    expect(Date.now() - failedAt).toBeLessThan(3 * 200 + 1_000);
+    // fall (2) × interval (200 ms), one more interval and the probe timeout (500 ms), then 2 s for a
+    // loaded 2-core machine (another file's JVMs beside this one): 3.1 s. An agent that ignored
+    // --interval and --fall (2 s and 3 by default) would take about 6 s, one that never deregistered forever.
+    const deregisteredWithinMs = 3 * 200 + 500 + 2_000;
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: deregisteredWithinMs, message: 'the node to go' });
+    expect(Date.now() - failedAt).toBeLessThan(deregisteredWithinMs);
 
     await fetch(`http://127.0.0.1:${user.port}/health/ok`, { method: 'POST' });
     await waitFor(() => exists(reader, path), { timeoutMs: 3_000, message: 'the node to come back' });
