@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir, ManagedProcess, readTail } from './process.ts';
-import { freePort } from './ports.ts';
+import { freePort, retryOnPortClash } from './ports.ts';
 import { waitFor } from './wait.ts';
 
 /** The repository root, where the program bins live. */
@@ -103,10 +103,17 @@ const GATEWAY_BIN = join(REPO_ROOT, 'bin/switchboard.js');
 export interface GatewayProcess {
   readonly port: number;
   readonly url: string;
+  /** The port that stood for `{{adminPort}}` in the configuration. */
+  readonly adminPort: number;
   readonly configPath: string;
   readonly process: ManagedProcess;
-  /** Replaces the configuration file the way editors do (write a temporary file, rename it over). */
+  /** Replaces the configuration file the way editors do (write a temporary file, rename it over); `{{port}}` and `{{adminPort}}` keep their ports. */
   writeConfig(text: string): Promise<void>;
+}
+
+/** For a test of the harness itself: the ports the first attempt takes instead of free ones (to force a clash). */
+export interface GatewayStartOptions {
+  readonly firstPorts?: { readonly port?: number; readonly adminPort?: number };
 }
 
 /**
@@ -118,17 +125,31 @@ function withoutFixedAdmin(config: string): string {
   return /^admin:/m.test(config) ? config : `${config.trimEnd()}\nadmin: false\n`;
 }
 
+/** What the gateway logs once all its listeners (admin included) are bound. */
+const LISTENING_LINE = '"msg":"gateway listening"';
+
 /**
- * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}` stands for a free
- * port, and waits until the listener accepts connections.
+ * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}` and `{{adminPort}}` stand
+ * for free ports, and waits until the gateway says it listens and its listener accepts connections.
+ * A port is only free when it is looked up: a program of the other test worker may bind it before the
+ * gateway does. Then the gateway exits with EADDRINUSE and it is started again on fresh ports; and a
+ * listener that answers on the port is not taken for the gateway until the gateway's own log says it listens.
  */
-export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
-  const port = await freePort();
+export function startGateway(config: string, env: NodeJS.ProcessEnv = {}, options: GatewayStartOptions = {}): Promise<GatewayProcess> {
+  let attempt = 0;
+  return retryOnPortClash(async () => {
+    const first = attempt === 0 ? options.firstPorts : undefined;
+    attempt += 1;
+    return startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()));
+  });
+}
+
+async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number): Promise<GatewayProcess> {
   const dir = await makeTempDir('sb-gateway-');
   const configPath = join(dir, 'gateway.yaml');
   const writeConfig = async (text: string) => {
     const temporary = join(dir, `.gateway-${Date.now()}.yaml`);
-    await writeFile(temporary, withoutFixedAdmin(text).replaceAll('{{port}}', String(port)));
+    await writeFile(temporary, withoutFixedAdmin(text).replaceAll('{{port}}', String(port)).replaceAll('{{adminPort}}', String(adminPort)));
     await rename(temporary, configPath);
   };
   await writeConfig(config);
@@ -141,9 +162,13 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
     cwd: REPO_ROOT,
   });
   gateway.start();
-  // A gateway that exits at start-up (a refused config) ends the wait at once, not at the deadline.
+  // A gateway that exits at start-up (a refused config, a port taken) ends the wait at once, not at the deadline.
   // Some 300 ms on a quiet machine; the bound is for a CI machine that other work (and the other test worker) loads.
-  const state = await waitFor(async () => (gateway.exitInfo !== undefined ? 'exited' : (await acceptsConnections(port)) && 'listening'), {
+  // The whole log: at debug level the line may already have scrolled out of a tail.
+  const state = await waitFor(async () => {
+    if (gateway.exitInfo !== undefined) return 'exited';
+    return (await readFile(gateway.logFile, 'utf8')).includes(LISTENING_LINE) && (await acceptsConnections(port)) && 'listening';
+  }, {
     timeoutMs: 30_000,
     message: `the gateway on port ${port} to listen`,
   }).catch(async (error: Error) => {
@@ -152,7 +177,7 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}):
     throw new Error(`${error.message}\n${await readTail(gateway.logFile)}`);
   });
   if (state === 'exited') throw new Error(`the gateway on port ${port} exited before it listened\n${await readTail(gateway.logFile)}`);
-  return { port, url: `http://127.0.0.1:${port}`, configPath, process: gateway, writeConfig };
+  return { port, url: `http://127.0.0.1:${port}`, adminPort, configPath, process: gateway, writeConfig };
 }
 
 /** A test backend started by its own `switchboard-agent`, which registers it. */

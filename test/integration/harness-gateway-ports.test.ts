@@ -1,0 +1,58 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type GatewayProcess } from '../harness/index.ts';
+
+const CONFIG = `
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+services:
+  gone: { instances: ["127.0.0.1:1"], retries: { attempts: 1 } }
+routes:
+  - { path: /gone, service: gone }
+`;
+
+/**
+ * Another program on a port the harness was given: what a process of the other test worker does
+ * when the kernel hands both the same free port. It accepts and closes at once, so a harness that
+ * took it for the gateway would hand the test a dead URL.
+ */
+async function holdPort(): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => socket.destroy());
+  server.listen({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('the holder has no port');
+  return { server, port: address.port };
+}
+
+describe('a gateway from the harness when another process took a port it was given', () => {
+  let holder: Awaited<ReturnType<typeof holdPort>>;
+  let gateway: GatewayProcess | undefined;
+
+  beforeAll(async () => {
+    holder = await holdPort();
+  });
+  afterEach(async () => {
+    await gateway?.process.stop();
+    gateway = undefined;
+  });
+  afterAll(() => {
+    holder?.server.close();
+  });
+
+  it('starts again on a fresh listener port, and the URL it gives is the gateway', async () => {
+    gateway = await startGateway(CONFIG, {}, { firstPorts: { port: holder.port } });
+    expect(gateway.port).not.toBe(holder.port);
+    expect(gateway.process.running).toBe(true);
+    // The gateway's own answer: its upstream refuses connections.
+    expect((await fetch(`${gateway.url}/gone`)).status).toBe(502);
+  });
+
+  it('starts again on a fresh admin port, and the admin port it gives is the gateway', async () => {
+    gateway = await startGateway(CONFIG, {}, { firstPorts: { adminPort: holder.port } });
+    expect(gateway.adminPort).not.toBe(holder.port);
+    const services = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/services`)).json()) as { services: Array<{ name: string }> };
+    expect(services.services.map((service) => service.name)).toEqual(['gone']);
+  });
+});
