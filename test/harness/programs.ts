@@ -30,9 +30,16 @@ export function acceptsConnections(port: number, host = '127.0.0.1'): Promise<bo
   });
 }
 
-/** Starts a backend on a free port (or `port`) and waits until it accepts connections. */
-export async function startBackend(options: { port?: number; name?: string; delayMs?: number } = {}): Promise<BackendProcess> {
-  const port = options.port ?? (await freePort());
+/**
+ * Starts a backend on a free port (or `port`) and waits until it says it listens. Without `port`, a
+ * clash with a program of the other test worker that bound the free port first starts it again on a
+ * fresh one; a listener of that program on the port is not taken for the backend.
+ */
+export function startBackend(options: { port?: number; name?: string; delayMs?: number } = {}): Promise<BackendProcess> {
+  return options.port === undefined ? retryOnPortClash(async () => startBackendOnce(await freePort(), options)) : startBackendOnce(options.port, options);
+}
+
+async function startBackendOnce(port: number, options: { name?: string; delayMs?: number }): Promise<BackendProcess> {
   const dir = await makeTempDir('sb-backend-');
   const process = new ManagedProcess({
     name: `backend:${port}`,
@@ -41,7 +48,15 @@ export async function startBackend(options: { port?: number; name?: string; dela
     logFile: join(dir, 'backend.log'),
   });
   process.start();
-  await waitFor(() => acceptsConnections(port), { timeoutMs: 10_000, message: `backend on port ${port} to listen` });
+  // test/fixtures/backend.mjs prints "listening <port>" once bound, and exits on EADDRINUSE.
+  const state = await waitFor(async () => (process.exitInfo !== undefined ? 'exited' : (await readFile(process.logFile, 'utf8')).includes(`listening ${port}\n`) && 'listening'), {
+    timeoutMs: 10_000,
+    message: `backend on port ${port} to listen`,
+  }).catch(async (error: Error) => {
+    await process.stop();
+    throw error;
+  });
+  if (state === 'exited') throw new Error(`the backend on port ${port} exited before it listened\n${await readTail(process.logFile)}`);
   return { port, process };
 }
 

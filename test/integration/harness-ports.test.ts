@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type GatewayProcess } from '../harness/index.ts';
+import { startBackend, startGateway, type GatewayProcess } from '../harness/index.ts';
 
 const CONFIG = `
 listen: 127.0.0.1:{{port}}
@@ -54,5 +54,17 @@ describe('a gateway from the harness when another process took a port it was giv
     expect(gateway.adminPort).not.toBe(holder.port);
     const services = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/services`)).json()) as { services: Array<{ name: string }> };
     expect(services.services.map((service) => service.name)).toEqual(['gone']);
+  });
+});
+
+describe('a backend from the harness when another process holds its port', () => {
+  it('is refused as not started, not confused with the holder', async () => {
+    const holder = await holdPort();
+    try {
+      // Given a port, the harness keeps it (a test restarting a backend where it was), so it cannot move it.
+      await expect(startBackend({ port: holder.port })).rejects.toThrow(/exited before it listened[\s\S]*EADDRINUSE/);
+    } finally {
+      holder.server.close();
+    }
   });
 });
