@@ -8,7 +8,7 @@ import { create, remove } from '../../src/zookeeper/zookeeper-writes.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
-import { startAgentBackend, connectZooKeeperClient, freePort, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { startAgentBackend, connectZooKeeperClient, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'admin-api-integration-token';
 /** The agents probe by TCP, so a failing /healthz is seen by the gateway's own active check only. */
@@ -51,10 +51,9 @@ describe('admin API of a real gateway beside ZooKeeper, agents and backends', ()
   beforeAll(async () => {
     zk = await startZooKeeper();
     reader = await connectZooKeeperClient(zk.connectString);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 registries: [zk://${zk.connectString}/services]
 services:
@@ -64,7 +63,7 @@ services:
 routes:
   - { name: user, path: /api/user, service: user, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     // From the first event on (Last-Event-ID 0 replays what the gateway buffered before this client came).
     stream = await admin.events('0');
     await register('steady', 1);

@@ -57,10 +57,9 @@ describe('drain handshake: SIGTERM of an agent under load, real ZooKeeper, agent
       '--registry', registry, '--service', 'user', '--port', String(slowPort), '--id', 'slow', ...PROBES, '--drain', DRAIN,
       '--', ...backendCommand(slowPort, 'slow'), '--delay-ms', String(SLOW_MS), '--log-requests',
     ]);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 registries: [${registry}]
 services:
@@ -68,7 +67,7 @@ services:
 routes:
   - { path: /api/user, service: user, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'user')?.instances.filter((instance) => instance.routable).length === 2, {
       timeoutMs: 20_000,
       message: 'both instances routable behind the gateway',
