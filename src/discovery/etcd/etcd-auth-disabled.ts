@@ -1,4 +1,5 @@
 import type { Etcd3 } from 'etcd3';
+import { componentLogger, type Logger } from '../../logger.ts';
 
 /**
  * Whether etcd answered a login (Authenticate) "authentication is not enabled" (gRPC
@@ -8,10 +9,22 @@ export function isEtcdAuthDisabled(error: unknown): boolean {
   return error instanceof Error && error.message.includes('etcdserver: authentication is not enabled');
 }
 
+/** Whether etcd refused a call without a token because its authentication is on ("user name is empty"). */
+export function isEtcdUserEmpty(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('etcdserver: user name is empty');
+}
+
 /** The part of etcd3's (1.x) connection pool this module relies on; not in its public types. */
 interface EtcdAuthenticator {
-  options: { auth?: unknown };
+  options: { auth?: unknown; hosts: string | string[] };
+  awaitingMetadata: Promise<unknown> | null;
   getMetadata(): Promise<unknown>;
+  invalidateMetadata(): void;
+}
+
+interface EtcdPool {
+  authenticator: EtcdAuthenticator;
+  exec(...args: unknown[]): Promise<unknown>;
 }
 
 /**
@@ -19,29 +32,47 @@ interface EtcdAuthenticator {
  * off, as etcd's own client does (clientv3 `getToken`: on `ErrAuthNotEnabled` it returns no error
  * and no token, so etcdctl works there with `--user`): etcd3 alone failed every call with the
  * login's "authentication is not enabled", so a gateway read nothing and answered admin writes 503.
- * The login is tried again before each call while auth is off (a small call), so once an operator
- * turns auth on the client logs in at its next call instead of being refused "user name is empty".
- * Returns `client`.
+ * The empty login is kept as etcd3 keeps a token (no login per call: etcd3 opens a gRPC channel for
+ * each login and never closes it), and, as clientv3's `shouldRefreshToken`, a call refused "user
+ * name is empty" (an operator turned auth on) drops it, logs in and is sent once more. Warns once
+ * per client that the configured user is unused. Returns `client`.
  */
-export function tolerateEtcdAuthDisabled(client: Etcd3): Etcd3 {
-  const authenticator = etcdAuthenticatorOf(client);
+export function tolerateEtcdAuthDisabled(client: Etcd3, log: Logger = componentLogger('etcd')): Etcd3 {
+  const pool = etcdPoolOf(client);
+  const { authenticator } = pool;
   const getMetadata = authenticator.getMetadata;
   // The same method on a view of the authenticator without `auth` (and without a login in flight):
   // etcd3's own empty metadata, built with its own gRPC library.
   const anonymous = Object.create(authenticator, { options: { value: { ...authenticator.options, auth: undefined } }, awaitingMetadata: { value: null } }) as EtcdAuthenticator;
+  let warned = false;
   authenticator.getMetadata = () =>
     getMetadata.call(authenticator).catch((error: unknown) => {
       if (!isEtcdAuthDisabled(error)) throw error;
-      return getMetadata.call(anonymous);
+      if (!warned) {
+        warned = true;
+        log.warn({ endpoints: authenticator.options.hosts }, 'etcd has authentication off: the configured user and password are not used, and calls go without a token until it is turned on');
+      }
+      const metadata = getMetadata.call(anonymous);
+      // Kept until invalidated, as a token is: by etcd3 on "invalid auth token", or below on "user name is empty".
+      authenticator.awaitingMetadata ??= metadata;
+      return metadata;
+    });
+  const exec = pool.exec;
+  pool.exec = (...args: unknown[]) =>
+    exec.apply(pool, args).catch((error: unknown) => {
+      if (!isEtcdUserEmpty(error)) throw error;
+      authenticator.invalidateMetadata();
+      return exec.apply(pool, args);
     });
   return client;
 }
 
-/** etcd3's authenticator of `client`; throws when an etcd3 version keeps it elsewhere (a unit test checks the installed one). */
-function etcdAuthenticatorOf(client: Etcd3): EtcdAuthenticator {
-  const authenticator = (client as unknown as { pool?: { authenticator?: Partial<EtcdAuthenticator> } }).pool?.authenticator;
-  if (typeof authenticator?.getMetadata !== 'function' || typeof authenticator.options !== 'object') {
+/** etcd3's connection pool of `client`; throws when an etcd3 version keeps its authenticator elsewhere (a unit test checks the installed one). */
+function etcdPoolOf(client: Etcd3): EtcdPool {
+  const pool = (client as unknown as { pool?: Partial<EtcdPool> & { authenticator?: Partial<EtcdAuthenticator> } }).pool;
+  const authenticator = pool?.authenticator;
+  if (typeof pool?.exec !== 'function' || typeof authenticator?.getMetadata !== 'function' || typeof authenticator.invalidateMetadata !== 'function' || typeof authenticator.options !== 'object' || !('awaitingMetadata' in authenticator)) {
     throw new Error('etcd3 keeps its authenticator elsewhere than pool.authenticator: etcd-auth-disabled.ts needs updating for this etcd3 version');
   }
-  return authenticator as EtcdAuthenticator;
+  return pool as EtcdPool;
 }
