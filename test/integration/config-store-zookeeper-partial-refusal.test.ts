@@ -31,6 +31,7 @@ describe('a ZooKeeper config store with one kind the gateway may not read', () =
   const call = (run: (done: (error: unknown) => void) => void) => new Promise<void>((resolve, reject) => run((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
   const create = (path: string, data: unknown, acls = world) => call((done) => admin.create(path, Buffer.from(JSON.stringify(data)), acls, zookeeper.CreateMode.PERSISTENT, done));
   const setAcl = (path: string, acls: Acl[]) => call((done) => admin.setACL(path, acls, -1, done));
+  const remove = (path: string) => call((done) => admin.remove(path, -1, done));
 
   async function store(): Promise<{ source: string; revision: string | null; reason: string | null }> {
     return ((await (await fetch(`${adminUrl}/api/config`)).json()) as { store: { source: string; revision: string | null; reason: string | null } }).store;
@@ -97,6 +98,13 @@ routes:
     // Readable again: the routes are read on the next retry and the reason clears.
     await setAcl(`${ROOT}/routes/second`, world);
     await converge('the new route to be routed', async () => (await status('/second')) === 200);
+    await converge('/api/config to say nothing is wrong', async () => ((await store()).reason === null ? true : undefined));
+  });
+
+  it('clears the reason once the unreadable kind\'s node is deleted, as there is nothing left to read', async () => {
+    await create(`${ROOT}/middlewares`, {}, adminOnly);
+    await converge('/api/config to say the middlewares cannot be read', async () => ((await store()).reason?.includes(`${ROOT}/middlewares`) ? true : undefined));
+    await remove(`${ROOT}/middlewares`);
     await converge('/api/config to say nothing is wrong', async () => ((await store()).reason === null ? true : undefined));
   });
 });

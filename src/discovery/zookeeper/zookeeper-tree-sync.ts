@@ -28,7 +28,7 @@ export interface TreeSyncContext {
    * failed (a refusal described); it is retried with backoff. Called after the log line.
    */
   readFailed?(error: unknown, path: string): void;
-  /** `path` (as `readFailed` names it) was read whole: the root listed, or a service's node and children read and published. */
+  /** `path` (as `readFailed` names it) was read whole (the root listed, or a service's node and children read and published), or is gone (a service no longer listed). */
   readSucceeded?(path: string): void;
   /**
    * Whether to watch through one persistent recursive watch on the root (ZooKeeper 3.6+). Shared
@@ -277,6 +277,8 @@ export class ZooKeeperTreeSync {
       if (listed.has(name)) continue;
       sync.dispose();
       this.services.delete(name);
+      // Nothing is left to read there: a refusal of it no longer stands.
+      this.context.readSucceeded?.(this.servicePath(name));
     }
     // The registry itself says these are gone: the only case where a service is published as gone.
     for (const name of this.context.knownServices()) {
@@ -290,10 +292,16 @@ export class ZooKeeperTreeSync {
     }
   }
 
-  private createServiceSync(name: string): ZooKeeperServiceSync {
+  /** The node a service's sync reads (its node, or its instances node), as `readFailed` names it. */
+  private servicePath(name: string): string {
     const { root, service, instancesNode } = this.context;
     const serviceNode = service !== undefined ? root : root === '/' ? `/${name}` : `${root}/${name}`;
-    const path = instancesNode === undefined ? serviceNode : `${serviceNode}/${instancesNode}`;
+    return instancesNode === undefined ? serviceNode : `${serviceNode}/${instancesNode}`;
+  }
+
+  private createServiceSync(name: string): ZooKeeperServiceSync {
+    const { instancesNode } = this.context;
+    const path = this.servicePath(name);
     const sync: ZooKeeperServiceSync = new ZooKeeperServiceSync(name, path, {
       reader: this.context.reader,
       // The service node is listed under the root; a missing instances node only means no instances yet.
