@@ -4,7 +4,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tolerateEtcdAuthDisabled } from '../../src/discovery/etcd/etcd-auth-disabled.ts';
 import type { Logger } from '../../src/logger.ts';
-import { startEtcd, type EtcdCluster } from '../harness/index.ts';
+import { freePort, startEtcd, type EtcdCluster } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 const run = promisify(execFile);
@@ -46,6 +46,18 @@ describe('an etcd client given a user where etcd has authentication off', () => 
     expect((await refusedLogins()) - before).toBe(1);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('authentication off');
+  });
+
+  it('goes on without a token where one member answers that authentication is off and another is down', async () => {
+    const downPort = await freePort();
+    const log = { warn: () => undefined } as unknown as Logger;
+    // etcd3 tries the members in this order and rejects with the last one's error.
+    const twoMembers = tolerateEtcdAuthDisabled(new Etcd3({ hosts: [etcd.endpoints[0]!, `http://127.0.0.1:${downPort}`], auth: { username: 'reader', password: PASSWORD } }), log);
+    try {
+      expect(await twoMembers.get('/auth-off/key').string()).toBe('value');
+    } finally {
+      twoMembers.close();
+    }
   });
 
   it('logs in as its user at its next call once an operator turns authentication on', async () => {

@@ -20,6 +20,7 @@ interface EtcdAuthenticator {
   awaitingMetadata: Promise<unknown> | null;
   getMetadata(): Promise<unknown>;
   invalidateMetadata(): void;
+  getCredentialsFromHost(...args: unknown[]): Promise<string>;
 }
 
 interface EtcdPool {
@@ -45,9 +46,19 @@ export function tolerateEtcdAuthDisabled(client: Etcd3, log: Logger = componentL
   // etcd3's own empty metadata, built with its own gRPC library.
   const anonymous = Object.create(authenticator, { options: { value: { ...authenticator.options, auth: undefined } }, awaitingMetadata: { value: null } }) as EtcdAuthenticator;
   let warned = false;
-  authenticator.getMetadata = () =>
-    getMetadata.call(authenticator).catch((error: unknown) => {
-      if (!isEtcdAuthDisabled(error)) throw error;
+  // etcd3 tries each member in turn and rejects with the last one's error, so a member that answered
+  // "not enabled" before one that is down is remembered: auth is on or off for the whole cluster.
+  let answeredDisabled = false;
+  const getCredentialsFromHost = authenticator.getCredentialsFromHost;
+  authenticator.getCredentialsFromHost = (...args: unknown[]) =>
+    getCredentialsFromHost.apply(authenticator, args).catch((error: unknown) => {
+      if (isEtcdAuthDisabled(error)) answeredDisabled = true;
+      throw error;
+    });
+  authenticator.getMetadata = () => {
+    if (authenticator.awaitingMetadata === null) answeredDisabled = false;
+    return getMetadata.call(authenticator).catch((error: unknown) => {
+      if (!isEtcdAuthDisabled(error) && !answeredDisabled) throw error;
       if (!warned) {
         warned = true;
         log.warn({ endpoints: authenticator.options.hosts }, 'etcd has authentication off: the configured user and password are not used, and calls go without a token until it is turned on');
@@ -57,6 +68,7 @@ export function tolerateEtcdAuthDisabled(client: Etcd3, log: Logger = componentL
       authenticator.awaitingMetadata ??= metadata;
       return metadata;
     });
+  };
   const exec = pool.exec;
   pool.exec = (...args: unknown[]) =>
     exec.apply(pool, args).catch((error: unknown) => {
@@ -71,7 +83,7 @@ export function tolerateEtcdAuthDisabled(client: Etcd3, log: Logger = componentL
 function etcdPoolOf(client: Etcd3): EtcdPool {
   const pool = (client as unknown as { pool?: Partial<EtcdPool> & { authenticator?: Partial<EtcdAuthenticator> } }).pool;
   const authenticator = pool?.authenticator;
-  if (typeof pool?.exec !== 'function' || typeof authenticator?.getMetadata !== 'function' || typeof authenticator.invalidateMetadata !== 'function' || typeof authenticator.options !== 'object' || !('awaitingMetadata' in authenticator)) {
+  if (typeof pool?.exec !== 'function' || typeof authenticator?.getMetadata !== 'function' || typeof authenticator.invalidateMetadata !== 'function' || typeof authenticator.getCredentialsFromHost !== 'function' || typeof authenticator.options !== 'object' || !('awaitingMetadata' in authenticator)) {
     throw new Error('etcd3 keeps its authenticator elsewhere than pool.authenticator: etcd-auth-disabled.ts needs updating for this etcd3 version');
   }
   return pool as EtcdPool;
