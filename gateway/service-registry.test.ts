@@ -1,8 +1,9 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PickedEndpoint } from '../src/balance/index.ts';
-import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
+import { DiscoveryAggregator, ProviderStore, StaticProvider } from '../src/discovery/index.ts';
 import type { HealthSnapshot } from '../src/health/index.ts';
+import { rootLogger } from '../src/logger.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { parseConfig } from './config/index.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
@@ -309,6 +310,57 @@ describe('ServiceBalancers', () => {
     await waitFor(() => seen.some((snapshot) => snapshot.endpoints.length === 2), { message: 'departed to come back' });
     const back = seen.find((snapshot) => snapshot.endpoints.length === 2)!.endpoints.find((candidate) => candidate.address === address(departed))!;
     expect({ active: back.active, ejected: back.ejected, ejectedUntil: back.ejectedUntil }).toEqual({ active: 'unhealthy', ejected: true, ejectedUntil });
+  });
+
+  it('keeps a held instance that refused a connection out across a rebuild with other health settings, while the hold lasts', async () => {
+    const listen = async (keep: boolean) => {
+      const server = createServer((socket) => socket.destroy());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+      if (keep) cleanups.push(close);
+      else await close();
+      return port;
+    };
+    // a and b serve; nothing listens on gone any more (its backend died while the registry was out).
+    const [a, b, gone] = [await listen(true), await listen(true), await listen(false)];
+    // A registry the test drives: its status and what it lists.
+    const store = new ProviderStore('zk', rootLogger);
+    let revision = 0;
+    const list = (...ports: number[]) => store.publishRaw('svc', ports.map((port) => ({ service: 'svc', name: `127.0.0.1:${port}`, data: null })), String(++revision));
+    const provider = { name: 'zk', snapshots$: store.snapshots$, status$: store.status$, start: () => undefined, close: async () => store.complete() };
+    const aggregator = new DiscoveryAggregator([provider], { throttleMs: 1, protection: { thresholdPercent: 50, holdMs: 60_000 } });
+    const settings = (interval: string) => parseConfig('g.yaml', `services: { svc: { healthCheck: { type: tcp, interval: ${interval} } } }`);
+    const balancers = new ServiceBalancers(registryBalancerSource(aggregator), settings('1h'));
+    cleanups.push(() => aggregator.close(), () => balancers.close());
+    aggregator.start();
+    store.setStatus('connected');
+    list(a, b, gone);
+    const address = (port: number) => `127.0.0.1:${port}`;
+    const addresses = () => balancers.health('svc')?.endpoints.map((endpoint) => endpoint.address).sort();
+    await waitFor(() => addresses()?.length === 3, { message: 'three instances listed' });
+    // An outage, and the registry back with nothing listed: all three are held.
+    store.setStatus('stale');
+    store.setStatus('connected');
+    list();
+    await waitFor(() => aggregator.service('svc').current()?.held?.size === 3, { message: 'the three instances held' });
+    balancers.balancer('svc')!.recordOutcome(address(gone), { ok: false, latencyMs: 1, errorClass: 'connect-refused' });
+    expect(addresses()).toEqual([address(a), address(b)].sort());
+
+    // Checks run at another pace now: the hold goes on, and the refusal still says gone is gone.
+    balancers.apply(settings('2h'));
+    expect(aggregator.service('svc').current()?.held?.size).toBe(3);
+    expect(addresses()).toEqual([address(a), address(b)].sort());
+    const picks = Array.from({ length: 6 }, () => {
+      const pick = balancers.pickerFor('svc')!.pick({});
+      if (pick.kind === 'endpoint') pick.done({ ok: true, latencyMs: 1 });
+      return pick.kind === 'endpoint' ? pick.address : pick.reason;
+    });
+    expect(new Set(picks)).toEqual(new Set([address(a), address(b)]));
+
+    // Listed again (its agent registered it anew), it is a member like any other.
+    list(a, b, gone);
+    await waitFor(() => addresses()?.length === 3, { message: 'gone listed again' });
   });
 
   it('completes health$ on close', () => {

@@ -32,7 +32,7 @@ export interface BalancerSource {
 export interface CarriedHealth {
   /** The last snapshot of the build it replaces: its active verdicts, where they still hold, and its ejections. */
   readonly snapshot: HealthSnapshot | undefined;
-  /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, and their failing verdicts where those still hold. */
+  /** What it remembered of instances that left (`EndpointSet.departedHealth`): their ejections, their failing verdicts where those still hold, and the held ones that refused a connection. */
   readonly departed: DepartedHealth;
   /** Its counts of past ejections, of instances present and departed (`EndpointSet.ejectionHistory`). */
   readonly ejectionHistory: ReadonlyMap<string, EjectionHistory>;
@@ -195,7 +195,7 @@ export class ServiceBalancers {
    * A rebuild keeps the health the service had: all of it (checks, the verdicts of instances that
    * left, parked ejections, removal grace) when its health settings did not change, else its
    * ejections and, while its check asks what it asked, the failing verdicts of its current instances
-   * and of those that left (`carriedHealth`); and the balancer itself
+   * and of those that left, and which held instances refused a connection (`carriedHealth`); and the balancer itself
    * (requests in flight, latency, weights) when its own settings did not change, with the balancers
    * of its subsets.
    */
@@ -369,7 +369,8 @@ function checkFingerprint(config: GatewayConfig, service: string): string {
 
 /**
  * What a rebuild with other health settings keeps of the build it replaces: ejections (verdicts of
- * traffic) of instances present and departed alike, always; their failing check verdicts too, but
+ * traffic) of instances present and departed alike, always, and which held instances refused a
+ * connection (a fact about the instance, not a check's answer); their failing check verdicts too, but
  * when the check asks something else (not `sameCheck`) a verdict of another question holds only
  * until the new check's first answer, which decides: an instance that failed is not sent traffic
  * before anything vouches for it, nor held out for `healthyThreshold` passes of a check it never
@@ -378,7 +379,7 @@ function checkFingerprint(config: GatewayConfig, service: string): string {
  * however many reloads that changed only when checks run came since.
  */
 function carriedHealth(snapshot: HealthSnapshot | undefined, view: HealthView, sameCheck: boolean): CarriedHealth {
-  const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map() };
+  const departed: DepartedHealth = view instanceof EndpointSet ? view.departedHealth() : { unhealthyUntil: new Map(), ejectedUntil: new Map(), confirmedGone: new Set() };
   const ejectionHistory = view instanceof EndpointSet ? view.ejectionHistory() : new Map<string, EjectionHistory>();
   // A verdict the old build had carried from a check before its own still answers that one.
   if (sameCheck) return { snapshot, departed, ejectionHistory, checkDiffers: view instanceof EndpointSet ? view.awaitingFirstAnswer() : false };

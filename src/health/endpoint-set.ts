@@ -32,7 +32,8 @@ export interface EndpointSetOptions {
   readonly previous?: HealthSnapshot;
   /**
    * What the set this one replaces remembered of instances that left (`departedHealth()`): one that
-   * comes back while it holds starts failing or ejected, as it would have there.
+   * comes back while it holds starts failing or ejected, as it would have there, and a held one that
+   * refused a connection there stays out while it is held.
    */
   readonly previousDeparted?: DepartedHealth;
   /**
@@ -57,6 +58,11 @@ export interface DepartedHealth {
   readonly unhealthyUntil: ReadonlyMap<string, number>;
   /** By address: when a running ejection ends (the outlier detector's clock). */
   readonly ejectedUntil: ReadonlyMap<string, number>;
+  /**
+   * Held instances (see `ServiceConf.held`) that refused a connection: a fact about the instance,
+   * not a check's verdict, so it stays out while it is held, whatever the new settings.
+   */
+  readonly confirmedGone: ReadonlySet<string>;
 }
 
 interface Departed {
@@ -106,6 +112,8 @@ export class EndpointSet implements HealthView {
     this.checker = options.active ? new ActiveHealthChecker(service, options.active, options.random, verdicts, options.previousDeparted?.unhealthyUntil, options.previousCheckDiffers) : undefined;
     this.detector = options.outlier === false ? undefined : new OutlierDetector(service, options.outlier, options.now, ejections, options.previousDeparted?.ejectedUntil, options.previousEjectionHistory);
     this.log = componentLogger('endpoint-set', { service });
+    // Before the first conf, which forgets any that the registry lists again or no longer holds.
+    for (const address of options.previousDeparted?.confirmedGone ?? []) this.confirmedGone.add(address);
     this.endpoints$ = this.snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined));
     if (this.checker) this.subscription.add(this.checker.status$.subscribe(() => this.onHealthChange()));
     if (this.detector) this.subscription.add(this.detector.ejected$.subscribe(() => this.onHealthChange()));
@@ -136,9 +144,9 @@ export class EndpointSet implements HealthView {
     this.detector?.record(address, outcome);
   }
 
-  /** What is remembered now of instances that left: failing verdicts (with active checks) and running ejections (with outlier detection). */
+  /** What is remembered now of instances that left: failing verdicts (with active checks), running ejections (with outlier detection), and held instances that refused a connection. */
   departedHealth(): DepartedHealth {
-    return { unhealthyUntil: this.checker?.departedVerdicts() ?? new Map(), ejectedUntil: this.detector?.parkedEjections() ?? new Map() };
+    return { unhealthyUntil: this.checker?.departedVerdicts() ?? new Map(), ejectedUntil: this.detector?.parkedEjections() ?? new Map(), confirmedGone: new Set(this.confirmedGone) };
   }
 
   /** By address: the past ejections not yet forgiven of instances present or departed (with outlier detection). */
