@@ -172,9 +172,14 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
   const response = context.response;
   context.outcome.status = status;
   context.outcome.errorClass = error;
-  // A gRPC caller still streaming its request is asked to stop as a JSON answer's client is (a
-  // client-streaming call refused by a middleware, or past its deadline): else it sends on.
-  if (isGrpcRequest(context.request.headers)) return sendGrpcErrorAnswer(context, status, error, message, { ...extraHeaders, ...closingUnreadBody(context) });
+  // A gRPC caller still streaming its request over HTTP/2 is asked to stop as a JSON answer's client
+  // is (a client-streaming call refused by a middleware, or past its deadline): else it sends on. A
+  // gRPC-Web call over HTTP/1.1 keeps its connection: `closingUnreadBody` would close it whenever the
+  // answer came before node parsed a body sent whole with the headers, a new connection per refusal.
+  if (isGrpcRequest(context.request.headers)) {
+    const stopping = (context.request as IncomingMessage).httpVersionMajor === 2 ? closingUnreadBody(context) : {};
+    return sendGrpcErrorAnswer(context, status, error, message, { ...extraHeaders, ...stopping });
+  }
   const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
   const headers: OutgoingHttpHeaders = {

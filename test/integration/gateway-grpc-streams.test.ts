@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { connect, constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
@@ -254,6 +254,27 @@ routes:
       expect({ grpcStatus: fields['grpc-status'], endStreamFirst, rstCode: stream.rstCode }).toEqual({ grpcStatus, endStreamFirst: true, rstCode: constants.NGHTTP2_NO_ERROR });
     } finally {
       session.destroy();
+    }
+  });
+
+  it('a gRPC-Web call over HTTP/1.1 refused with its body whole keeps its connection: a second call on it is answered too', async () => {
+    const socket = netConnect(gateway.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk));
+    const body = grpcFrame(Buffer.from('hello')).toString('latin1');
+    // Headers and body in one write: the refusal may come before node has parsed the body.
+    const call = `POST /guarded.S/Call HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    const answers = () => received.split('\r\n').filter((line) => line.toLowerCase().startsWith('grpc-status:'));
+    try {
+      socket.write(call);
+      await waitFor(() => answers().length === 1, { timeoutMs: 10_000, message: 'the first answer' });
+      socket.write(call);
+      await waitFor(() => answers().length === 2 || socket.closed, { timeoutMs: 10_000, message: 'the second answer, or the connection closed' });
+      const connection = received.split('\r\n').filter((line) => line.toLowerCase().startsWith('connection:')).map((line) => line.toLowerCase());
+      expect({ answers: answers(), connection }).toEqual({ answers: [`grpc-status: ${grpc.status.UNAUTHENTICATED}`, `grpc-status: ${grpc.status.UNAUTHENTICATED}`], connection: ['connection: keep-alive', 'connection: keep-alive'] });
+    } finally {
+      socket.destroy();
     }
   });
 
