@@ -54,6 +54,15 @@ export function endGrpcCall(context: GatewayContext, status: number, errorClass:
   response.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': encodeGrpcMessage(message) });
   response.end();
   // A client-streaming call whose deadline passed mid-answer is still sending: asked to stop once its trailers are out.
+  stopBodyAfterStatus(context);
+}
+
+/**
+ * Asks the HTTP/2 client of a gRPC call whose answer has ended (its status is out) and that is still
+ * sending to stop: RST_STREAM NO_ERROR once the answer's END_STREAM is out (`stopBodyAfterAnswer`).
+ * The status ends the call; what the client sends after it nobody reads. Nothing over HTTP/1.1.
+ */
+export function stopBodyAfterStatus(context: GatewayContext): void {
   const request = context.request as IncomingMessage;
   if (request.httpVersionMajor === 2 && !request.complete) stopBodyAfterAnswer(context.request as unknown as Http2ServerRequest);
 }

@@ -97,6 +97,14 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
         respond();
         stream.write(grpcFrame(Buffer.from('first')));
         stream.resume();
+      } else if (path === '/stub.S/TrailersOnly') {
+        // Refuses the call at once, Trailers-Only, without reading the upload.
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpc.status.PERMISSION_DENIED) }, { endStream: true });
+      } else if (path === '/stub.S/EndsEarly') {
+        // A message and its status, whatever the client still sends.
+        respond();
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(grpcFrame(Buffer.from('done')));
       } else if (path === '/stub.S/HalfClose') {
         respond();
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
@@ -226,7 +234,9 @@ routes:
     ['keyAuth refuses it (no key)', '/guarded.S/Call', {}, 'headers', String(grpc.status.UNAUTHENTICATED)],
     ['its deadline passes before the upstream answers', '/stub.S/Silent', { 'grpc-timeout': '300m' }, 'headers', String(grpc.status.DEADLINE_EXCEEDED)],
     ['its deadline passes after the upstream sent headers', '/stub.S/HeadersThenSilent', { 'grpc-timeout': '300m' }, 'trailers', String(grpc.status.DEADLINE_EXCEEDED)],
-  ] as const)("a client-streaming call still sending whose gateway answer ends it (%s) gets its status, END_STREAM, then RST_STREAM NO_ERROR, and stops sending", async (_what, path, extra, where, grpcStatus) => {
+    ["the upstream's own Trailers-Only answer", '/stub.S/TrailersOnly', {}, 'headers', String(grpc.status.PERMISSION_DENIED)],
+    ["the upstream's status in trailers after a message", '/stub.S/EndsEarly', {}, 'trailers', String(grpc.status.OK)],
+  ] as const)("a client-streaming call still sending whose answer ends it (%s) gets its status, END_STREAM, then RST_STREAM NO_ERROR, and stops sending", async (_what, path, extra, where, grpcStatus) => {
     const session = connect(gateway.url);
     session.on('error', () => undefined);
     try {
