@@ -40,7 +40,9 @@ function ephemeralPort(): Promise<number> {
   });
 }
 
-const PORT_CLASH = /address already in use|BindException/i;
+// Node's own listen reports "address already in use"; a cluster worker's bind through the primary
+// reports only "bind EADDRINUSE <host>:<port>"; ZooKeeper throws a BindException.
+const PORT_CLASH = /EADDRINUSE|address already in use|BindException/i;
 const PORT_CLASH_ATTEMPTS = 3;
 
 /**

@@ -55,6 +55,12 @@ describe('a gateway from the harness when another process took a port it was giv
     const services = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/services`)).json()) as { services: Array<{ name: string }> };
     expect(services.services.map((service) => service.name)).toEqual(['gone']);
   });
+
+  it('with workers: 2, starts again on a fresh listener port (a worker reports the clash as "bind EADDRINUSE")', async () => {
+    gateway = await startGateway(`${CONFIG}workers: 2\n`, {}, { firstPorts: { port: holder.port } });
+    expect(gateway.port).not.toBe(holder.port);
+    expect((await fetch(`${gateway.url}/gone`)).status).toBe(502);
+  });
 });
 
 describe('a backend from the harness when another process holds its port', () => {
