@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,13 +150,32 @@ const LISTENING_LINE = '"msg":"gateway listening"';
  * gateway does. Then the gateway exits with EADDRINUSE and it is started again on fresh ports; and a
  * listener that answers on the port is not taken for the gateway until the gateway's own log says it listens.
  */
-export function startGateway(config: string, env: NodeJS.ProcessEnv = {}, options: GatewayStartOptions = {}): Promise<GatewayProcess> {
-  let attempt = 0;
-  return retryOnPortClash(async () => {
-    const first = attempt === 0 ? options.firstPorts : undefined;
-    attempt += 1;
-    return startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()));
-  });
+export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}, options: GatewayStartOptions = {}): Promise<GatewayProcess> {
+  // What each failed attempt said, so that a retry is never silent: a clash that comes back on every
+  // start (the gateway binding one of its own ports twice) shows in logOf() and in the failure. Kept out
+  // of the next attempt's own log until it listens, where it would read as that attempt's clash.
+  const failures: string[] = [];
+  try {
+    const gateway = await retryOnPortClash(async () => {
+      const first = failures.length === 0 ? options.firstPorts : undefined;
+      try {
+        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()));
+      } catch (error) {
+        failures.push((error as Error).message);
+        throw error;
+      }
+    });
+    if (failures.length > 0) await appendFile(gateway.process.logFile, earlierAttempts(failures));
+    return gateway;
+  } catch (error) {
+    // The last failure is this error itself.
+    if (failures.length > 1) (error as Error).message += `\n${earlierAttempts(failures.slice(0, -1))}`;
+    throw error;
+  }
+}
+
+function earlierAttempts(failures: readonly string[]): string {
+  return failures.map((message, index) => `=== harness: attempt ${index + 1} met a port clash and the gateway was started again on fresh ports:\n${message}\n`).join('');
 }
 
 async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number): Promise<GatewayProcess> {

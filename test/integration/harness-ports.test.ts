@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, startGateway, type GatewayProcess } from '../harness/index.ts';
@@ -47,6 +48,10 @@ describe('a gateway from the harness when another process took a port it was giv
     expect(gateway.process.running).toBe(true);
     // The gateway's own answer: its upstream refuses connections.
     expect((await fetch(`${gateway.url}/gone`)).status).toBe(502);
+    // Not silently: the attempt that met the clash heads the log that a failing test prints.
+    const log = await readFile(gateway.process.logFile, 'utf8');
+    expect(log).toContain(`the gateway on port ${holder.port} exited before it listened`);
+    expect(log).toMatch(new RegExp(`EADDRINUSE[^\\n]*127\\.0\\.0\\.1:${holder.port}\\b`));
   });
 
   it('starts again on a fresh admin port, and the admin port it gives is the gateway', async () => {
