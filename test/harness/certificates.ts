@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,7 +55,9 @@ export async function createTestCa(dir: string): Promise<TestCa> {
       const san = [`DNS:${dnsName}`, ...(options.ipAddresses ?? []).map((ip) => `IP:${ip}`)].join(',');
       await writeFile(extensions, `subjectAltName=${san}\nextendedKeyUsage=serverAuth${options.clientAuth ? ',clientAuth' : ''}\nbasicConstraints=CA:FALSE\n`);
       await run('openssl', ['req', ...EC_KEY_ARGS, '-keyout', keyFile, '-out', csr, '-subj', `/CN=${dnsName}`]);
-      await run('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', extensions]);
+      // A random serial of its own, not the CA's serial file: two certificates issued at once both
+      // rewrote `ca.srl`, and one read it half-written ("Unable to load number", seen in CI).
+      await run('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-out', certFile, '-days', '2', '-extfile', extensions]);
       return { certFile, keyFile };
     },
   };
