@@ -93,6 +93,7 @@ routes:
     await ctl(['user', 'add', `gateway:${PASSWORD}`]);
     await ctl(['role', 'add', 'store-writer']);
     await ctl(['role', 'grant-permission', '--prefix=true', 'store-writer', 'readwrite', `${ROOT}/`]);
+    await ctl(['role', 'grant-permission', '--prefix=true', 'store-writer', 'read', '/services-off/']);
     await ctl(['user', 'grant-role', 'gateway', 'store-writer']);
     await ctl(['auth', 'enable']);
     // Without a login before this call the gateway would be refused "user name is empty" (403).
@@ -100,5 +101,22 @@ routes:
     const text = await put.text();
     expect(put.status, text).toBeLessThan(300);
     expect(await ctl(['--user', 'root:root-secret-off-19d4', 'get', '--print-value-only', `${ROOT}/routes/after-enable`])).toContain('/after-enable');
+  });
+
+  it('keeps following the store and the registry through the watches it opened before authentication was on', async () => {
+    // etcd checks a watch's rights only when it is created: the two watches opened without a token
+    // go on delivering, and the stall probes (unary reads) log in as the gateway's user.
+    const root = ['--user', 'root:root-secret-off-19d4'];
+    await ctl([...root, 'put', `${ROOT}/routes/late`, JSON.stringify({ path: '/late', service: 'late' })]);
+    await ctl([...root, 'put', '/services-off/late/a', JSON.stringify({ host: '127.0.0.1', port: backend.port })]);
+    await converge('the route and instance written after auth was on to be routed', async () => (await fetch(`${gateway!.url}/late`).catch(() => undefined))?.status === 200);
+    const { registries } = (await (await admin.get('/api/registries')).json()) as { registries: { url: string | null; reason: string | null }[] };
+    expect(registries.find((registry) => registry.url?.endsWith('/services-off'))).toMatchObject({ reason: null });
+    const log = await logOf(gateway!.process);
+    // Neither watch was refused or replaced (a session end would re-list, and a watch re-opened on a
+    // stream without a token is refused "user name is empty").
+    expect(log).not.toContain('session ended');
+    expect(log).not.toContain('user name is empty');
+    expect(log).not.toContain('permission denied');
   });
 });
