@@ -66,12 +66,29 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
   let digest = options.credentials?.zooKeeperDigest();
   let username = options.credentials?.username;
   const watches = { recursive: options.recursiveWatch ?? true };
+  /** Why each service node the current tree last failed to read (NO_AUTH) is unread, by path; the status names them while any is. */
+  const unread = new Map<string, string>();
+
+  /** The refused nodes (the first one's refusal, and how many more); undefined when every node read. */
+  const unreadReason = (): string | undefined => {
+    const [first, ...more] = unread.values();
+    if (first === undefined) return undefined;
+    return more.length === 0 ? first : `${first} (and ${more.length} more unreadable node${more.length === 1 ? '' : 's'})`;
+  };
+
+  /** Puts the refusals in the status: the reason of `connected`, or of `connecting` until the tree is read whole. */
+  const reportUnread = (): void => {
+    const reason = unreadReason();
+    const { state } = store.currentStatus();
+    if (state === 'connected') store.setStatus('connected', reason);
+    else if (state === 'connecting' && reason !== undefined) store.setConnectingReason(reason);
+  };
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
     void sync.then(() => {
       if (synced !== tree || reconnecting || supervisor?.currentState() !== 'connected') return;
       everConnected = true;
-      store.setStatus('connected');
+      store.setStatus('connected', unreadReason());
     });
   };
 
@@ -80,7 +97,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
     sessions += 1;
     if (sessions > 1) providerResyncsTotal.inc({ provider: name, reason: 'new-session' });
     reconnecting = false;
-    const current = new ZooKeeperTreeSync({
+    const current: ZooKeeperTreeSync = new ZooKeeperTreeSync({
       provider: name,
       reader: readerFor(session.client),
       root,
@@ -89,9 +106,15 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       log,
       ...(options.backoff ? { backoff: options.backoff } : {}),
       refusal: { connectString: options.connectString, username },
-      // A refused read keeps the provider connecting (nothing listed yet): /api/registries says why.
-      readFailed: (error) => {
-        if (isZooKeeperError(error, 'NO_AUTH')) onFailure(errorMessage(error));
+      // A refused read is retried with backoff while the other services are served: the status
+      // (/api/registries) names the node and why as long as it is refused, also once connected.
+      readFailed: (error, path) => {
+        if (current !== tree || !isZooKeeperError(error, 'NO_AUTH')) return;
+        unread.set(path, errorMessage(error));
+        reportUnread();
+      },
+      readSucceeded: (path) => {
+        if (current === tree && unread.delete(path)) reportUnread();
       },
       watches,
       knownServices: () => store.services(),
@@ -99,6 +122,8 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
       publishGone: (service, revision) => store.publishGone(service, revision),
     });
     tree = current;
+    // The new tree reads everything again, and names again what it may not read.
+    unread.clear();
     settle(current, current.sync());
   };
 

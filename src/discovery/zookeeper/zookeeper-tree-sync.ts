@@ -331,7 +331,10 @@ export class ZooKeeperTreeSync {
   private failed(path: string, failure: unknown, attempt: number): void {
     const error = this.context.refusal ? describeZooKeeperRefusal(failure, this.context.refusal) : failure;
     const transient = isZooKeeperError(error, 'CONNECTION_LOSS') || isZooKeeperError(error, 'SESSION_EXPIRED');
-    const level = transient && attempt < 3 ? 'debug' : 'warn';
+    // A refusal stands until an operator grants the right: warned once per run of failures (the
+    // status keeps naming it), not at every retry.
+    const repeatedRefusal = isZooKeeperError(error, 'NO_AUTH') && attempt > 0;
+    const level = (transient && attempt < 3) || repeatedRefusal ? 'debug' : 'warn';
     this.context.log[level]({ path, attempt, err: errorMessage(error) }, 'ZooKeeper read failed; retrying');
     this.context.readFailed?.(error, path);
   }
