@@ -5,9 +5,9 @@ import { componentLogger } from '../../src/logger.ts';
 import { REDACTED, redactionMarkers, redactSecrets } from '../config/redaction.ts';
 import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from '../config-store/store-layout.ts';
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
-import { storeObjectIssues, type ConfigDocument } from '../config-store/store-objects.ts';
+import type { ConfigDocument } from '../config-store/store-objects.ts';
 import { configStoreState } from '../config-store/store-status.ts';
-import { checkStoreObject, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
+import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
 
@@ -137,13 +137,8 @@ export class StoreApi {
    * load and skip with a warning is refused here.
    */
   private check(kind: StoreKind, name: string, value: unknown): ObjectCheck {
-    const check = checkStoreObject(kind, name, value);
-    if (!check.ok) return check;
     const file = (this.options.fileDocument ?? (() => configStoreState.fileDocument()))() ?? {};
-    const issues = storeObjectIssues(file, kind, name, check.value);
-    if (issues.length === 0) return check;
-    const place = kind === 'routes' ? `routes[${name}]` : `${kind}.${name}`;
-    return { ok: false, issues: issues.map(({ where, inObject, message }) => ({ path: !inObject ? where : where === '' ? place : `${place}.${where}`, reason: message })) };
+    return checkStoreObjectBeside(file, kind, name, value);
   }
 
   private async remove(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {

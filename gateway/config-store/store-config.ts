@@ -1,16 +1,14 @@
 import { Observable } from 'rxjs';
-import { parseDocument } from 'yaml';
 import { ConfigFileError, errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
 import { FilesFolderWatch } from '../../src/folder-watch-files.ts';
 import { GatewayConfigError, parseConfig, watchConfig, type ConfigResult, type ConfigStoreSettings } from '../config/index.ts';
-import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
 import { isNamedKind, isStoreKind, objectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 import { listingDigest } from './store-digest.ts';
 import { LastGoodObjects } from './store-last-good.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
-import { validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
+import { fileDocumentOf, validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
 import { filesOfRefusal } from '../config/named-files.ts';
 import { filesOfObject, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
@@ -196,7 +194,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
         emit(result);
         return;
       }
-      file = { result, document: rawDocument(result.text) };
+      file = { result, document: fileDocumentOf(result.text) };
       // The admin API judges a write beside the same file as the reader judges the objects it lists.
       configStoreState.setFileDocument(file.document);
       validations.clear();
@@ -293,11 +291,4 @@ function storeNameAt(names: ReadonlyMap<string, unknown>, place: string): string
     if ((place === name || place.startsWith(`${name}.`)) && name.length > (found?.length ?? -1)) found = name;
   }
   return found;
-}
-
-/** The file's text as a plain document (anchors and merges expanded, `x-` keys dropped); it parsed already. */
-function rawDocument(text: string): ConfigDocument {
-  const content: unknown = parseDocument(text, { merge: true }).toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  if (typeof content !== 'object' || content === null || Array.isArray(content)) return {};
-  return Object.fromEntries(Object.entries(content).filter(([key]) => !key.startsWith('x-')));
 }

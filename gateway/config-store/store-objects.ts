@@ -1,4 +1,6 @@
+import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
 import { configSchema } from '../config/schema.ts';
 import { decodeObject, OBJECT_NAME, parseObjectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 
@@ -119,4 +121,11 @@ function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): StoreObjectIss
 /** The file's document without the sections store objects contribute to. */
 export function withoutSections(file: ConfigDocument): ConfigDocument {
   return Object.fromEntries(Object.entries(file).filter(([key]) => !(STORE_SECTIONS as readonly string[]).includes(key)));
+}
+
+/** A configuration file's text, which parsed already, as a plain document (anchors and merges expanded, `x-` keys dropped): what store objects are judged beside. */
+export function fileDocumentOf(text: string): ConfigDocument {
+  const content: unknown = parseDocument(text, { merge: true }).toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  if (typeof content !== 'object' || content === null || Array.isArray(content)) return {};
+  return Object.fromEntries(Object.entries(content).filter(([key]) => !key.startsWith('x-')));
 }

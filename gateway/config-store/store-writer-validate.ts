@@ -8,6 +8,7 @@ import { middlewaresSchema } from '../config/schema-middleware.ts';
 import { routeSchema, serviceName } from '../config/schema-route.ts';
 import { serviceSettingsSchema } from '../config/schema-service.ts';
 import { OBJECT_NAME, type StoreKind } from './store-layout.ts';
+import { storeObjectIssues, type ConfigDocument } from './store-objects.ts';
 
 /** One reason an object was refused: where, as the file would show it (`routes[x].path`), and why. */
 export interface ObjectIssue {
@@ -59,6 +60,21 @@ export function checkStoreObject(kind: StoreKind, name: string, value: unknown):
       reason: issue.reason,
     })),
   };
+}
+
+/**
+ * The object's own schema (`checkStoreObject`), then the store reader's judgement beside `file`, a
+ * gateway's configuration document (its `defaults` and other top-level settings, rules across the
+ * file's sections): refused when a gateway with that file would refuse it at load and skip it with
+ * a warning. The admin API judges a write so beside its own file; `switchboard config --against` beside others.
+ */
+export function checkStoreObjectBeside(file: ConfigDocument, kind: StoreKind, name: string, value: unknown): ObjectCheck {
+  const check = checkStoreObject(kind, name, value);
+  if (!check.ok) return check;
+  const issues = storeObjectIssues(file, kind, name, check.value);
+  if (issues.length === 0) return check;
+  const place = kind === 'routes' ? `routes[${name}]` : `${kind}.${name}`;
+  return { ok: false, issues: issues.map(({ where, inObject, message }) => ({ path: !inObject ? where : where === '' ? place : `${place}.${where}`, reason: message })) };
 }
 
 /** The issues as one line: `path: reason; path: reason`. */

@@ -2,18 +2,22 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { errorMessage, SwitchboardError } from '../../src/errors.ts';
+import { GatewayConfigError, parseLocated, readConfigText } from '../config/load.ts';
+import { fileDocumentOf, type ConfigDocument } from '../config-store/store-objects.ts';
 import { isStoreKind, STORE_KINDS, type StoreKind } from '../config-store/store-layout.ts';
 import { diffObjects, formatChanges } from '../config-store/store-writer-diff.ts';
 import { splitConfig, type ConfigObject } from '../config-store/store-writer-split.ts';
-import { checkStoreObject } from '../config-store/store-writer-validate.ts';
+import { checkStoreObject, checkStoreObjectBeside } from '../config-store/store-writer-validate.ts';
 import { configAdminClient, type ConfigAdminClient, type StoreView } from './config-cli-client.ts';
 
 /** `switchboard config` usage, printed on a usage error. */
 export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json]
-       switchboard config apply -f <file> [--prune]
-       switchboard config diff -f <file>
+       switchboard config apply -f <file> [--prune] [--against <gateway config file>]...
+       switchboard config diff -f <file> [--against <gateway config file>]...
        switchboard config delete <kind> <name> [--if-match <revision>]
   kinds: routes, services, middlewares, consumers, certificates
+  --against: also judge each object beside that gateway's file (its defaults, entry points…), as
+    that gateway will; any refusal and nothing is written (repeat it for each kind of gateway)
   every command takes --admin <url> (default http://127.0.0.1:9180) and --token <token> (or SWITCHBOARD_ADMIN_TOKEN)
 `;
 
@@ -45,6 +49,7 @@ export async function configCommand(args: string[], out: NodeJS.WritableStream, 
         prune: { type: 'boolean' },
         json: { type: 'boolean' },
         'if-match': { type: 'string' },
+        against: { type: 'string', multiple: true },
       },
     });
   } catch (error) {
@@ -55,10 +60,11 @@ export async function configCommand(args: string[], out: NodeJS.WritableStream, 
   const [action, ...rest] = positionals;
   const client = configAdminClient(values.admin ?? DEFAULT_ADMIN_URL, values.token ?? env.SWITCHBOARD_ADMIN_TOKEN);
   const io = { out, err };
+  const against = values.against ?? [];
   try {
     if (action === 'get') return await get(client, rest, values.json === true, io);
-    if (action === 'apply' && values.file) return await apply(client, values.file, values.prune === true, io);
-    if (action === 'diff' && values.file) return await diff(client, values.file, io);
+    if (action === 'apply' && values.file) return await apply(client, values.file, values.prune === true, against, io);
+    if (action === 'diff' && values.file) return await diff(client, values.file, against, io);
     if (action === 'delete' && rest.length === 2) {
       await client.delete(kindOf(rest[0]!), rest[1]!, values['if-match']);
       out.write(`${kindOf(rest[0]!)}/${rest[1]} deleted\n`);
@@ -89,8 +95,8 @@ async function get(client: ConfigAdminClient, rest: string[], json: boolean, { o
   return 0;
 }
 
-async function apply(client: ConfigAdminClient, file: string, prune: boolean, { out, err }: Output): Promise<number> {
-  const desired = await objectsOf(file, err);
+async function apply(client: ConfigAdminClient, file: string, prune: boolean, against: readonly string[], { out, err }: Output): Promise<number> {
+  const desired = await objectsOf(file, against, err);
   if (!desired) return 2;
   const store = await client.store();
   const stored = new Map(store.objects.map((object) => [`${object.kind}/${object.name}`, object]));
@@ -123,8 +129,8 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, { 
   return 0;
 }
 
-async function diff(client: ConfigAdminClient, file: string, { out, err }: Output): Promise<number> {
-  const desired = await objectsOf(file, err);
+async function diff(client: ConfigAdminClient, file: string, against: readonly string[], { out, err }: Output): Promise<number> {
+  const desired = await objectsOf(file, against, err);
   if (!desired) return 2;
   const changes = diffObjects((await client.store()).objects, desired);
   if (changes.length === 0) {
@@ -135,8 +141,11 @@ async function diff(client: ConfigAdminClient, file: string, { out, err }: Outpu
   return 1;
 }
 
-/** The file's objects, each checked as the gateway will check it; undefined (problems written to err) when any is invalid. */
-async function objectsOf(file: string, err: NodeJS.WritableStream): Promise<ConfigObject[] | undefined> {
+/**
+ * The file's objects, each checked as the gateway will check it (its own schema; beside each
+ * `against` gateway file too); undefined (problems written to err) when any is invalid.
+ */
+async function objectsOf(file: string, against: readonly string[], err: NodeJS.WritableStream): Promise<ConfigObject[] | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -154,12 +163,34 @@ async function objectsOf(file: string, err: NodeJS.WritableStream): Promise<Conf
       for (const issue of check.issues) err.write(`${file}: ${issue.path}: ${issue.reason}\n`);
     }
   }
+  for (const gatewayFile of against) {
+    const document = await gatewayDocument(gatewayFile);
+    for (const object of objects) {
+      const check = checkStoreObjectBeside(document, object.kind, object.name, object.value);
+      if (check.ok) continue;
+      invalid += check.issues.length;
+      for (const issue of check.issues) err.write(`${file}: ${issue.path}: ${issue.reason} (beside ${gatewayFile})\n`);
+    }
+  }
   if (split.ignored.length > 0) err.write(`${file}: not stored (they configure one gateway): ${split.ignored.join(', ')}\n`);
   if (invalid > 0) {
     err.write(`${file}: ${invalid} problem${invalid === 1 ? '' : 's'}; nothing was written\n`);
     return undefined;
   }
   return objects;
+}
+
+/** A gateway's configuration file as the store reader judges objects beside it; a file that gateway would not start with is a usage error. */
+async function gatewayDocument(path: string): Promise<ConfigDocument> {
+  try {
+    const text = await readConfigText(path);
+    // The files it names (TLS, JWT keys) live on that gateway's disk, not necessarily on this one.
+    parseLocated(path, text, { readFiles: false });
+    return fileDocumentOf(text);
+  } catch (error) {
+    if (error instanceof GatewayConfigError) throw new CliError(`--against: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Objects shaped as a configuration file (routes a list, the rest maps), for `get`. */

@@ -111,6 +111,34 @@ configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
     expect(await stored('routes', 'bad')).toBeUndefined();
   });
 
+  it('judges the file beside each --against gateway file before writing anything, and refuses what one of those gateways would refuse', async () => {
+    const objects = await file('web-only.yaml', `
+services:
+  edge-svc: { balancer: round-robin }
+routes:
+  - { name: web-only, path: /web-only, service: edge-svc, entryPoints: [web] }
+`);
+    // A gateway with no entry point named web (this one has it: its listen is web) would skip the route.
+    const edge = await file('edge-gateway.yaml', 'entryPoints:\n  public: { listen: 127.0.0.1:9000 }\n');
+    const refused = await config('apply', '-f', objects, '--against', edge);
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`${objects}: routes[web-only].entryPoints.0: no entry point is named "web" (known: public) (beside ${edge})`);
+    expect(refused.stderr).toContain('nothing was written');
+    // Not even the service the route names, which the gateway alone would have taken.
+    expect(await stored('services', 'edge-svc')).toBeUndefined();
+    expect(await config('diff', '-f', objects, '--against', edge)).toMatchObject({ status: 2 });
+
+    const broken = await file('broken-gateway.yaml', 'entryPoints: [not, a, map]\n');
+    const unusable = await config('apply', '-f', objects, '--against', broken);
+    expect(unusable.status).toBe(2);
+    expect(unusable.stderr).toContain(`--against: ${broken}: entryPoints`);
+
+    const both = await file('both-gateway.yaml', 'entryPoints:\n  web: { listen: 127.0.0.1:8080 }\n  public: { listen: 127.0.0.1:9000 }\n');
+    const applied = await config('apply', '-f', objects, '--against', both, '--against', await file('web-gateway.yaml', 'listen: 127.0.0.1:8081\n'));
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(await stored('routes', 'web-only')).toMatchObject({ entryPoints: ['web'] });
+  });
+
   it('says what is wrong with the token or the address, with exit 2', async () => {
     const original = await file('gateway.yaml', FILE);
     const noToken = await runConfig(['apply', '-f', original, '--admin', adminUrl]);
