@@ -108,3 +108,10 @@ export const DEFAULT_PEER_TTL_MS = 10_000;
 
 /** A peer behind the newest applied store revision for longer than this is shown as lagging. */
 export const DEFAULT_PEER_LAG_AFTER_MS = 5_000;
+
+/** A mirrored request's body is copied up to this size (Traefik's `maxBodySize` has none; Envoy buffers a shadow's whole body). */
+export const DEFAULT_MIRROR_MAX_BODY_BYTES = 64 * 1024;
+/** The longest one mirror copy may take, from its send to the end of its answer. */
+export const DEFAULT_MIRROR_TIMEOUT_MS = 5_000;
+/** Mirror copies of one route in flight at once; one more is dropped, so a slow mirror holds bounded memory. */
+export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 100;

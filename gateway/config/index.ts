@@ -28,6 +28,7 @@ export type {
   HostHeaderPolicy,
   ListenAddress,
   MetadataSelector,
+  MirrorRouting,
   NamespaceRouteConfig,
   OutlierDetectionSettings,
   PathSettings,

@@ -3,7 +3,7 @@ import type { GatewayConfig } from './types.ts';
 
 /**
  * Every service `config` names: declared under `services`, the target of a route or of a tcp entry
- * point (with its `sni` targets), or a circuit breaker's fallback. These are never forgotten when
+ * point (with its `sni` targets), a route's mirror, or a circuit breaker's fallback. These are never forgotten when
  * their registries drop them: they stay listed, empty, and answer 503 as before.
  */
 export function servicesNamedIn(config: GatewayConfig): Set<string> {
@@ -16,6 +16,7 @@ export function servicesNamedIn(config: GatewayConfig): Set<string> {
   for (const settings of config.services.values()) addFallback(settings.circuitBreaker);
   for (const route of config.routes) {
     if (route.service !== undefined) names.add(route.service);
+    if (route.mirror !== undefined) names.add(route.mirror.service);
     addFallback(route.circuitBreaker);
   }
   for (const entryPoint of config.entryPoints) {

@@ -7,6 +7,9 @@ import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HEALTH_CHECK,
   DEFAULT_LISTEN,
+  DEFAULT_MIRROR_MAX_BODY_BYTES,
+  DEFAULT_MIRROR_MAX_IN_FLIGHT,
+  DEFAULT_MIRROR_TIMEOUT_MS,
   DEFAULT_OUTLIER_DETECTION,
   DEFAULT_PANIC_THRESHOLD_PERCENT,
   DEFAULT_PATH_SETTINGS,
@@ -33,6 +36,7 @@ import { DEFAULT_RATE_LIMIT_IPV6_SUBNET, DEFAULT_RATE_LIMIT_PERIOD_MS, resolveAc
 import { DEFAULT_CONCURRENCY, DEFAULT_RETRY_BUDGET, mergeCircuitBreaker, mergeConcurrency, mergeRetryBudget, routeCircuitBreaker } from './resolve-breaker.ts';
 import type { RouteInput } from './schema-route.ts';
 import { routeNames } from './route-identity.ts';
+import type { MirrorInput } from './schema-route-mirror.ts';
 import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
 import type {
@@ -46,6 +50,7 @@ import type {
   HeaderPolicy,
   HealthCheckSettings,
   MiddlewareConfig,
+  MirrorRouting,
   OutlierDetectionSettings,
   RedisSettings,
   RedisTarget,
@@ -447,6 +452,7 @@ function resolveRoute(input: RouteInput, index: number, name: string, serviceBre
     entryPoints: input.entryPoints,
     subset: input.subset && { match: input.subset.match, fallback: input.subset.fallback ?? 'any' },
     canary: input.canary && resolveCanary(input.canary),
+    mirror: input.mirror && resolveMirror(input.mirror),
     unavailable: input.unavailable,
     ...(namespace ? { namespace: true, service: undefined, stripPrefix: input.namespace !== 'grpc' } : { namespace: false, service: input.service!, stripPrefix: input.stripPrefix ?? false }),
   };
@@ -458,6 +464,17 @@ function resolveCanary(input: CanaryInput): CanaryRouting {
     .sort((a, b) => b.weight - a.weight);
   const lanes = (input.lanes ?? []).map((lane) => ({ header: lane.header, cookie: lane.cookie, value: lane.value, to: lane.to }));
   return { by: input.by, split, lanes, fallback: input.fallback ?? 'any' };
+}
+
+function resolveMirror(input: MirrorInput): MirrorRouting {
+  return {
+    service: input.service,
+    percent: input.percent ?? 100,
+    body: input.body ?? true,
+    maxBodyBytes: input.maxBodySize ?? DEFAULT_MIRROR_MAX_BODY_BYTES,
+    timeoutMs: input.timeout ?? DEFAULT_MIRROR_TIMEOUT_MS,
+    maxInFlight: input.maxInFlight ?? DEFAULT_MIRROR_MAX_IN_FLIGHT,
+  };
 }
 
 /** A copy without the keys whose value is undefined, so spreading it never erases a default. */

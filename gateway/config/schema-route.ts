@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { entryPointName } from './schema-entrypoint.ts';
 import { normalisePath } from '../router/path-normalise.ts';
 import { circuitBreakerSchema } from './schema-breaker.ts';
+import { mirrorSchema } from './schema-route-mirror.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
 import { duration, headerName, hostWithPort, matchedHeaderValue, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
@@ -86,6 +87,7 @@ const routeFields = section({
   entryPoints: z.array(entryPointName).min(1, 'expected entry point names (leave it out for every entry point)').optional(),
   subset: subsetSchema.optional(),
   canary: canarySchema.optional(),
+  mirror: mirrorSchema.optional(),
   // Takes a route out of service with a 503 and this reason; the config store sets it on a route whose middleware is missing.
   unavailable: z.string().min(1).max(1_000).optional(),
 });

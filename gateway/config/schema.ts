@@ -10,6 +10,7 @@ import { entryPointsSchema } from './schema-entrypoint.ts';
 import { namedCertificatesSchema, namedCertificateIssues } from './schema-certificate.ts';
 import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
+import { mirrorServiceIssues } from './schema-route-mirror.ts';
 import { serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
@@ -178,6 +179,7 @@ export const configSchema = section({
   namedCertificateIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   serviceCheckProtocolIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  mirrorServiceIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
   const requestTimeout = config.limits?.requestTimeout ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs;
   // Node refuses a server whose headers timeout exceeds its (non-zero) request timeout.

@@ -367,6 +367,24 @@ interface RouteCommon {
   readonly subset: SubsetRouting | undefined;
   /** A split between metadata subsets; undefined: none. Exclusive with `subset`. */
   readonly canary: CanaryRouting | undefined;
+  /** A copy of some of the route's requests sent to another service, its answer dropped; undefined: none. */
+  readonly mirror: MirrorRouting | undefined;
+}
+
+/** A route's traffic mirroring (Envoy's request mirror policy, Traefik's mirroring service). */
+export interface MirrorRouting {
+  /** The service the copies go to, over its own balancer. */
+  readonly service: string;
+  /** Share of the route's requests mirrored, 0 to 100. */
+  readonly percent: number;
+  /** Whether a copy carries the request body; false sends every copy without one. */
+  readonly body: boolean;
+  /** A body longer than this is not mirrored (the request is not, and is counted as dropped). */
+  readonly maxBodyBytes: number;
+  /** The longest one copy may take, from its send to the end of its answer. */
+  readonly timeoutMs: number;
+  /** Copies of this route in flight at once; one more is dropped and counted. */
+  readonly maxInFlight: number;
 }
 
 /** Metadata pairs an instance must all carry. */
