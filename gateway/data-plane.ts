@@ -8,6 +8,7 @@ import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts
 import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, refusalLogStep, tcpLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
+import { MirrorSender } from './proxy/mirror-send.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
 import { tcpForwardPolicy } from './proxy/tcp-policy.ts';
@@ -80,6 +81,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     observer: dependencies.observer,
     guards,
   };
+  const mirrors = new MirrorSender({ pickerFor: (service) => balancers.pickerFor(service), observer: dependencies.observer });
 
   // Router and middleware onion around the proxy, rebuilt as a whole on every reload. Named
   // middleware outlive the onion: one whose own settings did not change keeps its state (buckets).
@@ -101,7 +103,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     return {
       // A tcp entry point's connections: one line each once closed, when `next` logs.
       tcpLog: tcpLogStep(next, logOptions),
-      http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies) }),
+      http: createRequestRunner(next, { ...common, proxy: createProxy(proxyDependencies), mirrors }),
       upgrade: createRequestRunner(next, { ...common, proxy: createUpgradeProxy(proxyDependencies) }),
       refused: (refusal: ListenerRefusal) => {
         logRefusal?.(refusal);
@@ -136,7 +138,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     namedCertificates.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
     tracer = undefined;
-    await transports.close(UPSTREAM_CLOSE_GRACE_MS);
+    await Promise.all([transports.close(UPSTREAM_CLOSE_GRACE_MS), mirrors.close(UPSTREAM_CLOSE_GRACE_MS)]);
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
   };

@@ -6,6 +6,8 @@ import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
 import { otherSpellingsRemover } from './proxy/header-spellings.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
+import { RouteMirror, withMirror } from './proxy/mirror.ts';
+import type { MirrorSender } from './proxy/mirror-send.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
 import { createRouter, normalisePath, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
 import type { RequestTrace, RequestTracer } from './telemetry/tracing/index.ts';
@@ -28,6 +30,8 @@ export interface HandlerDependencies {
   readonly namedMiddleware?: NamedMiddlewareRegistry;
   /** Traces every request when tracing is on; undefined costs a request nothing. */
   readonly tracer?: RequestTracer | undefined;
+  /** Sends the copies of routes with `mirror`; left out, no route mirrors (upgrades are never mirrored). */
+  readonly mirrors?: MirrorSender | undefined;
 }
 
 /**
@@ -61,7 +65,10 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     if (!chain) {
       const inline = routeMiddleware(route, config);
       const namedLayers = named.get(route);
-      chain = compose(namedLayers ? [...inline, ...namedLayers] : inline, dependencies.proxy);
+      // Only a mirrored route's chain holds the mirror: the others pay nothing for the feature.
+      const mirrors = dependencies.mirrors;
+      const proxy = route.mirror && mirrors ? withMirror(new RouteMirror(route.name, route.mirror, mirrors), dependencies.proxy) : dependencies.proxy;
+      chain = compose(namedLayers ? [...inline, ...namedLayers] : inline, proxy);
       routeChains.set(route, chain);
     }
     return chain;

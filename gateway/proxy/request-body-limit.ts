@@ -9,7 +9,17 @@ declare module '../context.ts' {
      * without one): the most bytes of it the proxy may send upstream (`limitedBody`).
      */
     requestBodyLimit: number;
+    /** Set by a route's mirror: sees every chunk of the body the proxy sends upstream, and its end (`limitedBody`). */
+    requestBodyTap: RequestBodyTap;
   }
+}
+
+/** Told of a request body as the proxy reads it for the upstream; must be cheap and must not throw. */
+export interface RequestBodyTap {
+  /** A chunk on its way upstream, in order; the tap must not change it. */
+  data(chunk: Buffer): void;
+  /** The whole body has been read; never called for a body cut short. */
+  end(): void;
 }
 
 /**
@@ -20,20 +30,30 @@ declare module '../context.ts' {
 class BodyCounter extends Transform {
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(
+    private readonly maxBytes: number,
+    private readonly tap: RequestBodyTap | undefined,
+  ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) return callback(new BodyTooLargeError(this.maxBytes));
+    this.tap?.data(chunk);
     callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.tap?.end();
+    callback();
   }
 }
 
 /**
  * The body the proxy sends upstream for `context`'s request: the request itself, or, when bodyLimit
- * set `requestBodyLimit`, the request read through a counter that fails past it. Called once a
+ * set `requestBodyLimit` or a mirror set `requestBodyTap`, the request read through a counter that
+ * fails past the limit and shows each chunk to the tap. Called once a
  * request, so every attempt (HTTP/1.1 or HTTP/2 upstream) reads the same stream. The client's own
  * failure (it left, its HTTP/2 stream was reset) fails the counted body as `ClientGoneError`; the
  * counter's failure leaves the request alone (destroying it would cut an HTTP/1.1 connection before
@@ -42,8 +62,9 @@ class BodyCounter extends Transform {
 export function limitedBody(context: GatewayContext): Readable {
   const request = context.request;
   const maxBytes = context.get('requestBodyLimit');
-  if (maxBytes === undefined) return request;
-  const counted = new BodyCounter(maxBytes);
+  const tap = context.get('requestBodyTap');
+  if (maxBytes === undefined && tap === undefined) return request;
+  const counted = new BodyCounter(maxBytes ?? Infinity, tap);
   const cut = () => {
     if (!counted.destroyed) counted.destroy(new ClientGoneError());
   };

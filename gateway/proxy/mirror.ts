@@ -1,0 +1,82 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { MirrorRouting } from '../config/index.ts';
+import type { GatewayContext } from '../context.ts';
+import { sendableUpstreamHeaders } from './hop-by-hop.ts';
+import { countMirrorDropped, type MirrorDropReason } from './mirror-metrics.ts';
+import { MirrorBodyCopy } from './mirror-body.ts';
+import type { MirrorCopy, MirrorSender } from './mirror-send.ts';
+
+/**
+ * One route's traffic mirroring: picks the requests to copy (Traefik's counter, so that exactly
+ * `percent` of them are, spread evenly), copies each one's method, path after rewrites, headers
+ * and body as the proxy sends them, and hands the copy to the sender once its body is whole. The
+ * primary request never waits for it: the body is copied while the proxy streams it upstream.
+ * One per route and configuration.
+ */
+export class RouteMirror {
+  private requests = 0;
+  private chosen = 0;
+
+  constructor(
+    private readonly routeName: string,
+    private readonly settings: MirrorRouting,
+    private readonly sender: MirrorSender,
+  ) {}
+
+  /** Copies `context`'s request when its turn comes; call just before the proxy. Never throws, never waits. */
+  start(context: GatewayContext): void {
+    if (!this.choose()) return;
+    const { request, upstream } = context;
+    const length = request.headers['content-length'];
+    const hasBody = length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined;
+    const copy: MirrorCopy = {
+      route: this.routeName,
+      settings: this.settings,
+      method: upstream.method,
+      path: upstream.path,
+      headers: copyHeaders(sendableUpstreamHeaders(upstream.headers) as IncomingHttpHeaders),
+      host: upstream.useInstanceHost ? undefined : (upstream.host ?? request.headers.host),
+      body: undefined,
+    };
+    if (!hasBody || !this.settings.body) return this.sender.send(copy);
+    if (length !== undefined && Number(length) > this.settings.maxBodyBytes) return this.drop('body-too-large');
+    context.set(
+      'requestBodyTap',
+      new MirrorBodyCopy(
+        this.settings.maxBodyBytes,
+        (body) => this.sender.send({ ...copy, body }),
+        () => this.drop('body-too-large'),
+      ),
+    );
+  }
+
+  /** Whether this request is one to copy: `chosen / requests` stays at or just above `percent` (Traefik's mirroring). */
+  private choose(): boolean {
+    this.requests += 1;
+    if (this.chosen * 100 >= this.requests * this.settings.percent) return false;
+    this.chosen += 1;
+    return true;
+  }
+
+  private drop(reason: MirrorDropReason): void {
+    countMirrorDropped(this.routeName, reason);
+  }
+}
+
+/** The headers as they are now: later edits of the primary's (the transport's Host) must not reach the copy. */
+function copyHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const copy: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && name !== 'host' && name !== 'content-length' && name !== 'transfer-encoding') copy[name] = value;
+  }
+  return copy;
+}
+
+/** `proxy` with `mirror` copying each request it chooses just before the proxy sends it. */
+export function withMirror(mirror: RouteMirror, proxy: (context: GatewayContext) => Promise<void>): (context: GatewayContext) => Promise<void> {
+  return (context) => {
+    mirror.start(context);
+    return proxy(context);
+  };
+}
