@@ -194,7 +194,7 @@ export function sparingLingering(act: () => void): void {
  * connection, and the reset throws away whatever of the answer (and of the answers before it) the
  * client had not yet received, as nginx's lingering close keeps from happening.
  */
-function linger(socket: Socket): void {
+export function linger(socket: Socket): void {
   if (!socket.writableEnded) socket.end();
   socket.destroy = destroyUnlessSparing;
   socket.setTimeout(LINGER_IDLE_MS, () => socket.destroy());

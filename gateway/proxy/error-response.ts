@@ -1,9 +1,10 @@
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
 import { connectionStateOf } from '../entrypoints/http1-connections.ts';
 import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
+import { dropsSmallBody } from '../entrypoints/http1-unread-body.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
@@ -137,15 +138,19 @@ export function announcedLength(headers: IncomingMessage['headers']): number | u
 
 /**
  * The `connection` field of an answer the gateway gives by itself (a refusal, a 404, a 503) before
- * the request's body has all arrived over HTTP/1.x: `close`, and the connection lingers after the
- * answer (as bodyLimit's 413 and the listener's 417 do), the rest of the body read and dropped until
- * the client stops sending. Node's server would otherwise close the connection with the body
- * unread, and the reset that follows throws away the answer before a still-uploading client reads
- * it. Empty for a request whose body is complete, or that announced none: its connection lives on.
- * Over HTTP/2 it is empty too, and the client is asked to stop sending once the answer is complete
- * (`stopBodyAfterAnswer`).
+ * the request's body has all arrived over HTTP/1.x. A small body (`dropsSmallBody`: a
+ * `content-length` of at most DROPPED_BODY_MAX_BYTES on a connection that lives on) is read and
+ * dropped and the connection kept, as nginx discards a body it does not want: empty then, and the
+ * connection closes only when that body is not whole within DROPPED_BODY_WAIT_MS. Any other body
+ * (larger, chunked, or `keepSmallBody` false: a 413, whose body is the one refused) gets `close`,
+ * and the connection lingers after the answer (as bodyLimit's 413 and the listener's 417 do), the
+ * rest of the body read and dropped until the client stops sending. Node's server would otherwise
+ * close the connection with the body unread, and the reset that follows throws away the answer
+ * before a still-uploading client reads it. Empty for a request whose body is complete, or that
+ * announced none: its connection lives on. Over HTTP/2 it is empty too, and the client is asked to
+ * stop sending once the answer is complete (`stopBodyAfterAnswer`).
  */
-export function closingUnreadBody(context: GatewayContext): Readonly<Record<string, string>> {
+export function closingUnreadBody(context: GatewayContext, keepSmallBody = true): Readonly<Record<string, string>> {
   const request = context.request as IncomingMessage;
   if (request.complete) return {};
   if (request.httpVersionMajor === 2) {
@@ -158,6 +163,7 @@ export function closingUnreadBody(context: GatewayContext): Readonly<Record<stri
   if (!announced) return {};
   // Node lets go of the request's socket (null) once its connection is gone: nothing lingers then.
   const socket = request.socket as Socket | null;
+  if (socket && keepSmallBody && dropsSmallBody(request, context.response as ServerResponse, socket)) return {};
   if (socket) {
     // Node reads on after an answer with `connection: close`: a request pipelined behind the body
     // must go nowhere (RFC 9112 §9.6), as behind the listener's 417 (ConnectionState.closing).
@@ -187,7 +193,8 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
     'content-length': context.outcome.bytesOut,
     'x-request-id': context.requestId,
     ...extraHeaders,
-    ...closingUnreadBody(context),
+    // nginx closes after its 413 too: the body it refuses is not read on.
+    ...closingUnreadBody(context, error !== 'body-too-large'),
   };
   applyHeaderHooks(context, status, headers);
   response.writeHead(status, headers);
