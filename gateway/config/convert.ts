@@ -6,7 +6,7 @@ import { tcpProbe } from '../../src/health/probe-tcp.ts';
 import { probeOnPort, probeSpeaking } from '../../src/health/probe.ts';
 import { componentLogger } from '../../src/logger.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
-import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings } from './types.ts';
+import type { GatewayConfig, HealthCheckSettings, RetryCondition, RouteConfig, ServiceSettings, StickyCookie } from './types.ts';
 
 /** Where active checks hint that a service's instances registered by IP need `tls.serverName`, as traffic does. */
 const PROBE_HINT_LOG = componentLogger('health-checker');
@@ -17,13 +17,16 @@ export function serviceSettings(config: GatewayConfig, service: string): Service
 }
 
 /**
- * The core's options for `createServiceBalancer`: the balancer, active checks (with a built probe
+ * The core's options for `createServiceBalancer` of `service`: the balancer (sticky when the settings
+ * say so and `service` is given), active checks (with a built probe
  * that speaks each instance's protocol with the service's TLS settings, as traffic does), outlier
  * detection, panic, grace.
  */
-export function serviceBalancerOptions(settings: ServiceSettings): ServiceBalancerOptions {
+export function serviceBalancerOptions(settings: ServiceSettings, service?: string): ServiceBalancerOptions {
   return {
     balancer: settings.balancer,
+    // The service's name salts its sticky ids: the same in every worker and after a restart.
+    ...(settings.sticky && service !== undefined ? { stickySalt: service } : {}),
     ...(settings.slowStart ? { slowStart: settings.slowStart } : {}),
     health: {
       ...(settings.healthCheck ? { active: activeCheckOptions(settings.healthCheck, upstreamConnection(settings).tls) } : {}),
@@ -97,6 +100,8 @@ export interface UpstreamPolicy {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly websocketIdleTimeoutMs: number;
+  /** The service's sticky cookie; undefined when sticky sessions are off. */
+  readonly sticky: StickyCookie | undefined;
 }
 
 /** The policy for a request to a service with `settings` through `route`; cheap, but callers may cache it per route and service. */
@@ -110,6 +115,7 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
     headersTimeoutMs: callTimeout(route?.timeouts?.headersMs ?? settings.timeouts.headersMs, route?.circuitBreaker ?? settings.circuitBreaker),
     bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
     websocketIdleTimeoutMs: route?.timeouts?.websocketIdleMs ?? settings.timeouts.websocketIdleMs,
+    sticky: settings.sticky ? settings.sticky.cookie : undefined,
   };
 }
 

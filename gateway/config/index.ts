@@ -43,6 +43,8 @@ export type {
   ServiceSettings,
   ShutdownSettings,
   StaticInstance,
+  StickyCookie,
+  StickySettings,
   TracingSettings,
   SubsetFallback,
   SubsetRouting,

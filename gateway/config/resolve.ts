@@ -25,6 +25,7 @@ import {
   DEFAULT_TRACING,
   DEFAULT_UPSTREAM_TLS,
   DEFAULT_WORKER_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_STICKY_COOKIE,
 } from './defaults.ts';
 import { DEFAULT_FORGET_AFTER_MS, DEFAULT_PROTECTION_HOLD_MS, DEFAULT_PROTECTION_THRESHOLD_PERCENT } from '../../src/discovery/index.ts';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -57,6 +58,7 @@ import type {
   RetryPolicy,
   RouteConfig,
   ServiceSettings,
+  StickySettings,
   StaticInstance,
 } from './types.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
@@ -77,6 +79,7 @@ const BUILT_IN: ServiceSettings = {
   retryBudget: DEFAULT_RETRY_BUDGET,
   instances: [],
   proxyProtocol: false,
+  sticky: false,
 };
 
 /** Where the file came from, for what depends on it. */
@@ -249,6 +252,23 @@ function mergeSettings(base: ServiceSettings, layer: ServiceSettingsInput): Serv
     retryBudget: mergeRetryBudget(base.retryBudget, layer.retryBudget),
     instances: (layer.instances ?? []).map(staticInstance),
     proxyProtocol: layer.proxyProtocol ?? base.proxyProtocol,
+    sticky: mergeSticky(base.sticky, layer.sticky),
+  };
+}
+
+/** `true` keeps the inherited cookie (or the default one); an object sets its keys over it; `false` turns it off. */
+function mergeSticky(base: StickySettings | false, layer: ServiceSettingsInput['sticky']): StickySettings | false {
+  if (layer === undefined) return base;
+  if (layer === false) return false;
+  const start = base ? base.cookie : DEFAULT_STICKY_COOKIE;
+  if (layer === true || layer.cookie === undefined) return { cookie: start };
+  const { name, path, maxAge, secure, httpOnly, sameSite } = layer.cookie;
+  return {
+    cookie: {
+      ...start,
+      ...defined({ name, path, secure, httpOnly, sameSite }),
+      ...(maxAge !== undefined ? { maxAgeSeconds: Math.floor(maxAge / 1_000) } : {}),
+    },
   };
 }
 

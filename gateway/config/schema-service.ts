@@ -6,6 +6,7 @@ import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
 import { INSTANCE_HOST, MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
 import { circuitBreakerSchema, concurrencySchema, retryBudgetSchema } from './schema-breaker.ts';
 import { count, duration, percent, section } from './schema-values.ts';
+import { stickySchema } from './schema-sticky.ts';
 
 /** Failures after which the proxy may try another instance (Envoy's `retry_on` names). */
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'headers-timeout'] as const;
@@ -188,6 +189,7 @@ const settingsShape = {
   concurrency: concurrencySchema.optional(),
   retryBudget: retryBudgetSchema.optional(),
   proxyProtocol: z.union([z.literal(false), z.literal(1), z.literal(2)], { error: 'expected false, 1 (text) or 2 (binary)' }).optional(),
+  sticky: stickySchema.optional(),
 };
 
 /** Settings every service inherits (`defaults`): everything a service may set except its instances. */

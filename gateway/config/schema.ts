@@ -11,6 +11,7 @@ import { namedCertificatesSchema, namedCertificateIssues } from './schema-certif
 import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
 import { mirrorServiceIssues } from './schema-route-mirror.ts';
+import { stickyIssues } from './schema-sticky.ts';
 import { serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
@@ -178,6 +179,7 @@ export const configSchema = section({
   entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   namedCertificateIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  stickyIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   serviceCheckProtocolIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   mirrorServiceIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   const headersTimeout = config.limits?.headersTimeout ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;

@@ -261,6 +261,25 @@ export interface ServiceSettings {
   readonly instances: readonly StaticInstance[];
   /** PROXY protocol header sent before the client's bytes by tcp entry points; false when off. */
   readonly proxyProtocol: ProxyProtocolVersion | false;
+  /** Sticky sessions by cookie (Traefik's `sticky.cookie`, HAProxy's `cookie … insert`); false when off. */
+  readonly sticky: StickySettings | false;
+}
+
+/** Sticky sessions of a service: the cookie that names the instance a client sticks to. */
+export interface StickySettings {
+  readonly cookie: StickyCookie;
+}
+
+/** The sticky cookie's name and attributes, as `Set-Cookie` writes them. */
+export interface StickyCookie {
+  readonly name: string;
+  readonly path: string;
+  /** Max-Age in whole seconds; undefined: a session cookie (gone when the browser closes). */
+  readonly maxAgeSeconds: number | undefined;
+  readonly secure: boolean;
+  readonly httpOnly: boolean;
+  /** SameSite; undefined leaves the attribute out (the browser's default, Lax in current ones). */
+  readonly sameSite: 'lax' | 'strict' | 'none' | undefined;
 }
 
 /** Active health check settings (the core's `ActiveCheckOptions` with its probe described, not built). */

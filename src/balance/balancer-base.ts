@@ -2,6 +2,7 @@ import type { Balancer, BalancerAlgorithm, BalancerEndpoint, BalancerOptions, Ou
 import { Attempt, targetWeight, type AttemptSettler, type Member } from './balancer-member.ts';
 import { HostLoads, type HostLoad } from './host-load.ts';
 import { nonePicker, type NoEndpoint, type PickOutcome, type PickResult, type Picker } from './picker.ts';
+import { stickyPicker } from './sticky.ts';
 import { slowStartFactor, slowStartTickMs, type SlowStartOptions } from './slow-start.ts';
 
 /**
@@ -24,6 +25,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   protected readonly now: () => number;
   readonly rampTickMs: number | undefined;
   readonly hostLoads: HostLoads;
+  readonly stickySalt: string | undefined;
   private readonly onOutcome: OutcomeListener | undefined;
   private readonly slowStart: SlowStartOptions | undefined;
   private readonly slowStartParent: Balancer | undefined;
@@ -46,6 +48,7 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     this.slowStart = options.slowStart;
     this.slowStartParent = options.slowStartParent;
     this.hostLoads = options.hostLoads ?? new HostLoads();
+    this.stickySalt = options.stickySalt;
     this.rampTickMs = options.slowStart && slowStartTickMs(options.slowStart);
   }
 
@@ -108,7 +111,8 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
     const eligible = all.filter((member) => member.routable && member.weight > 0);
     if (all.length === 0) this.current = nonePicker('no-instances');
     else if (eligible.length === 0) this.current = nonePicker('no-healthy-instances');
-    else this.current = this.buildPicker(eligible, all);
+    else if (this.stickySalt === undefined) this.current = this.buildPicker(eligible, all);
+    else this.current = stickyPicker(this.buildPicker(eligible, all), eligible, this.stickySalt, (member) => this.stickyAttempt(member));
     return this.current;
   }
 
@@ -190,6 +194,13 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
   /** Picks not yet done on the hosts of every member, departed ones included, through this balancer or one sharing `hostLoads`. */
   protected get totalInFlight(): number {
     return this.inFlight;
+  }
+
+  /** A sticky cookie's pick of `member`: counted as the algorithm's own picks, whose indexes hear of the load it adds. */
+  private stickyAttempt(member: M): PickResult {
+    const attempt = this.attempt(member);
+    if (attempt.kind === 'endpoint') this.loadMoved(member);
+    return attempt;
   }
 
   /**

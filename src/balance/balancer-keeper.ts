@@ -21,6 +21,7 @@ export class BalancerKeeper {
     slowStart: SlowStartOptions | undefined,
     onOutcome: OutcomeListener,
     private readonly parent: Balancer | undefined,
+    stickySalt: string | undefined,
   ) {
     this.listener = onOutcome;
     // A subset's balancer shares its service's host loads and follows its slow start (see `BalancerOptions`).
@@ -28,18 +29,21 @@ export class BalancerKeeper {
       onOutcome: (address, outcome) => this.listener(address, outcome),
       ...(slowStart ? { slowStart } : {}),
       ...(parent ? { hostLoads: parent.hostLoads, ...(slowStart ? { slowStartParent: parent } : {}) } : {}),
+      ...(stickySalt !== undefined ? { stickySalt } : {}),
     };
     this.balancer = createBalancer(config, options);
   }
 
   /**
    * `previous` itself, its outcomes now sent to `onOutcome`, when it was made with the same `config`,
-   * `slowStart` and `parent` (a subset's: its service's balancer); otherwise a keeper of a new
-   * balancer. The build `previous` served must be closed.
+   * `slowStart`, `stickySalt` and `parent` (a subset's: its service's balancer); otherwise a keeper of
+   * a new balancer. A subset's balancer takes its service's sticky salt. The build `previous` served
+   * must be closed.
    */
-  static keep(previous: BalancerKeeper | undefined, config: BalancerConfig, slowStart: SlowStartOptions | undefined, onOutcome: OutcomeListener, parent?: Balancer): BalancerKeeper {
-    const settingsKey = JSON.stringify({ config, slowStart: slowStart ?? false });
-    if (previous?.settingsKey !== settingsKey || previous.parent !== parent) return new BalancerKeeper(settingsKey, config, slowStart, onOutcome, parent);
+  static keep(previous: BalancerKeeper | undefined, config: BalancerConfig, slowStart: SlowStartOptions | undefined, onOutcome: OutcomeListener, parent?: Balancer, stickySalt?: string): BalancerKeeper {
+    const salt = parent ? parent.stickySalt : stickySalt;
+    const settingsKey = JSON.stringify({ config, slowStart: slowStart ?? false, sticky: salt ?? false });
+    if (previous?.settingsKey !== settingsKey || previous.parent !== parent) return new BalancerKeeper(settingsKey, config, slowStart, onOutcome, parent, salt);
     previous.listener = onOutcome;
     return previous;
   }

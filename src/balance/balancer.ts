@@ -49,6 +49,11 @@ export interface BalancerOptions {
    * keeps one active-request count per host. Sharers must have the same algorithm and options.
    */
   readonly hostLoads?: HostLoads;
+  /**
+   * Turns sticky sessions on: a pick whose `PickContext.sticky` names an eligible member by
+   * `stickyId(stickySalt, address)` takes it. Undefined (the default): pickers never read `sticky`.
+   */
+  readonly stickySalt?: string;
 }
 
 /** What a balancer reports of one member, e.g. for the admin view. */
@@ -87,6 +92,8 @@ export interface Balancer {
   member(address: string): MemberView | undefined;
   /** The load of every host a member stands for; give it to the balancers of the service's subsets (`BalancerOptions.hostLoads`). */
   readonly hostLoads: HostLoads;
+  /** The salt of its sticky ids (`BalancerOptions.stickySalt`); undefined when sticky sessions are off. */
+  readonly stickySalt: string | undefined;
   /**
    * Lets go of the host loads it holds, for a balancer that will be fed no more (a subset no route
    * names): the balancers still sharing them no longer hear from it. Picks made earlier still count

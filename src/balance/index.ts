@@ -21,5 +21,6 @@ export type { SlowStartOptions } from './slow-start.ts';
 export type { ServiceBalancerOptions, ServiceHealth } from './service-balancer.ts';
 export { canaryPicker, cookieValue, fallbackPicker, SmoothSplit } from './picker-subset.ts';
 export type { CanaryLane, CanaryPlan, PickerSource } from './picker-subset.ts';
+export { stickyId } from './sticky.ts';
 export { createSubsetBalancer, matchesSubset, subsetHealthView, subsetKey } from './subset.ts';
 export type { SubsetSelector } from './subset.ts';

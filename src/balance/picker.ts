@@ -18,6 +18,11 @@ export interface PickContext {
    * request's usual picks.
    */
   readonly tried?: readonly string[];
+  /**
+   * The sticky id (`stickyId`) the request's sticky cookie names: a balancer made with a sticky salt
+   * picks that member when it may take traffic, counted as any pick; others ignore it.
+   */
+  readonly sticky?: string;
 }
 
 /** The outcome the proxy reports for a pick; alias of the health layer's `UpstreamOutcome`. */

@@ -102,6 +102,8 @@ export interface ServiceBalancerOptions {
   readonly health?: EndpointSetOptions;
   /** Slow start for instances that join later; honoured by the algorithms in `SLOW_START_ALGORITHMS`. */
   readonly slowStart?: SlowStartOptions;
+  /** Sticky sessions by cookie: the salt of the service's sticky ids (`stickyId`), its name; undefined when off. */
+  readonly stickySalt?: string;
   /** The `keeper` of the closed balancer of the service this one rebuilds: its balancer is kept when `balancer` and `slowStart` are unchanged. */
   readonly keep?: BalancerKeeper;
   /**
@@ -122,12 +124,12 @@ export interface ServiceBalancerOptions {
 export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'conf$'>, options: ServiceBalancerOptions): ServiceBalancer {
   const kept = options.keepHealth;
   if (kept) {
-    const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, kept.recordOutcome);
+    const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, kept.recordOutcome, undefined, options.stickySalt);
     return new ServiceBalancer(kept.view, keeper.balancer, kept.teardown, kept.recordOutcome, keeper);
   }
   const endpoints = new EndpointSet(conf.service, conf.conf$, options.health);
   const recordOutcome: OutcomeListener = (address, outcome) => endpoints.record(address, outcome);
-  const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, recordOutcome);
+  const keeper = BalancerKeeper.keep(options.keep, options.balancer, options.slowStart, recordOutcome, undefined, options.stickySalt);
   return new ServiceBalancer(endpoints, keeper.balancer, () => endpoints.close(), recordOutcome, keeper);
 }
 
