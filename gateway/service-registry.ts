@@ -57,7 +57,7 @@ export function registryBalancerSource(aggregator: DiscoveryAggregator): Balance
       // checks and balancers see them, so checks and traffic speak the same protocol.
       const protocol = settings.protocol;
       const conf$ = protocol === 'http' ? conf.conf$ : conf.conf$.pipe(map((value) => withServiceProtocol(value, protocol)));
-      const options = { ...serviceBalancerOptions(settings), ...(keep ? { keep } : {}) };
+      const options = { ...serviceBalancerOptions(settings, service), ...(keep ? { keep } : {}) };
       if (health) return createServiceBalancer({ service, conf$ }, { ...options, keepHealth: health });
       if (!previous) return createServiceBalancer({ service, conf$ }, options);
       const carried = { ...(previous.snapshot ? { previous: previous.snapshot } : {}), previousDeparted: previous.departed, previousCheckDiffers: previous.checkDiffers, previousEjectionHistory: previous.ejectionHistory };
@@ -344,8 +344,9 @@ export class ServiceBalancers {
 
 /** What a service's balancer alone is built from (see `BalancerKeeper`). */
 function balancerFingerprint(config: GatewayConfig, service: string): string {
-  const { balancer, slowStart } = serviceSettings(config, service);
-  return JSON.stringify({ balancer, slowStart });
+  const { balancer, slowStart, sticky } = serviceSettings(config, service);
+  // Only whether it is on: the cookie's attributes are read per request, the balancer knows none of them.
+  return JSON.stringify({ balancer, slowStart, sticky: sticky !== false });
 }
 
 /** What a service's health (its `EndpointSet` and the stream feeding it) is built from; instances are left out, since they arrive through the registry stream. */

@@ -49,8 +49,8 @@ export class PrimaryFeed implements BalancerSource {
     const snapshots = this.view(service);
     const health: HealthView = { endpoints$: snapshots.pipe(filter((snapshot): snapshot is HealthSnapshot => snapshot !== undefined)) };
     const recordOutcome: OutcomeListener = (address, outcome) => this.onOutcome(service, address, outcome);
-    const options = serviceBalancerOptions(settings);
-    const keeper = BalancerKeeper.keep(keep, options.balancer, options.slowStart, recordOutcome);
+    const options = serviceBalancerOptions(settings, service);
+    const keeper = BalancerKeeper.keep(keep, options.balancer, options.slowStart, recordOutcome, undefined, options.stickySalt);
     return new ServiceBalancer(health, keeper.balancer, () => undefined, recordOutcome, keeper);
   }
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { nonePicker, type PickContext, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import { hintServerNameOnMismatch } from '../../src/upstream-tls-hint.ts';
-import { retryConditionOf, type RetryCondition, type RouteConfig } from '../config/index.ts';
+import { retryConditionOf, type RetryCondition, type RouteConfig, type StickyCookie } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
 import type { AttemptTrace } from '../telemetry/tracing/index.ts';
@@ -10,6 +10,7 @@ import { errorMessageOf, recordListenerAnswer, sendGatewayError } from './error-
 import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
+import { stickyPickContext } from './sticky-cookie.ts';
 import { limitedBody } from './request-body-limit.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
@@ -23,6 +24,8 @@ export interface ProxyPolicy extends AttemptTimeouts {
   readonly retryOn: readonly RetryCondition[];
   /** How transports connect to the service's instances (connect timeout, TLS); part of the transport key. */
   readonly connection: TransportSettings;
+  /** The service's sticky cookie (`sticky-cookie.ts`); undefined when sticky sessions are off. */
+  readonly sticky: StickyCookie | undefined;
 }
 
 /** Told how upstream attempts end; called on the data path, so it must be cheap and must not throw. */
@@ -87,7 +90,8 @@ export class AttemptLoop implements AttemptReceiver {
   private readonly idempotent: boolean;
   // gRPC calls only; other requests pay one header test.
   private readonly grpcDeadlineMs: number | undefined;
-  private readonly pickContext: PickContext;
+  /** The first attempt's pick context; a retry's leaves out `sticky` (the instance it names was tried). */
+  private pickContext: PickContext;
 
   constructor(
     private readonly shared: AttemptLoopShared,
@@ -107,7 +111,8 @@ export class AttemptLoop implements AttemptReceiver {
     this.body = hasBody ? limitedBody(context) : null;
     this.idempotent = isIdempotent(context.upstream.method);
     this.grpcDeadlineMs = !shared.upgrade && isGrpcRequest(headers) ? (parseGrpcTimeout(headers['grpc-timeout']) ?? -1) : undefined;
-    this.pickContext = { clientIp: context.clientIp, url: context.upstream.path, headers };
+    // A service without sticky sessions reads no cookie and registers no hook.
+    this.pickContext = policy.sticky === undefined ? { clientIp: context.clientIp, url: context.upstream.path, headers } : stickyPickContext(context, policy.sticky);
   }
 
   /** Starts the next attempt, or ends the loop when there is no instance for it. */
@@ -154,8 +159,10 @@ export class AttemptLoop implements AttemptReceiver {
       return this.end();
     }
     this.unreported = pick;
-    if (firstTried === undefined) this.firstTried = pick.address;
-    else (this.laterTried ??= []).push(pick.address);
+    if (firstTried === undefined) {
+      this.firstTried = pick.address;
+      if (this.pickContext.sticky !== undefined) this.pickContext = { clientIp: this.pickContext.clientIp, url: this.pickContext.url, headers: this.pickContext.headers };
+    } else (this.laterTried ??= []).push(pick.address);
     context.outcome.attempts = this.attempt;
     context.outcome.upstream = pick.address;
     if (context.outcome.unsent === true) context.outcome.unsent = false;

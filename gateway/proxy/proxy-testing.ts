@@ -19,6 +19,7 @@ export const TEST_PROXY_POLICY: ProxyPolicy = {
   headersTimeoutMs: 2_000,
   bodyTimeoutMs: 2_000,
   connection: { connectTimeoutMs: 1_000, tls: { ca: undefined, cert: undefined, key: undefined, serverName: undefined, verify: true }, key: 'test' },
+  sticky: undefined,
 };
 
 /** For tests: a gRPC-Web frame, the flag byte (0x80 for trailers), 4-byte big-endian length, then `payload` (a string as UTF-8). */

@@ -1,0 +1,186 @@
+import { connect as connectHttp2 } from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+/** Who answered a request through the gateway, and the sticky cookie it was given, if any. */
+interface Answer {
+  readonly name: string;
+  /** The value of `sb_sticky` in the answer's Set-Cookie; undefined when none was set. */
+  readonly cookie: string | undefined;
+  readonly setCookie: readonly string[];
+  /** The Cookie header the backend received. */
+  readonly sent: string | undefined;
+}
+
+const COOKIE = 'sb_sticky';
+
+function stickyCookieOf(setCookie: readonly string[]): string | undefined {
+  const line = setCookie.find((value) => value.startsWith(`${COOKIE}=`));
+  return line?.slice(COOKIE.length + 1).split(';')[0];
+}
+
+describe('sticky sessions by cookie through a real gateway and two real backends', () => {
+  let gateway: GatewayProcess;
+  let a: BackendProcess;
+  let b: BackendProcess;
+  /** The sticky id of each backend by name, as the gateway's cookies name them. */
+  const ids = new Map<string, string>();
+
+  const config = (instances: readonly BackendProcess[]) => `
+entryPoints:
+  web: { listen: 127.0.0.1:{{port}}, h2c: true }
+accessLog: false
+services:
+  user:
+    balancer: round-robin
+    sticky: true
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1 }
+    # An instance that leaves the list goes at once (else it keeps traffic, sticky clients too, while it passes).
+    removalGrace: 0
+    instances: [${instances.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
+routes:
+  - { path: /app, service: user, stripPrefix: true }
+`;
+
+  async function get(cookie?: string): Promise<Answer> {
+    const response = await fetch(`${gateway.url}/app/who`, { headers: cookie === undefined ? {} : { cookie: `theme=dark; ${COOKIE}=${cookie}; lang=en` } });
+    expect(response.status).toBe(200);
+    const { name, headers } = (await response.json()) as { name: string; headers: Record<string, string | undefined> };
+    const setCookie = response.headers.getSetCookie();
+    return { name, cookie: stickyCookieOf(setCookie), setCookie, sent: headers.cookie };
+  }
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' })]);
+    gateway = await startGateway(config([a, b]));
+    // Round-robin over both, each answer naming the instance that gave it.
+    await waitFor(
+      async () => {
+        const answer = await get().catch(() => undefined);
+        if (answer?.cookie !== undefined) ids.set(answer.name, answer.cookie);
+        return ids.size === 2;
+      },
+      { timeoutMs: 20_000, message: 'both backends answering through the gateway with a sticky cookie' },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([a?.process.stop(), b?.process.stop()]);
+  });
+
+  it('sets a session cookie with an opaque id on the first answer, and sends every request that carries it to the same backend', async () => {
+    const first = await get();
+    expect(first.setCookie).toContainEqual(`${COOKIE}=${first.cookie}; Path=/; HttpOnly`);
+    expect(first.cookie).toMatch(/^[0-9a-f]{16}$/);
+    expect(first.cookie).toBe(ids.get(first.name));
+    for (const backend of [a, b]) expect(first.setCookie.join()).not.toContain(String(backend.port));
+    const later = await Promise.all(Array.from({ length: 10 }, () => get(first.cookie)));
+    expect(later.map((answer) => answer.name)).toEqual(Array(10).fill(first.name));
+    // The cookie already names the instance: nothing to set again. It goes upstream as sent (not HAProxy's `indirect`).
+    expect(later.every((answer) => answer.setCookie.length === 0)).toBe(true);
+    expect(later[0]!.sent).toBe(`theme=dark; ${COOKIE}=${first.cookie}; lang=en`);
+  });
+
+  it('ignores a forged or unknown cookie value: the balancer picks, and the answer sets a cookie naming the instance that answered', async () => {
+    for (const forged of ['ffffffffffffffff', '127.0.0.1:1', '']) {
+      const answer = await get(forged);
+      expect(answer.cookie).toBe(ids.get(answer.name));
+    }
+  });
+
+  it('sticks over HTTP/2 too', async () => {
+    const session = connectHttp2(gateway.url);
+    try {
+      const ask = (cookie: string) =>
+        new Promise<{ name: string; setCookie: readonly string[] }>((resolve, reject) => {
+          const stream = session.request({ ':path': '/app/who', cookie: `${COOKIE}=${cookie}` });
+          let body = '';
+          let setCookie: readonly string[] = [];
+          stream.on('response', (headers) => (setCookie = (headers['set-cookie'] as string[] | undefined) ?? []));
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => (body += chunk));
+          stream.on('end', () => resolve({ name: (JSON.parse(body) as { name: string }).name, setCookie }));
+          stream.on('error', reject);
+        });
+      for (const name of ['a', 'b']) {
+        const answers = await Promise.all(Array.from({ length: 4 }, () => ask(ids.get(name)!)));
+        expect(answers.map((answer) => answer.name)).toEqual(Array(4).fill(name));
+        expect(answers.every((answer) => answer.setCookie.length === 0)).toBe(true);
+      }
+      const forged = await ask('0000000000000000');
+      expect(stickyCookieOf(forged.setCookie)).toBe(ids.get(forged.name));
+    } finally {
+      session.close();
+    }
+  });
+
+  it('sticks a WebSocket handshake, and sets the cookie on the 101 of one without it', async () => {
+    const open = (cookie: string | undefined) =>
+      new Promise<{ echo: string; setCookie: readonly string[] }>((resolve, reject) => {
+        const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/app/ws`, { headers: cookie === undefined ? {} : { cookie: `${COOKIE}=${cookie}` } });
+        let setCookie: readonly string[] = [];
+        socket.on('upgrade', (response) => (setCookie = response.headers['set-cookie'] ?? []));
+        socket.on('open', () => socket.send('hi'));
+        socket.on('message', (data: Buffer) => {
+          resolve({ echo: data.toString(), setCookie });
+          socket.close();
+        });
+        socket.on('error', reject);
+      });
+    for (const name of ['a', 'b']) {
+      for (let round = 0; round < 3; round += 1) {
+        const { echo, setCookie } = await open(ids.get(name));
+        expect(echo).toBe(`${name}: hi`);
+        expect(setCookie).toEqual([]);
+      }
+    }
+    const { echo, setCookie } = await open(undefined);
+    expect(stickyCookieOf(setCookie)).toBe(ids.get(echo.split(':')[0]!));
+  });
+
+  it('sends the cookie of an unhealthy backend elsewhere with a new cookie, and back once it is healthy again', async () => {
+    await fetch(`http://127.0.0.1:${a.port}/health/fail`, { method: 'POST' });
+    try {
+      const moved = await waitFor(
+        async () => {
+          const answer = await get(ids.get('a'));
+          return answer.name === 'b' && answer;
+        },
+        { timeoutMs: 10_000, message: "a's cookie to reach b once a fails its checks" },
+      );
+      expect(moved.cookie).toBe(ids.get('b'));
+      // While a is out, its clients all go to b (the balancer has no one else).
+      const meanwhile = await Promise.all(Array.from({ length: 4 }, () => get(ids.get('a'))));
+      expect(meanwhile.map((answer) => [answer.name, answer.cookie])).toEqual(Array(4).fill(['b', ids.get('b')]));
+    } finally {
+      await fetch(`http://127.0.0.1:${a.port}/health/ok`, { method: 'POST' });
+    }
+    await waitFor(
+      async () => (await get(ids.get('a'))).name === 'a',
+      { timeoutMs: 10_000, message: "a's cookie to reach a again once it passes its checks" },
+    );
+    // Back for good: every request of a's clients goes to a again, and keeps its cookie.
+    const back = [];
+    for (let round = 0; round < 4; round += 1) back.push(await get(ids.get('a')));
+    expect(back.map((answer) => [answer.name, answer.setCookie.length])).toEqual(Array(4).fill(['a', 0]));
+  });
+
+  it('sends the cookie of a backend that left the instance list to one that is listed, with a new cookie', async () => {
+    await gateway.writeConfig(config([b]));
+    const moved = await waitFor(
+      async () => {
+        const answer = await get(ids.get('a'));
+        return answer.cookie !== undefined && answer;
+      },
+      { timeoutMs: 10_000, message: "a's cookie to be replaced once a leaves the list" },
+    );
+    expect(moved.name).toBe('b');
+    expect(moved.cookie).toBe(ids.get('b'));
+    const later = await Promise.all(Array.from({ length: 4 }, () => get(ids.get('a'))));
+    expect(later.map((answer) => [answer.name, answer.cookie])).toEqual(Array(4).fill(['b', ids.get('b')]));
+  });
+});
