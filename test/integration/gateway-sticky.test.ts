@@ -1,7 +1,8 @@
 import { connect as connectHttp2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { stickyId } from '../../src/balance/sticky.ts';
+import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** Who answered a request through the gateway, and the sticky cookie it was given, if any. */
 interface Answer {
@@ -24,6 +25,8 @@ describe('sticky sessions by cookie through a real gateway and two real backends
   let gateway: GatewayProcess;
   let a: BackendProcess;
   let b: BackendProcess;
+  /** A port nothing listens on: an instance of `flaky` that refuses every connection. */
+  let deadPort: number;
   /** The sticky id of each backend by name, as the gateway's cookies name them. */
   const ids = new Map<string, string>();
 
@@ -39,8 +42,15 @@ services:
     # An instance that leaves the list goes at once (else it keeps traffic, sticky clients too, while it passes).
     removalGrace: 0
     instances: [${instances.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
+  flaky:
+    balancer: round-robin
+    sticky: { cookie: { name: flaky_sticky } }
+    outlierDetection: false
+    retries: { attempts: 2, retryOn: [connect-failure] }
+    instances: ["127.0.0.1:${deadPort}", "127.0.0.1:${b.port}"]
 routes:
   - { path: /app, service: user, stripPrefix: true }
+  - { path: /flaky, service: flaky, stripPrefix: true }
 `;
 
   async function get(cookie?: string): Promise<Answer> {
@@ -52,7 +62,7 @@ routes:
   }
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' })]);
+    [a, b, deadPort] = await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' }), freePort()]);
     gateway = await startGateway(config([a, b]));
     // Round-robin over both, each answer naming the instance that gave it.
     await waitFor(
@@ -89,6 +99,16 @@ routes:
     for (const forged of ['ffffffffffffffff', '127.0.0.1:1', '']) {
       const answer = await get(forged);
       expect(answer.cookie).toBe(ids.get(answer.name));
+    }
+  });
+
+  it('sets the cookie to the instance that answered a retry, away from the one the cookie named', async () => {
+    const dead = stickyId('flaky', `127.0.0.1:${deadPort}`);
+    for (let round = 0; round < 3; round += 1) {
+      const response = await fetch(`${gateway.url}/flaky/who`, { headers: { cookie: `flaky_sticky=${dead}` } });
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { name: string }).name).toBe('b');
+      expect(response.headers.getSetCookie()).toEqual([`flaky_sticky=${stickyId('flaky', `127.0.0.1:${b.port}`)}; Path=/; HttpOnly`]);
     }
   });
 
@@ -148,7 +168,7 @@ routes:
       const moved = await waitFor(
         async () => {
           const answer = await get(ids.get('a'));
-          return answer.name === 'b' && answer;
+          return answer.name === 'b' ? answer : undefined;
         },
         { timeoutMs: 10_000, message: "a's cookie to reach b once a fails its checks" },
       );
@@ -174,7 +194,7 @@ routes:
     const moved = await waitFor(
       async () => {
         const answer = await get(ids.get('a'));
-        return answer.cookie !== undefined && answer;
+        return answer.cookie !== undefined ? answer : undefined;
       },
       { timeoutMs: 10_000, message: "a's cookie to be replaced once a leaves the list" },
     );
