@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PickedEndpoint, Picker } from '../src/balance/index.ts';
+import { stickyId, type PickedEndpoint, type Picker } from '../src/balance/index.ts';
 import { DiscoveryAggregator, StaticProvider } from '../src/discovery/index.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { parseConfig, type GatewayConfig } from './config/index.ts';
@@ -46,6 +46,27 @@ describe('ServiceBalancers with subsets', () => {
     const route = (current: GatewayConfig, name: string) => current.routes.find((candidate) => candidate.name === name)!;
     return { balancers, config, list, route };
   }
+
+  it("honours a sticky cookie in a route's subset only for the subset's members, and a reload that turns sticky on rebuilds the balancer", async () => {
+    const text = "services: { svc: { sticky: true, balancer: round-robin } }\nroutes:\n  - { name: v2, path: /v2, service: svc, subset: { match: { version: v2 } } }\n  - { name: plain, path: /, service: svc }";
+    const { balancers, config, route } = await start(text, { a: { version: 'v1' }, b: { version: 'v2' }, c: { version: 'v2' } });
+    const id = (port: number) => stickyId('svc', `127.0.0.1:${port}`);
+    const picks = (picker: Picker, sticky: string) => Array.from({ length: 4 }, () => {
+      const pick = picker.pick({ sticky }) as PickedEndpoint;
+      pick.done({ ok: true, latencyMs: 1 });
+      return pick.instance.id;
+    });
+    // a is 127.0.0.1:1001, c 127.0.0.1:1003 (`start` numbers the ports in order).
+    expect(picks(balancers.pickerFor('svc', route(config, 'plain'))!, id(1001))).toEqual(['a', 'a', 'a', 'a']);
+    expect(picks(balancers.pickerFor('svc', route(config, 'v2'))!, id(1003))).toEqual(['c', 'c', 'c', 'c']);
+    // a is outside the route's subset: the subset's own balancer picks among its members.
+    expect(new Set(picks(balancers.pickerFor('svc', route(config, 'v2'))!, id(1001)))).toEqual(new Set(['b', 'c']));
+    const plain = parseConfig('g.yaml', text.replace('sticky: true, ', ''));
+    const before = balancers.balancer('svc');
+    balancers.apply(plain);
+    expect(balancers.balancer('svc')).not.toBe(before);
+    expect(new Set(picks(balancers.pickerFor('svc', route(plain, 'plain'))!, id(1001)))).toEqual(new Set(['a', 'b', 'c']));
+  });
 
   it('gives a route without subset or canary the service picker itself, and makes no subset for it', async () => {
     const { balancers, config, route } = await start(CANARY, { a: { version: 'v1' } });
