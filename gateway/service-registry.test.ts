@@ -25,6 +25,20 @@ describe('ServiceBalancers', () => {
     return { balancers, list };
   }
 
+  /**
+   * Listens on a port of 127.0.0.1 that destroys each connection and returns the port: kept open until
+   * the test ends, or closed at once so that the port is one nothing listens on any more.
+   */
+  async function listen(keep: boolean): Promise<number> {
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    if (keep) cleanups.push(close);
+    else await close();
+    return port;
+  }
+
   it('builds the balancer of a service as soon as a registry lists it, and publishes its health', async () => {
     const { balancers, list } = start('services: { declared: {} }');
     const seen: HealthSnapshot[] = [];
@@ -140,15 +154,6 @@ describe('ServiceBalancers', () => {
 
   it('keeps failing checks and running ejections across a rebuild, so neither instance gets traffic back', async () => {
     // Two real listeners (up, ejected) and a port nothing listens on any more (down).
-    const listen = async (keep: boolean) => {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      if (keep) cleanups.push(close);
-      else await close();
-      return port;
-    };
     const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
     const health = 'panicThreshold: 0, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
     const { balancers, list } = start(`services: { svc: { ${health} } }`);
@@ -186,15 +191,6 @@ describe('ServiceBalancers', () => {
   });
 
   it('keeps the health set across a rebuild that changed only the balancer, so an instance that was failing or ejected, left and came back is judged as before', async () => {
-    const listen = async (keep: boolean) => {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      if (keep) cleanups.push(close);
-      else await close();
-      return port;
-    };
     const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
     const health = 'panicThreshold: 0, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
     const { balancers, list } = start(`services: { svc: { ${health} } }`);
@@ -237,15 +233,6 @@ describe('ServiceBalancers', () => {
   });
 
   it('carries the failing verdicts and ejections of instances that left across a rebuild that changed how often checks run, as of those present', async () => {
-    const listen = async (keep: boolean) => {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      if (keep) cleanups.push(close);
-      else await close();
-      return port;
-    };
     const [up, ejected, down] = [await listen(true), await listen(true), await listen(false)];
     const health = (interval: string) => `panicThreshold: 0, healthCheck: { type: tcp, interval: ${interval}, unhealthyThreshold: 1 }, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }`;
     const { balancers, list } = start(`services: { svc: { ${health('50ms')} } }`);
@@ -279,15 +266,8 @@ describe('ServiceBalancers', () => {
   });
 
   it('keeps present and departed instances that failed out until a check that asks something else answers, and keeps their ejections', async () => {
-    const listen = async () => {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      return port;
-    };
     // Nothing listens on either: both fail their TCP checks.
-    const [present, departed] = [await listen(), await listen()];
+    const [present, departed] = [await listen(false), await listen(false)];
     const outlier = 'panicThreshold: 0, outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s, maxEjectionPercent: 100 }';
     const { balancers, list } = start(`services: { svc: { ${outlier}, healthCheck: { type: tcp, interval: 50ms, unhealthyThreshold: 1 } } }`);
     list('svc', present, departed);
@@ -313,15 +293,6 @@ describe('ServiceBalancers', () => {
   });
 
   it('keeps a held instance that refused a connection out across a rebuild with other health settings, while the hold lasts', async () => {
-    const listen = async (keep: boolean) => {
-      const server = createServer((socket) => socket.destroy());
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      if (keep) cleanups.push(close);
-      else await close();
-      return port;
-    };
     // a and b serve; nothing listens on gone any more (its backend died while the registry was out).
     const [a, b, gone] = [await listen(true), await listen(true), await listen(false)];
     // A registry the test drives: its status and what it lists.
