@@ -238,6 +238,13 @@ routes:
     await gateway.writeConfig(config(backends, balancer));
     await waitFor(async () => (await members()) === backends.length, { timeoutMs: 10_000, message: `${backends.length} members` });
   };
+  /** Starts a fresh `erring` backend, makes it a member beside `good` and ejects it; returns what ejectionFromNow said. */
+  const addErringAndEject = async () => {
+    erring = await startRejoinBackend(200, 500);
+    opened.push(erring);
+    await setMembers([erring, good]);
+    return ejectionFromNow();
+  };
   const ejectionOver = () => waitFor(async () => (await erringView())?.health.ejectedUntil === null, { timeoutMs: 10_000, message: 'the ejection to end' });
 
   beforeAll(async () => {
@@ -256,10 +263,7 @@ routes:
     { when: 'left while ejected and came back after its ejection ended', leftEjected: true },
     { when: 'left after its ejection ended', leftEjected: false },
   ])('keeps its count of past ejections when it $when (a registry flap)', async ({ leftEjected }) => {
-    erring = await startRejoinBackend(200, 500);
-    opened.push(erring);
-    await setMembers([erring, good]);
-    const first = await ejectionFromNow();
+    const first = await addErringAndEject();
     const ejectionEnd = Date.now() + first;
     if (!leftEjected) await ejectionOver();
     await setMembers([good]);
@@ -274,10 +278,7 @@ routes:
     { where: 'present', away: false },
     { where: 'away', away: true },
   ])('keeps its count of past ejections across a reload that rebuilds the service for other health settings, $where', async ({ away }) => {
-    erring = await startRejoinBackend(200, 500);
-    opened.push(erring);
-    await setMembers([erring, good]);
-    await ejectionFromNow();
+    await addErringAndEject();
     await ejectionOver();
     if (away) await setMembers([good]);
     // panicThreshold is a health setting: a new health set (the balancer changes too, to see the reload land).
