@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import {
   connectZooKeeperClient,
-  freePort,
   logOf,
   startBackend,
   startEtcd,
@@ -76,10 +75,9 @@ describe('a gateway forgets services its registries no longer list', () => {
     listDir = await mkdtemp(join(tmpdir(), 'sb-forget-'));
     listPath = join(listDir, 'instances.yaml');
     await writeList({ 'list-kept': [`127.0.0.1:${backend.port}`], 'list-witness': [`127.0.0.1:${backend.port}`] });
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 accessLog: false
 forgetServicesAfter: ${GRACE}
 registries:
@@ -92,7 +90,7 @@ routes:
   - { path: /routed, service: routed, stripPrefix: true }
   - { namespace: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
 
   afterAll(async () => {

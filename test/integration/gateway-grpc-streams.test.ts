@@ -6,7 +6,7 @@ import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { rawMethod } from '../harness/grpc.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** One gRPC message frame: the 5-byte prefix (uncompressed, length) and the bytes. */
 function grpcFrame(message: Buffer): Buffer {
@@ -117,9 +117,8 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
       }
     });
     await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
-    const adminPort = await freePort();
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 1
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
@@ -135,7 +134,7 @@ routes:
   - { grpcService: stub.S, service: stub }
   - { grpcService: guarded.S, service: stub, middlewares: [key] }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     const Client = grpc.makeGenericClientConstructor(STUB_SERVICE, 'stub.S');
     client = new Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure()) as never;
   });

@@ -2,7 +2,7 @@ import { connect, constants } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { startGrpcBackend } from '../harness/grpc.ts';
-import { freePort, logOf, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** How a raw gRPC call through the gateway ended: where its status came and whether a message came before it. */
@@ -58,11 +58,10 @@ describe("a gRPC upstream's failure status counts against it as a 5xx would; the
 
   beforeAll(async () => {
     backend = await startGrpcBackend('grpc-backend');
-    const adminPort = await freePort();
     const instance = `{ host: 127.0.0.1, port: ${backend.port}, protocol: grpc }`;
     // One backend behind three services, each with its own breaker or outlier detection.
     gateway = await startGateway(`
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 workers: 1
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
@@ -94,7 +93,7 @@ routes:
   - { headers: { x-target: degraded }, service: degraded }
   - { headers: { x-target: shedding }, service: shedding }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { echoClient, startGrpcBackend, unary } from '../harness/grpc.ts';
-import { freePort, logOf, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** A management listener answering `GET /healthz` with a status the test sets, recording what reached it. */
 interface ManagementPort {
@@ -49,9 +49,8 @@ describe('healthCheck.protocol: gRPC instances checked over plain HTTP on their 
     management.push(await listenManagement('127.0.0.1', 0));
     const managementPort = (management[0]!.server.address() as AddressInfo).port;
     management.push(await listenManagement('127.0.0.2', managementPort));
-    const adminPort = await freePort();
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 1
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
@@ -65,7 +64,7 @@ services:
 routes:
   - { grpcService: test.Echo, service: echo }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     client = echoClient(`127.0.0.1:${gateway.port}`);
   });
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { PrometheusParseError } from '../harness/prometheus-text.ts';
-import { freePort, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** Scrapes at once: they are answered within a few milliseconds of each other, before the loop is sampled again. */
 const CONCURRENT_SCRAPES = 8;
@@ -16,17 +16,16 @@ describe('/metrics right after start', () => {
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'plain' });
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 services:
   plain: { instances: ["127.0.0.1:${backend.port}"] }
 routes:
   - { path: /, service: plain }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {

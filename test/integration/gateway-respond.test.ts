@@ -3,7 +3,7 @@ import { connect as connectHttp2, constants } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** One request over a fresh h2c (prior knowledge) session; the whole answer. */
@@ -38,11 +38,10 @@ describe('respond: the gateway answers a route itself, with no upstream', () => 
     dir = await makeTempDir('sb-respond-');
     bodyFile = join(dir, 'maintenance.html');
     await writeFile(bodyFile, '<h1>Back soon</h1>');
-    const adminPort = await freePort();
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: true
 services:
   api: { instances: [127.0.0.1:${backend.port}], healthCheck: false, outlierDetection: { consecutiveErrors: 2 } }
@@ -57,7 +56,7 @@ routes:
   - { name: gone, path: /gone, service: api, middlewares: [gone] }
   - { name: plain, path: /plain, service: api }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
   });
   afterAll(async () => {

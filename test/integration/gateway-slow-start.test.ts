@@ -3,7 +3,7 @@ import zookeeper from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, mkdirp } from '../../src/zookeeper/zookeeper-writes.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { connectZooKeeperClient, freePort, logOf, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, logOf, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const WINDOW_MS = 4_000;
 /** Requests in flight at once: enough for a few hundred picks a second on a shared 2-core machine. */
@@ -44,10 +44,9 @@ describe('slow start through a real gateway: a new instance ramps its share over
     writer = await connectZooKeeperClient(zk.connectString);
     await mkdirp(writer, '/services/user');
     await Promise.all([instance('a'), instance('b')]);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 registries: [zk://${zk.connectString}/services]
 services:
@@ -55,7 +54,7 @@ services:
 routes:
   - { path: /api/user, service: user, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'user')?.instances.length === 2, {
       timeoutMs: 20_000,
       message: 'both instances behind the gateway',

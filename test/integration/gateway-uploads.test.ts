@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const MiB = 1024 * 1024;
 
@@ -129,11 +129,10 @@ describe('the gateway streams uploads and never blames an upstream for the clien
   beforeAll(async () => {
     backend = await startCountingBackend();
     dir = await makeTempDir('sb-uploads-');
-    const adminPort = await freePort();
     // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   upload:
     instances: [${address()}]
@@ -143,7 +142,7 @@ services:
 routes:
   - { path: /upload, service: upload }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
   });
   afterAll(async () => {

@@ -92,10 +92,9 @@ describe('the gateway speaks each instance its registered protocol, for traffic 
     await registerInstance('h2-on-https', { port: https.port, protocol: 'h2' });
     await registerInstance('ws', { port: https.port, protocol: 'https' });
     await create(writer, '/services/ws/b-closed', Buffer.from(JSON.stringify({ host: '127.0.0.1', port: await freePort(), protocol: 'https' })), zookeeper.CreateMode.EPHEMERAL);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 registries: [zk://${zk.connectString}/services]
 defaults:
   healthCheck: { path: /health, interval: 200ms, timeout: 2s, healthyThreshold: 1, unhealthyThreshold: 1 }
@@ -123,7 +122,7 @@ routes:
   - { path: /h2-on-https, service: h2-on-https, stripPrefix: true }
   - { path: /ws, service: ws, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const DEADLINE_MS = 30_000;
 
@@ -40,10 +40,9 @@ describe('a gateway with workers forgets a service in every worker', () => {
   beforeAll(async () => {
     [etcd, backend] = await Promise.all([startEtcd(), startBackend({ name: 'churn' })]);
     writer = new Etcd3({ hosts: etcd.endpoints });
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 accessLog: false
 workers: 2
 forgetServicesAfter: 1s
@@ -53,7 +52,7 @@ defaults:
 routes:
   - { namespace: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startBackend, startGateway, startKazooWriter, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type KazooWriter, type ZooKeeperCluster } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, startKazooWriter, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type KazooWriter, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const GREETER = 'org.example.Greeter';
@@ -47,11 +47,10 @@ describe('the Dubbo layout: kazoo writes /dubbo/<interface>/providers/<provider 
     await writer.run(`ephemeral ${providerNode(USERS, `dubbo://127.0.0.1:20880/${USERS}?application=users`)}`);
     // An interface with consumers only: no providers node at all.
     await writer.run(`ephemeral /dubbo/org.example.Lonely/consumers/${encodeURIComponent('consumer://127.0.0.1/org.example.Lonely?side=consumer')}`);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 registries: ["zk://${zk.connectString}?layout=dubbo"]
 services:
   ${USERS}: { balancer: weighted-round-robin }
@@ -59,7 +58,7 @@ routes:
   - { path: /${GREETER}, service: ${GREETER} }
   - { namespace: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     const Client = grpc.makeGenericClientConstructor({ SayHello: SAY_HELLO }, GREETER);
     client = new Client(`127.0.0.1:${gateway.port}`, grpc.credentials.createInsecure());
   }, 60_000);

@@ -5,7 +5,6 @@ import { sampleValue } from '../harness/prometheus-text.ts';
 import {
   acceptsConnections,
   fourLetterWord,
-  freePort,
   logOf,
   startAgentBackend,
   startGateway,
@@ -64,10 +63,9 @@ describe('a 3-node ZooKeeper ensemble frozen past the agents\' session timeout, 
   beforeAll(async () => {
     zk = await startZooKeeperEnsemble(3);
     for (const id of IDS) members.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'user', id, weight: 1, flags: AGENT_FLAGS }));
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 accessLog: false
 registries: ["zk://${zk.connectString}/services"]
 # Far above what one dead instance may cost here, so only removal protection's first-failure rule can explain a short count.
@@ -75,7 +73,7 @@ defaults: { outlierDetection: { consecutiveErrors: 50 } }
 routes:
   - { path: /api/user, service: user, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await gatewayView()).routable.join() === IDS.join(), { timeoutMs: 30_000, message: 'all three instances behind the gateway' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
