@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const run = promisify(execFile);
 const CONVERGENCE_MS = 20_000;
@@ -42,10 +42,9 @@ describe('a config store and a registry with auth in an etcd whose authenticatio
     await ctl(['put', '/services-off/registered/a', JSON.stringify({ host: '127.0.0.1', port: backend.port })]);
     const hostPort = etcd.endpoints[0]!.replace(/^http:\/\//, '');
     const auth = `auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} }`;
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 configStore:
   url: etcd://${hostPort}${ROOT}
   timeout: 2s
@@ -59,7 +58,7 @@ services:
 routes:
   - { path: /registered, service: registered }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
   }, 60_000);
 
   afterAll(async () => {

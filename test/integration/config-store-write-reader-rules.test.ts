@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const run = promisify(execFile);
 const TOKEN = 'config-store-reader-rules-token-2d9a';
@@ -24,16 +24,15 @@ describe('admin writes judged as the store reader judges them', () => {
   }
 
   async function start(root: string, defaults: string): Promise<{ gateway: GatewayProcess; admin: AdminClient }> {
-    const adminPort = await freePort();
     const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${root}
 ${defaults}
 `);
     gateways.push(gateway);
-    return { gateway, admin: adminClient(`http://127.0.0.1:${adminPort}`, TOKEN) };
+    return { gateway, admin: adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN) };
   }
 
   const grpcWithPath = { protocol: 'grpc', healthCheck: { path: '/healthz' }, instances: ['127.0.0.1:1'] };

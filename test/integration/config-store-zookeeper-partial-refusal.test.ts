@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { freePort, logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ADMIN_PASSWORD = 'admin-secret-partial-7b20';
@@ -57,11 +57,9 @@ describe('a ZooKeeper config store with one kind the gateway may not read', () =
     await call((done) => admin.create(`${ROOT}/services`, Buffer.alloc(0), world, zookeeper.CreateMode.PERSISTENT, done));
     await create(`${ROOT}/routes/first`, { path: '/first', service: 'echo' });
     await create(`${ROOT}/services/echo`, { instances: [`127.0.0.1:${backend.port}`] });
-    const adminPort = await freePort();
-    adminUrl = `http://127.0.0.1:${adminPort}`;
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 configStore:
   url: "zk://${zk.connectString}${ROOT}?watch=one-shot"
   timeout: 1s
@@ -69,6 +67,7 @@ configStore:
 routes:
   - { name: file-route, path: /file, service: echo }
 `);
+    adminUrl = `http://127.0.0.1:${gateway.adminPort}`;
     await converge('the stored route to be routed', async () => (await status('/first')) === 200);
   }, 60_000);
 

@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { requireChromium, startChromium, type HeadlessChromium } from '../harness/chromium.ts';
-import { freePort, logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-many-services-token';
 /** Enough cards that rebuilding all of them on every fetch shows, few enough to register quickly. */
@@ -40,14 +40,13 @@ describe('the dashboard in headless Chromium with many services', () => {
       for (let instance = 0; instance < INSTANCES; instance += 1) puts.push(writer.put(`/backends/${serviceName(service)}/i${instance}`).value(`127.0.0.${instance + 2}:${10_000 + service}`).exec());
     }
     await Promise.all(puts);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layout=registrator"]
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     await waitFor(async () => (await admin.services()).length === SERVICES, { timeoutMs: 20_000, message: `${SERVICES} services listed` }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });

@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
-import { freePort, logOf, REPO_ROOT, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { logOf, REPO_ROOT, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-traffic-test-token';
 const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard-traffic.png');
@@ -40,10 +40,9 @@ describe('the dashboard traffic chart in headless Chromium', () => {
 
   async function startServersAndLoad(): Promise<void> {
     zk = await startZooKeeper();
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 registries: [zk://${zk.connectString}/services]
 services:
@@ -51,7 +50,7 @@ services:
 routes:
   - { name: shop, path: /shop, service: shop, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     for (const id of ['shop-a', 'shop-b']) agents.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'shop', id, weight: 1, flags: AGENT_FLAGS }));
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'shop')?.instances.length === 2, { timeoutMs: 20_000, message: 'both shop instances registered' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
 import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
-import { startAgentBackend, freePort, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { startAgentBackend, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-test-admin-token';
 const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard.png');
@@ -31,10 +31,9 @@ describe('the dashboard in headless Chromium', () => {
   beforeAll(async () => {
     requireChromium();
     zk = await startZooKeeper();
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 registries: [zk://${zk.connectString}/services]
 services:
@@ -44,7 +43,7 @@ routes:
   - { name: user, path: /api/user, service: user, stripPrefix: true }
   - { name: orders, path: /api/orders, service: orders, stripPrefix: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     await Promise.all([register('user', 'user-a', 1), register('user', 'user-b', 2), register('user', 'user-c', 3), register('orders', 'orders-1', 1)]);
     await waitFor(async () => (await admin.services()).reduce((sum, service) => sum + service.instances.length, 0) === 4, { timeoutMs: 20_000, message: 'four instances registered' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);

@@ -9,7 +9,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainView } from '../../gateway/admin/explain-view.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, REPO_ROOT, sendRequest, startAgentBackend, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess, type ManagedProcess } from '../harness/index.ts';
+import { logOf, REPO_ROOT, sendRequest, startAgentBackend, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess, type ManagedProcess } from '../harness/index.ts';
 
 const TOKEN = 'explain-integration-admin-token';
 const CHROMIUM = '/usr/bin/chromium';
@@ -38,10 +38,9 @@ describe('explain: where a request would go, and why', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
     const registry = `etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`;
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 registries: [${registry}]
 middlewares:
@@ -54,7 +53,7 @@ routes:
   - { name: users-write, path: /api/users, methods: [POST], service: users }
   - { name: by-name, namespace: true }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     for (const [id, weight] of [['users-a', 1], ['users-b', 3]] as const) {
       agents.push((await startAgentBackend({ registry, service: 'users', id, weight, flags: AGENT_FLAGS })).agent);
     }

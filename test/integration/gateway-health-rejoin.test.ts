@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A real HTTP backend: `/health` answers `health`, any other path `traffic` with the backend's port as body. */
 interface RejoinBackend {
@@ -39,7 +39,7 @@ describe('an instance that leaves the registry unhealthy and comes back', () => 
   let admin: AdminClient;
   const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin', check = { path: '/health', interval: '1s' }) => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   web:
     retries: false
@@ -51,16 +51,14 @@ services:
 routes:
   - { path: /, service: web }
 `;
-  let adminPort: number;
   const view = async (port: number) => (await admin.services()).find((service) => service.name === 'web')?.instances.find((instance) => instance.port === port);
   const balancerIs = (name: string) => waitFor(async () => (await admin.services()).find((service) => service.name === 'web')?.balancer === name, { timeoutMs: 10_000, message: `the reload to ${name}` });
   const reasons = async () => new Map((await admin.services()).find((service) => service.name === 'web')?.instances.map((instance) => [instance.port, instance.health.reason]) ?? []);
 
   beforeAll(async () => {
     [failing, erring, good] = await Promise.all([startRejoinBackend(503, 200), startRejoinBackend(200, 500), startRejoinBackend(200, 200)]);
-    adminPort = await freePort();
     gateway = await startGateway(config([failing, erring, good]));
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     await gateway?.process.stop();
@@ -202,12 +200,11 @@ describe('an instance ejected before, that leaves the registry and comes back', 
   let good: RejoinBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  let adminPort: number;
   const opened: RejoinBackend[] = [];
   const BASE_EJECTION_MS = 3_000;
   const config = (backends: readonly RejoinBackend[], balancer = 'weighted-round-robin', panicThreshold = 0) => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   web:
     retries: false
@@ -250,9 +247,8 @@ routes:
   beforeAll(async () => {
     good = await startRejoinBackend(200, 200);
     opened.push(good);
-    adminPort = await freePort();
     gateway = await startGateway(config([good]));
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     await gateway?.process.stop();

@@ -3,15 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeInstance } from '../../src/discovery/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { acceptsConnections, freePort, logOf, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
+import { acceptsConnections, logOf, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
 
 const IDS = ['a', 'b', 'c'] as const;
 
 /** The gateway's file; `interval` is what the reload changes (a health setting, same question asked). */
-function config(etcd: string, adminPort: number, interval: string): string {
+function config(etcd: string, interval: string): string {
   return `
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 accessLog: false
 registries: ["etcd://${etcd}/services"]
 removalProtection: { threshold: 50, hold: 5m }
@@ -29,7 +29,6 @@ describe('a held instance that refused a connection, across a reload of its serv
   let writer: Etcd3;
   let gateway: GatewayProcess;
   let admin: AdminClient;
-  let adminPort: number;
   const backends = new Map<string, BackendProcess>();
 
   beforeAll(async () => {
@@ -42,9 +41,8 @@ describe('a held instance that refused a connection, across a reload of its serv
       backends.set(id, backend);
       await writer.put(`/services/user/${id}`).value(encodeInstance({ id, service: 'user', host: '127.0.0.1', port: backend.port, weight: 1, protocol: 'http', metadata: {} }));
     }
-    adminPort = await freePort();
-    gateway = await startGateway(config(proxy.address, adminPort, '1h'));
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    gateway = await startGateway(config(proxy.address, '1h'));
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await routable()).join() === IDS.join(), { timeoutMs: 30_000, message: 'all three instances behind the gateway' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
@@ -102,7 +100,7 @@ describe('a held instance that refused a connection, across a reload of its serv
 
     const applied = async () => sampleValue(await admin.metrics(), 'switchboard_config_reloads_total', { result: 'applied' }) ?? 0;
     const appliedBefore = await applied();
-    await gateway.writeConfig(config(proxy.address, adminPort, '2h'));
+    await gateway.writeConfig(config(proxy.address, '2h'));
     await waitFor(async () => (await applied()) > appliedBefore, { timeoutMs: 10_000, message: 'the reload applied' });
     // The hold goes on (nothing relisted them), and c stays out.
     expect(await held()).toEqual([...IDS]);

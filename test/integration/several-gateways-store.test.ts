@@ -4,7 +4,7 @@
 // same store revision. Real stores, real gateways, a real backend.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, startBackend, startEtcdCluster, startGateway, startZooKeeperEnsemble, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { startBackend, startEtcdCluster, startGateway, startZooKeeperEnsemble, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'several-gateways-store-integration-token';
 // The brief asks for 1 s; the deadline is generous for a loaded 2-core CI machine, and the measured
@@ -36,17 +36,16 @@ afterAll(async () => {
 });
 
 async function startPeer(id: string, store: string): Promise<Peer> {
-  const adminPort = await freePort();
   const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 configStore: ${store}
 peers: { id: ${id}, ttl: 5s }
 services:
   orders: { instances: ["127.0.0.1:${backend.port}"] }
 routes: []
 `);
-  const peer = { gateway, admin: adminClient(`http://127.0.0.1:${adminPort}`, TOKEN) };
+  const peer = { gateway, admin: adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN) };
   running.push(peer);
   return peer;
 }

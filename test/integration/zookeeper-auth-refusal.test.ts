@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { asLogged, freePort, logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { asLogged, logOf, makeTempDir, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const PASSWORDS = { admin: 'admin-secret-5e1a', gateway: 'gateway-secret-c83f' } as const;
@@ -50,11 +50,10 @@ describe('ZooKeeper refusing the gateway user a permission', () => {
 
   /** Starts a gateway on the store root `root` and the registry root `/services-locked`; resolves it and its admin URL. */
   async function start(root: string, peerId: string): Promise<{ gateway: GatewayProcess; adminUrl: string }> {
-    const adminPort = await freePort();
     const auth = `auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} }`;
     const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 configStore:
   url: "zk://${zk.connectString}${root}"
   timeout: 1s
@@ -70,7 +69,7 @@ routes:
   - { name: file-route, path: /file, service: echo }
 `);
     gateways.push(gateway);
-    return { gateway, adminUrl: `http://127.0.0.1:${adminPort}` };
+    return { gateway, adminUrl: `http://127.0.0.1:${gateway.adminPort}` };
   }
 
   const logged = (gateway: GatewayProcess, text: string) =>
