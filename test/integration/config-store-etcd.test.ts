@@ -49,7 +49,6 @@ interface HttpsEntryPoint {
 }
 
 async function gatewayOn(endpoint: string, root: string, options: { workers?: number; snapshot?: string; https?: HttpsEntryPoint } = {}): Promise<StoreGateway> {
-  const adminPort = await freePort();
   const snapshot = options.snapshot ?? join(await makeTempDir('sb-store-snap-'), 'store.json');
   const https = options.https;
   const listen = https
@@ -59,7 +58,7 @@ async function gatewayOn(endpoint: string, root: string, options: { workers?: nu
     : 'listen: 127.0.0.1:{{port}}';
   const gateway = await startGateway(`
 ${listen}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 ${options.workers ? `workers: ${options.workers}` : ''}
 configStore: { url: "etcd://${endpoint.replace(/^http:\/\//, '')}${root}", timeout: 2s, snapshot: "${snapshot}" }
 services:
@@ -68,7 +67,7 @@ routes:
   - { name: file-route, path: /file, service: echo }
 `);
   cleanups.push(() => gateway.process.stop());
-  return { gateway, admin: `http://127.0.0.1:${adminPort}`, snapshot };
+  return { gateway, admin: `http://127.0.0.1:${gateway.adminPort}`, snapshot };
 }
 
 async function statusOf(gateway: GatewayProcess, path: string): Promise<{ status: number; body: string }> {

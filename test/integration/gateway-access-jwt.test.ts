@@ -6,7 +6,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type J
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, logOf, makeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess, type HttpAnswer } from '../harness/index.ts';
+import { logOf, makeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess, type HttpAnswer } from '../harness/index.ts';
 
 /** One request with the path sent exactly as written (node:http does not normalise it). */
 const send = (port: number, path: string, headers: Record<string, string> = {}) => sendRequest(port, path, { headers });
@@ -45,7 +45,6 @@ describe('JWT authentication in the running gateway', () => {
   let api: BackendProcess;
   let admin: BackendProcess;
   let gateway: GatewayProcess;
-  let adminPort: number;
   const jwks = new JwksServer();
   let es: { privateKey: CryptoKey; publicKey: CryptoKey };
   let rotated1: { privateKey: CryptoKey; publicKey: CryptoKey };
@@ -80,10 +79,9 @@ describe('JWT authentication in the running gateway', () => {
     const dir = await makeTempDir('sb-jwt-');
     await writeFile(join(dir, 'hs.secret'), `${SECRET}\n`);
     await writeFile(join(dir, 'es256.pem'), esPem);
-    adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   api: { instances: [127.0.0.1:${api.port}] }
   admin: { instances: [127.0.0.1:${admin.port}] }
@@ -169,7 +167,7 @@ routes:
     // Signed with the HS secret but claiming RS256 on a route that does accept RS256 (from a JWKS): still refused.
     const confused = await send(gateway.port, '/jwks', { cookie: `session=${hmacForged('RS256', SECRET, claims())}` });
     expect(confused.status).toBe(401);
-    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'admin', reason: 'token-expired' })).toBeGreaterThanOrEqual(1);
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'admin', reason: 'invalid-signature' })).toBeGreaterThanOrEqual(3);
     const log = await logOf(gateway.process);

@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, logOf, sendRequest, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, sendRequest, startBackend, startGateway, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One request from `host` (127.0.0.1 or ::1) on a fresh connection. */
 /** Sends raw bytes and collects the answer until the gateway closes the connection. */
@@ -52,7 +52,6 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
   let gateway: GatewayProcess;
   let behindProxy: GatewayProcess;
   let authService: Server;
-  let adminPort: number;
   /** The headers of every request the auth service got, by the request id the client sent. */
   const seenByAuth = new Map<string, IncomingHttpHeaders>();
 
@@ -71,11 +70,10 @@ describe('API keys, consumer limits, IP lists and forward auth in the running ga
       else response.writeHead(401, { 'www-authenticate': 'Ticket realm="auth"', 'content-type': 'text/plain' }).end('no ticket');
     });
     await new Promise<void>((resolve) => authService.listen(0, '127.0.0.1', resolve));
-    adminPort = await freePort();
     // Listening on every address of both families: a client on 127.0.0.1 arrives as ::ffff:127.0.0.1, one on ::1 as ::1.
     gateway = await startGateway(`
 listen: "[::]:{{port}}"
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   api: { instances: [127.0.0.1:${api.port}] }
 consumers:
@@ -146,7 +144,7 @@ ${IP_ROUTES}
     const both = await send(gateway.port, `/keyed/both?a=1&api_key=${ALICE_KEY}&b=2`, { 'x-api-key': CAROL_KEY });
     const bothEchoed = JSON.parse(both.body) as { url: string; headers: IncomingHttpHeaders };
     expect([both.status, bothEchoed.url, bothEchoed.headers['x-api-key'], bothEchoed.headers['x-consumer']]).toEqual([200, '/keyed/both?a=1&b=2', undefined, 'carol']);
-    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'invalid-key' })).toBe(1);
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'keyed', reason: 'missing-credentials' })).toBe(1);
   });
@@ -257,10 +255,10 @@ ${IP_ROUTES}
       const refused = await send(gateway.port, '/staff/x', headers);
       expect([refused.status, refused.headers['www-authenticate'], JSON.parse(refused.body).error]).toEqual([401, 'Basic realm="staff", charset="UTF-8"', reason]);
     }
-    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     expect(sampleValue(metrics, 'switchboard_access_denied_total', { route: 'staff', reason: 'invalid-credentials' })).toBe(2);
     // The admin API shows the consumer, never its password hash.
-    const config = JSON.stringify(await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json());
+    const config = JSON.stringify(await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/config`)).json());
     expect(config).toContain('dave');
     expect(config).not.toContain(DAVE_HASH.slice(7));
   });

@@ -62,10 +62,10 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
       startTestBackend((_request, response) => held.push(response)),
     ]);
     backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
-    const [adminPort, closedPort] = [await freePort(), await freePort()];
+    const closedPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 services:
   flaky:
     instances: [127.0.0.1:${flaky.port}]
@@ -110,7 +110,7 @@ routes:
   - { path: /unbudgeted, service: resetting-unbudgeted }
   - { path: /slow, service: slow }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     events = await admin.events();
   });
   afterAll(async () => {
@@ -235,10 +235,10 @@ describe('circuit breakers with several workers', () => {
   let admin: AdminClient;
 
   beforeAll(async () => {
-    const [adminPort, closedPort] = [await freePort(), await freePort()];
+    const closedPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 workers: 2
 services:
   down:
@@ -249,7 +249,7 @@ services:
 routes:
   - { path: /down, service: down }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     await gateway?.process.stop();

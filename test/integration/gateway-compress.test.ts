@@ -138,10 +138,9 @@ describe('compress: answers compressed on the fly by a real gateway from a real 
   let gateway: GatewayProcess;
   let h2cPort: number;
   let session: ClientHttp2Session;
-  let adminPort: number;
   /** Failed attempts counted against the backend, whatever their class. */
   const upstreamErrors = async (): Promise<number> => {
-    const samples = (await adminClient(`http://127.0.0.1:${adminPort}`).metrics()).get('switchboard_upstream_errors_total')?.samples ?? [];
+    const samples = (await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics()).get('switchboard_upstream_errors_total')?.samples ?? [];
     return samples.filter((sample) => sample.labels.service === 'site').reduce((sum, sample) => sum + sample.value, 0);
   };
   const accessLine = (path: string) =>
@@ -153,9 +152,9 @@ describe('compress: answers compressed on the fly by a real gateway from a real 
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
-    [h2cPort, adminPort] = await Promise.all([freePort(), freePort()]);
+    h2cPort = await freePort();
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
@@ -392,7 +391,7 @@ routes:
     expect((await accessLine('/counted/text?via=h1')).bytes).toBe(gzipped.body.length);
     expect((await accessLine('/counted/text?via=h2')).bytes).toBe(brotli.body.length);
     expect((await accessLine('/counted/text?via=identity')).bytes).toBe(TEXT.length);
-    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     type Totals = { routes: Record<string, { total: { requests: number; bytesOut: number } }> };
     const route = await waitFor(async () => {
       const counted = ((await (await admin.get('/api/stats')).json()) as Totals).routes.counted?.total;

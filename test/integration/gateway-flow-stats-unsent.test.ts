@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, logOf, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 interface Counts {
   requests: number;
@@ -30,16 +30,15 @@ describe("a gRPC call dropped unsent from the instance's connection queue at its
   beforeAll(async () => {
     backend = await startBackend({ name: 'api' });
     address = `127.0.0.1:${backend.port}`;
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   api: { instances: ["${address}"], healthCheck: false, concurrency: { maxConnections: 1 } }
 routes:
   - { name: calls, path: /, service: api }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {
@@ -97,16 +96,15 @@ describe('a gRPC call whose deadline is spent before its attempt is sent', () =>
   beforeAll(async () => {
     backend = await startBackend({ name: 'api' });
     address = `127.0.0.1:${backend.port}`;
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   api: { instances: ["${address}"], healthCheck: false }
 routes:
   - { name: calls, path: /, service: api }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {

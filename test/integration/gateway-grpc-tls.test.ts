@@ -23,7 +23,7 @@ describe('gRPC over TLS end to end: grpc-js through an https entry point (ALPN h
   beforeAll(async () => {
     const dir = await makeTempDir('sb-grpc-tls-');
     const ca = await createTestCa(dir);
-    const [gatewayCertificate, backendCertificate, tlsPort, adminPort] = await Promise.all([ca.issue('gateway', 'gw.test'), ca.issue('backend', 'backend.test'), freePort(), freePort()]);
+    const [gatewayCertificate, backendCertificate, tlsPort] = await Promise.all([ca.issue('gateway', 'gw.test'), ca.issue('backend', 'backend.test'), freePort()]);
     server = new grpc.Server();
     server.addService(SECURE_SERVICE, {
       Echo(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
@@ -52,7 +52,7 @@ describe('gRPC over TLS end to end: grpc-js through an https entry point (ALPN h
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ cert_chain: backendCert, private_key: backendKey }]), (error, port) => (error ? reject(error) : resolve(port))),
     );
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 1
 entryPoints:
   websecure:
@@ -68,7 +68,7 @@ services:
 routes:
   - { grpcService: secure.Echo, service: secure }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(() => acceptsConnections(tlsPort), { timeoutMs: 10_000, message: 'the https entry point to listen' });
     const Client = grpc.makeGenericClientConstructor(SECURE_SERVICE, 'secure.Echo');
     client = new Client(`127.0.0.1:${tlsPort}`, grpc.credentials.createSsl(await readFile(ca.caFile)), { 'grpc.ssl_target_name_override': 'gw.test' }) as never;

@@ -48,7 +48,6 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
   // A real HTTP/2 server that takes every call and never answers, nor ends it at its grpc-timeout
   // (grpc-js servers do), so only the gateway can end the call; it records the grpc-timeout it got.
   let silent: Http2Server;
-  let adminPort: number;
   const silentTimeouts: string[] = [];
 
   async function startGrpcAgent(service: string, name: string, health: string): Promise<number> {
@@ -63,12 +62,11 @@ describe('gRPC through the gateway to grpc-js servers registered in ZooKeeper by
 
   beforeAll(async () => {
     zk = await startZooKeeper();
-    adminPort = await freePort();
     silent = createServer();
     silent.on('stream', (_stream, headers) => silentTimeouts.push(String(headers['grpc-timeout'])));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 1
 registries: [zk://${zk.connectString}/services]
 entryPoints:
@@ -125,7 +123,7 @@ routes:
   it('metrics and access log lines carry the gRPC service, method and status of each call', async () => {
     await unary(client, 'Echo', 'fail');
     await waitFor(async () => {
-      const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+      const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
       return (sampleValue(metrics, 'switchboard_grpc_calls_total', { service: 'echo', grpc_service: 'test.Echo', grpc_method: 'Echo', grpc_code: '3' }) ?? 0) >= 1;
     }, { timeoutMs: 10_000, message: 'the INVALID_ARGUMENT call in switchboard_grpc_calls_total' });
     await waitFor(async () => (await logOf(gateway.process)).includes('"grpcService":"test.Echo","grpcMethod":"Echo","grpcStatus":3'), {
@@ -244,7 +242,7 @@ routes:
   });
 
   it("counts a call its own deadline ended not against the server, and one the gateway's headers timeout ended against it", async () => {
-    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     const silentInstance = async () => (await admin.services()).find((service) => service.name === 'silent')?.instances[0];
     const before = (await silentInstance())!;
     expect(before.health.ejectedUntil).toBeNull();

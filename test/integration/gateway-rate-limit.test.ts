@@ -1,7 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
 
 /** One request's outcome as the load driver saw it. */
 interface Answer {
@@ -117,14 +117,12 @@ routes:
 describe('local rate limit with workers: 2 (burst 5, refilling one a day)', () => {
   let backend: BackendProcess;
   let gateway: GatewayProcess;
-  let adminPort: number;
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'api' });
-    adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 workers: 2
 services:
@@ -134,7 +132,7 @@ middlewares:
 routes:
   - { path: /limited, service: api, middlewares: [odd] }
 `);
-    const listening = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as { state: string }[]).filter((worker) => worker.state === 'listening').length;
+    const listening = async () => ((await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/workers`)).json()) as { state: string }[]).filter((worker) => worker.state === 'listening').length;
     await waitFor(async () => (await listening()) === 2 || undefined, { timeoutMs: 20_000, message: 'both workers to listen' });
   });
   afterAll(async () => {
@@ -164,12 +162,11 @@ describe('redis rate limit shared by two gateway processes (20 req/s)', () => {
   beforeAll(async () => {
     [redis, backend] = await Promise.all([startLocalRedis(), startBackend({ name: 'api' })]);
     for (let index = 0; index < 2; index += 1) {
-      const adminPort = await freePort();
       // redis.gateways stays 1: each gateway's fallback bucket is the whole limit, so a combined
       // rate of twice the limit shows the fallback, and the limit again shows shared counting.
       const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 redis: { url: "${redis.url}/0", timeout: ${TIMEOUT_MS}ms, keyPrefix: "test:" }
 services:
@@ -184,7 +181,7 @@ routes:
   - { path: /delayed, service: api, middlewares: [delayed] }
 `);
       gateways.push(gateway);
-      admins.push(adminClient(`http://127.0.0.1:${adminPort}`));
+      admins.push(adminClient(`http://127.0.0.1:${gateway.adminPort}`));
     }
     // Both connected and the script cached in Redis (a first command may still miss the deadline
     // and fall back for a moment): later tests then start on Redis.

@@ -158,7 +158,6 @@ describe('tcp entry points: Redis registered by agents, behind the gateway', () 
     await register('redis', 'redis-a', redisA.port);
     await register('redis', 'redis-b', redisB.port);
     await register('proxied', 'proxied-1', proxied.port);
-    const adminPort = await freePort();
     proxiedPort = await freePort();
     tlsPort = await freePort();
     const certificate = await makeCertificate(await makeTempDir('sb-tcp-tls-'), 'tcp', { key: 'ec', names: ['redis.test', 'proxied.test'] });
@@ -175,13 +174,13 @@ entryPoints:
     service: redis
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
     sni: { proxied.test: proxied }
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 registries: [zk://${zk.connectString}/services]
 services:
   redis: { balancer: least-connections, healthCheck: { interval: 1s, healthyThreshold: 1, unhealthyThreshold: 5 } }
   proxied: { proxyProtocol: 2, healthCheck: { interval: 1s, healthyThreshold: 1 } }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await healthy('redis')) === 2 && (await healthy('proxied')) === 1, { timeoutMs: 30_000, message: 'both Redis and the PROXY backend registered and healthy' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${JSON.stringify(await admin.services())}\n${await logOf(gateway.process)}`);
     });
@@ -319,17 +318,16 @@ describe('tcp entry points with workers: 2, and the drain on SIGTERM', () => {
   beforeAll(async () => {
     echo = createServer((socket) => socket.on('error', () => undefined).pipe(socket));
     await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    const adminPort = await freePort();
     gateway = await startGateway(`
 entryPoints:
   echo: { listen: "127.0.0.1:{{port}}", protocol: tcp, service: echo }
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 2
 shutdown: { drainTimeout: 3s }
 services:
   echo: { instances: ["127.0.0.1:${(echo.address() as AddressInfo).port}"], healthCheck: { interval: 1s, healthyThreshold: 1 } }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
 
   afterAll(async () => {

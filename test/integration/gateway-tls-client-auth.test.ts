@@ -65,7 +65,6 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
   let gateway: GatewayProcess;
   let strictPort: number;
   let optionalPort: number;
-  let adminPort: number;
   let caCopy: string;
 
   beforeAll(async () => {
@@ -77,10 +76,10 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
     await replaceFile(caCopy, caText);
     const [gw, other, named] = await Promise.all([ca.issue('gw', 'gw.test'), ca.issue('other', 'other.test'), ca.issue('named', 'named.test')]);
     [client, stranger] = await Promise.all([ca.issue('client', 'client.test', { clientAuth: true }), otherCa.issue('stranger', 'stranger.test', { clientAuth: true })]);
-    [backend, strictPort, optionalPort, adminPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort(), freePort(), freePort()]);
+    [backend, strictPort, optionalPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort(), freePort()]);
     const tls = (mode: string) => `{ certificates: [{ certFile: ${gw.certFile}, keyFile: ${gw.keyFile} }, { certFile: ${other.certFile}, keyFile: ${other.keyFile} }], clientAuth: { caFile: ${caCopy}, mode: ${mode} } }`;
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   strict: { listen: "127.0.0.1:${strictPort}", protocol: https, tls: ${tls('require')} }
@@ -127,7 +126,7 @@ routes:
   });
 
   it('counts and warns of refused client certificates and of plain HTTP sent to the TLS port, by entry point and reason, warning once per reason', async () => {
-    const admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     const refused = async (reason: string) => sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: 'strict', reason }) ?? 0;
     const [certificatesBefore, plainBefore, lenientBefore] = [await refused('client-certificate'), await refused('plain-http'), sampleValue(await admin.metrics(), 'switchboard_tls_handshake_failures_total', { entry_point: 'lenient', reason: 'client-certificate' }) ?? 0];
     // node:tls without a certificate and with one another CA signed, then openssl s_client without one.

@@ -82,7 +82,6 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let backend: BackendProcess;
   let gateway: GatewayProcess;
-  let adminPort: number;
   const deadPort = { value: 0 };
 
   /** The headers the backend received for `path` (backend.mjs echoes them). */
@@ -98,9 +97,8 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
     receiver = await startReceiver();
     backend = await startBackend({ name: 'traced' });
     deadPort.value = await freePort();
-    adminPort = await freePort();
     gateway = await startGateway(
-      usersGateway(backend.port, `admin: 127.0.0.1:${adminPort}\ntracing: { endpoint: "http://127.0.0.1:${receiver.port}/v1/traces", serviceName: sb-test, flushInterval: 50ms }`, {
+      usersGateway(backend.port, `admin: 127.0.0.1:{{adminPort}}\ntracing: { endpoint: "http://127.0.0.1:${receiver.port}/v1/traces", serviceName: sb-test, flushInterval: 50ms }`, {
         services: `  flaky: { balancer: weighted-round-robin, healthCheck: false, outlierDetection: false, instances: ["127.0.0.1:${deadPort.value}", "127.0.0.1:${backend.port}"] }\n`,
         routes: '  - { name: flaky, path: /flaky, service: flaky }\n',
       }),
@@ -214,9 +212,8 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
 
   it('leaves requests unaffected when the collector is down, and counts the spans it drops', async () => {
     const deadCollector = await freePort();
-    const deadAdmin = await freePort();
     const orphan = await startGateway(
-      usersGateway(backend.port, `admin: 127.0.0.1:${deadAdmin}\naccessLog: false\ntracing: { endpoint: "http://127.0.0.1:${deadCollector}/v1/traces", flushInterval: 50ms, exportTimeout: 1s }`),
+      usersGateway(backend.port, `admin: 127.0.0.1:{{adminPort}}\naccessLog: false\ntracing: { endpoint: "http://127.0.0.1:${deadCollector}/v1/traces", flushInterval: 50ms, exportTimeout: 1s }`),
     );
     try {
       const REQUESTS = 60;
@@ -231,7 +228,7 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
       }
       const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!.toFixed(2);
       console.log(`tracing latency over ${REQUESTS} requests each: collector up median ${median(latencies.live)} ms, collector down median ${median(latencies.down)} ms`);
-      const admin = adminClient(`http://127.0.0.1:${deadAdmin}`);
+      const admin = adminClient(`http://127.0.0.1:${orphan.adminPort}`);
       const dropped = await waitFor(
         async () => {
           const value = sampleValue(await admin.metrics(), 'switchboard_tracing_spans_dropped_total', { reason: 'export-failed' }) ?? 0;

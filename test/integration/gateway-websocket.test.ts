@@ -377,18 +377,17 @@ describe('WebSocket tunnels as a ws client and a ws server see them', () => {
     const dir = await makeTempDir('sb-ws-tls-');
     const certificate = await makeCertificate(dir, 'ws', { key: 'ec', names: ['ws.test'] });
     securePort = await freePort();
-    const adminPort = await freePort();
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   secure: { listen: "127.0.0.1:${securePort}", protocol: https, tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] } }
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   ws: { instances: [127.0.0.1:${(upstream.address() as AddressInfo).port}] }
 routes:
   - { path: /, service: ws }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
   afterAll(async () => {
     await gateway?.process.stop();
@@ -501,10 +500,9 @@ describe('WebSocket tunnels and least-connections', () => {
       });
       upstreams.push({ server, open, port: (server.address() as AddressInfo).port });
     }
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   ws:
     balancer: least-connections
@@ -513,7 +511,7 @@ routes:
   - { path: /idle, service: ws, timeouts: { websocketIdle: 300ms } }
   - { path: /, service: ws }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
   afterAll(async () => {
     for (const client of clients) client.terminate();

@@ -34,14 +34,12 @@ function metricNames(expr: string): string[] {
 describe('deploy/grafana and deploy/prometheus.yml', () => {
   let backend: BackendProcess;
   let gateway: GatewayProcess;
-  let adminPort: number;
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'metrics-backend' });
-    adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 services:
   demo: { instances: ["127.0.0.1:${backend.port}"] }
@@ -76,7 +74,7 @@ routes:
     const dashboard = JSON.parse(readFileSync(join(DASHBOARDS, 'switchboard.json'), 'utf8')) as Parameters<typeof queriesOf>[0];
     const queried = new Set(queriesOf(dashboard).flatMap(metricNames));
     // Polled only until the admin listener answers: a page that never parses fails at the deadline with the parse error.
-    const exported = await waitFor(() => adminClient(`http://127.0.0.1:${adminPort}`).metrics(), { timeoutMs: 10_000, message: 'a parsable /metrics' });
+    const exported = await waitFor(() => adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), { timeoutMs: 10_000, message: 'a parsable /metrics' });
     const missing = [...queried].filter((name) => !exported.has(name));
     expect(missing, `queried by the dashboard but absent from /metrics (exported: ${[...exported.keys()].filter((name) => name.startsWith('switchboard_')).join(', ')})`).toEqual([]);
     // Requests, latency quantiles, upstream errors by class, instances by state, registry staleness, reloads;
