@@ -33,9 +33,9 @@ interface Series {
   instances: Record<string, { requests: number[]; errors: number[] }>;
 }
 
-const config = (backend: number, dead: number, adminPort: number, workers: number) => `
+const config = (backend: number, dead: number, workers: number) => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 workers: ${workers}
 services:
@@ -100,8 +100,8 @@ describe.each([1, 2])('flow statistics with workers: %i', (workers) => {
   beforeAll(async () => {
     backend = await startBackend({ name: 'api' });
     deadPort = await freePort();
-    adminPort = await freePort();
-    gateway = await startGateway(config(backend.port, deadPort, adminPort, workers));
+    gateway = await startGateway(config(backend.port, deadPort, workers));
+    adminPort = gateway.adminPort;
     // The port accepts once the first worker listens; the traffic must meet every worker.
     if (workers > 1) {
       await waitFor(

@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A real HTTP backend in the test process: what reached it, and how it answers. */
 interface TestBackend {
@@ -99,11 +99,10 @@ describe('what clients cause never counts against a circuit breaker', () => {
         request.on('end', () => response.writeHead(Number(new URL(request.url ?? '/', 'http://x').searchParams.get('status') ?? 200), { 'content-type': 'text/plain' }).end('answered'));
       }),
     ]);
-    adminPort = await freePort();
     // A breaker per backend behaviour: 4 calls with half of them failed would open each.
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 services:
   held: { instances: [127.0.0.1:${holding.port}], outlierDetection: false, retries: false, circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s } }
   streamed: { instances: [127.0.0.1:${streaming.port}], outlierDetection: false, retries: false, circuitBreaker: { requestVolumeThreshold: 4, errorPercentThreshold: 50, sleepWindow: 60s } }
@@ -113,6 +112,7 @@ routes:
   - { path: /streamed, service: streamed }
   - { path: /answered, service: answered }
 `);
+    adminPort = gateway.adminPort;
   });
   afterAll(async () => {
     for (const response of held) response.end();

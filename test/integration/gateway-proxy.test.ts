@@ -84,9 +84,9 @@ describe('the gateway proxies HTTP and WebSocket through its middleware', () => 
   const heldAnswers: ServerResponse[] = [];
   let gateway: GatewayProcess;
   let adminPort: number;
-  const config = (admin = adminPort) => `
+  const config = () => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${admin}
+admin: 127.0.0.1:{{adminPort}}
 services:
   echo: { instances: [127.0.0.1:${backend.port}] }
   slow: { instances: [127.0.0.1:${hanging.port}], timeouts: { headers: 300ms }, outlierDetection: false }
@@ -115,7 +115,7 @@ routes:
 
   beforeAll(async () => {
     [backend, hanging] = await Promise.all([startBackend({ name: 'echo-1' }), startBackend({ name: 'hanging', delayMs: 5_000 })]);
-    [closedPort, adminPort] = [await freePort(), await freePort()];
+    closedPort = await freePort();
     // An upstream that answers each request with "Connection: close", body and FIN written at once.
     closing = createServer((socket) => {
       socket.on('error', () => undefined);
@@ -150,6 +150,7 @@ routes:
     });
     await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(config());
+    adminPort = gateway.adminPort;
   });
   afterAll(async () => {
     await gateway?.process.stop();
@@ -452,8 +453,7 @@ routes:
 
   it('times out a client that sends its headers too slowly, and keeps serving others', async () => {
     // Limits apply at start: a second gateway with a short headers timeout.
-    const strictAdmin = await freePort();
-    const strict = await startGateway(`${config(strictAdmin)}\nlimits: { headersTimeout: 1s }\n`);
+    const strict = await startGateway(`${config()}\nlimits: { headersTimeout: 1s }\n`);
     try {
       const started = Date.now();
       const answer = await rawExchange(strict.port, 'GET /api/echo/x HTTP/1.1\r\nHost: a\r\n', 10_000);
@@ -466,7 +466,7 @@ routes:
         return found.length > 0 && found;
       }, { timeoutMs: 5_000, message: 'the refusal line in the access log' });
       expect(lines).toEqual([{ level: 30, time: expect.any(String), status: 408, durationMs: 0, bytes: 68, attempts: 0, clientIp: '127.0.0.1', errorClass: 'request-timeout' }]);
-      expect(await unmatched4xx(strictAdmin)).toBe(1);
+      expect(await unmatched4xx(strict.adminPort)).toBe(1);
     } finally {
       await strict.process.stop();
     }

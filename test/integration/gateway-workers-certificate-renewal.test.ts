@@ -73,9 +73,9 @@ describe('workers: a worker takes the configuration the primary took while a cer
 
   /** A gateway with two workers, an https entry point with the pair `site`, and the route /a; `workers()` reads its admin API. */
   async function startWorkers(): Promise<{ gateway: GatewayProcess; config: (routes: string, certificates?: string) => string; workers: () => Promise<WorkerView[]> }> {
-    const [adminPort, securePort] = await Promise.all([freePort(), freePort()]);
+    const securePort = await freePort();
     const config = (routes: string, certificates = '{}') => `
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 # heartbeatTimeout: well past the time the test keeps the workers stopped (a second or two), so the watchdog never replaces them meanwhile.
 workers: { count: 2, heartbeatTimeout: 60s }
 accessLog: false
@@ -92,7 +92,7 @@ ${routes}
 certificates: ${certificates}
 shutdown: { drainTimeout: 5s }
 `;
-    const workers = async (): Promise<WorkerView[]> => (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as WorkerView[];
+    const workers = async (): Promise<WorkerView[]> => (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/workers`)).json()) as WorkerView[];
     const gateway = await startGateway(config('  - { path: /a, service: echo }'));
     gateways.push(gateway);
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });

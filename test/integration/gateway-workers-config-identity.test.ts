@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
 import type { WorkerConfigView } from '../../gateway/cluster/cluster-worker-configs.ts';
-import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 import { processExists } from '../harness/process-tree.ts';
 
@@ -17,7 +17,7 @@ describe('workers: 2 — the primary shows which configuration each worker runs'
 
   const configText = (tag: string) => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 # The watchdog off: a worker the test stops (SIGSTOP) stays in its slot, behind, until it is continued.
 workers: { count: 2, heartbeatTimeout: 0 }
 accessLog: false
@@ -49,8 +49,8 @@ shutdown: { drainTimeout: 2s }
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'echo' });
-    adminPort = await freePort();
     gateway = await startGateway(configText('one'));
+    adminPort = gateway.adminPort;
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
   }, 60_000);
 

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
-import { acceptsConnections, freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -30,10 +30,9 @@ describe('workers: 2 — the primary killed with SIGKILL', () => {
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'a' });
-    adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: 2
 accessLog: false
 services:
@@ -42,6 +41,7 @@ routes:
   - { path: /, service: user }
 shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
 `);
+    adminPort = gateway.adminPort;
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 30_000, message: 'both workers to listen' });
   }, 60_000);
 

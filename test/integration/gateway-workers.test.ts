@@ -106,15 +106,15 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
     await call((done) => writer.mkdirp('/services/user', done));
     backends.push(await startLoggingBackend('a'), await startLoggingBackend('b'));
     for (const backend of backends) await register(backend);
-    adminPort = await freePort();
     gateway = await startGateway(configText('one'));
+    adminPort = gateway.adminPort;
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
   }, 60_000);
 
   /** The gateway's file; every answer carries `x-config: <tag>`, so a test sees which file a worker applies. */
   const configText = (tag: string) => `
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 # heartbeatTimeout: the least accepted, so that a stopped worker is replaced within seconds.
 workers: { count: 2, heartbeatTimeout: 3s }
 accessLog: false
