@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { asLogged, freePort, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { asLogged, logOf, makeTempDir, startBackend, startEtcd, startGateway, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const run = promisify(execFile);
 const CONVERGENCE_MS = 20_000;
@@ -45,10 +45,9 @@ describe('a config store in etcd whose user may read the prefix but not write ob
    * API asks for `adminToken` (none when null).
    */
   async function storeGateway(name: string, storeLines: readonly string[], lines: readonly string[] = [], adminToken: string | null = TOKEN): Promise<{ gateway: GatewayProcess; admin: AdminClient; adminPort: number }> {
-    const adminPort = await freePort();
     const one = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}${adminToken === null ? '' : `, token: ${adminToken}`} }
+admin: { listen: 127.0.0.1:{{adminPort}}${adminToken === null ? '' : `, token: ${adminToken}`} }
 configStore:
   url: etcd://${hostPort}${ROOT}
   snapshot: ${join(dir, `${name}-snapshot.json`)}
@@ -57,6 +56,7 @@ services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
 ${lines.join('\n')}
 `);
+    const adminPort = one.adminPort;
     started.push(one);
     return { gateway: one, admin: adminClient(`http://127.0.0.1:${adminPort}`, adminToken ?? undefined), adminPort };
   }

@@ -44,13 +44,13 @@ describe('switchboard config against a gateway and etcd', () => {
     etcd = await startEtcd();
     reader = new Etcd3({ hosts: etcd.endpoints });
     dir = await makeTempDir('sb-config-cli-');
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
 `);
+    const adminPort = gateway.adminPort;
     adminUrl = `http://127.0.0.1:${adminPort}`;
   });
 

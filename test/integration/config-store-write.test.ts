@@ -7,7 +7,7 @@ import { getData } from '../../src/zookeeper/index.ts';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
-import { connectZooKeeperClient, freePort, logOf, startBackend, startEtcd, startGateway, startZooKeeper, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, logOf, startBackend, startEtcd, startGateway, startZooKeeper, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'config-store-write-integration-token';
 const ROOT = '/switchboard-write';
@@ -69,13 +69,13 @@ describe.each([
 
   beforeAll(async () => {
     store = await startStore();
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 configStore: ${store.url}
 `);
+    const adminPort = gateway.adminPort;
     admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
     stream = await admin.events('0');
   });
@@ -196,7 +196,6 @@ describe('the admin write API refuses what it cannot do safely', () => {
   let storelessAdmin: AdminClient;
 
   beforeAll(async () => {
-    const [openPort, storelessPort] = [await freePort(), await freePort()];
     // Each start assigns its own result, so afterAll stops whatever started when the other failed.
     await Promise.all([
       (async () => {
@@ -204,7 +203,7 @@ describe('the admin write API refuses what it cannot do safely', () => {
         // An admin listener without a token (allowed on loopback): it may read, never write.
         open = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${openPort}
+admin: 127.0.0.1:{{adminPort}}
 accessLog: false
 configStore: ${etcd.url}
 `);
@@ -213,13 +212,13 @@ configStore: ${etcd.url}
       (async () => {
         storeless = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${storelessPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 `);
       })(),
     ]);
-    openAdmin = `http://127.0.0.1:${openPort}`;
-    storelessAdmin = adminClient(`http://127.0.0.1:${storelessPort}`, TOKEN);
+    openAdmin = `http://127.0.0.1:${open.adminPort}`;
+    storelessAdmin = adminClient(`http://127.0.0.1:${storeless.adminPort}`, TOKEN);
   });
 
   afterAll(async () => {
@@ -249,14 +248,14 @@ describe('the admin write API of a gateway with workers', () => {
 
   beforeAll(async () => {
     etcd = await etcdStore();
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 workers: 2
 configStore: ${etcd.url}
 `);
+    const adminPort = gateway.adminPort;
     admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
   });
 
@@ -282,15 +281,15 @@ describe('a route written through the admin API, read back by the gateway that w
 
   beforeAll(async () => {
     await Promise.all([(async () => (etcd = await etcdStore()))(), (async () => (backend = await startBackend({ name: 'echo' })))()]);
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
 configStore: ${etcd.url}
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
 `);
+    const adminPort = gateway.adminPort;
     admin = adminClient(`http://127.0.0.1:${adminPort}`, TOKEN);
   });
 

@@ -1,6 +1,6 @@
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectZooKeeperClient, freePort, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 import { fourLetterWord } from '../harness/zookeeper-four-letter-word.ts';
 
@@ -34,17 +34,17 @@ beforeAll(async () => {
   writer = await connectZooKeeperClient(zk.connectString);
   backend = await startBackend({ name: 'echo' });
   await call((done) => writer.mkdirp(`${ROOT}/routes`, done));
-  const adminPort = await freePort();
-  admin = `http://127.0.0.1:${adminPort}`;
   gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
 routes:
   - { name: file-route, path: /file, service: echo }
 `);
+  const adminPort = gateway.adminPort;
+  admin = `http://127.0.0.1:${adminPort}`;
 });
 
 afterAll(async () => {
@@ -89,7 +89,7 @@ describe('config store on ZooKeeper, watch=one-shot on its URL', () => {
     await call((done) => writer.create(`${root}/routes/first`, Buffer.from(JSON.stringify({ path: '/first', service: 'echo' })), done));
     const oneShot = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${await freePort()}
+admin: 127.0.0.1:{{adminPort}}
 configStore: { url: "zk://${zk.connectString}${root}?watch=one-shot", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
@@ -124,14 +124,14 @@ describe('config store on ZooKeeper, cut off past its session timeout', () => {
     await call((done) => writer.create(`${root}/routes/kept`, Buffer.from(JSON.stringify({ path: '/kept', service: 'echo' })), done));
     await call((done) => writer.create(`${root}/routes/doomed`, Buffer.from(JSON.stringify({ path: '/doomed', service: 'echo' })), done));
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(zk.connectString.split(',')[0]!.split(':')[1]) });
-    const adminPort = await freePort();
     const cutOff = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 configStore: { url: "zk://${proxy.address}${root}", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
 `);
+    const adminPort = cutOff.adminPort;
     try {
       await waitFor(async () => (await statusOf('/doomed', cutOff)).status === 200, { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored routes before the cut' });
       const newSessions = async () => sampleValue(parsePrometheusText(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()), 'switchboard_config_store_resyncs_total', { reason: 'new-session' }) ?? 0;
@@ -172,7 +172,7 @@ describe('config store on ZooKeeper, emptied', () => {
     for (const name of ['one', 'two']) await call((done) => writer.create(`${root}/routes/${name}`, Buffer.from(JSON.stringify({ path: `/${name}`, service: 'stored-echo' })), done));
     const emptied = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${await freePort()}
+admin: 127.0.0.1:{{adminPort}}
 configStore: { url: "zk://${zk.connectString}${root}", timeout: 5s }
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, logOf, makeTempDir, runSwitchboard, startAgentBackend, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type TlsEtcd } from '../harness/index.ts';
+import { logOf, makeTempDir, runSwitchboard, startAgentBackend, startBackend, startGateway, startTlsEtcd, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type TlsEtcd } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ROOT_PASSWORD = 'root-secret-7f3a';
@@ -43,15 +43,15 @@ describe('etcd over TLS with a private CA, client certificates and authenticatio
   }
 
   async function startWith(registriesYaml: string): Promise<{ gateway: GatewayProcess; adminPort: number }> {
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 registries:
 ${registriesYaml}
 routes:
   - { namespace: true }
 `);
+    const adminPort = gateway.adminPort;
     return { gateway, adminPort };
   }
 
@@ -176,10 +176,9 @@ routes:
   it('a config store over TLS with authentication: a route written to it is routed, the gateway registers as a peer, and switchboard config writes through it', async () => {
     await gateway?.process.stop();
     const tls = `tls: { caFile: ${etcd.caFile}, certFile: ${etcd.client.certFile}, keyFile: ${etcd.client.keyFile} }`;
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${ADMIN_TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${ADMIN_TOKEN} }
 configStore:
   url: etcds://${etcd.hostPort}/sb
   timeout: 2s
@@ -189,6 +188,7 @@ configStore:
 services:
   echo: { instances: ["127.0.0.1:${backend.port}"] }
 `);
+    const adminPort = gateway.adminPort;
     const user = `root:${ROOT_PASSWORD}`;
     await etcd.ctl(['put', '/sb/routes/stored', JSON.stringify({ path: '/stored', service: 'echo' })], user);
     await converge('the route written to the store to be routed', async () => {

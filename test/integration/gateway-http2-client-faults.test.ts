@@ -4,7 +4,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { continuedGet, http2Frame } from '../../gateway/entrypoints/http2-testing.ts';
 import { peerEnded, watchPeerEnd } from '../../gateway/transports/transport-http2-peer-end.ts';
-import { freePort, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
@@ -95,12 +95,11 @@ describe('HTTP/2 clients at fault (a head over maxHeaderSize, an upload cut or s
   let recorder: Awaited<ReturnType<typeof startRecordingUpstream>>;
   let h2Recorder: Awaited<ReturnType<typeof startHttp2RecordingUpstream>>;
   let earlyAnswer: Http2Server;
-  let adminPort: number;
 
   beforeAll(async () => {
-    [recorder, h2Recorder, earlyAnswer, adminPort] = await Promise.all([startRecordingUpstream(), startHttp2RecordingUpstream(), startEarlyAnswerUpstream(), freePort()]);
+    [recorder, h2Recorder, earlyAnswer] = await Promise.all([startRecordingUpstream(), startHttp2RecordingUpstream(), startEarlyAnswerUpstream()]);
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 # Short enough for an upload that stalls to be answered 408 within the test; a head size that
 # 1,001 fields fit in (each counts 33 bytes or more), so that their count is what refuses them.
 limits: { headersTimeout: 1s, requestTimeout: 1s, maxHeaderSize: 64KiB }
@@ -131,7 +130,7 @@ routes:
   }
 
   it('resets each request head over maxHeaderSize, before the client has acknowledged the SETTINGS and after, and logs and counts each reset as a 431 header-too-large that matched no route', async () => {
-    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
     const countedBefore = await unmatched4xx();
     // node:http2's client refuses to send a header block over 64,000 bytes by default.
     const session = connect(web, { maxSendHeaderBlockLength: 1_048_576 });
@@ -163,7 +162,7 @@ routes:
   });
 
   it("answers a head of more than node:http2's default 128 fields, and logs and counts one of more than 1,000 as a 431 header-too-large that matched no route", async () => {
-    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
     const countedBefore = await unmatched4xx();
     const refusalsBefore = await refusalLines();
     const session = connect(web);
@@ -218,7 +217,7 @@ routes:
   });
 
   it('logs and counts a head spread over more than 8 CONTINUATION frames, whose connection nghttp2 closes, as a 431 header-too-large that matched no route', async () => {
-    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
     const countedBefore = await unmatched4xx();
     const refusalsBefore = await refusalLines();
     const socket = netConnect(Number(new URL(web).port), '127.0.0.1');
@@ -236,7 +235,7 @@ routes:
   });
 
   it('answers CONNECT with 405 and an Expect other than 100-continue with 417 itself, logged and counted as answers that matched no route, and sends 100 Continue to an upload that expects it', async () => {
-    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
+    const unmatched4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), 'switchboard_requests_total', { route: '', service: '', status: '4xx' }) ?? 0;
     const countedBefore = await unmatched4xx();
     const session = connect(web);
     /** Resolves with the answer's status (or the stream's reset code) and whether a 100 Continue came first. */
@@ -340,7 +339,7 @@ routes:
 
   /** Failed attempts counted against `service` (the recording upstream by default), whatever their class. */
   async function recorderErrors(service = 'recorder'): Promise<number> {
-    const metrics = await adminClient(`http://127.0.0.1:${adminPort}`).metrics();
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     const samples = metrics.get('switchboard_upstream_errors_total')?.samples ?? [];
     return samples.filter((sample) => sample.labels.service === service).reduce((sum, sample) => sum + sample.value, 0);
   }
@@ -380,7 +379,7 @@ routes:
   });
 
   it("answers an upload whose body stalls past requestTimeout with 408, aborts its upstream request, and logs and counts that answer as its route's", async () => {
-    const record4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${adminPort}`).metrics(), 'switchboard_requests_total', { route: '/record', service: 'recorder', status: '4xx' }) ?? 0;
+    const record4xx = async () => sampleValue(await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics(), 'switchboard_requests_total', { route: '/record', service: 'recorder', status: '4xx' }) ?? 0;
     const countedBefore = await record4xx();
     let body = '';
     const errorsBefore = await recorderErrors();

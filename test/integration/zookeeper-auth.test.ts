@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import zookeeper, { type ACL, type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { freePort, logOf, makeTempDir, startAgent, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { logOf, makeTempDir, startAgent, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const PASSWORDS = { admin: 'admin-secret-91c2', agent: 'agent-secret-4d7e', gateway: 'gateway-secret-0b5a' } as const;
@@ -93,18 +93,18 @@ describe('ZooKeeper digest authentication: the agent writes and the gateway read
   });
 
   it('lists the root with the gateway user and routes to the instance; a wrong password is fixed by rewriting the password file alone', async () => {
-    const adminPort = await freePort();
     const passwordFile = join(dir, 'gateway-now.password');
     await writeFile(passwordFile, 'not-the-password\n');
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 registries:
   - url: zk://${zk.connectString}/secure
     auth: { username: gateway, passwordFile: ${passwordFile} }
 routes:
   - { namespace: true }
 `);
+    const adminPort = gateway.adminPort;
     const who = async () => {
       const response = await fetch(`${gateway!.url}/user/who`);
       return response.status === 200 ? ((await response.json()) as { name: string }).name : `status ${response.status}`;
@@ -153,10 +153,9 @@ describe('ZooKeeper digest authentication: the config store on a locked-down roo
     const acl = (id: string) => new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', id));
     await call<string>((done) => admin.create(ROOT, Buffer.alloc(0), [acl(digestId('admin')), acl(digestId('gateway'))], zookeeper.CreateMode.PERSISTENT, done));
     expect(await outcome((done) => anonymous.getChildren(ROOT, done))).toBe('NO_AUTH');
-    const adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 5s, auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} } }
 peers: { id: gw-secure }
 services:
@@ -164,6 +163,7 @@ services:
 routes:
   - { name: file-route, path: /file, service: echo }
 `);
+    const adminPort = gateway.adminPort;
     adminUrl = `http://127.0.0.1:${adminPort}`;
   }, 60_000);
 
@@ -224,10 +224,9 @@ routes:
     const wrongPassword = 'stale-secret-e61d';
     const dir = await makeTempDir('sb-zk-auth-wrong-');
     await writeFile(join(dir, 'gateway.password'), `${wrongPassword}\n`);
-    const adminPort = await freePort();
     const mistyped = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort}, token: ${TOKEN} }
+admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 configStore: { url: "zk://${zk.connectString}${ROOT}", timeout: 1s, snapshot: ${join(dir, 'snapshot.json')}, auth: { username: gateway, passwordFile: ${join(dir, 'gateway.password')} } }
 peers: { id: gw-mistyped }
 services:
@@ -235,6 +234,7 @@ services:
 routes:
   - { name: file-route, path: /file, service: echo }
 `);
+    const adminPort = mistyped.adminPort;
     try {
       const mistypedAdmin = `http://127.0.0.1:${adminPort}`;
       const put = await fetch(`${mistypedAdmin}/api/routes/mistyped`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ path: '/mistyped', service: 'echo' }) });
