@@ -126,7 +126,10 @@ export interface GatewayProcess {
   writeConfig(text: string): Promise<void>;
 }
 
-/** For a test of the harness itself: the ports the first attempt takes instead of free ones (to force a clash). */
+/**
+ * The ports the first attempt takes instead of free ones: to force a clash in a test of the harness, or to
+ * start a gateway again on the ports it had (a clash there moves it to fresh ones, as for any start).
+ */
 export interface GatewayStartOptions {
   readonly firstPorts?: { readonly port?: number; readonly adminPort?: number };
 }

@@ -10,11 +10,11 @@ import type { SseConnection } from '../harness/sse-client.ts';
 
 const WITHIN_MS = 10_000;
 
-function configText(adminPort: number, backendPort: number, extraServices = 0): string {
+function configText(backendPort: number, extraServices = 0): string {
   const extra = Array.from({ length: extraServices }, (_, index) => `  extra-${index}: { instances: ["127.0.0.1:${backendPort + 1 + index}"] }`);
   return [
     'listen: 127.0.0.1:{{port}}',
-    `admin: 127.0.0.1:${adminPort}`,
+    'admin: 127.0.0.1:{{adminPort}}',
     'accessLog: false',
     'services:',
     `  user: { instances: ["127.0.0.1:${backendPort}"] }`,
@@ -54,19 +54,20 @@ describe('admin event ids across a gateway restart', () => {
   });
 
   it('sends resync to a client resuming from an id of the run before, even once the new run has issued more events than that one', async () => {
-    const adminPort = await freePort();
     const backendPort = await freePort();
-    const adminUrl = `http://127.0.0.1:${adminPort}`;
 
-    gateway = await startGateway(configText(adminPort, backendPort));
-    const firstRun = await bufferedIds(adminUrl);
+    gateway = await startGateway(configText(backendPort));
+    const firstRun = await bufferedIds(`http://127.0.0.1:${gateway.adminPort}`);
     const lastOfFirstRun = firstRun.at(-1)!;
     await gateway.process.stop();
 
-    gateway = await startGateway(configText(adminPort, backendPort));
+    // Back on its admin port; should another process have taken it meanwhile, the harness moves it to a
+    // fresh one, and the client follows it there: what it is told depends on the id it resumes from.
+    gateway = await startGateway(configText(backendPort), {}, { firstPorts: { adminPort: gateway.adminPort } });
+    const adminUrl = `http://127.0.0.1:${gateway.adminPort}`;
     // More events in this run than in the one before: with ids counted from 1 in each run, the new
     // run would have issued the old client's id too, and replayed only what came after it.
-    await gateway.writeConfig(configText(adminPort, backendPort, firstRun.length + 1));
+    await gateway.writeConfig(configText(backendPort, firstRun.length + 1));
     const secondRun = await bufferedIds(adminUrl, firstRun.length + 1).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway!.process)}`);
     });
@@ -91,9 +92,10 @@ describe('admin event ids across two gateways behind one admin address', () => {
   });
 
   it('sends resync and all it holds to a client resuming on one gateway from an id the other issued, and the two issue no id in common', async () => {
-    const [adminA, adminB, backendPort] = await Promise.all([freePort(), freePort(), freePort()]);
-    const [urlA, urlB] = [`http://127.0.0.1:${adminA}`, `http://127.0.0.1:${adminB}`];
-    gateways.push(...(await Promise.all([startGateway(configText(adminA, backendPort)), startGateway(configText(adminB, backendPort))])));
+    const backendPort = await freePort();
+    const [gatewayA, gatewayB] = await Promise.all([startGateway(configText(backendPort)), startGateway(configText(backendPort))]);
+    gateways.push(gatewayA, gatewayB);
+    const [urlA, urlB] = [`http://127.0.0.1:${gatewayA.adminPort}`, `http://127.0.0.1:${gatewayB.adminPort}`];
     const [idsA, idsB] = await Promise.all([bufferedIds(urlA), bufferedIds(urlB)]);
     expect(idsB.filter((id) => id >= idsA[0]! && id <= idsA.at(-1)!)).toEqual([]);
     expect(idsA.filter((id) => id >= idsB[0]! && id <= idsB.at(-1)!)).toEqual([]);
