@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { connectZooKeeperClient, freePort, logOf, startEtcdCluster, startGateway, startTcpProxy, startZooKeeperEnsemble, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { connectZooKeeperClient, logOf, startEtcdCluster, startGateway, startTcpProxy, startZooKeeperEnsemble, waitFor, type EtcdCluster, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 import type { Client as ZooKeeperClient } from 'node-zookeeper-client';
 
@@ -33,16 +33,15 @@ afterEach(async () => {
 });
 
 async function startPeer(id: string, store: string, ttlMs: number, options: { extra?: string; lagAfterMs?: number } = {}): Promise<StartedGateway> {
-  const admin = await freePort();
   const gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${admin}
+admin: 127.0.0.1:{{adminPort}}
 configStore: ${store}
 peers: { id: ${id}, ttl: ${ttlMs}${options.lagAfterMs === undefined ? '' : `, lagAfter: ${options.lagAfterMs}`} }
 routes: []
 ${options.extra ?? ''}
 `);
-  const started = { id, admin, gateway };
+  const started = { id, admin: gateway.adminPort, gateway };
   running.push(started);
   return started;
 }
