@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mergeWithStore } from './store-config.ts';
 import { mergeStoreDocument } from './store-merge.ts';
 import { validateStoreObjects } from './store-objects.ts';
+import { checkStoreObjectBeside } from './store-writer-validate.ts';
 
 const ROOT = '/switchboard';
 const FILE = {
@@ -127,5 +128,32 @@ describe('mergeWithStore says what refusals for files wait for', () => {
     const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ 'routes/bad': { path: 'no-slash', service: 'x' } }));
     expect(merged.waitingFor.keys.size).toBe(0);
     expect(merged.waitingFor.files).toEqual([]);
+  });
+});
+
+describe('a store route with a mirror', () => {
+  const mirrored = (service: string) => ({ path: '/m', service: 'shop', mirror: { service } });
+
+  it.each([
+    ['a service the file declares', 'api', {}],
+    ['a service only a file route targets', 'file-backend', {}],
+    ['a service only the store declares', 'shadow', { 'services/shadow': {} }],
+    ['a service only another store route targets', 'other', { 'routes/other': { path: '/o', service: 'other' } }],
+  ])('applies with its mirror when it names %s', (_case, service, more) => {
+    const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ 'routes/mirrored': mirrored(service), ...more }));
+    if (!merged.ok) throw merged.error;
+    expect(merged.refused).toEqual([]);
+    expect(merged.config.routes.find((route) => route.name === 'mirrored')?.mirror?.service).toBe(service);
+  });
+
+  it('is refused alone, at its mirror.service, when neither the file nor the store names that service; the rest applies', () => {
+    const merged = mergeWithStore('/tmp/gateway.yaml', ROOT, FILE, listing({ 'routes/mirrored': mirrored('nowhere'), 'routes/ok': { path: '/ok', service: 'ok' } }));
+    if (!merged.ok) throw merged.error;
+    expect(merged.config.routes.map((route) => route.name)).toEqual(['file-api', 'shared', 'ok']);
+    expect(merged.refused).toEqual([{ key: `${ROOT}/routes/mirrored`, kind: 'routes', reason: expect.stringMatching(/mirror\.service: unknown service "nowhere"/) }]);
+  });
+
+  it('is taken by the write API beside a file that does not itself name the mirror service (the store may)', () => {
+    expect(checkStoreObjectBeside(FILE, 'routes', 'mirrored', mirrored('shadow'))).toMatchObject({ ok: true });
   });
 });

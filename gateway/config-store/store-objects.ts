@@ -102,12 +102,16 @@ function objectIssues(context: ConfigDocument, kind: StoreKind, name: string, va
   } else document = { ...context, [kind]: { [name]: value } };
   const parsed = configSchema.safeParse(document);
   if (parsed.success) return [];
-  // A reference to a middleware the file does not declare may be satisfied by the store: checked after merging.
-  return parsed.error.issues.filter((issue) => !(kind === 'routes' && isUnknownMiddleware(issue))).map((issue) => describeIssue(kind, issue));
+  // A route's references to other objects (a middleware, a mirror service) are judged here in a
+  // document without the file's and the store's services, middlewares and other routes: the merged
+  // document checks them (a mirror service still unknown there refuses that route alone).
+  return parsed.error.issues.filter((issue) => !(kind === 'routes' && isReferenceToOtherObjects(issue))).map((issue) => describeIssue(kind, issue));
 }
 
-function isUnknownMiddleware(issue: z.core.$ZodIssue): boolean {
-  return issue.path[0] === 'routes' && issue.path[2] === 'middlewares' && issue.message.startsWith('unknown middleware');
+function isReferenceToOtherObjects(issue: z.core.$ZodIssue): boolean {
+  if (issue.path[0] !== 'routes') return false;
+  if (issue.path[2] === 'middlewares') return issue.message.startsWith('unknown middleware');
+  return issue.path[2] === 'mirror' && issue.path[3] === 'service' && issue.message.startsWith('unknown service');
 }
 
 /** The issue's path relative to the object itself (the file's `routes.0.` or `services.x.` dropped), and its message. */
