@@ -47,6 +47,11 @@ export class MirrorSender {
 
   constructor(private readonly dependencies: MirrorSenderDependencies) {}
 
+  /** Whether `route` has `maxInFlight` copies out: a copy started now would be dropped, so its body need not be kept. */
+  full(route: string, settings: MirrorRouting): boolean {
+    return (this.inFlight.get(route) ?? 0) >= settings.maxInFlight;
+  }
+
   /** Sends `copy` to an instance of its mirror service, or counts why not; never throws, never waits. */
   send(copy: MirrorCopy): void {
     const { route, settings } = copy;

@@ -1,5 +1,8 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import type { Picker } from '../../src/balance/picker.ts';
 import { rootLogger } from '../../src/logger.ts';
 import type { MirrorRouting } from '../config/index.ts';
 import type { ClientRequest, ClientResponse, GatewayContext } from '../context.ts';
@@ -15,7 +18,7 @@ const SETTINGS: MirrorRouting = { service: 'shadow', percent: 100, body: true, m
 /** A sender that keeps what it is given. */
 function recordingSender(): { sender: MirrorSender; copies: MirrorCopy[] } {
   const copies: MirrorCopy[] = [];
-  return { sender: { send: (copy: MirrorCopy) => void copies.push(copy) } as unknown as MirrorSender, copies };
+  return { sender: { send: (copy: MirrorCopy) => void copies.push(copy), full: () => false } as unknown as MirrorSender, copies };
 }
 
 /** A request's context as the pipeline builds it, with `body` as the request's own stream. */
@@ -130,5 +133,33 @@ describe('MirrorSender', () => {
     const sender = new MirrorSender({ pickerFor: () => undefined });
     await expect(Promise.all([sender.close(100), sender.close(100)])).resolves.toEqual([undefined, undefined]);
     await expect(sender.close(100)).resolves.toBeUndefined();
+  });
+});
+
+describe('RouteMirror with its route\'s copies all out', () => {
+  it('keeps no copy of a body while the route has maxInFlight copies out at a mirror that never answers', async () => {
+    const arrived: string[] = [];
+    // A real mirror on port 0 that takes requests and never answers them.
+    const server = createServer((request) => void arrived.push(request.url ?? ''));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const picker = { pick: () => ({ kind: 'endpoint', instance: { protocol: 'http' }, address, done: () => undefined }) } as unknown as Picker;
+    const sender = new MirrorSender({ pickerFor: () => picker });
+    try {
+      const settings = { ...SETTINGS, maxInFlight: 1, timeoutMs: 60_000 };
+      const mirror = new RouteMirror('r', settings, sender);
+      mirror.start(contextFor({}, [], 'GET'));
+      const deadline = Date.now() + 10_000;
+      while (arrived.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(arrived).toEqual(['/orders?id=1']);
+      const context = contextFor({ 'content-length': '5' }, ['hello']);
+      mirror.start(context);
+      expect(context.get('requestBodyTap')).toBeUndefined();
+      expect(await readAsProxy(context)).toBe('hello');
+    } finally {
+      await sender.close(100);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -40,6 +40,9 @@ export class RouteMirror {
     };
     if (!hasBody || !this.settings.body) return this.sender.send(copy);
     if (length !== undefined && Number(length) > this.settings.maxBodyBytes) return this.drop('body-too-large');
+    // Checked again at the send; here it keeps a mirror that hangs from having every upload's body
+    // copied (up to maxBodySize each, for as long as the upload lasts) only for the copy to be dropped.
+    if (this.sender.full(this.routeName, this.settings)) return this.drop('in-flight-limit');
     context.set(
       'requestBodyTap',
       new MirrorBodyCopy(
