@@ -1,6 +1,6 @@
 // The HTTP/1.1 listener's per-connection bookkeeping: which responses each connection still has
 // open, whether what it still sends is served, and the list of connections that `drain` walks.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** What the listener keeps about one connection, on the socket itself. */
@@ -24,6 +24,12 @@ export interface ConnectionState {
    * were not processed (§9.3.2).
    */
   closing: boolean;
+  /**
+   * The request whose body is being read and dropped after its answer (`dropsSmallBody`), while it
+   * is not whole: a parse error meanwhile (the client ended its side mid-body) is of a request
+   * already answered, so nothing is answered again.
+   */
+  droppingBody: IncomingMessage | undefined;
   /** In the listener's list of connections, with a 'close' listener that forgets it. */
   tracked: boolean;
   /** Its neighbours in that list while tracked (see `Http1Connections.newest`). */
@@ -46,7 +52,7 @@ export function connectionOf(socket: Duplex | null): ConnectionState | undefined
 /** The state of `socket`, made on its first request (or its first parse error). */
 export function connectionStateOf(socket: Duplex): ConnectionState {
   const tracked = socket as TrackedSocket;
-  tracked[CONNECTION] ??= { open: [], refused: false, closing: false, tracked: false, previous: undefined, next: undefined };
+  tracked[CONNECTION] ??= { open: [], refused: false, closing: false, droppingBody: undefined, tracked: false, previous: undefined, next: undefined };
   return tracked[CONNECTION];
 }
 

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Server as NetServer } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/logger.ts';
 import { CLOSE_WATCHER, type ClientRequest, type ClientResponse, type WatchedResponse } from '../context.ts';
@@ -295,6 +295,9 @@ export class GatewayListener {
     const state = connectionStateOf(socket);
     if (state.refused) return;
     state.refused = true;
+    // The body being dropped belongs to a request already answered: the error (the client ending
+    // its side mid-body, a reset) is no request to answer, and the answer is left to be sent whole.
+    if (state.droppingBody !== undefined && !state.droppingBody.complete) return void ((socket as Socket).writable === false || error.code === 'ECONNRESET' ? socket.destroy() : socket.end());
     const inFlight = state.open.filter((response) => (response as ListenedResponse)[DISPATCHED] === true);
     // A request read but not dispatched that is still incomplete is the one whose body failed (a
     // connection has at most one request being read); a complete one goes unanswered with it.

@@ -36,6 +36,7 @@ export function dropsSmallBody(request: IncomingMessage, response: ServerRespons
   if (Number(headers['content-length']) > DROPPED_BODY_MAX_BYTES) return false;
   // Node closes after an answer to an `Expect: 100-continue` it did not continue: the close is left to the caller.
   if (headers.expect !== undefined || !response.shouldKeepAlive || response.hasHeader('connection') || connectionStateOf(socket).closing) return false;
+  connectionStateOf(socket).droppingBody = request;
   request.resume();
   setTimeout(closeUnlessArrived, DROPPED_BODY_WAIT_MS, request, response, socket).unref();
   return true;
@@ -43,9 +44,14 @@ export function dropsSmallBody(request: IncomingMessage, response: ServerRespons
 
 /** The bound of a dropped body: nothing when it arrived whole or the connection is gone; else the connection closes after the answer. */
 function closeUnlessArrived(request: IncomingMessage, response: ServerResponse, socket: Socket): void {
-  if (request.complete || socket.destroyed) return;
+  const state = connectionStateOf(socket);
+  if (request.complete || socket.destroyed) {
+    // Let go of it: the connection may live long after.
+    if (state.droppingBody === request) state.droppingBody = undefined;
+    return;
+  }
   // Node's parser reads on: a request pipelined behind the body must go nowhere (RFC 9112 §9.6).
-  connectionStateOf(socket).closing = true;
+  state.closing = true;
   if (response.writableFinished) linger(socket);
   else response.once('finish', () => linger(socket));
 }

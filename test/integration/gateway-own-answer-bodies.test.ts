@@ -174,6 +174,20 @@ routes:
     }
   });
 
+  it('gives nothing but its answer to a client that ends its side with the small body unfinished, and closes the connection', async () => {
+    const connection = new RawConnection(gateway.port);
+    try {
+      connection.socket.write(`POST /blocked/cut HTTP/1.1\r\nhost: gw\r\nx-id: cut\r\ncontent-length: ${SMALL_BODY.length}\r\n\r\n${SMALL_BODY.slice(0, 5)}`);
+      expect((await connection.answered(1))[0]).toMatchObject({ status: 403, body: 'blocked' });
+      // The request was answered: the client's end of its body is no malformed request to answer again.
+      connection.socket.end();
+      await waitFor(() => connection.ended, { timeoutMs: 10_000, message: 'the gateway to end the connection after the client ended its side' });
+      expect(connection.answers.map((answer) => answer.status)).toEqual([403]);
+    } finally {
+      connection.socket.destroy();
+    }
+  });
+
   it.each([
     ['a body over 16 KiB', 'POST /blocked/large', `content-length: ${20 * 1024}\r\n`, 'x'.repeat(20 * 1024), 403],
     ['a chunked body', 'POST /blocked/chunked', 'transfer-encoding: chunked\r\n', `14\r\n${SMALL_BODY}\r\n0\r\n\r\n`, 403],
