@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { connectionStateOf } from './http1-connections.ts';
-import { linger } from './http1-refusal.ts';
+import { linger, lingerAfterLastAnswer } from './http1-refusal.ts';
 
 /**
  * The largest body (its `content-length`) an answer given before it has arrived reads and drops,
@@ -37,6 +37,9 @@ export function dropsSmallBody(request: IncomingMessage, response: ServerRespons
   // Node closes after an answer to an `Expect: 100-continue` it did not continue: the close is left to the caller.
   if (headers.expect !== undefined || !response.shouldKeepAlive || response.hasHeader('connection') || connectionStateOf(socket).closing) return false;
   connectionStateOf(socket).droppingBody = request;
+  // A response header hook may still close the connection after this answer (`connection: close`):
+  // Node then lingers instead of destroying the socket with the rest of the body on its way.
+  lingerAfterLastAnswer(socket);
   request.resume();
   setTimeout(closeUnlessArrived, DROPPED_BODY_WAIT_MS, request, response, socket).unref();
   return true;

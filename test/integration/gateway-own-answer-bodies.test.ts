@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
@@ -88,6 +89,7 @@ middlewares:
   to-https: { redirectScheme: { scheme: https } }
   app-cors: { cors: { allowOrigins: ["https://app.test"], allowMethods: [PUT] } }
   tiny-bodies: { bodyLimit: { maxSize: 1KiB } }
+  closing-answers: { headers: { response: { set: { connection: close } } } }
 consumers:
   client: { keys: ["sha256:${createHash('sha256').update(API_KEY).digest('hex')}"] }
 routes:
@@ -99,6 +101,7 @@ routes:
   - { path: /insecure, service: api, middlewares: [to-https] }
   - { path: /cors, service: api, middlewares: [app-cors] }
   - { path: /tiny, service: api, middlewares: [tiny-bodies] }
+  - { path: /blocked-closing, service: api, middlewares: [closing-answers, blocked] }
 `);
     admin = adminClient(`http://127.0.0.1:${adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
@@ -185,6 +188,30 @@ routes:
       expect(connection.answers.map((answer) => answer.status)).toEqual([403]);
     } finally {
       connection.socket.destroy();
+    }
+  });
+
+  it("lingers after an answer a header hook closes while its small body is still arriving: the rest of the body is read, not reset", async () => {
+    // Half-open: the client writes on after the gateway's FIN, as an uploading client does.
+    const socket = connect({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    let received = '';
+    let ended = false;
+    let failure: string | undefined;
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('end', () => (ended = true));
+    socket.on('error', (error: NodeJS.ErrnoException) => (failure = error.code));
+    try {
+      socket.write(`POST /blocked-closing/x HTTP/1.1\r\nhost: gw\r\nx-id: hook-closes\r\ncontent-length: 16000\r\n\r\n${'x'.repeat(100)}`);
+      await waitFor(() => ended, { timeoutMs: 10_000, message: 'the answer and the end of the connection' });
+      expect(received).toMatch(/^HTTP\/1\.1 403 [^]*\r\nconnection: close\r\n[^]*blocked$/i);
+      // The rest of the body, 1 KiB every 20 ms: a connection closed with it unread is reset at once.
+      for (let sent = 100; sent < 16_000 && failure === undefined; sent += 1_000) {
+        await new Promise((resolve) => socket.write('x'.repeat(Math.min(1_000, 16_000 - sent)), resolve));
+        await delay(20);
+      }
+      expect(failure).toBeUndefined();
+    } finally {
+      socket.destroy();
     }
   });
 
