@@ -71,9 +71,9 @@ export function cors(settings: CorsSettings): Middleware {
   };
 
   /**
-   * Answers a preflight itself, 204 or 403. One sent with a body still arriving over HTTP/1.1 gets
-   * its answer with the connection closing after it, as every answer the gateway gives by itself
-   * (`closingUnreadBody`), instead of a connection kept alive that reads on a body no one wants.
+   * Answers a preflight itself, 204 or 403. One sent with a body still arriving over HTTP/1.1 is
+   * answered as every answer the gateway gives by itself (`closingUnreadBody`): a small body is read
+   * and dropped within a bound, any other closes the connection after the answer.
    * The response header hooks of the layers before it (a `headers` middleware's `response`, `hsts`)
    * apply to it as to the gateway's other answers (`sendOwnAnswer`).
    */

@@ -28,8 +28,8 @@ export function originalTarget(url: string): string {
 /**
  * Answers with a redirect to `location`: 301/302 for GET and HEAD, 307/308 otherwise so the method
  * and body are kept; `permanent` picks 301/308 over 302/307. One redirected while its body is still
- * arriving over HTTP/1.1 gets the redirect with the connection closing after it, as every answer
- * the gateway gives by itself (`closingUnreadBody`). The response header hooks of the layers
+ * arriving over HTTP/1.1 has that body handled as by every answer the gateway gives by itself
+ * (`closingUnreadBody`: a small one read and dropped, any other closing the connection). The response header hooks of the layers
  * before it (a `headers` middleware's `response`, `hsts`) apply to it (`sendOwnAnswer`).
  */
 export function sendRedirect(context: GatewayContext, location: string, permanent: boolean): void {

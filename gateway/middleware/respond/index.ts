@@ -9,8 +9,9 @@ import { closingUnreadBody, sendOwnAnswer } from '../../proxy/error-response.ts'
  * request-termination, nginx's `return`). HEAD gets the head GET gets (its Content-Length too) and
  * no body. The answer goes through the response header hooks of the layers around it (a headers
  * middleware's `response`, CORS, HSTS), is recorded as the request's outcome with no upstream and
- * no error class, and, with the request's body still arriving, closes an HTTP/1.1 connection after
- * it or asks an HTTP/2 client to stop sending (`closingUnreadBody`), as the gateway's other answers do.
+ * no error class, and, with the request's body still arriving, reads and drops a small one or closes
+ * an HTTP/1.1 connection after it, or asks an HTTP/2 client to stop sending (`closingUnreadBody`),
+ * as the gateway's other answers do.
  */
 export function respond(settings: RespondSettings): Middleware {
   const { status } = settings;
