@@ -5,6 +5,7 @@ import type { AttemptResult } from '../transports/index.ts';
 import { reportAttempt } from '../transports/transport-outcome.ts';
 import type { AttemptObserver } from './proxy-attempts.ts';
 import { countMirrorDropped, countMirrorRequest } from './mirror-metrics.ts';
+import { MirrorTurns } from './mirror-turns.ts';
 import { answerClassOf, classifyUpstreamError } from './upstream-error.ts';
 
 /** One request's copy for a mirror, taken as the proxy sent the original. */
@@ -43,9 +44,19 @@ const SHADOW_SUFFIX = '-shadow';
 export class MirrorSender {
   private readonly agent = new Agent({ keepAliveTimeout: 4_000 });
   private readonly inFlight = new Map<string, number>();
+  private readonly turns = new Map<string, MirrorTurns>();
   private closing: Promise<void> | undefined = undefined;
 
   constructor(private readonly dependencies: MirrorSenderDependencies) {}
+
+  /** `route`'s turns: the ones it had while its percent stays, fresh ones for a new percent. */
+  turnsOf(route: string, percent: number): MirrorTurns {
+    const kept = this.turns.get(route);
+    if (kept?.percent === percent) return kept;
+    const turns = new MirrorTurns(percent);
+    this.turns.set(route, turns);
+    return turns;
+  }
 
   /** Whether `route` has `maxInFlight` copies out: a copy started now would be dropped, so its body need not be kept. */
   full(route: string, settings: MirrorRouting): boolean {

@@ -18,7 +18,10 @@ const SETTINGS: MirrorRouting = { service: 'shadow', percent: 100, body: true, m
 /** A sender that keeps what it is given. */
 function recordingSender(): { sender: MirrorSender; copies: MirrorCopy[] } {
   const copies: MirrorCopy[] = [];
-  return { sender: { send: (copy: MirrorCopy) => void copies.push(copy), full: () => false } as unknown as MirrorSender, copies };
+  // The real sender's turns (no connection is opened for them): they are what a rebuilt route keeps.
+  const real = new MirrorSender({ pickerFor: () => undefined });
+  const turnsOf = real.turnsOf.bind(real);
+  return { sender: { send: (copy: MirrorCopy) => void copies.push(copy), full: () => false, turnsOf } as unknown as MirrorSender, copies };
 }
 
 /** A request's context as the pipeline builds it, with `body` as the request's own stream. */
@@ -52,6 +55,15 @@ describe('RouteMirror', () => {
     const { sender, copies } = recordingSender();
     const mirror = new RouteMirror('r', { ...SETTINGS, percent: 25 }, sender);
     for (let index = 0; index < 12; index += 1) mirror.start(contextFor({ 'x-n': String(index + 1) }, [], 'GET'));
+    expect(copies.map((copy) => copy.headers['x-n'])).toEqual(['1', '5', '9']);
+  });
+
+  it('keeps its turns across a rebuild of the route (a reload) with the same percent, and starts afresh for a new percent', () => {
+    const { sender, copies } = recordingSender();
+    // Each request under a configuration of its own, as when the store is written between requests.
+    for (let index = 0; index < 8; index += 1) new RouteMirror('r', { ...SETTINGS, percent: 25 }, sender).start(contextFor({ 'x-n': String(index + 1) }, [], 'GET'));
+    expect(copies.map((copy) => copy.headers['x-n'])).toEqual(['1', '5']);
+    new RouteMirror('r', { ...SETTINGS, percent: 50 }, sender).start(contextFor({ 'x-n': '9' }, [], 'GET'));
     expect(copies.map((copy) => copy.headers['x-n'])).toEqual(['1', '5', '9']);
   });
 

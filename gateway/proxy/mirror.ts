@@ -5,27 +5,29 @@ import { sendableUpstreamHeaders } from './hop-by-hop.ts';
 import { countMirrorDropped, type MirrorDropReason } from './mirror-metrics.ts';
 import { MirrorBodyCopy } from './mirror-body.ts';
 import type { MirrorCopy, MirrorSender } from './mirror-send.ts';
+import type { MirrorTurns } from './mirror-turns.ts';
 
 /**
  * One route's traffic mirroring: picks the requests to copy (Traefik's counter, so that exactly
  * `percent` of them are, spread evenly), copies each one's method, path after rewrites, headers
  * and body as the proxy sends them, and hands the copy to the sender once its body is whole. The
  * primary request never waits for it: the body is copied while the proxy streams it upstream.
- * One per route and configuration.
+ * One per route and configuration; its turns (`MirrorTurns`) outlive a reload that keeps the route's percent.
  */
 export class RouteMirror {
-  private requests = 0;
-  private chosen = 0;
+  private readonly turns: MirrorTurns;
 
   constructor(
     private readonly routeName: string,
     private readonly settings: MirrorRouting,
     private readonly sender: MirrorSender,
-  ) {}
+  ) {
+    this.turns = sender.turnsOf(routeName, settings.percent);
+  }
 
   /** Copies `context`'s request when its turn comes; call just before the proxy. Never throws, never waits. */
   start(context: GatewayContext): void {
-    if (!this.choose()) return;
+    if (!this.turns.next()) return;
     const { request, upstream } = context;
     const length = request.headers['content-length'];
     const hasBody = length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined;
@@ -51,14 +53,6 @@ export class RouteMirror {
         () => this.drop('body-too-large'),
       ),
     );
-  }
-
-  /** Whether this request is one to copy: `chosen / requests` stays at or just above `percent` (Traefik's mirroring). */
-  private choose(): boolean {
-    this.requests += 1;
-    if (this.chosen * 100 >= this.requests * this.settings.percent) return false;
-    this.chosen += 1;
-    return true;
   }
 
   private drop(reason: MirrorDropReason): void {
