@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { freePort, logOf, startBackend, startGateway, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { freePort, logOf, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ADMIN_PASSWORD = 'admin-secret-provider-partial-3c91';
@@ -28,6 +28,8 @@ describe('a ZooKeeper registry with one service the gateway may not read', () =>
   let admin: Client;
   let backend: BackendProcess;
   let gateway: GatewayProcess | undefined;
+  /** Between the gateway and ZooKeeper, to cut its connection. */
+  let proxy: TcpProxy;
   let adminUrl: string;
   const world: Acl[] = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))];
   const adminOnly: Acl[] = [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', `admin:${createHash('sha1').update(`admin:${ADMIN_PASSWORD}`).digest('base64')}`))];
@@ -63,13 +65,14 @@ describe('a ZooKeeper registry with one service the gateway may not read', () =>
     await create(ROOT, Buffer.alloc(0));
     await register('open', world);
     await register('locked', adminOnly);
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(zk.connectString.split(',')[0]!.split(':')[1]) });
     const adminPort = await freePort();
     adminUrl = `http://127.0.0.1:${adminPort}`;
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:${adminPort} }
 registries:
-  - url: "zk://${zk.connectString}${ROOT}?watch=one-shot"
+  - url: "zk://${proxy.address}${ROOT}?watch=one-shot"
 routes:
   - { path: /open, service: open }
   - { path: /locked, service: locked }
@@ -79,6 +82,7 @@ routes:
 
   afterAll(async () => {
     await gateway?.process.stop();
+    await proxy?.close();
     admin?.close();
     await backend?.process.stop();
     await zk?.close();
@@ -114,5 +118,20 @@ routes:
     // Warned about once, not at every retry (the status kept naming it meanwhile).
     const warnings = (await logOf(gateway!.process)).split('\n').filter((line) => line.includes(`"path":"${ROOT}/late-locked"`) && line.includes('"level":40'));
     expect(warnings).toHaveLength(1);
+  });
+
+  it('names a refused service again, connected, once it is back from a lost connection, instead of staying stale', async () => {
+    await register('blip-locked', adminOnly);
+    await converge('/api/registries to name the refused service', async () => ((await row())?.reason?.includes(`${ROOT}/blip-locked`) ? true : undefined));
+    proxy.cut();
+    await converge('the registry to be stale while cut off', async () => ((await row())?.state === 'stale' ? true : undefined));
+    proxy.restore();
+    // Every other service reads again: the registry is connected, and still names the refused node.
+    const back = await converge('the registry to be connected again, naming the refused service', async () => {
+      const current = await row();
+      return current?.state === 'connected' ? current : undefined;
+    });
+    expect(back.reason).toContain(`${ROOT}/blip-locked`);
+    expect(await status('/open')).toBe(200);
   });
 });

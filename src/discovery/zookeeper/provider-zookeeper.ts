@@ -124,7 +124,8 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
     tree = current;
     // The new tree reads everything again, and names again what it may not read.
     unread.clear();
-    settle(current, current.sync());
+    // Once connected before, a service refused (named in the reason) no longer keeps the registry stale.
+    settle(current, current.sync({ refusedSettles: everConnected }));
   };
 
   /** Until the first session, `/api/registries` says why none was had; an outage keeps the reason `onState` gave it. */
@@ -138,7 +139,7 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
         if (reconnecting && tree) {
           reconnecting = false;
           providerResyncsTotal.inc({ provider: name, reason: 'reconnect' });
-          settle(tree, tree.sync());
+          settle(tree, tree.sync({ refusedSettles: everConnected }));
         }
         return;
       case 'disconnected':

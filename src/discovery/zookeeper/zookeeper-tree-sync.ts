@@ -94,6 +94,8 @@ export class ZooKeeperTreeSync {
   /** True while the recursive watch is armed on the current connection. */
   private armed = false;
   private unlisten: (() => void) | undefined;
+  /** Callbacks of `sync` calls waiting for a read to be refused (NO_AUTH), by the path `failed` names. */
+  private readonly refusalWaiters = new Map<string, Set<() => void>>();
 
   constructor(private readonly context: TreeSyncContext) {
     this.rootTask = new CoalescedTask(async () => {
@@ -113,9 +115,10 @@ export class ZooKeeperTreeSync {
    * call reads everything (a new session: the old watches are dead). Later calls (a reconnect on
    * the same session) re-list each service against its cache under one-shot watches, which the
    * library re-arms, and re-read everything under a recursive watch, whose changes in between were
-   * never reported. Resolves once every service has been read and published; never rejects.
+   * never reported. Resolves once every service has been read and published, or with
+   * `refusedSettles` also refused (NO_AUTH: it goes on being retried); never rejects.
    */
-  async sync(): Promise<void> {
+  async sync(options: { readonly refusedSettles?: boolean } = {}): Promise<void> {
     const first = this.syncs === 0;
     this.syncs += 1;
     if (this.watching !== 'one-shot') {
@@ -124,7 +127,27 @@ export class ZooKeeperTreeSync {
       for (const service of this.services.values()) service.forget();
     }
     await this.rootTask.request();
-    await Promise.all([...this.services.values()].map((service) => (first ? service.settled() : service.refresh())));
+    await Promise.all(
+      [...this.services].map(([name, service]) => {
+        const read = first ? service.settled() : service.refresh();
+        return options.refusedSettles ? this.readOrRefused(this.servicePath(name), read) : read;
+      }),
+    );
+  }
+
+  /** Resolves once `read` does, or once a read of `path` is refused. */
+  private async readOrRefused(path: string, read: Promise<void>): Promise<void> {
+    let wake!: () => void;
+    const refused = new Promise<void>((resolve) => (wake = resolve));
+    const waiters = this.refusalWaiters.get(path) ?? new Set<() => void>();
+    this.refusalWaiters.set(path, waiters);
+    waiters.add(wake);
+    try {
+      await Promise.race([read, refused]);
+    } finally {
+      waiters.delete(wake);
+      if (waiters.size === 0) this.refusalWaiters.delete(path);
+    }
   }
 
   /** Stops for good: pending reads publish nothing and notifications are ignored. */
@@ -337,5 +360,6 @@ export class ZooKeeperTreeSync {
     const level = (transient && attempt < 3) || repeatedRefusal ? 'debug' : 'warn';
     this.context.log[level]({ path, attempt, err: errorMessage(error) }, 'ZooKeeper read failed; retrying');
     this.context.readFailed?.(error, path);
+    if (isZooKeeperError(error, 'NO_AUTH')) for (const wake of this.refusalWaiters.get(path) ?? []) wake();
   }
 }
