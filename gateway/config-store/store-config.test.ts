@@ -40,6 +40,13 @@ describe('validateStoreObjects', () => {
     expect(refused).toEqual([]);
   });
 
+  it('accepts every kind beside a file whose entry point uses a middleware the file declares (the file\'s sections are left out of each object\'s document)', () => {
+    const file = { admin: false, entryPoints: { web: { listen: '127.0.0.1:8080', middlewares: ['strict'] } }, middlewares: FILE.middlewares };
+    const { objects, refused } = validateStoreObjects(ROOT, listing({ 'routes/a': { path: '/a', service: 'x' }, 'services/s': { balancer: 'round-robin' }, 'middlewares/m': { hsts: { maxAge: '1h' } } }).entries, file);
+    expect(refused).toEqual([]);
+    expect(objects.routes.size + objects.services.size + objects.middlewares.size).toBe(3);
+  });
+
   it('ignores peers and stray keys', () => {
     const { objects, refused } = validateStoreObjects(ROOT, new Map([[`${ROOT}/peers/gw-1`, '{}'], [`${ROOT}/other/x`, 'junk']]), FILE);
     expect(refused).toEqual([]);

@@ -102,16 +102,17 @@ function objectIssues(context: ConfigDocument, kind: StoreKind, name: string, va
   } else document = { ...context, [kind]: { [name]: value } };
   const parsed = configSchema.safeParse(document);
   if (parsed.success) return [];
-  // A route's references to other objects (a middleware, a mirror service) are judged here in a
-  // document without the file's and the store's services, middlewares and other routes: the merged
-  // document checks them (a mirror service still unknown there refuses that route alone).
-  return parsed.error.issues.filter((issue) => !(kind === 'routes' && isReferenceToOtherObjects(issue))).map((issue) => describeIssue(kind, issue));
+  // A reference to another object (a middleware of a route or an entry point, a route's mirror
+  // service) is judged here in a document without the file's and the store's services, middlewares
+  // and other routes: the merged document checks it (one still unknown there refuses that object alone).
+  return parsed.error.issues.filter((issue) => !isReferenceToOtherObjects(issue)).map((issue) => describeIssue(kind, issue));
 }
 
+/** A route's or an entry point's reference to a middleware, or a route's to a mirror service, the document does not declare. */
 function isReferenceToOtherObjects(issue: z.core.$ZodIssue): boolean {
-  if (issue.path[0] !== 'routes') return false;
-  if (issue.path[2] === 'middlewares') return issue.message.startsWith('unknown middleware');
-  return issue.path[2] === 'mirror' && issue.path[3] === 'service' && issue.message.startsWith('unknown service');
+  const [section, , field, sub] = issue.path;
+  if ((section === 'routes' || section === 'entryPoints') && field === 'middlewares') return issue.message.startsWith('unknown middleware');
+  return section === 'routes' && field === 'mirror' && sub === 'service' && issue.message.startsWith('unknown service');
 }
 
 /** The issue's path relative to the object itself (the file's `routes.0.` or `services.x.` dropped), and its message. */

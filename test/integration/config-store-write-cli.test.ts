@@ -133,7 +133,8 @@ routes:
     expect(unusable.status).toBe(2);
     expect(unusable.stderr).toContain(`--against: ${broken}: entryPoints`);
 
-    const both = await file('both-gateway.yaml', 'entryPoints:\n  web: { listen: 127.0.0.1:8080 }\n  public: { listen: 127.0.0.1:9000 }\n');
+    // Its entry point uses a middleware its own file declares: no object is refused for that.
+    const both = await file('both-gateway.yaml', 'entryPoints:\n  web: { listen: 127.0.0.1:8080, middlewares: [tagged] }\n  public: { listen: 127.0.0.1:9000 }\nmiddlewares:\n  tagged: { headers: { response: { set: { x-edge: "1" } } } }\n');
     const applied = await config('apply', '-f', objects, '--against', both, '--against', await file('web-gateway.yaml', 'listen: 127.0.0.1:8081\n'));
     expect(applied.status, applied.stderr).toBe(0);
     expect(await stored('routes', 'web-only')).toMatchObject({ entryPoints: ['web'] });
