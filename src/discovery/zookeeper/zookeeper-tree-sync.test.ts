@@ -208,4 +208,24 @@ describe('ZooKeeperTreeSync', () => {
       tree.dispose();
     }
   });
+
+  it('warns of a refusal once, also when the retries it ends had failed otherwise (a lost connection)', async () => {
+    const registry = fakeRegistry();
+    const failures: ZooKeeperError[] = [new ZooKeeperError('CONNECTION_LOSS', 'getChildren /services/web'), new ZooKeeperError('NO_AUTH', 'getChildren /services/web'), new ZooKeeperError('NO_AUTH', 'getChildren /services/web')];
+    const { getChildren } = registry.reader;
+    const reader: ZooKeeperReader = {
+      ...registry.reader,
+      getChildren(path, watcher) {
+        const failure = path === '/services/web' ? failures.shift() : undefined;
+        return failure ? Promise.reject(failure) : getChildren(path, watcher);
+      },
+    };
+    const warned: unknown[] = [];
+    const log = Object.assign(Object.create(rootLogger) as typeof rootLogger, { warn: (fields: unknown) => warned.push(fields), debug: () => undefined });
+    const tree = new ZooKeeperTreeSync({ provider: 'test', reader, root: '/services', log, watches: { recursive: false }, backoff: { initialMs: 1, maxMs: 1 }, knownServices: () => [], publish: () => undefined, publishGone: () => undefined });
+    await tree.sync();
+    expect(failures).toHaveLength(0);
+    expect(warned).toEqual([expect.objectContaining({ path: '/services/web', attempt: 1 })]);
+    tree.dispose();
+  });
 });

@@ -96,11 +96,13 @@ export class ZooKeeperTreeSync {
   private unlisten: (() => void) | undefined;
   /** Callbacks of `sync` calls waiting for a read to be refused (NO_AUTH), by the path `failed` names. */
   private readonly refusalWaiters = new Map<string, Set<() => void>>();
+  /** Paths (as `failed` names them) whose refusal was warned of and which have not read since: a retry refused again logs at debug. */
+  private readonly warnedRefusals = new Set<string>();
 
   constructor(private readonly context: TreeSyncContext) {
     this.rootTask = new CoalescedTask(async () => {
       await this.listRoot();
-      if (!this.disposed) this.context.readSucceeded?.(context.root);
+      if (!this.disposed) this.succeeded(context.root);
     }, {
       onError: (error, attempt) => this.failed(context.root, error, attempt),
       ...(context.backoff ? { backoff: context.backoff } : {}),
@@ -301,7 +303,7 @@ export class ZooKeeperTreeSync {
       sync.dispose();
       this.services.delete(name);
       // Nothing is left to read there: a refusal of it no longer stands.
-      this.context.readSucceeded?.(this.servicePath(name));
+      this.succeeded(this.servicePath(name));
     }
     // The registry itself says these are gone: the only case where a service is published as gone.
     for (const name of this.context.knownServices()) {
@@ -334,14 +336,14 @@ export class ZooKeeperTreeSync {
       ...(this.context.backoff ? { backoff: this.context.backoff } : {}),
       publish: (service, entries, revision) => {
         if (this.disposed) return;
-        this.context.readSucceeded?.(path);
+        this.succeeded(path);
         this.context.publish(service, entries, revision);
       },
       gone: (service, revision) => {
         if (this.disposed || this.services.get(service) !== sync) return;
         sync.dispose();
         this.services.delete(service);
-        this.context.readSucceeded?.(path);
+        this.succeeded(path);
         this.context.publishGone(service, revision);
         // It may have been re-created already; only a root listing can tell.
         void this.rootTask.request();
@@ -351,12 +353,20 @@ export class ZooKeeperTreeSync {
     return sync;
   }
 
+  /** `path` was read whole, or is gone: a later refusal of it is news again. */
+  private succeeded(path: string): void {
+    this.warnedRefusals.delete(path);
+    this.context.readSucceeded?.(path);
+  }
+
   private failed(path: string, failure: unknown, attempt: number): void {
     const error = this.context.refusal ? describeZooKeeperRefusal(failure, this.context.refusal) : failure;
     const transient = isZooKeeperError(error, 'CONNECTION_LOSS') || isZooKeeperError(error, 'SESSION_EXPIRED');
-    // A refusal stands until an operator grants the right: warned once per run of failures (the
-    // status keeps naming it), not at every retry.
-    const repeatedRefusal = isZooKeeperError(error, 'NO_AUTH') && attempt > 0;
+    // A refusal stands until an operator grants the right: warned once until the path reads (the
+    // status keeps naming it), not at every retry, also when the retries began with another failure.
+    const refusal = isZooKeeperError(error, 'NO_AUTH');
+    const repeatedRefusal = refusal && this.warnedRefusals.has(path);
+    if (refusal) this.warnedRefusals.add(path);
     const level = (transient && attempt < 3) || repeatedRefusal ? 'debug' : 'warn';
     this.context.log[level]({ path, attempt, err: errorMessage(error) }, 'ZooKeeper read failed; retrying');
     this.context.readFailed?.(error, path);
