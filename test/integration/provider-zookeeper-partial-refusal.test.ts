@@ -133,5 +133,17 @@ routes:
     });
     expect(back.reason).toContain(`${ROOT}/blip-locked`);
     expect(await status('/open')).toBe(200);
+
+    // The root itself refused across a lost connection: nothing can be listed (stale, the last sets
+    // kept), and the reason is the refusal, not the connection that is back.
+    await setAcl(ROOT, adminOnly);
+    proxy.cut();
+    await converge('the registry to be stale while cut off', async () => ((await row())?.state === 'stale' ? true : undefined));
+    proxy.restore();
+    // The root's refusal, first or after the service's (the same session goes on retrying it).
+    const namesRoot = new RegExp(`${ROOT} \\(getChildren ${ROOT}: NO_AUTH\\)|\\(and 1 more unreadable node\\)$`);
+    await converge('the reason to name the refused root', async () => ((await row())?.reason?.match(namesRoot) ? true : undefined));
+    expect(await row()).toMatchObject({ state: 'stale' });
+    expect(await status('/open')).toBe(200);
   });
 });

@@ -76,12 +76,16 @@ export function createZooKeeperProvider(options: ZooKeeperProviderOptions): Disc
     return more.length === 0 ? first : `${first} (and ${more.length} more unreadable node${more.length === 1 ? '' : 's'})`;
   };
 
-  /** Puts the refusals in the status: the reason of `connected`, or of `connecting` until the tree is read whole. */
+  /**
+   * Puts the refusals in the status: the reason of `connected`, of `connecting` until the tree is
+   * read whole, or of `stale` once connected again while a refusal (the root's) keeps it unread.
+   */
   const reportUnread = (): void => {
     const reason = unreadReason();
     const { state } = store.currentStatus();
     if (state === 'connected') store.setStatus('connected', reason);
     else if (state === 'connecting' && reason !== undefined) store.setConnectingReason(reason);
+    else if (state === 'stale' && reason !== undefined && supervisor?.currentState() === 'connected') store.setStatus('stale', reason);
   };
 
   const settle = (synced: ZooKeeperTreeSync, sync: Promise<void>): void => {
