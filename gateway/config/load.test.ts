@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigFileError } from '../../src/errors.ts';
 import { GatewayConfigError, loadConfig, parseConfig } from './load.ts';
+import { errorOf } from './config-testing.ts';
 
 /** The minimal file of issue 5, which must work as it stands. */
 const MINIMAL = `listen: 127.0.0.1:8080
@@ -16,14 +17,6 @@ routes:
   - { namespace: true }          # /<service>/rest → service <service>, path /rest
 `;
 
-function errorOf(text: string, path = '/etc/sb/gateway.yaml'): GatewayConfigError {
-  try {
-    parseConfig(path, text);
-  } catch (error) {
-    return error as GatewayConfigError;
-  }
-  throw new Error('the config was accepted');
-}
 
 describe('parseConfig', () => {
   it('accepts the minimal file of the issue as it stands', () => {

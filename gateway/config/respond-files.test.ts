@@ -3,17 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig, type GatewayConfigError } from './load.ts';
+import { parseConfig } from './load.ts';
 import { filesReadOnLoad } from './named-files.ts';
+import { errorOf } from './config-testing.ts';
 
-function errorOf(path: string, text: string): GatewayConfigError {
-  try {
-    parseConfig(path, text);
-  } catch (error) {
-    return error as GatewayConfigError;
-  }
-  throw new Error('the config was accepted');
-}
 
 const respondOf = (path: string, text: string) => parseConfig(path, text).middlewares.get('r');
 
@@ -54,10 +47,10 @@ describe('respond settings', () => {
 
   it('refuses a bodyFile it cannot read, or one over 1 MiB, with its path and the reason', () => {
     const config = join(dir, 'gateway.yaml');
-    expect(errorOf(config, 'middlewares:\n  r: { respond: { status: 503, bodyFile: missing.html } }\n').message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${join(dir, 'missing.html')} (ENOENT)`);
-    expect(errorOf(config, `middlewares:\n  r: { respond: { status: 503, bodyFile: ${dir} } }\n`).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${dir} (EISDIR)`);
+    expect(errorOf('middlewares:\n  r: { respond: { status: 503, bodyFile: missing.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${join(dir, 'missing.html')} (ENOENT)`);
+    expect(errorOf(`middlewares:\n  r: { respond: { status: 503, bodyFile: ${dir} } }\n`, config).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${dir} (EISDIR)`);
     writeFileSync(join(dir, 'big.html'), Buffer.alloc(1024 * 1024 + 1, 'a'));
-    expect(errorOf(config, 'middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n').message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a respond body may hold (1048576)`);
+    expect(errorOf('middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a respond body may hold (1048576)`);
   });
 
   it('refuses a bodyFile that is no regular file, whose size says nothing of what a read brings (a FIFO, /dev/zero)', () => {
@@ -67,7 +60,7 @@ describe('respond settings', () => {
     // A writer that sends 2 MiB: the FIFO's size (0) passes a size check, and a read would take them all.
     const writer = spawn(process.execPath, ['-e', `require('node:fs').writeFileSync(${JSON.stringify(fifo)}, Buffer.alloc(2 * 1024 * 1024, 'a'))`], { stdio: 'ignore' });
     try {
-      expect(errorOf(config, `middlewares:\n  r: { respond: { status: 200, bodyFile: ${fifo} } }\n`).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${fifo}: not a regular file`);
+      expect(errorOf(`middlewares:\n  r: { respond: { status: 200, bodyFile: ${fifo} } }\n`, config).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${fifo}: not a regular file`);
     } finally {
       writer.kill();
     }
@@ -92,6 +85,6 @@ describe('respond settings', () => {
     ['{ status: 200, contentType: "text/日本", body: a }', 'middlewares.r.respond.contentType (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     ['{ status: 200, redirect: /x }', 'middlewares.r.respond.redirect (line 2): unknown field "redirect"'],
   ])('refuses respond %s with "%s"', (settings, expected) => {
-    expect(errorOf(join(dir, 'gateway.yaml'), `middlewares:\n  r: { respond: ${settings} }\n`).message).toContain(expected);
+    expect(errorOf(`middlewares:\n  r: { respond: ${settings} }\n`, join(dir, 'gateway.yaml')).message).toContain(expected);
   });
 });

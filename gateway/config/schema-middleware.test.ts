@@ -2,17 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { GatewayConfigError} from './load.ts';
 import { parseConfig } from './load.ts';
+import { errorOf } from './config-testing.ts';
 
-function errorOf(text: string): GatewayConfigError {
-  try {
-    parseConfig('/etc/sb/gateway.yaml', text);
-  } catch (error) {
-    return error as GatewayConfigError;
-  }
-  throw new Error('the config was accepted');
-}
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
 

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayConfigError, parseConfig } from './load.ts';
 import { servicesNamedIn } from './named-services.ts';
+import { errorOf } from './config-testing.ts';
 
-function errorOf(text: string): Error {
-  try {
-    parseConfig('/etc/sb/gateway.yaml', text);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the configuration to be refused');
-}
 
 describe('route mirror', () => {
   it('resolves a mirror with its defaults: every request, with its body up to 64 KiB, 5 s, 100 copies in flight', () => {

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayConfigError, parseConfig } from './load.ts';
+import { errorOf } from './config-testing.ts';
 
-function errorOf(text: string): Error {
-  try {
-    parseConfig('/etc/sb/gateway.yaml', text);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the configuration to be refused');
-}
 
 describe('route subset and canary', () => {
   it('resolves a subset with the default fallback any, and metadata values written as numbers as text', () => {

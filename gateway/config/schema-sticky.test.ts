@@ -2,15 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_STICKY_COOKIE } from './defaults.ts';
 import { GatewayConfigError, parseConfig } from './load.ts';
 import { serviceBalancerOptions, upstreamPolicy } from './convert.ts';
+import { errorOf } from './config-testing.ts';
 
-function errorOf(text: string): Error {
-  try {
-    parseConfig('/etc/sb/gateway.yaml', text);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the configuration to be refused');
-}
 
 const stickyOf = (text: string, service = 'a') => parseConfig('g.yaml', text).services.get(service)!.sticky;
 
