@@ -175,7 +175,7 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
   const cache = new WeakMap<RouteConfig, Map<string, ProxyPolicy>>();
   return (context) => {
     const route = context.route;
-    if (!route) return upstreamPolicy(serviceSettings(getConfig(), context.service));
+    if (!route) return upstreamPolicy(serviceSettings(getConfig(), context.service), undefined, context.service);
     let byService = cache.get(route);
     if (!byService) {
       byService = new Map();
@@ -183,7 +183,7 @@ export function policyResolver(getConfig: () => GatewayConfig): ProxyDependencie
     }
     let policy = byService.get(context.service);
     if (!policy) {
-      policy = upstreamPolicy(serviceSettings(getConfig(), context.service), route);
+      policy = upstreamPolicy(serviceSettings(getConfig(), context.service), route, context.service);
       byService.set(context.service, policy);
     }
     return policy;

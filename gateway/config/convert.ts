@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ServiceBalancerOptions } from '../../src/balance/service-balancer.ts';
 import type { RawInstance } from '../../src/discovery/instance-codec.ts';
 import type { ActiveCheckOptions } from '../../src/health/active-checker.ts';
@@ -104,8 +105,11 @@ export interface UpstreamPolicy {
   readonly sticky: StickyCookie | undefined;
 }
 
-/** The policy for a request to a service with `settings` through `route`; cheap, but callers may cache it per route and service. */
-export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): UpstreamPolicy {
+/**
+ * The policy for a request to `service` with `settings` through `route`; cheap, but callers may
+ * cache it per route and service. `service` names the sticky cookie when its settings name none.
+ */
+export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig, service = ''): UpstreamPolicy {
   const attempts = route?.retries?.attempts ?? settings.retries.attempts;
   return {
     retries: Math.max(0, attempts - 1),
@@ -115,8 +119,21 @@ export function upstreamPolicy(settings: ServiceSettings, route?: RouteConfig): 
     headersTimeoutMs: callTimeout(route?.timeouts?.headersMs ?? settings.timeouts.headersMs, route?.circuitBreaker ?? settings.circuitBreaker),
     bodyTimeoutMs: route?.timeouts?.idleBodyMs ?? settings.timeouts.idleBodyMs,
     websocketIdleTimeoutMs: route?.timeouts?.websocketIdleMs ?? settings.timeouts.websocketIdleMs,
-    sticky: settings.sticky ? settings.sticky.cookie : undefined,
+    sticky: settings.sticky ? { ...settings.sticky.cookie, name: settings.sticky.cookie.name ?? stickyCookieName(service) } : undefined,
   };
+}
+
+/** Hex characters of the service's hash in its default sticky cookie name (Traefik's default name is 6 of SHA-1's). */
+const STICKY_NAME_HASH_HEX_CHARS = 8;
+
+/**
+ * The default name of `service`'s sticky cookie: `sb_sticky_` and the start of the SHA-256 of its
+ * name, as Traefik names a service's cookie by a hash of the service. One name for every service
+ * would make two sticky services on one site overwrite each other's cookie at each request, so a
+ * client moving between them would stick to neither.
+ */
+export function stickyCookieName(service: string): string {
+  return `sb_sticky_${createHash('sha256').update(service).digest('hex').slice(0, STICKY_NAME_HASH_HEX_CHARS)}`;
 }
 
 /** A breaker's per-call `timeout` shortens the wait for response headers (0, off, yields to it). */

@@ -7,7 +7,7 @@ import {
   DEFAULT_MAX_EJECTION_MS,
   DEFAULT_MAX_EJECTION_PERCENT,
 } from '../../src/health/outlier-detector.ts';
-import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, StickyCookie, TracingSettings, UpstreamTimeouts, UpstreamTlsSettings } from './types.ts';
+import type { HealthCheckSettings, ListenAddress, OutlierDetectionSettings, PathSettings, RetryPolicy, ServerLimits, StickySettings, TracingSettings, UpstreamTimeouts, UpstreamTlsSettings } from './types.ts';
 
 /** Upstream TLS verifies against the system roots and the instance host unless told otherwise. */
 export const DEFAULT_UPSTREAM_TLS: UpstreamTlsSettings = { caFile: undefined, serverName: undefined, verify: true, certFile: undefined, keyFile: undefined, files: undefined };
@@ -115,5 +115,8 @@ export const DEFAULT_MIRROR_MAX_BODY_BYTES = 64 * 1024;
 export const DEFAULT_MIRROR_TIMEOUT_MS = 5_000;
 /** Mirror copies of one route in flight at once; one more is dropped, so a slow mirror holds bounded memory. */
 export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 100;
-/** The sticky cookie of `sticky: true`: a session cookie for the whole site, kept from scripts. */
-export const DEFAULT_STICKY_COOKIE: StickyCookie = { name: 'sb_sticky', path: '/', maxAgeSeconds: undefined, secure: false, httpOnly: true, sameSite: undefined };
+/**
+ * The sticky cookie of `sticky: true`: a session cookie for the whole site, kept from scripts, its
+ * name the service's own (`stickyCookieName`), so that two services on one site keep apart cookies.
+ */
+export const DEFAULT_STICKY_COOKIE: StickySettings['cookie'] = { name: undefined, path: '/', maxAgeSeconds: undefined, secure: false, httpOnly: true, sameSite: undefined };

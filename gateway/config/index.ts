@@ -1,6 +1,6 @@
 // The gateway configuration file: load and watch it, its resolved types, and converters to the core's options.
 export { servicesNamedIn } from './named-services.ts';
-export { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, upstreamConnection, upstreamPolicy } from './convert.ts';
+export { retryConditionOf, serviceBalancerOptions, serviceSettings, staticInstanceLists, stickyCookieName, upstreamConnection, upstreamPolicy } from './convert.ts';
 export type { UpstreamConnection, UpstreamPolicy } from './convert.ts';
 export * from './defaults.ts';
 export { ipRangeMatcher, isLoopbackHost, parseIpRanges, plainIp } from './ip-range.ts';

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STICKY_COOKIE } from './defaults.ts';
 import { GatewayConfigError, parseConfig } from './load.ts';
-import { serviceBalancerOptions, upstreamPolicy } from './convert.ts';
+import { serviceBalancerOptions, serviceSettings, stickyCookieName, upstreamPolicy } from './convert.ts';
 import { errorOf } from './config-testing.ts';
-
 
 const stickyOf = (text: string, service = 'a') => parseConfig('g.yaml', text).services.get(service)!.sticky;
 
@@ -27,8 +26,18 @@ describe('services.<name>.sticky', () => {
     const config = parseConfig('g.yaml', 'services:\n  a: { sticky: true }\n  b: {}');
     expect(serviceBalancerOptions(config.services.get('a')!, 'a').stickySalt).toBe('a');
     expect(serviceBalancerOptions(config.services.get('b')!, 'b').stickySalt).toBeUndefined();
-    expect(upstreamPolicy(config.services.get('a')!).sticky).toEqual(DEFAULT_STICKY_COOKIE);
-    expect(upstreamPolicy(config.services.get('b')!).sticky).toBeUndefined();
+    expect(upstreamPolicy(config.services.get('a')!, undefined, 'a').sticky).toEqual({ ...DEFAULT_STICKY_COOKIE, name: stickyCookieName('a') });
+    expect(upstreamPolicy(config.services.get('b')!, undefined, 'b').sticky).toBeUndefined();
+  });
+
+  it("names each service's cookie apart unless the configuration names it, so two sticky services on one site keep both", () => {
+    const config = parseConfig('g.yaml', 'defaults: { sticky: true }\nservices:\n  cart: {}\n  search: { sticky: { cookie: { name: shared } } }');
+    const nameOf = (service: string) => upstreamPolicy(serviceSettings(config, service), undefined, service).sticky?.name;
+    expect(nameOf('cart')).toMatch(/^sb_sticky_[0-9a-f]{8}$/);
+    // A service the configuration does not list (found in a registry) takes the defaults, and still a name of its own.
+    expect(new Set([nameOf('cart'), nameOf('orders')]).size).toBe(2);
+    expect(nameOf('cart')).toBe(stickyCookieName('cart'));
+    expect(nameOf('search')).toBe('shared');
   });
 
   it.each([

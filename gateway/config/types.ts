@@ -267,7 +267,8 @@ export interface ServiceSettings {
 
 /** Sticky sessions of a service: the cookie that names the instance a client sticks to. */
 export interface StickySettings {
-  readonly cookie: StickyCookie;
+  /** Its `name` undefined: the service's own default name (`upstreamPolicy` resolves it). */
+  readonly cookie: Omit<StickyCookie, 'name'> & { readonly name: string | undefined };
 }
 
 /** The sticky cookie's name and attributes, as `Set-Cookie` writes them. */

@@ -42,7 +42,7 @@ accessLog: false
 services:
   user:
     balancer: round-robin
-    sticky: true
+    sticky: { cookie: { name: sb_sticky } }
     instances: [${backends.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
 routes:
   - { path: /, service: user }

@@ -2,19 +2,21 @@ import { connect as connectHttp2 } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { stickyId } from '../../src/balance/sticky.ts';
+import { stickyCookieName } from '../../gateway/config/index.ts';
 import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** Who answered a request through the gateway, and the sticky cookie it was given, if any. */
 interface Answer {
   readonly name: string;
-  /** The value of `sb_sticky` in the answer's Set-Cookie; undefined when none was set. */
+  /** The value of the user service's cookie in the answer's Set-Cookie; undefined when none was set. */
   readonly cookie: string | undefined;
   readonly setCookie: readonly string[];
   /** The Cookie header the backend received. */
   readonly sent: string | undefined;
 }
 
-const COOKIE = 'sb_sticky';
+/** The default name of the user service's cookie (`sticky: true`). */
+const COOKIE = stickyCookieName('user');
 
 function stickyCookieOf(setCookie: readonly string[]): string | undefined {
   const line = setCookie.find((value) => value.startsWith(`${COOKIE}=`));
@@ -48,8 +50,13 @@ services:
     outlierDetection: false
     retries: { attempts: 2, retryOn: [connect-failure] }
     instances: ["127.0.0.1:${deadPort}", "127.0.0.1:${b.port}"]
+  cart:
+    balancer: round-robin
+    sticky: true
+    instances: [${instances.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
 routes:
   - { path: /app, service: user, stripPrefix: true }
+  - { path: /cart, service: cart, stripPrefix: true }
   - { path: /flaky, service: flaky, stripPrefix: true }
 `;
 
@@ -160,6 +167,28 @@ routes:
     }
     const { echo, setCookie } = await open(undefined);
     expect(stickyCookieOf(setCookie)).toBe(ids.get(echo.split(':')[0]!));
+  });
+
+  it('keeps a client of two sticky services on one site on its instance of each: their default cookies have names of their own', async () => {
+    // A browser's cookie jar for the site: every answer's Set-Cookie goes in, every request sends it all.
+    const jar = new Map<string, string>();
+    const visit = async (path: string) => {
+      const response = await fetch(`${gateway.url}${path}/who`, { headers: jar.size === 0 ? {} : { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') } });
+      expect(response.status).toBe(200);
+      for (const line of response.headers.getSetCookie()) {
+        const [pair] = line.split(';');
+        const equals = pair!.indexOf('=');
+        jar.set(pair!.slice(0, equals), pair!.slice(equals + 1));
+      }
+      return ((await response.json()) as { name: string }).name;
+    };
+    const seen = { user: new Set<string>(), cart: new Set<string>() };
+    for (let round = 0; round < 4; round += 1) {
+      seen.user.add(await visit('/app'));
+      seen.cart.add(await visit('/cart'));
+    }
+    expect([seen.user.size, seen.cart.size]).toEqual([1, 1]);
+    expect(jar.size).toBe(2);
   });
 
   it('sends the cookie of an unhealthy backend elsewhere with a new cookie, and back once it is healthy again', async () => {
