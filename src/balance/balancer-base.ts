@@ -75,12 +75,14 @@ export abstract class BalancerBase<M extends Member> implements Balancer, Attemp
       this.departed.delete(endpoint.address);
       if (!member) {
         const created = this.createMember(endpoint, this.hostLoads.of(endpoint.address));
+        created.healthy = endpoint.healthy !== false;
         this.hold(created);
         if (this.slowStart) this.beginSlowStart(created, this.slowStart);
         next.set(endpoint.address, created);
         continue;
       }
       member.refresh(endpoint.instance, endpoint.routable);
+      member.healthy = endpoint.healthy !== false;
       next.set(endpoint.address, member);
     }
     for (const [address, member] of this.members) {

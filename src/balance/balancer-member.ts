@@ -16,6 +16,8 @@ export class Member {
    * service without subsets pays nothing for the sharing.
    */
   sharing = false;
+  /** False while it is routable only by its service's panic (`BalancerEndpoint.healthy`): no sticky cookie takes it. */
+  healthy = true;
   /**
    * The weight picks use, in a field because pick loops read it for every member: `instance.weight`,
    * 0 while the instance is draining, scaled down during slow start. 0 means no traffic.

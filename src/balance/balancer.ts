@@ -19,6 +19,12 @@ export interface BalancerEndpoint {
   readonly address: string;
   readonly instance: Instance;
   readonly routable: boolean;
+  /**
+   * False for an endpoint routable only because its service panics (it fails its checks or is
+   * ejected): the algorithm may pick it, a sticky cookie never takes a client there (Envoy's
+   * stateful sessions honour healthy hosts only). Undefined: healthy.
+   */
+  readonly healthy?: boolean;
 }
 
 /** Told of every reported outcome after the balancer has used it; passive health listens here. */

@@ -2,7 +2,8 @@ import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
 import { sameInstance } from '../discovery/instance.ts';
 import type { LoadBalanceConf } from '../discovery/load-balance-conf.ts';
 import { EndpointSet, type EndpointSetOptions } from '../health/endpoint-set.ts';
-import type { HealthView } from '../health/health-view.ts';
+import { isHealthy } from '../health/endpoint-verdict.ts';
+import type { HealthSnapshot, HealthView } from '../health/health-view.ts';
 import type { Balancer, BalancerEndpoint, OutcomeListener } from './balancer.ts';
 import type { BalancerConfig } from './balancer-factory.ts';
 import { BalancerKeeper } from './balancer-keeper.ts';
@@ -37,7 +38,7 @@ export class ServiceBalancer {
     readonly keeper?: BalancerKeeper,
   ) {
     this.picker$ = this.pickers.asObservable();
-    this.subscription = health.endpoints$.subscribe((snapshot) => this.feed(snapshot.endpoints));
+    this.subscription = health.endpoints$.subscribe((snapshot) => this.feed(balancerEndpointsOf(snapshot)));
   }
 
   /** The picker to use for the next request; `no-instances` until the registry lists the service. */
@@ -133,12 +134,20 @@ export function createServiceBalancer(conf: Pick<LoadBalanceConf, 'service' | 'c
   return new ServiceBalancer(endpoints, keeper.balancer, () => endpoints.close(), recordOutcome, keeper);
 }
 
+/**
+ * The endpoints a snapshot feeds its balancer: in panic, each says whether it is healthy, since
+ * every registry member is routable then (`BalancerEndpoint.healthy`); otherwise as they are.
+ */
+function balancerEndpointsOf(snapshot: HealthSnapshot): readonly BalancerEndpoint[] {
+  return snapshot.panic ? snapshot.endpoints.map((endpoint) => ({ ...endpoint, healthy: isHealthy(endpoint) })) : snapshot.endpoints;
+}
+
 function sameEndpoints(a: readonly BalancerEndpoint[], b: readonly BalancerEndpoint[]): boolean {
   return (
     a.length === b.length &&
     a.every((left, index) => {
       const right = b[index]!;
-      return left.address === right.address && left.routable === right.routable && sameInstance(left.instance, right.instance);
+      return left.address === right.address && left.routable === right.routable && (left.healthy !== false) === (right.healthy !== false) && sameInstance(left.instance, right.instance);
     })
   );
 }

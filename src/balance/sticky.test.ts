@@ -54,6 +54,17 @@ describe.each(EVERY_ALGORITHM)('sticky sessions with $algorithm', ({ config }) =
     expect(new Set(picks)).toEqual(new Set(['a']));
   });
 
+  it('leaves a sticky id of a member routable only because its service panics to the algorithm, as without sticky sessions', () => {
+    // In panic every member is routable: the algorithm spreads load over all, but a cookie pins no client to a failing one.
+    const endpoints = testEndpoints('a', 'b', 'c').map((endpoint) => (endpoint.instance.id === 'b' ? { ...endpoint, healthy: false } : endpoint));
+    const sticky = createBalancer(config, { stickySalt: SALT, random: seededRandom(5) });
+    const plain = createBalancer(config, { random: seededRandom(5) });
+    sticky.update(endpoints);
+    plain.update(endpoints);
+    const sequence = (balancer: Balancer, context: PickContext) => Array.from({ length: 12 }, (_, index) => pickedId(balancer.picker.pick({ ...context, headers: { 'x-user': `u${index}` } })));
+    expect(sequence(sticky, { sticky: stickyId(SALT, address('b')) })).toEqual(sequence(plain, {}));
+  });
+
   it('leaves a retry that tried the named member to the algorithm, as without sticky sessions', () => {
     const sticky = createBalancer(config, { stickySalt: SALT, random: seededRandom(3) });
     const plain = createBalancer(config, { random: seededRandom(3) });

@@ -28,13 +28,14 @@ export function stickyId(salt: string, address: string): string {
 
 /**
  * `inner` with sticky sessions: a pick whose `context.sticky` names (by `stickyId`) one of
- * `eligible` takes that member through `attempt`, counted as any pick; a retry's pick (`tried`
- * holds it), an id of no eligible member, or none, goes to `inner`. Made only for balancers with a
+ * `eligible` that is healthy (not routable by panic alone) takes that member through `attempt`,
+ * counted as any pick; a retry's pick (`tried` holds it), an id of no such member, or none, goes
+ * to `inner`. Made only for balancers with a
  * sticky salt, so a service without sticky sessions picks as before.
  */
 export function stickyPicker<M extends Member>(inner: Picker, eligible: readonly M[], salt: string, attempt: (member: M) => PickResult): Picker {
   const byId = new Map<string, M>();
-  for (const member of eligible) byId.set(stickyId(salt, member.address), member);
+  for (const member of eligible) if (member.healthy) byId.set(stickyId(salt, member.address), member);
   const named = (context: PickContext): M | undefined => {
     if (context.sticky === undefined) return undefined;
     const member = byId.get(context.sticky);

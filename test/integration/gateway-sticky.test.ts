@@ -54,9 +54,18 @@ services:
     balancer: round-robin
     sticky: true
     instances: [${instances.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
+  # Panics as soon as one instance fails its checks: every instance stays routable then.
+  crowd:
+    balancer: round-robin
+    sticky: { cookie: { name: crowd_sticky } }
+    panicThreshold: 100
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1 }
+    removalGrace: 0
+    instances: [${instances.map((backend) => `"127.0.0.1:${backend.port}"`).join(', ')}]
 routes:
   - { path: /app, service: user, stripPrefix: true }
   - { path: /cart, service: cart, stripPrefix: true }
+  - { path: /crowd, service: crowd, stripPrefix: true }
   - { path: /flaky, service: flaky, stripPrefix: true }
 `;
 
@@ -205,6 +214,24 @@ routes:
       // While a is out, its clients all go to b (the balancer has no one else).
       const meanwhile = await Promise.all(Array.from({ length: 4 }, () => get(ids.get('a'))));
       expect(meanwhile.map((answer) => [answer.name, answer.cookie])).toEqual(Array(4).fill(['b', ids.get('b')]));
+      // In panic a stays routable, and the balancer still sends it a share, but a's cookie no longer takes a client there.
+      const crowd = async () => {
+        const response = await fetch(`${gateway.url}/crowd/who`, { headers: { cookie: `crowd_sticky=${stickyId('crowd', `127.0.0.1:${a.port}`)}` } });
+        expect(response.status).toBe(200);
+        return { name: ((await response.json()) as { name: string }).name, setCookie: response.headers.getSetCookie() };
+      };
+      const elsewhere = await waitFor(
+        async () => {
+          const answer = await crowd();
+          return answer.name === 'b' ? answer : undefined;
+        },
+        { timeoutMs: 10_000, message: "crowd's cookie of a to reach b once a fails its checks in panic" },
+      );
+      expect(elsewhere.setCookie).toEqual([`crowd_sticky=${stickyId('crowd', `127.0.0.1:${b.port}`)}; Path=/; HttpOnly`]);
+      // Round-robin over both: a keeps its share of the panic's traffic, its cookie just pins nobody there.
+      const spread = [];
+      for (let round = 0; round < 4; round += 1) spread.push((await crowd()).name);
+      expect(new Set(spread)).toEqual(new Set(['a', 'b']));
     } finally {
       await fetch(`http://127.0.0.1:${a.port}/health/ok`, { method: 'POST' });
     }
