@@ -27,7 +27,7 @@ RUN npm run build
 # Keep the version equal to package-lock.json's (test/integration/docker-files.test.ts checks).
 FROM ${NODE_IMAGE} AS fixture-deps
 WORKDIR /deps
-RUN npm install --omit=dev --no-audit --no-fund ws@8.23.0
+RUN npm install --omit=dev --no-audit --no-fund ws@8.23.1
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
