@@ -13,6 +13,8 @@ describe('checkStoreObject', () => {
     ['routes', 'x', { service: 'user', pathh: '/x' }, 'routes[x].pathh'],
     ['services', 'user', { balancer: 'nope' }, 'services.user.balancer'],
     ['middlewares', 'limit', { rateLimit: { average: -1 } }, 'middlewares.limit.rateLimit.average'],
+    ['middlewares', 'chaos', { fault: { abort: { status: 503, percentage: 150 } } }, 'middlewares.chaos.fault.abort.percentage'],
+    ['middlewares', 'chaos', { fault: { maxActive: 5 } }, 'middlewares.chaos.fault'],
     ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
     ['certificates', 'shop', { certFile: '/etc/shop.pem' }, 'certificates.shop.keyFile'],
     ['certificates', 'shop', { certFile: 'certs/shop.pem', keyFile: '/etc/shop-key.pem' }, 'certificates.shop.certFile'],
@@ -33,6 +35,13 @@ describe('checkStoreObject', () => {
     expect(checkStoreObject('certificates', 'shop', value)).toEqual({ ok: true, value });
     const relative = checkStoreObject('certificates', 'shop', { ...value, certFile: 'shop.pem' });
     expect(relative.ok || relative.issues[0]!.reason).toContain('must be absolute');
+  });
+
+  it('accepts a fault middleware as written, and gives the file check\'s reason for one that injects nothing', () => {
+    const value = { fault: { delay: { duration: '200ms', percentage: 50 }, abort: { status: 503, percentage: 0.5 } } };
+    expect(checkStoreObject('middlewares', 'chaos', value)).toEqual({ ok: true, value });
+    const empty = checkStoreObject('middlewares', 'chaos', { fault: {} });
+    expect(empty.ok || empty.issues[0]!.reason).toContain('injects nothing: give abort, delay or both');
   });
 
   it('accepts a service declared with no settings (null), as the file allows', () => {

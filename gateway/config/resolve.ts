@@ -439,6 +439,15 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     const settings = { encodings: encodings ?? DEFAULT_COMPRESS_ENCODINGS, minBytes: minSize ?? DEFAULT_COMPRESS_MIN_BYTES, contentTypes: contentTypes ?? DEFAULT_COMPRESS_TYPES, excludedContentTypes, level: level ?? DEFAULT_COMPRESS_LEVEL };
     return { kind: 'compress', settings };
   }
+  if (input.fault) {
+    const { abort, delay, maxActive } = input.fault;
+    const settings = {
+      abort: abort && { status: abort.status, percentage: abort.percentage ?? 100, body: abort.body, contentType: abort.contentType ?? (abort.body === undefined ? undefined : DEFAULT_RESPOND_CONTENT_TYPE) },
+      delay: delay && { durationMs: delay.duration, percentage: delay.percentage ?? 100 },
+      maxActive,
+    };
+    return { kind: 'fault', settings };
+  }
   return { kind: 'rewrite', settings: input.rewrite! };
 }
 

@@ -92,6 +92,33 @@ const respondSection = section({
   }
 });
 
+const FAULT_PERCENTAGE_HINT = 'expected a percentage from 0 to 100 (fractions allowed, 0.5 is one request in 200)';
+
+/** The share of requests a fault is injected into, in percent. */
+const faultPercentage = z.number(FAULT_PERCENTAGE_HINT).min(0, FAULT_PERCENTAGE_HINT).max(100, FAULT_PERCENTAGE_HINT);
+
+/** `fault` as written (Envoy's HTTP fault filter, APISIX's fault-injection): a delay, an abort, or both. */
+const faultSection = section({
+  abort: section({
+    status: z.int(RESPOND_STATUS_HINT).min(200, RESPOND_STATUS_HINT).max(599, RESPOND_STATUS_HINT),
+    percentage: faultPercentage.optional(),
+    body: z.string().optional(),
+    contentType: sentHeaderValue.optional(),
+  })
+    .superRefine((abort, context) => {
+      if (abort.body !== undefined && BODYLESS_STATUSES.has(abort.status)) context.addIssue({ code: 'custom', path: ['body'], message: `a ${abort.status} answer has no body (RFC 9110)` });
+      if (abort.contentType !== undefined && abort.body === undefined) context.addIssue({ code: 'custom', path: ['contentType'], message: 'describes a body: give body' });
+    })
+    .optional(),
+  delay: section({
+    duration: duration.refine((ms) => ms > 0, 'must be above 0'),
+    percentage: faultPercentage.optional(),
+  }).optional(),
+  maxActive: count(1).optional(),
+}).superRefine((settings, context) => {
+  if (settings.abort === undefined && settings.delay === undefined) context.addIssue({ code: 'custom', message: 'injects nothing: give abort, delay or both' });
+});
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -157,6 +184,7 @@ const MIDDLEWARE_KINDS = {
     ipv6Subnet: ipv6Subnet.optional(),
   }),
   compress: compressSection,
+  fault: faultSection,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -176,6 +204,7 @@ const middlewareEntry = section({
   bodyLimit: MIDDLEWARE_KINDS.bodyLimit.optional(),
   inFlightReq: MIDDLEWARE_KINDS.inFlightReq.optional(),
   compress: MIDDLEWARE_KINDS.compress.optional(),
+  fault: MIDDLEWARE_KINDS.fault.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),

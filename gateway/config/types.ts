@@ -618,6 +618,36 @@ export interface CompressSettings {
   readonly level: number;
 }
 
+/** The abort of a `fault` middleware: the gateway answers `status` itself, never the upstream. */
+export interface FaultAbortSettings {
+  /** A final status, 200 to 599. */
+  readonly status: number;
+  /** The share of requests aborted, 0 to 100 (fractions allowed). */
+  readonly percentage: number;
+  /** The body as written (sent as UTF-8); undefined sends the gateway's JSON error shape (`fault-abort`). */
+  readonly body: string | undefined;
+  /** The Content-Type of `body`: `text/plain; charset=utf-8` by default when there is one. */
+  readonly contentType: string | undefined;
+}
+
+/** The delay of a `fault` middleware: the request waits `durationMs` before the layers after it run. */
+export interface FaultDelaySettings {
+  readonly durationMs: number;
+  /** The share of requests delayed, 0 to 100 (fractions allowed). */
+  readonly percentage: number;
+}
+
+/**
+ * Fault injection (`fault`: Envoy's HTTP fault filter, APISIX's fault-injection): a share of requests
+ * delayed, then a share aborted with the gateway's own answer; at least one of the two is set.
+ */
+export interface FaultSettings {
+  readonly abort: FaultAbortSettings | undefined;
+  readonly delay: FaultDelaySettings | undefined;
+  /** At most this many requests under a fault at once (Envoy's max_active_faults); the rest pass untouched. Undefined: no cap. */
+  readonly maxActive: number | undefined;
+}
+
 /** One named middleware: its kind and that kind's settings, every default applied. */
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
@@ -631,6 +661,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'bodyLimit'; readonly settings: BodyLimitSettings }
   | { readonly kind: 'inFlightReq'; readonly settings: InFlightReqSettings }
   | { readonly kind: 'compress'; readonly settings: CompressSettings }
+  | { readonly kind: 'fault'; readonly settings: FaultSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }

@@ -15,6 +15,8 @@ export { clientFromChain, forwarded, forwardingStep, REAL_IP_HEADER, UNTRUSTED_F
 export type { ForwardedOptions } from './forwarded/index.ts';
 export { CONSUMER_HEADER, ConsumerKeyIndex, accessDeniedTotal, denyAccess, identify } from './consumers/index.ts';
 export type { AccessDenial } from './consumers/index.ts';
+export { FAULT_ABORT, fault, faultsInjectedTotal, faultsOverflowTotal } from './fault/index.ts';
+export type { FaultOptions } from './fault/index.ts';
 export { forwardAuth } from './forward-auth/index.ts';
 export { headers } from './headers/index.ts';
 export type { HeadersOptions } from './headers/index.ts';

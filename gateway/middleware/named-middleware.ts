@@ -3,6 +3,7 @@ import type { Middleware } from '../context.ts';
 import { bodyLimit } from './body-limit/index.ts';
 import { compress } from './compress/index.ts';
 import { cors } from './cors/index.ts';
+import { fault } from './fault/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
@@ -59,6 +60,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return inFlightReq(definition.settings);
     case 'compress':
       return compress(definition.settings);
+    case 'fault':
+      return fault(definition.settings, { name: placement.name });
     case 'keyAuth':
       return keyAuth(definition.settings);
     case 'basicAuth':

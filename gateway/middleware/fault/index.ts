@@ -1,0 +1,113 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
+import type { ClientResponse, GatewayContext, Middleware } from '../../context.ts';
+import { closingUnreadBody, sendErrorAnswer, sendOwnAnswer } from '../../proxy/error-response.ts';
+import { isGrpcRequest } from '../../proxy/grpc-status.ts';
+import { faultCounters } from './fault-metrics.ts';
+
+export { faultsInjectedTotal, faultsOverflowTotal } from './fault-metrics.ts';
+
+/** The error class of a request a `fault` middleware aborted: the gateway's own answer, never an upstream's failure. */
+export const FAULT_ABORT = 'fault-abort';
+
+const ABORT_MESSAGE = 'aborted by fault injection';
+
+/** Options of `fault` that do not come from the configuration. */
+export interface FaultOptions {
+  /** The name the middleware is declared under: its metrics' `middleware` label. */
+  readonly name?: string;
+  /** A number in [0, 1) per call, `Math.random` by default; tests pass a seeded source. */
+  readonly random?: () => number;
+}
+
+/**
+ * Injects faults (Envoy's HTTP fault filter, APISIX's fault-injection): each request draws once for
+ * the delay and once for the abort (in that order; percentage 0 never, 100 always). A delayed request
+ * waits `delay.durationMs` before the layers after it run, and one whose client goes away meanwhile
+ * ends there (its timer cleared, nothing sent on). Then an aborted one gets the gateway's own answer
+ * (`abort.status`, its body or the JSON error shape, a gRPC status to a gRPC caller) and never reaches
+ * the layers after it, so no upstream is picked, tried or blamed; it is recorded with the error class
+ * `fault-abort`. With `maxActive`, a request chosen while that many are delayed passes untouched.
+ */
+export function fault(settings: FaultSettings, options: FaultOptions = {}): Middleware {
+  const { abort, delay } = settings;
+  const maxActive = settings.maxActive ?? Number.POSITIVE_INFINITY;
+  const random = options.random ?? Math.random;
+  const counters = faultCounters(options.name ?? '');
+  const answerAbort = abort && abortAnswer(abort);
+  let active = 0;
+  return async function fault(context, next) {
+    const delayed = delay !== undefined && random() * 100 < delay.percentage;
+    const aborted = answerAbort !== undefined && random() * 100 < abort!.percentage;
+    if (!delayed && !aborted) return next();
+    if (active >= maxActive) {
+      counters.overflow.inc();
+      return next();
+    }
+    active += 1;
+    try {
+      if (delayed) {
+        counters.delay.inc();
+        if (!(await delayUnlessClosed(context.response, delay.durationMs))) return recordCancelled(context);
+      }
+      if (aborted) {
+        counters.abort.inc();
+        return answerAbort(context);
+      }
+    } finally {
+      active -= 1;
+    }
+    return next();
+  };
+}
+
+/**
+ * Resolves true after `ms`, or false as soon as the client's response closes first (the client went
+ * away), its timer then cleared. The 'close' listener is added only to delayed requests and taken
+ * off when the timer fires, so requests the fault skips pay nothing for it.
+ */
+function delayUnlessClosed(response: ClientResponse, ms: number): Promise<boolean> {
+  if (response.destroyed || response.writableEnded) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const closed = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      response.off('close', closed);
+      resolve(true);
+    }, ms);
+    response.once('close', closed);
+  });
+}
+
+/** A request whose client went away during its delay: 499 `cancelled`, as the proxy records one, with no upstream. */
+function recordCancelled(context: GatewayContext): void {
+  context.outcome.status = 499;
+  context.outcome.errorClass = 'cancelled';
+}
+
+/** Statuses that carry no Content-Length (RFC 9110 §8.6); the schema refuses a body for them and 205. */
+const NO_LENGTH_STATUSES: ReadonlySet<number> = new Set([204, 304]);
+
+/**
+ * The abort's answer: with a `body` (or a status that has none) the status, body and Content-Type as
+ * configured, as `respond` sends them; without one the gateway's JSON error shape with `fault-abort`;
+ * to a gRPC caller a Trailers-Only gRPC status mapped from the HTTP status (Envoy's abort answers gRPC
+ * calls with a gRPC status too), so a real gRPC client reads it as the failure it stands for.
+ */
+function abortAnswer(abort: FaultAbortSettings): (context: GatewayContext) => void {
+  const { status } = abort;
+  const body = abort.body === undefined ? undefined : Buffer.from(abort.body, 'utf8');
+  const ownShape = body !== undefined || status === 204 || status === 205 || status === 304;
+  const fixed: OutgoingHttpHeaders = {};
+  if (abort.contentType !== undefined) fixed['content-type'] = abort.contentType;
+  if (!NO_LENGTH_STATUSES.has(status)) fixed['content-length'] = body?.length ?? 0;
+  return (context) => {
+    if (!ownShape || isGrpcRequest(context.request.headers)) return sendErrorAnswer(context, status, FAULT_ABORT, ABORT_MESSAGE);
+    const headers: OutgoingHttpHeaders = { ...fixed, 'x-request-id': context.requestId, ...closingUnreadBody(context) };
+    sendOwnAnswer(context, status, headers, context.request.method === 'HEAD' ? undefined : body);
+    // A header hook that failed the answer made it a 500 `internal`: that class stays.
+    context.outcome.errorClass ??= FAULT_ABORT;
+  };
+}
