@@ -1,0 +1,148 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { echoClient, unary } from '../harness/grpc.ts';
+import { logOf, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
+
+/** A request as the backend got it: its path and, for the delay test, when it arrived and when the client sent it. */
+interface Arrival {
+  readonly path: string;
+  readonly arrivedAt: number;
+  readonly sentAt: number | undefined;
+}
+
+/** The time on this process's monotonic clock, in milliseconds with fractions; the client and the backend read the same one. */
+const now = () => performance.timeOrigin + performance.now();
+
+const DELAY_MS = 400;
+
+describe('fault: the gateway delays and aborts a share of requests itself', () => {
+  let backend: Server;
+  let backendPort: number;
+  const arrivals: Arrival[] = [];
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+
+  const instanceOf = async (service: string) => (await admin.services()).find((view) => view.name === service)?.instances[0];
+  const metric = async (name: string, labels: Record<string, string>) => sampleValue(await admin.metrics(), name, labels) ?? 0;
+  const reached = (prefix: string) => arrivals.filter((arrival) => arrival.path.startsWith(prefix));
+
+  beforeAll(async () => {
+    // A real backend on port 0 in this process: it stamps each request's arrival on the clock the client stamps its sending with.
+    backend = createServer((request, response) => {
+      const sent = request.headers['x-sent-at'];
+      arrivals.push({ path: request.url ?? '', arrivedAt: now(), sentAt: typeof sent === 'string' ? Number(sent) : undefined });
+      request.resume();
+      response.end('from the backend');
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    backendPort = (backend.address() as AddressInfo).port;
+    gateway = await startGateway(`
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+admin: 127.0.0.1:{{adminPort}}
+accessLog: true
+services:
+  api: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: { consecutiveErrors: 2 } }
+  guarded: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, circuitBreaker: { window: 60s, requestVolumeThreshold: 5, errorPercentThreshold: 50, sleepWindow: 60s } }
+  grpc-api: { instances: [{ host: 127.0.0.1, port: ${backendPort}, protocol: grpc }], healthCheck: false }
+middlewares:
+  chaos: { fault: { abort: { status: 503, body: "injected failure" } } }
+  chaos-json: { fault: { abort: { status: 500 } } }
+  slow: { fault: { delay: { duration: ${DELAY_MS}ms } } }
+  long: { fault: { delay: { duration: 1s } } }
+  never: { fault: { delay: { duration: 10s, percentage: 0 }, abort: { status: 503, percentage: 0 } } }
+  grpc-chaos: { fault: { abort: { status: 503 } } }
+routes:
+  - { name: abort, path: /abort, service: api, middlewares: [chaos] }
+  - { name: abort-guarded, path: /guarded, service: guarded, middlewares: [chaos-json] }
+  - { name: delay, path: /delay, service: api, middlewares: [slow] }
+  - { name: long, path: /long, service: api, middlewares: [long] }
+  - { name: never, path: /never, service: api, middlewares: [never] }
+  - { name: plain, path: /plain, service: api }
+  - { name: guarded-plain, path: /guarded-plain, service: guarded }
+  - { name: grpc, grpcService: test.Echo, service: grpc-api, middlewares: [grpc-chaos] }
+`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    await waitFor(async () => (await instanceOf('api')) !== undefined && (await instanceOf('guarded')) !== undefined, { message: 'the services to list their instance' });
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
+  });
+
+  it('aborts every request at 100 % with the configured status and body; the backend sees none and stays healthy and in rotation', async () => {
+    // More aborts than outlierDetection's consecutiveErrors and the breaker's request volume: none is the instance's.
+    for (let index = 0; index < 12; index += 1) {
+      const answer = await sendRequest(gateway.port, `/abort/${index}`);
+      expect(answer, await logOf(gateway.process)).toMatchObject({ status: 503, body: 'injected failure' });
+      expect(answer.headers).toMatchObject({ 'content-type': 'text/plain; charset=utf-8', 'content-length': '16' });
+      expect(answer.headers['x-request-id']).toBeTruthy();
+      const json = await sendRequest(gateway.port, `/guarded/${index}`);
+      expect([json.status, JSON.parse(json.body).error]).toEqual([500, 'fault-abort']);
+    }
+    expect(reached('/abort')).toEqual([]);
+    expect(reached('/guarded')).toEqual([]);
+    for (const service of ['api', 'guarded']) {
+      const instance = (await instanceOf(service))!;
+      expect([service, instance.requests, instance.errors, instance.health.state, instance.routable]).toEqual([service, 0, 0, 'healthy', true]);
+    }
+    // The backend is in rotation: routes without the fault reach it, through the breaker of `guarded` (closed: 12 aborts of 500 were none of its).
+    expect((await sendRequest(gateway.port, '/plain')).body).toBe('from the backend');
+    expect((await sendRequest(gateway.port, '/guarded-plain')).body).toBe('from the backend');
+    expect(await metric('switchboard_faults_injected_total', { middleware: 'chaos', fault: 'abort' })).toBe(12);
+    const metrics = await admin.metrics();
+    expect(metrics.get('switchboard_upstream_errors_total')?.samples.filter((sample) => sample.labels.service === 'api' || sample.labels.service === 'guarded') ?? []).toEqual([]);
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/abort/11"')), { message: 'the access log line of /abort/11' });
+    const logged = JSON.parse(line) as Record<string, unknown>;
+    expect(logged).toMatchObject({ status: 503, route: 'abort', service: 'api', errorClass: 'fault-abort', attempts: 0 });
+    expect(logged.upstream).toBeUndefined();
+  });
+
+  it('delays every request at 100 %: the backend gets it only once the delay has passed since the client sent it', async () => {
+    const sentAt = now();
+    const answer = await sendRequest(gateway.port, '/delay/one', { headers: { 'x-sent-at': String(sentAt) } });
+    expect([answer.status, answer.body]).toEqual([200, 'from the backend']);
+    const [arrival] = reached('/delay');
+    expect(arrival?.sentAt).toBe(sentAt);
+    // The gateway had the request no earlier than the client sent it, so its arrival upstream minus the
+    // sending is at least the delay (less 1 ms: libuv's timers run on a clock kept in whole milliseconds).
+    expect(arrival!.arrivedAt - sentAt).toBeGreaterThanOrEqual(DELAY_MS - 1);
+    expect(await metric('switchboard_faults_injected_total', { middleware: 'slow', fault: 'delay' })).toBe(1);
+  });
+
+  it('ends a delayed request whose client went away during the delay: nothing reaches the backend, logged 499 cancelled', async () => {
+    const client = httpRequest({ host: '127.0.0.1', port: gateway.port, path: '/long/cancelled', agent: false });
+    client.on('error', () => {});
+    client.end();
+    // The gateway counts the delay when it starts it: the request is being held.
+    await waitFor(async () => (await metric('switchboard_faults_injected_total', { middleware: 'long', fault: 'delay' })) === 1, { message: 'the delay of /long/cancelled to start' });
+    client.destroy();
+    const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/long/cancelled"')), { message: 'the access log line of /long/cancelled' });
+    expect(JSON.parse(line)).toMatchObject({ status: 499, errorClass: 'cancelled', attempts: 0 });
+    // A request delayed after it, for as long, reaches the backend: the cancelled one, whose delay ended first, never did.
+    expect((await sendRequest(gateway.port, '/long/after')).status).toBe(200);
+    expect(reached('/long').map((arrival) => arrival.path)).toEqual(['/long/after']);
+  });
+
+  it('passes everything through at percentage 0, undelayed and unaborted', async () => {
+    for (let index = 0; index < 10; index += 1) expect((await sendRequest(gateway.port, `/never/${index}`)).status).toBe(200);
+    expect(reached('/never')).toHaveLength(10);
+    expect(await metric('switchboard_faults_injected_total', { middleware: 'never', fault: 'abort' })).toBe(0);
+    expect(await metric('switchboard_faults_injected_total', { middleware: 'never', fault: 'delay' })).toBe(0);
+  });
+
+  it('answers a gRPC caller with a gRPC status (UNAVAILABLE for 503), and the backend sees nothing', async () => {
+    const client = echoClient(`127.0.0.1:${gateway.port}`);
+    try {
+      const outcome = await unary(client, 'Echo', 'hello');
+      expect([outcome.code, outcome.details]).toEqual([14, 'aborted by fault injection']);
+    } finally {
+      client.close();
+    }
+    expect(reached('/test.Echo')).toEqual([]);
+  });
+});
