@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
+import { connect as connectHttp2, constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,6 +127,34 @@ routes:
     // A request delayed after it, for as long, reaches the backend: the cancelled one, whose delay ended first, never did.
     expect((await sendRequest(gateway.port, '/long/after')).status).toBe(200);
     expect(reached('/long').map((arrival) => arrival.path)).toEqual(['/long/after']);
+  });
+
+  it('ends a delayed HTTP/2 stream its client cancelled during the delay, and the session goes on', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => {});
+    try {
+      const before = await metric('switchboard_faults_injected_total', { middleware: 'long', fault: 'delay' });
+      const stream = session.request({ ':method': 'GET', ':path': '/long/h2-cancelled' });
+      stream.on('error', () => {});
+      stream.end();
+      await waitFor(async () => (await metric('switchboard_faults_injected_total', { middleware: 'long', fault: 'delay' })) === before + 1, { message: 'the delay of /long/h2-cancelled to start' });
+      stream.close(constants.NGHTTP2_CANCEL);
+      const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/long/h2-cancelled"')), { message: 'the access log line of /long/h2-cancelled' });
+      expect(JSON.parse(line)).toMatchObject({ status: 499, errorClass: 'cancelled', attempts: 0 });
+      // The same session's next stream is delayed and passed on: only it reaches the backend.
+      const status = await new Promise<number>((resolve, reject) => {
+        const next = session.request({ ':method': 'GET', ':path': '/long/h2-after' });
+        next.on('response', (headers) => resolve(Number(headers[':status'])));
+        next.on('error', reject);
+        next.resume();
+        next.end();
+      });
+      expect(status).toBe(200);
+      await waitFor(() => reached('/long/h2').length > 0, { message: 'the backend to get /long/h2-after' });
+      expect(reached('/long/h2').map((arrival) => arrival.path)).toEqual(['/long/h2-after']);
+    } finally {
+      session.close();
+    }
   });
 
   it('passes everything through at percentage 0, undelayed and unaborted', async () => {
