@@ -42,6 +42,15 @@ export type ResponseBodyTransform = (body: Buffer, headers: OutgoingHttpHeaders)
  */
 export type ResponseEncoder = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => Transform | undefined;
 
+/** A page that replaces an error answer's body (`errors`): its bytes and their Content-Type. */
+export interface ErrorPage {
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+/** The page for an answer of `status`, or undefined to leave that answer's body as it is. Set by `errors`. */
+export type ErrorPageLookup = (status: number) => ErrorPage | undefined;
+
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
 
@@ -151,6 +160,8 @@ export interface GatewayContext {
   readonly responseBodyTransforms: ResponseBodyTransform[];
   /** Encodes the upstream answer's body on its way to the client (`compress`); undefined sends it as it is. */
   responseEncoder: ResponseEncoder | undefined;
+  /** The error pages of the `errors` middleware around the inner layers (read by `errorPageFor`); undefined replaces no answer's body. */
+  errorPage?: ErrorPageLookup | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */

@@ -210,6 +210,7 @@ class RequestContext implements GatewayContext {
   readonly responseHeaderHooks: GatewayContext['responseHeaderHooks'] = [];
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
   responseEncoder: GatewayContext['responseEncoder'] = undefined;
+  errorPage: GatewayContext['errorPage'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0 };
   trace: RequestTrace | undefined = undefined;

@@ -9,7 +9,7 @@ import type { GatewayConfig, ServiceSettings } from './types.ts';
  * Every file `parseConfig` reads for `config` (parsed without reading them), as absolute paths:
  * each certificate pair (`certificatePairsOf`) and entry point client CA bundle (`tls.clientAuth.caFile`), the `caFile`, `certFile` and `keyFile` of `defaults`
  * and of every service, the `tls` and `auth` files of each registry, of the config store and of `redis`, and
- * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles` and each `respond` middleware's `bodyFile`, relative
+ * each `jwtAuth` middleware's `secretFile` and `publicKeyFiles` and each `respond` middleware's `bodyFile` and `errors` middleware's pages, relative
  * ones from `configPath`'s folder as the readers take them. What a refused text may be waiting for.
  * With `certificatePairs: false`, all but the certificate pairs and client CA bundles (which the entry points' certificate watch reloads on its own).
  */
@@ -47,6 +47,7 @@ export function filesNamedBy(config: GatewayConfig, configPath: string, options:
   add(redis?.sentinelAuth?.passwordFile);
   for (const definition of config.middlewares.values()) {
     if (definition.kind === 'respond') add(definition.settings.bodyFile);
+    if (definition.kind === 'errors') for (const page of definition.settings.pages) add(page.file);
     if (definition.kind !== 'jwtAuth') continue;
     add(definition.settings.secretFile);
     definition.settings.publicKeyFiles.forEach(add);
@@ -69,7 +70,7 @@ export function filesOfRefusal(path: string, text: string): string[] | undefined
 
 /**
  * The files a running configuration `text` reads only when it loads (`filesNamedBy` but the certificate pairs):
- * upstream CA bundles and client pairs, registry and config store credentials, JWT key files, respond bodies. None for a text
+ * upstream CA bundles and client pairs, registry and config store credentials, JWT key files, respond bodies, error pages. None for a text
  * that does not parse on its own.
  */
 export function filesReadOnLoad(path: string, text: string): string[] {

@@ -47,6 +47,7 @@ import type {
   CompressEncoding,
   CertificateFiles,
   EntryPointConfig,
+  ErrorsSettings,
   GatewayConfig,
   HeaderPolicy,
   HealthCheckSettings,
@@ -62,6 +63,7 @@ import type {
   StaticInstance,
 } from './types.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
+import { parseStatusRange, statusRangeSpan, type StatusRange } from './status-ranges.ts';
 
 const BUILT_IN: ServiceSettings = {
   protocol: 'http',
@@ -448,7 +450,21 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     };
     return { kind: 'fault', settings };
   }
+  if (input.errors) return { kind: 'errors', settings: errorsSettings(input.errors.pages, input.errors.contentType) };
   return { kind: 'rewrite', settings: input.rewrite! };
+}
+
+/** An `errors` page's type when the middleware names none: pages are HTML, as nginx's and HAProxy's are. */
+const DEFAULT_ERROR_PAGE_CONTENT_TYPE = 'text/html; charset=utf-8';
+
+/** `errors` resolved: its pages the most specific first (the schema refused keys it cannot read, and ties that overlap). */
+function errorsSettings(pages: Readonly<Record<string, string>>, contentType: string | undefined): ErrorsSettings {
+  const resolved = Object.entries(pages).map(([key, file]) => {
+    const range = parseStatusRange(key) as StatusRange;
+    return { key, from: range.from, to: range.to, file, body: undefined };
+  });
+  resolved.sort((a, b) => statusRangeSpan(a) - statusRangeSpan(b) || a.from - b.from);
+  return { pages: resolved, contentType: contentType ?? DEFAULT_ERROR_PAGE_CONTENT_TYPE };
 }
 
 function resolveRoutes(inputs: readonly RouteInput[], serviceBreaker: (service: string) => CircuitBreakerSettings | false): RouteConfig[] {

@@ -50,7 +50,7 @@ describe('respond settings', () => {
     expect(errorOf('middlewares:\n  r: { respond: { status: 503, bodyFile: missing.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${join(dir, 'missing.html')} (ENOENT)`);
     expect(errorOf(`middlewares:\n  r: { respond: { status: 503, bodyFile: ${dir} } }\n`, config).message).toContain(`middlewares.r.respond.bodyFile (line 2): cannot read ${dir} (EISDIR)`);
     writeFileSync(join(dir, 'big.html'), Buffer.alloc(1024 * 1024 + 1, 'a'));
-    expect(errorOf('middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a respond body may hold (1048576)`);
+    expect(errorOf('middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a body file may hold (1048576)`);
   });
 
   it('refuses a bodyFile that is no regular file, whose size says nothing of what a read brings (a FIFO, /dev/zero)', () => {

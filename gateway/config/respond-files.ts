@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { AccessFileIssue } from './access-files.ts';
-import type { GatewayConfig, MiddlewareConfig } from './types.ts';
+import type { ErrorPageSettings, ErrorsSettings, GatewayConfig, MiddlewareConfig } from './types.ts';
 
-/** The largest `respond.bodyFile`: its text is held in memory by every worker and sent whole. */
+/** The largest `respond.bodyFile` or `errors` page: its text is held in memory by every worker and sent whole. */
 export const RESPOND_BODY_FILE_MAX_BYTES = 1024 * 1024;
 
 /**
@@ -30,8 +30,8 @@ export class RespondFileBody {
 }
 
 /**
- * Reads the `bodyFile` of every `respond` middleware (a relative path from the configuration
- * file's folder) into its `fileBody`, byte for byte, so that a missing, unreadable or oversized file
+ * Reads the `bodyFile` of every `respond` middleware and the pages of every `errors` middleware (a
+ * relative path from the configuration file's folder) into their `fileBody` and `body`, byte for byte, so that a missing, unreadable or oversized file
  * refuses the configuration with its path and the reason instead of failing requests later. Read
  * again on every load, so a reload picks up the file's new text.
  */
@@ -40,6 +40,11 @@ export function readRespondFiles(config: GatewayConfig, configPath: string): { c
   const issues: AccessFileIssue[] = [];
   let middlewares: Map<string, MiddlewareConfig> | undefined;
   for (const [name, definition] of config.middlewares) {
+    if (definition.kind === 'errors') {
+      const pages = readErrorPages(definition.settings, base, ['middlewares', name, 'errors', 'pages'], issues);
+      if (pages) (middlewares ??= new Map(config.middlewares)).set(name, { kind: 'errors', settings: { ...definition.settings, pages } });
+      continue;
+    }
     if (definition.kind !== 'respond' || definition.settings.bodyFile === undefined) continue;
     const absolute = resolve(base, definition.settings.bodyFile);
     const at = ['middlewares', name, 'respond', 'bodyFile'];
@@ -58,6 +63,23 @@ export function readRespondFiles(config: GatewayConfig, configPath: string): { c
   return { config: middlewares ? { ...config, middlewares } : config, issues };
 }
 
+/** The `errors` pages with their files read, or undefined when one cannot be (its issue added to `issues`, under `at` and its key). */
+function readErrorPages(settings: ErrorsSettings, base: string, at: readonly string[], issues: AccessFileIssue[]): ErrorPageSettings[] | undefined {
+  const pages: ErrorPageSettings[] = [];
+  for (const page of settings.pages) {
+    const absolute = resolve(base, page.file);
+    const where = [...at, page.key];
+    try {
+      const read = readBodyFile(absolute);
+      if (typeof read === 'string') issues.push({ path: where, message: read });
+      else pages.push({ ...page, body: new RespondFileBody(read) });
+    } catch (error) {
+      issues.push({ path: where, message: `cannot read ${absolute} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` });
+    }
+  }
+  return pages.length === settings.pages.length ? pages : undefined;
+}
+
 /**
  * The bytes of the regular file at `path`, never more than `RESPOND_BODY_FILE_MAX_BYTES` + 1 of them
  * read, or why it cannot be a body. A device, a FIFO or a procfs file has no size to check (`/dev/zero`
@@ -72,7 +94,7 @@ function readBodyFile(path: string): Buffer | string {
     const stats = fstatSync(descriptor);
     if (stats.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' });
     if (!stats.isFile()) return `${path}: not a regular file (a device or a FIFO has no size to check)`;
-    const tooLarge = (size: string) => `${path}: ${size} bytes, more than a respond body may hold (${RESPOND_BODY_FILE_MAX_BYTES})`;
+    const tooLarge = (size: string) => `${path}: ${size} bytes, more than a body file may hold (${RESPOND_BODY_FILE_MAX_BYTES})`;
     if (stats.size > RESPOND_BODY_FILE_MAX_BYTES) return tooLarge(String(stats.size));
     const bytes = Buffer.alloc(RESPOND_BODY_FILE_MAX_BYTES + 1);
     let length = 0;

@@ -3,6 +3,7 @@ import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { ALLOW_UNSAFE_REGEX_KEY } from './regex-safety.ts';
+import { ambiguousStatusRanges, parseStatusRange, type StatusRange } from './status-ranges.ts';
 import { byteSize, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
@@ -119,6 +120,26 @@ const faultSection = section({
   if (settings.abort === undefined && settings.delay === undefined) context.addIssue({ code: 'custom', message: 'injects nothing: give abort, delay or both' });
 });
 
+/**
+ * `errors` as written: `pages`, status keys (`502`, `5xx`, `500-599`, within 400-599) to the file
+ * each one's page is read from at load; no two keys equally specific may claim one status.
+ */
+const errorsSection = section({
+  pages: z.record(z.string(), z.string().min(1, 'expected the path of the page file')),
+  contentType: sentHeaderValue.optional(),
+}).superRefine((settings, context) => {
+  const keys = Object.keys(settings.pages);
+  if (keys.length === 0) context.addIssue({ code: 'custom', path: ['pages'], message: 'expected at least one page, e.g. "5xx": 5xx.html' });
+  const ranges = new Map<string, StatusRange>();
+  for (const key of keys) {
+    const range = parseStatusRange(key);
+    if (typeof range === 'string') context.addIssue({ code: 'custom', path: ['pages', key], message: range });
+    else ranges.set(key, range);
+  }
+  const ambiguous = ambiguousStatusRanges(ranges);
+  if (ambiguous) context.addIssue({ code: 'custom', path: ['pages', ambiguous[1]], message: `overlaps "${ambiguous[0]}", which is as specific: a status would have two pages` });
+});
+
 /** Kinds of named middleware and their settings as written; each entry of `middlewares` sets exactly one. */
 const MIDDLEWARE_KINDS = {
   rateLimit: section({
@@ -185,6 +206,7 @@ const MIDDLEWARE_KINDS = {
   }),
   compress: compressSection,
   fault: faultSection,
+  errors: errorsSection,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -205,6 +227,7 @@ const middlewareEntry = section({
   inFlightReq: MIDDLEWARE_KINDS.inFlightReq.optional(),
   compress: MIDDLEWARE_KINDS.compress.optional(),
   fault: MIDDLEWARE_KINDS.fault.optional(),
+  errors: MIDDLEWARE_KINDS.errors.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),

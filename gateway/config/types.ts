@@ -648,6 +648,31 @@ export interface FaultSettings {
   readonly maxActive: number | undefined;
 }
 
+/** One page of an `errors` middleware: the statuses it stands for and the file it is read from. */
+export interface ErrorPageSettings {
+  /** The key as written (`502`, `5xx`, `500-599`). */
+  readonly key: string;
+  /** The lowest status it stands for. */
+  readonly from: number;
+  /** The highest status it stands for. */
+  readonly to: number;
+  /** The page's file (relative to the configuration file's folder), as written. */
+  readonly file: string;
+  /** The bytes of `file` as read when the configuration loaded; undefined before `readRespondFiles`. */
+  readonly body: RespondFileBody | undefined;
+}
+
+/**
+ * Custom error pages (`errors`: nginx's `error_page` with `proxy_intercept_errors`, HAProxy's
+ * `errorfile`): an error answer whose status a page stands for keeps its status and takes the page as its body.
+ */
+export interface ErrorsSettings {
+  /** The pages, the most specific first (one status before a range, a narrow range before a wide one). */
+  readonly pages: readonly ErrorPageSettings[];
+  /** The pages' Content-Type: `text/html; charset=utf-8` unless set. */
+  readonly contentType: string;
+}
+
 /** One named middleware: its kind and that kind's settings, every default applied. */
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
@@ -662,6 +687,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'inFlightReq'; readonly settings: InFlightReqSettings }
   | { readonly kind: 'compress'; readonly settings: CompressSettings }
   | { readonly kind: 'fault'; readonly settings: FaultSettings }
+  | { readonly kind: 'errors'; readonly settings: ErrorsSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }

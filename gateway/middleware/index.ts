@@ -17,6 +17,7 @@ export { CONSUMER_HEADER, ConsumerKeyIndex, accessDeniedTotal, denyAccess, ident
 export type { AccessDenial } from './consumers/index.ts';
 export { FAULT_ABORT, fault, faultsInjectedTotal, faultsOverflowTotal } from './fault/index.ts';
 export type { FaultOptions } from './fault/index.ts';
+export { errors } from './errors/index.ts';
 export { forwardAuth } from './forward-auth/index.ts';
 export { headers } from './headers/index.ts';
 export type { HeadersOptions } from './headers/index.ts';

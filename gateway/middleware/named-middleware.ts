@@ -4,6 +4,7 @@ import { bodyLimit } from './body-limit/index.ts';
 import { compress } from './compress/index.ts';
 import { cors } from './cors/index.ts';
 import { fault } from './fault/index.ts';
+import { errors } from './errors/index.ts';
 import { forwardAuth } from './forward-auth/index.ts';
 import { headers } from './headers/index.ts';
 import { hsts } from './hsts/index.ts';
@@ -62,6 +63,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return compress(definition.settings);
     case 'fault':
       return fault(definition.settings, { name: placement.name });
+    case 'errors':
+      return errors(definition.settings);
     case 'keyAuth':
       return keyAuth(definition.settings);
     case 'basicAuth':

@@ -7,6 +7,7 @@ import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
 import { dropsSmallBody } from '../entrypoints/http1-unread-body.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
+import { errorPageFor } from './error-page.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
@@ -186,10 +187,12 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
     const stopping = (context.request as IncomingMessage).httpVersionMajor === 2 ? closingUnreadBody(context) : {};
     return sendGrpcErrorAnswer(context, status, error, message, { ...extraHeaders, ...stopping });
   }
-  const body = JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
+  // An `errors` page around the answer takes the JSON's place; the status and the other headers stay.
+  const page = errorPageFor(context, status);
+  const body = page?.body ?? JSON.stringify({ error, message, status, requestId: context.requestId, service: context.service || undefined });
   context.outcome.bytesOut = Buffer.byteLength(body);
   const headers: OutgoingHttpHeaders = {
-    'content-type': 'application/json',
+    'content-type': page?.contentType ?? 'application/json',
     'content-length': context.outcome.bytesOut,
     'x-request-id': context.requestId,
     ...extraHeaders,

@@ -1,0 +1,25 @@
+import type { ErrorsSettings } from '../../config/types.ts';
+import type { ErrorPage, ErrorPageLookup, Middleware } from '../../context.ts';
+
+/**
+ * Custom error pages (nginx's `error_page` with `proxy_intercept_errors`, HAProxy's `errorfile`,
+ * Traefik's `errors` with pages from files): an answer of the inner layers whose status one of
+ * `settings.pages` stands for (an upstream's 500, the gateway's own 502, 503 or 504, an inner
+ * middleware's 429) keeps its status and its other headers (Retry-After…) and takes the page as its
+ * body; the body it had is read and dropped, never buffered. The most specific page wins (`502`
+ * before `5xx`). The pages were read when the configuration loaded, so using one cannot fail.
+ * Answers of the layers around it, gRPC calls and upgrades are left as they are (`errorPageFor`).
+ */
+export function errors(settings: ErrorsSettings): Middleware {
+  const pages = settings.pages.map(({ from, to, body }) => ({ from, to, page: { body: body?.bytes ?? Buffer.alloc(0), contentType: settings.contentType } satisfies ErrorPage }));
+  const lookup: ErrorPageLookup = (status) => pages.find(({ from, to }) => status >= from && status <= to)?.page;
+  return async function errors(context, next) {
+    const outer = context.errorPage;
+    context.errorPage = lookup;
+    try {
+      await next();
+    } finally {
+      context.errorPage = outer;
+    }
+  };
+}

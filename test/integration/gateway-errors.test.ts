@@ -1,0 +1,88 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { freePort, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+const PAGE_5XX = '<h1>Something broke on our side</h1>';
+const PAGE_503 = '<h1>Back in a moment</h1>';
+
+describe('errors: custom error pages for upstream answers and the gateway’s own', () => {
+  let backend: BackendProcess;
+  let gateway: GatewayProcess;
+  let admin: AdminClient;
+  let dir: string;
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'api' });
+    dir = await makeTempDir('sb-errors-');
+    await writeFile(join(dir, '5xx.html'), PAGE_5XX);
+    await writeFile(join(dir, '503.html'), PAGE_503);
+    const closedPort = await freePort();
+    gateway = await startGateway(`
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+admin: 127.0.0.1:{{adminPort}}
+accessLog: true
+services:
+  api: { instances: [127.0.0.1:${backend.port}], healthCheck: false, outlierDetection: false }
+  refused: { instances: [127.0.0.1:${closedPort}], healthCheck: false, outlierDetection: false, retries: false }
+  empty: {}
+middlewares:
+  pages: { errors: { pages: { "5xx": ${join(dir, '5xx.html')}, "503": ${join(dir, '503.html')} } } }
+routes:
+  - { name: api, path: /api, service: api, middlewares: [pages] }
+  - { name: plain, path: /plain, service: api }
+  - { name: refused, path: /refused, service: refused, middlewares: [pages] }
+  - { name: empty, path: /empty, service: empty, middlewares: [pages] }
+`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await backend?.process.kill();
+    if (dir) await removeTempDir(dir);
+  });
+
+  const accessLine = (path: string) =>
+    waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"requestId"') && text.includes(`"path":"${path}"`)), {
+      message: `the access log line of ${path}`,
+    }).then((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it("gives an upstream's 500 the page's body and type, keeping its status and its other headers, the access log the upstream's answer", async () => {
+    const answer = await sendRequest(gateway.port, '/api/status/500');
+    expect(answer, await logOf(gateway.process)).toMatchObject({ status: 500, body: PAGE_5XX });
+    expect(answer.headers).toMatchObject({ 'content-type': 'text/html; charset=utf-8', 'content-length': String(PAGE_5XX.length), 'x-upstream': 'kept' });
+    // The validator was the upstream's body's, not the page's.
+    expect(answer.headers.etag).toBeUndefined();
+    expect(await accessLine('/api/status/500')).toMatchObject({ status: 500, upstream: `127.0.0.1:${backend.port}`, bytes: PAGE_5XX.length });
+    // The upstream's answer is counted against it as before: one request, one 5xx.
+    const instance = (await admin.services()).find((service) => service.name === 'api')!.instances[0]!;
+    expect([instance.requests, instance.errors]).toEqual([1, 1]);
+  });
+
+  it('leaves a status no page stands for (404), and a route without the middleware, as the upstream sent them', async () => {
+    const notFound = await sendRequest(gateway.port, '/api/status/404');
+    expect(notFound).toMatchObject({ status: 404, body: `status 404 from api` });
+    expect(notFound.headers).toMatchObject({ 'content-type': 'text/plain', etag: '"upstream-page"' });
+    expect(await sendRequest(gateway.port, '/plain/status/500')).toMatchObject({ status: 500, body: 'status 500 from api' });
+  });
+
+  it("gives the gateway's own 503 (no instance) the most specific page, keeping Retry-After, and its own 502 (refused) the 5xx page", async () => {
+    const empty = await sendRequest(gateway.port, '/empty/x');
+    expect(empty).toMatchObject({ status: 503, body: PAGE_503 });
+    expect(empty.headers).toMatchObject({ 'content-type': 'text/html; charset=utf-8', 'content-length': String(PAGE_503.length), 'retry-after': '1' });
+    expect(await accessLine('/empty/x')).toMatchObject({ status: 503, errorClass: 'no-instances' });
+    const refused = await sendRequest(gateway.port, '/refused/x');
+    expect(refused).toMatchObject({ status: 502, body: PAGE_5XX });
+    expect(await accessLine('/refused/x')).toMatchObject({ status: 502, errorClass: 'connect-refused' });
+  });
+
+  it("answers HEAD with the status and the page's head, and no body", async () => {
+    for (const path of ['/api/status/500', '/empty/head']) {
+      const answer = await sendRequest(gateway.port, path, { method: 'HEAD' });
+      expect([answer.status, answer.body, answer.headers['content-type']]).toEqual([path.startsWith('/api') ? 500 : 503, '', 'text/html; charset=utf-8']);
+    }
+  });
+});
