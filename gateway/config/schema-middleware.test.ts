@@ -91,8 +91,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
     ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
@@ -137,6 +137,15 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { compress: { minSize: -1 } }', 'middlewares.c.compress.minSize (line 2)'],
     ['middlewares:\n  c: { compress: { contentTypes: ["text/html; charset=utf-8"] } }', 'middlewares.c.compress.contentTypes.0 (line 2): expected a media type such as application/json'],
     ['middlewares:\n  c: { compress: { gzip: true } }', 'middlewares.c.compress.gzip (line 2): unknown field "gzip"'],
+    ['middlewares:\n  e: { errors: { pages: {} } }', 'middlewares.e.errors.pages (line 2): expected at least one page'],
+    ['middlewares:\n  e: { errors: { pages: { "600": /p.html } } }', 'middlewares.e.errors.pages.600 (line 2): "600": expected a status (502), a class (5xx) or a range (500-599), within 400-599'],
+    ['middlewares:\n  e: { errors: { pages: { "3xx": /p.html } } }', 'middlewares.e.errors.pages.3xx (line 2): "3xx": expected a status (502)'],
+    ['middlewares:\n  e: { errors: { pages: { "200-299": /p.html } } }', 'middlewares.e.errors.pages.200-299 (line 2): "200-299": expected a status (502), a class (5xx) or a range (500-599), within 400-599 (1xx, 2xx and 3xx answers keep their bodies)'],
+    ['middlewares:\n  e: { errors: { pages: { "599-500": /p.html } } }', 'middlewares.e.errors.pages.599-500 (line 2): "599-500": the range ends before it starts'],
+    ['middlewares:\n  e: { errors: { pages: { "5xx": /p.html, "500-599": /q.html } } }', 'middlewares.e.errors.pages.500-599 (line 2): overlaps "5xx", which is as specific'],
+    ['middlewares:\n  e: { errors: { pages: { "5xx": "" } } }', 'middlewares.e.errors.pages.5xx (line 2): expected the path of the page file'],
+    ['middlewares:\n  e: { errors: { pages: { "5xx": /nonexistent/5xx.html } } }', 'middlewares.e.errors.pages.5xx (line 2): cannot read /nonexistent/5xx.html (ENOENT)'],
+    ['middlewares:\n  e: { errors: { pages: { "5xx": /p.html }, status: ["500-599"] } }', 'middlewares.e.errors.status (line 2): unknown field "status"'],
   ])('refuses %j with "%s"', (text, expected) => {
     expect(errorOf(text).message).toContain(expected);
   });
