@@ -15,6 +15,8 @@ describe('checkStoreObject', () => {
     ['middlewares', 'limit', { rateLimit: { average: -1 } }, 'middlewares.limit.rateLimit.average'],
     ['middlewares', 'chaos', { fault: { abort: { status: 503, percentage: 150 } } }, 'middlewares.chaos.fault.abort.percentage'],
     ['middlewares', 'chaos', { fault: { maxActive: 5 } }, 'middlewares.chaos.fault'],
+    ['middlewares', 'pages', { errors: { pages: { '3xx': '/srv/3xx.html' } } }, 'middlewares.pages.errors.pages.3xx'],
+    ['middlewares', 'pages', { errors: { pages: { '5xx': '/srv/a.html', '500-599': '/srv/b.html' } } }, 'middlewares.pages.errors.pages.500-599'],
     ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
     ['certificates', 'shop', { certFile: '/etc/shop.pem' }, 'certificates.shop.keyFile'],
     ['certificates', 'shop', { certFile: 'certs/shop.pem', keyFile: '/etc/shop-key.pem' }, 'certificates.shop.certFile'],
