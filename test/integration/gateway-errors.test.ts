@@ -1,8 +1,29 @@
 import { writeFile } from 'node:fs/promises';
+import { connect as connectHttp2, constants } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { freePort, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+
+/** One GET over a fresh h2c (prior knowledge) session; the whole answer. */
+async function http2Get(port: number, path: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const session = connectHttp2(`http://127.0.0.1:${port}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on('error', reject);
+      const stream = session.request({ [constants.HTTP2_HEADER_PATH]: path });
+      let headers: Record<string, unknown> = {};
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('response', (received) => (headers = received));
+      stream.on('data', (chunk: string) => (body += chunk));
+      stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
+      stream.on('error', reject);
+    });
+  } finally {
+    session.close();
+  }
+}
 
 const PAGE_5XX = '<h1>Something broke on our side</h1>';
 const PAGE_503 = '<h1>Back in a moment</h1>';
@@ -21,7 +42,7 @@ describe('errors: custom error pages for upstream answers and the gateway’s ow
     const closedPort = await freePort();
     gateway = await startGateway(`
 entryPoints:
-  web: { listen: "127.0.0.1:{{port}}" }
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
 admin: 127.0.0.1:{{adminPort}}
 accessLog: true
 services:
@@ -77,6 +98,13 @@ routes:
     const refused = await sendRequest(gateway.port, '/refused/x');
     expect(refused).toMatchObject({ status: 502, body: PAGE_5XX });
     expect(await accessLine('/refused/x')).toMatchObject({ status: 502, errorClass: 'connect-refused' });
+  });
+
+  it('gives the pages over HTTP/2 too', async () => {
+    const upstream = await http2Get(gateway.port, '/api/h2/status/500');
+    expect([upstream.status, upstream.headers['content-type'], upstream.body]).toEqual([500, 'text/html; charset=utf-8', PAGE_5XX]);
+    const own = await http2Get(gateway.port, '/empty/h2');
+    expect([own.status, own.headers['retry-after'], own.body]).toEqual([503, '1', PAGE_503]);
   });
 
   it("answers HEAD with the status and the page's head, and no body", async () => {
