@@ -48,7 +48,10 @@ export function withErrorPageHeaders(headers: OutgoingHttpHeaders, page: ErrorPa
 /**
  * The sink of an upstream body replaced by `page`: reads every chunk and drops it at once (never
  * held, and never slowing the upstream with back-pressure), then gives out the page when the
- * upstream body ends, nothing for an answer to HEAD.
+ * upstream body ends, nothing for an answer to HEAD. Not before: the upstream's connection is
+ * kept for its next request only once its body is read, and an upstream that fails mid-body then
+ * cuts the page as it would have cut its own body, instead of the proxy destroying a response it
+ * already ended (and with it a kept-alive client connection). The upstream's body timeout bounds the wait.
  */
 export function errorPageBody(page: ErrorPage, head: boolean): Transform {
   return new Transform({

@@ -82,7 +82,8 @@ export function sendGatewayError(context: GatewayContext, errorClass: GatewayErr
  * were sent. The one shape of every answer the gateway gives in an upstream's place. A gRPC caller
  * (`content-type: application/grpc*`) gets the same refusal as a gRPC status instead (HTTP 200,
  * Trailers-Only, `grpc-status` mapped from `status` and `error`: see `grpcStatusOf`), so that every
- * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client. Never
+ * refusal (rate limit, access, breaker, no instance) reads right to a real gRPC client. An `errors`
+ * page around the answer for `status` (`errorPageFor`) replaces the JSON body and its type. Never
  * throws for a response header hook: one that fails the answer turns it into a 500 `internal`.
  */
 export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
