@@ -53,6 +53,17 @@ describe('respond settings', () => {
     expect(errorOf('middlewares:\n  r: { respond: { status: 200, bodyFile: big.html } }\n', config).message).toContain(`middlewares.r.respond.bodyFile (line 2): ${join(dir, 'big.html')}: 1048577 bytes, more than a body file may hold (1048576)`);
   });
 
+  it('reads errors pages at load, relative to the configuration file, refuses one it cannot read with its key, and reloads on a page change', () => {
+    writeFileSync(join(dir, '5xx.html'), '<h1>oops</h1>');
+    const config = join(dir, 'gateway.yaml');
+    const text = 'middlewares:\n  e: { errors: { pages: { "5xx": 5xx.html, "404": /nonexistent/404.html } } }\n';
+    expect(errorOf(text, config).message).toContain('middlewares.e.errors.pages.404 (line 2): cannot read /nonexistent/404.html (ENOENT)');
+    const readable = 'middlewares:\n  e: { errors: { pages: { "5xx": 5xx.html } } }\n';
+    const definition = parseConfig(config, readable).middlewares.get('e');
+    expect(definition?.kind === 'errors' && definition.settings.pages[0]?.body?.bytes.toString('utf8')).toBe('<h1>oops</h1>');
+    expect(filesReadOnLoad(config, readable)).toEqual([join(dir, '5xx.html')]);
+  });
+
   it('refuses a bodyFile that is no regular file, whose size says nothing of what a read brings (a FIFO, /dev/zero)', () => {
     const config = join(dir, 'gateway.yaml');
     const fifo = join(dir, 'body.fifo');
