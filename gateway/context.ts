@@ -50,6 +50,23 @@ export interface ErrorPage {
 
 /** The page for an answer of `status`, or undefined to leave that answer's body as it is. Set by `errors`. */
 export type ErrorPageLookup = (status: number) => ErrorPage | undefined;
+/**
+ * Watches one upstream answer's body on its way to the client, as the proxy writes it (before any
+ * encoder): `chunk` for each piece, then `end` once the whole body went out, or `abort` when it did
+ * not (the upstream broke off, the client went away). Exactly one of `end` and `abort` is called.
+ * Set by `cache`.
+ */
+export interface ResponseBodyTap {
+  chunk(chunk: Buffer): void;
+  end(): void;
+  abort(): void;
+}
+
+/**
+ * Chooses whether to watch an upstream answer's body (`ResponseBodyTap`), as its headers are about
+ * to be written (after the response header hooks); undefined to leave it unwatched. Set by `cache`.
+ */
+export type ResponseTapper = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => ResponseBodyTap | undefined;
 
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -162,6 +179,8 @@ export interface GatewayContext {
   responseEncoder: ResponseEncoder | undefined;
   /** The error pages of the `errors` middleware around the inner layers (read by `errorPageFor`); undefined replaces no answer's body. */
   errorPage?: ErrorPageLookup | undefined;
+  /** Watches the upstream answer's body as it streams to the client (`cache`); undefined: nothing watches. */
+  responseTapper?: ResponseTapper | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */

@@ -211,6 +211,7 @@ class RequestContext implements GatewayContext {
   readonly responseBodyTransforms: GatewayContext['responseBodyTransforms'] = [];
   responseEncoder: GatewayContext['responseEncoder'] = undefined;
   errorPage: GatewayContext['errorPage'] = undefined;
+  responseTapper: GatewayContext['responseTapper'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0 };
   trace: RequestTrace | undefined = undefined;

@@ -379,6 +379,15 @@ const DEFAULT_COMPRESS_TYPES: readonly string[] = [
   'font/otf',
 ];
 
+/** `cache` holds 64 MiB of answers by default (APISIX proxy-cache's memory zone is 50m). */
+const DEFAULT_CACHE_MAX_BYTES = 64 * 1_048_576;
+/** `cache` keeps answers up to 1 MiB by default: bigger ones would push many small ones out. */
+const DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576;
+/** The methods `cache` answers by default: the ones RFC 9111 lets a cache reuse answers for. */
+const DEFAULT_CACHE_METHODS = ['GET', 'HEAD'];
+/** The statuses `cache` keeps by default: those RFC 9110 §15.1 calls heuristically cacheable, less 405, 414, 501 and 206 (a range is not kept whole). */
+const DEFAULT_CACHE_STATUSES = [200, 203, 204, 300, 301, 404, 410];
+
 /** The methods a CORS preflight is allowed unless `allowMethods` says otherwise: the ones that need none. */
 const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'POST'];
 
@@ -451,6 +460,19 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
     return { kind: 'fault', settings };
   }
   if (input.errors) return { kind: 'errors', settings: errorsSettings(input.errors.pages, input.errors.contentType) };
+  if (input.cache) {
+    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader } = input.cache;
+    const maxBytes = maxSize ?? DEFAULT_CACHE_MAX_BYTES;
+    const settings = {
+      maxBytes,
+      maxEntryBytes: maxEntrySize ?? Math.min(DEFAULT_CACHE_MAX_ENTRY_BYTES, maxBytes),
+      defaultTtlMs: defaultTtl,
+      methods: methods ?? DEFAULT_CACHE_METHODS,
+      statuses: statuses ?? DEFAULT_CACHE_STATUSES,
+      cacheStatusHeader: cacheStatusHeader === false ? undefined : (cacheStatusHeader ?? 'x-cache-status'),
+    };
+    return { kind: 'cache', settings };
+  }
   return { kind: 'rewrite', settings: input.rewrite! };
 }
 

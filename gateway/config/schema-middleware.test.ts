@@ -29,6 +29,9 @@ describe('middlewares', () => {
   per-client: { inFlightReq: { amount: 10 } }
   per-tenant: { inFlightReq: { amount: 3, key: "header:X-Tenant" } }
   zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
+  memory: { cache: {} }
+  small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache } }
+  quiet-cache: { cache: { cacheStatusHeader: false } }
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
   - { path: /b, service: b }
@@ -52,6 +55,12 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       'per-client': { kind: 'inFlightReq', settings: { amount: 10, key: { from: 'client-ip' }, ipv6Subnet: 64 } },
       'per-tenant': { kind: 'inFlightReq', settings: { amount: 3, key: { from: 'header', name: 'x-tenant' }, ipv6Subnet: 64 } },
       zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
+      memory: {
+        kind: 'cache',
+        settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status' },
+      },
+      'small-cache': { kind: 'cache', settings: { maxBytes: 4 * 1_048_576, maxEntryBytes: 65_536, defaultTtlMs: 30_000, methods: ['GET'], statuses: [200], cacheStatusHeader: 'x-cache' } },
+      'quiet-cache': { kind: 'cache', settings: expect.objectContaining({ cacheStatusHeader: undefined }) },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
     expect(config.redis).toEqual(REDIS);
@@ -91,8 +100,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     [`${ROUTE}middlewares: { other: { hsts: { maxAge: 1d } } }`, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (declared: other)'],
     [ROUTE, 'routes.0.middlewares.0 (line 2): unknown middleware "limit" (no middlewares are declared)'],
     ['routes:\n  - { path: /a, service: a, middlewares: [constructor] }', 'routes.0.middlewares.0 (line 2): unknown middleware "constructor"'],
-    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
-    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
+    ['middlewares:\n  empty: {}', 'middlewares.empty (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, cache, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found none'],
+    ['middlewares:\n  both: { hsts: { maxAge: 1s }, rateLimit: { average: 1 } }', 'middlewares.both (line 2): a middleware has exactly one kind (rateLimit, redirectScheme, redirectRegex, respond, hsts, cors, headers, rewrite, bodyLimit, inFlightReq, compress, fault, errors, cache, keyAuth, basicAuth, jwtAuth, ipAllowList, ipDenyList, forwardAuth); found rateLimit and hsts'],
     ['middlewares:\n  l: { rateLimit: { average: 0 } }', 'middlewares.l.rateLimit.average (line 2): must be above 0'],
     ['middlewares:\n  b: { bodyLimit: { maxSize: 0 } }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
     ['middlewares:\n  b: { bodyLimit: {} }', 'middlewares.b.bodyLimit.maxSize (line 2)'],
@@ -146,6 +155,15 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  e: { errors: { pages: { "5xx": "" } } }', 'middlewares.e.errors.pages.5xx (line 2): expected the path of the page file'],
     ['middlewares:\n  e: { errors: { pages: { "5xx": /nonexistent/5xx.html } } }', 'middlewares.e.errors.pages.5xx (line 2): cannot read /nonexistent/5xx.html (ENOENT)'],
     ['middlewares:\n  e: { errors: { pages: { "5xx": /p.html }, status: ["500-599"] } }', 'middlewares.e.errors.status (line 2): unknown field "status"'],
+    ['middlewares:\n  c: { cache: { maxSize: 1MiB, maxEntrySize: 2MiB } }', 'middlewares.c.cache.maxEntrySize (line 2): is above maxSize'],
+    ['middlewares:\n  c: { cache: { methods: [GET, POST] } }', 'middlewares.c.cache.methods (line 2): may hold only GET and HEAD'],
+    ['middlewares:\n  c: { cache: { methods: [GET, get] } }', 'middlewares.c.cache.methods (line 2): lists a method twice'],
+    ['middlewares:\n  c: { cache: { statuses: [200, 200] } }', 'middlewares.c.cache.statuses (line 2): lists a status twice'],
+    ['middlewares:\n  c: { cache: { statuses: [99] } }', 'middlewares.c.cache.statuses.0 (line 2)'],
+    ['middlewares:\n  c: { cache: { maxSize: 0 } }', 'middlewares.c.cache.maxSize (line 2)'],
+    ['middlewares:\n  c: { cache: { defaultTtl: "60" } }', 'middlewares.c.cache.defaultTtl (line 2)'],
+    ['middlewares:\n  c: { cache: { cacheStatusHeader: "X Cache" } }', 'middlewares.c.cache.cacheStatusHeader (line 2)'],
+    ['middlewares:\n  c: { cache: { strategy: disk } }', 'middlewares.c.cache.strategy (line 2): unknown field "strategy"'],
   ])('refuses %j with "%s"', (text, expected) => {
     expect(errorOf(text).message).toContain(expected);
   });

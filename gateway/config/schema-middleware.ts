@@ -67,6 +67,30 @@ const compressSection = section({
   if (new Set(encodings).size !== encodings.length) context.addIssue({ code: 'custom', path: ['encodings'], message: 'lists a coding twice' });
 });
 
+/** An HTTP method as `cache` lists it: a token, upper-cased. */
+const cacheMethod = z.string().regex(/^[A-Za-z]+$/, 'is not a method').transform((method) => method.toUpperCase());
+
+/** `cache` as written: the memory bound above the one-entry bound, each method and status once. */
+const cacheSection = section({
+  maxSize: byteSize.optional(),
+  maxEntrySize: byteSize.optional(),
+  defaultTtl: longDuration.optional(),
+  methods: z.array(cacheMethod).min(1).optional(),
+  statuses: z.array(z.int().min(200).max(599)).min(1).optional(),
+  cacheStatusHeader: z.union([headerName, z.literal(false)]).optional(),
+}).superRefine((settings, context) => {
+  if (settings.maxSize !== undefined && settings.maxEntrySize !== undefined && settings.maxEntrySize > settings.maxSize) {
+    context.addIssue({ code: 'custom', path: ['maxEntrySize'], message: 'is above maxSize: no answer that size could be kept' });
+  }
+  const methods = settings.methods ?? [];
+  if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
+    context.addIssue({ code: 'custom', path: ['methods'], message: 'may hold only GET and HEAD (an answer to another method is not reused for a later request)' });
+  }
+  if (new Set(methods).size !== methods.length) context.addIssue({ code: 'custom', path: ['methods'], message: 'lists a method twice' });
+  const statuses = settings.statuses ?? [];
+  if (new Set(statuses).size !== statuses.length) context.addIssue({ code: 'custom', path: ['statuses'], message: 'lists a status twice' });
+});
+
 /** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
 const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
 
@@ -207,6 +231,7 @@ const MIDDLEWARE_KINDS = {
   compress: compressSection,
   fault: faultSection,
   errors: errorsSection,
+  cache: cacheSection,
   ...ACCESS_MIDDLEWARE_KINDS,
 };
 
@@ -228,6 +253,7 @@ const middlewareEntry = section({
   compress: MIDDLEWARE_KINDS.compress.optional(),
   fault: MIDDLEWARE_KINDS.fault.optional(),
   errors: MIDDLEWARE_KINDS.errors.optional(),
+  cache: MIDDLEWARE_KINDS.cache.optional(),
   keyAuth: MIDDLEWARE_KINDS.keyAuth.optional(),
   basicAuth: MIDDLEWARE_KINDS.basicAuth.optional(),
   jwtAuth: MIDDLEWARE_KINDS.jwtAuth.optional(),

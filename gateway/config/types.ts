@@ -673,6 +673,22 @@ export interface ErrorsSettings {
   readonly contentType: string;
 }
 
+/** An HTTP response cache in this process's memory (`cache`), RFC 9111's rules for a shared cache. */
+export interface CacheSettings {
+  /** The bytes every entry (body and headers) together may hold; the least recently used go first. */
+  readonly maxBytes: number;
+  /** An answer longer than this (body bytes) is never kept. */
+  readonly maxEntryBytes: number;
+  /** How long an answer without explicit freshness (no max-age, s-maxage or Expires) stays fresh; undefined: only what its headers allow. */
+  readonly defaultTtlMs: number | undefined;
+  /** The methods whose requests may be answered from the cache (GET, HEAD). */
+  readonly methods: readonly string[];
+  /** The statuses whose answers may be kept. */
+  readonly statuses: readonly number[];
+  /** The answer header that tells MISS, HIT, EXPIRED or BYPASS; undefined: none. */
+  readonly cacheStatusHeader: string | undefined;
+}
+
 /** One named middleware: its kind and that kind's settings, every default applied. */
 export type MiddlewareConfig =
   | { readonly kind: 'rateLimit'; readonly settings: RateLimitSettings }
@@ -688,6 +704,7 @@ export type MiddlewareConfig =
   | { readonly kind: 'compress'; readonly settings: CompressSettings }
   | { readonly kind: 'fault'; readonly settings: FaultSettings }
   | { readonly kind: 'errors'; readonly settings: ErrorsSettings }
+  | { readonly kind: 'cache'; readonly settings: CacheSettings }
   | { readonly kind: 'keyAuth'; readonly settings: KeyAuthSettings }
   | { readonly kind: 'basicAuth'; readonly settings: BasicAuthSettings }
   | { readonly kind: 'jwtAuth'; readonly settings: JwtAuthSettings }

@@ -1,6 +1,7 @@
 import type { GatewayConfig, MiddlewareConfig, RedisSettings } from '../config/types.ts';
 import type { Middleware } from '../context.ts';
 import { bodyLimit } from './body-limit/index.ts';
+import { cache } from './cache/index.ts';
 import { compress } from './compress/index.ts';
 import { cors } from './cors/index.ts';
 import { fault } from './fault/index.ts';
@@ -65,6 +66,8 @@ export function buildNamedMiddleware(definition: MiddlewareConfig, placement: Mi
       return fault(definition.settings, { name: placement.name });
     case 'errors':
       return errors(definition.settings);
+    case 'cache':
+      return cache(definition.settings, placement.name);
     case 'keyAuth':
       return keyAuth(definition.settings);
     case 'basicAuth':

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Transform, Writable } from 'node:stream';
-import type { ClientResponse, GatewayContext } from '../context.ts';
+import { PassThrough, type Transform, type Writable } from 'node:stream';
+import type { ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
 import { errorPageBody, errorPageFor, withErrorPageHeaders } from '../proxy/error-page.ts';
 
 /** Destroys the encoder of a response that closed: a client gone mid-answer, or a cut one. */
@@ -10,8 +10,8 @@ function stopEncoder(encoder: Transform): void {
 
 /**
  * Counts `length` bytes of an answer's body, just written to `sink`, as sent to the client
- * (`RequestOutcome.bytesOut`), unless `sink` is an encoder: what went to the client then is the
- * encoded bytes, which `startResponseBody` counts as they leave it (as nginx's `$body_bytes_sent`).
+ * (`RequestOutcome.bytesOut`), unless `sink` is an encoder or a tap: what went to the client then
+ * is counted as it leaves them (the encoded bytes, as nginx's `$body_bytes_sent`) by `startResponseBody`.
  */
 export function countBodyBytes(context: GatewayContext, sink: Writable, length: number): void {
   if (sink === context.response) context.outcome.bytesOut += length;
@@ -21,7 +21,9 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
  * Writes an upstream answer's head to the client and returns where its body goes: the response
  * itself, or the encoder the route's `responseEncoder` chose (which may edit `outgoing` first), or,
  * for a status an `errors` page stands for, the sink that drops the body and gives out the page instead
- * (`outgoing` then the page's, not compressed), piped into the response, its output counted in `bytesOut` (`countBodyBytes`). Either is a writable with back-pressure: `write` returns false and
+ * (`outgoing` then the page's, not compressed), piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
+ * with a `responseTapper` that watches this answer (never one whose body a page replaces), a pass-through
+ * in front of them that shows the tap each chunk as it goes by (never holding it back). Either is a writable with back-pressure: `write` returns false and
  * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
  * (the client gone, or the proxy cutting an answer whose upstream failed) destroys its encoder, so
  * a truncated answer never gets a clean end; an encoder that fails destroys the response.
@@ -29,21 +31,57 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
 export function startResponseBody(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders): Writable {
   const response = context.response;
   const page = errorPageFor(context, status);
+  const tap = page ? undefined : context.responseTapper?.(status, outgoing, context);
   const encoder = page ? errorPageBody(page, context.request.method === 'HEAD') : context.responseEncoder?.(status, outgoing, context);
   if (page) withErrorPageHeaders(outgoing, page);
   response.writeHead(status, outgoing);
-  if (encoder === undefined) return response as Writable;
-  pipeEncoded(encoder, response, context.outcome);
-  return encoder;
+  const sink = encoder === undefined ? (response as Writable) : pipeEncoded(encoder, response, context.outcome);
+  return tap === undefined ? sink : pipeTapped(tap, sink, context);
 }
 
-function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: GatewayContext['outcome']): void {
+function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: GatewayContext['outcome']): Transform {
   encoder.once('error', (error) => response.destroy(error));
   // Beside pipe's own 'data' listener: the stream stays flowing as pipe's back-pressure lets it.
   encoder.on('data', (chunk: Buffer) => (outcome.bytesOut += chunk.length));
   // A response the client left as the head came (the attempt then stops the upstream) may have
   // emitted its 'close' already: nothing would destroy the encoder, nor end it.
-  if (response.destroyed) return void encoder.destroy();
+  if (response.destroyed) {
+    encoder.destroy();
+    return encoder;
+  }
   encoder.pipe(response as Writable);
   response.once('close', () => stopEncoder(encoder));
+  return encoder;
+}
+
+/**
+ * Puts a pass-through before `sink` whose chunks `tap` sees: the tap's `end` comes once the
+ * response finished (the whole body went to the client), its `abort` when the response closed
+ * before that (the client left, or the proxy cut the answer), which also destroys the pass-through.
+ */
+function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContext): Writable {
+  const response = context.response;
+  if (response.destroyed) {
+    tap.abort();
+    return sink;
+  }
+  const tee = new PassThrough();
+  const counted = sink === response;
+  tee.on('data', (chunk: Buffer) => {
+    tap.chunk(chunk);
+    if (counted) context.outcome.bytesOut += chunk.length;
+  });
+  tee.once('error', (error) => response.destroy(error));
+  tee.pipe(sink);
+  let finished = false;
+  response.once('finish', () => {
+    finished = true;
+    tap.end();
+  });
+  response.once('close', () => {
+    if (finished) return;
+    tap.abort();
+    if (!tee.destroyed) tee.destroy();
+  });
+  return tee;
 }

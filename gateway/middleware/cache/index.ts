@@ -1,0 +1,181 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import CachePolicy from 'http-cache-semantics';
+import type { CacheSettings } from '../../config/types.ts';
+import type { GatewayContext, Middleware, ResponseBodyTap } from '../../context.ts';
+import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
+import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { countBodyBytes, startResponseBody } from '../../transports/transport-response-body.ts';
+import { whenRetired } from '../middleware-retire.ts';
+import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
+import { ResponseCache } from './cache-store.ts';
+
+export { ResponseCache, variantKey, varyNames } from './cache-store.ts';
+export type { CachedAnswer } from './cache-store.ts';
+
+/** Methods that change nothing (RFC 9110 §9.2.1): any other one answered with success invalidates the stored answers of its URI (RFC 9111 §4.4). */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** http-cache-semantics as a shared cache (a gateway's answers go to many users) that grants no heuristic freshness: only what the headers say, or `defaultTtl`. */
+const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
+
+/** The key every variant of a request's resource is stored under: GET and HEAD share one, then scheme, host, and path with query after the route's rewrites. */
+export function primaryKey(context: GatewayContext): string {
+  const host = (context.request.headers.host ?? '').toLowerCase();
+  return `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path}`;
+}
+
+/** A request's `Cache-Control: no-store` / `no-cache` (or `Pragma: no-cache`): the client wants an answer from the origin (RFC 9111 §5.2.1). */
+function bypasses(headers: IncomingHttpHeaders): boolean {
+  const control = headers['cache-control'];
+  if (control !== undefined && /(?:^|,)\s*no-(?:cache|store)\b/i.test(control)) return true;
+  const pragma = headers.pragma;
+  return control === undefined && pragma !== undefined && /no-cache/i.test(pragma);
+}
+
+/** The request as http-cache-semantics sees it: always GET, since a HEAD is answered from (and fills nothing but) the GET's entry. */
+function policyRequest(context: GatewayContext): CachePolicy.Request {
+  const headers = context.request.headers;
+  // http-cache-semantics compares Host as sent; hosts are case-insensitive (RFC 9110 §4.2.3), as the key is.
+  const host = headers.host;
+  const matched = host === undefined || host === host.toLowerCase() ? headers : { ...headers, host: host.toLowerCase() };
+  return { method: 'GET', url: context.upstream.path, headers: matched as CachePolicy.Headers };
+}
+
+/**
+ * An HTTP response cache in this process's memory (nginx's `proxy_cache`, APISIX's `proxy-cache`
+ * memory strategy) with RFC 9111's rules for a shared cache, which `http-cache-semantics` decides
+ * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
+ * `Age`); otherwise the request goes upstream (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a
+ * fresh answer) and its answer streams to the client as it comes while a copy gathers beside it, stored once the
+ * whole body went out if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
+ * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
+ */
+export function cache(settings: CacheSettings, name = 'cache'): Middleware {
+  const store = new ResponseCache(settings.maxBytes);
+  const methods = new Set(settings.methods);
+  const statuses = new Set(settings.statuses);
+  const statusHeader = settings.cacheStatusHeader;
+  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
+  const stored = cacheStoredTotal.labels(name);
+  showCache(name, store);
+
+  /** The policy of an answer that may be stored, or undefined: http-cache-semantics' rules, then this gateway's own (statuses, Set-Cookie, Vary: *, a lifetime). */
+  const storablePolicy = (context: GatewayContext, status: number, headers: OutgoingHttpHeaders): CachePolicy | undefined => {
+    if (!statuses.has(status) || headers['set-cookie'] !== undefined || varyAll(headers)) return undefined;
+    const length = Number(headers['content-length']);
+    if (length > settings.maxEntryBytes) return undefined;
+    const request = policyRequest(context);
+    let policy = new CachePolicy(request, { status, headers: headers as CachePolicy.Headers }, POLICY_OPTIONS);
+    if (!policy.storable()) return undefined;
+    if (policy.timeToLive() <= 0 && settings.defaultTtlMs !== undefined && !hasExplicitFreshness(headers)) {
+      // `defaultTtl` stands in for the freshness the headers left out, as if the upstream had sent it as s-maxage.
+      const control = headers['cache-control'] === undefined ? '' : `${String(headers['cache-control'])}, `;
+      const withTtl = { ...headers, 'cache-control': `${control}s-maxage=${Math.floor(settings.defaultTtlMs / 1_000)}` };
+      policy = new CachePolicy(request, { status, headers: withTtl as CachePolicy.Headers }, POLICY_OPTIONS);
+    }
+    return policy.storable() && policy.timeToLive() > 0 ? policy : undefined;
+  };
+
+  /** Gathers a GET's answer beside its way to the client and stores it once whole, if it may be stored. */
+  const tapFor = (context: GatewayContext, primary: string, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined => {
+    const policy = storablePolicy(context, status, headers);
+    if (policy === undefined) return undefined;
+    let chunks: Buffer[] | undefined = [];
+    let length = 0;
+    return {
+      chunk(chunk) {
+        if (chunks === undefined) return;
+        length += chunk.length;
+        // Over the bound: the rest streams on, nothing more is kept.
+        if (length > settings.maxEntryBytes) chunks = undefined;
+        else chunks.push(chunk);
+      },
+      end() {
+        if (chunks === undefined) return;
+        const body = Buffer.concat(chunks, length);
+        chunks = undefined;
+        const kept = { ...headers };
+        // A response body transform may have changed the length after these headers were taken.
+        if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
+        delete kept['transfer-encoding'];
+        store.store(primary, context.request.headers, { status, headers: kept, body, policy });
+        stored.inc();
+      },
+      abort() {
+        chunks = undefined;
+      },
+    };
+  };
+
+  const middleware: Middleware = async function cache(context, next) {
+    const method = context.request.method ?? 'GET';
+    if (!methods.has(method)) {
+      if (!SAFE_METHODS.has(method)) invalidateOnSuccess(context, store);
+      return next();
+    }
+    const primary = primaryKey(context);
+    const bypass = bypasses(context.request.headers);
+    const found = bypass ? undefined : store.find(primary, context.request.headers);
+    if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context))) {
+      requests.HIT.inc();
+      return sendHit(context, found, statusHeader);
+    }
+    const status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
+    requests[status].inc();
+    let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
+    // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which
+    // run again on every hit, for that request); the status header goes on every answer.
+    context.responseHeaderHooks.unshift((answerStatus, headers) => {
+      upstream ??= { status: answerStatus, headers: { ...headers } };
+      if (statusHeader !== undefined) headers[statusHeader] = status;
+    });
+    const mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
+    if (mayStore) {
+      context.responseTapper = (answerStatus, _headers, tapped) =>
+        upstream === undefined || upstream.status !== answerStatus ? undefined : tapFor(tapped, primary, answerStatus, upstream.headers);
+    }
+    await next();
+  };
+  whenRetired(middleware, () => forgetCache(name, store));
+  return middleware;
+}
+
+/** Sends a stored answer as the upstream's would go (the request's response header hooks, its encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. */
+function sendHit(context: GatewayContext, answer: { status: number; headers: OutgoingHttpHeaders; body: Buffer; policy: CachePolicy }, statusHeader: string | undefined): Promise<void> {
+  const headers: OutgoingHttpHeaders = { ...answer.headers, age: String(Math.floor(answer.policy.age())) };
+  if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
+  try {
+    applyHeaderHooks(context, answer.status, headers);
+  } catch (error) {
+    context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a response header hook failed a cached answer');
+    context.responseHeaderHooks.length = 0;
+    sendErrorAnswer(context, 500, 'internal', 'the gateway failed to answer');
+    return Promise.resolve();
+  }
+  context.outcome.status = answer.status;
+  const sink = startResponseBody(context, answer.status, headers);
+  if (context.request.method === 'HEAD' || answer.body.length === 0) sink.end();
+  else {
+    countBodyBytes(context, sink, answer.body.length);
+    sink.end(answer.body);
+  }
+  return Promise.resolve();
+}
+
+/** Forgets the stored answers of the request's URI once an unsafe method's answer is a success (RFC 9111 §4.4: 2xx or 3xx). */
+function invalidateOnSuccess(context: GatewayContext, store: ResponseCache): void {
+  const primary = primaryKey(context);
+  context.responseHeaderHooks.push((status) => {
+    if (status >= 200 && status < 400) store.invalidate(primary);
+  });
+}
+
+function varyAll(headers: OutgoingHttpHeaders): boolean {
+  const vary = headers.vary;
+  return vary !== undefined && String(vary).split(',').some((name) => name.trim() === '*');
+}
+
+/** Whether an answer states its own freshness (RFC 9111 §4.2.1): max-age, s-maxage or Expires. */
+function hasExplicitFreshness(headers: OutgoingHttpHeaders): boolean {
+  return headers.expires !== undefined || /(?:^|,)\s*(?:s-)?max-age\s*=/i.test(String(headers['cache-control'] ?? ''));
+}

@@ -1,0 +1,236 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../harness/admin-client.ts';
+import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+
+/** 4 KiB, over the test's maxEntrySize (1 KiB). */
+const BIG = Buffer.alloc(4 * 1024, 'x');
+
+/** Requests the backend got, by method and path. */
+const counts = new Map<string, number>();
+const countOf = (path: string, method = 'GET'): number => counts.get(`${method} ${path}`) ?? 0;
+
+/** The answers waiting for the test to cut them. */
+const dyingAnswers = new Set<ServerResponse>();
+
+/** The backend's answers by path; each body names the request's number so that a stale copy shows. */
+function answer(path: string, method: string, headers: IncomingHttpHeaders, response: ServerResponse): void {
+  const key = `${method} ${path}`;
+  const n = (counts.get(key) ?? 0) + 1;
+  counts.set(key, n);
+  const text = (extra: Record<string, string>, body = `${path} answer ${n}`) =>
+    void response.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra }).end(method === 'HEAD' ? undefined : body);
+  switch (path) {
+    case '/fresh':
+    case '/head-first':
+    case '/no-cache-request':
+    case '/authorized-public':
+      return text({ 'cache-control': 'max-age=60' });
+    case '/no-store':
+      return text({ 'cache-control': 'no-store, max-age=60' });
+    case '/private':
+      return text({ 'cache-control': 'private, max-age=60' });
+    case '/cookie':
+      return text({ 'cache-control': 'max-age=60', 'set-cookie': 'session=abc' });
+    case '/authorized':
+      return text({ 'cache-control': 'max-age=60' });
+    case '/no-freshness':
+      return text({});
+    case '/vary':
+      return text({ 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }, `variant for ${headers['accept-encoding'] ?? 'none'} ${n}`);
+    case '/big':
+      return void response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end(BIG);
+    case '/item':
+      if (method === 'POST') return void response.writeHead(201, { 'content-type': 'text/plain' }).end(`created ${n}`);
+      return text({ 'cache-control': 'max-age=60' });
+    case '/short':
+      return text({ 'cache-control': 'max-age=1' });
+    case '/cut':
+      response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+      response.write('part of the answer ');
+      return void dyingAnswers.add(response);
+    default:
+      response.writeHead(404).end();
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  complete: boolean;
+}
+
+/** One HTTP/1.1 request through the gateway, read to its end (or its close without one). */
+function send(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      let complete = false;
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('end', () => (complete = true));
+      response.once('error', () => undefined);
+      response.once('close', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), complete: complete && response.complete }));
+    });
+    request.once('error', reject);
+    request.end();
+  });
+}
+
+describe('cache: answers kept in memory by a real gateway in front of a real backend that counts requests', () => {
+  let backend: Server;
+  let gateway: GatewayProcess;
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => send(gateway.port, `/site${path}`, headers, method);
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const backendPort = (backend.address() as { port: number }).port;
+    gateway = await startGateway(`
+admin: 127.0.0.1:{{adminPort}}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+services:
+  site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
+middlewares:
+  memory: { cache: { maxSize: 1MiB, maxEntrySize: 1KiB } }
+routes:
+  - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
+`);
+  });
+  afterAll(async () => {
+    for (const response of dyingAnswers) response.destroy();
+    await gateway?.process.stop();
+    backend?.closeAllConnections();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+
+  it('serves a max-age=60 answer from memory the second time: the backend sees one request, the body is the same, with Age and HIT', async () => {
+    const first = await get('/fresh');
+    expect(first.status).toBe(200);
+    expect(first.headers['x-cache-status']).toBe('MISS');
+    const second = await get('/fresh');
+    expect(second.status).toBe(200);
+    expect(second.headers['x-cache-status']).toBe('HIT');
+    expect(second.body).toBe(first.body);
+    expect(second.headers.age).toMatch(/^\d+$/);
+    expect(second.headers['content-length']).toBe(String(Buffer.byteLength(first.body)));
+    expect(countOf('/fresh')).toBe(1);
+  });
+
+  it('answers a HEAD from the GET entry, head alone', async () => {
+    const first = await get('/head-first');
+    const head = await get('/head-first', {}, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers['x-cache-status']).toBe('HIT');
+    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(first.body)));
+    expect(head.body).toBe('');
+    expect(countOf('/head-first', 'HEAD')).toBe(0);
+    expect(countOf('/head-first')).toBe(1);
+  });
+
+  it.each([
+    ['no-store', '/no-store'],
+    ['private', '/private'],
+    ['Set-Cookie', '/cookie'],
+    ['no explicit freshness (and no defaultTtl)', '/no-freshness'],
+  ])('sends every request for an answer with %s upstream', async (_what, path) => {
+    const first = await get(path);
+    const second = await get(path);
+    expect(countOf(path)).toBe(2);
+    expect(second.headers['x-cache-status']).toBe('MISS');
+    expect(second.body).not.toBe(first.body);
+  });
+
+  it('keeps no answer to a request with Authorization unless the answer says public', async () => {
+    await get('/authorized', { authorization: 'Bearer one' });
+    await get('/authorized', { authorization: 'Bearer one' });
+    expect(countOf('/authorized')).toBe(2);
+  });
+
+  it('sends a request with Cache-Control: no-cache upstream (BYPASS), and its fresh answer replaces the stored one', async () => {
+    const first = await get('/no-cache-request');
+    const bypassed = await get('/no-cache-request', { 'cache-control': 'no-cache' });
+    expect(bypassed.headers['x-cache-status']).toBe('BYPASS');
+    expect(countOf('/no-cache-request')).toBe(2);
+    expect(bypassed.body).not.toBe(first.body);
+    const after = await get('/no-cache-request');
+    expect(after.headers['x-cache-status']).toBe('HIT');
+    expect(after.body).toBe(bypassed.body);
+  });
+
+  it('keeps the variants of a Vary: Accept-Encoding answer apart', async () => {
+    const gzip = await get('/vary', { 'accept-encoding': 'gzip' });
+    const br = await get('/vary', { 'accept-encoding': 'br' });
+    expect(gzip.body).toBe('variant for gzip 1');
+    expect(br.body).toBe('variant for br 2');
+    const gzipAgain = await get('/vary', { 'accept-encoding': 'gzip' });
+    const brAgain = await get('/vary', { 'accept-encoding': 'br' });
+    expect(gzipAgain.body).toBe(gzip.body);
+    expect(brAgain.body).toBe(br.body);
+    expect(gzipAgain.headers['x-cache-status']).toBe('HIT');
+    expect(brAgain.headers['x-cache-status']).toBe('HIT');
+    expect(countOf('/vary')).toBe(2);
+  });
+
+  it('streams a body over maxEntrySize whole to the client and keeps none of it', async () => {
+    const first = await get('/big');
+    expect(first.complete).toBe(true);
+    expect(first.body).toBe(BIG.toString());
+    const second = await get('/big');
+    expect(second.body).toBe(BIG.toString());
+    expect(second.headers['x-cache-status']).toBe('MISS');
+    expect(countOf('/big')).toBe(2);
+  });
+
+  it('keeps nothing of an answer whose upstream broke off', async () => {
+    const cut = get('/cut');
+    const dying = await waitFor(() => [...dyingAnswers][0], { message: 'the backend started the answer' });
+    // The backend's answer is on its way: let the client have its first bytes before the cut.
+    dying.destroy();
+    dyingAnswers.delete(dying);
+    expect((await cut).complete).toBe(false);
+    const again = get('/cut');
+    const second = await waitFor(() => [...dyingAnswers][0], { message: 'the backend got the request again' });
+    expect(countOf('/cut')).toBe(2);
+    second.end('and its end');
+    dyingAnswers.delete(second);
+    expect((await again).headers['x-cache-status']).toBe('MISS');
+  });
+
+  it('never answers a POST from memory, and a successful POST makes the next GET go upstream', async () => {
+    await get('/item');
+    expect((await get('/item')).headers['x-cache-status']).toBe('HIT');
+    const posted = await get('/item', {}, 'POST');
+    expect(posted.status).toBe(201);
+    expect(posted.body).toBe('created 1');
+    expect(countOf('/item', 'POST')).toBe(1);
+    const after = await get('/item');
+    expect(after.headers['x-cache-status']).toBe('MISS');
+    expect(countOf('/item')).toBe(2);
+  });
+
+  it('sends a max-age=1 answer upstream again once it expired (EXPIRED)', async () => {
+    await get('/short');
+    const expired = await waitFor(
+      async () => {
+        const again = await get('/short');
+        return again.headers['x-cache-status'] === 'EXPIRED' ? again : undefined;
+      },
+      { message: 'the stored /short expired', intervalMs: 100, timeoutMs: 10_000 },
+    );
+    expect(expired.body).toBe('/short answer 2');
+    expect(countOf('/short')).toBe(2);
+  });
+
+  it('counts hits, misses and stored entries per middleware', async () => {
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
+    const hits = metrics.get('switchboard_cache_requests_total')?.samples.find((sample) => sample.labels.middleware === 'memory' && sample.labels.status === 'HIT');
+    expect(hits?.value).toBeGreaterThan(0);
+    const entries = metrics.get('switchboard_cache_entries')?.samples.find((sample) => sample.labels.middleware === 'memory');
+    expect(entries?.value).toBeGreaterThan(0);
+    const bytes = metrics.get('switchboard_cache_bytes')?.samples.find((sample) => sample.labels.middleware === 'memory');
+    expect(bytes?.value).toBeGreaterThan(0);
+    expect(bytes?.value).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
