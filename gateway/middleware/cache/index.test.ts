@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CacheSettings } from '../../config/types.ts';
+import type { CacheSettings, ConsumerConfig } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { startResponseBody } from '../../transports/transport-response-body.ts';
@@ -97,6 +97,22 @@ describe('cache', () => {
     await server.send('/a?x=1', { headers: { host: 'two.example' } });
     expect(upstream.calls).toBe(3);
     expect((await server.send('/a?x=1', { headers: { host: 'ONE.example' } })).body.toString()).toBe('answer 1');
+    expect(upstream.calls).toBe(3);
+  });
+
+  it('keeps the answers of each identified consumer apart', async () => {
+    const upstream = countingUpstream(200, { 'cache-control': 'max-age=60' });
+    const identifyByHeader = async (context: GatewayContext, next: () => Promise<void>) => {
+      const name = context.request.headers['x-who'];
+      if (typeof name === 'string') context.set('consumer', { name } as ConsumerConfig);
+      await next();
+    };
+    server = await serveMiddleware([identifyByHeader, cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    await server.send('/a', { headers: { 'x-who': 'alice' } });
+    const bob = await server.send('/a', { headers: { 'x-who': 'bob' } });
+    expect(bob.body.toString()).toBe('answer 2');
+    expect((await server.send('/a', { headers: { 'x-who': 'alice' } })).body.toString()).toBe('answer 1');
+    expect((await server.send('/a')).body.toString()).toBe('answer 3');
     expect(upstream.calls).toBe(3);
   });
 

@@ -18,10 +18,17 @@ const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TR
 /** http-cache-semantics as a shared cache (a gateway's answers go to many users) that grants no heuristic freshness: only what the headers say, or `defaultTtl`. */
 const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
 
-/** The key every variant of a request's resource is stored under: GET and HEAD share one, then scheme, host, and path with query after the route's rewrites. */
+/**
+ * The key every variant of a request's resource is stored under: GET and HEAD share one, then
+ * scheme, host, and path with query after the route's rewrites; a request whose consumer an
+ * authentication middleware identified gets that consumer's own keys (APISIX proxy-cache's
+ * `consumer_isolation`), since an API key in its own header is no `Authorization` RFC 9111 §3.5 knows of.
+ */
 export function primaryKey(context: GatewayContext): string {
   const host = (context.request.headers.host ?? '').toLowerCase();
-  return `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path}`;
+  const consumer = context.get('consumer');
+  const key = `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path}`;
+  return consumer === undefined ? key : `${key} consumer=${consumer.name}`;
 }
 
 /** A request's `Cache-Control: no-store` / `no-cache` (or `Pragma: no-cache`): the client wants an answer from the origin (RFC 9111 §5.2.1). */
