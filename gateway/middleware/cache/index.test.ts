@@ -53,6 +53,7 @@ describe('cache', () => {
     ['Last-Modified only (no heuristic freshness)', 200, { 'last-modified': new Date(Date.now() - 86_400_000).toUTCString() }, {}, false],
     ['no-store', 200, { 'cache-control': 'no-store, max-age=60' }, {}, false],
     ['no-cache', 200, { 'cache-control': 'no-cache, max-age=60' }, {}, false],
+    ['must-revalidate', 200, { 'cache-control': 'max-age=60, must-revalidate' }, {}, false],
     ['private', 200, { 'cache-control': 'private, max-age=60' }, {}, false],
     ['Set-Cookie', 200, { 'cache-control': 'max-age=60', 'set-cookie': 'a=b' }, {}, false],
     ['Set-Cookie even when public', 200, { 'cache-control': 'public, max-age=60', 'set-cookie': 'a=b' }, {}, false],

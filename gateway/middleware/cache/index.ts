@@ -73,7 +73,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (length > settings.maxEntryBytes) return undefined;
     const request = policyRequest(context);
     let policy = new CachePolicy(request, { status, headers: headers as CachePolicy.Headers }, POLICY_OPTIONS);
-    if (!policy.storable()) return undefined;
+    // http-cache-semantics reuses a must-revalidate answer only after revalidating it, which this cache does not do.
+    if (!policy.storable() || /(?:^|,)\s*must-revalidate\b/i.test(String(headers['cache-control'] ?? ''))) return undefined;
     if (policy.timeToLive() <= 0 && settings.defaultTtlMs !== undefined && !hasExplicitFreshness(headers)) {
       // `defaultTtl` stands in for the freshness the headers left out, as if the upstream had sent it as s-maxage.
       const control = headers['cache-control'] === undefined ? '' : `${String(headers['cache-control'])}, `;
