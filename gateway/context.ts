@@ -20,6 +20,8 @@ export interface RequestOutcome {
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
+  /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, BYPASS); undefined when none looked it up. */
+  cacheStatus?: string;
 }
 
 /**

@@ -213,7 +213,7 @@ class RequestContext implements GatewayContext {
   errorPage: GatewayContext['errorPage'] = undefined;
   responseTapper: GatewayContext['responseTapper'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
-  outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0 };
+  outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined };
   trace: RequestTrace | undefined = undefined;
   private boundLog: Logger | undefined;
   // Made on the first `set`: most requests carry no variables.

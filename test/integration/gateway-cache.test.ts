@@ -1,7 +1,7 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 4 KiB, over the test's maxEntrySize (1 KiB). */
 const BIG = Buffer.alloc(4 * 1024, 'x');
@@ -116,6 +116,16 @@ routes:
     expect(second.headers.age).toMatch(/^\d+$/);
     expect(second.headers['content-length']).toBe(String(Buffer.byteLength(first.body)));
     expect(countOf('/fresh')).toBe(1);
+    const lines = await waitFor(
+      async () => {
+        const found = (await logOf(gateway.process)).split('\n').filter((text) => text.includes('"path":"/site/fresh"')).map((text) => JSON.parse(text) as Record<string, unknown>);
+        return found.length === 2 ? found : undefined;
+      },
+      { message: 'the access lines of both /site/fresh requests' },
+    );
+    expect(lines.map((line) => line.cache)).toEqual(['MISS', 'HIT']);
+    expect(lines[1]).toMatchObject({ status: 200, attempts: 0 });
+    expect(lines[1]!.upstream).toBeUndefined();
   });
 
   it('answers a HEAD from the GET entry, head alone', async () => {

@@ -82,6 +82,7 @@ export function accessLogText(context: GatewayContext, failed: boolean, hiddenPa
     if (call) line += `,"grpcService":${quote(call.service)},"grpcMethod":${quote(call.method)}`;
     line += `,"grpcStatus":${outcome.grpcStatus}`;
   }
+  if (outcome.cacheStatus !== undefined) line += `,"cache":"${outcome.cacheStatus}"`;
   // end() not called: the client went away or the connection broke before the answer was complete
   // (not a listener's own answer in the request's place, which was whole, nor a WebSocket's 101,
   // whose answer was whole once sent and whose line is written when its tunnel closes).

@@ -60,6 +60,8 @@ export interface AccessLogLine {
   grpcService?: string;
   grpcMethod?: string;
   grpcStatus?: number;
+  /** What a `cache` middleware did with the request: HIT, MISS, EXPIRED or BYPASS. */
+  cache?: string;
   /** Present (true) when the response never finished: the client went away or the connection broke. */
   aborted?: true;
 }

@@ -126,10 +126,12 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const found = bypass ? undefined : store.find(primary, context.request.headers);
     if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context))) {
       requests.HIT.inc();
+      context.outcome.cacheStatus = 'HIT';
       return sendHit(context, found, statusHeader);
     }
     const status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     requests[status].inc();
+    context.outcome.cacheStatus = status;
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
     // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which
     // run again on every hit, for that request); the status header goes on every answer.
