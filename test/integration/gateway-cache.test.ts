@@ -13,6 +13,9 @@ const countOf = (path: string, method = 'GET'): number => counts.get(`${method} 
 /** The answers waiting for the test to cut them. */
 const dyingAnswers = new Set<ServerResponse>();
 
+/** The answers the backend started and holds, unfinished. */
+const heldAnswers = new Set<ServerResponse>();
+
 /** The backend's answers by path; each body names the request's number so that a stale copy shows. */
 function answer(path: string, method: string, headers: IncomingHttpHeaders, response: ServerResponse): void {
   const key = `${method} ${path}`;
@@ -45,6 +48,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       return text({ 'cache-control': 'max-age=60' });
     case '/short':
       return text({ 'cache-control': 'max-age=1' });
+    case '/left':
+      response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+      response.write('part of the answer ');
+      // Held until the test ends it: the client leaves before that.
+      return void heldAnswers.add(response);
     case '/cut':
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
       response.write('part of the answer ');
@@ -99,7 +107,7 @@ routes:
 `);
   });
   afterAll(async () => {
-    for (const response of dyingAnswers) response.destroy();
+    for (const response of [...dyingAnswers, ...heldAnswers]) response.destroy();
     await gateway?.process.stop();
     backend?.closeAllConnections();
     await new Promise((resolve) => backend?.close(resolve));
@@ -206,6 +214,34 @@ routes:
     second.end('and its end');
     dyingAnswers.delete(second);
     expect((await again).headers['x-cache-status']).toBe('MISS');
+  });
+
+  it('keeps nothing of an answer whose client left before its end', async () => {
+    const gone = new Promise<void>((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port: gateway.port, path: '/site/left', agent: false }, (response) => {
+        // The first bytes came: the client leaves with the rest of the body still to come.
+        response.once('data', () => {
+          request.destroy();
+          resolve();
+        });
+      });
+      request.once('error', () => undefined);
+      request.once('close', () => reject(new Error('closed before any byte of the body')));
+      request.end();
+    });
+    await gone;
+    const first = await waitFor(() => [...heldAnswers][0], { message: 'the backend holds the first answer' });
+    // The gateway stops the upstream of a client that left: the backend sees its answer closed.
+    await waitFor(() => first.destroyed || first.writableFinished || undefined, { message: 'the first upstream answer was stopped' });
+    heldAnswers.delete(first);
+    const again = get('/left');
+    const second = await waitFor(() => [...heldAnswers][0], { message: 'the backend got the request again' });
+    expect(countOf('/left')).toBe(2);
+    heldAnswers.delete(second);
+    second.end('and its end');
+    const answer = await again;
+    expect(answer.headers['x-cache-status']).toBe('MISS');
+    expect(answer.body).toBe('part of the answer and its end');
   });
 
   it('never answers a POST from memory, and a successful POST makes the next GET go upstream', async () => {

@@ -152,6 +152,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
 
 /** Sends a stored answer as the upstream's would go (the request's response header hooks, its encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. */
 function sendHit(context: GatewayContext, answer: { status: number; headers: OutgoingHttpHeaders; body: Buffer; policy: CachePolicy }, statusHeader: string | undefined): Promise<void> {
+  // The client already left (or a listener answered in the request's place): nothing to send.
+  if (context.response.headersSent || context.response.destroyed) return Promise.resolve();
   const headers: OutgoingHttpHeaders = { ...answer.headers, age: String(Math.floor(answer.policy.age())) };
   if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
   try {
