@@ -46,6 +46,8 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
     case '/item':
       if (method === 'POST') return void response.writeHead(201, { 'content-type': 'text/plain' }).end(`created ${n}`);
       return text({ 'cache-control': 'max-age=60' });
+    case '/kept':
+      return text({ 'cache-control': 'max-age=60' });
     case '/short':
       return text({ 'cache-control': 'max-age=1' });
     case '/left':
@@ -85,6 +87,22 @@ function send(port: number, path: string, headers: Record<string, string> = {}, 
   });
 }
 
+/** The gateway's configuration: the `memory` cache with `maxEntrySize`, and `extraRoutes` (paths to the backend without the cache). */
+function configText(backendPort: number, maxEntrySize: string, extraRoutes: readonly string[]): string {
+  return `
+admin: 127.0.0.1:{{adminPort}}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+services:
+  site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
+middlewares:
+  memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
+routes:
+  - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
+${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
+`;
+}
+
 describe('cache: answers kept in memory by a real gateway in front of a real backend that counts requests', () => {
   let backend: Server;
   let gateway: GatewayProcess;
@@ -94,17 +112,7 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
-    gateway = await startGateway(`
-admin: 127.0.0.1:{{adminPort}}
-entryPoints:
-  web: { listen: "127.0.0.1:{{port}}" }
-services:
-  site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
-middlewares:
-  memory: { cache: { maxSize: 1MiB, maxEntrySize: 1KiB } }
-routes:
-  - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
-`);
+    gateway = await startGateway(configText(backendPort, '1KiB', []));
   });
   afterAll(async () => {
     for (const response of [...dyingAnswers, ...heldAnswers]) response.destroy();
@@ -267,6 +275,24 @@ routes:
     );
     expect(expired.body).toBe('/short answer 2');
     expect(countOf('/short')).toBe(2);
+  });
+
+  // Last: it reloads the configuration.
+  it('keeps its entries across a reload that leaves its settings as they were, and starts empty when they change', async () => {
+    const backendPort = (backend.address() as { port: number }).port;
+    await get('/kept');
+    expect((await get('/kept')).headers['x-cache-status']).toBe('HIT');
+    // A route added: the reload is in force once it answers.
+    await gateway.writeConfig(configText(backendPort, '1KiB', ['/added']));
+    await waitFor(async () => (await send(gateway.port, '/added/fresh')).status === 200 || undefined, { message: 'the reload with /added' });
+    const kept = await get('/kept');
+    expect(kept.headers['x-cache-status']).toBe('HIT');
+    expect(kept.body).toBe('/kept answer 1');
+    await gateway.writeConfig(configText(backendPort, '2KiB', ['/added', '/again']));
+    await waitFor(async () => (await send(gateway.port, '/again/fresh')).status === 200 || undefined, { message: 'the reload with /again' });
+    const fresh = await get('/kept');
+    expect(fresh.headers['x-cache-status']).toBe('MISS');
+    expect(countOf('/kept')).toBe(2);
   });
 
   it('counts hits, misses and stored entries per middleware', async () => {
