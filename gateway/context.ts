@@ -54,8 +54,9 @@ export interface ErrorPage {
 export type ErrorPageLookup = (status: number) => ErrorPage | undefined;
 /**
  * Watches one upstream answer's body on its way to the client, as the proxy writes it (before any
- * encoder): `chunk` for each piece, then `end` once the whole body went out, or `abort` when it did
- * not (the upstream broke off, the client went away). Exactly one of `end` and `abort` is called.
+ * encoder): `chunk` for each piece, then `end` once the whole body was handed on (before the
+ * response ends), or `abort` when it was not (the upstream broke off, the client went away first).
+ * Exactly one of `end` and `abort` is called.
  * Set by `cache`.
  */
 export interface ResponseBodyTap {

@@ -55,9 +55,10 @@ function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: Gate
 }
 
 /**
- * Puts a pass-through before `sink` whose chunks `tap` sees: the tap's `end` comes once the
- * response finished (the whole body went to the client), its `abort` when the response closed
- * before that (the client left, or the proxy cut the answer), which also destroys the pass-through.
+ * Puts a pass-through before `sink` whose chunks `tap` sees: the tap's `end` comes once the whole
+ * body went through it, before the response is ended (so it is settled before the client can see
+ * the end), its `abort` when the response closed before that (the client left, or the proxy cut the
+ * answer), which also destroys the pass-through.
  */
 function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContext): Writable {
   const response = context.response;
@@ -72,14 +73,15 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
     if (counted) context.outcome.bytesOut += chunk.length;
   });
   tee.once('error', (error) => response.destroy(error));
-  tee.pipe(sink);
-  let finished = false;
-  response.once('finish', () => {
-    finished = true;
+  let ended = false;
+  // Before pipe's own 'end' listener, which ends the sink.
+  tee.once('end', () => {
+    ended = true;
     tap.end();
   });
+  tee.pipe(sink);
   response.once('close', () => {
-    if (finished) return;
+    if (ended) return;
     tap.abort();
     if (!tee.destroyed) tee.destroy();
   });

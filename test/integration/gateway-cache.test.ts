@@ -1,7 +1,8 @@
+import { connect as connectHttp2 } from 'node:http2';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 4 KiB, over the test's maxEntrySize (1 KiB). */
 const BIG = Buffer.alloc(4 * 1024, 'x');
@@ -46,6 +47,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
     case '/item':
       if (method === 'POST') return void response.writeHead(201, { 'content-type': 'text/plain' }).end(`created ${n}`);
       return text({ 'cache-control': 'max-age=60' });
+    case '/over-h2':
     case '/kept':
       return text({ 'cache-control': 'max-age=60' });
     case '/short':
@@ -88,11 +90,12 @@ function send(port: number, path: string, headers: Record<string, string> = {}, 
 }
 
 /** The gateway's configuration: the `memory` cache with `maxEntrySize`, and `extraRoutes` (paths to the backend without the cache). */
-function configText(backendPort: number, maxEntrySize: string, extraRoutes: readonly string[]): string {
+function configText(backendPort: number, h2cPort: number, maxEntrySize: string, extraRoutes: readonly string[]): string {
   return `
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
+  h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
 services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
@@ -106,13 +109,15 @@ ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: tr
 describe('cache: answers kept in memory by a real gateway in front of a real backend that counts requests', () => {
   let backend: Server;
   let gateway: GatewayProcess;
+  let h2cPort: number;
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => send(gateway.port, `/site${path}`, headers, method);
 
   beforeAll(async () => {
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
-    gateway = await startGateway(configText(backendPort, '1KiB', []));
+    h2cPort = await freePort();
+    gateway = await startGateway(configText(backendPort, h2cPort, '1KiB', []));
   });
   afterAll(async () => {
     for (const response of [...dyingAnswers, ...heldAnswers]) response.destroy();
@@ -142,6 +147,28 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(lines.map((line) => line.cache)).toEqual(['MISS', 'HIT']);
     expect(lines[1]).toMatchObject({ status: 200, attempts: 0 });
     expect(lines[1]!.upstream).toBeUndefined();
+  });
+
+  it('stores and serves over an HTTP/2 entry point too', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
+    try {
+      const h2 = () =>
+        new Promise<{ status: string | undefined; body: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': '/site/over-h2' });
+          const chunks: Buffer[] = [];
+          let status: string | undefined;
+          stream.once('response', (headers) => (status = headers['x-cache-status'] as string | undefined));
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.once('error', reject);
+          stream.once('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+          stream.end();
+        });
+      expect(await h2()).toEqual({ status: 'MISS', body: '/over-h2 answer 1' });
+      expect(await h2()).toEqual({ status: 'HIT', body: '/over-h2 answer 1' });
+      expect(countOf('/over-h2')).toBe(1);
+    } finally {
+      session.close();
+    }
   });
 
   it('answers a HEAD from the GET entry, head alone', async () => {
@@ -283,12 +310,12 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     await get('/kept');
     expect((await get('/kept')).headers['x-cache-status']).toBe('HIT');
     // A route added: the reload is in force once it answers.
-    await gateway.writeConfig(configText(backendPort, '1KiB', ['/added']));
+    await gateway.writeConfig(configText(backendPort, h2cPort, '1KiB', ['/added']));
     await waitFor(async () => (await send(gateway.port, '/added/fresh')).status === 200 || undefined, { message: 'the reload with /added' });
     const kept = await get('/kept');
     expect(kept.headers['x-cache-status']).toBe('HIT');
     expect(kept.body).toBe('/kept answer 1');
-    await gateway.writeConfig(configText(backendPort, '2KiB', ['/added', '/again']));
+    await gateway.writeConfig(configText(backendPort, h2cPort, '2KiB', ['/added', '/again']));
     await waitFor(async () => (await send(gateway.port, '/again/fresh')).status === 200 || undefined, { message: 'the reload with /again' });
     const fresh = await get('/kept');
     expect(fresh.headers['x-cache-status']).toBe('MISS');

@@ -54,7 +54,7 @@ function policyRequest(context: GatewayContext): CachePolicy.Request {
  * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
  * `Age`); otherwise the request goes upstream (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a
  * fresh answer) and its answer streams to the client as it comes while a copy gathers beside it, stored once the
- * whole body went out if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
+ * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
  */
 export function cache(settings: CacheSettings, name = 'cache'): Middleware {
