@@ -17,6 +17,8 @@ describe('checkStoreObject', () => {
     ['middlewares', 'chaos', { fault: { maxActive: 5 } }, 'middlewares.chaos.fault'],
     ['middlewares', 'pages', { errors: { pages: { '3xx': '/srv/3xx.html' } } }, 'middlewares.pages.errors.pages.3xx'],
     ['middlewares', 'pages', { errors: { pages: { '5xx': '/srv/a.html', '500-599': '/srv/b.html' } } }, 'middlewares.pages.errors.pages.500-599'],
+    ['middlewares', 'memory', { cache: { maxSize: '1MiB', maxEntrySize: '2MiB' } }, 'middlewares.memory.cache.maxEntrySize'],
+    ['middlewares', 'memory', { cache: { methods: ['POST'] } }, 'middlewares.memory.cache.methods'],
     ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
     ['certificates', 'shop', { certFile: '/etc/shop.pem' }, 'certificates.shop.keyFile'],
     ['certificates', 'shop', { certFile: 'certs/shop.pem', keyFile: '/etc/shop-key.pem' }, 'certificates.shop.certFile'],
