@@ -9,6 +9,7 @@ import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryP
 import { NamedMiddlewareRegistry, refusalLogStep, tcpLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
 import { MirrorSender } from './proxy/mirror-send.ts';
+import { announcesBody } from './proxy/request-body-framing.ts';
 import { createProxy, createUpgradeProxy, type AttemptObserver, type ProxyDependencies } from './proxy/proxy.ts';
 import { forwardConnection } from './proxy/tcp-forward.ts';
 import { tcpForwardPolicy } from './proxy/tcp-policy.ts';
@@ -238,7 +239,5 @@ const declineH2cWithBody: RequestRunner = async (context) => {
  */
 function upgradeRunner(runners: { http: RequestRunner; upgrade: RequestRunner }, request: IncomingMessage): RequestRunner {
   if (request.headers.upgrade?.trim().toLowerCase() !== 'h2c') return runners.upgrade;
-  const length = request.headers['content-length'];
-  const bodiless = request.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0);
-  return bodiless ? runners.http : declineH2cWithBody;
+  return announcesBody(request.headers) ? declineH2cWithBody : runners.http;
 }

@@ -10,6 +10,7 @@ import { applyHeaderHooks } from './answer-headers.ts';
 import { errorPageFor } from './error-page.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
+import { announcesBody } from './request-body-framing.ts';
 import { STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 
 const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
@@ -132,12 +133,6 @@ export function sendOwnAnswer(context: GatewayContext, status: number, headers: 
   else response.end(body);
 }
 
-/** The body length a request's `content-length` announces (NaN when it is not a number), or undefined without one. */
-export function announcedLength(headers: IncomingMessage['headers']): number | undefined {
-  const length = headers['content-length'];
-  return length === undefined ? undefined : Number(length);
-}
-
 /**
  * The `connection` field of an answer the gateway gives by itself (a refusal, a 404, a 503) before
  * the request's body has all arrived over HTTP/1.x. A small body (`dropsSmallBody`: a
@@ -161,8 +156,7 @@ export function closingUnreadBody(context: GatewayContext, keepSmallBody = true)
   }
   if (request.httpVersionMajor !== 1) return {};
   const headers = request.headers;
-  const announced = headers['transfer-encoding'] !== undefined || (announcedLength(headers) ?? 0) > 0;
-  if (!announced) return {};
+  if (!announcesBody(headers)) return {};
   // Node lets go of the request's socket (null) once its connection is gone: nothing lingers then.
   const socket = request.socket as Socket | null;
   if (socket && keepSmallBody && dropsSmallBody(request, context.response as ServerResponse, socket)) return {};

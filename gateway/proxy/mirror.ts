@@ -6,6 +6,7 @@ import { countMirrorDropped, type MirrorDropReason } from './mirror-metrics.ts';
 import { MirrorBodyCopy } from './mirror-body.ts';
 import type { MirrorCopy, MirrorSender } from './mirror-send.ts';
 import type { MirrorTurns } from './mirror-turns.ts';
+import { announcedLength, announcesBody } from './request-body-framing.ts';
 
 /**
  * One route's traffic mirroring: picks the requests to copy (Traefik's counter, so that exactly
@@ -29,8 +30,7 @@ export class RouteMirror {
   start(context: GatewayContext): void {
     if (!this.turns.next()) return;
     const { request, upstream } = context;
-    const length = request.headers['content-length'];
-    const hasBody = length !== undefined ? length !== '0' : request.headers['transfer-encoding'] !== undefined;
+    const length = announcedLength(request.headers);
     const copy: MirrorCopy = {
       route: this.routeName,
       settings: this.settings,
@@ -40,8 +40,8 @@ export class RouteMirror {
       host: upstream.useInstanceHost ? undefined : (upstream.host ?? request.headers.host),
       body: undefined,
     };
-    if (!hasBody || !this.settings.body) return this.sender.send(copy);
-    if (length !== undefined && Number(length) > this.settings.maxBodyBytes) return this.drop('body-too-large');
+    if (!announcesBody(request.headers) || !this.settings.body) return this.sender.send(copy);
+    if (length !== undefined && length > this.settings.maxBodyBytes) return this.drop('body-too-large');
     // Checked again at the send; here it keeps a mirror that hangs from having every upload's body
     // copied (up to maxBodySize each, for as long as the upload lasts) only for the copy to be dropped.
     if (this.sender.full(this.routeName, this.settings)) return this.drop('in-flight-limit');

@@ -11,6 +11,7 @@ import { endGrpcCall } from './grpc-answer.ts';
 import { answerStatusOf, formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { distinctPick } from './proxy-retry-pick.ts';
 import { stickyPickContext } from './sticky-cookie.ts';
+import { announcesBody } from './request-body-framing.ts';
 import { limitedBody } from './request-body-limit.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
@@ -107,8 +108,7 @@ export class AttemptLoop implements AttemptReceiver {
     private readonly reject: (error: unknown) => void,
   ) {
     const headers = context.request.headers;
-    const hasBody = shared.upgrade ? false : headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
-    this.body = hasBody ? limitedBody(context) : null;
+    this.body = !shared.upgrade && announcesBody(headers) ? limitedBody(context) : null;
     this.idempotent = isIdempotent(context.upstream.method);
     this.grpcDeadlineMs = !shared.upgrade && isGrpcRequest(headers) ? (parseGrpcTimeout(headers['grpc-timeout']) ?? -1) : undefined;
     // A service without sticky sessions reads no cookie and registers no hook.

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { BodyLimitSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
-import { announcedLength, sendGatewayError } from '../../proxy/error-response.ts';
+import { sendGatewayError } from '../../proxy/error-response.ts';
+import { announcedLength } from '../../proxy/request-body-framing.ts';
 
 /** True when the request announces (`content-length`) a body of more than `maxBytes`. */
 export function announcesMoreThan(headers: IncomingMessage['headers'], maxBytes: number): boolean {
