@@ -81,11 +81,10 @@ describe('route mirror', () => {
 
   beforeAll(async () => {
     [primary, shadow, hanging] = await Promise.all([startBackend('primary'), startBackend('shadow'), startBackend('hanging', 'hang')]);
-    const adminPort = await freePort();
     // Nothing listens there: every connect to it is refused.
     closedPort = await freePort();
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 listen: "127.0.0.1:{{port}}"
 services:
   shop:
@@ -109,7 +108,7 @@ routes:
   - { name: timed, path: /timed, service: shop, mirror: { service: hanging, timeout: 300ms } }
   - { name: refused, path: /refused, service: shop, mirror: { service: down } }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
 
   afterAll(async () => {

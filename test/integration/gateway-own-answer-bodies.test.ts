@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** One HTTP/1.1 answer as read off a raw connection. */
 interface RawAnswer {
@@ -74,9 +74,8 @@ describe('answers the gateway gives by itself to an HTTP/1.1 request with a body
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     backendPort = (backend.address() as { port: number }).port;
-    const adminPort = await freePort();
     gateway = await startGateway(`
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
 services:
@@ -103,7 +102,7 @@ routes:
   - { path: /tiny, service: api, middlewares: [tiny-bodies] }
   - { path: /blocked-closing, service: api, middlewares: [closing-answers, blocked] }
 `);
-    admin = adminClient(`http://127.0.0.1:${adminPort}`);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
     // The rate limit's burst of one goes here: the next request on /rated is refused 429.
     const warmUp = new RawConnection(gateway.port);

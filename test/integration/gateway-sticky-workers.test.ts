@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
-import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One request on a connection of its own (no keep-alive), so that each may land on either worker. */
 function getFresh(url: string, cookie?: string): Promise<{ name: string; setCookie: readonly string[] }> {
@@ -23,20 +23,18 @@ function getFresh(url: string, cookie?: string): Promise<{ name: string; setCook
 
 describe('sticky sessions with workers: 2 — every worker honours the cookies the others set', () => {
   let gateway: GatewayProcess;
-  let adminPort: number;
   const backends: BackendProcess[] = [];
 
   async function workers(): Promise<WorkerView[]> {
-    const response = await fetch(`http://127.0.0.1:${adminPort}/api/workers`);
+    const response = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/workers`);
     return (await response.json()) as WorkerView[];
   }
 
   beforeAll(async () => {
     backends.push(...(await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' })])));
-    adminPort = await freePort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: 127.0.0.1:${adminPort}
+admin: 127.0.0.1:{{adminPort}}
 workers: { count: 2 }
 accessLog: false
 services:

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectZooKeeperClient } from '../harness/zookeeper-client.ts';
-import { freePort, logOf, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
+import { logOf, startBackend, startGateway, startTcpProxy, startZooKeeper, waitFor, type BackendProcess, type GatewayProcess, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
 
 const CONVERGENCE_MS = 20_000;
 const ADMIN_PASSWORD = 'admin-secret-provider-partial-3c91';
@@ -66,11 +66,9 @@ describe('a ZooKeeper registry with one service the gateway may not read', () =>
     await register('open', world);
     await register('locked', adminOnly);
     proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(zk.connectString.split(',')[0]!.split(':')[1]) });
-    const adminPort = await freePort();
-    adminUrl = `http://127.0.0.1:${adminPort}`;
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:${adminPort} }
+admin: { listen: 127.0.0.1:{{adminPort}} }
 registries:
   - url: "zk://${proxy.address}${ROOT}?watch=one-shot"
 routes:
@@ -78,6 +76,7 @@ routes:
   - { path: /locked, service: locked }
   - { path: /later, service: later }
 `);
+    adminUrl = `http://127.0.0.1:${gateway.adminPort}`;
   }, 60_000);
 
   afterAll(async () => {
