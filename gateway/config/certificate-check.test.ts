@@ -6,7 +6,8 @@ import { makeCertificate, type TestCertificate } from '../../test/harness/certif
 import { waitFor } from '../../test/harness/wait.ts';
 import type { Logger } from '../../src/logger.ts';
 import { checkSettledCertificatePair } from './certificate-check.ts';
-import { GatewayConfigError, parseConfig } from './index.ts';
+import { parseConfig } from './index.ts';
+import { errorOf } from './config-testing.ts';
 
 describe('named certificates in the configuration', () => {
   let dir: string;
@@ -20,15 +21,7 @@ describe('named certificates in the configuration', () => {
 
   const HTTPS = 'entryPoints:\n  web: { listen: ":8080" }\n  websecure: { listen: ":8443", protocol: https, tls: { certificates: [{ certFile: shop.pem, keyFile: shop-key.pem }] } }\n';
   const parse = (text: string) => parseConfig(join(dir, 'gateway.yaml'), text, { readFiles: false });
-  const refusal = (text: string, readFiles = true): GatewayConfigError => {
-    try {
-      parseConfig(join(dir, 'gateway.yaml'), text, { readFiles });
-    } catch (error) {
-      if (error instanceof GatewayConfigError) return error;
-      throw error;
-    }
-    throw new Error('the configuration was accepted');
-  };
+  const refusal = (text: string, readFiles = true) => errorOf(text, join(dir, 'gateway.yaml'), { readFiles });
 
   it('resolves relative paths from the configuration file, in name order, with the entry points each names', () => {
     const config = parse(`${HTTPS}certificates:\n  shop: { certFile: shop.pem, keyFile: /keys/shop-key.pem, entryPoints: [websecure] }\n  api: { certFile: /c/api.pem, keyFile: /c/api-key.pem }\n`);

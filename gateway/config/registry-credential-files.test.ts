@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../test/harness/certificates.ts';
 import { configView } from '../admin/config-view.ts';
-import { GatewayConfigError, parseConfig } from './index.ts';
+import { parseConfig } from './index.ts';
+import { errorOf } from './config-testing.ts';
 import { filesNamedBy, filesOfRefusal } from './named-files.ts';
 
 describe('tls and auth of etcd registries and of the config store', () => {
@@ -19,15 +20,7 @@ describe('tls and auth of etcd registries and of the config store', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const path = () => join(dir, 'gateway.yaml');
-  const refusal = (text: string): string => {
-    try {
-      parseConfig(path(), text);
-    } catch (error) {
-      if (error instanceof GatewayConfigError) return error.message;
-      throw error;
-    }
-    throw new Error('the configuration was accepted');
-  };
+  const refusal = (text: string): string => errorOf(text, path()).message;
   const registry = (entry: string) => `registries:\n  - ${entry}\n`;
 
   it('reads the files relative to the configuration file and shows paths, never the key or the password, in /api/config', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from './load.ts';
 import { filesReadOnLoad } from './named-files.ts';
-import { errorOf } from './config-testing.ts';
+import { errorOf, expectRefused } from './config-testing.ts';
 
 
 const respondOf = (path: string, text: string) => parseConfig(path, text).middlewares.get('r');
@@ -96,6 +96,6 @@ describe('respond settings', () => {
     ['{ status: 200, contentType: "text/日本", body: a }', 'middlewares.r.respond.contentType (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     ['{ status: 200, redirect: /x }', 'middlewares.r.respond.redirect (line 2): unknown field "redirect"'],
   ])('refuses respond %s with "%s"', (settings, expected) => {
-    expect(errorOf(`middlewares:\n  r: { respond: ${settings} }\n`, join(dir, 'gateway.yaml')).message).toContain(expected);
+    expectRefused(`middlewares:\n  r: { respond: ${settings} }\n`, expected, join(dir, 'gateway.yaml'));
   });
 });

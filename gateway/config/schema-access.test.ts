@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from './load.ts';
+import { errorOf, expectRefused } from './config-testing.ts';
 
 const HASH = `sha256:${'ab'.repeat(32)}`;
 /** `htpasswd -nbB c secret`'s hash, and another in bcrypt's older `$2a$` spelling. */
@@ -12,12 +13,7 @@ const HTPASSWD_HASH = '$2y$05$ZdO6qGk0Y8Bq7bK3dJ0m6eq9cJ1yRr3o8C5yW1X0f2tQG3bV9Z
 const BCRYPT_A_HASH = '$2a$04$ZdO6qGk0Y8Bq7bK3dJ0m6eq9cJ1yRr3o8C5yW1X0f2tQG3bV9Zb7K';
 
 function refusal(text: string, path = '/etc/sb/gateway.yaml'): string {
-  try {
-    parseConfig(path, text);
-  } catch (error) {
-    return (error as Error).message;
-  }
-  throw new Error('the config was accepted');
+  return errorOf(text, path).message;
 }
 
 describe('access-control configuration', () => {
@@ -60,7 +56,7 @@ forwarding: { trustedProxies: [loopback] }
     ['a bad CIDR', `middlewares: { i: { ipDenyList: { sourceRange: [10.0.0.0/33] } } }`, 'middlewares.i.ipDenyList.sourceRange.0 (line 1)'],
     ['an unknown rate-limit key', `middlewares: { l: { rateLimit: { average: 1, key: tenant } } }`, 'expected client-ip, route, service, consumer, header:<name> or claim:<name>'],
   ])('refuses %s', (_name, text, message) => {
-    expect(refusal(text)).toContain(message);
+    expectRefused(text, message);
   });
 
   it('refuses missing, short and unusable key files with their paths, and reads good ones', () => {

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tcpForwardPolicy, tcpServiceFor } from '../proxy/tcp-policy.ts';
-import { GatewayConfigError, parseConfig } from './load.ts';
-
-function refusal(text: string): string {
-  try {
-    parseConfig('/etc/switchboard/gateway.yaml', text);
-  } catch (error) {
-    expect(error).toBeInstanceOf(GatewayConfigError);
-    return (error as Error).message.replace('/etc/switchboard/gateway.yaml: ', '');
-  }
-  throw new Error('the configuration was accepted');
-}
+import { parseConfig } from './load.ts';
+import { expectRefused } from './config-testing.ts';
 
 const TLS = 'tls: { certificates: [{ certFile: a.pem, keyFile: a-key.pem }] }';
 
@@ -49,7 +40,7 @@ describe('tcp entry points in the configuration file', () => {
     ['a PROXY protocol version 3', 'entryPoints:\n  r: { listen: 6380, protocol: tcp, service: r, proxyProtocol: 3 }\n', 'entryPoints.r.proxyProtocol (line 2): expected 1 (text) or 2 (binary)'],
     ['a route on a tcp entry point', 'entryPoints:\n  web: { listen: 8080 }\n  r: { listen: 6380, protocol: tcp, service: r }\nroutes:\n  - { path: /, service: a, entryPoints: [r] }\n', 'routes.0.entryPoints.0 (line 5): entry point "r" is a tcp entry point'],
   ])('refuses %s, naming the key and the line', (_case, text, expected) => {
-    expect(refusal(text)).toContain(expected);
+    expectRefused(text, expected);
   });
 
   it('forwards by server name (exact, then one-label wildcard, else the entry point service), with the PROXY version of the entry point over the service', () => {

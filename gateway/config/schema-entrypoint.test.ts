@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayConfigError, parseConfig } from './load.ts';
+import { parseConfig } from './load.ts';
+import { errorOf, expectRefused } from './config-testing.ts';
 
 /** The message of the error `text` is refused with (without the file name). */
 function refusal(text: string): string {
-  try {
-    parseConfig('/etc/switchboard/gateway.yaml', text);
-  } catch (error) {
-    expect(error).toBeInstanceOf(GatewayConfigError);
-    return (error as Error).message.replace('/etc/switchboard/gateway.yaml: ', '');
-  }
-  throw new Error('the configuration was accepted');
+  return errorOf(text).message.replace('/etc/sb/gateway.yaml: ', '');
 }
 
 describe('entryPoints in the configuration file', () => {
@@ -87,7 +82,7 @@ routes:
     ['a bad entry point name', 'entryPoints:\n  "web secure": { listen: 8080 }\n', 'entryPoints.web secure'],
     ['an unknown key', 'entryPoints:\n  web: { listen: 8080, h2: true }\n', 'entryPoints.web.h2 (line 2): unknown field "h2"'],
   ])('refuses %s, naming the entry point, the key and the line', (_case, text, expected) => {
-    expect(refusal(text)).toContain(expected);
+    expectRefused(text, expected);
   });
 
   it('refuses a route that names an unknown entry point, at routes.N.entryPoints', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from './load.ts';
-import { errorOf } from './config-testing.ts';
+import { expectRefused } from './config-testing.ts';
 
 
 const ROUTE = 'routes:\n  - { path: /api, service: api, middlewares: [limit] }\n';
@@ -165,6 +165,6 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { cache: { cacheStatusHeader: "X Cache" } }', 'middlewares.c.cache.cacheStatusHeader (line 2)'],
     ['middlewares:\n  c: { cache: { strategy: disk } }', 'middlewares.c.cache.strategy (line 2): unknown field "strategy"'],
   ])('refuses %j with "%s"', (text, expected) => {
-    expect(errorOf(text).message).toContain(expected);
+    expectRefused(text, expected);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayConfigError, parseConfig } from './load.ts';
+import { parseConfig } from './load.ts';
 import { servicesNamedIn } from './named-services.ts';
-import { errorOf } from './config-testing.ts';
+import { expectRefused } from './config-testing.ts';
 
 
 describe('route mirror', () => {
@@ -34,8 +34,6 @@ describe('route mirror', () => {
     ['services:\n  shadow: {}\nroutes:\n  - { service: a, mirror: { service: shadow, percentage: 5 } }', 'routes.0.mirror.percentage (line 4): unknown field "percentage"'],
     ['routes:\n  - { service: a, mirror: { percent: 5 } }', 'routes.0.mirror.service (line 2)'],
   ])('refuses %j with "%s"', (text, expected) => {
-    const error = errorOf(text);
-    expect(error).toBeInstanceOf(GatewayConfigError);
-    expect(error.message).toContain(expected);
+    expectRefused(text, expected);
   });
 });

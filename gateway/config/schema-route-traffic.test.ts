@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayConfigError, parseConfig } from './load.ts';
-import { errorOf } from './config-testing.ts';
+import { parseConfig } from './load.ts';
+import { expectRefused } from './config-testing.ts';
 
 
 describe('route subset and canary', () => {
@@ -56,8 +56,6 @@ describe('route subset and canary', () => {
     ['routes:\n  - service: a\n    canary:\n      by: version\n      split: { v1: 1 }\n      lanes:\n        - { to: v2 }', 'routes.0.canary.lanes.0.header (line 7): a lane names either a header or a cookie'],
     ['routes:\n  - service: a\n    canary:\n      by: version\n      split: { v1: 1 }\n      lanes:\n        - { header: x-canary }', 'routes.0.canary.lanes.0.to (line 7)'],
   ])('refuses %j with "%s"', (text, expected) => {
-    const error = errorOf(text);
-    expect(error).toBeInstanceOf(GatewayConfigError);
-    expect(error.message).toContain(expected);
+    expectRefused(text, expected);
   });
 });

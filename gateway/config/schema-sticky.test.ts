@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STICKY_COOKIE } from './defaults.ts';
-import { GatewayConfigError, parseConfig } from './load.ts';
+import { parseConfig } from './load.ts';
 import { serviceBalancerOptions, serviceSettings, stickyCookieName, upstreamPolicy } from './convert.ts';
-import { errorOf } from './config-testing.ts';
+import { expectRefused } from './config-testing.ts';
 
 const stickyOf = (text: string, service = 'a') => parseConfig('g.yaml', text).services.get(service)!.sticky;
 
@@ -52,8 +52,6 @@ describe('services.<name>.sticky', () => {
     ['defaults: { sticky: { cookie: { sameSite: none, secure: true } } }\nservices:\n  a: { sticky: { cookie: { secure: false } } }', 'services.a.sticky.cookie.secure (line 3): sameSite: none needs secure: true'],
     ['entryPoints:\n  db: { listen: 5432, protocol: tcp, service: a }\nservices:\n  a: { sticky: true }', 'services.a.sticky (line 4): a tcp entry point forwards this service bytes'],
   ])('refuses %j with "%s"', (text, expected) => {
-    const error = errorOf(text);
-    expect(error).toBeInstanceOf(GatewayConfigError);
-    expect(error.message).toContain(expected);
+    expectRefused(text, expected);
   });
 });

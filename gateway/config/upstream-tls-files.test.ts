@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../test/harness/certificates.ts';
 import { configView } from '../admin/config-view.ts';
-import { GatewayConfigError, parseConfig, serviceSettings, upstreamPolicy } from './index.ts';
+import { parseConfig, serviceSettings, upstreamPolicy } from './index.ts';
+import { errorOf } from './config-testing.ts';
 
 describe('upstream TLS files in the configuration', () => {
   let dir: string;
@@ -17,15 +18,7 @@ describe('upstream TLS files in the configuration', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const refusal = (text: string): GatewayConfigError => {
-    try {
-      parseConfig(join(dir, 'gateway.yaml'), text);
-    } catch (error) {
-      if (error instanceof GatewayConfigError) return error;
-      throw error;
-    }
-    throw new Error('the configuration was accepted');
-  };
+  const refusal = (text: string) => errorOf(text, join(dir, 'gateway.yaml'));
 
   it('reads the CA relative to the configuration file, into the connection settings and never into /api/config', () => {
     const config = parseConfig(join(dir, 'gateway.yaml'), 'services:\n  api:\n    protocol: https\n    tls: { caFile: ca.pem, serverName: api.internal }\n');
