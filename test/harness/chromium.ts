@@ -1,12 +1,27 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { makeTempDir } from './process.ts';
+import { REPO_ROOT } from './programs.ts';
 
 /** Where Debian's `chromium` package puts the browser (.ci/run installs it). */
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/**
+ * Where a browser test saves its screenshot `name`: `docs/<name>`, the picture README shows, only
+ * when the environment has `UPDATE_SCREENSHOTS=1`; otherwise a fresh temporary directory (removed
+ * when the test process exits), so that a test run leaves the working tree as it found it and two
+ * checkouts' runs never write one file.
+ */
+export async function screenshotPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (env.UPDATE_SCREENSHOTS !== '1') return join(await makeTempDir('sb-screenshot-'), name);
+  const docs = join(REPO_ROOT, 'docs');
+  await mkdir(docs, { recursive: true });
+  return join(docs, name);
+}
 
 /** A headless Chromium with a throw-away profile, and its first page. */
 export interface HeadlessChromium {

@@ -1,12 +1,10 @@
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
-import { logOf, REPO_ROOT, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { requireChromium, screenshotPath, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
+import { logOf, startAgentBackend, startGateway, startZooKeeper, waitFor, type AgentBackend, type GatewayProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-traffic-test-token';
-const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard-traffic.png');
 const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
 /** Traffic must show on the chart, and move, well within this (the chart refreshes every second). */
 const CHART_MS = 20_000;
@@ -94,6 +92,6 @@ routes:
     // A few more seconds, so the picture shows both sides of the shift.
     const end = Number(await page.locator('figure.traffic-chart[data-service="shop"]').getAttribute('data-end'));
     await waitFor(async () => Number(await page.locator('figure.traffic-chart[data-service="shop"]').getAttribute('data-end')) >= end + 5, { timeoutMs: CHART_MS, message: 'five more seconds drawn' });
-    await page.locator('#traffic').screenshot({ path: SCREENSHOT });
+    await page.locator('#traffic').screenshot({ path: await screenshotPath('dashboard-traffic.png') });
   });
 });

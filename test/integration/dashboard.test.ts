@@ -1,14 +1,11 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
-import { requireChromium, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
-import { startAgentBackend, logOf, REPO_ROOT, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import { requireChromium, screenshotPath, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
+import { startAgentBackend, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-test-admin-token';
-const SCREENSHOT = join(REPO_ROOT, 'docs/dashboard.png');
 const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
 /** Registry change to the page: watch, throttle, event stream and render take well under this. */
 const PAGE_MS = 5_000;
@@ -108,8 +105,7 @@ routes:
     // Rates come from successive counter readings: wait until they show the new instance serving and the failing one not.
     const rate = async (id: string) => Number((await row(id).locator('td').nth(3).innerText()).split('\n')[0]);
     await waitFor(async () => (await rate('user-d')) > 0 && (await rate('user-b')) === 0, { timeoutMs: 2 * PAGE_MS, message: 'rates on user-d and none on user-b' });
-    await mkdir(join(REPO_ROOT, 'docs'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT });
+    await page.screenshot({ path: await screenshotPath('dashboard.png') });
   });
 
   it('removes the row as soon as the agent deregisters the backend', async () => {
