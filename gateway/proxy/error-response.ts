@@ -55,12 +55,17 @@ export function recordListenerAnswer(context: GatewayContext): boolean {
 /**
  * Records the outcome of an answer that can no longer be sent. A response destroyed because its
  * listener answered in its place records that answer: else the request read `499 cancelled`, as if
- * the client had gone, while it was answered 400 or 408.
+ * the client had gone, while it was answered 400 or 408. A response destroyed before any head went
+ * out had its client go away first (a forwardAuth or a rate limit's wait outlasted it): it records
+ * `499 cancelled`, as the proxy does for a client that leaves while the upstream thinks and as nginx
+ * logs a client that closed first, never the 502 or 429 the client did not get.
  */
-function recordUnsent(context: GatewayContext, status: number, error: string): void {
-  if (context.response.destroyed && recordListenerAnswer(context)) return;
-  context.outcome.status = status;
-  context.outcome.errorClass = error;
+function recordUnsent(context: GatewayContext, status: number, error: string | undefined): void {
+  const response = context.response;
+  if (response.destroyed && recordListenerAnswer(context)) return;
+  const gone = response.destroyed && !response.headersSent;
+  context.outcome.status = gone ? STATUS_BY_CLASS.cancelled : status;
+  context.outcome.errorClass = gone ? 'cancelled' : error;
 }
 
 /** The human text of each class's gateway answer (the JSON `message`, or a gRPC caller's `grpc-message`). */
@@ -115,8 +120,9 @@ export function sendOwnAnswer(context: GatewayContext, status: number, headers: 
   const response = context.response;
   if (response.headersSent || response.destroyed) {
     // Nothing goes out: the request records what its client got (its listener's answer in its
-    // place), or this answer's status as the one it would have had.
-    if (!(response.destroyed && recordListenerAnswer(context))) context.outcome.status = status;
+    // place, or nothing: 499 `cancelled`), or this answer's status as the one it would have had.
+    if (response.destroyed) return recordUnsent(context, status, undefined);
+    context.outcome.status = status;
     return;
   }
   try {

@@ -1,5 +1,6 @@
 import { createServer, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
@@ -289,5 +290,45 @@ routes:
       return;
     }
     throw new Error('no PUT reached the resetting instance');
+  });
+});
+
+describe("the access log of a client that leaves before the gateway's own answer", () => {
+  /** A forward-auth service that never answers: the gateway's 502 `auth-unavailable` comes at its `timeout`. */
+  let silentAuth: TestBackend;
+  let api: TestBackend;
+  let gateway: GatewayProcess;
+  const held: ServerResponse[] = [];
+
+  beforeAll(async () => {
+    [silentAuth, api] = await Promise.all([startTestBackend((_request, response) => held.push(response)), startTestBackend((_request, response) => response.end('ok'))]);
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+middlewares:
+  silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 2s } }
+routes:
+  - { path: /authed, service: api, middlewares: [silent] }
+`);
+  });
+  afterAll(async () => {
+    for (const response of held) response.end();
+    await gateway?.process.stop();
+    await Promise.all([silentAuth, api].map((backend) => backend?.close()));
+  });
+
+  it('reads 499 cancelled, not the 502 auth-unavailable the client never got, when the client left while the auth service thought', async () => {
+    const { outgoing, answer } = exchange(gateway.port, '/authed/left');
+    answer.catch(() => undefined);
+    outgoing.end();
+    await waitFor(() => silentAuth.received.length === 1, { message: 'the auth service to get the check' });
+    // Seen by the gateway at once over loopback; its answer comes at the forwardAuth timeout, 2 s later.
+    outgoing.destroy();
+    const logged = (log: string) => log.split('\n').find((line) => line.includes('"path":"/authed/left"'));
+    const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 10_000, message: 'the access line of the request' })) as Record<string, unknown>;
+    expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true });
+    expect(api.received).toHaveLength(0);
   });
 });
