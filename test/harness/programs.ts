@@ -120,9 +120,11 @@ export interface GatewayProcess {
   readonly url: string;
   /** The port that stood for `{{adminPort}}` in the configuration. */
   readonly adminPort: number;
+  /** The port that stood for each `{{port:<name>}}` in the configuration (a second entry point's), by name. */
+  readonly ports: Readonly<Record<string, number>>;
   readonly configPath: string;
   readonly process: ManagedProcess;
-  /** Replaces the configuration file the way editors do (write a temporary file, rename it over); `{{port}}` and `{{adminPort}}` keep their ports. */
+  /** Replaces the configuration file the way editors do (write a temporary file, rename it over); `{{port}}`, `{{adminPort}}` and `{{port:<name>}}` keep their ports. */
   writeConfig(text: string): Promise<void>;
 }
 
@@ -131,7 +133,7 @@ export interface GatewayProcess {
  * start a gateway again on the ports it had (a clash there moves it to fresh ones, as for any start).
  */
 export interface GatewayStartOptions {
-  readonly firstPorts?: { readonly port?: number; readonly adminPort?: number };
+  readonly firstPorts?: { readonly port?: number; readonly adminPort?: number; readonly ports?: Readonly<Record<string, number>> };
 }
 
 /**
@@ -147,8 +149,8 @@ function withoutFixedAdmin(config: string): string {
 const LISTENING_LINE = '"msg":"gateway listening"';
 
 /**
- * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}` and `{{adminPort}}` stand
- * for free ports, and waits until the gateway says it listens and its listener accepts connections.
+ * Starts `switchboard --config <file>` with `config` (YAML) where `{{port}}`, `{{adminPort}}` and each
+ * `{{port:<name>}}` (another entry point's listener: `gateway.ports[name]`) stand for free ports, and waits until the gateway says it listens and its listener accepts connections.
  * A port is only free when it is looked up: a program of the other test worker may bind it before the
  * gateway does. Then the gateway exits with EADDRINUSE and it is started again on fresh ports; and a
  * listener that answers on the port is not taken for the gateway until the gateway's own log says it listens.
@@ -162,7 +164,7 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}, 
     const gateway = await retryOnPortClash(async () => {
       const first = failures.length === 0 ? options.firstPorts : undefined;
       try {
-        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()));
+        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()), first?.ports);
       } catch (error) {
         failures.push((error as Error).message);
         throw error;
@@ -181,12 +183,18 @@ function earlierAttempts(failures: readonly string[]): string {
   return failures.map((message, index) => `=== harness: attempt ${index + 1} met a port clash and the gateway was started again on fresh ports:\n${message}\n`).join('');
 }
 
-async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number): Promise<GatewayProcess> {
+/** `{{port:<name>}}`: a free port for a listener of the gateway's besides `{{port}}` and `{{adminPort}}`. */
+const NAMED_PORT = /\{\{port:([\w-]+)\}\}/g;
+
+async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number, firstNamed: Readonly<Record<string, number>> = {}): Promise<GatewayProcess> {
+  const ports: Record<string, number> = { ...firstNamed };
+  for (const [, name] of config.matchAll(NAMED_PORT)) ports[name!] ??= await freePort();
   const dir = await makeTempDir('sb-gateway-');
   const configPath = join(dir, 'gateway.yaml');
   const writeConfig = async (text: string) => {
     const temporary = join(dir, `.gateway-${Date.now()}.yaml`);
-    await writeFile(temporary, withoutFixedAdmin(text).replaceAll('{{port}}', String(port)).replaceAll('{{adminPort}}', String(adminPort)));
+    const named = withoutFixedAdmin(text).replace(NAMED_PORT, (placeholder, name: string) => (ports[name] === undefined ? placeholder : String(ports[name])));
+    await writeFile(temporary, named.replaceAll('{{port}}', String(port)).replaceAll('{{adminPort}}', String(adminPort)));
     await rename(temporary, configPath);
   };
   await writeConfig(config);
@@ -214,7 +222,7 @@ async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: nu
     throw new Error(`${error.message}\n${await readTail(gateway.logFile)}`);
   });
   if (state === 'exited') throw new Error(`the gateway on port ${port} exited before it listened\n${await readTail(gateway.logFile)}`);
-  return { port, url: `http://127.0.0.1:${port}`, adminPort, configPath, process: gateway, writeConfig };
+  return { port, url: `http://127.0.0.1:${port}`, adminPort, ports, configPath, process: gateway, writeConfig };
 }
 
 /** A test backend started by its own `switchboard-agent`, which registers it. */

@@ -227,14 +227,13 @@ describe('the bodyLimit middleware in the running gateway', () => {
   beforeAll(async () => {
     [backend, h2Backend] = await Promise.all([startCountingBackend(), startCountingBackend(true)]);
     // closedPort: nothing listens there, so a connect to it is refused.
-    h2cPort = await freePort();
     closedPort = await freePort();
     // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
+  h2: { listen: "127.0.0.1:{{port:h2c}}", h2c: true }
 services:
   upload:
     instances: [${address()}]
@@ -272,6 +271,7 @@ routes:
   - { path: /insecure, service: upload, middlewares: [to-https] }
   - { path: /blocked, service: upload, middlewares: [blocked] }
 `);
+    h2cPort = gateway.ports.h2c!;
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'upload')?.instances.length === 1, { message: 'the upload service to list its instance' });
   });

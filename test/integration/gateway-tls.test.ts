@@ -5,7 +5,6 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acceptsConnections,
-  freePort,
   logOf,
   makeCertificate,
   makeTempDir,
@@ -79,17 +78,17 @@ describe('an https entry point chooses certificates by SNI and reloads them', ()
       makeCertificate(dir, 'b', { key: 'ec', names: ['b.test', '*.b.test'] }),
       makeCertificate(dir, 'default', { key: 'ec', names: ['default.test'] }),
     ]);
-    [backend, tlsPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort()]);
+    backend = await startBackend({ name: 'echo-1' });
     // Certificate paths are relative: they resolve against the configuration file's folder.
     const config = await readFile(a.certFile).then(() => `
 admin: false
 middlewares:
-  to-https: { redirectScheme: { scheme: https, port: ${tlsPort}, permanent: true } }
+  to-https: { redirectScheme: { scheme: https, port: {{port:tls}}, permanent: true } }
   hsts: { hsts: { maxAge: 1d, includeSubDomains: true } }
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", middlewares: [to-https] }
   websecure:
-    listen: 127.0.0.1:${tlsPort}
+    listen: 127.0.0.1:{{port:tls}}
     protocol: https
     middlewares: [hsts]
     tls:
@@ -103,6 +102,7 @@ routes:
   - { path: /api/echo, service: echo, stripPrefix: true }
 `);
     gateway = await startGateway(config);
+    tlsPort = gateway.ports.tls!;
     await waitFor(() => acceptsConnections(tlsPort), { timeoutMs: 10_000, message: 'the https entry point to listen' });
   });
 

@@ -61,6 +61,14 @@ describe('a gateway from the harness when another process took a port it was giv
     expect(services.services.map((service) => service.name)).toEqual(['gone']);
   });
 
+  it('starts again on a fresh port for a second entry point ({{port:<name>}}), and the port it gives is the gateway', async () => {
+    const config = CONFIG.replace('listen: 127.0.0.1:{{port}}\n', 'entryPoints:\n  web: { listen: "127.0.0.1:{{port}}" }\n  other: { listen: "127.0.0.1:{{port:other}}" }\n');
+    gateway = await startGateway(config, {}, { firstPorts: { ports: { other: holder.port } } });
+    expect(gateway.ports.other).not.toBe(holder.port);
+    expect((await fetch(`http://127.0.0.1:${gateway.ports.other}/gone`)).status).toBe(502);
+    expect(await readFile(gateway.configPath, 'utf8')).toContain(`listen: "127.0.0.1:${gateway.ports.other}"`);
+  });
+
   it('with workers: 2, starts again on a fresh listener port (a worker reports the clash as "bind EADDRINUSE")', async () => {
     gateway = await startGateway(`${CONFIG}workers: 2\n`, {}, { firstPorts: { port: holder.port } });
     expect(gateway.port).not.toBe(holder.port);
