@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 64 KiB of text that compresses (words repeated) but not to nothing (numbers vary). */
 const TEXT = Buffer.from(Array.from({ length: 4_000 }, (_, index) => `line ${index} of the answer ${index * 7919}\n`).join('').slice(0, 64 * 1024));
@@ -152,12 +152,11 @@ describe('compress: answers compressed on the fly by a real gateway from a real 
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
-    h2cPort = await freePort();
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
+  h2: { listen: "127.0.0.1:{{port:h2c}}", h2c: true }
 services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
@@ -169,6 +168,7 @@ routes:
   - { path: /plain, service: site, stripPrefix: true }
   - { name: counted, path: /counted, service: site, stripPrefix: true, middlewares: [zip] }
 `);
+    h2cPort = gateway.ports.h2c!;
     session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
   });
   afterAll(async () => {

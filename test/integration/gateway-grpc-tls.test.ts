@@ -3,7 +3,7 @@ import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { rawMethod } from '../harness/grpc.ts';
-import { acceptsConnections, createTestCa, freePort, logOf, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, createTestCa, logOf, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const SECURE_SERVICE = {
   Echo: rawMethod('/secure.Echo/Echo', false, false),
@@ -23,7 +23,7 @@ describe('gRPC over TLS end to end: grpc-js through an https entry point (ALPN h
   beforeAll(async () => {
     const dir = await makeTempDir('sb-grpc-tls-');
     const ca = await createTestCa(dir);
-    const [gatewayCertificate, backendCertificate, tlsPort] = await Promise.all([ca.issue('gateway', 'gw.test'), ca.issue('backend', 'backend.test'), freePort()]);
+    const [gatewayCertificate, backendCertificate] = await Promise.all([ca.issue('gateway', 'gw.test'), ca.issue('backend', 'backend.test')]);
     server = new grpc.Server();
     server.addService(SECURE_SERVICE, {
       Echo(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
@@ -56,7 +56,7 @@ admin: 127.0.0.1:{{adminPort}}
 workers: 1
 entryPoints:
   websecure:
-    listen: 127.0.0.1:${tlsPort}
+    listen: 127.0.0.1:{{port:tls}}
     protocol: https
     tls: { certificates: [{ certFile: ${gatewayCertificate.certFile}, keyFile: ${gatewayCertificate.keyFile} }] }
   web: { listen: "127.0.0.1:{{port}}" }
@@ -69,6 +69,7 @@ routes:
   - { grpcService: secure.Echo, service: secure }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    const tlsPort = gateway.ports.tls!;
     await waitFor(() => acceptsConnections(tlsPort), { timeoutMs: 10_000, message: 'the https entry point to listen' });
     const Client = grpc.makeGenericClientConstructor(SECURE_SERVICE, 'secure.Echo');
     client = new Client(`127.0.0.1:${tlsPort}`, grpc.credentials.createSsl(await readFile(ca.caFile)), { 'grpc.ssl_target_name_override': 'gw.test' }) as never;

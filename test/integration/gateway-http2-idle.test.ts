@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, type ClientSessionOptions } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeCertificate, makeTempDir, startGateway, type GatewayProcess } from '../harness/index.ts';
+import { makeCertificate, makeTempDir, startGateway, type GatewayProcess } from '../harness/index.ts';
 
 /** How long the upstream takes to answer /slow: well past the gateway's 1 s keepAliveTimeout, within the route's 10 s headers timeout. */
 const SLOW_ANSWER_MS = 3_000;
@@ -28,13 +28,12 @@ describe('HTTP/2 client sessions (TLS and h2c): an idle one closes after keepAli
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const dir = await makeTempDir('sb-h2-idle-');
     const certificate = await makeCertificate(dir, 'site', { key: 'ec', names: ['site.test'] });
-    tlsPort = await freePort();
     gateway = await startGateway(`
 limits: { keepAliveTimeout: 1s, headersTimeout: 1s }
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
   websecure:
-    listen: 127.0.0.1:${tlsPort}
+    listen: 127.0.0.1:{{port:tls}}
     protocol: https
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
 services:
@@ -42,6 +41,7 @@ services:
 routes:
   - { path: /, service: up }
 `);
+    tlsPort = gateway.ports.tls!;
   });
 
   afterAll(async () => {

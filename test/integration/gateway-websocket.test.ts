@@ -3,7 +3,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, makeCertificate, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { makeCertificate, makeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A raw TCP backend in the test process: it reads each connection's request head and hands the socket to `answer`. */
 interface UpgradeBackend {
@@ -376,17 +376,17 @@ describe('WebSocket tunnels as a ws client and a ws server see them', () => {
     });
     const dir = await makeTempDir('sb-ws-tls-');
     const certificate = await makeCertificate(dir, 'ws', { key: 'ec', names: ['ws.test'] });
-    securePort = await freePort();
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  secure: { listen: "127.0.0.1:${securePort}", protocol: https, tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] } }
+  secure: { listen: "127.0.0.1:{{port:secure}}", protocol: https, tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] } }
 admin: 127.0.0.1:{{adminPort}}
 services:
   ws: { instances: [127.0.0.1:${(upstream.address() as AddressInfo).port}] }
 routes:
   - { path: /, service: ws }
 `);
+    securePort = gateway.ports.secure!;
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   }, 60_000);
   afterAll(async () => {
