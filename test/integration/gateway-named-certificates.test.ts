@@ -3,7 +3,6 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acceptsConnections,
-  freePort,
   logOf,
   makeCertificate,
   makeTempDir,
@@ -32,11 +31,11 @@ admin: false
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   websecure:
-    listen: 127.0.0.1:${securePort}
+    listen: 127.0.0.1:{{port:secure}}
     protocol: https
     tls: { certificates: [{ certFile: ${dir}/own.pem, keyFile: ${dir}/own-key.pem }], defaultCertificate: { certFile: ${dir}/default.pem, keyFile: ${dir}/default-key.pem } }
   internal:
-    listen: 127.0.0.1:${internalPort}
+    listen: 127.0.0.1:{{port:internal}}
     protocol: https
     tls: { certificates: [{ certFile: ${dir}/default.pem, keyFile: ${dir}/default-key.pem }] }
 certificates:
@@ -47,7 +46,6 @@ ${certificates}
     dir = await makeTempDir('sb-named-certs-');
     const names: Record<string, string[]> = { own: ['own.test'], default: ['default.test'], shop: ['shop.test'], partners: ['partners.test'], shadow: ['own.test', 'shadow.test'], extra: ['extra.test'] };
     await Promise.all(Object.entries(names).map(async ([file, dnsNames]) => (made[file] = await makeCertificate(dir, file, { key: 'ec', names: dnsNames }))));
-    [securePort, internalPort] = await Promise.all([freePort(), freePort()]);
     gateway = await startGateway(
       config(`
   shop: { certFile: ${made.shop!.certFile}, keyFile: ${made.shop!.keyFile} }
@@ -56,6 +54,7 @@ ${certificates}
   shadow: { certFile: ${made.shadow!.certFile}, keyFile: ${made.shadow!.keyFile} }
 `),
     );
+    [securePort, internalPort] = [gateway.ports.secure!, gateway.ports.internal!];
     await waitFor(async () => (await acceptsConnections(securePort)) && (await acceptsConnections(internalPort)), { timeoutMs: 10_000, message: 'both https entry points to listen' });
   }, 60_000);
 

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import {
   acceptsConnections,
-  freePort,
   logOf,
   makeCertificate,
   makeTempDir,
@@ -158,8 +157,6 @@ describe('tcp entry points: Redis registered by agents, behind the gateway', () 
     await register('redis', 'redis-a', redisA.port);
     await register('redis', 'redis-b', redisB.port);
     await register('proxied', 'proxied-1', proxied.port);
-    proxiedPort = await freePort();
-    tlsPort = await freePort();
     const certificate = await makeCertificate(await makeTempDir('sb-tcp-tls-'), 'tcp', { key: 'ec', names: ['redis.test', 'proxied.test'] });
     ca = await readFile(certificate.certFile);
     // Active checks every second that need five failures: after the kill, only the connect retry
@@ -167,9 +164,9 @@ describe('tcp entry points: Redis registered by agents, behind the gateway', () 
     gateway = await startGateway(`
 entryPoints:
   redis: { listen: "127.0.0.1:{{port}}", protocol: tcp, service: redis }
-  proxied: { listen: "127.0.0.1:${proxiedPort}", protocol: tcp, service: proxied }
+  proxied: { listen: "127.0.0.1:{{port:proxied}}", protocol: tcp, service: proxied }
   secure:
-    listen: "127.0.0.1:${tlsPort}"
+    listen: "127.0.0.1:{{port:tls}}"
     protocol: tcp
     service: redis
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
@@ -180,6 +177,7 @@ services:
   redis: { balancer: least-connections, healthCheck: { interval: 1s, healthyThreshold: 1, unhealthyThreshold: 5 } }
   proxied: { proxyProtocol: 2, healthCheck: { interval: 1s, healthyThreshold: 1 } }
 `);
+    [proxiedPort, tlsPort] = [gateway.ports.proxied!, gateway.ports.tls!];
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await healthy('redis')) === 2 && (await healthy('proxied')) === 1, { timeoutMs: 30_000, message: 'both Redis and the PROXY backend registered and healthy' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${JSON.stringify(await admin.services())}\n${await logOf(gateway.process)}`);

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acceptsConnections,
   createTestCa,
-  freePort,
   logOf,
   makeTempDir,
   replaceFile,
@@ -76,14 +75,14 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
     await replaceFile(caCopy, caText);
     const [gw, other, named] = await Promise.all([ca.issue('gw', 'gw.test'), ca.issue('other', 'other.test'), ca.issue('named', 'named.test')]);
     [client, stranger] = await Promise.all([ca.issue('client', 'client.test', { clientAuth: true }), otherCa.issue('stranger', 'stranger.test', { clientAuth: true })]);
-    [backend, strictPort, optionalPort] = await Promise.all([startBackend({ name: 'echo-1' }), freePort(), freePort()]);
+    backend = await startBackend({ name: 'echo-1' });
     const tls = (mode: string) => `{ certificates: [{ certFile: ${gw.certFile}, keyFile: ${gw.keyFile} }, { certFile: ${other.certFile}, keyFile: ${other.keyFile} }], clientAuth: { caFile: ${caCopy}, mode: ${mode} } }`;
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  strict: { listen: "127.0.0.1:${strictPort}", protocol: https, tls: ${tls('require')} }
-  lenient: { listen: "127.0.0.1:${optionalPort}", protocol: https, tls: ${tls('optional')} }
+  strict: { listen: "127.0.0.1:{{port:strict}}", protocol: https, tls: ${tls('require')} }
+  lenient: { listen: "127.0.0.1:{{port:lenient}}", protocol: https, tls: ${tls('optional')} }
 certificates:
   named: { certFile: ${named.certFile}, keyFile: ${named.keyFile} }
 services:
@@ -91,6 +90,7 @@ services:
 routes:
   - { path: /, service: echo }
 `);
+    [strictPort, optionalPort] = [gateway.ports.strict!, gateway.ports.lenient!];
     await waitFor(async () => (await acceptsConnections(strictPort)) && acceptsConnections(optionalPort), { timeoutMs: 10_000, message: 'the https entry points to listen' });
   });
 
