@@ -5,7 +5,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   acceptsConnections,
-  freePort,
   logOf,
   makeCertificate,
   makeTempDir,
@@ -119,20 +118,18 @@ describe('HTTP/2 from clients (ALPN h2 and h2c prior knowledge) to an HTTP/1.1 b
   beforeAll(async () => {
     zk = await startZooKeeper();
     const dir = await makeTempDir('sb-h2-');
-    const [certificate, agentBackend, port] = await Promise.all([
+    const [certificate, agentBackend] = await Promise.all([
       makeCertificate(dir, 'site', { key: 'ec', names: ['site.test'] }),
       startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'echo', id: 'echo-1', weight: 1, flags: AGENT_FLAGS }),
-      freePort(),
     ]);
     member = agentBackend;
-    tlsPort = port;
     odd = await startOddUpstream();
     gateway = await startGateway(`
 registries: [zk://${zk.connectString}/services]
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
   websecure:
-    listen: 127.0.0.1:${tlsPort}
+    listen: 127.0.0.1:{{port:tls}}
     protocol: https
     tls: { certificates: [{ certFile: ${certificate.certFile}, keyFile: ${certificate.keyFile} }] }
 services:
@@ -145,6 +142,7 @@ routes:
   - { path: /secure-only, service: echo, stripPrefix: true, entryPoints: [websecure] }
 `);
     web = gateway.url;
+    tlsPort = gateway.ports.tls!;
     websecure = `https://127.0.0.1:${tlsPort}`;
     await waitFor(() => acceptsConnections(tlsPort), { timeoutMs: 10_000, message: 'the https entry point to listen' });
     await waitFor(async () => (await curl([], `${web}/api/echo/ready`)).status === 200, { timeoutMs: 20_000, message: 'the registered backend behind the gateway' }).catch(async (error: Error) => {

@@ -3,7 +3,6 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
 import {
-  freePort,
   keepWritingApart,
   logOf,
   makeCertificate,
@@ -73,7 +72,6 @@ describe('workers: a worker takes the configuration the primary took while a cer
 
   /** A gateway with two workers, an https entry point with the pair `site`, and the route /a; `workers()` reads its admin API. */
   async function startWorkers(): Promise<{ gateway: GatewayProcess; config: (routes: string, certificates?: string) => string; workers: () => Promise<WorkerView[]> }> {
-    const securePort = await freePort();
     const config = (routes: string, certificates = '{}') => `
 admin: 127.0.0.1:{{adminPort}}
 # heartbeatTimeout: well past the time the test keeps the workers stopped (a second or two), so the watchdog never replaces them meanwhile.
@@ -82,7 +80,7 @@ accessLog: false
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   websecure:
-    listen: 127.0.0.1:${securePort}
+    listen: 127.0.0.1:{{port:secure}}
     protocol: https
     tls: { certificates: [{ certFile: ${site.certFile}, keyFile: ${site.keyFile} }] }
 services:
