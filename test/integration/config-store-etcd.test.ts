@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlPut } from '../harness/go-micro-registry.ts';
-import { freePort, makeCertificate, makeTempDir, presentedCertificate, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TestCertificate } from '../harness/index.ts';
+import { makeCertificate, makeTempDir, presentedCertificate, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TestCertificate } from '../harness/index.ts';
 import { openEventStream } from '../harness/sse-client.ts';
 
 /** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
@@ -42,9 +42,8 @@ interface StoreGateway {
   readonly snapshot: string;
 }
 
-/** An https entry point beside the plain one: its port and its own (default) certificate. */
+/** An https entry point beside the plain one (its port is the gateway's `ports.https`): its own (default) certificate. */
 interface HttpsEntryPoint {
-  readonly port: number;
   readonly certificate: TestCertificate;
 }
 
@@ -54,7 +53,7 @@ async function gatewayOn(endpoint: string, root: string, options: { workers?: nu
   const listen = https
     ? `entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  websecure: { listen: "127.0.0.1:${https.port}", protocol: https, tls: { certificates: [{ certFile: "${https.certificate.certFile}", keyFile: "${https.certificate.keyFile}" }] } }`
+  websecure: { listen: "127.0.0.1:{{port:https}}", protocol: https, tls: { certificates: [{ certFile: "${https.certificate.certFile}", keyFile: "${https.certificate.keyFile}" }] } }`
     : 'listen: 127.0.0.1:{{port}}';
   const gateway = await startGateway(`
 ${listen}
@@ -225,9 +224,8 @@ describe('config store on etcd', () => {
     const root = freshRoot();
     const dir = await makeTempDir('sb-store-certs-');
     const [own, shop] = await Promise.all([makeCertificate(dir, 'own', { key: 'ec', names: ['own.test'] }), makeCertificate(dir, 'shop', { key: 'ec', names: ['shop.test'] })]);
-    const https = { port: await freePort(), certificate: own };
-    const { admin } = await gatewayOn(etcd.endpoints[0]!, root, { https });
-    const subject = async (servername: string) => (await presentedCertificate(https.port, servername)).subject;
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { https: { certificate: own } });
+    const subject = async (servername: string) => (await presentedCertificate(gateway.ports.https!, servername)).subject;
     await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
     expect(await subject('shop.test')).toBe('CN=own.test');
 
@@ -251,9 +249,8 @@ describe('config store on etcd', () => {
     // The key is not there yet when the object is written (a renewal mid-way, a key copied in later).
     const held = join(await makeTempDir('sb-store-held-'), 'late-key.pem');
     await rename(late.keyFile, held);
-    const https = { port: await freePort(), certificate: own };
-    const { admin } = await gatewayOn(etcd.endpoints[0]!, root, { https });
-    const subject = async (servername: string) => (await presentedCertificate(https.port, servername)).subject;
+    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { https: { certificate: own } });
+    const subject = async (servername: string) => (await presentedCertificate(gateway.ports.https!, servername)).subject;
     await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
 
     await writer.put(`${root}/certificates/late`).value(JSON.stringify({ certFile: late.certFile, keyFile: late.keyFile }));
