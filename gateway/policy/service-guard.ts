@@ -104,6 +104,16 @@ export class RequestGuard {
   ) {}
 
   /**
+   * Whether `enter` must be given the time of the moment: true while the breaker is open or half-open,
+   * whose admission is a matter of time (the sleep window). A closed breaker reads no time, and the
+   * retry budget is content with a request's arrival (a time before its window's latest bucket counts
+   * there), so the usual request enters with its arrival and reads no clock.
+   */
+  get needsClock(): boolean {
+    return this.slot !== undefined && this.slot.breaker.state !== 'closed';
+  }
+
+  /**
    * An admission (positive: `Admission.Admitted`, or for a half-open breaker's trial
    * `Admission.Trial` plus the breaker's `round`, so that a trial outliving its half-open period
    * touches no later one) or a refusal code (negative).

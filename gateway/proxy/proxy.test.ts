@@ -8,11 +8,13 @@ import type { Instance, InstanceProtocol } from '../../src/discovery/instance.ts
 import type { ServiceConf } from '../../src/discovery/load-balance-conf.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import { isUpstreamFailure, type UpstreamOutcome } from '../../src/health/upstream-outcome.ts';
+import { parseConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { accessLogText } from '../middleware/access-log/index.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
 import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
+import { TrafficGuards } from '../policy/traffic-guards.ts';
 import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
@@ -353,6 +355,50 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
       expect((await sendTestRequest(port, '/test.Echo/Echo', { method: 'POST', headers: { 'content-type': contentType }, body: 'x' })).status).toBe(200);
       await waitFor(() => attempts.length === 1);
       expect({ dispatched, observed, recorded }).toEqual({ dispatched: 1, observed: [attemptClass], recorded: [[attemptClass, status]] });
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('the breaker admission of a request held in middleware before the proxy (a fault delay, forwardAuth)', () => {
+  it("admits as the breaker's trial a request that arrived before the breaker opened but reaches the proxy after its sleep window", async () => {
+    const config = parseConfig('gateway.yaml', 'services: { svc: { circuitBreaker: { requestVolumeThreshold: 2, sleepWindow: 100ms } } }\nroutes:\n  - { name: api, path: /api, service: svc }\n', { readFiles: false });
+    const route = config.routes[0]!;
+    const guards = new TrafficGuards(config);
+    const guard = guards.guardFor('svc', route);
+    // Opened 200 ms ago: its 100 ms sleep window is over, the next request is its trial.
+    const openedAt = performance.now() - 200;
+    for (let call = 0; call < 2; call += 1) {
+      const admission = guard.enter(openedAt);
+      guard.record(openedAt, 'connect-refused', 0, admission);
+      guard.leave(admission, true);
+    }
+    expect(guard.slot!.breaker.state).toBe('open');
+    const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'http', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
+    const transport = {
+      attemptThen(context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
+        context.outcome.status = 200;
+        context.response.end('answered');
+        receiver.attemptEnded({ ok: true });
+      },
+    };
+    const proxy = createProxy({
+      pickerFor: () => ({ pick: () => pick, peek: () => pick }),
+      policyFor: () => TEST_PROXY_POLICY,
+      transports: { get: () => transport } as unknown as UpstreamTransports,
+      guards,
+    });
+    const { port, close } = await serveProxy(proxy, (context) => {
+      context.route = route;
+      // It arrived 50 ms before the breaker opened, and was held in middleware since.
+      (context as { startedAt: number }).startedAt = openedAt - 50;
+    });
+    try {
+      const result = await sendTestRequest(port, '/api');
+      expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
+      // The trial succeeded: the breaker closed.
+      expect(guard.slot!.breaker.state).toBe('closed');
     } finally {
       await close();
     }

@@ -70,7 +70,10 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     const guard = slot ? slot.guard : guards?.guardFor(context.service, route);
     let admission = 1;
     if (guard) {
-      admission = guard.enter(context.startedAt);
+      // The arrival, not the clock, unless an open breaker's sleep window decides: a request held in
+      // middleware (a fault's delay, forwardAuth, a Redis rate limit) would find the breaker still
+      // open, its sleep window over since, and be refused instead of being its trial.
+      admission = guard.enter(guard.needsClock ? performance.now() : context.startedAt);
       if (admission === MUST_WAIT) return queued(context, route, picker, slot, guard, fallbackDepth);
       if (admission < 0) return refused(context, admission, guard, fallbackDepth);
     }
