@@ -1,4 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import { connect as connectHttp2, constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +20,8 @@ interface Arrival {
 const now = () => performance.timeOrigin + performance.now();
 
 const DELAY_MS = 400;
+/** Well past the gateway's `limits.requestTimeout` (2s), so that an upload held unread misses it during the delay. */
+const UPLOAD_DELAY_MS = 6_000;
 
 describe('fault: the gateway delays and aborts a share of requests itself', () => {
   let backend: Server;
@@ -46,6 +49,7 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 admin: 127.0.0.1:{{adminPort}}
 accessLog: true
+limits: { requestTimeout: 2s, headersTimeout: 2s }
 services:
   api: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: { consecutiveErrors: 2 } }
   guarded: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, circuitBreaker: { window: 60s, requestVolumeThreshold: 5, errorPercentThreshold: 50, sleepWindow: 60s } }
@@ -57,6 +61,7 @@ middlewares:
   long: { fault: { delay: { duration: 1s } } }
   never: { fault: { delay: { duration: 10s, percentage: 0 }, abort: { status: 503, percentage: 0 } } }
   grpc-chaos: { fault: { abort: { status: 503 } } }
+  upload-hold: { fault: { delay: { duration: ${UPLOAD_DELAY_MS}ms } } }
 routes:
   - { name: abort, path: /abort, service: api, middlewares: [chaos] }
   - { name: abort-guarded, path: /guarded, service: guarded, middlewares: [chaos-json] }
@@ -65,6 +70,7 @@ routes:
   - { name: never, path: /never, service: api, middlewares: [never] }
   - { name: plain, path: /plain, service: api }
   - { name: guarded-plain, path: /guarded-plain, service: guarded }
+  - { name: upload, path: /upload, service: api, middlewares: [upload-hold] }
   - { name: grpc, grpcService: test.Echo, service: grpc-api, middlewares: [grpc-chaos] }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
@@ -152,6 +158,43 @@ routes:
       expect(status).toBe(200);
       await waitFor(() => reached('/long/h2').length > 0, { message: 'the backend to get /long/h2-after' });
       expect(reached('/long/h2').map((arrival) => arrival.path)).toEqual(['/long/h2-after']);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("records the 408 its listener gave an upload whose body missed requestTimeout during the delay, and sends nothing upstream after it", async () => {
+    // An upload that announces more than it sends, and more than the gateway buffers unread (so it stops
+    // reading): its body is not whole when requestTimeout passes, during the delay. The client keeps its
+    // side open after the 408, as one still uploading does: the connection outlives the delay.
+    const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`POST /upload/held HTTP/1.1\r\nhost: gateway\r\ncontent-length: 1000000\r\n\r\n${'x'.repeat(300_000)}`);
+    try {
+      await waitFor(() => received.startsWith('HTTP/1.1 408 '), { message: "the listener's 408 to the held upload" });
+      // Logged once the delay is over: as the 408 the client got, with no attempt, and the backend never got it.
+      const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/upload/held"')), { timeoutMs: UPLOAD_DELAY_MS + 15_000, message: 'the access log line of /upload/held' });
+      expect(JSON.parse(line)).toMatchObject({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(reached('/upload')).toEqual([]);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('records the 408 its HTTP/2 listener gave a held upload that missed requestTimeout, not a cancelled request', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload/h2-held', 'content-length': '100000' });
+      stream.on('error', () => {});
+      stream.write('x'.repeat(1_000));
+      const status = await new Promise<number>((resolve) => stream.on('response', (headers) => resolve(Number(headers[':status']))));
+      expect(status).toBe(408);
+      const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/upload/h2-held"')), { timeoutMs: UPLOAD_DELAY_MS + 15_000, message: 'the access log line of /upload/h2-held' });
+      expect(JSON.parse(line)).toMatchObject({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(reached('/upload')).toEqual([]);
     } finally {
       session.close();
     }

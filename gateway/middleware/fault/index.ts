@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
-import type { ClientResponse, GatewayContext, Middleware } from '../../context.ts';
-import { closingUnreadBody, sendErrorAnswer, sendOwnAnswer } from '../../proxy/error-response.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse, type GatewayContext, type Middleware } from '../../context.ts';
+import { closingUnreadBody, recordListenerAnswer, sendErrorAnswer, sendOwnAnswer } from '../../proxy/error-response.ts';
 import { isGrpcRequest } from '../../proxy/grpc-status.ts';
 import { faultCounters } from './fault-metrics.ts';
 
@@ -49,6 +49,9 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
       if (delayed) {
         counters.delay.inc();
         if (!(await delayUnlessClosed(context.response, delay.durationMs))) return recordCancelled(context);
+        // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout`
+        // while the delay held it unread): that answer is the request's, and nothing goes on.
+        if ((context.response as AnsweredResponse)[LISTENER_ANSWER] !== undefined) return endAnsweredByListener(context);
       }
       if (aborted) {
         counters.abort.inc();
@@ -81,10 +84,25 @@ function delayUnlessClosed(response: ClientResponse, ms: number): Promise<boolea
   });
 }
 
-/** A request whose client went away during its delay: 499 `cancelled`, as the proxy records one, with no upstream. */
+/**
+ * A request whose client went away during its delay: 499 `cancelled`, as the proxy records one, with
+ * no upstream; or the answer its listener gave in its place before cutting it (an HTTP/2 408).
+ */
 function recordCancelled(context: GatewayContext): void {
+  if (recordListenerAnswer(context)) return;
   context.outcome.status = 499;
   context.outcome.errorClass = 'cancelled';
+}
+
+/**
+ * A delayed request its HTTP/1.1 listener answered in its place (a 408, written as the connection
+ * ended, while the delay held the body unread): recorded as that answer, and the connection, whose
+ * answer went out when the listener gave it, cut, as the proxy's attempt would have been: it is not
+ * left open, its body unread, for as long as its client keeps its side open.
+ */
+function endAnsweredByListener(context: GatewayContext): void {
+  recordListenerAnswer(context);
+  context.response.destroy();
 }
 
 /** Statuses that carry no Content-Length (RFC 9110 §8.6); the schema refuses a body for them and 205. */
