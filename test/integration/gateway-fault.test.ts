@@ -200,6 +200,21 @@ routes:
     }
   });
 
+  it('ends a pipelined request whose client went away during its delay too, its response not yet on the connection', async () => {
+    const delays = () => metric('switchboard_faults_injected_total', { middleware: 'upload-hold', fault: 'delay' });
+    const before = await delays();
+    const socket = connectTcp(gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('GET /upload/pipelined-1 HTTP/1.1\r\nhost: gateway\r\n\r\nGET /upload/pipelined-2 HTTP/1.1\r\nhost: gateway\r\n\r\n');
+    await waitFor(async () => (await delays()) === before + 2, { message: 'both pipelined requests to be delayed' });
+    socket.destroy();
+    // A request delayed as long after them reaches the backend: theirs, which ended first, never did.
+    // (Their access log lines are not waited for: Node never closes a response still queued behind
+    // another when the connection goes, and the line waits for that.)
+    expect((await sendRequest(gateway.port, '/upload/after-pipelined')).status).toBe(200);
+    expect(reached('/upload/').map((arrival) => arrival.path)).toEqual(['/upload/after-pipelined']);
+  });
+
   it('passes everything through at percentage 0, undelayed and unaborted', async () => {
     for (let index = 0; index < 10; index += 1) expect((await sendRequest(gateway.port, `/never/${index}`)).status).toBe(200);
     expect(reached('/never')).toHaveLength(10);

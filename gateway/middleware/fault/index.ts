@@ -1,4 +1,5 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse, type GatewayContext, type Middleware } from '../../context.ts';
 import { closingUnreadBody, recordListenerAnswer, sendErrorAnswer, sendOwnAnswer } from '../../proxy/error-response.ts';
@@ -48,7 +49,7 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
     try {
       if (delayed) {
         counters.delay.inc();
-        if (!(await delayUnlessClosed(context.response, delay.durationMs))) return recordCancelled(context);
+        if (!(await delayUnlessClosed(context, delay.durationMs))) return recordCancelled(context);
         // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout`
         // while the delay held it unread): that answer is the request's, and nothing goes on.
         if ((context.response as AnsweredResponse)[LISTENER_ANSWER] !== undefined) return endAnsweredByListener(context);
@@ -67,20 +68,28 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
 /**
  * Resolves true after `ms`, or false as soon as the client's response closes first (the client went
  * away), its timer then cleared. The 'close' listener is added only to delayed requests and taken
- * off when the timer fires, so requests the fault skips pay nothing for it.
+ * off when the timer fires, so requests the fault skips pay nothing for it. An HTTP/1.1 request
+ * pipelined behind another has a response not yet given the connection, which hears nothing of the
+ * connection's end: the connection itself is watched then.
  */
-function delayUnlessClosed(response: ClientResponse, ms: number): Promise<boolean> {
+function delayUnlessClosed(context: GatewayContext, ms: number): Promise<boolean> {
+  const response = context.response;
   if (response.destroyed || response.writableEnded) return Promise.resolve(false);
+  const queued = (response as ServerResponse).socket === null && (context.request as IncomingMessage).httpVersionMajor === 1;
+  // Node lets go of a request's socket (null) once its connection is gone.
+  const connection = queued ? (context.request.socket as Socket | null) : undefined;
+  if (connection === null || connection?.destroyed === true) return Promise.resolve(false);
+  const watched: ClientResponse | Socket = connection ?? response;
   return new Promise((resolve) => {
     const closed = (): void => {
       clearTimeout(timer);
       resolve(false);
     };
     const timer = setTimeout(() => {
-      response.off('close', closed);
+      watched.off('close', closed);
       resolve(true);
     }, ms);
-    response.once('close', closed);
+    watched.once('close', closed);
   });
 }
 
