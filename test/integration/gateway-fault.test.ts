@@ -20,6 +20,11 @@ interface Arrival {
 const now = () => performance.timeOrigin + performance.now();
 
 const DELAY_MS = 400;
+/**
+ * The delay a test's client leaves during: the time from seeing the delay start (a metric read through
+ * the admin API) to going away must stay under it on a loaded CI machine, or the request goes on.
+ */
+const CANCELLED_DELAY_MS = 3_000;
 /** Well past the gateway's `limits.requestTimeout` (2s), so that an upload held unread misses it during the delay. */
 const UPLOAD_DELAY_MS = 6_000;
 
@@ -58,7 +63,7 @@ middlewares:
   chaos: { fault: { abort: { status: 503, body: "injected failure" } } }
   chaos-json: { fault: { abort: { status: 500 } } }
   slow: { fault: { delay: { duration: ${DELAY_MS}ms } } }
-  long: { fault: { delay: { duration: 1s } } }
+  long: { fault: { delay: { duration: ${CANCELLED_DELAY_MS}ms } } }
   never: { fault: { delay: { duration: 10s, percentage: 0 }, abort: { status: 503, percentage: 0 } } }
   grpc-chaos: { fault: { abort: { status: 503 } } }
   upload-hold: { fault: { delay: { duration: ${UPLOAD_DELAY_MS}ms } } }
