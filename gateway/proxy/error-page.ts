@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { Transform } from 'node:stream';
+import { Writable } from 'node:stream';
 import type { ErrorPage, GatewayContext } from '../context.ts';
 import { isGrpcRequest } from './grpc-status.ts';
 
@@ -46,20 +46,23 @@ export function withErrorPageHeaders(headers: OutgoingHttpHeaders, page: ErrorPa
 }
 
 /**
- * The sink of an upstream body replaced by `page`: reads every chunk and drops it at once (never
- * held, and never slowing the upstream with back-pressure), then gives out the page when the
- * upstream body ends, nothing for an answer to HEAD. Not before: the upstream's connection is
- * kept for its next request only once its body is read, and an upstream that fails mid-body then
- * cuts the page as it would have cut its own body, instead of the proxy destroying a response it
- * already ended (and with it a kept-alive client connection). The upstream's body timeout bounds the wait.
+ * Answers with `page` at once (nothing for an answer to HEAD) and returns the sink of the upstream
+ * body it replaces, which reads every chunk and drops it (never held, never slowing the upstream
+ * with back-pressure) so that the upstream's connection is kept for its next request once that
+ * body ends. The client never waits for it, as nginx's `proxy_intercept_errors` answers on the
+ * upstream's head: a large, slow or never-ending error body does not hold the page back, and an
+ * upstream that fails mid-body costs the client nothing, since its page is already whole (the proxy
+ * leaves an ended response as it is). `bytesOut` counts the page.
  */
-export function errorPageBody(page: ErrorPage, head: boolean): Transform {
-  return new Transform({
-    transform(_chunk, _encoding, callback) {
+export function sendErrorPage(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, page: ErrorPage): Writable {
+  const head = context.request.method === 'HEAD';
+  context.response.writeHead(status, withErrorPageHeaders(outgoing, page));
+  context.outcome.bytesOut = head ? 0 : page.body.length;
+  if (head) context.response.end();
+  else context.response.end(page.body);
+  return new Writable({
+    write(_chunk, _encoding, callback) {
       callback();
-    },
-    flush(callback) {
-      callback(null, head ? undefined : page.body);
     },
   });
 }

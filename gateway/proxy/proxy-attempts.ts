@@ -245,7 +245,9 @@ export class AttemptLoop implements AttemptReceiver {
       // Part of the answer is already with the client: all that is left is to cut it off (a gRPC
       // call gets its status in trailers instead, which its client reads).
       if (this.grpcDeadlineMs !== undefined && !answered) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
-      else context.response.destroy(result.error);
+      // An `errors` page went out whole on the upstream's head (`sendErrorPage`): the client has its
+      // answer, and its connection lives on.
+      else if (!context.response.writableEnded) context.response.destroy(result.error);
       this.end();
       return false;
     }

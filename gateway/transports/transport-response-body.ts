@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { PassThrough, type Transform, type Writable } from 'node:stream';
 import type { ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
-import { errorPageBody, errorPageFor, withErrorPageHeaders } from '../proxy/error-page.ts';
+import { errorPageFor, sendErrorPage } from '../proxy/error-page.ts';
 
 /** Destroys the encoder of a response that closed: a client gone mid-answer, or a cut one. */
 function stopEncoder(encoder: Transform): void {
@@ -20,8 +20,8 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
 /**
  * Writes an upstream answer's head to the client and returns where its body goes: the response
  * itself, or the encoder the route's `responseEncoder` chose (which may edit `outgoing` first), or,
- * for a status an `errors` page stands for, the sink that drops the body and gives out the page instead
- * (`outgoing` then the page's, not compressed), piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
+ * for a status an `errors` page stands for, the sink that drops the body, the page (not compressed)
+ * already sent whole in its place (`sendErrorPage`); an encoder is piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
  * with a `responseTapper` that watches this answer (never one whose body a page replaces), a pass-through
  * in front of them that shows the tap each chunk as it goes by (never holding it back). Either is a writable with back-pressure: `write` returns false and
  * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
@@ -31,9 +31,9 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
 export function startResponseBody(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders): Writable {
   const response = context.response;
   const page = errorPageFor(context, status);
-  const tap = page ? undefined : context.responseTapper?.(status, outgoing, context);
-  const encoder = page ? errorPageBody(page, context.request.method === 'HEAD') : context.responseEncoder?.(status, outgoing, context);
-  if (page) withErrorPageHeaders(outgoing, page);
+  if (page) return sendErrorPage(context, status, outgoing, page);
+  const tap = context.responseTapper?.(status, outgoing, context);
+  const encoder = context.responseEncoder?.(status, outgoing, context);
   response.writeHead(status, outgoing);
   const sink = encoder === undefined ? (response as Writable) : pipeEncoded(encoder, response, context.outcome);
   return tap === undefined ? sink : pipeTapped(tap, sink, context);

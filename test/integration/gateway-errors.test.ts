@@ -107,6 +107,16 @@ routes:
     expect([own.status, own.headers['retry-after'], own.body]).toEqual([503, '1', PAGE_503]);
   });
 
+  it("sends the page on the upstream's head, never waiting for an error body that has not ended, and whole when that body then breaks", async () => {
+    // nginx's proxy_intercept_errors answers on the head too: the page is in memory, the upstream's body is not the client's to wait for.
+    expect(await sendRequest(gateway.port, '/api/status/500/open/errors-open')).toMatchObject({ status: 500, body: PAGE_5XX });
+    await sendRequest(backend.port, '/release/errors-open', { method: 'POST' });
+    // The upstream's body was still read to its end (its connection kept), and the request logged with the page's bytes.
+    expect(await accessLine('/api/status/500/open/errors-open')).toMatchObject({ status: 500, bytes: PAGE_5XX.length });
+    expect(await sendRequest(gateway.port, '/api/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
+    expect(await http2Get(gateway.port, '/api/h2/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
+  });
+
   it("answers HEAD with the status and the page's head, and no body", async () => {
     for (const path of ['/api/status/500', '/empty/head']) {
       const answer = await sendRequest(gateway.port, path, { method: 'HEAD' });
