@@ -52,7 +52,9 @@ export function withErrorPageHeaders(headers: OutgoingHttpHeaders, page: ErrorPa
  * body ends. The client never waits for it, as nginx's `proxy_intercept_errors` answers on the
  * upstream's head: a large, slow or never-ending error body does not hold the page back, and an
  * upstream that fails mid-body costs the client nothing, since its page is already whole (the proxy
- * leaves an ended response as it is). `bytesOut` counts the page.
+ * leaves an ended response as it is). `bytesOut` counts the page. The transports give that body the
+ * idle-body timeout in all, not per chunk (`ErrorPageDrain`): nobody waits for it, and an upstream that
+ * trickles it for ever would otherwise hold its connection and its request's slots for ever.
  */
 export function sendErrorPage(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, page: ErrorPage): Writable {
   const head = context.request.method === 'HEAD';
@@ -60,9 +62,12 @@ export function sendErrorPage(context: GatewayContext, status: number, outgoing:
   context.outcome.bytesOut = head ? 0 : page.body.length;
   if (head) context.response.end();
   else context.response.end(page.body);
-  return new Writable({
-    write(_chunk, _encoding, callback) {
-      callback();
-    },
-  });
+  return new ErrorPageDrain();
+}
+
+/** The sink of an upstream body an error page replaced (`sendErrorPage`): drops every chunk at once. */
+export class ErrorPageDrain extends Writable {
+  override _write(_chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    callback();
+  }
 }

@@ -7,6 +7,7 @@ import { isValidFinalStatus } from '../http-status.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import { applyHeaderHooks } from '../proxy/answer-headers.ts';
+import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
@@ -106,6 +107,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private outgoing: OutgoingHttpHeaders | undefined = undefined;
   /** Where the body goes once the head is written: the response, or its encoder (`startResponseBody`). */
   private sink: Writable | undefined = undefined;
+  /** The body goes to an `ErrorPageDrain`: its chunks do not extend the body timeout, which then bounds it in all. */
+  private draining = false;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -207,11 +210,12 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       return;
     }
     this.sink = startResponseBody(context, statusCode, outgoing);
+    this.draining = this.sink instanceof ErrorPageDrain;
     if (this.response.destroyed) controller.abort(new ClientGoneError());
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.extendDeadline();
+    if (!this.draining) this.extendDeadline();
     this.grpcWeb?.push(chunk);
     if (this.buffered) {
       this.buffered.push(chunk);

@@ -15,6 +15,7 @@ import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
@@ -207,6 +208,8 @@ export function http2Attempt(
       let outgoing: OutgoingHttpHeaders | undefined;
       // Where the body goes once the head is written: the response, or its encoder.
       let sink: Writable | undefined;
+      // The body goes to an `ErrorPageDrain`: its chunks do not extend the idle-body timeout, which then bounds it in all.
+      let draining = false;
       let trailersOnly = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
@@ -240,11 +243,14 @@ export function http2Attempt(
           trailersOnly = true;
           sendTrailersOnly(response, status, outgoing);
         } else if (context.responseBodyTransforms.length > 0) buffered = [];
-        else sink = startResponseBody(context, status, outgoing);
+        else {
+          sink = startResponseBody(context, status, outgoing);
+          draining = sink instanceof ErrorPageDrain;
+        }
       });
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;
-        timeout.extend();
+        if (!draining) timeout.extend();
         grpcWeb?.push(chunk);
         if (buffered) return void buffered.push(chunk);
         countBodyBytes(context, sink!, chunk.length);

@@ -56,6 +56,7 @@ routes:
   - { name: plain, path: /plain, service: api }
   - { name: refused, path: /refused, service: refused, middlewares: [pages] }
   - { name: empty, path: /empty, service: empty, middlewares: [pages] }
+  - { name: trickle, path: /trickle, service: api, middlewares: [pages], timeouts: { idleBody: 2s } }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
     await waitFor(async () => (await admin.services()).find((service) => service.name === 'api')?.instances.length === 1, { message: 'the api service to list its instance' });
@@ -115,6 +116,12 @@ routes:
     expect(await accessLine('/api/status/500/open/errors-open')).toMatchObject({ status: 500, bytes: PAGE_5XX.length });
     expect(await sendRequest(gateway.port, '/api/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
     expect(await http2Get(gateway.port, '/api/h2/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
+  });
+
+  it("cuts an error body that trickles on behind its page once the route's idle-body timeout has passed in all, not between chunks", async () => {
+    // A byte every 50 ms would keep a 2 s idle timeout from ever passing: nobody reads this body, so its time is bounded in all.
+    expect(await sendRequest(gateway.port, '/trickle/status/503/trickle')).toMatchObject({ status: 503, body: PAGE_503 });
+    expect(await accessLine('/trickle/status/503/trickle')).toMatchObject({ status: 503, errorClass: 'body-timeout', bytes: PAGE_503.length });
   });
 
   it("answers HEAD with the status and the page's head, and no body", async () => {
