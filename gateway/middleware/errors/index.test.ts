@@ -7,6 +7,7 @@ import { parseConfig } from '../../config/load.ts';
 import type { ErrorsSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer, sendGatewayError } from '../../proxy/error-response.ts';
+import { createRequestRunner } from '../../request-handler.ts';
 import { startResponseBody } from '../../transports/transport-response-body.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { errors } from './index.ts';
@@ -115,5 +116,13 @@ describe('errors', () => {
     expect(grpc.headers['content-type']).not.toBe('text/html; charset=utf-8');
     const upgrade = await server.send('/upstream/502', { headers: { connection: 'upgrade', upgrade: 'websocket' } });
     expect([upgrade.status, upgrade.headers.etag]).toEqual([502, '"body"']);
+  });
+
+  it("gives the gateway's 500 for a failure thrown inside it the page too", async () => {
+    const config = parseConfig(join(dir, 'gateway.yaml'), 'accessLog: false\nmiddlewares:\n  e: { errors: { pages: { "5xx": 5xx.html } } }\nroutes: [{ path: /, service: svc, middlewares: [e] }]\n');
+    const runner = createRequestRunner(config, { proxy: () => Promise.reject(new Error('a layer inside errors failed')), hasService: () => true });
+    server = await serveMiddleware([], (context) => runner(context));
+    const response = await server.send('/x');
+    expect([response.status, response.headers['content-type'], response.body.toString('utf8')]).toEqual([500, 'text/html; charset=utf-8', PAGES['5xx']]);
   });
 });

@@ -8,7 +8,8 @@ import type { ErrorPage, ErrorPageLookup, Middleware } from '../../context.ts';
  * middleware's 429) keeps its status and its other headers (Retry-After…) and takes the page as its
  * body; the body it had is read and dropped, never buffered. The most specific page wins (`502`
  * before `5xx`). The pages were read when the configuration loaded, so using one cannot fail.
- * Answers of the layers around it, gRPC calls and upgrades are left as they are (`errorPageFor`).
+ * Answers of the layers around it, gRPC calls and upgrades are left as they are (`errorPageFor`); the
+ * runner's 500 for a failure thrown inside it is not of those, and gets the page.
  */
 export function errors(settings: ErrorsSettings): Middleware {
   const pages = settings.pages.map(({ from, to, body }) => ({ from, to, page: { body: body?.bytes ?? Buffer.alloc(0), contentType: settings.contentType } satisfies ErrorPage }));
@@ -16,10 +17,9 @@ export function errors(settings: ErrorsSettings): Middleware {
   return async function errors(context, next) {
     const outer = context.errorPage;
     context.errorPage = lookup;
-    try {
-      await next();
-    } finally {
-      context.errorPage = outer;
-    }
+    await next();
+    // Not on a throw: the runner's 500 `internal` for a failure inside this layer is an answer of the
+    // layers it covers, and takes its page as the gateway's other answers do.
+    context.errorPage = outer;
   };
 }
