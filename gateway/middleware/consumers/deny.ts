@@ -1,6 +1,7 @@
 import { metricsRegistry } from '../../../src/metrics.ts';
 import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
+import { errorPageFor, withErrorPageHeaders } from '../../proxy/error-page.ts';
 import { closingUnreadBody, sendErrorAnswer } from '../../proxy/error-response.ts';
 import { CellCounter, type CounterCell } from '../../telemetry/metric-cells.ts';
 
@@ -53,7 +54,11 @@ function relay(context: GatewayContext, status: number, relayed: NonNullable<Acc
   context.outcome.errorClass = 'forward-auth-denied';
   const response = context.response;
   if (response.headersSent || response.destroyed) return;
-  context.outcome.bytesOut = relayed.body.length;
-  response.writeHead(status, applyHeaderHooks(context, status, { ...relayed.headers, 'content-length': relayed.body.length, 'x-request-id': context.requestId, ...closingUnreadBody(context) }));
-  response.end(relayed.body);
+  // An `errors` page for the status takes the auth service's body's place, as it does an upstream's.
+  const page = errorPageFor(context, status);
+  const body = page?.body ?? relayed.body;
+  const headers = { ...relayed.headers, 'content-length': body.length, 'x-request-id': context.requestId, ...closingUnreadBody(context) };
+  context.outcome.bytesOut = body.length;
+  response.writeHead(status, applyHeaderHooks(context, status, page ? withErrorPageHeaders(headers, page) : headers));
+  response.end(body);
 }

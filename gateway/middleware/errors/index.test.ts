@@ -7,6 +7,7 @@ import { parseConfig } from '../../config/load.ts';
 import type { ErrorsSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer, sendGatewayError } from '../../proxy/error-response.ts';
+import { denyAccess } from '../consumers/index.ts';
 import { createRequestRunner } from '../../request-handler.ts';
 import { startResponseBody } from '../../transports/transport-response-body.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
@@ -124,5 +125,13 @@ describe('errors', () => {
     server = await serveMiddleware([], (context) => runner(context));
     const response = await server.send('/x');
     expect([response.status, response.headers['content-type'], response.body.toString('utf8')]).toEqual([500, 'text/html; charset=utf-8', PAGES['5xx']]);
+  });
+
+  it("gives a forward-auth service's relayed refusal the page, keeping its status and its other headers", async () => {
+    const relayed = { headers: { 'content-type': 'text/plain', 'retry-after': '3' }, body: Buffer.from('slow down, from the auth service') };
+    server = await serveMiddleware([errors(settings)], async (context) => denyAccess(context, { status: 429, reason: 'forward-auth-denied', message: '', relayed }));
+    const response = await server.send('/x');
+    expect([response.status, response.headers['content-type'], response.headers['retry-after'], response.body.toString('utf8')]).toEqual([429, 'text/html; charset=utf-8', '3', PAGES['429']]);
+    expect(server.contexts[0]!.outcome.bytesOut).toBe(PAGES['429'].length);
   });
 });
