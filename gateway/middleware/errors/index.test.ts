@@ -134,4 +134,13 @@ describe('errors', () => {
     expect([response.status, response.headers['content-type'], response.headers['retry-after'], response.body.toString('utf8')]).toEqual([429, 'text/html; charset=utf-8', '3', PAGES['429']]);
     expect(server.contexts[0]!.outcome.bytesOut).toBe(PAGES['429'].length);
   });
+
+  it("inside another errors middleware, takes the outer one's page for a status it has none for", async () => {
+    const inner: ErrorsSettings = { pages: [{ key: '404', from: 404, to: 404, file: '404.html', body: undefined }], contentType: 'text/plain' };
+    server = await serveMiddleware([errors(settings), errors(inner)], upstreamOrOwn);
+    const own = await server.send('/own/no-instances');
+    expect([own.status, own.body.toString('utf8')]).toEqual([503, PAGES['5xx']]);
+    const notFound = await server.send('/upstream/404');
+    expect([notFound.status, notFound.headers['content-type'], notFound.body.length]).toEqual([404, 'text/plain', 0]);
+  });
 });

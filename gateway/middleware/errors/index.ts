@@ -16,7 +16,9 @@ export function errors(settings: ErrorsSettings): Middleware {
   const lookup: ErrorPageLookup = (status) => pages.find(({ from, to }) => status >= from && status <= to)?.page;
   return async function errors(context, next) {
     const outer = context.errorPage;
-    context.errorPage = lookup;
+    // Inside another `errors` (an entry point's around a route's), a status this one has no page for
+    // keeps the outer one's: a route's "404" page does not take away its entry point's "5xx".
+    context.errorPage = outer === undefined ? lookup : (status) => lookup(status) ?? outer(status);
     await next();
     // Not on a throw: the runner's 500 `internal` for a failure inside this layer is an answer of the
     // layers it covers, and takes its page as the gateway's other answers do.
