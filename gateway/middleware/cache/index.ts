@@ -20,14 +20,16 @@ const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive
 
 /**
  * The key every variant of a request's resource is stored under: GET and HEAD share one, then
- * scheme, host, and path with query after the route's rewrites; a request whose consumer an
+ * scheme, host, and path with query after the route's rewrites, then the entry point and route
+ * (one cache may serve routes whose rewritten paths meet, `/a/x` and `/b/x` both `/x`, on different
+ * services, or routes told apart by a header); a request whose consumer an
  * authentication middleware identified gets that consumer's own keys (APISIX proxy-cache's
  * `consumer_isolation`), since an API key in its own header is no `Authorization` RFC 9111 §3.5 knows of.
  */
 export function primaryKey(context: GatewayContext): string {
   const host = (context.request.headers.host ?? '').toLowerCase();
   const consumer = context.get('consumer');
-  const key = `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path}`;
+  const key = `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path} entry=${context.entryPoint} route=${context.routeName}`;
   return consumer === undefined ? key : `${key} consumer=${consumer.name}`;
 }
 

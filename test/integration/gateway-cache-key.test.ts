@@ -1,0 +1,83 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type GatewayProcess } from '../harness/index.ts';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP/1.1 request through the gateway, read to its end. */
+function send(port: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString() }));
+      response.once('error', reject);
+    });
+    request.once('error', reject);
+    request.end();
+  });
+}
+
+/** A backend that names itself in every answer, fresh for a minute and varying by the user the auth service named. */
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; port: number }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+describe('cache: whose answer a stored entry is, with a real gateway, real backends and a real auth service', () => {
+  const servers: Server[] = [];
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    const backend = (name: string) =>
+      listen((request, response) => {
+        const body = `${name} ${request.url} for ${String(request.headers['x-auth-user'] ?? 'nobody')}`;
+        response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', vary: 'X-Auth-User', 'content-length': Buffer.byteLength(body) }).end(body);
+      });
+    // The auth service passes every request with a `user` cookie and names that user in X-Auth-User.
+    const auth = await listen((request, response) => {
+      const user = /(?:^|;\s*)user=(\w+)/.exec(request.headers.cookie ?? '')?.[1];
+      if (user === undefined) return void response.writeHead(401).end();
+      response.writeHead(200, { 'x-auth-user': user }).end();
+    });
+    const orders = await backend('orders');
+    const billing = await backend('billing');
+    servers.push(orders.server, billing.server, auth.server);
+    gateway = await startGateway(`
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}" }
+services:
+  orders: { instances: [127.0.0.1:${orders.port}], healthCheck: false, outlierDetection: false, retries: false }
+  billing: { instances: [127.0.0.1:${billing.port}], healthCheck: false, outlierDetection: false, retries: false }
+middlewares:
+  memory: { cache: { maxSize: 1MiB } }
+  sso: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check", authResponseHeaders: [X-Auth-User] } }
+routes:
+  - { path: /orders, service: orders, stripPrefix: true, middlewares: [memory] }
+  - { path: /billing, service: billing, stripPrefix: true, middlewares: [memory] }
+  - { path: /account, service: billing, stripPrefix: true, middlewares: [sso, memory] }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('never answers one route with what another route sharing the cache stored for the same upstream path', async () => {
+    const orders = await send(gateway.port, '/orders/summary');
+    expect(orders.body).toBe('orders /summary for nobody');
+    const billing = await send(gateway.port, '/billing/summary');
+    expect(billing.body).toBe('billing /summary for nobody');
+    expect(billing.headers['x-cache-status']).toBe('MISS');
+    // Each route's own entry is still there.
+    expect((await send(gateway.port, '/orders/summary')).headers['x-cache-status']).toBe('HIT');
+  });
+});
