@@ -22,7 +22,7 @@ function send(port: number, path: string, headers: Record<string, string> = {}):
   });
 }
 
-/** A backend that names itself in every answer, fresh for a minute and varying by the user the auth service named. */
+/** A server on a free port of 127.0.0.1. */
 async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -34,6 +34,7 @@ describe('cache: whose answer a stored entry is, with a real gateway, real backe
   let gateway: GatewayProcess;
 
   beforeAll(async () => {
+    // A backend that names itself and the user the auth service named in every answer, fresh for a minute and varying by that user.
     const backend = (name: string) =>
       listen((request, response) => {
         const body = `${name} ${request.url} for ${String(request.headers['x-auth-user'] ?? 'nobody')}`;
@@ -79,5 +80,18 @@ routes:
     expect(billing.headers['x-cache-status']).toBe('MISS');
     // Each route's own entry is still there.
     expect((await send(gateway.port, '/orders/summary')).headers['x-cache-status']).toBe('HIT');
+  });
+
+  it('keeps apart the variants of an answer that varies by a header the gateway set upstream (forwardAuth X-Auth-User)', async () => {
+    const alice = await send(gateway.port, '/account/me', { cookie: 'user=alice' });
+    expect(alice.body).toBe('billing /me for alice');
+    const bob = await send(gateway.port, '/account/me', { cookie: 'user=bob' });
+    expect(bob.body).toBe('billing /me for bob');
+    // A client's own X-Auth-User never picks another user's variant either.
+    const forged = await send(gateway.port, '/account/me', { cookie: 'user=mallory', 'x-auth-user': 'alice' });
+    expect(forged.body).toBe('billing /me for mallory');
+    const aliceAgain = await send(gateway.port, '/account/me', { cookie: 'user=alice' });
+    expect(aliceAgain.headers['x-cache-status']).toBe('HIT');
+    expect(aliceAgain.body).toBe('billing /me for alice');
   });
 });

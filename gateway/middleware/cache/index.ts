@@ -41,13 +41,26 @@ function bypasses(headers: IncomingHttpHeaders): boolean {
   return control === undefined && pragma !== undefined && /no-cache/i.test(pragma);
 }
 
+/**
+ * The request headers an answer's `Vary` is matched against: those the upstream gets as they stand
+ * at the cache (after the middleware before it), not the client's, since the upstream varies by what
+ * it was sent: a `forwardAuth`'s `X-Auth-User`, a `jwtAuth` claim header, never a client's own of
+ * those names. The client's Host (lower-cased, hosts being case-insensitive, RFC 9110 §4.2.3, as in
+ * the key) and `Authorization` (a request with one is not stored for others, RFC 9111 §3.5, even
+ * when a middleware kept it from the upstream) stay.
+ */
+function varyHeaders(context: GatewayContext): IncomingHttpHeaders {
+  const { host, authorization } = context.request.headers;
+  const headers: IncomingHttpHeaders = { ...context.upstream.headers };
+  if (host === undefined) delete headers.host;
+  else headers.host = host.toLowerCase();
+  if (authorization !== undefined) headers.authorization = authorization;
+  return headers;
+}
+
 /** The request as http-cache-semantics sees it: always GET, since a HEAD is answered from (and fills nothing but) the GET's entry. */
-function policyRequest(context: GatewayContext): CachePolicy.Request {
-  const headers = context.request.headers;
-  // http-cache-semantics compares Host as sent; hosts are case-insensitive (RFC 9110 §4.2.3), as the key is.
-  const host = headers.host;
-  const matched = host === undefined || host === host.toLowerCase() ? headers : { ...headers, host: host.toLowerCase() };
-  return { method: 'GET', url: context.upstream.path, headers: matched as CachePolicy.Headers };
+function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): CachePolicy.Request {
+  return { method: 'GET', url: context.upstream.path, headers: headers as CachePolicy.Headers };
 }
 
 /**
@@ -69,11 +82,11 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   showCache(name, store);
 
   /** The policy of an answer that may be stored, or undefined: http-cache-semantics' rules, then this gateway's own (statuses, Set-Cookie, Vary: *, a lifetime). */
-  const storablePolicy = (context: GatewayContext, status: number, headers: OutgoingHttpHeaders): CachePolicy | undefined => {
+  const storablePolicy = (context: GatewayContext, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): CachePolicy | undefined => {
     if (!statuses.has(status) || headers['set-cookie'] !== undefined || varyAll(headers)) return undefined;
     const length = Number(headers['content-length']);
     if (length > settings.maxEntryBytes) return undefined;
-    const request = policyRequest(context);
+    const request = policyRequest(context, sent);
     let policy = new CachePolicy(request, { status, headers: headers as CachePolicy.Headers }, POLICY_OPTIONS);
     // http-cache-semantics reuses a must-revalidate answer only after revalidating it, which this cache does not do.
     if (!policy.storable() || /(?:^|,)\s*must-revalidate\b/i.test(String(headers['cache-control'] ?? ''))) return undefined;
@@ -87,8 +100,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   };
 
   /** Gathers a GET's answer beside its way to the client and stores it once whole, if it may be stored. */
-  const tapFor = (context: GatewayContext, primary: string, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined => {
-    const policy = storablePolicy(context, status, headers);
+  const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined => {
+    const policy = storablePolicy(context, sent, status, headers);
     if (policy === undefined) return undefined;
     let chunks: Buffer[] | undefined = [];
     let length = 0;
@@ -108,7 +121,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         // A response body transform may have changed the length after these headers were taken.
         if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
         delete kept['transfer-encoding'];
-        store.store(primary, context.request.headers, { status, headers: kept, body, policy });
+        store.store(primary, sent, { status, headers: kept, body, policy });
         stored.inc();
       },
       abort() {
@@ -125,8 +138,9 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     const primary = primaryKey(context);
     const bypass = bypasses(context.request.headers);
-    const found = bypass ? undefined : store.find(primary, context.request.headers);
-    if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context))) {
+    const sent = varyHeaders(context);
+    const found = bypass ? undefined : store.find(primary, sent);
+    if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context, sent))) {
       requests.HIT.inc();
       context.outcome.cacheStatus = 'HIT';
       return sendHit(context, found, statusHeader);
@@ -144,7 +158,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (mayStore) {
       context.responseTapper = (answerStatus, _headers, tapped) =>
-        upstream === undefined || upstream.status !== answerStatus ? undefined : tapFor(tapped, primary, answerStatus, upstream.headers);
+        upstream === undefined || upstream.status !== answerStatus ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers);
     }
     await next();
   };
