@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type GatewayProcess } from '../harness/index.ts';
 
@@ -47,6 +49,12 @@ describe('cache: whose answer a stored entry is, with a real gateway, real backe
       response.writeHead(200, { 'x-auth-user': user }).end();
     });
     const orders = await backend('orders');
+    // Orders also takes WebSocket upgrades on any path, and echoes what comes through.
+    orders.server.on('upgrade', (request: { headers: IncomingHttpHeaders }, socket: Duplex) => {
+      const accept = createHash('sha1').update(`${String(request.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.pipe(socket);
+    });
     const billing = await backend('billing');
     servers.push(orders.server, billing.server, auth.server);
     gateway = await startGateway(`
@@ -93,5 +101,30 @@ routes:
     const aliceAgain = await send(gateway.port, '/account/me', { cookie: 'user=alice' });
     expect(aliceAgain.headers['x-cache-status']).toBe('HIT');
     expect(aliceAgain.body).toBe('billing /me for alice');
+  });
+
+  it('passes a WebSocket upgrade on a path whose plain GET answer is stored through to the upstream', async () => {
+    await send(gateway.port, '/orders/live');
+    expect((await send(gateway.port, '/orders/live')).headers['x-cache-status']).toBe('HIT');
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest({
+        host: '127.0.0.1',
+        port: gateway.port,
+        path: '/orders/live',
+        agent: false,
+        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+      });
+      request.once('upgrade', (response, socket) => {
+        socket.destroy();
+        resolve(response.statusCode!);
+      });
+      request.once('response', (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      request.once('error', reject);
+      request.end();
+    });
+    expect(status).toBe(101);
   });
 });

@@ -131,6 +131,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   };
 
   const middleware: Middleware = async function cache(context, next) {
+    // An upgrade (a WebSocket's GET) wants a tunnel, not a stored answer, and its 101 is none to keep (as `errorPageFor`).
+    if (context.request.headers.upgrade !== undefined) return next();
     const method = context.request.method ?? 'GET';
     if (!methods.has(method)) {
       if (!SAFE_METHODS.has(method)) invalidateOnSuccess(context, store);
