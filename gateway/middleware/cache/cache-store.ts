@@ -35,6 +35,13 @@ export function variantKey(headers: IncomingHttpHeaders, names: readonly string[
   }).join('\u0000');
 }
 
+/** `body` in a buffer of its own (outside Node's pool). */
+function ownCopy(body: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(body.length);
+  body.copy(copy);
+  return copy;
+}
+
 function headerBytes(headers: OutgoingHttpHeaders): number {
   let bytes = 0;
   for (const [name, value] of Object.entries(headers)) bytes += name.length + String(value).length + 4;
@@ -69,13 +76,19 @@ export class ResponseCache {
     return answer !== undefined && 'body' in answer ? answer : undefined;
   }
 
-  /** Stores `answer` for a request with `headers` under `primary`; one too big for the whole cache is dropped by the LRU itself. */
+  /**
+   * Stores `answer` for a request with `headers` under `primary`; one too big for the whole cache is
+   * dropped by the LRU itself. A body that is a slice of a larger buffer (Node's 8 KiB pool, which
+   * `Buffer.concat` and `Buffer.from` use below 4 KiB, or a socket read) is kept as a copy of its
+   * own, so that what `maxBytes` counts is what the entry holds, not a whole slab per small answer.
+   */
   store(primary: string, headers: IncomingHttpHeaders, answer: CachedAnswer): void {
     const vary = varyNames(answer.headers.vary);
     const key = `${primary}\u0000${variantKey(headers, vary)}`;
+    const kept = answer.body.byteLength === answer.body.buffer.byteLength ? answer : { ...answer, body: ownCopy(answer.body) };
     this.slots.set(primary, { vary });
-    this.slots.set(key, answer);
-    if (this.slots.peek(key) === answer) this.answers += 1;
+    this.slots.set(key, kept);
+    if (this.slots.peek(key) === kept) this.answers += 1;
   }
 
   /** Forgets every variant under `primary` (an unsafe method changed the resource, RFC 9111 §4.4): without its marker none is found. */
