@@ -4,6 +4,7 @@ import type { CacheSettings, ConsumerConfig } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { startResponseBody } from '../../transports/transport-response-body.ts';
+import { waitFor } from '../../../test/harness/wait.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { cache, variantKey, varyNames } from './index.ts';
 
@@ -88,6 +89,56 @@ describe('cache', () => {
     expect((await server.send('/a')).body.toString()).toBe(`${big} 1`);
     expect((await server.send('/a')).body.toString()).toBe(`${big} 2`);
     expect(upstream.calls).toBe(2);
+  });
+
+  it('keeps no copy that would take the copies of the answers in flight together past maxSize, and streams every answer whole', async () => {
+    const half = 'x'.repeat(2_100);
+    /** Per step of a held answer (`/a second`, `/a end`): the upstream goes on once the test opens it, and says when that step is written. */
+    const gates = new Map<string, { go: () => void; written: Promise<void> }>();
+    let holding = true;
+    let calls = 0;
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const step = (name: string, write: () => void) => {
+      let go!: () => void;
+      let written!: () => void;
+      gates.set(name, { go: () => go(), written: new Promise<void>((resolve) => (written = resolve)) });
+      // One turn of the event loop after the write: the pass-through has handed the chunk to the tap.
+      return new Promise<void>((resolve) => (go = resolve)).then(write).then(turn).then(written);
+    };
+    const heldUpstream = async (context: GatewayContext) => {
+      calls += 1;
+      // Chunked: the client waits for the end, which comes only when the test opens it.
+      const outgoing = applyHeaderHooks(context, 200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+      context.outcome = { status: 200, attempts: 1, upstream: '127.0.0.1:1', bytesOut: 0 };
+      const sink = startResponseBody(context, 200, outgoing);
+      if (!holding) return void sink.end(half + half);
+      const path = context.upstream.path;
+      sink.write(half);
+      await turn();
+      await step(`${path} second`, () => sink.write(half));
+      await step(`${path} end`, () => sink.end());
+    };
+    const open = async (name: string) => {
+      const gate = await waitFor(() => gates.get(name), { message: `the upstream waits at ${name}` });
+      gate.go();
+      await gate.written;
+    };
+    // Room for one answer of 4,200 bytes (with its key, headers and bookkeeping), not two.
+    server = await serveMiddleware([cache({ ...SETTINGS, maxBytes: 6_000, maxEntryBytes: 6_000 }, 'unit')], heldUpstream);
+    const a = server.send('/a');
+    const b = server.send('/b');
+    // Both first halves are in flight (4,200 bytes): /a's second half would make 6,300.
+    await open('/a second');
+    await open('/b second');
+    await open('/b end');
+    expect((await b).body.toString()).toBe(half + half);
+    await open('/a end');
+    expect((await a).body.toString()).toBe(half + half);
+    holding = false;
+    // /b is there; /a kept no copy (stored, it would have pushed /b out) and goes upstream again.
+    expect((await server.send('/b')).headers['x-cache-status']).toBe('HIT');
+    expect((await server.send('/a')).headers['x-cache-status']).toBe('MISS');
+    expect(calls).toBe(3);
   });
 
   it('keys by host and by path with query', async () => {

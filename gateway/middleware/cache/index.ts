@@ -79,6 +79,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const statusHeader = settings.cacheStatusHeader;
   const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
+  /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
+  let gathering = 0;
   showCache(name, store);
 
   /** The policy of an answer that may be stored, or undefined: http-cache-semantics' rules, then this gateway's own (statuses, Set-Cookie, Vary: *, a lifetime). */
@@ -105,18 +107,25 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (policy === undefined) return undefined;
     let chunks: Buffer[] | undefined = [];
     let length = 0;
+    const release = () => {
+      gathering -= length;
+      length = 0;
+      chunks = undefined;
+    };
     return {
       chunk(chunk) {
         if (chunks === undefined) return;
+        // Over the entry's bound, or the copies in flight together over maxBytes (many misses at
+        // once): the rest streams on, nothing more of this answer is kept.
+        if (length + chunk.length > settings.maxEntryBytes || gathering + chunk.length > settings.maxBytes) return release();
         length += chunk.length;
-        // Over the bound: the rest streams on, nothing more is kept.
-        if (length > settings.maxEntryBytes) chunks = undefined;
-        else chunks.push(chunk);
+        gathering += chunk.length;
+        chunks.push(chunk);
       },
       end() {
         if (chunks === undefined) return;
         const body = Buffer.concat(chunks, length);
-        chunks = undefined;
+        release();
         const kept = { ...headers };
         // A response body transform may have changed the length after these headers were taken.
         if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
@@ -125,7 +134,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         stored.inc();
       },
       abort() {
-        chunks = undefined;
+        release();
       },
     };
   };
