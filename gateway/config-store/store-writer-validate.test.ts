@@ -18,6 +18,7 @@ describe('checkStoreObject', () => {
     ['middlewares', 'pages', { errors: { pages: { '3xx': '/srv/3xx.html' } } }, 'middlewares.pages.errors.pages.3xx'],
     ['middlewares', 'pages', { errors: { pages: { '5xx': '/srv/a.html', '500-599': '/srv/b.html' } } }, 'middlewares.pages.errors.pages.500-599'],
     ['middlewares', 'memory', { cache: { maxSize: '1MiB', maxEntrySize: '2MiB' } }, 'middlewares.memory.cache.maxEntrySize'],
+    ['middlewares', 'memory', { cache: { maxEntrySize: '128MiB' } }, 'middlewares.memory.cache.maxEntrySize'],
     ['middlewares', 'memory', { cache: { methods: ['POST'] } }, 'middlewares.memory.cache.methods'],
     ['consumers', 'alice', { keys: ['plain-text-key'] }, 'consumers.alice.keys.0'],
     ['certificates', 'shop', { certFile: '/etc/shop.pem' }, 'certificates.shop.keyFile'],

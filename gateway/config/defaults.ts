@@ -120,3 +120,6 @@ export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 100;
  * name the service's own (`stickyCookieName`), so that two services on one site keep apart cookies.
  */
 export const DEFAULT_STICKY_COOKIE: StickySettings['cookie'] = { name: undefined, path: '/', maxAgeSeconds: undefined, secure: false, httpOnly: true, sameSite: undefined };
+
+/** `cache` holds 64 MiB of answers by default (APISIX proxy-cache's memory zone is 50m). */
+export const DEFAULT_CACHE_MAX_BYTES = 64 * 1_048_576;

@@ -19,6 +19,7 @@ import {
   DEFAULT_REDIS_TIMEOUT_MS,
   DEFAULT_REMOVAL_GRACE_MS,
   DEFAULT_RETRY_POLICY,
+  DEFAULT_CACHE_MAX_BYTES,
   DEFAULT_SERVER_LIMITS,
   DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_UPSTREAM_TIMEOUTS,
@@ -379,8 +380,6 @@ const DEFAULT_COMPRESS_TYPES: readonly string[] = [
   'font/otf',
 ];
 
-/** `cache` holds 64 MiB of answers by default (APISIX proxy-cache's memory zone is 50m). */
-const DEFAULT_CACHE_MAX_BYTES = 64 * 1_048_576;
 /** `cache` keeps answers up to 1 MiB by default: bigger ones would push many small ones out. */
 const DEFAULT_CACHE_MAX_ENTRY_BYTES = 1_048_576;
 /** The methods `cache` answers by default: the ones RFC 9111 lets a cache reuse answers for. */

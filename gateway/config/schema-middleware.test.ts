@@ -156,6 +156,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  e: { errors: { pages: { "5xx": /nonexistent/5xx.html } } }', 'middlewares.e.errors.pages.5xx (line 2): cannot read /nonexistent/5xx.html (ENOENT)'],
     ['middlewares:\n  e: { errors: { pages: { "5xx": /p.html }, status: ["500-599"] } }', 'middlewares.e.errors.status (line 2): unknown field "status"'],
     ['middlewares:\n  c: { cache: { maxSize: 1MiB, maxEntrySize: 2MiB } }', 'middlewares.c.cache.maxEntrySize (line 2): is above maxSize'],
+    ['middlewares:\n  c: { cache: { maxEntrySize: 128MiB } }', 'middlewares.c.cache.maxEntrySize (line 2): is above maxSize'],
     ['middlewares:\n  c: { cache: { methods: [GET, POST] } }', 'middlewares.c.cache.methods (line 2): may hold only GET and HEAD'],
     ['middlewares:\n  c: { cache: { methods: [GET, get] } }', 'middlewares.c.cache.methods (line 2): lists a method twice'],
     ['middlewares:\n  c: { cache: { statuses: [200, 200] } }', 'middlewares.c.cache.statuses (line 2): lists a status twice'],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_CACHE_MAX_BYTES } from './defaults.ts';
 import type { RateLimitKey } from './types.ts';
 import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
@@ -79,7 +80,8 @@ const cacheSection = section({
   statuses: z.array(z.int().min(200).max(599)).min(1).optional(),
   cacheStatusHeader: z.union([headerName, z.literal(false)]).optional(),
 }).superRefine((settings, context) => {
-  if (settings.maxSize !== undefined && settings.maxEntrySize !== undefined && settings.maxEntrySize > settings.maxSize) {
+  // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
+  if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
     context.addIssue({ code: 'custom', path: ['maxEntrySize'], message: 'is above maxSize: no answer that size could be kept' });
   }
   const methods = settings.methods ?? [];
