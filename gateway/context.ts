@@ -184,6 +184,12 @@ export interface GatewayContext {
   errorPage?: ErrorPageLookup | undefined;
   /** Watches the upstream answer's body as it streams to the client (`cache`); undefined: nothing watches. */
   responseTapper?: ResponseTapper | undefined;
+  /**
+   * The `cache` the request passed (the innermost, when an entry point's and a route's both have one),
+   * run where the proxy would be (`servingCachedHits`), after every other layer of the chain: an
+   * access control listed after the cache still refuses a request a stored answer exists for; undefined: none.
+   */
+  cacheAtProxy?: Middleware | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */

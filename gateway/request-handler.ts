@@ -1,6 +1,6 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
 import { afterResponse, type ClientRequest, type ClientResponse, type ContextVariables, type GatewayContext } from './context.ts';
-import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
+import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, servingCachedHits, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
@@ -44,6 +44,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const routers = routersByEntryPoint(config, { hasService: (name) => dependencies.hasService(name) });
   const registry = dependencies.namedMiddleware ?? freshRegistry(config);
   // Looked up now, not on a route's first request: by then a reload may have moved the registry on.
+  const hasCache = [...config.middlewares.values()].some((middleware) => middleware.kind === 'cache');
   const named = new Map(config.routes.filter((route) => route.middlewares.length > 0).map((route) => [route, registry.resolve(route.middlewares)]));
   // A client's other spellings of the headers a route matched on (`X_Tenant` beside `X-Tenant`), and
   // of its canary lanes' headers, whose presence or absence chose the upstream: a CGI-style upstream
@@ -67,7 +68,9 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
       const namedLayers = named.get(route);
       // Only a mirrored route's chain holds the mirror: the others pay nothing for the feature.
       const mirrors = dependencies.mirrors;
-      const proxy = route.mirror && mirrors ? withMirror(new RouteMirror(route.name, route.mirror, mirrors), dependencies.proxy) : dependencies.proxy;
+      const mirrored = route.mirror && mirrors ? withMirror(new RouteMirror(route.name, route.mirror, mirrors), dependencies.proxy) : dependencies.proxy;
+      // A cache's hit is sent here, after every layer of the chain let it through; without a cache declared, nothing is wrapped.
+      const proxy = hasCache ? servingCachedHits(mirrored) : mirrored;
       chain = compose(namedLayers ? [...inline, ...namedLayers] : inline, proxy);
       routeChains.set(route, chain);
     }
@@ -212,6 +215,7 @@ class RequestContext implements GatewayContext {
   responseEncoder: GatewayContext['responseEncoder'] = undefined;
   errorPage: GatewayContext['errorPage'] = undefined;
   responseTapper: GatewayContext['responseTapper'] = undefined;
+  cacheAtProxy: GatewayContext['cacheAtProxy'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined };
   trace: RequestTrace | undefined = undefined;

@@ -22,7 +22,7 @@ export { forwardAuth } from './forward-auth/index.ts';
 export { headers } from './headers/index.ts';
 export type { HeadersOptions } from './headers/index.ts';
 export { bodyLimit } from './body-limit/index.ts';
-export { cache, primaryKey, ResponseCache } from './cache/index.ts';
+export { cache, primaryKey, ResponseCache, servingCachedHits } from './cache/index.ts';
 export { IN_FLIGHT_LIMITED, inFlightReq } from './in-flight-req/index.ts';
 export { cors } from './cors/index.ts';
 export { hsts, hstsValue } from './hsts/index.ts';

@@ -60,16 +60,20 @@ describe('cache: whose answer a stored entry is, with a real gateway, real backe
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
+  edge: { listen: "127.0.0.1:{{port:edge}}", middlewares: [edge-memory] }
 services:
   orders: { instances: [127.0.0.1:${orders.port}], healthCheck: false, outlierDetection: false, retries: false }
   billing: { instances: [127.0.0.1:${billing.port}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
   memory: { cache: { maxSize: 1MiB } }
+  edge-memory: { cache: { maxSize: 1MiB } }
   sso: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check", authResponseHeaders: [X-Auth-User] } }
 routes:
   - { path: /orders, service: orders, stripPrefix: true, middlewares: [memory] }
   - { path: /billing, service: billing, stripPrefix: true, middlewares: [memory] }
   - { path: /account, service: billing, stripPrefix: true, middlewares: [sso, memory] }
+  - { path: /late, service: billing, stripPrefix: true, middlewares: [memory, sso], entryPoints: [web] }
+  - { path: /vault, service: billing, stripPrefix: true, middlewares: [sso], entryPoints: [edge] }
 `);
   });
   afterAll(async () => {
@@ -101,6 +105,25 @@ routes:
     const aliceAgain = await send(gateway.port, '/account/me', { cookie: 'user=alice' });
     expect(aliceAgain.headers['x-cache-status']).toBe('HIT');
     expect(aliceAgain.body).toBe('billing /me for alice');
+  });
+
+  it('lets an access control listed after the cache refuse a client a stored answer exists for, and keys it by what that control sends upstream', async () => {
+    const alice = await send(gateway.port, '/late/x', { cookie: 'user=alice' });
+    expect([alice.body, alice.headers['x-cache-status']]).toEqual(['billing /x for alice', 'MISS']);
+    expect((await send(gateway.port, '/late/x')).status).toBe(401);
+    const bob = await send(gateway.port, '/late/x', { cookie: 'user=bob' });
+    expect(bob.body).toBe('billing /x for bob');
+    const aliceAgain = await send(gateway.port, '/late/x', { cookie: 'user=alice' });
+    expect([aliceAgain.body, aliceAgain.headers['x-cache-status']]).toEqual(['billing /x for alice', 'HIT']);
+  });
+
+  it("lets a route's access control refuse a client an entry point's cache holds an answer for", async () => {
+    const port = gateway.ports.edge!;
+    const alice = await send(port, '/vault/y', { cookie: 'user=alice' });
+    expect([alice.body, alice.headers['x-cache-status']]).toEqual(['billing /y for alice', 'MISS']);
+    expect((await send(port, '/vault/y')).status).toBe(401);
+    expect((await send(port, '/vault/y', { cookie: 'user=mallory', 'x-auth-user': 'alice' })).body).toBe('billing /y for mallory');
+    expect((await send(port, '/vault/y', { cookie: 'user=alice' })).headers['x-cache-status']).toBe('HIT');
   });
 
   it('passes a WebSocket upgrade on a path whose plain GET answer is stored through to the upstream', async () => {

@@ -6,7 +6,7 @@ import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { startResponseBody } from '../../transports/transport-response-body.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
-import { cache, variantKey, varyNames } from './index.ts';
+import { cache, servingCachedHits, variantKey, varyNames } from './index.ts';
 
 const SETTINGS: CacheSettings = {
   maxBytes: 1_048_576,
@@ -64,7 +64,7 @@ describe('cache', () => {
     ['a request that said no-store', 200, { 'cache-control': 'max-age=60' }, { 'cache-control': 'no-store' }, false],
   ] as const)('stores an answer with %s: %s', async (_what, status, headers, requestHeaders, storable) => {
     const upstream = countingUpstream(status, headers);
-    server = await serveMiddleware([cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     const first = await server.send('/a', { headers: requestHeaders });
     const second = await server.send('/a', { headers: requestHeaders });
     expect(upstream.calls).toBe(storable ? 1 : 2);
@@ -74,7 +74,7 @@ describe('cache', () => {
 
   it('gives an answer without explicit freshness defaultTtl when set, and keeps it', async () => {
     const upstream = countingUpstream(200, {});
-    server = await serveMiddleware([cache({ ...SETTINGS, defaultTtlMs: 60_000 }, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([cache({ ...SETTINGS, defaultTtlMs: 60_000 }, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     await server.send('/a');
     const second = await server.send('/a');
     expect(upstream.calls).toBe(1);
@@ -85,7 +85,7 @@ describe('cache', () => {
   it('keeps no answer whose body is over maxEntrySize, and sends all of it', async () => {
     const big = 'x'.repeat(2_000);
     const upstream = countingUpstream(200, { 'cache-control': 'max-age=60' }, big);
-    server = await serveMiddleware([cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     expect((await server.send('/a')).body.toString()).toBe(`${big} 1`);
     expect((await server.send('/a')).body.toString()).toBe(`${big} 2`);
     expect(upstream.calls).toBe(2);
@@ -124,7 +124,7 @@ describe('cache', () => {
       await gate.written;
     };
     // Room for one answer of 4,200 bytes (with its key, headers and bookkeeping), not two.
-    server = await serveMiddleware([cache({ ...SETTINGS, maxBytes: 6_000, maxEntryBytes: 6_000 }, 'unit')], heldUpstream);
+    server = await serveMiddleware([cache({ ...SETTINGS, maxBytes: 6_000, maxEntryBytes: 6_000 }, 'unit')], servingCachedHits(heldUpstream));
     const a = server.send('/a');
     const b = server.send('/b');
     // Both first halves are in flight (4,200 bytes): /a's second half would make 6,300.
@@ -143,7 +143,7 @@ describe('cache', () => {
 
   it('keys by host and by path with query', async () => {
     const upstream = countingUpstream(200, { 'cache-control': 'max-age=60' });
-    server = await serveMiddleware([cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     await server.send('/a?x=1', { headers: { host: 'one.example' } });
     await server.send('/a?x=2', { headers: { host: 'one.example' } });
     await server.send('/a?x=1', { headers: { host: 'two.example' } });
@@ -159,7 +159,7 @@ describe('cache', () => {
       if (typeof name === 'string') context.set('consumer', { name } as ConsumerConfig);
       await next();
     };
-    server = await serveMiddleware([identifyByHeader, cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([identifyByHeader, cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     await server.send('/a', { headers: { 'x-who': 'alice' } });
     const bob = await server.send('/a', { headers: { 'x-who': 'bob' } });
     expect(bob.body.toString()).toBe('answer 2');
@@ -170,7 +170,7 @@ describe('cache', () => {
 
   it('keeps Vary variants apart and finds each again', async () => {
     const upstream = countingUpstream(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' });
-    server = await serveMiddleware([cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     const en = await server.send('/a', { headers: { 'accept-language': 'en' } });
     const fr = await server.send('/a', { headers: { 'accept-language': 'fr' } });
     expect(en.body.toString()).toBe('answer 1');
@@ -188,7 +188,7 @@ describe('cache', () => {
       context.responseHeaderHooks.push((_status, headers) => (headers['x-request-tag'] = tag));
       await next();
     };
-    server = await serveMiddleware([tagger, cache(SETTINGS, 'unit')], (context) => upstream.proxy(context));
+    server = await serveMiddleware([tagger, cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
     expect((await server.send('/a')).headers['x-request-tag']).toBe('1');
     const hit = await server.send('/a');
     expect(hit.headers['x-cache-status']).toBe('HIT');

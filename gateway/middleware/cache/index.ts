@@ -139,9 +139,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     };
   };
 
-  const middleware: Middleware = async function cache(context, next) {
-    // An upgrade (a WebSocket's GET) wants a tunnel, not a stored answer, and its 101 is none to keep (as `errorPageFor`).
-    if (context.request.headers.upgrade !== undefined) return next();
+  /** The cache's work, where the proxy would run (`servingCachedHits`): `next` is the proxy. */
+  const atProxy: Middleware = async function cacheAtProxy(context, next) {
     const method = context.request.method ?? 'GET';
     if (!methods.has(method)) {
       if (!SAFE_METHODS.has(method)) invalidateOnSuccess(context, store);
@@ -173,8 +172,30 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     await next();
   };
+  // The lookup waits for the centre of the chain: every layer listed after the cache (an access
+  // control, a rate limit, a rewrite, a header edit) judges and shapes a request before a stored
+  // answer is chosen for it, as it does before the proxy; a layer that answers by itself sends no hit.
+  const middleware: Middleware = function cache(context, next) {
+    // An upgrade (a WebSocket's GET) wants a tunnel, not a stored answer, and its 101 is none to keep (as `errorPageFor`).
+    if (context.request.headers.upgrade === undefined) context.cacheAtProxy = atProxy;
+    return next();
+  };
   whenRetired(middleware, () => forgetCache(name, store));
   return middleware;
+}
+
+/**
+ * The proxy, behind the `cache` a request passed (`context.cacheAtProxy`): the centre of a chain
+ * whose configuration declares a cache, so that a stored answer is looked up with the request as
+ * the proxy would send it and goes out only after every layer of the chain let the request through.
+ */
+export function servingCachedHits(proxy: (context: GatewayContext) => Promise<void>): (context: GatewayContext) => Promise<void> {
+  return (context) => {
+    const cacheAtProxy = context.cacheAtProxy;
+    if (cacheAtProxy === undefined) return proxy(context);
+    context.cacheAtProxy = undefined;
+    return cacheAtProxy(context, () => proxy(context));
+  };
 }
 
 /** Sends a stored answer as the upstream's would go (the request's response header hooks, its encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. */
