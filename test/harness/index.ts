@@ -22,3 +22,4 @@ export * from './silenceable-relay.ts';
 export * from './stream-silencing-relay.ts';
 export * from './haproxy.ts';
 export * from './etcd-tls.ts';
+export * from './http2-client.ts';

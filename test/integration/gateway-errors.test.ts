@@ -1,29 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { connect as connectHttp2, constants } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
-
-/** One GET over a fresh h2c (prior knowledge) session; the whole answer. */
-async function http2Get(port: number, path: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  const session = connectHttp2(`http://127.0.0.1:${port}`);
-  try {
-    return await new Promise((resolve, reject) => {
-      session.on('error', reject);
-      const stream = session.request({ [constants.HTTP2_HEADER_PATH]: path });
-      let headers: Record<string, unknown> = {};
-      let body = '';
-      stream.setEncoding('utf8');
-      stream.on('response', (received) => (headers = received));
-      stream.on('data', (chunk: string) => (body += chunk));
-      stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
-      stream.on('error', reject);
-    });
-  } finally {
-    session.close();
-  }
-}
+import { freePort, http2Request, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const PAGE_5XX = '<h1>Something broke on our side</h1>';
 const PAGE_503 = '<h1>Back in a moment</h1>';
@@ -102,9 +81,9 @@ routes:
   });
 
   it('gives the pages over HTTP/2 too', async () => {
-    const upstream = await http2Get(gateway.port, '/api/h2/status/500');
+    const upstream = await http2Request(gateway.port, '/api/h2/status/500');
     expect([upstream.status, upstream.headers['content-type'], upstream.body]).toEqual([500, 'text/html; charset=utf-8', PAGE_5XX]);
-    const own = await http2Get(gateway.port, '/empty/h2');
+    const own = await http2Request(gateway.port, '/empty/h2');
     expect([own.status, own.headers['retry-after'], own.body]).toEqual([503, '1', PAGE_503]);
   });
 
@@ -115,7 +94,7 @@ routes:
     // The upstream's body was still read to its end (its connection kept), and the request logged with the page's bytes.
     expect(await accessLine('/api/status/500/open/errors-open')).toMatchObject({ status: 500, bytes: PAGE_5XX.length });
     expect(await sendRequest(gateway.port, '/api/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
-    expect(await http2Get(gateway.port, '/api/h2/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
+    expect(await http2Request(gateway.port, '/api/h2/status/502/cut')).toMatchObject({ status: 502, body: PAGE_5XX });
   });
 
   it("cuts an error body that trickles on behind its page once the route's idle-body timeout has passed in all, not between chunks", async () => {

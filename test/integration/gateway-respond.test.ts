@@ -1,30 +1,9 @@
 import { writeFile } from 'node:fs/promises';
-import { connect as connectHttp2, constants } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { http2Request, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-
-/** One request over a fresh h2c (prior knowledge) session; the whole answer. */
-async function http2Request(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  const session = connectHttp2(`http://127.0.0.1:${port}`);
-  try {
-    return await new Promise((resolve, reject) => {
-      session.on('error', reject);
-      const stream = session.request({ [constants.HTTP2_HEADER_METHOD]: method, [constants.HTTP2_HEADER_PATH]: path });
-      let headers: Record<string, unknown> = {};
-      let body = '';
-      stream.setEncoding('utf8');
-      stream.on('response', (received) => (headers = received));
-      stream.on('data', (chunk: string) => (body += chunk));
-      stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
-      stream.on('error', reject);
-    });
-  } finally {
-    session.close();
-  }
-}
 
 describe('respond: the gateway answers a route itself, with no upstream', () => {
   let backend: BackendProcess;

@@ -2,20 +2,9 @@ import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { FaultSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
+import { seededRandom } from '../../../src/balance/balancer-testing.ts';
 import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { FAULT_ABORT, fault, faultsInjectedTotal, faultsOverflowTotal } from './index.ts';
-
-/** mulberry32: a small seeded generator of numbers in [0, 1), so a test's draws are the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** A random source that hands out `values` in order and records how many it gave. */
 function scripted(values: readonly number[]) {
@@ -60,10 +49,10 @@ describe('fault', () => {
 
   it('aborts exactly the requests whose one draw falls under the percentage, from a seeded source', async () => {
     const inner = countingProxy();
-    server = await serveMiddleware([fault(settings({ abort: abortOf(503, 25) }), { random: seeded(7) })], inner.proxy);
+    server = await serveMiddleware([fault(settings({ abort: abortOf(503, 25) }), { random: seededRandom(7) })], inner.proxy);
     const statuses: number[] = [];
     for (let index = 0; index < 120; index += 1) statuses.push((await server.send(`/r${index}`)).status);
-    const draws = seeded(7);
+    const draws = seededRandom(7);
     const expected = statuses.map(() => (draws() * 100 < 25 ? 503 : 200));
     expect(statuses).toEqual(expected);
     // The seed gives both outcomes, and every request not aborted reached the upstream.
