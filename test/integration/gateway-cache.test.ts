@@ -2,7 +2,7 @@ import { connect as connectHttp2 } from 'node:http2';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 4 KiB, over the test's maxEntrySize (1 KiB). */
 const BIG = Buffer.alloc(4 * 1024, 'x');
@@ -90,12 +90,12 @@ function send(port: number, path: string, headers: Record<string, string> = {}, 
 }
 
 /** The gateway's configuration: the `memory` cache with `maxEntrySize`, and `extraRoutes` (paths to the backend without the cache). */
-function configText(backendPort: number, h2cPort: number, maxEntrySize: string, extraRoutes: readonly string[]): string {
+function configText(backendPort: number, maxEntrySize: string, extraRoutes: readonly string[]): string {
   return `
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
-  h2: { listen: "127.0.0.1:${h2cPort}", h2c: true }
+  h2: { listen: "127.0.0.1:{{port:h2}}", h2c: true }
 services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
@@ -109,15 +109,13 @@ ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: tr
 describe('cache: answers kept in memory by a real gateway in front of a real backend that counts requests', () => {
   let backend: Server;
   let gateway: GatewayProcess;
-  let h2cPort: number;
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => send(gateway.port, `/site${path}`, headers, method);
 
   beforeAll(async () => {
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const backendPort = (backend.address() as { port: number }).port;
-    h2cPort = await freePort();
-    gateway = await startGateway(configText(backendPort, h2cPort, '1KiB', []));
+    gateway = await startGateway(configText(backendPort, '1KiB', []));
   });
   afterAll(async () => {
     for (const response of [...dyingAnswers, ...heldAnswers]) response.destroy();
@@ -150,7 +148,7 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
   });
 
   it('stores and serves over an HTTP/2 entry point too', async () => {
-    const session = connectHttp2(`http://127.0.0.1:${h2cPort}`);
+    const session = connectHttp2(`http://127.0.0.1:${gateway.ports.h2!}`);
     try {
       const h2 = () =>
         new Promise<{ status: string | undefined; body: string }>((resolve, reject) => {
@@ -310,12 +308,12 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     await get('/kept');
     expect((await get('/kept')).headers['x-cache-status']).toBe('HIT');
     // A route added: the reload is in force once it answers.
-    await gateway.writeConfig(configText(backendPort, h2cPort, '1KiB', ['/added']));
+    await gateway.writeConfig(configText(backendPort, '1KiB', ['/added']));
     await waitFor(async () => (await send(gateway.port, '/added/fresh')).status === 200 || undefined, { message: 'the reload with /added' });
     const kept = await get('/kept');
     expect(kept.headers['x-cache-status']).toBe('HIT');
     expect(kept.body).toBe('/kept answer 1');
-    await gateway.writeConfig(configText(backendPort, h2cPort, '2KiB', ['/added', '/again']));
+    await gateway.writeConfig(configText(backendPort, '2KiB', ['/added', '/again']));
     await waitFor(async () => (await send(gateway.port, '/again/fresh')).status === 200 || undefined, { message: 'the reload with /again' });
     const fresh = await get('/kept');
     expect(fresh.headers['x-cache-status']).toBe('MISS');
