@@ -75,7 +75,7 @@ const cacheMethod = z.string().regex(/^[A-Za-z]+$/, 'is not a method').transform
 const cacheSection = section({
   maxSize: byteSize.optional(),
   maxEntrySize: byteSize.optional(),
-  defaultTtl: longDuration.optional(),
+  defaultTtl: longDuration.refine((ms) => ms >= 1_000, "must be at least 1s (freshness counts whole seconds)").optional(),
   methods: z.array(cacheMethod).min(1).optional(),
   statuses: z.array(z.int().min(200).max(599)).min(1).optional(),
   cacheStatusHeader: z.union([headerName, z.literal(false)]).optional(),
