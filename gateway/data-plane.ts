@@ -239,5 +239,9 @@ const declineH2cWithBody: RequestRunner = async (context) => {
  */
 function upgradeRunner(runners: { http: RequestRunner; upgrade: RequestRunner }, request: IncomingMessage): RequestRunner {
   if (request.headers.upgrade?.trim().toLowerCase() !== 'h2c') return runners.upgrade;
-  return announcesBody(request.headers) ? declineH2cWithBody : runners.http;
+  if (announcesBody(request.headers)) return declineH2cWithBody;
+  // Served as if the offer had not been made: nothing after this (a cache, an error page) takes it for an upgrade.
+  delete request.headers.upgrade;
+  delete request.headers['http2-settings'];
+  return runners.http;
 }

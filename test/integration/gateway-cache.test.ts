@@ -48,6 +48,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       if (method === 'POST') return void response.writeHead(201, { 'content-type': 'text/plain' }).end(`created ${n}`);
       return text({ 'cache-control': 'max-age=60' });
     case '/over-h2':
+    case '/h2c-offer':
     case '/kept':
       return text({ 'cache-control': 'max-age=60' });
     case '/short':
@@ -167,6 +168,15 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     } finally {
       session.close();
     }
+  });
+
+  it('stores and serves a request that offers h2c (curl --http2 on http://), which the gateway serves over HTTP/1.1', async () => {
+    const offer = { upgrade: 'h2c', connection: 'Upgrade, HTTP2-Settings', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' };
+    const first = await get('/h2c-offer', offer);
+    expect([first.status, first.headers['x-cache-status'], first.body]).toEqual([200, 'MISS', '/h2c-offer answer 1']);
+    const second = await get('/h2c-offer', offer);
+    expect([second.status, second.headers['x-cache-status'], second.body]).toEqual([200, 'HIT', '/h2c-offer answer 1']);
+    expect(countOf('/h2c-offer')).toBe(1);
   });
 
   it('answers a HEAD from the GET entry, head alone', async () => {
