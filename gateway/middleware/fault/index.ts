@@ -1,9 +1,10 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse, type GatewayContext, type Middleware } from '../../context.ts';
-import { closingUnreadBody, recordListenerAnswer, sendErrorAnswer, sendOwnAnswer } from '../../proxy/error-response.ts';
+import { recordListenerAnswer, sendErrorAnswer } from '../../proxy/error-response.ts';
 import { isGrpcRequest } from '../../proxy/grpc-status.ts';
+import { respond } from '../respond/index.ts';
 import { faultCounters } from './fault-metrics.ts';
 
 export { faultsInjectedTotal, faultsOverflowTotal } from './fault-metrics.ts';
@@ -114,27 +115,23 @@ function endAnsweredByListener(context: GatewayContext): void {
   context.response.destroy();
 }
 
-/** Statuses that carry no Content-Length (RFC 9110 §8.6); the schema refuses a body for them and 205. */
-const NO_LENGTH_STATUSES: ReadonlySet<number> = new Set([204, 304]);
-
 /**
  * The abort's answer: with a `body` (or a status that has none) the status, body and Content-Type as
- * configured, as `respond` sends them; without one the gateway's JSON error shape with `fault-abort`;
+ * configured, sent as `respond` sends them; without one the gateway's JSON error shape with `fault-abort`;
  * to a gRPC caller a Trailers-Only gRPC status mapped from the HTTP status (Envoy's abort answers gRPC
  * calls with a gRPC status too), so a real gRPC client reads it as the failure it stands for.
  */
-function abortAnswer(abort: FaultAbortSettings): (context: GatewayContext) => void {
+function abortAnswer(abort: FaultAbortSettings): (context: GatewayContext) => Promise<void> {
   const { status } = abort;
-  const body = abort.body === undefined ? undefined : Buffer.from(abort.body, 'utf8');
-  const ownShape = body !== undefined || status === 204 || status === 205 || status === 304;
-  const fixed: OutgoingHttpHeaders = {};
-  if (abort.contentType !== undefined) fixed['content-type'] = abort.contentType;
-  if (!NO_LENGTH_STATUSES.has(status)) fixed['content-length'] = body?.length ?? 0;
-  return (context) => {
+  const ownShape = abort.body !== undefined || status === 204 || status === 205 || status === 304;
+  const own = respond({ status, body: abort.body, bodyFile: undefined, fileBody: undefined, contentType: abort.contentType, headers: {} });
+  return async (context) => {
     if (!ownShape || isGrpcRequest(context.request.headers)) return sendErrorAnswer(context, status, FAULT_ABORT, ABORT_MESSAGE);
-    const headers: OutgoingHttpHeaders = { ...fixed, 'x-request-id': context.requestId, ...closingUnreadBody(context) };
-    sendOwnAnswer(context, status, headers, context.request.method === 'HEAD' ? undefined : body);
+    await own(context, NO_INNER_LAYER);
     // A header hook that failed the answer made it a 500 `internal`: that class stays.
     context.outcome.errorClass ??= FAULT_ABORT;
   };
 }
+
+/** `respond` never calls the layers after it. */
+const NO_INNER_LAYER = (): Promise<void> => Promise.resolve();
