@@ -16,6 +16,7 @@ import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
 import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
+import { refusingPort } from '../../test/harness/ports.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { createProxy, type ProxyPolicy } from './proxy.ts';
 import { TEST_PROXY_POLICY } from './proxy-testing.ts';
@@ -128,10 +129,9 @@ describe('retries prefer an instance not tried yet in the request', () => {
       setTimeout(() => response.end('live'), 100);
     });
     livePort = await listen(live);
-    // A port that refuses: bound, read, then closed.
-    const probe = createServer();
-    closedPort = await listen(probe);
-    await new Promise((resolve) => probe.close(resolve));
+    // A port that refuses for the whole file: one bound and closed again could be offered to a later listen (the proxy's own,
+    // which then forwarded to itself until least-connections timed out and round-robin never retried).
+    closedPort = await refusingPort();
   });
   afterAll(async () => {
     await transports.close();

@@ -5,7 +5,7 @@ import { connect as connectHttp2, createServer as createHttp2Server, type Http2S
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -226,8 +226,8 @@ describe('the bodyLimit middleware in the running gateway', () => {
 
   beforeAll(async () => {
     [backend, h2Backend] = await Promise.all([startCountingBackend(), startCountingBackend(true)]);
-    // closedPort: nothing listens there, so a connect to it is refused.
-    closedPort = await freePort();
+    // closedPort: nothing can listen there while this file runs, so a connect to it is refused.
+    closedPort = await refusingPort();
     // One instance, panic off and a low error threshold: an ejection would show as 503s at once.
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}

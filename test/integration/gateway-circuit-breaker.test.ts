@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, sendRequest, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
 
 /** A real HTTP backend in the test process whose behaviour the test switches, counting what reaches it. */
@@ -62,7 +62,7 @@ describe('circuit breaking, retry budgets and concurrency caps', () => {
       startTestBackend((_request, response) => held.push(response)),
     ]);
     backup = await startTestBackend((_request, response) => response.writeHead(200, { 'content-type': 'text/plain' }).end('backup'));
-    const closedPort = await freePort();
+    const closedPort = await refusingPort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:{{adminPort}} }
@@ -235,7 +235,7 @@ describe('circuit breakers with several workers', () => {
   let admin: AdminClient;
 
   beforeAll(async () => {
-    const closedPort = await freePort();
+    const closedPort = await refusingPort();
     gateway = await startGateway(`
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:{{adminPort}} }

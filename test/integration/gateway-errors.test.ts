@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, http2Request, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, http2Request, logOf, makeTempDir, removeTempDir, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const PAGE_5XX = '<h1>Something broke on our side</h1>';
 const PAGE_503 = '<h1>Back in a moment</h1>';
@@ -18,7 +18,7 @@ describe('errors: custom error pages for upstream answers and the gateway’s ow
     dir = await makeTempDir('sb-errors-');
     await writeFile(join(dir, '5xx.html'), PAGE_5XX);
     await writeFile(join(dir, '503.html'), PAGE_503);
-    const closedPort = await freePort();
+    const closedPort = await refusingPort();
     gateway = await startGateway(`
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }

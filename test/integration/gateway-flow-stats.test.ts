@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, logOf, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, logOf, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 const sha256 = (key: string) => `sha256:${createHash('sha256').update(key).digest('hex')}`;
 const ALICE_KEY = 'alice-flow-key-5b2e9c1d7a4f';
@@ -99,7 +99,7 @@ describe.each([1, 2])('flow statistics with workers: %i', (workers) => {
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'api' });
-    deadPort = await freePort();
+    deadPort = await refusingPort();
     gateway = await startGateway(config(backend.port, deadPort, workers));
     adminPort = gateway.adminPort;
     // The port accepts once the first worker listens; the traffic must meet every worker.

@@ -2,7 +2,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** What a backend saw of one request. */
@@ -82,7 +82,7 @@ describe('route mirror', () => {
   beforeAll(async () => {
     [primary, shadow, hanging] = await Promise.all([startBackend('primary'), startBackend('shadow'), startBackend('hanging', 'hang')]);
     // Nothing listens there: every connect to it is refused.
-    closedPort = await freePort();
+    closedPort = await refusingPort();
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
 listen: "127.0.0.1:{{port}}"

@@ -4,7 +4,7 @@ import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { adminClient } from '../harness/admin-client.ts';
-import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** Echo answer of the fixture backend. */
@@ -115,7 +115,7 @@ routes:
 
   beforeAll(async () => {
     [backend, hanging] = await Promise.all([startBackend({ name: 'echo-1' }), startBackend({ name: 'hanging', delayMs: 5_000 })]);
-    closedPort = await freePort();
+    closedPort = await refusingPort();
     // An upstream that answers each request with "Connection: close", body and FIN written at once.
     closing = createServer((socket) => {
       socket.on('error', () => undefined);

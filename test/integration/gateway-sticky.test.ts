@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { stickyId } from '../../src/balance/sticky.ts';
 import { stickyCookieName } from '../../gateway/config/index.ts';
-import { freePort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** Who answered a request through the gateway, and the sticky cookie it was given, if any. */
 interface Answer {
@@ -78,7 +78,7 @@ routes:
   }
 
   beforeAll(async () => {
-    [a, b, deadPort] = await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' }), freePort()]);
+    [a, b, deadPort] = await Promise.all([startBackend({ name: 'a' }), startBackend({ name: 'b' }), refusingPort()]);
     gateway = await startGateway(config([a, b]));
     // Round-robin over both, each answer naming the instance that gave it.
     await waitFor(

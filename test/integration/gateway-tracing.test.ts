@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { freePort, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { refusingPort, sendRequest, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 
 /** One span as OTLP/JSON carries it, attributes flattened. */
 interface ReceivedSpan {
@@ -96,7 +96,7 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
   beforeAll(async () => {
     receiver = await startReceiver();
     backend = await startBackend({ name: 'traced' });
-    deadPort.value = await freePort();
+    deadPort.value = await refusingPort();
     gateway = await startGateway(
       usersGateway(backend.port, `admin: 127.0.0.1:{{adminPort}}\ntracing: { endpoint: "http://127.0.0.1:${receiver.port}/v1/traces", serviceName: sb-test, flushInterval: 50ms }`, {
         services: `  flaky: { balancer: weighted-round-robin, healthCheck: false, outlierDetection: false, instances: ["127.0.0.1:${deadPort.value}", "127.0.0.1:${backend.port}"] }\n`,
@@ -211,7 +211,7 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
   });
 
   it('leaves requests unaffected when the collector is down, and counts the spans it drops', async () => {
-    const deadCollector = await freePort();
+    const deadCollector = await refusingPort();
     const orphan = await startGateway(
       usersGateway(backend.port, `admin: 127.0.0.1:{{adminPort}}\naccessLog: false\ntracing: { endpoint: "http://127.0.0.1:${deadCollector}/v1/traces", flushInterval: 50ms, exportTimeout: 1s }`),
     );
