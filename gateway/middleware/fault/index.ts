@@ -1,9 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
-import { LISTENER_ANSWER, type AnsweredResponse, type ClientResponse, type GatewayContext, type Middleware } from '../../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext, type Middleware } from '../../context.ts';
 import { recordListenerAnswer, sendErrorAnswer } from '../../proxy/error-response.ts';
 import { isGrpcRequest } from '../../proxy/grpc-status.ts';
+import { recordClientGone, watchClientGone } from '../client-gone.ts';
 import { respond } from '../respond/index.ts';
 import { faultCounters } from './fault-metrics.ts';
 
@@ -50,7 +49,7 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
     try {
       if (delayed) {
         counters.delay.inc();
-        if (!(await delayUnlessClosed(context, delay.durationMs))) return recordCancelled(context);
+        if (!(await delayUnlessClosed(context, delay.durationMs))) return recordClientGone(context);
         // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout`
         // while the delay held it unread): that answer is the request's, and nothing goes on.
         if ((context.response as AnsweredResponse)[LISTENER_ANSWER] !== undefined) return endAnsweredByListener(context);
@@ -67,41 +66,22 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
 }
 
 /**
- * Resolves true after `ms`, or false as soon as the client's response closes first (the client went
- * away), its timer then cleared. The 'close' listener is added only to delayed requests and taken
- * off when the timer fires, so requests the fault skips pay nothing for it. An HTTP/1.1 request
- * pipelined behind another has a response not yet given the connection, which hears nothing of the
- * connection's end: the connection itself is watched then.
+ * Resolves true after `ms`, or false as soon as the client goes away first (`watchClientGone`), its
+ * timer then cleared.
  */
 function delayUnlessClosed(context: GatewayContext, ms: number): Promise<boolean> {
-  const response = context.response;
-  if (response.destroyed || response.writableEnded) return Promise.resolve(false);
-  const queued = (response as ServerResponse).socket === null && (context.request as IncomingMessage).httpVersionMajor === 1;
-  // Node lets go of a request's socket (null) once its connection is gone.
-  const connection = queued ? (context.request.socket as Socket | null) : undefined;
-  if (connection === null || connection?.destroyed === true) return Promise.resolve(false);
-  const watched: ClientResponse | Socket = connection ?? response;
   return new Promise((resolve) => {
-    const closed = (): void => {
+    // `gone` is never called synchronously: the timer is set by then.
+    const unwatch = watchClientGone(context, () => {
       clearTimeout(timer);
       resolve(false);
-    };
+    });
+    if (unwatch === undefined) return resolve(false);
     const timer = setTimeout(() => {
-      watched.off('close', closed);
+      unwatch();
       resolve(true);
     }, ms);
-    watched.once('close', closed);
   });
-}
-
-/**
- * A request whose client went away during its delay: 499 `cancelled`, as the proxy records one, with
- * no upstream; or the answer its listener gave in its place before cutting it (an HTTP/2 408).
- */
-function recordCancelled(context: GatewayContext): void {
-  if (recordListenerAnswer(context)) return;
-  context.outcome.status = 499;
-  context.outcome.errorClass = 'cancelled';
 }
 
 /**
