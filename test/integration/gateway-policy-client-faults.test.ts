@@ -1,7 +1,9 @@
 import { createServer, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as connectHttp2, constants } from 'node:http2';
+import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A real HTTP backend in the test process: what reached it, and how it answers. */
@@ -293,25 +295,39 @@ routes:
   });
 });
 
-describe("the access log of a client that leaves before the gateway's own answer", () => {
-  /** A forward-auth service that never answers: the gateway's 502 `auth-unavailable` comes at its `timeout`. */
+describe('forwardAuth when the client leaves while the auth service thinks', () => {
+  /** A forward-auth service that holds every check unanswered: the gateway's 502 `auth-unavailable` comes at its `timeout`. */
   let silentAuth: TestBackend;
   let api: TestBackend;
   let gateway: GatewayProcess;
+  let admin: AdminClient;
   const held: ServerResponse[] = [];
+  /** Checks whose connection closed before the auth service answered them: the gateway gave up on them. */
+  let abandoned = 0;
 
   beforeAll(async () => {
-    [silentAuth, api] = await Promise.all([startTestBackend((_request, response) => held.push(response)), startTestBackend((_request, response) => response.end('ok'))]);
+    [silentAuth, api] = await Promise.all([
+      startTestBackend((_request, response) => {
+        held.push(response);
+        response.on('close', () => !response.writableEnded && (abandoned += 1));
+      }),
+      startTestBackend((_request, response) => response.end('ok')),
+    ]);
+    // `silent` waits a minute: a check that ends sooner was ended by its client leaving, not by its timeout.
     gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: false
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+admin: 127.0.0.1:{{adminPort}}
 services:
-  api: { instances: [127.0.0.1:${api.port}] }
+  api: { instances: [127.0.0.1:${api.port}], healthCheck: false, outlierDetection: { consecutiveErrors: 1 } }
 middlewares:
-  silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 2s } }
+  silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 60s } }
+  brief: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 1s } }
 routes:
   - { path: /authed, service: api, middlewares: [silent] }
+  - { path: /brief, service: api, middlewares: [brief] }
 `);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     for (const response of held) response.end();
@@ -319,16 +335,71 @@ routes:
     await Promise.all([silentAuth, api].map((backend) => backend?.close()));
   });
 
-  it('reads 499 cancelled, not the 502 auth-unavailable the client never got, when the client left while the auth service thought', async () => {
+  const accessLine = async (path: string) => {
+    const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
+    return JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { message: `the access line of ${path}` })) as Record<string, unknown>;
+  };
+
+  it('aborts the check at once, sends nothing upstream and logs 499 cancelled when an HTTP/1.1 client leaves', async () => {
+    const [checks, gaveUp] = [silentAuth.received.length, abandoned];
     const { outgoing, answer } = exchange(gateway.port, '/authed/left');
     answer.catch(() => undefined);
     outgoing.end();
-    await waitFor(() => silentAuth.received.length === 1, { message: 'the auth service to get the check' });
-    // Seen by the gateway at once over loopback; its answer comes at the forwardAuth timeout, 2 s later.
+    await waitFor(() => silentAuth.received.length === checks + 1, { message: 'the auth service to get the check' });
     outgoing.destroy();
-    const logged = (log: string) => log.split('\n').find((line) => line.includes('"path":"/authed/left"'));
-    const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 10_000, message: 'the access line of the request' })) as Record<string, unknown>;
-    expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true });
+    await waitFor(() => abandoned === gaveUp + 1, { message: 'the gateway to abort the check of the client that left' });
+    const line = await accessLine('/authed/left');
+    expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted, attempts: line.attempts }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true, attempts: 0 });
+    expect(api.received).toHaveLength(0);
+  });
+
+  it('aborts the check when an HTTP/2 client cancels its stream, and the session goes on', async () => {
+    const [checks, gaveUp] = [silentAuth.received.length, abandoned];
+    const session = connectHttp2(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'GET', ':path': '/authed/h2-left' });
+      stream.on('error', () => {});
+      stream.end();
+      await waitFor(() => silentAuth.received.length === checks + 1, { message: 'the auth service to get the check' });
+      stream.close(constants.NGHTTP2_CANCEL);
+      await waitFor(() => abandoned === gaveUp + 1, { message: 'the gateway to abort the check of the cancelled stream' });
+      const line = await accessLine('/authed/h2-left');
+      expect({ status: line.status, errorClass: line.errorClass, attempts: line.attempts }).toEqual({ status: 499, errorClass: 'cancelled', attempts: 0 });
+      // The session still serves: its next stream is checked (and held) too.
+      const next = session.request({ ':method': 'GET', ':path': '/authed/h2-next' });
+      next.on('error', () => {});
+      next.end();
+      await waitFor(() => silentAuth.received.length === checks + 2, { message: "the auth service to get the session's next check" });
+    } finally {
+      session.destroy();
+    }
+    await waitFor(() => abandoned === gaveUp + 2, { message: 'the gateway to abort the check of the closed session' });
+    expect(api.received).toHaveLength(0);
+  });
+
+  it('aborts the check of a pipelined request, its response not yet on the connection, when the connection goes', async () => {
+    const [checks, gaveUp] = [silentAuth.received.length, abandoned];
+    const socket = connectTcp(gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('GET /authed/pipelined-1 HTTP/1.1\r\nhost: gateway\r\n\r\nGET /authed/pipelined-2 HTTP/1.1\r\nhost: gateway\r\n\r\n');
+    await waitFor(() => silentAuth.received.length === checks + 2, { message: 'the auth service to get both checks' });
+    socket.destroy();
+    await waitFor(() => abandoned === gaveUp + 2, { message: 'the gateway to abort both checks' });
+    // (The second one's access line is not waited for: Node never closes a response still queued
+    // behind another when the connection goes, and the line waits for that.)
+    expect((await accessLine('/authed/pipelined-1')).status).toBe(499);
+    expect(api.received).toHaveLength(0);
+  });
+
+  it("still refuses with 502 auth-unavailable at the check's timeout, which counts against no upstream", async () => {
+    const gaveUp = abandoned;
+    const refused = await get(gateway.port, '/brief/late');
+    expect([refused.status, JSON.parse(refused.body).error]).toEqual([502, 'auth-unavailable']);
+    await waitFor(() => abandoned === gaveUp + 1, { message: 'the gateway to abort the check that timed out' });
+    // One failure would have ejected the instance: none was the upstream's.
+    const instance = (await admin.services()).find((view) => view.name === 'api')?.instances[0];
+    expect([instance?.requests, instance?.errors, instance?.health.state, instance?.routable]).toEqual([0, 0, 'healthy', true]);
     expect(api.received).toHaveLength(0);
   });
 });

@@ -4,7 +4,8 @@ import { resumingConnector } from '../../transports/undici-connector.ts';
 import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
-import { denyAccess } from '../consumers/index.ts';
+import { recordClientGone, watchClientGone } from '../client-gone.ts';
+import { denyAccess, type AccessDenial } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { REQUEST_ID_HEADER } from '../request-id/index.ts';
 
@@ -20,6 +21,9 @@ const RELAYED_HEADERS = ['www-authenticate', 'location', 'content-type', 'conten
 /** Connections to auth services: undici's, with its crash on a paused body at the connection's end repaired (`resumingConnector`). */
 let authDispatcher: Agent | undefined;
 
+/** The auth service's word on a request: let it on with these headers upstream, or refuse it so. */
+type Verdict = { readonly pass: true; readonly headers: IncomingHttpHeaders } | { readonly pass: false; readonly denial: AccessDenial };
+
 /**
  * Forward auth (Traefik's forwardAuth, nginx's auth_request): a GET with the request's headers as
  * the upstream would get them (`authRequestHeaders`), X-Forwarded-Method/-Proto/-Host/-Uri/-For and
@@ -29,7 +33,9 @@ let authDispatcher: Agent | undefined;
  * answer is relayed to the client as the verdict. An auth service that cannot be reached, does not
  * answer in `timeout` (a 2xx counts once its body has ended), fails mid-answer or answers a status
  * outside 200–599 (which no client could be sent) is a 502 `auth-unavailable`: the request is
- * refused, never let through.
+ * refused, never let through. A client that goes away before the verdict ends the check at once
+ * (the auth service's request aborted, as a `fault` delay ends): the request is a 499 `cancelled`,
+ * no refusal, and nothing goes on.
  */
 export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   // The client's spellings with underscores of what the gateway states: the auth service's headers
@@ -39,41 +45,71 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   return async function forwardAuth(context, next) {
     for (const name of settings.authResponseHeaders) if (context.upstream.headers[name] !== undefined) delete context.upstream.headers[name];
     removeSpellings(context.upstream.headers, context.underscoreNames);
-    let answer;
+    // One signal ends the check at `timeout` or when the client leaves, whichever comes first; the
+    // watch ends with the check, before the layers after it run.
+    const controller = new AbortController();
+    const unwatch = watchClientGone(context, () => controller.abort(CLIENT_GONE));
+    if (unwatch === undefined) return recordClientGone(context);
+    const timer = setTimeout(() => controller.abort(CHECK_TIMED_OUT), settings.timeoutMs);
+    let verdict: Verdict;
     try {
-      answer = await request(settings.address, {
-        method: 'GET',
-        headers: authRequestHeaders(context),
-        headersTimeout: settings.timeoutMs,
-        bodyTimeout: settings.timeoutMs,
-        signal: AbortSignal.timeout(settings.timeoutMs),
-        dispatcher: (authDispatcher ??= new Agent({ connect: resumingConnector({}) })),
-      });
-    } catch {
-      return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not answer' });
+      verdict = await check(settings, context, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      unwatch();
     }
-    if (answer.statusCode >= 200 && answer.statusCode < 300) {
-      // The verdict is the whole answer, as Traefik reads it: a 2xx cut off (the auth service
-      // failed mid-answer) or not finished within `timeout` is no pass. undici's `dump()` settled
-      // alike for a body that ended and for one that failed, so either let the request on.
-      try {
-        await drain(answer.body);
-      } catch {
-        return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: 'the authentication service did not finish its answer' });
-      }
-      for (const name of settings.authResponseHeaders) {
-        const value = answer.headers[name];
-        if (value !== undefined) context.upstream.headers[name] = value;
-      }
-      return next();
+    // Whatever the auth service said (or the abort made of its answer), nobody is left to hear it.
+    if (controller.signal.reason === CLIENT_GONE) return recordClientGone(context);
+    if (!verdict.pass) return denyAccess(context, verdict.denial);
+    for (const name of settings.authResponseHeaders) {
+      const value = verdict.headers[name];
+      if (value !== undefined) context.upstream.headers[name] = value;
     }
-    if (!isValidFinalStatus(answer.statusCode)) {
-      await answer.body.dump().catch(() => undefined);
-      return denyAccess(context, { status: 502, reason: 'auth-unavailable', message: `the authentication service answered with status ${answer.statusCode}, outside 200-599` });
-    }
-    const body = await boundedBody(answer.body).catch(() => Buffer.alloc(0));
-    relay(context, answer.statusCode, answer.headers, body);
+    return next();
   };
+}
+
+/** Why a check was aborted; the reason of its signal. */
+const CLIENT_GONE = new Error('the client went away');
+const CHECK_TIMED_OUT = new Error('the authentication service did not answer in time');
+
+/** Asks the auth service about the request, the whole answer read within `signal`; never rejects. */
+async function check(settings: ForwardAuthSettings, context: GatewayContext, signal: AbortSignal): Promise<Verdict> {
+  let answer;
+  try {
+    answer = await request(settings.address, {
+      method: 'GET',
+      headers: authRequestHeaders(context),
+      headersTimeout: settings.timeoutMs,
+      bodyTimeout: settings.timeoutMs,
+      signal,
+      dispatcher: (authDispatcher ??= new Agent({ connect: resumingConnector({}) })),
+    });
+  } catch {
+    return unavailable('the authentication service did not answer');
+  }
+  if (answer.statusCode >= 200 && answer.statusCode < 300) {
+    // The verdict is the whole answer, as Traefik reads it: a 2xx cut off (the auth service
+    // failed mid-answer) or not finished within `timeout` is no pass. undici's `dump()` settled
+    // alike for a body that ended and for one that failed, so either let the request on.
+    try {
+      await drain(answer.body);
+    } catch {
+      return unavailable('the authentication service did not finish its answer');
+    }
+    return { pass: true, headers: answer.headers };
+  }
+  if (!isValidFinalStatus(answer.statusCode)) {
+    await answer.body.dump().catch(() => undefined);
+    return unavailable(`the authentication service answered with status ${answer.statusCode}, outside 200-599`);
+  }
+  const body = await boundedBody(answer.body).catch(() => Buffer.alloc(0));
+  // A redirect (to a login page) is relayed as it is, like a refusal; counted like the gateway's own refusals.
+  return { pass: false, denial: { status: answer.statusCode, reason: 'forward-auth-denied', message: '', relayed: { headers: pick(answer.headers), body } } };
+}
+
+function unavailable(message: string): Verdict {
+  return { pass: false, denial: { status: 502, reason: 'auth-unavailable', message } };
 }
 
 /**
@@ -115,12 +151,6 @@ async function boundedBody(body: AsyncIterable<Buffer>): Promise<Buffer> {
     size += chunk.length;
   }
   return Buffer.concat(chunks).subarray(0, MAX_RELAYED_BODY_BYTES);
-}
-
-/** Sends the auth service's refusal on, counted like the gateway's own refusals. */
-function relay(context: GatewayContext, status: number, headers: IncomingHttpHeaders, body: Buffer): void {
-  // A redirect (to a login page) is relayed as it is, like a refusal.
-  denyAccess(context, { status, reason: 'forward-auth-denied', message: '', relayed: { headers: pick(headers), body } });
 }
 
 function pick(headers: IncomingHttpHeaders): Record<string, string | string[]> {
