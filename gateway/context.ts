@@ -20,7 +20,7 @@ export interface RequestOutcome {
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
-  /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, BYPASS); undefined when none looked it up. */
+  /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, BYPASS); undefined when none looked it up. */
   cacheStatus?: string;
 }
 
@@ -70,6 +70,23 @@ export interface ResponseBodyTap {
  * to be written (after the response header hooks); undefined to leave it unwatched. Set by `cache`.
  */
 export type ResponseTapper = (status: number, headers: OutgoingHttpHeaders, context: GatewayContext) => ResponseBodyTap | undefined;
+
+/** An answer held whole in memory (a stored one, `cache`) that goes to the client in an upstream answer's place (`AnswerReplacer`). */
+export interface HeldAnswer {
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/**
+ * Looks at an upstream answer's status and headers (hop-by-hop ones removed) before the response
+ * header hooks do, and returns the answer to send in its place (its headers an object of its own,
+ * which the hooks edit), or undefined to send it as it is.
+ * A returned answer goes through the hooks, the encoder and the error pages as the upstream's
+ * would, whole; the upstream's own body is read and dropped, and the attempt's outcome (passive
+ * health, metrics) stays the upstream's status. Set by `cache` (a 304 to its own revalidation).
+ */
+export type AnswerReplacer = (status: number, headers: OutgoingHttpHeaders) => HeldAnswer | undefined;
 
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -184,6 +201,8 @@ export interface GatewayContext {
   errorPage?: ErrorPageLookup | undefined;
   /** Watches the upstream answer's body as it streams to the client (`cache`); undefined: nothing watches. */
   responseTapper?: ResponseTapper | undefined;
+  /** Puts an answer of its own in an upstream answer's place before any of it reaches the client (`cache`); undefined: none. */
+  answerReplacer?: AnswerReplacer | undefined;
   /**
    * The `cache` the request passed (the innermost, when an entry point's and a route's both have one),
    * run where the proxy would be (`servingCachedHits`), after every other layer of the chain: an

@@ -215,6 +215,7 @@ class RequestContext implements GatewayContext {
   responseEncoder: GatewayContext['responseEncoder'] = undefined;
   errorPage: GatewayContext['errorPage'] = undefined;
   responseTapper: GatewayContext['responseTapper'] = undefined;
+  answerReplacer: GatewayContext['answerReplacer'] = undefined;
   cacheAtProxy: GatewayContext['cacheAtProxy'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
   outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined };

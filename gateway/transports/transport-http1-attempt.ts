@@ -12,7 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -195,16 +195,27 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.grpcWeb = readGrpcStatus(context.outcome, upstreamHeaders);
       this.grpcStatus = context.outcome.grpcStatus;
     }
-    const outgoing = responseHeadersForClient(upstreamHeaders);
+    let outgoing = responseHeadersForClient(upstreamHeaders);
+    // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation).
+    const replacement = context.answerReplacer?.(statusCode, outgoing);
+    if (replacement !== undefined) {
+      outgoing = replacement.headers;
+      context.outcome.status = replacement.status;
+    }
     this.outgoing = outgoing;
     try {
-      applyHeaderHooks(context, statusCode, outgoing);
+      applyHeaderHooks(context, replacement?.status ?? statusCode, outgoing);
     } catch (error) {
       // Nothing went to the client yet: the proxy answers 500 (`internal`), the upstream not blamed.
       return controller.abort(error as Error);
     }
     // From here the client may have part of the answer (undici calls nothing after an attempt ended; the phase only moves forward all the same).
     if (this.phase === WAITING) this.phase = ANSWERING;
+    if (replacement !== undefined) {
+      this.sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
+      this.draining = true;
+      return;
+    }
     if (context.responseBodyTransforms.length > 0) {
       this.buffered = [];
       return;

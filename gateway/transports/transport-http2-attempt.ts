@@ -16,7 +16,7 @@ import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -225,14 +225,25 @@ export function http2Attempt(
         timeout.start(timeouts.bodyTimeoutMs);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
+        // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation).
+        const replacement = context.answerReplacer?.(status, outgoing);
+        if (replacement !== undefined) {
+          outgoing = replacement.headers;
+          context.outcome.status = replacement.status;
+        }
         try {
-          applyHeaderHooks(context, status, outgoing);
+          applyHeaderHooks(context, replacement?.status ?? status, outgoing);
         } catch (error) {
           // Nothing went to the client yet: the proxy answers 500 (`internal`), the upstream not blamed.
           return fail(error as Error);
         }
         // From here the client may have part of the answer.
         responseStarted = true;
+        if (replacement !== undefined) {
+          sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
+          draining = true;
+          return;
+        }
         const headerStatus = headers['grpc-status'];
         if (isGrpcRequest(context.request.headers)) {
           grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);

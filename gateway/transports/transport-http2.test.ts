@@ -44,6 +44,7 @@ describe('Http2Transport', () => {
         request.stream.respond({ ':status': 200 }, { waitForTrailers: true });
         return void request.stream.write('first part', () => request.stream.close(constants.NGHTTP2_NO_ERROR));
       }
+      if (request.url === '/not-modified') return void response.writeHead(304, { etag: '"v1"' }).end();
       // Load shedding: the stream refused, the session kept.
       if (request.url === '/shed') return void request.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       request.resume();
@@ -165,6 +166,29 @@ describe('Http2Transport', () => {
     expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
     expect(result.outcome).toMatchObject({ ok: false, errorClass: 'internal' });
     expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
+  it("sends an answer replacer's answer whole in the upstream's place, through the hooks, the attempt still the upstream's 304", async () => {
+    transport = h2c(backendPort);
+    const hooked: number[] = [];
+    let client: GatewayContext | undefined;
+    prepare = (context) => {
+      client = context;
+      context.answerReplacer = (status, headers) =>
+        status === 304 ? { status: 200, headers: { 'content-type': 'text/plain', 'content-length': '6', 'x-etag-seen': String(headers.etag) }, body: Buffer.from('stored') } : undefined;
+      context.responseHeaderHooks.push((status, headers) => {
+        hooked.push(status);
+        headers['x-hooked'] = 'yes';
+      });
+    };
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, '/not-modified');
+    const { result, outcome } = await last;
+    expect([answer.status, answer.body.toString(), answer.headers['x-etag-seen'], answer.headers['x-hooked']]).toEqual([200, 'stored', '"v1"', 'yes']);
+    expect(hooked).toEqual([200]);
+    expect(result).toMatchObject({ ok: true });
+    expect(outcome).toMatchObject({ ok: true });
+    expect(client!.outcome).toMatchObject({ status: 200, bytesOut: 6 });
   });
 
   it('fails with connect-refused, counted against the upstream, when nothing listens', async () => {

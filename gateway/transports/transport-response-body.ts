@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { PassThrough, type Transform, type Writable } from 'node:stream';
 import type { ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
-import { errorPageFor, sendErrorPage } from '../proxy/error-page.ts';
+import { ErrorPageDrain, errorPageFor, sendErrorPage } from '../proxy/error-page.ts';
 
 /** Destroys the encoder of a response that closed: a client gone mid-answer, or a cut one. */
 function stopEncoder(encoder: Transform): void {
@@ -37,6 +37,30 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
   response.writeHead(status, outgoing);
   const sink = encoder === undefined ? (response as Writable) : pipeEncoded(encoder, response, context.outcome);
   return tap === undefined ? sink : pipeTapped(tap, sink, context);
+}
+
+/**
+ * Writes an answer held whole in memory (a stored one, `cache`) as an upstream's goes, the response
+ * header hooks already run over `outgoing`: through `startResponseBody` (the encoder, an error
+ * page); a HEAD gets the head alone.
+ */
+export function sendHeldAnswer(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, body: Buffer): void {
+  const sink = startResponseBody(context, status, outgoing);
+  if (context.request.method === 'HEAD' || body.length === 0) sink.end();
+  else {
+    countBodyBytes(context, sink, body.length);
+    sink.end(body);
+  }
+}
+
+/**
+ * Sends an `AnswerReplacer`'s answer whole in an upstream answer's place (`sendHeldAnswer`), and
+ * returns the sink of the upstream body it replaces, which drops every chunk as an error page's
+ * does (`ErrorPageDrain`: the transports then bound that body by the idle-body timeout in all).
+ */
+export function sendReplacement(context: GatewayContext, status: number, outgoing: OutgoingHttpHeaders, body: Buffer): Writable {
+  sendHeldAnswer(context, status, outgoing, body);
+  return new ErrorPageDrain();
 }
 
 function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: GatewayContext['outcome']): Transform {
