@@ -11,6 +11,9 @@ const BIG = Buffer.alloc(4 * 1024, 'x');
 const counts = new Map<string, number>();
 const countOf = (path: string, method = 'GET'): number => counts.get(`${method} ${path}`) ?? 0;
 
+/** The If-None-Match of each request for /etag the backend got, in order (undefined: none). */
+const etagAsked: (string | undefined)[] = [];
+
 /** The answers waiting for the test to cut them. */
 const dyingAnswers = new Set<ServerResponse>();
 
@@ -53,6 +56,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       return text({ 'cache-control': 'max-age=60' });
     case '/short':
       return text({ 'cache-control': 'max-age=1' });
+    case '/etag':
+      // Fresh for a second; a request that names its ETag is told it still stands, for a minute now.
+      etagAsked.push(headers['if-none-match']);
+      if (headers['if-none-match'] === '"e1"') return void response.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=60' }).end();
+      return text({ 'cache-control': 'max-age=1', etag: '"e1"' });
     case '/left':
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
       response.write('part of the answer ');
@@ -310,6 +318,48 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     );
     expect(expired.body).toBe('/short answer 2');
     expect(countOf('/short')).toBe(2);
+  });
+
+  it('answers a matching If-None-Match with 304 from memory, passes a client\'s own on once stale, and revalidates a stale answer itself (REVALIDATED)', async () => {
+    const first = await get('/etag');
+    expect([first.status, first.headers['x-cache-status'], first.body]).toEqual([200, 'MISS', '/etag answer 1']);
+    const notModified = await get('/etag', { 'if-none-match': '"e1"' });
+    expect([notModified.status, notModified.headers['x-cache-status'], notModified.body]).toEqual([304, 'HIT', '']);
+    expect(notModified.headers).toMatchObject({ etag: '"e1"', 'cache-control': 'max-age=1' });
+    expect(countOf('/etag')).toBe(1);
+    // Until the answer is stale its conditional is answered from memory; then it goes upstream as the client sent it.
+    const passed = await waitFor(
+      async () => {
+        const again = await get('/etag', { 'if-none-match': '"e1"' });
+        return again.headers['x-cache-status'] === 'HIT' ? undefined : again;
+      },
+      { message: 'the stored /etag went stale', intervalMs: 100, timeoutMs: 10_000 },
+    );
+    expect([passed.status, passed.headers['x-cache-status']]).toEqual([304, 'EXPIRED']);
+    expect(etagAsked).toEqual([undefined, '"e1"']);
+    // The client's own 304 freshened nothing: the next plain request is revalidated by the gateway.
+    const revalidated = await get('/etag');
+    expect([revalidated.status, revalidated.headers['x-cache-status'], revalidated.body]).toEqual([200, 'REVALIDATED', '/etag answer 1']);
+    expect(revalidated.headers['cache-control']).toBe('max-age=60');
+    expect(revalidated.headers['content-length']).toBe(String(Buffer.byteLength('/etag answer 1')));
+    expect(etagAsked).toEqual([undefined, '"e1"', '"e1"']);
+    const hit = await get('/etag');
+    expect([hit.status, hit.headers['x-cache-status'], hit.body]).toEqual([200, 'HIT', '/etag answer 1']);
+    expect(countOf('/etag')).toBe(3);
+    const lines = await waitFor(
+      async () => {
+        const found = (await logOf(gateway.process)).split('\n').filter((text) => text.includes('"path":"/site/etag"')).map((text) => JSON.parse(text) as Record<string, unknown>);
+        // Up to the hit after the revalidation, which the line before it should show.
+        return found.at(-2)?.cache === 'REVALIDATED' && found.at(-1)?.cache === 'HIT' ? found : undefined;
+      },
+      { message: 'the access lines of the /site/etag requests up to the hit after the revalidation' },
+    );
+    expect(lines.filter((line) => line.cache === 'REVALIDATED')).toHaveLength(1);
+    expect(lines.at(-2)).toMatchObject({ status: 200, attempts: 1 });
+    expect(lines.at(-3)).toMatchObject({ status: 304, cache: 'EXPIRED' });
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
+    const counted = metrics.get('switchboard_cache_requests_total')?.samples.find((sample) => sample.labels.middleware === 'memory' && sample.labels.status === 'REVALIDATED');
+    expect(counted?.value).toBe(1);
   });
 
   // Last: it reloads the configuration.

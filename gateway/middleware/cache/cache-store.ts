@@ -91,6 +91,13 @@ export class ResponseCache {
     if (this.slots.peek(key) === kept) this.answers += 1;
   }
 
+  /** Forgets the answer stored for a request with `headers` under `primary`; its other variants stay. */
+  forget(primary: string, headers: IncomingHttpHeaders): void {
+    const marker = this.slots.peek(primary);
+    if (marker === undefined || 'body' in marker) return;
+    this.slots.delete(`${primary}\u0000${variantKey(headers, marker.vary)}`);
+  }
+
   /** Forgets every variant under `primary` (an unsafe method changed the resource, RFC 9111 §4.4): without its marker none is found. */
   invalidate(primary: string): void {
     this.slots.delete(primary);

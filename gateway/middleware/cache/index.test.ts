@@ -1,9 +1,9 @@
-import type { OutgoingHttpHeaders } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CacheSettings, ConsumerConfig } from '../../config/types.ts';
 import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
-import { startResponseBody } from '../../transports/transport-response-body.ts';
+import { sendReplacement, startResponseBody } from '../../transports/transport-response-body.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { cache, servingCachedHits, variantKey, varyNames } from './index.ts';
@@ -193,6 +193,192 @@ describe('cache', () => {
     const hit = await server.send('/a');
     expect(hit.headers['x-cache-status']).toBe('HIT');
     expect(hit.headers['x-request-tag']).toBe('2');
+  });
+});
+
+/** The Last-Modified of the validating upstream's resource at `version`: a day later each. */
+const lastModifiedOf = (version: number) => new Date(Date.UTC(2025, 0, version, 10)).toUTCString();
+const LAST_MODIFIED = lastModifiedOf(1);
+
+/**
+ * What the transports do with an upstream answer: the request's `answerReplacer` first (an answer
+ * it returns goes whole in this one's place), then the hooks and `startResponseBody`, the body in two chunks.
+ */
+function answerAsTransport(context: GatewayContext, status: number, upstreamHeaders: OutgoingHttpHeaders, body: Buffer): void {
+  const replacement = context.answerReplacer?.(status, upstreamHeaders);
+  const outgoing = applyHeaderHooks(context, replacement?.status ?? status, replacement?.headers ?? upstreamHeaders);
+  Object.assign(context.outcome, { status: replacement?.status ?? status, attempts: 1, upstream: '127.0.0.1:1' });
+  if (replacement !== undefined) return void sendReplacement(context, replacement.status, outgoing, replacement.body).end();
+  const sink = startResponseBody(context, status, outgoing);
+  sink.write(body.subarray(0, 3));
+  sink.end(body.subarray(3));
+}
+
+/**
+ * An upstream whose resource is at `version` (ETag `"v<version>"` and `lastModifiedOf(version)`, or
+ * only one of them), answering 304 with `notModified` headers to a request whose If-None-Match is
+ * its ETag or whose If-Modified-Since is its Last-Modified, else 200 with `headers`; it keeps the
+ * headers of every request it got.
+ */
+function validatingUpstream(headers: OutgoingHttpHeaders, notModified: OutgoingHttpHeaders, validators: 'etag' | 'last-modified' | 'both' = 'both') {
+  const upstream = {
+    requests: [] as IncomingHttpHeaders[],
+    version: 1,
+    async proxy(context: GatewayContext): Promise<void> {
+      const asked = { ...context.upstream.headers };
+      upstream.requests.push(asked);
+      const etag = `"v${upstream.version}"`;
+      const own: OutgoingHttpHeaders = {};
+      if (validators !== 'last-modified') own.etag = etag;
+      if (validators !== 'etag') own['last-modified'] = lastModifiedOf(upstream.version);
+      const unchanged = (own.etag !== undefined && asked['if-none-match'] === etag) || (own['last-modified'] !== undefined && asked['if-modified-since'] === own['last-modified']);
+      if (unchanged) return answerAsTransport(context, 304, { ...own, ...notModified }, Buffer.alloc(0));
+      answerAsTransport(context, 200, { 'content-type': 'text/plain', ...own, ...headers }, Buffer.from(`version ${upstream.version}, request ${upstream.requests.length}`));
+    },
+  };
+  return upstream;
+}
+
+describe('cache: revalidation and conditional requests', () => {
+  let server: MiddlewareServer | undefined;
+  afterEach(async () => {
+    vi.useRealTimers();
+    await server?.close();
+    server = undefined;
+  });
+
+  /** Serves `upstream` behind a cache, with http-cache-semantics' clock (Date) in the test's hands. */
+  const serve = async (upstream: { proxy(context: GatewayContext): Promise<void> }, settings: Partial<CacheSettings> = {}) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    server = await serveMiddleware([cache({ ...SETTINGS, ...settings }, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
+    return server;
+  };
+  const later = (ms: number) => vi.setSystemTime(Date.now() + ms);
+
+  it.each([
+    ['its ETag', 'etag', { 'if-none-match': '"v1"' }],
+    ['its Last-Modified when it has no ETag', 'last-modified', { 'if-modified-since': LAST_MODIFIED }],
+  ] as const)('revalidates a stale answer with %s: a 304 sends the stored answer (REVALIDATED), fresh again as the 304 says', async (_what, validators, conditional) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60', 'x-from': '304' }, validators);
+    const { send } = await serve(upstream);
+    const first = await send('/a');
+    expect(first.headers['x-cache-status']).toBe('MISS');
+    later(2_000);
+    const revalidated = await send('/a');
+    expect(upstream.requests[1]).toMatchObject(conditional);
+    expect(revalidated.status).toBe(200);
+    expect(revalidated.headers['x-cache-status']).toBe('REVALIDATED');
+    expect(revalidated.body.toString()).toBe('version 1, request 1');
+    expect(revalidated.headers['content-length']).toBe(String(first.body.length));
+    expect(revalidated.headers['content-type']).toBe('text/plain');
+    expect(revalidated.headers['cache-control']).toBe('max-age=60');
+    expect(revalidated.headers['x-from']).toBe('304');
+    expect(revalidated.headers.age).toBe('0');
+    later(30_000);
+    const hit = await send('/a');
+    expect(hit.headers['x-cache-status']).toBe('HIT');
+    expect(hit.headers['cache-control']).toBe('max-age=60');
+    expect(hit.body.toString()).toBe('version 1, request 1');
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('stores an answer a 200 to the revalidation brings in the stale one\'s place (EXPIRED)', async () => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
+    const { send } = await serve(upstream);
+    await send('/a');
+    later(2_000);
+    upstream.version = 2;
+    const changed = await send('/a');
+    expect(upstream.requests[1]!['if-none-match']).toBe('"v1"');
+    expect(changed.headers['x-cache-status']).toBe('EXPIRED');
+    expect(changed.headers.etag).toBe('"v2"');
+    expect(changed.body.toString()).toBe('version 2, request 2');
+    const hit = await send('/a');
+    expect(hit.headers['x-cache-status']).toBe('HIT');
+    expect(hit.body.toString()).toBe('version 2, request 2');
+    expect(upstream.requests).toHaveLength(2);
+  });
+
+  it('keeps defaultTtl for an answer a 304 freshens without a lifetime of its own', async () => {
+    const upstream = validatingUpstream({}, {}, 'etag');
+    const { send } = await serve(upstream, { defaultTtlMs: 1_000 });
+    await send('/a');
+    later(2_000);
+    expect((await send('/a')).headers['x-cache-status']).toBe('REVALIDATED');
+    expect((await send('/a')).headers['x-cache-status']).toBe('HIT');
+    later(2_000);
+    expect((await send('/a')).headers['x-cache-status']).toBe('REVALIDATED');
+    expect(upstream.requests).toHaveLength(3);
+  });
+
+  it.each([
+    ['a Set-Cookie (never stored)', { 'cache-control': 'max-age=60', 'set-cookie': 'a=b' }, 'etag', { 'set-cookie': ['a=b'] }],
+    ['an ETag that is not the stored one', { 'cache-control': 'max-age=60', etag: '"other"' }, 'etag', { etag: '"v1"' }],
+  ] as const)('sends the stored answer for a 304 with %s, and forgets it', async (_what, notModified, validators, seen) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, notModified, validators);
+    const { send } = await serve(upstream);
+    await send('/a');
+    later(2_000);
+    const revalidated = await send('/a');
+    expect(revalidated.headers['x-cache-status']).toBe('REVALIDATED');
+    expect(revalidated.body.toString()).toBe('version 1, request 1');
+    expect(revalidated.headers).toMatchObject(seen);
+    const next = await send('/a');
+    expect(next.headers['x-cache-status']).toBe('MISS');
+    expect(upstream.requests[2]!['if-none-match']).toBeUndefined();
+  });
+
+  it.each([
+    ['an If-None-Match that matches', { 'if-none-match': '"v1"' }, 304, 'version 1, request 1'],
+    ['an If-None-Match that does not match', { 'if-none-match': '"v0"' }, 200, 'version 1, request 2'],
+  ] as const)('passes a client\'s own conditional request for a stale answer on as it is (EXPIRED): %s', async (_what, conditional, status, body) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
+    const { send } = await serve(upstream);
+    await send('/a');
+    later(2_000);
+    const answer = await send('/a', { headers: conditional });
+    expect(upstream.requests[1]!['if-none-match']).toBe(conditional['if-none-match']);
+    expect(answer.status).toBe(status);
+    expect(answer.headers['x-cache-status']).toBe('EXPIRED');
+    if (status === 200) expect(answer.body.toString()).toBe(body);
+    else expect(answer.body.length).toBe(0);
+  });
+
+  it('sends a stale answer without validators upstream with no conditional of its own (EXPIRED)', async () => {
+    const upstream = countingUpstream(200, { 'cache-control': 'max-age=1' });
+    const seen: IncomingHttpHeaders[] = [];
+    const { send } = await serve({ proxy: (context) => (seen.push({ ...context.upstream.headers }), upstream.proxy(context)) });
+    await send('/a');
+    later(2_000);
+    const expired = await send('/a');
+    expect(expired.headers['x-cache-status']).toBe('EXPIRED');
+    expect(expired.body.toString()).toBe('answer 2');
+    expect(seen[1]!['if-none-match']).toBeUndefined();
+    expect(seen[1]!['if-modified-since']).toBeUndefined();
+  });
+
+  it.each([
+    ['If-None-Match with the ETag', 'GET', { 'if-none-match': '"v1"' }, 304],
+    ['If-None-Match with the ETag made weak, among others', 'GET', { 'if-none-match': '"v0", W/"v1"' }, 304],
+    ['If-None-Match: *', 'GET', { 'if-none-match': '*' }, 304],
+    ['If-None-Match with another ETag', 'GET', { 'if-none-match': '"v0"' }, 200],
+    ['If-Modified-Since at Last-Modified', 'GET', { 'if-modified-since': LAST_MODIFIED }, 304],
+    ['If-Modified-Since before Last-Modified', 'GET', { 'if-modified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 200],
+    ['If-Modified-Since at Last-Modified with an If-None-Match that fails', 'GET', { 'if-none-match': '"v0"', 'if-modified-since': LAST_MODIFIED }, 200],
+    ['a HEAD with If-None-Match with the ETag', 'HEAD', { 'if-none-match': '"v1"' }, 304],
+  ] as const)('answers a fresh hit for a request with %s from memory', async (_what, method, conditional, status) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60', vary: 'Accept', expires: 'Wed, 01 Jan 2025 11:00:00 GMT' }, {});
+    const { send } = await serve(upstream);
+    const first = await send('/a');
+    const answer = await send('/a', { method, headers: conditional });
+    expect(upstream.requests).toHaveLength(1);
+    expect(answer.status).toBe(status);
+    expect(answer.headers['x-cache-status']).toBe('HIT');
+    if (status === 200) return void expect(answer.body.toString()).toBe(first.body.toString());
+    expect(answer.body.length).toBe(0);
+    expect(answer.headers).toMatchObject({ etag: '"v1"', 'last-modified': LAST_MODIFIED, 'cache-control': 'max-age=60', vary: 'Accept', expires: 'Wed, 01 Jan 2025 11:00:00 GMT', age: '0' });
+    expect(answer.headers['content-type']).toBeUndefined();
+    expect(answer.headers['content-length']).toBeUndefined();
   });
 });
 

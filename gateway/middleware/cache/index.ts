@@ -1,19 +1,23 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
-import type { GatewayContext, Middleware, ResponseBodyTap } from '../../context.ts';
+import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import { countBodyBytes, startResponseBody } from '../../transports/transport-response-body.ts';
+import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
 import { whenRetired } from '../middleware-retire.ts';
+import { isConditional, isNotModified, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
-import { ResponseCache } from './cache-store.ts';
+import { ResponseCache, type CachedAnswer } from './cache-store.ts';
 
 export { ResponseCache, variantKey, varyNames } from './cache-store.ts';
 export type { CachedAnswer } from './cache-store.ts';
 
 /** Methods that change nothing (RFC 9110 §9.2.1): any other one answered with success invalidates the stored answers of its URI (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** The body of a 304 from memory. */
+const NO_BODY = Buffer.alloc(0);
 
 /** http-cache-semantics as a shared cache (a gateway's answers go to many users) that grants no heuristic freshness: only what the headers say, or `defaultTtl`. */
 const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
@@ -67,8 +71,10 @@ function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): C
  * An HTTP response cache in this process's memory (nginx's `proxy_cache`, APISIX's `proxy-cache`
  * memory strategy) with RFC 9111's rules for a shared cache, which `http-cache-semantics` decides
  * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
- * `Age`); otherwise the request goes upstream (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a
- * fresh answer) and its answer streams to the client as it comes while a copy gathers beside it, stored once the
+ * `Age`; a 304 to a request whose conditionals it meets); otherwise the request goes upstream
+ * (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a fresh answer), a stale answer's validators
+ * with it (nginx's `proxy_cache_revalidate`): a 304 freshens the stored answer, which is sent
+ * (`REVALIDATED`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
  */
@@ -77,7 +83,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const methods = new Set(settings.methods);
   const statuses = new Set(settings.statuses);
   const statusHeader = settings.cacheStatusHeader;
-  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
+  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
@@ -90,7 +96,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (length > settings.maxEntryBytes) return undefined;
     const request = policyRequest(context, sent);
     let policy = new CachePolicy(request, { status, headers: headers as CachePolicy.Headers }, POLICY_OPTIONS);
-    // http-cache-semantics reuses a must-revalidate answer only after revalidating it, which this cache does not do.
+    // http-cache-semantics reuses a must-revalidate answer only after revalidating it, even while fresh: every request would go upstream.
     if (!policy.storable() || /(?:^|,)\s*must-revalidate\b/i.test(String(headers['cache-control'] ?? ''))) return undefined;
     if (policy.timeToLive() <= 0 && settings.defaultTtlMs !== undefined && !hasExplicitFreshness(headers)) {
       // `defaultTtl` stands in for the freshness the headers left out, as if the upstream had sent it as s-maxage.
@@ -139,6 +145,26 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     };
   };
 
+  /**
+   * The stored answer that a 304 to its revalidation stands for, freshened by that 304's headers
+   * and stored again by this cache's rules (a lifetime, or `defaultTtl`; no `Set-Cookie`), or
+   * forgotten when it may not be (the client still gets it, with the 304's headers). A 304 whose
+   * validators do not select it (RFC 9111 §4.3.4, http-cache-semantics' `revalidatedPolicy`)
+   * freshens nothing: the stored answer goes as it was, this once, and is forgotten.
+   */
+  const refreshed = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, found: CachedAnswer, notModified: OutgoingHttpHeaders): HeldAnswer => {
+    const revalidated = found.policy.revalidatedPolicy(policyRequest(context, sent), { status: 304, headers: notModified as CachePolicy.Headers });
+    if (!revalidated.matches) {
+      store.forget(primary, sent);
+      return { status: found.status, headers: { ...found.headers, age: String(Math.floor(found.policy.age())) }, body: found.body };
+    }
+    const headers = refreshedHeaders(found.headers, notModified);
+    const policy = storablePolicy(context, sent, found.status, headers);
+    if (policy === undefined) store.forget(primary, sent);
+    else store.store(primary, sent, { status: found.status, headers, body: found.body, policy });
+    return { status: found.status, headers: { ...headers, age: String(Math.floor((policy ?? revalidated.policy).age())) }, body: found.body };
+  };
+
   /** The cache's work, where the proxy would run (`servingCachedHits`): `next` is the proxy. */
   const atProxy: Middleware = async function cacheAtProxy(context, next) {
     const method = context.request.method ?? 'GET';
@@ -153,11 +179,20 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context, sent))) {
       requests.HIT.inc();
       context.outcome.cacheStatus = 'HIT';
-      return sendHit(context, found, statusHeader);
+      return sendHit(context, found, sent, statusHeader);
     }
-    const status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
-    requests[status].inc();
+    let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
+    if (found !== undefined && askRevalidation(context, found, sent)) {
+      // EXPIRED or REVALIDATED is known once the upstream answered (or did not): counted as the response closes.
+      context.response.once('close', () => requests[status].inc());
+      context.answerReplacer = (answerStatus, headers) => {
+        if (answerStatus !== 304) return undefined;
+        status = 'REVALIDATED';
+        context.outcome.cacheStatus = status;
+        return refreshed(context, primary, sent, found, headers);
+      };
+    } else requests[status].inc();
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
     // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which
     // run again on every hit, for that request); the status header goes on every answer.
@@ -167,8 +202,9 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     });
     const mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (mayStore) {
+      // A stored answer sent for a 304 (REVALIDATED) was stored again already.
       context.responseTapper = (answerStatus, _headers, tapped) =>
-        upstream === undefined || upstream.status !== answerStatus ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers);
+        upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers);
     }
     await next();
   };
@@ -198,28 +234,45 @@ export function servingCachedHits(proxy: (context: GatewayContext) => Promise<vo
   };
 }
 
-/** Sends a stored answer as the upstream's would go (the request's response header hooks, its encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. */
-function sendHit(context: GatewayContext, answer: { status: number; headers: OutgoingHttpHeaders; body: Buffer; policy: CachePolicy }, statusHeader: string | undefined): Promise<void> {
+/**
+ * Sends a stored answer as the upstream's would go (the request's response header hooks, its
+ * encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. A request whose conditionals, as
+ * the upstream would get them (`sent`), the answer meets gets a 304 with its validators and
+ * freshness instead (RFC 9110 §13.2.2, §15.4.5), as the upstream would have answered.
+ */
+function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHttpHeaders, statusHeader: string | undefined): Promise<void> {
   // The client already left (or a listener answered in the request's place): nothing to send.
   if (context.response.headersSent || context.response.destroyed) return Promise.resolve();
-  const headers: OutgoingHttpHeaders = { ...answer.headers, age: String(Math.floor(answer.policy.age())) };
+  const notModified = isNotModified(sent, answer.status, answer.headers);
+  const status = notModified ? 304 : answer.status;
+  const headers: OutgoingHttpHeaders = { ...(notModified ? notModifiedHeaders(answer.headers) : answer.headers), age: String(Math.floor(answer.policy.age())) };
   if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
   try {
-    applyHeaderHooks(context, answer.status, headers);
+    applyHeaderHooks(context, status, headers);
   } catch (error) {
     context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a response header hook failed a cached answer');
     context.responseHeaderHooks.length = 0;
     sendErrorAnswer(context, 500, 'internal', 'the gateway failed to answer');
     return Promise.resolve();
   }
-  context.outcome.status = answer.status;
-  const sink = startResponseBody(context, answer.status, headers);
-  if (context.request.method === 'HEAD' || answer.body.length === 0) sink.end();
-  else {
-    countBodyBytes(context, sink, answer.body.length);
-    sink.end(answer.body);
-  }
+  context.outcome.status = status;
+  sendHeldAnswer(context, status, headers, notModified ? NO_BODY : answer.body);
   return Promise.resolve();
+}
+
+/**
+ * Asks the upstream whether a stale stored answer still stands: its validators go with the request
+ * (`If-None-Match`, `If-Modified-Since`: http-cache-semantics' `revalidationHeaders`), unless the
+ * request is conditional already (the client's own question, passed on as it is); whether it added any.
+ */
+function askRevalidation(context: GatewayContext, found: CachedAnswer, sent: IncomingHttpHeaders): boolean {
+  if (isConditional(sent)) return false;
+  const validators = found.policy.revalidationHeaders(policyRequest(context, sent));
+  const etag = validators['if-none-match'];
+  const since = validators['if-modified-since'];
+  if (typeof etag === 'string') context.upstream.headers['if-none-match'] = etag;
+  if (typeof since === 'string') context.upstream.headers['if-modified-since'] = since;
+  return typeof etag === 'string' || typeof since === 'string';
 }
 
 /** Forgets the stored answers of the request's URI once an unsafe method's answer is a success (RFC 9111 §4.4: 2xx or 3xx). */

@@ -1,0 +1,75 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** The request headers that make a request conditional (RFC 9110 §13.1): one with any of them is the client's own to answer. */
+const CONDITIONAL_REQUEST_HEADERS: readonly string[] = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'];
+
+/** The stored headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have sent that a cache needs to freshen its copy). */
+const NOT_MODIFIED_HEADERS: readonly string[] = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary'];
+
+/**
+ * Headers of a 304 that never replace a stored answer's (RFC 9111 §3.2): they describe the body the
+ * 304 does not carry (the stored body is kept), as http-cache-semantics' `revalidatedPolicy` leaves them.
+ */
+const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range']);
+
+/** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
+const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
+
+/** Whether `headers` make a request conditional (`If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`, `If-Range`). */
+export function isConditional(headers: IncomingHttpHeaders): boolean {
+  return CONDITIONAL_REQUEST_HEADERS.some((name) => headers[name] !== undefined);
+}
+
+/** An entity-tag without its weakness mark, for the weak comparison (RFC 9110 §8.8.3.2). */
+function opaqueTag(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag;
+}
+
+/**
+ * Whether a request with `request` headers is answered 304 by a stored 2xx answer with `stored`
+ * headers (RFC 9110 §13.2.2, steps 3 and 4 for GET and HEAD): `If-None-Match` lists the stored
+ * ETag by the weak comparison, or is `*`; without `If-None-Match`, the stored `Last-Modified` is
+ * not later than `If-Modified-Since` (a date that is not one is ignored, as RFC 9110 §13.1.3 says).
+ */
+export function isNotModified(request: IncomingHttpHeaders, status: number, stored: OutgoingHttpHeaders): boolean {
+  // Preconditions apply only to an answer that would be a 2xx (RFC 9110 §13.2.1).
+  if (status < 200 || status >= 300) return false;
+  const noneMatch = request['if-none-match'];
+  if (noneMatch !== undefined) {
+    if (noneMatch.trim() === '*') return true;
+    const etag = stored.etag;
+    if (typeof etag !== 'string') return false;
+    const own = opaqueTag(etag.trim());
+    return (noneMatch.match(ENTITY_TAG) ?? []).some((tag) => opaqueTag(tag) === own);
+  }
+  const since = request['if-modified-since'];
+  const lastModified = stored['last-modified'];
+  if (since === undefined || typeof lastModified !== 'string') return false;
+  const sinceMs = Date.parse(since);
+  const modifiedMs = Date.parse(lastModified);
+  return Number.isFinite(sinceMs) && Number.isFinite(modifiedMs) && modifiedMs <= sinceMs;
+}
+
+/** The headers of a 304 that stands for the stored answer with `stored` headers: its validators, freshness, `Vary`, `Date` and `Content-Location`. */
+export function notModifiedHeaders(stored: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  for (const name of NOT_MODIFIED_HEADERS) {
+    const value = stored[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+/**
+ * The stored answer's headers freshened by a 304's (RFC 9111 §3.2): each header the 304 has
+ * replaces or joins the stored one, except those about the body it does not carry. A stored `Age`
+ * goes: the 304 is the answer now received, its own `Age` (if any) the one that counts.
+ */
+export function refreshedHeaders(stored: OutgoingHttpHeaders, notModified: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ...stored };
+  delete headers.age;
+  for (const [name, value] of Object.entries(notModified)) {
+    if (value !== undefined && !KEPT_ON_REFRESH.has(name)) headers[name] = value;
+  }
+  return headers;
+}
