@@ -110,7 +110,10 @@ export class Http1Connections {
     for (let state = this.newest; state !== undefined; state = state.next) yield state;
   }
 
-  /** A connection closed: whatever of it is still counted open (its responses' 'close' may come after) is not. */
+  /**
+   * A connection closed: whatever of it is still counted open (its responses' 'close' may come after)
+   * is not, and the answers still queued behind the one holding the socket are closed (`closeQueued`).
+   */
   private forget(socket: TrackedSocket): void {
     const state = socket[CONNECTION]!;
     if (!state.tracked) return;
@@ -121,6 +124,28 @@ export class Http1Connections {
     state.previous = undefined;
     state.next = undefined;
     this.openCount -= state.open.length;
-    state.open.length = 0;
+    // Usually none is left: a copy (their 'close' listeners forget them from the array) only then.
+    const left = state.open.length > 0 ? state.open.splice(0) : undefined;
+    if (left !== undefined) for (const response of left) closeQueued(response);
   }
+}
+
+/** Node's flag that a response's 'close' was emitted (`emitCloseNT` in node:_http_server): set so that Node never emits a second. */
+type ClosableResponse = ServerResponse & { _closed?: boolean };
+
+/**
+ * Closes a response its dead connection leaves unanswered in the queue of pipelined answers. Node
+ * emits 'close' only on the response holding the socket; one queued behind it (never given the
+ * socket) heard nothing, so its request went on as if its client were there: the upstream attempt
+ * ran on, its answer was written into a buffer nobody sends and logged as sent (200, its bytes), and
+ * with an upstream that never answered, the request wrote no access-log line and no metric at all.
+ * Destroyed and closed as the one holding the socket is, it ends like any request whose client
+ * left: its attempt is aborted, and it is logged and counted 499 `cancelled`.
+ */
+function closeQueued(response: ClosableResponse): void {
+  // The one holding the socket (Node closes it), or one finished or closed already.
+  if (response.socket !== null || response.writableFinished || response._closed === true) return;
+  response.destroy();
+  response._closed = true;
+  response.emit('close');
 }

@@ -40,6 +40,33 @@ describe('GatewayListener in-flight bookkeeping', () => {
     await waitFor(() => listener!.inFlight === 0, { timeoutMs: 5_000, message: 'nothing in flight' });
   });
 
+  it('closes, once each, every response of pipelined requests when their connection breaks, the ones queued behind the first included', async () => {
+    const held: ServerResponse[] = [];
+    const closes = new Map<string, number>();
+    listener = new GatewayListener({
+      request: (request, response) => {
+        held.push(response as ServerResponse);
+        response.on('close', () => closes.set(request.url!, (closes.get(request.url!) ?? 0) + 1));
+      },
+      upgrade: () => undefined,
+      refused: () => undefined,
+    }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(['/1', '/2', '/3'].map((path) => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`).join(''));
+    await waitFor(() => held.length === 3, { timeoutMs: 5_000, message: 'three pipelined requests dispatched' });
+    client.resetAndDestroy();
+    // Node closed only the first (the one holding the socket): the two queued behind it heard nothing.
+    await waitFor(() => closes.size === 3, { timeoutMs: 5_000, message: 'every response closed' });
+    expect(held.map((response) => response.destroyed)).toEqual([true, true, true]);
+    expect(listener.inFlight).toBe(0);
+    // An answer the gateway would still write goes nowhere, and closes nothing a second time.
+    for (const response of held) response.end('late');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Object.fromEntries(closes)).toEqual({ '/1': 1, '/2': 1, '/3': 1 });
+  });
+
   it("tells every live connection's unanswered response to close when draining, whichever connections went before", async () => {
     const held: ServerResponse[] = [];
     const own = new GatewayListener({ request: (_request, response) => void held.push(response as ServerResponse), upgrade: () => undefined, refused: () => undefined }, LIMITS, rootLogger);

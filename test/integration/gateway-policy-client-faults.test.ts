@@ -4,6 +4,7 @@ import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
+import { sampleValue } from '../harness/prometheus-text.ts';
 import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A real HTTP backend in the test process: what reached it, and how it answers. */
@@ -299,6 +300,8 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
   /** A forward-auth service that holds every check unanswered: the gateway's 502 `auth-unavailable` comes at its `timeout`. */
   let silentAuth: TestBackend;
   let api: TestBackend;
+  /** An upstream that holds every request until the test's end (or the gateway gives it up). */
+  let thinking: TestBackend;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   const held: ServerResponse[] = [];
@@ -306,12 +309,13 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
   let abandoned = 0;
 
   beforeAll(async () => {
-    [silentAuth, api] = await Promise.all([
+    [silentAuth, api, thinking] = await Promise.all([
       startTestBackend((_request, response) => {
         held.push(response);
         response.on('close', () => !response.writableEnded && (abandoned += 1));
       }),
       startTestBackend((_request, response) => response.end('ok')),
+      startTestBackend((_request, response) => held.push(response)),
     ]);
     // `silent` waits a minute: a check that ends sooner was ended by its client leaving, not by its timeout.
     gateway = await startGateway(`
@@ -320,19 +324,21 @@ entryPoints:
 admin: 127.0.0.1:{{adminPort}}
 services:
   api: { instances: [127.0.0.1:${api.port}], healthCheck: false, outlierDetection: { consecutiveErrors: 1 } }
+  thinking: { instances: [127.0.0.1:${thinking.port}] }
 middlewares:
   silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 60s } }
   brief: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 1s } }
 routes:
   - { path: /authed, service: api, middlewares: [silent] }
   - { path: /brief, service: api, middlewares: [brief] }
+  - { path: /thinking, service: thinking }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     for (const response of held) response.end();
     await gateway?.process.stop();
-    await Promise.all([silentAuth, api].map((backend) => backend?.close()));
+    await Promise.all([silentAuth, api, thinking].map((backend) => backend?.close()));
   });
 
   const accessLine = async (path: string) => {
@@ -386,9 +392,8 @@ routes:
     await waitFor(() => silentAuth.received.length === checks + 2, { message: 'the auth service to get both checks' });
     socket.destroy();
     await waitFor(() => abandoned === gaveUp + 2, { message: 'the gateway to abort both checks' });
-    // (The second one's access line is not waited for: Node never closes a response still queued
-    // behind another when the connection goes, and the line waits for that.)
-    expect((await accessLine('/authed/pipelined-1')).status).toBe(499);
+    // The second one's response was still queued behind the first's: the listener closes it too.
+    expect([(await accessLine('/authed/pipelined-1')).status, (await accessLine('/authed/pipelined-2')).status]).toEqual([499, 499]);
     expect(api.received).toHaveLength(0);
   });
 
@@ -401,5 +406,27 @@ routes:
     const instance = (await admin.services()).find((view) => view.name === 'api')?.instances[0];
     expect([instance?.requests, instance?.errors, instance?.health.state, instance?.routable]).toEqual([0, 0, 'healthy', true]);
     expect(api.received).toHaveLength(0);
+  });
+  it('writes a 499 cancelled line, and counts it, for each pipelined request of a connection that breaks, the ones queued behind the first included', async () => {
+    const client = connectTcp(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    const paths = ['/thinking/pipelined-1', '/thinking/pipelined-2', '/thinking/pipelined-3'];
+    client.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`).join(''));
+    await waitFor(() => thinking.received.length === 3, { message: 'the upstream to get all three requests' });
+    client.resetAndDestroy();
+    // Before, Node closed only the first request's answer: the two queued behind it went on to the
+    // upstream's answer (logged as the 200 the client never got) or, from an upstream that never
+    // answers, to its headers timeout 30 s later (a 504 blamed on it).
+    const lines = (log: string) => log.split('\n').filter((line) => line.includes('"path":"/thinking/pipelined-'));
+    const logged = await waitFor(async () => {
+      const found = lines(await readFile(gateway.process.logFile, 'utf8'));
+      return found.length >= 3 ? found : undefined;
+    }, { timeoutMs: 10_000, message: 'an access line for each pipelined request' });
+    const seen = logged.map((line) => JSON.parse(line) as Record<string, unknown>).map((line) => ({ path: line.path, status: line.status, errorClass: line.errorClass }));
+    expect(seen.sort((a, b) => String(a.path).localeCompare(String(b.path)))).toEqual(paths.map((path) => ({ path, status: 499, errorClass: 'cancelled' })));
+    // Each upstream request is given up at once, not held to its answer.
+    await waitFor(() => thinking.closed() === 3, { timeoutMs: 10_000, message: 'the upstream requests cancelled' });
+    const families = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
+    expect(sampleValue(families, 'switchboard_requests_total', { route: '/thinking', service: 'thinking', status: '4xx' })).toBe(3);
   });
 });
