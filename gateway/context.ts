@@ -128,6 +128,16 @@ export const LISTENER_ANSWER = Symbol('switchboard.listenerAnswer');
 export type AnsweredResponse = { [LISTENER_ANSWER]?: ListenerAnswer };
 
 /**
+ * Set on an HTTP/1.1 response whose connection broke while it waited its turn behind an earlier
+ * pipelined answer: nothing written into it reached the client, whatever its head and bytes say.
+ * Read only once the response is destroyed, as `LISTENER_ANSWER` is.
+ */
+export const QUEUED_WHEN_CLOSED = Symbol('switchboard.queuedWhenClosed');
+
+/** A response that may have been closed while queued. */
+export type QueuedResponse = { [QUEUED_WHEN_CLOSED]?: true };
+
+/**
  * Calls `done(value)` once `response` is finished with: at once when its end() was called or it was
  * destroyed, else when it closes (an answer still streaming, an upgrade's tunnel). What counts a
  * request until its answer is whole (the access log, metrics, an in-flight count) waits through this;

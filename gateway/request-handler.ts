@@ -1,5 +1,5 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
-import { afterResponse, type ClientRequest, type ClientResponse, type ContextVariables, type GatewayContext } from './context.ts';
+import { afterResponse, QUEUED_WHEN_CLOSED, type ClientRequest, type ClientResponse, type ContextVariables, type GatewayContext, type QueuedResponse } from './context.ts';
 import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, servingCachedHits, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
@@ -110,6 +110,7 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const onRequestEnd = dependencies.onRequestEnd;
   const tracer = dependencies.tracer;
   const finish = (context: GatewayContext, failed: boolean): void => {
+    if (context.response.destroyed) recordQueuedWhenClosed(context);
     logAccess?.(context, failed);
     context.trace?.end(context);
     if (onRequestEnd === undefined) return;
@@ -149,6 +150,18 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
       (error: unknown) => fail(context, error),
     );
   };
+}
+
+/**
+ * A request whose answer was still queued behind an earlier pipelined one when its connection broke
+ * (`QUEUED_WHEN_CLOSED`) records what its client got, nothing: 499 `cancelled` and no bytes, not the
+ * upstream's head and body written into an answer that was never sent.
+ */
+function recordQueuedWhenClosed(context: GatewayContext): void {
+  if ((context.response as QueuedResponse)[QUEUED_WHEN_CLOSED] !== true) return;
+  context.outcome.status = 499;
+  context.outcome.errorClass = 'cancelled';
+  context.outcome.bytesOut = 0;
 }
 
 /** The answer of a request finished without a promise of its own. */

@@ -2,6 +2,7 @@
 // open, whether what it still sends is served, and the list of connections that `drain` walks.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { QUEUED_WHEN_CLOSED, type QueuedResponse } from '../context.ts';
 
 /** What the listener keeps about one connection, on the socket itself. */
 export interface ConnectionState {
@@ -131,7 +132,7 @@ export class Http1Connections {
 }
 
 /** Node's flag that a response's 'close' was emitted (`emitCloseNT` in node:_http_server): set so that Node never emits a second. */
-type ClosableResponse = ServerResponse & { _closed?: boolean };
+type ClosableResponse = ServerResponse & QueuedResponse & { _closed?: boolean };
 
 /**
  * Closes a response its dead connection leaves unanswered in the queue of pipelined answers. Node
@@ -140,11 +141,13 @@ type ClosableResponse = ServerResponse & { _closed?: boolean };
  * ran on, its answer was written into a buffer nobody sends and logged as sent (200, its bytes), and
  * with an upstream that never answered, the request wrote no access-log line and no metric at all.
  * Destroyed and closed as the one holding the socket is, it ends like any request whose client
- * left: its attempt is aborted, and it is logged and counted 499 `cancelled`.
+ * left: its attempt is aborted, and it is logged and counted 499 `cancelled` with no bytes, also
+ * when an upstream's head and body were written into it (`QUEUED_WHEN_CLOSED`).
  */
 function closeQueued(response: ClosableResponse): void {
   // The one holding the socket (Node closes it), or one finished or closed already.
   if (response.socket !== null || response.writableFinished || response._closed === true) return;
+  response[QUEUED_WHEN_CLOSED] = true;
   response.destroy();
   response._closed = true;
   response.emit('close');

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
-import { LISTENER_ANSWER, type AnsweredResponse } from '../context.ts';
+import { LISTENER_ANSWER, QUEUED_WHEN_CLOSED, type AnsweredResponse, type QueuedResponse } from '../context.ts';
 import { GatewayListener, MAX_HEADER_FIELDS } from './http1-listener.ts';
 import type { ListenerRefusal } from './http1-refusal.ts';
 
@@ -60,6 +60,8 @@ describe('GatewayListener in-flight bookkeeping', () => {
     // Node closed only the first (the one holding the socket): the two queued behind it heard nothing.
     await waitFor(() => closes.size === 3, { timeoutMs: 5_000, message: 'every response closed' });
     expect(held.map((response) => response.destroyed)).toEqual([true, true, true]);
+    // Only those two were never given the connection: nothing written into them can have reached the client.
+    expect(held.map((response) => (response as QueuedResponse)[QUEUED_WHEN_CLOSED])).toEqual([undefined, true, true]);
     expect(listener.inFlight).toBe(0);
     // An answer the gateway would still write goes nowhere, and closes nothing a second time.
     for (const response of held) response.end('late');

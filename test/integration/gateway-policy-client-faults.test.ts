@@ -300,8 +300,20 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
   /** A forward-auth service that holds every check unanswered: the gateway's 502 `auth-unavailable` comes at its `timeout`. */
   let silentAuth: TestBackend;
   let api: TestBackend;
-  /** An upstream that holds every request until the test's end (or the gateway gives it up). */
+  /** An upstream that holds every request until the test's end (or the gateway gives it up); `…/streaming` gets a body until the gateway stops reading it. */
   let thinking: TestBackend;
+  let stalled = false;
+  const streamUntilStalled = (response: ServerResponse) => {
+    response.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const chunk = Buffer.alloc(64 * 1024);
+    const more = () => {
+      while (!response.destroyed && response.write(chunk));
+      // Held back: the gateway has the head and stopped reading the body, its client's answer full.
+      stalled = true;
+    };
+    response.on('drain', more);
+    more();
+  };
   let gateway: GatewayProcess;
   let admin: AdminClient;
   const held: ServerResponse[] = [];
@@ -315,7 +327,10 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
         response.on('close', () => !response.writableEnded && (abandoned += 1));
       }),
       startTestBackend((_request, response) => response.end('ok')),
-      startTestBackend((_request, response) => held.push(response)),
+      startTestBackend((request, response) => {
+        held.push(response);
+        if (request.url?.endsWith('/streaming')) streamUntilStalled(response);
+      }),
     ]);
     // `silent` waits a minute: a check that ends sooner was ended by its client leaving, not by its timeout.
     gateway = await startGateway(`
@@ -410,20 +425,23 @@ routes:
   it('writes a 499 cancelled line, and counts it, for each pipelined request of a connection that breaks, the ones queued behind the first included', async () => {
     const client = connectTcp(gateway.port, '127.0.0.1');
     client.on('error', () => undefined);
-    const paths = ['/thinking/pipelined-1', '/thinking/pipelined-2', '/thinking/pipelined-3'];
+    const paths = ['/thinking/pipelined-1', '/thinking/pipelined-2', '/thinking/pipelined-3/streaming'];
     client.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`).join(''));
-    await waitFor(() => thinking.received.length === 3, { message: 'the upstream to get all three requests' });
+    await waitFor(() => thinking.received.length === 3 && stalled, { message: 'the upstream to get all three requests, and the gateway to stop reading the streamed answer' });
+    // The gateway wrote the third's head and body into an answer queued behind the first two's,
+    // which its client never gets: its line reads 499 and 0 bytes all the same.
     client.resetAndDestroy();
-    // Before, Node closed only the first request's answer: the two queued behind it went on to the
+    // Before, Node closed only the first request's answer: the ones queued behind it went on to the
     // upstream's answer (logged as the 200 the client never got) or, from an upstream that never
-    // answers, to its headers timeout 30 s later (a 504 blamed on it).
+    // answers, to its headers timeout 30 s later (a 504 blamed on it), and a streamed answer waited
+    // for room in its client's connection for ever (no line at all).
     const lines = (log: string) => log.split('\n').filter((line) => line.includes('"path":"/thinking/pipelined-'));
     const logged = await waitFor(async () => {
       const found = lines(await readFile(gateway.process.logFile, 'utf8'));
       return found.length >= 3 ? found : undefined;
     }, { timeoutMs: 10_000, message: 'an access line for each pipelined request' });
-    const seen = logged.map((line) => JSON.parse(line) as Record<string, unknown>).map((line) => ({ path: line.path, status: line.status, errorClass: line.errorClass }));
-    expect(seen.sort((a, b) => String(a.path).localeCompare(String(b.path)))).toEqual(paths.map((path) => ({ path, status: 499, errorClass: 'cancelled' })));
+    const seen = logged.map((line) => JSON.parse(line) as Record<string, unknown>).map((line) => ({ path: line.path, status: line.status, errorClass: line.errorClass, bytes: line.bytes }));
+    expect(seen.sort((a, b) => String(a.path).localeCompare(String(b.path)))).toEqual(paths.map((path) => ({ path, status: 499, errorClass: 'cancelled', bytes: 0 })));
     // Each upstream request is given up at once, not held to its answer.
     await waitFor(() => thinking.closed() === 3, { timeoutMs: 10_000, message: 'the upstream requests cancelled' });
     const families = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
