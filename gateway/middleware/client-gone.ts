@@ -1,27 +1,21 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import type { ClientResponse, GatewayContext } from '../context.ts';
+import type { GatewayContext } from '../context.ts';
 import { recordListenerAnswer } from '../proxy/error-response.ts';
 
 /**
  * Calls `gone` once, never synchronously, as soon as the client of `context` goes away while a
  * middleware waits (a `fault` delay, a `forwardAuth` check), and returns the function that stops the
  * watch (call it when the wait is over, before the layers after it run); returns undefined, calling
- * nothing, when the client is gone already. The client's response is watched for its 'close'; an
- * HTTP/1.1 request pipelined behind another has a response not yet given the connection, which hears
- * nothing of the connection's end: the connection itself is watched then. Only a middleware that waits
- * adds the listener, so requests that do not wait pay nothing for it.
+ * nothing, when the client is gone already. The client's response is watched for its 'close': an
+ * HTTP/1.1 request pipelined behind another, its response not yet given the connection, hears of
+ * the connection's end all the same, since the listener closes such a response with it
+ * (http1-connections.ts). Only a middleware that waits adds the listener, so requests that do not
+ * wait pay nothing for it.
  */
 export function watchClientGone(context: GatewayContext, gone: () => void): (() => void) | undefined {
   const response = context.response;
   if (response.destroyed || response.writableEnded) return undefined;
-  const queued = (response as ServerResponse).socket === null && (context.request as IncomingMessage).httpVersionMajor === 1;
-  // Node lets go of a request's socket (null) once its connection is gone.
-  const connection = queued ? (context.request.socket as Socket | null) : undefined;
-  if (connection === null || connection?.destroyed === true) return undefined;
-  const watched: ClientResponse | Socket = connection ?? response;
-  watched.once('close', gone);
-  return () => void watched.off('close', gone);
+  response.once('close', gone);
+  return () => void response.off('close', gone);
 }
 
 /**
