@@ -23,3 +23,4 @@ export * from './stream-silencing-relay.ts';
 export * from './haproxy.ts';
 export * from './etcd-tls.ts';
 export * from './http2-client.ts';
+export * from './listening-ports.ts';
