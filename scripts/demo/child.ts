@@ -22,6 +22,9 @@ export interface ChildSpec {
 
 const running = new Set<DemoChild>();
 
+/** A line of a Java stack trace below its exception's own line. */
+const STACK_FRAME = /^\s+at |^\s+\.\.\. \d+ more$/;
+
 /**
  * One process the demo started, in its own process group: Ctrl-C in the terminal reaches only the
  * demo, which then stops its children in order (agents deregister before ZooKeeper goes away).
@@ -108,9 +111,16 @@ export class DemoChild {
     this.#signal('SIGKILL', true);
   }
 
-  /** The last `lines` lines of the log file, to show why a child died. */
+  /**
+   * The last `lines` lines of the log file, to show why a child died; reaching back over a stack trace
+   * they begin in to the exception it belongs to (ZooKeeper's last lines are the frames under
+   * "java.net.BindException: Address already in use" when its port is taken).
+   */
   async logTail(lines = 8): Promise<string> {
-    return (await readTail(this.logFile, 8_192)).trimEnd().split('\n').slice(-lines).join('\n');
+    const all = (await readTail(this.logFile, 8_192)).trimEnd().split('\n');
+    let start = Math.max(0, all.length - lines);
+    while (start > 0 && STACK_FRAME.test(all[start]!)) start -= 1;
+    return all.slice(start).join('\n');
   }
 
   #signal(signal: NodeJS.Signals, group: boolean): void {
