@@ -3,7 +3,7 @@ import { connect } from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, waitFor } from '../harness/index.ts';
+import { freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, retryOnPortClash, waitFor } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 const START_TIMEOUT_MS = 90_000;
@@ -57,35 +57,50 @@ describe('npm run demo', () => {
   }
 
   it('serves traffic from several backends, follows a backend leaving and returning, and stops everything on SIGINT with status 0', async () => {
-    const dir = await makeTempDir('sb-demo-test-');
-    const [port, adminPort] = [await freePort(), await freePort()];
-    demo = new ManagedProcess({
-      name: 'npm run demo',
-      command: process.execPath,
-      args: [join(REPO_ROOT, 'scripts/demo.mjs')],
-      logFile: join(dir, 'demo.log'),
-      cwd: REPO_ROOT,
-      env: {
-        ...process.env,
-        DEMO_PORT: String(port),
-        DEMO_ADMIN_PORT: String(adminPort),
-        DEMO_TCP_PORT: String(await freePort()),
-        DEMO_CHURN_SECONDS: '2',
-        DEMO_RPS: '4',
-        // A safety net: a demo this test lost track of still stops by itself.
-        DEMO_DURATION_SECONDS: '300',
-      },
+    // The demo takes a port asked for only when it can bind it, but a program of the other test worker
+    // may take one between that check and the bind: then its gateway (or another of its programs)
+    // exits, the demo stops, and it is started again on fresh ports.
+    let output: () => Promise<string> = () => Promise.resolve('');
+    const { url, adminPort, running } = await retryOnPortClash(async () => {
+      const dir = await makeTempDir('sb-demo-test-');
+      const started = new ManagedProcess({
+        name: 'npm run demo',
+        command: process.execPath,
+        args: [join(REPO_ROOT, 'scripts/demo.mjs')],
+        logFile: join(dir, 'demo.log'),
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          DEMO_PORT: String(await freePort()),
+          DEMO_ADMIN_PORT: String(await freePort()),
+          DEMO_TCP_PORT: String(await freePort()),
+          DEMO_CHURN_SECONDS: '2',
+          DEMO_RPS: '4',
+          // A safety net: a demo this test lost track of still stops by itself.
+          DEMO_DURATION_SECONDS: '300',
+        },
+      });
+      demo = started;
+      started.start();
+      output = (): Promise<string> => readTail(started.logFile, 1 << 20);
+      // The ports it printed, not the ones asked for: one taken at its check is replaced by a free one.
+      const printed = await waitFor(
+        async () => {
+          if (!started.running) return 'exited';
+          const text = await output();
+          const proxy = /^demo: proxy\s+(\S+)/m.exec(text)?.[1];
+          const admin = /^demo: dashboard\s+http:\/\/127\.0\.0\.1:(\d+)\//m.exec(text)?.[1];
+          return proxy !== undefined && admin !== undefined ? { url: proxy, adminPort: Number(admin), running: started } : undefined;
+        },
+        { timeoutMs: START_TIMEOUT_MS, intervalMs: 200, message: 'the demo to print its proxy URL' },
+      ).catch(async (error: Error) => {
+        await started.kill();
+        throw new Error(`${error.message}\n${await output()}`);
+      });
+      if (printed === 'exited') throw new Error(`the demo exited before it printed its proxy URL\n${await output()}`);
+      return printed;
     });
-    demo.start();
-    const output = (): Promise<string> => readTail(demo!.logFile, 1 << 20);
-    const url = await waitFor(async () => (demo!.running ? /^demo: proxy\s+(\S+)/m.exec(await output())?.[1] : 'exited'), {
-      timeoutMs: START_TIMEOUT_MS,
-      intervalMs: 200,
-      message: 'the demo to print its proxy URL',
-    }).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await output()}`);
-    });
-    expect(url, await output()).not.toBe('exited');
+    const port = Number(new URL(url).port);
     const filesDir = /logs of every process go to (\S+)\/logs\//.exec(await output())?.[1];
     expect(filesDir).toBeDefined();
 
@@ -136,7 +151,7 @@ describe('npm run demo', () => {
     });
     expect(await output()).toMatch(new RegExp(`churn: restarting ${gone}`));
 
-    children = descendantsOf(demo.pid!);
+    children = descendantsOf(running.pid!);
     const commands = children.map((child) => child.command).join('\n');
     expect(commands).toMatch(/ZooKeeperServerMain/);
     expect(commands).toMatch(/bin\/switchboard\.js/);
@@ -145,8 +160,8 @@ describe('npm run demo', () => {
     expect(commands).toMatch(/demo\/greeter\.mjs/);
     expect(commands).toMatch(/demo\/tcp-backend\.mjs/);
 
-    process.kill(demo.pid!, 'SIGINT');
-    const exit = await demo.waitForExit(STOP_TIMEOUT_MS);
+    process.kill(running.pid!, 'SIGINT');
+    const exit = await running.waitForExit(STOP_TIMEOUT_MS);
     expect(exit, await output()).toEqual({ code: 0, signal: null });
     expect(await output()).toMatch(/demo: stopped; every process it started has exited/);
     expect(stillRunning(children).map((child) => child.command)).toEqual([]);
