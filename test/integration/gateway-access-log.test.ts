@@ -11,7 +11,7 @@ import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { acceptsConnections, freePort, getStatus, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+import { getStatus, makeTempDir, REPO_ROOT, startBackend, waitFor, waitForGatewayListening, type BackendProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 describe('the access log on a stdout nobody reads', () => {
@@ -24,13 +24,13 @@ describe('the access log on a stdout nobody reads', () => {
 
   it('keeps answering, drops and counts lines instead of buffering them, stays bounded in memory and still exits on SIGTERM', async () => {
     backend = await startBackend({ name: 'logged' });
-    const [port, adminPort] = [await freePort(), await freePort()];
     const dir = await makeTempDir('sb-access-log-');
     const configPath = join(dir, 'gateway.yaml');
     await writeFile(
       configPath,
-      `listen: 127.0.0.1:${port}
-admin: 127.0.0.1:${adminPort}
+      // Port 0: ports chosen ahead could be taken by a program of the other test worker first.
+      `listen: 127.0.0.1:0
+admin: 127.0.0.1:0
 services:
   logged: { instances: [127.0.0.1:${backend.port}] }
 routes:
@@ -47,7 +47,7 @@ routes:
       cwd: REPO_ROOT,
     });
     const child = gateway;
-    await waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' });
+    const { port, adminPort } = await waitForGatewayListening(() => readFile(logFile, 'utf8'), () => child.exitCode !== null || child.signalCode !== null);
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     try {
       // ~10,000 lines of ~14 KiB: about 140 MB of access log the pipe cannot take.

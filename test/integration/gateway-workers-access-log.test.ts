@@ -6,13 +6,13 @@
 // is kept whole by the kernel.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptsConnections, freePort, makeTempDir, REPO_ROOT, startBackend, waitFor, type BackendProcess } from '../harness/index.ts';
+import { makeTempDir, REPO_ROOT, startBackend, waitFor, waitForGatewayListening, type BackendProcess } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
@@ -62,13 +62,14 @@ describe('workers: 2 writing one access log into one pipe', () => {
 
   it('delivers every line whole to a reader that falls behind', async () => {
     backend = await startBackend({ name: 'logged' });
-    const [port, adminPort] = [await freePort(), await freePort()];
     const dir = await makeTempDir('sb-workers-log-');
     const configPath = join(dir, 'gateway.yaml');
     await writeFile(
       configPath,
-      `listen: 127.0.0.1:${port}
-admin: 127.0.0.1:${adminPort}
+      // Port 0 (the workers share the port the first one got): ports chosen ahead could be taken by a
+      // program of the other test worker first.
+      `listen: 127.0.0.1:0
+admin: 127.0.0.1:0
 workers: 2
 services:
   logged: { instances: [127.0.0.1:${backend.port}], healthCheck: false }
@@ -84,17 +85,19 @@ routes:
     descriptors.push(writeEnd);
     const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     descriptors.push(readEnd);
-    const stderr = openSync(join(dir, 'gateway.stderr.log'), 'a');
+    const stderrLog = join(dir, 'gateway.stderr.log');
+    const stderr = openSync(stderrLog, 'a');
     descriptors.push(stderr);
     gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
       stdio: ['ignore', writeEnd, stderr],
-      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' },
+      // Info: the lines that say which ports the gateway got.
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
       cwd: REPO_ROOT,
     });
     const child = gateway;
+    const { port, adminPort } = await waitForGatewayListening(() => readFile(stderrLog, 'utf8'), () => child.exitCode !== null || child.signalCode !== null);
     await waitFor(
       async () => {
-        if (!(await acceptsConnections(adminPort))) return false;
         const workers = (await (await fetch(`http://127.0.0.1:${adminPort}/api/workers`)).json()) as Array<{ state: string }>;
         return workers.length === 2 && workers.every((worker) => worker.state === 'listening');
       },
