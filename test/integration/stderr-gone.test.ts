@@ -12,13 +12,27 @@ import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { createServer } from 'node:net';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { acceptsConnections, backendCommand, freePort, getStatus, makeTempDir, REPO_ROOT, startEtcd, waitFor, type EtcdCluster } from '../harness/index.ts';
+import {
+  acceptsConnections,
+  backendCommand,
+  freePort,
+  gatewayListeningIn,
+  getStatus,
+  listeningPorts,
+  makeTempDir,
+  REPO_ROOT,
+  retryOnPortClash,
+  startEtcd,
+  waitFor,
+  type EtcdCluster,
+} from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
-/** A gateway config in a new file: `listen` on `port`, one service `a` on a port nothing listens on (each request is retried twice, each retry logged at debug). */
+/** A gateway config in a new file: `listen` on `port` (0: a free one, which no other program can take first), one service `a` on a port nothing listens on (each request is retried twice, each retry logged at debug). */
 async function gatewayConfig(port: number, admin: string): Promise<string> {
   const configPath = join(await makeTempDir('sb-stderr-'), 'gateway.yaml');
   await writeFile(
@@ -34,8 +48,8 @@ routes:
   return configPath;
 }
 
-/** Starts `bin` with `args`, stderr a pipe; resolves once a stderr line matches `ready`, then closes the pipe's read end. */
-async function startThenCloseStderr(bin: string, args: readonly string[], ready: RegExp): Promise<ChildProcess> {
+/** Starts `bin` with `args`, stderr a pipe; resolves once a stderr line matches `ready`, with what stderr said so far (the pipe still read). */
+async function startUntilLogged(bin: string, args: readonly string[], ready: RegExp): Promise<{ child: ChildProcess; stderr: Readable; seen: string }> {
   const child = spawn(process.execPath, [join(REPO_ROOT, bin), ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'debug' },
@@ -54,6 +68,12 @@ async function startThenCloseStderr(bin: string, args: readonly string[], ready:
       throw new Error(`${bin} exited before it logged ${ready}:\n${seen}`);
     }),
   ]);
+  return { child, stderr, seen };
+}
+
+/** Starts `bin` with `args`, stderr a pipe; resolves once a stderr line matches `ready`, then closes the pipe's read end. */
+async function startThenCloseStderr(bin: string, args: readonly string[], ready: RegExp): Promise<ChildProcess> {
+  const { child, stderr } = await startUntilLogged(bin, args, ready);
   // The reader goes away: every later write to the pipe fails with EPIPE.
   stderr.destroy();
   return child;
@@ -93,7 +113,7 @@ describe('SIGTERM after the stderr reader has gone', () => {
   });
 
   it('the gateway drains and exits', async () => {
-    const configPath = await gatewayConfig(await freePort(), 'false');
+    const configPath = await gatewayConfig(0, 'false');
     const gateway = await startThenCloseStderr('bin/switchboard.js', ['--config', configPath], /entry point listening/);
     children.push(gateway);
     expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
@@ -101,27 +121,30 @@ describe('SIGTERM after the stderr reader has gone', () => {
 
   it('the agent deregisters, stops its backend and exits', async () => {
     etcd = await startEtcd();
-    const port = await freePort();
-    const agent = await startThenCloseStderr(
-      'bin/switchboard-agent.js',
-      ['--registry', `etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`, '--service', 'user', '--port', String(port), '--id', 'gone', '--interval', '200ms', '--drain', '0', '--', ...backendCommand(port, 'gone')],
-      /registration registered/,
-    );
+    const registry = `etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`;
+    // The backend (the agent's child, its stderr the agent's) exits on EADDRINUSE when a program of the
+    // other test worker took its port first, and the agent with it: then again on a fresh port.
+    const agent = await retryOnPortClash(async () => {
+      const port = await freePort();
+      return startThenCloseStderr(
+        'bin/switchboard-agent.js',
+        ['--registry', registry, '--service', 'user', '--port', String(port), '--id', 'gone', '--interval', '200ms', '--drain', '0', '--', ...backendCommand(port, 'gone')],
+        /registration registered/,
+      );
+    });
     children.push(agent);
     expect(await terminate(agent, 10_000)).toEqual({ code: 0, signal: null });
   });
 
   it('the gateway with a stderr nobody reads keeps answering, drops and counts log lines, and exits', async () => {
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const configPath = await gatewayConfig(port, `127.0.0.1:${adminPort}`);
-    // stderr is a pipe this test never reads: once the kernel buffer is full, every write to it would block.
-    const gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'debug' },
-      cwd: REPO_ROOT,
-    });
+    const configPath = await gatewayConfig(0, '127.0.0.1:0');
+    // stderr is a pipe this test reads only until the gateway says which ports it got: then no more.
+    // Once Node's read-ahead and the kernel buffer are full, every write to it would block.
+    const { child: gateway, stderr, seen } = await startUntilLogged('bin/switchboard.js', ['--config', configPath], /"msg":"gateway listening"\}\n/);
     children.push(gateway);
-    await waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' });
+    stderr.removeAllListeners('data');
+    stderr.pause();
+    const { port, adminPort } = gatewayListeningIn(seen)!;
     const admin = adminClient(`http://127.0.0.1:${adminPort}`);
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
     try {
@@ -149,8 +172,9 @@ describe('a gateway whose stderr was written before it started, on a full pipe',
     const dir = await makeTempDir('sb-stderr-');
     const preload = join(dir, 'preload.cjs');
     await writeFile(preload, "process.stderr.write('preloaded\\n');\n");
-    const port = await freePort();
-    const configPath = await gatewayConfig(port, 'false');
+    // Port 0: a port chosen ahead could be taken by a program of the other test worker first. Which
+    // one it got the gateway logs into the full pipe, which this test must not read; /proc tells.
+    const configPath = await gatewayConfig(0, 'false');
     const { reader, writer } = fullFifo(join(dir, 'stderr'));
     const gateway = spawn(process.execPath, ['--require', preload, join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
       stdio: ['ignore', 'ignore', writer],
@@ -160,12 +184,13 @@ describe('a gateway whose stderr was written before it started, on a full pipe',
     closeSync(writer);
     const agent = new Agent({ keepAlive: true });
     try {
-      await Promise.race([
-        waitFor(() => acceptsConnections(port), { timeoutMs: 20_000, message: 'the gateway to listen' }),
+      const port = await Promise.race([
+        waitFor(async () => (await listeningPorts(gateway.pid!))[0], { timeoutMs: 20_000, message: 'the gateway to listen' }),
         once(gateway, 'exit').then(([code]) => {
           throw new Error(`the gateway exited with ${String(code)} before it listened`);
         }),
       ]);
+      expect(await acceptsConnections(port)).toBe(true);
       expect(await getStatus(port, '/', agent, 10_000)).toBe(502);
       expect(await terminate(gateway, 10_000)).toEqual({ code: 0, signal: null });
     } finally {
