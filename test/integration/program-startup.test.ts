@@ -3,10 +3,11 @@
 // clear word when dist/ is missing or older than the sources.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { delimiter, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptsConnections, freePort, makeTempDir, ManagedProcess, readTail, REPO_ROOT, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { makeTempDir, ManagedProcess, readTail, refusingPort, REPO_ROOT, startGateway, waitFor, waitForGatewayListening, type GatewayProcess } from '../harness/index.ts';
 
 let gateway: GatewayProcess | undefined;
 afterEach(async () => {
@@ -30,18 +31,19 @@ async function packagesLoadedBy(config: string): Promise<string[]> {
   return [...new Set(files.map((file) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1]).filter((name): name is string => name !== undefined))];
 }
 
+/** A gateway on `{{port}}` with one static instance at `port`, which the tests never reach: a refusing port. */
 const STATIC = (port: number) => `listen: 127.0.0.1:{{port}}\nservices:\n  demo:\n    instances: ["127.0.0.1:${port}"]\nroutes:\n  - { path: /api, service: demo }\n`;
 
 describe('the compiled programs at start-up', () => {
   it('load neither registry client for a configuration without registries', async () => {
-    const loaded = await packagesLoadedBy(STATIC(await freePort()));
+    const loaded = await packagesLoadedBy(STATIC(await refusingPort()));
     expect(loaded).not.toContain('etcd3');
     expect(loaded).not.toContain('node-zookeeper-client');
     expect(loaded).not.toContain('tsx');
   });
 
   it('listen while an unreachable ZooKeeper is still connecting, having loaded only its client', async () => {
-    const deadPort = await freePort();
+    const deadPort = await refusingPort();
     const config = `${STATIC(deadPort)}registries: [zk://127.0.0.1:${deadPort}/services]\n`;
     const dir = await makeTempDir('sb-loaded-');
     const report = join(dir, 'loaded.json');
@@ -49,7 +51,7 @@ describe('the compiled programs at start-up', () => {
     writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify(Object.keys(require.cache))));\n`);
     // startGateway resolves once the port accepts connections: nothing answers on deadPort, so the registry cannot have connected.
     gateway = await startGateway(config, { NODE_OPTIONS: `--require=${preload}` });
-    await waitFor(async () => (await import('node:fs/promises')).readFile(gateway!.process.logFile, 'utf8').then((log) => log.includes('zk:127.0.0.1')), {
+    await waitFor(async () => readFile(gateway!.process.logFile, 'utf8').then((log) => log.includes('zk:127.0.0.1')), {
       timeoutMs: 20_000,
       message: 'the ZooKeeper provider to log',
     });
@@ -71,21 +73,20 @@ describe('the gateway command (the bin run as an executable, as npm links it and
   /** Starts bin/switchboard.js through its shebang, with this Node first on PATH, and waits until it listens. */
   async function startCommand(env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
     const dir = await makeTempDir('sb-command-');
-    const port = await freePort();
+    // Port 0, told in the log: a port chosen ahead could be taken by a program of the other test worker first.
     // No admin listener: the default one is a fixed port, which a gateway of another file may hold.
-    writeFileSync(join(dir, 'gateway.yaml'), `${STATIC(await freePort()).replace('{{port}}', String(port))}admin: false\n`);
+    writeFileSync(join(dir, 'gateway.yaml'), `${STATIC(await refusingPort()).replace('{{port}}', '0')}admin: false\n`);
     command = new ManagedProcess({
       name: 'switchboard-command',
       command: join(REPO_ROOT, 'bin/switchboard.js'),
       args: ['--config', join(dir, 'gateway.yaml')],
       logFile: join(dir, 'gateway.log'),
-      env: { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, ...env },
+      env: { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`, SWITCHBOARD_LOG_LEVEL: 'info', ...env },
       cwd: REPO_ROOT,
     });
     command.start();
     const started = command;
-    await waitFor(async () => started.exitInfo !== undefined || (await acceptsConnections(port)), { timeoutMs: 15_000, message: 'the gateway command to listen' });
-    if (started.exitInfo !== undefined) throw new Error(`the gateway command exited: ${await readTail(started.logFile)}`);
+    await waitForGatewayListening(() => readFile(started.logFile, 'utf8'), () => started.exitInfo !== undefined);
     return started;
   }
 
@@ -145,7 +146,7 @@ describe('npm run build while the programs start from dist/', () => {
   it('leaves them a whole build throughout, and removes what the new build no longer has', async () => {
     const dir = await makeTempDir('sb-rebuild-');
     const config = join(dir, 'gateway.yaml');
-    writeFileSync(config, STATIC(await freePort()).replace('{{port}}', String(await freePort())));
+    writeFileSync(config, STATIC(await refusingPort()).replace('{{port}}', '0'));
     const stale = join(REPO_ROOT, 'dist/chunk-STALE0.js');
     writeFileSync(stale, 'export {};\n');
     const stampBefore = readFileSync(join(REPO_ROOT, 'dist/.build-stamp'), 'utf8');
