@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, logOf, makeTempDir, ManagedProcess, REPO_ROOT, waitFor } from '../harness/index.ts';
+import { logOf, makeTempDir, ManagedProcess, refusingPort, REPO_ROOT, waitFor } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 
 /** Longer than the workers' start bound: a gateway that waited for the start would fail it (exit 1), not stop. */
@@ -25,13 +25,15 @@ describe('workers: 2 — SIGTERM while the workers are starting', () => {
     const preload = join(dir, 'hold-workers.cjs');
     writeFileSync(preload, `if (require('node:cluster').isWorker) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${WORKER_HOLD_MS});\n`);
     const configPath = join(dir, 'gateway.yaml');
+    // Port 0 for the listeners (a port chosen ahead could be taken by a program of the other test worker
+    // first); the instance is never reached.
     writeFileSync(configPath, `
-listen: 127.0.0.1:${await freePort()}
-admin: 127.0.0.1:${await freePort()}
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
 workers: 2
 accessLog: false
 services:
-  user: { instances: ["127.0.0.1:${await freePort()}"] }
+  user: { instances: ["127.0.0.1:${await refusingPort()}"] }
 routes:
   - { path: /, service: user }
 `);
@@ -67,11 +69,11 @@ routes:
 
   it('forks no worker when the stop comes before the control plane has started, and exits 0 without the starting-worker kill', async () => {
     const dir = await makeTempDir('sb-stop-before-fork-');
-    const adminPort = await freePort();
     const forked = join(dir, 'workers-forked');
     const held = join(dir, 'admin-held');
-    // In the primary, the admin bind (within the control plane's start) waits for the SIGTERM, and says
-    // when it waits; a worker writes its pid as its code loads, so any fork at all is seen.
+    // In the primary, the admin bind (within the control plane's start; its port 0 told apart from the
+    // workers' listeners, whose binds in the primary pass an options object) waits for the SIGTERM, and
+    // says when it waits; a worker writes its pid as its code loads, so any fork at all is seen.
     const preload = join(dir, 'hold-admin.cjs');
     writeFileSync(preload, `
 const fs = require('node:fs');
@@ -80,7 +82,7 @@ else {
   const net = require('node:net');
   const listen = net.Server.prototype.listen;
   net.Server.prototype.listen = function (...args) {
-    if (args[0] !== ${adminPort}) return listen.apply(this, args);
+    if (args[0] !== 0) return listen.apply(this, args);
     process.once('SIGTERM', () => setImmediate(() => listen.apply(this, args)));
     fs.writeFileSync(${JSON.stringify(held)}, '');
     return this;
@@ -89,12 +91,12 @@ else {
 `);
     const configPath = join(dir, 'gateway.yaml');
     writeFileSync(configPath, `
-listen: 127.0.0.1:${await freePort()}
-admin: 127.0.0.1:${adminPort}
+listen: 127.0.0.1:0
+admin: 127.0.0.1:0
 workers: 2
 accessLog: false
 services:
-  user: { instances: ["127.0.0.1:${await freePort()}"] }
+  user: { instances: ["127.0.0.1:${await refusingPort()}"] }
 routes:
   - { path: /, service: user }
 `);
