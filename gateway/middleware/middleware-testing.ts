@@ -113,3 +113,18 @@ export function sendTestRequest(port: number, path: string, options: { method?: 
 export function echoed(response: TestResponse): EchoedRequest {
   return JSON.parse(response.body.toString('utf8')) as EchoedRequest;
 }
+
+/**
+ * A layer to list before the middleware under test: `next()` resolves with the context of the next
+ * request once that middleware has run synchronously up to its first wait (a fault's timer set, a
+ * forwardAuth's check sent), so the test can act on a request that is being held.
+ */
+export function arrivals(): { layer: Middleware; next: () => Promise<GatewayContext> } {
+  const waiting: ((context: GatewayContext) => void)[] = [];
+  const layer: Middleware = (context, next) => {
+    const promise = next();
+    waiting.shift()?.(context);
+    return promise;
+  };
+  return { layer, next: () => new Promise<GatewayContext>((resolve) => waiting.push(resolve)) };
+}

@@ -1,9 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { FaultSettings } from '../../config/types.ts';
-import type { GatewayContext, Middleware } from '../../context.ts';
+import type { GatewayContext } from '../../context.ts';
 import { seededRandom } from '../../../src/balance/balancer-testing.ts';
-import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { arrivals, fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { FAULT_ABORT, fault, faultsInjectedTotal, faultsOverflowTotal } from './index.ts';
 
 /** A random source that hands out `values` in order and records how many it gave. */
@@ -26,17 +26,6 @@ function countingProxy() {
       await proxy(context);
     },
   };
-}
-
-/** A layer before the fault that tells the test when a request has reached the fault (its timer, if any, set). */
-function arrivals() {
-  const waiting: ((context: GatewayContext) => void)[] = [];
-  const layer: Middleware = (context, next) => {
-    const promise = next();
-    waiting.shift()?.(context);
-    return promise;
-  };
-  return { layer, next: () => new Promise<GatewayContext>((resolve) => waiting.push(resolve)) };
 }
 
 describe('fault', () => {

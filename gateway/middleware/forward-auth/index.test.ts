@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { accessDeniedTotal } from '../consumers/index.ts';
-import { fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { arrivals, fakeProxy, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { forwardAuth } from './index.ts';
 
 const denials = async (reason: string) => (await accessDeniedTotal.get()).values.find((value) => value.labels.reason === reason)?.value ?? 0;
@@ -35,17 +35,6 @@ async function startAuthService(): Promise<AuthService> {
         server.close(() => resolve());
       }),
   };
-}
-
-/** A layer before forwardAuth that hands the test each request's context as it reaches the check. */
-function arrivals() {
-  const waiting: ((context: GatewayContext) => void)[] = [];
-  const layer: Middleware = (context, next) => {
-    const promise = next();
-    waiting.shift()?.(context);
-    return promise;
-  };
-  return { layer, next: () => new Promise<GatewayContext>((resolve) => waiting.push(resolve)) };
 }
 
 describe('forwardAuth', () => {
