@@ -15,6 +15,24 @@ const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content
 /** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
 const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
 
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+/**
+ * An HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, or the obsolete RFC 850 and asctime forms a
+ * recipient must still accept. `Date.parse` alone also takes `2025-06-01` or a bare year.
+ */
+const HTTP_DATE = new RegExp(
+  `^(?:${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT|${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4})$`,
+);
+
+/** The time of an HTTP-date in ms, or NaN for a value that is none (RFC 9110 §13.1.3: such an If-Modified-Since is ignored); asctime's is GMT too. */
+function httpDateMs(value: string): number {
+  const text = value.trim();
+  if (!HTTP_DATE.test(text)) return Number.NaN;
+  return Date.parse(text.endsWith(' GMT') ? text : `${text} GMT`);
+}
+
 /** Whether `headers` make a request conditional (`If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`, `If-Range`). */
 export function isConditional(headers: IncomingHttpHeaders): boolean {
   return CONDITIONAL_REQUEST_HEADERS.some((name) => headers[name] !== undefined);
@@ -29,7 +47,7 @@ function opaqueTag(tag: string): string {
  * Whether a request with `request` headers is answered 304 by a stored 2xx answer with `stored`
  * headers (RFC 9110 §13.2.2, steps 3 and 4 for GET and HEAD): `If-None-Match` lists the stored
  * ETag by the weak comparison, or is `*`; without `If-None-Match`, the stored `Last-Modified` is
- * not later than `If-Modified-Since` (a date that is not one is ignored, as RFC 9110 §13.1.3 says).
+ * not later than `If-Modified-Since` (a value that is no HTTP-date is ignored, as RFC 9110 §13.1.3 says).
  */
 export function isNotModified(request: IncomingHttpHeaders, status: number, stored: OutgoingHttpHeaders): boolean {
   // Preconditions apply only to an answer that would be a 2xx (RFC 9110 §13.2.1).
@@ -45,7 +63,7 @@ export function isNotModified(request: IncomingHttpHeaders, status: number, stor
   const since = request['if-modified-since'];
   const lastModified = stored['last-modified'];
   if (since === undefined || typeof lastModified !== 'string') return false;
-  const sinceMs = Date.parse(since);
+  const sinceMs = httpDateMs(since);
   const modifiedMs = Date.parse(lastModified);
   return Number.isFinite(sinceMs) && Number.isFinite(modifiedMs) && modifiedMs <= sinceMs;
 }
