@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isConditional, isNotModified, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
+import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
 
 const MODIFIED = 'Wed, 01 Jan 2025 10:00:00 GMT';
 const STORED = { etag: '"v1"', 'last-modified': MODIFIED };
@@ -54,5 +54,18 @@ describe('isConditional', () => {
 
   it('sees none in a plain request', () => {
     expect(isConditional({ accept: '*/*', 'cache-control': 'max-age=0' })).toBe(false);
+  });
+});
+
+describe('asksAsCacheWould', () => {
+  it.each([
+    ['an If-None-Match with the stored ETag', { 'if-none-match': '"v1"' }, true],
+    ['an If-Modified-Since at the stored Last-Modified', { 'if-modified-since': MODIFIED }, true],
+    ['an If-None-Match with another ETag', { 'if-none-match': '"v2"' }, false],
+    ['If-None-Match: *', { 'if-none-match': '*' }, false],
+    ['an If-Match beside a met If-None-Match', { 'if-none-match': '"v1"', 'if-match': '"v1"' }, false],
+    ['an If-Range beside a met If-Modified-Since', { 'if-modified-since': MODIFIED, 'if-range': '"v1"' }, false],
+  ] as const)('%s: %s', (_what, request, expected) => {
+    expect(asksAsCacheWould(request, 200, STORED)).toBe(expected);
   });
 });

@@ -3,6 +3,9 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 /** The request headers that make a request conditional (RFC 9110 §13.1): one with any of them is the client's own to answer. */
 const CONDITIONAL_REQUEST_HEADERS: readonly string[] = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'];
 
+/** The conditionals a cache asks itself when it revalidates (RFC 9111 §4.3.1); any other makes a request the client's own to pass on. */
+const REVALIDATING_HEADERS: readonly string[] = ['if-none-match', 'if-modified-since'];
+
 /** The stored headers a 304 carries (RFC 9110 §15.4.5: those a 200 would have sent that a cache needs to freshen its copy). */
 const NOT_MODIFIED_HEADERS: readonly string[] = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary'];
 
@@ -36,6 +39,25 @@ function httpDateMs(value: string): number {
 /** Whether `headers` make a request conditional (`If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`, `If-Range`). */
 export function isConditional(headers: IncomingHttpHeaders): boolean {
   return CONDITIONAL_REQUEST_HEADERS.some((name) => headers[name] !== undefined);
+}
+
+/**
+ * Whether a conditional request asks of a stored answer what the cache's own revalidation would
+ * (RFC 9111 §4.3.2): only `If-None-Match` (not `*`) or `If-Modified-Since`, and the stored answer
+ * meets them (`isNotModified`), so a 304 to the cache's validators is the client's 304 too: a
+ * returning client holding the stored answer, whose requests would otherwise never freshen it.
+ */
+export function asksAsCacheWould(request: IncomingHttpHeaders, status: number, stored: OutgoingHttpHeaders): boolean {
+  if (CONDITIONAL_REQUEST_HEADERS.some((name) => request[name] !== undefined && !REVALIDATING_HEADERS.includes(name))) return false;
+  if (request['if-none-match']?.trim() === '*') return false;
+  return isNotModified(request, status, stored);
+}
+
+/** `headers` without `If-None-Match` and `If-Modified-Since`. */
+export function withoutRevalidatingHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const rest = { ...headers };
+  for (const name of REVALIDATING_HEADERS) delete rest[name];
+  return rest;
 }
 
 /** An entity-tag without its weakness mark, for the weak comparison (RFC 9110 §8.8.3.2). */

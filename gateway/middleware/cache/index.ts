@@ -6,7 +6,7 @@ import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
 import { whenRetired } from '../middleware-retire.ts';
-import { isConditional, isNotModified, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
+import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
 
@@ -73,8 +73,8 @@ function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): C
  * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
  * `Age`; a 304 to a request whose conditionals it meets); otherwise the request goes upstream
  * (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a fresh answer), a stale answer's validators
- * with it (nginx's `proxy_cache_revalidate`): a 304 freshens the stored answer, which is sent
- * (`REVALIDATED`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
+ * with it (nginx's `proxy_cache_revalidate`; also for a client's conditional the stale answer
+ * meets): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
  */
@@ -183,14 +183,20 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
-    if (found !== undefined && askRevalidation(context, found, sent)) {
+    // A client's conditional that the stored answer meets is the cache's own question (a returning
+    // client's): asked with the cache's validators, its 304 freshens the entry and is the client's
+    // answer. Any other conditional is the client's to pass on as it is.
+    const conditional = found !== undefined && isConditional(sent);
+    if (found !== undefined && (!conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent)) {
       // EXPIRED or REVALIDATED is known once the upstream answered (or did not): counted as the response closes.
       context.response.once('close', () => requests[status].inc());
       context.answerReplacer = (answerStatus, headers) => {
         if (answerStatus !== 304) return undefined;
         status = 'REVALIDATED';
         context.outcome.cacheStatus = status;
-        return refreshed(context, primary, sent, found, headers);
+        const answer = refreshed(context, primary, sent, found, headers);
+        if (!conditional || !isNotModified(sent, answer.status, answer.headers)) return answer;
+        return { status: 304, headers: { ...notModifiedHeaders(answer.headers), age: answer.headers.age }, body: NO_BODY };
       };
     } else requests[status].inc();
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
@@ -262,17 +268,21 @@ function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHt
 
 /**
  * Asks the upstream whether a stale stored answer still stands: its validators go with the request
- * (`If-None-Match`, `If-Modified-Since`: http-cache-semantics' `revalidationHeaders`), unless the
- * request is conditional already (the client's own question, passed on as it is); whether it added any.
+ * (`If-None-Match`, `If-Modified-Since`: http-cache-semantics' `revalidationHeaders`), in place of
+ * any the client sent (`asksAsCacheWould` chose to ask so); whether there were any. A stored answer
+ * without one leaves the request as it was.
  */
 function askRevalidation(context: GatewayContext, found: CachedAnswer, sent: IncomingHttpHeaders): boolean {
-  if (isConditional(sent)) return false;
-  const validators = found.policy.revalidationHeaders(policyRequest(context, sent));
+  const validators = found.policy.revalidationHeaders(policyRequest(context, withoutRevalidatingHeaders(sent)));
   const etag = validators['if-none-match'];
   const since = validators['if-modified-since'];
-  if (typeof etag === 'string') context.upstream.headers['if-none-match'] = etag;
-  if (typeof since === 'string') context.upstream.headers['if-modified-since'] = since;
-  return typeof etag === 'string' || typeof since === 'string';
+  if (typeof etag !== 'string' && typeof since !== 'string') return false;
+  const headers = context.upstream.headers;
+  delete headers['if-none-match'];
+  delete headers['if-modified-since'];
+  if (typeof etag === 'string') headers['if-none-match'] = etag;
+  if (typeof since === 'string') headers['if-modified-since'] = since;
+  return true;
 }
 
 /** Forgets the stored answers of the request's URI once an unsafe method's answer is a success (RFC 9111 §4.4: 2xx or 3xx). */
