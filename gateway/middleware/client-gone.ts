@@ -21,9 +21,13 @@ export function watchClientGone(context: GatewayContext, gone: () => void): (() 
 /**
  * Records a request whose client went away while a middleware waited, before anything was sent:
  * 499 `cancelled`, as the proxy records one, with no upstream; or the answer its listener gave in
- * its place before cutting it (an HTTP/1.1 400 or 408, an HTTP/2 408).
+ * its place before cutting it (an HTTP/1.1 400 or 408, an HTTP/2 408). Its response ends here too.
  */
 export function recordClientGone(context: GatewayContext): void {
+  // A pipelined request still queued behind another when its connection went has a response Node
+  // never closes: destroyed, it is over for what waits on its end (`afterResponse`: the access log,
+  // an inFlightReq slot, the in-flight count), which otherwise waited forever, the slot held for good.
+  if (!context.response.destroyed) context.response.destroy();
   if (recordListenerAnswer(context)) return;
   context.outcome.status = 499;
   context.outcome.errorClass = 'cancelled';

@@ -343,8 +343,10 @@ services:
 middlewares:
   silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 60s } }
   brief: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 1s } }
+  single: { inFlightReq: { amount: 1 } }
 routes:
   - { path: /authed, service: api, middlewares: [silent] }
+  - { path: /single, service: api, middlewares: [single, silent] }
   - { path: /brief, service: api, middlewares: [brief] }
   - { path: /thinking, service: thinking }
 `);
@@ -399,16 +401,27 @@ routes:
     expect(api.received).toHaveLength(0);
   });
 
-  it('aborts the check of a pipelined request, its response not yet on the connection, when the connection goes', async () => {
+  it('aborts the check of a pipelined request, its response not yet on the connection, when the connection goes, and ends that request', async () => {
     const [checks, gaveUp] = [silentAuth.received.length, abandoned];
     const socket = connectTcp(gateway.port, '127.0.0.1');
     socket.on('error', () => {});
-    socket.write('GET /authed/pipelined-1 HTTP/1.1\r\nhost: gateway\r\n\r\nGET /authed/pipelined-2 HTTP/1.1\r\nhost: gateway\r\n\r\n');
+    // The second is queued behind the first: Node never gives its response the connection, nor closes it.
+    socket.write('GET /authed/pipelined-1 HTTP/1.1\r\nhost: gateway\r\n\r\nGET /single/pipelined-2 HTTP/1.1\r\nhost: gateway\r\n\r\n');
     await waitFor(() => silentAuth.received.length === checks + 2, { message: 'the auth service to get both checks' });
     socket.destroy();
     await waitFor(() => abandoned === gaveUp + 2, { message: 'the gateway to abort both checks' });
-    // The second one's response was still queued behind the first's: the listener closes it too.
-    expect([(await accessLine('/authed/pipelined-1')).status, (await accessLine('/authed/pipelined-2')).status]).toEqual([499, 499]);
+    expect((await accessLine('/authed/pipelined-1')).status).toBe(499);
+    // The queued one is over too (the listener closes its response with the connection): logged, and its
+    // inFlightReq slot (amount 1) free for the next request.
+    expect((await accessLine('/single/pipelined-2')).status).toBe(499);
+    const { outgoing, answer } = exchange(gateway.port, '/single/after');
+    let refused: Answer | undefined;
+    answer.then((value) => (refused = value), () => undefined);
+    outgoing.end();
+    await waitFor(() => silentAuth.received.length === checks + 3 || refused, { message: 'the next request to be checked or refused' });
+    outgoing.destroy();
+    expect(refused?.status).toBeUndefined();
+    await waitFor(() => abandoned === gaveUp + 3, { message: 'the gateway to abort the check of the next request' });
     expect(api.received).toHaveLength(0);
   });
 
