@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
@@ -97,6 +97,28 @@ describe('forwardAuth', () => {
     expect((JSON.parse(answer.body.toString()) as { headers: Record<string, string> }).headers['x-auth-user']).toBe('ada');
     expect(reached).toEqual(['/passed']);
     expect(listeningInside).toBe(listeningBefore);
+  });
+
+  it('adds no listener to the connection for pipelined checks waiting behind another (no MaxListenersExceededWarning)', async () => {
+    server = await serveMiddleware([forwardAuth({ address: auth.address, authResponseHeaders: [], timeoutMs: 60_000 })], countingProxy);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => void warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const client = connect({ host: '127.0.0.1', port: server.port });
+    client.on('error', () => {});
+    try {
+      // Node gives the first its connection; the other 19 wait behind it, each watching its own response (the gateway's
+      // listener closes a queued response with its connection: gateway-policy-client-faults.test.ts shows them aborted).
+      client.write('GET /pipelined HTTP/1.1\r\nhost: gateway\r\nx-hold: 1\r\n\r\n'.repeat(20));
+      await waitFor(() => auth.held.length === 20, { timeoutMs: 10_000, message: 'the auth service to get all 20 checks' });
+      const connection = server.contexts[0]!.request.socket as Socket;
+      expect(connection.listenerCount('close')).toBeLessThan(10);
+      expect(warnings.filter((name) => name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(reached).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      client.destroy();
+    }
   });
 
   it('refuses with 502 auth-unavailable at its timeout, the auth request aborted', async () => {
