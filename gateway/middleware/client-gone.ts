@@ -1,4 +1,4 @@
-import type { GatewayContext } from '../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
 import { recordListenerAnswer } from '../proxy/error-response.ts';
 
 /**
@@ -31,4 +31,19 @@ export function recordClientGone(context: GatewayContext): void {
   if (recordListenerAnswer(context)) return;
   context.outcome.status = 499;
   context.outcome.errorClass = 'cancelled';
+}
+
+/**
+ * Ends a request its listener answered in its place while a middleware waited (a body that missed
+ * `limits.requestTimeout` while the wait held it unread: an HTTP/1.1 408 written as the connection
+ * ended, whose client may keep its side open, so the response has not closed) and returns true: that
+ * answer is recorded as the request's, and the connection cut, as the proxy's attempt would have been,
+ * not left open with its body unread for as long as its client keeps its side open. Nothing goes on.
+ * False, doing nothing, for a request not answered so.
+ */
+export function endAnsweredByListener(context: GatewayContext): boolean {
+  if ((context.response as AnsweredResponse)[LISTENER_ANSWER] === undefined) return false;
+  recordListenerAnswer(context);
+  context.response.destroy();
+  return true;
 }

@@ -337,6 +337,7 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 admin: 127.0.0.1:{{adminPort}}
+limits: { requestTimeout: 2s, headersTimeout: 2s }
 services:
   api: { instances: [127.0.0.1:${api.port}], healthCheck: false, outlierDetection: { consecutiveErrors: 1 } }
   thinking: { instances: [127.0.0.1:${thinking.port}] }
@@ -423,6 +424,29 @@ routes:
     expect(refused?.status).toBeUndefined();
     await waitFor(() => abandoned === gaveUp + 3, { message: 'the gateway to abort the check of the next request' });
     expect(api.received).toHaveLength(0);
+  });
+
+  it('sends nothing upstream once its listener answered 408 to an upload that missed requestTimeout during the check, even when the check then passes', async () => {
+    const checks = silentAuth.received.length;
+    // An upload that announces more than it sends, and more than the gateway buffers unread while the
+    // check holds it: its body is not whole at requestTimeout (2 s). The client keeps its side open
+    // after the 408, as one still uploading does, so the connection outlives the check.
+    const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`POST /authed/upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 1000000\r\n\r\n${'x'.repeat(300_000)}`);
+    try {
+      await waitFor(() => silentAuth.received.length === checks + 1, { message: 'the auth service to get the check' });
+      await waitFor(() => received.startsWith('HTTP/1.1 408 '), { message: "the listener's 408 to the held upload" });
+      // The verdict comes after the 408: a pass, which must not send the cut-short upload on.
+      held.at(-1)!.writeHead(204).end();
+      const line = await accessLine('/authed/upload');
+      expect({ status: line.status, errorClass: line.errorClass, attempts: line.attempts }).toEqual({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(api.received).toHaveLength(0);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it("still refuses with 502 auth-unavailable at the check's timeout, which counts against no upstream", async () => {

@@ -1,8 +1,8 @@
 import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
-import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext, type Middleware } from '../../context.ts';
-import { recordListenerAnswer, sendErrorAnswer } from '../../proxy/error-response.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
+import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { isGrpcRequest } from '../../proxy/grpc-status.ts';
-import { recordClientGone, watchClientGone } from '../client-gone.ts';
+import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
 import { respond } from '../respond/index.ts';
 import { faultCounters } from './fault-metrics.ts';
 
@@ -52,7 +52,7 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
         if (!(await delayUnlessClosed(context, delay.durationMs))) return recordClientGone(context);
         // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout`
         // while the delay held it unread): that answer is the request's, and nothing goes on.
-        if ((context.response as AnsweredResponse)[LISTENER_ANSWER] !== undefined) return endAnsweredByListener(context);
+        if (endAnsweredByListener(context)) return;
       }
       if (aborted) {
         counters.abort.inc();
@@ -82,17 +82,6 @@ function delayUnlessClosed(context: GatewayContext, ms: number): Promise<boolean
       resolve(true);
     }, ms);
   });
-}
-
-/**
- * A delayed request its HTTP/1.1 listener answered in its place (a 408, written as the connection
- * ended, while the delay held the body unread): recorded as that answer, and the connection, whose
- * answer went out when the listener gave it, cut, as the proxy's attempt would have been: it is not
- * left open, its body unread, for as long as its client keeps its side open.
- */
-function endAnsweredByListener(context: GatewayContext): void {
-  recordListenerAnswer(context);
-  context.response.destroy();
 }
 
 /**

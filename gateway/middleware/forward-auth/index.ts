@@ -4,7 +4,7 @@ import { resumingConnector } from '../../transports/undici-connector.ts';
 import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
-import { recordClientGone, watchClientGone } from '../client-gone.ts';
+import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
 import { denyAccess, type AccessDenial } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { REQUEST_ID_HEADER } from '../request-id/index.ts';
@@ -60,6 +60,10 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
     }
     // Whatever the auth service said (or the abort made of its answer), nobody is left to hear it.
     if (controller.signal.reason === CLIENT_GONE) return recordClientGone(context);
+    // Its listener answered 408 meanwhile (an upload that missed `limits.requestTimeout` while the
+    // check held it unread), its client still connected: that answer is the request's; no verdict
+    // is sent after it, and a pass must not send the cut-short upload upstream.
+    if (endAnsweredByListener(context)) return;
     if (!verdict.pass) return denyAccess(context, verdict.denial);
     for (const name of settings.authResponseHeaders) {
       const value = verdict.headers[name];
