@@ -214,10 +214,13 @@ routes:
     await waitFor(async () => (await delays()) === before + 2, { message: 'both pipelined requests to be delayed' });
     socket.destroy();
     // A request delayed as long after them reaches the backend: theirs, which ended first, never did.
-    // (Their access log lines are not waited for: Node never closes a response still queued behind
-    // another when the connection goes, and the line waits for that.)
     expect((await sendRequest(gateway.port, '/upload/after-pipelined')).status).toBe(200);
     expect(reached('/upload/').map((arrival) => arrival.path)).toEqual(['/upload/after-pipelined']);
+    // Both are logged 499, the queued one too, whose response Node never closes (the gateway ends it).
+    for (const path of ['/upload/pipelined-1', '/upload/pipelined-2']) {
+      const line = await waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes(`"path":"${path}"`)), { message: `the access log line of ${path}` });
+      expect(JSON.parse(line)).toMatchObject({ status: 499, errorClass: 'cancelled', attempts: 0 });
+    }
   });
 
   it('passes everything through at percentage 0, undelayed and unaborted', async () => {
