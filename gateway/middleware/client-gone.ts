@@ -3,7 +3,7 @@ import { recordListenerAnswer } from '../proxy/error-response.ts';
 
 /**
  * Calls `gone` once, never synchronously, as soon as the client of `context` goes away while a
- * middleware waits (a `fault` delay, a `forwardAuth` check), and returns the function that stops the
+ * middleware waits (a `fault` or `rateLimit` delay, a `forwardAuth` check, a queued `basicAuth` check), and returns the function that stops the
  * watch (call it when the wait is over, before the layers after it run); returns undefined, calling
  * nothing, when the client is gone already. The client's response is watched for its 'close': an
  * HTTP/1.1 request pipelined behind another, its response not yet given the connection, hears of
@@ -16,6 +16,25 @@ export function watchClientGone(context: GatewayContext, gone: () => void): (() 
   if (response.destroyed || response.writableEnded) return undefined;
   response.once('close', gone);
   return () => void response.off('close', gone);
+}
+
+/**
+ * Resolves true after `ms`, or false as soon as the client goes away first (`watchClientGone`), its
+ * timer then cleared: the wait of a `fault` delay and of a `rateLimit` that delays.
+ */
+export function delayUnlessClientGone(context: GatewayContext, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    // `gone` is never called synchronously: the timer is set by then.
+    const unwatch = watchClientGone(context, () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    if (unwatch === undefined) return resolve(false);
+    const timer = setTimeout(() => {
+      unwatch();
+      resolve(true);
+    }, ms);
+  });
 }
 
 /**

@@ -485,3 +485,105 @@ routes:
     expect(sampleValue(families, 'switchboard_requests_total', { route: '/thinking', service: 'thinking', status: '4xx' })).toBe(3);
   });
 });
+
+describe('a rateLimit delay when the client leaves while it holds its request', () => {
+  let api: TestBackend;
+  /** A forward-auth service that lets everything through: its answers show a request got as far as the rate limit after it. */
+  let auth: TestBackend;
+  let gateway: GatewayProcess;
+  beforeAll(async () => {
+    [api, auth] = await Promise.all([startTestBackend((_request, response) => response.end('ok')), startTestBackend((_request, response) => response.writeHead(204).end())]);
+    // One token a minute, taken ahead up to a minute: a request after the first is held, for up to a
+    // minute, unless its client leaves. Each case has a bucket of its own (its X-Lane).
+    gateway = await startGateway(`
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
+admin: false
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+middlewares:
+  seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
+  held: { rateLimit: { average: 1, period: 1m, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
+  brief: { rateLimit: { average: 2, period: 1s, burst: 1, key: "header:X-Lane", delay: { maxWait: 5s } } }
+routes:
+  - { path: /held, service: api, middlewares: [seen, held] }
+  - { path: /brief, service: api, middlewares: [seen, brief] }
+`);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([api, auth].map((backend) => backend?.close()));
+  });
+  /** Resolves once the auth service has let `count` more requests on to the rate limit. */
+  const passedAuth = (count: number) => {
+    const target = auth.closed() + count;
+    return waitFor(() => auth.closed() >= target, { message: `${count} more requests to reach the rate limit` });
+  };
+
+  const accessLine = async (path: string) => {
+    const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
+    const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { message: `the access line of ${path}` })) as Record<string, unknown>;
+    return { status: line.status, errorClass: line.errorClass, attempts: line.attempts };
+  };
+  const cancelled = { status: 499, errorClass: 'cancelled', attempts: 0 };
+  const forwarded = (path: string) => api.received.filter((request) => request.url === path).length;
+
+  it('ends the delay at once when an HTTP/1.1 client leaves: 499 cancelled, nothing upstream', async () => {
+    expect((await get(gateway.port, '/held/h1-first', { headers: { 'x-lane': 'h1' } })).status).toBe(200);
+    const reached = passedAuth(1);
+    const { outgoing, answer } = exchange(gateway.port, '/held/h1-left', { headers: { 'x-lane': 'h1' } });
+    answer.catch(() => undefined);
+    outgoing.end();
+    // Held now, its token due in a minute.
+    await reached;
+    outgoing.destroy();
+    expect(await accessLine('/held/h1-left')).toEqual(cancelled);
+    expect(forwarded('/held/h1-left')).toBe(0);
+  });
+
+  it('ends the delay at once when an HTTP/2 client cancels its stream, and the session goes on', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => {});
+    try {
+      const send = (path: string) => {
+        const stream = session.request({ ':method': 'GET', ':path': path, 'x-lane': 'h2' });
+        stream.on('error', () => {});
+        stream.end();
+        return stream;
+      };
+      const first = send('/held/h2-first');
+      await new Promise((resolve) => first.on('response', resolve));
+      first.resume();
+      const reached = passedAuth(1);
+      const held = send('/held/h2-left');
+      await reached;
+      held.close(constants.NGHTTP2_CANCEL);
+      expect(await accessLine('/held/h2-left')).toEqual(cancelled);
+      // The session still serves another lane at once.
+      const other = session.request({ ':method': 'GET', ':path': '/held/h2-other', 'x-lane': 'h2-other' });
+      other.end();
+      expect(await new Promise((resolve) => other.on('response', (headers) => resolve(headers[':status'])))).toBe(200);
+    } finally {
+      session.destroy();
+    }
+    expect(forwarded('/held/h2-left')).toBe(0);
+  });
+
+  it('ends the delay of a pipelined request, its response not yet on the connection, when the connection goes', async () => {
+    expect((await get(gateway.port, '/brief/first', { headers: { 'x-lane': 'pipelined' } })).status).toBe(200);
+    const reached = passedAuth(2);
+    const socket = connectTcp(gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const request = (path: string) => `GET ${path} HTTP/1.1\r\nhost: gateway\r\nx-lane: pipelined\r\n\r\n`;
+    socket.write(request('/brief/pipelined-1') + request('/brief/pipelined-2'));
+    // Both held now: the first until half a second after the first request, the other half a second more.
+    await reached;
+    socket.destroy();
+    // Each took its token ahead and keeps it once its client has gone, as nginx's limit_req keeps the
+    // excess of a request that closes while delayed: a request after them waits half a second more.
+    // By the time it is answered, both waits are over.
+    expect((await get(gateway.port, '/brief/after', { headers: { 'x-lane': 'pipelined' } })).status).toBe(200);
+    expect(forwarded('/brief/pipelined-2')).toBe(0);
+    expect(await accessLine('/brief/pipelined-1')).toEqual(cancelled);
+  });
+});

@@ -2,7 +2,7 @@ import type { FaultAbortSettings, FaultSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { isGrpcRequest } from '../../proxy/grpc-status.ts';
-import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
+import { delayUnlessClientGone, endAnsweredByListener, recordClientGone } from '../client-gone.ts';
 import { respond } from '../respond/index.ts';
 import { faultCounters } from './fault-metrics.ts';
 
@@ -49,7 +49,7 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
     try {
       if (delayed) {
         counters.delay.inc();
-        if (!(await delayUnlessClosed(context, delay.durationMs))) return recordClientGone(context);
+        if (!(await delayUnlessClientGone(context, delay.durationMs))) return recordClientGone(context);
         // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout`
         // while the delay held it unread): that answer is the request's, and nothing goes on.
         if (endAnsweredByListener(context)) return;
@@ -63,25 +63,6 @@ export function fault(settings: FaultSettings, options: FaultOptions = {}): Midd
     }
     return next();
   };
-}
-
-/**
- * Resolves true after `ms`, or false as soon as the client goes away first (`watchClientGone`), its
- * timer then cleared.
- */
-function delayUnlessClosed(context: GatewayContext, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    // `gone` is never called synchronously: the timer is set by then.
-    const unwatch = watchClientGone(context, () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-    if (unwatch === undefined) return resolve(false);
-    const timer = setTimeout(() => {
-      unwatch();
-      resolve(true);
-    }, ms);
-  });
 }
 
 /**

@@ -2,6 +2,7 @@ import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitSettings, RedisSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { delayUnlessClientGone, recordClientGone } from '../client-gone.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { requestKeyReader } from '../request-key.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
@@ -86,7 +87,9 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
     context.responseHeaderHooks.push((_status, outgoing) => {
       for (const name in headers) outgoing[name] = headers[name];
     });
-    if (decision.delayMs > 0) return new Promise((resolve) => setTimeout(resolve, decision.delayMs)).then(next);
+    // A client that leaves while its request is held ends the wait at once (499, nothing sent on); its
+    // token stays taken, as nginx's limit_req keeps the excess of a request that closes while delayed.
+    if (decision.delayMs > 0) return delayUnlessClientGone(context, decision.delayMs).then((stayed) => (stayed ? next() : recordClientGone(context)));
     return next();
   };
   const middleware: Middleware = function rateLimit(context, next) {
