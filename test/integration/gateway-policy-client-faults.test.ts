@@ -2,6 +2,7 @@ import { createServer, request as httpRequest, type ClientRequest, type Incoming
 import { connect as connectHttp2, constants } from 'node:http2';
 import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
+import { hash as bcryptHash } from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
@@ -486,12 +487,17 @@ routes:
   });
 });
 
-describe('a rateLimit delay when the client leaves while it holds its request', () => {
+describe('a rateLimit delay and the queue of password checks when the client leaves while they hold its request', () => {
   let api: TestBackend;
   /** A forward-auth service that lets everything through: its answers show a request got as far as the rate limit after it. */
   let auth: TestBackend;
   let gateway: GatewayProcess;
+  const basic = (credentials: string) => `Basic ${Buffer.from(credentials).toString('base64')}`;
+
   beforeAll(async () => {
+    // Cost 12 (a few tenths of a second a check): two checks of wrong passwords hold both of the process's
+    // bcrypt slots while the requests after them wait in its queue.
+    const hash = await bcryptHash('right', 12);
     [api, auth] = await Promise.all([startTestBackend((_request, response) => response.end('ok')), startTestBackend((_request, response) => response.writeHead(204).end())]);
     // One token a minute, taken ahead up to a minute: a request after the first is held, for up to a
     // minute, unless its client leaves. Each case has a bucket of its own (its X-Lane).
@@ -501,13 +507,17 @@ entryPoints:
 admin: false
 services:
   api: { instances: [127.0.0.1:${api.port}] }
+consumers:
+  ops: { passwords: ["${hash}"] }
 middlewares:
   seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
   held: { rateLimit: { average: 1, period: 1m, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
   brief: { rateLimit: { average: 2, period: 1s, burst: 1, key: "header:X-Lane", delay: { maxWait: 5s } } }
+  staff: { basicAuth: { realm: staff } }
 routes:
   - { path: /held, service: api, middlewares: [seen, held] }
   - { path: /brief, service: api, middlewares: [seen, brief] }
+  - { path: /staff, service: api, middlewares: [staff] }
 `);
   });
   afterAll(async () => {
@@ -585,5 +595,29 @@ routes:
     expect((await get(gateway.port, '/brief/after', { headers: { 'x-lane': 'pipelined' } })).status).toBe(200);
     expect(forwarded('/brief/pipelined-2')).toBe(0);
     expect(await accessLine('/brief/pipelined-1')).toEqual(cancelled);
+  });
+
+  it('takes requests whose client left out of the queue of password checks: 499 cancelled, no check, nothing upstream (pipelined too)', async () => {
+    const blockers = ['ops:wrong-1', 'ops:wrong-2'].map((credentials) => get(gateway.port, '/staff/blocker', { headers: { authorization: basic(credentials) } }));
+    // Queued behind the blockers: one request on a connection of its own, and two pipelined on another.
+    const { outgoing, answer } = exchange(gateway.port, '/staff/left', { headers: { authorization: basic('ops:right') } });
+    answer.catch(() => undefined);
+    const sent = new Promise((resolve) => outgoing.once('finish', resolve));
+    outgoing.end();
+    const socket = connectTcp(gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const request = (path: string) => `GET ${path} HTTP/1.1\r\nhost: gateway\r\nauthorization: ${basic('ops:right')}\r\n\r\n`;
+    await new Promise<void>((resolve) => socket.write(request('/staff/pipelined-1') + request('/staff/pipelined-2'), () => resolve()));
+    await sent;
+    outgoing.destroy();
+    socket.destroy();
+    expect((await Promise.all(blockers)).map((refused) => refused.status)).toEqual([401, 401]);
+    // Two more checks after them: the second starts once the first check after the blockers has
+    // ended, so by its answer a check of the second pipelined request, which would pass, has sent it on.
+    const after = await Promise.all(['ops:wrong-3', 'ops:wrong-4'].map((credentials) => get(gateway.port, '/staff/after', { headers: { authorization: basic(credentials) } })));
+    expect(after.map((refused) => refused.status)).toEqual([401, 401]);
+    expect(await accessLine('/staff/left')).toEqual(cancelled);
+    expect(await accessLine('/staff/pipelined-1')).toEqual(cancelled);
+    expect(api.received.filter((seen) => seen.url.startsWith('/staff/'))).toEqual([]);
   });
 });

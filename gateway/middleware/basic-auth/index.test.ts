@@ -119,20 +119,32 @@ describe('boundedCompare', () => {
     await waitFor(() => started.length === 6);
   });
 
-  it('skips the check of a waiter whose client left, passing its slot to the next in line', async () => {
+  it('takes a waiter whose client left out of the line at once: no check, its place and the slot for the next', async () => {
     const started: string[] = [];
     const finish = new Map<string, (ok: boolean) => void>();
     const check = boundedCompare((password) => new Promise<boolean>((resolve) => {
       started.push(password);
       finish.set(password, resolve);
-    }), 1, 2);
-    const left = new Set(['b']);
-    const outcomes = ['a', 'b', 'c'].map((password) => check(password, 'hash', () => left.has(password)));
+    }), 1, 1);
+    const left = new AbortController();
+    const running = check('a', 'hash');
+    const gone = check('b', 'hash', left.signal);
+    left.abort();
+    // Its answer comes before the slot frees, and its place in line is free again at once.
+    expect(await gone).toBe(BUSY);
+    const next = check('c', 'hash');
+    expect(await check('d', 'hash')).toBe(BUSY);
     finish.get('a')!(false);
-    expect(await outcomes[1]).toBe(BUSY);
     await waitFor(() => started.length === 2);
     expect(started).toEqual(['a', 'c']);
     finish.get('c')!(true);
-    expect(await outcomes[2]).toBe(true);
+    expect([await running, await next]).toEqual([false, true]);
+    // A client gone before it asks gets no check and no place.
+    const before = new AbortController();
+    before.abort();
+    expect(await check('e', 'hash', before.signal)).toBe(BUSY);
+    void check('f', 'hash');
+    await waitFor(() => started.length === 3);
+    expect(started).toEqual(['a', 'c', 'f']);
   });
 });

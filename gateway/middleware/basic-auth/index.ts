@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
+import { recordClientGone, watchClientGone } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { TokenCache } from '../jwt-auth/token-cache.ts';
 
@@ -63,11 +64,23 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
     const cacheKey = createHash('sha256').update(authorization as string).digest('base64');
     let consumer = cache.get(cacheKey);
     if (!consumer) {
-      const verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash, () => context.response.destroyed);
+      // Only a check waits (in the queue, on the thread pool): a remembered value pays for no watch.
+      const left = new AbortController();
+      const unwatch = watchClientGone(context, () => left.abort());
+      if (unwatch === undefined) return recordClientGone(context);
+      let verified;
+      try {
+        verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash, left.signal);
+      } finally {
+        unwatch();
+      }
+      // A check that ran to its end is remembered even so: the client's next attempt needs none.
+      if (verified !== BUSY && verified !== undefined) cache.set(cacheKey, verified, undefined);
+      // Nobody is left to hear the verdict, and a pipelined request (whose response Node never destroys) must not go on.
+      if (left.signal.aborted) return recordClientGone(context);
       if (verified === BUSY) return denyAccess(context, { status: 503, reason: 'auth-busy', message: 'too many password checks are waiting; try again shortly', retryAfterSeconds: 1 });
       if (!verified) return denyAccess(context, invalid);
       consumer = verified;
-      cache.set(cacheKey, consumer, undefined);
     }
     identify(context, consumer);
     await next();
@@ -75,31 +88,47 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
 }
 
 export const BUSY = Symbol('busy');
-/** A bcrypt check under the process's bound; `gone` says the client has left (its check is then skipped). */
-export type BoundedCompare = (password: string, hash: string, gone?: () => boolean) => Promise<boolean | typeof BUSY>;
+/** A bcrypt check under the process's bound; `left` aborts when the client has gone (its check is then skipped). */
+export type BoundedCompare = (password: string, hash: string, left?: AbortSignal) => Promise<boolean | typeof BUSY>;
 
 /**
  * `compare` at most `maxChecks` at once, `maxWaiting` more queued in arrival order; BUSY past that,
- * and BUSY without a check for one whose client left while it waited (a flood that disconnects
- * must not hold the slots for the checks of requests nobody will read).
+ * and BUSY without a check for one whose client left (`left` aborted) before its turn: it leaves the
+ * queue at once, so a flood that connects and disconnects holds neither the slots nor the places in
+ * line of requests somebody will read. A check already running ends as it will (bcrypt's native
+ * work cannot be stopped).
  */
 export function boundedCompare(compare: Compare, maxChecks: number, maxWaiting: number): BoundedCompare {
   let running = 0;
-  const waiting: Array<() => void> = [];
-  // The slot passes to the next in line, or is freed.
+  const waiting = new Set<() => void>();
+  // The slot passes to the next in line (a Set iterates in insertion order), or is freed.
   const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else running -= 1;
+    const next = waiting.values().next();
+    if (next.done) running -= 1;
+    else {
+      waiting.delete(next.value);
+      next.value();
+    }
   };
-  return async (password, hash, gone) => {
+  const wait = (left: AbortSignal | undefined) =>
+    new Promise<boolean>((resolve) => {
+      const turn = () => {
+        left?.removeEventListener('abort', gone);
+        resolve(true);
+      };
+      const gone = () => {
+        waiting.delete(turn);
+        resolve(false);
+      };
+      waiting.add(turn);
+      left?.addEventListener('abort', gone, { once: true });
+    });
+  return async (password, hash, left) => {
+    if (left?.aborted) return BUSY;
     if (running >= maxChecks) {
-      if (waiting.length >= maxWaiting) return BUSY;
-      await new Promise<void>((resolve) => waiting.push(resolve));
-      if (gone?.()) {
-        release();
-        return BUSY;
-      }
+      if (waiting.size >= maxWaiting) return BUSY;
+      // Given its turn, the waiter holds the slot its predecessor passed on.
+      if (!(await wait(left))) return BUSY;
     } else running += 1;
     try {
       return await compare(password, hash);
@@ -123,13 +152,13 @@ export function standInHash(consumers: readonly ConsumerConfig[]): string {
 }
 
 /** `consumer` when `password` matches one of its hashes; a missing consumer costs one check too. */
-async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string, unknownUserHash: string, gone: () => boolean): Promise<ConsumerConfig | undefined | typeof BUSY> {
+async function verify(check: BoundedCompare, consumer: ConsumerConfig | undefined, password: string, unknownUserHash: string, left: AbortSignal): Promise<ConsumerConfig | undefined | typeof BUSY> {
   if (!consumer) {
-    const outcome = await check(password, unknownUserHash, gone);
+    const outcome = await check(password, unknownUserHash, left);
     return outcome === BUSY ? BUSY : undefined;
   }
   for (const hash of consumer.passwordHashes) {
-    const outcome = await check(password, hash, gone);
+    const outcome = await check(password, hash, left);
     if (outcome === BUSY) return BUSY;
     if (outcome) return consumer;
   }
