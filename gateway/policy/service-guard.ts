@@ -62,23 +62,30 @@ export class ServiceLimits {
     this.exhaustedOpen = retryBudgetExhaustedTotal.labels(service, 'circuit-open');
   }
 
-  /** Resolves true when a slot frees within `timeoutMs`, false otherwise; the exceptional path, so a timer is fine here. */
-  wait(timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves true when a slot frees within `timeoutMs`, false otherwise, or false at once when `left`
+   * aborts (its client went away): that waiter leaves the line and its place. The exceptional path,
+   * so a timer and closures are fine here.
+   */
+  wait(timeoutMs: number, left?: AbortSignal): Promise<boolean> {
     this.pending += 1;
     return new Promise<boolean>((resolve) => {
       const waiters = (this.waiters ??= []);
-      const wake = () => {
+      const end = (woken: boolean): void => {
         clearTimeout(timer);
+        left?.removeEventListener('abort', gone);
         this.pending -= 1;
-        resolve(true);
+        resolve(woken);
       };
-      const timer = setTimeout(() => {
+      const wake = (): void => end(true);
+      const gone = (): void => {
         const index = waiters.indexOf(wake);
         if (index >= 0) waiters.splice(index, 1);
-        this.pending -= 1;
-        resolve(false);
-      }, timeoutMs);
+        end(false);
+      };
+      const timer = setTimeout(gone, timeoutMs);
       waiters.push(wake);
+      left?.addEventListener('abort', gone, { once: true });
     });
   }
 
@@ -148,9 +155,9 @@ export class RequestGuard {
     return admission === Admission.Trial ? Admission.Trial + slot!.breaker.round : admission;
   }
 
-  /** Waits (bounded by `timeoutMs`) for a `maxRequests` slot; then call `enter` again. */
-  waitForSlot(timeoutMs: number): Promise<boolean> {
-    return this.limits.wait(timeoutMs);
+  /** Waits (bounded by `timeoutMs`, ended by `left` aborting) for a `maxRequests` slot; then call `enter` again. */
+  waitForSlot(timeoutMs: number, left?: AbortSignal): Promise<boolean> {
+    return this.limits.wait(timeoutMs, left);
   }
 
   /**

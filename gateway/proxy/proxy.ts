@@ -1,6 +1,7 @@
 import type { Picker } from '../../src/balance/picker.ts';
 import type { RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
+import { recordClientGone, watchClientGone } from '../middleware/client-gone.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { UpstreamTransports } from '../transports/index.ts';
@@ -83,7 +84,23 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
   /** Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests. */
   async function queued(context: GatewayContext, route: RouteConfig | undefined, picker: Picker, slot: RouteSlot | undefined, guard: RequestGuard, fallbackDepth: number): Promise<void> {
     const policy = slot ? slot.policy : dependencies.policyFor(context);
-    let admission = (await guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000)) ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+    // A client that leaves ends its wait (a pipelined HTTP/1.1 request, whose response Node never
+    // destroys, would otherwise take the slot and go upstream): 499, nothing counted, no slot kept.
+    const left = new AbortController();
+    const unwatch = watchClientGone(context, () => left.abort());
+    if (unwatch === undefined) return recordClientGone(context);
+    let freed: boolean;
+    try {
+      freed = await guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000, left.signal);
+    } finally {
+      unwatch();
+    }
+    let admission = freed ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+    if (left.signal.aborted) {
+      // Gone just as the slot was handed over: it goes on to the next in line.
+      if (admission > 0) guard.leave(admission, false);
+      return recordClientGone(context);
+    }
     if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
     if (admission < 0) return refused(context, admission, guard, fallbackDepth);
     // The host set may have changed during the wait: the first pick too is made from the one in force now.

@@ -487,8 +487,10 @@ routes:
   });
 });
 
-describe('a rateLimit delay and the queue of password checks when the client leaves while they hold its request', () => {
+describe('a rateLimit delay, the queue of password checks and the queue for a concurrency slot when the client leaves while they hold its request', () => {
   let api: TestBackend;
+  /** Holds every request until its connection closes: the one request `narrow` lets in at a time keeps its slot. */
+  let holding: TestBackend;
   /** A forward-auth service that lets everything through: its answers show a request got as far as the rate limit after it. */
   let auth: TestBackend;
   let gateway: GatewayProcess;
@@ -499,6 +501,7 @@ describe('a rateLimit delay and the queue of password checks when the client lea
     // bcrypt slots while the requests after them wait in its queue.
     const hash = await bcryptHash('right', 12);
     [api, auth] = await Promise.all([startTestBackend((_request, response) => response.end('ok')), startTestBackend((_request, response) => response.writeHead(204).end())]);
+    holding = await startTestBackend(() => undefined);
     // One token a minute, taken ahead up to a minute: a request after the first is held, for up to a
     // minute, unless its client leaves. Each case has a bucket of its own (its X-Lane).
     gateway = await startGateway(`
@@ -507,6 +510,7 @@ entryPoints:
 admin: false
 services:
   api: { instances: [127.0.0.1:${api.port}] }
+  narrow: { instances: [127.0.0.1:${holding.port}], concurrency: { maxRequests: 1, maxPendingRequests: 5 }, timeouts: { connect: 20s }, healthCheck: false }
 consumers:
   ops: { passwords: ["${hash}"] }
 middlewares:
@@ -518,11 +522,12 @@ routes:
   - { path: /held, service: api, middlewares: [seen, held] }
   - { path: /brief, service: api, middlewares: [seen, brief] }
   - { path: /staff, service: api, middlewares: [staff] }
+  - { path: /narrow, service: narrow }
 `);
   });
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([api, auth].map((backend) => backend?.close()));
+    await Promise.all([api, auth, holding].map((backend) => backend?.close()));
   });
   /** Resolves once the auth service has let `count` more requests on to the rate limit. */
   const passedAuth = (count: number) => {
@@ -619,5 +624,23 @@ routes:
     expect(await accessLine('/staff/left')).toEqual(cancelled);
     expect(await accessLine('/staff/pipelined-1')).toEqual(cancelled);
     expect(api.received.filter((seen) => seen.url.startsWith('/staff/'))).toEqual([]);
+  });
+
+  it('takes a pipelined request whose connection went out of the queue for a concurrency slot: nothing upstream', async () => {
+    const socket = connectTcp(gateway.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const request = (path: string) => `GET ${path} HTTP/1.1\r\nhost: gateway\r\n\r\n`;
+    // The first holds the service's one slot (its backend never answers), the second waits for it.
+    socket.write(request('/narrow/pipelined-1') + request('/narrow/pipelined-2'));
+    await waitFor(() => holding.received.length === 1, { message: 'the first request upstream' });
+    socket.destroy();
+    // The first's upstream request is cut, freeing the slot; the second, its client gone, must not take it.
+    await waitFor(() => holding.closed() === 1, { message: 'the first upstream request to be cut' });
+    const [other] = [exchange(gateway.port, '/narrow/after')];
+    other.answer.catch(() => undefined);
+    other.outgoing.end();
+    await waitFor(() => holding.received.length >= 2, { message: 'a request after it to take the slot' });
+    expect(holding.received.map((seen) => seen.url)).toEqual(['/narrow/pipelined-1', '/narrow/after']);
+    other.outgoing.destroy();
   });
 });
