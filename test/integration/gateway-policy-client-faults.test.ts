@@ -508,6 +508,7 @@ describe('a rateLimit delay, the queue of password checks and the queue for a co
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
 admin: false
+limits: { requestTimeout: 2s, headersTimeout: 2s }
 services:
   api: { instances: [127.0.0.1:${api.port}] }
   narrow: { instances: [127.0.0.1:${holding.port}], concurrency: { maxRequests: 1, maxPendingRequests: 5 }, timeouts: { connect: 20s }, healthCheck: false }
@@ -517,9 +518,11 @@ middlewares:
   seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
   held: { rateLimit: { average: 1, period: 1m, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
   brief: { rateLimit: { average: 2, period: 1s, burst: 1, key: "header:X-Lane", delay: { maxWait: 5s } } }
+  slow: { rateLimit: { average: 1, period: 3s, burst: 1, key: "header:X-Lane", delay: { maxWait: 10s } } }
   staff: { basicAuth: { realm: staff } }
 routes:
   - { path: /held, service: api, middlewares: [seen, held] }
+  - { path: /slow, service: api, middlewares: [seen, slow] }
   - { path: /brief, service: api, middlewares: [seen, brief] }
   - { path: /staff, service: api, middlewares: [staff] }
   - { path: /narrow, service: narrow }
@@ -554,6 +557,27 @@ routes:
     outgoing.destroy();
     expect(await accessLine('/held/h1-left')).toEqual(cancelled);
     expect(forwarded('/held/h1-left')).toBe(0);
+  });
+
+  it('sends nothing upstream once its listener answered 408 to an upload that missed requestTimeout during the delay', async () => {
+    expect((await get(gateway.port, '/slow/first', { headers: { 'x-lane': 'upload' } })).status).toBe(200);
+    const reached = passedAuth(1);
+    // Held ~3 s for its token; its body is not whole at requestTimeout (2 s), and the client keeps its side open
+    // after the 408, as one still uploading does, so the connection outlives the delay.
+    const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`POST /slow/upload HTTP/1.1\r\nhost: gateway\r\nx-lane: upload\r\ncontent-length: 1000000\r\n\r\n${'x'.repeat(300_000)}`);
+    try {
+      await reached;
+      await waitFor(() => received.startsWith('HTTP/1.1 408 '), { message: "the listener's 408 to the held upload" });
+      // Logged once the delay is over: as the 408 the client got, with no attempt, and the upstream never got it.
+      expect(await accessLine('/slow/upload')).toEqual({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(forwarded('/slow/upload')).toBe(0);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('ends the delay at once when an HTTP/2 client cancels its stream, and the session goes on', async () => {

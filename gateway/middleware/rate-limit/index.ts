@@ -2,7 +2,7 @@ import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitSettings, RedisSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import { delayUnlessClientGone, recordClientGone } from '../client-gone.ts';
+import { delayUnlessClientGone, endAnsweredByListener, recordClientGone } from '../client-gone.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { requestKeyReader } from '../request-key.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
@@ -89,7 +89,9 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
     });
     // A client that leaves while its request is held ends the wait at once (499, nothing sent on); its
     // token stays taken, as nginx's limit_req keeps the excess of a request that closes while delayed.
-    if (decision.delayMs > 0) return delayUnlessClientGone(context, decision.delayMs).then((stayed) => (stayed ? next() : recordClientGone(context)));
+    // One its listener answered meanwhile (a body that missed `limits.requestTimeout`, held unread) is
+    // that answer, and nothing goes on either.
+    if (decision.delayMs > 0) return delayUnlessClientGone(context, decision.delayMs).then((stayed) => (!stayed ? recordClientGone(context) : endAnsweredByListener(context) ? undefined : next()));
     return next();
   };
   const middleware: Middleware = function rateLimit(context, next) {
