@@ -1,6 +1,7 @@
 import { upstreamPolicy, serviceSettings, type GatewayConfig, type RouteConfig } from './config/index.ts';
 import { afterResponse, QUEUED_WHEN_CLOSED, type ClientRequest, type ClientResponse, type ContextVariables, type GatewayContext, type QueuedResponse } from './context.ts';
 import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, servingCachedHits, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
@@ -110,6 +111,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
   const onRequestEnd = dependencies.onRequestEnd;
   const tracer = dependencies.tracer;
   const finish = (context: GatewayContext, failed: boolean): void => {
+    // An answer still queued behind an earlier pipelined one has reached nobody yet, ended or not:
+    // what it records waits for its 'close' (sent, or its connection broke: `QUEUED_WHEN_CLOSED`).
+    if (!context.response.destroyed && waitsItsTurn(context)) return void context.response.once('close', () => record(context, failed));
+    record(context, failed);
+  };
+  const record = (context: GatewayContext, failed: boolean): void => {
     if (context.response.destroyed) recordQueuedWhenClosed(context);
     logAccess?.(context, failed);
     context.trace?.end(context);
@@ -162,6 +169,19 @@ function recordQueuedWhenClosed(context: GatewayContext): void {
   context.outcome.status = 499;
   context.outcome.errorClass = 'cancelled';
   context.outcome.bytesOut = 0;
+}
+
+/**
+ * Whether the HTTP/1.1 answer of `context` is queued behind an earlier pipelined one: Node gives it
+ * no socket until that one is sent, and holds what is written into it meanwhile (`writableFinished`
+ * stays false, where an answer sent and let go of has no socket either). An upgrade's response
+ * has none once its tunnel took the socket (its line waits for the tunnel by itself, its metrics
+ * and trace do not). HTTP/2 answers are never queued, and are not asked: their `socket` getter
+ * makes a proxy object.
+ */
+function waitsItsTurn(context: GatewayContext): boolean {
+  const response = context.response as ServerResponse;
+  return context.request.httpVersionMajor !== 2 && response.socket === null && !response.writableFinished && (context.request as IncomingMessage & { upgrade?: boolean }).upgrade !== true;
 }
 
 /** The answer of a request finished without a promise of its own. */

@@ -303,6 +303,8 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
   let api: TestBackend;
   /** An upstream that holds every request until the test's end (or the gateway gives it up); `…/streaming` gets a body until the gateway stops reading it. */
   let thinking: TestBackend;
+  /** An upstream that answers every request at once. */
+  let quick: TestBackend;
   let stalled = false;
   const streamUntilStalled = (response: ServerResponse) => {
     response.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -322,7 +324,7 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
   let abandoned = 0;
 
   beforeAll(async () => {
-    [silentAuth, api, thinking] = await Promise.all([
+    [silentAuth, api, thinking, quick] = await Promise.all([
       startTestBackend((_request, response) => {
         held.push(response);
         response.on('close', () => !response.writableEnded && (abandoned += 1));
@@ -332,6 +334,7 @@ describe('forwardAuth when the client leaves while the auth service thinks', () 
         held.push(response);
         if (request.url?.endsWith('/streaming')) streamUntilStalled(response);
       }),
+      startTestBackend((_request, response) => response.end('quick answer')),
     ]);
     // `silent` waits a minute: a check that ends sooner was ended by its client leaving, not by its timeout.
     gateway = await startGateway(`
@@ -342,6 +345,7 @@ limits: { requestTimeout: 2s, headersTimeout: 2s }
 services:
   api: { instances: [127.0.0.1:${api.port}], healthCheck: false, outlierDetection: { consecutiveErrors: 1 } }
   thinking: { instances: [127.0.0.1:${thinking.port}] }
+  quick: { instances: [127.0.0.1:${quick.port}] }
 middlewares:
   silent: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 60s } }
   brief: { forwardAuth: { address: "http://127.0.0.1:${silentAuth.port}/check", timeout: 1s } }
@@ -351,13 +355,14 @@ routes:
   - { path: /single, service: api, middlewares: [single, silent] }
   - { path: /brief, service: api, middlewares: [brief] }
   - { path: /thinking, service: thinking }
+  - { path: /quick, service: quick }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
   });
   afterAll(async () => {
     for (const response of held) response.end();
     await gateway?.process.stop();
-    await Promise.all([silentAuth, api, thinking].map((backend) => backend?.close()));
+    await Promise.all([silentAuth, api, thinking, quick].map((backend) => backend?.close()));
   });
 
   const accessLine = async (path: string) => {
@@ -484,6 +489,33 @@ routes:
     await waitFor(() => thinking.closed() === 3, { timeoutMs: 10_000, message: 'the upstream requests cancelled' });
     const families = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     expect(sampleValue(families, 'switchboard_requests_total', { route: '/thinking', service: 'thinking', status: '4xx' })).toBe(3);
+  });
+
+  it('logs and counts 499 with no bytes for a pipelined request whose whole answer was still queued when its connection broke', async () => {
+    const client = connectTcp(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(['/thinking/ahead', '/quick/queued-whole'].map((path) => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`).join(''));
+    // The instance counts the attempt once it ended, right after the gateway ended its client's
+    // answer: that whole answer waits behind the first one's, which the upstream holds.
+    await waitFor(async () => (await admin.services()).find((view) => view.name === 'quick')?.instances[0]?.requests === 1, { message: 'the quick upstream to answer the queued request' });
+    client.resetAndDestroy();
+    const line = await accessLine('/quick/queued-whole');
+    expect({ status: line.status, errorClass: line.errorClass, bytes: line.bytes }).toEqual({ status: 499, errorClass: 'cancelled', bytes: 0 });
+    const families = await admin.metrics();
+    expect([sampleValue(families, 'switchboard_requests_total', { route: '/quick', service: 'quick', status: '4xx' }), sampleValue(families, 'switchboard_requests_total', { route: '/quick', service: 'quick', status: '2xx' })]).toEqual([1, undefined]);
+  });
+
+  it('logs each pipelined answer sent whole with its own status and bytes, also when its client then closes the connection', async () => {
+    const client = connectTcp(gateway.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    let received = '';
+    client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const paths = ['/quick/sent-1', '/quick/sent-2', '/quick/sent-3'];
+    client.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nhost: a\r\n\r\n`).join(''));
+    await waitFor(() => received.split('quick answer').length === 4, { message: 'the three answers' });
+    client.end();
+    const lines = await Promise.all(paths.map(accessLine));
+    expect(lines.map((line) => ({ status: line.status, bytes: line.bytes, errorClass: line.errorClass }))).toEqual(paths.map(() => ({ status: 200, bytes: 12, errorClass: undefined })));
   });
 });
 
