@@ -489,6 +489,9 @@ routes:
     await waitFor(() => thinking.closed() === 3, { timeoutMs: 10_000, message: 'the upstream requests cancelled' });
     const families = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     expect(sampleValue(families, 'switchboard_requests_total', { route: '/thinking', service: 'thinking', status: '4xx' })).toBe(3);
+    // Given up for their client, not failed by the upstream: nothing counts against it.
+    const instance = (await admin.services()).find((view) => view.name === 'thinking')?.instances[0];
+    expect([instance?.requests, instance?.errors, instance?.health.state, instance?.routable]).toEqual([3, 0, 'healthy', true]);
   });
 
   it('logs and counts 499 with no bytes for a pipelined request whose whole answer was still queued when its connection broke', async () => {
