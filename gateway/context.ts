@@ -130,7 +130,8 @@ export type AnsweredResponse = { [LISTENER_ANSWER]?: ListenerAnswer };
 /**
  * Set on an HTTP/1.1 response whose connection broke while it waited its turn behind an earlier
  * pipelined answer: nothing written into it reached the client, whatever its head and bytes say.
- * Read only once the response is destroyed, as `LISTENER_ANSWER` is.
+ * Also on the response made for an upgrade whose connection broke so (data-plane.ts): its request
+ * runs no layer. Read only once the response is destroyed, as `LISTENER_ANSWER` is.
  */
 export const QUEUED_WHEN_CLOSED = Symbol('switchboard.queuedWhenClosed');
 

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Picker } from '../src/balance/picker.ts';
 import type { Logger } from '../src/logger.ts';
 import type { EntryPointConfig, GatewayConfig, RouteConfig } from './config/index.ts';
-import type { ClientRequest, ClientResponse, GatewayContext } from './context.ts';
+import { QUEUED_WHEN_CLOSED, type ClientRequest, type ClientResponse, type GatewayContext, type QueuedResponse } from './context.ts';
 import { answerHoldingSocket, NamedCertificates, startEntryPoint, startTcpEntryPoint, type EntryPoint, type ListenerLimits, type ListenerRefusal } from './entrypoints/index.ts';
 import { NamedMiddlewareRegistry, refusalLogStep, tcpLogStep, type AccessLogDestination, type NamedMiddlewareFactory } from './middleware/index.ts';
 import { sendErrorAnswer } from './proxy/error-response.ts';
@@ -215,7 +215,9 @@ async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socke
       held.once('finish', resolve);
       held.once('close', resolve);
     });
-    if (socket.destroyed) return;
+    // The connection broke while the upgrade waited its turn: it is recorded as cancelled (499),
+    // as a pipelined request whose answer was queued is, and goes nowhere.
+    if (socket.destroyed) return runner(createContext(request, closedWhileQueued(request), log, origin));
   }
   // The last earlier answer closed the connection (Connection: close, HTTP/1.0, a drain).
   if (!socket.writable) return void socket.destroy();
@@ -224,6 +226,14 @@ async function runUpgrade(runner: RequestRunner, request: IncomingMessage, socke
   response.assignSocket(socket as never);
   response.once('finish', () => (socket as Socket).destroySoon());
   await runner(createContext(request, response, log, origin));
+}
+
+/** The response of an upgrade whose connection broke while it waited behind an earlier answer: destroyed, never given the socket (`QUEUED_WHEN_CLOSED`). */
+function closedWhileQueued(request: IncomingMessage): ServerResponse {
+  const response = new ServerResponse(request) as ServerResponse & QueuedResponse;
+  response[QUEUED_WHEN_CLOSED] = true;
+  response.destroy();
+  return response;
 }
 
 /** Answers an `Upgrade: h2c` offer with a body (see `upgradeRunner`). */

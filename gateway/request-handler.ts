@@ -143,6 +143,12 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     try {
       global.before(context);
       if (tracer !== undefined) context.trace = tracer.start(context);
+      // An upgrade whose connection broke while it waited behind an earlier answer runs no layer:
+      // nothing is sent for it (no upstream connects for nothing), and it is recorded 499 as such.
+      if (context.response.destroyed && (context.response as QueuedResponse)[QUEUED_WHEN_CLOSED] === true) {
+        finish(context, false);
+        return RESOLVED;
+      }
       done = (entryChains.get(context.entryPoint) ?? routing)(context);
     } catch (error) {
       fail(context, error);

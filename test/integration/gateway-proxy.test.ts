@@ -243,6 +243,18 @@ routes:
     expect((await get('/api/echo/still-here')).status).toBe(200);
   });
 
+  it('logs 499 cancelled for an upgrade pipelined behind an answer when the connection breaks first', async () => {
+    const before = silentRequests;
+    const socket = connect(gateway.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`GET /silent/ahead-of-upgrade HTTP/1.1\r\nHost: a\r\n\r\nGET /ws/pipelined-upgrade HTTP/1.1\r\nHost: a\r\n${WS_HANDSHAKE}\r\n`);
+    await waitFor(() => silentRequests > before, { timeoutMs: 5_000, message: 'the request ahead to reach its upstream' });
+    socket.resetAndDestroy();
+    // Before, the upgrade that waited its turn was dropped with the connection: no line, no metric.
+    const line = await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').find((entry) => entry.includes('"path":"/ws/pipelined-upgrade"')), { timeoutMs: 5_000, message: "the pipelined upgrade's access line" });
+    expect(JSON.parse(line)).toMatchObject({ status: 499, errorClass: 'cancelled', bytes: 0, attempts: 0 });
+  });
+
   it('survives a client that resets its connection while the upgrade waits for the upstream', async () => {
     const before = silentRequests;
     const socket = connect(gateway.port, '127.0.0.1');
