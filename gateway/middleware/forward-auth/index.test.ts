@@ -122,7 +122,8 @@ describe('forwardAuth', () => {
   });
 
   it('refuses with 502 auth-unavailable at its timeout, the auth request aborted', async () => {
-    server = await serveMiddleware([forwardAuth({ address: auth.address, authResponseHeaders: [], timeoutMs: 300 })], countingProxy);
+    // 1 s, not less: the check must reach the auth service before it times out, or nothing there is aborted (a loaded machine may stall a few hundred ms).
+    server = await serveMiddleware([forwardAuth({ address: auth.address, authResponseHeaders: [], timeoutMs: 1_000 })], countingProxy);
     const unavailableBefore = await denials('auth-unavailable');
     const answer = await server.send('/late', { headers: { 'x-hold': '1' } });
     expect([answer.status, (JSON.parse(answer.body.toString()) as { error: string }).error]).toEqual([502, 'auth-unavailable']);
