@@ -553,7 +553,7 @@ middlewares:
   seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
   held: { rateLimit: { average: 1, period: 1m, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
   spaced: { rateLimit: { average: 1, period: 20s, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
-  slow: { rateLimit: { average: 1, period: 3s, burst: 1, key: "header:X-Lane", delay: { maxWait: 10s } } }
+  slow: { rateLimit: { average: 1, period: 5s, burst: 1, key: "header:X-Lane", delay: { maxWait: 10s } } }
   staff: { basicAuth: { realm: staff } }
 routes:
   - { path: /held, service: api, middlewares: [seen, held] }
@@ -597,8 +597,10 @@ routes:
   it('sends nothing upstream once its listener answered 408 to an upload that missed requestTimeout during the delay', async () => {
     expect((await get(gateway.port, '/slow/first', { headers: { 'x-lane': 'upload' } })).status).toBe(200);
     const reached = passedAuth(1);
-    // Held ~3 s for its token; its body is not whole at requestTimeout (2 s), and the client keeps its side open
-    // after the 408, as one still uploading does, so the connection outlives the delay.
+    // Held ~5 s for its token; its body is not whole at requestTimeout (2 s), and the client keeps its side open
+    // after the 408, as one still uploading does, so the connection outlives the delay. Node checks
+    // requestTimeout once a second, so the 408 comes 2 to 3 s in: the delay outlasts it by 2 s less
+    // the time since the first request's token (with 3 s, any stall there lost the race).
     const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
     socket.on('error', () => {});
     let received = '';
