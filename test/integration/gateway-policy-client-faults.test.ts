@@ -80,6 +80,11 @@ interface BreakerView {
   readonly failures: number;
 }
 
+/** bcrypt of a password nobody sends, cost 13: each check of it takes a few tenths of a second. */
+const COST_13_HASH = '$2b$13$dCYMFcICE0vGZuf52.qcRukZauCF7GA0E0TpT5k.n1yq45DXDHoSS';
+/** bcrypt of 'right', cost 4. */
+const RIGHT_COST_4_HASH = '$2b$04$JMw6NcNeoZRony7tE8bMrOk8ZbhODc3svwU.uvCa2l9WiBtU9a6mC';
+
 describe('what clients cause never counts against a circuit breaker', () => {
   /** Holds every request unanswered until the test's end (or its client leaves). */
   let holding: TestBackend;
@@ -549,6 +554,7 @@ services:
   narrow: { instances: [127.0.0.1:${holding.port}], concurrency: { maxRequests: 1, maxPendingRequests: 5 }, timeouts: { connect: 20s }, healthCheck: false }
 consumers:
   ops: { passwords: ["${hash}"] }
+  many: { passwords: [${Array(14).fill(`"${COST_13_HASH}"`).join(', ')}, "${RIGHT_COST_4_HASH}"] }
 middlewares:
   seen: { forwardAuth: { address: "http://127.0.0.1:${auth.port}/check" } }
   held: { rateLimit: { average: 1, period: 1m, burst: 1, key: "header:X-Lane", delay: { maxWait: 1m } } }
@@ -684,6 +690,25 @@ routes:
     expect(await accessLine('/staff/left')).toEqual(cancelled);
     expect(await accessLine('/staff/pipelined-1')).toEqual(cancelled);
     expect(api.received.filter((seen) => seen.url.startsWith('/staff/'))).toEqual([]);
+  });
+
+  it('sends nothing upstream once its listener answered 408 to an upload that missed requestTimeout during its password check', async () => {
+    // 14 checks of cost 13 (~0.4 s each here, a quarter-second on a fast machine) before the one that
+    // passes: the check outlasts the 408, which Node's once-a-second check of requestTimeout (2 s)
+    // gives 2 to 3 s after the upload started. The client keeps its side open after the 408.
+    const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`POST /staff/upload HTTP/1.1\r\nhost: gateway\r\nauthorization: ${basic('many:right')}\r\ncontent-length: 1000000\r\n\r\n${'x'.repeat(300_000)}`);
+    try {
+      await waitFor(() => received.startsWith('HTTP/1.1 408 '), { message: "the listener's 408 to the upload whose password is checked" });
+      // Logged once the check is over: as the 408 the client got, with no attempt, and the upstream never got it.
+      expect(await accessLine('/staff/upload')).toEqual({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(api.received.filter((seen) => seen.url === '/staff/upload')).toEqual([]);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('takes a pipelined request whose connection went out of the queue for a concurrency slot: nothing upstream', async () => {

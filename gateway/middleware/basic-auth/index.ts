@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
-import { recordClientGone, watchClientGone } from '../client-gone.ts';
+import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { TokenCache } from '../jwt-auth/token-cache.ts';
 
@@ -78,6 +78,10 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
       if (verified !== BUSY && verified !== undefined) cache.set(cacheKey, verified, undefined);
       // Nobody is left to hear the verdict, and a pipelined request (whose response Node never destroys) must not go on.
       if (left.signal.aborted) return recordClientGone(context);
+      // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout` while
+      // the check held it unread): that answer is the request's, and nothing goes on, as after a
+      // forwardAuth check or a rateLimit delay.
+      if (endAnsweredByListener(context)) return;
       if (verified === BUSY) return denyAccess(context, { status: 503, reason: 'auth-busy', message: 'too many password checks are waiting; try again shortly', retryAfterSeconds: 1 });
       if (!verified) return denyAccess(context, invalid);
       consumer = verified;
