@@ -1,7 +1,7 @@
 import type { Picker } from '../../src/balance/picker.ts';
 import type { RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
-import { recordClientGone, watchClientGone } from '../middleware/client-gone.ts';
+import { endAnsweredByListener, recordClientGone, watchClientGone } from '../middleware/client-gone.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { UpstreamTransports } from '../transports/index.ts';
@@ -100,6 +100,12 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
       // Gone just as the slot was handed over: it goes on to the next in line.
       if (admission > 0) guard.leave(admission, false);
       return recordClientGone(context);
+    }
+    // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout` while
+    // the wait held it unread): that answer is the request's; the slot goes on, nothing upstream.
+    if (endAnsweredByListener(context)) {
+      if (admission > 0) guard.leave(admission, false);
+      return;
     }
     if (admission === MUST_WAIT) admission = REFUSED_MAX_REQUESTS;
     if (admission < 0) return refused(context, admission, guard, fallbackDepth);

@@ -728,4 +728,29 @@ routes:
     expect(holding.received.map((seen) => seen.url)).toEqual(['/narrow/pipelined-1', '/narrow/after']);
     other.outgoing.destroy();
   });
+
+  it('sends nothing upstream once its listener answered 408 to an upload that missed requestTimeout while it waited for a concurrency slot', async () => {
+    await waitFor(() => holding.closed() === holding.received.length, { message: 'the earlier requests to have let go of the slot' });
+    const ahead = exchange(gateway.port, '/narrow/holds-the-slot');
+    ahead.answer.catch(() => undefined);
+    ahead.outgoing.end();
+    const before = holding.received.length;
+    await waitFor(() => holding.received.length === before + 1, { message: 'the request ahead to take the one slot' });
+    // Queued behind it (its connect timeout, 20 s, bounds the wait); its body is not whole at
+    // requestTimeout (2 s), and the client keeps its side open after the 408, as one still uploading does.
+    const socket = connectTcp({ port: gateway.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`POST /narrow/upload HTTP/1.1\r\nhost: gateway\r\ncontent-length: 1000000\r\n\r\n${'x'.repeat(300_000)}`);
+    try {
+      await waitFor(() => received.startsWith('HTTP/1.1 408 '), { message: "the listener's 408 to the queued upload" });
+      // The slot frees: the upload, answered already, must not take it to the upstream.
+      ahead.outgoing.destroy();
+      expect(await accessLine('/narrow/upload')).toEqual({ status: 408, errorClass: 'request-timeout', attempts: 0 });
+      expect(holding.received.filter((seen) => seen.url === '/narrow/upload')).toEqual([]);
+    } finally {
+      socket.destroy();
+    }
+  });
 });
