@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { freePort, refusingPort } from './ports.ts';
@@ -45,5 +46,18 @@ describe('refusingPort', () => {
     const free = await Promise.all(Array.from({ length: 20 }, () => freePort()));
     for (const port of free) expect(ports).not.toContain(port);
     for (const port of ports) expect(await connectError(port)).toBe('ECONNREFUSED');
+  });
+});
+
+describe('freePort', () => {
+  it('picks ports below the ephemeral range, which no outgoing connection or listen on port 0 takes meanwhile', async () => {
+    const [start] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    expect(new Set(ports).size).toBe(20);
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(20_000);
+      expect(port).toBeLessThan(start!);
+      expect(await listenError(port, '127.0.0.1')).toBe('listening');
+    }
   });
 });

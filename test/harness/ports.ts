@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 // Ports already handed out by this process: the kernel may offer a just-closed port again before its
@@ -6,16 +7,63 @@ const handedOut = new Set<number>();
 
 const MAX_ATTEMPTS = 20;
 
-/** Resolves with a loopback TCP port that was free a moment ago and that this process has not handed out before. */
+/**
+ * Resolves with a loopback TCP port that was free a moment ago and that this process has not handed out before.
+ *
+ * It is picked below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999 by default) where the
+ * range leaves room: a port from inside it can be taken before its program binds it, not only by another
+ * process's listen on port 0, but by any outgoing connection on the machine, whose local port the kernel picks
+ * from the same range (a test run opens thousands: registry clients, probes, requests), and the program's
+ * bind then fails with EADDRINUSE (CI run C at 284aa1e: an agent's backend). Below it only ports chosen the
+ * same way land.
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const port = await ephemeralPort();
+    const port = (await portBelowEphemeralRange()) ?? (await ephemeralPort());
     if (!handedOut.has(port)) {
       handedOut.add(port);
       return port;
     }
   }
   throw new Error(`no fresh loopback port after ${MAX_ATTEMPTS} attempts`);
+}
+
+/** The lowest port the harness picks from, and how much room below the ephemeral range it needs to pick there. */
+const LOWEST_PICKED = 20_000;
+const ROOM_NEEDED = 4_000;
+let ephemeralStart: number | undefined;
+
+/** The first port of the kernel's ephemeral range (Linux), or 32768 when it cannot be read. */
+function ephemeralRangeStart(): number {
+  if (ephemeralStart === undefined) {
+    try {
+      ephemeralStart = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+    } catch {
+      ephemeralStart = 32_768;
+    }
+  }
+  return ephemeralStart;
+}
+
+/** A random port in [20000, ephemeral range start) that binds on loopback now, or undefined (no room there, or none found in a few tries). */
+async function portBelowEphemeralRange(): Promise<number | undefined> {
+  const end = ephemeralRangeStart();
+  if (end - LOWEST_PICKED < ROOM_NEEDED) return undefined;
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
+    const port = LOWEST_PICKED + Math.floor(Math.random() * (end - LOWEST_PICKED));
+    if (handedOut.has(port)) continue;
+    if (await bindsNow(port)) return port;
+  }
+  return undefined;
+}
+
+function bindsNow(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
 }
 
 /**
