@@ -1,5 +1,4 @@
-import { createServer } from 'node:net';
-import { freePort, reservePorts } from '../../test/harness/ports.ts';
+import { bindsNow, freePort, reservePorts } from '../../test/harness/ports.ts';
 
 export { freePort, reservePorts };
 
@@ -12,15 +11,6 @@ export interface ChosenPort {
 
 /** `wanted` when 127.0.0.1:`wanted` can be bound right now, else a free loopback port (`fallback: true`). */
 export async function portOrFree(wanted: number): Promise<ChosenPort> {
-  if (await canBind(wanted)) return { port: wanted, wanted, fallback: false };
+  if (await bindsNow(wanted)) return { port: wanted, wanted, fallback: false };
   return { port: await freePort(), wanted, fallback: true };
-}
-
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
 }

@@ -57,7 +57,8 @@ async function portBelowEphemeralRange(): Promise<number | undefined> {
   return undefined;
 }
 
-function bindsNow(port: number): Promise<boolean> {
+/** Whether 127.0.0.1:`port` can be bound exclusively right now (it is bound and closed again at once). */
+export function bindsNow(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.unref();
