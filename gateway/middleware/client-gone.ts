@@ -3,7 +3,7 @@ import { recordListenerAnswer } from '../proxy/error-response.ts';
 
 /**
  * Calls `gone` once, never synchronously, as soon as the client of `context` goes away while a
- * middleware waits (a `fault` or `rateLimit` delay, a `forwardAuth` check, a queued `basicAuth` check), and returns the function that stops the
+ * middleware waits (a `fault` or `rateLimit` delay, `whileClientStays`), and returns the function that stops the
  * watch (call it when the wait is over, before the layers after it run); returns undefined, calling
  * nothing, when the client is gone already. The client's response is watched for its 'close': an
  * HTTP/1.1 request pipelined behind another, its response not yet given the connection, hears of
@@ -17,6 +17,36 @@ export function watchClientGone(context: GatewayContext, gone: () => void): (() 
   response.once('close', gone);
   return () => void response.off('close', gone);
 }
+
+/** What a wait that watched its client came to: what it resolved with, and whether the client left meanwhile. */
+export interface WatchedWait<T> {
+  readonly result: T;
+  readonly clientGone: boolean;
+}
+
+/**
+ * Runs `wait` with a controller that aborts (reason `CLIENT_GONE`) as soon as the client of
+ * `context` goes away (`watchClientGone`), the watch ended when `wait` settles; resolves with its
+ * result and whether the client left, or undefined, running nothing, when the client is gone
+ * already. `wait` may abort the controller itself for its own reasons (a deadline): only the
+ * client's leaving counts as gone. The wait of a `forwardAuth` check, a queued `basicAuth` check
+ * and a request queued for a concurrency slot; what to do with a result nobody is left to hear
+ * (remember a verdict, pass a slot on) is the caller's.
+ */
+export async function whileClientStays<T>(context: GatewayContext, wait: (controller: AbortController) => Promise<T>): Promise<WatchedWait<T> | undefined> {
+  const controller = new AbortController();
+  const unwatch = watchClientGone(context, () => controller.abort(CLIENT_GONE));
+  if (unwatch === undefined) return undefined;
+  try {
+    const result = await wait(controller);
+    return { result, clientGone: controller.signal.reason === CLIENT_GONE };
+  } finally {
+    unwatch();
+  }
+}
+
+/** The reason a `whileClientStays` controller aborts with when the client leaves. */
+export const CLIENT_GONE = new Error('the client went away');
 
 /**
  * Resolves true after `ms`, or false as soon as the client goes away first (`watchClientGone`), its
@@ -43,9 +73,9 @@ export function delayUnlessClientGone(context: GatewayContext, ms: number): Prom
  * its place before cutting it (an HTTP/1.1 400 or 408, an HTTP/2 408). Its response ends here too.
  */
 export function recordClientGone(context: GatewayContext): void {
-  // A pipelined request still queued behind another when its connection went has a response Node
-  // never closes: destroyed, it is over for what waits on its end (`afterResponse`: the access log,
-  // an inFlightReq slot, the in-flight count), which otherwise waited forever, the slot held for good.
+  // Defensive: what waits on the response's end (`afterResponse`: the access log, an inFlightReq
+  // slot, the in-flight count) must hear of it. A response its client left is closed already, also
+  // one pipelined behind another (the listener closes it with its connection, http1-connections.ts).
   if (!context.response.destroyed) context.response.destroy();
   if (recordListenerAnswer(context)) return;
   context.outcome.status = 499;

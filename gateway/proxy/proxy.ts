@@ -1,7 +1,7 @@
 import type { Picker } from '../../src/balance/picker.ts';
 import type { RouteConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
-import { endAnsweredByListener, recordClientGone, watchClientGone } from '../middleware/client-gone.ts';
+import { endAnsweredByListener, recordClientGone, whileClientStays } from '../middleware/client-gone.ts';
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { UpstreamTransports } from '../transports/index.ts';
@@ -84,19 +84,11 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
   /** Queued behind `maxRequests`: bounded by the connect timeout, as Envoy bounds its pending requests. */
   async function queued(context: GatewayContext, route: RouteConfig | undefined, picker: Picker, slot: RouteSlot | undefined, guard: RequestGuard, fallbackDepth: number): Promise<void> {
     const policy = slot ? slot.policy : dependencies.policyFor(context);
-    // A client that leaves ends its wait (a pipelined HTTP/1.1 request, whose response Node never
-    // destroys, would otherwise take the slot and go upstream): 499, nothing counted, no slot kept.
-    const left = new AbortController();
-    const unwatch = watchClientGone(context, () => left.abort());
-    if (unwatch === undefined) return recordClientGone(context);
-    let freed: boolean;
-    try {
-      freed = await guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000, left.signal);
-    } finally {
-      unwatch();
-    }
-    let admission = freed ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
-    if (left.signal.aborted) {
+    // A client that leaves ends its wait: 499, nothing counted, no slot kept.
+    const watched = await whileClientStays(context, (left) => guard.waitForSlot(policy.connection.connectTimeoutMs || 1_000, left.signal));
+    if (watched === undefined) return recordClientGone(context);
+    let admission = watched.result ? guard.enter(performance.now()) : REFUSED_MAX_REQUESTS;
+    if (watched.clientGone) {
       // Gone just as the slot was handed over: it goes on to the next in line.
       if (admission > 0) guard.leave(admission, false);
       return recordClientGone(context);

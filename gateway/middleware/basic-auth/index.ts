@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { BasicAuthSettings, ConsumerConfig } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
-import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
+import { endAnsweredByListener, recordClientGone, whileClientStays } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { TokenCache } from '../jwt-auth/token-cache.ts';
 
@@ -65,19 +65,13 @@ export function basicAuth(settings: BasicAuthSettings, check: BoundedCompare = b
     let consumer = cache.get(cacheKey);
     if (!consumer) {
       // Only a check waits (in the queue, on the thread pool): a remembered value pays for no watch.
-      const left = new AbortController();
-      const unwatch = watchClientGone(context, () => left.abort());
-      if (unwatch === undefined) return recordClientGone(context);
-      let verified;
-      try {
-        verified = await verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash, left.signal);
-      } finally {
-        unwatch();
-      }
+      const watched = await whileClientStays(context, (left) => verify(check, consumers.get(credentials.user), credentials.password, unknownUserHash, left.signal));
+      if (watched === undefined) return recordClientGone(context);
+      const verified = watched.result;
       // A check that ran to its end is remembered even so: the client's next attempt needs none.
       if (verified !== BUSY && verified !== undefined) cache.set(cacheKey, verified, undefined);
-      // Nobody is left to hear the verdict, and a pipelined request (whose response Node never destroys) must not go on.
-      if (left.signal.aborted) return recordClientGone(context);
+      // Nobody is left to hear the verdict, and nothing goes on.
+      if (watched.clientGone) return recordClientGone(context);
       // Its listener answered in its place meanwhile (a body that missed `limits.requestTimeout` while
       // the check held it unread): that answer is the request's, and nothing goes on, as after a
       // forwardAuth check or a rateLimit delay.

@@ -4,7 +4,7 @@ import { resumingConnector } from '../../transports/undici-connector.ts';
 import type { ForwardAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { isValidFinalStatus } from '../../http-status.ts';
-import { endAnsweredByListener, recordClientGone, watchClientGone } from '../client-gone.ts';
+import { endAnsweredByListener, recordClientGone, whileClientStays } from '../client-gone.ts';
 import { denyAccess, type AccessDenial } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { REQUEST_ID_HEADER } from '../request-id/index.ts';
@@ -47,19 +47,17 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
     removeSpellings(context.upstream.headers, context.underscoreNames);
     // One signal ends the check at `timeout` or when the client leaves, whichever comes first; the
     // watch ends with the check, before the layers after it run.
-    const controller = new AbortController();
-    const unwatch = watchClientGone(context, () => controller.abort(CLIENT_GONE));
-    if (unwatch === undefined) return recordClientGone(context);
-    const timer = setTimeout(() => controller.abort(CHECK_TIMED_OUT), settings.timeoutMs);
-    let verdict: Verdict;
-    try {
-      verdict = await check(settings, context, controller.signal);
-    } finally {
-      clearTimeout(timer);
-      unwatch();
-    }
+    const watched = await whileClientStays(context, async (controller) => {
+      const timer = setTimeout(() => controller.abort(CHECK_TIMED_OUT), settings.timeoutMs);
+      try {
+        return await check(settings, context, controller.signal);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
     // Whatever the auth service said (or the abort made of its answer), nobody is left to hear it.
-    if (controller.signal.reason === CLIENT_GONE) return recordClientGone(context);
+    if (watched === undefined || watched.clientGone) return recordClientGone(context);
+    const verdict = watched.result;
     // Its listener answered 408 meanwhile (an upload that missed `limits.requestTimeout` while the
     // check held it unread), its client still connected: that answer is the request's; no verdict
     // is sent after it, and a pass must not send the cut-short upload upstream.
@@ -73,8 +71,7 @@ export function forwardAuth(settings: ForwardAuthSettings): Middleware {
   };
 }
 
-/** Why a check was aborted; the reason of its signal. */
-const CLIENT_GONE = new Error('the client went away');
+/** Why a check was aborted at its deadline; the reason of its signal (`CLIENT_GONE` when its client left). */
 const CHECK_TIMED_OUT = new Error('the authentication service did not answer in time');
 
 /** Asks the auth service about the request, the whole answer read within `signal`; never rejects. */
