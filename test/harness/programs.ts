@@ -112,6 +112,20 @@ export function logOf(process: ManagedProcess): Promise<string> {
   return readTail(process.logFile);
 }
 
+/**
+ * The access-log line `process` wrote for the request to `path` (its exact path), parsed, once it is
+ * in the log: the first with that path followed by a status, as an access line (or the line of an
+ * answer its listener gave in the request's place) has it, so no other line naming the path is taken.
+ */
+export async function accessLineOf(process: ManagedProcess, path: string, options: { timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+  const field = `"path":${JSON.stringify(path)},"status":`;
+  const line = await waitFor(async () => (await readFile(process.logFile, 'utf8')).split('\n').find((text) => text.includes(field)), {
+    ...options,
+    message: `the access line of ${path}`,
+  });
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
 const GATEWAY_BIN = join(REPO_ROOT, 'bin/switchboard.js');
 
 /** A real `switchboard` process with its configuration file, which tests may rewrite. */

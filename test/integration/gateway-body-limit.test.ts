@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectHttp2, createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { refusingPort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, refusingPort, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -218,11 +217,7 @@ describe('the bodyLimit middleware in the running gateway', () => {
   let closedPort: number;
   const address = () => `127.0.0.1:${backend.port}`;
   const instance = async () => (await admin.services()).find((service) => service.name === 'upload')!.instances.find((candidate) => candidate.address === address())!;
-  const accessLine = (path: string) =>
-    waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').find((text) => text.includes('"requestId"') && text.includes(`"path":"${path}"`)), {
-      timeoutMs: 5_000,
-      message: `the access line of ${path}`,
-    }).then((line) => JSON.parse(line) as Record<string, unknown>);
+  const accessLine = (path: string) => accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
 
   beforeAll(async () => {
     [backend, h2Backend] = await Promise.all([startCountingBackend(), startCountingBackend(true)]);

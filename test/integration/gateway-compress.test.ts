@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 64 KiB of text that compresses (words repeated) but not to nothing (numbers vary). */
 const TEXT = Buffer.from(Array.from({ length: 4_000 }, (_, index) => `line ${index} of the answer ${index * 7919}\n`).join('').slice(0, 64 * 1024));
@@ -143,10 +143,7 @@ describe('compress: answers compressed on the fly by a real gateway from a real 
     const samples = (await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics()).get('switchboard_upstream_errors_total')?.samples ?? [];
     return samples.filter((sample) => sample.labels.service === 'site').reduce((sum, sample) => sum + sample.value, 0);
   };
-  const accessLine = (path: string) =>
-    waitFor(async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"requestId"') && text.includes(`"path":"${path}"`)), {
-      message: `the access line of ${path}`,
-    }).then((line) => JSON.parse(line) as Record<string, unknown>);
+  const accessLine = (path: string) => accessLineOf(gateway.process, path);
 
   beforeAll(async () => {
     backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));

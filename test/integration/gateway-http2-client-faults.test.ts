@@ -4,7 +4,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { continuedGet, http2Frame } from '../../gateway/entrypoints/http2-testing.ts';
 import { peerEnded, watchPeerEnd } from '../../gateway/transports/transport-http2-peer-end.ts';
-import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { adminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
@@ -294,9 +294,7 @@ routes:
       });
       await upload.cut();
       await waitFor(() => upstream.closed || upstream.received.endsWith('0\r\n\r\n'), { timeoutMs: 5_000, message: 'the upstream request to end, whole or reset' });
-      const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
-      const line = await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 5_000, message: "the upload's access line" });
-      return { upstream, line: JSON.parse(line) as Record<string, unknown> };
+      return { upstream, line: await accessLineOf(gateway.process, path, { timeoutMs: 5_000 }) };
     } finally {
       upload.close();
     }
@@ -369,8 +367,7 @@ routes:
       // Reset with CANCEL and no END_STREAM before it (node:http2's `close(NGHTTP2_CANCEL)` ends the
       // writable side first: the upstream got END_STREAM, a whole request that it answered, then RST_STREAM).
       expect({ received: upstream.received, endStream: upstream.endStream, rstCode: upstream.rstCode }).toEqual({ received: 'partial', endStream: false, rstCode: constants.NGHTTP2_CANCEL });
-      const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
-      const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { timeoutMs: 5_000, message: "the upload's access line" })) as Record<string, unknown>;
+      const line = await accessLineOf(gateway.process, path, { timeoutMs: 5_000 });
       expect({ status: line.status, errorClass: line.errorClass, aborted: line.aborted }).toEqual({ status: 499, errorClass: 'cancelled', aborted: true });
       expect(await recorderErrors('h2-recorder')).toBe(errorsBefore);
     } finally {

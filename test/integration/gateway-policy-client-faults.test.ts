@@ -6,7 +6,7 @@ import { hash as bcryptHash } from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** A real HTTP backend in the test process: what reached it, and how it answers. */
 interface TestBackend {
@@ -370,10 +370,7 @@ routes:
     await Promise.all([silentAuth, api, thinking, quick].map((backend) => backend?.close()));
   });
 
-  const accessLine = async (path: string) => {
-    const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
-    return JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { message: `the access line of ${path}` })) as Record<string, unknown>;
-  };
+  const accessLine = (path: string) => accessLineOf(gateway.process, path);
 
   it('aborts the check at once, sends nothing upstream and logs 499 cancelled when an HTTP/1.1 client leaves', async () => {
     const [checks, gaveUp] = [silentAuth.received.length, abandoned];
@@ -580,8 +577,7 @@ routes:
   };
 
   const accessLine = async (path: string) => {
-    const logged = (log: string) => log.split('\n').find((line) => line.includes(`"path":"${path}"`));
-    const line = JSON.parse(await waitFor(async () => logged(await readFile(gateway.process.logFile, 'utf8')), { message: `the access line of ${path}` })) as Record<string, unknown>;
+    const line = await accessLineOf(gateway.process, path);
     return { status: line.status, errorClass: line.errorClass, attempts: line.attempts };
   };
   const cancelled = { status: 499, errorClass: 'cancelled', attempts: 0 };

@@ -4,7 +4,7 @@ import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { adminClient } from '../harness/admin-client.ts';
-import { refusingPort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, refusingPort, logOf, startBackend, startGateway, waitFor, type BackendProcess, type GatewayProcess } from '../harness/index.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
 
 /** Echo answer of the fixture backend. */
@@ -251,8 +251,7 @@ routes:
     await waitFor(() => silentRequests > before, { timeoutMs: 5_000, message: 'the request ahead to reach its upstream' });
     socket.resetAndDestroy();
     // Before, the upgrade that waited its turn was dropped with the connection: no line, no metric.
-    const line = await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').find((entry) => entry.includes('"path":"/ws/pipelined-upgrade"')), { timeoutMs: 5_000, message: "the pipelined upgrade's access line" });
-    expect(JSON.parse(line)).toMatchObject({ status: 499, errorClass: 'cancelled', bytes: 0, attempts: 0 });
+    expect(await accessLineOf(gateway.process, '/ws/pipelined-upgrade', { timeoutMs: 5_000 })).toMatchObject({ status: 499, errorClass: 'cancelled', bytes: 0, attempts: 0 });
   });
 
   it('survives a client that resets its connection while the upgrade waits for the upstream', async () => {

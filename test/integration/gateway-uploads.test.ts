@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, logOf, makeTempDir, onPath, removeTempDir, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const MiB = 1024 * 1024;
 
@@ -181,11 +181,7 @@ routes:
     expect(other.status).toBe(417);
     expect(backend.received.has('other-expectation')).toBe(false);
     // The listener's own answer, logged with the request's method and path.
-    const line = await waitFor(async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').find((text) => text.includes('"path":"/upload/other"')), {
-      timeoutMs: 5_000,
-      message: "the 417's access line",
-    });
-    expect(JSON.parse(line)).toMatchObject({ method: 'POST', status: 417, errorClass: 'expectation-failed', attempts: 0 });
+    expect(await accessLineOf(gateway.process, '/upload/other', { timeoutMs: 5_000 })).toMatchObject({ method: 'POST', status: 417, errorClass: 'expectation-failed', attempts: 0 });
     const answer = await rawExchange(gateway.port, `POST /upload/http10 HTTP/1.0\r\nHost: gw\r\nx-upload-id: http10\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello`);
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
     expect(backend.received.get('http10')).toMatchObject({ bytes: 5, complete: true, expect: undefined });
