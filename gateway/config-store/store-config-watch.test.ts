@@ -1,6 +1,4 @@
-import { mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -8,6 +6,7 @@ import { NEVER, Subject } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
 import { watchedByThisProcess } from '../../test/harness/folder-watched.ts';
+import { makeTempDir, makeTempDirSync } from '../../test/harness/temp-dirs.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig, type ConfigResult } from '../config/index.ts';
 import { watchConfigWithStore } from './store-config.ts';
@@ -15,7 +14,7 @@ import { writeStoreSnapshot } from './store-snapshot-file.ts';
 import type { StoreListing, StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'sb-store-watch-'));
+const dir = makeTempDirSync('sb-store-watch-');
 let count = 0;
 const subscriptions: { unsubscribe(): void }[] = [];
 afterEach(() => subscriptions.splice(0).forEach((subscription) => subscription.unsubscribe()));
@@ -226,7 +225,7 @@ describe('watchConfigWithStore', () => {
 
     beforeEach(async () => {
       lines = [];
-      folder = await mkdtemp(join(tmpdir(), 'sb-store-files-'));
+      folder = await makeTempDir('sb-store-files-');
       keys = join(folder, 'keys');
       await Promise.all([mkdir(keys), mkdir(join(folder, 'staging'))]);
       const [made, other] = await Promise.all([makeCertificate(keys, 'site', { key: 'ec', names: ['site.test'] }), makeCertificate(join(folder, 'staging'), 'other', { key: 'ec', names: ['other.test'] })]);

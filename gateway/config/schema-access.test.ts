@@ -1,9 +1,8 @@
 import { writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { makeTempDirSync } from '../../test/harness/temp-dirs.ts';
 import { parseConfig } from './load.ts';
 import { errorOf, expectRefused } from './config-testing.ts';
 
@@ -60,7 +59,7 @@ forwarding: { trustedProxies: [loopback] }
   });
 
   it('refuses missing, short and unusable key files with their paths, and reads good ones', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sb-access-'));
+    const dir = makeTempDirSync('sb-access-');
     writeFileSync(join(dir, 'short.secret'), 'too-short\n');
     writeFileSync(join(dir, 'garbage.pem'), 'hello');
     writeFileSync(join(dir, 'good.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));

@@ -13,7 +13,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 /**
  * Where a browser test saves its screenshot `name`: `docs/<name>`, the picture README shows, only
  * when the environment has `UPDATE_SCREENSHOTS=1`; otherwise a fresh temporary directory (removed
- * when the test process exits), so that a test run leaves the working tree as it found it and two
+ * at the end of the test file), so that a test run leaves the working tree as it found it and two
  * checkouts' runs never write one file.
  */
 export async function screenshotPath(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { HarnessError } from './errors.ts';
 import { descendantsOf, killStillRunning } from './process-tree.ts';
+import { removeTempDirsNow } from './temp-dirs.ts';
 import { waitFor } from './wait.ts';
+
+// The harness's processes log into temporary directories: their helpers stay importable from here.
+export { makeTempDir, makeTempDirSync, removeTempDir } from './temp-dirs.ts';
 
 /** How a child process ended: its exit code, or the signal that ended it, or the error that kept it from starting. */
 export interface ExitInfo {
@@ -29,7 +31,6 @@ const KILL_WAIT_MS = 5_000;
 const LOG_TAIL_BYTES = 16_384;
 
 const liveChildren = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
 
 /**
  * One child process that can be started again after it ended, with signals for the failure modes tests simulate:
@@ -251,26 +252,6 @@ export async function waitUntilReady(proc: ManagedProcess, isReady: () => Promis
   }
 }
 
-/** Creates a fresh directory under os.tmpdir() that is removed at process exit if `removeTempDir` never ran. */
-export async function makeTempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  tempDirs.add(dir);
-  return dir;
-}
-
-/** Synchronous twin of makeTempDir, for callers that cannot await. */
-export function makeTempDirSync(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.add(dir);
-  return dir;
-}
-
-/** Removes a directory made by makeTempDir, recursively and without failing if it is already gone. */
-export async function removeTempDir(dir: string): Promise<void> {
-  tempDirs.delete(dir);
-  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
 let hooksInstalled = false;
 
 // The last line of defence against leaked JVMs: whatever a failed test left running dies with this process.
@@ -283,8 +264,7 @@ function killLeftovers(): void {
     }
   }
   liveChildren.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
+  removeTempDirsNow();
 }
 
 function installExitHooks(): void {

@@ -2,11 +2,10 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, REPO_ROOT, startBackend, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -348,7 +347,7 @@ describe('gateway lifecycle', () => {
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
-    const path = join(await mkdtemp(join(tmpdir(), 'sb-bad-config-')), 'gateway.yaml');
+    const path = join(await makeTempDir('sb-bad-config-'), 'gateway.yaml');
     await writeFile(path, 'listen: 127.0.0.1:0\nroutes:\n  - { path: /a, servce: a }\n');
     const run = spawnSync(process.execPath, ['bin/switchboard.js', '--config', path], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(run.status).toBe(2);
