@@ -51,6 +51,11 @@ export function showCache(name: string, cache: ResponseCache): void {
   liveCaches.set(name, cache);
 }
 
+/** The caches in force in this process by middleware name, for a purge. */
+export function cachesInForce(): ReadonlyMap<string, ResponseCache> {
+  return liveCaches;
+}
+
 /** Takes `cache` out of the gauges (its middleware was retired), unless another took its name since. */
 export function forgetCache(name: string, cache: ResponseCache): void {
   if (liveCaches.get(name) === cache) liveCaches.delete(name);

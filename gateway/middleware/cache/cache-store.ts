@@ -103,6 +103,30 @@ export class ResponseCache {
     this.slots.delete(primary);
   }
 
+  /**
+   * Forgets every variant under each primary key `selects` takes, and its marker; the number of
+   * answers dropped. Unlike `invalidate`, the variants go at once, not when the LRU reaches them:
+   * a purge frees their memory too. One walk of every key, `selects` asked once per primary key.
+   */
+  purge(selects: (primary: string) => boolean): number {
+    const verdicts = new Map<string, boolean>();
+    const doomed: string[] = [];
+    for (const key of this.slots.keys()) {
+      const cut = key.indexOf('\u0000');
+      const primary = cut === -1 ? key : key.slice(0, cut);
+      let verdict = verdicts.get(primary);
+      if (verdict === undefined) verdicts.set(primary, (verdict = selects(primary)));
+      if (verdict) doomed.push(key);
+    }
+    let purged = 0;
+    for (const key of doomed) {
+      const slot = this.slots.peek(key);
+      if (slot !== undefined && 'body' in slot) purged += 1;
+      this.slots.delete(key);
+    }
+    return purged;
+  }
+
   /** Answers held (variants; markers left out). */
   get entries(): number {
     return this.answers;

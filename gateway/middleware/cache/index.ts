@@ -7,10 +7,13 @@ import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { cacheKey } from './cache-key.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
 
 export { ResponseCache, variantKey, varyNames } from './cache-store.ts';
+export { CACHE_PURGE_FIELDS, cachePurgedTotal, decodeCachePurgeSelector, purgeLiveCaches } from './cache-purge.ts';
+export type { CachePurgeSelector } from './cache-purge.ts';
 export type { CachedAnswer } from './cache-store.ts';
 
 /** Methods that change nothing (RFC 9110 §9.2.1): any other one answered with success invalidates the stored answers of its URI (RFC 9111 §4.4). */
@@ -32,9 +35,8 @@ const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive
  */
 export function primaryKey(context: GatewayContext): string {
   const host = (context.request.headers.host ?? '').toLowerCase();
-  const consumer = context.get('consumer');
-  const key = `GET ${context.secure ? 'https' : 'http'}://${host}${context.upstream.path} entry=${context.entryPoint} route=${context.routeName}`;
-  return consumer === undefined ? key : `${key} consumer=${consumer.name}`;
+  const scheme = context.secure ? 'https' : 'http';
+  return cacheKey({ scheme, host, path: context.upstream.path, entryPoint: context.entryPoint, route: context.routeName, consumer: context.get('consumer')?.name });
 }
 
 /** A request's `Cache-Control: no-store` / `no-cache` (or `Pragma: no-cache`): the client wants an answer from the origin (RFC 9111 §5.2.1). */
