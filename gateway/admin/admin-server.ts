@@ -5,6 +5,7 @@ import { DEFAULT_SERVER_LIMITS, type ListenAddress } from '../config/index.ts';
 import { redactSecrets } from '../config/redaction.ts';
 import { isAuthorized, isLoopbackHostHeader } from './admin-auth.ts';
 import type { AdminSources } from './admin-sources.ts';
+import { answerCachePurge, CACHE_PURGE_PATH } from './cache-purge-api.ts';
 import { configView, routesView } from './config-view.ts';
 import { DASHBOARD_HEADERS, type DashboardAsset } from './dashboard-assets.ts';
 import type { AdminEvents } from './events.ts';
@@ -17,6 +18,7 @@ import { isStatsPath, statsAnswer } from './stats-view.ts';
 import { StoreApi, storePlaceOf, type StoreAnswer } from './store-api.ts';
 import { tcpView } from './tcp-view.ts';
 import { listenOn } from '../entrypoints/listen.ts';
+import { purgeLiveCaches } from '../middleware/cache/index.ts';
 import { metricsText } from '../telemetry/metrics-text.ts';
 
 /** Where the admin listener binds and what it requires. */
@@ -59,7 +61,7 @@ const VERSIONED_API_HEADERS = { 'cache-control': 'private, no-cache', 'x-content
  * The admin listener, separate from the proxy's: JSON views of services, routes, configuration
  * and registries, live events (SSE), Prometheus metrics, readiness (`/ready`) and the dashboard.
  * Every endpoint is GET (and HEAD) but the config store's objects (store-api.ts), which take PUT and
- * DELETE with the token. With a token, everything but the dashboard's static files and `/ready`
+ * DELETE with the token, and the cache purge (cache-purge-api.ts), a POST with the token. With a token, everything but the dashboard's static files and `/ready`
  * needs it; without one, only requests addressed to a loopback Host are answered. Errors are JSON `{ error, status, message }`.
  */
 export class AdminServer {
@@ -133,6 +135,10 @@ export class AdminServer {
     }
     const place = storePlaceOf(path);
     if (place) return sendAnswer(response, await this.store.answer(request, place));
+    if (path === CACHE_PURGE_PATH) {
+      const purge = this.sources.purgeCaches ?? ((selector) => Promise.resolve({ purged: purgeLiveCaches(selector) }));
+      return sendAnswer(response, await answerCachePurge(request, { token, config: () => this.sources.config(), purge }));
+    }
     const view = this.views.get(path);
     const stats = isStatsPath(path);
     if (!asset && !view && !stats && path !== READY_PATH && path !== '/api/events' && path !== '/metrics' && path !== '/api/explain') return sendError(response, 404, 'not-found', `no admin endpoint at ${url.pathname}`);

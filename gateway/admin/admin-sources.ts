@@ -4,8 +4,10 @@ import type { DiscoveryAggregator } from '../../src/discovery/index.ts';
 import type { HealthSnapshot } from '../../src/health/index.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import type { StoreLocation } from '../config-store/store-layout.ts';
+import type { CachePurgeSelector } from '../middleware/cache/index.ts';
 import type { ServiceBalancers } from '../service-registry.ts';
 import type { FlowStats, InstanceTraffic } from '../telemetry/index.ts';
+import type { CachePurgeResult } from './cache-purge-api.ts';
 import type { EndpointState } from './event-types.ts';
 import { healthVerdict } from './health-state.ts';
 
@@ -26,7 +28,7 @@ export interface Readiness {
 /** The readiness of a gateway that started to stop: load balancers should stop sending while it drains. */
 export const DRAINING: Readiness = { ready: false, reason: 'draining: the gateway is stopping' };
 
-/** Everything of the running gateway that the admin API reads; it never writes to any of it. */
+/** Everything of the running gateway that the admin API reads; it writes only to the config store and, by a purge, to the caches. */
 export interface AdminSources {
   readonly aggregator: DiscoveryAggregator;
   readonly balancers: ServiceBalancers;
@@ -52,6 +54,11 @@ export interface AdminSources {
   readonly storeLocation?: () => (StoreLocation & { readonly timeoutMs?: number }) | undefined;
   /** The config store's state (URL, revision in force, refused objects) for `/api/config`; absent without one. */
   readonly configStore?: () => unknown;
+  /**
+   * Drops the answers a purge selects from every process's caches, for `POST /api/cache/purge`: with
+   * `workers`, the primary asks each worker (bounded); this process's own caches when absent.
+   */
+  readonly purgeCaches?: (selector: CachePurgeSelector) => Promise<CachePurgeResult>;
   /** The gateways sharing the config store, for `/api/peers`; absent (and the path unknown) without `configStore`. */
   readonly peers?: () => unknown;
 }

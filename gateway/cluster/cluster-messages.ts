@@ -2,6 +2,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
 import type { RateLimitChange } from '../admin/event-types.ts';
+import type { CachePurgeSelector } from '../middleware/cache/index.ts';
 import type { BreakerChange } from '../policy/breaker-change.ts';
 import type { BreakerView, LimitsView } from '../policy/traffic-guards.ts';
 import type { WireFlowEntry } from '../telemetry/index.ts';
@@ -27,6 +28,8 @@ export type PrimaryMessage =
   /** Stop accepting, drain in-flight requests within the drain bound, then exit. */
   | { readonly kind: 'switchboard:drain' }
   | { readonly kind: 'switchboard:metrics-request'; readonly id: number }
+  /** Drop the answers `selector` picks from the worker's caches (`POST /api/cache/purge`); answered by `cache-purged` with the same id. */
+  | { readonly kind: 'switchboard:cache-purge'; readonly id: number; readonly selector: CachePurgeSelector }
   /** How many gateways share the config store (the rate limiter's Redis fallback divides by it). */
   | { readonly kind: 'switchboard:peers'; readonly count: number };
 
@@ -54,6 +57,8 @@ export type WorkerMessage =
   /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
   | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  /** The answers the worker dropped for the `cache-purge` of that id. */
+  | { readonly kind: 'switchboard:cache-purged'; readonly id: number; readonly purged: number }
   /** A rate limit of the worker lost or regained its Redis; the primary reports it in its admin events. */
   | { readonly kind: 'switchboard:rate-limit-change'; readonly change: RateLimitChange }
   /** The worker's breakers and caps (each worker keeps its own), with the state changes since the last such message. */

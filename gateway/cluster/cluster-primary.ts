@@ -5,16 +5,20 @@ import { metricsRegistry } from '../../src/metrics.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import { startControlPlane, type ControlPlane } from '../control-plane.ts';
 import { rateLimitChanges } from '../middleware/index.ts';
+import type { CachePurgeSelector } from '../middleware/cache/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { WorkerBreakers } from './cluster-breakers.ts';
 import { aggregateMetrics, RetiredWorkerMetrics, type ScrapeAnswer } from './cluster-metrics.ts';
 import { decodeRateLimitChange, type PrimaryMessage } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
+import { WorkerQuestions } from './cluster-questions.ts';
 import { WorkerSupervisor } from './cluster-supervisor.ts';
 import { configIdentity, WorkerConfigs } from './cluster-worker-configs.ts';
 
 /** How long `/metrics` waits for a worker's metrics; a worker that does not answer is left out of that scrape. */
 const METRICS_TIMEOUT_MS = 2_000;
+/** How long a cache purge waits for each worker's count; one that does not answer is reported as `workersUnanswered`. */
+const PURGE_TIMEOUT_MS = 2_000;
 /** Added to the drain bound for workers to flush and exit before the primary kills them. */
 export const EXIT_MARGIN_MS = 3_000;
 
@@ -54,8 +58,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);
-  const pendingMetrics = new Map<number, (answer: ScrapeAnswer) => void>();
-  let metricsRequests = 0;
+  const scrapes = new WorkerQuestions<ScrapeAnswer>();
+  const purges = new WorkerQuestions<number>();
   const retiredMetrics = new RetiredWorkerMetrics();
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
@@ -94,8 +98,9 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
         else if (message.kind === 'switchboard:breakers') breakers.receive(message);
         else if (message.kind === 'switchboard:metrics') {
           retiredMetrics.answered(slot, message.metrics);
-          pendingMetrics.get(message.id)?.({ slot, generation: retiredMetrics.generation(slot), metrics: message.metrics });
+          scrapes.answered(message.id, { slot, generation: retiredMetrics.generation(slot), metrics: message.metrics });
         }
+        else if (message.kind === 'switchboard:cache-purged') purges.answered(message.id, typeof message.purged === 'number' ? message.purged : 0);
         else if (message.kind === 'switchboard:rate-limit-change') {
           const change = decodeRateLimitChange(message.change);
           if (change) rateLimitChanges.next(change);
@@ -119,29 +124,21 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   );
 
   const clusterMetrics = async (): Promise<string> => {
-    const workers = supervisor.connected();
-    const id = (metricsRequests += 1);
-    const answers = new Promise<ScrapeAnswer[]>((resolve) => {
-      const received: ScrapeAnswer[] = [];
-      const done = () => {
-        clearTimeout(timer);
-        pendingMetrics.delete(id);
-        resolve(received);
-      };
-      const timer = setTimeout(done, METRICS_TIMEOUT_MS);
-      pendingMetrics.set(id, (answer) => {
-        received.push(answer);
-        if (received.length === workers.length) done();
-      });
-      if (workers.length === 0) done();
-    });
-    supervisor.broadcast({ kind: 'switchboard:metrics-request', id });
+    const workers = supervisor.connected().length;
+    const answers = scrapes.ask(workers, (id) => supervisor.broadcast({ kind: 'switchboard:metrics-request', id }), METRICS_TIMEOUT_MS);
     const own = await metricsRegistry.getMetricsAsJSON();
     return aggregateMetrics([own, ...retiredMetrics.scrape(await answers)]);
   };
 
+  // Each worker holds caches of its own (the primary none); a worker started since holds nothing yet.
+  const purgeCaches = async (selector: CachePurgeSelector) => {
+    const workers = supervisor.connected().length;
+    const answers = await purges.ask(workers, (id) => supervisor.broadcast({ kind: 'switchboard:cache-purge', id, selector }), PURGE_TIMEOUT_MS);
+    return { purged: answers.reduce((sum, purged) => sum + purged, 0), workersUnanswered: workers - answers.length };
+  };
+
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, purgeCaches, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
   // A forgotten service leaves no series in the counts of workers gone either (each worker drops its own).
   control.balancers.forgotten$.subscribe((service) => retiredMetrics.forget(service));
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;

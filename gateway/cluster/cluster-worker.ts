@@ -4,6 +4,7 @@ import { closeLogs, componentLogger } from '../../src/logger.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
+import { decodeCachePurgeSelector, purgeLiveCaches } from '../middleware/cache/index.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
 import type { BreakerChange } from '../policy/breaker-change.ts';
 import { releaseSharedRedisAfter } from '../redis/redis-connection.ts';
@@ -26,7 +27,7 @@ const BREAKER_REPORT_MS = 1_000;
 /**
  * Runs this process as a worker of a primary (see `startPrimary`): waits for the configuration,
  * starts the data plane over balancers fed by the primary's health snapshots, sends its outcomes
- * back in batches, answers metrics requests, and drains and exits when told to, on SIGTERM or
+ * back in batches, answers metrics requests and cache purges, and drains and exits when told to, on SIGTERM or
  * SIGINT, or when the primary goes away.
  */
 export function runWorker(options: { accessLogger?: AccessLogDestination } = {}): void {
@@ -178,6 +179,12 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       case 'switchboard:metrics-request':
         void metricsRegistry.getMetricsAsJSON().then((metrics) => send({ kind: 'switchboard:metrics', id: message.id, metrics }));
         return;
+      case 'switchboard:cache-purge': {
+        const selector = decodeCachePurgeSelector(message.selector);
+        if (typeof selector === 'string') log.warn({ reason: selector }, 'malformed cache purge from the primary; nothing dropped');
+        send({ kind: 'switchboard:cache-purged', id: message.id, purged: typeof selector === 'string' ? 0 : purgeLiveCaches(selector) });
+        return;
+      }
       case 'switchboard:peers':
         if (typeof message.count === 'number') setLivePeerCount(message.count);
         return;

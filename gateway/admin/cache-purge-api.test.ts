@@ -1,0 +1,96 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/index.ts';
+import { startGateway, type Gateway } from '../pipeline.ts';
+
+const TOKEN = 'cache-purge-test-token';
+
+/** The real pipeline in this process: the `purgeable` cache in front of a backend whose every answer is new. */
+describe('POST /api/cache/purge on a gateway of one process', () => {
+  let backend: Server;
+  let gateway: Gateway;
+  let open: Gateway;
+  let served = 0;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const configText = (port: number, admin: string) => `
+listen: 127.0.0.1:0
+admin: ${admin}
+accessLog: false
+services:
+  site: { instances: ["127.0.0.1:${port}"], healthCheck: false }
+middlewares:
+  purgeable: { cache: { maxSize: 1MiB } }
+  headersOnly: { headers: { response: { remove: [server] } } }
+routes:
+  - { name: site, path: /site, service: site, stripPrefix: true, middlewares: [purgeable] }
+`;
+  const get = async (path: string, via = gateway) => {
+    const response = await fetch(`http://127.0.0.1:${[...via.ports.values()][0]}/site${path}`);
+    return { body: await response.text(), status: response.headers.get('x-cache-status') };
+  };
+  const purge = (body: string, headers: Record<string, string> = auth, port = gateway.adminPort) =>
+    fetch(`http://127.0.0.1:${port}/api/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => {
+      served += 1;
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(`${request.url} answer ${served}`);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const port = (backend.address() as AddressInfo).port;
+    gateway = await startGateway(parseConfig('g.yaml', configText(port, `{ listen: 127.0.0.1:0, token: ${TOKEN} }`)));
+    open = await startGateway(parseConfig('open.yaml', configText(port, '127.0.0.1:0').replaceAll('purgeable', 'purgeableOpen')));
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await open?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  it('drops the stored answer of a path, which the next request fetches anew, and leaves the others', async () => {
+    const first = await get('/a');
+    const other = await get('/b');
+    expect([first.status, (await get('/a')).status, (await get('/b')).status]).toEqual(['MISS', 'HIT', 'HIT']);
+    const answer = await purge(JSON.stringify({ middleware: 'purgeable', path: '/a' }));
+    expect([answer.status, await answer.json()]).toEqual([200, { purged: 1 }]);
+    const again = await get('/a');
+    expect(again.status).toBe('MISS');
+    expect(again.body).not.toBe(first.body);
+    expect(await get('/b')).toEqual({ body: other.body, status: 'HIT' });
+  });
+
+  it('refuses bad input with 400 and the reason, dropping nothing', async () => {
+    const kept = await get('/kept');
+    const refusals: [string, string, string][] = [
+      ['', 'SB_ADMIN_BODY', 'the body is empty'],
+      ['{"path": "/kept"', 'SB_ADMIN_BODY', 'the body is not JSON'],
+      ['{}', 'SB_CACHE_PURGE_INVALID', 'say which answers to drop'],
+      ['{"middleware": "purgeable"}', 'SB_CACHE_PURGE_INVALID', 'say which answers to drop'],
+      ['{"all": true, "midleware": "purgeable"}', 'SB_CACHE_PURGE_INVALID', 'unknown field "midleware"'],
+      ['{"middleware": "nothing", "path": "/kept"}', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', 'no middleware is named "nothing": the cache middleware are purgeable'],
+      ['{"middleware": "headersOnly", "all": true}', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', '"headersOnly" is a headers middleware, not a cache'],
+    ];
+    for (const [body, code, reason] of refusals) {
+      const answer = await purge(body);
+      const refusal = (await answer.json()) as { code: string; message: string };
+      expect([answer.status, refusal.code]).toEqual([400, code]);
+      expect(refusal.message).toContain(reason);
+    }
+    expect(await get('/kept')).toEqual({ body: kept.body, status: 'HIT' });
+  });
+
+  it('needs the token: 401 without it or with a wrong one, 403 on a listener that has none, 405 for GET; nothing dropped', async () => {
+    const kept = await get('/guarded');
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }] as Record<string, string>[]) {
+      const answer = await purge('{"all": true}', headers);
+      expect([answer.status, ((await answer.json()) as { error: string }).error]).toEqual([401, 'unauthorized']);
+    }
+    const tokenless = await purge('{"all": true}', {}, open.adminPort);
+    expect([tokenless.status, ((await tokenless.json()) as { code: string }).code]).toEqual([403, 'SB_ADMIN_WRITE_NEEDS_TOKEN']);
+    const read = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/cache/purge`, { headers: auth });
+    expect([read.status, read.headers.get('allow')]).toEqual([405, 'POST']);
+    expect(await get('/guarded')).toEqual({ body: kept.body, status: 'HIT' });
+  });
+});

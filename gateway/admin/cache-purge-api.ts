@@ -1,0 +1,79 @@
+import type { IncomingMessage } from 'node:http';
+import { errorMessage } from '../../src/errors.ts';
+import { componentLogger } from '../../src/logger.ts';
+import type { GatewayConfig } from '../config/index.ts';
+import { decodeCachePurgeSelector, type CachePurgeSelector } from '../middleware/cache/index.ts';
+import type { StoreAnswer } from './store-api.ts';
+
+/** The admin endpoint that drops `cache` middleware answers. */
+export const CACHE_PURGE_PATH = '/api/cache/purge';
+
+/** A purge request's body is a handful of fields. */
+const PURGE_BODY_LIMIT_BYTES = 16 * 1024;
+
+/** What a purge did: the answers dropped (summed over the workers) and, with `workers`, how many workers did not answer in time. */
+export interface CachePurgeResult {
+  readonly purged: number;
+  readonly workersUnanswered?: number;
+}
+
+/** What the purge endpoint needs from the gateway. */
+export interface CachePurgeOptions {
+  /** The admin token; without one, a purge is refused (403), as every write is. */
+  readonly token: string | undefined;
+  /** The configuration in force, whose `cache` middleware a purge may name. */
+  readonly config: () => GatewayConfig;
+  /** Drops what the selector picks in every process that holds caches; never rejects, and bounded. */
+  readonly purge: (selector: CachePurgeSelector) => Promise<CachePurgeResult>;
+}
+
+const log = componentLogger('admin');
+
+/**
+ * `POST /api/cache/purge` with a JSON selector (`CachePurgeSelector`): a write, so it needs the
+ * token even where reads would not. Bad input answers 400 with the reason, and nothing is dropped.
+ */
+export async function answerCachePurge(request: IncomingMessage, options: CachePurgeOptions): Promise<StoreAnswer> {
+  if (request.method !== 'POST') return { ...error(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${CACHE_PURGE_PATH} answers POST only`), headers: { allow: 'POST' } };
+  if (options.token === undefined) return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
+  const body = await readJson(request);
+  if ('status' in body) return body;
+  const selector = decodeCachePurgeSelector(body.value);
+  if (typeof selector === 'string') return error(400, 'bad-request', 'SB_CACHE_PURGE_INVALID', selector);
+  const refused = unknownMiddleware(selector.middleware, options.config());
+  if (refused !== undefined) return error(400, 'bad-request', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', refused);
+  const result = await options.purge(selector);
+  log.info({ ...selector, ...result, client: request.socket.remoteAddress ?? 'unknown' }, 'cache purged');
+  return { status: 200, body: result };
+}
+
+/** Why `name` names no `cache` middleware of `config`, or undefined when it does (or is absent). */
+function unknownMiddleware(name: string | undefined, config: GatewayConfig): string | undefined {
+  if (name === undefined) return undefined;
+  const definition = config.middlewares.get(name);
+  if (definition?.kind === 'cache') return undefined;
+  const caches = [...config.middlewares].filter(([, candidate]) => candidate.kind === 'cache').map(([cache]) => cache);
+  const known = caches.length === 0 ? 'no cache middleware is configured' : `the cache middleware are ${caches.join(', ')}`;
+  return definition === undefined ? `no middleware is named ${JSON.stringify(name)}: ${known}` : `${JSON.stringify(name)} is a ${definition.kind} middleware, not a cache: ${known}`;
+}
+
+async function readJson(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > PURGE_BODY_LIMIT_BYTES) return error(413, 'too-large', 'SB_ADMIN_BODY_TOO_LARGE', `a purge request is at most ${PURGE_BODY_LIMIT_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return error(400, 'bad-request', 'SB_ADMIN_BODY', 'the body is empty: send a JSON object such as {"path": "/products/42"}');
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch (failure) {
+    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not JSON: ${errorMessage(failure)}`);
+  }
+}
+
+function error(status: number, name: string, code: string, message: string): StoreAnswer {
+  return { status, body: { error: name, code, status, message } };
+}
