@@ -53,6 +53,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
     case '/over-h2':
     case '/h2c-offer':
     case '/kept':
+    case '/purged':
       return text({ 'cache-control': 'max-age=60' });
     case '/short':
       return text({ 'cache-control': 'max-age=1' });
@@ -402,5 +403,58 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     const bytes = metrics.get('switchboard_cache_bytes')?.samples.find((sample) => sample.labels.middleware === 'memory');
     expect(bytes?.value).toBeGreaterThan(0);
     expect(bytes?.value).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
+
+describe('cache purge through the admin API of a gateway with workers: 2, each worker holding a cache of its own', () => {
+  const TOKEN = 'cache-purge-integration-token';
+  let backend: Server;
+  let gateway: GatewayProcess;
+  let admin: ReturnType<typeof adminClient>;
+  /** `switchboard_cache_entries` of the `memory` cache, summed over the workers by the primary's /metrics. */
+  const entries = async () => (await admin.metrics()).get('switchboard_cache_entries')?.samples.find((sample) => sample.labels.middleware === 'memory')?.value ?? 0;
+  const purge = (body: unknown, headers: Record<string, string> = admin.headers) =>
+    fetch(`${admin.url}/api/cache/purge`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+  beforeAll(async () => {
+    backend = createServer((request, response) => answer(new URL(request.url!, 'http://backend').pathname, request.method!, request.headers, response));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const backendPort = (backend.address() as { port: number }).port;
+    const text = configText(backendPort, '1KiB', []).replace('admin: 127.0.0.1:{{adminPort}}', `workers: 2\nadmin: { listen: "127.0.0.1:{{adminPort}}", token: ${TOKEN} }`);
+    gateway = await startGateway(text);
+    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    backend?.closeAllConnections();
+    await new Promise((resolve) => backend?.close(resolve));
+  });
+
+  it('makes both workers miss the purged path, after refusing a purge without the token', async () => {
+    // Fresh connections land on either worker: both hold the answer once the summed gauge says 2.
+    const stored = new Set<string>();
+    await waitFor(async () => {
+      stored.add((await send(gateway.port, '/site/purged')).body);
+      return (await entries()) === 2;
+    }, { timeoutMs: 30_000, message: 'both workers to store /purged' });
+    const served = countOf('/purged');
+    for (const headers of [{}, { authorization: 'Bearer not-the-admin-token' }] as Record<string, string>[]) {
+      expect((await purge({ path: '/purged' }, headers)).status).toBe(401);
+    }
+    expect(await entries()).toBe(2);
+    // The path as the upstream gets it: the route strips /site.
+    const purged = await purge({ middleware: 'memory', path: '/purged' });
+    expect([purged.status, await purged.json()]).toEqual([200, { purged: 2, workersUnanswered: 0 }]);
+    // Each worker now fetches anew (one request each reaches the backend); a worker that kept its entry would answer an old body.
+    const answers: { status: string | undefined; body: string }[] = [];
+    const outcome = await waitFor(async () => {
+      const next = await send(gateway.port, '/site/purged');
+      answers.push({ status: next.headers['x-cache-status'] as string | undefined, body: next.body });
+      if (stored.has(next.body)) return 'an old answer';
+      return countOf('/purged') === served + 2 && answers.filter((each) => each.status === 'MISS').length === 2 ? 'both missed' : undefined;
+    }, { timeoutMs: 30_000, message: 'both workers to fetch /purged anew' });
+    expect([outcome, answers.filter((each) => stored.has(each.body))]).toEqual(['both missed', []]);
+    const counted = (await admin.metrics()).get('switchboard_cache_purged_total')?.samples.find((sample) => sample.labels.middleware === 'memory');
+    expect(counted?.value).toBe(2);
   });
 });
