@@ -70,14 +70,23 @@ export function purgeLiveCaches(selector: CachePurgeSelector): number {
   return purged;
 }
 
-/** Whether a primary key (`cacheKey`) is one `selector` selects. */
-function primarySelector(selector: CachePurgeSelector): (primary: string) => boolean {
+/**
+ * Whether a key of `ResponseCache` (a primary key made by `cacheKey`, maybe followed by NUL and a
+ * variant) is one `selector` selects. A key that does not hold the selector's path or host as JSON
+ * text is passed over without being parsed: a purge of one URI walks every key, and most are others.
+ */
+function primarySelector(selector: CachePurgeSelector): (key: string) => boolean {
   const host = selector.host;
   const anyPort = host !== undefined && !hasPort(host);
-  return (primary) => {
-    const parts = cacheKeyParts(primary);
-    // Not a key this gateway makes: only a purge of everything takes it.
-    if (parts === undefined) return selector.all === true && host === undefined;
+  // The opening quote and the text, escaped as in the key: a string element equal to the value, or starting with it, holds it.
+  const needle = selector.path !== undefined ? `,${JSON.stringify(selector.path)},` : selector.prefix !== undefined ? `,${JSON.stringify(selector.prefix).slice(0, -1)}` : host !== undefined ? `,${JSON.stringify(host).slice(0, -1)}` : undefined;
+  if (needle === undefined) return () => true;
+  return (key) => {
+    if (!key.includes(needle)) return false;
+    const cut = key.indexOf('\u0000');
+    const parts = cacheKeyParts(cut === -1 ? key : key.slice(0, cut));
+    // Not a key this gateway makes (only a purge of everything, without a host, takes it).
+    if (parts === undefined) return false;
     if (host !== undefined && parts.host !== host && !(anyPort && withoutPort(parts.host) === host)) return false;
     if (selector.path !== undefined) return parts.path === selector.path;
     if (selector.prefix !== undefined) return parts.path.startsWith(selector.prefix);

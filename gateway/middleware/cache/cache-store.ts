@@ -104,20 +104,14 @@ export class ResponseCache {
   }
 
   /**
-   * Forgets every variant under each primary key `selects` takes, and its marker; the number of
-   * answers dropped. Unlike `invalidate`, the variants go at once, not when the LRU reaches them:
-   * a purge frees their memory too. One walk of every key, `selects` asked once per primary key.
+   * Forgets every key `selects` takes, the number of answers dropped. `selects` is asked about each
+   * key: a primary key (its marker) or a primary key, NUL and a variant's secondary key, and must
+   * judge each by its primary key, so that a marker and all its variants go together. Unlike
+   * `invalidate`, the variants go at once, not when the LRU reaches them: a purge frees their memory.
    */
-  purge(selects: (primary: string) => boolean): number {
-    const verdicts = new Map<string, boolean>();
+  purge(selects: (key: string) => boolean): number {
     const doomed: string[] = [];
-    for (const key of this.slots.keys()) {
-      const cut = key.indexOf('\u0000');
-      const primary = cut === -1 ? key : key.slice(0, cut);
-      let verdict = verdicts.get(primary);
-      if (verdict === undefined) verdicts.set(primary, (verdict = selects(primary)));
-      if (verdict) doomed.push(key);
-    }
+    for (const key of this.slots.keys()) if (selects(key)) doomed.push(key);
     let purged = 0;
     for (const key of doomed) {
       const slot = this.slots.peek(key);
