@@ -457,4 +457,18 @@ describe('cache purge through the admin API of a gateway with workers: 2, each w
     const counted = (await admin.metrics()).get('switchboard_cache_purged_total')?.samples.find((sample) => sample.labels.middleware === 'memory');
     expect(counted?.value).toBe(2);
   });
+
+  it('answers within its bound while a worker runs nothing (SIGSTOP), counting it as unanswered', async () => {
+    const [stopped] = (await (await admin.get('/api/workers')).json()) as { pid: number }[];
+    process.kill(stopped!.pid, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const answer = await purge({ all: true });
+      expect([answer.status, await answer.json()]).toEqual([200, { purged: expect.any(Number), workersUnanswered: 1 }]);
+      // The bound is 2 s; the heartbeat watchdog (10 s) has not replaced the stopped worker by then.
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      process.kill(stopped!.pid, 'SIGCONT');
+    }
+  });
 });
