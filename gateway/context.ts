@@ -20,8 +20,10 @@ export interface RequestOutcome {
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */
   grpcStatus?: number;
-  /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, BYPASS); undefined when none looked it up. */
+  /** What a `cache` middleware did with the request (HIT, MISS, EXPIRED, REVALIDATED, STALE, BYPASS); undefined when none looked it up. */
   cacheStatus?: string;
+  /** The status the upstream answered when an answer of the gateway's own went in its place (`AnswerReplacer`): the attempt is judged by it, not by `status`. */
+  upstreamStatus?: number;
 }
 
 /**
@@ -81,12 +83,15 @@ export interface HeldAnswer {
 /**
  * Looks at an upstream answer's status and headers (hop-by-hop ones removed) before the response
  * header hooks do, and returns the answer to send in its place (its headers an object of its own,
- * which the hooks edit), or undefined to send it as it is.
+ * which the hooks edit), or undefined to send it as it is. Also asked, with `errorClass`, the
+ * status of the gateway's own answer and empty headers, before the gateway answers in the
+ * upstream's place (`sendErrorAnswer`: no instance reached, a timeout, an open breaker).
  * A returned answer goes through the hooks, the encoder and the error pages as the upstream's
  * would, whole; the upstream's own body is read and dropped, and the attempt's outcome (passive
- * health, metrics) stays the upstream's status. Set by `cache` (a 304 to its own revalidation).
+ * health, the breaker, metrics) stays the upstream's status or failure (`RequestOutcome.upstreamStatus`).
+ * Set by `cache` (a 304 to its own revalidation; a stale answer in place of a failure).
  */
-export type AnswerReplacer = (status: number, headers: OutgoingHttpHeaders) => HeldAnswer | undefined;
+export type AnswerReplacer = (status: number, headers: OutgoingHttpHeaders, errorClass?: string) => HeldAnswer | undefined;
 
 /** A client's request: HTTP/1.1, or HTTP/2 through Node's compatibility API (`:authority` already copied to `host`). */
 export type ClientRequest = IncomingMessage | Http2ServerRequest;

@@ -257,7 +257,7 @@ class RequestContext implements GatewayContext {
   answerReplacer: GatewayContext['answerReplacer'] = undefined;
   cacheAtProxy: GatewayContext['cacheAtProxy'] = undefined;
   // Every field present from the start, so each request's objects share one shape (V8 map).
-  outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined };
+  outcome: GatewayContext['outcome'] = { status: 0, errorClass: undefined, upstream: undefined, attempts: 0, bytesOut: 0, cacheStatus: undefined, upstreamStatus: undefined };
   trace: RequestTrace | undefined = undefined;
   private boundLog: Logger | undefined;
   // Made on the first `set`: most requests carry no variables.

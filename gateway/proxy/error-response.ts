@@ -1,11 +1,12 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
-import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext } from '../context.ts';
+import { LISTENER_ANSWER, type AnsweredResponse, type GatewayContext, type HeldAnswer } from '../context.ts';
 import { connectionStateOf } from '../entrypoints/http1-connections.ts';
 import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
 import { dropsSmallBody } from '../entrypoints/http1-unread-body.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
+import { sendHeldAnswer } from '../transports/transport-response-body.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { errorPageFor } from './error-page.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
@@ -95,6 +96,10 @@ export function sendGatewayError(context: GatewayContext, errorClass: GatewayErr
 export function sendErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>> = {}): void {
   const response = context.response;
   if (response.headersSent || response.destroyed) return recordUnsent(context, status, error);
+  // An answer of the gateway's own in this failure's place (a `cache`'s stale one): sent as an
+  // upstream's would be; the failed attempts were counted against their instances already.
+  const replacement = context.answerReplacer?.(status, {}, error);
+  if (replacement !== undefined) return sendHeldInstead(context, replacement);
   try {
     writeErrorAnswer(context, status, error, message, extraHeaders);
   } catch (failure) {
@@ -107,6 +112,21 @@ export function sendErrorAnswer(context: GatewayContext, status: number, error: 
     context.responseHeaderHooks.length = 0;
     writeErrorAnswer(context, 500, 'internal', MESSAGES.internal, {});
   }
+}
+
+/** Sends an `AnswerReplacer`'s answer in place of an error answer: the hooks, then as a held upstream answer (`sendHeldAnswer`); a hook that fails it makes it the 500 `internal`. */
+function sendHeldInstead(context: GatewayContext, replacement: HeldAnswer): void {
+  const headers = { ...replacement.headers };
+  try {
+    applyHeaderHooks(context, replacement.status, headers);
+  } catch (failure) {
+    context.log.error({ err: failure instanceof Error ? failure.message : String(failure), status: replacement.status }, "a response header hook failed the gateway's answer");
+    context.responseHeaderHooks.length = 0;
+    context.answerReplacer = undefined;
+    return sendErrorAnswer(context, 500, 'internal', MESSAGES.internal);
+  }
+  context.outcome.status = replacement.status;
+  sendHeldAnswer(context, replacement.status, headers, replacement.body);
 }
 
 /**

@@ -202,8 +202,10 @@ export class AttemptLoop implements AttemptReceiver {
     // Every held request keeps the slot (today only classes that are never retried carry one).
     if (!result.ok && result.released) this.released = this.released ? Promise.allSettled([this.released, result.released]).then(() => undefined) : result.released;
     // One classification feeds the per-instance counters, passive health (through `pick`) and the
-    // breaker: an answer to a gRPC call counts as the status its `grpc-status` stands for.
-    let status = context.outcome.status;
+    // breaker: an answer to a gRPC call counts as the status its `grpc-status` stands for; an answer
+    // the gateway put in the upstream's place (a `cache`'s stale one for a 503) as the upstream's.
+    const upstreamStatus = context.outcome.upstreamStatus ?? context.outcome.status;
+    let status = upstreamStatus;
     let attemptClass: GatewayErrorClass | undefined;
     if (!result.ok) attemptClass = result.errorClass;
     else if (this.grpcDeadlineMs === undefined || context.outcome.grpcStatus === undefined) attemptClass = status >= 500 ? 'http-5xx' : undefined;
@@ -212,7 +214,7 @@ export class AttemptLoop implements AttemptReceiver {
       status = answerStatusOf(status, context.outcome.grpcStatus);
     }
     // The span's error is the attempt's class: its failure, or an answer that counts as one (a 5xx, a gRPC call failed inside an HTTP 200).
-    this.span?.end(result.ok ? context.outcome.status : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
+    this.span?.end(result.ok ? upstreamStatus : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
     this.span = undefined;
     // A request its transport dropped unsent is no request of the instance's (blame only the guilty):
     // the route and the service count it when it is answered, the instance never saw it.

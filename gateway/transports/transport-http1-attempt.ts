@@ -196,11 +196,12 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.grpcStatus = context.outcome.grpcStatus;
     }
     let outgoing = responseHeadersForClient(upstreamHeaders);
-    // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation).
+    // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation or a 5xx).
     const replacement = context.answerReplacer?.(statusCode, outgoing);
     if (replacement !== undefined) {
       outgoing = replacement.headers;
       context.outcome.status = replacement.status;
+      context.outcome.upstreamStatus = statusCode;
     }
     this.outgoing = outgoing;
     try {

@@ -225,11 +225,12 @@ export function http2Attempt(
         timeout.start(timeouts.bodyTimeoutMs);
         context.outcome.status = status;
         outgoing = responseHeaders(headers);
-        // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation).
+        // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation or a 5xx).
         const replacement = context.answerReplacer?.(status, outgoing);
         if (replacement !== undefined) {
           outgoing = replacement.headers;
           context.outcome.status = replacement.status;
+          context.outcome.upstreamStatus = status;
         }
         try {
           applyHeaderHooks(context, replacement?.status ?? status, outgoing);
