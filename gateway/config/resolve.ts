@@ -43,6 +43,7 @@ import type { CanaryInput } from './schema-route-traffic.ts';
 import type { ServiceSettingsInput } from './schema-service.ts';
 import type {
   AdminSettings,
+  CacheStaleSettings,
   PeerSettings,
   CanaryRouting,
   CompressEncoding,
@@ -62,6 +63,7 @@ import type {
   ServiceSettings,
   StickySettings,
   StaticInstance,
+  StaleTrigger,
 } from './types.ts';
 import type { CircuitBreakerSettings } from './types-breaker.ts';
 import { parseStatusRange, statusRangeSpan, type StatusRange } from './status-ranges.ts';
@@ -460,7 +462,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   }
   if (input.errors) return { kind: 'errors', settings: errorsSettings(input.errors.pages, input.errors.contentType) };
   if (input.cache) {
-    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader } = input.cache;
+    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader, useStale } = input.cache;
     const maxBytes = maxSize ?? DEFAULT_CACHE_MAX_BYTES;
     const settings = {
       maxBytes,
@@ -469,10 +471,28 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
       methods: methods ?? DEFAULT_CACHE_METHODS,
       statuses: statuses ?? DEFAULT_CACHE_STATUSES,
       cacheStatusHeader: cacheStatusHeader === false ? undefined : (cacheStatusHeader ?? 'x-cache-status'),
+      useStale: cacheStaleSettings(useStale),
     };
     return { kind: 'cache', settings };
   }
   return { kind: 'rewrite', settings: input.rewrite! };
+}
+
+/** Every failure `useStale` may name, its default list (nginx's `error timeout http_500 http_502 http_503 http_504`). */
+const STALE_TRIGGERS: readonly StaleTrigger[] = ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'];
+
+/** How long past its freshness `useStale` sends an answer unless `maxStale` says: a day, so a long outage does not serve a week-old answer unnoticed. */
+const DEFAULT_MAX_STALE_MS = 86_400_000;
+
+/**
+ * `cache`'s `useStale`: absent, only a stored answer's own `stale-if-error` (as nginx honours it
+ * without `proxy_cache_use_stale`); `false`, never a stale answer; an object, the failures it lists
+ * (all six by default) up to `maxStale`, and `stale-if-error` too.
+ */
+function cacheStaleSettings(input: false | { on?: StaleTrigger[] | undefined; maxStale?: number | undefined } | undefined): CacheStaleSettings {
+  if (input === false) return { on: [], maxStaleMs: 0, staleIfError: false };
+  if (input === undefined) return { on: [], maxStaleMs: 0, staleIfError: true };
+  return { on: input.on ?? STALE_TRIGGERS, maxStaleMs: input.maxStale ?? DEFAULT_MAX_STALE_MS, staleIfError: true };
 }
 
 /** An `errors` page's type when the middleware names none: pages are HTML, as nginx's and HAProxy's are. */

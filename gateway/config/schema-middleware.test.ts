@@ -30,8 +30,9 @@ describe('middlewares', () => {
   per-tenant: { inFlightReq: { amount: 3, key: "header:X-Tenant" } }
   zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
   memory: { cache: {} }
-  small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache } }
-  quiet-cache: { cache: { cacheStatusHeader: false } }
+  small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache, useStale: { on: [error, http_503], maxStale: 1h } } }
+  quiet-cache: { cache: { cacheStatusHeader: false, useStale: false } }
+  stale-cache: { cache: { useStale: {} } }
 routes:
   - { path: /api, service: api, middlewares: [hsts, limit] }
   - { path: /b, service: b }
@@ -57,10 +58,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
       memory: {
         kind: 'cache',
-        settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status' },
+        settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status', useStale: { on: [], maxStaleMs: 0, staleIfError: true } },
       },
-      'small-cache': { kind: 'cache', settings: { maxBytes: 4 * 1_048_576, maxEntryBytes: 65_536, defaultTtlMs: 30_000, methods: ['GET'], statuses: [200], cacheStatusHeader: 'x-cache' } },
-      'quiet-cache': { kind: 'cache', settings: expect.objectContaining({ cacheStatusHeader: undefined }) },
+      'small-cache': { kind: 'cache', settings: { maxBytes: 4 * 1_048_576, maxEntryBytes: 65_536, defaultTtlMs: 30_000, methods: ['GET'], statuses: [200], cacheStatusHeader: 'x-cache', useStale: { on: ['error', 'http_503'], maxStaleMs: 3_600_000, staleIfError: true } } },
+      'quiet-cache': { kind: 'cache', settings: expect.objectContaining({ cacheStatusHeader: undefined, useStale: { on: [], maxStaleMs: 0, staleIfError: false } }) },
+      'stale-cache': { kind: 'cache', settings: expect.objectContaining({ useStale: { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, staleIfError: true } }) },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
     expect(config.redis).toEqual(REDIS);
@@ -166,6 +168,9 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { cache: { defaultTtl: 500ms } }', 'middlewares.c.cache.defaultTtl (line 2): must be at least 1s (freshness counts whole seconds)'],
     ['middlewares:\n  c: { cache: { cacheStatusHeader: "X Cache" } }', 'middlewares.c.cache.cacheStatusHeader (line 2)'],
     ['middlewares:\n  c: { cache: { strategy: disk } }', 'middlewares.c.cache.strategy (line 2): unknown field "strategy"'],
+    ['middlewares:\n  c: { cache: { useStale: { on: [http_404] } } }', 'middlewares.c.cache.useStale.on.0 (line 2)'],
+    ['middlewares:\n  c: { cache: { useStale: { on: [error, error] } } }', 'middlewares.c.cache.useStale.on (line 2): lists a failure twice'],
+    ['middlewares:\n  c: { cache: { useStale: true } }', 'middlewares.c.cache.useStale (line 2)'],
   ])('refuses %j with "%s"', (text, expected) => {
     expectRefused(text, expected);
   });

@@ -79,6 +79,13 @@ const cacheSection = section({
   methods: z.array(cacheMethod).min(1).optional(),
   statuses: z.array(z.int().min(200).max(599)).min(1).optional(),
   cacheStatusHeader: z.union([headerName, z.literal(false)]).optional(),
+  useStale: z.union([
+    z.literal(false),
+    section({
+      on: z.array(z.enum(['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'])).optional(),
+      maxStale: longDuration.optional(),
+    }),
+  ]).optional(),
 }).superRefine((settings, context) => {
   // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
   if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
@@ -91,6 +98,8 @@ const cacheSection = section({
   if (new Set(methods).size !== methods.length) context.addIssue({ code: 'custom', path: ['methods'], message: 'lists a method twice' });
   const statuses = settings.statuses ?? [];
   if (new Set(statuses).size !== statuses.length) context.addIssue({ code: 'custom', path: ['statuses'], message: 'lists a status twice' });
+  const on = settings.useStale === false ? [] : (settings.useStale?.on ?? []);
+  if (new Set(on).size !== on.length) context.addIssue({ code: 'custom', path: ['useStale', 'on'], message: 'lists a failure twice' });
 });
 
 /** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */

@@ -685,8 +685,23 @@ export interface CacheSettings {
   readonly methods: readonly string[];
   /** The statuses whose answers may be kept. */
   readonly statuses: readonly number[];
-  /** The answer header that tells MISS, HIT, EXPIRED or BYPASS; undefined: none. */
+  /** The answer header that tells MISS, HIT, EXPIRED, REVALIDATED, STALE or BYPASS; undefined: none. */
   readonly cacheStatusHeader: string | undefined;
+  /** When a stale stored answer goes to the client in place of a failed fetch (`useStale`). */
+  readonly useStale: CacheStaleSettings;
+}
+
+/** A failure of a stale answer's fetch that may be answered with it, in nginx's `proxy_cache_use_stale` words. */
+export type StaleTrigger = 'error' | 'timeout' | 'http_500' | 'http_502' | 'http_503' | 'http_504';
+
+/** `cache`'s `useStale`: nginx's `proxy_cache_use_stale` with a bound, and RFC 5861's `stale-if-error` in the stored answer. */
+export interface CacheStaleSettings {
+  /** The failures any stale answer is sent for (one that forbids it aside); empty: only those its own `stale-if-error` allows. */
+  readonly on: readonly StaleTrigger[];
+  /** How long past its freshness an answer is still sent for a failure in `on`. */
+  readonly maxStaleMs: number;
+  /** Whether a stored answer's own `Cache-Control: stale-if-error=N` lets it be sent for any of the failures, N seconds past its freshness. */
+  readonly staleIfError: boolean;
 }
 
 /** One named middleware: its kind and that kind's settings, every default applied. */

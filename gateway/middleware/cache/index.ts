@@ -9,6 +9,7 @@ import { whenRetired } from '../middleware-retire.ts';
 import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
 import { cacheKey } from './cache-key.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
+import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
 
 export { ResponseCache, variantKey, varyNames } from './cache-store.ts';
@@ -76,7 +77,9 @@ function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): C
  * `Age`; a 304 to a request whose conditionals it meets); otherwise the request goes upstream
  * (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a fresh answer), a stale answer's validators
  * with it (nginx's `proxy_cache_revalidate`; also for a client's conditional the stale answer
- * meets): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
+ * meets): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`);
+ * a fetch that fails (no instance reached, a timeout, a 500, 502, 503 or 504) gets the client the
+ * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
  */
@@ -85,7 +88,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const methods = new Set(settings.methods);
   const statuses = new Set(settings.statuses);
   const statusHeader = settings.cacheStatusHeader;
-  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
+  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
@@ -185,22 +188,32 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
-    // A client's conditional that the stored answer meets is the cache's own question (a returning
-    // client's): asked with the cache's validators, its 304 freshens the entry and is the client's
-    // answer. Any other conditional is the client's to pass on as it is.
-    const conditional = found !== undefined && isConditional(sent);
-    if (found !== undefined && (!conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent)) {
-      // EXPIRED or REVALIDATED is known once the upstream answered (or did not): counted as the response closes.
+    if (found === undefined) requests[status].inc();
+    else {
+      // EXPIRED, REVALIDATED or STALE is known once the upstream answered (or did not): counted as the response closes.
       context.response.once('close', () => requests[status].inc());
-      context.answerReplacer = (answerStatus, headers) => {
-        if (answerStatus !== 304) return undefined;
-        status = 'REVALIDATED';
+      // A client's conditional that the stored answer meets is the cache's own question (a returning
+      // client's): asked with the cache's validators, its 304 freshens the entry and is the client's
+      // answer. Any other conditional is the client's to pass on as it is.
+      const conditional = isConditional(sent);
+      const revalidating = (!conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent);
+      context.answerReplacer = (answerStatus, headers, errorClass) => {
+        if (revalidating && answerStatus === 304 && errorClass === undefined) {
+          status = 'REVALIDATED';
+          context.outcome.cacheStatus = status;
+          const answer = refreshed(context, primary, sent, found, headers);
+          if (!conditional || !isNotModified(sent, answer.status, answer.headers)) return answer;
+          return { status: 304, headers: { ...notModifiedHeaders(answer.headers), age: answer.headers.age }, body: NO_BODY };
+        }
+        // The fetch failed (nginx's `proxy_cache_use_stale`, RFC 5861's `stale-if-error`): the
+        // stored answer goes in the failure's place, which still counts against the upstream.
+        const trigger = staleTriggerOf(answerStatus, errorClass);
+        if (trigger === undefined || !answersConditionals(sent) || !mayServeStale(settings.useStale, trigger, found, context.request.headers)) return undefined;
+        status = 'STALE';
         context.outcome.cacheStatus = status;
-        const answer = refreshed(context, primary, sent, found, headers);
-        if (!conditional || !isNotModified(sent, answer.status, answer.headers)) return answer;
-        return { status: 304, headers: { ...notModifiedHeaders(answer.headers), age: answer.headers.age }, body: NO_BODY };
+        return staleAnswer(found, sent, NO_BODY);
       };
-    } else requests[status].inc();
+    }
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
     // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which
     // run again on every hit, for that request); the status header goes on every answer.
@@ -210,9 +223,9 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     });
     const mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (mayStore) {
-      // A stored answer sent for a 304 (REVALIDATED) was stored again already.
+      // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
       context.responseTapper = (answerStatus, _headers, tapped) =>
-        upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers);
+        upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE' ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers);
     }
     await next();
   };

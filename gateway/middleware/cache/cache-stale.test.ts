@@ -1,0 +1,208 @@
+import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
+import { createProxy } from '../../proxy/proxy.ts';
+import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
+import { UpstreamTransports } from '../../transports/index.ts';
+import { accessLogText } from '../access-log/index.ts';
+import { refusingPort } from '../../../test/harness/ports.ts';
+import { waitFor } from '../../../test/harness/wait.ts';
+import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { cacheRequestsTotal } from './cache-metrics.ts';
+import { cache, servingCachedHits } from './index.ts';
+
+/** What the backend does with a request: answers 200 (`version 1`), 503, or never answers (a headers timeout). */
+type Backend = 'ok' | '503' | 'silent';
+
+const USE_STALE: CacheStaleSettings = { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, staleIfError: true };
+/** `useStale` left out of the configuration: only an answer's own `stale-if-error`. */
+const NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, staleIfError: true };
+
+const SETTINGS: CacheSettings = {
+  maxBytes: 1_048_576,
+  maxEntryBytes: 1_024,
+  defaultTtlMs: undefined,
+  methods: ['GET', 'HEAD'],
+  statuses: [200],
+  cacheStatusHeader: 'x-cache-status',
+  useStale: USE_STALE,
+};
+
+let names = 0;
+
+/**
+ * A cache in front of the real proxy (real balancer with outlier detection at one failure, real
+ * HTTP/1.1 transport, 300 ms headers timeout) to a real backend whose answers the test switches,
+ * with http-cache-semantics' clock (Date) in the test's hands; `refuse()` sends the service's next
+ * requests to an instance whose port refuses connections instead.
+ */
+async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders) {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  const state = { backend: 'ok' as Backend, requests: [] as IncomingHttpHeaders[] };
+  const silent: ServerResponse[] = [];
+  const backend: Server = createServer((request, response) => {
+    state.requests.push(request.headers);
+    request.resume();
+    response.sendDate = false;
+    if (state.backend === 'silent') return void silent.push(response);
+    if (state.backend === '503') return void response.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '5' }).end('down');
+    response.writeHead(200, { 'content-type': 'text/plain', etag: '"v1"', ...headers }).end('version 1');
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const serving = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
+  const refusing = singleInstanceBalancer('http', await refusingPort(), 'round-robin');
+  let current: typeof serving | undefined = serving;
+  const failures: (string | undefined)[] = [];
+  const transports = new UpstreamTransports();
+  const proxy = createProxy({
+    pickerFor: () => current?.picker,
+    policyFor: () => ({ ...TEST_PROXY_POLICY, headersTimeoutMs: 300 }),
+    transports,
+    observer: { attempt: (_service, _address, errorClass) => failures.push(errorClass), unavailable: (_service, reason) => failures.push(reason) },
+  });
+  const name = `stale-${(names += 1)}`;
+  const server: MiddlewareServer = await serveMiddleware([cache({ ...SETTINGS, useStale }, name)], servingCachedHits(proxy));
+  const staleCount = async () => (await cacheRequestsTotal.get()).values.find((value) => value.labels.middleware === name && value.labels.status === 'STALE')?.value ?? 0;
+  return {
+    state,
+    send: server.send,
+    contexts: server.contexts,
+    /** Failures the proxy counted against instances (`AttemptObserver.attempt`; undefined for a success). */
+    failures,
+    serving,
+    refusing,
+    refuse: () => (current = refusing),
+    /** The service loses its last instance. */
+    vanish: () => (current = undefined),
+    later: (ms: number) => vi.setSystemTime(Date.now() + ms),
+    staleCount,
+    close: async () => {
+      vi.useRealTimers();
+      for (const response of silent) response.destroy();
+      await server.close();
+      serving.close();
+      refusing.close();
+      await transports.close(0);
+      backend.closeAllConnections();
+      await new Promise((resolve) => backend.close(resolve));
+    },
+  };
+}
+
+describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-error)', () => {
+  let setup: Awaited<ReturnType<typeof staleSetup>> | undefined;
+  afterEach(async () => {
+    await setup?.close();
+    setup = undefined;
+  });
+
+  it.each([
+    ['a refused connection', 'connect-refused'],
+    ['a 503', 'http-5xx'],
+    ['a response headers timeout', 'headers-timeout'],
+  ] as const)('sends the stale stored answer for %s (STALE, with Age), and counts the failure against the instance', async (what, failure) => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    const { send, state, later } = setup;
+    expect((await send('/a')).headers['x-cache-status']).toBe('MISS');
+    later(3_000);
+    if (what === 'a refused connection') setup.refuse();
+    else state.backend = what === 'a 503' ? '503' : 'silent';
+    const stale = await send('/a');
+    expect([stale.status, stale.headers['x-cache-status'], stale.body.toString()]).toEqual([200, 'STALE', 'version 1']);
+    expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(3);
+    // Nothing of the failure's own answer reaches the client.
+    expect(stale.headers['retry-after']).toBeUndefined();
+    expect(setup.failures).toEqual([undefined, failure]);
+    expect(await setup.staleCount()).toBe(1);
+    const context = setup.contexts[1]!;
+    expect(accessLogText(context, false)).toContain('"status":200');
+    expect(accessLogText(context, false)).toContain('"cache":"STALE"');
+    // The passive health check heard of it as without a cache (outlier detection ejects at one failure).
+    const failing = what === 'a refused connection' ? setup.refusing : setup.serving;
+    await waitFor(() => failing.ejected() === true, { message: 'the failing instance is ejected' });
+  });
+
+  it('sends the stored answer again for the next failure: the service has no instance left', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    const { send, later } = setup;
+    await send('/a');
+    later(2_000);
+    setup.refuse();
+    expect((await send('/a')).headers['x-cache-status']).toBe('STALE');
+    setup.vanish();
+    const again = await send('/a');
+    expect([again.status, again.headers['x-cache-status'], again.body.toString()]).toEqual([200, 'STALE', 'version 1']);
+    expect(setup.failures).toEqual([undefined, 'connect-refused', 'no-instances']);
+    expect(await setup.staleCount()).toBe(2);
+  });
+
+  it.each([
+    ['a HEAD', 'HEAD', {}, 200, ''],
+    ['an If-None-Match with its ETag', 'GET', { 'if-none-match': '"v1"' }, 304, ''],
+    ['an If-None-Match with another ETag', 'GET', { 'if-none-match': '"v0"' }, 200, 'version 1'],
+  ] as const)('answers %s from the stale entry as a hit would', async (_what, method, headers, status, body) => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    await setup.send('/a');
+    setup.later(2_000);
+    setup.state.backend = '503';
+    const stale = await setup.send('/a', { method, headers });
+    expect([stale.status, stale.headers['x-cache-status'], stale.body.toString()]).toEqual([status, 'STALE', body]);
+    expect(stale.headers.etag).toBe('"v1"');
+  });
+
+  it.each([
+    ['no useStale, an answer without stale-if-error', NOT_CONFIGURED, 'max-age=1', {}, 2_000],
+    ['useStale: false, an answer with stale-if-error', { on: [], maxStaleMs: 0, staleIfError: false }, 'max-age=1, stale-if-error=60', {}, 2_000],
+    ['useStale without http_503', { ...USE_STALE, on: ['error', 'timeout'] }, 'max-age=1', {}, 2_000],
+    ['past maxStale', { ...USE_STALE, maxStaleMs: 1_000 }, 'max-age=1', {}, 3_000],
+    ['past the answer\'s stale-if-error', NOT_CONFIGURED, 'max-age=1, stale-if-error=1', {}, 3_000],
+    ['proxy-revalidate', USE_STALE, 'max-age=1, proxy-revalidate, stale-if-error=60', {}, 2_000],
+    ['no-cache', USE_STALE, 'no-cache, max-age=1, stale-if-error=60', {}, 2_000],
+    ['its own s-maxage (proxy-revalidate for a shared cache)', USE_STALE, 's-maxage=1', {}, 2_000],
+    ['a request with max-age=0', USE_STALE, 'max-age=1', { 'cache-control': 'max-age=0' }, 2_000],
+    ['a request with max-stale=1', USE_STALE, 'max-age=1', { 'cache-control': 'max-stale=1' }, 3_000],
+    ['a request with no-cache', USE_STALE, 'max-age=1', { 'cache-control': 'no-cache' }, 2_000],
+    ['a request with If-Match', USE_STALE, 'max-age=1', { 'if-match': '"v1"' }, 2_000],
+  ] as const)('passes the 503 on (no stale answer) with %s', async (_what, useStale, control, requestHeaders, wait) => {
+    setup = await staleSetup(useStale, { 'cache-control': control });
+    await setup.send('/a');
+    setup.later(wait);
+    setup.state.backend = '503';
+    const answer = await setup.send('/a', { headers: requestHeaders });
+    expect([answer.status, answer.body.toString()]).toEqual([503, 'down']);
+    expect(answer.headers['x-cache-status']).not.toBe('STALE');
+    expect(await setup.staleCount()).toBe(0);
+  });
+
+  it('passes on the 503 of a must-revalidate answer, which is never stored', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1, must-revalidate, stale-if-error=60' });
+    await setup.send('/a');
+    setup.later(2_000);
+    setup.state.backend = '503';
+    const answer = await setup.send('/a');
+    expect([answer.status, answer.headers['x-cache-status']]).toEqual([503, 'MISS']);
+  });
+
+  it.each([
+    ['max-age=1, stale-if-error=60', {}],
+    ['s-maxage=1, stale-if-error=60', {}],
+    ['max-age=1', { 'cache-control': 'max-age=0, max-stale=60' }],
+  ] as const)('sends the stale answer for a 503 with %s, the request with %j', async (control, requestHeaders) => {
+    setup = await staleSetup(control === 'max-age=1' ? USE_STALE : NOT_CONFIGURED, { 'cache-control': control });
+    await setup.send('/a');
+    setup.later(2_000);
+    setup.state.backend = '503';
+    const stale = await setup.send('/a', { headers: requestHeaders });
+    expect([stale.status, stale.headers['x-cache-status'], stale.body.toString()]).toEqual([200, 'STALE', 'version 1']);
+  });
+
+  it('sends the upstream\'s own answer for a stale entry while it answers (EXPIRED), its validator asked', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    await setup.send('/a');
+    setup.later(2_000);
+    const again = await setup.send('/a');
+    expect([again.status, again.headers['x-cache-status']]).toEqual([200, 'EXPIRED']);
+    expect(setup.state.requests[1]!['if-none-match']).toBe('"v1"');
+  });
+});

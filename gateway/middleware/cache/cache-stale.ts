@@ -1,0 +1,81 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { CacheStaleSettings, StaleTrigger } from '../../config/types.ts';
+import type { HeldAnswer } from '../../context.ts';
+import { isConditional, isNotModified, notModifiedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import type { CachedAnswer } from './cache-store.ts';
+
+/**
+ * The gateway's failures that stand for nginx's `error` (no instance could be reached: refused,
+ * reset or garbled before the head, a failed TLS handshake, none registered or healthy, an open
+ * breaker, every connection busy) and `timeout` (connect or response headers). The client's own
+ * failures (`cancelled`, a bad body) and the gateway's (`internal`) are none of them.
+ */
+const TRIGGER_BY_ERROR_CLASS: Readonly<Record<string, StaleTrigger>> = {
+  'connect-refused': 'error',
+  'reset-before-headers': 'error',
+  'upstream-protocol': 'error',
+  'upstream-tls': 'error',
+  'no-instances': 'error',
+  'no-healthy-instances': 'error',
+  'circuit-open': 'error',
+  'pool-overflow': 'error',
+  'connect-timeout': 'timeout',
+  'headers-timeout': 'timeout',
+};
+
+const TRIGGER_BY_STATUS: Readonly<Record<number, StaleTrigger>> = { 500: 'http_500', 502: 'http_502', 503: 'http_503', 504: 'http_504' };
+
+/**
+ * The failure an upstream's answer (`status`), or the gateway's own in its place (`errorClass`),
+ * stands for, or undefined when it is none a stale answer may be sent for.
+ */
+export function staleTriggerOf(status: number, errorClass: string | undefined): StaleTrigger | undefined {
+  return errorClass === undefined ? TRIGGER_BY_STATUS[status] : TRIGGER_BY_ERROR_CLASS[errorClass];
+}
+
+/** A Cache-Control directive's value as a number of seconds, true for one present without a value, undefined when absent. */
+function directive(control: string, name: string): number | true | undefined {
+  const match = new RegExp(`(?:^|,)\\s*${name}\\s*(?:=\\s*"?(\\d+)"?)?\\s*(?:,|$)`, 'i').exec(control);
+  if (match === null) return undefined;
+  return match[1] === undefined ? true : Number(match[1]);
+}
+
+/**
+ * Whether a stored answer may go to a request in place of a failure its fetch met, `staleSeconds`
+ * past its freshness, by RFC 9111 §4.2.4 and RFC 5861: never when the answer forbids it
+ * (`must-revalidate`, `proxy-revalidate`, `no-cache`, or its own `s-maxage`, which implies
+ * `proxy-revalidate` for a shared cache, RFC 9111 §5.2.2.10, unless it grants `stale-if-error`
+ * itself), nor when the request does not wish for a stale answer (`max-age` or `min-fresh`
+ * without `max-stale`, §5.2.1.1) or bounds its staleness (`max-stale=N`); else when `useStale`
+ * lists the failure, within `maxStale`, or the answer's own `stale-if-error=N` covers it.
+ */
+export function mayServeStale(settings: CacheStaleSettings, trigger: StaleTrigger, found: CachedAnswer, request: IncomingHttpHeaders): boolean {
+  const stored = String(found.headers['cache-control'] ?? '');
+  if (directive(stored, 'must-revalidate') !== undefined || directive(stored, 'proxy-revalidate') !== undefined || /(?:^|,)\s*no-cache\b/i.test(stored)) return false;
+  const staleIfError = settings.staleIfError ? directive(stored, 'stale-if-error') : undefined;
+  if (directive(stored, 's-maxage') !== undefined && typeof staleIfError !== 'number') return false;
+  const staleSeconds = Math.max(0, found.policy.age() - found.policy.maxAge());
+  const asked = request['cache-control'] ?? '';
+  const maxStale = directive(asked, 'max-stale');
+  if (maxStale === undefined && (directive(asked, 'max-age') !== undefined || directive(asked, 'min-fresh') !== undefined)) return false;
+  if (typeof maxStale === 'number' && staleSeconds > maxStale) return false;
+  if (settings.on.includes(trigger) && staleSeconds * 1_000 <= settings.maxStaleMs) return true;
+  return typeof staleIfError === 'number' && staleSeconds <= staleIfError;
+}
+
+/**
+ * Whether a request may get a stored answer in a failure's place by its conditionals: none, or only
+ * `If-None-Match` / `If-Modified-Since`, which the stored answer answers as on a hit; an
+ * `If-Match`, `If-Unmodified-Since` or `If-Range` is the origin's to judge.
+ */
+export function answersConditionals(sent: IncomingHttpHeaders): boolean {
+  return !isConditional(withoutRevalidatingHeaders(sent));
+}
+
+/** The stale answer a request gets: the stored one with `Age`, or a 304 with its validators when its conditionals (`sent`) meet it, as on a hit. */
+export function staleAnswer(found: CachedAnswer, sent: IncomingHttpHeaders, noBody: Buffer): HeldAnswer {
+  const age = String(Math.floor(found.policy.age()));
+  if (isNotModified(sent, found.status, found.headers)) return { status: 304, headers: { ...notModifiedHeaders(found.headers), age }, body: noBody };
+  const headers: OutgoingHttpHeaders = { ...found.headers, age };
+  return { status: found.status, headers, body: found.body };
+}
