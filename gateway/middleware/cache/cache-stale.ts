@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CacheStaleSettings, StaleTrigger } from '../../config/types.ts';
 import type { HeldAnswer } from '../../context.ts';
 import { isConditional, isNotModified, notModifiedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { NO_BODY } from './cache-hit.ts';
 import type { CachedAnswer } from './cache-store.ts';
 
 /**
@@ -73,9 +74,9 @@ export function answersConditionals(sent: IncomingHttpHeaders): boolean {
 }
 
 /** The stale answer a request gets: the stored one with `Age`, or a 304 with its validators when its conditionals (`sent`) meet it, as on a hit. */
-export function staleAnswer(found: CachedAnswer, sent: IncomingHttpHeaders, noBody: Buffer): HeldAnswer {
+export function staleAnswer(found: CachedAnswer, sent: IncomingHttpHeaders): HeldAnswer {
   const age = String(Math.floor(found.policy.age()));
-  if (isNotModified(sent, found.status, found.headers)) return { status: 304, headers: { ...notModifiedHeaders(found.headers), age }, body: noBody };
+  if (isNotModified(sent, found.status, found.headers)) return { status: 304, headers: { ...notModifiedHeaders(found.headers), age }, body: NO_BODY };
   const headers: OutgoingHttpHeaders = { ...found.headers, age };
   return { status: found.status, headers, body: found.body };
 }

@@ -2,11 +2,9 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
 import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
-import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
-import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -19,9 +17,6 @@ export type { CachedAnswer } from './cache-store.ts';
 
 /** Methods that change nothing (RFC 9110 §9.2.1): any other one answered with success invalidates the stored answers of its URI (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-/** The body of a 304 from memory. */
-const NO_BODY = Buffer.alloc(0);
 
 /** http-cache-semantics as a shared cache (a gateway's answers go to many users) that grants no heuristic freshness: only what the headers say, or `defaultTtl`. */
 const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
@@ -211,7 +206,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         if (trigger === undefined || !answersConditionals(sent) || !mayServeStale(settings.useStale, trigger, found, context.request.headers)) return undefined;
         status = 'STALE';
         context.outcome.cacheStatus = status;
-        return staleAnswer(found, sent, NO_BODY);
+        return staleAnswer(found, sent);
       };
     }
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
@@ -253,32 +248,6 @@ export function servingCachedHits(proxy: (context: GatewayContext) => Promise<vo
     context.cacheAtProxy = undefined;
     return cacheAtProxy(context, () => proxy(context));
   };
-}
-
-/**
- * Sends a stored answer as the upstream's would go (the request's response header hooks, its
- * encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. A request whose conditionals, as
- * the upstream would get them (`sent`), the answer meets gets a 304 with its validators and
- * freshness instead (RFC 9110 §13.2.2, §15.4.5), as the upstream would have answered.
- */
-function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHttpHeaders, statusHeader: string | undefined): Promise<void> {
-  // The client already left (or a listener answered in the request's place): nothing to send.
-  if (context.response.headersSent || context.response.destroyed) return Promise.resolve();
-  const notModified = isNotModified(sent, answer.status, answer.headers);
-  const status = notModified ? 304 : answer.status;
-  const headers: OutgoingHttpHeaders = { ...(notModified ? notModifiedHeaders(answer.headers) : answer.headers), age: String(Math.floor(answer.policy.age())) };
-  if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
-  try {
-    applyHeaderHooks(context, status, headers);
-  } catch (error) {
-    context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a response header hook failed a cached answer');
-    context.responseHeaderHooks.length = 0;
-    sendErrorAnswer(context, 500, 'internal', 'the gateway failed to answer');
-    return Promise.resolve();
-  }
-  context.outcome.status = status;
-  sendHeldAnswer(context, status, headers, notModified ? NO_BODY : answer.body);
-  return Promise.resolve();
 }
 
 /**

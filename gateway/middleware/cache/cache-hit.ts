@@ -1,0 +1,36 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { GatewayContext } from '../../context.ts';
+import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
+import { sendErrorAnswer } from '../../proxy/error-response.ts';
+import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
+import { isNotModified, notModifiedHeaders } from './cache-conditional.ts';
+import type { CachedAnswer } from './cache-store.ts';
+
+/** The body of a 304 from memory. */
+export const NO_BODY = Buffer.alloc(0);
+
+/**
+ * Sends a stored answer as the upstream's would go (the request's response header hooks, its
+ * encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. A request whose conditionals, as
+ * the upstream would get them (`sent`), the answer meets gets a 304 with its validators and
+ * freshness instead (RFC 9110 §13.2.2, §15.4.5), as the upstream would have answered.
+ */
+export function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHttpHeaders, statusHeader: string | undefined): Promise<void> {
+  // The client already left (or a listener answered in the request's place): nothing to send.
+  if (context.response.headersSent || context.response.destroyed) return Promise.resolve();
+  const notModified = isNotModified(sent, answer.status, answer.headers);
+  const status = notModified ? 304 : answer.status;
+  const headers: OutgoingHttpHeaders = { ...(notModified ? notModifiedHeaders(answer.headers) : answer.headers), age: String(Math.floor(answer.policy.age())) };
+  if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
+  try {
+    applyHeaderHooks(context, status, headers);
+  } catch (error) {
+    context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a response header hook failed a cached answer');
+    context.responseHeaderHooks.length = 0;
+    sendErrorAnswer(context, 500, 'internal', 'the gateway failed to answer');
+    return Promise.resolve();
+  }
+  context.outcome.status = status;
+  sendHeldAnswer(context, status, headers, notModified ? NO_BODY : answer.body);
+  return Promise.resolve();
+}
