@@ -1,5 +1,6 @@
-import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
 import { createProxy } from '../../proxy/proxy.ts';
@@ -37,20 +38,21 @@ let names = 0;
  * with http-cache-semantics' clock (Date) in the test's hands; `refuse()` sends the service's next
  * requests to an instance whose port refuses connections instead.
  */
-async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders) {
+async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders, protocol: 'http' | 'h2c' = 'http') {
   vi.useFakeTimers({ toFake: ['Date'] });
   const state = { backend: 'ok' as Backend, requests: [] as IncomingHttpHeaders[] };
-  const silent: ServerResponse[] = [];
-  const backend: Server = createServer((request, response) => {
+  const silent: (ServerResponse | Http2ServerResponse)[] = [];
+  const answer = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
     state.requests.push(request.headers);
     request.resume();
     response.sendDate = false;
     if (state.backend === 'silent') return void silent.push(response);
     if (state.backend === '503') return void response.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '5' }).end('down');
     response.writeHead(200, { 'content-type': 'text/plain', etag: '"v1"', ...headers }).end('version 1');
-  });
+  };
+  const backend: Server | Http2Server = protocol === 'http' ? createServer(answer) : createHttp2Server(answer);
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  const serving = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
+  const serving = singleInstanceBalancer(protocol, (backend.address() as AddressInfo).port, 'round-robin');
   const refusing = singleInstanceBalancer('http', await refusingPort(), 'round-robin');
   let current: typeof serving | undefined = serving;
   const failures: (string | undefined)[] = [];
@@ -67,6 +69,7 @@ async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHea
   return {
     state,
     send: server.send,
+    port: server.port,
     contexts: server.contexts,
     /** Failures the proxy counted against instances (`AttemptObserver.attempt`; undefined for a success). */
     failures,
@@ -84,7 +87,7 @@ async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHea
       serving.close();
       refusing.close();
       await transports.close(0);
-      backend.closeAllConnections();
+      if ('closeAllConnections' in backend) backend.closeAllConnections();
       await new Promise((resolve) => backend.close(resolve));
     },
   };
@@ -98,16 +101,17 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
   });
 
   it.each([
-    ['a refused connection', 'connect-refused'],
-    ['a 503', 'http-5xx'],
-    ['a response headers timeout', 'headers-timeout'],
-  ] as const)('sends the stale stored answer for %s (STALE, with Age), and counts the failure against the instance', async (what, failure) => {
-    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    ['a refused connection', 'connect-refused', 'http'],
+    ['a 503', 'http-5xx', 'http'],
+    ['a 503 from an h2c upstream', 'http-5xx', 'h2c'],
+    ['a response headers timeout', 'headers-timeout', 'http'],
+  ] as const)('sends the stale stored answer for %s (STALE, with Age), and counts the failure against the instance', async (what, failure, protocol) => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' }, protocol);
     const { send, state, later } = setup;
     expect((await send('/a')).headers['x-cache-status']).toBe('MISS');
     later(3_000);
     if (what === 'a refused connection') setup.refuse();
-    else state.backend = what === 'a 503' ? '503' : 'silent';
+    else state.backend = failure === 'http-5xx' ? '503' : 'silent';
     const stale = await send('/a');
     expect([stale.status, stale.headers['x-cache-status'], stale.body.toString()]).toEqual([200, 'STALE', 'version 1']);
     expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(3);
@@ -135,6 +139,25 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
     expect([again.status, again.headers['x-cache-status'], again.body.toString()]).toEqual([200, 'STALE', 'version 1']);
     expect(setup.failures).toEqual([undefined, 'connect-refused', 'no-instances']);
     expect(await setup.staleCount()).toBe(2);
+  });
+
+  it('sends nothing to a client that left while the upstream kept silent, and blames the upstream for nothing', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    const { state } = setup;
+    await setup.send('/a');
+    setup.later(2_000);
+    state.backend = 'silent';
+    // The same Host as the test client's, which the key holds.
+    const client = connect(setup.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.end(`GET /a HTTP/1.1\r\nhost: 127.0.0.1:${setup.port}\r\n\r\n`);
+    await waitFor(() => state.requests.length === 2, { message: 'the backend got the revalidation' });
+    client.destroy();
+    const context = setup.contexts[1]!;
+    await waitFor(() => context.outcome.status === 499, { message: 'the request ends as the client\'s' });
+    expect(context.outcome.cacheStatus).toBe('EXPIRED');
+    expect(await setup.staleCount()).toBe(0);
+    expect(setup.failures.slice(1)).not.toContain('headers-timeout');
   });
 
   it.each([
