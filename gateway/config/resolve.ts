@@ -462,7 +462,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   }
   if (input.errors) return { kind: 'errors', settings: errorsSettings(input.errors.pages, input.errors.contentType) };
   if (input.cache) {
-    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader, useStale } = input.cache;
+    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader, useStale, lock } = input.cache;
     const maxBytes = maxSize ?? DEFAULT_CACHE_MAX_BYTES;
     const settings = {
       maxBytes,
@@ -472,11 +472,15 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
       statuses: statuses ?? DEFAULT_CACHE_STATUSES,
       cacheStatusHeader: cacheStatusHeader === false ? undefined : (cacheStatusHeader ?? 'x-cache-status'),
       useStale: cacheStaleSettings(useStale),
+      lockTimeoutMs: lock === undefined || lock === false ? undefined : ((lock === true ? undefined : lock.timeout) ?? DEFAULT_CACHE_LOCK_TIMEOUT_MS),
     };
     return { kind: 'cache', settings };
   }
   return { kind: 'rewrite', settings: input.rewrite! };
 }
+
+/** How long a miss waits for another's fetch of its key by default: nginx's `proxy_cache_lock_timeout`. */
+const DEFAULT_CACHE_LOCK_TIMEOUT_MS = 5_000;
 
 /** Every failure `useStale` may name, its default list (nginx's `error timeout http_500 http_502 http_503 http_504`). */
 const STALE_TRIGGERS: readonly StaleTrigger[] = ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'];

@@ -689,6 +689,8 @@ export interface CacheSettings {
   readonly cacheStatusHeader: string | undefined;
   /** When a stale stored answer goes to the client in place of a failed fetch (`useStale`). */
   readonly useStale: CacheStaleSettings;
+  /** How long a miss waits for another request's fetch of its key (`lock`, nginx's `proxy_cache_lock_timeout`); undefined: misses never wait. */
+  readonly lockTimeoutMs: number | undefined;
 }
 
 /** A failure of a stale answer's fetch that may be answered with it, in nginx's `proxy_cache_use_stale` words. */

@@ -28,6 +28,7 @@ const SETTINGS: CacheSettings = {
   statuses: [200],
   cacheStatusHeader: 'x-cache-status',
   useStale: USE_STALE,
+  lockTimeoutMs: undefined,
 };
 
 let names = 0;

@@ -16,6 +16,7 @@ const SETTINGS: CacheSettings = {
   statuses: [200, 203, 204, 300, 301, 404, 410],
   cacheStatusHeader: 'x-cache-status',
   useStale: { on: [], maxStaleMs: 0, staleIfError: true },
+  lockTimeoutMs: undefined,
 };
 
 /**

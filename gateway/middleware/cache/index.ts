@@ -4,8 +4,10 @@ import type { CacheSettings } from '../../config/types.ts';
 import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { recordClientGone } from '../client-gone.ts';
 import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
+import { FetchLocks, waitForFetch } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
@@ -85,6 +87,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const statusHeader = settings.cacheStatusHeader;
   const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
+  /** Fetches of new entries under way, when misses wait for them (`lock`). */
+  const locks = settings.lockTimeoutMs === undefined ? undefined : new FetchLocks();
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
   showCache(name, store);
@@ -175,7 +179,24 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const primary = primaryKey(context);
     const bypass = bypasses(context.request.headers);
     const sent = varyHeaders(context);
-    const found = bypass ? undefined : store.find(primary, sent);
+    let found = bypass ? undefined : store.find(primary, sent);
+    let mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
+    if (locks !== undefined && !bypass && found === undefined) {
+      // Another request's fetch of this key is under way (nginx's `proxy_cache_lock`): its answer,
+      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock.
+      const held = mayStore ? locks.holderOf(primary, context) : locks.peek(primary);
+      if (held !== undefined) {
+        const waited = await waitForFetch(context, held, settings.lockTimeoutMs!);
+        if (waited === 'gone') {
+          requests.MISS.inc();
+          context.outcome.cacheStatus = 'MISS';
+          return recordClientGone(context);
+        }
+        if (waited === 'released') found = store.find(primary, sent);
+        // Past the lock's timeout the request goes upstream beside the fetch, its answer not stored (as nginx's).
+        else mayStore = false;
+      }
+    }
     if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context, sent))) {
       requests.HIT.inc();
       context.outcome.cacheStatus = 'HIT';
@@ -216,7 +237,6 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       upstream ??= { status: answerStatus, headers: { ...headers } };
       if (statusHeader !== undefined) headers[statusHeader] = status;
     });
-    const mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (mayStore) {
       // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
       context.responseTapper = (answerStatus, _headers, tapped) =>

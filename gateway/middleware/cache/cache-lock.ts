@@ -1,0 +1,60 @@
+import type { GatewayContext } from '../../context.ts';
+import { whileClientStays } from '../client-gone.ts';
+
+/** How a request that found another's fetch of its key under way came out of its wait. */
+export type LockWait = 'released' | 'timeout' | 'gone';
+
+/**
+ * The fetches of new entries under way in one `cache`, one per primary key (nginx's
+ * `proxy_cache_lock`): the first miss of a key takes its lock and goes upstream; a later miss of
+ * that key waits for it (`waitForFetch`) and then looks again, instead of going upstream beside it.
+ * A lock is let go as its holder's response closes: the answer stored by then, or never to be.
+ */
+export class FetchLocks {
+  private readonly held = new Map<string, Promise<void>>();
+
+  /** The release of `key`'s lock when another request holds it, or undefined after taking it for `context` (until its response closes). */
+  holderOf(key: string, context: GatewayContext): Promise<void> | undefined {
+    const held = this.held.get(key);
+    if (held !== undefined) return held;
+    // A response destroyed already may have closed: no lock that nothing would let go.
+    if (context.response.destroyed) return undefined;
+    const released = new Promise<void>((resolve) => {
+      context.response.once('close', () => {
+        this.held.delete(key);
+        resolve();
+      });
+    });
+    this.held.set(key, released);
+    return undefined;
+  }
+
+  /** The release of `key`'s lock when a request holds it, taking nothing. */
+  peek(key: string): Promise<void> | undefined {
+    return this.held.get(key);
+  }
+
+  /** Keys whose fetch is under way. */
+  get size(): number {
+    return this.held.size;
+  }
+}
+
+/**
+ * Waits until `released` (the holder's response closed), `timeoutMs` passed (nginx's
+ * `proxy_cache_lock_timeout`) or the client of `context` left, whichever comes first; the timer
+ * cleared either way.
+ */
+export async function waitForFetch(context: GatewayContext, released: Promise<void>, timeoutMs: number): Promise<LockWait> {
+  let timer: NodeJS.Timeout | undefined;
+  const watched = await whileClientStays(context, (controller) =>
+    new Promise<LockWait>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      void released.then(() => resolve('released'));
+      controller.signal.addEventListener('abort', () => resolve('gone'), { once: true });
+    }),
+  );
+  clearTimeout(timer);
+  if (watched === undefined || watched.clientGone) return 'gone';
+  return watched.result;
+}
