@@ -65,6 +65,10 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       if (path === '/etag') etagAsked.push(headers['if-none-match']);
       if (headers['if-none-match'] === '"e1"') return void response.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=60' }).end();
       return text({ 'cache-control': 'max-age=1', etag: '"e1"' });
+    case '/failing':
+      // Fresh for a second, then the upstream fails: the stale copy stands in for its 503.
+      if (n === 1) return text({ 'cache-control': 'max-age=1' });
+      return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
     case '/left':
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
       response.write('part of the answer ');
@@ -113,8 +117,10 @@ services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
   memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
+  lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503] } } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
+  - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -374,6 +380,31 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     const counted = metrics.get('switchboard_cache_requests_total')?.samples.find((sample) => sample.labels.middleware === 'memory' && sample.labels.status === 'REVALIDATED');
     expect(counted?.value).toBe(2);
+  });
+
+  it('sends the stale stored answer in place of the upstream\'s 503 (useStale: STALE), counted and logged so, the 503 counted against the service', async () => {
+    const first = await send(gateway.port, '/lasting/failing');
+    expect([first.status, first.headers['x-cache-status']]).toEqual([200, 'MISS']);
+    const stale = await waitFor(
+      async () => {
+        const again = await send(gateway.port, '/lasting/failing');
+        return again.headers['x-cache-status'] === 'STALE' ? again : undefined;
+      },
+      { message: 'the stored /failing expired and its fetch failed', intervalMs: 100, timeoutMs: 10_000 },
+    );
+    expect([stale.status, stale.body]).toEqual([200, '/failing answer 1']);
+    expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(1);
+    expect(countOf('/failing')).toBe(2);
+    const line = await waitFor(
+      async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/lasting/failing"') && text.includes('"cache":"STALE"')),
+      { message: 'the access line of the STALE request' },
+    );
+    expect(JSON.parse(line)).toMatchObject({ status: 200, attempts: 1 });
+    const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
+    const counted = metrics.get('switchboard_cache_requests_total')?.samples.find((sample) => sample.labels.middleware === 'lasting' && sample.labels.status === 'STALE');
+    expect(counted?.value).toBe(1);
+    const failed = metrics.get('switchboard_upstream_errors_total')?.samples.find((sample) => sample.labels.service === 'site' && sample.labels.class === 'http-5xx');
+    expect(failed?.value).toBe(1);
   });
 
   // Last: it reloads the configuration.
