@@ -61,6 +61,21 @@ routes:
     expect(await get('/b')).toEqual({ body: other.body, status: 'HIT' });
   });
 
+  it('normalises the path and prefix it is given as a request\'s: another spelling of the stored URI drops it', async () => {
+    // Stored under the normalised path: unreserved escapes decoded, the others in upper-case hex.
+    for (const path of ['/caf%C3%A9', '/~user/a']) expect((await get(path)).status).toBe('MISS');
+    const purged = await purge(JSON.stringify({ middleware: 'purgeable', path: '/caf%c3%a9' }));
+    expect([purged.status, await purged.json()]).toEqual([200, { purged: 1 }]);
+    // A prefix ending in a dot is no dot segment to drop: it does not widen to /~user/.
+    const narrow = await purge(JSON.stringify({ middleware: 'purgeable', prefix: '/~user/.' }));
+    expect([narrow.status, await narrow.json()]).toEqual([200, { purged: 0 }]);
+    const prefixed = await purge(JSON.stringify({ middleware: 'purgeable', prefix: '/%7Euser/' }));
+    expect([prefixed.status, await prefixed.json()]).toEqual([200, { purged: 1 }]);
+    expect([(await get('/caf%C3%A9')).status, (await get('/~user/a')).status]).toEqual(['MISS', 'MISS']);
+    const refused = await purge(JSON.stringify({ path: '/bad%zz' }));
+    expect([refused.status, ((await refused.json()) as { code: string }).code]).toEqual([400, 'SB_CACHE_PURGE_INVALID']);
+  });
+
   it('refuses bad input with 400 and the reason, dropping nothing', async () => {
     const kept = await get('/kept');
     const refusals: [string, string, string][] = [

@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger } from '../../src/logger.ts';
-import type { GatewayConfig } from '../config/index.ts';
+import type { GatewayConfig, PathSettings } from '../config/index.ts';
 import { decodeCachePurgeSelector, type CachePurgeSelector } from '../middleware/cache/index.ts';
+import { normalisePath } from '../router/path-normalise.ts';
 import type { StoreAnswer } from './store-api.ts';
 
 /** The admin endpoint that drops `cache` middleware answers. */
@@ -38,13 +39,30 @@ export async function answerCachePurge(request: IncomingMessage, options: CacheP
   if (options.token === undefined) return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
   const body = await readJson(request);
   if ('status' in body) return body;
-  const selector = decodeCachePurgeSelector(body.value);
+  const decoded = decodeCachePurgeSelector(body.value);
+  const config = options.config();
+  const selector = typeof decoded === 'string' ? decoded : normalisedSelector(decoded, config.paths);
   if (typeof selector === 'string') return error(400, 'bad-request', 'SB_CACHE_PURGE_INVALID', selector);
-  const refused = unknownMiddleware(selector.middleware, options.config());
+  const refused = unknownMiddleware(selector.middleware, config);
   if (refused !== undefined) return error(400, 'bad-request', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', refused);
   const result = await options.purge(selector);
   log.info({ ...selector, ...result, client: request.socket.remoteAddress ?? 'unknown' }, 'cache purged');
   return { status: 200, body: result };
+}
+
+/**
+ * `selector` with its path or prefix normalised as a request's path is before the cache keys it
+ * (`normalisePath`: `%7E` is `~`, `%c3` is `%C3`), so that any spelling of a stored URI selects it;
+ * or why it cannot be. A prefix is normalised with a character after it, so that its end is never
+ * read as a dot segment: `/products/.` selects `/products/.hidden`, it does not widen to `/products/`.
+ */
+function normalisedSelector(selector: CachePurgeSelector, paths: PathSettings): CachePurgeSelector | string {
+  const field = selector.path !== undefined ? 'path' : selector.prefix !== undefined ? 'prefix' : undefined;
+  if (field === undefined) return selector;
+  const given = selector[field]!;
+  const normalised = normalisePath(field === 'path' ? given : `${given}x`, paths);
+  if (typeof normalised !== 'string') return `"${field}" cannot be normalised as a request path (${normalised.error}): ${JSON.stringify(given)}`;
+  return { ...selector, [field]: field === 'path' ? normalised : normalised.slice(0, -1) };
 }
 
 /** Why `name` names no `cache` middleware of `config`, or undefined when it does (or is absent). */
