@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/index.ts';
 import { startGateway, type Gateway } from '../pipeline.ts';
+import { waitFor } from '../../test/harness/wait.ts';
 
 const TOKEN = 'cache-purge-test-token';
 
@@ -12,6 +13,9 @@ describe('POST /api/cache/purge on a gateway of one process', () => {
   let gateway: Gateway;
   let open: Gateway;
   let served = 0;
+  /** The path whose answers the backend holds until the test sends them (`held`). */
+  let holding: string | undefined;
+  const held: (() => void)[] = [];
   const auth = { authorization: `Bearer ${TOKEN}` };
   const configText = (port: number, admin: string) => `
 listen: 127.0.0.1:0
@@ -25,8 +29,8 @@ middlewares:
 routes:
   - { name: site, path: /site, service: site, stripPrefix: true, middlewares: [purgeable] }
 `;
-  const get = async (path: string, via = gateway) => {
-    const response = await fetch(`http://127.0.0.1:${[...via.ports.values()][0]}/site${path}`);
+  const get = async (path: string, via = gateway, headers: Record<string, string> = {}) => {
+    const response = await fetch(`http://127.0.0.1:${[...via.ports.values()][0]}/site${path}`, { headers });
     return { body: await response.text(), status: response.headers.get('x-cache-status') };
   };
   const purge = (body: string, headers: Record<string, string> = auth, port = gateway.adminPort) =>
@@ -35,7 +39,13 @@ routes:
   beforeAll(async () => {
     backend = createServer((request, response) => {
       served += 1;
-      response.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(`${request.url} answer ${served}`);
+      const body = `${request.url} answer ${served}`;
+      // /revalidated has a validator, and answers a conditional request with 304.
+      const validated = request.url === '/revalidated' ? { etag: '"v1"' } : {};
+      const notModified = validated.etag !== undefined && request.headers['if-none-match'] === validated.etag;
+      const answer = () => (notModified ? response.writeHead(304, { 'cache-control': 'max-age=60', ...validated }).end() : response.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', ...validated }).end(body));
+      if (request.url === holding) held.push(answer);
+      else answer();
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     const port = (backend.address() as AddressInfo).port;
@@ -74,6 +84,38 @@ routes:
     expect([(await get('/caf%C3%A9')).status, (await get('/~user/a')).status]).toEqual(['MISS', 'MISS']);
     const refused = await purge(JSON.stringify({ path: '/bad%zz' }));
     expect([refused.status, ((await refused.json()) as { code: string }).code]).toEqual([400, 'SB_CACHE_PURGE_INVALID']);
+  });
+
+  it('does not store an answer whose request was upstream when a purge of it ran', async () => {
+    holding = '/held';
+    const inFlight = get('/held');
+    await waitFor(() => held.length === 1, { timeoutMs: 10_000, message: 'the backend to hold /held' });
+    const purged = await purge(JSON.stringify({ middleware: 'purgeable', path: '/held' }));
+    expect([purged.status, await purged.json()]).toEqual([200, { purged: 0 }]);
+    holding = undefined;
+    held.shift()!();
+    const old = await inFlight;
+    expect(old.status).toBe('MISS');
+    // The old answer, fetched before the purge, must not be what the next request gets.
+    const next = await get('/held');
+    expect([next.status, next.body === old.body]).toEqual(['MISS', false]);
+    expect((await get('/held')).status).toBe('HIT');
+  });
+
+  it('does not store again an answer it dropped while the upstream was revalidating it', async () => {
+    const stored = await get('/revalidated');
+    expect([stored.status, (await get('/revalidated')).status]).toEqual(['MISS', 'HIT']);
+    // A client's max-age=0 makes the cache ask the upstream (If-None-Match), which holds its 304.
+    holding = '/revalidated';
+    const revalidating = get('/revalidated', gateway, { 'cache-control': 'max-age=0' });
+    await waitFor(() => held.length === 1, { timeoutMs: 10_000, message: 'the backend to hold the revalidation' });
+    const purged = await purge(JSON.stringify({ middleware: 'purgeable', path: '/revalidated' }));
+    expect([purged.status, await purged.json()]).toEqual([200, { purged: 1 }]);
+    holding = undefined;
+    held.shift()!();
+    expect((await revalidating).status).toBe('REVALIDATED');
+    const next = await get('/revalidated');
+    expect([next.status, next.body === stored.body]).toEqual(['MISS', false]);
   });
 
   it('refuses bad input with 400 and the reason, dropping nothing', async () => {

@@ -57,6 +57,7 @@ function headerBytes(headers: OutgoingHttpHeaders): number {
 export class ResponseCache {
   private readonly slots: LRUCache<string, Slot>;
   private answers = 0;
+  private purgeCount = 0;
 
   constructor(maxBytes: number) {
     this.slots = new LRUCache<string, Slot>({
@@ -110,6 +111,7 @@ export class ResponseCache {
    * `invalidate`, the variants go at once, not when the LRU reaches them: a purge frees their memory.
    */
   purge(selects: (key: string) => boolean): number {
+    this.purgeCount += 1;
     const doomed: string[] = [];
     for (const key of this.slots.keys()) if (selects(key)) doomed.push(key);
     let purged = 0;
@@ -119,6 +121,14 @@ export class ResponseCache {
       this.slots.delete(key);
     }
     return purged;
+  }
+
+  /**
+   * How many purges this cache has run. An answer whose request began before a purge (its upstream
+   * may have sent what the purge meant to drop) is not stored once that request ends: compare.
+   */
+  get purges(): number {
+    return this.purgeCount;
   }
 
   /** Answers held (variants; markers left out). */
