@@ -2,7 +2,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CacheSettings } from '../../config/types.ts';
-import { createProxy } from '../../proxy/proxy.ts';
+import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
@@ -27,7 +27,7 @@ let names = 0;
  * A cache (with `settings`) in front of the real proxy and a real backend that holds every answer
  * (`max-age=60`, its body the request's number) until the test lets it go (`answer(n)`).
  */
-async function lockSetup(settings: Partial<CacheSettings>) {
+async function lockSetup(settings: Partial<CacheSettings>, policy: ProxyPolicy = TEST_PROXY_POLICY) {
   const held: ServerResponse[] = [];
   const backend = createServer((request, response) => {
     request.resume();
@@ -36,7 +36,7 @@ async function lockSetup(settings: Partial<CacheSettings>) {
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const balancer = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
   const transports = new UpstreamTransports();
-  const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => TEST_PROXY_POLICY, transports });
+  const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
   const name = `lock-${(names += 1)}`;
   const server = await serveMiddleware([cache({ ...SETTINGS, ...settings }, name)], servingCachedHits(proxy));
   return {
@@ -134,6 +134,27 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(statusAndBody(await first)).toEqual(['MISS', 'not for keeping']);
     await waitFor(() => held.length === 2, { message: 'the second miss went upstream once the first was answered' });
     setup.answer(2);
+    expect(statusAndBody(await second)).toEqual(['MISS', 'request 2']);
+  });
+
+  // The fetch's body still streams (a long download, an event stream): what it is to become is
+  // known from its head, or once its copy outgrew maxEntrySize. The lock timeout and the body
+  // timeout (a minute each) would hold the waiter far past the test's own deadline.
+  it.each([
+    ['its head says it may not be kept', { 'cache-control': 'no-store' }, 'streaming, '],
+    ['it grew past maxEntrySize', { 'cache-control': 'max-age=60' }, 'x'.repeat(2_048)],
+  ])('lets a waiter go upstream as soon as the fetch it waits for will store nothing: %s, its body not ended', async (_name, headers, part) => {
+    setup = await lockSetup({ lockTimeoutMs: 60_000 }, { ...TEST_PROXY_POLICY, bodyTimeoutMs: 60_000 });
+    const { send, held, contexts } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    const second = send('/a');
+    await waitFor(() => contexts.length === 2, { message: 'the second miss arrived' });
+    held[0]!.writeHead(200, { 'content-type': 'text/plain', ...headers }).write(part);
+    await waitFor(() => held.length === 2, { message: 'the waiter went upstream while the first answer still streamed' });
+    held[0]!.end('end');
+    setup.answer(2);
+    expect(statusAndBody(await first)).toEqual(['MISS', `${part}end`]);
     expect(statusAndBody(await second)).toEqual(['MISS', 'request 2']);
   });
 });

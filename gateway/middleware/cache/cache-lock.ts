@@ -11,33 +11,54 @@ export type LockWait = 'released' | 'timeout' | 'gone';
  * A lock is let go as its holder's response closes: the answer stored by then, or never to be.
  */
 export class FetchLocks {
-  private readonly held = new Map<string, Promise<void>>();
+  private readonly held = new Map<string, FetchLock>();
 
-  /** The release of `key`'s lock when another request holds it, or undefined after taking it for `context` (until its response closes). */
+  /** The release of `key`'s lock when another request holds it, or undefined after taking it for `context` (until its response closes, or `release`). */
   holderOf(key: string, context: GatewayContext): Promise<void> | undefined {
     const held = this.held.get(key);
-    if (held !== undefined) return held;
+    if (held !== undefined) return held.released;
     // A response destroyed already may have closed: no lock that nothing would let go.
     if (context.response.destroyed) return undefined;
-    const released = new Promise<void>((resolve) => {
-      context.response.once('close', () => {
-        this.held.delete(key);
-        resolve();
-      });
-    });
-    this.held.set(key, released);
+    let resolve!: () => void;
+    const released = new Promise<void>((done) => (resolve = done));
+    const lock: FetchLock = { holder: context, released, letGo: resolve };
+    this.held.set(key, lock);
+    context.response.once('close', () => this.letGo(key, lock));
     return undefined;
+  }
+
+  /**
+   * Lets go of `key`'s lock if `context` holds it, before its response closes: its fetch stored its
+   * answer, or will store nothing (an answer that may not be kept, a copy past the bounds) while its
+   * body may stream on for long; its waiters look again at once instead of at the lock's timeout.
+   */
+  release(key: string, context: GatewayContext): void {
+    const lock = this.held.get(key);
+    if (lock !== undefined && lock.holder === context) this.letGo(key, lock);
   }
 
   /** The release of `key`'s lock when a request holds it, taking nothing. */
   peek(key: string): Promise<void> | undefined {
-    return this.held.get(key);
+    return this.held.get(key)?.released;
   }
 
   /** Keys whose fetch is under way. */
   get size(): number {
     return this.held.size;
   }
+
+  private letGo(key: string, lock: FetchLock): void {
+    // A later holder's lock of the same key is its own.
+    if (this.held.get(key) === lock) this.held.delete(key);
+    lock.letGo();
+  }
+}
+
+/** One key's fetch under way: who holds it, and what its waiters wait for. */
+interface FetchLock {
+  readonly holder: GatewayContext;
+  readonly released: Promise<void>;
+  readonly letGo: () => void;
 }
 
 /**

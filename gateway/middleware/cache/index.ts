@@ -114,13 +114,19 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   /** Gathers a GET's answer beside its way to the client and stores it once whole, if it may be stored. */
   const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, purges: number): ResponseBodyTap | undefined => {
     const policy = storablePolicy(context, sent, status, headers);
-    if (policy === undefined) return undefined;
+    if (policy === undefined) {
+      // Nothing of this answer will be stored: misses waiting for it need not wait for its body.
+      locks?.release(primary, context);
+      return undefined;
+    }
     let chunks: Buffer[] | undefined = [];
     let length = 0;
     const release = () => {
       gathering -= length;
       length = 0;
       chunks = undefined;
+      // Kept, or given up on: either way the waiters look again now (a body given up on may stream on for long).
+      locks?.release(primary, context);
     };
     return {
       chunk(chunk) {
@@ -135,15 +141,16 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       end() {
         if (chunks === undefined) return;
         const body = Buffer.concat(chunks, length);
-        release();
         // A purge ran while this answer was on its way: it may be what the purge meant to drop.
-        if (store.purges !== purges) return;
-        const kept = { ...headers };
-        // A response body transform may have changed the length after these headers were taken.
-        if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
-        delete kept['transfer-encoding'];
-        store.store(primary, sent, { status, headers: kept, body, policy });
-        stored.inc();
+        if (store.purges === purges) {
+          const kept = { ...headers };
+          // A response body transform may have changed the length after these headers were taken.
+          if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
+          delete kept['transfer-encoding'];
+          store.store(primary, sent, { status, headers: kept, body, policy });
+          stored.inc();
+        }
+        release();
       },
       abort() {
         release();
@@ -247,8 +254,13 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     });
     if (mayStore) {
       // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
-      context.responseTapper = (answerStatus, _headers, tapped) =>
-        upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE' ? undefined : tapFor(tapped, primary, sent, answerStatus, upstream.headers, purges);
+      context.responseTapper = (answerStatus, _headers, tapped) => {
+        if (upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE') {
+          locks?.release(primary, context);
+          return undefined;
+        }
+        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, purges);
+      };
     }
     await next();
   };
