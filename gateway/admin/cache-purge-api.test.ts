@@ -44,7 +44,8 @@ routes:
       const validated = request.url === '/revalidated' ? { etag: '"v1"' } : {};
       const notModified = validated.etag !== undefined && request.headers['if-none-match'] === validated.etag;
       const answer = () => (notModified ? response.writeHead(304, { 'cache-control': 'max-age=60', ...validated }).end() : response.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', ...validated }).end(body));
-      if (request.url === holding) held.push(answer);
+      // Only GETs are held: an unsafe method's answer (which invalidates) goes at once.
+      if (request.url === holding && request.method === 'GET') held.push(answer);
       else answer();
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
@@ -100,6 +101,36 @@ routes:
     const next = await get('/held');
     expect([next.status, next.body === old.body]).toEqual(['MISS', false]);
     expect((await get('/held')).status).toBe('HIT');
+  });
+
+  it('stores an answer whose request was upstream while a purge of another path ran', async () => {
+    holding = '/fill';
+    const inFlight = get('/fill');
+    await waitFor(() => held.length === 1, { timeoutMs: 10_000, message: 'the backend to hold /fill' });
+    const purged = await purge(JSON.stringify({ middleware: 'purgeable', path: '/elsewhere' }));
+    expect(purged.status).toBe(200);
+    holding = undefined;
+    held.shift()!();
+    const filled = await inFlight;
+    expect(filled.status).toBe('MISS');
+    // The purge took another path: this answer is none it meant to drop.
+    expect(await get('/fill')).toEqual({ body: filled.body, status: 'HIT' });
+  });
+
+  it('does not store an answer whose request was upstream when an unsafe method changed its resource', async () => {
+    holding = '/edited';
+    const inFlight = get('/edited');
+    await waitFor(() => held.length === 1, { timeoutMs: 10_000, message: 'the backend to hold /edited' });
+    // A successful POST invalidates the URI's stored answers (RFC 9111 §4.4), the one on its way too.
+    const edit = await fetch(`http://127.0.0.1:${[...gateway.ports.values()][0]}/site/edited`, { method: 'POST', body: 'new' });
+    expect(edit.status).toBe(200);
+    await edit.text();
+    holding = undefined;
+    held.shift()!();
+    const old = await inFlight;
+    expect(old.status).toBe('MISS');
+    const next = await get('/edited');
+    expect([next.status, next.body === old.body]).toEqual(['MISS', false]);
   });
 
   it('does not store again an answer it dropped while the upstream was revalidating it', async () => {

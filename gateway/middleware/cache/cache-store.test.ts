@@ -22,4 +22,22 @@ describe('ResponseCache', () => {
     cache.store('GET http://a/b', {}, { status: 200, headers: {}, body, policy: POLICY });
     expect(cache.find('GET http://a/b', {})?.body).toBe(body);
   });
+
+  it('tells whether a purge or an invalidation since a count took a key, and says yes past the purges it remembers', () => {
+    const cache = new ResponseCache(1_048_576);
+    const before = cache.drops;
+    cache.purge((key) => key.startsWith('GET http://a/b'));
+    expect([cache.droppedSince('GET http://a/a', before), cache.droppedSince('GET http://a/b', before)]).toEqual([false, true]);
+    const later = cache.drops;
+    cache.invalidate('GET http://a/a');
+    expect([cache.droppedSince('GET http://a/a', later), cache.droppedSince('GET http://a/b', later)]).toEqual([true, false]);
+    // A write-heavy route's invalidations of other URIs keep no answer from being stored.
+    const start = cache.drops;
+    for (let n = 0; n < 1_000; n += 1) cache.invalidate(`GET http://a/other-${n}`);
+    expect(cache.droppedSince('GET http://a/a', start)).toBe(false);
+    for (let n = 0; n < 64; n += 1) cache.purge((key) => key === `GET http://a/purged-${n}`);
+    expect(cache.droppedSince('GET http://a/a', start)).toBe(false);
+    cache.purge((key) => key === 'GET http://a/one-more');
+    expect(cache.droppedSince('GET http://a/a', start)).toBe(true);
+  });
 });

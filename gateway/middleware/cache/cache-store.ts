@@ -48,6 +48,16 @@ function headerBytes(headers: OutgoingHttpHeaders): number {
   return bytes;
 }
 
+/** How many recent purges (admin operations, rare) a cache remembers for the answers still on their way (`droppedSince`). */
+const REMEMBERED_PURGES = 64;
+
+/**
+ * How many URIs' latest invalidations (an unsafe method's success, as often as the route takes
+ * them) a cache remembers for the answers still on their way: thousands of distinct URIs' worth of
+ * writes while one answer is fetched before an answer in flight is refused storage for not knowing.
+ */
+const REMEMBERED_INVALIDATIONS = 4_096;
+
 /**
  * The answers of one `cache` middleware, in this process's memory, bounded by `maxBytes` (bodies,
  * headers and an allowance per entry) with the least recently used dropped first (isaacs'
@@ -57,7 +67,14 @@ function headerBytes(headers: OutgoingHttpHeaders): number {
 export class ResponseCache {
   private readonly slots: LRUCache<string, Slot>;
   private answers = 0;
-  private purgeCount = 0;
+  /** Purges and invalidations run so far: each has its number in this sequence. */
+  private dropCount = 0;
+  /** The last `REMEMBERED_PURGES` purges, oldest first, and the number of the latest one let go (-1: none). */
+  private readonly recentPurges: { readonly drop: number; readonly selects: (primary: string) => boolean }[] = [];
+  private purgeForgotten = -1;
+  /** Each invalidated primary key's latest invalidation, oldest first, at most `REMEMBERED_INVALIDATIONS`; and the latest one let go. */
+  private readonly invalidations = new Map<string, number>();
+  private invalidationForgotten = -1;
 
   constructor(maxBytes: number) {
     this.slots = new LRUCache<string, Slot>({
@@ -101,6 +118,14 @@ export class ResponseCache {
 
   /** Forgets every variant under `primary` (an unsafe method changed the resource, RFC 9111 §4.4): without its marker none is found. */
   invalidate(primary: string): void {
+    this.invalidations.delete(primary);
+    this.invalidations.set(primary, this.dropCount);
+    if (this.invalidations.size > REMEMBERED_INVALIDATIONS) {
+      const [oldest, drop] = this.invalidations.entries().next().value!;
+      this.invalidations.delete(oldest);
+      this.invalidationForgotten = drop;
+    }
+    this.dropCount += 1;
     this.slots.delete(primary);
   }
 
@@ -111,7 +136,9 @@ export class ResponseCache {
    * `invalidate`, the variants go at once, not when the LRU reaches them: a purge frees their memory.
    */
   purge(selects: (key: string) => boolean): number {
-    this.purgeCount += 1;
+    this.recentPurges.push({ drop: this.dropCount, selects });
+    if (this.recentPurges.length > REMEMBERED_PURGES) this.purgeForgotten = this.recentPurges.shift()!.drop;
+    this.dropCount += 1;
     const doomed: string[] = [];
     for (const key of this.slots.keys()) if (selects(key)) doomed.push(key);
     let purged = 0;
@@ -123,12 +150,23 @@ export class ResponseCache {
     return purged;
   }
 
+  /** How many purges and invalidations this cache has run: read it as a request starts, for `droppedSince`. */
+  get drops(): number {
+    return this.dropCount;
+  }
+
   /**
-   * How many purges this cache has run. An answer whose request began before a purge (its upstream
-   * may have sent what the purge meant to drop) is not stored once that request ends: compare.
+   * Whether a purge or an invalidation run since `drops` (read earlier) took `primary`: an answer
+   * whose request began before it (its upstream may have sent what was meant to go) is then not
+   * stored. Other keys' drops do not count, so that purges of one path keep no other from filling;
+   * past what it remembers (`REMEMBERED_PURGES`, `REMEMBERED_INVALIDATIONS`) it cannot tell, and answers yes.
    */
-  get purges(): number {
-    return this.purgeCount;
+  droppedSince(primary: string, drops: number): boolean {
+    if (this.dropCount === drops) return false;
+    if (this.purgeForgotten >= drops || this.invalidationForgotten >= drops) return true;
+    if ((this.invalidations.get(primary) ?? -1) >= drops) return true;
+    for (const purge of this.recentPurges) if (purge.drop >= drops && purge.selects(primary)) return true;
+    return false;
   }
 
   /** Answers held (variants; markers left out). */

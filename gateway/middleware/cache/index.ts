@@ -112,7 +112,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   };
 
   /** Gathers a GET's answer beside its way to the client and stores it once whole, if it may be stored. */
-  const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, purges: number): ResponseBodyTap | undefined => {
+  const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drops: number): ResponseBodyTap | undefined => {
     const policy = storablePolicy(context, sent, status, headers);
     if (policy === undefined) {
       // Nothing of this answer will be stored: misses waiting for it need not wait for its body.
@@ -141,8 +141,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       end() {
         if (chunks === undefined) return;
         const body = Buffer.concat(chunks, length);
-        // A purge ran while this answer was on its way: it may be what the purge meant to drop.
-        if (store.purges === purges) {
+        // A purge or an invalidation of this key ran while this answer was on its way: it may be what was meant to go.
+        if (!store.droppedSince(primary, drops)) {
           const kept = { ...headers };
           // A response body transform may have changed the length after these headers were taken.
           if (kept['content-length'] !== undefined || body.length > 0) kept['content-length'] = String(body.length);
@@ -165,7 +165,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
    * validators do not select it (RFC 9111 §4.3.4, http-cache-semantics' `revalidatedPolicy`)
    * freshens nothing: the stored answer goes as it was, this once, and is forgotten.
    */
-  const refreshed = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, found: CachedAnswer, notModified: OutgoingHttpHeaders, purges: number): HeldAnswer => {
+  const refreshed = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, found: CachedAnswer, notModified: OutgoingHttpHeaders, drops: number): HeldAnswer => {
     const revalidated = found.policy.revalidatedPolicy(policyRequest(context, sent), { status: 304, headers: notModified as CachePolicy.Headers });
     if (!revalidated.matches) {
       store.forget(primary, sent);
@@ -174,8 +174,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const headers = refreshedHeaders(found.headers, notModified);
     const policy = storablePolicy(context, sent, found.status, headers);
     if (policy === undefined) store.forget(primary, sent);
-    // Not stored again after a purge since the lookup: that would bring back an answer it dropped.
-    else if (store.purges === purges) store.store(primary, sent, { status: found.status, headers, body: found.body, policy });
+    // Not stored again after a purge (or an invalidation) of this key since the lookup: that would bring back an answer it dropped.
+    else if (!store.droppedSince(primary, drops)) store.store(primary, sent, { status: found.status, headers, body: found.body, policy });
     return { status: found.status, headers: { ...headers, age: String(Math.floor((policy ?? revalidated.policy).age())) }, body: found.body };
   };
 
@@ -189,8 +189,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const primary = primaryKey(context);
     const bypass = bypasses(context.request.headers);
     const sent = varyHeaders(context);
-    // Purges counted now: an answer fetched from here on is not stored if one ran meanwhile.
-    let purges = store.purges;
+    // Purges and invalidations counted now: an answer fetched from here on is not stored if one of this key ran meanwhile.
+    let drops = store.drops;
     let found = bypass ? undefined : store.find(primary, sent);
     let mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (locks !== undefined && !bypass && found === undefined) {
@@ -205,7 +205,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           return recordClientGone(context);
         }
         if (waited === 'released') {
-          purges = store.purges;
+          drops = store.drops;
           found = store.find(primary, sent);
         }
         // Past the lock's timeout the request goes upstream beside the fetch, its answer not stored (as nginx's).
@@ -232,7 +232,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         if (revalidating && answerStatus === 304 && errorClass === undefined) {
           status = 'REVALIDATED';
           context.outcome.cacheStatus = status;
-          const answer = refreshed(context, primary, sent, found, headers, purges);
+          const answer = refreshed(context, primary, sent, found, headers, drops);
           if (!conditional || !isNotModified(sent, answer.status, answer.headers)) return answer;
           return { status: 304, headers: { ...notModifiedHeaders(answer.headers), age: answer.headers.age }, body: NO_BODY };
         }
@@ -259,7 +259,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           locks?.release(primary, context);
           return undefined;
         }
-        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, purges);
+        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops);
       };
     }
     await next();
