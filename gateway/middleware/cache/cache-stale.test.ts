@@ -3,7 +3,7 @@ import { createServer as createHttp2Server, type Http2Server, type Http2ServerRe
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
-import { createProxy } from '../../proxy/proxy.ts';
+import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
 import { accessLogText } from '../access-log/index.ts';
@@ -39,7 +39,7 @@ let names = 0;
  * with http-cache-semantics' clock (Date) in the test's hands; `refuse()` sends the service's next
  * requests to an instance whose port refuses connections instead.
  */
-async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders, protocol: 'http' | 'h2c' = 'http') {
+async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders, protocol: 'http' | 'h2c' = 'http', policy: Partial<ProxyPolicy> = {}) {
   vi.useFakeTimers({ toFake: ['Date'] });
   const state = { backend: 'ok' as Backend, requests: [] as IncomingHttpHeaders[] };
   const silent: (ServerResponse | Http2ServerResponse)[] = [];
@@ -55,12 +55,12 @@ async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHea
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const serving = singleInstanceBalancer(protocol, (backend.address() as AddressInfo).port, 'round-robin');
   const refusing = singleInstanceBalancer('http', await refusingPort(), 'round-robin');
-  let current: typeof serving | undefined = serving;
+  let current: Pick<typeof serving, 'picker'> | undefined = serving;
   const failures: (string | undefined)[] = [];
   const transports = new UpstreamTransports();
   const proxy = createProxy({
     pickerFor: () => current?.picker,
-    policyFor: () => ({ ...TEST_PROXY_POLICY, headersTimeoutMs: 300 }),
+    policyFor: () => ({ ...TEST_PROXY_POLICY, headersTimeoutMs: 300, ...policy }),
     transports,
     observer: { attempt: (_service, _address, errorClass) => failures.push(errorClass), unavailable: (_service, reason) => failures.push(reason) },
   });
@@ -77,6 +77,11 @@ async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHea
     serving,
     refusing,
     refuse: () => (current = refusing),
+    /** The service's next pick is the refusing instance, every later one the serving instance (a retry's). */
+    refuseOnce: () => {
+      let picks = 0;
+      current = { picker: { pick: (pickContext) => ((picks += 1) === 1 ? refusing : serving).picker.pick(pickContext), peek: (pickContext) => serving.picker.peek(pickContext) } };
+    },
     /** The service loses its last instance. */
     vanish: () => (current = undefined),
     later: (ms: number) => vi.setSystemTime(Date.now() + ms),
@@ -126,6 +131,19 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
     // The passive health check heard of it as without a cache (outlier detection ejects at one failure).
     const failing = what === 'a refused connection' ? setup.refusing : setup.serving;
     await waitFor(() => failing.ejected() === true, { message: 'the failing instance is ejected' });
+  });
+
+  it('retries a refused connection on another instance before any stale answer, and sends that instance\'s fresh answer', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' }, 'http', { retries: 1, retryOn: ['connect-failure'] });
+    const { send, later } = setup;
+    await send('/a');
+    later(2_000);
+    setup.refuseOnce();
+    const fetched = await send('/a');
+    expect([fetched.status, fetched.headers['x-cache-status']]).toEqual([200, 'EXPIRED']);
+    expect(setup.failures).toEqual([undefined, 'connect-refused', undefined]);
+    expect(setup.state.requests).toHaveLength(2);
+    expect(await setup.staleCount()).toBe(0);
   });
 
   it('sends the stored answer again for the next failure: the service has no instance left', async () => {
