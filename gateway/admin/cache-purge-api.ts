@@ -4,7 +4,7 @@ import { componentLogger } from '../../src/logger.ts';
 import type { GatewayConfig, PathSettings } from '../config/index.ts';
 import { decodeCachePurgeSelector, type CachePurgeSelector } from '../middleware/cache/index.ts';
 import { normalisePath } from '../router/path-normalise.ts';
-import type { StoreAnswer } from './store-api.ts';
+import { adminError, readAdminBody, type StoreAnswer } from './store-api.ts';
 
 /** The admin endpoint that drops `cache` middleware answers. */
 export const CACHE_PURGE_PATH = '/api/cache/purge';
@@ -35,16 +35,16 @@ const log = componentLogger('admin');
  * token even where reads would not. Bad input answers 400 with the reason, and nothing is dropped.
  */
 export async function answerCachePurge(request: IncomingMessage, options: CachePurgeOptions): Promise<StoreAnswer> {
-  if (request.method !== 'POST') return { ...error(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${CACHE_PURGE_PATH} answers POST only`), headers: { allow: 'POST' } };
-  if (options.token === undefined) return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
+  if (request.method !== 'POST') return { ...adminError(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${CACHE_PURGE_PATH} answers POST only`), headers: { allow: 'POST' } };
+  if (options.token === undefined) return adminError(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
   const body = await readJson(request);
   if ('status' in body) return body;
   const decoded = decodeCachePurgeSelector(body.value);
   const config = options.config();
   const selector = typeof decoded === 'string' ? decoded : normalisedSelector(decoded, config.paths);
-  if (typeof selector === 'string') return error(400, 'bad-request', 'SB_CACHE_PURGE_INVALID', selector);
+  if (typeof selector === 'string') return adminError(400, 'bad-request', 'SB_CACHE_PURGE_INVALID', selector);
   const refused = unknownMiddleware(selector.middleware, config);
-  if (refused !== undefined) return error(400, 'bad-request', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', refused);
+  if (refused !== undefined) return adminError(400, 'bad-request', 'SB_CACHE_PURGE_UNKNOWN_MIDDLEWARE', refused);
   const result = await options.purge(selector);
   log.info({ ...selector, ...result, client: request.socket.remoteAddress ?? 'unknown' }, 'cache purged');
   return { status: 200, body: result };
@@ -76,22 +76,11 @@ function unknownMiddleware(name: string | undefined, config: GatewayConfig): str
 }
 
 async function readJson(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > PURGE_BODY_LIMIT_BYTES) return error(413, 'too-large', 'SB_ADMIN_BODY_TOO_LARGE', `a purge request is at most ${PURGE_BODY_LIMIT_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return error(400, 'bad-request', 'SB_ADMIN_BODY', 'the body is empty: send a JSON object such as {"path": "/products/42"}');
+  const read = await readAdminBody(request, PURGE_BODY_LIMIT_BYTES, `a purge request is at most ${PURGE_BODY_LIMIT_BYTES} bytes`, 'the body is empty: send a JSON object such as {"path": "/products/42"}');
+  if (!('text' in read)) return read;
   try {
-    return { value: JSON.parse(text) as unknown };
+    return { value: JSON.parse(read.text) as unknown };
   } catch (failure) {
-    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not JSON: ${errorMessage(failure)}`);
+    return adminError(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not JSON: ${errorMessage(failure)}`);
   }
-}
-
-function error(status: number, name: string, code: string, message: string): StoreAnswer {
-  return { status, body: { error: name, code, status, message } };
 }

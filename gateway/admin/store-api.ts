@@ -81,12 +81,12 @@ export class StoreApi {
     // HEAD is GET without the body (RFC 9110 §9.3.2); Node leaves the body out of a HEAD answer.
     const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'GET');
     const allowed = place.kind === 'store' ? ['GET', 'HEAD'] : ['GET', 'HEAD', 'PUT', 'DELETE'];
-    if (!allowed.includes(method)) return { ...error(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${request.url} answers ${allowed.join(', ')}`), headers: { allow: allowed.join(', ') } };
+    if (!allowed.includes(method)) return { ...adminError(405, 'method-not-allowed', 'SB_ADMIN_METHOD', `${request.url} answers ${allowed.join(', ')}`), headers: { allow: allowed.join(', ') } };
     if (method !== 'GET' && this.options.token === undefined) {
-      return error(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
+      return adminError(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
     }
     const location = this.options.location();
-    if (!location) return error(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
+    if (!location) return adminError(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
       const writer = await this.writerFor(location);
       if (place.kind === 'store') {
@@ -113,7 +113,7 @@ export class StoreApi {
 
   private async read(writer: StoreWriter, kind: StoreKind, name: string): Promise<StoreAnswer> {
     const stored = await writer.get(kind, name);
-    if (!stored) return error(404, 'not-found', 'SB_CONFIG_STORE_NOT_FOUND', `${kind}/${name} is not in the store`);
+    if (!stored) return adminError(404, 'not-found', 'SB_CONFIG_STORE_NOT_FOUND', `${kind}/${name} is not in the store`);
     return { status: 200, body: { kind, name, revision: stored.revision, value: redactSecrets(stored.value) }, headers: { etag: `"${stored.revision}"` } };
   }
 
@@ -151,7 +151,7 @@ export class StoreApi {
   /** `If-Match: "<revision>"` (or `*`: it must exist) and `If-None-Match: *` as writer conditions. */
   private async conditions(request: IncomingMessage, writer: StoreWriter, kind: StoreKind, name: string): Promise<WriteConditions | StoreAnswer> {
     const ifNoneMatch = request.headers['if-none-match'];
-    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') return error(400, 'bad-request', 'SB_ADMIN_PRECONDITION', 'If-None-Match takes only * (create only)');
+    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') return adminError(400, 'bad-request', 'SB_ADMIN_PRECONDITION', 'If-None-Match takes only * (create only)');
     const ifMatch = entityTag(request.headers['if-match']);
     // RFC 9110 §13.2.2: If-Match first (the object must exist), then If-None-Match: * (it must not).
     if (ifMatch !== undefined && ifNoneMatch !== undefined) {
@@ -159,7 +159,7 @@ export class StoreApi {
     }
     if (ifMatch !== '*') return { ifMatch, ifNoneMatch: ifNoneMatch !== undefined };
     const current = await writer.get(kind, name);
-    if (!current) return error(412, 'precondition-failed', 'SB_CONFIG_STORE_CONFLICT', `${kind}/${name} does not exist (If-Match: *)`);
+    if (!current) return adminError(412, 'precondition-failed', 'SB_CONFIG_STORE_CONFLICT', `${kind}/${name} does not exist (If-Match: *)`);
     return { ifMatch: current.revision };
   }
 
@@ -181,22 +181,33 @@ export class StoreApi {
   }
 }
 
-/** The body parsed as JSON (or YAML with a YAML content type), or a 400/413 answer. */
-async function readBody(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
+/**
+ * An admin write's body as text, read up to `limitBytes`: a 413 past it (saying `tooLarge`), a 400
+ * when it is empty (saying `empty`, what to send). The config store's and the cache purge's.
+ */
+export async function readAdminBody(request: IncomingMessage, limitBytes: number, tooLarge: string, empty: string): Promise<{ text: string } | StoreAnswer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > STORE_BODY_LIMIT_BYTES) return error(413, 'too-large', 'SB_ADMIN_BODY_TOO_LARGE', `a stored object is at most ${STORE_BODY_LIMIT_BYTES} bytes`);
+    if (size > limitBytes) return adminError(413, 'too-large', 'SB_ADMIN_BODY_TOO_LARGE', tooLarge);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return error(400, 'bad-request', 'SB_ADMIN_BODY', 'the body is empty: send the object as JSON (or YAML with Content-Type: application/yaml)');
+  if (text.trim() === '') return adminError(400, 'bad-request', 'SB_ADMIN_BODY', empty);
+  return { text };
+}
+
+/** The body parsed as JSON (or YAML with a YAML content type), or a 400/413 answer. */
+async function readBody(request: IncomingMessage): Promise<{ value: unknown } | StoreAnswer> {
+  const read = await readAdminBody(request, STORE_BODY_LIMIT_BYTES, `a stored object is at most ${STORE_BODY_LIMIT_BYTES} bytes`, 'the body is empty: send the object as JSON (or YAML with Content-Type: application/yaml)');
+  if (!('text' in read)) return read;
+  const { text } = read;
   const yaml = /yaml/i.test(request.headers['content-type'] ?? '');
   try {
     return { value: yaml ? (parseYaml(text) as unknown) : (JSON.parse(text) as unknown) };
   } catch (failure) {
-    return error(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${yaml ? yamlErrorReason(failure) : errorMessage(failure)}`);
+    return adminError(400, 'bad-request', 'SB_ADMIN_BODY', `the body is not ${yaml ? 'YAML' : 'JSON'}: ${yaml ? yamlErrorReason(failure) : errorMessage(failure)}`);
   }
 }
 
@@ -226,14 +237,14 @@ function failureAnswer(failure: unknown): StoreAnswer {
   if (failure instanceof StoreConflictError) {
     return { status: 412, body: { ...bodyOf(412, 'precondition-failed', failure.code, failure.message), revision: failure.current ?? null }, headers: failure.current ? { etag: `"${failure.current}"` } : {} };
   }
-  if (failure instanceof StoreNotFoundError) return error(404, 'not-found', failure.code, failure.message);
-  if (failure instanceof StoreUnavailableError) return error(503, 'store-unavailable', failure.code, failure.message);
+  if (failure instanceof StoreNotFoundError) return adminError(404, 'not-found', failure.code, failure.message);
+  if (failure instanceof StoreUnavailableError) return adminError(503, 'store-unavailable', failure.code, failure.message);
   // The store's own refusal (as grpc-gateway maps PERMISSION_DENIED): retrying cannot help, unlike a 503.
-  if (failure instanceof StoreForbiddenError) return error(403, 'store-forbidden', failure.code, failure.message);
+  if (failure instanceof StoreForbiddenError) return adminError(403, 'store-forbidden', failure.code, failure.message);
   // The store refused the gateway's password: 403 as well (the admin token was fine, so not 401), its own `error`.
-  if (failure instanceof StoreAuthenticationError) return error(403, 'store-auth-failed', failure.code, failure.message);
+  if (failure instanceof StoreAuthenticationError) return adminError(403, 'store-auth-failed', failure.code, failure.message);
   // Written around the API (etcdctl, zkCli) and not JSON: the store is wrong, not the request.
-  if (failure instanceof StoreValueError) return error(502, 'store-value', failure.code, failure.message);
+  if (failure instanceof StoreValueError) return adminError(502, 'store-value', failure.code, failure.message);
   throw failure;
 }
 
@@ -241,6 +252,7 @@ function bodyOf(status: number, name: string, code: string, message: string): Re
   return { error: name, code, status, message };
 }
 
-function error(status: number, name: string, code: string, message: string): StoreAnswer {
+/** An admin API's error answer: `{ error, code, status, message }`. */
+export function adminError(status: number, name: string, code: string, message: string): StoreAnswer {
   return { status, body: bodyOf(status, name, code, message) };
 }
