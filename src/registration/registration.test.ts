@@ -1,10 +1,12 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { BackoffOptions } from '../backoff.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { pino } from 'pino';
 import { componentLogger } from '../logger.ts';
 import { waitFor } from '../../test/harness/wait.ts';
+import { watchTimersOf } from '../../test/harness/fake-timers.ts';
 import { RegistryRefusalError } from '../errors.ts';
 import { instanceEntry, Registration } from './registration.ts';
 
@@ -14,8 +16,8 @@ const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port:
 class ScriptedRegistration extends Registration {
   readonly writes: Instance[] = [];
   down = false;
-  constructor() {
-    super(componentLogger('test-registration'), 1_000, { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 });
+  constructor(backoff: BackoffOptions = { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 }) {
+    super(componentLogger('test-registration'), 1_000, backoff);
   }
   protected async ensure(instance: Instance): Promise<void> {
     if (this.down) throw new Error('registry down');
@@ -185,12 +187,17 @@ describe('Registration.mayHoldEntry', () => {
 
   describe('on a fake clock', () => {
     afterEach(() => {
+      // The spies wrap the fake clock's functions: put back before the clock is.
+      vi.restoreAllMocks();
       vi.useRealTimers();
     });
 
     it('ends the retries of a failed removal on close(), leaving no timer armed and no attempt after it', async () => {
       vi.useFakeTimers();
-      const registration = new FailingRemovals();
+      // Every backoff delay is RETRY_MS, a duration no other timer in this test is set for.
+      const RETRY_MS = 17;
+      const retryTimers = watchTimersOf(RETRY_MS);
+      const registration = new FailingRemovals({ initialMs: RETRY_MS, maxMs: RETRY_MS, jitter: 0 });
       registration.register(INSTANCE);
       await firstValueFrom(registration.state$.pipe(filter((state) => state === 'registered')));
       registration.removalsFail = true;
@@ -199,10 +206,10 @@ describe('Registration.mayHoldEntry', () => {
       await deregistered;
       // Retried while the bound ran: a backoff timer waits for the next attempt.
       expect(registration.removals).toBeGreaterThan(1);
-      expect(vi.getTimerCount()).toBeGreaterThan(0);
+      expect(retryTimers.armed()).toHaveLength(1);
       await registration.close();
       const tried = registration.removals;
-      expect(vi.getTimerCount()).toBe(0);
+      expect(retryTimers.armed()).toEqual([]);
       await vi.advanceTimersByTimeAsync(1_000);
       expect(registration.removals).toBe(tried);
       expect(registration.currentState()).toBe('closed');
