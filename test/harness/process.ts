@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { HarnessError } from './errors.ts';
+import { onTestProcessEnd } from './process-end.ts';
 import { descendantsOf, killStillRunning } from './process-tree.ts';
 import { removeTempDirsNow } from './temp-dirs.ts';
 import { waitFor } from './wait.ts';
@@ -74,7 +75,7 @@ export class ManagedProcess {
   /** Spawns the process with output appended to `logFile`; throws if it is already running. */
   start(): void {
     if (this.running) throw new HarnessError(`${this.name} is already running (pid ${this.pid})`);
-    installExitHooks();
+    onTestProcessEnd(killLeftovers);
     const fd = openSync(this.logFile, 'a');
     try {
       writeSync(fd, `\n=== ${new Date().toISOString()} harness start: ${this.#spec.command} ${this.#spec.args.join(' ')}\n`);
@@ -252,8 +253,6 @@ export async function waitUntilReady(proc: ManagedProcess, isReady: () => Promis
   }
 }
 
-let hooksInstalled = false;
-
 // The last line of defence against leaked JVMs: whatever a failed test left running dies with this process.
 function killLeftovers(): void {
   for (const child of liveChildren) {
@@ -264,19 +263,7 @@ function killLeftovers(): void {
     }
   }
   liveChildren.clear();
+  // The temporary directories too, once the processes that write into them are gone (temp-dirs.ts's own
+  // cleanup, registered first, may have run before this one).
   removeTempDirsNow();
-}
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.once('exit', killLeftovers);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
-      killLeftovers();
-      // Keep the default "die on this signal" behaviour unless someone else already handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    };
-    process.once(signal, onSignal);
-  }
 }

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HarnessError } from './errors.ts';
+import { onTestProcessEnd } from './process-end.ts';
 
 /** What the suite's own temporary directories are called (`sb-file-…`, `switchboard-etcd-tls-…`); other programs' are not checked. */
 const SUITE_PREFIX = /^(sb|switchboard)-/;
@@ -15,7 +16,6 @@ interface FileFolder {
 
 const tempDirs = new Set<string>();
 let fileFolder: FileFolder | undefined;
-let exitHooksInstalled = false;
 
 /** Creates a fresh directory under os.tmpdir(), removed at the end of the test file (see `endFileTempFolder`) if `removeTempDir` never ran. */
 export async function makeTempDir(prefix: string): Promise<string> {
@@ -68,7 +68,8 @@ export function beginFileTempFolder(): void {
   const previousTmpdir = process.env.TMPDIR;
   fileFolder = { path: mkdtempSync(join(tmpdir(), 'sb-test-file-')), previousTmpdir };
   process.env.TMPDIR = fileFolder.path;
-  installExitHooks();
+  // A file whose import failed never runs its last hook, and a run stopped mid-file never gets there.
+  onTestProcessEnd(removeTempDirsNow);
 }
 
 /**
@@ -102,20 +103,5 @@ function leaveFileFolder(folder: FileFolder): string {
 
 function remember(dir: string): void {
   tempDirs.add(dir);
-  installExitHooks();
-}
-
-// The last file of a worker whose import failed never registers its last hook, and a run stopped
-// mid-file (Ctrl-C) never gets there: Vitest then ends the worker with SIGTERM, which no 'exit' sees.
-function installExitHooks(): void {
-  if (exitHooksInstalled) return;
-  exitHooksInstalled = true;
-  process.once('exit', removeTempDirsNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      removeTempDirsNow();
-      // Keep the default "die on this signal" behaviour unless someone else still handles it.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
+  onTestProcessEnd(removeTempDirsNow);
 }
