@@ -30,7 +30,7 @@ const HTTP_DATE = new RegExp(
 );
 
 /** The time of an HTTP-date in ms, or NaN for a value that is none (RFC 9110 §13.1.3: such an If-Modified-Since is ignored); asctime's is GMT too. */
-function httpDateMs(value: string): number {
+export function httpDateMs(value: string): number {
   const text = value.trim();
   if (!HTTP_DATE.test(text)) return Number.NaN;
   return Date.parse(text.endsWith(' GMT') ? text : `${text} GMT`);

@@ -7,6 +7,7 @@ import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, ref
 import { recordClientGone } from '../client-gone.ts';
 import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
+import { answeringRanges } from './cache-range.ts';
 import { FetchLocks, waitForFetch } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -244,6 +245,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         context.outcome.cacheStatus = status;
         return staleAnswer(found, sent);
       };
+      // The stored 200 it sends answers a Range request with its part, as a hit does.
+      context.answerReplacer = answeringRanges(context.answerReplacer, method, sent);
     }
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
     // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which

@@ -1,0 +1,258 @@
+import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { CacheSettings, CompressSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
+import { createProxy } from '../../proxy/proxy.ts';
+import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
+import { UpstreamTransports } from '../../transports/index.ts';
+import { accessLogText } from '../access-log/index.ts';
+import { compress } from '../compress/index.ts';
+import { serveMiddleware } from '../middleware-testing.ts';
+import { ifRangeHolds, requestedPart } from './cache-range.ts';
+import { cache, servingCachedHits } from './index.ts';
+
+describe('requestedPart', () => {
+  it.each([
+    ['a first and last byte', 'bytes=2-5', { first: 2, last: 5 }],
+    ['one byte', 'bytes=0-0', { first: 0, last: 0 }],
+    ['an open end', 'bytes=20-', { first: 20, last: 25 }],
+    ['a last byte past the end (clamped)', 'bytes=20-99', { first: 20, last: 25 }],
+    ['a last byte with more digits than any number holds (clamped)', `bytes=3-${'9'.repeat(400)}`, { first: 3, last: 25 }],
+    ['a suffix', 'bytes=-4', { first: 22, last: 25 }],
+    ['a suffix longer than the body (all of it)', 'bytes=-100', { first: 0, last: 25 }],
+    ['the unit in capitals', 'BYTES=1-2', { first: 1, last: 2 }],
+    ['spaces around the range and an empty list element', 'bytes= 1-2 ,', { first: 1, last: 2 }],
+    ['a first byte at the end', 'bytes=26-', 'unsatisfiable'],
+    ['a first byte past the end', 'bytes=30-40', 'unsatisfiable'],
+    ['a first byte with more digits than any number holds', `bytes=${'9'.repeat(400)}-`, 'unsatisfiable'],
+    ['a suffix of zero bytes', 'bytes=-0', 'unsatisfiable'],
+    ['a last byte before the first', 'bytes=5-2', undefined],
+    ['no range at all', 'bytes=', undefined],
+    ['a lone dash', 'bytes=-', undefined],
+    ['a negative first byte', 'bytes=--2', undefined],
+    ['words', 'bytes=one-two', undefined],
+    ['another unit', 'items=0-5', undefined],
+    ['no unit', '0-5', undefined],
+    ['two ranges', 'bytes=0-1,4-5', undefined],
+    ['many overlapping ranges (CVE-2011-3192)', `bytes=${Array.from({ length: 1_000 }, (_, i) => `0-${i}`).join(',')}`, undefined],
+  ] as const)('reads %s on 26 bytes', (_what, range, expected) => {
+    expect(requestedPart(range, 26)).toEqual(expected);
+  });
+
+  it('ignores any range of an empty body', () => {
+    expect(requestedPart('bytes=0-', 0)).toBeUndefined();
+    expect(requestedPart('bytes=-5', 0)).toBeUndefined();
+  });
+});
+
+const LAST_MODIFIED = 'Wed, 01 Jan 2025 10:00:00 GMT';
+
+describe('ifRangeHolds', () => {
+  it.each([
+    ['the stored strong ETag', '"v1"', { etag: '"v1"' }, true],
+    ['another ETag', '"v2"', { etag: '"v1"' }, false],
+    ['the stored ETag made weak (strong comparison)', 'W/"v1"', { etag: '"v1"' }, false],
+    ['a weak ETag equal to a weak stored one (strong comparison)', 'W/"v1"', { etag: 'W/"v1"' }, false],
+    ['a strong ETag for a weak stored one', '"v1"', { etag: 'W/"v1"' }, false],
+    ['an ETag for an answer without one', '"v1"', { 'last-modified': LAST_MODIFIED }, false],
+    ['the stored Last-Modified', LAST_MODIFIED, { 'last-modified': LAST_MODIFIED }, true],
+    ['the stored Last-Modified in the obsolete asctime form', 'Wed Jan  1 10:00:00 2025', { 'last-modified': LAST_MODIFIED }, true],
+    ['a date after the stored Last-Modified (only an equal one holds)', 'Thu, 02 Jan 2025 10:00:00 GMT', { 'last-modified': LAST_MODIFIED }, false],
+    ['a date for an answer without Last-Modified', LAST_MODIFIED, { etag: '"v1"' }, false],
+    ['a date that is no HTTP-date', '2025-01-01T10:00:00Z', { 'last-modified': LAST_MODIFIED }, false],
+  ] as const)('%s: %s', (_what, ifRange, stored, expected) => {
+    expect(ifRangeHolds(ifRange, stored)).toBe(expected);
+  });
+});
+
+const BODY = 'abcdefghijklmnopqrstuvwxyz';
+
+const SETTINGS: CacheSettings = {
+  maxBytes: 1_048_576,
+  maxEntryBytes: 1_024,
+  defaultTtlMs: undefined,
+  methods: ['GET', 'HEAD'],
+  statuses: [200, 404],
+  cacheStatusHeader: 'x-cache-status',
+  useStale: { on: ['http_503'], maxStaleMs: 86_400_000, staleIfError: true },
+  lockTimeoutMs: undefined,
+};
+
+const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes: ['text/*'], excludedContentTypes: undefined, level: 6 };
+
+/**
+ * A cache (after `before`) in front of the real proxy and HTTP/1.1 transport to a real backend that
+ * answers `BODY` as 200 (ETag `"v1"`, `LAST_MODIFIED`, `headers`), a 304 to `If-None-Match: "v1"`,
+ * a 503 while `state.failing`, a 404 for `/missing`, and a `Range` with a 206 of its own while
+ * `state.ranges`; http-cache-semantics' clock (Date) is in the test's hands.
+ */
+async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max-age=60' }, before: Middleware[] = []) {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  const state = { failing: false, ranges: false, requests: [] as IncomingHttpHeaders[] };
+  const backend = createServer((request, response) => {
+    state.requests.push(request.headers);
+    request.resume();
+    if (state.failing) return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
+    if (request.url === '/missing') return void response.writeHead(404, { 'content-type': 'text/plain', ...headers }).end(BODY);
+    const own = { etag: '"v1"', 'last-modified': LAST_MODIFIED, ...headers };
+    if (request.headers['if-none-match'] === '"v1"') return void response.writeHead(304, own).end();
+    const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
+    if (state.ranges && range !== null) {
+      const [first, last] = [Number(range[1]), Number(range[2])];
+      return void response.writeHead(206, { 'content-type': 'text/plain', ...own, 'content-range': `bytes ${first}-${last}/${BODY.length}` }).end(BODY.slice(first, last + 1));
+    }
+    response.writeHead(200, { 'content-type': 'text/plain', ...own }).end(BODY);
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const balancer = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
+  const transports = new UpstreamTransports();
+  const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => TEST_PROXY_POLICY, transports });
+  const server = await serveMiddleware([...before, cache(SETTINGS, 'range')], servingCachedHits(proxy));
+  return {
+    state,
+    send: server.send,
+    contexts: server.contexts,
+    later: (ms: number) => vi.setSystemTime(Date.now() + ms),
+    close: async () => {
+      vi.useRealTimers();
+      await server.close();
+      balancer.close();
+      await transports.close(0);
+      backend.closeAllConnections();
+      await new Promise((resolve) => backend.close(resolve));
+    },
+  };
+}
+
+describe('cache: a stored answer answers a Range request', () => {
+  let setup: Awaited<ReturnType<typeof rangeSetup>> | undefined;
+  afterEach(async () => {
+    await setup?.close();
+    setup = undefined;
+  });
+
+  it.each([
+    ['bytes=2-5', 'bytes 2-5/26', 'cdef'],
+    ['bytes=20-', 'bytes 20-25/26', 'uvwxyz'],
+    ['bytes=-3', 'bytes 23-25/26', 'xyz'],
+    ['bytes=24-99', 'bytes 24-25/26', 'yz'],
+  ])('answers %s on a hit with 206, its Content-Range and the part\'s length (HIT, 206 in the access log)', async (range, contentRange, part) => {
+    setup = await rangeSetup();
+    const stored = await setup.send('/a');
+    expect([stored.status, stored.headers['x-cache-status']]).toEqual([200, 'MISS']);
+    const hit = await setup.send('/a', { headers: { range } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.body.toString()]).toEqual([206, 'HIT', part]);
+    expect(hit.headers['content-range']).toBe(contentRange);
+    expect(hit.headers['content-length']).toBe(String(part.length));
+    expect(hit.headers.etag).toBe('"v1"');
+    expect(hit.headers['content-type']).toBe('text/plain');
+    const line = accessLogText(setup.contexts[1]!, false);
+    expect(line).toContain('"status":206');
+    expect(line).toContain('"cache":"HIT"');
+    expect(setup.state.requests).toHaveLength(1);
+  });
+
+  it('says Accept-Ranges: bytes on a hit of a 200, and on none of a 404, which ignores a Range', async () => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const hit = await setup.send('/a');
+    expect([hit.status, hit.headers['x-cache-status'], hit.headers['accept-ranges'], hit.body.toString()]).toEqual([200, 'HIT', 'bytes', BODY]);
+    await setup.send('/missing');
+    const missing = await setup.send('/missing', { headers: { range: 'bytes=0-1' } });
+    expect([missing.status, missing.headers['x-cache-status'], missing.headers['accept-ranges'], missing.body.toString()]).toEqual([404, 'HIT', undefined, BODY]);
+  });
+
+  it('answers a range that starts past the end with 416, the length in Content-Range and no body', async () => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const refused = await setup.send('/a', { headers: { range: 'bytes=26-' } });
+    expect([refused.status, refused.headers['x-cache-status'], refused.body.length]).toEqual([416, 'HIT', 0]);
+    expect(refused.headers['content-range']).toBe('bytes */26');
+    expect(refused.headers['content-length']).toBe('0');
+    expect(refused.headers['content-type']).toBeUndefined();
+    expect(accessLogText(setup.contexts[1]!, false)).toContain('"status":416');
+  });
+
+  it.each([
+    ['an invalid range', { range: 'bytes=5-2' }],
+    ['another unit', { range: 'items=0-1' }],
+    ['two ranges (no multipart answer)', { range: 'bytes=0-1,4-5' }],
+    ['an If-Range with another ETag', { range: 'bytes=0-1', 'if-range': '"v2"' }],
+    ['an If-Range with the ETag made weak', { range: 'bytes=0-1', 'if-range': 'W/"v1"' }],
+    ['an If-Range with another date', { range: 'bytes=0-1', 'if-range': 'Thu, 02 Jan 2025 10:00:00 GMT' }],
+  ])('sends the whole stored answer for %s', async (_what, headers) => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const whole = await setup.send('/a', { headers });
+    expect([whole.status, whole.headers['x-cache-status'], whole.body.toString()]).toEqual([200, 'HIT', BODY]);
+    expect(whole.headers['content-range']).toBeUndefined();
+    expect(whole.headers['accept-ranges']).toBe('bytes');
+  });
+
+  it.each([
+    ['its ETag', '"v1"'],
+    ['its Last-Modified', LAST_MODIFIED],
+  ])('answers a range whose If-Range has %s with the part', async (_what, ifRange) => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const part = await setup.send('/a', { headers: { range: 'bytes=0-1', 'if-range': ifRange } });
+    expect([part.status, part.headers['content-range'], part.body.toString()]).toEqual([206, 'bytes 0-1/26', 'ab']);
+  });
+
+  it('ignores a Range on HEAD: the head of the whole answer', async () => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const head = await setup.send('/a', { method: 'HEAD', headers: { range: 'bytes=0-1' } });
+    expect([head.status, head.headers['x-cache-status'], head.headers['content-length'], head.headers['accept-ranges'], head.body.length]).toEqual([200, 'HIT', '26', 'bytes', 0]);
+    expect(head.headers['content-range']).toBeUndefined();
+  });
+
+  it('answers a 304 before the range to a conditional the stored answer meets', async () => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const notModified = await setup.send('/a', { headers: { range: 'bytes=0-1', 'if-none-match': '"v1"' } });
+    expect([notModified.status, notModified.headers['content-range'], notModified.body.length]).toEqual([304, undefined, 0]);
+  });
+
+  it('passes a miss\'s Range to the upstream, sends its 206 and stores nothing of it', async () => {
+    setup = await rangeSetup();
+    setup.state.ranges = true;
+    const miss = await setup.send('/a', { headers: { range: 'bytes=1-3' } });
+    expect([miss.status, miss.headers['x-cache-status'], miss.headers['content-range'], miss.body.toString()]).toEqual([206, 'MISS', 'bytes 1-3/26', 'bcd']);
+    expect(setup.state.requests[0]!.range).toBe('bytes=1-3');
+    const next = await setup.send('/a');
+    expect([next.status, next.headers['x-cache-status'], next.body.toString()]).toEqual([200, 'MISS', BODY]);
+    expect(setup.state.requests).toHaveLength(2);
+  });
+
+  it('answers a range from the stored answer a 304 freshened (REVALIDATED)', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=1' });
+    await setup.send('/a');
+    setup.later(2_000);
+    const part = await setup.send('/a', { headers: { range: 'bytes=-2' } });
+    expect(setup.state.requests[1]!['if-none-match']).toBe('"v1"');
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'REVALIDATED', 'bytes 24-25/26', 'yz']);
+    expect(accessLogText(setup.contexts[1]!, false)).toContain('"status":206');
+  });
+
+  it('answers a range from the stale stored answer sent for a failed fetch (STALE)', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=1' });
+    await setup.send('/a');
+    setup.later(2_000);
+    setup.state.failing = true;
+    const part = await setup.send('/a', { headers: { range: 'bytes=3-4' } });
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'STALE', 'bytes 3-4/26', 'de']);
+  });
+
+  it('with compress, answers a range with the identity part, and compresses a hit without one, with no Accept-Ranges', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=60' }, [compress(GZIP)]);
+    await setup.send('/a');
+    const compressed = await setup.send('/a', { headers: { 'accept-encoding': 'gzip' } });
+    expect([compressed.status, compressed.headers['x-cache-status'], compressed.headers['content-encoding'], compressed.headers['accept-ranges']]).toEqual([200, 'HIT', 'gzip', undefined]);
+    expect(gunzipSync(compressed.body).toString()).toBe(BODY);
+    const part = await setup.send('/a', { headers: { 'accept-encoding': 'gzip', range: 'bytes=0-2' } });
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-encoding'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'HIT', undefined, 'bytes 0-2/26', 'abc']);
+  });
+});

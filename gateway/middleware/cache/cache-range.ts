@@ -1,0 +1,108 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { AnswerReplacer, HeldAnswer } from '../../context.ts';
+import { httpDateMs } from './cache-conditional.ts';
+
+/** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
+interface BytePart {
+  readonly first: number;
+  readonly last: number;
+}
+
+/** A `Range` value in the `bytes` unit (case-insensitive, RFC 9110 §14.1): the range set after it. */
+const BYTES_UNIT = /^bytes=/i;
+/** One range-spec (RFC 9110 §14.1.1): `first-last`, `first-` or the suffix `-length`. */
+const RANGE_SPEC = /^(?:(\d+)-(\d*)|-(\d+))$/;
+
+/**
+ * The part of a body `length` bytes long that a `Range` value asks for, clamped to the body;
+ * 'unsatisfiable' when it starts at or past the end (or is a suffix of zero bytes, RFC 9110
+ * §14.1.1); undefined when the value is to be ignored (RFC 9110 §14.2): not the `bytes` unit, not
+ * valid (`5-2`, `abc`), an empty body, or more than one range. Several ranges would be a
+ * multipart/byteranges answer (nginx's); this cache sends the whole answer instead, which RFC 9110
+ * allows and which no set of many or overlapping ranges can make bigger or costlier (CVE-2011-3192).
+ */
+export function requestedPart(range: string, length: number): BytePart | 'unsatisfiable' | undefined {
+  if (length === 0 || !BYTES_UNIT.test(range)) return undefined;
+  let spec: string | undefined;
+  // A list may hold empty elements (RFC 9110 §5.6.1): `bytes=0-4,` is one range.
+  for (const element of range.slice(6).split(',')) {
+    const trimmed = element.trim();
+    if (trimmed === '') continue;
+    if (spec !== undefined) return undefined;
+    spec = trimmed;
+  }
+  const match = spec === undefined ? null : RANGE_SPEC.exec(spec);
+  if (match === null) return undefined;
+  const [, firstText, lastText, suffixText] = match;
+  if (suffixText !== undefined) {
+    const suffix = Number(suffixText);
+    return suffix === 0 ? 'unsatisfiable' : { first: Math.max(0, length - suffix), last: length - 1 };
+  }
+  const first = Number(firstText);
+  const last = lastText === '' ? Number.POSITIVE_INFINITY : Number(lastText);
+  if (last < first) return undefined;
+  if (first >= length) return 'unsatisfiable';
+  return { first, last: Math.min(last, length - 1) };
+}
+
+/**
+ * Whether an `If-Range` lets a stored answer with `stored` headers answer a range (RFC 9110
+ * §13.1.5): an entity-tag equal to its `ETag` by the strong comparison (neither weak), or an
+ * HTTP-date equal to its `Last-Modified`. Anything else (another tag, a weak one, a date that is
+ * none) asks for the whole answer.
+ */
+export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): boolean {
+  const validator = ifRange.trim();
+  if (validator.startsWith('"') || validator.startsWith('W/')) {
+    const etag = stored.etag;
+    return typeof etag === 'string' && !validator.startsWith('W/') && etag.trim() === validator;
+  }
+  const lastModified = stored['last-modified'];
+  if (typeof lastModified !== 'string') return false;
+  const since = httpDateMs(validator);
+  return Number.isFinite(since) && since === Date.parse(lastModified);
+}
+
+/**
+ * The answer a stored 200 (`status`, `headers`, `body`) makes for a request by its `Range`, as
+ * nginx's range filter makes it for a cached one (RFC 9110 §14): `206` with `Content-Range` and the
+ * part's `Content-Length`, or `416` with no body and a `Content-Range` that gives the length alone when
+ * the range starts past the end; the whole answer when the request has no `Range`, is not a `GET` (RFC 9110
+ * §14.2: a HEAD's is ignored), its `If-Range` does not hold, or `requestedPart` ignores it. Every one
+ * says `Accept-Ranges: bytes`. Any other status goes as it is. `headers` is the caller's own, edited in place.
+ */
+export function rangeOfStored(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, body: Buffer): HeldAnswer {
+  if (status !== 200) return { status, headers, body };
+  headers['accept-ranges'] = 'bytes';
+  const range = request.range;
+  if (range === undefined || method !== 'GET') return { status, headers, body };
+  const ifRange = request['if-range'];
+  if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return { status, headers, body };
+  const part = requestedPart(range, body.length);
+  if (part === undefined) return { status, headers, body };
+  if (part === 'unsatisfiable') {
+    headers['content-range'] = `bytes */${body.length}`;
+    headers['content-length'] = '0';
+    // No body: nothing for these to describe.
+    delete headers['content-type'];
+    delete headers['content-encoding'];
+    return { status: 416, headers, body: Buffer.alloc(0) };
+  }
+  headers['content-range'] = `bytes ${part.first}-${part.last}/${body.length}`;
+  headers['content-length'] = String(part.last - part.first + 1);
+  // Digests of the whole content (RFC 9530's Content-Digest, RFC 1864's Content-MD5) do not match a part; Repr-Digest still does.
+  delete headers['content-digest'];
+  delete headers['content-md5'];
+  return { status: 206, headers, body: body.subarray(part.first, part.last + 1) };
+}
+
+/**
+ * `replace` (the cache's `AnswerReplacer`) whose stored 200s, sent in a fetch's place (`REVALIDATED`,
+ * `STALE`), answer the request's `Range` as a hit does (`rangeOfStored`).
+ */
+export function answeringRanges(replace: AnswerReplacer, method: string | undefined, request: IncomingHttpHeaders): AnswerReplacer {
+  return (status, headers, errorClass) => {
+    const answer = replace(status, headers, errorClass);
+    return answer === undefined ? undefined : rangeOfStored(method, request, answer.status, answer.headers, answer.body);
+  };
+}
