@@ -163,6 +163,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { cache: { methods: [GET, get] } }', 'middlewares.c.cache.methods (line 2): lists a method twice'],
     ['middlewares:\n  c: { cache: { statuses: [200, 200] } }', 'middlewares.c.cache.statuses (line 2): lists a status twice'],
     ['middlewares:\n  c: { cache: { statuses: [99] } }', 'middlewares.c.cache.statuses.0 (line 2)'],
+    ['middlewares:\n  c: { cache: { statuses: [200, 206] } }', 'middlewares.c.cache.statuses (line 2): may not hold 206'],
     ['middlewares:\n  c: { cache: { maxSize: 0 } }', 'middlewares.c.cache.maxSize (line 2)'],
     ['middlewares:\n  c: { cache: { defaultTtl: "60" } }', 'middlewares.c.cache.defaultTtl (line 2)'],
     ['middlewares:\n  c: { cache: { defaultTtl: 500ms } }', 'middlewares.c.cache.defaultTtl (line 2): must be at least 1s (freshness counts whole seconds)'],

@@ -99,6 +99,8 @@ const cacheSection = section({
   if (new Set(methods).size !== methods.length) context.addIssue({ code: 'custom', path: ['methods'], message: 'lists a method twice' });
   const statuses = settings.statuses ?? [];
   if (new Set(statuses).size !== statuses.length) context.addIssue({ code: 'custom', path: ['statuses'], message: 'lists a status twice' });
+  // A 206 holds a part, which http-cache-semantics never lets be stored (nor should it go whole to others): listing it would do nothing.
+  if (statuses.includes(206)) context.addIssue({ code: 'custom', path: ['statuses'], message: 'may not hold 206: a part of an answer is never stored (a stored 200 answers ranges)' });
   const on = settings.useStale === false ? [] : (settings.useStale?.on ?? []);
   if (new Set(on).size !== on.length) context.addIssue({ code: 'custom', path: ['useStale', 'on'], message: 'lists a failure twice' });
 });
