@@ -40,10 +40,10 @@ describe('notModifiedHeaders', () => {
 });
 
 describe('refreshedHeaders', () => {
-  it('takes the 304\'s headers over the stored ones, except those about the body, and drops the stored Age', () => {
-    const stored = { etag: '"v1"', 'cache-control': 'max-age=1', date: 'old', 'content-length': '12', 'content-type': 'text/plain', age: '30' };
-    const notModified = { etag: '"v1"', 'cache-control': 'max-age=60', date: 'new', 'content-length': '0', 'x-added': 'yes' };
-    expect(refreshedHeaders(stored, notModified)).toEqual({ etag: '"v1"', 'cache-control': 'max-age=60', date: 'new', 'content-length': '12', 'content-type': 'text/plain', 'x-added': 'yes' });
+  it('takes the 304\'s headers over the stored ones, except those about the body and Accept-Ranges, and drops the stored Age', () => {
+    const stored = { etag: '"v1"', 'cache-control': 'max-age=1', date: 'old', 'content-length': '12', 'content-type': 'text/plain', 'accept-ranges': 'bytes', age: '30' };
+    const notModified = { etag: '"v1"', 'cache-control': 'max-age=60', date: 'new', 'content-length': '0', 'accept-ranges': 'none', 'x-added': 'yes' };
+    expect(refreshedHeaders(stored, notModified)).toEqual({ etag: '"v1"', 'cache-control': 'max-age=60', date: 'new', 'content-length': '12', 'content-type': 'text/plain', 'accept-ranges': 'bytes', 'x-added': 'yes' });
   });
 });
 

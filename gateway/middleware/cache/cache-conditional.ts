@@ -11,9 +11,10 @@ const NOT_MODIFIED_HEADERS: readonly string[] = ['cache-control', 'content-locat
 
 /**
  * Headers of a 304 that never replace a stored answer's (RFC 9111 §3.2): they describe the body the
- * 304 does not carry (the stored body is kept), as http-cache-semantics' `revalidatedPolicy` leaves them.
+ * 304 does not carry (the stored body is kept), as http-cache-semantics' `revalidatedPolicy` leaves
+ * them; and `Accept-Ranges`, which on a stored 200 is the cache's own (it answers the ranges).
  */
-const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range']);
+const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'accept-ranges']);
 
 /** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
 const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;

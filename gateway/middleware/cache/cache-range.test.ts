@@ -227,14 +227,19 @@ describe('cache: a stored answer answers a Range request', () => {
     expect(setup.state.requests).toHaveLength(2);
   });
 
-  it('answers a range from the stored answer a 304 freshened (REVALIDATED)', async () => {
-    setup = await rangeSetup({ 'cache-control': 'max-age=1' });
-    await setup.send('/a');
+  it('answers a range from the stored answer a 304 freshened (REVALIDATED), and says Accept-Ranges: bytes where the upstream said none', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=1', 'accept-ranges': 'none' });
+    const miss = await setup.send('/a');
+    expect(miss.headers['accept-ranges']).toBe('none');
     setup.later(2_000);
     const part = await setup.send('/a', { headers: { range: 'bytes=-2' } });
     expect(setup.state.requests[1]!['if-none-match']).toBe('"v1"');
     expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'REVALIDATED', 'bytes 24-25/26', 'yz']);
+    expect(part.headers['accept-ranges']).toBe('bytes');
     expect(accessLogText(setup.contexts[1]!, false)).toContain('"status":206');
+    // The 304's own Accept-Ranges: none does not replace the cache's.
+    const hit = await setup.send('/a');
+    expect([hit.status, hit.headers['x-cache-status'], hit.headers['accept-ranges']]).toEqual([200, 'HIT', 'bytes']);
   });
 
   it('answers a range from the stale stored answer sent for a failed fetch (STALE)', async () => {

@@ -68,12 +68,12 @@ export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): bool
  * nginx's range filter makes it for a cached one (RFC 9110 §14): `206` with `Content-Range` and the
  * part's `Content-Length`, or `416` with no body and a `Content-Range` that gives the length alone when
  * the range starts past the end; the whole answer when the request has no `Range`, is not a `GET` (RFC 9110
- * §14.2: a HEAD's is ignored), its `If-Range` does not hold, or `requestedPart` ignores it. Every one
- * says `Accept-Ranges: bytes`. Any other status goes as it is. `headers` is the caller's own, edited in place.
+ * §14.2: a HEAD's is ignored), its `If-Range` does not hold, or `requestedPart` ignores it (each with
+ * the stored `Accept-Ranges: bytes`, `ResponseCache.store`). Any other status goes as it is.
+ * `headers` is the caller's own, edited in place.
  */
 export function rangeOfStored(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, body: Buffer): HeldAnswer {
   if (status !== 200) return { status, headers, body };
-  headers['accept-ranges'] = 'bytes';
   const range = request.range;
   if (range === undefined || method !== 'GET') return { status, headers, body };
   const ifRange = request['if-range'];

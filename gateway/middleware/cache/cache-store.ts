@@ -99,11 +99,14 @@ export class ResponseCache {
    * dropped by the LRU itself. A body that is a slice of a larger buffer (Node's 8 KiB pool, which
    * `Buffer.concat` and `Buffer.from` use below 4 KiB, or a socket read) is kept as a copy of its
    * own, so that what `maxBytes` counts is what the entry holds, not a whole slab per small answer.
+   * A 200 is kept with `Accept-Ranges: bytes` (whatever the upstream said): the cache answers its
+   * ranges itself (`rangeOfStored`), and says so once here rather than on every hit.
    */
   store(primary: string, headers: IncomingHttpHeaders, answer: CachedAnswer): void {
     const vary = varyNames(answer.headers.vary);
     const key = `${primary}\u0000${variantKey(headers, vary)}`;
-    const kept = answer.body.byteLength === answer.body.buffer.byteLength ? answer : { ...answer, body: ownCopy(answer.body) };
+    let kept = answer.body.byteLength === answer.body.buffer.byteLength ? answer : { ...answer, body: ownCopy(answer.body) };
+    if (kept.status === 200 && kept.headers['accept-ranges'] !== 'bytes') kept = { ...kept, headers: { ...kept.headers, 'accept-ranges': 'bytes' } };
     this.slots.set(primary, { vary });
     this.slots.set(key, kept);
     if (this.slots.peek(key) === kept) this.answers += 1;
