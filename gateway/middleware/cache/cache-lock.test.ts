@@ -1,64 +1,11 @@
-import { createServer, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CacheSettings } from '../../config/types.ts';
-import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
-import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
-import { UpstreamTransports } from '../../transports/index.ts';
+import { TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
-import { serveMiddleware, type TestResponse } from '../middleware-testing.ts';
-import { cacheRequestsTotal } from './cache-metrics.ts';
-import { cache, servingCachedHits } from './index.ts';
+import { heldBackendCache, statusAndBody } from './cache-testing.ts';
 
-const SETTINGS: CacheSettings = {
-  maxBytes: 1_048_576,
-  maxEntryBytes: 1_024,
-  defaultTtlMs: undefined,
-  methods: ['GET', 'HEAD'],
-  statuses: [200],
-  cacheStatusHeader: 'x-cache-status',
-  useStale: { on: [], maxStaleMs: 0, staleIfError: true },
-  lockTimeoutMs: 5_000,
-};
-
-let names = 0;
-
-/**
- * A cache (with `settings`) in front of the real proxy and a real backend that holds every answer
- * (`max-age=60`, its body the request's number) until the test lets it go (`answer(n)`).
- */
-async function lockSetup(settings: Partial<CacheSettings>, policy: ProxyPolicy = TEST_PROXY_POLICY) {
-  const held: ServerResponse[] = [];
-  const backend = createServer((request, response) => {
-    request.resume();
-    held.push(response);
-  });
-  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  const balancer = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
-  const transports = new UpstreamTransports();
-  const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => policy, transports });
-  const name = `lock-${(names += 1)}`;
-  const server = await serveMiddleware([cache({ ...SETTINGS, ...settings }, name)], servingCachedHits(proxy));
-  return {
-    held,
-    send: server.send,
-    port: server.port,
-    contexts: server.contexts,
-    /** Lets the backend's `n`th request (from 1) have its answer. */
-    answer: (n: number) => held[n - 1]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end(`request ${n}`),
-    count: async (status: string) => (await cacheRequestsTotal.get()).values.find((value) => value.labels.middleware === name && value.labels.status === status)?.value ?? 0,
-    close: async () => {
-      for (const response of held) response.destroy();
-      await server.close();
-      balancer.close();
-      await transports.close(0);
-      backend.closeAllConnections();
-      await new Promise((resolve) => backend.close(resolve));
-    },
-  };
-}
-
-const statusAndBody = (response: TestResponse) => [response.headers['x-cache-status'], response.body.toString()];
+/** The cache with `lock` on (5 s unless `settings` say) in front of a backend that holds each request until the test answers it. */
+const lockSetup = (settings: Parameters<typeof heldBackendCache>[0], policy = TEST_PROXY_POLICY) => heldBackendCache({ lockTimeoutMs: 5_000, ...settings }, { policy });
 
 describe('cache: concurrent misses of one key wait for one fetch (lock)', () => {
   let setup: Awaited<ReturnType<typeof lockSetup>> | undefined;
@@ -156,5 +103,47 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     setup.answer(2);
     expect(statusAndBody(await first)).toEqual(['MISS', `${part}end`]);
     expect(statusAndBody(await second)).toEqual(['MISS', 'request 2']);
+  });
+
+  it('hands the lock to one waiter when the fetch stored nothing, so that the backend sees the others one at a time, never together', async () => {
+    setup = await lockSetup({});
+    const { send, held, contexts, load } = setup;
+    const answers = [send('/a')];
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    answers.push(send('/a'), send('/a'), send('/a'));
+    await waitFor(() => contexts.length === 4, { message: 'the three waiters arrived' });
+    // Each a 404 (a status not kept): every waiter goes upstream in the end, one after the other.
+    for (const n of [1, 2, 3, 4]) {
+      await waitFor(() => held.length >= n, { message: `request ${n} reached the backend` });
+      setup.answer(n, {}, 404);
+    }
+    const results = await Promise.all(answers);
+    expect(results.map((response) => [response.status, ...statusAndBody(response)])).toEqual([1, 2, 3, 4].map((n) => [404, 'MISS', `request ${n}`]));
+    expect(load.maxActive).toBe(1);
+    expect(await setup.count('MISS')).toBe(4);
+  });
+
+  it('keeps the waiters\' own timeout across a handover: one that waits on again goes upstream when its first wait began plus the timeout', async () => {
+    // The taker's fetch is held past the test's end: no headers timeout may end it and free the lock.
+    setup = await lockSetup({ lockTimeoutMs: 3_000 }, { ...TEST_PROXY_POLICY, headersTimeoutMs: 60_000 });
+    const { send, held, contexts, load } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    const began = performance.now();
+    const waiters = [send('/a'), send('/a')];
+    await waitFor(() => contexts.length === 3, { message: 'both waiters arrived' });
+    // Half-way through the waiters' timeout the fetch stores nothing: one waiter takes the lock, the other waits on.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    setup.answer(1, {}, 404);
+    await waitFor(() => held.length === 3, { message: 'the waiter left waiting went upstream at its timeout', timeoutMs: 15_000 });
+    const waited = load.arrivals[2]! - began;
+    // At 3 s from its start, not 3 s from the handover (4.5 s); never before its timeout.
+    expect(waited).toBeGreaterThanOrEqual(2_950);
+    expect(waited).toBeLessThan(4_200);
+    expect(load.arrivals[1]! - began).toBeLessThan(waited);
+    setup.answer(2);
+    setup.answer(3);
+    expect((await first).status).toBe(404);
+    expect((await Promise.all(waiters)).map(statusAndBody).sort()).toEqual([['MISS', 'request 2'], ['MISS', 'request 3']]);
   });
 });

@@ -4,11 +4,15 @@ import { whileClientStays } from '../client-gone.ts';
 /** How a request that found another's fetch of its key under way came out of its wait. */
 export type LockWait = 'released' | 'timeout' | 'gone';
 
+/** How a miss came out of `FetchLocks.awaitTurn`: a `LockWait`, or `free` to go upstream (holding the lock when it may take one). */
+export type LockTurn = LockWait | 'free';
+
 /**
  * The fetches of new entries under way in one `cache`, one per primary key (nginx's
  * `proxy_cache_lock`): the first miss of a key takes its lock and goes upstream; a later miss of
  * that key waits for it (`waitForFetch`) and then looks again, instead of going upstream beside it.
- * A lock is let go as its holder's response closes: the answer stored by then, or never to be.
+ * A lock is let go as its holder's response closes: the answer stored by then, or never to be; a
+ * fetch that stored nothing hands it to one of its waiters (`awaitTurn`).
  */
 export class FetchLocks {
   private readonly held = new Map<string, FetchLock>();
@@ -35,6 +39,30 @@ export class FetchLocks {
   release(key: string, context: GatewayContext): void {
     const lock = this.held.get(key);
     if (lock !== undefined && lock.holder === context) this.letGo(key, lock);
+  }
+
+  /**
+   * Waits as a miss of `key` that takes the lock when it may (`takes`; a HEAD, which stores
+   * nothing, only waits): `free` when no fetch is under way (the lock now its own when `takes`);
+   * `released` once a fetch it waited for stored what `lookAgain` finds; `timeout` once `timeoutMs`
+   * passed since it began waiting; `gone` when its client left. A fetch that stored nothing (a
+   * failure, an answer not to keep) hands the lock to one waiter, the first to look again, and the
+   * others wait on that one's fetch within what is left of their own `timeoutMs` (it does not
+   * start again): a failing upstream sees one request of the key at a time, not every waiter at once.
+   */
+  async awaitTurn(key: string, context: GatewayContext, takes: boolean, timeoutMs: number, lookAgain: () => boolean): Promise<LockTurn> {
+    let held = takes ? this.holderOf(key, context) : this.peek(key);
+    if (held === undefined) return 'free';
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const waited = await waitForFetch(context, held, deadline - performance.now());
+      if (waited !== 'released') return waited;
+      if (lookAgain()) return 'released';
+      // A client that left as the lock was let go (its 'close' not yet heard) takes no lock: it would go upstream for nobody.
+      if (context.response.destroyed) return 'gone';
+      held = takes ? this.holderOf(key, context) : this.peek(key);
+      if (held === undefined) return 'free';
+    }
   }
 
   /** The release of `key`'s lock when a request holds it, taking nothing. */
@@ -70,7 +98,7 @@ export async function waitForFetch(context: GatewayContext, released: Promise<vo
   let timer: NodeJS.Timeout | undefined;
   const watched = await whileClientStays(context, (controller) =>
     new Promise<LockWait>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs));
       void released.then(() => resolve('released'));
       controller.signal.addEventListener('abort', () => resolve('gone'), { once: true });
     }),

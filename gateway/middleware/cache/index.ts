@@ -8,7 +8,7 @@ import { recordClientGone } from '../client-gone.ts';
 import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { answeringRanges } from './cache-range.ts';
-import { FetchLocks, waitForFetch } from './cache-lock.ts';
+import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
@@ -197,21 +197,18 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (locks !== undefined && !bypass && found === undefined) {
       // Another request's fetch of this key is under way (nginx's `proxy_cache_lock`): its answer,
       // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock.
-      const held = mayStore ? locks.holderOf(primary, context) : locks.peek(primary);
-      if (held !== undefined) {
-        const waited = await waitForFetch(context, held, settings.lockTimeoutMs!);
-        if (waited === 'gone') {
-          requests.MISS.inc();
-          context.outcome.cacheStatus = 'MISS';
-          return recordClientGone(context);
-        }
-        if (waited === 'released') {
-          drops = store.drops;
-          found = store.find(primary, sent);
-        }
-        // Past the lock's timeout the request goes upstream beside the fetch, its answer not stored (as nginx's).
-        else mayStore = false;
+      const turn = await locks.awaitTurn(primary, context, mayStore, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
+      if (turn === 'released') {
+        drops = store.drops;
+        found = store.find(primary, sent);
       }
+      if (turn === 'gone') {
+        requests.MISS.inc();
+        context.outcome.cacheStatus = 'MISS';
+        return recordClientGone(context);
+      }
+      // Past the lock's timeout the request goes upstream beside the fetch, its answer not stored (as nginx's).
+      if (turn === 'timeout') mayStore = false;
     }
     if (found !== undefined && found.policy.satisfiesWithoutRevalidation(policyRequest(context, sent))) {
       requests.HIT.inc();
