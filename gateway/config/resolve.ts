@@ -482,21 +482,27 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
 /** How long a miss waits for another's fetch of its key by default: nginx's `proxy_cache_lock_timeout`. */
 const DEFAULT_CACHE_LOCK_TIMEOUT_MS = 5_000;
 
-/** Every failure `useStale` may name, its default list (nginx's `error timeout http_500 http_502 http_503 http_504`). */
+/**
+ * Every failure `useStale` may name, its default list (nginx's `error timeout http_500 http_502
+ * http_503 http_504`). Not `updating`, which sends stale answers while the upstream is well: it is
+ * asked for by name, as in nginx (whose default list is empty), so that `useStale: {}` keeps meaning
+ * "in place of failures".
+ */
 const STALE_TRIGGERS: readonly StaleTrigger[] = ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'];
 
 /** How long past its freshness `useStale` sends an answer unless `maxStale` says: a day, so a long outage does not serve a week-old answer unnoticed. */
 const DEFAULT_MAX_STALE_MS = 86_400_000;
 
 /**
- * `cache`'s `useStale`: absent, only a stored answer's own `stale-if-error` (as nginx honours it
- * without `proxy_cache_use_stale`); `false`, never a stale answer; an object, the failures it lists
- * (all six by default) up to `maxStale`, and `stale-if-error` too.
+ * `cache`'s `useStale`: absent, only a stored answer's own `stale-if-error` and
+ * `stale-while-revalidate` (as nginx honours them without `proxy_cache_use_stale`); `false`, never
+ * a stale answer; an object, the triggers it lists (the six failures by default) up to `maxStale`,
+ * and the answer's own directives too.
  */
 function cacheStaleSettings(input: false | { on?: StaleTrigger[] | undefined; maxStale?: number | undefined } | undefined): CacheStaleSettings {
-  if (input === false) return { on: [], maxStaleMs: 0, staleIfError: false };
-  if (input === undefined) return { on: [], maxStaleMs: 0, staleIfError: true };
-  return { on: input.on ?? STALE_TRIGGERS, maxStaleMs: input.maxStale ?? DEFAULT_MAX_STALE_MS, staleIfError: true };
+  if (input === false) return { on: [], maxStaleMs: 0, answerDirectives: false };
+  if (input === undefined) return { on: [], maxStaleMs: 0, answerDirectives: true };
+  return { on: input.on ?? STALE_TRIGGERS, maxStaleMs: input.maxStale ?? DEFAULT_MAX_STALE_MS, answerDirectives: true };
 }
 
 /** An `errors` page's type when the middleware names none: pages are HTML, as nginx's and HAProxy's are. */

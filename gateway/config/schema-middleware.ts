@@ -82,7 +82,7 @@ const cacheSection = section({
   useStale: z.union([
     z.literal(false),
     section({
-      on: z.array(z.enum(['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'])).optional(),
+      on: z.array(z.enum(['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504', 'updating'])).optional(),
       maxStale: longDuration.optional(),
     }),
   ]).optional(),

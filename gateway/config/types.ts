@@ -685,25 +685,32 @@ export interface CacheSettings {
   readonly methods: readonly string[];
   /** The statuses whose answers may be kept. */
   readonly statuses: readonly number[];
-  /** The answer header that tells MISS, HIT, EXPIRED, REVALIDATED, STALE or BYPASS; undefined: none. */
+  /** The answer header that tells MISS, HIT, EXPIRED, REVALIDATED, STALE, UPDATING or BYPASS; undefined: none. */
   readonly cacheStatusHeader: string | undefined;
-  /** When a stale stored answer goes to the client in place of a failed fetch (`useStale`). */
+  /** When a stale stored answer goes to the client in place of a failed fetch, or while another request's fetch of it is under way (`useStale`). */
   readonly useStale: CacheStaleSettings;
   /** How long a miss waits for another request's fetch of its key (`lock`, nginx's `proxy_cache_lock_timeout`); undefined: misses never wait. */
   readonly lockTimeoutMs: number | undefined;
 }
 
-/** A failure of a stale answer's fetch that may be answered with it, in nginx's `proxy_cache_use_stale` words. */
-export type StaleTrigger = 'error' | 'timeout' | 'http_500' | 'http_502' | 'http_503' | 'http_504';
+/**
+ * When a stale answer may be sent, in nginx's `proxy_cache_use_stale` words: a failure of its fetch
+ * (`error`, `timeout`, `http_5xx`), or `updating`, another request's fetch of it under way.
+ */
+export type StaleTrigger = 'error' | 'timeout' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'updating';
 
-/** `cache`'s `useStale`: nginx's `proxy_cache_use_stale` with a bound, and RFC 5861's `stale-if-error` in the stored answer. */
+/** `cache`'s `useStale`: nginx's `proxy_cache_use_stale` with a bound, and RFC 5861's `stale-if-error` and `stale-while-revalidate` in the stored answer. */
 export interface CacheStaleSettings {
-  /** The failures any stale answer is sent for (one that forbids it aside); empty: only those its own `stale-if-error` allows. */
+  /** When any stale answer is sent (one that forbids it aside); empty: only when its own `stale-if-error` or `stale-while-revalidate` allows. */
   readonly on: readonly StaleTrigger[];
-  /** How long past its freshness an answer is still sent for a failure in `on`. */
+  /** How long past its freshness an answer is still sent for a trigger in `on`. */
   readonly maxStaleMs: number;
-  /** Whether a stored answer's own `Cache-Control: stale-if-error=N` lets it be sent for any of the failures, N seconds past its freshness. */
-  readonly staleIfError: boolean;
+  /**
+   * Whether a stored answer's own `Cache-Control` lets it be sent up to N seconds past its
+   * freshness: `stale-if-error=N` for any of the failures, `stale-while-revalidate=N` while another
+   * request's fetch of it is under way (RFC 5861).
+   */
+  readonly answerDirectives: boolean;
 }
 
 /** One named middleware: its kind and that kind's settings, every default applied. */

@@ -15,9 +15,10 @@ export const NO_BODY = Buffer.alloc(0);
  * encoder), with `Age` (RFC 9111 §5.1); HEAD gets the head alone. A request whose conditionals, as
  * the upstream would get them (`sent`), the answer meets gets a 304 with its validators and
  * freshness instead (RFC 9110 §13.2.2, §15.4.5), as the upstream would have answered; a stored 200
- * answers the request's `Range` with the part it asks for (`rangeOfStored`).
+ * answers the request's `Range` with the part it asks for (`rangeOfStored`). `cacheStatus` goes in
+ * `statusHeader`: `HIT`, or `UPDATING` for a stale answer sent while another request updates it.
  */
-export function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHttpHeaders, statusHeader: string | undefined): Promise<void> {
+export function sendHit(context: GatewayContext, answer: CachedAnswer, sent: IncomingHttpHeaders, statusHeader: string | undefined, cacheStatus = 'HIT'): Promise<void> {
   // The client already left (or a listener answered in the request's place): nothing to send.
   if (context.response.headersSent || context.response.destroyed) return Promise.resolve();
   const notModified = isNotModified(sent, answer.status, answer.headers);
@@ -26,7 +27,7 @@ export function sendHit(context: GatewayContext, answer: CachedAnswer, sent: Inc
   const { status, headers, body } = notModified
     ? { status: 304, headers: { ...notModifiedHeaders(answer.headers), age } as OutgoingHttpHeaders, body: NO_BODY }
     : rangeOfStored(context.request.method, sent, answer.status, { ...answer.headers, age }, answer.body);
-  if (statusHeader !== undefined) headers[statusHeader] = 'HIT';
+  if (statusHeader !== undefined) headers[statusHeader] = cacheStatus;
   try {
     applyHeaderHooks(context, status, headers);
   } catch (error) {

@@ -3,7 +3,7 @@ import { metricsRegistry } from '../../../src/metrics.ts';
 import type { ResponseCache } from './cache-store.ts';
 
 /** What a `cache` did with a request, in nginx's `$upstream_cache_status` words. */
-export type CacheStatus = 'HIT' | 'MISS' | 'EXPIRED' | 'REVALIDATED' | 'STALE' | 'BYPASS';
+export type CacheStatus = 'HIT' | 'MISS' | 'EXPIRED' | 'REVALIDATED' | 'STALE' | 'UPDATING' | 'BYPASS';
 
 /** The caches of this process's `cache` middleware by name, the ones in force (a reload that rebuilds one replaces it here). */
 const liveCaches = new Map<string, ResponseCache>();
@@ -11,7 +11,7 @@ const liveCaches = new Map<string, ResponseCache>();
 /** Requests a `cache` middleware saw (of the methods it answers), per middleware and `CacheStatus`. */
 export const cacheRequestsTotal = new Counter({
   name: 'switchboard_cache_requests_total',
-  help: 'Requests a cache middleware looked up, by what it did: HIT (answered from memory, also after waiting for the fetch of another request for its key: lock), MISS, EXPIRED (stored but stale: sent upstream), REVALIDATED (stored but stale, and the upstream answered 304 to its validators: the stored answer sent, or a 304 to a conditional request it meets), STALE (stored but stale, and its fetch failed: the stored answer sent in place of the failure) or BYPASS (the request asked for a fresh answer).',
+  help: 'Requests a cache middleware looked up, by what it did: HIT (answered from memory, also after waiting for the fetch of another request for its key: lock), MISS, EXPIRED (stored but stale: sent upstream), REVALIDATED (stored but stale, and the upstream answered 304 to its validators: the stored answer sent, or a 304 to a conditional request it meets), STALE (stored but stale, and its fetch failed: the stored answer sent in place of the failure), UPDATING (stored but stale, while another request fetches it: the stored answer sent at once, useStale updating or stale-while-revalidate) or BYPASS (the request asked for a fresh answer).',
   labelNames: ['middleware', 'status'] as const,
   registers: [metricsRegistry],
 });

@@ -16,9 +16,9 @@ import { cache, servingCachedHits } from './index.ts';
 /** What the backend does with a request: answers 200 (`version 1`), 503, or never answers (a headers timeout). */
 type Backend = 'ok' | '503' | 'silent';
 
-const USE_STALE: CacheStaleSettings = { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, staleIfError: true };
+const USE_STALE: CacheStaleSettings = { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, answerDirectives: true };
 /** `useStale` left out of the configuration: only an answer's own `stale-if-error`. */
-const NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, staleIfError: true };
+const NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, answerDirectives: true };
 
 const SETTINGS: CacheSettings = {
   maxBytes: 1_048_576,
@@ -197,7 +197,7 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
 
   it.each([
     ['no useStale, an answer without stale-if-error', NOT_CONFIGURED, 'max-age=1', {}, 2_000],
-    ['useStale: false, an answer with stale-if-error', { on: [], maxStaleMs: 0, staleIfError: false }, 'max-age=1, stale-if-error=60', {}, 2_000],
+    ['useStale: false, an answer with stale-if-error', { on: [], maxStaleMs: 0, answerDirectives: false }, 'max-age=1, stale-if-error=60', {}, 2_000],
     ['useStale without http_503', { ...USE_STALE, on: ['error', 'timeout'] }, 'max-age=1', {}, 2_000],
     ['past maxStale', { ...USE_STALE, maxStaleMs: 1_000 }, 'max-age=1', {}, 3_000],
     ['past the answer\'s stale-if-error', NOT_CONFIGURED, 'max-age=1, stale-if-error=1', {}, 3_000],

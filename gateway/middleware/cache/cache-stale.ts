@@ -42,26 +42,27 @@ function directive(control: string, name: string): number | true | undefined {
 }
 
 /**
- * Whether a stored answer may go to a request in place of a failure its fetch met, `staleSeconds`
- * past its freshness, by RFC 9111 §4.2.4 and RFC 5861: never when the answer forbids it
- * (`must-revalidate`, `proxy-revalidate`, `no-cache`, or its own `s-maxage`, which implies
- * `proxy-revalidate` for a shared cache, RFC 9111 §5.2.2.10, unless it grants `stale-if-error`
- * itself), nor when the request does not wish for a stale answer (`max-age` or `min-fresh`
- * without `max-stale`, §5.2.1.1) or bounds its staleness (`max-stale=N`); else when `useStale`
- * lists the failure, within `maxStale`, or the answer's own `stale-if-error=N` covers it.
+ * Whether a stored answer may go to a request in place of a failure its fetch met, or while another
+ * request's fetch of it is under way (`updating`), `staleSeconds` past its freshness, by RFC 9111
+ * §4.2.4 and RFC 5861: never when the answer forbids it (`must-revalidate`, `proxy-revalidate`,
+ * `no-cache`, or its own `s-maxage`, which implies `proxy-revalidate` for a shared cache, RFC 9111
+ * §5.2.2.10, unless it grants the directive below itself), nor when the request does not wish for a
+ * stale answer (`max-age` or `min-fresh` without `max-stale`, §5.2.1.1) or bounds its staleness
+ * (`max-stale=N`); else when `useStale` lists the trigger, within `maxStale`, or the answer's own
+ * `stale-if-error=N` (for a failure) or `stale-while-revalidate=N` (for `updating`) covers it.
  */
 export function mayServeStale(settings: CacheStaleSettings, trigger: StaleTrigger, found: CachedAnswer, request: IncomingHttpHeaders): boolean {
   const stored = String(found.headers['cache-control'] ?? '');
   if (directive(stored, 'must-revalidate') !== undefined || directive(stored, 'proxy-revalidate') !== undefined || /(?:^|,)\s*no-cache\b/i.test(stored)) return false;
-  const staleIfError = settings.staleIfError ? directive(stored, 'stale-if-error') : undefined;
-  if (directive(stored, 's-maxage') !== undefined && typeof staleIfError !== 'number') return false;
+  const granted = settings.answerDirectives ? directive(stored, trigger === 'updating' ? 'stale-while-revalidate' : 'stale-if-error') : undefined;
+  if (directive(stored, 's-maxage') !== undefined && typeof granted !== 'number') return false;
   const staleSeconds = Math.max(0, found.policy.age() - found.policy.maxAge());
   const asked = request['cache-control'] ?? '';
   const maxStale = directive(asked, 'max-stale');
   if (maxStale === undefined && (directive(asked, 'max-age') !== undefined || directive(asked, 'min-fresh') !== undefined)) return false;
   if (typeof maxStale === 'number' && staleSeconds > maxStale) return false;
   if (settings.on.includes(trigger) && staleSeconds * 1_000 <= settings.maxStaleMs) return true;
-  return typeof staleIfError === 'number' && staleSeconds <= staleIfError;
+  return typeof granted === 'number' && staleSeconds <= granted;
 }
 
 /**

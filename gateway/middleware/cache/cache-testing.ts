@@ -10,7 +10,7 @@ import { cacheRequestsTotal } from './cache-metrics.ts';
 import { cache, servingCachedHits } from './index.ts';
 
 /** For tests: `useStale` left out of the configuration, as resolved: only an answer's own `stale-if-error`. */
-export const USE_STALE_NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, staleIfError: true };
+export const USE_STALE_NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, answerDirectives: true };
 
 /** For tests: a `cache` as a configuration with 1 MiB, 1 KiB entries and only 200s kept resolves; each test file spreads its own changes over it. */
 export const CACHE_TEST_SETTINGS: CacheSettings = {

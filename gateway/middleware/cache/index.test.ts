@@ -15,7 +15,7 @@ const SETTINGS: CacheSettings = {
   methods: ['GET', 'HEAD'],
   statuses: [200, 203, 204, 300, 301, 404, 410],
   cacheStatusHeader: 'x-cache-status',
-  useStale: { on: [], maxStaleMs: 0, staleIfError: true },
+  useStale: { on: [], maxStaleMs: 0, answerDirectives: true },
   lockTimeoutMs: undefined,
 };
 

@@ -77,7 +77,9 @@ function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): C
  * with it (nginx's `proxy_cache_revalidate`; also for a client's conditional the stale answer
  * meets): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`);
  * a fetch that fails (no instance reached, a timeout, a 500, 502, 503 or 504) gets the client the
- * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
+ * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`); while one
+ * request updates a stale answer, others get it at once where `useStale`'s `updating` or the answer's
+ * own `stale-while-revalidate` allow it (`UPDATING`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
  */
@@ -86,10 +88,18 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const methods = new Set(settings.methods);
   const statuses = new Set(settings.statuses);
   const statusHeader = settings.cacheStatusHeader;
-  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
+  const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'UPDATING', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
   /** Fetches of new entries under way, when misses wait for them (`lock`). */
   const locks = settings.lockTimeoutMs === undefined ? undefined : new FetchLocks();
+  /**
+   * The request updating each stale stored answer (nginx's `updating` mark), when another may be
+   * sent that answer meanwhile (`useStale: { on: [updating] }`, or the answer's own
+   * `stale-while-revalidate`): keyed by the stored answer itself, so a variant is its own and an
+   * answer replaced or dropped leaves no mark on its successor. Held until the updater's fetch
+   * ended: stored, storing nothing, or its response closed.
+   */
+  const updaters = settings.useStale.on.includes('updating') || settings.useStale.answerDirectives ? new Map<CachedAnswer, GatewayContext>() : undefined;
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
   showCache(name, store);
@@ -112,12 +122,22 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     return policy.storable() && policy.timeToLive() > 0 ? policy : undefined;
   };
 
+  /**
+   * The fetch of `context` for `primary` (updating the stale answer `updated`, if any) has stored its
+   * answer or will store none: misses waiting on its lock look again, and the next request that
+   * finds `updated` stale updates it itself.
+   */
+  const fetchEnded = (primary: string, context: GatewayContext, updated: CachedAnswer | undefined): void => {
+    locks?.release(primary, context);
+    if (updated !== undefined && updaters?.get(updated) === context) updaters.delete(updated);
+  };
+
   /** Gathers a GET's answer beside its way to the client and stores it once whole, if it may be stored. */
-  const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drops: number): ResponseBodyTap | undefined => {
+  const tapFor = (context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drops: number, updated: CachedAnswer | undefined): ResponseBodyTap | undefined => {
     const policy = storablePolicy(context, sent, status, headers);
     if (policy === undefined) {
       // Nothing of this answer will be stored: misses waiting for it need not wait for its body.
-      locks?.release(primary, context);
+      fetchEnded(primary, context, updated);
       return undefined;
     }
     let chunks: Buffer[] | undefined = [];
@@ -127,7 +147,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       length = 0;
       chunks = undefined;
       // Kept, or given up on: either way the waiters look again now (a body given up on may stream on for long).
-      locks?.release(primary, context);
+      fetchEnded(primary, context, updated);
     };
     return {
       chunk(chunk) {
@@ -215,17 +235,33 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       context.outcome.cacheStatus = 'HIT';
       return sendHit(context, found, sent, statusHeader);
     }
+    // Stale, and another request updates it (nginx's `proxy_cache_use_stale updating`, RFC 5861's
+    // `stale-while-revalidate`): the stored answer goes at once, as a hit, under the same rules as
+    // one sent for a failure, instead of one more request upstream.
+    const updater = found === undefined ? undefined : updaters?.get(found);
+    if (found !== undefined && updater !== undefined && answersConditionals(sent) && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
+      requests.UPDATING.inc();
+      context.outcome.cacheStatus = 'UPDATING';
+      return sendHit(context, found, sent, statusHeader, 'UPDATING');
+    }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
     if (found === undefined) requests[status].inc();
     else {
-      // EXPIRED, REVALIDATED or STALE is known once the upstream answered (or did not): counted as the response closes.
-      context.response.once('close', () => requests[status].inc());
       // A client's conditional that the stored answer meets is the cache's own question (a returning
       // client's): asked with the cache's validators, its 304 freshens the entry and is the client's
       // answer. Any other conditional is the client's to pass on as it is.
       const conditional = isConditional(sent);
       const revalidating = (!conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent);
+      // This request updates the stale answer when its fetch can (it stores, or revalidates); a
+      // response closed already would never let the mark go.
+      const updating = updaters !== undefined && (mayStore || revalidating) && updater === undefined && !context.response.destroyed;
+      if (updating) updaters.set(found, context);
+      // EXPIRED, REVALIDATED or STALE is known once the upstream answered (or did not): counted as the response closes.
+      context.response.once('close', () => {
+        requests[status].inc();
+        if (updating && updaters.get(found) === context) updaters.delete(found);
+      });
       context.answerReplacer = (answerStatus, headers, errorClass) => {
         if (revalidating && answerStatus === 304 && errorClass === undefined) {
           status = 'REVALIDATED';
@@ -256,10 +292,10 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
       context.responseTapper = (answerStatus, _headers, tapped) => {
         if (upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE') {
-          locks?.release(primary, context);
+          fetchEnded(primary, context, found);
           return undefined;
         }
-        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops);
+        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
       };
     }
     await next();

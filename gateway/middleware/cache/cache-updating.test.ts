@@ -1,0 +1,121 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CacheStaleSettings } from '../../config/types.ts';
+import { accessLogText } from '../access-log/index.ts';
+import { waitFor } from '../../../test/harness/wait.ts';
+import { heldBackendCache, statusAndBody, USE_STALE_NOT_CONFIGURED } from './cache-testing.ts';
+
+/** `useStale: { on: [updating] }`, as resolved. */
+const UPDATING: CacheStaleSettings = { on: ['updating'], maxStaleMs: 86_400_000, answerDirectives: true };
+
+describe('cache: a stale answer sent at once while another request updates it (useStale updating, stale-while-revalidate)', () => {
+  let setup: Awaited<ReturnType<typeof heldBackendCache>> | undefined;
+  afterEach(async () => {
+    await setup?.close();
+    setup = undefined;
+  });
+
+  /**
+   * A cache with `useStale` whose `/a` holds `request 1` (stored with `headers`), `staleMs` past its
+   * one second of freshness, and a first stale request for it held at the backend: the updater.
+   */
+  async function updating(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders, staleMs = 2_000) {
+    setup = await heldBackendCache({ useStale }, { clock: true });
+    const { send, held } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    setup.answer(1, { etag: '"v1"', 'cache-control': 'max-age=1', ...headers });
+    expect(statusAndBody(await first)).toEqual(['MISS', 'request 1']);
+    setup.later(1_000 + staleMs);
+    const updater = send('/a');
+    await waitFor(() => held.length === 2, { message: 'the updater reached the backend' });
+    return { setup, updater };
+  }
+
+  it('answers concurrent stale requests from the stored answer (UPDATING) while one goes upstream, a HEAD and a met If-None-Match as a hit would', async () => {
+    const { setup, updater } = await updating(UPDATING, {});
+    const { send, held, contexts } = setup;
+    const others = await Promise.all([send('/a'), send('/a'), send('/a', { method: 'HEAD' }), send('/a', { headers: { 'if-none-match': '"v1"' } })]);
+    expect(others.map((response) => [response.status, ...statusAndBody(response)])).toEqual([
+      [200, 'UPDATING', 'request 1'],
+      [200, 'UPDATING', 'request 1'],
+      [200, 'UPDATING', ''],
+      [304, 'UPDATING', ''],
+    ]);
+    expect(Number(others[0]!.headers.age)).toBeGreaterThanOrEqual(3);
+    // The updater asked with the stored validator; nothing else went upstream.
+    expect(held).toHaveLength(2);
+    expect(held[1]!.req.headers['if-none-match']).toBe('"v1"');
+    setup.answer(2, { etag: '"v2"', 'cache-control': 'max-age=60' });
+    expect(statusAndBody(await updater)).toEqual(['EXPIRED', 'request 2']);
+    expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 2']);
+    expect([await setup.count('UPDATING'), await setup.count('EXPIRED')]).toEqual([4, 1]);
+    expect(accessLogText(contexts[2]!, false)).toContain('"cache":"UPDATING"');
+  });
+
+  it.each([
+    ['useStale updating', UPDATING, {}, 2_000],
+    ['the answer\'s stale-while-revalidate=5, 2 s stale', USE_STALE_NOT_CONFIGURED, { 'cache-control': 'max-age=1, stale-while-revalidate=5' }, 2_000],
+    ['the answer\'s s-maxage=1, stale-while-revalidate=5 (which s-maxage does not forbid)', USE_STALE_NOT_CONFIGURED, { 'cache-control': 's-maxage=1, stale-while-revalidate=5' }, 2_000],
+  ] as const)('sends UPDATING with %s', async (_what, useStale, headers, staleMs) => {
+    const { setup, updater } = await updating(useStale, headers, staleMs);
+    expect(statusAndBody(await setup.send('/a'))).toEqual(['UPDATING', 'request 1']);
+    setup.answer(2);
+    expect(statusAndBody(await updater)).toEqual(['EXPIRED', 'request 2']);
+  });
+
+  it.each([
+    ['no useStale, an answer without stale-while-revalidate', USE_STALE_NOT_CONFIGURED, {}, {}, 2_000],
+    ['an answer past its stale-while-revalidate=5', USE_STALE_NOT_CONFIGURED, { 'cache-control': 'max-age=1, stale-while-revalidate=5' }, {}, 7_000],
+    ['useStale: false, an answer with stale-while-revalidate', { on: [], maxStaleMs: 0, answerDirectives: false }, { 'cache-control': 'max-age=1, stale-while-revalidate=60' }, {}, 2_000],
+    ['useStale without updating', { ...UPDATING, on: ['error', 'http_503'] }, {}, {}, 2_000],
+    ['past maxStale', { ...UPDATING, maxStaleMs: 1_000 }, {}, {}, 2_000],
+    ['proxy-revalidate', UPDATING, { 'cache-control': 'max-age=1, proxy-revalidate, stale-while-revalidate=60' }, {}, 2_000],
+    ['its own s-maxage', UPDATING, { 'cache-control': 's-maxage=1' }, {}, 2_000],
+    ['a request with max-age=0', UPDATING, {}, { 'cache-control': 'max-age=0' }, 2_000],
+    ['a request with max-stale=1', UPDATING, {}, { 'cache-control': 'max-stale=1' }, 2_000],
+    ['a request with If-Match', UPDATING, {}, { 'if-match': '"v1"' }, 2_000],
+  ] as const)('sends a concurrent stale request upstream too (no UPDATING) with %s', async (_what, useStale, headers, requestHeaders, staleMs) => {
+    const { setup, updater } = await updating(useStale, headers, staleMs);
+    const { send, held } = setup;
+    const second = send('/a', { headers: requestHeaders });
+    await waitFor(() => held.length === 3, { message: 'the second stale request went upstream' });
+    setup.answer(2);
+    setup.answer(3);
+    await updater;
+    expect((await second).headers['x-cache-status']).not.toBe('UPDATING');
+    expect(await setup.count('UPDATING')).toBe(0);
+  });
+
+  it.each([
+    ['its answer may not be kept', 'no-store'],
+    ['its client left', 'gone'],
+  ] as const)('lets the next stale request update once the updater\'s fetch ended without storing: %s', async (_what, how) => {
+    setup = await heldBackendCache({ useStale: UPDATING }, { clock: true });
+    const { send, held, contexts } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    setup.answer(1, { 'cache-control': 'max-age=1' });
+    await first;
+    setup.later(2_000);
+    // The same Host as the test client's, which the key holds; its side kept open (a half-closed client counts as gone).
+    const client = connect(setup.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(`GET /a HTTP/1.1\r\nhost: 127.0.0.1:${setup.port}\r\n\r\n`);
+    await waitFor(() => held.length === 2, { message: 'the updater reached the backend' });
+    expect(statusAndBody(await send('/a'))).toEqual(['UPDATING', 'request 1']);
+    if (how === 'gone') {
+      client.destroy();
+      await waitFor(() => contexts[1]!.outcome.status === 499, { message: 'the updater ends as its client\'s' });
+    } else {
+      setup.answer(2, { 'cache-control': 'no-store' });
+      await waitFor(() => contexts[1]!.response.writableEnded, { message: 'the updater was answered' });
+    }
+    const next = send('/a');
+    await waitFor(() => held.length === 3, { message: 'the next stale request went upstream to update' });
+    setup.answer(3);
+    expect(statusAndBody(await next)).toEqual(['EXPIRED', 'request 3']);
+    client.destroy();
+  });
+});
