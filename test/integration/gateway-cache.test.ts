@@ -20,6 +20,9 @@ const dyingAnswers = new Set<ServerResponse>();
 /** The answers the backend started and holds, unfinished. */
 const heldAnswers = new Set<ServerResponse>();
 
+/** The requests for /updating the backend holds, no head sent, until the test answers them. */
+const updatingHeld: ServerResponse[] = [];
+
 /** The backend's answers by path; each body names the request's number so that a stale copy shows. */
 function answer(path: string, method: string, headers: IncomingHttpHeaders, response: ServerResponse): void {
   const key = `${method} ${path}`;
@@ -69,6 +72,10 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       // Fresh for a second, then the upstream fails: the stale copy stands in for its 503.
       if (n === 1) return text({ 'cache-control': 'max-age=1' });
       return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
+    case '/updating':
+      // Fresh for a second; the next request (the updater) is held until the test answers it.
+      if (n === 2) return void updatingHeld.push(response);
+      return text({ 'cache-control': 'max-age=1' });
     case '/left':
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
       response.write('part of the answer ');
@@ -117,7 +124,7 @@ services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
 middlewares:
   memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
-  lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503] } } }
+  lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503, updating] } } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
@@ -137,7 +144,7 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     gateway = await startGateway(configText(backendPort, '1KiB', []));
   });
   afterAll(async () => {
-    for (const response of [...dyingAnswers, ...heldAnswers]) response.destroy();
+    for (const response of [...dyingAnswers, ...heldAnswers, ...updatingHeld]) response.destroy();
     await gateway?.process.stop();
     backend?.closeAllConnections();
     await new Promise((resolve) => backend?.close(resolve));
@@ -382,9 +389,11 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(counted?.value).toBe(2);
   });
 
-  it('sends the stale stored answer in place of the upstream\'s 503 (useStale: STALE), counted and logged so, the 503 counted against the service', async () => {
+  it('sends the stale stored answer in place of the upstream\'s 503 (useStale: STALE), and at once while another request updates it (UPDATING), counted and logged so, the 503 counted against the service', async () => {
     const first = await send(gateway.port, '/lasting/failing');
     expect([first.status, first.headers['x-cache-status']]).toEqual([200, 'MISS']);
+    // Stored now too, so that it is stale as soon as /failing is.
+    expect((await send(gateway.port, '/lasting/updating')).headers['x-cache-status']).toBe('MISS');
     const stale = await waitFor(
       async () => {
         const again = await send(gateway.port, '/lasting/failing');
@@ -405,6 +414,17 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(counted?.value).toBe(1);
     const failed = metrics.get('switchboard_upstream_errors_total')?.samples.find((sample) => sample.labels.service === 'site' && sample.labels.class === 'http-5xx');
     expect(failed?.value).toBe(1);
+    // The first request for the stale /updating is held upstream; the next one gets the stored answer at once.
+    const updater = send(gateway.port, '/lasting/updating');
+    await waitFor(() => updatingHeld.length === 1, { message: 'the updater reached the backend' });
+    const updating = await send(gateway.port, '/lasting/updating');
+    expect([updating.status, updating.headers['x-cache-status'], updating.body]).toEqual([200, 'UPDATING', '/updating answer 1']);
+    updatingHeld[0]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end('/updating answer 2');
+    expect([(await updater).headers['x-cache-status'], countOf('/updating')]).toEqual(['EXPIRED', 2]);
+    await waitFor(
+      async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/lasting/updating"') && text.includes('"cache":"UPDATING"')),
+      { message: 'the access line of the UPDATING request' },
+    );
   });
 
   // Last: it reloads the configuration.
