@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Outg
 import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
+import type { CacheStaleSettings } from '../../config/types.ts';
 import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
@@ -11,6 +11,7 @@ import { refusingPort } from '../../../test/harness/ports.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { cacheRequestsTotal } from './cache-metrics.ts';
+import { CACHE_TEST_SETTINGS, USE_STALE_NOT_CONFIGURED } from './cache-testing.ts';
 import { cache, servingCachedHits } from './index.ts';
 
 /** What the backend does with a request: answers 200 (`version 1`), 503, or never answers (a headers timeout). */
@@ -18,18 +19,7 @@ type Backend = 'ok' | '503' | 'silent';
 
 const USE_STALE: CacheStaleSettings = { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, answerDirectives: true };
 /** `useStale` left out of the configuration: only an answer's own `stale-if-error`. */
-const NOT_CONFIGURED: CacheStaleSettings = { on: [], maxStaleMs: 0, answerDirectives: true };
-
-const SETTINGS: CacheSettings = {
-  maxBytes: 1_048_576,
-  maxEntryBytes: 1_024,
-  defaultTtlMs: undefined,
-  methods: ['GET', 'HEAD'],
-  statuses: [200],
-  cacheStatusHeader: 'x-cache-status',
-  useStale: USE_STALE,
-  lockTimeoutMs: undefined,
-};
+const NOT_CONFIGURED = USE_STALE_NOT_CONFIGURED;
 
 let names = 0;
 
@@ -66,7 +56,7 @@ async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHea
     observer: { attempt: (_service, _address, errorClass) => failures.push(errorClass), unavailable: (_service, reason) => failures.push(reason) },
   });
   const name = `stale-${(names += 1)}`;
-  const server: MiddlewareServer = await serveMiddleware([cache({ ...SETTINGS, useStale }, name)], servingCachedHits(proxy));
+  const server: MiddlewareServer = await serveMiddleware([cache({ ...CACHE_TEST_SETTINGS, useStale }, name)], servingCachedHits(proxy));
   const staleCount = async () => (await cacheRequestsTotal.get()).values.find((value) => value.labels.middleware === name && value.labels.status === 'STALE')?.value ?? 0;
   return {
     state,

@@ -6,18 +6,11 @@ import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { sendReplacement, startResponseBody } from '../../transports/transport-response-body.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { CACHE_TEST_SETTINGS } from './cache-testing.ts';
 import { cache, servingCachedHits, variantKey, varyNames } from './index.ts';
 
-const SETTINGS: CacheSettings = {
-  maxBytes: 1_048_576,
-  maxEntryBytes: 1_024,
-  defaultTtlMs: undefined,
-  methods: ['GET', 'HEAD'],
-  statuses: [200, 203, 204, 300, 301, 404, 410],
-  cacheStatusHeader: 'x-cache-status',
-  useStale: { on: [], maxStaleMs: 0, answerDirectives: true },
-  lockTimeoutMs: undefined,
-};
+/** The shared test settings with the default `statuses`. */
+const SETTINGS: CacheSettings = { ...CACHE_TEST_SETTINGS, statuses: [200, 203, 204, 300, 301, 404, 410] };
 
 /**
  * A proxy as the transports are to the middleware: the hooks over the upstream's headers, then the
