@@ -11,6 +11,7 @@ import { accessLogText } from '../access-log/index.ts';
 import { compress } from '../compress/index.ts';
 import { serveMiddleware } from '../middleware-testing.ts';
 import { ifRangeHolds, requestedPart } from './cache-range.ts';
+import { CACHE_TEST_SETTINGS } from './cache-testing.ts';
 import { cache, servingCachedHits } from './index.ts';
 
 describe('requestedPart', () => {
@@ -69,16 +70,7 @@ describe('ifRangeHolds', () => {
 
 const BODY = 'abcdefghijklmnopqrstuvwxyz';
 
-const SETTINGS: CacheSettings = {
-  maxBytes: 1_048_576,
-  maxEntryBytes: 1_024,
-  defaultTtlMs: undefined,
-  methods: ['GET', 'HEAD'],
-  statuses: [200, 404],
-  cacheStatusHeader: 'x-cache-status',
-  useStale: { on: ['http_503'], maxStaleMs: 86_400_000, staleIfError: true },
-  lockTimeoutMs: undefined,
-};
+const SETTINGS: CacheSettings = { ...CACHE_TEST_SETTINGS, statuses: [200, 404], useStale: { on: ['http_503'], maxStaleMs: 86_400_000, answerDirectives: true } };
 
 const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes: ['text/*'], excludedContentTypes: undefined, level: 6 };
 
