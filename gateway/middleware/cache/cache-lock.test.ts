@@ -61,7 +61,7 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
     const client = connect(setup.port, '127.0.0.1');
     client.on('error', () => undefined);
-    client.end(`GET /a HTTP/1.1\r\nhost: 127.0.0.1:${setup.port}\r\n\r\n`);
+    client.write(`GET /a HTTP/1.1\r\nhost: 127.0.0.1:${setup.port}\r\n\r\n`);
     await waitFor(() => contexts.length === 2, { message: 'the second miss arrived' });
     client.destroy();
     await waitFor(() => contexts[1]!.outcome.status === 499, { message: 'the waiting request ends as the client\'s' });
