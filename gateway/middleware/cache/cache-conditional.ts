@@ -17,7 +17,7 @@ const NOT_MODIFIED_HEADERS: readonly string[] = ['cache-control', 'content-locat
 const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'accept-ranges']);
 
 /** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
-const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
+export const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
 
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';

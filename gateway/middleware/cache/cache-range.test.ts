@@ -174,6 +174,10 @@ describe('cache: a stored answer answers a Range request', () => {
     ['an If-Range with another ETag', { range: 'bytes=0-1', 'if-range': '"v2"' }],
     ['an If-Range with the ETag made weak', { range: 'bytes=0-1', 'if-range': 'W/"v1"' }],
     ['an If-Range with another date', { range: 'bytes=0-1', 'if-range': 'Thu, 02 Jan 2025 10:00:00 GMT' }],
+    // A client resuming a download of "v0" must not get v1's bytes to splice onto it (RFC 9110 §13.2.2: these come before the range).
+    ['an If-Match with another ETag', { range: 'bytes=2-3', 'if-match': '"v0"' }],
+    ['an If-Match with the ETag made weak (strong comparison)', { range: 'bytes=2-3', 'if-match': 'W/"v1"' }],
+    ['an If-Unmodified-Since before Last-Modified', { range: 'bytes=2-3', 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }],
   ])('sends the whole stored answer for %s', async (_what, headers) => {
     setup = await rangeSetup();
     await setup.send('/a');
@@ -191,6 +195,19 @@ describe('cache: a stored answer answers a Range request', () => {
     await setup.send('/a');
     const part = await setup.send('/a', { headers: { range: 'bytes=0-1', 'if-range': ifRange } });
     expect([part.status, part.headers['content-range'], part.body.toString()]).toEqual([206, 'bytes 0-1/26', 'ab']);
+  });
+
+  it.each([
+    ['an If-Match with its ETag', { 'if-match': '"v1"' }],
+    ['an If-Match that lists its ETag among others', { 'if-match': '"v0", "v1"' }],
+    ['an If-Match: *', { 'if-match': '*' }],
+    ['an If-Unmodified-Since at its Last-Modified', { 'if-unmodified-since': LAST_MODIFIED }],
+    ['an If-Unmodified-Since that is no HTTP-date (ignored)', { 'if-unmodified-since': 'yesterday' }],
+  ])('answers a range with %s with the part', async (_what, headers) => {
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const part = await setup.send('/a', { headers: { range: 'bytes=2-3', ...headers } });
+    expect([part.status, part.headers['content-range'], part.body.toString()]).toEqual([206, 'bytes 2-3/26', 'cd']);
   });
 
   it('ignores a Range on HEAD: the head of the whole answer', async () => {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { AnswerReplacer, HeldAnswer } from '../../context.ts';
-import { httpDateMs } from './cache-conditional.ts';
+import { ENTITY_TAG, httpDateMs } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 interface BytePart {
@@ -46,6 +46,31 @@ export function requestedPart(range: string, length: number): BytePart | 'unsati
 }
 
 /**
+ * Whether a request's `If-Match` and `If-Unmodified-Since` hold for a stored answer with `stored`
+ * headers (RFC 9110 §13.2.2, steps 1 and 2, which come before the range): `If-Match` is `*` or lists
+ * its `ETag` by the strong comparison; without `If-Match`, its `Last-Modified` is not later than
+ * `If-Unmodified-Since` (a value that is no HTTP-date is ignored, RFC 9110 §13.1.4). A client that
+ * resumes a download this way asks for the part of the version it holds: another version's bytes
+ * spliced onto it would corrupt it, where the whole answer only starts it again.
+ */
+export function preconditionsHold(request: IncomingHttpHeaders, stored: OutgoingHttpHeaders): boolean {
+  const ifMatch = request['if-match'];
+  if (ifMatch !== undefined) {
+    if (ifMatch.trim() === '*') return true;
+    const etag = typeof stored.etag === 'string' ? stored.etag.trim() : undefined;
+    if (etag === undefined || etag.startsWith('W/')) return false;
+    return (ifMatch.match(ENTITY_TAG) ?? []).some((tag) => tag === etag);
+  }
+  const since = request['if-unmodified-since'];
+  if (since === undefined) return true;
+  const sinceMs = httpDateMs(since);
+  if (!Number.isFinite(sinceMs)) return true;
+  const lastModified = stored['last-modified'];
+  // No Last-Modified: nothing shows the answer unmodified since then.
+  return typeof lastModified === 'string' && Date.parse(lastModified) <= sinceMs;
+}
+
+/**
  * Whether an `If-Range` lets a stored answer with `stored` headers answer a range (RFC 9110
  * §13.1.5): an entity-tag equal to its `ETag` by the strong comparison (neither weak), or an
  * HTTP-date equal to its `Last-Modified`. Anything else (another tag, a weak one, a date that is
@@ -68,7 +93,8 @@ export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): bool
  * nginx's range filter makes it for a cached one (RFC 9110 §14): `206` with `Content-Range` and the
  * part's `Content-Length`, or `416` with no body and a `Content-Range` that gives the length alone when
  * the range starts past the end; the whole answer when the request has no `Range`, is not a `GET` (RFC 9110
- * §14.2: a HEAD's is ignored), its `If-Range` does not hold, or `requestedPart` ignores it (each with
+ * §14.2: a HEAD's is ignored), its `If-Match` or `If-Unmodified-Since` (`preconditionsHold`) or its
+ * `If-Range` does not hold, or `requestedPart` ignores it (each with
  * the stored `Accept-Ranges: bytes`, `ResponseCache.store`). Any other status goes as it is.
  * `headers` is the caller's own, edited in place.
  */
@@ -76,6 +102,7 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
   if (status !== 200) return { status, headers, body };
   const range = request.range;
   if (range === undefined || method !== 'GET') return { status, headers, body };
+  if (!preconditionsHold(request, headers)) return { status, headers, body };
   const ifRange = request['if-range'];
   if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return { status, headers, body };
   const part = requestedPart(range, body.length);
