@@ -49,6 +49,8 @@ describe('requestedPart', () => {
 });
 
 const LAST_MODIFIED = 'Wed, 01 Jan 2025 10:00:00 GMT';
+/** A Date a second after `LAST_MODIFIED`: that Last-Modified is a strong validator (RFC 9110 §8.8.2.2). */
+const DATED = { date: 'Wed, 01 Jan 2025 10:00:01 GMT', 'last-modified': LAST_MODIFIED };
 
 describe('ifRangeHolds', () => {
   it.each([
@@ -57,12 +59,16 @@ describe('ifRangeHolds', () => {
     ['the stored ETag made weak (strong comparison)', 'W/"v1"', { etag: '"v1"' }, false],
     ['a weak ETag equal to a weak stored one (strong comparison)', 'W/"v1"', { etag: 'W/"v1"' }, false],
     ['a strong ETag for a weak stored one', '"v1"', { etag: 'W/"v1"' }, false],
-    ['an ETag for an answer without one', '"v1"', { 'last-modified': LAST_MODIFIED }, false],
-    ['the stored Last-Modified', LAST_MODIFIED, { 'last-modified': LAST_MODIFIED }, true],
-    ['the stored Last-Modified in the obsolete asctime form', 'Wed Jan  1 10:00:00 2025', { 'last-modified': LAST_MODIFIED }, true],
-    ['a date after the stored Last-Modified (only an equal one holds)', 'Thu, 02 Jan 2025 10:00:00 GMT', { 'last-modified': LAST_MODIFIED }, false],
-    ['a date for an answer without Last-Modified', LAST_MODIFIED, { etag: '"v1"' }, false],
-    ['a date that is no HTTP-date', '2025-01-01T10:00:00Z', { 'last-modified': LAST_MODIFIED }, false],
+    ['an ETag for an answer without one', '"v1"', DATED, false],
+    ['the stored Last-Modified', LAST_MODIFIED, DATED, true],
+    ['the stored Last-Modified in the obsolete asctime form', 'Wed Jan  1 10:00:00 2025', DATED, true],
+    ['a date after the stored Last-Modified (only an equal one holds)', 'Thu, 02 Jan 2025 10:00:00 GMT', DATED, false],
+    ['a date for an answer without Last-Modified', LAST_MODIFIED, { etag: '"v1"', date: DATED.date }, false],
+    ['a date that is no HTTP-date', '2025-01-01T10:00:00Z', DATED, false],
+    // The representation may have changed twice within that second (a file still being written): its bytes may not be those the client holds.
+    ['the stored Last-Modified of an answer dated in the same second (a weak validator)', LAST_MODIFIED, { date: 'Wed, 01 Jan 2025 10:00:00 GMT', 'last-modified': LAST_MODIFIED }, false],
+    ['the stored Last-Modified of an answer dated before it', LAST_MODIFIED, { date: 'Wed, 01 Jan 2025 09:00:00 GMT', 'last-modified': LAST_MODIFIED }, false],
+    ['the stored Last-Modified of an answer without Date', LAST_MODIFIED, { 'last-modified': LAST_MODIFIED }, false],
   ] as const)('%s: %s', (_what, ifRange, stored, expected) => {
     expect(ifRangeHolds(ifRange, stored)).toBe(expected);
   });
@@ -208,6 +214,13 @@ describe('cache: a stored answer answers a Range request', () => {
     await setup.send('/a');
     const part = await setup.send('/a', { headers: { range: 'bytes=2-3', ...headers } });
     expect([part.status, part.headers['content-range'], part.body.toString()]).toEqual([206, 'bytes 2-3/26', 'cd']);
+  });
+
+  it('sends the whole stored answer to an If-Range with its Last-Modified when its Date is of the same second (a weak validator)', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=60', date: LAST_MODIFIED });
+    await setup.send('/a');
+    const whole = await setup.send('/a', { headers: { range: 'bytes=0-1', 'if-range': LAST_MODIFIED } });
+    expect([whole.status, whole.headers['x-cache-status'], whole.body.toString()]).toEqual([200, 'HIT', BODY]);
   });
 
   it('ignores a Range on HEAD: the head of the whole answer', async () => {

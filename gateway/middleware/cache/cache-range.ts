@@ -73,8 +73,10 @@ export function preconditionsHold(request: IncomingHttpHeaders, stored: Outgoing
 /**
  * Whether an `If-Range` lets a stored answer with `stored` headers answer a range (RFC 9110
  * §13.1.5): an entity-tag equal to its `ETag` by the strong comparison (neither weak), or an
- * HTTP-date equal to its `Last-Modified`. Anything else (another tag, a weak one, a date that is
- * none) asks for the whole answer.
+ * HTTP-date equal to its `Last-Modified` where that is a strong validator, its `Date` at least a
+ * second later (RFC 9110 §8.8.2.2, as an intermediate cache judges it: a representation modified in
+ * the second it was sent may have changed again within that second). Anything else (another tag, a
+ * weak one, a date that is none, a weak date) asks for the whole answer.
  */
 export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): boolean {
   const validator = ifRange.trim();
@@ -83,9 +85,10 @@ export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): bool
     return typeof etag === 'string' && !validator.startsWith('W/') && etag.trim() === validator;
   }
   const lastModified = stored['last-modified'];
-  if (typeof lastModified !== 'string') return false;
+  if (typeof lastModified !== 'string' || typeof stored.date !== 'string') return false;
   const since = httpDateMs(validator);
-  return Number.isFinite(since) && since === Date.parse(lastModified);
+  const modified = Date.parse(lastModified);
+  return Number.isFinite(since) && since === modified && Date.parse(stored.date) - modified >= 1_000;
 }
 
 /**
