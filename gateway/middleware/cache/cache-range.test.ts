@@ -173,6 +173,19 @@ describe('cache: a stored answer answers a Range request', () => {
     expect(accessLogText(setup.contexts[1]!, false)).toContain('"status":416');
   });
 
+  it('sends no digest of the whole content with a part or a 416, and keeps Repr-Digest, which is of the representation', async () => {
+    const digests = { 'content-digest': 'sha-256=:d2hvbGU=:', 'content-md5': 'd2hvbGU=', 'repr-digest': 'sha-256=:cmVwcg==:' };
+    setup = await rangeSetup({ 'cache-control': 'max-age=60', ...digests });
+    await setup.send('/a');
+    const whole = await setup.send('/a');
+    expect([whole.status, whole.headers['content-digest'], whole.headers['content-md5']]).toEqual([200, digests['content-digest'], digests['content-md5']]);
+    const part = await setup.send('/a', { headers: { range: 'bytes=0-1' } });
+    expect([part.status, part.headers['content-digest'], part.headers['content-md5'], part.headers['repr-digest']]).toEqual([206, undefined, undefined, digests['repr-digest']]);
+    // An empty content whose Content-Digest named 26 bytes would fail a client that checks it.
+    const refused = await setup.send('/a', { headers: { range: 'bytes=26-' } });
+    expect([refused.status, refused.headers['content-digest'], refused.headers['content-md5'], refused.body.length]).toEqual([416, undefined, undefined, 0]);
+  });
+
   it.each([
     ['an invalid range', { range: 'bytes=5-2' }],
     ['another unit', { range: 'items=0-1' }],

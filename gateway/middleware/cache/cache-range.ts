@@ -110,6 +110,9 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
   if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return { status, headers, body };
   const part = requestedPart(range, body.length);
   if (part === undefined) return { status, headers, body };
+  // Digests of the whole content (RFC 9530's Content-Digest, RFC 1864's Content-MD5) match neither a part nor a 416's empty one; Repr-Digest still does.
+  delete headers['content-digest'];
+  delete headers['content-md5'];
   if (part === 'unsatisfiable') {
     headers['content-range'] = `bytes */${body.length}`;
     headers['content-length'] = '0';
@@ -120,9 +123,6 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
   }
   headers['content-range'] = `bytes ${part.first}-${part.last}/${body.length}`;
   headers['content-length'] = String(part.last - part.first + 1);
-  // Digests of the whole content (RFC 9530's Content-Digest, RFC 1864's Content-MD5) do not match a part; Repr-Digest still does.
-  delete headers['content-digest'];
-  delete headers['content-md5'];
   return { status: 206, headers, body: body.subarray(part.first, part.last + 1) };
 }
 
