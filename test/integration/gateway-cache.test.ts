@@ -173,22 +173,24 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(lines[1]!.upstream).toBeUndefined();
   });
 
-  it('stores and serves over an HTTP/2 entry point too', async () => {
+  it('stores and serves over an HTTP/2 entry point too, a Range with 206 and the part\'s length', async () => {
     const session = connectHttp2(`http://127.0.0.1:${gateway.ports.h2!}`);
     try {
-      const h2 = () =>
+      const h2 = (headers: Record<string, string> = {}) =>
         new Promise<{ status: string | undefined; body: string }>((resolve, reject) => {
-          const stream = session.request({ ':path': '/site/over-h2' });
+          const stream = session.request({ ':path': '/site/over-h2', ...headers });
           const chunks: Buffer[] = [];
           let status: string | undefined;
-          stream.once('response', (headers) => (status = headers['x-cache-status'] as string | undefined));
+          stream.once('response', (answer) => (status = [answer[':status'], answer['x-cache-status'], answer['content-range'], answer['content-length']].filter((value) => value !== undefined).join(' ')));
           stream.on('data', (chunk: Buffer) => chunks.push(chunk));
           stream.once('error', reject);
           stream.once('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
           stream.end();
         });
-      expect(await h2()).toEqual({ status: 'MISS', body: '/over-h2 answer 1' });
-      expect(await h2()).toEqual({ status: 'HIT', body: '/over-h2 answer 1' });
+      expect(await h2()).toEqual({ status: '200 MISS 17', body: '/over-h2 answer 1' });
+      expect(await h2()).toEqual({ status: '200 HIT 17', body: '/over-h2 answer 1' });
+      expect(await h2({ range: 'bytes=-8' })).toEqual({ status: '206 HIT bytes 9-16/17 8', body: 'answer 1' });
+      expect(await h2({ range: 'bytes=17-' })).toEqual({ status: '416 HIT bytes */17 0', body: '' });
       expect(countOf('/over-h2')).toBe(1);
     } finally {
       session.close();
