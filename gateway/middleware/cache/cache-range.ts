@@ -14,6 +14,16 @@ const BYTES_UNIT = /^bytes=/i;
 const RANGE_SPEC = /^(?:(\d+)-(\d*)|-(\d+))$/;
 
 /**
+ * Whether the decimal `digits` stand for a number below `other`'s, exactly: as Numbers, two past
+ * 2^53 may round to one (`9007199254740993-9007199254740992`, an invalid range, would read as valid).
+ */
+function isBelow(digits: string, other: string): boolean {
+  const a = digits.replace(/^0+/, '');
+  const b = other.replace(/^0+/, '');
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+/**
  * The part of a body `length` bytes long that a `Range` value asks for, clamped to the body;
  * 'unsatisfiable' when it starts at or past the end (or is a suffix of zero bytes, RFC 9110
  * §14.1.1); undefined when the value is to be ignored (RFC 9110 §14.2): not the `bytes` unit, not
@@ -38,9 +48,9 @@ export function requestedPart(range: string, length: number): BytePart | 'unsati
     const suffix = Number(suffixText);
     return suffix === 0 ? 'unsatisfiable' : { first: Math.max(0, length - suffix), last: length - 1 };
   }
+  if (lastText !== '' && isBelow(lastText!, firstText!)) return undefined;
   const first = Number(firstText);
   const last = lastText === '' ? Number.POSITIVE_INFINITY : Number(lastText);
-  if (last < first) return undefined;
   if (first >= length) return 'unsatisfiable';
   return { first, last: Math.min(last, length - 1) };
 }
