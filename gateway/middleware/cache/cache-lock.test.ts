@@ -84,6 +84,25 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(statusAndBody(await second)).toEqual(['MISS', 'request 2']);
   });
 
+  it('takes no lock for a Range request, whose 206 is never stored: a whole GET after it takes the lock and goes upstream, later misses wait for that one', async () => {
+    // Neither the lock's timeout nor the headers timeout may end the Range request's hold for the whole GET.
+    setup = await lockSetup({ lockTimeoutMs: 60_000 }, { ...TEST_PROXY_POLICY, headersTimeoutMs: 60_000 });
+    const { send, held, contexts } = setup;
+    const ranged = send('/a', { headers: { range: 'bytes=0-1' } });
+    await waitFor(() => held.length === 1, { message: 'the Range request reached the backend' });
+    const whole = send('/a');
+    await waitFor(() => held.length === 2, { message: 'the whole GET went upstream beside the Range request' });
+    const waiting = [send('/a'), send('/a', { headers: { range: 'bytes=-2' } })];
+    await waitFor(() => contexts.length === 4, { message: 'the later misses arrived' });
+    held[0]!.writeHead(206, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-range': 'bytes 0-1/9' }).end('re');
+    expect(statusAndBody(await ranged)).toEqual(['MISS', 're']);
+    setup.answer(2);
+    expect(statusAndBody(await whole)).toEqual(['MISS', 'request 2']);
+    // Both waited for the whole fetch (a Range request waits too, taking nothing), then were answered from it.
+    expect((await Promise.all(waiting)).map(statusAndBody)).toEqual([['HIT', 'request 2'], ['HIT', ' 2']]);
+    expect(held).toHaveLength(2);
+  });
+
   // The fetch's body still streams (a long download, an event stream): what it is to become is
   // known from its head, or once its copy outgrew maxEntrySize. The lock timeout and the body
   // timeout (a minute each) would hold the waiter far past the test's own deadline.

@@ -216,8 +216,11 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     let mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (locks !== undefined && !bypass && found === undefined) {
       // Another request's fetch of this key is under way (nginx's `proxy_cache_lock`): its answer,
-      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock.
-      const turn = await locks.awaitTurn(primary, context, mayStore, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
+      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock;
+      // nor does a Range request, whose answer is most often a 206 that is never stored: misses
+      // held behind it would all go upstream at once as it ends. Both wait for a fetch under way.
+      const takes = mayStore && sent.range === undefined;
+      const turn = await locks.awaitTurn(primary, context, takes, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
       if (turn === 'released') {
         drops = store.drops;
         found = store.find(primary, sent);
