@@ -142,6 +142,30 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(await setup.count('MISS')).toBe(4);
   });
 
+  it('stores the answer of a waiter that took the lock after an invalidation of its key, which came before its own fetch', async () => {
+    setup = await lockSetup({});
+    const { send, held, contexts } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    const waiters = [send('/a'), send('/a')];
+    await waitFor(() => contexts.length === 3, { message: 'both waiters arrived' });
+    // A write to /a succeeds while the first fetch is under way: that fetch's answer may be the old one, not to be stored.
+    const write = send('/a', { method: 'POST' });
+    await waitFor(() => held.length === 2, { message: 'the POST reached the backend' });
+    setup.answer(2, {}, 201);
+    expect((await write).status).toBe(201);
+    setup.answer(1);
+    expect(statusAndBody(await first)).toEqual(['MISS', 'request 1']);
+    // One waiter takes the lock; its fetch began after the write, so its answer is stored for the other.
+    await waitFor(() => held.length === 3, { message: 'one waiter went upstream with the lock' });
+    setup.answer(3);
+    const settled: unknown[] = [];
+    for (const waiter of waiters) void waiter.then((response) => settled.push(response));
+    await waitFor(() => settled.length === 2 || held.length === 4, { message: 'the other waiter was answered or went upstream' });
+    expect(held).toHaveLength(3);
+    expect((await Promise.all(waiters)).map(statusAndBody).sort()).toEqual([['HIT', 'request 3'], ['MISS', 'request 3']]);
+  });
+
   it('keeps the waiters\' own timeout across a handover: one that waits on again goes upstream when its first wait began plus the timeout', async () => {
     // The taker's fetch is held past the test's end: no headers timeout may end it and free the lock.
     setup = await lockSetup({ lockTimeoutMs: 3_000 }, { ...TEST_PROXY_POLICY, headersTimeoutMs: 60_000 });

@@ -221,10 +221,10 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // held behind it would all go upstream at once as it ends. Both wait for a fetch under way.
       const takes = mayStore && sent.range === undefined;
       const turn = await locks.awaitTurn(primary, context, takes, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
-      if (turn === 'released') {
-        drops = store.drops;
-        found = store.find(primary, sent);
-      }
+      // Its fetch (after a handover, `free`) or its lookup begins now: a purge or an invalidation
+      // during the wait came before it, and keeps nothing it fetches from being stored.
+      if (turn === 'released' || turn === 'free') drops = store.drops;
+      if (turn === 'released') found = store.find(primary, sent);
       if (turn === 'gone') {
         requests.MISS.inc();
         context.outcome.cacheStatus = 'MISS';
