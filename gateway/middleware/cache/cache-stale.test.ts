@@ -194,6 +194,7 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
     ['proxy-revalidate', USE_STALE, 'max-age=1, proxy-revalidate, stale-if-error=60', {}, 2_000],
     ['no-cache', USE_STALE, 'no-cache, max-age=1, stale-if-error=60', {}, 2_000],
     ['its own s-maxage (proxy-revalidate for a shared cache)', USE_STALE, 's-maxage=1', {}, 2_000],
+    ['its own s-maxage, past the stale-if-error=1 it grants, however long useStale allows', USE_STALE, 's-maxage=1, stale-if-error=1', {}, 3_000],
     ['a request with max-age=0', USE_STALE, 'max-age=1', { 'cache-control': 'max-age=0' }, 2_000],
     ['a request with max-stale=1', USE_STALE, 'max-age=1', { 'cache-control': 'max-stale=1' }, 3_000],
     ['a request with no-cache', USE_STALE, 'max-age=1', { 'cache-control': 'no-cache' }, 2_000],

@@ -46,8 +46,8 @@ function directive(control: string, name: string): number | true | undefined {
  * request's fetch of it is under way (`updating`), `staleSeconds` past its freshness, by RFC 9111
  * §4.2.4 and RFC 5861: never when the answer forbids it (`must-revalidate`, `proxy-revalidate`,
  * `no-cache`, or its own `s-maxage`, which implies `proxy-revalidate` for a shared cache, RFC 9111
- * §5.2.2.10, unless it grants the directive below itself), nor when the request does not wish for a
- * stale answer (`max-age` or `min-fresh` without `max-stale`, §5.2.1.1) or bounds its staleness
+ * §5.2.2.10, past what the answer grants itself by the directive below), nor when the request does
+ * not wish for a stale answer (`max-age` or `min-fresh` without `max-stale`, §5.2.1.1) or bounds its staleness
  * (`max-stale=N`); else when `useStale` lists the trigger, within `maxStale`, or the answer's own
  * `stale-if-error=N` (for a failure) or `stale-while-revalidate=N` (for `updating`) covers it.
  */
@@ -55,13 +55,16 @@ export function mayServeStale(settings: CacheStaleSettings, trigger: StaleTrigge
   const stored = String(found.headers['cache-control'] ?? '');
   if (directive(stored, 'must-revalidate') !== undefined || directive(stored, 'proxy-revalidate') !== undefined || /(?:^|,)\s*no-cache\b/i.test(stored)) return false;
   const granted = settings.answerDirectives ? directive(stored, trigger === 'updating' ? 'stale-while-revalidate' : 'stale-if-error') : undefined;
-  if (directive(stored, 's-maxage') !== undefined && typeof granted !== 'number') return false;
+  // `s-maxage` forbids a stale answer (proxy-revalidate) but for what the answer grants itself:
+  // `useStale` may not stretch a grant of N seconds to its own `maxStale`.
+  const onlyGranted = directive(stored, 's-maxage') !== undefined;
+  if (onlyGranted && typeof granted !== 'number') return false;
   const staleSeconds = Math.max(0, found.policy.age() - found.policy.maxAge());
   const asked = request['cache-control'] ?? '';
   const maxStale = directive(asked, 'max-stale');
   if (maxStale === undefined && (directive(asked, 'max-age') !== undefined || directive(asked, 'min-fresh') !== undefined)) return false;
   if (typeof maxStale === 'number' && staleSeconds > maxStale) return false;
-  if (settings.on.includes(trigger) && staleSeconds * 1_000 <= settings.maxStaleMs) return true;
+  if (!onlyGranted && settings.on.includes(trigger) && staleSeconds * 1_000 <= settings.maxStaleMs) return true;
   return typeof granted === 'number' && staleSeconds <= granted;
 }
 

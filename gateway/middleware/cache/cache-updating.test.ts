@@ -73,6 +73,7 @@ describe('cache: a stale answer sent at once while another request updates it (u
     ['past maxStale', { ...UPDATING, maxStaleMs: 1_000 }, {}, {}, 2_000],
     ['proxy-revalidate', UPDATING, { 'cache-control': 'max-age=1, proxy-revalidate, stale-while-revalidate=60' }, {}, 2_000],
     ['its own s-maxage', UPDATING, { 'cache-control': 's-maxage=1' }, {}, 2_000],
+    ['its own s-maxage, past the stale-while-revalidate=5 it grants, however long useStale allows', UPDATING, { 'cache-control': 's-maxage=1, stale-while-revalidate=5' }, {}, 7_000],
     ['a request with max-age=0', UPDATING, {}, { 'cache-control': 'max-age=0' }, 2_000],
     ['a request with max-stale=1', UPDATING, {}, { 'cache-control': 'max-stale=1' }, 2_000],
     ['a request with If-Match', UPDATING, {}, { 'if-match': '"v1"' }, 2_000],
