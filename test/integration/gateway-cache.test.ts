@@ -392,10 +392,10 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
   });
 
   it('sends the stale stored answer in place of the upstream\'s 503 (useStale: STALE), and at once while another request updates it (UPDATING), counted and logged so, the 503 counted against the service', async () => {
+    // Stored first, so that it is stale by the time /failing is, however long the machine takes between the two.
+    expect((await send(gateway.port, '/lasting/updating')).headers['x-cache-status']).toBe('MISS');
     const first = await send(gateway.port, '/lasting/failing');
     expect([first.status, first.headers['x-cache-status']]).toEqual([200, 'MISS']);
-    // Stored now too, so that it is stale as soon as /failing is.
-    expect((await send(gateway.port, '/lasting/updating')).headers['x-cache-status']).toBe('MISS');
     const stale = await waitFor(
       async () => {
         const again = await send(gateway.port, '/lasting/failing');
