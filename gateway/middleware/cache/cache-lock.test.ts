@@ -142,6 +142,21 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(await setup.count('MISS')).toBe(4);
   });
 
+  it('hands the lock on to HEAD waiters in turn too, so that a fetch that stored nothing sends none of them upstream beside another', async () => {
+    setup = await lockSetup({});
+    const { send, held, contexts, load } = setup;
+    const answers = [send('/a')];
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    answers.push(send('/a', { method: 'HEAD' }), send('/a', { method: 'HEAD' }), send('/a'));
+    await waitFor(() => contexts.length === 4, { message: 'the three waiters arrived' });
+    for (const n of [1, 2, 3, 4]) {
+      await waitFor(() => held.length >= n, { message: `request ${n} reached the backend` });
+      setup.answer(n, {}, 404);
+    }
+    expect((await Promise.all(answers)).map((response) => response.status)).toEqual([404, 404, 404, 404]);
+    expect(load.maxActive).toBe(1);
+  });
+
   it('stores the answer of a waiter that took the lock after an invalidation of its key, which came before its own fetch', async () => {
     setup = await lockSetup({});
     const { send, held, contexts } = setup;

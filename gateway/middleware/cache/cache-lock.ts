@@ -43,12 +43,14 @@ export class FetchLocks {
 
   /**
    * Waits as a miss of `key` that takes the lock when it may (`takes`; a HEAD, which stores
-   * nothing, only waits): `free` when no fetch is under way (the lock now its own when `takes`);
+   * nothing, only waits as it arrives, so that it holds up no GET after it): `free` when no fetch
+   * is under way (the lock now its own when `takes`, or when it waited: see below);
    * `released` once a fetch it waited for stored what `lookAgain` finds; `timeout` once `timeoutMs`
    * passed since it began waiting; `gone` when its client left. A fetch that stored nothing (a
-   * failure, an answer not to keep) hands the lock to one waiter, the first to look again, and the
-   * others wait on that one's fetch within what is left of their own `timeoutMs` (it does not
-   * start again): a failing upstream sees one request of the key at a time, not every waiter at once.
+   * failure, an answer not to keep) hands the lock to one waiter, the first to look again (a HEAD
+   * too, holding it until its response closes), and the others wait on that one's fetch within
+   * what is left of their own `timeoutMs` (it does not start again): a failing upstream sees one
+   * request of the key at a time, not every waiter at once.
    */
   async awaitTurn(key: string, context: GatewayContext, takes: boolean, timeoutMs: number, lookAgain: () => boolean): Promise<LockTurn> {
     let held = takes ? this.holderOf(key, context) : this.peek(key);
@@ -60,7 +62,9 @@ export class FetchLocks {
       if (lookAgain()) return 'released';
       // A client that left as the lock was let go (its 'close' not yet heard) takes no lock: it would go upstream for nobody.
       if (context.response.destroyed) return 'gone';
-      held = takes ? this.holderOf(key, context) : this.peek(key);
+      // After a fetch that stored nothing every waiter goes upstream in its turn, also one that stores
+      // nothing itself (a HEAD): peeking, it would go beside whichever waiter took the lock.
+      held = this.holderOf(key, context);
       if (held === undefined) return 'free';
     }
   }
