@@ -1,12 +1,13 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import CachePolicy from 'http-cache-semantics';
+import type CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
 import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
 import { whenRetired } from '../middleware-retire.ts';
-import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { asksAsCacheWould, isConditional, isNotModified, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
 import { recordClientGone } from '../client-gone.ts';
 import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
+import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
 import { answeringRanges } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
@@ -21,9 +22,6 @@ export type { CachedAnswer } from './cache-store.ts';
 /** Methods that change nothing (RFC 9110 §9.2.1): any other one answered with success invalidates the stored answers of its URI (RFC 9111 §4.4). */
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
-/** http-cache-semantics as a shared cache (a gateway's answers go to many users) that grants no heuristic freshness: only what the headers say, or `defaultTtl`. */
-const POLICY_OPTIONS = { shared: true, cacheHeuristic: 0, immutableMinTimeToLive: 0 } as const;
-
 /**
  * The key every variant of a request's resource is stored under: GET and HEAD share one, then
  * scheme, host, and path with query after the route's rewrites, then the entry point and route
@@ -36,36 +34,6 @@ export function primaryKey(context: GatewayContext): string {
   const host = (context.request.headers.host ?? '').toLowerCase();
   const scheme = context.secure ? 'https' : 'http';
   return cacheKey({ scheme, host, path: context.upstream.path, entryPoint: context.entryPoint, route: context.routeName, consumer: context.get('consumer')?.name });
-}
-
-/** A request's `Cache-Control: no-store` / `no-cache` (or `Pragma: no-cache`): the client wants an answer from the origin (RFC 9111 §5.2.1). */
-function bypasses(headers: IncomingHttpHeaders): boolean {
-  const control = headers['cache-control'];
-  if (control !== undefined && /(?:^|,)\s*no-(?:cache|store)\b/i.test(control)) return true;
-  const pragma = headers.pragma;
-  return control === undefined && pragma !== undefined && /no-cache/i.test(pragma);
-}
-
-/**
- * The request headers an answer's `Vary` is matched against: those the upstream gets as they stand
- * at the cache (after the middleware before it), not the client's, since the upstream varies by what
- * it was sent: a `forwardAuth`'s `X-Auth-User`, a `jwtAuth` claim header, never a client's own of
- * those names. The client's Host (lower-cased, hosts being case-insensitive, RFC 9110 §4.2.3, as in
- * the key) and `Authorization` (a request with one is not stored for others, RFC 9111 §3.5, even
- * when a middleware kept it from the upstream) stay.
- */
-function varyHeaders(context: GatewayContext): IncomingHttpHeaders {
-  const { host, authorization } = context.request.headers;
-  const headers: IncomingHttpHeaders = { ...context.upstream.headers };
-  if (host === undefined) delete headers.host;
-  else headers.host = host.toLowerCase();
-  if (authorization !== undefined) headers.authorization = authorization;
-  return headers;
-}
-
-/** The request as http-cache-semantics sees it: always GET, since a HEAD is answered from (and fills nothing but) the GET's entry. */
-function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): CachePolicy.Request {
-  return { method: 'GET', url: context.upstream.path, headers: headers as CachePolicy.Headers };
 }
 
 /**
@@ -86,7 +54,6 @@ function policyRequest(context: GatewayContext, headers: IncomingHttpHeaders): C
 export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const store = new ResponseCache(settings.maxBytes);
   const methods = new Set(settings.methods);
-  const statuses = new Set(settings.statuses);
   const statusHeader = settings.cacheStatusHeader;
   const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'UPDATING', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
@@ -100,27 +67,11 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
    * ended: stored, storing nothing, or its response closed.
    */
   const updaters = settings.useStale.on.includes('updating') || settings.useStale.answerDirectives ? new Map<CachedAnswer, GatewayContext>() : undefined;
+  /** The policy of an answer that may be stored, or undefined (`storablePolicyOf`). */
+  const storablePolicy = storablePolicyOf(settings);
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
   showCache(name, store);
-
-  /** The policy of an answer that may be stored, or undefined: http-cache-semantics' rules, then this gateway's own (statuses, Set-Cookie, Vary: *, a lifetime). */
-  const storablePolicy = (context: GatewayContext, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): CachePolicy | undefined => {
-    if (!statuses.has(status) || headers['set-cookie'] !== undefined || varyAll(headers)) return undefined;
-    const length = Number(headers['content-length']);
-    if (length > settings.maxEntryBytes) return undefined;
-    const request = policyRequest(context, sent);
-    let policy = new CachePolicy(request, { status, headers: headers as CachePolicy.Headers }, POLICY_OPTIONS);
-    // http-cache-semantics reuses a must-revalidate answer only after revalidating it, even while fresh: every request would go upstream.
-    if (!policy.storable() || /(?:^|,)\s*must-revalidate\b/i.test(String(headers['cache-control'] ?? ''))) return undefined;
-    if (policy.timeToLive() <= 0 && settings.defaultTtlMs !== undefined && !hasExplicitFreshness(headers)) {
-      // `defaultTtl` stands in for the freshness the headers left out, as if the upstream had sent it as s-maxage.
-      const control = headers['cache-control'] === undefined ? '' : `${String(headers['cache-control'])}, `;
-      const withTtl = { ...headers, 'cache-control': `${control}s-maxage=${Math.floor(settings.defaultTtlMs / 1_000)}` };
-      policy = new CachePolicy(request, { status, headers: withTtl as CachePolicy.Headers }, POLICY_OPTIONS);
-    }
-    return policy.storable() && policy.timeToLive() > 0 ? policy : undefined;
-  };
 
   /**
    * The fetch of `context` for `primary` (updating the stale answer `updated`, if any) has stored its
@@ -329,39 +280,10 @@ export function servingCachedHits(proxy: (context: GatewayContext) => Promise<vo
   };
 }
 
-/**
- * Asks the upstream whether a stale stored answer still stands: its validators go with the request
- * (`If-None-Match`, `If-Modified-Since`: http-cache-semantics' `revalidationHeaders`), in place of
- * any the client sent (`asksAsCacheWould` chose to ask so); whether there were any. A stored answer
- * without one leaves the request as it was.
- */
-function askRevalidation(context: GatewayContext, found: CachedAnswer, sent: IncomingHttpHeaders): boolean {
-  const validators = found.policy.revalidationHeaders(policyRequest(context, withoutRevalidatingHeaders(sent)));
-  const etag = validators['if-none-match'];
-  const since = validators['if-modified-since'];
-  if (typeof etag !== 'string' && typeof since !== 'string') return false;
-  const headers = context.upstream.headers;
-  delete headers['if-none-match'];
-  delete headers['if-modified-since'];
-  if (typeof etag === 'string') headers['if-none-match'] = etag;
-  if (typeof since === 'string') headers['if-modified-since'] = since;
-  return true;
-}
-
 /** Forgets the stored answers of the request's URI once an unsafe method's answer is a success (RFC 9111 §4.4: 2xx or 3xx). */
 function invalidateOnSuccess(context: GatewayContext, store: ResponseCache): void {
   const primary = primaryKey(context);
   context.responseHeaderHooks.push((status) => {
     if (status >= 200 && status < 400) store.invalidate(primary);
   });
-}
-
-function varyAll(headers: OutgoingHttpHeaders): boolean {
-  const vary = headers.vary;
-  return vary !== undefined && String(vary).split(',').some((name) => name.trim() === '*');
-}
-
-/** Whether an answer states its own freshness (RFC 9111 §4.2.1): max-age, s-maxage or Expires. */
-function hasExplicitFreshness(headers: OutgoingHttpHeaders): boolean {
-  return headers.expires !== undefined || /(?:^|,)\s*(?:s-)?max-age\s*=/i.test(String(headers['cache-control'] ?? ''));
 }
