@@ -142,6 +142,27 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(await setup.count('MISS')).toBe(4);
   });
 
+  it('lets waiters for two other Vary variants go upstream together once the fetch stored its own, each variant\'s later waiters waiting on its fetch', async () => {
+    // The lock and headers timeouts far past the test's wait: a waiter held behind another variant's fetch would not go before the end.
+    setup = await lockSetup({ lockTimeoutMs: 60_000 }, { ...TEST_PROXY_POLICY, headersTimeoutMs: 60_000 });
+    const { send, held, contexts } = setup;
+    const varied = { vary: 'Accept-Language', 'cache-control': 'max-age=60' };
+    const first = send('/a', { headers: { 'accept-language': 'en' } });
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    const waiters = ['de', 'de', 'fr'].map((language) => send('/a', { headers: { 'accept-language': language } }));
+    await waitFor(() => contexts.length === 4, { message: 'the three waiters arrived' });
+    setup.answer(1, varied);
+    expect(statusAndBody(await first)).toEqual(['MISS', 'request 1']);
+    // The stored English answer is none of theirs: one German and the French go upstream at once, the other German waits for the first.
+    await waitFor(() => held.length === 3, { message: 'a waiter of each variant went upstream' });
+    const german = held[1]!.req.headers['accept-language'] === 'de' ? 2 : 3;
+    for (const n of [2, 3]) setup.answer(n, varied);
+    const [de1, de2, fr] = (await Promise.all(waiters)).map(statusAndBody);
+    expect([de1, de2].sort()).toEqual([['HIT', `request ${german}`], ['MISS', `request ${german}`]]);
+    expect(fr).toEqual(['MISS', `request ${5 - german}`]);
+    expect(held).toHaveLength(3);
+  });
+
   it('hands the lock on to HEAD waiters in turn too, so that a fetch that stored nothing sends none of them upstream beside another', async () => {
     setup = await lockSetup({});
     const { send, held, contexts, load } = setup;

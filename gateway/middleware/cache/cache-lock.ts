@@ -8,14 +8,17 @@ export type LockWait = 'released' | 'timeout' | 'gone';
 export type LockTurn = LockWait | 'free';
 
 /**
- * The fetches of new entries under way in one `cache`, one per primary key (nginx's
- * `proxy_cache_lock`): the first miss of a key takes its lock and goes upstream; a later miss of
- * that key waits for it (`waitForFetch`) and then looks again, instead of going upstream beside it.
- * A lock is let go as its holder's response closes: the answer stored by then, or never to be; a
- * fetch that stored nothing hands it to one of its waiters (`awaitTurn`).
+ * The fetches of new entries under way in one `cache`, one per lock key (nginx's
+ * `proxy_cache_lock`; the cache's `lockKey`: a primary key, or one `Vary` variant of it): the first
+ * miss of a key takes its lock and goes upstream; a later miss of that key waits for it
+ * (`waitForFetch`) and then looks again, instead of going upstream beside it. A lock is let go as
+ * its holder's response closes: the answer stored by then, or never to be; a fetch that stored
+ * nothing for a waiter hands it to one of them (`awaitTurn`).
  */
 export class FetchLocks {
   private readonly held = new Map<string, FetchLock>();
+  /** The lock each holder holds (one at a time), for `release`. */
+  private readonly holders = new WeakMap<GatewayContext, { readonly key: string; readonly lock: FetchLock }>();
 
   /** The release of `key`'s lock when another request holds it, or undefined after taking it for `context` (until its response closes, or `release`). */
   holderOf(key: string, context: GatewayContext): Promise<void> | undefined {
@@ -27,33 +30,34 @@ export class FetchLocks {
     const released = new Promise<void>((done) => (resolve = done));
     const lock: FetchLock = { holder: context, released, letGo: resolve };
     this.held.set(key, lock);
+    this.holders.set(context, { key, lock });
     context.response.once('close', () => this.letGo(key, lock));
     return undefined;
   }
 
   /**
-   * Lets go of `key`'s lock if `context` holds it, before its response closes: its fetch stored its
+   * Lets go of the lock `context` holds, if any, before its response closes: its fetch stored its
    * answer, or will store nothing (an answer that may not be kept, a copy past the bounds) while its
    * body may stream on for long; its waiters look again at once instead of at the lock's timeout.
    */
-  release(key: string, context: GatewayContext): void {
-    const lock = this.held.get(key);
-    if (lock !== undefined && lock.holder === context) this.letGo(key, lock);
+  release(context: GatewayContext): void {
+    const holding = this.holders.get(context);
+    if (holding !== undefined) this.letGo(holding.key, holding.lock);
   }
 
   /**
-   * Waits as a miss of `key` that takes the lock when it may (`takes`; a HEAD, which stores
-   * nothing, only waits as it arrives, so that it holds up no GET after it): `free` when no fetch
-   * is under way (the lock now its own when `takes`, or when it waited: see below);
-   * `released` once a fetch it waited for stored what `lookAgain` finds; `timeout` once `timeoutMs`
+   * Waits as a miss of `lockKey()` (asked at each look) that takes the lock when it may (`takes`;
+   * a HEAD, which stores nothing, only waits as it arrives, so that it holds up no GET after it):
+   * `free` when no fetch is under way (the lock now its own when `takes`, or when it waited: see
+   * below); `released` once a fetch it waited for stored what `lookAgain` finds; `timeout` once `timeoutMs`
    * passed since it began waiting; `gone` when its client left. A fetch that stored nothing (a
    * failure, an answer not to keep) hands the lock to one waiter, the first to look again (a HEAD
    * too, holding it until its response closes), and the others wait on that one's fetch within
    * what is left of their own `timeoutMs` (it does not start again): a failing upstream sees one
    * request of the key at a time, not every waiter at once.
    */
-  async awaitTurn(key: string, context: GatewayContext, takes: boolean, timeoutMs: number, lookAgain: () => boolean): Promise<LockTurn> {
-    let held = takes ? this.holderOf(key, context) : this.peek(key);
+  async awaitTurn(lockKey: () => string, context: GatewayContext, takes: boolean, timeoutMs: number, lookAgain: () => boolean): Promise<LockTurn> {
+    let held = takes ? this.holderOf(lockKey(), context) : this.peek(lockKey());
     if (held === undefined) return 'free';
     const deadline = performance.now() + timeoutMs;
     for (;;) {
@@ -62,9 +66,11 @@ export class FetchLocks {
       if (lookAgain()) return 'released';
       // A client that left as the lock was let go (its 'close' not yet heard) takes no lock: it would go upstream for nobody.
       if (context.response.destroyed) return 'gone';
-      // After a fetch that stored nothing every waiter goes upstream in its turn, also one that stores
-      // nothing itself (a HEAD): peeking, it would go beside whichever waiter took the lock.
-      held = this.holderOf(key, context);
+      // After a fetch that stored nothing for it every waiter goes upstream in its turn, also one that
+      // stores nothing itself (a HEAD): peeking, it would go beside whichever waiter took the lock.
+      // The key is asked again: once the fetch stored what the key varies by, this miss waits only on
+      // a fetch of its own variant.
+      held = this.holderOf(lockKey(), context);
       if (held === undefined) return 'free';
     }
   }
@@ -82,6 +88,7 @@ export class FetchLocks {
   private letGo(key: string, lock: FetchLock): void {
     // A later holder's lock of the same key is its own.
     if (this.held.get(key) === lock) this.held.delete(key);
+    if (this.holders.get(lock.holder)?.lock === lock) this.holders.delete(lock.holder);
     lock.letGo();
   }
 }

@@ -112,6 +112,16 @@ export class ResponseCache {
     if (this.slots.peek(key) === kept) this.answers += 1;
   }
 
+  /**
+   * The key a miss of a request with `headers` under `primary` locks (`FetchLocks`): `primary` while
+   * no answer said what its answers vary by, then its own variant's, so that misses of one variant
+   * do not wait on the fetch of another, which could never answer them. The LRU's order is left as it was.
+   */
+  lockKey(primary: string, headers: IncomingHttpHeaders): string {
+    const marker = this.slots.peek(primary);
+    return marker === undefined || 'body' in marker ? primary : `${primary}\u0000${variantKey(headers, marker.vary)}`;
+  }
+
   /** Forgets the answer stored for a request with `headers` under `primary`; its other variants stay. */
   forget(primary: string, headers: IncomingHttpHeaders): void {
     const marker = this.slots.peek(primary);

@@ -74,12 +74,12 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   showCache(name, store);
 
   /**
-   * The fetch of `context` for `primary` (updating the stale answer `updated`, if any) has stored its
+   * The fetch of `context` (updating the stale answer `updated`, if any) has stored its
    * answer or will store none: misses waiting on its lock look again, and the next request that
    * finds `updated` stale updates it itself.
    */
-  const fetchEnded = (primary: string, context: GatewayContext, updated: CachedAnswer | undefined): void => {
-    locks?.release(primary, context);
+  const fetchEnded = (context: GatewayContext, updated: CachedAnswer | undefined): void => {
+    locks?.release(context);
     if (updated !== undefined && updaters?.get(updated) === context) updaters.delete(updated);
   };
 
@@ -88,7 +88,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     const policy = storablePolicy(context, sent, status, headers);
     if (policy === undefined) {
       // Nothing of this answer will be stored: misses waiting for it need not wait for its body.
-      fetchEnded(primary, context, updated);
+      fetchEnded(context, updated);
       return undefined;
     }
     let chunks: Buffer[] | undefined = [];
@@ -98,7 +98,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       length = 0;
       chunks = undefined;
       // Kept, or given up on: either way the waiters look again now (a body given up on may stream on for long).
-      fetchEnded(primary, context, updated);
+      fetchEnded(context, updated);
     };
     return {
       chunk(chunk) {
@@ -171,7 +171,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // nor does a Range request, whose answer is most often a 206 that is never stored: misses
       // held behind it would all go upstream at once as it ends. Both wait for a fetch under way.
       const takes = mayStore && sent.range === undefined;
-      const turn = await locks.awaitTurn(primary, context, takes, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
+      const turn = await locks.awaitTurn(() => store.lockKey(primary, sent), context, takes, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
       // Its fetch (after a handover, `free`) or its lookup begins now: a purge or an invalidation
       // during the wait came before it, and keeps nothing it fetches from being stored.
       if (turn === 'released' || turn === 'free') drops = store.drops;
@@ -246,7 +246,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
       context.responseTapper = (answerStatus, _headers, tapped) => {
         if (upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE') {
-          fetchEnded(primary, context, found);
+          fetchEnded(context, found);
           return undefined;
         }
         return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
