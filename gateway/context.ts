@@ -65,6 +65,19 @@ export interface ResponseBodyTap {
   chunk(chunk: Buffer): void;
   end(): void;
   abort(): void;
+  /**
+   * Only these bytes of the body go to the client, with this status (the tapper made the headers
+   * theirs), while the tap still sees every chunk and the response ends only with the whole body:
+   * a `cache` filling its entry from a miss with `Range` (nginx's range filter on a cacheable fetch).
+   */
+  readonly part?: ClientPart | undefined;
+}
+
+/** The bytes of an upstream body that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none). */
+export interface ClientPart {
+  readonly status: number;
+  readonly start: number;
+  readonly end: number;
 }
 
 /**

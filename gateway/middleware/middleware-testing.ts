@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rootLogger } from '../../src/logger.ts';
 import type { GatewayContext, Middleware } from '../context.ts';
@@ -27,7 +27,7 @@ export interface MiddlewareServer {
   /** Every context the server built, in arrival order. */
   readonly contexts: GatewayContext[];
   /** Sends one request over a fresh connection. */
-  send(path: string, options?: { method?: string; headers?: OutgoingHttpHeaders }): Promise<TestResponse>;
+  send(path: string, options?: { method?: string; headers?: OutgoingHttpHeaders; agent?: Agent }): Promise<TestResponse>;
   close(): Promise<void>;
 }
 
@@ -95,10 +95,10 @@ export async function serveMiddleware(middleware: readonly Middleware[], inner =
   };
 }
 
-/** Sends one request to 127.0.0.1:`port` on a fresh connection and resolves with the whole answer. */
-export function sendTestRequest(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders; body?: string } = {}): Promise<TestResponse> {
+/** Sends one request to 127.0.0.1:`port` on a fresh connection (or one of `agent`'s) and resolves with the whole answer. */
+export function sendTestRequest(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders; body?: string; agent?: Agent } = {}): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
-    const outgoing = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (response) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: options.agent ?? false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { PassThrough, type Transform, type Writable } from 'node:stream';
-import type { ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
+import { PassThrough, Transform, type Writable } from 'node:stream';
+import type { ClientPart, ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
 import { ErrorPageDrain, errorPageFor, sendErrorPage } from '../proxy/error-page.ts';
 
 /** Destroys the encoder of a response that closed: a client gone mid-answer, or a cut one. */
@@ -33,8 +33,14 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
   const page = errorPageFor(context, status);
   if (page) return sendErrorPage(context, status, outgoing, page);
   const tap = context.responseTapper?.(status, outgoing, context);
-  const encoder = context.responseEncoder?.(status, outgoing, context);
-  response.writeHead(status, outgoing);
+  let answered = status;
+  if (tap?.part !== undefined) {
+    // The client's answer is the part; the attempt stays judged by the upstream's own status.
+    context.outcome.upstreamStatus = status;
+    answered = context.outcome.status = tap.part.status;
+  }
+  const encoder = context.responseEncoder?.(answered, outgoing, context);
+  response.writeHead(answered, outgoing);
   const sink = encoder === undefined ? (response as Writable) : pipeEncoded(encoder, response, context.outcome);
   return tap === undefined ? sink : pipeTapped(tap, sink, context);
 }
@@ -90,12 +96,18 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
     tap.abort();
     return sink;
   }
-  const tee = new PassThrough();
   const counted = sink === response;
-  tee.on('data', (chunk: Buffer) => {
-    tap.chunk(chunk);
-    if (counted) context.outcome.bytesOut += chunk.length;
-  });
+  let tee: Transform;
+  if (tap.part === undefined) {
+    tee = new PassThrough();
+    tee.on('data', (chunk: Buffer) => {
+      tap.chunk(chunk);
+      if (counted) context.outcome.bytesOut += chunk.length;
+    });
+  } else {
+    tee = passingPart(tap, tap.part);
+    if (counted) tee.on('data', (chunk: Buffer) => (context.outcome.bytesOut += chunk.length));
+  }
   tee.once('error', (error) => response.destroy(error));
   let ended = false;
   // Before pipe's own 'end' listener, which ends the sink.
@@ -110,4 +122,22 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
     if (!tee.destroyed) tee.destroy();
   });
   return tee;
+}
+
+/**
+ * A tap's pass-through that hands on only the bytes of `part`: the tap sees every chunk, those
+ * before and after the part are read and dropped (a skipped chunk asks for the next at once), so the
+ * body goes on to its end, which ends the response.
+ */
+function passingPart(tap: ResponseBodyTap, part: ClientPart): Transform {
+  let offset = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      tap.chunk(chunk);
+      const from = Math.max(part.start - offset, 0);
+      const to = Math.min(part.end - offset, chunk.length);
+      offset += chunk.length;
+      done(null, to > from ? chunk.subarray(from, to) : undefined);
+    },
+  });
 }

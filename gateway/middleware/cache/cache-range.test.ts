@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -78,6 +78,8 @@ describe('ifRangeHolds', () => {
 });
 
 const BODY = 'abcdefghijklmnopqrstuvwxyz';
+/** A body past `maxEntryBytes` (1 KiB): each byte its offset's last digit. */
+const BIG = Array.from({ length: 2_000 }, (_, i) => String(i % 10)).join('');
 
 const SETTINGS: CacheSettings = { ...CACHE_TEST_SETTINGS, statuses: [200, 404], useStale: { on: ['http_503'], maxStaleMs: 86_400_000, answerDirectives: true } };
 
@@ -91,12 +93,14 @@ const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes:
  */
 async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max-age=60' }, before: Middleware[] = []) {
   vi.useFakeTimers({ toFake: ['Date'] });
-  const state = { failing: false, ranges: false, requests: [] as IncomingHttpHeaders[] };
+  const state = { failing: false, ranges: false, chunked: false, changed: false, requests: [] as IncomingHttpHeaders[] };
   const backend = createServer((request, response) => {
     state.requests.push(request.headers);
     request.resume();
     if (state.failing) return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
     if (request.url === '/missing') return void response.writeHead(404, { 'content-type': 'text/plain', ...headers }).end(BODY);
+    if (request.url === '/big') return void response.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(BIG.length), ...headers }).end(BIG);
+    if (state.changed) return void response.writeHead(200, { 'content-type': 'text/plain', ...headers, etag: '"v2"', 'content-length': String(BODY.length) }).end(BODY.toUpperCase());
     const own = { etag: '"v1"', 'last-modified': LAST_MODIFIED, ...headers };
     if (request.headers['if-none-match'] === '"v1"') return void response.writeHead(304, own).end();
     const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
@@ -104,20 +108,25 @@ async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max
       const [first, last] = [Number(range[1]), Number(range[2])];
       return void response.writeHead(206, { 'content-type': 'text/plain', ...own, 'content-range': `bytes ${first}-${last}/${BODY.length}` }).end(BODY.slice(first, last + 1));
     }
-    response.writeHead(200, { 'content-type': 'text/plain', ...own }).end(BODY);
+    // Its length known (a file's), unless `state.chunked` (a body made as it goes).
+    response.writeHead(200, { 'content-type': 'text/plain', ...own, ...(state.chunked ? {} : { 'content-length': String(BODY.length) }) }).end(BODY);
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const balancer = singleInstanceBalancer('http', (backend.address() as AddressInfo).port, 'round-robin');
   const transports = new UpstreamTransports();
   const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => TEST_PROXY_POLICY, transports });
   const server = await serveMiddleware([...before, cache(SETTINGS, 'range')], servingCachedHits(proxy));
+  const agent = new Agent({ keepAlive: true });
   return {
     state,
     send: server.send,
+    /** Sends over a connection kept open after each answer, as a player's is: a part that came before the whole body does not end it. */
+    sendKeptAlive: (path: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}) => server.send(path, { ...options, agent }),
     contexts: server.contexts,
     later: (ms: number) => vi.setSystemTime(Date.now() + ms),
     close: async () => {
       vi.useRealTimers();
+      agent.destroy();
       await server.close();
       balancer.close();
       await transports.close(0);
@@ -254,17 +263,6 @@ describe('cache: a stored answer answers a Range request', () => {
     expect([notModified.status, notModified.headers['content-range'], notModified.body.length]).toEqual([304, undefined, 0]);
   });
 
-  it('passes a miss\'s Range to the upstream, sends its 206 and stores nothing of it', async () => {
-    setup = await rangeSetup();
-    setup.state.ranges = true;
-    const miss = await setup.send('/a', { headers: { range: 'bytes=1-3' } });
-    expect([miss.status, miss.headers['x-cache-status'], miss.headers['content-range'], miss.body.toString()]).toEqual([206, 'MISS', 'bytes 1-3/26', 'bcd']);
-    expect(setup.state.requests[0]!.range).toBe('bytes=1-3');
-    const next = await setup.send('/a');
-    expect([next.status, next.headers['x-cache-status'], next.body.toString()]).toEqual([200, 'MISS', BODY]);
-    expect(setup.state.requests).toHaveLength(2);
-  });
-
   it('answers a range from the stored answer a 304 freshened (REVALIDATED), and says Accept-Ranges: bytes where the upstream said none', async () => {
     setup = await rangeSetup({ 'cache-control': 'max-age=1', 'accept-ranges': 'none' });
     const miss = await setup.send('/a');
@@ -272,6 +270,7 @@ describe('cache: a stored answer answers a Range request', () => {
     setup.later(2_000);
     const part = await setup.send('/a', { headers: { range: 'bytes=-2' } });
     expect(setup.state.requests[1]!['if-none-match']).toBe('"v1"');
+    expect(setup.state.requests[1]!.range).toBeUndefined();
     expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'REVALIDATED', 'bytes 24-25/26', 'yz']);
     expect(part.headers['accept-ranges']).toBe('bytes');
     expect(accessLogText(setup.contexts[1]!, false)).toContain('"status":206');
@@ -297,5 +296,106 @@ describe('cache: a stored answer answers a Range request', () => {
     expect(gunzipSync(compressed.body).toString()).toBe(BODY);
     const part = await setup.send('/a', { headers: { 'accept-encoding': 'gzip', range: 'bytes=0-2' } });
     expect([part.status, part.headers['x-cache-status'], part.headers['content-encoding'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'HIT', undefined, 'bytes 0-2/26', 'abc']);
+  });
+});
+
+describe('cache: a miss with Range fetches the whole answer, stores it and sends the client its part', () => {
+  let setup: Awaited<ReturnType<typeof rangeSetup>> | undefined;
+  afterEach(async () => {
+    await setup?.close();
+    setup = undefined;
+  });
+
+  it.each([
+    ['bytes=2-5', 'bytes 2-5/26', 'cdef'],
+    ['bytes=0-', 'bytes 0-25/26', BODY],
+    ['bytes=-3', 'bytes 23-25/26', 'xyz'],
+    ['bytes=24-99', 'bytes 24-25/26', 'yz'],
+  ])('answers %s on a miss with 206 and its part, asking the upstream for the whole answer, which the next requests hit', async (range, contentRange, part) => {
+    setup = await rangeSetup();
+    setup.state.ranges = true;
+    const miss = await setup.sendKeptAlive('/a', { headers: { range, 'if-range': '"v1"' } });
+    expect([miss.status, miss.headers['x-cache-status'], miss.body.toString()]).toEqual([206, 'MISS', part]);
+    expect([miss.headers['content-range'], miss.headers['content-length'], miss.headers.etag]).toEqual([contentRange, String(part.length), '"v1"']);
+    expect([setup.state.requests[0]!.range, setup.state.requests[0]!['if-range']]).toEqual([undefined, undefined]);
+    const line = accessLogText(setup.contexts[0]!, false);
+    expect(line).toContain('"status":206');
+    expect(line).toContain('"cache":"MISS"');
+    expect(line).toContain(`"bytes":${part.length}`);
+    const hit = await setup.send('/a', { headers: { range } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.headers['content-range'], hit.body.toString()]).toEqual([206, 'HIT', contentRange, part]);
+    const whole = await setup.send('/a');
+    expect([whole.status, whole.headers['x-cache-status'], whole.headers['content-length'], whole.body.toString()]).toEqual([200, 'HIT', '26', BODY]);
+    expect(setup.state.requests).toHaveLength(1);
+  });
+
+  it('answers a miss whose range starts past the end with 416 and no body, and stores the whole answer', async () => {
+    setup = await rangeSetup();
+    const refused = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=26-' } });
+    expect([refused.status, refused.headers['x-cache-status'], refused.headers['content-range'], refused.headers['content-length'], refused.body.length]).toEqual([416, 'MISS', 'bytes */26', '0', 0]);
+    expect(accessLogText(setup.contexts[0]!, false)).toContain('"status":416');
+    const whole = await setup.send('/a');
+    expect([whole.status, whole.headers['x-cache-status'], whole.body.toString()]).toEqual([200, 'HIT', BODY]);
+    expect(setup.state.requests).toHaveLength(1);
+  });
+
+  it.each([
+    ['an If-Range with another ETag', { range: 'bytes=0-1', 'if-range': '"v0"' }],
+    ['an invalid range', { range: 'bytes=5-2' }],
+    ['two ranges (no multipart answer)', { range: 'bytes=0-1,4-5' }],
+  ])('sends the whole fetched answer on a miss with %s, asking the upstream for it without Range, and stores it', async (_what, headers) => {
+    setup = await rangeSetup();
+    setup.state.ranges = true;
+    const miss = await setup.sendKeptAlive('/a', { headers });
+    expect([miss.status, miss.headers['x-cache-status'], miss.headers['content-range'], miss.body.toString()]).toEqual([200, 'MISS', undefined, BODY]);
+    expect([setup.state.requests[0]!.range, setup.state.requests[0]!['if-range']]).toEqual([undefined, undefined]);
+    const hit = await setup.send('/a', { headers: { range: 'bytes=0-1' } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.body.toString()]).toEqual([206, 'HIT', 'ab']);
+  });
+
+  it('sends a fetched 200 whose length is not known whole (no Content-Range to give), and stores it', async () => {
+    setup = await rangeSetup();
+    setup.state.chunked = true;
+    const miss = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=0-1' } });
+    expect([miss.status, miss.headers['x-cache-status'], miss.headers['content-range'], miss.body.toString()]).toEqual([200, 'MISS', undefined, BODY]);
+    expect(setup.state.requests[0]!.range).toBeUndefined();
+    const hit = await setup.send('/a', { headers: { range: 'bytes=0-1' } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.body.toString()]).toEqual([206, 'HIT', 'ab']);
+  });
+
+  it('sends the part of a body past maxEntrySize on a miss, storing nothing of it', async () => {
+    setup = await rangeSetup();
+    const miss = await setup.sendKeptAlive('/big', { headers: { range: 'bytes=1495-1504' } });
+    expect([miss.status, miss.headers['x-cache-status'], miss.headers['content-range'], miss.body.toString()]).toEqual([206, 'MISS', 'bytes 1495-1504/2000', BIG.slice(1495, 1505)]);
+    expect(accessLogText(setup.contexts[0]!, false)).toContain('"bytes":10');
+    const next = await setup.sendKeptAlive('/big', { headers: { range: 'bytes=1998-' } });
+    expect([next.status, next.headers['x-cache-status'], next.body.toString()]).toEqual([206, 'MISS', '89']);
+    expect(setup.state.requests).toHaveLength(2);
+  });
+
+  it('sends the part of a changed answer on an expired refetch, judging If-Range by the new ETag, and stores it', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=1' });
+    await setup.send('/a');
+    setup.later(2_000);
+    setup.state.changed = true;
+    // The client holds v1's bytes: v2's would corrupt them, so it gets the whole new answer.
+    const whole = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=0-1', 'if-range': '"v1"' } });
+    expect([whole.status, whole.headers['x-cache-status'], whole.headers.etag, whole.body.toString()]).toEqual([200, 'EXPIRED', '"v2"', BODY.toUpperCase()]);
+    expect(setup.state.requests[1]!.range).toBeUndefined();
+    const hit = await setup.send('/a', { headers: { range: 'bytes=0-1', 'if-range': '"v2"' } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.body.toString()]).toEqual([206, 'HIT', 'AB']);
+    setup.later(2_000);
+    const part = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=2-3', 'if-range': '"v2"' } });
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'EXPIRED', 'bytes 2-3/26', 'CD']);
+  });
+
+  it('passes the Range of a request that may store nothing (no-store) to the upstream, and its 206 to the client', async () => {
+    setup = await rangeSetup();
+    setup.state.ranges = true;
+    const miss = await setup.send('/a', { headers: { range: 'bytes=1-3', 'cache-control': 'no-store' } });
+    expect([miss.status, miss.headers['content-range'], miss.body.toString()]).toEqual([206, 'bytes 1-3/26', 'bcd']);
+    expect(setup.state.requests[0]!.range).toBe('bytes=1-3');
+    const next = await setup.send('/a');
+    expect([next.status, next.headers['x-cache-status']]).toEqual([200, 'MISS']);
   });
 });

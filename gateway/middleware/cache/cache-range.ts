@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { AnswerReplacer, HeldAnswer } from '../../context.ts';
+import type { AnswerReplacer, HeldAnswer, ResponseBodyTap } from '../../context.ts';
 import { ENTITY_TAG, httpDateMs } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
-interface BytePart {
+export interface BytePart {
   readonly first: number;
   readonly last: number;
 }
@@ -102,38 +102,56 @@ export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): bool
 }
 
 /**
- * The answer a stored 200 (`status`, `headers`, `body`) makes for a request by its `Range`, as
- * nginx's range filter makes it for a cached one (RFC 9110 §14): `206` with `Content-Range` and the
- * part's `Content-Length`, or `416` with no body and a `Content-Range` that gives the length alone when
- * the range starts past the end; the whole answer when the request has no `Range`, is not a `GET` (RFC 9110
- * §14.2: a HEAD's is ignored), its `If-Match` or `If-Unmodified-Since` (`preconditionsHold`) or its
- * `If-Range` does not hold, or `requestedPart` ignores it (each with
- * the stored `Accept-Ranges: bytes`, `ResponseCache.store`). Any other status goes as it is.
- * `headers` is the caller's own, edited in place.
+ * The part of a 200 `length` bytes long (`status`, `headers`) that a request answers with, as nginx's
+ * range filter chooses it (RFC 9110 §14): undefined for the whole answer when the request has no
+ * `Range`, is not a `GET` (RFC 9110 §14.2: a HEAD's is ignored), its `If-Match` or
+ * `If-Unmodified-Since` (`preconditionsHold`) or its `If-Range` does not hold, or `requestedPart`
+ * ignores it; any other status is whole too.
  */
-export function rangeOfStored(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, body: Buffer): HeldAnswer {
-  if (status !== 200) return { status, headers, body };
+export function answeredPart(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, length: number): BytePart | 'unsatisfiable' | undefined {
+  if (status !== 200) return undefined;
   const range = request.range;
-  if (range === undefined || method !== 'GET') return { status, headers, body };
-  if (!preconditionsHold(request, headers)) return { status, headers, body };
+  if (range === undefined || method !== 'GET') return undefined;
+  if (!preconditionsHold(request, headers)) return undefined;
   const ifRange = request['if-range'];
-  if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return { status, headers, body };
-  const part = requestedPart(range, body.length);
-  if (part === undefined) return { status, headers, body };
+  if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return undefined;
+  return requestedPart(range, length);
+}
+
+/**
+ * Makes the headers of a 200 `length` bytes long those of its `part` (edited in place) and returns
+ * that answer's status: `206` with `Content-Range` and the part's `Content-Length`, or `416` with a
+ * `Content-Range` that gives the length alone and a length of 0.
+ */
+export function describePart(part: BytePart | 'unsatisfiable', length: number, headers: OutgoingHttpHeaders): 206 | 416 {
   // Digests of the whole content (RFC 9530's Content-Digest, RFC 1864's Content-MD5) match neither a part nor a 416's empty one; Repr-Digest still does.
   delete headers['content-digest'];
   delete headers['content-md5'];
   if (part === 'unsatisfiable') {
-    headers['content-range'] = `bytes */${body.length}`;
+    headers['content-range'] = `bytes */${length}`;
     headers['content-length'] = '0';
     // No body: nothing for these to describe.
     delete headers['content-type'];
     delete headers['content-encoding'];
-    return { status: 416, headers, body: Buffer.alloc(0) };
+    return 416;
   }
-  headers['content-range'] = `bytes ${part.first}-${part.last}/${body.length}`;
+  headers['content-range'] = `bytes ${part.first}-${part.last}/${length}`;
   headers['content-length'] = String(part.last - part.first + 1);
-  return { status: 206, headers, body: body.subarray(part.first, part.last + 1) };
+  return 206;
+}
+
+/**
+ * The answer a stored 200 (`status`, `headers`, `body`) makes for a request by its `Range`
+ * (`answeredPart`, `describePart`), as nginx's range filter makes it for a cached one: the part, a
+ * `416` with no body, or the whole answer (each with the stored `Accept-Ranges: bytes`,
+ * `ResponseCache.store`). Any other status goes as it is. `headers` is the caller's own, edited in place.
+ */
+export function rangeOfStored(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, body: Buffer): HeldAnswer {
+  const part = answeredPart(method, request, status, headers, body.length);
+  if (part === undefined) return { status, headers, body };
+  const answered = describePart(part, body.length, headers);
+  if (part === 'unsatisfiable') return { status: answered, headers, body: Buffer.alloc(0) };
+  return { status: answered, headers, body: body.subarray(part.first, part.last + 1) };
 }
 
 /**
@@ -145,4 +163,25 @@ export function answeringRanges(replace: AnswerReplacer, method: string | undefi
     const answer = replace(status, headers, errorClass);
     return answer === undefined ? undefined : rangeOfStored(method, request, answer.status, answer.headers, answer.body);
   };
+}
+
+/** A tap that keeps nothing: the body of an answer not to be stored still passes through one to be cut to a part. */
+const KEEPING_NOTHING: ResponseBodyTap = { chunk() {}, end() {}, abort() {} };
+
+/**
+ * `tap` (or one keeping nothing) with the part of the fetched whole answer (`status`, `headers` as
+ * they go to the client, edited in place to the part's) that the client's `Range` asks for
+ * (`answeredPart`: the fresh answer's validators judge its `If-Range`), as nginx's range filter cuts
+ * it from a cacheable fetch; only when the answer's length is known (`Content-Length`): without
+ * it, the whole answer goes, which RFC 9110 §14.2 allows.
+ */
+export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
+  const declared = headers['content-length'];
+  if (typeof declared !== 'string' || !/^\d+$/.test(declared)) return tap;
+  const length = Number(declared);
+  const part = answeredPart(method, request, status, headers, length);
+  if (part === undefined) return tap;
+  const answered = describePart(part, length, headers);
+  const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
+  return { ...(tap ?? KEEPING_NOTHING), part: { status: answered, start, end } };
 }

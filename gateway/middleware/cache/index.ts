@@ -8,7 +8,7 @@ import { recordClientGone } from '../client-gone.ts';
 import { NO_BODY, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
-import { answeringRanges } from './cache-range.ts';
+import { answeringRanges, partTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -167,11 +167,9 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     let mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (locks !== undefined && !bypass && found === undefined) {
       // Another request's fetch of this key is under way (nginx's `proxy_cache_lock`): its answer,
-      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock;
-      // nor does a Range request, whose answer is most often a 206 that is never stored: misses
-      // held behind it would all go upstream at once as it ends. Both wait for a fetch under way.
-      const takes = mayStore && sent.range === undefined;
-      const turn = await locks.awaitTurn(() => store.lockKey(primary, sent), context, takes, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
+      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock,
+      // but waits for a fetch under way; a Range request takes it, since it fetches the whole answer.
+      const turn = await locks.awaitTurn(() => store.lockKey(primary, sent), context, mayStore, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
       // Its fetch (after a handover, `free`) or its lookup begins now: a purge or an invalidation
       // during the wait came before it, and keeps nothing it fetches from being stored.
       if (turn === 'released' || turn === 'free') drops = store.drops;
@@ -243,13 +241,22 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       if (statusHeader !== undefined) headers[statusHeader] = status;
     });
     if (mayStore) {
+      // A fetch that may fill the cache asks for the whole answer (nginx's proxy_cache blanks Range
+      // and If-Range): its 200 is stored, and the client gets the part it asked for cut from it as
+      // it passes (`partTap`). Any Range (also one this cache ignores, as on a hit: the whole answer).
+      const ranged = sent.range !== undefined;
+      if (ranged) {
+        delete context.upstream.headers.range;
+        delete context.upstream.headers['if-range'];
+      }
       // A stored answer sent for a 304 (REVALIDATED) was stored again already; one sent for a failure (STALE) stays as it was.
-      context.responseTapper = (answerStatus, _headers, tapped) => {
+      context.responseTapper = (answerStatus, headers, tapped) => {
         if (upstream === undefined || upstream.status !== answerStatus || status === 'REVALIDATED' || status === 'STALE') {
           fetchEnded(context, found);
           return undefined;
         }
-        return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+        const tap = tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+        return ranged ? partTap(tap, method, sent, answerStatus, headers) : tap;
       };
     }
     await next();
