@@ -49,7 +49,8 @@ export function primaryKey(context: GatewayContext): string {
  * request updates a stale answer, others get it at once where `useStale`'s `updating` or the answer's
  * own `stale-while-revalidate` allow it (`UPDATING`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
- * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored.
+ * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored. A fetch that may
+ * store asks for the whole answer (nginx's): a client's `Range` gets its part cut from it as it passes.
  */
 export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const store = new ResponseCache(settings.maxBytes);
