@@ -389,6 +389,15 @@ describe('cache: a miss with Range fetches the whole answer, stores it and sends
     expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'EXPIRED', 'bytes 2-3/26', 'CD']);
   });
 
+  it('with compress, answers a miss\'s range with the identity part and stores the whole answer, which a later client gets compressed', async () => {
+    setup = await rangeSetup({ 'cache-control': 'max-age=60' }, [compress(GZIP)]);
+    const part = await setup.sendKeptAlive('/a', { headers: { 'accept-encoding': 'gzip', range: 'bytes=0-2' } });
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-encoding'], part.headers['content-range'], part.body.toString()]).toEqual([206, 'MISS', undefined, 'bytes 0-2/26', 'abc']);
+    const compressed = await setup.send('/a', { headers: { 'accept-encoding': 'gzip' } });
+    expect([compressed.status, compressed.headers['x-cache-status'], compressed.headers['content-encoding']]).toEqual([200, 'HIT', 'gzip']);
+    expect(gunzipSync(compressed.body).toString()).toBe(BODY);
+  });
+
   it('passes the Range of a request that may store nothing (no-store) to the upstream, and its 206 to the client', async () => {
     setup = await rangeSetup();
     setup.state.ranges = true;
