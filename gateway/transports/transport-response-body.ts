@@ -23,7 +23,8 @@ export function countBodyBytes(context: GatewayContext, sink: Writable, length: 
  * for a status an `errors` page stands for, the sink that drops the body, the page (not compressed)
  * already sent whole in its place (`sendErrorPage`); an encoder is piped into the response, its output counted in `bytesOut` (`countBodyBytes`);
  * with a `responseTapper` that watches this answer (never one whose body a page replaces), a pass-through
- * in front of them that shows the tap each chunk as it goes by (never holding it back). Either is a writable with back-pressure: `write` returns false and
+ * in front of them that shows the tap each chunk as it goes by (never holding it back), and hands on
+ * only the tap's `part` when it names one, the answer then sent with the part's status. Either is a writable with back-pressure: `write` returns false and
  * 'drain' follows once the client (through the encoder) took what it had. A response destroyed
  * (the client gone, or the proxy cutting an answer whose upstream failed) destroys its encoder, so
  * a truncated answer never gets a clean end; an encoder that fails destroys the response.
