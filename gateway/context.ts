@@ -69,15 +69,20 @@ export interface ResponseBodyTap {
    * Only these bytes of the body go to the client, with this status (the tapper made the headers
    * theirs), while the tap still sees every chunk and the response ends only with the whole body:
    * a `cache` filling its entry from a miss with `Range` (nginx's range filter on a cacheable fetch).
+   * Once the part is sent and the tap keeps nothing (`keeping`), the response ends at once and the
+   * rest of the upstream body is left unread.
    */
   readonly part?: ClientPart | undefined;
+  /** False once nothing more of the body will be kept (the tapper gave up on it: past its bound); true when absent. */
+  keeping?(): boolean;
 }
 
-/** The bytes of an upstream body that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none). */
+/** The bytes of an upstream body `length` bytes long that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none). */
 export interface ClientPart {
   readonly status: number;
   readonly start: number;
   readonly end: number;
+  readonly length: number;
 }
 
 /**

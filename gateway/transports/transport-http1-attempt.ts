@@ -12,7 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { bodyUnwanted, countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -224,6 +224,17 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.sink = startResponseBody(context, statusCode, outgoing);
     this.draining = this.sink instanceof ErrorPageDrain;
     if (this.response.destroyed) controller.abort(new ClientGoneError());
+    else if (bodyUnwanted(this.sink)) this.leaveBody(controller);
+  }
+
+  /**
+   * The client has its whole answer and nobody wants the rest of the body (`bodyUnwanted`): the
+   * attempt is answered (the upstream did nothing wrong), and the connection closed unread.
+   */
+  private leaveBody(controller: Dispatcher.DispatchController): void {
+    this.finish(ANSWERED);
+    // undici then destroys the socket and reports the error to `onResponseError`, the attempt reported already.
+    controller.abort(new Error('the rest of the answer is wanted by nobody'));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -236,7 +247,9 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
     const sink = this.sink!;
     countBodyBytes(this.context, sink, chunk.length);
-    if (!sink.write(chunk)) {
+    const more = sink.write(chunk);
+    if (bodyUnwanted(sink)) return this.leaveBody(controller);
+    if (!more) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();
       controller.pause();

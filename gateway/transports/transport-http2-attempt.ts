@@ -16,7 +16,7 @@ import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { bodyUnwanted, countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -128,6 +128,14 @@ export function http2Attempt(
         (connectError: Error) => reportAttempt(pick, started, 0, { ok: false, errorClass: classifyUpstreamError(connectError, false), responseStarted: false, error: connectError }),
       );
       resolve({ ...result, released });
+    };
+    /**
+     * The client has its whole answer and nobody wants the rest of the body (`bodyUnwanted`): the
+     * attempt is answered (the upstream did nothing wrong), and its stream cancelled unread.
+     */
+    const leaveBody = (opened: ClientHttp2Stream) => {
+      finish({ ok: true });
+      if (!opened.closed) cancelStream(opened);
     };
     const timedOut = () => {
       if (responseStarted) return fail(new UpstreamTimeoutError('SB_UPSTREAM_BODY_TIMEOUT', `no response data for ${timeouts.bodyTimeoutMs} ms`));
@@ -258,6 +266,7 @@ export function http2Attempt(
         else {
           sink = startResponseBody(context, status, outgoing);
           draining = sink instanceof ErrorPageDrain;
+          if (bodyUnwanted(sink)) leaveBody(opened);
         }
       });
       opened.on('data', (chunk: Buffer) => {
@@ -267,7 +276,9 @@ export function http2Attempt(
         if (buffered) return void buffered.push(chunk);
         countBodyBytes(context, sink!, chunk.length);
         // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
-        if (!sink!.write(chunk)) {
+        const more = sink!.write(chunk);
+        if (bodyUnwanted(sink!)) return leaveBody(opened);
+        if (!more) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();
           opened.pause();

@@ -106,7 +106,7 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
       if (counted) context.outcome.bytesOut += chunk.length;
     });
   } else {
-    tee = passingPart(tap, tap.part);
+    tee = new PartPassing(tap, tap.part);
     if (counted) tee.on('data', (chunk: Buffer) => (context.outcome.bytesOut += chunk.length));
   }
   tee.once('error', (error) => response.destroy(error));
@@ -128,17 +128,51 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
 /**
  * A tap's pass-through that hands on only the bytes of `part`: the tap sees every chunk, those
  * before and after the part are read and dropped (a skipped chunk asks for the next at once), so the
- * body goes on to its end, which ends the response.
+ * body goes on to its end, which ends the response. Unless the tap keeps nothing (`keeping`: an
+ * answer that will not be stored, or one past its bound): then the response ends as soon as the
+ * part went through, and the rest of the body is `unwanted` (`bodyUnwanted`), for the transport to
+ * leave unread: a `bytes=0-1` probe of a 2 GB video neither reads the video nor waits for it.
  */
-function passingPart(tap: ResponseBodyTap, part: ClientPart): Transform {
-  let offset = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      tap.chunk(chunk);
-      const from = Math.max(part.start - offset, 0);
-      const to = Math.min(part.end - offset, chunk.length);
-      offset += chunk.length;
-      done(null, to > from ? chunk.subarray(from, to) : undefined);
-    },
-  });
+class PartPassing extends Transform {
+  private offset = 0;
+  /** The part went through (the response ended, or ends once it is written) and nothing more of the body is kept: later chunks are dropped. */
+  unwanted = false;
+
+  constructor(
+    private readonly tap: ResponseBodyTap,
+    private readonly part: ClientPart,
+  ) {
+    super();
+    // A 416 needs none of the body.
+    this.leaveRest();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.unwanted) return done();
+    this.tap.chunk(chunk);
+    const part = this.part;
+    const from = Math.max(part.start - this.offset, 0);
+    const to = Math.min(part.end - this.offset, chunk.length);
+    this.offset += chunk.length;
+    if (to > from) this.push(chunk.subarray(from, to));
+    this.leaveRest();
+    done();
+  }
+
+  /** Ends the client's answer once its part went through, when nothing more of the body is kept and some is still to come (a body read to its end leaves its connection reusable). */
+  private leaveRest(): void {
+    if (this.offset < this.part.end || this.offset >= this.part.length || this.tap.keeping?.() !== false) return;
+    this.unwanted = true;
+    this.push(null);
+  }
+}
+
+/**
+ * Whether the rest of the body written to `sink` (`startResponseBody`'s) is wanted by nobody: the
+ * client's part went through and nothing of the body is kept (`PartPassing`). The transport then stops
+ * reading it and closes its stream or connection, reporting the attempt as answered: the upstream
+ * answered well, and the gateway chose not to read on.
+ */
+export function bodyUnwanted(sink: Writable): boolean {
+  return sink instanceof PartPassing && sink.unwanted;
 }

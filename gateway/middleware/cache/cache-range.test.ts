@@ -81,6 +81,16 @@ const BODY = 'abcdefghijklmnopqrstuvwxyz';
 /** A body past `maxEntryBytes` (1 KiB): each byte its offset's last digit. */
 const BIG = Array.from({ length: 2_000 }, (_, i) => String(i % 10)).join('');
 
+/** What `/slow?<name>` adds to its answer's head: each makes an answer that will not be stored. */
+const SLOW_HEADERS: Record<string, OutgoingHttpHeaders> = {
+  'too-long': {},
+  'no-store': { 'cache-control': 'no-store' },
+  private: { 'cache-control': 'private, max-age=60' },
+  'set-cookie': { 'set-cookie': 'session=1' },
+};
+/** The length `/slow` announces: past `maxEntryBytes`, of which it sends only the first 100 bytes. */
+const SLOW_LENGTH = 10_000_000;
+
 const SETTINGS: CacheSettings = { ...CACHE_TEST_SETTINGS, statuses: [200, 404], useStale: { on: ['http_503'], maxStaleMs: 86_400_000, answerDirectives: true } };
 
 const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes: ['text/*'], excludedContentTypes: undefined, level: 6 };
@@ -93,10 +103,19 @@ const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes:
  */
 async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max-age=60' }, before: Middleware[] = []) {
   vi.useFakeTimers({ toFake: ['Date'] });
-  const state = { failing: false, ranges: false, chunked: false, changed: false, requests: [] as IncomingHttpHeaders[] };
+  const state = { failing: false, ranges: false, chunked: false, changed: false, requests: [] as IncomingHttpHeaders[], slowClosed: [] as Promise<boolean>[] };
   const backend = createServer((request, response) => {
     state.requests.push(request.headers);
     request.resume();
+    if (request.url!.startsWith('/slow')) {
+      // A long body (a video's) whose first bytes come at once and the rest only when the test says:
+      // never, here. Its closing says whether the body was whole (true) or left unfinished (false).
+      const extra = SLOW_HEADERS[request.url!.slice('/slow?'.length)] ?? {};
+      response.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SLOW_LENGTH), ...headers, ...extra });
+      response.write(BIG.slice(0, 100));
+      state.slowClosed.push(new Promise((resolve) => response.once('close', () => resolve(response.writableFinished))));
+      return;
+    }
     if (state.failing) return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
     if (request.url === '/missing') return void response.writeHead(404, { 'content-type': 'text/plain', ...headers }).end(BODY);
     if (request.url === '/big') return void response.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(BIG.length), ...headers }).end(BIG);
@@ -119,6 +138,7 @@ async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max
   const agent = new Agent({ keepAlive: true });
   return {
     state,
+    reports: balancer.reports,
     send: server.send,
     /** Sends over a connection kept open after each answer, as a player's is: a part that came before the whole body does not end it. */
     sendKeptAlive: (path: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}) => server.send(path, { ...options, agent }),
@@ -406,5 +426,27 @@ describe('cache: a miss with Range fetches the whole answer, stores it and sends
     expect(setup.state.requests[0]!.range).toBe('bytes=1-3');
     const next = await setup.send('/a');
     expect([next.status, next.headers['x-cache-status']]).toEqual([200, 'MISS']);
+  });
+
+  it.each(Object.keys(SLOW_HEADERS))('ends a miss\'s part of an answer that will not be stored (%s) once it is sent, leaving the rest of the upstream body unread, not counted against the upstream', async (name) => {
+    setup = await rangeSetup();
+    // The upstream sends 100 bytes of its 10 MB and no more: the client's part must not wait on the rest.
+    const part = await setup.sendKeptAlive(`/slow?${name}`, { headers: { range: 'bytes=10-19' } });
+    expect([part.status, part.headers['x-cache-status'], part.headers['content-range'], part.headers['content-length'], part.body.toString()]).toEqual([206, 'MISS', `bytes 10-19/${SLOW_LENGTH}`, '10', BIG.slice(10, 20)]);
+    // The upstream's connection is closed with its body unfinished (not read to its end).
+    expect(await setup.state.slowClosed[0]).toBe(false);
+    const line = accessLogText(setup.contexts[0]!, false);
+    expect(line).toContain('"status":206');
+    expect(line).toContain('"bytes":10');
+    expect(line).not.toContain('errorClass');
+    expect(setup.reports.map((report) => report.ok)).toEqual([true]);
+    // A 416 needs none of the body.
+    const refused = await setup.sendKeptAlive(`/slow?${name}`, { headers: { range: `bytes=${SLOW_LENGTH}-` } });
+    expect([refused.status, refused.headers['content-range'], refused.body.length]).toEqual([416, `bytes */${SLOW_LENGTH}`, 0]);
+    expect(await setup.state.slowClosed[1]).toBe(false);
+    // The client's kept-alive connection carries its next request.
+    const next = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=0-1' } });
+    expect([next.status, next.body.toString()]).toEqual([206, 'ab']);
+    expect(setup.reports.map((report) => report.ok)).toEqual([true, true, true]);
   });
 });

@@ -165,8 +165,11 @@ export function answeringRanges(replace: AnswerReplacer, method: string | undefi
   };
 }
 
-/** A tap that keeps nothing: the body of an answer not to be stored still passes through one to be cut to a part. */
-const KEEPING_NOTHING: ResponseBodyTap = { chunk() {}, end() {}, abort() {} };
+/**
+ * A tap that keeps nothing: the body of an answer not to be stored still passes through one to be
+ * cut to a part, and the response ends with the part (`keeping`), not with the body.
+ */
+const KEEPING_NOTHING: ResponseBodyTap = { chunk() {}, end() {}, abort() {}, keeping: () => false };
 
 /**
  * `tap` (or one keeping nothing) with the part of the fetched whole answer (`status`, `headers` as
@@ -183,5 +186,5 @@ export function partTap(tap: ResponseBodyTap | undefined, method: string, reques
   if (part === undefined) return tap;
   const answered = describePart(part, length, headers);
   const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
-  return { ...(tap ?? KEEPING_NOTHING), part: { status: answered, start, end } };
+  return { ...(tap ?? KEEPING_NOTHING), part: { status: answered, start, end, length } };
 }

@@ -128,6 +128,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       abort() {
         release();
       },
+      keeping: () => chunks !== undefined,
     };
   };
 
