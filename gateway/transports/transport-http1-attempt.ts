@@ -12,7 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { bodyUnwanted, countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { bodyUnwanted, countBodyBytes, passesPart, sendReplacement, startResponseBody } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -109,6 +109,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private sink: Writable | undefined = undefined;
   /** The body goes to an `ErrorPageDrain`: its chunks do not extend the body timeout, which then bounds it in all. */
   private draining = false;
+  /** The sink passes only a part of the body (`passesPart`): its rest may be left unread. */
+  private parted = false;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -224,7 +226,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.sink = startResponseBody(context, statusCode, outgoing);
     this.draining = this.sink instanceof ErrorPageDrain;
     if (this.response.destroyed) controller.abort(new ClientGoneError());
-    else if (bodyUnwanted(this.sink)) this.leaveBody(controller);
+    else if ((this.parted = passesPart(this.sink)) && bodyUnwanted(this.sink)) this.leaveBody(controller);
   }
 
   /**
@@ -248,7 +250,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     const sink = this.sink!;
     countBodyBytes(this.context, sink, chunk.length);
     const more = sink.write(chunk);
-    if (bodyUnwanted(sink)) return this.leaveBody(controller);
+    if (this.parted && bodyUnwanted(sink)) return this.leaveBody(controller);
     if (!more) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();

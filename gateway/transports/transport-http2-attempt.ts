@@ -16,7 +16,7 @@ import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { bodyUnwanted, countBodyBytes, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { bodyUnwanted, countBodyBytes, passesPart, sendReplacement, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -218,6 +218,8 @@ export function http2Attempt(
       let sink: Writable | undefined;
       // The body goes to an `ErrorPageDrain`: its chunks do not extend the idle-body timeout, which then bounds it in all.
       let draining = false;
+      // The sink passes only a part of the body (`passesPart`): its rest may be left unread.
+      let parted = false;
       let trailersOnly = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
@@ -266,7 +268,8 @@ export function http2Attempt(
         else {
           sink = startResponseBody(context, status, outgoing);
           draining = sink instanceof ErrorPageDrain;
-          if (bodyUnwanted(sink)) leaveBody(opened);
+          parted = passesPart(sink);
+          if (parted && bodyUnwanted(sink)) leaveBody(opened);
         }
       });
       opened.on('data', (chunk: Buffer) => {
@@ -277,7 +280,7 @@ export function http2Attempt(
         countBodyBytes(context, sink!, chunk.length);
         // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
         const more = sink!.write(chunk);
-        if (bodyUnwanted(sink!)) return leaveBody(opened);
+        if (parted && bodyUnwanted(sink!)) return leaveBody(opened);
         if (!more) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();

@@ -176,3 +176,8 @@ class PartPassing extends Transform {
 export function bodyUnwanted(sink: Writable): boolean {
   return sink instanceof PartPassing && sink.unwanted;
 }
+
+/** Whether `sink` (`startResponseBody`'s) passes a tap's part, whose rest may become `bodyUnwanted`: the transports ask that per chunk only then. */
+export function passesPart(sink: Writable): boolean {
+  return sink instanceof PartPassing;
+}
