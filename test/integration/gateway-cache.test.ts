@@ -20,6 +20,9 @@ const dyingAnswers = new Set<ServerResponse>();
 /** The answers the backend started and holds, unfinished. */
 const heldAnswers = new Set<ServerResponse>();
 
+/** One promise per request for /long-video, settled when the gateway closed its connection. */
+const longVideoClosed: Promise<unknown>[] = [];
+
 /** The requests for /updating the backend holds, no head sent, until the test answers them. */
 const updatingHeld: ServerResponse[] = [];
 
@@ -48,6 +51,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       return text({});
     case '/vary':
       return text({ 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }, `variant for ${headers['accept-encoding'] ?? 'none'} ${n}`);
+    case '/long-video':
+      // 4 KiB announced and not to be stored; its first 100 bytes come at once, the rest never.
+      response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store', 'content-length': BIG.length });
+      response.write(BIG.subarray(0, 100));
+      return void longVideoClosed.push(new Promise((resolve) => response.once('close', resolve)));
     case '/big':
       return void response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end(BIG);
     case '/item':
@@ -192,6 +200,9 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
       expect(await h2({ range: 'bytes=-8' })).toEqual({ status: '206 HIT bytes 9-16/17 8', body: 'answer 1' });
       expect(await h2({ range: 'bytes=17-' })).toEqual({ status: '416 HIT bytes */17 0', body: '' });
       expect(countOf('/over-h2')).toBe(1);
+      // A part of an answer not to be stored ends its stream once sent, the rest left unread.
+      expect(await h2({ ':path': '/site/long-video', range: 'bytes=0-9' })).toEqual({ status: '206 MISS bytes 0-9/4096 10', body: 'x'.repeat(10) });
+      await longVideoClosed[0];
     } finally {
       session.close();
     }
