@@ -19,6 +19,9 @@ const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content
 /** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
 export const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
 
+/** The body of an answer from memory that has none: a 304, a 416. */
+export const NO_BODY = Buffer.alloc(0);
+
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 const TIME = '\\d{2}:\\d{2}:\\d{2}';

@@ -3,12 +3,9 @@ import type { GatewayContext } from '../../context.ts';
 import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { sendHeldAnswer } from '../../transports/transport-response-body.ts';
-import { isNotModified, notModifiedHeaders } from './cache-conditional.ts';
+import { isNotModified, NO_BODY, notModifiedHeaders } from './cache-conditional.ts';
 import { rangeOfStored } from './cache-range.ts';
 import type { CachedAnswer } from './cache-store.ts';
-
-/** The body of a 304 from memory. */
-export const NO_BODY = Buffer.alloc(0);
 
 /**
  * Sends a stored answer as the upstream's would go (the request's response header hooks, its

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { AnswerReplacer, HeldAnswer, ResponseBodyTap } from '../../context.ts';
-import { ENTITY_TAG, httpDateMs } from './cache-conditional.ts';
+import { ENTITY_TAG, httpDateMs, NO_BODY } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 export interface BytePart {
@@ -150,7 +150,7 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
   const part = answeredPart(method, request, status, headers, body.length);
   if (part === undefined) return { status, headers, body };
   const answered = describePart(part, body.length, headers);
-  if (part === 'unsatisfiable') return { status: answered, headers, body: Buffer.alloc(0) };
+  if (part === 'unsatisfiable') return { status: answered, headers, body: NO_BODY };
   return { status: answered, headers, body: body.subarray(part.first, part.last + 1) };
 }
 
@@ -159,6 +159,8 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
  * `STALE`), answer the request's `Range` as a hit does (`rangeOfStored`).
  */
 export function answeringRanges(replace: AnswerReplacer, method: string | undefined, request: IncomingHttpHeaders): AnswerReplacer {
+  // Without a Range there is nothing to cut: the replacer stays as it is.
+  if (request.range === undefined) return replace;
   return (status, headers, errorClass) => {
     const answer = replace(status, headers, errorClass);
     return answer === undefined ? undefined : rangeOfStored(method, request, answer.status, answer.headers, answer.body);

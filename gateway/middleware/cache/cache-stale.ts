@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CacheStaleSettings, StaleTrigger } from '../../config/types.ts';
 import type { HeldAnswer } from '../../context.ts';
-import { isConditional, isNotModified, notModifiedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
-import { NO_BODY } from './cache-hit.ts';
+import { isConditional, isNotModified, NO_BODY, notModifiedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
 import type { CachedAnswer } from './cache-store.ts';
 
 /**
