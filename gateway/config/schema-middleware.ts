@@ -87,6 +87,7 @@ const cacheSection = section({
     }),
   ]).optional(),
   lock: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
+  convertHead: z.boolean().optional(),
 }).superRefine((settings, context) => {
   // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
   if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
@@ -97,6 +98,10 @@ const cacheSection = section({
     context.addIssue({ code: 'custom', path: ['methods'], message: 'may hold only GET and HEAD (an answer to another method is not reused for a later request)' });
   }
   if (new Set(methods).size !== methods.length) context.addIssue({ code: 'custom', path: ['methods'], message: 'lists a method twice' });
+  // A HEAD not answered from the cache is never converted, and a GET's answer stored for HEADs alone would be one no GET reads.
+  if (settings.convertHead === true && settings.methods !== undefined && !(methods.includes('GET') && methods.includes('HEAD'))) {
+    context.addIssue({ code: 'custom', path: ['convertHead'], message: 'needs GET and HEAD in methods: it sends a HEAD miss upstream as the GET whose stored answer both read' });
+  }
   const statuses = settings.statuses ?? [];
   if (new Set(statuses).size !== statuses.length) context.addIssue({ code: 'custom', path: ['statuses'], message: 'lists a status twice' });
   // A 206 holds a part, which http-cache-semantics never lets be stored (nor should it go whole to others): listing it would do nothing.

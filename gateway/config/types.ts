@@ -691,6 +691,8 @@ export interface CacheSettings {
   readonly useStale: CacheStaleSettings;
   /** How long a miss waits for another request's fetch of its key (`lock`, nginx's `proxy_cache_lock_timeout`); undefined: misses never wait. */
   readonly lockTimeoutMs: number | undefined;
+  /** Whether a HEAD that goes upstream and may store goes as a GET whose answer is stored (nginx's `proxy_cache_convert_head`), when `methods` holds both. */
+  readonly convertHead: boolean;
 }
 
 /**

@@ -22,6 +22,7 @@ export const CACHE_TEST_SETTINGS: CacheSettings = {
   cacheStatusHeader: 'x-cache-status',
   useStale: USE_STALE_NOT_CONFIGURED,
   lockTimeoutMs: undefined,
+  convertHead: true,
 };
 
 let names = 0;
