@@ -77,7 +77,7 @@ export interface ResponseBodyTap {
   keeping?(): boolean;
 }
 
-/** The bytes of an upstream body `length` bytes long that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none). */
+/** The bytes of an upstream body `length` bytes long that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none; a HEAD's own, with none, `convertHead`). */
 export interface ClientPart {
   readonly status: number;
   readonly start: number;

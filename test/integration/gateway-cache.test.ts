@@ -1,8 +1,8 @@
 import { connect as connectHttp2 } from 'node:http2';
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../harness/admin-client.ts';
-import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** 4 KiB, over the test's maxEntrySize (1 KiB). */
 const BIG = Buffer.alloc(4 * 1024, 'x');
@@ -23,6 +23,9 @@ const heldAnswers = new Set<ServerResponse>();
 /** One promise per request for /long-video, settled when the gateway closed its connection. */
 const longVideoClosed: Promise<unknown>[] = [];
 
+/** One promise per request for /long-head, settled when the gateway closed its connection. */
+const longHeadClosed: Promise<unknown>[] = [];
+
 /** The requests for /updating the backend holds, no head sent, until the test answers them. */
 const updatingHeld: ServerResponse[] = [];
 
@@ -36,6 +39,9 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
   switch (path) {
     case '/fresh':
     case '/head-first':
+    case '/head-miss':
+    case '/head-h2':
+    case '/head-kept-off':
     case '/no-cache-request':
     case '/authorized-public':
       return text({ 'cache-control': 'max-age=60' });
@@ -56,6 +62,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store', 'content-length': BIG.length });
       response.write(BIG.subarray(0, 100));
       return void longVideoClosed.push(new Promise((resolve) => response.once('close', resolve)));
+    case '/long-head':
+      // As /long-video: 4 KiB announced, not to be stored, the rest of it never sent.
+      response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store', 'content-length': BIG.length });
+      response.write(BIG.subarray(0, 100));
+      return void longHeadClosed.push(new Promise((resolve) => response.once('close', resolve)));
     case '/big':
       return void response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end(BIG);
     case '/item':
@@ -105,16 +116,16 @@ interface Answer {
   complete: boolean;
 }
 
-/** One HTTP/1.1 request through the gateway, read to its end (or its close without one). */
-function send(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+/** One HTTP/1.1 request through the gateway, read to its end (or its close without one), on a connection of its own unless `agent` gives one. */
+function send(port: number, path: string, headers: Record<string, string> = {}, method = 'GET', agent: Agent | false = false): Promise<Answer & { reusedSocket: boolean }> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent: false }, (response) => {
+    const request = httpRequest({ host: '127.0.0.1', port, path, method, headers, agent }, (response) => {
       const chunks: Buffer[] = [];
       let complete = false;
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.once('end', () => (complete = true));
       response.once('error', () => undefined);
-      response.once('close', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), complete: complete && response.complete }));
+      response.once('close', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), complete: complete && response.complete, reusedSocket: request.reusedSocket }));
     });
     request.once('error', reject);
     request.end();
@@ -133,9 +144,11 @@ services:
 middlewares:
   memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
   lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503, updating] } } }
+  head-as-is: { cache: { maxSize: 1MiB, convertHead: false } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
+  - { path: /head-as-is, service: site, stripPrefix: true, middlewares: [head-as-is] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -203,6 +216,13 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
       // A part of an answer not to be stored ends its stream once sent, the rest left unread.
       expect(await h2({ ':path': '/site/long-video', range: 'bytes=0-9' })).toEqual({ status: '206 MISS bytes 0-9/4096 10', body: 'x'.repeat(10) });
       await longVideoClosed[0];
+      // A HEAD miss goes upstream as a GET and fills the cache: its stream ends with the head.
+      expect(await h2({ ':path': '/site/head-h2', ':method': 'HEAD' })).toEqual({ status: '200 MISS 17', body: '' });
+      expect(await h2({ ':path': '/site/head-h2' })).toEqual({ status: '200 HIT 17', body: '/head-h2 answer 1' });
+      expect([countOf('/head-h2'), countOf('/head-h2', 'HEAD')]).toEqual([1, 0]);
+      // One whose GET answer will not be stored ends its stream at once, the upstream body left unread.
+      expect(await h2({ ':path': '/site/long-head', ':method': 'HEAD' })).toEqual({ status: '200 MISS 4096', body: '' });
+      await longHeadClosed.at(-1);
     } finally {
       session.close();
     }
@@ -226,6 +246,36 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(head.body).toBe('');
     expect(countOf('/head-first', 'HEAD')).toBe(0);
     expect(countOf('/head-first')).toBe(1);
+  });
+
+  it('fetches a HEAD miss upstream as a GET and stores its answer: the head alone with the GET\'s length, logged as the HEAD it was, its connection kept; the next GET is a HIT', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const head = await send(gateway.port, '/site/head-miss', { range: 'bytes=0-1' }, 'HEAD', agent);
+      // Range is ignored on a HEAD (RFC 9110 §14.2): the head of the whole answer.
+      expect([head.status, head.headers['x-cache-status'], head.headers['content-length'], head.headers['content-range'], head.body, head.complete]).toEqual([200, 'MISS', '19', undefined, '', true]);
+      const after = await send(gateway.port, '/site/head-miss', {}, 'GET', agent);
+      expect(after.reusedSocket).toBe(true);
+      expect([after.status, after.headers['x-cache-status'], after.body]).toEqual([200, 'HIT', '/head-miss answer 1']);
+    } finally {
+      agent.destroy();
+    }
+    expect([countOf('/head-miss'), countOf('/head-miss', 'HEAD')]).toEqual([1, 0]);
+    expect(await accessLineOf(gateway.process, '/site/head-miss')).toMatchObject({ method: 'HEAD', status: 200, bytes: 0, cache: 'MISS' });
+  });
+
+  it('gives a HEAD whose GET answer will not be stored its head at once, the upstream body left unread', async () => {
+    const head = await get('/long-head', {}, 'HEAD');
+    expect([head.status, head.headers['content-length'], head.body, head.complete]).toEqual([200, String(BIG.length), '', true]);
+    await longHeadClosed.at(-1);
+    expect(countOf('/long-head', 'HEAD')).toBe(0);
+  });
+
+  it('sends a HEAD miss upstream as it is with convertHead: false, storing nothing', async () => {
+    const head = await send(gateway.port, '/head-as-is/head-kept-off', {}, 'HEAD');
+    expect([head.status, head.headers['x-cache-status'], head.headers['content-length'], head.body]).toEqual([200, 'MISS', '23', '']);
+    expect((await send(gateway.port, '/head-as-is/head-kept-off')).headers['x-cache-status']).toBe('MISS');
+    expect([countOf('/head-kept-off'), countOf('/head-kept-off', 'HEAD')]).toEqual([1, 1]);
   });
 
   it.each([

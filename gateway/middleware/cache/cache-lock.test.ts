@@ -31,6 +31,33 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect([await setup.count('MISS'), await setup.count('HIT')]).toEqual([1, 2]);
   });
 
+  it('takes the lock with a HEAD miss, which fetches as a GET (convertHead): a GET after it waits for that fetch and is its HIT', async () => {
+    setup = await lockSetup({});
+    const { send, held, contexts } = setup;
+    const head = send('/a', { method: 'HEAD' });
+    await waitFor(() => held.length === 1, { message: 'the HEAD reached the backend' });
+    expect(held[0]!.req.method).toBe('GET');
+    const get = send('/a');
+    await waitFor(() => contexts.length === 2, { message: 'the GET arrived' });
+    setup.answer(1);
+    expect(statusAndBody(await head)).toEqual(['MISS', '']);
+    expect(statusAndBody(await get)).toEqual(['HIT', 'request 1']);
+    expect(held).toHaveLength(1);
+  });
+
+  it('takes no lock with a HEAD miss sent upstream as a HEAD (convertHead: false): a GET after it goes upstream beside it', async () => {
+    setup = await lockSetup({ convertHead: false });
+    const { send, held } = setup;
+    const head = send('/a', { method: 'HEAD' });
+    await waitFor(() => held.length === 1, { message: 'the HEAD reached the backend' });
+    expect(held[0]!.req.method).toBe('HEAD');
+    const get = send('/a');
+    await waitFor(() => held.length === 2, { message: 'the GET went upstream beside the HEAD' });
+    for (const n of [1, 2]) setup.answer(n);
+    expect(statusAndBody(await head)).toEqual(['MISS', '']);
+    expect(statusAndBody(await get)).toEqual(['MISS', 'request 2']);
+  });
+
   it('sends a miss upstream beside the fetch once the lock timeout passed, and stores nothing of its answer', async () => {
     setup = await lockSetup({ lockTimeoutMs: 200 });
     const { send, held } = setup;

@@ -190,3 +190,18 @@ export function partTap(tap: ResponseBodyTap | undefined, method: string, reques
   const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
   return { ...(tap ?? KEEPING_NOTHING), part: { status: answered, start, end, length } };
 }
+
+/**
+ * `tap` (or one keeping nothing) for a HEAD's answer fetched as a GET (`convertHead`): the client's
+ * part of the body is none of it, the head going with the upstream's `status` and `headers` (the
+ * GET's `Content-Length`). The response ends with the body while it is being stored, and at once
+ * when nothing of it is kept (an answer not to be stored, or one given up on past the bounds), the
+ * rest left unread as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
+ */
+export function headTap(tap: ResponseBodyTap | undefined, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
+  const declared = headers['content-length'];
+  const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : Number.POSITIVE_INFINITY;
+  // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
+  if (length === 0 || status === 204 || status === 304) return tap;
+  return { ...(tap ?? KEEPING_NOTHING), part: { status, start: 0, end: 0, length } };
+}

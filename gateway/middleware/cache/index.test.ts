@@ -67,6 +67,27 @@ describe('cache', () => {
     expect(second.headers['x-cache-status']).toBe(storable ? 'HIT' : 'cache-control' in requestHeaders ? 'BYPASS' : 'MISS');
   });
 
+  it.each([
+    ['a HEAD', 'GET', {}, {}, 'MISS'],
+    ['a HEAD with Cache-Control: no-cache (nginx converts it too: the answer replaces the stored one, as a GET\'s)', 'GET', {}, { 'cache-control': 'no-cache' }, 'BYPASS'],
+    ['a HEAD with Cache-Control: no-store (nothing to store)', 'HEAD', {}, { 'cache-control': 'no-store' }, 'BYPASS'],
+    ['a HEAD with convertHead: false', 'HEAD', { convertHead: false }, {}, 'MISS'],
+    ['a HEAD to a cache whose methods leave out GET', 'HEAD', { methods: ['HEAD'] }, {}, 'MISS'],
+  ] as const)('sends %s upstream as a %s, the head alone to the client, its answer stored for the next GET only when fetched as a GET', async (_what, sentAs, settings, headers, status) => {
+    const upstream = countingUpstream(200, { 'cache-control': 'max-age=60' });
+    const methods: string[] = [];
+    server = await serveMiddleware([cache({ ...SETTINGS, ...settings }, 'unit')], servingCachedHits((context) => {
+      methods.push(context.upstream.method);
+      return upstream.proxy(context);
+    }));
+    const head = await server.send('/a', { method: 'HEAD', headers });
+    expect([head.status, head.headers['x-cache-status'], head.body.toString()]).toEqual([200, status, '']);
+    const next = await server.send('/a');
+    const stored = sentAs === 'GET';
+    expect(next.body.toString()).toBe(stored ? 'answer 1' : 'answer 2');
+    expect(methods).toEqual(stored ? ['GET'] : ['HEAD', 'GET']);
+  });
+
   it('gives an answer without explicit freshness defaultTtl when set, and keeps it', async () => {
     const upstream = countingUpstream(200, {});
     server = await serveMiddleware([cache({ ...SETTINGS, defaultTtlMs: 60_000 }, 'unit')], servingCachedHits((context) => upstream.proxy(context)));

@@ -8,7 +8,7 @@ import { recordClientGone } from '../client-gone.ts';
 import { sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
-import { answeringRanges, partTap } from './cache-range.ts';
+import { answeringRanges, headTap, partTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -55,6 +55,8 @@ export function primaryKey(context: GatewayContext): string {
 export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const store = new ResponseCache(settings.maxBytes);
   const methods = new Set(settings.methods);
+  /** Whether a HEAD miss fetches and stores the GET's answer (`convertHead`): only where GETs are answered from the cache too. */
+  const convertsHead = settings.convertHead && methods.has('GET') && methods.has('HEAD');
   const statusHeader = settings.cacheStatusHeader;
   const requests = Object.fromEntries((['HIT', 'MISS', 'EXPIRED', 'REVALIDATED', 'STALE', 'UPDATING', 'BYPASS'] as const).map((status) => [status, cacheRequestsTotal.labels(name, status)])) as Record<CacheStatus, ReturnType<typeof cacheRequestsTotal.labels>>;
   const stored = cacheStoredTotal.labels(name);
@@ -166,11 +168,12 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     // Purges and invalidations counted now: an answer fetched from here on is not stored if one of this key ran meanwhile.
     let drops = store.drops;
     let found = bypass ? undefined : store.find(primary, sent);
-    let mayStore = method === 'GET' && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
+    // A HEAD that goes upstream fetches the GET's answer to store, when the cache converts it (below).
+    let mayStore = (method === 'GET' || (method === 'HEAD' && convertsHead)) && !/(?:^|,)\s*no-store\b/i.test(context.request.headers['cache-control'] ?? '');
     if (locks !== undefined && !bypass && found === undefined) {
       // Another request's fetch of this key is under way (nginx's `proxy_cache_lock`): its answer,
-      // once stored, is this one's too. A request that would store nothing (a HEAD) takes no lock,
-      // but waits for a fetch under way; a Range request takes it, since it fetches the whole answer.
+      // once stored, is this one's too. A request that would store nothing (a HEAD not converted)
+      // takes no lock, but waits for a fetch under way; a Range request takes it, since it fetches the whole answer.
       const turn = await locks.awaitTurn(() => store.lockKey(primary, sent), context, mayStore, settings.lockTimeoutMs!, () => store.find(primary, sent) !== undefined);
       // Its fetch (after a handover, `free`) or its lookup begins now: a purge or an invalidation
       // during the wait came before it, and keeps nothing it fetches from being stored.
@@ -243,6 +246,10 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       if (statusHeader !== undefined) headers[statusHeader] = status;
     });
     if (mayStore) {
+      // nginx's `proxy_cache_convert_head`: a HEAD that may store goes upstream as the GET whose
+      // answer it stores (under the key they share), judged as any GET; the client still gets the
+      // head alone (`headTap`), once the body has come through to be stored (at once when none of it is).
+      if (method === 'HEAD') context.upstream.method = 'GET';
       // A fetch that may fill the cache asks for the whole answer (nginx's proxy_cache blanks Range
       // and If-Range): its 200 is stored, and the client gets the part it asked for cut from it as
       // it passes (`partTap`). Any Range (also one this cache ignores, as on a hit: the whole answer).
@@ -258,6 +265,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           return undefined;
         }
         const tap = tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+        // A HEAD ignores its Range (RFC 9110 §14.2): the head of the whole answer, its body passed to no one.
+        if (method === 'HEAD') return headTap(tap, answerStatus, headers);
         return ranged ? partTap(tap, method, sent, answerStatus, headers) : tap;
       };
     }
