@@ -68,7 +68,8 @@ export interface ResponseBodyTap {
   /**
    * Only these bytes of the body go to the client, with this status (the tapper made the headers
    * theirs), while the tap still sees every chunk and the response ends only with the whole body:
-   * a `cache` filling its entry from a miss with `Range` (nginx's range filter on a cacheable fetch).
+   * a `cache` filling its entry from a miss with `Range` (nginx's range filter on a cacheable fetch),
+   * or with the client's own validators, which the answer meets (a 304, nginx's not_modified filter).
    * Once the part is sent and the tap keeps nothing (`keeping`), the response ends at once and the
    * rest of the upstream body is left unread.
    */
@@ -77,7 +78,11 @@ export interface ResponseBodyTap {
   keeping?(): boolean;
 }
 
-/** The bytes of an upstream body `length` bytes long that go to the client (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416 with none; a HEAD's own, with none, `convertHead`). */
+/**
+ * The bytes of an upstream body `length` bytes long (infinite when not known) that go to the client
+ * (`ResponseBodyTap.part`): from `start` up to `end`, excluded, answered with `status` (206, or 416
+ * or 304 with none; a HEAD's own, with none, `convertHead`).
+ */
 export interface ClientPart {
   readonly status: number;
   readonly start: number;

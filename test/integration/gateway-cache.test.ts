@@ -14,6 +14,9 @@ const countOf = (path: string, method = 'GET'): number => counts.get(`${method} 
 /** The If-None-Match of each request for /etag the backend got, in order (undefined: none). */
 const etagAsked: (string | undefined)[] = [];
 
+/** The If-None-Match and If-Modified-Since of each request for a `/validated-*` path the backend got, in order. */
+const validatorsAsked = new Map<string, (string | undefined)[]>();
+
 /** The answers waiting for the test to cut them. */
 const dyingAnswers = new Set<ServerResponse>();
 
@@ -87,6 +90,16 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       if (path === '/etag') etagAsked.push(headers['if-none-match']);
       if (headers['if-none-match'] === '"e1"') return void response.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=60' }).end();
       return text({ 'cache-control': 'max-age=1', etag: '"e1"' });
+    case '/validated-miss':
+    case '/validated-other':
+    case '/validated-stale': {
+      // Answers 304 itself to its ETag, as an origin does; the stale one is fresh for a second, a minute once revalidated.
+      const asked = validatorsAsked.get(path) ?? [];
+      validatorsAsked.set(path, [...asked, headers['if-none-match'], headers['if-modified-since']]);
+      const etag = `"${path}"`;
+      if (headers['if-none-match'] === etag) return void response.writeHead(304, { etag, 'cache-control': 'max-age=60' }).end();
+      return text({ 'cache-control': path === '/validated-stale' ? 'max-age=1' : 'max-age=60', etag, 'last-modified': 'Mon, 01 Jun 2026 00:00:00 GMT' });
+    }
     case '/failing':
       // Fresh for a second, then the upstream fails: the stale copy stands in for its 503.
       if (n === 1) return text({ 'cache-control': 'max-age=1' });
@@ -450,6 +463,45 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     const metrics = await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics();
     const counted = metrics.get('switchboard_cache_requests_total')?.samples.find((sample) => sample.labels.middleware === 'memory' && sample.labels.status === 'REVALIDATED');
     expect(counted?.value).toBe(2);
+  });
+
+  it('fills its entry from a miss whose client holds a copy: the upstream asked without the client\'s validators, which the gateway judges itself (304, or the whole 200), as nginx\'s proxy_cache', async () => {
+    // The client's own ETag: the upstream gets no If-None-Match, answers 200, and the client its 304 while the 200 is stored.
+    const matching = await get('/validated-miss', { 'if-none-match': '"/validated-miss"' });
+    expect([matching.status, matching.headers['x-cache-status'], matching.body]).toEqual([304, 'MISS', '']);
+    expect(matching.headers).toMatchObject({ etag: '"/validated-miss"', 'cache-control': 'max-age=60', 'last-modified': 'Mon, 01 Jun 2026 00:00:00 GMT' });
+    expect(matching.headers['content-length']).toBeUndefined();
+    expect(matching.headers['content-type']).toBeUndefined();
+    const hit = await get('/validated-miss');
+    expect([hit.status, hit.headers['x-cache-status'], hit.body]).toEqual([200, 'HIT', '/validated-miss answer 1']);
+    // If-Modified-Since at its Last-Modified: a 304 from memory now.
+    const since = await get('/validated-miss', { 'if-modified-since': 'Mon, 01 Jun 2026 00:00:00 GMT' });
+    expect([since.status, since.headers['x-cache-status']]).toEqual([304, 'HIT']);
+    expect(validatorsAsked.get('/validated-miss')).toEqual([undefined, undefined]);
+    // Another version's ETag (and a date If-None-Match makes ignored): the whole 200, stored.
+    const other = await get('/validated-other', { 'if-none-match': '"old"', 'if-modified-since': 'Mon, 01 Jun 2026 00:00:00 GMT' });
+    expect([other.status, other.headers['x-cache-status'], other.body]).toEqual([200, 'MISS', '/validated-other answer 1']);
+    expect((await get('/validated-other')).headers['x-cache-status']).toBe('HIT');
+    expect(validatorsAsked.get('/validated-other')).toEqual([undefined, undefined]);
+    // A stale entry, the client's ETag another: the upstream is asked with the stored one, and its 304 freshens the entry; the client gets the stored 200.
+    await get('/validated-stale');
+    const revalidated = await waitFor(
+      async () => {
+        const again = await get('/validated-stale', { 'if-none-match': '"old"' });
+        return again.headers['x-cache-status'] === 'HIT' ? undefined : again;
+      },
+      { message: 'the stored /validated-stale went stale', intervalMs: 100, timeoutMs: 10_000 },
+    );
+    expect([revalidated.status, revalidated.headers['x-cache-status'], revalidated.body]).toEqual([200, 'REVALIDATED', '/validated-stale answer 1']);
+    expect(validatorsAsked.get('/validated-stale')).toEqual([undefined, undefined, '"/validated-stale"', 'Mon, 01 Jun 2026 00:00:00 GMT']);
+    const fresh = await get('/validated-stale', { 'if-none-match': '"/validated-stale"' });
+    expect([fresh.status, fresh.headers['x-cache-status'], fresh.headers['cache-control']]).toEqual([304, 'HIT', 'max-age=60']);
+    expect(countOf('/validated-miss') + countOf('/validated-other') + countOf('/validated-stale')).toBe(4);
+    const line = await waitFor(
+      async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/site/validated-miss"')),
+      { message: 'the access line of the miss answered 304' },
+    );
+    expect(JSON.parse(line)).toMatchObject({ status: 304, cache: 'MISS', attempts: 1 });
   });
 
   it('sends the stale stored answer in place of the upstream\'s 503 (useStale: STALE), and at once while another request updates it (UPDATING), counted and logged so, the 503 counted against the service', async () => {

@@ -105,6 +105,18 @@ export function notModifiedHeaders(stored: OutgoingHttpHeaders): OutgoingHttpHea
 }
 
 /**
+ * Makes the headers of an answer on its way to the client (`outgoing`, the response header hooks run
+ * over them, edited in place) those of a 304 standing for it: of the upstream's own (`upstream`), only
+ * those `notModifiedHeaders` keeps and its `Age`; those the hooks added (a status header, CORS) stay,
+ * as on a 304 from memory, and nothing that describes a body.
+ */
+export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
+  for (const name of Object.keys(outgoing)) {
+    if ((name in upstream && name !== 'age' && !NOT_MODIFIED_HEADERS.includes(name)) || KEPT_ON_REFRESH.has(name)) delete outgoing[name];
+  }
+}
+
+/**
  * The stored answer's headers freshened by a 304's (RFC 9111 §3.2): each header the 304 has
  * replaces or joins the stored one, except those about the body it does not carry. A stored `Age`
  * goes: the 304 is the answer now received, its own `Age` (if any) the one that counts.

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { AnswerReplacer, HeldAnswer, ResponseBodyTap } from '../../context.ts';
-import { ENTITY_TAG, httpDateMs, NO_BODY } from './cache-conditional.ts';
+import { ENTITY_TAG, httpDateMs, makeNotModified, NO_BODY } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 export interface BytePart {
@@ -204,4 +204,18 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
   // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
   if (length === 0 || status === 204 || status === 304) return tap;
   return { ...(tap ?? KEEPING_NOTHING), part: { status, start: 0, end: 0, length } };
+}
+
+/**
+ * `tap` (or one keeping nothing) sending the client a 304 for the fetched answer its own validators
+ * match (`headers` as they go to the client, edited in place to the 304's, `makeNotModified`; the
+ * upstream's own in `upstream`), as nginx's not_modified filter answers a cacheable fetch: a part
+ * with no bytes, as a 416 is, so the whole body is still stored; one not to be stored is left unread.
+ * An answer of unknown length is a part of a body that never ends before its end.
+ */
+export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): ResponseBodyTap {
+  const declared = headers['content-length'];
+  const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : Number.POSITIVE_INFINITY;
+  makeNotModified(headers, upstream);
+  return { ...(tap ?? KEEPING_NOTHING), part: { status: 304, start: 0, end: 0, length } };
 }

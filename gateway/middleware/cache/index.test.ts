@@ -376,17 +376,68 @@ describe('cache: revalidation and conditional requests', () => {
 
   it.each([
     ['an If-None-Match that the stored answer does not meet', { 'if-none-match': '"v0"' }, 200],
-    ['If-None-Match: *', { 'if-none-match': '*' }, 200],
-    ['an If-Match beside an If-None-Match the stored answer meets', { 'if-none-match': '"v1"', 'if-match': '"v1"' }, 304],
-  ] as const)('passes any other conditional request of a client for a stale answer on as it is (EXPIRED): %s', async (_what, conditional, status) => {
+    ['an If-Modified-Since before its Last-Modified', { 'if-modified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 200],
+    ['If-None-Match: *', { 'if-none-match': '*' }, 304],
+    ['an If-Match beside an If-None-Match the stored answer meets (the If-Match passed on)', { 'if-none-match': '"v1"', 'if-match': '"v1"' }, 304],
+  ] as const)('revalidates a stale answer with its own validators for any conditional GET, judging the client\'s on the stored answer (REVALIDATED): %s', async (_what, conditional, status) => {
     const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
     const { send } = await serve(upstream);
     await send('/a');
     later(2_000);
     const answer = await send('/a', { headers: conditional });
+    expect(upstream.requests[1]!['if-none-match']).toBe('"v1"');
+    expect(upstream.requests[1]!['if-match']).toBe('if-match' in conditional ? conditional['if-match'] : undefined);
+    expect([answer.status, answer.headers['x-cache-status'], answer.body.toString()]).toEqual([status, 'REVALIDATED', status === 200 ? 'version 1, request 1' : '']);
+    expect((await send('/a')).headers['x-cache-status']).toBe('HIT');
+  });
+
+  it.each([
+    ['an If-None-Match that the stored answer does not meet', { 'if-none-match': '"v0"' }, 200],
+    ['If-None-Match: *, which this upstream never meets', { 'if-none-match': '*' }, 200],
+  ] as const)('passes the conditionals of a HEAD for a stale answer, which stores nothing, on as they are (EXPIRED): %s', async (_what, conditional, status) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
+    const { send } = await serve(upstream);
+    await send('/a');
+    later(2_000);
+    const answer = await send('/a', { method: 'HEAD', headers: conditional });
     expect(upstream.requests[1]!['if-none-match']).toBe(conditional['if-none-match']);
     expect(upstream.requests[1]!['if-modified-since']).toBeUndefined();
     expect([answer.status, answer.headers['x-cache-status']]).toEqual([status, 'EXPIRED']);
+  });
+
+  it.each([
+    ['If-None-Match with its ETag made weak, among others', 'GET', { 'if-none-match': '"v0", W/"v1"' }, 304, true],
+    ['If-None-Match: *', 'GET', { 'if-none-match': '*' }, 304, true],
+    ['If-Modified-Since at its Last-Modified', 'GET', { 'if-modified-since': LAST_MODIFIED }, 304, true],
+    ['If-Modified-Since at its Last-Modified with an If-None-Match that fails', 'GET', { 'if-none-match': '"v0"', 'if-modified-since': LAST_MODIFIED }, 200, true],
+    ['If-None-Match with another ETag', 'GET', { 'if-none-match': '"v0"' }, 200, true],
+    ['If-None-Match with its ETag and a Range (the 304 comes first)', 'GET', { 'if-none-match': '"v1"', range: 'bytes=0-1' }, 304, true],
+    ['If-None-Match with its ETag, asking no-store (passed on as it is)', 'GET', { 'if-none-match': '"v1"', 'cache-control': 'no-store' }, 304, false],
+    ['a HEAD with If-None-Match with its ETag (passed on as it is)', 'HEAD', { 'if-none-match': '"v1"' }, 304, false],
+  ] as const)('fills its entry from a miss with %s, the gateway judging the client\'s validators on the fetched answer', async (_what, method, conditional, status, judged) => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60', 'x-upstream': 'yes' }, { 'cache-control': 'max-age=60' });
+    const { send } = await serve(upstream);
+    const answer = await send('/a', { method, headers: conditional });
+    expect(upstream.requests[0]!['if-none-match']).toBe(judged ? undefined : conditional['if-none-match']);
+    expect(upstream.requests[0]!['if-modified-since']).toBeUndefined();
+    expect(upstream.requests[0]!.range).toBeUndefined();
+    expect([answer.status, answer.headers['x-cache-status'], answer.body.toString()]).toEqual([status, 'cache-control' in conditional ? 'BYPASS' : 'MISS', status === 200 ? 'version 1, request 1' : '']);
+    if (status === 304) {
+      // A 304's headers as one from memory has them: its validators and freshness, not the upstream's others nor those of a body.
+      expect(answer.headers).toMatchObject({ etag: '"v1"', 'last-modified': LAST_MODIFIED, 'cache-control': 'max-age=60' });
+      for (const name of ['content-type', 'content-length', 'x-upstream', 'accept-ranges']) expect(answer.headers[name]).toBeUndefined();
+    }
+    const next = await send('/a');
+    expect([next.headers['x-cache-status'], next.body.toString()]).toEqual(judged ? ['HIT', 'version 1, request 1'] : ['MISS', 'version 1, request 2']);
+  });
+
+  it('answers a miss whose answer will not be stored (Set-Cookie) with a 304 to the client\'s validators it met, its body wanted by nobody', async () => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60', 'set-cookie': 'a=b' }, {});
+    const { send } = await serve(upstream);
+    const answer = await send('/a', { headers: { 'if-none-match': '"v1"' } });
+    expect(upstream.requests[0]!['if-none-match']).toBeUndefined();
+    expect([answer.status, answer.headers['x-cache-status'], answer.body.length]).toEqual([304, 'MISS', 0]);
+    expect((await send('/a')).headers['x-cache-status']).toBe('MISS');
   });
 
   it('sends a stale answer without validators upstream with no conditional of its own (EXPIRED)', async () => {

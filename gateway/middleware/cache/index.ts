@@ -8,7 +8,7 @@ import { recordClientGone } from '../client-gone.ts';
 import { sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
-import { answeringRanges, headTap, partTap } from './cache-range.ts';
+import { answeringRanges, headTap, notModifiedTap, partTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -42,15 +42,15 @@ export function primaryKey(context: GatewayContext): string {
  * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
  * `Age`; a 304 to a request whose conditionals it meets); otherwise the request goes upstream
  * (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a fresh answer), a stale answer's validators
- * with it (nginx's `proxy_cache_revalidate`; also for a client's conditional the stale answer
- * meets): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`);
+ * with it (nginx's `proxy_cache_revalidate`; for a GET whatever the client's conditionals): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`);
  * a fetch that fails (no instance reached, a timeout, a 500, 502, 503 or 504) gets the client the
  * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`); while one
  * request updates a stale answer, others get it at once where `useStale`'s `updating` or the answer's
  * own `stale-while-revalidate` allow it (`UPDATING`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
  * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored. A fetch that may
- * store asks for the whole answer (nginx's): a client's `Range` gets its part cut from it as it passes.
+ * store asks for the whole answer (nginx's): a client's `Range` gets its part cut from it as it passes,
+ * its `If-None-Match` and `If-Modified-Since` a 304 when the answer meets them.
  */
 export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const store = new ResponseCache(settings.maxBytes);
@@ -203,13 +203,25 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
+    // A fetch that may fill the cache asks without the client's `If-None-Match` and
+    // `If-Modified-Since` (nginx's proxy_cache blanks them): the upstream's 304 to the client's own
+    // copy would store nothing, and a route whose clients hold copies would never fill. The gateway
+    // judges them on the answer instead (`notModifiedTap`). `If-Match` and `If-Unmodified-Since` go
+    // on: they come first (RFC 9110 §13.2.2), and the upstream's 412 for them is the client's answer,
+    // its 200 the one to store.
+    const judging = mayStore && (sent['if-none-match'] !== undefined || sent['if-modified-since'] !== undefined);
+    if (judging) {
+      delete context.upstream.headers['if-none-match'];
+      delete context.upstream.headers['if-modified-since'];
+    }
     if (found === undefined) requests[status].inc();
     else {
-      // A client's conditional that the stored answer meets is the cache's own question (a returning
-      // client's): asked with the cache's validators, its 304 freshens the entry and is the client's
-      // answer. Any other conditional is the client's to pass on as it is.
+      // A fetch that may store asks with the cache's validators whatever the client's conditionals
+      // (those it judges itself, above): a 304 freshens the entry, and the client gets the stored
+      // answer or a 304 by its own. A conditional that the stored answer meets is the cache's own
+      // question even on a fetch that stores nothing (a HEAD); any other is the client's to pass on.
       const conditional = isConditional(sent);
-      const revalidating = (!conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent);
+      const revalidating = (mayStore || !conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent);
       // This request updates the stale answer when its fetch can (it stores, or revalidates); a
       // response closed already would never let the mark go.
       const updating = updaters !== undefined && (mayStore || revalidating) && updater === undefined && !context.response.destroyed;
@@ -265,6 +277,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           return undefined;
         }
         const tap = tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+        // The client's own validators, kept from the upstream, judged on the answer: a 304 comes before any range (RFC 9110 §13.2.2).
+        if (judging && isNotModified(sent, answerStatus, upstream.headers)) return notModifiedTap(tap, headers, upstream.headers);
         // A HEAD ignores its Range (RFC 9110 §14.2): the head of the whole answer, its body passed to no one.
         if (method === 'HEAD') return headTap(tap, answerStatus, headers);
         return ranged ? partTap(tap, method, sent, answerStatus, headers) : tap;
