@@ -167,6 +167,12 @@ export function answeringRanges(replace: AnswerReplacer, method: string | undefi
   };
 }
 
+/** The body length an answer's `headers` declare (`Content-Length`), infinite when they declare none (or not a number). */
+function declaredLength(headers: OutgoingHttpHeaders): number {
+  const declared = headers['content-length'];
+  return typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : Number.POSITIVE_INFINITY;
+}
+
 /**
  * A tap that keeps nothing: the body of an answer not to be stored still passes through one to be
  * cut to a part, and the response ends with the part (`keeping`), not with the body.
@@ -181,9 +187,8 @@ const KEEPING_NOTHING: ResponseBodyTap = { chunk() {}, end() {}, abort() {}, kee
  * it, the whole answer goes, which RFC 9110 §14.2 allows.
  */
 export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
-  const declared = headers['content-length'];
-  if (typeof declared !== 'string' || !/^\d+$/.test(declared)) return tap;
-  const length = Number(declared);
+  const length = declaredLength(headers);
+  if (length === Number.POSITIVE_INFINITY) return tap;
   const part = answeredPart(method, request, status, headers, length);
   if (part === undefined) return tap;
   const answered = describePart(part, length, headers);
@@ -199,8 +204,7 @@ export function partTap(tap: ResponseBodyTap | undefined, method: string, reques
  * rest left unread as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
  */
 export function headTap(tap: ResponseBodyTap | undefined, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
-  const declared = headers['content-length'];
-  const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : Number.POSITIVE_INFINITY;
+  const length = declaredLength(headers);
   // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
   if (length === 0 || status === 204 || status === 304) return tap;
   return { ...(tap ?? KEEPING_NOTHING), part: { status, start: 0, end: 0, length } };
@@ -214,8 +218,7 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
  * An answer of unknown length is a part of a body that never ends before its end.
  */
 export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): ResponseBodyTap {
-  const declared = headers['content-length'];
-  const length = typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : Number.POSITIVE_INFINITY;
+  const length = declaredLength(headers);
   makeNotModified(headers, upstream);
   return { ...(tap ?? KEEPING_NOTHING), part: { status: 304, start: 0, end: 0, length } };
 }

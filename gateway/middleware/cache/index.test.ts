@@ -234,15 +234,18 @@ function answerAsTransport(context: GatewayContext, status: number, upstreamHead
  * An upstream whose resource is at `version` (ETag `"v<version>"` and `lastModifiedOf(version)`, or
  * only one of them), answering 304 with `notModified` headers to a request whose If-None-Match is
  * its ETag or whose If-Modified-Since is its Last-Modified, else 200 with `headers`; it keeps the
- * headers of every request it got.
+ * headers and the method of every request it got.
  */
 function validatingUpstream(headers: OutgoingHttpHeaders, notModified: OutgoingHttpHeaders, validators: 'etag' | 'last-modified' | 'both' = 'both') {
   const upstream = {
     requests: [] as IncomingHttpHeaders[],
+    /** The method of each request it got. */
+    methods: [] as string[],
     version: 1,
     async proxy(context: GatewayContext): Promise<void> {
       const asked = { ...context.upstream.headers };
       upstream.requests.push(asked);
+      upstream.methods.push(context.upstream.method);
       const etag = `"v${upstream.version}"`;
       const own: OutgoingHttpHeaders = {};
       if (validators !== 'last-modified') own.etag = etag;
@@ -394,9 +397,9 @@ describe('cache: revalidation and conditional requests', () => {
   it.each([
     ['an If-None-Match that the stored answer does not meet', { 'if-none-match': '"v0"' }, 200],
     ['If-None-Match: *, which this upstream never meets', { 'if-none-match': '*' }, 200],
-  ] as const)('passes the conditionals of a HEAD for a stale answer, which stores nothing, on as they are (EXPIRED): %s', async (_what, conditional, status) => {
+  ] as const)('passes the conditionals of a HEAD not converted to a GET for a stale answer, which stores nothing, on as they are (EXPIRED): %s', async (_what, conditional, status) => {
     const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
-    const { send } = await serve(upstream);
+    const { send } = await serve(upstream, { convertHead: false });
     await send('/a');
     later(2_000);
     const answer = await send('/a', { method: 'HEAD', headers: conditional });
@@ -413,15 +416,18 @@ describe('cache: revalidation and conditional requests', () => {
     ['If-None-Match with another ETag', 'GET', { 'if-none-match': '"v0"' }, 200, true],
     ['If-None-Match with its ETag and a Range (the 304 comes first)', 'GET', { 'if-none-match': '"v1"', range: 'bytes=0-1' }, 304, true],
     ['If-None-Match with its ETag, asking no-store (passed on as it is)', 'GET', { 'if-none-match': '"v1"', 'cache-control': 'no-store' }, 304, false],
-    ['a HEAD with If-None-Match with its ETag (passed on as it is)', 'HEAD', { 'if-none-match': '"v1"' }, 304, false],
-  ] as const)('fills its entry from a miss with %s, the gateway judging the client\'s validators on the fetched answer', async (_what, method, conditional, status, judged) => {
+    ['a HEAD with If-None-Match with its ETag (converted to a GET)', 'HEAD', { 'if-none-match': '"v1"' }, 304, true],
+    ['a HEAD with If-None-Match with another ETag (converted to a GET)', 'HEAD', { 'if-none-match': '"v0"' }, 200, true],
+    ['a HEAD with If-None-Match with its ETag, convertHead: false (passed on as it is)', 'HEAD', { 'if-none-match': '"v1"' }, 304, false, { convertHead: false }],
+  ] as const)('fills its entry from a miss with %s, the gateway judging the client\'s validators on the fetched answer', async (_what, method, conditional, status, judged, settings: Partial<CacheSettings> = {}) => {
     const upstream = validatingUpstream({ 'cache-control': 'max-age=60', 'x-upstream': 'yes' }, { 'cache-control': 'max-age=60' });
-    const { send } = await serve(upstream);
+    const { send } = await serve(upstream, settings);
     const answer = await send('/a', { method, headers: conditional });
     expect(upstream.requests[0]!['if-none-match']).toBe(judged ? undefined : conditional['if-none-match']);
     expect(upstream.requests[0]!['if-modified-since']).toBeUndefined();
     expect(upstream.requests[0]!.range).toBeUndefined();
-    expect([answer.status, answer.headers['x-cache-status'], answer.body.toString()]).toEqual([status, 'cache-control' in conditional ? 'BYPASS' : 'MISS', status === 200 ? 'version 1, request 1' : '']);
+    expect(upstream.methods[0]).toBe(judged ? 'GET' : method);
+    expect([answer.status, answer.headers['x-cache-status'], answer.body.toString()]).toEqual([status, 'cache-control' in conditional ? 'BYPASS' : 'MISS', status === 200 && method === 'GET' ? 'version 1, request 1' : '']);
     if (status === 304) {
       // A 304's headers as one from memory has them: its validators and freshness, not the upstream's others nor those of a body.
       expect(answer.headers).toMatchObject({ etag: '"v1"', 'last-modified': LAST_MODIFIED, 'cache-control': 'max-age=60' });
