@@ -12,7 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { bodyUnwanted, countBodyBytes, passesPart, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, whenBodyUnwanted } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -109,8 +109,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private sink: Writable | undefined = undefined;
   /** The body goes to an `ErrorPageDrain`: its chunks do not extend the body timeout, which then bounds it in all. */
   private draining = false;
-  /** The sink passes only a part of the body (`passesPart`): its rest may be left unread. */
-  private parted = false;
+  /** The sink passes the body by a tap (`whenBodyUnwanted`): it may be read on for the tap alone, or its rest left unread. */
+  private tapped = false;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -156,10 +156,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.settle({ ok: false, errorClass: 'deadline-exceeded', responseStarted: false, error, released, unsent: true });
   }
 
-  /** The client closed its side: an unfinished answer stops the upstream request. */
+  /** The client closed its side: an unfinished answer stops the upstream request, unless its body is read on for a tap that keeps it. */
   clientClosed(): void {
     // Not `writableFinished`: node:http2's response reads finished once its stream has closed, a reset included.
-    if (!this.response.writableEnded) this.controller?.abort(new ClientGoneError());
+    if (!this.response.writableEnded && !(this.tapped && readsOnWithoutClient(this.sink))) this.controller?.abort(new ClientGoneError());
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -226,14 +226,16 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.sink = startResponseBody(context, statusCode, outgoing);
     this.draining = this.sink instanceof ErrorPageDrain;
     if (this.response.destroyed) controller.abort(new ClientGoneError());
-    else if ((this.parted = passesPart(this.sink)) && bodyUnwanted(this.sink)) this.leaveBody(controller);
+    else this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
   }
 
   /**
-   * The client has its whole answer and nobody wants the rest of the body (`bodyUnwanted`): the
+   * The client's answer is done and nobody wants the rest of the body (`whenBodyUnwanted`): the
    * attempt is answered (the upstream did nothing wrong), and the connection closed unread.
    */
   private leaveBody(controller: Dispatcher.DispatchController): void {
+    // The body came to its end first: its connection is undici's again.
+    if (this.phase >= SETTLED) return;
     this.finish(ANSWERED);
     // undici then destroys the socket and reports the error to `onResponseError`, the attempt reported already.
     controller.abort(new Error('the rest of the answer is wanted by nobody'));
@@ -249,9 +251,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
     const sink = this.sink!;
     countBodyBytes(this.context, sink, chunk.length);
-    const more = sink.write(chunk);
-    if (this.parted && bodyUnwanted(sink)) return this.leaveBody(controller);
-    if (!more) {
+    // A tap's pass-through may leave the body from inside this write (`whenBodyUnwanted`): the attempt is then over.
+    if (!sink.write(chunk) && this.phase < SETTLED) {
       // A slow client is not the upstream's silence: the body timeout waits for it.
       this.stopDeadline();
       controller.pause();
@@ -320,6 +321,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (this.phase === REPORTED) return;
     const settled = this.phase === SETTLED;
     this.phase = REPORTED;
+    // A body read on for a tap alone has nobody else to tell that it broke off.
+    if (!result.ok && this.tapped) stopTap(this.sink);
     try {
       // Dropped unsent once its deadline had passed in undici's queue (every connection busy) or while
       // its connection opened: the instance saw nothing, so its pick is released unused, as the HTTP/2

@@ -16,7 +16,7 @@ import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { bodyUnwanted, countBodyBytes, passesPart, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, readsOnWithoutClient, stopTap, whenBodyUnwanted, sendReplacement, startResponseBody } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -80,6 +80,8 @@ export function http2Attempt(
     // A gRPC call's `grpc-status` (Trailers-Only headers, else the trailers): it decides the outcome, which is reported at the stream's end.
     let grpcStatus: number | undefined;
     const timeout = new CallbackDeadline(() => timedOut());
+    /** Where the body goes when it passes a tap (`whenBodyUnwanted`): it may be read on for the tap alone, or its rest left unread. */
+    let tapped: Writable | undefined;
 
     /** Stops the timers and the client's 'close' listener; true the first time. */
     const settle = (): boolean => {
@@ -94,6 +96,8 @@ export function http2Attempt(
     const finish = (result: AttemptResult) => {
       if (!settle()) return;
       if (!result.ok && stream && !stream.closed) cancelStream(stream);
+      // A body read on for a tap alone has nobody else to tell that it broke off.
+      if (!result.ok && tapped !== undefined) stopTap(tapped);
       if (!result.ok) body?.unpipe();
       reportAttempt(pick, started, status, result, grpcStatus);
       resolve(result);
@@ -130,10 +134,12 @@ export function http2Attempt(
       resolve({ ...result, released });
     };
     /**
-     * The client has its whole answer and nobody wants the rest of the body (`bodyUnwanted`): the
+     * The client's answer is done and nobody wants the rest of the body (`whenBodyUnwanted`): the
      * attempt is answered (the upstream did nothing wrong), and its stream cancelled unread.
      */
     const leaveBody = (opened: ClientHttp2Stream) => {
+      // The body came to its end first.
+      if (settled) return;
       finish({ ok: true });
       if (!opened.closed) cancelStream(opened);
     };
@@ -145,7 +151,7 @@ export function http2Attempt(
     };
     const onClientClose = () => {
       // Not `writableFinished`: node:http2's response reads finished once its stream has closed, a reset included.
-      if (!response.writableEnded) fail(new ClientGoneError());
+      if (!response.writableEnded && !(tapped !== undefined && readsOnWithoutClient(tapped))) fail(new ClientGoneError());
     };
     response.once('close', onClientClose);
     // The call's own deadline counts from the attempt's start, connecting included.
@@ -218,8 +224,6 @@ export function http2Attempt(
       let sink: Writable | undefined;
       // The body goes to an `ErrorPageDrain`: its chunks do not extend the idle-body timeout, which then bounds it in all.
       let draining = false;
-      // The sink passes only a part of the body (`passesPart`): its rest may be left unread.
-      let parted = false;
       let trailersOnly = false;
       // The upstream ended its answer (END_STREAM): the stream's close after it is no failure.
       let upstreamEnded = false;
@@ -268,8 +272,7 @@ export function http2Attempt(
         else {
           sink = startResponseBody(context, status, outgoing);
           draining = sink instanceof ErrorPageDrain;
-          parted = passesPart(sink);
-          if (parted && bodyUnwanted(sink)) leaveBody(opened);
+          if (whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
         }
       });
       opened.on('data', (chunk: Buffer) => {
@@ -279,9 +282,8 @@ export function http2Attempt(
         if (buffered) return void buffered.push(chunk);
         countBodyBytes(context, sink!, chunk.length);
         // Both client response kinds (HTTP/1.1 and HTTP/2), and an encoder, are writable streams with back-pressure.
-        const more = sink!.write(chunk);
-        if (parted && bodyUnwanted(sink!)) return leaveBody(opened);
-        if (!more) {
+        // A tap's pass-through may leave the body from inside this write (`whenBodyUnwanted`): the attempt is then over.
+        if (!sink!.write(chunk) && !settled) {
           // A slow client is not the upstream's silence: the idle-body timeout waits for it.
           timeout.stop();
           opened.pause();

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { PassThrough, Transform, type Writable } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import type { ClientPart, ClientResponse, GatewayContext, ResponseBodyTap } from '../context.ts';
 import { ErrorPageDrain, errorPageFor, sendErrorPage } from '../proxy/error-page.ts';
 
@@ -86,10 +86,11 @@ function pipeEncoded(encoder: Transform, response: ClientResponse, outcome: Gate
 }
 
 /**
- * Puts a pass-through before `sink` whose chunks `tap` sees: the tap's `end` comes once the whole
- * body went through it, before the response is ended (so it is settled before the client can see
- * the end), its `abort` when the response closed before that (the client left, or the proxy cut the
- * answer), which also destroys the pass-through.
+ * Puts a pass-through before `sink` whose chunks `tap` sees (`TapPassing`): the tap's `end` comes
+ * once the whole body went through it, before a response still open is ended (so it is settled
+ * before the client can see the end); its `abort` when the response closed before the client's
+ * answer was done and nothing reads on for the tap (`readsOnWithoutClient`), or when the transport
+ * gives the body up (`stopTap`).
  */
 function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContext): Writable {
   const response = context.response;
@@ -97,87 +98,144 @@ function pipeTapped(tap: ResponseBodyTap, sink: Writable, context: GatewayContex
     tap.abort();
     return sink;
   }
-  const counted = sink === response;
-  let tee: Transform;
-  if (tap.part === undefined) {
-    tee = new PassThrough();
-    tee.on('data', (chunk: Buffer) => {
-      tap.chunk(chunk);
-      if (counted) context.outcome.bytesOut += chunk.length;
-    });
-  } else {
-    tee = new PartPassing(tap, tap.part);
-    if (counted) tee.on('data', (chunk: Buffer) => (context.outcome.bytesOut += chunk.length));
-  }
+  const tee = new TapPassing(tap, tap.part, context.outcome, sink === response);
   tee.once('error', (error) => response.destroy(error));
-  let ended = false;
-  // Before pipe's own 'end' listener, which ends the sink.
-  tee.once('end', () => {
-    ended = true;
-    tap.end();
-  });
   tee.pipe(sink);
   response.once('close', () => {
-    if (ended) return;
-    tap.abort();
-    if (!tee.destroyed) tee.destroy();
+    if (!tee.clientDone && !tee.destroyed) tee.destroy();
   });
   return tee;
 }
 
 /**
- * A tap's pass-through that hands on only the bytes of `part`: the tap sees every chunk, those
- * before and after the part are read and dropped (a skipped chunk asks for the next at once), so the
- * body goes on to its end, which ends the response. Unless the tap keeps nothing (`keeping`: an
- * answer that will not be stored, or one past its bound): then the response ends as soon as the
- * part went through, and the rest of the body is `unwanted` (`bodyUnwanted`), for the transport to
- * leave unread: a `bytes=0-1` probe of a 2 GB video neither reads the video nor waits for it.
+ * A tap's pass-through: the tap sees every chunk, and the client gets them all, or only the bytes
+ * of `part` (those before and after it read and dropped; a skipped chunk asks for the next at
+ * once). The client's answer may be done before the body is: its part went through (the response
+ * then ends at once, its connection free for its next request), or it left while the tap keeps the
+ * body (`readsOnWithoutClient`). The body is then read on for the tap alone, as nginx reads a
+ * cacheable answer on after its client left, until its end (which ends the tap) or until the tap
+ * keeps nothing (`keeping`: an answer that will not be stored, or one past its bound): the rest is
+ * then `unwanted`, for the transport to leave unread (`bodyUnwanted`): a `bytes=0-1` probe of a
+ * 2 GB video not to be stored neither reads the video nor waits for it.
  */
-class PartPassing extends Transform {
+class TapPassing extends Transform {
   private offset = 0;
-  /** The part went through (the response ended, or ends once it is written) and nothing more of the body is kept: later chunks are dropped. */
+  /** The client's answer is done (its part went through, or it left while the tap kept the body): later chunks go to the tap alone. */
+  clientDone = false;
+  /** The client left before its answer was done: what it did not take is not counted as sent. */
+  private gone = false;
+  /** The client's answer is done and nothing more of the body is kept: the transport leaves the rest unread (`whenBodyUnwanted`). */
   unwanted = false;
+  /** The transport's `whenBodyUnwanted`: called once, as the rest becomes unwanted. */
+  leave: (() => void) | undefined = undefined;
+  /** The whole body went through and the tap has its end. */
+  private flushed = false;
 
   constructor(
     private readonly tap: ResponseBodyTap,
-    private readonly part: ClientPart,
+    private readonly part: ClientPart | undefined,
+    private readonly outcome: GatewayContext['outcome'],
+    counted: boolean,
   ) {
     super();
+    // As the bytes leave for the client (or its encoder, which counts its own output).
+    if (counted) this.on('data', (chunk: Buffer) => {
+      if (!this.gone) outcome.bytesOut += chunk.length;
+    });
     // A 416 needs none of the body.
-    this.leaveRest();
+    if (part !== undefined) this.endPartIfThrough(part);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     if (this.unwanted) return done();
     this.tap.chunk(chunk);
     const part = this.part;
-    const from = Math.max(part.start - this.offset, 0);
-    const to = Math.min(part.end - this.offset, chunk.length);
-    this.offset += chunk.length;
-    if (to > from) this.push(chunk.subarray(from, to));
-    this.leaveRest();
+    if (this.clientDone) this.leaveIfUnkept();
+    else if (part === undefined) this.push(chunk);
+    else {
+      const from = Math.max(part.start - this.offset, 0);
+      const to = Math.min(part.end - this.offset, chunk.length);
+      this.offset += chunk.length;
+      if (to > from) this.push(chunk.subarray(from, to));
+      this.endPartIfThrough(part);
+    }
     done();
   }
 
-  /** Ends the client's answer once its part went through, when nothing more of the body is kept and some is still to come (a body read to its end leaves its connection reusable). */
-  private leaveRest(): void {
-    if (this.offset < this.part.end || this.offset >= this.part.length || this.tap.keeping?.() !== false) return;
-    this.unwanted = true;
+  override _flush(done: (error?: Error | null) => void): void {
+    this.flushed = true;
+    this.tap.end();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (!this.flushed) this.tap.abort();
+    done(error);
+  }
+
+  /**
+   * The client left before its answer was done: true, the body then read on for the tap alone,
+   * when the tap still keeps it; the request is recorded `cancelled` as when its attempt stops.
+   */
+  readOn(): boolean {
+    if (this.clientDone) return !this.unwanted;
+    if (this.destroyed || this.tap.keeping?.() === false) return false;
+    this.clientDone = this.gone = true;
+    this.outcome.errorClass ??= 'cancelled';
+    this.unpipe();
+    // What the client did not take is dropped, and a transport waiting for 'drain' hears it.
+    this.resume();
+    return true;
+  }
+
+  /** Ends the client's answer once its part went through and some of the body is still to come (a body read to its end ends with it). */
+  private endPartIfThrough(part: ClientPart): void {
+    if (this.offset < part.end || this.offset >= part.length) return;
+    this.clientDone = true;
     this.push(null);
+    this.leaveIfUnkept();
+  }
+
+  private leaveIfUnkept(): void {
+    if (this.tap.keeping?.() !== false) return;
+    this.unwanted = true;
+    this.leave?.();
   }
 }
 
 /**
  * Whether the rest of the body written to `sink` (`startResponseBody`'s) is wanted by nobody: the
- * client's part went through and nothing of the body is kept (`PartPassing`). The transport then stops
+ * client's answer is done and nothing of the body is kept (`TapPassing`). The transport then stops
  * reading it and closes its stream or connection, reporting the attempt as answered: the upstream
  * answered well, and the gateway chose not to read on.
  */
 export function bodyUnwanted(sink: Writable): boolean {
-  return sink instanceof PartPassing && sink.unwanted;
+  return sink instanceof TapPassing && sink.unwanted;
 }
 
-/** Whether `sink` (`startResponseBody`'s) passes a tap's part, whose rest may become `bodyUnwanted`: the transports ask that per chunk only then. */
-export function passesPart(sink: Writable): boolean {
-  return sink instanceof PartPassing;
+/**
+ * When `sink` (`startResponseBody`'s) passes a tap's body: calls `leave` once, as soon as the rest of
+ * the body becomes unwanted (`bodyUnwanted`; at once if it is already), maybe from within a later
+ * write or a tick after one (a chunk written after the client's part ended waits a tick in the
+ * pass-through), and returns true; false for any other sink, whose body no chunk ever asks about.
+ */
+export function whenBodyUnwanted(sink: Writable, leave: () => void): boolean {
+  if (!(sink instanceof TapPassing)) return false;
+  sink.leave = leave;
+  if (sink.unwanted) leave();
+  return true;
+}
+
+/**
+ * The client of `sink` (`startResponseBody`'s) left before its answer was done: true when its
+ * transport is to read the body on for a tap that keeps it (`TapPassing.readOn`), instead of
+ * stopping the upstream; the attempt then ends with the body, judged by the upstream's answer alone.
+ */
+export function readsOnWithoutClient(sink: Writable | undefined): boolean {
+  return sink instanceof TapPassing && sink.readOn();
+}
+
+/** The transport gives up a body it was reading (the upstream failed, a timeout): a tap still gathering it (reading on) aborts. */
+export function stopTap(sink: Writable | undefined): void {
+  if (sink instanceof TapPassing && !sink.destroyed) sink.destroy();
 }

@@ -7,6 +7,9 @@ import { accessLineOf, logOf, startGateway, waitFor, type GatewayProcess } from 
 /** 4 KiB, over the test's maxEntrySize (1 KiB). */
 const BIG = Buffer.alloc(4 * 1024, 'x');
 
+/** 1000 bytes, within the test's maxEntrySize, that show which part of them a client got. */
+const VIDEO = Buffer.from('0123456789'.repeat(100));
+
 /** Requests the backend got, by method and path. */
 const counts = new Map<string, number>();
 const countOf = (path: string, method = 'GET'): number => counts.get(`${method} ${path}`) ?? 0;
@@ -76,6 +79,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       if (method === 'POST') return void response.writeHead(201, { 'content-type': 'text/plain' }).end(`created ${n}`);
       return text({ 'cache-control': 'max-age=60' });
     case '/over-h2':
+    case '/aside':
     case '/h2c-offer':
     case '/kept':
     case '/purged':
@@ -108,7 +112,14 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       // Fresh for a second; the next request (the updater) is held until the test answers it.
       if (n === 2) return void updatingHeld.push(response);
       return text({ 'cache-control': 'max-age=1' });
+    case '/slow-video':
+      // Stored (1000 bytes, within maxEntrySize): its first 100 bytes come at once, the rest when the test writes them.
+      response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
+      response.write(VIDEO.subarray(0, 100));
+      return void heldAnswers.add(response);
     case '/left':
+    case '/left-h2':
+    case '/left-big':
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
       response.write('part of the answer ');
       // Held until the test ends it: the client leaves before that.
@@ -127,6 +138,8 @@ interface Answer {
   headers: IncomingHttpHeaders;
   body: string;
   complete: boolean;
+  /** The connection it came on. */
+  socket: unknown;
 }
 
 /** One HTTP/1.1 request through the gateway, read to its end (or its close without one), on a connection of its own unless `agent` gives one. */
@@ -138,7 +151,7 @@ function send(port: number, path: string, headers: Record<string, string> = {}, 
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.once('end', () => (complete = true));
       response.once('error', () => undefined);
-      response.once('close', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), complete: complete && response.complete, reusedSocket: request.reusedSocket }));
+      response.once('close', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks).toString(), complete: complete && response.complete, reusedSocket: request.reusedSocket, socket: request.socket }));
     });
     request.once('error', reject);
     request.end();
@@ -360,32 +373,121 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect((await again).headers['x-cache-status']).toBe('MISS');
   });
 
-  it('keeps nothing of an answer whose client left before its end', async () => {
-    const gone = new Promise<void>((resolve, reject) => {
-      const request = httpRequest({ host: '127.0.0.1', port: gateway.port, path: '/site/left', agent: false }, (response) => {
-        // The first bytes came: the client leaves with the rest of the body still to come.
+  /**
+   * Sends a GET for `path` and resets its connection once the first bytes of the body came; resolves
+   * once the gateway answered a later request, made after the reset was sent: it has seen the reset.
+   */
+  const leaveAfterFirstBytes = async (path: string) => {
+    await new Promise<void>((resolve, reject) => {
+      let came = false;
+      const request = httpRequest({ host: '127.0.0.1', port: gateway.port, path, agent: false }, (response) => {
+        response.once('error', () => undefined);
         response.once('data', () => {
-          request.destroy();
-          resolve();
+          came = true;
+          request.socket!.once('close', () => resolve());
+          request.socket!.resetAndDestroy();
         });
       });
       request.once('error', () => undefined);
-      request.once('close', () => reject(new Error('closed before any byte of the body')));
+      request.once('close', () => came || reject(new Error('closed before any byte of the body')));
       request.end();
     });
-    await gone;
-    const first = await waitFor(() => [...heldAnswers][0], { message: 'the backend holds the first answer' });
-    // The gateway stops the upstream of a client that left: the backend sees its answer closed.
-    await waitFor(() => first.destroyed || first.writableFinished || undefined, { message: 'the first upstream answer was stopped' });
-    heldAnswers.delete(first);
-    const again = get('/left');
-    const second = await waitFor(() => [...heldAnswers][0], { message: 'the backend got the request again' });
-    expect(countOf('/left')).toBe(2);
-    heldAnswers.delete(second);
+    await get('/aside');
+  };
+
+  /** The answer the backend holds for `path`'s request (by its first bytes), taken out of `heldAnswers`. */
+  const heldAnswerOf = async (prefix: string) => {
+    const held = await waitFor(() => [...heldAnswers].find((response) => response.req.url === prefix), { message: `the backend holds the answer to ${prefix}` });
+    heldAnswers.delete(held);
+    return held;
+  };
+
+  it('reads a storable answer on after its client left, and stores it whole: the next request is a HIT, the log line the client\'s cancelled answer', async () => {
+    await leaveAfterFirstBytes('/site/left');
+    const first = await heldAnswerOf('/left');
+    // The client is gone; the gateway reads on for the cache: the backend's answer is not stopped.
+    first.end('and its end');
+    // Written once the upstream body was read to its end (and stored): the client's answer, cancelled.
+    const line = await accessLineOf(gateway.process, '/site/left');
+    expect([line.status, line.errorClass, line.aborted]).toEqual([200, 'cancelled', true]);
+    const again = await get('/left');
+    expect([again.headers['x-cache-status'], again.body]).toEqual(['HIT', 'part of the answer and its end']);
+    expect(countOf('/left')).toBe(1);
+  });
+
+  it('stops reading on after its client left once the answer is past maxEntrySize: the backend sees its connection closed, nothing is stored', async () => {
+    await leaveAfterFirstBytes('/site/left-big');
+    const first = await heldAnswerOf('/left-big');
+    const closed = new Promise((resolve) => first.once('close', resolve));
+    // Past the route's 1 KiB: the rest is wanted by nobody, and the gateway closes the connection unread.
+    first.write(BIG);
+    await closed;
+    expect(first.writableFinished).toBe(false);
+    const again = get('/left-big');
+    const second = await heldAnswerOf('/left-big');
     second.end('and its end');
-    const answer = await again;
-    expect(answer.headers['x-cache-status']).toBe('MISS');
-    expect(answer.body).toBe('part of the answer and its end');
+    expect((await again).headers['x-cache-status']).toBe('MISS');
+    expect(countOf('/left-big')).toBe(2);
+  });
+
+  it('ends a Range miss\'s 206 once its part went through while the body is read on for the cache: the kept-alive connection answers its next request meanwhile, then the whole answer is a HIT', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const part = await send(gateway.port, '/site/slow-video', { range: 'bytes=0-9' }, 'GET', agent);
+      expect([part.status, part.headers['content-range'], part.body, part.complete]).toEqual([206, 'bytes 0-9/1000', '0123456789', true]);
+      // The backend still holds the rest of the body: the client's connection is free for its next request.
+      const held = await heldAnswerOf('/slow-video');
+      expect(held.writableEnded).toBe(false);
+      const aside = await send(gateway.port, '/site/aside', {}, 'GET', agent);
+      expect([aside.status, aside.socket]).toEqual([200, part.socket]);
+      expect(held.writableEnded).toBe(false);
+      held.end(VIDEO.subarray(100));
+      await accessLineOf(gateway.process, '/site/slow-video');
+      const whole = await send(gateway.port, '/site/slow-video', {}, 'GET', agent);
+      expect([whole.headers['x-cache-status'], whole.body]).toEqual(['HIT', VIDEO.toString()]);
+      expect(countOf('/slow-video')).toBe(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('reads a storable answer on after an HTTP/2 client cancelled its stream: the next request on that entry point is a HIT', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${gateway.ports.h2!}`);
+    /** A GET for `path` on the session: its status, cache status and body, once whole. */
+    const h2 = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const stream = session.request({ ':path': path });
+        const chunks: Buffer[] = [];
+        let head = '';
+        stream.once('response', (answer) => (head = `${answer[':status']} ${answer['x-cache-status']} `));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.once('error', reject);
+        stream.once('end', () => resolve(head + Buffer.concat(chunks).toString()));
+        stream.end();
+      });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let came = false;
+        const stream = session.request({ ':path': '/site/left-h2' });
+        stream.once('data', () => {
+          came = true;
+          stream.close();
+        });
+        stream.once('error', () => undefined);
+        stream.once('close', () => (came ? resolve() : reject(new Error('closed before any byte of the body'))));
+        stream.end();
+      });
+      // Frames go in order: the gateway has seen the cancel once it answered a later stream.
+      expect(await h2('/site/aside')).toMatch(/^200 /);
+      const first = await heldAnswerOf('/left-h2');
+      first.end('and its end');
+      await accessLineOf(gateway.process, '/site/left-h2');
+      // Keys are per entry point: this one's entry, stored from the read-on.
+      expect(await h2('/site/left-h2')).toBe('200 HIT part of the answer and its end');
+      expect(countOf('/left-h2')).toBe(1);
+    } finally {
+      session.close();
+    }
   });
 
   it('never answers a POST from memory, and a successful POST makes the next GET go upstream', async () => {

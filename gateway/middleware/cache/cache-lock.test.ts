@@ -116,7 +116,7 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
   it('lets a Range miss take the lock and fetch the whole answer: its client has its part while the body streams, the misses behind it are HITs of the stored answer', async () => {
     setup = await lockSetup({});
     const { send, held, contexts } = setup;
-    // A player's connection, kept open: its part complete, it stays until the gateway ends the answer with the upstream's body.
+    // A player's connection, kept open: its 206 ends with its part, while the body is read on for the cache and the lock still held.
     const agent = new Agent({ keepAlive: true });
     try {
       const ranged = send('/a', { headers: { range: 'bytes=0-1' }, agent });

@@ -12,7 +12,9 @@ export type LockTurn = LockWait | 'free';
  * `proxy_cache_lock`; the cache's `lockKey`: a primary key, or one `Vary` variant of it): the first
  * miss of a key takes its lock and goes upstream; a later miss of that key waits for it
  * (`waitForFetch`) and then looks again, instead of going upstream beside it. A lock is let go as
- * its holder's response closes: the answer stored by then, or never to be; a fetch that stored
+ * its holder's response closes (the answer stored by then, or never to be), or, when its fetch
+ * gathers the answer (`gathering`), as that ends, which may be later (the body read on after the
+ * client's answer was done, transport-response-body.ts); a fetch that stored
  * nothing for a waiter hands it to one of them (`awaitTurn`).
  */
 export class FetchLocks {
@@ -31,8 +33,16 @@ export class FetchLocks {
     const lock: FetchLock = { holder: context, released, letGo: resolve };
     this.held.set(key, lock);
     this.holders.set(context, { key, lock });
-    context.response.once('close', () => this.letGo(key, lock));
+    context.response.once('close', () => {
+      if (!lock.gathering) this.letGo(key, lock);
+    });
     return undefined;
+  }
+
+  /** The fetch of `context` gathers its answer to store: its lock, if it holds one, is let go by `release` alone, not as its response closes. */
+  gathering(context: GatewayContext): void {
+    const holding = this.holders.get(context);
+    if (holding !== undefined) holding.lock.gathering = true;
   }
 
   /**
@@ -98,6 +108,8 @@ interface FetchLock {
   readonly holder: GatewayContext;
   readonly released: Promise<void>;
   readonly letGo: () => void;
+  /** Its fetch gathers the answer, whose end or abort lets the lock go (`release`). */
+  gathering?: boolean;
 }
 
 /**

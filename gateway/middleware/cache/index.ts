@@ -74,6 +74,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   const storablePolicy = storablePolicyOf(settings);
   /** Bytes the copies gathering beside answers in flight hold together, kept within `maxBytes` as the stored ones are. */
   let gathering = 0;
+  /** The requests whose taps gather an answer: their marks go when the tap ends, which may be after their responses closed. */
+  const gatherers = new WeakSet<GatewayContext>();
   showCache(name, store);
 
   /**
@@ -96,10 +98,15 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     let chunks: Buffer[] | undefined = [];
     let length = 0;
+    // The tap's end or abort lets go of the lock and the updating mark, which may come after the
+    // response closed: the body may be read on for the tap alone (transport-response-body.ts).
+    locks?.gathering(context);
+    gatherers.add(context);
     const release = () => {
       gathering -= length;
       length = 0;
       chunks = undefined;
+      gatherers.delete(context);
       // Kept, or given up on: either way the waiters look again now (a body given up on may stream on for long).
       fetchEnded(context, updated);
     };
@@ -229,7 +236,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // EXPIRED, REVALIDATED or STALE is known once the upstream answered (or did not): counted as the response closes.
       context.response.once('close', () => {
         requests[status].inc();
-        if (updating && updaters.get(found) === context) updaters.delete(found);
+        if (updating && updaters.get(found) === context && !gatherers.has(context)) updaters.delete(found);
       });
       context.answerReplacer = (answerStatus, headers, errorClass) => {
         if (revalidating && answerStatus === 304 && errorClass === undefined) {
