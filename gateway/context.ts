@@ -67,14 +67,14 @@ export interface ResponseBodyTap {
   abort(): void;
   /**
    * Only these bytes of the body go to the client, with this status (the tapper made the headers
-   * theirs), while the tap still sees every chunk and the response ends only with the whole body:
-   * a `cache` filling its entry from a miss with `Range` (nginx's range filter on a cacheable fetch),
-   * or with the client's own validators, which the answer meets (a 304, nginx's not_modified filter).
-   * Once the part is sent and the tap keeps nothing (`keeping`), the response ends at once and the
-   * rest of the upstream body is left unread.
+   * theirs), while the tap still sees every chunk: a `cache` filling its entry from a miss with
+   * `Range` (nginx's range filter on a cacheable fetch), with the client's own validators, which the
+   * answer meets (a 304, nginx's not_modified filter), or from a HEAD fetched as a GET (`convertHead`).
+   * The response ends once the part is sent; the rest of the upstream body is read on for the tap
+   * while it keeps it (`keeping`), else left unread.
    */
   readonly part?: ClientPart | undefined;
-  /** False once nothing more of the body will be kept (the tapper gave up on it: past its bound); true when absent. */
+  /** False once nothing more of the body will be kept (the tapper gave up on it: past its bound); true when absent. While true, a body whose client's answer is done (it left, or its part was sent) is read on for the tap alone. */
   keeping?(): boolean;
 }
 

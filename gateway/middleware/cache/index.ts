@@ -47,8 +47,9 @@ export function primaryKey(context: GatewayContext): string {
  * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`); while one
  * request updates a stale answer, others get it at once where `useStale`'s `updating` or the answer's
  * own `stale-while-revalidate` allow it (`UPDATING`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
- * whole body has come through, if it may be: not when it is longer than `maxEntryBytes`, the upstream broke
- * off or the client left. Answers with `Set-Cookie` or `Vary: *` are never stored. A fetch that may
+ * whole body has come through, if it may be: not when it is longer than `maxEntryBytes` or the upstream broke
+ * off. A client that leaves, or whose `Range` part was sent, does not stop it: the body is read on
+ * for the copy alone (transport-response-body.ts), as nginx reads a cacheable answer on. Answers with `Set-Cookie` or `Vary: *` are never stored. A fetch that may
  * store asks for the whole answer (nginx's): a client's `Range` gets its part cut from it as it passes,
  * its `If-None-Match` and `If-Modified-Since` a 304 when the answer meets them.
  */
