@@ -3,6 +3,7 @@ import { createServer as createHttp2Server, type Http2Server, type Http2ServerRe
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { waitFor } from '../../../test/harness/wait.ts';
 import type { CacheSettings, CompressSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { createProxy } from '../../proxy/proxy.ts';
@@ -104,7 +105,7 @@ const GZIP: CompressSettings = { encodings: ['gzip'], minBytes: 0, contentTypes:
  */
 async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max-age=60' }, before: Middleware[] = [], protocol: 'http' | 'h2c' = 'http') {
   vi.useFakeTimers({ toFake: ['Date'] });
-  const state = { failing: false, ranges: false, chunked: false, changed: false, requests: [] as IncomingHttpHeaders[], slowClosed: [] as Promise<unknown>[] };
+  const state = { failing: false, ranges: false, chunked: false, changed: false, requests: [] as IncomingHttpHeaders[], slowClosed: [] as Promise<unknown>[], held: [] as (ServerResponse | Http2ServerResponse)[] };
   const answer = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
     state.requests.push(request.headers);
     request.resume();
@@ -116,6 +117,12 @@ async function rangeSetup(headers: OutgoingHttpHeaders = { 'cache-control': 'max
       // It never ends that body: only the gateway closing its connection (or stream) closes it.
       state.slowClosed.push(new Promise((resolve) => response.once('close', resolve)));
       return;
+    }
+    if (request.url === '/held') {
+      // A stored answer whose first 2 bytes come at once and the rest when the test writes them.
+      response.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(BODY.length), ...headers });
+      (response as ServerResponse).write(BODY.slice(0, 2));
+      return void state.held.push(response);
     }
     if (state.failing) return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
     if (request.url === '/missing') return void response.writeHead(404, { 'content-type': 'text/plain', ...headers }).end(BODY);
@@ -450,5 +457,20 @@ describe('cache: a miss with Range fetches the whole answer, stores it and sends
     const next = await setup.sendKeptAlive('/a', { headers: { range: 'bytes=0-1' } });
     expect([next.status, next.body.toString()]).toEqual([206, 'ab']);
     expect(setup.reports.map((report) => report.ok)).toEqual([true, true, true]);
+  });
+
+  it.each(['http', 'h2c'] as const)('ends a miss\'s part at once and reads the body on (from %s) into the cache: the whole answer is stored, the attempt judged by the upstream alone', async (protocol) => {
+    setup = await rangeSetup(undefined, [], protocol);
+    const part = await setup.sendKeptAlive('/held', { headers: { range: 'bytes=0-1' } });
+    expect([part.status, part.headers['x-cache-status'], part.body.toString()]).toEqual([206, 'MISS', 'ab']);
+    // The client's 206 has ended while the upstream still holds the rest: nothing reported yet.
+    await waitFor(() => setup!.contexts[0]!.response.writableEnded, { timeoutMs: 5_000, message: 'the 206 to end before the body' });
+    expect(setup.reports).toHaveLength(0);
+    setup.state.held[0]!.end(BODY.slice(2));
+    await waitFor(() => setup!.reports.length === 1, { timeoutMs: 5_000, message: 'the attempt to end with the body' });
+    expect(setup.reports.map((report) => report.ok)).toEqual([true]);
+    const whole = await setup.sendKeptAlive('/held');
+    expect([whole.status, whole.headers['x-cache-status'], whole.body.toString()]).toEqual([200, 'HIT', BODY]);
+    expect(setup.state.requests).toHaveLength(1);
   });
 });
