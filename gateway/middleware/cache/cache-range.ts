@@ -199,9 +199,9 @@ export function partTap(tap: ResponseBodyTap | undefined, method: string, reques
 /**
  * `tap` (or one keeping nothing) for a HEAD's answer fetched as a GET (`convertHead`): the client's
  * part of the body is none of it, the head going with the upstream's `status` and `headers` (the
- * GET's `Content-Length`). The response ends with the body while it is being stored, and at once
- * when nothing of it is kept (an answer not to be stored, or one given up on past the bounds), the
- * rest left unread as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
+ * GET's `Content-Length`). The response ends at once, the body read on for the tap while it is
+ * being stored, and left unread when nothing of it is kept (an answer not to be stored, or one given
+ * up on past the bounds), as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
  */
 export function headTap(tap: ResponseBodyTap | undefined, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
   const length = declaredLength(headers);

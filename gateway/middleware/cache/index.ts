@@ -268,7 +268,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     if (mayStore) {
       // nginx's `proxy_cache_convert_head`: a HEAD that may store goes upstream as the GET whose
       // answer it stores (under the key they share), judged as any GET; the client still gets the
-      // head alone (`headTap`), once the body has come through to be stored (at once when none of it is).
+      // head alone (`headTap`), at once, while the body is read on to be stored.
       if (method === 'HEAD') context.upstream.method = 'GET';
       // A fetch that may fill the cache asks for the whole answer (nginx's proxy_cache blanks Range
       // and If-Range): its 200 is stored, and the client gets the part it asked for cut from it as
