@@ -12,7 +12,7 @@ import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
-import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, whenBodyUnwanted } from './transport-response-body.ts';
+import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 
 /**
@@ -226,7 +226,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     this.sink = startResponseBody(context, statusCode, outgoing);
     this.draining = this.sink instanceof ErrorPageDrain;
     if (this.response.destroyed) controller.abort(new ClientGoneError());
-    else this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
+    // Only a tap's body makes the callback: the attempts of routes without a cache allocate none.
+    else if (tapsBody(this.sink)) this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
   }
 
   /**

@@ -16,7 +16,7 @@ import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { countBodyBytes, readsOnWithoutClient, stopTap, whenBodyUnwanted, sendReplacement, startResponseBody } from './transport-response-body.ts';
+import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -272,7 +272,7 @@ export function http2Attempt(
         else {
           sink = startResponseBody(context, status, outgoing);
           draining = sink instanceof ErrorPageDrain;
-          if (whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
+          if (tapsBody(sink) && whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
         }
       });
       opened.on('data', (chunk: Buffer) => {

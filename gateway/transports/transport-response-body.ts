@@ -213,6 +213,11 @@ export function bodyUnwanted(sink: Writable): boolean {
   return sink instanceof TapPassing && sink.unwanted;
 }
 
+/** Whether `sink` (`startResponseBody`'s) passes a tap's body (`TapPassing`): only then is `whenBodyUnwanted` worth its callback. */
+export function tapsBody(sink: Writable): boolean {
+  return sink instanceof TapPassing;
+}
+
 /**
  * When `sink` (`startResponseBody`'s) passes a tap's body: calls `leave` once, as soon as the rest of
  * the body becomes unwanted (`bodyUnwanted`; at once if it is already), maybe from within a later
