@@ -105,14 +105,23 @@ export function notModifiedHeaders(stored: OutgoingHttpHeaders): OutgoingHttpHea
 }
 
 /**
+ * The upstream's headers that a 304 made of its fetched answer keeps beside `NOT_MODIFIED_HEADERS`:
+ * its `Age`, and its `Set-Cookie` (an answer with one is never stored, so no 304 from memory stands
+ * for it; the upstream's own 304 would carry it, and a session renewed on every answer must reach a
+ * client revalidating its copy).
+ */
+const KEPT_ON_FETCHED_NOT_MODIFIED: readonly string[] = ['age', 'set-cookie'];
+
+/**
  * Makes the headers of an answer on its way to the client (`outgoing`, the response header hooks run
  * over them, edited in place) those of a 304 standing for it: of the upstream's own (`upstream`), only
- * those `notModifiedHeaders` keeps and its `Age`; those the hooks added (a status header, CORS) stay,
- * as on a 304 from memory, and nothing that describes a body.
+ * those `notModifiedHeaders` keeps, its `Age` and its `Set-Cookie`; those the hooks added (a status
+ * header, CORS) stay, as on a 304 from memory, and nothing that describes a body.
  */
 export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
   for (const name of Object.keys(outgoing)) {
-    if ((name in upstream && name !== 'age' && !NOT_MODIFIED_HEADERS.includes(name)) || KEPT_ON_REFRESH.has(name)) delete outgoing[name];
+    const upstreams = name in upstream && !KEPT_ON_FETCHED_NOT_MODIFIED.includes(name) && !NOT_MODIFIED_HEADERS.includes(name);
+    if (upstreams || KEPT_ON_REFRESH.has(name)) delete outgoing[name];
   }
 }
 

@@ -446,6 +446,15 @@ describe('cache: revalidation and conditional requests', () => {
     expect((await send('/a')).headers['x-cache-status']).toBe('MISS');
   });
 
+  it('keeps the upstream\'s Set-Cookie on the 304 it makes of an answer that will not be stored, as the upstream\'s own 304 would carry it', async () => {
+    // A session cookie renewed on every answer: a client revalidating its copy must still get it.
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60', 'set-cookie': 'session=renewed; Path=/' }, {});
+    const { send } = await serve(upstream);
+    const answer = await send('/a', { headers: { 'if-none-match': '"v1"' } });
+    expect([answer.status, answer.headers['x-cache-status']]).toEqual([304, 'MISS']);
+    expect(answer.headers['set-cookie']).toEqual(['session=renewed; Path=/']);
+  });
+
   it('sends a stale answer without validators upstream with no conditional of its own (EXPIRED)', async () => {
     const upstream = countingUpstream(200, { 'cache-control': 'max-age=1' });
     const seen: IncomingHttpHeaders[] = [];
