@@ -115,12 +115,15 @@ const KEPT_ON_FETCHED_NOT_MODIFIED: readonly string[] = ['age', 'set-cookie'];
 /**
  * Makes the headers of an answer on its way to the client (`outgoing`, the response header hooks run
  * over them, edited in place) those of a 304 standing for it: of the upstream's own (`upstream`), only
- * those `notModifiedHeaders` keeps, its `Age` and its `Set-Cookie`; those the hooks added (a status
- * header, CORS) stay, as on a 304 from memory, and nothing that describes a body.
+ * those `notModifiedHeaders` keeps, its `Age` and its `Set-Cookie`; those the hooks added or set
+ * over the upstream's (a status header, CORS) stay, as on a 304 from memory, and nothing that
+ * describes a body.
  */
 export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
   for (const name of Object.keys(outgoing)) {
-    const upstreams = name in upstream && !KEPT_ON_FETCHED_NOT_MODIFIED.includes(name) && !NOT_MODIFIED_HEADERS.includes(name);
+    // The upstream's own value still: a header a hook set over it (the cache status over a cache
+    // behind this one's, a CORS header) is the hook's, as on a 304 from memory.
+    const upstreams = name in upstream && outgoing[name] === upstream[name] && !KEPT_ON_FETCHED_NOT_MODIFIED.includes(name) && !NOT_MODIFIED_HEADERS.includes(name);
     if (upstreams || KEPT_ON_REFRESH.has(name)) delete outgoing[name];
   }
 }

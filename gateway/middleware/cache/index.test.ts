@@ -455,6 +455,16 @@ describe('cache: revalidation and conditional requests', () => {
     expect(answer.headers['set-cookie']).toEqual(['session=renewed; Path=/']);
   });
 
+  it('keeps on the 304 it makes of a fetched answer the headers the response header hooks set over the upstream\'s own (its X-Cache-Status over a cache behind it)', async () => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60', 'x-cache-status': 'HIT' }, {});
+    const { send } = await serve(upstream);
+    const answer = await send('/a', { headers: { 'if-none-match': '"v1"' } });
+    expect([answer.status, answer.headers['x-cache-status']]).toEqual([304, 'MISS']);
+    // As on a 304 from memory.
+    const hit = await send('/a', { headers: { 'if-none-match': '"v1"' } });
+    expect([hit.status, hit.headers['x-cache-status']]).toEqual([304, 'HIT']);
+  });
+
   it('sends a stale answer without validators upstream with no conditional of its own (EXPIRED)', async () => {
     const upstream = countingUpstream(200, { 'cache-control': 'max-age=1' });
     const seen: IncomingHttpHeaders[] = [];
