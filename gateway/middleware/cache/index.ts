@@ -227,7 +227,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
       // A fetch that may store asks with the cache's validators whatever the client's conditionals
       // (those it judges itself, above): a 304 freshens the entry, and the client gets the stored
       // answer or a 304 by its own. A conditional that the stored answer meets is the cache's own
-      // question even on a fetch that stores nothing (a HEAD); any other is the client's to pass on.
+      // question even on a fetch that stores nothing (a HEAD not converted); any other is the client's to pass on.
       const conditional = isConditional(sent);
       const revalidating = (mayStore || !conditional || asksAsCacheWould(sent, found.status, found.headers)) && askRevalidation(context, found, sent);
       // This request updates the stale answer when its fetch can (it stores, or revalidates); a
