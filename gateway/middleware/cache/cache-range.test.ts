@@ -12,7 +12,7 @@ import { UpstreamTransports } from '../../transports/index.ts';
 import { accessLogText } from '../access-log/index.ts';
 import { compress } from '../compress/index.ts';
 import { serveMiddleware } from '../middleware-testing.ts';
-import { ifRangeHolds, requestedPart } from './cache-range.ts';
+import { ifRangeHolds, notModifiedTap, requestedPart } from './cache-range.ts';
 import { CACHE_TEST_SETTINGS } from './cache-testing.ts';
 import { cache, servingCachedHits } from './index.ts';
 
@@ -56,6 +56,21 @@ describe('requestedPart', () => {
 const LAST_MODIFIED = 'Wed, 01 Jan 2025 10:00:00 GMT';
 /** A Date a second after `LAST_MODIFIED`: that Last-Modified is a strong validator (RFC 9110 §8.8.2.2). */
 const DATED = { date: 'Wed, 01 Jan 2025 10:00:01 GMT', 'last-modified': LAST_MODIFIED };
+
+describe('notModifiedTap', () => {
+  it.each([
+    ['declared within the bound', '1024', [1024], [true]],
+    ['declared past the bound (left unread at once)', '1025', [], []],
+    ['of unknown length, until more than the bound has come', undefined, [600, 424, 1], [true, true, false]],
+  ] as const)('reads on the body of an answer not to be stored while it is small: one %s', (_what, contentLength, chunks, keptAfter) => {
+    const headers: OutgoingHttpHeaders = { etag: '"v1"', 'content-type': 'text/plain', ...(contentLength === undefined ? {} : { 'content-length': contentLength }) };
+    const tap = notModifiedTap(undefined, headers, { ...headers }, 1024);
+    expect(tap.part).toEqual({ status: 304, start: 0, end: 0, length: contentLength === undefined ? Number.POSITIVE_INFINITY : Number(contentLength) });
+    expect(headers).toEqual({ etag: '"v1"' });
+    expect(tap.keeping?.()).toBe(Number(contentLength ?? 0) <= 1024);
+    expect(chunks.map((size) => (tap.chunk(Buffer.alloc(size)), tap.keeping?.()))).toEqual(keptAfter);
+  });
+});
 
 describe('ifRangeHolds', () => {
   it.each([

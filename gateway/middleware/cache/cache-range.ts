@@ -211,14 +211,28 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
 }
 
 /**
- * `tap` (or one keeping nothing) sending the client a 304 for the fetched answer its own validators
- * match (`headers` as they go to the client, edited in place to the 304's, `makeNotModified`; the
- * upstream's own in `upstream`), as nginx's not_modified filter answers a cacheable fetch: a part
- * with no bytes, as a 416 is, so the whole body is still stored; one not to be stored is left unread.
- * An answer of unknown length is a part of a body that never ends before its end.
+ * A tap that keeps nothing but reads a body on to its end while it is at most `bytes` long: an
+ * upstream connection closed unread costs a new one (a TLS handshake) for the next request, more
+ * than reading a small body does; past `bytes` (or a body declared longer, `length`), the rest is
+ * left unread as `KEEPING_NOTHING` leaves it.
  */
-export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): ResponseBodyTap {
+function drainingUpTo(bytes: number, length: number): ResponseBodyTap {
+  const declared = Number.isFinite(length) ? length : 0;
+  let seen = 0;
+  return { chunk: (chunk) => void (seen += chunk.length), end() {}, abort() {}, keeping: () => Math.max(declared, seen) <= bytes };
+}
+
+/**
+ * `tap` sending the client a 304 for the fetched answer its own validators match (`headers` as
+ * they go to the client, edited in place to the 304's, `makeNotModified`; the upstream's own in
+ * `upstream`), as nginx's not_modified filter answers a cacheable fetch: a part with no bytes, as a
+ * 416 is, so the whole body is still stored. Without `tap` (an answer not to be stored) the body is
+ * read on to its end while it is at most `drainBytes` long, so the upstream connection serves the
+ * next request (every revalidation by a browser of a `private` page would otherwise cost one), and
+ * left unread past that. An answer of unknown length is a part of a body that never ends before its end.
+ */
+export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);
   makeNotModified(headers, upstream);
-  return { ...(tap ?? KEEPING_NOTHING), part: { status: 304, start: 0, end: 0, length } };
+  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 304, start: 0, end: 0, length } };
 }
