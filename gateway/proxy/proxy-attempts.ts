@@ -249,7 +249,14 @@ export class AttemptLoop implements AttemptReceiver {
       if (this.grpcDeadlineMs !== undefined && !answered) endGrpcCall(context, STATUS_BY_CLASS[result.errorClass], result.errorClass, errorMessageOf(result.errorClass), result.error);
       // An `errors` page went out whole on the upstream's head (`sendErrorPage`): the client has its
       // answer, and its connection lives on.
-      else if (!context.response.writableEnded) context.response.destroy(result.error);
+      else if (!context.response.writableEnded) {
+        // A HEAD's answer is its head (RFC 9110 §9.3.2), written already: the body that failed is
+        // the GET's that the cache fetched for it (`convertHead`), never the client's. Ended, the
+        // head goes out (node:http sends it only at the end) and the connection lives on; cut, the
+        // client would get no answer at all.
+        if (context.request.method === 'HEAD' && context.response.headersSent) context.response.end();
+        else context.response.destroy(result.error);
+      }
       this.end();
       return false;
     }

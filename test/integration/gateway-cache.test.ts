@@ -23,6 +23,9 @@ const validatorsAsked = new Map<string, (string | undefined)[]>();
 /** The answers waiting for the test to cut them. */
 const dyingAnswers = new Set<ServerResponse>();
 
+/** The first answer for /head-cut, once its first bytes were handed to the kernel: the test cuts it there. */
+const headCut: Promise<ServerResponse>[] = [];
+
 /** The answers the backend started and holds, unfinished. */
 const heldAnswers = new Set<ServerResponse>();
 
@@ -76,6 +79,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store', 'content-length': BIG.length });
       response.write(BIG.subarray(0, 100));
       return void longHeadClosed.push(new Promise((resolve) => response.once('close', resolve)));
+    case '/head-cut':
+      // The first answer breaks off after 100 of its 1000 bytes; the next is whole.
+      if (n > 1) return text({ 'cache-control': 'max-age=60' });
+      response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': 1000 });
+      return void headCut.push(new Promise((resolve) => response.write(BIG.subarray(0, 100), () => resolve(response))));
     case '/big':
       return void response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end(BIG);
     case '/item':
@@ -298,6 +306,23 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect([head.status, head.headers['content-length'], head.body, head.complete]).toEqual([200, String(BIG.length), '', true]);
     await longHeadClosed.at(-1);
     expect(countOf('/long-head', 'HEAD')).toBe(0);
+  });
+
+  it('sends a HEAD its head when the GET fetched for it breaks off mid-body, storing nothing, its connection kept', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const head = send(gateway.port, '/site/head-cut', {}, 'HEAD', agent);
+      const cut = await waitFor(() => headCut[0], { message: 'the backend wrote the first 100 bytes' });
+      // Closed after the bytes written: the gateway reads the head and those bytes, then the end.
+      (await cut).destroy();
+      const answered = await head;
+      expect([answered.status, answered.headers['x-cache-status'], answered.headers['content-length'], answered.body, answered.complete]).toEqual([200, 'MISS', '1000', '', true]);
+      const after = await send(gateway.port, '/site/head-cut', {}, 'GET', agent);
+      expect([after.reusedSocket, after.status, after.headers['x-cache-status'], after.body]).toEqual([true, 200, 'MISS', '/head-cut answer 2']);
+    } finally {
+      agent.destroy();
+    }
+    expect(await accessLineOf(gateway.process, '/site/head-cut')).toMatchObject({ method: 'HEAD', status: 200, bytes: 0, errorClass: 'reset-after-headers' });
   });
 
   it('sends a HEAD miss upstream as it is with convertHead: false, storing nothing', async () => {
