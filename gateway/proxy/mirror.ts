@@ -34,7 +34,9 @@ export class RouteMirror {
     const copy: MirrorCopy = {
       route: this.routeName,
       settings: this.settings,
-      method: upstream.method,
+      // A HEAD the cache fetches as a GET to fill itself (`convertHead`) is still a HEAD to copy: the
+      // mirror gets what the client asked (as nginx's mirror subrequest does), not a whole body to read.
+      method: request.method === 'HEAD' ? 'HEAD' : upstream.method,
       path: upstream.path,
       headers: copyHeaders(sendableUpstreamHeaders(upstream.headers) as IncomingHttpHeaders),
       host: upstream.useInstanceHost ? undefined : (upstream.host ?? request.headers.host),

@@ -100,8 +100,11 @@ services:
     healthCheck: false
     panicThreshold: 0
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 120s }
+middlewares:
+  memory: { cache: {} }
 routes:
   - { name: copied, path: /copied, stripPrefix: true, service: shop, mirror: { service: shadow, maxBodySize: 16 } }
+  - { name: cached, path: /cached, stripPrefix: true, service: shop, middlewares: [memory], mirror: { service: shadow } }
   - { name: never, path: /never, service: shop, mirror: { service: shadow, percent: 0 } }
   - { name: bodiless, path: /bodiless, service: shop, mirror: { service: shadow, body: false } }
   - { name: held, path: /held, service: shop, mirror: { service: hanging, timeout: 60s, maxInFlight: 2 } }
@@ -142,6 +145,13 @@ routes:
     // Both drops are counted by the time the primary has read the body: no copy can follow them.
     expect(await metric('switchboard_mirror_dropped_total', { route: 'copied', reason: 'body-too-large' })).toBe(before + 2);
     expect(shadow.seen.filter((entry) => entry.id?.startsWith('big-'))).toEqual([]);
+  });
+
+  it('mirrors a HEAD the cache sends upstream as a GET (convertHead) as the HEAD the client sent', async () => {
+    expect((await send(gateway.port, 'HEAD', '/cached/probed', 'copy-head')).status).toBe(200);
+    expect(primary.seen.find((entry) => entry.id === 'copy-head')).toMatchObject({ method: 'GET', url: '/probed' });
+    const [copy] = await waitFor(() => (shadowSaw('copy-head').length > 0 ? shadowSaw('copy-head') : undefined), { message: 'the mirror to see the copy' });
+    expect(copy).toMatchObject({ method: 'HEAD', url: '/probed' });
   });
 
   it('sends no copy at percent 0, and a copy without its body at body: false', async () => {
