@@ -87,7 +87,7 @@ describe('compress', () => {
   });
 
   it('gives an answer to HEAD the head the GET gets, and no encoder: it has no body', async () => {
-    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, responseEncoder: undefined } as unknown as GatewayContext;
+    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, upstream: { method: 'HEAD' }, responseEncoder: undefined } as unknown as GatewayContext;
     await compress(SETTINGS)(context, async () => {});
     const headers: OutgoingHttpHeaders = { 'content-type': 'text/plain', 'content-length': '4096', 'accept-ranges': 'bytes', etag: '"v1"' };
     expect(context.responseEncoder!(200, headers, context)).toBeUndefined();
@@ -95,10 +95,24 @@ describe('compress', () => {
   });
 
   it('leaves an answer to HEAD without a Content-Length as it is: the GET it stands for may be below minBytes, and not compressed', async () => {
-    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, responseEncoder: undefined } as unknown as GatewayContext;
+    const context = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, upstream: { method: 'HEAD' }, responseEncoder: undefined } as unknown as GatewayContext;
     await compress(SETTINGS)(context, async () => {});
     const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', etag: '"v1"' };
     expect(context.responseEncoder!(200, headers, context)).toBeUndefined();
     expect(headers).toEqual({ 'content-type': 'application/json', etag: '"v1"' });
+  });
+
+  it('gives an answer without a Content-Length to a HEAD the cache fetched as a GET (convertHead) the head that GET gets: it is the GET\'s own, chunked', async () => {
+    const asGet = { request: { method: 'GET', headers: { 'accept-encoding': 'br' } }, upstream: { method: 'GET' }, responseEncoder: undefined } as unknown as GatewayContext;
+    const converted = { request: { method: 'HEAD', headers: { 'accept-encoding': 'br' } }, upstream: { method: 'GET' }, responseEncoder: undefined } as unknown as GatewayContext;
+    const heads: OutgoingHttpHeaders[] = [];
+    for (const context of [asGet, converted]) {
+      await compress(SETTINGS)(context, async () => {});
+      const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', etag: '"v1"' };
+      context.responseEncoder!(200, headers, context)?.destroy();
+      heads.push(headers);
+    }
+    expect(heads[1]).toEqual({ 'content-type': 'application/json', etag: 'W/"v1"', 'content-encoding': 'br', vary: 'Accept-Encoding' });
+    expect(heads[1]).toEqual(heads[0]);
   });
 });

@@ -34,8 +34,10 @@ export function compress(settings: CompressSettings): Middleware {
     if (status === 304) return notModified(request.headers, headers);
     if (!mayCompress(request.headers, status, headers, settings)) return undefined;
     // A HEAD's answer without a Content-Length (node leaves it out of every HEAD answer whose length
-    // it would count) does not say whether the GET's is below `minBytes`, and left as it is.
-    if (request.method === 'HEAD' && headers['content-length'] === undefined && settings.minBytes > 0) return undefined;
+    // it would count) does not say whether the GET's is below `minBytes`, and left as it is. Not one
+    // the cache fetched as a GET (`convertHead`): that is the GET's own answer, chunked, which a GET
+    // gets compressed, and the HEAD gets that GET's head.
+    if (request.method === 'HEAD' && context.upstream.method === 'HEAD' && headers['content-length'] === undefined && settings.minBytes > 0) return undefined;
     varyOnAcceptEncoding(headers);
     const coding = negotiateEncoding(request.headers['accept-encoding'], settings.encodings);
     if (coding === undefined) return undefined;
