@@ -31,10 +31,11 @@ let names = 0;
  */
 async function staleSetup(useStale: CacheStaleSettings, headers: OutgoingHttpHeaders, protocol: 'http' | 'h2c' = 'http', policy: Partial<ProxyPolicy> = {}) {
   vi.useFakeTimers({ toFake: ['Date'] });
-  const state = { backend: 'ok' as Backend, requests: [] as IncomingHttpHeaders[] };
+  const state = { backend: 'ok' as Backend, requests: [] as IncomingHttpHeaders[], methods: [] as (string | undefined)[] };
   const silent: (ServerResponse | Http2ServerResponse)[] = [];
   const answer = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
     state.requests.push(request.headers);
+    state.methods.push(request.method);
     request.resume();
     response.sendDate = false;
     if (state.backend === 'silent') return void silent.push(response);
@@ -135,6 +136,17 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
     expect(setup.failures).toEqual([undefined, 'connect-refused', undefined]);
     expect(setup.state.requests).toHaveLength(2);
     expect(await setup.staleCount()).toBe(0);
+  });
+
+  it('sends a HEAD miss as a GET on its retry too (convertHead), the answer stored for the next GET', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=60' }, 'http', { retries: 1, retryOn: ['connect-failure'] });
+    setup.refuseOnce();
+    const head = await setup.send('/a', { method: 'HEAD' });
+    expect([head.status, head.headers['x-cache-status'], head.body.toString()]).toEqual([200, 'MISS', '']);
+    expect(setup.failures).toEqual(['connect-refused', undefined]);
+    expect(setup.state.methods).toEqual(['GET']);
+    const hit = await setup.send('/a');
+    expect([hit.headers['x-cache-status'], hit.body.toString()]).toEqual(['HIT', 'version 1']);
   });
 
   it('sends the stored answer again for the next failure: the service has no instance left', async () => {
