@@ -253,8 +253,8 @@ export class AttemptLoop implements AttemptReceiver {
         // A HEAD's answer is its head (RFC 9110 §9.3.2), written already: the body that failed is
         // the GET's that the cache fetched for it (`convertHead`), never the client's. Ended, the
         // head goes out (node:http sends it only at the end) and the connection lives on; cut, the
-        // client would get no answer at all.
-        if (context.request.method === 'HEAD' && context.response.headersSent) context.response.end();
+        // client would get no answer at all. A client gone (its response destroyed) has nothing to end.
+        if (context.request.method === 'HEAD' && context.response.headersSent && !context.response.destroyed) context.response.end();
         else context.response.destroy(result.error);
       }
       this.end();
