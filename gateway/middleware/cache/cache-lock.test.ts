@@ -45,6 +45,24 @@ describe('cache: concurrent misses of one key wait for one fetch (lock)', () => 
     expect(held).toHaveLength(1);
   });
 
+  it('lets go of the lock of a HEAD fetched as a GET whose client leaves mid-body: a GET waiting on it goes upstream then', async () => {
+    // A lock timeout far past the wait below: the GET goes upstream because the lock was let go.
+    setup = await lockSetup({ lockTimeoutMs: 120_000 });
+    const { send, held, contexts } = setup;
+    const client = connect(setup.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(`HEAD /a HTTP/1.1\r\nhost: 127.0.0.1:${setup.port}\r\n\r\n`);
+    await waitFor(() => held.length === 1, { message: 'the HEAD reached the backend' });
+    held[0]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': '100' });
+    held[0]!.write('part of it');
+    const get = send('/a');
+    await waitFor(() => contexts.length === 2, { message: 'the GET arrived' });
+    client.destroy();
+    await waitFor(() => held.length === 2, { message: 'the waiting GET went upstream once the HEAD\'s client left' });
+    setup.answer(2);
+    expect(statusAndBody(await get)).toEqual(['MISS', 'request 2']);
+  });
+
   it('takes no lock with a HEAD miss sent upstream as a HEAD (convertHead: false): a GET after it goes upstream beside it', async () => {
     setup = await lockSetup({ convertHead: false });
     const { send, held } = setup;
