@@ -149,6 +149,23 @@ describe('cache: a stale answer in place of a failed fetch (useStale, stale-if-e
     expect([hit.headers['x-cache-status'], hit.body.toString()]).toEqual(['HIT', 'version 1']);
   });
 
+  it('answers a HEAD for a stale entry as it would a GET (convertHead): EXPIRED fetches a GET and stores its answer, STALE sends the stored head alone', async () => {
+    setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
+    const { send, later } = setup;
+    await send('/a');
+    later(2_000);
+    const expired = await send('/a', { method: 'HEAD' });
+    // The head of the GET's answer, which this backend sends chunked: no Content-Length, as that GET gets.
+    expect([expired.status, expired.headers['x-cache-status'], expired.headers['content-length'], expired.body.toString()]).toEqual([200, 'EXPIRED', undefined, '']);
+    expect((await send('/a')).headers['x-cache-status']).toBe('HIT');
+    later(2_000);
+    setup.state.backend = '503';
+    const stale = await send('/a', { method: 'HEAD' });
+    // The stored answer's head, with the length it was stored with.
+    expect([stale.status, stale.headers['x-cache-status'], stale.headers['content-length'], stale.body.toString()]).toEqual([200, 'STALE', '9', '']);
+    expect(setup.state.methods).toEqual(['GET', 'GET', 'GET']);
+  });
+
   it('sends the stored answer again for the next failure: the service has no instance left', async () => {
     setup = await staleSetup(USE_STALE, { 'cache-control': 'max-age=1' });
     const { send, later } = setup;
