@@ -639,16 +639,20 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(JSON.parse(line)).toMatchObject({ status: 304, cache: 'MISS', attempts: 1 });
   });
 
-  it('reads on the small body of an answer not to be stored that it answers with a 304 to the client\'s validators, so the upstream connection serves the next request', async () => {
+  it.each([
+    ['a 304 to the client\'s validators', 'GET', { 'if-none-match': '"page"' }, 304],
+    ['a HEAD\'s head, the HEAD fetched as a GET (convertHead)', 'HEAD', {}, 200],
+    ['the part its Range asks for', 'GET', { range: 'bytes=0-1' }, 206],
+  ] as const)('reads on the small body of an answer not to be stored that it answers with %s, so the upstream connection serves the next request', async (_what, method, headers, status) => {
     let connections = 0;
     const counted = () => (connections += 1);
     backend.on('connection', counted);
     try {
       for (let i = 0; i < 6; i += 1) {
-        const page = await get('/private-page', { 'if-none-match': '"page"' });
-        expect([page.status, page.headers['x-cache-status'], page.body]).toEqual([304, 'MISS', '']);
+        const page = await get('/private-page', headers, method);
+        expect([page.status, page.headers['x-cache-status'], page.body.length]).toEqual([status, 'MISS', status === 206 ? 2 : 0]);
       }
-      // Each 304 whose body was left unread would close its connection, and the next request open
+      // Each answer whose body was left unread would close its connection, and the next request open
       // another (five at least); one or two at most when they are kept (an idle one from an earlier
       // test may serve all six, or close as its keep-alive ends on a machine that stalled).
       expect(connections).toBeLessThanOrEqual(2);

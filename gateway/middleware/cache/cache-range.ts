@@ -174,47 +174,11 @@ function declaredLength(headers: OutgoingHttpHeaders): number {
 }
 
 /**
- * A tap that keeps nothing: the body of an answer not to be stored still passes through one to be
- * cut to a part, and the response ends with the part (`keeping`), not with the body.
- */
-const KEEPING_NOTHING: ResponseBodyTap = { chunk() {}, end() {}, abort() {}, keeping: () => false };
-
-/**
- * `tap` (or one keeping nothing) with the part of the fetched whole answer (`status`, `headers` as
- * they go to the client, edited in place to the part's) that the client's `Range` asks for
- * (`answeredPart`: the fresh answer's validators judge its `If-Range`), as nginx's range filter cuts
- * it from a cacheable fetch; only when the answer's length is known (`Content-Length`): without
- * it, the whole answer goes, which RFC 9110 §14.2 allows.
- */
-export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
-  const length = declaredLength(headers);
-  if (length === Number.POSITIVE_INFINITY) return tap;
-  const part = answeredPart(method, request, status, headers, length);
-  if (part === undefined) return tap;
-  const answered = describePart(part, length, headers);
-  const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
-  return { ...(tap ?? KEEPING_NOTHING), part: { status: answered, start, end, length } };
-}
-
-/**
- * `tap` (or one keeping nothing) for a HEAD's answer fetched as a GET (`convertHead`): the client's
- * part of the body is none of it, the head going with the upstream's `status` and `headers` (the
- * GET's `Content-Length`). The response ends at once, the body read on for the tap while it is
- * being stored, and left unread when nothing of it is kept (an answer not to be stored, or one given
- * up on past the bounds), as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
- */
-export function headTap(tap: ResponseBodyTap | undefined, status: number, headers: OutgoingHttpHeaders): ResponseBodyTap | undefined {
-  const length = declaredLength(headers);
-  // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
-  if (length === 0 || status === 204 || status === 304) return tap;
-  return { ...(tap ?? KEEPING_NOTHING), part: { status, start: 0, end: 0, length } };
-}
-
-/**
- * A tap that keeps nothing but reads a body on to its end while it is at most `bytes` long: an
- * upstream connection closed unread costs a new one (a TLS handshake) for the next request, more
- * than reading a small body does; past `bytes` (or a body declared longer, `length`), the rest is
- * left unread as `KEEPING_NOTHING` leaves it.
+ * The tap of an answer not to be stored that the client gets only a part of (a range, a 304, a
+ * HEAD's head): it keeps nothing, but reads the body on to its end while it is at most `bytes` long,
+ * since an upstream connection closed unread costs a new one (a TLS handshake) for the next request,
+ * more than reading a small body does; past `bytes` (or a body declared longer, `length`), the rest
+ * is left unread: a `bytes=0-1` probe of a 2 GB video neither reads the video nor waits for it.
  */
 function drainingUpTo(bytes: number, length: number): ResponseBodyTap {
   const declared = Number.isFinite(length) ? length : 0;
@@ -223,13 +187,43 @@ function drainingUpTo(bytes: number, length: number): ResponseBodyTap {
 }
 
 /**
+ * `tap` (or one draining up to `drainBytes`, `drainingUpTo`) with the part of the fetched whole answer (`status`, `headers` as
+ * they go to the client, edited in place to the part's) that the client's `Range` asks for
+ * (`answeredPart`: the fresh answer's validators judge its `If-Range`), as nginx's range filter cuts
+ * it from a cacheable fetch; only when the answer's length is known (`Content-Length`): without
+ * it, the whole answer goes, which RFC 9110 §14.2 allows.
+ */
+export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap | undefined {
+  const length = declaredLength(headers);
+  if (length === Number.POSITIVE_INFINITY) return tap;
+  const part = answeredPart(method, request, status, headers, length);
+  if (part === undefined) return tap;
+  const answered = describePart(part, length, headers);
+  const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
+  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: answered, start, end, length } };
+}
+
+/**
+ * `tap` (or one draining up to `drainBytes`) for a HEAD's answer fetched as a GET (`convertHead`): the client's
+ * part of the body is none of it, the head going with the upstream's `status` and `headers` (the
+ * GET's `Content-Length`). The response ends at once, the body read on for the tap while it is
+ * being stored; one not to be stored is read on to its end while small (`drainingUpTo`), and past
+ * that, or given up on past the bounds, left unread, as a `Range` probe's is (`partTap`). An answer without a body keeps `tap` as it is.
+ */
+export function headTap(tap: ResponseBodyTap | undefined, status: number, headers: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap | undefined {
+  const length = declaredLength(headers);
+  // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
+  if (length === 0 || status === 204 || status === 304) return tap;
+  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status, start: 0, end: 0, length } };
+}
+
+/**
  * `tap` sending the client a 304 for the fetched answer its own validators match (`headers` as
  * they go to the client, edited in place to the 304's, `makeNotModified`; the upstream's own in
  * `upstream`), as nginx's not_modified filter answers a cacheable fetch: a part with no bytes, as a
  * 416 is, so the whole body is still stored. Without `tap` (an answer not to be stored) the body is
- * read on to its end while it is at most `drainBytes` long, so the upstream connection serves the
- * next request (every revalidation by a browser of a `private` page would otherwise cost one), and
- * left unread past that. An answer of unknown length is a part of a body that never ends before its end.
+ * read on to its end while it is at most `drainBytes` long (`drainingUpTo`: every revalidation by a
+ * browser of a `private` page would otherwise cost an upstream connection), and left unread past that. An answer of unknown length is a part of a body that never ends before its end.
  */
 export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);

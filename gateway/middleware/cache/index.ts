@@ -288,8 +288,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         // The client's own validators, kept from the upstream, judged on the answer: a 304 comes before any range (RFC 9110 §13.2.2).
         if (judging && isNotModified(sent, answerStatus, upstream.headers)) return notModifiedTap(tap, headers, upstream.headers, settings.maxEntryBytes);
         // A HEAD ignores its Range (RFC 9110 §14.2): the head of the whole answer, its body passed to no one.
-        if (method === 'HEAD') return headTap(tap, answerStatus, headers);
-        return ranged ? partTap(tap, method, sent, answerStatus, headers) : tap;
+        if (method === 'HEAD') return headTap(tap, answerStatus, headers, settings.maxEntryBytes);
+        return ranged ? partTap(tap, method, sent, answerStatus, headers, settings.maxEntryBytes) : tap;
       };
     }
     await next();
