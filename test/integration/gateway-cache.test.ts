@@ -123,6 +123,11 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       // Fresh for a second; the next request (the updater) is held until the test answers it.
       if (n === 2) return void updatingHeld.push(response);
       return text({ 'cache-control': 'max-age=1' });
+    case '/slow-head':
+      // A HEAD's GET, stored (1000 bytes): its first 100 bytes come at once, the rest when the test writes them.
+      response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
+      response.write(VIDEO.subarray(0, 100));
+      return void heldAnswers.add(response);
     case '/slow-video':
       // Stored (1000 bytes, within maxEntrySize): its first 100 bytes come at once, the rest when the test writes them.
       response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
@@ -477,6 +482,26 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     } finally {
       agent.destroy();
     }
+  });
+
+  it('ends a converted HEAD\'s answer with its head while the backend still holds the GET body: the kept-alive connection answers its next request meanwhile, then the body read on makes a GET a HIT', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const head = await send(gateway.port, '/site/slow-head', {}, 'HEAD', agent);
+      expect([head.status, head.headers['x-cache-status'], head.headers['content-length'], head.body, head.complete]).toEqual([200, 'MISS', String(VIDEO.length), '', true]);
+      // The HEAD is answered while the backend still holds the rest of the GET's body.
+      const held = await heldAnswerOf('/slow-head');
+      expect(held.writableEnded).toBe(false);
+      const aside = await send(gateway.port, '/site/aside', {}, 'GET', agent);
+      expect([aside.status, aside.socket]).toEqual([200, head.socket]);
+      held.end(VIDEO.subarray(100));
+      expect(await accessLineOf(gateway.process, '/site/slow-head')).toMatchObject({ method: 'HEAD', status: 200, bytes: 0, cache: 'MISS' });
+      const whole = await send(gateway.port, '/site/slow-head', {}, 'GET', agent);
+      expect([whole.headers['x-cache-status'], whole.body]).toEqual(['HIT', VIDEO.toString()]);
+    } finally {
+      agent.destroy();
+    }
+    expect([countOf('/slow-head'), countOf('/slow-head', 'HEAD')]).toEqual([1, 0]);
   });
 
   it('reads a storable answer on after an HTTP/2 client cancelled its stream: the next request on that entry point is a HIT', async () => {
