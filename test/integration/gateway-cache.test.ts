@@ -129,6 +129,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       response.write(VIDEO.subarray(0, 100));
       return void heldAnswers.add(response);
     case '/slow-video':
+    case '/slow-limited':
       // Stored (1000 bytes, within maxEntrySize): its first 100 bytes come at once, the rest when the test writes them.
       response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
       response.write(VIDEO.subarray(0, 100));
@@ -187,10 +188,12 @@ middlewares:
   memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
   lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503, updating] } } }
   head-as-is: { cache: { maxSize: 1MiB, convertHead: false } }
+  one-at-a-time: { inFlightReq: { amount: 1 } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
   - { path: /head-as-is, service: site, stripPrefix: true, middlewares: [head-as-is] }
+  - { path: /limited, service: site, stripPrefix: true, middlewares: [one-at-a-time, memory] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -502,6 +505,24 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
       agent.destroy();
     }
     expect([countOf('/slow-head'), countOf('/slow-head', 'HEAD')]).toEqual([1, 0]);
+  });
+
+  it('frees an inFlightReq slot once the client\'s 206 has ended, not when the body read on for the cache does: the client\'s next request is served, not refused 429', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const part = await send(gateway.port, '/limited/slow-limited', { range: 'bytes=0-9' }, 'GET', agent);
+      expect([part.status, part.body, part.complete]).toEqual([206, '0123456789', true]);
+      const held = await heldAnswerOf('/slow-limited');
+      // The client has nothing in flight: its one request (amount: 1) is done.
+      const next = await send(gateway.port, '/limited/aside', {}, 'GET', agent);
+      expect([next.status, next.socket]).toEqual([200, part.socket]);
+      held.end(VIDEO.subarray(100));
+      await accessLineOf(gateway.process, '/limited/slow-limited');
+      const whole = await send(gateway.port, '/limited/slow-limited', {}, 'GET', agent);
+      expect([whole.status, whole.headers['x-cache-status']]).toEqual([200, 'HIT']);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('reads a storable answer on after an HTTP/2 client cancelled its stream: the next request on that entry point is a HIT', async () => {

@@ -1,5 +1,5 @@
 import type { InFlightReqSettings } from '../../config/types.ts';
-import { afterResponse, type Middleware } from '../../context.ts';
+import type { Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { requestKeyReader } from '../request-key.ts';
 
@@ -11,8 +11,9 @@ const DONE: Promise<void> = Promise.resolve();
 /**
  * Lets at most `amount` requests of one key be in flight at once through this middleware (Traefik's
  * `inFlightReq`, nginx's `limit_conn`); the next gets 429 `in-flight-limit` at once, until one of
- * them has finished. A request is in flight until the chain inside has finished with it: its answer
- * has ended (or failed), and an upgraded connection (a WebSocket) has closed. Counts are this
+ * them has finished. A request is in flight until its answer has ended (or failed, or its client
+ * left), and an upgraded connection (a WebSocket) has closed; work the chain does after that for
+ * itself (a `cache` reading a body on into its copy) is no request of the client's. Counts are this
  * process's own and only keys with a request in flight are held, so memory follows the requests
  * in flight, not the clients seen.
  */
@@ -33,9 +34,22 @@ export function inFlightReq(settings: InFlightReqSettings): Middleware {
       return DONE;
     }
     counts.set(key, held + 1);
-    // The chain settles once the answer has ended, but an upgrade's (a WebSocket's) at its handshake:
-    // its response closes with the tunnel, as the access log waits for it too.
-    const settled = (): void => afterResponse(context.response, release, key);
+    const response = context.response;
+    let holding = true;
+    const free = (): void => {
+      if (!holding) return;
+      holding = false;
+      release(key);
+    };
+    // The client's answer ending frees the slot even when the chain goes on after it: a `cache`
+    // reading a body on for its copy once the client's 206, 304 or HEAD was sent (or the client
+    // left) holds no request of the client's. An upgrade's response (a WebSocket's) closes with its tunnel.
+    response.once('close', free);
+    // The chain settles once the answer has ended (or the upgrade's handshake is done): a response
+    // ended is free now, a tick before its 'close'.
+    const settled = (): void => {
+      if (response.writableEnded || response.destroyed) free();
+    };
     let inner: Promise<void>;
     try {
       inner = next();
