@@ -17,14 +17,14 @@ afterEach(async () => {
 
 const WS_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
 
-function configFor(port: number): string {
+function configFor(port: number, middlewares = ''): string {
   return `
 listen: 127.0.0.1:{{port}}
 admin: false
 services:
   one: { instances: [127.0.0.1:${port}], outlierDetection: false }
 routes:
-  - { path: /, service: one }
+  - { path: /, service: one${middlewares === '' ? '' : `, middlewares: [${middlewares}]`} }
 `;
 }
 
@@ -33,7 +33,7 @@ routes:
  * request's path and holds its response until the test answers it (`waiting`, in arrival order;
  * `held(path)`, by path).
  */
-async function gatewayOverHeldBackend(extra = '') {
+async function gatewayOverHeldBackend(extra = '', middlewares = '') {
   const paths: string[] = [];
   const waiting: ServerResponse[] = [];
   const backend = createHttpServer((request, response) => {
@@ -43,7 +43,7 @@ async function gatewayOverHeldBackend(extra = '') {
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   closers.push(() => backend.close());
-  const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port)}${extra}`);
+  const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port, middlewares)}${extra}`);
   gateways.push(gateway);
   const held = (path: string): ServerResponse | undefined => waiting[paths.indexOf(path)];
   return { gateway, paths, waiting, held };
@@ -92,6 +92,23 @@ describe('gateway lifecycle', () => {
     expect(await inFlight).toEqual([200, 'finished']);
     const exit = await gateway.process.waitForExit(10_000);
     expect(exit.code).toBe(0);
+  });
+
+  it('ends on SIGTERM while a cache reads a body on after its client\'s 206 was sent: the read-on holds no drain, is cut after the pools\' grace, and its line is logged', async () => {
+    const { gateway, waiting } = await gatewayOverHeldBackend('middlewares:\n  memory: { cache: { maxSize: 1MiB } }\nshutdown: { drainTimeout: 20s }\n', 'memory');
+    const part = fetch(`${gateway.url}/video`, { headers: { range: 'bytes=0-9' } }).then(async (response) => [response.status, await response.text()]);
+    await waitFor(() => waiting.length === 1, { message: 'the request to reach the backend' });
+    // 1000 bytes announced, to be stored; the first 100 come, the rest never.
+    waiting[0]!.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'max-age=60', 'content-length': 1000 });
+    waiting[0]!.write(Buffer.alloc(100, 'v'));
+    expect(await part).toEqual([206, 'vvvvvvvvvv']);
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    expect((await gateway.process.waitForExit(15_000)).code).toBe(0);
+    // Not held to drainTimeout (20 s): the client's answer was done; the read-on has the pools' 1 s grace.
+    expect(Date.now() - signalledAt).toBeLessThan(10_000);
+    const line = (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/video"'));
+    expect(line && JSON.parse(line)).toMatchObject({ status: 206, bytes: 10 });
   });
 
   it('drains a keep-alive connection after its last answer: every answer before it arrives, and no request pipelined behind it reaches the upstream', async () => {
