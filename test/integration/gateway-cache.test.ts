@@ -130,6 +130,7 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       return void heldAnswers.add(response);
     case '/slow-video':
     case '/slow-limited':
+    case '/slow-broken':
       // Stored (1000 bytes, within maxEntrySize): its first 100 bytes come at once, the rest when the test writes them.
       response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
       response.write(VIDEO.subarray(0, 100));
@@ -189,11 +190,13 @@ middlewares:
   lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503, updating] } } }
   head-as-is: { cache: { maxSize: 1MiB, convertHead: false } }
   one-at-a-time: { inFlightReq: { amount: 1 } }
+  locked: { cache: { maxSize: 1MiB, lock: true } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
   - { path: /head-as-is, service: site, stripPrefix: true, middlewares: [head-as-is] }
   - { path: /limited, service: site, stripPrefix: true, middlewares: [one-at-a-time, memory] }
+  - { path: /locked, service: site, stripPrefix: true, middlewares: [locked] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -523,6 +526,23 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     } finally {
       agent.destroy();
     }
+  });
+
+  it('lets the lock go when the body read on after a Range miss\'s 206 breaks off: the 206 logged as the client got it, nothing stored, the next miss fetches and stores', async () => {
+    const part = await send(gateway.port, '/locked/slow-broken', { range: 'bytes=0-9' });
+    expect([part.status, part.body, part.complete]).toEqual([206, '0123456789', true]);
+    const held = await heldAnswerOf('/slow-broken');
+    // The upstream breaks off while the gateway reads on for the cache.
+    held.destroy();
+    expect(await accessLineOf(gateway.process, '/locked/slow-broken')).toMatchObject({ status: 206, bytes: 10, cache: 'MISS' });
+    // The lock is free: the next miss goes upstream and fills the cache (a lock kept would hold it, then let it go unstored).
+    const next = send(gateway.port, '/locked/slow-broken');
+    const second = await heldAnswerOf('/slow-broken');
+    second.end(VIDEO.subarray(100));
+    expect([(await next).headers['x-cache-status'], (await next).body]).toEqual(['MISS', VIDEO.toString()]);
+    const hit = await send(gateway.port, '/locked/slow-broken');
+    expect([hit.headers['x-cache-status'], hit.body]).toEqual(['HIT', VIDEO.toString()]);
+    expect(countOf('/slow-broken')).toBe(2);
   });
 
   it('reads a storable answer on after an HTTP/2 client cancelled its stream: the next request on that entry point is a HIT', async () => {
