@@ -17,9 +17,9 @@ const NOT_MODIFIED_HEADERS: readonly string[] = ['cache-control', 'content-locat
 const KEPT_ON_REFRESH: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range', 'accept-ranges']);
 
 /** One entity-tag of a list (RFC 9110 §8.8.3): a quoted opaque tag, weak or not; a comma may sit inside the quotes. */
-export const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
+const ENTITY_TAG = /(?:W\/)?"[^"]*"/g;
 
-/** The body of an answer from memory that has none: a 304, a 416. */
+/** The body of an answer from memory that has none: a 304, a 412, a 416. */
 export const NO_BODY = Buffer.alloc(0);
 
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
@@ -92,6 +92,32 @@ export function isNotModified(request: IncomingHttpHeaders, status: number, stor
   const sinceMs = httpDateMs(since);
   const modifiedMs = Date.parse(lastModified);
   return Number.isFinite(sinceMs) && Number.isFinite(modifiedMs) && modifiedMs <= sinceMs;
+}
+
+/**
+ * Whether a request's `If-Match` and `If-Unmodified-Since` hold for a stored answer of `status` with
+ * `stored` headers (RFC 9110 §13.2.2, steps 1 and 2, which come before `If-None-Match`,
+ * `If-Modified-Since` and the range): `If-Match` is `*` or lists its `ETag` by the strong comparison
+ * (a weak or absent `ETag` never matches, as in nginx's `ngx_http_test_if_match`); without
+ * `If-Match`, its `Last-Modified` is not later than `If-Unmodified-Since`, which is ignored when it
+ * is no HTTP-date or the answer has no `Last-Modified` (RFC 9110 §13.1.4). Only a 2xx answer is
+ * judged (RFC 9110 §13.2.1: preconditions are ignored where the answer would be no 2xx anyway).
+ */
+export function preconditionsHold(request: IncomingHttpHeaders, status: number, stored: OutgoingHttpHeaders): boolean {
+  if (status < 200 || status >= 300) return true;
+  const ifMatch = request['if-match'];
+  if (ifMatch !== undefined) {
+    if (ifMatch.trim() === '*') return true;
+    const etag = typeof stored.etag === 'string' ? stored.etag.trim() : undefined;
+    if (etag === undefined || etag.startsWith('W/')) return false;
+    return (ifMatch.match(ENTITY_TAG) ?? []).some((tag) => tag === etag);
+  }
+  const since = request['if-unmodified-since'];
+  const lastModified = stored['last-modified'];
+  if (since === undefined || typeof lastModified !== 'string') return true;
+  const sinceMs = httpDateMs(since);
+  const modifiedMs = Date.parse(lastModified);
+  return !Number.isFinite(sinceMs) || !Number.isFinite(modifiedMs) || modifiedMs <= sinceMs;
 }
 
 /** The headers of a 304 that stands for the stored answer with `stored` headers: its validators, freshness, `Vary`, `Date` and `Content-Location`. */

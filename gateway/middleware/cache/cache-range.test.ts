@@ -10,7 +10,9 @@ import { createProxy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
 import { accessLogText } from '../access-log/index.ts';
+import { RespondFileBody } from '../../config/respond-files.ts';
 import { compress } from '../compress/index.ts';
+import { errors } from '../errors/index.ts';
 import { serveMiddleware } from '../middleware-testing.ts';
 import { ifRangeHolds, notModifiedTap, requestedPart } from './cache-range.ts';
 import { CACHE_TEST_SETTINGS } from './cache-testing.ts';
@@ -249,10 +251,6 @@ describe('cache: a stored answer answers a Range request', () => {
     ['an If-Range with another ETag', { range: 'bytes=0-1', 'if-range': '"v2"' }],
     ['an If-Range with the ETag made weak', { range: 'bytes=0-1', 'if-range': 'W/"v1"' }],
     ['an If-Range with another date', { range: 'bytes=0-1', 'if-range': 'Thu, 02 Jan 2025 10:00:00 GMT' }],
-    // A client resuming a download of "v0" must not get v1's bytes to splice onto it (RFC 9110 §13.2.2: these come before the range).
-    ['an If-Match with another ETag', { range: 'bytes=2-3', 'if-match': '"v0"' }],
-    ['an If-Match with the ETag made weak (strong comparison)', { range: 'bytes=2-3', 'if-match': 'W/"v1"' }],
-    ['an If-Unmodified-Since before Last-Modified', { range: 'bytes=2-3', 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }],
   ])('sends the whole stored answer for %s', async (_what, headers) => {
     setup = await rangeSetup();
     await setup.send('/a');
@@ -260,6 +258,26 @@ describe('cache: a stored answer answers a Range request', () => {
     expect([whole.status, whole.headers['x-cache-status'], whole.body.toString()]).toEqual([200, 'HIT', BODY]);
     expect(whole.headers['content-range']).toBeUndefined();
     expect(whole.headers['accept-ranges']).toBe('bytes');
+  });
+
+  it.each([
+    ['an If-Match with another ETag', { range: 'bytes=2-3', 'if-match': '"v0"' }],
+    ['an If-Match with the ETag made weak (strong comparison)', { range: 'bytes=2-3', 'if-match': 'W/"v1"' }],
+    ['an If-Unmodified-Since before Last-Modified', { range: 'bytes=2-3', 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }],
+  ])('answers a range with %s with 412 and no part (RFC 9110 §13.2.2: preconditions come before the range)', async (_what, headers) => {
+    // A client resuming a download of "v0" must not get v1's bytes to splice onto it.
+    setup = await rangeSetup();
+    await setup.send('/a');
+    const failed = await setup.send('/a', { headers });
+    expect([failed.status, failed.headers['x-cache-status'], failed.headers['content-range'], failed.body.length]).toEqual([412, 'HIT', undefined, 0]);
+  });
+
+  it('sends the errors page for 412 in place of the empty body of a 412 from memory, as for a 416', async () => {
+    const page = { key: '412', from: 412, to: 412, file: '412.txt', body: new RespondFileBody(Buffer.from('stale copy')) };
+    setup = await rangeSetup(undefined, [errors({ pages: [page], contentType: 'text/plain' })]);
+    await setup.send('/a');
+    const failed = await setup.send('/a', { headers: { range: 'bytes=2-3', 'if-match': '"v0"' } });
+    expect([failed.status, failed.headers['x-cache-status'], failed.headers['content-type'], failed.body.toString()]).toEqual([412, 'HIT', 'text/plain', 'stale copy']);
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { AnswerReplacer, HeldAnswer, ResponseBodyTap } from '../../context.ts';
-import { ENTITY_TAG, httpDateMs, makeNotModified, NO_BODY } from './cache-conditional.ts';
+import type { HeldAnswer, ResponseBodyTap } from '../../context.ts';
+import { httpDateMs, makeNotModified, NO_BODY, preconditionsHold } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 export interface BytePart {
@@ -56,31 +56,6 @@ export function requestedPart(range: string, length: number): BytePart | 'unsati
 }
 
 /**
- * Whether a request's `If-Match` and `If-Unmodified-Since` hold for a stored answer with `stored`
- * headers (RFC 9110 §13.2.2, steps 1 and 2, which come before the range): `If-Match` is `*` or lists
- * its `ETag` by the strong comparison; without `If-Match`, its `Last-Modified` is not later than
- * `If-Unmodified-Since` (a value that is no HTTP-date is ignored, RFC 9110 §13.1.4). A client that
- * resumes a download this way asks for the part of the version it holds: another version's bytes
- * spliced onto it would corrupt it, where the whole answer only starts it again.
- */
-export function preconditionsHold(request: IncomingHttpHeaders, stored: OutgoingHttpHeaders): boolean {
-  const ifMatch = request['if-match'];
-  if (ifMatch !== undefined) {
-    if (ifMatch.trim() === '*') return true;
-    const etag = typeof stored.etag === 'string' ? stored.etag.trim() : undefined;
-    if (etag === undefined || etag.startsWith('W/')) return false;
-    return (ifMatch.match(ENTITY_TAG) ?? []).some((tag) => tag === etag);
-  }
-  const since = request['if-unmodified-since'];
-  if (since === undefined) return true;
-  const sinceMs = httpDateMs(since);
-  if (!Number.isFinite(sinceMs)) return true;
-  const lastModified = stored['last-modified'];
-  // No Last-Modified: nothing shows the answer unmodified since then.
-  return typeof lastModified === 'string' && Date.parse(lastModified) <= sinceMs;
-}
-
-/**
  * Whether an `If-Range` lets a stored answer with `stored` headers answer a range (RFC 9110
  * §13.1.5): an entity-tag equal to its `ETag` by the strong comparison (neither weak), or an
  * HTTP-date equal to its `Last-Modified` where that is a strong validator, its `Date` at least a
@@ -104,15 +79,14 @@ export function ifRangeHolds(ifRange: string, stored: OutgoingHttpHeaders): bool
 /**
  * The part of a 200 `length` bytes long (`status`, `headers`) that a request answers with, as nginx's
  * range filter chooses it (RFC 9110 §14): undefined for the whole answer when the request has no
- * `Range`, is not a `GET` (RFC 9110 §14.2: a HEAD's is ignored), its `If-Match` or
- * `If-Unmodified-Since` (`preconditionsHold`) or its `If-Range` does not hold, or `requestedPart`
- * ignores it; any other status is whole too.
+ * `Range`, is not a `GET` (RFC 9110 §14.2: a HEAD's is ignored), its `If-Range` does not hold, or
+ * `requestedPart` ignores it; any other status is whole too. Its `If-Match` and
+ * `If-Unmodified-Since` are judged before (`preconditionsHold`, RFC 9110 §13.2.2) by the caller.
  */
 export function answeredPart(method: string | undefined, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, length: number): BytePart | 'unsatisfiable' | undefined {
   if (status !== 200) return undefined;
   const range = request.range;
   if (range === undefined || method !== 'GET') return undefined;
-  if (!preconditionsHold(request, headers)) return undefined;
   const ifRange = request['if-range'];
   if (ifRange !== undefined && (typeof ifRange !== 'string' || !ifRangeHolds(ifRange, headers))) return undefined;
   return requestedPart(range, length);
@@ -154,19 +128,6 @@ export function rangeOfStored(method: string | undefined, request: IncomingHttpH
   return { status: answered, headers, body: body.subarray(part.first, part.last + 1) };
 }
 
-/**
- * `replace` (the cache's `AnswerReplacer`) whose stored 200s, sent in a fetch's place (`REVALIDATED`,
- * `STALE`), answer the request's `Range` as a hit does (`rangeOfStored`).
- */
-export function answeringRanges(replace: AnswerReplacer, method: string | undefined, request: IncomingHttpHeaders): AnswerReplacer {
-  // Without a Range there is nothing to cut: the replacer stays as it is.
-  if (request.range === undefined) return replace;
-  return (status, headers, errorClass) => {
-    const answer = replace(status, headers, errorClass);
-    return answer === undefined ? undefined : rangeOfStored(method, request, answer.status, answer.headers, answer.body);
-  };
-}
-
 /** The body length an answer's `headers` declare (`Content-Length`), infinite when they declare none (or not a number). */
 function declaredLength(headers: OutgoingHttpHeaders): number {
   const declared = headers['content-length'];
@@ -191,11 +152,14 @@ function drainingUpTo(bytes: number, length: number): ResponseBodyTap {
  * they go to the client, edited in place to the part's) that the client's `Range` asks for
  * (`answeredPart`: the fresh answer's validators judge its `If-Range`), as nginx's range filter cuts
  * it from a cacheable fetch; only when the answer's length is known (`Content-Length`): without
- * it, the whole answer goes, which RFC 9110 §14.2 allows.
+ * it, the whole answer goes, which RFC 9110 §14.2 allows. So it does when the answer fails the
+ * request's `If-Match` or `If-Unmodified-Since` (`preconditionsHold`): the upstream was asked them
+ * and answered anyway (it ignores them), and another version's bytes spliced onto the client's
+ * would corrupt its copy, where the whole answer only starts it again.
  */
 export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap | undefined {
   const length = declaredLength(headers);
-  if (length === Number.POSITIVE_INFINITY) return tap;
+  if (length === Number.POSITIVE_INFINITY || !preconditionsHold(request, status, headers)) return tap;
   const part = answeredPart(method, request, status, headers, length);
   if (part === undefined) return tap;
   const answered = describePart(part, length, headers);

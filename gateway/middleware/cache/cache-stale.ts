@@ -1,7 +1,8 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { CacheStaleSettings, StaleTrigger } from '../../config/types.ts';
 import type { HeldAnswer } from '../../context.ts';
-import { isConditional, isNotModified, NO_BODY, notModifiedHeaders, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { isConditional, withoutRevalidatingHeaders } from './cache-conditional.ts';
+import { answerFromMemory } from './cache-hit.ts';
 import type { CachedAnswer } from './cache-store.ts';
 
 /**
@@ -76,10 +77,8 @@ export function answersConditionals(sent: IncomingHttpHeaders): boolean {
   return !isConditional(withoutRevalidatingHeaders(sent));
 }
 
-/** The stale answer a request gets: the stored one with `Age`, or a 304 with its validators when its conditionals (`sent`) meet it, as on a hit. */
-export function staleAnswer(found: CachedAnswer, sent: IncomingHttpHeaders): HeldAnswer {
+/** The stale answer a request gets: the stored one with `Age`, as on a hit (`answerFromMemory`: a 304, a part, or a 412 for conditionals that fail it). */
+export function staleAnswer(method: string | undefined, found: CachedAnswer, sent: IncomingHttpHeaders): HeldAnswer {
   const age = String(Math.floor(found.policy.age()));
-  if (isNotModified(sent, found.status, found.headers)) return { status: 304, headers: { ...notModifiedHeaders(found.headers), age }, body: NO_BODY };
-  const headers: OutgoingHttpHeaders = { ...found.headers, age };
-  return { status: found.status, headers, body: found.body };
+  return answerFromMemory(method, sent, found.status, { ...found.headers, age }, found.body);
 }

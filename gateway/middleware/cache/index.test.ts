@@ -382,6 +382,8 @@ describe('cache: revalidation and conditional requests', () => {
     ['an If-Modified-Since before its Last-Modified', { 'if-modified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 200],
     ['If-None-Match: *', { 'if-none-match': '*' }, 304],
     ['an If-Match beside an If-None-Match the stored answer meets (the If-Match passed on)', { 'if-none-match': '"v1"', 'if-match': '"v1"' }, 304],
+    // This upstream ignores If-Match: its 304 to the cache's validators leaves the client's If-Match to the gateway, judged before the 304.
+    ['an If-Match with another ETag beside an If-None-Match the stored answer meets', { 'if-none-match': '"v1"', 'if-match': '"v0"' }, 412],
   ] as const)('revalidates a stale answer with its own validators for any conditional GET, judging the client\'s on the stored answer (REVALIDATED): %s', async (_what, conditional, status) => {
     const upstream = validatingUpstream({ 'cache-control': 'max-age=1' }, { 'cache-control': 'max-age=60' });
     const { send } = await serve(upstream);
@@ -392,6 +394,14 @@ describe('cache: revalidation and conditional requests', () => {
     expect(upstream.requests[1]!['if-match']).toBe('if-match' in conditional ? conditional['if-match'] : undefined);
     expect([answer.status, answer.headers['x-cache-status'], answer.body.toString()]).toEqual([status, 'REVALIDATED', status === 200 ? 'version 1, request 1' : '']);
     expect((await send('/a')).headers['x-cache-status']).toBe('HIT');
+  });
+
+  it('ignores an If-Unmodified-Since on a hit whose stored answer has no Last-Modified (RFC 9110 §13.1.4): its Range gets the part', async () => {
+    const upstream = validatingUpstream({ 'cache-control': 'max-age=60' }, {}, 'etag');
+    const { send } = await serve(upstream);
+    await send('/a');
+    const part = await send('/a', { headers: { range: 'bytes=0-6', 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' } });
+    expect([part.status, part.headers['x-cache-status'], part.body.toString()]).toEqual([206, 'HIT', 'version']);
   });
 
   it.each([
@@ -487,6 +497,17 @@ describe('cache: revalidation and conditional requests', () => {
     ['If-Modified-Since before Last-Modified', 'GET', { 'if-modified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 200],
     ['If-Modified-Since at Last-Modified with an If-None-Match that fails', 'GET', { 'if-none-match': '"v0"', 'if-modified-since': LAST_MODIFIED }, 200],
     ['a HEAD with If-None-Match with the ETag', 'HEAD', { 'if-none-match': '"v1"' }, 304],
+    // RFC 9110 §13.2.2: If-Match, then If-Unmodified-Since come before If-None-Match and If-Modified-Since.
+    ['If-Match with the ETag', 'GET', { 'if-match': '"v1"' }, 200],
+    ['If-Match with the ETag among others, beside an If-None-Match it meets', 'GET', { 'if-match': '"v0", "v1"', 'if-none-match': '"v1"' }, 304],
+    ['If-Match: *', 'GET', { 'if-match': '*' }, 200],
+    ['If-Match with another ETag, beside an If-None-Match it meets', 'GET', { 'if-match': '"v0"', 'if-none-match': '"v1"' }, 412],
+    ['If-Match with the ETag made weak (strong comparison)', 'GET', { 'if-match': 'W/"v1"' }, 412],
+    ['a HEAD with If-Match with another ETag', 'HEAD', { 'if-match': '"v0"' }, 412],
+    ['If-Unmodified-Since before Last-Modified', 'GET', { 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 412],
+    ['If-Unmodified-Since before Last-Modified, beside an If-Match with the ETag (which wins)', 'GET', { 'if-match': '"v1"', 'if-unmodified-since': 'Tue, 31 Dec 2024 10:00:00 GMT' }, 200],
+    ['If-Unmodified-Since at Last-Modified, beside an If-Modified-Since it meets', 'GET', { 'if-unmodified-since': LAST_MODIFIED, 'if-modified-since': LAST_MODIFIED }, 304],
+    ['If-Unmodified-Since that is no HTTP-date (ignored)', 'GET', { 'if-unmodified-since': '2024-12-31' }, 200],
   ] as const)('answers a fresh hit for a request with %s from memory', async (_what, method, conditional, status) => {
     const upstream = validatingUpstream({ 'cache-control': 'max-age=60', vary: 'Accept', expires: 'Wed, 01 Jan 2025 11:00:00 GMT' }, {});
     const { send } = await serve(upstream);
@@ -496,6 +517,12 @@ describe('cache: revalidation and conditional requests', () => {
     expect(answer.status).toBe(status);
     expect(answer.headers['x-cache-status']).toBe('HIT');
     if (status === 200) return void expect(answer.body.toString()).toBe(first.body.toString());
+    if (status === 412) {
+      // An error answer: no body, and none of the stored answer's validators or freshness (nginx's 412 drops them; a cache downstream must not keep it).
+      expect([answer.body.length, answer.headers['content-length']]).toEqual([0, '0']);
+      for (const name of ['etag', 'last-modified', 'cache-control', 'expires', 'content-type']) expect(answer.headers[name]).toBeUndefined();
+      return;
+    }
     expect(answer.body.length).toBe(0);
     expect(answer.headers).toMatchObject({ etag: '"v1"', 'last-modified': LAST_MODIFIED, 'cache-control': 'max-age=60', vary: 'Accept', expires: 'Wed, 01 Jan 2025 11:00:00 GMT', age: '0' });
     expect(answer.headers['content-type']).toBeUndefined();

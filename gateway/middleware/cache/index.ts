@@ -3,12 +3,12 @@ import type CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
 import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
 import { whenRetired } from '../middleware-retire.ts';
-import { asksAsCacheWould, isConditional, isNotModified, NO_BODY, notModifiedHeaders, refreshedHeaders } from './cache-conditional.ts';
+import { asksAsCacheWould, isConditional, isNotModified, refreshedHeaders } from './cache-conditional.ts';
 import { recordClientGone } from '../client-gone.ts';
-import { sendHit } from './cache-hit.ts';
+import { answerFromMemory, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
-import { answeringRanges, headTap, notModifiedTap, partTap } from './cache-range.ts';
+import { headTap, notModifiedTap, partTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -40,7 +40,7 @@ export function primaryKey(context: GatewayContext): string {
  * An HTTP response cache in this process's memory (nginx's `proxy_cache`, APISIX's `proxy-cache`
  * memory strategy) with RFC 9111's rules for a shared cache, which `http-cache-semantics` decides
  * (storable, fresh, `Vary`): a fresh stored answer is sent without picking an instance (`HIT`, with
- * `Age`; a 304 to a request whose conditionals it meets); otherwise the request goes upstream
+ * `Age`; a 304 to a request whose conditionals it meets, a 412 to one whose `If-Match` or `If-Unmodified-Since` it fails); otherwise the request goes upstream
  * (`MISS`, `EXPIRED`, or `BYPASS` when it asked for a fresh answer), a stale answer's validators
  * with it (nginx's `proxy_cache_revalidate`; for a GET whatever the client's conditionals): a 304 freshens the stored answer, which is sent, or a 304 for that client (`REVALIDATED`);
  * a fetch that fails (no instance reached, a timeout, a 500, 502, 503 or 504) gets the client the
@@ -244,8 +244,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           status = 'REVALIDATED';
           context.outcome.cacheStatus = status;
           const answer = refreshed(context, primary, sent, found, headers, drops);
-          if (!conditional || !isNotModified(sent, answer.status, answer.headers)) return answer;
-          return { status: 304, headers: { ...notModifiedHeaders(answer.headers), age: answer.headers.age }, body: NO_BODY };
+          return answerFromMemory(method, sent, answer.status, answer.headers, answer.body);
         }
         // The fetch failed (nginx's `proxy_cache_use_stale`, RFC 5861's `stale-if-error`): the
         // stored answer goes in the failure's place, which still counts against the upstream.
@@ -253,10 +252,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         if (trigger === undefined || !answersConditionals(sent) || !mayServeStale(settings.useStale, trigger, found, context.request.headers)) return undefined;
         status = 'STALE';
         context.outcome.cacheStatus = status;
-        return staleAnswer(found, sent);
+        return staleAnswer(method, found, sent);
       };
-      // The stored 200 it sends answers a Range request with its part, as a hit does.
-      context.answerReplacer = answeringRanges(context.answerReplacer, method, sent);
     }
     let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
     // First of the hooks: it sees the upstream's own headers, before any middleware's edits (which
