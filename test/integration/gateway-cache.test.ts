@@ -615,6 +615,9 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     const notModified = await get('/etag-long', { 'if-none-match': '"e1"' });
     expect([notModified.status, notModified.headers['x-cache-status'], notModified.body]).toEqual([304, 'HIT', '']);
     expect(notModified.headers).toMatchObject({ etag: '"e1"', 'cache-control': 'max-age=60' });
+    // A failing If-Match comes before the If-None-Match it meets (RFC 9110 §13.2.2): 412 from memory.
+    const failed = await get('/etag-long', { 'if-match': '"e0"', 'if-none-match': '"e1"' });
+    expect([failed.status, failed.headers['x-cache-status'], failed.body]).toEqual([412, 'HIT', '']);
     expect(countOf('/etag-long')).toBe(1);
     // Stored a moment apart, each fresh for a second: once /etag is stale, /etag-plain is too.
     await get('/etag-plain');
