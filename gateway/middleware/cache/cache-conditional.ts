@@ -155,6 +155,19 @@ export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: Outgoin
 }
 
 /**
+ * `outgoing`, the headers of a fetched answer as they go to the client (`upstream` its own), edited
+ * in place into a 412's: none of the upstream's (its validators and freshness would let a cache
+ * downstream keep the error, as a 412 from memory has none of the stored ones), only what the
+ * response header hooks set over them or added (the request id, the cache status), and no body.
+ */
+export function makePreconditionFailed(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
+  for (const name of Object.keys(outgoing)) {
+    if (name in upstream && outgoing[name] === upstream[name]) delete outgoing[name];
+  }
+  outgoing['content-length'] = '0';
+}
+
+/**
  * The stored answer's headers freshened by a 304's (RFC 9111 §3.2): each header the 304 has
  * replaces or joins the stored one, except those about the body it does not carry. A stored `Age`
  * goes: the 304 is the answer now received, its own `Age` (if any) the one that counts.

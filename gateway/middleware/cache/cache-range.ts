@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { HeldAnswer, ResponseBodyTap } from '../../context.ts';
-import { httpDateMs, makeNotModified, NO_BODY, preconditionsHold } from './cache-conditional.ts';
+import { httpDateMs, makeNotModified, makePreconditionFailed, NO_BODY, preconditionsHold } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 export interface BytePart {
@@ -193,4 +193,17 @@ export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: Outgoi
   const length = declaredLength(headers);
   makeNotModified(headers, upstream);
   return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 304, start: 0, end: 0, length } };
+}
+
+/**
+ * `tap` (or one draining up to `drainBytes`) sending the client a 412 for the fetched answer that
+ * fails its `If-Match` or `If-Unmodified-Since` (`preconditionsHold`), which the upstream was not
+ * asked (nginx's not_modified filter on a cacheable fetch): `headers`, as they go to the client,
+ * edited in place to the 412's (`makePreconditionFailed`); a part with no bytes, as a 304 is, so
+ * the whole answer is still stored.
+ */
+export function preconditionFailedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap {
+  const length = declaredLength(headers);
+  makePreconditionFailed(headers, upstream);
+  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 412, start: 0, end: 0, length } };
 }

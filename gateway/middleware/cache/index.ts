@@ -3,12 +3,12 @@ import type CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
 import type { GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
 import { whenRetired } from '../middleware-retire.ts';
-import { asksAsCacheWould, isConditional, isNotModified, refreshedHeaders } from './cache-conditional.ts';
+import { asksAsCacheWould, isConditional, isNotModified, preconditionsHold, refreshedHeaders } from './cache-conditional.ts';
 import { recordClientGone } from '../client-gone.ts';
 import { answerFromMemory, sendHit } from './cache-hit.ts';
 import { cacheKey } from './cache-key.ts';
 import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders } from './cache-policy.ts';
-import { headTap, notModifiedTap, partTap } from './cache-range.ts';
+import { headTap, notModifiedTap, partTap, preconditionFailedTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
 import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
@@ -211,16 +211,17 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
     context.outcome.cacheStatus = status;
-    // A fetch that may fill the cache asks without the client's `If-None-Match` and
-    // `If-Modified-Since` (nginx's proxy_cache blanks them): the upstream's 304 to the client's own
-    // copy would store nothing, and a route whose clients hold copies would never fill. The gateway
-    // judges them on the answer instead (`notModifiedTap`). `If-Match` and `If-Unmodified-Since` go
-    // on: they come first (RFC 9110 §13.2.2), and the upstream's 412 for them is the client's answer,
-    // its 200 the one to store.
-    const judging = mayStore && (sent['if-none-match'] !== undefined || sent['if-modified-since'] !== undefined);
+    // A fetch that may fill the cache asks without the client's conditionals (nginx's proxy_cache
+    // blanks them): the upstream's 304 to the client's own copy, or its 412, would store nothing,
+    // and a route whose clients hold copies would never fill. The gateway judges them on the answer
+    // instead, in RFC 9110 §13.2.2's order: `If-Match` and `If-Unmodified-Since` first
+    // (`preconditionFailedTap`), then `If-None-Match` and `If-Modified-Since` (`notModifiedTap`).
+    const judging = mayStore && (sent['if-none-match'] !== undefined || sent['if-modified-since'] !== undefined || sent['if-match'] !== undefined || sent['if-unmodified-since'] !== undefined);
     if (judging) {
       delete context.upstream.headers['if-none-match'];
       delete context.upstream.headers['if-modified-since'];
+      delete context.upstream.headers['if-match'];
+      delete context.upstream.headers['if-unmodified-since'];
     }
     if (found === undefined) requests[status].inc();
     else {
@@ -282,7 +283,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
           return undefined;
         }
         const tap = tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
-        // The client's own validators, kept from the upstream, judged on the answer: a 304 comes before any range (RFC 9110 §13.2.2).
+        // The client's own conditionals, kept from the upstream, judged on the answer: a 412, then a 304, come before any range (RFC 9110 §13.2.2).
+        if (judging && !preconditionsHold(sent, answerStatus, upstream.headers)) return preconditionFailedTap(tap, headers, upstream.headers, settings.maxEntryBytes);
         if (judging && isNotModified(sent, answerStatus, upstream.headers)) return notModifiedTap(tap, headers, upstream.headers, settings.maxEntryBytes);
         // A HEAD ignores its Range (RFC 9110 §14.2): the head of the whole answer, its body passed to no one.
         if (method === 'HEAD') return headTap(tap, answerStatus, headers, settings.maxEntryBytes);
