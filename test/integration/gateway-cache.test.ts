@@ -717,9 +717,15 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     const counted = () => (connections += 1);
     backend.on('connection', counted);
     try {
+      /** The access lines of /site/private-page so far: one is written once its body was read on to its end. */
+      const lines = async () => (await logOf(gateway.process)).split('\n').filter((text) => text.includes('"path":"/site/private-page"')).length;
+      const before = await lines();
       for (let i = 0; i < 6; i += 1) {
         const page = await get('/private-page', headers, method);
         expect([page.status, page.headers['x-cache-status'], page.body.length]).toEqual([status, 'MISS', status === 206 ? 2 : 0]);
+        // The client's answer ends before the body is read on (head and body may come in separate
+        // reads): the next request goes once the read-on ended, its connection idle again.
+        await waitFor(async () => (await lines()) > before + i || undefined, { message: `the access line of request ${i + 1}` });
       }
       // Each answer whose body was left unread would close its connection, and the next request open
       // another (five at least); one or two at most when they are kept (an idle one from an earlier
