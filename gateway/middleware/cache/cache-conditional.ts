@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { GatewayContext } from '../../context.ts';
+import { applyHeaderHooks } from '../../proxy/answer-headers.ts';
 
 /** The request headers that make a request conditional (RFC 9110 §13.1): one with any of them is the client's own to answer. */
 const CONDITIONAL_REQUEST_HEADERS: readonly string[] = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'];
@@ -155,16 +157,18 @@ export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: Outgoin
 }
 
 /**
- * `outgoing`, the headers of a fetched answer as they go to the client (`upstream` its own), edited
- * in place into a 412's: none of the upstream's (its validators and freshness would let a cache
- * downstream keep the error, as a 412 from memory has none of the stored ones), only what the
- * response header hooks set over them or added (the request id, the cache status), and no body.
+ * `outgoing`, the headers of a fetched answer as they go to the client, edited in place into a
+ * 412's as one from memory has them (`answerFromMemory`): none of the upstream's (its validators and
+ * freshness would let a cache downstream keep the error), `Content-Length: 0`, and what the
+ * request's response header hooks set (the request id, CORS, the cache status), run again over
+ * them for the 412. Which headers a hook set cannot be told from the upstream's by value: an
+ * upstream that echoes the request id it got sends the value the hook sets.
  */
-export function makePreconditionFailed(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
-  for (const name of Object.keys(outgoing)) {
-    if (name in upstream && outgoing[name] === upstream[name]) delete outgoing[name];
-  }
+export function makePreconditionFailed(outgoing: OutgoingHttpHeaders, context: GatewayContext): void {
+  for (const name of Object.keys(outgoing)) delete outgoing[name];
   outgoing['content-length'] = '0';
+  // These hooks ran over this answer's head a moment ago; they set headers and do nothing else.
+  applyHeaderHooks(context, 412, outgoing);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { HeldAnswer, ResponseBodyTap } from '../../context.ts';
+import type { GatewayContext, HeldAnswer, ResponseBodyTap } from '../../context.ts';
 import { httpDateMs, makeNotModified, makePreconditionFailed, NO_BODY, preconditionsHold } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
@@ -202,8 +202,8 @@ export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: Outgoi
  * edited in place to the 412's (`makePreconditionFailed`); a part with no bytes, as a 304 is, so
  * the whole answer is still stored.
  */
-export function preconditionFailedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap {
+export function preconditionFailedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, context: GatewayContext, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);
-  makePreconditionFailed(headers, upstream);
+  makePreconditionFailed(headers, context);
   return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 412, start: 0, end: 0, length } };
 }
