@@ -39,6 +39,10 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
     // The client's answer is the part; the attempt stays judged by the upstream's own status.
     context.outcome.upstreamStatus = status;
     answered = context.outcome.status = tap.part.status;
+    // A part whose status an `errors` page stands for (the 412 or the 416 a cache makes of a fetched
+    // answer) gets the page, as the same answer from memory does; the body still goes by the tap.
+    const partPage = answered === status ? undefined : errorPageFor(context, answered);
+    if (partPage) return pipeTapped(tap, sendErrorPage(context, answered, outgoing, partPage), context);
   }
   const encoder = context.responseEncoder?.(answered, outgoing, context);
   response.writeHead(answered, outgoing);

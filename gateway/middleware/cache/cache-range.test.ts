@@ -280,6 +280,15 @@ describe('cache: a stored answer answers a Range request', () => {
     expect([failed.status, failed.headers['x-cache-status'], failed.headers['content-type'], failed.body.toString()]).toEqual([412, 'HIT', 'text/plain', 'stale copy']);
   });
 
+  it('sends the errors page for 412 in place of the empty body of a fetched answer\'s 412, as a hit does, the answer still stored', async () => {
+    const page = { key: '412', from: 412, to: 412, file: '412.txt', body: new RespondFileBody(Buffer.from('stale copy')) };
+    setup = await rangeSetup(undefined, [errors({ pages: [page], contentType: 'text/plain' })]);
+    const failed = await setup.send('/a', { headers: { 'if-match': '"v0"' } });
+    expect([failed.status, failed.headers['x-cache-status'], failed.headers['content-type'], failed.body.toString()]).toEqual([412, 'MISS', 'text/plain', 'stale copy']);
+    expect(setup.state.requests[0]!['if-match']).toBeUndefined();
+    await waitFor(async () => (await setup!.send('/a')).headers['x-cache-status'] === 'HIT', { timeoutMs: 10_000, message: 'the answer behind the 412 to be stored' });
+  });
+
   it.each([
     ['its ETag', '"v1"'],
     ['its Last-Modified', LAST_MODIFIED],
