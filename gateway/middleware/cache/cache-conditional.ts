@@ -143,17 +143,21 @@ const KEPT_ON_FETCHED_NOT_MODIFIED: readonly string[] = ['age', 'set-cookie'];
 /**
  * Makes the headers of an answer on its way to the client (`outgoing`, the response header hooks run
  * over them, edited in place) those of a 304 standing for it: of the upstream's own (`upstream`), only
- * those `notModifiedHeaders` keeps, its `Age` and its `Set-Cookie`; those the hooks added or set
- * over the upstream's (a status header, CORS) stay, as on a 304 from memory, and nothing that
- * describes a body.
+ * those `notModifiedHeaders` keeps, its `Age` and its `Set-Cookie`, and nothing that describes a
+ * body; the request's response header hooks run again over them for the 304 (a status header,
+ * CORS, the request id), as on a 304 from memory. Which headers a hook set cannot be told from the
+ * upstream's by value: an upstream that echoes the request id it got sends the value the hook sets.
  */
-export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders): void {
-  for (const name of Object.keys(outgoing)) {
-    // The upstream's own value still: a header a hook set over it (the cache status over a cache
-    // behind this one's, a CORS header) is the hook's, as on a 304 from memory.
-    const upstreams = name in upstream && outgoing[name] === upstream[name] && !KEPT_ON_FETCHED_NOT_MODIFIED.includes(name) && !NOT_MODIFIED_HEADERS.includes(name);
-    if (upstreams || KEPT_ON_REFRESH.has(name)) delete outgoing[name];
+export function makeNotModified(outgoing: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, context: GatewayContext): void {
+  for (const name of Object.keys(outgoing)) delete outgoing[name];
+  for (const name of NOT_MODIFIED_HEADERS) {
+    if (upstream[name] !== undefined) outgoing[name] = upstream[name];
   }
+  for (const name of KEPT_ON_FETCHED_NOT_MODIFIED) {
+    if (upstream[name] !== undefined) outgoing[name] = upstream[name];
+  }
+  // These hooks ran over this answer's head a moment ago; they set headers and do nothing else.
+  applyHeaderHooks(context, 304, outgoing);
 }
 
 /**

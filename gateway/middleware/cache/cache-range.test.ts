@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { waitFor } from '../../../test/harness/wait.ts';
 import type { CacheSettings, CompressSettings } from '../../config/types.ts';
-import type { Middleware } from '../../context.ts';
+import type { GatewayContext, Middleware } from '../../context.ts';
 import { createProxy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
@@ -66,7 +66,7 @@ describe('notModifiedTap', () => {
     ['of unknown length, until more than the bound has come', undefined, [600, 424, 1], [true, true, false]],
   ] as const)('reads on the body of an answer not to be stored while it is small: one %s', (_what, contentLength, chunks, keptAfter) => {
     const headers: OutgoingHttpHeaders = { etag: '"v1"', 'content-type': 'text/plain', ...(contentLength === undefined ? {} : { 'content-length': contentLength }) };
-    const tap = notModifiedTap(undefined, headers, { ...headers }, 1024);
+    const tap = notModifiedTap(undefined, headers, { ...headers }, { responseHeaderHooks: [] } as unknown as GatewayContext, 1024);
     expect(tap.part).toEqual({ status: 304, start: 0, end: 0, length: contentLength === undefined ? Number.POSITIVE_INFINITY : Number(contentLength) });
     expect(headers).toEqual({ etag: '"v1"' });
     expect(tap.keeping?.()).toBe(Number(contentLength ?? 0) <= 1024);

@@ -189,9 +189,9 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
  * read on to its end while it is at most `drainBytes` long (`drainingUpTo`: every revalidation by a
  * browser of a `private` page would otherwise cost an upstream connection), and left unread past that. An answer of unknown length is a part of a body that never ends before its end.
  */
-export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap {
+export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, context: GatewayContext, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);
-  makeNotModified(headers, upstream);
+  makeNotModified(headers, upstream, context);
   return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 304, start: 0, end: 0, length } };
 }
 

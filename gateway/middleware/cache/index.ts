@@ -285,7 +285,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         const tap = tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
         // The client's own conditionals, kept from the upstream, judged on the answer: a 412, then a 304, come before any range (RFC 9110 §13.2.2).
         if (judging && !preconditionsHold(sent, answerStatus, upstream.headers)) return preconditionFailedTap(tap, headers, tapped, settings.maxEntryBytes);
-        if (judging && isNotModified(sent, answerStatus, upstream.headers)) return notModifiedTap(tap, headers, upstream.headers, settings.maxEntryBytes);
+        if (judging && isNotModified(sent, answerStatus, upstream.headers)) return notModifiedTap(tap, headers, upstream.headers, tapped, settings.maxEntryBytes);
         // A HEAD ignores its Range (RFC 9110 §14.2): the head of the whole answer, its body passed to no one.
         if (method === 'HEAD') return headTap(tap, answerStatus, headers, settings.maxEntryBytes);
         return ranged ? partTap(tap, method, sent, answerStatus, headers, settings.maxEntryBytes) : tap;
