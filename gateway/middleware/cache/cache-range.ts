@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { GatewayContext, HeldAnswer, ResponseBodyTap } from '../../context.ts';
-import { httpDateMs, makeNotModified, makePreconditionFailed, NO_BODY, preconditionsHold } from './cache-conditional.ts';
+import { httpDateMs, makeNotModified, makePreconditionFailed, NO_BODY } from './cache-conditional.ts';
 
 /** The part of a body one byte range selects: its first and last byte, both included (RFC 9110 §14.1.2). */
 export interface BytePart {
@@ -147,24 +147,27 @@ function drainingUpTo(bytes: number, length: number): ResponseBodyTap {
   return { chunk: (chunk) => void (seen += chunk.length), end() {}, abort() {}, keeping: () => Math.max(declared, seen) <= bytes };
 }
 
+/** `tap` (or, for an answer not to be stored, one draining up to `drainBytes`) sending the client only the bytes from `start` up to `end` of a body `length` bytes long, with `status`. */
+function withPart(tap: ResponseBodyTap | undefined, drainBytes: number, status: number, start: number, end: number, length: number): ResponseBodyTap {
+  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status, start, end, length } };
+}
+
 /**
  * `tap` (or one draining up to `drainBytes`, `drainingUpTo`) with the part of the fetched whole answer (`status`, `headers` as
  * they go to the client, edited in place to the part's) that the client's `Range` asks for
  * (`answeredPart`: the fresh answer's validators judge its `If-Range`), as nginx's range filter cuts
  * it from a cacheable fetch; only when the answer's length is known (`Content-Length`): without
- * it, the whole answer goes, which RFC 9110 §14.2 allows. So it does when the answer fails the
- * request's `If-Match` or `If-Unmodified-Since` (`preconditionsHold`): the upstream was asked them
- * and answered anyway (it ignores them), and another version's bytes spliced onto the client's
- * would corrupt its copy, where the whole answer only starts it again.
+ * it, the whole answer goes, which RFC 9110 §14.2 allows. The request's `If-Match` and
+ * `If-Unmodified-Since` were judged before, on the same answer (`preconditionFailedTap`).
  */
 export function partTap(tap: ResponseBodyTap | undefined, method: string, request: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drainBytes: number): ResponseBodyTap | undefined {
   const length = declaredLength(headers);
-  if (length === Number.POSITIVE_INFINITY || !preconditionsHold(request, status, headers)) return tap;
+  if (length === Number.POSITIVE_INFINITY) return tap;
   const part = answeredPart(method, request, status, headers, length);
   if (part === undefined) return tap;
   const answered = describePart(part, length, headers);
   const [start, end] = part === 'unsatisfiable' ? [0, 0] : [part.first, part.last + 1];
-  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: answered, start, end, length } };
+  return withPart(tap, drainBytes, answered, start, end, length);
 }
 
 /**
@@ -178,7 +181,7 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
   const length = declaredLength(headers);
   // No body to leave unread (a 304 to the client's conditional, a 204): its connection stays reusable.
   if (length === 0 || status === 204 || status === 304) return tap;
-  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status, start: 0, end: 0, length } };
+  return withPart(tap, drainBytes, status, 0, 0, length);
 }
 
 /**
@@ -192,7 +195,7 @@ export function headTap(tap: ResponseBodyTap | undefined, status: number, header
 export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, upstream: OutgoingHttpHeaders, context: GatewayContext, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);
   makeNotModified(headers, upstream, context);
-  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 304, start: 0, end: 0, length } };
+  return withPart(tap, drainBytes, 304, 0, 0, length);
 }
 
 /**
@@ -205,5 +208,5 @@ export function notModifiedTap(tap: ResponseBodyTap | undefined, headers: Outgoi
 export function preconditionFailedTap(tap: ResponseBodyTap | undefined, headers: OutgoingHttpHeaders, context: GatewayContext, drainBytes: number): ResponseBodyTap {
   const length = declaredLength(headers);
   makePreconditionFailed(headers, context);
-  return { ...(tap ?? drainingUpTo(drainBytes, length)), part: { status: 412, start: 0, end: 0, length } };
+  return withPart(tap, drainBytes, 412, 0, 0, length);
 }
