@@ -460,7 +460,10 @@ describe('cache: revalidation and conditional requests', () => {
     expect([next.headers['x-cache-status'], next.body.toString()]).toEqual(judged ? ['HIT', 'version 1, request 1'] : ['MISS', 'version 1, request 2']);
   });
 
-  it('keeps on a fetched answer\'s 412 the request id its upstream echoed, as a 412 from memory has it', async () => {
+  it.each([
+    ['412', { 'if-match': '"v0"' }, 412, undefined],
+    ['304', { 'if-none-match': '"v1"' }, 304, '"v1"'],
+  ] as const)('keeps on a fetched answer\'s %s the request id its upstream echoed, as one from memory has it', async (_what, conditional, status, etag) => {
     // The upstream sends back the id it was given (many do): the request id hook sets the same value over it.
     const upstream = {
       async proxy(context: GatewayContext): Promise<void> {
@@ -470,25 +473,10 @@ describe('cache: revalidation and conditional requests', () => {
     };
     vi.useFakeTimers({ toFake: ['Date'] });
     server = await serveMiddleware([requestId(), cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
-    const fetched = await server.send('/a', { headers: { 'if-match': '"v0"', 'x-request-id': 'fetched-1' } });
-    expect([fetched.status, fetched.headers['x-cache-status'], fetched.headers['x-request-id']]).toEqual([412, 'MISS', 'fetched-1']);
-    const hit = await server.send('/a', { headers: { 'if-match': '"v0"', 'x-request-id': 'hit-1' } });
-    expect([hit.status, hit.headers['x-cache-status'], hit.headers['x-request-id']]).toEqual([412, 'HIT', 'hit-1']);
-  });
-
-  it('keeps on a fetched answer\'s 304 the request id its upstream echoed, as a 304 from memory has it', async () => {
-    const upstream = {
-      async proxy(context: GatewayContext): Promise<void> {
-        const id = context.upstream.headers['x-request-id'];
-        answerAsTransport(context, 200, { 'content-type': 'text/plain', etag: '"v1"', 'cache-control': 'max-age=60', 'x-request-id': id }, Buffer.from('version 1'));
-      },
-    };
-    vi.useFakeTimers({ toFake: ['Date'] });
-    server = await serveMiddleware([requestId(), cache(SETTINGS, 'unit')], servingCachedHits((context) => upstream.proxy(context)));
-    const fetched = await server.send('/a', { headers: { 'if-none-match': '"v1"', 'x-request-id': 'fetched-1' } });
-    expect([fetched.status, fetched.headers['x-cache-status'], fetched.headers['x-request-id'], fetched.headers.etag]).toEqual([304, 'MISS', 'fetched-1', '"v1"']);
-    const hit = await server.send('/a', { headers: { 'if-none-match': '"v1"', 'x-request-id': 'hit-1' } });
-    expect([hit.status, hit.headers['x-cache-status'], hit.headers['x-request-id']]).toEqual([304, 'HIT', 'hit-1']);
+    const fetched = await server.send('/a', { headers: { ...conditional, 'x-request-id': 'fetched-1' } });
+    expect([fetched.status, fetched.headers['x-cache-status'], fetched.headers['x-request-id'], fetched.headers.etag]).toEqual([status, 'MISS', 'fetched-1', etag]);
+    const hit = await server.send('/a', { headers: { ...conditional, 'x-request-id': 'hit-1' } });
+    expect([hit.status, hit.headers['x-cache-status'], hit.headers['x-request-id']]).toEqual([status, 'HIT', 'hit-1']);
   });
 
   it('answers a miss whose answer will not be stored (Set-Cookie) with a 304 to the client\'s validators it met, its body wanted by nobody', async () => {
