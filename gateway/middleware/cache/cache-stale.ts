@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CacheStaleSettings, StaleTrigger } from '../../config/types.ts';
 import type { HeldAnswer } from '../../context.ts';
-import { isConditional, withoutRevalidatingHeaders } from './cache-conditional.ts';
 import { answerFromMemory } from './cache-hit.ts';
 import type { CachedAnswer } from './cache-store.ts';
 
@@ -69,15 +68,14 @@ export function mayServeStale(settings: CacheStaleSettings, trigger: StaleTrigge
 }
 
 /**
- * Whether a request may get a stored answer in a failure's place by its conditionals: none, or only
- * `If-None-Match` / `If-Modified-Since`, which the stored answer answers as on a hit; an
- * `If-Match`, `If-Unmodified-Since` or `If-Range` is the origin's to judge.
+ * The stale answer a request gets: the stored one with `Age`, its conditionals and `Range` judged on
+ * it as on a hit (`answerFromMemory`: a 412 for an `If-Match` or `If-Unmodified-Since` it fails, a
+ * 304, a part where `If-Range` holds, else the whole), as nginx's not_modified and range filters
+ * judge a stale answer. Also for a fetch that stores nothing (a `HEAD` not converted, past a lock's
+ * timeout), which passed the client's `If-Match` on: the failure it met judged none of it (RFC 9110
+ * §13.2.1: preconditions go unjudged where the answer would be no 2xx or 412 without them), and the
+ * stored answer judges it as it would on a hit (nginx never passes them on from a cached location).
  */
-export function answersConditionals(sent: IncomingHttpHeaders): boolean {
-  return !isConditional(withoutRevalidatingHeaders(sent));
-}
-
-/** The stale answer a request gets: the stored one with `Age`, as on a hit (`answerFromMemory`: a 304, a part, or a 412 for conditionals that fail it). */
 export function staleAnswer(method: string | undefined, found: CachedAnswer, sent: IncomingHttpHeaders): HeldAnswer {
   const age = String(Math.floor(found.policy.age()));
   return answerFromMemory(method, sent, found.status, { ...found.headers, age }, found.body);

@@ -11,7 +11,7 @@ import { askRevalidation, bypasses, policyRequest, storablePolicyOf, varyHeaders
 import { headTap, notModifiedTap, partTap, preconditionFailedTap } from './cache-range.ts';
 import { FetchLocks } from './cache-lock.ts';
 import { cacheRequestsTotal, cacheStoredTotal, forgetCache, showCache, type CacheStatus } from './cache-metrics.ts';
-import { answersConditionals, mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
+import { mayServeStale, staleAnswer, staleTriggerOf } from './cache-stale.ts';
 import { ResponseCache, type CachedAnswer } from './cache-store.ts';
 
 export { ResponseCache, variantKey, varyNames } from './cache-store.ts';
@@ -204,7 +204,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     // `stale-while-revalidate`): the stored answer goes at once, as a hit, under the same rules as
     // one sent for a failure, instead of one more request upstream.
     const updater = found === undefined ? undefined : updaters?.get(found);
-    if (found !== undefined && updater !== undefined && answersConditionals(sent) && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
+    if (found !== undefined && updater !== undefined && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
       requests.UPDATING.inc();
       context.outcome.cacheStatus = 'UPDATING';
       return sendHit(context, found, sent, statusHeader, 'UPDATING');
@@ -250,7 +250,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
         // The fetch failed (nginx's `proxy_cache_use_stale`, RFC 5861's `stale-if-error`): the
         // stored answer goes in the failure's place, which still counts against the upstream.
         const trigger = staleTriggerOf(answerStatus, errorClass);
-        if (trigger === undefined || !answersConditionals(sent) || !mayServeStale(settings.useStale, trigger, found, context.request.headers)) return undefined;
+        if (trigger === undefined || !mayServeStale(settings.useStale, trigger, found, context.request.headers)) return undefined;
         status = 'STALE';
         context.outcome.cacheStatus = status;
         return staleAnswer(method, found, sent);
