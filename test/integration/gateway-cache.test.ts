@@ -117,12 +117,12 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
     }
     case '/failing':
       // Fresh for a second, then the upstream fails: the stale copy stands in for its 503.
-      if (n === 1) return text({ 'cache-control': 'max-age=1' });
+      if (n === 1) return text({ 'cache-control': 'max-age=1', etag: '"f1"' });
       return void response.writeHead(503, { 'content-type': 'text/plain' }).end('down');
     case '/updating':
       // Fresh for a second; the next request (the updater) is held until the test answers it.
       if (n === 2) return void updatingHeld.push(response);
-      return text({ 'cache-control': 'max-age=1' });
+      return text({ 'cache-control': 'max-age=1', etag: '"u1"' });
     case '/slow-head':
       // A HEAD's GET, stored (1000 bytes): its first 100 bytes come at once, the rest when the test writes them.
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
@@ -761,11 +761,24 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     expect(counted?.value).toBe(1);
     const failed = metrics.get('switchboard_upstream_errors_total')?.samples.find((sample) => sample.labels.service === 'site' && sample.labels.class === 'http-5xx');
     expect(failed?.value).toBe(1);
+    // An If-Match is judged on the stale answer as on a hit: a 412 from memory for another version, the 503 still counted.
+    const precondition = await send(gateway.port, '/lasting/failing', { 'if-match': '"f0"' });
+    expect([precondition.status, precondition.headers['x-cache-status'], precondition.body]).toEqual([412, 'STALE', '']);
+    expect(countOf('/failing')).toBe(3);
+    await waitFor(
+      async () => {
+        const errors = (await adminClient(`http://127.0.0.1:${gateway.adminPort}`).metrics()).get('switchboard_upstream_errors_total');
+        return errors?.samples.find((sample) => sample.labels.service === 'site' && sample.labels.class === 'http-5xx')?.value === 2 || undefined;
+      },
+      { message: 'the second 503 counted against the service' },
+    );
     // The first request for the stale /updating is held upstream; the next one gets the stored answer at once.
     const updater = send(gateway.port, '/lasting/updating');
     await waitFor(() => updatingHeld.length === 1, { message: 'the updater reached the backend' });
     const updating = await send(gateway.port, '/lasting/updating');
     expect([updating.status, updating.headers['x-cache-status'], updating.body]).toEqual([200, 'UPDATING', '/updating answer 1']);
+    const part = await send(gateway.port, '/lasting/updating', { range: 'bytes=0-8', 'if-range': '"u1"' });
+    expect([part.status, part.headers['x-cache-status'], part.body]).toEqual([206, 'UPDATING', '/updating']);
     updatingHeld[0]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end('/updating answer 2');
     expect([(await updater).headers['x-cache-status'], countOf('/updating')]).toEqual(['EXPIRED', 2]);
     await waitFor(
