@@ -247,7 +247,7 @@ export interface GatewayContext {
    * run where the proxy would be (`servingCachedHits`), after every other layer of the chain: an
    * access control listed after the cache still refuses a request a stored answer exists for; undefined: none.
    */
-  cacheAtProxy?: Middleware | undefined;
+  cacheAtProxy?: CacheAtProxy | undefined;
   /** Filled in by the proxy (or whoever answers) as the request ends. */
   outcome: RequestOutcome;
   /** The request's trace when tracing is on; the proxy adds a span per upstream attempt. */
@@ -259,6 +259,12 @@ export interface GatewayContext {
   /** A context variable set earlier on this request, or undefined. */
   get<Key extends keyof ContextVariables>(key: Key): ContextVariables[Key] | undefined;
 }
+
+/**
+ * A `cache`'s work where the proxy would run (`GatewayContext.cacheAtProxy`): `proxy` sends a
+ * context upstream, the request's own or one of the cache's (a background update, which has no client).
+ */
+export type CacheAtProxy = (context: GatewayContext, proxy: (context: GatewayContext) => Promise<void>) => Promise<void>;
 
 /** A middleware: do work, `await next()` to run the inner layers, then do more work (Koa/Hono onion). */
 export type Middleware = (context: GatewayContext, next: () => Promise<void>) => Promise<void>;

@@ -462,7 +462,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
   }
   if (input.errors) return { kind: 'errors', settings: errorsSettings(input.errors.pages, input.errors.contentType) };
   if (input.cache) {
-    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader, useStale, lock, convertHead } = input.cache;
+    const { maxSize, maxEntrySize, defaultTtl, methods, statuses, cacheStatusHeader, useStale, lock, convertHead, backgroundUpdate } = input.cache;
     const maxBytes = maxSize ?? DEFAULT_CACHE_MAX_BYTES;
     const settings = {
       maxBytes,
@@ -474,6 +474,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
       useStale: cacheStaleSettings(useStale),
       lockTimeoutMs: lock === undefined || lock === false ? undefined : ((lock === true ? undefined : lock.timeout) ?? DEFAULT_CACHE_LOCK_TIMEOUT_MS),
       convertHead: convertHead ?? true,
+      backgroundUpdate: backgroundUpdate ?? false,
     };
     return { kind: 'cache', settings };
   }

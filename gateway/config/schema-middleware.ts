@@ -88,6 +88,7 @@ const cacheSection = section({
   ]).optional(),
   lock: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
   convertHead: z.boolean().optional(),
+  backgroundUpdate: z.boolean().optional(),
 }).superRefine((settings, context) => {
   // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
   if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
@@ -101,6 +102,10 @@ const cacheSection = section({
   // A HEAD not answered from the cache is never converted, and a GET's answer stored for HEADs alone would be one no GET reads.
   if (settings.convertHead === true && settings.methods !== undefined && !(methods.includes('GET') && methods.includes('HEAD'))) {
     context.addIssue({ code: 'custom', path: ['convertHead'], message: 'needs GET and HEAD in methods: it sends a HEAD miss upstream as the GET whose stored answer both read' });
+  }
+  // With `useStale: false` no stale answer ever goes while another request updates it (neither `updating` nor stale-while-revalidate): nothing to update in the background.
+  if (settings.backgroundUpdate === true && settings.useStale === false) {
+    context.addIssue({ code: 'custom', path: ['backgroundUpdate'], message: 'needs useStale: with useStale: false no stale answer is sent while it is updated' });
   }
   const statuses = settings.statuses ?? [];
   if (new Set(statuses).size !== statuses.length) context.addIssue({ code: 'custom', path: ['statuses'], message: 'lists a status twice' });

@@ -693,6 +693,12 @@ export interface CacheSettings {
   readonly lockTimeoutMs: number | undefined;
   /** Whether a HEAD that goes upstream and may store goes as a GET whose answer is stored (nginx's `proxy_cache_convert_head`), when `methods` holds both. */
   readonly convertHead: boolean;
+  /**
+   * Whether the first request to find a stored answer stale, where one may be sent while it is
+   * updated (`updating`), gets it at once too, the update fetched without a client (nginx's
+   * `proxy_cache_background_update`, RFC 5861's stale-while-revalidate "in the background").
+   */
+  readonly backgroundUpdate: boolean;
 }
 
 /**

@@ -35,6 +35,9 @@ const longVideoClosed: Promise<unknown>[] = [];
 /** One promise per request for /long-head, settled when the gateway closed its connection. */
 const longHeadClosed: Promise<unknown>[] = [];
 
+/** The requests for /background after its first (its background updates) the backend holds, no head sent, until the test answers them. */
+const backgroundHeld: ServerResponse[] = [];
+
 /** The requests for /updating the backend holds, no head sent, until the test answers them. */
 const updatingHeld: ServerResponse[] = [];
 
@@ -123,6 +126,10 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       // Fresh for a second; the next request (the updater) is held until the test answers it.
       if (n === 2) return void updatingHeld.push(response);
       return text({ 'cache-control': 'max-age=1', etag: '"u1"' });
+    case '/background':
+      // Fresh for a second; every later request (a background update) is held until the test answers it.
+      if (n > 1) return void backgroundHeld.push(response);
+      return text({ 'cache-control': 'max-age=1' });
     case '/slow-head':
       // A HEAD's GET, stored (1000 bytes): its first 100 bytes come at once, the rest when the test writes them.
       response.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': VIDEO.length });
@@ -191,12 +198,14 @@ middlewares:
   head-as-is: { cache: { maxSize: 1MiB, convertHead: false } }
   one-at-a-time: { inFlightReq: { amount: 1 } }
   locked: { cache: { maxSize: 1MiB, lock: true } }
+  behind: { cache: { maxSize: 1MiB, useStale: { on: [updating] }, backgroundUpdate: true } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
   - { path: /head-as-is, service: site, stripPrefix: true, middlewares: [head-as-is] }
   - { path: /limited, service: site, stripPrefix: true, middlewares: [one-at-a-time, memory] }
   - { path: /locked, service: site, stripPrefix: true, middlewares: [locked] }
+  - { path: /behind, service: site, stripPrefix: true, middlewares: [behind] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -213,7 +222,7 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
     gateway = await startGateway(configText(backendPort, '1KiB', []));
   });
   afterAll(async () => {
-    for (const response of [...dyingAnswers, ...heldAnswers, ...updatingHeld]) response.destroy();
+    for (const response of [...dyingAnswers, ...heldAnswers, ...updatingHeld, ...backgroundHeld]) response.destroy();
     await gateway?.process.stop();
     backend?.closeAllConnections();
     await new Promise((resolve) => backend?.close(resolve));
@@ -785,6 +794,52 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
       async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/lasting/updating"') && text.includes('"cache":"UPDATING"')),
       { message: 'the access line of the UPDATING request' },
     );
+  });
+
+  it('sends the first stale request its stored answer at once with backgroundUpdate (STALE), its access line written and its kept-alive connection free while the update waits upstream; a failed update counts against the service and stores nothing, and the next stale request updates again', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    const failures = async () => (await admin.metrics()).get('switchboard_upstream_errors_total')?.samples.find((sample) => sample.labels.service === 'site' && sample.labels.class === 'http-5xx')?.value ?? 0;
+    const fetch = () => send(gateway.port, '/behind/background', {}, 'GET', agent);
+    try {
+      expect((await fetch()).headers['x-cache-status']).toBe('MISS');
+      const stale = await waitFor(
+        async () => {
+          const again = await fetch();
+          return again.headers['x-cache-status'] === 'STALE' ? again : undefined;
+        },
+        { message: 'the stored /background expired and its first stale request was answered', intervalMs: 100, timeoutMs: 10_000 },
+      );
+      expect([stale.status, stale.body, stale.complete]).toEqual([200, '/background answer 1', true]);
+      await waitFor(() => backgroundHeld.length === 1, { message: 'the background update reached the backend' });
+      // While the backend holds the update: the client's access line is written, its connection serves its next request.
+      const line = await waitFor(
+        async () => (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/behind/background"') && text.includes('"cache":"STALE"')),
+        { message: 'the access line of the STALE request' },
+      );
+      expect(JSON.parse(line)).toMatchObject({ status: 200, bytes: '/background answer 1'.length });
+      const updating = await fetch();
+      expect([updating.headers['x-cache-status'], updating.body, updating.socket]).toEqual(['UPDATING', '/background answer 1', stale.socket]);
+      expect([backgroundHeld.length, backgroundHeld[0]!.writableEnded]).toEqual([1, false]);
+      const failedBefore = await failures();
+      backgroundHeld[0]!.writeHead(500, { 'content-type': 'text/plain' }).end('down');
+      await waitFor(async () => (await failures()) === failedBefore + 1, { message: 'the failed update counted against the service' });
+      // Nothing stored: the next stale request is the first again, answered at once, and updates anew.
+      expect((await fetch()).headers['x-cache-status']).toBe('STALE');
+      await waitFor(() => backgroundHeld.length === 2, { message: 'the next stale request started a new update' });
+      backgroundHeld[1]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' }).end('/background answer 3');
+      const hit = await waitFor(
+        async () => {
+          const again = await fetch();
+          return again.headers['x-cache-status'] === 'HIT' ? again : undefined;
+        },
+        { message: 'the new answer was stored' },
+      );
+      expect(hit.body).toBe('/background answer 3');
+    } finally {
+      agent.destroy();
+    }
+    expect(countOf('/background')).toBe(3);
   });
 
   // Last: it reloads the configuration.

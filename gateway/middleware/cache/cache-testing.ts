@@ -23,6 +23,7 @@ export const CACHE_TEST_SETTINGS: CacheSettings = {
   useStale: USE_STALE_NOT_CONFIGURED,
   lockTimeoutMs: undefined,
   convertHead: true,
+  backgroundUpdate: false,
 };
 
 let names = 0;

@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CacheStaleSettings } from '../../config/types.ts';
+import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
 import { accessLogText } from '../access-log/index.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { heldBackendCache, statusAndBody, USE_STALE_NOT_CONFIGURED } from './cache-testing.ts';
@@ -146,5 +146,80 @@ describe('cache: a stale answer sent at once while another request updates it (u
     setup.answer(3);
     expect(statusAndBody(await next)).toEqual(['EXPIRED', 'request 3']);
     client.destroy();
+  });
+});
+
+describe('cache: a stale answer sent at once to its first request too, the update fetched in the background (backgroundUpdate)', () => {
+  let setup: Awaited<ReturnType<typeof heldBackendCache>> | undefined;
+  afterEach(async () => {
+    await setup?.close();
+    setup = undefined;
+  });
+
+  /** A cache with `backgroundUpdate` (and `settings`) whose `/a` holds `request 1` (ETag "v1", one second fresh), now 2 s stale. */
+  async function staleEntry(settings: Partial<CacheSettings> = {}) {
+    setup = await heldBackendCache({ useStale: UPDATING, backgroundUpdate: true, ...settings }, { clock: true });
+    const { send, held } = setup;
+    const first = send('/a');
+    await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
+    setup.answer(1, { etag: '"v1"', 'cache-control': 'max-age=1' });
+    expect(statusAndBody(await first)).toEqual(['MISS', 'request 1']);
+    setup.later(3_000);
+    return setup;
+  }
+
+  it('answers the first stale request at once (STALE), its access line done, while the update waits upstream; others get UPDATING; the new answer is then a HIT', async () => {
+    const { send, held, contexts } = await staleEntry();
+    // Answered while the backend still holds the update: without backgroundUpdate this request would be that update, and wait.
+    const stale = await send('/a', { method: 'HEAD' });
+    expect([stale.status, ...statusAndBody(stale)]).toEqual([200, 'STALE', '']);
+    expect(Number(stale.headers.age)).toBeGreaterThanOrEqual(3);
+    await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+    // The update is a GET with the stored validator, not the client's HEAD.
+    expect([held[1]!.req.method, held[1]!.req.headers['if-none-match']]).toEqual(['GET', '"v1"']);
+    // The client's answer ended with the stale one: its access line reads it, not the update.
+    expect(contexts[1]!.response.writableEnded).toBe(true);
+    expect(accessLogText(contexts[1]!, false)).toMatch(/"method":"HEAD".*"status":200.*"cache":"STALE"/);
+    const others = await Promise.all([send('/a'), send('/a', { headers: { 'if-none-match': '"v1"' } }), send('/a', { headers: { range: 'bytes=0-6' } })]);
+    expect(others.map((response) => [response.status, ...statusAndBody(response)])).toEqual([
+      [200, 'UPDATING', 'request 1'],
+      [304, 'UPDATING', ''],
+      [206, 'UPDATING', 'request'],
+    ]);
+    // One fetch for the stored answer, however many stale requests came meanwhile.
+    expect(held).toHaveLength(2);
+    setup!.answer(2, { etag: '"v2"', 'cache-control': 'max-age=60' });
+    await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the background update was stored' });
+    expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 2']);
+    expect(held).toHaveLength(2);
+    expect([await setup!.count('STALE'), await setup!.count('UPDATING'), await setup!.count('EXPIRED')]).toEqual([1, 3, 0]);
+  });
+
+  it('freshens the stored answer with a 304 to the update: the next request is a HIT with the stored body', async () => {
+    const { send, held } = await staleEntry();
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+    held[1]!.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=60' }).end();
+    await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the 304 freshened the stored answer' });
+    const hit = await send('/a');
+    expect([...statusAndBody(hit), hit.headers['cache-control']]).toEqual(['HIT', 'request 1', 'max-age=60']);
+    expect(held).toHaveLength(2);
+  });
+
+  it.each([
+    ['answers 500', 'status'],
+    ['is refused (the instance gone)', 'refused'],
+  ] as const)('stores nothing when the update %s, and the next stale request starts a new one', async (_what, how) => {
+    const { send, held } = await staleEntry();
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+    if (how === 'status') setup!.answer(2, { 'cache-control': 'max-age=60' }, 500);
+    else held[1]!.socket!.destroy();
+    // Once the failed update let go of its mark, a stale request is the first again: STALE, and a new update.
+    await waitFor(async () => statusAndBody(await send('/a'))[0] === 'STALE', { message: 'the failed update let go of its mark' });
+    await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
+    setup!.answer(3);
+    await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the new update was stored' });
+    expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 3']);
   });
 });
