@@ -47,7 +47,8 @@ export function primaryKey(context: GatewayContext): string {
  * a fetch that fails (no instance reached, a timeout, a 500, 502, 503 or 504) gets the client the
  * stale answer where `useStale` or the answer's own `stale-if-error` allow it (`STALE`); while one
  * request updates a stale answer, others get it at once where `useStale`'s `updating` or the answer's
- * own `stale-while-revalidate` allow it (`UPDATING`). An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
+ * own `stale-while-revalidate` allow it (`UPDATING`); with `backgroundUpdate`, the first request gets it at
+ * once too (`STALE`), the update fetched without a client. An answer from upstream streams to the client as it comes while a copy gathers beside it, stored once the
  * whole body has come through, if it may be: not when it is longer than `maxEntryBytes` or the upstream broke
  * off. A client that leaves, or whose `Range` part was sent, does not stop it: the body is read on
  * for the copy alone (transport-response-body.ts), as nginx reads a cacheable answer on. Answers with `Set-Cookie` or `Vary: *` are never stored. A fetch that may
@@ -65,7 +66,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   /** Fetches of new entries under way, when misses wait for them (`lock`). */
   const locks = settings.lockTimeoutMs === undefined ? undefined : new FetchLocks();
   /**
-   * The request updating each stale stored answer (nginx's `updating` mark), when another may be
+   * The request updating each stale stored answer (nginx's `updating` mark; a background update's
+   * own context, `updateInBackground`), when another may be
    * sent that answer meanwhile (`useStale: { on: [updating] }`, or the answer's own
    * `stale-while-revalidate`): keyed by the stored answer itself, so a variant is its own and an
    * answer replaced or dropped leaves no mark on its successor. Held until the updater's fetch
