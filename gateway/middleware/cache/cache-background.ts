@@ -55,7 +55,7 @@ class NoClientResponse extends Writable {
  * A context of its own for a fetch that updates a stored answer without a client (nginx's
  * `proxy_cache_background_update` subrequest), made from the client's `client` as it reached the
  * proxy: the same route, service, upstream path and headers (without the client's conditionals,
- * `Range` and body framing), sent as a `GET` (a HEAD's fetch is the GET's, as `convertHead`), with
+ * `Range` and body framing), sent upstream as a `GET` (a HEAD's fetch is the GET's, as `convertHead`), with
  * the client's body transforms (a stored answer is the transformed one, as on a miss) and none of
  * its response header hooks, encoder or error pages: those shape the client's answer, which went
  * already, and run again on every hit. Its `outcome` is its own, never the client's access line;
@@ -64,7 +64,10 @@ class NoClientResponse extends Writable {
 export function backgroundContext(client: GatewayContext): GatewayContext {
   const headers = withoutClientOnlyHeaders(client.upstream.headers);
   // No body, no connection: the attempt loop reads neither (`announcesBody`, `closingUnreadBody`).
-  const request = { method: 'GET', url: client.request.url, headers: withoutClientOnlyHeaders(client.request.headers), socket: null, complete: true, httpVersionMajor: 1, httpVersionMinor: 1 };
+  // The client's method, though the fetch is a GET: a route's mirror copies what the client asked
+  // (a HEAD as a HEAD, as it copies a HEAD the cache fetches as a GET), once, as it copied the
+  // request that updated without `backgroundUpdate`; the client's stale answer went to no mirror.
+  const request = { method: client.request.method, url: client.request.url, headers: withoutClientOnlyHeaders(client.request.headers), socket: null, complete: true, httpVersionMajor: 1, httpVersionMinor: 1 };
   return {
     request: request as unknown as IncomingMessage,
     response: new NoClientResponse() as unknown as ClientResponse,

@@ -208,7 +208,7 @@ describe('cache: a stale answer sent at once to its first request too, the updat
 
   it.each([
     ['answers 500', 'status'],
-    ['is refused (the instance gone)', 'refused'],
+    ['is cut before its head (reset-before-headers)', 'reset'],
   ] as const)('stores nothing when the update %s, and the next stale request starts a new one', async (_what, how) => {
     const { send, held } = await staleEntry();
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
