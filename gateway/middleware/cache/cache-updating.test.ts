@@ -209,11 +209,15 @@ describe('cache: a stale answer sent at once to its first request too, the updat
   it.each([
     ['answers 500', 'status'],
     ['is cut before its head (reset-before-headers)', 'reset'],
+    ['answers a body over maxEntrySize', 'big'],
+    ['answers no-store', 'no-store'],
   ] as const)('stores nothing when the update %s, and the next stale request starts a new one', async (_what, how) => {
     const { send, held } = await staleEntry();
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
     await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
     if (how === 'status') setup!.answer(2, { 'cache-control': 'max-age=60' }, 500);
+    else if (how === 'big') held[1]!.writeHead(200, { 'cache-control': 'max-age=60' }).end(Buffer.alloc(4_096, 'x'));
+    else if (how === 'no-store') setup!.answer(2, { 'cache-control': 'no-store' });
     else held[1]!.socket!.destroy();
     // Once the failed update let go of its mark, a stale request is the first again: STALE, and a new update.
     await waitFor(async () => statusAndBody(await send('/a'))[0] === 'STALE', { message: 'the failed update let go of its mark' });
