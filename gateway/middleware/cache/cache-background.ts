@@ -1,6 +1,8 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Writable } from 'node:stream';
-import type { ClientResponse, ContextVariables, GatewayContext } from '../../context.ts';
+import type { ClientResponse, ContextVariables, GatewayContext, HeldAnswer, ResponseBodyTap } from '../../context.ts';
+import { askRevalidation } from './cache-policy.ts';
+import type { CachedAnswer } from './cache-store.ts';
 
 /**
  * The client's headers a background fetch leaves out: the client's own conditionals and `Range`
@@ -9,7 +11,7 @@ import type { ClientResponse, ContextVariables, GatewayContext } from '../../con
 const CLIENT_ONLY_HEADERS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range', 'content-length', 'transfer-encoding', 'expect'] as const;
 
 /** `headers` without those a background fetch leaves out (`CLIENT_ONLY_HEADERS`): a copy. */
-export function withoutClientOnlyHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+function withoutClientOnlyHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const copy = { ...headers };
   for (const name of CLIENT_ONLY_HEADERS) delete copy[name];
   return copy;
@@ -61,7 +63,7 @@ class NoClientResponse extends Writable {
  * already, and run again on every hit. Its `outcome` is its own, never the client's access line;
  * its attempts count against the upstream as any do (the proxy's observer, health, breaker).
  */
-export function backgroundContext(client: GatewayContext): GatewayContext {
+function backgroundContext(client: GatewayContext): GatewayContext {
   const headers = withoutClientOnlyHeaders(client.upstream.headers);
   // No body, no connection: the attempt loop reads neither (`announcesBody`, `closingUnreadBody`).
   // The client's method, though the fetch is a GET: a route's mirror copies what the client asked
@@ -94,4 +96,67 @@ export function backgroundContext(client: GatewayContext): GatewayContext {
     set: <Key extends keyof ContextVariables>(key: Key, value: ContextVariables[Key]) => client.set(key, value),
     get: <Key extends keyof ContextVariables>(key: Key) => client.get(key),
   };
+}
+
+/** What a background update needs of the cache it updates (index.ts): its marks and how it stores. */
+export interface BackgroundUpdateParts {
+  /** The updating marks: the context updating each stale stored answer. */
+  readonly updaters: Map<CachedAnswer, GatewayContext>;
+  /** The contexts whose taps gather an answer: their marks go when the tap ends. */
+  readonly gatherers: WeakSet<GatewayContext>;
+  /** Gathers an answer beside its way and stores it once whole, if it may be stored (letting the mark go either way). */
+  tapFor(context: GatewayContext, primary: string, sent: IncomingHttpHeaders, status: number, headers: OutgoingHttpHeaders, drops: number, updated: CachedAnswer | undefined): ResponseBodyTap | undefined;
+  /** The stored answer a 304 to its revalidation stands for, freshened and stored again. */
+  refreshed(context: GatewayContext, primary: string, sent: IncomingHttpHeaders, found: CachedAnswer, notModified: OutgoingHttpHeaders, drops: number): HeldAnswer;
+  /** The fetch of `context` has stored its answer or will store none: its marks go. */
+  fetchEnded(context: GatewayContext, updated: CachedAnswer | undefined): void;
+}
+
+/**
+ * Updates the stale stored answer `found` of a request (`client`, answered already from it) with
+ * a fetch of its own, as nginx's background subrequest does: revalidating with the stored
+ * validators (a 304 freshens it, as REVALIDATED does) or storing the new answer, whole, as a GET
+ * without the client's conditionals or `Range`. It runs the proxy alone for a context without a
+ * client (`backgroundContext`), rather than the client's own request read on past its answer (as a
+ * `headTap` reads on): the client's response ends with the stale answer, so its keep-alive
+ * connection is free for its next request and its access line is written then, with nothing to
+ * keep the proxy from aborting on that response's close; no layer of the chain (header hooks,
+ * compress, error pages) runs again for an answer no client sees, and the route's mirror, part of
+ * `proxy`, copies it once, as it copied the request that updated before. The proxy's own rules
+ * (retries, timeouts, the breaker, health, metrics) judge the fetch as any attempt. It holds the
+ * updating mark until it stored or will store nothing, so the others get UPDATING meanwhile, and
+ * the next stale request after a failure tries again. Nothing waits for it at shutdown: the
+ * pools' grace bounds it, then cuts it, and a cut answer is never stored.
+ */
+export function updateInBackground(parts: BackgroundUpdateParts, client: GatewayContext, primary: string, found: CachedAnswer, clientSent: IncomingHttpHeaders, drops: number, proxy: (context: GatewayContext) => Promise<void>): void {
+  const { updaters, gatherers } = parts;
+  const context = backgroundContext(client);
+  const sent = withoutClientOnlyHeaders(clientSent);
+  updaters.set(found, context);
+  const revalidating = askRevalidation(context, found, sent);
+  let revalidated = false;
+  let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
+  context.responseHeaderHooks.push((answerStatus, headers) => {
+    upstream ??= { status: answerStatus, headers: { ...headers } };
+  });
+  context.answerReplacer = (answerStatus, headers, errorClass) => {
+    if (!revalidating || answerStatus !== 304 || errorClass !== undefined) return undefined;
+    revalidated = true;
+    return parts.refreshed(context, primary, sent, found, headers, drops);
+  };
+  context.responseTapper = (answerStatus, _headers, tapped) => {
+    if (revalidated || upstream === undefined || upstream.status !== answerStatus) {
+      parts.fetchEnded(context, found);
+      return undefined;
+    }
+    return parts.tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+  };
+  // A fetch that failed (no answer to tap, the gateway's own error in its place) lets the mark go as it ends; one still gathering, as its tap ends.
+  const ended = () => {
+    if (updaters.get(found) === context && !gatherers.has(context)) updaters.delete(found);
+  };
+  proxy(context).then(ended, (error: unknown) => {
+    context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a background update of a cached answer failed');
+    ended();
+  });
 }

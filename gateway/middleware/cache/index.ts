@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type CachePolicy from 'http-cache-semantics';
 import type { CacheSettings } from '../../config/types.ts';
 import type { CacheAtProxy, GatewayContext, HeldAnswer, Middleware, ResponseBodyTap } from '../../context.ts';
-import { backgroundContext, withoutClientOnlyHeaders } from './cache-background.ts';
+import { updateInBackground, type BackgroundUpdateParts } from './cache-background.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { asksAsCacheWould, isConditional, isNotModified, preconditionsHold, refreshedHeaders } from './cache-conditional.ts';
 import { recordClientGone } from '../client-gone.ts';
@@ -166,54 +166,8 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     return { status: found.status, headers: { ...headers, age: String(Math.floor((policy ?? revalidated.policy).age())) }, body: found.body };
   };
 
-  /** Whether a stale answer's first request gets it at once too, its update fetched without a client (`backgroundUpdate`). */
-  const backgroundUpdates = settings.backgroundUpdate && updaters !== undefined;
-
-  /**
-   * Updates the stale stored answer `found` of a request (`client`, answered already from it) with
-   * a fetch of its own, as nginx's background subrequest does: revalidating with the stored
-   * validators (a 304 freshens it, as REVALIDATED does) or storing the new answer, whole, as a GET
-   * without the client's conditionals or `Range`. It runs the proxy alone, for a context without a
-   * client (`backgroundContext`), rather than the client's request read on past its answer: the
-   * client's response ends with the stale answer (its keep-alive connection free for its next
-   * request, its access line written then), and no layer of the chain (header hooks, compress,
-   * error pages, mirror) runs again for an answer no client sees; the proxy's own (retries,
-   * timeouts, the breaker, health, metrics) judge the fetch as any attempt. It holds the updating
-   * mark until it stored or will store nothing, so the others get UPDATING meanwhile and the next
-   * stale request after a failure tries again. Nothing waits for it at shutdown: the pools' grace
-   * bounds it, then cuts it, and a cut answer is never stored (`tapFor`).
-   */
-  const updateInBackground = (client: GatewayContext, primary: string, found: CachedAnswer, clientSent: IncomingHttpHeaders, drops: number, proxy: (context: GatewayContext) => Promise<void>): void => {
-    const context = backgroundContext(client);
-    const sent = withoutClientOnlyHeaders(clientSent);
-    updaters!.set(found, context);
-    const revalidating = askRevalidation(context, found, sent);
-    let revalidated = false;
-    let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
-    context.responseHeaderHooks.push((answerStatus, headers) => {
-      upstream ??= { status: answerStatus, headers: { ...headers } };
-    });
-    context.answerReplacer = (answerStatus, headers, errorClass) => {
-      if (!revalidating || answerStatus !== 304 || errorClass !== undefined) return undefined;
-      revalidated = true;
-      return refreshed(context, primary, sent, found, headers, drops);
-    };
-    context.responseTapper = (answerStatus, _headers, tapped) => {
-      if (revalidated || upstream === undefined || upstream.status !== answerStatus) {
-        fetchEnded(context, found);
-        return undefined;
-      }
-      return tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
-    };
-    // A fetch that failed (no answer to tap, the gateway's own error in its place) lets the mark go as it ends; one still gathering, as its tap ends.
-    const ended = () => {
-      if (updaters!.get(found) === context && !gatherers.has(context)) updaters!.delete(found);
-    };
-    proxy(context).then(ended, (error: unknown) => {
-      context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a background update of a cached answer failed');
-      ended();
-    });
-  };
+  /** What a background update needs of this cache (`updateInBackground`), when a stale answer's first request gets it at once too (`backgroundUpdate`). */
+  const background: BackgroundUpdateParts | undefined = settings.backgroundUpdate && updaters !== undefined ? { updaters, gatherers, tapFor, refreshed, fetchEnded } : undefined;
 
   /** The cache's work, where the proxy would run (`servingCachedHits`). */
   const atProxy: CacheAtProxy = async function cacheAtProxy(context, proxy) {
@@ -264,12 +218,12 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     // Stale, no one updates it yet, and it may go while it is updated (`backgroundUpdate`, nginx's
     // `proxy_cache_background_update`): this client gets it at once too (`STALE`, as nginx's
     // `$upstream_cache_status` says), and the update goes upstream without a client, holding the mark.
-    if (found !== undefined && updater === undefined && backgroundUpdates && mayStore && answersConditionals(sent) && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
+    if (found !== undefined && updater === undefined && background !== undefined && mayStore && answersConditionals(sent) && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
       requests.STALE.inc();
       context.outcome.cacheStatus = 'STALE';
       // The client's answer first; the mark is set before anything could await.
       const sending = sendHit(context, found, sent, statusHeader, 'STALE');
-      updateInBackground(context, primary, found, sent, drops, proxy);
+      updateInBackground(background, context, primary, found, sent, drops, proxy);
       return sending;
     }
     let status: CacheStatus = bypass ? 'BYPASS' : found === undefined ? 'MISS' : 'EXPIRED';
