@@ -218,7 +218,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
     // Stale, no one updates it yet, and it may go while it is updated (`backgroundUpdate`, nginx's
     // `proxy_cache_background_update`): this client gets it at once too (`STALE`, as nginx's
     // `$upstream_cache_status` says), and the update goes upstream without a client, holding the mark.
-    if (found !== undefined && updater === undefined && background !== undefined && mayStore && answersConditionals(sent) && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
+    if (found !== undefined && updater === undefined && background !== undefined && mayStore && mayServeStale(settings.useStale, 'updating', found, context.request.headers)) {
       requests.STALE.inc();
       context.outcome.cacheStatus = 'STALE';
       // The client's answer first; the mark is set before anything could await.
