@@ -41,8 +41,11 @@ export function parseInstanceList(path: string, text: string): Map<string, RawIn
 
 function entryName(item: Record<string, unknown>, index: number): string {
   if (typeof item.id === 'string' && item.id !== '') return item.id;
-  if (item.host !== undefined && item.port !== undefined) return `${String(item.host)}:${String(item.port)}`;
-  return `#${index}`;
+  // As the configuration's `instances` and the string form name it: an IPv6 host bracketed, since
+  // `::1:8080` would read as a host with no port and differ from the id of `"[::1]:8080"`.
+  if (item.host === undefined || item.port === undefined) return `#${index}`;
+  const host = String(item.host);
+  return host.includes(':') ? `[${host}]:${String(item.port)}` : `${host}:${String(item.port)}`;
 }
 
 /**
