@@ -69,6 +69,14 @@ describe('parseConfig', () => {
     }
   });
 
+  it('reads sizes in bytes and binary units up to GiB, as a cache or an upload limit of production size is written', () => {
+    const text = 'middlewares:\n  memory: { cache: { maxSize: 2GiB, maxEntrySize: 16MiB } }\n  uploads: { bodyLimit: { maxSize: 1.5g } }\nlimits: { maxHeaderSize: 16k }\n';
+    const config = parseConfig('gateway.yaml', text);
+    expect(config.middlewares.get('memory')).toMatchObject({ kind: 'cache', settings: { maxBytes: 2 * 1024 ** 3, maxEntryBytes: 16 * 1024 ** 2 } });
+    expect(config.middlewares.get('uploads')).toMatchObject({ kind: 'bodyLimit', settings: { maxBytes: 1.5 * 1024 ** 3 } });
+    expect(config.limits.maxHeaderSize).toBe(16_384);
+  });
+
   it('ignores top-level x- keys, so settings can be shared through YAML anchors and merge keys', () => {
     const text = 'x-common: &common { stripPrefix: true, hostHeader: upstream }\nroutes:\n  - { <<: *common, path: /a, service: a }\n';
     expect(parseConfig('gateway.yaml', text).routes[0]).toMatchObject({ stripPrefix: true, hostHeader: 'upstream' });
@@ -91,6 +99,8 @@ describe('parseConfig errors', () => {
     ['limits: { keepAliveTimeout: 30d }', 'limits.keepAliveTimeout (line 1): must be at most 24d (the longest a timer waits)'],
     ['defaults:\n  healthCheck: { interval: 25d }', 'defaults.healthCheck.interval (line 2): must be at most 24d'],
     ['services:\n  a: { timeouts: { connect: 1y } }', 'services.a.timeouts.connect (line 2): must be at most 24d'],
+    ['limits: { maxHeaderSize: 1TiB }', 'limits.maxHeaderSize (line 1): expected a size such as 16384, "16KiB", "1MiB" or "1GiB"'],
+    ['limits: { maxHeaderSize: 0 }', 'limits.maxHeaderSize (line 1): must be above 0'],
     ['defaults: { balancer: fastest }', 'defaults.balancer (line 1): expected one of random, round-robin'],
     ['services:\n  a: { balancer: { algorithm: p2c-ewma, decay: 0s } }', 'services.a.balancer.decay (line 2): must be above 0'],
     ['services:\n  a:\n    balancer: { algorithm: consistent-hash, key: "header:" }', 'services.a.balancer.key (line 3): expected client-ip, path, header:<name>'],

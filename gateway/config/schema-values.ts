@@ -40,16 +40,30 @@ export const longDuration = z.union([z.number(), z.string()], { error: DURATION_
 /** A duration the gateway waits on (`longDuration` up to `LONGEST_TIMER_DURATION_MS`); output in milliseconds. */
 export const duration = longDuration.refine((ms) => ms <= LONGEST_TIMER_DURATION_MS, 'must be at most 24d (the longest a timer waits)');
 
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
-const SIZE_HINT = 'expected a size such as 16384, "16KiB" or "1MiB"';
+// GiB too: a cache's `maxSize` or an upload's `bodyLimit` of production size is written so, and
+// `1GiB` was refused as no size at all while `1024MiB` was taken.
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+const SIZE_HINT = 'expected a size such as 16384, "16KiB", "1MiB" or "1GiB"';
 
-/** A byte size: a number of bytes or `"16KiB"`, `"16k"`, `"1MiB"` (binary units); output in bytes. */
+/** A byte size: a number of bytes or `"16KiB"`, `"16k"`, `"1MiB"`, `"1GiB"` (binary units); output in bytes. */
 export const byteSize = z.union([z.number(), z.string()], { error: SIZE_HINT }).transform((value, context) => {
   const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim()) : undefined;
   const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : 1;
   const bytes = typeof value === 'number' ? value : match && factor ? Number(match[1]) * factor : NaN;
   if (!Number.isInteger(bytes) || bytes <= 0) {
-    context.addIssue({ code: 'custom', message: SIZE_HINT });
+    context.addIssue({ code: 'custom', message: bytes === 0 ? 'must be above 0' : SIZE_HINT });
     return z.NEVER;
   }
   return bytes;
