@@ -68,6 +68,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     expect(config.redis).toEqual(REDIS);
   });
 
+  it('takes a compress minSize of 0, which compresses every answer (a HEAD answer without Content-Length included), as the docs offer', () => {
+    const config = parseConfig('gateway.yaml', 'middlewares:\n  zip-all: { compress: { minSize: 0 } }\n');
+    expect(config.middlewares.get('zip-all')).toMatchObject({ kind: 'compress', settings: { minBytes: 0 } });
+  });
+
   it('reads the redis section in its three forms, with defaults', () => {
     const redisOf = (text: string) => parseConfig('gateway.yaml', `redis: ${text}\n`).redis;
     expect(redisOf('{ url: "redis://h:6379" }')).toEqual({ target: { kind: 'url', url: 'redis://h:6379' }, password: undefined, timeoutMs: 100, keyPrefix: 'switchboard:', gateways: 1 });

@@ -5,7 +5,7 @@ import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.t
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { ALLOW_UNSAFE_REGEX_KEY } from './regex-safety.ts';
 import { ambiguousStatusRanges, parseStatusRange, type StatusRange } from './status-ranges.ts';
-import { byteSize, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { byteSize, byteSizeOrZero, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -56,7 +56,7 @@ const mediaTypePattern = z.string().transform((text, context) => {
 /** `compress` as written: at most one of `contentTypes` and `excludedContentTypes`, each coding once. */
 const compressSection = section({
   encodings: z.array(z.enum(['br', 'gzip'])).min(1).optional(),
-  minSize: byteSize.optional(),
+  minSize: byteSizeOrZero.optional(),
   contentTypes: z.array(mediaTypePattern).min(1).optional(),
   excludedContentTypes: z.array(mediaTypePattern).min(1).optional(),
   level: count(1, 9).optional(),

@@ -57,17 +57,24 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 };
 const SIZE_HINT = 'expected a size such as 16384, "16KiB", "1MiB" or "1GiB"';
 
-/** A byte size: a number of bytes or `"16KiB"`, `"16k"`, `"1MiB"`, `"1GiB"` (binary units); output in bytes. */
-export const byteSize = z.union([z.number(), z.string()], { error: SIZE_HINT }).transform((value, context) => {
-  const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim()) : undefined;
-  const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : 1;
-  const bytes = typeof value === 'number' ? value : match && factor ? Number(match[1]) * factor : NaN;
-  if (!Number.isInteger(bytes) || bytes <= 0) {
-    context.addIssue({ code: 'custom', message: bytes === 0 ? 'must be above 0' : SIZE_HINT });
-    return z.NEVER;
-  }
-  return bytes;
-});
+function sizeFrom(least: 0 | 1) {
+  return z.union([z.number(), z.string()], { error: SIZE_HINT }).transform((value, context) => {
+    const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim()) : undefined;
+    const factor = match ? SIZE_UNITS[match[2]!.toLowerCase()] : 1;
+    const bytes = typeof value === 'number' ? value : match && factor ? Number(match[1]) * factor : NaN;
+    if (!Number.isInteger(bytes) || bytes < least) {
+      context.addIssue({ code: 'custom', message: bytes === 0 ? 'must be above 0' : SIZE_HINT });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+}
+
+/** A byte size: a number of bytes or `"16KiB"`, `"16k"`, `"1MiB"`, `"1GiB"` (binary units), above 0; output in bytes. */
+export const byteSize = sizeFrom(1);
+
+/** A byte size that may be 0, for a threshold where 0 means "every one" (compress's `minSize`). */
+export const byteSizeOrZero = sizeFrom(0);
 
 /** A whole number at least `min`. */
 export const count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
