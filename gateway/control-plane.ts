@@ -7,6 +7,7 @@ import { servicesNamedIn, staticInstanceLists, type GatewayConfig } from './conf
 import { configStoreState, onApplied } from './config-store/store-status.ts';
 import type { PeerSet } from './config-store/peer-set.ts';
 import { rateLimitChanges } from './middleware/index.ts';
+import { restartOnlyChanges } from './restart-only-changes.ts';
 import { registryBalancerSource, ServiceBalancers } from './service-registry.ts';
 import { configReloadsTotal, FlowStats, forgetServiceSeries, InstanceTraffic, recordInstances } from './telemetry/index.ts';
 
@@ -186,18 +187,4 @@ function reconnectChangedCredentials(running: readonly RunningRegistry[], next: 
     log.info({ registry: registry.url }, 'registry credentials changed, reconnecting');
     providers[index]?.replaceCredentials?.(entry.credentials);
   });
-}
-
-/** Keys whose change needs a restart: the entry points (with `listen`), the admin listener, the limits, the registry list, the worker count and the config store. */
-function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
-  const keys: string[] = [];
-  if (JSON.stringify(current.entryPoints) !== JSON.stringify(next.entryPoints)) keys.push('entryPoints');
-  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
-  if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
-  // Credentials of the same URLs are replaced in place (reconnectChangedCredentials).
-  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
-  if (current.workers !== next.workers) keys.push('workers');
-  // The store is connected once, at start (its snapshot and timeout with it).
-  if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
-  return keys;
 }
