@@ -92,7 +92,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
   let peers: PeerSet | undefined;
-  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, ready: NOT_SERVING, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, listening: () => initial, ready: NOT_SERVING, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
   let admin: AdminListener | undefined;
   let stopReporting = () => {};
   const leave = async () => {

@@ -89,7 +89,7 @@ export class AdminServer {
       ...(sources.peers ? [['/api/peers', sources.peers] as const] : []),
       // A breaker's settings carry its fallback answer, whose headers may hold credentials.
       ...(sources.breakers ? [['/api/breakers', () => redactSecrets(sources.breakers!.view())] as const] : []),
-      ['/api/tcp', async () => tcpView(sources.config(), await this.metrics())],
+      ['/api/tcp', async () => tcpView(sources.config(), await this.metrics(), sources.listening?.())],
     ]);
     this.metrics = sources.metrics ?? (() => metricsText());
     this.store = new StoreApi({ token: options.token, location: () => sources.storeLocation?.(), record: (change) => events.record(change) });

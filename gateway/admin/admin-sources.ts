@@ -39,6 +39,8 @@ export interface AdminSources {
   readonly registries: readonly RegistryRef[];
   /** The configuration in force. */
   config(): GatewayConfig;
+  /** The configuration the entry points' listeners were started with (a reload changes none of them); `config()` when absent. */
+  listening?(): GatewayConfig;
   /**
    * Whether the gateway takes connections, for `/ready`: one process from when its entry points
    * listen until its drain starts; with `workers`, while at least one worker listens.

@@ -32,4 +32,15 @@ describe('the /api/tcp view', () => {
     const text = 'switchboard_tcp_connections_open{service="we\\\\ird\\"}x"} 4\nswitchboard_tcp_bytes_total{service="we\\\\ird\\"}x",direction="out"} 9\n';
     expect(tcpView(config, text).services).toEqual([{ name: 'we\\ird"}x', open: 4, total: 0, bytesIn: 0, bytesOut: 9, errors: {} }]);
   });
+
+  it('after a reload lists the listeners as they run (addresses wait for a restart) with the forwarding the reload applied', () => {
+    const started = parseConfig('g.yaml', 'entryPoints:\n  web: { listen: 8080 }\n  redis: { listen: "127.0.0.1:6380", protocol: tcp, service: redis }\n');
+    const reloaded = parseConfig(
+      'g.yaml',
+      'entryPoints:\n  web: { listen: 8080 }\n  redis: { listen: "127.0.0.1:6390", protocol: tcp, service: cache, idleTimeout: 5m }\n  later: { listen: 6391, protocol: tcp, service: other }\n',
+    );
+    // The data plane still listens on 6380 and takes no connection on 6391 until a restart, while
+    // new connections on 6380 go to cache with the new idle timeout.
+    expect(tcpView(reloaded, '', started).entryPoints).toEqual([{ name: 'redis', listen: '127.0.0.1:6380', service: 'cache', sni: {}, tls: false, proxyProtocol: null, idleTimeoutMs: 300_000 }]);
+  });
 });

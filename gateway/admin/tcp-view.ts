@@ -42,11 +42,14 @@ function unescapeLabel(value: string): string {
 /**
  * The TCP view from the configuration and the Prometheus text of `/metrics`, so that it reads the
  * same numbers as Prometheus does, summed over workers by the primary when there are workers.
+ * `listening` is the configuration the listeners were started with: a reload changes no address
+ * and adds or removes no listener (that waits for a restart), while each listener forwards new
+ * connections as `config`, the configuration in force, says (as the data plane reads it).
  */
-export function tcpView(config: GatewayConfig, metricsText: string): TcpView {
-  const entryPoints = config.entryPoints.flatMap((entryPoint): TcpEntryPointView[] => {
-    const tcp = entryPoint.tcp;
-    if (!tcp) return [];
+export function tcpView(config: GatewayConfig, metricsText: string, listening: GatewayConfig = config): TcpView {
+  const entryPoints = listening.entryPoints.flatMap((entryPoint): TcpEntryPointView[] => {
+    if (!entryPoint.tcp) return [];
+    const tcp = config.entryPoints.find((candidate) => candidate.name === entryPoint.name)?.tcp ?? entryPoint.tcp;
     const { host, port } = entryPoint.listen;
     return [{
       name: entryPoint.name,
