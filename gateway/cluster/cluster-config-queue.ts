@@ -5,6 +5,8 @@ import { parseConfig, parseRefusedConfigSettled, type GatewayConfig } from '../c
 export interface ConfigText {
   readonly path: string;
   readonly text: string;
+  /** The text the gateway started with, when `text` is another: where a worker starting now listens. */
+  readonly listenText?: string;
   readonly workers: number;
   readonly sequence: number;
   readonly digest: string;

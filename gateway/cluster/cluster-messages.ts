@@ -19,8 +19,11 @@ export type PrimaryMessage =
   /**
    * The configuration file's text as the primary validated it (`path` resolves relative files); applied at start and on every reload.
    * `sequence` and `digest` are its identity (`ConfigIdentity`), which the worker's `config-result` echoes.
+   * `listenText`, when a reload changed the text, is the one the gateway started with: a worker
+   * forked since starts its listeners from it (an entry point's address waits for a restart), then
+   * applies `text`, as the workers forked at the start did.
    */
-  | { readonly kind: 'switchboard:config'; readonly path: string; readonly text: string; readonly workers: number; readonly sequence: number; readonly digest: string }
+  | { readonly kind: 'switchboard:config'; readonly path: string; readonly text: string; readonly listenText?: string; readonly workers: number; readonly sequence: number; readonly digest: string }
   /** The whole endpoint set of one service (never a delta). */
   | { readonly kind: 'switchboard:health'; readonly snapshot: HealthSnapshot }
   /** Every service some registry lists. */

@@ -54,7 +54,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   let text = initialText;
   // Every text sent gets the next sequence; the workers' results say which one each runs.
   const configs = new WorkerConfigs(count, configIdentity(1, initialText));
-  const configMessage = (): PrimaryMessage => ({ kind: 'switchboard:config', path, text, workers: count, ...configs.latest });
+  const configMessage = (): PrimaryMessage => ({ kind: 'switchboard:config', path, text, ...(text === initialText ? {} : { listenText: initialText }), workers: count, ...configs.latest });
   // The workers' flow statistics arrive rolled per second and go into the primary's rings and store.
   const flow = new FlowStats(options.flowStore ? { store: options.flowStore } : {});
   const traffic = new InstanceTraffic(undefined, flow);

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
-import { closeLogs, componentLogger } from '../../src/logger.ts';
+import { closeLogs, componentLogger, type Logger } from '../../src/logger.ts';
+import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
@@ -109,7 +110,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     guards = new TrafficGuards(config, slot);
     guards.changes$.subscribe((change) => reportBreakers([change]));
     try {
-      data = await startDataPlane(config, {
+      const listening = listeningConfig(text, config, log);
+      data = await startDataPlane(listening, {
         balancers,
         observer: batch,
         requestMetrics,
@@ -119,6 +121,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         middlewareFactory: (definition, name, redis) => buildNamedMiddleware(definition, { name, share: 1 / text.workers, worker: slot }, redis),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
       });
+      if (listening !== config) data.apply(config);
     } catch (error) {
       return fail(error);
     }
@@ -164,7 +167,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     switch (message.kind) {
       case 'switchboard:config': {
         if (stopping) return;
-        configs.receive({ path: message.path, text: message.text, workers: message.workers, sequence: message.sequence, digest: message.digest });
+        configs.receive({ path: message.path, text: message.text, ...(message.listenText === undefined ? {} : { listenText: message.listenText }), workers: message.workers, sequence: message.sequence, digest: message.digest });
         return;
       }
       case 'switchboard:health': {
@@ -203,4 +206,21 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
   send({ kind: 'switchboard:ready' });
+}
+
+/**
+ * The configuration a worker starts its data plane with: the one the gateway started with when a
+ * reload has changed the text since (`listenText`), so that a worker forked after it (a replacement)
+ * listens where the others do: an entry point's address, protocol and certificates wait for a
+ * restart. The text in force is applied right after. Should that first text no longer load (a file
+ * it names gone), the worker starts with the text in force, as before.
+ */
+function listeningConfig(text: ConfigText, config: GatewayConfig, log: Logger): GatewayConfig {
+  if (text.listenText === undefined) return config;
+  try {
+    return parseConfig(text.path, text.listenText);
+  } catch (error) {
+    log.warn({ reason: errorMessage(error) }, 'the configuration the gateway started with no longer loads; this worker listens as the configuration in force says');
+    return config;
+  }
 }

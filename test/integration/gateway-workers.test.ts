@@ -13,6 +13,7 @@ import {
   makeTempDir,
   ManagedProcess,
   readTail,
+  refusingPort,
   REPO_ROOT,
   startGateway,
   startZooKeeper,
@@ -298,6 +299,34 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(namesOfNewWorker).toEqual(Array(6).fill('a'));
     await fetch(`http://127.0.0.1:${b.port}/health/ok`, { method: 'POST' });
     await waitFor(async () => (await routable('b')) === true, { timeoutMs: 20_000, message: "the primary's checks to pass b again" });
+  });
+
+  it('starts a replacement worker on the address the others listen on after a reload moved the listener, which waits for a restart', async () => {
+    // A listener's address applies only after a restart; the workers took the rest of the file (x-config: moved).
+    const moved = await refusingPort();
+    await gateway.writeConfig(configText('moved').replace('listen: 127.0.0.1:{{port}}', `listen: 127.0.0.1:${moved}`));
+    const updated = new Set<number>();
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.configTag === 'moved') updated.add(served.slot);
+      return updated.size === 2;
+    }, { timeoutMs: 30_000, message: 'both workers to answer under the new file, on the address they listen on' });
+    const [victim] = await workers();
+    process.kill(victim!.pid!, 'SIGKILL');
+    // Started on the new file's address it could not bind the port (held): it would never listen.
+    await waitFor(async () => {
+      const view = await workers();
+      return view[0]!.state === 'listening' && view[0]!.pid !== victim!.pid;
+    }, { timeoutMs: 20_000, message: 'a new worker in slot 0, listening' });
+    const tags: unknown[] = [];
+    await waitFor(async () => {
+      const served = await servedBy();
+      if (served.slot === 0) tags.push(served.configTag);
+      return tags.length >= 2;
+    }, { timeoutMs: 30_000, message: 'two requests on the old address through the new worker' });
+    expect(tags).toEqual(['moved', 'moved']);
+    expect(await acceptsConnections(moved)).toBe(false);
+    await gateway.writeConfig(configText('one'));
   });
 
   it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
