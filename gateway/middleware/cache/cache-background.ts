@@ -51,6 +51,15 @@ class NoClientResponse extends Writable {
     this.headersSent = true;
     done();
   }
+
+  /**
+   * Closes without an 'error', as a client's response does: the proxy cuts a response whose
+   * upstream failed mid-body with `destroy(error)`, and the 'error' a Writable would emit then has
+   * no listener here (no client, no server around it) and would be thrown, the gateway's process with it.
+   */
+  override _destroy(_error: Error | null, done: (error?: Error | null) => void): void {
+    done();
+  }
 }
 
 /**

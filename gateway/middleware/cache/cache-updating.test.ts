@@ -211,6 +211,8 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     ['is cut before its head (reset-before-headers)', 'reset'],
     ['answers a body over maxEntrySize', 'big'],
     ['answers no-store', 'no-store'],
+    ['is cut after its head, mid-body (reset-after-headers)', 'cut'],
+    ['answers no-store and is cut mid-body', 'no-store-cut'],
   ] as const)('stores nothing when the update %s, and the next stale request starts a new one', async (_what, how) => {
     const { send, held } = await staleEntry();
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
@@ -218,7 +220,11 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     if (how === 'status') setup!.answer(2, { 'cache-control': 'max-age=60' }, 500);
     else if (how === 'big') held[1]!.writeHead(200, { 'cache-control': 'max-age=60' }).end(Buffer.alloc(4_096, 'x'));
     else if (how === 'no-store') setup!.answer(2, { 'cache-control': 'no-store' });
-    else held[1]!.socket!.destroy();
+    else if (how === 'cut' || how === 'no-store-cut') {
+      // Half of the announced body, then the connection goes: the proxy cuts the response that had its head.
+      const response = held[1]!.writeHead(200, { 'cache-control': how === 'cut' ? 'max-age=60' : 'no-store', 'content-length': 200 });
+      response.write(Buffer.alloc(100, 'x'), () => response.socket!.destroy());
+    } else held[1]!.socket!.destroy();
     // Once the failed update let go of its mark, a stale request is the first again: STALE, and a new update.
     await waitFor(async () => statusAndBody(await send('/a'))[0] === 'STALE', { message: 'the failed update let go of its mark' });
     await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
