@@ -111,6 +111,31 @@ describe('gateway lifecycle', () => {
     expect(line && JSON.parse(line)).toMatchObject({ status: 206, bytes: 10 });
   });
 
+  it.each([
+    ['held before its head', false],
+    ['cut mid-body by the pools\' grace', true],
+  ] as const)('ends on SIGTERM within the pools\' grace, not drainTimeout, while a cache\'s background update is %s at the backend', async (_what, midBody) => {
+    const { gateway, waiting } = await gatewayOverHeldBackend('middlewares:\n  behind: { cache: { maxSize: 1MiB, useStale: { on: [updating] }, backgroundUpdate: true } }\nshutdown: { drainTimeout: 20s }\n', 'behind');
+    const status = async () => (await fetch(`${gateway.url}/page`)).headers.get('x-cache-status');
+    const first = status();
+    await waitFor(() => waiting.length === 1, { message: 'the first request to reach the backend' });
+    waiting[0]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=1' }).end('first');
+    expect(await first).toBe('MISS');
+    // Stale after a second: its first stale request is answered at once, and the update goes upstream without a client.
+    await waitFor(async () => (await status()) === 'STALE', { message: 'the stored answer to go stale', intervalMs: 100, timeoutMs: 10_000 });
+    await waitFor(() => waiting.length === 2, { message: 'the background update to reach the backend' });
+    if (midBody) {
+      // Storable, 1000 bytes announced: the first 100 come, the rest never.
+      waiting[1]!.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'content-length': 1000 });
+      await new Promise((resolve) => waiting[1]!.write(Buffer.alloc(100, 'v'), resolve));
+    }
+    const signalledAt = Date.now();
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    // Exits cleanly (no crash as the pools' grace cuts the update), and not held to drainTimeout (20 s): no client waits for the update.
+    expect((await gateway.process.waitForExit(15_000)).code).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(10_000);
+  });
+
   it('drains a keep-alive connection after its last answer: every answer before it arrives, and no request pipelined behind it reaches the upstream', async () => {
     const { gateway, paths, waiting } = await gatewayOverHeldBackend();
 
