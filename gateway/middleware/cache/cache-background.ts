@@ -107,6 +107,20 @@ function backgroundContext(client: GatewayContext): GatewayContext {
   };
 }
 
+/**
+ * The tap of a background fetch's answer (`tap`, or none when nothing of it will be stored) as one
+ * whose client takes an empty part: no client wants any of the body, so it is read on for the tap
+ * alone while the tap keeps it (`TapPassing`), and left unread, the attempt judged by the upstream's
+ * status, once nothing of it will be stored (past `maxEntrySize`, `no-store`, a status not kept).
+ * Else a large body nobody stores would be downloaded whole for nobody, its mark gone meanwhile, and
+ * every next stale request would start one more such download.
+ */
+function forTheTapAlone(tap: ResponseBodyTap | undefined, status: number): ResponseBodyTap {
+  const part = { status, start: 0, end: 0, length: Number.POSITIVE_INFINITY };
+  if (tap === undefined) return { part, chunk: () => undefined, end: () => undefined, abort: () => undefined, keeping: () => false };
+  return { part, chunk: (chunk) => tap.chunk(chunk), end: () => tap.end(), abort: () => tap.abort(), keeping: () => tap.keeping?.() !== false };
+}
+
 /** What a background update needs of the cache it updates (index.ts): its marks and how it stores. */
 export interface BackgroundUpdateParts {
   /** The updating marks: the context updating each stale stored answer. */
@@ -158,7 +172,7 @@ export function updateInBackground(parts: BackgroundUpdateParts, client: Gateway
       parts.fetchEnded(context, found);
       return undefined;
     }
-    return parts.tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+    return forTheTapAlone(parts.tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found), answerStatus);
   };
   // A fetch that failed (no answer to tap, the gateway's own error in its place) lets the mark go as it ends; one still gathering, as its tap ends.
   const ended = () => {

@@ -232,4 +232,27 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the new update was stored' });
     expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 3']);
   });
+
+  it.each([
+    ['over maxEntrySize by its Content-Length', { 'cache-control': 'max-age=60', 'content-length': 1_000_000 }],
+    ['over maxEntrySize as its chunks come', { 'cache-control': 'max-age=60' }],
+    ['no-store', { 'cache-control': 'no-store', 'content-length': 1_000_000 }],
+  ] as const)('leaves unread the body of an update it will not store (%s): nobody wants it, and each next stale request would start one more', async (_what, headers) => {
+    const { send, held } = await staleEntry();
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+    const update = held[1]!.writeHead(200, headers);
+    let closed = false;
+    update.once('close', () => (closed = true));
+    // A long body that keeps coming, never silent for the body timeout.
+    const writer = setInterval(() => update.write(Buffer.alloc(512, 'x')), 50);
+    try {
+      await waitFor(() => closed, { message: 'the gateway left the body of an update it will not store', timeoutMs: 10_000 });
+    } finally {
+      clearInterval(writer);
+    }
+    // The stored answer stays as it was; the next stale request updates again.
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
+  });
 });
