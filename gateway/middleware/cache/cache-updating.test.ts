@@ -188,11 +188,13 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     ]);
     // One fetch for the stored answer, however many stale requests came meanwhile.
     expect(held).toHaveLength(2);
+    // Counted now: a poll below that comes before the update is stored is one more UPDATING, however the machine is loaded.
+    expect([await setup!.count('STALE'), await setup!.count('UPDATING'), await setup!.count('EXPIRED')]).toEqual([1, 3, 0]);
     setup!.answer(2, { etag: '"v2"', 'cache-control': 'max-age=60' });
     await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the background update was stored' });
     expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 2']);
     expect(held).toHaveLength(2);
-    expect([await setup!.count('STALE'), await setup!.count('UPDATING'), await setup!.count('EXPIRED')]).toEqual([1, 3, 0]);
+    expect([await setup!.count('STALE'), await setup!.count('EXPIRED')]).toEqual([1, 0]);
   });
 
   it('freshens the stored answer with a 304 to the update: the next request is a HIT with the stored body', async () => {
