@@ -2,6 +2,7 @@ import { createServer, type OutgoingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 import { vi } from 'vitest';
 import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
 import { createProxy, type ProxyPolicy } from '../../proxy/proxy.ts';
 import { singleInstanceBalancer, TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { UpstreamTransports } from '../../transports/index.ts';
@@ -35,9 +36,9 @@ export const statusAndBody = (response: TestResponse) => [response.headers['x-ca
  * For tests: a cache (with `settings` over `CACHE_TEST_SETTINGS`) in front of the real proxy and a
  * real backend that holds every request until the test answers it (`answer(n)`: a `max-age=60`
  * answer unless told, its body the request's number), counting the requests it holds at once
- * (`maxActive`). With `clock`, http-cache-semantics' clock (Date) is the test's (`later`).
+ * (`maxActive`). With `clock`, http-cache-semantics' clock (Date) is the test's (`later`); `before`, middleware in front of the cache.
  */
-export async function heldBackendCache(settings: Partial<CacheSettings>, options: { policy?: ProxyPolicy; clock?: boolean } = {}) {
+export async function heldBackendCache(settings: Partial<CacheSettings>, options: { policy?: ProxyPolicy; clock?: boolean; before?: Middleware[] } = {}) {
   if (options.clock === true) vi.useFakeTimers({ toFake: ['Date'] });
   const held: ServerResponse[] = [];
   /** Requests the backend holds now, the most it held at once, and when (`performance.now()`) each arrived. */
@@ -55,7 +56,7 @@ export async function heldBackendCache(settings: Partial<CacheSettings>, options
   const transports = new UpstreamTransports();
   const proxy = createProxy({ pickerFor: () => balancer.picker, policyFor: () => options.policy ?? TEST_PROXY_POLICY, transports });
   const name = `held-${(names += 1)}`;
-  const server = await serveMiddleware([cache({ ...CACHE_TEST_SETTINGS, ...settings }, name)], servingCachedHits(proxy));
+  const server = await serveMiddleware([...(options.before ?? []), cache({ ...CACHE_TEST_SETTINGS, ...settings }, name)], servingCachedHits(proxy));
   return {
     held,
     load,

@@ -2,7 +2,9 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
+import type { Middleware } from '../../context.ts';
 import { accessLogText } from '../access-log/index.ts';
+import { responseTransform } from '../response-transform/index.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { heldBackendCache, statusAndBody, USE_STALE_NOT_CONFIGURED } from './cache-testing.ts';
 
@@ -157,8 +159,8 @@ describe('cache: a stale answer sent at once to its first request too, the updat
   });
 
   /** A cache with `backgroundUpdate` (and `settings`) whose `/a` holds `request 1` (ETag "v1", one second fresh), now 2 s stale. */
-  async function staleEntry(settings: Partial<CacheSettings> = {}) {
-    setup = await heldBackendCache({ useStale: UPDATING, backgroundUpdate: true, ...settings }, { clock: true });
+  async function staleEntry(settings: Partial<CacheSettings> = {}, before: Middleware[] = []) {
+    setup = await heldBackendCache({ useStale: UPDATING, backgroundUpdate: true, ...settings }, { clock: true, before });
     const { send, held } = setup;
     const first = send('/a');
     await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
@@ -215,14 +217,16 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     ['answers no-store', 'no-store'],
     ['is cut after its head, mid-body (reset-after-headers)', 'cut'],
     ['answers no-store and is cut mid-body', 'no-store-cut'],
+    ['is cut mid-body on a route whose responseTransform holds the body', 'transformed-cut'],
   ] as const)('stores nothing when the update %s, and the next stale request starts a new one', async (_what, how) => {
-    const { send, held } = await staleEntry();
+    // A response transform buffers the body: a cut then finds the update's response with nothing written, and destroys it.
+    const { send, held } = await staleEntry({}, how === 'transformed-cut' ? [responseTransform((body) => body)] : []);
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
     await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
     if (how === 'status') setup!.answer(2, { 'cache-control': 'max-age=60' }, 500);
     else if (how === 'big') held[1]!.writeHead(200, { 'cache-control': 'max-age=60' }).end(Buffer.alloc(4_096, 'x'));
     else if (how === 'no-store') setup!.answer(2, { 'cache-control': 'no-store' });
-    else if (how === 'cut' || how === 'no-store-cut') {
+    else if (how === 'cut' || how === 'no-store-cut' || how === 'transformed-cut') {
       // Half of the announced body, then the connection goes: the proxy cuts the response that had its head.
       const response = held[1]!.writeHead(200, { 'cache-control': how === 'cut' ? 'max-age=60' : 'no-store', 'content-length': 200 });
       response.write(Buffer.alloc(100, 'x'), () => response.socket!.destroy());
