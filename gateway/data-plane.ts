@@ -48,6 +48,12 @@ export interface DataPlaneDependencies {
   readonly middlewareFactory?: NamedMiddlewareFactory;
   /** The breakers, caps and retry budgets (shared with the admin view); a fresh set when left out. */
   readonly guards?: TrafficGuards;
+  /**
+   * What the listeners are built with (entry points' addresses, protocols and certificates, and the
+   * limits), when not the configuration served: the file the gateway started with, for a worker
+   * forked after a reload. Requests are served by the configuration given from the first one on.
+   */
+  readonly listeners?: Pick<GatewayConfig, 'entryPoints' | 'limits'>;
 }
 
 /** The client-facing half of a gateway: entry points, router, middleware and proxy. */
@@ -115,11 +121,12 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   let runners = build(config);
 
   // The entry points: each accepts its protocol and tags every request with its name.
+  const listeners = dependencies.listeners ?? initial;
   const limits: ListenerLimits = {
-    maxHeaderSize: config.limits.maxHeaderSize,
-    headersTimeoutMs: config.limits.headersTimeoutMs,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-    keepAliveTimeoutMs: config.limits.keepAliveTimeoutMs,
+    maxHeaderSize: listeners.limits.maxHeaderSize,
+    headersTimeoutMs: listeners.limits.headersTimeoutMs,
+    requestTimeoutMs: listeners.limits.requestTimeoutMs,
+    keepAliveTimeoutMs: listeners.limits.keepAliveTimeoutMs,
   };
   const handlersFor = (origin: RequestOrigin) => ({
     request: (request: ClientRequest, response: ClientResponse) => void runners.http(createContext(request, response, log, origin)),
@@ -169,7 +176,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
   };
   try {
     await namedCertificates.start(config.certificates);
-    for (const entryPoint of config.entryPoints) {
+    for (const entryPoint of listeners.entryPoints) {
       if (entryPoint.tcp) {
         entryPoints.push(await startTcpEntryPoint(entryPoint, tcpHandler(entryPoint), limits.headersTimeoutMs, log, namedCertificates));
         continue;

@@ -110,8 +110,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     guards = new TrafficGuards(config, slot);
     guards.changes$.subscribe((change) => reportBreakers([change]));
     try {
-      const listening = listeningConfig(text, config, log);
-      data = await startDataPlane(listening, {
+      const started = startedConfig(text, log);
+      data = await startDataPlane(config, {
         balancers,
         observer: batch,
         requestMetrics,
@@ -120,8 +120,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
         // Every local rate-limit bucket (the middleware's, each consumer's, the Redis fallback's) gets 1/workers.
         middlewareFactory: (definition, name, redis) => buildNamedMiddleware(definition, { name, share: 1 / text.workers, worker: slot }, redis),
         ...(options.accessLogger ? { accessLogger: options.accessLogger } : {}),
+        ...(started ? { listeners: started } : {}),
       });
-      if (listening !== config) data.apply(config);
     } catch (error) {
       return fail(error);
     }
@@ -209,18 +209,19 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
 }
 
 /**
- * The configuration a worker starts its data plane with: the one the gateway started with when a
- * reload has changed the text since (`listenText`), so that a worker forked after it (a replacement)
- * listens where the others do: an entry point's address, protocol and certificates wait for a
- * restart. The text in force is applied right after. Should that first text no longer load (a file
- * it names gone), the worker starts with the text in force, as before.
+ * The configuration the gateway started with when a reload has changed the text since
+ * (`listenText`): a worker forked after it (a replacement) builds its listeners from it, so that it
+ * listens where the others do (an entry point's address, protocol and certificates, and the limits,
+ * wait for a restart), while it serves every request, from the first, by the text in force. Should
+ * that first text no longer load (a file it names gone), undefined: the worker listens as the text
+ * in force says, as before.
  */
-function listeningConfig(text: ConfigText, config: GatewayConfig, log: Logger): GatewayConfig {
-  if (text.listenText === undefined) return config;
+function startedConfig(text: ConfigText, log: Logger): GatewayConfig | undefined {
+  if (text.listenText === undefined) return undefined;
   try {
     return parseConfig(text.path, text.listenText);
   } catch (error) {
     log.warn({ reason: errorMessage(error) }, 'the configuration the gateway started with no longer loads; this worker listens as the configuration in force says');
-    return config;
+    return undefined;
   }
 }

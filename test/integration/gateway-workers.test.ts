@@ -363,3 +363,68 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     await waitFor(() => stillRunning(tree).length === 0, { timeoutMs: 5_000, message: 'every worker to exit' });
   });
 });
+
+describe('workers: 2 — a replacement worker of a gateway with several entry points, after a reload', () => {
+  // Entry points beside `web`: a worker starts them one after the other, each bind a round trip to the primary.
+  const OTHERS = Array.from({ length: 12 }, (_, index) => `e${index + 1}`);
+  const configText = (tag: string) => `
+entryPoints:
+  web: { listen: 127.0.0.1:{{port}} }
+${OTHERS.map((name) => `  ${name}: { listen: 127.0.0.1:{{port:${name}}} }`).join('\n')}
+admin: 127.0.0.1:{{adminPort}}
+workers: { count: 2, heartbeatTimeout: 3s }
+accessLog: false
+services:
+  stub: { instances: [127.0.0.1:9] }
+middlewares:
+  answer: { respond: { status: 200, body: ${tag} } }
+routes:
+  - { path: /, service: stub, middlewares: [answer] }
+`;
+  let gateway: GatewayProcess;
+
+  async function workers(): Promise<WorkerView[]> {
+    return (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/workers`)).json()) as WorkerView[];
+  }
+
+  beforeAll(async () => {
+    gateway = await startGateway(configText('started'));
+    await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.process.kill();
+  });
+
+  it('never answers a request with the routes of the file the gateway started with, not even while its other entry points start', async () => {
+    await gateway.writeConfig(configText('reloaded'));
+    // Two answers in a row on fresh connections: both workers took the new file.
+    await waitFor(async () => (await getFresh(gateway.url)).body === 'reloaded' && (await getFresh(gateway.url)).body === 'reloaded', { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+    const [victim] = await workers();
+    const bodies = new Map<string, number>();
+    let replaced = false;
+    // Requests on fresh connections all through the replacement's start; every other one goes to it once it listens on web.
+    const loop = async () => {
+      while (!replaced) {
+        const answer = await getFresh(gateway.url, 5_000).catch(() => undefined);
+        if (answer) bodies.set(answer.body, (bodies.get(answer.body) ?? 0) + 1);
+      }
+    };
+    const loops = Array.from({ length: 4 }, loop);
+    process.kill(victim!.pid!, 'SIGKILL');
+    const answered = () => [...bodies.values()].reduce((sum, count) => sum + count, 0);
+    try {
+      await waitFor(async () => {
+        const view = await workers();
+        return view[0]!.pid !== victim!.pid && view[0]!.state === 'listening';
+      }, { timeoutMs: 30_000, message: 'a new worker in slot 0, listening' });
+      // Half of these go to the new worker.
+      const before = answered();
+      await waitFor(() => answered() >= before + 40, { timeoutMs: 30_000, message: 'requests answered by both workers' });
+    } finally {
+      replaced = true;
+      await Promise.all(loops);
+    }
+    expect(Object.fromEntries(bodies)).toEqual({ reloaded: expect.any(Number) });
+  });
+});
