@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
 import { closeLogs, componentLogger, type Logger } from '../../src/logger.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
+import { checkCertificateFiles } from '../config/certificate-check.ts';
 import { metricsRegistry } from '../../src/metrics.ts';
 import { startDataPlane, type DataPlane } from '../data-plane.ts';
 import { buildNamedMiddleware, rateLimitChanges, type AccessLogDestination } from '../middleware/index.ts';
@@ -212,15 +213,23 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
  * The configuration the gateway started with when a reload has changed the text since
  * (`listenText`): a worker forked after it (a replacement) builds its listeners from it, so that it
  * listens where the others do (an entry point's address, protocol and certificates, and the limits,
- * wait for a restart), while it serves every request, from the first, by the text in force. Should
- * that first text no longer load (a file it names gone), undefined: the worker listens as the text
- * in force says, as before.
+ * wait for a restart), while it serves every request, from the first, by the text in force. A file
+ * only the rest of that text names (a `respond` body, a JWT key) may be gone with the reload: the
+ * listeners are then read without it. Only should the listeners' own certificates no longer load is
+ * it undefined: the worker listens as the text in force says, as before.
  */
 function startedConfig(text: ConfigText, log: Logger): GatewayConfig | undefined {
   if (text.listenText === undefined) return undefined;
   try {
     return parseConfig(text.path, text.listenText);
   } catch (error) {
+    try {
+      const started = parseConfig(text.path, text.listenText, { readFiles: false });
+      // The named certificates are the text in force's (a reload applies them); only the entry points' own are checked.
+      if (checkCertificateFiles({ ...started, certificates: [] }).length === 0) return started;
+    } catch {
+      // Reported below with the first reason.
+    }
     log.warn({ reason: errorMessage(error) }, 'the configuration the gateway started with no longer loads; this worker listens as the configuration in force says');
     return undefined;
   }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
@@ -367,9 +368,11 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
 describe('workers: 2 — a replacement worker of a gateway with several entry points, after a reload', () => {
   // Entry points beside `web`: a worker starts them one after the other, each bind a round trip to the primary.
   const OTHERS = Array.from({ length: 12 }, (_, index) => `e${index + 1}`);
-  const configText = (tag: string) => `
+  let pagePath: string;
+  /** `page`: a middleware no route uses, whose body file the file names; `listen`: where web listens. */
+  const configText = (tag: string, options: { page?: boolean; listen?: string } = {}) => `
 entryPoints:
-  web: { listen: 127.0.0.1:{{port}} }
+  web: { listen: ${options.listen ?? '127.0.0.1:{{port}}'} }
 ${OTHERS.map((name) => `  ${name}: { listen: 127.0.0.1:{{port:${name}}} }`).join('\n')}
 admin: 127.0.0.1:{{adminPort}}
 workers: { count: 2, heartbeatTimeout: 3s }
@@ -378,6 +381,7 @@ services:
   stub: { instances: [127.0.0.1:9] }
 middlewares:
   answer: { respond: { status: 200, body: ${tag} } }
+${options.page ? `  page: { respond: { status: 200, bodyFile: ${JSON.stringify(pagePath)} } }` : ''}
 routes:
   - { path: /, service: stub, middlewares: [answer] }
 `;
@@ -388,7 +392,9 @@ routes:
   }
 
   beforeAll(async () => {
-    gateway = await startGateway(configText('started'));
+    pagePath = join(await makeTempDir('sb-page-'), 'page.html');
+    await writeFile(pagePath, 'a page\n');
+    gateway = await startGateway(configText('started', { page: true }));
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
   }, 60_000);
 
@@ -426,5 +432,24 @@ routes:
       await Promise.all(loops);
     }
     expect(Object.fromEntries(bodies)).toEqual({ reloaded: expect.any(Number) });
+  });
+
+  it('starts a replacement on the address the others listen on when a file only the started configuration named is gone since', async () => {
+    // The reload moved web (that waits for a restart) and dropped the page, whose file then went.
+    const moved = await refusingPort();
+    await gateway.writeConfig(configText('moved', { listen: `127.0.0.1:${moved}` }));
+    await waitFor(async () => (await getFresh(gateway.url)).body === 'moved' && (await getFresh(gateway.url)).body === 'moved', { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+    await rm(pagePath);
+    const [victim] = await workers();
+    process.kill(victim!.pid!, 'SIGKILL');
+    await waitFor(async () => {
+      const view = await workers();
+      return view[0]!.pid !== victim!.pid && view[0]!.state === 'listening';
+    }, { timeoutMs: 30_000, message: 'a new worker in slot 0, listening' });
+    // Each worker answers every other fresh connection on web: the new one too, under the file in force.
+    const bodies = new Set<string>();
+    for (let index = 0; index < 6; index += 1) bodies.add((await getFresh(gateway.url, 5_000)).body);
+    expect([...bodies]).toEqual(['moved']);
+    expect(await acceptsConnections(moved)).toBe(false);
   });
 });
