@@ -391,6 +391,13 @@ routes:
     return (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/workers`)).json()) as WorkerView[];
   }
 
+  /** Whether the primary applies the file answering `tag` (a request got it) and every worker reported taking that file. */
+  async function everyWorkerOn(tag: string): Promise<boolean> {
+    if ((await getFresh(gateway.url)).body !== tag) return false;
+    const view = (await workers()) as (WorkerView & { config: { current: boolean } | null })[];
+    return view.every((worker) => worker.config?.current === true);
+  }
+
   beforeAll(async () => {
     pagePath = join(await makeTempDir('sb-page-'), 'page.html');
     await writeFile(pagePath, 'a page\n');
@@ -405,7 +412,7 @@ routes:
   it('never answers a request with the routes of the file the gateway started with, not even while its other entry points start', async () => {
     await gateway.writeConfig(configText('reloaded'));
     // Two answers in a row on fresh connections: both workers took the new file.
-    await waitFor(async () => (await getFresh(gateway.url)).body === 'reloaded' && (await getFresh(gateway.url)).body === 'reloaded', { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+    await waitFor(() => everyWorkerOn('reloaded'), { timeoutMs: 30_000, message: 'both workers to take the new file' });
     const [victim] = await workers();
     const bodies = new Map<string, number>();
     let replaced = false;
@@ -438,7 +445,7 @@ routes:
     // The reload moved web (that waits for a restart) and dropped the page, whose file then went.
     const moved = await refusingPort();
     await gateway.writeConfig(configText('moved', { listen: `127.0.0.1:${moved}` }));
-    await waitFor(async () => (await getFresh(gateway.url)).body === 'moved' && (await getFresh(gateway.url)).body === 'moved', { timeoutMs: 30_000, message: 'both workers to answer under the new file' });
+    await waitFor(() => everyWorkerOn('moved'), { timeoutMs: 30_000, message: 'both workers to take the new file' });
     await rm(pagePath);
     const [victim] = await workers();
     process.kill(victim!.pid!, 'SIGKILL');
