@@ -75,6 +75,9 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--host', 'a b'], error: /^--host: "a b" must be a host name or IP address without spaces or slashes$/ },
     { args: [...BASE, '--host', ''], error: /^--host: "" must be 1 to 253 characters$/ },
     { args: [...BASE, '--interval', 'soon'], error: /^--interval: "soon" is not a duration/ },
+    // A zero (or one rounding to 0 ms) is a duration, only not one these flags can take.
+    { args: [...BASE, '--interval', '0s'], error: /^--interval: "0s" must be above 0 \(only --drain may be 0\)$/ },
+    { args: [...BASE, '--timeout', '0.1ms'], error: /^--timeout: "0\.1ms" must be above 0/ },
     { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
     { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },

@@ -266,7 +266,9 @@ export const LONGEST_TIMER_MS = 2_147_483_647;
 
 function duration(flag: string, text: string): number {
   const value = parseDurationMs(text);
-  if (value === undefined || (value <= 0 && flag !== 'drain')) throw new AgentUsageError(flag, `"${text}" is not a duration such as 500ms, 2s or 1m`);
+  if (value === undefined) throw new AgentUsageError(flag, `"${text}" is not a duration such as 500ms, 2s or 1m`);
+  // "0s" is a duration: saying it is none would send the user hunting for a spelling mistake.
+  if (value <= 0 && flag !== 'drain') throw new AgentUsageError(flag, `"${text}" must be above 0 (only --drain may be 0)`);
   // Every duration becomes a timer: a longer one would probe, drain or give up after 1 ms.
   if (value > LONGEST_TIMER_MS) throw new AgentUsageError(flag, `"${text}" is longer than 24 days, the longest a timer can wait`);
   return value;
