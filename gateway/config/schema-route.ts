@@ -43,10 +43,21 @@ const method = z
   .regex(/^[A-Za-z]+$/, 'is not an HTTP method')
   .transform((name) => name.toUpperCase());
 
-/** Header edits: `{ set: { name: value }, remove: [names] }`. */
+/**
+ * Headers that frame a message's body. Set by hand they would disagree with the body the gateway
+ * sends: an answer cut short or run into the next one on a kept-alive connection, or an upload
+ * refused as the client's fault (400 `client-body-error`) whenever it has a body.
+ */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+
+/** Header edits: `{ set: { name: value }, remove: [names] }`; the framing headers cannot be set. */
 export const headerPolicy = section({
   set: z.record(headerName, sentHeaderValue).optional(),
   remove: z.array(headerName).optional(),
+}).superRefine((policy, context) => {
+  for (const name of Object.keys(policy.set ?? {})) {
+    if (FRAMING_HEADERS.has(name)) context.addIssue({ code: 'custom', path: ['set'], message: `cannot set ${name}: the gateway frames the body itself` });
+  }
 });
 
 /** What to send upstream as Host: `pass`, `upstream` or a literal host. */
