@@ -53,6 +53,9 @@ routes:
   it.each([
     ['services: { api: { circuitBreaker: { errorPercentThreshold: 0 } } }', 'services.api.circuitBreaker'],
     ['services: { api: { circuitBreaker: { fallback: { status: 200, service: x } } } }', 'services.api.circuitBreaker.fallback'],
+    // Sent beside the gateway's own framing, it cut the body short (or sent both, which RFC 9112 forbids).
+    ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { Content-Length: 3 }, body: abcdef } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set content-length: the gateway frames the body itself'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { transfer-encoding: chunked } } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set transfer-encoding'],
     ['services: { api: { concurrency: { maxRequests: 0 } } }', 'services.api.concurrency.maxRequests'],
     ['services: { api: { retryBudget: { percent: 120 } } }', 'services.api.retryBudget'],
     ['routes: [{ path: /x, namespace: true, circuitBreaker: {} }]', 'routes.0.circuitBreaker'],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, duration, headerName, percent, section, sentHeaderValue } from './schema-values.ts';
+import { count, duration, headerName, percent, refuseFramingHeaders, section, sentHeaderValue } from './schema-values.ts';
 
 const statusCode = z.int().min(100).max(599);
 /** A status or range; the same shape as `healthCheck.expectedStatuses` (kept here: `schema-service.ts` imports this file). */
@@ -22,7 +22,7 @@ const fallback = z.union(
     section({ service: z.string().min(1) }),
     section({
       status: statusCode,
-      headers: z.record(headerName, sentHeaderValue).optional(),
+      headers: z.record(headerName, sentHeaderValue).superRefine(refuseFramingHeaders).optional(),
       body: z.string().max(65_536).optional(),
     }),
   ],

@@ -5,7 +5,7 @@ import { circuitBreakerSchema } from './schema-breaker.ts';
 import { mirrorSchema } from './schema-route-mirror.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
-import { duration, headerName, hostWithPort, matchedHeaderValue, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { duration, headerName, hostWithPort, matchedHeaderValue, refuseFramingHeaders, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 /** A service name as registries spell it: no slash, no whitespace. */
 export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
@@ -43,21 +43,10 @@ const method = z
   .regex(/^[A-Za-z]+$/, 'is not an HTTP method')
   .transform((name) => name.toUpperCase());
 
-/**
- * Headers that frame a message's body. Set by hand they would disagree with the body the gateway
- * sends: an answer cut short or run into the next one on a kept-alive connection, or an upload
- * refused as the client's fault (400 `client-body-error`) whenever it has a body.
- */
-const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
-
 /** Header edits: `{ set: { name: value }, remove: [names] }`; the framing headers cannot be set. */
 export const headerPolicy = section({
-  set: z.record(headerName, sentHeaderValue).optional(),
+  set: z.record(headerName, sentHeaderValue).superRefine(refuseFramingHeaders).optional(),
   remove: z.array(headerName).optional(),
-}).superRefine((policy, context) => {
-  for (const name of Object.keys(policy.set ?? {})) {
-    if (FRAMING_HEADERS.has(name)) context.addIssue({ code: 'custom', path: ['set'], message: `cannot set ${name}: the gateway frames the body itself` });
-  }
 });
 
 /** What to send upstream as Host: `pass`, `upstream` or a literal host. */

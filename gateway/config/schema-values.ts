@@ -108,6 +108,20 @@ export const headerName = z
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name')
   .transform((name) => name.toLowerCase());
 
+/**
+ * Headers that frame a message's body. Set by hand they would disagree with the body the gateway
+ * sends: an answer cut short or run into the next one on a kept-alive connection, or an upload
+ * refused as the client's fault (400 `client-body-error`) whenever it has a body.
+ */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+
+/** Refuses header names (lower case) the gateway writes from the body it sends. */
+export function refuseFramingHeaders(headers: Readonly<Record<string, string>>, context: z.RefinementCtx): void {
+  for (const name of Object.keys(headers)) {
+    if (FRAMING_HEADERS.has(name)) context.addIssue({ code: 'custom', message: `cannot set ${name}: the gateway frames the body itself` });
+  }
+}
+
 /** A header value: strings, numbers and booleans (YAML reads `1` as a number) as text; CR, LF and NUL refused. */
 export const headerValue = z
   .union([z.string(), z.number(), z.boolean()], { error: 'expected a header value (text)' })
