@@ -56,6 +56,11 @@ routes:
     // Sent beside the gateway's own framing, it cut the body short (or sent both, which RFC 9112 forbids).
     ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { Content-Length: 3 }, body: abcdef } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set content-length: the gateway frames the body itself'],
     ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { transfer-encoding: chunked } } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set transfer-encoding'],
+    // A 1xx as the answer leaves the client waiting for the real one; a body after a 204 or 304 is read as the next answer.
+    ['services: { api: { circuitBreaker: { fallback: { status: 100 } } } }', 'services.api.circuitBreaker.fallback.status (line 1): expected a final status from 200 to 599'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 101 } } } }', 'services.api.circuitBreaker.fallback.status (line 1): expected a final status from 200 to 599'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 204, body: gone } } } }', 'services.api.circuitBreaker.fallback.body (line 1): a 204 answer has no body (RFC 9110)'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 304, body: same } } } }', 'services.api.circuitBreaker.fallback.body (line 1): a 304 answer has no body (RFC 9110)'],
     ['services: { api: { concurrency: { maxRequests: 0 } } }', 'services.api.concurrency.maxRequests'],
     ['services: { api: { retryBudget: { percent: 120 } } }', 'services.api.retryBudget'],
     ['routes: [{ path: /x, namespace: true, circuitBreaker: {} }]', 'routes.0.circuitBreaker'],

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { count, duration, headerName, percent, refuseFramingHeaders, section, sentHeaderValue } from './schema-values.ts';
+import { BODYLESS_STATUSES, count, duration, headerName, percent, refuseFramingHeaders, section, sentHeaderValue } from './schema-values.ts';
 
 const statusCode = z.int().min(100).max(599);
+const FALLBACK_STATUS_HINT = 'expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)';
 /** A status or range; the same shape as `healthCheck.expectedStatuses` (kept here: `schema-service.ts` imports this file). */
 const statusOrRange = z.union(
   [
@@ -21,9 +22,14 @@ const fallback = z.union(
   [
     section({ service: z.string().min(1) }),
     section({
-      status: statusCode,
+      // A 1xx is an interim answer: sent as the answer, the client waits on for the real one (or, for
+      // a 101, for a protocol that never starts).
+      status: z.int(FALLBACK_STATUS_HINT).min(200, FALLBACK_STATUS_HINT).max(599, FALLBACK_STATUS_HINT),
       headers: z.record(headerName, sentHeaderValue).superRefine(refuseFramingHeaders).optional(),
       body: z.string().max(65_536).optional(),
+    }).superRefine((answer, context) => {
+      // Sent after a 204 or 304, the body would be read as the start of the connection's next answer.
+      if (answer.body !== undefined && BODYLESS_STATUSES.has(answer.status)) context.addIssue({ code: 'custom', path: ['body'], message: `a ${answer.status} answer has no body (RFC 9110)` });
     }),
   ],
   { error: 'expected { status, headers?, body? } or { service }' },

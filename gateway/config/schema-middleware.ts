@@ -5,7 +5,7 @@ import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.t
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { ALLOW_UNSAFE_REGEX_KEY } from './regex-safety.ts';
 import { ambiguousStatusRanges, parseStatusRange, type StatusRange } from './status-ranges.ts';
-import { byteSize, byteSizeOrZero, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { BODYLESS_STATUSES, byteSize, byteSizeOrZero, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -114,9 +114,6 @@ const cacheSection = section({
   const on = settings.useStale === false ? [] : (settings.useStale?.on ?? []);
   if (new Set(on).size !== on.length) context.addIssue({ code: 'custom', path: ['useStale', 'on'], message: 'lists a failure twice' });
 });
-
-/** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
-const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
 
 /** Headers a `respond` answer's framing and connection own, or that `contentType` sets. */
 const RESPOND_OWN_HEADERS: ReadonlySet<string> = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);

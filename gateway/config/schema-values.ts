@@ -108,6 +108,9 @@ export const headerName = z
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name')
   .transform((name) => name.toLowerCase());
 
+/** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
+export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+
 /**
  * Headers that frame a message's body. Set by hand they would disagree with the body the gateway
  * sends: an answer cut short or run into the next one on a kept-alive connection, or an upload
