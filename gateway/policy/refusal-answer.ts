@@ -28,7 +28,9 @@ export function answerRefusal(context: GatewayContext, code: number, guard: Requ
       const response = context.response;
       if (response.headersSent || response.destroyed) return undefined;
       context.outcome.bytesOut = Buffer.byteLength(fallback.body);
-      response.writeHead(fallback.status, applyHeaderHooks(context, fallback.status, { 'content-length': context.outcome.bytesOut, 'x-request-id': context.requestId, ...fallback.headers, ...closingUnreadBody(context) }));
+      // 204 and 304 carry no Content-Length (RFC 9110 §8.6), as respond's answers; the schema refuses a body for them.
+      const length = fallback.status === 204 || fallback.status === 304 ? {} : { 'content-length': context.outcome.bytesOut };
+      response.writeHead(fallback.status, applyHeaderHooks(context, fallback.status, { ...length, 'x-request-id': context.requestId, ...fallback.headers, ...closingUnreadBody(context) }));
       response.end(fallback.body);
       return undefined;
     }

@@ -100,10 +100,16 @@ services:
     outlierDetection: false
     retries: false
     circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s }
+  down-quiet:
+    instances: [127.0.0.1:${closedPort}]
+    outlierDetection: false
+    retries: false
+    circuitBreaker: { requestVolumeThreshold: 3, sleepWindow: 60s, fallback: { status: 204, headers: { x-fallback: quiet } } }
   backup:
     instances: [127.0.0.1:${backup.port}]
 routes:
   - { path: /down, service: down }
+  - { path: /quiet, service: down-quiet }
   - { path: /plain, service: down-plain }
   - { path: /flaky, service: flaky }
   - { path: /reset, service: resetting }
@@ -227,6 +233,14 @@ routes:
     expect(refused.status).toBe(503);
     expect(JSON.parse(refused.body)).toMatchObject({ error: 'circuit-open', service: 'down-plain' });
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(50);
+  });
+
+  it('answers a 204 static fallback without Content-Length, as RFC 9110 §8.6 requires', async () => {
+    for (let index = 0; index < 3; index += 1) expect((await sendRequest(gateway.port, '/quiet')).status).toBe(502);
+    const quiet = await sendRequest(gateway.port, '/quiet');
+    expect(quiet).toMatchObject({ status: 204, body: '' });
+    expect(quiet.headers['x-fallback']).toBe('quiet');
+    expect(quiet.headers['content-length']).toBeUndefined();
   });
 });
 
