@@ -142,7 +142,10 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     leave,
     config: () => config,
     apply(next) {
-      const restartOnly = restartOnlyChanges(config, next);
+      // Compared with what the listeners, the admin listener and the registry sessions were started
+      // from (the primary's started file with workers, which the workers listen from too): a reload
+      // applies none of these, so a change still waits after a later reload, and one undone does not.
+      const restartOnly = restartOnlyChanges(initial, next);
       if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
       reconnectChangedCredentials(running, next, providers, log);
       config = next;

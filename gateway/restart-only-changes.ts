@@ -1,17 +1,32 @@
 import type { EntryPointConfig, GatewayConfig } from './config/index.ts';
 
-/** Keys whose change needs a restart: the entry points' listeners, the admin listener, the limits, the registry list, the worker count and the config store. */
-export function restartOnlyChanges(current: GatewayConfig, next: GatewayConfig): string[] {
+/**
+ * Keys of `next` that differ from what runs and so wait for a restart: the entry points' listeners,
+ * the admin listener, the limits, the registry list, the worker count and the config store.
+ * `running` is the configuration the gateway started with: a reload applies none of these, so
+ * comparing with the previous reload would forget a change still waiting and report one undone.
+ */
+export function restartOnlyChanges(running: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
-  if (JSON.stringify(current.entryPoints.map(listenerOf)) !== JSON.stringify(next.entryPoints.map(listenerOf))) keys.push('entryPoints');
-  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) keys.push('admin');
-  if (JSON.stringify(current.limits) !== JSON.stringify(next.limits)) keys.push('limits');
+  if (JSON.stringify(running.entryPoints.map(listenerOf)) !== JSON.stringify(next.entryPoints.map(listenerOf))) keys.push('entryPoints');
+  if (JSON.stringify(running.admin) !== JSON.stringify(next.admin)) keys.push('admin');
+  if (JSON.stringify(running.limits) !== JSON.stringify(next.limits)) keys.push('limits');
   // Credentials of the same URLs are replaced in place (reconnectChangedCredentials).
-  if (current.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
-  if (current.workers !== next.workers) keys.push('workers');
+  if (running.registries.map((registry) => registry.url).join() !== next.registries.map((registry) => registry.url).join()) keys.push('registries');
+  if (running.workers !== next.workers) keys.push('workers');
   // The store is connected once, at start (its snapshot and timeout with it).
-  if (JSON.stringify(current.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
+  if (JSON.stringify(running.configStore) !== JSON.stringify(next.configStore)) keys.push('configStore');
   return keys;
+}
+
+/**
+ * The entry points of `config` whose listener does not run as `config` declares it: added since
+ * `running` started (nothing listens for them yet) or changed (the listener keeps its started
+ * address, protocol and certificates). Each serves as declared only after a restart.
+ */
+export function entryPointsWaitingForRestart(running: GatewayConfig, config: GatewayConfig): string[] {
+  const started = new Map(running.entryPoints.map((entryPoint) => [entryPoint.name, JSON.stringify(listenerOf(entryPoint))]));
+  return config.entryPoints.filter((entryPoint) => started.get(entryPoint.name) !== JSON.stringify(listenerOf(entryPoint))).map((entryPoint) => entryPoint.name);
 }
 
 /**
