@@ -83,7 +83,7 @@ export class AdminServer {
     this.views = new Map<string, () => unknown>([
       ['/api/services', () => services.parts(events.providerStatuses())],
       ['/api/routes', () => routesView(sources.config())],
-      ['/api/config', () => configView(sources.config(), sources.configStore?.())],
+      ['/api/config', () => configView(sources.config(), sources.configStore?.(), sources.listening?.())],
       ['/api/registries', () => registriesView(sources, events.providerStatuses())],
       ...(sources.workers ? [['/api/workers', sources.workers] as const] : []),
       ...(sources.peers ? [['/api/peers', sources.peers] as const] : []),

@@ -75,6 +75,23 @@ routes:
   });
 });
 
+describe('configView against what the listeners run from', () => {
+  const STARTED = 'entryPoints:\n  web: { listen: "127.0.0.1:8080" }\n  admin-api: { listen: "127.0.0.1:8443" }\n';
+  type View = { restartRequired: string[]; entryPoints: { name: string; restartRequired: boolean }[] };
+  const viewOf = (running: string, inForce: string) => configView(parseConfig('g.yaml', inForce), undefined, parseConfig('g.yaml', running)) as View;
+
+  it.each([
+    { change: 'none', inForce: STARTED, keys: [], waiting: [] },
+    { change: 'an entry point added', inForce: `${STARTED}  extra: { listen: "127.0.0.1:8081" }\n`, keys: ['entryPoints'], waiting: ['extra'] },
+    { change: 'an entry point moved', inForce: STARTED.replace('8443', '9443'), keys: ['entryPoints'], waiting: ['admin-api'] },
+    { change: 'the limits', inForce: `${STARTED}limits: { keepAliveTimeout: 5s }\n`, keys: ['limits'], waiting: [] },
+  ])('after a reload that changed $change, names $keys as waiting for a restart and marks $waiting', ({ inForce, keys, waiting }) => {
+    const view = viewOf(STARTED, inForce);
+    expect(view.restartRequired).toEqual(keys);
+    expect(view.entryPoints.filter((entryPoint) => entryPoint.restartRequired).map((entryPoint) => entryPoint.name)).toEqual(waiting);
+  });
+});
+
 describe('routesView', () => {
   it('lists routes in matching order with their place', () => {
     const config = parseConfig('g.yaml', 'routes:\n  - { name: all, service: a }\n  - { name: users, path: /users, service: u, stripPrefix: true }\n');

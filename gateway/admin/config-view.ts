@@ -1,5 +1,6 @@
 import type { GatewayConfig } from '../config/index.ts';
 import { REDACTED, redactSecrets } from '../config/redaction.ts';
+import { entryPointsWaitingForRestart, restartOnlyChanges } from '../restart-only-changes.ts';
 import { routesInMatchOrder } from '../router/index.ts';
 
 export { REDACTED } from '../config/redaction.ts';
@@ -11,11 +12,16 @@ export { REDACTED } from '../config/redaction.ts';
  * headers are set or matched, consumers' key digests) and every tracing exporter header value (a
  * hosted collector's API key sits under a name such as `x-honeycomb-team`). With a config store,
  * `store` holds its URL, the revision in force and the objects it refused (null without one).
+ * Against `listening`, what the listeners run from (the file the gateway started with), it names
+ * the restart-only keys that differ (`restartRequired`) and marks each entry point that does not
+ * listen as shown (added or changed by a reload) with `restartRequired: true`.
  */
-export function configView(config: GatewayConfig, store?: unknown): unknown {
+export function configView(config: GatewayConfig, store?: unknown, listening: GatewayConfig = config): unknown {
   const admin = config.admin && { listen: config.admin.listen, token: config.admin.token };
   const tracing = config.tracing && { ...config.tracing, headers: Object.fromEntries(Object.keys(config.tracing.headers).map((name) => [name, REDACTED])) };
-  return redactSecrets({ ...config, admin: admin ?? false, tracing, store });
+  const waiting = new Set(entryPointsWaitingForRestart(listening, config));
+  const entryPoints = config.entryPoints.map((entryPoint) => ({ ...entryPoint, restartRequired: waiting.has(entryPoint.name) }));
+  return redactSecrets({ ...config, entryPoints, admin: admin ?? false, tracing, store, restartRequired: restartOnlyChanges(listening, config) });
 }
 
 /** The body of `GET /api/routes`: every route with its place in matching order (`order`, from 0) and its settings, secrets redacted. */

@@ -251,3 +251,46 @@ routes:
     expect(await explained('/reports/...csv')).toMatchObject({ outcome: 'rewritten-dot-segment', route: null, pick: null });
   });
 });
+
+describe('the admin views of an entry point a reload added, which listens only after a restart', () => {
+  let backend: Server;
+  let gateway: Gateway;
+  let text: string;
+
+  beforeAll(async () => {
+    const started = await backendOn((request, response) => response.end(request.url));
+    backend = started.server;
+    text = `admin: 127.0.0.1:0
+accessLog: false
+entryPoints:
+  web: { listen: 127.0.0.1:0 }
+services:
+  app: { instances: ["127.0.0.1:${started.port}"] }
+routes:
+  - { name: all, path: /, service: app }
+`;
+    gateway = await startGateway(parseConfig('g.yaml', text));
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  const get = async <T>(path: string): Promise<T> => (await (await fetch(`http://127.0.0.1:${gateway.adminPort}${path}`)).json()) as T;
+
+  it('explains it as not listening, and marks it in GET /api/config, while the started one still serves', async () => {
+    gateway.apply(parseConfig('g.yaml', text.replace('entryPoints:\n', 'entryPoints:\n  extra: { listen: 127.0.0.1:0 }\n')));
+    const added = await get<ExplainView>('/api/explain?path=/x&entryPoint=extra');
+    expect(added).toMatchObject({ outcome: 'entry-point-not-listening', route: { name: 'all' }, pick: null });
+    expect(added.notes.join()).toContain('listens only after a restart');
+    expect(await get<ExplainView>('/api/explain?path=/x&entryPoint=web')).toMatchObject({ outcome: 'proxy', notes: [] });
+    const config = await get<{ restartRequired: string[]; entryPoints: { name: string; restartRequired: boolean }[] }>('/api/config');
+    expect(config.restartRequired).toEqual(['entryPoints']);
+    expect(config.entryPoints.map(({ name, restartRequired }) => ({ name, restartRequired }))).toEqual([
+      { name: 'extra', restartRequired: true },
+      { name: 'web', restartRequired: false },
+    ]);
+    expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
+  });
+});

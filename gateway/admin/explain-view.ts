@@ -2,6 +2,7 @@ import type { ProviderStatus } from '../../src/discovery/provider.ts';
 import type { GatewayConfig, RouteConfig } from '../config/index.ts';
 import { plainIp } from '../config/ip-range.ts';
 import { rewritePath } from '../middleware/rewrite/index.ts';
+import { entryPointsWaitingForRestart } from '../restart-only-changes.ts';
 import { normalisePath } from '../router/index.ts';
 import { hasDotSegment } from '../router/path-normalise.ts';
 import { explainRoute, type RouteVerdict } from '../router/route-explain.ts';
@@ -24,7 +25,7 @@ export interface ExplainLayer {
 export interface ExplainView {
   /** `path` normalised; `routedPath` the path the router reads: `path` after the entry point's `rewrite` middleware (`path` without any). */
   readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly routedPath: string; readonly entryPoint: string };
-  /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`…). */
+  /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`, `entry-point-not-listening`…). */
   readonly outcome: string;
   readonly route: { readonly name: string; readonly namespace: boolean; readonly service: string; readonly upstreamPath: string } | null;
   /** Routes that failed on one condition only, or matched but a more specific route won; each with why not. */
@@ -54,6 +55,19 @@ export class ExplainQueryError extends Error {
  * scratch copy (`ServiceBalancers.withReadOnlyPicker`), so asking never changes what traffic gets.
  */
 export function explainView(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
+  const view = explainInForce(sources, statuses, query);
+  const name = view.request.entryPoint;
+  const listening = sources.listening?.() ?? sources.config();
+  if (!entryPointsWaitingForRestart(listening, sources.config()).includes(name)) return view;
+  // A reload added or changed this entry point: its listener runs as the gateway started it.
+  if (!listening.entryPoints.some((entryPoint) => entryPoint.name === name)) {
+    return { ...view, outcome: 'entry-point-not-listening', pick: null, notes: [...view.notes, `entry point "${name}" was added by a reload and listens only after a restart: no request reaches it yet; the rest shows what it will do then`] };
+  }
+  return { ...view, notes: [...view.notes, `entry point "${name}" changed on reload: it listens as the gateway started it (address, protocol, certificates) until a restart, and serves by the configuration in force`] };
+}
+
+/** The explanation by the configuration in force alone, as if every entry point in it listened. */
+function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
   const config = sources.config();
   const method = (query.get('method') ?? 'GET').toUpperCase();
   if (!HTTP_TOKEN.test(method)) throw new ExplainQueryError(`method=${JSON.stringify(method)} is not an HTTP method (a token such as GET or PURGE)`);
