@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RedirectSchemeSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
@@ -47,10 +48,23 @@ describe('redirectScheme', () => {
     expect((await server.send('/', { headers: { host: 'a.test' } })).status).toBe(200);
   });
 
-  it('refuses a Host it cannot build a safe Location from', async () => {
+  it('refuses a Host it cannot build a safe Location from, and says so', async () => {
     server = await serveMiddleware([redirectScheme(TO_HTTPS)]);
     const response = await server.send('/', { headers: { host: 'evil.test/@other' } });
     expect([response.status, response.headers.location]).toEqual([400, undefined]);
+    expect(JSON.parse(response.body.toString('utf8'))).toMatchObject({ error: 'request-rejected', message: "the request's Host header is no host name a redirect can be built from" });
+  });
+
+  it('answers a request without a Host (HTTP/1.0) 400 with the reason: no host to redirect to', async () => {
+    server = await serveMiddleware([redirectScheme(TO_HTTPS)]);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(server.port, '127.0.0.1', () => socket.end('GET /p HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(text)).on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'request-rejected', message: 'the request has no Host header, so there is no host to redirect it to' });
+    expect(server.contexts[0]!.outcome).toMatchObject({ status: 400, errorClass: 'request-rejected' });
   });
 
   it('lets the response header hooks of the layers before it edit the redirect, and answers 500 internal when one fails it', async () => {
