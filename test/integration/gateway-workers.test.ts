@@ -327,7 +327,14 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     }, { timeoutMs: 30_000, message: 'two requests on the old address through the new worker' });
     expect(tags).toEqual(['moved', 'moved']);
     expect(await acceptsConnections(moved)).toBe(false);
+    // The primary compares with the file the workers listen from: the move waits, and moving back undoes it, unwarned.
+    const pending = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/config`)).json()) as { restartRequired: string[] }).restartRequired;
+    expect(await pending()).toEqual(['entryPoints']);
+    const warnings = async () => (await logOf(gateway.process)).split('these settings apply only after a restart').length - 1;
+    const warned = await warnings();
     await gateway.writeConfig(configText('one'));
+    await waitFor(async () => (await pending()).length === 0, { timeoutMs: 30_000, message: 'the primary to apply the file that listens where the workers do' });
+    expect(await warnings()).toBe(warned);
   });
 
   it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
