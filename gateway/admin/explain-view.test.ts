@@ -293,4 +293,12 @@ routes:
     ]);
     expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
   });
+
+  it('notes of an entry point a reload moved that it listens where it started, and serves', async () => {
+    gateway.apply(parseConfig('g.yaml', text.replace('web: { listen: 127.0.0.1:0 }', 'web: { listen: 127.0.0.1:1 }')));
+    const moved = await get<ExplainView>('/api/explain?path=/x&entryPoint=web');
+    expect(moved).toMatchObject({ outcome: 'proxy', route: { name: 'all' } });
+    expect(moved.notes.join()).toContain('listens as the gateway started it');
+    expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
+  });
 });
