@@ -24,6 +24,9 @@ describe('restartOnlyChanges', () => {
     { change: "an entry point's address", next: BASE.replace('127.0.0.1:8080', '127.0.0.1:8081'), keys: ['entryPoints'] },
     { change: "an entry point's HTTP/2 with prior knowledge", next: BASE.replace('middlewares: [to-https] }', 'middlewares: [to-https], h2c: true }'), keys: ['entryPoints'] },
     { change: 'the entry points, one added', next: BASE.replace('entryPoints:\n', 'entryPoints:\n  other: { listen: "127.0.0.1:8082" }\n'), keys: ['entryPoints'] },
+    // Listeners are found by name: the order of the keys under entryPoints changes none of them.
+    { change: 'the entry points, reordered', next: BASE.replace(/ {2}web: (.*)\n {2}redis: (.*)\n/, '  redis: $2\n  web: $1\n'), keys: [] },
+    { change: 'the entry points, one removed (it listens until a restart)', next: BASE.replace(/ {2}redis: .*\n/, ''), keys: ['entryPoints'] },
     { change: 'the registry list and the admin listener', next: `${BASE.replace('file:instances.yaml', 'file:other.yaml')}admin: 127.0.0.1:9181\n`, keys: ['admin', 'registries'] },
   ])('after a change of $change, names $keys as waiting for a restart', ({ next, keys }) => {
     expect(restartOnlyChanges(parseConfig('/etc/sb/gateway.yaml', BASE), parseConfig('/etc/sb/gateway.yaml', next))).toEqual(keys);

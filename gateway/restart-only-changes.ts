@@ -8,7 +8,9 @@ import type { EntryPointConfig, GatewayConfig } from './config/index.ts';
  */
 export function restartOnlyChanges(running: GatewayConfig, next: GatewayConfig): string[] {
   const keys: string[] = [];
-  if (JSON.stringify(running.entryPoints.map(listenerOf)) !== JSON.stringify(next.entryPoints.map(listenerOf))) keys.push('entryPoints');
+  // By name, not by place: reordering the keys under `entryPoints` moves no listener. One removed still listens until a restart.
+  const removed = running.entryPoints.some((entryPoint) => !next.entryPoints.some((candidate) => candidate.name === entryPoint.name));
+  if (removed || entryPointsWaitingForRestart(running, next).length > 0) keys.push('entryPoints');
   if (JSON.stringify(running.admin) !== JSON.stringify(next.admin)) keys.push('admin');
   if (JSON.stringify(running.limits) !== JSON.stringify(next.limits)) keys.push('limits');
   // Credentials of the same URLs are replaced in place (reconnectChangedCredentials).
