@@ -25,11 +25,12 @@ export function locateIssues(issues: readonly z.core.$ZodIssue[], document: Docu
       return;
     }
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      const fitting = issue.errors.find((branch) => branch.every((inner) => !isTypeMismatch(inner)));
-      if (fitting) {
-        for (const inner of fitting) visit(inner, path);
+      const fitting = bestFittingBranches(issue.errors);
+      if (fitting.length === 1) {
+        for (const inner of fitting[0]!) visit(inner, path);
         return;
       }
+      // Several object shapes fit equally (`{}`, or keys of both): the union's own message names them.
     }
     located.push(at(path, lineOfValue(document, lines, path), reasonOf(issue)));
   };
@@ -53,6 +54,18 @@ function at(path: Path, line: number | undefined, reason: string): ConfigIssue {
 }
 
 /**
+ * The union branches the value most likely meant: those that fit its type, and among them those
+ * that know most of its keys. Without the second rule `fallback: { status: x }` was judged by the
+ * `{ service }` branch, whose "unknown field status" hides the bad status.
+ */
+function bestFittingBranches(branches: readonly (readonly z.core.$ZodIssue[])[]): (readonly z.core.$ZodIssue[])[] {
+  const fitting = branches.filter((branch) => branch.every((inner) => !isTypeMismatch(inner)));
+  const unknownKeys = (branch: readonly z.core.$ZodIssue[]) => branch.reduce((sum, inner) => sum + (inner.code === 'unrecognized_keys' && inner.path.length === 0 ? inner.keys.length : 0), 0);
+  const fewest = Math.min(...fitting.map(unknownKeys));
+  return fitting.filter((branch) => unknownKeys(branch) === fewest);
+}
+
+/**
  * A branch failed on the value's type itself (not deeper), so it is not the branch the author meant.
  * A nested union whose every branch fails so counts too (`workers`' count is itself a union), or an
  * object given for `{ count }` would be read as a bad count rather than as that section.
@@ -72,7 +85,10 @@ function reasonOf(issue: z.core.$ZodIssue): string {
  * (`from` is a jwtAuth key: no hint for a top-level `foo`), or a note that it is another section's.
  */
 function unknownKeyReason(key: string, objectPath: Path): string {
-  const suggestion = closestKey(key, objectKeysAt(configSchema, objectPath));
+  const candidates = objectKeysAt(configSchema, objectPath);
+  // Known to another branch of a union (`service` beside `status` in a fallback): no "did you mean" itself.
+  if (candidates.has(key)) return `field "${key}" does not go with the fields beside it`;
+  const suggestion = closestKey(key, candidates);
   if (suggestion === undefined && KNOWN_KEYS.has(key)) return `unknown field "${key}" (it belongs in another section)`;
   return `unknown field "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`;
 }

@@ -67,4 +67,17 @@ routes:
   ])('refuses %s and names where', (text, where) => {
     expect(() => parse(text)).toThrow(where);
   });
+
+  // A union of two object shapes is judged by the shape that knows the keys given, so the message
+  // says what is wrong with them (once `{ service }` answered: unknown field "status" (did you mean "status"?)).
+  it.each([
+    ['{ status: x }', 'fallback.status (line 1): expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)'],
+    ['{ status: 200, bdy: x }', 'fallback.bdy (line 1): unknown field "bdy" (did you mean "body"?)'],
+    ['{ service: 1 }', 'fallback.service (line 1): expected string, received number'],
+    ['{ status: 200, service: x }', 'fallback (line 1): expected { status, headers?, body? } or { service }'],
+    ['{}', 'fallback (line 1): expected { status, headers?, body? } or { service }'],
+    ['{ service: y, status: x, body: z }', 'fallback.status (line 1): field "status" does not go with the fields beside it; services.api.circuitBreaker.fallback.body (line 1): field "body" does not go with the fields beside it'],
+  ])('refuses the fallback %s saying what is wrong with it', (fallback, expected) => {
+    expect(() => parse(`services: { api: { circuitBreaker: { fallback: ${fallback} } } }`)).toThrow(`gateway.yaml: services.api.circuitBreaker.${expected}`);
+  });
 });
