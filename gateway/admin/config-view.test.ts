@@ -3,6 +3,19 @@ import { parseConfig } from '../config/index.ts';
 import { configView, REDACTED, routesView } from './config-view.ts';
 
 describe('configView', () => {
+  it('lists an entry point a reload removed, which listens until a restart, last and marked removed', () => {
+    const started = parseConfig('g.yaml', 'entryPoints:\n  web: { listen: ":8080" }\n  old: { listen: ":8081" }\n');
+    const next = parseConfig('g.yaml', 'entryPoints:\n  web: { listen: ":8080" }\n');
+    const view = configView(next, undefined, started) as { restartRequired: string[]; entryPoints: { name: string; listen: unknown; restartRequired: boolean; removed?: boolean }[] };
+    expect(view.restartRequired).toEqual(['entryPoints']);
+    expect(view.entryPoints.map(({ name, restartRequired, removed }) => ({ name, restartRequired, removed }))).toEqual([
+      { name: 'web', restartRequired: false, removed: undefined },
+      { name: 'old', restartRequired: true, removed: true },
+    ]);
+    expect(view.entryPoints[1]!.listen).toEqual({ host: null, port: 8081 });
+    expect((configView(started) as { entryPoints: unknown[] }).entryPoints).toHaveLength(2);
+  });
+
   it('shows the resolved configuration with the admin token redacted and services as an object', () => {
     const config = parseConfig('g.yaml', 'admin: { listen: "0.0.0.0:9180", token: super-secret-admin-token }\nservices: { user: {} }\n');
     const view = configView(config) as { admin: unknown; services: Record<string, { balancer: unknown }>; listen: unknown };

@@ -14,13 +14,18 @@ export { REDACTED } from '../config/redaction.ts';
  * `store` holds its URL, the revision in force and the objects it refused (null without one).
  * Against `listening`, what the listeners run from (the file the gateway started with), it names
  * the restart-only keys that differ (`restartRequired`) and marks each entry point that does not
- * listen as shown (added or changed by a reload) with `restartRequired: true`.
+ * listen as shown (added or changed by a reload) with `restartRequired: true`; one a reload removed,
+ * which still listens until a restart, is listed last as it started, with `removed: true` too.
  */
 export function configView(config: GatewayConfig, store?: unknown, listening: GatewayConfig = config): unknown {
   const admin = config.admin && { listen: config.admin.listen, token: config.admin.token };
   const tracing = config.tracing && { ...config.tracing, headers: Object.fromEntries(Object.keys(config.tracing.headers).map((name) => [name, REDACTED])) };
   const waiting = new Set(entryPointsWaitingForRestart(listening, config));
-  const entryPoints = config.entryPoints.map((entryPoint) => ({ ...entryPoint, restartRequired: waiting.has(entryPoint.name) }));
+  const entryPoints: unknown[] = config.entryPoints.map((entryPoint) => ({ ...entryPoint, restartRequired: waiting.has(entryPoint.name) }));
+  // One a reload removed still listens as it started until a restart: listed after them, as it runs.
+  for (const started of listening.entryPoints) {
+    if (!config.entryPoints.some((entryPoint) => entryPoint.name === started.name)) entryPoints.push({ ...started, removed: true, restartRequired: true });
+  }
   return redactSecrets({ ...config, entryPoints, admin: admin ?? false, tracing, store, restartRequired: restartOnlyChanges(listening, config) });
 }
 

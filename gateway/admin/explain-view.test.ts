@@ -294,6 +294,23 @@ routes:
     expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
   });
 
+  it('explains an entry point a reload removed as traffic on its listener is served: 404 no-route until a restart', async () => {
+    gateway.apply(parseConfig('g.yaml', text.replace('web: { listen: 127.0.0.1:0 }', 'other: { listen: 127.0.0.1:0 }')));
+    const removed = await get<ExplainView>('/api/explain?path=/x&entryPoint=web');
+    expect(removed).toMatchObject({ request: { entryPoint: 'web', path: '/x' }, outcome: 'no-route', route: null, nearMisses: [], pick: null });
+    expect(removed.middleware.map((layer) => layer.scope)).toEqual(['global', 'global']);
+    expect(removed.notes.join()).toContain('entry point "web" was removed by a reload and still listens until a restart');
+    expect(removed.notes.join()).toContain('404 no-route');
+    // What the note says is what its listener does.
+    expect((await fetch(`http://127.0.0.1:${gateway.port}/x`)).status).toBe(404);
+    const config = await get<{ restartRequired: string[]; entryPoints: { name: string; restartRequired: boolean; removed?: boolean }[] }>('/api/config');
+    expect(config.restartRequired).toEqual(['entryPoints']);
+    expect(config.entryPoints.map(({ name, restartRequired, removed }) => ({ name, restartRequired, removed }))).toEqual([
+      { name: 'other', restartRequired: true, removed: undefined },
+      { name: 'web', restartRequired: true, removed: true },
+    ]);
+  });
+
   it('notes of an entry point a reload moved that it listens where it started, and serves', async () => {
     gateway.apply(parseConfig('g.yaml', text.replace('web: { listen: 127.0.0.1:0 }', 'web: { listen: 127.0.0.1:1 }')));
     const moved = await get<ExplainView>('/api/explain?path=/x&entryPoint=web');

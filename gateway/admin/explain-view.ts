@@ -1,5 +1,5 @@
 import type { ProviderStatus } from '../../src/discovery/provider.ts';
-import type { GatewayConfig, RouteConfig } from '../config/index.ts';
+import type { EntryPointConfig, GatewayConfig, RouteConfig } from '../config/index.ts';
 import { plainIp } from '../config/ip-range.ts';
 import { rewritePath } from '../middleware/rewrite/index.ts';
 import { entryPointsWaitingForRestart } from '../restart-only-changes.ts';
@@ -25,7 +25,7 @@ export interface ExplainLayer {
 export interface ExplainView {
   /** `path` normalised; `routedPath` the path the router reads: `path` after the entry point's `rewrite` middleware (`path` without any). */
   readonly request: { readonly method: string; readonly host: string; readonly path: string; readonly routedPath: string; readonly entryPoint: string };
-  /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`, `entry-point-not-listening`…). */
+  /** What the gateway would answer without asking an upstream: `proxy`, or why not (`no-route`, a path refusal, `no-instances`, `entry-point-not-listening`…); `tcp-forward` for a removed tcp entry point that still listens. */
   readonly outcome: string;
   readonly route: { readonly name: string; readonly namespace: boolean; readonly service: string; readonly upstreamPath: string } | null;
   /** Routes that failed on one condition only, or matched but a more specific route won; each with why not. */
@@ -55,9 +55,12 @@ export class ExplainQueryError extends Error {
  * scratch copy (`ServiceBalancers.withReadOnlyPicker`), so asking never changes what traffic gets.
  */
 export function explainView(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
+  const listening = sources.listening?.() ?? sources.config();
+  const asked = query.get('entryPoint');
+  const removed = asked === null || sources.config().entryPoints.some((entryPoint) => entryPoint.name === asked) ? undefined : listening.entryPoints.find((entryPoint) => entryPoint.name === asked);
+  if (removed) return explainRemoved(sources, statuses, query, removed);
   const view = explainInForce(sources, statuses, query);
   const name = view.request.entryPoint;
-  const listening = sources.listening?.() ?? sources.config();
   if (!entryPointsWaitingForRestart(listening, sources.config()).includes(name)) return view;
   // A reload added or changed this entry point: its listener runs as the gateway started it.
   if (!listening.entryPoints.some((entryPoint) => entryPoint.name === name)) {
@@ -66,8 +69,26 @@ export function explainView(sources: AdminSources, statuses: readonly ProviderSt
   return { ...view, notes: [...view.notes, `entry point "${name}" changed on reload: it listens as the gateway started it (address, protocol, certificates) until a restart, and serves by the configuration in force`] };
 }
 
-/** The explanation by the configuration in force alone, as if every entry point in it listened. */
-function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams): ExplainView {
+/**
+ * An entry point a reload removed: its listener runs until a restart. The request handler finds no
+ * router and no middleware of its name in the configuration in force, so an HTTP request on it gets
+ * the global middleware and a 404 `no-route` (after the path checks); a tcp one reads the settings
+ * it started with for each connection (`tcpHandler`), so it still forwards to its started service.
+ */
+function explainRemoved(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams, removed: EntryPointConfig): ExplainView {
+  const view = explainInForce(sources, statuses, query, removed);
+  const since = `entry point "${removed.name}" was removed by a reload and still listens until a restart`;
+  if (removed.protocol === 'tcp') {
+    return { ...view, outcome: 'tcp-forward', pick: null, notes: [...view.notes, `${since}: it forwards each new connection to service "${removed.tcp?.service}" (or its sni services) by the tcp settings it started with, not by HTTP routing`] };
+  }
+  return { ...view, notes: [...view.notes, `${since}: the configuration in force has no routes or middleware for it, so every request on it is answered 404 no-route (after the global middleware and path checks)`] };
+}
+
+/**
+ * The explanation by the configuration in force alone, as if every entry point in it listened;
+ * `removed`, an entry point a reload removed, is explained as traffic on its listener is served.
+ */
+function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus[], query: URLSearchParams, removed?: EntryPointConfig): ExplainView {
   const config = sources.config();
   const method = (query.get('method') ?? 'GET').toUpperCase();
   if (!HTTP_TOKEN.test(method)) throw new ExplainQueryError(`method=${JSON.stringify(method)} is not an HTTP method (a token such as GET or PURGE)`);
@@ -75,7 +96,7 @@ function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus
   const rawPath = query.get('path');
   if (!rawPath || !rawPath.startsWith('/')) throw new ExplainQueryError('path= is required and must start with "/"');
   const entryPoint = query.get('entryPoint') ?? config.entryPoints[0]!.name;
-  const entry = config.entryPoints.find((candidate) => candidate.name === entryPoint);
+  const entry = removed ? { ...removed, middlewares: [] } : config.entryPoints.find((candidate) => candidate.name === entryPoint);
   if (!entry) throw new ExplainQueryError(`no entry point "${entryPoint}" (known: ${config.entryPoints.map((point) => point.name).join(', ')})`);
   const headers = headersOf(query.getAll('header'));
   const notes = sources.workers ? ['several workers: each keeps its own balancer rotation; the pick is that of the primary\'s balancer'] : [];
@@ -91,7 +112,7 @@ function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus
   const unrouted = { route: null, nearMisses: [], service: null, instances: [], pick: null };
   if (entryRewrite.refused) return { ...base, ...unrouted, outcome: 'rewritten-dot-segment', middleware: [...globalLayers, ...entryLayers] };
   if (typeof routed !== 'string') return { ...base, ...unrouted, outcome: routed.error, middleware: globalLayers };
-  const routes = config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
+  const routes = removed ? [] : config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
   const { match, verdicts } = explainRoute(routes, { method, host, path: routed, headers }, (name) => sources.balancers.has(name));
   const nearMisses = verdicts
     .filter((verdict) => verdict.name !== match?.name && (verdict.misses.length === 1 || (verdict.misses.length === 0 && match)))
