@@ -319,3 +319,41 @@ routes:
     expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
   });
 });
+
+describe('the explanation of a tcp entry point a reload removed, which still forwards until a restart', () => {
+  let backend: Server;
+  let gateway: Gateway;
+  let text: string;
+
+  beforeAll(async () => {
+    const started = await backendOn((request, response) => response.end(request.url));
+    backend = started.server;
+    text = `admin: 127.0.0.1:0
+accessLog: false
+entryPoints:
+  web: { listen: 127.0.0.1:0 }
+  db: { listen: 127.0.0.1:0, protocol: tcp, service: app }
+services:
+  app: { instances: ["127.0.0.1:${started.port}"] }
+routes:
+  - { name: all, path: /, service: app }
+`;
+    gateway = await startGateway(parseConfig('g.yaml', text));
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+  });
+
+  it('says it forwards each connection to the service it started with, as it does', async () => {
+    gateway.apply(parseConfig('g.yaml', text.replace(/ {2}db: .*\n/, '')));
+    const answer = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/x&entryPoint=db`);
+    expect(answer.status).toBe(200);
+    const view = (await answer.json()) as ExplainView;
+    expect(view).toMatchObject({ outcome: 'tcp-forward', route: null, pick: null });
+    expect(view.notes.join()).toContain('entry point "db" was removed by a reload and still listens until a restart: it forwards each new connection to service "app"');
+    // The bytes of an HTTP request go to the backend as they are: the listener still forwards.
+    expect(await (await fetch(`http://127.0.0.1:${gateway.ports.get('db')}/y`)).text()).toBe('/y');
+  });
+});
