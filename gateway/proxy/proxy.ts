@@ -6,6 +6,7 @@ import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { UpstreamTransports } from '../transports/index.ts';
 import { sendErrorAnswer, sendGatewayError } from './error-response.ts';
+import { isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { AttemptLoop, type AttemptLoopShared, type AttemptObserver, type ProxyPolicy } from './proxy-attempts.ts';
 
 export type { AttemptObserver, ProxyPolicy } from './proxy-attempts.ts';
@@ -121,7 +122,21 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     return new Promise<void>((resolve, reject) => new AttemptLoop(shared, context, route, picker, guard, admission, policy, resolve, reject).next());
   }
 
-  return (context) => proxy(context, context.route, 0);
+  return (context) => {
+    if (!upgrade && malformedGrpcTimeout(context)) {
+      // grpc-go and grpc-js fail such a call with INTERNAL, which would count against the instance
+      // as a 500 (passive health, breakers): the caller's mistake is answered here, blaming no one.
+      sendErrorAnswer(context, 400, 'bad-request', `malformed grpc-timeout ${JSON.stringify(context.request.headers['grpc-timeout'])}: expected 1 to 8 digits and a unit (H, M, S, m, u, n)`);
+      return DONE;
+    }
+    return proxy(context, context.route, 0);
+  };
+}
+
+/** True for a gRPC call that carries a `grpc-timeout` the spec's grammar does not read (gRPC over HTTP/2: `TimeoutValue TimeoutUnit`). */
+function malformedGrpcTimeout(context: GatewayContext): boolean {
+  const headers = context.request.headers;
+  return headers['grpc-timeout'] !== undefined && isGrpcRequest(headers) && parseGrpcTimeout(headers['grpc-timeout']) === undefined;
 }
 
 /** The answer of a request finished without an attempt. */

@@ -231,6 +231,24 @@ routes:
     expect(Number.parseInt(silentTimeouts[0]!, 10)).toBeLessThanOrEqual(200);
   });
 
+  it('answers a malformed grpc-timeout itself with INTERNAL, so the caller\'s mistake never counts against the server', async () => {
+    const admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
+    const echoInstance = async () => (await admin.services()).find((service) => service.name === 'echo')?.instances[0];
+    const before = (await echoInstance())!;
+    // 9 digits (the spec allows 8: grpc-js reads the last 8, a 0 s deadline, grpc-go fails it), a
+    // unit that does not exist, no unit (grpc-js and grpc-go fail these with INTERNAL, which would
+    // count as the server's 500).
+    for (const value of ['100000000S', '5s', '200']) {
+      const raw = await rawGrpcCall(gateway.port, '/test.Echo/Echo', { 'grpc-timeout': value });
+      expect(raw.headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '13' });
+      expect(raw.headers['grpc-message']).toMatch(/malformed grpc-timeout/);
+    }
+    // A well-formed call after them reaches the server: had the three reached it, they would be in its counts by now.
+    expect((await unary(client, 'Echo', 'after')).code).toBe(0);
+    await waitFor(async () => (await echoInstance())!.requests >= before.requests + 1, { timeoutMs: 10_000, message: 'the well-formed call in the instance counts' });
+    expect(await echoInstance()).toMatchObject({ requests: before.requests + 1, errors: before.errors });
+  });
+
   it('a call its client cancels is cancelled at the server at once, not left to a timeout', async () => {
     const key = `cancel-${Date.now()}`;
     const hanging = async () => (await unary(client, 'Hanging', key)).value;
