@@ -8,7 +8,7 @@ import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import { applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
-import { responseHeadersForClient, sendableUpstreamHeaders } from '../proxy/hop-by-hop.ts';
+import { responseHeadersForClient, sendableUpstreamHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts } from './transport.ts';
 import { AttemptDeadline } from './attempt-deadline.ts';
@@ -269,11 +269,15 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.stopDeadline();
     const grpcWebStatus = this.grpcWeb?.status;
     if (grpcWebStatus !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = grpcWebStatus;
     if (!this.buffered) {
+      // A chunked answer's trailers go on as an HTTP/2 instance's do (not behind an answer in its
+      // place: an error page, a stale copy): an HTTP/2 client gets them in
+      // a trailing HEADERS frame, an HTTP/1.1 one after the last chunk.
+      if (!this.draining && hasFields(trailers)) this.response.addTrailers(withoutHopByHop(trailers) as Record<string, string>);
       this.sink!.end();
       this.finish(ANSWERED);
       return;
@@ -357,4 +361,11 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
     this.receiver.attemptEnded(result);
   }
+}
+
+/** True when undici handed over trailers with at least one field (it passes an empty object, or none, for an answer without). */
+function hasFields(trailers: IncomingHttpHeaders | undefined): trailers is IncomingHttpHeaders {
+  if (trailers === undefined || trailers === null) return false;
+  for (const _ in trailers) return true;
+  return false;
 }

@@ -160,10 +160,12 @@ routes:
     expect(JSON.parse(answer.body)).toMatchObject({ name: 'h2c-1', httpVersion: '2.0' });
   });
 
-  it('proxies to an instance registered as https over TLS, verified with the service CA and sending the configured SNI', async () => {
+  it('proxies to an instance registered as https over TLS, verified with the service CA and sending the configured SNI, and forwards its trailers', async () => {
     const answer = await get(gateway.port, '/secure/who');
     expect(answer.status, answer.body).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ name: 'https-1', httpVersion: '1.1', encrypted: true, servername: 'backend.test', url: '/who' } satisfies Partial<Received>);
+    // The HTTP/1.1 instance's chunked answer's trailers, as an HTTP/2 instance's above.
+    expect(answer.trailers['x-backend-trailer']).toBe('https-1');
   });
 
   it('proxies to an instance registered as h2 over HTTP/2 on TLS (ALPN h2)', async () => {
