@@ -252,35 +252,45 @@ routes:
   });
 });
 
-describe('the admin views of an entry point a reload added, which listens only after a restart', () => {
-  let backend: Server;
-  let gateway: Gateway;
-  let text: string;
+/**
+ * A gateway in this process for one describe's tests of reloads: started before them from `text`
+ * (an admin listener, `entryPoints` and one route to a backend that answers with the path it got),
+ * closed with its backend after them. The tests apply variants of `text`.
+ */
+function gatewayForReloads(entryPoints: string): { gateway: Gateway; text: string } {
+  const setup = { gateway: undefined as unknown as Gateway, text: '' };
+  let backend: Server | undefined;
+  let gateway: Gateway | undefined;
 
   beforeAll(async () => {
     const started = await backendOn((request, response) => response.end(request.url));
     backend = started.server;
-    text = `admin: 127.0.0.1:0
+    setup.text = `admin: 127.0.0.1:0
 accessLog: false
 entryPoints:
-  web: { listen: 127.0.0.1:0 }
-services:
+${entryPoints}services:
   app: { instances: ["127.0.0.1:${started.port}"] }
 routes:
   - { name: all, path: /, service: app }
 `;
-    gateway = await startGateway(parseConfig('g.yaml', text));
+    setup.gateway = gateway = await startGateway(parseConfig('g.yaml', setup.text));
   });
 
   afterAll(async () => {
     await gateway?.close();
-    await new Promise<void>((resolve) => backend?.close(() => resolve()));
+    await new Promise<void>((resolve) => (backend === undefined ? resolve() : backend.close(() => resolve())));
   });
 
-  const get = async <T>(path: string): Promise<T> => (await (await fetch(`http://127.0.0.1:${gateway.adminPort}${path}`)).json()) as T;
+  return setup;
+}
+
+describe('the admin views of an entry point a reload added, which listens only after a restart', () => {
+  const setup = gatewayForReloads('  web: { listen: 127.0.0.1:0 }\n');
+
+  const get = async <T>(path: string): Promise<T> => (await (await fetch(`http://127.0.0.1:${setup.gateway.adminPort}${path}`)).json()) as T;
 
   it('explains it as not listening, and marks it in GET /api/config, while the started one still serves', async () => {
-    gateway.apply(parseConfig('g.yaml', text.replace('entryPoints:\n', 'entryPoints:\n  extra: { listen: 127.0.0.1:0 }\n')));
+    setup.gateway.apply(parseConfig('g.yaml', setup.text.replace('entryPoints:\n', 'entryPoints:\n  extra: { listen: 127.0.0.1:0 }\n')));
     const added = await get<ExplainView>('/api/explain?path=/x&entryPoint=extra');
     expect(added).toMatchObject({ outcome: 'entry-point-not-listening', route: { name: 'all' }, pick: null });
     expect(added.notes.join()).toContain('listens only after a restart');
@@ -291,18 +301,18 @@ routes:
       { name: 'extra', restartRequired: true },
       { name: 'web', restartRequired: false },
     ]);
-    expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
+    expect(await (await fetch(`http://127.0.0.1:${setup.gateway.port}/x`)).text()).toBe('/x');
   });
 
   it('explains an entry point a reload removed as traffic on its listener is served: 404 no-route until a restart', async () => {
-    gateway.apply(parseConfig('g.yaml', text.replace('web: { listen: 127.0.0.1:0 }', 'other: { listen: 127.0.0.1:0 }')));
+    setup.gateway.apply(parseConfig('g.yaml', setup.text.replace('web: { listen: 127.0.0.1:0 }', 'other: { listen: 127.0.0.1:0 }')));
     const removed = await get<ExplainView>('/api/explain?path=/x&entryPoint=web');
     expect(removed).toMatchObject({ request: { entryPoint: 'web', path: '/x' }, outcome: 'no-route', route: null, nearMisses: [], pick: null });
     expect(removed.middleware.map((layer) => layer.scope)).toEqual(['global', 'global']);
     expect(removed.notes.join()).toContain('entry point "web" was removed by a reload and still listens until a restart');
     expect(removed.notes.join()).toContain('404 no-route');
     // What the note says is what its listener does.
-    expect((await fetch(`http://127.0.0.1:${gateway.port}/x`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${setup.gateway.port}/x`)).status).toBe(404);
     const config = await get<{ restartRequired: string[]; entryPoints: { name: string; restartRequired: boolean; removed?: boolean }[] }>('/api/config');
     expect(config.restartRequired).toEqual(['entryPoints']);
     expect(config.entryPoints.map(({ name, restartRequired, removed }) => ({ name, restartRequired, removed }))).toEqual([
@@ -312,48 +322,25 @@ routes:
   });
 
   it('notes of an entry point a reload moved that it listens where it started, and serves', async () => {
-    gateway.apply(parseConfig('g.yaml', text.replace('web: { listen: 127.0.0.1:0 }', 'web: { listen: 127.0.0.1:1 }')));
+    setup.gateway.apply(parseConfig('g.yaml', setup.text.replace('web: { listen: 127.0.0.1:0 }', 'web: { listen: 127.0.0.1:1 }')));
     const moved = await get<ExplainView>('/api/explain?path=/x&entryPoint=web');
     expect(moved).toMatchObject({ outcome: 'proxy', route: { name: 'all' } });
     expect(moved.notes.join()).toContain('listens as the gateway started it');
-    expect(await (await fetch(`http://127.0.0.1:${gateway.port}/x`)).text()).toBe('/x');
+    expect(await (await fetch(`http://127.0.0.1:${setup.gateway.port}/x`)).text()).toBe('/x');
   });
 });
 
 describe('the explanation of a tcp entry point a reload removed, which still forwards until a restart', () => {
-  let backend: Server;
-  let gateway: Gateway;
-  let text: string;
-
-  beforeAll(async () => {
-    const started = await backendOn((request, response) => response.end(request.url));
-    backend = started.server;
-    text = `admin: 127.0.0.1:0
-accessLog: false
-entryPoints:
-  web: { listen: 127.0.0.1:0 }
-  db: { listen: 127.0.0.1:0, protocol: tcp, service: app }
-services:
-  app: { instances: ["127.0.0.1:${started.port}"] }
-routes:
-  - { name: all, path: /, service: app }
-`;
-    gateway = await startGateway(parseConfig('g.yaml', text));
-  });
-
-  afterAll(async () => {
-    await gateway?.close();
-    await new Promise<void>((resolve) => backend?.close(() => resolve()));
-  });
+  const setup = gatewayForReloads('  web: { listen: 127.0.0.1:0 }\n  db: { listen: 127.0.0.1:0, protocol: tcp, service: app }\n');
 
   it('says it forwards each connection to the service it started with, as it does', async () => {
-    gateway.apply(parseConfig('g.yaml', text.replace(/ {2}db: .*\n/, '')));
-    const answer = await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/x&entryPoint=db`);
+    setup.gateway.apply(parseConfig('g.yaml', setup.text.replace(/ {2}db: .*\n/, '')));
+    const answer = await fetch(`http://127.0.0.1:${setup.gateway.adminPort}/api/explain?path=/x&entryPoint=db`);
     expect(answer.status).toBe(200);
     const view = (await answer.json()) as ExplainView;
     expect(view).toMatchObject({ outcome: 'tcp-forward', route: null, pick: null });
     expect(view.notes.join()).toContain('entry point "db" was removed by a reload and still listens until a restart: it forwards each new connection to service "app"');
     // The bytes of an HTTP request go to the backend as they are: the listener still forwards.
-    expect(await (await fetch(`http://127.0.0.1:${gateway.ports.get('db')}/y`)).text()).toBe('/y');
+    expect(await (await fetch(`http://127.0.0.1:${setup.gateway.ports.get('db')}/y`)).text()).toBe('/y');
   });
 });
