@@ -30,7 +30,14 @@ export function locateIssues(issues: readonly z.core.$ZodIssue[], document: Docu
         for (const inner of fitting[0]!) visit(inner, path);
         return;
       }
-      // Several object shapes fit equally (`{}`, or keys of both): the union's own message names them.
+      // Several object shapes fit equally (`{}`, or keys of both): the union's own message names
+      // them, unless a key none of them knows is a near miss of one they do (`servce`): that
+      // misspelling, not the choice of shape, is the mistake to point at.
+      const misspelt = misspeltKeys(fitting, path);
+      if (misspelt.length > 0) {
+        for (const key of misspelt) located.push(at([...path, key], lineOfKey(document, lines, path, key), unknownKeyReason(key, path)));
+        return;
+      }
     }
     located.push(at(path, lineOfValue(document, lines, path), reasonOf(issue)));
   };
@@ -63,6 +70,18 @@ function bestFittingBranches(branches: readonly (readonly z.core.$ZodIssue[])[])
   const unknownKeys = (branch: readonly z.core.$ZodIssue[]) => branch.reduce((sum, inner) => sum + (inner.code === 'unrecognized_keys' && inner.path.length === 0 ? inner.keys.length : 0), 0);
   const fewest = Math.min(...fitting.map(unknownKeys));
   return fitting.filter((branch) => unknownKeys(branch) === fewest);
+}
+
+/**
+ * The keys of an object that every one of `branches` refuses as unknown, none knows, and that are
+ * within reach of a key one of them does know: `{ servce: a }` is no fallback shape, but plainly
+ * meant `{ service: a }`.
+ */
+function misspeltKeys(branches: readonly (readonly z.core.$ZodIssue[])[], objectPath: Path): string[] {
+  const unknownIn = (branch: readonly z.core.$ZodIssue[]) => new Set(branch.flatMap((inner) => (inner.code === 'unrecognized_keys' && inner.path.length === 0 ? inner.keys : [])));
+  const [first, ...others] = branches.map(unknownIn);
+  const candidates = objectKeysAt(configSchema, objectPath);
+  return [...(first ?? [])].filter((key) => others.every((keys) => keys.has(key)) && !candidates.has(key) && closestKey(key, candidates) !== undefined);
 }
 
 /**

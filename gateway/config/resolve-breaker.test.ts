@@ -73,6 +73,10 @@ routes:
   it.each([
     ['{ status: x }', 'fallback.status (line 1): expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)'],
     ['{ status: 200, bdy: x }', 'fallback.bdy (line 1): unknown field "bdy" (did you mean "body"?)'],
+    // Neither shape fits better, but a key neither knows is one letter off one they do.
+    ['{ servce: a }', 'fallback.servce (line 1): unknown field "servce" (did you mean "service"?)'],
+    ['{ stauts: 200 }', 'fallback.stauts (line 1): unknown field "stauts" (did you mean "status"?)'],
+    ['{ nothing: 1 }', 'fallback (line 1): expected { status, headers?, body? } or { service }'],
     ['{ service: 1 }', 'fallback.service (line 1): expected string, received number'],
     ['{ status: 200, service: x }', 'fallback (line 1): expected { status, headers?, body? } or { service }'],
     ['{}', 'fallback (line 1): expected { status, headers?, body? } or { service }'],
