@@ -96,6 +96,13 @@ function isTypeMismatch(issue: z.core.$ZodIssue): boolean {
 }
 
 function reasonOf(issue: z.core.$ZodIssue): string {
+  // A record's key failed its own schema (a header name with a space): zod says only "Invalid key
+  // in record". Its schema's reason is the one to give, naming the key unless it does already.
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+    const reason = issue.issues.map(reasonOf).join('; ');
+    const key = JSON.stringify(String(issue.path.at(-1)));
+    return reason.includes(key) ? reason : `${key}: ${reason}`;
+  }
   return issue.message.replace(/^Invalid (input|option): /, '');
 }
 

@@ -127,7 +127,8 @@ describe('parseConfig errors', () => {
     ['middlewares:\n  r: { rewrite: { pattern: "^/reports/(.*)$", replacement: "/data/%2E%2E/$1" } }', 'middlewares.r.rewrite.replacement (line 2): makes the dot segment "%2E%2E" (a dot spelt %2E counts'],
     ['routes:\n  - { host: "api.example.com:80", service: a }', 'routes.0.host (line 2): expected a host name'],
     ['routes:\n  - { service: a, stripPrefix: true }', 'routes.0.stripPrefix (line 2): stripPrefix needs a path prefix to strip'],
-    ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header'],
+    ['routes:\n  - { service: a, requestHeaders: { set: { "bad header": x } } }', 'routes.0.requestHeaders.set.bad header (line 2): "bad header" is not a valid header name (RFC 9110 §5.1: letters, digits and !#$%&\'*+-.^_`|~ only, no spaces or ":")'],
+    ['routes:\n  - { service: a, requestHeaders: { remove: [x-a, "x:b"] } }', 'routes.0.requestHeaders.remove.1 (line 2): "x:b" is not a valid header name'],
     ['routes:\n  - { service: a, responseHeaders: { set: { x-a: "v\\r\\nSet-Cookie: y" } } }', 'must not contain CR, LF or NUL'],
     ['routes:\n  - { service: a, responseHeaders: { set: { x-team: "李" } } }', 'routes.0.responseHeaders.set.x-team (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     // Set by hand, the framing cuts answers short (or runs them into the next) and fails every upload 400.

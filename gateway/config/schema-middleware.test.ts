@@ -144,7 +144,7 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  l: { rateLimit: { average: 1, key: route, ipv6Subnet: 64 } }', 'middlewares.l.rateLimit.ipv6Subnet (line 2): applies only to key: client-ip'],
     ['middlewares:\n  r: { redirectScheme: { scheme: ftp } }', 'middlewares.r.redirectScheme.scheme (line 2)'],
     ['middlewares:\n  h: { hsts: { maxAge: 1y, subdomains: true } }', 'middlewares.h.hsts.subdomains (line 2): unknown field "subdomains"'],
-    ['middlewares:\n  "bad name": { hsts: { maxAge: 1y } }', 'middlewares.bad name'],
+    ['middlewares:\n  "bad name": { hsts: { maxAge: 1y } }', 'middlewares.bad name (line 2): "bad name": expected letters, digits, "-", "_" or "." (starting with a letter or digit)'],
     ['middlewares:\n  c: { compress: { contentTypes: [text/*], excludedContentTypes: [image/png] } }', 'middlewares.c.compress.excludedContentTypes (line 2): cannot go with contentTypes'],
     ['middlewares:\n  c: { compress: { encodings: [gzip, br, gzip] } }', 'middlewares.c.compress.encodings (line 2): lists a coding twice'],
     ['middlewares:\n  c: { compress: { encodings: [zstd] } }', 'middlewares.c.compress.encodings.0 (line 2)'],

@@ -102,10 +102,13 @@ export const listenAddress = z.union([z.int(), z.string()], { error: LISTEN_HINT
   return { host, port };
 });
 
-/** An HTTP header name (RFC 9110 token), lowercased. */
+/**
+ * An HTTP header name (RFC 9110 token), lowercased. A bad one is named in its message: as a
+ * record's key (`set`, a fallback's `headers`) its place in the file is the name itself.
+ */
 export const headerName = z
   .string()
-  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name')
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: (issue) => `${JSON.stringify(issue.input)} is not a valid header name (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_\`|~ only, no spaces or ":")` })
   .transform((name) => name.toLowerCase());
 
 /** Statuses whose answers carry no body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
