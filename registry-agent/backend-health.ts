@@ -56,7 +56,7 @@ export class BackendHealth {
     return this.state.getValue();
   }
 
-  /** Probes at once, then every interval. */
+  /** Probes at once, then `intervalMs` after each probe ends: never two at once, whatever `timeoutMs`. */
   start(): void {
     void this.run();
   }

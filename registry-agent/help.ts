@@ -21,8 +21,9 @@ Options:
                        backends take tcp or grpc[:service]
   --health-port <port> port the probe connects to on --host, e.g. a management port
                        serving /health (--port); the probe speaks --protocol there
-  --interval <dur>     time between probes (2s)
-  --timeout <dur>      probe timeout (1s)
+  --interval <dur>     time from the end of one probe to the start of the next (2s)
+  --timeout <dur>      probe timeout (1s); probes never overlap, so a longer --timeout
+                       than --interval only spaces slow probes further apart
   --rise <n>           passes before registering (2)
   --fall <n>           failures before deregistering (3)
   --drain <dur>        wait after marking the entry draining, before deleting it and stopping
