@@ -1,9 +1,10 @@
 import cluster from 'node:cluster';
+import { Subject } from 'rxjs';
 import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { closeLogs, rootLogger, useLogSink, usePrettyLogs } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
 import { runWorker } from './cluster/cluster-worker.ts';
-import type { GatewayConfig } from './config/index.ts';
+import { watchConfig, type GatewayConfig } from './config/index.ts';
 import { ConfigFollower, type Running } from './config-follower.ts';
 import { watchConfigWithStore } from './config-store/store-config.ts';
 import { GATEWAY_HELP, parseGatewayArgs } from './help.ts';
@@ -96,8 +97,16 @@ function runMain(): void {
     },
     log,
   });
+  // SIGHUP reads the file again, as nginx and HAProxy reload on it (Node's default would end the
+  // gateway): a change the folder watch did not report is applied, a bad file refused as on an edit.
+  const hangups$ = new Subject<void>();
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info({ signal: 'SIGHUP', path: configPath }, 'reading the configuration file again');
+    hangups$.next();
+  });
   // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
-  const subscription = watchConfigWithStore(configPath).subscribe(follower.take);
+  const subscription = watchConfigWithStore(configPath, { file$: watchConfig(configPath, { rereads$: hangups$ }) }).subscribe(follower.take);
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

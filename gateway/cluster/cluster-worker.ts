@@ -206,6 +206,9 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     drain();
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
+  // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
+  // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
+  process.on('SIGHUP', () => log.debug('SIGHUP: the primary reads the configuration again'));
   send({ kind: 'switchboard:ready' });
 }
 

@@ -37,6 +37,12 @@ export interface WatchConfigOptions {
   readonly maxWaitMs?: number;
   /** Where the watch writes its lines; a `config-watch` child of the root logger by default. */
   readonly log?: Logger;
+  /**
+   * Each value asks for the file to be read as a change event would have it read (a SIGHUP, as
+   * nginx and HAProxy reload on one): for a change no event reported (an edit behind a symlink into
+   * another folder, a network file system), or after a folder watch outage.
+   */
+  readonly rereads$?: Observable<unknown>;
 }
 
 /** Default quiet time before a changed file is read. */
@@ -310,8 +316,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       },
       rewatchBackoff,
     );
+    const rereads = options.rereads$?.subscribe(schedule);
     void reads.run();
     return () => {
+      rereads?.unsubscribe();
       stopped.abort();
       void reads.close();
       stopWatch();

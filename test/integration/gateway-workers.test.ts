@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerView } from '../../gateway/cluster/cluster-supervisor.ts';
@@ -230,6 +230,46 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
       return tags.every((seen) => seen.length >= 3);
     }, { timeoutMs: 30_000, message: 'each worker to answer three requests after the refusal' });
     expect(tags.map((seen) => [...new Set(seen)])).toEqual([['two'], ['two']]);
+  });
+
+  it('reads its file again on SIGHUP, a change no folder event reported, keeps the running file when the one read is refused, and no process ends', async () => {
+    const resolved = (text: string) => text.replaceAll('{{port}}', String(gateway.port)).replaceAll('{{adminPort}}', String(adminPort));
+    /** The tag each worker answers with, from one request each (more when one worker serves several in a row). */
+    const tagsOfBothWorkers = async () => {
+      const tags: unknown[] = [undefined, undefined];
+      await waitFor(async () => {
+        const served = await servedBy();
+        tags[served.slot] = served.configTag;
+        return tags.every((tag) => tag !== undefined);
+      }, { timeoutMs: 30_000, message: 'both workers to answer' });
+      return tags;
+    };
+    // The file becomes a symlink into another folder: that rename is an event of the watched folder
+    // (the gateway applies "linked"), but writes to the linked file are none.
+    const linked = join(await makeTempDir('sb-linked-'), 'gateway.yaml');
+    await writeFile(linked, resolved(configText('linked')));
+    const link = join(dirname(gateway.configPath), '.link.yaml');
+    await symlink(linked, link);
+    await rename(link, gateway.configPath);
+    await waitFor(async () => (await tagsOfBothWorkers()).every((tag) => tag === 'linked'), { timeoutMs: 30_000, message: 'both workers to answer under the linked file' });
+
+    await writeFile(linked, resolved(configText('hup')));
+    // A SIGHUP to the process group reaches the workers as well as the primary: each one here.
+    const before = await workers();
+    for (const worker of before) process.kill(worker.pid!, 'SIGHUP');
+    process.kill(gateway.process.pid!, 'SIGHUP');
+    await waitFor(async () => (await tagsOfBothWorkers()).every((tag) => tag === 'hup'), { timeoutMs: 30_000, message: 'both workers to answer under the file read on SIGHUP' });
+    expect((await workers()).map(({ pid, state }) => ({ pid, state }))).toEqual(before.map(({ pid }) => ({ pid, state: 'listening' })));
+
+    // A bad file read on SIGHUP is refused as an edit is: the running file stays on both workers.
+    const refusals = async () => (await readFile(gateway.process.logFile, 'utf8')).split('configuration refused; the running configuration stays').length - 1;
+    const refused = await refusals();
+    await writeFile(linked, resolved(configText('bad')).replace('service: user, responseHeaders', 'servce: user, responseHeaders'));
+    process.kill(gateway.process.pid!, 'SIGHUP');
+    await waitFor(async () => (await refusals()) > refused, { timeoutMs: 10_000, message: 'the primary to refuse the file read on SIGHUP' });
+    expect(await tagsOfBothWorkers()).toEqual(['hup', 'hup']);
+    expect(gateway.process.running).toBe(true);
+    expect((await workers()).map(({ pid }) => pid)).toEqual(before.map(({ pid }) => pid));
   });
 
   it('replaces a worker killed with SIGKILL while the other keeps serving, and keeps its counts in /metrics', async () => {
