@@ -59,7 +59,13 @@ agent.start();
 log.info({ service: options.service, id: options.id, registry: options.registryUrl }, 'agent started');
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void shutdown(signal));
-process.on('SIGHUP', () => child?.kill('SIGHUP'));
+// Node's default would end the agent on SIGHUP (a closed terminal, a signal to the process group)
+// and leave its entry to expire. It has no file to read again: the backend it runs gets the signal
+// (which may reload on it); without one, it is ignored.
+process.on('SIGHUP', () => {
+  log.info({ signal: 'SIGHUP', backend: child !== undefined }, child === undefined ? 'SIGHUP ignored' : 'SIGHUP passed to the backend');
+  child?.kill('SIGHUP');
+});
 
 /**
  * The drain handshake: on a signal, marks the entry draining (gateways stop picking it within

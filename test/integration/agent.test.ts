@@ -66,7 +66,7 @@ describe('switchboard-agent with ZooKeeper', () => {
     return started;
   }
 
-  it('registers the backend with its payload once healthy and deregisters it on SIGTERM', async () => {
+  it('registers the backend with its payload once healthy, keeps it through a SIGHUP, and deregisters it on SIGTERM', async () => {
     const user = await backend();
     const agent = await agentBeside(user, ['--weight', '7', '--metadata', 'version=v2', '--health', 'http:/healthz']);
     const path = `/services/user/user-${user.port}`;
@@ -75,6 +75,12 @@ describe('switchboard-agent with ZooKeeper', () => {
     });
     // No `protocol`: the agent was not told one, so the gateway applies the service's configured protocol.
     expect(payload).toEqual({ id: `user-${user.port}`, service: 'user', host: '127.0.0.1', port: user.port, weight: 7, metadata: { version: 'v2' } });
+
+    // Node's default would end the agent on SIGHUP, its node left for the session to expire.
+    process.kill(agent.pid!, 'SIGHUP');
+    await waitFor(async () => (await logOf(agent)).includes('"msg":"SIGHUP ignored"'), { timeoutMs: 10_000, message: 'the agent to log the SIGHUP' });
+    expect(agent.running).toBe(true);
+    expect(await exists(reader, path)).not.toBeNull();
 
     await agent.stop();
     expect(agent.exitInfo?.code).toBe(0);
