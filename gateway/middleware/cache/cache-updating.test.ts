@@ -199,6 +199,18 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     expect([await setup!.count('STALE'), await setup!.count('EXPIRED')]).toEqual([1, 0]);
   });
 
+  it('sends a request with Cache-Control: no-store upstream (BYPASS): not the stale answer, no update started, and its answer replaces nothing', async () => {
+    const { send, held } = await staleEntry();
+    const bypass = send('/a', { headers: { 'cache-control': 'no-store' } });
+    await waitFor(() => held.length === 2, { message: 'the no-store request reached the backend' });
+    setup!.answer(2, { etag: '"v2"', 'cache-control': 'max-age=60' });
+    expect(statusAndBody(await bypass)).toEqual(['BYPASS', 'request 2']);
+    // The stored answer is still the stale one, and no update holds it: the next request gets it and starts one.
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 3, { message: 'the next stale request started the update' });
+    expect(held[2]!.req.headers['if-none-match']).toBe('"v1"');
+  });
+
   it('freshens the stored answer with a 304 to the update: the next request is a HIT with the stored body', async () => {
     const { send, held } = await staleEntry();
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
