@@ -10,7 +10,8 @@ Usage: switchboard --config <file> [--pretty]
        switchboard config get|apply|diff|delete … [--admin <url>] [--token <token>]
 
 Options:
-  -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes
+  -c, --config <file>   gateway configuration, YAML or JSON (docs/configuration.md); watched for changes,
+                        and read again on SIGHUP
       --pretty          human-readable logs (coloured on a terminal, unless NO_COLOR is set) instead of JSON lines
   -h, --help            print this help
 
