@@ -81,7 +81,8 @@ class ScriptedClient implements GuardedClient {
       mkdirp: (_path: string, _acls: unknown, _mode: number, callback: Callback) => request(() => [], callback),
       create: (path: string, _data: Buffer, _acls: unknown, _mode: number, callback: Callback) =>
         request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), server.created.push(path), [path])), callback),
-      exists: (path: string, callback: Callback) => request(() => [stat(nodes.get(path))], callback),
+      // With a watcher (the one that arms a watch on the written node) or without.
+      exists: (path: string, watcherOrCallback: Callback, callback?: Callback) => request(() => [stat(nodes.get(path))], callback ?? watcherOrCallback),
       setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>
         request(() => (nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE)), callback),
       remove: (path: string, _version: number, callback: Callback) => request(() => (nodes.delete(path) ? [] : fail(zookeeper.Exception.NO_NODE)), callback),
@@ -154,8 +155,8 @@ describe('ZooKeeperRegistration', () => {
   it('writes once on the first session and re-creates the node on a new session after a partition outlived the old one', async () => {
     const { server, clients, registration, states, latest } = setup();
     registration.register(INSTANCE);
-    // The network goes silent right after the node is written (mkdirp, create): a request sent then is never answered.
-    latest().partitionAfterAnswers = 2;
+    // The network goes silent right after the node is written (mkdirp, create, the exists that watches it): a request sent then is never answered.
+    latest().partitionAfterAnswers = 3;
     latest().establish();
     await vi.advanceTimersByTimeAsync(10);
     expect(server.nodes.get(PATH)?.owner).toBe(1n);

@@ -2,7 +2,7 @@ import zookeeper from 'node-zookeeper-client';
 import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import { componentLogger } from '../logger.ts';
-import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession } from '../zookeeper/index.ts';
+import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession, type ZooKeeperWatcher } from '../zookeeper/index.ts';
 import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-refusal.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
@@ -40,7 +40,9 @@ export const AGENT_SPIN_DELAY_MS = 500;
 /**
  * Registers an instance as the ephemeral znode `<root>/<service>/<id>`. On every new session
  * (after expiry, including "disconnected longer than the session timeout") the node is written
- * again; a node under the same id left by an older session is replaced.
+ * again; a node under the same id left by an older session is replaced. A node deleted by another
+ * client while it is wanted (an operator's `deleteall`, a clean-up script) is written again too,
+ * as Curator's `PersistentNode` does: the session alone would never bring it back.
  */
 export class ZooKeeperRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   private readonly supervisor: ZooKeeperSessionSupervisor;
@@ -49,6 +51,8 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   private writtenBy: string | undefined;
   /** Path of the instance last asked for, so that deregistration knows what to delete. */
   private lastPath: string | undefined;
+  /** True while a pass writes the entry again after another client deleted it: a node another session wrote since is left alone. */
+  private rewritingDeleted = false;
   /** True while a pass waits in `liveSession()`: that pass takes the next session itself. */
   private awaitingSession = false;
 
@@ -117,6 +121,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       const stat = await exists(client, path);
       if (stat && ephemeralOwnerOf(stat) === id) {
         await setData(client, path, data, stat.version);
+      } else if (stat && this.rewritingDeleted) {
+        // Another session wrote it since it was deleted: most likely a second agent registering
+        // this id, which deleted ours to write its own. Taking it back would have the two delete
+        // each other's node forever; leave it, watched, and write ours again once it goes.
+        this.log.warn({ path, owner: ephemeralOwnerOf(stat) }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
       } else {
         // Left by an older session of this agent (or by a previous run): ours now.
         if (stat) await remove(client, path, stat.version);
@@ -124,6 +133,46 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       }
     }
     this.writtenBy = id;
+    this.rewritingDeleted = false;
+    // Watch the node this session now owns: a data watch fires on its deletion, whoever deletes it.
+    // Deleted already (between the write and this read): fail the pass, so the loop writes it again.
+    if (!(await exists(client, path, this.entryWatcher))) throw new ZooKeeperError('NO_NODE', `${path} was deleted as it was written`, { path });
+  }
+
+  /**
+   * Re-arms the watch on the entry after a change of its data (the drain mark, another client's
+   * write), and writes the entry again after another client deleted it. Not after our own
+   * deletion (`desired` is unset then) nor once the session that wrote it has ended (a new
+   * session writes it anyway).
+   */
+  private readonly entryWatcher: ZooKeeperWatcher = (event) => {
+    const path = event.getPath();
+    const session = this.watchedSession(path);
+    if (!session) return;
+    if (event.getType() === zookeeper.Event.NODE_DELETED) {
+      this.rewriteDeleted(path);
+      return;
+    }
+    exists(session.client, path, this.entryWatcher).then(
+      (stat) => {
+        if (!stat && this.watchedSession(path)) this.rewriteDeleted(path);
+      },
+      // A failed read means a lost connection or session: a reconnect re-arms the watch, a new session rewrites the entry.
+      () => undefined,
+    );
+  };
+
+  /** The session that wrote the wanted entry at `path` while it is still current, else undefined (the watch is no longer ours to act on). */
+  private watchedSession(path: string): ZooKeeperSession | undefined {
+    const session = this.supervisor.currentSession();
+    if (this.closed || !this.desired || path !== this.pathOf(this.desired) || !session || session.id !== this.writtenBy) return undefined;
+    return session;
+  }
+
+  private rewriteDeleted(path: string): void {
+    this.log.warn({ path }, 'registry entry deleted by another client; writing it again');
+    this.rewritingDeleted = true;
+    this.reconcile();
   }
 
   /**

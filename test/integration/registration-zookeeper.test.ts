@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Instance } from '../../src/discovery/instance.ts';
 import { ZooKeeperRegistration } from '../../src/registration/registration-zookeeper.ts';
 import { ephemeralOwnerOf } from '../../src/zookeeper/zookeeper-writes.ts';
-import { exists } from '../../src/zookeeper/index.ts';
+import { exists, getData } from '../../src/zookeeper/index.ts';
 import { connectZooKeeperClient, startTcpProxy, startZooKeeper, waitFor, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
 
 /** Long enough that a session outlives a cut of a few seconds on a loaded machine; the server grants up to 10 s. */
@@ -42,6 +42,15 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     return registration;
   }
 
+  /** Deletes the node at `path` from another session, as an operator would. */
+  function removeNode(path: string): Promise<void> {
+    return new Promise((resolve, reject) => reader.remove(path, -1, (error) => (error ? reject(error) : resolve())));
+  }
+
+  function setNodeData(path: string, data: string): Promise<void> {
+    return new Promise((resolve, reject) => reader.setData(path, Buffer.from(data), -1, (error) => (error ? reject(error) : resolve())));
+  }
+
   /** The session that owns the node at `path`, or undefined when there is no node. */
   async function ownerOf(path: string): Promise<string | undefined> {
     const stat = await exists(reader, path);
@@ -61,6 +70,50 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 15_000, message: 'the registration to settle as registered' });
     expect(await ownerOf(PATH)).toBe(registration.currentSession()?.id);
     expect(registration.currentState()).toBe('registered');
+  });
+
+  it('writes the node again when another client deletes it, and not after its own deregister()', async () => {
+    const registration = registrationAt(zk.connectString);
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
+    const session = registration.currentSession()!;
+
+    // An operator's delete (zkCli delete, a clean-up script): the session lives on, so only a watch can tell.
+    await removeNode(PATH);
+    await waitFor(async () => (await ownerOf(PATH)) === session.id, { timeoutMs: 10_000, message: 'the deleted node to be written again by the same session' });
+    // Another client's write fires the watch without deleting the node: the watch is armed again, so a second delete is noticed too.
+    await setNodeData(PATH, '{"id":"user-1","service":"user","host":"127.0.0.1","port":8080,"weight":7}');
+    await removeNode(PATH);
+    await waitFor(async () => (await ownerOf(PATH)) === session.id, { timeoutMs: 10_000, message: 'the node to be written again after a data change' });
+    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: 'user-1', weight: 1 });
+
+    await registration.deregister();
+    expect(await ownerOf(PATH)).toBeUndefined();
+    expect(registration.currentState()).toBe('unregistered');
+  });
+
+  it('leaves the node to a second registration of the same id instead of taking turns deleting each other\'s', async () => {
+    const first = registrationAt(zk.connectString);
+    first.register(INSTANCE);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
+    const firstStates: string[] = [];
+    first.state$.subscribe((state) => firstStates.push(state));
+
+    // A second agent with the same id (a copied configuration) replaces the node, as a restarted agent replaces its previous run's.
+    const second = registrationAt(zk.connectString);
+    second.register(INSTANCE);
+    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
+    // The first sees its node deleted and makes one pass, which finds the second's node and leaves it.
+    await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
+    expect(await ownerOf(PATH)).toBe(second.currentSession()?.id);
+    const settled = (await exists(reader, '/services/user'))!.cversion;
+    // Two registrations deleting each other's node would change the children of the service node within milliseconds, for ever.
+    await expect(waitFor(async () => (await exists(reader, '/services/user'))!.cversion !== settled, { timeoutMs: 2_000, message: 'the service node to change' })).rejects.toThrow('not met');
+    expect(await ownerOf(PATH)).toBe(second.currentSession()?.id);
+
+    // Once the second lets the node go, the first, still wanting it, writes it again.
+    await second.deregister();
+    await waitFor(async () => (await ownerOf(PATH)) === first.currentSession()?.id, { timeoutMs: 10_000, message: 'the first registration to write the node again' });
   });
 
   it('registers under a root of / at /<service>/<id>', async () => {
