@@ -36,6 +36,15 @@ describe('diffEndpoints', () => {
     expect(diffEndpoints('svc', byAddress(kept), [], false)).toMatchObject([{ type: 'instance-removed', data: { reason: 'grace-over' } }]);
   });
 
+  it('reports the drain mark set and withdrawn, and nothing while it stays', () => {
+    const plain = endpointState(1);
+    const marked = endpointState(1, { instance: { ...plain.instance, draining: true } });
+    const data = { service: 'svc', id: 'i-1', address: '10.2.0.1:8080' };
+    expect(diffEndpoints('svc', byAddress(plain), [marked], false)).toEqual([{ type: 'draining-changed', data: { ...data, draining: true } }]);
+    expect(diffEndpoints('svc', byAddress(marked), [marked], false)).toEqual([]);
+    expect(diffEndpoints('svc', byAddress(marked), [plain], false)).toEqual([{ type: 'draining-changed', data: { ...data, draining: false } }]);
+  });
+
   it('reports a weight change and a health flip of the same endpoint as two events', () => {
     const before = endpointState(1);
     const after = endpointState(1, { weight: 5, health: { state: 'unhealthy', reason: 'ejected' }, routable: false, ejectedUntil: Date.UTC(2030, 0, 1) });

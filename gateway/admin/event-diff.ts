@@ -5,7 +5,8 @@ import { HEALTH_REASON_TEXT, type HealthVerdict } from './health-state.ts';
 /**
  * The changes from one endpoint set of `service` to the next, matched by address: new addresses
  * are `instance-added`, missing ones `instance-removed`, and for the rest a different weight is
- * `weight-changed` and a different health state, reason or routing verdict is `health-changed`.
+ * `weight-changed`, a drain mark set or withdrawn `draining-changed`, and a different health
+ * state, reason or routing verdict is `health-changed`.
  * An endpoint that leaves the registry but is kept for its grace period is a health change
  * (`left-registry`), and is removed only when the gateway lets it go.
  */
@@ -23,6 +24,8 @@ export function diffEndpoints(service: string, previous: ReadonlyMap<string, End
     if (before.instance.weight !== endpoint.instance.weight) {
       changes.push({ type: 'weight-changed', data: { service, id, address: endpoint.address, from: before.instance.weight, to: endpoint.instance.weight } });
     }
+    const draining = endpoint.instance.draining === true;
+    if ((before.instance.draining === true) !== draining) changes.push({ type: 'draining-changed', data: { service, id, address: endpoint.address, draining } });
     if (before.health.state !== endpoint.health.state || before.health.reason !== endpoint.health.reason || before.routable !== endpoint.routable) {
       changes.push({
         type: 'health-changed',

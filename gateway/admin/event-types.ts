@@ -10,6 +10,7 @@ export const ADMIN_EVENT_TYPES = [
   'instance-removed',
   'health-changed',
   'weight-changed',
+  'draining-changed',
   'provider-status',
   'removal-held',
   'removal-released',
@@ -80,6 +81,8 @@ export interface AdminEventPayloads {
     panic: boolean;
   };
   'weight-changed': { service: string; id: string; address: string; from: number; to: number };
+  /** The registry entry gained or lost the drain mark (`switchboard-agent` on SIGTERM): no new request while `draining`. */
+  'draining-changed': { service: string; id: string; address: string; draining: boolean };
   'provider-status': { provider: string; state: ProviderState; previous: ProviderState | null; since: string; reason: string | null };
   /** Removal protection kept these instances routable: most of the service vanished right after a registry outage. */
   'removal-held': { service: string; reason: 'mass-removal-after-outage'; instances: HeldPayload[]; held: number };

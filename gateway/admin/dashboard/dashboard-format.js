@@ -40,6 +40,8 @@ export function describeEvent(event) {
       return { text: `${who}: ${data.from.state} → ${data.to.state} (${data.to.text})`, tone: data.to.state === 'unhealthy' ? 'bad' : data.to.state === 'healthy' ? 'good' : 'info' };
     case 'weight-changed':
       return { text: `${who}: weight ${data.from} → ${data.to}`, tone: 'info' };
+    case 'draining-changed':
+      return { text: `${who}: ${data.draining ? 'draining, no new requests' : 'drain mark withdrawn'}`, tone: 'info' };
     case 'provider-status':
       return { text: `${data.provider}: ${data.state}${data.reason ? ` (${data.reason})` : ''}`, tone: data.state === 'connected' ? 'good' : data.state === 'stale' ? 'bad' : 'info' };
     case 'removal-held':

@@ -200,6 +200,8 @@ function apply(event) {
     Object.assign(find(), { routable: data.routable, health: { ...data.to, ejectedUntil: data.ejectedUntil } });
   } else if (event.type === 'weight-changed' && find()) {
     find().weight = data.to;
+  } else if (event.type === 'draining-changed' && find()) {
+    find().draining = data.draining;
   } else if (event.type === 'service-forgotten') {
     services.delete(data.service);
   }
@@ -234,7 +236,7 @@ function connect() {
   show(events.state);
   // More changes happened while the page was away than the gateway keeps: the refresh on `live` reads the state again; the log says some are missing.
   events.addEventListener('resync', () => log({ type: 'resync', time: new Date().toISOString(), data: {} }));
-  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'provider-status', 'removal-held', 'removal-released', 'service-forgotten', 'config-applied', 'config-refused', 'config-written']) {
+  for (const type of ['instance-added', 'instance-removed', 'health-changed', 'weight-changed', 'draining-changed', 'provider-status', 'removal-held', 'removal-released', 'service-forgotten', 'config-applied', 'config-refused', 'config-written']) {
     events.addEventListener(type, (message) => {
       const event = JSON.parse(message.data);
       log(event);
