@@ -113,8 +113,8 @@ describe('decodeInstance refuses bad entries with a reason that names the entry'
   const cases: Array<{ name: string; raw: RawInstance; reason: RegExp }> = [
     { name: 'data that is not JSON', raw: { service: 'user', name: 'u1', data: '{host: 1' }, reason: /user\/u1: data is not JSON/ },
     { name: 'a JSON array', raw: { service: 'user', name: 'u1', data: '[1,2]' }, reason: /must be a JSON object/ },
-    { name: 'a missing port', raw: { service: 'user', name: 'u1', data: '{"host":"a"}' }, reason: /port/ },
-    { name: 'a port out of range', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":70000}' }, reason: /port/ },
+    { name: 'a missing port', raw: { service: 'user', name: 'u1', data: '{"host":"a"}' }, reason: /^user\/u1: port: Invalid input: expected number, received undefined$/ },
+    { name: 'a port out of range', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":70000}' }, reason: /^user\/u1: port: Too big: expected number to be <=65535$/ },
     { name: 'a negative weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":-1}' }, reason: /weight/ },
     { name: 'a fractional weight', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"weight":1.5}' }, reason: /weight/ },
     { name: 'a draining mark that is not a boolean', raw: { service: 'user', name: 'u1', data: '{"host":"a","port":1,"draining":"yes"}' }, reason: /draining/ },

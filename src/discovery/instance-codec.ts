@@ -98,7 +98,7 @@ function decodeOrThrow(raw: RawInstance): Instance {
   if ('address' in json && 'name' in json) return decodeCurator(raw, json, where);
 
   const parsed = nativePayload.safeParse(json);
-  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${describePayloadIssues(parsed.error)}`);
   const value = parsed.data;
   // The registry path is the contract: a payload that claims another service is a mistake (a copied
   // payload, a wrong path), and routing it under either name would hide that mistake.
@@ -119,7 +119,7 @@ function decodeOrThrow(raw: RawInstance): Instance {
 
 function decodeCurator(raw: RawInstance, json: object, where: string): Instance {
   const parsed = curatorPayload.safeParse(json);
-  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  if (!parsed.success) throw new InvalidInstanceError(`${where}: ${describePayloadIssues(parsed.error)}`);
   const value = parsed.data;
   const plainPort = value.port ?? undefined;
   const sslPort = value.sslPort ?? undefined;
@@ -164,4 +164,13 @@ export function parseHostPort(text: string): { host: string; port: number } | un
 /** The instance a bare address stands for: id from the entry's name, weight 1, protocol left to the consumer. */
 export function hostPortInstance(raw: Pick<RawInstance, 'service' | 'name'>, address: { host: string; port: number }): Instance {
   return { id: raw.name, service: raw.service, host: address.host, port: address.port, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: {} };
+}
+
+/**
+ * A payload's schema issues on one line, each as `<field path>: <reason>` (`port: Too big: expected
+ * number to be <=65535`), as the config store names a refused object's keys; zod's pretty form
+ * spreads them over lines with glyphs that a log field or `/api/services` reason shows as noise.
+ */
+export function describePayloadIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => (issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`)).join('; ');
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InvalidInstanceError } from '../../errors.ts';
-import { MAX_INSTANCE_WEIGHT, parseHostPort, type RawInstance } from '../instance-codec.ts';
+import { describePayloadIssues, MAX_INSTANCE_WEIGHT, parseHostPort, type RawInstance } from '../instance-codec.ts';
 import { INSTANCE_PROTOCOLS, type Instance, type InstanceProtocol } from '../instance.ts';
 import type { EntryDecodeResult } from './entry-decoder.ts';
 
@@ -48,7 +48,7 @@ export function decodeGoMicroEntry(raw: RawInstance): EntryDecodeResult {
     return invalid(`value is not a go-micro Service JSON (${(error as Error).message})`, error);
   }
   const parsed = goMicroService.safeParse(json);
-  if (!parsed.success) return invalid(`not a go-micro Service: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+  if (!parsed.success) return invalid(`not a go-micro Service: ${describePayloadIssues(parsed.error)}`);
   const service = parsed.data;
   // go-micro derives the key from the name; a value naming another service is a copied or misplaced key.
   if (service.name.replaceAll('/', '-') !== raw.service) return invalid(`Service JSON names "${service.name}" but the key is under "${raw.service}"`);
