@@ -83,6 +83,22 @@ export function recordClientGone(context: GatewayContext): void {
 }
 
 /**
+ * After a wait that the client's leaving cannot cut short (a Redis call of a rate limit, a JWKS
+ * fetch of `jwtAuth`: shared with other requests, or bounded by a timeout of its own): true when
+ * nothing may go on, the request recorded as its client left it (`recordClientGone`: 499 with no
+ * upstream) or as its listener answered it meanwhile (`endAnsweredByListener`); false, doing
+ * nothing, while the client still waits. Else the request went upstream for nobody, a side effect
+ * there for an answer no one reads, and its line read the upstream's status.
+ */
+export function endedDuringWait(context: GatewayContext): boolean {
+  if (context.response.destroyed) {
+    recordClientGone(context);
+    return true;
+  }
+  return endAnsweredByListener(context);
+}
+
+/**
  * Ends a request its listener answered in its place while a middleware waited (a body that missed
  * `limits.requestTimeout` while the wait held it unread: an HTTP/1.1 408 written as the connection
  * ended, whose client may keep its side open, so the response has not closed) and returns true: that

@@ -1,12 +1,14 @@
 import { createServer, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as connectHttp2, constants } from 'node:http2';
-import { connect as connectTcp, type AddressInfo } from 'node:net';
+import { connect as connectTcp, createConnection, createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { hash as bcryptHash } from 'bcrypt';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { sampleValue } from '../harness/prometheus-text.ts';
-import { accessLineOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, startGateway, startLocalRedis, waitFor, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
+import { tieSockets } from '../harness/tie-sockets.ts';
 
 /** A real HTTP backend in the test process: what reached it, and how it answers. */
 interface TestBackend {
@@ -748,5 +750,130 @@ routes:
     } finally {
       socket.destroy();
     }
+  });
+});
+
+/**
+ * A TCP relay to `port` that, while `slow`, holds what its clients send for `delayMs` before passing
+ * it on (a Redis far away or busy), and counts what it held: the count shows a request's command is out.
+ */
+async function slowingRelay(port: number, delayMs: number): Promise<{ server: TcpServer; port: number; slow: boolean; held: number }> {
+  const relay = { server: undefined as unknown as TcpServer, port: 0, slow: false, held: 0 };
+  relay.server = createTcpServer((client) => {
+    const upstream = createConnection({ host: '127.0.0.1', port });
+    client.on('data', (chunk: Buffer) => {
+      if (!relay.slow) return void upstream.write(chunk);
+      relay.held += 1;
+      setTimeout(() => upstream.write(chunk), delayMs);
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    tieSockets(client, upstream, () => undefined);
+  });
+  await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
+  relay.port = (relay.server.address() as AddressInfo).port;
+  return relay;
+}
+
+describe('a Redis rate limit and a JWKS fetch when the client leaves while they wait on the network', () => {
+  let api: TestBackend;
+  let gateway: GatewayProcess;
+  let redis: LocalRedis;
+  let relay: Awaited<ReturnType<typeof slowingRelay>>;
+  let jwks: Server;
+  let jwksKeys: JWK[] = [];
+  /** JWKS fetches that came while `jwksSlow`: each is answered 1.5 s after it came, else at once (503 before the keys are set). */
+  let jwksFetches = 0;
+  let jwksSlow = false;
+  let jwksRefused = 0;
+  let sign: () => Promise<string>;
+  // Far more than any wait in a case: a client's leaving, seen by the gateway at once, is over long before.
+  const SLOW_MS = 1_500;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    const key = { ...(await exportJWK(pair.publicKey)), kid: 'k1', use: 'sig', alg: 'ES256' };
+    sign = () => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setAudience('switchboard').setExpirationTime('10m').sign(pair.privateKey);
+    [api, redis] = await Promise.all([startTestBackend((_request, response) => response.end('ok')), startLocalRedis('redis-client-gone')]);
+    relay = await slowingRelay(redis.port, SLOW_MS);
+    jwks = createServer((_request, response) => {
+      const answer = () => {
+        if (jwksKeys.length > 0) return void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: jwksKeys }));
+        jwksRefused += 1;
+        response.writeHead(503).end();
+      };
+      if (!jwksSlow) return answer();
+      jwksFetches += 1;
+      setTimeout(answer, SLOW_MS);
+    });
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    // No keys at first: the first request's verification fetches them again (cooldown 0 s), and waits for that fetch.
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: false
+redis: { url: "redis://127.0.0.1:${relay.port}/0", timeout: 10s, keyPrefix: "client-gone:" }
+services:
+  api: { instances: [127.0.0.1:${api.port}] }
+middlewares:
+  shared: { rateLimit: { average: 1000, period: 1s, burst: 1000, key: route, policy: redis } }
+  token: { jwtAuth: { algorithms: [ES256], audience: switchboard, jwks: { url: "http://127.0.0.1:${(jwks.address() as AddressInfo).port}/keys", cooldown: 0s, timeout: 10s } } }
+routes:
+  - { path: /limited, service: api, middlewares: [shared] }
+  - { path: /token, service: api, middlewares: [token] }
+`);
+    // The fetch the gateway starts with has failed: the keys come with the next one, a request's.
+    await waitFor(() => jwksRefused > 0, { message: "the gateway's first JWKS fetch" });
+    jwksKeys = [key];
+  });
+  afterAll(async () => {
+    await gateway?.process.stop();
+    await Promise.all([api?.close(), redis?.close()]);
+    jwks?.closeAllConnections();
+    jwks?.close();
+    relay?.server.close();
+  });
+
+  const outcome = async (path: string) => {
+    const line = await accessLineOf(gateway.process, path, { timeoutMs: 15_000 });
+    return { status: line.status, errorClass: line.errorClass, attempts: line.attempts };
+  };
+  const cancelled = { status: 499, errorClass: 'cancelled', attempts: 0 };
+  const forwarded = (path: string) => api.received.filter((request) => request.url === path).length;
+
+  it('sends nothing upstream for a request whose client left while Redis decided, and logs it 499 cancelled', async () => {
+    // Connected and on Redis: the limit lets a request through.
+    expect((await get(gateway.port, '/limited/first')).status).toBe(200);
+    relay.slow = true;
+    try {
+      const held = relay.held;
+      const { outgoing, answer } = exchange(gateway.port, '/limited/left');
+      answer.catch(() => undefined);
+      outgoing.end();
+      await waitFor(() => relay.held > held, { message: "the rate limit's Redis call to be out" });
+      outgoing.destroy();
+      // Redis answers 1.5 s later, letting it through: the client is gone by then.
+      expect(await outcome('/limited/left')).toEqual(cancelled);
+      expect(forwarded('/limited/left')).toBe(0);
+    } finally {
+      relay.slow = false;
+    }
+    expect((await get(gateway.port, '/limited/after')).status).toBe(200);
+  });
+
+  it('sends nothing upstream for a request whose client left while the JWKS was fetched, and logs it 499 cancelled', async () => {
+    const token = await sign();
+    jwksSlow = true;
+    try {
+      const { outgoing, answer } = exchange(gateway.port, '/token/left', { headers: { authorization: `Bearer ${token}` } });
+      answer.catch(() => undefined);
+      outgoing.end();
+      await waitFor(() => jwksFetches > 0, { message: "the verification's JWKS fetch" });
+      outgoing.destroy();
+      // The keys come 1.5 s later and verify the token: the client is gone by then.
+      expect(await outcome('/token/left')).toEqual(cancelled);
+      expect(forwarded('/token/left')).toBe(0);
+    } finally {
+      jwksSlow = false;
+    }
+    expect((await get(gateway.port, '/token/after', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 });

@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import type { ConsumerConfig, JwtAuthSettings } from '../../config/types.ts';
 import { componentLogger } from '../../../src/logger.ts';
 import type { Middleware } from '../../context.ts';
+import { endedDuringWait } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
@@ -125,9 +126,12 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
       try {
         verdict = await verify(token);
       } catch (error) {
+        if (endedDuringWait(context)) return;
         const { reason, message } = denialOf(error);
         return denyAccess(context, { status: 401, reason, message, challenge: `${CHALLENGE}, error="invalid_token", error_description="${message}"` });
       }
+      // The client left while the keys were fetched (a JWKS URL that answers slowly): nothing goes upstream for it.
+      if (endedDuringWait(context)) return;
     }
     if (!verdict.consumer && settings.consumerRequired) return denyAccess(context, { status: 403, reason: 'unknown-consumer', message: 'the token belongs to no consumer' });
     for (const [header, value] of verdict.headers) context.upstream.headers[header] = value;

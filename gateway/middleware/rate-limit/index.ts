@@ -2,7 +2,7 @@ import { componentLogger, type Logger } from '../../../src/logger.ts';
 import type { RateLimitSettings, RedisSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
 import { sendErrorAnswer } from '../../proxy/error-response.ts';
-import { delayUnlessClientGone, endAnsweredByListener, recordClientGone } from '../client-gone.ts';
+import { delayUnlessClientGone, endAnsweredByListener, endedDuringWait, recordClientGone } from '../client-gone.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { requestKeyReader } from '../request-key.ts';
 import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
@@ -96,7 +96,8 @@ export function rateLimit(settings: RateLimitSettings, options: RateLimitOptions
   };
   const middleware: Middleware = function rateLimit(context, next) {
     const taken = limiterOf(context).take(keyOf(context));
-    return taken instanceof Promise ? taken.then((decision) => decide(context, next, decision)) : decide(context, next, taken);
+    // A client that left while Redis decided is recorded so (499), neither refused nor sent on: its token stays taken.
+    return taken instanceof Promise ? taken.then((decision) => (endedDuringWait(context) ? undefined : decide(context, next, decision))) : decide(context, next, taken);
   };
   whenRetired(middleware, () => (retired = true));
   return middleware;
