@@ -23,8 +23,23 @@ export function sendTrailersOnly(response: ClientResponse, status: number, heade
 }
 
 /**
- * Answers a gRPC caller on the gateway's behalf: HTTP 200, `content-type: application/grpc`, the
- * mapped `grpc-status` and the message as `grpc-message`, Trailers-Only. Does nothing once headers were sent.
+ * The content type of the gateway's own answer to a gRPC call: a gRPC-Web call's own type (its
+ * `application/grpc-web`, `-web+proto`, `-web+json`, `-web-text`…, without parameters), else
+ * `application/grpc`. A gRPC-Web client refuses an answer of another type (connect-es: "unexpected
+ * content type"); the body stays empty, so a `-text` answer has nothing to encode in base64.
+ */
+export function grpcAnswerContentType(requestType: string | undefined): string {
+  if (requestType === undefined || !requestType.startsWith('application/grpc-web')) return 'application/grpc';
+  const end = requestType.indexOf(';');
+  return (end < 0 ? requestType : requestType.slice(0, end)).trim();
+}
+
+/**
+ * Answers a gRPC caller on the gateway's behalf: HTTP 200, the call's content type
+ * (`grpcAnswerContentType`), the mapped `grpc-status` and the message as `grpc-message`,
+ * Trailers-Only: headers and no body, which gRPC-Web allows as well ("Trailers may be sent together
+ * with response headers, with no message in the body", PROTOCOL-WEB.md), and which browsers read
+ * over HTTP/1.1, where they see no HTTP trailers. Does nothing once headers were sent.
  */
 export function sendGrpcErrorAnswer(context: GatewayContext, status: number, error: string, message: string, extraHeaders: Readonly<Record<string, string>>): void {
   const response = context.response;
@@ -35,7 +50,7 @@ export function sendGrpcErrorAnswer(context: GatewayContext, status: number, err
   const headers = applyHeaderHooks(context, 200, { ...extraHeaders, 'x-request-id': context.requestId });
   sendTrailersOnly(response, 200, {
     ...headers,
-    'content-type': 'application/grpc',
+    'content-type': grpcAnswerContentType(context.request.headers['content-type']),
     'grpc-status': String(grpcStatus),
     'grpc-message': encodeGrpcMessage(message),
   });

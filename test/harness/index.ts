@@ -24,3 +24,4 @@ export * from './haproxy.ts';
 export * from './etcd-tls.ts';
 export * from './http2-client.ts';
 export * from './listening-ports.ts';
+export * from './grpc-web-reader.ts';

@@ -6,7 +6,7 @@ import grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { rawMethod } from '../harness/grpc.ts';
-import { logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { logOf, readGrpcWebAnswer, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** One gRPC message frame: the 5-byte prefix (uncompressed, length) and the bytes. */
 function grpcFrame(message: Buffer): Buffer {
@@ -289,6 +289,45 @@ routes:
       expect({ answers: answers(), connection }).toEqual({ answers: [`grpc-status: ${grpc.status.UNAUTHENTICATED}`, `grpc-status: ${grpc.status.UNAUTHENTICATED}`], connection: ['connection: keep-alive', 'connection: keep-alive'] });
     } finally {
       socket.destroy();
+    }
+  });
+
+  it("answers gRPC-Web calls it refuses itself (no key, no route) in the call's own gRPC-Web type, over HTTP/1.1 and HTTP/2, with a status a browser client reads", async () => {
+    const body = grpcFrame(Buffer.from('hello'));
+    const h1 = (path: string, type: string) =>
+      new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        const outgoing = httpRequest({ host: '127.0.0.1', port: gateway.port, path, method: 'POST', agent: false, headers: { 'content-type': type, 'x-grpc-web': '1' } }, (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => resolve({ headers: response.headers, body: Buffer.concat(chunks) }));
+        });
+        outgoing.on('error', reject);
+        outgoing.end(type.includes('-text') ? body.toString('base64') : body);
+      });
+    const session = connect(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => undefined);
+    const h2 = (path: string, type: string) =>
+      new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': type, 'x-grpc-web': '1' });
+        const chunks: Buffer[] = [];
+        let headers: IncomingHttpHeaders = {};
+        stream.on('response', (received) => (headers = received as IncomingHttpHeaders));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => resolve({ headers, body: Buffer.concat(chunks) }));
+        stream.on('error', reject);
+        stream.end(type.includes('-text') ? body.toString('base64') : body);
+      });
+    try {
+      for (const [name, send] of [['HTTP/1.1', h1], ['HTTP/2', h2]] as const) {
+        for (const type of ['application/grpc-web-text', 'application/grpc-web+proto', 'application/grpc-web+json']) {
+          const refused = await send('/guarded.S/Call', type);
+          expect(readGrpcWebAnswer(type, refused.headers, refused.body), `${name} ${type}`).toMatchObject({ status: grpc.status.UNAUTHENTICATED });
+          const unrouted = await send('/nowhere.S/Call', type);
+          expect(readGrpcWebAnswer(type, unrouted.headers, unrouted.body), `${name} ${type}`).toMatchObject({ status: grpc.status.UNIMPLEMENTED });
+        }
+      }
+    } finally {
+      session.destroy();
     }
   });
 
