@@ -76,6 +76,12 @@ export interface ResponseBodyTap {
   readonly part?: ClientPart | undefined;
   /** False once nothing more of the body will be kept (the tapper gave up on it: past its bound); true when absent. While true, a body whose client's answer is done (it left, or its part was sent) is read on for the tap alone. */
   keeping?(): boolean;
+  /**
+   * Takes the function to call when `keeping` turns false between chunks (a background update cut
+   * past its bound while its upstream is silent): the body read on for the tap alone is then left
+   * unread at once, not when a next chunk comes, which a silent upstream never sends. Called once, as the body starts.
+   */
+  onUnkept?(unkept: () => void): void;
 }
 
 /**

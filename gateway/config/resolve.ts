@@ -474,7 +474,7 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
       useStale: cacheStaleSettings(useStale),
       lockTimeoutMs: lock === undefined || lock === false ? undefined : ((lock === true ? undefined : lock.timeout) ?? DEFAULT_CACHE_LOCK_TIMEOUT_MS),
       convertHead: convertHead ?? true,
-      backgroundUpdate: backgroundUpdate ?? false,
+      backgroundUpdateTimeoutMs: backgroundUpdate === undefined || backgroundUpdate === false ? undefined : ((backgroundUpdate === true ? undefined : backgroundUpdate.timeout) ?? DEFAULT_CACHE_BACKGROUND_UPDATE_TIMEOUT_MS),
     };
     return { kind: 'cache', settings };
   }
@@ -483,6 +483,12 @@ function resolveMiddleware(input: MiddlewareInput): MiddlewareConfig {
 
 /** How long a miss waits for another's fetch of its key by default: nginx's `proxy_cache_lock_timeout`. */
 const DEFAULT_CACHE_LOCK_TIMEOUT_MS = 5_000;
+
+/**
+ * How long a background update may hold a stale answer's updating mark by default: nginx's
+ * `proxy_read_timeout`, which bounds its background subrequest whatever else is configured.
+ */
+const DEFAULT_CACHE_BACKGROUND_UPDATE_TIMEOUT_MS = 60_000;
 
 /**
  * Every failure `useStale` may name, its default list (nginx's `error timeout http_500 http_502

@@ -30,7 +30,7 @@ describe('middlewares', () => {
   per-tenant: { inFlightReq: { amount: 3, key: "header:X-Tenant" } }
   zip: { compress: { encodings: [gzip], minSize: 2KiB, excludedContentTypes: [Image/*], level: 9 } }
   memory: { cache: {} }
-  small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache, useStale: { on: [error, http_503, updating], maxStale: 1h }, lock: { timeout: 2s } } }
+  small-cache: { cache: { maxSize: 4MiB, maxEntrySize: 64KiB, defaultTtl: 30s, methods: [get], statuses: [200], cacheStatusHeader: X-Cache, useStale: { on: [error, http_503, updating], maxStale: 1h }, lock: { timeout: 2s }, backgroundUpdate: { timeout: 10s } } }
   quiet-cache: { cache: { cacheStatusHeader: false, useStale: false, convertHead: false } }
   stale-cache: { cache: { useStale: {}, lock: true, backgroundUpdate: true } }
 routes:
@@ -58,11 +58,11 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
       zip: { kind: 'compress', settings: { encodings: ['gzip'], minBytes: 2048, contentTypes: expect.arrayContaining(['text/*', 'application/json']), excludedContentTypes: ['image/*'], level: 9 } },
       memory: {
         kind: 'cache',
-        settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status', useStale: { on: [], maxStaleMs: 0, answerDirectives: true }, lockTimeoutMs: undefined, convertHead: true, backgroundUpdate: false },
+        settings: { maxBytes: 64 * 1_048_576, maxEntryBytes: 1_048_576, defaultTtlMs: undefined, methods: ['GET', 'HEAD'], statuses: [200, 203, 204, 300, 301, 404, 410], cacheStatusHeader: 'x-cache-status', useStale: { on: [], maxStaleMs: 0, answerDirectives: true }, lockTimeoutMs: undefined, convertHead: true, backgroundUpdateTimeoutMs: undefined },
       },
-      'small-cache': { kind: 'cache', settings: { maxBytes: 4 * 1_048_576, maxEntryBytes: 65_536, defaultTtlMs: 30_000, methods: ['GET'], statuses: [200], cacheStatusHeader: 'x-cache', useStale: { on: ['error', 'http_503', 'updating'], maxStaleMs: 3_600_000, answerDirectives: true }, lockTimeoutMs: 2_000, convertHead: true, backgroundUpdate: false } },
+      'small-cache': { kind: 'cache', settings: { maxBytes: 4 * 1_048_576, maxEntryBytes: 65_536, defaultTtlMs: 30_000, methods: ['GET'], statuses: [200], cacheStatusHeader: 'x-cache', useStale: { on: ['error', 'http_503', 'updating'], maxStaleMs: 3_600_000, answerDirectives: true }, lockTimeoutMs: 2_000, convertHead: true, backgroundUpdateTimeoutMs: 10_000 } },
       'quiet-cache': { kind: 'cache', settings: expect.objectContaining({ cacheStatusHeader: undefined, useStale: { on: [], maxStaleMs: 0, answerDirectives: false }, convertHead: false }) },
-      'stale-cache': { kind: 'cache', settings: expect.objectContaining({ useStale: { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, answerDirectives: true }, lockTimeoutMs: 5_000, backgroundUpdate: true }) },
+      'stale-cache': { kind: 'cache', settings: expect.objectContaining({ useStale: { on: ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504'], maxStaleMs: 86_400_000, answerDirectives: true }, lockTimeoutMs: 5_000, backgroundUpdateTimeoutMs: 60_000 }) },
     });
     expect(config.routes.map((route) => route.middlewares)).toEqual([['hsts', 'limit'], []]);
     expect(config.redis).toEqual(REDIS);
@@ -181,6 +181,8 @@ redis: { url: "redis://127.0.0.1:6379/2", keyPrefix: "gw:", gateways: 3 }
     ['middlewares:\n  c: { cache: { convertHead: "on" } }', 'middlewares.c.cache.convertHead (line 2)'],
     ['middlewares:\n  c: { cache: { backgroundUpdate: "on" } }', 'middlewares.c.cache.backgroundUpdate (line 2)'],
     ['middlewares:\n  c: { cache: { useStale: false, backgroundUpdate: true } }', 'middlewares.c.cache.backgroundUpdate (line 2): needs useStale'],
+    ['middlewares:\n  c: { cache: { useStale: false, backgroundUpdate: { timeout: 5s } } }', 'middlewares.c.cache.backgroundUpdate (line 2): needs useStale'],
+    ['middlewares:\n  c: { cache: { backgroundUpdate: { timeout: 0 } } }', 'middlewares.c.cache.backgroundUpdate.timeout (line 2): must be more than 0'],
     ['middlewares:\n  c: { cache: { methods: [GET], convertHead: true } }', 'middlewares.c.cache.convertHead (line 2): needs GET and HEAD in methods'],
     ['middlewares:\n  c: { cache: { methods: [HEAD], convertHead: true } }', 'middlewares.c.cache.convertHead (line 2): needs GET and HEAD in methods'],
   ])('refuses %j with "%s"', (text, expected) => {

@@ -88,7 +88,7 @@ const cacheSection = section({
   ]).optional(),
   lock: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
   convertHead: z.boolean().optional(),
-  backgroundUpdate: z.boolean().optional(),
+  backgroundUpdate: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
 }).superRefine((settings, context) => {
   // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
   if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
@@ -104,7 +104,7 @@ const cacheSection = section({
     context.addIssue({ code: 'custom', path: ['convertHead'], message: 'needs GET and HEAD in methods: it sends a HEAD miss upstream as the GET whose stored answer both read' });
   }
   // With `useStale: false` no stale answer ever goes while another request updates it (neither `updating` nor stale-while-revalidate): nothing to update in the background.
-  if (settings.backgroundUpdate === true && settings.useStale === false) {
+  if (settings.backgroundUpdate !== undefined && settings.backgroundUpdate !== false && settings.useStale === false) {
     context.addIssue({ code: 'custom', path: ['backgroundUpdate'], message: 'needs useStale: with useStale: false no stale answer is sent while it is updated' });
   }
   const statuses = settings.statuses ?? [];

@@ -694,11 +694,12 @@ export interface CacheSettings {
   /** Whether a HEAD that goes upstream and may store goes as a GET whose answer is stored (nginx's `proxy_cache_convert_head`), when `methods` holds both. */
   readonly convertHead: boolean;
   /**
-   * Whether the first request to find a stored answer stale, where one may be sent while it is
+   * When set, the first request to find a stored answer stale, where one may be sent while it is
    * updated (`updating`), gets it at once too, the update fetched without a client (nginx's
-   * `proxy_cache_background_update`, RFC 5861's stale-while-revalidate "in the background").
+   * `proxy_cache_background_update`, RFC 5861's stale-while-revalidate "in the background"); the
+   * fetch is cut, storing nothing, once it ran this long (`backgroundUpdate.timeout`). Undefined: off.
    */
-  readonly backgroundUpdate: boolean;
+  readonly backgroundUpdateTimeoutMs: number | undefined;
 }
 
 /**

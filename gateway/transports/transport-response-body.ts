@@ -148,6 +148,9 @@ class TapPassing extends Transform {
     });
     // A 416 needs none of the body.
     if (part !== undefined) this.endPartIfThrough(part);
+    tap.onUnkept?.(() => {
+      if (this.clientDone && !this.unwanted) this.leaveIfUnkept();
+    });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {

@@ -38,6 +38,9 @@ const longHeadClosed: Promise<unknown>[] = [];
 /** The requests for /background after its first (its background updates) the backend holds, no head sent, until the test answers them. */
 const backgroundHeld: ServerResponse[] = [];
 
+/** The requests for /hung after its first (its background updates), never answered: each settles its promise once the gateway closed it. */
+const hungUpdates: Promise<number>[] = [];
+
 /** The requests for /updating the backend holds, no head sent, until the test answers them. */
 const updatingHeld: ServerResponse[] = [];
 
@@ -126,6 +129,10 @@ function answer(path: string, method: string, headers: IncomingHttpHeaders, resp
       // Fresh for a second; the next request (the updater) is held until the test answers it.
       if (n === 2) return void updatingHeld.push(response);
       return text({ 'cache-control': 'max-age=1', etag: '"u1"' });
+    case '/hung':
+      // Fresh for a second; every later request (a background update) is never answered.
+      if (n > 1) return void hungUpdates.push(new Promise((resolve) => response.once('close', () => resolve(performance.now()))));
+      return text({ 'cache-control': 'max-age=1' });
     case '/background':
       // Fresh for a second; every later request (a background update) is held until the test answers it.
       if (n > 1) return void backgroundHeld.push(response);
@@ -192,6 +199,7 @@ entryPoints:
   h2: { listen: "127.0.0.1:{{port:h2}}", h2c: true }
 services:
   site: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false }
+  unhurried: { instances: [127.0.0.1:${backendPort}], healthCheck: false, outlierDetection: false, retries: false, timeouts: { headers: 0 } }
 middlewares:
   memory: { cache: { maxSize: 1MiB, maxEntrySize: ${maxEntrySize} } }
   lasting: { cache: { maxSize: 1MiB, useStale: { on: [error, http_503, updating] } } }
@@ -199,6 +207,7 @@ middlewares:
   one-at-a-time: { inFlightReq: { amount: 1 } }
   locked: { cache: { maxSize: 1MiB, lock: true } }
   behind: { cache: { maxSize: 1MiB, useStale: { on: [updating] }, backgroundUpdate: true } }
+  bounded: { cache: { maxSize: 1MiB, useStale: { on: [updating] }, backgroundUpdate: { timeout: 1s } } }
 routes:
   - { path: /site, service: site, stripPrefix: true, middlewares: [memory] }
   - { path: /lasting, service: site, stripPrefix: true, middlewares: [lasting] }
@@ -206,6 +215,7 @@ routes:
   - { path: /limited, service: site, stripPrefix: true, middlewares: [one-at-a-time, memory] }
   - { path: /locked, service: site, stripPrefix: true, middlewares: [locked] }
   - { path: /behind, service: site, stripPrefix: true, middlewares: [behind] }
+  - { path: /bounded, service: unhurried, stripPrefix: true, middlewares: [bounded] }
 ${extraRoutes.map((path) => `  - { path: ${path}, service: site, stripPrefix: true }`).join('\n')}
 `;
 }
@@ -840,6 +850,25 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
       agent.destroy();
     }
     expect(countOf('/background')).toBe(3);
+  });
+
+  it('cuts a background update that the upstream never answers (a service without a headers timeout) once backgroundUpdate.timeout passed: the next stale request starts a new one', async () => {
+    const fetch = () => send(gateway.port, '/bounded/hung');
+    expect((await fetch()).headers['x-cache-status']).toBe('MISS');
+    await waitFor(async () => (await fetch()).headers['x-cache-status'] === 'STALE' || undefined, { message: 'the stored /hung expired and its first stale request was answered', intervalMs: 100, timeoutMs: 10_000 });
+    await waitFor(() => hungUpdates.length === 1, { message: 'the background update reached the backend' });
+    const started = performance.now();
+    // Held by the update meanwhile: the others are sent the stale answer and start no fetch.
+    expect((await fetch()).headers['x-cache-status']).toBe('UPDATING');
+    let cutAt = 0;
+    void hungUpdates[0]!.then((at) => (cutAt = at));
+    await waitFor(() => cutAt > 0, { message: 'the gateway cut the update past its bound', timeoutMs: 10_000 });
+    expect(cutAt - started).toBeGreaterThanOrEqual(800);
+    expect(hungUpdates).toHaveLength(1);
+    // The mark went with the cut: the next stale request is the first again (STALE, not UPDATING), and updates anew.
+    expect((await fetch()).headers['x-cache-status']).toBe('STALE');
+    await waitFor(() => hungUpdates.length === 2, { message: 'the next stale request started a new update' });
+    expect(await logOf(gateway.process)).toContain('ran past backgroundUpdate.timeout');
   });
 
   // Last: it reloads the configuration.

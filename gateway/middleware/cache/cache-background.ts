@@ -111,14 +111,21 @@ function backgroundContext(client: GatewayContext): GatewayContext {
  * The tap of a background fetch's answer (`tap`, or none when nothing of it will be stored) as one
  * whose client takes an empty part: no client wants any of the body, so it is read on for the tap
  * alone while the tap keeps it (`TapPassing`), and left unread, the attempt judged by the upstream's
- * status, once nothing of it will be stored (past `maxEntrySize`, `no-store`, a status not kept).
- * Else a large body nobody stores would be downloaded whole for nobody, its mark gone meanwhile, and
- * every next stale request would start one more such download.
+ * status, once nothing of it will be stored (past `maxEntrySize`, `no-store`, a status not kept) or
+ * the fetch was `cut` (its bound passed). Else a large body nobody stores would be downloaded whole
+ * for nobody, its mark gone meanwhile, and every next stale request would start one more such download.
  */
-function forTheTapAlone(tap: ResponseBodyTap | undefined, status: number): ResponseBodyTap {
+function forTheTapAlone(tap: ResponseBodyTap | undefined, status: number, cut: { readonly done: boolean; unkept?: () => void }): ResponseBodyTap {
   const part = { status, start: 0, end: 0, length: Number.POSITIVE_INFINITY };
   if (tap === undefined) return { part, chunk: () => undefined, end: () => undefined, abort: () => undefined, keeping: () => false };
-  return { part, chunk: (chunk) => tap.chunk(chunk), end: () => tap.end(), abort: () => tap.abort(), keeping: () => tap.keeping?.() !== false };
+  return {
+    part,
+    chunk: (chunk) => tap.chunk(chunk),
+    end: () => tap.end(),
+    abort: () => tap.abort(),
+    keeping: () => !cut.done && tap.keeping?.() !== false,
+    onUnkept: (unkept) => (cut.unkept = unkept),
+  };
 }
 
 /** What a background update needs of the cache it updates (index.ts): its marks and how it stores. */
@@ -133,6 +140,8 @@ export interface BackgroundUpdateParts {
   refreshed(context: GatewayContext, primary: string, sent: IncomingHttpHeaders, found: CachedAnswer, notModified: OutgoingHttpHeaders, drops: number): HeldAnswer;
   /** The fetch of `context` has stored its answer or will store none: its marks go. */
   fetchEnded(context: GatewayContext, updated: CachedAnswer | undefined): void;
+  /** The longest a fetch holds its mark (`backgroundUpdate.timeout`): past it, it is cut and stores nothing. */
+  readonly timeoutMs: number;
 }
 
 /**
@@ -148,8 +157,12 @@ export interface BackgroundUpdateParts {
  * `proxy`, copies it once, as it copied the request that updated before. The proxy's own rules
  * (retries, timeouts, the breaker, health, metrics) judge the fetch as any attempt. It holds the
  * updating mark until it stored or will store nothing, so the others get UPDATING meanwhile, and
- * the next stale request after a failure tries again. Nothing waits for it at shutdown: the
- * pools' grace bounds it, then cuts it, and a cut answer is never stored.
+ * the next stale request after a failure tries again. No client leaves to end a fetch that hangs
+ * (an upstream that never answers, on a service without a headers or body timeout), so it is cut
+ * once it ran `timeoutMs` (nginx's background subrequest has its `proxy_read_timeout`): its
+ * "client" closes, as a client's that leaves, so the attempt ends blaming no one (`cancelled`),
+ * and the mark goes at once for the next stale request to start a new fetch. Nothing waits for it
+ * at shutdown: the pools' grace bounds it, then cuts it, and a cut answer is never stored.
  */
 export function updateInBackground(parts: BackgroundUpdateParts, client: GatewayContext, primary: string, found: CachedAnswer, clientSent: IncomingHttpHeaders, drops: number, proxy: (context: GatewayContext) => Promise<void>): void {
   const { updaters, gatherers } = parts;
@@ -158,25 +171,44 @@ export function updateInBackground(parts: BackgroundUpdateParts, client: Gateway
   updaters.set(found, context);
   const revalidating = askRevalidation(context, found, sent);
   let revalidated = false;
+  /** Set once the fetch ran past its bound; `unkept` leaves the rest of a body being read on for the tap unread. */
+  const cut: { done: boolean; unkept?: () => void } = { done: false };
+  let tap: ResponseBodyTap | undefined;
   let upstream: { status: number; headers: OutgoingHttpHeaders } | undefined;
   context.responseHeaderHooks.push((answerStatus, headers) => {
     upstream ??= { status: answerStatus, headers: { ...headers } };
   });
   context.answerReplacer = (answerStatus, headers, errorClass) => {
-    if (!revalidating || answerStatus !== 304 || errorClass !== undefined) return undefined;
+    if (cut.done || !revalidating || answerStatus !== 304 || errorClass !== undefined) return undefined;
     revalidated = true;
     return parts.refreshed(context, primary, sent, found, headers, drops);
   };
   context.responseTapper = (answerStatus, _headers, tapped) => {
-    if (revalidated || upstream === undefined || upstream.status !== answerStatus) {
+    if (cut.done || revalidated || upstream === undefined || upstream.status !== answerStatus) {
       parts.fetchEnded(context, found);
       return undefined;
     }
-    return forTheTapAlone(parts.tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found), answerStatus);
+    tap = parts.tapFor(tapped, primary, sent, answerStatus, upstream.headers, drops, found);
+    return forTheTapAlone(tap, answerStatus, cut);
   };
+  const bound = setTimeout(() => {
+    // Stored or given up on already: nothing to cut.
+    if (updaters.get(found) !== context) return;
+    cut.done = true;
+    context.log.warn({ service: context.service, path: context.upstream.path, timeoutMs: parts.timeoutMs }, 'a background update of a cached answer ran past backgroundUpdate.timeout: cut, nothing stored');
+    // The copy gathered so far is dropped and the marks go now, not when the attempt has ended.
+    tap?.abort();
+    parts.fetchEnded(context, found);
+    // Its head came: the body, read on for the tap alone, is left unread (the attempt then ends); else its "client" leaves.
+    if (cut.unkept !== undefined) cut.unkept();
+    else (context.response as unknown as Writable).destroy();
+  }, parts.timeoutMs);
+  bound.unref();
   // A fetch that failed (no answer to tap, the gateway's own error in its place) lets the mark go as it ends; one still gathering, as its tap ends.
   const ended = () => {
     if (updaters.get(found) === context && !gatherers.has(context)) updaters.delete(found);
+    // Still gathering: the bound stays for the body read on for the tap alone.
+    if (updaters.get(found) !== context) clearTimeout(bound);
   };
   proxy(context).then(ended, (error: unknown) => {
     context.log.error({ err: error instanceof Error ? error.message : String(error) }, 'a background update of a cached answer failed');

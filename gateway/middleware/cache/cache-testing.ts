@@ -24,7 +24,7 @@ export const CACHE_TEST_SETTINGS: CacheSettings = {
   useStale: USE_STALE_NOT_CONFIGURED,
   lockTimeoutMs: undefined,
   convertHead: true,
-  backgroundUpdate: false,
+  backgroundUpdateTimeoutMs: undefined,
 };
 
 let names = 0;

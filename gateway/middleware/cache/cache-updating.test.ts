@@ -5,6 +5,7 @@ import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { accessLogText } from '../access-log/index.ts';
 import { responseTransform } from '../response-transform/index.ts';
+import { TEST_PROXY_POLICY } from '../../proxy/proxy-testing.ts';
 import { waitFor } from '../../../test/harness/wait.ts';
 import { heldBackendCache, statusAndBody, USE_STALE_NOT_CONFIGURED } from './cache-testing.ts';
 
@@ -159,8 +160,8 @@ describe('cache: a stale answer sent at once to its first request too, the updat
   });
 
   /** A cache with `backgroundUpdate` (and `settings`) whose `/a` holds `request 1` (ETag "v1", one second fresh), now 2 s stale. */
-  async function staleEntry(settings: Partial<CacheSettings> = {}, before: Middleware[] = []) {
-    setup = await heldBackendCache({ useStale: UPDATING, backgroundUpdate: true, ...settings }, { clock: true, before });
+  async function staleEntry(settings: Partial<CacheSettings> = {}, before: Middleware[] = [], policy = TEST_PROXY_POLICY) {
+    setup = await heldBackendCache({ useStale: UPDATING, backgroundUpdateTimeoutMs: 60_000, ...settings }, { clock: true, before, policy });
     const { send, held } = setup;
     const first = send('/a');
     await waitFor(() => held.length === 1, { message: 'the first miss reached the backend' });
@@ -273,4 +274,28 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
     await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
   });
+
+  it.each([
+    ['sends no head', false],
+    ['sends its head and part of its body, then nothing', true],
+  ] as const)('cuts an update that %s once backgroundUpdate.timeout passed, on a service without headers or body timeouts: nothing stored, and the next stale request starts a new one', async (_what, head) => {
+    const { send, held, load } = await staleEntry({ backgroundUpdateTimeoutMs: 1_000 }, [], { ...TEST_PROXY_POLICY, headersTimeoutMs: 0, bodyTimeoutMs: 0 });
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+    const started = performance.now();
+    if (head) held[1]!.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 200 }).write(Buffer.alloc(100, 'x'));
+    let cutAt = 0;
+    held[1]!.once('close', () => (cutAt = performance.now()));
+    // The update holds the mark meanwhile: others get the stale answer, and start no fetch of their own.
+    expect(statusAndBody(await send('/a'))).toEqual(['UPDATING', 'request 1']);
+    await waitFor(() => cutAt > 0, { message: 'the gateway cut the update past its bound', timeoutMs: 10_000 });
+    expect(cutAt - started).toBeGreaterThanOrEqual(900);
+    expect(load.active).toBe(0);
+    // The mark went with it: the next stale request is the first again, and updates anew; the cut answer was not stored.
+    expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+    await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
+    setup!.answer(3);
+    await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the new update was stored' });
+    expect(statusAndBody(await send('/a'))).toEqual(['HIT', 'request 3']);
+  }, 20_000);
 });

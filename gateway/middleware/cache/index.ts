@@ -167,7 +167,7 @@ export function cache(settings: CacheSettings, name = 'cache'): Middleware {
   };
 
   /** What a background update needs of this cache (`updateInBackground`), when a stale answer's first request gets it at once too (`backgroundUpdate`). */
-  const background: BackgroundUpdateParts | undefined = settings.backgroundUpdate && updaters !== undefined ? { updaters, gatherers, tapFor, refreshed, fetchEnded } : undefined;
+  const background: BackgroundUpdateParts | undefined = settings.backgroundUpdateTimeoutMs !== undefined && updaters !== undefined ? { updaters, gatherers, tapFor, refreshed, fetchEnded, timeoutMs: settings.backgroundUpdateTimeoutMs } : undefined;
 
   /** The cache's work, where the proxy would run (`servingCachedHits`). */
   const atProxy: CacheAtProxy = async function cacheAtProxy(context, proxy) {
