@@ -808,7 +808,8 @@ describe('a Redis rate limit and a JWKS fetch when the client leaves while they 
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     // No keys at first: the first request's verification fetches them again (cooldown 0 s), and waits for that fetch.
     gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
+entryPoints:
+  web: { listen: "127.0.0.1:{{port}}", h2c: true }
 admin: false
 redis: { url: "redis://127.0.0.1:${relay.port}/0", timeout: 10s, keyPrefix: "client-gone:" }
 services:
@@ -857,6 +858,25 @@ routes:
       relay.slow = false;
     }
     expect((await get(gateway.port, '/limited/after')).status).toBe(200);
+  });
+
+  it('sends nothing upstream for a request whose HTTP/2 client cancelled its stream while Redis decided, and logs it 499 cancelled', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${gateway.port}`);
+    session.on('error', () => {});
+    relay.slow = true;
+    try {
+      const held = relay.held;
+      const stream = session.request({ ':method': 'GET', ':path': '/limited/h2-left' });
+      stream.on('error', () => {});
+      stream.end();
+      await waitFor(() => relay.held > held, { message: "the rate limit's Redis call to be out" });
+      stream.close(constants.NGHTTP2_CANCEL);
+      expect(await outcome('/limited/h2-left')).toEqual(cancelled);
+      expect(forwarded('/limited/h2-left')).toBe(0);
+    } finally {
+      relay.slow = false;
+      session.destroy();
+    }
   });
 
   it('sends nothing upstream for a request whose client left while the JWKS was fetched, and logs it 499 cancelled', async () => {
