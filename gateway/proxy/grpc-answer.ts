@@ -4,6 +4,7 @@ import type { ClientResponse, GatewayContext } from '../context.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { applyHeaderHooks } from './answer-headers.ts';
 import { encodeGrpcMessage, grpcStatusOf } from './grpc-status.ts';
+import { grpcWebBodyReader, type GrpcWebTrailerReader } from './grpc-web-trailers.ts';
 
 /**
  * Ends a response that is only headers, as a gRPC Trailers-Only answer: towards an HTTP/2 client one
@@ -65,12 +66,41 @@ export function endGrpcCall(context: GatewayContext, status: number, errorClass:
   const response = context.response;
   if (response.destroyed || response.writableEnded) return void response.destroy(error);
   const grpcStatus = grpcStatusOf(status, errorClass);
+  const webBody = grpcWebBodyReader(context.outcome);
+  if (webBody !== undefined) return endGrpcWebCall(context, webBody, grpcStatus, message, error);
   context.outcome.grpcStatus = grpcStatus;
   response.addTrailers({ 'grpc-status': String(grpcStatus), 'grpc-message': encodeGrpcMessage(message) });
   response.end();
   // A client-streaming call whose deadline passed mid-answer is still sending: asked to stop once its trailers are out.
   stopBodyAfterStatus(context);
 }
+
+/**
+ * `endGrpcCall` for a gRPC-Web answer, whose client reads the status from a trailer frame in the
+ * body (a browser sees no HTTP trailers): that frame (`grpc-status`, `grpc-message`; in base64 for
+ * `application/grpc-web-text`) ends the body where the upstream's stopped between two frames.
+ * Cut within a frame, or after a length the answer announced, nothing appended would read as a
+ * frame: the response is destroyed, as any answer cut short is. One whose trailer frame went
+ * through already has its status, and ends.
+ */
+function endGrpcWebCall(context: GatewayContext, body: GrpcWebTrailerReader, grpcStatus: number, message: string, error: Error): void {
+  const response = context.response;
+  if (body.status !== undefined) return void response.end();
+  if (!body.mayAppendTrailers) return void response.destroy(error);
+  context.outcome.grpcStatus = grpcStatus;
+  const lines = Buffer.from(`grpc-status:${grpcStatus}\r\ngrpc-message:${encodeGrpcMessage(message)}\r\n`, 'latin1');
+  const frame = Buffer.alloc(5 + lines.length);
+  frame[0] = TRAILER_FRAME_FLAG;
+  frame.writeUInt32BE(lines.length, 1);
+  lines.copy(frame, 5);
+  const bytes = body.text ? Buffer.from(frame.toString('base64'), 'latin1') : frame;
+  context.outcome.bytesOut += bytes.length;
+  response.end(bytes);
+  stopBodyAfterStatus(context);
+}
+
+/** The flag byte of a gRPC-Web trailer frame (PROTOCOL-WEB.md). */
+const TRAILER_FRAME_FLAG = 0x80;
 
 /**
  * Asks the HTTP/2 client of a gRPC call whose answer has ended (its status is out) and that is still

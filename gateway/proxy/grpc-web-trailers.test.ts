@@ -47,3 +47,26 @@ describe('GrpcWebTrailerReader', () => {
     expect(grpcWebTrailerReader({})).toBeUndefined();
   });
 });
+
+describe('GrpcWebTrailerReader.mayAppendTrailers: whether a trailer frame of the gateway would read as one after what was relayed', () => {
+  const read = (contentType: string, parts: readonly Buffer[], lengthKnown = false) => {
+    const reader = new GrpcWebTrailerReader(contentType, lengthKnown);
+    for (const part of parts) reader.push(part);
+    return reader.mayAppendTrailers;
+  };
+  const whole = message(5);
+  const base64 = (bytes: Buffer) => Buffer.from(bytes.toString('base64'), 'latin1');
+
+  it.each([
+    ['nothing yet', 'application/grpc-web', [], false, true],
+    ['whole frames', 'application/grpc-web', [whole, message(0)], false, true],
+    ['a frame cut in its prefix', 'application/grpc-web', [whole.subarray(0, 3)], false, false],
+    ['a frame cut in its payload', 'application/grpc-web', [whole.subarray(0, 7)], false, false],
+    ['whole frames of an answer whose length was announced', 'application/grpc-web', [whole], true, false],
+    ['the upstream trailer frame', 'application/grpc-web', [whole, trailers('grpc-status:0\r\n')], false, false],
+    ['whole frames in padded base64 pieces', 'application/grpc-web-text', [base64(whole), base64(message(1))], false, true],
+    ['base64 cut within a 4-character group', 'application/grpc-web-text', [base64(whole).subarray(0, 6)], false, false],
+  ] as const)('after %s (%s)', (_what, contentType, parts, lengthKnown, expected) => {
+    expect(read(contentType, parts, lengthKnown)).toBe(expected);
+  });
+});

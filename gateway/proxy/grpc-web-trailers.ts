@@ -19,7 +19,8 @@ const MAX_TRAILER_BYTES = 16 * 1_024;
 export class GrpcWebTrailerReader {
   /** The code of the trailer frame's `grpc-status`, once it has been read. */
   status: number | undefined = undefined;
-  private readonly text: boolean;
+  /** The body is base64 (`application/grpc-web-text`). */
+  readonly text: boolean;
   /** Base64 characters of a text body not yet decoded (fewer than 4). */
   private pendingText = '';
   /** Bytes of the current frame's 5-byte prefix read so far; 5 while in its payload. */
@@ -31,8 +32,23 @@ export class GrpcWebTrailerReader {
   /** Nothing more to read: the trailer frame was read, or the body is not what gRPC-Web sends. */
   private done = false;
 
-  constructor(contentType: string) {
+  /**
+   * @param lengthKnown the answer announced its length (`Content-Length`): nothing may follow its body
+   */
+  constructor(
+    contentType: string,
+    readonly lengthKnown = false,
+  ) {
     this.text = contentType.startsWith('application/grpc-web-text');
+  }
+
+  /**
+   * True while what was read ends with a whole frame, no trailer frame among them, and the body's
+   * length was not announced: a trailer frame of the gateway's own may follow (`endGrpcCall`) and
+   * reads as one, where after part of a frame it would read as that frame's bytes.
+   */
+  get mayAppendTrailers(): boolean {
+    return !this.done && !this.lengthKnown && this.prefixRead === 0 && this.pendingText === '' && this.trailer === undefined;
   }
 
   /** Takes the next chunk of the body. */
@@ -105,7 +121,17 @@ export class GrpcWebTrailerReader {
 export function readGrpcStatus(outcome: { grpcStatus?: number }, headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
   const status = headers['grpc-status'];
   outcome.grpcStatus = status === undefined ? undefined : parseGrpcStatus(status);
-  return status === undefined ? grpcWebTrailerReader(headers) : undefined;
+  const reader = status === undefined ? grpcWebTrailerReader(headers) : undefined;
+  if (reader !== undefined) BODY_READERS.set(outcome, reader);
+  return reader;
+}
+
+/** The reader of each request's gRPC-Web answer body (by its outcome), for `endGrpcCall` to know where the body stands. */
+const BODY_READERS = new WeakMap<object, GrpcWebTrailerReader>();
+
+/** The reader of the gRPC-Web answer body relayed for the request of `outcome` (`readGrpcStatus`), if its answer is one. */
+export function grpcWebBodyReader(outcome: object): GrpcWebTrailerReader | undefined {
+  return BODY_READERS.get(outcome);
 }
 
 /**
@@ -114,5 +140,5 @@ export function readGrpcStatus(outcome: { grpcStatus?: number }, headers: Incomi
  */
 export function grpcWebTrailerReader(headers: IncomingHttpHeaders): GrpcWebTrailerReader | undefined {
   const type = headers['content-type'];
-  return type !== undefined && type.startsWith('application/grpc-web') && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type) : undefined;
+  return type !== undefined && type.startsWith('application/grpc-web') && headers['grpc-status'] === undefined ? new GrpcWebTrailerReader(type, headers['content-length'] !== undefined) : undefined;
 }

@@ -8,7 +8,7 @@ export type GrpcWebReading = { readonly status: number; readonly message: string
  * grpc-web; PROTOCOL-WEB.md): the answer's content type must be a gRPC-Web one of the same encoding
  * (`-text` for `-text`) and codec; the status comes from the headers of a Trailers-Only answer (no
  * body), else from the body's trailer frame (flag 0x80, `name: value` lines), which a `-text`
- * answer carries in base64. `grpc-message` is percent-decoded.
+ * answer carries in base64, each piece written maybe padded on its own. `grpc-message` is percent-decoded.
  */
 export function readGrpcWebAnswer(requestType: string, headers: IncomingHttpHeaders, body: Buffer): GrpcWebReading {
   const type = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -21,7 +21,7 @@ export function readGrpcWebAnswer(requestType: string, headers: IncomingHttpHead
     if (headers['grpc-status'] === undefined) return { refused: 'no grpc-status in a Trailers-Only answer' };
     return { status: Number(headers['grpc-status']), message: decodeURIComponent(String(headers['grpc-message'] ?? '')) };
   }
-  const bytes = got[1] === '-text' ? Buffer.from(body.toString('latin1'), 'base64') : body;
+  const bytes = got[1] === '-text' ? fromBase64Pieces(body.toString('latin1')) : body;
   for (let offset = 0; offset + 5 <= bytes.length; ) {
     const length = bytes.readUInt32BE(offset + 1);
     if (bytes[offset]! & 0x80) {
@@ -32,4 +32,11 @@ export function readGrpcWebAnswer(requestType: string, headers: IncomingHttpHead
     offset += 5 + length;
   }
   return { refused: 'no trailer frame in the body' };
+}
+
+/** Base64 text made of pieces each padded on its own (gRPC-Web text bodies), decoded 4 characters at a time: Node stops at the first `=`. */
+function fromBase64Pieces(text: string): Buffer {
+  const parts: Buffer[] = [];
+  for (let index = 0; index + 4 <= text.length; index += 4) parts.push(Buffer.from(text.slice(index, index + 4), 'base64'));
+  return Buffer.concat(parts);
 }

@@ -89,6 +89,14 @@ describe('gRPC streams through the gateway to a raw HTTP/2 gRPC server: cancella
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', ...Object.fromEntries(Object.entries(echoed).map(([name, value]) => [`${name.replace(/^x-m/, 'x-t')}`, value])) }));
         stream.resume();
         stream.on('end', () => stream.end(grpcFrame(Buffer.from('meta'))));
+      } else if (path === '/stub.S/WebStall') {
+        // A gRPC-Web answer: one message (whole, or its first 3 bytes with x-half), then silence until the call's deadline.
+        const text = String(headers['content-type']).startsWith('application/grpc-web-text');
+        stream.respond({ ':status': 200, 'content-type': text ? 'application/grpc-web-text' : 'application/grpc-web+proto' });
+        const message = grpcFrame(Buffer.from('first'));
+        const sent = headers['x-half'] === undefined ? message : message.subarray(0, 3);
+        stream.write(text ? sent.toString('base64') : sent);
+        stream.resume();
       } else if (path === '/stub.S/Silent') {
         // Takes the upload and never answers: only the call's deadline ends it.
         stream.resume();
@@ -329,6 +337,30 @@ routes:
     } finally {
       session.destroy();
     }
+  });
+
+  it("ends a gRPC-Web answer whose deadline passed mid-stream with a trailer frame in its body (base64 for -text), which a browser client reads; one cut within a frame is cut off", async () => {
+    const call = (type: string, extra: Record<string, string> = {}) =>
+      new Promise<{ headers: IncomingHttpHeaders; body: Buffer; complete: boolean }>((resolve, reject) => {
+        const outgoing = httpRequest({ host: '127.0.0.1', port: gateway.port, path: '/stub.S/WebStall', method: 'POST', agent: false, headers: { 'content-type': type, 'x-grpc-web': '1', 'grpc-timeout': '500m', ...extra } }, (response) => {
+          const chunks: Buffer[] = [];
+          let complete = false;
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => (complete = true));
+          response.on('error', () => undefined);
+          response.on('close', () => resolve({ headers: response.headers, body: Buffer.concat(chunks), complete: complete && response.complete }));
+        });
+        outgoing.on('error', reject);
+        const body = grpcFrame(Buffer.from('hello'));
+        outgoing.end(type.includes('-text') ? body.toString('base64') : body);
+      });
+    for (const type of ['application/grpc-web+proto', 'application/grpc-web-text']) {
+      const answer = await call(type);
+      expect(answer.complete, type).toBe(true);
+      expect(readGrpcWebAnswer(type, answer.headers, answer.body), type).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED });
+    }
+    const half = await call('application/grpc-web+proto', { 'x-half': '1' });
+    expect(half.complete).toBe(false);
   });
 
   it('binary and large metadata reach the upstream and come back in headers and trailers unchanged', async () => {
