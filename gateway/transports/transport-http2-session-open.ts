@@ -28,6 +28,8 @@ export interface PooledSession {
   socket: Socket | undefined;
   /** Streams reserved on the session: handed out to an attempt and not yet given back. */
   active: number;
+  /** Of the streams reserved while the session connected, those kept on it once its peer's first SETTINGS came (`Http2SessionPool`). */
+  admitted: number;
   /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS; until they arrive, what the peer said last on another session. */
   limit: number;
   /** When `active` last fell to 0. */
@@ -37,9 +39,15 @@ export interface PooledSession {
 
 /**
  * Opens a session to `target` for `Http2SessionPool`, assuming `limit` streams until its peer's
- * SETTINGS say: `ready` resolves once it is connected, or rejects with the connect error (refused,
- * TLS, the connect timeout), a close before that, or what `abandon` is given. The pool counts its
- * streams and follows its SETTINGS and its close.
+ * SETTINGS say: `ready` resolves once it is connected and those first SETTINGS have come, or
+ * rejects with the connect error (refused, TLS, the connect timeout, which bounds the wait for the
+ * SETTINGS too), a close before that, or what `abandon` is given. The pool counts its streams and
+ * follows its SETTINGS and its close.
+ *
+ * Not at 'connect': node:http2 then sends streams at once, up to the 100 it assumes, and an
+ * instance whose SETTINGS_MAX_CONCURRENT_STREAMS is lower refuses the rest with REFUSED_STREAM (RFC
+ * 9113 §5.1.2) on a session that stays, which failed them as `connect-refused` against a healthy
+ * instance. Waiting costs the session's first streams one round trip; grpc-go waits so too.
  */
 export function openPooledSession(target: Http2Target, limit: number): PooledSession {
   const { address, host, tls, connectTimeoutMs } = target;
@@ -53,10 +61,21 @@ export function openPooledSession(target: Http2Target, limit: number): PooledSes
       session.destroy();
     };
     const timer = connectTimeoutMs > 0 ? setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs) : undefined;
-    session.once('connect', (_session: ClientHttp2Session, socket: Socket) => {
+    let connected: Socket | undefined;
+    let settingsCame = false;
+    const readyOnceBoth = () => {
+      if (connected === undefined || !settingsCame) return;
       clearTimeout(timer);
-      entry.socket = socket;
+      entry.socket = connected;
       resolve(session);
+    };
+    session.once('connect', (_session: ClientHttp2Session, socket: Socket) => {
+      connected = socket;
+      readyOnceBoth();
+    });
+    session.once('remoteSettings', () => {
+      settingsCame = true;
+      readyOnceBoth();
     });
     session.once('error', (error) => {
       clearTimeout(timer);
@@ -70,6 +89,6 @@ export function openPooledSession(target: Http2Target, limit: number): PooledSes
   // Failures reach the attempts through `ready`; the session's own 'error' must not go uncaught.
   ready.catch(() => undefined);
   session.on('error', () => undefined);
-  const entry: PooledSession = { session, ready, abandon, socket: undefined, active: 0, limit, idleSince: 0 };
+  const entry: PooledSession = { session, ready, abandon, socket: undefined, active: 0, admitted: 0, limit, idleSince: 0 };
   return entry;
 }

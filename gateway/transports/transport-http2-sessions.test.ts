@@ -115,6 +115,35 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     }
   });
 
+  it("keeps the streams reserved on a connecting session within its peer's first SETTINGS: the rest go on other sessions, and none is refused", async () => {
+    const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
+    try {
+      const first = sessions.length;
+      // Reserved in one tick, before the session's SETTINGS (1 stream) can have come: 100 are assumed until then.
+      const reserved = [pool.reserve(), pool.reserve(), pool.reserve()];
+      expect(pool.size).toBe(1);
+      const answers = reserved.map(async (reservation) => {
+        const live = await reservation;
+        const stream = live.request({ ':path': '/hold' }, { endStream: true });
+        return new Promise<string>((resolve) => {
+          let body = '';
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => (body += chunk));
+          stream.on('error', (error: Error) => resolve(error.message));
+          stream.on('end', () => resolve(body));
+          stream.on('close', () => pool.release(live));
+        });
+      });
+      // Sent on the first session, the second and third streams were refused (REFUSED_STREAM): the instance's limit is 1.
+      expect(await until(() => held.length === 3, 3_000), `${held.length} of 3 streams reached the backend`).toBe(true);
+      for (const answer of held.splice(0)) answer();
+      expect((await Promise.all(answers)).sort()).toEqual([0, 1, 2].map((index) => `on session ${first + index}`).sort());
+    } finally {
+      for (const session of sessions) session.destroy();
+      await pool.close();
+    }
+  });
+
   it('gives back exactly once the stream reserved for an attempt that ended before opening it', async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
     // Hands the reserved session over when the test says, as a connecting session would.

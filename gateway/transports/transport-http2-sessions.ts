@@ -92,20 +92,12 @@ export class Http2SessionPool {
   readonly reserve = (): Promise<ClientHttp2Session> => {
     // The common path: the first session, far under its limit.
     const first = this.entries[0];
-    if (first !== undefined && first.active < first.limit && !first.session.closed && !first.session.destroyed) {
-      first.active += 1;
-      return first.ready;
-    }
+    if (first !== undefined && first.active < first.limit && !first.session.closed && !first.session.destroyed) return this.claim(first);
     const entry = this.withRoom();
-    if (entry !== undefined) {
-      entry.active += 1;
-      return entry.ready;
-    }
+    if (entry !== undefined) return this.claim(entry);
     if (this.closed) return Promise.reject(new Http2PoolClosedError(`the HTTP/2 sessions with ${this.target.address} are closed`));
     if (this.entries.length >= this.limits.maxSessions) return this.wait();
-    const connecting = this.connect();
-    connecting.active = 1;
-    return connecting.ready;
+    return this.claim(this.connect());
   };
 
   /**
@@ -192,6 +184,26 @@ export class Http2SessionPool {
     if (this.queue.length > 0) this.serveQueue();
   };
 
+  /**
+   * Reserves a stream on `entry`. On a session still connecting, whose limit is only assumed (100,
+   * or the instance's last one), the reservation is held to the limit its peer's first SETTINGS
+   * say: the first reservations up to it keep the session, and the rest are given back and made
+   * again (another session with room, a new one, or the queue), instead of being sent where the
+   * instance would refuse them or node:http2 would hold them unsent until a headers timeout.
+   */
+  private claim(entry: PooledSession): Promise<ClientHttp2Session> {
+    entry.active += 1;
+    if (entry.socket !== undefined) return entry.ready;
+    return entry.ready.then((session) => {
+      if (entry.admitted < entry.limit || session.closed || session.destroyed) {
+        entry.admitted += 1;
+        return session;
+      }
+      this.release(session);
+      return this.reserve();
+    });
+  }
+
   /** The first session, oldest first, that takes another stream. */
   private withRoom(): PooledSession | undefined {
     for (const entry of this.entries) if (entry.active < entry.limit && !entry.session.closed && !entry.session.destroyed) return entry;
@@ -216,8 +228,7 @@ export class Http2SessionPool {
         if (this.closed || this.entries.length >= this.limits.maxSessions) return;
         entry = this.connect();
       }
-      entry.active += 1;
-      this.queue.serveOldest(entry.ready);
+      this.queue.serveOldest(this.claim(entry));
     }
   }
 
