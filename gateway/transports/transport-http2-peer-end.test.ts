@@ -4,6 +4,8 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { http2Frame } from '../entrypoints/http2-testing.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { Http2SessionPool } from './transport-http2-sessions.ts';
+import { until } from './transport-http2-testing.ts';
 
 /** The frames after a prior-knowledge preface and SETTINGS: HEADERS of a POST on stream 1 (END_HEADERS, no END_STREAM). */
 const POST_HEADERS = http2Frame(1, 0x4, 1, Buffer.from([0x83, 0x86, 0x01, 2, ...Buffer.from('gw'), 0x04, 2, ...Buffer.from('/p')]));
@@ -89,5 +91,61 @@ describe('cancelStream', () => {
       client.close();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('cancelStream on a session that carries other streams', () => {
+  let server: Http2Server | undefined;
+  let pool: Http2SessionPool | undefined;
+
+  afterEach(async () => {
+    await pool?.close(0);
+    if (server) await new Promise((resolve) => server!.close(resolve));
+    server = pool = undefined;
+  });
+
+  it("retires a session before its resets trip the upstream's Rapid Reset limit, so the streams still on it finish", async () => {
+    let seen = 0;
+    let finishLong!: () => void;
+    server = createServer((request, response) => {
+      seen += 1;
+      request.on('error', () => undefined);
+      response.on('error', () => undefined);
+      if (request.url === '/long') {
+        response.write('part-');
+        finishLong = () => response.end('whole');
+      }
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 2_000, tls: undefined }, { maxSessions: 8, idleMs: 60_000 });
+    const first = await pool.reserve();
+    const long = first.request({ ':path': '/long' }, { endStream: true });
+    long.on('close', () => pool?.release(first));
+    const longBody = new Promise<string>((resolve) => {
+      let body = '';
+      long.setEncoding('utf8');
+      long.on('data', (chunk: string) => (body += chunk));
+      long.on('error', (error: Error) => resolve(`${body} ${error.message}`));
+      long.on('end', () => resolve(body));
+    });
+    await until(() => seen === 1, 3_000);
+    // Clients cancelling their calls in bulk: 12 rounds of 100 streams, each reset once the server has it.
+    for (let round = 0; round < 12; round += 1) {
+      const streams: ClientHttp2Stream[] = [];
+      for (let index = 0; index < 100; index += 1) {
+        const live = await pool.reserve();
+        const stream = live.request({ ':path': '/hold' }, { endStream: true });
+        stream.on('error', () => undefined);
+        stream.on('close', () => pool?.release(live));
+        streams.push(stream);
+      }
+      const expected = seen + 100;
+      expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
+      for (const stream of streams) cancelStream(stream);
+    }
+    // Without the retirement the server answered the 1,000th-odd reset with GOAWAY and the long stream was reset with it.
+    finishLong();
+    expect(await longBody).toBe('part-whole');
   });
 });

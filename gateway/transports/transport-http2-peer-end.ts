@@ -63,5 +63,27 @@ const NODE_ABORT_ERROR: Error = (() => {
  * request's own AbortSignal would cost an AbortController and an EventTarget listener each).
  */
 export function cancelStream(stream: Http2Stream): void {
+  // Read before the destroy, which detaches the stream from its session.
+  const session = stream.session as CountedSession | undefined;
   stream.destroy(NODE_ABORT_ERROR);
+  if (session === undefined || session.closed || session.destroyed) return;
+  const sent = (session[RESETS_SENT] ?? 0) + 1;
+  session[RESETS_SENT] = sent;
+  if (sent >= RESETS_BEFORE_RETIRING) session.close();
 }
+
+/** Where `cancelStream` counts the RST_STREAMs sent on a session. */
+const RESETS_SENT = Symbol('switchboard.resetsSent');
+type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number };
+
+/**
+ * The RST_STREAMs the gateway sends on one upstream session before it retires it: a graceful
+ * close (GOAWAY, no new stream; those in flight finish) so that the next requests go on a new
+ * session. Servers built on nghttp2 1.57+ (node:http2, Apache, h2o…) answer a peer's resets beyond
+ * a burst of 1,000, then 33 a second, with GOAWAY and kill the session (their mitigation of the
+ * HTTP/2 Rapid Reset attack, CVE-2023-44487). One session carries many clients' requests, so a
+ * client that cancels its calls in bulk (or a busy service's ordinary cancellations, over time)
+ * had every other stream on it reset, counted against a healthy instance. Half the burst leaves
+ * room for the streams still open on the retired session to be cancelled too.
+ */
+export const RESETS_BEFORE_RETIRING = 500;
