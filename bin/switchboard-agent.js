@@ -2,6 +2,11 @@
 // The registry agent program. `--help` is answered by the light flag parser alone; a usage error is left to main.
 import { compiled } from './compiled.js';
 
+// Until the agent's own SIGHUP handler is in place (once its code has loaded), Node's default would end it
+// on one (a signal to its process group, `systemctl reload` just after a start, which systemd then does not
+// restart). It has no backend yet to pass the signal to; this listener stays beside the agent's, doing nothing.
+process.on('SIGHUP', () => {});
+
 const { parseAgentArgs } = await import(compiled('switchboard-agent-cli.js', 'switchboard-agent'));
 let help = false;
 try {

@@ -4,9 +4,18 @@
 // see gateway/cluster/cluster-node-flags.ts. `node [--max-semi-space-size=N] bin/switchboard.js` chooses otherwise.
 import { compiled } from './compiled.js';
 
+// Loading the gateway takes about a second (more on a loaded machine) and its own SIGHUP handler comes
+// after: until then Node's default would end it on one, such as `systemctl reload` just after a start
+// (and systemd does not restart a service a SIGHUP ended). The file is read once loaded anyway, so that
+// SIGHUP has nothing left to do; this listener stays beside the gateway's (and a worker's), doing nothing.
+const hangupWhileLoading = () => {};
+process.on('SIGHUP', hangupWhileLoading);
+
 const { GATEWAY_HELP, TOOL_COMMANDS, parseGatewayArgs } = await import(compiled('switchboard-help.js', 'switchboard'));
 // `switchboard check …` and `switchboard explain …` start nothing: their own bundle, without the gateway.
 if (TOOL_COMMANDS.includes(process.argv[2])) {
+  // A one-off command ends on a SIGHUP (its terminal closed), as programs do.
+  process.off('SIGHUP', hangupWhileLoading);
   await import(compiled('switchboard-tools.js', 'switchboard'));
 } else {
   const parsed = parseGatewayArgs();

@@ -1,3 +1,5 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +12,8 @@ import {
   backendCommand,
   freePort,
   logOf,
+  makeTempDir,
+  REPO_ROOT,
   startAgent,
   startBackend,
   startEtcd,
@@ -85,6 +89,34 @@ describe('switchboard-agent with ZooKeeper', () => {
     await agent.stop();
     expect(agent.exitInfo?.code).toBe(0);
     expect(await exists(reader, path)).toBeNull();
+  });
+
+  it('survives a SIGHUP that comes while it is still loading its code, then registers the backend', async () => {
+    const user = await backend();
+    const dir = await makeTempDir('sb-hold-');
+    const held = join(dir, 'held');
+    const release = join(dir, 'release');
+    // The agent's bundle is held from loading (test/fixtures/hold-bundle.mjs) until the signal is sent: the moment does not depend on timing.
+    const agent = await startAgent([
+      '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(user.port),
+      '--id', `user-${user.port}`, '--ttl', `${SESSION_TIMEOUT_MS}ms`, ...FAST,
+    ], {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(REPO_ROOT, 'test/fixtures/hold-bundle.mjs')}`.trim(),
+      HOLD_BUNDLE: 'switchboard-agent.js',
+      HOLD_HELD: held,
+      HOLD_RELEASE: release,
+    });
+    cleanup.push(() => agent.kill());
+    await waitFor(() => readFile(held, 'utf8').catch(() => undefined), { timeoutMs: 30_000, message: 'the agent to start loading its code' });
+    process.kill(agent.pid!, 'SIGHUP');
+    await writeFile(release, '');
+    const path = `/services/user/user-${user.port}`;
+    // An agent the signal ended stops the wait at once.
+    const state = await waitFor(async () => (agent.exitInfo !== undefined ? 'exited' : (await zkPayload(reader, path)) && 'registered'), { timeoutMs: 30_000, message: `${path} to appear` }).catch(async (error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect(state).toBe('registered');
+    expect(agent.running).toBe(true);
   });
 
   it('marks the node draining, removes it after --drain, and only then stops the backend it started', async () => {

@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
@@ -386,6 +386,30 @@ describe('gateway lifecycle', () => {
     expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
     const lines = (await logOf(gateway.process)).split('\n').filter((line) => line.includes('"errorClass":"draining"'));
     expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([expect.objectContaining({ status: 503, method: 'GET', path: '/ws', bytes: 65 })]);
+  });
+
+  it('survives a SIGHUP that comes while it is still loading its code (systemctl reload just after a start), then starts and serves', async () => {
+    const backend = await startBackend({ name: 'early' });
+    closers.push(() => void backend.process.kill());
+    const dir = await makeTempDir('sb-hold-');
+    const held = join(dir, 'held');
+    const release = join(dir, 'release');
+    // The gateway's bundle is held from loading (test/fixtures/hold-bundle.mjs) until the signal is sent: the moment does not depend on timing.
+    const starting = startGateway(configFor(backend.port), {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(REPO_ROOT, 'test/fixtures/hold-bundle.mjs')}`.trim(),
+      HOLD_BUNDLE: 'switchboard.js',
+      HOLD_HELD: held,
+      HOLD_RELEASE: release,
+    });
+    // Written once the bin runs and is about to load the gateway's code, the gateway's own handlers not yet in place.
+    const pid = Number(await waitFor(() => readFile(held, 'utf8').catch(() => undefined), { timeoutMs: 30_000, message: 'the gateway to start loading its code' }));
+    process.kill(pid, 'SIGHUP');
+    await writeFile(release, '');
+    const gateway = await starting;
+    gateways.push(gateway);
+    expect(gateway.process.pid).toBe(pid);
+    const response = await fetch(`${gateway.url}/`);
+    expect([response.status, await response.text()]).toEqual([200, expect.stringContaining('early')]);
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
