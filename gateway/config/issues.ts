@@ -75,13 +75,22 @@ function bestFittingBranches(branches: readonly (readonly z.core.$ZodIssue[])[])
 /**
  * The keys of an object that every one of `branches` refuses as unknown, none knows, and that are
  * within reach of a key one of them does know: `{ servce: a }` is no fallback shape, but plainly
- * meant `{ service: a }`.
+ * meant `{ service: a }`. Not one whose near miss the object has already: in `{ status: 200,
+ * service: x, statuss: 1 }` the shapes tie for `status` beside `service`, which the union's message
+ * says, and "did you mean "status"?" would point at a key that is there.
  */
 function misspeltKeys(branches: readonly (readonly z.core.$ZodIssue[])[], objectPath: Path): string[] {
   const unknownIn = (branch: readonly z.core.$ZodIssue[]) => new Set(branch.flatMap((inner) => (inner.code === 'unrecognized_keys' && inner.path.length === 0 ? inner.keys : [])));
-  const [first, ...others] = branches.map(unknownIn);
+  const unknown = branches.map(unknownIn);
+  const [first, ...others] = unknown;
+  // Every key of the object that some shape does not know: with shapes that tie, each key of one is unknown to another.
+  const given = new Set(unknown.flatMap((keys) => [...keys]));
   const candidates = objectKeysAt(configSchema, objectPath);
-  return [...(first ?? [])].filter((key) => others.every((keys) => keys.has(key)) && !candidates.has(key) && closestKey(key, candidates) !== undefined);
+  return [...(first ?? [])].filter((key) => {
+    if (!others.every((keys) => keys.has(key)) || candidates.has(key)) return false;
+    const meant = closestKey(key, candidates);
+    return meant !== undefined && !given.has(meant);
+  });
 }
 
 /**
