@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { Subscription } from 'rxjs';
+import { Subject, type Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCertificate, type TestCertificate } from '../../test/harness/certificates.ts';
 import { watchedByThisProcess } from '../../test/harness/folder-watched.ts';
@@ -264,6 +264,22 @@ describe('watchConfig', () => {
     await waitFor(() => results.length >= 3);
     expect(ports()).toEqual([1000, 'refused', 7000]);
     expect((results[1] as Extract<ConfigResult, { ok: false }>).error.message).toContain('services.api.tls.caFile');
+  });
+
+  it('reads a refused text again when asked to (SIGHUP), for a file it names put right where no folder event shows it', async () => {
+    // The named file is a symlink into a folder nobody watches: writing its target there raises no event.
+    await Promise.all([mkdir(join(folder, 'keys')), mkdir(join(folder, 'elsewhere'))]);
+    await symlink(join(folder, 'elsewhere', 'secret'), join(folder, 'keys', 'secret'));
+    const rereads$ = new Subject<void>();
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: SETTLE_MS, rereads$ }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    await writeFile(path, 'listen: 7000\nmiddlewares:\n  j: { jwtAuth: { algorithms: [HS256], secretFile: keys/secret } }\n');
+    await waitFor(() => results.length >= 2, { timeoutMs: 5_000 });
+    expect(ports()).toEqual([1000, 'refused']);
+    await writeFile(join(folder, 'elsewhere', 'secret'), `${'s'.repeat(40)}\n`);
+    rereads$.next();
+    await waitFor(() => results.length >= 3, { timeoutMs: 5_000, message: 'the refused text to be taken on the reread' });
+    expect(ports()).toEqual([1000, 'refused', 7000]);
   });
 
   it('reports a refused text once per save, not again for each later event that did not save the file', async () => {

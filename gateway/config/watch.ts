@@ -40,7 +40,9 @@ export interface WatchConfigOptions {
   /**
    * Each value asks for the file to be read as a change event would have it read (a SIGHUP, as
    * nginx and HAProxy reload on one): for a change no event reported (an edit behind a symlink into
-   * another folder, a network file system), or after a folder watch outage.
+   * another folder, a network file system), or after a folder watch outage. The files the text
+   * names are taken as changed too, however they changed: a text refused for one of them is parsed
+   * again (emitted once taken), and the running text is parsed again if their contents differ.
    */
   readonly rereads$?: Observable<unknown>;
 }
@@ -316,7 +318,11 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       },
       rewatchBackoff,
     );
-    const rereads = options.rereads$?.subscribe(schedule);
+    // A reread stands for events of the files the text names as well as of the file (see `rereads$`).
+    const rereads = options.rereads$?.subscribe(() => {
+      namedFilesChanged = true;
+      schedule();
+    });
     void reads.run();
     return () => {
       rereads?.unsubscribe();
