@@ -5,7 +5,9 @@ import { compiled } from './compiled.js';
 // Until the agent's own SIGHUP handler is in place (once its code has loaded), Node's default would end it
 // on one (a signal to its process group, `systemctl reload` just after a start, which systemd then does not
 // restart). It has no backend yet to pass the signal to; this listener stays beside the agent's, doing nothing.
-process.on('SIGHUP', () => {});
+// Not when its output is a terminal: there a SIGHUP is the terminal hanging up, and the agent ends on it
+// as before (src/hangup.ts, whose test this repeats: no bundle is loaded yet).
+if (!(process.stdout.isTTY || process.stderr.isTTY)) process.on('SIGHUP', () => {});
 
 const { parseAgentArgs } = await import(compiled('switchboard-agent-cli.js', 'switchboard-agent'));
 let help = false;

@@ -8,8 +8,11 @@ import { compiled } from './compiled.js';
 // after: until then Node's default would end it on one, such as `systemctl reload` just after a start
 // (and systemd does not restart a service a SIGHUP ended). The file is read once loaded anyway, so that
 // SIGHUP has nothing left to do; this listener stays beside the gateway's (and a worker's), doing nothing.
+// Not when its output is a terminal: there a SIGHUP is the terminal hanging up, and the gateway ends
+// on it as before (src/hangup.ts, whose test this repeats: no bundle is loaded yet).
 const hangupWhileLoading = () => {};
-process.on('SIGHUP', hangupWhileLoading);
+const hangupIsRequest = !(process.stdout.isTTY || process.stderr.isTTY);
+if (hangupIsRequest) process.on('SIGHUP', hangupWhileLoading);
 
 const { GATEWAY_HELP, TOOL_COMMANDS, parseGatewayArgs } = await import(compiled('switchboard-help.js', 'switchboard'));
 // `switchboard check …` and `switchboard explain …` start nothing: their own bundle, without the gateway.

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { Subject } from 'rxjs';
+import { hangupIsRequest } from '../src/hangup.ts';
 import { prettySink, wantsColor } from '../src/log-pretty.ts';
 import { closeLogs, rootLogger, useLogSink, usePrettyLogs } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
@@ -99,12 +100,15 @@ function runMain(): void {
   });
   // SIGHUP reads the file again, as nginx and HAProxy reload on it (Node's default would end the
   // gateway): a change the folder watch did not report is applied, a bad file refused as on an edit.
+  // Its output a terminal, a SIGHUP is that terminal hanging up: Node's default ends the gateway, as before.
   const hangups$ = new Subject<void>();
-  process.on('SIGHUP', () => {
-    if (stopping) return;
-    log.info({ signal: 'SIGHUP', path: configPath }, 'reading the configuration file again');
-    hangups$.next();
-  });
+  if (hangupIsRequest()) {
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      log.info({ signal: 'SIGHUP', path: configPath }, 'reading the configuration file again');
+      hangups$.next();
+    });
+  }
   // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
   const subscription = watchConfigWithStore(configPath, { file$: watchConfig(configPath, { rereads$: hangups$ }) }).subscribe(follower.take);
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { constants } from 'node:os';
+import { hangupIsRequest } from '../src/hangup.ts';
 import { componentLogger, usePrettyLogs } from '../src/logger.ts';
 import { Agent } from './agent.ts';
 import { AgentUsageError, parseAgentArgs, type AgentOptions } from './cli.ts';
@@ -62,10 +63,13 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => vo
 // Node's default would end the agent on SIGHUP (a closed terminal, a signal to the process group)
 // and leave its entry to expire. It has no file to read again: the backend it runs gets the signal
 // (which may reload on it); without one, it is ignored.
-process.on('SIGHUP', () => {
-  log.info({ signal: 'SIGHUP', backend: child !== undefined }, child === undefined ? 'SIGHUP ignored' : 'SIGHUP passed to the backend');
-  child?.kill('SIGHUP');
-});
+// Its output a terminal, a SIGHUP is that terminal hanging up (src/hangup.ts): the agent ends, as before.
+if (hangupIsRequest()) {
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP', backend: child !== undefined }, child === undefined ? 'SIGHUP ignored' : 'SIGHUP passed to the backend');
+    child?.kill('SIGHUP');
+  });
+}
 
 /**
  * The drain handshake: on a signal, marks the entry draining (gateways stop picking it within

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { errorMessage } from '../../src/errors.ts';
+import { hangupIsRequest } from '../../src/hangup.ts';
 import { closeLogs, componentLogger, type Logger } from '../../src/logger.ts';
 import { parseConfig, type GatewayConfig } from '../config/index.ts';
 import { checkCertificateFiles } from '../config/certificate-check.ts';
@@ -208,7 +209,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
   // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
   // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
-  process.on('SIGHUP', () => log.debug('SIGHUP: the primary reads the configuration again'));
+  // Not when the output is a terminal (src/hangup.ts): its hangup ends the primary, and the workers with it.
+  if (hangupIsRequest()) process.on('SIGHUP', () => log.debug('SIGHUP: the primary reads the configuration again'));
   send({ kind: 'switchboard:ready' });
 }
 
