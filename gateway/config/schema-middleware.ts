@@ -72,6 +72,11 @@ const compressSection = section({
 const cacheMethod = z.string().regex(/^[A-Za-z]+$/, 'is not a method').transform((method) => method.toUpperCase());
 
 /** `cache` as written: the memory bound above the one-entry bound, each method and status once. */
+/** `true`, `false` or `{ timeout }`: a cache's `lock` and `backgroundUpdate` (a bare duration, `backgroundUpdate: 20s`, is refused by name, not as "Invalid input"). */
+const switchWithTimeout = z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })], {
+  error: 'expected true, false or { timeout }',
+});
+
 const cacheSection = section({
   maxSize: byteSize.optional(),
   maxEntrySize: byteSize.optional(),
@@ -86,9 +91,9 @@ const cacheSection = section({
       maxStale: longDuration.optional(),
     }),
   ]).optional(),
-  lock: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
+  lock: switchWithTimeout.optional(),
   convertHead: z.boolean().optional(),
-  backgroundUpdate: z.union([z.boolean(), section({ timeout: duration.refine((ms) => ms > 0, 'must be more than 0').optional() })]).optional(),
+  backgroundUpdate: switchWithTimeout.optional(),
 }).superRefine((settings, context) => {
   // Against the default maxSize too: a bigger entry could never be kept, yet each miss would gather up to that much.
   if (settings.maxEntrySize !== undefined && settings.maxEntrySize > (settings.maxSize ?? DEFAULT_CACHE_MAX_BYTES)) {
