@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CacheSettings, CacheStaleSettings } from '../../config/types.ts';
 import type { Middleware } from '../../context.ts';
 import { accessLogText } from '../access-log/index.ts';
@@ -273,6 +273,38 @@ describe('cache: a stale answer sent at once to its first request too, the updat
     // The stored answer stays as it was; the next stale request updates again.
     expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
     await waitFor(() => held.length === 3, { message: 'the next stale request started a new update' });
+  });
+
+  it.each([
+    ['stored a new answer', 200],
+    ['freshened the stored answer with a 304', 304],
+    ['stored a new answer whose body came in two parts', 2],
+  ] as const)('clears its backgroundUpdate.timeout bound once the update %s: no timer holds the replaced answer and its context until the bound', async (_what, status) => {
+    // A bound that stays set would keep the replaced answer (up to maxEntrySize) alive for its whole timeout after every update.
+    const BOUND_MS = 3_210_000;
+    const { send, held } = await staleEntry({ backgroundUpdateTimeoutMs: BOUND_MS });
+    const setTimer = vi.spyOn(globalThis, 'setTimeout');
+    const clearTimer = vi.spyOn(globalThis, 'clearTimeout');
+    try {
+      expect(statusAndBody(await send('/a'))).toEqual(['STALE', 'request 1']);
+      await waitFor(() => held.length === 2, { message: 'the background update reached the backend' });
+      const bounds = setTimer.mock.results.filter((_result, index) => setTimer.mock.calls[index]![1] === BOUND_MS).map((result) => result.value as unknown);
+      expect(bounds).toHaveLength(1);
+      if (status === 304) held[1]!.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=60' }).end();
+      else if (status === 2) {
+        held[1]!.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': 9 }).write('request ');
+        // The head is in and the body is being read on for the cache alone: the client's answer is long done.
+        expect(statusAndBody(await send('/a'))).toEqual(['UPDATING', 'request 1']);
+        held[1]!.end('2');
+      } else setup!.answer(2, { etag: '"v2"', 'cache-control': 'max-age=60' });
+      const body = status === 304 ? 'request 1' : 'request 2';
+      await waitFor(async () => statusAndBody(await send('/a'))[0] === 'HIT', { message: 'the background update was stored' });
+      expect(statusAndBody(await send('/a'))).toEqual(['HIT', body]);
+      await waitFor(() => clearTimer.mock.calls.some(([timer]) => timer === bounds[0]), { message: 'the bound of the stored update was cleared' });
+    } finally {
+      setTimer.mockRestore();
+      clearTimer.mockRestore();
+    }
   });
 
   it.each([
