@@ -855,9 +855,17 @@ describe('cache: answers kept in memory by a real gateway in front of a real bac
   it('cuts a background update that the upstream never answers (a service without a headers timeout) once backgroundUpdate.timeout passed: the next stale request starts a new one', async () => {
     const fetch = () => send(gateway.port, '/bounded/hung');
     expect((await fetch()).headers['x-cache-status']).toBe('MISS');
-    await waitFor(async () => (await fetch()).headers['x-cache-status'] === 'STALE' || undefined, { message: 'the stored /hung expired and its first stale request was answered', intervalMs: 100, timeoutMs: 10_000 });
+    // Taken before each try, so before the request that starts the update and its bound's timer: a
+    // lower bound that the polls below, late on a loaded machine, cannot raise towards the cut.
+    let started = 0;
+    await waitFor(
+      async () => {
+        started = performance.now();
+        return (await fetch()).headers['x-cache-status'] === 'STALE' || undefined;
+      },
+      { message: 'the stored /hung expired and its first stale request was answered', intervalMs: 100, timeoutMs: 10_000 },
+    );
     await waitFor(() => hungUpdates.length === 1, { message: 'the background update reached the backend' });
-    const started = performance.now();
     // Held by the update meanwhile: the others are sent the stale answer and start no fetch.
     expect((await fetch()).headers['x-cache-status']).toBe('UPDATING');
     let cutAt = 0;
