@@ -56,12 +56,22 @@ routes:
   });
 
   it('sends every request with a cookie to its instance, whichever worker serves it', async () => {
+    let answered = 0;
     const first = await waitFor(async () => {
       const answer = await getFresh(`${gateway.url}/who`).catch(() => undefined);
+      if (answer !== undefined) answered += 1;
       return answer?.setCookie.length === 1 ? answer : undefined;
     }, { timeoutMs: 20_000, message: 'an answer with a sticky cookie' });
     const cookie = /^sb_sticky=([0-9a-f]{16});/.exec(first.setCookie[0]!)![1]!;
-    const before = await workers();
+    // The primary counts a worker's requests in batches: the counts to start from are those that
+    // include every request answered so far, or one counted late would pass for a request below.
+    const before = await waitFor(
+      async () => {
+        const now = await workers();
+        return now.reduce((sum, worker) => sum + worker.requests, 0) >= answered ? now : undefined;
+      },
+      { timeoutMs: 20_000, message: 'the workers to count the requests answered so far' },
+    );
     const answers: Array<{ name: string; setCookie: readonly string[] }> = [];
     // Until both workers have served some of them (the primary counts each worker's requests).
     await waitFor(
