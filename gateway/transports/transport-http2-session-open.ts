@@ -36,13 +36,19 @@ export interface PooledSession {
   idleSince: number;
 }
 
+/**
+ * How long a session whose service has no connect timeout (0) waits, once connected, for its peer's
+ * first SETTINGS (RFC 9113 §3.4: the first frame a server sends; one round trip for a live one).
+ */
+export const SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * Opens a session to `target` for `Http2SessionPool`, assuming `limit` streams until its peer's
  * SETTINGS say: `ready` resolves once it is connected and those first SETTINGS have come, or
  * rejects with the connect error (refused, TLS, the connect timeout, which bounds the wait for the
- * SETTINGS too), a close before that, or what `abandon` is given. The pool counts its streams and
- * follows its SETTINGS and its close.
+ * SETTINGS too, or without one `SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS` from the connect), a close
+ * before that, or what `abandon` is given. The pool counts its streams and follows its SETTINGS and
+ * its close.
  *
  * Not at 'connect': node:http2 then sends streams at once, up to the 100 it assumes, and an
  * instance whose SETTINGS_MAX_CONCURRENT_STREAMS is lower refuses the rest with REFUSED_STREAM (RFC
@@ -60,7 +66,7 @@ export function openPooledSession(target: Http2Target, limit: number): PooledSes
       reject(error);
       session.destroy();
     };
-    const timer = connectTimeoutMs > 0 ? setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs) : undefined;
+    let timer = connectTimeoutMs > 0 ? setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 session with ${address} within ${connectTimeoutMs} ms`)), connectTimeoutMs) : undefined;
     let connected: Socket | undefined;
     let settingsCame = false;
     const readyOnceBoth = () => {
@@ -71,6 +77,10 @@ export function openPooledSession(target: Http2Target, limit: number): PooledSes
     };
     session.once('connect', (_session: ClientHttp2Session, socket: Socket) => {
       connected = socket;
+      // Without a connect timeout nothing else bounds an instance that took the connection and never
+      // speaks (a hung process whose kernel still accepts): its requests would wait for good, where
+      // sent at 'connect' their headers timeout ended them.
+      if (timer === undefined && !settingsCame) timer = setTimeout(() => abandon(new UpstreamTimeoutError('SB_UPSTREAM_CONNECT_TIMEOUT', `no HTTP/2 SETTINGS from ${address} within ${SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS} ms of connecting`)), SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS);
       readyOnceBoth();
     });
     session.once('remoteSettings', () => {

@@ -1,10 +1,12 @@
 import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
+import { classifyUpstreamError } from '../proxy/upstream-error.ts';
 import type { AttemptTimeouts } from './transport.ts';
 import { Http2Transport } from './transport-http2.ts';
 import { http2Attempt } from './transport-http2-attempt.ts';
+import { SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-session-open.ts';
 import { Http2SessionPool, type Http2SessionLimits } from './transport-http2-sessions.ts';
 import { listenOnLoopback, startAttemptGateway, startHoldingBackend, until, type AttemptGateway, type HoldingBackend } from './transport-http2-testing.ts';
 
@@ -322,5 +324,55 @@ describe('Http2SessionPool: closed at shutdown while a stream waits on an upstre
     expect(isUpstreamFailure(outcome!)).toBe(false);
     const { status, body } = await answer;
     expect({ status, error: JSON.parse(body).error }).toEqual({ status: 503, error: 'pool-closed' });
+  });
+});
+
+describe('Http2SessionPool: an instance that takes the connection and never sends its SETTINGS (a hung process whose kernel still accepts)', () => {
+  let silent: TcpServer;
+  const accepted = new Set<Socket>();
+  let connections = 0;
+  let pool: Http2SessionPool | undefined;
+  const poolFor = (connectTimeoutMs: number) => (pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${(silent.address() as { port: number }).port}`, connectTimeoutMs, tls: undefined }, { maxSessions: 4, idleMs: 60_000 }));
+
+  beforeAll(async () => {
+    silent = createTcpServer((socket) => {
+      connections += 1;
+      accepted.add(socket);
+      socket.on('close', () => accepted.delete(socket));
+      socket.resume();
+    });
+    await listenOnLoopback(silent);
+  });
+  afterEach(async () => {
+    vi.useRealTimers();
+    await pool?.close(0);
+    pool = undefined;
+    for (const socket of accepted) socket.destroy();
+    connections = 0;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  it('fails the reservations held on the session at the connect timeout, as a connect timeout (nothing was sent)', async () => {
+    const created = poolFor(300);
+    const outcomes = await Promise.allSettled([created.reserve(), created.reserve(), created.reserve()]);
+    expect(await until(() => connections === 1, 3_000), 'the TCP connection was made').toBe(true);
+    expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? classifyUpstreamError(outcome.reason, false) : 'resolved'))).toEqual(['connect-timeout', 'connect-timeout', 'connect-timeout']);
+  });
+
+  it('fails them as a connect timeout after SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS when the service has no connect timeout, instead of holding them for good', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const created = poolFor(0);
+    let failure: unknown;
+    created.reserve().catch((error: unknown) => (failure = error));
+    // The wait starts at the connect, which takes real time: each poll moves the fake clock past it.
+    const failed = await until(() => {
+      vi.advanceTimersByTime(SETTINGS_WAIT_WITHOUT_CONNECT_TIMEOUT_MS);
+      return failure !== undefined;
+    }, 5_000);
+    expect(failed, 'the reservation still waits for the SETTINGS').toBe(true);
+    expect(await until(() => connections === 1, 3_000), 'the TCP connection was made').toBe(true);
+    expect(classifyUpstreamError(failure, false)).toBe('connect-timeout');
   });
 });
