@@ -376,3 +376,22 @@ describe('Http2SessionPool: an instance that takes the connection and never send
     expect(classifyUpstreamError(failure, false)).toBe('connect-timeout');
   });
 });
+
+describe("Http2SessionPool: an instance whose first SETTINGS allow no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0)", () => {
+  it('refuses the reservations held on the new session at once, as the instance refusing them, without opening a session for each', async () => {
+    let connections = 0;
+    const server = createHttp2Server({ settings: { maxConcurrentStreams: 0 } }, (_request, response) => response.end());
+    server.on('connection', () => (connections += 1));
+    const port = await listenOnLoopback(server);
+    const pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 5_000, tls: undefined }, { maxSessions: 8, idleMs: 60_000 });
+    try {
+      const outcomes = await Promise.allSettled([pool.reserve(), pool.reserve(), pool.reserve()]);
+      // Made again, each opened a session of its own, up to maxSessions, and then waited for a stream until the connect timeout (503 pool-full).
+      expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? classifyUpstreamError(outcome.reason, false) : 'resolved'))).toEqual(['connect-refused', 'connect-refused', 'connect-refused']);
+      expect(connections).toBe(1);
+    } finally {
+      await pool.close(0);
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -43,6 +43,15 @@ export class Http2PoolClosedError extends Error {
 }
 
 /**
+ * The instance's first SETTINGS on a new session allow no stream (SETTINGS_MAX_CONCURRENT_STREAMS
+ * 0): the stream is refused before it was sent (code `SB_HTTP2_REFUSED_STREAM`, class
+ * `connect-refused`, 502, retried on another instance), as a REFUSED_STREAM would be.
+ */
+export class Http2StreamRefusedError extends Error {
+  readonly code = 'SB_HTTP2_REFUSED_STREAM';
+}
+
+/**
  * The HTTP/2 sessions to one instance, as Envoy's HTTP/2 connection pool: a stream goes on the
  * first session with room under its peer's SETTINGS_MAX_CONCURRENT_STREAMS, and another session is
  * opened when all are full (node:http2 would otherwise queue the stream silently until the
@@ -200,6 +209,9 @@ export class Http2SessionPool {
         return session;
       }
       this.release(session);
+      // An instance that takes no stream at all (0) refuses it, as its REFUSED_STREAM would: made
+      // again, each reservation would open a session that says 0 too, up to `maxSessions` for one request.
+      if (entry.limit === 0) throw new Http2StreamRefusedError(`${this.target.address} takes no HTTP/2 stream on a new session (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
       return this.reserve();
     });
   }
