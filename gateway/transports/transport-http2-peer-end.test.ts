@@ -1,7 +1,7 @@
 import { connect, constants, createServer, type ClientHttp2Stream, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { http2Frame } from '../entrypoints/http2-testing.ts';
 import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { Http2SessionPool } from './transport-http2-sessions.ts';
@@ -147,5 +147,50 @@ describe('cancelStream on a session that carries other streams', () => {
     // Without the retirement the server answered the 1,000th-odd reset with GOAWAY and the long stream was reset with it.
     finishLong();
     expect(await longBody).toBe('part-whole');
+  });
+
+  it("keeps a session whose resets come no faster than the upstream's defence forgives them, so a capped pool does not fill with retired sessions", async () => {
+    server = createServer((request, response) => {
+      request.on('error', () => undefined);
+      response.on('error', () => undefined);
+      if (request.url === '/long') response.write('part-');
+    });
+    let seen = 0;
+    server.on('stream', () => (seen += 1));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    // One session allowed (`concurrency.maxConnections: 1`): a retired one held open by its long stream leaves no room for a new one.
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
+    const first = await pool.reserve();
+    const long = first.request({ ':path': '/long' }, { endStream: true });
+    long.on('error', () => undefined);
+    long.on('close', () => pool?.release(first));
+    expect(await until(() => seen === 1, 3_000)).toBe(true);
+    // A busy service's ordinary cancellations: 600 in rounds of 100, ten seconds apart on the gateway's clock.
+    const realNow = performance.now.bind(performance);
+    let skewMs = 0;
+    vi.spyOn(performance, 'now').mockImplementation(() => realNow() + skewMs);
+    try {
+      for (let round = 0; round < 6; round += 1) {
+        const streams: ClientHttp2Stream[] = [];
+        for (let index = 0; index < 100; index += 1) {
+          const live = await pool.reserve();
+          const stream = live.request({ ':path': '/hold' }, { endStream: true });
+          stream.on('error', () => undefined);
+          stream.on('close', () => pool?.release(live));
+          streams.push(stream);
+        }
+        const expected = seen + 100;
+        expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
+        for (const stream of streams) cancelStream(stream);
+        skewMs += 10_000;
+      }
+    } finally {
+      vi.restoreAllMocks();
+    }
+    // Counted for good, the 500th retired the session, and this request waited for a stream until the connect timeout (503 pool-full).
+    expect(first.closed).toBe(false);
+    expect(await pool.reserve()).toBe(first);
+    pool.release(first);
   });
 });

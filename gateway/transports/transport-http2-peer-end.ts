@@ -67,23 +67,36 @@ export function cancelStream(stream: Http2Stream): void {
   const session = stream.session as CountedSession | undefined;
   stream.destroy(NODE_ABORT_ERROR);
   if (session === undefined || session.closed || session.destroyed) return;
-  const sent = (session[RESETS_SENT] ?? 0) + 1;
+  // A token bucket as the instance's own: resets the session had earned back since the last count first.
+  const now = performance.now();
+  const since = session[RESETS_SINCE_MS] ?? now;
+  const sent = Math.max(0, (session[RESETS_SENT] ?? 0) - ((now - since) * RESETS_FORGIVEN_PER_SECOND) / 1_000) + 1;
   session[RESETS_SENT] = sent;
+  session[RESETS_SINCE_MS] = now;
   if (sent >= RESETS_BEFORE_RETIRING) session.close();
 }
 
-/** Where `cancelStream` counts the RST_STREAMs sent on a session. */
+/** Where `cancelStream` counts the RST_STREAMs sent on a session (less those forgiven since), and since when. */
 const RESETS_SENT = Symbol('switchboard.resetsSent');
-type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number };
+const RESETS_SINCE_MS = Symbol('switchboard.resetsSinceMs');
+type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number };
 
 /**
- * The RST_STREAMs the gateway sends on one upstream session before it retires it: a graceful
- * close (GOAWAY, no new stream; those in flight finish) so that the next requests go on a new
- * session. Servers built on nghttp2 1.57+ (node:http2, Apache, h2o…) answer a peer's resets beyond
- * a burst of 1,000, then 33 a second, with GOAWAY and kill the session (their mitigation of the
- * HTTP/2 Rapid Reset attack, CVE-2023-44487). One session carries many clients' requests, so a
- * client that cancels its calls in bulk (or a busy service's ordinary cancellations, over time)
- * had every other stream on it reset, counted against a healthy instance. Half the burst leaves
- * room for the streams still open on the retired session to be cancelled too.
+ * The RST_STREAMs the gateway sends on one upstream session in a burst before it retires it: a
+ * graceful close (GOAWAY, no new stream; those in flight finish) so that the next requests go on a
+ * new session. Servers built on nghttp2 1.57+ (node:http2, Apache, h2o…) answer a peer's resets
+ * beyond a burst of 1,000, then 33 a second, with GOAWAY and kill the session (their mitigation of
+ * the HTTP/2 Rapid Reset attack, CVE-2023-44487). One session carries many clients' requests, so a
+ * client that cancels its calls in bulk had every other stream on it reset, counted against a
+ * healthy instance. Half the burst leaves room for the streams still open on the retired session
+ * to be cancelled too.
  */
 export const RESETS_BEFORE_RETIRING = 500;
+
+/**
+ * The resets forgiven per second, as the instance's bucket refills (half its 33, for its whole-second
+ * clock): a busy service's ordinary cancellations (calls past their deadline, clients gone) never
+ * trip that defence, and counted for good they retired its session every few hundred, each retired
+ * one kept open by its long-lived streams (gRPC watches) towards `concurrency.maxConnections`.
+ */
+export const RESETS_FORGIVEN_PER_SECOND = 16;
