@@ -146,6 +146,24 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     }
   });
 
+  it('takes back a reservation that a connecting session could not keep and that waits in the queue for a stream (its request went away)', async () => {
+    const pool = new Http2SessionPool(target(), { maxSessions: 1, idleMs: 60_000 });
+    try {
+      // Reserved in one tick on the connecting session, whose SETTINGS say 1: the second is made again, and waits (maxSessions 1).
+      const first = pool.reserve();
+      const second = pool.reserve();
+      second.catch(() => undefined);
+      const live = await first;
+      expect(await until(() => pool.waiting === 1, 3_000), `${pool.waiting} reservations wait`).toBe(true);
+      // Else it held its place in the queue (and its request's admission) until a stream came free or the connect timeout.
+      expect(pool.withdraw(second)).toBe(true);
+      expect(pool.waiting).toBe(0);
+      pool.release(live);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('gives back exactly once the stream reserved for an attempt that ended before opening it', async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
     // Hands the reserved session over when the test says, as a connecting session would.

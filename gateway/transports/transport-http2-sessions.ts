@@ -74,6 +74,11 @@ export class Http2SessionPool {
    * whole burst that filled them (100 assumed) and queue it as before.
    */
   private peerLimit = INITIAL_MAX_CONCURRENT_STREAMS;
+  /**
+   * Of a reservation on a connecting session (or a queued one served with it), the reservation it
+   * was made again as (`claim`), so that `withdraw` finds it in the queue: only such ones are kept.
+   */
+  private readonly remade = new WeakMap<Promise<ClientHttp2Session>, Promise<ClientHttp2Session>>();
 
   constructor(
     private readonly target: Http2Target,
@@ -114,7 +119,12 @@ export class Http2SessionPool {
    * the call's deadline passed); true if it was waiting, and then it never settles and holds
    * nothing. A reservation `reserve` did not queue is left alone: false.
    */
-  readonly withdraw = (reservation: Promise<ClientHttp2Session>): boolean => this.queue.length > 0 && this.queue.withdraw(reservation);
+  readonly withdraw = (reservation: Promise<ClientHttp2Session>): boolean => {
+    if (this.queue.length === 0) return false;
+    // A reservation made again (`claim`) waits under another promise than the one its request holds.
+    for (let current: Promise<ClientHttp2Session> | undefined = reservation; current !== undefined; current = this.remade.get(current)) if (this.queue.withdraw(current)) return true;
+    return false;
+  };
 
   /** Gives back a stream `reserve` resolved with `session`; a session no longer in the pool is ignored. */
   readonly release = (session: ClientHttp2Session): void => {
@@ -203,7 +213,7 @@ export class Http2SessionPool {
   private claim(entry: PooledSession): Promise<ClientHttp2Session> {
     entry.active += 1;
     if (entry.socket !== undefined) return entry.ready;
-    return entry.ready.then((session) => {
+    const claimed: Promise<ClientHttp2Session> = entry.ready.then((session) => {
       if (entry.admitted < entry.limit || session.closed || session.destroyed) {
         entry.admitted += 1;
         return session;
@@ -212,8 +222,11 @@ export class Http2SessionPool {
       // An instance that takes no stream at all (0) refuses it, as its REFUSED_STREAM would: made
       // again, each reservation would open a session that says 0 too, up to `maxSessions` for one request.
       if (entry.limit === 0) throw new Http2StreamRefusedError(`${this.target.address} takes no HTTP/2 stream on a new session (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
-      return this.reserve();
+      const again = this.reserve();
+      this.remade.set(claimed, again);
+      return again;
     });
+    return claimed;
   }
 
   /** The first session, oldest first, that takes another stream. */
@@ -240,7 +253,9 @@ export class Http2SessionPool {
         if (this.closed || this.entries.length >= this.limits.maxSessions) return;
         entry = this.connect();
       }
-      this.queue.serveOldest(this.claim(entry));
+      const claimed = this.claim(entry);
+      const served = this.queue.serveOldest(claimed);
+      if (served !== undefined && claimed !== entry.ready) this.remade.set(served, claimed);
     }
   }
 

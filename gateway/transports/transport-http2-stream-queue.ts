@@ -51,13 +51,13 @@ export class Http2StreamQueue {
     return reservation;
   }
 
-  /** Hands `ready` (a session's, with a stream reserved on it) to the oldest waiting request; false when none waits. */
-  serveOldest(ready: Promise<ClientHttp2Session>): boolean {
+  /** Hands `ready` (a session's, with a stream reserved on it) to the oldest waiting request, and returns that request's reservation; undefined when none waits. */
+  serveOldest(ready: Promise<ClientHttp2Session>): Promise<ClientHttp2Session> | undefined {
     const waiter = this.waiters.shift();
-    if (waiter === undefined) return false;
+    if (waiter === undefined) return undefined;
     clearTimeout(waiter.timer);
     waiter.resolve(ready);
-    return true;
+    return waiter.reservation;
   }
 
   /** Takes `reservation` out of the queue (its request went away); true if it was waiting, and then it never settles. */
