@@ -4,9 +4,12 @@ import { tolerateEtcdAuthDisabled } from '../discovery/etcd/etcd-auth-disabled.t
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
 import { describeEtcdRefusal } from '../discovery/etcd/etcd-refusal.ts';
 import type { Instance } from '../discovery/instance.ts';
+import { backoffDelay } from '../backoff.ts';
+import type { WatchEndReason } from '../discovery/etcd/etcd-watch.ts';
 import { errorMessage } from '../errors.ts';
 import { componentLogger } from '../logger.ts';
-import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
+import { EtcdEntryWatch } from './registration-etcd-entry-watch.ts';
+import { instanceEntry, Registration, REGISTRATION_BACKOFF, type RegisteredEntry } from './registration.ts';
 
 /** Options of an etcd registration. */
 export interface EtcdRegistrationOptions<T = Instance> {
@@ -25,10 +28,18 @@ export interface EtcdRegistrationOptions<T = Instance> {
 }
 
 
+/** Waits before watching its key again after the watch ended: from the registration's backoff up to this (a member that refuses the watch is asked twice a minute). */
+export const ENTRY_WATCH_RETRY_MAX_MS = 30_000;
+/** How long stopping the watch on the key waits for etcd to confirm: a bound of its own, so a silent member never holds up a shutdown. */
+const ENTRY_WATCH_CANCEL_GRACE_MS = 1_000;
+
 /**
  * Registers an instance as `<prefix>/<service>/<id>` attached to a lease kept alive by etcd3.
  * A lost lease (expired during a partition, or revoked by someone else) is replaced by a new lease
- * and the key is put again.
+ * and the key is put again. It watches the key it put: one deleted by another client while the
+ * lease lives (`etcdctl del`, a clean-up script) is put again on the same lease, since the lease
+ * alone would never bring it back; one put on another lease in its place (a second agent
+ * registering the same id) is left alone with a warning, and its key is put again once that goes.
  */
 export class EtcdRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   /** The client, built on first use: etcd3 (and gRPC under it) loads only when an agent registers in etcd. */
@@ -36,6 +47,14 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private lease: Lease | undefined;
   private readonly ttlSeconds: number;
   private readonly attemptTimeoutMs: number;
+  /** The watch on the key the live lease holds; replaced when the lease or key changes, stopped with the lease. */
+  private entryWatch: EtcdEntryWatch | undefined;
+  /** Opens the watch again after it ended; cleared with the watch. */
+  private entryWatchRetry: NodeJS.Timeout | undefined;
+  /** How many watches in a row ended soon after they were opened: the next one waits longer. */
+  private entryWatchFailures = 0;
+  /** True while a pass puts the key again after another client deleted it: a key put on another lease since is left alone. */
+  private rewritingDeleted = false;
 
   private readonly entry: RegisteredEntry<T>;
 
@@ -65,10 +84,21 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   /** Puts the entry on the live lease, or on a new one. */
   private async put(instance: T): Promise<void> {
     // A live lease is kept: rewriting the value on it (the drain mark) is a data update, never a delete and re-create.
+    const key = this.keyOf(instance);
+    const value = this.entry.encode(instance);
     const live = this.lease;
     if (live && !live.revoked()) {
-      await withDeadline(live.put(this.keyOf(instance)).value(this.entry.encode(instance)).exec(), this.attemptTimeoutMs, 'etcd put');
-      return;
+      try {
+        const revision = this.rewritingDeleted ? await this.putIfAbsent(live, key, value) : (await withDeadline(live.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd put')).header.revision;
+        this.rewritingDeleted = false;
+        await this.watchEntry(live, key, BigInt(revision));
+        return;
+      } catch (error) {
+        // A lease etcd no longer knows (revoked or expired, its key deleted with it, before etcd3
+        // noticed): a new lease now, as its 'lost' event would ask for a moment later.
+        if (!isLeaseGone(error) || this.lease !== live) throw error;
+        this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+      }
     }
     this.dropLease();
     const client = await this.connect();
@@ -78,6 +108,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     lease.on('lost', (error) => {
       if (this.lease !== lease) return;
       this.lease = undefined;
+      void this.stopEntryWatch(0);
       // Lost before its put was confirmed: that attempt fails and backs off by itself; a pass now
       // would only repeat it at once, in a tight loop while etcd refuses.
       if (!confirmed) return;
@@ -85,18 +116,126 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       this.reconcile();
     });
     try {
-      await withDeadline(lease.put(this.keyOf(instance)).value(this.entry.encode(instance)).exec(), this.attemptTimeoutMs, 'etcd lease put');
+      const { header } = await withDeadline(lease.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd lease put');
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
+      this.rewritingDeleted = false;
+      await this.watchEntry(lease, key, BigInt(header.revision));
     } catch (error) {
       if (this.lease === lease) this.dropLease();
       throw error;
     }
   }
 
+  /**
+   * Puts the key again on `lease` unless it exists: a key another lease put since the deletion
+   * (most likely a second agent registering this id) is left alone, watched; taking it back would
+   * only take it from that agent. Resolves with the revision the watch continues after.
+   */
+  private async putIfAbsent(lease: Lease, key: string, value: string): Promise<string> {
+    const client = await this.connect();
+    const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    const result = await withDeadline(client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put if absent');
+    const holder = result.responses[0]?.response_range?.kvs[0];
+    if (!result.succeeded && holder && holder.lease !== leaseId) {
+      this.log.warn({ key, lease: holder.lease }, 'registry entry put on another lease after its deletion; leaving it (does another agent register the same id?)');
+    }
+    return result.header.revision;
+  }
+
+  /**
+   * Watches `key` on `lease` from the revision after `revision`, unless the open watch already
+   * does: it has seen every change since it was opened, so it stays. Never rejects: a watch that
+   * could not be opened is tried again later, while the entry it would guard stands.
+   */
+  private async watchEntry(lease: Lease, key: string, revision: bigint): Promise<void> {
+    const open = this.entryWatch;
+    if (open && open.key === key && this.lease === lease) return;
+    let client: Etcd3;
+    let leaseId: string;
+    try {
+      client = await this.connect();
+      leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    } catch (error) {
+      if (!this.wants(lease, key)) return;
+      this.entryWatchFailures += 1;
+      this.retryEntryWatch(lease, key, 'broken', error, revision + 1n);
+      return;
+    }
+    // The lease or the wanted key changed while this waited: that pass watches its own.
+    if (!this.wants(lease, key)) return;
+    void this.stopEntryWatch(0);
+    const openedAt = Date.now();
+    const watch: EtcdEntryWatch = new EtcdEntryWatch(client, key, leaseId, revision + 1n, this.attemptTimeoutMs, {
+      onDeleted: () => {
+        if (!this.watches(watch)) return;
+        this.log.warn({ key }, 'registry entry deleted by another client; putting it again');
+        this.rewritingDeleted = true;
+        this.reconcile();
+      },
+      onReplaced: (other) => {
+        if (this.watches(watch)) this.log.warn({ key, lease: other }, 'registry entry put on another lease; leaving it (does another agent register the same id?)');
+      },
+      onEnd: (reason, error, resumeRevision) => {
+        if (this.entryWatch !== watch) return;
+        this.entryWatch = undefined;
+        if (!this.watches(watch, true)) return;
+        this.entryWatchFailures = Date.now() - openedAt >= ENTRY_WATCH_RETRY_MAX_MS ? 0 : this.entryWatchFailures + 1;
+        this.retryEntryWatch(lease, key, reason, error, resumeRevision);
+      },
+    });
+    this.entryWatch = watch;
+  }
+
+  /** True while `watch` is the open watch (or the one that just ended) on the wanted key and live lease: our own deregistration, a lost lease or close() make its news stale. */
+  private watches(watch: EtcdEntryWatch, ended = false): boolean {
+    return (ended || this.entryWatch === watch) && this.lease !== undefined && this.wants(this.lease, watch.key);
+  }
+
+  /** True while `key` is the wanted entry's key and `lease` the live lease. */
+  private wants(lease: Lease, key: string): boolean {
+    return !this.closed && this.lease === lease && !lease.revoked() && this.desired !== undefined && this.keyOf(this.desired) === key;
+  }
+
+  /**
+   * Opens the watch again after it ended, from the first revision it did not deliver, after a
+   * growing delay (a member that refuses the watch would otherwise be asked at once, for ever).
+   * Events since then are delivered by the new watch; a compacted revision cannot be watched from,
+   * so the key is then put again if it is missing (as after a deletion) and watched from there.
+   */
+  private retryEntryWatch(lease: Lease, key: string, reason: WatchEndReason, error: unknown, resumeRevision: bigint): void {
+    const delayMs = backoffDelay(this.entryWatchFailures - 1, { ...REGISTRATION_BACKOFF, maxMs: ENTRY_WATCH_RETRY_MAX_MS });
+    const fields = { key, reason, err: errorMessage(error), delayMs };
+    if (this.entryWatchFailures === 1) this.log.warn(fields, 'watch on the registry entry ended; watching it again');
+    else this.log.debug(fields, 'watch on the registry entry ended again');
+    clearTimeout(this.entryWatchRetry);
+    this.entryWatchRetry = setTimeout(() => {
+      this.entryWatchRetry = undefined;
+      if (!this.wants(lease, key)) return;
+      if (reason === 'compacted') {
+        this.rewritingDeleted = true;
+        this.reconcile();
+        return;
+      }
+      void this.watchEntry(lease, key, resumeRevision - 1n);
+    }, delayMs);
+  }
+
+  /** Stops the watch on the key and its retry; waits up to `graceMs` for etcd to confirm, never rejects. */
+  private stopEntryWatch(graceMs: number): Promise<void> {
+    clearTimeout(this.entryWatchRetry);
+    this.entryWatchRetry = undefined;
+    const watch = this.entryWatch;
+    this.entryWatch = undefined;
+    return watch?.cancel(graceMs) ?? Promise.resolve();
+  }
+
   protected async remove(): Promise<void> {
     const lease = this.lease;
     if (!lease) return;
+    // The revoke deletes the key: that deletion is ours, never to be undone (events are stale once
+    // `desired` is unset; the watch stops as well, while the revoke runs).
+    const watchStopped = this.stopEntryWatch(Math.min(ENTRY_WATCH_CANCEL_GRACE_MS, this.attemptTimeoutMs));
     // Each call goes to one member (no hidden retries): with one member down, a single revoke would
     // fail one time in N. Once per member, within the deregistration's own bound. The lease is kept
     // until a revoke is confirmed, so a removal retried later revokes it again (the first call
@@ -105,6 +244,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       try {
         await withDeadline(lease.revoke(), this.attemptTimeoutMs, 'etcd lease revoke');
         if (this.lease === lease) this.lease = undefined;
+        await watchStopped;
         return;
       } catch (error) {
         if (attempt >= this.options.endpoints.length) throw error;
@@ -113,6 +253,8 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   }
 
   protected async release(): Promise<void> {
+    // Detached before the client closes: etcd3 re-creates the stream of a closed client while a watcher is attached.
+    await this.stopEntryWatch(ENTRY_WATCH_CANCEL_GRACE_MS);
     const client = await this.client?.catch(() => undefined);
     client?.close();
   }
@@ -127,9 +269,16 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private dropLease(): void {
     const lease = this.lease;
     this.lease = undefined;
+    // The key goes with its lease: a new lease's put watches its key anew.
+    void this.stopEntryWatch(0);
     // Revoking an old lease that may never have been granted; its key expires with it anyway.
     lease?.revoke().catch(() => undefined);
   }
+}
+
+/** True for etcd3's answer to a put on a lease etcd no longer knows (revoked or expired). */
+function isLeaseGone(error: unknown): boolean {
+  return error instanceof Error && (error.constructor.name === 'EtcdLeaseInvalidError' || /requested lease not found/.test(error.message));
 }
 
 function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {

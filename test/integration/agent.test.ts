@@ -429,6 +429,60 @@ describe('switchboard-agent with etcd', () => {
     });
     expect(after).not.toBe(before);
   });
+
+  it('puts the key again on the same lease when another client deletes it, and keeps watching it', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    const [before] = (await reader.get(key).exec()).kvs;
+
+    // An operator's `etcdctl del`: the lease lives on, so only a watch on the key can tell.
+    for (const round of [1, 2]) {
+      await reader.delete().key(key).exec();
+      const back = await waitFor(async () => (await reader.get(key).exec()).kvs[0], { timeoutMs: 5_000, message: `${key} to be put again (deletion ${round})` }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await logOf(agent)}`);
+      });
+      expect(back.lease).toBe(before!.lease);
+      expect(JSON.parse(back.value.toString())).toMatchObject({ id: `order-${order.port}`, port: order.port });
+    }
+    expect(await logOf(agent)).toContain('registry entry deleted by another client; putting it again');
+
+    // Its own deletion (the revoke at SIGTERM) is not undone.
+    await agent.stop();
+    expect(agent.exitInfo?.code).toBe(0);
+    expect(await reader.get(key).string()).toBeNull();
+  });
+
+  it('leaves its key to a second registration of the same id, and puts it back once that one deregisters', async () => {
+    const instance = { id: 'twin-1', service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} };
+    const key = '/services/twin/twin-1';
+    const registrationOf = (): EtcdRegistration => {
+      const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 5_000 });
+      cleanup.push(() => registration.close());
+      return registration;
+    };
+    const first = registrationOf();
+    first.register(instance);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to put the key' });
+    const firstLease = (await reader.get(key).exec()).kvs[0]!.lease;
+
+    // A second agent with the same id (a copied configuration) puts the key on its own lease.
+    const second = registrationOf();
+    second.register(instance);
+    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to put the key' });
+    const [replaced] = (await reader.get(key).exec()).kvs;
+    expect(replaced!.lease).not.toBe(firstLease);
+
+    // Its revoke deletes the key: the first, still registered, puts its own back on its lease.
+    await second.deregister();
+    const back = await waitFor(async () => (await reader.get(key).exec()).kvs[0], { timeoutMs: 5_000, message: 'the first registration to put its key back' });
+    expect(back.lease).toBe(firstLease);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 5_000, message: 'the first registration to confirm its put' });
+    await first.deregister();
+    expect(await reader.get(key).string()).toBeNull();
+  });
 });
 
 describe('switchboard-agent with a ZooKeeper ensemble', () => {

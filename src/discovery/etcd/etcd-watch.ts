@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Etcd3, IWatchResponse } from 'etcd3';
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 
 /** Why a watch stopped being trustworthy: its start revision was compacted away, or its stream broke. */
 export type WatchEndReason = 'compacted' | 'broken';
@@ -42,7 +42,15 @@ export function classifyWatchCancel(error: unknown): WatchEndReason {
  * `error` event without a listener would be thrown out of the gRPC stream as an uncaught exception.
  */
 export function openPrefixWatch(client: Etcd3, keyPrefix: string, fromRevision: string, handlers: PrefixWatchHandlers): PrefixWatch {
-  const watcher = client.watch().prefix(keyPrefix).startRevision(fromRevision).watcher();
+  return openWatch(client.watch().prefix(keyPrefix).startRevision(fromRevision).watcher(), handlers);
+}
+
+/** Watches the single key `key` from `fromRevision`, with the same guarantees as `openPrefixWatch`. */
+export function openKeyWatch(client: Etcd3, key: string, fromRevision: string, handlers: PrefixWatchHandlers): PrefixWatch {
+  return openWatch(client.watch().key(key).startRevision(fromRevision).watcher(), handlers);
+}
+
+function openWatch(watcher: Watcher, handlers: PrefixWatchHandlers): PrefixWatch {
   let done = false;
   /** etcd3 has already dropped a watcher the server canceled; cancelling it again would send a second cancel whose answer etcd3 cannot route and throws on. */
   let canceledByServer = false;
