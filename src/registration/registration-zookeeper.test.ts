@@ -38,6 +38,10 @@ class ScriptedClient implements GuardedClient {
   connected = false;
   /** Blackholes the connection after this many answers, as a partition that starts mid-conversation. */
   partitionAfterAnswers = Number.POSITIVE_INFINITY;
+  /** Fails the next exists that arms a watch with this error code (a connection lost as it was sent). */
+  failNextWatchWith: number | undefined;
+  /** Watchers armed by exists, by path: armed only by an answer and fired once, as the library does. */
+  private readonly watchers = new Map<string, Set<(event: unknown) => void>>();
   private receivedAt = Date.now();
   private readonly sent: Array<{ callback: Callback }> = [];
   private readonly queue: Array<{ callback: Callback }> = [];
@@ -82,13 +86,28 @@ class ScriptedClient implements GuardedClient {
       create: (path: string, _data: Buffer, _acls: unknown, _mode: number, callback: Callback) =>
         request(() => (nodes.has(path) ? fail(zookeeper.Exception.NODE_EXISTS) : (nodes.set(path, { owner: sessionId, version: 0 }), server.created.push(path), [path])), callback),
       // With a watcher (the one that arms a watch on the written node) or without.
-      exists: (path: string, watcherOrCallback: Callback, callback?: Callback) => request(() => [stat(nodes.get(path))], callback ?? watcherOrCallback),
+      exists: (path: string, watcherOrCallback: Callback, callback?: Callback) => {
+        const watcher = callback ? (watcherOrCallback as (event: unknown) => void) : undefined;
+        const failWith = watcher ? this.failNextWatchWith : undefined;
+        if (failWith !== undefined) this.failNextWatchWith = undefined;
+        request(() => {
+          if (failWith !== undefined) fail(failWith);
+          if (watcher) this.watchers.set(path, (this.watchers.get(path) ?? new Set()).add(watcher));
+          return [stat(nodes.get(path))];
+        }, callback ?? watcherOrCallback);
+      },
       setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>
         request(() => (nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE)), callback),
       remove: (path: string, _version: number, callback: Callback) => request(() => (nodes.delete(path) ? [] : fail(zookeeper.Exception.NO_NODE)), callback),
     }) as unknown as Client;
   }
 
+  /** The server's notification of `type` on `path` to the watchers armed on it, which it disarms. */
+  notify(path: string, type: number): void {
+    const watchers = this.watchers.get(path) ?? new Set();
+    this.watchers.delete(path);
+    for (const watcher of watchers) watcher({ getPath: () => path, getType: () => type });
+  }
   connect(): void {}
   lastReceivedAt(): number {
     return this.partitioned ? this.receivedAt : Date.now();
@@ -254,6 +273,26 @@ describe('ZooKeeperRegistration', () => {
     // Each client gets the connect deadline (the session timeout) before it is replaced.
     expect(Math.max(...gaps)).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 1_000 + 50);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS);
+    await closeOnFakeClock(registration);
+  });
+  it('arms the watch on its node again when arming it after a data change failed, so a later deletion is still undone', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+
+    // Another client's write fires the data watch; the exists that arms it again loses its answer to a
+    // dropped connection. The library arms a watch only with an answer: the node is unwatched now.
+    latest().failNextWatchWith = zookeeper.Exception.CONNECTION_LOSS;
+    latest().notify(PATH, zookeeper.Event.NODE_DATA_CHANGED);
+    await vi.advanceTimersByTimeAsync(2_000);
+
+    // An operator deletes it: only an armed watch tells the registration.
+    server.nodes.delete(PATH);
+    latest().notify(PATH, zookeeper.Event.NODE_DELETED);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
     await closeOnFakeClock(registration);
   });
 });

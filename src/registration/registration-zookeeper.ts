@@ -157,8 +157,12 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       (stat) => {
         if (!stat && this.watchedSession(path)) this.rewriteDeleted(path);
       },
-      // A failed read means a lost connection or session: a reconnect re-arms the watch, a new session rewrites the entry.
-      () => undefined,
+      // The library arms a watch only with an answer: after a lost connection or a timeout the node
+      // is unwatched, and a reconnect re-arms only armed watches. A pass arms it again (it waits for
+      // the connection and backs off by itself); a new session writes the entry anyway.
+      () => {
+        if (this.watchedSession(path)) this.reconcile();
+      },
     );
   };
 
