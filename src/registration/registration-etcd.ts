@@ -180,7 +180,8 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         if (this.entryWatch !== watch) return;
         this.entryWatch = undefined;
         if (!this.watches(watch, true)) return;
-        this.entryWatchFailures = Date.now() - openedAt >= ENTRY_WATCH_RETRY_MAX_MS ? 0 : this.entryWatchFailures + 1;
+        // A watch that lived past the longest delay starts a new streak: warned again, retried soon.
+        this.entryWatchFailures = Date.now() - openedAt >= ENTRY_WATCH_RETRY_MAX_MS ? 1 : this.entryWatchFailures + 1;
         this.retryEntryWatch(lease, key, reason, error, resumeRevision);
       },
     });
@@ -206,8 +207,13 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private retryEntryWatch(lease: Lease, key: string, reason: WatchEndReason, error: unknown, resumeRevision: bigint): void {
     const delayMs = backoffDelay(this.entryWatchFailures - 1, { ...REGISTRATION_BACKOFF, maxMs: ENTRY_WATCH_RETRY_MAX_MS });
     const fields = { key, reason, err: errorMessage(error), delayMs };
-    if (this.entryWatchFailures === 1) this.log.warn(fields, 'watch on the registry entry ended; watching it again');
-    else this.log.debug(fields, 'watch on the registry entry ended again');
+    if (this.entryWatchFailures !== 1) this.log.debug(fields, 'watch on the registry entry ended again');
+    else if (/permission denied/i.test(errorMessage(error))) {
+      // A user that may write its key but not read it: the entry stands, only its repair is lost.
+      const prefix = key.slice(0, key.lastIndexOf('/') + 1);
+      const user = this.options.credentials?.username === undefined ? 'the client' : `etcd user "${this.options.credentials.username}"`;
+      this.log.warn(fields, `etcd refused ${user} the right to watch ${key}: the entry stands, but is not put back if another client deletes it; grant one of its roles readwrite on the prefix (etcdctl role grant-permission --prefix=true <role> readwrite ${prefix})`);
+    } else this.log.warn(fields, 'watch on the registry entry ended; watching it again');
     clearTimeout(this.entryWatchRetry);
     this.entryWatchRetry = setTimeout(() => {
       this.entryWatchRetry = undefined;

@@ -455,6 +455,23 @@ describe('switchboard-agent with etcd', () => {
     expect(await reader.get(key).string()).toBeNull();
   });
 
+  it('watches its key again after etcd restarts, so a deletion after the outage is still undone', async () => {
+    const key = '/services/restart/restart-1';
+    const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 10_000 });
+    cleanup.push(() => registration.close());
+    registration.register({ id: 'restart-1', service: 'restart', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http', metadata: {} });
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the key to be put' });
+    const lease = (await reader.get(key).exec()).kvs[0]!.lease;
+
+    // The restart breaks the watch stream; the lease (10 s) outlives it.
+    const member = etcd.members[0]!;
+    await member.stop();
+    await member.restart();
+    await reader.delete().key(key).exec();
+    const back = await waitFor(async () => (await reader.get(key).exec()).kvs[0], { timeoutMs: 15_000, message: `${key} to be put again after the restart` });
+    expect(back.lease).toBe(lease);
+  });
+
   it('leaves its key to a second registration of the same id, and puts it back once that one deregisters', async () => {
     const instance = { id: 'twin-1', service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} };
     const key = '/services/twin/twin-1';
