@@ -497,7 +497,20 @@ describe('switchboard-agent with etcd', () => {
     const back = await waitFor(async () => (await reader.get(key).exec()).kvs[0], { timeoutMs: 5_000, message: 'the first registration to put its key back' });
     expect(back.lease).toBe(firstLease);
     await waitFor(() => first.currentState() === 'registered', { timeoutMs: 5_000, message: 'the first registration to confirm its put' });
-    await first.deregister();
+
+    // Both registered again, an operator deletes the key: both put it again, but only where it is
+    // absent, so one writes it and the other leaves it (two puts would make it version 2).
+    second.register(instance);
+    await waitFor(async () => (await reader.get(key).exec()).kvs[0]?.lease !== firstLease, { timeoutMs: 5_000, message: 'the second registration to put the key again' });
+    const passes = [first, second].map((registration) => {
+      const states: string[] = [];
+      registration.state$.subscribe((state) => states.push(state));
+      return states;
+    });
+    await reader.delete().key(key).exec();
+    await waitFor(() => passes.every((states) => states.includes('registering') && states.at(-1) === 'registered'), { timeoutMs: 5_000, message: 'both registrations to put the key again' });
+    expect((await reader.get(key).exec()).kvs[0]?.version).toBe('1');
+    await Promise.all([first.deregister(), second.deregister()]);
     expect(await reader.get(key).string()).toBeNull();
   });
 });
