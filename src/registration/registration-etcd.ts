@@ -81,16 +81,29 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     }
   }
 
-  /** Puts the entry on the live lease, or on a new one. */
+  /**
+   * Puts the entry on the live lease, or on a new one. A pass after another client's deletion
+   * takes that news when it starts: a deletion reported while it runs asks for the next pass.
+   */
   private async put(instance: T): Promise<void> {
+    const rewriting = this.rewritingDeleted;
+    this.rewritingDeleted = false;
+    try {
+      await this.putOnce(instance, rewriting);
+    } catch (error) {
+      this.rewritingDeleted ||= rewriting;
+      throw error;
+    }
+  }
+
+  private async putOnce(instance: T, rewriting: boolean): Promise<void> {
     // A live lease is kept: rewriting the value on it (the drain mark) is a data update, never a delete and re-create.
     const key = this.keyOf(instance);
     const value = this.entry.encode(instance);
     const live = this.lease;
     if (live && !live.revoked()) {
       try {
-        const revision = this.rewritingDeleted ? await this.putIfAbsent(live, key, value) : (await withDeadline(live.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd put')).header.revision;
-        this.rewritingDeleted = false;
+        const revision = rewriting ? await this.putIfAbsent(live, key, value) : (await withDeadline(live.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd put')).header.revision;
         await this.watchEntry(live, key, BigInt(revision));
         return;
       } catch (error) {
@@ -119,7 +132,6 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       const { header } = await withDeadline(lease.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd lease put');
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
-      this.rewritingDeleted = false;
       await this.watchEntry(lease, key, BigInt(header.revision));
     } catch (error) {
       if (this.lease === lease) this.dropLease();
