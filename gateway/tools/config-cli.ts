@@ -17,7 +17,8 @@ export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json
        switchboard config delete <kind> <name> [--if-match <revision>]
   kinds: routes, services, middlewares, consumers, certificates
   --against: also judge each object beside that gateway's file (its defaults, entry points…), as
-    that gateway will; any refusal and nothing is written (repeat it for each kind of gateway)
+    that gateway will; any refusal and apply writes nothing, diff compares nothing (repeat it for
+    each kind of gateway)
   every command takes --admin <url> (default http://127.0.0.1:9180) and --token <token> (or SWITCHBOARD_ADMIN_TOKEN)
 `;
 
@@ -96,7 +97,7 @@ async function get(client: ConfigAdminClient, rest: string[], json: boolean, { o
 }
 
 async function apply(client: ConfigAdminClient, file: string, prune: boolean, against: readonly string[], { out, err }: Output): Promise<number> {
-  const desired = await objectsOf(file, against, err);
+  const desired = await objectsOf(file, against, err, 'nothing was written');
   if (!desired) return 2;
   const store = await client.store();
   const stored = new Map(store.objects.map((object) => [`${object.kind}/${object.name}`, object]));
@@ -130,7 +131,8 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
 }
 
 async function diff(client: ConfigAdminClient, file: string, against: readonly string[], { out, err }: Output): Promise<number> {
-  const desired = await objectsOf(file, against, err);
+  // diff never writes: saying "nothing was written" would suggest it might have.
+  const desired = await objectsOf(file, against, err, 'not compared with the store (diff only compares, it never writes)');
   if (!desired) return 2;
   const changes = diffObjects((await client.store()).objects, desired);
   if (changes.length === 0) {
@@ -143,9 +145,10 @@ async function diff(client: ConfigAdminClient, file: string, against: readonly s
 
 /**
  * The file's objects, each checked as the gateway will check it (its own schema; beside each
- * `against` gateway file too); undefined (problems written to err) when any is invalid.
+ * `against` gateway file too); undefined (problems written to err, then `outcome`: what the command
+ * did not do because of them) when any is invalid.
  */
-async function objectsOf(file: string, against: readonly string[], err: NodeJS.WritableStream): Promise<ConfigObject[] | undefined> {
+async function objectsOf(file: string, against: readonly string[], err: NodeJS.WritableStream, outcome: string): Promise<ConfigObject[] | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -174,7 +177,7 @@ async function objectsOf(file: string, against: readonly string[], err: NodeJS.W
   }
   if (split.ignored.length > 0) err.write(`${file}: not stored (they configure one gateway): ${split.ignored.join(', ')}\n`);
   if (invalid > 0) {
-    err.write(`${file}: ${invalid} problem${invalid === 1 ? '' : 's'}; nothing was written\n`);
+    err.write(`${file}: ${invalid} problem${invalid === 1 ? '' : 's'}; ${outcome}\n`);
     return undefined;
   }
   return objects;
