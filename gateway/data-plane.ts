@@ -34,6 +34,8 @@ const UPSTREAM_CLOSE_GRACE_MS = 1_000;
 export interface PickerLookup {
   pickerFor(service: string, route?: RouteConfig): Picker | undefined;
   has(service: string): boolean;
+  /** The registries not yet connected while none has given `service` an instance set; absent where it cannot be told (a worker). */
+  unconnectedRegistriesOf?(service: string): readonly string[];
 }
 
 /** What the data plane takes besides its configuration. */
@@ -87,6 +89,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     transports,
     observer: dependencies.observer,
     guards,
+    unconnectedRegistriesOf: (service) => balancers.unconnectedRegistriesOf?.(service) ?? [],
   };
   const mirrors = new MirrorSender({ pickerFor: (service) => balancers.pickerFor(service), observer: dependencies.observer });
 

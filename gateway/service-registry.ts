@@ -26,6 +26,8 @@ export interface BalancerSource {
    * as it was (then `previous` is moot).
    */
   create(service: string, settings: ServiceSettings, previous?: CarriedHealth, keep?: BalancerKeeper, health?: ServiceHealth): ServiceBalancer;
+  /** The registries not yet connected while none has given `service` an instance set (`DiscoveryAggregator.unconnectedRegistriesOf`); absent from a source that cannot tell. */
+  unconnectedRegistriesOf?(service: string): readonly string[];
 }
 
 /** What a rebuild of a service with other health settings starts from (see `carriedHealth`). */
@@ -51,6 +53,7 @@ export interface CarriedHealth {
 export function registryBalancerSource(aggregator: DiscoveryAggregator): BalancerSource {
   return {
     services$: aggregator.services$,
+    unconnectedRegistriesOf: (service) => aggregator.unconnectedRegistriesOf(service),
     create(service, settings, previous, keep, health) {
       const conf = aggregator.service(service);
       // The service's protocol applies to instances whose registry entry named none, before health
@@ -163,6 +166,11 @@ export class ServiceBalancers {
     const options = serviceBalancerOptions(serviceSettings(this.config, service));
     const subset = (selector: SubsetSelector) => this.subsets.get(subsetId(service, selector))?.source;
     return withReadOnlyRoutePicker(route, { parent, options, subset, split: (canary) => this.splits.get(splitKey(service, canary)) }, use);
+  }
+
+  /** The registries not yet connected while none has given `service` an instance set; empty from a source that cannot tell (a worker's). */
+  unconnectedRegistriesOf(service: string): readonly string[] {
+    return this.source.unconnectedRegistriesOf?.(service) ?? [];
   }
 
   /** The number of subset balancers alive, for tests and views. */

@@ -128,9 +128,13 @@ function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus
   // The client IP as the forwarding step leaves it for traffic (`::ffff:192.0.2.1` is `192.0.2.1`), so a hash on it picks alike.
   const context = { url: upstreamPath, headers, clientIp: plainIp(query.get('clientIp') ?? '') };
   const peeked = refused ? undefined : sources.balancers.withReadOnlyPicker(match.service, match.route, (picker) => picker?.peek(context));
+  const outcome = refused ? 'rewritten-dot-segment' : peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason;
+  // As traffic's 503 says it: no instance because the registries have not answered yet, not because none is registered.
+  const unconnected = outcome === 'no-instances' ? sources.balancers.unconnectedRegistriesOf(match.service) : [];
+  if (unconnected.length > 0) notes.push(`no instance set loaded yet for service "${match.service}": registr${unconnected.length === 1 ? 'y' : 'ies'} ${unconnected.join(', ')} not yet connected`);
   return {
     ...base,
-    outcome: refused ? 'rewritten-dot-segment' : peeked === undefined ? 'no-instances' : peeked.kind === 'endpoint' ? 'proxy' : peeked.reason,
+    outcome,
     route: { name: match.name, namespace: match.route.namespace, service: match.service, upstreamPath },
     nearMisses,
     middleware: [...globalLayers, ...entryLayers, ...routeLayers(config, match.route)],

@@ -69,6 +69,21 @@ function recordUnsent(context: GatewayContext, status: number, error: string | u
   context.outcome.errorClass = gone ? 'cancelled' : error;
 }
 
+/** How a provider's name (`zk:host:port/root`, `etcd:…`, `file:…`) begins, by the kind of registry a client may be told of. */
+const REGISTRY_KINDS: Readonly<Record<string, string>> = { zk: 'zookeeper', etcd: 'etcd', file: 'file' };
+
+/**
+ * The message of a `no-instances` answer: the class's own, or, while registries have not connected
+ * yet and none has given the service an instance set (`unconnected`, provider names), that it is
+ * too early to tell, so an operator looks at the registry, not for missing agents. Only the kinds
+ * of registry: the client is not told the registry's address (the admin API's explain is).
+ */
+export function noInstancesMessage(unconnected: readonly string[]): string {
+  if (unconnected.length === 0) return MESSAGES['no-instances'];
+  const kinds = [...new Set(unconnected.map((name) => REGISTRY_KINDS[name.slice(0, name.indexOf(':'))] ?? 'registry'))];
+  return `${unconnected.length === 1 ? 'registry' : 'registries'} ${kinds.join(', ')} not yet connected: no instance set loaded yet`;
+}
+
 /** The human text of each class's gateway answer (the JSON `message`, or a gRPC caller's `grpc-message`). */
 export function errorMessageOf(errorClass: GatewayErrorClass): string {
   return MESSAGES[errorClass];
@@ -76,11 +91,12 @@ export function errorMessageOf(errorClass: GatewayErrorClass): string {
 
 /**
  * Answers the client on the gateway's behalf with the class's status and a small JSON body
- * carrying the request id; records the outcome. Does nothing once headers were sent.
+ * carrying the request id and `message` (the class's own by default); records the outcome. Does
+ * nothing once headers were sent.
  */
-export function sendGatewayError(context: GatewayContext, errorClass: GatewayErrorClass): void {
+export function sendGatewayError(context: GatewayContext, errorClass: GatewayErrorClass, message = MESSAGES[errorClass]): void {
   const status = STATUS_BY_CLASS[errorClass];
-  sendErrorAnswer(context, status, errorClass, MESSAGES[errorClass], status === 503 ? { 'retry-after': '1' } : {});
+  sendErrorAnswer(context, status, errorClass, message, status === 503 ? { 'retry-after': '1' } : {});
 }
 
 /**

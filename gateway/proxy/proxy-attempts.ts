@@ -51,6 +51,8 @@ export interface AttemptLoopShared {
    * a retry asks again, so that it picks from the host set of the moment, as Envoy's retries do.
    */
   readonly pickerFor: (service: string, route: RouteConfig | undefined) => Picker | undefined;
+  /** The message of a `no-instances` answer for `service` (`noInstancesMessage`). */
+  readonly noInstancesMessage: (service: string) => string;
 }
 
 /** A retry's picker when its service is no longer known: no instance, so the request ends with its last failure. */
@@ -155,7 +157,8 @@ export class AttemptLoop implements AttemptReceiver {
     // After a failed attempt, what the client needs to hear is that failure, not "none left".
     if (pick.kind === 'none') {
       if (!this.lastError) this.shared.observer?.unavailable(context.service, pick.reason);
-      sendGatewayError(context, this.lastError ?? pick.reason);
+      if (this.lastError) sendGatewayError(context, this.lastError);
+      else sendGatewayError(context, pick.reason, pick.reason === 'no-instances' ? this.shared.noInstancesMessage(context.service) : undefined);
       return this.end();
     }
     this.unreported = pick;

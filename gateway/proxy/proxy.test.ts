@@ -12,7 +12,7 @@ import { parseConfig } from '../config/index.ts';
 import type { GatewayContext } from '../context.ts';
 import { accessLogText } from '../middleware/access-log/index.ts';
 import { initialContext, sendTestRequest } from '../middleware/middleware-testing.ts';
-import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
+import { nonePicker, type PickedEndpoint, type Picker } from '../../src/balance/picker.ts';
 import type { RequestGuard } from '../policy/service-guard.ts';
 import { TrafficGuards } from '../policy/traffic-guards.ts';
 import { UpstreamTransports, type AttemptReceiver } from '../transports/index.ts';
@@ -399,6 +399,46 @@ describe('the breaker admission of a request held in middleware before the proxy
       expect(`${result.status} ${result.body.toString('utf8')}`).toBe('200 answered');
       // The trial succeeded: the breaker closed.
       expect(guard.slot!.breaker.state).toBe('closed');
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('the 503 no-instances answer while registries have not connected yet', () => {
+  const ZK = 'zk:10.1.2.3:2181/services';
+  it.each([
+    { name: 'a declared service no registry has listed', picker: nonePicker('no-instances'), unconnected: [ZK], message: 'registry zookeeper not yet connected: no instance set loaded yet' },
+    { name: 'a service only a route names', picker: undefined, unconnected: [ZK, 'etcd:10.1.2.4:2379/services'], message: 'registries zookeeper, etcd not yet connected: no instance set loaded yet' },
+    { name: 'a service whose registries have connected (the control)', picker: nonePicker('no-instances'), unconnected: [], message: 'the service has no registered instances' },
+    { name: 'an unknown service whose registries have connected (the control)', picker: undefined, unconnected: [], message: 'the service has no registered instances' },
+  ])('says why for $name, keeping the class and status', async ({ picker, unconnected, message }) => {
+    const asked: string[] = [];
+    const proxy = createProxy({
+      pickerFor: () => picker,
+      policyFor: () => TEST_PROXY_POLICY,
+      transports: new UpstreamTransports(),
+      unconnectedRegistriesOf: (service) => (asked.push(service), unconnected),
+    });
+    const { port, close } = await serveProxy(proxy);
+    try {
+      const result = await sendTestRequest(port, '/api');
+      expect(result.status).toBe(503);
+      expect(JSON.parse(result.body.toString('utf8'))).toMatchObject({ error: 'no-instances', status: 503, service: 'svc', message });
+      // The client learns the kind of registry, never its address.
+      expect(result.body.toString('utf8')).not.toContain('10.1.2.');
+      expect(asked).toEqual(['svc']);
+    } finally {
+      await close();
+    }
+  });
+
+  it('leaves no-healthy-instances as it was, registries connected or not', async () => {
+    const proxy = createProxy({ pickerFor: () => nonePicker('no-healthy-instances'), policyFor: () => TEST_PROXY_POLICY, transports: new UpstreamTransports(), unconnectedRegistriesOf: () => [ZK] });
+    const { port, close } = await serveProxy(proxy);
+    try {
+      const result = await sendTestRequest(port, '/api');
+      expect(JSON.parse(result.body.toString('utf8'))).toMatchObject({ error: 'no-healthy-instances', status: 503, message: 'no healthy upstream' });
     } finally {
       await close();
     }

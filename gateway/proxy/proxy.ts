@@ -5,7 +5,7 @@ import { endAnsweredByListener, recordClientGone, whileClientStays } from '../mi
 import { answerRefusal } from '../policy/refusal-answer.ts';
 import { MUST_WAIT, REFUSED_MAX_REQUESTS, type RequestGuard } from '../policy/service-guard.ts';
 import type { UpstreamTransports } from '../transports/index.ts';
-import { sendErrorAnswer, sendGatewayError } from './error-response.ts';
+import { noInstancesMessage, sendErrorAnswer, sendGatewayError } from './error-response.ts';
 import { isGrpcRequest, parseGrpcTimeout } from './grpc-status.ts';
 import { AttemptLoop, type AttemptLoopShared, type AttemptObserver, type ProxyPolicy } from './proxy-attempts.ts';
 
@@ -23,6 +23,8 @@ export interface ProxyDependencies {
   observer?: AttemptObserver;
   /** The circuit breaker, caps and retry budget of a request's service (and route); none when absent. The proxy keeps each per route. */
   guards?: { guardFor(service: string, route: RouteConfig | undefined): RequestGuard };
+  /** The registries not yet connected while none has given `service` an instance set (`noInstancesMessage`); none when absent. */
+  unconnectedRegistriesOf?(service: string): readonly string[];
 }
 
 /** A route's guard and policy for the service its requests went to last, kept on the route's slot. */
@@ -56,7 +58,8 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     return slot;
   };
 
-  const shared: AttemptLoopShared = { upgrade, transports: dependencies.transports, observer: dependencies.observer, pickerFor: (service, route) => dependencies.pickerFor(service, route) };
+  const noInstances = (service: string) => noInstancesMessage(dependencies.unconnectedRegistriesOf?.(service) ?? []);
+  const shared: AttemptLoopShared = { upgrade, transports: dependencies.transports, observer: dependencies.observer, pickerFor: (service, route) => dependencies.pickerFor(service, route), noInstancesMessage: noInstances };
 
   // Admission by the service's breaker and caps without a promise of its own (one only while
   // queued behind `maxRequests`), then the attempt loop, which releases the guard.
@@ -64,7 +67,7 @@ export function createProxy(dependencies: ProxyDependencies, mode: 'request' | '
     const picker = dependencies.pickerFor(context.service, route);
     if (!picker) {
       dependencies.observer?.unavailable(context.service, 'no-instances');
-      sendGatewayError(context, 'no-instances');
+      sendGatewayError(context, 'no-instances', noInstances(context.service));
       return DONE;
     }
     // The slot only for a request's own route: a fallback hop (no route) asks directly.

@@ -1,5 +1,8 @@
 import { TestScheduler } from 'rxjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/harness/wait.ts';
+import { componentLogger } from '../logger.ts';
+import { DeferredProvider } from './deferred-provider.ts';
 import { DiscoveryAggregator } from './discovery-aggregator.ts';
 import type { RawInstance } from './instance-codec.ts';
 import type { ServiceConf } from './load-balance-conf.ts';
@@ -109,6 +112,26 @@ describe('DiscoveryAggregator', () => {
       aggregator.statuses$.subscribe((list) => resolve(list.map((status) => `${status.provider}:${status.state}`))),
     );
     expect(statuses).toEqual(['a:connected', 'b:connected']);
+  });
+
+  it('names the registries not yet connected while no registry has given a service an instance set, and none once one has', async () => {
+    const listed = new StaticProvider('file');
+    // A registry whose client is still loading, then connects (as ZooKeeper before its first answer), and one whose client never loads.
+    let connect!: (provider: StaticProvider) => void;
+    const zk = new DeferredProvider('zk', () => new Promise<StaticProvider>((resolve) => (connect = resolve)), componentLogger('test'));
+    const broken = new DeferredProvider('etcd', () => Promise.reject(new Error('no client')), componentLogger('test'));
+    const aggregator = new DiscoveryAggregator([zk, broken, listed], { throttleMs: 10 });
+    open.push(aggregator);
+    aggregator.start();
+    listed.replace(new Map([['user', entries(1)]]));
+    await waitFor(() => aggregator.unconnectedRegistriesOf('order').length === 2, { timeoutMs: 5_000, message: 'the etcd client to fail' });
+    // Failed before its first listing: not connected either (stale, but never with an instance set).
+    expect(aggregator.unconnectedRegistriesOf('order')).toEqual(['zk', 'etcd']);
+    // A registry has listed `user`: its instances are what is registered, whatever the others do.
+    expect(aggregator.unconnectedRegistriesOf('user')).toEqual([]);
+    connect(new StaticProvider('zk'));
+    await waitFor(() => aggregator.unconnectedRegistriesOf('order').length === 1, { timeoutMs: 5_000, message: 'zk to connect' });
+    expect(aggregator.unconnectedRegistriesOf('order')).toEqual(['etcd']);
   });
 
   it('completes conf$ for observers on close', async () => {

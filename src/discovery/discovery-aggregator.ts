@@ -102,6 +102,9 @@ export class DiscoveryAggregator {
   private forgetting: ForgettingOptions;
   private readonly log = componentLogger('discovery-aggregator');
   private readonly rank: ReadonlyMap<string, number>;
+  /** The latest status of each provider, and which have ever connected (`unconnectedRegistriesOf`). */
+  private readonly latestStatus = new Map<string, ProviderStatus>();
+  private readonly everConnected = new Set<string>();
   private readonly now: () => number;
   private started = false;
   private closed = false;
@@ -130,7 +133,15 @@ export class DiscoveryAggregator {
     if (this.started) return;
     this.started = true;
     // Statuses first: a re-list that follows a stale period must already count as post-outage.
-    for (const provider of this.providers) this.subscriptions.add(provider.status$.subscribe((status) => this.protection.onStatus(status)));
+    for (const provider of this.providers) {
+      this.subscriptions.add(
+        provider.status$.subscribe((status) => {
+          this.latestStatus.set(provider.name, status);
+          if (status.state === 'connected') this.everConnected.add(provider.name);
+          this.protection.onStatus(status);
+        }),
+      );
+    }
     this.subscriptions.add(
       merge(...this.providers.map((provider) => provider.snapshots$)).subscribe((snapshot) => this.accept(snapshot)),
     );
@@ -153,6 +164,19 @@ export class DiscoveryAggregator {
   /** The latest snapshot of `service` from each provider that has reported it, unthrottled; for the admin view. */
   snapshotsOf(service: string): ReadonlyMap<string, ProviderSnapshot> {
     return this.latestByService.get(service) ?? new Map();
+  }
+
+  /**
+   * The registries that have never connected yet (still `connecting`, or failed before their first
+   * listing), in configuration order, while no registry has given `service` an instance set: its
+   * lack of instances then says nothing of what is registered. Empty once any registry has listed
+   * the service, or when every registry has connected at least once (closed ones aside).
+   */
+  unconnectedRegistriesOf(service: string): readonly string[] {
+    if ((this.latestByService.get(service)?.size ?? 0) > 0) return [];
+    return this.providers
+      .map((provider) => provider.name)
+      .filter((name) => !this.everConnected.has(name) && this.latestStatus.get(name)?.state !== 'closed');
   }
 
   /** The revision of the latest snapshot received from `provider` (the registry as last seen), if any. */

@@ -42,9 +42,10 @@ describe('the compiled programs at start-up', () => {
     expect(loaded).not.toContain('tsx');
   });
 
-  it('listen while an unreachable ZooKeeper is still connecting, having loaded only its client', async () => {
+  it('listen while an unreachable ZooKeeper is still connecting, having loaded only its client, and tell a request that it is not connected yet', async () => {
     const deadPort = await refusingPort();
-    const config = `${STATIC(deadPort)}registries: [zk://127.0.0.1:${deadPort}/services]\n`;
+    // A second route, to a service only ZooKeeper could list.
+    const config = `${STATIC(deadPort)}  - { path: /orders, service: orders }\nadmin: 127.0.0.1:{{adminPort}}\nregistries: [zk://127.0.0.1:${deadPort}/services]\n`;
     const dir = await makeTempDir('sb-loaded-');
     const report = join(dir, 'loaded.json');
     const preload = join(dir, 'report-loaded.cjs');
@@ -55,6 +56,13 @@ describe('the compiled programs at start-up', () => {
       timeoutMs: 20_000,
       message: 'the ZooKeeper provider to log',
     });
+    // Not "no registered instances", which would send an operator looking for missing agents.
+    const answer = await fetch(`${gateway.url}/orders`);
+    expect(answer.status).toBe(503);
+    expect(await answer.json()).toMatchObject({ error: 'no-instances', message: 'registry zookeeper not yet connected: no instance set loaded yet' });
+    const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/orders`)).json()) as { outcome: string; notes: string[] };
+    expect(explained.outcome).toBe('no-instances');
+    expect(explained.notes).toContain(`no instance set loaded yet for service "orders": registry zk:127.0.0.1:${deadPort}/services not yet connected`);
     await gateway.process.stop();
     gateway = undefined;
     const loaded = (JSON.parse(readFileSync(report, 'utf8')) as string[]).join('\n');
