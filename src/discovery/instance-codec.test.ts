@@ -51,6 +51,11 @@ describe('decodeInstance accepts every registry format', () => {
       expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: { instance_status: ' up ' } },
     },
     {
+      name: 'a Curator ServiceInstance with a blank metadata weight (an unset property) at weight 1, not drained',
+      raw: { service: 'user', name: curator.id, data: JSON.stringify({ ...curator, payload: { ...curator.payload, metadata: { weight: ' ' } } }) },
+      expected: { id: curator.id, service: 'user', host: '10.0.0.5', port: 8080, weight: 1, protocol: 'http', protocolDefaulted: true, metadata: { weight: ' ' } },
+    },
+    {
       name: 'a Curator ServiceInstance with only an sslPort as https',
       raw: { service: 'pay', name: 'x', data: JSON.stringify({ ...curator, port: null, sslPort: 8443, payload: null }) },
       expected: { id: curator.id, service: 'pay', host: '10.0.0.5', port: 8443, weight: 1, protocol: 'https', metadata: {} },

@@ -126,7 +126,8 @@ function decodeCurator(raw: RawInstance, json: object, where: string): Instance 
   const chosenPort = plainPort ?? sslPort;
   if (chosenPort === undefined) throw new InvalidInstanceError(`${where}: Curator instance has neither port nor sslPort`);
   const meta: Record<string, string> = { ...(value.payload?.metadata ?? {}) };
-  const metaWeight = meta.weight === undefined ? undefined : Number(meta.weight);
+  // A blank weight (a property left unset) is no weight: Number('') is 0, which would drain the instance.
+  const metaWeight = meta.weight === undefined || meta.weight.trim() === '' ? undefined : Number(meta.weight);
   // Only `sslPort` says something (https); a plain `port` leaves the protocol to the consumer's default.
   const protocol: Pick<Instance, 'protocol' | 'protocolDefaulted'> = plainPort === undefined ? { protocol: 'https' } : { protocol: 'http', protocolDefaulted: true };
   // Spring Cloud Zookeeper's instance status (OUT_OF_SERVICE from its /service-registry endpoint):

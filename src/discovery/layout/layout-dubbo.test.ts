@@ -40,6 +40,11 @@ describe('Dubbo provider URLs', () => {
     expect(result).toMatchObject({ ok: true, instances: [{ host: 'fd00::5', port: 8080, protocol, weight: 100 }] });
   });
 
+  it('takes an empty weight parameter as absent (Dubbo\'s 100), as Dubbo\'s URL.getParameter does, not as weight 0', () => {
+    const result = decodeDubboEntry(entry('org.example.Greeter', 'tri://10.0.0.5:50051/org.example.Greeter?application=demo&weight='));
+    expect(result).toMatchObject({ ok: true, instances: [{ host: '10.0.0.5', port: 50051, weight: 100 }] });
+  });
+
   it('reads the documented Dubbo 2.7 demo provider name (interface= parameter, anyhost, methods list)', () => {
     // The DemoService provider of dubbo-demo as listed under /dubbo/org.apache.dubbo.demo.DemoService/providers, with rest:// instead of dubbo://.
     const name =

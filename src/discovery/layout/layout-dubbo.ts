@@ -45,7 +45,8 @@ export function decodeDubboEntry(raw: RawInstance): EntryDecodeResult {
   // The path is the contract: a provider filed under another interface is a mistake, not an alias.
   if (iface !== '' && iface !== raw.service) return invalid(`provider URL is for "${iface}" but sits under "${raw.service}"`);
   const weightText = params.get('weight');
-  const weight = weightText === null ? DUBBO_DEFAULT_WEIGHT : Number(weightText);
+  // `weight=` is absent to Dubbo (URL.getParameter falls back to the default on an empty value); Number('') is 0, which would drain it.
+  const weight = weightText === null || weightText.trim() === '' ? DUBBO_DEFAULT_WEIGHT : Number(weightText);
   if (!Number.isInteger(weight) || weight < 0 || weight > MAX_INSTANCE_WEIGHT) return invalid(`weight "${weightText}" is not an integer from 0 to ${MAX_INSTANCE_WEIGHT}`);
   const metadata: Record<string, string> = { 'dubbo.protocol': scheme };
   for (const key of METADATA_KEYS) {
