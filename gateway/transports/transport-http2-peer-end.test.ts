@@ -193,4 +193,42 @@ describe('cancelStream on a session that carries other streams', () => {
     expect(await pool.reserve()).toBe(first);
     pool.release(first);
   });
+
+  it('keeps a session it could not replace (the pool at maxSessions, no other session open), so a burst of resets does not leave every request waiting for a long stream to end', async () => {
+    server = createServer((request, response) => {
+      request.on('error', () => undefined);
+      response.on('error', () => undefined);
+      if (request.url === '/long') response.write('part-');
+    });
+    let seen = 0;
+    server.on('stream', () => (seen += 1));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    // `concurrency.maxConnections: 1` and a gRPC watch on the one session.
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
+    const first = await pool.reserve();
+    const long = first.request({ ':path': '/long' }, { endStream: true });
+    long.on('error', () => undefined);
+    long.on('close', () => pool?.release(first));
+    expect(await until(() => seen === 1, 3_000)).toBe(true);
+    // A client that cancels 600 calls at once (a burst, under the instance's own limit of 1,000).
+    for (let round = 0; round < 6; round += 1) {
+      const streams: ClientHttp2Stream[] = [];
+      for (let index = 0; index < 100; index += 1) {
+        const live = await pool.reserve();
+        const stream = live.request({ ':path': '/hold' }, { endStream: true });
+        stream.on('error', () => undefined);
+        stream.on('close', () => pool?.release(live));
+        streams.push(stream);
+      }
+      const expected = seen + 100;
+      expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
+      for (const stream of streams) cancelStream(stream);
+    }
+    // Retired, the session kept the pool's one place for as long as the long stream lived: this
+    // request waited for a stream until the connect timeout (503 pool-full), as would every other.
+    expect(await pool.reserve()).toBe(first);
+    pool.release(first);
+    expect(first.closed).toBe(false);
+  });
 });

@@ -73,13 +73,22 @@ export function cancelStream(stream: Http2Stream): void {
   const sent = Math.max(0, (session[RESETS_SENT] ?? 0) - ((now - since) * RESETS_FORGIVEN_PER_SECOND) / 1_000) + 1;
   session[RESETS_SENT] = sent;
   session[RESETS_SINCE_MS] = now;
-  if (sent >= RESETS_BEFORE_RETIRING) session.close();
+  if (sent >= RESETS_BEFORE_RETIRING && (session[MAY_RETIRE]?.() ?? true)) session.close();
 }
+
+/**
+ * Set on a session by its pool: whether retiring it leaves the next requests a session to go on
+ * (another open one, or room under `maxSessions` for a new one). A retired session keeps its place
+ * in the pool while its long-lived streams (gRPC watches) last, so at the cap with no other session
+ * every request would wait for a stream until a 503 pool-full; kept, it still takes them, and only
+ * a burst past the instance's own limit (twice ours) would end it.
+ */
+export const MAY_RETIRE = Symbol('switchboard.mayRetire');
 
 /** Where `cancelStream` counts the RST_STREAMs sent on a session (less those forgiven since), and since when. */
 const RESETS_SENT = Symbol('switchboard.resetsSent');
 const RESETS_SINCE_MS = Symbol('switchboard.resetsSinceMs');
-type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number };
+type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number; [MAY_RETIRE]?: () => boolean };
 
 /**
  * The RST_STREAMs the gateway sends on one upstream session in a burst before it retires it: a

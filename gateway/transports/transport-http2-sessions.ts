@@ -1,4 +1,5 @@
 import { constants, type ClientHttp2Session, type Settings } from 'node:http2';
+import { MAY_RETIRE } from './transport-http2-peer-end.ts';
 import { openPooledSession, type Http2Target, type PooledSession } from './transport-http2-session-open.ts';
 import { DEFAULT_HTTP2_MAX_PENDING_STREAMS, Http2StreamQueue, STREAM_WAIT_WITHOUT_CONNECT_TIMEOUT_MS } from './transport-http2-stream-queue.ts';
 
@@ -262,6 +263,9 @@ export class Http2SessionPool {
   private connect(): PooledSession {
     const entry = openPooledSession(this.target, this.peerLimit);
     const { session } = entry;
+    // Retired for a burst of resets (`cancelStream`) only when the requests after have somewhere to go.
+    (session as ClientHttp2Session & { [MAY_RETIRE]?: () => boolean })[MAY_RETIRE] = () =>
+      this.entries.length < this.limits.maxSessions || this.entries.some((other) => other !== entry && !other.session.closed && !other.session.destroyed);
     // Every SETTINGS frame may change the limit; streams already over a lowered one stay (node queues them).
     session.on('remoteSettings', (settings: Settings) => {
       entry.limit = settings.maxConcurrentStreams ?? INITIAL_MAX_CONCURRENT_STREAMS;
