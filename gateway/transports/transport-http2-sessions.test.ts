@@ -164,6 +164,30 @@ describe("Http2Transport: more sessions when one is at its peer's SETTINGS_MAX_C
     }
   });
 
+  it('makes no reservation again for a request that went away while its session connected: it opens no session and takes no place in the queue', async () => {
+    const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
+    try {
+      // Reserved in one tick on the connecting session, whose SETTINGS say 1; the second's request goes away at once.
+      const first = pool.reserve();
+      const second = pool.reserve();
+      // Held on the connecting session, not queued: it settles, and its attempt gives it back at once.
+      expect(pool.withdraw(second)).toBe(false);
+      const live = await first;
+      const handed = await second;
+      pool.release(handed);
+      // Made again, it opened a second session to the instance for a request already gone (or, at maxSessions, waited in the queue).
+      expect(handed).toBe(live);
+      expect(pool.size).toBe(1);
+      // The first SETTINGS' one stream is still the first request's, and given back once.
+      pool.release(live);
+      const next = await pool.reserve();
+      expect(next).toBe(live);
+      pool.release(next);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('gives back exactly once the stream reserved for an attempt that ended before opening it', async () => {
     const pool = new Http2SessionPool(target(), { maxSessions: 8, idleMs: 60_000 });
     // Hands the reserved session over when the test says, as a connecting session would.

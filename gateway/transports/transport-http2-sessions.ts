@@ -80,6 +80,8 @@ export class Http2SessionPool {
    * was made again as (`claim`), so that `withdraw` finds it in the queue: only such ones are kept.
    */
   private readonly remade = new WeakMap<Promise<ClientHttp2Session>, Promise<ClientHttp2Session>>();
+  /** Reservations held on a connecting session whose request went away (`withdraw`): handed the session as it is, to be given back at once. */
+  private readonly gone = new WeakSet<Promise<ClientHttp2Session>>();
 
   constructor(
     private readonly target: Http2Target,
@@ -118,12 +120,17 @@ export class Http2SessionPool {
   /**
    * Takes a reservation still waiting in the queue back (its request ended: the client went away,
    * the call's deadline passed); true if it was waiting, and then it never settles and holds
-   * nothing. A reservation `reserve` did not queue is left alone: false.
+   * nothing. A reservation not in the queue settles as before (false), and one still held on a
+   * connecting session is not made again past its first SETTINGS' limit: its attempt gives it back.
    */
   readonly withdraw = (reservation: Promise<ClientHttp2Session>): boolean => {
-    if (this.queue.length === 0) return false;
     // A reservation made again (`claim`) waits under another promise than the one its request holds.
-    for (let current: Promise<ClientHttp2Session> | undefined = reservation; current !== undefined; current = this.remade.get(current)) if (this.queue.withdraw(current)) return true;
+    for (let current: Promise<ClientHttp2Session> | undefined = reservation; current !== undefined; current = this.remade.get(current)) {
+      if (this.queue.length > 0 && this.queue.withdraw(current)) return true;
+      // Held on a connecting session: it still settles (the connect's failure is the instance's),
+      // but is not made again for a request that is gone (a session opened, or a place in the queue, for nothing).
+      this.gone.add(current);
+    }
     return false;
   };
 
@@ -215,6 +222,8 @@ export class Http2SessionPool {
     entry.active += 1;
     if (entry.socket !== undefined) return entry.ready;
     const claimed: Promise<ClientHttp2Session> = entry.ready.then((session) => {
+      // Its attempt gives it back unused: no admission taken from a request still waiting.
+      if (this.gone.has(claimed)) return session;
       if (entry.admitted < entry.limit || session.closed || session.destroyed) {
         entry.admitted += 1;
         return session;
