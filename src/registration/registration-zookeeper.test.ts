@@ -40,6 +40,8 @@ class ScriptedClient implements GuardedClient {
   partitionAfterAnswers = Number.POSITIVE_INFINITY;
   /** Fails the next exists that arms a watch with this error code (a connection lost as it was sent). */
   failNextWatchWith: number | undefined;
+  /** Runs once as the server handles the next setData, before it answers: another client's change that lands just before. */
+  beforeNextSetData: (() => void) | undefined;
   /** Watchers armed by exists, by path: armed only by an answer and fired once, as the library does. */
   private readonly watchers = new Map<string, Set<(event: unknown) => void>>();
   private receivedAt = Date.now();
@@ -97,7 +99,12 @@ class ScriptedClient implements GuardedClient {
         }, callback ?? watcherOrCallback);
       },
       setData: (path: string, _data: Buffer, _version: number, callback: Callback) =>
-        request(() => (nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE)), callback),
+        request(() => {
+          const before = this.beforeNextSetData;
+          this.beforeNextSetData = undefined;
+          before?.();
+          return nodes.has(path) ? [stat(nodes.get(path))] : fail(zookeeper.Exception.NO_NODE);
+        }, callback),
       remove: (path: string, _version: number, callback: Callback) => request(() => (nodes.delete(path) ? [] : fail(zookeeper.Exception.NO_NODE)), callback),
     }) as unknown as Client;
   }
@@ -293,6 +300,28 @@ describe('ZooKeeperRegistration', () => {
     latest().notify(PATH, zookeeper.Event.NODE_DELETED);
     await vi.advanceTimersByTimeAsync(10);
     expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    await closeOnFakeClock(registration);
+  });
+
+  it('leaves a node another session wrote after a deletion reported while its drain mark was being written', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+
+    // While the drain mark's setData is on its way, a second agent with the same id deletes the node
+    // and writes its own (version 0, as ours was: the version check lets the setData through). The
+    // server sends the deletion's notification before the setData's answer.
+    latest().beforeNextSetData = () => {
+      server.nodes.set(PATH, { owner: 9n, version: 0 });
+      latest().notify(PATH, zookeeper.Event.NODE_DELETED);
+    };
+    await registration.markDraining(1_000);
+    await vi.advanceTimersByTimeAsync(100);
+    // The pass that the deletion asked for must see it as a rewrite after a deletion and leave the
+    // other session's node: deleting it would have the two agents delete each other's node.
+    expect(server.nodes.get(PATH)?.owner).toBe(9n);
     await closeOnFakeClock(registration);
   });
 });

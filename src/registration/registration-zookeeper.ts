@@ -98,18 +98,28 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   }
 
   protected async ensure(instance: T): Promise<void> {
+    // A pass after another client's deletion takes that news when it starts: a deletion reported
+    // while it runs (the notification comes before the answer of a setData that lands on a node
+    // another session wrote at the same version) asks for the next pass, which must leave that node.
+    const rewriting = this.rewritingDeleted;
+    this.rewritingDeleted = false;
     try {
-      await this.write(instance);
+      await this.write(instance, rewriting);
     } catch (error) {
+      this.rewritingDeleted ||= rewriting;
       throw describeZooKeeperRefusal(error, { connectString: this.options.connectString, username: digestUser(this.options.digest) });
     }
   }
 
   /** Writes the entry's ephemeral node (and its missing parents) on a connected session. */
-  private async write(instance: T): Promise<void> {
+  private async write(instance: T, rewriting: boolean): Promise<void> {
     const { client, id } = await this.liveSession();
-    // Deregistered (or asked for another entry) while this pass waited for a session: writing now would only flap the node.
-    if (this.desired !== instance) return;
+    // Deregistered (or asked for another entry) while this pass waited for a session: writing now
+    // would only flap the node. The pass for that entry, if any, still writes after a deletion.
+    if (this.desired !== instance) {
+      this.rewritingDeleted ||= rewriting;
+      return;
+    }
     const path = this.pathOf(instance);
     const data = Buffer.from(this.entry.encode(instance));
     const acls = writeAcls(this.options.digest !== undefined, this.options.readAccess);
@@ -121,7 +131,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       const stat = await exists(client, path);
       if (stat && ephemeralOwnerOf(stat) === id) {
         await setData(client, path, data, stat.version);
-      } else if (stat && this.rewritingDeleted) {
+      } else if (stat && rewriting) {
         // Another session wrote it since it was deleted: most likely a second agent registering
         // this id, which deleted ours to write its own. Taking it back would have the two delete
         // each other's node forever; leave it, watched, and write ours again once it goes.
@@ -133,7 +143,6 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       }
     }
     this.writtenBy = id;
-    this.rewritingDeleted = false;
     // Watch the node this session now owns: a data watch fires on its deletion, whoever deletes it.
     // Deleted already (between the write and this read): fail the pass, so the loop writes it again.
     if (!(await exists(client, path, this.entryWatcher))) throw new ZooKeeperError('NO_NODE', `${path} was deleted as it was written`, { path });
