@@ -103,7 +103,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const live = this.lease;
     if (live && !live.revoked()) {
       try {
-        const revision = rewriting ? await this.putIfAbsent(live, key, value) : (await withDeadline(live.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd put')).header.revision;
+        const revision = rewriting ? await this.putIfAbsent(live, key, value) : await this.putIfOurs(live, key, value);
         await this.watchEntry(live, key, BigInt(revision));
         return;
       } catch (error) {
@@ -137,6 +137,23 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       if (this.lease === lease) this.dropLease();
       throw error;
     }
+  }
+
+  /**
+   * Puts the key on the live `lease` where it is ours or absent: a data update (the drain mark at
+   * SIGTERM) must not take the key from a second agent registering this id, which put it on its own
+   * lease meanwhile (the watch warned of it). Resolves with the revision the watch continues after.
+   */
+  private async putIfOurs(lease: Lease, key: string, value: string): Promise<string> {
+    const client = await this.connect();
+    const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    const result = await withDeadline(client.if(key, 'Lease', '==', leaseId).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put');
+    if (result.succeeded) return result.header.revision;
+    const holder = result.responses[0]?.response_range?.kvs[0];
+    // Deleted (its deletion is on its way through the watch): put it back, unless another lease is quicker.
+    if (!holder) return this.putIfAbsent(lease, key, value);
+    this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease; leaving it (does another agent register the same id?)');
+    return result.header.revision;
   }
 
   /**

@@ -513,6 +513,33 @@ describe('switchboard-agent with etcd', () => {
     await Promise.all([first.deregister(), second.deregister()]);
     expect(await reader.get(key).string()).toBeNull();
   });
+  it('leaves a key a second registration of the same id put when its own drain mark is written', async () => {
+    const instance = { id: 'twin-2', service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} };
+    const key = '/services/twin/twin-2';
+    const registrationOf = (): EtcdRegistration => {
+      const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 5_000 });
+      cleanup.push(() => registration.close());
+      return registration;
+    };
+    const first = registrationOf();
+    first.register(instance);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to put the key' });
+    const second = registrationOf();
+    second.register(instance);
+    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to put the key' });
+    const secondLease = (await reader.get(key).exec()).kvs[0]!.lease;
+
+    // The first agent's SIGTERM: its drain mark is a data update of its own entry, which is not
+    // there any more; writing it would take the key from the second agent (marked draining too).
+    expect(await first.markDraining(5_000)).toBe(true);
+    const [held] = (await reader.get(key).exec()).kvs;
+    expect(held?.lease).toBe(secondLease);
+    expect(JSON.parse(held!.value.toString()).draining).toBeUndefined();
+    // Its revoke then deletes nothing of the second's: the key stays.
+    await first.deregister();
+    expect((await reader.get(key).exec()).kvs[0]?.lease).toBe(secondLease);
+    await second.deregister();
+  });
 });
 
 describe('switchboard-agent with a ZooKeeper ensemble', () => {
