@@ -104,11 +104,11 @@ describe('cancelStream on a session that carries other streams', () => {
     server = pool = undefined;
   });
 
-  it("retires a session before its resets trip the upstream's Rapid Reset limit, so the streams still on it finish", async () => {
+  /** An upstream that holds every stream, writes `part-` on `/long` (`finishLong` ends it), and counts the streams it got. */
+  async function holdingUpstream(): Promise<{ port: number; seen: () => number; finishLong: () => void }> {
     let seen = 0;
-    let finishLong!: () => void;
+    let finishLong: (() => void) | undefined;
     server = createServer((request, response) => {
-      seen += 1;
       request.on('error', () => undefined);
       response.on('error', () => undefined);
       if (request.url === '/long') {
@@ -116,12 +116,40 @@ describe('cancelStream on a session that carries other streams', () => {
         finishLong = () => response.end('whole');
       }
     });
+    server.on('stream', () => (seen += 1));
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 2_000, tls: undefined }, { maxSessions: 8, idleMs: 60_000 });
-    const first = await pool.reserve();
+    return { port: (server.address() as AddressInfo).port, seen: () => seen, finishLong: () => finishLong?.() };
+  }
+
+  /** The long stream (a gRPC watch, say) on the pool's first session, once the upstream has it. */
+  async function openLong(sessions: Http2SessionPool, seen: () => number) {
+    const first = await sessions.reserve();
     const long = first.request({ ':path': '/long' }, { endStream: true });
-    long.on('close', () => pool?.release(first));
+    long.on('error', () => undefined);
+    long.on('close', () => sessions.release(first));
+    expect(await until(() => seen() === 1, 3_000)).toBe(true);
+    return { first, long };
+  }
+
+  /** Clients cancelling calls in bulk: 100 streams, each reset (RST_STREAM CANCEL) once the upstream has them all. */
+  async function cancelHundred(sessions: Http2SessionPool, seen: () => number): Promise<void> {
+    const streams: ClientHttp2Stream[] = [];
+    for (let index = 0; index < 100; index += 1) {
+      const live = await sessions.reserve();
+      const stream = live.request({ ':path': '/hold' }, { endStream: true });
+      stream.on('error', () => undefined);
+      stream.on('close', () => sessions.release(live));
+      streams.push(stream);
+    }
+    const expected = seen() + 100;
+    expect(await until(() => seen() === expected, 3_000), `${seen()} of ${expected} streams reached the server`).toBe(true);
+    for (const stream of streams) cancelStream(stream);
+  }
+
+  it("retires a session before its resets trip the upstream's Rapid Reset limit, so the streams still on it finish", async () => {
+    const upstream = await holdingUpstream();
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${upstream.port}`, connectTimeoutMs: 2_000, tls: undefined }, { maxSessions: 8, idleMs: 60_000 });
+    const { long } = await openLong(pool, upstream.seen);
     const longBody = new Promise<string>((resolve) => {
       let body = '';
       long.setEncoding('utf8');
@@ -129,60 +157,25 @@ describe('cancelStream on a session that carries other streams', () => {
       long.on('error', (error: Error) => resolve(`${body} ${error.message}`));
       long.on('end', () => resolve(body));
     });
-    await until(() => seen === 1, 3_000);
-    // Clients cancelling their calls in bulk: 12 rounds of 100 streams, each reset once the server has it.
-    for (let round = 0; round < 12; round += 1) {
-      const streams: ClientHttp2Stream[] = [];
-      for (let index = 0; index < 100; index += 1) {
-        const live = await pool.reserve();
-        const stream = live.request({ ':path': '/hold' }, { endStream: true });
-        stream.on('error', () => undefined);
-        stream.on('close', () => pool?.release(live));
-        streams.push(stream);
-      }
-      const expected = seen + 100;
-      expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
-      for (const stream of streams) cancelStream(stream);
-    }
+    // 12 rounds of 100.
+    for (let round = 0; round < 12; round += 1) await cancelHundred(pool, upstream.seen);
     // Without the retirement the server answered the 1,000th-odd reset with GOAWAY and the long stream was reset with it.
-    finishLong();
+    upstream.finishLong();
     expect(await longBody).toBe('part-whole');
   });
 
   it("keeps a session whose resets come no faster than the upstream's defence forgives them, so a capped pool does not fill with retired sessions", async () => {
-    server = createServer((request, response) => {
-      request.on('error', () => undefined);
-      response.on('error', () => undefined);
-      if (request.url === '/long') response.write('part-');
-    });
-    let seen = 0;
-    server.on('stream', () => (seen += 1));
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const upstream = await holdingUpstream();
     // One session allowed (`concurrency.maxConnections: 1`): a retired one held open by its long stream leaves no room for a new one.
-    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
-    const first = await pool.reserve();
-    const long = first.request({ ':path': '/long' }, { endStream: true });
-    long.on('error', () => undefined);
-    long.on('close', () => pool?.release(first));
-    expect(await until(() => seen === 1, 3_000)).toBe(true);
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${upstream.port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
+    const { first } = await openLong(pool, upstream.seen);
     // A busy service's ordinary cancellations: 600 in rounds of 100, ten seconds apart on the gateway's clock.
     const realNow = performance.now.bind(performance);
     let skewMs = 0;
     vi.spyOn(performance, 'now').mockImplementation(() => realNow() + skewMs);
     try {
       for (let round = 0; round < 6; round += 1) {
-        const streams: ClientHttp2Stream[] = [];
-        for (let index = 0; index < 100; index += 1) {
-          const live = await pool.reserve();
-          const stream = live.request({ ':path': '/hold' }, { endStream: true });
-          stream.on('error', () => undefined);
-          stream.on('close', () => pool?.release(live));
-          streams.push(stream);
-        }
-        const expected = seen + 100;
-        expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
-        for (const stream of streams) cancelStream(stream);
+        await cancelHundred(pool, upstream.seen);
         skewMs += 10_000;
       }
     } finally {
@@ -195,36 +188,12 @@ describe('cancelStream on a session that carries other streams', () => {
   });
 
   it('keeps a session it could not replace (the pool at maxSessions, no other session open), so a burst of resets does not leave every request waiting for a long stream to end', async () => {
-    server = createServer((request, response) => {
-      request.on('error', () => undefined);
-      response.on('error', () => undefined);
-      if (request.url === '/long') response.write('part-');
-    });
-    let seen = 0;
-    server.on('stream', () => (seen += 1));
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const upstream = await holdingUpstream();
     // `concurrency.maxConnections: 1` and a gRPC watch on the one session.
-    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
-    const first = await pool.reserve();
-    const long = first.request({ ':path': '/long' }, { endStream: true });
-    long.on('error', () => undefined);
-    long.on('close', () => pool?.release(first));
-    expect(await until(() => seen === 1, 3_000)).toBe(true);
+    pool = new Http2SessionPool({ host: '127.0.0.1', address: `127.0.0.1:${upstream.port}`, connectTimeoutMs: 1_000, tls: undefined }, { maxSessions: 1, idleMs: 60_000 });
+    const { first } = await openLong(pool, upstream.seen);
     // A client that cancels 600 calls at once (a burst, under the instance's own limit of 1,000).
-    for (let round = 0; round < 6; round += 1) {
-      const streams: ClientHttp2Stream[] = [];
-      for (let index = 0; index < 100; index += 1) {
-        const live = await pool.reserve();
-        const stream = live.request({ ':path': '/hold' }, { endStream: true });
-        stream.on('error', () => undefined);
-        stream.on('close', () => pool?.release(live));
-        streams.push(stream);
-      }
-      const expected = seen + 100;
-      expect(await until(() => seen === expected, 3_000), `${seen} of ${expected} streams reached the server`).toBe(true);
-      for (const stream of streams) cancelStream(stream);
-    }
+    for (let round = 0; round < 6; round += 1) await cancelHundred(pool, upstream.seen);
     // Retired, the session kept the pool's one place for as long as the long stream lived: this
     // request waited for a stream until the connect timeout (503 pool-full), as would every other.
     expect(await pool.reserve()).toBe(first);
