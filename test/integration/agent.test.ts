@@ -472,23 +472,26 @@ describe('switchboard-agent with etcd', () => {
     expect(back.lease).toBe(lease);
   });
 
+  /** An instance of service `twin` whose id two registrations share (a copied configuration). */
+  const twin = (id: string) => ({ id, service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} });
+
+  /** A registration of `instance` (closed after the test), once it has put its key. */
+  async function registered(instance: ReturnType<typeof twin>, which: string): Promise<EtcdRegistration> {
+    const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 5_000 });
+    cleanup.push(() => registration.close());
+    registration.register(instance);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: `the ${which} registration to put the key` });
+    return registration;
+  }
+
   it('leaves its key to a second registration of the same id, and puts it back once that one deregisters', async () => {
-    const instance = { id: 'twin-1', service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} };
+    const instance = twin('twin-1');
     const key = '/services/twin/twin-1';
-    const registrationOf = (): EtcdRegistration => {
-      const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 5_000 });
-      cleanup.push(() => registration.close());
-      return registration;
-    };
-    const first = registrationOf();
-    first.register(instance);
-    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to put the key' });
+    const first = await registered(instance, 'first');
     const firstLease = (await reader.get(key).exec()).kvs[0]!.lease;
 
     // A second agent with the same id (a copied configuration) puts the key on its own lease.
-    const second = registrationOf();
-    second.register(instance);
-    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to put the key' });
+    const second = await registered(instance, 'second');
     const [replaced] = (await reader.get(key).exec()).kvs;
     expect(replaced!.lease).not.toBe(firstLease);
 
@@ -513,20 +516,12 @@ describe('switchboard-agent with etcd', () => {
     await Promise.all([first.deregister(), second.deregister()]);
     expect(await reader.get(key).string()).toBeNull();
   });
+
   it('leaves a key a second registration of the same id put when its own drain mark is written', async () => {
-    const instance = { id: 'twin-2', service: 'twin', host: '127.0.0.1', port: 8080, weight: 1, protocol: 'http' as const, metadata: {} };
+    const instance = twin('twin-2');
     const key = '/services/twin/twin-2';
-    const registrationOf = (): EtcdRegistration => {
-      const registration = new EtcdRegistration({ endpoints: etcd.endpoints, prefix: '/services', ttlMs: 5_000 });
-      cleanup.push(() => registration.close());
-      return registration;
-    };
-    const first = registrationOf();
-    first.register(instance);
-    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to put the key' });
-    const second = registrationOf();
-    second.register(instance);
-    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to put the key' });
+    const first = await registered(instance, 'first');
+    const second = await registered(instance, 'second');
     const secondLease = (await reader.get(key).exec()).kvs[0]!.lease;
 
     // The first agent's SIGTERM: its drain mark is a data update of its own entry, which is not
