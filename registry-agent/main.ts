@@ -63,12 +63,16 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => vo
 // Node's default would end the agent on SIGHUP (a closed terminal, a signal to the process group)
 // and leave its entry to expire. It has no file to read again: the backend it runs gets the signal
 // (which may reload on it); without one, it is ignored.
-// Its output a terminal, a SIGHUP is that terminal hanging up (src/hangup.ts): the agent ends, as before.
+// Its output a terminal, a SIGHUP is that terminal hanging up (src/hangup.ts): the agent ends, but as
+// on SIGTERM (drain, deregister, stop the backend), not by Node's default, which would leave its entry
+// for gateways to send to until the lease or session expires.
 if (hangupIsRequest()) {
   process.on('SIGHUP', () => {
     log.info({ signal: 'SIGHUP', backend: child !== undefined }, child === undefined ? 'SIGHUP ignored' : 'SIGHUP passed to the backend');
     child?.kill('SIGHUP');
   });
+} else {
+  process.on('SIGHUP', () => void shutdown('SIGHUP'));
 }
 
 /**

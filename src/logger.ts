@@ -20,7 +20,14 @@ export type ClosableSink = LineSink & { close?(deadlineMs?: number): Promise<voi
 const sink: { target: ClosableSink; write(text: string): unknown } = {
   target: pino.destination({ dest: 2, sync: true }),
   write(text: string) {
-    return this.target.write(text);
+    // A line that cannot be written is lost, not thrown at whoever logged it: the synchronous
+    // destination throws EIO once the terminal it writes to has hung up, and the agent must still
+    // drain and deregister after that hangup (registry-agent/main.ts).
+    try {
+      return this.target.write(text);
+    } catch {
+      return false;
+    }
   },
 };
 

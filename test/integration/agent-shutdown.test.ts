@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import {
@@ -5,6 +6,8 @@ import {
   connectZooKeeperClient,
   freePort,
   logOf,
+  REPO_ROOT,
+  startBackend,
   startAgent,
   startEtcd,
   startZooKeeper,
@@ -301,5 +304,51 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 0 });
     expect(exit.elapsedMs).toBeLessThan(EXIT_BOUND_MS);
     expect(stillRunning(backend())).toEqual([]);
+  });
+
+  it('deregisters when its terminal hangs up (SIGHUP with a terminal for output), rather than leave its entry to expire', async () => {
+    zk ??= await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    const backend = await startBackend({ name: 'tty' });
+    cleanup.push(() => backend.process.stop());
+    // A --ttl far longer than the bound below: an agent that just dies leaves its node there until the session expires.
+    const args = ['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(backend.port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES];
+    // `script` runs the agent on a pseudo-terminal of its own, as a shell would: its output is a terminal.
+    const terminal = spawn('script', ['-qfec', `exec ${process.execPath} bin/switchboard-agent.js ${args.join(' ')}`, '/dev/null'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+    });
+    let output = '';
+    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    terminal.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += `stderr: ${chunk}`));
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const started = await waitFor(
+      () => /"pid":(\d+)[^\n]*"msg":"agent started"/.exec(output) ?? Promise.reject(new Error(`its output so far: ${output.slice(-2_000)}`)),
+      { timeoutMs: 30_000, message: 'the agent on a terminal to start' },
+    );
+    const pid = Number(started[1]);
+    cleanup.push(async () => {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+      terminal.kill('SIGKILL');
+    });
+    const reader = await connectZooKeeperClient(zk.connectString);
+    try {
+      await waitFor(() => exists(reader, '/services/user/tty'), { timeoutMs: 10_000, message: 'the node to appear' });
+      // The terminal goes away (its ssh session ended): the kernel sends the agent, which `script` made the
+      // terminal's controlling process, a SIGHUP, and its writes to that terminal fail from then on.
+      terminal.kill('SIGKILL');
+      await waitFor(() => !alive(pid), { timeoutMs: 10_000, message: "the agent to end on its terminal's hangup" });
+      // Gone at once, not 30 s later when ZooKeeper expires the session of an agent that died without a word.
+      await waitFor(async () => !(await exists(reader, '/services/user/tty')), { timeoutMs: 5_000, message: `the node to be deleted\n${output.slice(-2_000)}` });
+    } finally {
+      reader.close();
+    }
   });
 });
