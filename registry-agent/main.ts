@@ -125,7 +125,8 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
   else log.info('deregistered');
   if (child && child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    child.kill(signal ?? 'SIGTERM');
+    // After its terminal's hangup the backend is stopped, not sent a SIGHUP that many servers take as a reload.
+    child.kill(signal === undefined || signal === 'SIGHUP' ? 'SIGTERM' : signal);
     const timer = setTimeout(() => child?.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import {
@@ -6,8 +8,8 @@ import {
   connectZooKeeperClient,
   freePort,
   logOf,
+  makeTempDir,
   REPO_ROOT,
-  startBackend,
   startAgent,
   startEtcd,
   startZooKeeper,
@@ -308,10 +310,12 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
 
   it('deregisters when its terminal hangs up (SIGHUP with a terminal for output), rather than leave its entry to expire', async () => {
     zk ??= await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
-    const backend = await startBackend({ name: 'tty' });
-    cleanup.push(() => backend.process.stop());
+    // A backend that reloads on SIGHUP, as nginx does: the agent must stop it with SIGTERM, not pass the hangup on.
+    const port = await freePort();
+    const script = join(await makeTempDir('sb-tty-agent-'), 'backend.mjs');
+    await writeFile(script, `import { createServer } from 'node:http';\nprocess.on('SIGHUP', () => {});\nprocess.on('SIGTERM', () => process.exit(0));\ncreateServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1');\n`);
     // A --ttl far longer than the bound below: an agent that just dies leaves its node there until the session expires.
-    const args = ['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(backend.port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES];
+    const args = ['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES, '--', process.execPath, script];
     // `script` runs the agent on a pseudo-terminal of its own, as a shell would: its output is a terminal.
     const terminal = spawn('script', ['-qfec', `exec ${process.execPath} bin/switchboard-agent.js ${args.join(' ')}`, '/dev/null'], {
       cwd: REPO_ROOT,
@@ -343,8 +347,12 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
       await waitFor(() => exists(reader, '/services/user/tty'), { timeoutMs: 10_000, message: 'the node to appear' });
       // The terminal goes away (its ssh session ended): the kernel sends the agent, which `script` made the
       // terminal's controlling process, a SIGHUP, and its writes to that terminal fail from then on.
+      const backendPids = descendantsOf(pid);
+      cleanup.push(async () => killStillRunning(backendPids));
       terminal.kill('SIGKILL');
-      await waitFor(() => !alive(pid), { timeoutMs: 10_000, message: "the agent to end on its terminal's hangup" });
+      // Well under the 10 s after which the agent kills a backend that did not stop.
+      await waitFor(() => !alive(pid), { timeoutMs: 6_000, message: "the agent to end on its terminal's hangup" });
+      expect(stillRunning(backendPids)).toEqual([]);
       // Gone at once, not 30 s later when ZooKeeper expires the session of an agent that died without a word.
       await waitFor(async () => !(await exists(reader, '/services/user/tty')), { timeoutMs: 5_000, message: `the node to be deleted\n${output.slice(-2_000)}` });
     } finally {
