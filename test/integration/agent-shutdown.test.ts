@@ -309,13 +309,15 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
   });
 
   it('deregisters when its terminal hangs up (SIGHUP with a terminal for output), rather than leave its entry to expire', async () => {
-    zk ??= await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    // A ZooKeeper of its own: the file's shared one was killed by a test before.
+    const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    cleanup.push(() => live.close());
     // A backend that reloads on SIGHUP, as nginx does: the agent must stop it with SIGTERM, not pass the hangup on.
     const port = await freePort();
     const script = join(await makeTempDir('sb-tty-agent-'), 'backend.mjs');
     await writeFile(script, `import { createServer } from 'node:http';\nprocess.on('SIGHUP', () => {});\nprocess.on('SIGTERM', () => process.exit(0));\ncreateServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1');\n`);
     // A --ttl far longer than the bound below: an agent that just dies leaves its node there until the session expires.
-    const args = ['--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES, '--', process.execPath, script];
+    const args = ['--registry', `zk://${live.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES, '--', process.execPath, script];
     // `script` runs the agent on a pseudo-terminal of its own, as a shell would: its output is a terminal.
     const terminal = spawn('script', ['-qfec', `exec ${process.execPath} bin/switchboard-agent.js ${args.join(' ')}`, '/dev/null'], {
       cwd: REPO_ROOT,
@@ -342,7 +344,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
       if (alive(pid)) process.kill(pid, 'SIGKILL');
       terminal.kill('SIGKILL');
     });
-    const reader = await connectZooKeeperClient(zk.connectString);
+    const reader = await connectZooKeeperClient(live.connectString);
     try {
       await waitFor(() => exists(reader, '/services/user/tty'), { timeoutMs: 10_000, message: 'the node to appear' });
       // The terminal goes away (its ssh session ended): the kernel sends the agent, which `script` made the
@@ -351,7 +353,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
       cleanup.push(async () => killStillRunning(backendPids));
       terminal.kill('SIGKILL');
       // Well under the 10 s after which the agent kills a backend that did not stop.
-      await waitFor(() => !alive(pid), { timeoutMs: 6_000, message: "the agent to end on its terminal's hangup" });
+      await waitFor(() => !alive(pid), { timeoutMs: 8_000, message: "the agent to end on its terminal's hangup" });
       expect(stillRunning(backendPids)).toEqual([]);
       // Gone at once, not 30 s later when ZooKeeper expires the session of an agent that died without a word.
       await waitFor(async () => !(await exists(reader, '/services/user/tty')), { timeoutMs: 5_000, message: `the node to be deleted\n${output.slice(-2_000)}` });
