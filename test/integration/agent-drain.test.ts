@@ -72,7 +72,9 @@ routes:
       timeoutMs: 20_000,
       message: 'both instances routable behind the gateway',
     }).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await logOf(gateway.process)}\n${await logOf(slow)}`);
+      // What the gateway saw, and all three programs' logs: a failure here once showed neither the gateway's view nor the fast agent's.
+      const seen = JSON.stringify((await admin.services().catch(() => [])).find((service) => service.name === 'user') ?? null);
+      throw new Error(`${error.message}\nthe gateway's view: ${seen}\n${await logOf(gateway.process)}\n${await logOf(slow)}\n${await logOf(fast)}`);
     });
   });
 
