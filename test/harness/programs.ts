@@ -148,6 +148,8 @@ export interface GatewayProcess {
  */
 export interface GatewayStartOptions {
   readonly firstPorts?: { readonly port?: number; readonly adminPort?: number; readonly ports?: Readonly<Record<string, number>> };
+  /** The gateway's bin, `bin/switchboard.js` of this checkout by default (another: the one of a packed package). */
+  readonly bin?: string;
 }
 
 /**
@@ -178,7 +180,7 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}, 
     const gateway = await retryOnPortClash(async () => {
       const first = failures.length === 0 ? options.firstPorts : undefined;
       try {
-        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()), first?.ports);
+        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()), first?.ports, options.bin);
       } catch (error) {
         failures.push((error as Error).message);
         throw error;
@@ -200,7 +202,7 @@ function earlierAttempts(failures: readonly string[]): string {
 /** `{{port:<name>}}`: a free port for a listener of the gateway's besides `{{port}}` and `{{adminPort}}`. */
 const NAMED_PORT = /\{\{port:([\w-]+)\}\}/g;
 
-async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number, firstNamed: Readonly<Record<string, number>> = {}): Promise<GatewayProcess> {
+async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number, firstNamed: Readonly<Record<string, number>> = {}, bin = GATEWAY_BIN): Promise<GatewayProcess> {
   const ports: Record<string, number> = { ...firstNamed };
   for (const [, name] of config.matchAll(NAMED_PORT)) ports[name!] ??= await freePort();
   const dir = await makeTempDir('sb-gateway-');
@@ -215,7 +217,7 @@ async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: nu
   const gateway = new ManagedProcess({
     name: `gateway:${port}`,
     command: globalThis.process.execPath,
-    args: [GATEWAY_BIN, '--config', configPath],
+    args: [bin, '--config', configPath],
     logFile: join(dir, 'gateway.log'),
     env: { ...globalThis.process.env, SWITCHBOARD_LOG_LEVEL: 'debug', ...env },
     cwd: REPO_ROOT,

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { delimiter, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeTempDir, ManagedProcess, readTail, refusingPort, REPO_ROOT, startGateway, waitFor, waitForGatewayListening, type GatewayProcess } from '../harness/index.ts';
+import { makeTempDir, ManagedProcess, readTail, refusingPort, REPO_ROOT, startBackend, startGateway, waitFor, waitForGatewayListening, type GatewayProcess } from '../harness/index.ts';
 
 let gateway: GatewayProcess | undefined;
 afterEach(async () => {
@@ -210,5 +210,45 @@ describe('npm run build while the programs start from dist/', () => {
     build();
     expect(existsSync(join(root, 'dist/chunk-LASTGEN.js'))).toBe(false);
     expect(existsSync(join(root, 'dist/switchboard.js'))).toBe(true);
+  });
+});
+
+describe('the npm package', () => {
+  it('holds the compiled programs, their assets and the license, not the sources or tests, and runs from them', async () => {
+    const dir = await makeTempDir('sb-pack-');
+    // As `npm publish` packs (its `prepare` build is the one this checkout already has).
+    const packed = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(packed.status, packed.stderr).toBe(0);
+    const [report] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = report!.files.map((file) => file.path);
+    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/switchboard.js', 'bin/switchboard-agent.js', 'dist/switchboard.js', 'dist/switchboard-agent.js']));
+    expect(files.filter((file) => /^(test|gateway|src|registry-agent|bench|scripts)\//.test(file) || file.endsWith('.ts'))).toEqual([]);
+
+    const untarred = spawnSync('tar', ['-xzf', join(dir, report!.filename), '-C', dir], { encoding: 'utf8' });
+    expect(untarred.status, untarred.stderr).toBe(0);
+    const root = join(dir, 'package');
+    // Where npm would have installed its dependencies.
+    symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+    const agentHelp = spawnSync(process.execPath, [join(root, 'bin/switchboard-agent.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect(agentHelp.status, agentHelp.stderr).toBe(0);
+    expect(agentHelp.stderr).toBe('');
+
+    const backend = await startBackend({ name: 'packed' });
+    try {
+      gateway = await startGateway(`${STATIC(backend.port)}admin: 127.0.0.1:{{adminPort}}\n`, {}, { bin: join(root, 'bin/switchboard.js') });
+      expect(await readFile(`/proc/${gateway.process.pid!}/cmdline`, 'utf8')).toContain(join(root, 'bin/switchboard.js'));
+      const proxied = await fetch(`${gateway.url}/api`);
+      expect([proxied.status, await proxied.text()]).toEqual([200, expect.stringContaining('packed')]);
+      // The dashboard's page and script are files of dist/ read at run time.
+      const page = await fetch(`http://127.0.0.1:${gateway.adminPort}/`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const script = /<script[^>]+src="([^"]+)"/.exec(html)?.[1];
+      expect(script, html.slice(0, 500)).toBeDefined();
+      const asset = await fetch(new URL(script!, `http://127.0.0.1:${gateway.adminPort}/`));
+      expect(asset.status).toBe(200);
+    } finally {
+      await backend.process.stop();
+    }
   });
 });
