@@ -3,7 +3,7 @@ import { headerHasValue } from '../../src/header-list.ts';
 import { isCredentialHeader, REDACTED } from '../config/redaction.ts';
 import type { RouteConfig } from '../config/types.ts';
 import { compileRoute, HostKind, matchesPrefix, routesInMatchOrder, type CompiledRoute } from './route-compile.ts';
-import { createRouter, normalizeHost, type RouteMatch } from './router.ts';
+import { createRouter, namespaceService, normalizeHost, type RouteMatch } from './router.ts';
 
 /** One route as compared with a request: empty `misses` means every condition holds. */
 export interface RouteVerdict {
@@ -57,7 +57,8 @@ function missesOf(route: CompiledRoute, host: string, request: ExplainRequest, h
   for (const [name, value] of route.headers) if (!headerHasValue(request.headers[name], value)) misses.push(`header ${name} does not hold "${isCredentialHeader(name) ? REDACTED : value}"`);
   if (route.config.namespace && misses.length === 0) {
     const start = route.prefix?.length ?? 0;
-    const service = /^\/([^/?]+)/.exec(request.path.slice(start))?.[1];
+    const segment = /^\/([^/?]+)/.exec(request.path.slice(start))?.[1];
+    const service = segment === undefined ? undefined : namespaceService(segment);
     if (service === undefined) misses.push('the path names no service after the prefix');
     else if (!hasService(service)) misses.push(`no service "${service}" is declared or listed by a registry`);
   }

@@ -163,6 +163,13 @@ describe('Router namespace routes', () => {
     expect(router.route(request(path))).toBeUndefined();
   });
 
+  it('decodes the segment, so a registry name with a space or non-ASCII letters is reached by its escaped form', () => {
+    const escaped = routerOf(['{ namespace: true }'], ['späce svc', 'a%b']);
+    expect(escaped.route(request('/sp%C3%A4ce%20svc/x?y=1'))).toMatchObject({ service: 'späce svc', path: '/x?y=1' });
+    expect(escaped.route(request('/a%25b'))).toMatchObject({ service: 'a%b', path: '/' });
+    expect(escaped.route(request('/a%b'))).toBeUndefined();
+  });
+
   it('tries namespace routes only after every route to a named service', () => {
     const withFallback = routerOf(['{ host: api.example.com, namespace: true }', '{ service: catch-all }'], ['greeter']);
     expect(withFallback.route(request('/greeter/x', { host: 'api.example.com' }))?.service).toBe('catch-all');

@@ -97,9 +97,23 @@ export class Router {
       end += 1;
     }
     if (end === start + 1) return undefined;
-    const service = path.slice(start + 1, end);
-    if (!this.options.hasService(service)) return undefined;
+    const service = namespaceService(path.slice(start + 1, end));
+    if (service === undefined || !this.options.hasService(service)) return undefined;
     return { route: route.config, service, path: route.config.stripPrefix ? stripLeading(path, end) : path, name: route.config.name };
+  }
+}
+
+/**
+ * The service a namespace route's path segment names: the segment percent-decoded, since the path
+ * keeps escapes of reserved and non-ASCII characters while registries store names unescaped (a
+ * ZooKeeper node `späce svc` is reached as `/sp%C3%A4ce%20svc/…`); undefined for a malformed escape.
+ */
+export function namespaceService(segment: string): string | undefined {
+  if (!segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 
