@@ -78,6 +78,17 @@ describe('DiscoveryAggregator', () => {
     expect(conf.sources.get('127.0.0.1:2')).toBe('etcd');
   });
 
+  it('serves, of two entries of one provider at one address, the one whose id sorts first, whatever their order', async () => {
+    const provider = new StaticProvider('zk');
+    const aggregator = aggregate([provider]);
+    provider.replace(new Map([['user', [
+      { service: 'user', name: 'b', data: '{"host":"127.0.0.1","port":1,"weight":7}' },
+      { service: 'user', name: 'a', data: '{"host":"127.0.0.1","port":1,"weight":3}' },
+    ]]]));
+    const conf = await new Promise<ServiceConf>((resolve) => aggregator.service('user').conf$.subscribe(resolve));
+    expect(conf.instances.map((instance) => [instance.id, instance.weight])).toEqual([['a', 3]]);
+  });
+
   it('replays the current conf to an observer that attaches late and lists known services', async () => {
     const provider = new StaticProvider('p');
     const aggregator = aggregate([provider]);
