@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { registryProviderName } from '../../src/discovery/provider-factory.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { OBJECT_NAME, parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKER_HEARTBEAT_TIMEOUT_MIN_MS, WORKERS_MAX } from './defaults.ts';
@@ -99,6 +100,21 @@ const adminSection = section({
 });
 
 /**
+ * Refuses a registry listed twice (the same URL, or one that differs only in its layout or
+ * parameters): both would run as providers of one name, whose statuses in the admin API, metrics
+ * and instance sets overwrite each other.
+ */
+function duplicateRegistryIssues(registries: readonly { url: string; location: RegistryLocation }[], context: z.RefinementCtx): void {
+  const firstIndex = new Map<string, number>();
+  registries.forEach(({ url, location }, index) => {
+    const name = registryProviderName(location);
+    const first = firstIndex.get(name);
+    if (first === undefined) firstIndex.set(name, index);
+    else context.addIssue({ code: 'custom', path: [index], message: `${url} reads the same registry nodes as registries[${first}] (${name}): list each registry root once` });
+  });
+}
+
+/**
  * The gateway configuration file as zod reads it: strict objects everywhere, durations and sizes
  * normalised, nothing filled in yet (`resolveConfig` applies the defaults and merges services).
  */
@@ -108,7 +124,7 @@ export const configSchema = section({
   admin: z
     .union([z.literal(false), listenAddress, adminSection], { error: 'expected false, an address such as 127.0.0.1:9180, or { listen, token }' })
     .optional(),
-  registries: z.array(registry).optional(),
+  registries: z.array(registry).superRefine(duplicateRegistryIssues).optional(),
   configStore: z
     .union(
       [

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { componentLogger } from '../logger.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../registry-url.ts';
@@ -6,6 +7,22 @@ import { normalizePrefix } from './etcd/etcd-key.ts';
 import { FileProvider } from './file/index.ts';
 import type { DiscoveryProvider } from './provider.ts';
 import { normalizeRoot } from './zookeeper/zookeeper-root.ts';
+
+/**
+ * The name of the provider a registry location runs as (`zk:host:port/root`, `etcd:endpoints/prefix`,
+ * `file:/absolute/path`): what the admin API, the log and the metrics call it. Two locations with
+ * one name read the same nodes; the name leaves out the layout, `service=` and `watch=`.
+ */
+export function registryProviderName(location: RegistryLocation): string {
+  switch (location.kind) {
+    case 'zookeeper':
+      return `zk:${location.connectString}${normalizeRoot(location.root)}`;
+    case 'etcd':
+      return `etcd:${location.endpoints.join(',')}${normalizePrefix(location.prefix)}`;
+    case 'file':
+      return `file:${resolve(location.path)}`;
+  }
+}
 
 /**
  * Builds the provider for a registry URL (`zk://…`, `etcd://…`, `file:…`) or a parsed location,
@@ -18,7 +35,7 @@ export function createProvider(registry: string | RegistryLocation, credentials?
   switch (location.kind) {
     case 'zookeeper': {
       // The name each implementation would derive by default, given to it explicitly so both agree.
-      const name = `zk:${location.connectString}${normalizeRoot(location.root)}`;
+      const name = registryProviderName(location);
       return new DeferredProvider(
         name,
         async () =>
@@ -34,7 +51,7 @@ export function createProvider(registry: string | RegistryLocation, credentials?
       );
     }
     case 'etcd': {
-      const name = `etcd:${location.endpoints.join(',')}${normalizePrefix(location.prefix)}`;
+      const name = registryProviderName(location);
       return new DeferredProvider(
         name,
         async () => (await import('./etcd/index.ts')).createEtcdProvider({ name, endpoints: location.endpoints, prefix: location.prefix, ...layout, ...(credentials === undefined ? {} : { credentials }) }),
