@@ -99,6 +99,7 @@ describe('parseConfig errors', () => {
       'registries.2 (line 1): zk://127.0.0.1:2181/services/ reads the same registry nodes as registries[0] (zk:127.0.0.1:2181/services): list each registry root once'],
     ['registries:\n  - etcd://127.0.0.1:2379/backends?layout=registrator\n  - { url: "etcd://127.0.0.1:2379/backends", auth: { username: u, passwordFile: p } }',
       'registries.1 (line 3): etcd://127.0.0.1:2379/backends reads the same registry nodes as registries[0] (etcd:http://127.0.0.1:2379/backends)'],
+    ['registries: ["file:i.yaml", "file:./i.yaml"]', 'registries.1 (line 1): file:./i.yaml reads the same registry nodes as registries[0] (file:/'],
     ['defaults:\n  timeouts:\n    headers: "500"', 'defaults.timeouts.headers (line 3): expected a duration'],
     // Past what a Node timer holds it would fire after 1 ms: keep-alive connections closed at once.
     ['limits: { keepAliveTimeout: 30d }', 'limits.keepAliveTimeout (line 1): must be at most 24d (the longest a timer waits)'],

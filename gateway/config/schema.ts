@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { registryProviderName } from '../../src/discovery/provider-factory.ts';
+import { registryProviderName } from '../../src/discovery/provider-name.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { OBJECT_NAME, parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKER_HEARTBEAT_TIMEOUT_MIN_MS, WORKERS_MAX } from './defaults.ts';

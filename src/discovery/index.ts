@@ -18,5 +18,6 @@ export type { ZooKeeperProviderOptions } from './zookeeper/index.ts';
 export type { EtcdProviderOptions } from './etcd/index.ts';
 // The ZooKeeper and etcd factories are not re-exported: importing this index must not load their clients
 // (createProvider imports them on demand; import them from ./zookeeper/index.ts or ./etcd/index.ts directly).
-export { createProvider, registryProviderName } from './provider-factory.ts';
+export { createProvider } from './provider-factory.ts';
+export { registryProviderName } from './provider-name.ts';
 export { DeferredProvider } from './deferred-provider.ts';
