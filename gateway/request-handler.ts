@@ -4,6 +4,7 @@ import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../src/logger.ts';
 import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
+import { cutByDrain } from './entrypoints/drain-cut.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
 import { otherSpellingsRemover } from './proxy/header-spellings.ts';
 import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
@@ -117,7 +118,10 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     record(context, failed);
   };
   const record = (context: GatewayContext, failed: boolean): void => {
-    if (context.response.destroyed) recordQueuedWhenClosed(context);
+    if (context.response.destroyed) {
+      recordQueuedWhenClosed(context);
+      recordCutByDrain(context);
+    }
     logAccess?.(context, failed);
     context.trace?.end(context);
     if (onRequestEnd === undefined) return;
@@ -175,6 +179,18 @@ function recordQueuedWhenClosed(context: GatewayContext): void {
   context.outcome.status = 499;
   context.outcome.errorClass = 'cancelled';
   context.outcome.bytesOut = 0;
+}
+
+/**
+ * A request the drain deadline cut (`shutdown.drainTimeout`) records the gateway's doing, not a
+ * client that left: `drain-timeout`, and 503 if no answer had started (the status the gateway gives
+ * what it cannot serve while it stops), so it counts among the 5xx an operator watches at a deploy,
+ * not among 499s. Its attempt stays `cancelled`, counted against no instance.
+ */
+function recordCutByDrain(context: GatewayContext): void {
+  if (context.outcome.errorClass !== 'cancelled' || !cutByDrain(context.response)) return;
+  context.outcome.errorClass = 'drain-timeout';
+  if (context.outcome.status === 499) context.outcome.status = 503;
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   type RefusalReport,
 } from './http1-refusal.ts';
 import { listenOn } from './listen.ts';
+import { markCutByDrain } from './drain-cut.ts';
 import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
@@ -236,6 +237,7 @@ export class GatewayListener {
       if (this.inFlight + this.upgraded.size > 0) {
         this.log.warn({ inFlight: this.inFlight, upgraded: this.upgraded.size }, 'drain deadline reached; closing connections');
       }
+      for (const state of this.connections.states()) for (const response of state.open) markCutByDrain(response);
       this.server.closeAllConnections();
       for (const socket of this.upgraded) socket.destroy();
     }, deadlineMs);

@@ -8,6 +8,7 @@ import { MAX_HEADER_FIELDS, type ListenerLimits } from './http1-listener.ts';
 import { bodyFor, listenerAnswer, type RefusalReport } from './http1-refusal.ts';
 import { GatewayHttp2Request } from './http2-request.ts';
 import { closeWithStream, GatewayHttp2Response } from './http2-response.ts';
+import { holdSession, markCutByDrain } from './drain-cut.ts';
 
 /** Streams one client may have open at once on a session (nginx's `http2_max_concurrent_streams` is 128). */
 const MAX_CONCURRENT_STREAMS = 128;
@@ -172,7 +173,10 @@ export class Http2Sessions {
     for (const session of this.sessions) session.close();
     const deadline = setTimeout(() => {
       if (this.sessions.size > 0) this.log.warn({ inFlight: this.open, sessions: this.sessions.size }, 'drain deadline reached; closing HTTP/2 sessions');
-      for (const session of this.sessions) session.destroy();
+      for (const session of this.sessions) {
+        markCutByDrain(session);
+        session.destroy();
+      }
     }, deadlineMs);
     await closed;
     clearTimeout(deadline);
@@ -241,6 +245,7 @@ export class Http2Sessions {
     // A body of unknown length is what HTTP/1.1 calls chunked; the proxy reads these headers to decide whether to send a body.
     if (!request.stream.endAfterHeaders && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
     this.open += 1;
+    holdSession(response, request.stream.session!);
     // The stream's 'close', not the response's: node:http2's response closes for a HEAD request
     // whose stream closed first only if `end()` is called, so such a response is closed here too
     // (`closeWithStream`). A stream closes exactly once.

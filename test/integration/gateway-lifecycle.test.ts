@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
@@ -17,9 +18,9 @@ afterEach(async () => {
 
 const WS_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
 
-function configFor(port: number, middlewares = ''): string {
+function configFor(port: number, middlewares = '', h2c = false): string {
   return `
-listen: 127.0.0.1:{{port}}
+${h2c ? 'entryPoints:\n  web: { listen: "127.0.0.1:{{port}}", h2c: true }' : 'listen: 127.0.0.1:{{port}}'}
 admin: false
 services:
   one: { instances: [127.0.0.1:${port}], outlierDetection: false }
@@ -33,7 +34,7 @@ routes:
  * request's path and holds its response until the test answers it (`waiting`, in arrival order;
  * `held(path)`, by path).
  */
-async function gatewayOverHeldBackend(extra = '', middlewares = '') {
+async function gatewayOverHeldBackend(extra = '', middlewares = '', h2c = false) {
   const paths: string[] = [];
   const waiting: ServerResponse[] = [];
   const backend = createHttpServer((request, response) => {
@@ -43,7 +44,7 @@ async function gatewayOverHeldBackend(extra = '', middlewares = '') {
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   closers.push(() => backend.close());
-  const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port, middlewares)}${extra}`);
+  const gateway = await startGateway(`${configFor((backend.address() as AddressInfo).port, middlewares, h2c)}${extra}`);
   gateways.push(gateway);
   const held = (path: string): ServerResponse | undefined => waiting[paths.indexOf(path)];
   return { gateway, paths, waiting, held };
@@ -453,6 +454,29 @@ describe('gateway lifecycle', () => {
     const run = spawnSync(process.execPath, ['bin/switchboard.js', '--config', path], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(run.status).toBe(2);
     expect(run.stderr).toContain(`${path}: routes.0.servce (line 3): unknown field "servce"`);
+  });
+
+  it.each(['HTTP/1.1', 'HTTP/2'] as const)('logs a %s request the drain deadline cuts as the gateway\'s doing (503 drain-timeout), not as a client that left (499 cancelled)', async (protocol) => {
+    const h2c = protocol === 'HTTP/2';
+    const { gateway, waiting } = await gatewayOverHeldBackend('shutdown: { drainTimeout: 1s }\n', '', h2c);
+    let cut: Promise<unknown>;
+    if (h2c) {
+      const session = http2Connect(`http://127.0.0.1:${gateway.port}`);
+      session.on('error', () => undefined);
+      closers.push(() => session.destroy());
+      const stream = session.request({ ':path': '/held' });
+      stream.resume();
+      cut = new Promise((resolve) => stream.on('close', resolve).on('error', () => undefined));
+    } else {
+      cut = fetch(`${gateway.url}/held`).then((response) => response.text()).catch((error: unknown) => error);
+    }
+    await waitFor(() => waiting.length === 1, { message: 'the request to reach the backend' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await cut;
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(0);
+    const line = (await logOf(gateway.process)).split('\n').find((text) => text.includes('"path":"/held"'));
+    // The client waited all along: the gateway cut it, at the deadline it was told to keep.
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ status: 503, errorClass: 'drain-timeout', aborted: true });
   });
 
   it('closes open WebSockets at the drain deadline, so SIGTERM always ends the process', async () => {
