@@ -21,7 +21,9 @@ Commands (they start nothing and exit):
             valid, 2 when not (for CI, as nginx -t)
   explain   ask a running gateway's admin API where a request would go: the route (and the routes
             that nearly matched), middleware, service, instances and the instance the balancer
-            would pick now (without counting it); SWITCHBOARD_ADMIN_TOKEN stands for --token
+            would pick now (without counting it); SWITCHBOARD_ADMIN_TOKEN stands for --token;
+            exit 0 when the request would be proxied, 1 when not (no route, no instances, an
+            answer of the gateway's own), 2 on bad arguments or an admin API error
   config    read and write the shared configuration store (configStore:) through a gateway's
             admin API (--admin, default http://127.0.0.1:9180; --token or SWITCHBOARD_ADMIN_TOKEN):
               get [kind [name]] [--json]        the stored objects as YAML (or JSON)
