@@ -1,6 +1,8 @@
 # One image for both programs. The command picks one:
 #   docker run … switchboard:local switchboard --config /etc/switchboard/gateway.yaml   (the default)
 #   docker run … switchboard:local switchboard-agent --registry … -- <backend command>
+# `docker stop` kills after 10 s, before the gateway's default 25 s drain ends: give the gateway
+# --stop-timeout 40 (docs/configuration.md, "shutdown"); the Dockerfile cannot set it.
 # Two stages: `build` installs every dependency and bundles the programs into dist/ (npm run build);
 # the runtime stage holds the production dependencies and dist/ only (no TypeScript, no tsx).
 # Node 24, the current LTS (Node 20 left LTS in April 2026): the gateway is also faster there
