@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { logLevelFrom } from './log-level.ts';
 import { prettySink, wantsColor, type LineSink } from './log-pretty.ts';
 
 export type { Logger };
@@ -31,17 +32,14 @@ const sink: { target: ClosableSink; write(text: string): unknown } = {
   },
 };
 
+const configuredLevel = logLevelFrom(process.env.SWITCHBOARD_LOG_LEVEL, process.env.VITEST ? 'silent' : 'info');
+
 /**
- * The process-wide root logger: JSON lines on stderr, level from `SWITCHBOARD_LOG_LEVEL`
- * (`info` by default, `silent` under vitest unless set).
+ * The process-wide root logger: JSON lines on stderr, level from `SWITCHBOARD_LOG_LEVEL` in any case
+ * (`info` by default, `silent` under vitest unless set; a value that names no level is warned of and ignored).
  */
-export const rootLogger: Logger = pino(
-  {
-    name: 'switchboard',
-    level: process.env.SWITCHBOARD_LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
-  },
-  sink,
-);
+export const rootLogger: Logger = pino({ name: 'switchboard', level: configuredLevel.level }, sink);
+if (configuredLevel.problem !== undefined) rootLogger.warn(configuredLevel.problem);
 
 /** A child logger tagged with the component name. */
 export function componentLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
