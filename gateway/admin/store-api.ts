@@ -124,6 +124,8 @@ export class StoreApi {
     if (refused) return refused;
     const check = this.check(kind, name, body.value);
     if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
+    // Judged only: `switchboard config apply` asks about every object before it writes the first one.
+    if (isDryRun(request)) return { status: 200, body: { kind, name, dryRun: true, value: redactSecrets(check.value) } };
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     const { revision, created } = await writer.put(kind, name, check.value, conditions);
@@ -227,6 +229,11 @@ function readBack(kind: StoreKind, name: string, value: unknown): StoreAnswer | 
 }
 
 /** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */
+/** `?dryRun=true` (as Kubernetes' `dryRun`): judge the object as a write would, write nothing. */
+function isDryRun(request: IncomingMessage): boolean {
+  return new URL(request.url ?? '/', 'http://admin').searchParams.get('dryRun') === 'true';
+}
+
 function entityTag(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const trimmed = header.trim();

@@ -32,13 +32,18 @@ export interface ConfigAdminClient {
   get(kind: StoreKind, name: string): Promise<ObjectView | undefined>;
   /** PUT with `If-None-Match: *` (`create`) or `If-Match: "<revision>"`; resolves with the new revision. */
   put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean }>;
+  /**
+   * Asks the gateway to judge a write of the object (`?dryRun=true`) beside its own file, writing
+   * nothing; resolves with the issues it names (none: it would take the write).
+   */
+  judge(kind: StoreKind, name: string, value: unknown): Promise<readonly { path: string; reason: string }[]>;
   /** DELETE, with `If-Match` when a revision is given. */
   delete(kind: StoreKind, name: string, revision?: string): Promise<void>;
 }
 
 /** A client of the admin API at `base` (`http://127.0.0.1:9180`), sending `token` when given. */
 export function configAdminClient(base: string, token: string | undefined): ConfigAdminClient {
-  const call = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Record<string, unknown> | undefined }> => {
+  const call = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; answered?: readonly number[] } = {}): Promise<{ status: number; body: Record<string, unknown> | undefined }> => {
     const url = new URL(path, base);
     let response: Response;
     try {
@@ -54,7 +59,7 @@ export function configAdminClient(base: string, token: string | undefined): Conf
     }
     const text = await response.text();
     const body = text ? (safeJson(text) as Record<string, unknown> | undefined) : undefined;
-    if (response.ok || response.status === 404) return { status: response.status, body };
+    if (response.ok || response.status === 404 || init.answered?.includes(response.status)) return { status: response.status, body };
     throw new AdminCallError(`${method} ${url.pathname}: ${explain(response.status, body)}`, response.status);
   };
   return {
@@ -70,6 +75,14 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}`, { body: value, headers });
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
       return answer.body as unknown as { revision: string; created: boolean };
+    },
+    async judge(kind, name, value) {
+      // Both preconditions, which never hold together: a gateway older than dryRun, which would
+      // write, refuses with 412 instead, after judging the object as it does any write (400).
+      const headers = { 'if-match': '*', 'if-none-match': '*' };
+      const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}?dryRun=true`, { body: value, headers, answered: [400, 412] });
+      if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
+      return answer.status === 400 && Array.isArray(answer.body?.issues) ? (answer.body.issues as { path: string; reason: string }[]) : [];
     },
     async delete(kind, name, revision) {
       const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });

@@ -102,6 +102,19 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
   const store = await client.store();
   const stored = new Map(store.objects.map((object) => [`${object.kind}/${object.name}`, object]));
   const changes = new Map(diffObjects(store.objects, desired).map((change) => [`${change.kind}/${change.name}`, change]));
+  // The gateway judges each write beside its own file (its redis section, entry points, defaults):
+  // asked about every change first, so that one it refuses leaves nothing of the file written.
+  let refused = 0;
+  for (const object of desired) {
+    if (!changes.has(`${object.kind}/${object.name}`)) continue;
+    const issues = await client.judge(object.kind, object.name, object.value);
+    refused += issues.length;
+    for (const issue of issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
+  }
+  if (refused > 0) {
+    err.write(`${file}: ${refused} problem${refused === 1 ? '' : 's'}; nothing was written\n`);
+    return 2;
+  }
   // Services, middleware, consumers and certificates before the routes that name them (the split's order).
   for (const object of desired) {
     const id = `${object.kind}/${object.name}`;

@@ -111,6 +111,27 @@ configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
     expect(await stored('routes', 'bad')).toBeUndefined();
   });
 
+  it('asks the gateway to judge every object before writing any, so one it refuses beside its own file leaves nothing written', async () => {
+    // Valid on its own schema; this gateway's file has no redis section, so it refuses the middleware.
+    const objects = await file('needs-redis.yaml', `
+services:
+  shared-svc: { balancer: round-robin }
+middlewares:
+  shared-limit: { rateLimit: { average: 10, policy: redis } }
+routes:
+  - { name: shared-limited, path: /shared-limited, service: shared-svc, middlewares: [shared-limit] }
+`);
+    const refused = await config('apply', '-f', objects);
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`${objects}: middlewares.shared-limit.rateLimit.policy: policy redis needs the top-level redis: section (refused by the gateway at --admin)`);
+    expect(refused.stderr).toContain(`${objects}: 1 problem; nothing was written`);
+    expect(refused.stdout).toBe('');
+    // Not the service written before the middleware in the file's order, nor the route.
+    expect(await stored('services', 'shared-svc')).toBeUndefined();
+    expect(await stored('routes', 'shared-limited')).toBeUndefined();
+    expect(await stored('middlewares', 'shared-limit')).toBeUndefined();
+  });
+
   it('judges the file beside each --against gateway file before writing anything, and refuses what one of those gateways would refuse', async () => {
     const objects = await file('web-only.yaml', `
 services:
