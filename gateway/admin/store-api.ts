@@ -7,6 +7,7 @@ import { isStoreKind, StoreValueError, type StoreKind, type StoreLocation } from
 import { openStoreWriter } from '../config-store/store-writer-open.ts';
 import type { ConfigDocument } from '../config-store/store-objects.ts';
 import { configStoreState } from '../config-store/store-status.ts';
+import { sameValue } from '../config-store/store-writer-diff.ts';
 import { checkStoreObjectBeside, describeObjectIssues, type ObjectCheck } from '../config-store/store-writer-validate.ts';
 import { StoreAuthenticationError, StoreConflictError, StoreForbiddenError, StoreNotFoundError, StoreUnavailableError, type StoreWriter, type WriteConditions } from '../config-store/store-writer.ts';
 import type { ConfigWrite } from './event-types.ts';
@@ -124,8 +125,13 @@ export class StoreApi {
     if (refused) return refused;
     const check = this.check(kind, name, body.value);
     if (!check.ok) return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_CONFIG_OBJECT_INVALID', describeObjectIssues(check.issues)), issues: check.issues } };
-    // Judged only: `switchboard config apply` asks about every object before it writes the first one.
-    if (isDryRun(request)) return { status: 200, body: { kind, name, dryRun: true, value: redactSecrets(check.value) } };
+    if (isDryRun(request)) {
+      // Judged only: `switchboard config apply` asks about every object before it writes the first
+      // one. `unchanged` compares with the stored value here, where its secrets are not redacted.
+      const stored = await writer.get(kind, name);
+      const unchanged = stored !== undefined && sameValue(stored.value, check.value);
+      return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value) } };
+    }
     const conditions = await this.conditions(request, writer, kind, name);
     if ('status' in conditions) return conditions;
     const { revision, created } = await writer.put(kind, name, check.value, conditions);

@@ -34,9 +34,10 @@ export interface ConfigAdminClient {
   put(kind: StoreKind, name: string, value: unknown, condition: { create: true } | { revision: string } | Record<string, never>): Promise<{ revision: string; created: boolean }>;
   /**
    * Asks the gateway to judge a write of the object (`?dryRun=true`) beside its own file, writing
-   * nothing; resolves with the issues it names (none: it would take the write).
+   * nothing; resolves with the issues it names (none: it would take the write) and whether the store
+   * holds that value already (compared there, secrets included; false from a gateway that cannot say).
    */
-  judge(kind: StoreKind, name: string, value: unknown): Promise<readonly { path: string; reason: string }[]>;
+  judge(kind: StoreKind, name: string, value: unknown): Promise<{ issues: readonly { path: string; reason: string }[]; unchanged: boolean }>;
   /** DELETE, with `If-Match` when a revision is given. */
   delete(kind: StoreKind, name: string, revision?: string): Promise<void>;
 }
@@ -82,7 +83,8 @@ export function configAdminClient(base: string, token: string | undefined): Conf
       const headers = { 'if-match': '*', 'if-none-match': '*' };
       const answer = await call('PUT', `/api/${kind}/${encodeURIComponent(name)}?dryRun=true`, { body: value, headers, answered: [400, 412] });
       if (answer.status === 404) throw new AdminCallError(`PUT /api/${kind}/${name}: this gateway has no write API (404); is it older than the config store?`, 404);
-      return answer.status === 400 && Array.isArray(answer.body?.issues) ? (answer.body.issues as { path: string; reason: string }[]) : [];
+      const issues = answer.status === 400 && Array.isArray(answer.body?.issues) ? (answer.body.issues as { path: string; reason: string }[]) : [];
+      return { issues, unchanged: answer.status === 200 && answer.body?.unchanged === true };
     },
     async delete(kind, name, revision) {
       const answer = await call('DELETE', `/api/${kind}/${encodeURIComponent(name)}`, { headers: revision ? { 'if-match': `"${revision}"` } : {} });

@@ -5,7 +5,8 @@ import { errorMessage, SwitchboardError } from '../../src/errors.ts';
 import { GatewayConfigError, parseLocated, readConfigText } from '../config/load.ts';
 import { fileDocumentOf, type ConfigDocument } from '../config-store/store-objects.ts';
 import { isStoreKind, STORE_KINDS, type StoreKind } from '../config-store/store-layout.ts';
-import { diffObjects, formatChanges } from '../config-store/store-writer-diff.ts';
+import { redactionMarkers } from '../config/redaction.ts';
+import { diffObjects, formatChanges, type ObjectChange } from '../config-store/store-writer-diff.ts';
 import { splitConfig, type ConfigObject } from '../config-store/store-writer-split.ts';
 import { checkStoreObject, checkStoreObjectBeside } from '../config-store/store-writer-validate.ts';
 import { configAdminClient, type ConfigAdminClient, type StoreView } from './config-cli-client.ts';
@@ -106,8 +107,11 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
   // asked about every change first, so that one it refuses leaves nothing of the file written.
   let refused = 0;
   for (const object of desired) {
-    if (!changes.has(`${object.kind}/${object.name}`)) continue;
-    const issues = await client.judge(object.kind, object.name, object.value);
+    const id = `${object.kind}/${object.name}`;
+    if (!changes.has(id)) continue;
+    const { issues, unchanged } = await client.judge(object.kind, object.name, object.value);
+    // The listing shows secrets redacted, so only the gateway can tell an object with one is the same.
+    if (unchanged) changes.delete(id);
     refused += issues.length;
     for (const issue of issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
   }
@@ -147,7 +151,15 @@ async function diff(client: ConfigAdminClient, file: string, against: readonly s
   // diff never writes: saying "nothing was written" would suggest it might have.
   const desired = await objectsOf(file, against, err, 'not compared with the store (diff only compares, it never writes)');
   if (!desired) return 2;
-  const changes = diffObjects((await client.store()).objects, desired);
+  const store = await client.store();
+  const changes: ObjectChange[] = [];
+  for (const change of diffObjects(store.objects, desired)) {
+    const object = change.change === '~' ? desired.find((entry) => entry.kind === change.kind && entry.name === change.name) : undefined;
+    const stored = store.objects.find((entry) => entry.kind === change.kind && entry.name === change.name);
+    // A secret reads "[redacted]" in the listing: the gateway compares the stored value itself.
+    if (object && stored && redactionMarkers(stored.value).length > 0 && (await client.judge(object.kind, object.name, object.value)).unchanged) continue;
+    changes.push(change);
+  }
   if (changes.length === 0) {
     out.write(`no differences between ${file} and the store\n`);
     return 0;

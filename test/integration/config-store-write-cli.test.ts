@@ -111,6 +111,38 @@ configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
     expect(await stored('routes', 'bad')).toBeUndefined();
   });
 
+  it('diffs and applies objects holding secrets as unchanged when the store holds the same, though the listing redacts them', async () => {
+    const secrets = (password: string) => `
+consumers:
+  ops: { passwords: ["${password}"] }
+middlewares:
+  upstream-auth: { headers: { request: { set: { authorization: "Bearer upstream-secret-123" } } } }
+`;
+    const hash = '$2y$10$N9kT7OtxKOj7yIBfnMbV/.o8zrf6vuMoa1m1RjIdffQhdPN6NAXPW';
+    const original = await file('secrets.yaml', secrets(hash));
+    const applied = await config('apply', '-f', original);
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain('consumers/ops created');
+    const revision = await reader.get(`${ROOT}/consumers/ops`).exec();
+
+    const clean = await config('diff', '-f', original);
+    expect(clean.stdout).not.toContain('~ ');
+    expect(clean.stdout).not.toContain('redacted');
+    const again = await config('apply', '-f', original);
+    expect(again.stdout).toContain('middlewares/upstream-auth unchanged\nconsumers/ops unchanged\n');
+    // Not written again: the key's revision did not move.
+    expect((await reader.get(`${ROOT}/consumers/ops`).exec()).kvs[0]!.mod_revision).toBe(revision.kvs[0]!.mod_revision);
+
+    // A secret that did change still shows, against the redacted listing.
+    const rotated = await file('rotated.yaml', secrets(hash.replace('NAXPW', 'NAXPX')));
+    const diff = await config('diff', '-f', rotated);
+    expect(diff.status).toBe(1);
+    expect(diff.stdout).toContain('~ consumers/ops');
+    expect(diff.stdout).not.toContain('upstream-auth');
+    await config('delete', 'consumers', 'ops');
+    await config('delete', 'middlewares', 'upstream-auth');
+  });
+
   it('asks the gateway to judge every object before writing any, so one it refuses beside its own file leaves nothing written', async () => {
     // Valid on its own schema; this gateway's file has no redis section, so it refuses the middleware.
     const objects = await file('needs-redis.yaml', `
