@@ -1,10 +1,11 @@
 // `switchboard config` as scripts and CI run it: the real bin against a real gateway's admin API and a
 // real etcd, whose keys are read back with an independent etcd3 client.
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempDir, runSwitchboard, startEtcd, startGateway, type CommandResult, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { freePort, makeTempDir, REPO_ROOT, runSwitchboard, startEtcd, startGateway, type CommandResult, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
 
 const TOKEN = 'config-cli-integration-token';
 const ROOT = '/switchboard-cli';
@@ -191,6 +192,31 @@ routes:
     const applied = await config('apply', '-f', objects, '--against', both, '--against', await file('web-gateway.yaml', 'listen: 127.0.0.1:8081\n'));
     expect(applied.status, applied.stderr).toBe(0);
     expect(await stored('routes', 'web-only')).toMatchObject({ entryPoints: ['web'] });
+  });
+
+  it('finishes an apply whose output reader leaves after the first line, as `| head -1` does', async () => {
+    const objects = await file('many.yaml', `
+services:
+  piped-a: { balancer: round-robin }
+  piped-b: { balancer: round-robin }
+routes:
+  - { name: piped-a, path: /piped-a, service: piped-a }
+  - { name: piped-b, path: /piped-b, service: piped-b }
+`);
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), 'config', 'apply', '-f', objects, '--admin', adminUrl], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+      env: { ...process.env, SWITCHBOARD_ADMIN_TOKEN: TOKEN },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // The reader goes after the first line: every later line the command writes meets a closed pipe.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect({ status, stderr }).toEqual({ status: 0, stderr: '' });
+    for (const [kind, name] of [['services', 'piped-a'], ['services', 'piped-b'], ['routes', 'piped-a'], ['routes', 'piped-b']] as const) {
+      expect(await stored(kind, name), `${kind}/${name}`).toBeDefined();
+    }
   });
 
   it('says what is wrong with the token or the address, with exit 2', async () => {
