@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir, ManagedProcess, readTail } from './process.ts';
 import { freePort, retryOnPortClash } from './ports.ts';
+import { descendantsOf, killStillRunning, stillRunning } from './process-tree.ts';
 import { waitFor } from './wait.ts';
 
 /** The repository root, where the program bins live. */
@@ -279,4 +280,59 @@ export function runSwitchboard(args: readonly string[], env: NodeJS.ProcessEnv =
     child.once('error', reject);
     child.once('close', (status) => resolve({ status, stdout, stderr }));
   });
+}
+
+/** A program that `startOnTerminal` runs on a pseudo-terminal of its own, and that terminal. */
+export interface TerminalProgram {
+  /** The program itself (not `script`), as its ready line names it. */
+  readonly pid: number;
+  /** Everything written to the terminal so far (and `script`'s own stderr and exit). */
+  output(): string;
+  /** Whether the program still runs (a zombie or a reused pid counts as gone). */
+  running(): boolean;
+  /** Ends `script`, so the kernel hangs the terminal up: the program, its controlling process, gets SIGHUP and its writes there fail. */
+  hangUp(): void;
+  /** A test's cleanup: SIGKILLs the program if it still runs, and `script`. */
+  kill(): void;
+}
+
+/**
+ * Runs `node bin args…` (a bin of this repository) under script(1), so its output is a terminal as
+ * from a shell, and waits until it logs `readyMessage` (at level info). The program is the terminal's
+ * controlling process: a hangup of the terminal signals it, not `script`.
+ */
+export async function startOnTerminal(bin: string, args: readonly string[], readyMessage: string): Promise<TerminalProgram> {
+  const terminal = spawn('script', ['-qfec', `exec ${process.execPath} ${bin} ${args.join(' ')}`, '/dev/null'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
+  });
+  let output = '';
+  terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  terminal.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += `stderr: ${chunk}`));
+  terminal.on('exit', (code, signal) => (output += `exit ${code} ${signal}`));
+  const pattern = new RegExp(`"pid":(\\d+)[^\\n]*"msg":"${readyMessage}"`);
+  const ready = await waitFor(() => pattern.exec(output) ?? Promise.reject(new Error(`its output so far: ${output.slice(-2_000)}`)), {
+    timeoutMs: 30_000,
+    message: `${bin} on a terminal to log "${readyMessage}"`,
+  }).catch((error: Error) => {
+    terminal.kill('SIGKILL');
+    throw error;
+  });
+  const pid = Number(ready[1]);
+  const [record] = descendantsOf(terminal.pid!).filter((child) => child.pid === pid);
+  if (record === undefined) {
+    terminal.kill('SIGKILL');
+    throw new Error(`${bin} (pid ${pid}) is not a child of script (pid ${terminal.pid})\n${output.slice(-2_000)}`);
+  }
+  return {
+    pid,
+    output: () => output,
+    running: () => stillRunning([record]).length > 0,
+    hangUp: () => terminal.kill('SIGKILL'),
+    kill: () => {
+      killStillRunning([record]);
+      terminal.kill('SIGKILL');
+    },
+  };
 }

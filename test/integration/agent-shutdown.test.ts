@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -9,8 +8,8 @@ import {
   freePort,
   logOf,
   makeTempDir,
-  REPO_ROOT,
   startAgent,
+  startOnTerminal,
   startEtcd,
   startZooKeeper,
   waitFor,
@@ -319,44 +318,21 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     // A --ttl far longer than the bound below: an agent that just dies leaves its node there until the session expires.
     const args = ['--registry', `zk://${live.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'tty', '--ttl', '30s', '--drain', '0ms', ...PROBES, '--', process.execPath, script];
     // `script` runs the agent on a pseudo-terminal of its own, as a shell would: its output is a terminal.
-    const terminal = spawn('script', ['-qfec', `exec ${process.execPath} bin/switchboard-agent.js ${args.join(' ')}`, '/dev/null'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
-    });
-    let output = '';
-    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    terminal.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += `stderr: ${chunk}`));
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const started = await waitFor(
-      () => /"pid":(\d+)[^\n]*"msg":"agent started"/.exec(output) ?? Promise.reject(new Error(`its output so far: ${output.slice(-2_000)}`)),
-      { timeoutMs: 30_000, message: 'the agent on a terminal to start' },
-    );
-    const pid = Number(started[1]);
-    cleanup.push(async () => {
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-      terminal.kill('SIGKILL');
-    });
+    const agent = await startOnTerminal('bin/switchboard-agent.js', args, 'agent started');
+    cleanup.push(async () => agent.kill());
     const reader = await connectZooKeeperClient(live.connectString);
     try {
       await waitFor(() => exists(reader, '/services/user/tty'), { timeoutMs: 10_000, message: 'the node to appear' });
       // The terminal goes away (its ssh session ended): the kernel sends the agent, which `script` made the
       // terminal's controlling process, a SIGHUP, and its writes to that terminal fail from then on.
-      const backendPids = descendantsOf(pid);
+      const backendPids = descendantsOf(agent.pid);
       cleanup.push(async () => killStillRunning(backendPids));
-      terminal.kill('SIGKILL');
+      agent.hangUp();
       // Well under the 10 s after which the agent kills a backend that did not stop.
-      await waitFor(() => !alive(pid), { timeoutMs: 8_000, message: "the agent to end on its terminal's hangup" });
+      await waitFor(() => !agent.running(), { timeoutMs: 8_000, message: "the agent to end on its terminal's hangup" });
       expect(stillRunning(backendPids)).toEqual([]);
       // Gone at once, not 30 s later when ZooKeeper expires the session of an agent that died without a word.
-      await waitFor(async () => !(await exists(reader, '/services/user/tty')), { timeoutMs: 5_000, message: `the node to be deleted\n${output.slice(-2_000)}` });
+      await waitFor(async () => !(await exists(reader, '/services/user/tty')), { timeoutMs: 5_000, message: `the node to be deleted\n${agent.output().slice(-2_000)}` });
     } finally {
       reader.close();
     }

@@ -2,11 +2,11 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { connect as http2Connect } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, makeTempDir, refusingPort, REPO_ROOT, startBackend, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, makeTempDir, refusingPort, REPO_ROOT, startBackend, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -417,35 +417,11 @@ describe('gateway lifecycle', () => {
     const path = join(await makeTempDir('sb-tty-'), 'gateway.yaml');
     await writeFile(path, configFor(await refusingPort()).replace('{{port}}', '0'));
     // `script` runs the gateway on a pseudo-terminal of its own, as a shell would: its output is a terminal.
-    const terminal = spawn('script', ['-qfec', `exec ${process.execPath} bin/switchboard.js --config ${path}`, '/dev/null'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
-    });
-    let output = '';
-    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    terminal.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += `stderr: ${chunk}`));
-    terminal.on('exit', (code, signal) => (output += `exit ${code} ${signal}`));
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const listening = await waitFor(
-      () => /"pid":(\d+)[^\n]*"msg":"gateway listening"/.exec(output) ?? Promise.reject(new Error(`its output so far: ${output.slice(-2_000)}`)),
-      { timeoutMs: 30_000, message: 'the gateway on a terminal to listen' },
-    );
-    const pid = Number(listening[1]);
-    closers.push(() => {
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-      terminal.kill('SIGKILL');
-    });
+    const gateway = await startOnTerminal('bin/switchboard.js', ['--config', path], 'gateway listening');
+    closers.push(() => gateway.kill());
     // Read again as a request (the workers test), SIGHUP here is the hangup it means to a program run from a shell.
-    process.kill(pid, 'SIGHUP');
-    await waitFor(() => !alive(pid), { timeoutMs: 10_000, message: 'the gateway to end on its terminal\'s hangup' });
+    process.kill(gateway.pid, 'SIGHUP');
+    await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: "the gateway to end on its terminal's hangup" });
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
