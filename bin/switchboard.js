@@ -9,7 +9,8 @@ import { compiled } from './compiled.js';
 // (and systemd does not restart a service a SIGHUP ended). The file is read once loaded anyway, so that
 // SIGHUP has nothing left to do; this listener stays beside the gateway's (and a worker's), doing nothing.
 // Not when its output is a terminal: there a SIGHUP is the terminal hanging up, and the gateway ends
-// on it as before (src/hangup.ts, whose test this repeats: no bundle is loaded yet).
+// on it (src/hangup.ts, whose test this repeats: no bundle is loaded yet). Until loaded it has nothing
+// in flight and Node's default ends it; once loaded, it drains as on SIGTERM (gateway/main.ts).
 const hangupWhileLoading = () => {};
 const hangupIsRequest = !(process.stdout.isTTY || process.stderr.isTTY);
 if (hangupIsRequest) process.on('SIGHUP', hangupWhileLoading);

@@ -32,6 +32,10 @@ if (typeof values.config !== 'string') {
 }
 
 if (values.pretty) usePrettyLogs();
+// `--pretty` lines go through Node's stdio streams. Once a terminal has hung up every write to it
+// fails with EIO, which such a stream raises as an 'error' that would end the gateway in the middle
+// of the drain its hangup started: those lines are dropped instead, as the other sinks drop theirs.
+for (const stream of [process.stdout, process.stderr]) if (stream.isTTY) stream.on('error', () => {});
 // Operational lines take the access log's non-blocking buffer, each line written as it comes: a
 // reader of stderr that stalls or goes away costs lines (counted), never the gateway or its exit.
 else useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines) }));
@@ -100,7 +104,6 @@ function runMain(): void {
   });
   // SIGHUP reads the file again, as nginx and HAProxy reload on it (Node's default would end the
   // gateway): a change the folder watch did not report is applied, a bad file refused as on an edit.
-  // Its output a terminal, a SIGHUP is that terminal hanging up: Node's default ends the gateway, as before.
   const hangups$ = new Subject<void>();
   if (hangupIsRequest()) {
     process.on('SIGHUP', () => {
@@ -112,17 +115,20 @@ function runMain(): void {
   // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
   const subscription = watchConfigWithStore(configPath, { file$: watchConfig(configPath, { rereads$: hangups$ }) }).subscribe(follower.take);
 
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'draining');
-      subscription.unsubscribe();
-      void (async () => {
-        await follower.close();
-        await closeLogs();
-        process.exit(0);
-      })();
-    });
-  }
+  const drain = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    subscription.unsubscribe();
+    void (async () => {
+      await follower.close();
+      await closeLogs();
+      process.exit(0);
+    })();
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => drain(signal));
+  // Its output a terminal, a SIGHUP is that terminal hanging up (an ssh session that ended): the
+  // gateway ends, but as on SIGTERM, so that requests in flight finish within the drain timeout
+  // (Node's default would cut them). Its writes to the gone terminal fail from then on and are dropped.
+  if (!hangupIsRequest()) process.on('SIGHUP', () => drain('SIGHUP'));
 }

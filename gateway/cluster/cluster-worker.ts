@@ -209,8 +209,11 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
   // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
   // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
-  // Not when the output is a terminal (src/hangup.ts): its hangup ends the primary, and the workers with it.
+  // Not when the output is a terminal (src/hangup.ts): its hangup ends the gateway, which drains as on
+  // SIGTERM, so a worker that gets it too (sent to the process group) drains as on SIGTERM, not cut
+  // its requests by Node's default.
   if (hangupIsRequest()) process.on('SIGHUP', () => log.debug('SIGHUP: the primary reads the configuration again'));
+  else process.on('SIGHUP', drain);
   send({ kind: 'switchboard:ready' });
 }
 

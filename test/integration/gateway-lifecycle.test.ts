@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, makeTempDir, refusingPort, REPO_ROOT, startBackend, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -413,15 +413,36 @@ describe('gateway lifecycle', () => {
     expect([response.status, await response.text()]).toEqual([200, expect.stringContaining('early')]);
   });
 
-  it('ends on a SIGHUP when its output is a terminal: that terminal hung up (an ssh session ended), nobody asked for a reload', async () => {
+  it('drains as on SIGTERM when its terminal hangs up (an ssh session ended): the request in flight gets its answer, then it ends', async () => {
+    const waiting: ServerResponse[] = [];
+    const backend = createHttpServer((request, response) => {
+      request.resume();
+      waiting.push(response);
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    closers.push(() => backend.close());
     const path = join(await makeTempDir('sb-tty-'), 'gateway.yaml');
-    await writeFile(path, configFor(await refusingPort()).replace('{{port}}', '0'));
+    await writeFile(path, configFor((backend.address() as AddressInfo).port).replace('{{port}}', '0'));
     // `script` runs the gateway on a pseudo-terminal of its own, as a shell would: its output is a terminal.
     const gateway = await startOnTerminal('bin/switchboard.js', ['--config', path], 'gateway listening');
     closers.push(() => gateway.kill());
-    // Read again as a request (the workers test), SIGHUP here is the hangup it means to a program run from a shell.
-    process.kill(gateway.pid, 'SIGHUP');
-    await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: "the gateway to end on its terminal's hangup" });
+    // Its ready line names the port it took: `"ports":{"<entry point>":<port>}`.
+    const port = Number(/"ports":\{"[^"]+":(\d+)/.exec(gateway.output())?.[1]);
+    expect(port).toBeGreaterThan(0);
+    const answer = fetch(`http://127.0.0.1:${port}/slow`).then(
+      async (response) => [response.status, await response.text()],
+      (error: Error) => [0, String(error.cause ?? error)],
+    );
+    await waitFor(() => waiting.length === 1, { timeoutMs: 10_000, message: 'the request to reach the backend' });
+    // The terminal goes away: the kernel sends the gateway, which `script` made the terminal's
+    // controlling process, a SIGHUP, and its writes to that terminal fail from then on.
+    gateway.hangUp();
+    // Draining, it closes its listener (Node's default would have ended it, the request cut).
+    await waitFor(async () => !(await acceptsConnections(port)), { timeoutMs: 10_000, message: 'the gateway to stop accepting connections' });
+    expect(gateway.running()).toBe(true);
+    waiting[0]!.end('answered after the hangup');
+    expect(await answer).toEqual([200, 'answered after the hangup']);
+    await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: 'the gateway to end after its drain' });
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
