@@ -131,13 +131,15 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       const stat = await exists(client, path);
       if (stat && ephemeralOwnerOf(stat) === id) {
         await setData(client, path, data, stat.version);
-      } else if (stat && rewriting) {
-        // Another session wrote it since it was deleted: most likely a second agent registering
-        // this id, which deleted ours to write its own. Taking it back would have the two delete
-        // each other's node forever; leave it, watched, and write ours again once it goes.
+      } else if (stat && (rewriting || this.writtenBy === id)) {
+        // Another session wrote it since this one wrote ours, which it deleted: most likely a second
+        // agent registering this id. Taking it back would have the two delete each other's node
+        // forever, and a data update of ours (the drain mark at SIGTERM) would take its node and
+        // mark it draining; leave it, watched, and write ours again once it goes.
         this.log.warn({ path, owner: ephemeralOwnerOf(stat) }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
       } else {
-        // Left by an older session of this agent (or by a previous run): ours now.
+        // Left by an older session of this agent (or by a previous run), and this session has not
+        // written ours yet: ours now.
         if (stat) await remove(client, path, stat.version);
         await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
       }

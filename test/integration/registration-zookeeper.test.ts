@@ -116,6 +116,30 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     await waitFor(async () => (await ownerOf(PATH)) === first.currentSession()?.id, { timeoutMs: 10_000, message: 'the first registration to write the node again' });
   });
 
+  it('leaves the node a second registration of the same id wrote when its own drain mark is written', async () => {
+    const first = registrationAt(zk.connectString);
+    first.register(INSTANCE);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
+    const firstStates: string[] = [];
+    first.state$.subscribe((state) => firstStates.push(state));
+    const second = registrationAt(zk.connectString);
+    second.register(INSTANCE);
+    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
+    await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
+    const secondOwner = second.currentSession()?.id;
+    expect(await ownerOf(PATH)).toBe(secondOwner);
+
+    // The first agent's SIGTERM: its drain mark is a data update of its own node, which is not there
+    // any more; writing it would delete the second agent's node and put its own, marked draining, in its place.
+    expect(await first.markDraining(5_000)).toBe(true);
+    expect(await ownerOf(PATH)).toBe(secondOwner);
+    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).not.toHaveProperty('draining');
+    // Its deregistration then deletes nothing of the second's: the node stays.
+    await first.deregister();
+    expect(await ownerOf(PATH)).toBe(secondOwner);
+    await second.deregister();
+  });
+
   it('registers under a root of / at /<service>/<id>', async () => {
     const registration = registrationAt(zk.connectString, '/');
     registration.register(INSTANCE);
