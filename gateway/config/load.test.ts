@@ -121,6 +121,11 @@ describe('parseConfig errors', () => {
     ['defaults: { healthCheck: { unhealthyInterval: 0 } }', 'defaults.healthCheck.unhealthyInterval (line 1): must be above 0'],
     ['defaults: { healthCheck: { timeout: 0ms } }', 'defaults.healthCheck.timeout (line 1): must be above 0'],
     ['defaults: { outlierDetection: { decayInterval: 0s } }', 'defaults.outlierDetection.decayInterval (line 1): must be above 0'],
+    // Every ejection would be cut to the max; the detector once raised the max to the base without a word.
+    ['defaults: { outlierDetection: { baseEjectionTime: 2m, maxEjectionTime: 1m } }', 'defaults.outlierDetection.maxEjectionTime (line 1): must not be below baseEjectionTime (120s): every ejection would be cut to it'],
+    ['services:\n  a: { outlierDetection: { maxEjectionTime: 10s } }', 'services.a.outlierDetection.maxEjectionTime (line 2): must not be below the default baseEjectionTime (30s)'],
+    ['defaults: { outlierDetection: { baseEjectionTime: 1m } }\nservices:\n  a: { outlierDetection: { maxEjectionTime: 45s } }', 'services.a.outlierDetection.maxEjectionTime (line 3): must not be below baseEjectionTime from defaults (60s)'],
+    ['defaults: { outlierDetection: { maxEjectionTime: 1m } }\nservices:\n  a: { outlierDetection: { baseEjectionTime: 90s } }', 'services.a.outlierDetection.baseEjectionTime (line 3): must not be above maxEjectionTime from defaults (60s): every ejection would be cut to it (set maxEjectionTime here too)'],
     ['services:\n  a: { instances: [ "10.0.0.1" ] }', 'services.a.instances.0 (line 2): expected "host:port"'],
     ['services:\n  a: { instances: [ { host: "10.0.0.1:8080", port: 8080 } ] }', 'services.a.instances.0.host (line 2): must be a host name, an IPv4 address or an IPv6 address, without brackets or port'],
     ['services:\n  a/b: {}', 'services.a/b'],
@@ -173,6 +178,12 @@ describe('parseConfig errors', () => {
   ])('suggests for %j only a key valid where it stands: "%s"', (text, expected) => {
     // The whole message: a hint from another section (jwtAuth's "from" for "foo") would be a wrong lead.
     expect(errorOf(text).message).toBe(`/etc/sb/gateway.yaml: ${expected}`);
+  });
+
+  it('takes a baseEjectionTime above 300s without a maxEjectionTime (the cap follows the base, as Envoy\'s does), and a max equal to the base', () => {
+    const text = 'defaults: { outlierDetection: { maxEjectionTime: 1m } }\nservices:\n  a: { outlierDetection: { baseEjectionTime: 1m } }\n  b: { outlierDetection: { baseEjectionTime: 10m, maxEjectionTime: 10m } }\n';
+    expect(() => parseConfig('gateway.yaml', text)).not.toThrow();
+    expect(() => parseConfig('gateway.yaml', 'defaults: { outlierDetection: { baseEjectionTime: 10m } }\n')).not.toThrow();
   });
 
   it('takes a rewrite whose replacement makes a dot segment only from what the request holds (refused per request)', () => {

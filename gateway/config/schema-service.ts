@@ -5,6 +5,7 @@ import type { HashKeySource } from '../../src/balance/hash-key.ts';
 import { INSTANCE_PROTOCOLS } from '../../src/discovery/instance.ts';
 import { INSTANCE_HOST, MAX_INSTANCE_WEIGHT } from '../../src/discovery/instance-codec.ts';
 import { circuitBreakerSchema, concurrencySchema, retryBudgetSchema } from './schema-breaker.ts';
+import { DEFAULT_BASE_EJECTION_MS } from '../../src/health/outlier-detector.ts';
 import { count, duration, percent, section } from './schema-values.ts';
 import { stickySchema } from './schema-sticky.ts';
 
@@ -247,4 +248,41 @@ export function slowStartIssues(
   };
   check(defaults, ['defaults']);
   for (const [name, layer] of Object.entries(config.services ?? {})) if (layer) check(layer, ['services', name]);
+}
+
+type EjectionTimes = { readonly baseEjectionTime?: number | undefined; readonly maxEjectionTime?: number | undefined };
+type OutlierLayer = { readonly outlierDetection?: boolean | EjectionTimes | undefined };
+
+/**
+ * An explicit `maxEjectionTime` below the `baseEjectionTime` in force for the same layer (its own
+ * or the one `defaults` writes): every ejection would be cut to the max, which the detector used to
+ * do without a word. Refused where this layer writes the contradiction. Without any
+ * `maxEjectionTime` the cap follows Envoy, the larger of 300 s and the base, and nothing is refused.
+ */
+export function ejectionTimeIssues(
+  config: { readonly defaults?: OutlierLayer | undefined; readonly services?: Readonly<Record<string, OutlierLayer | null>> | undefined },
+  problem: (path: (string | number)[], message: string) => void,
+): void {
+  const times = (layer: OutlierLayer | undefined): EjectionTimes => (typeof layer?.outlierDetection === 'object' ? layer.outlierDetection : {});
+  const inherited = times(config.defaults);
+  const check = (own: EjectionTimes, from: EjectionTimes, path: (string | number)[]) => {
+    const base = own.baseEjectionTime ?? from.baseEjectionTime ?? DEFAULT_BASE_EJECTION_MS;
+    const max = own.maxEjectionTime ?? from.maxEjectionTime;
+    if (max === undefined || max >= base) return;
+    if (own.maxEjectionTime !== undefined) {
+      const source = own.baseEjectionTime !== undefined ? 'baseEjectionTime' : from.baseEjectionTime !== undefined ? 'baseEjectionTime from defaults' : 'the default baseEjectionTime';
+      problem([...path, 'outlierDetection', 'maxEjectionTime'], `must not be below ${source} (${durationText(base)}): every ejection would be cut to it (leave maxEjectionTime out to cap at the larger of 300s and the base)`);
+    } else if (own.baseEjectionTime !== undefined) {
+      problem([...path, 'outlierDetection', 'baseEjectionTime'], `must not be above maxEjectionTime from defaults (${durationText(max)}): every ejection would be cut to it (set maxEjectionTime here too)`);
+    }
+  };
+  check(inherited, {}, ['defaults']);
+  for (const [name, layer] of Object.entries(config.services ?? {})) {
+    if (layer && typeof layer.outlierDetection === 'object') check(layer.outlierDetection, inherited, ['services', name]);
+  }
+}
+
+/** `90s` or `1500ms`: a duration as the file would write it. */
+function durationText(ms: number): string {
+  return ms % 1_000 === 0 ? `${ms / 1_000}s` : `${ms}ms`;
 }

@@ -13,7 +13,7 @@ import { routeSchema, serviceName } from './schema-route.ts';
 import { tracingSchema } from './schema-tracing.ts';
 import { mirrorServiceIssues } from './schema-route-mirror.ts';
 import { stickyIssues } from './schema-sticky.ts';
-import { serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
+import { ejectionTimeIssues, serviceCheckProtocolIssues, serviceDefaultsSchema, serviceSettingsSchema, slowStartIssues } from './schema-service.ts';
 import { byteSize, duration, ipRangeText, listenAddress, percent, section, type ListenAddress } from './schema-values.ts';
 
 /** A registry URL (`zk://`, `etcd://`, `etcds://`, `file:`) checked by `parseRegistryUrl`. */
@@ -195,6 +195,7 @@ export const configSchema = section({
   entryPointIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   namedCertificateIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   slowStartIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
+  ejectionTimeIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   stickyIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   serviceCheckProtocolIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
   mirrorServiceIssues(config, (path, message) => context.addIssue({ code: 'custom', path, message }));
