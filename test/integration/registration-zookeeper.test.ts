@@ -57,6 +57,25 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     return stat ? ephemeralOwnerOf(stat) : undefined;
   }
 
+  /**
+   * Two registrations of INSTANCE, the second started once the first is registered (a second agent
+   * with the same id, a copied configuration): the second replaces the node, as a restarted agent
+   * replaces its previous run's, and the first, seeing its node deleted, makes one pass that leaves it.
+   */
+  async function twoRegistrationsOfOneId(): Promise<{ first: ZooKeeperRegistration; second: ZooKeeperRegistration }> {
+    const first = registrationAt(zk.connectString);
+    first.register(INSTANCE);
+    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
+    const firstStates: string[] = [];
+    first.state$.subscribe((state) => firstStates.push(state));
+    const second = registrationAt(zk.connectString);
+    second.register(INSTANCE);
+    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
+    await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
+    expect(await ownerOf(PATH)).toBe(second.currentSession()?.id);
+    return { first, second };
+  }
+
   it('keeps the node when register() follows deregister() while a pass waits for an unreachable registry', async () => {
     const proxy = await proxyToZooKeeper();
     proxy.cut();
@@ -93,19 +112,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('leaves the node to a second registration of the same id instead of taking turns deleting each other\'s', async () => {
-    const first = registrationAt(zk.connectString);
-    first.register(INSTANCE);
-    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
-    const firstStates: string[] = [];
-    first.state$.subscribe((state) => firstStates.push(state));
-
-    // A second agent with the same id (a copied configuration) replaces the node, as a restarted agent replaces its previous run's.
-    const second = registrationAt(zk.connectString);
-    second.register(INSTANCE);
-    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
-    // The first sees its node deleted and makes one pass, which finds the second's node and leaves it.
-    await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
-    expect(await ownerOf(PATH)).toBe(second.currentSession()?.id);
+    const { first, second } = await twoRegistrationsOfOneId();
     const settled = (await exists(reader, '/services/user'))!.cversion;
     // Two registrations deleting each other's node would change the children of the service node within milliseconds, for ever.
     await expect(waitFor(async () => (await exists(reader, '/services/user'))!.cversion !== settled, { timeoutMs: 2_000, message: 'the service node to change' })).rejects.toThrow('not met');
@@ -117,17 +124,8 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('leaves the node a second registration of the same id wrote when its own drain mark is written', async () => {
-    const first = registrationAt(zk.connectString);
-    first.register(INSTANCE);
-    await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
-    const firstStates: string[] = [];
-    first.state$.subscribe((state) => firstStates.push(state));
-    const second = registrationAt(zk.connectString);
-    second.register(INSTANCE);
-    await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
-    await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
+    const { first, second } = await twoRegistrationsOfOneId();
     const secondOwner = second.currentSession()?.id;
-    expect(await ownerOf(PATH)).toBe(secondOwner);
 
     // The first agent's SIGTERM: its drain mark is a data update of its own node, which is not there
     // any more; writing it would delete the second agent's node and put its own, marked draining, in its place.
