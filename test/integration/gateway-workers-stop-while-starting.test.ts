@@ -83,7 +83,10 @@ else {
   const listen = net.Server.prototype.listen;
   net.Server.prototype.listen = function (...args) {
     if (args[0] !== 0) return listen.apply(this, args);
-    process.once('SIGTERM', () => setImmediate(() => listen.apply(this, args)));
+    // The bind it holds would be a handle keeping the process alive; without one, a primary with
+    // nothing else pending ended on an empty event loop (exit 0, nothing logged) before a late SIGTERM.
+    const pending = setInterval(() => {}, 60_000);
+    process.once('SIGTERM', () => setImmediate(() => (clearInterval(pending), listen.apply(this, args))));
     fs.writeFileSync(${JSON.stringify(held)}, '');
     return this;
   };
