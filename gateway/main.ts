@@ -31,14 +31,14 @@ if (typeof values.config !== 'string') {
   process.exit(2);
 }
 
+// Operational lines take the access log's non-blocking buffer, each line written as it comes: a
+// reader of stderr that stalls or goes away costs lines (counted), never the gateway or its exit.
 if (values.pretty) usePrettyLogs();
+else useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines) }));
 // `--pretty` lines go through Node's stdio streams. Once a terminal has hung up every write to it
 // fails with EIO, which such a stream raises as an 'error' that would end the gateway in the middle
 // of the drain its hangup started: those lines are dropped instead, as the other sinks drop theirs.
 for (const stream of [process.stdout, process.stderr]) if (stream.isTTY) stream.on('error', () => {});
-// Operational lines take the access log's non-blocking buffer, each line written as it comes: a
-// reader of stderr that stalls or goes away costs lines (counted), never the gateway or its exit.
-else useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines) }));
 const configPath = values.config;
 const log = rootLogger.child({ component: 'main' });
 // The workers of a gateway share its stdout.

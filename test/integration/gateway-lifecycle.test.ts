@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { connect as http2Connect } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
@@ -443,6 +443,25 @@ describe('gateway lifecycle', () => {
     waiting[0]!.end('answered after the hangup');
     expect(await answer).toEqual([200, 'answered after the hangup']);
     await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: 'the gateway to end after its drain' });
+  });
+
+  it('writes human-readable lines with --pretty when its output is a file or a pipe, not a terminal', async () => {
+    const backend = await startBackend({ name: 'pretty' });
+    closers.push(() => void backend.process.kill());
+    const path = join(await makeTempDir('sb-pretty-'), 'gateway.yaml');
+    await writeFile(path, configFor(backend.port).replace('{{port}}', '0'));
+    const gateway = spawn(process.execPath, ['bin/switchboard.js', '--config', path, '--pretty'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' } });
+    closers.push(() => gateway.kill('SIGKILL'));
+    let output = '';
+    gateway.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    gateway.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => gateway.on('exit', resolve));
+    await waitFor(() => /INFO +gateway: gateway listening/.test(output), { timeoutMs: 30_000, message: "a pretty \"gateway listening\" line" });
+    gateway.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Every line of its own in the pretty form: none of the JSON lines of the default sink.
+    expect(output).toMatch(/INFO +main: draining/);
+    expect(output.split('\n').filter((line) => line.startsWith('{'))).toEqual([]);
   });
 
   it('refuses to start on an invalid file, naming the file, the key, the line and the reason', async () => {
