@@ -209,11 +209,13 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
   // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
   // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
-  // Not when the output is a terminal (src/hangup.ts): its hangup ends the gateway, which drains as on
-  // SIGTERM, so a worker that gets it too (sent to the process group) drains as on SIGTERM, not cut
-  // its requests by Node's default.
-  if (hangupIsRequest()) process.on('SIGHUP', () => log.debug('SIGHUP: the primary reads the configuration again'));
-  else process.on('SIGHUP', drain);
+  // When the output is a terminal (src/hangup.ts) it is that terminal hanging up, and a shell passes
+  // it to its whole job: the primary drains the gateway as on SIGTERM and tells each worker when, after
+  // its peer entry is gone (or ends and the worker drains on the disconnect). A worker that drained on
+  // its own would close its listener before that, and its exit, which the primary has not asked for
+  // yet, would count as a crash and fork a replacement in the middle of the drain; so it stays too,
+  // as under systemd's KillMode=mixed, where only the primary is signalled.
+  process.on('SIGHUP', () => log.debug(hangupIsRequest() ? 'SIGHUP: the primary reads the configuration again' : 'SIGHUP: the terminal hung up; the primary drains this worker'));
   send({ kind: 'switchboard:ready' });
 }
 

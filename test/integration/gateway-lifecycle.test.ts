@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, makeTempDir, refusingPort, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -443,6 +443,25 @@ describe('gateway lifecycle', () => {
     waiting[0]!.end('answered after the hangup');
     expect(await answer).toEqual([200, 'answered after the hangup']);
     await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: 'the gateway to end after its drain' });
+  });
+
+  it('with workers, leaves a hangup that reaches the whole job (a shell passes it on) to the primary: no worker drains early or is replaced as crashed', async () => {
+    const etcd = await startEtcd();
+    closers.push(() => void etcd.close());
+    const path = join(await makeTempDir('sb-tty-workers-'), 'gateway.yaml');
+    const store = `etcd://${etcd.endpoints[0]!.replace('http://', '')}/sb`;
+    await writeFile(path, `listen: 127.0.0.1:0\nadmin: false\nworkers: 2\nconfigStore: ${store}\npeers: { id: hangup, ttl: 30s }\nroutes: []\n`);
+    const gateway = await startOnTerminal('bin/switchboard.js', ['--config', path], 'gateway listening');
+    closers.push(() => gateway.kill());
+    // The store stops answering: the primary's stop waits (PEER_LEAVE_TIMEOUT_MS, 2 s) for its peer
+    // entry to go before it drains the workers, longer than an idle worker takes to drain on its own.
+    etcd.members[0]!.pause();
+    // An interactive shell whose terminal hangs up sends SIGHUP to its job's process group: the primary
+    // (here the group's leader) and its workers alike.
+    process.kill(-gateway.pid, 'SIGHUP');
+    await waitFor(() => !gateway.running(), { timeoutMs: 20_000, message: "the gateway to end after its terminal's hangup" });
+    expect(gateway.output()).toMatch(/"signal":"SIGHUP"[^\n]*"msg":"draining"/);
+    expect(gateway.output()).not.toMatch(/worker exited; replacing it|no worker is listening/);
   });
 
   it('writes human-readable lines with --pretty when its output is a file or a pipe, not a terminal', async () => {
