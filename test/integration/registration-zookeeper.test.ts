@@ -138,6 +138,29 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     await second.deregister();
   });
 
+  it('marks and deletes its own node after its session expired and it wrote the node again on a new session', async () => {
+    const proxy = await proxyToZooKeeper();
+    // The server's least (2 × its 500 ms tick): the session expires within seconds of the blackhole.
+    const registration = new ZooKeeperRegistration({ connectString: proxy.address, root: '/services', sessionTimeoutMs: 1_000 });
+    cleanup.push(() => registration.close());
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
+    const expired = registration.currentSession()!.id;
+    expect(await ownerOf(PATH)).toBe(expired);
+
+    proxy.blackhole();
+    await waitFor(async () => (await ownerOf(PATH)) === undefined, { timeoutMs: 15_000, message: 'the server to expire the session and delete its node' });
+    proxy.restore();
+    await waitFor(async () => (await ownerOf(PATH)) === registration.currentSession()?.id && registration.currentState() === 'registered', { timeoutMs: 15_000, message: 'the node to be written on a new session' });
+    expect(registration.currentSession()?.id).not.toBe(expired);
+
+    // The new session wrote this node: it is ours to mark draining and to delete.
+    expect(await registration.markDraining(5_000)).toBe(true);
+    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: INSTANCE.id, draining: true });
+    await registration.deregister();
+    expect(await ownerOf(PATH)).toBeUndefined();
+  });
+
   it('registers under a root of / at /<service>/<id>', async () => {
     const registration = registrationAt(zk.connectString, '/');
     registration.register(INSTANCE);
