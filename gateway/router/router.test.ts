@@ -170,6 +170,15 @@ describe('Router namespace routes', () => {
     expect(escaped.route(request('/a%b'))).toBeUndefined();
   });
 
+  it('does not decode an escape of a character the segment may carry as it is, so no spelling of a service passes its own route\'s rules', () => {
+    // `/pay%3Av2` is not `/pay:v2` to the guarded route (escapes of reserved characters are kept);
+    // decoded by the namespace route, it would reach `pay:v2` without the guarded route's middleware.
+    const router = routerOf(['{ name: guarded, path: /pay:v2, service: "pay:v2" }', '{ name: open, namespace: true }'], ['pay:v2', 'a+b', 'a/b']);
+    expect(router.route(request('/pay:v2/x'))?.name).toBe('guarded');
+    for (const path of ['/pay%3Av2/x', '/pay%3av2/x', '/a%2Bb/x', '/a%2Fb/x']) expect(router.route(request(path)), path).toBeUndefined();
+    expect(router.route(request('/a+b/x'))).toMatchObject({ name: 'open', service: 'a+b', path: '/x' });
+  });
+
   it('tries namespace routes only after every route to a named service', () => {
     const withFallback = routerOf(['{ host: api.example.com, namespace: true }', '{ service: catch-all }'], ['greeter']);
     expect(withFallback.route(request('/greeter/x', { host: 'api.example.com' }))?.service).toBe('catch-all');

@@ -104,12 +104,22 @@ export class Router {
 }
 
 /**
+ * Escapes of the characters a path segment may carry as they are (RFC 3986 sub-delims, `:`, `@`;
+ * the normaliser has already decoded the unreserved ones) and of `/`. Routes match the path with
+ * these escapes kept, so `/pay%3Av2` is not `/pay:v2` to a route on that prefix: decoded here, the
+ * escaped spelling would reach service `pay:v2` through the namespace route, past that route's rules.
+ */
+const RAW_IN_SEGMENT_ESCAPE = /%(?:2[146-9A-Ca-cFf]|3[ABDabd]|40)/;
+
+/**
  * The service a namespace route's path segment names: the segment percent-decoded, since the path
  * keeps escapes of reserved and non-ASCII characters while registries store names unescaped (a
- * ZooKeeper node `späce svc` is reached as `/sp%C3%A4ce%20svc/…`); undefined for a malformed escape.
+ * ZooKeeper node `späce svc` is reached as `/sp%C3%A4ce%20svc/…`); undefined for a malformed escape,
+ * or for an escaped character that the segment could carry as it is (`RAW_IN_SEGMENT_ESCAPE`).
  */
 export function namespaceService(segment: string): string | undefined {
   if (!segment.includes('%')) return segment;
+  if (RAW_IN_SEGMENT_ESCAPE.test(segment)) return undefined;
   try {
     return decodeURIComponent(segment);
   } catch {
