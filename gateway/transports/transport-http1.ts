@@ -5,7 +5,7 @@ import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import type { AttemptReceiver, AttemptResult, AttemptTimeouts, Transport, UpstreamTlsOptions } from './transport.ts';
 import { dispatchAttempt, dispatchAttemptThen } from './transport-http1-attempt.ts';
-import { dispatchUpgrade } from './transport-websocket.ts';
+import { dispatchUpgrade, OpenTunnels } from './transport-websocket.ts';
 import { resumingConnector } from './undici-connector.ts';
 
 /** Pool settings shared by every HTTP/1.1 upstream (the connect timeout and TLS come per service). */
@@ -44,6 +44,7 @@ export interface Http1Target {
  */
 export class Http1Transport implements Transport {
   private readonly pool: Pool;
+  private readonly tunnels = new OpenTunnels();
 
   constructor(target: Http1Target, settings: PoolSettings = DEFAULT_POOL_SETTINGS) {
     this.pool = new Pool(`${target.tls ? 'https' : 'http'}://${target.address}`, {
@@ -70,7 +71,7 @@ export class Http1Transport implements Transport {
   }
 
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
-    return dispatchUpgrade(context, this.pool, pick, timeouts);
+    return dispatchUpgrade(context, this.pool, pick, timeouts, this.tunnels);
   }
 
   async close(graceMs?: number): Promise<void> {
@@ -85,6 +86,9 @@ export class Http1Transport implements Transport {
     });
     await Promise.race([closing, cut]);
     clearTimeout(bound);
+    // Tunnels left undici with their sockets: a shutdown has cut their clients, and waits (within
+    // the same grace) for their lines to be logged before the access log closes.
+    await this.tunnels.allRecorded(graceMs);
   }
 }
 

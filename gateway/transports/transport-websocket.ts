@@ -24,7 +24,7 @@ import { Http1Attempt } from './transport-http1-attempt.ts';
  * ends, so that the instance's in-flight count includes its open tunnels, as Envoy counts an upgraded
  * stream and nginx's least_conn a connection. Never rejects.
  */
-export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult> {
+export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher, pick: PickedEndpoint, timeouts: AttemptTimeouts, tunnels?: OpenTunnels): Promise<AttemptResult> {
   // undici writes `Connection: upgrade` and `Upgrade` itself from the `upgrade` option.
   const headers = upstreamRequestHeaders(context.upstream.headers) as Record<string, string | string[]>;
   if (context.upstream.host !== undefined) headers.host = context.upstream.host;
@@ -36,7 +36,7 @@ export function dispatchUpgrade(context: GatewayContext, dispatcher: Dispatcher,
     const handshake = new UpgradeAttempt(context, pick, stopWatching, timeouts, (result) => {
       stopWatching();
       resolve(result);
-    });
+    }, tunnels);
     try {
       // One `servername` per pool, as in `dispatchAttemptThen`.
       dispatcher.dispatch({ path: context.upstream.path, method: 'GET', headers, upgrade: protocol, body: null, servername: pick.address } as Dispatcher.DispatchOptions, handshake);
@@ -54,6 +54,7 @@ class UpgradeAttempt extends Http1Attempt {
     private readonly stopWatching: () => void,
     timeouts: AttemptTimeouts,
     attemptEnded: (result: AttemptResult) => void,
+    private readonly tunnels: OpenTunnels | undefined,
   ) {
     super(context, pick, { attemptEnded }, timeouts, null);
   }
@@ -63,7 +64,13 @@ class UpgradeAttempt extends Http1Attempt {
     this.stopWatching();
     // The tunnel keeps the instance's in-flight slot until it closes, so that least-connections,
     // p2c-ewma and bounded-load hashing count it; its outcome and latency (the handshake's) are reported now.
-    const release = this.pick.hold();
+    const held = this.pick.hold();
+    const recorded = this.tunnels?.opened();
+    const release = recorded === undefined ? held : () => {
+      held();
+      // After the response's 'close' below it: the tunnel's access log line and metrics are out.
+      queueMicrotask(recorded);
+    };
     try {
       splice(this.context, status, upstreamHeaders, socket as Socket, this.timeouts.websocketIdleTimeoutMs ?? 0, release);
     } catch (error) {
@@ -78,6 +85,39 @@ class UpgradeAttempt extends Http1Attempt {
 }
 
 function noop(): void {}
+
+/**
+ * The tunnels open through one transport, counted until each has closed and recorded its end (its
+ * access log line, its metrics): the shutdown cuts them at the drain deadline and then closes the
+ * access log, which would drop the line of a tunnel whose upstream socket closes a tick later.
+ */
+export class OpenTunnels {
+  private count = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  /** Counts a tunnel open; the returned function, called once, counts it recorded. */
+  opened(): () => void {
+    this.count += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.count -= 1;
+      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    };
+  }
+
+  /** Resolves once no tunnel is open, or after `deadlineMs`, whichever comes first. */
+  async allRecorded(deadlineMs: number): Promise<void> {
+    if (this.count === 0) return;
+    let bound: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.waiters.push(resolve);
+      bound = setTimeout(resolve, deadlineMs);
+    });
+    clearTimeout(bound);
+  }
+}
 
 /** Early bytes (sent before the 101) held for the splice; past this, the socket's back-pressure holds the rest. */
 const MAX_EARLY_BYTES = 64 * 1024;

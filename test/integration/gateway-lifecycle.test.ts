@@ -532,5 +532,9 @@ describe('gateway lifecycle', () => {
     expect(Date.now() - signalledAt).toBeLessThan(5_000);
     // Open until the deadline (1 s), not cut at the signal: a WebSocket gets the drain time too.
     expect((await closed) - signalledAt).toBeGreaterThanOrEqual(900);
+    // Its line is written once the tunnel has closed, which the deadline's cut did just before the
+    // access log closed: the shutdown waits for it rather than exit without it.
+    const lines = (await logOf(gateway.process)).split('\n').filter((text) => text.includes('"path":"/ws"'));
+    expect(lines.map((text) => JSON.parse(text) as unknown)).toEqual([expect.objectContaining({ status: 101, service: 'one' })]);
   });
 });
