@@ -149,7 +149,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     namedCertificates.close();
     await tracer?.shutdown(TRACER_SHUTDOWN_MS);
     tracer = undefined;
-    await Promise.all([transports.close(UPSTREAM_CLOSE_GRACE_MS), mirrors.close(UPSTREAM_CLOSE_GRACE_MS)]);
+    await Promise.all([transports.close(UPSTREAM_CLOSE_GRACE_MS), mirrors.close(UPSTREAM_CLOSE_GRACE_MS), tcpConnectionsRecorded(UPSTREAM_CLOSE_GRACE_MS)]);
     // Bounded: a stdout nobody reads must not hold the shutdown.
     await dependencies.accessLogger?.close(1_000);
   };
@@ -160,7 +160,20 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     const logLine = runners.tcpLog;
     const clientAddress = socket.remoteAddress;
     const forwarded = forwardConnection(socket, tcpForwardPolicy(config, current, serverName), tcpDependencies);
-    return logLine ? forwarded.then((record) => logLine(record, initialEntryPoint.name, clientAddress, serverName)) : forwarded;
+    if (!logLine) return forwarded;
+    const logged = forwarded.then((record) => logLine(record, initialEntryPoint.name, clientAddress, serverName));
+    tcpUnlogged.add(logged);
+    void logged.finally(() => tcpUnlogged.delete(logged));
+    return logged;
+  };
+  // A connection the drain deadline cuts closes its upstream side a tick later, and only then is
+  // logged: the shutdown waits for those lines (bounded) before it closes the access log.
+  const tcpUnlogged = new Set<Promise<unknown>>();
+  const tcpConnectionsRecorded = async (deadlineMs: number) => {
+    if (tcpUnlogged.size === 0) return;
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...tcpUnlogged]), new Promise((resolve) => (bound = setTimeout(resolve, deadlineMs)))]);
+    clearTimeout(bound);
   };
   const tcpDependencies = { pickerFor: (service: string) => balancers.pickerFor(service), observer: dependencies.observer, log };
   /** Builds the tracer of `next` and, if `next` is still the configuration by then, serves with it; the old one exports what it holds. */

@@ -363,5 +363,10 @@ services:
     expect(closedAt - signalledAt).toBeGreaterThan(2_000);
     const exit = await gateway.process.waitForExit(20_000);
     expect(exit.code).toBe(0);
+    // Each held connection is logged once closed, the deadline's cut included: its upstream side
+    // closes a tick after the cut, and the shutdown waits for the line before it closes the log.
+    const lines = (await logOf(gateway.process)).split('\n').filter((line) => line.startsWith('{"level":30,"time":"') && line.includes('"protocol":"tcp"'));
+    const carried = lines.map((line) => JSON.parse(line) as { bytesReceived: number }).filter((line) => line.bytesReceived > 0);
+    expect(carried).toHaveLength(held.length);
   }, 40_000);
 });
