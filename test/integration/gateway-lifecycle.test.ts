@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, makeTempDir, refusingPort, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
