@@ -86,6 +86,8 @@ export class StoreApi {
     if (method !== 'GET' && this.options.token === undefined) {
       return adminError(403, 'forbidden', 'SB_ADMIN_WRITE_NEEDS_TOKEN', 'writes need an admin token: set admin: { listen, token } in the gateway configuration');
     }
+    const query = queryProblem(request, method);
+    if (query) return query;
     const location = this.options.location();
     if (!location) return adminError(409, 'conflict', 'SB_CONFIG_STORE_NONE', 'no configStore is configured: set configStore: etcd://…/switchboard or zk://…/switchboard');
     try {
@@ -234,12 +236,28 @@ function readBack(kind: StoreKind, name: string, value: unknown): StoreAnswer | 
   return { status: 400, body: { ...bodyOf(400, 'invalid', 'SB_ADMIN_REDACTED_VALUE', describeObjectIssues(issues)), issues } };
 }
 
-/** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */
 /** `?dryRun=true` (as Kubernetes' `dryRun`): judge the object as a write would, write nothing. */
 function isDryRun(request: IncomingMessage): boolean {
   return new URL(request.url ?? '/', 'http://admin').searchParams.get('dryRun') === 'true';
 }
 
+/**
+ * A 400 for a write's query parameter the API does not take, else undefined. Ignored, a misspelt or
+ * misvalued dry run (`?dryRun`, `?dryRun=1`, `?dryrun=true`) would store the object, and a DELETE,
+ * which has no dry run, would delete it.
+ */
+function queryProblem(request: IncomingMessage, method: string): StoreAnswer | undefined {
+  if (method !== 'PUT' && method !== 'DELETE') return undefined;
+  for (const [name, value] of new URL(request.url ?? '/', 'http://admin').searchParams) {
+    if (method === 'PUT' && name === 'dryRun' && value === 'true') continue;
+    const given = value === '' ? name : `${name}=${value}`;
+    const message = method === 'PUT' ? `PUT takes only ?dryRun=true (judge the write, store nothing), not ${given}: nothing was written` : `DELETE takes no query parameter (it has no dry run), not ${given}: nothing was deleted`;
+    return adminError(400, 'bad-request', 'SB_ADMIN_QUERY', message);
+  }
+  return undefined;
+}
+
+/** The tag of an `If-Match` value: `"12"` → `12`, `W/"12"` → `12`, `*` stays. */
 function entityTag(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const trimmed = header.trim();

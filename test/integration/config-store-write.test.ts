@@ -174,6 +174,28 @@ configStore: ${store.url}
     expect(JSON.parse((await store.read(`${ROOT}/consumers/alice`))!)).toEqual(consumer);
   });
 
+  it('writes nothing on a dry run with or without preconditions, and refuses a dryRun it does not take rather than write or delete', async () => {
+    const route = { path: '/dry', service: 'dry' };
+    const judged = await send(admin, 'PUT', '/api/routes/dry?dryRun=true', route);
+    expect([judged.status, await judged.json()]).toEqual([200, expect.objectContaining({ kind: 'routes', name: 'dry', dryRun: true, unchanged: false })]);
+    expect(await store.read(`${ROOT}/routes/dry`)).toBeUndefined();
+    const put = await send(admin, 'PUT', '/api/routes/dry', route);
+    expect(put.status).toBe(201);
+    for (const headers of [{}, { 'if-match': put.headers.get('etag')! }, { 'if-match': '*' }, { 'if-none-match': '*' }] as Record<string, string>[]) {
+      const answer = await send(admin, 'PUT', '/api/routes/dry?dryRun=true', { ...route, path: '/dry/v2' }, headers);
+      expect([headers, answer.status]).toEqual([headers, 200]);
+    }
+    // What a curl user or a Kubernetes habit may send: a write it was not, refused rather than stored.
+    for (const query of ['dryRun', 'dryRun=1', 'dryRun=All', 'dryrun=true', 'dry-run=true']) {
+      const answer = await send(admin, 'PUT', `/api/routes/dry?${query}`, { ...route, path: '/dry/v3' });
+      expect([query, answer.status, ((await answer.json()) as { code: string }).code]).toEqual([query, 400, 'SB_ADMIN_QUERY']);
+    }
+    // DELETE judges nothing: a dry run of it would delete.
+    expect((await send(admin, 'DELETE', '/api/routes/dry?dryRun=true')).status).toBe(400);
+    expect(JSON.parse((await store.read(`${ROOT}/routes/dry`))!)).toEqual({ name: 'dry', ...route });
+    expect((await send(admin, 'DELETE', '/api/routes/dry')).status).toBe(204);
+  });
+
   // Last: it stops the store.
   it('answers 503 within its deadline when the store is down, and still exits promptly on SIGTERM', async () => {
     expect((await send(admin, 'PUT', '/api/routes/before-outage', { path: '/b', service: 'b' })).status).toBe(201);
