@@ -6,8 +6,12 @@ import { runTool } from './run-tool.ts';
  */
 // A reader that leaves early (`switchboard config apply … | head -1`) must not end the command
 // between two writes to the store: the rest of its output is dropped, its work and status stay.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-});
+// stderr too (`2>&1 | head -1`): else its first problem line ends the command with 1, which diff and
+// explain give another meaning than the error's 2.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
 const [command, ...rest] = process.argv.slice(2);
 process.exitCode = await runTool(command, rest);

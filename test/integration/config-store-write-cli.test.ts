@@ -220,6 +220,19 @@ routes:
     }
   });
 
+  it('keeps its exit status 2 when the reader of its stderr has left too, as with `2>&1 | head -1`', async () => {
+    const invalid = await file('piped-invalid.yaml', 'routes:\n  - { name: piped-bad, path: no-slash, service: order }\n');
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), 'config', 'apply', '-f', invalid, '--admin', adminUrl], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+      env: { ...process.env, SWITCHBOARD_ADMIN_TOKEN: TOKEN },
+    });
+    child.stdout.destroy();
+    child.stderr.destroy();
+    // 2, the invalid file's status; not 1, which diff and explain give other meanings (changes, not proxied).
+    expect(await new Promise<number | null>((resolve) => child.once('close', resolve))).toBe(2);
+  });
+
   it('says what is wrong with the token or the address, with exit 2', async () => {
     const original = await file('gateway.yaml', FILE);
     const noToken = await runConfig(['apply', '-f', original, '--admin', adminUrl]);
