@@ -130,7 +130,11 @@ export class StoreApi {
     if (isDryRun(request)) {
       // Judged only: `switchboard config apply` asks about every object before it writes the first
       // one. `unchanged` compares with the stored value here, where its secrets are not redacted.
-      const stored = await writer.get(kind, name);
+      // A stored value that is not JSON (written around the API) differs from any: the write replaces it.
+      const stored = await writer.get(kind, name).catch((failure: unknown) => {
+        if (failure instanceof StoreValueError) return undefined;
+        throw failure;
+      });
       const unchanged = stored !== undefined && sameValue(stored.value, check.value);
       return { status: 200, body: { kind, name, dryRun: true, unchanged, value: redactSecrets(check.value) } };
     }

@@ -6,6 +6,7 @@ import { Etcd3 } from 'etcd3';
 import type { Client } from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getData } from '../../src/zookeeper/index.ts';
+import { mkdirp, setData } from '../../src/zookeeper/zookeeper-writes.ts';
 import type { AdminEvent } from '../../gateway/admin/index.ts';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import type { SseConnection } from '../harness/sse-client.ts';
@@ -20,10 +21,12 @@ type StoreReader = (key: string) => Promise<string | undefined>;
 interface StoreUnderTest {
   readonly url: string;
   readonly read: StoreReader;
+  /** Writes a key or znode straight to the store, around the API (as etcdctl or zkCli would). */
+  write(key: string, text: string): Promise<void>;
   close(): Promise<void>;
 }
 
-async function etcdStore(): Promise<StoreUnderTest & { write(key: string, text: string): Promise<void> }> {
+async function etcdStore(): Promise<StoreUnderTest> {
   const etcd: EtcdCluster = await startEtcd();
   const client = new Etcd3({ hosts: etcd.endpoints });
   return {
@@ -43,6 +46,10 @@ async function zooKeeperStore(): Promise<StoreUnderTest> {
   return {
     url: `zk://${zk.connectString}${ROOT}`,
     read: async (path) => (await getData(client, path).catch(() => undefined))?.data?.toString('utf8'),
+    write: async (path, text) => {
+      await mkdirp(client, path);
+      await setData(client, path, Buffer.from(text), -1);
+    },
     close: once(async () => {
       client.close();
       await zk.close();
@@ -199,6 +206,17 @@ configStore: ${store.url}
     expect((await send(admin, 'DELETE', '/api/routes/dry')).status).toBe(204);
   });
 
+  it('judges a write over an object written around the API that is not JSON as the write goes: taken, and the write replaces it', async () => {
+    await store.write(`${ROOT}/routes/garbled`, 'not json {');
+    const route = { path: '/garbled', service: 'garbled' };
+    const judged = await send(admin, 'PUT', '/api/routes/garbled?dryRun=true', route);
+    expect([judged.status, await judged.json()]).toEqual([200, expect.objectContaining({ dryRun: true, unchanged: false })]);
+    expect(await store.read(`${ROOT}/routes/garbled`)).toBe('not json {');
+    expect((await send(admin, 'PUT', '/api/routes/garbled', route)).status).toBe(200);
+    expect(JSON.parse((await store.read(`${ROOT}/routes/garbled`))!)).toEqual({ name: 'garbled', ...route });
+    expect((await send(admin, 'DELETE', '/api/routes/garbled')).status).toBe(204);
+  });
+
   // Last: it stops the store.
   it('answers 503 within its deadline when the store is down, and still exits promptly on SIGTERM', async () => {
     expect((await send(admin, 'PUT', '/api/routes/before-outage', { path: '/b', service: 'b' })).status).toBe(201);
@@ -214,7 +232,7 @@ configStore: ${store.url}
 });
 
 describe('the admin write API refuses what it cannot do safely', () => {
-  let etcd: Awaited<ReturnType<typeof etcdStore>>;
+  let etcd: StoreUnderTest;
   let open: GatewayProcess;
   let storeless: GatewayProcess;
   let openAdmin: string;
