@@ -80,15 +80,17 @@ export class Http1Transport implements Transport {
     // undici fails the requests still running, and those queued, with UND_ERR_DESTROYED: `pool-closed`, the
     // gateway's own. Its close() is not awaited past that: with requests queued, it resolves only once its
     // queue drains, which a destroy never reports.
+    const deadline = performance.now() + graceMs;
     let bound: NodeJS.Timeout | undefined;
     const cut = new Promise<void>((resolve) => {
       bound = setTimeout(() => void this.pool.destroy().then(resolve, resolve), graceMs);
     });
     await Promise.race([closing, cut]);
     clearTimeout(bound);
-    // Tunnels left undici with their sockets: a shutdown has cut their clients, and waits (within
-    // the same grace) for their lines to be logged before the access log closes.
-    await this.tunnels.allRecorded(graceMs);
+    // Tunnels left undici with their sockets: a shutdown has cut their clients, and waits for their
+    // lines to be logged before the access log closes, within what is left of the same grace (a
+    // grace of its own would double the pool's close past the exit margin of shutdown.drainTimeout).
+    await this.tunnels.allRecorded(Math.max(0, deadline - performance.now()));
   }
 }
 

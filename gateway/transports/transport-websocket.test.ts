@@ -51,7 +51,9 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     const { pick, counts } = countingPick(address);
     const results: AttemptResult[] = [];
     const gateway = createServer();
+    const accepted: Duplex[] = [];
     gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+      accepted.push(socket);
       const response = new ServerResponse(request);
       response.assignSocket(socket as Socket);
       const context = initialContext(request, response);
@@ -81,5 +83,59 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     client.destroy();
     expect(await until(() => counts.releases === 1 && upstream.clients.size === 0, 5_000)).toBe(true);
     expect([counts.holds, counts.releases, counts.done]).toEqual([1, 1, ['ok']]);
+  });
+});
+
+describe('Http1Transport.close with open tunnels (a real upstream that answers one upgrade and holds the next)', () => {
+  it('waits for the pool and the tunnels within one grace, not one grace each', { timeout: 30_000 }, async () => {
+    // The first upgrade gets its 101 and stays open (a tunnel nobody cuts); the second is never
+    // answered, so the pool's close waits for it until the grace destroys the pool.
+    const held: Socket[] = [];
+    const upstream = createServer();
+    upstream.on('upgrade', (_request: IncomingMessage, socket: Socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      if (held.length === 1) socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
+    const { pick } = countingPick(address);
+    const results: AttemptResult[] = [];
+    const gateway = createServer();
+    const accepted: Duplex[] = [];
+    gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+      accepted.push(socket);
+      const response = new ServerResponse(request);
+      response.assignSocket(socket as Socket);
+      void transport.upgrade(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }).then((result) => results.push(result));
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+    const clients: Socket[] = [];
+    const open = () => {
+      const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+      client.on('error', () => undefined);
+      client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      clients.push(client);
+    };
+    try {
+      open();
+      expect(await until(() => results.length === 1, 10_000)).toBe(true);
+      open();
+      expect(await until(() => held.length === 2, 10_000)).toBe(true);
+      const graceMs = 1_500;
+      const started = performance.now();
+      await transport.close(graceMs);
+      const tookMs = performance.now() - started;
+      // One grace (1.5 s) and room for a loaded machine; a grace for the pool and another for the tunnels take 3 s.
+      expect(tookMs).toBeGreaterThanOrEqual(graceMs - 50);
+      expect(tookMs).toBeLessThan(graceMs + 1_000);
+    } finally {
+      for (const client of clients) client.destroy();
+      for (const socket of [...held, ...accepted]) socket.destroy();
+      gateway.closeAllConnections();
+      upstream.closeAllConnections();
+      await Promise.all([new Promise((resolve) => gateway.close(resolve)), new Promise((resolve) => upstream.close(resolve))]);
+    }
   });
 });
