@@ -74,6 +74,10 @@ export class Http1Transport implements Transport {
     return dispatchUpgrade(context, this.pool, pick, timeouts, this.tunnels);
   }
 
+  hasOpenTunnels(): boolean {
+    return this.tunnels.open;
+  }
+
   async close(graceMs?: number): Promise<void> {
     const closing = this.pool.close().catch(() => undefined);
     if (graceMs === undefined) return closing;

@@ -43,6 +43,10 @@ export class Http2Transport implements Transport {
     return this.upgrader.upgrade(context, pick, timeouts);
   }
 
+  hasOpenTunnels(): boolean {
+    return this.upgrader?.hasOpenTunnels() ?? false;
+  }
+
   async close(graceMs?: number): Promise<void> {
     await Promise.all([this.upgrader?.close(graceMs), this.sessions.close(graceMs)]);
   }

@@ -95,6 +95,11 @@ export class OpenTunnels {
   private count = 0;
   private readonly waiters: Array<() => void> = [];
 
+  /** Whether a tunnel is open or has not yet recorded its end. */
+  get open(): boolean {
+    return this.count > 0;
+  }
+
   /** Counts a tunnel open; the returned function, called once, counts it recorded. */
   opened(): () => void {
     this.count += 1;

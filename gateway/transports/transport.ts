@@ -65,6 +65,12 @@ export interface Transport {
    */
   upgrade(context: GatewayContext, pick: PickedEndpoint, timeouts: AttemptTimeouts): Promise<AttemptResult>;
   /**
+   * Whether a WebSocket tunnel opened through it is still open (or has not yet recorded its end):
+   * such a transport is not idle, however long since its last request, since its close at shutdown
+   * is what waits for the tunnel's access log line. Left out: it opens none.
+   */
+  hasOpenTunnels?(): boolean;
+  /**
    * Closes the connections, letting in-flight requests finish, for at most `graceMs` when given
    * (the gateway's shutdown; without it, as long as they take): past it they fail as `pool-closed`,
    * the gateway's own doing, which never counts against the instance. Idempotent.

@@ -1,5 +1,9 @@
-import { createServer } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage } from 'node:http';
 import { createServer as createHttp2Server } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import { initialContext } from '../middleware/middleware-testing.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TransportSettings } from './transport.ts';
 import { listenOnLoopback, startAttemptGateway, until } from './transport-http2-testing.ts';
@@ -28,6 +32,40 @@ describe('UpstreamTransports', () => {
     expect(fresh).not.toBe(swept);
     expect(transports.sweep(60_000)).toBe(0);
     expect(transports.get(http, '127.0.0.1:1', settings('a'))).toBe(fresh);
+  });
+
+  it('keeps a transport whose WebSocket tunnel is still open, however long unused, so the shutdown still waits for its line', { timeout: 30_000 }, async () => {
+    // The upstream answers the upgrade with its 101 and keeps the tunnel open.
+    const upstreamSockets: Socket[] = [];
+    const upstream = createServer().on('upgrade', (_request: IncomingMessage, socket: Socket) => {
+      upstreamSockets.push(socket.on('error', () => undefined));
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    const address = `127.0.0.1:${await listenOnLoopback(upstream)}`;
+    const transport = transports.get(http, address, settings('tunnels'));
+    const pick = { kind: 'endpoint', address, instance: {}, done: () => undefined, hold: () => () => undefined } as unknown as PickedEndpoint;
+    const gatewaySockets: Duplex[] = [];
+    let upgraded = 0;
+    const gateway = createServer().on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+      gatewaySockets.push(socket);
+      const response = new ServerResponse(request);
+      response.assignSocket(socket as Socket);
+      void transport.upgrade(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }).then((result) => (upgraded += result.ok ? 1 : 0));
+    });
+    const client = connect(await listenOnLoopback(gateway), '127.0.0.1').on('error', () => undefined);
+    try {
+      client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      expect(await until(() => upgraded === 1, 10_000), 'the tunnel opened').toBe(true);
+      // Swept, it would leave the shutdown's close, which then would not wait for the tunnel's line.
+      expect(transports.sweep(-60_000)).toBe(0);
+      // Cut as the drain deadline cuts it: the gateway destroys the client's socket.
+      for (const socket of gatewaySockets) socket.destroy();
+      expect(await until(() => transports.sweep(-60_000) === 1, 10_000), 'swept once the tunnel closed').toBe(true);
+    } finally {
+      client.destroy();
+      for (const socket of [...upstreamSockets, ...gatewaySockets]) socket.destroy();
+      await Promise.all([new Promise((resolve) => gateway.close(resolve)), new Promise((resolve) => upstream.close(resolve))]);
+    }
   });
 });
 

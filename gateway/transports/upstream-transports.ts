@@ -87,7 +87,9 @@ export class UpstreamTransports {
     const cutoff = performance.now() - idleMs;
     let closed = 0;
     for (const [key, entry] of this.transports) {
-      if (entry.lastUsed > cutoff) continue;
+      // A WebSocket open for longer than `idleMs` keeps its transport: swept, it would leave the
+      // shutdown's close(), which waits for the tunnel's access log line after the drain cuts it.
+      if (entry.lastUsed > cutoff || entry.transport.hasOpenTunnels?.()) continue;
       this.transports.delete(key);
       this.unindex(entry);
       void entry.transport.close();
