@@ -210,8 +210,9 @@ describe('a gateway that cannot start, with stderr a pipe', () => {
     try {
       const dir = await makeTempDir('sb-stderr-');
       await writeFile(join(dir, 'instances.yaml'), 'services:\n  a: ["127.0.0.1:1"]\n');
+      await writeFile(join(dir, 'more-instances.yaml'), 'services:\n  a: ["127.0.0.1:2"]\n');
       const configPath = join(dir, 'gateway.yaml');
-      await writeFile(configPath, `listen: 127.0.0.1:${port}\nadmin: false\nregistries: [file:${dir}/instances.yaml, file:${dir}/./instances.yaml]\nroutes:\n  - { path: /, service: a }\n`);
+      await writeFile(configPath, `listen: 127.0.0.1:${port}\nadmin: false\nregistries: [file:${dir}/instances.yaml, file:${dir}/more-instances.yaml]\nroutes:\n  - { path: /, service: a }\n`);
       const gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info' },
