@@ -115,9 +115,12 @@ function runMain(): void {
   // With `configStore`, results are the file merged with the store: applied (and sent to workers) like any file reload.
   const subscription = watchConfigWithStore(configPath, { file$: watchConfig(configPath, { rereads$: hangups$ }) }).subscribe(follower.take);
 
+  let draining = false;
   const drain = (signal: NodeJS.Signals) => {
+    if (draining && signal === 'SIGINT') return forceStop();
     if (stopping) return;
     stopping = true;
+    draining = true;
     log.info({ signal }, 'draining');
     subscription.unsubscribe();
     void (async () => {
@@ -125,6 +128,15 @@ function runMain(): void {
       await closeLogs();
       process.exit(0);
     })();
+  };
+  // A second Ctrl-C is someone at a terminal who will not wait for the drain (as Caddy and docker
+  // compose take it): the gateway ends at once, cutting what is in flight, with 130 as a shell reports
+  // a process Ctrl-C ended. Its workers are killed: left alone they would drain on the primary's going.
+  // A second SIGTERM changes nothing: a supervisor sends one, then SIGKILL at its own deadline.
+  const forceStop = () => {
+    log.warn({ signal: 'SIGINT' }, 'a second SIGINT: ending now, without waiting for the drain');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+    void closeLogs().then(() => process.exit(130));
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => drain(signal));
   // Its output a terminal, a SIGHUP is that terminal hanging up (an ssh session that ended): the

@@ -206,7 +206,13 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     log.warn('the primary went away; draining');
     drain();
   });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, drain);
+  process.on('SIGTERM', drain);
+  // Ctrl-C reaches the whole job: a second one ends the worker at once, as it ends the primary (gateway/main.ts).
+  process.on('SIGINT', () => {
+    if (!stopping) return drain();
+    log.warn({ signal: 'SIGINT' }, 'a second SIGINT: ending now, without waiting for the drain');
+    void closeLogs().then(() => process.exit(130));
+  });
   // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
   // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
   // When the output is a terminal (src/hangup.ts) it is that terminal hanging up, and a shell passes

@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { descendantsOf, killStillRunning, stillRunning } from '../harness/process-tree.ts';
 
 const gateways: GatewayProcess[] = [];
 const closers: Array<() => void> = [];
@@ -443,6 +444,38 @@ describe('gateway lifecycle', () => {
     waiting[0]!.end('answered after the hangup');
     expect(await answer).toEqual([200, 'answered after the hangup']);
     await waitFor(() => !gateway.running(), { timeoutMs: 10_000, message: 'the gateway to end after its drain' });
+  });
+
+  it('ends at once on a second Ctrl-C (SIGINT) during the drain, with 130, cutting the request in flight; a second SIGTERM changes nothing', async () => {
+    const { gateway, waiting } = await gatewayOverHeldBackend();
+    const inFlight = fetch(`${gateway.url}/slow`).then((response) => response.text()).then(() => 'answered', () => 'cut');
+    await waitFor(() => waiting.length === 1, { message: 'the request to reach the backend' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    await waitFor(async () => !(await acceptsConnections(gateway.port)), { timeoutMs: 5_000, message: 'the listener to close' });
+    process.kill(gateway.process.pid!, 'SIGTERM');
+    // The drain waits for the held request (drainTimeout 25 s): the second SIGTERM has not ended it.
+    await waitFor(async () => (await logOf(gateway.process)).includes('"msg":"draining"'), { timeoutMs: 5_000, message: 'the drain to be logged' });
+    expect(gateway.process.running).toBe(true);
+    process.kill(gateway.process.pid!, 'SIGINT');
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(130);
+    expect(await inFlight).toBe('cut');
+    expect(await logOf(gateway.process)).toMatch(/"signal":"SIGINT"[^\n]*"msg":"a second SIGINT: ending now, without waiting for the drain"/);
+  });
+
+  it('with workers, ends the primary and its workers at once on a second Ctrl-C to the primary alone', async () => {
+    const { gateway, waiting } = await gatewayOverHeldBackend('workers: 2\n');
+    const inFlight = fetch(`${gateway.url}/slow`).then((response) => response.text()).then(() => 'answered', () => 'cut');
+    await waitFor(() => waiting.length === 1, { timeoutMs: 10_000, message: 'the request to reach the backend' });
+    const workers = descendantsOf(gateway.process.pid!).filter((record) => record.command.includes('switchboard'));
+    expect(workers).toHaveLength(2);
+    closers.push(() => killStillRunning(workers));
+    process.kill(gateway.process.pid!, 'SIGINT');
+    await waitFor(async () => (await logOf(gateway.process)).includes('"msg":"draining"'), { timeoutMs: 5_000, message: 'the drain to be logged' });
+    process.kill(gateway.process.pid!, 'SIGINT');
+    expect((await gateway.process.waitForExit(10_000)).code).toBe(130);
+    expect(await inFlight).toBe('cut');
+    // Left alone, a worker would drain on its primary's going and hold the request to drainTimeout.
+    await waitFor(() => stillRunning(workers).length === 0, { timeoutMs: 5_000, message: 'the workers to be gone' });
   });
 
   it('with workers, leaves a hangup that reaches the whole job (a shell passes it on) to the primary: no worker drains early or is replaced as crashed', async () => {
