@@ -59,7 +59,16 @@ if (options.command.length > 0) {
 agent.start();
 log.info({ service: options.service, id: options.id, registry: options.registryUrl }, 'agent started');
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void shutdown(signal));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+// A second Ctrl-C is someone at a terminal who will not wait --drain: the wait is cut short, and the
+// agent deregisters and stops the backend at once, still in that order (a second SIGTERM changes nothing).
+process.on('SIGINT', () => {
+  if (shuttingDown && !drainCut.signal.aborted) {
+    log.warn({ signal: 'SIGINT' }, 'a second SIGINT: deregistering now, without waiting --drain');
+    drainCut.abort();
+  }
+  void shutdown('SIGINT');
+});
 // Node's default would end the agent on SIGHUP (a closed terminal, a signal to the process group)
 // and leave its entry to expire. It has no file to read again: the backend it runs gets the signal
 // (which may reload on it); without one, it is ignored.

@@ -31,11 +31,11 @@ const EXIT_BOUND_MS = TTL_MS + DRAIN_MS + 1_000 + 2_000;
 const PROBES = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2'];
 
 /** Starts an agent that runs its own backend, and remembers the backend so that no test leaves it behind. */
-async function agentWithBackend(registry: string, id: string, cleanup: Array<() => Promise<unknown>>): Promise<{ agent: ManagedProcess; backend: () => ProcessRecord[] }> {
+async function agentWithBackend(registry: string, id: string, cleanup: Array<() => Promise<unknown>>, drain = `${DRAIN_MS}ms`): Promise<{ agent: ManagedProcess; backend: () => ProcessRecord[] }> {
   const port = await freePort();
   const agent = await startAgent([
     '--registry', registry, '--service', 'user', '--port', String(port), '--id', id,
-    '--ttl', `${TTL_MS}ms`, '--drain', `${DRAIN_MS}ms`, ...PROBES, '--', ...backendCommand(port, id),
+    '--ttl', `${TTL_MS}ms`, '--drain', drain, ...PROBES, '--', ...backendCommand(port, id),
   ]);
   let children: ProcessRecord[] = [];
   cleanup.push(async () => {
@@ -139,6 +139,31 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
       expect(await agent.waitForExit(20_000)).toMatchObject({ code: 128 + 9 });
       expect(await logOf(agent)).toContain('backend exited during the drain');
       expect(await exists(reader, '/services/user/zk-dies')).toBeNull();
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('cuts the --drain wait short on a second Ctrl-C (SIGINT): deletes the entry, then stops the backend, at once', async () => {
+    const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+    cleanup.push(() => live.close());
+    const reader = await connectZooKeeperClient(live.connectString);
+    const { agent, backend } = await agentWithBackend(`zk://${live.connectString}/services`, 'zk-twice', cleanup, '60s');
+    try {
+      await waitFor(() => exists(reader, '/services/user/zk-twice'), { timeoutMs: 10_000, message: 'the node to appear' });
+      expect(backend()).toHaveLength(1);
+      process.kill(agent.pid!, 'SIGINT');
+      await waitFor(async () => (await logOf(agent)).includes('marked draining'), { timeoutMs: 10_000, message: 'the agent to mark its entry draining' });
+      // A second SIGTERM would change nothing; a second SIGINT ends the 60 s wait.
+      process.kill(agent.pid!, 'SIGINT');
+      // The backend is stopped with the agent's signal, SIGINT, which ends it (Node's default): the agent exits with its status.
+      const exit = await agent.waitForExit(15_000);
+      expect(exit, await logOf(agent)).toMatchObject({ signal: null, code: 128 + 2 });
+      const log = await logOf(agent);
+      expect(log).toContain('a second SIGINT: deregistering now, without waiting --drain');
+      expect(log.indexOf('deregistered; stopping the backend')).toBeGreaterThan(log.indexOf('a second SIGINT'));
+      expect(await exists(reader, '/services/user/zk-twice')).toBeNull();
+      expect(stillRunning(backend())).toEqual([]);
     } finally {
       reader.close();
     }
