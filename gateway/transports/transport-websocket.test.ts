@@ -1,4 +1,4 @@
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -26,15 +26,52 @@ function countingPick(address: string) {
   return { pick, counts };
 }
 
+/** A raw client's WebSocket upgrade request, as a browser would send it. */
+const UPGRADE_REQUEST = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+/**
+ * A fake gateway on loopback that hands every upgrade it accepts to `transport.upgrade` with `pick`
+ * (after `prepare` has had the context); `open()` connects a raw client and sends an upgrade request.
+ * `close()` destroys the clients and accepted sockets and resolves once the server has closed.
+ */
+async function upgradingGateway(
+  transport: Http1Transport,
+  pick: PickedEndpoint,
+  options: { timeoutMs: number; prepare?: (context: GatewayContext) => void },
+) {
+  const results: AttemptResult[] = [];
+  const accepted: Duplex[] = [];
+  const clients: Socket[] = [];
+  const gateway = createServer();
+  gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+    accepted.push(socket);
+    const response = new ServerResponse(request);
+    response.assignSocket(socket as Socket);
+    const context = initialContext(request, response);
+    options.prepare?.(context);
+    const timeouts = { headersTimeoutMs: options.timeoutMs, bodyTimeoutMs: options.timeoutMs };
+    void transport.upgrade(context, pick, timeouts).then((result) => results.push(result));
+  });
+  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+  const open = (): Socket => {
+    const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(UPGRADE_REQUEST);
+    clients.push(client);
+    return client;
+  };
+  const close = async (): Promise<void> => {
+    for (const socket of [...clients, ...accepted]) socket.destroy();
+    gateway.closeAllConnections();
+    await new Promise((resolve) => gateway.close(resolve));
+  };
+  return { results, open, close };
+}
+
 describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client socket)', () => {
-  const servers: Server[] = [];
   const closers: Array<() => unknown> = [];
   afterEach(async () => {
     for (const close of closers.splice(0)) await close();
-    for (const server of servers.splice(0)) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
   });
 
   const start = async (prepare: (context: GatewayContext) => void) => {
@@ -49,24 +86,9 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
     closers.push(() => transport.close());
     const { pick, counts } = countingPick(address);
-    const results: AttemptResult[] = [];
-    const gateway = createServer();
-    const accepted: Duplex[] = [];
-    gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
-      accepted.push(socket);
-      const response = new ServerResponse(request);
-      response.assignSocket(socket as Socket);
-      const context = initialContext(request, response);
-      prepare(context);
-      void transport.upgrade(context, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }).then((result) => results.push(result));
-    });
-    servers.push(gateway);
-    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-    const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
-    client.on('error', () => undefined);
-    client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
-    closers.push(() => client.destroy());
-    return { client, counts, results, upstream };
+    const gateway = await upgradingGateway(transport, pick, { timeoutMs: 5_000, prepare });
+    closers.push(() => gateway.close());
+    return { client: gateway.open(), counts, results: gateway.results, upstream };
   };
 
   it("releases the held pick once and reports a failure of the gateway's own (internal, not the upstream's) when a response header hook throws", async () => {
@@ -101,27 +123,11 @@ describe('Http1Transport.close with open tunnels (a real upstream that answers o
     const address = `127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     const transport = new Http1Transport({ host: '127.0.0.1', address, connectTimeoutMs: 1_000, tls: undefined }, DEFAULT_POOL_SETTINGS);
     const { pick } = countingPick(address);
-    const results: AttemptResult[] = [];
-    const gateway = createServer();
-    const accepted: Duplex[] = [];
-    gateway.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
-      accepted.push(socket);
-      const response = new ServerResponse(request);
-      response.assignSocket(socket as Socket);
-      void transport.upgrade(initialContext(request, response), pick, { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 }).then((result) => results.push(result));
-    });
-    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-    const clients: Socket[] = [];
-    const open = () => {
-      const client = connect((gateway.address() as AddressInfo).port, '127.0.0.1');
-      client.on('error', () => undefined);
-      client.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
-      clients.push(client);
-    };
+    const gateway = await upgradingGateway(transport, pick, { timeoutMs: 30_000 });
     try {
-      open();
-      expect(await until(() => results.length === 1, 10_000)).toBe(true);
-      open();
+      gateway.open();
+      expect(await until(() => gateway.results.length === 1, 10_000)).toBe(true);
+      gateway.open();
       expect(await until(() => held.length === 2, 10_000)).toBe(true);
       const graceMs = 1_500;
       const started = performance.now();
@@ -131,11 +137,9 @@ describe('Http1Transport.close with open tunnels (a real upstream that answers o
       expect(tookMs).toBeGreaterThanOrEqual(graceMs - 50);
       expect(tookMs).toBeLessThan(graceMs + 1_000);
     } finally {
-      for (const client of clients) client.destroy();
-      for (const socket of [...held, ...accepted]) socket.destroy();
-      gateway.closeAllConnections();
+      for (const socket of held) socket.destroy();
       upstream.closeAllConnections();
-      await Promise.all([new Promise((resolve) => gateway.close(resolve)), new Promise((resolve) => upstream.close(resolve))]);
+      await Promise.all([gateway.close(), new Promise((resolve) => upstream.close(resolve))]);
     }
   });
 });
