@@ -6,7 +6,7 @@ export const metricsRegistry = new Registry();
 /** Registry entries skipped because their payload failed validation. */
 export const invalidInstancesTotal = new Counter({
   name: 'switchboard_registry_invalid_entries_total',
-  help: 'Registry entries skipped because their payload failed validation.',
+  help: 'Registry entries skipped because their payload failed validation, or (etcd) their key sits below an instance key.',
   labelNames: ['provider', 'service'] as const,
   registers: [metricsRegistry],
 });

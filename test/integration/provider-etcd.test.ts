@@ -220,6 +220,20 @@ describe('etcd provider against a real etcd', () => {
     expect(await counterValue(invalidInstancesTotal, { provider: name, service: 'payments' })).toBe(1);
   });
 
+  it('counts a key written below an instance key once as an invalid entry of its service, however often it is written, and serves the rest', async () => {
+    const prefix = freshPrefix();
+    const recording = record({ endpoints: etcd.endpoints, prefix });
+    await connected(recording);
+    const name = recording.provider.name;
+    await writer.put(`${prefix}/orders/i-1`).value(payload(6101));
+    for (let i = 0; i < 5; i += 1) await writer.put(`${prefix}/orders/i-1/extra`).value(payload(6102 + i));
+    // Written after the flood: once it is served, every event of the flood has been applied.
+    await writer.put(`${prefix}/orders/i-2`).value(payload(6111));
+
+    await membersBecome(recording, 'orders', ['i-1=10.0.0.1:6101', 'i-2=10.0.0.1:6111']);
+    expect(await counterValue(invalidInstancesTotal, { provider: name, service: 'orders' })).toBe(1);
+  });
+
   it('lists a prefix larger than one page completely and ignores keys that are not <prefix>/<service>/<instanceId>', async () => {
     const prefix = freshPrefix();
     for (let i = 1; i <= 5; i += 1) await writer.put(`${prefix}/paged/i-${i}`).value(payload(5000 + i));
@@ -229,6 +243,8 @@ describe('etcd provider against a real etcd', () => {
     await connected(recording);
     expect(recording.members('paged')).toEqual([1, 2, 3, 4, 5].map((i) => `i-${i}=10.0.0.1:${5000 + i}`));
     expect(recording.emitted('paged')).toHaveLength(1);
+    // The key directly under the prefix may be another tool's; the one below an instance key is a malformed registration.
+    expect(await counterValue(invalidInstancesTotal, { provider: recording.provider.name, service: 'paged' })).toBe(1);
   });
 
   it('turns a burst of 500 leased registrations into the exact set and few snapshots', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizePrefix, parseInstanceKey } from './etcd-key.ts';
+import { normalizePrefix, parseInstanceKey, tooDeepKeyService } from './etcd-key.ts';
 
 describe('parseInstanceKey', () => {
   it.each([
@@ -24,6 +24,26 @@ describe('parseInstanceKey', () => {
 
   it('accepts keys under an empty prefix, where services sit at the root', () => {
     expect(parseInstanceKey('', '/orders/i-1')).toEqual({ service: 'orders', instanceId: 'i-1' });
+  });
+});
+
+describe('tooDeepKeyService', () => {
+  it.each([
+    ['a key one level below an instance key', '/services/orders/i-1/extra', undefined, 'orders'],
+    ['a key two levels below an instance key', '/services/orders/i-1/a/b', undefined, 'orders'],
+    ['a key below an instance key of the prefix\'s one service', '/services/i-1/extra', 'web', 'web'],
+    ['an instance key', '/services/orders/i-1', undefined, undefined],
+    ['an instance key of the prefix\'s one service', '/services/i-1', 'web', undefined],
+    ['a key directly under the prefix', '/services/orders', undefined, undefined],
+    ['a deep key with an empty service', '/services//i-1/extra', undefined, undefined],
+    ['a deep key with an empty instance id', '/services/orders//extra', undefined, undefined],
+    ['a deep key outside the prefix', '/other/orders/i-1/extra', undefined, undefined],
+  ])('names the service of %s (or none)', (_what, key, service, expected) => {
+    expect(tooDeepKeyService('/services', key, service)).toBe(expected);
+  });
+
+  it('names none under a prefix of /, where deeper keys are other tools\' (the config store\'s)', () => {
+    expect(tooDeepKeyService('', '/switchboard/peers/gw-1')).toBeUndefined();
   });
 });
 

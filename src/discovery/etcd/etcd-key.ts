@@ -38,3 +38,18 @@ export function parseSingleServiceKey(prefix: string, service: string, key: stri
   const instanceId = key.slice(head.length);
   return instanceId === '' || instanceId.includes('/') ? undefined : { service, instanceId };
 }
+
+/**
+ * The service of a key one level or more below an instance key (`<prefix>/<service>/<instanceId>/…`,
+ * or `<prefix>/<instanceId>/…` when `service` names the prefix's one service): a registration
+ * written too deep, most often under the wrong prefix, which must not go unnoticed. Undefined for
+ * any other key, and for every key under a prefix of `/`: there, deeper keys are other tools' (the
+ * config store's `/switchboard/…`, for one), not misplaced registrations. `prefix` must be normalised.
+ */
+export function tooDeepKeyService(prefix: string, key: string, service?: string): string | undefined {
+  const head = `${prefix}/`;
+  if (prefix === '' || !key.startsWith(head)) return undefined;
+  const segments = key.slice(head.length).split('/');
+  if (service !== undefined) return segments.length > 1 && segments[0] !== '' ? service : undefined;
+  return segments.length > 2 && segments[0] !== '' && segments[1] !== '' ? segments[0] : undefined;
+}

@@ -4,13 +4,13 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backof
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
-import { providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
+import { invalidInstancesTotal, providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
 import type { RegistryLayoutSpec } from '../../registry-url.ts';
 import { registryLayout } from '../layout/index.ts';
 import { ProviderStore } from '../provider-store.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from '../provider.ts';
 import type { PrefixListing } from './etcd-list.ts';
-import { normalizePrefix } from './etcd-key.ts';
+import { normalizePrefix, tooDeepKeyService } from './etcd-key.ts';
 import { EtcdRegistryState } from './etcd-registry-state.ts';
 import { EtcdSession, type EtcdSessionHandlers, type EtcdSessionOptions, type SessionEnd } from './etcd-session.ts';
 import { PublishBatch } from './publish-batch.ts';
@@ -102,7 +102,19 @@ export class EtcdProvider implements DiscoveryProvider {
     this.snapshots$ = this.store.snapshots$;
     this.status$ = this.store.status$;
     const shape = layout.service === undefined ? '<prefix>/<service>/<instanceId>' : '<prefix>/<instanceId>';
-    this.state = new EtcdRegistryState(this.prefix, (key) => this.log.debug({ key }, `ignoring a key that is not ${shape}`), layout.service);
+    // Each ignored key is reported once (EtcdRegistryState remembers it). A key below an instance
+    // key is a malformed registration and is treated as one: a warning and the invalid-entry count.
+    // Other shapes (a key directly under the prefix, an empty segment) may be other tools' and stay at debug.
+    this.state = new EtcdRegistryState(
+      this.prefix,
+      (key) => {
+        const service = tooDeepKeyService(this.prefix, key, layout.service);
+        if (service === undefined) return this.log.debug({ key }, `ignoring a key that is not ${shape}`);
+        invalidInstancesTotal.inc({ provider: this.name, service });
+        this.log.warn({ service, key }, `skipping a registry key below an instance key: this layout reads ${shape}`);
+      },
+      layout.service,
+    );
     this.batch = new PublishBatch(options.batchWindowMs ?? DEFAULT_ETCD_BATCH_WINDOW_MS, (services) => this.publish(services));
   }
 
