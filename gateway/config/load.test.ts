@@ -99,6 +99,11 @@ describe('parseConfig errors', () => {
       'registries.2 (line 1): zk://127.0.0.1:2181/services/ reads the same registry nodes as registries[0] (zk:127.0.0.1:2181/services): list each registry root once'],
     ['registries:\n  - etcd://127.0.0.1:2379/backends?layout=registrator\n  - { url: "etcd://127.0.0.1:2379/backends", auth: { username: u, passwordFile: p } }',
       'registries.1 (line 3): etcd://127.0.0.1:2379/backends reads the same registry nodes as registries[0] (etcd:http://127.0.0.1:2379/backends)'],
+    // The same ensemble or cluster listed in another order, or with host names in another case, is the same registry.
+    ['registries: ["zk://a:2181,b:2181/services", "zk://B:2181,a:2181/services/"]',
+      'registries.1 (line 1): zk://B:2181,a:2181/services/ reads the same registry nodes as registries[0] (zk:a:2181,b:2181/services): list each registry root once'],
+    ['registries: ["etcd://etcd-1:2379,etcd-2:2379/backends", "etcd://ETCD-2:2379,etcd-1:2379,etcd-1:2379/backends"]',
+      'registries.1 (line 1): etcd://ETCD-2:2379,etcd-1:2379,etcd-1:2379/backends reads the same registry nodes as registries[0] (etcd:http://etcd-1:2379,http://etcd-2:2379/backends)'],
     ['registries: ["file:i.yaml", "file:./i.yaml"]', 'registries.1 (line 1): file:./i.yaml reads the same registry nodes as registries[0] (file:/'],
     ['defaults:\n  timeouts:\n    headers: "500"', 'defaults.timeouts.headers (line 3): expected a duration'],
     // Past what a Node timer holds it would fire after 1 ms: keep-alive connections closed at once.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { registryProviderName } from '../../src/discovery/provider-name.ts';
+import { registryIdentity, registryProviderName } from '../../src/discovery/provider-name.ts';
 import { parseRegistryUrl, type RegistryLocation } from '../../src/registry-url.ts';
 import { OBJECT_NAME, parseStoreUrl, type StoreLocation } from '../config-store/store-layout.ts';
 import { ADMIN_TOKEN_MIN_LENGTH, DEFAULT_ADMIN, DEFAULT_SERVER_LIMITS, WORKER_HEARTBEAT_TIMEOUT_MIN_MS, WORKERS_MAX } from './defaults.ts';
@@ -100,17 +100,20 @@ const adminSection = section({
 });
 
 /**
- * Refuses a registry listed twice (the same URL, or one that differs only in its layout or
- * parameters): both would run as providers of one name, whose statuses in the admin API, metrics
- * and instance sets overwrite each other.
+ * Refuses a registry listed twice (the same URL, or one that differs only in its layout,
+ * parameters, or the order or case of its hosts): both would read the same nodes as two providers
+ * (or one of one name), whose statuses in the admin API, metrics and instance sets mix up.
  */
 function duplicateRegistryIssues(registries: readonly { url: string; location: RegistryLocation }[], context: z.RefinementCtx): void {
   const firstIndex = new Map<string, number>();
   registries.forEach(({ url, location }, index) => {
-    const name = registryProviderName(location);
-    const first = firstIndex.get(name);
-    if (first === undefined) firstIndex.set(name, index);
-    else context.addIssue({ code: 'custom', path: [index], message: `${url} reads the same registry nodes as registries[${first}] (${name}): list each registry root once` });
+    const identity = registryIdentity(location);
+    const first = firstIndex.get(identity);
+    if (first === undefined) firstIndex.set(identity, index);
+    else {
+      const name = registryProviderName(registries[first]!.location);
+      context.addIssue({ code: 'custom', path: [index], message: `${url} reads the same registry nodes as registries[${first}] (${name}): list each registry root once` });
+    }
   });
 }
 
