@@ -56,7 +56,7 @@ export function startPeers(options: PeerSetOptions): PeerSet {
   const countOf = (list: PeerList) => Math.max(1, list.size + (list.has(registration.id) ? 0 : 1));
   let last = 0;
   const subscription: Subscription = watcher.peers$.subscribe((list) => {
-    lag.view(list, registration.id);
+    lag.view(list, registration.current());
     configPeersGauge.set(list.size);
     const count = countOf(list);
     setLivePeerCount(count);
@@ -70,7 +70,7 @@ export function startPeers(options: PeerSetOptions): PeerSet {
   watcher.start();
   return {
     id: registration.id,
-    view: () => lag.view(watcher.current(), registration.id),
+    view: () => lag.view(watcher.current(), registration.current()),
     count: () => countOf(watcher.current()),
     update: (applied) => registration.update(applied),
     onCount(listener) {

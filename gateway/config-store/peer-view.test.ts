@@ -9,19 +9,19 @@ describe('peer lag', () => {
     let now = 0;
     const lag = new PeerLag(3_000, () => now);
     const list = new Map([['a', peer('a', '12')], ['b', peer('b', '9')]]);
-    let view = lag.view(list, 'a');
+    let view = lag.view(list, peer('a', null));
     expect(view.newestRevision).toBe('12');
     expect(view.peers.map((p) => [p.id, p.self, p.lagging])).toEqual([['a', true, false], ['b', false, false]]);
     now = 2_999;
-    expect(lag.view(list, 'a').peers[1]!.lagging).toBe(false);
+    expect(lag.view(list, peer('a', null)).peers[1]!.lagging).toBe(false);
     now = 3_001;
-    view = lag.view(list, 'a');
+    view = lag.view(list, peer('a', null));
     expect(view.peers[1]).toMatchObject({ lagging: true, behindSince: new Date(0).toISOString() });
     // It catches up: no longer behind, and a later fall-behind starts a new clock.
-    view = lag.view(new Map([['a', peer('a', '12')], ['b', peer('b', '12')]]), 'a');
+    view = lag.view(new Map([['a', peer('a', '12')], ['b', peer('b', '12')]]), peer('a', null));
     expect(view.peers[1]).toMatchObject({ lagging: false, behindSince: null });
     now = 10_000;
-    expect(lag.view(new Map([['a', peer('a', '13')], ['b', peer('b', '12')]]), 'a').peers[1]!.lagging).toBe(false);
+    expect(lag.view(new Map([['a', peer('a', '13')], ['b', peer('b', '12')]]), peer('a', null)).peers[1]!.lagging).toBe(false);
   });
 
   it('does not mark a peer lagging that applied the same content as the newest at a lower revision', () => {
@@ -29,9 +29,9 @@ describe('peer lag', () => {
     let now = 0;
     const lag = new PeerLag(1_000, () => now);
     const list = new Map([['a', peer('a', '7', 'same')], ['b', peer('b', '9', 'same')]]);
-    lag.view(list, 'a');
+    lag.view(list, peer('a', null));
     now = 5_000;
-    const view = lag.view(list, 'a');
+    const view = lag.view(list, peer('a', null));
     expect(view.newestRevision).toBe('9');
     expect(view.peers.map((p) => [p.id, p.lagging, p.behindSince])).toEqual([['a', false, null], ['b', false, null]]);
   });
@@ -43,17 +43,30 @@ describe('peer lag', () => {
     let now = 0;
     const lag = new PeerLag(1_000, () => now);
     const list = new Map([['a', peer('a', '7', behindDigest)], ['b', peer('b', '9', newestDigest)]]);
-    lag.view(list, 'b');
+    lag.view(list, peer('b', null));
     now = 1_500;
-    expect(lag.view(list, 'b').peers[0]).toMatchObject({ id: 'a', lagging: true });
+    expect(lag.view(list, peer('b', null)).peers[0]).toMatchObject({ id: 'a', lagging: true });
   });
 
   it('counts a peer that applied nothing yet as behind one that did', () => {
     let now = 0;
     const lag = new PeerLag(1_000, () => now);
-    lag.view(new Map([['a', peer('a', null)], ['b', peer('b', '1')]]), 'b');
+    lag.view(new Map([['a', peer('a', null)], ['b', peer('b', '1')]]), peer('b', null));
     now = 1_500;
-    expect(lag.view(new Map([['a', peer('a', null)], ['b', peer('b', '1')]]), 'b').peers[0]).toMatchObject({ id: 'a', lagging: true });
+    expect(lag.view(new Map([['a', peer('a', null)], ['b', peer('b', '1')]]), peer('b', null)).peers[0]).toMatchObject({ id: 'a', lagging: true });
+  });
+});
+
+describe('the self mark', () => {
+  it('marks the entry this gateway wrote, and not one another gateway wrote under the same id', () => {
+    const lag = new PeerLag(1_000, () => 0);
+    const self = peer('gw-1', null);
+    // Two gateways given one id (or one default <hostname>-<pid>: containers on the host's network, each pid 1) share one entry.
+    const other = { ...peer('gw-1', '3'), startedAt: '2026-01-01T00:05:00.000Z' };
+    expect(lag.view(new Map([['gw-1', { ...self, revision: '3' }]]), self).peers.map((entry) => entry.self)).toEqual([true]);
+    expect(lag.view(new Map([['gw-1', other]]), self).peers.map((entry) => entry.self)).toEqual([false]);
+    expect(lag.view(new Map([['gw-1', { ...self, pid: 2 }]]), self).peers.map((entry) => entry.self)).toEqual([false]);
+    expect(lag.view(new Map([['gw-1', { ...self, host: 'h2' }]]), self).peers.map((entry) => entry.self)).toEqual([false]);
   });
 });
 

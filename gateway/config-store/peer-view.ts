@@ -11,6 +11,18 @@ export interface PeerViewEntry extends PeerRecord {
   readonly behindSince: string | null;
 }
 
+/** What tells this gateway's own entry apart: its id, and the process that wrote it. */
+export type PeerSelf = Pick<PeerRecord, 'id' | 'host' | 'pid' | 'startedAt'>;
+
+/**
+ * True when `peer` is the entry `self` wrote. The id alone is not enough: two gateways given one id
+ * (or one default `<hostname>-<pid>`, as containers on the host's network that each run as pid 1)
+ * share one entry, which the later one holds; the other must not take that entry for its own.
+ */
+export function isOwnEntry(peer: PeerRecord, self: PeerSelf): boolean {
+  return peer.id === self.id && peer.host === self.host && peer.pid === self.pid && peer.startedAt === self.startedAt;
+}
+
 /** `GET /api/peers`: every gateway listed in the store, the newest revision any of them applied. */
 export interface PeersView {
   readonly self: string;
@@ -37,7 +49,7 @@ export class PeerLag {
   ) {}
 
   /** Notes the list as of now and returns its view; call on every list change and every view request. */
-  view(list: PeerList, self: string): PeersView {
+  view(list: PeerList, self: PeerSelf): PeersView {
     const now = this.now();
     let newest: PeerRecord | undefined;
     for (const peer of list.values()) if (compareRevisions(peer.revision, newest?.revision ?? null) > 0) newest = peer;
@@ -49,9 +61,9 @@ export class PeerLag {
         if (!behind) this.behindSince.delete(peer.id);
         else if (!this.behindSince.has(peer.id)) this.behindSince.set(peer.id, now);
         const since = this.behindSince.get(peer.id);
-        return { ...peer, self: peer.id === self, lagging: since !== undefined && now - since > this.lagAfterMs, behindSince: since === undefined ? null : new Date(since).toISOString() };
+        return { ...peer, self: isOwnEntry(peer, self), lagging: since !== undefined && now - since > this.lagAfterMs, behindSince: since === undefined ? null : new Date(since).toISOString() };
       });
-    return { self, count: list.size, newestRevision: newest?.revision ?? null, lagAfterMs: this.lagAfterMs, peers };
+    return { self: self.id, count: list.size, newestRevision: newest?.revision ?? null, lagAfterMs: this.lagAfterMs, peers };
   }
 }
 
