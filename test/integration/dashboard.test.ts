@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { openEventStream, type SseConnection } from '../harness/sse-client.ts';
 import { requireChromium, screenshotPath, startChromium, steadyLoad, type HeadlessChromium, type SteadyLoad } from '../harness/chromium.ts';
-import { startAgentBackend, logOf, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
+import zookeeper from 'node-zookeeper-client';
+import { startAgentBackend, connectZooKeeperClient, logOf, refusingPort, startGateway, startZooKeeper, waitFor, type GatewayProcess, type ManagedProcess, type ZooKeeperCluster } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-test-admin-token';
 const AGENT_FLAGS = ['--health', 'tcp', '--interval', '200ms', '--rise', '1', '--fall', '2', '--drain', '0s', '--ttl', '4s'];
@@ -12,6 +13,7 @@ const PAGE_MS = 5_000;
 
 describe('the dashboard in headless Chromium', () => {
   let zk: ZooKeeperCluster;
+  let config: string;
   let gateway: GatewayProcess;
   let admin: AdminClient;
   let browser: HeadlessChromium | undefined;
@@ -28,7 +30,7 @@ describe('the dashboard in headless Chromium', () => {
   beforeAll(async () => {
     requireChromium();
     zk = await startZooKeeper();
-    gateway = await startGateway(`
+    config = `
 listen: 127.0.0.1:{{port}}
 admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
 accessLog: false
@@ -39,7 +41,8 @@ services:
 routes:
   - { name: user, path: /api/user, service: user, stripPrefix: true }
   - { name: orders, path: /api/orders, service: orders, stripPrefix: true }
-`);
+`;
+    gateway = await startGateway(config);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     await Promise.all([register('user', 'user-a', 1), register('user', 'user-b', 2), register('user', 'user-c', 3), register('orders', 'orders-1', 1)]);
     await waitFor(async () => (await admin.services()).reduce((sum, service) => sum + service.instances.length, 0) === 4, { timeoutMs: 20_000, message: 'four instances registered' }).catch(async (error: Error) => {
@@ -142,5 +145,55 @@ routes:
     } finally {
       for (const stream of held) stream.close();
     }
+  });
+  it('marks a draining instance and the weight picks use now, and says why a service whose registry entries were all skipped has no instances', async () => {
+    const writer = await connectZooKeeperClient(zk.connectString);
+    try {
+      const call = (start: (done: (error: unknown) => void) => void) => new Promise<void>((resolve, reject) => start((error) => (error ? reject(error) : resolve())));
+      // Ephemeral entries, as an agent's are: they go with this session when the test ends.
+      const create = async (path: string, data: object) => {
+        await call((done) => writer.mkdirp(path.slice(0, path.lastIndexOf('/')), done));
+        await call((done) => writer.create(path, Buffer.from(JSON.stringify(data)), zookeeper.CreateMode.EPHEMERAL, done));
+      };
+      const billing = { id: 'billing-1', service: 'billing', host: '127.0.0.1', port: await refusingPort(), weight: 5, draining: true };
+      await create('/services/billing/billing-1', billing);
+      // A payload without a port: skipped by the gateway, so the service is listed with no instance.
+      await create('/services/broken/broken-1', { id: 'broken-1', service: 'broken', host: '127.0.0.1' });
+      const drained = page.locator('article[data-service="billing"] tr[data-instance="billing-1"]');
+      await drained.locator('.badge.draining').waitFor({ timeout: PAGE_MS });
+      expect(await drained.getAttribute('data-draining')).toBe('true');
+      expect(await drained.locator('td').nth(1).textContent()).toBe('5now 0');
+      const broken = page.locator('article[data-service="broken"]');
+      await broken.locator('.skipped', { hasText: '1 entry skipped' }).waitFor({ timeout: PAGE_MS });
+      expect(await broken.locator('.empty').textContent()).toMatch(/^No instances: every registry entry was skipped\. \/services\/broken\/broken-1: .*port/);
+      // The drain mark withdrawn: full weight again, and no badge.
+      await call((done) => writer.setData('/services/billing/billing-1', Buffer.from(JSON.stringify({ ...billing, draining: false })), -1, done));
+      await drained.and(page.locator('[data-draining="false"]')).waitFor({ timeout: PAGE_MS });
+      expect(await drained.locator('td').nth(1).textContent()).toBe('5');
+      expect(await drained.locator('.badge.draining').count()).toBe(0);
+    } finally {
+      writer.close();
+    }
+  });
+
+  it('shows a registry outage on its chip, and says the gateway does not answer while it is down, then goes live again once it is back', async () => {
+    const chip = page.locator('#registries li', { hasText: `zk://${zk.connectString}/services` });
+    await zk.nodes[0]!.stop();
+    await chip.and(page.locator('[data-state="stale"]')).waitFor({ timeout: PAGE_MS });
+    expect(await chip.textContent()).toMatch(/ stale since \d/);
+    // ZooKeeper comes back while the gateway is down (the agents need it to deregister at the end).
+    const zooKeeperBack = zk.nodes[0]!.restart();
+
+    await gateway.process.stop();
+    // A fetch that gets no answer says only "Failed to fetch": the page names what is down, and how old the cards are.
+    await page.locator('#notice', { hasText: "The gateway's admin API does not answer" }).waitFor({ timeout: PAGE_MS });
+    expect(await page.locator('#notice').textContent()).toMatch(/The cards show the state as of \d/);
+    expect(await page.locator('#services').getAttribute('data-outdated')).toBe('true');
+    await zooKeeperBack;
+    gateway = await startGateway(config, {}, { firstPorts: { port: gateway.port, adminPort: gateway.adminPort } });
+    expect(`${admin.url}/`).toBe(`http://127.0.0.1:${gateway.adminPort}/`);
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: 2 * PAGE_MS });
+    await page.locator('#notice').waitFor({ state: 'hidden', timeout: PAGE_MS });
+    expect(await page.locator('#services').getAttribute('data-outdated')).toBeNull();
   });
 });

@@ -21,6 +21,8 @@ let renderQueued = false;
 const samples = new Map();
 const rates = new Map();
 let settleTimer;
+/** When /api/services last answered: what the cards show while the gateway does not. */
+let lastAnswerAt;
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,11 +65,17 @@ async function refresh() {
       }
     }
     forgetOthers(sampled);
+    lastAnswerAt = new Date();
+    delete $('services').dataset.outdated;
     showNotice(list.length === 0 ? 'No services yet: register a backend with switchboard-agent, or declare one in the configuration.' : '');
     renderRegistries(registries);
     renderServices();
   } catch (error) {
-    showNotice(error.message);
+    // A fetch that never got an answer says only "Failed to fetch": name what is down, and that the cards are as of the last answer.
+    const unreachable = error instanceof TypeError;
+    const since = lastAnswerAt ? ` The cards show the state as of ${lastAnswerAt.toLocaleTimeString()}.` : '';
+    showNotice(unreachable ? `The gateway's admin API does not answer (${error.message}); retrying every ${REFRESH_MS / 1_000} s.${since}` : `${error.message}${since}`);
+    $('services').dataset.outdated = 'true';
   }
 }
 
@@ -99,7 +107,14 @@ function renderRegistries(registries) {
   const shown = registries.filter((registry) => registry.kind !== 'static' || registry.services > 0);
   $('registries').replaceChildren(
     ...shown.map((registry) =>
-      h('li', { title: registry.reason ? `${registry.state}: ${registry.reason}` : registry.state }, h('strong', {}, registry.url ?? registry.name), ` ${registry.state}`),
+      h(
+        'li',
+        { 'data-state': registry.state, title: registry.reason ? `${registry.state}: ${registry.reason}` : registry.state },
+        h('strong', {}, registry.url ?? registry.name),
+        ` ${registry.state}`,
+        // An outage must read at a glance: its age, since the cards keep the last good sets meanwhile.
+        registry.state === 'stale' && registry.staleSince ? ` since ${new Date(registry.staleSince).toLocaleTimeString()}` : '',
+      ),
     ),
   );
 }
@@ -149,10 +164,14 @@ function renderCard(service) {
     h('h3', { id: headingId }, service.name),
     h('span', { class: 'algorithm' }, service.balancer),
     service.panic ? h('span', { class: 'panic' }, 'panic: routing to all') : '',
+    skippedText(service) ? h('span', { class: 'skipped', title: skippedTitle(service) }, skippedText(service)) : '',
     h('span', { class: 'summary' }, h('strong', {}, `${healthy}/${service.instances.length}`), ' healthy · ', h('strong', {}, rateText(total)), ' req/s'),
   );
+  const skipped = (service.providers ?? []).flatMap((provider) => provider.invalidEntries ?? []);
   const body =
-    service.instances.length === 0
+    service.instances.length === 0 && skipped.length > 0
+      ? h('p', { class: 'empty' }, `No instances: every registry entry was skipped. ${skipped[0].key}: ${skipped[0].reason}`)
+      : service.instances.length === 0
       ? h('p', { class: 'empty' }, 'No instances.')
       : h(
           'table',
@@ -163,15 +182,33 @@ function renderCard(service) {
   return h('article', { class: 'card', 'data-service': service.name, 'aria-labelledby': headingId }, header, body);
 }
 
+/** Registry entries under the service that were skipped for a bad payload: a backend that registered and gets no traffic. */
+function skippedText(service) {
+  const count = (service.providers ?? []).reduce((sum, provider) => sum + (provider.invalid ?? 0), 0);
+  return count === 0 ? '' : `${count} ${count === 1 ? 'entry' : 'entries'} skipped`;
+}
+
+function skippedTitle(service) {
+  return (service.providers ?? []).flatMap((provider) => (provider.invalidEntries ?? []).map((entry) => `${entry.key}: ${entry.reason}`)).join('\n');
+}
+
 function renderRow(instance, rate, total) {
   const share = total > 0 ? Math.round((rate / total) * 100) : 0;
   const source = instance.source ? `from ${instance.source}` : 'left the registry';
+  // What picks use now: 0 while draining, ramped in slow start. The registry's weight alone read as full traffic for an instance taking none.
+  const effective = instance.effectiveWeight ?? instance.weight;
   return h(
     'tr',
-    { 'data-instance': instance.id, 'data-address': instance.address, 'data-routable': String(instance.routable) },
+    { 'data-instance': instance.id, 'data-address': instance.address, 'data-routable': String(instance.routable), 'data-draining': String(instance.draining === true) },
     h('td', {}, h('span', { class: 'instance-id' }, instance.id), instance.id === instance.address ? '' : h('span', { class: 'address' }, instance.address), h('span', { class: 'source' }, source)),
-    h('td', { class: 'num' }, String(instance.weight)),
-    h('td', {}, h('span', { class: 'badge', 'data-health': instance.health.state }, healthLabel(instance.health.state)), h('span', { class: 'reason' }, reasonText(instance))),
+    h('td', { class: 'num' }, String(instance.weight), effective === instance.weight ? '' : h('span', { class: 'effective-weight', title: 'the weight picks use now' }, `now ${effective}`)),
+    h(
+      'td',
+      {},
+      h('span', { class: 'badge', 'data-health': instance.health.state }, healthLabel(instance.health.state)),
+      instance.draining ? h('span', { class: 'badge draining' }, '⏸ draining') : '',
+      h('span', { class: 'reason' }, reasonText(instance)),
+    ),
     h('td', { class: 'num' }, rateText(rate), h('span', { class: 'rate-bar', style: { width: `${share}%` }, 'aria-hidden': 'true' })),
     h('td', { class: 'num' }, String(instance.inFlight)),
     h('td', { class: 'num' }, String(instance.errors)),
@@ -181,7 +218,8 @@ function renderRow(instance, rate, total) {
 function reasonText(instance) {
   const until = instance.health.ejectedUntil ? ` until ${new Date(instance.health.ejectedUntil).toLocaleTimeString()}` : '';
   const latency = instance.latencyMs === null ? '' : ` · ${instance.latencyMs} ms EWMA`;
-  return `${instance.health.text}${until}${latency}`;
+  const draining = instance.draining ? ' · draining: no new requests, those in flight finish' : '';
+  return `${instance.health.text}${until}${draining}${latency}`;
 }
 
 /** Applies an event to the cards at once; the settling fetch then brings counters and anything else up to date. */
@@ -199,9 +237,9 @@ function apply(event) {
   } else if (event.type === 'health-changed' && find()) {
     Object.assign(find(), { routable: data.routable, health: { ...data.to, ejectedUntil: data.ejectedUntil } });
   } else if (event.type === 'weight-changed' && find()) {
-    find().weight = data.to;
+    Object.assign(find(), { weight: data.to, effectiveWeight: find().draining ? 0 : data.to });
   } else if (event.type === 'draining-changed' && find()) {
-    find().draining = data.draining;
+    Object.assign(find(), { draining: data.draining, effectiveWeight: data.draining ? 0 : find().weight });
   } else if (event.type === 'service-forgotten') {
     services.delete(data.service);
   }
