@@ -155,17 +155,23 @@ routes:
         await call((done) => writer.mkdirp(path.slice(0, path.lastIndexOf('/')), done));
         await call((done) => writer.create(path, Buffer.from(JSON.stringify(data)), zookeeper.CreateMode.EPHEMERAL, done));
       };
-      const billing = { id: 'billing-1', service: 'billing', host: '127.0.0.1', port: await refusingPort(), weight: 5, draining: true };
+      // An id as long as the registry contract allows, with no place to break.
+      const billing = { id: `billing-${'x'.repeat(240)}`, service: 'billing', host: '127.0.0.1', port: await refusingPort(), weight: 5, draining: true };
       await create('/services/billing/billing-1', billing);
-      // A payload without a port: skipped by the gateway, so the service is listed with no instance.
-      await create('/services/broken/broken-1', { id: 'broken-1', service: 'broken', host: '127.0.0.1' });
-      const drained = page.locator('article[data-service="billing"] tr[data-instance="billing-1"]');
+      // A payload without a port: skipped by the gateway, so the service is listed with no instance. Other registrars than the agent allow any name.
+      await create('/services/broken <em>service/broken-1', { id: 'broken-1', service: 'broken <em>service', host: '127.0.0.1' });
+      const drained = page.locator(`article[data-service="billing"] tr[data-instance="${billing.id}"]`);
       await drained.locator('.badge.draining').waitFor({ timeout: PAGE_MS });
       expect(await drained.getAttribute('data-draining')).toBe('true');
       expect(await drained.locator('td').nth(1).textContent()).toBe('5now 0');
-      const broken = page.locator('article[data-service="broken"]');
+      // The long id wraps: the row's last column still ends inside the card.
+      const card = (await page.locator('article[data-service="billing"]').boundingBox())!;
+      const errors = (await drained.locator('td').last().boundingBox())!;
+      expect(errors.x + errors.width).toBeLessThanOrEqual(card.x + card.width);
+      // Named by its heading, so the id built from the name must hold no whitespace; the name shows as text, not markup.
+      const broken = page.getByRole('article', { name: 'broken <em>service', exact: true });
       await broken.locator('.skipped', { hasText: '1 entry skipped' }).waitFor({ timeout: PAGE_MS });
-      expect(await broken.locator('.empty').textContent()).toMatch(/^No instances: every registry entry was skipped\. \/services\/broken\/broken-1: .*port/);
+      expect(await broken.locator('.empty').textContent()).toMatch(/^No instances: every registry entry was skipped\. \/services\/broken <em>service\/broken-1: .*port/);
       // The drain mark withdrawn: full weight again, and no badge.
       await call((done) => writer.setData('/services/billing/billing-1', Buffer.from(JSON.stringify({ ...billing, draining: false })), -1, done));
       await drained.and(page.locator('[data-draining="false"]')).waitFor({ timeout: PAGE_MS });

@@ -157,7 +157,8 @@ function renderCard(service) {
   const rateOf = (instance) => rates.get(`${service.name}|${instance.address}`) ?? 0;
   const total = service.instances.reduce((sum, instance) => sum + rateOf(instance), 0);
   const healthy = service.instances.filter((instance) => instance.health.state === 'healthy').length;
-  const headingId = `service-${service.name}`;
+  // An id holds no whitespace (aria-labelledby splits on it), and registry names may have some.
+  const headingId = `service-${encodeURIComponent(service.name)}`;
   const header = h(
     'header',
     {},
