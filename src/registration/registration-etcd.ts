@@ -1,4 +1,4 @@
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
 import { tolerateEtcdAuthDisabled } from '../discovery/etcd/etcd-auth-disabled.ts';
 import { NO_HIDDEN_RETRIES } from '../discovery/etcd/etcd-fault-handling.ts';
@@ -32,11 +32,17 @@ export interface EtcdRegistrationOptions<T = Instance> {
 export const ENTRY_WATCH_RETRY_MAX_MS = 30_000;
 /** How long stopping the watch on the key waits for etcd to confirm: a bound of its own, so a silent member never holds up a shutdown. */
 const ENTRY_WATCH_CANCEL_GRACE_MS = 1_000;
+/** Conditional puts one pass tries on a new lease while the key keeps changing under them, before it fails and backs off. */
+const NEW_LEASE_PUT_TRIES = 3;
 
 /**
  * Registers an instance as `<prefix>/<service>/<id>` attached to a lease kept alive by etcd3.
  * A lost lease (expired during a partition, or revoked by someone else) is replaced by a new lease
- * and the key is put again. It watches the key it put: one deleted by another client while the
+ * and the key is put again, unless another lease holds it by then (a second agent registering the
+ * same id): that key is left alone with a warning, watched, and ours put once it goes. A key held
+ * by another lease when the registration starts (or starts again after a deregistration) is taken
+ * over, as the ZooKeeper registration does with a node of an older session: most likely it was
+ * left by this agent's previous run, whose lease outlives a crash by up to the TTL. It watches the key it put: one deleted by another client while the
  * lease lives (`etcdctl del`, a clean-up script) is put again on the same lease, since the lease
  * alone would never bring it back; one put on another lease in its place (a second agent
  * registering the same id) is left alone with a warning, and its key is put again once that goes.
@@ -55,6 +61,13 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private entryWatchFailures = 0;
   /** True while a pass puts the key again after another client deleted it: a key put on another lease since is left alone. */
   private rewritingDeleted = false;
+  /**
+   * The lease that last held our key since `register()` (unset before the first put and by a
+   * deregistration): a new lease takes the key only from it, and leaves one any other lease holds.
+   */
+  private heldBy: string | undefined;
+  /** The other lease a new lease last found holding the key, so that waiting for it warns once. */
+  private leftTo: string | undefined;
 
   private readonly entry: RegisteredEntry<T>;
 
@@ -129,13 +142,43 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
       this.reconcile();
     });
     try {
-      const { header } = await withDeadline(lease.put(key).value(value).exec(), this.attemptTimeoutMs, 'etcd lease put');
+      const revision = await this.putOnNewLease(client, lease, key, value);
       if (this.lease !== lease) throw new Error('the lease was lost while the key was put');
       confirmed = true;
-      await this.watchEntry(lease, key, BigInt(header.revision));
+      await this.watchEntry(lease, key, BigInt(revision));
     } catch (error) {
       if (this.lease === lease) this.dropLease();
       throw error;
+    }
+  }
+
+  /**
+   * Puts the key on a new `lease` where it is absent or held by the lease that last held ours (a
+   * lost lease etcd has not expired yet), or anywhere when this registration holds no key yet (a
+   * key left by its previous run is taken at once rather than after its TTL). A key another lease
+   * put since ours is left alone, watched: taking it would take it from a second agent registering
+   * this id, which then leaves it to us in turn. Resolves with the revision the watch continues after.
+   */
+  private async putOnNewLease(client: Etcd3, lease: Lease, key: string, value: string): Promise<string> {
+    const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    // Each put is conditional on the holder it saw: a key that changes in between is looked at again.
+    let holder: IKeyValue | undefined;
+    for (let attempt = 1; ; attempt += 1) {
+      const unchanged = holder ? client.if(key, 'Mod', '==', holder.mod_revision) : client.if(key, 'Create', '==', 0);
+      const result = await withDeadline(unchanged.then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd lease put');
+      if (result.succeeded) {
+        if (holder && holder.lease !== this.heldBy) this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
+        this.heldBy = leaseId;
+        this.leftTo = undefined;
+        return result.header.revision;
+      }
+      holder = result.responses[0]?.response_range?.kvs[0];
+      if (holder && this.heldBy !== undefined && holder.lease !== this.heldBy) {
+        if (this.leftTo !== holder.lease) this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease after our lease was lost; leaving it until it goes (does another agent register the same id?)');
+        this.leftTo = holder.lease;
+        return result.header.revision;
+      }
+      if (attempt >= NEW_LEASE_PUT_TRIES) throw new Error(`${key} changed under each of ${NEW_LEASE_PUT_TRIES} puts on a new lease`);
     }
   }
 
@@ -148,7 +191,11 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const client = await this.connect();
     const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
     const result = await withDeadline(client.if(key, 'Lease', '==', leaseId).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put');
-    if (result.succeeded) return result.header.revision;
+    if (result.succeeded) {
+      this.heldBy = leaseId;
+      this.leftTo = undefined;
+      return result.header.revision;
+    }
     const holder = result.responses[0]?.response_range?.kvs[0];
     // Deleted (its deletion is on its way through the watch): put it back, unless another lease is quicker.
     if (!holder) return this.putIfAbsent(lease, key, value);
@@ -165,6 +212,10 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     const client = await this.connect();
     const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
     const result = await withDeadline(client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put if absent');
+    if (result.succeeded) {
+      this.heldBy = leaseId;
+      this.leftTo = undefined;
+    }
     const holder = result.responses[0]?.response_range?.kvs[0];
     if (!result.succeeded && holder && holder.lease !== leaseId) {
       this.log.warn({ key, lease: holder.lease }, 'registry entry put on another lease after its deletion; leaving it (does another agent register the same id?)');
@@ -266,6 +317,9 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   }
 
   protected async remove(): Promise<void> {
+    // A register() after this deregistration starts afresh: it takes a key another lease holds.
+    this.heldBy = undefined;
+    this.leftTo = undefined;
     const lease = this.lease;
     if (!lease) return;
     // The revoke deletes the key: that deletion is ours, never to be undone (events are stale once

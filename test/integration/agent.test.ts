@@ -430,6 +430,40 @@ describe('switchboard-agent with etcd', () => {
     expect(after).not.toBe(before);
   });
 
+  it('leaves the key to another lease that put it before its own lease was revoked, and puts its own once that one goes', async () => {
+    const order = await startBackend();
+    cleanup.push(() => order.process.kill());
+    const agent = await agentFor(order.port);
+    const key = `/services/order/order-${order.port}`;
+    await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
+    const agentLease = (await reader.get(key).exec()).kvs[0]!.lease;
+
+    // A second holder of the id (a replacement instance, a copied configuration) puts the key on its own lease.
+    const other = reader.lease(30);
+    cleanup.push(() => other.revoke());
+    const otherValue = JSON.stringify({ id: `order-${order.port}`, service: 'order', host: '127.0.0.2', port: 9, weight: 1, protocol: 'http', metadata: {} });
+    await other.put(key).value(otherValue).exec();
+    const otherLease = await other.grant();
+    await waitFor(async () => (await logOf(agent)).includes('registry entry put on another lease'), { timeoutMs: 5_000, message: 'the agent to see the key on another lease' });
+
+    // The agent's lease is revoked (as if it expired behind a partition): its new lease must not take the key.
+    await reader.leaseClient.leaseRevoke({ ID: agentLease });
+    const left = 'registry entry held by another lease after our lease was lost; leaving it';
+    await waitFor(async () => (await logOf(agent)).includes(left) || (await reader.get(key).exec()).kvs[0]?.lease !== otherLease, { timeoutMs: 10_000, message: 'the agent to decide on a new lease' });
+    const [held] = (await reader.get(key).exec()).kvs;
+    expect(held?.lease).toBe(otherLease);
+    expect(held?.value.toString()).toBe(otherValue);
+
+    // The other holder goes: the agent, watching, puts its own key on its new lease.
+    await other.revoke();
+    const back = await waitFor(async () => (await reader.get(key).exec()).kvs[0], { timeoutMs: 5_000, message: `${key} to be put again by the agent` }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(agent)}`);
+    });
+    expect([agentLease, otherLease]).not.toContain(back.lease);
+    expect(JSON.parse(back.value.toString())).toMatchObject({ id: `order-${order.port}`, port: order.port });
+    expect((await logOf(agent)).split(left).length - 1).toBe(1);
+  });
+
   it('puts the key again on the same lease when another client deletes it, and keeps watching it', async () => {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
