@@ -40,7 +40,10 @@ export const AGENT_SPIN_DELAY_MS = 500;
 /**
  * Registers an instance as the ephemeral znode `<root>/<service>/<id>`. On every new session
  * (after expiry, including "disconnected longer than the session timeout") the node is written
- * again; a node under the same id left by an older session is replaced. A node deleted by another
+ * again; a node under the same id left by an older session of this registration is replaced, one
+ * another session wrote meanwhile (a second agent registering the same id) is left alone, watched,
+ * and ours written once it goes. A node under the same id found as the registration starts (or
+ * starts again after a deregistration) is replaced: most likely this agent's previous run left it. A node deleted by another
  * client while it is wanted (an operator's `deleteall`, a clean-up script) is written again too,
  * as Curator's `PersistentNode` does: the session alone would never bring it back.
  */
@@ -129,17 +132,24 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     } catch (error) {
       if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
       const stat = await exists(client, path);
-      if (stat && ephemeralOwnerOf(stat) === id) {
+      const owner = stat && ephemeralOwnerOf(stat);
+      if (stat && owner === id) {
         await setData(client, path, data, stat.version);
       } else if (stat && (rewriting || this.writtenBy === id)) {
         // Another session wrote it since this one wrote ours, which it deleted: most likely a second
         // agent registering this id. Taking it back would have the two delete each other's node
         // forever, and a data update of ours (the drain mark at SIGTERM) would take its node and
         // mark it draining; leave it, watched, and write ours again once it goes.
-        this.log.warn({ path, owner: ephemeralOwnerOf(stat) }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
+        this.log.warn({ path, owner }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
+      } else if (stat && this.writtenBy !== undefined && owner !== this.writtenBy) {
+        // A new session after ours expired finds a node neither it nor the expired one wrote: a
+        // second agent registering this id wrote it meanwhile. Leave it too, as the etcd
+        // registration leaves a key another lease put while its own was lost.
+        this.log.warn({ path, owner }, 'registry entry written by another session after our session expired; leaving it until it goes (does another agent register the same id?)');
       } else {
-        // Left by an older session of this agent (or by a previous run), and this session has not
-        // written ours yet: ours now.
+        // Left by an older session of this agent, or by a previous run (this registration has
+        // written nothing yet, or nothing since its deregistration): ours now.
+        if (stat && this.writtenBy === undefined) this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
         if (stat) await remove(client, path, stat.version);
         await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
       }
@@ -201,8 +211,12 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     const session = await this.liveSession();
     // register() came while this waited: the loop writes the entry next, so deleting it first would only flap it.
     if (this.desired !== undefined) return;
-    // Written by a session that has expired since: the server deleted the node with it.
-    if (this.writtenBy !== session.id) return;
+    // Written by a session that has expired since: the server deleted the node with it. A register()
+    // from now on starts afresh, as after a confirmed deletion.
+    if (this.writtenBy !== session.id) {
+      this.writtenBy = undefined;
+      return;
+    }
     const stat = await exists(session.client, instancePath);
     if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
     this.writtenBy = undefined;

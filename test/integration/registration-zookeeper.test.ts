@@ -161,6 +161,33 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     expect(await ownerOf(PATH)).toBeUndefined();
   });
 
+  it('leaves a node another session wrote while its own session was expiring, and writes its own once that one goes', async () => {
+    const proxy = await proxyToZooKeeper();
+    const registration = new ZooKeeperRegistration({ connectString: proxy.address, root: '/services', sessionTimeoutMs: 1_000 });
+    cleanup.push(() => registration.close());
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
+    const expired = registration.currentSession()!.id;
+
+    proxy.blackhole();
+    await waitFor(async () => (await ownerOf(PATH)) === undefined, { timeoutMs: 15_000, message: 'the server to expire the session and delete its node' });
+    // A second holder of the id (a replacement instance) writes the node on its own session meanwhile.
+    const otherData = '{"id":"user-1","service":"user","host":"127.0.0.2","port":9,"weight":1}';
+    await new Promise<void>((resolve, reject) => reader.create(PATH, Buffer.from(otherData), zookeeper.CreateMode.EPHEMERAL, (error) => (error ? reject(error) : resolve())));
+    cleanup.push(() => removeNode(PATH));
+    const other = await ownerOf(PATH);
+    const states: string[] = [];
+    registration.state$.subscribe((state) => states.push(state));
+    proxy.restore();
+    await waitFor(() => registration.currentSession()?.id !== expired && states.some((state) => state === 'registering' || state === 'retrying') && states.at(-1) === 'registered', { timeoutMs: 15_000, message: 'a pass on a new session' });
+    expect(await ownerOf(PATH)).toBe(other);
+    expect((await getData(reader, PATH)).data?.toString('utf8')).toBe(otherData);
+
+    // The other holder goes: the registration, watching the node, writes its own on its new session.
+    await removeNode(PATH);
+    await waitFor(async () => (await ownerOf(PATH)) === registration.currentSession()?.id, { timeoutMs: 10_000, message: 'the registration to write its node once the other one went' });
+  });
+
   it('registers under a root of / at /<service>/<id>', async () => {
     const registration = registrationAt(zk.connectString, '/');
     registration.register(INSTANCE);
