@@ -756,17 +756,37 @@ routes:
 });
 
 /**
- * A TCP relay to `port` that, while `slow`, holds what its clients send for `delayMs` before passing
- * it on (a Redis far away or busy), and counts what it held: the count shows a request's command is out.
+ * A TCP relay to `port` that, while `slow`, holds what its clients send (a Redis far away or busy),
+ * and counts what it held: the count shows a request's command is out. `release()` ends `slow` and
+ * passes what it held on `delayMs` later: counted from the test's own step (its client leaving), not
+ * from the command's arrival, so a test process the machine starves for a while cannot take its step
+ * after Redis has answered. What comes behind held bytes on a connection waits behind them, in order.
  */
-async function slowingRelay(port: number, delayMs: number): Promise<{ server: TcpServer; port: number; slow: boolean; held: number }> {
-  const relay = { server: undefined as unknown as TcpServer, port: 0, slow: false, held: 0 };
+async function slowingRelay(port: number, delayMs: number): Promise<{ server: TcpServer; port: number; slow: boolean; held: number; release: () => void }> {
+  const holding: Array<() => void> = [];
+  const relay = {
+    server: undefined as unknown as TcpServer,
+    port: 0,
+    slow: false,
+    held: 0,
+    release: () => {
+      relay.slow = false;
+      for (const pass of holding.splice(0)) setTimeout(pass, delayMs);
+    },
+  };
   relay.server = createTcpServer((client) => {
     const upstream = createConnection({ host: '127.0.0.1', port });
+    let queued = 0;
     client.on('data', (chunk: Buffer) => {
-      if (!relay.slow) return void upstream.write(chunk);
+      if (!relay.slow && queued === 0) return void upstream.write(chunk);
+      queued += 1;
+      const pass = () => {
+        queued -= 1;
+        upstream.write(chunk);
+      };
+      if (!relay.slow) return void setTimeout(pass, delayMs);
       relay.held += 1;
-      setTimeout(() => upstream.write(chunk), delayMs);
+      holding.push(pass);
     });
     upstream.on('data', (chunk: Buffer) => client.write(chunk));
     tieSockets(client, upstream, () => undefined);
@@ -783,9 +803,14 @@ describe('a Redis rate limit and a JWKS fetch when the client leaves while they 
   let relay: Awaited<ReturnType<typeof slowingRelay>>;
   let jwks: Server;
   let jwksKeys: JWK[] = [];
-  /** JWKS fetches that came while `jwksSlow`: each is answered 1.5 s after it came, else at once (503 before the keys are set). */
+  /** JWKS fetches that came while `jwksSlow`: each is held until `releaseJwks()` and answered 1.5 s after it, else at once (503 before the keys are set). */
   let jwksFetches = 0;
   let jwksSlow = false;
+  const jwksHeld: Array<() => void> = [];
+  const releaseJwks = () => {
+    jwksSlow = false;
+    for (const answer of jwksHeld.splice(0)) setTimeout(answer, SLOW_MS);
+  };
   let jwksRefused = 0;
   let sign: () => Promise<string>;
   // Far more than any wait in a case: a client's leaving, seen by the gateway at once, is over long before.
@@ -805,7 +830,7 @@ describe('a Redis rate limit and a JWKS fetch when the client leaves while they 
       };
       if (!jwksSlow) return answer();
       jwksFetches += 1;
-      setTimeout(answer, SLOW_MS);
+      jwksHeld.push(answer);
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     // No keys at first: the first request's verification fetches them again (cooldown 0 s), and waits for that fetch.
@@ -853,11 +878,12 @@ routes:
       outgoing.end();
       await waitFor(() => relay.held > held, { message: "the rate limit's Redis call to be out" });
       outgoing.destroy();
-      // Redis answers 1.5 s later, letting it through: the client is gone by then.
+      // Redis answers 1.5 s after the client left, letting it through: the gateway has seen it go by then.
+      relay.release();
       expect(await outcome('/limited/left')).toEqual(cancelled);
       expect(forwarded('/limited/left')).toBe(0);
     } finally {
-      relay.slow = false;
+      relay.release();
     }
     expect((await get(gateway.port, '/limited/after')).status).toBe(200);
   });
@@ -873,10 +899,11 @@ routes:
       stream.end();
       await waitFor(() => relay.held > held, { message: "the rate limit's Redis call to be out" });
       stream.close(constants.NGHTTP2_CANCEL);
+      relay.release();
       expect(await outcome('/limited/h2-left')).toEqual(cancelled);
       expect(forwarded('/limited/h2-left')).toBe(0);
     } finally {
-      relay.slow = false;
+      relay.release();
       session.destroy();
     }
   });
@@ -890,11 +917,12 @@ routes:
       outgoing.end();
       await waitFor(() => jwksFetches > 0, { message: "the verification's JWKS fetch" });
       outgoing.destroy();
-      // The keys come 1.5 s later and verify the token: the client is gone by then.
+      // The keys come 1.5 s after the client left and verify the token: the gateway has seen it go by then.
+      releaseJwks();
       expect(await outcome('/token/left')).toEqual(cancelled);
       expect(forwarded('/token/left')).toBe(0);
     } finally {
-      jwksSlow = false;
+      releaseJwks();
     }
     expect((await get(gateway.port, '/token/after', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
