@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +121,76 @@ describe('dispatchAttempt', () => {
     expect(isUpstreamFailure(result.outcome)).toBe(true);
     // Sent, then cut: the instance's own attempt.
     expect(result.result).not.toHaveProperty('unsent');
+  });
+});
+
+describe('dispatchAttempt: a 204 or 304 that announces a Content-Length is whole with its head', () => {
+  // Raw answers, for what node:http would not send: a 204 with a length, one followed by the bytes it announced.
+  const ANSWERS: Record<string, string> = {
+    '/304': 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\n\r\n',
+    '/204': 'HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n',
+    '/204-with-bytes': 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello',
+    '/200': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  };
+  let backend: NetServer;
+  let pool: Pool;
+  let gateway: Server;
+  let transform = false;
+  let last: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>;
+
+  beforeAll(async () => {
+    backend = createNetServer((socket) => {
+      socket.on('error', () => undefined);
+      let head = '';
+      socket.on('data', (chunk) => {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const path = head.split(' ')[1] ?? '';
+        head = head.slice(end + 4);
+        socket.write(ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    pool = new Pool(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
+    gateway = createServer((request, response) => {
+      const context = initialContext(request, response);
+      if (transform) context.responseBodyTransforms.push((body) => body);
+      const { pick, outcome } = recordingPick();
+      last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, outcome: outcome()! };
+      });
+    });
+    await listen(gateway);
+  });
+  afterAll(async () => {
+    await pool.close();
+    await new Promise((resolve) => backend.close(resolve));
+    await new Promise((resolve) => gateway.close(resolve));
+  });
+
+  it.each([
+    ['/304', 304, false, { etag: '"v1"', 'content-length': '1234' }],
+    ['/304', 304, true, { etag: '"v1"' }],
+    ['/204', 204, false, {}],
+    ['/204-with-bytes', 204, false, {}],
+  ])('relays %s as %i (response transform: %s) and counts it as answered, never as a reset', async (path, status, withTransform, headers) => {
+    transform = withTransform;
+    const { port } = gateway.address() as AddressInfo;
+    const answer = await sendTestRequest(port, path);
+    const { result, outcome } = await last;
+    expect(answer.status).toBe(status);
+    expect(answer.headers).toMatchObject(headers);
+    expect(answer.body.length).toBe(0);
+    expect(result).toEqual({ ok: true });
+    expect(outcome).toMatchObject({ ok: true });
+    expect(isUpstreamFailure(outcome)).toBe(false);
+    // The pool is not left with a connection holding a stray body: the next answer is read right.
+    transform = false;
+    const next = await sendTestRequest(port, '/200');
+    expect({ status: next.status, body: next.body.toString() }).toEqual({ status: 200, body: 'ok' });
+    expect((await last).outcome).toMatchObject({ ok: true });
   });
 });
 

@@ -111,6 +111,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private draining = false;
   /** The sink passes the body by a tap (`whenBodyUnwanted`): it may be read on for the tap alone, or its rest left unread. */
   private tapped = false;
+  /** The response came to its end: what undici reports afterwards (the connection closed by `endWithHead`) is no failure of it. */
+  private ended = false;
   protected status = 0;
   private controller: Dispatcher.DispatchController | undefined = undefined;
   private readonly response: GatewayContext['response'];
@@ -217,17 +219,28 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     if (replacement !== undefined) {
       this.sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
       this.draining = true;
-      return;
-    }
-    if (context.responseBodyTransforms.length > 0) {
+    } else if (context.responseBodyTransforms.length > 0) {
       this.buffered = [];
-      return;
+    } else {
+      this.sink = startResponseBody(context, statusCode, outgoing);
+      this.draining = this.sink instanceof ErrorPageDrain;
+      if (this.response.destroyed) return controller.abort(new ClientGoneError());
+      // Only a tap's body makes the callback: the attempts of routes without a cache allocate none.
+      if (tapsBody(this.sink)) this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
     }
-    this.sink = startResponseBody(context, statusCode, outgoing);
-    this.draining = this.sink instanceof ErrorPageDrain;
-    if (this.response.destroyed) controller.abort(new ClientGoneError());
-    // Only a tap's body makes the callback: the attempts of routes without a cache allocate none.
-    else if (tapsBody(this.sink)) this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
+    if (endsWithHead(statusCode, upstreamHeaders)) this.endWithHead(controller);
+  }
+
+  /**
+   * A 204 or 304 whose `Content-Length` is not 0 is whole with its head (RFC 9110 §8.6: a 304 may
+   * announce the length a 200 would have had; no body follows either). undici fails it once the
+   * head is parsed (`ResponseContentLengthMismatchError`), which would cut the client's answer and
+   * count a reset against an upstream that did nothing wrong: it is ended here and answered, as
+   * nginx relays it, and the connection closed, as undici would have (a 204 may have sent a body).
+   */
+  private endWithHead(controller: Dispatcher.DispatchController): void {
+    this.onResponseEnd(controller, {});
+    controller.abort(new Error('a 204 or 304 announced a body length'));
   }
 
   /**
@@ -270,6 +283,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.ended = true;
     this.stopDeadline();
     const grpcWebStatus = this.grpcWeb?.status;
     if (grpcWebStatus !== undefined) this.grpcStatus = this.context.outcome.grpcStatus = grpcWebStatus;
@@ -286,6 +300,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // The response ended (`endWithHead`); its answer may still be on its way through a transform.
+    if (this.ended) return;
     // The client's request body failed (it left) before the request started: undici kept that
     // error and aborts with it once a connection is there. The client's doing, not a reset.
     if (this.controller === undefined && this.body !== null && error === this.body.errored) {
@@ -361,6 +377,13 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
     this.receiver.attemptEnded(result);
   }
+}
+
+/** Whether a response is whole with its head though it announces a length (see `Http1Attempt.endWithHead`). */
+function endsWithHead(statusCode: number, headers: IncomingHttpHeaders): boolean {
+  if (statusCode !== 204 && statusCode !== 304) return false;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
 }
 
 /** True when undici handed over trailers with at least one field (it passes an empty object, or none, for an answer without). */
