@@ -193,6 +193,37 @@ describe('GatewayListener refusals of malformed requests', () => {
     expect(refusals).toEqual([{ status, error, bytes: Buffer.byteLength(body), clientAddress: '127.0.0.1', method, target }]);
   });
 
+  it('refuses a transfer coding other than chunked with 501 and one on HTTP/1.0 with 400, in its place among pipelined answers, and dispatches neither', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    const request = (incoming: IncomingMessage, response: ServerResponse) => {
+      arrived.push(incoming.url ?? '');
+      incoming.resume();
+      incoming.once('end', () => response.end('ok'));
+    };
+    listener = new GatewayListener({ request, upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const chunked = (path: string, version: string, codings: string, extra = '') => `POST ${path} HTTP/${version}\r\nHost: a\r\nTransfer-Encoding: ${codings}\r\n${extra}\r\n2\r\nhi\r\n0\r\n\r\n`;
+    const statuses = (answer: string) => [...answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1]);
+    const answers = [
+      // Pipelined behind a request it may serve (`chunked` in any case): that one is answered first.
+      await exchange(port, chunked('/served', '1.1', 'Chunked') + chunked('/gzip', '1.1', 'gzip, chunked')),
+      // No 100 Continue for a body it will not take.
+      await exchange(port, chunked('/expecting', '1.1', 'deflate, chunked', 'Expect: 100-continue\r\n')),
+      await exchange(port, chunked('/old', '1.0', 'chunked')),
+    ];
+    expect(answers.map(statuses)).toEqual([['200', '501'], ['501'], ['400']]);
+    expect(arrived).toEqual(['/served']);
+    const body = (answer: string) => answer.slice(answer.lastIndexOf('\r\n\r\n') + 4);
+    expect(JSON.parse(body(answers[0]!))).toEqual({ error: 'unsupported-transfer-coding', status: 501, message: 'Not Implemented' });
+    const refusal = { clientAddress: '127.0.0.1', method: 'POST' };
+    expect(refusals).toEqual([
+      { ...refusal, status: 501, error: 'unsupported-transfer-coding', bytes: Buffer.byteLength(body(answers[0]!)), target: '/gzip' },
+      { ...refusal, status: 501, error: 'unsupported-transfer-coding', bytes: Buffer.byteLength(body(answers[1]!)), target: '/expecting' },
+      { ...refusal, status: 400, error: 'bad-request', bytes: Buffer.byteLength(body(answers[2]!)), target: '/old' },
+    ]);
+  });
+
   it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];

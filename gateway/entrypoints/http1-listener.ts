@@ -18,6 +18,7 @@ import {
 import { listenOn } from './listen.ts';
 import { markCutByDrain } from './drain-cut.ts';
 import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
+import { refusedFraming } from './http1-framing.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
@@ -47,6 +48,11 @@ export const MAX_HEADER_FIELDS = 1_000;
 /** Whether a request head has more than MAX_HEADER_FIELDS fields (node keeps at least one more, see the constructor). */
 function tooManyFields(request: IncomingMessage): boolean {
   return request.rawHeaders.length > 2 * MAX_HEADER_FIELDS;
+}
+
+/** The status the listener refuses a parsed request head with in its place (a head of too many fields, a body framing it cannot pass on), or undefined to serve it. */
+function headRefusal(request: IncomingMessage): 400 | 431 | 501 | undefined {
+  return tooManyFields(request) ? 431 : refusedFraming(request);
 }
 
 /** Handlers an entry point calls; none may throw or reject. */
@@ -119,18 +125,21 @@ export class GatewayListener {
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
       },
-      (request, response) => (tooManyFields(request) ? refuseHead(request, response) : serve(request, response)),
+      (request, response) => {
+        const refusal = headRefusal(request);
+        return refusal === undefined ? serve(request, response) : refuseHead(request, response, refusal);
+      },
     );
     // Node's parser keeps this many fields of a head (one more than served, so that a head over the
     // limit is told apart); past it Node 20 drops the rest unseen, Node 24 fails the parse (431 by
     // 'clientError', nothing of the head known). It reads the value as each connection opens.
     this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
-    /** A head of more than MAX_HEADER_FIELDS fields: 431 in its place among the answers, then the connection closes. */
-    const refuseHead = (request: IncomingMessage, response: ServerResponse) => {
+    /** A head `headRefusal` refuses: its answer in its place among the answers, then the connection closes. */
+    const refuseHead = (request: IncomingMessage, response: ServerResponse, status: 400 | 431 | 501) => {
       const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       state.closing = true;
-      refuseRequest(request, response, 431, handlers.refused);
+      refuseRequest(request, response, status, handlers.refused);
     };
     // An upgrade while draining is answered 503 as a CONNECT is 405 (see below), not cut unanswered.
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -155,7 +164,8 @@ export class GatewayListener {
     // when it matches Node's regular expression for `100-continue`, else to 'checkExpectation'.
     // Both hold it to the listeners' one rule, meetsExpectation, as the HTTP/2 listener does.
     const onExpectation = (request: IncomingMessage, response: ServerResponse) => {
-      if (tooManyFields(request)) return refuseHead(request, response);
+      const refusal = headRefusal(request);
+      if (refusal !== undefined) return refuseHead(request, response, refusal);
       const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       if (meetsExpectation(request.headers.expect)) {

@@ -1,0 +1,24 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * The status the HTTP/1.1 listener refuses a request's body framing with, or undefined when the
+ * gateway can pass it on. Node's parser already refuses CL+TE, a `chunked` that is not the last
+ * coding, and a `Transfer-Encoding` without `chunked`; it reads `gzip, chunked` as chunked and
+ * hands over the body with its gzip coding still on it, which the upstream would then get, chunked
+ * anew or with a length, as if it had none. So, as nginx and Envoy do:
+ * - 501 to any transfer coding but `chunked` (RFC 9112 §6.1: a server SHOULD answer 501 to a
+ *   coding it does not understand; the gateway decodes none);
+ * - 400 to a `Transfer-Encoding` on an HTTP/1.0 request (RFC 9112 §6.1: its framing MUST be taken
+ *   as faulty, a Content-Length beside it too; an HTTP/1.0 peer knows no chunked body).
+ */
+export function refusedFraming(request: IncomingMessage): 400 | 501 | undefined {
+  const codings = request.headers['transfer-encoding'];
+  if (codings === undefined) return undefined;
+  if (request.httpVersionMajor === 1 && request.httpVersionMinor === 0) return 400;
+  return isChunkedAlone(codings) ? undefined : 501;
+}
+
+/** Whether a `Transfer-Encoding` value names `chunked` alone (case-insensitive, RFC 9112 §7; Node has trimmed the field's outer spaces). */
+function isChunkedAlone(codings: string): boolean {
+  return codings.length === 7 && codings.toLowerCase() === 'chunked';
+}
