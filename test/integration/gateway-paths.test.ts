@@ -155,6 +155,21 @@ routes:
     expect(user.requests.length + priv.requests.length).toBe(requestsBefore);
   });
 
+  it.each([['a.example x'], ['a.example/x'], ['b@a.example'], ['a.example\\x'], ['a.example\u00ff']])('answers 400 invalid-host to Host: %s and forwards nothing', async (host) => {
+    const requestsBefore = user.requests.length + priv.requests.length;
+    const answer = await get(gateway.port, '/api/user/x', `Host: ${host}\r\n`);
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ error: 'invalid-host', status: 400 });
+    expect(user.requests.length + priv.requests.length).toBe(requestsBefore);
+  });
+
+  it('still routes a Host with a port, an IPv6 literal, a trailing dot or no value at all', async () => {
+    for (const host of ['gateway.test:8080', '[::1]:8080', 'gateway.test.', '']) {
+      const answer = await get(gateway.port, '/api/user/x', `Host: ${host}\r\n`);
+      expect(answer.json, host).toMatchObject({ name: 'user', url: '/x', host });
+    }
+  });
+
   it('sends upstream the Host it routed by though the client names Host in Connection', async () => {
     const answer = await get(gateway.port, '/x', 'Host: a.example\r\nConnection: keep-alive, Host\r\n');
     expect(answer.status).toBe(200);
