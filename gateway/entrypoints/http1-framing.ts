@@ -22,3 +22,13 @@ export function refusedFraming(request: IncomingMessage): 400 | 501 | undefined 
 function isChunkedAlone(codings: string): boolean {
   return codings.length === 7 && codings.toLowerCase() === 'chunked';
 }
+
+/**
+ * 505 to a request line of another major version than 1, else undefined. Node's parser takes
+ * `GET /x HTTP/2.0` (and a bare `GET /x`, as HTTP/0.9) and the gateway answered it as HTTP/1.1:
+ * an HTTP/2 request comes only as HTTP/2 frames, and an HTTP/0.9 client cannot read an HTTP/1.1
+ * answer (nginx answers 505 to the first; Envoy refuses both).
+ */
+export function refusedVersion(request: IncomingMessage): 505 | undefined {
+  return request.httpVersionMajor === 1 ? undefined : 505;
+}

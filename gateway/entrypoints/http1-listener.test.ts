@@ -224,6 +224,21 @@ describe('GatewayListener refusals of malformed requests', () => {
     ]);
   });
 
+  it('refuses a request line of HTTP/2.0 or HTTP/0.9 with 505 and dispatches neither', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const answers = [await exchange(port, 'GET /two HTTP/2.0\r\nHost: a\r\n\r\n'), await exchange(port, 'GET /nine\r\n\r\n'), await exchange(port, 'GET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')];
+    expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 505', 'HTTP/1.1 505', 'HTTP/1.1 200']);
+    expect(JSON.parse(answers[0]!.slice(answers[0]!.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'http-version-not-supported', status: 505, message: 'HTTP Version Not Supported' });
+    expect(arrived).toEqual(['/one']);
+    expect(refusals.map(({ status, error, target }) => ({ status, error, target }))).toEqual([
+      { status: 505, error: 'http-version-not-supported', target: '/two' },
+      { status: 505, error: 'http-version-not-supported', target: '/nine' },
+    ]);
+  });
+
   it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];

@@ -18,7 +18,7 @@ import {
 import { listenOn } from './listen.ts';
 import { markCutByDrain } from './drain-cut.ts';
 import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
-import { refusedFraming } from './http1-framing.ts';
+import { refusedFraming, refusedVersion } from './http1-framing.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
@@ -50,9 +50,9 @@ function tooManyFields(request: IncomingMessage): boolean {
   return request.rawHeaders.length > 2 * MAX_HEADER_FIELDS;
 }
 
-/** The status the listener refuses a parsed request head with in its place (a head of too many fields, a body framing it cannot pass on), or undefined to serve it. */
-function headRefusal(request: IncomingMessage): 400 | 431 | 501 | undefined {
-  return tooManyFields(request) ? 431 : refusedFraming(request);
+/** The status the listener refuses a parsed request head with in its place (a head of too many fields, a version other than 1.x, a body framing it cannot pass on), or undefined to serve it. */
+function headRefusal(request: IncomingMessage): 400 | 431 | 501 | 505 | undefined {
+  return tooManyFields(request) ? 431 : (refusedVersion(request) ?? refusedFraming(request));
 }
 
 /** Handlers an entry point calls; none may throw or reject. */
@@ -135,7 +135,7 @@ export class GatewayListener {
     // 'clientError', nothing of the head known). It reads the value as each connection opens.
     this.server.maxHeadersCount = MAX_HEADER_FIELDS + 1;
     /** A head `headRefusal` refuses: its answer in its place among the answers, then the connection closes. */
-    const refuseHead = (request: IncomingMessage, response: ServerResponse, status: 400 | 431 | 501) => {
+    const refuseHead = (request: IncomingMessage, response: ServerResponse, status: 400 | 431 | 501 | 505) => {
       const state = connectionStateOf(request.socket);
       if (state.closing) return this.skip(request);
       state.closing = true;

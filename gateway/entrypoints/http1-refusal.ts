@@ -41,6 +41,7 @@ const ANSWERS = {
   431: answerOf(431, 'Request Header Fields Too Large', 'header-too-large'),
   501: answerOf(501, 'Not Implemented', 'unsupported-transfer-coding'),
   503: answerOf(503, 'Service Unavailable', 'draining'),
+  505: answerOf(505, 'HTTP Version Not Supported', 'http-version-not-supported'),
 } as const;
 
 /** The answer the listeners (HTTP/1.1 and HTTP/2) give with `status`, made once; no request id (none was parsed, or the handler never had the request). */
@@ -73,11 +74,12 @@ export interface ListenerRefusal {
   /**
    * 400, 408 or 431 (also a head of more than MAX_HEADER_FIELDS fields, and an HTTP/2 head over
    * maxHeaderSize, whose stream was reset with no status), 405 for a CONNECT request, 417 for an `Expect` other than `100-continue`,
-   * 501 for a transfer coding other than `chunked` (also 400 for one on HTTP/1.0: `refusedFraming`), 503 for an HTTP/1.1
+   * 501 for a transfer coding other than `chunked` (also 400 for one on HTTP/1.0: `refusedFraming`), 505 for a request line of
+   * HTTP/0.9 or HTTP/2.0 and up, 503 for an HTTP/1.1
    * upgrade (WebSocket) while the listener drains.
    */
   readonly status: number;
-  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed`, `expectation-failed`, `unsupported-transfer-coding` or `draining`. */
+  /** The answer's `error` code: `bad-request`, `request-timeout`, `header-too-large`, `method-not-allowed`, `expectation-failed`, `unsupported-transfer-coding`, `http-version-not-supported` or `draining`. */
   readonly error: string;
   /** Bytes of the answer's JSON body as sent: 0 for a reset HTTP/2 stream, and for an answer to a HEAD (`bodyFor`). */
   readonly bytes: number;
@@ -297,10 +299,11 @@ async function refuseTakenOver(request: IncomingMessage, socket: Duplex, refusal
  * answers, and tells `report`: 417 `expectation-failed` to an `Expect` the gateway does not meet
  * (`meetsExpectation`), 431 `header-too-large` to a head of more than MAX_HEADER_FIELDS fields, 501
  * `unsupported-transfer-coding` or 400 `bad-request` to a body framing it cannot pass on
- * (`refusedFraming`). The connection closes after it, lingering: the client may send the body it
+ * (`refusedFraming`), 505 `http-version-not-supported` to a request line of another major version
+ * than 1 (`refusedVersion`). The connection closes after it, lingering: the client may send the body it
  * announced, or never send it.
  */
-export function refuseRequest(request: IncomingMessage, response: ServerResponse, status: 400 | 417 | 431 | 501, report: RefusalReport): void {
+export function refuseRequest(request: IncomingMessage, response: ServerResponse, status: 400 | 417 | 431 | 501 | 505, report: RefusalReport): void {
   const refusal = ANSWERS[status];
   const { error } = refusal;
   const { body, bytes } = bodyFor(request.method, refusal);
