@@ -32,3 +32,12 @@ function isChunkedAlone(codings: string): boolean {
 export function refusedVersion(request: IncomingMessage): 505 | undefined {
   return request.httpVersionMajor === 1 ? undefined : 505;
 }
+
+/**
+ * 400 to an HTTP/1.1 request without Host (RFC 9112 §3.2: a server MUST), else undefined. Node
+ * refuses one by itself with a bare 400 the gateway never hears of, so nothing logged or counted
+ * it: the listener turns Node's check off (`requireHostHeader`) and refuses it as its own.
+ */
+export function refusedHostless(request: IncomingMessage): 400 | undefined {
+  return request.httpVersionMinor >= 1 && request.headers.host === undefined ? 400 : undefined;
+}

@@ -239,6 +239,26 @@ describe('GatewayListener refusals of malformed requests', () => {
     ]);
   });
 
+  it('refuses an HTTP/1.1 request or upgrade without Host with its own 400, reported, where node answered a bare 400 nobody heard of', async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: (incoming, socket) => void (arrived.push(incoming.url ?? ''), socket.destroy()), refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    const port = await listener.listen('127.0.0.1', 0);
+    const answers = [
+      await exchange(port, 'GET /hostless HTTP/1.1\r\n\r\n'),
+      await exchange(port, 'GET /socket HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'),
+      // HTTP/1.0 needs no Host.
+      await exchange(port, 'GET /old HTTP/1.0\r\n\r\n'),
+    ];
+    expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 400', 'HTTP/1.1 400', 'HTTP/1.1 200']);
+    expect(JSON.parse(answers[0]!.slice(answers[0]!.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'bad-request', status: 400, message: 'Bad Request' });
+    expect(arrived).toEqual(['/old']);
+    expect(refusals.map(({ status, error, target }) => ({ status, error, target }))).toEqual([
+      { status: 400, error: 'bad-request', target: '/hostless' },
+      { status: 400, error: 'bad-request', target: '/socket' },
+    ]);
+  });
+
   it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];

@@ -11,6 +11,7 @@ import {
   refuseConnection,
   refuseRequest,
   refuseTakenOverHead,
+  refuseTakenOverHostless,
   refuseUpgradeWhileDraining,
   sparingLingering,
   type RefusalReport,
@@ -18,7 +19,7 @@ import {
 import { listenOn } from './listen.ts';
 import { markCutByDrain } from './drain-cut.ts';
 import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
-import { refusedFraming, refusedVersion } from './http1-framing.ts';
+import { refusedFraming, refusedHostless, refusedVersion } from './http1-framing.ts';
 import { toOriginForm } from '../router/request-target.ts';
 
 /** Client-facing limits of the listener. */
@@ -50,9 +51,9 @@ function tooManyFields(request: IncomingMessage): boolean {
   return request.rawHeaders.length > 2 * MAX_HEADER_FIELDS;
 }
 
-/** The status the listener refuses a parsed request head with in its place (a head of too many fields, a version other than 1.x, a body framing it cannot pass on), or undefined to serve it. */
+/** The status the listener refuses a parsed request head with in its place (a head of too many fields, a version other than 1.x, HTTP/1.1 without Host, a body framing it cannot pass on), or undefined to serve it. */
 function headRefusal(request: IncomingMessage): 400 | 431 | 501 | 505 | undefined {
-  return tooManyFields(request) ? 431 : (refusedVersion(request) ?? refusedFraming(request));
+  return tooManyFields(request) ? 431 : (refusedVersion(request) ?? refusedHostless(request) ?? refusedFraming(request));
 }
 
 /** Handlers an entry point calls; none may throw or reject. */
@@ -124,6 +125,8 @@ export class GatewayListener {
         requestTimeout: limits.requestTimeoutMs,
         keepAliveTimeout: limits.keepAliveTimeoutMs,
         connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+        // Refused by `headRefusal` instead, logged and counted as the listener's other answers.
+        requireHostHeader: false,
       },
       (request, response) => {
         const refusal = headRefusal(request);
@@ -145,6 +148,7 @@ export class GatewayListener {
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.adopt(socket);
       if (tooManyFields(request)) return this.refuseTakenOver(refuseTakenOverHead, request, socket, handlers.refused);
+      if (refusedHostless(request) !== undefined) return this.refuseTakenOver(refuseTakenOverHostless, request, socket, handlers.refused);
       if (this.draining) return this.refuseTakenOver(refuseUpgradeWhileDraining, request, socket, handlers.refused);
       toOriginForm(request);
       handlers.upgrade(request, socket, head);

@@ -258,6 +258,11 @@ export function refuseUpgradeWhileDraining(request: IncomingMessage, socket: Dup
   return refuseTakenOver(request, socket, ANSWERS[503], report);
 }
 
+/** Answers an HTTP/1.1 upgrade request without Host (`refusedHostless`) with a JSON 400 `bad-request`, as `refuseTakenOver` does. */
+export function refuseTakenOverHostless(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+  return refuseTakenOver(request, socket, ANSWERS[400], report);
+}
+
 /**
  * Answers an upgrade or CONNECT request of more than MAX_HEADER_FIELDS fields (Node has let go of
  * the socket) with a JSON 431 `header-too-large`, as `refuseTakenOver` does: the head is refused
