@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { componentLogger } from '../logger.ts';
 import { DeferredProvider } from './deferred-provider.ts';
-import { DiscoveryAggregator } from './discovery-aggregator.ts';
+import { DiscoveryAggregator, unconnectedRegistriesIn, type UnconnectedRegistries } from './discovery-aggregator.ts';
 import type { RawInstance } from './instance-codec.ts';
 import type { ServiceConf } from './load-balance-conf.ts';
 import { StaticProvider } from './static/index.ts';
@@ -133,6 +133,12 @@ describe('DiscoveryAggregator', () => {
     const broken = new DeferredProvider('etcd', () => Promise.reject(new Error('no client')), componentLogger('test'));
     const aggregator = new DiscoveryAggregator([zk, broken, listed], { throttleMs: 10 });
     open.push(aggregator);
+    // What a worker is sent (`unconnected$`) must answer as the aggregator does.
+    const states: UnconnectedRegistries[] = [];
+    aggregator.unconnected$.subscribe((state) => states.push(state));
+    let names = new Set<string>();
+    aggregator.services$.subscribe((list) => (names = new Set(list)));
+    const told = (service: string) => unconnectedRegistriesIn(states.at(-1)!, names, service);
     aggregator.start();
     listed.replace(new Map([['user', entries(1)]]));
     await waitFor(() => aggregator.unconnectedRegistriesOf('order').length === 2, { timeoutMs: 5_000, message: 'the etcd client to fail' });
@@ -140,9 +146,46 @@ describe('DiscoveryAggregator', () => {
     expect(aggregator.unconnectedRegistriesOf('order')).toEqual(['zk', 'etcd']);
     // A registry has listed `user`: its instances are what is registered, whatever the others do.
     expect(aggregator.unconnectedRegistriesOf('user')).toEqual([]);
+    expect([told('order'), told('user')]).toEqual([['zk', 'etcd'], []]);
+    // The registry that listed `user` no longer does: its lack of instances says nothing again.
+    listed.replace(new Map());
+    expect([aggregator.unconnectedRegistriesOf('user'), told('user')]).toEqual([['zk', 'etcd'], ['zk', 'etcd']]);
+    // Listed again, and a service listed for the first time, while no status changes.
+    listed.replace(new Map([['user', entries(1)], ['cart', entries(2)]]));
+    expect([aggregator.unconnectedRegistriesOf('user'), told('user'), aggregator.unconnectedRegistriesOf('cart'), told('cart')]).toEqual([[], [], [], []]);
     connect(new StaticProvider('zk'));
     await waitFor(() => aggregator.unconnectedRegistriesOf('order').length === 1, { timeoutMs: 5_000, message: 'zk to connect' });
     expect(aggregator.unconnectedRegistriesOf('order')).toEqual(['etcd']);
+    expect(states.at(-1)).toEqual({ registries: ['etcd'], unlisted: [] });
+    // Only changes were sent: each state differs from the one before.
+    expect(states.every((state, index) => index === 0 || JSON.stringify(state) !== JSON.stringify(states[index - 1]))).toBe(true);
+  });
+
+  it('tells unconnected$ of a service no registry lists any more until it is forgotten', async () => {
+    const file = new StaticProvider('file');
+    const zk = new DeferredProvider('zk', () => Promise.reject(new Error('no client')), componentLogger('test'));
+    const aggregator = new DiscoveryAggregator([zk, file], { throttleMs: 10, forgetting: { afterMs: 50, retained: new Set() } });
+    open.push(aggregator);
+    const states: UnconnectedRegistries[] = [];
+    aggregator.unconnected$.subscribe((state) => states.push(state));
+    aggregator.start();
+    file.replace(new Map([['user', entries(1)]]));
+    file.replace(new Map());
+    expect(states.at(-1)).toEqual({ registries: ['zk'], unlisted: ['user'] });
+    await waitFor(() => states.at(-1)!.unlisted.length === 0, { timeoutMs: 5_000, message: 'user to be forgotten' });
+    expect(states.at(-1)).toEqual({ registries: ['zk'], unlisted: [] });
+  });
+
+  it('tells unconnected$ nothing more once every registry has connected', () => {
+    const zk = new StaticProvider('zk');
+    const aggregator = new DiscoveryAggregator([zk], { throttleMs: 10 });
+    open.push(aggregator);
+    const states: UnconnectedRegistries[] = [];
+    aggregator.unconnected$.subscribe((state) => states.push(state));
+    aggregator.start();
+    zk.replace(new Map([['user', entries(1)]]));
+    zk.replace(new Map());
+    expect(states).toEqual([{ registries: ['zk'], unlisted: [] }, { registries: [], unlisted: [] }]);
   });
 
   it('completes conf$ for observers on close', async () => {

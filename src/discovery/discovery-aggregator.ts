@@ -68,6 +68,27 @@ export interface ProtectionChange {
 }
 
 /**
+ * What `DiscoveryAggregator.unconnectedRegistriesOf` answers from, besides `services$`, as plain
+ * values for a process that answers for the aggregator without holding it (a worker, from its
+ * primary). Small on purpose: a service's first listing changes `services$`, not this.
+ */
+export interface UnconnectedRegistries {
+  /** The registries that have never connected yet (closed ones aside), in configuration order. */
+  readonly registries: readonly string[];
+  /** While `registries` names any, the services `services$` names that no registry gives an instance set any more (each said it is gone), sorted; else empty. */
+  readonly unlisted: readonly string[];
+}
+
+/**
+ * What `DiscoveryAggregator.unconnectedRegistriesOf(service)` answers, from `state` and the names
+ * `services$` gave last (`listed`).
+ */
+export function unconnectedRegistriesIn(state: UnconnectedRegistries, listed: ReadonlySet<string>, service: string): readonly string[] {
+  if (state.registries.length === 0) return [];
+  return listed.has(service) && !state.unlisted.includes(service) ? [] : state.registries;
+}
+
+/**
  * Merges the snapshots of several providers into one `LoadBalanceConf` per service. Per service it
  * unions the latest snapshot of every provider (on an address clash the provider listed first wins),
  * throttles with the newest value winning, and drops values whose instances did not change.
@@ -84,6 +105,13 @@ export class DiscoveryAggregator {
    * before its `conf$` completes. Completes on `close()`.
    */
   readonly forgotten$: Observable<string>;
+  /**
+   * What `unconnectedRegistriesOf` answers from besides `services$`, replayed, then again on every
+   * change: a registry connects for the first time or closes, or, while one has never connected, a
+   * listed service loses its last instance set or gets one again, or is forgotten. Once every
+   * registry has connected it never changes again. Completes on `close()`.
+   */
+  readonly unconnected$: Observable<UnconnectedRegistries>;
 
   private readonly confs = new Map<string, LoadBalanceConf>();
   private readonly inputs = new Map<string, Subject<ReadonlyMap<string, ProviderSnapshot>>>();
@@ -105,6 +133,9 @@ export class DiscoveryAggregator {
   /** The latest status of each provider, and which have ever connected (`unconnectedRegistriesOf`). */
   private readonly latestStatus = new Map<string, ProviderStatus>();
   private readonly everConnected = new Set<string>();
+  private readonly unconnectedState: BehaviorSubject<UnconnectedRegistries>;
+  /** The services of `latestByService` no provider lists (`UnconnectedRegistries.unlisted`), kept as they change so that no change scans every service. */
+  private readonly unlisted = new Set<string>();
   private readonly now: () => number;
   private started = false;
   private closed = false;
@@ -125,6 +156,8 @@ export class DiscoveryAggregator {
     this.forgotten$ = this.forgottenNames.asObservable();
     this.forgetting = options.forgetting ?? { afterMs: DEFAULT_FORGET_AFTER_MS, retained: new Set() };
     this.services$ = this.serviceNames.asObservable();
+    this.unconnectedState = new BehaviorSubject<UnconnectedRegistries>({ registries: providers.map((provider) => provider.name), unlisted: [] });
+    this.unconnected$ = this.unconnectedState.asObservable();
     this.statuses$ = providers.length === 0 ? new BehaviorSubject<readonly ProviderStatus[]>([]) : combineLatest(providers.map((p) => p.status$));
   }
 
@@ -139,6 +172,7 @@ export class DiscoveryAggregator {
           this.latestStatus.set(provider.name, status);
           if (status.state === 'connected') this.everConnected.add(provider.name);
           this.protection.onStatus(status);
+          this.reviewUnconnected();
         }),
       );
     }
@@ -174,6 +208,11 @@ export class DiscoveryAggregator {
    */
   unconnectedRegistriesOf(service: string): readonly string[] {
     if ((this.latestByService.get(service)?.size ?? 0) > 0) return [];
+    return this.neverConnected();
+  }
+
+  /** The registries that have never connected yet (closed ones aside), in configuration order. */
+  private neverConnected(): string[] {
     return this.providers
       .map((provider) => provider.name)
       .filter((name) => !this.everConnected.has(name) && this.latestStatus.get(name)?.state !== 'closed');
@@ -218,6 +257,17 @@ export class DiscoveryAggregator {
     for (const input of this.inputs.values()) input.complete();
     for (const conf of this.confs.values()) conf.complete();
     this.serviceNames.complete();
+    this.unconnectedState.complete();
+  }
+
+  /** Emits on `unconnected$` when what `unconnectedRegistriesOf` answers from has changed; nothing to do once every registry has connected. */
+  private reviewUnconnected(): void {
+    const previous = this.unconnectedState.getValue();
+    if (previous.registries.length === 0 || this.closed) return;
+    const registries = this.neverConnected();
+    const unlisted = registries.length === 0 ? [] : [...this.unlisted].sort();
+    if (sameNames(previous.registries, registries) && sameNames(previous.unlisted, unlisted)) return;
+    this.unconnectedState.next({ registries, unlisted });
   }
 
   private accept(snapshot: ProviderSnapshot): void {
@@ -227,6 +277,10 @@ export class DiscoveryAggregator {
       // provider lists it, `reviewForgetting` starts its countdown.
       this.latestRevision.set(snapshot.provider, snapshot.revision);
       if (!perProvider?.delete(snapshot.provider)) return;
+      if (perProvider.size === 0) {
+        this.unlisted.add(snapshot.service);
+        this.reviewUnconnected();
+      }
       this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
       return;
     }
@@ -236,6 +290,7 @@ export class DiscoveryAggregator {
       this.serviceNames.next([...this.latestByService.keys()].sort());
     }
     perProvider.set(snapshot.provider, snapshot);
+    if (this.unlisted.delete(snapshot.service)) this.reviewUnconnected();
     this.latestRevision.set(snapshot.provider, snapshot.revision);
     this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
   }
@@ -332,6 +387,7 @@ export class DiscoveryAggregator {
     protectedInstances.remove({ service });
     this.log.info({ service, afterMs: this.forgetting.afterMs }, 'service forgotten: no registry or list has named it since the grace began');
     this.serviceNames.next([...this.latestByService.keys()].sort());
+    if (this.unlisted.delete(service)) this.reviewUnconnected();
     this.forgottenNames.next(service);
     this.confs.get(service)?.complete();
     this.confs.delete(service);
@@ -368,6 +424,11 @@ export class DiscoveryAggregator {
     timer.unref();
     this.expiryTimers.set(service, timer);
   }
+}
+
+/** True when two lists of names are the same, in the same order. */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((name, index) => name === b[index]);
 }
 
 /** True when two held maps hold the same addresses. */
