@@ -34,7 +34,7 @@ const UPSTREAM_CLOSE_GRACE_MS = 1_000;
 export interface PickerLookup {
   pickerFor(service: string, route?: RouteConfig): Picker | undefined;
   has(service: string): boolean;
-  /** The registries not yet connected while none has given `service` an instance set; absent where it cannot be told (a worker). */
+  /** The registries not yet connected while none has given `service` an instance set; none when absent. */
   unconnectedRegistriesOf?(service: string): readonly string[];
 }
 

@@ -168,7 +168,7 @@ export class ServiceBalancers {
     return withReadOnlyRoutePicker(route, { parent, options, subset, split: (canary) => this.splits.get(splitKey(service, canary)) }, use);
   }
 
-  /** The registries not yet connected while none has given `service` an instance set; empty from a source that cannot tell (a worker's). */
+  /** The registries not yet connected while none has given `service` an instance set; empty from a source that cannot tell. */
   unconnectedRegistriesOf(service: string): readonly string[] {
     return this.source.unconnectedRegistriesOf?.(service) ?? [];
   }

@@ -72,4 +72,21 @@ describe('PrimaryFeed', () => {
     expect(pickAddress(balancers)).toBe('10.0.0.1:1');
     balancers.close();
   });
+
+  it('names the registries the primary says are not yet connected, for a service no registry gives an instance set', () => {
+    const feed = new PrimaryFeed(() => undefined);
+    const balancers = new ServiceBalancers(feed, parseConfig('g.yaml', 'routes: [{ namespace: true }]'));
+    const registries = ['zk:127.0.0.1:2181/services', 'etcd:http://127.0.0.1:2379/services'];
+    feed.services(['user', 'cart']);
+    // Until the primary says, none: the plain answer rather than a guess.
+    expect(balancers.unconnectedRegistriesOf('order')).toEqual([]);
+    // `cart` was listed, then every registry said it is gone: what it has says nothing again.
+    feed.unconnected({ registries, unlisted: ['cart'] });
+    expect(['order', 'user', 'cart'].map((service) => balancers.unconnectedRegistriesOf(service))).toEqual([registries, [], registries]);
+    feed.services(['user', 'cart', 'order']);
+    expect(balancers.unconnectedRegistriesOf('order')).toEqual([]);
+    feed.unconnected({ registries: [], unlisted: [] });
+    expect(balancers.unconnectedRegistriesOf('cart')).toEqual([]);
+    balancers.close();
+  });
 });

@@ -1,12 +1,13 @@
 import { BehaviorSubject, filter, type Observable } from 'rxjs';
 import { BalancerKeeper, ServiceBalancer, type OutcomeListener } from '../../src/balance/index.ts';
+import { unconnectedRegistriesIn, type UnconnectedRegistries } from '../../src/discovery/index.ts';
 import type { HealthSnapshot, HealthView, UpstreamOutcome } from '../../src/health/index.ts';
 import { serviceBalancerOptions, type ServiceSettings } from '../config/index.ts';
 import type { BalancerSource, CarriedHealth } from '../service-registry.ts';
 
 /**
- * A worker's view of the primary's registries and health: the services listed and the latest
- * health snapshot of each, as the primary sends them. Balancers it creates are fed from those
+ * A worker's view of the primary's registries and health: the services listed, the latest
+ * health snapshot of each, and which registries have not yet connected, as the primary sends them. Balancers it creates are fed from those
  * snapshots (no checks of their own, no registry session) and report every pick's outcome to
  * `onOutcome`, which carries it to the primary's passive health.
  */
@@ -15,6 +16,10 @@ export class PrimaryFeed implements BalancerSource {
 
   private readonly names = new BehaviorSubject<readonly string[]>([]);
   private readonly views = new Map<string, BehaviorSubject<HealthSnapshot | undefined>>();
+  // None until the primary says: a worker would rather give the plain answer than name registries on a guess.
+  private unconnectedState: UnconnectedRegistries = { registries: [], unlisted: [] };
+  /** The names of `names`, for a lookup per `no-instances` answer. */
+  private listed: ReadonlySet<string> = new Set();
 
   constructor(private readonly onOutcome: (service: string, address: string, outcome: UpstreamOutcome) => void) {
     this.services$ = this.names.asObservable();
@@ -31,13 +36,24 @@ export class PrimaryFeed implements BalancerSource {
    */
   services(names: readonly string[]): void {
     const previous = this.names.getValue();
-    this.names.next(names);
     const listed = new Set(names);
+    this.listed = listed;
+    this.names.next(names);
     for (const name of previous) {
       if (listed.has(name)) continue;
       this.views.get(name)?.complete();
       this.views.delete(name);
     }
+  }
+
+  /** Takes the primary's registries not yet connected (`DiscoveryAggregator.unconnected$`); requests see it at once. */
+  unconnected(state: UnconnectedRegistries): void {
+    this.unconnectedState = state;
+  }
+
+  /** The registries not yet connected while none has given `service` an instance set, as the primary last said. */
+  unconnectedRegistriesOf(service: string): readonly string[] {
+    return unconnectedRegistriesIn(this.unconnectedState, this.listed, service);
   }
 
   /** The latest snapshot of `service`, once the primary has sent one. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HealthSnapshot } from '../../src/health/index.ts';
-import { decodeHealthSnapshot, decodeRateLimitChange, isGatewayMessage } from './cluster-messages.ts';
+import { decodeHealthSnapshot, decodeRateLimitChange, decodeUnconnected, isGatewayMessage } from './cluster-messages.ts';
 
 const SNAPSHOT: HealthSnapshot = {
   service: 'user',
@@ -75,5 +75,15 @@ describe('decodeRateLimitChange', () => {
     expect(decodeRateLimitChange({ type: 'rate-limit-fallback', data: { middleware: 'shared', onRedisError: 'sometimes', reason: 'x' } })).toBeUndefined();
     expect(decodeRateLimitChange({ type: 'config-applied', data: { middleware: 'shared' } })).toBeUndefined();
     expect(decodeRateLimitChange('rate-limit-fallback')).toBeUndefined();
+  });
+});
+
+describe('decodeUnconnected', () => {
+  it('rebuilds the registries not yet connected and the services unlisted, and refuses malformed ones', () => {
+    const state = { registries: ['zk:127.0.0.1:2181/services'], unlisted: ['user'] };
+    expect(decodeUnconnected(JSON.parse(JSON.stringify({ ...state, extra: 1 })))).toEqual(state);
+    for (const malformed of [undefined, [], { registries: ['zk'] }, { registries: 'zk', unlisted: [] }, { registries: [1], unlisted: [] }, { registries: [], unlisted: [null] }]) {
+      expect(decodeUnconnected(malformed), JSON.stringify(malformed)).toBeUndefined();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { UnconnectedRegistries } from '../../src/discovery/index.ts';
 import { INSTANCE_PROTOCOLS, type Instance } from '../../src/discovery/instance.ts';
 import type { ActiveHealth, EndpointHealth, HealthSnapshot } from '../../src/health/index.ts';
 import type { RateLimitChange } from '../admin/event-types.ts';
@@ -28,6 +29,8 @@ export type PrimaryMessage =
   | { readonly kind: 'switchboard:health'; readonly snapshot: HealthSnapshot }
   /** Every service some registry lists. */
   | { readonly kind: 'switchboard:services'; readonly names: readonly string[] }
+  /** The registries not yet connected, and the services listed that lost every instance set meanwhile (`DiscoveryAggregator.unconnected$`); sent on attach and on every change only. */
+  | { readonly kind: 'switchboard:unconnected'; readonly state: UnconnectedRegistries }
   /** Stop accepting, drain in-flight requests within the drain bound, then exit. */
   | { readonly kind: 'switchboard:drain' }
   | { readonly kind: 'switchboard:metrics-request'; readonly id: number }
@@ -115,6 +118,16 @@ function decodeInstance(value: unknown): Instance | undefined {
     ...(value.draining === true ? { draining: true } : {}),
   };
   return instance;
+}
+
+/** The registries not yet connected received over IPC, rebuilt as plain values; undefined when malformed (a worker then keeps what it had). */
+export function decodeUnconnected(value: unknown): UnconnectedRegistries | undefined {
+  if (!isRecord(value) || !isNameList(value.registries) || !isNameList(value.unlisted)) return undefined;
+  return { registries: [...value.registries], unlisted: [...value.unlisted] };
+}
+
+function isNameList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((entry) => typeof entry === 'string');
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

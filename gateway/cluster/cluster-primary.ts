@@ -39,7 +39,8 @@ export interface Primary {
 /**
  * Starts the primary of a multi-process gateway: the control plane (registry sessions, health
  * checks, the admin listener) runs here once; `workerCount(config.workers)` workers own the entry
- * points and get the configuration text, the services listed and every health snapshot over IPC.
+ * points and get the configuration text, the services listed, every health snapshot and the
+ * registries not yet connected over IPC.
  * Their passive outcomes come back to this process's outlier detection and traffic counters, and
  * `/metrics` sums theirs with this process's (prom-client's `AggregatorRegistry`); their flow
  * statistics arrive rolled per second and the primary alone writes the store. Resolves once
@@ -74,6 +75,8 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
         configs.attached(slot);
         send(configMessage());
         const services = control.aggregator.services$.subscribe((names) => send({ kind: 'switchboard:services', names }));
+        // Replays the current state, then only changes: the workers name the same registries in a 503 as this process would.
+        const unconnected = control.aggregator.unconnected$.subscribe((state) => send({ kind: 'switchboard:unconnected', state }));
         // health$ replays every service's latest snapshot first, so a new worker starts with the whole picture.
         const health = control.balancers.health$.subscribe((snapshot) => send({ kind: 'switchboard:health', snapshot }));
         const peers = control.peers;
@@ -81,6 +84,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
         const stopPeers = peers?.onCount((count) => send({ kind: 'switchboard:peers', count }));
         return () => {
           services.unsubscribe();
+          unconnected.unsubscribe();
           health.unsubscribe();
           stopPeers?.();
         };

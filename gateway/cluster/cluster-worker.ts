@@ -15,7 +15,7 @@ import { ServiceBalancers } from '../service-registry.ts';
 import { countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { collectProcessMetrics, FlowStats, forgetServiceSeries, RequestMetrics } from '../telemetry/index.ts';
 import { WorkerConfigQueue, type ConfigText, type ConfigVerdict } from './cluster-config-queue.ts';
-import { decodeHealthSnapshot, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type ConfigOutcome, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
+import { decodeHealthSnapshot, decodeUnconnected, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type ConfigOutcome, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
 import { setLivePeerCount } from '../config-store/peer-count.ts';
@@ -181,6 +181,12 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
       case 'switchboard:services':
         if (Array.isArray(message.names)) feed.services(message.names.filter((name) => typeof name === 'string'));
         return;
+      case 'switchboard:unconnected': {
+        const state = decodeUnconnected(message.state);
+        if (state) feed.unconnected(state);
+        else log.warn('malformed unconnected registries from the primary; the previous ones stay');
+        return;
+      }
       case 'switchboard:metrics-request':
         void metricsRegistry.getMetricsAsJSON().then((metrics) => send({ kind: 'switchboard:metrics', id: message.id, metrics }));
         return;

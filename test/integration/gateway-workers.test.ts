@@ -74,6 +74,9 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
   let gateway: GatewayProcess;
   let adminPort: number;
   const backends: Backend[] = [];
+  // Two registries that have not connected at the start: an etcd that refuses, and a file that does not exist yet.
+  let deadPort: number;
+  let laterPath: string;
 
   const register = (backend: Backend) => {
     const payload = { id: backend.name, service: 'user', host: '127.0.0.1', port: backend.port, weight: 1, protocol: 'http', metadata: {} };
@@ -108,6 +111,8 @@ describe('workers: 2 — one primary, two workers sharing the entry point', () =
     await call((done) => writer.mkdirp('/services/user', done));
     backends.push(await startLoggingBackend('a'), await startLoggingBackend('b'));
     for (const backend of backends) await register(backend);
+    deadPort = await refusingPort();
+    laterPath = join(await makeTempDir('sb-later-'), 'later.yaml');
     gateway = await startGateway(configText('one'));
     adminPort = gateway.adminPort;
     await waitFor(async () => (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 20_000, message: 'both workers to listen' });
@@ -120,11 +125,13 @@ admin: 127.0.0.1:{{adminPort}}
 # heartbeatTimeout: the least accepted, so that a stopped worker is replaced within seconds.
 workers: { count: 2, heartbeatTimeout: 3s }
 accessLog: false
-registries: [zk://${zk.connectString}/services]
+registries: [zk://${zk.connectString}/services, "etcd://127.0.0.1:${deadPort}/services", file:${laterPath}]
 services:
   # removalGrace 0: an instance deregistered leaves at once, though it still passes its checks.
   user: { healthCheck: { path: /healthz, interval: ${CHECK_INTERVAL_MS}ms }, outlierDetection: false, removalGrace: 0s }
 routes:
+  # A service no registry lists.
+  - { path: /orders, service: orders }
   - { path: /, service: user, responseHeaders: { set: { x-config: ${tag} } } }
 shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
 `;
@@ -377,6 +384,36 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(await warnings()).toBe(warned);
   });
 
+  it("names in every worker's 503 the registries not yet connected, as the primary's explain does, and stops naming one once it connects", async () => {
+    /** The distinct messages of six answers to /orders on fresh connections (each worker answers some). */
+    const messages = async () => {
+      const seen = new Set<string>();
+      for (let index = 0; index < 6; index += 1) {
+        const answer = await getFresh(`${gateway.url}/orders`, 5_000);
+        expect(answer.status, answer.body).toBe(503);
+        seen.add((JSON.parse(answer.body) as { message: string }).message);
+      }
+      return [...seen];
+    };
+    const everyAnswerSays = async (message: string) => {
+      let seen: string[] = [];
+      await waitFor(async () => (seen = await messages()).join() === message, { timeoutMs: 20_000, message: `every worker to answer "${message}"` }).catch((error: Error) => {
+        throw new Error(`${error.message}; the answers said: ${JSON.stringify(seen)}`);
+      });
+    };
+    const notes = async () => ((await (await fetch(`http://127.0.0.1:${adminPort}/api/explain?path=/orders`)).json()) as { notes: string[] }).notes.filter((note) => note.includes('no instance set loaded yet'));
+    const etcd = `etcd:http://127.0.0.1:${deadPort}/services`;
+    // The primary names them in its explain; each worker (replacements started since included) hears of them from the primary.
+    await everyAnswerSays('registries etcd, file not yet connected: no instance set loaded yet');
+    expect(await notes()).toEqual([`no instance set loaded yet for service "orders": registries ${etcd}, file:${laterPath} not yet connected`]);
+    // ZooKeeper lists `user`: its instances are what is registered, whatever the others do.
+    expect((await getFresh(`${gateway.url}/who`)).status).toBe(200);
+
+    await writeFile(laterPath, 'services: {}\n');
+    await everyAnswerSays('registry etcd not yet connected: no instance set loaded yet');
+    expect(await notes()).toEqual([`no instance set loaded yet for service "orders": registry ${etcd} not yet connected`]);
+  });
+
   it('drains in-flight requests on every worker on SIGTERM, then the whole process tree exits', async () => {
     // Held requests on fresh connections until both workers serve at least one.
     const held: Promise<{ status: number; body: string }>[] = [];
@@ -507,3 +544,4 @@ routes:
     expect(await acceptsConnections(moved)).toBe(false);
   });
 });
+
