@@ -30,8 +30,8 @@ const BREAKER_REPORT_MS = 1_000;
 /**
  * Runs this process as a worker of a primary (see `startPrimary`): waits for the configuration,
  * starts the data plane over balancers fed by the primary's health snapshots, sends its outcomes
- * back in batches, answers metrics requests and cache purges, and drains and exits when told to, on SIGTERM or
- * SIGINT, or when the primary goes away.
+ * back in batches, answers metrics requests and cache purges, and drains and exits when told to, on SIGTERM,
+ * or when the primary goes away (SIGINT is the primary's while it is there).
  */
 export function runWorker(options: { accessLogger?: AccessLogDestination } = {}): void {
   const slot = Number(process.env.SWITCHBOARD_WORKER_SLOT ?? cluster.worker?.id);
@@ -213,8 +213,13 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     drain();
   });
   process.on('SIGTERM', drain);
-  // Ctrl-C reaches the whole job: a second one ends the worker at once, as it ends the primary (gateway/main.ts).
+  // Ctrl-C at a terminal reaches the whole job, and the primary takes it as it takes a hangup there
+  // (below): it drains each worker once its peer entry is gone, and kills them on a second Ctrl-C
+  // (gateway/main.ts). A worker that drained on its own would exit before the primary stops
+  // supervising, be counted as crashed and replaced mid-drain. Without a primary (gone, so this
+  // worker drains already), Ctrl-C drains, and a second one ends the worker at once.
   process.on('SIGINT', () => {
+    if (process.connected) return log.debug('SIGINT: the primary drains this worker, or ends it on a second one');
     if (!stopping) return drain();
     log.warn({ signal: 'SIGINT' }, 'a second SIGINT: ending now, without waiting for the drain');
     void closeLogs().then(() => process.exit(130));

@@ -478,7 +478,10 @@ describe('gateway lifecycle', () => {
     await waitFor(() => stillRunning(workers).length === 0, { timeoutMs: 5_000, message: 'the workers to be gone' });
   });
 
-  it('with workers, leaves a hangup that reaches the whole job (a shell passes it on) to the primary: no worker drains early or is replaced as crashed', async () => {
+  it.each([
+    ['a hangup that reaches the whole job (a shell passes it on)', 'SIGHUP'],
+    ['a Ctrl-C (the terminal sends it to the whole job)', 'SIGINT'],
+  ] as const)('with workers, leaves %s to the primary: no worker drains early or is replaced as crashed', async (_, signal) => {
     const etcd = await startEtcd();
     closers.push(() => void etcd.close());
     const path = join(await makeTempDir('sb-tty-workers-'), 'gateway.yaml');
@@ -489,11 +492,11 @@ describe('gateway lifecycle', () => {
     // The store stops answering: the primary's stop waits (PEER_LEAVE_TIMEOUT_MS, 2 s) for its peer
     // entry to go before it drains the workers, longer than an idle worker takes to drain on its own.
     etcd.members[0]!.pause();
-    // An interactive shell whose terminal hangs up sends SIGHUP to its job's process group: the primary
-    // (here the group's leader) and its workers alike.
-    process.kill(-gateway.pid, 'SIGHUP');
-    await waitFor(() => !gateway.running(), { timeoutMs: 20_000, message: "the gateway to end after its terminal's hangup" });
-    expect(gateway.output()).toMatch(/"signal":"SIGHUP"[^\n]*"msg":"draining"/);
+    // An interactive shell whose terminal hangs up sends SIGHUP to its job's process group, and the
+    // terminal sends Ctrl-C's SIGINT there itself: the primary (here the group's leader) and its workers alike.
+    process.kill(-gateway.pid, signal);
+    await waitFor(() => !gateway.running(), { timeoutMs: 20_000, message: `the gateway to end after ${signal} to its job` });
+    expect(gateway.output()).toMatch(new RegExp(`"signal":"${signal}"[^\\n]*"msg":"draining"`));
     expect(gateway.output()).not.toMatch(/worker exited; replacing it|no worker is listening/);
   });
 
