@@ -222,7 +222,7 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
     if (process.connected) return log.debug('SIGINT: the primary drains this worker, or ends it on a second one');
     if (!stopping) return drain();
     log.warn({ signal: 'SIGINT' }, 'a second SIGINT: ending now, without waiting for the drain');
-    void closeLogs().then(() => process.exit(130));
+    void Promise.all([closeLogs(), options.accessLogger?.close(1_000)]).then(() => process.exit(130));
   });
   // A SIGHUP to the gateway's process group reaches the workers too: the primary reads the file
   // again and sends it, so a worker has nothing to do but stay (Node's default would end it).
