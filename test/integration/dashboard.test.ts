@@ -182,6 +182,20 @@ routes:
     }
   });
 
+  it('says the gateway does not answer while it hangs (a host gone behind a partition sends no refusal), and clears that once it answers again', async () => {
+    await page.locator('#notice').waitFor({ state: 'hidden', timeout: PAGE_MS });
+    // A frozen process, like a host that is down: the kernel takes the connection and nothing answers, so a fetch would wait for minutes.
+    gateway.process.pause();
+    try {
+      await page.locator('#notice', { hasText: "The gateway's admin API does not answer" }).waitFor({ timeout: 2 * PAGE_MS });
+      expect(await page.locator('#services').getAttribute('data-outdated')).toBe('true');
+    } finally {
+      gateway.process.resume();
+    }
+    await page.locator('#notice').waitFor({ state: 'hidden', timeout: 2 * PAGE_MS });
+    expect(await page.locator('#services').getAttribute('data-outdated')).toBeNull();
+  });
+
   it('shows a registry outage on its chip, and says the gateway does not answer while it is down, then goes live again once it is back', async () => {
     const chip = page.locator('#registries li', { hasText: `zk://${zk.connectString}/services` });
     await zk.nodes[0]!.stop();

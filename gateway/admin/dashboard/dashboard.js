@@ -4,6 +4,13 @@ import { events } from './dashboard-events.js';
 import { describeEvent, h, healthLabel, rateText } from './dashboard-format.js';
 
 const REFRESH_MS = 2_000;
+/**
+ * How long the gateway may take to start its answer. A host that is down or cut off (or a frozen
+ * process) sends no refusal: without a bound a fetch waits minutes for the operating system to give
+ * up, and the page goes on showing its cards as live. The body itself is not bounded: a large answer
+ * over a slow link must not read as an outage.
+ */
+const ANSWER_TIMEOUT_MS = 3_000;
 const EVENT_LOG_SIZE = 100;
 /** Events arrive in bursts (a deploy); one fetch after the burst settles the whole picture. */
 const SETTLE_MS = 150;
@@ -23,6 +30,13 @@ const rates = new Map();
 let settleTimer;
 /** When /api/services last answered: what the cards show while the gateway does not. */
 let lastAnswerAt;
+/**
+ * Refreshes overlap while the gateway is slow (one each `REFRESH_MS`, one after each burst of
+ * events): only the newest that ended counts, so that an older one's failure or answer, arriving
+ * late, neither puts back the notice nor older cards over a newer answer.
+ */
+let refreshesStarted = 0;
+let newestEnded = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,15 +58,25 @@ function takeToken() {
  * building or sending it again. Answers marked `no-store` are never stored, so are fetched in full.
  */
 async function getJson(path) {
-  const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-cache' });
+  const answer = new AbortController();
+  const timer = setTimeout(() => answer.abort(new DOMException(`no answer within ${ANSWER_TIMEOUT_MS / 1_000} s`, 'TimeoutError')), ANSWER_TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-cache', signal: answer.signal });
+  } finally {
+    clearTimeout(timer);
+  }
   if (response.status === 401) throw new Error('unauthorized: open this page with ?token=<admin token>');
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
 }
 
 async function refresh() {
+  const started = ++refreshesStarted;
   try {
     const [{ services: list }, { registries }] = await Promise.all([getJson('api/services'), getJson('api/registries')]);
+    if (started < newestEnded) return;
+    newestEnded = started;
     const now = performance.now();
     const sampled = new Set();
     services.clear();
@@ -71,8 +95,10 @@ async function refresh() {
     renderRegistries(registries);
     renderServices();
   } catch (error) {
-    // A fetch that never got an answer says only "Failed to fetch": name what is down, and that the cards are as of the last answer.
-    const unreachable = error instanceof TypeError;
+    if (started < newestEnded) return;
+    newestEnded = started;
+    // A fetch that never got an answer says only "Failed to fetch" (refused) or nothing for minutes (a host that is down): name what is down, and that the cards are as of the last answer.
+    const unreachable = error instanceof TypeError || error.name === 'TimeoutError' || error.name === 'AbortError';
     const since = lastAnswerAt ? ` The cards show the state as of ${lastAnswerAt.toLocaleTimeString()}.` : '';
     showNotice(unreachable ? `The gateway's admin API does not answer (${error.message}); retrying every ${REFRESH_MS / 1_000} s.${since}` : `${error.message}${since}`);
     $('services').dataset.outdated = 'true';
