@@ -201,19 +201,21 @@ routes:
     await zk.nodes[0]!.stop();
     await chip.and(page.locator('[data-state="stale"]')).waitFor({ timeout: PAGE_MS });
     expect(await chip.textContent()).toMatch(/ stale since \d/);
-    // ZooKeeper comes back while the gateway is down (the agents need it to deregister at the end).
+    // ZooKeeper comes back while the gateway is down and starts again (the agents need it to deregister
+    // at the end; the gateway's start does not wait for it, nor does the page's recovery).
     const zooKeeperBack = zk.nodes[0]!.restart();
+    zooKeeperBack.catch(() => undefined);
 
     await gateway.process.stop();
     // A fetch that gets no answer says only "Failed to fetch": the page names what is down, and how old the cards are.
     await page.locator('#notice', { hasText: "The gateway's admin API does not answer" }).waitFor({ timeout: PAGE_MS });
     expect(await page.locator('#notice').textContent()).toMatch(/The cards show the state as of \d/);
     expect(await page.locator('#services').getAttribute('data-outdated')).toBe('true');
-    await zooKeeperBack;
     gateway = await startGateway(config, {}, { firstPorts: { port: gateway.port, adminPort: gateway.adminPort } });
     expect(`${admin.url}/`).toBe(`http://127.0.0.1:${gateway.adminPort}/`);
     await page.locator('#connection[data-state="live"]').waitFor({ timeout: 2 * PAGE_MS });
     await page.locator('#notice').waitFor({ state: 'hidden', timeout: PAGE_MS });
     expect(await page.locator('#services').getAttribute('data-outdated')).toBeNull();
+    await zooKeeperBack;
   });
 });
