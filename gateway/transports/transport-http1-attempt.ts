@@ -200,6 +200,10 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       this.grpcStatus = context.outcome.grpcStatus;
     }
     let outgoing = responseHeadersForClient(upstreamHeaders);
+    const headOnly = endsWithHead(statusCode, upstreamHeaders);
+    // RFC 9110 §8.6: a server MUST NOT send Content-Length in a 204. nghttp2 (curl, an HTTP/2
+    // client) resets the stream for one not 0, undici (fetch) fails it; nginx drops it over HTTP/2.
+    if (headOnly && statusCode === 204) delete outgoing['content-length'];
     // An answer of the gateway's own in this one's place (the `cache`'s stored one, for a 304 to its revalidation or a 5xx).
     const replacement = context.answerReplacer?.(statusCode, outgoing);
     if (replacement !== undefined) {
@@ -228,7 +232,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
       // Only a tap's body makes the callback: the attempts of routes without a cache allocate none.
       if (tapsBody(this.sink)) this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
     }
-    if (endsWithHead(statusCode, upstreamHeaders)) this.endWithHead(controller);
+    if (headOnly) this.endWithHead(controller);
   }
 
   /**
