@@ -224,18 +224,25 @@ describe('GatewayListener refusals of malformed requests', () => {
     ]);
   });
 
-  it('refuses a request line of HTTP/2.0 or HTTP/0.9 with 505 and dispatches neither', async () => {
+  it('refuses a request line of HTTP/2.0 or HTTP/0.9 with 505, an upgrade (WebSocket) too, and dispatches none', async () => {
     const arrived: string[] = [];
     const refusals: ListenerRefusal[] = [];
-    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: (incoming, socket) => void (arrived.push(incoming.url ?? ''), socket.destroy()), refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
     const port = await listener.listen('127.0.0.1', 0);
-    const answers = [await exchange(port, 'GET /two HTTP/2.0\r\nHost: a\r\n\r\n'), await exchange(port, 'GET /nine\r\n\r\n'), await exchange(port, 'GET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')];
-    expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 505', 'HTTP/1.1 505', 'HTTP/1.1 200']);
+    const answers = [
+      await exchange(port, 'GET /two HTTP/2.0\r\nHost: a\r\n\r\n'),
+      await exchange(port, 'GET /nine\r\n\r\n'),
+      // Node's parser takes an upgrade's HTTP/2.0 request line too, and hands it to 'upgrade' (nginx answers 505).
+      await exchange(port, 'GET /socket HTTP/2.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'),
+      await exchange(port, 'GET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'),
+    ];
+    expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 505', 'HTTP/1.1 505', 'HTTP/1.1 505', 'HTTP/1.1 200']);
     expect(JSON.parse(answers[0]!.slice(answers[0]!.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'http-version-not-supported', status: 505, message: 'HTTP Version Not Supported' });
     expect(arrived).toEqual(['/one']);
     expect(refusals.map(({ status, error, target }) => ({ status, error, target }))).toEqual([
       { status: 505, error: 'http-version-not-supported', target: '/two' },
       { status: 505, error: 'http-version-not-supported', target: '/nine' },
+      { status: 505, error: 'http-version-not-supported', target: '/socket' },
     ]);
   });
 

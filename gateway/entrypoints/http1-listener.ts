@@ -12,6 +12,7 @@ import {
   refuseRequest,
   refuseTakenOverHead,
   refuseTakenOverHostless,
+  refuseTakenOverVersion,
   refuseUpgradeWhileDraining,
   sparingLingering,
   type RefusalReport,
@@ -148,6 +149,7 @@ export class GatewayListener {
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.adopt(socket);
       if (tooManyFields(request)) return this.refuseTakenOver(refuseTakenOverHead, request, socket, handlers.refused);
+      if (refusedVersion(request) !== undefined) return this.refuseTakenOver(refuseTakenOverVersion, request, socket, handlers.refused);
       if (refusedHostless(request) !== undefined) return this.refuseTakenOver(refuseTakenOverHostless, request, socket, handlers.refused);
       if (this.draining) return this.refuseTakenOver(refuseUpgradeWhileDraining, request, socket, handlers.refused);
       toOriginForm(request);

@@ -263,6 +263,11 @@ export function refuseTakenOverHostless(request: IncomingMessage, socket: Duplex
   return refuseTakenOver(request, socket, ANSWERS[400], report);
 }
 
+/** Answers an upgrade request whose request line is of another major version than 1 (`refusedVersion`) with a JSON 505 `http-version-not-supported`, as `refuseTakenOver` does. */
+export function refuseTakenOverVersion(request: IncomingMessage, socket: Duplex, report: RefusalReport): Promise<boolean> {
+  return refuseTakenOver(request, socket, ANSWERS[505], report);
+}
+
 /**
  * Answers an upgrade or CONNECT request of more than MAX_HEADER_FIELDS fields (Node has let go of
  * the socket) with a JSON 431 `header-too-large`, as `refuseTakenOver` does: the head is refused
