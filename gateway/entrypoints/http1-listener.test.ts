@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/harness/wait.ts';
 import { rootLogger } from '../../src/logger.ts';
@@ -163,6 +164,24 @@ describe('GatewayListener refusals of malformed requests', () => {
     await listener?.drain(1_000);
   });
 
+  /**
+   * A listener on port 0 that records the targets it dispatches (`arrived`: requests and upgrades,
+   * each upgrade's socket closed at once) and the answers it refuses with; each request is answered
+   * `ok` once its body is read, as the proxy reads it (so a 100 Continue goes out then).
+   */
+  const recordingListener = async () => {
+    const arrived: string[] = [];
+    const refusals: ListenerRefusal[] = [];
+    const request = (incoming: IncomingMessage, response: ServerResponse) => {
+      arrived.push(incoming.url ?? '');
+      incoming.resume();
+      incoming.once('end', () => response.end('ok'));
+    };
+    const upgrade = (incoming: IncomingMessage, socket: Duplex) => void (arrived.push(incoming.url ?? ''), socket.destroy());
+    listener = new GatewayListener({ request, upgrade, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
+    return { port: await listener.listen('127.0.0.1', 0), arrived, refusals };
+  };
+
   /** Sends `text` on a new connection and returns all the listener answers before it closes the connection. */
   async function exchange(port: number, text: string): Promise<string> {
     const socket = connect(port, '127.0.0.1');
@@ -194,15 +213,7 @@ describe('GatewayListener refusals of malformed requests', () => {
   });
 
   it('refuses a transfer coding other than chunked with 501 and one on HTTP/1.0 with 400, in its place among pipelined answers, and dispatches neither', async () => {
-    const arrived: string[] = [];
-    const refusals: ListenerRefusal[] = [];
-    const request = (incoming: IncomingMessage, response: ServerResponse) => {
-      arrived.push(incoming.url ?? '');
-      incoming.resume();
-      incoming.once('end', () => response.end('ok'));
-    };
-    listener = new GatewayListener({ request, upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
-    const port = await listener.listen('127.0.0.1', 0);
+    const { port, arrived, refusals } = await recordingListener();
     const chunked = (path: string, version: string, codings: string, extra = '') => `POST ${path} HTTP/${version}\r\nHost: a\r\nTransfer-Encoding: ${codings}\r\n${extra}\r\n2\r\nhi\r\n0\r\n\r\n`;
     const statuses = (answer: string) => [...answer.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => match[1]);
     const answers = [
@@ -225,10 +236,7 @@ describe('GatewayListener refusals of malformed requests', () => {
   });
 
   it('refuses a request line of HTTP/2.0 or HTTP/0.9 with 505, an upgrade (WebSocket) too, and dispatches none', async () => {
-    const arrived: string[] = [];
-    const refusals: ListenerRefusal[] = [];
-    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: (incoming, socket) => void (arrived.push(incoming.url ?? ''), socket.destroy()), refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
-    const port = await listener.listen('127.0.0.1', 0);
+    const { port, arrived, refusals } = await recordingListener();
     const answers = [
       await exchange(port, 'GET /two HTTP/2.0\r\nHost: a\r\n\r\n'),
       await exchange(port, 'GET /nine\r\n\r\n'),
@@ -247,10 +255,7 @@ describe('GatewayListener refusals of malformed requests', () => {
   });
 
   it('refuses an HTTP/1.1 request or upgrade without Host with its own 400, reported, where node answered a bare 400 nobody heard of', async () => {
-    const arrived: string[] = [];
-    const refusals: ListenerRefusal[] = [];
-    listener = new GatewayListener({ request: (incoming, response) => void (arrived.push(incoming.url ?? ''), response.end('ok')), upgrade: (incoming, socket) => void (arrived.push(incoming.url ?? ''), socket.destroy()), refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
-    const port = await listener.listen('127.0.0.1', 0);
+    const { port, arrived, refusals } = await recordingListener();
     const answers = [
       await exchange(port, 'GET /hostless HTTP/1.1\r\n\r\n'),
       await exchange(port, 'GET /socket HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'),
@@ -267,16 +272,8 @@ describe('GatewayListener refusals of malformed requests', () => {
   });
 
   it('holds an Expect field to meetsExpectation: 100 Continue to 100-continue in any case, 417 to 100-continue beside another expectation', async () => {
-    const arrived: string[] = [];
-    const refusals: ListenerRefusal[] = [];
     // The handler reads the body, as the proxy does: the 100 Continue goes out then (continueOnFirstRead).
-    const request = (incoming: IncomingMessage, response: ServerResponse) => {
-      arrived.push(incoming.url ?? '');
-      incoming.resume();
-      incoming.once('end', () => response.end('ok'));
-    };
-    listener = new GatewayListener({ request, upgrade: () => undefined, refused: (refusal) => void refusals.push(refusal) }, LIMITS, rootLogger);
-    const port = await listener.listen('127.0.0.1', 0);
+    const { port, arrived, refusals } = await recordingListener();
     const post = (path: string, expectation: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\nExpect: ${expectation}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi`;
     // Node's own rule sent 100 Continue to both, and dispatched both.
     const [capitals, more] = [await exchange(port, post('/capitals', '100-Continue')), await exchange(port, post('/more', '100-continue, foo'))];

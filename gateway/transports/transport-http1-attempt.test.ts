@@ -26,6 +26,25 @@ const listen = async (server: Server) => {
   return (server.address() as AddressInfo).port;
 };
 
+/**
+ * A gateway in front of `pool`: each request is one dispatchAttempt, prepared by `prepare`, with the
+ * request as its body when it announces a length; a failed attempt is answered as the proxy answers
+ * it. `started` gets each attempt's result and the outcome it reported.
+ */
+function attemptingGateway(pool: Pool, prepare: (context: GatewayContext) => void, started: (attempt: Promise<{ result: AttemptResult; outcome: UpstreamOutcome }>) => void): Server {
+  return createServer((request, response) => {
+    const context = initialContext(request, response);
+    prepare(context);
+    const { pick, outcome } = recordingPick();
+    started(
+      dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, request.headers['content-length'] ? request : null).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        return { result, outcome: outcome()! };
+      }),
+    );
+  });
+}
+
 describe('dispatchAttempt', () => {
   const seen: IncomingHttpHeaders[] = [];
   let backend: Server;
@@ -42,15 +61,7 @@ describe('dispatchAttempt', () => {
       request.on('end', () => response.end('upstream body'));
     });
     pool = new Pool(`http://127.0.0.1:${await listen(backend)}`);
-    gateway = createServer((request, response) => {
-      const context = initialContext(request, response);
-      prepare(context);
-      const { pick, outcome } = recordingPick();
-      last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, request.headers['content-length'] ? request : null).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome()! };
-      });
-    });
+    gateway = attemptingGateway(pool, (context) => prepare(context), (attempt) => (last = attempt));
     await listen(gateway);
   });
   afterAll(async () => {
@@ -153,15 +164,7 @@ describe('dispatchAttempt: a 204 or 304 that announces a Content-Length is whole
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     pool = new Pool(`http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
-    gateway = createServer((request, response) => {
-      const context = initialContext(request, response);
-      if (transform) context.responseBodyTransforms.push((body) => body);
-      const { pick, outcome } = recordingPick();
-      last = dispatchAttempt(context, pool, pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 }, null).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-        return { result, outcome: outcome()! };
-      });
-    });
+    gateway = attemptingGateway(pool, (context) => void (transform && context.responseBodyTransforms.push((body) => body)), (attempt) => (last = attempt));
     await listen(gateway);
   });
   afterAll(async () => {
