@@ -60,8 +60,7 @@ with no entry (never healthy, or unhealthy since) is stopped without the drain; 
 deletion the registry did not confirm, --drain counts from the retried deletion's confirmation
 (waited for up to half of --ttl) in place of the mark's. A second SIGINT (Ctrl-C) cuts the
 --drain wait short: the entry is deleted and the backend stopped at once. On a terminal, the
-backend runs in a process group of its own, so Ctrl-C reaches the agent alone (it passes
-Ctrl-\\ on, and both quit at once). Marking
+backend runs in a process group of its own, so Ctrl-C reaches the agent alone. Marking
 and deleting together give up after --ttl (as the etcd lease rounds it, or as the ZooKeeper
 server granted the session) when the registry does not answer (the entry ends with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
 stop time (at most 10s) + 1s.

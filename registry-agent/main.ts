@@ -45,17 +45,7 @@ if (options.command.length > 0) {
   // and group of its own, so Ctrl-C reaches the agent alone, which passes it on once the entry is
   // deleted. Elsewhere it stays in the agent's group, which a supervisor may kill as a whole
   // (supervisord's killasgroup, the demo), catching a backend whose agent was killed first.
-  const detached = !hangupIsRequest();
-  child = spawn(command, args, { stdio: 'inherit', detached });
-  // Detached, the backend no longer gets the terminal's Ctrl-\ (SIGQUIT, quit now, with no drain):
-  // the agent quit alone and left it running unsupervised, holding its port. The agent passes it on,
-  // then quits by the default disposition, restored once this one-time listener is gone.
-  if (detached) {
-    process.once('SIGQUIT', () => {
-      child?.kill('SIGQUIT');
-      process.kill(process.pid, 'SIGQUIT');
-    });
-  }
+  child = spawn(command, args, { stdio: 'inherit', detached: !hangupIsRequest() });
   child.on('error', (error) => {
     log.error({ err: error.message, command }, 'backend could not be started');
     void shutdown(undefined, 127);

@@ -363,29 +363,6 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     }
   });
 
-  it('lets a Ctrl-\\ at its terminal end its backend too, as it would without the agent: no orphan left holding the port', async () => {
-    const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
-    cleanup.push(() => live.close());
-    const port = await freePort();
-    const args = ['--registry', `zk://${live.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'ctrl-quit', '--ttl', `${TTL_MS}ms`, '--drain', '60s', ...PROBES, '--', ...backendCommand(port, 'ctrl-quit')];
-    const agent = await startOnTerminal('bin/switchboard-agent.js', args, 'agent started');
-    cleanup.push(async () => agent.kill());
-    const reader = await connectZooKeeperClient(live.connectString);
-    try {
-      await waitFor(() => exists(reader, '/services/user/ctrl-quit'), { timeoutMs: 10_000, message: 'the node to appear' });
-      const backendPids = descendantsOf(agent.pid);
-      cleanup.push(async () => killStillRunning(backendPids));
-      expect(backendPids).toHaveLength(1);
-      // Ctrl-\: the terminal sends SIGQUIT to its foreground job, which quits at once (no drain: that is Ctrl-C).
-      process.kill(-agent.pid, 'SIGQUIT');
-      await waitFor(() => !agent.running(), { timeoutMs: 10_000, message: `the agent to quit on Ctrl-\\\n${agent.output().slice(-2_000)}` });
-      // The backend, detached from the terminal's job, must not run on unsupervised, holding its port.
-      await waitFor(() => stillRunning(backendPids).length === 0, { timeoutMs: 10_000, message: 'the backend to quit with its agent' });
-    } finally {
-      reader.close();
-    }
-  });
-
   it('deregisters when its terminal hangs up (SIGHUP with a terminal for output), rather than leave its entry to expire', async () => {
     // A ZooKeeper of its own: the file's shared one was killed by a test before.
     const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
