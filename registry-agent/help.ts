@@ -59,8 +59,7 @@ the backend (SIGKILL after 10s); a backend that exits during the drain cuts it s
 with no entry (never healthy, or unhealthy since) is stopped without the drain; after a
 deletion the registry did not confirm, --drain counts from the retried deletion's confirmation
 (waited for up to half of --ttl) in place of the mark's. A second SIGINT (Ctrl-C) cuts the
---drain wait short: the entry is deleted and the backend stopped at once. On a terminal, the
-backend runs in a process group of its own, so Ctrl-C reaches the agent alone. Marking
+--drain wait short: the entry is deleted and the backend stopped at once. Marking
 and deleting together give up after --ttl (as the etcd lease rounds it, or as the ZooKeeper
 server granted the session) when the registry does not answer (the entry ends with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
 stop time (at most 10s) + 1s.

@@ -39,13 +39,7 @@ let draining = false;
 
 if (options.command.length > 0) {
   const [command, ...args] = options.command as [string, ...string[]];
-  // Its output a terminal (src/hangup.ts), the agent was started from a shell, whose terminal sends
-  // Ctrl-C to the whole foreground job: in the agent's process group the backend took it at once and
-  // died while its entry was still registered and not yet marked draining. There it gets a session
-  // and group of its own, so Ctrl-C reaches the agent alone, which passes it on once the entry is
-  // deleted. Elsewhere it stays in the agent's group, which a supervisor may kill as a whole
-  // (supervisord's killasgroup, the demo), catching a backend whose agent was killed first.
-  child = spawn(command, args, { stdio: 'inherit', detached: !hangupIsRequest() });
+  child = spawn(command, args, { stdio: 'inherit' });
   child.on('error', (error) => {
     log.error({ err: error.message, command }, 'backend could not be started');
     void shutdown(undefined, 127);

@@ -332,37 +332,6 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(stillRunning(backend())).toEqual([]);
   });
 
-  it('keeps a Ctrl-C at its terminal from its backend: the backend serves through --drain, and stops only after the entry is deleted on a second Ctrl-C', async () => {
-    const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
-    cleanup.push(() => live.close());
-    const port = await freePort();
-    const args = ['--registry', `zk://${live.connectString}/services`, '--service', 'user', '--port', String(port), '--id', 'ctrl-c', '--ttl', `${TTL_MS}ms`, '--drain', '60s', ...PROBES, '--', ...backendCommand(port, 'ctrl-c')];
-    const agent = await startOnTerminal('bin/switchboard-agent.js', args, 'agent started');
-    cleanup.push(async () => agent.kill());
-    const reader = await connectZooKeeperClient(live.connectString);
-    try {
-      await waitFor(() => exists(reader, '/services/user/ctrl-c'), { timeoutMs: 10_000, message: 'the node to appear' });
-      const backendPids = descendantsOf(agent.pid);
-      cleanup.push(async () => killStillRunning(backendPids));
-      expect(backendPids).toHaveLength(1);
-      // Ctrl-C: the terminal sends SIGINT to its foreground job's process group, whose leader `script` made the agent.
-      process.kill(-agent.pid, 'SIGINT');
-      await waitFor(() => agent.output().includes('marked draining'), { timeoutMs: 10_000, message: `the agent to mark its entry draining\n${agent.output().slice(-2_000)}` });
-      // Gateways send to it until they see the mark, and finish what they sent: the backend still answers.
-      expect(stillRunning(backendPids)).toHaveLength(1);
-      expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
-      process.kill(-agent.pid, 'SIGINT');
-      await waitFor(() => !agent.running(), { timeoutMs: 15_000, message: `the agent to end on a second Ctrl-C\n${agent.output().slice(-2_000)}` });
-      const output = agent.output();
-      expect(output).not.toContain('backend exited during the drain');
-      expect(output.indexOf('deregistered; stopping the backend')).toBeGreaterThan(output.indexOf('a second SIGINT'));
-      expect(stillRunning(backendPids)).toEqual([]);
-      expect(await exists(reader, '/services/user/ctrl-c')).toBeNull();
-    } finally {
-      reader.close();
-    }
-  });
-
   it('deregisters when its terminal hangs up (SIGHUP with a terminal for output), rather than leave its entry to expire', async () => {
     // A ZooKeeper of its own: the file's shared one was killed by a test before.
     const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
