@@ -42,6 +42,25 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     return registration;
   }
 
+  /**
+   * A registration behind a proxy that wrote its node, then was cut off until the server expired its
+   * session and deleted the node; the proxy is left blackholed for the test to restore.
+   */
+  async function registrationWithExpiredSession(): Promise<{ proxy: TcpProxy; registration: ZooKeeperRegistration; expired: string }> {
+    const proxy = await proxyToZooKeeper();
+    // The server's least (2 × its 500 ms tick): the session expires within seconds of the blackhole.
+    const registration = new ZooKeeperRegistration({ connectString: proxy.address, root: '/services', sessionTimeoutMs: 1_000 });
+    cleanup.push(() => registration.close());
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
+    const expired = registration.currentSession()!.id;
+    expect(await ownerOf(PATH)).toBe(expired);
+
+    proxy.blackhole();
+    await waitFor(async () => (await ownerOf(PATH)) === undefined, { timeoutMs: 15_000, message: 'the server to expire the session and delete its node' });
+    return { proxy, registration, expired };
+  }
+
   /** Deletes the node at `path` from another session, as an operator would. */
   function removeNode(path: string): Promise<void> {
     return new Promise((resolve, reject) => reader.remove(path, -1, (error) => (error ? reject(error) : resolve())));
@@ -139,17 +158,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('marks and deletes its own node after its session expired and it wrote the node again on a new session', async () => {
-    const proxy = await proxyToZooKeeper();
-    // The server's least (2 × its 500 ms tick): the session expires within seconds of the blackhole.
-    const registration = new ZooKeeperRegistration({ connectString: proxy.address, root: '/services', sessionTimeoutMs: 1_000 });
-    cleanup.push(() => registration.close());
-    registration.register(INSTANCE);
-    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
-    const expired = registration.currentSession()!.id;
-    expect(await ownerOf(PATH)).toBe(expired);
-
-    proxy.blackhole();
-    await waitFor(async () => (await ownerOf(PATH)) === undefined, { timeoutMs: 15_000, message: 'the server to expire the session and delete its node' });
+    const { proxy, registration, expired } = await registrationWithExpiredSession();
     proxy.restore();
     await waitFor(async () => (await ownerOf(PATH)) === registration.currentSession()?.id && registration.currentState() === 'registered', { timeoutMs: 15_000, message: 'the node to be written on a new session' });
     expect(registration.currentSession()?.id).not.toBe(expired);
@@ -162,15 +171,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('leaves a node another session wrote while its own session was expiring, and writes its own once that one goes', async () => {
-    const proxy = await proxyToZooKeeper();
-    const registration = new ZooKeeperRegistration({ connectString: proxy.address, root: '/services', sessionTimeoutMs: 1_000 });
-    cleanup.push(() => registration.close());
-    registration.register(INSTANCE);
-    await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
-    const expired = registration.currentSession()!.id;
-
-    proxy.blackhole();
-    await waitFor(async () => (await ownerOf(PATH)) === undefined, { timeoutMs: 15_000, message: 'the server to expire the session and delete its node' });
+    const { proxy, registration, expired } = await registrationWithExpiredSession();
     // A second holder of the id (a replacement instance) writes the node on its own session meanwhile.
     const otherData = '{"id":"user-1","service":"user","host":"127.0.0.2","port":9,"weight":1}';
     await new Promise<void>((resolve, reject) => reader.create(PATH, Buffer.from(otherData), zookeeper.CreateMode.EPHEMERAL, (error) => (error ? reject(error) : resolve())));
