@@ -79,6 +79,9 @@ describe('parseAgentArgs', () => {
     { args: [...BASE, '--interval', '0s'], error: /^--interval: "0s" must be above 0 \(only --drain may be 0\)$/ },
     { args: [...BASE, '--timeout', '0.1ms'], error: /^--timeout: "0\.1ms" must be above 0/ },
     { args: [...BASE, '--health', 'https:/x'], error: /^--health: "https:\/x" must be tcp, http:\/path or grpc\[:service\]$/ },
+    // A URL's host and port were taken as the path (GET //10.0.0.5:8081/healthz on --port): the backend never registered, silently.
+    { args: [...BASE, '--health', 'http://10.0.0.5:8081/healthz'], error: /^--health: "http:\/\/10\.0\.0\.5:8081\/healthz" is a URL; give the path alone \(http:\/healthz\)/ },
+    { args: [...BASE, '--health', 'https://backend.internal/healthz'], error: /^--health: "https:\/\/backend\.internal\/healthz" is a URL; give the path alone/ },
     { args: [...BASE, '--metadata', 'novalue'], error: /^--metadata: "novalue" must be key=value$/ },
     { args: [...BASE, '--ttl', '500ms'], error: /^--ttl: "500ms" is below 1s/ },
     // Past 2^31 - 1 ms a Node timer fires after 1 ms: probes every millisecond, no drain, no deregistration bound.

@@ -293,6 +293,11 @@ function probe(text: string): AgentProbe {
   if (text === 'tcp') return { kind: 'tcp' };
   const grpc = /^grpc(?::([\w.-]+))?$/.exec(text);
   if (grpc) return { kind: 'grpc', service: grpc[1] ?? '' };
+  // A URL reads naturally here, but the probe goes to --host and --health-port (or --port): its host
+  // and port would be taken as the path ("//10.0.0.5:8081/healthz") and the backend never registered.
+  if (/^https?:\/\//i.test(text)) {
+    throw new AgentUsageError('health', `"${text}" is a URL; give the path alone (http:/healthz): the probe goes to --host on --health-port (or --port), speaking --protocol (TLS for https)`);
+  }
   const match = /^http:(\/\S*)$/.exec(text);
   if (!match) throw new AgentUsageError('health', `"${text}" must be tcp, http:/path or grpc[:service]`);
   return { kind: 'http', path: match[1]! };
