@@ -5,7 +5,11 @@ import { probeTimeoutReason, type HealthProbe, type ProbeTarget } from '../src/h
 import { grpcProbe } from '../src/health/probe-grpc.ts';
 import { httpProbe } from '../src/health/probe-http.ts';
 import { tcpProbe } from '../src/health/probe-tcp.ts';
+import { LogRateLimit } from '../src/log-rate-limit.ts';
 import type { AgentOptions, AgentProbe } from './cli.ts';
+
+/** How often a probe failure of the same reason is logged again while the verdict does not flip. */
+const FAILURE_LOG_PERIOD_MS = 60_000;
 
 /** Options of the agent's backend health watch. */
 export interface BackendHealthOptions {
@@ -38,6 +42,7 @@ export class BackendHealth {
   private timer: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
   private stopped = false;
+  private readonly failureLogs = new LogRateLimit(FAILURE_LOG_PERIOD_MS);
 
   constructor(
     private readonly options: BackendHealthOptions,
@@ -92,9 +97,24 @@ export class BackendHealth {
     // A streak counts results that disagree with the current verdict; one agreeing result resets it.
     this.streak = passed === healthy ? 0 : this.streak + 1;
     const needed = healthy ? this.options.fall : this.options.rise;
-    if (this.streak < needed) return;
+    if (this.streak < needed) {
+      if (!passed) this.tellFailure(healthy, detail, needed);
+      return;
+    }
     this.streak = 0;
     this.log.info({ healthy: passed, detail }, passed ? 'backend healthy' : 'backend unhealthy');
     this.state.next(passed);
+  }
+
+  /**
+   * Logs a failed probe that flips nothing, so that an operator sees why a backend is not registered
+   * (a wrong path's 404, a refused port) or is about to leave: each reason at most once a minute.
+   */
+  private tellFailure(healthy: boolean, detail: string, needed: number): void {
+    if (!this.failureLogs.allow(`${healthy}:${detail}`)) return;
+    const probe = this.options.probe.kind === 'http' ? `http:${this.options.probe.path}` : this.options.probe.kind;
+    const port = this.options.healthPort ?? this.options.port;
+    if (healthy) this.log.warn({ detail, probe, port, failures: this.streak, fall: needed }, 'backend probe failed; deregistering after --fall failures in a row');
+    else this.log.info({ detail, probe, port, rise: this.options.rise }, 'backend probe failed; not registered until --rise passes in a row');
   }
 }

@@ -18,7 +18,9 @@ Options:
                        (unset: the gateway's default for the service, http unless configured)
   --health <probe>     tcp, http:/path expecting 2xx, or grpc[:service] for the standard
                        grpc.health.v1 check expecting SERVING (tcp); grpc and grpcs
-                       backends take tcp or grpc[:service]
+                       backends take tcp or grpc[:service]; a failed probe is logged with
+                       its reason (status 404, ECONNREFUSED, timeout), each at most once a
+                       minute
   --health-port <port> port the probe connects to on --host, e.g. a management port
                        serving /health (--port); the probe speaks --protocol there
   --interval <dur>     time from the end of one probe to the start of the next (2s)
@@ -50,6 +52,7 @@ Options:
 Every flag can also be set as an environment variable: --service is SWITCHBOARD_SERVICE,
 --metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win. A <dur> is written 500ms,
 2s, 1m, 1h or 1d, and is at most about 24.8 days (2^31 - 1 ms, the longest a timer waits).
+Logs are JSON lines on stderr; SWITCHBOARD_LOG_LEVEL sets their level (info).
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
 forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its

@@ -1,0 +1,80 @@
+import type { Client } from 'node-zookeeper-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { exists } from '../../src/zookeeper/index.ts';
+import {
+  backendCommand,
+  connectZooKeeperClient,
+  freePort,
+  logOf,
+  startAgent,
+  startBackend,
+  startZooKeeper,
+  waitFor,
+  type ManagedProcess,
+  type ZooKeeperCluster,
+} from '../harness/index.ts';
+
+const PROBES = ['--interval', '200ms', '--timeout', '1s', '--rise', '1', '--fall', '3', '--drain', '0s', '--ttl', '4s'];
+
+describe('switchboard-agent as an operator runs it: why its backend is not registered', () => {
+  let zk: ZooKeeperCluster;
+  let reader: Client;
+  const cleanup: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    reader = await connectZooKeeperClient(zk.connectString);
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
+  });
+  afterAll(async () => {
+    reader?.close();
+    await zk?.close();
+  });
+
+  async function agent(args: string[]): Promise<ManagedProcess> {
+    const started = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'ops', ...PROBES, ...args]);
+    // SIGTERM: with --drain 0s the agent deregisters and stops the backend it runs at once (SIGKILL would leave that running).
+    cleanup.push(() => started.stop());
+    return started;
+  }
+
+  async function registered(path: string, process: ManagedProcess): Promise<void> {
+    await waitFor(() => exists(reader, path), { timeoutMs: 20_000, message: `${path} to appear` }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(process)}`);
+    });
+  }
+
+  it("logs why the backend is not registered: the failing probe's reason, once, while its entry stays away", async () => {
+    const port = await freePort();
+    // A health path the backend does not serve (it answers 404): before, the agent logged nothing at all and never registered.
+    const runner = await agent(['--port', String(port), '--id', 'unhealthy', '--health', 'http:/status/404', '--', ...backendCommand(port), '--log-requests']);
+    // Five probes in (the backend prints each request it gets), each failing the same way.
+    await waitFor(async () => ((await logOf(runner)).match(/^request \d+ GET \/status\/404$/gm) ?? []).length >= 5, { timeoutMs: 20_000, message: 'five probes' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(runner)}`);
+    });
+    // (A probe before the backend listened failed for another reason: ECONNREFUSED, logged once too.)
+    const failures = (await logOf(runner)).split('\n').filter((line) => line.includes('backend probe failed') && line.includes('"detail":"status 404"'));
+    // Once a minute at most for one reason, not at every probe (every 200 ms here).
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toContain('"detail":"status 404","probe":"http:/status/404"');
+    expect(failures[0]).toContain('backend probe failed; not registered until --rise passes in a row');
+    expect(await exists(reader, '/services/ops/unhealthy')).toBeNull();
+  });
+
+  it('warns of a registered backend failing its probe before --fall failures deregister it', async () => {
+    const backend = await startBackend();
+    cleanup.push(() => backend.process.kill());
+    const runner = await agent(['--port', String(backend.port), '--id', 'failing', '--health', 'http:/healthz']);
+    const path = '/services/ops/failing';
+    await registered(path, runner);
+    await fetch(`http://127.0.0.1:${backend.port}/health/fail`, { method: 'POST' });
+    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: 20_000, message: `${path} to go` });
+    const lines = (await logOf(runner)).split('\n');
+    const warned = lines.findIndex((line) => line.includes('"detail":"status 500"') && line.includes('backend probe failed; deregistering after --fall failures in a row'));
+    const flipped = lines.findIndex((line) => line.includes('"msg":"backend unhealthy"'));
+    expect(warned, lines.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(warned).toBeLessThan(flipped);
+  });
+});
