@@ -55,7 +55,8 @@ Every flag can also be set as an environment variable: --service is SWITCHBOARD_
 Logs are JSON lines on stderr; SWITCHBOARD_LOG_LEVEL sets their level (info).
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
-forwards signals, and exits with the child's status. On SIGTERM or SIGINT it first marks its
+passes SIGHUP, SIGUSR1 and SIGUSR2 on to it (ignored without a child), and exits with the
+child's status. On SIGTERM or SIGINT it first marks its
 registry entry draining ("draining": true; gateways stop sending new requests to it at once),
 waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
 the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short, and one

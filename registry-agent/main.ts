@@ -11,6 +11,9 @@ import { AGENT_HELP } from './help.ts';
 /** How long a child may take to exit after the forwarded signal before it is killed. */
 const CHILD_STOP_TIMEOUT_MS = 10_000;
 
+/** Signals the agent passes on to the backend it runs (and otherwise ignores), besides SIGHUP. */
+const PASSED_SIGNALS = ['SIGUSR1', 'SIGUSR2'] as const;
+
 const log = componentLogger('agent-main');
 
 let options: AgentOptions;
@@ -82,6 +85,17 @@ if (hangupIsRequest()) {
   });
 } else {
   process.on('SIGHUP', () => void shutdown('SIGHUP'));
+}
+
+// SIGUSR1 and SIGUSR2 ask a backend for something of its own (reopen its logs after a rotation, dump
+// its state): passed to the backend the agent runs, ignored without one. Node's defaults would start
+// the agent's inspector on SIGUSR1, and end it on SIGUSR2 with no drain, its backend left running
+// unregistered once its entry expires.
+for (const signal of PASSED_SIGNALS) {
+  process.on(signal, () => {
+    log.info({ signal, backend: child !== undefined }, child === undefined ? `${signal} ignored` : `${signal} passed to the backend`);
+    child?.kill(signal);
+  });
 }
 
 /**

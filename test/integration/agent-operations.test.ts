@@ -15,8 +15,10 @@ import {
 } from '../harness/index.ts';
 
 const PROBES = ['--interval', '200ms', '--timeout', '1s', '--rise', '1', '--fall', '3', '--drain', '0s', '--ttl', '4s'];
+/** Signals an operator sends a server for its own sake (reopen its logs, reload), which the agent passes on. */
+const PASSED = ['SIGUSR2', 'SIGUSR1', 'SIGHUP'] as const;
 
-describe('switchboard-agent as an operator runs it: why its backend is not registered', () => {
+describe('switchboard-agent as an operator runs it: signals for the backend, and why it is not registered', () => {
   let zk: ZooKeeperCluster;
   let reader: Client;
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -45,6 +47,42 @@ describe('switchboard-agent as an operator runs it: why its backend is not regis
       throw new Error(`${error.message}\n${await logOf(process)}`);
     });
   }
+
+  it('passes SIGUSR1, SIGUSR2 and SIGHUP on to the backend it runs, which stays registered', async () => {
+    const port = await freePort();
+    const runner = await agent(['--port', String(port), '--id', 'signalled', '--', ...backendCommand(port), '--log-signals']);
+    const path = '/services/ops/signalled';
+    await registered(path, runner);
+    for (const signal of PASSED) {
+      process.kill(runner.pid!, signal);
+      // The backend prints each signal it gets: one at a time, so none is merged with another by the kernel.
+      await waitFor(async () => (await logOf(runner)).includes(`signal ${signal}\n`), { timeoutMs: 10_000, message: `the backend to get ${signal}` }).catch(async (error: Error) => {
+        // Node's default ends the agent on SIGUSR2 (its backend left running unregistered) and opens its inspector on SIGUSR1.
+        throw new Error(`${error.message} (agent ${runner.running ? 'running' : `exited ${JSON.stringify(runner.exitInfo)}`})\n${await logOf(runner)}`);
+      });
+    }
+    expect(runner.running).toBe(true);
+    expect(await exists(reader, path)).not.toBeNull();
+    await runner.stop();
+    expect(runner.exitInfo?.code).toBe(0);
+    expect(await exists(reader, path)).toBeNull();
+  });
+
+  it('ignores SIGUSR1 and SIGUSR2 without a backend to pass them to, and keeps the entry', async () => {
+    const backend = await startBackend();
+    cleanup.push(() => backend.process.kill());
+    const runner = await agent(['--port', String(backend.port), '--id', 'beside']);
+    const path = '/services/ops/beside';
+    await registered(path, runner);
+    for (const signal of PASSED.slice(0, 2)) {
+      process.kill(runner.pid!, signal);
+      await waitFor(async () => runner.exitInfo !== undefined || (await logOf(runner)).includes(`"msg":"${signal} ignored"`), { timeoutMs: 10_000, message: `the agent to log ${signal}` });
+      expect(runner.running, await logOf(runner)).toBe(true);
+    }
+    // Node's inspector would have opened on SIGUSR1: the agent does not listen for a debugger.
+    expect(await logOf(runner)).not.toContain('Debugger listening');
+    expect(await exists(reader, path)).not.toBeNull();
+  });
 
   it("logs why the backend is not registered: the failing probe's reason, once, while its entry stays away", async () => {
     const port = await freePort();
