@@ -10,6 +10,7 @@ import { diffObjects, formatChanges, type ObjectChange } from '../config-store/s
 import { splitConfig, type ConfigObject } from '../config-store/store-writer-split.ts';
 import { checkStoreObject, checkStoreObjectBeside } from '../config-store/store-writer-validate.ts';
 import { AdminCallError, configAdminClient, type ConfigAdminClient, type StoreView } from './config-cli-client.ts';
+import { CONFIG_CLI_CONCURRENCY, inOrderWithLimit } from './config-cli-pool.ts';
 
 /** `switchboard config` usage, printed on a usage error. */
 export const CONFIG_USAGE = `Usage: switchboard config get [kind [name]] [--json]
@@ -106,31 +107,38 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
   // The gateway judges each write beside its own file (its redis section, entry points, defaults):
   // asked about every change first, so that one it refuses leaves nothing of the file written.
   let refused = 0;
-  for (const object of desired) {
-    const id = `${object.kind}/${object.name}`;
-    if (!changes.has(id)) continue;
-    const { issues, unchanged } = await client.judge(object.kind, object.name, object.value);
+  const judged = desired.filter((object) => changes.has(`${object.kind}/${object.name}`));
+  await inOrderWithLimit(judged, CONFIG_CLI_CONCURRENCY, (object) => client.judge(object.kind, object.name, object.value), (object, { issues, unchanged }) => {
     // The listing shows secrets redacted, so only the gateway can tell an object with one is the same.
-    if (unchanged) changes.delete(id);
+    if (unchanged) changes.delete(`${object.kind}/${object.name}`);
     refused += issues.length;
     for (const issue of issues) err.write(`${file}: ${issue.path}: ${issue.reason} (refused by the gateway at --admin)\n`);
-  }
+  });
   if (refused > 0) {
     err.write(`${file}: ${refused} problem${refused === 1 ? '' : 's'}; nothing was written\n`);
     return 2;
   }
-  // Services, middleware, consumers and certificates before the routes that name them (the split's order).
-  for (const object of desired) {
-    const id = `${object.kind}/${object.name}`;
-    const change = changes.get(id);
-    if (!change) {
-      out.write(`${id} unchanged\n`);
-      continue;
+  // Services, middleware, consumers and certificates before the routes that name them: one kind
+  // after the other, in the split's order; the objects of one kind several at a time, those it
+  // replaces (If-Match) before those it creates, which in ZooKeeper move the kind's generation that
+  // an If-Match write checks (concurrent creations would make it read again and again).
+  for (const kind of STORE_KINDS) {
+    const ofKind = desired.filter((object) => object.kind === kind);
+    for (const creating of [false, true]) {
+      const pass = ofKind.filter((object) => stored.has(`${object.kind}/${object.name}`) !== creating);
+      await inOrderWithLimit(
+        pass,
+        CONFIG_CLI_CONCURRENCY,
+        async (object) => {
+          if (!changes.has(`${object.kind}/${object.name}`)) return 'unchanged';
+          // The revision seen when listing: someone else's edit since then is refused (412), not overwritten.
+          const current = stored.get(`${object.kind}/${object.name}`);
+          const result = await client.put(object.kind, object.name, object.value, current ? { revision: current.revision } : { create: true });
+          return `${current ? 'updated' : 'created'} (revision ${result.revision})`;
+        },
+        (object, outcome) => out.write(`${object.kind}/${object.name} ${outcome}\n`),
+      );
     }
-    // The revision seen when listing: someone else's edit since then is refused (412), not overwritten.
-    const current = stored.get(id);
-    const result = await client.put(object.kind, object.name, object.value, current ? { revision: current.revision } : { create: true });
-    out.write(`${id} ${current ? 'updated' : 'created'} (revision ${result.revision})\n`);
   }
   const absent = [...changes.values()].filter((change) => change.change === '-');
   // Routes go first, so a route never points at a service or middleware already deleted.
@@ -141,6 +149,7 @@ async function apply(client: ConfigAdminClient, file: string, prune: boolean, ag
       out.write(`${id} not in ${file} (kept; --prune deletes it)\n`);
       continue;
     }
+    // One at a time: each deletion moves its kind's generation in ZooKeeper, which the next If-Match checks.
     await client.delete(change.kind, change.name, stored.get(id)?.revision);
     out.write(`${id} deleted\n`);
   }

@@ -5,7 +5,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, makeTempDir, REPO_ROOT, runSwitchboard, startEtcd, startGateway, type CommandResult, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { freePort, makeTempDir, REPO_ROOT, runSwitchboard, startEtcd, startGateway, waitFor, type CommandResult, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { parsePrometheusText, sampleValue } from '../harness/prometheus-text.ts';
 
 const TOKEN = 'config-cli-integration-token';
 const ROOT = '/switchboard-cli';
@@ -101,6 +102,33 @@ configStore: etcd://${etcd.endpoints[0]!.replace(/^http:\/\//, '')}${ROOT}
     expect(got).toMatchObject({ status: 0 });
     expect(got.stdout).toContain('name: orders');
     expect(got.stdout).not.toContain('balancer');
+  });
+
+  it('applies a file of hundreds of routes several at a time, so the gateway composes far fewer configurations than objects', async () => {
+    const count = 240;
+    const routes = Array.from({ length: count }, (_, index) => `  - { name: many-${index}, path: /many/${index}, service: order }`);
+    const many = await file('many.yaml', `services:\n  order: { balancer: round-robin }\nroutes:\n${routes.join('\n')}\n`);
+    const applied = async () => {
+      const response = await fetch(`${adminUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      return sampleValue(parsePrometheusText(await response.text()), 'switchboard_config_reloads_total', { result: 'applied' }) ?? 0;
+    };
+    const before = await applied();
+    const result = await config('apply', '-f', many);
+    expect(result).toMatchObject({ status: 0 });
+    // Every object is reported, in the file's order within its kind.
+    const lines = result.stdout.trim().split('\n');
+    expect(lines.filter((line) => /^routes\/many-\d+ created \(revision \d+\)$/.test(line)).map((line) => line.split(' ')[0])).toEqual(routes.map((_, index) => `routes/many-${index}`));
+    expect(await stored('routes', `many-${count - 1}`)).toEqual({ name: `many-${count - 1}`, path: `/many/${count - 1}`, service: 'order' });
+    const running = async () => (await (await fetch(`${adminUrl}/api/config`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { routes: { name?: string }[] };
+    await waitFor(async () => (await running()).routes.filter((route) => route.name?.startsWith('many-')).length === count, { timeoutMs: 30_000, message: `the gateway to route all ${count} routes` });
+    // One write at a time, each arrived alone and cost one composition of the whole configuration
+    // (thousands of routes took minutes); written together, they are composed together.
+    const compositions = (await applied()) - before;
+    process.stdout.write(`apply of ${count} routes: ${compositions} compositions\n`);
+    expect(compositions).toBeLessThan(count / 2);
+    const pruned = await config('apply', '-f', await file('few.yaml', FILE), '--prune');
+    expect(pruned).toMatchObject({ status: 0 });
+    expect(await stored('routes', 'many-0')).toBeUndefined();
   });
 
   it('refuses an invalid file with the key path and writes nothing', async () => {
