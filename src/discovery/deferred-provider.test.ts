@@ -1,5 +1,6 @@
 import { firstValueFrom, toArray } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LOAD_WAIT_ON_CLOSE_MS } from '../close-while-loading.ts';
 import { rootLogger } from '../logger.ts';
 import { DeferredProvider } from './deferred-provider.ts';
 import type { DiscoveryProvider, ProviderState } from './provider.ts';
@@ -7,8 +8,14 @@ import { StaticProvider } from './static/index.ts';
 
 const log = rootLogger.child({ component: 'test' });
 
+/** A logger that keeps the message of each warning. */
+function warningsLog(): { log: typeof log; warnings: string[] } {
+  const warnings: string[] = [];
+  return { log: Object.assign(Object.create(log) as typeof log, { warn: (_fields: unknown, message: string) => void warnings.push(message) }), warnings };
+}
+
 /** A DeferredProvider over a StaticProvider whose load the test releases by hand. */
-function deferred() {
+function deferred(logger = log) {
   const real = new StaticProvider('zk:test/services');
   real.replace(new Map([['user', [{ service: 'user', name: '10.0.0.1:80', data: null }]]]));
   let loads = 0;
@@ -18,7 +25,7 @@ function deferred() {
     loads += 1;
     await gate;
     return real;
-  }, log);
+  }, logger);
   return { provider, real, release, loads: () => loads };
 }
 
@@ -81,5 +88,40 @@ describe('DeferredProvider', () => {
     const statuses = await seen;
     expect(statuses.map((status) => status.state)).toEqual(['connecting', 'stale', 'closed']);
     expect(statuses[1]!.reason).toContain('no etcd3 here');
+  });
+
+  describe('closed while a load hangs', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('resolves close() once LOAD_WAIT_ON_CLOSE_MS has passed, reports closed and warns that it abandoned the load', async () => {
+      vi.useFakeTimers();
+      const { log: logger, warnings } = warningsLog();
+      const provider = new DeferredProvider('etcd:stuck', () => new Promise<never>(() => undefined), logger);
+      const seen = states(provider);
+      provider.start();
+      let closed = false;
+      void provider.close().then(() => (closed = true));
+      await vi.advanceTimersByTimeAsync(LOAD_WAIT_ON_CLOSE_MS - 1);
+      expect(closed).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(closed).toBe(true);
+      expect(await seen).toEqual(['connecting', 'closed']);
+      expect(warnings).toEqual([expect.stringContaining('abandoned')]);
+    });
+
+    it('closes, never started, the provider a load abandoned by close() yields later', async () => {
+      vi.useFakeTimers();
+      const { log: logger } = warningsLog();
+      const { provider, real, release } = deferred(logger);
+      const realStates = states(real);
+      provider.start();
+      const closing = provider.close();
+      await vi.advanceTimersByTimeAsync(LOAD_WAIT_ON_CLOSE_MS);
+      await closing;
+      release();
+      expect(await realStates).toEqual(['connecting', 'closed']);
+    });
   });
 });

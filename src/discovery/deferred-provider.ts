@@ -1,4 +1,5 @@
 import { BehaviorSubject, ReplaySubject, switchMap, take, type Observable, type Subscription } from 'rxjs';
+import { loadedForClose } from '../close-while-loading.ts';
 import { errorMessage } from '../errors.ts';
 import type { ConnectionCredentials } from '../connection-credentials.ts';
 import type { Logger } from '../logger.ts';
@@ -68,10 +69,15 @@ export class DeferredProvider implements DiscoveryProvider {
     });
   }
 
-  /** Closes the implementation if it was loaded (waiting for a load in progress); idempotent. */
+  /**
+   * Closes the implementation if it was loaded; idempotent. A load in progress is waited for up to
+   * `LOAD_WAIT_ON_CLOSE_MS` (an import or a client constructor that never returns must not hold the
+   * gateway's stop), then abandoned with a warning: should it load later, it is closed unstarted.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const provider = await this.#loading;
+      const loading = this.#loading;
+      const provider = loading && (await loadedForClose(loading, 'the registry client', this.log, (late) => late.close()));
       if (provider) await provider.close();
       this.#forwarding?.unsubscribe();
       this.#provider.complete();
