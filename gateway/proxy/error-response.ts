@@ -23,6 +23,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'reset-before-headers': 'the upstream closed the connection before answering',
   'reset-after-headers': 'the upstream closed the connection while answering',
   'upstream-protocol': 'the upstream sent an invalid HTTP response',
+  'http2-protocol-error': 'the HTTP/2 exchange with the upstream ended in a protocol error before its answer',
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
   'pool-overflow': 'the gateway has as many connections to the upstream as it may open, all busy',

@@ -47,6 +47,9 @@ describe('classifyUpstreamError', () => {
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_REFUSED_STREAM' }), started: false, expected: 'connect-refused', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: false, expected: 'reset-before-headers', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
+    // PROTOCOL_ERROR before the head: node:http2 refused the upstream's answer (a 204 with a Content-Length), or the upstream the request.
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: false, expected: 'http2-protocol-error', status: 502 },
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
     { error: coded('ERR_HTTP2_GOAWAY_SESSION'), started: false, expected: 'connect-refused', status: 502 },
     { error: coded('ERR_HTTP2_ERROR'), started: false, expected: 'upstream-protocol', status: 502 },
     { error: coded('ERR_HTTP2_INVALID_CONNECTION_HEADERS'), started: false, expected: 'request-rejected', status: 400 },
@@ -90,6 +93,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'unsupported-protocol', counts: false, health: 'request-rejected' },
     { errorClass: 'pool-overflow', counts: false, health: 'internal' },
     { errorClass: 'pool-closed', counts: false, health: 'internal' },
+    { errorClass: 'http2-protocol-error', counts: false, health: 'internal' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'body-too-large', counts: false, health: 'body-too-large' },
@@ -121,6 +125,8 @@ describe('isRetryable', () => {
     { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: true },
     { errorClass: 'headers-timeout', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-after-headers', idempotent: true, consumed: false, expected: false },
+    // Another instance of the same service would meet the same disagreement on the protocol.
+    { errorClass: 'http2-protocol-error', idempotent: true, consumed: false, expected: false },
     // The call's own deadline has passed: another instance would have no time left either.
     { errorClass: 'deadline-exceeded', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {

@@ -11,6 +11,7 @@ export type GatewayErrorClass =
   | 'no-instances'
   | 'no-healthy-instances'
   | 'upstream-protocol'
+  | 'http2-protocol-error'
   | 'unsupported-protocol'
   | 'pool-overflow'
   | 'pool-closed'
@@ -29,6 +30,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'reset-before-headers': 502,
   'reset-after-headers': 502,
   'upstream-protocol': 502,
+  'http2-protocol-error': 502,
   'upstream-tls': 502,
   'unsupported-protocol': 502,
   'pool-overflow': 503,
@@ -124,7 +126,9 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'ERR_HTTP2_GOAWAY_SESSION':
       return 'connect-refused';
     case 'ERR_HTTP2_STREAM_ERROR':
-      return /REFUSED_STREAM/.test((error as Error).message) ? 'connect-refused' : responseStarted ? 'reset-after-headers' : 'reset-before-headers';
+      if (/REFUSED_STREAM/.test((error as Error).message)) return 'connect-refused';
+      if (responseStarted) return 'reset-after-headers';
+      return /PROTOCOL_ERROR/.test((error as Error).message) ? 'http2-protocol-error' : 'reset-before-headers';
     case 'SB_UPSTREAM_CONNECT_TIMEOUT':
       return 'connect-timeout';
     case 'SB_UPSTREAM_HEADERS_TIMEOUT':
@@ -237,6 +241,12 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     // fault; and the gateway closing its own sessions (shutting down) before the request had one.
     case 'pool-overflow':
     case 'pool-closed':
+      return 'internal';
+    // A stream that ended in PROTOCOL_ERROR before the answer's head: node:http2 (nghttp2) refusing a
+    // head that RFC 9113 allows and HTTP/1.1 relays (a 204 with a Content-Length, §8.1.1), or the
+    // upstream refusing the gateway's request as malformed; node reports both alike, so the guilty
+    // side is unknown, and a disagreement on the protocol is no sickness of one instance.
+    case 'http2-protocol-error':
       return 'internal';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':

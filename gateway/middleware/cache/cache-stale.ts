@@ -14,6 +14,7 @@ const TRIGGER_BY_ERROR_CLASS: Readonly<Record<string, StaleTrigger>> = {
   'connect-refused': 'error',
   'reset-before-headers': 'error',
   'upstream-protocol': 'error',
+  'http2-protocol-error': 'error',
   'upstream-tls': 'error',
   'no-instances': 'error',
   'no-healthy-instances': 'error',
