@@ -13,7 +13,7 @@ import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
-import { cancelStream, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
+import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
@@ -323,6 +323,7 @@ export function http2Attempt(
         void sendTransformed(context, status, outgoing!, buffered).then(finish);
       });
       opened.once('error', (error: Error) => {
+        if (!responseStarted && classifyUpstreamError(error, false) === 'http2-protocol-error') countRefusedAnswer(live);
         if (stream === opened && !reopened(live, error)) fail(error);
       });
       // A stream reset with NO_ERROR, or closed before its end (its connection gone, before the

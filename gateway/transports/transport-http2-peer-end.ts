@@ -1,4 +1,4 @@
-import type { Http2Stream } from 'node:http2';
+import type { Http2Session, Http2Stream } from 'node:http2';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 
 /** Where a watched stream records that its peer's END_STREAM came (`watchPeerEnd`). */
@@ -66,7 +66,30 @@ export function cancelStream(stream: Http2Stream): void {
   // Read before the destroy, which detaches the stream from its session.
   const session = stream.session as CountedSession | undefined;
   stream.destroy(NODE_ABORT_ERROR);
-  if (session === undefined || session.closed || session.destroyed) return;
+  if (session !== undefined) countResetSent(session);
+}
+
+/**
+ * Counts, on `session`, a stream reset with PROTOCOL_ERROR before its answer's head
+ * (`http2-protocol-error`): mostly nghttp2 refusing the upstream's head (a 204 with a Content-Length
+ * other than 0). node counts each such head as an invalid frame, for good, and past
+ * its `maxSessionInvalidFrames` (1,000) destroys the session with every stream still on it
+ * (ERR_HTTP2_TOO_MANY_INVALID_FRAMES, counted against the instance); the RST_STREAM it sends counts
+ * towards the instance's Rapid Reset limit as `cancelStream`'s do. The session is retired at
+ * `REFUSALS_BEFORE_RETIRING`, even one its pool cannot replace (node would end it anyway).
+ */
+export function countRefusedAnswer(session: Http2Session): void {
+  const counted = session as CountedSession;
+  if (counted.closed || counted.destroyed) return;
+  const refused = (counted[ANSWERS_REFUSED] ?? 0) + 1;
+  counted[ANSWERS_REFUSED] = refused;
+  if (refused >= REFUSALS_BEFORE_RETIRING) counted.close();
+  else countResetSent(counted);
+}
+
+/** Counts an RST_STREAM the gateway sent on `session` and retires the session past a burst of them (`RESETS_BEFORE_RETIRING`). */
+function countResetSent(session: CountedSession): void {
+  if (session.closed || session.destroyed) return;
   // A token bucket as the instance's own: resets the session had earned back since the last count first.
   const now = performance.now();
   const since = session[RESETS_SINCE_MS] ?? now;
@@ -88,7 +111,15 @@ export const MAY_RETIRE = Symbol('switchboard.mayRetire');
 /** Where `cancelStream` counts the RST_STREAMs sent on a session (less those forgiven since), and since when. */
 const RESETS_SENT = Symbol('switchboard.resetsSent');
 const RESETS_SINCE_MS = Symbol('switchboard.resetsSinceMs');
-type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number; [MAY_RETIRE]?: () => boolean };
+/** Where `countRefusedAnswer` counts the answer heads node:http2 refused on a session, for good, as node counts them. */
+const ANSWERS_REFUSED = Symbol('switchboard.answersRefused');
+type CountedSession = NonNullable<Http2Stream['session']> & { [RESETS_SENT]?: number; [RESETS_SINCE_MS]?: number; [ANSWERS_REFUSED]?: number; [MAY_RETIRE]?: () => boolean };
+
+/**
+ * The answer heads node:http2 refuses on one upstream session before the gateway retires it: half
+ * node's `maxSessionInvalidFrames` (1,000), leaving room for the refusals of the streams still on it.
+ */
+export const REFUSALS_BEFORE_RETIRING = 500;
 
 /**
  * The RST_STREAMs the gateway sends on one upstream session in a burst before it retires it: a
