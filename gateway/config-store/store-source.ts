@@ -1,4 +1,6 @@
 import { Subject, Subscription, type Observable } from 'rxjs';
+import { loadedForClose } from '../../src/close-while-loading.ts';
+import { componentLogger } from '../../src/logger.ts';
 import type { StoreLocation } from './store-layout.ts';
 
 /** Every object key under a store's root with its raw value, as of one revision. */
@@ -32,12 +34,22 @@ export interface StoreSourceOptions {
   readonly requestTimeoutMs: number;
 }
 
+/** Imports and builds the source of a store's kind, not started. */
+export type StoreSourceLoader = (location: StoreLocation, options: StoreSourceOptions) => Promise<StoreSource>;
+
+const loadStoreSource: StoreSourceLoader = (location, options) =>
+  location.kind === 'etcd'
+    ? import('./store-source-etcd.ts').then(({ EtcdStoreSource }) => new EtcdStoreSource(location, options))
+    : import('./store-source-zookeeper.ts').then(({ ZooKeeperStoreSource }) => new ZooKeeperStoreSource(location, options));
+
 /**
  * The source for a store location: etcd (list + watch from the listing's revision) or ZooKeeper
  * (child and data watches). The client library is loaded on `start()`, so a gateway without a
- * store (or with the other kind) never loads etcd3 or node-zookeeper-client.
+ * store (or with the other kind) never loads etcd3 or node-zookeeper-client. `close()` waits for a
+ * load in progress up to `LOAD_WAIT_ON_CLOSE_MS`, then abandons it (a source it yields later is
+ * closed unstarted), so that a load that hangs cannot hold the gateway's stop.
  */
-export function createStoreSource(location: StoreLocation, options: StoreSourceOptions): StoreSource {
+export function createStoreSource(location: StoreLocation, options: StoreSourceOptions, load: StoreSourceLoader = loadStoreSource): StoreSource {
   const listings = new Subject<StoreListing>();
   const reasons = new Subject<string | null>();
   let loading: Promise<StoreSource | undefined> | undefined;
@@ -47,8 +59,9 @@ export function createStoreSource(location: StoreLocation, options: StoreSourceO
     listings$: listings.asObservable(),
     reason$: reasons.asObservable(),
     start() {
-      loading ??= (location.kind === 'etcd' ? import('./store-source-etcd.ts').then(({ EtcdStoreSource }) => new EtcdStoreSource(location, options)) : import('./store-source-zookeeper.ts').then(({ ZooKeeperStoreSource }) => new ZooKeeperStoreSource(location, options))).then((source) => {
-        if (closed) return undefined;
+      loading ??= load(location, options).then((source) => {
+        // close() closes it, unstarted.
+        if (closed) return source;
         relays.add(source.listings$.subscribe(listings));
         relays.add(source.reason$.subscribe(reasons));
         source.start();
@@ -57,7 +70,7 @@ export function createStoreSource(location: StoreLocation, options: StoreSourceO
     },
     async close() {
       closed = true;
-      const source = await loading?.catch(() => undefined);
+      const source = loading && (await loadedForClose(loading, 'the config store client', componentLogger('config-store', { store: location.url }), (late) => late.close()));
       relays.unsubscribe();
       await source?.close();
     },
