@@ -10,6 +10,17 @@ import type { StoreListing, StoreSource, StoreSourceOptions } from './store-sour
 
 /** Quiet time gathering the per-kind publishes of one change (or of a whole re-list) into one listing. */
 const GATHER_MS = 20;
+/**
+ * The longest a listing waits for that quiet: a writer that changes objects less than `GATHER_MS`
+ * apart without pause (a script, `config apply` of many objects) would otherwise keep every gateway
+ * from applying anything until it stops.
+ */
+const GATHER_MAX_MS = 250;
+
+/** How long a listing still waits, at `now`, for the quiet after its last change, when its first came at `firstChangeAt`. */
+export function gatherDelayMs(firstChangeAt: number, now: number): number {
+  return Math.max(0, Math.min(GATHER_MS, firstChangeAt + GATHER_MAX_MS - now));
+}
 
 /**
  * A config store in ZooKeeper, read by the discovery provider's tree sync (`<root>/<kind>/<name>`
@@ -152,10 +163,10 @@ export class ZooKeeperStoreSource implements StoreSource {
     if (values.size === 0) this.byKind.delete(kind);
     else this.byKind.set(kind, values);
     this.revision = maxZxid(this.revision, revision);
-    this.firstChangeAt ??= Date.now();
+    const firstChangeAt = (this.firstChangeAt ??= Date.now());
     if (!this.synced) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.flush(), GATHER_MS);
+    this.timer = setTimeout(() => this.flush(), gatherDelayMs(firstChangeAt, Date.now()));
   }
 
   private flush(): void {
