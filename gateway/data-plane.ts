@@ -104,6 +104,7 @@ export async function startDataPlane(initial: GatewayConfig, dependencies: DataP
     const common = {
       namedMiddleware,
       hasService: (service: string) => balancers.has(service),
+      unconnectedRegistriesOf: (service: string) => balancers.unconnectedRegistriesOf?.(service) ?? [],
       onRequestEnd: (context: GatewayContext) => dependencies.requestMetrics.request(context),
       tracer,
       ...logOptions,

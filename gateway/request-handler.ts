@@ -3,7 +3,7 @@ import { afterResponse, QUEUED_WHEN_CLOSED, type ClientRequest, type ClientRespo
 import { compose, CONSUMER_HEADER, globalSteps, NamedMiddlewareRegistry, REAL_IP_HEADER, REQUEST_ID_HEADER, routeMiddleware, servingCachedHits, UNTRUSTED_FORWARDING_HEADERS, type AccessLogDestination } from './middleware/index.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../src/logger.ts';
-import { sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
+import { noInstancesMessage, sendErrorAnswer, sendGatewayError } from './proxy/error-response.ts';
 import { cutByDrain } from './entrypoints/drain-cut.ts';
 import { CLIENT_SUBJECT_HEADER, CLIENT_VERIFY_HEADER, setClientCertificateHeaders, stripClientCertificateHeaders } from './proxy/client-certificate.ts';
 import { otherSpellingsRemover } from './proxy/header-spellings.ts';
@@ -11,7 +11,7 @@ import { clientUpstreamHeaders } from './proxy/hop-by-hop.ts';
 import { RouteMirror, withMirror } from './proxy/mirror.ts';
 import type { MirrorSender } from './proxy/mirror-send.ts';
 import type { ProxyDependencies, ProxyPolicy } from './proxy/proxy.ts';
-import { createRouter, normalisePath, prepareRequestTarget, type Router, type RouterOptions } from './router/index.ts';
+import { createRouter, normalisePath, prepareRequestTarget, type RouteRequest, type Router, type RouterOptions } from './router/index.ts';
 import type { RequestTrace, RequestTracer } from './telemetry/tracing/index.ts';
 
 /** Runs one request through the whole onion; never rejects. */
@@ -22,6 +22,12 @@ export interface HandlerDependencies {
   /** The proxy (or the upgrade proxy) at the centre of each route's chain. */
   readonly proxy: (context: GatewayContext) => Promise<void>;
   hasService(service: string): boolean;
+  /**
+   * The registries not yet connected while none has given `service` an instance set
+   * (`DiscoveryAggregator.unconnectedRegistriesOf`): a request a namespace route would take for a
+   * service no registry has listed yet gets 503 `no-instances` naming them, not 404. None when absent.
+   */
+  unconnectedRegistriesOf?(service: string): readonly string[];
   readonly accessLogger?: AccessLogDestination;
   /** Called once per request after the onion has finished with it (the response has ended); for metrics. Must not throw. */
   readonly onRequestEnd?: (context: GatewayContext) => void;
@@ -78,12 +84,27 @@ export function createRequestRunner(config: GatewayConfig, dependencies: Handler
     }
     return chain;
   };
+  /**
+   * A request no route takes: 404 `no-route`, unless a namespace route would take it for a service
+   * that a registry not yet connected may list (the gateway started before it answered): then 503
+   * `no-instances` naming those registries, with Retry-After, as a declared service's answer says,
+   * so a client retries rather than believe the path does not exist. The route's name goes to the
+   * log and metrics, never the client's segment (a label per made-up name would be unbounded).
+   */
+  const unrouted = (context: GatewayContext, router: Router | undefined, target: RouteRequest): void => {
+    const candidate = router?.namespaceCandidate(target);
+    const unconnected = (candidate && dependencies.unconnectedRegistriesOf?.(candidate.service)) ?? [];
+    if (!candidate || unconnected.length === 0) return sendGatewayError(context, 'no-route');
+    context.routeName = candidate.name;
+    sendGatewayError(context, 'no-instances', noInstancesMessage(unconnected));
+  };
   const routing = (context: GatewayContext): Promise<void> | void => {
     if (!prepareRequestTarget(context, config.paths)) return;
     const { request } = context;
     const router = routers.get(context.entryPoint);
-    const match = router?.route({ method: context.upstream.method, host: request.headers.host ?? '', path: context.upstream.path, headers: request.headers });
-    if (!match) return sendGatewayError(context, 'no-route');
+    const target = { method: context.upstream.method, host: request.headers.host ?? '', path: context.upstream.path, headers: request.headers };
+    const match = router?.route(target);
+    if (!match) return unrouted(context, router, target);
     context.service = match.service;
     context.routeName = match.name;
     context.route = match.route;

@@ -113,12 +113,19 @@ function explainInForce(sources: AdminSources, statuses: readonly ProviderStatus
   if (entryRewrite.refused) return { ...base, ...unrouted, outcome: 'rewritten-dot-segment', middleware: [...globalLayers, ...entryLayers] };
   if (typeof routed !== 'string') return { ...base, ...unrouted, outcome: routed.error, middleware: globalLayers };
   const routes = removed ? [] : config.routes.filter((route) => route.entryPoints === undefined || route.entryPoints.includes(entryPoint));
-  const { match, verdicts } = explainRoute(routes, { method, host, path: routed, headers }, (name) => sources.balancers.has(name));
+  const { match, candidate, verdicts } = explainRoute(routes, { method, host, path: routed, headers }, (name) => sources.balancers.has(name));
   const nearMisses = verdicts
     .filter((verdict) => verdict.name !== match?.name && (verdict.misses.length === 1 || (verdict.misses.length === 0 && match)))
     .slice(0, MAX_NEAR_MISSES)
     .map((verdict) => ({ name: verdict.name, reasons: reasonsOf(verdict, match?.name) }));
-  if (!match) return { ...base, outcome: 'no-route', route: null, nearMisses, middleware: [...globalLayers, ...entryLayers], service: null, instances: [], pick: null };
+  if (!match) {
+    // As traffic answers it: a namespace route's service that a registry not yet connected may list is 503 `no-instances`, not 404.
+    const unconnected = candidate ? sources.balancers.unconnectedRegistriesOf(candidate.service) : [];
+    const unrouted = { ...base, nearMisses, middleware: [...globalLayers, ...entryLayers], service: null, instances: [], pick: null };
+    if (!candidate || unconnected.length === 0) return { ...unrouted, outcome: 'no-route', route: null };
+    const route = { name: candidate.name, namespace: candidate.route.namespace, service: candidate.service, upstreamPath: upstreamPathOf(config, candidate.route, candidate.path).path };
+    return { ...unrouted, outcome: 'no-instances', route, notes: [...notes, `service "${candidate.service}" is not known yet: registr${unconnected.length === 1 ? 'y' : 'ies'} ${unconnected.join(', ')} not yet connected, so namespace route "${candidate.name}" is answered 503 rather than 404 until then`] };
+  }
   const byProvider = new Map(statuses.map((status) => [status.provider, status]));
   const service = serviceView(sources, match.service, byProvider);
   // Hashed on the path traffic is hashed on (a consistent-hash `key: path` reads the rewritten one).

@@ -17,6 +17,8 @@ export interface RouteVerdict {
 export interface RouteExplanation {
   /** The router's answer (the same router the data plane builds), undefined for a 404. */
   readonly match: RouteMatch | undefined;
+  /** Without a match, where a namespace route would send the request if its path's service were known (`Router.namespaceCandidate`). */
+  readonly candidate: RouteMatch | undefined;
   readonly verdicts: readonly RouteVerdict[];
 }
 
@@ -36,13 +38,15 @@ export interface ExplainRequest {
  * compiles the routes on every call.
  */
 export function explainRoute(routes: readonly RouteConfig[], request: ExplainRequest, hasService: (name: string) => boolean): RouteExplanation {
-  const match = createRouter(routes, { hasService }).route({ method: request.method, host: request.host, path: request.path, headers: request.headers });
+  const router = createRouter(routes, { hasService });
+  const routed = { method: request.method, host: request.host, path: request.path, headers: request.headers };
+  const match = router.route(routed);
   const host = normalizeHost(request.host);
   const verdicts = routesInMatchOrder(routes).map((config) => {
     const route = compileRoute(config);
     return { name: config.name, namespace: config.namespace, misses: missesOf(route, host, request, hasService) };
   });
-  return { match, verdicts };
+  return { match, candidate: match ? undefined : router.namespaceCandidate(routed), verdicts };
 }
 
 function missesOf(route: CompiledRoute, host: string, request: ExplainRequest, hasService: (name: string) => boolean): string[] {

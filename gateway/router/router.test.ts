@@ -185,6 +185,26 @@ describe('Router namespace routes', () => {
   });
 });
 
+describe('Router.namespaceCandidate', () => {
+  const router = routerOf(['{ name: api, path: /api, namespace: true }', '{ name: hosted, host: a.test, namespace: true }', '{ name: file, path: /file, service: file }'], ['known']);
+
+  it.each([
+    ['/api/orders/7', 'gateway.local', 'api', 'orders', '/7'],
+    ['/x/y?z=1', 'a.test', 'hosted', 'x', '/y?z=1'],
+    ['/api/known/1', 'gateway.local', 'api', 'known', '/1'],
+  ])('names for %s (host %s) the namespace route %s and service %s, known or not, with path %s', (path, host, name, service, upstream) => {
+    expect(router.namespaceCandidate(request(path, { host }))).toMatchObject({ name, service, path: upstream });
+  });
+
+  it.each(['/other/x', '/api', '/api/', '/api/a%2Bb', '/file/x'])('names none for %s, which no namespace route takes whatever the services', (path) => {
+    expect(router.namespaceCandidate(request(path))).toBeUndefined();
+  });
+
+  it('names none in a router without namespace routes', () => {
+    expect(routerOf(['{ path: /a, service: a }']).namespaceCandidate(request('/b/c'))).toBeUndefined();
+  });
+});
+
 describe('Router gRPC routes', () => {
   it('maps /package.Service/Method to the registry service package.Service with the path kept whole (namespace: grpc)', () => {
     const router = routerOf(['{ namespace: grpc }'], ['helloworld.Greeter']);

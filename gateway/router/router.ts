@@ -46,6 +46,8 @@ export class Router {
   private readonly table: RouteTable;
   private readonly namespaces: readonly CompiledRoute[];
   private readonly usesHost: boolean;
+  /** `hasService`, called as the options' method. */
+  private readonly knows = (name: string): boolean => this.options.hasService(name);
 
   constructor(
     routes: readonly RouteConfig[],
@@ -62,6 +64,22 @@ export class Router {
 
   /** The route for `request`, or undefined when none matches (the caller answers 404). */
   route(request: RouteRequest): RouteMatch | undefined {
+    return this.match(request, this.knows, true);
+  }
+
+  /**
+   * Where a request that `route` left unmatched would go if every service were known: the first
+   * namespace route whose host, conditions and prefix hold and whose path names a service, with
+   * that service (which `hasService` does not know, or `route` would have taken it). A registry
+   * that has not connected yet may list it: the caller tells "not known yet" from "no such path".
+   * Asked only for a request that matched nothing, off the path of every routed one.
+   */
+  namespaceCandidate(request: RouteRequest): RouteMatch | undefined {
+    return this.namespaces.length === 0 ? undefined : this.match(request, anyService, false);
+  }
+
+  /** The routes to named services first (when `direct`), then the namespace routes for a service `known` accepts. */
+  private match(request: RouteRequest, known: (name: string) => boolean, direct: boolean): RouteMatch | undefined {
     let path = request.path;
     let hostHeader = request.host;
     if (path.charCodeAt(0) !== 47 /* / */) {
@@ -71,7 +89,7 @@ export class Router {
       ({ path, host: hostHeader } = absolute);
     }
     const host = this.usesHost ? normalizeHost(hostHeader) : '';
-    const route = this.table.match(host, path, request);
+    const route = direct ? this.table.match(host, path, request) : undefined;
     if (route) {
       const config = route.config;
       const upstreamPath = config.stripPrefix && route.prefix !== undefined ? stripLeading(path, route.prefix.length) : path;
@@ -81,26 +99,29 @@ export class Router {
       if (!matchesHost(route, host) || !meetsConditions(route, request)) continue;
       if (route.prefix !== undefined && !matchesPrefix(path, route.prefix)) continue;
       const start = route.prefix?.length ?? 0;
-      const match = this.namespaceMatch(route, path, start);
+      const match = namespaceMatch(route, path, start, known);
       if (match) return match;
     }
     return undefined;
   }
+}
 
-  /** `path` from `start` must read `/<service>[/rest][?query]` with a service `hasService` knows. */
-  private namespaceMatch(route: CompiledRoute, path: string, start: number): RouteMatch | undefined {
-    if (path.charCodeAt(start) !== 47) return undefined;
-    let end = start + 1;
-    while (end < path.length) {
-      const code = path.charCodeAt(end);
-      if (code === 47 || code === 63) break;
-      end += 1;
-    }
-    if (end === start + 1) return undefined;
-    const service = namespaceService(path.slice(start + 1, end));
-    if (service === undefined || !this.options.hasService(service)) return undefined;
-    return { route: route.config, service, path: route.config.stripPrefix ? stripLeading(path, end) : path, name: route.config.name };
+/** Any service name at all, for `Router.namespaceCandidate`. */
+const anyService = (): boolean => true;
+
+/** `path` from `start` must read `/<service>[/rest][?query]` with a service `known` accepts. */
+function namespaceMatch(route: CompiledRoute, path: string, start: number, known: (name: string) => boolean): RouteMatch | undefined {
+  if (path.charCodeAt(start) !== 47) return undefined;
+  let end = start + 1;
+  while (end < path.length) {
+    const code = path.charCodeAt(end);
+    if (code === 47 || code === 63) break;
+    end += 1;
   }
+  if (end === start + 1) return undefined;
+  const service = namespaceService(path.slice(start + 1, end));
+  if (service === undefined || !known(service)) return undefined;
+  return { route: route.config, service, path: route.config.stripPrefix ? stripLeading(path, end) : path, name: route.config.name };
 }
 
 /**

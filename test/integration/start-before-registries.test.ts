@@ -1,0 +1,94 @@
+// A gateway started while etcd does not answer (a relay in front of it refuses connections), in
+// one process and with workers: namespace routes answer 503 until the registry has listed its
+// services, not 404.
+import { request as httpRequest } from 'node:http';
+import { Etcd3 } from 'etcd3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
+
+/** A registry client's reconnect backoff after the relay is restored, on a loaded 2-core machine. */
+const CONNECTS_WITHIN_MS = 30_000;
+
+let etcd: EtcdCluster;
+let writer: Etcd3;
+let backend: BackendProcess;
+let roots = 0;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  writer = new Etcd3({ hosts: etcd.endpoints });
+  backend = await startBackend({ name: 'users' });
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+afterAll(async () => {
+  writer?.close();
+  await backend?.process.stop();
+  await etcd?.close();
+});
+
+function freshRoot(): string {
+  roots += 1;
+  return `/sb-early-${process.pid}-${roots}`;
+}
+
+/** A relay to etcd that refuses connections until `restore()`. */
+async function refusingRelay(): Promise<TcpProxy> {
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+  cleanups.push(() => proxy.close());
+  proxy.cut();
+  return proxy;
+}
+
+async function gatewayWith(config: string): Promise<GatewayProcess> {
+  const gateway = await startGateway(`listen: 127.0.0.1:{{port}}\nadmin: 127.0.0.1:{{adminPort}}\naccessLog: false\n${config}`);
+  cleanups.push(() => gateway.process.stop());
+  return gateway;
+}
+
+/** One request on a connection of its own, so that with workers each may land on either. */
+function getFresh(url: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, { agent: false, headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe.each([1, 2])('a gateway started before etcd answers (workers: %i)', (workers) => {
+  it('answers 503 naming the registry on a namespace route until etcd has listed its services, then routes them and 404s the rest', async () => {
+    const root = freshRoot();
+    await writer.put(`${root}/users/u1`).value(JSON.stringify({ id: 'u1', service: 'users', host: '127.0.0.1', port: backend.port, weight: 1, protocol: 'http', metadata: {} }));
+    const relay = await refusingRelay();
+    const gateway = await gatewayWith(`workers: ${workers}\nregistries: ["etcd://${relay.address}${root}"]\nroutes:\n  - { name: services, path: /svc, namespace: true }\n`);
+
+    // Fresh connections: with workers, the primary hands them out in turn, so each worker answers some.
+    for (let index = 0; index < 6; index += 1) {
+      const answer = await getFresh(`${gateway.url}/svc/users/7`);
+      expect(answer.status, answer.body).toBe(503);
+      expect(answer.headers['retry-after']).toBe('1');
+      expect(JSON.parse(answer.body)).toMatchObject({ error: 'no-instances', message: 'registry etcd not yet connected: no instance set loaded yet' });
+    }
+    // A path no namespace route could take is no route, connected or not.
+    expect((await getFresh(`${gateway.url}/elsewhere/x`)).status).toBe(404);
+    const explained = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/explain?path=/svc/users/7`)).json()) as { outcome: string; route: { name: string; service: string } | null; notes: string[] };
+    expect([explained.outcome, explained.route?.name, explained.route?.service]).toEqual(['no-instances', 'services', 'users']);
+    expect(explained.notes.join('\n')).toContain(`registry etcd:http://${relay.address}${root} not yet connected`);
+
+    relay.restore();
+    await waitFor(async () => (await getFresh(`${gateway.url}/svc/users/7`)).status === 200, { timeoutMs: CONNECTS_WITHIN_MS, intervalMs: 100, message: 'the listed service to be routed once etcd answers' });
+    const unknown = await getFresh(`${gateway.url}/svc/nobody/7`);
+    expect([unknown.status, JSON.parse(unknown.body).error]).toEqual([404, 'no-route']);
+  }, 90_000);
+
+});
