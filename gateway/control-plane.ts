@@ -92,7 +92,11 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   // 4. The admin listener: JSON views, live events, metrics and the dashboard, all read-only.
   const configChanges = new Subject<ConfigChange>();
   let peers: PeerSet | undefined;
-  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, listening: () => initial, ready: NOT_SERVING, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
+  // With a config store, ready only once a configuration read from it is in force (`withSharedConfiguration`).
+  let sharedApplied = configStoreState.isShared(initial);
+  const serving = options.admin?.ready ?? NOT_SERVING;
+  const ready = () => withSharedConfiguration(serving(), sharedApplied);
+  const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, listening: () => initial, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ready, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
   let admin: AdminListener | undefined;
   let stopReporting = () => {};
   const leave = async () => {
@@ -149,6 +153,7 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
       if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
       reconnectChangedCredentials(running, next, providers, log);
       config = next;
+      sharedApplied ||= configStoreState.isShared(next);
       balancers.apply(next);
       aggregator.configureProtection(next.removalProtection);
       aggregator.configureForgetting(forgettingOf(next));
@@ -163,6 +168,23 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
     },
     close: release,
   };
+}
+
+/**
+ * `/ready` of a gateway that reads a config store: not ready, however well it serves, until a
+ * configuration composed from a listing read from the store since it started is in force. Until
+ * then (the store did not answer at start) it serves the file alone or with its last-known-good
+ * snapshot, whose age nothing bounds: routes, consumers and keys that its peers behind the same
+ * load balancer no longer have, or lack what they have, so a load balancer should send it nothing
+ * yet, and a rolling deploy should wait. Once read, an outage of the store keeps it ready: every
+ * gateway then serves the same last listing, and taking them all out would stop the whole fleet.
+ */
+function withSharedConfiguration(serving: Readiness, sharedApplied: boolean): Readiness {
+  const location = configStoreState.location();
+  if (!serving.ready || sharedApplied || location === undefined) return serving;
+  const status = configStoreState.current();
+  const what = status?.source === 'snapshot' ? `the file with the store's last-known-good snapshot (revision ${status.revision})` : 'the configuration file alone';
+  return { ready: false, reason: `no configuration read from the config store (${location.kind}) is in force yet: the gateway serves ${what}` };
 }
 
 /** When `config` lets services be forgotten, and those it names, which never are. */

@@ -133,6 +133,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
       configStoreState.update(status);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
+      if (listing?.origin === 'store') configStoreState.markShared(merged.config);
       emit({ ok: true, config: merged.config, text: merged.text });
       lastGood.applied(applied, appliedRefused);
       if (!listing) return;

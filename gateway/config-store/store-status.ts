@@ -45,6 +45,8 @@ class StoreState {
   private reading: ConfigStoreSettings | undefined;
   private file: ConfigDocument | undefined;
   private reason: string | null = null;
+  /** The configurations composed from a listing read from the store (not the snapshot, not the file alone), for `/ready`. */
+  private readonly shared = new WeakSet<object>();
   // Replays the latest: the peers registration starts after the first listing was applied.
   private readonly appliedSubject = new ReplaySubject<StoreApplied>(1);
   /** Each newly refused object (not repeated while it stays refused with the same reason). */
@@ -90,6 +92,16 @@ class StoreState {
     for (const entry of next.refused) {
       if (!before.has(`${entry.key}\n${entry.reason}`)) this.refusedChanges.next({ type: 'config-store-refused', data: { key: entry.key, kind: entry.kind, reason: entry.reason, revision: next.revision ?? '' } });
     }
+  }
+
+  /** Records that `config` was composed from a listing read from the store since the start. */
+  markShared(config: object): void {
+    this.shared.add(config);
+  }
+
+  /** Whether `config` was composed from a listing read from the store (`markShared`): it holds the configuration the gateways share. */
+  isShared(config: object): boolean {
+    return this.shared.has(config);
   }
 
   /** Announces an applied revision. */

@@ -176,6 +176,10 @@ describe('config store on etcd', () => {
     const second = await gatewayOn(`http://${proxy.address}`, root, { snapshot: first.snapshot });
     expect((await statusOf(second.gateway, '/remembered')).status).toBe(200);
     expect((await storeStatus(second.admin)).source).toBe('snapshot');
+    // It serves, but not what a gateway reading the store serves: no load balancer should send to it yet.
+    const unready = await fetch(`${second.admin}/ready`);
+    expect(unready.status).toBe(503);
+    expect(((await unready.json()) as { reason: string }).reason).toMatch(/^no configuration read from the config store \(etcd\) is in force yet: the gateway serves the file with the store's last-known-good snapshot \(revision \d+\)$/);
     // /api/config says why the store is not read while it is cut off.
     const unread = await waitFor(async () => (await storeStatus(second.admin)).reason ?? undefined, { timeoutMs: 20_000, message: '/api/config to say why the store is not read' });
     expect(unread).toMatch(/^broken: /);
@@ -184,6 +188,7 @@ describe('config store on etcd', () => {
     proxy.restore();
     await waitFor(async () => (await statusOf(second.gateway, '/meanwhile')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the change made meanwhile to be applied' });
     expect(await storeStatus(second.admin)).toMatchObject({ source: 'store', reason: null });
+    expect((await fetch(`${second.admin}/ready`)).status).toBe(200);
     await rm(first.snapshot, { force: true });
   });
 

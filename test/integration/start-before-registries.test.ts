@@ -1,10 +1,12 @@
 // A gateway started while etcd does not answer (a relay in front of it refuses connections), in
 // one process and with workers: namespace routes answer 503 until the registry has listed its
-// services, not 404.
+// services, not 404; and with a config store, /ready says 503 until a configuration read from the
+// store is in force, then stays 200 through a later outage of the store.
+import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
+import { makeTempDir, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
 
 /** A registry client's reconnect backoff after the relay is restored, on a loaded 2-core machine. */
 const CONNECTS_WITHIN_MS = 30_000;
@@ -65,6 +67,11 @@ function getFresh(url: string): Promise<{ status: number; headers: Record<string
   });
 }
 
+async function readiness(gateway: GatewayProcess): Promise<{ status: number; ready: boolean; reason: string | null }> {
+  const answer = await fetch(`http://127.0.0.1:${gateway.adminPort}/ready`);
+  return { status: answer.status, ...((await answer.json()) as { ready: boolean; reason: string | null }) };
+}
+
 describe.each([1, 2])('a gateway started before etcd answers (workers: %i)', (workers) => {
   it('answers 503 naming the registry on a namespace route until etcd has listed its services, then routes them and 404s the rest', async () => {
     const root = freshRoot();
@@ -91,4 +98,33 @@ describe.each([1, 2])('a gateway started before etcd answers (workers: %i)', (wo
     expect([unknown.status, JSON.parse(unknown.body).error]).toEqual([404, 'no-route']);
   }, 90_000);
 
+  it('says /ready 503 while it serves its file alone, 200 once the store is read, and stays 200 when the store goes away again', async () => {
+    const root = freshRoot();
+    await writer.put(`${root}/routes/stored`).value(JSON.stringify({ path: '/stored', service: 'users' }));
+    const relay = await refusingRelay();
+    const snapshot = join(await makeTempDir('sb-early-snap-'), 'store.json');
+    const gateway = await gatewayWith(`workers: ${workers}
+configStore: { url: "etcd://${relay.address}${root}", timeout: 1s, snapshot: "${snapshot}" }
+services:
+  users: { instances: ["127.0.0.1:${backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: users }
+`);
+    // It serves, from its file: but not what the gateways beside it serve.
+    expect((await getFresh(`${gateway.url}/file`)).status).toBe(200);
+    expect((await getFresh(`${gateway.url}/stored`)).status).toBe(404);
+    expect(await readiness(gateway)).toEqual({ status: 503, ready: false, reason: 'no configuration read from the config store (etcd) is in force yet: the gateway serves the configuration file alone' });
+
+    relay.restore();
+    await waitFor(async () => (await readiness(gateway)).ready, { timeoutMs: CONNECTS_WITHIN_MS, intervalMs: 100, message: '/ready to say ready once the store is read' });
+    await waitFor(async () => (await getFresh(`${gateway.url}/stored`)).status === 200, { timeoutMs: 5_000, intervalMs: 20, message: 'the stored route to be served once ready' });
+
+    relay.cut();
+    await waitFor(async () => {
+      const config = (await (await fetch(`http://127.0.0.1:${gateway.adminPort}/api/config`)).json()) as { store: { reason: string | null } };
+      return config.store.reason !== null;
+    }, { timeoutMs: CONNECTS_WITHIN_MS, message: '/api/config to say the store is not read' });
+    expect(await readiness(gateway)).toEqual({ status: 200, ready: true, reason: null });
+    expect((await getFresh(`${gateway.url}/stored`)).status).toBe(200);
+  }, 90_000);
 });
