@@ -47,7 +47,7 @@ export interface ControlPlaneOptions {
   /** Flow statistics the admin API serves; the control plane starts its roll and stops it on close. A new one by default. */
   readonly flow?: FlowStats;
   /** Admin extras of a multi-process gateway (aggregated metrics, the workers view). */
-  readonly admin?: Pick<AdminSources, 'metrics' | 'workers' | 'breakers' | 'purgeCaches'> & Partial<Pick<AdminSources, 'ready'>>;
+  readonly admin?: Pick<AdminSources, 'metrics' | 'workers' | 'breakers' | 'purgeCaches' | 'instanceLoad'> & Partial<Pick<AdminSources, 'ready'>>;
 }
 
 /**

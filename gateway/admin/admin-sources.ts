@@ -50,6 +50,15 @@ export interface AdminSources {
   readonly metrics?: () => Promise<string>;
   /** Circuit breakers and caps, for `/api/breakers`; its changes for `/api/events`. */
   readonly breakers?: { view(): unknown; readonly changes$: Observable<BreakerChange> };
+  /**
+   * The load of each instance where this process's balancers do not see it: with `workers`, what
+   * each worker last reported (at most a second old), its requests in flight summed and the mean of
+   * its latency estimates (undefined when no worker has one); absent in one process.
+   */
+  readonly instanceLoad?: {
+    inFlight(service: string, address: string): number;
+    latencyMs(service: string, address: string): number | undefined;
+  };
   /** The worker processes, for `/api/workers`; absent (and the path unknown) in a single-process gateway. */
   readonly workers?: () => unknown;
   /** The config store this gateway reads (fixed until a restart, whatever a reload says), where the store API writes; absent or undefined: writes answer 409. */

@@ -116,7 +116,7 @@ export function serviceViewInputs(sources: AdminSources, name: string, statuses:
   for (const endpoint of snapshot?.endpoints ?? []) {
     const member = balancer?.member(endpoint.address);
     const traffic = sources.traffic.counts(name, endpoint.address);
-    inputs.push(member?.weight, member?.rampEndsAt, member?.inFlight, member?.latencyMs, traffic.requests, traffic.errors);
+    inputs.push(member?.weight, member?.rampEndsAt, member?.inFlight, sources.instanceLoad?.inFlight(name, endpoint.address), member?.latencyMs, sources.instanceLoad?.latencyMs(name, endpoint.address), traffic.requests, traffic.errors);
   }
   return inputs;
 }

@@ -129,8 +129,8 @@ function instanceView(sources: AdminSources, service: string, endpoint: Endpoint
       ejectedUntil: endpoint.ejectedUntil === undefined ? null : new Date(endpoint.ejectedUntil).toISOString(),
     },
     routable: endpoint.routable,
-    inFlight: member?.inFlight ?? 0,
-    latencyMs: member?.latencyMs === undefined ? null : Math.round(member.latencyMs * 100) / 100,
+    inFlight: (member?.inFlight ?? 0) + (sources.instanceLoad?.inFlight(service, endpoint.address) ?? 0),
+    latencyMs: member?.latencyMs === undefined ? null : Math.round((sources.instanceLoad?.latencyMs(service, endpoint.address) ?? member.latencyMs) * 100) / 100,
     requests: traffic.requests,
     errors: traffic.errors,
   };

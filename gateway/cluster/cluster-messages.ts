@@ -7,6 +7,7 @@ import type { CachePurgeSelector } from '../middleware/cache/index.ts';
 import type { BreakerChange } from '../policy/breaker-change.ts';
 import type { BreakerView, LimitsView } from '../policy/traffic-guards.ts';
 import type { WireFlowEntry } from '../telemetry/index.ts';
+import type { WireInstanceLoad } from './cluster-instance-load.ts';
 import type { WireOutcomes } from './cluster-outcomes.ts';
 
 /** Prefix of every message kind, so that the gateway's messages never mix with Node's or prom-client's. */
@@ -62,6 +63,8 @@ export type WorkerMessage =
   | { readonly kind: 'switchboard:flow'; readonly second: number; readonly entries: readonly WireFlowEntry[] }
   /** Requests the worker is serving now; sent when the number changes, at most once per outcome flush. */
   | { readonly kind: 'switchboard:load'; readonly inFlight: number }
+  /** Requests the worker has in flight to each instance (non-zero ones; empty once none); sent when it changed, at most once a second. */
+  | { readonly kind: 'switchboard:instance-load'; readonly load: WireInstanceLoad }
   | { readonly kind: 'switchboard:metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
   /** The answers the worker dropped for the `cache-purge` of that id. */
   | { readonly kind: 'switchboard:cache-purged'; readonly id: number; readonly purged: number }

@@ -9,6 +9,7 @@ import type { CachePurgeSelector } from '../middleware/cache/index.ts';
 import { FlowStats, InstanceTraffic, type FlowStore } from '../telemetry/index.ts';
 import { WorkerBreakers } from './cluster-breakers.ts';
 import { aggregateMetrics, RetiredWorkerMetrics, type ScrapeAnswer } from './cluster-metrics.ts';
+import { WorkerInstanceLoad } from './cluster-instance-load.ts';
 import { decodeRateLimitChange, type PrimaryMessage } from './cluster-messages.ts';
 import { mergeOutcomes } from './cluster-outcomes.ts';
 import { WorkerQuestions } from './cluster-questions.ts';
@@ -65,6 +66,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   let failure: ((error: Error) => void) | undefined;
   const failed = new Promise<never>((_, reject) => (failure = reject));
   const breakers = new WorkerBreakers();
+  const instanceLoad = new WorkerInstanceLoad();
   let closing = false;
   failed.catch(() => undefined);
 
@@ -100,6 +102,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
           );
         } else if (message.kind === 'switchboard:flow') flow.addRemote(message.second, message.entries);
         else if (message.kind === 'switchboard:breakers') breakers.receive(message);
+        else if (message.kind === 'switchboard:instance-load') instanceLoad.receive(slot, message.load);
         else if (message.kind === 'switchboard:metrics') {
           retiredMetrics.answered(slot, message.metrics);
           scrapes.answered(message.id, { slot, generation: retiredMetrics.generation(slot), metrics: message.metrics });
@@ -116,6 +119,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
       },
       exited(slot) {
         retiredMetrics.exited(slot);
+        instanceLoad.exited(slot);
         configs.exited(slot);
       },
       failedToStart(slot, reason) {
@@ -142,7 +146,7 @@ export async function startPrimary(path: string, initial: GatewayConfig, initial
   };
 
   // The hooks above run only once workers exist, which is after this line.
-  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, purgeCaches, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
+  const control: ControlPlane = await startControlPlane(initial, { log, traffic, flow, admin: { metrics: clusterMetrics, purgeCaches, workers: () => supervisor.view().map((worker) => ({ ...worker, ...configs.view(worker.slot) })), breakers, instanceLoad, ready: () => (closing ? DRAINING : supervisor.readiness()) } });
   // A forgotten service leaves no series in the counts of workers gone either (each worker drops its own).
   control.balancers.forgotten$.subscribe((service) => retiredMetrics.forget(service));
   const bound = () => control.config().shutdown.drainTimeoutMs + EXIT_MARGIN_MS;

@@ -17,6 +17,7 @@ import { collectProcessMetrics, FlowStats, forgetServiceSeries, RequestMetrics }
 import { WorkerConfigQueue, type ConfigText, type ConfigVerdict } from './cluster-config-queue.ts';
 import { decodeHealthSnapshot, decodeUnconnected, HEARTBEAT_INTERVAL_MS, isGatewayMessage, type ConfigOutcome, type PrimaryMessage, type WorkerMessage } from './cluster-messages.ts';
 import { PrimaryFeed } from './cluster-feed.ts';
+import { instanceLoadOf, sameInstanceLoad, type WireInstanceLoad } from './cluster-instance-load.ts';
 import { OutcomeBatch } from './cluster-outcomes.ts';
 import { setLivePeerCount } from '../config-store/peer-count.ts';
 
@@ -24,7 +25,7 @@ import { setLivePeerCount } from '../config-store/peer-count.ts';
 const OUTCOME_FLUSH_MS = 100;
 /** A batch with this many events goes at once (a burst of failures), without waiting for the timer. */
 const OUTCOME_FLUSH_EVENTS = 500;
-/** The primary's view of this worker's breakers and caps is at most this old (a state change goes at once). */
+/** The primary's view of this worker's breakers and caps (a state change goes at once) and of its requests in flight per instance is at most this old. */
 const BREAKER_REPORT_MS = 1_000;
 
 /**
@@ -75,7 +76,18 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   const reportBreakers = (changes: BreakerChange[]) => {
     if (guards) send({ kind: 'switchboard:breakers', worker: slot, breakers: guards.breakers(), services: guards.serviceLimits(), changes });
   };
-  const breakerTimer = setInterval(() => reportBreakers([]), BREAKER_REPORT_MS);
+  // The primary's admin view shows each instance's requests in flight; its own balancers make no picks.
+  let reportedLoad: WireInstanceLoad = [];
+  const reportInstanceLoad = () => {
+    const load = balancers ? instanceLoadOf(balancers) : [];
+    if (sameInstanceLoad(reportedLoad, load)) return;
+    reportedLoad = load;
+    send({ kind: 'switchboard:instance-load', load });
+  };
+  const breakerTimer = setInterval(() => {
+    reportBreakers([]);
+    reportInstanceLoad();
+  }, BREAKER_REPORT_MS);
   breakerTimer.unref();
   // The primary's watchdog kills a worker whose event loop is stuck; the beat goes on while draining
   // (a drain is bounded by the primary itself) and ends only with the process.

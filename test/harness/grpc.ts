@@ -63,10 +63,14 @@ export interface UnaryOutcome {
   readonly trailers: Record<string, unknown>;
 }
 
-/** A grpc-js client of the fixture's service at `address` (`127.0.0.1:port`), cleartext. */
-export function echoClient(address: string): grpc.Client & Record<keyof typeof ECHO_SERVICE, (...args: unknown[]) => unknown> {
+/**
+ * A grpc-js client of the fixture's service at `address` (`127.0.0.1:port`), cleartext. grpc-js
+ * shares one connection per address between the clients of a process; `ownConnection` gives this
+ * one a connection of its own (a local subchannel pool), so that clients can land on different workers.
+ */
+export function echoClient(address: string, { ownConnection = false } = {}): grpc.Client & Record<keyof typeof ECHO_SERVICE, (...args: unknown[]) => unknown> {
   const Client = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'test.Echo');
-  return new Client(address, grpc.credentials.createInsecure()) as never;
+  return new Client(address, grpc.credentials.createInsecure(), ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}) as never;
 }
 
 /** One unary call; never rejects: a failed call resolves with its status. Resolves on the call's final status, trailers included. */
