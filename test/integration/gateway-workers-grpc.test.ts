@@ -56,13 +56,13 @@ shutdown: { drainTimeout: 8s }
       const port = await freePort();
       agents.push(await startAgent(['--registry', `etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`, '--service', 'test.Echo', '--port', String(port), '--id', name, '--protocol', 'grpc', '--health', 'grpc', '--interval', '200ms', '--rise', '1', '--', ...grpcBackendCommand(port, name)]));
     }
-    await waitFor(async () => (await instances()).length === 2 && (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 30_000, message: 'both instances listed and both workers listening' }).catch(async (error: Error) => {
+    await waitFor(async () => (await instances()).length === 2 && (await workers()).every((worker) => worker.state === 'listening'), { timeoutMs: 60_000, message: 'both instances listed and both workers listening' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
     const client = echoClient(`127.0.0.1:${gateway.port}`);
-    await waitFor(async () => (await unary(client, 'Echo', 'ready', 2_000)).code === 0, { timeoutMs: 30_000, message: 'a call through the gateway' });
+    await waitFor(async () => (await unary(client, 'Echo', 'ready', 2_000)).code === 0, { timeoutMs: 60_000, message: 'a call through the gateway' });
     client.close();
-  }, 90_000);
+  }, 180_000);
 
   afterAll(async () => {
     for (const chat of chats) chat.client.close();
