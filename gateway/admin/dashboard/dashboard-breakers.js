@@ -1,6 +1,6 @@
 // Circuit breaker badges on the service cards of the dashboard: /api/breakers polled every second,
 // one badge per service (its worst breaker over every worker and route), re-attached whenever
-// dashboard.js re-renders the cards. Kept apart from dashboard.js so each can change on its own.
+// dashboard.js adds cards. Kept apart from dashboard.js so each can change on its own.
 
 const POLL_MS = 1_000;
 /** Worst first: a service shows the most alarming state any of its breakers is in. */
@@ -50,7 +50,7 @@ function decorate() {
   }
 }
 
-// dashboard.js replaces the cards on every refresh: put the badges back on the new ones.
+// dashboard.js adds a card for a new service (and keeps it, changed in place, while the service lasts): badge the new ones.
 new MutationObserver(decorate).observe(document.getElementById('services'), { childList: true });
 void poll();
 setInterval(poll, POLL_MS);

@@ -15,6 +15,21 @@ export function h(tag, attrs, ...children) {
   return element;
 }
 
+/**
+ * Makes `children` the children of `container`, in order, moving as few as it can: those not listed
+ * go first, so that the ones after them need not move, and an element already in place stays put.
+ * A node moved loses the user's text selection in it and is laid out again.
+ */
+export function placeChildren(container, children) {
+  const kept = new Set(children);
+  for (const child of [...container.children]) if (!kept.has(child)) child.remove();
+  let next = container.firstElementChild;
+  for (const child of children) {
+    if (child === next) next = next.nextElementSibling;
+    else container.insertBefore(child, next);
+  }
+}
+
 /** A request rate for display: one decimal below 100 per second, whole numbers above. */
 export function rateText(perSecond) {
   return perSecond >= 100 ? String(Math.round(perSecond)) : perSecond.toFixed(1);

@@ -1,7 +1,8 @@
 // The Switchboard dashboard: one card per service, live from /api/events (Server-Sent Events), with
 // /api/services fetched every few seconds to turn request counters into rates. No framework, no build.
+import { ServiceCard } from './dashboard-cards.js';
 import { events } from './dashboard-events.js';
-import { describeEvent, h, healthLabel, rateText } from './dashboard-format.js';
+import { describeEvent, h, placeChildren } from './dashboard-format.js';
 
 const REFRESH_MS = 2_000;
 /**
@@ -18,9 +19,9 @@ const SETTLE_MS = 150;
 const token = takeToken();
 const services = new Map();
 /**
- * Service name → its card and the text of what the card shows. A card is built again only when
- * that changed: rebuilding every card on every fetch and event made the browser restyle and lay out
- * the whole page each time, which froze the page for seconds with a thousand services.
+ * Service name → its card (dashboard-cards.js), kept while the service is listed and changed in
+ * place: rebuilding every card on every fetch and event made the browser restyle and lay out the
+ * whole page each time, which froze the page for seconds with a thousand services.
  */
 const cards = new Map();
 let renderQueued = false;
@@ -155,98 +156,19 @@ function renderServices() {
   });
 }
 
-/** Puts a card per service in order, building only those whose content changed, and moving no card that is in place. */
+/** Puts a card per service in order, each updated in place, moving no card that is in place. */
 function renderCards() {
-  const container = $('services');
-  const shown = [...services.values()].map(cardOf);
-  const kept = new Set(shown);
-  // Cards replaced or of services gone go first, so that the cards after them need not move.
-  for (const card of [...container.children]) if (!kept.has(card)) card.remove();
-  let next = container.firstElementChild;
-  for (const card of shown) {
-    if (card === next) next = next.nextElementSibling;
-    else container.insertBefore(card, next);
-  }
+  const shown = [...services.values()].map((service) => {
+    let card = cards.get(service.name);
+    if (!card) {
+      card = new ServiceCard(service.name);
+      cards.set(service.name, card);
+    }
+    card.update(service, (instance) => rates.get(`${service.name}|${instance.address}`) ?? 0);
+    return card.element;
+  });
+  placeChildren($('services'), shown);
   for (const name of cards.keys()) if (!services.has(name)) cards.delete(name);
-}
-
-function cardOf(service) {
-  const key = JSON.stringify([service, service.instances.map((instance) => rates.get(`${service.name}|${instance.address}`) ?? 0)]);
-  const cached = cards.get(service.name);
-  if (cached?.key === key) return cached.card;
-  const card = renderCard(service);
-  cards.set(service.name, { key, card });
-  return card;
-}
-
-function renderCard(service) {
-  const rateOf = (instance) => rates.get(`${service.name}|${instance.address}`) ?? 0;
-  const total = service.instances.reduce((sum, instance) => sum + rateOf(instance), 0);
-  const healthy = service.instances.filter((instance) => instance.health.state === 'healthy').length;
-  // An id holds no whitespace (aria-labelledby splits on it), and registry names may have some.
-  const headingId = `service-${encodeURIComponent(service.name)}`;
-  const header = h(
-    'header',
-    {},
-    h('h3', { id: headingId }, service.name),
-    h('span', { class: 'algorithm' }, service.balancer),
-    service.panic ? h('span', { class: 'panic' }, 'panic: routing to all') : '',
-    skippedText(service) ? h('span', { class: 'skipped', title: skippedTitle(service) }, skippedText(service)) : '',
-    h('span', { class: 'summary' }, h('strong', {}, `${healthy}/${service.instances.length}`), ' healthy · ', h('strong', {}, rateText(total)), ' req/s'),
-  );
-  const skipped = (service.providers ?? []).flatMap((provider) => provider.invalidEntries ?? []);
-  const body =
-    service.instances.length === 0 && skipped.length > 0
-      ? h('p', { class: 'empty' }, `No instances: every registry entry was skipped. ${skipped[0].key}: ${skipped[0].reason}`)
-      : service.instances.length === 0
-      ? h('p', { class: 'empty' }, 'No instances.')
-      : h(
-          'table',
-          {},
-          h('thead', {}, h('tr', {}, ...['Instance', 'Weight', 'Health', 'req/s', 'In flight', 'Errors'].map((name, index) => h('th', { class: index === 1 || index > 2 ? 'num' : '', scope: 'col' }, name)))),
-          h('tbody', {}, ...service.instances.map((instance) => renderRow(instance, rateOf(instance), total))),
-        );
-  return h('article', { class: 'card', 'data-service': service.name, 'aria-labelledby': headingId }, header, body);
-}
-
-/** Registry entries under the service that were skipped for a bad payload: a backend that registered and gets no traffic. */
-function skippedText(service) {
-  const count = (service.providers ?? []).reduce((sum, provider) => sum + (provider.invalid ?? 0), 0);
-  return count === 0 ? '' : `${count} ${count === 1 ? 'entry' : 'entries'} skipped`;
-}
-
-function skippedTitle(service) {
-  return (service.providers ?? []).flatMap((provider) => (provider.invalidEntries ?? []).map((entry) => `${entry.key}: ${entry.reason}`)).join('\n');
-}
-
-function renderRow(instance, rate, total) {
-  const share = total > 0 ? Math.round((rate / total) * 100) : 0;
-  const source = instance.source ? `from ${instance.source}` : 'left the registry';
-  // What picks use now: 0 while draining, ramped in slow start. The registry's weight alone read as full traffic for an instance taking none.
-  const effective = instance.effectiveWeight ?? instance.weight;
-  return h(
-    'tr',
-    { 'data-instance': instance.id, 'data-address': instance.address, 'data-routable': String(instance.routable), 'data-draining': String(instance.draining === true) },
-    h('td', {}, h('span', { class: 'instance-id' }, instance.id), instance.id === instance.address ? '' : h('span', { class: 'address' }, instance.address), h('span', { class: 'source' }, source)),
-    h('td', { class: 'num' }, String(instance.weight), effective === instance.weight ? '' : h('span', { class: 'effective-weight', title: 'the weight picks use now' }, `now ${effective}`)),
-    h(
-      'td',
-      {},
-      h('span', { class: 'badge', 'data-health': instance.health.state }, healthLabel(instance.health.state)),
-      instance.draining ? h('span', { class: 'badge draining' }, '⏸ draining') : '',
-      h('span', { class: 'reason' }, reasonText(instance)),
-    ),
-    h('td', { class: 'num' }, rateText(rate), h('span', { class: 'rate-bar', style: { width: `${share}%` }, 'aria-hidden': 'true' })),
-    h('td', { class: 'num' }, String(instance.inFlight)),
-    h('td', { class: 'num' }, String(instance.errors)),
-  );
-}
-
-function reasonText(instance) {
-  const until = instance.health.ejectedUntil ? ` until ${new Date(instance.health.ejectedUntil).toLocaleTimeString()}` : '';
-  const latency = instance.latencyMs === null ? '' : ` · ${instance.latencyMs} ms EWMA`;
-  const draining = instance.draining ? ' · draining: no new requests, those in flight finish' : '';
-  return `${instance.health.text}${until}${draining}${latency}`;
 }
 
 /** Applies an event to the cards at once; the settling fetch then brings counters and anything else up to date. */
