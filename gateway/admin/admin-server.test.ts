@@ -94,7 +94,7 @@ ${extra}`;
   });
 
   it('serves the dashboard without the token, under a strict content security policy', async () => {
-    for (const path of ['/', '/index.html', '/dashboard.css', '/dashboard.js', '/dashboard-format.js', '/dashboard-events.js', '/dashboard-cards.js', '/dashboard-traffic.js', '/dashboard-breakers.js', '/dashboard-breakers.css', '/dashboard-tcp.js', '/dashboard-peers.js']) {
+    for (const path of ['/', '/index.html', '/dashboard.css', '/dashboard.js', '/dashboard-format.js', '/dashboard-events.js', '/dashboard-token.js', '/dashboard-cards.js', '/dashboard-traffic.js', '/dashboard-breakers.js', '/dashboard-breakers.css', '/dashboard-tcp.js', '/dashboard-peers.js']) {
       const response = await fetch(`${admin}${path}`);
       expect(response.status, path).toBe(200);
       expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");

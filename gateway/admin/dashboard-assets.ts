@@ -12,6 +12,7 @@ const FILES: ReadonlyArray<readonly [path: string, file: string, contentType: st
   ['/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-format.js', 'dashboard-format.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-events.js', 'dashboard-events.js', 'text/javascript; charset=utf-8'],
+  ['/dashboard-token.js', 'dashboard-token.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-cards.js', 'dashboard-cards.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-traffic.js', 'dashboard-traffic.js', 'text/javascript; charset=utf-8'],
   ['/dashboard-breakers.js', 'dashboard-breakers.js', 'text/javascript; charset=utf-8'],

@@ -1,6 +1,7 @@
 // Circuit breaker badges on the service cards of the dashboard: /api/breakers polled every second,
 // one badge per service (its worst breaker over every worker and route), re-attached whenever
 // dashboard.js adds cards. Kept apart from dashboard.js so each can change on its own.
+import { adminFetch } from './dashboard-token.js';
 
 const POLL_MS = 1_000;
 /** Worst first: a service shows the most alarming state any of its breakers is in. */
@@ -11,9 +12,8 @@ const TEXT = { open: 'breaker open', 'half-open': 'breaker half-open', closed: '
 let badges = new Map();
 
 async function poll() {
-  const token = sessionStorage.getItem('switchboard-admin-token') || '';
   try {
-    const response = await fetch('api/breakers', { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+    const response = await adminFetch('api/breakers', { cache: 'no-store' });
     if (!response.ok) return;
     const { workers } = await response.json();
     const next = new Map();

@@ -8,15 +8,20 @@
 // from `FIRST_RETRY_MS` to `MAX_RETRY_MS`, and says so with a `connection` event. The browser's own
 // reconnect sends `Last-Event-ID`; a new EventSource cannot, so this one names the last id it saw in
 // `?lastEventId=`, and the gateway replays what the page missed, or sends `resync` first when it no
-// longer holds all of it.
+// longer holds all of it. A stream refused for its token (a 401, which an EventSource cannot tell
+// from other refusals) opens again at once with the token the user enters (`token-changed`).
+import { adminToken, tokenEvents } from './dashboard-token.js';
 
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 
-/** The token as dashboard.js reads it (it runs after this module, and only then moves `?token=` to the tab's storage). */
-const token = new URL(location.href).searchParams.get('token') || sessionStorage.getItem('switchboard-admin-token') || '';
-const url = token ? `api/events?token=${encodeURIComponent(token)}` : 'api/events';
-const urlFrom = (lastEventId) => (lastEventId === '' ? url : `${url}${token ? '&' : '?'}lastEventId=${encodeURIComponent(lastEventId)}`);
+/** The stream's address with the tab's token as it is now (an EventSource sends no headers) and where to resume. */
+function urlFrom(lastEventId) {
+  const query = new URLSearchParams();
+  if (adminToken()) query.set('token', adminToken());
+  if (lastEventId !== '') query.set('lastEventId', lastEventId);
+  return query.toString() === '' ? 'api/events' : `api/events?${query}`;
+}
 
 /**
  * `/api/events`, one stream per page, opened again after a refusal; listen with `addEventListener(type, …)`
@@ -27,6 +32,7 @@ class ReconnectingEvents extends EventTarget {
   #source;
   #types = new Set();
   #retryMs = FIRST_RETRY_MS;
+  #retryTimer;
   /** The id of the latest event received, on any stream this opened: where a new one resumes. */
   #lastEventId = '';
   /** The latest `connection` detail, for listeners that start late. */
@@ -35,6 +41,7 @@ class ReconnectingEvents extends EventTarget {
   constructor() {
     super();
     this.#open();
+    tokenEvents.addEventListener('token-changed', () => this.#reopen());
   }
 
   addEventListener(type, listener, options) {
@@ -70,8 +77,18 @@ class ReconnectingEvents extends EventTarget {
       const retryInMs = this.#retryMs;
       this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs * 2);
       this.#announce({ state: 'retrying', retryInMs });
-      setTimeout(() => this.#open(), retryInMs);
+      this.#retryTimer = setTimeout(() => this.#open(), retryInMs);
     };
+  }
+
+  /** Opens a new stream now, in place of the current one or of a retry to come, resuming after the last event seen. */
+  #reopen() {
+    clearTimeout(this.#retryTimer);
+    this.#source.onerror = null;
+    this.#source.close();
+    this.#retryMs = FIRST_RETRY_MS;
+    this.#announce({ state: 'connecting' });
+    this.#open();
   }
 }
 

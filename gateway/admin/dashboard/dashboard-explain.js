@@ -1,8 +1,8 @@
 // The dashboard's "try a request" box: asks GET /api/explain where a request would go and shows the
 // route (and near misses), middleware, service, instances and the instance the balancer would pick.
-// Its own module so that the dashboard's main script stays as it is; it reads the admin token that
-// dashboard.js keeps for the tab.
+// Its own module so that the dashboard's main script stays as it is.
 import { h, healthLabel } from './dashboard-format.js';
+import { adminFetch } from './dashboard-token.js';
 
 const form = document.getElementById('explain-form');
 const result = document.getElementById('explain-result');
@@ -15,10 +15,9 @@ form.addEventListener('submit', (event) => {
 async function explain(data) {
   const query = new URLSearchParams({ method: data.get('method'), path: data.get('path') });
   if (data.get('host')) query.set('host', data.get('host'));
-  const token = sessionStorage.getItem('switchboard-admin-token') || '';
   result.replaceChildren(h('p', { class: 'reason' }, 'asking…'));
   try {
-    const response = await fetch(`api/explain?${query}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+    const response = await adminFetch(`api/explain?${query}`, { cache: 'no-store' });
     const body = await response.json();
     if (!response.ok) throw new Error(body.message || `api/explain answered ${response.status}`);
     result.replaceChildren(render(body));

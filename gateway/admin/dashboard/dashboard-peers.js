@@ -2,14 +2,9 @@
 // revision each applied, from /api/peers every few seconds. A gateway without a config store has no
 // /api/peers (404) and shows nothing.
 import { h } from './dashboard-format.js';
+import { adminFetch } from './dashboard-token.js';
 
 const REFRESH_MS = 2_000;
-
-/** The token dashboard.js keeps for this tab (it reads `?token=` first: module scripts run in order). */
-function authHeaders() {
-  const token = sessionStorage.getItem('switchboard-admin-token');
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
 
 /** The panel, made on first data, at the top of the events column. */
 function panel() {
@@ -42,7 +37,7 @@ let stopped = false;
 async function refresh() {
   if (stopped) return;
   try {
-    const response = await fetch('api/peers', { headers: authHeaders(), cache: 'no-store' });
+    const response = await adminFetch('api/peers', { cache: 'no-store' });
     if (response.status === 404) stopped = true;
     else if (response.ok) render(await response.json());
   } catch {

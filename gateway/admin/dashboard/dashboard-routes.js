@@ -2,14 +2,9 @@
 // from, from /api/routes joined with /api/store: a store route replaces the file's route of the same
 // name, so a route whose name the store holds is the store's (shown with its stored revision).
 import { h } from './dashboard-format.js';
+import { adminFetch } from './dashboard-token.js';
 
 const REFRESH_MS = 5_000;
-
-/** The token dashboard.js keeps for this tab (it reads `?token=` first: module scripts run in order). */
-function authHeaders() {
-  const token = sessionStorage.getItem('switchboard-admin-token');
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
 
 /** What a route matches, in one line: host, methods, path or regex, gRPC service. */
 function matchText(route) {
@@ -61,7 +56,7 @@ function render(routes, stored) {
 
 /** Stored route name → revision; empty without a config store (409) or when the store does not answer. */
 async function storedRoutes() {
-  const response = await fetch('api/store', { headers: authHeaders(), cache: 'no-store' }).catch(() => undefined);
+  const response = await adminFetch('api/store', { cache: 'no-store' }).catch(() => undefined);
   if (!response?.ok) return new Map();
   const { objects } = await response.json();
   return new Map(objects.filter((object) => object.kind === 'routes').map((object) => [object.name, object.revision]));
@@ -69,7 +64,7 @@ async function storedRoutes() {
 
 async function refresh() {
   try {
-    const [response, stored] = await Promise.all([fetch('api/routes', { headers: authHeaders(), cache: 'no-store' }), storedRoutes()]);
+    const [response, stored] = await Promise.all([adminFetch('api/routes', { cache: 'no-store' }), storedRoutes()]);
     if (!response.ok) return;
     const { routes } = await response.json();
     render(routes, stored);

@@ -1,14 +1,9 @@
 // The TCP panel of the dashboard: tcp entry points and the connections, bytes and errors of their
 // services, from /api/tcp every few seconds. Its own file so that it stays apart from the cards.
 import { h } from './dashboard-format.js';
+import { adminFetch } from './dashboard-token.js';
 
 const REFRESH_MS = 2_000;
-
-/** The token dashboard.js keeps for this tab (it reads `?token=` first: module scripts run in order). */
-function authHeaders() {
-  const token = sessionStorage.getItem('switchboard-admin-token');
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
 
 function bytesText(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -62,7 +57,7 @@ function render({ entryPoints, services }) {
 
 async function refresh() {
   try {
-    const response = await fetch('api/tcp', { headers: authHeaders(), cache: 'no-store' });
+    const response = await adminFetch('api/tcp', { cache: 'no-store' });
     if (response.ok) render(await response.json());
   } catch {
     // dashboard.js reports a lost connection; this panel just keeps its last numbers.

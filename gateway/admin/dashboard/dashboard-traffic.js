@@ -4,6 +4,7 @@
 // SVG, no chart library; each line carries its numbers as data attributes for tools and tests.
 import { events } from './dashboard-events.js';
 import { h, rateText } from './dashboard-format.js';
+import { adminFetch } from './dashboard-token.js';
 
 const REFRESH_MS = 1_000;
 const WINDOW_S = 300;
@@ -21,7 +22,6 @@ const MARKED_TYPES = ['breaker-opened', 'breaker-half-open', 'breaker-closed', '
 const COLOURS = ['#0969da', '#bc4c00', '#1a7f37', '#8250df', '#cf222e', '#4d2d00', '#0550ae', '#6e7781'];
 const SVG = 'http://www.w3.org/2000/svg';
 
-const token = sessionStorage.getItem('switchboard-admin-token') || new URL(location.href).searchParams.get('token') || '';
 /** `{ type, second, service }` of marked events, newest last. */
 const markers = [];
 /** Each instance keeps its colour while it is on the chart. */
@@ -35,7 +35,7 @@ const svg = (tag, attrs, ...children) => {
 };
 
 async function getJson(path) {
-  const response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+  const response = await adminFetch(path, { cache: 'no-store' });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
 }

@@ -3,6 +3,7 @@
 import { ServiceCard } from './dashboard-cards.js';
 import { events } from './dashboard-events.js';
 import { describeEvent, h, placeChildren } from './dashboard-format.js';
+import { adminFetch, tokenEvents } from './dashboard-token.js';
 
 const REFRESH_MS = 2_000;
 /**
@@ -16,7 +17,6 @@ const EVENT_LOG_SIZE = 100;
 /** Events arrive in bursts (a deploy); one fetch after the burst settles the whole picture. */
 const SETTLE_MS = 150;
 
-const token = takeToken();
 const services = new Map();
 /**
  * Service name → its card (dashboard-cards.js), kept while the service is listed and changed in
@@ -41,18 +41,6 @@ let newestEnded = 0;
 
 const $ = (id) => document.getElementById(id);
 
-/** The admin token from `?token=`, kept for this tab and removed from the address bar (and so from history and screenshots). */
-function takeToken() {
-  const url = new URL(location.href);
-  const fromQuery = url.searchParams.get('token');
-  if (fromQuery) {
-    sessionStorage.setItem('switchboard-admin-token', fromQuery);
-    url.searchParams.delete('token');
-    history.replaceState(null, '', url);
-  }
-  return fromQuery || sessionStorage.getItem('switchboard-admin-token') || '';
-}
-
 /**
  * `no-cache` revalidates every time: an answer with an ETag (`/api/services`) is asked for again with
  * `If-None-Match`, and a 304 (nothing changed) gives back the stored body without the gateway
@@ -63,11 +51,12 @@ async function getJson(path) {
   const timer = setTimeout(() => answer.abort(new DOMException(`no answer within ${ANSWER_TIMEOUT_MS / 1_000} s`, 'TimeoutError')), ANSWER_TIMEOUT_MS);
   let response;
   try {
-    response = await fetch(path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-cache', signal: answer.signal });
+    response = await adminFetch(path, { cache: 'no-cache', signal: answer.signal });
   } finally {
     clearTimeout(timer);
   }
-  if (response.status === 401) throw new Error('unauthorized: open this page with ?token=<admin token>');
+  // dashboard-token.js has forgotten the refused token and asks for one: its form says why.
+  if (response.status === 401) throw Object.assign(new Error(`${path} answered 401`), { name: 'UnauthorizedError' });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
 }
@@ -101,7 +90,8 @@ async function refresh() {
     // A fetch that never got an answer says only "Failed to fetch" (refused) or nothing for minutes (a host that is down): name what is down, and that the cards are as of the last answer.
     const unreachable = error instanceof TypeError || error.name === 'TimeoutError' || error.name === 'AbortError';
     const since = lastAnswerAt ? ` The cards show the state as of ${lastAnswerAt.toLocaleTimeString()}.` : '';
-    showNotice(unreachable ? `The gateway's admin API does not answer (${error.message}); retrying every ${REFRESH_MS / 1_000} s.${since}` : `${error.message}${since}`);
+    if (error.name === 'UnauthorizedError') showNotice(since.trim());
+    else showNotice(unreachable ? `The gateway's admin API does not answer (${error.message}); retrying every ${REFRESH_MS / 1_000} s.${since}` : `${error.message}${since}`);
     $('services').dataset.outdated = 'true';
   }
 }
@@ -232,6 +222,8 @@ function connect() {
   }
 }
 
+// A token entered in place of a refused one: read everything again now, not at the next round.
+tokenEvents.addEventListener('token-changed', () => void refresh());
 $('event-log').append(h('li', {}, h('span', { class: 'empty' }, 'Changes appear here as they happen.')));
 void refresh();
 setInterval(refresh, REFRESH_MS);
