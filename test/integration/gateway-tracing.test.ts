@@ -189,6 +189,26 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
     for (const headers of denied) expect(spansOf(headers.traceparent!.split('-')[1]!)).toEqual([]);
   });
 
+  it('sends B3 beside traceparent naming the same span, and reads B3 when the traceparent beside it does not parse', async () => {
+    // A client that speaks both: the upstream's B3 must not carry the client's own (other) trace and span.
+    const staleTrace = '80f198ee56343ba864fe8b2a57d3eff7';
+    const both = await throughGateway(gateway, '/api/users/both', { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, b3: `${staleTrace}-e457b5a2e4d86bd1-1` });
+    const [, traceId, spanId] = both.traceparent!.split('-');
+    expect(traceId).toBe(CLIENT_TRACE);
+    expect(both.b3).toBe(`${CLIENT_TRACE}-${spanId}-1`);
+    const bothMulti = await throughGateway(gateway, '/api/users/both-multi', { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'X-B3-TraceId': staleTrace, 'X-B3-SpanId': 'e457b5a2e4d86bd1', 'X-B3-Sampled': '1' });
+    expect([bothMulti['x-b3-traceid'], bothMulti['x-b3-spanid']]).toEqual([CLIENT_TRACE, bothMulti.traceparent!.split('-')[2]]);
+
+    // A traceparent that does not parse is ignored, with its tracestate; the B3 beside it is the trace.
+    const b3Trace = '6bf92f3577b34da6a3ce929d0e0e4738';
+    const fallback = await throughGateway(gateway, '/api/users/bad-traceparent', { traceparent: 'garbage', tracestate: 'vendor=stale', b3: `${b3Trace}-${CLIENT_SPAN}-1` });
+    expect(fallback.traceparent!.split('-')[1]).toBe(b3Trace);
+    expect(fallback.b3).toBe(`${b3Trace}-${fallback.traceparent!.split('-')[2]}-1`);
+    expect(fallback.tracestate).toBeUndefined();
+    await waitFor(() => spansOf(b3Trace).length >= 2, { timeoutMs: 10_000, message: 'the B3 trace at the receiver' });
+    expect(spansOf(b3Trace).find((span) => span.kind === SERVER)!.parentSpanId).toBe(CLIENT_SPAN);
+  });
+
   it('gives each attempt its own span, with the upstream error class on the failed one and the count on the request', async () => {
     // Weighted round-robin over a dead and a live instance (no health checks): at least one of two
     // requests tries the dead instance first and is retried on the live one (both may, as the

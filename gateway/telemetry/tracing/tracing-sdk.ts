@@ -79,9 +79,8 @@ class B3DecisionSampler implements Sampler {
   }
 }
 
-/** How a client without `traceparent` spoke B3, if it did: `b3`, or the `X-B3-*` headers. */
+/** How a client spoke B3, if it did (beside `traceparent` or not): `b3`, or the `X-B3-*` headers. */
 function b3EncodingOf(headers: IncomingHttpHeaders): 'single' | 'multi' | undefined {
-  if (headers.traceparent !== undefined) return undefined;
   if (headers.b3 !== undefined) return 'single';
   if (headers['x-b3-traceid'] !== undefined || headers['x-b3-sampled'] !== undefined || headers['x-b3-flags'] !== undefined) return 'multi';
   return undefined;
@@ -103,7 +102,10 @@ class RequestSpan implements RequestTrace {
   readonly traceId: string;
   private readonly span: Span;
   private readonly parent: Context;
-  /** The client spoke B3 (and not W3C): the upstream gets B3 in the same encoding too, so a B3-only service continues the trace. */
+  /**
+   * The client spoke B3: the upstream gets B3 in the same encoding too, naming the same span as its
+   * `traceparent` (a B3-only service continues the gateway's trace, never the client's stale ids).
+   */
   private readonly b3: 'single' | 'multi' | undefined;
 
   constructor(
@@ -112,7 +114,9 @@ class RequestSpan implements RequestTrace {
   ) {
     const headers = context.request.headers;
     const b3 = (this.b3 = b3EncodingOf(headers));
-    let incoming = b3 ? B3_SINGLE.extract(ROOT_CONTEXT, headers, defaultTextMapGetter) : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    // A valid `traceparent` wins; B3 is read without one, or beside one that does not parse.
+    let incoming = headers.traceparent === undefined ? ROOT_CONTEXT : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    if (b3 && trace.getSpanContext(incoming) === undefined) incoming = B3_SINGLE.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     if (b3 && trace.getSpanContext(incoming) === undefined) {
       const decision = b3DecisionOf(headers, b3);
       if (decision !== undefined) incoming = incoming.setValue(B3_DECISION, decision);
