@@ -104,6 +104,13 @@ routes:
     expect(variables(seenByAuth.get('spelt-1')!, ['HTTP_X_AUTH_USER', 'HTTP_X_FORWARDED_URI', 'HTTP_X_FORWARDED_METHOD'])).toEqual({ HTTP_X_FORWARDED_URI: ['/guarded/admin'], HTTP_X_FORWARDED_METHOD: ['DELETE'] });
   });
 
+  it("sends no X-Forwarded-Uri, -Method or -Tls-Client-Cert of an untrusted client's to the upstream, in any spelling", async () => {
+    // An upstream behind the gateway (Authelia, oauth2-proxy, an app written for Traefik) takes these from its proxy: a client must not write them.
+    const forged = { 'X-Forwarded-Uri': '/public', X_Forwarded_Method: 'GET', 'X-Forwarded-Tls-Client-Cert': 'forged', 'X-Forwarded-Tls-Client-Cert-Info': 'Subject="CN=admin"' };
+    const headers = upstreamOf(await sendRequest(gateway.port, '/edited/admin', { method: 'DELETE', headers: forged }));
+    expect(variables(headers, ['HTTP_X_FORWARDED_URI', 'HTTP_X_FORWARDED_METHOD', 'HTTP_X_FORWARDED_TLS_CLIENT_CERT', 'HTTP_X_FORWARDED_TLS_CLIENT_CERT_INFO'])).toEqual({});
+  });
+
   it("sends a route's set header without the client's spelling of it, and removes every spelling of a removed one", async () => {
     const headers = upstreamOf(await sendRequest(gateway.port, '/edited/x', { headers: { X_Role: 'admin', X_Internal_Token: 'forged', 'X-Internal-Token': 'forged' } }));
     expect(variables(headers, ['HTTP_X_ROLE', 'HTTP_X_INTERNAL_TOKEN'])).toEqual({ HTTP_X_ROLE: ['reader'] });

@@ -58,8 +58,26 @@ export function forwardingStep(options: ForwardedOptions = {}): (context: Gatewa
 /** The header naming the client upstream, whoever the peer: `context.clientIp`. */
 export const REAL_IP_HEADER = 'x-real-ip';
 
-/** Forwarding headers an untrusted client may not set: the de-facto X-Forwarded-* family and RFC 7239 Forwarded. */
-export const UNTRUSTED_FORWARDING_HEADERS: readonly string[] = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'forwarded'];
+/**
+ * Forwarding headers an untrusted client may not set: the de-facto X-Forwarded-* family (Traefik's
+ * list, which also has `-Uri`, `-Method` and the client certificate's, which auth services and apps
+ * behind a proxy believe) and RFC 7239 Forwarded.
+ */
+export const UNTRUSTED_FORWARDING_HEADERS: readonly string[] = [
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-ssl',
+  'x-forwarded-scheme',
+  'x-forwarded-uri',
+  'x-forwarded-method',
+  'x-forwarded-tls-client-cert',
+  'x-forwarded-tls-client-cert-info',
+  'forwarded',
+];
 
 /** The client of an X-Forwarded-For chain that ends at `peer`: right to left, the first hop that is not trusted. */
 export function clientFromChain(chain: string, peer: string, isTrusted: (address: string) => boolean): string {
