@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
 import { Subject } from 'rxjs';
 import { hangupIsRequest } from '../src/hangup.ts';
-import { prettySink, wantsColor } from '../src/log-pretty.ts';
-import { closeLogs, rootLogger, useLogSink, usePrettyLogs } from '../src/logger.ts';
+import { formatLogLines, wantsColor } from '../src/log-pretty.ts';
+import { closeLogs, rootLogger, useLogSink } from '../src/logger.ts';
 import { startPrimary, workerCount } from './cluster/cluster-primary.ts';
 import { runWorker } from './cluster/cluster-worker.ts';
 import { watchConfig, type GatewayConfig } from './config/index.ts';
@@ -31,18 +31,23 @@ if (typeof values.config !== 'string') {
   process.exit(2);
 }
 
+/** `--pretty`: lines formatted for people on their way into the same bounded buffers as JSON lines. */
+const prettyOn = (stream: NodeJS.WriteStream) => {
+  const options = { color: wantsColor(stream) };
+  return values.pretty ? { format: (text: string) => formatLogLines(text, options) } : {};
+};
 // Operational lines take the access log's non-blocking buffer, each line written as it comes: a
 // reader of stderr that stalls or goes away costs lines (counted), never the gateway or its exit.
-if (values.pretty) usePrettyLogs();
-else useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines) }));
-// `--pretty` lines go through Node's stdio streams. Once a terminal has hung up every write to it
+// `--pretty` lines too: through Node's stdio streams, a pipe nobody read held every line in memory.
+useLogSink(accessLogDestination(2, { flushDelayMs: 0, sharedWithOtherProcesses: true, onDropped: (lines) => logDroppedTotal.inc(lines), ...prettyOn(process.stderr) }));
+// Something may still write to Node's stdio streams. Once a terminal has hung up every write to it
 // fails with EIO, which such a stream raises as an 'error' that would end the gateway in the middle
 // of the drain its hangup started: those lines are dropped instead, as the other sinks drop theirs.
 for (const stream of [process.stdout, process.stderr]) if (stream.isTTY) stream.on('error', () => {});
 const configPath = values.config;
 const log = rootLogger.child({ component: 'main' });
 // The workers of a gateway share its stdout.
-const accessLogger = values.pretty ? createAccessLogger(prettySink(process.stdout, { color: wantsColor(process.stdout) })) : createAccessLogger(1, { sharedWithOtherProcesses: cluster.isWorker });
+const accessLogger = createAccessLogger(1, { sharedWithOtherProcesses: cluster.isWorker, ...prettyOn(process.stdout) });
 
 
 /**

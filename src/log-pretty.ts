@@ -67,6 +67,13 @@ export function prettySink(out: LineSink, options: PrettyOptions): LineSink {
   };
 }
 
+/** `formatLogLine` over each line of `text` (pino writes one line per call; a batch cannot glue two lines this way). */
+export function formatLogLines(text: string, options: PrettyOptions): string {
+  let formatted = '';
+  for (const line of text.split('\n')) if (line !== '') formatted += formatLogLine(line, options);
+  return formatted;
+}
+
 /** Whether `--pretty` output to `stream` should be coloured: a terminal, and `NO_COLOR` not set (no-color.org). */
 export function wantsColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
   return stream.isTTY === true && !env.NO_COLOR;

@@ -22,7 +22,8 @@ describe('the access log on a stdout nobody reads', () => {
     await backend?.process.stop();
   });
 
-  it('keeps answering, drops and counts lines instead of buffering them, stays bounded in memory and still exits on SIGTERM', async () => {
+  // `--pretty` formats the same lines for people; written through Node's stdout stream, they once piled up in memory behind a stuck pipe.
+  it.each([{ output: 'JSON lines', flags: [] as string[] }, { output: '--pretty lines', flags: ['--pretty'] }])('keeps answering, drops and counts lines instead of buffering them, stays bounded in memory and still exits on SIGTERM ($output)', async ({ flags }) => {
     backend = await startBackend({ name: 'logged' });
     const dir = await makeTempDir('sb-access-log-');
     const configPath = join(dir, 'gateway.yaml');
@@ -40,14 +41,15 @@ routes:
     const logFile = join(dir, 'gateway.stderr.log');
     // stdout is a pipe (a socket pair) this test never reads: once the kernel buffer and the few
     // KiB Node reads ahead on its own are full, every write to it would block.
-    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), '--config', configPath], {
+    gateway = spawn(process.execPath, [join(REPO_ROOT, 'bin/switchboard.js'), ...flags, '--config', configPath], {
       stdio: ['ignore', 'pipe', openSync(logFile, 'a')],
       // A heap smaller than the lines sent: holding them all is fatal, as it would be in a container.
       env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=128` },
       cwd: REPO_ROOT,
     });
     const child = gateway;
-    const { port, adminPort } = await waitForGatewayListening(() => readFile(logFile, 'utf8'), () => child.exitCode !== null || child.signalCode !== null);
+    const readLog = async () => (flags.length === 0 ? await readFile(logFile, 'utf8') : jsonOfPrettyListening(await readFile(logFile, 'utf8')));
+    const { port, adminPort } = await waitForGatewayListening(readLog, () => child.exitCode !== null || child.signalCode !== null);
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     try {
       // ~10,000 lines of ~14 KiB: about 140 MB of access log the pipe cannot take.
@@ -81,3 +83,9 @@ routes:
     }
   });
 });
+
+/** The "gateway listening" line of a `--pretty` log (`… gateway: gateway listening ports={"web":N} admin=M …`) as the JSON line the harness reads. */
+function jsonOfPrettyListening(log: string): string {
+  const match = /gateway listening ports=(\{[^}]*\}) admin=(\d+)/.exec(log);
+  return match ? `{"msg":"gateway listening","ports":${match[1]},"admin":${match[2]}}\n` : '';
+}

@@ -28,6 +28,8 @@ export interface DestinationOptions {
   readonly flushBytes?: number;
   /** Longest a line waits in the buffer; 25 ms by default. 0 writes each line at once (when no batch is in flight). */
   readonly flushDelayMs?: number;
+  /** Rewrites each line as it is queued (`--pretty`: `formatLogLines`), so the bound and the non-blocking writes hold for it too. */
+  readonly format?: (line: string) => string;
   /** Told once, when the first line is dropped. */
   readonly onFirstDrop?: (reason: string) => void;
   /** Counts dropped lines; in `switchboard_access_log_dropped_total` by default. */
@@ -162,6 +164,7 @@ class BufferedDestination implements AccessLogDestination {
   private readonly maxBufferBytes: number;
   private readonly flushBytes: number;
   private readonly flushDelayMs: number;
+  private readonly format: ((line: string) => string) | undefined;
 
   constructor(
     private readonly output: Output,
@@ -170,9 +173,11 @@ class BufferedDestination implements AccessLogDestination {
     this.maxBufferBytes = options.maxBufferBytes ?? 1 << 20;
     this.flushBytes = Math.min(options.flushBytes ?? 32 * 1024, this.maxBufferBytes);
     this.flushDelayMs = options.flushDelayMs ?? 25;
+    this.format = options.format;
   }
 
-  write(line: string): void {
+  write(text: string): void {
+    const line = this.format === undefined ? text : this.format(text);
     const filling = (this.buffers[this.filling] ??= Buffer.allocUnsafeSlow(this.maxBufferBytes));
     const room = filling.length - this.used;
     // A UTF-16 code unit takes at most 3 bytes in UTF-8: the exact length is needed only near the end.
