@@ -8,6 +8,10 @@ import { compiled } from './compiled.js';
 // Not when its output is a terminal: there a SIGHUP is the terminal hanging up, and the agent ends on it
 // as before (src/hangup.ts, whose test this repeats: no bundle is loaded yet).
 if (!(process.stdout.isTTY || process.stderr.isTTY)) process.on('SIGHUP', () => {});
+// Likewise SIGUSR2 (a log rotation's kill -USR2), which would end it with Node's default, and SIGUSR1,
+// which would open its inspector on 127.0.0.1:9229 for the rest of its life; main.ts passes both on to
+// the backend it runs once loaded. What is left is Node's own start-up before this line.
+for (const signal of ['SIGUSR1', 'SIGUSR2']) process.on(signal, () => {});
 
 const { parseAgentArgs } = await import(compiled('switchboard-agent-cli.js', 'switchboard-agent'));
 let help = false;

@@ -11,6 +11,7 @@ export * from './etcd-http.ts';
 export * from './tcp-proxy.ts';
 export * from './docker.ts';
 export * from './programs.ts';
+export * from './held-bundle.ts';
 export * from './registry-node.ts';
 export * from './zookeeper-client.ts';
 export * from './certificates.ts';

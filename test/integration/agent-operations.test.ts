@@ -5,6 +5,7 @@ import {
   backendCommand,
   connectZooKeeperClient,
   freePort,
+  holdBundle,
   logOf,
   startAgent,
   startBackend,
@@ -82,6 +83,28 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     // Node's inspector would have opened on SIGUSR1: the agent does not listen for a debugger.
     expect(await logOf(runner)).not.toContain('Debugger listening');
     expect(await exists(reader, path)).not.toBeNull();
+  });
+
+  it('survives SIGUSR2 and keeps its inspector shut on SIGUSR1 that come while it is still loading its code', async () => {
+    // A backend of its own: on Node 24 the signals held back while loading reach main.ts's handlers once it runs, which would pass them on to a backend just spawned.
+    const backend = await startBackend();
+    cleanup.push(() => backend.process.kill());
+    // The agent's bundle is held from loading (test/fixtures/hold-bundle.mjs) while the signals come: the moment does not depend on timing.
+    const hold = await holdBundle('switchboard-agent.js');
+    const runner = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'ops', ...PROBES, '--port', String(backend.port), '--id', 'early'], hold.env);
+    cleanup.push(() => runner.stop());
+    const pid = await hold.held();
+    // SIGUSR1 first: Node's default opens the inspector and the agent lives on, so SIGUSR2 still finds it.
+    process.kill(pid, 'SIGUSR1');
+    process.kill(pid, 'SIGUSR2');
+    await hold.release();
+    const path = '/services/ops/early';
+    // Node's default ends the agent on SIGUSR2 before it registers (the wait stops at once), and opens its inspector on SIGUSR1.
+    const state = await waitFor(async () => (runner.exitInfo !== undefined ? 'exited' : (await exists(reader, path)) && 'registered'), { timeoutMs: 30_000, message: `${path} to appear` }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(runner)}`);
+    });
+    expect(state, await logOf(runner)).toBe('registered');
+    expect(await logOf(runner)).not.toContain('Debugger listening');
   });
 
   it("logs why the backend is not registered: the failing probe's reason, once, while its entry stays away", async () => {
