@@ -1,5 +1,3 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import zookeeper, { type Client } from 'node-zookeeper-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,9 +9,8 @@ import {
   acceptsConnections,
   backendCommand,
   freePort,
+  holdBundle,
   logOf,
-  makeTempDir,
-  REPO_ROOT,
   startAgent,
   startBackend,
   startEtcd,
@@ -93,23 +90,15 @@ describe('switchboard-agent with ZooKeeper', () => {
 
   it('survives a SIGHUP that comes while it is still loading its code, then registers the backend', async () => {
     const user = await backend();
-    const dir = await makeTempDir('sb-hold-');
-    const held = join(dir, 'held');
-    const release = join(dir, 'release');
     // The agent's bundle is held from loading (test/fixtures/hold-bundle.mjs) until the signal is sent: the moment does not depend on timing.
+    const hold = await holdBundle('switchboard-agent.js');
     const agent = await startAgent([
       '--registry', `zk://${zk.connectString}/services`, '--service', 'user', '--port', String(user.port),
       '--id', `user-${user.port}`, '--ttl', `${SESSION_TIMEOUT_MS}ms`, ...FAST,
-    ], {
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(REPO_ROOT, 'test/fixtures/hold-bundle.mjs')}`.trim(),
-      HOLD_BUNDLE: 'switchboard-agent.js',
-      HOLD_HELD: held,
-      HOLD_RELEASE: release,
-    });
+    ], hold.env);
     cleanup.push(() => agent.kill());
-    await waitFor(() => readFile(held, 'utf8').catch(() => undefined), { timeoutMs: 30_000, message: 'the agent to start loading its code' });
-    process.kill(agent.pid!, 'SIGHUP');
-    await writeFile(release, '');
+    process.kill(await hold.held(), 'SIGHUP');
+    await hold.release();
     const path = `/services/user/user-${user.port}`;
     // An agent the signal ended stops the wait at once.
     const state = await waitFor(async () => (agent.exitInfo !== undefined ? 'exited' : (await zkPayload(reader, path)) && 'registered'), { timeoutMs: 30_000, message: `${path} to appear` }).catch(async (error) => {

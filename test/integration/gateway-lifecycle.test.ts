@@ -3,10 +3,10 @@ import { connect as http2Connect } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { acceptsConnections, logOf, makeTempDir, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
+import { acceptsConnections, holdBundle, logOf, makeTempDir, REPO_ROOT, startBackend, startEtcd, startGateway, startOnTerminal, waitFor, type GatewayProcess } from '../harness/index.ts';
 import { descendantsOf, killStillRunning, stillRunning } from '../harness/process-tree.ts';
 
 const gateways: GatewayProcess[] = [];
@@ -393,20 +393,13 @@ describe('gateway lifecycle', () => {
   it('survives a SIGHUP that comes while it is still loading its code (systemctl reload just after a start), then starts and serves', async () => {
     const backend = await startBackend({ name: 'early' });
     closers.push(() => void backend.process.kill());
-    const dir = await makeTempDir('sb-hold-');
-    const held = join(dir, 'held');
-    const release = join(dir, 'release');
     // The gateway's bundle is held from loading (test/fixtures/hold-bundle.mjs) until the signal is sent: the moment does not depend on timing.
-    const starting = startGateway(configFor(backend.port), {
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(REPO_ROOT, 'test/fixtures/hold-bundle.mjs')}`.trim(),
-      HOLD_BUNDLE: 'switchboard.js',
-      HOLD_HELD: held,
-      HOLD_RELEASE: release,
-    });
+    const hold = await holdBundle('switchboard.js');
+    const starting = startGateway(configFor(backend.port), hold.env);
     // Written once the bin runs and is about to load the gateway's code, the gateway's own handlers not yet in place.
-    const pid = Number(await waitFor(() => readFile(held, 'utf8').catch(() => undefined), { timeoutMs: 30_000, message: 'the gateway to start loading its code' }));
+    const pid = await hold.held();
     process.kill(pid, 'SIGHUP');
-    await writeFile(release, '');
+    await hold.release();
     const gateway = await starting;
     gateways.push(gateway);
     expect(gateway.process.pid).toBe(pid);
