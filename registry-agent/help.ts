@@ -55,16 +55,17 @@ Every flag can also be set as an environment variable: --service is SWITCHBOARD_
 Logs are JSON lines on stderr; SWITCHBOARD_LOG_LEVEL sets their level (info).
 
 With "-- command...", the agent starts the backend as its child, registers it once healthy,
-passes SIGHUP, SIGUSR1 and SIGUSR2 on to it (ignored without a child), and exits with the
-child's status. On SIGTERM or SIGINT it first marks its
-registry entry draining ("draining": true; gateways stop sending new requests to it at once),
-waits --drain for them to do so and for their requests to finish, deletes the entry, then stops
-the backend (SIGKILL after 10s); a backend that exits during the drain cuts it short, and one
-with no entry (never healthy, or unhealthy since) is stopped without the drain; after a
-deletion the registry did not confirm, --drain counts from the retried deletion's confirmation
-(waited for up to half of --ttl) in place of the mark's. A second SIGINT (Ctrl-C) cuts the
---drain wait short: the entry is deleted and the backend stopped at once. Marking
-and deleting together give up after --ttl (as the etcd lease rounds it, or as the ZooKeeper
-server granted the session) when the registry does not answer (the entry ends with the session or lease anyway), so the agent exits within --ttl + --drain + the backend's
-stop time (at most 10s) + 1s.
+passes SIGHUP (unless its output is a terminal: there SIGHUP drains and ends it), SIGUSR1 and
+SIGUSR2 on to it (ignored without a child), and exits with the child's status. On SIGTERM or
+SIGINT it first marks its registry entry draining ("draining": true; gateways stop sending new
+requests to it at once), waits --drain for them to do so and for their requests to finish,
+deletes the entry, then stops the backend (SIGKILL after 10s); a backend that exits during the
+drain cuts it short, and one with no entry (never healthy, or unhealthy since) is stopped
+without the drain; after a deletion the registry did not confirm, --drain counts from the
+retried deletion's confirmation (waited for up to half of --ttl) in place of the mark's. A
+second SIGINT (Ctrl-C) cuts the --drain wait short: the entry is deleted and the backend stopped
+at once. Marking and deleting together give up after --ttl (as the etcd lease rounds it, or as
+the ZooKeeper server granted the session) when the registry does not answer (the entry ends with
+the session or lease anyway), so the agent exits within --ttl + --drain + the backend's stop
+time (at most 10s) + 1s.
 `;
