@@ -83,4 +83,19 @@ shutdown: { drainTimeout: 8s }
     }
     await waitFor(async () => (await instances()).every((instance) => instance.inFlight === 0), { timeoutMs: 10_000, message: 'no stream in flight in the admin view' });
   });
+
+  it("drops the streams of a worker that died from /api/services, and keeps the other worker's", async () => {
+    for (let index = 0; index < 6; index += 1) chats.push(await openChat(`127.0.0.1:${gateway.port}`, `k${index}`));
+    await waitFor(async () => (await workers()).every((worker) => worker.inFlight > 0), { timeoutMs: 10_000, message: 'both workers to hold streams' });
+    await waitFor(async () => (await instances()).reduce((sum, instance) => sum + instance.inFlight, 0) === 6, { timeoutMs: 10_000, message: 'the six streams in flight in the admin view' });
+    const [victim, survivor] = await workers();
+    process.kill(victim!.pid!, 'SIGKILL');
+    // Its replacement has nothing in flight and so reports nothing: the dead worker's count must go with it.
+    await waitFor(async () => (await instances()).reduce((sum, instance) => sum + instance.inFlight, 0) === survivor!.inFlight, { timeoutMs: 20_000, message: `only the surviving worker's ${survivor!.inFlight} streams in the admin view` });
+    for (const chat of chats.splice(0)) {
+      chat.call.end();
+      chat.client.close();
+    }
+    await waitFor(async () => (await instances()).every((instance) => instance.inFlight === 0), { timeoutMs: 10_000, message: 'no stream in flight in the admin view' });
+  });
 });
