@@ -233,7 +233,9 @@ export class WorkerSupervisor {
       worker.process.kill('SIGKILL');
     }, this.startTimeoutMs);
     worker.on('message', (message: unknown) => {
-      if (!isGatewayMessage<WorkerMessage>(message)) return;
+      // One read off the channel after the worker's `exit` (the slot's replacement forked or not) would
+      // put the dead worker's state back into the slot: its requests in flight, its instance load.
+      if (!isGatewayMessage<WorkerMessage>(message) || slot.worker !== worker) return;
       slot.seenAt = performance.now();
       if (message.kind === 'switchboard:heartbeat') return;
       if (message.kind === 'switchboard:ready') {
