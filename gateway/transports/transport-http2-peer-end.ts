@@ -75,15 +75,18 @@ export function cancelStream(stream: Http2Stream): void {
  * other than 0). node counts each such head as an invalid frame, for good, and past
  * its `maxSessionInvalidFrames` (1,000) destroys the session with every stream still on it
  * (ERR_HTTP2_TOO_MANY_INVALID_FRAMES, counted against the instance); the RST_STREAM it sends counts
- * towards the instance's Rapid Reset limit as `cancelStream`'s do. The session is retired at
- * `REFUSALS_BEFORE_RETIRING`, even one its pool cannot replace (node would end it anyway).
+ * towards the instance's Rapid Reset limit as `cancelStream`'s do. The session is retired from
+ * `REFUSALS_BEFORE_RETIRING` on once its pool can replace it (`MAY_RETIRE`): retired, the only
+ * session of a full pool would keep its place for as long as a long-lived stream lasts on it (a
+ * gRPC watch: for good, as no more refusals come to end it), every request after waiting for a
+ * stream until a 503 pool-overflow; kept, it takes them until node ends it at its limit.
  */
 export function countRefusedAnswer(session: Http2Session): void {
   const counted = session as CountedSession;
   if (counted.closed || counted.destroyed) return;
   const refused = (counted[ANSWERS_REFUSED] ?? 0) + 1;
   counted[ANSWERS_REFUSED] = refused;
-  if (refused >= REFUSALS_BEFORE_RETIRING) counted.close();
+  if (refused >= REFUSALS_BEFORE_RETIRING && (counted[MAY_RETIRE]?.() ?? true)) counted.close();
   else countResetSent(counted);
 }
 

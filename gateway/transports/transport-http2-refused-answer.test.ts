@@ -5,6 +5,7 @@ import { initialContext, sendTestRequest } from '../middleware/middleware-testin
 import { sendGatewayError } from '../proxy/error-response.ts';
 import type { AttemptResult } from './transport.ts';
 import { listenOnLoopback } from './transport-http2-testing.ts';
+import { REFUSALS_BEFORE_RETIRING } from './transport-http2-peer-end.ts';
 import { Http2Transport } from './transport-http2.ts';
 import { recordingPick } from './transport-testing.ts';
 
@@ -70,5 +71,44 @@ describe('Http2Transport: answers node:http2 refuses on a session that carries o
     finishLong!();
     const answer = await long;
     expect([answer.status, answer.body.toString('utf8')]).toEqual([200, 'part-whole']);
+  }, 60_000);
+
+  // Retired, the only session would keep its place in a one-session pool for as long as the long
+  // answer on it lasts (a gRPC watch: for good), and every request after would wait for a stream
+  // until a 503 pool-overflow: the instance lost to all for want of the room node still left.
+  it('keeps the only session of a full pool taking requests past the refusals, while a long answer lasts on it', async () => {
+    upstream = createServer();
+    upstream.on('session', (session) => session.on('error', () => undefined));
+    upstream.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      if (headers[':path'] === '/long') {
+        stream.respond({ ':status': 200 });
+        stream.write('part-');
+      } else if (headers[':path'] === '/ok') {
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      } else stream.respond({ ':status': 204, 'content-length': '5' }, { endStream: true });
+    });
+    const upstreamPort = await listenOnLoopback(upstream);
+    transport = new Http2Transport({ host: '127.0.0.1', address: `127.0.0.1:${upstreamPort}`, connectTimeoutMs: 2_000, tls: undefined }, { maxSessions: 1, idleMs: 4_000 });
+    gateway = createHttpServer((request, response) => {
+      const context = initialContext(request, response);
+      void transport!.attempt(context, recordingPick().pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+      });
+    });
+    const port = await listenOnLoopback(gateway);
+    void sendTestRequest(port, '/long').catch(() => undefined);
+    const agent = new Agent({ keepAlive: true, maxSockets: 20 });
+    try {
+      for (let sent = 0; sent < REFUSALS_BEFORE_RETIRING + 20; sent += 20) {
+        const statuses = await Promise.all(Array.from({ length: 20 }, () => sendTestRequest(port, '/no-content', { agent }).then((answer) => answer.status)));
+        expect(statuses).toEqual(Array.from({ length: 20 }, () => 502));
+      }
+      const ok = await sendTestRequest(port, '/ok', { agent });
+      expect([ok.status, ok.body.toString('utf8')]).toEqual([200, 'ok']);
+    } finally {
+      agent.destroy();
+    }
   }, 60_000);
 });
