@@ -26,6 +26,18 @@ describe('Http2Transport: answers node:http2 refuses on a session that carries o
     upstream = gateway = transport = undefined;
   });
 
+  /** Serves each request through `transport` (an error class answered as the gateway does), pushing each attempt's result to `ended`; resolves with the port. */
+  function serveThrough(ended: AttemptResult[] = []): Promise<number> {
+    gateway = createHttpServer((request, response) => {
+      const context = initialContext(request, response);
+      void transport!.attempt(context, recordingPick().pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
+        if (!result.ok) sendGatewayError(context, result.errorClass);
+        ended.push(result);
+      });
+    });
+    return listenOnLoopback(gateway);
+  }
+
   it('retires the session before node:http2 destroys it, so a long answer in flight on it finishes whole', async () => {
     let finishLong: (() => void) | undefined;
     let sessions = 0;
@@ -45,14 +57,7 @@ describe('Http2Transport: answers node:http2 refuses on a session that carries o
     const upstreamPort = await listenOnLoopback(upstream);
     transport = new Http2Transport({ host: '127.0.0.1', address: `127.0.0.1:${upstreamPort}`, connectTimeoutMs: 2_000, tls: undefined });
     const ended: AttemptResult[] = [];
-    gateway = createHttpServer((request, response) => {
-      const context = initialContext(request, response);
-      void transport!.attempt(context, recordingPick().pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-        ended.push(result);
-      });
-    });
-    const port = await listenOnLoopback(gateway);
+    const port = await serveThrough(ended);
     // Cut, it rejects before the test awaits it.
     const long = sendTestRequest(port, '/long').catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
     // 1,100 refused answers, 20 at a time, while the long answer waits on the same session.
@@ -91,13 +96,7 @@ describe('Http2Transport: answers node:http2 refuses on a session that carries o
     });
     const upstreamPort = await listenOnLoopback(upstream);
     transport = new Http2Transport({ host: '127.0.0.1', address: `127.0.0.1:${upstreamPort}`, connectTimeoutMs: 2_000, tls: undefined }, { maxSessions: 1, idleMs: 4_000 });
-    gateway = createHttpServer((request, response) => {
-      const context = initialContext(request, response);
-      void transport!.attempt(context, recordingPick().pick, { headersTimeoutMs: 5_000, bodyTimeoutMs: 30_000 }, null).then((result) => {
-        if (!result.ok) sendGatewayError(context, result.errorClass);
-      });
-    });
-    const port = await listenOnLoopback(gateway);
+    const port = await serveThrough();
     void sendTestRequest(port, '/long').catch(() => undefined);
     const agent = new Agent({ keepAlive: true, maxSockets: 20 });
     try {
