@@ -198,6 +198,11 @@ describe('tracing: W3C and B3 propagation, a server span and an attempt span per
     expect(both.b3).toBe(`${CLIENT_TRACE}-${spanId}-1`);
     const bothMulti = await throughGateway(gateway, '/api/users/both-multi', { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'X-B3-TraceId': staleTrace, 'X-B3-SpanId': 'e457b5a2e4d86bd1', 'X-B3-Sampled': '1' });
     expect([bothMulti['x-b3-traceid'], bothMulti['x-b3-spanid']]).toEqual([CLIENT_TRACE, bothMulti.traceparent!.split('-')[2]]);
+    // An OpenTelemetry SDK with the tracecontext, b3 and b3multi propagators sends all three: each B3 encoding is rewritten,
+    // and a B3 debug flag beside the traceparent that won is not left claiming a debug trace the gateway did not record.
+    const all = await throughGateway(gateway, '/api/users/all', { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00`, b3: `${staleTrace}-e457b5a2e4d86bd1-d`, 'X-B3-TraceId': staleTrace, 'X-B3-SpanId': 'e457b5a2e4d86bd1', 'X-B3-Flags': '1' });
+    const allSpan = all.traceparent!.split('-')[2];
+    expect([all.b3, all['x-b3-traceid'], all['x-b3-spanid'], all['x-b3-sampled'], all['x-b3-flags']]).toEqual([`${CLIENT_TRACE}-${allSpan}-0`, CLIENT_TRACE, allSpan, '0', undefined]);
 
     // A traceparent that does not parse is ignored, with its tracestate; the B3 beside it is the trace.
     const b3Trace = '6bf92f3577b34da6a3ce929d0e0e4738';

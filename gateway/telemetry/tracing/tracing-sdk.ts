@@ -79,11 +79,14 @@ class B3DecisionSampler implements Sampler {
   }
 }
 
-/** How a client spoke B3, if it did (beside `traceparent` or not): `b3`, or the `X-B3-*` headers. */
-function b3EncodingOf(headers: IncomingHttpHeaders): 'single' | 'multi' | undefined {
-  if (headers.b3 !== undefined) return 'single';
-  if (headers['x-b3-traceid'] !== undefined || headers['x-b3-sampled'] !== undefined || headers['x-b3-flags'] !== undefined) return 'multi';
-  return undefined;
+/**
+ * How a client spoke B3, if it did (beside `traceparent` or not): `b3`, the `X-B3-*` headers, or
+ * both (an OpenTelemetry SDK with the `b3` and `b3multi` propagators sends both, each rewritten).
+ */
+function b3EncodingOf(headers: IncomingHttpHeaders): 'single' | 'multi' | 'both' | undefined {
+  const multi = headers['x-b3-traceid'] !== undefined || headers['x-b3-sampled'] !== undefined || headers['x-b3-flags'] !== undefined;
+  if (headers.b3 !== undefined) return multi ? 'both' : 'single';
+  return multi ? 'multi' : undefined;
 }
 
 /** The sampling decision of a B3 header that carries no trace ids (B3 allows `b3: 0|1|d` and `X-B3-Sampled`/`X-B3-Flags` alone), if any. */
@@ -106,7 +109,7 @@ class RequestSpan implements RequestTrace {
    * The client spoke B3: the upstream gets B3 in the same encoding too, naming the same span as its
    * `traceparent` (a B3-only service continues the gateway's trace, never the client's stale ids).
    */
-  private readonly b3: 'single' | 'multi' | undefined;
+  private readonly b3: 'single' | 'multi' | 'both' | undefined;
 
   constructor(
     private readonly tracer: Tracer,
@@ -118,7 +121,7 @@ class RequestSpan implements RequestTrace {
     let incoming = headers.traceparent === undefined ? ROOT_CONTEXT : W3C.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     if (b3 && trace.getSpanContext(incoming) === undefined) incoming = B3_SINGLE.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     if (b3 && trace.getSpanContext(incoming) === undefined) {
-      const decision = b3DecisionOf(headers, b3);
+      const decision = b3DecisionOf(headers, b3 === 'multi' ? 'multi' : 'single');
       if (decision !== undefined) incoming = incoming.setValue(B3_DECISION, decision);
     }
     const method = context.request.method ?? 'GET';
@@ -156,8 +159,10 @@ class RequestSpan implements RequestTrace {
     // context. Deleted only when present: a delete turns the header object into a slower dictionary.
     if (headers.tracestate !== undefined) delete headers.tracestate;
     W3C.inject(spanContext, headers, defaultTextMapSetter);
-    if (this.b3 === 'single') B3_SINGLE.inject(spanContext, headers, defaultTextMapSetter);
-    else if (this.b3 === 'multi') {
+    if (this.b3 === 'single' || this.b3 === 'both') B3_SINGLE.inject(spanContext, headers, defaultTextMapSetter);
+    if (this.b3 === 'multi' || this.b3 === 'both') {
+      // Inject writes X-B3-Flags only for a B3 debug trace: a client's flag beside a traceparent that won would stay, stale.
+      if (headers['x-b3-flags'] !== undefined) delete headers['x-b3-flags'];
       B3_MULTI.inject(spanContext, headers, defaultTextMapSetter);
       // The attempt span's parent is the server span (the client's own parent id would be stale).
       headers['x-b3-parentspanid'] = this.span.spanContext().spanId;
