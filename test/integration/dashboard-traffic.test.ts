@@ -50,7 +50,7 @@ routes:
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     for (const id of ['shop-a', 'shop-b']) agents.set(id, await startAgentBackend({ registry: `zk://${zk.connectString}/services`, service: 'shop', id, weight: 1, flags: AGENT_FLAGS }));
-    await waitFor(async () => (await admin.services()).find((service) => service.name === 'shop')?.instances.length === 2, { timeoutMs: 20_000, message: 'both shop instances registered' }).catch(async (error: Error) => {
+    await waitFor(async () => (await admin.services()).find((service) => service.name === 'shop')?.instances.length === 2, { timeoutMs: 60_000, message: 'both shop instances registered' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
     // Steady load: two requests in flight at a time, so both instances of the round robin take some every second.

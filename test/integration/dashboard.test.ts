@@ -45,7 +45,7 @@ routes:
     gateway = await startGateway(config);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
     await Promise.all([register('user', 'user-a', 1), register('user', 'user-b', 2), register('user', 'user-c', 3), register('orders', 'orders-1', 1)]);
-    await waitFor(async () => (await admin.services()).reduce((sum, service) => sum + service.instances.length, 0) === 4, { timeoutMs: 20_000, message: 'four instances registered' }).catch(async (error: Error) => {
+    await waitFor(async () => (await admin.services()).reduce((sum, service) => sum + service.instances.length, 0) === 4, { timeoutMs: 60_000, message: 'four instances registered' }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
     });
     // Light, steady traffic, so the page has rates to show.
