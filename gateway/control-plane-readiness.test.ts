@@ -32,6 +32,14 @@ describe('/ready of a gateway that reads a config store', () => {
     expect(await readiness(control)).toEqual({ status: 200, body: { ready: true, reason: null } });
   });
 
+  it('stays what serving says when a reload adds a config store that has not answered (it started without one)', async () => {
+    control = await startControlPlane(parseConfig('/etc/sb/gateway.yaml', FILE), { admin: { ready: SERVING } });
+    // What the store reader does on that reload: the location is set, then the file alone is applied until the store answers.
+    configStoreState.setLocation({ ...parseStoreUrl(STORE_URL), snapshotPath: undefined, timeoutMs: 5_000 });
+    control.apply(parseConfig('/etc/sb/gateway.yaml', FILE.replace('path: /', 'path: /reloaded')));
+    expect(await readiness(control)).toEqual({ status: 200, body: { ready: true, reason: null } });
+  });
+
   it('says 503 and why while the file alone or the snapshot serves, 200 once a configuration read from the store applies, and stays so through a store outage', async () => {
     configStoreState.setLocation({ ...parseStoreUrl(STORE_URL), snapshotPath: undefined, timeoutMs: 5_000 });
     control = await startControlPlane(parseConfig('/etc/sb/gateway.yaml', FILE), { admin: { ready: SERVING } });

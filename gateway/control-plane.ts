@@ -93,9 +93,12 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
   const configChanges = new Subject<ConfigChange>();
   let peers: PeerSet | undefined;
   // With a config store, ready only once a configuration read from it is in force (`withSharedConfiguration`).
+  // Only a gateway that started with one: `configStore` is restart-only, and a reload that adds it (a
+  // typo in its URL, a store down) must not take a serving fleet out of its load balancers.
+  const startedWithStore = configStoreState.location() !== undefined;
   let sharedApplied = configStoreState.isShared(initial);
   const serving = options.admin?.ready ?? NOT_SERVING;
-  const ready = () => withSharedConfiguration(serving(), sharedApplied);
+  const ready = () => (startedWithStore ? withSharedConfiguration(serving(), sharedApplied) : serving());
   const sources: AdminSources = { aggregator, balancers, traffic, flow, registries, config: () => config, listening: () => initial, storeLocation: () => configStoreState.location(), configStore: () => configStoreState.current(), ...options.admin, ready, ...(config.configStore ? { peers: () => peers?.view() } : {}) };
   let admin: AdminListener | undefined;
   let stopReporting = () => {};
