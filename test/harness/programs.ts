@@ -151,6 +151,8 @@ export interface GatewayStartOptions {
   readonly firstPorts?: { readonly port?: number; readonly adminPort?: number; readonly ports?: Readonly<Record<string, number>> };
   /** The gateway's bin, `bin/switchboard.js` of this checkout by default (another: the one of a packed package). */
   readonly bin?: string;
+  /** How long to wait for it to listen, 30 s by default: more for one with workers on a loaded machine. */
+  readonly listenTimeoutMs?: number;
 }
 
 /**
@@ -181,7 +183,7 @@ export async function startGateway(config: string, env: NodeJS.ProcessEnv = {}, 
     const gateway = await retryOnPortClash(async () => {
       const first = failures.length === 0 ? options.firstPorts : undefined;
       try {
-        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()), first?.ports, options.bin);
+        return await startGatewayOnce(config, env, first?.port ?? (await freePort()), first?.adminPort ?? (await freePort()), first?.ports, options.bin, options.listenTimeoutMs);
       } catch (error) {
         failures.push((error as Error).message);
         throw error;
@@ -203,7 +205,7 @@ function earlierAttempts(failures: readonly string[]): string {
 /** `{{port:<name>}}`: a free port for a listener of the gateway's besides `{{port}}` and `{{adminPort}}`. */
 const NAMED_PORT = /\{\{port:([\w-]+)\}\}/g;
 
-async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number, firstNamed: Readonly<Record<string, number>> = {}, bin = GATEWAY_BIN): Promise<GatewayProcess> {
+async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: number, adminPort: number, firstNamed: Readonly<Record<string, number>> = {}, bin = GATEWAY_BIN, listenTimeoutMs = 30_000): Promise<GatewayProcess> {
   const ports: Record<string, number> = { ...firstNamed };
   for (const [, name] of config.matchAll(NAMED_PORT)) ports[name!] ??= await freePort();
   const dir = await makeTempDir('sb-gateway-');
@@ -231,7 +233,7 @@ async function startGatewayOnce(config: string, env: NodeJS.ProcessEnv, port: nu
     if (gateway.exitInfo !== undefined) return 'exited';
     return (await readFile(gateway.logFile, 'utf8')).includes(LISTENING_LINE) && (await acceptsConnections(port)) && 'listening';
   }, {
-    timeoutMs: 30_000,
+    timeoutMs: listenTimeoutMs,
     message: `the gateway on port ${port} to listen`,
   }).catch(async (error: Error) => {
     // Nobody else holds it to stop it: left running, it would fail the file as a leftover besides.

@@ -49,7 +49,7 @@ async function refusingRelay(): Promise<TcpProxy> {
 }
 
 async function gatewayWith(config: string): Promise<GatewayProcess> {
-  const gateway = await startGateway(`listen: 127.0.0.1:{{port}}\nadmin: 127.0.0.1:{{adminPort}}\naccessLog: false\n${config}`);
+  const gateway = await startGateway(`listen: 127.0.0.1:{{port}}\nadmin: 127.0.0.1:{{adminPort}}\naccessLog: false\n${config}`, {}, { listenTimeoutMs: CONNECTS_WITHIN_MS });
   cleanups.push(() => gateway.process.stop());
   return gateway;
 }
