@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from './config/index.ts';
 import { parseStoreUrl } from './config-store/store-layout.ts';
 import { configStoreState } from './config-store/store-status.ts';
@@ -19,9 +19,11 @@ async function readiness(control: ControlPlane): Promise<{ status: number; body:
   return { status: answer.status, body: (await answer.json()) as { ready: boolean; reason: string | null } };
 }
 
-// One file: `configStoreState` is this process's, and a store location, once set, stays.
+// One file: `configStoreState` is this process's, and a store location, once set, stays; unit files
+// share their worker's modules (isolate: false), so each test starts from none, whatever ran before.
 describe('/ready of a gateway that reads a config store', () => {
   let control: ControlPlane | undefined;
+  beforeEach(() => configStoreState.setLocation(undefined));
   afterEach(async () => {
     await control?.close();
     control = undefined;

@@ -59,8 +59,8 @@ class StoreState {
     return this.reading;
   }
 
-  /** Records the store this process starts reading (the reader calls it once). */
-  setLocation(settings: ConfigStoreSettings): void {
+  /** Records the store this process starts reading (the reader calls it once); undefined for none (test files that share a process). */
+  setLocation(settings: ConfigStoreSettings | undefined): void {
     this.reading = settings;
   }
 
