@@ -152,11 +152,6 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { service: a, requestHeaders: { set: { content-length: 5 } } }', 'routes.0.requestHeaders.set (line 2): cannot set content-length: the gateway frames the body itself'],
     ['routes:\n  - { service: a, responseHeaders: { set: { transfer-encoding: chunked } } }', 'routes.0.responseHeaders.set (line 2): cannot set transfer-encoding: the gateway frames the body itself'],
     ['middlewares:\n  h: { headers: { request: { set: { Transfer-Encoding: chunked } } } }', 'middlewares.h.headers.request.set (line 2): cannot set transfer-encoding: the gateway frames the body itself'],
-    // Hop-by-hop: a Trailer on an answer made node:http refuse every HTTP/1.1 answer; on a request they vanished unseen.
-    ['routes:\n  - { service: a, responseHeaders: { set: { Trailer: x-sum } } }', 'routes.0.responseHeaders.set (line 2): cannot set trailer: a hop-by-hop header belongs to one connection'],
-    ['routes:\n  - { service: a, requestHeaders: { set: { TE: trailers } } }', 'routes.0.requestHeaders.set (line 2): cannot set te: a hop-by-hop header'],
-    ['middlewares:\n  h: { headers: { response: { set: { keep-alive: "timeout=5" } } } }', 'middlewares.h.headers.response.set (line 2): cannot set keep-alive: a hop-by-hop header'],
-    ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { Upgrade: h2c } } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set upgrade: a hop-by-hop header'],
     ['routes:\n  - { service: a, headers: { x-tenant: "日本" } }', 'routes.0.headers.x-tenant (line 2): must hold only tab, printable ASCII and Latin-1 characters, as a request header read by Node does (it could never match)'],
     ['routes:\n  - { service: a, headers: { x-tenant: "a\\nb" } }', 'routes.0.headers.x-tenant (line 2): must not contain CR, LF or NUL'],
     ['routes:\n  - { service: a, headers: { x-tenant: " a" } }', 'routes.0.headers.x-tenant (line 2): must not start or end with a space or tab, which a request header never does (it could never match)'],

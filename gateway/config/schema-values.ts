@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../../src/duration.ts';
 import { replacementDotSegment } from '../middleware/rewrite/replacement-dot-segment.ts';
-import { isHopByHop } from '../proxy/hop-by-hop.ts';
 import { parseIpRanges } from './ip-range.ts';
 import { ALLOW_UNSAFE_REGEX_KEY, regexBacktrackingRisk } from './regex-safety.ts';
 
@@ -122,17 +121,10 @@ export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
  */
 const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
 
-/**
- * Refuses header names (lower case) the gateway writes from the body it sends, and the other
- * hop-by-hop ones (RFC 9110 §7.6.1), which belong to one connection: set on a request they were
- * removed unseen with the client's own, and set on an answer `Trailer` made node:http refuse to
- * write every HTTP/1.1 answer of the route (the client's connection cut, counted against the
- * instance as `reset-after-headers`), while HTTP/2 dropped them all.
- */
+/** Refuses header names (lower case) the gateway writes from the body it sends. */
 export function refuseFramingHeaders(headers: Readonly<Record<string, string>>, context: z.RefinementCtx): void {
   for (const name of Object.keys(headers)) {
     if (FRAMING_HEADERS.has(name)) context.addIssue({ code: 'custom', message: `cannot set ${name}: the gateway frames the body itself` });
-    else if (isHopByHop(name)) context.addIssue({ code: 'custom', message: `cannot set ${name}: a hop-by-hop header belongs to one connection, and the gateway keeps its own (RFC 9110 §7.6.1)` });
   }
 }
 

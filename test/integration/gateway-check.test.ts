@@ -108,34 +108,6 @@ describe('switchboard check', () => {
     expect(missing.status).toBe(2);
   });
 
-  it('refuses hop-by-hop headers in header edits, which broke every HTTP/1.1 answer of the route (Trailer) or vanished unseen', async () => {
-    const dir = await makeTempDir('sb-check-');
-    const file = join(dir, 'hop.yaml');
-    writeFileSync(
-      file,
-      [
-        'listen: 127.0.0.1:0',
-        'services: { users: { instances: [127.0.0.1:9] } }',
-        'middlewares:',
-        '  h: { headers: { response: { set: { Upgrade: h2c } } } }',
-        'routes:',
-        '  - { path: /a, service: users, responseHeaders: { set: { Trailer: x-checksum } } }',
-        '  - { path: /b, service: users, requestHeaders: { set: { Connection: close, Proxy-Authorization: Basic eDp5 } }, middlewares: [h] }',
-        '',
-      ].join('\n'),
-    );
-    const result = await runCheck('--config', file);
-    const reason = (name: string) => `cannot set ${name}: a hop-by-hop header belongs to one connection, and the gateway keeps its own (RFC 9110 §7.6.1)`;
-    expect(result.stdout.trim().split('\n')).toEqual([
-      `${file}:4: middlewares.h.headers.response.set: ${reason('upgrade')}`,
-      `${file}:6: routes.0.responseHeaders.set: ${reason('trailer')}`,
-      `${file}:7: routes.1.requestHeaders.set: ${reason('connection')}`,
-      `${file}:7: routes.1.requestHeaders.set: ${reason('proxy-authorization')}`,
-      `${file}: 4 problems`,
-    ]);
-    expect(result.status).toBe(2);
-  });
-
   it('exits 2 and says why for a missing file or no file at all', async () => {
     const missing = await runCheck('--config', '/nonexistent/gateway.yaml');
     expect(missing.stdout).toContain('/nonexistent/gateway.yaml:-: (file): cannot read the file (ENOENT)');
