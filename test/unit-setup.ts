@@ -1,5 +1,6 @@
 import { relative } from 'node:path';
 import { afterAll, expect, vi } from 'vitest';
+import { configStoreState } from '../gateway/config-store/store-status.ts';
 import { beginFileTempFolder, endFileTempFolder } from './harness/temp-dirs.ts';
 
 // What the file puts in os.tmpdir() goes into a folder of the file's own (TMPDIR), removed after its
@@ -14,6 +15,9 @@ afterAll(async () => {
   vi.useRealTimers();
   vi.unstubAllEnvs();
   vi.unstubAllGlobals();
+  // A config store location a file's reader recorded would make the next file's gateways wait for a
+  // store on /ready (the location is the process's, set once by the store reader of a real gateway).
+  configStoreState.setLocation(undefined);
   const file = expect.getState().testPath;
   const leftBehind = await endFileTempFolder(file ? relative(process.cwd(), file) : 'this test file');
   if (leftBehind) throw leftBehind;
