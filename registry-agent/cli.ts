@@ -93,6 +93,9 @@ const FLAGS = {
 
 type Flag = keyof typeof FLAGS;
 
+/** The agent's flags, without their dashes. */
+export const AGENT_FLAGS = Object.keys(FLAGS) as readonly Flag[];
+
 /** A service the agent registers: one path segment (`<root>/<service>/<id>`). */
 export const SERVICE_NAME = /^[A-Za-z0-9][\w.-]*$/;
 /** What `SERVICE_NAME` asks for, in an error. */

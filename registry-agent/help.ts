@@ -50,7 +50,8 @@ Options:
   -h, --help           print this help
 
 Every flag can also be set as an environment variable: --service is SWITCHBOARD_SERVICE,
---metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win. A <dur> is written 500ms,
+--metadata is SWITCHBOARD_METADATA=k=v,k2=v2, and so on. Flags win. Any other SWITCHBOARD_*
+variable (a misspelt one) is ignored with a warning at start. A <dur> is written 500ms,
 2s, 1m, 1h or 1d, and is at most about 24.8 days (2^31 - 1 ms, the longest a timer waits).
 Logs are JSON lines on stderr; SWITCHBOARD_LOG_LEVEL sets their level (info).
 

@@ -6,6 +6,7 @@ import { hangupIsRequest } from '../src/hangup.ts';
 import { componentLogger, usePrettyLogs } from '../src/logger.ts';
 import { Agent } from './agent.ts';
 import { AgentUsageError, parseAgentArgs, type AgentOptions } from './cli.ts';
+import { unknownAgentVariables } from './environment.ts';
 import { AGENT_HELP } from './help.ts';
 
 /** How long a child may take to exit after the forwarded signal before it is killed. */
@@ -29,6 +30,10 @@ if (options.help) {
   process.exit(0);
 }
 if (options.pretty) usePrettyLogs();
+// A misspelt variable would otherwise leave its setting at the default unseen.
+for (const { name, meant } of unknownAgentVariables(process.env)) {
+  log.warn({ variable: name, ...(meant === undefined ? {} : { meant }) }, `${name} is no agent setting and is ignored${meant === undefined ? '' : ` (did you mean ${meant}?)`}`);
+}
 
 const agent = new Agent(options);
 let child: ChildProcess | undefined;

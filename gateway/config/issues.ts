@@ -1,5 +1,6 @@
 import { isMap, isScalar, type Document, type LineCounter, type Node } from 'yaml';
 import type { z } from 'zod';
+import { closestName } from '../../src/closest-name.ts';
 import { configSchema } from './schema.ts';
 import { objectKeysAt } from './schema-keys.ts';
 import { KNOWN_KEYS } from './schema-values.ts';
@@ -88,7 +89,7 @@ function misspeltKeys(branches: readonly (readonly z.core.$ZodIssue[])[], object
   const candidates = objectKeysAt(configSchema, objectPath);
   return [...(first ?? [])].filter((key) => {
     if (!others.every((keys) => keys.has(key)) || candidates.has(key)) return false;
-    const meant = closestKey(key, candidates);
+    const meant = closestName(key, candidates);
     return meant !== undefined && !given.has(meant);
   });
 }
@@ -123,30 +124,9 @@ function unknownKeyReason(key: string, objectPath: Path): string {
   const candidates = objectKeysAt(configSchema, objectPath);
   // Known to another branch of a union (`service` beside `status` in a fallback): no "did you mean" itself.
   if (candidates.has(key)) return `field "${key}" does not go with the fields beside it`;
-  const suggestion = closestKey(key, candidates);
+  const suggestion = closestName(key, candidates);
   if (suggestion === undefined && KNOWN_KEYS.has(key)) return `unknown field "${key}" (it belongs in another section)`;
   return `unknown field "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`;
-}
-
-/** The key of `candidates` within edit distance 2 of `key`, if any. */
-function closestKey(key: string, candidates: ReadonlySet<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const known of candidates) {
-    const distance = editDistance(key.toLowerCase(), known.toLowerCase());
-    if (distance < bestDistance) [best, bestDistance] = [known, distance];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = current;
-  }
-  return previous[b.length]!;
 }
 
 /** Line of the node at `path`, or of its nearest ancestor present in the file (a missing key is reported at its parent). */

@@ -299,9 +299,9 @@ describe('switchboard-agent with etcd', () => {
     await etcd?.close();
   });
 
-  async function agentFor(port: number, extra: string[] = []): Promise<ManagedProcess> {
+  async function agentFor(port: number, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ManagedProcess> {
     const endpoint = etcd.endpoints[0]!.replace('http://', '');
-    const agent = await startAgent(['--registry', `etcd://${endpoint}/services`, '--service', 'order', '--port', String(port), '--id', `order-${port}`, '--ttl', '2s', ...FAST, ...extra]);
+    const agent = await startAgent(['--registry', `etcd://${endpoint}/services`, '--service', 'order', '--port', String(port), '--id', `order-${port}`, '--ttl', '2s', ...FAST, ...extra], env);
     cleanup.push(() => agent.kill());
     return agent;
   }
@@ -317,13 +317,16 @@ describe('switchboard-agent with etcd', () => {
     expect(await reader.get('/rooted/root-1').string()).toBeNull();
   });
 
-  it('puts a leased key with the payload and deletes it on SIGTERM', async () => {
+  it('puts a leased key with the payload and deletes it on SIGTERM, warning of a misspelt SWITCHBOARD_* variable it ignored', async () => {
     const order = await startBackend();
     cleanup.push(() => order.process.kill());
-    const agent = await agentFor(order.port, ['--metadata', 'zone=eu']);
+    const agent = await agentFor(order.port, ['--metadata', 'zone=eu'], { SWITCHBOARD_WIEGHT: '5' });
     const key = `/services/order/order-${order.port}`;
     const value = await waitFor(() => reader.get(key).string(), { timeoutMs: 10_000, message: `${key} to appear` });
-    expect(JSON.parse(value)).toMatchObject({ id: `order-${order.port}`, service: 'order', port: order.port, metadata: { zone: 'eu' } });
+    expect(JSON.parse(value)).toMatchObject({ id: `order-${order.port}`, service: 'order', port: order.port, weight: 1, metadata: { zone: 'eu' } });
+    const warning = (await logOf(agent)).split('\n').find((line) => line.includes('SWITCHBOARD_WIEGHT'));
+    expect(warning, 'a warning naming SWITCHBOARD_WIEGHT').toBeDefined();
+    expect(JSON.parse(warning!)).toMatchObject({ level: 40, variable: 'SWITCHBOARD_WIEGHT', meant: 'SWITCHBOARD_WEIGHT' });
     const { kvs } = await reader.get(key).exec();
     expect(kvs[0]?.lease).not.toBe('0');
 
