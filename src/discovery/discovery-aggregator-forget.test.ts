@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DiscoveryAggregator, type ForgettingOptions } from './discovery-aggregator.ts';
+import { DiscoveryAggregator } from './discovery-aggregator.ts';
+import type { ForgettingOptions } from './service-forgetting.ts';
 import type { RawInstance } from './instance-codec.ts';
 import { StaticProvider } from './static/index.ts';
 

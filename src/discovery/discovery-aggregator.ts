@@ -10,37 +10,27 @@ import {
   type Observable,
   type SchedulerLike,
 } from 'rxjs';
-import { instanceAddress, sameInstances, sortInstances, type Instance } from './instance.ts';
+import { sameInstances } from './instance.ts';
+import { KeyedTimers } from '../keyed-timers.ts';
 import { componentLogger } from '../logger.ts';
 import { protectedInstances } from './discovery-metrics.ts';
-import { LoadBalanceConf, type HeldInstance, type ServiceConf } from './load-balance-conf.ts';
+import { LoadBalanceConf, sameHeld, type ServiceConf } from './load-balance-conf.ts';
 import type { DiscoveryProvider, ProviderSnapshot, ProviderStatus } from './provider.ts';
 import {
   DEFAULT_PROTECTION_HOLD_MS,
   DEFAULT_PROTECTION_THRESHOLD_PERCENT,
+  protectionChangesOf,
   RemovalProtection,
   type ProtectedSet,
+  type ProtectionChange,
   type RemovalProtectionOptions,
 } from './removal-protection.ts';
+import { DEFAULT_FORGET_AFTER_MS, ServiceForgetting, type ForgettingOptions } from './service-forgetting.ts';
+import { mergeSnapshots } from './snapshot-merge.ts';
+import { UnconnectedTracker, type UnconnectedRegistries } from './unconnected-registries.ts';
 
 /** Default window in which per-service snapshots are coalesced; the newest set in a window wins. */
 export const DEFAULT_THROTTLE_MS = 100;
-
-/**
- * How long a service no source lists any more, with no instance left, is kept before it is
- * forgotten: as long as the health verdicts of departed endpoints are remembered
- * (`DEPARTED_VERDICT_MEMORY_MS`, Envoy's longest ejection), so a redeploy or a registry flap within
- * it finds the service as it left it.
- */
-export const DEFAULT_FORGET_AFTER_MS = 300_000;
-
-/** Which services may be forgotten, and when (`DiscoveryAggregator.configureForgetting`). */
-export interface ForgettingOptions {
-  /** How long a service stays after no source lists it and it has no instances; false: never forgotten. */
-  readonly afterMs: number | false;
-  /** Services never forgotten (those the configuration names): they stay, empty, once their sources drop them. */
-  readonly retained: ReadonlySet<string>;
-}
 
 /** Options of the aggregator. */
 export interface DiscoveryAggregatorOptions {
@@ -54,38 +44,6 @@ export interface DiscoveryAggregatorOptions {
   now?: () => number;
   /** When services no source lists are forgotten; after `DEFAULT_FORGET_AFTER_MS`, none retained, when absent. */
   forgetting?: ForgettingOptions;
-}
-
-/** A change of what removal protection holds for one service, for logs and admin events. */
-export interface ProtectionChange {
-  readonly service: string;
-  /** `held`: a post-outage removal is held; `released`: held instances were listed again (`relisted`) or their hold ended (`expired`). */
-  readonly action: 'held' | 'released';
-  readonly reason: 'mass-removal-after-outage' | 'relisted' | 'expired';
-  readonly instances: readonly HeldInstance[];
-  /** How many instances of the service are held after this change. */
-  readonly heldCount: number;
-}
-
-/**
- * What `DiscoveryAggregator.unconnectedRegistriesOf` answers from, besides `services$`, as plain
- * values for a process that answers for the aggregator without holding it (a worker, from its
- * primary). Small on purpose: a service's first listing changes `services$`, not this.
- */
-export interface UnconnectedRegistries {
-  /** The registries that have never connected yet (closed ones aside), in configuration order. */
-  readonly registries: readonly string[];
-  /** While `registries` names any, the services `services$` names that no registry gives an instance set any more (each said it is gone), sorted; else empty. */
-  readonly unlisted: readonly string[];
-}
-
-/**
- * What `DiscoveryAggregator.unconnectedRegistriesOf(service)` answers, from `state` and the names
- * `services$` gave last (`listed`).
- */
-export function unconnectedRegistriesIn(state: UnconnectedRegistries, listed: ReadonlySet<string>, service: string): readonly string[] {
-  if (state.registries.length === 0) return [];
-  return listed.has(service) && !state.unlisted.includes(service) ? [] : state.registries;
 }
 
 /**
@@ -123,19 +81,16 @@ export class DiscoveryAggregator {
   private readonly scheduler: SchedulerLike;
   private readonly protection: RemovalProtection;
   private readonly protectionChanges = new Subject<ProtectionChange>();
-  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
-  private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
+  /** Per service: when its earliest removal-protection hold ends (`scheduleExpiry`). */
+  private readonly expiryTimers = new KeyedTimers<string>();
+  /** Counts down to forgetting each service no source lists and none of whose instances is left. */
+  private readonly forgetting: ServiceForgetting;
   private readonly pipelines = new Map<string, Subscription>();
   private readonly forgottenNames = new Subject<string>();
-  private forgetting: ForgettingOptions;
   private readonly log = componentLogger('discovery-aggregator');
   private readonly rank: ReadonlyMap<string, number>;
-  /** The latest status of each provider, and which have ever connected (`unconnectedRegistriesOf`). */
-  private readonly latestStatus = new Map<string, ProviderStatus>();
-  private readonly everConnected = new Set<string>();
-  private readonly unconnectedState: BehaviorSubject<UnconnectedRegistries>;
-  /** The services of `latestByService` no provider lists (`UnconnectedRegistries.unlisted`), kept as they change so that no change scans every service. */
-  private readonly unlisted = new Set<string>();
+  /** Which registries never connected, and which services none lists (`unconnectedRegistriesOf`). */
+  private readonly unconnected: UnconnectedTracker;
   private readonly now: () => number;
   private started = false;
   private closed = false;
@@ -154,10 +109,14 @@ export class DiscoveryAggregator {
     );
     this.protection$ = this.protectionChanges.asObservable();
     this.forgotten$ = this.forgottenNames.asObservable();
-    this.forgetting = options.forgetting ?? { afterMs: DEFAULT_FORGET_AFTER_MS, retained: new Set() };
+    this.forgetting = new ServiceForgetting(
+      options.forgetting ?? { afterMs: DEFAULT_FORGET_AFTER_MS, retained: new Set() },
+      (service) => (this.latestByService.get(service)?.size ?? 1) === 0 && (this.confs.get(service)?.current()?.instances.length ?? 0) === 0,
+      (service) => this.forget(service),
+    );
     this.services$ = this.serviceNames.asObservable();
-    this.unconnectedState = new BehaviorSubject<UnconnectedRegistries>({ registries: providers.map((provider) => provider.name), unlisted: [] });
-    this.unconnected$ = this.unconnectedState.asObservable();
+    this.unconnected = new UnconnectedTracker(providers.map((provider) => provider.name));
+    this.unconnected$ = this.unconnected.state$;
     this.statuses$ = providers.length === 0 ? new BehaviorSubject<readonly ProviderStatus[]>([]) : combineLatest(providers.map((p) => p.status$));
   }
 
@@ -169,10 +128,8 @@ export class DiscoveryAggregator {
     for (const provider of this.providers) {
       this.subscriptions.add(
         provider.status$.subscribe((status) => {
-          this.latestStatus.set(provider.name, status);
-          if (status.state === 'connected') this.everConnected.add(provider.name);
           this.protection.onStatus(status);
-          this.reviewUnconnected();
+          this.unconnected.status(provider.name, status);
         }),
       );
     }
@@ -208,14 +165,7 @@ export class DiscoveryAggregator {
    */
   unconnectedRegistriesOf(service: string): readonly string[] {
     if ((this.latestByService.get(service)?.size ?? 0) > 0) return [];
-    return this.neverConnected();
-  }
-
-  /** The registries that have never connected yet (closed ones aside), in configuration order. */
-  private neverConnected(): string[] {
-    return this.providers
-      .map((provider) => provider.name)
-      .filter((name) => !this.everConnected.has(name) && this.latestStatus.get(name)?.state !== 'closed');
+    return this.unconnected.neverConnected();
   }
 
   /** The revision of the latest snapshot received from `provider` (the registry as last seen), if any. */
@@ -237,50 +187,32 @@ export class DiscoveryAggregator {
    * starts the running countdowns over; a service retained now stops its countdown.
    */
   configureForgetting(options: ForgettingOptions): void {
-    const changedDelay = options.afterMs !== this.forgetting.afterMs;
-    this.forgetting = options;
-    if (changedDelay) for (const service of [...this.forgetTimers.keys()]) this.cancelForgetting(service);
-    for (const service of this.latestByService.keys()) this.reviewForgetting(service);
+    this.forgetting.configure(options, this.latestByService.keys());
   }
 
   /** Closes every provider and completes every conf stream. */
   async close(): Promise<void> {
     this.closed = true;
     this.subscriptions.unsubscribe();
-    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
-    for (const timer of this.forgetTimers.values()) clearTimeout(timer);
-    this.forgetTimers.clear();
+    this.forgetting.close();
     this.protectionChanges.complete();
     this.forgottenNames.complete();
     await Promise.all(this.providers.map((provider) => provider.close()));
     for (const input of this.inputs.values()) input.complete();
     for (const conf of this.confs.values()) conf.complete();
     this.serviceNames.complete();
-    this.unconnectedState.complete();
-  }
-
-  /** Emits on `unconnected$` when what `unconnectedRegistriesOf` answers from has changed; nothing to do once every registry has connected. */
-  private reviewUnconnected(): void {
-    const previous = this.unconnectedState.getValue();
-    if (previous.registries.length === 0 || this.closed) return;
-    const registries = this.neverConnected();
-    const unlisted = registries.length === 0 ? [] : [...this.unlisted].sort();
-    if (sameNames(previous.registries, registries) && sameNames(previous.unlisted, unlisted)) return;
-    this.unconnectedState.next({ registries, unlisted });
+    this.unconnected.close();
   }
 
   private accept(snapshot: ProviderSnapshot): void {
     let perProvider = this.latestByService.get(snapshot.service);
     if (snapshot.gone) {
       // The provider no longer lists the service: its (empty) set no longer counts, and once no
-      // provider lists it, `reviewForgetting` starts its countdown.
+      // provider lists it, `forgetting.review` starts its countdown.
       this.latestRevision.set(snapshot.provider, snapshot.revision);
       if (!perProvider?.delete(snapshot.provider)) return;
-      if (perProvider.size === 0) {
-        this.unlisted.add(snapshot.service);
-        this.reviewUnconnected();
-      }
+      if (perProvider.size === 0) this.unconnected.unlistedNow(snapshot.service, true);
       this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
       return;
     }
@@ -290,7 +222,7 @@ export class DiscoveryAggregator {
       this.serviceNames.next([...this.latestByService.keys()].sort());
     }
     perProvider.set(snapshot.provider, snapshot);
-    if (this.unlisted.delete(snapshot.service)) this.reviewUnconnected();
+    this.unconnected.unlistedNow(snapshot.service, false);
     this.latestRevision.set(snapshot.provider, snapshot.revision);
     this.inputFor(snapshot.service).next(this.orderedSnapshots(snapshot.service));
   }
@@ -336,35 +268,7 @@ export class DiscoveryAggregator {
         recovering: () => this.protection.recoveringUntilOf(providers()) !== undefined,
       });
     }
-    this.reviewForgetting(service);
-  }
-
-  /** True when no provider lists `service`, none of its instances is left (held ones count) and it is not retained. */
-  private forgettable(service: string): boolean {
-    if (this.closed || this.forgetting.afterMs === false || this.forgetting.retained.has(service)) return false;
-    if ((this.latestByService.get(service)?.size ?? 1) > 0) return false;
-    return (this.confs.get(service)?.current()?.instances.length ?? 0) === 0;
-  }
-
-  /** Starts `service`'s countdown to being forgotten when it became forgettable, stops it when it no longer is. */
-  private reviewForgetting(service: string): void {
-    const { afterMs } = this.forgetting;
-    if (!this.forgettable(service) || afterMs === false) {
-      this.cancelForgetting(service);
-      return;
-    }
-    if (this.forgetTimers.has(service)) return;
-    const timer = setTimeout(() => {
-      this.forgetTimers.delete(service);
-      if (this.forgettable(service)) this.forget(service);
-    }, afterMs);
-    timer.unref();
-    this.forgetTimers.set(service, timer);
-  }
-
-  private cancelForgetting(service: string): void {
-    clearTimeout(this.forgetTimers.get(service));
-    this.forgetTimers.delete(service);
+    this.forgetting.review(service);
   }
 
   /**
@@ -372,8 +276,7 @@ export class DiscoveryAggregator {
    * (balancers, health checks) lets go of it before its `conf$` completes.
    */
   private forget(service: string): void {
-    clearTimeout(this.expiryTimers.get(service));
-    this.expiryTimers.delete(service);
+    this.expiryTimers.cancel(service);
     const pipeline = this.pipelines.get(service);
     if (pipeline) {
       pipeline.unsubscribe();
@@ -387,67 +290,34 @@ export class DiscoveryAggregator {
     protectedInstances.remove({ service });
     this.log.info({ service, afterMs: this.forgetting.afterMs }, 'service forgotten: no registry or list has named it since the grace began');
     this.serviceNames.next([...this.latestByService.keys()].sort());
-    if (this.unlisted.delete(service)) this.reviewUnconnected();
+    this.unconnected.unlistedNow(service, false);
     this.forgottenNames.next(service);
     this.confs.get(service)?.complete();
     this.confs.delete(service);
   }
 
+  /** Logs and tells `protection$` what `result` changed of what removal protection holds for `service`. */
   private report(service: string, result: ProtectedSet): void {
-    const heldCount = result.held.size;
-    if (result.newlyHeld.length === 0 && result.released.length === 0) return;
-    protectedInstances.set({ service }, heldCount);
-    if (result.newlyHeld.length > 0) {
-      const addresses = result.newlyHeld.map((held) => held.address);
-      this.log.warn({ service, held: addresses, untilMs: result.newlyHeld[0]!.until - result.newlyHeld[0]!.since }, 'registry removal held: most of the service vanished right after a registry outage');
-      this.protectionChanges.next({ service, action: 'held', reason: 'mass-removal-after-outage', instances: result.newlyHeld, heldCount });
-    }
-    for (const reason of ['relisted', 'expired'] as const) {
-      const instances = result.released.filter((release) => release.reason === reason).map((release) => release.held);
-      if (instances.length === 0) continue;
-      this.log.info({ service, addresses: instances.map((held) => held.address), reason }, 'held instances released');
-      this.protectionChanges.next({ service, action: 'released', reason, instances, heldCount });
+    const changes = protectionChangesOf(service, result);
+    if (changes.length === 0) return;
+    protectedInstances.set({ service }, result.held.size);
+    for (const change of changes) {
+      const addresses = change.instances.map((held) => held.address);
+      const first = change.instances[0]!;
+      if (change.action === 'held') this.log.warn({ service, held: addresses, untilMs: first.until - first.since }, 'registry removal held: most of the service vanished right after a registry outage');
+      else this.log.info({ service, addresses, reason: change.reason }, 'held instances released');
+      this.protectionChanges.next(change);
     }
   }
 
   /** Re-evaluates `conf`'s service when its earliest hold ends, from the latest snapshots. */
   private scheduleExpiry(conf: LoadBalanceConf): void {
     const { service } = conf;
-    clearTimeout(this.expiryTimers.get(service));
-    this.expiryTimers.delete(service);
     const next = this.protection.nextExpiry(service);
-    if (next === undefined || this.closed) return;
-    const timer = setTimeout(() => {
-      this.expiryTimers.delete(service);
-      this.update(conf, mergeSnapshots(service, this.orderedSnapshots(service)));
-    }, Math.max(0, next - this.now()));
-    timer.unref();
-    this.expiryTimers.set(service, timer);
-  }
-}
-
-/** True when two lists of names are the same, in the same order. */
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((name, index) => name === b[index]);
-}
-
-/** True when two held maps hold the same addresses. */
-function sameHeld(a: ReadonlyMap<string, HeldInstance> | undefined, b: ReadonlyMap<string, HeldInstance>): boolean {
-  if ((a?.size ?? 0) !== b.size) return false;
-  return [...b.keys()].every((address) => a?.has(address));
-}
-
-/** Unions provider snapshots in rank order; the first provider to list an address keeps it. */
-function mergeSnapshots(service: string, snapshots: ReadonlyMap<string, ProviderSnapshot>): Pick<ServiceConf, 'instances' | 'sources'> {
-  const byAddress = new Map<string, Instance>();
-  const sources = new Map<string, string>();
-  for (const [provider, snapshot] of snapshots) {
-    for (const instance of snapshot.instances) {
-      const address = instanceAddress(instance);
-      if (byAddress.has(address)) continue;
-      byAddress.set(address, instance.service === service ? instance : { ...instance, service });
-      sources.set(address, provider);
+    if (next === undefined || this.closed) {
+      this.expiryTimers.cancel(service);
+      return;
     }
+    this.expiryTimers.restart(service, Math.max(0, next - this.now()), () => this.update(conf, mergeSnapshots(service, this.orderedSnapshots(service))));
   }
-  return { instances: sortInstances(byAddress.values()), sources };
 }

@@ -67,3 +67,9 @@ export class LoadBalanceConf {
     this.state.complete();
   }
 }
+
+/** True when two held maps hold the same addresses. */
+export function sameHeld(a: ReadonlyMap<string, HeldInstance> | undefined, b: ReadonlyMap<string, HeldInstance>): boolean {
+  if ((a?.size ?? 0) !== b.size) return false;
+  return [...b.keys()].every((address) => a?.has(address));
+}

@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createServiceBalancer, type ServiceBalancer } from '../balance/index.ts';
 import type { HealthSnapshot } from '../health/index.ts';
 import { rootLogger } from '../logger.ts';
-import { DiscoveryAggregator, type ProtectionChange } from './discovery-aggregator.ts';
+import { DiscoveryAggregator } from './discovery-aggregator.ts';
+import type { ProtectionChange } from './removal-protection.ts';
 import type { DiscoveryProvider, ProviderState } from './provider.ts';
 import { ProviderStore } from './provider-store.ts';
 

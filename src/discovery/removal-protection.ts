@@ -41,6 +41,29 @@ interface ServiceState {
   };
 }
 
+/** A change of what removal protection holds for one service, for logs and admin events. */
+export interface ProtectionChange {
+  readonly service: string;
+  /** `held`: a post-outage removal is held; `released`: held instances were listed again (`relisted`) or their hold ended (`expired`). */
+  readonly action: 'held' | 'released';
+  readonly reason: 'mass-removal-after-outage' | 'relisted' | 'expired';
+  readonly instances: readonly HeldInstance[];
+  /** How many instances of the service are held after this change. */
+  readonly heldCount: number;
+}
+
+/** The changes `result` makes to what removal protection holds for `service`: the newly held, then the released by reason. */
+export function protectionChangesOf(service: string, result: ProtectedSet): ProtectionChange[] {
+  const heldCount = result.held.size;
+  const changes: ProtectionChange[] = [];
+  if (result.newlyHeld.length > 0) changes.push({ service, action: 'held', reason: 'mass-removal-after-outage', instances: result.newlyHeld, heldCount });
+  for (const reason of ['relisted', 'expired'] as const) {
+    const instances = result.released.filter((release) => release.reason === reason).map((release) => release.held);
+    if (instances.length > 0) changes.push({ service, action: 'released', reason, instances, heldCount });
+  }
+  return changes;
+}
+
 /**
  * Self-preservation after a registry outage (Eureka's self-preservation, Nacos's protection
  * threshold). When a registry comes back, its sessions or leases may have expired and their
