@@ -15,7 +15,7 @@ const warned = new LogRateLimit(TLS_REFUSAL_WARN_EVERY_MS);
 
 const WHAT: Readonly<Record<TlsRefusalReason, string>> = {
   'plain-http': 'plain HTTP sent to the TLS port, answered 400 plain-http-on-tls-port',
-  'client-certificate': 'a client certificate missing or not signed by the tls.clientAuth CA',
+  'client-certificate': 'a client certificate missing or not verified by the tls.clientAuth CA bundle (unknown CA, expired, not for client use…)',
   timeout: 'a TLS handshake not finished in time',
   handshake: 'a failed TLS handshake',
 };

@@ -30,6 +30,17 @@ function connectionKey(socket: Socket): string {
 }
 
 /**
+ * What knows the peer of a refused handshake's TLS socket: the socket itself, or, once node:tls has
+ * destroyed it, the accepted socket it wraps (node:tls' `_parent`). Node destroys a connection whose
+ * client certificate failed verification before it reports it, and a destroyed socket has forgotten
+ * its peer; the accepted one remembers it, since `handOver` read it for the connection's key.
+ */
+function peerOf(socket: TLSSocket): Pick<Socket, 'remoteAddress'> {
+  if (socket.remoteAddress !== undefined) return socket;
+  return (socket as TLSSocket & { readonly _parent?: Socket })._parent ?? socket;
+}
+
+/**
  * Two TLS servers that never listen, fed by an entry point's TCP listener. Node's SNICallback
  * adds the chosen certificate to the connection beside the server's own, and OpenSSL then serves
  * whichever matches the client's preferred signature scheme, so an RSA certificate chosen by SNI
@@ -86,7 +97,7 @@ export function tlsServers(
     // sent its ClientHello and then nothing held a connection, and its accepted socket here, for good).
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
       const { reason, code } = tlsFailureOf(error, socket);
-      recordTlsRefusal(log, config.name, reason, code, socket);
+      recordTlsRefusal(log, config.name, reason, code, peerOf(socket));
       socket.destroy();
     });
   }

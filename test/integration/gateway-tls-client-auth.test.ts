@@ -64,6 +64,7 @@ describe('client certificates at https entry points (tls.clientAuth)', () => {
   let gateway: GatewayProcess;
   let strictPort: number;
   let optionalPort: number;
+  let auditedPort: number;
   let caCopy: string;
 
   beforeAll(async () => {
@@ -83,6 +84,7 @@ entryPoints:
   web: { listen: "127.0.0.1:{{port}}" }
   strict: { listen: "127.0.0.1:{{port:strict}}", protocol: https, tls: ${tls('require')} }
   lenient: { listen: "127.0.0.1:{{port:lenient}}", protocol: https, tls: ${tls('optional')} }
+  audited: { listen: "127.0.0.1:{{port:audited}}", protocol: https, tls: ${tls('require')} }
 certificates:
   named: { certFile: ${named.certFile}, keyFile: ${named.keyFile} }
 services:
@@ -90,8 +92,8 @@ services:
 routes:
   - { path: /, service: echo }
 `);
-    [strictPort, optionalPort] = [gateway.ports.strict!, gateway.ports.lenient!];
-    await waitFor(async () => (await acceptsConnections(strictPort)) && acceptsConnections(optionalPort), { timeoutMs: 10_000, message: 'the https entry points to listen' });
+    [strictPort, optionalPort, auditedPort] = [gateway.ports.strict!, gateway.ports.lenient!, gateway.ports.audited!];
+    await waitFor(async () => (await acceptsConnections(strictPort)) && (await acceptsConnections(optionalPort)) && acceptsConnections(auditedPort), { timeoutMs: 10_000, message: 'the https entry points to listen' });
   });
 
   afterAll(async () => {
@@ -150,6 +152,14 @@ routes:
     // Once per reason and entry point per minute, however many were refused (this file's earlier tests refused some too).
     expect([byReason('client-certificate').length, byReason('plain-http').length]).toEqual([1, 1]);
     expect(byReason('plain-http')[0]).toContain('plain HTTP sent to the TLS port');
+  });
+
+  it('warns of a certificate another CA signed with the client address and the OpenSSL code, though node:tls has closed that connection by then', async () => {
+    // The audited entry point's first refusal is this one: its warning is not taken by an earlier test's.
+    await expect(get(auditedPort, caText, 'gw.test', stranger)).rejects.toThrow();
+    const warnings = async () => (await logOf(gateway.process)).split('\n').filter((line) => line.includes('"level":40') && line.includes('"entryPoint":"audited"') && line.includes('"reason":"client-certificate"'));
+    await waitFor(async () => (await warnings()).length > 0, { timeoutMs: 5_000, message: 'the refused certificate to be warned of' });
+    expect(JSON.parse((await warnings())[0]!)).toMatchObject({ reason: 'client-certificate', code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', remoteAddress: '127.0.0.1' });
   });
 
   it('optional: passes every client and tells the upstream what the check found (SUCCESS, NONE, FAILED:<reason>)', async () => {
