@@ -10,9 +10,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { setup as buildPrograms } from '../../test/harness/build-programs.ts';
 import { startChromium } from '../../test/harness/chromium.ts';
+import { etcdClient } from '../../test/harness/etcd-client.ts';
 import { REPO_ROOT, startEtcd, startGateway, waitFor, type GatewayProcess } from '../../test/harness/index.ts';
 import { checkoutBaseline, type Baseline } from '../proxy/baseline.ts';
 import { ms, summarize, table } from '../lib/stats.ts';
@@ -47,7 +47,7 @@ const entry = (index: number, weight: number) => JSON.stringify({ id: `i${String
 buildPrograms();
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-dashboard-'));
 const etcd = await startEtcd();
-const writer = new Etcd3({ hosts: etcd.endpoints });
+const writer = etcdClient(etcd.endpoints);
 const put = (index: number, weight: number) => writer.put(`/services/${SERVICE}/i${String(index).padStart(3, '0')}`).value(entry(index, weight)).exec();
 let baseline: Baseline | undefined;
 const contenders: { name: string; gateway: GatewayProcess; samples: UpdateSample[] }[] = [];
