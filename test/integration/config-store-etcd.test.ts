@@ -1,40 +1,17 @@
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../harness/cleanups.ts';
+import { etcdWithBackend } from '../harness/etcd-fixture.ts';
 import { etcdctlPut } from '../harness/go-micro-registry.ts';
-import { makeCertificate, makeTempDir, presentedCertificate, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TestCertificate } from '../harness/index.ts';
+import { makeCertificate, makeTempDir, presentedCertificate, startGateway, startTcpProxy, waitFor, type GatewayProcess, type TestCertificate } from '../harness/index.ts';
 import { openEventStream } from '../harness/sse-client.ts';
 
 /** The brief: a stored route is routed within 1 s; polling gets generous slack on this shared 2-core machine. */
 const ROUTED_WITHIN_MS = 5_000;
 
-let etcd: EtcdCluster;
-let writer: Etcd3;
-let backend: BackendProcess;
-let rootCount = 0;
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  writer = new Etcd3({ hosts: etcd.endpoints });
-  backend = await startBackend({ name: 'echo' });
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-afterAll(async () => {
-  writer?.close();
-  await backend?.process.stop();
-  await etcd?.close();
-});
-
-function freshRoot(): string {
-  rootCount += 1;
-  return `/sb-store-${process.pid}-${rootCount}`;
-}
+const store = etcdWithBackend('echo', 'sb-store');
+const cleanups = cleanupsAfterEach();
 
 interface StoreGateway {
   readonly gateway: GatewayProcess;
@@ -61,7 +38,7 @@ admin: 127.0.0.1:{{adminPort}}
 ${options.workers ? `workers: ${options.workers}` : ''}
 configStore: { url: "etcd://${endpoint.replace(/^http:\/\//, '')}${root}", timeout: 2s, snapshot: "${snapshot}" }
 services:
-  echo: { instances: ["127.0.0.1:${backend.port}"] }
+  echo: { instances: ["127.0.0.1:${store.backend.port}"] }
 routes:
   - { name: file-route, path: /file, service: echo }
 `);
@@ -90,44 +67,44 @@ const route = (path: string, extra: Record<string, unknown> = {}) => JSON.string
 
 describe('config store on etcd', () => {
   it('routes a route written to etcd, and stops routing it once deleted', async () => {
-    const root = freshRoot();
-    const { gateway } = await gatewayOn(etcd.endpoints[0]!, root);
+    const root = store.freshRoot();
+    const { gateway } = await gatewayOn(store.etcd.endpoints[0]!, root);
     expect((await statusOf(gateway, '/stored')).status).toBe(404);
-    await writer.put(`${root}/routes/stored`).value(route('/stored'));
+    await store.writer.put(`${root}/routes/stored`).value(route('/stored'));
     await until(gateway, '/stored', 200, 'the stored route to be routed');
     expect((await statusOf(gateway, '/file')).status).toBe(200);
-    await writer.delete().key(`${root}/routes/stored`);
+    await store.writer.delete().key(`${root}/routes/stored`);
     await until(gateway, '/stored', 404, 'the deleted route to be gone');
     expect((await statusOf(gateway, '/file')).status).toBe(200);
   });
 
   it('refuses an invalid route written with etcdctl alone, reports it in /api/config and /api/events, and applies its fixed value', async () => {
-    const root = freshRoot();
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
-    await writer.put(`${root}/routes/good`).value(route('/good'));
+    const root = store.freshRoot();
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root);
+    await store.writer.put(`${root}/routes/good`).value(route('/good'));
     await until(gateway, '/good', 200, 'the good route');
     const events = await openEventStream(`${admin}/api/events`);
     cleanups.push(async () => events.close());
 
-    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/broken`, JSON.stringify({ path: 'no-leading-slash', service: 'echo' }));
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/routes/broken`, JSON.stringify({ path: 'no-leading-slash', service: 'echo' }));
     const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/routes/broken`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the broken route to be listed as refused' });
     expect(refused.reason).toMatch(/path: expected a path starting with \//);
     await waitFor(() => events.messages.some((message) => message.data.includes('config-store-refused') && message.data.includes(`${root}/routes/broken`)), { timeoutMs: ROUTED_WITHIN_MS, message: 'a config-store-refused event' });
     expect((await statusOf(gateway, '/good')).status).toBe(200);
     expect((await statusOf(gateway, '/file')).status).toBe(200);
 
-    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/broken`, route('/fixed'));
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/routes/broken`, route('/fixed'));
     await until(gateway, '/fixed', 200, 'the fixed route to be routed');
     expect((await storeStatus(admin)).refused).toEqual([]);
   });
 
   it('keeps serving a stored route on every gateway when a bad new value of it is written with etcdctl, and reports the refusal', async () => {
-    const root = freshRoot();
-    const gateways = [await gatewayOn(etcd.endpoints[0]!, root), await gatewayOn(etcd.endpoints[0]!, root)];
-    await writer.put(`${root}/routes/orders`).value(route('/orders'));
+    const root = store.freshRoot();
+    const gateways = [await gatewayOn(store.etcd.endpoints[0]!, root), await gatewayOn(store.etcd.endpoints[0]!, root)];
+    await store.writer.put(`${root}/routes/orders`).value(route('/orders'));
     for (const { gateway } of gateways) await until(gateway, '/orders', 200, 'the stored route');
     // No admin API to check it: the route was taken out of service (404) on every gateway at once.
-    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/orders`, JSON.stringify({ path: 'orders', service: 'echo' }));
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/routes/orders`, JSON.stringify({ path: 'orders', service: 'echo' }));
     for (const { gateway, admin } of gateways) {
       const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/routes/orders`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the bad value to be listed as refused' });
       expect(refused.reason).toMatch(/path: expected a path starting with \/.*; its last good value stays in force/);
@@ -135,7 +112,7 @@ describe('config store on etcd', () => {
       const metrics = await (await fetch(`${admin}/metrics`)).text();
       expect(metrics).toMatch(/^switchboard_config_store_refused_objects\{kind="routes"\} 1$/m);
     }
-    await etcdctlPut(etcd.endpoints[0]!, `${root}/routes/orders`, route('/orders-v2'));
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/routes/orders`, route('/orders-v2'));
     for (const { gateway, admin } of gateways) {
       await until(gateway, '/orders-v2', 200, 'the fixed value');
       expect((await statusOf(gateway, '/orders')).status).toBe(404);
@@ -144,10 +121,10 @@ describe('config store on etcd', () => {
   });
 
   it('answers 503 with the reason on a stored route whose middleware is missing, while the others serve', async () => {
-    const root = freshRoot();
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
-    await writer.put(`${root}/routes/guarded`).value(route('/guarded', { middlewares: ['auth-not-there'] }));
-    await writer.put(`${root}/routes/open`).value(route('/open'));
+    const root = store.freshRoot();
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root);
+    await store.writer.put(`${root}/routes/guarded`).value(route('/guarded', { middlewares: ['auth-not-there'] }));
+    await store.writer.put(`${root}/routes/open`).value(route('/open'));
     await until(gateway, '/open', 200, 'the open route');
     const answer = await waitFor(async () => {
       const result = await statusOf(gateway, '/guarded');
@@ -156,18 +133,18 @@ describe('config store on etcd', () => {
     expect(JSON.parse(answer.body)).toMatchObject({ error: 'route-unavailable', message: expect.stringContaining('"auth-not-there"') });
     expect((await storeStatus(admin)).refused.map((entry) => entry.key)).toEqual([`${root}/routes/guarded`]);
     // Declaring the middleware in the store makes the route whole again (and its middleware runs).
-    await writer.put(`${root}/middlewares/auth-not-there`).value(JSON.stringify({ headers: { response: { set: { 'x-guarded': 'yes' } } } }));
+    await store.writer.put(`${root}/middlewares/auth-not-there`).value(JSON.stringify({ headers: { response: { set: { 'x-guarded': 'yes' } } } }));
     await until(gateway, '/guarded', 200, 'the guarded route to serve once its middleware exists');
     const response = await fetch(`${gateway.url}/guarded`);
     expect(response.headers.get('x-guarded')).toBe('yes');
   });
 
   it('starts from its last-known-good snapshot when the store is unreachable, then applies a change made meanwhile', async () => {
-    const root = freshRoot();
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+    const root = store.freshRoot();
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(store.etcd.endpoints[0]!).port) });
     cleanups.push(() => proxy.close());
     const first = await gatewayOn(`http://${proxy.address}`, root);
-    await writer.put(`${root}/routes/remembered`).value(route('/remembered'));
+    await store.writer.put(`${root}/routes/remembered`).value(route('/remembered'));
     await until(first.gateway, '/remembered', 200, 'the route before the restart');
     await waitFor(async () => (await import('node:fs/promises')).readFile(first.snapshot, 'utf8').then((text) => text.includes('remembered'), () => false), { timeoutMs: ROUTED_WITHIN_MS, message: 'the snapshot to be written' });
     await first.gateway.process.stop();
@@ -183,7 +160,7 @@ describe('config store on etcd', () => {
     // /api/config says why the store is not read while it is cut off.
     const unread = await waitFor(async () => (await storeStatus(second.admin)).reason ?? undefined, { timeoutMs: 20_000, message: '/api/config to say why the store is not read' });
     expect(unread).toMatch(/^broken: /);
-    await writer.put(`${root}/routes/meanwhile`).value(route('/meanwhile'));
+    await store.writer.put(`${root}/routes/meanwhile`).value(route('/meanwhile'));
     expect((await statusOf(second.gateway, '/meanwhile')).status).toBe(404);
     proxy.restore();
     await waitFor(async () => (await statusOf(second.gateway, '/meanwhile')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the change made meanwhile to be applied' });
@@ -193,20 +170,20 @@ describe('config store on etcd', () => {
   });
 
   it('re-lists and converges after a compaction past its watch revision while it was cut off', async () => {
-    const root = freshRoot();
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+    const root = store.freshRoot();
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(store.etcd.endpoints[0]!).port) });
     cleanups.push(() => proxy.close());
     const { gateway, admin } = await gatewayOn(`http://${proxy.address}`, root);
-    await writer.put(`${root}/routes/before`).value(route('/before'));
-    await writer.put(`${root}/routes/doomed`).value(route('/doomed'));
+    await store.writer.put(`${root}/routes/before`).value(route('/before'));
+    await store.writer.put(`${root}/routes/doomed`).value(route('/doomed'));
     await until(gateway, '/doomed', 200, 'the routes before the cut');
     const seen = (await storeStatus(admin)).revision;
 
     proxy.cut();
-    await writer.delete().key(`${root}/routes/doomed`);
-    await writer.put(`${root}/routes/after`).value(route('/after'));
-    const latest = await writer.put(`${root}/routes/after`).value(route('/after-moved')).exec();
-    await writer.kv.compact({ revision: latest.header.revision, physical: true });
+    await store.writer.delete().key(`${root}/routes/doomed`);
+    await store.writer.put(`${root}/routes/after`).value(route('/after'));
+    const latest = await store.writer.put(`${root}/routes/after`).value(route('/after-moved')).exec();
+    await store.writer.kv.compact({ revision: latest.header.revision, physical: true });
     expect(BigInt(latest.header.revision)).toBeGreaterThan(BigInt(seen!) + 1n);
     proxy.restore();
 
@@ -217,49 +194,49 @@ describe('config store on etcd', () => {
     // peer key, with the revision it applied, into the same etcd): at or after the last write made
     // during the cut, and no later than etcd itself.
     const listed = BigInt((await storeStatus(admin)).revision!);
-    const now = BigInt((await writer.get(`${root}/routes/after`).exec()).header.revision);
+    const now = BigInt((await store.writer.get(`${root}/routes/after`).exec()).header.revision);
     expect(listed).toBeGreaterThanOrEqual(BigInt(latest.header.revision));
     expect(listed).toBeLessThanOrEqual(now);
     // Still watching after the re-list.
-    await writer.put(`${root}/routes/later`).value(route('/later'));
+    await store.writer.put(`${root}/routes/later`).value(route('/later'));
     await until(gateway, '/later', 200, 'a route written after the re-list');
   });
 
   it('serves a certificate stored by reference, refuses alone one whose files this gateway lacks, and drops a deleted one', async () => {
-    const root = freshRoot();
+    const root = store.freshRoot();
     const dir = await makeTempDir('sb-store-certs-');
     const [own, shop] = await Promise.all([makeCertificate(dir, 'own', { key: 'ec', names: ['own.test'] }), makeCertificate(dir, 'shop', { key: 'ec', names: ['shop.test'] })]);
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { https: { certificate: own } });
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root, { https: { certificate: own } });
     const subject = async (servername: string) => (await presentedCertificate(gateway.ports.https!, servername)).subject;
     await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
     expect(await subject('shop.test')).toBe('CN=own.test');
 
-    await writer.put(`${root}/certificates/shop`).value(JSON.stringify({ certFile: shop.certFile, keyFile: shop.keyFile }));
+    await store.writer.put(`${root}/certificates/shop`).value(JSON.stringify({ certFile: shop.certFile, keyFile: shop.keyFile }));
     await waitFor(async () => (await subject('shop.test')) === 'CN=shop.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the stored certificate to be served' });
 
     // Paths this gateway cannot read: refused alone, with the key and the reason; the other certificate keeps serving.
-    await etcdctlPut(etcd.endpoints[0]!, `${root}/certificates/elsewhere`, JSON.stringify({ certFile: `${dir}/not-here.pem`, keyFile: shop.keyFile }));
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/certificates/elsewhere`, JSON.stringify({ certFile: `${dir}/not-here.pem`, keyFile: shop.keyFile }));
     const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/certificates/elsewhere`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the unreadable certificate to be refused' });
     expect(refused.reason).toContain(`certificates.elsewhere.certFile: ${dir}/not-here.pem: cannot read the file (ENOENT)`);
     expect(await subject('shop.test')).toBe('CN=shop.test');
 
-    await writer.delete().key(`${root}/certificates/shop`);
+    await store.writer.delete().key(`${root}/certificates/shop`);
     await waitFor(async () => (await subject('shop.test')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, intervalMs: 100, message: 'the deleted certificate to be gone' });
   });
 
   it('serves a stored certificate refused for its missing key once the key is put in place, with no change of the store', async () => {
-    const root = freshRoot();
+    const root = store.freshRoot();
     const dir = await makeTempDir('sb-store-late-');
     const [own, late] = await Promise.all([makeCertificate(dir, 'own', { key: 'ec', names: ['own.test'] }), makeCertificate(dir, 'late', { key: 'ec', names: ['late.test'] })]);
     // The key is not there yet when the object is written (a renewal mid-way, a key copied in later).
     const held = join(await makeTempDir('sb-store-held-'), 'late-key.pem');
     await rename(late.keyFile, held);
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { https: { certificate: own } });
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root, { https: { certificate: own } });
     const subject = async (servername: string) => (await presentedCertificate(gateway.ports.https!, servername)).subject;
     await waitFor(async () => (await subject('own.test').catch(() => '')) === 'CN=own.test', { timeoutMs: ROUTED_WITHIN_MS, message: 'the https entry point' });
 
-    await writer.put(`${root}/certificates/late`).value(JSON.stringify({ certFile: late.certFile, keyFile: late.keyFile }));
-    await writer.put(`${root}/routes/beside`).value(route('/beside'));
+    await store.writer.put(`${root}/certificates/late`).value(JSON.stringify({ certFile: late.certFile, keyFile: late.keyFile }));
+    await store.writer.put(`${root}/routes/beside`).value(route('/beside'));
     const refused = await waitFor(async () => (await storeStatus(admin)).refused.find((entry) => entry.key === `${root}/certificates/late`), { timeoutMs: ROUTED_WITHIN_MS, message: 'the certificate without its key to be refused' });
     expect(refused.reason).toContain('certificates.late.keyFile');
     expect(await subject('late.test')).toBe('CN=own.test');
@@ -270,8 +247,8 @@ describe('config store on etcd', () => {
   });
 
   it('keeps answering while a script writes a thousand routes, and routes them all once it is done', async () => {
-    const root = freshRoot();
-    const { gateway } = await gatewayOn(etcd.endpoints[0]!, root);
+    const root = store.freshRoot();
+    const { gateway } = await gatewayOn(store.etcd.endpoints[0]!, root);
     const ROUTES = 1_000;
     // Each listing was composed and applied on its own (a parse of every route each time): the
     // gateway stopped answering for seconds until it had worked through them. How long a probe
@@ -289,7 +266,7 @@ describe('config store on etcd', () => {
     })();
     // Twenty writers, one key at a time each: a thousand revisions, as a restore script would write them.
     await Promise.all(Array.from({ length: 20 }, async (_, writerIndex) => {
-      for (let index = writerIndex; index < ROUTES; index += 20) await writer.put(`${root}/routes/r${index}`).value(route(`/r${index}`));
+      for (let index = writerIndex; index < ROUTES; index += 20) await store.writer.put(`${root}/routes/r${index}`).value(route(`/r${index}`));
     }));
     await waitFor(async () => (await statusOf(gateway, `/r${ROUTES - 1}`)).status === 200 && (await statusOf(gateway, '/r0')).status === 200, { timeoutMs: 30_000, intervalMs: 50, message: 'every written route to be routed' });
     writing = false;
@@ -301,13 +278,13 @@ describe('config store on etcd', () => {
   }, 60_000);
 
   it('lists a store holding more than gRPC\'s default 4 MiB, for the gateway and for the admin API', async () => {
-    const root = freshRoot();
+    const root = store.freshRoot();
     // Six consumers of about 870 kB each (a write takes up to 1 MiB): one listing page of over 5 MiB,
     // which the client refused (RESOURCE_EXHAUSTED), so the gateway never applied the store.
     const digests = (consumer: number) => Array.from({ length: 12_000 }, (_, index) => `sha256:${(consumer * 100_000 + index).toString(16).padStart(64, '0')}`);
-    for (let consumer = 0; consumer < 6; consumer += 1) await writer.put(`${root}/consumers/large-${consumer}`).value(JSON.stringify({ keys: digests(consumer) }));
-    await writer.put(`${root}/routes/beside-large`).value(route('/beside-large'));
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root);
+    for (let consumer = 0; consumer < 6; consumer += 1) await store.writer.put(`${root}/consumers/large-${consumer}`).value(JSON.stringify({ keys: digests(consumer) }));
+    await store.writer.put(`${root}/routes/beside-large`).value(route('/beside-large'));
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root);
     await waitFor(async () => (await statusOf(gateway, '/beside-large')).status === 200, { timeoutMs: 20_000, intervalMs: 100, message: 'the route stored beside the large consumers to be routed' });
     const listing = await fetch(`${admin}/api/store`);
     expect(listing.status).toBe(200);
@@ -315,13 +292,13 @@ describe('config store on etcd', () => {
   }, 60_000);
 
   it('with workers: 2, both workers route a stored route', async () => {
-    const root = freshRoot();
-    const { gateway, admin } = await gatewayOn(etcd.endpoints[0]!, root, { workers: 2 });
+    const root = store.freshRoot();
+    const { gateway, admin } = await gatewayOn(store.etcd.endpoints[0]!, root, { workers: 2 });
     await waitFor(async () => {
       const workers = (await (await fetch(`${admin}/api/workers`)).json()) as { state: string }[];
       return workers.length === 2 && workers.every((worker) => worker.state === 'listening');
     }, { timeoutMs: 20_000, message: 'both workers to listen' });
-    await writer.put(`${root}/routes/shared`).value(route('/shared'));
+    await store.writer.put(`${root}/routes/shared`).value(route('/shared'));
     await until(gateway, '/shared', 200, 'the stored route');
     const servedBy = async () => ((await (await fetch(`${admin}/api/workers`)).json()) as { requests: number }[]).map((worker) => worker.requests);
     const base = await servedBy();

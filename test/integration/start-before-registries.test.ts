@@ -4,45 +4,22 @@
 // store is in force, then stays 200 through a later outage of the store.
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, startBackend, startEtcd, startGateway, startTcpProxy, waitFor, type BackendProcess, type EtcdCluster, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../harness/cleanups.ts';
+import { etcdWithBackend } from '../harness/etcd-fixture.ts';
+import { makeTempDir, startGateway, startTcpProxy, waitFor, type GatewayProcess, type TcpProxy } from '../harness/index.ts';
 
 /** A registry client's reconnect backoff (up to 5 s) and a new session after the relay is restored, on a loaded 2-core machine. */
 const CONNECTS_WITHIN_MS = 60_000;
 /** A gateway with workers starts, and then connects, in well under this even on a loaded machine. */
 const TEST_TIMEOUT_MS = 180_000;
 
-let etcd: EtcdCluster;
-let writer: Etcd3;
-let backend: BackendProcess;
-let roots = 0;
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  writer = new Etcd3({ hosts: etcd.endpoints });
-  backend = await startBackend({ name: 'users' });
-});
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
-
-afterAll(async () => {
-  writer?.close();
-  await backend?.process.stop();
-  await etcd?.close();
-});
-
-function freshRoot(): string {
-  roots += 1;
-  return `/sb-early-${process.pid}-${roots}`;
-}
+const registry = etcdWithBackend('users', 'sb-early');
+const cleanups = cleanupsAfterEach();
 
 /** A relay to etcd that refuses connections until `restore()`. */
 async function refusingRelay(): Promise<TcpProxy> {
-  const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoints[0]!).port) });
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(registry.etcd.endpoints[0]!).port) });
   cleanups.push(() => proxy.close());
   proxy.cut();
   return proxy;
@@ -76,8 +53,8 @@ async function readiness(gateway: GatewayProcess): Promise<{ status: number; rea
 
 describe.each([1, 2])('a gateway started before etcd answers (workers: %i)', (workers) => {
   it('answers 503 naming the registry on a namespace route until etcd has listed its services, then routes them and 404s the rest', async () => {
-    const root = freshRoot();
-    await writer.put(`${root}/users/u1`).value(JSON.stringify({ id: 'u1', service: 'users', host: '127.0.0.1', port: backend.port, weight: 1, protocol: 'http', metadata: {} }));
+    const root = registry.freshRoot();
+    await registry.writer.put(`${root}/users/u1`).value(JSON.stringify({ id: 'u1', service: 'users', host: '127.0.0.1', port: registry.backend.port, weight: 1, protocol: 'http', metadata: {} }));
     const relay = await refusingRelay();
     const gateway = await gatewayWith(`workers: ${workers}\nregistries: ["etcd://${relay.address}${root}"]\nroutes:\n  - { name: services, path: /svc, namespace: true }\n`);
 
@@ -101,14 +78,14 @@ describe.each([1, 2])('a gateway started before etcd answers (workers: %i)', (wo
   }, TEST_TIMEOUT_MS);
 
   it('says /ready 503 while it serves its file alone, 200 once the store is read, and stays 200 when the store goes away again', async () => {
-    const root = freshRoot();
-    await writer.put(`${root}/routes/stored`).value(JSON.stringify({ path: '/stored', service: 'users' }));
+    const root = registry.freshRoot();
+    await registry.writer.put(`${root}/routes/stored`).value(JSON.stringify({ path: '/stored', service: 'users' }));
     const relay = await refusingRelay();
     const snapshot = join(await makeTempDir('sb-early-snap-'), 'store.json');
     const gateway = await gatewayWith(`workers: ${workers}
 configStore: { url: "etcd://${relay.address}${root}", timeout: 1s, snapshot: "${snapshot}" }
 services:
-  users: { instances: ["127.0.0.1:${backend.port}"] }
+  users: { instances: ["127.0.0.1:${registry.backend.port}"] }
 routes:
   - { name: file-route, path: /file, service: users }
 `);
