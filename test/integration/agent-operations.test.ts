@@ -1,50 +1,35 @@
-import type { Client } from 'node-zookeeper-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
 import {
   backendCommand,
-  connectZooKeeperClient,
   freePort,
   holdBundle,
   logOf,
   startAgent,
   startBackend,
-  startZooKeeper,
   waitFor,
   type ManagedProcess,
-  type ZooKeeperCluster,
 } from '../harness/index.ts';
+import { cleanupsAfterEach } from '../harness/cleanups.ts';
+import { zooKeeperWithReader } from '../harness/zookeeper-fixture.ts';
 
 const PROBES = ['--interval', '200ms', '--timeout', '1s', '--rise', '1', '--fall', '3', '--drain', '0s', '--ttl', '4s'];
 /** Signals an operator sends a server for its own sake (reopen its logs, reload), which the agent passes on. */
 const PASSED = ['SIGUSR2', 'SIGUSR1', 'SIGHUP'] as const;
 
 describe('switchboard-agent as an operator runs it: signals for the backend, and why it is not registered', () => {
-  let zk: ZooKeeperCluster;
-  let reader: Client;
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    zk = await startZooKeeper();
-    reader = await connectZooKeeperClient(zk.connectString);
-  });
-  afterEach(async () => {
-    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
-  });
-  afterAll(async () => {
-    reader?.close();
-    await zk?.close();
-  });
+  const registry = zooKeeperWithReader();
+  const cleanup = cleanupsAfterEach();
 
   async function agent(args: string[]): Promise<ManagedProcess> {
-    const started = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'ops', ...PROBES, ...args]);
+    const started = await startAgent(['--registry', `zk://${registry.zk.connectString}/services`, '--service', 'ops', ...PROBES, ...args]);
     // SIGTERM: with --drain 0s the agent deregisters and stops the backend it runs at once (SIGKILL would leave that running).
     cleanup.push(() => started.stop());
     return started;
   }
 
   async function registered(path: string, process: ManagedProcess): Promise<void> {
-    await waitFor(() => exists(reader, path), { timeoutMs: 20_000, message: `${path} to appear` }).catch(async (error: Error) => {
+    await waitFor(() => exists(registry.reader, path), { timeoutMs: 20_000, message: `${path} to appear` }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(process)}`);
     });
   }
@@ -63,10 +48,10 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
       });
     }
     expect(runner.running).toBe(true);
-    expect(await exists(reader, path)).not.toBeNull();
+    expect(await exists(registry.reader, path)).not.toBeNull();
     await runner.stop();
     expect(runner.exitInfo?.code).toBe(0);
-    expect(await exists(reader, path)).toBeNull();
+    expect(await exists(registry.reader, path)).toBeNull();
   });
 
   it('ignores SIGUSR1 and SIGUSR2 without a backend to pass them to, and keeps the entry', async () => {
@@ -82,7 +67,7 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     }
     // Node's inspector would have opened on SIGUSR1: the agent does not listen for a debugger.
     expect(await logOf(runner)).not.toContain('Debugger listening');
-    expect(await exists(reader, path)).not.toBeNull();
+    expect(await exists(registry.reader, path)).not.toBeNull();
   });
 
   it('survives SIGUSR2 and keeps its inspector shut on SIGUSR1 that come while it is still loading its code', async () => {
@@ -91,7 +76,7 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     cleanup.push(() => backend.process.kill());
     // The agent's bundle is held from loading (test/fixtures/hold-bundle.mjs) while the signals come: the moment does not depend on timing.
     const hold = await holdBundle('switchboard-agent.js');
-    const runner = await startAgent(['--registry', `zk://${zk.connectString}/services`, '--service', 'ops', ...PROBES, '--port', String(backend.port), '--id', 'early'], hold.env);
+    const runner = await startAgent(['--registry', `zk://${registry.zk.connectString}/services`, '--service', 'ops', ...PROBES, '--port', String(backend.port), '--id', 'early'], hold.env);
     cleanup.push(() => runner.stop());
     const pid = await hold.held();
     // SIGUSR1 first: Node's default opens the inspector and the agent lives on, so SIGUSR2 still finds it.
@@ -100,7 +85,7 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     await hold.release();
     const path = '/services/ops/early';
     // Node's default ends the agent on SIGUSR2 before it registers (the wait stops at once), and opens its inspector on SIGUSR1.
-    const state = await waitFor(async () => (runner.exitInfo !== undefined ? 'exited' : (await exists(reader, path)) && 'registered'), { timeoutMs: 30_000, message: `${path} to appear` }).catch(async (error: Error) => {
+    const state = await waitFor(async () => (runner.exitInfo !== undefined ? 'exited' : (await exists(registry.reader, path)) && 'registered'), { timeoutMs: 30_000, message: `${path} to appear` }).catch(async (error: Error) => {
       throw new Error(`${error.message}\n${await logOf(runner)}`);
     });
     expect(state, await logOf(runner)).toBe('registered');
@@ -121,7 +106,7 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     expect(failures).toHaveLength(1);
     expect(failures[0]).toContain('"detail":"status 404","probe":"http:/status/404"');
     expect(failures[0]).toContain('backend probe failed; not registered until --rise passes in a row');
-    expect(await exists(reader, '/services/ops/unhealthy')).toBeNull();
+    expect(await exists(registry.reader, '/services/ops/unhealthy')).toBeNull();
   });
 
   it('warns of a registered backend failing its probe before --fall failures deregister it', async () => {
@@ -131,7 +116,7 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     const path = '/services/ops/failing';
     await registered(path, runner);
     await fetch(`http://127.0.0.1:${backend.port}/health/fail`, { method: 'POST' });
-    await waitFor(async () => (await exists(reader, path)) === null, { timeoutMs: 20_000, message: `${path} to go` });
+    await waitFor(async () => (await exists(registry.reader, path)) === null, { timeoutMs: 20_000, message: `${path} to go` });
     const lines = (await logOf(runner)).split('\n');
     const warned = lines.findIndex((line) => line.includes('"detail":"status 500"') && line.includes('backend probe failed; deregistering after --fall failures in a row'));
     const flipped = lines.findIndex((line) => line.includes('"msg":"backend unhealthy"'));

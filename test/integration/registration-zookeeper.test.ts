@@ -1,10 +1,12 @@
-import zookeeper, { type Client } from 'node-zookeeper-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import zookeeper from 'node-zookeeper-client';
+import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../src/discovery/instance.ts';
 import { ZooKeeperRegistration } from '../../src/registration/registration-zookeeper.ts';
 import { ephemeralOwnerOf } from '../../src/zookeeper/zookeeper-writes.ts';
 import { exists, getData } from '../../src/zookeeper/index.ts';
-import { connectZooKeeperClient, startTcpProxy, startZooKeeper, waitFor, type TcpProxy, type ZooKeeperCluster } from '../harness/index.ts';
+import { cleanupsAfterEach } from '../harness/cleanups.ts';
+import { startTcpProxy, waitFor, type TcpProxy } from '../harness/index.ts';
+import { zooKeeperWithReader } from '../harness/zookeeper-fixture.ts';
 
 /** Long enough that a session outlives a cut of a few seconds on a loaded machine; the server grants up to 10 s. */
 const SESSION_TIMEOUT_MS = 6_000;
@@ -12,25 +14,12 @@ const INSTANCE: Instance = { id: 'user-1', service: 'user', host: '127.0.0.1', p
 const PATH = '/services/user/user-1';
 
 describe('ZooKeeperRegistration against a real ZooKeeper', () => {
-  let zk: ZooKeeperCluster;
-  let reader: Client;
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
-    reader = await connectZooKeeperClient(zk.connectString);
-  });
-  afterEach(async () => {
-    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
-  });
-  afterAll(async () => {
-    reader?.close();
-    await zk?.close();
-  });
+  const registry = zooKeeperWithReader({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
+  const cleanup = cleanupsAfterEach();
 
   /** A proxy in front of the only server, so that the registration alone can be cut off. */
   async function proxyToZooKeeper(): Promise<TcpProxy> {
-    const [host, port] = zk.nodes[0]!.connectString.split(':');
+    const [host, port] = registry.zk.nodes[0]!.connectString.split(':');
     const proxy = await startTcpProxy({ host: host!, port: Number(port) });
     cleanup.push(() => proxy.close());
     return proxy;
@@ -63,16 +52,16 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
 
   /** Deletes the node at `path` from another session, as an operator would. */
   function removeNode(path: string): Promise<void> {
-    return new Promise((resolve, reject) => reader.remove(path, -1, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) => registry.reader.remove(path, -1, (error) => (error ? reject(error) : resolve())));
   }
 
   function setNodeData(path: string, data: string): Promise<void> {
-    return new Promise((resolve, reject) => reader.setData(path, Buffer.from(data), -1, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) => registry.reader.setData(path, Buffer.from(data), -1, (error) => (error ? reject(error) : resolve())));
   }
 
   /** The session that owns the node at `path`, or undefined when there is no node. */
   async function ownerOf(path: string): Promise<string | undefined> {
-    const stat = await exists(reader, path);
+    const stat = await exists(registry.reader, path);
     return stat ? ephemeralOwnerOf(stat) : undefined;
   }
 
@@ -82,12 +71,12 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
    * replaces its previous run's, and the first, seeing its node deleted, makes one pass that leaves it.
    */
   async function twoRegistrationsOfOneId(): Promise<{ first: ZooKeeperRegistration; second: ZooKeeperRegistration }> {
-    const first = registrationAt(zk.connectString);
+    const first = registrationAt(registry.zk.connectString);
     first.register(INSTANCE);
     await waitFor(() => first.currentState() === 'registered', { timeoutMs: 10_000, message: 'the first registration to write the node' });
     const firstStates: string[] = [];
     first.state$.subscribe((state) => firstStates.push(state));
-    const second = registrationAt(zk.connectString);
+    const second = registrationAt(registry.zk.connectString);
     second.register(INSTANCE);
     await waitFor(() => second.currentState() === 'registered', { timeoutMs: 10_000, message: 'the second registration to write the node' });
     await waitFor(() => firstStates.filter((state) => state === 'registered').length >= 2, { timeoutMs: 10_000, message: 'the first registration to settle after the deletion' });
@@ -111,7 +100,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('writes the node again when another client deletes it, and not after its own deregister()', async () => {
-    const registration = registrationAt(zk.connectString);
+    const registration = registrationAt(registry.zk.connectString);
     registration.register(INSTANCE);
     await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the node to be written' });
     const session = registration.currentSession()!;
@@ -123,7 +112,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     await setNodeData(PATH, '{"id":"user-1","service":"user","host":"127.0.0.1","port":8080,"weight":7}');
     await removeNode(PATH);
     await waitFor(async () => (await ownerOf(PATH)) === session.id, { timeoutMs: 10_000, message: 'the node to be written again after a data change' });
-    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: 'user-1', weight: 1 });
+    expect(JSON.parse((await getData(registry.reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: 'user-1', weight: 1 });
 
     await registration.deregister();
     expect(await ownerOf(PATH)).toBeUndefined();
@@ -132,9 +121,9 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
 
   it('leaves the node to a second registration of the same id instead of taking turns deleting each other\'s', async () => {
     const { first, second } = await twoRegistrationsOfOneId();
-    const settled = (await exists(reader, '/services/user'))!.cversion;
+    const settled = (await exists(registry.reader, '/services/user'))!.cversion;
     // Two registrations deleting each other's node would change the children of the service node within milliseconds, for ever.
-    await expect(waitFor(async () => (await exists(reader, '/services/user'))!.cversion !== settled, { timeoutMs: 2_000, message: 'the service node to change' })).rejects.toThrow('not met');
+    await expect(waitFor(async () => (await exists(registry.reader, '/services/user'))!.cversion !== settled, { timeoutMs: 2_000, message: 'the service node to change' })).rejects.toThrow('not met');
     expect(await ownerOf(PATH)).toBe(second.currentSession()?.id);
 
     // Once the second lets the node go, the first, still wanting it, writes it again.
@@ -150,7 +139,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     // any more; writing it would delete the second agent's node and put its own, marked draining, in its place.
     expect(await first.markDraining(5_000)).toBe(true);
     expect(await ownerOf(PATH)).toBe(secondOwner);
-    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).not.toHaveProperty('draining');
+    expect(JSON.parse((await getData(registry.reader, PATH)).data?.toString('utf8') ?? 'null')).not.toHaveProperty('draining');
     // Its deregistration then deletes nothing of the second's: the node stays.
     await first.deregister();
     expect(await ownerOf(PATH)).toBe(secondOwner);
@@ -165,7 +154,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
 
     // The new session wrote this node: it is ours to mark draining and to delete.
     expect(await registration.markDraining(5_000)).toBe(true);
-    expect(JSON.parse((await getData(reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: INSTANCE.id, draining: true });
+    expect(JSON.parse((await getData(registry.reader, PATH)).data?.toString('utf8') ?? 'null')).toMatchObject({ id: INSTANCE.id, draining: true });
     await registration.deregister();
     expect(await ownerOf(PATH)).toBeUndefined();
   });
@@ -174,7 +163,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     const { proxy, registration, expired } = await registrationWithExpiredSession();
     // A second holder of the id (a replacement instance) writes the node on its own session meanwhile.
     const otherData = '{"id":"user-1","service":"user","host":"127.0.0.2","port":9,"weight":1}';
-    await new Promise<void>((resolve, reject) => reader.create(PATH, Buffer.from(otherData), zookeeper.CreateMode.EPHEMERAL, (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) => registry.reader.create(PATH, Buffer.from(otherData), zookeeper.CreateMode.EPHEMERAL, (error) => (error ? reject(error) : resolve())));
     cleanup.push(() => removeNode(PATH));
     const other = await ownerOf(PATH);
     const states: string[] = [];
@@ -182,7 +171,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
     proxy.restore();
     await waitFor(() => registration.currentSession()?.id !== expired && states.some((state) => state === 'registering' || state === 'retrying') && states.at(-1) === 'registered', { timeoutMs: 15_000, message: 'a pass on a new session' });
     expect(await ownerOf(PATH)).toBe(other);
-    expect((await getData(reader, PATH)).data?.toString('utf8')).toBe(otherData);
+    expect((await getData(registry.reader, PATH)).data?.toString('utf8')).toBe(otherData);
 
     // The other holder goes: the registration, watching the node, writes its own on its new session.
     await removeNode(PATH);
@@ -190,7 +179,7 @@ describe('ZooKeeperRegistration against a real ZooKeeper', () => {
   });
 
   it('registers under a root of / at /<service>/<id>', async () => {
-    const registration = registrationAt(zk.connectString, '/');
+    const registration = registrationAt(registry.zk.connectString, '/');
     registration.register(INSTANCE);
     await waitFor(() => registration.currentState() === 'registered', { timeoutMs: 10_000, message: 'the registration under / to be confirmed' });
     expect(await ownerOf('/user/user-1')).toBe(registration.currentSession()?.id);
