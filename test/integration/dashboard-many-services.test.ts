@@ -1,9 +1,6 @@
-import { Etcd3 } from 'etcd3';
-import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { requireChromium, startChromium, type HeadlessChromium } from '../harness/chromium.ts';
-import { logOf, startEtcd, startGateway, waitFor, type EtcdCluster, type GatewayProcess } from '../harness/index.ts';
+import { describe, expect, it } from 'vitest';
+import { dashboardOnEtcd } from '../harness/dashboard-fixture.ts';
+import { waitFor } from '../harness/index.ts';
 
 const TOKEN = 'dashboard-many-services-token';
 /** Enough cards that rebuilding all of them on every fetch shows, few enough to register quickly. */
@@ -11,7 +8,6 @@ const SERVICES = 200;
 const INSTANCES = 2;
 /** Registry change to the page: watch, throttle, event stream and render take well under this. */
 const PAGE_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 5_000;
 
 const serviceName = (index: number) => `svc-${String(index).padStart(3, '0')}`;
 
@@ -22,61 +18,32 @@ const serviceName = (index: number) => `svc-${String(index).padStart(3, '0')}`;
  * main thread busy for seconds on end: a card is now built once and changed in place.
  */
 describe('the dashboard in headless Chromium with many services', () => {
-  let etcd: EtcdCluster;
-  let writer: Etcd3;
-  let gateway: GatewayProcess;
-  let admin: AdminClient;
-  let browser: HeadlessChromium | undefined;
-  let page: Page;
-  /** `/api/services` answers the page has received. */
-  let fetches = 0;
-
-  beforeAll(async () => {
-    requireChromium();
-    etcd = await startEtcd();
-    writer = new Etcd3({ hosts: etcd.endpoints, defaultCallOptions: () => ({ deadline: Date.now() + REQUEST_TIMEOUT_MS }) });
-    const puts: Promise<unknown>[] = [];
-    for (let service = 0; service < SERVICES; service += 1) {
-      for (let instance = 0; instance < INSTANCES; instance += 1) puts.push(writer.put(`/backends/${serviceName(service)}/i${instance}`).value(`127.0.0.${instance + 2}:${10_000 + service}`).exec());
-    }
-    await Promise.all(puts);
-    gateway = await startGateway(`
-listen: 127.0.0.1:{{port}}
-admin: { listen: 127.0.0.1:{{adminPort}}, token: ${TOKEN} }
-accessLog: false
-registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layout=registrator"]
-`);
-    admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`, TOKEN);
-    await waitFor(async () => (await admin.services()).length === SERVICES, { timeoutMs: 20_000, message: `${SERVICES} services listed` }).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await logOf(gateway.process)}`);
-    });
-    browser = await startChromium({ width: 1280, height: 800 });
-    page = browser.page;
-    page.on('response', (response) => void (new URL(response.url()).pathname === '/api/services' && fetches++));
+  const dashboard = dashboardOnEtcd({
+    token: TOKEN,
+    registry: '/backends?layout=registrator',
+    fill: (writer) => {
+      const puts: Promise<unknown>[] = [];
+      for (let service = 0; service < SERVICES; service += 1) {
+        for (let instance = 0; instance < INSTANCES; instance += 1) puts.push(writer.put(`/backends/${serviceName(service)}/i${instance}`).value(`127.0.0.${instance + 2}:${10_000 + service}`).exec());
+      }
+      return Promise.all(puts);
+    },
+    listed: (services) => services.length === SERVICES,
+    what: `${SERVICES} services`,
+    pageMs: PAGE_MS,
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await gateway?.process.stop();
-    writer?.close();
-    await etcd?.close();
-  });
-
-  /** Waits until the page has received two more `/api/services` answers (so rendered at least one since `from`). */
-  async function twoFetchesAfter(from: number): Promise<void> {
-    await waitFor(async () => fetches >= from + 2, { timeoutMs: PAGE_MS, message: 'two more fetches of /api/services by the page' });
-  }
+  const { twoFetchesAfter } = dashboard;
 
   /** The services whose card is still the element `mark` tagged (an expando property, which a rebuilt card lacks), in page order. */
-  const marked = async () => (await page.evaluate(`[...document.querySelectorAll('article.card')].filter((card) => card.marked).map((card) => card.dataset.service)`)) as string[];
-  const mark = () => page.evaluate(`document.querySelectorAll('article.card').forEach((card) => { card.marked = true; })`);
+  const marked = async () => (await dashboard.page.evaluate(`[...document.querySelectorAll('article.card')].filter((card) => card.marked).map((card) => card.dataset.service)`)) as string[];
+  const mark = () => dashboard.page.evaluate(`document.querySelectorAll('article.card').forEach((card) => { card.marked = true; })`);
 
   it('keeps the card of a service whose instances did not change across fetches, in order', async () => {
-    await page.goto(`${admin.url}/?token=${TOKEN}`);
-    await page.locator('#connection[data-state="live"]').waitFor({ timeout: PAGE_MS });
-    await waitFor(async () => (await page.locator('article.card').count()) === SERVICES, { timeoutMs: PAGE_MS, message: `${SERVICES} cards` });
+    await dashboard.page.goto(`${dashboard.admin.url}/?token=${TOKEN}`);
+    await dashboard.page.locator('#connection[data-state="live"]').waitFor({ timeout: PAGE_MS });
+    await waitFor(async () => (await dashboard.page.locator('article.card').count()) === SERVICES, { timeoutMs: PAGE_MS, message: `${SERVICES} cards` });
     await mark();
-    await twoFetchesAfter(fetches);
+    await twoFetchesAfter(dashboard.fetches);
     const kept = await marked();
     // Rebuilt on every fetch, none would be left (the old code's behaviour).
     expect(kept).toHaveLength(SERVICES);
@@ -85,7 +52,7 @@ registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layou
 
   it('asks for /api/services again with the ETag it was given, and gets 304 with no body while nothing changed', async () => {
     // The headers and status that went over the wire, which the page's own view of a revalidated answer (200 from cache) hides.
-    const cdp = await browser!.context.newCDPSession(page);
+    const cdp = await dashboard.browser.context.newCDPSession(dashboard.page);
     const urls = new Map<string, string>();
     const exchanges = new Map<string, { ifNoneMatch: string | undefined; status?: number }>();
     cdp.on('Network.requestWillBeSent', ({ requestId, request }) => urls.set(requestId, request.url));
@@ -95,33 +62,33 @@ registries: ["${etcd.endpoints[0]!.replace('http://', 'etcd://')}/backends?layou
       if (exchange) exchange.status = statusCode;
     });
     await cdp.send('Network.enable');
-    const current = (await admin.get('/api/services')).headers.get('etag');
+    const current = (await dashboard.admin.get('/api/services')).headers.get('etag');
     const answered = () => [...exchanges].filter(([id, exchange]) => urls.get(id)?.endsWith('/api/services') && exchange.status !== undefined).map(([, exchange]) => exchange);
     await waitFor(async () => answered().length >= 2, { timeoutMs: PAGE_MS, message: 'two fetches of /api/services seen on the wire' });
     await cdp.detach();
     for (const exchange of answered()) expect(exchange).toEqual({ ifNoneMatch: current, status: 304 });
     // The page still shows every card (a 304 hands it the stored body).
-    expect(await page.locator('article.card').count()).toBe(SERVICES);
+    expect(await dashboard.page.locator('article.card').count()).toBe(SERVICES);
   });
 
   it('changes in place the card of the service an event changed, adding the new instance, and keeps every card in place', async () => {
     await mark();
     const changed = serviceName(7);
-    await writer.put(`/backends/${changed}/i9`).value('127.0.0.9:10007');
-    await page.locator(`article[data-service="${changed}"] tr[data-instance="i9"]`).waitFor({ timeout: PAGE_MS });
-    await twoFetchesAfter(fetches);
+    await dashboard.writer.put(`/backends/${changed}/i9`).value('127.0.0.9:10007');
+    await dashboard.page.locator(`article[data-service="${changed}"] tr[data-instance="i9"]`).waitFor({ timeout: PAGE_MS });
+    await twoFetchesAfter(dashboard.fetches);
     // The changed card too is the same element (dashboard-large-service.test.ts follows its rows).
     expect(await marked()).toEqual(Array.from({ length: SERVICES }, (_, index) => serviceName(index)));
-    expect(await page.locator(`article[data-service="${changed}"] tbody tr`).count()).toBe(INSTANCES + 1);
+    expect(await dashboard.page.locator(`article[data-service="${changed}"] tbody tr`).count()).toBe(INSTANCES + 1);
   });
 
   it('keeps the card of a service whose instances all left, which says so', async () => {
     await mark();
     const emptied = serviceName(SERVICES - 1);
-    await writer.delete().prefix(`/backends/${emptied}/`);
-    await page.locator(`article[data-service="${emptied}"] .empty`, { hasText: 'No instances.' }).waitFor({ timeout: PAGE_MS });
-    await twoFetchesAfter(fetches);
+    await dashboard.writer.delete().prefix(`/backends/${emptied}/`);
+    await dashboard.page.locator(`article[data-service="${emptied}"] .empty`, { hasText: 'No instances.' }).waitFor({ timeout: PAGE_MS });
+    await twoFetchesAfter(dashboard.fetches);
     expect(await marked()).toHaveLength(SERVICES);
-    expect(await page.locator(`article[data-service="${emptied}"] table`).count()).toBe(0);
+    expect(await dashboard.page.locator(`article[data-service="${emptied}"] table`).count()).toBe(0);
   });
 });
