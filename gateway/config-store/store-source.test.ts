@@ -1,6 +1,7 @@
 import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LOAD_WAIT_ON_CLOSE_MS } from '../../src/close-while-loading.ts';
+import { expectCloseToAbandonTheLoad, loadThatNeverSettles } from '../../test/harness/close-while-loading.ts';
 import type { StoreLocation } from './store-layout.ts';
 import { createStoreSource, type StoreSource } from './store-source.ts';
 
@@ -26,14 +27,7 @@ describe('createStoreSource: close() while the client still loads', () => {
 
   it('resolves once LOAD_WAIT_ON_CLOSE_MS has passed when the load never settles', async () => {
     vi.useFakeTimers();
-    const source = createStoreSource(LOCATION, { requestTimeoutMs: 1_000 }, () => new Promise<never>(() => undefined));
-    source.start();
-    let closed = false;
-    void source.close().then(() => (closed = true));
-    await vi.advanceTimersByTimeAsync(LOAD_WAIT_ON_CLOSE_MS - 1);
-    expect(closed).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(closed).toBe(true);
+    await expectCloseToAbandonTheLoad(createStoreSource(LOCATION, { requestTimeoutMs: 1_000 }, loadThatNeverSettles));
   });
 
   it.each([

@@ -1,5 +1,6 @@
 import { firstValueFrom, toArray } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { expectCloseToAbandonTheLoad, loadThatNeverSettles } from '../../test/harness/close-while-loading.ts';
 import { LOAD_WAIT_ON_CLOSE_MS } from '../close-while-loading.ts';
 import { rootLogger } from '../logger.ts';
 import { DeferredProvider } from './deferred-provider.ts';
@@ -98,15 +99,9 @@ describe('DeferredProvider', () => {
     it('resolves close() once LOAD_WAIT_ON_CLOSE_MS has passed, reports closed and warns that it abandoned the load', async () => {
       vi.useFakeTimers();
       const { log: logger, warnings } = warningsLog();
-      const provider = new DeferredProvider('etcd:stuck', () => new Promise<never>(() => undefined), logger);
+      const provider = new DeferredProvider('etcd:stuck', loadThatNeverSettles, logger);
       const seen = states(provider);
-      provider.start();
-      let closed = false;
-      void provider.close().then(() => (closed = true));
-      await vi.advanceTimersByTimeAsync(LOAD_WAIT_ON_CLOSE_MS - 1);
-      expect(closed).toBe(false);
-      await vi.advanceTimersByTimeAsync(1);
-      expect(closed).toBe(true);
+      await expectCloseToAbandonTheLoad(provider);
       expect(await seen).toEqual(['connecting', 'closed']);
       expect(warnings).toEqual([expect.stringContaining('abandoned')]);
     });
