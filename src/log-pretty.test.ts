@@ -34,11 +34,12 @@ describe('formatLogLine', () => {
 });
 
 describe('prettySink', () => {
-  it('formats every line of a write separately', () => {
+  it('formats every line of a write separately, and writes nothing for a write of no lines', () => {
     const written: string[] = [];
     const sink = prettySink({ write: (text: string) => written.push(text) }, plain);
     sink.write(`${JSON.stringify({ level: 30, time: TIME, msg: 'one' })}\n${JSON.stringify({ level: 30, time: TIME, msg: 'two' })}\n`);
-    expect(written).toEqual(['03:04:05.067 INFO  one\n', '03:04:05.067 INFO  two\n']);
+    sink.write('\n');
+    expect(written).toEqual(['03:04:05.067 INFO  one\n03:04:05.067 INFO  two\n']);
   });
 });
 

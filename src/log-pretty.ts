@@ -56,12 +56,12 @@ export function formatLogLine(line: string, options: PrettyOptions): string {
   return `${parts.join(' ')}\n`;
 }
 
-/** A sink that formats each pino line with `formatLogLine` before writing it to `out`. */
+/** A sink that writes to `out` what `formatLogLines` makes of each write: nothing for one of no lines. */
 export function prettySink(out: LineSink, options: PrettyOptions): LineSink {
   return {
     write(text: string) {
-      // pino writes one line per call; split anyway so a batched write cannot glue two lines.
-      for (const line of text.split('\n')) if (line !== '') out.write(formatLogLine(line, options));
+      const formatted = formatLogLines(text, options);
+      if (formatted !== '') out.write(formatted);
       return true;
     },
   };
