@@ -56,7 +56,7 @@ middlewares:
       request: { set: { Authorization: "Bearer mw-secret-1", x-api-key: mw-secret-2, x-tenant: acme, Cookie: "s=mw-secret-3" }, remove: [x-debug] }
       response: { set: { Set-Cookie: "id=mw-secret-4", x-frame-options: DENY } }
 routes:
-  - { name: a, path: /a, service: a, headers: { x-internal-token: route-secret-5, x-env: eu }, requestHeaders: { set: { proxy-authorization: "Basic route-secret-6", x-client-secret: route-secret-7, x-session-id: route-secret-8 } } }
+  - { name: a, path: /a, service: a, headers: { x-internal-token: route-secret-5, x-env: eu }, requestHeaders: { set: { authorization: "Basic route-secret-6", x-client-secret: route-secret-7, x-session-id: route-secret-8 } } }
 `,
     );
     const view = configView(config) as { middlewares: Record<string, { settings: { request: { set: Record<string, string>; remove: string[] }; response: { set: Record<string, string> } } }>; routes: { headers: Record<string, string>; requestHeaders: { set: Record<string, string> } }[] };
@@ -64,7 +64,7 @@ routes:
     expect(view.middlewares['upstream-auth']!.settings.request).toEqual({ set: { authorization: REDACTED, 'x-api-key': REDACTED, 'x-tenant': 'acme', cookie: REDACTED }, remove: ['x-debug'] });
     expect(view.middlewares['upstream-auth']!.settings.response.set).toEqual({ 'set-cookie': REDACTED, 'x-frame-options': 'DENY' });
     expect(view.routes[0]!.headers).toEqual({ 'x-internal-token': REDACTED, 'x-env': 'eu' });
-    expect(view.routes[0]!.requestHeaders.set).toEqual({ 'proxy-authorization': REDACTED, 'x-client-secret': REDACTED, 'x-session-id': REDACTED });
+    expect(view.routes[0]!.requestHeaders.set).toEqual({ authorization: REDACTED, 'x-client-secret': REDACTED, 'x-session-id': REDACTED });
     expect(JSON.stringify(routesView(config))).not.toMatch(/secret-\d/);
   });
 

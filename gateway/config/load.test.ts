@@ -152,6 +152,20 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { service: a, requestHeaders: { set: { content-length: 5 } } }', 'routes.0.requestHeaders.set (line 2): cannot set content-length: the gateway frames the body itself'],
     ['routes:\n  - { service: a, responseHeaders: { set: { transfer-encoding: chunked } } }', 'routes.0.responseHeaders.set (line 2): cannot set transfer-encoding: the gateway frames the body itself'],
     ['middlewares:\n  h: { headers: { request: { set: { Transfer-Encoding: chunked } } } }', 'middlewares.h.headers.request.set (line 2): cannot set transfer-encoding: the gateway frames the body itself'],
+    // Hop-by-hop: a Trailer on an answer made node:http refuse to write every answer with a length; on a request they vanished unseen.
+    ['routes:\n  - { service: a, responseHeaders: { set: { Trailer: x-sum } } }', 'routes.0.responseHeaders.set (line 2): cannot set trailer: a hop-by-hop header belongs to one connection, and the gateway keeps its own (RFC 9110 §7.6.1)'],
+    ['routes:\n  - { service: a, requestHeaders: { set: { TE: trailers } } }', 'routes.0.requestHeaders.set (line 2): cannot set te: a hop-by-hop header'],
+    ['routes:\n  - { service: a, requestHeaders: { set: { Connection: close } } }', 'routes.0.requestHeaders.set (line 2): cannot set connection: a hop-by-hop header'],
+    ['middlewares:\n  h: { headers: { request: { set: { keep-alive: "timeout=5" } } } }', 'middlewares.h.headers.request.set (line 2): cannot set keep-alive: a hop-by-hop header'],
+    ['middlewares:\n  h: { headers: { request: { set: { Proxy-Authorization: "Basic eDp5" } } } }', 'middlewares.h.headers.request.set (line 2): cannot set proxy-authorization: a hop-by-hop header'],
+    ['middlewares:\n  h: { headers: { response: { set: { Upgrade: h2c } } } }', 'middlewares.h.headers.response.set (line 2): cannot set upgrade: a hop-by-hop header'],
+    ['routes:\n  - { service: a, responseHeaders: { set: { Proxy-Authenticate: Basic } } }', 'routes.0.responseHeaders.set (line 2): cannot set proxy-authenticate: a hop-by-hop header'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 200, headers: { Trailer: x-sum } } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set trailer: a hop-by-hop header'],
+    // An answer may close its connection, and say nothing else of it: the gateway keeps the rest alive, and announces its own idle timeout.
+    ['routes:\n  - { service: a, responseHeaders: { set: { Connection: keep-alive } } }', 'routes.0.responseHeaders.set (line 2): cannot set connection to "keep-alive" on an answer, only to close (the connection then closes after it)'],
+    ['middlewares:\n  h: { headers: { response: { set: { Connection: "close, x-a" } } } }', 'middlewares.h.headers.response.set (line 2): cannot set connection to "close, x-a" on an answer, only to close'],
+    ['routes:\n  - { service: a, responseHeaders: { set: { Keep-Alive: "timeout=600" } } }', 'routes.0.responseHeaders.set (line 2): cannot set keep-alive on an answer: the gateway announces its own, the limits.keepAliveTimeout after which it closes an idle connection'],
+    ['services: { api: { circuitBreaker: { fallback: { status: 503, headers: { Connection: keep-alive } } } } }', 'services.api.circuitBreaker.fallback.headers (line 1): cannot set connection to "keep-alive" on an answer'],
     ['routes:\n  - { service: a, headers: { x-tenant: "日本" } }', 'routes.0.headers.x-tenant (line 2): must hold only tab, printable ASCII and Latin-1 characters, as a request header read by Node does (it could never match)'],
     ['routes:\n  - { service: a, headers: { x-tenant: "a\\nb" } }', 'routes.0.headers.x-tenant (line 2): must not contain CR, LF or NUL'],
     ['routes:\n  - { service: a, headers: { x-tenant: " a" } }', 'routes.0.headers.x-tenant (line 2): must not start or end with a space or tab, which a request header never does (it could never match)'],
@@ -183,6 +197,22 @@ describe('parseConfig errors', () => {
   ])('suggests for %j only a key valid where it stands: "%s"', (text, expected) => {
     // The whole message: a hint from another section (jwtAuth's "from" for "foo") would be a wrong lead.
     expect(errorOf(text).message).toBe(`/etc/sb/gateway.yaml: ${expected}`);
+  });
+
+  it('takes Connection: close on every edit of an answer, which then closes its connection, and keeps the value as written', () => {
+    const text = [
+      'services: { api: { circuitBreaker: { fallback: { status: 503, headers: { Connection: close } } } } }',
+      'middlewares:',
+      '  h: { headers: { response: { set: { connection: Close } } } }',
+      '  r: { respond: { status: 403, headers: { Connection: close } } }',
+      'routes:',
+      '  - { service: api, responseHeaders: { set: { Connection: CLOSE } } }',
+      '',
+    ].join('\n');
+    const config = parseConfig('gateway.yaml', text);
+    expect(config.routes[0]!.responseHeaders?.set).toEqual({ connection: 'CLOSE' });
+    expect(config.middlewares.get('h')).toMatchObject({ settings: { response: { set: { connection: 'Close' } } } });
+    expect(config.middlewares.get('r')).toMatchObject({ settings: { headers: { connection: 'close' } } });
   });
 
   it('takes a baseEjectionTime above 300s without a maxEjectionTime (the cap follows the base, as Envoy\'s does), and a max equal to the base', () => {

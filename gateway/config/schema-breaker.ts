@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BODYLESS_STATUSES, count, duration, headerName, percent, refuseFramingHeaders, section, sentHeaderValue } from './schema-values.ts';
+import { BODYLESS_STATUSES, count, duration, headerName, percent, refuseUnsendableHeaders, section, sentHeaderValue } from './schema-values.ts';
 
 const statusCode = z.int().min(100).max(599);
 const FALLBACK_STATUS_HINT = 'expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)';
@@ -25,7 +25,7 @@ const fallback = z.union(
       // A 1xx is an interim answer: sent as the answer, the client waits on for the real one (or, for
       // a 101, for a protocol that never starts).
       status: z.int(FALLBACK_STATUS_HINT).min(200, FALLBACK_STATUS_HINT).max(599, FALLBACK_STATUS_HINT),
-      headers: z.record(headerName, sentHeaderValue).superRefine(refuseFramingHeaders).optional(),
+      headers: z.record(headerName, sentHeaderValue).superRefine(refuseUnsendableHeaders('answer')).optional(),
       body: z.string().max(65_536).optional(),
     }).superRefine((answer, context) => {
       // Sent after a 204 or 304, the body would be read as the start of the connection's next answer.

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { DEFAULT_CACHE_MAX_BYTES } from './defaults.ts';
 import type { RateLimitKey } from './types.ts';
-import { headerPolicy, hostHeaderPolicy, middlewareName } from './schema-route.ts';
+import { hostHeaderPolicy, middlewareName, requestHeaderPolicy, responseHeaderPolicy } from './schema-route.ts';
 import { ACCESS_MIDDLEWARE_KINDS } from './schema-access.ts';
 import { ALLOW_UNSAFE_REGEX_KEY } from './regex-safety.ts';
 import { ambiguousStatusRanges, parseStatusRange, type StatusRange } from './status-ranges.ts';
-import { BODYLESS_STATUSES, byteSize, byteSizeOrZero, count, duration, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { BODYLESS_STATUSES, byteSize, byteSizeOrZero, count, duration, headerEditProblem, headerName, longDuration, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 const RATE_LIMIT_KEY_HINT = 'expected client-ip, route, service, consumer, header:<name> or claim:<name>';
 
@@ -120,9 +120,6 @@ const cacheSection = section({
   if (new Set(on).size !== on.length) context.addIssue({ code: 'custom', path: ['useStale', 'on'], message: 'lists a failure twice' });
 });
 
-/** Headers a `respond` answer's framing and connection own, or that `contentType` sets. */
-const RESPOND_OWN_HEADERS: ReadonlySet<string> = new Set(['content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
-
 const RESPOND_STATUS_HINT = 'expected a final status from 200 to 599 (1xx are interim answers, never the answer itself)';
 
 /** `respond` as written: a final status, at most one of `body` and `bodyFile`, none for a status that has no body. */
@@ -138,8 +135,10 @@ const respondSection = section({
   const hasBody = settings.body !== undefined || settings.bodyFile !== undefined;
   if (hasBody && BODYLESS_STATUSES.has(settings.status)) problem(settings.body !== undefined ? 'body' : 'bodyFile', `a ${settings.status} answer has no body (RFC 9110)`);
   if (settings.contentType !== undefined && !hasBody) problem('contentType', 'describes a body: give body or bodyFile');
-  for (const name of Object.keys(settings.headers ?? {})) {
-    if (RESPOND_OWN_HEADERS.has(name)) problem('headers', name === 'content-type' ? 'set content-type with contentType' : `cannot set ${name}: the gateway frames the answer itself`);
+  // The body's framing and the connection are the gateway's (`headerEditProblem`), the type is `contentType`'s.
+  for (const [name, value] of Object.entries(settings.headers ?? {})) {
+    const refused = name === 'content-type' ? 'set content-type with contentType' : headerEditProblem(name, value, 'answer');
+    if (refused !== undefined) problem('headers', refused);
   }
 });
 
@@ -243,8 +242,8 @@ const MIDDLEWARE_KINDS = {
     }
   }),
   headers: section({
-    request: headerPolicy.optional(),
-    response: headerPolicy.optional(),
+    request: requestHeaderPolicy.optional(),
+    response: responseHeaderPolicy.optional(),
     host: hostHeaderPolicy.optional(),
   }),
   rewrite: rewriteSettings,

@@ -5,7 +5,7 @@ import { circuitBreakerSchema } from './schema-breaker.ts';
 import { mirrorSchema } from './schema-route-mirror.ts';
 import { canarySchema, subsetSchema } from './schema-route-traffic.ts';
 import { retries } from './schema-service.ts';
-import { duration, headerName, hostWithPort, matchedHeaderValue, refuseFramingHeaders, refuseUnsafeRegex, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
+import { duration, type EditedMessage, headerName, hostWithPort, matchedHeaderValue, refuseUnsafeRegex, refuseUnsendableHeaders, regexSource, rewriteSettings, section, sentHeaderValue } from './schema-values.ts';
 
 /** A service name as registries spell it: no slash, no whitespace. */
 export const serviceName = z.string().min(1).max(255).regex(/^[^\s/]+$/, 'must not contain "/" or whitespace');
@@ -43,11 +43,19 @@ const method = z
   .regex(/^[A-Za-z]+$/, 'is not an HTTP method')
   .transform((name) => name.toUpperCase());
 
-/** Header edits: `{ set: { name: value }, remove: [names] }`; the framing headers cannot be set. */
-export const headerPolicy = section({
-  set: z.record(headerName, sentHeaderValue).superRefine(refuseFramingHeaders).optional(),
-  remove: z.array(headerName).optional(),
-});
+/** Header edits of a request or an answer: `{ set: { name: value }, remove: [names] }`; what `headerEditProblem` names cannot be set. */
+function headerPolicy(edited: EditedMessage) {
+  return section({
+    set: z.record(headerName, sentHeaderValue).superRefine(refuseUnsendableHeaders(edited)).optional(),
+    remove: z.array(headerName).optional(),
+  });
+}
+
+/** Header edits of the request sent upstream (`requestHeaders`, a `headers` middleware's `request`). */
+export const requestHeaderPolicy = headerPolicy('request');
+
+/** Header edits of the answer sent to the client (`responseHeaders`, a `headers` middleware's `response`). */
+export const responseHeaderPolicy = headerPolicy('answer');
 
 /** What to send upstream as Host: `pass`, `upstream` or a literal host. */
 export const hostHeaderPolicy = z.union([z.enum(['pass', 'upstream']), hostWithPort], { error: 'expected pass, upstream or a host name' });
@@ -77,8 +85,8 @@ const routeFields = section({
     .optional(),
   stripPrefix: z.boolean().optional(),
   rewrite: rewriteSettings.optional(),
-  requestHeaders: headerPolicy.optional(),
-  responseHeaders: headerPolicy.optional(),
+  requestHeaders: requestHeaderPolicy.optional(),
+  responseHeaders: responseHeaderPolicy.optional(),
   hostHeader: hostHeaderPolicy.optional(),
   timeouts: section({ headers: duration.optional(), idleBody: duration.optional(), websocketIdle: duration.optional() }).optional(),
   retries: retries.optional(),

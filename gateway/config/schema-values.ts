@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../../src/duration.ts';
 import { replacementDotSegment } from '../middleware/rewrite/replacement-dot-segment.ts';
+import { isHopByHop } from '../proxy/hop-by-hop.ts';
 import { parseIpRanges } from './ip-range.ts';
 import { ALLOW_UNSAFE_REGEX_KEY, regexBacktrackingRisk } from './regex-safety.ts';
 
@@ -121,11 +122,39 @@ export const BODYLESS_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
  */
 const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
 
-/** Refuses header names (lower case) the gateway writes from the body it sends. */
-export function refuseFramingHeaders(headers: Readonly<Record<string, string>>, context: z.RefinementCtx): void {
-  for (const name of Object.keys(headers)) {
-    if (FRAMING_HEADERS.has(name)) context.addIssue({ code: 'custom', message: `cannot set ${name}: the gateway frames the body itself` });
+/** The message a header edit changes: a request the gateway sends upstream, or an answer it sends the client. */
+export type EditedMessage = 'request' | 'answer';
+
+/**
+ * Why the gateway cannot send header `name` (lower case) with `value` in an `edited` message, or
+ * undefined when it can. The framing headers would disagree with the body it sends. The hop-by-hop
+ * ones (RFC 9110 §7.6.1) belong to one connection, and the gateway keeps its own on both sides: set
+ * on a request they were removed unseen with the client's own; on an answer, `Trailer` made
+ * node:http refuse to write every answer with a `Content-Length` (the client's connection cut, the
+ * instance blamed), and `TE`, `Upgrade` and the `Proxy-*` ones speak of a connection the gateway has
+ * not made. An answer may say `Connection: close`, which node:http honours (the connection closes
+ * after it), and nothing else: `keep-alive` would keep open a connection the gateway or its client
+ * closes (a body left unread, a drain, a client's own `close`), and `Keep-Alive` would announce
+ * another idle timeout than the one the gateway closes connections after (it announces that one).
+ */
+export function headerEditProblem(name: string, value: string, edited: EditedMessage): string | undefined {
+  if (FRAMING_HEADERS.has(name)) return `cannot set ${name}: the gateway frames the body itself`;
+  if (!isHopByHop(name)) return undefined;
+  if (edited === 'answer' && name === 'connection') {
+    return /^close$/i.test(value) ? undefined : `cannot set connection to ${JSON.stringify(value)} on an answer, only to close (the connection then closes after it): the gateway keeps the others alive itself, and would have to keep open one it closes`;
   }
+  if (edited === 'answer' && name === 'keep-alive') return 'cannot set keep-alive on an answer: the gateway announces its own, the limits.keepAliveTimeout after which it closes an idle connection';
+  return `cannot set ${name}: a hop-by-hop header belongs to one connection, and the gateway keeps its own (RFC 9110 §7.6.1)`;
+}
+
+/** Refuses, in the headers an `edited` message is given (a `set`, a static answer's `headers`), what `headerEditProblem` names. */
+export function refuseUnsendableHeaders(edited: EditedMessage): (headers: Readonly<Record<string, string>>, context: z.RefinementCtx) => void {
+  return (headers, context) => {
+    for (const [name, value] of Object.entries(headers)) {
+      const problem = headerEditProblem(name, value, edited);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+    }
+  };
 }
 
 /** A header value: strings, numbers and booleans (YAML reads `1` as a number) as text; CR, LF and NUL refused. */

@@ -108,6 +108,37 @@ describe('switchboard check', () => {
     expect(missing.status).toBe(2);
   });
 
+  it('refuses hop-by-hop headers in header edits, which broke every answer of the route (Trailer) or vanished unseen, and takes Connection: close on answers', async () => {
+    const dir = await makeTempDir('sb-check-');
+    const file = join(dir, 'hop.yaml');
+    writeFileSync(
+      file,
+      [
+        'listen: 127.0.0.1:0',
+        'services: { users: { instances: [127.0.0.1:9], circuitBreaker: { fallback: { status: 503, headers: { Connection: keep-alive } } } } }',
+        'middlewares:',
+        '  h: { headers: { response: { set: { Upgrade: h2c, Connection: close } } } }',
+        '  r: { respond: { status: 403, headers: { Connection: close } } }',
+        'routes:',
+        '  - { path: /a, service: users, responseHeaders: { set: { Trailer: x-checksum, Connection: close } } }',
+        '  - { path: /b, service: users, requestHeaders: { set: { Connection: close, Proxy-Authorization: Basic eDp5 } }, middlewares: [h] }',
+        '  - { path: /c, service: users, middlewares: [r] }',
+        '',
+      ].join('\n'),
+    );
+    const result = await runCheck('--config', file);
+    const reason = (name: string) => `cannot set ${name}: a hop-by-hop header belongs to one connection, and the gateway keeps its own (RFC 9110 §7.6.1)`;
+    expect(result.stdout.trim().split('\n')).toEqual([
+      `${file}:2: services.users.circuitBreaker.fallback.headers: cannot set connection to "keep-alive" on an answer, only to close (the connection then closes after it): the gateway keeps the others alive itself, and would have to keep open one it closes`,
+      `${file}:4: middlewares.h.headers.response.set: ${reason('upgrade')}`,
+      `${file}:7: routes.0.responseHeaders.set: ${reason('trailer')}`,
+      `${file}:8: routes.1.requestHeaders.set: ${reason('connection')}`,
+      `${file}:8: routes.1.requestHeaders.set: ${reason('proxy-authorization')}`,
+      `${file}: 5 problems`,
+    ]);
+    expect(result.status).toBe(2);
+  });
+
   it('exits 2 and says why for a missing file or no file at all', async () => {
     const missing = await runCheck('--config', '/nonexistent/gateway.yaml');
     expect(missing.stdout).toContain('/nonexistent/gateway.yaml:-: (file): cannot read the file (ENOENT)');
