@@ -14,6 +14,20 @@ export class ResponseHookError extends Error {
 }
 
 /**
+ * The client's response refused the head of an answer as the gateway made it, an upstream's after
+ * the hooks (node:http throws from `writeHead` on a header it cannot send, such as a `Trailer` on an
+ * answer with a `Content-Length`): the gateway's own failure, which `classifyUpstreamError` classes
+ * `internal` as a `ResponseHookError`, so that it never counts against the instance. The refusal
+ * is the `cause`.
+ */
+export class AnswerHeadError extends Error {
+  readonly code = 'SB_ANSWER_HEAD_FAILED';
+  constructor(cause: unknown) {
+    super(`the answer's head could not be written: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
  * Runs the request's response header hooks over an answer, an upstream's (the transports) or one of
  * the gateway's own (an error, a refusal, a fallback): `headers` is edited in place and returned.
  * A hook that throws is reported as a `ResponseHookError`.

@@ -118,8 +118,10 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
   // The gateway out of file descriptors or memory (connect EMFILE): its own failure, not the upstream's.
   if (isGatewayResourceCode(effective)) return 'internal';
   switch (effective) {
-    // A response header hook threw on the upstream's answer (`ResponseHookError`): the gateway's failure.
+    // A response header hook threw on the upstream's answer (`ResponseHookError`), or the client's
+    // response refused the head the gateway made of it (`AnswerHeadError`): the gateway's failure.
     case 'SB_RESPONSE_HOOK_FAILED':
+    case 'SB_ANSWER_HEAD_FAILED':
       return 'internal';
     // The server refused the stream or was going away before it was sent: no handler saw it.
     case 'SB_HTTP2_REFUSED_STREAM':

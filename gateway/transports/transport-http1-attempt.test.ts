@@ -125,6 +125,20 @@ describe('dispatchAttempt', () => {
     expect(isUpstreamFailure(result.outcome)).toBe(false);
   });
 
+  it("fails an answer whose head node:http refuses to write (a Trailer beside a Content-Length) as internal, the gateway's own failure, never counted against the upstream", async () => {
+    // No configuration sets Trailer any more (it is refused at load); a hook stands for whatever
+    // else the gateway may put in a head node:http cannot write. On the upstream's 200 only, so the
+    // gateway's own 500 still goes out.
+    const result = await exchange('/', (context) => context.responseHeaderHooks.push((status, headers) => {
+      if (status === 200) headers.trailer = 'x-checksum';
+    }));
+    expect(result.status).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
+    expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
+    expect(result.outcome.errorClass).toBe('internal');
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
   it('still counts an upstream that closes the connection before answering', async () => {
     const result = await exchange('/reset');
     expect(result.status).toBe(502);

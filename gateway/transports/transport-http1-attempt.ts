@@ -6,7 +6,7 @@ import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResp
 import { isValidFinalStatus } from '../http-status.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
-import { applyHeaderHooks } from '../proxy/answer-headers.ts';
+import { AnswerHeadError, applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
@@ -111,6 +111,8 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   private draining = false;
   /** The sink passes the body by a tap (`whenBodyUnwanted`): it may be read on for the tap alone, or its rest left unread. */
   private tapped = false;
+  /** The client's response refused the answer's head before sending any of it (`headRefused`): the attempt failed before the response started. */
+  private headUnsent = false;
   /** The response came to its end: what undici reports afterwards (the connection closed by `endWithHead`) is no failure of it. */
   private ended = false;
   protected status = 0;
@@ -220,19 +222,35 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
     }
     // From here the client may have part of the answer (undici calls nothing after an attempt ended; the phase only moves forward all the same).
     if (this.phase === WAITING) this.phase = ANSWERING;
-    if (replacement !== undefined) {
-      this.sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
-      this.draining = true;
-    } else if (context.responseBodyTransforms.length > 0) {
-      this.buffered = [];
-    } else {
-      this.sink = startResponseBody(context, statusCode, outgoing);
-      this.draining = this.sink instanceof ErrorPageDrain;
+    let streamed: Writable | undefined;
+    try {
+      if (replacement !== undefined) {
+        this.sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
+        this.draining = true;
+      } else if (context.responseBodyTransforms.length > 0) {
+        this.buffered = [];
+      } else {
+        streamed = this.sink = startResponseBody(context, statusCode, outgoing);
+        this.draining = streamed instanceof ErrorPageDrain;
+      }
+    } catch (error) {
+      return this.headRefused(controller, error);
+    }
+    if (streamed !== undefined) {
       if (this.response.destroyed) return controller.abort(new ClientGoneError());
       // Only a tap's body makes the callback: the attempts of routes without a cache allocate none.
-      if (tapsBody(this.sink)) this.tapped = whenBodyUnwanted(this.sink, () => this.leaveBody(controller));
+      if (tapsBody(streamed)) this.tapped = whenBodyUnwanted(streamed, () => this.leaveBody(controller));
     }
     if (headOnly) this.endWithHead(controller);
+  }
+
+  /**
+   * The client's response refused the answer's head (`AnswerHeadError`): the gateway's failure,
+   * never the upstream's. With nothing of it sent, the proxy answers 500 `internal` in its place.
+   */
+  private headRefused(controller: Dispatcher.DispatchController, error: unknown): void {
+    if (!this.response.headersSent) this.headUnsent = true;
+    controller.abort(new AnswerHeadError(error));
   }
 
   /**
@@ -317,7 +335,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
   }
 
   fail(error: Error): void {
-    const responseStarted = this.phase === ANSWERING;
+    const responseStarted = this.phase === ANSWERING && !this.headUnsent;
     const errorClass = classifyUpstreamError(error, responseStarted);
     // undici never started the request (`onRequestStart`, where it writes it, did not run) and the
     // failure is not the instance's (undici refused the request's headers, the gateway closed its

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { sendTrailersOnly, stopBodyAfterStatus } from '../proxy/grpc-answer.ts';
-import { applyHeaderHooks } from '../proxy/answer-headers.ts';
+import { AnswerHeadError, applyHeaderHooks } from '../proxy/answer-headers.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -254,26 +254,33 @@ export function http2Attempt(
         }
         // From here the client may have part of the answer.
         responseStarted = true;
-        if (replacement !== undefined) {
-          sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
-          draining = true;
-          return;
+        try {
+          if (replacement !== undefined) {
+            sink = sendReplacement(context, replacement.status, outgoing, replacement.body);
+            draining = true;
+            return;
+          }
+          const headerStatus = headers['grpc-status'];
+          if (isGrpcRequest(context.request.headers)) {
+            grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);
+            grpcStatus = context.outcome.grpcStatus;
+          }
+          // Trailers-Only: the status is in these headers and there is nothing after them.
+          if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && headerStatus !== undefined) {
+            trailersOnly = true;
+            sendTrailersOnly(response, status, outgoing);
+          } else if (context.responseBodyTransforms.length > 0) buffered = [];
+          else {
+            sink = startResponseBody(context, status, outgoing);
+            draining = sink instanceof ErrorPageDrain;
+          }
+        } catch (error) {
+          // The client's response refused the head (`AnswerHeadError`): the gateway's failure, never
+          // the upstream's; with nothing of it sent, the proxy answers 500 `internal` in its place.
+          responseStarted = response.headersSent;
+          return fail(new AnswerHeadError(error));
         }
-        const headerStatus = headers['grpc-status'];
-        if (isGrpcRequest(context.request.headers)) {
-          grpcWeb = readGrpcStatus(context.outcome, headers as IncomingHttpHeaders);
-          grpcStatus = context.outcome.grpcStatus;
-        }
-        // Trailers-Only: the status is in these headers and there is nothing after them.
-        if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0 && headerStatus !== undefined) {
-          trailersOnly = true;
-          sendTrailersOnly(response, status, outgoing);
-        } else if (context.responseBodyTransforms.length > 0) buffered = [];
-        else {
-          sink = startResponseBody(context, status, outgoing);
-          draining = sink instanceof ErrorPageDrain;
-          if (tapsBody(sink) && whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
-        }
+        if (sink !== undefined && tapsBody(sink) && whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;
       });
       opened.on('data', (chunk: Buffer) => {
         if (settled) return;

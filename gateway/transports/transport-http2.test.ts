@@ -45,6 +45,7 @@ describe('Http2Transport', () => {
         return void request.stream.write('first part', () => request.stream.close(constants.NGHTTP2_NO_ERROR));
       }
       if (request.url === '/not-modified') return void response.writeHead(304, { etag: '"v1"' }).end();
+      if (request.url === '/sized') return void response.writeHead(200, { 'content-length': '5' }).end('sized');
       // Load shedding: the stream refused, the session kept.
       if (request.url === '/shed') return void request.stream.close(constants.NGHTTP2_REFUSED_STREAM);
       request.resume();
@@ -163,6 +164,20 @@ describe('Http2Transport', () => {
     });
     const result = await exchange('/');
     expect(result.status).toBe(500);
+    expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
+    expect(result.outcome).toMatchObject({ ok: false, errorClass: 'internal' });
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
+  it("fails an answer whose head node:http refuses to write (a Trailer beside a Content-Length) as internal, the gateway's own failure, never counted against the upstream", async () => {
+    transport = h2c(backendPort);
+    // On the upstream's 200 only, so the gateway's own 500 still goes out.
+    prepare = (context) => context.responseHeaderHooks.push((status, headers) => {
+      if (status === 200) headers.trailer = 'x-checksum';
+    });
+    const result = await exchange('/sized');
+    expect(result.status).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
     expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
     expect(result.outcome).toMatchObject({ ok: false, errorClass: 'internal' });
     expect(isUpstreamFailure(result.outcome)).toBe(false);
