@@ -30,13 +30,19 @@ export class AnswerHeadError extends Error {
 /**
  * Runs the request's response header hooks over an answer, an upstream's (the transports) or one of
  * the gateway's own (an error, a refusal, a fallback): `headers` is edited in place and returned.
- * A hook that throws is reported as a `ResponseHookError`.
+ * A hook that throws is reported as a `ResponseHookError`. A `connection` the answer had before
+ * them stays, whatever a hook removes or sets: it is the gateway's own `close` (an upstream's is
+ * removed with the other hop-by-hop headers), without which the connection would live on behind a
+ * body the gateway does not read, the requests pipelined behind it never answered; or a 101's
+ * `upgrade`, without which the client would refuse the WebSocket.
  */
 export function applyHeaderHooks(context: GatewayContext, status: number, headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const closing = headers.connection;
   try {
     for (const hook of context.responseHeaderHooks) hook(status, headers, context);
   } catch (error) {
     throw error instanceof ResponseHookError ? error : new ResponseHookError(error);
   }
+  if (closing !== undefined) headers.connection = closing;
   return headers;
 }

@@ -98,6 +98,17 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     expect([counts.holds, counts.releases, counts.done, results[0]]).toEqual([1, 1, ['internal'], expect.objectContaining({ ok: false, errorClass: 'internal' })]);
   });
 
+  it("keeps the 101's Connection: upgrade when a response header edit sets Connection: close, which the client would refuse the WebSocket for", async () => {
+    // As a route's `responseHeaders: { set: { Connection: close } }` does on every answer of the route.
+    const { client, results } = await start((context) => context.responseHeaderHooks.push((_status, headers) => void (headers.connection = 'close')));
+    let head = '';
+    client.on('data', (chunk: Buffer) => (head += chunk.toString('latin1')));
+    expect(await until(() => head.includes('\r\n\r\n') && results.length === 1, 5_000)).toBe(true);
+    expect(head).toMatch(/^HTTP\/1\.1 101 [^]*\r\nconnection: upgrade\r\n/i);
+    expect(head).not.toMatch(/connection: close/i);
+    expect(results[0]).toMatchObject({ ok: true });
+  });
+
   it('releases the held pick once both sockets of the tunnel close', async () => {
     const { client, counts, results, upstream } = await start(() => undefined);
     expect(await until(() => results.length === 1 && upstream.clients.size === 1, 5_000)).toBe(true);
