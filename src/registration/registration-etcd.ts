@@ -165,6 +165,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
     let holder: IKeyValue | undefined;
     for (let attempt = 1; ; attempt += 1) {
       const unchanged = holder ? client.if(key, 'Mod', '==', holder.mod_revision) : client.if(key, 'Create', '==', 0);
+      this.beforeEntryWrite();
       const result = await withDeadline(unchanged.then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd lease put');
       if (result.succeeded) {
         if (holder && holder.lease !== this.heldBy) this.log.warn({ key, lease: holder.lease }, 'registry entry held by another lease as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
@@ -190,6 +191,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private async putIfOurs(lease: Lease, key: string, value: string): Promise<string> {
     const client = await this.connect();
     const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    this.beforeEntryWrite();
     const result = await withDeadline(client.if(key, 'Lease', '==', leaseId).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put');
     if (result.succeeded) {
       this.heldBy = leaseId;
@@ -211,6 +213,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
   private async putIfAbsent(lease: Lease, key: string, value: string): Promise<string> {
     const client = await this.connect();
     const leaseId = await withDeadline(lease.grant(), this.attemptTimeoutMs, 'etcd lease grant');
+    this.beforeEntryWrite();
     const result = await withDeadline(client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).commit(), this.attemptTimeoutMs, 'etcd put if absent');
     if (result.succeeded) {
       this.heldBy = leaseId;

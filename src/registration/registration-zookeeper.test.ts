@@ -36,6 +36,8 @@ class ScriptedClient implements GuardedClient {
   readonly client: Client;
   partitioned = false;
   connected = false;
+  /** After this many answers, requests reach the server and apply, but their answers are lost on the way back. */
+  loseAnswersAfter = Number.POSITIVE_INFINITY;
   /** Blackholes the connection after this many answers, as a partition that starts mid-conversation. */
   partitionAfterAnswers = Number.POSITIVE_INFINITY;
   /** Fails the next exists that arms a watch with this error code (a connection lost as it was sent). */
@@ -60,6 +62,14 @@ class ScriptedClient implements GuardedClient {
       } };
       if (!this.connected) this.queue.push(packet);
       else if (this.partitioned) this.sent.push(packet);
+      else if (this.loseAnswersAfter-- <= 0) {
+        try {
+          answer();
+        } catch {
+          // The server's refusal is lost with the answer.
+        }
+        this.sent.push(packet);
+      }
       else {
         this.receivedAt = Date.now();
         let results: unknown[];
@@ -134,6 +144,11 @@ class ScriptedClient implements GuardedClient {
   establish(): void {
     this.connected = true;
     this.emitter.emit('state', zookeeper.State.SYNC_CONNECTED);
+  }
+  /** The server answers a reconnect of this client's session: expired. */
+  expiredByServer(): void {
+    this.connected = false;
+    this.emitter.emit('state', zookeeper.State.EXPIRED);
   }
 }
 
@@ -322,6 +337,72 @@ describe('ZooKeeperRegistration', () => {
     // The pass that the deletion asked for must see it as a rewrite after a deletion and leave the
     // other session's node: deleting it would have the two agents delete each other's node.
     expect(server.nodes.get(PATH)?.owner).toBe(9n);
+    await closeOnFakeClock(registration);
+  });
+
+  it('holds no entry while no session ever connected, and deregisters at once, writing nothing after', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    // Every client misses its connect deadline, for longer than a whole session timeout.
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS * 3);
+    expect(registration.mayHoldEntry()).toBe(false);
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(done).toBe(true);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(server.created).toEqual([]);
+    expect(registration.mayHoldEntry()).toBe(false);
+    await closeOnFakeClock(registration);
+  });
+
+  it('may hold the entry once its create was sent though the answer was lost, and deletes that node when deregistered before any retry', async () => {
+    const { server, registration, latest } = setup();
+    latest().establish();
+    // The mkdirp of the parents is answered, the create of the node is not.
+    latest().loseAnswersAfter = 1;
+    registration.register(INSTANCE);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    expect(registration.currentState()).toBe('registering');
+    expect(registration.mayHoldEntry()).toBe(true);
+    // The connection drops with the answers; the same session comes back while the deregistration waits.
+    latest().loseAnswersAfter = Number.POSITIVE_INFINITY;
+    latest().dropConnection();
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(500);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done).toBe(true);
+    // The old registration knew only answered writes, and left this node for the session's whole life.
+    expect(server.nodes.has(PATH)).toBe(false);
+    expect(registration.mayHoldEntry()).toBe(false);
+    await closeOnFakeClock(registration);
+  });
+
+  it('holds no entry once the server expired the session that wrote it, but still may after a disconnection it only counted as expiry', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(registration.mayHoldEntry()).toBe(true);
+
+    // Disconnected past the session timeout: a server restarted from its snapshot may still hold the node.
+    latest().dropConnection();
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
+    expect(registration.currentSession()).toBeUndefined();
+    expect(registration.mayHoldEntry()).toBe(true);
+
+    // A new session takes the node over (the one path holds its node alone from then on); then the
+    // server expires that session, and its node goes with it.
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(2n);
+    server.expire(2n);
+    latest().expiredByServer();
+    expect(registration.mayHoldEntry()).toBe(false);
     await closeOnFakeClock(registration);
   });
 });

@@ -50,8 +50,11 @@ export const AGENT_SPIN_DELAY_MS = 500;
 export class ZooKeeperRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   private readonly supervisor: ZooKeeperSessionSupervisor;
   private readonly sessions: Subscription;
+  private readonly expiries: Subscription;
   /** Session that wrote the current node, so that deregistration never deletes another owner's node. */
   private writtenBy: string | undefined;
+  /** Sessions that sent a write of the entry since its last removal (answered or not): each may hold the node until it ends. */
+  private readonly sentOn = new Set<string>();
   /** Path of the instance last asked for, so that deregistration knows what to delete. */
   private lastPath: string | undefined;
   /** True while a pass writes the entry again after another client deleted it: a node another session wrote since is left alone. */
@@ -77,6 +80,10 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     // waits for a session takes this one (a second pass at once would only repeat its writes).
     this.sessions = this.supervisor.session$.subscribe(() => {
       if (this.desired && !this.awaitingSession) this.reconcile();
+    });
+    // The server deleted the nodes of a session it expired: one that sent our writes took them along.
+    this.expiries = this.supervisor.serverExpiries$.subscribe((id) => {
+      if (this.sentOn.delete(id) && this.sentOn.size === 0) this.entryGone();
     });
     this.supervisor.start();
   }
@@ -128,12 +135,14 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     const acls = writeAcls(this.options.digest !== undefined, this.options.readAccess);
     await mkdirp(client, path.slice(0, path.lastIndexOf('/')), acls);
     try {
+      this.sendingOn(id);
       await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
     } catch (error) {
       if (!isZooKeeperError(error, 'NODE_EXISTS')) throw error;
       const stat = await exists(client, path);
       const owner = stat && ephemeralOwnerOf(stat);
       if (stat && owner === id) {
+        this.sendingOn(id);
         await setData(client, path, data, stat.version);
       } else if (stat && (rewriting || this.writtenBy === id)) {
         // Another session wrote it since this one wrote ours, which it deleted: most likely a second
@@ -151,13 +160,23 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
         // written nothing yet, or nothing since its deregistration): ours now.
         if (stat && this.writtenBy === undefined) this.log.warn({ path, owner }, 'registry entry written by another session as the registration starts; taking it (left by a previous run of this agent, or does another agent register the same id?)');
         if (stat) await remove(client, path, stat.version);
+        this.sendingOn(id);
         await create(client, path, data, zookeeper.CreateMode.EPHEMERAL, acls);
       }
     }
     this.writtenBy = id;
+    // The one path holds this session's node (or another agent's): older sessions' nodes are gone.
+    this.sentOn.clear();
+    this.sentOn.add(id);
     // Watch the node this session now owns: a data watch fires on its deletion, whoever deletes it.
     // Deleted already (between the write and this read): fail the pass, so the loop writes it again.
     if (!(await exists(client, path, this.entryWatcher))) throw new ZooKeeperError('NO_NODE', `${path} was deleted as it was written`, { path });
+  }
+
+  /** Notes a write of the entry about to be sent on session `id` (see `beforeEntryWrite`); throws, sending nothing, once the entry is no longer wanted. */
+  private sendingOn(id: string): void {
+    this.beforeEntryWrite();
+    this.sentOn.add(id);
   }
 
   /**
@@ -207,23 +226,28 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
    */
   protected async remove(): Promise<void> {
     const instancePath = this.lastPath;
-    if (!instancePath || this.writtenBy === undefined) return;
+    // A register() from now on starts afresh, as after a confirmed deletion.
+    if (!instancePath || this.sentOn.size === 0) return this.forgetWrites();
     const session = await this.liveSession();
     // register() came while this waited: the loop writes the entry next, so deleting it first would only flap it.
     if (this.desired !== undefined) return;
-    // Written by a session that has expired since: the server deleted the node with it. A register()
-    // from now on starts afresh, as after a confirmed deletion.
-    if (this.writtenBy !== session.id) {
-      this.writtenBy = undefined;
-      return;
+    // Written only by sessions that have expired since: the server deleted the node with them. One
+    // sent on this session is looked for even unanswered (the answer was lost, the create landed).
+    if (this.sentOn.has(session.id)) {
+      const stat = await exists(session.client, instancePath);
+      if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
     }
-    const stat = await exists(session.client, instancePath);
-    if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
+    this.forgetWrites();
+  }
+
+  private forgetWrites(): void {
     this.writtenBy = undefined;
+    this.sentOn.clear();
   }
 
   protected async release(): Promise<void> {
     this.sessions.unsubscribe();
+    this.expiries.unsubscribe();
     await this.supervisor.close();
   }
 

@@ -21,6 +21,7 @@ class ScriptedRegistration extends Registration {
   }
   protected async ensure(instance: Instance): Promise<void> {
     if (this.down) throw new Error('registry down');
+    this.beforeEntryWrite();
     this.writes.push(instance);
   }
   protected async remove(): Promise<void> {}
@@ -45,6 +46,7 @@ class GatedRegistration extends Registration {
   }
   protected async ensure(): Promise<void> {
     this.calls.push('ensure');
+    this.beforeEntryWrite();
     await this.writes.opened;
     this.present = true;
   }
@@ -120,6 +122,66 @@ describe('Registration.mayHoldEntry', () => {
       if (this.removalsFail) throw new Error('connection lost during the delete');
     }
   }
+
+  /** A registry that answers no connect until `reached` opens: each pass waits for it, then sends its write. */
+  class UnreachedRegistration extends ScriptedRegistration {
+    reached = gate();
+    refused = 0;
+    protected override async ensure(instance: Instance): Promise<void> {
+      await this.reached.opened;
+      try {
+        this.beforeEntryWrite();
+      } catch (error) {
+        this.refused += 1;
+        throw error;
+      }
+      this.writes.push(instance);
+    }
+  }
+
+  it('is false while the registry was never reached, retrying or not, and a deregister() then resolves at once and nothing is written after it', async () => {
+    const failing = new ScriptedRegistration();
+    failing.down = true;
+    failing.register(INSTANCE);
+    await firstValueFrom(failing.state$.pipe(filter((state) => state === 'retrying')));
+    expect(failing.mayHoldEntry()).toBe(false);
+    await failing.close();
+
+    const waiting = new UnreachedRegistration();
+    waiting.register(INSTANCE);
+    await settle();
+    expect(waiting.currentState()).toBe('registering');
+    expect(waiting.mayHoldEntry()).toBe(false);
+    // The pass still waits for its connection: the old registration waited for it, up to the whole bound.
+    let deregistered = false;
+    void waiting.deregister(60_000).then(() => (deregistered = true));
+    await settle();
+    expect(deregistered).toBe(true);
+    expect(waiting.currentState()).toBe('unregistered');
+    // The connection comes after all: the pass sends nothing for an entry no longer wanted.
+    waiting.reached.open();
+    await waitFor(() => waiting.refused === 1, { timeoutMs: 5_000, message: 'the pass to give up its write' });
+    expect(waiting.writes).toEqual([]);
+    expect(waiting.mayHoldEntry()).toBe(false);
+    await waiting.close();
+  });
+
+  it('is true from the moment a write is sent, before the registry answered it', async () => {
+    const registration = new GatedRegistration();
+    registration.register(INSTANCE);
+    await settle();
+    expect(registration.calls).toEqual(['ensure']);
+    expect(registration.currentState()).toBe('registering');
+    expect(registration.mayHoldEntry()).toBe(true);
+    // Its answer never comes within the bound: the removal waits for the pass, and is not confirmed.
+    await registration.deregister(50);
+    expect(registration.mayHoldEntry()).toBe(true);
+    registration.writes.open();
+    registration.removals.open();
+    await waitFor(() => !registration.mayHoldEntry(), { timeoutMs: 5_000, message: 'the removal to be confirmed' });
+    expect(registration.present).toBe(false);
+    await registration.close();
+  });
 
   it('is false before anything is written and after a removal the registry confirmed', async () => {
     const registration = new FailingRemovals();

@@ -37,7 +37,7 @@ export function instanceEntry(root: string): RegisteredEntry<Instance> {
  * Keeps one instance registered while it is wanted: a desired state and a loop that converges
  * the registry to it, retrying with capped, jittered backoff and logging once per state change.
  * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
- * (session expiry, lease loss).
+ * (session expiry, lease loss), and `beforeEntryWrite()` just before they send a write of it.
  */
 export abstract class Registration<T extends { readonly id: string } = Instance> {
   /** Replays the current state, then each change; completes after `close()`. */
@@ -53,6 +53,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private deregistered = false;
   /** True after a removal the registry did not confirm: the entry may still be there (until its session or lease ends). */
   private removalUnconfirmed = false;
+  /** True from the first write of the entry sent (`beforeEntryWrite`) until a removal the registry confirmed or `entryGone()`: see `mayHoldEntry`. */
+  private entryMayExist = false;
   /** The removal that `deregister()` asked for and the loop has not started yet; `register()` cancels it. */
   private pendingRemoval: PendingRemoval | undefined;
   /** Every instance value the registry confirmed holding, for `markDraining`. */
@@ -94,12 +96,15 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   }
 
   /**
-   * True while the registry may hold this registration's entry: from the first attempt to write it
-   * until a removal the registry confirmed. A removal that failed or timed out leaves it true, so a
-   * shutdown still drains: the entry may stay until its session or lease ends.
+   * True while the registry may hold this registration's entry: from the moment a write of it was
+   * sent on a live connection (one whose answer never came may have landed) until a removal the
+   * registry confirmed, or until the registry dropped it (a ZooKeeper session the server expired).
+   * False while the registry was never reached, however long the registration has tried: nothing
+   * was written, so no gateway can send to the entry. A removal that failed or timed out leaves it
+   * true, so a shutdown still drains: the entry may stay until its session or lease ends.
    */
   mayHoldEntry(): boolean {
-    return this.currentState() !== 'unregistered' || this.removalUnconfirmed;
+    return this.entryMayExist;
   }
 
   /** Wants `instance` registered from now on; returns at once, the loop does the work. */
@@ -169,6 +174,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
    * entry back or `close()`, also after this call gave up: a ZooKeeper session that comes back keeps its node.
    * The removal runs in the loop, after any pass in progress: a `register()` that comes before it
    * starts cancels it (this resolves at once), and one that comes later is written after it.
+   * While no write of the entry can have landed (`mayHoldEntry()` false) it resolves at once: the
+   * pass in progress sends nothing from now on (`beforeEntryWrite`), so there is nothing to wait for.
    */
   async deregister(timeoutMs = this.entryTtlMs): Promise<void> {
     if (this.closed) return;
@@ -177,7 +184,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.pendingRemoval ??= new PendingRemoval();
     const removal = this.pendingRemoval;
     this.reconcile();
-    const outcome = await removal.within(timeoutMs);
+    // (The loop still runs the removal: an etcd lease granted for the entry is revoked.)
+    const outcome = this.entryMayExist ? await removal.within(timeoutMs) : {};
     if (outcome.superseded) return;
     // (A retry may have confirmed it in the same turn as the bound ran out.)
     if (outcome.error !== undefined && !removal.confirmed) this.removalUnconfirmed = true;
@@ -216,6 +224,22 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       // A call that came after the loop's last check but before this callback set `again` for a loop that had ended.
       if (this.again && !this.closed) this.reconcile();
     });
+  }
+
+  /**
+   * Called by a subclass just before it sends a write of the entry (a create, put or data update),
+   * in the same turn as the send: from then on the registry may hold the entry (`mayHoldEntry`).
+   * Throws when no entry is wanted any more (a `deregister()` came while the pass ran): the
+   * subclass then sends nothing, and the pass ends for the removal to run.
+   */
+  protected beforeEntryWrite(): void {
+    if (this.desired === undefined || this.closed) throw new Error('the entry is no longer wanted; nothing written');
+    this.entryMayExist = true;
+  }
+
+  /** A subclass's word that the registry dropped every entry this registration may have written (its ZooKeeper session expired on the server). */
+  protected entryGone(): void {
+    this.entryMayExist = false;
   }
 
   /** Writes `instance` to the registry, replacing a stale entry under the same id. */
@@ -275,6 +299,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       if (removal.lastError !== undefined) this.log.info('deregistered after retrying');
       this.attempt = 0;
       this.removalUnconfirmed = false;
+      // A register() while it ran may have kept the entry (the ZooKeeper removal then deletes nothing): it stays possible.
+      if (this.desired === undefined) this.entryMayExist = false;
       removal.confirmed = true;
       removal.settle({});
       this.removalsConfirmed.next();

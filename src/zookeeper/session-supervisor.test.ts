@@ -135,6 +135,18 @@ describe('ZooKeeperSessionSupervisor', () => {
     expect(sessions.map((session) => session.id)).toEqual(['0000000000000001', '0000000000000002']);
   });
 
+  it('names the sessions the server expired, and not one it counted expired after a disconnection longer than its timeout', async () => {
+    const { supervisor, latest } = setup();
+    const expiries: string[] = [];
+    supervisor.serverExpiries$.subscribe((id) => expiries.push(id));
+    latest().connected(1);
+    latest().disconnected();
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
+    latest().connected(2);
+    latest().expired();
+    expect(expiries).toEqual(['0000000000000002']);
+  });
+
   it('replaces the client with one carrying new credentials, and counts it, whether a session is up or still connecting', async () => {
     const changed = async () => (await zookeeperSessionEventsTotal.get()).values.find((value) => value.labels.client === 'fake:2181' && value.labels.event === 'credentials_changed')?.value ?? 0;
     const before = await changed();

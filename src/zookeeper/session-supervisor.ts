@@ -69,9 +69,12 @@ export class ZooKeeperSessionSupervisor {
    * authentication), as logged; not replayed. Completes after `close()`.
    */
   readonly failures$: Observable<string>;
+  /** The id of each session the server said it expired (its ephemeral nodes are gone), not of one only counted expired after a long disconnection (a server restarted from its snapshot may still hold it); not replayed. */
+  readonly serverExpiries$: Observable<string>;
 
   private readonly sessions = new Subject<ZooKeeperSession>();
   private readonly failures = new Subject<string>();
+  private readonly serverExpiries = new Subject<string>();
   private readonly state = new BehaviorSubject<ZooKeeperSessionState>('connecting');
   private readonly name: string;
   private readonly log: Logger;
@@ -96,6 +99,7 @@ export class ZooKeeperSessionSupervisor {
     this.digest = options.digest;
     this.state$ = this.state.pipe(distinctUntilChanged());
     this.failures$ = this.failures.asObservable();
+    this.serverExpiries$ = this.serverExpiries.asObservable();
     this.session$ = new Observable<ZooKeeperSession>((subscriber) => {
       if (this.session) subscriber.next(this.session);
       return this.sessions.subscribe(subscriber);
@@ -148,6 +152,7 @@ export class ZooKeeperSessionSupervisor {
       this.state.complete();
       this.sessions.complete();
       this.failures.complete();
+      this.serverExpiries.complete();
     })();
     return this.closing;
   }
@@ -180,7 +185,7 @@ export class ZooKeeperSessionSupervisor {
       if (guarded !== this.current || this.closing) return;
       if (state.code === zookeeper.State.SYNC_CONNECTED.code) this.onConnected(guarded);
       else if (state.code === zookeeper.State.DISCONNECTED.code) this.onDisconnected();
-      else if (state.code === zookeeper.State.EXPIRED.code) this.expire('expired', 'the server expired the session');
+      else if (state.code === zookeeper.State.EXPIRED.code) this.expire('expired', 'the server expired the session', this.session?.id);
       else if (state.code === zookeeper.State.AUTH_FAILED.code) this.replace('auth_failed', 'authentication failed');
     } catch (error) {
       this.log.error({ err: errorMessage(error) }, 'ZooKeeper session supervisor failed to handle a state change');
@@ -242,13 +247,14 @@ export class ZooKeeperSessionSupervisor {
     }, Math.max(20, Math.floor(timeoutMs / 6)));
   }
 
-  /** The session is gone: announce it, then build a new client. */
-  private expire(event: ZooKeeperSessionEvent, reason: string): void {
+  /** The session is gone (`serverExpired`: the server said so of this one): announce it, then build a new client. */
+  private expire(event: ZooKeeperSessionEvent, reason: string, serverExpired?: string): void {
     this.log.warn({ session: this.session?.id, reason }, 'ZooKeeper session expired');
     this.session = undefined;
     this.retireCurrent();
     this.count(event);
     this.state.next('expired');
+    if (serverExpired !== undefined) this.serverExpiries.next(serverExpired);
     this.scheduleConnect();
   }
 
