@@ -61,12 +61,12 @@ SIGUSR2 on to it (ignored without a child), and exits with the child's status. O
 SIGINT it first marks its registry entry draining ("draining": true; gateways stop sending new
 requests to it at once), waits --drain for them to do so and for their requests to finish,
 deletes the entry, then stops the backend (SIGKILL after 10s); a backend that exits during the
-drain cuts it short, and one with no entry (never healthy, or unhealthy since) is stopped
-without the drain; after a deletion the registry did not confirm, --drain counts from the
-retried deletion's confirmation (waited for up to half of --ttl) in place of the mark's. A
-second SIGINT (Ctrl-C) cuts the --drain wait short: the entry is deleted and the backend stopped
-at once. Marking and deleting together give up after --ttl (as the etcd lease rounds it, or as
-the ZooKeeper server granted the session) when the registry does not answer (the entry ends with
-the session or lease anyway), so the agent exits within --ttl + --drain + the backend's stop
-time (at most 10s) + 1s.
+drain cuts it short, and one with no entry (never healthy, unhealthy since, or never written
+because the registry never answered) is stopped at once, without the drain; after a deletion
+the registry did not confirm, --drain counts from the retried deletion's confirmation (waited
+for up to half of --ttl) in place of the mark's. A second SIGINT (Ctrl-C) cuts the --drain wait
+short: the entry is deleted and the backend stopped at once. Marking and deleting together give
+up after --ttl (as the etcd lease rounds it, or as the ZooKeeper server granted the session)
+when the registry does not answer (the entry ends with the session or lease anyway), so the
+agent exits within --ttl + --drain + the backend's stop time (at most 10s) + 1s.
 `;

@@ -8,6 +8,7 @@ import { Agent } from './agent.ts';
 import { AgentUsageError, parseAgentArgs, type AgentOptions } from './cli.ts';
 import { unknownAgentVariables } from './environment.ts';
 import { AGENT_HELP } from './help.ts';
+import type { RegistrationState } from '../src/registration/registration.ts';
 
 /** How long a child may take to exit after the forwarded signal before it is killed. */
 const CHILD_STOP_TIMEOUT_MS = 10_000;
@@ -112,17 +113,19 @@ for (const signal of PASSED_SIGNALS) {
  * sending. Marking (or that wait) and deleting share the `--ttl` bound (the lease's TTL: an etcd lease
  * rounds `--ttl` up to whole seconds), so a registry that is down costs at most that.
  * Without a signal (the backend exited), with `--drain 0` or with no entry registered (the backend
- * never passed its probe, or failed it since) it deletes the entry at once, if any; a backend that
- * exits during the drain cuts it short. The agent exits with the backend's status.
+ * never passed its probe, or failed it since; or no write of the entry ever reached the registry,
+ * which was down all along) it deletes the entry at once, if any; a backend that exits during the
+ * drain cuts it short. The agent exits with the backend's status.
  */
 async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
   // The entry's life in the registry, not `--ttl` as given: an etcd lease is rounded up to whole seconds, a ZooKeeper session clamped by its server.
   const ttlMs = agent.registration.entryTtlMs;
-  // No entry (never registered, or removed after `--fall` failures with the registry's confirmation):
-  // no gateway sends it anything, so nothing to drain. A removal the registry did not confirm may
-  // have left the entry (a ZooKeeper session that came back keeps its node): that one drains.
+  // No entry (never registered, removed after `--fall` failures with the registry's confirmation, or
+  // never written: the registry was not reached): no gateway sends it anything, so nothing to drain.
+  // A removal the registry did not confirm may have left the entry (a ZooKeeper session that came
+  // back keeps its node): that one drains.
   const entry = agent.registration.mayHoldEntry();
   if (signal && options.drainMs > 0 && entry) {
     const startedAt = performance.now();
@@ -146,7 +149,7 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
     // Whole milliseconds: the bound is named in the warning when the registry does not answer.
     await agent.deregister(Math.max(1, Math.round(ttlMs - (performance.now() - startedAt - options.drainMs))));
   } else {
-    log.info({ signal }, entry ? 'deregistering before the backend stops' : 'no entry registered, nothing to drain; stopping without waiting --drain');
+    log.info({ signal }, entry ? 'deregistering before the backend stops' : noEntryReason(agent.registration.currentState()));
     await agent.deregister();
   }
   if (child) log.info('deregistered; stopping the backend');
@@ -163,6 +166,15 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
   if (childStatus !== undefined) status = childStatus;
   await agent.close();
   process.exit(status);
+}
+
+/**
+ * Why shutdown finds no entry to drain: one wanted (in any state but `unregistered`) was never
+ * written, or went with the ZooKeeper session the server expired since (a new one writes it at once).
+ */
+function noEntryReason(state: RegistrationState): string {
+  if (state === 'unregistered') return 'no entry registered, nothing to drain; stopping without waiting --drain';
+  return 'no entry registered: the registry was never reached, so nothing was written (or it went with an expired session), nothing to drain; stopping without waiting --drain';
 }
 
 function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
