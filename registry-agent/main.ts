@@ -135,12 +135,12 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
       log.info({ signal }, 'the last deregistration was not confirmed, so the entry may still be there; waiting for its retried deletion, then --drain');
       const removed = await agent.removalConfirmed(ttlMs / 2);
       if (removed) log.info({ drainMs: options.drainMs, removedAt: Date.now() }, 'the retried deletion was confirmed; waiting --drain for the requests gateways sent before it to finish');
-      else log.warn({ drainMs: options.drainMs, waitedMs: ttlMs / 2 }, 'the registry did not confirm the retried deletion; waiting --drain for requests in flight anyway');
+      else log.warn({ drainMs: options.drainMs, boundMs: ttlMs / 2, waitedMs: Math.round(performance.now() - startedAt) }, 'the registry did not confirm the retried deletion; waiting --drain for requests in flight anyway');
     } else {
       log.info({ signal }, 'marking the entry draining before the backend stops');
       const marked = await agent.markDraining(ttlMs / 2);
       if (marked) log.info({ drainMs: options.drainMs, markedAt: Date.now() }, 'marked draining; waiting --drain for gateways to stop sending and their requests to finish');
-      else log.warn({ drainMs: options.drainMs, waitedMs: ttlMs / 2 }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
+      else log.warn({ drainMs: options.drainMs, boundMs: ttlMs / 2, waitedMs: Math.round(performance.now() - startedAt) }, 'the registry did not confirm the draining mark; waiting --drain for requests in flight anyway');
     }
     draining = true;
     await delay(options.drainMs, undefined, { signal: drainCut.signal }).catch(() => undefined);

@@ -275,7 +275,9 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(drained, drainLog).toMatchObject({ signal: null, code: 0 });
     expect(stopped, immediateLog).toMatchObject({ signal: null, code: 0 });
     // Half of the 2 s lease for the mark (700 ms, half of --ttl, before) ...
-    expect(drainLog).toMatch(/"waitedMs":1000\b.*did not confirm the draining mark/);
+    expect(drainLog).toMatch(/"boundMs":1000,"waitedMs":\d+\b.*did not confirm the draining mark/);
+    // It waited that bound, not --drain (200 ms) nor --ttl.
+    expect(Number(/"waitedMs":(\d+)/.exec(drainLog)![1])).toBeGreaterThanOrEqual(990);
     // ... and the whole lease for a deletion without a drain (1400 ms before).
     expect(immediateLog).toMatch(/"timeoutMs":2000\b.*deregistration failed/);
   });
@@ -308,7 +310,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     expect(drained, drainLog).toMatchObject({ signal: null, code: 0 });
     expect(stopped, immediateLog).toMatchObject({ signal: null, code: 0 });
     // Half of the granted 3 s for the mark (500 ms, half of --ttl, before) ...
-    expect(drainLog).toMatch(/"waitedMs":1500\b.*did not confirm the draining mark/);
+    expect(drainLog).toMatch(/"boundMs":1500,"waitedMs":\d+\b.*did not confirm the draining mark/);
     // ... and the whole granted session for a deletion without a drain (1000 ms before).
     expect(immediateLog).toMatch(/"timeoutMs":3000\b.*deregistration failed/);
   });
