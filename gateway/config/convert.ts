@@ -157,6 +157,7 @@ export function retryConditionOf(errorClass: string): RetryCondition | undefined
       return 'connect-failure';
     case 'reset-before-headers':
     case 'upstream-protocol':
+    case 'http2-protocol-error':
       return 'reset';
     case 'headers-timeout':
       return 'headers-timeout';

@@ -217,6 +217,7 @@ describe('upstreamPolicy', () => {
     ['pool-closed', undefined],
     ['reset-before-headers', 'reset'],
     ['upstream-protocol', 'reset'],
+    ['http2-protocol-error', 'reset'],
     ['headers-timeout', 'headers-timeout'],
     ['reset-after-headers', undefined],
     ['body-timeout', undefined],

@@ -47,7 +47,7 @@ describe('classifyUpstreamError', () => {
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_REFUSED_STREAM' }), started: false, expected: 'connect-refused', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: false, expected: 'reset-before-headers', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_INTERNAL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
-    // PROTOCOL_ERROR before the head: node:http2 refused the upstream's answer (a 204 with a Content-Length), or the upstream the request.
+    // PROTOCOL_ERROR before the head: node:http2 refused the upstream's malformed answer (a 204 with a Content-Length).
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: false, expected: 'http2-protocol-error', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
     { error: coded('ERR_HTTP2_GOAWAY_SESSION'), started: false, expected: 'connect-refused', status: 502 },
@@ -89,11 +89,12 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'body-timeout', counts: true, health: 'body-timeout' },
     { errorClass: 'http-5xx', counts: true, health: 'http-5xx' },
     { errorClass: 'upstream-protocol', counts: true, health: 'reset-before-headers' },
+    // The HTTP/2 upstream's malformed answer counts as an HTTP/1.1 one's does.
+    { errorClass: 'http2-protocol-error', counts: true, health: 'reset-before-headers' },
     { errorClass: 'upstream-tls', counts: true, health: 'upstream-tls' },
     { errorClass: 'unsupported-protocol', counts: false, health: 'request-rejected' },
     { errorClass: 'pool-overflow', counts: false, health: 'internal' },
     { errorClass: 'pool-closed', counts: false, health: 'internal' },
-    { errorClass: 'http2-protocol-error', counts: false, health: 'internal' },
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'body-too-large', counts: false, health: 'body-too-large' },
@@ -125,8 +126,12 @@ describe('isRetryable', () => {
     { errorClass: 'headers-timeout', idempotent: true, consumed: false, expected: true },
     { errorClass: 'headers-timeout', idempotent: false, consumed: false, expected: false },
     { errorClass: 'reset-after-headers', idempotent: true, consumed: false, expected: false },
-    // Another instance of the same service would meet the same disagreement on the protocol.
-    { errorClass: 'http2-protocol-error', idempotent: true, consumed: false, expected: false },
+    // A bad answer, over either protocol, goes to another instance as a reset does.
+    { errorClass: 'upstream-protocol', idempotent: true, consumed: false, expected: true },
+    { errorClass: 'upstream-protocol', idempotent: false, consumed: false, expected: false },
+    { errorClass: 'http2-protocol-error', idempotent: true, consumed: false, expected: true },
+    { errorClass: 'http2-protocol-error', idempotent: false, consumed: false, expected: false },
+    { errorClass: 'http2-protocol-error', idempotent: true, consumed: true, expected: false },
     // The call's own deadline has passed: another instance would have no time left either.
     { errorClass: 'deadline-exceeded', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {

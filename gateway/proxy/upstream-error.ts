@@ -52,6 +52,12 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
 const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused', 'connect-timeout', 'upstream-tls']);
 
 /**
+ * Classes after which the request may have reached a handler that answered nothing usable: a reset,
+ * a bad answer (either protocol's), a silent upstream. Sent again only for idempotent methods.
+ */
+const RESENT_WHEN_IDEMPOTENT: ReadonlySet<GatewayErrorClass> = new Set(['reset-before-headers', 'upstream-protocol', 'http2-protocol-error', 'headers-timeout']);
+
+/**
  * OpenSSL's certificate verification codes as Node names them (X509_V_ERR_*, less the prefix) and
  * Node's own TLS codes of a handshake with the upstream: its certificate, chain, purpose or name.
  */
@@ -226,14 +232,20 @@ export function countsAgainstUpstream(errorClass: GatewayErrorClass): boolean {
 
 /**
  * The health layer's class for an attempt that failed with `errorClass`. A bad answer
- * (`upstream-protocol`) is the upstream's fault and counts as a reset; the classes the client or
- * the gateway caused keep their names, which the health layer never counts; so do an unsupported
- * protocol, which is not the upstream's failure, the gateway's own cap on sessions and its closing
- * of them (`internal`).
+ * (`upstream-protocol` over HTTP/1.1, `http2-protocol-error` over HTTP/2) is the upstream's fault
+ * and counts as a reset; the classes the client or the gateway caused keep their names, which the
+ * health layer never counts; so do an unsupported protocol, which is not the upstream's failure,
+ * the gateway's own cap on sessions and its closing of them (`internal`).
  */
 export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass {
   switch (errorClass) {
+    // An answer that breaks its protocol is the server's fault, as nginx (`invalid_header`) and
+    // Envoy's outlier detection count it. Over HTTP/2 node:http2 (nghttp2) resets the stream with
+    // PROTOCOL_ERROR for the gateway on a malformed head (RFC 9113 §8.1.1), such as a 204 with a
+    // Content-Length, which RFC 9110 §8.6 forbids the server; a request head node would not send is
+    // refused before it leaves (`request-rejected`).
     case 'upstream-protocol':
+    case 'http2-protocol-error':
       return 'reset-before-headers';
     // The gateway cannot speak the instance's protocol (a `tcp` instance behind an HTTP route): a
     // configuration mismatch, not the instance's fault.
@@ -243,12 +255,6 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     // fault; and the gateway closing its own sessions (shutting down) before the request had one.
     case 'pool-overflow':
     case 'pool-closed':
-      return 'internal';
-    // A stream that ended in PROTOCOL_ERROR before the answer's head: node:http2 (nghttp2) refusing a
-    // head that RFC 9113 allows and HTTP/1.1 relays (a 204 with a Content-Length, §8.1.1), or the
-    // upstream refusing the gateway's request as malformed; node reports both alike, so the guilty
-    // side is unknown, and a disagreement on the protocol is no sickness of one instance.
-    case 'http2-protocol-error':
       return 'internal';
     // Never reported for an attempt (nothing was picked); counted as nothing should one be.
     case 'no-route':
@@ -270,8 +276,7 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
 export function isRetryable(errorClass: GatewayErrorClass, idempotent: boolean, bodyConsumed: boolean): boolean {
   if (bodyConsumed) return false;
   if (NOTHING_SENT.has(errorClass)) return true;
-  if (errorClass === 'reset-before-headers' || errorClass === 'upstream-protocol' || errorClass === 'headers-timeout') return idempotent;
-  return false;
+  return RESENT_WHEN_IDEMPOTENT.has(errorClass) && idempotent;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
