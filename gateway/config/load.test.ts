@@ -170,6 +170,8 @@ describe('parseConfig errors', () => {
     ['routes:\n  - { service: a, headers: { x-tenant: "a\\nb" } }', 'routes.0.headers.x-tenant (line 2): must not contain CR, LF or NUL'],
     ['routes:\n  - { service: a, headers: { x-tenant: " a" } }', 'routes.0.headers.x-tenant (line 2): must not start or end with a space or tab, which a request header never does (it could never match)'],
     ['routes:\n  - { service: a, headers: { x-tenant: "a\\t" } }', 'routes.0.headers.x-tenant (line 2): must not start or end with a space or tab'],
+    ['routes:\n  - { service: a, requestHeaders: { set: { x-team: " blue" } } }', 'routes.0.requestHeaders.set.x-team (line 2): must not start or end with a space or tab'],
+    ['middlewares:\n  h: { headers: { response: { set: { x-a: "b\\t" } } } }', 'middlewares.h.headers.response.set.x-a (line 2): must not start or end with a space or tab'],
     ['middlewares:\n  h: { headers: { request: { set: { x-a: "a\\x01b" } } } }', 'middlewares.h.headers.request.set.x-a (line 2): must hold only tab, printable ASCII and Latin-1 characters'],
     ['routes:\n  - { name: a, service: a }\n  - { name: a, service: b }', 'routes.1.name (line 3): route name "a" is already used by routes.0'],
     ['forwarding: { trustedProxies: [10.0.0.0/33] }', 'forwarding.trustedProxies.0 (line 1): expected an IP address, a CIDR'],

@@ -167,9 +167,15 @@ export const headerValue = z
  * A header value the gateway sends on a request or an answer (`set` edits, a fallback's headers, the trace exporter's): as
  * `headerValue`, and only characters an HTTP header can carry as Node writes it (tab, printable
  * ASCII, U+0080–U+00FF). Any other made every answer that carried it fail as it was written: the
- * client's connection was cut, after an upstream's answer or the gateway's own.
+ * client's connection was cut, after an upstream's answer or the gateway's own. No space or tab at
+ * either end.
  */
-export const sentHeaderValue = headerValue.refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters (percent-encode other text)');
+export const sentHeaderValue = headerValue
+  .refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters (percent-encode other text)')
+  // RFC 9110 §5.5: a field value's leading and trailing spaces and tabs are no part of it, and RFC 9113
+  // §8.2.1 makes an HTTP/2 field value with them malformed: a strict HTTP/2 upstream resets every
+  // request that carries one, a failure the gateway would count against the instance.
+  .refine((value) => !/^[ \t]|[ \t]$/.test(value), 'must not start or end with a space or tab (no part of a header value; HTTP/2 refuses it)');
 
 /**
  * A header value a request's header is compared with (a route's `headers` condition): as
