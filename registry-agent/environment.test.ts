@@ -34,4 +34,23 @@ describe('unknownAgentVariables', () => {
       }),
     ).toEqual([]);
   });
+
+  it('passes over the service links Kubernetes sets for a Service named switchboard, and nothing that only looks like one', () => {
+    expect(
+      unknownAgentVariables({
+        SWITCHBOARD_SERVICE_HOST: '10.96.0.12',
+        SWITCHBOARD_SERVICE_PORT: '8080',
+        SWITCHBOARD_SERVICE_PORT_HTTP: '8080',
+        SWITCHBOARD_PORT_8080_TCP: 'tcp://10.96.0.12:8080',
+        SWITCHBOARD_PORT_8080_TCP_PROTO: 'tcp',
+        SWITCHBOARD_PORT_8080_TCP_PORT: '8080',
+        SWITCHBOARD_PORT_8080_TCP_ADDR: '10.96.0.12',
+        SWITCHBOARD_PORT_HTTP: '8080',
+        SWITCHBOARD_SERVICE_HOSTNAME: 'gw',
+      }),
+    ).toEqual([
+      { name: 'SWITCHBOARD_PORT_HTTP', meant: undefined },
+      { name: 'SWITCHBOARD_SERVICE_HOSTNAME', meant: undefined },
+    ]);
+  });
 });
