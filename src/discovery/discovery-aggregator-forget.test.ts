@@ -101,6 +101,24 @@ describe('DiscoveryAggregator forgetting', () => {
     expect(forgotten).toEqual(['routed']);
   });
 
+  it('keeps a running grace when the configuration keeps afterMs, and starts it over when afterMs changes', async () => {
+    const provider = new StaticProvider('list');
+    provider.replace(new Map([['a', entries('a', 1)], ['b', entries('b', 2)]]));
+    const { aggregator, forgotten } = aggregate([provider]);
+    provider.replace(new Map([['b', entries('b', 2)]]));
+    await vi.advanceTimersByTimeAsync(GRACE_MS / 2);
+    aggregator.configureForgetting({ afterMs: GRACE_MS, retained: new Set() });
+    await vi.advanceTimersByTimeAsync(GRACE_MS / 2 + 20);
+    expect(forgotten).toEqual(['a']);
+    provider.replace(new Map());
+    await vi.advanceTimersByTimeAsync(GRACE_MS / 2);
+    aggregator.configureForgetting({ afterMs: GRACE_MS * 2, retained: new Set() });
+    await vi.advanceTimersByTimeAsync(GRACE_MS * 2 - 20);
+    expect(forgotten).toEqual(['a']);
+    await vi.advanceTimersByTimeAsync(40);
+    expect(forgotten).toEqual(['a', 'b']);
+  });
+
   it('forgets nothing with afterMs false', async () => {
     const provider = new StaticProvider('list');
     provider.replace(new Map([['web', entries('web', 1)]]));
