@@ -303,9 +303,10 @@ export class DiscoveryAggregator {
     protectedInstances.set({ service }, result.held.size);
     for (const change of changes) {
       const addresses = change.instances.map((held) => held.address);
-      const first = change.instances[0]!;
-      if (change.action === 'held') this.log.warn({ service, held: addresses, untilMs: first.until - first.since }, 'registry removal held: most of the service vanished right after a registry outage');
-      else this.log.info({ service, addresses, reason: change.reason }, 'held instances released');
+      if (change.action === 'held') {
+        const first = change.instances[0]!;
+        this.log.warn({ service, held: addresses, untilMs: first.until - first.since }, 'registry removal held: most of the service vanished right after a registry outage');
+      } else this.log.info({ service, addresses, reason: change.reason }, 'held instances released');
       this.protectionChanges.next(change);
     }
   }
