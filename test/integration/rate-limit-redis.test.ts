@@ -133,6 +133,38 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     expect(connection.status).toBe('ready');
   });
 
+  it('lets no more through across a fallback and Redis\' return than the shared bucket would: the local bucket starts at Redis\' last level, and Redis is charged for what it let through', async () => {
+    const settings: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 100, keyPrefix: 'test-blip:', gateways: 1 };
+    const connection = createRedisConnection(settings);
+    connections.push(connection);
+    await new Promise((resolve) => connection.once('ready', resolve));
+    // 40 at once, 10 a second: a full-bucket fallback would let about 40 more through, and Redis refilled meanwhile as many again.
+    const limit: RateLimitSettings = { average: 10, periodMs: 1_000, burst: 40, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', delay: undefined, quota: undefined };
+    const limited = await serveMiddleware([rateLimit(limit, { name: 'blip', redisSettings: settings, redis: () => connection, log: quiet })]);
+    server = limited;
+    let allowed = 0;
+    const send = async (): Promise<void> => {
+      if ((await limited.send('/')).status === 200) allowed += 1;
+    };
+    const start = performance.now();
+    // The bucket drained to about 10 tokens, then Redis stalls (shorter than the 2 s that would cut the connection).
+    for (let sent = 0; sent < 30; sent += 1) await send();
+    await admin.call('CLIENT', 'PAUSE', '1200', 'ALL');
+    while (!typesOf('blip').includes('rate-limit-recovered')) {
+      await send();
+      if (performance.now() - start > 10_000) throw new Error('no rate-limit-recovered within 10 s');
+    }
+    // Past the return, a flood goes on against the shared bucket, charged for the fallback's requests.
+    const recovered = performance.now();
+    while (performance.now() - recovered < 500) await send();
+    const elapsedMs = performance.now() - start;
+    expect(typesOf('blip')).toEqual(['rate-limit-fallback', 'rate-limit-recovered']);
+    // A token bucket lets through at most burst + rate × time; one token of slack for the clocks (the gateway's and Redis').
+    expect(allowed).toBeLessThanOrEqual(Math.floor(40 + (10 * elapsedMs) / 1_000) + 1);
+    // And it did let through what the shared bucket held: the fallback is not a refusal.
+    expect(allowed).toBeGreaterThanOrEqual(40);
+  });
+
   it('reconnects when its connection goes silent without a reset, instead of waiting for the kernel to give up (minutes)', async () => {
     const relay = await silenceableRelay(redis.port);
     try {

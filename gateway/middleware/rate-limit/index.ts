@@ -138,6 +138,7 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, 
       // With a config store the number of gateways is the live peer count, else the configured `redis.gateways`.
       local: new PeerScaledLimiter((gateways) => local(shape, gateways), () => livePeerCount() ?? redisSettings.gateways),
       burst: shape.burst,
+      charge: (key, count) => bucket.charge(key, count),
       probe: () => bucket.probe(),
       closed: () => redis.status === 'end',
       retired,

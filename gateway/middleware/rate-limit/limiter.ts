@@ -36,6 +36,11 @@ export interface LimitDecision {
 export interface Limiter {
   /** Takes one token from `key`'s bucket (and one from its quota) if there is one; a refusal leaves both as they were. */
   take(key: string): LimitDecision | Promise<LimitDecision>;
+  /**
+   * Sets `key`'s bucket to `level` (0 to 1) of full, as a local bucket that stands in for a shared
+   * one does with the shared one's last reported level; limiters that cannot ignore it.
+   */
+  seed?(key: string, level: number): void;
 }
 
 /** A bucket's shape: `average` tokens per `periodMs` into a bucket of `burst`. */

@@ -43,6 +43,10 @@ export class QuotaLimiter implements Limiter {
     return decision instanceof Promise ? decision.then((settled) => this.count(key, settled, resetMs)) : this.count(key, decision, resetMs);
   }
 
+  seed(key: string, level: number): void {
+    this.inner.seed?.(key, level);
+  }
+
   private count(key: string, decision: LimitDecision, resetMs: number): LimitDecision {
     const used = this.counts.get(key) ?? 0;
     if (!decision.allowed) return { ...decision, quota: this.state(used, resetMs) };

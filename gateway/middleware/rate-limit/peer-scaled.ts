@@ -19,12 +19,21 @@ export class PeerScaledLimiter implements Limiter {
   ) {}
 
   take(key: string): LimitDecision | Promise<LimitDecision> {
+    return this.current().take(key);
+  }
+
+  /** Seeds the bucket of the current size (the one a fallback now would use). */
+  seed(key: string, level: number): void {
+    this.current().seed?.(key, level);
+  }
+
+  private current(): Limiter {
     const size = Math.max(1, this.gateways());
     let limiter = this.bySize.get(size);
     if (!limiter) {
       limiter = this.build(size);
       this.bySize.set(size, limiter);
     }
-    return limiter.take(key);
+    return limiter;
   }
 }

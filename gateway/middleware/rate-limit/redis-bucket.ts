@@ -12,15 +12,33 @@ import { QUOTA_WINDOW_MS } from './local-quota.ts';
  * slot. ARGV: tokens per ms, burst, max wait ms, quota limit (0: none), quota window ms.
  * Returns {allowed (0, 1, or 2 = refused by quota), tokens, delay ms, quota count, quota reset ms}.
  */
+/** Redis' clock in ms, as `now`. */
+const NOW_LUA = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+`;
+
+/** The bucket KEYS[1] refilled to `now` at `rate` up to `burst`, as `tokens` (a missing one is full). */
+const REFILL_LUA = `
+local state = redis.call('HMGET', KEYS[1], 't', 'a')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if tokens == nil or at == nil then tokens, at = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+`;
+
+/** Stores `tokens` as of `now` in KEYS[1], to expire once the bucket would be full again. */
+const STORE_LUA = `
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'a', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
+`;
+
 export const TAKE_TOKEN_SCRIPT = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local maxWait = tonumber(ARGV[3])
 local quotaLimit = tonumber(ARGV[4])
 local quotaWindow = tonumber(ARGV[5])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local used, quotaReset, window = 0, 0, 0
+${NOW_LUA}local used, quotaReset, window = 0, 0, 0
 if quotaLimit > 0 then
   window = math.floor(now / quotaWindow)
   quotaReset = (window + 1) * quotaWindow - now
@@ -28,18 +46,14 @@ if quotaLimit > 0 then
   if tonumber(quota[1]) == window then used = tonumber(quota[2]) or 0 end
   if used >= quotaLimit then return {2, '0', '0', used, quotaReset} end
 end
-local state = redis.call('HMGET', KEYS[1], 't', 'a')
-local tokens, at = tonumber(state[1]), tonumber(state[2])
-if tokens == nil or at == nil then tokens, at = burst, now end
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+${REFILL_LUA}
 local allowed, delay = 0, 0
 if tokens >= 1 - 1e-9 then
   allowed, tokens = 1, math.max(0, tokens - 1)
 elseif (1 - tokens) / rate <= maxWait then
   allowed, delay, tokens = 1, (1 - tokens) / rate, tokens - 1
 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'a', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
+${STORE_LUA}
 if allowed == 1 and quotaLimit > 0 then
   used = used + 1
   redis.call('HSET', KEYS[2], 'w', tostring(window), 'n', tostring(used))
@@ -48,11 +62,42 @@ end
 return {allowed, tostring(tokens), tostring(delay), used, quotaReset}
 `;
 
-/** The script's name on a connection (`defineCommand`). */
+/**
+ * Charges a bucket (and its quota) for `count` requests let through without it: the local fallback
+ * handed them out while Redis was away, and the shared bucket refilled meanwhile would grant them
+ * again. The bucket goes down to 0 at most (no debt: a charge never refuses more than the shared
+ * bucket would have), the quota's count of the current window goes up by `count`. Same KEYS as
+ * `TAKE_TOKEN_SCRIPT`; ARGV: tokens per ms, burst, count, quota window ms (0: no quota).
+ */
+export const CHARGE_SCRIPT = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local quotaWindow = tonumber(ARGV[4])
+${NOW_LUA}
+${REFILL_LUA}
+tokens = math.max(0, tokens - count)
+${STORE_LUA}
+if quotaWindow > 0 then
+  local window = math.floor(now / quotaWindow)
+  local quota = redis.call('HMGET', KEYS[2], 'w', 'n')
+  local used = 0
+  if tonumber(quota[1]) == window then used = tonumber(quota[2]) or 0 end
+  redis.call('HSET', KEYS[2], 'w', tostring(window), 'n', tostring(used + count))
+  redis.call('PEXPIRE', KEYS[2], (window + 1) * quotaWindow - now + 1000)
+end
+return 1
+`;
+
+/** The scripts' names on a connection (`defineCommand`). */
 const COMMAND = 'switchboardTakeToken';
+const CHARGE = 'switchboardChargeTokens';
 
 type TakeTokenReply = [number, string, string, number, number];
-type WithTakeToken = RedisConnection & { [COMMAND](bucketKey: string, quotaKey: string, ...args: (string | number)[]): Promise<TakeTokenReply> };
+type WithTakeToken = RedisConnection & {
+  [COMMAND](bucketKey: string, quotaKey: string, ...args: (string | number)[]): Promise<TakeTokenReply>;
+  [CHARGE](bucketKey: string, quotaKey: string, ...args: (string | number)[]): Promise<number>;
+};
 
 /** What a `RedisBucketLimiter` needs. */
 export interface RedisBucketOptions {
@@ -82,6 +127,7 @@ export class RedisBucketLimiter implements Limiter {
     const redis = options.redis as WithTakeToken;
     // Defined once per connection; ioredis sends EVALSHA and falls back to EVAL when Redis lost the script.
     if (typeof redis[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: TAKE_TOKEN_SCRIPT });
+    if (typeof redis[CHARGE] !== 'function') redis.defineCommand(CHARGE, { numberOfKeys: 2, lua: CHARGE_SCRIPT });
     this.redis = redis;
     this.ratePerMs = options.shape.average / options.shape.periodMs;
     this.quotaWindowMs = options.quota ? QUOTA_WINDOW_MS[options.quota.per] : 0;
@@ -102,6 +148,16 @@ export class RedisBucketLimiter implements Limiter {
       reconnectIfSilent(this.options.redis, error);
       throw error;
     }
+  }
+
+  /**
+   * Takes `count` tokens from `key`'s bucket (down to 0) and counts them in its quota, in one call:
+   * what the local fallback let through for it while Redis was away (`CHARGE_SCRIPT`).
+   */
+  async charge(key: string, count: number): Promise<void> {
+    const { shape, namespace } = this.options;
+    const tag = `{${namespace}:${key}}`;
+    await this.redis[CHARGE](`rl:${tag}`, `rq:${tag}`, this.ratePerMs, shape.burst, count, this.quotaWindowMs);
   }
 
   async take(key: string): Promise<LimitDecision> {

@@ -22,11 +22,17 @@ function scripted() {
   return { state, redis, probe };
 }
 
-function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () => Promise<unknown>, closed?: () => boolean, more: { name?: string; retired?: () => boolean; changes?: RateLimitChange[] } = {}) {
+function fallbackOf(
+  mode: 'local' | 'allow' | 'deny',
+  redis: Limiter,
+  probe: () => Promise<unknown>,
+  closed?: () => boolean,
+  more: { name?: string; retired?: () => boolean; changes?: RateLimitChange[]; local?: Limiter; charge?: (key: string, count: number) => Promise<unknown> } = {},
+) {
   const log = { warn: vi.fn(), info: vi.fn() };
   const changes: RateLimitChange[] = more.changes ?? [];
   const counted = vi.fn();
-  const local: Limiter = { take: () => decision(true, 1) };
+  const local: Limiter = more.local ?? { take: () => decision(true, 1) };
   const limiter = new RedisFallbackLimiter(redis, {
     name: more.name ?? 'shared',
     mode,
@@ -40,6 +46,7 @@ function fallbackOf(mode: 'local' | 'allow' | 'deny', redis: Limiter, probe: () 
     probeIntervalMs: 50,
     ...(closed ? { closed } : {}),
     ...(more.retired ? { retired: more.retired } : {}),
+    ...(more.charge ? { charge: more.charge } : {}),
   });
   return { limiter, log, changes, counted };
 }
@@ -144,5 +151,39 @@ describe('RedisFallbackLimiter', () => {
     state.up = true;
     await vi.advanceTimersByTimeAsync(200);
     expect(changes.map((change) => change.type)).toEqual(['rate-limit-fallback', 'rate-limit-recovered']);
+  });
+
+  it('starts its local bucket from the last level Redis reported for the key, and charges Redis once per key for what it let through when Redis is back', async () => {
+    vi.useFakeTimers();
+    const { state, probe } = scripted();
+    const levels = new Map<string, number>([['drained', 0], ['half', 2]]);
+    const redis: Limiter = {
+      take: async (key) => {
+        if (!state.up) throw new Error('Command timed out');
+        return decision(true, levels.get(key) ?? 4);
+      },
+    };
+    const seeded: [string, number][] = [];
+    const charged: [string, number][] = [];
+    const local: Limiter = { take: (key) => decision(key !== 'drained', 0), seed: (key, level) => seeded.push([key, level]) };
+    const { limiter } = fallbackOf('local', redis, probe, undefined, { local, charge: async (key, count) => charged.push([key, count]) });
+    await Promise.all([limiter.take('drained'), limiter.take('half')]);
+    expect(seeded).toEqual([
+      ['drained', 0],
+      ['half', 0.4],
+    ]);
+    state.up = false;
+    await Promise.all([limiter.take('drained'), limiter.take('half'), limiter.take('half'), limiter.take('never-seen')]);
+    expect(charged).toEqual([]);
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(60);
+    expect(limiter.fallingBack).toBe(false);
+    // Sent before the next request's own call: only the requests let through, one call per key, once.
+    await limiter.take('half');
+    await limiter.take('half');
+    expect(charged).toEqual([
+      ['half', 2],
+      ['never-seen', 1],
+    ]);
   });
 });

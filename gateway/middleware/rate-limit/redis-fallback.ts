@@ -2,6 +2,7 @@ import { errorMessage } from '../../../src/errors.ts';
 import type { Logger } from '../../../src/logger.ts';
 import type { RateLimitChange } from '../../admin/event-types.ts';
 import type { LimitDecision, Limiter } from './limiter.ts';
+import { RATE_LIMIT_MAX_KEYS } from './token-bucket.ts';
 
 /** While in fallback, Redis is asked this often (the limit's script on a probe key) whether it is back. */
 export const REDIS_PROBE_INTERVAL_MS = 500;
@@ -11,8 +12,17 @@ export interface RedisFallbackOptions {
   /** The middleware's name, for the log, the metric and the events. */
   readonly name: string;
   readonly mode: 'local' | 'allow' | 'deny';
-  /** The bucket used with `mode: local` (sized limit / gateways / workers). */
+  /**
+   * The bucket used with `mode: local` (sized limit / gateways / workers). Each Redis answer seeds
+   * its key with the level Redis reported (`seed`), so a fallback starts from it, not full.
+   */
   readonly local: Limiter;
+  /**
+   * Charges Redis for `count` requests of `key` the local bucket let through during a fallback (one
+   * call per key, sent before the first request after Redis' return): the shared bucket refilled
+   * meanwhile must not grant them again.
+   */
+  readonly charge?: (key: string, count: number) => Promise<unknown>;
   /** The bucket size, for the headers of `allow` and `deny` answers. */
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
@@ -60,6 +70,8 @@ export class RedisFallbackLimiter implements Limiter {
   private readonly now: () => number;
   /** The limiter whose fallback state this one follows: itself, or `sharesStateWith`. */
   private readonly state: RedisFallbackLimiter;
+  /** By key, the requests the local bucket let through while falling back, not yet charged to Redis. */
+  private readonly handedOut = new Map<string, number>();
 
   constructor(
     private readonly redis: Limiter,
@@ -76,8 +88,12 @@ export class RedisFallbackLimiter implements Limiter {
 
   async take(key: string): Promise<LimitDecision> {
     if (this.state.downSince === undefined) {
+      if (this.handedOut.size > 0) this.chargeHandedOut();
       try {
-        return await this.redis.take(key);
+        const decision = await this.redis.take(key);
+        // An answer that comes after another request switched to the fallback is older than what the local bucket did since.
+        if (this.options.mode === 'local' && decision.refusedBy !== 'quota' && this.state.downSince === undefined) this.options.local.seed?.(key, decision.remaining / decision.limit);
+        return decision;
       } catch (error) {
         this.state.fallBack(error);
       }
@@ -88,10 +104,32 @@ export class RedisFallbackLimiter implements Limiter {
   private decideWithout(key: string): LimitDecision | Promise<LimitDecision> {
     this.options.counted();
     const { mode, burst } = this.options;
-    if (mode === 'local') return this.options.local.take(key);
+    if (mode === 'local') {
+      const decision = this.options.local.take(key);
+      return decision instanceof Promise ? decision.then((settled) => this.handOut(key, settled)) : this.handOut(key, decision);
+    }
     if (mode === 'allow') return { allowed: true, refusedBy: undefined, limit: burst, remaining: burst, resetMs: 0, retryAfterMs: 0, delayMs: 0 };
     const retryAfterMs = this.options.probeIntervalMs ?? REDIS_PROBE_INTERVAL_MS;
     return { allowed: false, refusedBy: 'rate', limit: burst, remaining: 0, resetMs: retryAfterMs, retryAfterMs, delayMs: 0 };
+  }
+
+  /** Counts a request the local bucket let through, to charge Redis for it once it is back (at most `RATE_LIMIT_MAX_KEYS` keys). */
+  private handOut(key: string, decision: LimitDecision): LimitDecision {
+    if (!decision.allowed || !this.options.charge) return decision;
+    const count = this.handedOut.get(key);
+    if (count !== undefined) this.handedOut.set(key, count + 1);
+    else if (this.handedOut.size < RATE_LIMIT_MAX_KEYS) this.handedOut.set(key, 1);
+    return decision;
+  }
+
+  /**
+   * Sends Redis, without waiting, one charge per key for what the local bucket let through (its
+   * bucket goes no lower than empty: at most a burst is taken); a charge that fails is dropped.
+   */
+  private chargeHandedOut(): void {
+    const { charge } = this.options;
+    for (const [key, count] of this.handedOut) void charge?.(key, count).catch(() => undefined);
+    this.handedOut.clear();
   }
 
   private fallBack(error: unknown): void {

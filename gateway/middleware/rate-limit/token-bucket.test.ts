@@ -126,4 +126,25 @@ describe('TokenBucketLimiter', () => {
     expect([next.allowed, Math.round(next.delayMs)]).toEqual([true, 300]);
     expect(limiter.take('k').retryAfterMs).toBeCloseTo(100, 6);
   });
+
+  it('seeds a key at a level of full: it starts there and refills from then, not full', () => {
+    const { limiter, clock } = limiterAt({ average: 10, periodMs: 1_000, burst: 10 });
+    limiter.seed('k', 0.3);
+    expect(takes(limiter, 4)).toEqual([true, true, true, false]);
+    clock.ms += 200; // two tokens
+    expect(takes(limiter, 3)).toEqual([true, true, false]);
+    // A key seeded again is set, whatever it held; the level is kept within 0 to 1.
+    limiter.seed('k', 2);
+    expect(limiter.take('k').remaining).toBe(9);
+    limiter.seed('k', -1);
+    expect(limiter.take('k').allowed).toBe(false);
+  });
+
+  it('tracks no key seeded full that it did not have (a new key starts full anyway)', () => {
+    const { limiter } = limiterAt({ average: 1, periodMs: 1_000, burst: 3 });
+    limiter.seed('full', 1);
+    expect(limiter.size).toBe(0);
+    limiter.seed('drained', 0);
+    expect(limiter.size).toBe(1);
+  });
 });

@@ -75,17 +75,7 @@ export class TokenBucketLimiter implements Limiter {
 
   take(key: string): LimitDecision {
     const now = this.now();
-    this.expire(now);
-    let bucket = this.buckets.get(key);
-    if (bucket) {
-      this.unlink(bucket);
-    } else {
-      bucket = { key, tokens: this.burst, at: now, fullAt: now, older: undefined, newer: undefined };
-      this.buckets.set(key, bucket);
-      if (this.buckets.size > this.maxKeys && this.head) this.forget(this.head);
-    }
-    this.append(bucket);
-
+    const bucket = this.touch(key, now);
     const tokens = Math.min(this.burst, bucket.tokens + Math.max(0, now - bucket.at) * this.ratePerMs);
     // Time until one whole token: 0 when there is one, else what the debt (or the fraction) needs.
     const waitMs = tokens >= 1 - EPSILON ? 0 : (1 - tokens) / this.ratePerMs;
@@ -103,6 +93,36 @@ export class TokenBucketLimiter implements Limiter {
       retryAfterMs: allowed ? 0 : waitMs - this.maxWaitMs,
       delayMs: allowed ? waitMs : 0,
     };
+  }
+
+  /**
+   * Sets `key`'s bucket to `level` (0 to 1) of full as of now, whatever it held: a bucket standing
+   * in for a shared one (the Redis fallback's) then starts where the shared one was last seen, not
+   * full. A full level of a key not tracked is not stored: a new key starts full anyway.
+   */
+  seed(key: string, level: number): void {
+    const tokens = Math.min(1, Math.max(0, level)) * this.burst;
+    if (tokens >= this.burst && !this.buckets.has(key)) return;
+    const now = this.now();
+    const bucket = this.touch(key, now);
+    bucket.tokens = tokens;
+    bucket.at = now;
+    bucket.fullAt = now + (this.burst - tokens) / this.ratePerMs;
+  }
+
+  /** `key`'s bucket (a full one when it has none), made the most recently used; expires idle keys first. */
+  private touch(key: string, now: number): Bucket {
+    this.expire(now);
+    let bucket = this.buckets.get(key);
+    if (bucket) {
+      this.unlink(bucket);
+    } else {
+      bucket = { key, tokens: this.burst, at: now, fullAt: now, older: undefined, newer: undefined };
+      this.buckets.set(key, bucket);
+      if (this.buckets.size > this.maxKeys && this.head) this.forget(this.head);
+    }
+    this.append(bucket);
+    return bucket;
   }
 
   /** Drops least recently used keys whose bucket has refilled: forgetting them changes no answer. */
