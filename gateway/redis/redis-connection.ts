@@ -3,7 +3,7 @@
 // script by EVALSHA and falls back to EVAL on NOSCRIPT by itself; and `enableOfflineQueue: false`
 // with `commandTimeout` makes every call fail fast instead of queueing while Redis is away.
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, MaxRetriesPerRequestError, Redis, type RedisOptions } from 'ioredis';
 import { componentLogger } from '../../src/logger.ts';
 import type { RedisSettings } from '../config/types.ts';
 
@@ -69,14 +69,31 @@ export function createRedisConnection(settings: RedisSettings): RedisConnection 
     timeoutMs: settings.timeoutMs,
   });
   let lastLogged = 0;
+  connection.on('ready', () => socketErrors.delete(connection));
   // Without a listener ioredis prints every connection error to the console; callers see failures as rejected commands.
   connection.on('error', (error: Error) => {
+    socketErrors.set(connection, error.message);
     const now = Date.now();
     if (now - lastLogged < ERROR_LOG_INTERVAL_MS) return;
     lastLogged = now;
     log.warn({ target: describeTarget(settings), err: error.message }, 'redis connection error; reconnecting');
   });
   return connection;
+}
+
+/** Per connection, the last error it reported since it was last ready (a reset, a refused connect). */
+const socketErrors = new WeakMap<RedisConnection, string>();
+
+/**
+ * What a failed call on `connection` says of its cause. ioredis rejects the commands in flight when
+ * the connection drops with "Reached the max retries per request limit (which is 0)…", which names
+ * an option, not what happened: that becomes the connection's loss, with the error it reported
+ * (`read ECONNRESET`) when it reported one, and every other error its own message.
+ */
+export function redisFailureReason(connection: RedisConnection, error: unknown): string {
+  if (!(error instanceof MaxRetriesPerRequestError)) return error instanceof Error ? error.message : String(error);
+  const cause = socketErrors.get(connection);
+  return `connection to redis lost with the command in flight (${cause ?? 'closed by redis or the network'})`;
 }
 
 /**

@@ -165,6 +165,23 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     expect(allowed).toBeGreaterThanOrEqual(40);
   });
 
+  it('names a connection closed with its command in flight as such, not as ioredis\' "max retries per request" error', async () => {
+    const limited = await serveLimit('dropped', redis.url, 'deny');
+    expect((await limited.send('/')).status).toBe(200);
+    // Scripts wait while writes are paused; the admin's own CLIENT commands do not.
+    await admin.call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    try {
+      const answer = limited.send('/');
+      await waitFor(async () => ((await admin.call('CLIENT', 'LIST')) as string).includes('cmd=evalsha') || undefined, { timeoutMs: 5_000, message: 'the limit\'s script waiting in Redis' });
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal');
+      expect((await answer).status).toBe(429);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE');
+    }
+    const fallback = changes.find((change) => change.type === 'rate-limit-fallback' && change.data.middleware === 'dropped');
+    expect(fallback?.type === 'rate-limit-fallback' && fallback.data.reason).toMatch(/^connection to redis lost with the command in flight/);
+  });
+
   it('reconnects when its connection goes silent without a reset, instead of waiting for the kernel to give up (minutes)', async () => {
     const relay = await silenceableRelay(redis.port);
     try {

@@ -5,7 +5,7 @@ import { sendErrorAnswer } from '../../proxy/error-response.ts';
 import { delayUnlessClientGone, endAnsweredByListener, endedDuringWait, recordClientGone } from '../client-gone.ts';
 import { whenRetired } from '../middleware-retire.ts';
 import { requestKeyReader } from '../request-key.ts';
-import { sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
+import { redisFailureReason, sharedRedis, type RedisConnection } from '../../redis/redis-connection.ts';
 import { rateLimitHeaders } from './headers.ts';
 import { shareOf, wholeShareOf, type BucketShape, type LimitDecision, type Limiter } from './limiter.ts';
 import { QuotaLimiter } from './local-quota.ts';
@@ -140,6 +140,7 @@ function limiterBuilder(settings: RateLimitSettings, options: RateLimitOptions, 
       burst: shape.burst,
       charge: (key, count) => bucket.charge(key, count),
       probe: () => bucket.probe(),
+      reason: (error) => redisFailureReason(redis, error),
       closed: () => redis.status === 'end',
       retired,
       log,

@@ -27,6 +27,8 @@ export interface RedisFallbackOptions {
   readonly burst: number;
   /** Resolves when Redis serves the limiter again (its script on a probe key); rejects within the command timeout otherwise. */
   readonly probe: () => Promise<unknown>;
+  /** What a failed Redis call says of its cause, for the log and the event; its message by default. */
+  readonly reason?: (error: unknown) => string;
   /** True once the limiter's Redis connection is closed for good (a reload moved `redis:`): probing stops. */
   readonly closed?: () => boolean;
   /**
@@ -138,11 +140,12 @@ export class RedisFallbackLimiter implements Limiter {
     this.downSince = this.now();
     this.covered = false;
     const { name, mode, worker } = this.options;
+    const reason = this.options.reason?.(error) ?? errorMessage(error);
     let fallingBack = fallingBackByName.get(name);
     if (!fallingBack) fallingBackByName.set(name, (fallingBack = new Set()));
     fallingBack.add(this);
-    this.options.log.warn({ middleware: name, onRedisError: mode, err: errorMessage(error) }, 'rate limit: redis failed (unreachable, too slow or refusing the script); deciding without it until it serves the limit again');
-    this.options.report({ type: 'rate-limit-fallback', data: { middleware: name, onRedisError: mode, reason: errorMessage(error), worker } });
+    this.options.log.warn({ middleware: name, onRedisError: mode, err: reason }, 'rate limit: redis failed (unreachable, too slow or refusing the script); deciding without it until it serves the limit again');
+    this.options.report({ type: 'rate-limit-fallback', data: { middleware: name, onRedisError: mode, reason, worker } });
     this.scheduleProbe();
   }
 
