@@ -405,4 +405,31 @@ describe('ZooKeeperRegistration', () => {
     expect(registration.mayHoldEntry()).toBe(false);
     await closeOnFakeClock(registration);
   });
+
+  it('deletes the node of an older session it only counted expired when deregistered on a new one, and the node is gone once the deregistration resolves', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+
+    // Disconnected past the session timeout: the client gives session 1 up, but the server (restarted
+    // from its snapshot) still holds it and its node, for a whole session timeout once it is back.
+    latest().dropConnection();
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
+    expect(registration.currentSession()).toBeUndefined();
+    expect(registration.mayHoldEntry()).toBe(true);
+
+    // SIGTERM before the next session wrote anything: the removal runs on session 2.
+    let done = false;
+    void registration.deregister().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(10);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(done).toBe(true);
+    // Left, gateways would send to the stopped backend until the server expires session 1.
+    expect(server.nodes.has(PATH)).toBe(false);
+    expect(registration.mayHoldEntry()).toBe(false);
+    await closeOnFakeClock(registration);
+  });
 });

@@ -231,12 +231,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     const session = await this.liveSession();
     // register() came while this waited: the loop writes the entry next, so deleting it first would only flap it.
     if (this.desired !== undefined) return;
-    // Written only by sessions that have expired since: the server deleted the node with them. One
-    // sent on this session is looked for even unanswered (the answer was lost, the create landed).
-    if (this.sentOn.has(session.id)) {
-      const stat = await exists(session.client, instancePath);
-      if (stat && ephemeralOwnerOf(stat) === session.id) await remove(session.client, instancePath, stat.version);
-    }
+    // A node of any session that sent a write of it is ours: this one's, also unanswered (the answer
+    // was lost, the create landed), or an older one's its client gave up after a disconnection longer
+    // than the timeout, which a server restarted from its snapshot still holds. Another owner's stays.
+    const stat = await exists(session.client, instancePath);
+    if (stat && this.sentOn.has(ephemeralOwnerOf(stat))) await remove(session.client, instancePath, stat.version);
     this.forgetWrites();
   }
 
