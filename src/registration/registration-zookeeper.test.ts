@@ -432,4 +432,29 @@ describe('ZooKeeperRegistration', () => {
     expect(registration.mayHoldEntry()).toBe(false);
     await closeOnFakeClock(registration);
   });
+
+  it('takes over the node of an older session of its own whose create answer was lost, instead of leaving it as another agent\'s, and deletes it when deregistered', async () => {
+    const { server, registration, latest } = setup();
+    registration.register(INSTANCE);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    // The server expires session 1 with its node.
+    server.expire(1n);
+    latest().expiredByServer();
+    await vi.advanceTimersByTimeAsync(2_000);
+    // Session 2's create lands but its answer is lost, and the client gives session 2 up after a
+    // disconnection longer than the timeout, while the server (restarted from its snapshot) keeps it.
+    latest().loseAnswersAfter = 1;
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(server.nodes.get(PATH)?.owner).toBe(2n);
+    latest().dropConnection();
+    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 2_000);
+    latest().establish();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(server.nodes.get(PATH)?.owner).toBe(3n);
+    await registration.deregister();
+    expect(server.nodes.has(PATH)).toBe(false);
+    await closeOnFakeClock(registration);
+  });
 });

@@ -150,10 +150,10 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
         // forever, and a data update of ours (the drain mark at SIGTERM) would take its node and
         // mark it draining; leave it, watched, and write ours again once it goes.
         this.log.warn({ path, owner }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
-      } else if (stat && this.writtenBy !== undefined && owner !== this.writtenBy) {
-        // A new session after ours expired finds a node neither it nor the expired one wrote: a
-        // second agent registering this id wrote it meanwhile. Leave it too, as the etcd
-        // registration leaves a key another lease put while its own was lost.
+      } else if (stat && this.writtenBy !== undefined && !this.sentOn.has(ephemeralOwnerOf(stat))) {
+        // A new session after ours expired finds a node no session of ours sent a write of (one
+        // whose answer was lost counts): a second agent registering this id wrote it meanwhile.
+        // Leave it too, as the etcd registration leaves a key another lease put while its own was lost.
         this.log.warn({ path, owner }, 'registry entry written by another session after our session expired; leaving it until it goes (does another agent register the same id?)');
       } else {
         // Left by an older session of this agent, or by a previous run (this registration has
