@@ -168,13 +168,10 @@ async function shutdown(signal: NodeJS.Signals | undefined, status = 0): Promise
   process.exit(status);
 }
 
-/**
- * Why shutdown finds no entry to drain: one wanted (in any state but `unregistered`) was never
- * written, or went with the ZooKeeper session the server expired since (a new one writes it at once).
- */
+/** Why shutdown finds no entry to drain: none wanted, or one wanted (in any state but `unregistered`) never written. */
 function noEntryReason(state: RegistrationState): string {
   if (state === 'unregistered') return 'no entry registered, nothing to drain; stopping without waiting --drain';
-  return 'no entry registered: the registry was never reached, so nothing was written (or it went with an expired session), nothing to drain; stopping without waiting --drain';
+  return 'no entry registered: the registry was never reached, so nothing was written, nothing to drain; stopping without waiting --drain';
 }
 
 function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {

@@ -81,10 +81,10 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     this.sessions = this.supervisor.session$.subscribe(() => {
       if (this.desired && !this.awaitingSession) this.reconcile();
     });
-    // The server deleted the nodes of a session it expired: one that sent our writes took them along.
-    this.expiries = this.supervisor.serverExpiries$.subscribe((id) => {
-      if (this.sentOn.delete(id) && this.sentOn.size === 0) this.entryGone();
-    });
+    // The server deleted the nodes of a session it expired: a removal has no node of that session to
+    // delete. The entry still counts as possibly held (`mayHoldEntry`): gateways sent it requests
+    // before the deletion, which a shutdown drains, and those cut off from ZooKeeper still send.
+    this.expiries = this.supervisor.serverExpiries$.subscribe((id) => this.sentOn.delete(id));
     this.supervisor.start();
   }
 

@@ -53,7 +53,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   private deregistered = false;
   /** True after a removal the registry did not confirm: the entry may still be there (until its session or lease ends). */
   private removalUnconfirmed = false;
-  /** True from the first write of the entry sent (`beforeEntryWrite`) until a removal the registry confirmed or `entryGone()`: see `mayHoldEntry`. */
+  /** True from the first write of the entry sent (`beforeEntryWrite`) until a removal the registry confirmed: see `mayHoldEntry`. */
   private entryMayExist = false;
   /** The removal that `deregister()` asked for and the loop has not started yet; `register()` cancels it. */
   private pendingRemoval: PendingRemoval | undefined;
@@ -98,8 +98,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /**
    * True while the registry may hold this registration's entry: from the moment a write of it was
    * sent on a live connection (one whose answer never came may have landed) until a removal the
-   * registry confirmed, or until the registry dropped it (a ZooKeeper session the server expired).
-   * False while the registry was never reached, however long the registration has tried: nothing
+   * registry confirmed; also after a ZooKeeper session the server expired took the node along, since
+   * gateways sent it requests before (a shutdown drains them) and those cut off still send. False while the registry was never reached, however long the registration has tried: nothing
    * was written, so no gateway can send to the entry. A removal that failed or timed out leaves it
    * true, so a shutdown still drains: the entry may stay until its session or lease ends.
    */
@@ -235,11 +235,6 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   protected beforeEntryWrite(): void {
     if (this.desired === undefined || this.closed) throw new Error('the entry is no longer wanted; nothing written');
     this.entryMayExist = true;
-  }
-
-  /** A subclass's word that the registry dropped every entry this registration may have written (its ZooKeeper session expired on the server). */
-  protected entryGone(): void {
-    this.entryMayExist = false;
   }
 
   /** Writes `instance` to the registry, replacing a stale entry under the same id. */
