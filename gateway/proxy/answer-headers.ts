@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { GatewayContext } from '../context.ts';
+import type { ClientResponse, GatewayContext } from '../context.ts';
 
 /**
  * A response header hook threw (a header policy, a middleware's hook): the gateway's own failure,
@@ -25,6 +25,19 @@ export class AnswerHeadError extends Error {
   constructor(cause: unknown) {
     super(`the answer's head could not be written: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
+}
+
+/**
+ * Takes back from `response` the headers of a head it refused (`AnswerHeadError`), so that the
+ * gateway's own answer in its place goes out without them: node:http merges a head into the headers
+ * set on the response before (`setHeader`: hsts, a drain's `connection: close`) and node:http2
+ * always does, the refused ones included, so that answer would carry the upstream's headers, or be
+ * refused for the same one again. Headers set before under the same names go too: the hooks, which
+ * run again over that answer, put theirs back. Does nothing once the head went out.
+ */
+export function forgetRefusedHead(response: ClientResponse, outgoing: OutgoingHttpHeaders | undefined): void {
+  if (outgoing === undefined || response.headersSent) return;
+  for (const name in outgoing) response.removeHeader(name);
 }
 
 /**

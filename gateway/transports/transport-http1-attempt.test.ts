@@ -16,6 +16,7 @@ import { expectCallDeadline, expectSilenceTimedOutAfterResume, recordingPick, se
 /** What one proxied exchange produced on every side. */
 interface Exchange {
   status: number;
+  headers: IncomingHttpHeaders;
   body: string;
   result: AttemptResult;
   outcome: UpstreamOutcome;
@@ -74,7 +75,7 @@ describe('dispatchAttempt', () => {
     prepare = edit;
     seen.length = 0;
     const { port } = gateway.address() as AddressInfo;
-    const answer = await sendTestRequest(port, path, { method: 'POST', headers: { 'content-length': '5', ...headers }, body: 'hello' }).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
+    const answer = await sendTestRequest(port, path, { method: 'POST', headers: { 'content-length': '5', ...headers }, body: 'hello' }).then(({ status, headers, body }) => ({ status, headers, body: body.toString('utf8') }));
     return { ...answer, ...(await last) };
   }
 
@@ -136,6 +137,21 @@ describe('dispatchAttempt', () => {
     expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
     expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
     expect(result.outcome.errorClass).toBe('internal');
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
+  it("answers 500 without the refused head's headers when the response had headers set before it (hsts, a drain's close), which node:http merges the head into", async () => {
+    const result = await exchange('/', (context) => {
+      context.response.setHeader('strict-transport-security', 'max-age=60');
+      context.responseHeaderHooks.push((status, headers) => {
+        if (status === 200) Object.assign(headers, { trailer: 'x-checksum', 'cache-control': 'public, max-age=600' });
+      });
+    });
+    expect(result.status).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
+    expect(result.headers).toMatchObject({ 'strict-transport-security': 'max-age=60', 'content-type': 'application/json' });
+    expect(result.headers['cache-control']).toBeUndefined();
+    expect(result.headers.trailer).toBeUndefined();
     expect(isUpstreamFailure(result.outcome)).toBe(false);
   });
 

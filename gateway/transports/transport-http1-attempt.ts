@@ -6,7 +6,7 @@ import { CLOSE_WATCHER, type CloseWatcher, type GatewayContext, type WatchedResp
 import { isValidFinalStatus } from '../http-status.ts';
 import { isGrpcRequest } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
-import { AnswerHeadError, applyHeaderHooks } from '../proxy/answer-headers.ts';
+import { AnswerHeadError, applyHeaderHooks, forgetRefusedHead } from '../proxy/answer-headers.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { responseHeadersForClient, sendableUpstreamHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
@@ -250,6 +250,7 @@ export class Http1Attempt extends AttemptDeadline implements Dispatcher.Dispatch
    */
   private headRefused(controller: Dispatcher.DispatchController, error: unknown): void {
     if (!this.response.headersSent) this.headUnsent = true;
+    forgetRefusedHead(this.response, this.outgoing);
     controller.abort(new AnswerHeadError(error));
   }
 

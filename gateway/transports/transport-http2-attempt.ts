@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { sendTrailersOnly, stopBodyAfterStatus } from '../proxy/grpc-answer.ts';
-import { AnswerHeadError, applyHeaderHooks } from '../proxy/answer-headers.ts';
+import { AnswerHeadError, applyHeaderHooks, forgetRefusedHead } from '../proxy/answer-headers.ts';
 import { isGrpcRequest, parseGrpcStatus } from '../proxy/grpc-status.ts';
 import { readGrpcStatus, type GrpcWebTrailerReader } from '../proxy/grpc-web-trailers.ts';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
@@ -278,6 +278,7 @@ export function http2Attempt(
           // The client's response refused the head (`AnswerHeadError`): the gateway's failure, never
           // the upstream's; with nothing of it sent, the proxy answers 500 `internal` in its place.
           responseStarted = response.headersSent;
+          forgetRefusedHead(response, outgoing);
           return fail(new AnswerHeadError(error));
         }
         if (sink !== undefined && tapsBody(sink) && whenBodyUnwanted(sink, () => leaveBody(opened))) tapped = sink;

@@ -77,7 +77,7 @@ describe('Http2Transport', () => {
 
   async function exchange(path: string) {
     const { port } = gateway.address() as AddressInfo;
-    const answer = await sendTestRequest(port, path).then(({ status, body }) => ({ status, body: body.toString('utf8') }));
+    const answer = await sendTestRequest(port, path).then(({ status, headers, body }) => ({ status, headers, body: body.toString('utf8') }));
     return { ...answer, ...(await last) };
   }
 
@@ -180,6 +180,22 @@ describe('Http2Transport', () => {
     expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
     expect(result.result).toMatchObject({ ok: false, errorClass: 'internal', responseStarted: false });
     expect(result.outcome).toMatchObject({ ok: false, errorClass: 'internal' });
+    expect(isUpstreamFailure(result.outcome)).toBe(false);
+  });
+
+  it("answers 500 without the refused head's headers when the response had headers set before it (hsts, a drain's close), which node:http merges the head into", async () => {
+    transport = h2c(backendPort);
+    prepare = (context) => {
+      context.response.setHeader('strict-transport-security', 'max-age=60');
+      context.responseHeaderHooks.push((status, headers) => {
+        if (status === 200) Object.assign(headers, { trailer: 'x-checksum', 'cache-control': 'public, max-age=600' });
+      });
+    };
+    const result = await exchange('/sized');
+    expect(result.status).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
+    expect(result.headers).toMatchObject({ 'strict-transport-security': 'max-age=60', 'content-type': 'application/json' });
+    expect(result.headers['cache-control']).toBeUndefined();
     expect(isUpstreamFailure(result.outcome)).toBe(false);
   });
 
