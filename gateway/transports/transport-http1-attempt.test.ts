@@ -155,6 +155,18 @@ describe('dispatchAttempt', () => {
     expect(isUpstreamFailure(result.outcome)).toBe(false);
   });
 
+  it("tells a response tap the answer is given up when its head is refused, which nothing else would (a cache's lock and updating mark stayed held)", async () => {
+    const told: string[] = [];
+    const result = await exchange('/', (context) => {
+      context.responseTapper = (status) => (status === 200 ? { chunk: () => told.push('chunk'), end: () => told.push('end'), abort: () => told.push('abort') } : undefined);
+      context.responseHeaderHooks.push((status, headers) => {
+        if (status === 200) headers.trailer = 'x-checksum';
+      });
+    });
+    expect(result.status).toBe(500);
+    expect(told).toEqual(['abort']);
+  });
+
   it('still counts an upstream that closes the connection before answering', async () => {
     const result = await exchange('/reset');
     expect(result.status).toBe(502);

@@ -45,7 +45,15 @@ export function startResponseBody(context: GatewayContext, status: number, outgo
     if (partPage) return pipeTapped(tap, sendErrorPage(context, answered, outgoing, partPage), context);
   }
   const encoder = context.responseEncoder?.(answered, outgoing, context);
-  response.writeHead(answered, outgoing);
+  try {
+    response.writeHead(answered, outgoing);
+  } catch (error) {
+    // The head refused (`AnswerHeadError`): the tap, which nothing else would end, lets go of what
+    // it holds (a cache's lock and updating mark), and the encoder of a body that never comes goes.
+    tap?.abort();
+    encoder?.destroy();
+    throw error;
+  }
   const sink = encoder === undefined ? (response as Writable) : pipeEncoded(encoder, response, context.outcome);
   return tap === undefined ? sink : pipeTapped(tap, sink, context);
 }
