@@ -109,6 +109,16 @@ describe('dispatchUpgrade (a real ws server behind Http1Transport, a raw client 
     expect(results[0]).toMatchObject({ ok: true });
   });
 
+  it("keeps the 101's Upgrade when a response header edit removes it, which the client would refuse the WebSocket for", async () => {
+    // As a route's `responseHeaders: { remove: [upgrade] }` does on every answer of the route.
+    const { client, results } = await start((context) => context.responseHeaderHooks.push((_status, headers) => void delete headers.upgrade));
+    let head = '';
+    client.on('data', (chunk: Buffer) => (head += chunk.toString('latin1')));
+    expect(await until(() => head.includes('\r\n\r\n') && results.length === 1, 5_000)).toBe(true);
+    expect(head).toMatch(/^HTTP\/1\.1 101 [^]*\r\nupgrade: websocket\r\n/i);
+    expect(results[0]).toMatchObject({ ok: true });
+  });
+
   it('releases the held pick once both sockets of the tunnel close', async () => {
     const { client, counts, results, upstream } = await start(() => undefined);
     expect(await until(() => results.length === 1 && upstream.clients.size === 1, 5_000)).toBe(true);

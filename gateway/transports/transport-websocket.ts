@@ -171,6 +171,9 @@ function splice(context: GatewayContext, status: number, upstreamHeaders: Incomi
   // Before the client socket leaves the response: a hook that throws leaves it there for the caller to close.
   const outgoing: OutgoingHttpHeaders = { ...upstreamHeaders };
   applyHeaderHooks(context, status, outgoing);
+  // The protocol the tunnel speaks from here, as `connection` (`applyHeaderHooks`): an edit that
+  // removes `upgrade` from the route's answers (only `set` refuses it) had the client refuse the 101.
+  if (upstreamHeaders.upgrade !== undefined) outgoing.upgrade = upstreamHeaders.upgrade;
   response.detachSocket(client);
   let head = `HTTP/1.1 ${status} Switching Protocols\r\n`;
   for (const [name, value] of Object.entries(outgoing)) {
