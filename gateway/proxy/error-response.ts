@@ -7,7 +7,7 @@ import { lingerAfterLastAnswer } from '../entrypoints/http1-refusal.ts';
 import { dropsSmallBody } from '../entrypoints/http1-unread-body.ts';
 import { stopBodyAfterAnswer } from '../entrypoints/http2-request.ts';
 import { sendHeldAnswer } from '../transports/transport-response-body.ts';
-import { applyHeaderHooks } from './answer-headers.ts';
+import { applyHeaderHooks, forgetRefusedHead } from './answer-headers.ts';
 import { errorPageFor } from './error-page.ts';
 import { sendGrpcErrorAnswer } from './grpc-answer.ts';
 import { isGrpcRequest } from './grpc-status.ts';
@@ -238,6 +238,12 @@ function writeErrorAnswer(context: GatewayContext, status: number, error: string
     ...closingUnreadBody(context, error !== 'body-too-large'),
   };
   applyHeaderHooks(context, status, headers);
-  response.writeHead(status, headers);
+  try {
+    response.writeHead(status, headers);
+  } catch (failure) {
+    // Else the answer made without the hooks (`sendErrorAnswer`) would carry the refused header too.
+    forgetRefusedHead(response, headers);
+    throw failure;
+  }
   response.end(body);
 }

@@ -167,6 +167,16 @@ describe('dispatchAttempt', () => {
     expect(told).toEqual(['abort']);
   });
 
+  it("answers 500 without hooks when the refused head's header comes from a hook on every answer, the response having headers set before it", async () => {
+    const result = await exchange('/', (context) => {
+      context.response.setHeader('strict-transport-security', 'max-age=60');
+      context.responseHeaderHooks.push((_status, headers) => void (headers.trailer = 'x-checksum'));
+    });
+    expect(result.status).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({ error: 'internal', status: 500 });
+    expect(result.headers.trailer).toBeUndefined();
+  });
+
   it('still counts an upstream that closes the connection before answering', async () => {
     const result = await exchange('/reset');
     expect(result.status).toBe(502);
