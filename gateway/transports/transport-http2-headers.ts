@@ -6,11 +6,17 @@ import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts'
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME } = constants;
 
-/** HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones (RFC 9113 §8.2.2). */
+/**
+ * HTTP/2 request headers: pseudo-headers from `context.upstream`, and no connection-specific ones
+ * (RFC 9113 §8.2.2). A client's empty Host (RFC 9112 §3.2 allows one) makes no `:authority`:
+ * nghttp2, node:http2's included, resets a stream whose `:authority` is empty with PROTOCOL_ERROR,
+ * which counts against the instance, so a client could eject healthy instances; the instance's
+ * address goes in its place, as for an HTTP/1.0 request without Host.
+ */
 export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, scheme: 'http' | 'https'): Http2OutgoingHeaders {
   const { upstream, request } = context;
   const headers = upstreamRequestHeaders(upstream.headers) as Http2OutgoingHeaders;
-  const authority = upstream.useInstanceHost ? pick.address : (upstream.host ?? (headers.host as string | undefined) ?? pick.address);
+  const authority = upstream.useInstanceHost ? pick.address : upstream.host || (headers.host as string | undefined) || pick.address;
   delete headers.host;
   // `te: trailers` is the one TE value HTTP/2 allows, and gRPC requires it.
   if (/\btrailers\b/i.test(String(request.headers.te ?? ''))) headers.te = 'trailers';
