@@ -173,9 +173,9 @@ export const headerValue = z
 export const sentHeaderValue = headerValue
   .refine(isSendableHeaderText, 'must hold only tab, printable ASCII and Latin-1 characters (percent-encode other text)')
   // RFC 9110 §5.5: a field value's leading and trailing spaces and tabs are no part of it, and RFC 9113
-  // §8.2.1 makes an HTTP/2 field value with them malformed: a strict HTTP/2 upstream resets every
-  // request that carries one, a failure the gateway would count against the instance.
-  .refine((value) => !/^[ \t]|[ \t]$/.test(value), 'must not start or end with a space or tab (no part of a header value; HTTP/2 refuses it)');
+  // §8.2.1 makes an HTTP/2 field value with them malformed: node:http2 drops the field, a stricter
+  // HTTP/2 upstream may reset every request that carries one, a failure counted against the instance.
+  .refine((value) => !/^[ \t]|[ \t]$/.test(value), 'must not start or end with a space or tab (no part of a header value; malformed in HTTP/2)');
 
 /**
  * A header value a request's header is compared with (a route's `headers` condition): as
