@@ -27,7 +27,7 @@ function fallbackOf(
   redis: Limiter,
   probe: () => Promise<unknown>,
   closed?: () => boolean,
-  more: { name?: string; retired?: () => boolean; changes?: RateLimitChange[]; local?: Limiter; charge?: (key: string, count: number) => Promise<unknown> } = {},
+  more: { name?: string; retired?: () => boolean; changes?: RateLimitChange[]; local?: Limiter; charge?: (key: string, count: number) => Promise<unknown>; sharesStateWith?: RedisFallbackLimiter } = {},
 ) {
   const log = { warn: vi.fn(), info: vi.fn() };
   const changes: RateLimitChange[] = more.changes ?? [];
@@ -47,6 +47,7 @@ function fallbackOf(
     ...(closed ? { closed } : {}),
     ...(more.retired ? { retired: more.retired } : {}),
     ...(more.charge ? { charge: more.charge } : {}),
+    ...(more.sharesStateWith ? { sharesStateWith: more.sharesStateWith } : {}),
   });
   return { limiter, log, changes, counted };
 }
@@ -185,5 +186,29 @@ describe('RedisFallbackLimiter', () => {
       ['half', 2],
       ['never-seen', 1],
     ]);
+  });
+
+  it('charges Redis as it is back, for its followers too, not at the next request of a key (the shared bucket refills meanwhile, a quota window may turn)', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const charged: [string, string, number][] = [];
+    const { limiter } = fallbackOf('local', redis, probe, undefined, { charge: async (key, count) => charged.push(['own', key, count]) });
+    const { limiter: consumer } = fallbackOf('local', redis, probe, undefined, { charge: async (key, count) => charged.push(['consumer', key, count]), sharesStateWith: limiter });
+    state.up = false;
+    await limiter.take('a');
+    await limiter.take('a');
+    await consumer.take('b');
+    expect(consumer.fallingBack).toBe(true);
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(60);
+    expect(limiter.fallingBack).toBe(false);
+    // No request since: the charges went out with the return.
+    expect(charged).toEqual([
+      ['own', 'a', 2],
+      ['consumer', 'b', 1],
+    ]);
+    await limiter.take('a');
+    await consumer.take('b');
+    expect(charged).toHaveLength(2);
   });
 });

@@ -19,7 +19,7 @@ export interface RedisFallbackOptions {
   readonly local: Limiter;
   /**
    * Charges Redis for `count` requests of `key` the local bucket let through during a fallback (one
-   * call per key, sent before the first request after Redis' return): the shared bucket refilled
+   * call per key, sent as Redis is back, before any request's own call): the shared bucket refilled
    * meanwhile must not grant them again.
    */
   readonly charge?: (key: string, count: number) => Promise<unknown>;
@@ -74,6 +74,8 @@ export class RedisFallbackLimiter implements Limiter {
   private readonly state: RedisFallbackLimiter;
   /** By key, the requests the local bucket let through while falling back, not yet charged to Redis. */
   private readonly handedOut = new Map<string, number>();
+  /** Of the fallback state's owner: the limiters following it (itself included) with requests to charge on Redis' return. */
+  private readonly toCharge = new Set<RedisFallbackLimiter>();
 
   constructor(
     private readonly redis: Limiter,
@@ -121,12 +123,16 @@ export class RedisFallbackLimiter implements Limiter {
     const count = this.handedOut.get(key);
     if (count !== undefined) this.handedOut.set(key, count + 1);
     else if (this.handedOut.size < RATE_LIMIT_MAX_KEYS) this.handedOut.set(key, 1);
+    this.state.toCharge.add(this);
     return decision;
   }
 
   /**
    * Sends Redis, without waiting, one charge per key for what the local bucket let through (its
    * bucket goes no lower than empty: at most a burst is taken); a charge that fails is dropped.
+   * Sent as Redis is back (`recover`), for every limiter following the state: charged later, at a
+   * key's next request, it would take tokens the shared bucket has refilled since, and count the
+   * requests in a quota window that may have turned.
    */
   private chargeHandedOut(): void {
     const { charge } = this.options;
@@ -170,6 +176,8 @@ export class RedisFallbackLimiter implements Limiter {
     const downMs = this.now() - this.downSince;
     this.downSince = undefined;
     this.leaveFallingBack();
+    for (const limiter of this.toCharge) limiter.chargeHandedOut();
+    this.toCharge.clear();
     const { name, worker } = this.options;
     const others = [...(fallingBackByName.get(name) ?? [])];
     if (this.options.retired?.()) {
