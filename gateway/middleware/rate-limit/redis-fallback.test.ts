@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RateLimitChange } from '../../admin/event-types.ts';
 import type { LimitDecision, Limiter } from './limiter.ts';
-import { RedisFallbackLimiter } from './redis-fallback.ts';
+import { MAX_CHARGED_KEYS, RedisFallbackLimiter } from './redis-fallback.ts';
 
 const decision = (allowed: boolean, remaining: number): LimitDecision => ({ allowed, refusedBy: allowed ? undefined : 'rate', limit: 5, remaining, resetMs: 0, retryAfterMs: allowed ? 0 : 100, delayMs: 0 });
 
@@ -210,5 +210,22 @@ describe('RedisFallbackLimiter', () => {
     await limiter.take('a');
     await consumer.take('b');
     expect(charged).toHaveLength(2);
+  });
+
+  it('charges Redis for at most MAX_CHARGED_KEYS keys as it is back, those counted first, so its return is not buried under charges', async () => {
+    vi.useFakeTimers();
+    const { state, redis, probe } = scripted();
+    const charged = new Map<string, number>();
+    const { limiter } = fallbackOf('local', redis, probe, undefined, { charge: async (key, count) => charged.set(key, count) });
+    state.up = false;
+    for (let index = 0; index < MAX_CHARGED_KEYS + 50; index += 1) await limiter.take(`ip-${index}`);
+    // A key counted before the cap keeps counting.
+    await limiter.take('ip-0');
+    state.up = true;
+    await vi.advanceTimersByTimeAsync(60);
+    expect(charged.size).toBe(MAX_CHARGED_KEYS);
+    expect(charged.get('ip-0')).toBe(2);
+    expect(charged.has(`ip-${MAX_CHARGED_KEYS - 1}`)).toBe(true);
+    expect(charged.has(`ip-${MAX_CHARGED_KEYS}`)).toBe(false);
   });
 });
