@@ -382,18 +382,26 @@ describe('ZooKeeperRegistration', () => {
     await closeOnFakeClock(registration);
   });
 
-  it('may still hold its entry after a disconnection it only counted as expiry, and after the server expired the session that wrote it (gateways sent to it: a shutdown drains)', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
+  /**
+   * A registration whose session 1 wrote the node, then was given up by the client after a
+   * disconnection past the session timeout: a server restarted from its snapshot still holds
+   * session 1 and its node for a whole session timeout once it is back, so the entry may be held.
+   */
+  async function givenUpAfterWriting() {
+    const fixture = setup();
+    fixture.registration.register(INSTANCE);
+    fixture.latest().establish();
     await vi.advanceTimersByTimeAsync(10);
-    expect(registration.mayHoldEntry()).toBe(true);
-
-    // Disconnected past the session timeout: a server restarted from its snapshot may still hold the node.
-    latest().dropConnection();
+    expect(fixture.server.nodes.get(PATH)?.owner).toBe(1n);
+    fixture.latest().dropConnection();
     await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
-    expect(registration.currentSession()).toBeUndefined();
-    expect(registration.mayHoldEntry()).toBe(true);
+    expect(fixture.registration.currentSession()).toBeUndefined();
+    expect(fixture.registration.mayHoldEntry()).toBe(true);
+    return fixture;
+  }
+
+  it('may still hold its entry after a disconnection it only counted as expiry, and after the server expired the session that wrote it (gateways sent to it: a shutdown drains)', async () => {
+    const { server, registration, latest } = await givenUpAfterWriting();
 
     // A new session takes the node over (the one path holds its node alone from then on); then the
     // server expires that session, and its node goes with it.
@@ -408,18 +416,7 @@ describe('ZooKeeperRegistration', () => {
   });
 
   it('deletes the node of an older session it only counted expired when deregistered on a new one, and the node is gone once the deregistration resolves', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(server.nodes.get(PATH)?.owner).toBe(1n);
-
-    // Disconnected past the session timeout: the client gives session 1 up, but the server (restarted
-    // from its snapshot) still holds it and its node, for a whole session timeout once it is back.
-    latest().dropConnection();
-    await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
-    expect(registration.currentSession()).toBeUndefined();
-    expect(registration.mayHoldEntry()).toBe(true);
+    const { server, registration, latest } = await givenUpAfterWriting();
 
     // SIGTERM before the next session wrote anything: the removal runs on session 2.
     let done = false;
