@@ -93,14 +93,20 @@ export interface CanaryPlan {
  * `split` holds the rotation, so that it survives a rebuild of the picker.
  */
 export function canaryPicker(plan: CanaryPlan, split: SmoothSplit): Picker {
+  const next = () => split.next();
+  const peek = () => split.peek();
   return {
-    pick: (context) => canaryChoice(plan, split.next(), context, (picker) => picker.pick(context)),
-    peek: (context) => canaryChoice(plan, split.peek(), context, (picker) => picker.peek(context)),
+    pick: (context) => canaryChoice(plan, next, context, (picker) => picker.pick(context)),
+    peek: (context) => canaryChoice(plan, peek, context, (picker) => picker.peek(context)),
   };
 }
 
-/** The canary order of `canaryPicker` with the split's `chosen` index; `ask` is a pick or a peek. */
-function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, chosen: number, context: PickContext, ask: (picker: Picker) => R): R | NoEndpoint {
+/**
+ * The canary order of `canaryPicker`; `choose` gives the split's index, asked only once no lane took
+ * the request (a lane's request advancing the rotation would take the slots of the split's requests:
+ * lane traffic would skew the split); `ask` is a pick or a peek.
+ */
+function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, choose: () => number, context: PickContext, ask: (picker: Picker) => R): R | NoEndpoint {
   const { lanes, fallback } = plan;
   const entries = plan.split;
   for (const lane of lanes) {
@@ -110,6 +116,7 @@ function canaryChoice<R extends PickResult | PeekResult>(plan: CanaryPlan, chose
     break;
   }
   let none: NoEndpoint = NO_INSTANCES;
+  const chosen = choose();
   if (chosen >= 0) {
     const result = ask(entries[chosen]!.source.picker);
     if (result.kind === 'endpoint') return result;
