@@ -60,6 +60,15 @@ describe('parseAgentArgs', () => {
     expect(() => parseAgentArgs(BASE, { SWITCHBOARD_PRETTY: 'maybe' })).toThrow(/^--pretty: SWITCHBOARD_PRETTY="maybe" must be 1, true, 0 or false$/);
   });
 
+  it("names Kubernetes' service link when SWITCHBOARD_PORT holds one and no --port is given", () => {
+    const withoutPort = BASE.slice(0, 4);
+    expect(() => parseAgentArgs(withoutPort, { SWITCHBOARD_PORT: 'tcp://10.0.0.7:8080' })).toThrow(
+      /^--port: SWITCHBOARD_PORT="tcp:\/\/10\.0\.0\.7:8080" is the service link Kubernetes sets for a Service named switchboard, not this backend's port: pass --port$/,
+    );
+    // A --port given wins over the link, as over any variable.
+    expect(parseAgentArgs([...withoutPort, '--port', '8081'], { SWITCHBOARD_PORT: 'tcp://10.0.0.7:8080' }).port).toBe(8081);
+  });
+
   it.each([
     { args: ['--service', 'user', '--port', '1'], error: /^--registry: is required \(or set SWITCHBOARD_REGISTRY\)$/ },
     { args: ['--registry', 'zk//x', '--service', 'user', '--port', '1'], error: /^--registry: invalid registry URL/ },

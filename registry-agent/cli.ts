@@ -148,7 +148,12 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const zooKeeperCredentials = zooKeeperCredentialsOf(registry, get);
   const service = required('service', get('service'));
   if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
-  const port = integer('port', required('port', get('port')), 1, 65_535);
+  const portText = required('port', get('port'));
+  // Kubernetes sets SWITCHBOARD_PORT to `tcp://<ip>:<port>` in every container of a namespace with a Service named `switchboard`.
+  if (values.port === undefined && SERVICE_LINK_PORT.test(portText)) {
+    throw new AgentUsageError('port', `${envNameOf('port')}="${portText}" is the service link Kubernetes sets for a Service named switchboard, not this backend's port: pass --port`);
+  }
+  const port = integer('port', portText, 1, 65_535);
   const host = get('host') ?? '127.0.0.1';
   // Gateways skip an entry whose host fits in no upstream URL (`10.0.0.5:8080`, `[::1]`, empty): it would never be routed to.
   const hostProblem = instanceHostProblem(host);
@@ -252,6 +257,9 @@ function booleanEnv(flag: string, text: string | undefined): boolean {
   if (/^(1|true|yes)$/i.test(text)) return true;
   throw new AgentUsageError(flag, `${envNameOf(flag)}="${text}" must be 1, true, 0 or false`);
 }
+
+/** A Kubernetes (or Docker) service link's address, `tcp://10.0.0.7:8080`. */
+const SERVICE_LINK_PORT = /^(?:tcp|udp|sctp):\/\/\S+:\d+$/;
 
 function required(flag: string, value: string | undefined): string {
   if (value === undefined || value === '') throw new AgentUsageError(flag, `is required (or set ${envNameOf(flag)})`);

@@ -14,7 +14,7 @@ const SHARED_VARIABLES = ['SWITCHBOARD_LOG_LEVEL', 'SWITCHBOARD_ADMIN_TOKEN', 'S
  * What Kubernetes puts in every container of a namespace with a Service named `switchboard` (a
  * gateway's, most likely): SWITCHBOARD_SERVICE_HOST, SWITCHBOARD_SERVICE_PORT[_<port name>] and
  * SWITCHBOARD_PORT_<port>_TCP[_PROTO|_PORT|_ADDR] (Docker's links write the last ones too). No
- * misspelt flag; SWITCHBOARD_PORT, which it also sets, is `--port`.
+ * misspelt flag; SWITCHBOARD_PORT, which it also sets, is `--port` (`parseAgentArgs` names the link).
  */
 const SERVICE_LINK = /^SWITCHBOARD_(?:SERVICE_HOST|SERVICE_PORT(?:_\w+)?|PORT_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)$/;
 
