@@ -51,7 +51,11 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   private readonly supervisor: ZooKeeperSessionSupervisor;
   private readonly sessions: Subscription;
   private readonly expiries: Subscription;
-  /** Session that wrote the current node, so that deregistration never deletes another owner's node. */
+  /**
+   * Session whose pass last finished writing the entry (or leaving another owner's node), until a
+   * removal: the watch and the choice to take or leave a node found in place go by it. Not derivable
+   * from `sentOn`, which takes a session before its write is sent and drops one the server expired.
+   */
   private writtenBy: string | undefined;
   /** Sessions that sent a write of the entry since its last removal (answered or not): each may hold the node until it ends. */
   private readonly sentOn = new Set<string>();
@@ -150,7 +154,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
         // forever, and a data update of ours (the drain mark at SIGTERM) would take its node and
         // mark it draining; leave it, watched, and write ours again once it goes.
         this.log.warn({ path, owner }, 'registry entry written by another session after its deletion; leaving it (does another agent register the same id?)');
-      } else if (stat && this.writtenBy !== undefined && !this.sentOn.has(ephemeralOwnerOf(stat))) {
+      } else if (owner !== null && this.writtenBy !== undefined && !this.sentOn.has(owner)) {
         // A new session after ours expired finds a node no session of ours sent a write of (one
         // whose answer was lost counts): a second agent registering this id wrote it meanwhile.
         // Leave it too, as the etcd registration leaves a key another lease put while its own was lost.
