@@ -98,8 +98,9 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   /**
    * True while the registry may hold this registration's entry: from the moment a write of it was
    * sent on a live connection (one whose answer never came may have landed) until a removal the
-   * registry confirmed; also after a ZooKeeper session the server expired took the node along, since
-   * gateways sent it requests before (a shutdown drains them) and those cut off still send. False while the registry was never reached, however long the registration has tried: nothing
+   * registry confirmed; also after a ZooKeeper session the server expired took the node along,
+   * since gateways sent it requests before (a shutdown drains them) and those cut off still send.
+   * False while the registry was never reached, however long the registration has tried: nothing
    * was written, so no gateway can send to the entry. A removal that failed or timed out leaves it
    * true, so a shutdown still drains: the entry may stay until its session or lease ends.
    */
