@@ -185,6 +185,16 @@ async function closeOnFakeClock(registration: ZooKeeperRegistration): Promise<vo
   await closing;
 }
 
+/** A registration whose first session wrote the node: session 1 owns it. */
+async function registeredOnFirstSession() {
+  const fixture = setup();
+  fixture.registration.register(INSTANCE);
+  fixture.latest().establish();
+  await vi.advanceTimersByTimeAsync(10);
+  expect(fixture.server.nodes.get(PATH)?.owner).toBe(1n);
+  return fixture;
+}
+
 describe('ZooKeeperRegistration', () => {
   beforeEach(() => {
     vi.useFakeTimers();
@@ -232,10 +242,7 @@ describe('ZooKeeperRegistration', () => {
   });
 
   it('gives up deregistering after the session timeout while the session is unreachable', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
+    const { server, registration, latest } = await registeredOnFirstSession();
     latest().partitioned = true;
     const started = Date.now();
     let done = false;
@@ -248,11 +255,7 @@ describe('ZooKeeperRegistration', () => {
   });
 
   it('deletes the node once a brief disconnect ends when deregistered during it', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    const { server, registration, latest } = await registeredOnFirstSession();
     latest().dropConnection();
     let done = false;
     void registration.deregister().then(() => (done = true));
@@ -298,11 +301,7 @@ describe('ZooKeeperRegistration', () => {
     await closeOnFakeClock(registration);
   });
   it('arms the watch on its node again when arming it after a data change failed, so a later deletion is still undone', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    const { server, registration, latest } = await registeredOnFirstSession();
 
     // Another client's write fires the data watch; the exists that arms it again loses its answer to a
     // dropped connection. The library arms a watch only with an answer: the node is unwatched now.
@@ -319,11 +318,7 @@ describe('ZooKeeperRegistration', () => {
   });
 
   it('leaves a node another session wrote after a deletion reported while its drain mark was being written', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(server.nodes.get(PATH)?.owner).toBe(1n);
+    const { server, registration, latest } = await registeredOnFirstSession();
 
     // While the drain mark's setData is on its way, a second agent with the same id deletes the node
     // and writes its own (version 0, as ours was: the version check lets the setData through). The
@@ -388,11 +383,7 @@ describe('ZooKeeperRegistration', () => {
    * session 1 and its node for a whole session timeout once it is back, so the entry may be held.
    */
   async function givenUpAfterWriting() {
-    const fixture = setup();
-    fixture.registration.register(INSTANCE);
-    fixture.latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
-    expect(fixture.server.nodes.get(PATH)?.owner).toBe(1n);
+    const fixture = await registeredOnFirstSession();
     fixture.latest().dropConnection();
     await vi.advanceTimersByTimeAsync(SESSION_TIMEOUT_MS + 100);
     expect(fixture.registration.currentSession()).toBeUndefined();
@@ -432,10 +423,7 @@ describe('ZooKeeperRegistration', () => {
   });
 
   it('takes over the node of an older session of its own whose create answer was lost, instead of leaving it as another agent\'s, and deletes it when deregistered', async () => {
-    const { server, registration, latest } = setup();
-    registration.register(INSTANCE);
-    latest().establish();
-    await vi.advanceTimersByTimeAsync(10);
+    const { server, registration, latest } = await registeredOnFirstSession();
     // The server expires session 1 with its node.
     server.expire(1n);
     latest().expiredByServer();
