@@ -1,43 +1,25 @@
 import { Etcd3 } from 'etcd3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { exists } from '../../src/zookeeper/index.ts';
-import { backendCommand, connectZooKeeperClient, freePort, logOf, startAgent, startEtcd, startZooKeeper, waitFor, type ManagedProcess } from '../harness/index.ts';
-import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
+import { connectZooKeeperClient, freePort, logOf, startEtcd, startZooKeeper, waitFor, type ManagedProcess } from '../harness/index.ts';
+import { agentWithBackend } from '../harness/agent-with-backend.ts';
+import { cleanupsAfterEach } from '../harness/cleanups.ts';
+import { stillRunning } from '../harness/process-tree.ts';
 
 const PROBES = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2'];
 /** A --drain far past the exit deadline below: an agent that waits it misses the deadline and is killed. */
 const LONG_DRAIN = '30s';
 const EXIT_DEADLINE_MS = 10_000;
 
-/** Starts an agent that runs its own healthy backend; `cleanup` stops both whatever the test did. */
-async function agentWithBackend(registry: string, id: string, flags: readonly string[], cleanup: Array<() => Promise<unknown>>): Promise<{ agent: ManagedProcess; backend: () => ProcessRecord[] }> {
-  const port = await freePort();
-  const agent = await startAgent(['--registry', registry, '--service', 'user', '--port', String(port), '--id', id, ...flags, ...PROBES, '--', ...backendCommand(port, id)]);
-  let children: ProcessRecord[] = [];
-  const backend = () => {
-    if (children.length === 0 && agent.pid !== undefined) children = descendantsOf(agent.pid);
-    return children;
-  };
-  cleanup.push(async () => {
-    await agent.kill();
-    killStillRunning(children);
-  });
-  return { agent, backend };
-}
-
 describe('switchboard-agent SIGTERM and the registry it never reached', () => {
-  const cleanup: Array<() => Promise<unknown>> = [];
-
-  afterEach(async () => {
-    for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
-  });
+  const cleanup = cleanupsAfterEach();
 
   it.each([
     ['zk', (port: number) => `zk://127.0.0.1:${port}/services`],
     ['etcd', (port: number) => `etcd://127.0.0.1:${port}/services`],
   ])('exits at once, without waiting --drain, when no %s registry ever answered (nothing was written)', async (kind, registryAt) => {
     // A port nothing listens on: every connect is refused, so no write of the entry is ever sent.
-    const { agent, backend } = await agentWithBackend(registryAt(await freePort()), `${kind}-unreached`, ['--ttl', '4s', '--drain', LONG_DRAIN], cleanup);
+    const { agent, backend } = await agentWithBackend(registryAt(await freePort()), `${kind}-unreached`, ['--ttl', '4s', '--drain', LONG_DRAIN, ...PROBES], cleanup);
     // The backend passed its probe: the agent wants its entry and keeps trying the registry.
     await waitFor(async () => (await logOf(agent)).includes('registration registering'), { timeoutMs: 15_000, message: 'the agent to try to register its healthy backend' });
     expect(backend()).toHaveLength(1);
@@ -56,7 +38,7 @@ describe('switchboard-agent SIGTERM and the registry it never reached', () => {
     const zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
     cleanup.push(() => zk.close());
     const reader = await connectZooKeeperClient(zk.connectString);
-    const { agent } = await agentWithBackend(`zk://${zk.connectString}/services`, 'zk-gone', ['--ttl', '2s', '--drain', '1s'], cleanup);
+    const { agent } = await agentWithBackend(`zk://${zk.connectString}/services`, 'zk-gone', ['--ttl', '2s', '--drain', '1s', ...PROBES], cleanup);
     try {
       await waitFor(() => exists(reader, '/services/user/zk-gone'), { timeoutMs: 15_000, message: 'the node to appear' });
     } finally {
@@ -70,7 +52,7 @@ describe('switchboard-agent SIGTERM and the registry it never reached', () => {
     const etcd = await startEtcd();
     cleanup.push(() => etcd.close());
     const reader = new Etcd3({ hosts: etcd.endpoints });
-    const { agent } = await agentWithBackend(`etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`, 'etcd-gone', ['--ttl', '2s', '--drain', '1s'], cleanup);
+    const { agent } = await agentWithBackend(`etcd://${etcd.endpoints[0]!.replace('http://', '')}/services`, 'etcd-gone', ['--ttl', '2s', '--drain', '1s', ...PROBES], cleanup);
     try {
       await waitFor(() => reader.get('/services/user/etcd-gone').string(), { timeoutMs: 15_000, message: 'the key to appear' });
     } finally {

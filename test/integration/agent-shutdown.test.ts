@@ -17,6 +17,8 @@ import {
   type ManagedProcess,
   type ZooKeeperCluster,
 } from '../harness/index.ts';
+import { agentWithBackend, type AgentWithBackend } from '../harness/agent-with-backend.ts';
+import type { Cleanups } from '../harness/cleanups.ts';
 import { descendantsOf, killStillRunning, stillRunning, type ProcessRecord } from '../harness/process-tree.ts';
 import { exists } from '../../src/zookeeper/index.ts';
 
@@ -30,23 +32,9 @@ const DRAIN_MS = 500;
 const EXIT_BOUND_MS = TTL_MS + DRAIN_MS + 1_000 + 2_000;
 const PROBES = ['--interval', '200ms', '--timeout', '500ms', '--rise', '1', '--fall', '2'];
 
-/** Starts an agent that runs its own backend, and remembers the backend so that no test leaves it behind. */
-async function agentWithBackend(registry: string, id: string, cleanup: Array<() => Promise<unknown>>, drain = `${DRAIN_MS}ms`): Promise<{ agent: ManagedProcess; backend: () => ProcessRecord[] }> {
-  const port = await freePort();
-  const agent = await startAgent([
-    '--registry', registry, '--service', 'user', '--port', String(port), '--id', id,
-    '--ttl', `${TTL_MS}ms`, '--drain', drain, ...PROBES, '--', ...backendCommand(port, id),
-  ]);
-  let children: ProcessRecord[] = [];
-  cleanup.push(async () => {
-    await agent.kill();
-    killStillRunning(children);
-  });
-  const backend = () => {
-    if (children.length === 0 && agent.pid !== undefined) children = descendantsOf(agent.pid);
-    return children;
-  };
-  return { agent, backend };
+/** An agent running its own backend (`agentWithBackend`) with this file's --ttl, --drain and probes. */
+function agentWithOwnBackend(registry: string, id: string, cleanup: Cleanups, drain = `${DRAIN_MS}ms`): Promise<AgentWithBackend> {
+  return agentWithBackend(registry, id, ['--ttl', `${TTL_MS}ms`, '--drain', drain, ...PROBES], cleanup);
 }
 
 /** SIGTERM, then how long the agent took to exit and how; a SIGKILL from the harness means it missed the bound. */
@@ -72,7 +60,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
   it('exits within the stated bound and stops its backend when ZooKeeper was killed', async () => {
     zk = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
     const reader = await connectZooKeeperClient(zk.connectString);
-    const { agent, backend } = await agentWithBackend(`zk://${zk.connectString}/services`, 'zk-down', cleanup);
+    const { agent, backend } = await agentWithOwnBackend(`zk://${zk.connectString}/services`, 'zk-down', cleanup);
     try {
       await waitFor(() => exists(reader, '/services/user/zk-down'), { timeoutMs: 10_000, message: 'the node to appear' });
     } finally {
@@ -148,7 +136,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     const live = await startZooKeeper({ tickTimeMs: 500, minSessionTimeoutMs: 1_000 });
     cleanup.push(() => live.close());
     const reader = await connectZooKeeperClient(live.connectString);
-    const { agent, backend } = await agentWithBackend(`zk://${live.connectString}/services`, 'zk-twice', cleanup, '60s');
+    const { agent, backend } = await agentWithOwnBackend(`zk://${live.connectString}/services`, 'zk-twice', cleanup, '60s');
     try {
       await waitFor(() => exists(reader, '/services/user/zk-twice'), { timeoutMs: 10_000, message: 'the node to appear' });
       expect(backend()).toHaveLength(1);
@@ -319,7 +307,7 @@ describe('switchboard-agent SIGTERM while its registry is down, and while its ba
     etcd = await startEtcd();
     const reader = new Etcd3({ hosts: etcd.endpoints });
     const endpoint = etcd.endpoints[0]!.replace('http://', '');
-    const { agent, backend } = await agentWithBackend(`etcd://${endpoint}/services`, 'etcd-down', cleanup);
+    const { agent, backend } = await agentWithOwnBackend(`etcd://${endpoint}/services`, 'etcd-down', cleanup);
     try {
       await waitFor(() => reader.get('/services/user/etcd-down').string(), { timeoutMs: 10_000, message: 'the key to appear' });
     } finally {
