@@ -3,15 +3,6 @@ import type { RateLimitQuota } from '../../config/types.ts';
 import type { BucketShape, LimitDecision, Limiter } from './limiter.ts';
 import { QUOTA_WINDOW_MS } from './local-quota.ts';
 
-/**
- * The token bucket (and quota) in Redis, one round trip per request. The clock is Redis' own TIME,
- * not the gateway's: every gateway then refills the shared bucket from one clock, and a gateway
- * host whose clock runs ahead cannot mint tokens. (Redis 5+ replicates a script's effects, so a
- * script may read TIME before it writes.) KEYS[1] is the bucket (t: tokens, a: when, ms), KEYS[2]
- * the quota (w: window number, n: count); both carry the same {hash tag}, so they share a Cluster
- * slot. ARGV: tokens per ms, burst, max wait ms, quota limit (0: none), quota window ms.
- * Returns {allowed (0, 1, or 2 = refused by quota), tokens, delay ms, quota count, quota reset ms}.
- */
 /** Redis' clock in ms, as `now`. */
 const NOW_LUA = `
 local time = redis.call('TIME')
@@ -32,6 +23,15 @@ redis.call('HSET', KEYS[1], 't', tostring(tokens), 'a', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
 `;
 
+/**
+ * The token bucket (and quota) in Redis, one round trip per request. The clock is Redis' own TIME,
+ * not the gateway's: every gateway then refills the shared bucket from one clock, and a gateway
+ * host whose clock runs ahead cannot mint tokens. (Redis 5+ replicates a script's effects, so a
+ * script may read TIME before it writes.) KEYS[1] is the bucket (t: tokens, a: when, ms), KEYS[2]
+ * the quota (w: window number, n: count); both carry the same {hash tag}, so they share a Cluster
+ * slot. ARGV: tokens per ms, burst, max wait ms, quota limit (0: none), quota window ms.
+ * Returns {allowed (0, 1, or 2 = refused by quota), tokens, delay ms, quota count, quota reset ms}.
+ */
 export const TAKE_TOKEN_SCRIPT = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
