@@ -24,6 +24,23 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
 `;
 
 /**
+ * KEYS[2]'s count of the current quota window of `quotaWindow` ms as `used` (0 in a new window),
+ * that window's number as `window` and the ms to its end as `quotaReset` (all declared before).
+ */
+const QUOTA_LUA = `
+window = math.floor(now / quotaWindow)
+quotaReset = (window + 1) * quotaWindow - now
+local quota = redis.call('HMGET', KEYS[2], 'w', 'n')
+if tonumber(quota[1]) == window then used = tonumber(quota[2]) or 0 end
+`;
+
+/** Stores `used` as the count of window `window` in KEYS[2], to expire a second after that window. */
+const QUOTA_STORE_LUA = `
+redis.call('HSET', KEYS[2], 'w', tostring(window), 'n', tostring(used))
+redis.call('PEXPIRE', KEYS[2], quotaReset + 1000)
+`;
+
+/**
  * The token bucket (and quota) in Redis, one round trip per request. The clock is Redis' own TIME,
  * not the gateway's: every gateway then refills the shared bucket from one clock, and a gateway
  * host whose clock runs ahead cannot mint tokens. (Redis 5+ replicates a script's effects, so a
@@ -40,11 +57,7 @@ local quotaLimit = tonumber(ARGV[4])
 local quotaWindow = tonumber(ARGV[5])
 ${NOW_LUA}local used, quotaReset, window = 0, 0, 0
 if quotaLimit > 0 then
-  window = math.floor(now / quotaWindow)
-  quotaReset = (window + 1) * quotaWindow - now
-  local quota = redis.call('HMGET', KEYS[2], 'w', 'n')
-  if tonumber(quota[1]) == window then used = tonumber(quota[2]) or 0 end
-  if used >= quotaLimit then return {2, '0', '0', used, quotaReset} end
+${QUOTA_LUA}  if used >= quotaLimit then return {2, '0', '0', used, quotaReset} end
 end
 ${REFILL_LUA}
 local allowed, delay = 0, 0
@@ -56,9 +69,7 @@ end
 ${STORE_LUA}
 if allowed == 1 and quotaLimit > 0 then
   used = used + 1
-  redis.call('HSET', KEYS[2], 'w', tostring(window), 'n', tostring(used))
-  redis.call('PEXPIRE', KEYS[2], quotaReset + 1000)
-end
+${QUOTA_STORE_LUA}end
 return {allowed, tostring(tokens), tostring(delay), used, quotaReset}
 `;
 
@@ -79,13 +90,9 @@ ${REFILL_LUA}
 tokens = math.max(0, tokens - count)
 ${STORE_LUA}
 if quotaWindow > 0 then
-  local window = math.floor(now / quotaWindow)
-  local quota = redis.call('HMGET', KEYS[2], 'w', 'n')
-  local used = 0
-  if tonumber(quota[1]) == window then used = tonumber(quota[2]) or 0 end
-  redis.call('HSET', KEYS[2], 'w', tostring(window), 'n', tostring(used + count))
-  redis.call('PEXPIRE', KEYS[2], (window + 1) * quotaWindow - now + 1000)
-end
+  local used, quotaReset, window = 0, 0, 0
+${QUOTA_LUA}  used = used + count
+${QUOTA_STORE_LUA}end
 return 1
 `;
 
