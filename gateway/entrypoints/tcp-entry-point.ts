@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from '../../src/logger.ts';
 import type { EntryPointConfig } from '../config/types.ts';
+import { markCutByDrain } from './drain-cut.ts';
 import type { EntryPoint } from './entry-point.ts';
 import { listenEntryPoint } from './listen.ts';
 import { tlsServers } from './tls-servers.ts';
@@ -72,8 +73,11 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
         const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
         await Promise.race([quiet, deadline]);
         clearTimeout(timer);
-        // Past the deadline, what is still open is cut; each close takes its upstream down with it.
-        for (const socket of open) socket.destroy();
+        // Past the deadline, what is still open is cut, marked so its line names the drain; each close takes its upstream down with it.
+        for (const socket of open) {
+          markCutByDrain(socket);
+          socket.destroy();
+        }
       }
       await stopped;
     },

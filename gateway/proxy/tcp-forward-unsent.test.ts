@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { connect, Socket } from 'node:net';
+import { connect, createServer, Socket, type AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../test/harness/ports.ts';
@@ -13,7 +13,8 @@ import { startTcpEntryPoint } from '../entrypoints/tcp-entry-point.ts';
 import { testEntryPointConfig } from '../entrypoints/tls-testing.ts';
 import { InstanceTraffic } from '../telemetry/instance-traffic.ts';
 import { singleInstanceBalancer } from './proxy-testing.ts';
-import { forwardConnection, type TcpForwardPolicy } from './tcp-forward.ts';
+import { tcpLogText } from '../middleware/access-log/access-log-line.ts';
+import { forwardConnection, type TcpConnectionRecord, type TcpForwardPolicy } from './tcp-forward.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -125,8 +126,9 @@ async function stalledInstance() {
  * least-connections balancer with outlier detection ejecting at one failure
  * (`singleInstanceBalancer`, its picker wrapped by `wrap`) and the real per-instance counters
  * (InstanceTraffic: the admin API's and the flow statistics' `requests` and `errors`); `reports`
- * keeps what each connect attempt told its pick, `ended` tells whether the gateway read the
- * client's FIN, `readAhead` how many bytes of the client its socket holds unread.
+ * keeps what each connect attempt told its pick, `records` what became of each connection (for its
+ * access log line), `ended` tells whether the gateway read the client's FIN, `readAhead` how many
+ * bytes of the client its socket holds unread.
  */
 async function tcpGatewayFor(
   port: number,
@@ -140,12 +142,13 @@ async function tcpGatewayFor(
   const policy: TcpForwardPolicy = { service: 'svc', attempts: 1, connectTimeoutMs, idleTimeoutMs: 0, proxyProtocol };
   let ended = false;
   let accepted: Socket | undefined;
+  const records: TcpConnectionRecord[] = [];
   const entryPoint: EntryPoint = await startTcpEntryPoint(
     testEntryPointConfig('tcp', undefined, { service: 'svc', sni: new Map(), proxyProtocol: undefined, idleTimeoutMs: 0 }),
     (socket) => {
       accepted = socket;
       socket.once('end', () => (ended = true));
-      return forwardConnection(socket, policy, { pickerFor: () => picker, observer: traffic, log });
+      return forwardConnection(socket, policy, { pickerFor: () => picker, observer: traffic, log }).then((record) => records.push(record));
     },
     5_000,
     log,
@@ -154,6 +157,7 @@ async function tcpGatewayFor(
   return {
     entryPoint,
     reports: balancer.reports,
+    records,
     /** The instance's `requests` and `errors`. */
     counts: () => traffic.counts('svc', `127.0.0.1:${port}`),
     ejected: balancer.ejected,
@@ -186,7 +190,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     expect(gateway.ejected()).toBe(false);
   });
 
-  it('a client the entry point cuts at its drain deadline while the connect is still out: the same', async () => {
+  it('a client the entry point cuts at its drain deadline while the connect is still out: the same, logged as the drain\'s cut (503 drain-timeout), not as a client that left (499)', async () => {
     const instance = await stalledInstance();
     const gateway = await tcpGatewayFor(instance.port, 60_000);
     await gateway.client();
@@ -196,6 +200,8 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     expect(gateway.entryPoint.inFlight).toBe(0);
     expect(gateway.counts()).toEqual({ requests: 0, errors: 0 });
     expect(gateway.ejected()).toBe(false);
+    expect(gateway.records).toMatchObject([{ connected: false, errorClass: 'drain-timeout' }]);
+    expect(JSON.parse(tcpLogText(gateway.records[0]!, 'tcp', '127.0.0.1', undefined))).toMatchObject({ status: 503, errorClass: 'drain-timeout' });
   });
 
   // Filling the descriptor table of a process allowed far more would take too long and too much memory.
@@ -270,5 +276,22 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
     expect(gateway.reports).toMatchObject([{ ok: true }]);
     expect(gateway.counts()).toEqual({ requests: 1, errors: 0 });
+  });
+});
+
+describe('a tcp connection the entry point cuts at its drain deadline once joined', () => {
+  it('is logged with the status of a connection that reached its instance (200) and drain-timeout, the cut that ended it', async () => {
+    const echo = createServer((socket) => socket.on('error', () => undefined).pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => echo.close(resolve)));
+    const gateway = await tcpGatewayFor((echo.address() as AddressInfo).port, 5_000);
+    const client = await gateway.client();
+    const echoed = new Promise((resolve) => client.once('data', resolve));
+    client.write('ping');
+    await echoed;
+    await gateway.entryPoint.drain(0);
+    await waitFor(() => gateway.records.length === 1, { message: 'the connection recorded' });
+    expect(gateway.records).toMatchObject([{ connected: true, errorClass: 'drain-timeout', bytes: 4, bytesReceived: 4 }]);
+    expect(JSON.parse(tcpLogText(gateway.records[0]!, 'tcp', '127.0.0.1', undefined))).toMatchObject({ status: 200, errorClass: 'drain-timeout' });
   });
 });

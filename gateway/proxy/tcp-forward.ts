@@ -3,6 +3,7 @@ import type { PickedEndpoint, Picker } from '../../src/balance/picker.ts';
 import { isGatewayResourceCode, isNotUpstreamFault } from '../../src/health/upstream-outcome.ts';
 import type { Logger } from '../../src/logger.ts';
 import { plainIp, type ProxyProtocolVersion } from '../config/index.ts';
+import { cutByDrain } from '../entrypoints/drain-cut.ts';
 import { tcpServiceCells, type TcpServiceCells } from '../telemetry/index.ts';
 import type { AttemptObserver } from './proxy.ts';
 import { proxyProtocolHeader } from './proxy-protocol.ts';
@@ -44,7 +45,8 @@ export interface TcpConnectionRecord {
    * What ended or failed it, if anything did: the last connect's failure (`connect-refused`,
    * `connect-timeout`, `internal`), `no-instances`/`no-healthy-instances`, `cancelled` (the client
    * left while connecting), or, once joined, `reset-before-headers`/`reset-after-headers` (the
-   * upstream's socket failed before/after it sent a byte) and `idle-timeout`.
+   * upstream's socket failed before/after it sent a byte) and `idle-timeout`; `drain-timeout` when
+   * the entry point cut it at its drain deadline (connecting, or joined with nothing failed before).
    */
   errorClass: string | undefined;
   /** Bytes the upstream sent towards the client. */
@@ -87,7 +89,12 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   cells.connections.value += 1;
   const record: TcpConnectionRecord = { service, startedAt: performance.now(), upstream: undefined, attempts: 0, connected: false, errorClass: undefined, bytes: 0, bytesReceived: 0 };
   let finish!: () => void;
-  const closed = new Promise<TcpConnectionRecord>((resolve) => (finish = () => resolve(record)));
+  // Read once every 'close' listener has run (a connect the cut ended records `cancelled` in one):
+  // the drain deadline's cut is the gateway's doing, not a client that left nor a connection that ended well, as over HTTP.
+  const closed = new Promise<void>((resolve) => (finish = resolve)).then(() => {
+    if (cutByDrain(client) && (record.errorClass === undefined || record.errorClass === 'cancelled')) record.errorClass = 'drain-timeout';
+    return record;
+  });
   let piping = false;
   client.once('close', () => piping || finish());
   // Errors surface as 'close' with hadError; without a listener a client reset would crash the process.

@@ -366,7 +366,9 @@ services:
     // Each held connection is logged once closed, the deadline's cut included: its upstream side
     // closes a tick after the cut, and the shutdown waits for the line before it closes the log.
     const lines = (await logOf(gateway.process)).split('\n').filter((line) => line.startsWith('{"level":30,"time":"') && line.includes('"protocol":"tcp"'));
-    const carried = lines.map((line) => JSON.parse(line) as { bytesReceived: number }).filter((line) => line.bytesReceived > 0);
+    const carried = lines.map((line) => JSON.parse(line) as { bytesReceived: number; status: number; errorClass?: string }).filter((line) => line.bytesReceived > 0);
     expect(carried).toHaveLength(held.length);
+    // The cut is named: they reached their instance (200), and the drain deadline ended them.
+    for (const line of carried) expect(line).toMatchObject({ status: 200, errorClass: 'drain-timeout' });
   }, 40_000);
 });

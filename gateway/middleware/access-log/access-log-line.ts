@@ -134,13 +134,14 @@ export function refusalLogText(refusal: ListenerRefusal, hiddenParams?: readonly
  * module, HAProxy's `tcplog` and Envoy's TCP proxy write theirs): `protocol: "tcp"` and the
  * `entryPoint`, in place of a method and path; `status` 200 for a connection that reached an
  * upstream, else the status the same failure has over HTTP (`no-instances` 503, `connect-refused`
- * 502, `connect-timeout` 504, `cancelled` 499); `durationMs` the connection's life; `bytes` what the
+ * 502, `connect-timeout` 504, `cancelled` 499, `drain-timeout` 503: cut at the drain deadline while
+ * connecting); `durationMs` the connection's life; `bytes` what the
  * upstream sent the client and `bytesReceived` what the client sent the upstream; `serverName` the
  * TLS server name, if any.
  */
 export function tcpLogText(record: TcpConnectionRecord, entryPoint: string, clientAddress: string | undefined, serverName: string | undefined): string {
   const errorClass = record.errorClass;
-  const status = record.connected ? 200 : errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) ? STATUS_BY_CLASS[errorClass as GatewayErrorClass] : 500;
+  const status = record.connected ? 200 : errorClass === 'drain-timeout' ? 503 : errorClass !== undefined && Object.hasOwn(STATUS_BY_CLASS, errorClass) ? STATUS_BY_CLASS[errorClass as GatewayErrorClass] : 500;
   let line = `{"level":30,"time":"${isoTime(Date.now())}","protocol":"tcp","entryPoint":${quote(entryPoint)}`;
   line += `,"status":${status},"durationMs":${hundredthsText(Math.round((performance.now() - record.startedAt) * 100))},"bytes":${record.bytes},"bytesReceived":${record.bytesReceived}`;
   if (record.upstream !== undefined) line += `,"upstream":${quote(record.upstream)}`;
