@@ -29,6 +29,10 @@ describe('validateStoreObjects', () => {
     ['a bad object name', 'routes/-bad', { path: '/a', service: 'x' }, /not a valid object name/],
     ['a middleware with two kinds', 'middlewares/m', { hsts: { maxAge: '1h' }, rewrite: { pattern: 'a', replacement: 'b' } }, /exactly one kind/],
     ['a route to an entry point the file lacks', 'routes/a', { path: '/a', service: 'x', entryPoints: ['nope'] }, /no entry point is named "nope"/],
+    // In the words the file's check and the write API use, not zod's own ("Unrecognized key", "Invalid input: …").
+    ['a route with a misspelt key', 'routes/a', { path: '/a', service: 'x', stripPrefx: true }, /^stripPrefx: unknown field "stripPrefx" \(did you mean "stripPrefix"\?\)$/],
+    ['a route with a value of the wrong type', 'routes/a', { path: '/a', service: 'x', stripPrefix: 'yes' }, /^stripPrefix: expected boolean, received string$/],
+    ['a service with a misspelt key', 'services/s', { balancr: 'random' }, /^balancr: unknown field "balancr" \(did you mean "balancer"\?\)$/],
   ])('refuses %s alone, with its key and reason', (_case, key, value, reason) => {
     const { objects, refused } = validateStoreObjects(ROOT, listing({ [key]: value, 'routes/good': { path: '/good', service: 'x' } }).entries, FILE);
     expect(refused).toEqual([{ key: `${ROOT}/${key}`, kind: key.split('/')[0], reason: expect.stringMatching(reason) }]);

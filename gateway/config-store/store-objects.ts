@@ -1,6 +1,7 @@
-import { parseDocument } from 'yaml';
+import { Document, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { MAX_ALIAS_COUNT } from '../config/fast-parse.ts';
+import { locateIssues, type ConfigIssue } from '../config/issues.ts';
 import { configSchema } from '../config/schema.ts';
 import { decodeObject, OBJECT_NAME, parseObjectKey, STORE_KINDS, type StoreKind } from './store-layout.ts';
 
@@ -105,7 +106,10 @@ function objectIssues(context: ConfigDocument, kind: StoreKind, name: string, va
   // A reference to another object (a middleware of a route or an entry point, a route's mirror
   // service) is judged here in a document without the file's and the store's services, middlewares
   // and other routes: the merged document checks it (one still unknown there refuses that object alone).
-  return parsed.error.issues.filter((issue) => !isReferenceToOtherObjects(issue)).map((issue) => describeIssue(kind, issue));
+  const issues = parsed.error.issues.filter((issue) => !isReferenceToOtherObjects(issue));
+  // Worded as the file's check and the write API word them ("unknown field … (did you mean …)"), not in zod's own words.
+  const located = locateIssues(issues, new Document(document), new LineCounter());
+  return located.map((issue) => describeIssue(kind === 'routes' ? `${kind}.0` : `${kind}.${name}`, issue));
 }
 
 /** A route's or an entry point's reference to a middleware, or a route's to a mirror service, the document does not declare. */
@@ -115,12 +119,12 @@ function isReferenceToOtherObjects(issue: z.core.$ZodIssue): boolean {
   return section === 'routes' && field === 'mirror' && sub === 'service' && issue.message.startsWith('unknown service');
 }
 
-/** The issue's path relative to the object itself (the file's `routes.0.` or `services.x.` dropped), and its message. */
-function describeIssue(kind: StoreKind, issue: z.core.$ZodIssue): StoreObjectIssue {
-  // `routes.0.<path>` and `services.<name>.<path>` alike: the object's own path starts at the third segment.
-  const inObject = issue.path[0] === kind;
-  const where = inObject ? issue.path.slice(2).map(String).join('.') : issue.path.map(String).join('.');
-  return { where, inObject, message: issue.message };
+/** The issue's path relative to the object itself (`place`, the file's `routes.0` or `services.x`, dropped), and its reason. */
+function describeIssue(place: string, issue: ConfigIssue): StoreObjectIssue {
+  const { keyPath, reason } = issue;
+  if (keyPath === place) return { where: '', inObject: true, message: reason };
+  if (keyPath.startsWith(`${place}.`)) return { where: keyPath.slice(place.length + 1), inObject: true, message: reason };
+  return { where: keyPath, inObject: false, message: reason };
 }
 
 /** The file's document without the sections store objects contribute to. */
