@@ -104,6 +104,19 @@ describe('mergeWithStore', () => {
     // The text is what workers parse: the same configuration comes out of it.
     expect(JSON.parse(merged.text).routes).toHaveLength(4);
   });
+
+  it('says of a route naming a middleware the store holds but refused that it was refused, not that it was never declared', () => {
+    const merged = mergeWithStore(
+      '/tmp/gateway.yaml',
+      ROOT,
+      FILE,
+      listing({ 'middlewares/redir': { redirectRegex: { regex: '^http://(.*', replacement: 'https://$1' } }, 'routes/guarded': { path: '/g', service: 'g', middlewares: ['redir', 'nope'] } }),
+    );
+    if (!merged.ok) throw merged.error;
+    expect(merged.refused.find((entry) => entry.key === `${ROOT}/routes/guarded`)?.reason).toBe(
+      'references middleware "nope" that is declared neither in the file nor in the store; references middleware "redir" whose store object is refused (see its own refusal)',
+    );
+  });
 });
 
 describe('mergeWithStore blames the store object a merged issue points into', () => {

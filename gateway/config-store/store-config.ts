@@ -236,7 +236,7 @@ export function mergeWithStore(path: string, root: string, document: ConfigDocum
   const waitingFiles = new Set<string>();
   const waitingFor = (): FileWait => (waitingKeys.size === 0 ? NO_FILE_WAIT : { keys: waitingKeys, files: [...waitingFiles] });
   for (let round = 0; ; round += 1) {
-    const merged = mergeStoreDocument(root, document, kept);
+    const merged = mergeStoreDocument(root, document, kept, new Set(refused.map((entry) => entry.key)));
     const text = JSON.stringify(merged.document);
     try {
       return { ok: true, config: parseConfig(path, text), text, refused: [...refused, ...merged.refused], waitingFor: waitingFor() };

@@ -13,9 +13,11 @@ import type { ConfigDocument, StoreObjects, StoreRefusal } from './store-objects
  *
  * A store route naming a middleware that neither the file nor the store declares is kept, without
  * its middleware, as `unavailable` (it answers 503 with the reason, and never serves unprotected)
- * and reported as a refusal. The file's own references are not touched: the file alone was valid.
+ * and reported as a refusal; its reason says which of them the store holds but refused (their keys
+ * in `refusedKeys`), so that it points at that refusal rather than at a middleware never written.
+ * The file's own references are not touched: the file alone was valid.
  */
-export function mergeStoreDocument(root: string, file: ConfigDocument, objects: StoreObjects): { document: ConfigDocument; refused: StoreRefusal[] } {
+export function mergeStoreDocument(root: string, file: ConfigDocument, objects: StoreObjects, refusedKeys: ReadonlySet<string> = new Set()): { document: ConfigDocument; refused: StoreRefusal[] } {
   const refused: StoreRefusal[] = [];
   const section = (kind: NamedKind): Record<string, unknown> | undefined => {
     const own = (file[kind] ?? {}) as Record<string, unknown>;
@@ -30,7 +32,14 @@ export function mergeStoreDocument(root: string, file: ConfigDocument, objects: 
     const route = value as { middlewares?: unknown };
     const missing = Array.isArray(route.middlewares) ? route.middlewares.filter((entry) => typeof entry !== 'string' || !middlewares || !Object.hasOwn(middlewares, entry)) : [];
     if (missing.length === 0) return route;
-    const reason = `references middleware ${missing.map((entry) => `"${String(entry)}"`).join(', ')} that is declared neither in the file nor in the store`;
+    const held = missing.filter((entry) => typeof entry === 'string' && refusedKeys.has(objectKey(root, 'middlewares', entry)));
+    const unknown = missing.filter((entry) => !held.includes(entry));
+    const names = (entries: unknown[]) => entries.map((entry) => `"${String(entry)}"`).join(', ');
+    const reasons = [
+      ...(unknown.length > 0 ? [`references middleware ${names(unknown)} that is declared neither in the file nor in the store`] : []),
+      ...(held.length > 0 ? [`references middleware ${names(held)} whose store object is refused (see its own refusal)`] : []),
+    ];
+    const reason = reasons.join('; ');
     refused.push({ key: objectKey(root, 'routes', name), kind: 'routes', reason });
     const { middlewares: _dropped, ...rest } = route;
     return { ...rest, unavailable: `route ${name} ${reason}` };
