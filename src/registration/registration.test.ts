@@ -4,7 +4,7 @@ import type { BackoffOptions } from '../backoff.ts';
 import type { Instance } from '../discovery/instance.ts';
 import { normalizePrefix, parseInstanceKey } from '../discovery/etcd/etcd-key.ts';
 import { pino } from 'pino';
-import { componentLogger } from '../logger.ts';
+import { componentLogger, type Logger } from '../logger.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { watchTimersOf } from '../../test/harness/fake-timers.ts';
 import { RegistryRefusalError } from '../errors.ts';
@@ -16,8 +16,8 @@ const INSTANCE: Instance = { id: 'u1', service: 'user', host: '127.0.0.1', port:
 class ScriptedRegistration extends Registration {
   readonly writes: Instance[] = [];
   down = false;
-  constructor(backoff: BackoffOptions = { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 }) {
-    super(componentLogger('test-registration'), 1_000, backoff);
+  constructor(backoff: BackoffOptions = { initialMs: 10, maxMs: 20, factor: 2, jitter: 0 }, log: Logger = componentLogger('test-registration')) {
+    super(log, 1_000, backoff);
   }
   protected async ensure(instance: Instance): Promise<void> {
     if (this.down) throw new Error('registry down');
@@ -363,5 +363,21 @@ describe('Registration retries', () => {
     await waitFor(() => changing.currentState() === 'registered', { timeoutMs: 10_000 });
     expect(changing.warnings).toEqual(['registry unreachable; retrying with backoff', 'registry refused the registration; asking again every 1 s until it is granted']);
     await changing.close();
+  });
+});
+
+describe('Registration logs', () => {
+  it('logs registering and registered at info for the first write, and a rewrite of the entry it holds at debug only', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const registration = new ScriptedRegistration(undefined, pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) }));
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered');
+    registration.register({ ...INSTANCE, weight: 3 });
+    await waitFor(() => registration.writes.length === 2 && registration.currentState() === 'registered');
+    const info = lines.filter((line) => line.level === 30).map((line) => line.msg);
+    const debug = lines.filter((line) => line.level === 20).map((line) => line.msg);
+    expect(info).toEqual(['registration registering', 'registration registered']);
+    expect(debug).toEqual(['registration registering', 'registration registered']);
+    await registration.close();
   });
 });

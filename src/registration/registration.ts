@@ -67,6 +67,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   protected refusedRetryMs = REFUSED_RETRY_MS;
   /** Whether the last 'retrying' warning was for a refusal (true) or an outage (false). */
   private retryingRefused: boolean | undefined;
+  /** The pass running rewrites an entry already registered (`registered` → `registering`). */
+  private rewriting = false;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -342,8 +344,14 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       if (state === 'retrying' && refused !== this.retryingRefused) this.warnRetrying(refused, { state, err: errorMessage(error) });
       return;
     }
-    const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
+    const from = this.currentState();
+    const fields = { from, to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
+    // Rewriting an entry held (a peer's applied revision, up to four times a second; an agent's
+    // draining mark) is no change of registration: its two steps log at debug, a failure still warns.
+    const rewrite = (from === 'registered' && state === 'registering') || (this.rewriting && state === 'registered');
+    this.rewriting = from === 'registered' && state === 'registering';
     if (state === 'retrying') this.warnRetrying(refused, fields);
+    else if (rewrite) this.log.debug(fields, `registration ${state}`);
     else this.log.info(fields, `registration ${state}`);
     this.state.next(state);
   }
