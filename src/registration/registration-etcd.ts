@@ -124,6 +124,7 @@ export class EtcdRegistration<T extends { readonly id: string } = Instance> exte
         // noticed): a new lease now, as its 'lost' event would ask for a moment later.
         if (!isLeaseGone(error) || this.lease !== live) throw error;
         this.log.warn({ err: errorMessage(error) }, 'lease lost; granting a new one');
+        this.noteEntryLost();
       }
     }
     this.dropLease();

@@ -83,7 +83,9 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
     // Every new session starts without our ephemeral node: converge again, unless the pass that
     // waits for a session takes this one (a second pass at once would only repeat its writes).
     this.sessions = this.supervisor.session$.subscribe(() => {
-      if (this.desired && !this.awaitingSession) this.reconcile();
+      if (!this.desired) return;
+      if (this.awaitingSession) this.noteEntryLost();
+      else this.reconcile();
     });
     // The server deleted the nodes of a session it expired: a removal has no node of that session to
     // delete. The entry still counts as possibly held (`mayHoldEntry`): gateways sent it requests

@@ -26,6 +26,10 @@ class ScriptedRegistration extends Registration {
   }
   protected async remove(): Promise<void> {}
   protected async release(): Promise<void> {}
+  /** The registry lost the entry (a session expiry, a lost lease, another client's deletion): the subclass's `reconcile()`. */
+  lose(): void {
+    this.reconcile();
+  }
 }
 
 /** A promise and the function that resolves it: a registry call the test holds and releases. */
@@ -378,6 +382,22 @@ describe('Registration logs', () => {
     const debug = lines.filter((line) => line.level === 20).map((line) => line.msg);
     expect(info).toEqual(['registration registering', 'registration registered']);
     expect(debug).toEqual(['registration registering', 'registration registered']);
+    await registration.close();
+  });
+
+  it('logs at info the entry written again after the registry lost it (a session expiry, a lost lease), and after a removal', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const registration = new ScriptedRegistration(undefined, pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) }));
+    registration.register(INSTANCE);
+    await waitFor(() => registration.currentState() === 'registered');
+    registration.lose();
+    await waitFor(() => registration.writes.length === 2 && registration.currentState() === 'registered');
+    // The removal ran (the health verdict flapped) and a register() wants the entry back: written anew.
+    void registration.deregister();
+    registration.register(INSTANCE);
+    await waitFor(() => registration.writes.length === 3 && registration.currentState() === 'registered');
+    const info = lines.filter((line) => line.level === 30).map((line) => line.msg);
+    expect(info).toEqual(Array<string[]>(3).fill(['registration registering', 'registration registered']).flat());
     await registration.close();
   });
 });

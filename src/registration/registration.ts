@@ -37,7 +37,8 @@ export function instanceEntry(root: string): RegisteredEntry<Instance> {
  * Keeps one instance registered while it is wanted: a desired state and a loop that converges
  * the registry to it, retrying with capped, jittered backoff and logging once per state change.
  * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
- * (session expiry, lease loss), and `beforeEntryWrite()` just before they send a write of it.
+ * (session expiry, lease loss; `noteEntryLost()` when the pass running writes it back itself),
+ * and `beforeEntryWrite()` just before they send a write of it.
  */
 export abstract class Registration<T extends { readonly id: string } = Instance> {
   /** Replays the current state, then each change; completes after `close()`. */
@@ -67,8 +68,17 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
   protected refusedRetryMs = REFUSED_RETRY_MS;
   /** Whether the last 'retrying' warning was for a refusal (true) or an outage (false). */
   private retryingRefused: boolean | undefined;
-  /** The pass running rewrites an entry already registered (`registered` → `registering`). */
+  /**
+   * The pass running rewrites an entry the registry holds, at a `register()` (a peer's applied
+   * revision, the agent's draining mark): no change of registration, logged at debug.
+   */
   private rewriting = false;
+  /**
+   * The registry lost the entry since the last pass started (a subclass's `reconcile()`: session
+   * expiry, lease loss, another client's deletion; or a confirmed removal): the next write of it
+   * registers it anew, logged at info as the first one is.
+   */
+  private entryLost = false;
 
   /**
    * @param deregisterTimeoutMs how long `deregister()` may wait for a running attempt and the
@@ -118,7 +128,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     // The last call wins: a removal asked for earlier and not started yet must not delete this entry.
     this.pendingRemoval?.settle({ superseded: true });
     this.pendingRemoval = undefined;
-    this.reconcile();
+    this.converge();
   }
 
   /**
@@ -186,7 +196,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.cancelRetry();
     this.pendingRemoval ??= new PendingRemoval();
     const removal = this.pendingRemoval;
-    this.reconcile();
+    this.converge();
     // (The loop still runs the removal: an etcd lease granted for the entry is revoked.)
     const outcome = this.entryMayExist ? await removal.within(timeoutMs) : {};
     if (outcome.superseded) return;
@@ -215,8 +225,19 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.removalsConfirmed.complete();
   }
 
-  /** Converges now: coalesced, so a call during a running attempt causes one more pass. */
+  /** The registry lost the entry (see `entryLost`): converges now, and the pass that writes it back logs at info. */
   protected reconcile(): void {
+    this.noteEntryLost();
+    this.converge();
+  }
+
+  /** The registry lost the entry and the pass running writes it back by itself (on a new session or lease): it logs at info. */
+  protected noteEntryLost(): void {
+    this.entryLost = true;
+  }
+
+  /** Converges now: coalesced, so a call during a running attempt causes one more pass. */
+  private converge(): void {
     if (this.running) {
       this.again = true;
       this.wakeRetry?.();
@@ -225,7 +246,7 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.running = this.loop().finally(() => {
       this.running = undefined;
       // A call that came after the loop's last check but before this callback set `again` for a loop that had ended.
-      if (this.again && !this.closed) this.reconcile();
+      if (this.again && !this.closed) this.converge();
     });
   }
 
@@ -257,12 +278,16 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
         await this.runPendingRemoval();
         continue;
       }
-      if (this.currentState() !== 'retrying') this.setState('registering');
+      // A pass from `registered` (or one more after it, for a newer value) rewrites the entry held, unless the registry lost it.
+      const from = this.currentState();
+      this.rewriting = (from === 'registered' || (from === 'registering' && this.rewriting)) && !this.entryLost;
+      this.entryLost = false;
+      if (from !== 'retrying') this.setState('registering', undefined, this.rewriting);
       try {
         await this.ensure(instance);
         if (this.desired === instance) {
           this.attempt = 0;
-          this.setState('registered');
+          this.setState('registered', undefined, this.rewriting && !this.entryLost);
           this.written.next(instance);
         }
       } catch (error) {
@@ -299,6 +324,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       this.removalUnconfirmed = false;
       // A register() while it ran may have kept the entry (the ZooKeeper removal then deletes nothing): it stays possible.
       if (this.desired === undefined) this.entryMayExist = false;
+      // A register() writes it anew: a registration, not a rewrite.
+      this.entryLost = true;
       removal.confirmed = true;
       removal.settle({});
       this.removalsConfirmed.next();
@@ -336,7 +363,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.wakeRetry?.();
   }
 
-  private setState(state: RegistrationState, error?: unknown): void {
+  /** Moves to `state`, logged at info (a warning for `retrying`), or at debug when `rewrite` (see `rewriting`). */
+  private setState(state: RegistrationState, error?: unknown, rewrite = false): void {
     const refused = state === 'retrying' && isRegistryRefusal(error);
     if (this.currentState() === state) {
       // Still retrying, but for the other reason (the registry came back and now refuses, or the
@@ -344,12 +372,8 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
       if (state === 'retrying' && refused !== this.retryingRefused) this.warnRetrying(refused, { state, err: errorMessage(error) });
       return;
     }
-    const from = this.currentState();
-    const fields = { from, to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
-    // Rewriting an entry held (a peer's applied revision, up to four times a second; an agent's
-    // draining mark) is no change of registration: its two steps log at debug, a failure still warns.
-    const rewrite = (from === 'registered' && state === 'registering') || (this.rewriting && state === 'registered');
-    this.rewriting = from === 'registered' && state === 'registering';
+    const fields = { from: this.currentState(), to: state, ...(error === undefined ? {} : { err: errorMessage(error) }) };
+    // A rewrite's two steps (a peer's applied revision comes up to four times a second) log at debug; a failure still warns.
     if (state === 'retrying') this.warnRetrying(refused, fields);
     else if (rewrite) this.log.debug(fields, `registration ${state}`);
     else this.log.info(fields, `registration ${state}`);

@@ -123,4 +123,20 @@ describe('switchboard-agent as an operator runs it: signals for the backend, and
     expect(warned, lines.join('\n')).toBeGreaterThanOrEqual(0);
     expect(warned).toBeLessThan(flipped);
   });
+
+  it('logs at info that it registered again after the registry lost its entry, as at its first registration', async () => {
+    const backend = await startBackend();
+    cleanup.push(() => backend.process.kill());
+    const runner = await agent(['--port', String(backend.port), '--id', 'lost']);
+    const path = '/services/ops/lost';
+    await registered(path, runner);
+    const infos = async () => (await logOf(runner)).split('\n').filter((line) => line.includes('"level":30') && line.includes('"msg":"registration registered"'));
+    await waitFor(async () => (await infos()).length === 1, { timeoutMs: 10_000, message: 'the first registration logged' });
+    // Another client deletes the node, as a session expiry or a lost lease takes an entry away: the agent writes it again.
+    await new Promise<void>((resolve, reject) => registry.reader.remove(path, -1, (error) => (error ? reject(error) : resolve())));
+    await waitFor(async () => (await infos()).length === 2, { timeoutMs: 15_000, message: 'the registration again logged at info' }).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await logOf(runner)}`);
+    });
+    expect(await exists(registry.reader, path)).not.toBeNull();
+  });
 });
