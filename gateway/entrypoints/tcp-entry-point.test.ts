@@ -4,6 +4,8 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Picker } from '../../src/balance/picker.ts';
 import { forwardConnection } from '../proxy/tcp-forward.ts';
+import { waitFor } from '../../test/harness/wait.ts';
+import { cutByDrain } from './drain-cut.ts';
 import type { EntryPoint } from './entry-point.ts';
 import { startTcpEntryPoint } from './tcp-entry-point.ts';
 import { selfSignedPair, testEntryPointConfig } from './tls-testing.ts';
@@ -109,6 +111,25 @@ describe('startTcpEntryPoint', () => {
     await drained;
     await closed;
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(590);
+  });
+
+  it('at the drain deadline marks as cut (drain-timeout) the connections still open, not one that closed by itself and is still being recorded', async () => {
+    const accepted: Socket[] = [];
+    let release!: () => void;
+    const recorded = new Promise<void>((resolve) => (release = resolve));
+    // Each connection's record is written once the test releases it: one closed meanwhile is still the entry point's.
+    const entryPoint = await startTcpEntryPoint(testEntryPointConfig('tcp', undefined, TCP), (socket) => (accepted.push(socket), recorded), 5_000, log);
+    await client(entryPoint.port, false);
+    await client(entryPoint.port, false);
+    await waitFor(() => accepted.length === 2, { message: 'both connections accepted' });
+    const [ended, open] = accepted as [Socket, Socket];
+    ended.destroy();
+    await new Promise((resolve) => ended.once('close', resolve));
+    await entryPoint.drain(0);
+    release();
+    expect(open.destroyed).toBe(true);
+    expect(cutByDrain(open)).toBe(true);
+    expect(cutByDrain(ended)).toBe(false);
   });
 
   it("passes on an answer's second write at once, not after the client's delayed ACK (TCP_NODELAY towards the client)", async () => {

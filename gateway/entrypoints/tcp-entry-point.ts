@@ -74,7 +74,9 @@ export async function startTcpEntryPoint(config: EntryPointConfig, handle: TcpCo
         await Promise.race([quiet, deadline]);
         clearTimeout(timer);
         // Past the deadline, what is still open is cut, marked so its line names the drain; each close takes its upstream down with it.
+        // One that closed by itself and is still being recorded (its upstream's close to come) ended well: not marked.
         for (const socket of open) {
+          if (socket.destroyed) continue;
           markCutByDrain(socket);
           socket.destroy();
         }
