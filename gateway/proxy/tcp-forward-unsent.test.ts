@@ -12,6 +12,7 @@ import type { EntryPoint } from '../entrypoints/entry-point.ts';
 import { startTcpEntryPoint } from '../entrypoints/tcp-entry-point.ts';
 import { testEntryPointConfig } from '../entrypoints/tls-testing.ts';
 import { InstanceTraffic } from '../telemetry/instance-traffic.ts';
+import { tcpErrorsTotal } from '../telemetry/tcp-metrics.ts';
 import { singleInstanceBalancer } from './proxy-testing.ts';
 import { tcpLogText } from '../middleware/access-log/access-log-line.ts';
 import { forwardConnection, type TcpConnectionRecord, type TcpForwardPolicy } from './tcp-forward.ts';
@@ -173,6 +174,12 @@ async function tcpGatewayFor(
   };
 }
 
+/** `switchboard_tcp_errors_total` of the tests' service for `errorClass`. */
+async function tcpErrors(errorClass: string): Promise<number> {
+  const { values } = await tcpErrorsTotal.get();
+  return values.find((sample) => sample.labels.service === 'svc' && sample.labels.class === errorClass)?.value ?? 0;
+}
+
 /** What a pick released unused reports: no latency sample, no failure. */
 const UNUSED = { ok: false, latencyMs: 0, errorClass: 'cancelled' };
 
@@ -193,6 +200,7 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
   it('a client the entry point cuts at its drain deadline while the connect is still out: the same, logged as the drain\'s cut (503 drain-timeout), not as a client that left (499)', async () => {
     const instance = await stalledInstance();
     const gateway = await tcpGatewayFor(instance.port, 60_000);
+    const drainCutsBefore = await tcpErrors('drain-timeout');
     await gateway.client();
     await gateway.entryPoint.drain(0);
     await waitFor(() => gateway.reports.length === 1, { message: 'the pick reported' });
@@ -202,6 +210,8 @@ describe('a tcp connection whose connect to the instance fails for a reason not 
     expect(gateway.ejected()).toBe(false);
     expect(gateway.records).toMatchObject([{ connected: false, errorClass: 'drain-timeout' }]);
     expect(JSON.parse(tcpLogText(gateway.records[0]!, 'tcp', '127.0.0.1', undefined))).toMatchObject({ status: 503, errorClass: 'drain-timeout' });
+    // The metric counts what the line names.
+    expect(await tcpErrors('drain-timeout')).toBe(drainCutsBefore + 1);
   });
 
   // Filling the descriptor table of a process allowed far more would take too long and too much memory.
@@ -289,9 +299,11 @@ describe('a tcp connection the entry point cuts at its drain deadline once joine
     const echoed = new Promise((resolve) => client.once('data', resolve));
     client.write('ping');
     await echoed;
+    const drainCutsBefore = await tcpErrors('drain-timeout');
     await gateway.entryPoint.drain(0);
     await waitFor(() => gateway.records.length === 1, { message: 'the connection recorded' });
     expect(gateway.records).toMatchObject([{ connected: true, errorClass: 'drain-timeout', bytes: 4, bytesReceived: 4 }]);
     expect(JSON.parse(tcpLogText(gateway.records[0]!, 'tcp', '127.0.0.1', undefined))).toMatchObject({ status: 200, errorClass: 'drain-timeout' });
+    expect(await tcpErrors('drain-timeout')).toBe(drainCutsBefore + 1);
   });
 });

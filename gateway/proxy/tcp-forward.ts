@@ -92,7 +92,11 @@ export function forwardConnection(client: Socket, policy: TcpForwardPolicy, depe
   // Read once every 'close' listener has run (a connect the cut ended records `cancelled` in one):
   // the drain deadline's cut is the gateway's doing, not a client that left nor a connection that ended well, as over HTTP.
   const closed = new Promise<void>((resolve) => (finish = resolve)).then(() => {
-    if (cutByDrain(client) && (record.errorClass === undefined || record.errorClass === 'cancelled')) record.errorClass = 'drain-timeout';
+    if (cutByDrain(client) && (record.errorClass === undefined || record.errorClass === 'cancelled')) {
+      record.errorClass = 'drain-timeout';
+      // Counted as the access log names it, as an HTTP request the drain cut counts among the 5xx.
+      cells.error('drain-timeout');
+    }
     return record;
   });
   let piping = false;

@@ -30,7 +30,7 @@ export const tcpBytesTotal = new CellCounter<'service' | 'direction'>(
 /** Failures of tcp connections and of their upstream attempts, by service and class. */
 export const tcpErrorsTotal = new CellCounter<'service' | 'class'>(
   'switchboard_tcp_errors_total',
-  'Failed upstream connects (each retry counts), connections no instance could take, resets and idle timeouts of tcp entry points, by service and class.',
+  'Failed upstream connects (each retry counts), connections no instance could take, resets, idle timeouts and drain-deadline cuts of tcp entry points, by service and class.',
   ['service', 'class'],
   metricsRegistry,
 );
