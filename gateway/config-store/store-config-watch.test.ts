@@ -167,6 +167,35 @@ describe('watchConfigWithStore', () => {
     expect(last?.ok && last.config.routes.map((route) => route.path)).toEqual(['/file', '/other', '/stored']);
   });
 
+  it('seeds the last good values from the snapshot when the store answers at start: an object it refuses keeps the snapshot\'s value; a valid or deleted one is the store\'s', async () => {
+    const store = scripted();
+    const paths = () => {
+      const last = store.results.at(-1);
+      return last?.ok ? last.config.routes.map((route) => route.path) : undefined;
+    };
+    const route = (path: string) => ({ path, service: 's' });
+    // `bad` is refused on reading the snapshot too: re-validated, it is no last good value.
+    await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { kept: route('/kept'), replaced: route('/replaced'), deleted: route('/deleted'), bad: route('no-slash') }));
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('9', { kept: route('no-slash'), replaced: route('/replaced-v2'), bad: route('still-no-slash'), fresh: route('no-slash') }));
+    expect(paths()).toEqual(['/file', '/kept', '/replaced-v2']);
+    const reasons = new Map((configStoreState.current()?.refused ?? []).map((entry) => [entry.key.slice(entry.key.lastIndexOf('/') + 1), entry.reason]));
+    expect([...reasons.keys()].sort()).toEqual(['bad', 'fresh', 'kept']);
+    expect(reasons.get('kept')).toMatch(/path: .*; its last good value stays in force$/);
+    expect(reasons.get('bad')).not.toMatch(/last good/);
+    expect(reasons.get('fresh')).not.toMatch(/last good/);
+    expect(configStoreState.current()).toMatchObject({ source: 'store', revision: '9' });
+  });
+
+  it('seeds no last good value from a snapshot of another store', async () => {
+    const store = scripted();
+    await writeStoreSnapshot(store.snapshot, 'etcd://elsewhere:2379/other', store.listing('7', { kept: { path: '/kept', service: 's' } }));
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('9', { kept: { path: 'no-slash', service: 's' } }));
+    expect(store.routeNames()).toEqual(['file-route']);
+    expect(configStoreState.current()?.refused.map((entry) => entry.reason)).toEqual([expect.not.stringMatching(/last good/)]);
+  });
+
   it('starts from the snapshot when the store does not answer in time, then catches up', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));

@@ -31,9 +31,10 @@ const MAX_ATTRIBUTION_ROUNDS = 8;
  * `watchConfig` with the config store merged in: without `configStore` the file's results pass
  * through unchanged; with it, each file change and each store listing yields the merged document
  * (see `mergeStoreDocument`) as JSON text, parsed by the same `parseConfig`, so that the caller
- * applies it (and sends it to workers) exactly as a file reload. At start it waits up to
- * `configStore.timeout` for the store, then starts from the last-known-good snapshot (or the file
- * alone when there is none) and catches up when the store answers. Each listing applied from the
+ * applies it (and sends it to workers) exactly as a file reload. At start it reads the
+ * last-known-good snapshot, whose values are the last good ones of the objects the store refuses
+ * (`seedLastGood`), and waits up to `configStore.timeout` for the store, then starts from that
+ * snapshot (or the file alone when there is none) and catches up when the store answers. Each listing applied from the
  * store is written to the snapshot file as applied (a refused new value's last good value in its place). The store's location is read once, at start.
  * While the last composition refused store objects (or the merged document) for files they name
  * (`mergeWithStore`'s `waitingFor`: a certificate pair, a CA bundle, a JWT key missing or bad), the
@@ -149,22 +150,35 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       }
     };
 
+    /**
+     * Seeds the last good values from the snapshot read at start, re-validated as when the gateway
+     * starts from it (the objects refused then are left out, and all of them when the merged document
+     * is refused), so that an object the store refuses now keeps the value this gateway last had in
+     * force, as on a gateway that never restarted. Only refused objects take it (`LastGoodObjects.restore`).
+     */
+    const seedLastGood = (snapshot: StoreListing) => {
+      if (!file || !settings) return;
+      const merged = mergeWithStore(path, settings.root, file.document, snapshot, validations);
+      if (merged.ok) lastGood.applied(snapshot, merged.refused);
+    };
+
     const startStore = (next: ConfigStoreSettings) => {
       settings = next;
       // The admin store API writes where this reads, whatever a later reload says.
       configStoreState.setLocation(next);
       source = (options.createSource ?? ((value) => createStoreSource(value, { requestTimeoutMs: value.timeoutMs })))(next);
       const snapshotPath = next.snapshotPath ?? defaultSnapshotPath(path);
+      // Read once: what the gateway starts from when the store does not answer in time, and the last good values of the objects the store now refuses.
+      const snapshot = readStoreSnapshot(snapshotPath, next.url);
+      if (snapshot.listing) seedLastGood(snapshot.listing);
       waiting = setTimeout(() => {
         waiting = undefined;
-        void readStoreSnapshot(snapshotPath, next.url).then((snapshot) => {
-          if (closed || listing) return;
-          if (snapshot.listing) {
-            log.warn({ store: next.url, snapshot: snapshotPath, revision: snapshot.listing.revision, waitedMs: next.timeoutMs }, 'config store unreachable at start: starting from the last-known-good snapshot; catching up when it answers');
-            listing = { value: snapshot.listing, origin: 'snapshot' };
-          } else log.warn({ store: next.url, waitedMs: next.timeoutMs, reason: snapshot.reason }, 'config store unreachable at start and no snapshot: starting from the file alone; catching up when it answers');
-          compose(true);
-        });
+        if (closed || listing) return;
+        if (snapshot.listing) {
+          log.warn({ store: next.url, snapshot: snapshotPath, revision: snapshot.listing.revision, waitedMs: next.timeoutMs }, 'config store unreachable at start: starting from the last-known-good snapshot; catching up when it answers');
+          listing = { value: snapshot.listing, origin: 'snapshot' };
+        } else log.warn({ store: next.url, waitedMs: next.timeoutMs, reason: snapshot.reason }, 'config store unreachable at start and no snapshot: starting from the file alone; catching up when it answers');
+        compose(true);
       }, next.timeoutMs);
       source.reason$.subscribe((reason) => {
         if (!closed) configStoreState.setUnreadReason(reason);

@@ -7,10 +7,13 @@ export const LAST_GOOD_KEPT = 'its last good value stays in force';
 /**
  * The last value of each store object this gateway applied, so that a new value refused (invalid,
  * or failing a rule across objects) leaves the object as it was instead of taking it out of
- * service: the running configuration stays, as for a refused file. An object refused with no
- * earlier value here (new, or refused since this gateway started) is left out, as before; a
- * deleted object is gone. Held in memory only: a gateway started while a value is refused has no
- * earlier value of it.
+ * service: the running configuration stays, as for a refused file. At start it is seeded from the
+ * snapshot file (of the same store, re-validated), which holds the values this gateway had in force,
+ * so that a restart does not drop an object the store now refuses. An object refused with no earlier
+ * value here (new, or not in the snapshot) is left out, as before; a deleted object is gone; a valid
+ * value in the store always wins. A stale snapshot can thus bring back only an object the store still
+ * holds and refuses, with the value this gateway last applied (older than other gateways' when it
+ * changed while this one was down, or from before a deletion when it was deleted and written again).
  */
 export class LastGoodObjects {
   private readonly values = new Map<string, string>();

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
 import { storeIdentity } from './store-layout.ts';
@@ -31,11 +32,15 @@ export async function writeStoreSnapshot(path: string, url: string, listing: Sto
   await rename(temporary, path);
 }
 
-/** The snapshot at `path` when it exists, is readable and is of the store `url` names (`storeIdentity`); otherwise undefined and why. */
-export async function readStoreSnapshot(path: string, url: string): Promise<{ listing: StoreListing } | { listing: undefined; reason: string }> {
+/**
+ * The snapshot at `path` when it exists, is readable and is of the store `url` names
+ * (`storeIdentity`); otherwise undefined and why. Read synchronously, once at start, so that its
+ * last good values are in place before the store's first listing is composed.
+ */
+export function readStoreSnapshot(path: string, url: string): { listing: StoreListing } | { listing: undefined; reason: string } {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (error) {
     return { listing: undefined, reason: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}` };
   }

@@ -1,4 +1,4 @@
-import { rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../harness/cleanups.ts';
@@ -118,6 +118,44 @@ describe('config store on etcd', () => {
       expect((await statusOf(gateway, '/orders')).status).toBe(404);
       expect((await storeStatus(admin)).refused).toEqual([]);
     }
+  });
+
+  it('keeps the last good value of a refused route on a gateway restarted while etcd is up, from its snapshot, as on one that never restarted', async () => {
+    const root = store.freshRoot();
+    const endpoint = store.etcd.endpoints[0]!;
+    const first = await gatewayOn(endpoint, root);
+    let second = await gatewayOn(endpoint, root);
+    await store.writer.put(`${root}/routes/web`).value(route('/web'));
+    for (const { gateway } of [first, second]) await until(gateway, '/web', 200, 'the stored route');
+    // Around the admin API: a refused value of the route applied, and a refused route new to both gateways.
+    await etcdctlPut(endpoint, `${root}/routes/web`, route('/web2', { stripPrefix: 'yes' }));
+    await etcdctlPut(endpoint, `${root}/routes/fresh`, route('/fresh', { stripPrefix: 'yes' }));
+    const refusedOn = (admin: string) =>
+      waitFor(
+        async () => {
+          const refused = (await storeStatus(admin)).refused;
+          return refused.length === 2 ? new Map(refused.map((entry) => [entry.key, entry.reason])) : undefined;
+        },
+        { timeoutMs: ROUTED_WITHIN_MS, message: 'both refusals to be listed' },
+      );
+    for (const { admin } of [first, second]) expect((await refusedOn(admin)).get(`${root}/routes/web`)).toMatch(/stripPrefix: .*; its last good value stays in force$/);
+    const revision = (await storeStatus(second.admin)).revision;
+    await waitFor(async () => readFile(second.snapshot, 'utf8').then((text) => (JSON.parse(text) as { revision: string }).revision === revision, () => false), { timeoutMs: ROUTED_WITHIN_MS, message: 'the snapshot of the refused write' });
+    await second.gateway.process.stop();
+
+    // Restarted with etcd up: it reads the store at once, and the snapshot gives it the value in force before.
+    second = await gatewayOn(endpoint, root, { snapshot: second.snapshot });
+    await until(second.gateway, '/web', 200, 'the route kept on the restarted gateway');
+    expect((await storeStatus(second.admin)).source).toBe('store');
+    for (const { gateway } of [first, second]) {
+      expect((await statusOf(gateway, '/web')).status).toBe(200);
+      expect((await statusOf(gateway, '/web2')).status).toBe(404);
+      expect((await statusOf(gateway, '/fresh')).status).toBe(404);
+    }
+    const refused = await refusedOn(second.admin);
+    expect(refused.get(`${root}/routes/web`)).toMatch(/stripPrefix: .*; its last good value stays in force$/);
+    expect(refused.get(`${root}/routes/fresh`)).toMatch(/stripPrefix: /);
+    expect(refused.get(`${root}/routes/fresh`)).not.toMatch(/last good/);
   });
 
   it('answers 503 with the reason on a stored route whose middleware is missing, while the others serve', async () => {
