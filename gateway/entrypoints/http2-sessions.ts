@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants, createServer, type Http2Server, type Http2ServerRequest, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { headerListSize } from '../../src/http2-limits.ts';
 import type { Logger } from '../../src/logger.ts';
 import { LISTENER_ANSWER, type AnsweredResponse, type ClientRequest, type ClientResponse } from '../context.ts';
 import { continueOnFirstRead, meetsExpectation } from './expectation.ts';
@@ -298,12 +299,4 @@ export class Http2Sessions {
 /** A stream's 'close': its session has one stream fewer open. */
 function streamClosed(this: SessionStream): void {
   this[SESSION]![OPEN_STREAMS]! -= 1;
-}
-
-/** RFC 7541 §4.1's size of a header list (each name and value plus 32, pseudo-headers included), as node:http2 counts it against maxHeaderListSize. */
-function headerListSize(rawHeaders: readonly string[]): number {
-  // node's header strings hold one character per byte received.
-  let size = 0;
-  for (let index = 0; index < rawHeaders.length; index += 2) size += rawHeaders[index]!.length + rawHeaders[index + 1]!.length + 32;
-  return size;
 }

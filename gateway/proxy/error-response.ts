@@ -24,6 +24,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'reset-after-headers': 'the upstream closed the connection while answering',
   'upstream-protocol': 'the upstream sent an invalid HTTP response',
   'http2-protocol-error': 'the HTTP/2 exchange with the upstream ended in a protocol error before its answer',
+  'upstream-refused': 'the upstream refused the request as excessive (HTTP/2 ENHANCE_YOUR_CALM) before answering',
   'upstream-tls': 'the TLS handshake with the upstream failed (certificate not trusted, name mismatch or expired)',
   'unsupported-protocol': "the gateway cannot proxy HTTP to this instance's protocol",
   'pool-overflow': 'the gateway has as many connections to the upstream as it may open, all busy',
@@ -36,6 +37,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   cancelled: 'the client closed the request',
   'client-body-error': 'the request body ended before its announced length',
   'body-too-large': 'the request body is larger than this route allows',
+  'header-too-large': 'the request head is larger than the upstream accepts',
   'request-rejected': 'the request cannot be forwarded as sent',
   internal: 'internal gateway error',
 };

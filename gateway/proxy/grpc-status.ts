@@ -31,12 +31,14 @@ const DEADLINE_CLASSES: ReadonlySet<string> = new Set(['connect-timeout', 'heade
 
 /**
  * The gRPC status for a gateway answer of HTTP `status` (and error class, when it has one): 401
- * UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 429 RESOURCE_EXHAUSTED, 503 and
+ * UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 413, 429, 431 and an upstream's
+ * `upstream-refused` RESOURCE_EXHAUSTED (gRPC's own mapping of an ENHANCE_YOUR_CALM reset), 503 and
  * refused/reset UNAVAILABLE, 504 and timeouts DEADLINE_EXCEEDED, 499 CANCELLED; the rest follows
  * gRPC's HTTP-to-gRPC mapping (other 4xx INTERNAL, other 5xx UNAVAILABLE, 500 INTERNAL).
  */
 export function grpcStatusOf(status: number, errorClass?: string): number {
   if (errorClass !== undefined && DEADLINE_CLASSES.has(errorClass)) return GrpcStatus.DEADLINE_EXCEEDED;
+  if (errorClass === 'upstream-refused') return GrpcStatus.RESOURCE_EXHAUSTED;
   switch (status) {
     case 401:
       return GrpcStatus.UNAUTHENTICATED;
@@ -51,6 +53,7 @@ export function grpcStatusOf(status: number, errorClass?: string): number {
       return GrpcStatus.DEADLINE_EXCEEDED;
     case 413:
     case 429:
+    case 431:
       return GrpcStatus.RESOURCE_EXHAUSTED;
     case 499:
       return GrpcStatus.CANCELLED;

@@ -50,6 +50,9 @@ describe('classifyUpstreamError', () => {
     // PROTOCOL_ERROR before the head: node:http2 refused the upstream's malformed answer (a 204 with a Content-Length).
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: false, expected: 'http2-protocol-error', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_PROTOCOL_ERROR' }), started: true, expected: 'reset-after-headers', status: 502 },
+    // ENHANCE_YOUR_CALM before the head: the upstream refused the request (node:http2 past its header limits).
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM' }), started: false, expected: 'upstream-refused', status: 502 },
+    { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM' }), started: true, expected: 'reset-after-headers', status: 502 },
     { error: coded('ERR_HTTP2_GOAWAY_SESSION'), started: false, expected: 'connect-refused', status: 502 },
     { error: coded('ERR_HTTP2_ERROR'), started: false, expected: 'upstream-protocol', status: 502 },
     { error: coded('ERR_HTTP2_INVALID_CONNECTION_HEADERS'), started: false, expected: 'request-rejected', status: 400 },
@@ -98,6 +101,8 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'cancelled', counts: false, health: 'cancelled' },
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'body-too-large', counts: false, health: 'body-too-large' },
+    { errorClass: 'header-too-large', counts: false, health: 'header-too-large' },
+    { errorClass: 'upstream-refused', counts: false, health: 'upstream-refused' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },
@@ -132,6 +137,9 @@ describe('isRetryable', () => {
     { errorClass: 'http2-protocol-error', idempotent: true, consumed: false, expected: true },
     { errorClass: 'http2-protocol-error', idempotent: false, consumed: false, expected: false },
     { errorClass: 'http2-protocol-error', idempotent: true, consumed: true, expected: false },
+    // A refused request would only be refused again elsewhere, and blame another instance.
+    { errorClass: 'upstream-refused', idempotent: true, consumed: false, expected: false },
+    { errorClass: 'header-too-large', idempotent: true, consumed: false, expected: false },
     // The call's own deadline has passed: another instance would have no time left either.
     { errorClass: 'deadline-exceeded', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {

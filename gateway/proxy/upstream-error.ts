@@ -19,8 +19,8 @@ export type GatewayErrorClass =
 
 /**
  * Status the client sees for each class (503 nothing to send to or no room left towards it, 502 refused/reset/bad answer, 504
- * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 499 a client that went away, which is
- * logged but never written, 500 the gateway's own failure).
+ * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 431 a large head an HTTP/2 upstream
+ * refused, 499 a client that went away, which is logged but never written, 500 the gateway's own failure).
  */
 export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'no-route': 404,
@@ -31,6 +31,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'reset-after-headers': 502,
   'upstream-protocol': 502,
   'http2-protocol-error': 502,
+  'upstream-refused': 502,
   'upstream-tls': 502,
   'unsupported-protocol': 502,
   'pool-overflow': 503,
@@ -44,6 +45,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   cancelled: 499,
   'client-body-error': 400,
   'body-too-large': 413,
+  'header-too-large': 431,
   'request-rejected': 400,
   internal: 500,
 };
@@ -136,6 +138,10 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'ERR_HTTP2_STREAM_ERROR':
       if (/REFUSED_STREAM/.test((error as Error).message)) return 'connect-refused';
       if (responseStarted) return 'reset-after-headers';
+      // RFC 9113 §7: the upstream holds what it was sent to be excessive. Before its answer that is
+      // the request refused (node:http2's reset of a head over its field or size limits), not a
+      // failing instance; the HTTP/2 transport calls a large head's refusal `header-too-large`.
+      if (/ENHANCE_YOUR_CALM/.test((error as Error).message)) return 'upstream-refused';
       return /PROTOCOL_ERROR/.test((error as Error).message) ? 'http2-protocol-error' : 'reset-before-headers';
     case 'SB_UPSTREAM_CONNECT_TIMEOUT':
       return 'connect-timeout';

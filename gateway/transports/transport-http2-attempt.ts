@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers } from 'node:http2';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { sendTrailersOnly, stopBodyAfterStatus } from '../proxy/grpc-answer.ts';
 import { AnswerHeadError, applyHeaderHooks, forgetRefusedHead } from '../proxy/answer-headers.ts';
@@ -12,7 +12,7 @@ import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { requestHeaders, responseHeaders } from './transport-http2-headers.ts';
+import { refusalClassOf, requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
@@ -71,6 +71,8 @@ export function http2Attempt(
      */
     let sent: Buffer[] | undefined = body === null ? undefined : [];
     let sentBytes = 0;
+    /** The head of the last stream opened: an upstream's refusal of it is a 431 when it is large. */
+    let sentHead: Http2OutgoingHeaders | undefined;
     let bodyWatched = false;
     let responseStarted = false;
     let settled = false;
@@ -103,7 +105,8 @@ export function http2Attempt(
       resolve(result);
     };
     const fail = (error: Error) => {
-      const errorClass = classifyUpstreamError(error, responseStarted);
+      let errorClass = classifyUpstreamError(error, responseStarted);
+      if (errorClass === 'upstream-refused' && sentHead !== undefined) errorClass = refusalClassOf(sentHead);
       const failed = (unsent: boolean): Extract<AttemptResult, { ok: false }> => (unsent ? { ok: false, errorClass, responseStarted, error, unsent } : { ok: false, errorClass, responseStarted, error });
       if (!connecting) {
         // No stream was ever opened and the failure is not the instance's (the gateway's pool full or
@@ -206,8 +209,9 @@ export function http2Attempt(
         return fail(new ClientGoneError());
       }
       let opened: ClientHttp2Stream;
+      const head = requestHeaders(context, pick, scheme);
       try {
-        opened = live.request(requestHeaders(context, pick, scheme), { endStream: body === null });
+        opened = live.request(head, { endStream: body === null });
       } catch (error) {
         release(live);
         if (reopened(live, error as Error)) return;
@@ -215,6 +219,7 @@ export function http2Attempt(
       }
       stream = opened;
       streamOpened = true;
+      sentHead = head;
       watchPeerEnd(opened);
       timeout.start(timeouts.headersTimeoutMs);
       if (body) sendBody(body, opened);

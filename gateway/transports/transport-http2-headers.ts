@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
+import { isLargeHead, outgoingHeaderList } from '../../src/http2-limits.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 
@@ -25,6 +26,15 @@ export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, sc
   headers[HTTP2_HEADER_SCHEME] = scheme;
   headers[HTTP2_HEADER_AUTHORITY] = authority;
   return headers;
+}
+
+/**
+ * The class of an upstream's refusal of the request before its answer (`upstream-refused`) that
+ * sent `headers`: `header-too-large` (431) when the head is large (`isLargeHead`), which is what
+ * such a refusal means from node:http2 with its defaults; else the refusal as it is (502).
+ */
+export function refusalClassOf(headers: Http2OutgoingHeaders): 'header-too-large' | 'upstream-refused' {
+  return isLargeHead(outgoingHeaderList(headers)) ? 'header-too-large' : 'upstream-refused';
 }
 
 /** The upstream's response headers for the client: without pseudo-headers and hop-by-hop ones. */
