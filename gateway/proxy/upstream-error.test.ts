@@ -53,6 +53,7 @@ describe('classifyUpstreamError', () => {
     // ENHANCE_YOUR_CALM before the head: the upstream refused the request (node:http2 past its header limits).
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM' }), started: false, expected: 'upstream-refused', status: 502 },
     { error: Object.assign(coded('ERR_HTTP2_STREAM_ERROR'), { message: 'Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM' }), started: true, expected: 'reset-after-headers', status: 502 },
+    { error: coded('SB_HEADER_TOO_LARGE'), started: false, expected: 'header-too-large', status: 431 },
     { error: coded('ERR_HTTP2_GOAWAY_SESSION'), started: false, expected: 'connect-refused', status: 502 },
     { error: coded('ERR_HTTP2_ERROR'), started: false, expected: 'upstream-protocol', status: 502 },
     { error: coded('ERR_HTTP2_INVALID_CONNECTION_HEADERS'), started: false, expected: 'request-rejected', status: 400 },

@@ -19,8 +19,8 @@ export type GatewayErrorClass =
 
 /**
  * Status the client sees for each class (503 nothing to send to or no room left towards it, 502 refused/reset/bad answer, 504
- * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 431 a large head an HTTP/2 upstream
- * refused, 499 a client that went away, which is logged but never written, 500 the gateway's own failure).
+ * timeout; 400 a request the gateway cannot forward, 413 a body past its route's bodyLimit, 431 a head an HTTP/2 upstream
+ * refused or advertised it would, 499 a client that went away, which is logged but never written, 500 the gateway's own failure).
  */
 export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'no-route': 404,
@@ -205,6 +205,9 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     // The request body grew past its route's bodyLimit as it streamed (request-body-limit.ts).
     case 'SB_BODY_TOO_LARGE':
       return 'body-too-large';
+    // A request head over the maxHeaderListSize an HTTP/2 upstream advertised, not sent (`HeadTooLargeError`).
+    case 'SB_HEADER_TOO_LARGE':
+      return 'header-too-large';
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_HEADER_TOKEN':

@@ -12,7 +12,7 @@ import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { refusalClassOf, requestHeaders, responseHeaders } from './transport-http2-headers.ts';
+import { overAdvertisedLimit, refusalClassOf, requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
@@ -210,6 +210,11 @@ export function http2Attempt(
       }
       let opened: ClientHttp2Stream;
       const head = requestHeaders(context, pick, scheme);
+      const overLimit = overAdvertisedLimit(live, head);
+      if (overLimit !== undefined) {
+        release(live);
+        return fail(overLimit);
+      }
       try {
         opened = live.request(head, { endStream: body === null });
       } catch (error) {

@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { constants, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
+import { constants, type ClientHttp2Session, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
 import { isLargeHead, outgoingHeaderList } from '../../src/http2-limits.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
+import { HeadTooLargeError } from './transport-outcome.ts';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_SCHEME } = constants;
 
@@ -26,6 +27,23 @@ export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, sc
   headers[HTTP2_HEADER_SCHEME] = scheme;
   headers[HTTP2_HEADER_AUTHORITY] = authority;
   return headers;
+}
+
+/** What node:http2 reports as a peer's maxHeaderListSize when the peer advertised none (RFC 9113 §6.5.2: unlimited). */
+const UNADVERTISED_HEADER_LIST_SIZE = 2 ** 32 - 1;
+
+/**
+ * The failure of `headers` when they are over the SETTINGS_MAX_HEADER_LIST_SIZE `session`'s peer
+ * advertised, else undefined. The setting is advisory (RFC 9113 §6.5.2), yet a head past it is
+ * refused (node:http2 resets it with ENHANCE_YOUR_CALM): not sent, it is the client's 431 at once,
+ * as Go's and Netty's HTTP/2 clients fail such a request before writing it. Counts the head only
+ * when the peer advertised a limit.
+ */
+export function overAdvertisedLimit(session: ClientHttp2Session, headers: Http2OutgoingHeaders): HeadTooLargeError | undefined {
+  const limit = session.remoteSettings.maxHeaderListSize;
+  if (limit === undefined || limit >= UNADVERTISED_HEADER_LIST_SIZE) return undefined;
+  const { size } = outgoingHeaderList(headers);
+  return size > limit ? new HeadTooLargeError(size, limit) : undefined;
 }
 
 /**

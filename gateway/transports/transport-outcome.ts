@@ -24,6 +24,17 @@ export class BodyTooLargeError extends Error {
 }
 
 /**
+ * A request head over the maxHeaderListSize its HTTP/2 upstream advertised, not sent: the attempt
+ * ends `header-too-large` (431), never the upstream's fault.
+ */
+export class HeadTooLargeError extends Error {
+  readonly code = 'SB_HEADER_TOO_LARGE';
+  constructor(size: number, limit: number) {
+    super(`the request head (${size} bytes as RFC 7541 counts them) is over the ${limit} the upstream advertised as its SETTINGS_MAX_HEADER_LIST_SIZE`);
+  }
+}
+
+/**
  * Whether the headers wait is the client's: its request body is still coming and nothing of it
  * waits to be sent (`queuedBytes`: what the transport itself holds for the upstream). An upstream
  * that stops reading leaves the body's buffer full, and then the timeout is its own.

@@ -27,8 +27,9 @@ export type UpstreamErrorClass =
  * asked, not slower than the gateway allows) and `internal` (the gateway failed, e.g. a response
  * transform). `header-too-large` and `upstream-refused` are an HTTP/2 upstream refusing the request
  * itself before any answer (RST_STREAM ENHANCE_YOUR_CALM, RFC 9113 §7: the peer holds what it was sent
- * to be excessive, node:http2's answer to a head over its field or size limits): what was asked,
- * not how the upstream is, so that one client's head cannot get healthy instances ejected.
+ * to be excessive, node:http2's answer to a head over its field or size limits), or the gateway
+ * declining to send a head over the limit the upstream advertised: what was asked, not how the
+ * upstream is, so that one client's head cannot get healthy instances ejected.
  */
 const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'upstream-refused', 'request-rejected', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];

@@ -6,11 +6,12 @@ import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { accessLineOf, logOf, startGateway, type GatewayProcess } from '../harness/index.ts';
 
 /** An h2c upstream with node:http2's defaults (`maxHeaderListPairs` 128), or `options`, that answers 200 with its `name`. */
-async function startHttp2Named(name: string, options: ServerOptions = {}): Promise<{ server: Http2Server; port: number }> {
+async function startHttp2Named(name: string, options: ServerOptions = {}): Promise<{ server: Http2Server; port: number; streams: number }> {
   const server = createServer(options);
-  const upstream = { server, port: 0 };
+  const upstream = { server, port: 0, streams: 0 };
   server.on('session', (session) => session.on('error', () => undefined));
   server.on('stream', (stream) => {
+    upstream.streams += 1;
     stream.on('error', () => undefined);
     stream.respond({ ':status': 200, 'content-length': Buffer.byteLength(name) });
     stream.end(name);
@@ -64,15 +65,17 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
 describe("a client's request head an HTTP/2 instance refuses", () => {
   let a: Awaited<ReturnType<typeof startHttp2Named>>;
   let b: Awaited<ReturnType<typeof startHttp2Named>>;
+  let small: Awaited<ReturnType<typeof startHttp2Named>>;
   let strict: Awaited<ReturnType<typeof startHttp2Named>>;
   let plain: Server;
   let gateway: GatewayProcess;
   let admin: AdminClient;
 
   beforeAll(async () => {
-    [a, b, strict] = await Promise.all([
+    [a, b, small, strict] = await Promise.all([
       startHttp2Named('a'),
       startHttp2Named('b'),
+      startHttp2Named('small', { settings: { maxHeaderListSize: 4_096 } }),
       // Refuses any head of more than 6 fields, and says nothing of it in its SETTINGS.
       startHttp2Named('strict', { maxHeaderListPairs: 6 }),
     ]);
@@ -92,6 +95,10 @@ services:
       - { id: a, host: 127.0.0.1, port: ${a.port} }
       - { id: b, host: 127.0.0.1, port: ${b.port} }
     outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s }
+  small:
+    protocol: h2c
+    instances: [{ id: s, host: 127.0.0.1, port: ${small.port} }]
+    outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s }
   strict:
     protocol: h2c
     instances: [{ id: t, host: 127.0.0.1, port: ${strict.port} }]
@@ -100,6 +107,7 @@ services:
     instances: [{ id: p, host: 127.0.0.1, port: ${(plain.address() as AddressInfo).port} }]
     outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s }
 routes:
+  - { path: /small, service: small }
   - { path: /strict, service: strict }
   - { path: /plain, service: plain }
   - { path: /, service: pair }
@@ -109,7 +117,7 @@ routes:
 
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([a, b, strict].map((upstream) => new Promise((resolve) => upstream?.server.close(resolve))));
+    await Promise.all([a, b, small, strict].map((upstream) => new Promise((resolve) => upstream?.server.close(resolve))));
     await new Promise((resolve) => plain?.close(resolve));
   });
 
@@ -156,6 +164,16 @@ routes:
       }
       expect(await accessLineOf(gateway.process, '/strict/1')).toMatchObject({ status: 502, errorClass: 'upstream-refused', attempts: 1 });
       expect(await admin.instance('strict', 't')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
+    });
+  });
+
+  it('answers 431 without sending it to a head over the maxHeaderListSize the instance advertised', async () => {
+    await withLog(async () => {
+      expect((await get(gateway.port, '/small/large', manyHeaders(20, 200))).status).toBe(431);
+      expect(await accessLineOf(gateway.process, '/small/large')).toMatchObject({ status: 431, errorClass: 'header-too-large', attempts: 1 });
+      expect(await get(gateway.port, '/small/ordinary')).toEqual({ status: 200, body: 'small' });
+      expect(small.streams).toBe(1);
+      expect(await admin.instance('small', 's')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     });
   });
 
