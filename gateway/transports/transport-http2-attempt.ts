@@ -14,11 +14,14 @@ import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
 import { overAdvertisedLimit, refusalClassOf, requestHeaders, responseHeaders } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
-import { BodyTooLargeError, ClientGoneError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
+import { BodyTooLargeError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
 import { countBodyBytes, readsOnWithoutClient, sendReplacement, startResponseBody, stopTap, tapsBody, whenBodyUnwanted } from './transport-response-body.ts';
 
-const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = constants;
+const { HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM, NGHTTP2_FRAME_SIZE_ERROR } = constants;
+
+/** The HEADERS frame type (RFC 9113 §6.2), as a stream's 'frameError' names it. */
+const HEADERS_FRAME = 1;
 
 /**
  * `Transport.attempt` over one HTTP/2 session: a stream per attempt, the request body piped in,
@@ -226,6 +229,15 @@ export function http2Attempt(
       streamOpened = true;
       sentHead = head;
       watchPeerEnd(opened);
+      // node:http2 sends no header block over its maxSendHeaderBlockLength (64 KiB compressed): it
+      // refuses the stream itself (REFUSED_STREAM next), nothing sent, so the client's head is too
+      // large for any instance, not one refusing the stream (`connect-refused`, counted and retried).
+      opened.once('frameError', (type: number, code: number) => {
+        if (type !== HEADERS_FRAME || code !== NGHTTP2_FRAME_SIZE_ERROR || stream !== opened) return;
+        // Unless an earlier stream, refused by a going-away session, took the request to the instance.
+        if (reopens === 0) streamOpened = false;
+        fail(new HeadTooLargeError('the request head is larger than node:http2 sends in one header block (its maxSendHeaderBlockLength)'));
+      });
       timeout.start(timeouts.headersTimeoutMs);
       if (body) sendBody(body, opened);
       let buffered: Buffer[] | undefined;

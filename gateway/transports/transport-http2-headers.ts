@@ -43,7 +43,7 @@ export function overAdvertisedLimit(session: ClientHttp2Session, headers: Http2O
   const limit = session.remoteSettings.maxHeaderListSize;
   if (limit === undefined || limit >= UNADVERTISED_HEADER_LIST_SIZE) return undefined;
   const { size } = outgoingHeaderList(headers);
-  return size > limit ? new HeadTooLargeError(size, limit) : undefined;
+  return size > limit ? new HeadTooLargeError(`the request head (${size} bytes as RFC 7541 counts them) is over the ${limit} the upstream advertised as its SETTINGS_MAX_HEADER_LIST_SIZE`) : undefined;
 }
 
 /**

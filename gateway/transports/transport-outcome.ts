@@ -24,14 +24,12 @@ export class BodyTooLargeError extends Error {
 }
 
 /**
- * A request head over the maxHeaderListSize its HTTP/2 upstream advertised, not sent: the attempt
- * ends `header-too-large` (431), never the upstream's fault.
+ * A request head not sent to an HTTP/2 upstream for its size (over the maxHeaderListSize the
+ * upstream advertised, or a header block node:http2 will not send): the attempt ends
+ * `header-too-large` (431), never the upstream's fault.
  */
 export class HeadTooLargeError extends Error {
   readonly code = 'SB_HEADER_TOO_LARGE';
-  constructor(size: number, limit: number) {
-    super(`the request head (${size} bytes as RFC 7541 counts them) is over the ${limit} the upstream advertised as its SETTINGS_MAX_HEADER_LIST_SIZE`);
-  }
 }
 
 /**

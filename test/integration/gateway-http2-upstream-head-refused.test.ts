@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttp1Server, request, type Server } from 'node:http';
 import { connect, createServer, type Http2Server, type ServerOptions } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -87,7 +88,7 @@ describe("a client's request head an HTTP/2 instance refuses", () => {
 admin: 127.0.0.1:{{adminPort}}
 entryPoints:
   web: { listen: "127.0.0.1:{{port}}", h2c: true }
-limits: { maxHeaderSize: 64KiB }
+limits: { maxHeaderSize: 256KiB }
 services:
   pair:
     protocol: h2c
@@ -143,6 +144,18 @@ routes:
         answers.add(body);
       }
       expect([...answers].sort()).toEqual(['a', 'b']);
+      for (const id of ['a', 'b']) expect(await admin.instance('pair', id)).toMatchObject({ errors: 0, health: { state: 'healthy' } });
+    });
+  });
+
+  // node:http2 sends no header block over 64 KiB compressed (its maxSendHeaderBlockLength): it refuses
+  // the stream itself (REFUSED_STREAM), and nothing reaches the instance.
+  it('answers 431 to a head too large for the gateway to send, tries no other instance, and blames neither', async () => {
+    await withLog(async () => {
+      const incompressible: Record<string, string> = {};
+      for (let index = 0; index < 20; index += 1) incompressible[`x-random-${index}`] = randomBytes(3_500).toString('base64');
+      expect((await get(gateway.port, '/unsendable', incompressible)).status).toBe(431);
+      expect(await accessLineOf(gateway.process, '/unsendable')).toMatchObject({ status: 431, errorClass: 'header-too-large', attempts: 1 });
       for (const id of ['a', 'b']) expect(await admin.instance('pair', id)).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     });
   });
