@@ -9,6 +9,12 @@ import { createRedisConnection, releaseSharedRedisAfter, sharedRedis, type Redis
 import { silenceableRelay, startLocalRedis, waitFor, type LocalRedis } from '../harness/index.ts';
 
 const quiet = { warn: () => undefined, info: () => undefined } as never;
+const DAY_MS = 86_400_000;
+
+/** A Redis TIME answer in ms, as the rate limit's scripts read it. */
+function msOfTime([seconds, micros]: readonly (string | number)[]): number {
+  return Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000);
+}
 
 /** A TCP relay to `port` that connects each client `delayMs` after it arrived (a Redis far away, or slow to accept). */
 async function slowRelay(port: number, delayMs: number): Promise<{ server: Server; port: number }> {
@@ -62,6 +68,10 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError, delay: undefined, quota: undefined };
     server = await serveMiddleware([rateLimit(limit, { name, redisSettings: settings, redis: () => connection, log: quiet })]);
     return server;
+  }
+  /** Redis' clock in ms, the one its scripts count quota windows by. */
+  async function redisNowMs(): Promise<number> {
+    return msOfTime(await admin.time());
   }
   const typesOf = (name: string) => changes.filter((change) => change.data.middleware === name).map((change) => change.type);
 
@@ -163,6 +173,49 @@ describe('policy: redis rate limit against a real redis-server that misbehaves',
     expect(allowed).toBeLessThanOrEqual(Math.floor(40 + (10 * elapsedMs) / 1_000) + 1);
     // And it did let through what the shared bucket held: the fallback is not a refusal.
     expect(allowed).toBeGreaterThanOrEqual(40);
+  });
+
+  it('charges Redis\' quota, not only its bucket, for what the local fallback let through: the quota counts them past Redis\' return', async () => {
+    const settings: RedisSettings = { target: { kind: 'url', url: redis.url }, password: undefined, timeoutMs: 1_000, keyPrefix: 'test-quota-charge:', gateways: 1 };
+    const connection = createRedisConnection(settings);
+    connections.push(connection);
+    await new Promise((resolve) => connection.once('ready', resolve));
+    // A day that turns during the test would start the count again: begin in the next one if this one is about to end.
+    const dayLeftMs = async () => DAY_MS - ((await redisNowMs()) % DAY_MS);
+    if ((await dayLeftMs()) < 60_000) await waitFor(async () => (await dayLeftMs()) > 60_000 || undefined, { timeoutMs: 70_000, message: 'the next UTC day on Redis\' clock' });
+    const limit: RateLimitSettings = { average: 1_000, periodMs: 1_000, burst: 1_000, key: { from: 'route' }, ipv6Subnet: 64, policy: 'redis', onRedisError: 'local', delay: undefined, quota: { limit: 10, per: 'day' } };
+    const limited = await serveMiddleware([rateLimit(limit, { name: 'quota-charge', redisSettings: settings, redis: () => connection, log: quiet })]);
+    server = limited;
+    const statusesOf = async (count: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      for (let sent = 0; sent < count; sent += 1) statuses.push((await limited.send('/')).status);
+      return statuses;
+    };
+    expect(await statusesOf(3)).toEqual([200, 200, 200]);
+    const [quotaKey, ...others] = await admin.keys('test-quota-charge:rq:*');
+    expect(others).toEqual([]);
+    expect(await admin.hget(quotaKey!, 'n')).toBe('3');
+    // Redis refuses writes: the limit decides by its local bucket and quota (10 of its own), which let these 6 through.
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      expect(await statusesOf(6)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(typesOf('quota-charge')).toEqual(['rate-limit-fallback']);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    await waitFor(() => typesOf('quota-charge').includes('rate-limit-recovered') || undefined, { timeoutMs: 10_000, message: 'rate-limit-recovered once Redis takes writes' });
+    // The charge, sent as Redis is back, counts the 6 in the day's window, which the key outlives by a second.
+    await waitFor(async () => (await admin.hget(quotaKey!, 'n')) === '9' || undefined, { timeoutMs: 5_000, message: 'the quota charged for the fallback\'s 6 requests' });
+    const [[, time], [, ttlMs], [, window]] = (await admin.multi().time().pttl(quotaKey!).hget(quotaKey!, 'w').exec()) as [[null, [string, string]], [null, number], [null, string]];
+    const nowMs = msOfTime(time);
+    expect(window).toBe(String(Math.floor(nowMs / DAY_MS)));
+    // A second past the window's end, give or take a ms of rounding, plus what a busy machine may put between the script's TIME and its PEXPIRE.
+    const expiresInMs = DAY_MS - (nowMs % DAY_MS) + 1_000;
+    expect(ttlMs).toBeGreaterThanOrEqual(expiresInMs - 2);
+    expect(ttlMs).toBeLessThan(expiresInMs + 500);
+    // So the quota has one request left, not seven.
+    expect(await statusesOf(2)).toEqual([200, 429]);
+    expect(JSON.parse((await limited.send('/')).body.toString())).toMatchObject({ error: 'quota-exceeded' });
   });
 
   it('names a connection closed with its command in flight as such, not as ioredis\' "max retries per request" error', async () => {
