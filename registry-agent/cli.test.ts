@@ -69,6 +69,13 @@ describe('parseAgentArgs', () => {
     expect(parseAgentArgs([...withoutPort, '--port', '8081'], { SWITCHBOARD_PORT: 'tcp://10.0.0.7:8080' }).port).toBe(8081);
   });
 
+  it("names Kubernetes' service link of a Service named switchboard-health in SWITCHBOARD_HEALTH_PORT, instead of a bad --health-port never given", () => {
+    expect(() => parseAgentArgs(BASE, { SWITCHBOARD_HEALTH_PORT: 'tcp://10.0.0.8:9000' })).toThrow(
+      /^--health-port: SWITCHBOARD_HEALTH_PORT="tcp:\/\/10\.0\.0\.8:9000" is the service link Kubernetes sets for a Service named switchboard-health, not this backend's health port: pass --health-port$/,
+    );
+    expect(parseAgentArgs([...BASE, '--health-port', '9001'], { SWITCHBOARD_HEALTH_PORT: 'tcp://10.0.0.8:9000' }).healthPort).toBe(9001);
+  });
+
   it.each([
     { args: ['--service', 'user', '--port', '1'], error: /^--registry: is required \(or set SWITCHBOARD_REGISTRY\)$/ },
     { args: ['--registry', 'zk//x', '--service', 'user', '--port', '1'], error: /^--registry: invalid registry URL/ },

@@ -148,12 +148,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const zooKeeperCredentials = zooKeeperCredentialsOf(registry, get);
   const service = required('service', get('service'));
   if (!SERVICE_NAME.test(service)) throw new AgentUsageError('service', `"${service}" ${SERVICE_NAME_RULE}`);
-  const portText = required('port', get('port'));
-  // Kubernetes sets SWITCHBOARD_PORT to `tcp://<ip>:<port>` in every container of a namespace with a Service named `switchboard`.
-  if (values.port === undefined && SERVICE_LINK_PORT.test(portText)) {
-    throw new AgentUsageError('port', `${envNameOf('port')}="${portText}" is the service link Kubernetes sets for a Service named switchboard, not this backend's port: pass --port`);
-  }
-  const port = integer('port', portText, 1, 65_535);
+  const port = portOf('port', required('port', get('port')), values.port !== undefined);
   const host = get('host') ?? '127.0.0.1';
   // Gateways skip an entry whose host fits in no upstream URL (`10.0.0.5:8080`, `[::1]`, empty): it would never be routed to.
   const hostProblem = instanceHostProblem(host);
@@ -179,7 +174,7 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     metadata: metadata(values.metadata as string[] | undefined, env[envNameOf('metadata')]),
     protocol,
     probe: health,
-    healthPort: healthPort === undefined ? undefined : integer('health-port', healthPort, 1, 65_535),
+    healthPort: healthPort === undefined ? undefined : portOf('health-port', healthPort, values['health-port'] !== undefined),
     intervalMs: duration('interval', get('interval') ?? '2s'),
     timeoutMs: duration('timeout', get('timeout') ?? '1s'),
     rise: integer('rise', get('rise') ?? '2', 1, 100),
@@ -260,6 +255,21 @@ function booleanEnv(flag: string, text: string | undefined): boolean {
 
 /** A Kubernetes (or Docker) service link's address, `tcp://10.0.0.7:8080`. */
 const SERVICE_LINK_PORT = /^(?:tcp|udp|sctp):\/\/\S+:\d+$/;
+
+/**
+ * `text` as the port of `flag`, `given` on the command line or else from its variable. Kubernetes
+ * sets `<SERVICE>_PORT` to `tcp://<ip>:<port>` in every container of a namespace with that Service:
+ * `SWITCHBOARD_PORT` for one named `switchboard`, `SWITCHBOARD_HEALTH_PORT` for `switchboard-health`.
+ * Such a variable is named as that link, not as a bad port the agent was never given.
+ */
+function portOf(flag: 'port' | 'health-port', text: string, given: boolean): number {
+  if (!given && SERVICE_LINK_PORT.test(text)) {
+    const service = envNameOf(flag).replace(/_PORT$/, '').toLowerCase().replaceAll('_', '-');
+    const what = flag === 'port' ? 'port' : 'health port';
+    throw new AgentUsageError(flag, `${envNameOf(flag)}="${text}" is the service link Kubernetes sets for a Service named ${service}, not this backend's ${what}: pass --${flag}`);
+  }
+  return integer(flag, text, 1, 65_535);
+}
 
 function required(flag: string, value: string | undefined): string {
   if (value === undefined || value === '') throw new AgentUsageError(flag, `is required (or set ${envNameOf(flag)})`);
