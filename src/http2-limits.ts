@@ -52,6 +52,22 @@ export function outgoingHeaderList(headers: Readonly<Record<string, string | num
   return { fields, size };
 }
 
+/**
+ * The most node:http2 sends as one header block: its `maxSendHeaderBlockLength`, 64 KiB by default,
+ * which the gateway's upstream sessions keep. A request head past it is not sent: nghttp2 refuses
+ * the stream (REFUSED_STREAM) and node:http2 then closes the whole session.
+ */
+export const SEND_HEADER_BLOCK_LENGTH = 65_536;
+
+/**
+ * The size nghttp2 holds a request head of `fields` fields and RFC 7541 `size` to against
+ * `SEND_HEADER_BLOCK_LENGTH`, before compressing it: `nghttp2_hd_deflate_bound` (12, and each
+ * field's name and value plus 12) and the 5 bytes of a priority, whatever HPACK would make of it.
+ */
+export function requestHeaderBlockBound(head: { readonly fields: number; readonly size: number }): number {
+  return 17 + head.size - 20 * head.fields;
+}
+
 /** Whether a head of `fields` fields and RFC 7541 `size` is large: past node:http2's default field limit or `LARGE_HEADER_LIST_SIZE`. */
 export function isLargeHead(head: { readonly fields: number; readonly size: number }): boolean {
   return head.fields > NODE_DEFAULT_HEADER_PAIRS || head.size > LARGE_HEADER_LIST_SIZE;

@@ -12,7 +12,7 @@ import { withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { classifyUpstreamError, countsAgainstUpstream } from '../proxy/upstream-error.ts';
 import { CallbackDeadline } from './attempt-deadline.ts';
 import type { AttemptResult, AttemptTimeouts } from './transport.ts';
-import { overAdvertisedLimit, refusalClassOf, requestHeaders, responseHeaders } from './transport-http2-headers.ts';
+import { refusalClassOf, requestHeaders, responseHeaders, unsendableHead } from './transport-http2-headers.ts';
 import { cancelStream, countRefusedAnswer, peerEnded, watchPeerEnd } from './transport-http2-peer-end.ts';
 import { BodyTooLargeError, ClientGoneError, HeadTooLargeError, InvalidStatusError, NEVER_SENT, reportAttempt, sendTransformed, startCallDeadline, UpstreamTimeoutError, uploadWaitsForClient } from './transport-outcome.ts';
 import { ErrorPageDrain } from '../proxy/error-page.ts';
@@ -213,10 +213,10 @@ export function http2Attempt(
       }
       let opened: ClientHttp2Stream;
       const head = requestHeaders(context, pick, scheme);
-      const overLimit = overAdvertisedLimit(live, head);
-      if (overLimit !== undefined) {
+      const unsendable = unsendableHead(live, head);
+      if (unsendable !== undefined) {
         release(live);
-        return fail(overLimit);
+        return fail(unsendable);
       }
       try {
         opened = live.request(head, { endStream: body === null });
@@ -229,9 +229,10 @@ export function http2Attempt(
       streamOpened = true;
       sentHead = head;
       watchPeerEnd(opened);
-      // node:http2 sends no header block over its maxSendHeaderBlockLength (64 KiB compressed): it
-      // refuses the stream itself (REFUSED_STREAM next), nothing sent, so the client's head is too
-      // large for any instance, not one refusing the stream (`connect-refused`, counted and retried).
+      // A backstop, should node:http2 weigh a head otherwise than `unsendableHead`: a header block it
+      // will not send after all it refuses itself (REFUSED_STREAM next), nothing sent, so the
+      // client's head is too large for any instance, not one refusing the stream (`connect-refused`,
+      // counted and retried).
       opened.once('frameError', (type: number, code: number) => {
         if (type !== HEADERS_FRAME || code !== NGHTTP2_FRAME_SIZE_ERROR || stream !== opened) return;
         // Unless an earlier stream, refused by a going-away session, took the request to the instance.

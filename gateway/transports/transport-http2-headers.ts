@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Session, type IncomingHttpHeaders as Http2Headers, type OutgoingHttpHeaders as Http2OutgoingHeaders } from 'node:http2';
 import type { PickedEndpoint } from '../../src/balance/picker.ts';
-import { isLargeHead, outgoingHeaderList } from '../../src/http2-limits.ts';
+import { isLargeHead, outgoingHeaderList, requestHeaderBlockBound, SEND_HEADER_BLOCK_LENGTH } from '../../src/http2-limits.ts';
 import type { GatewayContext } from '../context.ts';
 import { upstreamRequestHeaders, withoutHopByHop } from '../proxy/hop-by-hop.ts';
 import { HeadTooLargeError } from './transport-outcome.ts';
@@ -33,17 +33,22 @@ export function requestHeaders(context: GatewayContext, pick: PickedEndpoint, sc
 const UNADVERTISED_HEADER_LIST_SIZE = 2 ** 32 - 1;
 
 /**
- * The failure of `headers` when they are over the SETTINGS_MAX_HEADER_LIST_SIZE `session`'s peer
- * advertised, else undefined. The setting is advisory (RFC 9113 §6.5.2), yet a head past it is
- * refused (node:http2 resets it with ENHANCE_YOUR_CALM): not sent, it is the client's 431 at once,
- * as Go's and Netty's HTTP/2 clients fail such a request before writing it. Counts the head only
- * when the peer advertised a limit.
+ * The failure of `headers` when they are not to be sent on `session`, else undefined: over the
+ * SETTINGS_MAX_HEADER_LIST_SIZE its peer advertised, or larger than node:http2 sends in one header
+ * block (`SEND_HEADER_BLOCK_LENGTH`). The setting is advisory (RFC 9113 §6.5.2), yet a head past it
+ * is refused (node:http2 resets it with ENHANCE_YOUR_CALM); a head past the block length node:http2
+ * would refuse itself, closing the session under every other stream on it. Not sent, either is the
+ * client's 431 at once, as Go's and Netty's HTTP/2 clients fail such a request before writing it.
  */
-export function overAdvertisedLimit(session: ClientHttp2Session, headers: Http2OutgoingHeaders): HeadTooLargeError | undefined {
+export function unsendableHead(session: ClientHttp2Session, headers: Http2OutgoingHeaders): HeadTooLargeError | undefined {
+  const head = outgoingHeaderList(headers);
   const limit = session.remoteSettings.maxHeaderListSize;
-  if (limit === undefined || limit >= UNADVERTISED_HEADER_LIST_SIZE) return undefined;
-  const { size } = outgoingHeaderList(headers);
-  return size > limit ? new HeadTooLargeError(`the request head (${size} bytes as RFC 7541 counts them) is over the ${limit} the upstream advertised as its SETTINGS_MAX_HEADER_LIST_SIZE`) : undefined;
+  if (limit !== undefined && limit < UNADVERTISED_HEADER_LIST_SIZE && head.size > limit) {
+    return new HeadTooLargeError(`the request head (${head.size} bytes as RFC 7541 counts them) is over the ${limit} the upstream advertised as its SETTINGS_MAX_HEADER_LIST_SIZE`);
+  }
+  const bound = requestHeaderBlockBound(head);
+  if (bound > SEND_HEADER_BLOCK_LENGTH) return new HeadTooLargeError(`the request head (${bound} bytes as nghttp2 bounds it) is larger than node:http2 sends in one header block (${SEND_HEADER_BLOCK_LENGTH})`);
+  return undefined;
 }
 
 /**

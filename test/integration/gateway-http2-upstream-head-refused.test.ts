@@ -6,11 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
 import { accessLineOf, logOf, startGateway, type GatewayProcess } from '../harness/index.ts';
 
-/** An h2c upstream with node:http2's defaults (`maxHeaderListPairs` 128), or `options`, that answers 200 with its `name`. */
-async function startHttp2Named(name: string, options: ServerOptions = {}): Promise<{ server: Http2Server; port: number; streams: number }> {
+/** An h2c upstream with node:http2's defaults (`maxHeaderListPairs` 128), or `options`, that answers 200 with its `name`; counts the connections (`sessions`) and streams it got. */
+async function startHttp2Named(name: string, options: ServerOptions = {}): Promise<{ server: Http2Server; port: number; sessions: number; streams: number }> {
   const server = createServer(options);
-  const upstream = { server, port: 0, streams: 0 };
-  server.on('session', (session) => session.on('error', () => undefined));
+  const upstream = { server, port: 0, sessions: 0, streams: 0 };
+  server.on('session', (session) => {
+    upstream.sessions += 1;
+    session.on('error', () => undefined);
+  });
   server.on('stream', (stream) => {
     upstream.streams += 1;
     stream.on('error', () => undefined);
@@ -148,14 +151,30 @@ routes:
     });
   });
 
-  // node:http2 sends no header block over 64 KiB compressed (its maxSendHeaderBlockLength): it refuses
-  // the stream itself (REFUSED_STREAM), and nothing reaches the instance.
-  it('answers 431 to a head too large for the gateway to send, tries no other instance, and blames neither', async () => {
+  /** Sends ordinary requests until both instances of `pair` answered one: each then has its session. */
+  async function reachBoth(label: string): Promise<void> {
+    const answers = new Set<string>();
+    for (let sent = 0; sent < 6 && answers.size < 2; sent += 1) {
+      const { status, body } = await get(gateway.port, `/${label}/${sent}`);
+      expect(status).toBe(200);
+      answers.add(body);
+    }
+    expect([...answers].sort()).toEqual(['a', 'b']);
+  }
+
+  // node:http2 sends no header block over 64 KiB as nghttp2 bounds it before compressing (its
+  // maxSendHeaderBlockLength): it would refuse the stream itself (REFUSED_STREAM) and close the whole
+  // session, other clients' streams on it refused or moved. The gateway does not send it.
+  it('answers 431 to a head too large for the gateway to send, tries no other instance, blames neither, and keeps its connections', async () => {
     await withLog(async () => {
+      await reachBoth('before-unsendable');
+      const sessions = a.sessions + b.sessions;
       const incompressible: Record<string, string> = {};
       for (let index = 0; index < 20; index += 1) incompressible[`x-random-${index}`] = randomBytes(3_500).toString('base64');
       expect((await get(gateway.port, '/unsendable', incompressible)).status).toBe(431);
       expect(await accessLineOf(gateway.process, '/unsendable')).toMatchObject({ status: 431, errorClass: 'header-too-large', attempts: 1 });
+      await reachBoth('after-unsendable');
+      expect(a.sessions + b.sessions).toBe(sessions);
       for (const id of ['a', 'b']) expect(await admin.instance('pair', id)).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     });
   });
