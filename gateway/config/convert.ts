@@ -158,6 +158,7 @@ export function retryConditionOf(errorClass: string): RetryCondition | undefined
     case 'reset-before-headers':
     case 'upstream-protocol':
     case 'http2-protocol-error':
+    case 'upstream-refused':
       return 'reset';
     case 'headers-timeout':
       return 'headers-timeout';

@@ -218,6 +218,7 @@ describe('upstreamPolicy', () => {
     ['reset-before-headers', 'reset'],
     ['upstream-protocol', 'reset'],
     ['http2-protocol-error', 'reset'],
+    ['upstream-refused', 'reset'],
     ['headers-timeout', 'headers-timeout'],
     ['reset-after-headers', undefined],
     ['body-timeout', undefined],

@@ -103,7 +103,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'client-body-error', counts: false, health: 'client-body-error' },
     { errorClass: 'body-too-large', counts: false, health: 'body-too-large' },
     { errorClass: 'header-too-large', counts: false, health: 'header-too-large' },
-    { errorClass: 'upstream-refused', counts: false, health: 'upstream-refused' },
+    { errorClass: 'upstream-refused', counts: true, health: 'reset-before-headers' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },
@@ -138,9 +138,10 @@ describe('isRetryable', () => {
     { errorClass: 'http2-protocol-error', idempotent: true, consumed: false, expected: true },
     { errorClass: 'http2-protocol-error', idempotent: false, consumed: false, expected: false },
     { errorClass: 'http2-protocol-error', idempotent: true, consumed: true, expected: false },
-    // A refused request would only be refused again elsewhere, and blame another instance.
-    { errorClass: 'upstream-refused', idempotent: true, consumed: false, expected: false },
+    // A large head would only be refused again elsewhere; an ordinary one refused (an overloaded instance) goes to another, as after a reset.
     { errorClass: 'header-too-large', idempotent: true, consumed: false, expected: false },
+    { errorClass: 'upstream-refused', idempotent: true, consumed: false, expected: true },
+    { errorClass: 'upstream-refused', idempotent: false, consumed: false, expected: false },
     // The call's own deadline has passed: another instance would have no time left either.
     { errorClass: 'deadline-exceeded', idempotent: true, consumed: false, expected: false },
   ] as const)('says $expected for $errorClass (idempotent: $idempotent, body consumed: $consumed)', ({ errorClass, idempotent, consumed, expected }) => {

@@ -12,6 +12,7 @@ export type GatewayErrorClass =
   | 'no-healthy-instances'
   | 'upstream-protocol'
   | 'http2-protocol-error'
+  | 'upstream-refused'
   | 'unsupported-protocol'
   | 'pool-overflow'
   | 'pool-closed'
@@ -57,7 +58,7 @@ const NOTHING_SENT: ReadonlySet<GatewayErrorClass> = new Set(['connect-refused',
  * Classes after which the request may have reached a handler that answered nothing usable: a reset,
  * a bad answer (either protocol's), a silent upstream. Sent again only for idempotent methods.
  */
-const RESENT_WHEN_IDEMPOTENT: ReadonlySet<GatewayErrorClass> = new Set(['reset-before-headers', 'upstream-protocol', 'http2-protocol-error', 'headers-timeout']);
+const RESENT_WHEN_IDEMPOTENT: ReadonlySet<GatewayErrorClass> = new Set(['reset-before-headers', 'upstream-protocol', 'http2-protocol-error', 'upstream-refused', 'headers-timeout']);
 
 /**
  * OpenSSL's certificate verification codes as Node names them (X509_V_ERR_*, less the prefix) and
@@ -138,9 +139,9 @@ export function classifyUpstreamError(error: unknown, responseStarted: boolean):
     case 'ERR_HTTP2_STREAM_ERROR':
       if (/REFUSED_STREAM/.test((error as Error).message)) return 'connect-refused';
       if (responseStarted) return 'reset-after-headers';
-      // RFC 9113 §7: the upstream holds what it was sent to be excessive. Before its answer that is
-      // the request refused (node:http2's reset of a head over its field or size limits), not a
-      // failing instance; the HTTP/2 transport calls a large head's refusal `header-too-large`.
+      // RFC 9113 §7: the upstream holds what it was sent, or the load of it, to be excessive: node:http2's
+      // reset of a head over its field or size limits, and of streams past its session's memory. The
+      // HTTP/2 transport calls a large head's refusal `header-too-large`, the client's doing.
       if (/ENHANCE_YOUR_CALM/.test((error as Error).message)) return 'upstream-refused';
       return /PROTOCOL_ERROR/.test((error as Error).message) ? 'http2-protocol-error' : 'reset-before-headers';
     case 'SB_UPSTREAM_CONNECT_TIMEOUT':
@@ -253,8 +254,12 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     // PROTOCOL_ERROR for the gateway on a malformed head (RFC 9113 §8.1.1), such as a 204 with a
     // Content-Length, which RFC 9110 §8.6 forbids the server; a request head node would not send is
     // refused before it leaves (`request-rejected`).
+    // So does an ENHANCE_YOUR_CALM reset of an ordinary head (`upstream-refused`; a large one is
+    // `header-too-large`): an overloaded upstream (node:http2 past `maxSessionMemory`) or one whose
+    // limits refuse ordinary requests, which nginx (`max_fails`) and Envoy (`consecutive_5xx`) count as any reset.
     case 'upstream-protocol':
     case 'http2-protocol-error':
+    case 'upstream-refused':
       return 'reset-before-headers';
     // The gateway cannot speak the instance's protocol (a `tcp` instance behind an HTTP route): a
     // configuration mismatch, not the instance's fault.

@@ -193,7 +193,7 @@ export function http2Attempt(
     };
     /** Sends the request again on a fresh session when `error` says the going-away `live` refused it unprocessed; true if so. */
     const reopened = (live: ClientHttp2Session, error: Error): boolean => {
-      if (!live.closed || reopens >= REOPENS || responseStarted || (body !== null && sent === undefined) || !refusedUnprocessed(error)) return false;
+      if (settled || !live.closed || reopens >= REOPENS || responseStarted || (body !== null && sent === undefined) || !refusedUnprocessed(error)) return false;
       reopens += 1;
       if (stream !== undefined && body) body.unpipe(stream);
       stream = undefined;

@@ -25,13 +25,14 @@ export type UpstreamErrorClass =
  * the gateway aborted the upstream request), `deadline-exceeded` (the client's own deadline for the call, a gRPC call's
  * `grpc-timeout`, passed before the gateway's timeouts did: the upstream was slower than the client
  * asked, not slower than the gateway allows) and `internal` (the gateway failed, e.g. a response
- * transform). `header-too-large` and `upstream-refused` are an HTTP/2 upstream refusing the request
- * itself before any answer (RST_STREAM ENHANCE_YOUR_CALM, RFC 9113 §7: the peer holds what it was sent
- * to be excessive, node:http2's answer to a head over its field or size limits), or the gateway
- * declining to send a head over the limit the upstream advertised: what was asked, not how the
- * upstream is, so that one client's head cannot get healthy instances ejected.
+ * transform). `header-too-large` is a large request head an HTTP/2 upstream refused before any
+ * answer (RST_STREAM ENHANCE_YOUR_CALM, RFC 9113 §7: node:http2's answer to a head over its field or
+ * size limits), or one the gateway declined to send (over the limit the upstream advertised): what
+ * was asked, not how the upstream is, so that one client's head cannot get healthy instances
+ * ejected. (The same reset of an ordinary head, `upstream-refused`, is the upstream's: node:http2
+ * also sends it past its `maxSessionMemory`.)
  */
-const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'upstream-refused', 'request-rejected', 'deadline-exceeded', 'internal'] as const;
+const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];
 
 const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLASSES);

@@ -188,14 +188,13 @@ routes:
     });
   });
 
-  it("answers 502 upstream-refused to an ordinary head the instance refuses, and does not blame it", async () => {
+  // The same reset of an ordinary head is the instance's doing (node:http2 sends it past its maxSessionMemory too): counted, as nginx and Envoy count any reset.
+  it('answers 502 upstream-refused to an ordinary head the instance refuses, and counts it against the instance', async () => {
     await withLog(async () => {
-      for (let sent = 0; sent < 2; sent += 1) {
-        const { status, body } = await get(gateway.port, `/strict/${sent}`);
-        expect([status, JSON.parse(body).error]).toEqual([502, 'upstream-refused']);
-      }
-      expect(await accessLineOf(gateway.process, '/strict/1')).toMatchObject({ status: 502, errorClass: 'upstream-refused', attempts: 1 });
-      expect(await admin.instance('strict', 't')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
+      const { status, body } = await get(gateway.port, '/strict/ordinary');
+      expect([status, JSON.parse(body).error]).toEqual([502, 'upstream-refused']);
+      expect(await accessLineOf(gateway.process, '/strict/ordinary')).toMatchObject({ status: 502, errorClass: 'upstream-refused' });
+      expect((await admin.instance('strict', 't'))?.errors).toBeGreaterThanOrEqual(1);
     });
   });
 
