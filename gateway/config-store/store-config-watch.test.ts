@@ -187,6 +187,18 @@ describe('watchConfigWithStore', () => {
     expect(configStoreState.current()).toMatchObject({ source: 'store', revision: '9' });
   });
 
+  it('judges the snapshot\'s last good values against the file in force when the store first answers, not the one read at start', async () => {
+    const store = scripted();
+    // The snapshot's value names a middleware that only the file's second version, read before the store answers, declares.
+    await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { guarded: { path: '/guarded', service: 's', middlewares: ['strict'] } }));
+    store.file$.next(fileResult(store.path, store.text));
+    store.file$.next(fileResult(store.path, `${store.text}middlewares:\n  strict: { hsts: { maxAge: 1h } }\n`));
+    await store.list(store.listing('9', { guarded: { path: 'no-slash', service: 's', middlewares: ['strict'] } }));
+    const last = store.results.at(-1);
+    expect(last?.ok && last.config.routes.map((route) => route.path)).toEqual(['/file', '/guarded']);
+    expect(configStoreState.current()?.refused.map((entry) => entry.reason)).toEqual([expect.stringMatching(/path: .*; its last good value stays in force$/)]);
+  });
+
   it('seeds no last good value from a snapshot of another store', async () => {
     const store = scripted();
     await writeStoreSnapshot(store.snapshot, 'etcd://elsewhere:2379/other', store.listing('7', { kept: { path: '/kept', service: 's' } }));

@@ -33,8 +33,9 @@ const MAX_ATTRIBUTION_ROUNDS = 8;
  * (see `mergeStoreDocument`) as JSON text, parsed by the same `parseConfig`, so that the caller
  * applies it (and sends it to workers) exactly as a file reload. At start it reads the
  * last-known-good snapshot, whose values are the last good ones of the objects the store refuses
- * (`seedLastGood`), and waits up to `configStore.timeout` for the store, then starts from that
- * snapshot (or the file alone when there is none) and catches up when the store answers. Each listing applied from the
+ * at its first answer (`seedLastGood`), and waits up to `configStore.timeout` for the store, then
+ * starts from that snapshot (or the file alone when there is none) and catches up when the store
+ * answers. Each listing applied from the
  * store is written to the snapshot file as applied (a refused new value's last good value in its place). The store's location is read once, at start.
  * While the last composition refused store objects (or the merged document) for files they name
  * (`mergeWithStore`'s `waitingFor`: a certificate pair, a CA bundle, a JWT key missing or bad), the
@@ -54,6 +55,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     // A composition asked for by store listings and not run yet (see the listings' subscription).
     let composing: NodeJS.Immediate | undefined;
     let emitted = false;
+    // The snapshot read at start, until the first composition that applies has used it (`seedLastGood`).
+    let seed: StoreListing | undefined;
     let closed = false;
     let writes = Promise.resolve();
     // Per-object results for the file's current top-level settings; cleared when the file changes.
@@ -85,6 +88,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (closed || !file || !settings) return;
       const current = listing?.value ?? { revision: '0', entries: new Map<string, string>(), receivedAt: Date.now() };
       let merged = mergeWithStore(path, settings.root, file.document, current, validations);
+      if (merged.ok && seed) seedLastGood(seed, current, merged.refused);
       // What is applied: the listing, with the last good value of each changed object now refused.
       let applied = current;
       let appliedRefused = merged.refused;
@@ -137,6 +141,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (listing?.origin === 'store') configStoreState.markShared(merged.config);
       emit({ ok: true, config: merged.config, text: merged.text });
       lastGood.applied(applied, appliedRefused);
+      seed = undefined;
       if (!listing) return;
       const appliedAt = Date.now();
       if (fresh && listing.origin === 'store') configPropagationSeconds.observe(Math.max(0, appliedAt - current.receivedAt) / 1_000);
@@ -151,13 +156,18 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     };
 
     /**
-     * Seeds the last good values from the snapshot read at start, re-validated as when the gateway
-     * starts from it (the objects refused then are left out, and all of them when the merged document
-     * is refused), so that an object the store refuses now keeps the value this gateway last had in
-     * force, as on a gateway that never restarted. Only refused objects take it (`LastGoodObjects.restore`).
+     * Seeds the last good values from the snapshot read at start (`seed`), at the first composition
+     * that applies (before it this gateway has applied nothing), so that an object the store refuses
+     * now keeps the value this gateway last had in force, as on a gateway that never restarted. Only
+     * when an object refused now has another value in the snapshot (`LastGoodObjects.restore` takes
+     * no other): otherwise, the usual start, the snapshot is not merged at all, and the first
+     * configuration, which the listeners wait for, costs no more than before. Re-validated as when the
+     * gateway starts from it, against the file then in force (the objects refused are left out, and
+     * all of them when the merged document is refused).
      */
-    const seedLastGood = (snapshot: StoreListing) => {
+    const seedLastGood = (snapshot: StoreListing, current: StoreListing, refused: readonly StoreRefusal[]) => {
       if (!file || !settings) return;
+      if (!refused.some((entry) => snapshot.entries.has(entry.key) && snapshot.entries.get(entry.key) !== current.entries.get(entry.key))) return;
       const merged = mergeWithStore(path, settings.root, file.document, snapshot, validations);
       if (merged.ok) lastGood.applied(snapshot, merged.refused);
     };
@@ -170,7 +180,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       const snapshotPath = next.snapshotPath ?? defaultSnapshotPath(path);
       // Read once: what the gateway starts from when the store does not answer in time, and the last good values of the objects the store now refuses.
       const snapshot = readStoreSnapshot(snapshotPath, next.url);
-      if (snapshot.listing) seedLastGood(snapshot.listing);
+      seed = snapshot.listing;
       waiting = setTimeout(() => {
         waiting = undefined;
         if (closed || listing) return;
