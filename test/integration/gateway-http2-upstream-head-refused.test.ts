@@ -195,6 +195,8 @@ routes:
       expect([status, JSON.parse(body).error]).toEqual([502, 'upstream-refused']);
       expect(await accessLineOf(gateway.process, '/strict/ordinary')).toMatchObject({ status: 502, errorClass: 'upstream-refused' });
       expect((await admin.instance('strict', 't'))?.errors).toBeGreaterThanOrEqual(1);
+      const refusals = (await admin.metrics()).get('switchboard_upstream_errors_total')?.samples.find((sample) => sample.labels.service === 'strict' && sample.labels.class === 'upstream-refused');
+      expect(refusals?.value).toBeGreaterThanOrEqual(1);
     });
   });
 
