@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttp1Server, request, type Server } from 'node:http';
-import { connect, createServer, type Http2Server, type ServerOptions } from 'node:http2';
+import { createServer as createHttp1Server, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect, constants, createServer, type Http2Server, type ServerOptions } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient, type AdminClient } from '../harness/admin-client.ts';
-import { accessLineOf, logOf, startGateway, type GatewayProcess } from '../harness/index.ts';
+import { accessLineOf, logOf, startGateway, waitFor, type GatewayProcess } from '../harness/index.ts';
 
 /** An h2c upstream with node:http2's defaults (`maxHeaderListPairs` 128), or `options`, that answers 200 with its `name`; counts the connections (`sessions`) and streams it got. */
 async function startHttp2Named(name: string, options: ServerOptions = {}): Promise<{ server: Http2Server; port: number; sessions: number; streams: number }> {
@@ -51,14 +51,30 @@ async function grpcCall(port: number, path: string, metadata: Record<string, str
   }
 }
 
-/** `GET path` over HTTP/1.1 with `headers`: the status and the body. */
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+/** An h2c upstream whose first stream gets a 200 fresh for a second, and every later one an ENHANCE_YOUR_CALM reset before any answer, as an overloaded node:http2 server (past its maxSessionMemory) refuses streams. */
+async function startCalmingDown(): Promise<{ server: Http2Server; port: number }> {
+  const server = createServer();
+  let streams = 0;
+  server.on('session', (session) => session.on('error', () => undefined));
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    streams += 1;
+    if (streams > 1) return void stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    stream.respond({ ':status': 200, 'cache-control': 'max-age=1', 'content-length': 6 });
+    stream.end('stored');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** `GET path` over HTTP/1.1 with `headers`: the status, the body and the answer's headers. */
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const sent = request({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, body }));
+      response.on('end', () => resolve({ status: response.statusCode!, body, headers: response.headers }));
     });
     sent.setTimeout(10_000, () => sent.destroy(new Error(`GET ${path} timed out`)));
     sent.on('error', reject);
@@ -71,11 +87,13 @@ describe("a client's request head an HTTP/2 instance refuses", () => {
   let b: Awaited<ReturnType<typeof startHttp2Named>>;
   let small: Awaited<ReturnType<typeof startHttp2Named>>;
   let strict: Awaited<ReturnType<typeof startHttp2Named>>;
+  let calm: Awaited<ReturnType<typeof startCalmingDown>>;
   let plain: Server;
   let gateway: GatewayProcess;
   let admin: AdminClient;
 
   beforeAll(async () => {
+    calm = await startCalmingDown();
     [a, b, small, strict] = await Promise.all([
       startHttp2Named('a'),
       startHttp2Named('b'),
@@ -110,7 +128,16 @@ services:
   plain:
     instances: [{ id: p, host: 127.0.0.1, port: ${(plain.address() as AddressInfo).port} }]
     outlierDetection: { consecutiveErrors: 1, baseEjectionTime: 60s }
+  calm:
+    protocol: h2c
+    instances: [{ id: c, host: 127.0.0.1, port: ${calm.port} }]
+    healthCheck: false
+    outlierDetection: false
+    retries: false
+middlewares:
+  lasting: { cache: { maxSize: 1MiB, useStale: { on: [error] } } }
 routes:
+  - { path: /calm, service: calm, middlewares: [lasting] }
   - { path: /small, service: small }
   - { path: /strict, service: strict }
   - { path: /plain, service: plain }
@@ -121,7 +148,7 @@ routes:
 
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([a, b, small, strict].map((upstream) => new Promise((resolve) => upstream?.server.close(resolve))));
+    await Promise.all([a, b, small, strict, calm].map((upstream) => new Promise((resolve) => upstream?.server.close(resolve))));
     await new Promise((resolve) => plain?.close(resolve));
   });
 
@@ -200,11 +227,28 @@ routes:
     });
   });
 
+  // Counted and retried as a reset, it is also one for a cache's `useStale: { on: [error] }`, as nginx's proxy_cache_use_stale error takes any reset before the answer.
+  it('sends the stale stored answer in place of an instance refusing an ordinary head (useStale: error)', async () => {
+    await withLog(async () => {
+      const first = await get(gateway.port, '/calm/page');
+      expect([first.status, first.headers['x-cache-status'], first.body]).toEqual([200, 'MISS', 'stored']);
+      // Fresh for a second: asked again until the stored answer is stale and its fetch refused.
+      const after = await waitFor(
+        async () => {
+          const again = await get(gateway.port, '/calm/page');
+          return again.headers['x-cache-status'] === 'HIT' ? undefined : again;
+        },
+        { message: 'the stored /calm/page went stale', intervalMs: 100, timeoutMs: 10_000 },
+      );
+      expect([after.status, after.headers['x-cache-status'], after.body]).toEqual([200, 'STALE', 'stored']);
+    });
+  });
+
   it('answers 431 without sending it to a head over the maxHeaderListSize the instance advertised', async () => {
     await withLog(async () => {
       expect((await get(gateway.port, '/small/large', manyHeaders(20, 200))).status).toBe(431);
       expect(await accessLineOf(gateway.process, '/small/large')).toMatchObject({ status: 431, errorClass: 'header-too-large', attempts: 1 });
-      expect(await get(gateway.port, '/small/ordinary')).toEqual({ status: 200, body: 'small' });
+      expect(await get(gateway.port, '/small/ordinary')).toMatchObject({ status: 200, body: 'small' });
       expect(small.streams).toBe(1);
       expect(await admin.instance('small', 's')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     });
@@ -214,7 +258,7 @@ routes:
   it("passes an HTTP/1.1 instance's 431 on, and blames it for nothing", async () => {
     await withLog(async () => {
       expect((await get(gateway.port, '/plain/large', manyHeaders(40, 500))).status).toBe(431);
-      expect(await get(gateway.port, '/plain/ordinary')).toEqual({ status: 200, body: 'plain' });
+      expect(await get(gateway.port, '/plain/ordinary')).toMatchObject({ status: 200, body: 'plain' });
       expect(await admin.instance('plain', 'p')).toMatchObject({ errors: 0, health: { state: 'healthy' } });
     });
   });

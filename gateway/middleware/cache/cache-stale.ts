@@ -6,7 +6,8 @@ import type { CachedAnswer } from './cache-store.ts';
 
 /**
  * The gateway's failures that stand for nginx's `error` (no instance could be reached: refused,
- * reset or garbled before the head, a failed TLS handshake, none registered or healthy, an open
+ * reset (`upstream-refused`, an HTTP/2 instance refusing an ordinary head, included) or garbled
+ * before the head, a failed TLS handshake, none registered or healthy, an open
  * breaker, every connection busy) and `timeout` (connect or response headers). The client's own
  * failures (`cancelled`, a bad body) and the gateway's (`internal`) are none of them.
  */
@@ -15,6 +16,7 @@ const TRIGGER_BY_ERROR_CLASS: Readonly<Record<string, StaleTrigger>> = {
   'reset-before-headers': 'error',
   'upstream-protocol': 'error',
   'http2-protocol-error': 'error',
+  'upstream-refused': 'error',
   'upstream-tls': 'error',
   'no-instances': 'error',
   'no-healthy-instances': 'error',
