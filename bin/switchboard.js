@@ -14,12 +14,19 @@ import { compiled } from './compiled.js';
 const hangupWhileLoading = () => {};
 const hangupIsRequest = !(process.stdout.isTTY || process.stderr.isTTY);
 if (hangupIsRequest) process.on('SIGHUP', hangupWhileLoading);
+// SIGUSR2 (a log rotation's `kill -USR2`, nginx's binary-upgrade signal) would end the gateway with Node's
+// default, cutting every request in flight without a drain, and SIGUSR1 (nginx's reopen-logs signal) would
+// open its inspector on 127.0.0.1:9229 for the rest of its life. The gateway writes its logs to stdout and
+// stderr, with no file to reopen: both are ignored, from here on (gateway/main.ts logs each once loaded).
+const userSignalWhileLoading = () => {};
+for (const signal of ['SIGUSR1', 'SIGUSR2']) process.on(signal, userSignalWhileLoading);
 
 const { GATEWAY_HELP, TOOL_COMMANDS, parseGatewayArgs } = await import(compiled('switchboard-help.js', 'switchboard'));
 // `switchboard check …` and `switchboard explain …` start nothing: their own bundle, without the gateway.
 if (TOOL_COMMANDS.includes(process.argv[2])) {
   // A one-off command ends on a SIGHUP (its terminal closed), as programs do.
   process.off('SIGHUP', hangupWhileLoading);
+  for (const signal of ['SIGUSR1', 'SIGUSR2']) process.off(signal, userSignalWhileLoading);
   await import(compiled('switchboard-tools.js', 'switchboard'));
 } else {
   const parsed = parseGatewayArgs();

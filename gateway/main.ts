@@ -149,4 +149,7 @@ function runMain(): void {
   // gateway ends, but as on SIGTERM, so that requests in flight finish within the drain timeout
   // (Node's default would cut them). Its writes to the gone terminal fail from then on and are dropped.
   if (!hangupIsRequest()) process.on('SIGHUP', () => drain('SIGHUP'));
+  // nginx reopens its logs on SIGUSR1 and upgrades its binary on SIGUSR2; Node's defaults would open the
+  // inspector or end the gateway without a drain. Its logs go to stdout and stderr: nothing to reopen.
+  for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) process.on(signal, () => log.info({ signal }, `${signal} ignored: the gateway logs to stdout and stderr, with no file to reopen`));
 }

@@ -245,6 +245,8 @@ export function runWorker(options: { accessLogger?: AccessLogDestination } = {})
   // yet, would count as a crash and fork a replacement in the middle of the drain; so it stays too,
   // as under systemd's KillMode=mixed, where only the primary is signalled.
   process.on('SIGHUP', () => log.debug(hangupIsRequest() ? 'SIGHUP: the primary reads the configuration again' : 'SIGHUP: the terminal hung up; the primary drains this worker'));
+  // SIGUSR1 and SIGUSR2 to the process group: ignored, as by the primary, which logs them (bin/switchboard.js).
+  for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) process.on(signal, () => log.debug({ signal }, `${signal} ignored`));
   send({ kind: 'switchboard:ready' });
 }
 

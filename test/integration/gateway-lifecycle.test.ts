@@ -390,6 +390,39 @@ describe('gateway lifecycle', () => {
     expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([expect.objectContaining({ status: 503, method: 'GET', path: '/ws', bytes: 65 })]);
   });
 
+  it("ignores SIGUSR2 and SIGUSR1 (a log rotation's and nginx's signals): logs each, keeps serving, opens no inspector", async () => {
+    const backend = await startBackend({ name: 'usr' });
+    closers.push(() => void backend.process.kill());
+    const gateway = await startGateway(configFor(backend.port));
+    gateways.push(gateway);
+    for (const signal of ['SIGUSR2', 'SIGUSR1'] as const) {
+      process.kill(gateway.process.pid!, signal);
+      // Node's default ends the gateway on SIGUSR2, cutting what is in flight, and opens its inspector on SIGUSR1.
+      await waitFor(async () => !gateway.process.running || (await logOf(gateway.process)).includes(`"msg":"${signal} ignored`), { timeoutMs: 10_000, message: `the gateway to log ${signal}` });
+      expect(gateway.process.running, await logOf(gateway.process)).toBe(true);
+    }
+    const response = await fetch(`${gateway.url}/`);
+    expect([response.status, await response.text()]).toEqual([200, expect.stringContaining('usr')]);
+    expect(await logOf(gateway.process)).not.toContain('Debugger listening');
+  });
+
+  it('survives SIGUSR2 and keeps its inspector shut on SIGUSR1 that come while it is still loading its code', async () => {
+    const backend = await startBackend({ name: 'early-usr' });
+    closers.push(() => void backend.process.kill());
+    const hold = await holdBundle('switchboard.js');
+    const starting = startGateway(configFor(backend.port), hold.env);
+    const pid = await hold.held();
+    // SIGUSR1 first: Node's default opens the inspector and the gateway lives on, so SIGUSR2 still finds it.
+    process.kill(pid, 'SIGUSR1');
+    process.kill(pid, 'SIGUSR2');
+    await hold.release();
+    const gateway = await starting;
+    gateways.push(gateway);
+    const response = await fetch(`${gateway.url}/`);
+    expect([response.status, await response.text()]).toEqual([200, expect.stringContaining('early-usr')]);
+    expect(await logOf(gateway.process)).not.toContain('Debugger listening');
+  });
+
   it('survives a SIGHUP that comes while it is still loading its code (systemctl reload just after a start), then starts and serves', async () => {
     const backend = await startBackend({ name: 'early' });
     closers.push(() => void backend.process.kill());

@@ -239,7 +239,7 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     expect(tags.map((seen) => [...new Set(seen)])).toEqual([['two'], ['two']]);
   });
 
-  it('reads its file again on SIGHUP, a change no folder event reported, keeps the running file when the one read is refused, and no process ends', async () => {
+  it('reads its file again on SIGHUP, a change no folder event reported, keeps the running file when the one read is refused, and no process ends (SIGUSR1 and SIGUSR2 neither)', async () => {
     const resolved = (text: string) => text.replaceAll('{{port}}', String(gateway.port)).replaceAll('{{adminPort}}', String(adminPort));
     /** The tag each worker answers with, from one request each (more when one worker serves several in a row). */
     const tagsOfBothWorkers = async () => {
@@ -263,8 +263,11 @@ shutdown: { drainTimeout: ${DRAIN_TIMEOUT_MS / 1_000}s }
     await writeFile(linked, resolved(configText('hup')));
     // A SIGHUP to the process group reaches the workers as well as the primary: each one here.
     const before = await workers();
-    for (const worker of before) process.kill(worker.pid!, 'SIGHUP');
-    process.kill(gateway.process.pid!, 'SIGHUP');
+    // SIGUSR1 and SIGUSR2 (a log rotation's) reach them all first: Node's default would end each on SIGUSR2.
+    for (const signal of ['SIGUSR1', 'SIGUSR2', 'SIGHUP'] as const) {
+      for (const worker of before) process.kill(worker.pid!, signal);
+      process.kill(gateway.process.pid!, signal);
+    }
     await waitFor(async () => (await tagsOfBothWorkers()).every((tag) => tag === 'hup'), { timeoutMs: 30_000, message: 'both workers to answer under the file read on SIGHUP' });
     expect((await workers()).map(({ pid, state }) => ({ pid, state }))).toEqual(before.map(({ pid }) => ({ pid, state: 'listening' })));
 
