@@ -52,10 +52,16 @@ export class RegistryRefusalError extends RegistryError implements RegistryRefus
   readonly refusal = true as const;
 }
 
-/** Best-effort human text for any thrown value, for logs. */
+/**
+ * An empty "Resolution note:" that grpc-js (under the etcd client) appends to a failed call's details
+ * when its resolver left none (`… ECONNREFUSED 127.0.0.1:2379. Resolution note: `).
+ */
+const EMPTY_RESOLUTION_NOTE = /\s*Resolution note:\s*$/;
+
+/** Best-effort human text for any thrown value, for logs: an empty trailing grpc-js "Resolution note:" is left out, a note with text kept. */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(EMPTY_RESOLUTION_NOTE, '');
 }
 
 /**
