@@ -143,6 +143,33 @@ describe('watchConfigWithStore', () => {
     expect(paths()).toEqual(['/file']);
   });
 
+  it('emits nothing for a listing that changes nothing in force (a refused write), so that no configuration is applied again', async () => {
+    const store = scripted();
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('1', { stored: { path: '/stored', service: 's' } }));
+    expect(store.results).toHaveLength(1);
+    // A new object refused, then a refused new value of one in force (its last good value stays): the refusals are reported, nothing is applied.
+    await store.list(store.listing('2', { stored: { path: '/stored', service: 's' }, fresh: { path: 'no-slash', service: 's' } }));
+    await store.list(store.listing('3', { stored: { path: 'no-slash', service: 's' } }));
+    expect(store.results).toHaveLength(1);
+    expect(configStoreState.current()).toMatchObject({ revision: '3', refused: [expect.objectContaining({ key: `/sb${count}/routes/stored` })] });
+    await store.list(store.listing('4', { stored: { path: '/stored-v2', service: 's' } }));
+    expect(store.results).toHaveLength(2);
+    expect(store.routeNames()).toEqual(['file-route', 'stored']);
+  });
+
+  it('emits the first listing read from the store even when it composes what the snapshot did: the configuration in force is now the shared one', async () => {
+    const store = scripted();
+    const routes = { remembered: { path: '/remembered', service: 's' } };
+    await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', routes));
+    store.file$.next(fileResult(store.path, store.text));
+    await until(() => store.results.length > 0);
+    await store.list(store.listing('7', routes));
+    expect(store.results).toHaveLength(2);
+    const last = store.results.at(-1);
+    expect(last?.ok && configStoreState.isShared(last.config)).toBe(true);
+  });
+
   it('writes the last good value of an object whose new value is refused to the snapshot, so that a restart from it keeps serving it', async () => {
     const store = scripted();
     store.file$.next(fileResult(store.path, store.text));

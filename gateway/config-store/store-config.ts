@@ -55,6 +55,8 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     // A composition asked for by store listings and not run yet (see the listings' subscription).
     let composing: NodeJS.Immediate | undefined;
     let emitted = false;
+    // The merged configuration last emitted, and whether it was composed from a listing read from the store.
+    let inForce: { text: string; shared: boolean } | undefined;
     // The snapshot read at start, until the first composition that applies has used it (`seedLastGood`).
     let seed: StoreListing | undefined;
     let closed = false;
@@ -126,6 +128,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (!merged.ok && !emitted) {
         // At start there is no running configuration to keep: serve the file (valid on its own) rather than exit.
         log.error({ revision: current.revision, reason: merged.error.message }, 'the configuration merged with the config store was refused; starting from the file alone');
+        inForce = undefined;
         emit(file.result);
         return;
       }
@@ -138,8 +141,13 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       for (const entry of merged.refused) if (!known.has(`${entry.key}\n${entry.reason}`)) log.warn({ key: entry.key, reason: entry.reason }, 'config store object refused; the rest applies');
       configStoreState.update(status);
       for (const kind of STORE_KINDS) configStoreRefusedObjects.set({ kind }, merged.refused.filter((entry) => entry.kind === kind).length);
-      if (listing?.origin === 'store') configStoreState.markShared(merged.config);
-      emit({ ok: true, config: merged.config, text: merged.text });
+      const shared = listing?.origin === 'store';
+      if (shared) configStoreState.markShared(merged.config);
+      // A listing that changes nothing in force (a refused write, whose refusal is logged above) is not applied again:
+      // the caller would log it as applied. A file change is, even unchanged: the files it names may have changed.
+      if (fresh && inForce?.text === merged.text && inForce.shared === shared) log.debug({ revision: current.revision }, 'config store listing changes nothing in force');
+      else emit({ ok: true, config: merged.config, text: merged.text });
+      inForce = { text: merged.text, shared };
       lastGood.applied(applied, appliedRefused);
       seed = undefined;
       if (!listing) return;
