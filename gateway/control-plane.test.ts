@@ -22,7 +22,8 @@ describe('the control plane on reload', () => {
   });
 
   it.each([
-    { reloads: [MOVED, MOVED.replace('path: /', 'path: /api')], warned: [['entryPoints'], ['entryPoints']], why: 'keeps naming a moved listener after a reload that changed only a route' },
+    { reloads: [MOVED, MOVED.replace('path: /', 'path: /api')], warned: [['entryPoints']], why: 'names a moved listener once, not again at a later reload that changed only a route (as a config store write does)' },
+    { reloads: [MOVED, STARTED.replace('127.0.0.1:8080', '127.0.0.1:8082')], warned: [['entryPoints'], ['entryPoints']], why: 'names a moved listener again when a reload moves it elsewhere' },
     { reloads: [MOVED, STARTED], warned: [['entryPoints']], why: 'says nothing when a listener moved on reload is moved back to where it listens' },
     { reloads: [STARTED.replace('path: /', 'path: /api')], warned: [], why: 'says nothing about a reload that changed only a route' },
   ])('$why', async ({ reloads, warned }) => {

@@ -153,7 +153,10 @@ export async function startControlPlane(initial: GatewayConfig, options: Control
       // from (the primary's started file with workers, which the workers listen from too): a reload
       // applies none of these, so a change still waits after a later reload, and one undone does not.
       const restartOnly = restartOnlyChanges(initial, next);
-      if (restartOnly.length > 0) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
+      // Logged by the reload that changes one of them, not again by each later one (a store write,
+      // an edit of a route): the config-applied event names them all until a restart.
+      const changedNow = restartOnlyChanges(config, next);
+      if (restartOnly.some((key) => changedNow.includes(key))) log.warn({ keys: restartOnly }, 'these settings apply only after a restart');
       reconnectChangedCredentials(running, next, providers, log);
       config = next;
       sharedApplied ||= configStoreState.isShared(next);
