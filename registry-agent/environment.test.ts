@@ -35,6 +35,22 @@ describe('unknownAgentVariables', () => {
     ).toEqual([]);
   });
 
+  it('passes over the service links Kubernetes sets for a Service named switchboard-health, and nothing that only looks like one', () => {
+    expect(
+      unknownAgentVariables({
+        SWITCHBOARD_HEALTH_SERVICE_HOST: '10.96.0.13',
+        SWITCHBOARD_HEALTH_SERVICE_PORT: '9000',
+        SWITCHBOARD_HEALTH_SERVICE_PORT_PROBE: '9000',
+        SWITCHBOARD_HEALTH_PORT: 'tcp://10.96.0.13:9000',
+        SWITCHBOARD_HEALTH_PORT_9000_TCP: 'tcp://10.96.0.13:9000',
+        SWITCHBOARD_HEALTH_PORT_9000_TCP_PROTO: 'tcp',
+        SWITCHBOARD_HEALTH_PORT_9000_TCP_PORT: '9000',
+        SWITCHBOARD_HEALTH_PORT_9000_TCP_ADDR: '10.96.0.13',
+        SWITCHBOARD_HEALTH_PORT_PROBE: '9000',
+      }),
+    ).toEqual([{ name: 'SWITCHBOARD_HEALTH_PORT_PROBE', meant: undefined }]);
+  });
+
   it('passes over the service links Kubernetes sets for a Service named switchboard, and nothing that only looks like one', () => {
     expect(
       unknownAgentVariables({

@@ -12,11 +12,12 @@ const SHARED_VARIABLES = ['SWITCHBOARD_LOG_LEVEL', 'SWITCHBOARD_ADMIN_TOKEN', 'S
 
 /**
  * What Kubernetes puts in every container of a namespace with a Service named `switchboard` (a
- * gateway's, most likely): SWITCHBOARD_SERVICE_HOST, SWITCHBOARD_SERVICE_PORT[_<port name>] and
- * SWITCHBOARD_PORT_<port>_TCP[_PROTO|_PORT|_ADDR] (Docker's links write the last ones too). No
- * misspelt flag; SWITCHBOARD_PORT, which it also sets, is `--port` (`parseAgentArgs` names the link).
+ * gateway's, most likely) or `switchboard-health`: SWITCHBOARD[_HEALTH]_SERVICE_HOST,
+ * SWITCHBOARD[_HEALTH]_SERVICE_PORT[_<port name>] and SWITCHBOARD[_HEALTH]_PORT_<port>_TCP[_PROTO|_PORT|_ADDR]
+ * (Docker's links write the last ones too). No misspelt flag; SWITCHBOARD_PORT and
+ * SWITCHBOARD_HEALTH_PORT, which it also sets, are `--port` and `--health-port` (`parseAgentArgs` names the link).
  */
-const SERVICE_LINK = /^SWITCHBOARD_(?:SERVICE_HOST|SERVICE_PORT(?:_\w+)?|PORT_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)$/;
+const SERVICE_LINK = /^SWITCHBOARD_(?:HEALTH_)?(?:SERVICE_HOST|SERVICE_PORT(?:_\w+)?|PORT_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)$/;
 
 /** A SWITCHBOARD_* variable no Switchboard program reads, and the agent's variable it most likely meant. */
 export interface UnknownVariable {
