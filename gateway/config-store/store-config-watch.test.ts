@@ -1,6 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { NEVER, Subject } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,7 +12,7 @@ import { makeTempDir, makeTempDirSync } from '../../test/harness/temp-dirs.ts';
 import { waitFor } from '../../test/harness/wait.ts';
 import { parseConfig, type ConfigResult } from '../config/index.ts';
 import { watchConfigWithStore } from './store-config.ts';
-import { writeStoreSnapshot } from './store-snapshot-file.ts';
+import { readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
 import type { StoreListing, StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
 
@@ -27,7 +29,7 @@ function fileResult(path: string, text: string): ConfigResult {
 /** Quiet time of the named files' watch in these tests. */
 const DEBOUNCE_MS = 20;
 
-function scripted(log?: pino.Logger) {
+function scripted(log?: pino.Logger, readSnapshot?: typeof readStoreSnapshot) {
   count += 1;
   const path = join(dir, `gateway-${count}.yaml`);
   const snapshot = join(dir, `snapshot-${count}.json`);
@@ -38,7 +40,7 @@ function scripted(log?: pino.Logger) {
   let closed = false;
   const source: StoreSource = { listings$: listings, reason$: NEVER, start: () => undefined, close: async () => void (closed = true) };
   const results: ConfigResult[] = [];
-  const subscription = watchConfigWithStore(path, { file$, createSource: () => source, log, debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
+  const subscription = watchConfigWithStore(path, { file$, createSource: () => source, readSnapshot, log, debounceMs: DEBOUNCE_MS }).subscribe((result) => results.push(result));
   subscriptions.push(subscription);
   const root = `/sb${count}`;
   const listing = (revision: string, routes: Record<string, unknown>): StoreListing => ({
@@ -245,6 +247,41 @@ describe('watchConfigWithStore', () => {
     await store.list(store.listing('9', { remembered: { path: '/remembered', service: 's' }, meanwhile: { path: '/meanwhile', service: 's' } }));
     expect(store.routeNames()).toEqual(['file-route', 'meanwhile', 'remembered']);
     expect(configStoreState.current()).toMatchObject({ source: 'store', revision: '9' });
+  });
+
+  it('starts from the snapshot when a reload adds configStore and the store does not answer in time, after composing the file alone', async () => {
+    const store = scripted();
+    await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));
+    const plain = store.text.replace(/^configStore:.*\n/m, '');
+    store.file$.next(fileResult(store.path, plain));
+    store.file$.next(fileResult(store.path, store.text));
+    expect(store.results).toHaveLength(2);
+    expect(store.routeNames()).toEqual(['file-route']);
+    await until(() => store.results.length > 2);
+    expect(store.routeNames()).toEqual(['file-route', 'remembered']);
+    expect(configStoreState.current()).toMatchObject({ source: 'snapshot', revision: '7' });
+  });
+
+  it('lets the snapshot read at start be collected once the store has answered and its listing is applied', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let read: WeakRef<object> | undefined;
+    const store = scripted(undefined, (path, url) => {
+      const snapshot = readStoreSnapshot(path, url);
+      if (snapshot.listing) read = new WeakRef(snapshot.listing);
+      return snapshot;
+    });
+    await writeStoreSnapshot(store.snapshot, store.url, store.listing('7', { remembered: { path: '/remembered', service: 's' } }));
+    store.file$.next(fileResult(store.path, store.text));
+    await store.list(store.listing('9', { stored: { path: '/stored', service: 's' } }));
+    expect(store.routeNames()).toEqual(['file-route', 'stored']);
+    expect(read).toBeDefined();
+    // A WeakRef's target lives at least to the end of the turn that made or read it: collect on later turns.
+    for (let turn = 0; turn < 10 && read?.deref() !== undefined; turn += 1) {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    }
+    expect(read?.deref()).toBeUndefined();
   });
 
   it('takes a snapshot written under another spelling of the same store URL', async () => {

@@ -15,10 +15,11 @@ import { filesOfObject, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './s
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
 
-/** Seams for tests: the file's results, the store source, the log, and the quiet time of the named files' watch. */
+/** Seams for tests: the file's results, the store source, the snapshot's reading, the log, and the quiet time of the named files' watch. */
 export interface StoreConfigOptions {
   readonly file$?: Observable<ConfigResult>;
   readonly createSource?: (settings: ConfigStoreSettings) => StoreSource;
+  readonly readSnapshot?: typeof readStoreSnapshot;
   readonly log?: Logger;
   /** Quiet time after a change of a file a refused store object names before composing again (`CONFIG_DEBOUNCE_MS` by default). */
   readonly debounceMs?: number;
@@ -59,6 +60,10 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     let inForce: { text: string; shared: boolean } | undefined;
     // The snapshot read at start, until the first composition that applies has used it (`seedLastGood`).
     let seed: StoreListing | undefined;
+    // The start timer's own state (see `startWithoutStore`): what it starts from if the store does not
+    // answer in time, until it runs or the store answers. A composition before it (from the file alone,
+    // when a reload adds configStore) clears `seed` but must leave the timer its snapshot.
+    let fallback: { readonly settings: ConfigStoreSettings; readonly snapshotPath: string; readonly snapshot: ReturnType<typeof readStoreSnapshot> } | undefined;
     let closed = false;
     let writes = Promise.resolve();
     // Per-object results for the file's current top-level settings; cleared when the file changes.
@@ -180,6 +185,26 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (merged.ok) lastGood.applied(snapshot, merged.refused);
     };
 
+    /**
+     * The start timer: the store has not answered within `configStore.timeout`, so start from the
+     * snapshot (`fallback`), or the file alone. Defined here, not in `startStore`, and reading the
+     * snapshot from `fallback`, which it clears: a closure made in `startStore` would share that
+     * scope with the store's subscriptions, which live as long as the gateway, and keep the snapshot
+     * read at start reachable with them.
+     */
+    const startWithoutStore = () => {
+      waiting = undefined;
+      const start = fallback;
+      fallback = undefined;
+      if (closed || listing || !start) return;
+      const { settings: next, snapshotPath, snapshot } = start;
+      if (snapshot.listing) {
+        log.warn({ store: next.url, snapshot: snapshotPath, revision: snapshot.listing.revision, waitedMs: next.timeoutMs }, 'config store unreachable at start: starting from the last-known-good snapshot; catching up when it answers');
+        listing = { value: snapshot.listing, origin: 'snapshot' };
+      } else log.warn({ store: next.url, waitedMs: next.timeoutMs, reason: snapshot.reason }, 'config store unreachable at start and no snapshot: starting from the file alone; catching up when it answers');
+      compose(true);
+    };
+
     const startStore = (next: ConfigStoreSettings) => {
       settings = next;
       // The admin store API writes where this reads, whatever a later reload says.
@@ -187,23 +212,17 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       source = (options.createSource ?? ((value) => createStoreSource(value, { requestTimeoutMs: value.timeoutMs })))(next);
       const snapshotPath = next.snapshotPath ?? defaultSnapshotPath(path);
       // Read once: what the gateway starts from when the store does not answer in time, and the last good values of the objects the store now refuses.
-      const snapshot = readStoreSnapshot(snapshotPath, next.url);
+      const snapshot = (options.readSnapshot ?? readStoreSnapshot)(snapshotPath, next.url);
       seed = snapshot.listing;
-      waiting = setTimeout(() => {
-        waiting = undefined;
-        if (closed || listing) return;
-        if (snapshot.listing) {
-          log.warn({ store: next.url, snapshot: snapshotPath, revision: snapshot.listing.revision, waitedMs: next.timeoutMs }, 'config store unreachable at start: starting from the last-known-good snapshot; catching up when it answers');
-          listing = { value: snapshot.listing, origin: 'snapshot' };
-        } else log.warn({ store: next.url, waitedMs: next.timeoutMs, reason: snapshot.reason }, 'config store unreachable at start and no snapshot: starting from the file alone; catching up when it answers');
-        compose(true);
-      }, next.timeoutMs);
+      fallback = { settings: next, snapshotPath, snapshot };
+      waiting = setTimeout(startWithoutStore, next.timeoutMs);
       source.reason$.subscribe((reason) => {
         if (!closed) configStoreState.setUnreadReason(reason);
       });
       source.listings$.subscribe((value) => {
         clearTimeout(waiting);
         waiting = undefined;
+        fallback = undefined;
         if (listing?.origin === 'snapshot') log.info({ revision: value.revision }, 'config store answers: catching up from the snapshot');
         listing = { value, origin: 'store' };
         // Listings are whole snapshots: a burst of them (a script writing many objects, a restore)
@@ -239,6 +258,7 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     return () => {
       closed = true;
       clearTimeout(waiting);
+      fallback = undefined;
       clearImmediate(composing);
       namedFiles.close();
       fileSubscription.unsubscribe();
