@@ -98,6 +98,47 @@ describe('config store on etcd', () => {
     expect((await storeStatus(admin)).refused).toEqual([]);
   });
 
+  it('logs a refused write once, as refused and not as a configuration applied, and an entry point moved by a reload once, not again at a later store write', async () => {
+    const root = store.freshRoot();
+    const snapshot = join(await makeTempDir('sb-store-snap-'), 'store.json');
+    const config = (listen: string) => `
+entryPoints:
+  web: { listen: "${listen}" }
+configStore: { url: "etcd://${store.etcd.endpoints[0]!.replace(/^http:\/\//, '')}${root}", timeout: 2s, snapshot: "${snapshot}" }
+services:
+  echo: { instances: ["127.0.0.1:${store.backend.port}"] }
+routes:
+  - { name: file-route, path: /file, service: echo }
+`;
+    const gateway = await startGateway(config('127.0.0.1:{{port}}'));
+    cleanups.push(() => gateway.process.stop());
+    const lines = async () => (await readFile(gateway.process.logFile, 'utf8')).split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { msg: string; key?: string; routes?: number });
+    /** The routes count of each "configuration applied" line after the first line `after` matches. */
+    const appliedAfter = async (after: (line: { msg: string; key?: string }) => boolean) => {
+      const all = await lines();
+      return all.slice(all.findIndex(after) + 1).filter((line) => line.msg === 'configuration applied').map((line) => line.routes);
+    };
+    const applied = (after: (line: { msg: string; key?: string }) => boolean, routes: number, message: string) =>
+      waitFor(async () => (await appliedAfter(after)).includes(routes), { timeoutMs: ROUTED_WITHIN_MS, message });
+
+    await store.writer.put(`${root}/routes/good`).value(route('/good'));
+    await until(gateway, '/good', 200, 'the good route');
+    await etcdctlPut(store.etcd.endpoints[0]!, `${root}/routes/broken`, JSON.stringify({ path: 'no-leading-slash', service: 'echo' }));
+    const refusedLine = (line: { msg: string; key?: string }) => line.msg === 'config store object refused; the rest applies' && line.key === `${root}/routes/broken`;
+    await waitFor(async () => (await lines()).some(refusedLine), { timeoutMs: ROUTED_WITHIN_MS, message: 'the refusal to be logged' });
+    // The next write that changes what is in force is the first to be logged as applied after the refusal.
+    await store.writer.put(`${root}/routes/later`).value(route('/later'));
+    await applied(refusedLine, 3, 'the later route to be applied');
+    expect(await appliedAfter(refusedLine)).toEqual([3]);
+
+    await gateway.writeConfig(config('0.0.0.0:{{port}}'));
+    const movedLine = (line: { msg: string }) => line.msg === 'these settings apply only after a restart';
+    await waitFor(async () => (await lines()).some(movedLine), { timeoutMs: ROUTED_WITHIN_MS, message: 'the moved entry point to be named' });
+    await store.writer.put(`${root}/routes/last`).value(route('/last'));
+    await applied(movedLine, 4, 'the last route to be applied');
+    expect((await lines()).filter(movedLine)).toHaveLength(1);
+  });
+
   it('keeps serving a stored route on every gateway when a bad new value of it is written with etcdctl, and reports the refusal', async () => {
     const root = store.freshRoot();
     const gateways = [await gatewayOn(store.etcd.endpoints[0]!, root), await gatewayOn(store.etcd.endpoints[0]!, root)];
