@@ -50,9 +50,15 @@ export function describeEvent(event) {
     case 'instance-added':
       return { text: `${who} at ${data.instance.address} (weight ${data.instance.weight}${data.instance.source ? `, ${data.instance.source}` : ''})`, tone: 'good' };
     case 'instance-removed':
-      return { text: `${who} at ${data.address}: ${data.reason === 'grace-over' ? 'grace period over' : 'left the registry'}`, tone: 'bad' };
+      // grace-over: let go after leaving the registry, when it failed a check or was ejected as
+      // often as when removalGrace ended; the event does not say which.
+      return { text: `${who} at ${data.address}: ${data.reason === 'grace-over' ? 'no longer kept after leaving the registry' : 'left the registry'}`, tone: 'bad' };
     case 'health-changed':
-      return { text: `${who}: ${data.from.state} → ${data.to.state} (${data.to.text})`, tone: data.to.state === 'unhealthy' ? 'bad' : data.to.state === 'healthy' ? 'good' : 'info' };
+      // The state may stay as it was while the reason changes (healthy, and now left the registry): say what changed.
+      return {
+        text: data.from.state === data.to.state ? `${who}: ${data.to.text}` : `${who}: ${data.from.state} → ${data.to.state} (${data.to.text})`,
+        tone: data.to.state === 'unhealthy' ? 'bad' : data.to.state === 'healthy' ? 'good' : 'info',
+      };
     case 'weight-changed':
       return { text: `${who}: weight ${data.from} → ${data.to}`, tone: 'info' };
     case 'draining-changed':
