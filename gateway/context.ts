@@ -16,6 +16,12 @@ export interface RequestOutcome {
   unsent?: boolean;
   /** Upstream attempts made (1 + retries). */
   attempts: number;
+  /**
+   * An attempt of this request met a refusal the request may have caused (`isRequestRefusal`) and
+   * counted it against its instance: a later attempt's is counted against none (`blameClassOf`).
+   * Set by the proxy; undefined until then.
+   */
+  refusalBlamed?: boolean;
   /** Response body bytes sent to the client. */
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */

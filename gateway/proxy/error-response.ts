@@ -39,6 +39,7 @@ const MESSAGES: Readonly<Record<GatewayErrorClass, string>> = {
   'body-too-large': 'the request body is larger than this route allows',
   'header-too-large': 'the request head is larger than the upstream accepts',
   'request-rejected': 'the request cannot be forwarded as sent',
+  'repeated-refusal': 'the upstream refused the request before answering, as an instance tried before had',
   internal: 'internal gateway error',
 };
 

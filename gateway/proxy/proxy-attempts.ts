@@ -14,7 +14,7 @@ import { stickyPickContext } from './sticky-cookie.ts';
 import { announcesBody } from './request-body-framing.ts';
 import { limitedBody } from './request-body-limit.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
-import { answerClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
+import { answerClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
@@ -219,6 +219,13 @@ export class AttemptLoop implements AttemptReceiver {
     // The span's error is the attempt's class: its failure, or an answer that counts as one (a 5xx, a gRPC call failed inside an HTTP 200).
     this.span?.end(result.ok ? upstreamStatus : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
     this.span = undefined;
+    // A refusal the request may have caused counts against the first instance that gives it, a later
+    // one against none (`blameClassOf`; the transport told the pick so already): one request cannot
+    // get every instance it is retried on ejected. Its answer and its log line keep the class.
+    if (!result.ok && isRequestRefusal(result.errorClass)) {
+      if (context.outcome.refusalBlamed === true) attemptClass = 'repeated-refusal';
+      else context.outcome.refusalBlamed = true;
+    }
     // A request its transport dropped unsent is no request of the instance's (blame only the guilty):
     // the route and the service count it when it is answered, the instance never saw it.
     if (result.ok || result.unsent !== true) this.shared.observer?.attempt(context.service, pick.address, attemptClass);

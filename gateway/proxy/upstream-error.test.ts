@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { errors } from 'undici';
-import { classifyUpstreamError, countsAgainstUpstream, healthClassOf, isIdempotent, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
+import { blameClassOf, classifyUpstreamError, countsAgainstUpstream, healthClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, type GatewayErrorClass } from './upstream-error.ts';
 import { isUpstreamFailure } from '../../src/health/upstream-outcome.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
 
@@ -105,6 +105,7 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     { errorClass: 'header-too-large', counts: false, health: 'header-too-large' },
     { errorClass: 'upstream-refused', counts: true, health: 'reset-before-headers' },
     { errorClass: 'request-rejected', counts: false, health: 'request-rejected' },
+    { errorClass: 'repeated-refusal', counts: false, health: 'repeated-refusal' },
     { errorClass: 'deadline-exceeded', counts: false, health: 'deadline-exceeded' },
     { errorClass: 'internal', counts: false, health: 'internal' },
   ] as const)('counts $errorClass against the upstream: $counts (health class $health)', ({ errorClass, counts, health }) => {
@@ -112,6 +113,23 @@ describe('countsAgainstUpstream and healthClassOf', () => {
     expect(healthClassOf(errorClass as GatewayErrorClass)).toBe(health);
     // The health layer agrees: what the proxy reports for the attempt counts exactly when the proxy says so.
     expect(isUpstreamFailure({ ok: false, latencyMs: 1, errorClass: healthClassOf(errorClass as GatewayErrorClass) })).toBe(counts);
+  });
+});
+
+describe('blameClassOf', () => {
+  it.each([
+    { errorClass: 'upstream-refused', blamed: 'upstream-refused', again: 'repeated-refusal' },
+    { errorClass: 'http2-protocol-error', blamed: 'http2-protocol-error', again: 'repeated-refusal' },
+    // What says how the instance is counts at every attempt.
+    { errorClass: 'reset-before-headers', blamed: 'reset-before-headers', again: 'reset-before-headers' },
+    { errorClass: 'connect-refused', blamed: 'connect-refused', again: 'connect-refused' },
+    { errorClass: 'upstream-protocol', blamed: 'upstream-protocol', again: 'upstream-protocol' },
+    { errorClass: 'headers-timeout', blamed: 'headers-timeout', again: 'headers-timeout' },
+    { errorClass: 'http-5xx', blamed: 'http-5xx', again: 'http-5xx' },
+  ] as const)('counts $errorClass as $blamed first in a request, then as $again', ({ errorClass, blamed, again }) => {
+    expect(isRequestRefusal(errorClass)).toBe(again === 'repeated-refusal');
+    expect(blameClassOf(errorClass, undefined)).toBe(blamed);
+    expect(blameClassOf(errorClass, true)).toBe(again);
   });
 });
 

@@ -48,6 +48,7 @@ export const STATUS_BY_CLASS: Readonly<Record<GatewayErrorClass, number>> = {
   'body-too-large': 413,
   'header-too-large': 431,
   'request-rejected': 400,
+  'repeated-refusal': 502,
   internal: 500,
 };
 
@@ -278,6 +279,36 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
     default:
       return errorClass;
   }
+}
+
+/**
+ * Refusals a request may cause itself, met before any answer: an HTTP/2 stream reset with
+ * ENHANCE_YOUR_CALM of an ordinary head (`upstream-refused`: node:http2's limits on what it was
+ * sent, which it does not advertise) or with PROTOCOL_ERROR (`http2-protocol-error`: RFC 9113 §8.1.1
+ * has a malformed request reset so by the instance, and a malformed answer by the gateway, which a
+ * handler sends for what it was asked). Every instance running the same code refuses the same
+ * request alike, so a retried request would blame each in turn: a request counts one of them
+ * against the instance that gives it first (it may as well be overloaded, or broken), and any later
+ * one as `repeated-refusal` (`blameClassOf`). Ordinary resets, connect failures, timeouts and
+ * answers (a 5xx, an HTTP/1.1 instance's invalid head: its verdict on a request is an answer, a 400
+ * or a 431) say how the instance is, and count at every attempt.
+ */
+const REQUEST_REFUSALS: ReadonlySet<GatewayErrorClass> = new Set(['upstream-refused', 'http2-protocol-error']);
+
+/** True when `errorClass` is a refusal the request may have caused (see `REQUEST_REFUSALS`). */
+export function isRequestRefusal(errorClass: GatewayErrorClass): boolean {
+  return REQUEST_REFUSALS.has(errorClass);
+}
+
+/**
+ * The class an attempt that failed with `errorClass` counts as against its instance (passive health,
+ * the breaker, the admin API's errors, `switchboard_upstream_errors_total`): `repeated-refusal`, which
+ * counts against no instance, for a refusal the request may have caused when `refusalBlamed` says an
+ * earlier attempt of the same request was counted for one (`RequestOutcome.refusalBlamed`); else
+ * `errorClass`. The client's answer and the access log keep `errorClass`.
+ */
+export function blameClassOf(errorClass: GatewayErrorClass, refusalBlamed: boolean | undefined): GatewayErrorClass {
+  return refusalBlamed === true && REQUEST_REFUSALS.has(errorClass) ? 'repeated-refusal' : errorClass;
 }
 
 /**

@@ -45,6 +45,9 @@ export class InstanceTraffic implements AttemptObserver {
     counts.requests += 1;
     if (errorClass === undefined || !countsAgainstUpstream(errorClass)) {
       counts.flow?.record(0, 0, 0);
+      // A failed attempt all the same, counted under its own class so that the refusals one request
+      // met on every instance stay in sight beside the one it blamed (`blameClassOf`).
+      if (errorClass === 'repeated-refusal') this.metrics?.upstreamError(service, errorClass);
       return;
     }
     counts.errors += 1;

@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { PickedEndpoint, PickOutcome } from '../../src/balance/picker.ts';
 import type { GatewayContext } from '../context.ts';
 import { transformBody } from '../middleware/response-transform/index.ts';
-import { answerClassOf, healthClassOf } from '../proxy/upstream-error.ts';
+import { answerClassOf, blameClassOf, healthClassOf } from '../proxy/upstream-error.ts';
 import type { AttemptResult } from './transport.ts';
 import { countBodyBytes, startResponseBody } from './transport-response-body.ts';
 
@@ -91,11 +91,12 @@ export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, 
  * Reports one attempt's end to its pick: a 5xx answer as `http-5xx`, an answer to a gRPC call with
  * `grpcStatus` (its `grpc-status`, from the headers of a Trailers-Only answer or from the trailers)
  * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
- * (`internal`) and the client's never count against the upstream.
+ * (`internal`) and the client's never count against the upstream, nor a refusal the request may
+ * have caused once `refusalBlamed` (its `RequestOutcome.refusalBlamed`) says it counted one (`blameClassOf`).
  */
-export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number): void {
+export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, refusalBlamed?: boolean): void {
   const latencyMs = performance.now() - started;
-  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(result.errorClass) });
+  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, refusalBlamed)) });
   const answerClass = answerClassOf(status, grpcStatus);
   pick.done(answerClass === undefined ? { ok: true, latencyMs } : { ok: false, latencyMs, errorClass: answerClass });
 }

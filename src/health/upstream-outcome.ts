@@ -30,9 +30,12 @@ export type UpstreamErrorClass =
  * size limits), or one the gateway declined to send (over the limit the upstream advertised): what
  * was asked, not how the upstream is, so that one client's head cannot get healthy instances
  * ejected. (The same reset of an ordinary head, `upstream-refused`, is the upstream's: node:http2
- * also sends it past its `maxSessionMemory`.)
+ * also sends it past its `maxSessionMemory`.) `repeated-refusal` is a refusal the request may have
+ * caused (an HTTP/2 stream reset before the answer with ENHANCE_YOUR_CALM or PROTOCOL_ERROR) met
+ * again by a later attempt of a request that has already counted one against an instance: one
+ * request blames at most one instance for it.
  */
-const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'deadline-exceeded', 'internal'] as const;
+const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];
 
 const NOT_UPSTREAM_FAULTS: ReadonlySet<string> = new Set(NOT_UPSTREAM_FAULT_CLASSES);
