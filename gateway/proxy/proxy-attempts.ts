@@ -14,7 +14,7 @@ import { stickyPickContext } from './sticky-cookie.ts';
 import { announcesBody } from './request-body-framing.ts';
 import { limitedBody } from './request-body-limit.ts';
 import { BodyTooLargeError } from '../transports/transport-outcome.ts';
-import { answerClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
+import { answerClassOf, blameClassOf, isIdempotent, isRequestRefusal, isRetryable, STATUS_BY_CLASS, upstreamErrorCode, type GatewayErrorClass } from './upstream-error.ts';
 import { warnUpstreamTlsFailure } from './upstream-tls-warning.ts';
 
 /** What the proxy needs per request, resolved from the route and the service settings. */
@@ -223,8 +223,8 @@ export class AttemptLoop implements AttemptReceiver {
     // one against none (`blameClassOf`; the transport told the pick so already): one request cannot
     // get every instance it is retried on ejected. Its answer and its log line keep the class.
     if (!result.ok && isRequestRefusal(result.errorClass)) {
-      if (context.outcome.refusalBlamed === true) attemptClass = 'repeated-refusal';
-      else context.outcome.refusalBlamed = true;
+      attemptClass = blameClassOf(result.errorClass, context.outcome.refusalBlamed);
+      context.outcome.refusalBlamed = true;
     }
     // A request its transport dropped unsent is no request of the instance's (blame only the guilty):
     // the route and the service count it when it is answered, the instance never saw it.
