@@ -1,6 +1,7 @@
+import type { ServerResponse } from 'node:http';
 import { connect as connectHttp2 } from 'node:http2';
 import { request } from 'node:https';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +49,22 @@ function http2Get(port: number): Promise<string> {
   });
 }
 
+/** Sends `GET /` on the kept-alive `socket` and resolves with the time (ms) until the answer's whole body `ab` has come. */
+function timedRound(socket: Socket): Promise<number> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    let received = '';
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (!received.endsWith('\r\n\r\nab')) return;
+      socket.off('data', onData);
+      resolve(performance.now() - startedAt);
+    };
+    socket.on('data', onData);
+    socket.write('GET / HTTP/1.1\r\nHost: web.test\r\n\r\n');
+  });
+}
+
 /** The ClientHello a TLS client sends for `servername`, as bytes, caught by a listener that answers nothing. */
 function clientHello(servername: string): Promise<Buffer> {
   return new Promise((resolve) => {
@@ -90,5 +107,36 @@ describe('startEntryPoint', () => {
     for (const response of held) response.end('answered');
     expect(await Promise.all(answers)).toEqual(['200 answered', '200 answered']);
     await drained;
+  });
+
+  it.each([
+    ['an http entry point with h2c', 'http' as const],
+    ['an https entry point', 'https' as const],
+  ])("sends an answer's second write at once on %s, not after the client's delayed ACK (TCP_NODELAY towards the client)", async (_name, protocol) => {
+    // An answer written in parts (its head and first bytes, then the rest: an HTTP/2 instance's
+    // DATA relayed to an HTTP/1.1 client) had its second part held by Nagle until the client's
+    // delayed ACK of the first: every round took ~44 ms instead of ~1 behind these entry points.
+    const config = { ...testEntryPointConfig(protocol, protocol === 'https' ? certificate : undefined), h2c: protocol === 'http' };
+    // Over HTTP/1.1 only: the client asks for nothing else.
+    const answerInParts = (_request: unknown, response: ClientResponse) => {
+      const http1 = response as ServerResponse;
+      http1.writeHead(200, { 'content-length': '2' });
+      http1.write('a');
+      setImmediate(() => http1.end('b'));
+    };
+    const entryPoint = await startEntryPoint(config, { request: answerInParts, upgrade: () => undefined, refused: () => undefined }, LIMITS, log);
+    const options = { host: '127.0.0.1', port: entryPoint.port };
+    const socket = protocol === 'https' ? connectTls({ ...options, servername: 'web.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }) : connect(options);
+    try {
+      await new Promise((resolve) => socket.once(protocol === 'https' ? 'secureConnect' : 'connect', resolve));
+      socket.setNoDelay(true);
+      const rounds: number[] = [];
+      for (let round = 0; round < 9; round += 1) rounds.push(await timedRound(socket));
+      rounds.sort((a, b) => a - b);
+      expect(rounds[4]).toBeLessThan(25);
+    } finally {
+      socket.destroy();
+      await entryPoint.drain(0);
+    }
   });
 });
