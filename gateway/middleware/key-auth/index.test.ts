@@ -35,4 +35,14 @@ describe('keyAuth', () => {
     const response = await server.send('/q?a=1&api_key=other-key', { headers: { 'x-api-key': KEY } });
     expect([response.status, echoed(response).path, echoed(response).headers['x-api-key'], echoed(response).headers['x-consumer']]).toEqual([200, upstreamPath, upstreamHeader, 'partner']);
   });
+
+  it.each([
+    ['strip', true, undefined],
+    ['strip: false', false, KEY],
+  ])("with %s, passes on none of the client's other spellings of the key header, which CGI-style upstreams read as the key", async (_name, strip, upstreamKey) => {
+    server = await serveMiddleware([keyAuth({ header: 'x-api-key', query: undefined, strip, consumers: [partner] })]);
+    const response = await server.send('/h', { headers: { 'x-api-key': KEY, x_api_key: 'unchecked', 'x-api_key': 'unchecked' } });
+    const { headers } = echoed(response);
+    expect([response.status, headers['x-api-key'], headers.x_api_key, headers['x-api_key'], headers['x-consumer']]).toEqual([200, upstreamKey, undefined, undefined, 'partner']);
+  });
 });

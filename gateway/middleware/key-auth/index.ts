@@ -1,5 +1,6 @@
 import type { KeyAuthSettings } from '../../config/types.ts';
 import type { GatewayContext, Middleware } from '../../context.ts';
+import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { ConsumerKeyIndex, denyAccess, identify } from '../consumers/index.ts';
 import { queryParam, withoutQueryParam } from './query.ts';
 
@@ -11,10 +12,13 @@ export { queryParam, withoutQueryParam } from './query.ts';
  * and named upstream in `X-Consumer`. No key or an unknown key answers 401 with a `WWW-Authenticate`
  * challenge. A key in the query is always removed from the request target the access log
  * writes; with `strip`, the header and the query parameter are both removed from the upstream
- * request, whichever of them the key was taken from.
+ * request, whichever of them the key was taken from. The client's other spellings of the header
+ * (`X_API_Key`), which CGI-style upstreams read as the same variable, are never passed on: beside
+ * the key the gateway checked (`strip: false`), or in its place, they would stand for it unchecked.
  */
 export function keyAuth(settings: KeyAuthSettings): Middleware {
   const index = new ConsumerKeyIndex(settings.consumers);
+  const removeKeyHeaderSpellings = settings.header === undefined ? undefined : otherSpellingsRemover([settings.header]);
   const challenge = `ApiKey realm="switchboard"${settings.header ? `, header="${settings.header}"` : ''}`;
   return async function keyAuth(context, next) {
     const key = readKey(context, settings);
@@ -22,6 +26,7 @@ export function keyAuth(settings: KeyAuthSettings): Middleware {
     const consumer = index.find(key);
     if (!consumer) return denyAccess(context, { status: 401, reason: 'invalid-key', message: 'the API key is not valid', challenge });
     identify(context, consumer);
+    removeKeyHeaderSpellings?.(context.upstream.headers, context.underscoreNames);
     await next();
   };
 }
