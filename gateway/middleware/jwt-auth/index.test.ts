@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeyMaterial } from '../../config/access-files.ts';
 import type { JwtAuthSettings } from '../../config/types.ts';
-import { serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
+import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
 import { jwtAuth } from './index.ts';
 
 function settingsWith(overrides: Partial<JwtAuthSettings>): JwtAuthSettings {
@@ -79,5 +79,18 @@ describe('jwtAuth', () => {
     jwks.keys.push({ ...rotated.publicKey.export({ format: 'jwk' }), kid: 'idp-2', use: 'sig' });
     expect((await server.send('/', { headers: bearer(await sign(rotated.privateKey, 'idp-2')) })).status).toBe(200);
     expect(fetches).toBe(loaded + 1);
+  });
+
+  it("passes on none of the client's other spellings of the token's header, which CGI-style upstreams read as the token", async () => {
+    const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const settings = settingsWith({
+      from: { header: 'x-token', cookie: undefined, query: undefined },
+      keys: new KeyMaterial(undefined, [{ key: signer.publicKey, kid: undefined, alg: undefined }], 'digest'),
+    });
+    server = await serveMiddleware([jwtAuth(settings)]);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('5m').sign(signer.privateKey);
+    const response = await server.send('/', { headers: { 'x-token': token, x_token: 'unchecked' } });
+    const { headers } = echoed(response);
+    expect([response.status, headers['x-token'], headers.x_token]).toEqual([200, token, undefined]);
   });
 });

@@ -55,7 +55,8 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError }) : undefined;
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
   const claimHeaders = Object.entries(settings.claimsToHeaders);
-  const removeClaimHeaderSpellings = otherSpellingsRemover(claimHeaders.map(([, header]) => header));
+  // The token's own header too (`X_Token` beside `X-Token`): CGI-style upstreams would read an unchecked one as the token.
+  const removeClaimHeaderSpellings = otherSpellingsRemover([...claimHeaders.map(([, header]) => header), ...(settings.from.header === undefined ? [] : [settings.from.header])]);
   /**
    * The key for a token header. A key that carries the token's kid wins wherever it is (a key file,
    * the JWKS); else a key without a kid stands in, unless `refresh`: then the JWKS is fetched again
@@ -118,7 +119,7 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     if (settings.stripAuthorization) delete context.upstream.headers.authorization;
     // Whatever the client sent under a claim header's name is dropped, verified or not.
     for (const [, header] of claimHeaders) if (context.upstream.headers[header] !== undefined) delete context.upstream.headers[header];
-    // And under another spelling of it (`X_User`), which CGI-style upstreams read as the same variable.
+    // And under another spelling of it (`X_User`), or of the token's header, which CGI-style upstreams read as the same variable.
     removeClaimHeaderSpellings?.(context.upstream.headers, context.underscoreNames);
     if (token === undefined || token === '') return denyAccess(context, { status: 401, reason: 'missing-token', message: 'a bearer token is required', challenge: CHALLENGE });
     let verdict = cache.get(token);
