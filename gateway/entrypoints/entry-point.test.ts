@@ -130,10 +130,10 @@ describe('startEntryPoint', () => {
     try {
       await new Promise((resolve) => socket.once(protocol === 'https' ? 'secureConnect' : 'connect', resolve));
       socket.setNoDelay(true);
+      // With Nagle every round waits >= 40 ms; without, five rounds under 20 ms come soon even on a loaded machine.
       const rounds: number[] = [];
-      for (let round = 0; round < 9; round += 1) rounds.push(await timedRound(socket));
-      rounds.sort((a, b) => a - b);
-      expect(rounds[4]).toBeLessThan(25);
+      while (rounds.length < 40 && rounds.filter((ms) => ms < 20).length < 5) rounds.push(await timedRound(socket));
+      expect(rounds.filter((ms) => ms < 20).length, `rounds (ms): ${rounds.map((ms) => ms.toFixed(1)).join(' ')}`).toBe(5);
     } finally {
       socket.destroy();
       await entryPoint.drain(0);
