@@ -413,6 +413,24 @@ describe('watchConfigWithStore', () => {
       expect(logged('the configuration merged with the config store is taken: a file it names has changed since its refusal')).toHaveLength(1);
     });
 
+    it('applies a store write that changes no value when a CA bundle only a store object names was renewed since: nothing else reads it again', async () => {
+      const caFile = join(keys, 'ca.pem');
+      await rename((await makeCertificate(join(folder, 'staging'), 'issuer', { key: 'ec', names: ['api.test'] })).certFile, caFile);
+      const api = { 'services/api': { protocol: 'https', tls: { caFile } } };
+      const store = await composed(api);
+      const bundle = (result: ConfigResult | undefined) => (result?.ok ? result.config.services.get('api')?.tls.files : undefined);
+      const before = bundle(store.results.at(-1));
+      expect(before).toBeDefined();
+      await rename((await makeCertificate(join(folder, 'staging'), 'renewed', { key: 'ec', names: ['api.test'] })).certFile, caFile);
+      // The same objects at a new revision (`etcdctl put` of the same value): the renewed bundle is read and applied.
+      await store.list(store.objects('6', { 'routes/stored': { path: '/stored', service: 's' }, ...api }));
+      expect(store.results).toHaveLength(2);
+      expect(bundle(store.results.at(-1))).not.toEqual(before);
+      // Again, with the bundle as in force: nothing to apply.
+      await store.list(store.objects('7', { 'routes/stored': { path: '/stored', service: 's' }, ...api }));
+      expect(store.results).toHaveLength(2);
+    });
+
     it('does not watch the files of an object refused for its own content, nor compose again when they change', async () => {
       await writeFile(site.keyFile, rightKey);
       // Refused for an unknown field: no file can change that.

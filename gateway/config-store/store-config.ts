@@ -10,7 +10,7 @@ import { mergeStoreDocument } from './store-merge.ts';
 import { configPropagationSeconds, configStoreRefusedObjects, configStoreRevision } from './store-metrics.ts';
 import { fileDocumentOf, validateStoreObjects, type ConfigDocument, type StoreObjects, type StoreRefusal, type ValidationCache } from './store-objects.ts';
 import { defaultSnapshotPath, readStoreSnapshot, writeStoreSnapshot } from './store-snapshot-file.ts';
-import { filesOfRefusal } from '../config/named-files.ts';
+import { filesFingerprint, filesNamedBy, filesOfRefusal } from '../config/named-files.ts';
 import { filesOfObject, MERGED_DOCUMENT, NO_FILE_WAIT, type FileWait } from './store-named-files.ts';
 import { createStoreSource, type StoreListing, type StoreSource } from './store-source.ts';
 import { configStoreState } from './store-status.ts';
@@ -56,8 +56,9 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
     // A composition asked for by store listings and not run yet (see the listings' subscription).
     let composing: NodeJS.Immediate | undefined;
     let emitted = false;
-    // The merged configuration last emitted, and whether it was composed from a listing read from the store.
-    let inForce: { text: string; shared: boolean } | undefined;
+    // The merged configuration last emitted, whether it was composed from a listing read from the store,
+    // and the digest of the files it read on load (`filesNamedBy` but the certificate pairs, which reload on their own).
+    let inForce: { text: string; shared: boolean; files: string } | undefined;
     // The snapshot read at start, until the first composition that applies has used it (`seedLastGood`).
     let seed: StoreListing | undefined;
     // The start timer's own state (see `startWithoutStore`): what it starts from if the store does not
@@ -150,9 +151,12 @@ export function watchConfigWithStore(path: string, options: StoreConfigOptions =
       if (shared) configStoreState.markShared(merged.config);
       // A listing that changes nothing in force (a refused write, whose refusal is logged above) is not applied again:
       // the caller would log it as applied. A file change is, even unchanged: the files it names may have changed.
-      if (fresh && inForce?.text === merged.text && inForce.shared === shared) log.debug({ revision: current.revision }, 'config store listing changes nothing in force');
+      // So is a listing whose merged text reads files whose contents changed since (a CA bundle or JWT key only a
+      // store object names, which nothing watches while it is taken: a store write, even of the same value, applies it).
+      const files = filesFingerprint(filesNamedBy(merged.config, path, { certificatePairs: false }));
+      if (fresh && inForce?.text === merged.text && inForce.shared === shared && inForce.files === files) log.debug({ revision: current.revision }, 'config store listing changes nothing in force');
       else emit({ ok: true, config: merged.config, text: merged.text });
-      inForce = { text: merged.text, shared };
+      inForce = { text: merged.text, shared, files };
       lastGood.applied(applied, appliedRefused);
       seed = undefined;
       if (!listing) return;
