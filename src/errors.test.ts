@@ -23,6 +23,15 @@ describe('errorMessage', () => {
     expect(errorMessage(new Error(message))).toBe(expected);
   });
 
+  it('takes time linear in a long run of whitespace in the message, which a backtracking pattern would take quadratic time over', () => {
+    const run = ' '.repeat(200_000);
+    const startedAt = performance.now();
+    expect(errorMessage(new Error(`quoted:${run}end`))).toBe(`quoted:${run}end`);
+    expect(errorMessage(new Error(`14 UNAVAILABLE: x.${run}Resolution note:${run}`))).toBe('14 UNAVAILABLE: x.');
+    // About a minute with /\s*Resolution note:\s*$/ (quadratic in the run); milliseconds trimmed.
+    expect(performance.now() - startedAt).toBeLessThan(1_000);
+  });
+
   it('reads a thrown value that is not an Error as text', () => {
     expect(errorMessage('14 UNAVAILABLE: x. Resolution note: ')).toBe('14 UNAVAILABLE: x.');
     expect(errorMessage(42)).toBe('42');
