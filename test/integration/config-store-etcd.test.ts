@@ -1,4 +1,4 @@
-import { readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../harness/cleanups.ts';
@@ -137,6 +137,21 @@ routes:
     await store.writer.put(`${root}/routes/last`).value(route('/last'));
     await applied(movedLine, 4, 'the last route to be applied');
     expect((await lines()).filter(movedLine)).toHaveLength(1);
+  });
+
+  it('applies a write of the same value when a file only a store object names has changed since (a respond body), and nothing else reads that file again', async () => {
+    const root = store.freshRoot();
+    const bodyFile = join(await makeTempDir('sb-store-body-'), 'down.txt');
+    await writeFile(bodyFile, 'first body');
+    const { gateway } = await gatewayOn(store.etcd.endpoints[0]!, root);
+    const down = JSON.stringify({ respond: { status: 503, bodyFile } });
+    await store.writer.put(`${root}/middlewares/down`).value(down);
+    await store.writer.put(`${root}/routes/down`).value(route('/down', { middlewares: ['down'] }));
+    await waitFor(async () => (await statusOf(gateway, '/down')).body === 'first body', { timeoutMs: ROUTED_WITHIN_MS, message: 'the stored respond route' });
+    await writeFile(bodyFile, 'second body');
+    // The same value again (a new revision): the only way, short of a restart or a change, to have the gateway read the file again.
+    await store.writer.put(`${root}/middlewares/down`).value(down);
+    await waitFor(async () => (await statusOf(gateway, '/down')).body === 'second body', { timeoutMs: ROUTED_WITHIN_MS, message: 'the new body to be served' });
   });
 
   it('keeps serving a stored route on every gateway when a bad new value of it is written with etcdctl, and reports the refusal', async () => {
