@@ -17,11 +17,12 @@ export interface RequestOutcome {
   /** Upstream attempts made (1 + retries). */
   attempts: number;
   /**
-   * An attempt of this request met a refusal the request may have caused (`isRequestRefusal`) and
-   * counted it against its instance: a later attempt's is counted against none (`blameClassOf`).
-   * Set by the proxy; undefined until then.
+   * The refusals the request may have caused (`isRequestRefusal`) that an attempt of it met and
+   * counted against its instance, by class: a later attempt's refusal of a class listed here is
+   * counted against none (`blameClassOf`), one of another class is the instance's. Set by the proxy;
+   * undefined until then.
    */
-  refusalBlamed?: boolean;
+  refusalsBlamed?: readonly string[];
   /** Response body bytes sent to the client. */
   bytesOut: number;
   /** gRPC calls only: the `grpc-status` the caller saw (the upstream's trailer, or the gateway's own). */

@@ -219,12 +219,13 @@ export class AttemptLoop implements AttemptReceiver {
     // The span's error is the attempt's class: its failure, or an answer that counts as one (a 5xx, a gRPC call failed inside an HTTP 200).
     this.span?.end(result.ok ? upstreamStatus : 0, attemptClass, this.grpcDeadlineMs === undefined ? undefined : context.outcome.grpcStatus);
     this.span = undefined;
-    // A refusal the request may have caused counts against the first instance that gives it, a later
-    // one against none (`blameClassOf`; the transport told the pick so already): one request cannot
-    // get every instance it is retried on ejected. Its answer and its log line keep the class.
+    // A refusal the request may have caused counts against the first instance that gives it, the
+    // same refusal met again against none (`blameClassOf`; the transport told the pick so already):
+    // one request cannot get every instance it is retried on ejected. Its answer and its log line keep the class.
     if (!result.ok && isRequestRefusal(result.errorClass)) {
-      attemptClass = blameClassOf(result.errorClass, context.outcome.refusalBlamed);
-      context.outcome.refusalBlamed = true;
+      const blamed = context.outcome.refusalsBlamed;
+      attemptClass = blameClassOf(result.errorClass, blamed);
+      if (attemptClass !== 'repeated-refusal') context.outcome.refusalsBlamed = blamed === undefined ? [result.errorClass] : [...blamed, result.errorClass];
     }
     // A request its transport dropped unsent is no request of the instance's (blame only the guilty):
     // the route and the service count it when it is answered, the instance never saw it.

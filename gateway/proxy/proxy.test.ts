@@ -362,15 +362,15 @@ describe("the attempt loop books an upstream's answer to a gRPC call by its grpc
 });
 
 describe('the attempt loop blames one instance per request for a refusal the request may cause (scripted fakes)', () => {
-  it('counts a reset at every attempt and the first refusal, and books a later refusal as repeated-refusal for the observer and the breaker, while the client gets its own class', async () => {
-    const failures = ['reset-before-headers', 'upstream-refused', 'http2-protocol-error'] as const;
+  it('counts a reset at every attempt and the first refusal of each class, and books the same refusal again as repeated-refusal for the observer and the breaker, while the client gets its own class', async () => {
+    const failures = ['reset-before-headers', 'upstream-refused', 'upstream-refused', 'http2-protocol-error'] as const;
     const pick: PickedEndpoint = { kind: 'endpoint', instance: { id: 'a', service: 'svc', host: '127.0.0.1', port: 1, weight: 1, protocol: 'h2c', metadata: {} }, address: 'a', done: () => undefined, hold: () => () => undefined };
     const picker: Picker = { pick: () => pick, peek: () => pick };
     // What each attempt's transport is told, before it reports its pick.
-    const blamedBefore: (boolean | undefined)[] = [];
+    const blamedBefore: (readonly string[] | undefined)[] = [];
     const transport = {
       attemptThen(context: GatewayContext, _pick: PickedEndpoint, _timeouts: unknown, _body: unknown, receiver: AttemptReceiver) {
-        blamedBefore.push(context.outcome.refusalBlamed);
+        blamedBefore.push(context.outcome.refusalsBlamed);
         const errorClass = failures[blamedBefore.length - 1]!;
         receiver.attemptEnded({ ok: false, errorClass, responseStarted: false, error: new Error(errorClass) });
       },
@@ -380,7 +380,7 @@ describe('the attempt loop blames one instance per request for a refusal the req
     const guard = { slot: undefined, enter: () => 1, record: (_now: number, errorClass: string | undefined) => (recorded.push(errorClass), true), mayRetry: () => true, retryEnded: () => undefined, leave: () => undefined } as unknown as RequestGuard;
     const proxy = createProxy({
       pickerFor: () => picker,
-      policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 2, retryOn: ['connect-failure', 'reset'] }),
+      policyFor: () => ({ ...TEST_PROXY_POLICY, retries: 3, retryOn: ['connect-failure', 'reset'] }),
       transports: { get: () => transport } as unknown as UpstreamTransports,
       guards: { guardFor: () => guard },
       observer: { attempt: (_service, _address, errorClass) => observed.push(errorClass), unavailable: () => undefined },
@@ -390,8 +390,10 @@ describe('the attempt loop blames one instance per request for a refusal the req
       const answer = await sendTestRequest(port, '/refused');
       expect([answer.status, JSON.parse(answer.body.toString('utf8')).error]).toEqual([502, 'http2-protocol-error']);
       await waitFor(() => attempts.length === 1);
-      const booked = ['reset-before-headers', 'upstream-refused', 'repeated-refusal'];
-      expect({ attempts, blamedBefore, observed, recorded }).toEqual({ attempts: [3], blamedBefore: [undefined, undefined, true], observed: booked, recorded: booked });
+      // The same refusal again counts against none; a refusal of the other class is the instance's.
+      const booked = ['reset-before-headers', 'upstream-refused', 'repeated-refusal', 'http2-protocol-error'];
+      const blamed = ['upstream-refused'];
+      expect({ attempts, blamedBefore, observed, recorded }).toEqual({ attempts: [4], blamedBefore: [undefined, undefined, blamed, blamed], observed: booked, recorded: booked });
     } finally {
       await close();
     }

@@ -129,7 +129,16 @@ describe('blameClassOf', () => {
   ] as const)('counts $errorClass as $blamed first in a request, then as $again', ({ errorClass, blamed, again }) => {
     expect(isRequestRefusal(errorClass)).toBe(again === 'repeated-refusal');
     expect(blameClassOf(errorClass, undefined)).toBe(blamed);
-    expect(blameClassOf(errorClass, true)).toBe(again);
+    expect(blameClassOf(errorClass, [errorClass])).toBe(again);
+  });
+
+  // An overloaded instance's ENHANCE_YOUR_CALM, then a broken one's PROTOCOL_ERROR: not the same verdict on the request.
+  it.each([
+    { errorClass: 'http2-protocol-error', blamed: ['upstream-refused'] },
+    { errorClass: 'upstream-refused', blamed: ['http2-protocol-error'] },
+  ] as const)('counts $errorClass after $blamed was counted', ({ errorClass, blamed }) => {
+    expect(blameClassOf(errorClass, blamed)).toBe(errorClass);
+    expect(blameClassOf(errorClass, ['upstream-refused', 'http2-protocol-error'])).toBe('repeated-refusal');
   });
 });
 

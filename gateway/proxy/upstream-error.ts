@@ -287,9 +287,11 @@ export function healthClassOf(errorClass: GatewayErrorClass): UpstreamErrorClass
  * sent, which it does not advertise) or with PROTOCOL_ERROR (`http2-protocol-error`: RFC 9113 §8.1.1
  * has a malformed request reset so by the instance, and a malformed answer by the gateway, which a
  * handler sends for what it was asked). Every instance running the same code refuses the same
- * request alike, so a retried request would blame each in turn: a request counts one of them
- * against the instance that gives it first (it may as well be overloaded, or broken), and any later
- * one as `repeated-refusal` (`blameClassOf`). Ordinary resets, connect failures, timeouts and
+ * request alike, so a retried request would blame each in turn: a request counts each of them
+ * against the instance that gives it first (it may as well be overloaded, or broken), and the same
+ * refusal met again as `repeated-refusal` (`blameClassOf`). A refusal of the other class is not the
+ * same verdict on the request (an overloaded instance's ENHANCE_YOUR_CALM, then a broken one's
+ * PROTOCOL_ERROR), and counts. Ordinary resets, connect failures, timeouts and
  * answers (a 5xx, an HTTP/1.1 instance's invalid head: its verdict on a request is an answer, a 400
  * or a 431) say how the instance is, and count at every attempt.
  */
@@ -303,12 +305,12 @@ export function isRequestRefusal(errorClass: GatewayErrorClass): boolean {
 /**
  * The class an attempt that failed with `errorClass` counts as against its instance (passive health,
  * the breaker, the admin API's errors, `switchboard_upstream_errors_total`): `repeated-refusal`, which
- * counts against no instance, for a refusal the request may have caused when `refusalBlamed` says an
- * earlier attempt of the same request was counted for one (`RequestOutcome.refusalBlamed`); else
- * `errorClass`. The client's answer and the access log keep `errorClass`.
+ * counts against no instance, for a refusal the request may have caused when `refusalsBlamed` says an
+ * earlier attempt of the same request was counted for the same one (`RequestOutcome.refusalsBlamed`);
+ * else `errorClass`. The client's answer and the access log keep `errorClass`.
  */
-export function blameClassOf(errorClass: GatewayErrorClass, refusalBlamed: boolean | undefined): GatewayErrorClass {
-  return refusalBlamed === true && REQUEST_REFUSALS.has(errorClass) ? 'repeated-refusal' : errorClass;
+export function blameClassOf(errorClass: GatewayErrorClass, refusalsBlamed: readonly string[] | undefined): GatewayErrorClass {
+  return refusalsBlamed !== undefined && REQUEST_REFUSALS.has(errorClass) && refusalsBlamed.includes(errorClass) ? 'repeated-refusal' : errorClass;
 }
 
 /**

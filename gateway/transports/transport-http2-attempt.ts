@@ -104,7 +104,7 @@ export function http2Attempt(
       // A body read on for a tap alone has nobody else to tell that it broke off.
       if (!result.ok && tapped !== undefined) stopTap(tapped);
       if (!result.ok) body?.unpipe();
-      reportAttempt(pick, started, status, result, grpcStatus, context.outcome.refusalBlamed);
+      reportAttempt(pick, started, status, result, grpcStatus, context.outcome.refusalsBlamed);
       resolve(result);
     };
     const fail = (error: Error) => {

@@ -92,11 +92,11 @@ export const NEVER_SENT: PickOutcome = Object.freeze({ ok: false, latencyMs: 0, 
  * `grpcStatus` (its `grpc-status`, from the headers of a Trailers-Only answer or from the trailers)
  * as `answerClassOf` says, a failure by its health class, so the gateway's own failures
  * (`internal`) and the client's never count against the upstream, nor a refusal the request may
- * have caused once `refusalBlamed` (its `RequestOutcome.refusalBlamed`) says it counted one (`blameClassOf`).
+ * have caused once `refusalsBlamed` (its `RequestOutcome.refusalsBlamed`) says it counted the same one (`blameClassOf`).
  */
-export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, refusalBlamed?: boolean): void {
+export function reportAttempt(pick: PickedEndpoint, started: number, status: number, result: AttemptResult, grpcStatus?: number, refusalsBlamed?: readonly string[]): void {
   const latencyMs = performance.now() - started;
-  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, refusalBlamed)) });
+  if (!result.ok) return pick.done({ ok: false, latencyMs, errorClass: healthClassOf(blameClassOf(result.errorClass, refusalsBlamed)) });
   const answerClass = answerClassOf(status, grpcStatus);
   pick.done(answerClass === undefined ? { ok: true, latencyMs } : { ok: false, latencyMs, errorClass: answerClass });
 }

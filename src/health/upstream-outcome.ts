@@ -32,8 +32,8 @@ export type UpstreamErrorClass =
  * ejected. (The same reset of an ordinary head, `upstream-refused`, is the upstream's: node:http2
  * also sends it past its `maxSessionMemory`.) `repeated-refusal` is a refusal the request may have
  * caused (an HTTP/2 stream reset before the answer with ENHANCE_YOUR_CALM or PROTOCOL_ERROR) met
- * again by a later attempt of a request that has already counted one against an instance: one
- * request blames at most one instance for it.
+ * again by a later attempt of a request that has already counted the same one against an instance:
+ * one request blames at most one instance for each.
  */
 const NOT_UPSTREAM_FAULT_CLASSES = ['cancelled', 'client-body-error', 'body-too-large', 'header-too-large', 'request-rejected', 'repeated-refusal', 'deadline-exceeded', 'internal'] as const;
 export type NotUpstreamFaultClass = (typeof NOT_UPSTREAM_FAULT_CLASSES)[number];

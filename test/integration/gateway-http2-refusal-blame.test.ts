@@ -11,14 +11,15 @@ const FIELDS_TAKEN = 32;
 /**
  * An h2c upstream, node:http2 with a `maxHeaderListPairs` of `FIELDS_TAKEN`, that answers 200 with
  * its `name`, except under `/malformed/`: a 204 with `content-length: 5`, which the gateway's
- * node:http2 (nghttp2) resets with PROTOCOL_ERROR before it sees the head (RFC 9113 §8.1.1).
+ * node:http2 (nghttp2) resets with PROTOCOL_ERROR before it sees the head (RFC 9113 §8.1.1). A
+ * `broken` one takes node's default of fields and answers every request so.
  */
-async function startInstance(name: string): Promise<{ server: Http2Server; port: number }> {
-  const server = createServer({ maxHeaderListPairs: FIELDS_TAKEN });
+async function startInstance(name: string, broken = false): Promise<{ server: Http2Server; port: number }> {
+  const server = createServer(broken ? {} : { maxHeaderListPairs: FIELDS_TAKEN });
   server.on('session', (session) => session.on('error', () => undefined));
   server.on('stream', (stream, headers) => {
     stream.on('error', () => undefined);
-    if (String(headers[':path']).startsWith('/malformed/')) return void stream.respond({ ':status': 204, 'content-length': '5' }, { endStream: true });
+    if (broken || String(headers[':path']).startsWith('/malformed/')) return void stream.respond({ ':status': 204, 'content-length': '5' }, { endStream: true });
     stream.respond({ ':status': 200, 'content-length': Buffer.byteLength(name) });
     stream.end(name);
   });
@@ -56,11 +57,13 @@ describe('a request every HTTP/2 instance refuses before answering', () => {
   const names = ['a', 'b', 'c'];
   let instances: Awaited<ReturnType<typeof startInstance>>[];
   let solo: Awaited<ReturnType<typeof startInstance>>;
+  let calm: Awaited<ReturnType<typeof startInstance>>;
+  let broken: Awaited<ReturnType<typeof startInstance>>;
   let gateway: GatewayProcess;
   let admin: AdminClient;
 
   beforeAll(async () => {
-    [solo, ...instances] = await Promise.all([startInstance('solo'), ...names.map((name) => startInstance(name))]);
+    [solo, calm, broken, ...instances] = await Promise.all([startInstance('solo'), startInstance('calm'), startInstance('broken', true), ...names.map((name) => startInstance(name))]);
     // Two failures in a row eject an instance, whichever share of the service that is.
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
@@ -80,8 +83,14 @@ ${instances.map((instance, index) => `      - { id: ${names[index]}, host: 127.0
     healthCheck: false
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 60s }
     retries: { attempts: 3 }
+  duo:
+    protocol: h2c
+    instances: [{ id: calm, host: 127.0.0.1, port: ${calm.port} }, { id: broken, host: 127.0.0.1, port: ${broken.port} }]
+    healthCheck: false
+    retries: { attempts: 2 }
 routes:
   - { path: /solo, service: solo }
+  - { path: /duo, service: duo }
   - { path: /, service: trio }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
@@ -89,7 +98,7 @@ routes:
 
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([solo, ...(instances ?? [])].map((instance) => new Promise((resolve) => instance?.server.close(resolve))));
+    await Promise.all([solo, calm, broken, ...(instances ?? [])].map((instance) => new Promise((resolve) => instance?.server.close(resolve))));
   });
 
   /** Runs `check`, with the gateway's log on a failure. */
@@ -158,6 +167,18 @@ routes:
       expect(await admin.instance('solo', 's')).toMatchObject({ errors: 1, health: { state: 'healthy' } });
       expect(await upstreamErrors('solo')).toMatchObject({ 'upstream-refused': 1, 'repeated-refusal': 2 });
       expect(await get(gateway.port, '/solo/ordinary')).toEqual({ status: 200, body: 'solo' });
+    });
+  });
+
+  // Only the same refusal met again is the request's doing: an instance that resets every request
+  // with PROTOCOL_ERROR does not hide behind another's ENHANCE_YOUR_CALM of the request before it.
+  it('counts a refusal of the other class against the instance that gives it: one instance refuses the head, the other resets every request', async () => {
+    await withLog(async () => {
+      const { status } = await get(gateway.port, '/duo/refused', refusedHead());
+      expect(status).toBe(502);
+      expect(await accessLineOf(gateway.process, '/duo/refused')).toMatchObject({ status: 502, attempts: 2 });
+      expect(await Promise.all(['calm', 'broken'].map(async (id) => (await admin.instance('duo', id))?.errors))).toEqual([1, 1]);
+      expect(await upstreamErrors('duo')).toEqual({ 'upstream-refused': 1, 'http2-protocol-error': 1 });
     });
   });
 });
