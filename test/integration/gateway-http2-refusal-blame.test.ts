@@ -57,13 +57,14 @@ describe('a request every HTTP/2 instance refuses before answering', () => {
   const names = ['a', 'b', 'c'];
   let instances: Awaited<ReturnType<typeof startInstance>>[];
   let solo: Awaited<ReturnType<typeof startInstance>>;
+  let lone: Awaited<ReturnType<typeof startInstance>>;
   let calm: Awaited<ReturnType<typeof startInstance>>;
   let broken: Awaited<ReturnType<typeof startInstance>>;
   let gateway: GatewayProcess;
   let admin: AdminClient;
 
   beforeAll(async () => {
-    [solo, calm, broken, ...instances] = await Promise.all([startInstance('solo'), startInstance('calm'), startInstance('broken', true), ...names.map((name) => startInstance(name))]);
+    [solo, lone, calm, broken, ...instances] = await Promise.all([startInstance('solo'), startInstance('lone'), startInstance('calm'), startInstance('broken', true), ...names.map((name) => startInstance(name))]);
     // Two failures in a row eject an instance, whichever share of the service that is.
     gateway = await startGateway(`
 admin: 127.0.0.1:{{adminPort}}
@@ -83,6 +84,12 @@ ${instances.map((instance, index) => `      - { id: ${names[index]}, host: 127.0
     healthCheck: false
     outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 60s }
     retries: { attempts: 3 }
+  lone:
+    protocol: h2c
+    instances: [{ id: l, host: 127.0.0.1, port: ${lone.port} }]
+    healthCheck: false
+    outlierDetection: { consecutiveErrors: 2, baseEjectionTime: 60s }
+    retries: { attempts: 3 }
   duo:
     protocol: h2c
     instances: [{ id: calm, host: 127.0.0.1, port: ${calm.port} }, { id: broken, host: 127.0.0.1, port: ${broken.port} }]
@@ -91,6 +98,7 @@ ${instances.map((instance, index) => `      - { id: ${names[index]}, host: 127.0
 routes:
   - { path: /solo, service: solo }
   - { path: /duo, service: duo }
+  - { path: /lone, service: lone }
   - { path: /, service: trio }
 `);
     admin = adminClient(`http://127.0.0.1:${gateway.adminPort}`);
@@ -98,7 +106,7 @@ routes:
 
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([solo, calm, broken, ...(instances ?? [])].map((instance) => new Promise((resolve) => instance?.server.close(resolve))));
+    await Promise.all([solo, lone, calm, broken, ...(instances ?? [])].map((instance) => new Promise((resolve) => instance?.server.close(resolve))));
   });
 
   /** Runs `check`, with the gateway's log on a failure. */
@@ -179,6 +187,16 @@ routes:
       expect(await accessLineOf(gateway.process, '/duo/refused')).toMatchObject({ status: 502, attempts: 2 });
       expect(await Promise.all(['calm', 'broken'].map(async (id) => (await admin.instance('duo', id))?.errors))).toEqual([1, 1]);
       expect(await upstreamErrors('duo')).toEqual({ 'upstream-refused': 1, 'http2-protocol-error': 1 });
+    });
+  });
+
+  // What passive health hears of each request's first refusal: an instance that refuses request
+  // after request (overloaded, or limits that refuse ordinary heads) is still ejected.
+  it('ejects a single instance that refuses one request after another, each counted once', async () => {
+    await withLog(async () => {
+      for (const sent of [1, 2]) expect((await get(gateway.port, `/lone/refused/${sent}`, refusedHead())).status).toBe(502);
+      expect(await admin.instance('lone', 'l')).toMatchObject({ errors: 2, health: { state: 'unhealthy', reason: 'ejected' } });
+      expect(await upstreamErrors('lone')).toEqual({ 'upstream-refused': 2, 'repeated-refusal': 4 });
     });
   });
 });
