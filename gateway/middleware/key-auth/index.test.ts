@@ -29,11 +29,23 @@ describe('keyAuth', () => {
 
   it.each([
     ['strip', true, '/q?a=1', undefined],
-    ['strip: false', false, '/q?a=1&api_key=other-key', KEY],
+    // Unchecked, it would stand for the key before an upstream that reads the query.
+    ['strip: false', false, '/q?a=1', KEY],
   ])('with %s and the key in the header, treats a query key alike', async (_name, strip, upstreamPath, upstreamHeader) => {
     server = await serveMiddleware([keyAuth({ header: 'x-api-key', query: 'api_key', strip, consumers: [partner] })]);
     const response = await server.send('/q?a=1&api_key=other-key', { headers: { 'x-api-key': KEY } });
     expect([response.status, echoed(response).path, echoed(response).headers['x-api-key'], echoed(response).headers['x-consumer']]).toEqual([200, upstreamPath, upstreamHeader, 'partner']);
+  });
+
+  it.each([
+    ['another value beside the checked query key', `/q?api_key=${KEY}&a=1&api_key=forged`, undefined, `/q?api_key=${KEY}&a=1`],
+    ['a query key beside the checked header key', '/q?api_key=forged&a=1', KEY, '/q?a=1'],
+    ['the checked key in both the header and the query', `/q?api_key=${KEY}&a=1`, KEY, `/q?api_key=${KEY}&a=1`],
+  ])('with strip: false, passes on only the key it checked: %s', async (_name, target, headerKey, upstreamPath) => {
+    // PHP and Rack read a parameter's last value: an unchecked one would stand for the key.
+    server = await serveMiddleware([keyAuth({ header: 'x-api-key', query: 'api_key', strip: false, consumers: [partner] })]);
+    const response = await server.send(target, { headers: headerKey === undefined ? {} : { 'x-api-key': headerKey } });
+    expect([response.status, echoed(response).path, echoed(response).headers['x-consumer']]).toEqual([200, upstreamPath, 'partner']);
   });
 
   it.each([

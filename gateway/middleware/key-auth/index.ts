@@ -35,6 +35,7 @@ export function keyAuth(settings: KeyAuthSettings): Middleware {
  * The key a request carries, the header's before the query's. Whichever holds it, a key in the
  * query parameter is removed from the request target the access log writes and, with `strip`, from
  * the upstream request, as a header key is: a client that sends both must not get either past.
+ * Without `strip`, the query's values other than the checked key are removed upstream.
  */
 function readKey(context: GatewayContext, settings: KeyAuthSettings): string | undefined {
   let key: string | undefined;
@@ -48,7 +49,10 @@ function readKey(context: GatewayContext, settings: KeyAuthSettings): string | u
   if (settings.query === undefined) return key;
   const queryKey = queryParam(context.upstream.path, settings.query);
   if (queryKey !== undefined) {
-    if (settings.strip) context.upstream.path = withoutQueryParam(context.upstream.path, settings.query);
+    // Without `strip`, only the key checked goes on: another value beside it (a second parameter, or
+    // a query key beside a header key) would stand for it unchecked before an upstream that reads
+    // that one (PHP and Rack read a parameter's last value). The checked key itself stays where it is.
+    context.upstream.path = withoutQueryParam(context.upstream.path, settings.query, settings.strip ? undefined : (key ?? queryKey));
     // The access log writes the client's request target after the response: it must not hold the
     // key, whether or not the upstream is to see it.
     context.request.url = withoutQueryParam(context.request.url ?? '/', settings.query);

@@ -13,6 +13,14 @@ describe('query parameters', () => {
     expect(withoutQueryParam(target, 'key')).toBe(expected);
   });
 
+  it.each([
+    ['/a?key=s&b=1&key=t', '/a?key=s&b=1'],
+    ['/a?key=t&k%65y=%73&key', '/a?k%65y=%73'],
+    ['/a?key=+s&key=%20s&key=s', '/a?key=s'],
+  ])('removes from %s every key= but those whose value is s', (target, expected) => {
+    expect(withoutQueryParam(target, 'key', 's')).toBe(expected);
+  });
+
   it('reads the first value decoded, and nothing from a target without a query', () => {
     expect([queryParam('/a?x=1&key=a%2Bb&key=2', 'key'), queryParam('/a', 'key'), queryParam('/a?keys=1', 'key')]).toEqual(['a+b', undefined, undefined]);
   });

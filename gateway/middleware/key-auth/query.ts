@@ -8,8 +8,11 @@ export function queryParam(target: string, name: string): string | undefined {
   return value ?? undefined;
 }
 
-/** `target` without any `name=` parameter; the rest of the query is kept byte for byte, in order. */
-export function withoutQueryParam(target: string, name: string): string {
+/**
+ * `target` without any `name=` parameter, but those whose value (decoded) is `keptValue`; the rest of
+ * the query is kept byte for byte, in order.
+ */
+export function withoutQueryParam(target: string, name: string, keptValue?: string): string {
   const mark = target.indexOf('?');
   if (mark === -1) return target;
   const kept = target
@@ -17,10 +20,15 @@ export function withoutQueryParam(target: string, name: string): string {
     .split('&')
     .filter((pair) => {
       const equals = pair.indexOf('=');
-      const raw = equals === -1 ? pair : pair.slice(0, equals);
-      return safeDecode(raw.replaceAll('+', ' ')) !== name;
+      if (decodeComponent(equals === -1 ? pair : pair.slice(0, equals)) !== name) return true;
+      return keptValue !== undefined && decodeComponent(equals === -1 ? '' : pair.slice(equals + 1)) === keptValue;
     });
   return kept.length === 0 ? target.slice(0, mark) : `${target.slice(0, mark)}?${kept.join('&')}`;
+}
+
+/** A query name or value as `URLSearchParams` reads it (`+` is a space); as it is when its escapes are malformed. */
+function decodeComponent(raw: string): string {
+  return safeDecode(raw.replaceAll('+', ' '));
 }
 
 function safeDecode(text: string): string {
