@@ -93,4 +93,22 @@ describe('jwtAuth', () => {
     const { headers } = echoed(response);
     expect([response.status, headers['x-token'], headers.x_token]).toEqual([200, token, undefined]);
   });
+
+  it('passes on no value of the query parameter tokens are read from, whichever source the checked token came from', async () => {
+    const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const settings = settingsWith({
+      from: { header: 'authorization', cookie: undefined, query: 'token' },
+      keys: new KeyMaterial(undefined, [{ key: signer.publicKey, kid: undefined, alg: undefined }], 'digest'),
+    });
+    server = await serveMiddleware([jwtAuth(settings)]);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('5m').sign(signer.privateKey);
+    const paths = [];
+    // Beside a header token, and repeated after the query token read (an upstream reading the last value would take it).
+    for (const [path, headers] of [[`/a?token=forged&page=2`, bearer(token)], [`/b?token=${token}&token=forged&page=3`, {}]] as const) {
+      const response = await server.send(path, { headers });
+      expect(response.status).toBe(200);
+      paths.push(echoed(response).path);
+    }
+    expect(paths).toEqual(['/a?page=2', '/b?page=3']);
+  });
 });

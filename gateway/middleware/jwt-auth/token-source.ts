@@ -4,10 +4,22 @@ import { queryParam, withoutQueryParam } from '../key-auth/query.ts';
 
 /**
  * The token a request carries: from the header (`Bearer <token>`; a header other than
- * Authorization may also hold the bare token), else the cookie, else the query parameter, which
- * is then removed from the upstream path and from the request target the access log writes.
+ * Authorization may also hold the bare token), else the cookie, else the query parameter. The query
+ * parameter is removed from the upstream path and from the request target the access log writes
+ * whichever source the token came from: one beside a header token (or a repeat after the one read)
+ * would reach the upstream unchecked, and an upstream that decodes a JWT without verifying it
+ * (or reads a parameter's last value, as PHP and Rack do) would take it.
  */
 export function readToken(context: GatewayContext, from: TokenSources): string | undefined {
+  const token = tokenOf(context, from);
+  if (from.query !== undefined && context.upstream.path.includes('?')) {
+    context.upstream.path = withoutQueryParam(context.upstream.path, from.query);
+    context.request.url = withoutQueryParam(context.request.url ?? '/', from.query);
+  }
+  return token;
+}
+
+function tokenOf(context: GatewayContext, from: TokenSources): string | undefined {
   if (from.header !== undefined) {
     const raw = context.request.headers[from.header];
     const value = Array.isArray(raw) ? raw[0] : raw;
@@ -23,11 +35,7 @@ export function readToken(context: GatewayContext, from: TokenSources): string |
   }
   if (from.query !== undefined) {
     const token = queryParam(context.upstream.path, from.query);
-    if (token !== undefined) {
-      context.upstream.path = withoutQueryParam(context.upstream.path, from.query);
-      context.request.url = withoutQueryParam(context.request.url ?? '/', from.query);
-      return token;
-    }
+    if (token !== undefined) return token;
   }
   return undefined;
 }
