@@ -1,6 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeyMaterial } from '../../config/access-files.ts';
 import type { JwtAuthSettings } from '../../config/types.ts';
 import { echoed, serveMiddleware, type MiddlewareServer } from '../middleware-testing.ts';
@@ -29,6 +30,42 @@ function settingsWith(overrides: Partial<JwtAuthSettings>): JwtAuthSettings {
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
+type KeyPair = { publicKey: KeyObject; privateKey: KeyObject };
+
+/** RSA keys: `old` and `current` published side by side without kids (as during a rotation), `file` for a key file, `stranger` published nowhere. */
+async function rotationKeys(): Promise<Record<'old' | 'current' | 'file' | 'stranger', KeyPair>> {
+  const [old, current, file, stranger] = await Promise.all([0, 1, 2, 3].map(() => promisify(generateKeyPair)('rsa', { modulusLength: 2048 })));
+  return { old: old!, current: current!, file: file!, stranger: stranger! };
+}
+
+/** A JWKS URL fetched with `fetch`, which serves `document` as it is at each fetch and counts the fetches. */
+function jwksServing(document: object) {
+  const served = {
+    settings: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 1_000 },
+    fetches: 0,
+    fetch: (async () => {
+      served.fetches += 1;
+      return new Response(JSON.stringify(document));
+    }) as typeof globalThis.fetch,
+  };
+  return served;
+}
+
+/** Key file entries without kids, as PEM files give them. */
+const keyFiles = (...pairs: KeyPair[]) => new KeyMaterial(undefined, pairs.map(({ publicKey }) => ({ key: publicKey, kid: undefined, alg: undefined })), 'digest');
+
+/** An RS256 token without a kid, valid for five minutes unless `expired`. */
+function kidless(key: KeyObject, claims: { iss?: string; expired?: boolean } = {}): Promise<string> {
+  const jwt = new SignJWT(claims.iss === undefined ? {} : { iss: claims.iss }).setProtectedHeader({ alg: 'RS256' });
+  return jwt.setExpirationTime(claims.expired ? '-5m' : '5m').sign(key);
+}
+
+/** The status and the denial reason (the error class the gateway logs) of one request with `token`. */
+async function outcomeOf(server: MiddlewareServer, token: string): Promise<[number, string | undefined]> {
+  const response = await server.send('/', { headers: bearer(token) });
+  return [response.status, server.contexts.at(-1)!.outcome.errorClass];
+}
+
 describe('jwtAuth', () => {
   let server: MiddlewareServer;
   afterEach(() => server.close());
@@ -37,13 +74,8 @@ describe('jwtAuth', () => {
     const file = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwks = { keys: [{ ...idp.publicKey.export({ format: 'jwk' }), kid: 'idp-1', use: 'sig' }] };
-    const fetch = (async () => new Response(JSON.stringify(jwks))) as typeof globalThis.fetch;
-    const settings = settingsWith({
-      publicKeyFiles: ['file.pem'],
-      jwks: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 1_000 },
-      keys: new KeyMaterial(undefined, [{ key: file.publicKey, kid: undefined, alg: undefined }], 'digest'),
-    });
-    server = await serveMiddleware([jwtAuth(settings, { fetch })]);
+    const idpJwks = jwksServing(jwks);
+    server = await serveMiddleware([jwtAuth(settingsWith({ publicKeyFiles: ['file.pem'], jwks: idpJwks.settings, keys: keyFiles(file) }), { fetch: idpJwks.fetch })]);
     const sign = (key: typeof file.privateKey, kid?: string) => new SignJWT({}).setProtectedHeader(kid ? { alg: 'ES256', kid } : { alg: 'ES256' }).setExpirationTime('5m').sign(key);
     const statuses = [];
     for (const token of [await sign(idp.privateKey, 'idp-1'), await sign(file.privateKey), await sign(file.privateKey, 'file-kid'), await sign(idp.privateKey, 'other')]) {
@@ -58,34 +90,25 @@ describe('jwtAuth', () => {
     const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const rotated = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwks = { keys: [{ ...idp.publicKey.export({ format: 'jwk' }), kid: 'idp-1', use: 'sig' }] };
-    let fetches = 0;
-    const fetch = (async () => {
-      fetches += 1;
-      return new Response(JSON.stringify(jwks));
-    }) as typeof globalThis.fetch;
-    const settings = settingsWith({
-      publicKeyFiles: ['file.pem'],
-      jwks: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 1_000 },
-      keys: new KeyMaterial(undefined, [{ key: file.publicKey, kid: undefined, alg: undefined }], 'digest'),
-    });
-    server = await serveMiddleware([jwtAuth(settings, { fetch })]);
+    const idpJwks = jwksServing(jwks);
+    server = await serveMiddleware([jwtAuth(settingsWith({ publicKeyFiles: ['file.pem'], jwks: idpJwks.settings, keys: keyFiles(file) }), { fetch: idpJwks.fetch })]);
     const sign = (key: typeof file.privateKey, kid: string) => new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('5m').sign(key);
     expect((await server.send('/', { headers: bearer(await sign(idp.privateKey, 'idp-1')) })).status).toBe(200);
-    const loaded = fetches;
+    const loaded = idpJwks.fetches;
     // Signed by the file's key under a kid the file does not carry: no fetch on the request's path.
     expect((await server.send('/', { headers: bearer(await sign(file.privateKey, 'file-kid')) })).status).toBe(200);
-    expect(fetches).toBe(loaded);
+    expect(idpJwks.fetches).toBe(loaded);
     // The provider rotates in a new key: the file key fails as a stand-in, the JWKS is fetched again and verifies it.
     jwks.keys.push({ ...rotated.publicKey.export({ format: 'jwk' }), kid: 'idp-2', use: 'sig' });
     expect((await server.send('/', { headers: bearer(await sign(rotated.privateKey, 'idp-2')) })).status).toBe(200);
-    expect(fetches).toBe(loaded + 1);
+    expect(idpJwks.fetches).toBe(loaded + 1);
   });
 
   it("passes on none of the client's other spellings of the token's header, which CGI-style upstreams read as the token", async () => {
     const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const settings = settingsWith({
       from: { header: 'x-token', cookie: undefined, query: undefined },
-      keys: new KeyMaterial(undefined, [{ key: signer.publicKey, kid: undefined, alg: undefined }], 'digest'),
+      keys: keyFiles(signer),
     });
     server = await serveMiddleware([jwtAuth(settings)]);
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('5m').sign(signer.privateKey);
@@ -110,5 +133,104 @@ describe('jwtAuth', () => {
       paths.push(echoed(response).path);
     }
     expect(paths).toEqual(['/a?page=2', '/b?page=3']);
+  });
+
+  describe('a token without a kid', () => {
+    let keys: Awaited<ReturnType<typeof rotationKeys>>;
+    beforeAll(async () => {
+      keys = await rotationKeys();
+    });
+
+    it("is verified by whichever of two key files signed it, and refused for the reason its signer's check gives", async () => {
+      const { old, current, stranger } = keys;
+      const settings = settingsWith({
+        algorithms: ['RS256'],
+        issuer: ['https://idp.test'],
+        publicKeyFiles: ['old.pem', 'current.pem'],
+        keys: keyFiles(old, current),
+      });
+      server = await serveMiddleware([jwtAuth(settings)]);
+      const iss = 'https://idp.test';
+      const outcomes = [];
+      for (const token of [
+        await kidless(old.privateKey, { iss }),
+        await kidless(current.privateKey, { iss }),
+        await kidless(stranger.privateKey, { iss }),
+        await kidless(current.privateKey, { iss, expired: true }),
+        await kidless(current.privateKey, { iss: 'https://other.test' }),
+      ]) {
+        outcomes.push(await outcomeOf(server, token));
+      }
+      expect(outcomes).toEqual([
+        [200, undefined],
+        [200, undefined],
+        [401, 'invalid-signature'],
+        [401, 'token-expired'],
+        [401, 'invalid-claims'],
+      ]);
+    });
+
+    it('is checked against the key files, then every JWKS key that fits, and its verdict is cached', async () => {
+      const { old, current, file, stranger } = keys;
+      const jwks = { keys: [old, current].map(({ publicKey }) => ({ ...publicKey.export({ format: 'jwk' }), use: 'sig' })) };
+      const idpJwks = jwksServing(jwks);
+      const settings = settingsWith({ algorithms: ['RS256'], publicKeyFiles: ['file.pem'], jwks: idpJwks.settings, cacheSize: 100, keys: keyFiles(file) });
+      server = await serveMiddleware([jwtAuth(settings, { fetch: idpJwks.fetch })]);
+      const signedByCurrent = await kidless(current.privateKey);
+      const outcomes = [];
+      for (const token of [await kidless(file.privateKey), await kidless(old.privateKey), signedByCurrent, await kidless(stranger.privateKey), await kidless(current.privateKey, { expired: true })]) {
+        outcomes.push(await outcomeOf(server, token));
+      }
+      expect(outcomes).toEqual([
+        [200, undefined],
+        [200, undefined],
+        [200, undefined],
+        [401, 'invalid-signature'],
+        [401, 'token-expired'],
+      ]);
+      // The provider retires a key, and a token with a kid no key carries has the JWKS fetched again (its stand-in,
+      // the file key, fails): a new token signed by the retired key is refused, the one verified before is served from the cache.
+      jwks.keys.splice(1, 1);
+      const fetched = idpJwks.fetches;
+      const unknownKid = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'unknown' }).setExpirationTime('5m').sign(stranger.privateKey);
+      expect([await outcomeOf(server, unknownKid), idpJwks.fetches]).toEqual([[401, 'invalid-signature'], fetched + 1]);
+      const another = await kidless(current.privateKey, { iss: 'another' });
+      expect([await outcomeOf(server, another), await outcomeOf(server, signedByCurrent)]).toEqual([
+        [401, 'invalid-signature'],
+        [200, undefined],
+      ]);
+    });
+
+    it('is verified by a key file without waiting for a JWKS that does not answer', async () => {
+      const { file, old } = keys;
+      const fetch = (() => new Promise<Response>(() => {})) as typeof globalThis.fetch;
+      const settings = settingsWith({
+        algorithms: ['RS256'],
+        publicKeyFiles: ['old.pem', 'file.pem'],
+        jwks: { url: 'http://idp.test/jwks', refreshMs: 60_000, cooldownMs: 0, timeoutMs: 60_000 },
+        keys: keyFiles(old, file),
+      });
+      server = await serveMiddleware([jwtAuth(settings, { fetch })]);
+      expect(await outcomeOf(server, await kidless(file.privateKey))).toEqual([200, undefined]);
+    });
+
+    it('signed with HS256 and an RSA public key as the secret is refused, whichever of the keys it is', async () => {
+      const { old, current } = keys;
+      const settings = settingsWith({
+        algorithms: ['RS256', 'HS256'],
+        publicKeyFiles: ['old.pem', 'current.pem'],
+        keys: keyFiles(old, current),
+      });
+      server = await serveMiddleware([jwtAuth(settings)]);
+      const outcomes = [];
+      for (const { publicKey } of [old, current]) {
+        const secret = new TextEncoder().encode(publicKey.export({ format: 'pem', type: 'spki' }) as string);
+        outcomes.push(await outcomeOf(server, await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(secret)));
+      }
+      expect(outcomes).toEqual([
+        [401, 'unknown-key'],
+        [401, 'unknown-key'],
+      ]);
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyResult } from 'jose';
 import type { KeyObject } from 'node:crypto';
 import type { ConsumerConfig, JwtAuthSettings } from '../../config/types.ts';
 import { componentLogger } from '../../../src/logger.ts';
@@ -7,12 +7,12 @@ import { endedDuringWait } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-import { namedKey, unnamedKey } from './key-selection.ts';
+import { fittingKeys, namedKey, unnamedKey } from './key-selection.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
 export { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-export { jwksKeys, keyFits, namedKey, pickKey, unnamedKey } from './key-selection.ts';
+export { fittingKeys, jwksKeys, keyFits, namedKey, pickKey, unnamedKey } from './key-selection.ts';
 export { TokenCache } from './token-cache.ts';
 export { cookieValue, readToken } from './token-source.ts';
 
@@ -58,28 +58,49 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   // The token's own header too (`X_Token` beside `X-Token`): CGI-style upstreams would read an unchecked one as the token.
   const removeClaimHeaderSpellings = otherSpellingsRemover([...claimHeaders.map(([, header]) => header), ...(settings.from.header === undefined ? [] : [settings.from.header])]);
   /**
-   * The key for a token header. A key that carries the token's kid wins wherever it is (a key file,
-   * the JWKS); else a key without a kid stands in, unless `refresh`: then the JWKS is fetched again
-   * first (within its cooldown) for a kid it may have gained. A signer that puts a kid on tokens its
-   * key file lacks is thus served without waiting for the identity provider, and a key rotated in
-   * at the provider still verifies (`verify` tries again with `refresh` when the stand-in fails).
+   * The key for a token header that names a kid. A key that carries it wins wherever it is (a key
+   * file, the JWKS); else a key without a kid stands in, unless `refresh`: then the JWKS is fetched
+   * again first (within its cooldown) for a kid it may have gained. A signer that puts a kid on
+   * tokens its key file lacks is thus served without waiting for the identity provider, and a key
+   * rotated in at the provider still verifies (`verify` tries again with `refresh` when the stand-in fails).
    */
-  const keyFor = async (alg: string, kid: string | undefined, refresh: boolean): Promise<{ key: KeyObject; standIn: boolean } | undefined> => {
+  const keyFor = async (alg: string, kid: string, refresh: boolean): Promise<{ key: KeyObject; standIn: boolean } | undefined> => {
     const named = namedKey(fileKeys, alg, kid) ?? (jwks && namedKey(await jwks.current(), alg, kid));
     if (named) return { key: named.key, standIn: false };
-    const standIn = kid === undefined ? undefined : (unnamedKey(fileKeys, alg) ?? (jwks && unnamedKey(await jwks.current(), alg)));
+    const standIn = unnamedKey(fileKeys, alg) ?? (jwks && unnamedKey(await jwks.current(), alg));
     if (standIn && !(refresh && jwks)) return { key: standIn.key, standIn: true };
     const refreshed = jwks && namedKey(await jwks.refreshIfCooledDown(), alg, kid);
     if (refreshed) return { key: refreshed.key, standIn: false };
     return standIn && { key: standIn.key, standIn: true };
   };
-  /** A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was given. */
+  /**
+   * The keys a token without a kid may be signed by, in turn: every key file's key that fits `alg`,
+   * then the JWKS's (read only once the files' failed, so a file key never waits for the identity
+   * provider). When no key fits at all, the JWKS is fetched again first (within its cooldown).
+   */
+  async function* unnamedKeys(alg: string): AsyncGenerator<KeyObject> {
+    const inFiles = fittingKeys(fileKeys, alg);
+    for (const { key } of inFiles) yield key;
+    if (!jwks) return;
+    const inJwks = fittingKeys(await jwks.current(), alg);
+    for (const { key } of inFiles.length + inJwks.length > 0 ? inJwks : fittingKeys(await jwks.refreshIfCooledDown(), alg)) yield key;
+  }
+  /**
+   * A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was
+   * given, and `otherKeys` holds the keys a token without a kid is checked against next.
+   */
   const getterFor = (refresh: boolean) => {
     const getter = {
       usedStandIn: false,
+      otherKeys: [] as AsyncIterable<KeyObject> | readonly KeyObject[],
       getKey: (async ({ alg = '', kid }) => {
         if (alg.startsWith('HS')) {
           if (secret) return secret;
+        } else if (kid === undefined) {
+          const keys = unnamedKeys(alg);
+          getter.otherKeys = keys;
+          const first = await keys.next();
+          if (!first.done) return first.value;
         } else {
           const found = await keyFor(alg, kid, refresh);
           if (found) {
@@ -98,13 +119,25 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
     ...(settings.issuer ? { issuer: [...settings.issuer] } : {}),
     ...(settings.audience ? { audience: [...settings.audience] } : {}),
   };
-  const verifyWith = async (token: string, refresh: boolean) => {
+  const verifyWith = async (token: string, refresh: boolean): Promise<JWTVerifyResult> => {
     const getter = getterFor(refresh);
+    const options = { ...verifyOptions, currentDate: new Date(wallClock()) };
     try {
-      return await jwtVerify(token, getter.getKey, { ...verifyOptions, currentDate: new Date(wallClock()) });
+      return await jwtVerify(token, getter.getKey, options);
     } catch (error) {
+      if (!(error instanceof errors.JWSSignatureVerificationFailed)) throw error;
       // The stand-in was not the signer: the identity provider may have rotated in a key since the last fetch.
-      if (!refresh && jwks && getter.usedStandIn && error instanceof errors.JWSSignatureVerificationFailed) return verifyWith(token, true);
+      if (!refresh && jwks && getter.usedStandIn) return verifyWith(token, true);
+      // A token without a kid may be signed by any key that fits (an old and a new key during a rotation).
+      // jose checks the signature before the claims, so only the signer's check can end otherwise
+      // (expired, wrong audience), and that answer is the token's: no later key is tried after it.
+      for await (const key of getter.otherKeys) {
+        try {
+          return await jwtVerify(token, key, options);
+        } catch (next) {
+          if (!(next instanceof errors.JWSSignatureVerificationFailed)) throw next;
+        }
+      }
       throw error;
     }
   };

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { jwksKeys, keyFits, pickKey } from './key-selection.ts';
+import { fittingKeys, jwksKeys, keyFits, pickKey } from './key-selection.ts';
 
 const key = (publicKey: KeyObject, kid?: string, alg?: string) => ({ key: publicKey, kid, alg });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
@@ -32,6 +32,14 @@ describe('pickKey', () => {
     expect(pickKey(keys, 'RS256', 'zzz')).toBe(keys[2]);
     expect(pickKey(keys, 'ES256', undefined)).toBe(keys[0]);
     expect(pickKey(keys, 'HS256', undefined)).toBeUndefined();
+  });
+});
+
+describe('fittingKeys', () => {
+  it('keeps every key that fits the algorithm, kid or not, in order', () => {
+    const keys = [key(p256, 'a'), key(rsa), key(p256), key(p256, undefined, 'ES384'), key(p384)];
+    expect(fittingKeys(keys, 'ES256')).toEqual([keys[0], keys[2]]);
+    expect(fittingKeys(keys, 'HS256')).toEqual([]);
   });
 });
 

@@ -28,6 +28,11 @@ export function namedKey(keys: readonly VerificationKey[], alg: string, kid: str
   return keys.find((key) => (kid === undefined || key.kid === kid) && keyFits(key, alg));
 }
 
+/** Every key among `keys` that fits `alg`, in their order: what a token without a kid is checked against. */
+export function fittingKeys(keys: readonly VerificationKey[], alg: string): VerificationKey[] {
+  return keys.filter((key) => keyFits(key, alg));
+}
+
 /** The first key without a kid that fits `alg`: what a token whose `kid` no key carries falls back to. */
 export function unnamedKey(keys: readonly VerificationKey[], alg: string): VerificationKey | undefined {
   return keys.find((key) => key.kid === undefined && keyFits(key, alg));
