@@ -86,8 +86,13 @@ const held: Socket[] = [];
  * A port that was bound and closed again ("free a moment ago") refuses only until someone binds it: the
  * kernel offers it again to a later listen on port 0, in this process or in any other, and then the
  * "refusing" instance answers (measured: 1 in 200 trials within 50 listens). Here the port is the local end
- * of an open outgoing connection instead: no socket can listen on it while that connection stays (EADDRINUSE
- * on every address, and a listen on port 0 never picks it), and a connect to it is refused (ECONNREFUSED).
+ * of an open outgoing connection instead, and a connect to it is refused (ECONNREFUSED): a listen on port 0
+ * never picks it, and only a listen that names this very port could take it, which no port the harness hands
+ * out is (they are below the ephemeral range).
+ * The connection binds its local end before it connects (the kernel picks an odd port for a bind): a port
+ * the kernel picked for a connect itself (an even one) it picks again for other connects, and a connect to it
+ * then sometimes leaves from it, a TCP self-connect: the "refusing" instance answered the proxy's own request
+ * back as its response (502 upstream-protocol, CI run C at 0c7f0d5). A port bound first is never a connect's pick.
  */
 export async function refusingPort(): Promise<number> {
   holder ??= new Promise<Server>((resolve, reject) => {
@@ -104,7 +109,8 @@ export async function refusingPort(): Promise<number> {
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('the refusing-port holder has no address');
   const socket = await new Promise<Socket>((resolve, reject) => {
-    const outgoing = connect({ host: '127.0.0.1', port: address.port });
+    // Bound before it connects (`localAddress`): see above for why the port is not the kernel's pick for a connect.
+    const outgoing = connect({ host: '127.0.0.1', port: address.port, localAddress: '127.0.0.1' });
     outgoing.once('error', reject);
     outgoing.once('connect', () => resolve(outgoing));
   });
