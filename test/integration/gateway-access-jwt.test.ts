@@ -16,6 +16,8 @@ const SECRET = 'an-hmac-secret-of-at-least-thirty-two-bytes!';
 const ISSUER = 'https://idp.test';
 const AUDIENCE = 'switchboard';
 const nowS = () => Math.floor(Date.now() / 1_000);
+/** The `kidless` route's JWKS cooldown. */
+const KIDLESS_COOLDOWN_MS = 2_000;
 
 /** A JWKS endpoint whose keys the test swaps, and which it can take down and bring back on the same port. */
 class JwksServer {
@@ -46,9 +48,13 @@ describe('JWT authentication in the running gateway', () => {
   let admin: BackendProcess;
   let gateway: GatewayProcess;
   const jwks = new JwksServer();
+  /** The JWKS of a provider that signs without kids, for the `kidless` route. */
+  const kidlessJwks = new JwksServer();
   let es: { privateKey: CryptoKey; publicKey: CryptoKey };
   let rotated1: { privateKey: CryptoKey; publicKey: CryptoKey };
   let rotated2: { privateKey: CryptoKey; publicKey: CryptoKey };
+  /** RSA keys of the `kidless` provider: the one it signs with at start, the one it rotates in, and one it never publishes. */
+  let rsa: Record<'old' | 'next' | 'stranger', { privateKey: CryptoKey; publicKey: CryptoKey }>;
   let esPem: string;
 
   const sign = (alg: 'HS256' | 'ES256', claims: Record<string, unknown> = {}, options: { exp?: number; aud?: string; kid?: string; key?: CryptoKey } = {}) => {
@@ -74,8 +80,11 @@ describe('JWT authentication in the running gateway', () => {
     [api, admin] = await Promise.all([startBackend({ name: 'api' }), startBackend({ name: 'admin' })]);
     [es, rotated1, rotated2] = await Promise.all([generateKeyPair('ES256', { extractable: true }), generateKeyPair('ES256', { extractable: true }), generateKeyPair('RS256', { extractable: true })]);
     esPem = await exportSPKI(es.publicKey);
+    const [old, next, stranger] = await Promise.all([0, 1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
+    rsa = { old: old!, next: next!, stranger: stranger! };
     jwks.keys = [{ ...(await exportJWK(rotated1.publicKey)), kid: 'k1', use: 'sig', alg: 'ES256' }];
-    await jwks.start();
+    kidlessJwks.keys = [{ ...(await exportJWK(rsa.old.publicKey)), use: 'sig' }];
+    await Promise.all([jwks.start(), kidlessJwks.start()]);
     const dir = await makeTempDir('sb-jwt-');
     await writeFile(join(dir, 'hs.secret'), `${SECRET}\n`);
     await writeFile(join(dir, 'es256.pem'), esPem);
@@ -104,15 +113,20 @@ middlewares:
       jwks: { url: "http://127.0.0.1:${jwks.port}/keys", refresh: 1s, cooldown: 0s, timeout: 2s }
       audience: ${AUDIENCE}
       from: { cookie: session }
+  kidless:
+    jwtAuth:
+      algorithms: [RS256]
+      jwks: { url: "http://127.0.0.1:${kidlessJwks.port}/keys", refresh: 1h, cooldown: ${KIDLESS_COOLDOWN_MS}ms, timeout: 2s }
 routes:
   - { name: admin, path: /admin, service: admin, middlewares: [jwt] }
   - { name: api, path: /api, service: api }
   - { name: jwks, path: /jwks, service: api, middlewares: [jwks] }
+  - { name: kidless, path: /kidless, service: api, middlewares: [kidless] }
 `);
   });
   afterAll(async () => {
     await gateway?.process.stop();
-    await Promise.all([api?.process.kill(), admin?.process.kill(), jwks.stop()]);
+    await Promise.all([api?.process.kill(), admin?.process.kill(), jwks.stop(), kidlessJwks.stop()]);
   });
 
   it('never lets a dot-segment, duplicate-slash or percent-encoded path reach the admin service without a token', async () => {
@@ -198,5 +212,30 @@ routes:
     // Fresh tokens (not in the verdict cache) still verify with the last keys fetched.
     for (let index = 0; index < 3; index += 1) expect(await viaCookie(await signed(rotated2.privateKey, 'k2', 'RS256'))).toBe(200);
     await jwks.start();
+  });
+
+  it('fetches the JWKS again, at most once per cooldown, for a token without a kid that no key verifies: a key the provider rotated in passes', async () => {
+    const kidless = async (key: CryptoKey) => {
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setJti(randomUUID()).setExpirationTime(nowS() + 600).sign(key);
+      return (await get('/kidless', token)).status;
+    };
+    expect(await kidless(rsa.old.privateKey)).toBe(200);
+    // The provider publishes its next key beside the old one, then signs with it: the gateway's copy
+    // (refreshed only every hour) lacks it until a token no key verifies has it fetched again.
+    kidlessJwks.keys = [...kidlessJwks.keys, { ...(await exportJWK(rsa.next.publicKey)), use: 'sig' }];
+    const fetched = kidlessJwks.fetches;
+    let triedAt = 0;
+    await waitFor(
+      async () => {
+        triedAt = performance.now();
+        return (await kidless(rsa.next.privateKey)) === 200;
+      },
+      { timeoutMs: 15_000, message: 'a token of the key rotated in to pass' },
+    );
+    expect(kidlessJwks.fetches).toBe(fetched + 1);
+    // A flood of tokens no key verifies: each is refused, and the JWKS is fetched no more than once per
+    // cooldown since that fetch, which came at the earliest when the request that passed was sent.
+    for (let index = 0; index < 50; index += 1) expect(await kidless(rsa.stranger.privateKey)).toBe(401);
+    expect(kidlessJwks.fetches - fetched - 1).toBeLessThanOrEqual(Math.floor((performance.now() - triedAt) / KIDLESS_COOLDOWN_MS));
   });
 });

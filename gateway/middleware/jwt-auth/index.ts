@@ -76,14 +76,19 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   /**
    * The keys a token without a kid may be signed by, in turn: every key file's key that fits `alg`,
    * then the JWKS's (read only once the files' failed, so a file key never waits for the identity
-   * provider). When no key fits at all, the JWKS is fetched again first (within its cooldown).
+   * provider), then the keys a new fetch of the JWKS adds, once all of those failed too (or none
+   * fits): a provider publishes a rotated-in key before it signs with it, and a copy fetched before
+   * that lacks it. That fetch is the unknown kid's, at most one per cooldown, so a flood of tokens
+   * no key verifies costs the provider nothing more; a key already tried is not tried again.
    */
   async function* unnamedKeys(alg: string): AsyncGenerator<KeyObject> {
-    const inFiles = fittingKeys(fileKeys, alg);
-    for (const { key } of inFiles) yield key;
+    for (const { key } of fittingKeys(fileKeys, alg)) yield key;
     if (!jwks) return;
-    const inJwks = fittingKeys(await jwks.current(), alg);
-    for (const { key } of inFiles.length + inJwks.length > 0 ? inJwks : fittingKeys(await jwks.refreshIfCooledDown(), alg)) yield key;
+    const known = await jwks.current();
+    for (const { key } of fittingKeys(known, alg)) yield key;
+    const fetched = await jwks.refreshIfCooledDown();
+    if (fetched === known) return;
+    for (const { key } of fittingKeys(fetched, alg)) if (!known.some((tried) => tried.key.equals(key))) yield key;
   }
   /**
    * A key getter for one verification; `usedStandIn` tells whether a key without the token's kid was

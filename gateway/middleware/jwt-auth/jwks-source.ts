@@ -13,9 +13,9 @@ export interface JwksSourceOptions {
 /**
  * The keys of one JWKS URL. The first fetch starts at construction; afterwards a request that finds
  * the keys older than `refreshMs` starts a refresh in the background (no timer, so a source that
- * a reload dropped costs nothing), and an unknown `kid` may force one, at most once per
- * `cooldownMs`. A failed or malformed fetch keeps the last good keys: an identity provider that is
- * down does not lock every client out.
+ * a reload dropped costs nothing), and a token no key verifies (an unknown `kid`, or no `kid` and
+ * every key failed) may force one, at most once per `cooldownMs`. A failed or malformed fetch keeps
+ * the last good keys: an identity provider that is down does not lock every client out.
  */
 export class JwksSource {
   private keys: readonly VerificationKey[] = [];
