@@ -78,7 +78,13 @@ export function readAccessFiles(config: GatewayConfig, configPath: string): { co
       try {
         const text = readFileSync(absolute, 'utf8');
         digest.update(text);
-        publicKeys.push(...parseKeyFile(text));
+        const keys = parseKeyFile(text);
+        keys.forEach(({ key, kid }, position) => {
+          const refusal = joseRefusal(key);
+          const which = kid !== undefined ? `the key "${kid}"` : keys.length > 1 ? `key ${position + 1}` : 'the key';
+          if (refusal) issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: ${which} cannot verify tokens: ${refusal}` });
+        });
+        publicKeys.push(...keys);
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
         issues.push({ path: [...at, 'publicKeyFiles', index], message: `${absolute}: not a usable public key, certificate, JWK or JWKS (${reason})` });
@@ -88,6 +94,24 @@ export function readAccessFiles(config: GatewayConfig, configPath: string): { co
     middlewares.set(name, { kind: 'jwtAuth', settings: { ...definition.settings, keys } });
   }
   return { config: { ...config, middlewares }, issues };
+}
+
+/** The fewest bits jose verifies with in an RSA key (RFC 7518 §3.3 asks for 2048 or more). */
+const MIN_RSA_BITS = 2_048;
+
+/**
+ * Why jose refuses to verify with `key` whatever the algorithm, or undefined when it does not. jose
+ * says so only when a token comes (a TypeError, not a bad signature), which ended the search of a
+ * token without a kid through the keys as `invalid-token`; so such a key is told apart when read:
+ * a key file holding one is refused, a JWKS key is skipped.
+ */
+export function joseRefusal(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (type === 'rsa' && bits !== undefined && bits < MIN_RSA_BITS) return `an RSA key of ${bits} bits (jose verifies with ${MIN_RSA_BITS} bits or more)`;
+  if (type === 'rsa-pss') return 'an RSA-PSS key (id-RSASSA-PSS), which jose does not take; as a JWK with "kty": "RSA" it verifies PS256/384/512 too';
+  if (type === 'ed448') return 'an Ed448 key (jose verifies EdDSA with Ed25519 keys only)';
+  return undefined;
 }
 
 /** The public keys of a PEM file (public key, certificate, or a private key's public half) or a JWK / JWKS JSON file. */

@@ -75,4 +75,18 @@ forwarding: { trustedProxies: [loopback] }
     // The material stays out of what /api/config shows.
     expect(JSON.stringify(settings)).not.toContain('ssss');
   });
+
+  it('refuses a key file holding a key jose would not verify with, naming the file, the key and why', () => {
+    const dir = makeTempDirSync('sb-access-');
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    const strong = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    writeFileSync(join(dir, 'weak.pem'), weak.export({ format: 'pem', type: 'spki' }));
+    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ keys: [{ ...strong.export({ format: 'jwk' }), kid: 'current' }, { ...weak.export({ format: 'jwk' }), kid: 'legacy' }] }));
+    writeFileSync(join(dir, 'ed448.pem'), generateKeyPairSync('ed448').publicKey.export({ format: 'pem', type: 'spki' }));
+    const file = join(dir, 'gateway.yaml');
+    const message = refusal(`middlewares: { j: { jwtAuth: { algorithms: [RS256, EdDSA], publicKeyFiles: [weak.pem, keys.json, ed448.pem] } } }`, file);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.0 (line 1): ${join(dir, 'weak.pem')}: the key cannot verify tokens: an RSA key of 1024 bits (jose verifies with 2048 bits or more)`);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.1 (line 1): ${join(dir, 'keys.json')}: the key "legacy" cannot verify tokens: an RSA key of 1024 bits`);
+    expect(message).toContain(`middlewares.j.jwtAuth.publicKeyFiles.2 (line 1): ${join(dir, 'ed448.pem')}: the key cannot verify tokens: an Ed448 key (jose verifies EdDSA with Ed25519 keys only)`);
+  });
 });

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -83,7 +83,9 @@ describe('JWT authentication in the running gateway', () => {
     const [old, next, stranger] = await Promise.all([0, 1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
     rsa = { old: old!, next: next!, stranger: stranger! };
     jwks.keys = [{ ...(await exportJWK(rotated1.publicKey)), kid: 'k1', use: 'sig', alg: 'ES256' }];
-    kidlessJwks.keys = [{ ...(await exportJWK(rsa.old.publicKey)), use: 'sig' }];
+    // Before its signing key, a key of 1024 bits that jose does not verify with.
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    kidlessJwks.keys = [{ ...weak, kid: 'legacy-1024', use: 'sig' } as JWK, { ...(await exportJWK(rsa.old.publicKey)), use: 'sig' }];
     await Promise.all([jwks.start(), kidlessJwks.start()]);
     const dir = await makeTempDir('sb-jwt-');
     await writeFile(join(dir, 'hs.secret'), `${SECRET}\n`);
@@ -214,11 +216,21 @@ routes:
     await jwks.start();
   });
 
+  /** The status of a request to the `kidless` route with a fresh token without a kid signed by `key`. */
+  const kidless = async (key: CryptoKey) => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setJti(randomUUID()).setExpirationTime(nowS() + 600).sign(key);
+    return (await get('/kidless', token)).status;
+  };
+
+  it('skips a JWKS key jose does not verify with, saying which and why, and checks a token without a kid against the others', async () => {
+    expect(await kidless(rsa.old.privateKey)).toBe(200);
+    const warning = /JWKS keys skipped: jose does not verify with them/;
+    await waitFor(async () => warning.test(await logOf(gateway.process)), { timeoutMs: 5_000, message: 'the warning about the skipped key' });
+    const line = (await logOf(gateway.process)).split('\n').find((entry) => warning.test(entry));
+    expect(line).toContain(`"url":"http://127.0.0.1:${kidlessJwks.port}/keys","keys":[{"kid":"legacy-1024","reason":"an RSA key of 1024 bits (jose verifies with 2048 bits or more)"}]`);
+  });
+
   it('fetches the JWKS again, at most once per cooldown, for a token without a kid that no key verifies: a key the provider rotated in passes', async () => {
-    const kidless = async (key: CryptoKey) => {
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setJti(randomUUID()).setExpirationTime(nowS() + 600).sign(key);
-      return (await get('/kidless', token)).status;
-    };
     expect(await kidless(rsa.old.privateKey)).toBe(200);
     // The provider publishes its next key beside the old one, then signs with it: the gateway's copy
     // (refreshed only every hour) lacks it until a token no key verifies has it fetched again.

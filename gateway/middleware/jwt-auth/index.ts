@@ -7,7 +7,7 @@ import { endedDuringWait } from '../client-gone.ts';
 import { denyAccess, identify } from '../consumers/index.ts';
 import { otherSpellingsRemover } from '../../proxy/header-spellings.ts';
 import { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-import { fittingKeys, namedKey, unnamedKey } from './key-selection.ts';
+import { fittingKeys, namedKey, unnamedKey, type RefusedKey } from './key-selection.ts';
 import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
@@ -52,7 +52,8 @@ export function jwtAuth(settings: JwtAuthSettings, options: JwtAuthOptions = {})
   const secret = settings.keys?.secret;
   const log = componentLogger('jwt-auth');
   const onError = options.onError ?? ((error: Error) => log.warn({ url: settings.jwks?.url, err: error.message }, 'JWKS fetch failed; the last keys stay in use'));
-  const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError }) : undefined;
+  const onRefusedKeys = options.onRefusedKeys ?? ((keys: readonly RefusedKey[]) => log.warn({ url: settings.jwks?.url, keys }, 'JWKS keys skipped: jose does not verify with them'));
+  const jwks = settings.jwks ? new JwksSource(settings.jwks, { ...options, onError, onRefusedKeys }) : undefined;
   const cache = new TokenCache<Verdict>(settings.cacheSize, settings.cacheTtlMs, wallClock);
   const claimHeaders = Object.entries(settings.claimsToHeaders);
   // The token's own header too (`X_Token` beside `X-Token`): CGI-style upstreams would read an unchecked one as the token.

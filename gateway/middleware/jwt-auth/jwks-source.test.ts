@@ -2,7 +2,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { JwksSource } from './jwks-source.ts';
 
-const jwkOf = (kid: string) => ({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid, use: 'sig' });
+/** A new P-256 JWK under `kid`; a kid that starts with `weak` gets an RSA key of 1024 bits, which jose does not verify with. */
+const jwkOf = (kid: string) => {
+  const { publicKey } = kid.startsWith('weak') ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { ...publicKey.export({ format: 'jwk' }), kid, use: 'sig' };
+};
 
 /** A scripted JWKS endpoint: each call answers the next step (a key list, or an error). */
 function scripted(steps: (string[] | Error)[]) {
@@ -52,5 +56,19 @@ describe('JwksSource', () => {
     expect(kids(await source.current())).toEqual(['k1', 'k2']);
     await new Promise((resolve) => setImmediate(resolve));
     expect(kids(await source.current())).toEqual(['k2', 'k3']);
+  });
+
+  it('leaves out the keys jose would not verify with, and tells about them once for as long as the document holds them', async () => {
+    let now = 0;
+    const told: (string | undefined)[][] = [];
+    const endpoint = scripted([['weak-1', 'k1'], ['weak-1', 'k1'], ['weak-1', 'weak-2', 'k1'], ['k1'], ['weak-1', 'k1']]);
+    const source = new JwksSource(settings, { fetch: endpoint.fetch, now: () => now, onRefusedKeys: (refused) => told.push(kids(refused)) });
+    const fetched = [kids(await source.current())];
+    for (let step = 1; step < 5; step += 1) {
+      now += settings.cooldownMs;
+      fetched.push(kids(await source.refreshIfCooledDown()));
+    }
+    expect(fetched).toEqual([['k1'], ['k1'], ['k1'], ['k1'], ['k1']]);
+    expect(told).toEqual([['weak-1'], ['weak-1', 'weak-2'], ['weak-1']]);
   });
 });

@@ -7,6 +7,7 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
 const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
 const ed = generateKeyPairSync('ed25519').publicKey;
+const ed448 = generateKeyPairSync('ed448').publicKey;
 
 describe('keyFits', () => {
   it.each([
@@ -14,6 +15,7 @@ describe('keyFits', () => {
     ['a P-256 key', p256, ['ES256'], ['ES384', 'RS256', 'HS256']],
     ['a P-384 key', p384, ['ES384'], ['ES256', 'HS384']],
     ['an Ed25519 key', ed, ['EdDSA'], ['ES256', 'HS512']],
+    ['an Ed448 key', ed448, [], ['EdDSA', 'ES512']],
   ] as const)('lets %s verify only the algorithms of its type (never HMAC)', (_name, publicKey, fits, misfits) => {
     for (const alg of fits) expect([alg, keyFits(key(publicKey), alg)]).toEqual([alg, true]);
     for (const alg of misfits) expect([alg, keyFits(key(publicKey), alg)]).toEqual([alg, false]);
@@ -53,7 +55,18 @@ describe('jwksKeys', () => {
         { kty: 'EC', crv: 'P-256', x: 'nope', kid: 'broken' },
       ],
     };
-    expect(jwksKeys(document).map((entry) => [entry.kid, entry.alg])).toEqual([['sig', 'ES256']]);
-    expect(jwksKeys({ nokeys: true })).toEqual([]);
+    expect(jwksKeys(document).keys.map((entry) => [entry.kid, entry.alg])).toEqual([['sig', 'ES256']]);
+    expect(jwksKeys({ nokeys: true })).toEqual({ keys: [], refused: [] });
+  });
+
+  it('skips the keys jose would not verify with, and tells them apart with their kids and why', () => {
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    const document = { keys: [{ ...weak.export({ format: 'jwk' }), kid: 'weak' }, { ...ed448.export({ format: 'jwk' }) }, { ...rsa.export({ format: 'jwk' }), kid: 'strong' }] };
+    const { keys, refused } = jwksKeys(document);
+    expect(keys.map((entry) => entry.kid)).toEqual(['strong']);
+    expect(refused).toEqual([
+      { kid: 'weak', reason: 'an RSA key of 1024 bits (jose verifies with 2048 bits or more)' },
+      { kid: undefined, reason: 'an Ed448 key (jose verifies EdDSA with Ed25519 keys only)' },
+    ]);
   });
 });
