@@ -12,7 +12,7 @@ import { TokenCache } from './token-cache.ts';
 import { readToken } from './token-source.ts';
 
 export { JwksSource, type JwksSourceOptions } from './jwks-source.ts';
-export { fittingKeys, jwksKeys, keyFits, namedKey, pickKey, unnamedKey } from './key-selection.ts';
+export { fittingKeys, jwksKeys, keyFits, namedKey, unnamedKey } from './key-selection.ts';
 export { TokenCache } from './token-cache.ts';
 export { cookieValue, readToken } from './token-source.ts';
 

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { fittingKeys, jwksKeys, keyFits, pickKey } from './key-selection.ts';
+import { fittingKeys, jwksKeys, keyFits, namedKey, unnamedKey } from './key-selection.ts';
 
 const key = (publicKey: KeyObject, kid?: string, alg?: string) => ({ key: publicKey, kid, alg });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
@@ -26,14 +26,12 @@ describe('keyFits', () => {
   });
 });
 
-describe('pickKey', () => {
-  const keys = [key(p256, 'a'), key(p256, 'b'), key(rsa)];
-  it('picks by kid, falls back to a key without kid, and otherwise takes the first that fits', () => {
-    expect(pickKey(keys, 'ES256', 'b')).toBe(keys[1]);
-    expect(pickKey(keys, 'ES256', 'zzz')).toBeUndefined();
-    expect(pickKey(keys, 'RS256', 'zzz')).toBe(keys[2]);
-    expect(pickKey(keys, 'ES256', undefined)).toBe(keys[0]);
-    expect(pickKey(keys, 'HS256', undefined)).toBeUndefined();
+describe('namedKey and unnamedKey', () => {
+  const keys = [key(p256, 'a'), key(p256, 'b'), key(rsa), key(rsa, 'c'), key(p256)];
+  it('pick the key that carries the kid and fits, and the first key without a kid that fits, which stands in for a kid no key carries', () => {
+    expect([namedKey(keys, 'ES256', 'b'), namedKey(keys, 'RS256', 'c')]).toEqual([keys[1], keys[3]]);
+    expect([namedKey(keys, 'ES256', 'c'), namedKey(keys, 'ES256', 'zzz')]).toEqual([undefined, undefined]);
+    expect([unnamedKey(keys, 'RS256'), unnamedKey(keys, 'ES256'), unnamedKey(keys, 'EdDSA')]).toEqual([keys[2], keys[4], undefined]);
   });
 });
 

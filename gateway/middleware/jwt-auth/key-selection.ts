@@ -19,14 +19,9 @@ export function keyFits(key: VerificationKey, alg: string): boolean {
   return false;
 }
 
-/** The key for a token header among `keys`: the one with its `kid` when it names one (or else a key without a kid), else the first that fits `alg`. */
-export function pickKey(keys: readonly VerificationKey[], alg: string, kid: string | undefined): VerificationKey | undefined {
-  return namedKey(keys, alg, kid) ?? (kid === undefined ? undefined : unnamedKey(keys, alg));
-}
-
-/** The key with the token's `kid` that fits `alg`; for a token without a kid, the first key that fits. */
-export function namedKey(keys: readonly VerificationKey[], alg: string, kid: string | undefined): VerificationKey | undefined {
-  return keys.find((key) => (kid === undefined || key.kid === kid) && keyFits(key, alg));
+/** The key that carries the token's `kid` and fits `alg`. */
+export function namedKey(keys: readonly VerificationKey[], alg: string, kid: string): VerificationKey | undefined {
+  return keys.find((key) => key.kid === kid && keyFits(key, alg));
 }
 
 /** Every key among `keys` that fits `alg`, in their order: what a token without a kid is checked against. */
