@@ -41,6 +41,12 @@ export interface Limiter {
    * one does with the shared one's last reported level; limiters that cannot ignore it.
    */
   seed?(key: string, level: number): void;
+  /**
+   * Sets `key`'s count in the current quota window so that `level` (0 to 1) of the quota is left,
+   * as a local quota that stands in for a shared one does with the shared one's last reported count;
+   * limiters without a quota ignore it.
+   */
+  seedQuota?(key: string, level: number): void;
 }
 
 /** A bucket's shape: `average` tokens per `periodMs` into a bucket of `burst`. */

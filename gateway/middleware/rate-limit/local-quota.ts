@@ -28,11 +28,7 @@ export class QuotaLimiter implements Limiter {
 
   take(key: string): LimitDecision | Promise<LimitDecision> {
     const now = this.wallClock();
-    const window = Math.floor(now / this.windowMs);
-    if (window !== this.window) {
-      this.window = window;
-      this.counts.clear();
-    }
+    const window = this.turnTo(now);
     const resetMs = (window + 1) * this.windowMs - now;
     const used = this.counts.get(key) ?? 0;
     if (used >= this.quota.limit) {
@@ -47,15 +43,42 @@ export class QuotaLimiter implements Limiter {
     this.inner.seed?.(key, level);
   }
 
+  /**
+   * Sets `key`'s count in the current window so that `level` of the quota is left, rounded down (a
+   * share of what a shared quota has left, as a gateway's share of the limit is): a key over its
+   * quota in Redis is over it here too. A key with its whole quota left and no count is not stored.
+   */
+  seedQuota(key: string, level: number): void {
+    this.turnTo(this.wallClock());
+    const used = this.quota.limit - Math.floor(Math.min(1, Math.max(0, level)) * this.quota.limit);
+    if (used === 0 && !this.counts.has(key)) return;
+    this.store(key, used);
+  }
+
+  /** The window of `now`, its counters dropped first when it is a new one. */
+  private turnTo(now: number): number {
+    const window = Math.floor(now / this.windowMs);
+    if (window !== this.window) {
+      this.window = window;
+      this.counts.clear();
+    }
+    return window;
+  }
+
   private count(key: string, decision: LimitDecision, resetMs: number): LimitDecision {
     const used = this.counts.get(key) ?? 0;
     if (!decision.allowed) return { ...decision, quota: this.state(used, resetMs) };
+    this.store(key, used + 1);
+    return { ...decision, quota: this.state(used + 1, resetMs) };
+  }
+
+  /** Sets `key`'s count, forgetting the oldest key first when a new one would pass `maxKeys`. */
+  private store(key: string, used: number): void {
     if (!this.counts.has(key) && this.counts.size >= this.maxKeys) {
       const oldest = this.counts.keys().next().value;
       if (oldest !== undefined) this.counts.delete(oldest);
     }
-    this.counts.set(key, used + 1);
-    return { ...decision, quota: this.state(used + 1, resetMs) };
+    this.counts.set(key, used);
   }
 
   private state(count: number, resetMs: number): QuotaState {

@@ -27,6 +27,11 @@ export class PeerScaledLimiter implements Limiter {
     this.current().seed?.(key, level);
   }
 
+  /** Seeds the quota of the current size's limiter. */
+  seedQuota(key: string, level: number): void {
+    this.current().seedQuota?.(key, level);
+  }
+
   private current(): Limiter {
     const size = Math.max(1, this.gateways());
     let limiter = this.bySize.get(size);

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RateLimitChange } from '../../admin/event-types.ts';
 import type { LimitDecision, Limiter } from './limiter.ts';
+import { QuotaLimiter } from './local-quota.ts';
 import { MAX_CHARGED_KEYS, RedisFallbackLimiter } from './redis-fallback.ts';
+import { TokenBucketLimiter } from './token-bucket.ts';
 
 const decision = (allowed: boolean, remaining: number): LimitDecision => ({ allowed, refusedBy: allowed ? undefined : 'rate', limit: 5, remaining, resetMs: 0, retryAfterMs: allowed ? 0 : 100, delayMs: 0 });
 
@@ -186,6 +188,35 @@ describe('RedisFallbackLimiter', () => {
       ['half', 2],
       ['never-seen', 1],
     ]);
+  });
+
+  it("starts its local quota from the count Redis last reported for the key, a refusal by Redis' quota included, rounding what is left down to the local share", async () => {
+    vi.useFakeTimers();
+    const { state, probe } = scripted();
+    // Redis' daily quota of 10: `over` used it up (refused by it), `most` has 3 left, `fresh` all 10.
+    const left = new Map<string, number>([['over', 0], ['most', 3], ['fresh', 10]]);
+    const redis: Limiter = {
+      take: async (key) => {
+        if (!state.up) throw new Error('Command timed out');
+        const remaining = left.get(key)!;
+        const quota = { limit: 10, remaining, resetMs: 1_000, windowMs: 86_400_000 };
+        if (remaining === 0) return { allowed: false, refusedBy: 'quota', limit: 10, remaining: 0, resetMs: 1_000, retryAfterMs: 1_000, delayMs: 0, quota };
+        return { ...decision(true, 4), quota };
+      },
+    };
+    // The fallback's share: a quota of 5 over a roomy bucket.
+    const local = new QuotaLimiter(new TokenBucketLimiter({ average: 100, periodMs: 1_000, burst: 100 }), { limit: 5, per: 'day' });
+    const { limiter } = fallbackOf('local', redis, probe, undefined, { local });
+    for (const key of left.keys()) await limiter.take(key);
+    state.up = false;
+    const passed = async (key: string): Promise<number> => {
+      let count = 0;
+      while ((await limiter.take(key)).allowed) count += 1;
+      return count;
+    };
+    expect(limiter.fallingBack).toBe(false);
+    expect([await passed('over'), await passed('most'), await passed('fresh')]).toEqual([0, 1, 5]);
+    expect(limiter.fallingBack).toBe(true);
   });
 
   it('charges Redis as it is back, for its followers too, not at the next request of a key (the shared bucket refills meanwhile, a quota window may turn)', async () => {

@@ -21,7 +21,8 @@ export interface RedisFallbackOptions {
   readonly mode: 'local' | 'allow' | 'deny';
   /**
    * The bucket used with `mode: local` (sized limit / gateways / workers). Each Redis answer seeds
-   * its key with the level Redis reported (`seed`), so a fallback starts from it, not full.
+   * its key with the level Redis reported (`seed`, and `seedQuota` for its quota), so a fallback
+   * starts from it, not full, and not with a fresh quota.
    */
   readonly local: Limiter;
   /**
@@ -103,13 +104,20 @@ export class RedisFallbackLimiter implements Limiter {
       try {
         const decision = await this.redis.take(key);
         // An answer that comes after another request switched to the fallback is older than what the local bucket did since.
-        if (this.options.mode === 'local' && decision.refusedBy !== 'quota' && this.state.downSince === undefined) this.options.local.seed?.(key, decision.remaining / decision.limit);
+        if (this.options.mode === 'local' && this.state.downSince === undefined) this.seedLocal(key, decision);
         return decision;
       } catch (error) {
         this.state.fallBack(error);
       }
     }
     return this.decideWithout(key);
+  }
+
+  /** Leaves `key`'s local bucket and quota where Redis reported them: a refusal by the quota says nothing of the bucket. */
+  private seedLocal(key: string, decision: LimitDecision): void {
+    const { local } = this.options;
+    if (decision.refusedBy !== 'quota') local.seed?.(key, decision.remaining / decision.limit);
+    if (decision.quota) local.seedQuota?.(key, decision.quota.remaining / decision.quota.limit);
   }
 
   private decideWithout(key: string): LimitDecision | Promise<LimitDecision> {

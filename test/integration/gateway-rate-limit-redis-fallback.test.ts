@@ -1,0 +1,89 @@
+import { request as httpRequest } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startBackend, startGateway, startLocalRedis, waitFor, type BackendProcess, type GatewayProcess, type LocalRedis } from '../harness/index.ts';
+
+const DAY_MS = 86_400_000;
+
+/** One answer's status and the rate-limit headers a client paces itself by. */
+interface Limited {
+  readonly status: number;
+  readonly error: string | undefined;
+  readonly limit: string | undefined;
+  readonly remaining: string | undefined;
+  readonly policy: string | undefined;
+  readonly state: string | undefined;
+}
+
+/** GET `path` with `headers`; the answer's status, error code (of a gateway error) and limit headers. */
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Limited> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        const { headers: received } = response;
+        const error = response.statusCode === 429 ? (JSON.parse(body) as { error: string }).error : undefined;
+        const one = (name: string) => received[name] as string | undefined;
+        resolve({ status: response.statusCode ?? 0, error, limit: one('x-ratelimit-limit'), remaining: one('x-ratelimit-remaining'), policy: one('ratelimit-policy'), state: one('ratelimit') });
+      });
+    });
+    outgoing.setTimeout(15_000, () => outgoing.destroy(new Error('timed out')));
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** A policy: redis limit in a real gateway whose fallback bucket is half the limit (`redis.gateways: 2`), over a real redis-server the tests stop. */
+describe('redis rate limit in local fallback (onRedisError: local) against a real redis-server and gateway', () => {
+  let redis: LocalRedis | undefined;
+  let backend: BackendProcess | undefined;
+  let gateway: GatewayProcess | undefined;
+
+  afterEach(async () => {
+    await gateway?.process.stop();
+    await backend?.process.kill();
+    await redis?.close();
+    [gateway, backend, redis] = [undefined, undefined, undefined];
+  });
+
+  async function start(rateLimit: string): Promise<GatewayProcess> {
+    [redis, backend] = await Promise.all([startLocalRedis(), startBackend({ name: 'api' })]);
+    gateway = await startGateway(`
+listen: 127.0.0.1:{{port}}
+admin: 127.0.0.1:{{adminPort}}
+accessLog: false
+redis: { url: "${redis.url}/0", timeout: 1s, keyPrefix: "test:", gateways: 2 }
+services:
+  api: { instances: [127.0.0.1:${backend.port}] }
+middlewares:
+  limited: { rateLimit: ${rateLimit} }
+routes:
+  - { path: /limited, service: api, middlewares: [limited] }
+`);
+    return gateway;
+  }
+
+  it("keeps a key's daily quota where Redis last counted it: a key over its quota in Redis stays over it in the fallback, one half through it has its share of what is left", async () => {
+    // A day that turns during the test starts every count again: begin in the next one if this one is about to end.
+    if (DAY_MS - (Date.now() % DAY_MS) < 60_000) await waitFor(() => DAY_MS - (Date.now() % DAY_MS) > 60_000 || undefined, { timeoutMs: 70_000, message: 'the next UTC day' });
+    const { port } = await start('{ average: 1000, burst: 1000, key: "header:x-app", policy: redis, onRedisError: local, quota: { limit: 4, per: day } }');
+    const statusesOf = async (app: string, count: number): Promise<(number | string)[]> => {
+      const answers: (number | string)[] = [];
+      for (let sent = 0; sent < count; sent += 1) {
+        const answer = await get(port, '/limited', { 'x-app': app });
+        answers.push(answer.error ?? answer.status);
+      }
+      return answers;
+    };
+    // In Redis: app a uses its whole quota of 4, app b half of it.
+    expect(await statusesOf('a', 5)).toEqual([200, 200, 200, 200, 'quota-exceeded']);
+    expect(await statusesOf('b', 2)).toEqual([200, 200]);
+    await redis!.stop();
+    // The fallback's quota is 2 a key (4 over 2 gateways): a has none left of it, b half (1), c, never counted, all of it.
+    expect(await statusesOf('a', 2)).toEqual(['quota-exceeded', 'quota-exceeded']);
+    expect(await statusesOf('b', 2)).toEqual([200, 'quota-exceeded']);
+    expect(await statusesOf('c', 3)).toEqual([200, 200, 'quota-exceeded']);
+    expect((await get(port, '/limited', { 'x-app': 'a' })).state).toMatch(/^"daily";r=0;t=\d+$/);
+  });
+});
