@@ -64,6 +64,24 @@ routes:
     return gateway;
   }
 
+  it("describes the bucket that decides: the local one's limit, remaining and refill time while Redis is away, the shared one's again once it is back", async () => {
+    // 3 at once, 1 a second; the fallback's half of it is 1 at 0.5 a second, which fills in 2 s, not 3.
+    const { port } = await start('{ average: 1, period: 1s, burst: 3, key: route, policy: redis, onRedisError: local }');
+    const shared = await get(port, '/limited');
+    expect([shared.status, shared.limit, shared.remaining, shared.policy, shared.state]).toEqual([200, '3', '2', '"default";q=3;w=3', '"default";r=2;t=1']);
+    await redis!.stop();
+    // Seeded with Redis' level (2 of 3), the local bucket holds under a token: refused, or passed as it refilled meanwhile.
+    const local = await get(port, '/limited');
+    expect([local.limit, local.remaining, local.policy]).toEqual(['1', '0', '"default";q=1;w=2']);
+    expect(local.state).toMatch(/^"default";r=0;t=[12]$/);
+    await redis!.restart();
+    const back = await waitFor(async () => {
+      const answer = await get(port, '/limited');
+      return answer.limit === '3' ? answer : undefined;
+    }, { timeoutMs: 10_000, message: 'the shared bucket\'s headers once Redis is back' });
+    expect([back.limit, back.policy]).toEqual(['3', '"default";q=3;w=3']);
+  });
+
   it("keeps a key's daily quota where Redis last counted it: a key over its quota in Redis stays over it in the fallback, one half through it has its share of what is left", async () => {
     // A day that turns during the test starts every count again: begin in the next one if this one is about to end.
     if (DAY_MS - (Date.now() % DAY_MS) < 60_000) await waitFor(() => DAY_MS - (Date.now() % DAY_MS) > 60_000 || undefined, { timeoutMs: 70_000, message: 'the next UTC day' });

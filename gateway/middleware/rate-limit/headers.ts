@@ -12,9 +12,11 @@ export function rateLimitHeaders(decision: LimitDecision, shape: BucketShape): R
   const refusedByQuota = decision.refusedBy === 'quota';
   // The bucket's own numbers; a quota refusal carries the quota's in limit/remaining instead.
   const burst = refusedByQuota ? undefined : decision.limit;
-  // From the shape the bucket was made of (a consumer's own, or the middleware's): a worker's (or a
-  // fallback's) share scales burst and rate alike, so the time to refill stays the shape's.
-  const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil((shape.burst * shape.periodMs) / shape.average / 1_000));
+  // The time the bucket that decided takes to fill: a worker's (or a Redis fallback's) share of the
+  // shape, its burst rounded to whole tokens, need not fill in the shape's (burst 3 at 1/s over two
+  // gateways: 1 at 0.5/s, 2 s and not 3); the shape's own (a consumer's, or the middleware's) otherwise.
+  const fillMs = decision.fillMs ?? (shape.burst * shape.periodMs) / shape.average;
+  const refillSeconds = burst === undefined ? 0 : Math.max(1, Math.ceil(fillMs / 1_000));
   // Plain concatenation: this runs for every request through a limiter (no arrays to join).
   let policy = burst === undefined ? '' : `"default";q=${burst};w=${refillSeconds}`;
   let state = burst === undefined ? '' : `"default";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1_000)}`;

@@ -20,6 +20,12 @@ export interface LimitDecision {
   readonly remaining: number;
   /** Milliseconds until the bucket is full again. */
   readonly resetMs: number;
+  /**
+   * Milliseconds the bucket that decided takes to fill from empty (burst / rate), when it is not the
+   * configured shape's: a share of it rounded to whole tokens (a fallback's, a worker's) fills faster
+   * or slower than the whole.
+   */
+  readonly fillMs?: number;
   /** Milliseconds until the request could pass; 0 when allowed. */
   readonly retryAfterMs: number;
   /** With `delay`: milliseconds the request waits for its token before it goes on; 0 passes at once. */

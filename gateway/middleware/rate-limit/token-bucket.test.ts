@@ -21,9 +21,9 @@ describe('TokenBucketLimiter', () => {
 
   it('reports limit, remaining, reset and retry-after in exact token arithmetic', () => {
     const { limiter, clock } = limiterAt({ average: 2, periodMs: 1_000, burst: 4 });
-    expect(limiter.take('k')).toEqual({ allowed: true, refusedBy: undefined, limit: 4, remaining: 3, resetMs: 500, retryAfterMs: 0, delayMs: 0 });
+    expect(limiter.take('k')).toEqual({ allowed: true, refusedBy: undefined, limit: 4, remaining: 3, resetMs: 500, fillMs: 2_000, retryAfterMs: 0, delayMs: 0 });
     takes(limiter, 3);
-    expect(limiter.take('k')).toEqual({ allowed: false, refusedBy: 'rate', limit: 4, remaining: 0, resetMs: 2_000, retryAfterMs: 500, delayMs: 0 });
+    expect(limiter.take('k')).toEqual({ allowed: false, refusedBy: 'rate', limit: 4, remaining: 0, resetMs: 2_000, fillMs: 2_000, retryAfterMs: 500, delayMs: 0 });
     clock.ms += 250; // half a token
     const refused = limiter.take('k');
     expect(refused.allowed).toBe(false);

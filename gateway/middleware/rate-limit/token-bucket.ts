@@ -90,6 +90,7 @@ export class TokenBucketLimiter implements Limiter {
       limit: this.burst,
       remaining: Math.max(0, Math.floor(bucket.tokens + EPSILON)),
       resetMs,
+      fillMs: this.burst / this.ratePerMs,
       retryAfterMs: allowed ? 0 : waitMs - this.maxWaitMs,
       delayMs: allowed ? waitMs : 0,
     };
