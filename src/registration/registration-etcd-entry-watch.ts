@@ -7,6 +7,8 @@ export interface EtcdEntryWatchHandlers {
   onDeleted(): void;
   /** The key was put on another lease than the watched one (`'0'`: on none), by another client. */
   onReplaced(lease: string): void;
+  /** The key was put on the watched lease with `value`: a write of ours, or another client's that kept the lease (`etcdctl put --ignore-lease`). */
+  onPut(value: string): void;
   /**
    * Called at most once, when the watch ended by itself (a broken stream, a server's cancel, no
    * creation within the deadline); `resumeRevision` is the first revision it has not delivered.
@@ -61,6 +63,7 @@ export class EtcdEntryWatch {
       if (revision >= this.nextRevision) this.nextRevision = revision + 1n;
       if (type === 'Delete') this.handlers.onDeleted();
       else if (kv.lease !== this.leaseId) this.handlers.onReplaced(kv.lease);
+      else this.handlers.onPut(kv.value.toString());
       // A handler may have cancelled this watch (a deregistration): the rest is not ours to report.
       if (this.ended) return;
     }

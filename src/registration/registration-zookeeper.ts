@@ -2,9 +2,10 @@ import zookeeper from 'node-zookeeper-client';
 import { filter, firstValueFrom, timeout, type Subscription } from 'rxjs';
 import type { Instance } from '../discovery/instance.ts';
 import { componentLogger } from '../logger.ts';
-import { exists, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession, type ZooKeeperWatcher } from '../zookeeper/index.ts';
+import { exists, getData, isZooKeeperError, ZooKeeperError, ZooKeeperSessionSupervisor, type SessionSupervisorOptions, type ZooKeeperSession, type ZooKeeperWatcher } from '../zookeeper/index.ts';
 import { describeZooKeeperRefusal, digestUser } from '../zookeeper/zookeeper-refusal.ts';
 import { create, ephemeralOwnerOf, mkdirp, remove, setData, writeAcls, type ZooKeeperReadAccess } from '../zookeeper/zookeeper-writes.ts';
+import { EntryRepair } from './registration-entry-repair.ts';
 import { instanceEntry, Registration, type RegisteredEntry } from './registration.ts';
 
 /** Options of a ZooKeeper registration. */
@@ -45,7 +46,8 @@ export const AGENT_SPIN_DELAY_MS = 500;
  * and ours written once it goes. A node under the same id found as the registration starts (or
  * starts again after a deregistration) is replaced: most likely this agent's previous run left it. A node deleted by another
  * client while it is wanted (an operator's `deleteall`, a clean-up script) is written again too,
- * as Curator's `PersistentNode` does: the session alone would never bring it back.
+ * as Curator's `PersistentNode` does: the session alone would never bring it back. Data of its
+ * node that another client made unreadable to gateways is written back (`EntryRepair`).
  */
 export class ZooKeeperRegistration<T extends { readonly id: string } = Instance> extends Registration<T> {
   private readonly supervisor: ZooKeeperSessionSupervisor;
@@ -67,6 +69,8 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   private awaitingSession = false;
 
   private readonly entry: RegisteredEntry<T>;
+  /** Writes the entry back after another client made its data unreadable (`zkCli.sh set` of bad JSON). */
+  private readonly repair = new EntryRepair(this.log, () => this.rewrite());
 
   constructor(private readonly options: ZooKeeperRegistrationOptions<T>) {
     super(componentLogger(options.component ?? 'agent-registration', { registry: 'zookeeper', connectString: options.connectString }), options.sessionTimeoutMs);
@@ -187,8 +191,9 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
 
   /**
    * Re-arms the watch on the entry after a change of its data (the drain mark, another client's
-   * write), and writes the entry again after another client deleted it. Not after our own
-   * deletion (`desired` is unset then) nor once the session that wrote it has ended (a new
+   * write) and reads it: data of our node that gateways cannot read (`zkCli.sh set` of bad JSON) is
+   * written back (`EntryRepair`). Writes the entry again after another client deleted it. Not after
+   * our own deletion (`desired` is unset then) nor once the session that wrote it has ended (a new
    * session writes it anyway).
    */
   private readonly entryWatcher: ZooKeeperWatcher = (event) => {
@@ -199,15 +204,20 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
       this.rewriteDeleted(path);
       return;
     }
-    exists(session.client, path, this.entryWatcher).then(
-      (stat) => {
-        if (!stat && this.watchedSession(path)) this.rewriteDeleted(path);
+    getData(session.client, path, this.entryWatcher).then(
+      ({ data, stat }) => {
+        // Another agent's node, left to it: not ours to repair.
+        if (!this.desired || this.watchedSession(path)?.id !== session.id || ephemeralOwnerOf(stat) !== session.id) return;
+        const value = data?.toString('utf8') ?? '';
+        this.repair.found(path, value, this.entry.problem?.(value, this.desired));
       },
-      // The library arms a watch only with an answer: after a lost connection or a timeout the node
-      // is unwatched, and a reconnect re-arms only armed watches. A pass arms it again (it waits for
-      // the connection and backs off by itself); a new session writes the entry anyway.
-      () => {
-        if (this.watchedSession(path)) this.reconcile();
+      (error) => {
+        if (!this.watchedSession(path)) return;
+        if (isZooKeeperError(error, 'NO_NODE')) this.rewriteDeleted(path);
+        // The library arms a watch only with an answer: after a lost connection or a timeout the node
+        // is unwatched, and a reconnect re-arms only armed watches. A pass arms it again (it waits for
+        // the connection and backs off by itself); a new session writes the entry anyway.
+        else this.reconcile();
       },
     );
   };
@@ -251,6 +261,7 @@ export class ZooKeeperRegistration<T extends { readonly id: string } = Instance>
   }
 
   protected async release(): Promise<void> {
+    this.repair.cancel();
     this.sessions.unsubscribe();
     this.expiries.unsubscribe();
     await this.supervisor.close();

@@ -1,7 +1,7 @@
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../backoff.ts';
 import { errorMessage, isRegistryRefusal } from '../errors.ts';
-import { encodeInstance } from '../discovery/instance-codec.ts';
+import { decodeInstance, encodeInstance } from '../discovery/instance-codec.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Logger } from '../logger.ts';
 import { PendingRemoval } from './registration-removal.ts';
@@ -22,6 +22,11 @@ export const REFUSED_RETRY_MS = 10_000;
 export interface RegisteredEntry<T> {
   keyOf(entry: T): string;
   encode(entry: T): string;
+  /**
+   * Why readers cannot take `value` found in `entry`'s key (another client wrote it), or undefined
+   * when they can; without it no value is repaired (see `EntryRepair`).
+   */
+  problem?(value: string, entry: T): string | undefined;
 }
 
 /**
@@ -30,7 +35,15 @@ export interface RegisteredEntry<T> {
  */
 export function instanceEntry(root: string): RegisteredEntry<Instance> {
   const parent = root.replace(/\/+$/, '');
-  return { keyOf: (instance) => `${parent}/${instance.service}/${instance.id}`, encode: encodeInstance };
+  return {
+    keyOf: (instance) => `${parent}/${instance.service}/${instance.id}`,
+    encode: encodeInstance,
+    // As a gateway decodes the entry: what it would skip as invalid.
+    problem: (value, instance) => {
+      const decoded = decodeInstance({ service: instance.service, name: instance.id, data: value });
+      return decoded.ok ? undefined : decoded.error.message;
+    },
+  };
 }
 
 /**
@@ -38,7 +51,8 @@ export function instanceEntry(root: string): RegisteredEntry<Instance> {
  * the registry to it, retrying with capped, jittered backoff and logging once per state change.
  * Subclasses write one registry; they call `reconcile()` when the registry loses the entry
  * (session expiry, lease loss; `noteEntryLost()` when the pass running writes it back itself),
- * and `beforeEntryWrite()` just before they send a write of it.
+ * `rewrite()` when it holds a value readers cannot take, and `beforeEntryWrite()` just before they
+ * send a write of it.
  */
 export abstract class Registration<T extends { readonly id: string } = Instance> {
   /** Replays the current state, then each change; completes after `close()`. */
@@ -223,6 +237,11 @@ export abstract class Registration<T extends { readonly id: string } = Instance>
     this.state.complete();
     this.written.complete();
     this.removalsConfirmed.complete();
+  }
+
+  /** The registry holds the entry, but not as wanted (a value another client wrote): a pass writes it again, as a rewrite. */
+  protected rewrite(): void {
+    if (this.desired !== undefined && !this.closed) this.converge();
   }
 
   /** The registry lost the entry (see `entryLost`): converges now, and the pass that writes it back logs at info. */
