@@ -50,7 +50,8 @@ export class QuotaLimiter implements Limiter {
    */
   seedQuota(key: string, level: number): void {
     this.turnTo(this.wallClock());
-    const used = this.quota.limit - Math.floor(Math.min(1, Math.max(0, level)) * this.quota.limit);
+    // (The epsilon keeps a whole share whole: 29 / 100 of 100 is 28.999999999999996 in floating point.)
+    const used = this.quota.limit - Math.floor(Math.min(1, Math.max(0, level)) * this.quota.limit + 1e-9);
     if (used === 0 && !this.counts.has(key)) return;
     this.store(key, used);
   }
