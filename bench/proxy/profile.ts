@@ -327,7 +327,10 @@ try {
   process.stdout.write(`${table(['function (file:line)', 'bare', 'switchboard', 'difference'], differences.map(([place, difference]) => [label(place), perRequest(bare.functions.get(place)), perRequest(self.functions.get(place)), perRequest(difference)]))}\n`);
   process.stdout.write('(Inlining moves samples between a caller and the functions it inlined, which V8 may inline differently in the two processes: read a pair of neighbours together.)\n');
 } finally {
-  children.forEach((child) => child.kill('SIGKILL'));
+  // SIGTERM, not SIGKILL: nginx's master stops its worker on it, where a killed master leaves the worker
+  // running (BENCH_BACKENDS=nginx), its ports bound and this process's stdout pipe open, so that the
+  // benchmark never exited. Waited for, so that the profiles folder is removed after nginx has left it.
+  await Promise.all(children.filter((child) => child.exitCode === null && child.signalCode === null).map((child) => new Promise((resolve) => child.once('exit', resolve).kill('SIGTERM'))));
   await baseline?.remove();
   if (process.env.BENCH_KEEP) process.stdout.write(`\nProfiles kept in ${dir}\n`);
   else await rm(dir, { recursive: true, force: true });
