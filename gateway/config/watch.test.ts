@@ -282,6 +282,35 @@ describe('watchConfig', () => {
     expect(ports()).toEqual([1000, 'refused', 7000]);
   });
 
+  it('answers a reread (SIGHUP) that finds nothing to apply with one line: unchanged, still refused or still unreadable, with the reason', async () => {
+    const lines: Array<{ level: number; msg: string; reason?: string }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const rereads$ = new Subject<void>();
+    subscription = watchConfig(path, { debounceMs: DEBOUNCE_MS, settleMs: SETTLE_MS, rereads$, log }).subscribe((result) => results.push(result));
+    await waitFor(() => results.length >= 1);
+    const answers = () => lines.filter(({ msg }) => / unchanged|still /.test(msg));
+    rereads$.next();
+    await waitFor(() => answers().length >= 1, { timeoutMs: 3_000, message: 'the unchanged file to be said so' });
+    expect(answers()).toMatchObject([{ level: 30, msg: 'the configuration file and the files it names are unchanged: nothing to apply' }]);
+
+    await writeFile(path, 'listen: 2000\nlistn: typo\n');
+    await waitFor(() => results.length >= 2);
+    rereads$.next();
+    await waitFor(() => answers().length >= 2, { timeoutMs: 3_000, message: 'the refused file to be said still refused' });
+    const reason = `${path}: listn (line 2): unknown field "listn" (did you mean "listen"?)`;
+    expect(answers()[1]).toMatchObject({ level: 40, msg: 'the configuration file is unchanged and still refused; the running configuration stays', reason });
+
+    await rm(path);
+    await waitFor(() => results.length >= 3, { message: 'the removed file to be refused' });
+    rereads$.next();
+    await waitFor(() => answers().length >= 3, { timeoutMs: 3_000, message: 'the removed file to be said still unreadable' });
+    expect(answers()[2]).toMatchObject({ level: 40, msg: 'the configuration file still cannot be read; the running configuration stays' });
+    expect(answers()[2]!.reason).toContain(path);
+    // Nothing was emitted for the rereads: the caller's configuration stays as it was.
+    expect(ports()).toEqual([1000, 'refused', 'refused']);
+    expect(answers()).toHaveLength(3);
+  });
+
   it('reports a refused text once per save, not again for each later event that did not save the file', async () => {
     await watchResults();
     await writeFile(path, 'listen: 2000\nlistn: typo\n');

@@ -109,6 +109,28 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     let rereadRefused: string | undefined;
     // When the running text was first refused with its changed files, until they are taken or the refusal reported (see `maxWaitMs`).
     let rereadRefusedSince: number | undefined;
+    // Rereads asked for (`rereads$`), those the read in progress answers (asked before it began) and those answered:
+    // a reread is answered by the result it brings, or by a line saying that it brought none (see `unchangedOnReread`).
+    let rereadsAsked = 0;
+    let readingRereads = 0;
+    let rereadsAnswered = 0;
+    /** Emits a result of the read in progress, which answers the rereads asked before it began. */
+    const next = (result: ConfigResult) => {
+      rereadsAnswered = readingRereads;
+      subscriber.next(result);
+    };
+    /**
+     * The read in progress ends with nothing to emit: a reread it answers gets a line saying so (`still` refused
+     * or unreadable, with the reason; else unchanged), where a change event's read stays silent. A read that
+     * holds its refusal until it settles leaves the reread to the read that reports it.
+     */
+    const unchangedOnReread = (still?: { readonly reason: string; readonly unreadable?: boolean }) => {
+      if (readingRereads <= rereadsAnswered) return;
+      rereadsAnswered = readingRereads;
+      if (still === undefined) log.info('the configuration file and the files it names are unchanged: nothing to apply');
+      else if (still.unreadable) log.warn({ reason: still.reason }, 'the configuration file still cannot be read; the running configuration stays');
+      else log.warn({ reason: still.reason }, 'the configuration file is unchanged and still refused; the running configuration stays');
+    };
     // The folders of the files the last refused text names, watched while it is refused (see `watchNamedFiles`).
     const namedFiles = new FilesFolderWatch(
       () => {
@@ -146,7 +168,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       }
       held = undefined;
       reported();
-      if (!reads.closed) subscriber.next(result);
+      if (!reads.closed) next(result);
     };
     /** The file is as the caller has it (or a baseline): nothing to report. */
     const settled = () => {
@@ -160,6 +182,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       emitNext = true;
       started = true;
       readingChangeSince = changedSince;
+      readingRereads = rereadsAsked;
       let reading: ConfigFileReading;
       try {
         reading = await readConfigFile(path);
@@ -167,6 +190,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
         // Reported once per outage, and only once it has lasted the settle time: a file removed mid-save
         // (an editor that deletes, then writes) is read again, whole, when the save's next event comes.
         if (last === null || !emit) {
+          if (last === null) unchangedOnReread({ reason: (error as ConfigFileError).message, unreadable: true });
           settled();
           last = null;
           refusedSave = undefined;
@@ -207,6 +231,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       if (!retry && !reread && text === last && (refusedSave === undefined || refusedSave === save)) {
         // Back to the running text before a refusal was reported (an edit undone): that refusal waits for no file.
         if (refusedSave === undefined) watchNamedFiles(undefined);
+        unchangedOnReread();
         return settled();
       }
       // An empty file after a first reading is a write caught between its truncation and its text
@@ -214,6 +239,8 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       // drop every route for the defaults; one emptied on purpose is refused the same way, loudly.
       if (change && text.trim() === '') {
         log.warn('the configuration file is empty: the running configuration stays (a write in progress is read again when it ends)');
+        // That line answers a reread too.
+        rereadsAnswered = readingRereads;
         // A writer that never stops can be caught so at each maximum wait: the wait keeps counting from the change.
         reads.notReadYet(readingChangeSince);
         return;
@@ -235,6 +262,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       if (reread && fingerprint === running!.fingerprint) {
         // Events that changed no content (a touch, a file written again the same): nothing to apply.
         rereadRefused = undefined;
+        unchangedOnReread();
         return settled();
       }
       const { result, waited } = await parse(path, text, { settleMs, maxWaitMs, log, signal: stopped.signal });
@@ -259,7 +287,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       if (reads.closed) return;
       if (!result.ok) {
         // Still refused after a change of its files: reported already, and its files are still watched.
-        if (retry) return;
+        if (retry) return unchangedOnReread({ reason: result.error.message });
         if (reread) {
           // A client pair renewed one file at a time can be read half-way (a new certificate, the old key): reported only
           // once the files have stayed as read for `settleMs`, or kept changing for `maxWaitMs`; a change meanwhile is read again.
@@ -273,10 +301,10 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
           }
           rereadRefusedSince = undefined;
           // The running configuration stays, with its files as they were read; reported once per reason.
-          if (rereadRefused === result.error.message) return;
+          if (rereadRefused === result.error.message) return unchangedOnReread({ reason: result.error.message });
           rereadRefused = result.error.message;
           log.warn({ files, reason: result.error.message }, 'a file the running configuration names has changed and the configuration is refused with it; the running configuration stays (with the files as they were read)');
-          subscriber.next(result);
+          next(result);
           return;
         }
         settle(readingKey(reading), result, () => {
@@ -292,7 +320,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
       settled();
       last = text;
       refusedSave = undefined;
-      subscriber.next(result);
+      next(result);
     };
     // A file that keeps changing is read anyway once its first change not read yet is `maxWaitMs` old:
     // each event restarts the quiet time, which alone would wait for the writer to stop.
@@ -320,6 +348,7 @@ export function watchConfig(path: string, options: WatchConfigOptions = {}): Obs
     );
     // A reread stands for events of the files the text names as well as of the file (see `rereads$`).
     const rereads = options.rereads$?.subscribe(() => {
+      rereadsAsked += 1;
       namedFilesChanged = true;
       schedule();
     });
