@@ -4,6 +4,7 @@ import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
 import type { ConnectionCredentials } from '../../src/connection-credentials.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { OutageLog } from '../../src/outage-log.ts';
 import { describeZooKeeperRefusal, digestUser } from '../../src/zookeeper/zookeeper-refusal.ts';
 import { exists, getChildren, getData, isZooKeeperError, ZooKeeperSessionSupervisor, type ZooKeeperSession } from '../../src/zookeeper/index.ts';
 import { decodePeerRecord, type PeerRecord } from './peer-record.ts';
@@ -75,6 +76,7 @@ export class PeerWatcher {
     const keyPrefix = `${this.dir}/`;
     let session: EtcdSession | undefined;
     let wake: (() => void) | undefined;
+    const outage = new OutageLog(this.log, { failed: 'peer watch ended; the peer list stays as it was, re-listing', recovered: 'peer list read again: its outage is over' });
     const running = (async () => {
       let attempt = 0;
       let index = Math.floor(Math.random() * endpoints.length);
@@ -86,6 +88,7 @@ export class PeerWatcher {
           {
             onListed: (listing) => {
               attempt = 0;
+              outage.recovered({ peers: listing.kvs.length });
               entries = new Map();
               for (const kv of listing.kvs) addEntry(entries, kv.key.toString().slice(keyPrefix.length), kv.value.toString());
               this.publish(entries);
@@ -105,7 +108,7 @@ export class PeerWatcher {
         const end = await session.run();
         session = undefined;
         if (this.closed || end.reason === 'closed') return;
-        this.log.warn({ endpoint, reason: end.reason, err: end.error === undefined ? undefined : errorMessage(end.error) }, 'peer watch ended; the peer list stays as it was, re-listing');
+        outage.failed({ endpoint, reason: end.reason, err: end.error === undefined ? undefined : errorMessage(end.error) });
         index += 1;
         await new Promise<void>((resolve) => {
           wake = resolve;

@@ -6,6 +6,7 @@ import type { PrefixListing } from '../../src/discovery/etcd/etcd-list.ts';
 import { EtcdSession } from '../../src/discovery/etcd/etcd-session.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { componentLogger, type Logger } from '../../src/logger.ts';
+import { OutageLog } from '../../src/outage-log.ts';
 import { configStoreResyncsTotal } from './store-metrics.ts';
 import { parseObjectKey, type StoreLocation } from './store-layout.ts';
 import type { StoreListing, StoreSource, StoreSourceOptions } from './store-source.ts';
@@ -24,6 +25,7 @@ export class EtcdStoreSource implements StoreSource {
   private reason: string | null = null;
   private readonly entries = new Map<string, string>();
   private readonly log: Logger;
+  private readonly outage: OutageLog;
   private session: EtcdSession | undefined;
   private running: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -34,6 +36,7 @@ export class EtcdStoreSource implements StoreSource {
     private readonly options: StoreSourceOptions,
   ) {
     this.log = componentLogger('config-store', { store: location.url });
+    this.outage = new OutageLog(this.log, { failed: 'config store session ended; keeping the last listing and retrying', recovered: 'config store listed again: its outage is over' });
   }
 
   start(): void {
@@ -75,7 +78,7 @@ export class EtcdStoreSource implements StoreSource {
       if (relistAtOnce) this.log.info(detail, 'config store watch revision compacted, re-listing');
       else {
         this.setReason(`${end.reason}: ${detail.err ?? 'no detail'}`);
-        this.log.warn(detail, 'config store session ended; keeping the last listing and retrying');
+        this.outage.failed(detail);
         endpointIndex += 1;
       }
       await this.sleep(relistAtOnce ? 0 : backoffDelay(attempt, DEFAULT_BACKOFF));
@@ -84,6 +87,7 @@ export class EtcdStoreSource implements StoreSource {
   }
 
   private onListed(listing: PrefixListing): void {
+    this.outage.recovered({ revision: listing.revision });
     this.entries.clear();
     for (const kv of listing.kvs) this.set(kv.key.toString('utf8'), kv.value.toString('utf8'));
     this.emit(listing.revision);

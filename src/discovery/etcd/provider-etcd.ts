@@ -4,6 +4,7 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from '../../backof
 import type { ConnectionCredentials } from '../../connection-credentials.ts';
 import { errorMessage } from '../../errors.ts';
 import { componentLogger, type Logger } from '../../logger.ts';
+import { OutageLog } from '../../outage-log.ts';
 import { invalidInstancesTotal, providerResyncsTotal, registryEventsTotal } from '../../metrics.ts';
 import type { RegistryLayoutSpec } from '../../registry-url.ts';
 import { registryLayout } from '../layout/index.ts';
@@ -71,6 +72,8 @@ export class EtcdProvider implements DiscoveryProvider {
   readonly status$: Observable<ProviderStatus>;
   private readonly prefix: string;
   private readonly log: Logger;
+  /** The session failures of one outage; its end is the status line (`registry connected`). */
+  private readonly outage: OutageLog;
   private readonly store: ProviderStore;
   private readonly state: EtcdRegistryState;
   private readonly batch: PublishBatch;
@@ -97,6 +100,7 @@ export class EtcdProvider implements DiscoveryProvider {
     this.credentials = options.credentials;
     this.name = options.name ?? `etcd:${options.endpoints.join(',')}${this.prefix}`;
     this.log = componentLogger('provider-etcd', { provider: this.name });
+    this.outage = new OutageLog(this.log, { failed: 'etcd session ended, retrying' });
     const layout = registryLayout(options.layout);
     this.store = new ProviderStore(this.name, this.log, layout.decode);
     this.snapshots$ = this.store.snapshots$;
@@ -183,7 +187,7 @@ export class EtcdProvider implements DiscoveryProvider {
       const log = { endpoint, reason: end.reason, attempt, err: end.error === undefined ? undefined : errorMessage(end.error) };
       if (relistAtOnce) this.log.info(log, 'etcd watch revision compacted, re-listing');
       else {
-        this.log.warn(log, 'etcd session ended, retrying');
+        this.outage.failed(log);
         if (this.listedOnce) this.store.setStatus('stale', `${end.reason}: ${log.err ?? 'no detail'}`);
         else this.store.setConnectingReason(`${end.reason}: ${log.err ?? 'no detail'}`);
         endpointIndex += 1;
@@ -201,6 +205,7 @@ export class EtcdProvider implements DiscoveryProvider {
     this.resyncReason = undefined;
     this.compactionsSinceListing = 0;
     this.listedOnce = true;
+    this.outage.recovered();
     this.store.setStatus('connected');
   }
 
